@@ -1,0 +1,66 @@
+"""Typed hardware settings.
+
+These live in the HAL (not in the firmware's config module) so that the HAL
+never imports the firmware; the firmware's TOML loader fills them in.
+Defaults are the recommended wiring in ``wiring/README.md`` — a test keeps the
+two in agreement.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+from hal.interfaces import RelayDrive
+
+ImuBackend = Literal["mpu6050", "simulated"]
+GpioBackend = Literal["gpiozero", "simulated"]
+PinFactoryName = Literal["lgpio", "rpigpio", "mock", "native", "pigpio"]
+
+
+@dataclass(frozen=True, slots=True)
+class ImuConfig:
+    """MPU-6050 settings; the same fields drive the simulated chip."""
+
+    backend: ImuBackend = "simulated"
+    i2c_bus: int = 1
+    address: int = 0x68
+    sample_rate_hz: float = 200.0
+    """Output data rate; must be 1000 / (1 + divider) (or 8000/... with DLPF off)."""
+    dlpf_hz: int = 44
+    """Digital low-pass bandwidth (260, 184, 94, 44, 21, 10 or 5 Hz)."""
+    accel_range_g: int = 8
+    """Accelerometer full scale: 2, 4, 8 or 16 g."""
+    gyro_range_dps: int = 1000
+    """Gyro full scale: 250, 500, 1000 or 2000 deg/s."""
+    stale_timeout_s: float = 0.1
+    """Budget for transient bus errors before the IMU counts as lost."""
+    gyro_bias_dps: tuple[float, float, float] = (0.0, 0.0, 0.0)
+    """Subtracted from every gyro reading (``retroguard calibrate`` measures it)."""
+
+
+@dataclass(frozen=True, slots=True)
+class PinConfig:
+    """BCM pin numbers (physical header pins in the comments)."""
+
+    relay: int = 17  # physical 11
+    buzzer: int = 18  # physical 12
+    reset_button: int = 27  # physical 13
+    status_led: int = 22  # physical 15
+    imu_int: int = 4  # physical 7
+    i2c_sda: int = 2  # physical 3
+    i2c_scl: int = 3  # physical 5
+
+
+@dataclass(frozen=True, slots=True)
+class GpioConfig:
+    backend: GpioBackend = "simulated"
+    pin_factory: PinFactoryName = "mock"
+    pins: PinConfig = field(default_factory=PinConfig)
+    relay_drive: RelayDrive = "heartbeat"
+    relay_active_high: bool = True
+    buzzer_active_high: bool = True
+    button_pull_up: bool = True
+    button_bounce_s: float = 0.02
+    heartbeat_hold_s: float = 0.05
+    """Hold time of the external retriggerable driver (the simulation models it)."""

@@ -1,0 +1,124 @@
+"""The four device interfaces the firmware programs against.
+
+Small ``typing.Protocol`` classes in the spirit of gpiozero's devices: each
+backend (MPU-6050 over smbus2, gpiozero pins, simulations) implements one of
+them, and the firmware never learns which.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Literal, Protocol, runtime_checkable
+
+from hal.types import ImuSample
+
+RelayDrive = Literal["static", "heartbeat"]
+
+
+@runtime_checkable
+class Imu(Protocol):
+    """A source of timestamped inertial samples, paced by the sensor's own clock."""
+
+    @property
+    def sample_rate_hz(self) -> float:
+        """The output data rate actually configured on the sensor."""
+        ...
+
+    def start(self) -> None:
+        """Identify, reset and configure the sensor and start streaming.
+
+        Raises :class:`hal.ImuIdentityError`, :class:`hal.ImuTimeoutError` or
+        :class:`hal.ImuError`; never waits without a deadline.
+        """
+        ...
+
+    def read_batch(self, timeout: float) -> Sequence[ImuSample]:
+        """Wait up to ``timeout`` seconds for new samples and return them all, oldest first.
+
+        Returns an empty sequence when nothing arrived in time. Raises
+        :class:`hal.ImuFifoOverflowError` when samples were lost, and
+        :class:`hal.ImuDisconnectedError` once transient bus errors outlast
+        the retry budget. Timestamps are monotonic and strictly increasing.
+        """
+        ...
+
+    def close(self) -> None:
+        """Stop streaming and release the bus. Idempotent."""
+        ...
+
+
+@runtime_checkable
+class Relay(Protocol):
+    """The treadmill stop relay. Released (contact open) is the safe state.
+
+    With ``drive == "heartbeat"`` every :meth:`hold` call produces one edge on
+    the pin; the external retriggerable driver holds the coil only while
+    edges keep coming, so a frozen caller drops the relay by itself. With
+    ``drive == "static"`` :meth:`hold` sets a level.
+    """
+
+    @property
+    def drive(self) -> RelayDrive: ...
+
+    @property
+    def holding(self) -> bool:
+        """True while software is asking for the relay to be held."""
+        ...
+
+    def hold(self) -> None:
+        """Ask for the relay to stay held for one more loop period."""
+        ...
+
+    def release(self) -> None:
+        """Drop the relay now. Idempotent; never raises."""
+        ...
+
+    def close(self) -> None:
+        """Release the relay and the pin. Idempotent; never raises."""
+        ...
+
+
+@runtime_checkable
+class Buzzer(Protocol):
+    """A buzzer that plays named patterns (see :mod:`hal.buzzer_patterns`).
+
+    Patterns are advanced by :meth:`update`, called from the loop with the
+    loop's clock, rather than by a background thread: playback is then
+    deterministic on a simulated clock and costs no extra thread on a Pi Zero.
+    """
+
+    @property
+    def pattern(self) -> str | None:
+        """Name of the pattern playing now, or None when silent."""
+        ...
+
+    def play(self, pattern: str, now: float) -> None:
+        """Start ``pattern`` at time ``now``, replacing whatever was playing."""
+        ...
+
+    def update(self, now: float) -> None:
+        """Set the output for time ``now``; silence once a finite pattern ends."""
+        ...
+
+    def stop(self) -> None:
+        """Silence the buzzer. Idempotent; never raises."""
+        ...
+
+    def close(self) -> None: ...
+
+
+@runtime_checkable
+class Button(Protocol):
+    """The local reset push-button, debounced."""
+
+    @property
+    def is_pressed(self) -> bool: ...
+
+    def take_presses(self) -> list[float]:
+        """Return the monotonic times of presses since the last call, oldest first.
+
+        Non-blocking and safe to call from the real-time thread.
+        """
+        ...
+
+    def close(self) -> None: ...

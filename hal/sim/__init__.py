@@ -1,0 +1,1 @@
+"""Simulated backends that behave like the hardware, for tests and the demo."""
