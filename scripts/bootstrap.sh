@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# Make .venv/ with RetroGuard and its dev tools, installing Debian packages first when missing.
+# Sourced by scripts/demo.sh and scripts/test.sh; safe to run again (it only does what is missing).
+set -euo pipefail
+root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$root"
+
+need_debs=()
+# RETROGUARD_DEBS: space-separated "command:package" pairs, e.g. "mosquitto:mosquitto".
+for pair in ${RETROGUARD_DEBS:-}; do
+    cmd=${pair%%:*}; pkg=${pair#*:}
+    command -v "$cmd" >/dev/null 2>&1 || need_debs+=("$pkg")
+done
+if [ ${#need_debs[@]} -gt 0 ]; then
+    sudo=""; [ "$(id -u)" -eq 0 ] || sudo="sudo"
+    echo "bootstrap: installing Debian packages: ${need_debs[*]}" >&2
+    $sudo apt-get update -qq >&2
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${need_debs[@]}" >&2
+fi
+
+python=${PYTHON:-python3}
+if [ ! -x .venv/bin/python ]; then
+    "$python" -m venv .venv
+fi
+stamp=.venv/.retroguard-installed
+if [ ! -e "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
+    .venv/bin/python -m pip install -q --upgrade pip >&2
+    .venv/bin/python -m pip install -q -e ".[dev]" >&2
+    touch "$stamp"
+fi
