@@ -1,0 +1,120 @@
+"""The real-time loop: IMU batch → detector → safety controller, in one thread.
+
+The loop is paced by the IMU itself (``read_batch`` waits for the sensor's
+own sample clock), so there is no second timer to drift against it. Nothing
+here touches disk or network: events leave through a non-blocking
+dispatcher. Any exception that escapes the controller releases the relay
+before it propagates — the last thing a dying loop does is make the
+treadmill safe.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from firmware.safety import SafetyController, SafetyState
+from hal.clock import Clock
+from hal.errors import ImuError
+from hal.interfaces import Button, Imu, Relay
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(slots=True)
+class LoopStats:
+    iterations: int = 0
+    samples: int = 0
+    empty_reads: int = 0
+    imu_errors: int = 0
+
+
+class Monitor:
+    """Runs the safety loop until told to stop."""
+
+    def __init__(
+        self,
+        *,
+        imu: Imu,
+        relay: Relay,
+        button: Button,
+        controller: SafetyController,
+        clock: Clock,
+        read_timeout_s: float,
+    ) -> None:
+        self.imu = imu
+        self.relay = relay
+        self.button = button
+        self.controller = controller
+        self.clock = clock
+        self.read_timeout_s = read_timeout_s
+        self.stats = LoopStats()
+        self.on_iteration: list[Callable[[Monitor], None]] = []
+        """Called after each iteration on the loop thread (e.g. the watchdog ping); must not block."""
+
+    def start(self) -> None:
+        """Start the IMU; a failure to start is a FAULT, not a crash."""
+        now = self.clock.monotonic()
+        self.controller.start(now)
+        try:
+            self.imu.start()
+        except ImuError as exc:
+            log.error("IMU failed to start: %s", exc)
+            self.controller.on_imu_error(exc, self.clock.monotonic())
+
+    def step(self) -> None:
+        """One iteration: read what the IMU has, decide, handle the reset button."""
+        controller = self.controller
+        try:
+            batch = self.imu.read_batch(self.read_timeout_s)
+        except ImuError as exc:
+            self.stats.imu_errors += 1
+            controller.on_imu_error(exc, self.clock.monotonic())
+        else:
+            now = self.clock.monotonic()
+            if batch:
+                self.stats.samples += len(batch)
+                controller.on_samples(batch, now)
+            else:
+                self.stats.empty_reads += 1
+                controller.on_idle(now)
+        for pressed_at in self.button.take_presses():
+            controller.on_button(pressed_at, self.clock.monotonic())
+        self.stats.iterations += 1
+        for hook in self.on_iteration:
+            hook(self)
+
+    def run(self, stop: threading.Event | None = None, until: float | None = None) -> None:
+        """Loop until ``stop`` is set or the clock reaches ``until``.
+
+        Exceptions other than IMU errors are bugs: the controller is told
+        (relay released, FAULT event), then the relay is released once more
+        directly and the exception propagates so systemd restarts us.
+        """
+        try:
+            while (stop is None or not stop.is_set()) and (
+                until is None or self.clock.monotonic() < until
+            ):
+                self.step()
+        except BaseException as exc:
+            self.relay.release()
+            if not isinstance(exc, KeyboardInterrupt | SystemExit):
+                try:
+                    self.controller.fail(
+                        f"monitor loop crashed: {type(exc).__name__}: {exc}",
+                        self.clock.monotonic(),
+                    )
+                except Exception:  # pragma: no cover - best effort on the way down
+                    log.exception("could not record the crash")
+            raise
+
+    @property
+    def healthy(self) -> bool:
+        """True while the loop is producing decisions (ARMED, STANDBY or TRIPPED)."""
+        return self.controller.state in (
+            SafetyState.ARMED,
+            SafetyState.STANDBY,
+            SafetyState.TRIPPED,
+        )
