@@ -1,0 +1,263 @@
+"""The monitor's TOML config, loaded into typed, validated objects.
+
+Sections map one-to-one onto frozen dataclasses (hardware ones live in
+:mod:`hal.config`, the detector's in :mod:`firmware.detection.config`). The
+loader walks the dataclass fields, so a new field needs no loader code: its
+type and default are the schema. Every problem is collected and reported as
+``file: key: what is wrong`` — all at once, so a technician fixes the file in
+one pass — and the CLI exits with status 2.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import math
+import tomllib
+import types
+import typing
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from firmware.detection.config import DetectorConfig
+from firmware.errors import ConfigError
+from hal.config import GpioConfig, ImuConfig, PinConfig
+
+LogLevel = Literal["debug", "info", "warning", "error"]
+
+ACCEL_RANGES_G = (2, 4, 8, 16)
+GYRO_RANGES_DPS = (250, 500, 1000, 2000)
+DLPF_BANDWIDTHS_HZ = (260, 184, 94, 44, 21, 10, 5)
+
+
+@dataclass(frozen=True, slots=True)
+class DeviceConfig:
+    id: str = "treadmill-1"
+    """Stable identifier; used in event records and (later) MQTT topics."""
+    name: str = "Treadmill 1"
+    """Human name shown to caregivers."""
+
+
+@dataclass(frozen=True, slots=True)
+class SafetyConfig:
+    sample_timeout_s: float = 0.1
+    """No sample for this long (monotonic) is an IMU loss: FAULT, relay released."""
+    frozen_after_s: float = 0.25
+    """Bit-identical samples for this long mean a stuck sensor: FAULT."""
+    healthy_before_arm_s: float = 0.5
+    """The IMU must have delivered good samples for this long before arming is allowed."""
+    window_before_s: float = 3.0
+    """Seconds of IMU data kept with each stumble or fall event."""
+
+
+@dataclass(frozen=True, slots=True)
+class StorageConfig:
+    database: str = "/var/lib/retroguard/retroguard.db"
+    """SQLite event store (WAL). Relative paths are relative to the config file."""
+
+
+@dataclass(frozen=True, slots=True)
+class LoggingConfig:
+    level: LogLevel = "info"
+
+
+@dataclass(frozen=True, slots=True)
+class Config:
+    device: DeviceConfig = field(default_factory=DeviceConfig)
+    imu: ImuConfig = field(default_factory=ImuConfig)
+    gpio: GpioConfig = field(default_factory=GpioConfig)
+    safety: SafetyConfig = field(default_factory=SafetyConfig)
+    detector: DetectorConfig = field(default_factory=DetectorConfig)
+    storage: StorageConfig = field(default_factory=StorageConfig)
+    logging: LoggingConfig = field(default_factory=LoggingConfig)
+
+
+def _positive(value: Any) -> str | None:
+    return None if value > 0 else "must be greater than 0"
+
+
+def _one_of(choices: tuple[int, ...]) -> Callable[[Any], str | None]:
+    def check(value: Any) -> str | None:
+        if value in choices:
+            return None
+        return "must be one of " + ", ".join(str(c) for c in choices)
+
+    return check
+
+
+def _imu_rate(value: Any) -> str | None:
+    if not 4.0 <= value <= 1000.0:
+        return "must be between 4 and 1000 Hz"
+    divider = 1000.0 / value - 1.0
+    if abs(divider - round(divider)) > 1e-9:
+        return "must be 1000 / (1 + n) Hz for a whole n (e.g. 1000, 500, 250, 200, 100)"
+    return None
+
+
+def _i2c_address(value: Any) -> str | None:
+    return None if value in (0x68, 0x69) else "must be 0x68 (AD0 low) or 0x69 (AD0 high)"
+
+
+def _bcm_pin(value: Any) -> str | None:
+    return None if 0 <= value <= 27 else "must be a BCM GPIO number from 0 to 27"
+
+
+def _non_empty(value: Any) -> str | None:
+    return None if value.strip() else "must not be empty"
+
+
+_CHECKS: dict[str, Callable[[Any], str | None]] = {
+    "device.id": _non_empty,
+    "imu.sample_rate_hz": _imu_rate,
+    "imu.address": _i2c_address,
+    "imu.dlpf_hz": _one_of(DLPF_BANDWIDTHS_HZ),
+    "imu.accel_range_g": _one_of(ACCEL_RANGES_G),
+    "imu.gyro_range_dps": _one_of(GYRO_RANGES_DPS),
+    "imu.stale_timeout_s": _positive,
+    "gpio.button_bounce_s": _positive,
+    "gpio.heartbeat_hold_s": _positive,
+    "safety.sample_timeout_s": _positive,
+    "safety.frozen_after_s": _positive,
+    "safety.healthy_before_arm_s": _positive,
+    "safety.window_before_s": _positive,
+}
+_CHECKS.update({f"gpio.pins.{f.name}": _bcm_pin for f in dataclasses.fields(PinConfig)})
+
+
+def _type_name(tp: Any) -> str:
+    origin = typing.get_origin(tp)
+    if origin is Literal:
+        return "one of " + ", ".join(repr(a) for a in typing.get_args(tp))
+    if origin is tuple:
+        args = typing.get_args(tp)
+        return f"a list of {len(args)} numbers"
+    if tp is float:
+        return "a number"
+    if tp is int:
+        return "a whole number"
+    if tp is bool:
+        return "true or false"
+    if tp is str:
+        return "a string"
+    return str(tp)
+
+
+def _convert(value: Any, tp: Any) -> tuple[Any, str | None]:
+    """Coerce a TOML value to ``tp``; return (value, problem)."""
+    origin = typing.get_origin(tp)
+    if origin is Literal:
+        choices = typing.get_args(tp)
+        if value in choices and type(value) is type(choices[0]):
+            return value, None
+        return None, f"must be {_type_name(tp)}, not {value!r}"
+    if origin is tuple:
+        args = typing.get_args(tp)
+        if not isinstance(value, list) or len(value) != len(args):
+            return None, f"must be {_type_name(tp)}"
+        items = []
+        for item, item_tp in zip(value, args, strict=True):
+            converted, problem = _convert(item, item_tp)
+            if problem:
+                return None, f"must be {_type_name(tp)}"
+            items.append(converted)
+        return tuple(items), None
+    if tp is bool:
+        if isinstance(value, bool):
+            return value, None
+    elif tp is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value, None
+    elif tp is float:
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            if not math.isfinite(value):
+                return None, "must be a finite number"
+            return float(value), None
+    elif tp is str:
+        if isinstance(value, str):
+            return value, None
+    return None, f"must be {_type_name(tp)}, not {type(value).__name__} {value!r}"
+
+
+def _build(cls: type[Any], table: Mapping[str, Any], prefix: str, problems: list[str]) -> Any:
+    hints = typing.get_type_hints(cls)
+    known = {f.name for f in dataclasses.fields(cls)}
+    kwargs: dict[str, Any] = {}
+    for key, value in table.items():
+        dotted = f"{prefix}{key}"
+        if key not in known:
+            close = difflib.get_close_matches(key, sorted(known), n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            problems.append(f"{dotted}: unknown key{hint}")
+            continue
+        tp = hints[key]
+        if isinstance(tp, types.UnionType):  # pragma: no cover - no optional fields yet
+            tp = typing.get_args(tp)[0]
+        if dataclasses.is_dataclass(tp):
+            if not isinstance(value, dict):
+                problems.append(f"{dotted}: must be a table ([{dotted}])")
+                continue
+            kwargs[key] = _build(tp, value, dotted + ".", problems)  # type: ignore[arg-type]
+            continue
+        converted, problem = _convert(value, tp)
+        if problem is None:
+            check = _CHECKS.get(dotted)
+            problem = check(converted) if check else None
+        if problem:
+            problems.append(f"{dotted}: {problem}")
+        else:
+            kwargs[key] = converted
+    return cls(**kwargs)
+
+
+def _cross_checks(config: Config, problems: list[str]) -> None:
+    pins = dataclasses.asdict(config.gpio.pins)
+    by_number: dict[int, list[str]] = {}
+    for name, number in pins.items():
+        by_number.setdefault(number, []).append(name)
+    for number, names in sorted(by_number.items()):
+        if len(names) > 1:
+            problems.append(f"gpio.pins: GPIO{number} is used twice ({', '.join(names)})")
+    if config.safety.sample_timeout_s < 2.0 / config.imu.sample_rate_hz:
+        problems.append(
+            "safety.sample_timeout_s: must be at least two sample periods "
+            f"({2.0 / config.imu.sample_rate_hz:.3f} s at {config.imu.sample_rate_hz:g} Hz)"
+        )
+
+
+def parse_config(data: Mapping[str, Any], source: str = "<config>") -> Config:
+    """Validate a parsed TOML mapping; raise :class:`ConfigError` listing every problem."""
+    problems: list[str] = []
+    config = _build(Config, data, "", problems)
+    if not problems:
+        _cross_checks(config, problems)
+    if problems:
+        raise ConfigError([f"{source}: {p}" for p in problems])
+    assert isinstance(config, Config)
+    return config
+
+
+def load_config(path: str | Path) -> Config:
+    """Read and validate a TOML config file.
+
+    A relative ``storage.database`` is resolved against the file's directory,
+    so a config works the same from any working directory.
+    """
+    path = Path(path)
+    try:
+        with path.open("rb") as fh:
+            data = tomllib.load(fh)
+    except FileNotFoundError:
+        raise ConfigError([f"{path}: file not found"]) from None
+    except PermissionError:
+        raise ConfigError([f"{path}: permission denied"]) from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError([f"{path}: not valid TOML: {exc}"]) from None
+    config = parse_config(data, str(path))
+    db = Path(config.storage.database)
+    if not db.is_absolute():
+        storage = dataclasses.replace(config.storage, database=str(path.parent / db))
+        config = dataclasses.replace(config, storage=storage)
+    return config
+

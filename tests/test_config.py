@@ -1,0 +1,141 @@
+"""Config loading: typed values, every problem reported as ``file: key: what``, exit code 2."""
+
+from __future__ import annotations
+
+import dataclasses
+import tomllib
+from pathlib import Path
+
+import pytest
+
+from firmware.cli import main
+from firmware.config import Config, load_config, parse_config
+from firmware.config_example import example_config_text
+from firmware.errors import ConfigError
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "config.toml"
+    path.write_text(text)
+    return path
+
+
+def test_example_loads_and_equals_defaults() -> None:
+    text = example_config_text()
+    assert parse_config(tomllib.loads(text)) == Config()
+
+
+def test_example_mentions_every_field() -> None:
+    text = example_config_text()
+
+    def walk(obj: object, prefix: str) -> None:
+        for f in dataclasses.fields(obj):  # type: ignore[arg-type]
+            value = getattr(obj, f.name)
+            if dataclasses.is_dataclass(value):
+                assert f"[{prefix}{f.name}]" in text
+                walk(value, f"{prefix}{f.name}.")
+            else:
+                assert f"\n{f.name} = " in text, f"{prefix}{f.name} missing from the example"
+
+    walk(Config(), "")
+
+
+def test_values_are_typed(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        """
+[device]
+id = "tm-7"
+[imu]
+sample_rate_hz = 100
+accel_range_g = 16
+gyro_bias_dps = [0.5, -1, 2]
+[gpio]
+relay_drive = "static"
+[gpio.pins]
+relay = 5
+[storage]
+database = "events.db"
+""",
+    )
+    config = load_config(path)
+    assert config.device.id == "tm-7"
+    assert config.imu.sample_rate_hz == 100.0 and isinstance(config.imu.sample_rate_hz, float)
+    assert config.imu.gyro_bias_dps == (0.5, -1.0, 2.0)
+    assert config.gpio.relay_drive == "static"
+    assert config.gpio.pins.relay == 5
+    assert config.storage.database == str(tmp_path / "events.db")
+
+
+def test_every_problem_is_reported_with_file_and_key(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        """
+[imu]
+sample_rate_hz = 300
+accel_range_g = 3
+backend = "spi"
+[gpio]
+relay_drive = "pulse"
+heartbeet_hold_s = 0.05
+[gpio.pins]
+buzzer = 17
+[safety]
+sample_timeout_s = -1
+[nonsense]
+x = 1
+""",
+    )
+    with pytest.raises(ConfigError) as info:
+        load_config(path)
+    problems = info.value.problems
+    text = "\n".join(problems)
+    assert all(p.startswith(f"{path}: ") for p in problems)
+    assert "imu.sample_rate_hz: must be 1000 / (1 + n) Hz" in text
+    assert "imu.accel_range_g: must be one of 2, 4, 8, 16" in text
+    assert "imu.backend: must be one of 'mpu6050', 'simulated'" in text
+    assert "gpio.relay_drive: must be one of 'static', 'heartbeat'" in text
+    assert "gpio.heartbeet_hold_s: unknown key (did you mean 'heartbeat_hold_s'?)" in text
+    assert "safety.sample_timeout_s: must be greater than 0" in text
+    assert "nonsense: unknown key" in text
+
+
+def test_pin_used_twice_is_an_error(tmp_path: Path) -> None:
+    path = write(tmp_path, "[gpio.pins]\nbuzzer = 17\n")
+    with pytest.raises(ConfigError, match=r"GPIO17 is used twice \(relay, buzzer\)"):
+        load_config(path)
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("[imu]\nsample_rate_hz = true\n", "imu.sample_rate_hz: must be a number, not bool"),
+        ("[imu]\ni2c_bus = 1.5\n", "imu.i2c_bus: must be a whole number"),
+        ("[imu]\ngyro_bias_dps = [1, 2]\n", "imu.gyro_bias_dps: must be a list of 3 numbers"),
+        ("[imu]\nsample_rate_hz = nan\n", "imu.sample_rate_hz: must be a finite number"),
+        ("imu = 3\n", "imu: must be a table"),
+        ("[imu\n", "not valid TOML"),
+        ("[safety]\nsample_timeout_s = 0.005\n", "at least two sample periods"),
+    ],
+)
+def test_bad_values(tmp_path: Path, text: str, expected: str) -> None:
+    with pytest.raises(ConfigError, match=expected.replace("[", r"\[")):
+        load_config(write(tmp_path, text))
+
+
+def test_missing_file_is_a_clear_error(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="file not found"):
+        load_config(tmp_path / "absent.toml")
+
+
+def test_cli_exit_code_2_and_message(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = write(tmp_path, "[imu]\naccel_range_g = 5\n")
+    assert main(["config", "--check", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert f"{path}: imu.accel_range_g: must be one of 2, 4, 8, 16" in err
+
+
+def test_cli_example_round_trips(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["config", "--example"]) == 0
+    path = write(tmp_path, capsys.readouterr().out)
+    assert main(["config", "--check", str(path)]) == 0
