@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# The whole test suite: lint, type-check, then pytest (real Mosquitto, SQLite, gpiozero mock pins).
+# Installs what it needs (Debian packages, .venv); extra arguments go to pytest.
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+cd "$root"
+export RETROGUARD_DEBS="mosquitto:mosquitto mosquitto_pub:mosquitto-clients systemd-analyze:systemd shellcheck:shellcheck"
+bash scripts/bootstrap.sh
+
+# The SisFall subset lives beside the project (never in it); tests skip with a reason without it.
+if [ -z "${RETROGUARD_SISFALL:-}" ] && [ -x ../shared/datasets/unpack ]; then
+    RETROGUARD_SISFALL=$(../shared/datasets/unpack)
+    export RETROGUARD_SISFALL
+fi
+
+echo "== ruff" >&2
+.venv/bin/ruff check hal firmware tests benchmarks scripts
+.venv/bin/ruff format --check hal firmware tests benchmarks scripts
+echo "== mypy --strict" >&2
+.venv/bin/mypy
+echo "== pytest" >&2
+exec .venv/bin/python -m pytest "$@"
