@@ -1,0 +1,128 @@
+"""Assembling the monitor from config: the only place backends are chosen.
+
+:func:`build_app` picks the HAL backends named in the config once, at
+start-up, and wires IMU → detector → safety controller → event dispatcher →
+store. The same function builds the real monitor (``retroguard run``), the
+demo and the end-to-end tests, so what is tested is what runs.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from types import FrameType
+
+from firmware.config import Config
+from firmware.detection.factory import build_detector
+from firmware.monitor import Monitor
+from firmware.safety import SafetyController, SensorLimits
+from firmware.sinks import EventDispatcher, EventSink, LogSink, StoreSink
+from firmware.store import EventStore
+from hal.clock import Clock, RealClock
+from hal.gpio_factory import GpioDevices, open_gpio
+from hal.imu_factory import open_imu
+from hal.interfaces import Imu
+from hal.sim.motion import MotionSource
+
+log = logging.getLogger(__name__)
+
+_RANGE_TOLERANCE = 1.001
+"""Full-scale readings are legal (saturation); only beyond full scale is garbage."""
+
+
+@dataclass
+class App:
+    config: Config
+    clock: Clock
+    imu: Imu
+    gpio: GpioDevices
+    controller: SafetyController
+    monitor: Monitor
+    dispatcher: EventDispatcher
+    store: EventStore
+    extra_sinks: list[EventSink] = field(default_factory=list)
+
+    def start(self) -> None:
+        self.dispatcher.start()
+        self.monitor.start()
+
+    def close(self) -> None:
+        """Stop safely: relay released first, then drain events to disk."""
+        now = self.clock.monotonic()
+        try:
+            self.controller.stop(now)
+        finally:
+            self.gpio.relay.release()
+            self.imu.close()
+            self.dispatcher.close()
+            self.store.close()
+            self.gpio.close()
+
+
+def build_app(
+    config: Config,
+    clock: Clock,
+    *,
+    motion: MotionSource | None = None,
+    extra_sinks: Sequence[EventSink] = (),
+) -> App:
+    """Build the whole monitor. ``motion`` feeds the simulated IMU (ignored for real hardware)."""
+    imu = open_imu(config.imu, clock, motion)
+    gpio = open_gpio(config.gpio, clock)
+    store = EventStore(config.storage.database)
+    dispatcher = EventDispatcher([StoreSink(store), LogSink(), *extra_sinks])
+    detector = build_detector(config.detector, imu.sample_rate_hz)
+    controller = SafetyController(
+        relay=gpio.relay,
+        buzzer=gpio.buzzer,
+        detector=detector,
+        emit=dispatcher.submit,
+        config=config.safety,
+        limits=SensorLimits(
+            accel_g=config.imu.accel_range_g * _RANGE_TOLERANCE,
+            gyro_dps=config.imu.gyro_range_dps * _RANGE_TOLERANCE,
+        ),
+        sample_rate_hz=imu.sample_rate_hz,
+        device_id=config.device.id,
+    )
+    monitor = Monitor(
+        imu=imu,
+        relay=gpio.relay,
+        button=gpio.button,
+        controller=controller,
+        clock=clock,
+        read_timeout_s=config.safety.sample_timeout_s / 4,
+    )
+    return App(
+        config=config,
+        clock=clock,
+        imu=imu,
+        gpio=gpio,
+        controller=controller,
+        monitor=monitor,
+        dispatcher=dispatcher,
+        store=store,
+        extra_sinks=list(extra_sinks),
+    )
+
+
+def run_forever(config: Config) -> int:
+    """``retroguard run``: the monitor on the configured hardware until SIGTERM/SIGINT."""
+    stop = threading.Event()
+
+    def on_signal(signum: int, frame: FrameType | None) -> None:
+        log.info("signal %d: stopping", signum)
+        stop.set()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    app = build_app(config, RealClock())
+    try:
+        app.start()
+        app.monitor.run(stop=stop)
+    finally:
+        app.close()
+    return 0
