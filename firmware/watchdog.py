@@ -1,0 +1,130 @@
+"""Tells systemd, from the real-time loop itself, that the monitor is alive and deciding.
+
+Attach a :class:`ServiceWatchdog` to :attr:`firmware.monitor.Monitor.on_iteration`.
+It runs on the loop thread after every iteration, which is the point: the
+``WATCHDOG=1`` ping proves that *this* thread is turning, not that some
+helper thread is. If the loop hangs (a stuck I2C transfer, a deadlock) the
+pings stop and systemd kills and restarts the service after ``WatchdogSec``.
+
+It pings only while :attr:`Monitor.healthy` is true (ARMED, STANDBY or
+TRIPPED). In FAULT — the IMU silent, frozen or overflowing — the relay is
+already released by the controller, and withholding pings lets systemd
+restart the process, which re-initialises the sensor and the bus: the
+remedy for a wedged MPU-6050 that plain retries do not cure.
+
+``READY=1`` goes out once, the first time the loop is healthy: the relay is
+then in a state the loop decided (held only if ARMED), so ``systemctl start``
+returning means "RetroGuard is watching", not merely "the process exists".
+``STATUS=`` follows every state change so ``systemctl status`` shows why the
+treadmill is stopped.
+
+Cost on the loop: one clock read, a few comparisons, and a non-blocking
+``sendto`` at most every ``WatchdogSec / 4``.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Mapping
+from typing import Protocol
+
+from firmware.sdnotify import Notifier
+from hal.clock import Clock
+
+log = logging.getLogger(__name__)
+
+PING_FRACTION = 4
+"""Ping every ``WatchdogSec / PING_FRACTION``: three pings may be lost before systemd acts."""
+
+
+class _ControllerView(Protocol):
+    """What the watchdog reads from :class:`firmware.safety.SafetyController`."""
+
+    @property
+    def state(self) -> str: ...
+
+    @property
+    def reason(self) -> str: ...
+
+
+class MonitorView(Protocol):
+    """What the watchdog reads from :class:`firmware.monitor.Monitor`."""
+
+    @property
+    def controller(self) -> _ControllerView: ...
+
+    @property
+    def clock(self) -> Clock: ...
+
+    @property
+    def healthy(self) -> bool: ...
+
+
+def ping_interval_from_env(env: Mapping[str, str] | None = None) -> float | None:
+    """Seconds between pings from ``WATCHDOG_USEC`` (None: no watchdog for this process).
+
+    systemd sets ``WATCHDOG_USEC`` (and ``WATCHDOG_PID``) when the unit has
+    ``WatchdogSec=``; a ``WATCHDOG_PID`` naming another process means the
+    watchdog belongs to it, as ``sd_watchdog_enabled(3)`` specifies.
+    """
+    env = os.environ if env is None else env
+    raw = env.get("WATCHDOG_USEC")
+    if not raw:
+        return None
+    pid = env.get("WATCHDOG_PID")
+    if pid and pid.strip() != str(os.getpid()):
+        return None
+    try:
+        usec = int(raw)
+    except ValueError:
+        log.warning("ignoring WATCHDOG_USEC=%r: not an integer", raw)
+        return None
+    if usec <= 0:
+        return None
+    return usec / 1_000_000 / PING_FRACTION
+
+
+class ServiceWatchdog:
+    """The ``Monitor.on_iteration`` hook that sends READY, WATCHDOG and STATUS.
+
+    ``interval_s`` is the ping period (None disables pings but keeps READY
+    and STATUS, for ``Type=notify`` without ``WatchdogSec=``).
+    """
+
+    def __init__(self, notifier: Notifier, *, interval_s: float | None) -> None:
+        self.notifier = notifier
+        self.interval_s = interval_s
+        self.ready_sent = False
+        self.pings = 0
+        self._last_ping: float | None = None
+        self._last_state: str | None = None
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> ServiceWatchdog:
+        """Built from ``NOTIFY_SOCKET``, ``WATCHDOG_USEC`` and ``WATCHDOG_PID``."""
+        return cls(Notifier.from_env(env), interval_s=ping_interval_from_env(env))
+
+    def __call__(self, monitor: MonitorView) -> None:
+        """Run after each loop iteration; never blocks, never raises (see :class:`Notifier`)."""
+        controller = monitor.controller
+        state = controller.state
+        if state != self._last_state:
+            self._last_state = state
+            self.notifier.status(f"{state}: {controller.reason}")
+        if not monitor.healthy:
+            return
+        if not self.ready_sent:
+            self.ready_sent = True
+            self.notifier.ready()
+        if self.interval_s is None:
+            return
+        now = monitor.clock.monotonic()
+        if self._last_ping is None or now - self._last_ping >= self.interval_s:
+            self._last_ping = now
+            self.pings += 1
+            self.notifier.watchdog()
+
+    def stopping(self, reason: str = "stopping") -> None:
+        """Say an orderly stop has begun, so missing pings from here on are expected."""
+        self.notifier.stopping(reason)
