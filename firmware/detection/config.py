@@ -1,0 +1,103 @@
+"""Thresholds and time constants of the streaming fall detector.
+
+Every field is a plain ``float``/``int``/``bool`` with a default, because the
+firmware's TOML loader fills this dataclass from the ``[detector]`` table by
+field introspection. Every threshold is in physical units (g, m/s, degrees,
+degrees per second, seconds) rather than in samples or raw counts, so one
+parameter set holds at any sampling rate and for any sensor.
+
+The defaults were chosen on the *tuning* half of the SisFall subjects only
+(see ``docs/detector.md``); the held-out half is what the figures report.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True, slots=True)
+class DetectorConfig:
+    """Parameters of :class:`firmware.detection.retro.FallDetector`."""
+
+    # --- orientation: where is "up" in the sensor frame --------------------
+    warmup_s: float = 1.0
+    """Seconds after (re)start spent learning gravity before any decision.
+
+    The belt may be clipped in any orientation, so the detector first averages
+    the accelerometer (the person is standing or walking) to find "up"."""
+    gravity_tau_s: float = 0.5
+    """Time constant (s) of the complementary filter pulling the gyro-propagated
+    gravity direction toward the accelerometer. Short enough to cancel gyro
+    drift and bias, long enough to average out the steps of walking."""
+    accel_lowpass_s: float = 0.25
+    """Time constant (s) of the low-pass on the accelerometer vector that the
+    orientation filter corrects toward: long enough to average a gait cycle's
+    linear acceleration away (jogging: single samples range 0-4 g)."""
+    accel_gate_g: float = 0.2
+    """The low-passed accelerometer corrects the gravity estimate only while
+    its magnitude is within this many g of 1 g: during free fall or an impact
+    it carries no direction information and the gyro alone propagates."""
+    upright_tau_s: float = 20.0
+    """Time constant (s) of the upright reference: the trunk's usual gravity
+    direction, followed slowly while the wearer is upright so that a belt that
+    slips or sits crooked is absorbed, but a fall (seconds) is not."""
+    upright_max_tilt_deg: float = 30.0
+    """The upright reference only adapts while the trunk is within this angle
+    of it: lying or bending never teaches the detector a new "upright"."""
+
+    # --- vertical motion ------------------------------------------------------
+    velocity_tau_s: float = 1.0
+    """Leak time constant (s) of the vertical-velocity integrator. Integrating
+    gravity-removed acceleration drifts; a leak of about one second keeps the
+    drift bounded while a fall (0.4-1 s of downward acceleration) still builds
+    its full velocity."""
+
+    gravity_level_tau_s: float = 10.0
+    """Time constant (s) of the running 1 g level subtracted before
+    integrating: absorbs the accelerometer's scale error and the small bias the
+    orientation filter has during vigorous gait, yet barely moves in the
+    second a fall takes."""
+
+    # --- stumble / loss of balance (pre-impact; opens the relay) --------------
+    stumble_velocity_mps: float = 0.6
+    """Downward trunk velocity (m/s) that, together with a tilt, means the body
+    is going down faster than any step, squat or sit allows."""
+    stumble_tilt_deg: float = 30.0
+    """Trunk tilt from upright (degrees) required with the velocity above."""
+    stumble_fast_velocity_mps: float = 1.8
+    """Downward velocity (m/s) that trips without a tilt condition (vertical
+    collapse, fainting)."""
+    freefall_g: float = 0.5
+    """Acceleration magnitude (g) below which the body is (partly) falling."""
+    freefall_min_s: float = 0.2
+    """Continuous free-fall time (s) that trips on its own. Longer than the
+    flight phase of jogging (about 0.1 s)."""
+    stumble_refractory_s: float = 2.0
+    """Minimum time (s) between two stumble detections."""
+
+    # --- fall confirmation (impact followed by lying / no recovery) -----------
+    impact_g: float = 2.0
+    """Acceleration magnitude (g) that counts as an impact."""
+    impact_window_s: float = 2.0
+    """An impact confirms a fall only if a fall sign (downward velocity, free
+    fall or a stumble) came at most this many seconds before it."""
+    fall_sign_velocity_mps: float = 0.7
+    """Downward velocity (m/s) that marks the descent before an impact."""
+    lying_tilt_deg: float = 55.0
+    """Trunk tilt from upright (degrees) that counts as lying / on the ground."""
+    confirm_delay_s: float = 1.0
+    """After an impact, the detector waits this long (s) for the posture to
+    settle before judging it."""
+    confirm_window_s: float = 3.0
+    """Seconds after the impact in which lying or stillness confirms a fall."""
+    confirm_hold_s: float = 0.5
+    """Lying posture must hold this long (s, continuously) to confirm."""
+
+    # --- no recovery (escalation) ---------------------------------------------
+    still_gyro_dps: float = 20.0
+    """Angular rate (deg/s) below which the wearer counts as motionless."""
+    still_accel_g: float = 0.1
+    """Deviation of the acceleration magnitude from 1 g below which the wearer
+    counts as motionless."""
+    no_recovery_s: float = 10.0
+    """Seconds lying still after a confirmed fall before NO_RECOVERY fires."""

@@ -1,0 +1,314 @@
+"""The streaming fall and stumble detector.
+
+One waist IMU sample at a time, plain Python scalar arithmetic (no NumPy in
+the per-sample path: on a Pi Zero a NumPy call on three numbers costs more
+than the whole update). The detector knows the body rather than a mounting:
+
+1. **Orientation.** It keeps the gravity direction *in the sensor frame*,
+   propagated by the gyro and pulled gently toward the accelerometer when the
+   accelerometer reads close to 1 g (a complementary filter). It never assumes
+   which sensor axis points up: the first ``warmup_s`` seconds learn it, or
+   the caller passes an ``up`` vector derived from a known mounting.
+2. **Upright reference.** The trunk's usual gravity direction, followed slowly
+   while upright. Trunk *tilt* is the angle between the current gravity
+   direction and this reference, so a belt worn crooked reads 0° when upright.
+3. **Rates.** The angular rate is split into the part about the vertical (a
+   turn, harmless however fast) and the horizontal part (the trunk pitching or
+   rolling: a loss of balance). Only the latter enters decisions, which is why
+   a brisk 180° turn does not trip.
+4. **Vertical velocity.** Acceleration projected on the gravity direction,
+   minus 1 g, integrated with a leak: the body's downward speed.
+5. **Decisions.** STUMBLE (pre-impact, opens the relay) when the body moves
+   down fast *and* the trunk has left upright, or moves down very fast, or is
+   in free fall for longer than a jogging flight phase. FALL (confirmed) when
+   an impact follows a descent and the trunk then lies. NO_RECOVERY when the
+   wearer stays lying and still for ``no_recovery_s`` after a fall.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+from firmware.detection.base import NO_DETECTIONS, Detection, DetectionKind
+from firmware.detection.config import DetectorConfig
+from hal.types import ImuSample
+
+G_MPS2 = 9.80665
+"""Standard gravity: converts g to m/s² for the vertical velocity."""
+_D2R = math.pi / 180.0
+_R2D = 180.0 / math.pi
+
+
+class FallDetector:
+    """Streaming detector implementing :class:`firmware.detection.base.Detector`.
+
+    Build it with :func:`firmware.detection.factory.build_detector` so that the
+    monitor, ``replay`` and ``evaluate`` all run the same configuration.
+
+    After each :meth:`update` the current estimates are readable as plain
+    attributes (``tilt_deg``, ``tilt_rate_dps``, ``vz_mps``, ``accel_g``,
+    ``freefall_s``), which is what the plotting script and the tests use; they
+    are not part of the stable :class:`Detector` interface.
+    """
+
+    def __init__(
+        self,
+        config: DetectorConfig,
+        sample_rate_hz: float,
+        up: tuple[float, float, float] | None = None,
+    ) -> None:
+        """``up``: the sensor-frame direction that points up when the wearer
+        stands (what the accelerometer reads at rest, normalised). When given,
+        the warm-up still refines it but decisions may start at once."""
+        if sample_rate_hz <= 0:
+            raise ValueError(f"sample_rate_hz must be positive, not {sample_rate_hz}")
+        self.config = config
+        self.sample_rate_hz = float(sample_rate_hz)
+        self._up_hint = _normalised(up) if up is not None else None
+        self.reset()
+
+    # ------------------------------------------------------------------ state
+    def reset(self) -> None:
+        """Forget everything, as if freshly built (keeps the ``up`` hint)."""
+        self._t_prev: float | None = None
+        self._t_start = 0.0
+        self._warm = False
+        hint = self._up_hint
+        # Gravity direction (accelerometer at rest reads +1 g along it).
+        self._rx, self._ry, self._rz = hint if hint is not None else (0.0, 0.0, 1.0)
+        # Upright reference (same convention).
+        self._ux, self._uy, self._uz = self._rx, self._ry, self._rz
+        self._have_gravity = hint is not None
+        # Low-passed accelerometer (g), the filter's reference for gravity.
+        self._lx, self._ly, self._lz = self._rx, self._ry, self._rz
+        self.tilt_deg = 0.0
+        self.tilt_rate_dps = 0.0
+        self.vz_mps = 0.0
+        self.drop_m = 0.0
+        self._g_est = 1.0
+        self._g_sum = 0.0
+        self._g_n = 0
+        self.accel_g = 1.0
+        self.freefall_s = 0.0
+        self._stumble_ready_t = -math.inf
+        self._last_sign_t = -math.inf
+        self._impact_t: float | None = None
+        self._impact_peak = 0.0
+        self._lying_since: float | None = None
+        self._fallen_t: float | None = None
+        self._still_since: float | None = None
+        self._upright_since: float | None = None
+        self._no_recovery_sent = False
+
+    # ----------------------------------------------------------------- update
+    def update(self, sample: ImuSample) -> Sequence[Detection]:
+        """Consume one sample; return the detections it completes (often none)."""
+        cfg = self.config
+        t, ax, ay, az, gx, gy, gz = sample
+        t_prev = self._t_prev
+        nominal = 1.0 / self.sample_rate_hz
+        if t_prev is None:
+            self._t_start = t
+            dt = nominal
+        else:
+            dt = t - t_prev
+            # A gap (lost samples) or a clock hiccup must not blow up the
+            # integrators: step at most a few nominal periods.
+            if dt <= 0.0 or dt > 5.0 * nominal:
+                dt = nominal
+        self._t_prev = t
+
+        amag = math.sqrt(ax * ax + ay * ay + az * az)
+        self.accel_g = amag
+
+        # --- orientation: propagate gravity with the gyro (r' = r x w) ----
+        wx = gx * _D2R
+        wy = gy * _D2R
+        wz = gz * _D2R
+        rx, ry, rz = self._rx, self._ry, self._rz
+        if not self._have_gravity:
+            if amag > 0.0:
+                rx, ry, rz = ax / amag, ay / amag, az / amag
+                self._have_gravity = True
+                self._lx, self._ly, self._lz = rx, ry, rz
+        else:
+            nrx = rx + dt * (ry * wz - rz * wy)
+            nry = ry + dt * (rz * wx - rx * wz)
+            nrz = rz + dt * (rx * wy - ry * wx)
+            rx, ry, rz = nrx, nry, nrz
+            # Correct toward the *low-passed* accelerometer: over a gait cycle
+            # the trunk's linear acceleration averages out and what remains is
+            # gravity, whereas single samples during jogging rarely read 1 g.
+            warming = t - self._t_start < cfg.warmup_s
+            tau = cfg.gravity_tau_s * (0.2 if warming else 1.0)
+            lx, ly, lz = self._lx, self._ly, self._lz
+            kl = dt / cfg.accel_lowpass_s
+            lx += kl * (ax - lx)
+            ly += kl * (ay - ly)
+            lz += kl * (az - lz)
+            self._lx, self._ly, self._lz = lx, ly, lz
+            lmag = math.sqrt(lx * lx + ly * ly + lz * lz)
+            if lmag > 0.0 and abs(lmag - 1.0) < cfg.accel_gate_g:
+                k = dt / tau if dt < tau else 1.0
+                inv = k / lmag
+                rx += lx * inv - k * rx
+                ry += ly * inv - k * ry
+                rz += lz * inv - k * rz
+        n = math.sqrt(rx * rx + ry * ry + rz * rz)
+        if n > 0.0:
+            rx /= n
+            ry /= n
+            rz /= n
+        self._rx, self._ry, self._rz = rx, ry, rz
+
+        a_along = ax * rx + ay * ry + az * rz
+        if not self._warm:
+            if self._up_hint is None:
+                self._ux, self._uy, self._uz = rx, ry, rz
+            self._g_sum += a_along
+            self._g_n += 1
+            self._g_est = self._g_sum / self._g_n
+            if t - self._t_start < cfg.warmup_s:
+                return NO_DETECTIONS
+            self._warm = True
+
+        # --- tilt from the upright reference --------------------------------
+        ux, uy, uz = self._ux, self._uy, self._uz
+        c = rx * ux + ry * uy + rz * uz
+        c = 1.0 if c > 1.0 else (-1.0 if c < -1.0 else c)
+        tilt = math.acos(c) * _R2D
+        self.tilt_deg = tilt
+        if tilt < cfg.upright_max_tilt_deg:
+            ku = dt / cfg.upright_tau_s
+            ux += ku * (rx - ux)
+            uy += ku * (ry - uy)
+            uz += ku * (rz - uz)
+            nu = math.sqrt(ux * ux + uy * uy + uz * uz)
+            self._ux, self._uy, self._uz = ux / nu, uy / nu, uz / nu
+
+        # --- rates: horizontal part only (turns are about the vertical) -----
+        w_vert = gx * rx + gy * ry + gz * rz
+        wh2 = gx * gx + gy * gy + gz * gz - w_vert * w_vert
+        wh = math.sqrt(wh2) if wh2 > 0.0 else 0.0
+        self.tilt_rate_dps = wh
+
+        # --- vertical velocity (positive up) --------------------------------
+        # The sensor's own 1 g is not exactly 1 g (scale error, temperature),
+        # and any bias here integrates into a phantom velocity: subtract a
+        # slow average of the vertical specific force instead of 1 g.
+        g_est = self._g_est
+        a_vert = a_along - g_est
+        self._g_est = g_est + a_vert * dt / cfg.gravity_level_tau_s
+        vz = self.vz_mps
+        vz += (a_vert * G_MPS2 - vz / cfg.velocity_tau_s) * dt
+        self.vz_mps = vz
+        down = -vz
+        self.drop_m += (down - self.drop_m / cfg.velocity_tau_s) * dt
+
+        if amag < cfg.freefall_g:
+            self.freefall_s += dt
+        else:
+            self.freefall_s = 0.0
+        ff = self.freefall_s
+
+        out: list[Detection] | None = None
+
+        # --- stumble: pre-impact loss of balance ----------------------------
+        reason = ""
+        if down > cfg.stumble_velocity_mps and tilt > cfg.stumble_tilt_deg:
+            reason = f"down {down:.2f} m/s, tilt {tilt:.0f} deg"
+        elif down > cfg.stumble_fast_velocity_mps:
+            reason = f"down {down:.2f} m/s"
+        elif ff >= cfg.freefall_min_s:
+            reason = f"free fall {ff * 1000:.0f} ms"
+        if reason:
+            self._last_sign_t = t
+            if t >= self._stumble_ready_t and self._fallen_t is None:
+                self._stumble_ready_t = t + cfg.stumble_refractory_s
+                out = [Detection(DetectionKind.STUMBLE, t, reason, self._figures(wh))]
+        elif down > cfg.fall_sign_velocity_mps or ff >= 0.5 * cfg.freefall_min_s:
+            self._last_sign_t = t
+
+        # --- impact after a descent, then posture -----------------------------
+        if (
+            amag > cfg.impact_g
+            and t - self._last_sign_t <= cfg.impact_window_s
+            and self._fallen_t is None
+            and (self._impact_t is None or amag > self._impact_peak)
+        ):
+            self._impact_t = t
+            self._impact_peak = amag
+            self._lying_since = None
+        impact_t = self._impact_t
+        lying = tilt > cfg.lying_tilt_deg
+        if impact_t is not None:
+            if t - impact_t > cfg.confirm_window_s:
+                self._impact_t = None
+            elif t - impact_t >= cfg.confirm_delay_s - cfg.confirm_hold_s:
+                if not lying:
+                    self._lying_since = None
+                else:
+                    if self._lying_since is None:
+                        self._lying_since = t
+                    if t - self._lying_since >= cfg.confirm_hold_s and (
+                        t - impact_t >= cfg.confirm_delay_s
+                    ):
+                        self._fallen_t = t
+                        self._impact_t = None
+                        self._still_since = None
+                        self._upright_since = None
+                        self._no_recovery_sent = False
+                        det = Detection(
+                            DetectionKind.FALL,
+                            t,
+                            f"impact {self._impact_peak:.1f} g, lying {tilt:.0f} deg",
+                            self._figures(wh) | {"impact_g": self._impact_peak},
+                        )
+                        out = [det] if out is None else [*out, det]
+
+        # --- after a fall: recovery or escalation -----------------------------
+        fallen_t = self._fallen_t
+        if fallen_t is not None:
+            if tilt < cfg.upright_max_tilt_deg:
+                if self._upright_since is None:
+                    self._upright_since = t
+                elif t - self._upright_since >= 2.0:
+                    # Back on their feet: the episode is over.
+                    self._fallen_t = None
+                    self._still_since = None
+            else:
+                self._upright_since = None
+            still = wh < cfg.still_gyro_dps and abs(amag - 1.0) < cfg.still_accel_g
+            if lying and still and abs(w_vert) < cfg.still_gyro_dps:
+                if self._still_since is None:
+                    self._still_since = t
+                elif not self._no_recovery_sent and t - self._still_since >= cfg.no_recovery_s:
+                    self._no_recovery_sent = True
+                    det = Detection(
+                        DetectionKind.NO_RECOVERY,
+                        t,
+                        f"lying still {t - self._still_since:.0f} s after a fall",
+                        self._figures(wh),
+                    )
+                    out = [det] if out is None else [*out, det]
+            else:
+                self._still_since = None
+
+        return NO_DETECTIONS if out is None else out
+
+    def _figures(self, wh: float) -> dict[str, float]:
+        return {
+            "tilt_deg": round(self.tilt_deg, 1),
+            "tilt_rate_dps": round(wh, 1),
+            "vz_mps": round(self.vz_mps, 3),
+            "accel_g": round(self.accel_g, 3),
+            "freefall_s": round(self.freefall_s, 3),
+        }
+
+
+def _normalised(v: tuple[float, float, float]) -> tuple[float, float, float]:
+    n = math.sqrt(v[0] * v[0] + v[1] * v[1] + v[2] * v[2])
+    if n == 0.0:
+        raise ValueError("the up vector must not be zero")
+    return (v[0] / n, v[1] / n, v[2] / n)

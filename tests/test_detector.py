@@ -1,0 +1,126 @@
+"""The streaming detector: interface, invariances and real recordings end to end."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Sequence
+
+import pytest
+from sisfall_support import sisfall_file
+
+from firmware.datasets.sisfall import read_sisfall
+from firmware.detection import (
+    TRIPPING_KINDS,
+    Detection,
+    DetectionKind,
+    Detector,
+    DetectorConfig,
+    build_detector,
+)
+from firmware.detection.retro import FallDetector
+from hal.types import ImuSample
+
+RATE = 200.0
+
+
+def run(det: Detector, samples: Iterable[ImuSample]) -> list[Detection]:
+    out: list[Detection] = []
+    for s in samples:
+        out.extend(det.update(s))
+    return out
+
+
+def still(seconds: float, up: tuple[float, float, float], t0: float = 0.0) -> list[ImuSample]:
+    """A motionless sensor whose ``up`` axis points up (a belt on a standing person)."""
+    n = int(seconds * RATE)
+    return [ImuSample(t0 + i / RATE, *up, 0.0, 0.0, 0.0) for i in range(n)]
+
+
+def impact_t(samples: Sequence[ImuSample]) -> float:
+    """The documented impact rule: the sample of peak acceleration magnitude."""
+    return max(samples, key=lambda s: s.accel_magnitude).t
+
+
+def test_factory_builds_the_streaming_detector() -> None:
+    det = build_detector(DetectorConfig(), RATE)
+    assert isinstance(det, FallDetector)
+    assert det.sample_rate_hz == RATE
+
+
+@pytest.mark.parametrize("bad", [0.0, -200.0])
+def test_rejects_a_nonpositive_rate(bad: float) -> None:
+    with pytest.raises(ValueError, match="sample_rate_hz"):
+        build_detector(DetectorConfig(), bad)
+
+
+@pytest.mark.parametrize(
+    "up", [(0.0, 0.0, 1.0), (0.0, -1.0, 0.0), (0.6, 0.0, -0.8), (0.577, 0.577, 0.577)]
+)
+def test_standing_still_in_any_mounting_never_trips(up: tuple[float, float, float]) -> None:
+    det = build_detector(DetectorConfig(), RATE)
+    assert run(det, still(30.0, up)) == []
+    assert isinstance(det, FallDetector)
+    assert det.tilt_deg < 1.0
+    assert abs(det.vz_mps) < 0.01
+
+
+def test_reset_forgets_everything() -> None:
+    """After reset the detector answers exactly as a freshly built one."""
+    samples = read_sisfall(sisfall_file("F02_SA05_R01.txt"))
+    det = build_detector(DetectorConfig(), RATE)
+    first = run(det, samples)
+    det.reset()
+    again = run(det, samples)
+    assert first == again
+    assert first == run(build_detector(DetectorConfig(), RATE), samples)
+
+
+def test_backward_slip_trips_before_its_impact_peak() -> None:
+    """F02 (backward slip while walking): the relay must open before the impact."""
+    samples = read_sisfall(sisfall_file("F02_SA05_R01.txt"))
+    detections = run(build_detector(DetectorConfig(), RATE), samples)
+    trips = [d for d in detections if d.kind in TRIPPING_KINDS]
+    assert trips, "the backward slip was not detected at all"
+    assert trips[0].kind is DetectionKind.STUMBLE
+    assert trips[0].t < impact_t(samples)
+    assert any(d.kind is DetectionKind.FALL for d in detections)
+
+
+@pytest.mark.parametrize("name", ["D01_SA01_R01.txt", "D02_SA02_R01.txt"])
+def test_walking_never_trips(name: str) -> None:
+    samples = read_sisfall(sisfall_file(name))
+    detections = run(build_detector(DetectorConfig(), RATE), samples)
+    assert [d for d in detections if d.kind in TRIPPING_KINDS] == []
+
+
+def _rotate(samples: Iterable[ImuSample], m: Sequence[Sequence[float]]) -> list[ImuSample]:
+    out = []
+    for s in samples:
+        a = (s.ax, s.ay, s.az)
+        g = (s.gx, s.gy, s.gz)
+        ra = [sum(m[i][j] * a[j] for j in range(3)) for i in range(3)]
+        rg = [sum(m[i][j] * g[j] for j in range(3)) for i in range(3)]
+        out.append(ImuSample(s.t, *ra, *rg))
+    return out
+
+
+ROTATIONS = {
+    # Signed axis permutations (a belt clip turned or flipped)...
+    "x->y->z->x": ((0.0, 0.0, 1.0), (1.0, 0.0, 0.0), (0.0, 1.0, 0.0)),
+    "upside down": ((1.0, 0.0, 0.0), (0.0, -1.0, 0.0), (0.0, 0.0, -1.0)),
+    # ... and an arbitrary rotation (35 deg about z), the clip worn crooked.
+    "35 deg about z": (
+        (math.cos(0.61), -math.sin(0.61), 0.0),
+        (math.sin(0.61), math.cos(0.61), 0.0),
+        (0.0, 0.0, 1.0),
+    ),
+}
+
+
+@pytest.mark.parametrize("name", list(ROTATIONS))
+def test_detections_do_not_depend_on_the_mounting(name: str) -> None:
+    """Rotating a recording's axes changes neither which detections come nor when."""
+    samples = read_sisfall(sisfall_file("F02_SA05_R01.txt"))
+    base = run(build_detector(DetectorConfig(), RATE), samples)
+    rotated = run(build_detector(DetectorConfig(), RATE), _rotate(samples, ROTATIONS[name]))
+    assert [(d.kind, d.t) for d in rotated] == [(d.kind, d.t) for d in base]
