@@ -59,6 +59,50 @@ class StorageConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class MqttConfig:
+    host: str = ""
+    """Broker host name or address. "" = no broker configured: events are only stored locally
+    (the demo then starts its own Mosquitto on a free loopback port)."""
+    port: int = 1883
+    """Broker port (8883 is the usual TLS port)."""
+    username: str = ""
+    """Broker user name ("" = connect anonymously). One account per device, see docs/mqtt.md."""
+    password: str = field(default="", repr=False)
+    """Broker password. Prefer password_file so the secret stays out of this file; never logged."""
+    password_file: str = ""
+    """File whose first line is the broker password (used when password is "")."""
+    tls: bool = False
+    """Connect with TLS, checking the broker's certificate against ca_file (or the system CAs)."""
+    ca_file: str = ""
+    """PEM file of the CA that signed the broker's certificate ("" = system CA store)."""
+    cert_file: str = ""
+    """PEM client certificate for brokers that require one ("" = none)."""
+    key_file: str = ""
+    """PEM private key of cert_file ("" = none, or the key is inside cert_file)."""
+    topic_prefix: str = "retroguard"
+    """First topic level: topics are <topic_prefix>/<device id>/availability, /state, /event, ..."""
+    client_id: str = ""
+    """MQTT client id ("" = retroguard-<device id>)."""
+    keepalive_s: int = 30
+    """MQTT keepalive: the broker publishes the Last Will (offline) after about 1.5 times this."""
+    reconnect_min_s: float = 0.5
+    """First wait before reconnecting after a lost connection; doubles up to reconnect_max_s."""
+    reconnect_max_s: float = 30.0
+    """Longest wait between reconnection attempts during a broker outage."""
+    max_inflight: int = 100
+    """Outbox messages sent but not yet acknowledged (PUBACK) at any time."""
+    outbox_max_rows: int = 10000
+    """Outbox bound. When full, the oldest telemetry is dropped first, then the oldest start/stop/
+    reset events; fall, stumble, no-recovery and fault events are never dropped (logged)."""
+    telemetry_interval_s: float = 60.0
+    """Seconds between telemetry messages (sample rate, IMU health, outbox depth); 0 = none."""
+    discovery: bool = True
+    """Announce the device to Home Assistant (MQTT device-based discovery)."""
+    discovery_prefix: str = "homeassistant"
+    """Home Assistant's discovery prefix (its MQTT integration setting)."""
+
+
+@dataclass(frozen=True, slots=True)
 class LoggingConfig:
     level: LogLevel = "info"
 
@@ -71,6 +115,7 @@ class Config:
     safety: SafetyConfig = field(default_factory=SafetyConfig)
     detector: DetectorConfig = field(default_factory=DetectorConfig)
     storage: StorageConfig = field(default_factory=StorageConfig)
+    mqtt: MqttConfig = field(default_factory=MqttConfig)
     logging: LoggingConfig = field(default_factory=LoggingConfig)
 
 
