@@ -37,6 +37,10 @@ class DetectorConfig:
     """The low-passed accelerometer corrects the gravity estimate only while
     its magnitude is within this many g of 1 g: during free fall or an impact
     it carries no direction information and the gyro alone propagates."""
+    mounting_tolerance_deg: float = 45.0
+    """When the mounting is known, a warm-up gravity direction further than
+    this from the mounting's "up" means the wearer was not upright while the
+    detector warmed up; the mounting's "up" is used as the reference instead."""
     upright_tau_s: float = 20.0
     """Time constant (s) of the upright reference: the trunk's usual gravity
     direction, followed slowly while the wearer is upright so that a belt that

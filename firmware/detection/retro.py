@@ -59,8 +59,11 @@ class FallDetector:
         up: tuple[float, float, float] | None = None,
     ) -> None:
         """``up``: the sensor-frame direction that points up when the wearer
-        stands (what the accelerometer reads at rest, normalised). When given,
-        the warm-up still refines it but decisions may start at once."""
+        stands, from a known mounting. The warm-up still learns the actual
+        upright direction (a belt sits 10-20 degrees off any sensor axis); the
+        hint replaces it only if the two disagree by more than
+        ``mounting_tolerance_deg``, i.e. when the wearer was not upright while
+        the detector warmed up."""
         if sample_rate_hz <= 0:
             raise ValueError(f"sample_rate_hz must be positive, not {sample_rate_hz}")
         self.config = config
@@ -70,16 +73,16 @@ class FallDetector:
 
     # ------------------------------------------------------------------ state
     def reset(self) -> None:
-        """Forget everything, as if freshly built (keeps the ``up`` hint)."""
+        """Forget everything, as if freshly built (the ``up`` hint is configuration)."""
         self._t_prev: float | None = None
         self._t_start = 0.0
         self._warm = False
-        hint = self._up_hint
-        # Gravity direction (accelerometer at rest reads +1 g along it).
-        self._rx, self._ry, self._rz = hint if hint is not None else (0.0, 0.0, 1.0)
-        # Upright reference (same convention).
+        # Gravity direction (accelerometer at rest reads +1 g along it); the
+        # first sample's accelerometer reading initialises it.
+        self._rx, self._ry, self._rz = 0.0, 0.0, 1.0
+        # Upright reference (same convention), learned during the warm-up.
         self._ux, self._uy, self._uz = self._rx, self._ry, self._rz
-        self._have_gravity = hint is not None
+        self._have_gravity = False
         # Low-passed accelerometer (g), the filter's reference for gravity.
         self._lx, self._ly, self._lz = self._rx, self._ry, self._rz
         self.tilt_deg = 0.0
@@ -164,14 +167,21 @@ class FallDetector:
 
         a_along = ax * rx + ay * ry + az * rz
         if not self._warm:
-            if self._up_hint is None:
-                self._ux, self._uy, self._uz = rx, ry, rz
+            self._ux, self._uy, self._uz = rx, ry, rz
             self._g_sum += a_along
             self._g_n += 1
             self._g_est = self._g_sum / self._g_n
             if t - self._t_start < cfg.warmup_s:
                 return NO_DETECTIONS
             self._warm = True
+            hint = self._up_hint
+            if hint is not None and (
+                rx * hint[0] + ry * hint[1] + rz * hint[2]
+                < math.cos(cfg.mounting_tolerance_deg * _D2R)
+            ):
+                # The warm-up did not see an upright wearer (started lying or
+                # bending): trust the mounting's "up" instead.
+                self._ux, self._uy, self._uz = hint
 
         # --- tilt from the upright reference --------------------------------
         ux, uy, uz = self._ux, self._uy, self._uz

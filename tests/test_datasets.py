@@ -1,0 +1,232 @@
+"""Dataset loaders: units, scaling, resampling, malformed files, the split."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from sisfall_support import sisfall_file
+
+from firmware.datasets import (
+    DatasetFormatError,
+    describe,
+    discover,
+    is_tuning_subject,
+    open_samples,
+    resample,
+)
+from firmware.datasets.resample import at_rate
+from firmware.datasets.sisfall import (
+    ACCEL_G_PER_COUNT,
+    GYRO_DPS_PER_COUNT,
+    iter_sisfall,
+    parse_name,
+    read_sisfall,
+)
+from hal.mounting import Mounting
+from hal.trace import TraceHeader, write_trace
+from hal.types import ImuSample
+
+# --- SisFall ------------------------------------------------------------------
+
+
+def test_sisfall_scaling_follows_the_dataset_readme() -> None:
+    assert ACCEL_G_PER_COUNT == 32 / 8192  # ADXL345 +-16 g, 13 bit
+    assert GYRO_DPS_PER_COUNT == 4000 / 65536  # ITG3200 +-2000 deg/s, 16 bit
+
+
+def write(tmp_path: Path, name: str, text: str) -> Path:
+    p = tmp_path / name
+    p.write_text(text)
+    return p
+
+
+def test_sisfall_line_in_physical_units(tmp_path: Path) -> None:
+    p = write(
+        tmp_path,
+        "D01_SA01_R01.txt",
+        "  256,-512,   0, 16384,-16384, 0, 1, 2, 3;\n   0,   0, 256, 0, 0, 0, 9, 9, 9;\n",
+    )
+    s = read_sisfall(p)
+    assert s[0] == ImuSample(0.0, 1.0, -2.0, 0.0, 1000.0, -1000.0, 0.0)
+    assert s[1].t == pytest.approx(1 / 200)
+    assert s[1].az == 1.0
+
+
+def test_sisfall_names() -> None:
+    n = parse_name("F02_SA01_R03.txt")
+    assert n is not None
+    assert (n.code, n.subject, n.trial, n.is_fall) == ("F02", "SA01", "R03", True)
+    assert parse_name("Readme.txt") is None
+
+
+@pytest.mark.parametrize(
+    ("text", "line", "what"),
+    [
+        ("1,2,3,4,5,6,7,8,9;\n1,2,3,4,5,6,7,8,9\n", 2, "does not end with ';'"),
+        ("1,2,3,4,5,6,7,8,9;\n1,2,3,4,5,6,7,8;\n", 2, "expected 9"),
+        ("1,2,3,4,5,6,7,8,9;\n\n1,2,x,4,5,6,7,8,9;\n", 3, "non-integer"),
+        ("1,2,3,4,5,6,7,8,9;\n1,2,3,4,5,6,", 2, "truncated"),
+        ("", 1, "no samples"),
+    ],
+)
+def test_malformed_sisfall_names_file_and_line(
+    tmp_path: Path, text: str, line: int, what: str
+) -> None:
+    p = write(tmp_path, "D01_SA01_R01.txt", text)
+    with pytest.raises(DatasetFormatError, match=what) as info:
+        read_sisfall(p)
+    assert info.value.path == p
+    assert info.value.line == line
+    assert str(info.value).startswith(f"{p}:{line}: ")
+
+
+def test_real_sisfall_file_reads_at_rest_as_one_g() -> None:
+    samples = read_sisfall(sisfall_file("D01_SA01_R01.txt"))
+    assert len(samples) > 19000
+    assert samples[-1].t == pytest.approx((len(samples) - 1) / 200)
+    # Averaged over the walk, the accelerometer reads gravity: 1 g, mostly on
+    # the SisFall y axis (which points down on the body).
+    n = len(samples)
+    mean = [sum(s[i] for s in samples) / n for i in (1, 2, 3)]
+    assert sum(m * m for m in mean) ** 0.5 == pytest.approx(1.0, abs=0.1)
+    assert mean[1] < -0.8
+
+
+# --- resampling ---------------------------------------------------------------
+
+
+def ramp(rate: float, seconds: float) -> list[ImuSample]:
+    """Every channel linear in time: linear interpolation must reproduce it exactly."""
+    n = int(seconds * rate)
+    return [
+        ImuSample(i / rate, i / rate, 2 * i / rate, -1.0, 10 * i / rate, 0.0, 5.0)
+        for i in range(n + 1)
+    ]
+
+
+@pytest.mark.parametrize("source", [20.0, 50.0, 100.0, 333.0, 1000.0])
+def test_resampling_a_ramp_is_exact(source: float) -> None:
+    out = list(resample(ramp(source, 2.0), 200.0))
+    assert len(out) == 401
+    for k, s in enumerate(out):
+        assert s.t == pytest.approx(k / 200, abs=1e-9)
+        assert s.ax == pytest.approx(s.t, abs=1e-9)
+        assert s.ay == pytest.approx(2 * s.t, abs=1e-9)
+        assert s.gx == pytest.approx(10 * s.t, abs=1e-9)
+        assert (s.az, s.gz) == (pytest.approx(-1.0), pytest.approx(5.0))
+
+
+def test_resampling_is_streaming() -> None:
+    """Each output needs at most one input sample beyond it (no look-ahead)."""
+    pulled: list[float] = []
+
+    def source() -> object:
+        for s in ramp(100.0, 1.0):
+            pulled.append(s.t)
+            yield s
+
+    it = resample(source(), 200.0)  # type: ignore[arg-type]
+    for _ in range(11):
+        out = next(it)
+        assert pulled[-1] <= out.t + 1 / 100 + 1e-12
+
+
+def test_same_rate_passes_through_unchanged() -> None:
+    src = ramp(200.0, 1.0)
+    assert list(at_rate(src, 200.0, 200.0)) == src
+
+
+@pytest.mark.parametrize("bad", [10.0, 2000.0])
+def test_unsupported_source_rates_are_refused(bad: float) -> None:
+    with pytest.raises(ValueError, match="outside the supported"):
+        at_rate(ramp(bad, 0.1), bad, 200.0)
+
+
+def test_resampler_skips_non_increasing_time() -> None:
+    src = [ImuSample(0.0, 0, 0, 1, 0, 0, 0), ImuSample(0.0, 5, 5, 5, 5, 5, 5)]
+    src.append(ImuSample(0.01, 0, 0, 1, 0, 0, 0))
+    out = list(resample(src, 200.0))
+    assert [s.t for s in out] == [0.0, 0.005, 0.01]
+    assert all(s.ax == 0.0 for s in out)
+
+
+# --- traces -------------------------------------------------------------------
+
+
+def make_trace(path: Path, rate: float = 100.0, **header: object) -> Path:
+    h = TraceHeader(
+        sample_rate_hz=rate,
+        sensor="test",
+        mounting=Mounting.parse("x=forward y=left z=up"),
+        label="fall",
+        activity="F02",
+        subject="XY07",
+        impact_t=1.5,
+    )
+    for k, v in header.items():
+        setattr(h, k, v)
+    write_trace(path, h, ramp(rate, 2.0))
+    return path
+
+
+def test_trace_recording_is_described_from_its_header(tmp_path: Path) -> None:
+    rec = describe(make_trace(tmp_path / "a.csv"))
+    assert (rec.source, rec.code, rec.subject, rec.label) == ("trace", "F02", "XY07", "fall")
+    assert rec.sample_rate_hz == 100.0
+    assert rec.impact_t == 1.5
+    assert rec.up == pytest.approx((0.0, 0.0, 1.0))
+
+
+def test_trace_is_resampled_to_the_monitor_rate(tmp_path: Path) -> None:
+    rec = describe(make_trace(tmp_path / "a.csv", rate=50.0))
+    out = list(open_samples(rec, 200.0))
+    assert len(out) == 401
+    assert out[123].ax == pytest.approx(out[123].t, abs=1e-6)
+
+
+def test_malformed_trace_names_file_and_line(tmp_path: Path) -> None:
+    p = make_trace(tmp_path / "a.csv")
+    lines = p.read_text().splitlines(keepends=True)
+    lines[20] = "0.5,1,2\n"
+    p.write_text("".join(lines))
+    rec = describe(p)
+    with pytest.raises(DatasetFormatError) as info:
+        list(open_samples(rec, 200.0))
+    assert info.value.line == 21
+    assert str(p) in str(info.value)
+
+
+def test_trace_with_an_unsupported_rate_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(DatasetFormatError, match="outside the supported"):
+        describe(make_trace(tmp_path / "a.csv", rate=5000.0))
+
+
+def test_sisfall_recording_carries_its_mounting(tmp_path: Path) -> None:
+    p = write(tmp_path, "F02_SA01_R01.txt", "0,-256,0,0,0,0,0,0,0;\n")
+    rec = describe(p)
+    assert (rec.source, rec.code, rec.subject, rec.label) == ("sisfall", "F02", "SA01", "fall")
+    assert rec.impact_t is None
+    assert rec.up == pytest.approx((0.0, -1.0, 0.0))
+    assert list(open_samples(rec, 200.0)) == list(iter_sisfall(p))
+
+
+def test_discover_finds_sisfall_files_and_traces_only(tmp_path: Path) -> None:
+    sub = tmp_path / "SA01"
+    sub.mkdir()
+    a = write(sub, "D01_SA01_R01.txt", "0,-256,0,0,0,0,0,0,0;\n")
+    write(tmp_path, "Readme.txt", "SisFall\n")
+    b = make_trace(tmp_path / "walk.csv")
+    c = write(tmp_path, "broken.trace", "garbage\n")
+    assert discover(tmp_path) == sorted([a, b, c])
+    assert discover(a) == [a]
+
+
+# --- the subject split ----------------------------------------------------------
+
+
+def test_subject_split_is_by_parity_of_the_subject_number() -> None:
+    assert [is_tuning_subject(f"SA{i:02d}") for i in range(1, 5)] == [True, False, True, False]
+    assert is_tuning_subject("SE06") is False  # the elderly subject with falls is held out
+    assert is_tuning_subject("alice") == is_tuning_subject("alice")
+    assert is_tuning_subject(None, "x3.csv") is True
