@@ -93,7 +93,14 @@ class Buzzer(Protocol):
         ...
 
     def play(self, pattern: str, now: float) -> None:
-        """Start ``pattern`` at time ``now``, replacing whatever was playing."""
+        """Start ``pattern`` at time ``now`` unless a higher-priority one is still playing.
+
+        A lower-priority pattern never cuts a higher-priority one short (an
+        alarm always wins), and asking for the pattern already playing keeps
+        it running rather than restarting it; call :meth:`stop` first to
+        override (see :class:`hal.buzzer_patterns.PatternPlayer`).
+        ``ValueError`` for an unknown pattern name.
+        """
         ...
 
     def update(self, now: float) -> None:

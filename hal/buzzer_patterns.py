@@ -1,0 +1,199 @@
+"""Buzzer (and status-LED) patterns as data, and a pure player for them.
+
+A pattern is a tuple of ``(on_s, off_s)`` segments played from the moment it
+is started; a repeating pattern starts over after its last segment, a finite
+one falls silent. Patterns are plain frozen data so that tests, the simulated
+buzzer and the real one agree on one timeline, and so that a later issue can
+add audio cues without touching any player code.
+
+Priority bands (higher wins; a lower-priority pattern never replaces a
+higher-priority one that is still playing, see :class:`PatternPlayer`):
+
+* ``0`` to ``19``: confirmations (``chirp``: a button press was accepted).
+* ``20`` to ``49``: reserved for walking cues a later issue adds — "turn
+  backward", "turn forward", "one minute left", "session done". They must sit
+  below ``fault`` and ``alarm`` so a cue can never mask a safety signal.
+* ``50`` to ``89``: ``fault`` (the monitor cannot watch: IMU lost, FIFO overflow).
+* ``90`` to ``100``: ``alarm`` (a fall or stumble was detected; the relay dropped).
+
+Adding a pattern is one entry in :data:`PATTERNS`; names are the public
+vocabulary the firmware uses (``buzzer.play("alarm", now)``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from types import MappingProxyType
+
+
+@dataclass(frozen=True, slots=True)
+class Pattern:
+    """One named on/off pattern.
+
+    ``segments`` are ``(on_s, off_s)`` pairs: the output is on for ``on_s``
+    then off for ``off_s``, segment after segment. Each segment's interval is
+    half-open — at exactly ``on_s`` after a segment began the output is
+    already off — so consecutive segments tile time without overlap.
+    """
+
+    name: str
+    segments: tuple[tuple[float, float], ...]
+    repeat: bool
+    priority: int
+
+    def __post_init__(self) -> None:
+        if not self.name:
+            raise ValueError("a pattern needs a name")
+        if not self.segments:
+            raise ValueError(f"pattern {self.name!r} has no segments")
+        for on_s, off_s in self.segments:
+            if on_s < 0 or off_s < 0:
+                raise ValueError(f"pattern {self.name!r}: segment times must be >= 0")
+        if self.period <= 0:
+            # A zero-length pattern would make a repeating player spin forever.
+            raise ValueError(f"pattern {self.name!r} has zero total duration")
+
+    @property
+    def period(self) -> float:
+        """Length of one pass through all segments, in seconds."""
+        return sum(on_s + off_s for on_s, off_s in self.segments)
+
+    def level_at(self, elapsed: float) -> bool | None:
+        """Output level ``elapsed`` seconds after the pattern started.
+
+        Returns None once a finite pattern has ended (the caller falls
+        silent); negative ``elapsed`` counts as 0.
+        """
+        if elapsed < 0:
+            elapsed = 0.0
+        period = self.period
+        if elapsed >= period:
+            if not self.repeat:
+                return None
+            elapsed %= period
+        start = 0.0
+        for on_s, off_s in self.segments:
+            if elapsed < start + on_s:
+                return True
+            start += on_s + off_s
+            if elapsed < start:
+                return False
+        # Only reachable through float rounding at the very end of the period.
+        return False
+
+    def edges(self, start: float = 0.0, until: float | None = None) -> list[tuple[float, bool]]:
+        """The documented timeline: ``(time, level)`` at every change of level.
+
+        Begins with ``(start, True)`` when the first segment has an on-time;
+        a finite pattern ends with its final ``False``. A repeating pattern
+        needs ``until`` (exclusive). Tests compare a pin's recorded history
+        against this list.
+        """
+        if self.repeat and until is None:
+            raise ValueError(f"pattern {self.name!r} repeats: give 'until'")
+        out: list[tuple[float, bool]] = []
+        level = False
+        t = start
+        while until is None or t < until:
+            for on_s, off_s in self.segments:
+                for duration, seg_level in ((on_s, True), (off_s, False)):
+                    if duration <= 0:
+                        continue
+                    if until is not None and t >= until:
+                        return out
+                    if seg_level != level:
+                        out.append((t, seg_level))
+                        level = seg_level
+                    t += duration
+            if not self.repeat:
+                break
+        if level:
+            # Finite pattern ending on an "on" segment: it falls silent here.
+            out.append((t, False))
+        return out
+
+
+PATTERNS: Mapping[str, Pattern] = MappingProxyType(
+    {
+        p.name: p
+        for p in (
+            # Two 40 ms beeps: "I heard you" after a button press or arming.
+            Pattern("chirp", ((0.04, 0.04), (0.04, 0.0)), repeat=False, priority=10),
+            # Slow double beep every 3 s: the monitor is not watching.
+            Pattern("fault", ((0.4, 0.2), (0.4, 2.0)), repeat=True, priority=50),
+            # 5 Hz continuous until stopped: a fall was detected.
+            Pattern("alarm", ((0.1, 0.1),), repeat=True, priority=100),
+        )
+    }
+)
+"""Every pattern the buzzer knows, by name."""
+
+
+def get_pattern(name: str) -> Pattern:
+    """Look a pattern up by name; ValueError names the known ones when it is missing."""
+    try:
+        return PATTERNS[name]
+    except KeyError:
+        known = ", ".join(sorted(PATTERNS))
+        raise ValueError(f"unknown buzzer pattern {name!r}; known patterns: {known}") from None
+
+
+class PatternPlayer:
+    """Which level an output should have now, given what was asked to play.
+
+    Pure logic with no pins and no threads: the device wrapper calls
+    :meth:`level` with the loop's clock and writes the answer to its pin.
+
+    Replacement rules, so the loop can call :meth:`play` every iteration
+    without thinking about what is already sounding:
+
+    * a pattern whose priority is *lower* than the one still playing is
+      ignored (an alarm is never cut short by a chirp);
+    * asking for the pattern that is already playing leaves it running
+      rather than restarting it (restarting every loop period would hold a
+      repeating pattern in its first "on" segment forever);
+    * an equal or higher priority pattern replaces the current one;
+    * ``force=True`` (or :meth:`stop` first) overrides both rules.
+    """
+
+    def __init__(self) -> None:
+        self._pattern: Pattern | None = None
+        self._started = 0.0
+
+    @property
+    def pattern(self) -> Pattern | None:
+        """The pattern playing, or None (a finished one is cleared by :meth:`level`)."""
+        return self._pattern
+
+    def play(self, pattern: Pattern, now: float, *, force: bool = False) -> bool:
+        """Start ``pattern`` at ``now`` unless the rules above keep the current one.
+
+        Returns True when ``pattern`` is what is playing afterwards (newly
+        started or already running), False when it was refused.
+        """
+        self.level(now)  # let a finished pattern expire before comparing
+        current = self._pattern
+        if current is not None and not force:
+            if current.name == pattern.name:
+                return True
+            if pattern.priority < current.priority:
+                return False
+        self._pattern = pattern
+        self._started = now
+        return True
+
+    def stop(self) -> None:
+        """Forget the current pattern; :meth:`level` returns False from now on."""
+        self._pattern = None
+
+    def level(self, now: float) -> bool:
+        """Output level at ``now``; clears a finite pattern once it has ended."""
+        pattern = self._pattern
+        if pattern is None:
+            return False
+        level = pattern.level_at(now - self._started)
+        if level is None:
+            self._pattern = None
+            return False
+        return level
