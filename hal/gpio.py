@@ -1,0 +1,576 @@
+"""gpiozero backends for the relay, buzzer, reset button and status LED.
+
+Every device here takes its pin factory as an argument and passes it to
+gpiozero explicitly (``pin_factory=...``): gpiozero's global
+``Device.pin_factory`` fallback guesses a factory at first use, which on a
+development machine means warnings and then ``BadPinFactory``, and on a Pi
+means a factory nobody chose. :func:`pin_factory_for` builds one by name.
+
+Nothing here starts a thread of its own: the buzzer and LED are advanced by
+``update(now)`` from the monitor loop, so their timing follows the loop's
+clock (simulated or real) and costs no thread on a Pi Zero. (gpiozero's
+``Button`` runs its own small hold-detection thread; we do not use it.)
+
+Safety notes that shape this module:
+
+* The relay is constructed released (``initial_value=False``) and
+  :meth:`GpioRelay.release` never raises: releasing is what the caller does
+  when everything else has gone wrong.
+* When the process exits gpiozero returns pins to inputs, where they float
+  (0.9 to 1.9 V has been seen with lgpio). The released state must therefore be
+  guaranteed by a pull resistor on the driver input, not by this code.
+* A wrong ``drive`` setting fails safe: heartbeat software on static wiring
+  chatters the coil and releases it on :meth:`~GpioRelay.release`; static
+  software on heartbeat wiring gives the monostable no edges, so the relay
+  never holds.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import logging
+import os
+import threading
+from collections import deque
+from typing import Any
+
+from gpiozero import LED, Button, DigitalOutputDevice
+from gpiozero import Buzzer as _GpiozeroBuzzer
+
+from hal.buzzer_patterns import Pattern, PatternPlayer, get_pattern
+from hal.clock import Clock
+from hal.errors import HalError
+from hal.interfaces import RelayDrive
+
+log = logging.getLogger(__name__)
+
+PIN_FACTORY_NAMES = ("lgpio", "rpigpio", "native", "pigpio", "mock")
+_PI_EXTRA_HINT = "install the Pi extras: pip install 'retroguard[pi]'"
+
+
+# -- pin factories --------------------------------------------------------------
+
+
+def _lgpio_workdir() -> str | None:
+    """Choose where lgpio puts its notification FIFO (``.lgd-nfy*``).
+
+    lgpio creates the FIFO in ``$LG_WD`` (default: the current directory) the
+    moment it is imported, and crashes on import if ``LG_WD`` names a missing
+    directory. Under systemd the unit's ``RuntimeDirectory=`` (exported as
+    ``$RUNTIME_DIRECTORY``, colon-separated when there are several) is the
+    right place: private, and removed when the service stops.
+    """
+    workdir = os.environ.get("LG_WD")
+    if workdir is None:
+        runtime = os.environ.get("RUNTIME_DIRECTORY")
+        if runtime:
+            workdir = runtime.split(":")[0]
+            os.environ["LG_WD"] = workdir
+    if workdir is not None and not os.path.isdir(workdir):
+        raise HalError(f"LG_WD={workdir!r} is not a directory; lgpio cannot create its FIFO there")
+    return workdir
+
+
+def _make_lgpio() -> Any:
+    _lgpio_workdir()
+    cwd = os.getcwd()
+    try:
+        # Importing lgpio with LG_WD set chdir()s the whole process into
+        # LG_WD (seen with lgpio 0.2.2.0); its FIFO is opened during the
+        # import, so the original directory can be restored right after.
+        from gpiozero.pins.lgpio import LGPIOFactory
+    except ImportError as exc:
+        raise HalError(
+            f"pin factory 'lgpio': the lgpio module is missing; {_PI_EXTRA_HINT}"
+        ) from exc
+    except Exception as exc:
+        raise HalError(f"pin factory 'lgpio': importing lgpio failed: {exc}") from exc
+    finally:
+        if os.getcwd() != cwd:
+            os.chdir(cwd)
+    try:
+        return LGPIOFactory()
+    except Exception as exc:
+        raise HalError(
+            f"pin factory 'lgpio' unavailable: {exc} "
+            "(not a Raspberry Pi, or no read/write access to /dev/gpiochip*?)"
+        ) from exc
+
+
+def _make_rpigpio() -> Any:
+    try:
+        from gpiozero.pins.rpigpio import RPiGPIOFactory
+    except ImportError as exc:
+        raise HalError(
+            f"pin factory 'rpigpio': the RPi.GPIO module is missing; {_PI_EXTRA_HINT}"
+        ) from exc
+    except RuntimeError as exc:
+        # RPi.GPIO refuses to import anywhere but on a Pi.
+        raise HalError(f"pin factory 'rpigpio' only works on a Raspberry Pi: {exc}") from exc
+    try:
+        return RPiGPIOFactory()
+    except Exception as exc:
+        raise HalError(
+            f"pin factory 'rpigpio' unavailable: {exc} "
+            "(RPi.GPIO cannot drive a Pi 5's GPIO: use 'lgpio' there)"
+        ) from exc
+
+
+def _make_native() -> Any:
+    from gpiozero.pins.native import NativeFactory
+
+    try:
+        return NativeFactory()
+    except Exception as exc:
+        raise HalError(f"pin factory 'native' unavailable (not a Raspberry Pi?): {exc}") from exc
+
+
+def _make_pigpio() -> Any:
+    try:
+        from gpiozero.pins.pigpio import PiGPIOFactory
+    except ImportError as exc:
+        raise HalError("pin factory 'pigpio': the pigpio module is missing") from exc
+    banner = io.StringIO()
+    try:
+        # pigpio prints a multi-line banner to stdout when the daemon is absent.
+        with contextlib.redirect_stdout(banner):
+            return PiGPIOFactory()
+    except Exception as exc:
+        raise HalError(f"pin factory 'pigpio' unavailable (is pigpiod running?): {exc}") from exc
+
+
+def _make_mock() -> Any:
+    from gpiozero.pins.mock import MockFactory
+
+    return MockFactory()
+
+
+_FACTORY_MAKERS = {
+    "lgpio": _make_lgpio,
+    "rpigpio": _make_rpigpio,
+    "native": _make_native,
+    "pigpio": _make_pigpio,
+    "mock": _make_mock,
+}
+
+
+def pin_factory_for(name: str) -> Any:
+    """Build the gpiozero pin factory called ``name`` ("lgpio", "rpigpio", ...).
+
+    Pi libraries are imported only here, only for the factory asked for, so
+    a development machine never imports ``RPi.GPIO`` (which raises off a Pi)
+    or ``lgpio`` (which creates a FIFO in the current directory). Any failure
+    — unknown name, library missing, not a Pi, daemon absent — is a
+    :class:`hal.HalError` whose message says what to do. ``"mock"`` is
+    gpiozero's plain MockFactory on real time; simulations want
+    :class:`hal.sim.pins.ClockedMockFactory` instead.
+
+    The result is meant to be passed to each device; it is never installed
+    as gpiozero's global default.
+    """
+    try:
+        maker = _FACTORY_MAKERS[name]
+    except KeyError:
+        raise HalError(
+            f"unknown pin factory {name!r}; choose one of {', '.join(PIN_FACTORY_NAMES)}"
+        ) from None
+    return maker()
+
+
+def _open_device(what: str, pin: int | str, make: Any) -> Any:
+    try:
+        return make()
+    except Exception as exc:
+        raise HalError(f"cannot open the {what} on GPIO {pin}: {exc}") from exc
+
+
+# -- relay ----------------------------------------------------------------------
+
+
+class GpioRelay:
+    """The treadmill stop relay (see :class:`hal.interfaces.Relay`).
+
+    ``drive="static"``: :meth:`hold` sets the pin active; the pin level is
+    the coil. ``drive="heartbeat"``: every :meth:`hold` toggles ``pin`` — one
+    edge — and the external retriggerable driver keeps the coil held only
+    while edges keep coming, so a hung loop drops the relay by itself.
+
+    ``enable_pin`` (heartbeat only, recommended) drives the hold timer's
+    clear input: :meth:`hold` sets it active before sending its edge, and
+    :meth:`release` sets it inactive first, clearing the timer at once —
+    without it a release takes effect only when the timer lapses, ``hold_s``
+    after the last edge. The enable pin is active-high whatever
+    ``active_high`` says — it drives a 74HC123-style active-low CLR, so low
+    (also what its pull-down gives a floating pin) means cleared.
+
+    ``active_high`` is the polarity of the relay pin. Both pins are set to
+    their released levels at construction, the enable pin first.
+    """
+
+    def __init__(
+        self,
+        pin: int | str,
+        factory: Any,
+        drive: RelayDrive = "heartbeat",
+        active_high: bool = True,
+        enable_pin: int | str | None = None,
+    ) -> None:
+        if drive not in ("static", "heartbeat"):
+            raise ValueError(f"relay drive must be 'static' or 'heartbeat', not {drive!r}")
+        if enable_pin is not None and drive != "heartbeat":
+            raise ValueError(
+                "enable_pin is the heartbeat timer's clear input: heartbeat drive only"
+            )
+        self._drive: RelayDrive = drive
+        self._pin = pin
+        self._enable_pin = enable_pin
+        self._enable: Any = None
+        if enable_pin is not None:
+            # Opened first so the timer is held cleared before any edge can reach it.
+            self._enable = _open_device(
+                "relay enable",
+                enable_pin,
+                lambda: DigitalOutputDevice(
+                    enable_pin, active_high=True, initial_value=False, pin_factory=factory
+                ),
+            )
+        try:
+            self._device = _open_device(
+                "relay",
+                pin,
+                lambda: DigitalOutputDevice(
+                    pin, active_high=active_high, initial_value=False, pin_factory=factory
+                ),
+            )
+        except BaseException:
+            if self._enable is not None:
+                self._enable.close()
+            raise
+        self._holding = False
+        self._closed = False
+
+    @property
+    def drive(self) -> RelayDrive:
+        return self._drive
+
+    @property
+    def holding(self) -> bool:
+        """True between a :meth:`hold` and the next :meth:`release`."""
+        return self._holding
+
+    @property
+    def pin_active(self) -> bool:
+        """Whether the relay pin is at its active level now (diagnostics; not "relay closed")."""
+        if self._closed:
+            return False
+        return bool(self._device.is_active)
+
+    @property
+    def enabled(self) -> bool:
+        """Whether the hold timer's clear input is released (always False without one)."""
+        if self._closed or self._enable is None:
+            return False
+        return bool(self._enable.is_active)
+
+    def hold(self) -> None:
+        """Ask for one more loop period of hold: one edge (heartbeat) or the active level.
+
+        Raises :class:`hal.HalError` after :meth:`close` or when a pin
+        cannot be written (the relay is released first in that case).
+        """
+        if self._closed:
+            raise HalError("the relay is closed")
+        try:
+            if self._drive == "heartbeat":
+                if self._enable is not None and not self._enable.is_active:
+                    self._enable.on()
+                self._device.toggle()
+            else:
+                self._device.on()
+        except Exception as exc:
+            self.release()
+            raise HalError(f"cannot drive the relay on GPIO {self._pin}: {exc}") from exc
+        self._holding = True
+
+    def release(self) -> None:
+        """Drop the relay: enable (if any) inactive first, then the relay pin. Never raises.
+
+        With an enable pin the coil drops at once. Without one, heartbeat
+        wiring drops it when the timer lapses, ``hold_s`` after the last edge
+        (this call's own edge, if the pin was active).
+        """
+        self._holding = False
+        if self._closed:
+            return
+        for what, device, pin in (
+            ("relay enable", self._enable, self._enable_pin),
+            ("relay", self._device, self._pin),
+        ):
+            if device is None:
+                continue
+            try:
+                device.off()
+            except Exception:
+                log.exception(
+                    "%s release on GPIO %s failed; the hardware pull must drop it", what, pin
+                )
+
+    def close(self) -> None:
+        """Release the relay and give the pins back. Idempotent; never raises."""
+        if self._closed:
+            return
+        self.release()
+        self._closed = True
+        for device in (self._enable, self._device):
+            if device is None:
+                continue
+            try:
+                device.close()
+            except Exception:
+                log.exception("closing a relay pin failed")
+
+
+# -- buzzer and LED ---------------------------------------------------------------
+
+
+class _PatternOutput:
+    """A digital output whose level follows a :class:`PatternPlayer` (shared by buzzer and LED)."""
+
+    def __init__(self, what: str, pin: int | str, make: Any) -> None:
+        self._what = what
+        self._pin = pin
+        self._device = _open_device(what, pin, make)
+        self._player = PatternPlayer()
+        self._level = False
+        self._closed = False
+
+    def _write(self, level: bool) -> None:
+        if self._closed or level == self._level:
+            return
+        try:
+            if level:
+                self._device.on()
+            else:
+                self._device.off()
+        except Exception as exc:
+            raise HalError(f"cannot drive the {self._what} on GPIO {self._pin}: {exc}") from exc
+        self._level = level
+
+    def _silence(self) -> None:
+        self._player.stop()
+        try:
+            self._write(False)
+        except HalError:
+            log.exception("silencing the %s failed", self._what)
+
+    def update(self, now: float) -> None:
+        """Set the output for time ``now``; a finite pattern falls silent when it ends."""
+        self._write(self._player.level(now))
+
+    def close(self) -> None:
+        """Switch off and give the pin back. Idempotent; never raises."""
+        if self._closed:
+            return
+        self._silence()
+        self._closed = True
+        try:
+            self._device.close()
+        except Exception:
+            log.exception("closing the %s pin GPIO %s failed", self._what, self._pin)
+
+
+class GpioBuzzer(_PatternOutput):
+    """An active (DC) buzzer playing :mod:`hal.buzzer_patterns` by name.
+
+    Implements :class:`hal.interfaces.Buzzer`. Playback is tick-driven: the
+    pin changes only inside :meth:`play` and :meth:`update`, at the ``now``
+    the caller passes, so the loop's update rate bounds the timing error
+    (5 ms at 200 Hz against 40 ms segments).
+
+    Priority: :meth:`play` refuses a pattern of lower priority than the one
+    still playing (an alarm is never replaced by a chirp), and leaves an
+    already-playing pattern running rather than restarting it. Pass
+    ``force=True``, or call :meth:`stop` first, to override.
+    """
+
+    def __init__(self, pin: int | str, factory: Any, active_high: bool = True) -> None:
+        super().__init__(
+            "buzzer",
+            pin,
+            lambda: _GpiozeroBuzzer(
+                pin, active_high=active_high, initial_value=False, pin_factory=factory
+            ),
+        )
+
+    @property
+    def pattern(self) -> str | None:
+        """Name of the pattern playing (until an :meth:`update` finds it ended)."""
+        current = self._player.pattern
+        return None if current is None else current.name
+
+    @property
+    def is_on(self) -> bool:
+        """Whether the buzzer is sounding right now."""
+        return self._level
+
+    def play(self, pattern: str, now: float, *, force: bool = False) -> None:
+        """Start ``pattern`` at ``now`` subject to the priority rules above.
+
+        Whether it was accepted shows in :attr:`pattern` afterwards. ValueError
+        (listing the known names) for an unknown pattern.
+        """
+        self._player.play(get_pattern(pattern), now, force=force)
+        self.update(now)
+
+    def stop(self) -> None:
+        """Silence the buzzer and forget the pattern. Idempotent; never raises."""
+        self._silence()
+
+
+class GpioStatusLed(_PatternOutput):
+    """The status LED: steady on/off, or blinking advanced by :meth:`update`."""
+
+    def __init__(self, pin: int | str, factory: Any, active_high: bool = True) -> None:
+        super().__init__(
+            "status LED",
+            pin,
+            lambda: LED(pin, active_high=active_high, initial_value=False, pin_factory=factory),
+        )
+
+    @property
+    def is_lit(self) -> bool:
+        return self._level
+
+    def on(self) -> None:
+        """Light steadily (cancels blinking)."""
+        self._player.stop()
+        self._write(True)
+
+    def off(self) -> None:
+        """Go dark (cancels blinking). Never raises."""
+        self._silence()
+
+    def blink(self, on_s: float, off_s: float, now: float) -> None:
+        """Blink from ``now``: ``on_s`` lit, ``off_s`` dark, until :meth:`on` or :meth:`off`.
+
+        Calling it again with the same timing keeps the phase; other timing
+        restarts the blink.
+        """
+        pattern = Pattern(f"blink {on_s}/{off_s}", ((on_s, off_s),), repeat=True, priority=0)
+        # Same timing -> same name -> the player keeps it running (phase kept).
+        self._player.play(pattern, now)
+        self.update(now)
+
+
+# -- reset button -----------------------------------------------------------------
+
+
+class GpioButton:
+    """The reset push-button (see :class:`hal.interfaces.Button`).
+
+    A gpiozero ``Button`` reports presses from its event thread; each press
+    is stamped with ``clock.monotonic()`` and queued in a bounded deque that
+    :meth:`take_presses` drains without taking any lock, so the real-time
+    thread never waits on the callback thread.
+
+    Debounce happens here, on every backend, because gpiozero's ``MockPin``
+    does not implement ``bounce`` and the real factories disagree on what
+    it means. A press counts only if the button had been released for at
+    least ``bounce_s`` (or was never released before): contact chatter while
+    pressing and while letting go — a release and a new press closer
+    together than ``bounce_s`` — therefore yields one press. ``bounce_s`` is
+    also passed to gpiozero as ``bounce_time`` where the factory supports it.
+    A single isolated glitch still counts as a press; a press only *allows*
+    re-arming, which the hardware latch confirms with the physical button.
+    """
+
+    MAX_QUEUED = 64
+    """Presses kept between two :meth:`take_presses` calls (oldest dropped beyond)."""
+
+    def __init__(
+        self,
+        pin: int | str,
+        factory: Any,
+        clock: Clock,
+        *,
+        pull_up: bool = True,
+        bounce_s: float = 0.02,
+    ) -> None:
+        if bounce_s < 0:
+            raise ValueError("bounce_s must be >= 0")
+        self._clock = clock
+        self._bounce_s = bounce_s
+        self._pin = pin
+        self._presses: deque[float] = deque(maxlen=self.MAX_QUEUED)
+        self._callback_lock = threading.Lock()
+        self._last_release: float | None = None
+        self._rejected = 0
+        self._closed = False
+        self._device = _open_device(
+            "reset button",
+            pin,
+            lambda: Button(
+                pin,
+                pull_up=pull_up,
+                bounce_time=bounce_s if bounce_s > 0 else None,
+                pin_factory=factory,
+            ),
+        )
+        self._device.when_pressed = self._on_pressed
+        self._device.when_released = self._on_released
+
+    def _on_pressed(self) -> None:
+        t = self._clock.monotonic()
+        with self._callback_lock:
+            last_release = self._last_release
+            if last_release is not None and t - last_release < self._bounce_s:
+                self._rejected += 1
+                return
+            self._presses.append(t)
+
+    def _on_released(self) -> None:
+        t = self._clock.monotonic()
+        with self._callback_lock:
+            self._last_release = t
+
+    @property
+    def is_pressed(self) -> bool:
+        """The raw level now, not debounced (False after :meth:`close`)."""
+        if self._closed:
+            return False
+        return bool(self._device.is_pressed)
+
+    @property
+    def rejected(self) -> int:
+        """Press edges ignored as bounce so far (diagnostics)."""
+        return self._rejected
+
+    def take_presses(self) -> list[float]:
+        """Monotonic times of presses since the last call, oldest first. Never blocks."""
+        presses: list[float] = []
+        while True:
+            try:
+                presses.append(self._presses.popleft())
+            except IndexError:
+                return presses
+
+    def close(self) -> None:
+        """Stop listening and give the pin back. Idempotent; never raises."""
+        if self._closed:
+            return
+        self._closed = True
+        try:
+            self._device.close()
+        except Exception:
+            log.exception("closing the reset button pin GPIO %s failed", self._pin)
+
+
+__all__ = [
+    "PIN_FACTORY_NAMES",
+    "GpioButton",
+    "GpioBuzzer",
+    "GpioRelay",
+    "GpioStatusLed",
+    "pin_factory_for",
+]

@@ -1,0 +1,600 @@
+"""gpiozero backends: pin factories by name, relay, buzzer, reset button, status LED.
+
+Every device runs on a :class:`ClockedMockFactory` over a :class:`SimClock`:
+pin histories carry simulated times, nothing sleeps, nothing is timed.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from gpiozero import Device
+from gpiozero.pins.mock import MockFactory
+
+from hal.buzzer_patterns import PATTERNS
+from hal.clock import SimClock
+from hal.config import GpioConfig, PinConfig
+from hal.errors import HalError
+from hal.gpio import GpioButton, GpioBuzzer, GpioRelay, GpioStatusLed, pin_factory_for
+from hal.gpio_factory import GpioDevices, open_gpio
+from hal.interfaces import Button, Buzzer, Relay
+from hal.sim.pins import ClockedMockFactory, ObservedMockPin
+from hal.sim.relay_hardware import HeartbeatRelayHardware, SimulatedButton, StaticRelayHardware
+
+RELAY, ENABLE, BUZZER, BUTTON, LED_PIN = 17, 23, 18, 27, 22
+T0 = 10.0
+
+
+@pytest.fixture(autouse=True)
+def _global_pin_factory_untouched() -> Iterator[None]:
+    """Every device gets its factory explicitly; gpiozero's global is never set by us."""
+    before = Device.pin_factory
+    yield
+    assert Device.pin_factory is before
+
+
+@pytest.fixture
+def clock() -> SimClock:
+    return SimClock(T0)
+
+
+@pytest.fixture
+def factory(clock: SimClock) -> Iterator[ClockedMockFactory]:
+    f = ClockedMockFactory(clock)
+    yield f
+    f.close()
+
+
+def at(clock: SimClock, t: float) -> float:
+    """Move the simulated clock forward to ``t`` and return it."""
+    clock.advance(t - clock.monotonic())
+    return clock.monotonic()
+
+
+# -- pin factories by name --------------------------------------------------------
+
+
+def test_unknown_factory_name() -> None:
+    with pytest.raises(HalError, match="choose one of lgpio, rpigpio, native, pigpio, mock"):
+        pin_factory_for("wiringpi")
+
+
+def test_mock_factory_by_name_is_not_installed_globally() -> None:
+    f = pin_factory_for("mock")
+    try:
+        assert isinstance(f, MockFactory)
+    finally:
+        f.close()
+
+
+def _hide_module(monkeypatch: pytest.MonkeyPatch, *names: str) -> None:
+    """Make ``import name`` fail as if the package were not installed."""
+    for name in names:
+        monkeypatch.setitem(sys.modules, name, None)
+
+
+def _forget_module(monkeypatch: pytest.MonkeyPatch, *names: str) -> None:
+    for name in names:
+        monkeypatch.delitem(sys.modules, name, raising=False)
+
+
+def _unset_env(monkeypatch: pytest.MonkeyPatch, name: str) -> None:
+    # setenv first so that monkeypatch restores "unset" even if the code under test sets it.
+    monkeypatch.setenv(name, "")
+    monkeypatch.delenv(name)
+
+
+def test_lgpio_missing_is_a_clear_hal_error(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    _forget_module(monkeypatch, "gpiozero.pins.lgpio")
+    _hide_module(monkeypatch, "lgpio")
+    _unset_env(monkeypatch, "LG_WD")
+    monkeypatch.setenv("RUNTIME_DIRECTORY", f"{tmp_path}:/elsewhere")
+    cwd = os.getcwd()
+    with pytest.raises(HalError, match=r"lgpio module is missing.*retroguard\[pi\]"):
+        pin_factory_for("lgpio")
+    # The FIFO directory was pointed at systemd's RuntimeDirectory (the first one).
+    assert os.environ["LG_WD"] == str(tmp_path)
+    assert os.getcwd() == cwd
+
+
+def test_lgpio_workdir_must_exist(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("LG_WD", str(tmp_path / "missing"))
+    with pytest.raises(HalError, match=r"LG_WD=.*not a directory"):
+        pin_factory_for("lgpio")
+
+
+def test_rpigpio_missing(monkeypatch: pytest.MonkeyPatch) -> None:
+    _forget_module(monkeypatch, "gpiozero.pins.rpigpio")
+    _hide_module(monkeypatch, "RPi", "RPi.GPIO")
+    with pytest.raises(HalError, match=r"RPi\.GPIO module is missing"):
+        pin_factory_for("rpigpio")
+
+
+def test_rpigpio_off_a_pi(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    # A stand-in for the real RPi.GPIO, which raises exactly this on import off a Pi.
+    package = tmp_path / "RPi"
+    (package / "GPIO").mkdir(parents=True)
+    (package / "__init__.py").write_text("")
+    (package / "GPIO" / "__init__.py").write_text(
+        "raise RuntimeError('This module can only be run on a Raspberry Pi!')\n"
+    )
+    _forget_module(monkeypatch, "gpiozero.pins.rpigpio", "RPi", "RPi.GPIO")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    with pytest.raises(HalError, match="only works on a Raspberry Pi"):
+        pin_factory_for("rpigpio")
+
+
+def test_pigpio_missing(monkeypatch: pytest.MonkeyPatch) -> None:
+    _forget_module(monkeypatch, "gpiozero.pins.pigpio")
+    _hide_module(monkeypatch, "pigpio")
+    with pytest.raises(HalError, match="pigpio module is missing"):
+        pin_factory_for("pigpio")
+
+
+def _on_a_pi() -> bool:
+    try:
+        return "Raspberry Pi" in Path("/proc/device-tree/model").read_text(errors="replace")
+    except OSError:
+        return False
+
+
+@pytest.mark.skipif(_on_a_pi(), reason="the native factory works on a Pi")
+def test_native_off_a_pi() -> None:
+    with pytest.raises(HalError, match="'native' unavailable"):
+        pin_factory_for("native")
+
+
+# -- relay ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("active_high", [True, False])
+def test_relay_constructed_released(factory: ClockedMockFactory, active_high: bool) -> None:
+    relay = GpioRelay(RELAY, factory, "static", active_high)
+    pin = factory.observed_pin(RELAY)
+    assert pin.function == "output"
+    assert pin.level is (not active_high)  # released = inactive level
+    assert not relay.holding
+    assert not relay.pin_active
+    relay.close()
+
+
+@pytest.mark.parametrize("active_high", [True, False])
+def test_static_hold_and_release(factory: ClockedMockFactory, active_high: bool) -> None:
+    relay = GpioRelay(RELAY, factory, "static", active_high)
+    pin = factory.observed_pin(RELAY)
+    pin.clear_states()
+    relay.hold()
+    relay.hold()  # a level, not an edge: no second change
+    assert pin.level is active_high
+    assert relay.holding and relay.pin_active
+    relay.release()
+    relay.release()  # idempotent
+    assert pin.level is (not active_high)
+    assert not relay.holding
+    assert [level for _, level in pin.transitions] == [active_high, not active_high]
+    relay.close()
+
+
+def test_heartbeat_each_hold_is_one_edge(factory: ClockedMockFactory, clock: SimClock) -> None:
+    relay = GpioRelay(RELAY, factory, "heartbeat")
+    pin = factory.observed_pin(RELAY)
+    pin.clear_states()
+    for i in range(7):
+        at(clock, T0 + 0.01 * (i + 1))
+        relay.hold()
+    assert len(pin.transitions) == 7
+    assert [t for t, _ in pin.transitions] == pytest.approx([T0 + 0.01 * i for i in range(1, 8)])
+    assert relay.holding
+    relay.close()
+
+
+def test_heartbeat_enable_pin_cleared_until_hold_and_first_on_release(
+    factory: ClockedMockFactory, clock: SimClock
+) -> None:
+    relay = GpioRelay(RELAY, factory, "heartbeat", active_high=False, enable_pin=ENABLE)
+    pin, enable = factory.observed_pin(RELAY), factory.observed_pin(ENABLE)
+    assert enable.level is False  # cleared: active-high whatever the relay polarity
+    assert not relay.enabled
+    order: list[str] = []
+    pin.add_listener(lambda t, level: order.append("relay"))
+    enable.add_listener(lambda t, level: order.append("enable"))
+    relay.hold()
+    assert order == ["enable", "relay"]  # enabled before the edge, so the edge counts
+    relay.hold()
+    assert order == ["enable", "relay", "relay"]  # enable only changes once
+    assert relay.enabled
+    order.clear()
+    relay.release()
+    assert order == ["enable"]  # pin was back at its released level: no edge
+    assert enable.level is False
+    relay.hold()
+    order.clear()
+    relay.release()
+    assert order == ["enable", "relay"]  # timer cleared before the release edge
+    relay.close()
+
+
+def test_relay_argument_checks(factory: ClockedMockFactory) -> None:
+    with pytest.raises(ValueError, match="static' or 'heartbeat"):
+        GpioRelay(RELAY, factory, "pulse")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="heartbeat drive only"):
+        GpioRelay(RELAY, factory, "static", enable_pin=ENABLE)
+
+
+def test_relay_release_never_raises(
+    factory: ClockedMockFactory, caplog: pytest.LogCaptureFixture
+) -> None:
+    relay = GpioRelay(RELAY, factory, "static")
+    relay.hold()
+
+    def broken(t: float, level: bool) -> None:
+        raise OSError("pin write failed")
+
+    factory.observed_pin(RELAY).add_listener(broken)
+    relay.release()  # the write fails: logged, not raised
+    assert not relay.holding
+    assert "the hardware pull must drop it" in caplog.text
+    relay.close()
+
+
+def test_relay_hold_failure_is_a_hal_error(factory: ClockedMockFactory) -> None:
+    relay = GpioRelay(RELAY, factory, "heartbeat")
+
+    def broken(t: float, level: bool) -> None:
+        raise OSError("pin write failed")
+
+    factory.observed_pin(RELAY).add_listener(broken)
+    with pytest.raises(HalError, match="cannot drive the relay"):
+        relay.hold()
+    assert not relay.holding
+    relay.close()
+
+
+def test_relay_close_is_idempotent_and_final(factory: ClockedMockFactory) -> None:
+    relay = GpioRelay(RELAY, factory, "heartbeat", enable_pin=ENABLE)
+    relay.hold()
+    relay.close()
+    relay.close()
+    relay.release()  # still never raises
+    assert factory.observed_pin(RELAY).function == "input"
+    assert factory.observed_pin(ENABLE).function == "input"
+    with pytest.raises(HalError, match="closed"):
+        relay.hold()
+
+
+def test_relay_pin_in_use_is_a_hal_error(factory: ClockedMockFactory) -> None:
+    first = GpioRelay(RELAY, factory, "static")
+    with pytest.raises(HalError, match="GPIO 17"):
+        GpioRelay(RELAY, factory, "static")
+    first.close()
+
+
+# -- buzzer -----------------------------------------------------------------------
+
+
+def _play_and_step(
+    buzzer: GpioBuzzer, clock: SimClock, name: str, until: float, step: float = 0.001
+) -> None:
+    buzzer.play(name, clock.monotonic())
+    n = round((until - clock.monotonic()) / step)
+    start = clock.monotonic()
+    for i in range(1, n + 1):
+        buzzer.update(at(clock, start + i * step))
+
+
+def _assert_timeline(
+    pin: ObservedMockPin, expected: list[tuple[float, bool]], step: float = 0.001
+) -> None:
+    """Each change happens at the first update at or after its documented time."""
+    actual = list(pin.transitions)
+    assert [level for _, level in actual] == [level for _, level in expected]
+    for (t_actual, _), (t_expected, _) in zip(actual, expected, strict=True):
+        assert t_expected - 1e-9 <= t_actual < t_expected + step + 1e-9
+
+
+def test_chirp_timeline_on_the_pin(factory: ClockedMockFactory, clock: SimClock) -> None:
+    buzzer = GpioBuzzer(BUZZER, factory)
+    pin = factory.observed_pin(BUZZER)
+    pin.clear_states()
+    _play_and_step(buzzer, clock, "chirp", until=T0 + 0.3)
+    _assert_timeline(pin, PATTERNS["chirp"].edges(start=T0))
+    assert [level for _, level in pin.transitions] == [True, False, True, False]
+    assert buzzer.pattern is None  # finished, silent
+    assert not buzzer.is_on
+    buzzer.close()
+
+
+def test_alarm_repeats_until_stopped(factory: ClockedMockFactory, clock: SimClock) -> None:
+    buzzer = GpioBuzzer(BUZZER, factory)
+    pin = factory.observed_pin(BUZZER)
+    pin.clear_states()
+    _play_and_step(buzzer, clock, "alarm", until=T0 + 2.05)
+    _assert_timeline(pin, PATTERNS["alarm"].edges(start=T0, until=T0 + 2.05))
+    assert buzzer.pattern == "alarm"
+    assert buzzer.is_on
+    buzzer.stop()
+    assert pin.level is False
+    assert buzzer.pattern is None
+    buzzer.update(at(clock, T0 + 2.1))
+    assert pin.level is False  # stays silent
+    buzzer.stop()  # idempotent
+    buzzer.close()
+
+
+def test_fault_timeline(factory: ClockedMockFactory, clock: SimClock) -> None:
+    buzzer = GpioBuzzer(BUZZER, factory)
+    pin = factory.observed_pin(BUZZER)
+    pin.clear_states()
+    _play_and_step(buzzer, clock, "fault", until=T0 + 6.5, step=0.005)
+    _assert_timeline(pin, PATTERNS["fault"].edges(start=T0, until=T0 + 6.5), step=0.005)
+    buzzer.close()
+
+
+def test_alarm_not_replaced_by_chirp(factory: ClockedMockFactory, clock: SimClock) -> None:
+    buzzer = GpioBuzzer(BUZZER, factory)
+    pin = factory.observed_pin(BUZZER)
+    buzzer.play("alarm", T0)
+    buzzer.play("chirp", at(clock, T0 + 0.15))
+    buzzer.play("fault", clock.monotonic())
+    assert buzzer.pattern == "alarm"
+    buzzer.update(at(clock, T0 + 0.25))
+    assert pin.level is True  # alarm's phase: on from 0.2 to 0.3
+    buzzer.play("chirp", clock.monotonic(), force=True)
+    assert buzzer.pattern == "chirp"
+    buzzer.close()
+
+
+def test_alarm_replaces_chirp_and_repeat_play_keeps_phase(
+    factory: ClockedMockFactory, clock: SimClock
+) -> None:
+    buzzer = GpioBuzzer(BUZZER, factory)
+    pin = factory.observed_pin(BUZZER)
+    buzzer.play("chirp", T0)
+    buzzer.play("alarm", at(clock, T0 + 0.01))
+    assert buzzer.pattern == "alarm"
+    # The loop may ask for the alarm every iteration: it is not restarted.
+    buzzer.play("alarm", at(clock, T0 + 0.16))
+    assert pin.level is False  # alarm started at 0.01 is off from 0.11 to 0.21
+    buzzer.close()
+
+
+def test_stop_then_play_overrides_priority(factory: ClockedMockFactory, clock: SimClock) -> None:
+    buzzer = GpioBuzzer(BUZZER, factory)
+    buzzer.play("alarm", T0)
+    buzzer.stop()
+    buzzer.play("chirp", T0)
+    assert buzzer.pattern == "chirp"
+    buzzer.close()
+
+
+def test_unknown_pattern(factory: ClockedMockFactory) -> None:
+    buzzer = GpioBuzzer(BUZZER, factory)
+    with pytest.raises(ValueError, match="known patterns: alarm, chirp, fault"):
+        buzzer.play("siren", T0)
+    buzzer.close()
+
+
+def test_active_low_buzzer_is_silent_high(factory: ClockedMockFactory) -> None:
+    buzzer = GpioBuzzer(BUZZER, factory, active_high=False)
+    pin = factory.observed_pin(BUZZER)
+    assert pin.level is True
+    buzzer.play("alarm", T0)
+    assert pin.level is False
+    buzzer.stop()
+    assert pin.level is True
+    buzzer.close()
+    buzzer.close()
+
+
+# -- status LED ---------------------------------------------------------------------
+
+
+def test_status_led_on_off_blink(factory: ClockedMockFactory, clock: SimClock) -> None:
+    led = GpioStatusLed(LED_PIN, factory)
+    pin = factory.observed_pin(LED_PIN)
+    led.on()
+    assert pin.level is True and led.is_lit
+    led.off()
+    assert pin.level is False
+    led.blink(0.5, 0.5, T0)
+    assert pin.level is True
+    led.update(at(clock, T0 + 0.6))
+    assert pin.level is False
+    led.blink(0.5, 0.5, clock.monotonic())  # same timing: phase kept
+    assert pin.level is False
+    led.update(at(clock, T0 + 1.1))
+    assert pin.level is True
+    led.close()
+    led.close()
+
+
+# -- reset button -------------------------------------------------------------------
+
+
+@pytest.fixture
+def button(factory: ClockedMockFactory, clock: SimClock) -> Iterator[GpioButton]:
+    b = GpioButton(BUTTON, factory, clock, pull_up=True, bounce_s=0.02)
+    yield b
+    b.close()
+
+
+@pytest.fixture
+def finger(factory: ClockedMockFactory, clock: SimClock, button: GpioButton) -> SimulatedButton:
+    return SimulatedButton(factory.observed_pin(BUTTON), clock, active_low=True)
+
+
+def test_button_press_stamped_with_clock_and_drained(
+    button: GpioButton, finger: SimulatedButton, clock: SimClock
+) -> None:
+    assert not button.is_pressed
+    at(clock, T0 + 0.5)
+    finger.down()
+    assert button.is_pressed
+    at(clock, T0 + 0.6)
+    finger.up()
+    assert not button.is_pressed
+    assert button.take_presses() == [T0 + 0.5]
+    assert button.take_presses() == []  # drained
+
+
+def test_button_chatter_is_one_press(
+    button: GpioButton, finger: SimulatedButton, clock: SimClock
+) -> None:
+    # Press chatter: down/up/down within 20 ms ...
+    t = at(clock, T0 + 1.0)
+    finger.down()
+    for dt, down in [(0.002, False), (0.003, True), (0.002, False), (0.004, True)]:
+        at(clock, t + dt)
+        t = clock.monotonic()
+        finger.down() if down else finger.up()
+    # ... held for 200 ms, then release chatter: up/down/up within 20 ms.
+    t = at(clock, T0 + 1.2)
+    finger.up()
+    for dt, down in [(0.003, True), (0.002, False)]:
+        at(clock, t + dt)
+        t = clock.monotonic()
+        finger.down() if down else finger.up()
+    assert button.take_presses() == [T0 + 1.0]
+    assert button.rejected == 3
+
+
+def test_presses_further_apart_than_bounce_each_count(
+    button: GpioButton, finger: SimulatedButton, clock: SimClock
+) -> None:
+    times = [T0 + 1.0, T0 + 1.5, T0 + 2.0]
+    for t in times:
+        at(clock, t)
+        finger.down()
+        at(clock, t + 0.1)
+        finger.up()
+    assert button.take_presses() == pytest.approx(times)
+    assert button.rejected == 0
+
+
+def test_bounce_time_is_passed_to_gpiozero(button: GpioButton, factory: ClockedMockFactory) -> None:
+    assert factory.observed_pin(BUTTON).bounce == pytest.approx(0.02)
+
+
+def test_button_without_pull_up_is_active_high(
+    factory: ClockedMockFactory, clock: SimClock
+) -> None:
+    button = GpioButton(BUTTON, factory, clock, pull_up=False, bounce_s=0.0)
+    finger = SimulatedButton(factory.observed_pin(BUTTON), clock, active_low=False)
+    finger.down()
+    assert factory.observed_pin(BUTTON).level is True
+    assert button.is_pressed
+    finger.up()
+    assert button.take_presses() == [T0]
+    button.close()
+    assert not button.is_pressed
+
+
+def test_press_queue_is_bounded(
+    button: GpioButton, finger: SimulatedButton, clock: SimClock
+) -> None:
+    for i in range(GpioButton.MAX_QUEUED + 6):
+        at(clock, T0 + i)
+        finger.down()
+        at(clock, T0 + i + 0.1)
+        finger.up()
+    presses = button.take_presses()
+    assert len(presses) == GpioButton.MAX_QUEUED
+    assert presses[-1] == T0 + GpioButton.MAX_QUEUED + 5  # the newest are kept
+
+
+def test_take_presses_while_another_thread_presses(
+    button: GpioButton, finger: SimulatedButton, clock: SimClock
+) -> None:
+    """No press is lost or duplicated when draining races the callback thread."""
+    n = 50
+    done = threading.Event()
+
+    def presser() -> None:
+        for _ in range(n):
+            clock.advance(0.1)
+            finger.down()
+            clock.advance(0.1)
+            finger.up()
+        done.set()
+
+    seen: list[float] = []
+    thread = threading.Thread(target=presser)
+    thread.start()
+    while not done.is_set():
+        seen.extend(button.take_presses())
+    thread.join()
+    seen.extend(button.take_presses())
+    assert len(seen) == n
+    assert seen == sorted(seen)
+
+
+# -- open_gpio ------------------------------------------------------------------------
+
+
+def test_open_gpio_simulated_heartbeat(clock: SimClock) -> None:
+    with open_gpio(GpioConfig(), clock) as gpio:
+        assert isinstance(gpio, GpioDevices)
+        assert isinstance(gpio.relay, Relay)
+        assert isinstance(gpio.buzzer, Buzzer)
+        assert isinstance(gpio.button, Button)
+        assert gpio.relay.drive == "heartbeat"
+        assert isinstance(gpio.hardware, HeartbeatRelayHardware)
+        assert gpio.button_sim is not None
+        assert isinstance(gpio.factory, ClockedMockFactory)
+        relay_pin = gpio.factory.observed_pin(PinConfig().relay)
+    assert relay_pin.function == "input"  # closed
+
+
+def test_open_gpio_simulated_static(clock: SimClock) -> None:
+    gpio = open_gpio(GpioConfig(relay_drive="static", relay_active_high=False), clock)
+    try:
+        hardware = gpio.hardware
+        assert isinstance(hardware, StaticRelayHardware)
+        assert not hardware.contact_closed()
+        gpio.relay.hold()
+        assert hardware.contact_closed()
+        gpio.relay.release()
+        assert not hardware.contact_closed()
+    finally:
+        gpio.close()
+        gpio.close()
+
+
+def test_open_gpio_real_backend_with_mock_factory(clock: SimClock) -> None:
+    with open_gpio(GpioConfig(backend="gpiozero", pin_factory="mock"), clock) as gpio:
+        assert gpio.hardware is None
+        assert gpio.button_sim is None
+        assert type(gpio.factory) is MockFactory
+        gpio.relay.hold()
+        assert gpio.relay.holding
+
+
+def test_open_gpio_failure_closes_what_was_opened(
+    clock: SimClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    made: list[ClockedMockFactory] = []
+
+    class RecordingFactory(ClockedMockFactory):
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            super().__init__(*args, **kwargs)
+            made.append(self)
+
+    monkeypatch.setattr("hal.gpio_factory.ClockedMockFactory", RecordingFactory)
+    config = GpioConfig(pins=PinConfig(buzzer=PinConfig().relay))
+    with pytest.raises(HalError, match="buzzer on GPIO 17"):
+        open_gpio(config, clock)
+    (factory,) = made
+    relay_pin = factory.observed_pin(PinConfig().relay)
+    # The relay was opened (released), then given back: never driven, pins free again.
+    assert [level for _, level in relay_pin.transitions] == []
+    assert relay_pin.function == "input"
+    for pin in (PinConfig().relay, PinConfig().relay_enable):
+        GpioRelay(pin, factory, "static").close()  # free again: this would raise if not
