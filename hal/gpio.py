@@ -6,10 +6,12 @@ gpiozero explicitly (``pin_factory=...``): gpiozero's global
 development machine means warnings and then ``BadPinFactory``, and on a Pi
 means a factory nobody chose. :func:`pin_factory_for` builds one by name.
 
-Nothing here starts a thread of its own: the buzzer and LED are advanced by
+Nothing here starts a thread: the buzzer and LED are advanced by
 ``update(now)`` from the monitor loop, so their timing follows the loop's
-clock (simulated or real) and costs no thread on a Pi Zero. (gpiozero's
-``Button`` runs its own small hold-detection thread; we do not use it.)
+clock (simulated or real) and costs no thread on a Pi Zero. For the same
+reason the button is a ``DigitalInputDevice`` rather than gpiozero's
+``Button``, whose hold-detection thread we would never use and whose
+``close()`` waits on it (up to ``hold_time``, 1 s, if the button is held).
 
 Safety notes that shape this module:
 
@@ -35,7 +37,7 @@ import threading
 from collections import deque
 from typing import Any
 
-from gpiozero import LED, Button, DigitalOutputDevice
+from gpiozero import LED, DigitalInputDevice, DigitalOutputDevice
 from gpiozero import Buzzer as _GpiozeroBuzzer
 
 from hal.buzzer_patterns import Pattern, PatternPlayer, get_pattern
@@ -469,7 +471,8 @@ class GpioStatusLed(_PatternOutput):
 class GpioButton:
     """The reset push-button (see :class:`hal.interfaces.Button`).
 
-    A gpiozero ``Button`` reports presses from its event thread; each press
+    A gpiozero ``DigitalInputDevice`` (``Button`` without the hold thread)
+    reports presses from the pin factory's event thread; each press
     is stamped with ``clock.monotonic()`` and queued in a bounded deque that
     :meth:`take_presses` drains without taking any lock, so the real-time
     thread never waits on the callback thread.
@@ -510,15 +513,15 @@ class GpioButton:
         self._device = _open_device(
             "reset button",
             pin,
-            lambda: Button(
+            lambda: DigitalInputDevice(
                 pin,
                 pull_up=pull_up,
                 bounce_time=bounce_s if bounce_s > 0 else None,
                 pin_factory=factory,
             ),
         )
-        self._device.when_pressed = self._on_pressed
-        self._device.when_released = self._on_released
+        self._device.when_activated = self._on_pressed
+        self._device.when_deactivated = self._on_released
 
     def _on_pressed(self) -> None:
         t = self._clock.monotonic()
@@ -539,7 +542,7 @@ class GpioButton:
         """The raw level now, not debounced (False after :meth:`close`)."""
         if self._closed:
             return False
-        return bool(self._device.is_pressed)
+        return bool(self._device.is_active)
 
     @property
     def rejected(self) -> int:
