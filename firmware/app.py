@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from types import FrameType
 
 from firmware.config import Config
+from firmware.detection.base import Detector
 from firmware.detection.factory import build_detector
 from firmware.monitor import Monitor
 from firmware.safety import SafetyController, SensorLimits
@@ -23,7 +24,7 @@ from firmware.sinks import EventDispatcher, EventSink, LogSink, StoreSink
 from firmware.store import EventStore
 from hal.clock import Clock, RealClock
 from hal.gpio_factory import GpioDevices, open_gpio
-from hal.imu_factory import open_imu
+from hal.imu_factory import SimulatedImuRig, build_simulated_imu, open_imu
 from hal.interfaces import Imu
 from hal.sim.motion import MotionSource
 
@@ -44,6 +45,8 @@ class App:
     dispatcher: EventDispatcher
     store: EventStore
     extra_sinks: list[EventSink] = field(default_factory=list)
+    sim_imu: SimulatedImuRig | None = None
+    """The simulated bus and chip, for fault injection; None on real hardware."""
 
     def start(self) -> None:
         self.dispatcher.start()
@@ -68,13 +71,24 @@ def build_app(
     *,
     motion: MotionSource | None = None,
     extra_sinks: Sequence[EventSink] = (),
+    detector: Detector | None = None,
 ) -> App:
-    """Build the whole monitor. ``motion`` feeds the simulated IMU (ignored for real hardware)."""
-    imu = open_imu(config.imu, clock, motion)
+    """Build the whole monitor.
+
+    ``motion`` feeds the simulated IMU (ignored for real hardware);
+    ``detector`` replaces the configured one (tests inject failing detectors).
+    """
+    sim_imu: SimulatedImuRig | None = None
+    if config.imu.backend == "simulated" and motion is not None:
+        sim_imu = build_simulated_imu(config.imu, clock, motion)
+        imu: Imu = sim_imu.imu
+    else:
+        imu = open_imu(config.imu, clock, motion)
     gpio = open_gpio(config.gpio, clock)
     store = EventStore(config.storage.database)
     dispatcher = EventDispatcher([StoreSink(store), LogSink(), *extra_sinks])
-    detector = build_detector(config.detector, imu.sample_rate_hz)
+    if detector is None:
+        detector = build_detector(config.detector, imu.sample_rate_hz)
     controller = SafetyController(
         relay=gpio.relay,
         buzzer=gpio.buzzer,
@@ -106,6 +120,7 @@ def build_app(
         dispatcher=dispatcher,
         store=store,
         extra_sinks=list(extra_sinks),
+        sim_imu=sim_imu,
     )
 
 

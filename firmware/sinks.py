@@ -72,6 +72,7 @@ class EventDispatcher:
         self._thread = threading.Thread(target=self._run, name="retroguard-events", daemon=True)
         self._started = False
         self._handled = 0
+        self._submitted = 0
         self._handled_cond = threading.Condition()
         self.on_error: Callable[[EventSink, Event, BaseException], None] | None = None
 
@@ -82,7 +83,12 @@ class EventDispatcher:
 
     def submit(self, event: Event) -> None:
         """Hand ``event`` over; never blocks (safe on the real-time thread)."""
+        self._submitted += 1
         self._queue.put_nowait(event)
+
+    def flush(self, timeout: float) -> bool:
+        """Block until every event submitted so far has been through every sink."""
+        return self.wait_handled(self._submitted, timeout)
 
     def wait_handled(self, count: int, timeout: float) -> bool:
         """Block until ``count`` events in total have been through every sink."""
