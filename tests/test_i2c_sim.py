@@ -1,0 +1,341 @@
+"""The fake I2C bus and the register-level MPU-6050 simulation, checked against the datasheet."""
+
+from __future__ import annotations
+
+import errno
+import struct
+
+import pytest
+from mpu_support import ADDRESS, ConstantMotion, RampMotion
+from smbus2 import i2c_msg
+
+from hal import mpu6050_registers as reg
+from hal.clock import SimClock
+from hal.sim.i2c_bus import FakeI2cBus
+from hal.sim.mpu6050_sim import SimulatedMpu6050
+
+
+def make_chip(
+    motion: ConstantMotion | RampMotion | None = None, **options: float
+) -> tuple[SimClock, FakeI2cBus, SimulatedMpu6050]:
+    clock = SimClock()
+    chip = SimulatedMpu6050(motion or ConstantMotion(), clock, **options)
+    return clock, FakeI2cBus({ADDRESS: chip}), chip
+
+
+def wake_streaming(
+    bus: FakeI2cBus, *, divider: int = 0, dlpf: int = 1, fifo_en: int = 0x78
+) -> None:
+    """Minimal bring-up, straight from the register map: wake, rate, FIFO on."""
+    bus.write_byte_data(ADDRESS, reg.SMPLRT_DIV, divider)
+    bus.write_byte_data(ADDRESS, reg.CONFIG, dlpf)
+    bus.write_byte_data(ADDRESS, reg.INT_ENABLE, reg.FIFO_OFLOW_EN)
+    bus.write_byte_data(ADDRESS, reg.FIFO_EN, fifo_en)
+    bus.write_byte_data(ADDRESS, reg.USER_CTRL, reg.USER_FIFO_EN)
+    bus.write_byte_data(ADDRESS, reg.PWR_MGMT_1, reg.CLKSEL_PLL_XGYRO)
+
+
+def fifo_count(bus: FakeI2cBus) -> int:
+    high, low = bus.read_i2c_block_data(ADDRESS, reg.FIFO_COUNTH, 2)
+    return (high << 8) | low
+
+
+def read_fifo(bus: FakeI2cBus, n: int) -> bytes:
+    write = i2c_msg.write(ADDRESS, [reg.FIFO_R_W])
+    read = i2c_msg.read(ADDRESS, n)
+    bus.i2c_rdwr(write, read)
+    return bytes(read)
+
+
+# --- the bus ----------------------------------------------------------------------
+
+
+def test_absent_address_is_errno_121() -> None:
+    bus = FakeI2cBus()
+    with pytest.raises(OSError) as info:
+        bus.read_byte_data(0x68, reg.WHO_AM_I)
+    assert info.value.errno == errno.EREMOTEIO
+
+
+def test_block_read_is_limited_to_32_bytes_like_smbus2() -> None:
+    _, bus, _ = make_chip()
+    with pytest.raises(ValueError, match="32"):
+        bus.read_i2c_block_data(ADDRESS, reg.ACCEL_XOUT_H, 33)
+
+
+def test_i2c_rdwr_fills_real_smbus2_read_buffers() -> None:
+    _, bus, _ = make_chip()
+    write = i2c_msg.write(ADDRESS, [reg.WHO_AM_I])
+    read = i2c_msg.read(ADDRESS, 1)
+    bus.i2c_rdwr(write, read)
+    assert list(read) == [0x68]
+    assert bus.counts["i2c_rdwr"] == 1
+
+
+def test_injected_errors_fail_whole_transactions_then_stop() -> None:
+    _, bus, _ = make_chip()
+    bus.inject_errors(2, errno=errno.EIO)
+    for _ in range(2):
+        with pytest.raises(OSError) as info:
+            bus.read_byte_data(ADDRESS, reg.WHO_AM_I)
+        assert info.value.errno == errno.EIO
+    assert bus.read_byte_data(ADDRESS, reg.WHO_AM_I) == 0x68
+    assert [op.ok for op in bus.log] == [False, False, True]
+
+
+def test_injected_errors_can_target_one_register() -> None:
+    _, bus, _ = make_chip()
+    bus.inject_errors(1, register=reg.FIFO_COUNTH)
+    assert bus.read_byte_data(ADDRESS, reg.WHO_AM_I) == 0x68  # not targeted: passes
+    with pytest.raises(OSError):
+        bus.read_i2c_block_data(ADDRESS, reg.FIFO_COUNTH, 2)
+    assert bus.pending_faults == 0
+
+
+def test_disconnect_fails_everything_until_reconnect() -> None:
+    _, bus, _ = make_chip()
+    bus.disconnect()
+    for call in (
+        lambda: bus.read_byte_data(ADDRESS, reg.WHO_AM_I),
+        lambda: bus.write_byte_data(ADDRESS, reg.PWR_MGMT_1, 0),
+        lambda: bus.read_i2c_block_data(ADDRESS, reg.ACCEL_XOUT_H, 6),
+        lambda: bus.i2c_rdwr(i2c_msg.write(ADDRESS, [0x75]), i2c_msg.read(ADDRESS, 1)),
+    ):
+        with pytest.raises(OSError) as info:
+            call()
+        assert info.value.errno == errno.EREMOTEIO
+    bus.reconnect()
+    assert bus.read_byte_data(ADDRESS, reg.WHO_AM_I) == 0x68
+
+
+def test_garbage_corrupts_the_bytes_but_the_device_still_acts() -> None:
+    clock, bus, chip = make_chip()
+    wake_streaming(bus)
+    clock.advance(0.010)  # 10 samples at 1 kHz
+    assert fifo_count(bus) == 120
+    bus.inject_garbage(1)
+    clean = struct.pack(">6h", 0, 0, 16384, 0, 0, 0)  # standing still, 2 g and 250 dps ranges
+    garbage = read_fifo(bus, 12)
+    assert all(g != c for g, c in zip(garbage, clean, strict=True))
+    assert read_fifo(bus, 12) == clean  # only one read was corrupted
+    assert fifo_count(bus) == 96  # the corrupted read still popped its 12 bytes
+    assert bus.pending_faults == 0
+    assert chip.samples_taken == 10
+
+
+# --- registers -----------------------------------------------------------------------
+
+
+def test_power_on_defaults() -> None:
+    _, bus, chip = make_chip()
+    assert bus.read_byte_data(ADDRESS, reg.PWR_MGMT_1) == 0x40
+    assert bus.read_byte_data(ADDRESS, reg.WHO_AM_I) == 0x68
+    others = [r for r in range(0x0D, 0x75) if r not in (reg.PWR_MGMT_1, reg.FIFO_R_W)]
+    assert all(chip.peek(r) == 0 for r in others)
+
+
+def test_asleep_means_no_samples() -> None:
+    clock, bus, chip = make_chip()
+    bus.write_byte_data(ADDRESS, reg.CONFIG, 1)  # DLPF on: 1 kHz
+    bus.write_byte_data(ADDRESS, reg.FIFO_EN, 0x78)
+    bus.write_byte_data(ADDRESS, reg.USER_CTRL, reg.USER_FIFO_EN)
+    clock.advance(1.0)
+    assert fifo_count(bus) == 0
+    assert chip.samples_taken == 0
+    bus.write_byte_data(ADDRESS, reg.PWR_MGMT_1, reg.CLKSEL_PLL_XGYRO)
+    clock.advance(0.005)
+    assert fifo_count(bus) == 5 * 12
+    bus.write_byte_data(ADDRESS, reg.PWR_MGMT_1, reg.SLEEP | reg.CLKSEL_PLL_XGYRO)
+    clock.advance(0.005)
+    assert fifo_count(bus) == 5 * 12
+
+
+def test_sample_rate_follows_divider_and_dlpf() -> None:
+    for dlpf, divider, seconds, expected in (
+        (3, 4, 1.0, 200),  # 1 kHz / 5
+        (3, 0, 0.1, 100),  # 1 kHz
+        (0, 7, 0.1, 100),  # DLPF off: 8 kHz / 8
+        (7, 0, 0.01, 80),  # DLPF_CFG 7 is also "off": 8 kHz
+        (6, 99, 1.0, 10),  # 1 kHz / 100
+    ):
+        clock, bus, chip = make_chip()
+        wake_streaming(bus, divider=divider, dlpf=dlpf, fifo_en=0)
+        clock.advance(seconds)
+        bus.read_byte_data(ADDRESS, reg.WHO_AM_I)  # any access catches the chip up
+        assert chip.samples_taken == expected, (dlpf, divider)
+
+
+def test_fifo_frame_follows_fifo_en_in_register_order() -> None:
+    motion = ConstantMotion((0.5, -0.25, 1.0, 10.0, -20.0, 30.0))
+    clock, bus, _ = make_chip(motion)
+    everything = reg.TEMP_FIFO_EN | reg.SENSOR_FIFO_BITS
+    wake_streaming(bus, dlpf=1, fifo_en=everything)
+    bus.write_byte_data(ADDRESS, reg.ACCEL_CONFIG, 0)  # 2 g: 16384 LSB/g
+    bus.write_byte_data(ADDRESS, reg.GYRO_CONFIG, 0)  # 250 dps: 131 LSB/dps
+    clock.advance(0.001)
+    assert fifo_count(bus) == 14
+    ax, ay, az, temp, gx, gy, gz = struct.unpack(">7h", read_fifo(bus, 14))
+    assert (ax, ay, az) == (8192, -4096, 16384)
+    assert (gx, gy, gz) == (1310, -2620, 3930)
+    assert temp == round((25.0 - 36.53) * 340)
+
+
+def test_fifo_captures_only_with_user_ctrl_fifo_en() -> None:
+    clock, bus, _ = make_chip()
+    wake_streaming(bus, dlpf=1)
+    bus.write_byte_data(ADDRESS, reg.USER_CTRL, 0)
+    clock.advance(0.01)
+    assert fifo_count(bus) == 0
+
+
+def test_data_registers_are_readable_and_saturate() -> None:
+    motion = ConstantMotion((3.0, -3.0, 1.0, 300.0, -300.0, 0.0))  # beyond 2 g and 250 dps
+    clock, bus, _ = make_chip(motion)
+    wake_streaming(bus, dlpf=1, fifo_en=0)
+    clock.advance(0.001)
+    ax, ay, az, _temp, gx, gy, gz = struct.unpack(
+        ">7h", bytes(bus.read_i2c_block_data(ADDRESS, reg.ACCEL_XOUT_H, 14))
+    )
+    assert (ax, ay, az) == (32767, -32768, 16384)
+    assert (gx, gy, gz) == (32767, -32768, 0)
+
+
+def test_device_reset_restores_defaults_and_self_clears() -> None:
+    clock, bus, chip = make_chip(reset_duration_s=0.01)
+    wake_streaming(bus)
+    bus.write_byte_data(ADDRESS, reg.PWR_MGMT_1, reg.DEVICE_RESET)
+    assert bus.read_byte_data(ADDRESS, reg.PWR_MGMT_1) == 0xC0
+    bus.write_byte_data(ADDRESS, reg.SMPLRT_DIV, 9)  # ignored: still resetting
+    clock.advance(0.01)
+    assert bus.read_byte_data(ADDRESS, reg.PWR_MGMT_1) == 0x40
+    assert chip.peek(reg.SMPLRT_DIV) == 0
+    assert chip.peek(reg.USER_CTRL) == 0
+    assert fifo_count(bus) == 0
+
+
+def test_reset_stuck_knob_keeps_device_reset_set() -> None:
+    clock, bus, chip = make_chip()
+    chip.reset_stuck = True
+    bus.write_byte_data(ADDRESS, reg.PWR_MGMT_1, reg.DEVICE_RESET)
+    clock.advance(10.0)
+    assert bus.read_byte_data(ADDRESS, reg.PWR_MGMT_1) & reg.DEVICE_RESET
+
+
+def test_fifo_overflow_overwrites_oldest_bytes_and_loses_alignment() -> None:
+    clock, bus, chip = make_chip(RampMotion(slope=1.0))
+    wake_streaming(bus, dlpf=1)  # 1 kHz (CONFIG 1), accel + gyro: 12-byte frames
+    bus.write_byte_data(ADDRESS, reg.ACCEL_CONFIG, 0x18)  # 16 g, 2048 LSB/g
+    clock.advance(0.2)  # 200 samples = 2400 bytes into a 1024-byte FIFO
+    assert fifo_count(bus) == 1024
+    assert bus.read_byte_data(ADDRESS, reg.INT_STATUS) & reg.FIFO_OFLOW_INT
+    assert bus.read_byte_data(ADDRESS, reg.INT_STATUS) == 0  # cleared by the read
+    # 2400 - 1024 = 1376 bytes were dropped: 1376 % 12 = 8, so the FIFO now starts
+    # at byte 8 of a frame (GYRO_YOUT_H), not at ACCEL_XOUT_H.
+    data = read_fifo(bus, 1024)
+    newest_ax = struct.unpack(">h", data[-12:-10])[0]
+    # The newest frame is intact at the end; DLPF_CFG 1 delays the motion by 2 ms.
+    assert newest_ax == round((0.200 - 0.002) * 2048)
+    oldest_word = struct.unpack(">h", data[:2])[0]
+    assert oldest_word == 0  # GYRO_YOUT of a frame, where ACCEL_XOUT would have been > 0
+    assert chip.fifo_overflows > 0
+
+
+def test_overflow_flag_needs_its_interrupt_enable() -> None:
+    clock, bus, _ = make_chip()
+    wake_streaming(bus, dlpf=1)
+    bus.write_byte_data(ADDRESS, reg.INT_ENABLE, 0)
+    clock.advance(0.2)
+    assert fifo_count(bus) == 1024
+    assert bus.read_byte_data(ADDRESS, reg.INT_STATUS) == 0
+
+
+def test_fifo_reset_only_with_fifo_en_clear() -> None:
+    clock, bus, _ = make_chip()
+    wake_streaming(bus, dlpf=1)
+    clock.advance(0.005)
+    bus.write_byte_data(ADDRESS, reg.USER_CTRL, reg.USER_FIFO_EN | reg.FIFO_RESET)
+    assert fifo_count(bus) == 60  # ignored: FIFO_EN was 1
+    bus.write_byte_data(ADDRESS, reg.USER_CTRL, reg.FIFO_RESET)
+    assert fifo_count(bus) == 0
+    assert bus.read_byte_data(ADDRESS, reg.USER_CTRL) == 0  # FIFO_RESET self-clears
+
+
+def test_empty_fifo_read_returns_the_last_byte() -> None:
+    clock, bus, _ = make_chip()
+    wake_streaming(bus, dlpf=1)
+    clock.advance(0.001)
+    frame = read_fifo(bus, 12)
+    assert read_fifo(bus, 3) == bytes([frame[-1]] * 3)
+
+
+def test_fifo_count_low_byte_is_latched_by_the_high_byte() -> None:
+    clock, bus, _ = make_chip()
+    wake_streaming(bus, dlpf=1)
+    clock.advance(0.002)
+    assert bus.read_byte_data(ADDRESS, reg.FIFO_COUNTH) == 0
+    clock.advance(0.003)
+    assert bus.read_byte_data(ADDRESS, reg.FIFO_COUNTL) == 24  # still the latched count
+    assert fifo_count(bus) == 60
+
+
+def test_noise_is_deterministic_for_a_seed() -> None:
+    def first_frames(seed: int) -> bytes:
+        clock, bus, _ = make_chip(accel_noise_g=0.01, gyro_noise_dps=0.5, seed=seed)
+        wake_streaming(bus, dlpf=1)
+        clock.advance(0.01)
+        return read_fifo(bus, 120)
+
+    assert first_frames(7) == first_frames(7)
+    assert first_frames(7) != first_frames(8)
+
+
+def test_clock_skew_changes_the_real_rate() -> None:
+    clock, bus, chip = make_chip(clock_skew=0.02)
+    wake_streaming(bus, dlpf=1, fifo_en=0)
+    clock.advance(1.0)
+    bus.read_byte_data(ADDRESS, reg.WHO_AM_I)
+    assert chip.samples_taken == 1020
+
+
+def test_stalled_chip_answers_but_makes_no_samples() -> None:
+    clock, bus, chip = make_chip()
+    wake_streaming(bus, dlpf=1)
+    chip.stalled = True
+    clock.advance(0.05)
+    assert fifo_count(bus) == 0
+    chip.stalled = False
+    clock.advance(0.002)
+    assert fifo_count(bus) == 24  # no backlog from the stall
+
+
+def test_long_unread_stretch_is_cheap_and_exact() -> None:
+    # An hour at 1 kHz must not generate 3.6 million samples, yet look the same from outside.
+    clock, bus, chip = make_chip(RampMotion(slope=0.001))
+    wake_streaming(bus, dlpf=1)
+    bus.write_byte_data(ADDRESS, reg.ACCEL_CONFIG, 0x18)
+    clock.advance(3600.0)
+    assert fifo_count(bus) == 1024
+    assert chip.samples_computed < 200
+    assert chip.samples_taken == 3_600_000
+    tail = read_fifo(bus, 1024)[-12:]
+    assert struct.unpack(">h", tail[:2])[0] == round((3600.0 - 0.002) * 0.001 * 2048)
+
+
+def test_motion_time_starts_at_first_wake_and_survives_reset() -> None:
+    clock, bus, _ = make_chip(RampMotion(slope=1.0), reset_duration_s=0.005)
+
+    def wake_and_read_ax_after(seconds: float) -> int:
+        wake_streaming(bus, dlpf=1, fifo_en=0)
+        bus.write_byte_data(ADDRESS, reg.ACCEL_CONFIG, 0x18)  # 16 g: 2048 LSB/g
+        clock.advance(seconds)
+        raw = bytes(bus.read_i2c_block_data(ADDRESS, reg.ACCEL_XOUT_H, 2))
+        value: int = struct.unpack(">h", raw)[0]
+        return value
+
+    clock.advance(5.0)  # asleep: motion time has not started
+    # DLPF_CFG 1 delays by 2 ms: the sample 0.5 s after waking shows the motion at 0.498 s.
+    assert wake_and_read_ax_after(0.5) == round(0.498 * 2048)
+    bus.write_byte_data(ADDRESS, reg.PWR_MGMT_1, reg.DEVICE_RESET)
+    clock.advance(0.005)
+    # The wearer kept moving during the reset: motion time did not restart.
+    assert wake_and_read_ax_after(0.1) == round((0.605 - 0.002) * 2048)
