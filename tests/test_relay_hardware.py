@@ -250,6 +250,16 @@ def test_querying_the_past_is_refused_but_history_remains(rig: Rig) -> None:
     assert rig.hw.history[-1] == (t_last + HOLD, False)
 
 
+def test_asking_about_the_future_commits_nothing(rig: Rig) -> None:
+    rig.arm()
+    t_last = rig.beat(1)
+    assert rig.hw.contact_closed(t_last + HOLD / 2)
+    assert not rig.hw.contact_closed(t_last + 1.0)  # if no edge came
+    rig.beat(8)  # edges did come, earlier than that
+    assert rig.hw.contact_closed()
+    assert rig.hw.opened_after(t_last) is None
+
+
 def test_model_needs_positive_hold() -> None:
     with pytest.raises(ValueError):
         HeartbeatRelayHardware(SimClock(), hold_s=0.0)

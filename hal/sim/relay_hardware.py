@@ -222,35 +222,48 @@ class HeartbeatRelayHardware:
             self._latch = closed
             self._history.append((t, closed))
 
-    def _query_time(self, t: float | None) -> float:
+    def _state_at(self, t: float | None) -> tuple[bool, bool]:
+        """(driver active, latch closed) at ``t``; caller holds the lock.
+
+        Settles up to the clock's now at most: a question about the future
+        ("if no edge came, would it still be closed at t?") is answered
+        without committing, so a later event stamped before ``t`` is still
+        processed in order.
+        """
+        now = max(self._clock.monotonic(), self._now)
         if t is None:
-            return max(self._clock.monotonic(), self._now)
-        if t < self._now:
+            t = now
+        elif t < self._now:
             raise ValueError(
                 f"cannot evaluate the circuit at {t:.6f}: already settled to {self._now:.6f}"
                 " (read 'history' for the past)"
             )
-        return t
+        self._settle(min(t, now))
+        driver = self._driver
+        if driver and self._last_edge is not None and self._last_edge + self.hold_s <= t:
+            driver = False
+        return driver, self._latch and driver
 
     # -- queries --------------------------------------------------------------
 
     def driver_active(self, t: float | None = None) -> bool:
         """Whether the monostable is holding at ``t`` (default: the clock's now)."""
         with self._lock:
-            self._settle(self._query_time(t))
-            return self._driver
+            return self._state_at(t)[0]
 
     def latched(self, t: float | None = None) -> bool:
         """Whether the self-holding latch is closed at ``t``."""
         with self._lock:
-            self._settle(self._query_time(t))
-            return self._latch
+            return self._state_at(t)[1]
 
     def contact_closed(self, t: float | None = None) -> bool:
-        """Whether the treadmill may run at ``t``: latch closed and driver active."""
+        """Whether the treadmill may run at ``t``: latch closed and driver active.
+
+        ``t`` defaults to the clock's now; a ``t`` in the future answers
+        "if no further event arrives". The past is in :attr:`history`.
+        """
         with self._lock:
-            self._settle(self._query_time(t))
-            return self._latch and self._driver
+            return self._state_at(t)[1]
 
     @property
     def button_down(self) -> bool:
