@@ -1,0 +1,309 @@
+#!/usr/bin/env bash
+# Install RetroGuard as a systemd service on Raspberry Pi OS Bookworm (Pi 3, 4, 5, Zero 2 W).
+#
+#   sudo ./scripts/install-pi.sh              install or upgrade (safe to run again)
+#   sudo ./scripts/install-pi.sh --uninstall  remove the service and /opt/retroguard
+#                                             (keeps config and event store; --purge removes them
+#                                             and the user too)
+#   ./scripts/install-pi.sh --dry-run [...]   print the steps, change nothing (no root needed)
+#   --no-start                                enable the unit but do not (re)start it now
+#   --no-hardware-watchdog                    leave systemd's RuntimeWatchdogSec alone
+#
+# Every step checks first and only does what is missing, so a second run changes nothing
+# except the code in the venv and the unit file. Existing config is never overwritten.
+# See docs/deployment.md.
+set -euo pipefail
+
+SERVICE=retroguard
+SVC_USER=retroguard
+# The paths can be moved for testing; the unit file names the defaults.
+PREFIX=${RETROGUARD_PREFIX:-/opt/retroguard}
+ETC_DIR=${RETROGUARD_ETC:-/etc/retroguard}
+UNIT_DIR=${RETROGUARD_UNIT_DIR:-/etc/systemd/system}
+SYSTEM_CONF_DIR=${RETROGUARD_SYSTEM_CONF_DIR:-/etc/systemd/system.conf.d}
+STATE_DIR=/var/lib/retroguard
+VENV=$PREFIX/venv
+CONFIG=$ETC_DIR/config.toml
+WATCHDOG_DROPIN=$SYSTEM_CONF_DIR/60-retroguard-watchdog.conf
+# The Pi's BCM2835 watchdog accepts at most about 15 s.
+HW_WATCHDOG_SEC=10s
+APT_PACKAGES=(python3-venv python3-dev gcc i2c-tools)
+
+root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+dry_run=0
+action=install
+purge=0
+start=1
+hw_watchdog=1
+
+usage() { sed -n '2,14p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; }
+
+parse_args() {
+    local arg
+    for arg in "$@"; do
+        case $arg in
+            --dry-run) dry_run=1 ;;
+            --uninstall) action=uninstall ;;
+            --purge) purge=1 ;;
+            --no-start) start=0 ;;
+            --no-hardware-watchdog) hw_watchdog=0 ;;
+            -h | --help) usage; exit 0 ;;
+            *) echo "install-pi.sh: unknown option $arg" >&2; usage >&2; exit 2 ;;
+        esac
+    done
+    if [ "$purge" -eq 1 ] && [ "$action" != uninstall ]; then
+        echo "install-pi.sh: --purge only goes with --uninstall" >&2
+        exit 2
+    fi
+}
+
+step_no=0
+# step TEXT: announce what comes next (numbered, so a failed run says where it stopped).
+step() {
+    step_no=$((step_no + 1))
+    printf '[%d] %s\n' "$step_no" "$*"
+}
+# note TEXT: a step that is already done, or a warning.
+note() { printf '    %s\n' "$*"; }
+# run CMD...: run a command, or print it in a dry run.
+run() {
+    if [ "$dry_run" -eq 1 ]; then
+        printf '    +'
+        printf ' %q' "$@"
+        printf '\n'
+    else
+        "$@"
+    fi
+}
+# write_file DEST MODE OWNER:GROUP: write stdin to DEST atomically, or print what would be written.
+write_file() {
+    local dest=$1 mode=$2 owner=$3 tmp
+    if [ "$dry_run" -eq 1 ]; then
+        printf '    + write %s (mode %s, %s)\n' "$dest" "$mode" "$owner"
+        cat >/dev/null
+        return
+    fi
+    tmp=$(mktemp "$dest.XXXXXX")
+    cat >"$tmp"
+    chmod "$mode" "$tmp"
+    chown "$owner" "$tmp"
+    mv -f "$tmp" "$dest"
+}
+
+require_root() {
+    if [ "$dry_run" -eq 0 ] && [ "$(id -u)" -ne 0 ]; then
+        echo "install-pi.sh: run it with sudo (or try --dry-run)" >&2
+        exit 1
+    fi
+}
+
+check_platform() {
+    step "Check the platform"
+    local codename="" model=""
+    if [ -r /etc/os-release ]; then
+        # shellcheck disable=SC1091
+        codename=$(. /etc/os-release && echo "${VERSION_CODENAME:-}")
+    fi
+    if [ "$codename" != bookworm ]; then
+        note "warning: made for Raspberry Pi OS Bookworm; this is '${codename:-unknown}'"
+    fi
+    if [ -r /proc/device-tree/model ]; then
+        model=$(tr -d '\0' </proc/device-tree/model)
+    fi
+    case $model in
+        "Raspberry Pi"*) note "board: $model" ;;
+        *) note "warning: not a Raspberry Pi (${model:-no device-tree model}); GPIO and I2C will not work here" ;;
+    esac
+}
+
+install_packages() {
+    step "Install Debian packages: ${APT_PACKAGES[*]}"
+    local missing=() pkg
+    for pkg in "${APT_PACKAGES[@]}"; do
+        dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
+    done
+    if [ ${#missing[@]} -eq 0 ]; then
+        note "already installed"
+        return
+    fi
+    run apt-get update
+    run env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "${missing[@]}"
+}
+
+enable_i2c() {
+    step "Enable I2C (raspi-config nonint do_i2c 0) and load i2c-dev"
+    if ! command -v raspi-config >/dev/null 2>&1; then
+        note "warning: raspi-config not found; enable I2C by hand (dtparam=i2c_arm=on in /boot/firmware/config.txt)"
+    elif [ "$(raspi-config nonint get_i2c 2>/dev/null || echo 1)" = 0 ]; then
+        note "already enabled"
+    else
+        run raspi-config nonint do_i2c 0
+        note "I2C enabled: if /dev/i2c-1 does not appear, reboot once"
+    fi
+    if [ -e /dev/i2c-1 ]; then
+        note "/dev/i2c-1 present"
+    else
+        run modprobe i2c-dev
+    fi
+}
+
+create_user() {
+    step "Create system user '$SVC_USER' in groups gpio and i2c"
+    local group
+    for group in gpio i2c; do
+        if ! getent group "$group" >/dev/null; then
+            note "group '$group' missing (not Raspberry Pi OS?): creating it"
+            run groupadd --system "$group"
+        fi
+    done
+    if id "$SVC_USER" >/dev/null 2>&1; then
+        note "user exists"
+    else
+        run useradd --system --user-group --no-create-home --home-dir "$STATE_DIR" \
+            --shell /usr/sbin/nologin --comment "RetroGuard fall-safety monitor" "$SVC_USER"
+    fi
+    for group in gpio i2c; do
+        if id -nG "$SVC_USER" 2>/dev/null | tr ' ' '\n' | grep -qx "$group"; then
+            note "already in $group"
+        else
+            run usermod -aG "$group" "$SVC_USER"
+        fi
+    done
+}
+
+install_venv() {
+    step "Install RetroGuard with the 'pi' extra into $VENV"
+    run install -d -m 0755 "$PREFIX"
+    if [ -x "$VENV/bin/python" ]; then
+        note "venv exists: upgrading RetroGuard in it"
+    else
+        run python3 -m venv "$VENV"
+    fi
+    run "$VENV/bin/python" -m pip install --quiet --upgrade pip
+    run "$VENV/bin/python" -m pip install --quiet --upgrade "${root}[pi]"
+    # The unit's Documentation= and the wiring guide, next to the code that matches them.
+    run rm -rf "$PREFIX/docs" "$PREFIX/wiring"
+    run cp -r "$root/docs" "$root/wiring" "$PREFIX/"
+}
+
+install_config() {
+    step "Write $CONFIG (mpu6050 IMU, gpiozero/lgpio pins) unless it exists"
+    run install -d -m 0755 "$ETC_DIR"
+    if [ -e "$CONFIG" ]; then
+        note "kept: $CONFIG exists (check it with: $VENV/bin/retroguard config --check $CONFIG)"
+        return
+    fi
+    if [ "$dry_run" -eq 1 ]; then
+        printf '    + %s config --example | set imu.backend="mpu6050", gpio.backend="gpiozero", gpio.pin_factory="lgpio"\n' "$VENV/bin/retroguard"
+        printf '    + write %s (mode 0640, root:%s)\n' "$CONFIG" "$SVC_USER"
+        printf '    + %s config --check %s\n' "$VENV/bin/retroguard" "$CONFIG"
+        return
+    fi
+    "$VENV/bin/retroguard" config --example | hardware_config | write_file "$CONFIG" 0640 "root:$SVC_USER"
+    if ! grep -q '^backend = "mpu6050"' "$CONFIG" || ! grep -q '^backend = "gpiozero"' "$CONFIG"; then
+        echo "install-pi.sh: could not set the hardware backends in $CONFIG; edit it by hand" >&2
+        exit 1
+    fi
+    "$VENV/bin/retroguard" config --check "$CONFIG"
+}
+
+# hardware_config: the example config (stdin) with the real backends chosen. lgpio drives the
+# GPIO of every supported board on Bookworm, the Pi 5 included (RPi.GPIO cannot drive a Pi 5).
+hardware_config() {
+    sed -e '/^\[imu\]/,/^\[/ s/^backend = .*/backend = "mpu6050"/' \
+        -e '/^\[gpio\]/,/^\[/ s/^backend = .*/backend = "gpiozero"/' \
+        -e '/^\[gpio\]/,/^\[/ s/^pin_factory = .*/pin_factory = "lgpio"/'
+}
+
+install_hw_watchdog() {
+    step "Hardware watchdog: systemd RuntimeWatchdogSec=$HW_WATCHDOG_SEC ($WATCHDOG_DROPIN)"
+    if [ "$hw_watchdog" -eq 0 ]; then
+        note "skipped (--no-hardware-watchdog)"
+        return
+    fi
+    run install -d -m 0755 "$SYSTEM_CONF_DIR"
+    write_file "$WATCHDOG_DROPIN" 0644 root:root <<EOF
+# Written by RetroGuard's install-pi.sh: PID 1 feeds the Pi's hardware watchdog,
+# which reboots the board if the kernel or systemd hangs. The BCM2835 watchdog
+# accepts at most about 15 s. See docs/deployment.md.
+[Manager]
+RuntimeWatchdogSec=$HW_WATCHDOG_SEC
+RebootWatchdogSec=2min
+EOF
+    run systemctl daemon-reexec
+}
+
+install_unit() {
+    step "Install and enable $SERVICE.service"
+    run install -m 0644 "$root/systemd/$SERVICE.service" "$UNIT_DIR/$SERVICE.service"
+    run systemctl daemon-reload
+    run systemctl enable "$SERVICE.service"
+    if [ "$start" -eq 0 ]; then
+        note "not started (--no-start): sudo systemctl start $SERVICE"
+        return
+    fi
+    note "(re)starting: the stop relay opens now; press reset on the treadmill to arm"
+    run systemctl restart "$SERVICE.service"
+}
+
+uninstall() {
+    step "Stop and disable $SERVICE.service"
+    if [ -e "$UNIT_DIR/$SERVICE.service" ]; then
+        run systemctl disable --now "$SERVICE.service"
+        run rm -f "$UNIT_DIR/$SERVICE.service"
+        run systemctl daemon-reload
+    else
+        note "not installed"
+    fi
+    step "Remove the hardware watchdog setting ($WATCHDOG_DROPIN)"
+    if [ -e "$WATCHDOG_DROPIN" ]; then
+        run rm -f "$WATCHDOG_DROPIN"
+        run systemctl daemon-reexec
+    else
+        note "not present"
+    fi
+    step "Remove $PREFIX"
+    if [ -e "$PREFIX" ]; then
+        run rm -rf "$PREFIX"
+    else
+        note "not present"
+    fi
+    if [ "$purge" -eq 0 ]; then
+        step "Keep config, event store and user"
+        note "kept: $ETC_DIR, $STATE_DIR and user '$SVC_USER' (--uninstall --purge removes them)"
+        return
+    fi
+    step "Purge config, event store and user"
+    run rm -rf "$ETC_DIR" "$STATE_DIR"
+    if id "$SVC_USER" >/dev/null 2>&1; then
+        run userdel "$SVC_USER"
+    else
+        note "user '$SVC_USER' not present"
+    fi
+}
+
+main() {
+    parse_args "$@"
+    require_root
+    if [ "$dry_run" -eq 1 ]; then
+        echo "install-pi.sh: dry run, nothing is changed"
+    fi
+    if [ "$action" = uninstall ]; then
+        uninstall
+        return
+    fi
+    check_platform
+    install_packages
+    enable_i2c
+    create_user
+    install_venv
+    install_config
+    install_hw_watchdog
+    install_unit
+    step "Done: check with 'systemctl status $SERVICE' and 'journalctl -u $SERVICE -f'"
+}
+
+# Sourcing the script (as the tests do) defines the functions without running anything.
+if [ "${BASH_SOURCE[0]}" = "$0" ]; then
+    main "$@"
+fi

@@ -1,0 +1,151 @@
+"""scripts/install-pi.sh: shellcheck clean; its dry run shows every step and changes nothing.
+
+What can be checked off a Pi: the script's syntax and lint, the order and
+content of the steps it would run, that a dry run writes nothing, that it
+keeps an existing config, and that the config it would write selects the
+real hardware and passes the firmware's own validation.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from firmware.config import load_config
+
+ROOT = Path(__file__).resolve().parent.parent
+SCRIPT = ROOT / "scripts" / "install-pi.sh"
+
+
+def run_script(*args: str, env_dirs: Path) -> subprocess.CompletedProcess[str]:
+    env = dict(os.environ)
+    env.update(
+        RETROGUARD_PREFIX=str(env_dirs / "opt"),
+        RETROGUARD_ETC=str(env_dirs / "etc"),
+        RETROGUARD_UNIT_DIR=str(env_dirs / "units"),
+        RETROGUARD_SYSTEM_CONF_DIR=str(env_dirs / "system.conf.d"),
+    )
+    return subprocess.run(
+        ["bash", str(SCRIPT), *args], capture_output=True, text=True, env=env, check=False
+    )
+
+
+def steps(output: str) -> list[str]:
+    return re.findall(r"^\[\d+\] (.*)$", output, flags=re.M)
+
+
+def test_shellcheck_clean() -> None:
+    shellcheck = shutil.which("shellcheck")
+    if shellcheck is None:
+        pytest.skip("shellcheck not installed (Debian package 'shellcheck')")
+    result = subprocess.run(
+        [shellcheck, "--severity=style", str(SCRIPT), str(ROOT / "scripts" / "bootstrap.sh")],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_bash_syntax() -> None:
+    subprocess.run(["bash", "-n", str(SCRIPT)], check=True)
+
+
+def test_dry_run_lists_every_install_step_and_changes_nothing(tmp_path: Path) -> None:
+    result = run_script("--dry-run", env_dirs=tmp_path)
+    assert result.returncode == 0, result.stderr
+    out = result.stdout
+    assert out.startswith("install-pi.sh: dry run, nothing is changed")
+    assert [s.split(" ")[0] for s in steps(out)] == [
+        "Check",
+        "Install",  # Debian packages
+        "Enable",  # I2C
+        "Create",  # user
+        "Install",  # venv
+        "Write",  # config
+        "Hardware",  # watchdog
+        "Install",  # unit
+        "Done:",
+    ]
+    opt, etc = tmp_path / "opt", tmp_path / "etc"
+    assert f"Install RetroGuard with the 'pi' extra into {opt}/venv" in out
+    assert f"+ python3 -m venv {opt}/venv" in out
+    assert re.search(rf"pip install --quiet --upgrade {re.escape(str(ROOT))}\\\[pi\\\]", out)
+    assert f"+ write {etc}/config.toml (mode 0640, root:retroguard)" in out
+    assert "RuntimeWatchdogSec=10s" in out
+    assert f"+ install -m 0644 {ROOT}/systemd/retroguard.service {tmp_path}/units/" in out
+    assert "+ systemctl enable retroguard.service" in out
+    assert "+ systemctl restart retroguard.service" in out
+    # The user and its groups, unless this machine already has them.
+    if "user exists" not in out:
+        assert "+ useradd --system --user-group" in out
+    assert "gpio" in out and "i2c" in out
+    assert list(tmp_path.iterdir()) == []  # a dry run writes nothing
+
+
+def test_dry_run_keeps_an_existing_config_and_honours_options(tmp_path: Path) -> None:
+    (tmp_path / "etc").mkdir()
+    (tmp_path / "etc" / "config.toml").write_text("# mine\n")
+    result = run_script("--dry-run", "--no-start", "--no-hardware-watchdog", env_dirs=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "kept: " + str(tmp_path / "etc" / "config.toml") in result.stdout
+    assert "write " + str(tmp_path / "etc" / "config.toml") not in result.stdout
+    assert "systemctl restart" not in result.stdout
+    assert "skipped (--no-hardware-watchdog)" in result.stdout
+    assert (tmp_path / "etc" / "config.toml").read_text() == "# mine\n"
+
+
+def test_dry_run_uninstall(tmp_path: Path) -> None:
+    (tmp_path / "opt").mkdir()
+    (tmp_path / "units").mkdir()
+    (tmp_path / "units" / "retroguard.service").write_text("")
+    result = run_script("--dry-run", "--uninstall", env_dirs=tmp_path)
+    assert result.returncode == 0, result.stderr
+    out = result.stdout
+    assert "+ systemctl disable --now retroguard.service" in out
+    assert f"+ rm -rf {tmp_path}/opt" in out
+    assert "kept: " in out and "--purge" in out
+    assert "userdel" not in out
+    purge = run_script("--dry-run", "--uninstall", "--purge", env_dirs=tmp_path).stdout
+    assert f"+ rm -rf {tmp_path}/etc /var/lib/retroguard" in purge
+    assert (tmp_path / "opt").exists()
+
+
+def test_bad_options_exit_2(tmp_path: Path) -> None:
+    assert run_script("--frobnicate", env_dirs=tmp_path).returncode == 2
+    assert run_script("--purge", env_dirs=tmp_path).returncode == 2
+
+
+def test_written_config_selects_real_hardware_and_validates(tmp_path: Path) -> None:
+    """The sed in hardware_config() applied to the real example config."""
+    example = subprocess.run(
+        [sys.executable, "-m", "firmware.cli", "config", "--example"],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=ROOT,
+    ).stdout
+    converted = subprocess.run(
+        ["bash", "-c", f"source {SCRIPT} && hardware_config"],
+        input=example,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    path = tmp_path / "config.toml"
+    path.write_text(converted)
+    config = load_config(path)
+    assert config.imu.backend == "mpu6050"
+    assert config.gpio.backend == "gpiozero"
+    assert config.gpio.pin_factory == "lgpio"
+    # Nothing else changed: only the three lines differ from the example.
+    changed = [
+        (a, b) for a, b in zip(example.splitlines(), converted.splitlines(), strict=True) if a != b
+    ]
+    assert len(changed) == 3, changed
