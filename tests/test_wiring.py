@@ -1,0 +1,88 @@
+"""The wiring guide, its diagram and the config defaults describe the same pins."""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib.util
+import re
+import sys
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+
+from hal.config import GpioConfig, PinConfig
+
+ROOT = Path(__file__).resolve().parent.parent
+WIRING = ROOT / "wiring"
+
+
+def load_diagram_module() -> ModuleType:
+    spec = importlib.util.spec_from_file_location("wiring_diagram", WIRING / "diagram.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+diagram = load_diagram_module()
+DEFAULT_PINS = dataclasses.asdict(PinConfig())
+
+
+def readme_pin_table() -> dict[str, tuple[int, int]]:
+    """``{PinConfig field: (BCM, physical)}`` from the pin table in wiring/README.md."""
+    rows = re.findall(
+        r"^\|[^|]*\| `gpio\.pins\.(\w+)` \| GPIO(\d+) \| (\d+) \|",
+        (WIRING / "README.md").read_text(),
+        flags=re.M,
+    )
+    return {name: (int(bcm), int(phys)) for name, bcm, phys in rows}
+
+
+def test_committed_svg_is_what_the_source_generates() -> None:
+    svg = diagram.render(diagram.load_source())
+    committed = (WIRING / "diagram.svg").read_text(encoding="utf-8")
+    assert svg == committed, "wiring/diagram.svg is stale: run python wiring/diagram.py"
+
+
+def test_render_is_deterministic() -> None:
+    source = diagram.load_source()
+    assert diagram.render(source) == diagram.render(source)
+
+
+def test_diagram_pins_equal_config_defaults() -> None:
+    assert diagram.pins_by_config(diagram.load_source()) == DEFAULT_PINS
+
+
+def test_readme_pin_table_equals_config_defaults() -> None:
+    table = readme_pin_table()
+    assert {name: bcm for name, (bcm, _) in table.items()} == DEFAULT_PINS
+
+
+def test_physical_pins_agree_everywhere() -> None:
+    source = diagram.load_source()
+    in_diagram = {p["config"]: p["physical"] for p in source["pin"] if "config" in p}
+    in_readme = {name: phys for name, (_, phys) in readme_pin_table().items()}
+    assert in_diagram == in_readme
+    for name, phys in in_readme.items():
+        assert diagram.GPIO_AT_PHYSICAL[phys] == DEFAULT_PINS[name], name
+
+
+def test_bad_source_is_rejected() -> None:
+    source = diagram.load_source()
+    source["pin"] = [dict(p) for p in source["pin"]]
+    relay = next(p for p in source["pin"] if p.get("config") == "relay")
+    relay["physical"] = 12
+    with pytest.raises(diagram.SourceError, match="physical 12 is not GPIO17"):
+        diagram.validate(source)
+    relay["physical"] = 11
+    relay["to"] = ["hold.NOPE"]
+    with pytest.raises(diagram.SourceError, match=r"no terminal hold\.NOPE"):
+        diagram.validate(source)
+
+
+def test_heartbeat_hold_time_matches_the_guide() -> None:
+    """The guide's hold time (≈ 50 ms) is the one the simulation models by default."""
+    assert GpioConfig().heartbeat_hold_s == pytest.approx(0.05)
+    assert "gpio.heartbeat_hold_s = 0.05" in (WIRING / "README.md").read_text()
