@@ -49,6 +49,29 @@ def connect(path: str | Path) -> sqlite3.Connection:
     return conn
 
 
+def insert_event(conn: sqlite3.Connection, event: Event) -> int:
+    """Insert ``event`` inside the caller's transaction and return its ``seq``.
+
+    Shared by :class:`EventStore` and the MQTT outbox, which must store the
+    event and queue it in one transaction (an event is never stored without
+    being queued, nor queued without being stored). Idempotent by event id.
+    """
+    conn.execute(
+        "INSERT OR IGNORE INTO events (id, device_id, type, severity, wall_time, body)"
+        " VALUES (?, ?, ?, ?, ?, ?)",
+        (
+            event.id,
+            event.device_id,
+            event.type.value,
+            event.severity.value,
+            event.wall_time,
+            event.to_json(),
+        ),
+    )
+    row = conn.execute("SELECT seq FROM events WHERE id = ?", (event.id,)).fetchone()
+    return int(row[0])
+
+
 class EventStore:
     """Append-only event log. Thread-safe; writes are committed before returning."""
 
@@ -62,24 +85,12 @@ class EventStore:
         with self._lock:
             self._conn.execute("BEGIN IMMEDIATE")
             try:
-                self._conn.execute(
-                    "INSERT OR IGNORE INTO events (id, device_id, type, severity, wall_time, body)"
-                    " VALUES (?, ?, ?, ?, ?, ?)",
-                    (
-                        event.id,
-                        event.device_id,
-                        event.type.value,
-                        event.severity.value,
-                        event.wall_time,
-                        event.to_json(),
-                    ),
-                )
-                row = self._conn.execute("SELECT seq FROM events WHERE id = ?", (event.id,)).fetchone()
+                seq = insert_event(self._conn, event)
                 self._conn.execute("COMMIT")
             except BaseException:
                 self._conn.execute("ROLLBACK")
                 raise
-        return int(row[0])
+        return seq
 
     def events(self, device_id: str | None = None, limit: int | None = None) -> list[StoredEvent]:
         """Events in commit order (the newest ``limit`` if given)."""

@@ -1,0 +1,29 @@
+"""Caregiver reporting over MQTT (paho-mqtt 2.x, tested against a real Mosquitto).
+
+Entry points:
+
+* :class:`MqttReporter` — outbox sink, state, telemetry, commands, HA discovery;
+* :class:`~firmware.mqtt.commands.CommandTarget` — the narrow interface commands act on;
+* :mod:`firmware.mqtt.watch` — ``retroguard watch``;
+* :mod:`firmware.mqtt.broker` — a throwaway local Mosquitto for tests and the demo.
+
+See ``docs/mqtt.md`` for topics, payloads and security.
+"""
+
+from firmware.mqtt.commands import CommandError, CommandTarget, SilenceRequest
+from firmware.mqtt.outbox import Outbox, OutboxSink
+from firmware.mqtt.reporter import MqttReporter, MqttSetupError, ReporterStatus
+from firmware.mqtt.topics import COMMANDS, Topics
+
+__all__ = [
+    "COMMANDS",
+    "CommandError",
+    "CommandTarget",
+    "MqttReporter",
+    "MqttSetupError",
+    "Outbox",
+    "OutboxSink",
+    "ReporterStatus",
+    "SilenceRequest",
+    "Topics",
+]

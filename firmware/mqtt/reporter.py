@@ -1,0 +1,581 @@
+"""The MQTT reporter: outbox → broker, state, telemetry, commands, discovery.
+
+Threads and who waits on whom:
+
+* the real-time loop calls :meth:`MqttReporter.publish_state` (and, through
+  the dispatcher, nothing else): a ``SimpleQueue.put_nowait``, never a wait;
+* the event worker calls :attr:`MqttReporter.sink`: store + queue in one
+  SQLite transaction, then a wake-up token for the publisher;
+* paho's network thread runs the callbacks, which only put tokens on the
+  same queue (no disk, no locks held by disk code);
+* the publisher thread (``retroguard-mqtt``) does everything else: reads the
+  outbox in order, publishes with QoS 1, deletes rows on PUBACK, publishes
+  state and telemetry, runs commands, announces to Home Assistant.
+
+Reconnection is paho's (exponential backoff between ``reconnect_min_s`` and
+``reconnect_max_s``); messages already handed to paho are re-sent by paho on
+reconnect, and the publisher hands over new outbox rows only once the
+command subscription is confirmed (SUBACK), which paho processes after its
+re-sends — so per-device order survives an outage. Anything not acknowledged
+when the process dies is still in the outbox and is sent on the next start.
+Delivery is at least once: a PUBACK lost with the connection means a repeat,
+which consumers drop by event ``id``.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import ssl
+import threading
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode, MQTTProtocolVersion
+from paho.mqtt.properties import Properties
+from paho.mqtt.reasoncodes import ReasonCode
+
+from firmware.config import MqttConfig
+from firmware.mqtt import payloads
+from firmware.mqtt.commands import CommandError, CommandHandler, CommandTarget, SilenceRequest
+from firmware.mqtt.discovery import discovery_payload
+from firmware.mqtt.outbox import Outbox, OutboxSink
+from firmware.mqtt.topics import Topics, check_device_id, discovery_topic, ha_status_topic
+
+log = logging.getLogger(__name__)
+
+TelemetryProvider = Callable[[], Mapping[str, Any]]
+"""Returns figures for the telemetry message, e.g. ``{"sample_rate_hz": 199.8,
+"imu_ok": True, "state": "ARMED"}``; called on the publisher thread."""
+
+SelfTestProvider = Callable[[], Mapping[str, Mapping[str, Any]]]
+"""Returns read-only checks ``{name: {"ok": bool, "detail": str}}`` for ``self_test``."""
+
+
+class MqttSetupError(Exception):
+    """The MQTT settings cannot work (missing password file, unreadable CA, bad device id)."""
+
+
+@dataclass(frozen=True, slots=True)
+class ReporterStatus:
+    """A snapshot of the publisher's view of the link, for tests, the demo and self-test."""
+
+    connected: bool = False
+    """The broker accepted the connection (CONNACK success)."""
+    ready: bool = False
+    """Subscriptions confirmed: outbox rows are being published."""
+    last_error: str | None = None
+    """Why the last connection attempt failed or the link dropped (never contains secrets)."""
+    connects: int = 0
+    acked: int = 0
+    """Outbox rows acknowledged by the broker since start."""
+    refused: int = 0
+    """Outbox rows the broker refused (MQTT 5 PUBACK failure, e.g. ACL); kept for the next run."""
+    depth: int = 0
+    """Rows waiting in the outbox (as of the publisher's last look)."""
+    commands: int = 0
+    """Commands answered since start (valid or not)."""
+
+
+def read_password(config: MqttConfig) -> str | None:
+    """The broker password: ``password``, else the first line of ``password_file``, else None."""
+    if config.password:
+        return config.password
+    if config.password_file:
+        try:
+            with open(config.password_file, encoding="utf-8") as fh:
+                return fh.readline().rstrip("\r\n")
+        except OSError as exc:
+            raise MqttSetupError(
+                f"mqtt.password_file: cannot read {config.password_file}: {exc.strerror}"
+            ) from None
+    return None
+
+
+def make_client(
+    config: MqttConfig,
+    client_id: str,
+    *,
+    will: tuple[str, str] | None = None,
+    protocol: MQTTProtocolVersion = MQTTProtocolVersion.MQTTv5,
+) -> mqtt.Client:
+    """A paho client with credentials, TLS and Last Will from ``config`` (not yet connected).
+
+    Shared by the reporter and ``retroguard watch`` so both read the same settings.
+    """
+    client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id, protocol=protocol)
+    if config.username:
+        client.username_pw_set(config.username, read_password(config))
+    if config.tls:
+        for key in ("ca_file", "cert_file", "key_file"):
+            value = getattr(config, key)
+            if value and not Path(value).is_file():
+                raise MqttSetupError(f"mqtt.{key}: no such file: {value}")
+        try:
+            client.tls_set(
+                ca_certs=config.ca_file or None,
+                certfile=config.cert_file or None,
+                keyfile=config.key_file or None,
+                cert_reqs=ssl.CERT_REQUIRED,
+            )
+        except (ssl.SSLError, OSError, ValueError) as exc:
+            raise MqttSetupError(f"mqtt: TLS setup failed: {exc}") from None
+    if will is not None:
+        client.will_set(will[0], will[1], qos=1, retain=True)
+    return client
+
+
+class _DefaultTarget:
+    """The command target the reporter builds: silence flag, ack bookkeeping, read-only checks.
+
+    It holds the silence flag, the outbox and two read-only callables — no
+    controller, relay or buzzer — which is what makes "no command can arm" true.
+    """
+
+    def __init__(
+        self,
+        silence: SilenceRequest,
+        outbox: Outbox,
+        status: Callable[[], ReporterStatus],
+        self_test: SelfTestProvider | None,
+    ) -> None:
+        self._silence = silence
+        self._outbox = outbox
+        self._status = status
+        self._self_test = self_test
+
+    def request_silence(self) -> None:
+        self._silence.request()
+
+    def acknowledge(self, event_id: str, by: str) -> Mapping[str, Any]:
+        try:
+            found, new = self._outbox.acknowledge(event_id, by)
+        except LookupError as exc:
+            raise CommandError(str(exc)) from None
+        return {"event_id": found, "acknowledged": True, "already": not new, "by": by}
+
+    def self_test(self) -> Mapping[str, Any]:
+        checks: dict[str, dict[str, Any]] = {}
+        try:
+            depth = self._outbox.depth()
+            checks["database"] = {"ok": True, "detail": f"outbox holds {depth} rows"}
+        except Exception as exc:
+            checks["database"] = {"ok": False, "detail": f"{type(exc).__name__}: {exc}"}
+        status = self._status()
+        checks["broker"] = {"ok": status.connected, "detail": "connected"}
+        if self._self_test is not None:
+            try:
+                for name, check in self._self_test().items():
+                    checks[str(name)] = {
+                        "ok": bool(check.get("ok")),
+                        "detail": str(check.get("detail", "")),
+                    }
+            except Exception as exc:
+                checks["device"] = {"ok": False, "detail": f"self-test failed: {exc}"}
+        return {"passed": all(c["ok"] for c in checks.values()), "checks": checks}
+
+
+class MqttReporter:
+    """Caregiver reporting over MQTT, ready to wire into the monitor.
+
+    Wiring (the lead's side)::
+
+        reporter = MqttReporter(cfg.mqtt, device_id=cfg.device.id, device_name=cfg.device.name,
+                                database=cfg.storage.database, telemetry=stats_fn)
+        dispatcher = EventDispatcher([reporter.sink, LogSink()])  # instead of StoreSink
+        reporter.start()
+        # real-time loop, each iteration:
+        #   if reporter.silence.take(): buzzer.stop()
+        #   on a state change: reporter.publish_state(controller.state, controller.reason)
+        ...
+        dispatcher.close(); reporter.stop()
+
+    ``config.host == ""`` is the caller's "no broker" case: construct nothing
+    and keep :class:`firmware.sinks.StoreSink`.
+    """
+
+    def __init__(
+        self,
+        config: MqttConfig,
+        *,
+        device_id: str,
+        device_name: str,
+        database: str | Path,
+        telemetry: TelemetryProvider | None = None,
+        self_test: SelfTestProvider | None = None,
+        command_target: CommandTarget | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        try:
+            check_device_id(device_id)
+        except ValueError as exc:
+            raise MqttSetupError(str(exc)) from None
+        if not config.host:
+            raise MqttSetupError("mqtt.host is empty: no broker configured")
+        self.config = config
+        self.device_id = device_id
+        self.device_name = device_name
+        self.topics = Topics(config.topic_prefix, device_id)
+        self.outbox = Outbox(database, self.topics, max_rows=config.outbox_max_rows)
+        self.silence = SilenceRequest()
+        """Taken by the real-time loop: ``if reporter.silence.take(): buzzer.stop()``."""
+        self._wake: queue.SimpleQueue[tuple[Any, ...]] = queue.SimpleQueue()
+        self.sink = OutboxSink(self.outbox, on_queued=self._on_queued)
+        """EventSink for the dispatcher: stores *and* queues (use instead of StoreSink)."""
+        self._telemetry = telemetry
+        self._clock = clock
+        target = command_target or _DefaultTarget(
+            self.silence, self.outbox, lambda: self.status, self_test
+        )
+        self._commands = CommandHandler(target)
+        self._status = ReporterStatus()
+        self._cond = threading.Condition()
+        self._client: mqtt.Client | None = None
+        self._thread: threading.Thread | None = None
+        self._inflight: dict[int, int] = {}  # paho mid -> outbox row id
+        self._cursor = 0  # highest outbox id handed to paho
+        self._generation = 0
+        self._sub_mid: int | None = None
+        self._state: tuple[str, str, str] | None = None
+        self._state_dirty = False
+        self._ready = False
+        self._logged_error: str | None = None
+        self._stopping = False
+
+    # ------------------------------------------------------------ public API
+
+    def start(self) -> None:
+        """Connect in the background (retrying forever) and start publishing. Returns at once."""
+        if self._thread is not None:
+            return
+        client_id = self.config.client_id or f"retroguard-{self.device_id}"
+        client = make_client(
+            self.config, client_id, will=(self.topics.availability, payloads.OFFLINE)
+        )
+        client.enable_logger(logging.getLogger("retroguard.mqtt.paho"))
+        client.reconnect_delay_set(
+            self.config.reconnect_min_s,  # type: ignore[arg-type]  # paho accepts floats
+            self.config.reconnect_max_s,  # type: ignore[arg-type]
+        )
+        client.max_inflight_messages_set(self.config.max_inflight + 50)
+        client.on_connect = self._on_connect
+        client.on_connect_fail = self._on_connect_fail
+        client.on_disconnect = self._on_disconnect
+        client.on_publish = self._on_publish
+        client.on_subscribe = self._on_subscribe
+        client.on_message = self._on_message
+        self._client = client
+        client.connect_async(
+            self.config.host, self.config.port, keepalive=self.config.keepalive_s, clean_start=True
+        )
+        self._thread = threading.Thread(target=self._run, name="retroguard-mqtt", daemon=True)
+        self._thread.start()
+        client.loop_start()
+        log.info(
+            "MQTT reporter for %s: broker %s:%d%s, %d rows queued",
+            self.device_id,
+            self.config.host,
+            self.config.port,
+            " (TLS)" if self.config.tls else "",
+            self.outbox.depth(),
+        )
+
+    def stop(self, timeout: float = 5.0) -> None:
+        """Announce ``offline`` (when connected), disconnect and stop the threads.
+
+        Queued rows stay in the outbox for the next start. Call after the
+        dispatcher has been closed, so the last events are queued first.
+        """
+        thread = self._thread
+        if thread is None:
+            return
+        self._wake.put_nowait(("stop",))
+        thread.join(timeout)
+        self._thread = None
+
+    def close(self) -> None:
+        """Stop, then close the outbox's database connections."""
+        self.stop()
+        self.outbox.close()
+
+    def publish_state(self, state: str, reason: str) -> None:
+        """Report the safety state (retained). Non-blocking: safe on the real-time thread."""
+        self._wake.put_nowait(("state", str(state), reason, payloads.wall_now()))
+
+    @property
+    def status(self) -> ReporterStatus:
+        return self._status
+
+    def wait_until(self, predicate: Callable[[ReporterStatus], bool], timeout: float) -> bool:
+        """Block (not for the real-time thread) until ``predicate(status)`` holds."""
+        with self._cond:
+            return self._cond.wait_for(lambda: predicate(self._status), timeout)
+
+    def wait_drained(self, timeout: float) -> bool:
+        """Block until the outbox is empty and nothing is in flight (tests, demo, shutdown)."""
+        self._wake.put_nowait(("poke",))
+        return self.wait_until(lambda s: s.ready and s.depth == 0, timeout)
+
+    # ------------------------------------------------- callbacks (paho thread)
+
+    def _on_queued(self) -> None:
+        self._wake.put_nowait(("new",))
+
+    def _on_connect(
+        self,
+        client: mqtt.Client,
+        userdata: Any,
+        flags: mqtt.ConnectFlags,
+        reason_code: ReasonCode,
+        properties: Properties | None,
+    ) -> None:
+        if reason_code.is_failure:
+            hint = ""
+            if reason_code.value in (134, 135):
+                hint = " (check mqtt.username and mqtt.password / password_file)"
+            self._set_error(
+                f"broker {self.config.host}:{self.config.port} refused the connection: "
+                f"{reason_code}{hint}; events stay queued"
+            )
+            return
+        self._generation += 1
+        client.publish(self.topics.availability, payloads.ONLINE, qos=1, retain=True)
+        subs = [(self.topics.command_filter, 1)]
+        if self.config.discovery:
+            subs.append((ha_status_topic(self.config.discovery_prefix), 1))
+        _, self._sub_mid = client.subscribe(subs)
+        self._logged_error = None
+        self._update(connected=True, last_error=None, connects=self._status.connects + 1)
+        log.info("MQTT connected to %s:%d", self.config.host, self.config.port)
+
+    def _on_connect_fail(self, client: mqtt.Client, userdata: Any) -> None:
+        self._set_error(
+            f"cannot reach broker {self.config.host}:{self.config.port} "
+            "(refused, unreachable or TLS failure); retrying, events stay queued"
+        )
+
+    def _on_disconnect(
+        self,
+        client: mqtt.Client,
+        userdata: Any,
+        flags: mqtt.DisconnectFlags,
+        reason_code: ReasonCode,
+        properties: Properties | None,
+    ) -> None:
+        self._wake.put_nowait(("down",))
+        if self._status.connected and not self._stopping:
+            self._set_error(f"connection to the broker lost: {reason_code}")
+        self._update(connected=False, ready=False)
+
+    def _on_subscribe(
+        self,
+        client: mqtt.Client,
+        userdata: Any,
+        mid: int,
+        reason_codes: list[ReasonCode],
+        properties: Properties | None,
+    ) -> None:
+        for rc in reason_codes:
+            if rc.is_failure:
+                log.error("MQTT subscription refused by the broker: %s (check the ACL)", rc)
+        if mid == self._sub_mid:
+            self._wake.put_nowait(("ready", self._generation))
+
+    def _on_publish(
+        self,
+        client: mqtt.Client,
+        userdata: Any,
+        mid: int,
+        reason_code: ReasonCode,
+        properties: Properties | None,
+    ) -> None:
+        self._wake.put_nowait(("acked", mid, reason_code.is_failure, str(reason_code)))
+
+    def _on_message(self, client: mqtt.Client, userdata: Any, message: mqtt.MQTTMessage) -> None:
+        if message.topic == ha_status_topic(self.config.discovery_prefix):
+            if message.payload.strip() == b"online":
+                self._wake.put_nowait(("discovery",))
+            return
+        name = self.topics.command_name(message.topic)
+        if name is not None:
+            self._wake.put_nowait(("cmd", name, bytes(message.payload)))
+
+    # ------------------------------------------------------- publisher thread
+
+    def _update(self, **changes: Any) -> None:
+        with self._cond:
+            self._status = replace(self._status, **changes)
+            self._cond.notify_all()
+
+    def _set_error(self, text: str) -> None:
+        if text != self._logged_error:
+            self._logged_error = text
+            log.error("MQTT: %s", text)
+        self._update(last_error=text)
+
+    def _run(self) -> None:
+        interval = self.config.telemetry_interval_s
+        next_telemetry = self._clock() + interval if interval > 0 else None
+        try:
+            while True:
+                timeout = None
+                if next_telemetry is not None:
+                    timeout = max(0.0, next_telemetry - self._clock())
+                try:
+                    first = self._wake.get(timeout=timeout)
+                except queue.Empty:
+                    first = ("tick",)
+                items = [first]
+                while True:
+                    try:
+                        items.append(self._wake.get_nowait())
+                    except queue.Empty:
+                        break
+                if self._handle(items):
+                    return
+                if next_telemetry is not None and self._clock() >= next_telemetry:
+                    next_telemetry = self._clock() + interval
+                    self._queue_telemetry()
+                self._pump()
+        except Exception:
+            log.exception("MQTT publisher thread failed; events stay queued for the next start")
+            self._update(last_error="publisher thread failed")
+        finally:
+            self._shutdown()
+
+    def _handle(self, items: list[tuple[Any, ...]]) -> bool:
+        """Apply a batch of wake-up tokens; True means stop."""
+        acked: list[int] = []
+        stop = False
+        for item in items:
+            kind = item[0]
+            if kind == "acked":
+                _, mid, failed, reason = item
+                row = self._inflight.pop(mid, None)
+                if row is None:
+                    continue
+                if failed:
+                    log.error(
+                        "MQTT broker refused outbox message %d: %s (kept; sent again on restart)",
+                        row,
+                        reason,
+                    )
+                    self._update(refused=self._status.refused + 1)
+                else:
+                    acked.append(row)
+            elif kind == "state":
+                self._state = (item[1], item[2], item[3])
+                self._state_dirty = True
+            elif kind == "ready":
+                if item[1] == self._generation:
+                    self._ready = True
+                    self._state_dirty = True
+                    if self.config.discovery:
+                        self._publish_discovery()
+            elif kind == "down":
+                self._ready = False
+            elif kind == "discovery":
+                if self._ready:
+                    self._publish_discovery()
+            elif kind == "cmd":
+                self._run_command(item[1], item[2])
+            elif kind == "stop":
+                stop = True
+        if acked:
+            self.outbox.delete(acked)
+        depth = self.outbox.depth()
+        self._update(
+            ready=self._ready,
+            depth=depth,
+            acked=self._status.acked + len(acked),
+        )
+        return stop
+
+    def _pump(self) -> None:
+        client = self._client
+        if client is None or not self._ready:
+            return
+        if self._state_dirty and self._state is not None:
+            state, reason, wall = self._state
+            client.publish(
+                self.topics.state,
+                payloads.state_payload(self.device_id, state, reason, wall),
+                qos=1,
+                retain=True,
+            )
+            self._state_dirty = False
+        room = self.config.max_inflight - len(self._inflight)
+        if room <= 0:
+            return
+        for row in self.outbox.fetch_after(self._cursor, room):
+            try:
+                info = client.publish(row.topic, row.payload, qos=1)
+            except ValueError as exc:  # e.g. payload over the broker's size limit
+                log.error("MQTT outbox row %d cannot be published: %s", row.id, exc)
+                return
+            if info.rc not in (MQTTErrorCode.MQTT_ERR_SUCCESS, MQTTErrorCode.MQTT_ERR_NO_CONN):
+                log.warning("MQTT publish of outbox row %d: %s", row.id, mqtt.error_string(info.rc))
+                return
+            # NO_CONN still leaves the message in paho's session: it is re-sent on reconnect.
+            self._inflight[info.mid] = row.id
+            self._cursor = row.id
+
+    def _queue_telemetry(self) -> None:
+        extra: Mapping[str, Any] = {}
+        if self._telemetry is not None:
+            try:
+                extra = self._telemetry()
+            except Exception:
+                log.exception("telemetry provider failed")
+        self.outbox.enqueue_telemetry(
+            payloads.telemetry_payload(self.device_id, self.outbox.depth(), extra)
+        )
+
+    def _publish_discovery(self) -> None:
+        if self._client is None:
+            return
+        self._client.publish(
+            discovery_topic(self.config.discovery_prefix, self.device_id),
+            discovery_payload(self.topics, self.device_name),
+            qos=1,
+            retain=True,
+        )
+
+    def _run_command(self, name: str, payload: bytes) -> None:
+        reply = self._commands.handle(name, payload)
+        self._update(commands=self._status.commands + 1)
+        if self._client is not None:
+            self._client.publish(
+                self.topics.reply,
+                payloads.reply_payload(
+                    self.device_id,
+                    reply.command,
+                    reply.request_id,
+                    reply.ok,
+                    reply.result,
+                    reply.error,
+                ),
+                qos=1,
+            )
+
+    def _shutdown(self) -> None:
+        client = self._client
+        if client is None:
+            return
+        self._stopping = True
+        if self._status.connected:
+            try:
+                info = client.publish(
+                    self.topics.availability, payloads.OFFLINE, qos=1, retain=True
+                )
+                info.wait_for_publish(timeout=2.0)
+            except (RuntimeError, ValueError) as exc:
+                log.warning("MQTT: could not announce offline: %s", exc)
+        client.disconnect()
+        client.loop_stop()
+        self._update(connected=False, ready=False)
+        self._client = None

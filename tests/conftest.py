@@ -1,0 +1,27 @@
+"""Shared fixtures.
+
+``mosquitto``: a real Mosquitto on a free 127.0.0.1 port for one test (the
+MQTT tests' promises are the broker's behaviour, so no fake). Tests that
+need it are skipped with a clear reason when the Debian package is absent;
+``scripts/test.sh`` installs it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from firmware.mqtt.broker import Mosquitto, mosquitto_available
+
+
+@pytest.fixture
+def mosquitto() -> Iterator[Mosquitto]:
+    if not mosquitto_available():
+        pytest.skip("mosquitto not installed (apt-get install -y mosquitto mosquitto-clients)")
+    broker = Mosquitto()
+    broker.start()
+    try:
+        yield broker
+    finally:
+        broker.cleanup()

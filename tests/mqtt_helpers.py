@@ -1,0 +1,148 @@
+"""Helpers for the MQTT tests: a collecting subscriber, schemas, event factories."""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
+
+from firmware.config import MqttConfig
+from firmware.events import Event, EventType
+from firmware.mqtt.broker import Mosquitto
+from hal.types import ImuSample
+
+SCHEMA_DIR = Path(__file__).resolve().parent.parent / "docs" / "mqtt" / "schemas"
+WAIT = 20.0
+"""Upper bound for any wait on the broker: a safety net against hangs, not a timing assertion."""
+
+
+def schema(name: str) -> dict[str, Any]:
+    return json.loads((SCHEMA_DIR / f"{name}.schema.json").read_text())  # type: ignore[no-any-return]
+
+
+def validate(name: str, payload: bytes | str) -> dict[str, Any]:
+    data = json.loads(payload)
+    jsonschema.validate(data, schema(name), format_checker=jsonschema.FormatChecker())
+    return data  # type: ignore[no-any-return]
+
+
+def config_for(broker: Mosquitto, **overrides: Any) -> MqttConfig:
+    values: dict[str, Any] = {
+        "host": broker.host,
+        "port": broker.port,
+        "reconnect_min_s": 0.05,
+        "reconnect_max_s": 0.5,
+        "telemetry_interval_s": 0.0,
+    }
+    values.update(overrides)
+    return MqttConfig(**values)
+
+
+def fall(device_id: str, t: float = 1.0, with_window: bool = False) -> Event:
+    window = (
+        [ImuSample(t - 0.01 * (10 - i), 0.1 * i, 0.0, 1.0, 5.0, -2.0, 0.5) for i in range(10)]
+        if with_window
+        else []
+    )
+    return Event.now(
+        EventType.FALL,
+        device_id,
+        t,
+        "TRIPPED",
+        "impact 3.1 g then lying",
+        figures={"peak_g": 3.1, "tilt_deg": 72.0},
+        imu_window=window,
+    )
+
+
+def info(device_id: str, kind: EventType = EventType.START, t: float = 0.0) -> Event:
+    return Event.now(kind, device_id, t, "STARTING", "monitor started")
+
+
+@dataclass
+class Message:
+    topic: str
+    payload: bytes
+    retain: bool
+
+
+class Subscriber:
+    """A caregiver-side client that records every message it receives."""
+
+    def __init__(
+        self,
+        broker: Mosquitto,
+        topics: list[str],
+        *,
+        client_id: str = "",
+        persistent: bool = False,
+        username: str | None = None,
+        password: str | None = None,
+    ) -> None:
+        self.messages: list[Message] = []
+        self._cond = threading.Condition()
+        self._subscribed = 0
+        self.client = mqtt.Client(
+            CallbackAPIVersion.VERSION2,
+            client_id=client_id,
+            clean_session=not persistent,
+            protocol=MQTTProtocolVersion.MQTTv311,
+        )
+        if username:
+            self.client.username_pw_set(username, password)
+        self.client.reconnect_delay_set(0, 1)
+        self._topics = topics
+        self.client.on_connect = self._on_connect
+        self.client.on_subscribe = self._on_subscribe
+        self.client.on_message = self._on_message
+        self.client.connect(broker.host, broker.port, keepalive=30)
+        self.client.loop_start()
+        assert self.wait(lambda: self._subscribed >= 1), "subscription not confirmed"
+
+    def _on_connect(self, client: mqtt.Client, *args: Any) -> None:
+        client.subscribe([(t, 1) for t in self._topics])
+
+    def _on_subscribe(self, *args: Any) -> None:
+        with self._cond:
+            self._subscribed += 1
+            self._cond.notify_all()
+
+    def _on_message(self, client: mqtt.Client, userdata: Any, msg: mqtt.MQTTMessage) -> None:
+        with self._cond:
+            self.messages.append(Message(msg.topic, bytes(msg.payload), bool(msg.retain)))
+            self._cond.notify_all()
+
+    def wait(self, predicate: Callable[[], bool], timeout: float = WAIT) -> bool:
+        with self._cond:
+            return self._cond.wait_for(predicate, timeout)
+
+    def on(self, suffix: str) -> list[Message]:
+        with self._cond:
+            return [m for m in self.messages if m.topic.endswith(suffix)]
+
+    def event_ids(self) -> list[str]:
+        return [json.loads(m.payload)["id"] for m in self.on("/event")]
+
+    def wait_events(self, count: int, timeout: float = WAIT) -> bool:
+        return self.wait(lambda: len(set(self.event_ids())) >= count, timeout)
+
+    def close(self) -> None:
+        self.client.disconnect()
+        self.client.loop_stop()
+
+
+@contextmanager
+def subscriber(broker: Mosquitto, topics: list[str], **kwargs: Any) -> Iterator[Subscriber]:
+    sub = Subscriber(broker, topics, **kwargs)
+    try:
+        yield sub
+    finally:
+        sub.close()

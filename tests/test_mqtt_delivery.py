@@ -1,0 +1,196 @@
+"""Delivery against a real Mosquitto: QoS 1, outages, SIGKILL, Last Will, payload schemas."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from mqtt_helpers import WAIT, config_for, fall, info, subscriber, validate
+
+from firmware.events import EventType
+from firmware.mqtt import MqttReporter
+from firmware.mqtt.broker import Mosquitto
+from firmware.mqtt.outbox import Outbox
+from firmware.mqtt.topics import Topics
+
+DEVICE_SCRIPT = Path(__file__).with_name("mqtt_device.py")
+REPO = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture
+def reporter_factory(tmp_path: Path) -> Iterator[object]:
+    made: list[MqttReporter] = []
+
+    def make(broker: Mosquitto, device_id: str = "tm1", **overrides: object) -> MqttReporter:
+        reporter = MqttReporter(
+            config_for(broker, **overrides),
+            device_id=device_id,
+            device_name=f"Treadmill {device_id}",
+            database=tmp_path / f"{device_id}.db",
+        )
+        made.append(reporter)
+        return reporter
+
+    yield make
+    for reporter in made:
+        reporter.close()
+
+
+def test_events_state_availability_discovery_telemetry(
+    mosquitto: Mosquitto, reporter_factory: object
+) -> None:
+    with subscriber(mosquitto, ["retroguard/#", "homeassistant/#"]) as sub:
+        reporter = reporter_factory(  # type: ignore[operator]
+            mosquitto, telemetry_interval_s=0.02
+        )
+        reporter._telemetry = lambda: {"sample_rate_hz": 199.5, "imu_ok": True}
+        reporter.start()
+        reporter.publish_state("ARMED", "armed by local reset from STANDBY")
+        events = [info("tm1"), fall("tm1", 2.0, with_window=True), fall("tm1", 3.0)]
+        for event in events:
+            reporter.sink.handle(event)
+        assert sub.wait_events(3)
+        assert sub.wait(lambda: sub.on("/telemetry") and sub.on("/state") and sub.on("/config"))
+
+        bodies = [validate("event", m.payload) for m in sub.on("/event")]
+        assert [b["id"] for b in bodies] == [e.id for e in events]
+        seqs = [b["seq"] for b in bodies]
+        assert seqs == sorted(seqs) and len(set(seqs)) == 3
+        assert bodies[1]["imu_window"]["rows"][-1][0] <= 0
+        assert "imu_window" not in bodies[2]
+        assert bodies[1]["figures"] == {"peak_g": 3.1, "tilt_deg": 72.0}
+        state = validate("state", sub.on("/state")[-1].payload)
+        assert state["state"] == "ARMED"
+        telemetry = validate("telemetry", sub.on("/telemetry")[0].payload)
+        assert telemetry["sample_rate_hz"] == 199.5
+        discovery = validate("discovery", sub.on("homeassistant/device/tm1/config")[0].payload)
+        assert {c["p"] for c in discovery["cmps"].values()} >= {"sensor", "button"}
+        assert sub.on("/availability")[0].payload == b"online"
+
+    # Retained: a caregiver connecting later sees availability, state and discovery at once.
+    with subscriber(
+        mosquitto, ["retroguard/tm1/state", "retroguard/tm1/availability", "homeassistant/#"]
+    ) as late:
+        assert late.wait(lambda: len(late.messages) >= 3)
+        assert all(m.retain for m in late.messages)
+
+    # HA restart: discovery is published again when HA announces itself.
+    with subscriber(mosquitto, ["homeassistant/device/#"]) as ha:
+        assert ha.wait(lambda: len(ha.messages) >= 1)  # the retained copy
+        ha.client.publish("homeassistant/status", "online", qos=1)
+        assert ha.wait(lambda: any(not m.retain for m in ha.messages))
+
+
+def test_broker_outage_every_event_once_in_order(
+    mosquitto: Mosquitto, reporter_factory: object
+) -> None:
+    reporter = reporter_factory(mosquitto)  # type: ignore[operator]
+    reporter.start()
+    sent: list[str] = []
+    with subscriber(
+        mosquitto, ["retroguard/tm1/event"], client_id="caregiver-1", persistent=True
+    ) as sub:
+        for i in range(30):
+            event = fall("tm1", float(i))
+            reporter.sink.handle(event)
+            sent.append(event.id)
+        assert sub.wait_events(10)
+        mosquitto.stop()  # mid-stream: some of the 30 may still be in flight
+        assert reporter.wait_until(lambda s: not s.connected, WAIT)
+        for i in range(30, 60):  # the outage: these can only wait in the outbox
+            event = fall("tm1", float(i))
+            reporter.sink.handle(event)
+            sent.append(event.id)
+        assert reporter.outbox.depth() >= 30
+        mosquitto.start()
+        assert sub.wait_events(60), (
+            f"got {len(set(sub.event_ids()))} of 60; {reporter.status}; "
+            f"subscriber connected={sub.client.is_connected()}\n{mosquitto.log()[-3000:]}"
+        )
+        assert reporter.wait_drained(WAIT)
+        received = sub.event_ids()
+    first_seen = list(dict.fromkeys(received))
+    assert first_seen == sent  # every event, in order; repeats (QoS 1) only by the same id
+    assert set(received) == set(sent)
+
+
+def _device(db: Path, port: int, *args: str) -> subprocess.Popen[str]:
+    env = dict(os.environ, PYTHONPATH=str(REPO))
+    return subprocess.Popen(
+        [sys.executable, str(DEVICE_SCRIPT), "--db", str(db), "--port", str(port), *args],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+        env=env,
+        cwd=REPO,
+    )
+
+
+def _line(proc: subprocess.Popen[str]) -> dict[str, object]:
+    assert proc.stdout is not None
+    line = proc.stdout.readline()
+    assert line, "device process ended early"
+    return json.loads(line)  # type: ignore[no-any-return]
+
+
+def test_sigkill_with_queued_events_delivered_after_restart(
+    mosquitto: Mosquitto, tmp_path: Path
+) -> None:
+    db = tmp_path / "device.db"
+    mosquitto.stop()  # the Wi-Fi is down when the falls happen
+    proc = _device(db, mosquitto.port, "--falls", "20")
+    try:
+        queued = _line(proc)["queued"]
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+    assert isinstance(queued, list) and len(queued) == 20
+    outbox = Outbox(db, Topics("retroguard", "tm-kill"))
+    assert outbox.depth() == 20  # committed before the kill
+    outbox.close()
+
+    mosquitto.start()
+    with subscriber(mosquitto, ["retroguard/tm-kill/event"]) as sub:
+        proc = _device(db, mosquitto.port, "--drain")
+        try:
+            assert _line(proc) == {"queued": []}
+            assert _line(proc) == {"drained": True}
+            assert sub.wait_events(20)
+        finally:
+            proc.communicate("", timeout=WAIT)
+        assert list(dict.fromkeys(sub.event_ids())) == queued
+
+
+def test_last_will_marks_device_offline(mosquitto: Mosquitto, tmp_path: Path) -> None:
+    with subscriber(mosquitto, ["retroguard/tm-kill/availability"]) as sub:
+        proc = _device(tmp_path / "will.db", mosquitto.port, "--online")
+        try:
+            _line(proc)
+            assert _line(proc) == {"online": True}
+            assert sub.wait(lambda: [m.payload for m in sub.messages] == [b"online"])
+        finally:
+            proc.send_signal(signal.SIGKILL)  # no clean disconnect: the broker sends the will
+            proc.wait()
+        assert sub.wait(lambda: [m.payload for m in sub.messages] == [b"online", b"offline"])
+    with subscriber(mosquitto, ["retroguard/tm-kill/availability"]) as late:
+        assert late.wait(lambda: len(late.messages) == 1)
+        assert late.messages[0].payload == b"offline" and late.messages[0].retain
+        validate_text = late.messages[0].payload.decode()
+    assert validate_text in ("online", "offline")
+
+
+def test_clean_stop_announces_offline(mosquitto: Mosquitto, reporter_factory: object) -> None:
+    with subscriber(mosquitto, ["retroguard/tm1/availability"]) as sub:
+        reporter = reporter_factory(mosquitto)  # type: ignore[operator]
+        reporter.start()
+        assert sub.wait(lambda: [m.payload for m in sub.messages] == [b"online"])
+        reporter.sink.handle(info("tm1", EventType.STOP))
+        assert reporter.wait_drained(WAIT)
+        reporter.stop()
+        assert sub.wait(lambda: [m.payload for m in sub.messages] == [b"online", b"offline"])
