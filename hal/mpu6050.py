@@ -1,0 +1,652 @@
+"""MPU-6050 driver: FIFO streaming over I2C, for the belt IMU.
+
+Why the FIFO: the chip samples on its own clock and buffers up to 1024 bytes,
+so the samples stay evenly spaced however late the Pi's real-time thread
+reads them. Each read is one short status/count exchange plus one burst.
+
+How a read works (:meth:`Mpu6050.read_batch`):
+
+1. Read INT_STATUS, which clears it. Then read FIFO_COUNTH/L in one 2-byte
+   block, because reading the H byte latches the count.
+2. If FIFO_OFLOW_INT is set, or the count is >= 1024, or the count is not a
+   whole number of 12-byte frames, the stream has lost data or alignment.
+   The driver resets the FIFO and raises :class:`hal.ImuFifoOverflowError`.
+   It never skips the bad data silently. The next read gets fresh data.
+3. Otherwise read the whole frames. Up to 32 bytes go through
+   ``read_i2c_block_data``, which works on every adapter; longer bursts use
+   ``i2c_rdwr`` (a register-pointer write, then one read). Each burst is
+   decoded with a single ``struct`` unpack.
+
+Bus errors (``OSError``; errno 121 when the chip does not ACK, 5 for a
+generic I/O error) become :class:`hal.ImuBusError` and are retried inside
+the stale-data budget ``ImuConfig.stale_timeout_s``. The budget runs from
+the first failed attempt since the last good read. When the failures have
+lasted half the budget, the chip is re-initialised once. When the whole
+budget is spent, :class:`hal.ImuDisconnectedError` is raised, and every
+later read tries to re-initialise the chip, at most once per budget. In
+between, the read waits out its timeout and raises
+:class:`hal.ImuDisconnectedError` again. A failed :meth:`Mpu6050.start` leaves
+the driver in the same state. So a caller that keeps calling ``read_batch``
+never busy-loops, and it gets its samples back once the sensor answers
+again (re-plugged cable, motor interference gone). The safety controller
+has already faulted by then, and re-arming still needs the local reset.
+
+Data gaps are always reported. A re-initialisation resets the FIFO, and a
+FIFO burst that fails with an errno other than 121 may already have popped
+some bytes (a NACK, errno 121, happens before any data byte, so that one is
+harmless). In both cases samples are lost, so the next call raises
+:class:`hal.ImuFifoOverflowError` ("samples were lost, the stream has a gap").
+The timestamps of the next samples are re-anchored to the read time, so
+the gap also shows in time (see :class:`FifoTimestamper`).
+
+The driver is not thread-safe. The real-time thread owns it and its bus,
+which is also smbus2's advice.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import errno as errno_codes
+import math
+import struct
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Final, Literal, Protocol
+
+from smbus2 import i2c_msg
+
+from hal import mpu6050_registers as reg
+from hal.clock import Clock
+from hal.config import ImuConfig
+from hal.errors import (
+    ImuBusError,
+    ImuDisconnectedError,
+    ImuError,
+    ImuFifoOverflowError,
+    ImuIdentityError,
+    ImuTimeoutError,
+)
+from hal.types import ImuSample
+
+RESET_TIMEOUT_S: Final = 0.1
+"""Deadline for DEVICE_RESET to clear. InvenSense's Linux driver allows 100 ms after reset."""
+RESET_POLL_S: Final = 0.002
+REANCHOR_PERIODS: Final = 2.0
+"""How many periods the timestamp grid may fall behind before it jumps forward."""
+MIN_PULLBACK_SPACING: Final = 0.5
+"""When a fast sensor clock is pulled back, spacing never drops below this fraction of a period."""
+FIFO_CAPACITY_FRAMES: Final = reg.FIFO_SIZE // reg.FIFO_FRAME_BYTES
+
+_State = Literal["idle", "streaming", "lost", "closed"]
+
+_ERRNO_HINTS: Final = {
+    errno_codes.EREMOTEIO: "no ACK from the chip: check wiring, power and the address (AD0)",
+    errno_codes.EIO: "I/O error: check wiring, pull-ups and cable length",
+    errno_codes.ETIMEDOUT: "bus timeout: SDA or SCL may be held low",
+}
+
+
+class I2cBus(Protocol):
+    """The part of ``smbus2.SMBus`` this driver uses. ``FakeI2cBus`` has the same methods."""
+
+    def read_byte_data(self, i2c_addr: int, register: int, force: bool | None = None) -> int: ...
+
+    def write_byte_data(
+        self, i2c_addr: int, register: int, value: int, force: bool | None = None
+    ) -> None: ...
+
+    def read_i2c_block_data(
+        self, i2c_addr: int, register: int, length: int, force: bool | None = None
+    ) -> list[int]: ...
+
+    def i2c_rdwr(self, *i2c_msgs: i2c_msg) -> None: ...
+
+    def close(self) -> None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class RegisterSettings:
+    """Register values for an :class:`ImuConfig`. Computing them checks the config."""
+
+    smplrt_div: int
+    dlpf_cfg: int
+    gyro_fs_sel: int
+    accel_fs_sel: int
+    sample_rate_hz: float
+
+    @property
+    def accel_g_per_lsb(self) -> float:
+        return 1.0 / reg.ACCEL_LSB_PER_G[self.accel_fs_sel]
+
+    @property
+    def gyro_dps_per_lsb(self) -> float:
+        return 1.0 / reg.GYRO_LSB_PER_DPS[self.gyro_fs_sel]
+
+
+def register_settings(config: ImuConfig) -> RegisterSettings:
+    """Translate ``config`` into register values.
+
+    Raises ``ValueError`` with the allowed choices when the chip cannot do
+    exactly what ``config`` asks. Rounding the sample rate silently would
+    change the detector's timing without telling anyone.
+    """
+    dlpf_cfg = _choice("dlpf_hz", config.dlpf_hz, reg.DLPF_CFG_BY_HZ)
+    accel_fs = _choice("accel_range_g", config.accel_range_g, reg.ACCEL_FS_SEL_BY_G)
+    gyro_fs = _choice("gyro_range_dps", config.gyro_range_dps, reg.GYRO_FS_SEL_BY_DPS)
+    base = reg.gyro_output_rate_hz(dlpf_cfg)
+    rate = config.sample_rate_hz
+    if not math.isfinite(rate) or rate <= 0:
+        raise ValueError(f"sample_rate_hz must be a positive number, got {rate!r}")
+    ratio = base / rate
+    divider = round(ratio) - 1
+    if not 0 <= divider <= 255 or abs(ratio - round(ratio)) > 1e-9 * ratio:
+        low = min(max(math.floor(ratio) - 1, 0), 255)
+        high = min(max(math.ceil(ratio) - 1, 0), 255)
+        options = sorted({base / (1 + low), base / (1 + high)}, reverse=True)
+        nearest = " or ".join(f"{r:g} Hz" for r in options)
+        dlpf_note = " (dlpf_hz=260 turns the DLPF off)" if base == 8000.0 else ""
+        raise ValueError(
+            f"sample_rate_hz={rate:g} cannot be made exactly: the MPU-6050 gives "
+            f"{base:g} Hz{dlpf_note} / (1 + divider), divider 0..255. Nearest: {nearest}."
+        )
+    return RegisterSettings(divider, dlpf_cfg, gyro_fs, accel_fs, base / (1 + divider))
+
+
+def _choice(name: str, value: int, table: dict[int, int]) -> int:
+    try:
+        return table[value]
+    except KeyError:
+        allowed = ", ".join(str(k) for k in table)
+        raise ValueError(
+            f"{name}={value!r} is not an MPU-6050 setting; choose one of {allowed}"
+        ) from None
+
+
+class FifoTimestamper:
+    """Gives FIFO samples monotonic timestamps on a fixed grid.
+
+    The FIFO does not store times, so they are reconstructed from the read
+    time ``R``, the moment just after FIFO_COUNT was read. The newest sample
+    counted was taken in ``(R - p)..R``, where ``p`` is the sample period.
+
+    * After a (re)start or a FIFO reset, the batch is anchored so that its
+      newest sample is at ``R``. That is the latest it can have been taken,
+      so a timestamp is later than the true instant by less than one
+      period. Detection latency measured from a sample's timestamp is
+      therefore never overstated by more than that. Older samples go one
+      period earlier each.
+    * After that, each sample is one period after the previous one, even
+      across batches. This keeps the chip's own even spacing, which is
+      steadier than the host's read times.
+    * The chip's clock can be a few percent off, so the grid is checked on
+      every batch. If the newest sample would fall more than
+      :data:`REANCHOR_PERIODS` periods before ``R`` (slow chip, or a long
+      read), the grid jumps forward to ``R``; that shows as one step longer
+      than a period. If it would fall more than one period after ``R``,
+      which an exact clock cannot produce (fast chip), the batch is squeezed
+      between the previous timestamp and ``R``. The spacing is then below
+      one period, but never below :data:`MIN_PULLBACK_SPACING` periods, and
+      timestamps never go back.
+
+    Timestamps are therefore strictly increasing, exactly one period apart
+    except in a re-anchored batch, and less than a period after the read
+    time (with an exact clock; a squeezed batch may trail that).
+    """
+
+    def __init__(self, period: float) -> None:
+        self.period = period
+        self.reanchors = 0
+        """Times the grid was corrected for drift (not counting anchors after resets)."""
+        self._last: float | None = None
+        self._anchored = False
+
+    @property
+    def last(self) -> float | None:
+        """The newest timestamp given out so far."""
+        return self._last
+
+    def reset(self) -> None:
+        """Anchor the next batch to its read time. Call this after data was lost."""
+        self._anchored = False
+
+    def place(self, count: int, read_time: float) -> tuple[float, float]:
+        """Return ``(first, step)``: sample ``i`` of the batch is at ``first + i * step``."""
+        p = self.period
+        last = self._last
+        span = (count - 1) * p
+        if not self._anchored or last is None:
+            first, step = read_time - span, p
+            if last is not None and first <= last:
+                first = last + p  # never go back in time, even after a reset
+            self._anchored = True
+        else:
+            first, step = last + p, p
+            newest = first + span
+            if newest < read_time - REANCHOR_PERIODS * p:
+                first = read_time - span
+                self.reanchors += 1
+            elif newest > read_time + p:
+                step = max(MIN_PULLBACK_SPACING * p, (read_time - last) / count)
+                first = last + step
+                self.reanchors += 1
+        self._last = first + (count - 1) * step
+        return first, step
+
+
+class Mpu6050:
+    """MPU-6050 on an I2C bus, streaming accel + gyro through its FIFO.
+
+    Implements :class:`hal.interfaces.Imu`. ``bus`` can be any object with
+    the :class:`I2cBus` methods: ``smbus2.SMBus`` on a Pi, ``FakeI2cBus`` in
+    the simulation. Constructing the driver checks the config (raising
+    ``ValueError``) but does not touch the bus; :meth:`start` does.
+
+    The health counters ``bus_errors``, ``reinits``, ``overflows``,
+    ``samples_read`` and ``timestamp_reanchors`` are plain attributes, cheap
+    enough for telemetry to read on every loop pass.
+    """
+
+    def __init__(
+        self,
+        bus: I2cBus,
+        config: ImuConfig,
+        clock: Clock,
+        *,
+        owns_bus: bool = False,
+        reset_timeout_s: float = RESET_TIMEOUT_S,
+    ) -> None:
+        self._settings = register_settings(config)
+        self._bus = bus
+        self._config = config
+        self._clock = clock
+        self._address = config.address
+        self._owns_bus = owns_bus
+        self._reset_timeout_s = reset_timeout_s
+        self._period = 1.0 / self._settings.sample_rate_hz
+        self._accel_scale = self._settings.accel_g_per_lsb
+        self._gyro_scale = self._settings.gyro_dps_per_lsb
+        self._bias = config.gyro_bias_dps
+        self._timestamps = FifoTimestamper(self._period)
+        self._unpackers: dict[int, struct.Struct] = {}
+
+        self._state: _State = "idle"
+        self._next_recovery = 0.0
+        self._last_failure: ImuError | None = None
+        self._reinit_failure: ImuError | None = None
+        self._failing_since: float | None = None
+        self._reinit_tried = False
+        self._last_bus_error: ImuBusError | None = None
+        self._fifo_needs_reset = False
+        self._pending_gap: str | None = None
+        self._stream_start = 0.0
+
+        self.bus_errors = 0
+        self.reinits = 0
+        self.overflows = 0
+        self.samples_read = 0
+
+    # --- Imu protocol -----------------------------------------------------------
+    @property
+    def sample_rate_hz(self) -> float:
+        return self._settings.sample_rate_hz
+
+    @property
+    def settings(self) -> RegisterSettings:
+        return self._settings
+
+    @property
+    def timestamp_reanchors(self) -> int:
+        return self._timestamps.reanchors
+
+    @property
+    def streaming(self) -> bool:
+        """True while the chip is configured and its FIFO is being read."""
+        return self._state == "streaming"
+
+    def start(self) -> None:
+        """Identify, reset and configure the chip, and start the FIFO.
+
+        Transient bus errors are retried for ``stale_timeout_s``. If the chip
+        still does not answer, this raises :class:`hal.ImuDisconnectedError`.
+        A wrong chip raises :class:`hal.ImuIdentityError` and a reset that
+        never finishes raises :class:`hal.ImuTimeoutError`; both are raised
+        at once, without retrying. After a failure the driver is "lost":
+        ``read_batch`` keeps trying to bring the chip up (see the module
+        docstring).
+        """
+        if self._state == "closed":
+            raise ImuError(f"{self._where()}: driver is closed; open a new one")
+        budget = self._config.stale_timeout_s
+        began = self._clock.monotonic()
+        while True:
+            try:
+                self._initialise()
+                break
+            except ImuBusError as exc:
+                self.bus_errors += 1
+                waited = self._clock.monotonic() - began
+                if waited >= budget:
+                    error = ImuDisconnectedError(
+                        f"{self._where()} does not answer after {waited * 1000:.0f} ms: {exc}"
+                    )
+                    self._become_lost(error)
+                    raise error from exc
+                self._clock.sleep(self._period)
+            except ImuError as exc:
+                self._become_lost(exc)
+                raise
+        self._state = "streaming"
+        self._failing_since = None
+        self._reinit_tried = False
+
+    def read_batch(self, timeout: float) -> Sequence[ImuSample]:
+        """Return every sample now in the FIFO, waiting up to ``timeout`` for the first one.
+
+        See the module docstring for the error rules. Waiting is done with
+        ``clock.sleep``, about one sample period at a time, and never past
+        the timeout. A re-initialisation after persistent bus errors can
+        take longer than the timeout, by up to the reset deadline.
+        """
+        clock = self._clock
+        deadline = clock.monotonic() + max(0.0, timeout)
+        if self._state != "streaming":
+            self._recover_or_raise(deadline)
+        while True:
+            attempt_start = clock.monotonic()
+            try:
+                samples = self._poll()
+            except ImuBusError as exc:
+                self._on_bus_error(exc, attempt_start)
+            except ImuFifoOverflowError:
+                self._failing_since = None  # the bus works; the data had a gap
+                self._reinit_tried = False
+                raise
+            else:
+                self._failing_since = None
+                self._reinit_tried = False
+                if samples:
+                    return samples
+            now = clock.monotonic()
+            if now >= deadline:
+                return []
+            clock.sleep(min(self._period, deadline - now))
+
+    def close(self) -> None:
+        """Put the chip to sleep (if it answers) and release an owned bus. Never raises."""
+        if self._state == "closed":
+            return
+        self._state = "closed"
+        # Errors are swallowed: an unreachable chip or a closed bus leaves nothing to do.
+        with contextlib.suppress(Exception):
+            self._bus.write_byte_data(
+                self._address, reg.PWR_MGMT_1, reg.SLEEP | reg.CLKSEL_PLL_XGYRO
+            )
+        if self._owns_bus:
+            with contextlib.suppress(Exception):
+                self._bus.close()
+
+    # --- initialisation ------------------------------------------------------------
+    def _initialise(self) -> None:
+        who = self._read_byte(reg.WHO_AM_I)
+        if who != reg.WHO_AM_I_VALUE:
+            raise ImuIdentityError(
+                f"{self._where()}: WHO_AM_I expected 0x{reg.WHO_AM_I_VALUE:02x}, got 0x{who:02x}. "
+                "Wrong chip? (0x70 is an MPU-6500, 0x71 an MPU-9250, 0x98 a common clone.) "
+                "Is AD0 high? Then the MPU-6050 is at 0x69 and something else (a DS3231 RTC, "
+                "say) answers here: set imu.address."
+            )
+        self._write(reg.PWR_MGMT_1, reg.DEVICE_RESET)
+        self._wait_for_reset()
+        self._write(reg.PWR_MGMT_1, reg.CLKSEL_PLL_XGYRO)  # SLEEP = 0: wake up
+        s = self._settings
+        config_values = [
+            s.smplrt_div,
+            s.dlpf_cfg,
+            s.gyro_fs_sel << reg.FS_SEL_SHIFT,
+            s.accel_fs_sel << reg.FS_SEL_SHIFT,
+        ]
+        for offset, value in enumerate(config_values):
+            self._write(reg.SMPLRT_DIV + offset, value)
+        # Read the configuration back: a write lost to a glitch would otherwise go unnoticed.
+        readback = self._read_block(reg.SMPLRT_DIV, len(config_values))
+        power = self._read_byte(reg.PWR_MGMT_1)
+        if readback != config_values or power != reg.CLKSEL_PLL_XGYRO:
+            raise ImuBusError(
+                f"{self._where()}: configuration did not stick (wrote {config_values} and "
+                f"PWR_MGMT_1=0x{reg.CLKSEL_PLL_XGYRO:02x}, read {readback} and 0x{power:02x})"
+            )
+        self._write(reg.INT_ENABLE, reg.FIFO_OFLOW_EN)
+        self._write(reg.FIFO_EN, reg.SENSOR_FIFO_BITS)
+        self._reset_fifo()
+
+    def _wait_for_reset(self) -> None:
+        """Poll DEVICE_RESET until it clears, on the clock, up to the reset deadline."""
+        deadline = self._clock.monotonic() + self._reset_timeout_s
+        last_error: ImuBusError | None = None
+        value: int | None = None
+        while True:
+            try:
+                value = self._read_byte(reg.PWR_MGMT_1)
+                last_error = None
+                if not value & reg.DEVICE_RESET:
+                    return
+            except ImuBusError as exc:  # some parts do not ACK while resetting
+                last_error = exc
+            if self._clock.monotonic() >= deadline:
+                if last_error is not None and value is None:
+                    raise last_error
+                shown = "no answer" if value is None else f"PWR_MGMT_1=0x{value:02x}"
+                raise ImuTimeoutError(
+                    f"{self._where()}: DEVICE_RESET did not clear within "
+                    f"{self._reset_timeout_s * 1000:.0f} ms ({shown})"
+                )
+            self._clock.sleep(RESET_POLL_S)
+
+    def _reset_fifo(self) -> None:
+        """Empty the FIFO as the datasheet says: FIFO_RESET with FIFO_EN = 0, then re-enable."""
+        self._write(reg.USER_CTRL, 0)
+        self._write(reg.USER_CTRL, reg.FIFO_RESET)
+        self._write(reg.USER_CTRL, reg.USER_FIFO_EN)
+        self._read_byte(reg.INT_STATUS)  # clears an overflow flag from before the reset
+        self._fifo_needs_reset = False
+        self._pending_gap = None  # whoever reset the FIFO reports the gap
+        self._stream_start = self._clock.monotonic()
+        self._timestamps.reset()
+
+    # --- lost / recovery -----------------------------------------------------------------
+    def _become_lost(self, cause: ImuError) -> None:
+        self._state = "lost"
+        self._last_failure = cause
+        self._next_recovery = self._clock.monotonic() + self._config.stale_timeout_s
+        self._failing_since = None
+        self._reinit_tried = False
+
+    def _recover_or_raise(self, deadline: float) -> None:
+        """Outside streaming: try one re-initialisation when it is due, else wait and raise."""
+        if self._state == "closed":
+            raise ImuError(f"{self._where()}: read_batch() after close()")
+        if self._state == "idle":
+            raise ImuError(f"{self._where()}: read_batch() before start()")
+        now = self._clock.monotonic()
+        if now >= self._next_recovery:
+            self._next_recovery = now + self._config.stale_timeout_s
+            try:
+                self._initialise()
+            except ImuError as exc:
+                if isinstance(exc, ImuBusError):
+                    self.bus_errors += 1
+                self._last_failure = exc
+            else:
+                self._state = "streaming"
+                self.reinits += 1
+                return
+        # Wait out the caller's timeout so a loop that keeps calling read_batch does not spin.
+        self._clock.sleep(deadline - self._clock.monotonic())
+        raise ImuDisconnectedError(
+            f"{self._where()} is not streaming; it is re-initialised every "
+            f"{self._config.stale_timeout_s * 1000:.0f} ms. Last failure: {self._last_failure}"
+        )
+
+    # --- streaming ---------------------------------------------------------------------
+
+    def _poll(self) -> list[ImuSample]:
+        """One exchange with the chip: status, count, then the whole frames."""
+        if self._fifo_needs_reset:
+            gap = self._pending_gap
+            self._reset_fifo()
+            if gap is not None:
+                raise ImuFifoOverflowError(gap)
+        status = self._read_byte(reg.INT_STATUS)
+        high, low = self._read_block(reg.FIFO_COUNTH, 2)
+        read_time = self._clock.monotonic()
+        count = (high << 8) | low
+        if status & reg.FIFO_OFLOW_INT or count >= reg.FIFO_SIZE or count % reg.FIFO_FRAME_BYTES:
+            self._overflow(status, count, read_time)
+        frames = count // reg.FIFO_FRAME_BYTES
+        if frames == 0:
+            return []
+        data = self._read_fifo(frames * reg.FIFO_FRAME_BYTES)
+        return self._decode(data, frames, read_time)
+
+    def _overflow(self, status: int, count: int, read_time: float) -> None:
+        self.overflows += 1
+        since = self._timestamps.last if self._timestamps.last is not None else self._stream_start
+        # Lower bound: samples made since the last one delivered (allowing the chip clock
+        # to be 5 % slow), minus what the FIFO could hold.
+        made = int((read_time - max(since, self._stream_start)) / (self._period * 1.05))
+        lost = max(1, made - FIFO_CAPACITY_FRAMES - 1)
+        if status & reg.FIFO_OFLOW_INT:
+            why = "FIFO_OFLOW_INT set"
+        elif count >= reg.FIFO_SIZE:
+            why = f"FIFO count {count} (full)"
+        else:
+            why = f"FIFO count {count} is not a whole number of {reg.FIFO_FRAME_BYTES}-byte frames"
+        self._fifo_needs_reset = True
+        self._timestamps.reset()
+        try:
+            self._reset_fifo()
+        except ImuBusError:
+            self.bus_errors += 1  # _poll resets the FIFO on the next call
+        raise ImuFifoOverflowError(
+            f"{self._where()}: FIFO overflow ({why}); at least {lost} samples lost, FIFO reset. "
+            f"It holds {FIFO_CAPACITY_FRAMES * self._period * 1000:.0f} ms at "
+            f"{self.sample_rate_hz:g} Hz: read it more often.",
+            samples_lost_at_least=lost,
+        )
+
+    def _read_fifo(self, nbytes: int) -> bytes:
+        try:
+            if nbytes <= reg.SMBUS_BLOCK_MAX:
+                return bytes(self._bus.read_i2c_block_data(self._address, reg.FIFO_R_W, nbytes))
+            pointer = i2c_msg.write(self._address, [reg.FIFO_R_W])
+            burst = i2c_msg.read(self._address, nbytes)
+            self._bus.i2c_rdwr(pointer, burst)
+            return ctypes.string_at(burst.buf, nbytes)
+        except OSError as exc:
+            error = self._bus_error(exc, f"reading {nbytes} FIFO bytes")
+            if exc.errno != errno_codes.EREMOTEIO:
+                # The transfer may have failed after bytes were popped: frame alignment is unknown.
+                self._fifo_needs_reset = True
+                self._pending_gap = (
+                    f"{self._where()}: FIFO burst failed mid-transfer ({exc}); "
+                    "FIFO reset, samples lost"
+                )
+            raise error from exc
+
+    def _decode(self, data: bytes, frames: int, read_time: float) -> list[ImuSample]:
+        unpacker = self._unpackers.get(frames)
+        if unpacker is None:
+            unpacker = self._unpackers[frames] = struct.Struct(f">{6 * frames}h")
+        values = unpacker.unpack(data)
+        first, step = self._timestamps.place(frames, read_time)
+        a = self._accel_scale
+        g = self._gyro_scale
+        bx, by, bz = self._bias
+        self.samples_read += frames
+        return [
+            ImuSample(
+                first + i * step,
+                values[j] * a,
+                values[j + 1] * a,
+                values[j + 2] * a,
+                values[j + 3] * g - bx,
+                values[j + 4] * g - by,
+                values[j + 5] * g - bz,
+            )
+            for i, j in enumerate(range(0, 6 * frames, 6))
+        ]
+
+    # --- error budget ---------------------------------------------------------------------
+    def _on_bus_error(self, exc: ImuBusError, attempt_start: float) -> None:
+        """Count the error, re-initialise once at half the budget, give up at the full budget."""
+        self.bus_errors += 1
+        self._last_bus_error = exc
+        if self._failing_since is None:
+            self._failing_since = attempt_start
+        budget = self._config.stale_timeout_s
+        failing_for = self._clock.monotonic() - self._failing_since
+        if failing_for >= budget:
+            reinit = f"; re-init failed: {self._reinit_failure}" if self._reinit_failure else ""
+            error = ImuDisconnectedError(
+                f"{self._where()}: no good read for {failing_for * 1000:.0f} ms "
+                f"(budget {budget * 1000:.0f} ms, {self.bus_errors} bus errors so far); "
+                f"last error: {exc}{reinit}"
+            )
+            self._become_lost(error)
+            raise error from exc
+        if failing_for >= budget / 2 and not self._reinit_tried:
+            self._reinit_tried = True
+            self._reinitialise(failing_for)
+
+    def _reinitialise(self, failing_for: float) -> None:
+        """Reset and configure the chip again. On success, report the gap this causes."""
+        self._reinit_failure = None
+        try:
+            self._initialise()
+        except ImuError as exc:
+            # Bus errors, or identity/timeout during a glitch: reads are retried until
+            # the budget runs out, and the disconnect message says why this failed.
+            if isinstance(exc, ImuBusError):
+                self.bus_errors += 1
+            self._reinit_failure = exc
+            return
+        self.reinits += 1
+        since = self._timestamps.last
+        elapsed = 0.0 if since is None else self._clock.monotonic() - since
+        lost = max(1, int(elapsed / (self._period * 1.05)))
+        raise ImuFifoOverflowError(
+            f"{self._where()}: re-initialised after {failing_for * 1000:.0f} ms of I2C errors "
+            f"({self._last_bus_error}); FIFO reset, samples lost",
+            samples_lost_at_least=lost,
+        )
+
+    # --- register access --------------------------------------------------------------------
+    def _read_byte(self, register: int) -> int:
+        try:
+            return self._bus.read_byte_data(self._address, register)
+        except OSError as exc:
+            raise self._bus_error(exc, f"reading register 0x{register:02x}") from exc
+
+    def _read_block(self, register: int, length: int) -> list[int]:
+        try:
+            return self._bus.read_i2c_block_data(self._address, register, length)
+        except OSError as exc:
+            raise self._bus_error(exc, f"reading {length} bytes at 0x{register:02x}") from exc
+
+    def _write(self, register: int, value: int) -> None:
+        try:
+            self._bus.write_byte_data(self._address, register, value)
+        except OSError as exc:
+            raise self._bus_error(exc, f"writing 0x{value:02x} to 0x{register:02x}") from exc
+
+    def _bus_error(self, exc: OSError, action: str) -> ImuBusError:
+        hint = _ERRNO_HINTS.get(exc.errno or 0, "")
+        detail = f"[Errno {exc.errno}] {exc.strerror or exc}"
+        return ImuBusError(
+            f"{self._where()}: I2C error {action}: {detail}" + (f" ({hint})" if hint else ""),
+            errno=exc.errno,
+        )
+
+    def _where(self) -> str:
+        return f"MPU-6050 at 0x{self._address:02x} on I2C bus {self._config.i2c_bus}"
