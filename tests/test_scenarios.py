@@ -350,6 +350,9 @@ def test_demo_session_timeline(demo: Sequence) -> None:
         demo.event_time("impact", 1)
     with pytest.raises(KeyError):
         demo.span("swimming")
+    harder = demo_session(seed=3, stumble=StumbleRecovery(tilt_deg=30.0, rise_s=0.15))
+    onset = harder.event_time("stumble_onset")
+    assert min(harder.pose(onset + i / 100).pitch_deg for i in range(40)) < -30.0
 
 
 def test_scenario_written_as_a_trace_replays_identically(tmp_path: Path) -> None:

@@ -927,6 +927,7 @@ def demo_session(
     reset_pause_s: float = 10.0,
     lie_s: float = 20.0,
     noise: float = 1.0,
+    stumble: StumbleRecovery | None = None,
 ) -> Sequence:
     """The demo's story, about 75 s long:
 
@@ -938,11 +939,14 @@ def demo_session(
     4. walk backward 15 s;
     5. a backward fall (``fall_onset``, ``impact``, ``at_rest`` events) and
        lying still for ``lie_s`` (≥ 15 s, for the no-recovery escalation).
+
+    ``stumble`` replaces the default stumble (22° backward at ~160 °/s, its
+    speed ``speed_mps``), e.g. to demonstrate a harder or a milder one.
     """
     return Sequence(
         [
             Walking(20.0, speed_mps, "backward"),
-            StumbleRecovery(speed_mps=speed_mps),
+            stumble if stumble is not None else StumbleRecovery(speed_mps=speed_mps),
             Standing(reset_pause_s, label="reset_pause"),
             Walking(15.0, speed_mps, "backward"),
             BackwardFall(lie_s=lie_s, speed_mps=speed_mps),
