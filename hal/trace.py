@@ -258,9 +258,16 @@ class TraceReader:
         self._line = 0
         try:
             self.header = self._read_header()
+        except UnicodeDecodeError:
+            self._file.close()
+            raise self._not_text(self._line) from None
         except BaseException:
             self._file.close()
             raise
+
+    def _not_text(self, line: int) -> TraceFormatError:
+        # The decoder works in chunks, so the bad byte is on this line or a later one.
+        return self._error("not UTF-8 text (at or after this line): not a trace file", line + 1)
 
     def _error(self, message: str, line: int | None = None) -> TraceFormatError:
         return TraceFormatError(self.path, self._line if line is None else line, message)
@@ -390,6 +397,8 @@ class TraceReader:
                 last_t = t
                 yield sample(t, ax, ay, az, gx, gy, gz)
             self._line = line
+        except UnicodeDecodeError:
+            raise self._not_text(line) from None
         finally:
             f.close()
 

@@ -290,6 +290,16 @@ def test_truncated_last_line(tmp_path: Path, cut: str) -> None:
     assert "no newline" in err.message
 
 
+@pytest.mark.parametrize("where", ["header", "rows"])
+def test_binary_garbage_is_a_format_error(tmp_path: Path, where: str) -> None:
+    path = tmp_path / "bin.csv"
+    head = b"# format: retroguard-trace/1\n\xff\xfe\x00garbage\n"
+    path.write_bytes(head if where == "header" else _file().encode() + b"\x80\x81\n")
+    err = _error(path)
+    assert "not UTF-8 text" in err.message
+    assert err.line >= 1
+
+
 def test_column_line_without_newline_is_truncated(tmp_path: Path) -> None:
     path = _write(tmp_path, "\n".join([*HEADER_LINES, COLUMNS]))
     assert _error(path).message.startswith("file ends after the column line")
