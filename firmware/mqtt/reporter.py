@@ -81,6 +81,27 @@ class ReporterStatus:
     """Commands answered since start (valid or not)."""
 
 
+class _StatusBox:
+    """The current :class:`ReporterStatus` and a condition to wait for changes.
+
+    A separate object so the command target can read the link status without
+    holding the reporter (and through it the telemetry provider, which may
+    well reference the safety controller).
+    """
+
+    def __init__(self) -> None:
+        self.status = ReporterStatus()
+        self.cond = threading.Condition()
+
+    def update(self, **changes: Any) -> None:
+        with self.cond:
+            self.status = replace(self.status, **changes)
+            self.cond.notify_all()
+
+    def get(self) -> ReporterStatus:
+        return self.status
+
+
 def read_password(config: MqttConfig) -> str | None:
     """The broker password: ``password``, else the first line of ``password_file``, else None."""
     if config.password:
@@ -228,12 +249,11 @@ class MqttReporter:
         """EventSink for the dispatcher: stores *and* queues (use instead of StoreSink)."""
         self._telemetry = telemetry
         self._clock = clock
+        self._box = _StatusBox()
         target = command_target or _DefaultTarget(
-            self.silence, self.outbox, lambda: self.status, self_test
+            self.silence, self.outbox, self._box.get, self_test
         )
         self._commands = CommandHandler(target)
-        self._status = ReporterStatus()
-        self._cond = threading.Condition()
         self._client: mqtt.Client | None = None
         self._thread: threading.Thread | None = None
         self._inflight: dict[int, int] = {}  # paho mid -> outbox row id
@@ -308,12 +328,18 @@ class MqttReporter:
 
     @property
     def status(self) -> ReporterStatus:
-        return self._status
+        return self._box.status
+
+    @property
+    def commands(self) -> CommandHandler:
+        """The handler that runs network commands (it holds only a :class:`CommandTarget`)."""
+        return self._commands
 
     def wait_until(self, predicate: Callable[[ReporterStatus], bool], timeout: float) -> bool:
         """Block (not for the real-time thread) until ``predicate(status)`` holds."""
-        with self._cond:
-            return self._cond.wait_for(lambda: predicate(self._status), timeout)
+        box = self._box
+        with box.cond:
+            return box.cond.wait_for(lambda: predicate(box.status), timeout)
 
     def wait_drained(self, timeout: float) -> bool:
         """Block until the outbox is empty and nothing is in flight (tests, demo, shutdown)."""
@@ -349,7 +375,7 @@ class MqttReporter:
             subs.append((ha_status_topic(self.config.discovery_prefix), 1))
         _, self._sub_mid = client.subscribe(subs)
         self._logged_error = None
-        self._update(connected=True, last_error=None, connects=self._status.connects + 1)
+        self._update(connected=True, last_error=None, connects=self._box.status.connects + 1)
         log.info("MQTT connected to %s:%d", self.config.host, self.config.port)
 
     def _on_connect_fail(self, client: mqtt.Client, userdata: Any) -> None:
@@ -367,7 +393,7 @@ class MqttReporter:
         properties: Properties | None,
     ) -> None:
         self._wake.put_nowait(("down",))
-        if self._status.connected and not self._stopping:
+        if self._box.status.connected and not self._stopping:
             self._set_error(f"connection to the broker lost: {reason_code}")
         self._update(connected=False, ready=False)
 
@@ -407,9 +433,7 @@ class MqttReporter:
     # ------------------------------------------------------- publisher thread
 
     def _update(self, **changes: Any) -> None:
-        with self._cond:
-            self._status = replace(self._status, **changes)
-            self._cond.notify_all()
+        self._box.update(**changes)
 
     def _set_error(self, text: str) -> None:
         if text != self._logged_error:
@@ -464,7 +488,7 @@ class MqttReporter:
                         row,
                         reason,
                     )
-                    self._update(refused=self._status.refused + 1)
+                    self._update(refused=self._box.status.refused + 1)
                 else:
                     acked.append(row)
             elif kind == "state":
@@ -491,7 +515,7 @@ class MqttReporter:
         self._update(
             ready=self._ready,
             depth=depth,
-            acked=self._status.acked + len(acked),
+            acked=self._box.status.acked + len(acked),
         )
         return stop
 
@@ -547,7 +571,7 @@ class MqttReporter:
 
     def _run_command(self, name: str, payload: bytes) -> None:
         reply = self._commands.handle(name, payload)
-        self._update(commands=self._status.commands + 1)
+        self._update(commands=self._box.status.commands + 1)
         if self._client is not None:
             self._client.publish(
                 self.topics.reply,
@@ -567,7 +591,7 @@ class MqttReporter:
         if client is None:
             return
         self._stopping = True
-        if self._status.connected:
+        if self._box.status.connected:
             try:
                 info = client.publish(
                     self.topics.availability, payloads.OFFLINE, qos=1, retain=True

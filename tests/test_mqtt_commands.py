@@ -1,0 +1,285 @@
+"""Caregiver commands: validation, replies, and "no command can arm or start the treadmill".
+
+The last is checked three ways: behaviourally against a real SafetyController
+(every command name and a pile of garbage over a real broker, after which the
+state, the relay and the arming are exactly as before), and structurally (no
+controller, relay or buzzer is reachable from the command handler's objects).
+"""
+
+from __future__ import annotations
+
+import gc
+import json
+import types
+from collections.abc import Iterator, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import pytest
+from mqtt_helpers import WAIT, config_for, subscriber, validate
+
+from firmware.config import SafetyConfig
+from firmware.detection.base import Detection, DetectionKind
+from firmware.events import Event
+from firmware.mqtt import COMMANDS, MqttReporter
+from firmware.mqtt.broker import Mosquitto
+from firmware.mqtt.commands import CommandError, CommandHandler, SilenceRequest
+from firmware.safety import SafetyController, SafetyState, SensorLimits
+from hal.types import ImuSample
+
+GARBAGE: list[tuple[str, bytes]] = [
+    ("arm", b"{}"),
+    ("start", b"{}"),
+    ("reset", b'{"id":"r1"}'),
+    ("hold", b"{}"),
+    ("ARM", b"{}"),
+    ("ping/extra", b"{}"),
+    ("ping", b"not json"),
+    ("ping", b"[1,2,3]"),
+    ("ping", b'"ping"'),
+    ("ping", b'{"arm": true}'),
+    ("silence", b'{"state": "ARMED"}'),
+    ("ack", b'{"event_id": "../../etc/passwd"}'),
+    ("ack", b'{"event_id": 12}'),
+    ("ack", b'{"event_id": "latest", "arm": true}'),
+    ("ack", b'{"by": ""}'),
+    ("self_test", b'{"relay": "hold"}'),
+    ("self_test", b"\xff\xfe\x00garbage"),
+    ("ping", b'{"id": {"nested": 1}}'),
+    ("ping", b"{" + b'"a":1,' * 2000 + b'"b":2}'),
+]
+
+
+class Target:
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, Any]] = []
+
+    def request_silence(self) -> None:
+        self.calls.append(("silence", None))
+
+    def acknowledge(self, event_id: str, by: str) -> Mapping[str, Any]:
+        self.calls.append(("ack", (event_id, by)))
+        if event_id == "latest":
+            raise CommandError("no unacknowledged alert")
+        return {"event_id": event_id, "acknowledged": True}
+
+    def self_test(self) -> Mapping[str, Any]:
+        self.calls.append(("self_test", None))
+        return {"passed": True, "checks": {}}
+
+
+def test_valid_commands_reach_only_their_target_verb() -> None:
+    target = Target()
+    handler = CommandHandler(target)
+    assert handler.handle("ping", b"").result == {"pong": True}
+    assert handler.handle("silence", b'{"id":"s1"}').request_id == "s1"
+    reply = handler.handle("ack", json.dumps({"event_id": "a" * 32, "by": "Ann"}).encode())
+    assert reply.ok and reply.result["event_id"] == "a" * 32
+    missing = handler.handle("ack", b"{}")
+    assert not missing.ok and "no unacknowledged alert" in (missing.error or "")
+    assert handler.handle("self_test", b"{}").result["passed"] is True
+    assert [c[0] for c in target.calls] == ["silence", "ack", "ack", "self_test"]
+
+
+@pytest.mark.parametrize(("name", "payload"), GARBAGE)
+def test_garbage_is_refused_and_touches_nothing(name: str, payload: bytes) -> None:
+    target = Target()
+    reply = CommandHandler(target).handle(name, payload)
+    assert not reply.ok and reply.error
+    assert target.calls == []
+
+
+def test_silence_request_is_taken_once() -> None:
+    flag = SilenceRequest()
+    assert not flag.take()
+    flag.request()
+    flag.request()
+    assert flag.take()
+    assert not flag.take()
+
+
+# ------------------------------------------------------------ real controller
+
+
+class FakeRelay:
+    drive = "static"
+
+    def __init__(self) -> None:
+        self.holds = 0
+        self.holding = False
+
+    def hold(self) -> None:
+        self.holds += 1
+        self.holding = True
+
+    def release(self) -> None:
+        self.holding = False
+
+    def close(self) -> None:
+        self.holding = False
+
+
+class FakeBuzzer:
+    def __init__(self) -> None:
+        self.pattern: str | None = None
+        self.stops = 0
+
+    def play(self, pattern: str, now: float) -> None:
+        self.pattern = pattern
+
+    def update(self, now: float) -> None:
+        pass
+
+    def stop(self) -> None:
+        self.stops += 1
+        self.pattern = None
+
+    def close(self) -> None:
+        pass
+
+
+class TripOnDemand:
+    def __init__(self) -> None:
+        self.trip = False
+
+    def update(self, sample: ImuSample) -> Sequence[Detection]:
+        if self.trip:
+            self.trip = False
+            return [Detection(DetectionKind.FALL, sample.t, "test fall", {"peak_g": 3.0})]
+        return ()
+
+    def reset(self) -> None:
+        self.trip = False
+
+
+class Rig:
+    def __init__(self) -> None:
+        self.relay = FakeRelay()
+        self.buzzer = FakeBuzzer()
+        self.detector = TripOnDemand()
+        self.events: list[Event] = []
+        self.controller = SafetyController(
+            relay=self.relay,
+            buzzer=self.buzzer,
+            detector=self.detector,
+            emit=self.events.append,
+            config=SafetyConfig(),
+            limits=SensorLimits(16.0, 2000.0),
+            sample_rate_hz=200.0,
+            device_id="tm1",
+        )
+        self.t = 0.0
+        self.controller.start(self.t)
+
+    def run(self, seconds: float) -> None:
+        for i in range(int(seconds * 200)):
+            self.t += 0.005
+            wobble = 0.001 * (i % 7)
+            sample = ImuSample(self.t, wobble, 0.0, 1.0, 0.1 + wobble, 0.0, 0.0)
+            self.controller.on_samples([sample], self.t)
+
+
+@pytest.fixture
+def tripped() -> Rig:
+    rig = Rig()
+    rig.run(1.0)
+    assert rig.controller.state is SafetyState.STANDBY
+    rig.controller.on_button(rig.t, rig.t + 0.001)
+    rig.run(0.1)
+    assert rig.controller.state is SafetyState.ARMED
+    rig.detector.trip = True
+    rig.run(0.1)
+    assert rig.controller.state is SafetyState.TRIPPED
+    assert not rig.relay.holding
+    return rig
+
+
+@pytest.fixture
+def reporter(mosquitto: Mosquitto, tmp_path: Path, tripped: Rig) -> Iterator[MqttReporter]:
+    controller = tripped.controller
+    # A realistic telemetry provider does reference the controller: fine, commands can't reach it.
+    rep = MqttReporter(
+        config_for(mosquitto),
+        device_id="tm1",
+        device_name="T1",
+        database=tmp_path / "c.db",
+        telemetry=lambda: {"state": controller.state.value},
+    )
+    for event in tripped.events:
+        rep.sink.handle(event)
+    rep.start()
+    assert rep.wait_until(lambda s: s.ready, WAIT)
+    yield rep
+    rep.close()
+
+
+def _reachable(root: object) -> Iterator[object]:
+    """Objects reachable from ``root``, not following modules, classes or function globals."""
+    seen: set[int] = set()
+    stack = [root]
+    while stack:
+        obj = stack.pop()
+        if id(obj) in seen or isinstance(obj, types.ModuleType | type):
+            continue
+        seen.add(id(obj))
+        yield obj
+        if isinstance(obj, types.FunctionType):
+            stack.extend(c.cell_contents for c in obj.__closure__ or ())
+            stack.extend(obj.__defaults__ or ())
+            continue
+        stack.extend(gc.get_referents(obj))
+
+
+def test_no_arming_object_is_reachable_from_the_command_handler(
+    reporter: MqttReporter, tripped: Rig
+) -> None:
+    forbidden = (SafetyController, FakeRelay, FakeBuzzer)
+    found = [type(o).__name__ for o in _reachable(reporter.commands) if isinstance(o, forbidden)]
+    assert found == []
+    # The walk does find the controller where it is referenced (the telemetry provider).
+    assert any(isinstance(o, SafetyController) for o in _reachable(reporter._telemetry))
+
+
+def test_every_command_and_garbage_over_mqtt_leave_safety_unchanged(
+    mosquitto: Mosquitto, reporter: MqttReporter, tripped: Rig
+) -> None:
+    controller, relay = tripped.controller, tripped.relay
+    holds_before, transitions_before = relay.holds, len(controller.transitions)
+    sent: list[tuple[str, bytes]] = [
+        (name, b'{"id":"c-%d"}' % i) for i, name in enumerate(COMMANDS)
+    ]
+    sent += [(name, payload) for name, payload in GARBAGE if "/" not in name]
+    with subscriber(mosquitto, ["retroguard/tm1/reply"]) as sub:
+        for name, payload in sent:
+            sub.client.publish(f"retroguard/tm1/cmd/{name}", payload, qos=1)
+        assert sub.wait(lambda: len(sub.messages) == len(sent))
+        replies = [validate("reply", m.payload) for m in sub.messages]
+    by_id = {r["request_id"]: r for r in replies if r["request_id"]}
+    assert all(by_id[f"c-{i}"]["ok"] for i in range(len(COMMANDS)))
+    assert by_id["c-0"]["command"] == COMMANDS[0]
+    assert sum(not r["ok"] for r in replies) == len(sent) - len(COMMANDS)
+
+    # The real-time loop applies what the commands asked for, then keeps running healthy.
+    if reporter.silence.take():
+        tripped.buzzer.stop()
+    tripped.run(2.0)
+    assert controller.state is SafetyState.TRIPPED
+    assert not relay.holding and relay.holds == holds_before
+    assert len(controller.transitions) == transitions_before
+    assert tripped.buzzer.stops >= 1 and tripped.buzzer.pattern is None
+
+
+def test_ack_records_latest_alert_and_self_test_reports(
+    mosquitto: Mosquitto, reporter: MqttReporter, tripped: Rig
+) -> None:
+    fall_id = next(e.id for e in tripped.events if e.type.value == "fall")
+    with subscriber(mosquitto, ["retroguard/tm1/reply"]) as sub:
+        sub.client.publish("retroguard/tm1/cmd/ack", '{"id":"a1","by":"Ann"}', qos=1)
+        sub.client.publish("retroguard/tm1/cmd/ack", '{"id":"a2"}', qos=1)
+        sub.client.publish("retroguard/tm1/cmd/self_test", "", qos=1)
+        assert sub.wait(lambda: len(sub.messages) == 3)
+        first, second, test = (validate("reply", m.payload) for m in sub.messages)
+    assert first["ok"] and first["result"]["event_id"] == fall_id
+    assert not second["ok"] and "no unacknowledged alert" in second["error"]
+    assert test["ok"] and test["result"]["checks"]["broker"]["ok"] is True
+    assert reporter.outbox.acknowledged_by(fall_id) == "Ann"
