@@ -86,6 +86,7 @@ class Subscriber:
         persistent: bool = False,
         username: str | None = None,
         password: str | None = None,
+        ca_file: Path | None = None,
     ) -> None:
         self.messages: list[Message] = []
         self._cond = threading.Condition()
@@ -98,6 +99,8 @@ class Subscriber:
         )
         if username:
             self.client.username_pw_set(username, password)
+        if ca_file is not None:
+            self.client.tls_set(ca_certs=str(ca_file))
         self.client.reconnect_delay_set(0, 1)
         self._topics = topics
         self.client.on_connect = self._on_connect
