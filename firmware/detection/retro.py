@@ -21,8 +21,9 @@ than the whole update). The detector knows the body rather than a mounting:
 5. **Decisions.** STUMBLE (pre-impact, opens the relay) when the body moves
    down fast *and* the trunk has left upright, or moves down very fast, or is
    in free fall for longer than a jogging flight phase. FALL (confirmed) when
-   an impact follows a descent and the trunk then lies. NO_RECOVERY when the
-   wearer stays lying and still for ``no_recovery_s`` after a fall.
+   the trunk was upright shortly before an impact and lies throughout the
+   seconds after it. NO_RECOVERY when the wearer stays lying and still for
+   ``no_recovery_s`` after a fall.
 """
 
 from __future__ import annotations
@@ -95,10 +96,9 @@ class FallDetector:
         self.accel_g = 1.0
         self.freefall_s = 0.0
         self._stumble_ready_t = -math.inf
-        self._last_sign_t = -math.inf
+        self._upright_t = -math.inf
         self._impact_t: float | None = None
         self._impact_peak = 0.0
-        self._lying_since: float | None = None
         self._fallen_t: float | None = None
         self._still_since: float | None = None
         self._upright_since: float | None = None
@@ -232,50 +232,43 @@ class FallDetector:
             reason = f"down {down:.2f} m/s"
         elif ff >= cfg.freefall_min_s:
             reason = f"free fall {ff * 1000:.0f} ms"
-        if reason:
-            self._last_sign_t = t
-            if t >= self._stumble_ready_t and self._fallen_t is None:
-                self._stumble_ready_t = t + cfg.stumble_refractory_s
-                out = [Detection(DetectionKind.STUMBLE, t, reason, self._figures(wh))]
-        elif down > cfg.fall_sign_velocity_mps or ff >= 0.5 * cfg.freefall_min_s:
-            self._last_sign_t = t
+        if reason and t >= self._stumble_ready_t and self._fallen_t is None:
+            self._stumble_ready_t = t + cfg.stumble_refractory_s
+            out = [Detection(DetectionKind.STUMBLE, t, reason, self._figures(wh))]
 
-        # --- impact after a descent, then posture -----------------------------
+        # --- fall: upright, then an impact, then lying ------------------------
+        # A fall is a transition: the trunk was upright shortly before the
+        # impact and lies for a while after it. Requiring the "upright
+        # before" keeps turning over in bed (already lying) from counting.
+        if tilt < cfg.upright_before_deg:
+            self._upright_t = t
         if (
             amag > cfg.impact_g
-            and t - self._last_sign_t <= cfg.impact_window_s
             and self._fallen_t is None
+            and t - self._upright_t <= cfg.upright_before_s
             and (self._impact_t is None or amag > self._impact_peak)
         ):
             self._impact_t = t
             self._impact_peak = amag
-            self._lying_since = None
         impact_t = self._impact_t
         lying = tilt > cfg.lying_tilt_deg
-        if impact_t is not None:
-            if t - impact_t > cfg.confirm_window_s:
+        if impact_t is not None and t - impact_t >= cfg.confirm_delay_s:
+            if not lying:
+                # Back up (or never down): not a fall, or a recovered one.
                 self._impact_t = None
-            elif t - impact_t >= cfg.confirm_delay_s - cfg.confirm_hold_s:
-                if not lying:
-                    self._lying_since = None
-                else:
-                    if self._lying_since is None:
-                        self._lying_since = t
-                    if t - self._lying_since >= cfg.confirm_hold_s and (
-                        t - impact_t >= cfg.confirm_delay_s
-                    ):
-                        self._fallen_t = t
-                        self._impact_t = None
-                        self._still_since = None
-                        self._upright_since = None
-                        self._no_recovery_sent = False
-                        det = Detection(
-                            DetectionKind.FALL,
-                            t,
-                            f"impact {self._impact_peak:.1f} g, lying {tilt:.0f} deg",
-                            self._figures(wh) | {"impact_g": self._impact_peak},
-                        )
-                        out = [det] if out is None else [*out, det]
+            elif t - impact_t >= cfg.confirm_window_s:
+                self._fallen_t = t
+                self._impact_t = None
+                self._still_since = None
+                self._upright_since = None
+                self._no_recovery_sent = False
+                det = Detection(
+                    DetectionKind.FALL,
+                    t,
+                    f"impact {self._impact_peak:.1f} g, lying {tilt:.0f} deg",
+                    self._figures(wh) | {"impact_g": round(self._impact_peak, 2)},
+                )
+                out = [det] if out is None else [*out, det]
 
         # --- after a fall: recovery or escalation -----------------------------
         fallen_t = self._fallen_t
