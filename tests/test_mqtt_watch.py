@@ -1,0 +1,64 @@
+"""``retroguard watch`` as a caregiver runs it: a subprocess against a real broker."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from mqtt_helpers import WAIT, config_for, fall, info
+
+from firmware.events import EventType
+from firmware.mqtt import MqttReporter
+from firmware.mqtt.broker import Mosquitto
+from firmware.mqtt.watch import format_message
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def test_watch_prints_events_once_and_exits_after_count(
+    mosquitto: Mosquitto, tmp_path: Path
+) -> None:
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "firmware.mqtt.watch",
+            "--port",
+            str(mosquitto.port),
+            "--count",
+            "2",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=REPO,
+        env=dict(os.environ, PYTHONPATH=str(REPO)),
+    )
+    try:
+        assert proc.stdout is not None
+        assert proc.stdout.readline().startswith("watching ")  # subscribed: nothing missed now
+        reporter = MqttReporter(
+            config_for(mosquitto), device_id="tm1", device_name="T1", database=tmp_path / "w.db"
+        )
+        reporter.start()
+        reporter.publish_state("TRIPPED", "fall: impact then lying")
+        first = fall("tm1", with_window=True)
+        reporter.sink.handle(first)
+        reporter.sink.handle(info("tm1", EventType.RESET))
+        out, err = proc.communicate(timeout=WAIT)
+        reporter.close()
+    finally:
+        proc.kill()
+    assert proc.returncode == 0, err
+    assert "ONLINE" in out
+    assert "FALL" in out and first.id in out and "[10 IMU samples]" in out
+    assert "RESET" in out
+    assert "-> TRIPPED: fall: impact then lying" in out
+
+
+def test_format_handles_garbage() -> None:
+    assert format_message("retroguard/tm1/event", b"\xff not json").startswith(" ")  # type: ignore[union-attr]
+    assert format_message("retroguard", b"{}") is None
+    assert format_message("retroguard/tm1/event", b"[1]") is None
