@@ -22,6 +22,7 @@ from firmware.monitor import Monitor
 from firmware.safety import SafetyController, SensorLimits
 from firmware.sinks import EventDispatcher, EventSink, LogSink, StoreSink
 from firmware.store import EventStore
+from firmware.watchdog import ServiceWatchdog
 from hal.clock import Clock, RealClock
 from hal.gpio_factory import GpioDevices, open_gpio
 from hal.imu_factory import SimulatedImuRig, build_simulated_imu, open_imu
@@ -135,9 +136,12 @@ def run_forever(config: Config) -> int:
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
     app = build_app(config, RealClock())
+    watchdog = ServiceWatchdog.from_env()
+    app.monitor.on_iteration.append(watchdog)
     try:
         app.start()
         app.monitor.run(stop=stop)
     finally:
+        watchdog.stopping("stopping: relay released")
         app.close()
     return 0

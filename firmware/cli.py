@@ -125,6 +125,10 @@ def build_parser() -> argparse.ArgumentParser:
     _add_config_option(p, None)
     p.set_defaults(func=cmd_config)
 
+    from firmware import safe_outputs
+
+    safe_outputs.add_parser(sub)
+
     try:
         from firmware import evaluate
     except ImportError:  # pragma: no cover - evaluate ships with the firmware

@@ -208,20 +208,14 @@ def _convert(value: Any, tp: Any) -> tuple[Any, str | None]:
                 return None, f"must be {_type_name(tp)}"
             items.append(converted)
         return tuple(items), None
-    if tp is bool:
-        if isinstance(value, bool):
-            return value, None
-    elif tp is int:
-        if isinstance(value, int) and not isinstance(value, bool):
-            return value, None
-    elif tp is float:
-        if isinstance(value, int | float) and not isinstance(value, bool):
-            if not math.isfinite(value):
-                return None, "must be a finite number"
-            return float(value), None
-    elif tp is str:
-        if isinstance(value, str):
-            return value, None
+    if tp is float and isinstance(value, int | float) and not isinstance(value, bool):
+        if not math.isfinite(value):
+            return None, "must be a finite number"
+        return float(value), None
+    if tp is int and isinstance(value, int) and not isinstance(value, bool):
+        return value, None
+    if tp in (bool, str) and isinstance(value, tp):
+        return value, None
     return None, f"must be {_type_name(tp)}, not {type(value).__name__} {value!r}"
 
 
@@ -305,4 +299,3 @@ def load_config(path: str | Path) -> Config:
         storage = dataclasses.replace(config.storage, database=str(path.parent / db))
         config = dataclasses.replace(config, storage=storage)
     return config
-

@@ -52,7 +52,7 @@ class Monitor:
         self.read_timeout_s = read_timeout_s
         self.stats = LoopStats()
         self.on_iteration: list[Callable[[Monitor], None]] = []
-        """Called after each iteration on the loop thread (e.g. the watchdog ping); must not block."""
+        """Run after each iteration on the loop thread (e.g. the watchdog ping); must not block."""
 
     def start(self) -> None:
         """Start the IMU; a failure to start is a FAULT, not a crash."""

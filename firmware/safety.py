@@ -141,7 +141,8 @@ class SafetyController:
         self._last_good_at = now
         if self._healthy_since is None:
             self._healthy_since = now
-        if self.state in (SafetyState.STARTING, SafetyState.FAULT) and self._healthy_long_enough(now):
+        recovering = self.state in (SafetyState.STARTING, SafetyState.FAULT)
+        if recovering and self._healthy_long_enough(now):
             self._enter(SafetyState.STANDBY, "IMU healthy; press reset to arm", now)
         if self.state is SafetyState.ARMED:
             self._relay.hold()

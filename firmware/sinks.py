@@ -14,7 +14,7 @@ import logging
 import queue
 import threading
 from collections.abc import Callable, Sequence
-from typing import Protocol
+from typing import ClassVar, Protocol
 
 from firmware.events import Event, Severity
 from firmware.store import EventStore
@@ -31,7 +31,7 @@ class EventSink(Protocol):
 class LogSink:
     """Writes each event as one log line (journald picks up the level)."""
 
-    _LEVELS = {
+    _LEVELS: ClassVar[dict[Severity, int]] = {
         Severity.INFO: logging.INFO,
         Severity.WARNING: logging.WARNING,
         Severity.CRITICAL: logging.CRITICAL,

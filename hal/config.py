@@ -46,7 +46,7 @@ class PinConfig:
     relay: int = 17  # physical 11
     """Static drive: the coil level. Heartbeat drive: the edges that retrigger the hold timer."""
     relay_enable: int = 23  # physical 16
-    """Heartbeat drive only: the hold timer's clear input, so software can drop the relay at once."""
+    """Heartbeat drive only: the hold timer's clear input, so software drops the relay at once."""
     buzzer: int = 18  # physical 12
     reset_button: int = 27  # physical 13
     status_led: int = 22  # physical 15

@@ -11,11 +11,11 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
+from app_support import PERIOD, Frozen, Rig, close_rigs, make_rig
 
 from firmware.detection.base import NO_DETECTIONS, Detection, DetectionKind
 from firmware.events import EventType
 from hal.types import ImuSample
-from app_support import PERIOD, Frozen, Rig, close_rigs, make_rig
 
 pytestmark = pytest.mark.usefixtures(close_rigs.__name__)
 

@@ -1,0 +1,211 @@
+"""``retroguard demo``: the whole monitor on simulated hardware, walking a scripted session.
+
+Nothing here is a demo-only shortcut: :func:`firmware.app.build_app` builds
+the same driver, detector, controller and store as ``retroguard run``, on the
+register-level MPU-6050 simulation and gpiozero mock pins with a model of the
+fail-safe relay circuit. The simulated walker follows
+:func:`hal.sim.scenarios.demo_session`; a simulated finger presses the reset
+button at scripted times, exactly as a person at the machine would.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import sys
+import tempfile
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TextIO
+
+from firmware.app import App, build_app
+from firmware.config import Config, StorageConfig
+from firmware.events import EventType
+from firmware.safety import SafetyState
+from firmware.store import EventStore, StoredEvent
+from hal.clock import Clock, RealClock
+from hal.sim import scenarios
+
+ARM_AT_S = 1.5
+"""The walker's helper presses reset once the IMU has settled."""
+PRESS_S = 0.4
+"""How long a finger holds the reset button."""
+RESET_AFTER_STUMBLE_S = 4.0
+"""Into the pause after the stumble, the walker presses reset to carry on."""
+
+
+@dataclass
+class DemoResult:
+    app: App
+    session: scenarios.Sequence
+    events: list[StoredEvent]
+    relay_closed_at_end: bool
+    final_state: SafetyState
+
+    @property
+    def ok(self) -> bool:
+        """The demo's promise: it ends tripped by the fall, with the relay released."""
+        kinds = [s.event.type for s in self.events]
+        return (
+            not self.relay_closed_at_end
+            and self.final_state is SafetyState.TRIPPED
+            and EventType.FALL in kinds
+        )
+
+
+def _discard(value: object) -> None:
+    """Hooks return nothing; ``poll`` returns a count we do not need."""
+
+
+def demo_config(database: Path) -> Config:
+    config = Config()
+    return dataclasses.replace(config, storage=StorageConfig(database=str(database)))
+
+
+def run_session(
+    config: Config,
+    clock: Clock,
+    *,
+    session: scenarios.Sequence | None = None,
+    on_started: Callable[[App, scenarios.Sequence], None] | None = None,
+) -> DemoResult:
+    """Build the app, schedule the presses, run the whole session, close, return what happened."""
+    session = session or scenarios.demo_session()
+    app = build_app(config, clock, motion=session)
+    button = app.gpio.button_sim
+    hardware = app.gpio.hardware
+    assert button is not None and hardware is not None, "the demo needs simulated GPIO"
+    app.monitor.on_iteration.append(lambda monitor: _discard(button.poll()))
+    app.start()
+    start = clock.monotonic()
+    pause = session.span("reset_pause")
+    for at in (ARM_AT_S, pause.start + RESET_AFTER_STUMBLE_S):
+        button.press_at(start + at, start + at + PRESS_S)
+    if on_started is not None:
+        on_started(app, session)
+    try:
+        app.monitor.run(until=start + session.duration)
+    finally:
+        relay_closed = hardware.contact_closed()
+        final_state = app.controller.state
+        app.close()
+    return DemoResult(
+        app=app,
+        session=session,
+        events=_stored_events(config),
+        relay_closed_at_end=relay_closed,
+        final_state=final_state,
+    )
+
+
+def _stored_events(config: Config) -> list[StoredEvent]:
+    store = EventStore(config.storage.database)
+    try:
+        return store.events()
+    finally:
+        store.close()
+
+
+class LiveStatus:
+    """A status line redrawn from its own thread: terminal I/O stays off the real-time thread."""
+
+    def __init__(self, out: TextIO, interval_s: float = 0.25) -> None:
+        self._out = out
+        self._interval = interval_s
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._tty = out.isatty()
+        self._last = ""
+
+    def start(self, app: App, session: scenarios.Sequence) -> None:
+        start = app.clock.monotonic()
+        self._thread = threading.Thread(
+            target=self._run, args=(app, session, start), name="demo-status", daemon=True
+        )
+        self._thread.start()
+
+    def _fields(self, app: App, session: scenarios.Sequence, start: float) -> tuple[str, ...]:
+        t = app.clock.monotonic() - start
+        doing = next((s.label for s in session.segments if s.start <= t < s.end), "done")
+        hardware = app.gpio.hardware
+        relay = "CLOSED (belt may run)" if hardware and hardware.contact_closed() else "open"
+        return (
+            f"t={t:5.1f}s",
+            f"walker: {doing.replace('_', ' '):<16}",
+            f"state: {app.controller.state.value:<8}",
+            f"relay: {relay:<21}",
+            f"buzzer: {app.gpio.buzzer.pattern or 'quiet'}",
+        )
+
+    def _run(self, app: App, session: scenarios.Sequence, start: float) -> None:
+        while not self._stop.wait(self._interval):
+            fields = self._fields(app, session, start)
+            line = "  ".join(fields)
+            if self._tty:
+                self._out.write("\r" + line + "\x1b[K")
+                self._out.flush()
+            elif "".join(fields[1:]) != self._last:  # a log file gets one line per change
+                self._last = "".join(fields[1:])
+                self._out.write(line + "\n")
+                self._out.flush()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join()
+        if self._tty:
+            self._out.write("\n")
+
+
+def print_events(events: list[StoredEvent], out: TextIO) -> None:
+    out.write(f"\n{len(events)} events stored:\n")
+    for stored in events:
+        e = stored.event
+        figures = ", ".join(f"{k}={v:g}" for k, v in list(e.figures.items())[:4])
+        out.write(
+            f"  #{stored.seq:<3} {e.wall_time[11:23]}  {e.type.value:<12} {e.severity.value:<8} "
+            f"{e.state:<8} {e.reason}{'  [' + figures + ']' if figures else ''}\n"
+        )
+
+
+def run_demo(
+    *,
+    speed: float = 1.0,
+    database: Path | None = None,
+    live: bool = True,
+    out: TextIO = sys.stdout,
+) -> int:
+    """The README's demo. Exit 0 when it ends with the fall tripped and the relay released."""
+    if speed <= 0:
+        print("retroguard demo: --speed must be positive", file=sys.stderr)
+        return 2
+    tmp = None
+    if database is None:
+        tmp = tempfile.mkdtemp(prefix="retroguard-demo-")
+        database = Path(tmp) / "retroguard.db"
+    config = demo_config(database)
+    session = scenarios.demo_session()
+    out.write(
+        f"RetroGuard demo: {session.duration:.0f} s of simulated backward walking"
+        f"{f' at {speed:g}x speed' if speed != 1 else ''}.\n"
+        "Reset is pressed to arm; the walker stumbles (trip), resets, walks on, then falls.\n"
+        f"Event store: {database}\n\n"
+    )
+    status = LiveStatus(out) if live else None
+    clock: Clock = RealClock(speed)
+    result = run_session(
+        config,
+        clock,
+        session=session,
+        on_started=status.start if status else None,
+    )
+    if status is not None:
+        status.stop()
+    print_events(result.events, out)
+    relay = "closed" if result.relay_closed_at_end else "released"
+    out.write(f"\nEnded in {result.final_state.value} with the relay {relay}.\n")
+    if not result.ok:
+        out.write("DEMO FAILED: expected the fall to trip the relay and leave it released.\n")
+        return 1
+    return 0
