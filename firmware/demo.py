@@ -174,9 +174,10 @@ def run_demo(
     speed: float = 1.0,
     database: Path | None = None,
     live: bool = True,
-    out: TextIO = sys.stdout,
+    out: TextIO | None = None,
 ) -> int:
     """The README's demo. Exit 0 when it ends with the fall tripped and the relay released."""
+    out = out or sys.stdout
     if speed <= 0:
         print("retroguard demo: --speed must be positive", file=sys.stderr)
         return 2
