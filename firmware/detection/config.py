@@ -78,6 +78,20 @@ class DetectorConfig:
     0.2 s)."""
     freefall_g: float = 0.5
     """Acceleration magnitude (g) below which the body counts as in free fall."""
+    rotation_gain_deg: float = 12.0
+    """Trunk tilt gained (degrees) within ``rotation_window_s`` that, with the
+    two conditions below, is a loss of balance: a stumble throws the trunk
+    15-30 degrees in 150-300 ms, while walking sways it by a few degrees."""
+    rotation_window_s: float = 0.3
+    """Window (s) over which the tilt gain is measured."""
+    rotation_tilt_deg: float = 15.0
+    """The trunk must also be at least this far (degrees) from upright."""
+    rotation_max_activity_g: float = 0.35
+    """The rotation rule applies only while the gait is calm: running mean of
+    | |a| - 1 g | below this (g). Walking stays under ~0.3 g; jogging (~1 g)
+    sways the trunk as much as a stumble does."""
+    activity_tau_s: float = 1.0
+    """Time constant (s) of that running mean."""
     stumble_refractory_s: float = 2.0
     """Minimum time (s) between two stumble detections."""
 

@@ -20,7 +20,8 @@ than the whole update). The detector knows the body rather than a mounting:
    minus 1 g, integrated with a leak: the body's downward speed.
 5. **Decisions.** STUMBLE (pre-impact, opens the relay) when the body moves
    down fast *and* the trunk has left upright, or moves down very fast, or is
-   in free fall for longer than a jogging flight phase. FALL (confirmed) when
+   in free fall for longer than a jogging flight phase, or (during calm gait)
+   the trunk suddenly rotates away from upright. FALL (confirmed) when
    the trunk was upright shortly before an impact and lies throughout the
    seconds after it. NO_RECOVERY when the wearer stays lying and still for
    ``no_recovery_s`` after a fall.
@@ -29,6 +30,7 @@ than the whole update). The detector knows the body rather than a mounting:
 from __future__ import annotations
 
 import math
+from collections import deque
 from collections.abc import Sequence
 
 from firmware.detection.base import NO_DETECTIONS, Detection, DetectionKind
@@ -95,6 +97,9 @@ class FallDetector:
         self._g_n = 0
         self.accel_g = 1.0
         self.freefall_s = 0.0
+        self.activity_g = 0.0
+        self.tilt_gain_deg = 0.0
+        self._tilt_window: deque[tuple[float, float]] = deque()
         self._stumble_ready_t = -math.inf
         self._upright_t = -math.inf
         self._impact_t: float | None = None
@@ -165,6 +170,17 @@ class FallDetector:
             rz /= n
         self._rx, self._ry, self._rz = rx, ry, rz
 
+        # Gait vigour: a running mean of how far |a| strays from 1 g. Slow to
+        # medium walking stays below ~0.3 g, jogging reaches ~1 g; the rotation
+        # rule below only applies to calm gait, where the trunk is steady. It
+        # runs from the first sample (a cumulative mean until activity_tau_s
+        # has passed), so it is at its true level when decisions start.
+        span = t - self._t_start + dt
+        tau_act = cfg.activity_tau_s if span > cfg.activity_tau_s else span
+        act = self.activity_g
+        act += (abs(amag - 1.0) - act) * dt / tau_act
+        self.activity_g = act
+
         a_along = ax * rx + ay * ry + az * rz
         if not self._warm:
             self._ux, self._uy, self._uz = rx, ry, rz
@@ -222,6 +238,18 @@ class FallDetector:
             self.freefall_s = 0.0
         ff = self.freefall_s
 
+        # Tilt gained within the last rotation_window_s: a sliding-window
+        # minimum kept in a monotonic deque (amortised O(1) per sample).
+        win = self._tilt_window
+        while win and win[-1][1] >= tilt:
+            win.pop()
+        win.append((t, tilt))
+        horizon = t - cfg.rotation_window_s
+        while win[0][0] < horizon:
+            win.popleft()
+        gain = tilt - win[0][1]
+        self.tilt_gain_deg = gain
+
         out: list[Detection] | None = None
 
         # --- stumble: pre-impact loss of balance ----------------------------
@@ -232,6 +260,14 @@ class FallDetector:
             reason = f"down {down:.2f} m/s"
         elif ff >= cfg.freefall_min_s:
             reason = f"free fall {ff * 1000:.0f} ms"
+        elif (
+            gain > cfg.rotation_gain_deg
+            and tilt > cfg.rotation_tilt_deg
+            and act < cfg.rotation_max_activity_g
+        ):
+            reason = (
+                f"trunk rotated {gain:.0f} deg in {cfg.rotation_window_s:.1f} s to {tilt:.0f} deg"
+            )
         if reason and t >= self._stumble_ready_t and self._fallen_t is None:
             self._stumble_ready_t = t + cfg.stumble_refractory_s
             out = [Detection(DetectionKind.STUMBLE, t, reason, self._figures(wh))]
