@@ -23,13 +23,19 @@ from firmware.safety import SafetyController, SensorLimits
 from firmware.sinks import EventDispatcher, EventSink, LogSink, StoreSink
 from firmware.store import EventStore
 from firmware.watchdog import ServiceWatchdog
+from firmware.datasets.traces import up_vector
 from hal.clock import Clock, RealClock
+from hal.mounting import Mounting
 from hal.gpio_factory import GpioDevices, open_gpio
 from hal.imu_factory import SimulatedImuRig, build_simulated_imu, open_imu
 from hal.interfaces import Imu
+from hal.sim import scenarios
 from hal.sim.motion import MotionSource
 
 log = logging.getLogger(__name__)
+
+_IDLE_SIMULATION_S = 365 * 24 * 3600.0
+"""``retroguard run`` on simulated hardware: a walker standing still for a year."""
 
 _RANGE_TOLERANCE = 1.001
 """Full-scale readings are legal (saturation); only beyond full scale is garbage."""
@@ -80,6 +86,8 @@ def build_app(
     ``detector`` replaces the configured one (tests inject failing detectors).
     """
     sim_imu: SimulatedImuRig | None = None
+    if config.imu.backend == "simulated" and motion is None:
+        motion = scenarios.scenario(scenarios.Standing(_IDLE_SIMULATION_S))
     if config.imu.backend == "simulated" and motion is not None:
         sim_imu = build_simulated_imu(config.imu, clock, motion)
         imu: Imu = sim_imu.imu
@@ -89,7 +97,8 @@ def build_app(
     store = EventStore(config.storage.database)
     dispatcher = EventDispatcher([StoreSink(store), LogSink(), *extra_sinks])
     if detector is None:
-        detector = build_detector(config.detector, imu.sample_rate_hz)
+        up = up_vector(Mounting.parse(config.imu.mounting))
+        detector = build_detector(config.detector, imu.sample_rate_hz, up=up)
     controller = SafetyController(
         relay=gpio.relay,
         buzzer=gpio.buzzer,

@@ -24,6 +24,7 @@ from typing import Any, Literal
 from firmware.detection.config import DetectorConfig
 from firmware.errors import ConfigError
 from hal.config import GpioConfig, ImuConfig, PinConfig
+from hal.mounting import Mounting, MountingError
 
 LogLevel = Literal["debug", "info", "warning", "error"]
 
@@ -149,6 +150,14 @@ def _bcm_pin(value: Any) -> str | None:
     return None if 0 <= value <= 27 else "must be a BCM GPIO number from 0 to 27"
 
 
+def _mounting(value: Any) -> str | None:
+    try:
+        Mounting.parse(value)
+    except MountingError as exc:
+        return str(exc)
+    return None
+
+
 def _non_empty(value: Any) -> str | None:
     return None if value.strip() else "must not be empty"
 
@@ -161,6 +170,7 @@ _CHECKS: dict[str, Callable[[Any], str | None]] = {
     "imu.accel_range_g": _one_of(ACCEL_RANGES_G),
     "imu.gyro_range_dps": _one_of(GYRO_RANGES_DPS),
     "imu.stale_timeout_s": _positive,
+    "imu.mounting": _mounting,
     "gpio.button_bounce_s": _positive,
     "gpio.heartbeat_hold_s": _positive,
     "safety.sample_timeout_s": _positive,

@@ -35,6 +35,9 @@ class ImuConfig:
     """Gyro full scale: 250, 500, 1000 or 2000 deg/s."""
     stale_timeout_s: float = 0.1
     """Budget for transient bus errors before the IMU counts as lost."""
+    mounting: str = "unknown"
+    """Which body direction each sensor axis points, e.g. "x=right y=down z=forward", or
+    "unknown" to learn gravity online (``retroguard calibrate`` measures it)."""
     gyro_bias_dps: tuple[float, float, float] = (0.0, 0.0, 0.0)
     """Subtracted from every gyro reading (``retroguard calibrate`` measures it)."""
 
