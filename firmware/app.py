@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from types import FrameType
 
 from firmware.config import Config
+from firmware.datasets.traces import up_vector
 from firmware.detection.base import Detector
 from firmware.detection.factory import build_detector
 from firmware.monitor import Monitor
@@ -23,12 +24,11 @@ from firmware.safety import SafetyController, SensorLimits
 from firmware.sinks import EventDispatcher, EventSink, LogSink, StoreSink
 from firmware.store import EventStore
 from firmware.watchdog import ServiceWatchdog
-from firmware.datasets.traces import up_vector
 from hal.clock import Clock, RealClock
-from hal.mounting import Mounting
 from hal.gpio_factory import GpioDevices, open_gpio
 from hal.imu_factory import SimulatedImuRig, build_simulated_imu, open_imu
 from hal.interfaces import Imu
+from hal.mounting import Mounting
 from hal.sim import scenarios
 from hal.sim.motion import MotionSource
 
