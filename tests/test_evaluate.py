@@ -1,0 +1,140 @@
+"""``retroguard evaluate``: same detector as the monitor, figures, JSON, bad files."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from sisfall_support import sisfall_file
+
+import firmware.app
+import firmware.evaluate as evaluate
+from firmware.config import load_config
+from firmware.detection import DetectorConfig, build_detector
+from firmware.detection.factory import build_detector as factory_build
+from firmware.detection.retro import FallDetector
+from hal.sim.scenarios import BackwardFall, Sequence, Standing, Turn, Walking
+from hal.trace import write_trace
+from hal.types import ImuSample
+
+RATE = 200.0
+
+
+def write_scenario(path: Path, seq: Sequence, rate: float, subject: str) -> Path:
+    header = seq.trace_header(rate)
+    header.subject = subject
+    n = int(seq.duration * rate)
+    write_trace(path, header, (ImuSample(i / rate, *seq.at(i / rate)) for i in range(n)))
+    return path
+
+
+@pytest.fixture(scope="module")
+def trace_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Two subjects (one per half), each with a backward fall and a walk with turns,
+    at 100 Hz (so evaluate must resample), plus one broken file."""
+    d = tmp_path_factory.mktemp("traces")
+    for subject, seed in (("P01", 0), ("P02", 1)):
+        fall = Sequence([Standing(2.0), Walking(4.0), BackwardFall(lie_s=4.0)], seed=seed)
+        walk = Sequence([Standing(2.0), Walking(4.0), Turn(), Walking(4.0)], seed=seed)
+        write_scenario(d / f"fall_{subject}.csv", fall, 100.0, subject)
+        write_scenario(d / f"walk_{subject}.csv", walk, 100.0, subject)
+    (d / "broken.csv").write_text("# format: retroguard-trace/1\n# sample_rate_hz: 200\n")
+    return d
+
+
+def test_evaluate_builds_the_detector_like_the_monitor() -> None:
+    """One factory: the monitor (firmware.app) and evaluate call the same function."""
+    assert evaluate.build_detector is factory_build
+    assert firmware.app.build_detector is factory_build
+    config = DetectorConfig(stumble_velocity_mps=0.7)
+    det = evaluate.detector_for(config, RATE, None, use_mounting=True)
+    assert isinstance(det, FallDetector)
+    assert det.config is config
+    assert det.sample_rate_hz == RATE
+
+
+def test_evaluate_takes_detector_and_rate_from_the_monitor_config(tmp_path: Path) -> None:
+    cfg = tmp_path / "retroguard.toml"
+    cfg.write_text("[imu]\nsample_rate_hz = 100\n\n[detector]\nrotation_gain_deg = 14.0\n")
+    parser = evaluate.argparse.ArgumentParser()
+    evaluate.configure_parser(parser)
+    args = parser.parse_args([str(tmp_path), "--config", str(cfg)])
+    detector, rate = evaluate._config_from_args(args)
+    monitor = load_config(cfg)
+    assert detector == monitor.detector
+    assert detector.rotation_gain_deg == 14.0
+    assert rate == monitor.imu.sample_rate_hz == 100.0
+
+
+def test_evaluate_file_matches_a_plain_detector_run(trace_dir: Path) -> None:
+    path = trace_dir / "fall_P01.csv"
+    res = evaluate.evaluate_file(str(path), RATE, DetectorConfig())
+    assert res.error is None
+    assert (res.label, res.subject, res.tuning) == ("fall", "P01", True)
+    assert res.impact_t is not None and res.first_trip_t is not None
+    assert res.lead_ms is not None and res.lead_ms > 200
+    assert res.first_trip_kind == "stumble"
+    assert res.first_fall_t is not None
+
+
+def test_summary_follows_the_documented_schema(trace_dir: Path) -> None:
+    results = evaluate.run_files(evaluate.discover(trace_dir), RATE, DetectorConfig(), jobs=1)
+    doc = evaluate.summarise(results, "all")
+    assert doc["files"]["read"] == 4
+    assert doc["files"]["skipped"] == 1
+    assert "broken.csv" in doc["files"]["errors"][0]
+    assert doc["fall"]["sensitivity"] == 1.0
+    assert doc["fall"]["specificity"] == 1.0
+    trip = doc["trip"]
+    assert trip["walking_falls_tripped_before_impact"] == 1.0
+    assert trip["lead_time_ms_median"] > 200
+    assert trip["lead_time_ms_p10"] <= trip["lead_time_ms_median"]
+    assert trip["walking_jogging_trips"] == 0
+    assert set(doc["splits"]) == {"held-out", "tuning", "all"}
+    assert doc["splits"]["tuning"]["files"] == 2
+    assert doc["splits"]["held-out"]["files"] == 2
+    assert set(doc["per_code"]) == {r.code for r in results if r.error is None}
+
+
+def test_command_prints_the_table_and_writes_json(
+    trace_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out1 = tmp_path / "one.json"
+    out2 = tmp_path / "two.json"
+    assert evaluate.main([str(trace_dir), "--json", str(out1), "-j", "1", "--no-progress"]) == 0
+    table = capsys.readouterr().out
+    assert "fall sensitivity" in table and "held-out" in table
+    assert "skipped 1" in table
+    assert evaluate.main([str(trace_dir), "--json", str(out2), "-j", "2"]) == 0
+    capsys.readouterr()
+    one, two = json.loads(out1.read_text()), json.loads(out2.read_text())
+    assert one == two, "parallel and serial runs must give the same figures"
+    assert 0.0 <= one["fall"]["sensitivity"] <= 1.0
+    assert one["files"] == {"read": 4, "skipped": 1, "errors": one["files"]["errors"]}
+
+
+def test_missing_path_is_an_error_not_a_crash(tmp_path: Path) -> None:
+    assert evaluate.main([str(tmp_path / "nope"), "--no-progress"]) == 2
+    assert evaluate.main([str(tmp_path), "--no-progress"]) == 2
+
+
+def test_percentile_interpolates() -> None:
+    assert evaluate.percentile([], 50) is None
+    assert evaluate.percentile([100.0, 200.0, 300.0, 400.0], 50) == 250.0
+    assert evaluate.percentile([100.0, 200.0], 10) == pytest.approx(110.0)
+
+
+def test_real_backward_slip_and_walk_through_the_evaluate_path() -> None:
+    fall = evaluate.evaluate_file(str(sisfall_file("F02_SA05_R01.txt")), RATE, DetectorConfig())
+    assert fall.lead_ms is not None and fall.lead_ms > 0
+    walk = evaluate.evaluate_file(str(sisfall_file("D01_SA01_R01.txt")), RATE, DetectorConfig())
+    assert walk.trips == 0
+    assert walk.first_fall_t is None
+    assert walk.duration_s > 90
+
+
+def test_same_detector_object_type_from_both_entry_points() -> None:
+    assert type(build_detector(DetectorConfig(), RATE)) is type(
+        evaluate.detector_for(DetectorConfig(), RATE, None, use_mounting=False)
+    )
