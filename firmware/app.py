@@ -20,6 +20,7 @@ from firmware.datasets.traces import up_vector
 from firmware.detection.base import Detector
 from firmware.detection.factory import build_detector
 from firmware.monitor import Monitor
+from firmware.mqtt import MqttReporter
 from firmware.safety import SafetyController, SensorLimits
 from firmware.sinks import EventDispatcher, EventSink, LogSink, StoreSink
 from firmware.store import EventStore
@@ -54,13 +55,21 @@ class App:
     extra_sinks: list[EventSink] = field(default_factory=list)
     sim_imu: SimulatedImuRig | None = None
     """The simulated bus and chip, for fault injection; None on real hardware."""
+    reporter: MqttReporter | None = None
+    """Caregiver reporting; None when no broker is configured (events still stored)."""
 
     def start(self) -> None:
         self.dispatcher.start()
+        if self.reporter is not None:
+            self.reporter.start()
         self.monitor.start()
 
-    def close(self) -> None:
-        """Stop safely: relay released first, then drain events to disk."""
+    def close(self, drain_timeout: float = 2.0) -> None:
+        """Stop safely: relay released first, then drain events to disk and broker.
+
+        Waits up to ``drain_timeout`` for the broker to acknowledge what is
+        queued; whatever is left stays in the outbox for the next start.
+        """
         now = self.clock.monotonic()
         try:
             self.controller.stop(now)
@@ -68,6 +77,9 @@ class App:
             self.gpio.relay.release()
             self.imu.close()
             self.dispatcher.close()
+            if self.reporter is not None:
+                self.reporter.wait_drained(drain_timeout)
+                self.reporter.close()
             self.store.close()
             self.gpio.close()
 
@@ -95,7 +107,17 @@ def build_app(
         imu = open_imu(config.imu, clock, motion)
     gpio = open_gpio(config.gpio, clock)
     store = EventStore(config.storage.database)
-    dispatcher = EventDispatcher([StoreSink(store), LogSink(), *extra_sinks])
+    reporter: MqttReporter | None = None
+    persist: EventSink = StoreSink(store)
+    if config.mqtt.host:
+        reporter = MqttReporter(
+            config.mqtt,
+            device_id=config.device.id,
+            device_name=config.device.name,
+            database=config.storage.database,
+        )
+        persist = reporter.sink  # stores and queues in one transaction
+    dispatcher = EventDispatcher([persist, LogSink(), *extra_sinks])
     if detector is None:
         up = up_vector(Mounting.parse(config.imu.mounting))
         detector = build_detector(config.detector, imu.sample_rate_hz, up=up)
@@ -111,6 +133,7 @@ def build_app(
         ),
         sample_rate_hz=imu.sample_rate_hz,
         device_id=config.device.id,
+        on_state=reporter.publish_state if reporter is not None else None,
     )
     monitor = Monitor(
         imu=imu,
@@ -120,6 +143,8 @@ def build_app(
         clock=clock,
         read_timeout_s=config.safety.sample_timeout_s / 4,
     )
+    if reporter is not None:
+        _connect_reporter(reporter, monitor, gpio, clock)
     return App(
         config=config,
         clock=clock,
@@ -131,7 +156,65 @@ def build_app(
         store=store,
         extra_sinks=list(extra_sinks),
         sim_imu=sim_imu,
+        reporter=reporter,
     )
+
+
+def _connect_reporter(
+    reporter: MqttReporter, monitor: Monitor, gpio: GpioDevices, clock: Clock
+) -> None:
+    """Silence requests reach the buzzer from the loop; figures go out as telemetry.
+
+    The reporter gets read-only views: nothing it holds can arm the relay.
+    """
+    buzzer = gpio.buzzer
+
+    def apply_silence(_: Monitor) -> None:
+        if reporter.silence.take():
+            buzzer.stop()
+
+    monitor.on_iteration.append(apply_silence)
+    reporter.set_providers(
+        telemetry=TelemetryFigures(monitor, clock),
+        self_test=lambda: _self_test(monitor, clock),
+    )
+
+
+class TelemetryFigures:
+    """Achieved sample rate and IMU health since the previous telemetry message.
+
+    Runs on the publisher thread and only reads counters the loop writes
+    (plain ints under the GIL), so it never holds up the loop.
+    """
+
+    def __init__(self, monitor: Monitor, clock: Clock) -> None:
+        self._monitor = monitor
+        self._clock = clock
+        self._last = (clock.monotonic(), monitor.stats.samples)
+
+    def __call__(self) -> dict[str, object]:
+        now, samples = self._clock.monotonic(), self._monitor.stats.samples
+        then, before = self._last
+        self._last = (now, samples)
+        controller = self._monitor.controller
+        return {
+            "state": controller.state.value,
+            "sample_rate_hz": round((samples - before) / (now - then), 1) if now > then else 0.0,
+            "imu_ok": self._monitor.healthy,
+            "imu_errors": self._monitor.stats.imu_errors,
+            "bus_errors": controller.bus_errors,
+        }
+
+
+def _self_test(monitor: Monitor, clock: Clock) -> dict[str, dict[str, object]]:
+    controller = monitor.controller
+    return {
+        "imu": {
+            "ok": monitor.healthy,
+            "detail": f"{controller.samples_seen} samples; state {controller.state.value}",
+        },
+        "loop": {"ok": monitor.stats.iterations > 0, "detail": f"{monitor.stats} "},
+    }
 
 
 def run_forever(config: Config) -> int:

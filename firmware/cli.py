@@ -126,8 +126,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_config)
 
     from firmware import safe_outputs
+    from firmware.mqtt import watch
 
     safe_outputs.add_parser(sub)
+    watch.add_parser(sub).set_defaults(func=watch.run)
 
     try:
         from firmware import evaluate

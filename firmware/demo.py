@@ -10,7 +10,9 @@ button at scripted times, exactly as a person at the machine would.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import socket
 import sys
 import tempfile
 import threading
@@ -22,6 +24,7 @@ from typing import TextIO
 from firmware.app import App, build_app
 from firmware.config import Config, StorageConfig
 from firmware.events import EventType
+from firmware.mqtt.broker import BrokerError, Mosquitto, mosquitto_available
 from firmware.safety import SafetyState
 from firmware.store import EventStore, StoredEvent
 from hal.clock import Clock, RealClock
@@ -33,6 +36,10 @@ PRESS_S = 0.4
 """How long a finger holds the reset button."""
 RESET_AFTER_STUMBLE_S = 4.0
 """Into the pause after the stumble, the walker presses reset to carry on."""
+MAX_SPEED = 10.0
+"""Faster, and the loop cannot toggle the heartbeat within the hold circuit's 50 ms of
+simulated time: the simulated relay would drop, as a real one would with a starved loop."""
+DEFAULT_MQTT_PORT = 1883
 
 
 @dataclass
@@ -89,7 +96,7 @@ def run_session(
     finally:
         relay_closed = hardware.contact_closed()
         final_state = app.controller.state
-        app.close()
+        app.close(drain_timeout=10.0)
     return DemoResult(
         app=app,
         session=session,
@@ -175,24 +182,74 @@ def run_demo(
     database: Path | None = None,
     live: bool = True,
     out: TextIO | None = None,
+    broker_ok: bool = True,
 ) -> int:
     """The README's demo. Exit 0 when it ends with the fall tripped and the relay released."""
     out = out or sys.stdout
     if speed <= 0:
         print("retroguard demo: --speed must be positive", file=sys.stderr)
         return 2
-    tmp = None
+    if speed > MAX_SPEED:
+        print(
+            f"retroguard demo: --speed above {MAX_SPEED:g} outruns the heartbeat", file=sys.stderr
+        )
+        return 2
     if database is None:
-        tmp = tempfile.mkdtemp(prefix="retroguard-demo-")
-        database = Path(tmp) / "retroguard.db"
+        database = Path(tempfile.mkdtemp(prefix="retroguard-demo-")) / "retroguard.db"
     config = demo_config(database)
     session = scenarios.demo_session()
     out.write(
         f"RetroGuard demo: {session.duration:.0f} s of simulated backward walking"
         f"{f' at {speed:g}x speed' if speed != 1 else ''}.\n"
         "Reset is pressed to arm; the walker stumbles (trip), resets, walks on, then falls.\n"
-        f"Event store: {database}\n\n"
+        f"Event store: {database}\n"
     )
+    with contextlib.ExitStack() as stack:
+        broker = _start_broker(out) if broker_ok else None
+        if broker is not None:
+            stack.callback(broker.cleanup)
+            config = dataclasses.replace(
+                config, mqtt=dataclasses.replace(config.mqtt, host=broker.host, port=broker.port)
+            )
+            port_arg = "" if broker.port == DEFAULT_MQTT_PORT else f" --port {broker.port}"
+            out.write(
+                f"MQTT broker: Mosquitto on {broker.host}:{broker.port}. "
+                f"Watch the events arrive: .venv/bin/retroguard watch{port_arg}\n"
+            )
+        out.write("\n")
+        return _run_and_report(config, session, speed, live, out)
+
+
+def _start_broker(out: TextIO) -> Mosquitto | None:
+    """A local Mosquitto: on port 1883 when free, so ``retroguard watch`` needs no flags."""
+    if not mosquitto_available():
+        out.write(
+            "MQTT: mosquitto is not installed (scripts/demo.sh installs it); not reporting.\n"
+        )
+        return None
+    port = DEFAULT_MQTT_PORT if _port_free(DEFAULT_MQTT_PORT) else None
+    broker = Mosquitto(port=port, persistence=False)
+    try:
+        broker.start()
+    except BrokerError as exc:
+        out.write(f"MQTT: could not start Mosquitto ({exc}); not reporting.\n")
+        broker.cleanup()
+        return None
+    return broker
+
+
+def _port_free(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+def _run_and_report(
+    config: Config, session: scenarios.Sequence, speed: float, live: bool, out: TextIO
+) -> int:
     status = LiveStatus(out) if live else None
     clock: Clock = RealClock(speed)
     result = run_session(
@@ -204,6 +261,12 @@ def run_demo(
     if status is not None:
         status.stop()
     print_events(result.events, out)
+    if result.app.reporter is not None:
+        link = result.app.reporter.status
+        out.write(
+            f"MQTT: {link.acked} messages acknowledged by the broker, "
+            f"{link.depth} left in the outbox.\n"
+        )
     relay = "closed" if result.relay_closed_at_end else "released"
     out.write(f"\nEnded in {result.final_state.value} with the relay {relay}.\n")
     if not result.ok:

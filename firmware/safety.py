@@ -84,6 +84,7 @@ class SafetyController:
         limits: SensorLimits,
         sample_rate_hz: float,
         device_id: str,
+        on_state: Callable[[str, str], None] | None = None,
     ) -> None:
         self._relay = relay
         self._buzzer = buzzer
@@ -92,6 +93,7 @@ class SafetyController:
         self._config = config
         self._limits = limits
         self._device_id = device_id
+        self._on_state = on_state
         self._window: deque[ImuSample] = deque(
             maxlen=max(1, int(config.window_before_s * sample_rate_hz))
         )
@@ -275,3 +277,5 @@ class SafetyController:
         self.since = now
         self.transitions.append(Transition(state, reason, now))
         log.info("state %s: %s", state.value, reason)
+        if self._on_state is not None:
+            self._on_state(state.value, reason)

@@ -79,6 +79,8 @@ class ReporterStatus:
     """Rows waiting in the outbox (as of the publisher's last look)."""
     commands: int = 0
     """Commands answered since start (valid or not)."""
+    pokes: int = 0
+    """Wake-ups from :meth:`MqttReporter.wait_drained` handled; makes its wait see fresh figures."""
 
 
 class _StatusBox:
@@ -169,6 +171,9 @@ class _DefaultTarget:
         self._status = status
         self._self_test = self_test
 
+    def set_self_test(self, self_test: SelfTestProvider) -> None:
+        self._self_test = self_test
+
     def request_silence(self) -> None:
         self._silence.request()
 
@@ -250,10 +255,8 @@ class MqttReporter:
         self._telemetry = telemetry
         self._clock = clock
         self._box = _StatusBox()
-        target = command_target or _DefaultTarget(
-            self.silence, self.outbox, self._box.get, self_test
-        )
-        self._commands = CommandHandler(target)
+        self._default_target = _DefaultTarget(self.silence, self.outbox, self._box.get, self_test)
+        self._commands = CommandHandler(command_target or self._default_target)
         self._client: mqtt.Client | None = None
         self._thread: threading.Thread | None = None
         self._inflight: dict[int, int] = {}  # paho mid -> outbox row id
@@ -265,6 +268,7 @@ class MqttReporter:
         self._ready = False
         self._logged_error: str | None = None
         self._stopping = False
+        self._poke_sent = 0
 
     # ------------------------------------------------------------ public API
 
@@ -322,6 +326,21 @@ class MqttReporter:
         self.stop()
         self.outbox.close()
 
+    def set_providers(
+        self,
+        *,
+        telemetry: TelemetryProvider | None = None,
+        self_test: SelfTestProvider | None = None,
+    ) -> None:
+        """Attach the monitor's figures after it is built (the monitor is built after us).
+
+        Call before :meth:`start`; both run on the publisher thread.
+        """
+        if telemetry is not None:
+            self._telemetry = telemetry
+        if self_test is not None:
+            self._default_target.set_self_test(self_test)
+
     def publish_state(self, state: str, reason: str) -> None:
         """Report the safety state (retained). Non-blocking: safe on the real-time thread."""
         self._wake.put_nowait(("state", str(state), reason, payloads.wall_now()))
@@ -343,8 +362,10 @@ class MqttReporter:
 
     def wait_drained(self, timeout: float) -> bool:
         """Block until the outbox is empty and nothing is in flight (tests, demo, shutdown)."""
-        self._wake.put_nowait(("poke",))
-        return self.wait_until(lambda s: s.ready and s.depth == 0, timeout)
+        self._poke_sent += 1
+        sent = self._poke_sent
+        self._wake.put_nowait(("poke", sent))
+        return self.wait_until(lambda s: s.pokes >= sent and s.ready and s.depth == 0, timeout)
 
     # ------------------------------------------------- callbacks (paho thread)
 
@@ -475,8 +496,11 @@ class MqttReporter:
         """Apply a batch of wake-up tokens; True means stop."""
         acked: list[int] = []
         stop = False
+        pokes = self._box.status.pokes
         for item in items:
             kind = item[0]
+            if kind == "poke":
+                pokes = max(pokes, item[1])
             if kind == "acked":
                 _, mid, failed, reason = item
                 row = self._inflight.pop(mid, None)
@@ -516,6 +540,7 @@ class MqttReporter:
             ready=self._ready,
             depth=depth,
             acked=self._box.status.acked + len(acked),
+            pokes=pokes,
         )
         return stop
 

@@ -138,7 +138,8 @@ class Watcher:
         self.done = threading.Event()
         self.error: str | None = None
         self.client = make_client(config, "")
-        self.client.reconnect_delay_set(1, 30)
+        # A terminal waiting for a local broker should notice it quickly.
+        self.client.reconnect_delay_set(0.5, 2)  # type: ignore[arg-type]  # paho takes floats
         self.client.on_connect = self._on_connect
         self.client.on_subscribe = self._on_subscribe
         self.client.on_message = self._on_message

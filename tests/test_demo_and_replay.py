@@ -1,0 +1,123 @@
+"""The README's promises, end to end: the demo session, record → replay, and bad traces."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from firmware.cli import main
+from firmware.demo import demo_config, run_session
+from firmware.events import EventType
+from hal.clock import SimClock
+
+PERIOD = 1 / 200
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory: pytest.TempPathFactory) -> object:
+    return run_session(demo_config(tmp_path_factory.mktemp("demo") / "events.db"), SimClock())
+
+
+def test_demo_ends_tripped_with_relay_released(demo: object) -> None:
+    assert demo.ok  # type: ignore[attr-defined]
+    assert not demo.relay_closed_at_end  # type: ignore[attr-defined]
+    assert demo.final_state.value == "TRIPPED"  # type: ignore[attr-defined]
+
+
+def test_demo_events_tell_the_story(demo: object) -> None:
+    kinds = [s.event.type for s in demo.events]  # type: ignore[attr-defined]
+    assert kinds[0] is EventType.START and kinds[-1] is EventType.STOP
+    # armed, tripped by the stumble, re-armed, tripped by the fall, escalated
+    story = [k for k in kinds if k is not EventType.FALL]
+    assert story == [
+        EventType.START,
+        EventType.RESET,
+        EventType.STUMBLE,
+        EventType.RESET,
+        EventType.STUMBLE,
+        EventType.NO_RECOVERY,
+        EventType.STOP,
+    ]
+    assert EventType.FALL in kinds
+
+
+def test_demo_trips_on_the_stumble_and_before_the_fall_impact(demo: object) -> None:
+    session = demo.session  # type: ignore[attr-defined]
+    trips = [
+        s.event
+        for s in demo.events  # type: ignore[attr-defined]
+        if s.event.type is EventType.STUMBLE
+    ]
+    start = demo.app.controller.transitions[0].t  # type: ignore[attr-defined]
+    stumble_onset = start + session.event_time("stumble_onset")
+    impact = start + session.event_time("impact")
+    assert stumble_onset <= trips[0].t_monotonic <= stumble_onset + 1.0
+    assert trips[1].t_monotonic < impact
+
+
+def test_relay_released_within_one_sample_of_each_trip(demo: object) -> None:
+    hardware = demo.app.gpio.hardware  # type: ignore[attr-defined]
+    trips = [
+        s.event
+        for s in demo.events  # type: ignore[attr-defined]
+        if s.event.type is EventType.STUMBLE
+    ]
+    opens = [t for t, closed in hardware.history if not closed]
+    assert len(opens) == len(trips) == 2
+    for trip, opened in zip(trips, opens, strict=True):
+        assert 0 <= opened - trip.t_monotonic <= PERIOD
+        assert len(trip.imu_window) > 0
+
+
+def test_record_then_replay_reports_the_fall(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    trace = tmp_path / "fall.csv"
+    assert main(["record", str(trace), "--scenario", "backward-fall", "--seconds", "15"]) == 0
+    capsys.readouterr()
+    assert main(["replay", str(trace)]) == 0
+    out = capsys.readouterr().out
+    assert re.search(r"stumble\s+trips relay .*\(lead \+\d+ ms before impact\)", out)
+    assert re.search(r"fall\s+trips relay", out)
+
+
+def test_replay_of_walking_has_no_detections(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    trace = tmp_path / "walk.csv"
+    assert main(["record", str(trace), "--scenario", "walk-backward", "--seconds", "30"]) == 0
+    capsys.readouterr()
+    assert main(["replay", str(trace)]) == 0
+    assert "no detections" in capsys.readouterr().out
+
+
+def test_replay_of_a_corrupt_trace_names_file_and_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    trace = tmp_path / "walk.csv"
+    assert main(["record", str(trace), "--scenario", "standing", "--seconds", "2"]) == 0
+    lines = trace.read_text().splitlines()
+    lines[20] = "0.1,0.2,oops,1,2,3,4"
+    trace.write_text("\n".join(lines) + "\n")
+    capsys.readouterr()
+    assert main(["replay", str(trace)]) == 2
+    err = capsys.readouterr().err
+    assert f"{trace}:21:" in err
+
+
+def test_replay_of_a_missing_file_is_a_clear_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["replay", str(tmp_path / "absent.csv")]) == 2
+    assert "absent.csv" in capsys.readouterr().err
+
+
+def test_demo_command_runs_in_real_time_scaled(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["demo", "--speed", "8", "--no-live", "--db", str(tmp_path / "d.db")]) == 0
+    out = capsys.readouterr().out
+    assert "Ended in TRIPPED with the relay released." in out
+    assert re.search(r"fall\s+critical", out)
