@@ -12,12 +12,13 @@ from typing import Any
 import pytest
 
 from firmware.app import App, build_app
-from firmware.config import Config, SafetyConfig, StorageConfig
-from firmware.detection.base import Detector
+from firmware.config import Config, MqttConfig, SafetyConfig, StorageConfig
+from firmware.detection.base import NO_DETECTIONS, Detection, DetectionKind, Detector
 from firmware.events import EventType
 from hal.clock import SimClock
 from hal.sim.motion import Vector6
 from hal.sim.relay_hardware import SimulatedButton
+from hal.types import ImuSample
 
 RATE = 200.0
 PERIOD = 1.0 / RATE
@@ -45,13 +46,47 @@ class Frozen:
         return (0.01, 0.02, 0.98, 0.5, -0.25, 0.125)
 
 
-def make_config(tmp_path: Path, **gpio: Any) -> Config:
+class TripAt:
+    """A detector that decides 'stumble' on the first sample at or after ``t``."""
+
+    def __init__(self, t: float, kind: DetectionKind = DetectionKind.STUMBLE) -> None:
+        self.t = t
+        self.kind = kind
+        self.fired_at: float | None = None
+
+    def update(self, sample: ImuSample) -> Sequence[Detection]:
+        if self.fired_at is None and sample.t >= self.t:
+            self.fired_at = sample.t
+            return (Detection(self.kind, sample.t, "test trip", {"tilt_deg": 40.0}),)
+        return NO_DETECTIONS
+
+    def reset(self) -> None:
+        self.fired_at = None
+
+
+class Explodes:
+    """A detector with a bug that shows after ``t`` seconds."""
+
+    def __init__(self, t: float) -> None:
+        self.t = t
+
+    def update(self, sample: ImuSample) -> Sequence[Detection]:
+        if sample.t >= self.t:
+            raise ZeroDivisionError("bug in detector")
+        return NO_DETECTIONS
+
+    def reset(self) -> None:
+        pass
+
+
+def make_config(tmp_path: Path, mqtt: MqttConfig | None = None, **gpio: Any) -> Config:
     config = Config()
     return dataclasses.replace(
         config,
         gpio=dataclasses.replace(config.gpio, **gpio),
         safety=SafetyConfig(),
         storage=StorageConfig(database=str(tmp_path / "events.db")),
+        mqtt=mqtt or MqttConfig(),
     )
 
 
@@ -102,11 +137,12 @@ def make_rig(
     motion: Any = None,
     detector: Detector | None = None,
     extra: Sequence[Any] = (),
+    mqtt: MqttConfig | None = None,
     **gpio: Any,
 ) -> Rig:
     clock = SimClock()
     app = build_app(
-        make_config(tmp_path, **gpio),
+        make_config(tmp_path, mqtt, **gpio),
         clock,
         motion=motion if motion is not None else Standing(),
         detector=detector,

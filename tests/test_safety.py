@@ -7,50 +7,14 @@ relay: what the treadmill would actually see.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
-from app_support import PERIOD, Frozen, Rig, close_rigs, make_rig
+from app_support import PERIOD, Explodes, Frozen, Rig, TripAt, close_rigs, make_rig
 
-from firmware.detection.base import NO_DETECTIONS, Detection, DetectionKind
 from firmware.events import EventType
-from hal.types import ImuSample
 
 pytestmark = pytest.mark.usefixtures(close_rigs.__name__)
-
-
-class TripAt:
-    """A detector that decides 'stumble' on the first sample at or after ``t``."""
-
-    def __init__(self, t: float, kind: DetectionKind = DetectionKind.STUMBLE) -> None:
-        self.t = t
-        self.kind = kind
-        self.fired_at: float | None = None
-
-    def update(self, sample: ImuSample) -> Sequence[Detection]:
-        if self.fired_at is None and sample.t >= self.t:
-            self.fired_at = sample.t
-            return (Detection(self.kind, sample.t, "test trip", {"tilt_deg": 40.0}),)
-        return NO_DETECTIONS
-
-    def reset(self) -> None:
-        self.fired_at = None
-
-
-class Explodes:
-    """A detector with a bug that shows after ``t`` seconds."""
-
-    def __init__(self, t: float) -> None:
-        self.t = t
-
-    def update(self, sample: ImuSample) -> Sequence[Detection]:
-        if sample.t >= self.t:
-            raise ZeroDivisionError("bug in detector")
-        return NO_DETECTIONS
-
-    def reset(self) -> None:
-        pass
 
 
 def armed_rig(tmp_path: Path, **kwargs: object) -> Rig:

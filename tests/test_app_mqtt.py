@@ -1,0 +1,110 @@
+"""The whole monitor reporting to a real Mosquitto: what a caregiver sees, and what they cannot do.
+
+The real-time loop runs on a simulated clock in the test thread; the MQTT
+publisher runs on its own thread against a real broker. Waits are on
+messages arriving (bounded as a safety net), never on time passing.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from app_support import Rig, TripAt, close_rigs, make_rig
+from mqtt_helpers import WAIT, Subscriber, config_for, validate
+
+from firmware.mqtt.broker import Mosquitto
+from firmware.mqtt.commands import COMMANDS
+
+pytestmark = pytest.mark.usefixtures(close_rigs.__name__)
+
+DEVICE = "treadmill-1"
+
+
+def tripped_rig(tmp_path: Path, broker: Mosquitto) -> Rig:
+    rig = make_rig(tmp_path, detector=TripAt(3.0), mqtt=config_for(broker))
+    rig.run_for(1.0)
+    rig.press_reset()
+    rig.run_for(2.0)
+    assert rig.state == "TRIPPED" and not rig.hardware.contact_closed()
+    return rig
+
+
+def test_trip_reaches_the_caregiver_with_state_and_window(
+    tmp_path: Path, mosquitto: Mosquitto
+) -> None:
+    sub = Subscriber(mosquitto, [f"retroguard/{DEVICE}/#"])
+    try:
+        tripped_rig(tmp_path, mosquitto)
+        assert sub.wait(lambda: any(b'"stumble"' in m.payload for m in sub.on("/event")))
+        stumble = next(
+            validate("event", m.payload) for m in sub.on("/event") if b'"stumble"' in m.payload
+        )
+        assert stumble["state"] == "TRIPPED"
+        assert len(stumble["imu_window"]["rows"]) > 100
+        assert sub.wait(
+            lambda: any(json.loads(m.payload)["state"] == "TRIPPED" for m in sub.on("/state"))
+        )
+        for message in sub.on("/state"):
+            validate("state", message.payload)
+    finally:
+        sub.close()
+
+
+def test_no_command_arms_or_starts_the_treadmill(tmp_path: Path, mosquitto: Mosquitto) -> None:
+    rig = tripped_rig(tmp_path, mosquitto)
+    assert rig.app.reporter is not None
+    assert rig.app.reporter.wait_until(lambda s: s.ready, WAIT)
+    names = [*COMMANDS, "arm", "rearm", "reset", "start", "resume", "run", "relay", "../arm"]
+    payloads = [
+        b"",
+        b"{}",
+        b'{"id":"x1"}',
+        b'{"id":"x2","by":"Ann","event_id":"latest"}',
+        b'{"state":"ARMED","relay":"closed"}',
+        b"\xff\xfe garbage",
+        b"[1,2,3]",
+        b'"arm"',
+        b"{" * 1000,
+    ]
+    sub = Subscriber(mosquitto, [f"retroguard/{DEVICE}/reply"])
+    try:
+        sent = 0
+        for name in names:
+            for payload in payloads:
+                topic = f"retroguard/{DEVICE}/cmd/{name}"
+                sub.client.publish(topic, payload, qos=1).wait_for_publish(WAIT)
+                sent += 1
+                rig.run_for(0.02)  # the loop keeps running while commands arrive
+        # Every command under cmd/ with a single-level name is answered (a name with "/"
+        # never matches the device's cmd/+ subscription, so it is simply never seen).
+        answered = sent - len(payloads)
+        assert sub.wait(lambda: len(sub.on("/reply")) >= answered)
+        for message in sub.on("/reply"):
+            validate("reply", message.payload)
+        rig.run_for(1.0)
+    finally:
+        sub.close()
+    assert rig.state == "TRIPPED"
+    assert not rig.hardware.contact_closed()
+    assert rig.hardware.history[-1][1] is False
+    assert not rig.app.gpio.relay.holding
+
+
+def test_silence_command_stops_the_alarm_but_not_the_trip(
+    tmp_path: Path, mosquitto: Mosquitto
+) -> None:
+    rig = tripped_rig(tmp_path, mosquitto)
+    assert rig.app.gpio.buzzer.pattern == "alarm"
+    assert rig.app.reporter is not None
+    assert rig.app.reporter.wait_until(lambda s: s.ready, WAIT)
+    sub = Subscriber(mosquitto, [f"retroguard/{DEVICE}/reply"])
+    try:
+        sub.client.publish(f"retroguard/{DEVICE}/cmd/silence", b'{"id":"s1"}', qos=1)
+        assert sub.wait(lambda: len(sub.on("/reply")) >= 1)
+    finally:
+        sub.close()
+    rig.run_for(0.05)
+    assert rig.app.gpio.buzzer.pattern is None
+    assert rig.state == "TRIPPED" and not rig.hardware.contact_closed()
