@@ -90,6 +90,10 @@ class DetectorConfig:
     """The rotation rule applies only while the gait is calm: running mean of
     | |a| - 1 g | below this (g). Walking stays under ~0.3 g; jogging (~1 g)
     sways the trunk as much as a stumble does."""
+    rotation_min_activity_g: float = 0.06
+    """... and at least this (g): restricts the rotation rule to gait, so
+    that sitting down or bending from quiet standing (0.01-0.03 g) does not
+    trip. Slow treadmill walking (0.3 m/s) still reads about 0.1 g."""
     activity_tau_s: float = 1.0
     """Time constant (s) of that running mean."""
     stumble_refractory_s: float = 2.0

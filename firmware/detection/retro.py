@@ -263,7 +263,7 @@ class FallDetector:
         elif (
             gain > cfg.rotation_gain_deg
             and tilt > cfg.rotation_tilt_deg
-            and act < cfg.rotation_max_activity_g
+            and cfg.rotation_min_activity_g <= act < cfg.rotation_max_activity_g
         ):
             reason = (
                 f"trunk rotated {gain:.0f} deg in {cfg.rotation_window_s:.1f} s to {tilt:.0f} deg"
