@@ -37,8 +37,8 @@ import math
 import os
 import sys
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
-from concurrent.futures import Future, ProcessPoolExecutor
+from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import Future, ProcessPoolExecutor, as_completed
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, TextIO
@@ -232,18 +232,12 @@ def run_files(
         futures: dict[Future[FileResult], int] = {
             ex.submit(_evaluate_job, work[i]): i for i in order
         }
-        for fut in _as_completed(futures):
+        for fut in as_completed(futures):
             out[futures[fut]] = fut.result()
             done += 1
             if progress:
                 progress(done, total)
     return [r for r in out if r is not None]
-
-
-def _as_completed(futures: Iterable[Future[FileResult]]) -> Iterator[Future[FileResult]]:
-    from concurrent.futures import as_completed
-
-    return as_completed(futures)
 
 
 def _size(p: Path) -> int:
