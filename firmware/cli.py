@@ -129,6 +129,11 @@ def build_parser() -> argparse.ArgumentParser:
     from firmware.mqtt import watch
 
     safe_outputs.add_parser(sub)
+    from firmware import calibrate, doctor
+    doctor.add_parser(sub), calibrate.add_parser(sub)
+    from caregiver import cli as caregiver_cli
+
+    caregiver_cli.add_parser(sub)
     watch.add_parser(sub).set_defaults(func=watch.run)
 
     try:

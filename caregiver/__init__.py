@@ -1,0 +1,1 @@
+"""RetroGuard caregiver service: MQTT ingest, web dashboard, notifications and escalation."""

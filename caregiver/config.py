@@ -1,0 +1,285 @@
+"""The caregiver service's TOML config, in the monitor's style (see :mod:`firmware.config`).
+
+Sections map onto frozen dataclasses; the loader walks their fields, so a new
+field needs no loader code: its type and default are the schema. Every
+problem is collected and reported as ``file: key: what is wrong``, all at once.
+
+```toml
+[server]
+port = 8080
+public_url = "http://carepc.home.lan:8080"
+
+[mqtt]
+host = "broker.home.lan"
+username = "caregiver"
+password_file = "/etc/retroguard/caregiver-mqtt-password"
+
+[[contacts]]
+name = "Ann"
+urls = ["ntfy://ntfy.sh/ann-retroguard", "mailto://ann:pw@example.com"]
+```
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import math
+import tomllib
+import typing
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from firmware.config import MqttConfig
+from firmware.errors import ConfigError
+
+Action = Literal["page", "page_unless_reset", "log"]
+"""What an alert of one kind does: page at once; page only if the walker has not reset the
+device within ``policy.reset_grace_s``; or only log and show it on the dashboard."""
+
+
+@dataclass(frozen=True, slots=True)
+class ServerConfig:
+    host: str = "127.0.0.1"
+    """Address the dashboard listens on ("0.0.0.0" for the whole LAN; put HTTPS in front)."""
+    port: int = 8080
+    database: str = "/var/lib/retroguard/caregiver.db"
+    """The service's own SQLite database. Relative paths are relative to the config file."""
+    public_url: str = ""
+    """Base URL used in notification links ("" = http://<host>:<port>)."""
+    secure_cookies: bool = False
+    """Mark the session cookie Secure (set true when the dashboard is served over HTTPS)."""
+    session_hours: float = 12.0
+    """A login lasts this long."""
+    login_attempts: int = 5
+    """Failed logins allowed per user name and per client address within login_window_s."""
+    login_window_s: float = 300.0
+
+
+@dataclass(frozen=True, slots=True)
+class CaregiverMqttConfig:
+    host: str = "127.0.0.1"
+    port: int = 1883
+    username: str = ""
+    """Broker account ("caregiver" in the documented ACL)."""
+    password: str = field(default="", repr=False)
+    password_file: str = ""
+    tls: bool = False
+    ca_file: str = ""
+    cert_file: str = ""
+    key_file: str = ""
+    topic_prefix: str = "retroguard"
+    client_id: str = "retroguard-caregiver"
+    """Fixed client id: the broker keeps this session (and queues QoS 1 events) while the service
+    is down. Two services must not share it."""
+    session_expiry_s: int = 7 * 24 * 3600
+    """How long the broker keeps the session and its queued events after a disconnect."""
+    keepalive_s: int = 30
+
+    def firmware_config(self) -> MqttConfig:
+        """The monitor's MQTT settings type, so :func:`firmware.mqtt.reporter.make_client` works."""
+        return MqttConfig(
+            host=self.host,
+            port=self.port,
+            username=self.username,
+            password=self.password,
+            password_file=self.password_file,
+            tls=self.tls,
+            ca_file=self.ca_file,
+            cert_file=self.cert_file,
+            key_file=self.key_file,
+            topic_prefix=self.topic_prefix,
+            client_id=self.client_id,
+            keepalive_s=self.keepalive_s,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class PolicyConfig:
+    fall: Action = "page"
+    """Falls always page (anything else is refused)."""
+    no_recovery: Action = "page"
+    """No-recovery alerts always page (anything else is refused)."""
+    fault: Action = "page"
+    stumble: Action = "page_unless_reset"
+    offline_while_armed: Action = "page"
+    """The device went offline (or its Last Will fired) while its last state was ARMED."""
+    reset_grace_s: float = 30.0
+    """For page_unless_reset: how long the walker has to press reset before it pages."""
+
+
+@dataclass(frozen=True, slots=True)
+class EscalationConfig:
+    ack_timeout_s: float = 300.0
+    """An alert not acknowledged within this time is sent again / to the next contact."""
+    resends: int = 1
+    """Times an unanswered alert is sent again to the same contact before moving on."""
+    retry_s: float = 30.0
+    """A failed delivery (service down, network) is retried after this, doubling each time."""
+    max_attempts: int = 6
+    """Delivery attempts for one message before it is given up (logged)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Contact:
+    name: str = ""
+    urls: tuple[str, ...] = ()
+    """Apprise URLs: mailto://, tgram://, signal://, ntfy://, pover://, json://, ..."""
+
+
+@dataclass(frozen=True, slots=True)
+class CaregiverConfig:
+    server: ServerConfig = field(default_factory=ServerConfig)
+    mqtt: CaregiverMqttConfig = field(default_factory=CaregiverMqttConfig)
+    policy: PolicyConfig = field(default_factory=PolicyConfig)
+    escalation: EscalationConfig = field(default_factory=EscalationConfig)
+    contacts: tuple[Contact, ...] = ()
+    """In escalation order: the first is paged first."""
+    devices: dict[str, str] = field(default_factory=dict)
+    """Display names: device id = "Dad's treadmill"."""
+
+    @property
+    def base_url(self) -> str:
+        if self.server.public_url:
+            return self.server.public_url.rstrip("/")
+        return f"http://{self.server.host}:{self.server.port}"
+
+
+def _positive(value: Any) -> str | None:
+    return None if value > 0 else "must be greater than 0"
+
+
+def _not_negative(value: Any) -> str | None:
+    return None if value >= 0 else "must not be negative"
+
+
+def _must_page(value: Any) -> str | None:
+    return None if value == "page" else "must be 'page': falls and no-recovery alerts always page"
+
+
+def _port(value: Any) -> str | None:
+    return None if 0 <= value <= 65535 else "must be a TCP port (0-65535)"
+
+
+_CHECKS: dict[str, typing.Callable[[Any], str | None]] = {
+    "server.port": _port,
+    "server.session_hours": _positive,
+    "server.login_attempts": _positive,
+    "server.login_window_s": _positive,
+    "mqtt.port": _port,
+    "mqtt.session_expiry_s": _not_negative,
+    "policy.fall": _must_page,
+    "policy.no_recovery": _must_page,
+    "policy.reset_grace_s": _not_negative,
+    "escalation.ack_timeout_s": _positive,
+    "escalation.resends": _not_negative,
+    "escalation.retry_s": _positive,
+    "escalation.max_attempts": _positive,
+}
+
+
+def _type_name(tp: Any) -> str:
+    origin = typing.get_origin(tp)
+    if origin is Literal:
+        return "one of " + ", ".join(repr(a) for a in typing.get_args(tp))
+    return {float: "a number", int: "a whole number", bool: "true or false", str: "a string"}.get(
+        tp, str(tp)
+    )
+
+
+def _convert(value: Any, tp: Any) -> tuple[Any, str | None]:
+    origin = typing.get_origin(tp)
+    if origin is Literal:
+        if value in typing.get_args(tp) and isinstance(value, str):
+            return value, None
+        return None, f"must be {_type_name(tp)}, not {value!r}"
+    if origin is tuple and typing.get_args(tp)[0] is str:
+        if isinstance(value, list) and all(isinstance(v, str) for v in value):
+            return tuple(value), None
+        return None, "must be a list of strings"
+    if origin is dict:
+        if isinstance(value, dict) and all(isinstance(v, str) for v in value.values()):
+            return dict(value), None
+        return None, "must be a table of strings"
+    if tp is float and isinstance(value, int | float) and not isinstance(value, bool):
+        if not math.isfinite(value):
+            return None, "must be a finite number"
+        return float(value), None
+    if tp is int and isinstance(value, int) and not isinstance(value, bool):
+        return value, None
+    if tp in (bool, str) and isinstance(value, tp):
+        return value, None
+    return None, f"must be {_type_name(tp)}, not {type(value).__name__} {value!r}"
+
+
+def _build(cls: type[Any], table: Mapping[str, Any], prefix: str, problems: list[str]) -> Any:
+    hints = typing.get_type_hints(cls)
+    known = {f.name for f in dataclasses.fields(cls)}
+    kwargs: dict[str, Any] = {}
+    for key, value in table.items():
+        dotted = f"{prefix}{key}"
+        if key not in known:
+            close = difflib.get_close_matches(key, sorted(known), n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            problems.append(f"{dotted}: unknown key{hint}")
+            continue
+        tp = hints[key]
+        if dataclasses.is_dataclass(tp):
+            if not isinstance(value, dict):
+                problems.append(f"{dotted}: must be a table ([{dotted}])")
+                continue
+            kwargs[key] = _build(tp, value, dotted + ".", problems)  # type: ignore[arg-type]
+            continue
+        if tp == tuple[Contact, ...]:
+            if not isinstance(value, list) or not all(isinstance(v, dict) for v in value):
+                problems.append(f"{dotted}: must be an array of tables ([[{dotted}]])")
+                continue
+            kwargs[key] = tuple(
+                _build(Contact, v, f"{dotted}[{i}].", problems) for i, v in enumerate(value)
+            )
+            continue
+        converted, problem = _convert(value, tp)
+        if problem is None:
+            check = _CHECKS.get(dotted)
+            problem = check(converted) if check else None
+        if problem:
+            problems.append(f"{dotted}: {problem}")
+        else:
+            kwargs[key] = converted
+    return cls(**kwargs)
+
+
+def parse_config(data: Mapping[str, Any], source: str = "<config>") -> CaregiverConfig:
+    """Validate a parsed TOML mapping; raise :class:`ConfigError` listing every problem."""
+    problems: list[str] = []
+    config = _build(CaregiverConfig, data, "", problems)
+    if not problems:
+        for i, contact in enumerate(config.contacts):
+            if not contact.urls:
+                problems.append(f"contacts[{i}].urls: give at least one Apprise URL")
+    if problems:
+        raise ConfigError([f"{source}: {p}" for p in problems])
+    assert isinstance(config, CaregiverConfig)
+    return config
+
+
+def load_config(path: str | Path) -> CaregiverConfig:
+    """Read and validate a caregiver TOML file (a relative database is next to the file)."""
+    path = Path(path)
+    try:
+        with path.open("rb") as fh:
+            data = tomllib.load(fh)
+    except FileNotFoundError:
+        raise ConfigError([f"{path}: file not found"]) from None
+    except PermissionError:
+        raise ConfigError([f"{path}: permission denied"]) from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError([f"{path}: not valid TOML: {exc}"]) from None
+    config = parse_config(data, str(path))
+    db = Path(config.server.database)
+    if not db.is_absolute():
+        server = dataclasses.replace(config.server, database=str(path.parent / db))
+        config = dataclasses.replace(config, server=server)
+    return config

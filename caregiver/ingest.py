@@ -1,0 +1,315 @@
+"""MQTT ingestion: every device's availability, state, events, telemetry and replies → SQLite.
+
+The client connects with a fixed client id, ``clean_start=False`` and a session
+expiry (MQTT 5), so the broker keeps the subscriptions and queues QoS 1 events
+while the service is down; they arrive on the next start. A message is stored
+inside paho's ``on_message``, before paho sends the PUBACK, so an event the
+broker handed over is on disk before the broker forgets it. Events are keyed by
+id: a QoS 1 redelivery is stored once and raises no second alert.
+
+After each commit the change goes to ``on_change`` (the dashboard's live feed)
+and due notifications wake the notifier — neither waits on the network.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import secrets
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+import paho.mqtt.client as mqtt
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+from paho.mqtt.reasoncodes import ReasonCode
+
+from caregiver.alerts import Alerting
+from caregiver.config import CaregiverConfig
+from caregiver.store import Store
+from firmware.mqtt.reporter import make_client
+
+log = logging.getLogger(__name__)
+
+_EVENT_ID = re.compile(r"^[0-9a-f]{32}$")
+_DEVICE_ID = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
+EVENT_TYPES = {"stumble", "fall", "no_recovery", "fault", "reset", "start", "stop"}
+KINDS = ("availability", "state", "event", "telemetry", "reply")
+
+Change = dict[str, Any]
+"""``{"kind": "device", "device_id": ...}`` or ``{"kind": "event", "device_id", "event_id"}``."""
+
+
+class Ingestor:
+    def __init__(
+        self,
+        store: Store,
+        config: CaregiverConfig,
+        alerting: Alerting,
+        on_change: Callable[[Change], None] = lambda change: None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.store = store
+        self.config = config
+        self.alerting = alerting
+        self.on_change = on_change
+        self.clock = clock
+        self.prefix = config.mqtt.topic_prefix
+        self.messages = 0
+        self.events_stored = 0
+        self.duplicates = 0
+        self.rejected = 0
+        self.connected = threading.Event()
+        """Set once the subscriptions are confirmed (SUBACK): nothing published after is missed."""
+        self._cond = threading.Condition()
+        self.client: mqtt.Client | None = None
+
+    # --------------------------------------------------------- processing
+
+    def handle(self, topic: str, payload: bytes) -> None:
+        """Store one message (any thread); never raises on bad input."""
+        try:
+            self._handle(topic, payload)
+        except Exception:
+            log.exception("could not ingest a message on %s", topic)
+            self.rejected += 1
+        with self._cond:
+            self.messages += 1
+            self._cond.notify_all()
+
+    def wait_for(self, predicate: Callable[[], bool], timeout: float = 20.0) -> bool:
+        """Block until ``predicate()`` holds after some message (for tests and the benchmark)."""
+        with self._cond:
+            return self._cond.wait_for(predicate, timeout)
+
+    def _handle(self, topic: str, payload: bytes) -> None:
+        parts = topic.split("/")
+        if len(parts) != 3 or parts[0] != self.prefix or parts[2] not in KINDS:
+            return
+        device_id, kind = parts[1], parts[2]
+        if not _DEVICE_ID.match(device_id):
+            self.rejected += 1
+            return
+        now = self.clock()
+        if kind == "availability":
+            self._availability(device_id, payload.decode("utf-8", "replace").strip(), now)
+            return
+        try:
+            data = json.loads(payload)
+        except ValueError:
+            log.warning("%s: not JSON, ignored", topic)
+            self.rejected += 1
+            return
+        if not isinstance(data, dict):
+            self.rejected += 1
+            return
+        if kind == "event":
+            self._event(device_id, data, now)
+        elif kind == "state":
+            self._state(device_id, data, now)
+        elif kind == "telemetry":
+            with self.store.transaction() as db:
+                self.store.touch_device(db, device_id, now)
+                db.execute(
+                    "UPDATE devices SET telemetry = ? WHERE device_id = ?",
+                    (json.dumps(data), device_id),
+                )
+            self.on_change({"kind": "device", "device_id": device_id})
+        elif kind == "reply":
+            self._reply(device_id, data)
+
+    def _availability(self, device_id: str, value: str, now: float) -> None:
+        if value not in ("online", "offline"):
+            self.rejected += 1
+            return
+        with self.store.transaction() as db:
+            self.store.touch_device(db, device_id, now)
+            row = db.execute(
+                "SELECT availability, state FROM devices WHERE device_id = ?", (device_id,)
+            ).fetchone()
+            before, state = row
+            db.execute(
+                "UPDATE devices SET availability = ? WHERE device_id = ?", (value, device_id)
+            )
+            if value == "offline" and before != "offline" and state == "ARMED":
+                self.alerting.on_offline(db, device_id, _iso_now())
+            elif value == "online" and before == "offline":
+                self.alerting.on_online(db, device_id)
+        self.alerting.wake_notifier()
+        self.on_change({"kind": "device", "device_id": device_id})
+
+    def _state(self, device_id: str, data: dict[str, Any], now: float) -> None:
+        state = data.get("state")
+        if not isinstance(state, str):
+            self.rejected += 1
+            return
+        with self.store.transaction() as db:
+            self.store.touch_device(db, device_id, now)
+            db.execute(
+                "UPDATE devices SET state = ?, state_reason = ?, state_time = ? "
+                "WHERE device_id = ?",
+                (state, str(data.get("reason", "")), str(data.get("wall_time", "")), device_id),
+            )
+        self.on_change({"kind": "device", "device_id": device_id})
+
+    def _event(self, device_id: str, data: dict[str, Any], now: float) -> None:
+        event_id = data.get("id")
+        kind = data.get("type")
+        if not (isinstance(event_id, str) and _EVENT_ID.match(event_id)) or kind not in EVENT_TYPES:
+            log.warning("event from %s without a valid id or type, ignored", device_id)
+            self.rejected += 1
+            return
+        data["device_id"] = device_id  # the topic names the device (the ACL vouches for it)
+        figures = data.get("figures")
+        if not isinstance(figures, dict):
+            figures = {}
+        window = data.get("imu_window")
+        window_json = json.dumps(window) if _valid_window(window) else None
+        seq = data.get("seq")
+        with self.store.transaction() as db:
+            self.store.touch_device(db, device_id, now)
+            cur = db.execute(
+                "INSERT OR IGNORE INTO events (id, device_id, seq, type, severity, state, reason, "
+                "wall_time, received_at, figures, imu_window) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+                (
+                    event_id,
+                    device_id,
+                    seq if isinstance(seq, int) else None,
+                    kind,
+                    str(data.get("severity", "info")),
+                    str(data.get("state", "")),
+                    str(data.get("reason", "")),
+                    str(data.get("wall_time", "")),
+                    now,
+                    json.dumps({k: v for k, v in figures.items() if isinstance(v, int | float)}),
+                    window_json,
+                ),
+            )
+            if cur.rowcount == 0:
+                self.duplicates += 1
+                return
+            db.execute(
+                "UPDATE devices SET last_event_id = ? WHERE device_id = ?", (event_id, device_id)
+            )
+            self.alerting.on_event(db, data)
+        self.events_stored += 1
+        self.alerting.wake_notifier()
+        self.on_change({"kind": "event", "device_id": device_id, "event_id": event_id})
+        self.on_change({"kind": "device", "device_id": device_id})
+
+    def _reply(self, device_id: str, data: dict[str, Any]) -> None:
+        request_id = data.get("request_id")
+        if data.get("command") == "ack" and data.get("ok") is True and isinstance(request_id, str):
+            changed = self.store.execute(
+                "UPDATE events SET ack_confirmed = 1 WHERE device_id = ? AND ack_request_id = ?",
+                (device_id, request_id),
+            )
+            if changed:
+                self.on_change({"kind": "device", "device_id": device_id})
+
+    # --------------------------------------------------------------- MQTT
+
+    def start(self) -> None:
+        cfg = self.config.mqtt
+        client = make_client(cfg.firmware_config(), cfg.client_id)
+        client.reconnect_delay_set(1, 30)
+        client.on_connect = self._on_connect
+        client.on_message = self._on_message
+        client.on_disconnect = self._on_disconnect
+        client.on_subscribe = self._on_subscribe
+        props = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
+        props.SessionExpiryInterval = cfg.session_expiry_s
+        client.connect_async(
+            cfg.host, cfg.port, keepalive=cfg.keepalive_s, clean_start=False, properties=props
+        )
+        client.loop_start()
+        self.client = client
+
+    def stop(self) -> None:
+        if self.client is not None:
+            self.client.disconnect()
+            self.client.loop_stop()
+            self.client = None
+
+    def _on_connect(
+        self,
+        client: mqtt.Client,
+        userdata: Any,
+        flags: mqtt.ConnectFlags,
+        reason_code: ReasonCode,
+        properties: Properties | None,
+    ) -> None:
+        if reason_code.is_failure:
+            log.error(
+                "broker refused the caregiver connection: %s (check [mqtt] username/password)",
+                reason_code,
+            )
+            return
+        log.info(
+            "connected to the broker (session %s)",
+            "resumed" if flags.session_present else "new",
+        )
+        client.subscribe([(f"{self.prefix}/+/{kind}", 1) for kind in KINDS])
+
+    def _on_subscribe(
+        self,
+        client: mqtt.Client,
+        userdata: Any,
+        mid: int,
+        reason_codes: list[ReasonCode],
+        properties: Properties | None,
+    ) -> None:
+        refused = [
+            f"{self.prefix}/+/{k}"
+            for k, rc in zip(KINDS, reason_codes, strict=False)
+            if rc.is_failure
+        ]
+        if refused:
+            log.error("the broker refused the subscriptions %s (check its ACL)", ", ".join(refused))
+        self.connected.set()
+
+    def _on_disconnect(
+        self,
+        client: mqtt.Client,
+        userdata: Any,
+        flags: mqtt.DisconnectFlags,
+        reason_code: ReasonCode,
+        properties: Properties | None,
+    ) -> None:
+        self.connected.clear()
+        if reason_code.is_failure:
+            log.warning("lost the broker connection: %s (reconnecting)", reason_code)
+
+    def _on_message(self, client: mqtt.Client, userdata: Any, message: mqtt.MQTTMessage) -> None:
+        self.handle(message.topic, bytes(message.payload))
+
+    def send_ack(self, device_id: str, event_id: str | None, by: str) -> str:
+        """Publish the device's ``ack`` command (QoS 1); return the request id."""
+        request_id = "cg-" + secrets.token_hex(8)
+        payload = {"id": request_id, "event_id": event_id or "latest", "by": by[:64] or "caregiver"}
+        if self.client is None:
+            raise RuntimeError("not connected to the broker")
+        self.client.publish(
+            f"{self.prefix}/{device_id}/cmd/ack", json.dumps(payload, separators=(",", ":")), qos=1
+        )
+        return request_id
+
+
+def _valid_window(window: Any) -> bool:
+    if not isinstance(window, dict):
+        return False
+    rows = window.get("rows")
+    return (
+        window.get("columns") == ["dt", "ax", "ay", "az", "gx", "gy", "gz"]
+        and isinstance(rows, list)
+        and all(isinstance(r, list) and len(r) == 7 for r in rows)
+    )
+
+
+def _iso_now() -> str:
+    import datetime as dt
+
+    return dt.datetime.now(dt.UTC).isoformat(timespec="seconds")

@@ -1,0 +1,143 @@
+"""Delivers queued notifications through Apprise, on its own thread, with retries.
+
+Rows in ``notifications`` are written by :mod:`caregiver.alerts` inside the
+ingest transaction; this worker sends the due ones. A failure (service down,
+bad credentials, no network) is logged at WARNING with the contact's name — never
+the URL, which may hold a password — and retried after ``retry_s``, doubling,
+up to ``max_attempts``; then it is logged at ERROR and given up. The dashboard
+keeps showing the alert either way. Ingestion never waits on any of this.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+
+import apprise
+
+from caregiver.config import CaregiverConfig
+from caregiver.store import Store
+
+log = logging.getLogger(__name__)
+
+Sender = Callable[[str, str, str], bool]
+"""``send(url, title, body)`` -> delivered?"""
+
+
+def apprise_send(url: str, title: str, body: str) -> bool:
+    notifier = apprise.Apprise()
+    if not notifier.add(url):
+        log.error("not a usable Apprise URL (check the contact's urls in the config)")
+        return False
+    return bool(notifier.notify(title=title, body=body))
+
+
+class Notifier:
+    def __init__(
+        self,
+        store: Store,
+        config: CaregiverConfig,
+        clock: Callable[[], float] = time.time,
+        send: Sender = apprise_send,
+    ) -> None:
+        self.store = store
+        self.config = config
+        self.clock = clock
+        self.send = send
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self.sent = 0
+        self.failed = 0
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    def deliver_due(self) -> int:
+        """Send every notification due now; return how many were delivered."""
+        now = self.clock()
+        rows = self.store.query(
+            "SELECT id, contact, contact_index, url_index, title, body, attempts "
+            "FROM notifications "
+            "WHERE status = 'pending' AND next_at <= ? ORDER BY id",
+            (now,),
+        )
+        delivered = 0
+        esc = self.config.escalation
+        for row_id, contact, contact_index, url_index, title, body, attempts in rows:
+            try:
+                url = self.config.contacts[contact_index].urls[url_index]
+            except IndexError:
+                self.store.execute(
+                    "UPDATE notifications SET status = 'failed', last_error = ? WHERE id = ?",
+                    ("contact no longer in the config", row_id),
+                )
+                continue
+            try:
+                ok = self.send(url, title, body)
+                error = "" if ok else "the notification service did not accept it"
+            except Exception as exc:  # a notifier plugin bug must not stop the worker
+                ok, error = False, f"{type(exc).__name__}: {exc}"
+            attempts += 1
+            if ok:
+                delivered += 1
+                self.sent += 1
+                self.store.execute(
+                    "UPDATE notifications SET status = 'sent', attempts = ? WHERE id = ?",
+                    (attempts, row_id),
+                )
+                log.info("notified %s: %s", contact, title)
+                continue
+            self.failed += 1
+            if attempts >= esc.max_attempts:
+                log.error(
+                    "giving up notifying %s (url #%d) after %d attempts: %s",
+                    contact,
+                    url_index + 1,
+                    attempts,
+                    error,
+                )
+                status, next_at = "failed", now
+            else:
+                delay = esc.retry_s * 2 ** (attempts - 1)
+                log.warning(
+                    "notifying %s (url #%d) failed (attempt %d): %s; retrying in %.0f s",
+                    contact,
+                    url_index + 1,
+                    attempts,
+                    error,
+                    delay,
+                )
+                status, next_at = "pending", now + delay
+            self.store.execute(
+                "UPDATE notifications SET status = ?, attempts = ?, next_at = ?, last_error = ? "
+                "WHERE id = ?",
+                (status, attempts, next_at, error, row_id),
+            )
+        return delivered
+
+    # -------------------------------------------------------------- thread
+
+    def start(self, poll_s: float = 1.0) -> None:
+        def loop() -> None:
+            while not self._stop.is_set():
+                self._wake.wait(poll_s)
+                self._wake.clear()
+                if self._stop.is_set():
+                    break
+                try:
+                    self.deliver_due()
+                except Exception:
+                    log.exception("notifier loop error")
+
+        self._thread = threading.Thread(target=loop, name="caregiver-notify", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._wake.set()
+        if self._thread is not None:
+            self._thread.join(timeout=10)
+            self._thread = None

@@ -1,0 +1,221 @@
+"""The caregiver service: the parts wired together, and the threads that run them.
+
+```
+ MQTT (paho thread) ─► Ingestor ─► SQLite ─► on_change ─► Hub ─► /stream (browsers)
+                          │ in the same transaction
+                          ▼
+                      Alerting ─► notifications rows ─► Notifier thread ─► Apprise
+ ticker thread (1 s) ─► Alerting.tick (escalation, held stumbles)
+ uvicorn thread ─► Starlette app (web.py)
+```
+"""
+
+from __future__ import annotations
+
+import logging
+import socket
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+import uvicorn
+
+from caregiver.alerts import Alerting
+from caregiver.auth import Accounts, LoginLimiter
+from caregiver.config import CaregiverConfig
+from caregiver.ingest import Change, Ingestor
+from caregiver.notify import Notifier, Sender, apprise_send
+from caregiver.store import Store
+from caregiver.web import Hub, card_level, create_app
+
+log = logging.getLogger(__name__)
+
+
+class CaregiverService:
+    def __init__(
+        self,
+        config: CaregiverConfig,
+        *,
+        clock: Callable[[], float] = time.time,
+        send: Sender = apprise_send,
+    ) -> None:
+        self.config = config
+        self.clock = clock
+        self.store = Store(config.server.database)
+        self.notifier = Notifier(self.store, config, clock, send)
+        self.alerting = Alerting(self.store, config, clock, self.notifier.wake)
+        self.accounts = Accounts(self.store)
+        self.limiter = LoginLimiter(config.server.login_attempts, config.server.login_window_s)
+        self.hub = Hub()
+        self.ingestor = Ingestor(self.store, config, self.alerting, self._changed, clock)
+        self.web_started = threading.Event()
+        self.render_fragment: Callable[..., str] = lambda name, **ctx: ""
+        self.app = create_app(self)
+        self._stop = threading.Event()
+        self._threads: list[threading.Thread] = []
+        self._server: uvicorn.Server | None = None
+        self._socket: socket.socket | None = None
+        self.port = 0
+
+    # ------------------------------------------------------------ changes
+
+    def _changed(self, change: Change) -> None:
+        """After a commit: render the changed card / timeline row and push it to browsers."""
+        if self.hub.clients == 0:
+            return
+        try:
+            device_id = change["device_id"]
+            if change["kind"] == "device":
+                device = self.store.device(device_id)
+                if device is None:
+                    return
+                html = self.render_fragment("_card.html", d=device)
+                self.hub.publish(
+                    {
+                        "kind": "device",
+                        "device_id": device_id,
+                        "level": card_level(device),
+                        "html": html,
+                    }
+                )
+            elif change["kind"] == "event":
+                event = self.store.event(change["event_id"])
+                if event is None:
+                    return
+                html = self.render_fragment("_event_row.html", e=event)
+                self.hub.publish(
+                    {
+                        "kind": "event",
+                        "device_id": device_id,
+                        "device_name": self.alerting.device_name(device_id),
+                        "event": event.as_json(),
+                        "html": html,
+                    }
+                )
+        except Exception:
+            log.exception("could not push a change to the dashboard")
+
+    def acknowledge(self, device_id: str, event_id: str | None, by: str) -> None:
+        """Send the device's ack command, record who and when, stop escalation."""
+        request_id = self.ingestor.send_ack(device_id, event_id, by)
+        now = self.clock()
+        with self.store.transaction() as db:
+            if event_id is not None:
+                db.execute(
+                    "UPDATE events SET acked_by = ?, acked_at = ?, ack_request_id = ? "
+                    "WHERE id = ? AND acked_by IS NULL",
+                    (by, now, request_id, event_id),
+                )
+            else:
+                db.execute(
+                    "UPDATE events SET acked_by = ?, acked_at = ?, ack_request_id = ? "
+                    "WHERE acked_by IS NULL AND id IN (SELECT event_id FROM alerts "
+                    "WHERE device_id = ? AND status IN ('held', 'paging'))",
+                    (by, now, request_id, device_id),
+                )
+            self.alerting.acknowledge(db, device_id, event_id, by)
+        self.notifier.wake()
+        if event_id is not None:
+            self._changed({"kind": "event", "device_id": device_id, "event_id": event_id})
+        self._changed({"kind": "device", "device_id": device_id})
+
+    # ------------------------------------------------------------ threads
+
+    def start(self, *, web: bool = True, background: bool = True, port: int | None = None) -> None:
+        """Connect to the broker; with ``background`` also run the notifier and the escalation
+        ticker (tests on a fake clock drive :meth:`Alerting.tick` and
+        :meth:`Notifier.deliver_due` themselves); with ``web`` serve the dashboard in a thread."""
+        self.ingestor.start()
+        if background:
+            self.notifier.start()
+            ticker = threading.Thread(target=self._tick_loop, name="caregiver-tick", daemon=True)
+            ticker.start()
+            self._threads.append(ticker)
+        if web:
+            self._serve_in_thread(port if port is not None else self.config.server.port)
+
+    def _tick_loop(self) -> None:
+        while not self._stop.wait(1.0):
+            try:
+                self.alerting.tick()
+            except Exception:
+                log.exception("escalation tick failed")
+
+    def _bind(self, port: int) -> socket.socket:
+        sock = socket.socket(socket.AF_INET6 if ":" in self.config.server.host else socket.AF_INET)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((self.config.server.host, port))
+        self.port = int(sock.getsockname()[1])
+        return sock
+
+    def _uvicorn(self) -> uvicorn.Server:
+        config = uvicorn.Config(
+            self.app,
+            log_level="warning",
+            access_log=False,
+            timeout_graceful_shutdown=2,
+            lifespan="on",
+        )
+        return uvicorn.Server(config)
+
+    def _serve_in_thread(self, port: int) -> None:
+        self._socket = self._bind(port)
+        self._server = self._uvicorn()
+        thread = threading.Thread(
+            target=self._server.run,
+            kwargs={"sockets": [self._socket]},
+            name="caregiver-web",
+            daemon=True,
+        )
+        thread.start()
+        self._threads.append(thread)
+        if not self.web_started.wait(20):
+            raise RuntimeError("the dashboard did not start")
+        # lifespan startup runs before uvicorn accepts: wait for the listening flag too
+        deadline = time.monotonic() + 20
+        while not self._server.started and time.monotonic() < deadline:
+            threading.Event().wait(0.01)
+
+    def serve_forever(self) -> None:
+        """``retroguard caregiver``: the dashboard in this thread (Ctrl-C / SIGTERM stop it)."""
+        self.start(web=False)
+        sock = self._bind(self.config.server.port)
+        server = self._uvicorn()
+        self._server = server
+        log.info("caregiver dashboard on %s", self.url)
+        try:
+            server.run(sockets=[sock])
+        finally:
+            self.stop()
+
+    @property
+    def url(self) -> str:
+        host = self.config.server.host
+        if host in ("0.0.0.0", "::"):
+            host = "127.0.0.1"
+        return f"http://{host}:{self.port}"
+
+    def stop(self) -> None:
+        self._stop.set()
+        self.hub.shutdown()
+        if self._server is not None:
+            self._server.should_exit = True
+        self.ingestor.stop()
+        self.notifier.stop()
+        for thread in self._threads:
+            thread.join(timeout=10)
+        self._threads.clear()
+        if self._socket is not None:
+            self._socket.close()
+            self._socket = None
+        self.store.close()
+
+    def status(self) -> dict[str, Any]:
+        return {
+            "messages": self.ingestor.messages,
+            "events": self.ingestor.events_stored,
+            "duplicates": self.ingestor.duplicates,
+            "notified": self.notifier.sent,
+            "notify_failures": self.notifier.failed,
+        }

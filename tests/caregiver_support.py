@@ -1,0 +1,284 @@
+"""Helpers for the caregiver tests: a simulated device, a notification receiver, the service."""
+
+from __future__ import annotations
+
+import datetime as dt
+import http.server
+import json
+import math
+import threading
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
+
+from caregiver.config import (
+    CaregiverConfig,
+    CaregiverMqttConfig,
+    Contact,
+    EscalationConfig,
+    PolicyConfig,
+    ServerConfig,
+)
+from caregiver.service import CaregiverService
+from firmware.mqtt.broker import Mosquitto
+
+WAIT = 20.0
+"""Upper bound for waits: a safety net against hangs, not a timing assertion."""
+
+PASSWORD = "correct horse battery"
+
+
+def wall() -> str:
+    return dt.datetime.now(dt.UTC).isoformat(timespec="milliseconds")
+
+
+def fall_window(rate_hz: float = 100.0, seconds: float = 3.0) -> dict[str, Any]:
+    """Upright for 2 s, then a backward rotation of ~80 degrees and an impact at the end."""
+    rows = []
+    n = int(seconds * rate_hz)
+    for i in range(n + 1):
+        t = -seconds + i / rate_hz
+        if t < -1.0:
+            angle, rate, mag = 0.0, 2.0 * math.sin(8 * t), 1.0 + 0.1 * math.sin(12 * t)
+        else:
+            frac = t + 1.0
+            angle, rate, mag = math.radians(80 * frac), 150.0, 1.0 + (2.2 if t > -0.05 else 0)
+        rows.append(
+            [
+                round(t, 4),
+                round(mag * math.sin(angle), 3),
+                0.0,
+                round(mag * math.cos(angle), 3),
+                0.0,
+                round(rate, 2),
+                0.0,
+            ]
+        )
+    return {"columns": ["dt", "ax", "ay", "az", "gx", "gy", "gz"], "rows": rows}
+
+
+@dataclass
+class SimDevice:
+    """A plain paho client publishing what a RetroGuard monitor publishes (docs/mqtt.md)."""
+
+    broker: Mosquitto
+    device_id: str
+    prefix: str = "retroguard"
+    seq: int = 0
+    commands: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
+    got_command: threading.Condition = field(default_factory=threading.Condition)
+
+    def __post_init__(self) -> None:
+        self.client = mqtt.Client(
+            CallbackAPIVersion.VERSION2,
+            client_id=f"sim-{self.device_id}-{uuid.uuid4().hex[:6]}",
+            protocol=MQTTProtocolVersion.MQTTv5,
+        )
+        self.client.will_set(self.topic("availability"), "offline", qos=1, retain=True)
+        subscribed = threading.Event()
+        self.client.on_message = self._on_message
+        self.client.on_subscribe = lambda *a: subscribed.set()
+        self.client.connect(self.broker.host, self.broker.port)
+        self.client.loop_start()
+        self.client.subscribe(self.topic("cmd/+"), qos=1)
+        assert subscribed.wait(WAIT)
+
+    def topic(self, kind: str) -> str:
+        return f"{self.prefix}/{self.device_id}/{kind}"
+
+    def _on_message(self, client: Any, userdata: Any, message: mqtt.MQTTMessage) -> None:
+        with self.got_command:
+            name = message.topic.rsplit("/", 1)[-1]
+            self.commands.append((name, json.loads(message.payload or b"{}")))
+            self.got_command.notify_all()
+
+    def wait_command(self, name: str) -> dict[str, Any]:
+        with self.got_command:
+            assert self.got_command.wait_for(
+                lambda: any(n == name for n, _ in self.commands), WAIT
+            ), f"no {name} command reached {self.device_id}"
+            return next(p for n, p in self.commands if n == name)
+
+    def publish(self, kind: str, payload: str, retain: bool = False) -> None:
+        info = self.client.publish(self.topic(kind), payload, qos=1, retain=retain)
+        info.wait_for_publish(WAIT)
+
+    def online(self, state: str = "ARMED") -> None:
+        self.publish("availability", "online", retain=True)
+        self.set_state(state, "armed by local reset from STANDBY")
+
+    def offline(self) -> None:
+        self.publish("availability", "offline", retain=True)
+
+    def set_state(self, state: str, reason: str = "") -> None:
+        payload = {
+            "schema": 1,
+            "device_id": self.device_id,
+            "state": state,
+            "reason": reason or state.lower(),
+            "wall_time": wall(),
+        }
+        self.publish("state", json.dumps(payload), retain=True)
+
+    def event(
+        self,
+        kind: str,
+        *,
+        severity: str,
+        state: str,
+        reason: str,
+        window: dict[str, Any] | None = None,
+        event_id: str | None = None,
+    ) -> dict[str, Any]:
+        self.seq += 1
+        data: dict[str, Any] = {
+            "schema": 1,
+            "id": event_id or uuid.uuid4().hex,
+            "seq": self.seq,
+            "type": kind,
+            "device_id": self.device_id,
+            "severity": severity,
+            "state": state,
+            "reason": reason,
+            "wall_time": wall(),
+            "t_monotonic": 100.0 + self.seq,
+            "figures": {"peak_g": 3.2, "tilt_deg": 80.0} if kind == "fall" else {},
+        }
+        if window is not None:
+            data["imu_window"] = window
+        self.publish("event", json.dumps(data, separators=(",", ":")))
+        return data
+
+    def fall(self) -> dict[str, Any]:
+        self.set_state("TRIPPED", "fall: impact 3.2 g then lying")
+        return self.event(
+            "fall",
+            severity="critical",
+            state="TRIPPED",
+            reason="impact 3.2 g then lying",
+            window=fall_window(),
+        )
+
+    def stumble(self) -> dict[str, Any]:
+        self.set_state("TRIPPED", "stumble")
+        return self.event(
+            "stumble",
+            severity="warning",
+            state="TRIPPED",
+            reason="sudden trunk rotation",
+            window=fall_window(),
+        )
+
+    def reset(self) -> dict[str, Any]:
+        self.set_state("ARMED", "armed by local reset from TRIPPED")
+        return self.event(
+            "reset", severity="info", state="ARMED", reason="armed by local reset from TRIPPED"
+        )
+
+    def close(self) -> None:
+        self.client.disconnect()
+        self.client.loop_stop()
+
+
+class Receiver:
+    """A local HTTP endpoint for Apprise's json:// target (stdlib http.server in a thread)."""
+
+    def __init__(self) -> None:
+        self.messages: list[dict[str, Any]] = []
+        self.fail_next = 0
+        self.cond = threading.Condition()
+        receiver = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers.get("content-length", "0")))
+                with receiver.cond:
+                    if receiver.fail_next > 0:
+                        receiver.fail_next -= 1
+                        self.send_response(500)
+                        self.end_headers()
+                        return
+                    receiver.messages.append({"path": self.path, **json.loads(body)})
+                    receiver.cond.notify_all()
+                self.send_response(200)
+                self.end_headers()
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.port = self.server.server_address[1]
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def url(self, name: str) -> str:
+        return f"json://127.0.0.1:{self.port}/{name}"
+
+    def for_(self, name: str) -> list[dict[str, Any]]:
+        with self.cond:
+            return [m for m in self.messages if m["path"] == f"/{name}"]
+
+    def wait(self, count: int) -> list[dict[str, Any]]:
+        with self.cond:
+            assert self.cond.wait_for(lambda: len(self.messages) >= count, WAIT), self.messages
+            return list(self.messages)
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+class FakeClock:
+    def __init__(self, start: float = 1_700_000_000.0) -> None:
+        self.now = start
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+
+def make_config(
+    broker: Mosquitto,
+    tmp_path: Path,
+    *,
+    contacts: tuple[Contact, ...] = (),
+    policy: PolicyConfig | None = None,
+    escalation: EscalationConfig | None = None,
+    client_id: str = "caregiver-test",
+) -> CaregiverConfig:
+    return CaregiverConfig(
+        server=ServerConfig(
+            host="127.0.0.1",
+            port=0,
+            database=str(tmp_path / "caregiver.db"),
+            public_url="http://dash.example",
+            login_attempts=3,
+        ),
+        mqtt=CaregiverMqttConfig(host=broker.host, port=broker.port, client_id=client_id),
+        policy=policy or PolicyConfig(),
+        escalation=escalation or EscalationConfig(ack_timeout_s=300, resends=1, retry_s=10),
+        contacts=contacts,
+        devices={"treadmill-1": "Dad's treadmill"},
+    )
+
+
+@contextmanager
+def running_service(
+    config: CaregiverConfig, *, web: bool = True, background: bool = True, **kwargs: Any
+) -> Iterator[CaregiverService]:
+    service = CaregiverService(config, **kwargs)
+    service.accounts.add_user("ann", PASSWORD)
+    service.start(web=web, background=background, port=0)
+    try:
+        assert service.ingestor.connected.wait(WAIT), "the service did not connect to the broker"
+        yield service
+    finally:
+        service.stop()

@@ -1,0 +1,452 @@
+"""The caregiver service against a real Mosquitto: ingest, access control, notifications.
+
+Notifications go through Apprise's json:// target to a local HTTP receiver. The
+escalation tests run the service on a fake clock and drive it with
+``alerting.tick()`` and ``notifier.deliver_due()`` — no sleeps, no timing.
+"""
+
+from __future__ import annotations
+
+import http.client
+import re
+import urllib.parse
+from pathlib import Path
+
+import pytest
+
+from caregiver import plot
+from caregiver.config import Contact, EscalationConfig, PolicyConfig, parse_config
+from caregiver.service import CaregiverService
+from firmware.errors import ConfigError
+from firmware.mqtt.broker import Mosquitto
+from tests.caregiver_support import (
+    PASSWORD,
+    WAIT,
+    FakeClock,
+    Receiver,
+    SimDevice,
+    fall_window,
+    make_config,
+    running_service,
+)
+
+
+class Http:
+    """A tiny cookie-keeping client that never follows redirects."""
+
+    def __init__(self, port: int) -> None:
+        self.port = port
+        self.cookies: dict[str, str] = {}
+
+    def request(
+        self,
+        method: str,
+        path: str,
+        form: dict[str, str] | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> tuple[int, dict[str, str], str]:
+        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=WAIT)
+        hdrs = {"accept": "text/html", **(headers or {})}
+        if self.cookies:
+            hdrs["cookie"] = "; ".join(f"{k}={v}" for k, v in self.cookies.items())
+        body = None
+        if form is not None:
+            body = urllib.parse.urlencode(form)
+            hdrs["content-type"] = "application/x-www-form-urlencoded"
+        conn.request(method, path, body=body, headers=hdrs)
+        resp = conn.getresponse()
+        text = resp.read().decode()
+        for name, value in resp.getheaders():
+            if name.lower() == "set-cookie":
+                key, _, rest = value.partition("=")
+                val = rest.split(";", 1)[0].strip('"')
+                if val and "max-age=0" not in value.lower():
+                    self.cookies[key] = val
+                else:
+                    self.cookies.pop(key, None)
+        conn.close()
+        headers: dict[str, str] = {}
+        for name, value in resp.getheaders():  # several Set-Cookie headers: one per line
+            key = name.lower()
+            headers[key] = f"{headers[key]}\n{value}" if key in headers else value
+        return resp.status, headers, text
+
+    def login(self, username: str = "ann", password: str = PASSWORD) -> int:
+        _, _, page = self.request("GET", "/login")
+        token = re.search(r'name="csrf" value="([^"]+)"', page)
+        assert token
+        status, _, _ = self.request(
+            "POST",
+            "/login",
+            {"csrf": token.group(1), "username": username, "password": password, "next": "/"},
+        )
+        return status
+
+
+# ------------------------------------------------------------------ ingest
+
+
+def test_events_stored_once_by_id_and_device_state_tracked(
+    mosquitto: Mosquitto, tmp_path: Path
+) -> None:
+    config = make_config(mosquitto, tmp_path)
+    with running_service(config, web=False, background=False) as service:
+        device = SimDevice(mosquitto, "treadmill-1")
+        device.online()
+        event = device.fall()
+        device.event(  # a QoS 1 redelivery of the same event
+            "fall",
+            severity="critical",
+            state="TRIPPED",
+            reason="impact 3.2 g then lying",
+            event_id=event["id"],
+        )
+        assert service.ingestor.wait_for(lambda: service.ingestor.duplicates >= 1, WAIT)
+        assert service.store.event_count() == 1
+        stored = service.store.event(event["id"])
+        assert stored is not None and stored.type == "fall" and stored.has_window
+        dev = service.store.device("treadmill-1")
+        assert dev is not None
+        assert (dev["availability"], dev["state"]) == ("online", "TRIPPED")
+        assert dev["last_event"]["id"] == event["id"]
+        device.close()
+
+
+def test_events_published_while_the_service_is_down_arrive_on_restart(
+    mosquitto: Mosquitto, tmp_path: Path
+) -> None:
+    config = make_config(mosquitto, tmp_path, client_id="caregiver-persistent")
+    device = SimDevice(mosquitto, "treadmill-1")
+    with running_service(config, web=False, background=False):
+        pass  # first start: the broker now holds the session and its subscriptions
+    event = device.fall()  # the service is down
+    with running_service(config, web=False, background=False) as service:
+        assert service.ingestor.wait_for(lambda: service.store.event(event["id"]) is not None)
+    device.close()
+
+
+def test_plot_series_tilt_is_measured_from_the_first_second() -> None:
+    s = plot.series(fall_window())
+    assert s["t"][0] == pytest.approx(-3.0) and s["t"][-1] == pytest.approx(0.0)
+    assert max(s["tilt_deg"][:100]) < 1.0  # upright at the start
+    assert s["tilt_deg"][-1] == pytest.approx(80.0, abs=1.0)
+    assert s["accel_g"][-1] == pytest.approx(3.2, abs=0.01)
+    assert s["rate_dps"][-1] == pytest.approx(150.0)
+
+
+def test_config_refuses_a_fall_policy_that_does_not_page_and_unknown_keys() -> None:
+    with pytest.raises(ConfigError) as err:
+        parse_config(
+            {
+                "policy": {"fall": "log", "stumble": "page"},
+                "server": {"prot": 80},
+                "contacts": [{"name": "Ann", "urls": []}],
+            },
+            "c.toml",
+        )
+    text = "\n".join(err.value.problems)
+    assert "c.toml: policy.fall: must be 'page'" in text
+    assert "server.prot: unknown key (did you mean 'port'?)" in text
+    config = parse_config(
+        {"contacts": [{"name": "Ann", "urls": ["json://x"]}], "devices": {"t1": "Mum"}}
+    )
+    assert config.contacts[0].urls == ("json://x",) and config.devices == {"t1": "Mum"}
+
+
+# ------------------------------------------------------------ access control
+
+
+def test_nothing_but_the_login_page_without_a_session(mosquitto: Mosquitto, tmp_path: Path) -> None:
+    with running_service(make_config(mosquitto, tmp_path), background=False) as service:
+        device = SimDevice(mosquitto, "treadmill-1")
+        device.online()
+        event = device.fall()
+        assert service.ingestor.wait_for(lambda: service.store.event(event["id"]) is not None)
+        client = Http(service.port)
+        status, headers, _ = client.request("GET", "/")
+        assert status == 303 and headers["location"].startswith("/login")
+        for path in (
+            f"/events/{event['id']}",
+            "/devices/treadmill-1",
+            f"/api/events/{event['id']}/plot",
+            "/api/fleet",
+            "/stream",
+            "/static/app.js",
+        ):
+            status, _, body = client.request("GET", path, headers={"accept": "*/*"})
+            assert status == 401, path
+            assert "treadmill" not in body and "impact" not in body
+        status, _, _ = client.request("POST", f"/events/{event['id']}/ack", {"csrf": "x"})
+        assert status == 401
+        status, headers, page = client.request("GET", "/login")
+        assert status == 200 and "Caregiver log in" in page
+        assert "httponly" in headers["set-cookie"].lower()
+        assert "Dad" not in page and "treadmill" not in page
+        device.close()
+
+
+def test_login_cookie_flags_csrf_and_rate_limit(mosquitto: Mosquitto, tmp_path: Path) -> None:
+    with running_service(make_config(mosquitto, tmp_path), background=False) as service:
+        device = SimDevice(mosquitto, "treadmill-1")
+        device.online()
+        event = device.fall()
+        assert service.ingestor.wait_for(lambda: service.store.event(event["id"]) is not None)
+
+        # a login form posted without its token (login CSRF) is refused
+        status, _, _ = Http(service.port).request(
+            "POST", "/login", {"username": "ann", "password": PASSWORD}
+        )
+        assert status == 403
+
+        client = Http(service.port)
+        conn = http.client.HTTPConnection("127.0.0.1", service.port, timeout=WAIT)
+        assert client.login() == 303
+        assert "rg_session" in client.cookies
+        status, _, page = client.request("GET", "/")
+        assert status == 200 and "Dad&#39;s treadmill" in page
+
+        # a forged POST (valid session cookie, no CSRF token) is refused and changes nothing
+        for headers in ({}, {"x-csrf-token": "forged"}):
+            status, _, _ = client.request(
+                "POST", f"/events/{event['id']}/ack", form={}, headers=headers
+            )
+            assert status == 403
+        stored = service.store.event(event["id"])
+        assert stored is not None and stored.acked_by is None
+        assert device.commands == []
+
+        # wrong passwords: three allowed, then refused even with the right one
+        attacker = Http(service.port)
+        for _ in range(3):
+            assert attacker.login("ann", "wrong password!") == 401
+        assert attacker.login("ann", PASSWORD) == 429
+        conn.close()
+        device.close()
+
+
+def test_session_cookie_is_httponly_and_samesite(mosquitto: Mosquitto, tmp_path: Path) -> None:
+    with running_service(make_config(mosquitto, tmp_path), background=False) as service:
+        client = Http(service.port)
+        _, _, page = client.request("GET", "/login")
+        token = re.search(r'name="csrf" value="([^"]+)"', page)
+        assert token
+        _, headers, _ = client.request(
+            "POST", "/login", {"csrf": token.group(1), "username": "ann", "password": PASSWORD}
+        )
+        (cookie,) = [c for c in headers["set-cookie"].lower().split("\n") if "rg_session" in c]
+        assert "rg_session=" in cookie and "httponly" in cookie and "samesite=lax" in cookie
+        assert "default-src 'self'" in headers["content-security-policy"]
+
+
+# ------------------------------------------------------------ notifications
+
+
+@pytest.fixture
+def receiver() -> object:
+    r = Receiver()
+    yield r
+    r.close()
+
+
+def _contacts(receiver: Receiver) -> tuple[Contact, ...]:
+    return (
+        Contact(name="Ann", urls=(receiver.url("ann"),)),
+        Contact(name="Bob", urls=(receiver.url("bob"),)),
+    )
+
+
+def test_a_fall_is_delivered_through_apprise_with_device_what_when_and_link(
+    mosquitto: Mosquitto, tmp_path: Path, receiver: Receiver
+) -> None:
+    config = make_config(mosquitto, tmp_path, contacts=_contacts(receiver))
+    with running_service(config, web=False, background=True):
+        device = SimDevice(mosquitto, "treadmill-1")
+        device.online()
+        event = device.fall()
+        (message,) = receiver.wait(1)
+        assert message["path"] == "/ann"
+        assert message["title"] == "RetroGuard: FALL - Dad's treadmill"
+        body = message["message"]
+        assert "FALL on Dad's treadmill (treadmill-1)" in body
+        assert event["wall_time"][:19].replace("T", " ") in body
+        assert "impact 3.2 g then lying" in body
+        assert f"http://dash.example/events/{event['id']}" in body
+        device.close()
+
+
+def _fake_clock_service(
+    mosquitto: Mosquitto, tmp_path: Path, receiver: Receiver, **policy: object
+) -> tuple[CaregiverService, FakeClock]:
+    clock = FakeClock()
+    config = make_config(
+        mosquitto,
+        tmp_path,
+        contacts=_contacts(receiver),
+        policy=PolicyConfig(**policy),  # type: ignore[arg-type]
+        escalation=EscalationConfig(ack_timeout_s=300, resends=1, retry_s=10, max_attempts=3),
+    )
+    service = CaregiverService(config, clock=clock)
+    service.start(web=False, background=False)
+    assert service.ingestor.connected.wait(WAIT)
+    return service, clock
+
+
+def _paths(receiver: Receiver) -> list[str]:
+    return [m["path"] for m in receiver.messages]
+
+
+def test_escalation_resends_then_moves_to_the_next_contact_until_acknowledged(
+    mosquitto: Mosquitto, tmp_path: Path, receiver: Receiver
+) -> None:
+    service, clock = _fake_clock_service(mosquitto, tmp_path, receiver)
+    try:
+        device = SimDevice(mosquitto, "treadmill-1")
+        device.online()
+        event = device.fall()
+        assert service.ingestor.wait_for(lambda: service.store.event(event["id"]) is not None)
+        assert service.notifier.deliver_due() == 1
+        assert _paths(receiver) == ["/ann"]
+
+        clock.advance(299)
+        assert service.alerting.tick() == 0  # not yet
+        clock.advance(1)
+        assert service.alerting.tick() == 1  # re-sent to Ann
+        service.notifier.deliver_due()
+        assert _paths(receiver) == ["/ann", "/ann"]
+        assert receiver.messages[1]["message"].startswith("REMINDER")
+
+        clock.advance(300)
+        service.alerting.tick()  # then to Bob
+        service.notifier.deliver_due()
+        assert _paths(receiver) == ["/ann", "/ann", "/bob"]
+        assert receiver.messages[2]["message"].startswith("ESCALATED")
+
+        service.acknowledge("treadmill-1", event["id"], "bob")
+        assert device.wait_command("ack") == {
+            "id": device.commands[0][1]["id"],
+            "event_id": event["id"],
+            "by": "bob",
+        }
+        service.notifier.deliver_due()  # both paged contacts hear who answered
+        follow = receiver.messages[3:]
+        assert sorted(m["path"] for m in follow) == ["/ann", "/bob"]
+        assert all("bob acknowledged" in m["message"] for m in follow)
+
+        clock.advance(3600)
+        assert service.alerting.tick() == 0  # escalation stopped
+        stored = service.store.event(event["id"])
+        assert (
+            stored is not None and stored.acked_by == "bob" and stored.acked_at == clock.now - 3600
+        )
+        device.close()
+    finally:
+        service.stop()
+
+
+def test_im_ok_reset_after_a_fall_sends_a_follow_up_and_stops_escalation(
+    mosquitto: Mosquitto, tmp_path: Path, receiver: Receiver
+) -> None:
+    service, clock = _fake_clock_service(mosquitto, tmp_path, receiver)
+    try:
+        device = SimDevice(mosquitto, "treadmill-1")
+        device.online()
+        fall = device.fall()
+        reset = device.reset()
+        assert service.ingestor.wait_for(lambda: service.store.event(reset["id"]) is not None)
+        service.notifier.deliver_due()
+        assert _paths(receiver) == ["/ann", "/ann"]
+        assert receiver.messages[0]["title"].startswith("RetroGuard: FALL")
+        assert receiver.messages[1]["title"] == "RetroGuard: I'm OK - Dad's treadmill"
+        clock.advance(3600)
+        assert service.alerting.tick() == 0
+        assert service.store.event(fall["id"]) is not None  # still recorded
+        (alert,) = service.alerting.alerts("treadmill-1")
+        assert (alert.status, alert.closed_by) == ("resolved", "walker reset (I'm OK)")
+        device.close()
+    finally:
+        service.stop()
+
+
+def test_a_stumble_reset_in_time_is_logged_not_paged_and_one_not_reset_pages(
+    mosquitto: Mosquitto, tmp_path: Path, receiver: Receiver
+) -> None:
+    service, clock = _fake_clock_service(mosquitto, tmp_path, receiver, reset_grace_s=30.0)
+    try:
+        device = SimDevice(mosquitto, "treadmill-1")
+        device.online()
+        device.stumble()
+        reset = device.reset()
+        assert service.ingestor.wait_for(lambda: service.store.event(reset["id"]) is not None)
+        clock.advance(60)
+        service.alerting.tick()
+        assert service.notifier.deliver_due() == 0
+        assert receiver.messages == []
+        (logged,) = service.alerting.alerts("treadmill-1")
+        assert logged.status == "logged"
+
+        second = device.stumble()
+        assert service.ingestor.wait_for(lambda: service.store.event(second["id"]) is not None)
+        clock.advance(29)
+        assert service.alerting.tick() == 0
+        clock.advance(1)
+        assert service.alerting.tick() == 1
+        service.notifier.deliver_due()
+        assert _paths(receiver) == ["/ann"]
+        assert receiver.messages[0]["title"] == "RetroGuard: Stumble - Dad's treadmill"
+        device.close()
+    finally:
+        service.stop()
+
+
+def test_offline_while_armed_pages_and_back_online_follows_up(
+    mosquitto: Mosquitto, tmp_path: Path, receiver: Receiver
+) -> None:
+    service, _ = _fake_clock_service(mosquitto, tmp_path, receiver)
+    try:
+        idle = SimDevice(mosquitto, "treadmill-2")
+        idle.online(state="STANDBY")
+        idle.offline()  # not armed: no page
+        device = SimDevice(mosquitto, "treadmill-1")
+        device.online()
+        device.offline()
+        assert service.ingestor.wait_for(
+            lambda: (service.store.device("treadmill-1") or {}).get("availability") == "offline"
+        )
+        service.notifier.deliver_due()
+        assert _paths(receiver) == ["/ann"]
+        assert "OFFLINE while armed" in receiver.messages[0]["title"]
+        device.publish("availability", "online", retain=True)
+        assert service.ingestor.wait_for(
+            lambda: (service.store.device("treadmill-1") or {}).get("availability") == "online"
+        )
+        service.notifier.deliver_due()
+        assert receiver.messages[1]["title"] == "RetroGuard: Dad's treadmill back online"
+        device.close()
+        idle.close()
+    finally:
+        service.stop()
+
+
+def test_a_failing_notifier_is_retried_and_never_blocks_ingestion(
+    mosquitto: Mosquitto, tmp_path: Path, receiver: Receiver, caplog: pytest.LogCaptureFixture
+) -> None:
+    service, clock = _fake_clock_service(mosquitto, tmp_path, receiver)
+    try:
+        receiver.fail_next = 1
+        device = SimDevice(mosquitto, "treadmill-1")
+        device.online()
+        fall = device.fall()
+        assert service.ingestor.wait_for(lambda: service.store.event(fall["id"]) is not None)
+        assert service.notifier.deliver_due() == 0  # the service answered 500
+        assert "notifying Ann (url #1) failed (attempt 1)" in caplog.text
+        assert receiver.url("ann") not in caplog.text  # URLs may hold secrets: never logged
+        later = device.event("start", severity="info", state="STARTING", reason="monitor started")
+        assert service.ingestor.wait_for(lambda: service.store.event(later["id"]) is not None)
+        clock.advance(9)
+        assert service.notifier.deliver_due() == 0  # not due yet
+        clock.advance(1)
+        assert service.notifier.deliver_due() == 1
+        assert _paths(receiver) == ["/ann"]
+        device.close()
+    finally:
+        service.stop()
