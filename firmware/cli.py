@@ -130,6 +130,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     safe_outputs.add_parser(sub)
     from firmware import calibrate, doctor
+
     doctor.add_parser(sub), calibrate.add_parser(sub)
     from caregiver import cli as caregiver_cli
 
