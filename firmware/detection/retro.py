@@ -91,7 +91,6 @@ class FallDetector:
         self.tilt_deg = 0.0
         self.tilt_rate_dps = 0.0
         self.vz_mps = 0.0
-        self.drop_m = 0.0
         self._g_est = 1.0
         self._g_sum = 0.0
         self._g_n = 0
@@ -230,7 +229,6 @@ class FallDetector:
         vz += (a_vert * G_MPS2 - vz / cfg.velocity_tau_s) * dt
         self.vz_mps = vz
         down = -vz
-        self.drop_m += (down - self.drop_m / cfg.velocity_tau_s) * dt
 
         if amag < cfg.freefall_g:
             self.freefall_s += dt
