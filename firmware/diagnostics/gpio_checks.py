@@ -146,7 +146,10 @@ def _exercise_circuit(
     """Walk the simulated hold circuit through arm, latch, lapse and release."""
     _toggle(relay, clock, period, pin)
     if hw.contact_closed():
-        raise _DriveProblem("the simulated hold circuit closed on edges alone, without reset")
+        raise _DriveProblem(
+            "the simulated hold circuit closed on edges alone, without a reset press "
+            "(a reset button that reads pressed bypasses the latch)"
+        )
     finger.down()
     _toggle(relay, clock, period, pin, 3)
     finger.up()

@@ -215,9 +215,10 @@ def judge_rate(stats: StreamStats, configured_hz: float) -> CheckResult:
             "power-cycle the sensor; if it stays silent, replace it",
         )
     deviation = rate / configured_hz - 1.0
+    percent = round(deviation * 100, 1) + 0.0  # + 0.0 turns a -0.0 into 0.0
     figures = (
         f"{rate:.1f} Hz over {stats.counted_s:.1f} s (configured {configured_hz:g} Hz, "
-        f"{deviation * 100:+.1f} %, tolerance ±{RATE_TOLERANCE * 100:g} %)"
+        f"{percent:+.1f} %, tolerance ±{RATE_TOLERANCE * 100:g} %)"
     )
     if abs(deviation) > RATE_TOLERANCE:
         return failed(

@@ -155,6 +155,18 @@ def _missing_parents(path: Path) -> list[Path]:
     return missing
 
 
+def _remove_created(path: Path, new_dirs: list[Path]) -> None:
+    """Remove the database files and directories the check created (best effort)."""
+    for leftover in (path, Path(f"{path}-wal"), Path(f"{path}-shm")):
+        with contextlib.suppress(OSError):
+            leftover.unlink(missing_ok=True)
+    for directory in new_dirs:
+        try:
+            directory.rmdir()
+        except OSError:
+            break
+
+
 def check_store(config: Config) -> CheckResult:
     """Open the database and write a row inside a transaction that is rolled back."""
     path = Path(config.storage.database)
@@ -180,13 +192,7 @@ def check_store(config: Config) -> CheckResult:
         if conn is not None:
             conn.close()
         if not existed:
-            for leftover in (path, Path(f"{path}-wal"), Path(f"{path}-shm")):
-                leftover.unlink(missing_ok=True)
-            for directory in new_dirs:
-                try:
-                    directory.rmdir()
-                except OSError:
-                    break
+            _remove_created(path, new_dirs)
     note = "" if existed else " (created for the check and removed again)"
     return passed(STORE, f"{path}: a write in a transaction works{note}")
 

@@ -1,0 +1,362 @@
+"""``retroguard doctor`` on simulated hardware: all pass, and each injected fault gives its line.
+
+Everything runs on a SimClock: the 2 s stream, the heartbeat edges and the
+hold circuit's lapse take no real time, and the lines are exact.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import io
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from gpiozero import DigitalOutputDevice
+
+from firmware import cli
+from firmware.config import Config, MqttConfig, StorageConfig
+from firmware.doctor import Bench, diagnose, report
+from firmware.mqtt.broker import Mosquitto, free_port
+from hal.clock import SimClock
+from hal.imu_factory import SimulatedImuRig, build_simulated_imu
+from hal.sim import scenarios
+from hal.sim.pins import ClockedMockFactory
+
+FIX_WIRING = (
+    "fix: check VCC (3.3 V), GND, SDA and SCL, and imu.address (0x68, or 0x69 with AD0 high); "
+    "`sudo i2cdetect -y 1` must show 68"
+)
+FIX_PIN_HELD = (
+    "fix: another process holds it — usually the monitor: sudo systemctl stop retroguard; "
+    "otherwise find it with `gpioinfo | grep -i used`"
+)
+
+
+def make_config(tmp_path: Path, **sections: Any) -> Config:
+    config = Config(storage=StorageConfig(database=str(tmp_path / "state" / "events.db")))
+    return dataclasses.replace(config, **sections)
+
+
+def standing_rig(config: Config, clock: SimClock) -> SimulatedImuRig:
+    motion = scenarios.Sequence([scenarios.Standing(600.0)], seed=1)
+    return build_simulated_imu(config.imu, clock, motion)
+
+
+def lines(config: Config, bench: Bench) -> dict[str, str]:
+    return {result.name: result.line() for result in diagnose(config, bench)}
+
+
+@pytest.fixture
+def clock() -> SimClock:
+    return SimClock(100.0)
+
+
+@pytest.fixture
+def config(tmp_path: Path) -> Config:
+    return make_config(tmp_path)
+
+
+@pytest.fixture
+def rig(config: Config, clock: SimClock) -> SimulatedImuRig:
+    return standing_rig(config, clock)
+
+
+class LateWakingClock(SimClock):
+    """A host that oversleeps once, at ``at``, by ``late_s``: the process was descheduled."""
+
+    def __init__(self, start: float, at: float, late_s: float) -> None:
+        super().__init__(start)
+        self._at = at
+        self._late_s = late_s
+
+    def sleep(self, seconds: float) -> None:
+        super().sleep(seconds)
+        if self._late_s and self.monotonic() >= self._at:
+            late, self._late_s = self._late_s, 0.0
+            self.advance(late)
+
+
+def test_simulated_rig_passes_every_check(config: Config, clock: SimClock) -> None:
+    out = io.StringIO()
+    status = report(config, Bench(clock=clock), None, out)
+    text = out.getvalue().splitlines()
+    assert status == 0, "\n".join(text)
+    assert text[0] == (
+        "retroguard doctor: built-in defaults (simulated IMU, 200 Hz; simulated pins, "
+        "heartbeat relay drive)"
+    )
+    assert text[1:5] == [
+        "PASS  i2c-bus          the simulated I2C bus is open",
+        "PASS  imu-id           MPU-6050 at 0x68 on the simulated I2C bus (WHO_AM_I 0x68)",
+        "PASS  sample-rate      200.0 Hz over 2.0 s (configured 200 Hz, +0.0 %, tolerance ±5 %)",
+        "PASS  fifo             no overflow in 2 s (400 samples read)",
+    ]
+    assert text[5:10] == [
+        "PASS  gpio             pin factory: simulated pins",
+        "PASS  pin-relay        GPIO17 claimable",
+        "PASS  pin-relay-enable GPIO23 claimable",
+        "PASS  pin-buzzer       GPIO18 claimable",
+        "PASS  pin-status-led   GPIO22 claimable",
+    ]
+    assert text[10] == (
+        "PASS  reset-button     GPIO27 reads released; a simulated press reads pressed"
+    )
+    assert text[11] == (
+        "PASS  heartbeat        GPIO17 changes level on every hold(); relay_enable GPIO23 "
+        "clears on release(); simulated hold circuit closes only with reset and drops 50 ms "
+        "after the last edge"
+    )
+    assert text[12] == "SKIP  broker           mqtt.host is empty: events are only stored locally"
+    db = config.storage.database
+    assert text[13] == (
+        f"PASS  event-store      {db}: a write in a transaction works "
+        "(created for the check and removed again)"
+    )
+    assert text[14].startswith("PASS  clock            monotonic clock advances; wall clock ")
+    assert text[15] == "all checks passed (14 run or skipped)"
+    assert not Path(db).parent.exists()  # nothing left behind
+
+
+def test_wrong_who_am_i(config: Config, clock: SimClock, rig: SimulatedImuRig) -> None:
+    rig.chip.who_am_i = 0x70
+    found = lines(config, Bench(clock=clock, sim_imu=rig))
+    assert found["imu-id"] == (
+        "FAIL  imu-id           WHO_AM_I at 0x68 reads 0x70, expected 0x68 (an MPU-6500); "
+        "fix: fit an MPU-6050, or set imu.address to where it is (0x69 when AD0 is high)"
+    )
+    assert found["sample-rate"] == "SKIP  sample-rate      not run: needs imu-id"
+    assert found["fifo"] == "SKIP  fifo             not run: needs imu-id"
+
+
+def test_disconnected_bus(config: Config, clock: SimClock, rig: SimulatedImuRig) -> None:
+    rig.bus.disconnect()
+    found = lines(config, Bench(clock=clock, sim_imu=rig))
+    assert found["imu-id"] == (
+        "FAIL  imu-id           no answer at 0x68 on the simulated I2C bus "
+        f"([Errno 121] Remote I/O error); {FIX_WIRING}"
+    )
+
+
+def test_flaky_bus(config: Config, clock: SimClock, rig: SimulatedImuRig) -> None:
+    rig.bus.inject_errors(2, errno=5)
+    found = lines(config, Bench(clock=clock, sim_imu=rig))
+    assert found["imu-id"] == (
+        "FAIL  imu-id           2 of 5 WHO_AM_I reads at 0x68 failed "
+        "([Errno 5] Input/output error): the bus is unreliable; fix: check the belt cable, "
+        "connectors and pull-ups (docs/deployment.md, Troubleshooting)"
+    )
+
+
+def test_missing_i2c_device_node(tmp_path: Path, clock: SimClock) -> None:
+    """The real-hardware path: smbus2 cannot open a bus that does not exist."""
+    config = make_config(tmp_path)
+    config = dataclasses.replace(
+        config, imu=dataclasses.replace(config.imu, backend="mpu6050", i2c_bus=99)
+    )
+    found = lines(config, Bench(clock=clock))
+    assert found["i2c-bus"] == (
+        "FAIL  i2c-bus          /dev/i2c-99 does not exist; fix: enable I2C (sudo raspi-config "
+        "nonint do_i2c 0, or dtparam=i2c_arm=on in /boot/firmware/config.txt) and reboot; "
+        "check imu.i2c_bus"
+    )
+    assert found["imu-id"] == "SKIP  imu-id           not run: needs i2c-bus"
+
+
+def test_fifo_overflow_when_the_host_stalls(config: Config) -> None:
+    clock = LateWakingClock(100.0, at=101.0, late_s=0.6)
+    rig = standing_rig(config, clock)
+    found = lines(config, Bench(clock=clock, sim_imu=rig))
+    assert found["fifo"] == (
+        "FAIL  fifo             1 overflow(s) in 2 s, at least 30 samples lost; fix: the host "
+        "did not read for over 425 ms (the FIFO's depth at 200 Hz): stop other busy programs, "
+        "and run the doctor with the service stopped"
+    )
+    # The rate is counted on both sides of the gap, so it still reads right.
+    assert found["sample-rate"].startswith("PASS  sample-rate      200.0 Hz")
+
+
+def test_stalled_chip(config: Config, clock: SimClock, rig: SimulatedImuRig) -> None:
+    rig.chip.stalled = True
+    found = lines(config, Bench(clock=clock, sim_imu=rig))
+    assert found["imu-id"].startswith("PASS")
+    assert found["sample-rate"] == (
+        "FAIL  sample-rate      no samples in 2 s: the chip answers but does not sample; "
+        "fix: power-cycle the sensor; if it stays silent, replace it"
+    )
+    assert found["fifo"] == "SKIP  fifo             not judged: no samples in 2 s (see sample-rate)"
+
+
+def test_slow_chip_clock(config: Config, clock: SimClock, rig: SimulatedImuRig) -> None:
+    rig.chip.clock_skew = -0.1
+    found = lines(config, Bench(clock=clock, sim_imu=rig))
+    assert found["sample-rate"] == (
+        "FAIL  sample-rate      180.4 Hz over 2.0 s (configured 200 Hz, -9.8 %, tolerance "
+        "±5 %); fix: a chip clock this far off is faulty: replace the sensor; if the rate is "
+        "low and the CPU is busy, the host is not keeping up"
+    )
+
+
+def test_pin_already_claimed(config: Config, clock: SimClock) -> None:
+    factory = ClockedMockFactory(clock)
+    holder = DigitalOutputDevice(17, pin_factory=factory)
+    try:
+        found = lines(config, Bench(clock=clock, pin_factory=factory))
+    finally:
+        holder.close()
+        factory.close()
+    held_by = (
+        "pin GPIO17 is already in use by <gpiozero.DigitalOutputDevice object on pin GPIO17, "
+        "active_high=True, is_active=False>"
+    )
+    assert found["pin-relay"] == (
+        f"FAIL  pin-relay        GPIO17 cannot be claimed: {held_by}; {FIX_PIN_HELD}"
+    )
+    assert found["heartbeat"] == (
+        f"FAIL  heartbeat        cannot open the relay: {held_by}; {FIX_PIN_HELD}"
+    )
+    assert found["pin-buzzer"] == "PASS  pin-buzzer       GPIO18 claimable"
+
+
+def test_button_stuck_pressed(config: Config, clock: SimClock) -> None:
+    factory = ClockedMockFactory(clock)
+    pin = factory.observed_pin(27)
+    try:
+        original = pin._set_pull
+
+        def pulled_but_shorted(value: str) -> None:
+            original(value)
+            pin.drive_low()  # shorted to ground: reads pressed with the pull-up
+
+        pin._set_pull = pulled_but_shorted
+        found = lines(config, Bench(clock=clock, pin_factory=factory))
+    finally:
+        factory.close()
+    assert found["reset-button"] == (
+        "FAIL  reset-button     GPIO27 reads pressed while nobody presses it; fix: let go of "
+        "it; otherwise the button is stuck or shorted, or gpio.button_pull_up is wrong "
+        "(configured: pull-up)"
+    )
+    # A shorted button holds the latch's bypass: edges alone would close the relay.
+    assert found["heartbeat"] == (
+        "FAIL  heartbeat        the simulated hold circuit closed on edges alone, without a "
+        "reset press (a reset button that reads pressed bypasses the latch); fix: check "
+        "gpio.relay_drive and the relay pins against wiring/README.md"
+    )
+
+
+def test_static_drive_on_simulated_pins(tmp_path: Path, clock: SimClock) -> None:
+    config = make_config(tmp_path)
+    config = dataclasses.replace(
+        config, gpio=dataclasses.replace(config.gpio, relay_drive="static")
+    )
+    found = lines(config, Bench(clock=clock))
+    assert "pin-relay-enable" not in found
+    assert found["heartbeat"] == (
+        "PASS  heartbeat        static drive: GPIO17 holds and releases the simulated coil"
+    )
+
+
+def test_unwritable_event_store(tmp_path: Path, clock: SimClock) -> None:
+    blocker = tmp_path / "not-a-directory"
+    blocker.write_text("")
+    config = make_config(tmp_path, storage=StorageConfig(database=str(blocker / "events.db")))
+    found = lines(config, Bench(clock=clock))
+    assert found["event-store"] == (
+        f"FAIL  event-store      {blocker}/events.db: not writable ([Errno 17] File exists: "
+        f"'{blocker}'); fix: check storage.database, and that the directory belongs to the "
+        "service user (/var/lib/retroguard, the unit's StateDirectory); run the doctor as that "
+        "user"
+    )
+
+
+def test_existing_event_store_is_left_as_it_was(config: Config, clock: SimClock) -> None:
+    from firmware.store import EventStore
+
+    EventStore(config.storage.database).close()
+    found = lines(config, Bench(clock=clock))
+    assert found["event-store"] == (
+        f"PASS  event-store      {config.storage.database}: a write in a transaction works"
+    )
+    assert EventStore(config.storage.database).events() == []
+
+
+def test_clock_before_the_build_year(config: Config, clock: SimClock) -> None:
+    found = lines(config, Bench(clock=clock, wall_time=lambda: 0.0))
+    assert found["clock"] == (
+        "FAIL  clock            the wall clock says 1970-01-01 00:00 UTC, before 2025; fix: the "
+        "Pi has no battery clock: give it network access for NTP (timedatectl show-timesync), "
+        "or fit an RTC module"
+    )
+
+
+def test_stuck_monotonic_clock(config: Config, clock: SimClock) -> None:
+    found = lines(config, Bench(clock=clock, monotonic=lambda: 5.0))
+    assert found["clock"] == (
+        "FAIL  clock            the monotonic clock does not advance (stuck at 5.000000); fix: "
+        "the system clock source is broken: reboot; if it persists, reflash the system"
+    )
+
+
+def test_unreachable_broker(tmp_path: Path, clock: SimClock) -> None:
+    port = free_port()
+    config = make_config(tmp_path, mqtt=MqttConfig(host="127.0.0.1", port=port))
+    found = lines(config, Bench(clock=clock))
+    assert found["broker"] == (
+        f"FAIL  broker           127.0.0.1:{port}: connection refused (nothing listens on that "
+        "port); fix: start the broker (systemctl status mosquitto), check mqtt.host and "
+        "mqtt.port"
+    )
+
+
+def test_missing_password_file(tmp_path: Path, clock: SimClock) -> None:
+    missing = tmp_path / "nope"
+    mqtt = MqttConfig(host="127.0.0.1", username="tm1", password_file=str(missing))
+    found = lines(make_config(tmp_path, mqtt=mqtt), Bench(clock=clock))
+    assert found["broker"] == (
+        f"FAIL  broker           mqtt.password_file: cannot read {missing}: No such file or "
+        "directory; fix: see docs/mqtt.md (accounts, TLS) and the [mqtt] section of the config"
+    )
+
+
+@pytest.fixture
+def secured() -> Iterator[Mosquitto]:
+    from firmware.mqtt.broker import mosquitto_available
+
+    if not mosquitto_available():
+        pytest.skip("mosquitto not installed (apt-get install -y mosquitto mosquitto-clients)")
+    broker = Mosquitto(users={"tm1": "right-password"})
+    broker.start()
+    try:
+        yield broker
+    finally:
+        broker.cleanup()
+
+
+def test_broker_with_the_right_and_a_wrong_password(
+    tmp_path: Path, clock: SimClock, secured: Mosquitto
+) -> None:
+    def broker_line(password: str) -> str:
+        mqtt = MqttConfig(host=secured.host, port=secured.port, username="tm1", password=password)
+        return lines(make_config(tmp_path, mqtt=mqtt), Bench(clock=clock))["broker"]
+
+    where = f"{secured.host}:{secured.port}"
+    assert broker_line("right-password") == f"PASS  broker           {where}: connected as tm1"
+    assert broker_line("wrong") == (
+        f"FAIL  broker           {where}: the broker refused the connection (Not authorized); "
+        "fix: check mqtt.username and the password (mqtt.password_file); see docs/mqtt.md "
+        "(accounts, TLS) and the [mqtt] section of the config"
+    )
+
+
+def test_cli_exit_status(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert cli.main(["doctor", "-c", str(tmp_path / "missing.toml")]) == 2
+    assert "file not found" in capsys.readouterr().err
+
+
+def test_report_exit_status_on_failure(config: Config, clock: SimClock) -> None:
+    out = io.StringIO()
+    status = report(config, Bench(clock=clock, wall_time=lambda: 0.0), Path("x.toml"), out)
+    assert status == 1
+    assert out.getvalue().splitlines()[-1] == "1 of 14 checks FAILED: clock"
