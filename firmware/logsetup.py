@@ -28,8 +28,25 @@ class JournalFormatter(logging.Formatter):
         return "\n".join(f"<{priority}>{line}" for line in text.splitlines())
 
 
+class StderrHandler(logging.Handler):
+    """Writes to whatever ``sys.stderr`` is at the time of each record.
+
+    A plain ``StreamHandler(sys.stderr)`` keeps the stream it was given; when
+    that stream is replaced and closed (pytest's capture, a daemon's
+    redirection) every later record from a worker thread fails to print.
+    """
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            stream = sys.stderr
+            stream.write(self.format(record) + "\n")
+            stream.flush()
+        except Exception:
+            self.handleError(record)
+
+
 def setup_logging(level: str = "info", verbose: bool = False) -> None:
-    handler = logging.StreamHandler(sys.stderr)
+    handler = StderrHandler()
     if os.environ.get("JOURNAL_STREAM"):
         handler.setFormatter(JournalFormatter("%(name)s: %(message)s"))
     else:

@@ -8,11 +8,22 @@ need it are skipped with a clear reason when the Debian package is absent;
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 
 import pytest
 
 from firmware.mqtt.broker import Mosquitto, mosquitto_available
+
+
+@pytest.fixture(autouse=True)
+def _restore_logging() -> Iterator[None]:
+    """``retroguard`` CLI calls in tests install their own log handler; undo it after each test."""
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    yield
+    root.handlers[:] = handlers
+    root.setLevel(level)
 
 
 @pytest.fixture
