@@ -7,6 +7,7 @@ messages arriving (bounded as a safety net), never on time passing.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -14,8 +15,10 @@ import pytest
 from app_support import Rig, TripAt, close_rigs, make_rig
 from mqtt_helpers import WAIT, Subscriber, config_for, validate
 
+from firmware.demo import demo_config, run_session
 from firmware.mqtt.broker import Mosquitto
 from firmware.mqtt.commands import COMMANDS
+from hal.clock import SimClock
 
 pytestmark = pytest.mark.usefixtures(close_rigs.__name__)
 
@@ -108,3 +111,36 @@ def test_silence_command_stops_the_alarm_but_not_the_trip(
     rig.run_for(0.05)
     assert rig.app.gpio.buzzer.pattern is None
     assert rig.state == "TRIPPED" and not rig.hardware.contact_closed()
+
+
+def test_broker_restart_during_the_demo_session_loses_nothing(
+    tmp_path: Path, mosquitto: Mosquitto
+) -> None:
+    """The README demo's story with the broker restarted mid-walk: every event arrives once."""
+    config = demo_config(tmp_path / "events.db")
+    config = dataclasses.replace(config, mqtt=config_for(mosquitto))
+    sub = Subscriber(
+        mosquitto, [f"retroguard/{DEVICE}/event"], client_id="caregiver-1", persistent=True
+    )
+    restarted: list[float] = []
+
+    def on_started(app: object, session: object) -> None:
+        def restart_once(monitor: object) -> None:
+            now = app.clock.monotonic()  # type: ignore[attr-defined]
+            if not restarted and now >= 30.0:  # between the stumble and the fall
+                restarted.append(now)
+                mosquitto.stop()
+                mosquitto.start()
+
+        app.monitor.on_iteration.append(restart_once)  # type: ignore[attr-defined]
+
+    try:
+        result = run_session(config, SimClock(), on_started=on_started)
+        assert restarted, "the broker was never restarted"
+        stored = [s.event.id for s in result.events]
+        assert result.app.reporter is not None and result.app.reporter.status.depth == 0
+        assert sub.wait(lambda: set(sub.event_ids()) >= set(stored))
+        first_seen = list(dict.fromkeys(sub.event_ids()))
+        assert first_seen == stored  # all of them, once each by id, in order
+    finally:
+        sub.close()
