@@ -10,9 +10,13 @@ Priority bands (higher wins; a lower-priority pattern never replaces a
 higher-priority one that is still playing, see :class:`PatternPlayer`):
 
 * ``0`` to ``19``: confirmations (``chirp``: a button press was accepted).
-* ``20`` to ``49``: reserved for walking cues a later issue adds — "turn
-  backward", "turn forward", "one minute left", "session done". They must sit
-  below ``fault`` and ``alarm`` so a cue can never mask a safety signal.
+* ``20`` to ``49``: walking cues of a guided session
+  (:mod:`firmware.session.cues`): ``cue_backward`` (three short beeps: turn
+  and walk backward), ``cue_forward`` (one long beep: turn and walk forward),
+  ``cue_rest`` (two long beeps: stop walking and rest), ``cue_one_minute``
+  (two medium beeps: one minute left) and ``cue_done`` (long-short-long:
+  session done). They sit below ``fault`` and ``alarm`` so a cue can never
+  mask a safety signal, and above ``chirp`` so a cue is not lost to one.
 * ``50`` to ``89``: ``fault`` (the monitor cannot watch: IMU lost, FIFO overflow).
 * ``90`` to ``100``: ``alarm`` (a fall or stumble was detected; the relay dropped).
 
@@ -120,6 +124,19 @@ PATTERNS: Mapping[str, Pattern] = MappingProxyType(
         for p in (
             # Two 40 ms beeps: "I heard you" after a button press or arming.
             Pattern("chirp", ((0.04, 0.04), (0.04, 0.0)), repeat=False, priority=10),
+            # Walking cues (priority 20-49): distinct rhythms, each under 2 s.
+            # Three short beeps: "turn and walk backward".
+            Pattern(
+                "cue_backward", ((0.12, 0.12), (0.12, 0.12), (0.12, 0.0)), repeat=False, priority=30
+            ),
+            # One long beep: "turn and walk forward".
+            Pattern("cue_forward", ((0.7, 0.0),), repeat=False, priority=30),
+            # Two long beeps: "stop walking, rest".
+            Pattern("cue_rest", ((0.6, 0.3), (0.6, 0.0)), repeat=False, priority=30),
+            # Two medium beeps: "one minute left".
+            Pattern("cue_one_minute", ((0.25, 0.25), (0.25, 0.0)), repeat=False, priority=25),
+            # Long-short-long: "session done".
+            Pattern("cue_done", ((0.6, 0.2), (0.15, 0.2), (0.6, 0.0)), repeat=False, priority=35),
             # Slow double beep every 3 s: the monitor is not watching.
             Pattern("fault", ((0.4, 0.2), (0.4, 2.0)), repeat=True, priority=50),
             # 5 Hz continuous until stopped: a fall was detected.

@@ -23,8 +23,38 @@ def test_documented_patterns_exist_with_safety_ordering() -> None:
 
 
 def test_unknown_pattern_lists_the_known_ones() -> None:
-    with pytest.raises(ValueError, match="alarm, chirp, fault"):
+    with pytest.raises(ValueError, match=r"alarm, chirp, cue_backward, .*, fault"):
         get_pattern("siren")
+
+
+def test_walking_cues_sit_in_their_band_below_fault_and_alarm() -> None:
+    cues = [p for name, p in PATTERNS.items() if name.startswith("cue_")]
+    assert {p.name for p in cues} == {
+        "cue_backward",
+        "cue_forward",
+        "cue_rest",
+        "cue_one_minute",
+        "cue_done",
+    }
+    for cue in cues:
+        assert 20 <= cue.priority <= 49
+        assert not cue.repeat and cue.period < 2.0
+        assert cue.priority < PATTERNS["fault"].priority < PATTERNS["alarm"].priority
+    # Distinct rhythms: no two cues share a timeline.
+    assert len({p.segments for p in cues}) == len(cues)
+
+
+def test_a_cue_never_masks_the_alarm() -> None:
+    player = PatternPlayer()
+    assert player.play(PATTERNS["alarm"], 0.0)
+    for cue in ("cue_backward", "cue_forward", "cue_rest", "cue_one_minute", "cue_done"):
+        assert not player.play(PATTERNS[cue], 0.05)
+        assert player.pattern is PATTERNS["alarm"]
+    # The alarm replaces a cue that is playing.
+    player.stop()
+    assert player.play(PATTERNS["cue_done"], 1.0)
+    assert player.play(PATTERNS["alarm"], 1.1)
+    assert player.pattern is PATTERNS["alarm"]
 
 
 @pytest.mark.parametrize(
