@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import signal
+import sys
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -217,6 +218,19 @@ def _self_test(monitor: Monitor, clock: Clock) -> dict[str, dict[str, object]]:
     }
 
 
+GIL_SWITCH_INTERVAL_S = 0.001
+"""How long another Python thread may hold the GIL before the loop gets a turn (default 5 ms).
+
+The publisher, store and status threads are all Python; a shorter switch
+interval bounds how long any of them can delay the real-time thread.
+"""
+
+
+def favour_realtime_thread() -> None:
+    """Process-wide settings for running the monitor loop (``run`` and ``demo``)."""
+    sys.setswitchinterval(GIL_SWITCH_INTERVAL_S)
+
+
 def run_forever(config: Config) -> int:
     """``retroguard run``: the monitor on the configured hardware until SIGTERM/SIGINT."""
     stop = threading.Event()
@@ -227,6 +241,7 @@ def run_forever(config: Config) -> int:
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
+    favour_realtime_thread()
     app = build_app(config, RealClock())
     watchdog = ServiceWatchdog.from_env()
     app.monitor.on_iteration.append(watchdog)

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TextIO
 
-from firmware.app import App, build_app
+from firmware.app import App, build_app, favour_realtime_thread
 from firmware.config import Config, StorageConfig
 from firmware.events import EventType
 from firmware.mqtt.broker import BrokerError, Mosquitto, mosquitto_available
@@ -250,6 +250,7 @@ def _port_free(port: int) -> bool:
 def _run_and_report(
     config: Config, session: scenarios.Sequence, speed: float, live: bool, out: TextIO
 ) -> int:
+    favour_realtime_thread()
     status = LiveStatus(out) if live else None
     clock: Clock = RealClock(speed)
     result = run_session(

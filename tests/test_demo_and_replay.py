@@ -117,7 +117,8 @@ def test_replay_of_a_missing_file_is_a_clear_error(
 def test_demo_command_runs_in_real_time_scaled(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    assert main(["demo", "--speed", "8", "--no-live", "--db", str(tmp_path / "d.db")]) == 0
+    # Speed 4 leaves the loop 100 ms of real time before the simulated FIFO overflows.
+    assert main(["demo", "--speed", "4", "--no-live", "--db", str(tmp_path / "d.db")]) == 0
     out = capsys.readouterr().out
     assert "Ended in TRIPPED with the relay released." in out
     assert re.search(r"fall\s+critical", out)
