@@ -29,9 +29,7 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     add.add_argument(
         "--password-file", type=Path, help="read the password from the first line of this file"
     )
-    add.add_argument(
-        "-c", "--config", type=Path, default=DEFAULT_CONFIG, help=f"TOML (default {DEFAULT_CONFIG})"
-    )
+    add.add_argument("-c", "--config", type=Path, default=argparse.SUPPRESS, help="TOML")
     add.set_defaults(func=run, caregiver_command="add-user")
     return parser
 

@@ -107,7 +107,7 @@ class Ingestor:
             self.rejected += 1
             return
         if kind == "event":
-            self._event(device_id, data, now)
+            self._event(device_id, data, payload, now)
         elif kind == "state":
             self._state(device_id, data, now)
         elif kind == "telemetry":
@@ -117,7 +117,7 @@ class Ingestor:
                     "UPDATE devices SET telemetry = ? WHERE device_id = ?",
                     (json.dumps(data), device_id),
                 )
-            self.on_change({"kind": "device", "device_id": device_id})
+            # no live push: the cards do not show telemetry, and it is the bulk of the traffic
         elif kind == "reply":
             self._reply(device_id, data)
 
@@ -155,7 +155,7 @@ class Ingestor:
             )
         self.on_change({"kind": "device", "device_id": device_id})
 
-    def _event(self, device_id: str, data: dict[str, Any], now: float) -> None:
+    def _event(self, device_id: str, data: dict[str, Any], payload: bytes, now: float) -> None:
         event_id = data.get("id")
         kind = data.get("type")
         if not (isinstance(event_id, str) and _EVENT_ID.match(event_id)) or kind not in EVENT_TYPES:
@@ -167,13 +167,14 @@ class Ingestor:
         if not isinstance(figures, dict):
             figures = {}
         window = data.get("imu_window")
-        window_json = json.dumps(window) if _valid_window(window) else None
+        has_window = isinstance(window, dict) and isinstance(window.get("rows"), list)
         seq = data.get("seq")
         with self.store.transaction() as db:
             self.store.touch_device(db, device_id, now)
             cur = db.execute(
                 "INSERT OR IGNORE INTO events (id, device_id, seq, type, severity, state, reason, "
-                "wall_time, received_at, figures, imu_window) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+                "wall_time, received_at, figures, has_window, payload) "
+                "VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
                 (
                     event_id,
                     device_id,
@@ -185,7 +186,8 @@ class Ingestor:
                     str(data.get("wall_time", "")),
                     now,
                     json.dumps({k: v for k, v in figures.items() if isinstance(v, int | float)}),
-                    window_json,
+                    has_window,
+                    payload.decode("utf-8", "replace"),
                 ),
             )
             if cur.rowcount == 0:
@@ -296,17 +298,6 @@ class Ingestor:
             f"{self.prefix}/{device_id}/cmd/ack", json.dumps(payload, separators=(",", ":")), qos=1
         )
         return request_id
-
-
-def _valid_window(window: Any) -> bool:
-    if not isinstance(window, dict):
-        return False
-    rows = window.get("rows")
-    return (
-        window.get("columns") == ["dt", "ax", "ay", "az", "gx", "gy", "gz"]
-        and isinstance(rows, list)
-        and all(isinstance(r, list) and len(r) == 7 for r in rows)
-    )
 
 
 def _iso_now() -> str:

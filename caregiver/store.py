@@ -39,7 +39,8 @@ CREATE TABLE IF NOT EXISTS events (
     wall_time TEXT NOT NULL,
     received_at REAL NOT NULL,
     figures TEXT NOT NULL DEFAULT '{}',
-    imu_window TEXT,
+    has_window INTEGER NOT NULL DEFAULT 0,
+    payload TEXT NOT NULL DEFAULT '{}',  -- the event as received (the IMU window is read from it)
     acked_by TEXT,
     acked_at REAL,
     ack_request_id TEXT,
@@ -72,6 +73,7 @@ CREATE TABLE IF NOT EXISTS alerts (
     closed_at REAL
 );
 CREATE INDEX IF NOT EXISTS alerts_open ON alerts (status, next_at);
+CREATE INDEX IF NOT EXISTS alerts_by_device ON alerts (device_id, status);
 CREATE TABLE IF NOT EXISTS notifications (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
     alert_id INTEGER,
@@ -126,7 +128,7 @@ class StoredEvent:
 
 _EVENT_COLUMNS = (
     "id, device_id, seq, type, severity, state, reason, wall_time, received_at, figures, "
-    "imu_window IS NOT NULL, acked_by, acked_at, ack_confirmed"
+    "has_window, acked_by, acked_at, ack_confirmed"
 )
 
 
@@ -194,21 +196,21 @@ class Store:
             (device_id, now),
         )
 
+    _DEVICE_SELECT = (
+        "SELECT d.device_id, d.availability, d.state, d.state_reason, d.state_time, "
+        "d.last_seen, d.telemetry, e.id, e.type, e.severity, e.reason, e.wall_time, "
+        "e.received_at, (SELECT COUNT(*) FROM alerts a WHERE a.device_id = d.device_id "
+        "AND a.status IN ('held', 'paging')) FROM devices d "
+        "LEFT JOIN events e ON e.id = d.last_event_id"
+    )
+
     def devices(self) -> list[dict[str, Any]]:
-        rows = self.query(
-            "SELECT d.device_id, d.availability, d.state, d.state_reason, d.state_time, "
-            "d.last_seen, d.telemetry, e.id, e.type, e.severity, e.reason, e.wall_time, "
-            "e.received_at, (SELECT COUNT(*) FROM alerts a WHERE a.device_id = d.device_id "
-            "AND a.status IN ('held', 'paging')) FROM devices d "
-            "LEFT JOIN events e ON e.id = d.last_event_id ORDER BY d.device_id"
-        )
+        rows = self.query(self._DEVICE_SELECT + " ORDER BY d.device_id")
         return [_device_row(r) for r in rows]
 
     def device(self, device_id: str) -> dict[str, Any] | None:
-        for d in self.devices():  # a fleet is tens of devices; one query path keeps it simple
-            if d["device_id"] == device_id:
-                return d
-        return None
+        rows = self.query(self._DEVICE_SELECT + " WHERE d.device_id = ?", (device_id,))
+        return _device_row(rows[0]) if rows else None
 
     # -------------------------------------------------------------- events
 
@@ -225,11 +227,11 @@ class Store:
         return _event(rows[0]) if rows else None
 
     def imu_window(self, event_id: str) -> dict[str, Any] | None:
-        rows = self.query("SELECT imu_window FROM events WHERE id = ?", (event_id,))
-        if not rows or rows[0][0] is None:
+        rows = self.query("SELECT payload FROM events WHERE id = ? AND has_window", (event_id,))
+        if not rows:
             return None
-        window: dict[str, Any] = json.loads(rows[0][0])
-        return window
+        window = json.loads(rows[0][0]).get("imu_window")
+        return window if valid_window(window) else None
 
     def event_count(self) -> int:
         return int(self.query("SELECT COUNT(*) FROM events")[0][0])
@@ -272,3 +274,20 @@ def _device_row(r: tuple[Any, ...]) -> dict[str, Any]:
         ),
         "open_alerts": int(r[13]),
     }
+
+
+def valid_window(window: Any) -> bool:
+    """An ``imu_window`` as docs/mqtt.md describes it (columns dt, ax..gz; rows of 7 numbers)."""
+    if not isinstance(window, dict):
+        return False
+    rows = window.get("rows")
+    return (
+        window.get("columns") == ["dt", "ax", "ay", "az", "gx", "gy", "gz"]
+        and isinstance(rows, list)
+        and all(
+            isinstance(r, list)
+            and len(r) == 7
+            and all(isinstance(v, int | float) and not isinstance(v, bool) for v in r)
+            for r in rows
+        )
+    )
