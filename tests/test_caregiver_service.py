@@ -450,3 +450,19 @@ def test_a_failing_notifier_is_retried_and_never_blocks_ingestion(
         device.close()
     finally:
         service.stop()
+
+
+def test_demo_caregiver_serves_the_dashboard_with_the_printed_login(
+    mosquitto: Mosquitto, tmp_path: Path
+) -> None:
+    from caregiver.demo import start_demo_caregiver
+
+    demo = start_demo_caregiver(mosquitto.host, mosquitto.port, tmp_path / "care")
+    try:
+        assert demo.url.startswith("http://127.0.0.1:")
+        client = Http(demo.service.port)
+        assert client.login(demo.username, demo.password) == 303
+        status, _, page = client.request("GET", "/")
+        assert status == 200 and "Treadmills" in page
+    finally:
+        demo.stop()

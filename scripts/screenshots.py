@@ -1,0 +1,156 @@
+"""Make the README's caregiver screenshots with Debian's headless Chromium (docs/img/*.png).
+
+Starts a throwaway Mosquitto and the caregiver service (the demo's in-process
+one), has three simulated monitors report (one walking armed, one that has just
+caught a fall, one offline), logs in and captures the fleet view (desktop and
+360 px phone) and the fall's event page with its IMU plot.
+
+    .venv/bin/python scripts/screenshots.py [--out docs/img]
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import math
+import sys
+import tempfile
+import uuid
+from pathlib import Path
+
+import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
+
+from caregiver.demo import start_demo_caregiver
+from firmware.mqtt.broker import Mosquitto
+
+CHROMIUM = "/usr/bin/chromium"
+ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+
+
+def now() -> str:
+    return dt.datetime.now(dt.UTC).isoformat(timespec="milliseconds")
+
+
+def fall_window() -> dict[str, object]:
+    rows = []
+    for i in range(601):
+        t = -3.0 + i / 200
+        if t < -0.8:  # walking backward: gait bounce and a little sway
+            angle = math.radians(4 * math.sin(2 * math.pi * 0.9 * t))
+            mag = 1.0 + 0.25 * math.sin(2 * math.pi * 1.8 * t)
+            rate = 15 * math.cos(2 * math.pi * 0.9 * t)
+        else:  # losing balance backward, then the impact at the trip point
+            frac = (t + 0.8) / 0.8
+            angle, rate = math.radians(75 * frac**2), 40 + 160 * frac
+            mag = 0.35 if frac < 0.85 else 3.1
+        rows.append(
+            [round(t, 3), round(mag * math.sin(angle), 3), 0.02, round(mag * math.cos(angle), 3),
+             1.0, round(rate, 1), 2.0]
+        )  # fmt: skip
+    return {"columns": ["dt", "ax", "ay", "az", "gx", "gy", "gz"], "rows": rows}
+
+
+def publish(client: mqtt.Client, topic: str, payload: str, retain: bool = False) -> None:
+    client.publish(topic, payload, qos=1, retain=retain).wait_for_publish(10)
+
+
+def device(client: mqtt.Client, device_id: str, state: str, reason: str) -> None:
+    publish(client, f"retroguard/{device_id}/availability", "online", retain=True)
+    body = {"schema": 1, "device_id": device_id, "state": state, "reason": reason,
+            "wall_time": now()}  # fmt: skip
+    publish(client, f"retroguard/{device_id}/state", json.dumps(body), retain=True)
+
+
+def event(client: mqtt.Client, device_id: str, seq: int, kind: str, severity: str, state: str,
+          reason: str, window: dict[str, object] | None = None) -> str:  # fmt: skip
+    event_id = uuid.uuid4().hex
+    body: dict[str, object] = {
+        "schema": 1, "id": event_id, "seq": seq, "type": kind, "device_id": device_id,
+        "severity": severity, "state": state, "reason": reason, "wall_time": now(),
+        "t_monotonic": 100.0 + seq,
+        "figures": {"peak_g": 3.1, "tilt_deg": 75.0} if kind == "fall" else {},
+    }  # fmt: skip
+    if window:
+        body["imu_window"] = window
+    publish(client, f"retroguard/{device_id}/event", json.dumps(body))
+    return event_id
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--out", type=Path, default=Path("docs/img"))
+    args = parser.parse_args()
+    if not Path(CHROMIUM).exists():
+        print("screenshots: needs Debian's chromium (apt-get install -y chromium)", file=sys.stderr)
+        return 2
+    from playwright.sync_api import expect, sync_playwright
+
+    args.out.mkdir(parents=True, exist_ok=True)
+    work = Path(tempfile.mkdtemp(prefix="retroguard-shots-"))
+    with Mosquitto(persistence=False) as broker:
+        demo = start_demo_caregiver(broker.host, broker.port, work)
+        svc = demo.service
+        svc.config = type(svc.config)(
+            **{**{f: getattr(svc.config, f) for f in ("server", "mqtt", "policy", "escalation",
+               "contacts")}, "devices": {"treadmill-1": "Dad's treadmill",
+               "clinic-2": "Clinic, lane 2", "clinic-3": "Clinic, lane 3"}}
+        )  # fmt: skip
+        svc.alerting.config = svc.config
+        client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="shots",
+                             protocol=MQTTProtocolVersion.MQTTv5)  # fmt: skip
+        client.connect(broker.host, broker.port)
+        client.loop_start()
+        try:
+            device(client, "clinic-2", "ARMED", "armed by local reset from STANDBY")
+            event(client, "clinic-2", 1, "start", "info", "STARTING", "monitor started")
+            device(client, "clinic-3", "ARMED", "armed by local reset from STANDBY")
+            publish(client, "retroguard/clinic-3/availability", "offline", retain=True)
+            device(client, "treadmill-1", "ARMED", "armed by local reset from STANDBY")
+            event(client, "treadmill-1", 1, "stumble", "warning", "TRIPPED",
+                  "sudden trunk rotation 62 deg/s", fall_window())  # fmt: skip
+            event(client, "treadmill-1", 2, "reset", "info", "ARMED",
+                  "armed by local reset from TRIPPED")  # fmt: skip
+            with sync_playwright() as pw:
+                browser = pw.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+                for name, width, height in (("fleet", 1280, 720), ("phone", 360, 900)):
+                    page = browser.new_page(viewport={"width": width, "height": height})
+                    page.goto(demo.url + "/login")
+                    page.fill("#username", demo.username)
+                    page.fill("#password", demo.password)
+                    page.click("button[type=submit]")
+                    expect(page.locator("body")).to_have_attribute("data-live", "1")
+                    if name == "fleet":
+                        device(client, "treadmill-1", "TRIPPED", "fall: impact 3.1 g then lying")
+                        fall_id = event(client, "treadmill-1", 3, "fall", "critical", "TRIPPED",
+                                        "impact 3.1 g then lying", fall_window())  # fmt: skip
+                        expect(page.locator("#card-treadmill-1")).to_have_attribute(
+                            "data-level", "danger"
+                        )
+                        expect(page.locator("#alarm-banner")).to_be_visible()
+                    page.screenshot(path=str(args.out / f"caregiver-{name}.png"), full_page=True)
+                    if name == "fleet":
+                        page.goto(f"{demo.url}/events/{fall_id}")
+                        expect(page.locator("#plots")).to_have_attribute("data-rendered", "1")
+                        page.screenshot(path=str(args.out / "caregiver-event.png"), full_page=True)
+                    page.close()
+                browser.close()
+        finally:
+            client.loop_stop()
+            client.disconnect()
+            demo.stop()
+    for name in ("fleet", "phone", "event"):
+        print(args.out / f"caregiver-{name}.png")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
