@@ -124,3 +124,24 @@ def test_detections_do_not_depend_on_the_mounting(name: str) -> None:
     base = run(build_detector(DetectorConfig(), RATE), samples)
     rotated = run(build_detector(DetectorConfig(), RATE), _rotate(samples, ROTATIONS[name]))
     assert [(d.kind, d.t) for d in rotated] == [(d.kind, d.t) for d in base]
+
+
+def _trip_times(config: DetectorConfig, samples: Sequence[ImuSample]) -> list[float]:
+    return [d.t for d in run(build_detector(config, RATE), samples) if d.kind in TRIPPING_KINDS]
+
+
+def test_loss_of_balance_score_trips_earlier_than_the_separate_thresholds() -> None:
+    """F02 (backward slip): the down x tilt score fires before the descent-with-tilt
+    corner (0.6 m/s and 30 deg) is reached, still before the impact peak."""
+    samples = read_sisfall(sisfall_file("F02_SA05_R01.txt"))
+    without = DetectorConfig(balance_score=math.inf)
+    with_score = _trip_times(DetectorConfig(), samples)
+    assert with_score and with_score[0] < impact_t(samples)
+    base = _trip_times(without, samples)
+    assert not base or with_score[0] <= base[0]
+
+
+@pytest.mark.parametrize("name", ["D03_SA01_R01.txt", "D04_SA02_R01.txt"])
+def test_jogging_never_trips_the_loss_of_balance_score(name: str) -> None:
+    samples = read_sisfall(sisfall_file(name))
+    assert _trip_times(DetectorConfig(), samples) == []

@@ -72,6 +72,22 @@ class DetectorConfig:
     """Downward velocity (m/s) that trips without a tilt condition (a vertical
     collapse). Well above the 1.5-2 m/s that the bounce of jogging reaches in
     this estimate: velocity alone cannot tell jogging from falling."""
+    balance_score: float = 18.0
+    """Loss-of-balance score (m/s x degrees): downward velocity times trunk
+    tilt above which the body is going down *and* leaving upright together.
+    18 is the corner of the descent-with-tilt rule (0.6 m/s at 30 deg); the
+    product also trips at 0.9 m/s and 20 deg or 0.45 m/s and 40 deg, which
+    falls reach 50-100 ms earlier than both separate thresholds. Walking
+    stays below 6, the onset of jogging reached 13 (SisFall tuning half)."""
+    balance_min_velocity_mps: float = 0.4
+    """The score only counts with at least this downward velocity (m/s)..."""
+    balance_min_tilt_deg: float = 15.0
+    """... and at least this tilt (degrees): the sway of walking never
+    enters the product."""
+    balance_max_activity_g: float = 0.5
+    """... and while the gait is not vigorous (activity below this, g): the
+    bounce of jogging (about 1 g) reaches 0.6 m/s and 25-30 deg together,
+    so jogging is left to the separate thresholds."""
     freefall_min_s: float = 0.3
     """Continuous free-fall time (s) that trips on its own: 0.3 s of free fall
     is a 44 cm drop, far longer than the flight phase of jogging (up to

@@ -254,6 +254,13 @@ class FallDetector:
         reason = ""
         if down > cfg.stumble_velocity_mps and tilt > cfg.stumble_tilt_deg:
             reason = f"down {down:.2f} m/s, tilt {tilt:.0f} deg"
+        elif (
+            down > cfg.balance_min_velocity_mps
+            and tilt > cfg.balance_min_tilt_deg
+            and down * tilt > cfg.balance_score
+            and act < cfg.balance_max_activity_g
+        ):
+            reason = f"loss of balance: down {down:.2f} m/s x tilt {tilt:.0f} deg"
         elif down > cfg.stumble_fast_velocity_mps:
             reason = f"down {down:.2f} m/s"
         elif ff >= cfg.freefall_min_s:
