@@ -56,7 +56,12 @@ def cmd_run(args: argparse.Namespace) -> int:
 def cmd_demo(args: argparse.Namespace) -> int:
     from firmware.demo import run_demo
 
-    return run_demo(speed=args.speed, database=args.db, live=not args.no_live)
+    return run_demo(
+        speed=args.speed,
+        database=args.db,
+        live=not args.no_live,
+        keep_open=not args.no_live and sys.stdin.isatty(),
+    )
 
 
 def cmd_replay(args: argparse.Namespace) -> int:

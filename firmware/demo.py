@@ -19,7 +19,7 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
 from firmware.app import App, build_app, favour_realtime_thread
 from firmware.config import Config, StorageConfig
@@ -29,6 +29,9 @@ from firmware.safety import SafetyState
 from firmware.store import EventStore, StoredEvent
 from hal.clock import Clock, RealClock
 from hal.sim import scenarios
+
+if TYPE_CHECKING:
+    from caregiver.demo import DemoCaregiver
 
 ARM_AT_S = 1.5
 """The walker's helper presses reset once the IMU has settled."""
@@ -183,6 +186,7 @@ def run_demo(
     live: bool = True,
     out: TextIO | None = None,
     broker_ok: bool = True,
+    keep_open: bool = False,
 ) -> int:
     """The README's demo. Exit 0 when it ends with the fall tripped and the relay released."""
     out = out or sys.stdout
@@ -205,6 +209,7 @@ def run_demo(
         f"Event store: {database}\n"
     )
     with contextlib.ExitStack() as stack:
+        dashboard: DemoCaregiver | None = None
         broker = _start_broker(out) if broker_ok else None
         if broker is not None:
             stack.callback(broker.cleanup)
@@ -216,8 +221,35 @@ def run_demo(
                 f"MQTT broker: Mosquitto on {broker.host}:{broker.port}. "
                 f"Watch the events arrive: .venv/bin/retroguard watch{port_arg}\n"
             )
+            dashboard = _start_dashboard(broker, database.parent, out)
+            if dashboard is not None:
+                stack.callback(dashboard.stop)
         out.write("\n")
-        return _run_and_report(config, session, speed, live, out)
+        code = _run_and_report(config, session, speed, live, out)
+        if dashboard is not None and keep_open:
+            out.write(
+                f"\nThe dashboard stays up at {dashboard.url} — press Enter (or Ctrl-C) to stop.\n"
+            )
+            out.flush()
+            with contextlib.suppress(EOFError, KeyboardInterrupt):
+                input()
+        return code
+
+
+def _start_dashboard(broker: Mosquitto, workdir: Path, out: TextIO) -> DemoCaregiver | None:
+    """The caregivers' side of the story: the dashboard, subscribed to the demo's broker."""
+    try:
+        from caregiver.demo import start_demo_caregiver
+
+        dashboard = start_demo_caregiver(broker.host, broker.port, workdir / "caregiver")
+    except Exception as exc:  # the monitor demo still runs without the dashboard
+        out.write(f"Caregiver dashboard: could not start ({type(exc).__name__}: {exc}).\n")
+        return None
+    out.write(
+        f"Caregiver dashboard: {dashboard.url}  "
+        f"(log in as {dashboard.username} / {dashboard.password})\n"
+    )
+    return dashboard
 
 
 def _start_broker(out: TextIO) -> Mosquitto | None:
@@ -228,7 +260,8 @@ def _start_broker(out: TextIO) -> Mosquitto | None:
         )
         return None
     port = DEFAULT_MQTT_PORT if _port_free(DEFAULT_MQTT_PORT) else None
-    broker = Mosquitto(port=port, persistence=False)
+    # A caregiver dashboard that is slow to start must not lose the first events.
+    broker = Mosquitto(port=port, persistence=False, extra_config="max_queued_messages 10000\n")
     try:
         broker.start()
     except BrokerError as exc:

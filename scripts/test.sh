@@ -4,7 +4,7 @@
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
-export RETROGUARD_DEBS="mosquitto:mosquitto mosquitto_pub:mosquitto-clients systemd-analyze:systemd shellcheck:shellcheck"
+export RETROGUARD_DEBS="mosquitto:mosquitto mosquitto_pub:mosquitto-clients systemd-analyze:systemd shellcheck:shellcheck chromium:chromium"
 bash scripts/bootstrap.sh
 
 # The SisFall subset lives beside the project (never in it); tests skip with a reason without it.
@@ -14,8 +14,8 @@ if [ -z "${RETROGUARD_SISFALL:-}" ] && [ -x ../shared/datasets/unpack ]; then
 fi
 
 echo "== ruff" >&2
-.venv/bin/ruff check hal firmware tests benchmarks scripts
-.venv/bin/ruff format --check hal firmware tests benchmarks scripts
+.venv/bin/ruff check hal firmware caregiver tests benchmarks scripts
+.venv/bin/ruff format --check hal firmware caregiver tests benchmarks scripts
 echo "== mypy --strict" >&2
 .venv/bin/mypy
 echo "== pytest" >&2
