@@ -145,3 +145,19 @@ def test_loss_of_balance_score_trips_earlier_than_the_separate_thresholds() -> N
 def test_jogging_never_trips_the_loss_of_balance_score(name: str) -> None:
     samples = read_sisfall(sisfall_file(name))
     assert _trip_times(DetectorConfig(), samples) == []
+
+
+def test_a_brief_rebound_after_the_impact_does_not_cancel_the_fall() -> None:
+    """F11 (backward fall while sitting down): the trunk bounces back above the
+    lying tilt for a moment after the impact; the fall is still confirmed, and
+    only because of the tolerated rebound time."""
+    samples = read_sisfall(sisfall_file("F11_SA06_R03.txt"))
+
+    def falls(config: DetectorConfig) -> list[Detection]:
+        return [
+            d for d in run(build_detector(config, RATE), samples) if d.kind is DetectionKind.FALL
+        ]
+
+    found = falls(DetectorConfig())
+    assert found and found[0].t > impact_t(samples)
+    assert falls(DetectorConfig(confirm_upright_max_s=0.0)) == []

@@ -131,9 +131,14 @@ class DetectorConfig:
     confirm_delay_s: float = 0.5
     """After an impact the trunk may still be moving; lying is judged from
     this many seconds after the impact on..."""
-    confirm_window_s: float = 2.5
-    """... until this many seconds after it: lying throughout confirms the
-    fall (and the FALL detection comes at the end of this window)."""
+    confirm_window_s: float = 2.0
+    """... until this many seconds after it: lying through that window
+    confirms the fall (and the FALL detection comes at the end of it)."""
+    confirm_upright_max_s: float = 0.15
+    """Time (s) within that window the trunk may spend back above
+    ``lying_tilt_deg`` without cancelling the fall: after an impact the
+    trunk rebounds or rolls for a moment (10 % of the 1.5 s window); a
+    person who sits or stands back up stays above it far longer."""
 
     # --- no recovery (escalation) ---------------------------------------------
     still_gyro_dps: float = 20.0

@@ -22,8 +22,8 @@ than the whole update). The detector knows the body rather than a mounting:
    down fast *and* the trunk has left upright, or moves down very fast, or is
    in free fall for longer than a jogging flight phase, or (during calm gait)
    the trunk suddenly rotates away from upright. FALL (confirmed) when
-   the trunk was upright shortly before an impact and lies throughout the
-   seconds after it. NO_RECOVERY when the wearer stays lying and still for
+   the trunk was upright shortly before an impact and lies through the
+   seconds after it (a brief rebound allowed). NO_RECOVERY when the wearer stays lying and still for
    ``no_recovery_s`` after a fall.
 """
 
@@ -103,6 +103,7 @@ class FallDetector:
         self._upright_t = -math.inf
         self._impact_t: float | None = None
         self._impact_peak = 0.0
+        self._not_lying_s = 0.0
         self._fallen_t: float | None = None
         self._still_since: float | None = None
         self._upright_since: float | None = None
@@ -291,10 +292,13 @@ class FallDetector:
         ):
             self._impact_t = t
             self._impact_peak = amag
+            self._not_lying_s = 0.0
         impact_t = self._impact_t
         lying = tilt > cfg.lying_tilt_deg
         if impact_t is not None and t - impact_t >= cfg.confirm_delay_s:
             if not lying:
+                self._not_lying_s += dt
+            if self._not_lying_s > cfg.confirm_upright_max_s:
                 # Back up (or never down): not a fall, or a recovered one.
                 self._impact_t = None
             elif t - impact_t >= cfg.confirm_window_s:
