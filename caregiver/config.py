@@ -23,8 +23,6 @@ urls = ["ntfy://ntfy.sh/ann-retroguard", "mailto://ann:pw@example.com"]
 from __future__ import annotations
 
 import dataclasses
-import difflib
-import math
 import tomllib
 import typing
 from collections.abc import Mapping
@@ -32,6 +30,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from firmware import tomlschema
 from firmware.config import MqttConfig
 from firmware.errors import ConfigError
 
@@ -180,81 +179,10 @@ _CHECKS: dict[str, typing.Callable[[Any], str | None]] = {
 }
 
 
-def _type_name(tp: Any) -> str:
-    origin = typing.get_origin(tp)
-    if origin is Literal:
-        return "one of " + ", ".join(repr(a) for a in typing.get_args(tp))
-    return {float: "a number", int: "a whole number", bool: "true or false", str: "a string"}.get(
-        tp, str(tp)
-    )
-
-
-def _convert(value: Any, tp: Any) -> tuple[Any, str | None]:
-    origin = typing.get_origin(tp)
-    if origin is Literal:
-        if value in typing.get_args(tp) and isinstance(value, str):
-            return value, None
-        return None, f"must be {_type_name(tp)}, not {value!r}"
-    if origin is tuple and typing.get_args(tp)[0] is str:
-        if isinstance(value, list) and all(isinstance(v, str) for v in value):
-            return tuple(value), None
-        return None, "must be a list of strings"
-    if origin is dict:
-        if isinstance(value, dict) and all(isinstance(v, str) for v in value.values()):
-            return dict(value), None
-        return None, "must be a table of strings"
-    if tp is float and isinstance(value, int | float) and not isinstance(value, bool):
-        if not math.isfinite(value):
-            return None, "must be a finite number"
-        return float(value), None
-    if tp is int and isinstance(value, int) and not isinstance(value, bool):
-        return value, None
-    if tp in (bool, str) and isinstance(value, tp):
-        return value, None
-    return None, f"must be {_type_name(tp)}, not {type(value).__name__} {value!r}"
-
-
-def _build(cls: type[Any], table: Mapping[str, Any], prefix: str, problems: list[str]) -> Any:
-    hints = typing.get_type_hints(cls)
-    known = {f.name for f in dataclasses.fields(cls)}
-    kwargs: dict[str, Any] = {}
-    for key, value in table.items():
-        dotted = f"{prefix}{key}"
-        if key not in known:
-            close = difflib.get_close_matches(key, sorted(known), n=1)
-            hint = f" (did you mean {close[0]!r}?)" if close else ""
-            problems.append(f"{dotted}: unknown key{hint}")
-            continue
-        tp = hints[key]
-        if dataclasses.is_dataclass(tp):
-            if not isinstance(value, dict):
-                problems.append(f"{dotted}: must be a table ([{dotted}])")
-                continue
-            kwargs[key] = _build(tp, value, dotted + ".", problems)  # type: ignore[arg-type]
-            continue
-        if tp == tuple[Contact, ...]:
-            if not isinstance(value, list) or not all(isinstance(v, dict) for v in value):
-                problems.append(f"{dotted}: must be an array of tables ([[{dotted}]])")
-                continue
-            kwargs[key] = tuple(
-                _build(Contact, v, f"{dotted}[{i}].", problems) for i, v in enumerate(value)
-            )
-            continue
-        converted, problem = _convert(value, tp)
-        if problem is None:
-            check = _CHECKS.get(dotted)
-            problem = check(converted) if check else None
-        if problem:
-            problems.append(f"{dotted}: {problem}")
-        else:
-            kwargs[key] = converted
-    return cls(**kwargs)
-
-
 def parse_config(data: Mapping[str, Any], source: str = "<config>") -> CaregiverConfig:
     """Validate a parsed TOML mapping; raise :class:`ConfigError` listing every problem."""
     problems: list[str] = []
-    config = _build(CaregiverConfig, data, "", problems)
+    config = tomlschema.build(CaregiverConfig, data, problems, _CHECKS)
     if not problems:
         for i, contact in enumerate(config.contacts):
             if not contact.urls:

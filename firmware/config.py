@@ -11,18 +11,17 @@ one pass — and the CLI exits with status 2.
 from __future__ import annotations
 
 import dataclasses
-import difflib
-import math
 import tomllib
-import types
-import typing
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from firmware import tomlschema
 from firmware.detection.config import DetectorConfig
 from firmware.errors import ConfigError
+from firmware.session.config import SessionConfig
+from firmware.session.plan import check_plan_reference
 from hal.config import GpioConfig, ImuConfig, PinConfig
 from hal.mounting import Mounting, MountingError
 
@@ -117,6 +116,7 @@ class Config:
     detector: DetectorConfig = field(default_factory=DetectorConfig)
     storage: StorageConfig = field(default_factory=StorageConfig)
     mqtt: MqttConfig = field(default_factory=MqttConfig)
+    session: SessionConfig = field(default_factory=SessionConfig)
     logging: LoggingConfig = field(default_factory=LoggingConfig)
 
 
@@ -177,87 +177,13 @@ _CHECKS: dict[str, Callable[[Any], str | None]] = {
     "safety.frozen_after_s": _positive,
     "safety.healthy_before_arm_s": _positive,
     "safety.window_before_s": _positive,
+    "session.plan": check_plan_reference,
+    "session.speech_rate_wpm": _positive,
+    "session.max_pause_s": _positive,
+    "session.double_press_gap_s": _positive,
+    "session.long_press_s": _positive,
 }
 _CHECKS.update({f"gpio.pins.{f.name}": _bcm_pin for f in dataclasses.fields(PinConfig)})
-
-
-def _type_name(tp: Any) -> str:
-    origin = typing.get_origin(tp)
-    if origin is Literal:
-        return "one of " + ", ".join(repr(a) for a in typing.get_args(tp))
-    if origin is tuple:
-        args = typing.get_args(tp)
-        return f"a list of {len(args)} numbers"
-    if tp is float:
-        return "a number"
-    if tp is int:
-        return "a whole number"
-    if tp is bool:
-        return "true or false"
-    if tp is str:
-        return "a string"
-    return str(tp)
-
-
-def _convert(value: Any, tp: Any) -> tuple[Any, str | None]:
-    """Coerce a TOML value to ``tp``; return (value, problem)."""
-    origin = typing.get_origin(tp)
-    if origin is Literal:
-        choices = typing.get_args(tp)
-        if value in choices and type(value) is type(choices[0]):
-            return value, None
-        return None, f"must be {_type_name(tp)}, not {value!r}"
-    if origin is tuple:
-        args = typing.get_args(tp)
-        if not isinstance(value, list) or len(value) != len(args):
-            return None, f"must be {_type_name(tp)}"
-        items = []
-        for item, item_tp in zip(value, args, strict=True):
-            converted, problem = _convert(item, item_tp)
-            if problem:
-                return None, f"must be {_type_name(tp)}"
-            items.append(converted)
-        return tuple(items), None
-    if tp is float and isinstance(value, int | float) and not isinstance(value, bool):
-        if not math.isfinite(value):
-            return None, "must be a finite number"
-        return float(value), None
-    if tp is int and isinstance(value, int) and not isinstance(value, bool):
-        return value, None
-    if tp in (bool, str) and isinstance(value, tp):
-        return value, None
-    return None, f"must be {_type_name(tp)}, not {type(value).__name__} {value!r}"
-
-
-def _build(cls: type[Any], table: Mapping[str, Any], prefix: str, problems: list[str]) -> Any:
-    hints = typing.get_type_hints(cls)
-    known = {f.name for f in dataclasses.fields(cls)}
-    kwargs: dict[str, Any] = {}
-    for key, value in table.items():
-        dotted = f"{prefix}{key}"
-        if key not in known:
-            close = difflib.get_close_matches(key, sorted(known), n=1)
-            hint = f" (did you mean {close[0]!r}?)" if close else ""
-            problems.append(f"{dotted}: unknown key{hint}")
-            continue
-        tp = hints[key]
-        if isinstance(tp, types.UnionType):  # pragma: no cover - no optional fields yet
-            tp = typing.get_args(tp)[0]
-        if dataclasses.is_dataclass(tp):
-            if not isinstance(value, dict):
-                problems.append(f"{dotted}: must be a table ([{dotted}])")
-                continue
-            kwargs[key] = _build(tp, value, dotted + ".", problems)  # type: ignore[arg-type]
-            continue
-        converted, problem = _convert(value, tp)
-        if problem is None:
-            check = _CHECKS.get(dotted)
-            problem = check(converted) if check else None
-        if problem:
-            problems.append(f"{dotted}: {problem}")
-        else:
-            kwargs[key] = converted
-    return cls(**kwargs)
 
 
 def _cross_checks(config: Config, problems: list[str]) -> None:
@@ -278,7 +204,7 @@ def _cross_checks(config: Config, problems: list[str]) -> None:
 def parse_config(data: Mapping[str, Any], source: str = "<config>") -> Config:
     """Validate a parsed TOML mapping; raise :class:`ConfigError` listing every problem."""
     problems: list[str] = []
-    config = _build(Config, data, "", problems)
+    config = tomlschema.build(Config, data, problems, _CHECKS)
     if not problems:
         _cross_checks(config, problems)
     if problems:
@@ -308,4 +234,8 @@ def load_config(path: str | Path) -> Config:
     if not db.is_absolute():
         storage = dataclasses.replace(config.storage, database=str(path.parent / db))
         config = dataclasses.replace(config, storage=storage)
+    plan = config.session.plan
+    if plan.endswith(".toml") and not Path(plan).is_absolute():
+        session = dataclasses.replace(config.session, plan=str(path.parent / plan))
+        config = dataclasses.replace(config, session=session)
     return config
