@@ -20,8 +20,6 @@ from typing import Any, Literal
 from firmware import tomlschema
 from firmware.detection.config import DetectorConfig
 from firmware.errors import ConfigError
-from firmware.session.config import SessionConfig
-from firmware.session.plan import check_plan_reference
 from hal.config import GpioConfig, ImuConfig, PinConfig
 from hal.mounting import Mounting, MountingError
 
@@ -116,7 +114,6 @@ class Config:
     detector: DetectorConfig = field(default_factory=DetectorConfig)
     storage: StorageConfig = field(default_factory=StorageConfig)
     mqtt: MqttConfig = field(default_factory=MqttConfig)
-    session: SessionConfig = field(default_factory=SessionConfig)
     logging: LoggingConfig = field(default_factory=LoggingConfig)
 
 
@@ -177,11 +174,6 @@ _CHECKS: dict[str, Callable[[Any], str | None]] = {
     "safety.frozen_after_s": _positive,
     "safety.healthy_before_arm_s": _positive,
     "safety.window_before_s": _positive,
-    "session.plan": check_plan_reference,
-    "session.speech_rate_wpm": _positive,
-    "session.max_pause_s": _positive,
-    "session.double_press_gap_s": _positive,
-    "session.long_press_s": _positive,
 }
 _CHECKS.update({f"gpio.pins.{f.name}": _bcm_pin for f in dataclasses.fields(PinConfig)})
 
