@@ -12,13 +12,14 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from firmware.safety import SafetyController, SafetyState
 from hal.clock import Clock
 from hal.errors import ImuError
 from hal.interfaces import Button, Imu, Relay
+from hal.types import ImuSample
 
 log = logging.getLogger(__name__)
 
@@ -53,6 +54,9 @@ class Monitor:
         self.stats = LoopStats()
         self.on_iteration: list[Callable[[Monitor], None]] = []
         """Run after each iteration on the loop thread (e.g. the watchdog ping); must not block."""
+        self.last_batch: Sequence[ImuSample] = ()
+        """The samples this iteration read (empty on a timeout or an IMU error), for hooks
+        that measure (e.g. the guided session's step counter). Read-only for them."""
 
     def start(self) -> None:
         """Start the IMU; a failure to start is a FAULT, not a crash."""
@@ -67,6 +71,7 @@ class Monitor:
     def step(self) -> None:
         """One iteration: read what the IMU has, decide, handle the reset button."""
         controller = self.controller
+        self.last_batch = ()
         try:
             batch = self.imu.read_batch(self.read_timeout_s)
         except ImuError as exc:
@@ -74,6 +79,7 @@ class Monitor:
             controller.on_imu_error(exc, self.clock.monotonic())
         else:
             now = self.clock.monotonic()
+            self.last_batch = batch
             if batch:
                 self.stats.samples += len(batch)
                 controller.on_samples(batch, now)

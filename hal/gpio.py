@@ -506,6 +506,8 @@ class GpioButton:
         self._bounce_s = bounce_s
         self._pin = pin
         self._presses: deque[float] = deque(maxlen=self.MAX_QUEUED)
+        self._edges: deque[tuple[float, bool]] = deque(maxlen=2 * self.MAX_QUEUED)
+        self._down = False
         self._callback_lock = threading.Lock()
         self._last_release: float | None = None
         self._rejected = 0
@@ -531,11 +533,16 @@ class GpioButton:
                 self._rejected += 1
                 return
             self._presses.append(t)
+            self._edges.append((t, True))
+            self._down = True
 
     def _on_released(self) -> None:
         t = self._clock.monotonic()
         with self._callback_lock:
             self._last_release = t
+            if self._down:
+                self._edges.append((t, False))
+                self._down = False
 
     @property
     def is_pressed(self) -> bool:
@@ -557,6 +564,21 @@ class GpioButton:
                 presses.append(self._presses.popleft())
             except IndexError:
                 return presses
+
+    def take_edges(self) -> list[tuple[float, bool]]:
+        """Debounced ``(time, pressed)`` edges since the last call, oldest first. Never blocks.
+
+        A second, independent queue beside :meth:`take_presses` (the safety
+        controller's): every accepted press gives ``(t, True)`` and the first
+        release after it ``(t, False)``, so a reader can tell press patterns
+        (double, long) apart. See :class:`hal.interfaces.PressEdges`.
+        """
+        edges: list[tuple[float, bool]] = []
+        while True:
+            try:
+                edges.append(self._edges.popleft())
+            except IndexError:
+                return edges
 
     def close(self) -> None:
         """Stop listening and give the pin back. Idempotent; never raises."""

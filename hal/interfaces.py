@@ -129,3 +129,22 @@ class Button(Protocol):
         ...
 
     def close(self) -> None: ...
+
+
+@runtime_checkable
+class PressEdges(Protocol):
+    """A button that also reports releases, for press patterns (double press, long press).
+
+    Optional beside :class:`Button`: :class:`hal.gpio.GpioButton` has it; code
+    that wants it checks ``isinstance(button, PressEdges)``. Its queue is
+    independent of :meth:`Button.take_presses`, so reading one never steals
+    from the other.
+    """
+
+    def take_edges(self) -> list[tuple[float, bool]]:
+        """Debounced ``(monotonic time, pressed)`` edges since the last call, oldest first.
+
+        Each accepted press gives ``(t, True)``; the first release after it
+        ``(t, False)``. Non-blocking and safe to call from the real-time thread.
+        """
+        ...

@@ -341,6 +341,10 @@ class MqttReporter:
         if self_test is not None:
             self._default_target.set_self_test(self_test)
 
+    def wake(self) -> None:
+        """Another writer queued outbox rows (a session summary): publish them. Non-blocking."""
+        self._on_queued()
+
     def publish_state(self, state: str, reason: str) -> None:
         """Report the safety state (retained). Non-blocking: safe on the real-time thread."""
         self._wake.put_nowait(("state", str(state), reason, payloads.wall_now()))

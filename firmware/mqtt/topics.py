@@ -57,6 +57,11 @@ class Topics:
         return f"{self.base}/telemetry"
 
     @property
+    def session(self) -> str:
+        """QoS 1 summary of each guided session when it ends (not retained)."""
+        return f"{self.base}/session"
+
+    @property
     def command_filter(self) -> str:
         return f"{self.base}/cmd/+"
 

@@ -1,0 +1,28 @@
+"""The ``[session]`` section of the monitor's config (guided sessions)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True, slots=True)
+class SessionConfig:
+    plan: str = "alternate-2-2"
+    """The session plan: a preset name ("alternate-2-2", "progression-week-1" ... "-9", see
+    docs/sessions.md) or a plan file ending in .toml (relative to this file)."""
+    voice: str = ""
+    """espeak-ng voice for spoken prompts, e.g. "en" ("" = buzzer cues only)."""
+    speech_rate_wpm: int = 150
+    """Speaking rate of the spoken prompts (words per minute)."""
+    one_minute_warning: bool = True
+    """Cue "one minute left" before the end of intervals longer than two minutes and of the
+    session."""
+    max_pause_s: float = 900.0
+    """A session paused (by the walker or by a trip) for this long ends as "abandoned"."""
+    double_press_gap_s: float = 0.6
+    """Button: most time between letting go and pressing again that makes a double press."""
+    long_press_s: float = 2.0
+    """Button: holding at least this long is a long press (stop the session)."""
+    control_socket: str = ""
+    """Unix socket of `retroguard session start|pause|stop` ("" = session.sock in the runtime
+    directory: $RUNTIME_DIRECTORY, else /run/retroguard)."""

@@ -1,0 +1,178 @@
+"""Session cues: buzzer patterns and, when a voice is configured, spoken prompts.
+
+* turn backward: ``cue_backward``, three short beeps; "Turn around and walk backward."
+* turn forward: ``cue_forward``, one long beep (0.7 s); "Turn around and walk forward."
+* rest: ``cue_rest``, two long beeps; "Stop walking and rest."
+* one minute left: ``cue_one_minute``, two medium beeps; "One minute left."
+* session done: ``cue_done``, long, short, long; "Session done. Well walked."
+
+The patterns live in :data:`hal.buzzer_patterns.PATTERNS` at priorities 25-35:
+above the arming chirp, below ``fault`` (50) and ``alarm`` (100), so a trip's
+alarm always wins — a cue asked for while the alarm sounds is refused, and
+the alarm cuts a cue short.
+
+Spoken prompts go through ``espeak-ng`` on a worker thread of their own: the
+loop only puts the text on a queue, never waits for the speech synthesiser.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import queue
+import shutil
+import struct
+import subprocess
+import threading
+import wave
+from dataclasses import dataclass
+from enum import StrEnum
+from pathlib import Path
+from typing import Protocol
+
+from firmware.session.plan import Direction
+
+log = logging.getLogger(__name__)
+
+
+class Cue(StrEnum):
+    BACKWARD = "backward"
+    FORWARD = "forward"
+    REST = "rest"
+    ONE_MINUTE = "one_minute"
+    DONE = "done"
+
+
+PATTERN: dict[Cue, str] = {
+    Cue.BACKWARD: "cue_backward",
+    Cue.FORWARD: "cue_forward",
+    Cue.REST: "cue_rest",
+    Cue.ONE_MINUTE: "cue_one_minute",
+    Cue.DONE: "cue_done",
+}
+"""The buzzer pattern of each cue (names in :data:`hal.buzzer_patterns.PATTERNS`)."""
+
+TEXT: dict[Cue, str] = {
+    Cue.BACKWARD: "Turn around and walk backward.",
+    Cue.FORWARD: "Turn around and walk forward.",
+    Cue.REST: "Stop walking and rest.",
+    Cue.ONE_MINUTE: "One minute left.",
+    Cue.DONE: "Session done. Well walked.",
+}
+"""What a spoken prompt says, and what the demo and the log print."""
+
+
+def cue_for(direction: Direction) -> Cue:
+    """The cue that starts an interval of ``direction``."""
+    return {"backward": Cue.BACKWARD, "forward": Cue.FORWARD, "rest": Cue.REST}[direction]
+
+
+class Speaker(Protocol):
+    """Says a prompt without making the caller wait."""
+
+    def say(self, text: str) -> None: ...
+
+    def close(self) -> None: ...
+
+
+ESPEAK = "espeak-ng"
+
+
+def espeak_available() -> bool:
+    return shutil.which(ESPEAK) is not None
+
+
+def espeak_command(
+    text: str, *, voice: str = "en", rate_wpm: int = 150, wav: str | Path | None = None
+) -> list[str]:
+    """The ``espeak-ng`` command line: to the sound card, or to ``wav``."""
+    cmd = [ESPEAK, "-v", voice, "-s", str(int(rate_wpm))]
+    if wav is not None:
+        cmd += ["-w", str(wav)]
+    return [*cmd, "--", text]
+
+
+def render_wav(text: str, path: str | Path, *, voice: str = "en", rate_wpm: int = 150) -> Path:
+    """Speak ``text`` into a WAV file (tests, and to check a speaker set-up); returns ``path``."""
+    subprocess.run(
+        espeak_command(text, voice=voice, rate_wpm=rate_wpm, wav=path),
+        check=True,
+        capture_output=True,
+        timeout=30,
+    )
+    return Path(path)
+
+
+@dataclass(frozen=True, slots=True)
+class WavFigures:
+    duration_s: float
+    rms: float
+    """Root mean square of the samples, full scale = 1."""
+    voiced_s: float
+    """Time in 20 ms frames louder than -40 dBFS: speech, not silence."""
+
+
+def wav_figures(path: str | Path) -> WavFigures:
+    """Length and loudness of a 16-bit mono WAV file, to tell speech from silence."""
+    with wave.open(str(path), "rb") as wav:
+        if wav.getsampwidth() != 2 or wav.getnchannels() != 1:
+            raise ValueError(f"{path}: expected 16-bit mono, not {wav.getparams()}")
+        rate = wav.getframerate()
+        frames = wav.readframes(wav.getnframes())
+    count = len(frames) // 2
+    samples = struct.unpack(f"<{count}h", frames[: 2 * count])
+    if not samples:
+        return WavFigures(0.0, 0.0, 0.0)
+    scale = 1.0 / 32768.0
+    rms = math.sqrt(sum((s * scale) ** 2 for s in samples) / count)
+    frame = max(1, int(rate * 0.02))
+    loud = 10 ** (-40 / 20)
+    voiced = 0
+    for i in range(0, count - frame + 1, frame):
+        chunk = samples[i : i + frame]
+        if math.sqrt(sum((s * scale) ** 2 for s in chunk) / frame) > loud:
+            voiced += 1
+    return WavFigures(count / rate, rms, voiced * frame / rate)
+
+
+class EspeakSpeaker:
+    """Spoken prompts through ``espeak-ng`` on a worker thread.
+
+    :meth:`say` is a non-blocking put, safe on the real-time thread. Prompts
+    are spoken one after another (cues come minutes apart). A failing
+    ``espeak-ng`` is logged once and never disturbs the loop.
+    """
+
+    def __init__(self, voice: str = "en", rate_wpm: int = 150) -> None:
+        self.voice = voice
+        self.rate_wpm = rate_wpm
+        self.spoken = 0
+        self._queue: queue.SimpleQueue[str | None] = queue.SimpleQueue()
+        self._failed = False
+        self._thread = threading.Thread(target=self._run, name="retroguard-speech", daemon=True)
+        self._thread.start()
+
+    def say(self, text: str) -> None:
+        self._queue.put_nowait(text)
+
+    def close(self) -> None:
+        self._queue.put_nowait(None)
+        self._thread.join(timeout=5.0)
+
+    def _run(self) -> None:
+        while True:
+            text = self._queue.get()
+            if text is None:
+                return
+            try:
+                subprocess.run(
+                    espeak_command(text, voice=self.voice, rate_wpm=self.rate_wpm),
+                    check=True,
+                    capture_output=True,
+                    timeout=30,
+                )
+                self.spoken += 1
+            except (OSError, subprocess.SubprocessError) as exc:
+                if not self._failed:
+                    log.error("spoken prompt failed (buzzer cues go on): %s", exc)
+                    self._failed = True

@@ -1,0 +1,614 @@
+"""The guided-session state machine, run on the monitor's loop and its clock.
+
+States::
+
+    IDLE ──start──► PAUSED (waiting for arming) ──ARMED──► RUNNING ──plan ends──► FINISHED
+                       ▲  │                                 │  ▲
+                       │  └─────────── ARMED ──────────────►│  │ ARMED again (re-armed)
+                       │                                    ▼  │
+                       └──── pause (button / CLI) ◄── RUNNING ─┴─ a trip or fault: PAUSED
+    any active state ──stop (long press / CLI)──► FINISHED ("stopped")
+    PAUSED for session.max_pause_s ──► FINISHED ("abandoned")
+
+Safety, by construction:
+
+* The runner has no reference to the relay. It sees the safety controller
+  only through :class:`SafetyView` (state, when it was entered, the
+  transition log) and plays cues on the buzzer, whose patterns sit below
+  ``fault`` and ``alarm``.
+* Starting a session never arms: a session started while the monitor is in
+  STANDBY (or TRIPPED) waits, paused, until the walker arms with the reset
+  button as always. The plan's clock only runs while the controller is ARMED.
+* A trip (or a fault) pauses the session on the iteration it happens;
+  re-arming resumes it, with the current interval's cue repeated a moment
+  after the arming chirp. A pause by the walker stays until the walker
+  resumes.
+* Button press patterns (:mod:`.gestures`) count only when the whole pattern
+  was made while ARMED, after the press that armed: the first press of a
+  pattern must come after the controller entered ARMED. So a double press
+  in STANDBY or TRIPPED arms (its first press is a reset press, as ever)
+  and does nothing else; in ARMED the controller ignores presses, and only
+  the session listens.
+
+All methods run on the real-time thread except :meth:`SessionRunner.request`
+(any thread: a non-blocking put) and :meth:`SessionRunner.snapshot` (reads).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import queue
+import uuid
+from collections import deque
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import TYPE_CHECKING, Any, Protocol
+
+from firmware.safety import SafetyState, Transition
+from firmware.session.config import SessionConfig
+from firmware.session.cues import PATTERN, TEXT, Cue, Speaker, cue_for
+from firmware.session.gestures import GestureKind, GestureRecognizer
+from firmware.session.plan import Plan
+from firmware.session.steps import StepCounts, StepDetector
+from hal.interfaces import Buzzer, PressEdges
+
+if TYPE_CHECKING:
+    from firmware.app import App
+    from firmware.monitor import Monitor
+    from firmware.session.control import ControlServer
+    from firmware.session.record import SessionRecorder
+
+log = logging.getLogger(__name__)
+
+ONE_MINUTE_S = 60.0
+WARN_INTERVALS_LONGER_THAN_S = 120.0
+RESUME_CUE_DELAY_S = 1.0
+"""After re-arming, the interval's cue waits this long so the arming chirp is heard first."""
+
+
+class SessionState(StrEnum):
+    IDLE = "IDLE"
+    RUNNING = "RUNNING"
+    PAUSED = "PAUSED"
+    FINISHED = "FINISHED"
+
+
+class SafetyView(Protocol):
+    """What the runner may know of the safety controller: read-only, no relay, no buzzer."""
+
+    @property
+    def state(self) -> SafetyState: ...
+
+    @property
+    def since(self) -> float: ...
+
+    @property
+    def transitions(self) -> Sequence[Transition]: ...
+
+
+@dataclass(slots=True)
+class IntervalLog:
+    """One planned interval and what was measured in it (while the session ran)."""
+
+    index: int
+    direction: str
+    speed: str
+    planned_s: float
+    done_s: float = 0.0
+    steps: int = 0
+    walking_s: float = 0.0
+    trips: int = 0
+    stumbles: int = 0
+
+    @property
+    def cadence_spm(self) -> float:
+        return StepCounts(self.steps, self.walking_s).cadence_spm
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "index": self.index,
+            "direction": self.direction,
+            "speed": self.speed,
+            "planned_s": round(self.planned_s, 1),
+            "done_s": round(self.done_s, 1),
+            "steps": self.steps,
+            "walking_s": round(self.walking_s, 1),
+            "cadence_spm": round(self.cadence_spm, 1),
+            "trips": self.trips,
+            "stumbles": self.stumbles,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class CueRecord:
+    cue: Cue
+    t: float
+    """Monotonic time it was played."""
+    plan_t: float
+    """Plan time (seconds of the plan done) when it was played."""
+    interval: int
+    played: bool
+    """False when the buzzer refused it (a higher-priority pattern was sounding)."""
+
+    @property
+    def text(self) -> str:
+        return TEXT[self.cue]
+
+
+@dataclass(slots=True)
+class _Session:
+    id: str
+    plan: Plan
+    started_wall: str
+    started_t: float
+    intervals: list[IntervalLog]
+    status: str = "running"
+    ended_wall: str | None = None
+    plan_t: float = 0.0
+    paused_s: float = 0.0
+    pauses: int = 0
+    current: int = 0
+    warned: set[int] = field(default_factory=set)
+    ever_ran: bool = False
+
+
+def _wall_now() -> str:
+    return dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
+
+
+class SessionRunner:
+    """A guided session on the monitor loop. Add it to ``monitor.on_iteration``.
+
+    ``record`` receives the session's record (a plain dict, see
+    :mod:`.record`) at each interval's end, on pause, and once more with
+    ``final=True``; it must not block (:meth:`SessionRecorder.submit` is a put).
+    """
+
+    def __init__(
+        self,
+        plan: Plan,
+        *,
+        safety: SafetyView,
+        buzzer: Buzzer,
+        device_id: str,
+        config: SessionConfig | None = None,
+        button: PressEdges | None = None,
+        record: Callable[[dict[str, Any], bool], None] | None = None,
+        speaker: Speaker | None = None,
+        time_scale: float = 1.0,
+    ) -> None:
+        if not time_scale > 0:
+            raise ValueError("time_scale must be positive")
+        self.plan = plan
+        self.time_scale = time_scale
+        """Plan seconds per loop second: 1 for real sessions; the demo compresses time."""
+        self.recorder: SessionRecorder | None = None
+        self.control: ControlServer | None = None
+        self.speaker = speaker
+        self.config = config or SessionConfig()
+        self.device_id = device_id
+        self._safety = safety
+        self._buzzer = buzzer
+        self._button = button
+        self._record = record
+        self._speaker = speaker
+        self._gestures = GestureRecognizer(
+            double_gap_s=self.config.double_press_gap_s, long_press_s=self.config.long_press_s
+        )
+        self.steps = StepDetector()
+        self.state = SessionState.IDLE
+        self.pause_reason = ""
+        self.session: _Session | None = None
+        self.cues: deque[CueRecord] = deque(maxlen=512)
+        """Every cue played (or refused), newest last: the demo prints these."""
+        self.finished: deque[dict[str, Any]] = deque(maxlen=16)
+        """Final records of the sessions finished since start, newest last."""
+        self._requests: queue.SimpleQueue[tuple[str, queue.SimpleQueue[tuple[bool, str]] | None]]
+        self._requests = queue.SimpleQueue()
+        self._last_now: float | None = None
+        self._last_counts = StepCounts()
+        self._last_transition: Transition | None = None
+        self._paused_at = 0.0
+        self._pending_cue: tuple[float, Cue] | None = None
+        self._seen_transitions = False
+
+    # ------------------------------------------------------------ any thread
+
+    def request(
+        self, command: str, reply: queue.SimpleQueue[tuple[bool, str]] | None = None
+    ) -> None:
+        """Ask for ``start``, ``pause``, ``resume``, ``toggle``, ``stop`` or ``status``.
+
+        Non-blocking; the loop answers ``(ok, message)`` on ``reply`` at its next iteration.
+        """
+        self._requests.put_nowait((command, reply))
+
+    def snapshot(self) -> dict[str, Any]:
+        """The session as the CLI's ``status`` shows it (built on the loop thread)."""
+        s = self.session
+        data: dict[str, Any] = {"state": self.state.value, "plan": self.plan.name}
+        if self.pause_reason:
+            data["pause_reason"] = self.pause_reason
+        if s is not None:
+            data["id"] = s.id
+            data["plan_t"] = round(s.plan_t, 1)
+            data["planned_s"] = round(s.plan.duration_s, 1)
+            if s.current < len(s.intervals):
+                i = s.intervals[s.current]
+                data["interval"] = f"{i.index + 1}/{len(s.intervals)} {i.direction} {i.speed}"
+            data["steps"] = sum(i.steps for i in s.intervals)
+        return data
+
+    # -------------------------------------------------------- loop thread
+
+    def __call__(self, monitor: Monitor) -> None:
+        """The ``on_iteration`` hook."""
+        self.tick(monitor.clock.monotonic(), monitor.last_batch)
+
+    def tick(self, now: float, batch: Sequence[Any] = ()) -> None:
+        """One loop iteration: measure, listen, follow the safety state, advance the plan."""
+        for sample in batch:
+            self.steps.update(sample)
+        self._follow_safety(now)
+        if self._button is not None:
+            edges = self._button.take_edges()
+            for gesture in self._gestures.feed(edges, now):
+                self._on_gesture(gesture.kind, gesture.first_press, now)
+        while True:
+            try:
+                command, reply = self._requests.get_nowait()
+            except queue.Empty:
+                break
+            ok, message = self._command(command, now)
+            if reply is not None:
+                reply.put_nowait((ok, message))
+        self._advance(now)
+        self._last_now = now
+
+    def start(self, now: float) -> tuple[bool, str]:
+        if self.state in (SessionState.RUNNING, SessionState.PAUSED):
+            return False, "a session is already running; stop it first"
+        intervals = [
+            IntervalLog(n, i.direction, i.speed, i.duration_s)
+            for n, i in enumerate(self.plan.intervals)
+        ]
+        self.session = _Session(
+            id=uuid.uuid4().hex,
+            plan=self.plan,
+            started_wall=_wall_now(),
+            started_t=now,
+            intervals=intervals,
+        )
+        self._last_counts = self.steps.counts
+        log.info("session %s started: %s", self.session.id, self.plan.describe())
+        self._emit(final=False)
+        if self._safety.state is SafetyState.ARMED:
+            self._run(now)
+            return True, f"session started: {self.plan.describe()}"
+        self._pause(now, "waiting for arming: press the reset button to arm")
+        return True, (
+            f"session started, waiting for arming (state {self._safety.state.value}); "
+            "press the reset button to arm — starting a session never arms"
+        )
+
+    def pause(self, now: float) -> tuple[bool, str]:
+        if self.state is SessionState.RUNNING or (
+            self.state is SessionState.PAUSED and self.pause_reason != "paused by the walker"
+        ):
+            self._pause(now, "paused by the walker")
+            return True, "session paused"
+        return False, f"nothing to pause (session {self.state.value})"
+
+    def resume(self, now: float) -> tuple[bool, str]:
+        if self.state is not SessionState.PAUSED:
+            return False, f"nothing to resume (session {self.state.value})"
+        if self._safety.state is SafetyState.ARMED:
+            self._run(now)
+            return True, "session resumed"
+        self.pause_reason = "waiting for arming: press the reset button to arm"
+        return True, "session will resume once armed (press the reset button)"
+
+    def stop(self, now: float, status: str = "stopped") -> tuple[bool, str]:
+        if self.state not in (SessionState.RUNNING, SessionState.PAUSED):
+            return False, f"no session to stop (session {self.state.value})"
+        self._finish(now, status)
+        return True, f"session {status}"
+
+    # ------------------------------------------------------------- helpers
+
+    def _command(self, command: str, now: float) -> tuple[bool, str]:
+        if command == "start":
+            return self.start(now)
+        if command == "pause":
+            return self.pause(now)
+        if command == "resume":
+            return self.resume(now)
+        if command == "toggle":
+            if self.state is SessionState.RUNNING:
+                return self.pause(now)
+            if self.state is SessionState.PAUSED:
+                return self.resume(now)
+            return self.start(now)
+        if command == "stop":
+            return self.stop(now)
+        if command == "status":
+            return True, " ".join(f"{k}={v}" for k, v in self.snapshot().items())
+        return False, f"unknown session command {command!r}"
+
+    def _on_gesture(self, kind: GestureKind, first_press: float, now: float) -> None:
+        safety = self._safety
+        if safety.state is not SafetyState.ARMED or first_press <= safety.since:
+            # Made (partly) outside ARMED: its presses were reset presses. Nothing more.
+            log.info("button %s press ignored by the session: not made while armed", kind.value)
+            return
+        _, message = self._command("toggle" if kind is GestureKind.DOUBLE else "stop", now)
+        log.info("button %s press: %s", kind.value, message)
+
+    def _follow_safety(self, now: float) -> None:
+        transitions = self._safety.transitions
+        new: list[Transition] = []
+        for transition in reversed(transitions):
+            if transition is self._last_transition:
+                break
+            new.append(transition)
+        if transitions:
+            self._last_transition = transitions[-1]
+        if not self._seen_transitions:
+            self._seen_transitions = True
+            new = []  # the history before this runner existed is not ours
+        s = self.session
+        if s is not None and self.state in (SessionState.RUNNING, SessionState.PAUSED):
+            interval = s.intervals[min(s.current, len(s.intervals) - 1)]
+            for transition in reversed(new):
+                if transition.state is SafetyState.TRIPPED:
+                    interval.trips += 1
+                    if transition.reason.startswith("stumble"):
+                        interval.stumbles += 1
+        state = self._safety.state
+        if self.state is SessionState.RUNNING and state is not SafetyState.ARMED:
+            what = "a trip" if state is SafetyState.TRIPPED else f"the monitor ({state.value})"
+            self._pause(now, f"paused by {what}: re-arm with the reset button to resume")
+        elif (
+            self.state is SessionState.PAUSED
+            and state is SafetyState.ARMED
+            and self.pause_reason != "paused by the walker"
+        ):
+            self._run(now)
+
+    def _run(self, now: float) -> None:
+        s = self.session
+        assert s is not None
+        if self.state is SessionState.PAUSED:
+            s.paused_s += now - self._paused_at
+        self.state = SessionState.RUNNING
+        self.pause_reason = ""
+        interval = s.intervals[s.current]
+        cue = cue_for(self.plan.intervals[s.current].direction)
+        if not s.ever_ran:
+            s.ever_ran = True
+            self._cue(cue, now)
+            log.info("session running: interval 1/%d %s", len(s.intervals), interval.direction)
+        else:
+            self._pending_cue = (now + RESUME_CUE_DELAY_S, cue)
+            log.info("session resumed in interval %d %s", s.current + 1, interval.direction)
+
+    def _pause(self, now: float, reason: str) -> None:
+        if self.state is not SessionState.PAUSED:
+            self._paused_at = now
+            if self.session is not None:
+                self.session.pauses += 1
+        self.state = SessionState.PAUSED
+        self.pause_reason = reason
+        self._pending_cue = None
+        log.info("session %s", reason)
+        self._emit(final=False)
+
+    def _advance(self, now: float) -> None:
+        s = self.session
+        counts = self.steps.counts
+        delta = counts.minus(self._last_counts)
+        self._last_counts = counts
+        if s is None:
+            return
+        if self.state is SessionState.PAUSED:
+            if now - self._paused_at >= self.config.max_pause_s:
+                self._finish(now, "abandoned")
+            return
+        if self.state is not SessionState.RUNNING:
+            return
+        last = self._last_now if self._last_now is not None else now
+        elapsed = max(0.0, now - last) * self.time_scale
+        interval = s.intervals[s.current]
+        interval.steps += delta.steps
+        interval.walking_s += delta.walking_s
+        s.plan_t += elapsed
+        interval.done_s += elapsed
+        if self._pending_cue is not None and now >= self._pending_cue[0]:
+            self._cue(self._pending_cue[1], now)
+            self._pending_cue = None
+        starts = self.plan.starts()
+        while True:
+            end = starts[s.current] + self.plan.intervals[s.current].duration_s
+            if s.plan_t < end:
+                break
+            # Interval over: time past its end belongs to the next one.
+            over = s.plan_t - end
+            s.intervals[s.current].done_s -= over
+            if s.current + 1 >= len(s.intervals):
+                s.plan_t = end
+                self._finish(now, "completed")
+                return
+            s.current += 1
+            s.intervals[s.current].done_s += over
+            self._pending_cue = None
+            self._cue(cue_for(self.plan.intervals[s.current].direction), now)
+            self._emit(final=False)
+        self._maybe_warn(s, now, starts)
+
+    def _maybe_warn(self, s: _Session, now: float, starts: list[float]) -> None:
+        if not self.config.one_minute_warning or s.current in s.warned:
+            return
+        interval = self.plan.intervals[s.current]
+        end = starts[s.current] + interval.duration_s
+        session_end = self.plan.duration_s
+        warn = interval.duration_s > WARN_INTERVALS_LONGER_THAN_S
+        if session_end - end < 1e-9 and session_end > ONE_MINUTE_S * 2:
+            warn = True
+        if warn and end - s.plan_t <= ONE_MINUTE_S and interval.duration_s > ONE_MINUTE_S:
+            s.warned.add(s.current)
+            self._cue(Cue.ONE_MINUTE, now)
+
+    def _cue(self, cue: Cue, now: float) -> None:
+        s = self.session
+        played = True
+        try:
+            self._buzzer.play(PATTERN[cue], now)
+            played = self._buzzer.pattern == PATTERN[cue]
+        except Exception:  # a buzzer problem must not stop the session (nor the loop)
+            log.exception("cue %s failed", cue.value)
+            played = False
+        record = CueRecord(cue, now, s.plan_t if s else 0.0, s.current if s else 0, played=played)
+        self.cues.append(record)
+        log.info("cue %s: %s", cue.value, TEXT[cue])
+        if self._speaker is not None and played:
+            self._speaker.say(TEXT[cue])
+
+    def _finish(self, now: float, status: str) -> None:
+        s = self.session
+        assert s is not None
+        if self.state is SessionState.PAUSED:
+            s.paused_s += now - self._paused_at
+        s.status = status
+        s.ended_wall = _wall_now()
+        self.state = SessionState.FINISHED
+        self.pause_reason = ""
+        self._pending_cue = None
+        if status == "completed":
+            self._cue(Cue.DONE, now)
+        elif self._safety.state is SafetyState.ARMED:
+            self._cue(Cue.DONE, now)  # the walker feels the stop was taken
+        log.info("session %s %s after %.0f s of plan", s.id, status, s.plan_t)
+        record = self._emit(final=True)
+        if record is not None:
+            self.finished.append(record)
+
+    def _emit(self, *, final: bool) -> dict[str, Any] | None:
+        s = self.session
+        if s is None:
+            return None
+        record = session_record(s, self.device_id)
+        if self._record is not None:
+            try:
+                self._record(record, final)
+            except Exception:
+                log.exception("session record could not be queued")
+        return record
+
+
+def session_record(s: _Session, device_id: str) -> dict[str, Any]:
+    """The session as stored and published (see docs/mqtt/schemas/session.schema.json)."""
+    intervals = [i.to_dict() for i in s.intervals]
+    backward_s = sum(i.done_s for i in s.intervals if i.direction == "backward")
+    steps = sum(i.steps for i in s.intervals)
+    walking_s = sum(i.walking_s for i in s.intervals)
+    return {
+        "id": s.id,
+        "device_id": device_id,
+        "plan": s.plan.name,
+        "status": s.status,
+        "started_wall": s.started_wall,
+        "ended_wall": s.ended_wall,
+        "planned_s": round(s.plan.duration_s, 1),
+        "planned_backward_s": round(s.plan.backward_s, 1),
+        "done_s": round(s.plan_t, 1),
+        "backward_s": round(backward_s, 1),
+        "longest_backward_s": round(
+            max((i.done_s for i in s.intervals if i.direction == "backward"), default=0.0), 1
+        ),
+        "paused_s": round(s.paused_s, 1),
+        "pauses": s.pauses,
+        "steps": steps,
+        "walking_s": round(walking_s, 1),
+        "cadence_spm": round(StepCounts(steps, walking_s).cadence_spm, 1),
+        "trips": sum(i.trips for i in s.intervals),
+        "stumbles": sum(i.stumbles for i in s.intervals),
+        "intervals": intervals,
+    }
+
+
+def attach_session(
+    app: App,
+    plan: Plan | None = None,
+    *,
+    record: bool = True,
+    speaker: Speaker | None = None,
+    control_socket: str | None = None,
+    time_scale: float = 1.0,
+) -> SessionRunner:
+    """Add a guided session to a built app: an ``on_iteration`` hook; returns the runner.
+
+    ``plan`` defaults to ``app.config.session.plan``. With ``record`` the
+    sessions go to the app's SQLite database (table ``sessions``) and, when
+    MQTT is configured, through the outbox as ``.../session`` summaries. With
+    ``control_socket`` (a path; "" = the config's or the runtime directory's)
+    ``retroguard session start|pause|stop`` can reach the runner. Call
+    :func:`detach_session` (or ``app.close``, which the recorder also hooks)
+    when done. Nothing here can arm: see the module docstring.
+    """
+    from firmware.session.plan import resolve_plan
+    from firmware.session.record import SessionRecorder
+
+    config = app.config.session
+    if plan is None:
+        plan = resolve_plan(config.plan)
+    if speaker is None and config.voice:
+        from firmware.session.cues import EspeakSpeaker, espeak_available
+
+        if espeak_available():
+            speaker = EspeakSpeaker(config.voice, config.speech_rate_wpm)
+        else:
+            log.warning("session.voice is set but espeak-ng is not installed: buzzer cues only")
+    recorder: SessionRecorder | None = None
+    if record:
+        recorder = SessionRecorder(app.config.storage.database, reporter=app.reporter)
+        recorder.start()
+    button = app.gpio.button if isinstance(app.gpio.button, PressEdges) else None
+    runner = SessionRunner(
+        plan,
+        safety=app.controller,
+        buzzer=app.gpio.buzzer,
+        device_id=app.config.device.id,
+        config=config,
+        button=button,
+        record=recorder.submit if recorder is not None else None,
+        speaker=speaker,
+        time_scale=time_scale,
+    )
+    runner.recorder = recorder
+    if control_socket is not None:
+        from firmware.session.control import ControlServer, default_socket_path
+
+        path = control_socket or config.control_socket or str(default_socket_path())
+        runner.control = ControlServer(path, runner)
+        runner.control.start()
+    app.monitor.on_iteration.append(runner)
+    return runner
+
+
+def detach_session(app: App, runner: SessionRunner, timeout: float = 5.0) -> None:
+    """Remove the hook, then flush the session log and stop the control socket and speech.
+
+    Call before ``app.close()`` (or after: the recorder has its own connection).
+    """
+    if runner in app.monitor.on_iteration:
+        app.monitor.on_iteration.remove(runner)
+    if runner.control is not None:
+        runner.control.close()
+        runner.control = None
+    if runner.recorder is not None:
+        runner.recorder.close(timeout)
+        runner.recorder = None
+    if runner.speaker is not None:
+        runner.speaker.close()
