@@ -20,6 +20,8 @@ from typing import Any, Literal
 from firmware import tomlschema
 from firmware.detection.config import DetectorConfig
 from firmware.errors import ConfigError
+from firmware.session.config import SessionConfig
+from firmware.session.plan import check_plan_reference
 from hal.config import GpioConfig, ImuConfig, PinConfig
 from hal.mounting import Mounting, MountingError
 
@@ -114,6 +116,7 @@ class Config:
     detector: DetectorConfig = field(default_factory=DetectorConfig)
     storage: StorageConfig = field(default_factory=StorageConfig)
     mqtt: MqttConfig = field(default_factory=MqttConfig)
+    session: SessionConfig = field(default_factory=SessionConfig)
     logging: LoggingConfig = field(default_factory=LoggingConfig)
 
 
@@ -174,6 +177,11 @@ _CHECKS: dict[str, Callable[[Any], str | None]] = {
     "safety.frozen_after_s": _positive,
     "safety.healthy_before_arm_s": _positive,
     "safety.window_before_s": _positive,
+    "session.plan": check_plan_reference,
+    "session.speech_rate_wpm": _positive,
+    "session.max_pause_s": _positive,
+    "session.double_press_gap_s": _positive,
+    "session.long_press_s": _positive,
 }
 _CHECKS.update({f"gpio.pins.{f.name}": _bcm_pin for f in dataclasses.fields(PinConfig)})
 
@@ -186,6 +194,13 @@ def _cross_checks(config: Config, problems: list[str]) -> None:
     for number, names in sorted(by_number.items()):
         if len(names) > 1:
             problems.append(f"gpio.pins: GPIO{number} is used twice ({', '.join(names)})")
+    period = 1.0 / config.imu.sample_rate_hz
+    if config.gpio.relay_drive == "heartbeat" and period > config.gpio.heartbeat_hold_s / 2:
+        problems.append(
+            f"imu.sample_rate_hz: {config.imu.sample_rate_hz:g} Hz is too slow for the heartbeat "
+            f"relay drive: the loop toggles once per sample, so a sample period must be under "
+            f"half of gpio.heartbeat_hold_s ({config.gpio.heartbeat_hold_s:g} s)"
+        )
     if config.safety.sample_timeout_s < 2.0 / config.imu.sample_rate_hz:
         problems.append(
             "safety.sample_timeout_s: must be at least two sample periods "
