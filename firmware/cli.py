@@ -141,6 +141,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     caregiver_cli.add_parser(sub)
     watch.add_parser(sub).set_defaults(func=watch.run)
+    from firmware.session import cli as session_cli
+
+    session_cli.add_parser(sub)
 
     try:
         from firmware import evaluate

@@ -1,0 +1,52 @@
+"""`retroguard session demo`, `retroguard sessions` and `retroguard session` without a monitor."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import pytest
+
+from firmware.cli import main
+from firmware.session.demo import run_guided_demo
+from hal.clock import SimClock
+
+
+def test_guided_demo_prints_the_cues_in_order(tmp_path: Path) -> None:
+    out = io.StringIO()
+    db = tmp_path / "demo.db"
+    assert run_guided_demo(clock=SimClock(), out=out, database=db) == 0
+    text = out.getvalue()
+    lines = [line for line in text.splitlines() if "] cue " in line]
+    assert lines[0].startswith("  [ 0:00] cue backward")
+    assert lines[1].startswith("  [ 2:00] cue forward")
+    assert lines[-2].startswith("  [29:00] cue one_minute")
+    assert lines[-1].startswith("  [30:00] cue done")
+    assert len(lines) == 17
+    assert "Session completed: 30 plan minutes, 14 backward" in text
+
+
+def test_sessions_prints_log_and_weekly_progress(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    db = tmp_path / "demo.db"
+    assert run_guided_demo(clock=SimClock(), out=io.StringIO(), database=db) == 0
+    assert main(["sessions", "--db", str(db)]) == 0
+    text = capsys.readouterr().out
+    assert "alternate-2-2" in text and "completed" in text
+    assert "Weekly progress (goal: 10 straight minutes backward, 3 times a week)" in text
+    week_line = text.splitlines()[-1]
+    assert week_line.split()[1:4] == ["1", "0", "14.0"]  # 1 session, 0 at goal, 14 min back
+    assert week_line.endswith("no")
+
+
+def test_sessions_with_no_log(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["sessions", "--db", str(tmp_path / "none.db")]) == 0
+    assert "No guided sessions recorded yet." in capsys.readouterr().out
+
+
+def test_session_command_without_a_monitor(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["session", "start", "--socket", str(tmp_path / "nobody.sock")]) == 1
+    assert "no monitor is listening" in capsys.readouterr().err
