@@ -241,14 +241,21 @@ def run_forever(config: Config) -> int:
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
+    from firmware.session.runner import attach_session, detach_session
+
     favour_realtime_thread()
     app = build_app(config, RealClock())
     watchdog = ServiceWatchdog.from_env()
     app.monitor.on_iteration.append(watchdog)
+    # Guided sessions: press patterns on the reset button, and `retroguard session ...`
+    # over a local Unix socket. Neither can arm; see firmware/session/runner.py.
+    runner = attach_session(app, control_socket="")
     try:
         app.start()
         app.monitor.run(stop=stop)
     finally:
         watchdog.stopping("stopping: relay released")
+        runner.stop(app.clock.monotonic())
+        detach_session(app, runner)
         app.close()
     return 0

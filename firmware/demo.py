@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import io
 import socket
 import sys
 import tempfile
@@ -19,13 +20,17 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, TextIO
+from typing import TYPE_CHECKING, TextIO, cast
 
 from firmware.app import App, build_app, favour_realtime_thread
 from firmware.config import Config, StorageConfig
 from firmware.events import EventType
+from firmware.monitor import Monitor
 from firmware.mqtt.broker import BrokerError, Mosquitto, mosquitto_available
 from firmware.safety import SafetyState
+from firmware.session.demo import CuePrinter
+from firmware.session.record import load_sessions
+from firmware.session.runner import SessionRunner, attach_session, detach_session
 from firmware.store import EventStore, StoredEvent
 from hal.clock import Clock, RealClock
 from hal.sim import scenarios
@@ -43,6 +48,8 @@ MAX_SPEED = 10.0
 """Faster, and the loop cannot toggle the heartbeat within the hold circuit's 50 ms of
 simulated time: the simulated relay would drop, as a real one would with a starved loop."""
 DEFAULT_MQTT_PORT = 1883
+GUIDED_TIME_SCALE = 30.0
+"""The guided session's plan runs 30 times faster: its 2-minute intervals last 4 s."""
 
 
 @dataclass
@@ -52,6 +59,7 @@ class DemoResult:
     events: list[StoredEvent]
     relay_closed_at_end: bool
     final_state: SafetyState
+    runner: SessionRunner | None = None
 
     @property
     def ok(self) -> bool:
@@ -78,27 +86,38 @@ def run_session(
     clock: Clock,
     *,
     session: scenarios.Sequence | None = None,
-    on_started: Callable[[App, scenarios.Sequence], None] | None = None,
+    on_started: Callable[[App, scenarios.Sequence, SessionRunner | None], None] | None = None,
+    guided: bool = True,
 ) -> DemoResult:
-    """Build the app, schedule the presses, run the whole session, close, return what happened."""
+    """Build the app, schedule the presses, run the whole session, close, return what happened.
+
+    With ``guided`` the walker also follows a time-compressed guided session
+    (:data:`GUIDED_TIME_SCALE`), started as soon as the treadmill is armed.
+    """
     session = session or scenarios.demo_session()
     app = build_app(config, clock, motion=session)
     button = app.gpio.button_sim
     hardware = app.gpio.hardware
     assert button is not None and hardware is not None, "the demo needs simulated GPIO"
     app.monitor.on_iteration.append(lambda monitor: _discard(button.poll()))
+    runner = attach_session(app, time_scale=GUIDED_TIME_SCALE) if guided else None
+    if runner is not None:
+        app.monitor.on_iteration.append(_StartWhenArmed(runner))
     app.start()
     start = clock.monotonic()
     pause = session.span("reset_pause")
     for at in (ARM_AT_S, pause.start + RESET_AFTER_STUMBLE_S):
         button.press_at(start + at, start + at + PRESS_S)
     if on_started is not None:
-        on_started(app, session)
+        on_started(app, session, runner)
     try:
         app.monitor.run(until=start + session.duration)
     finally:
         relay_closed = hardware.contact_closed()
         final_state = app.controller.state
+        if runner is not None:
+            runner.stop(clock.monotonic())  # the loop has returned: this thread owns it now
+            detach_session(app, runner)
         app.close(drain_timeout=10.0)
     return DemoResult(
         app=app,
@@ -106,7 +125,21 @@ def run_session(
         events=_stored_events(config),
         relay_closed_at_end=relay_closed,
         final_state=final_state,
+        runner=runner,
     )
+
+
+class _StartWhenArmed:
+    """The walker starts the guided session once the treadmill is armed (a loop hook)."""
+
+    def __init__(self, runner: SessionRunner) -> None:
+        self._runner = runner
+        self._requested = False
+
+    def __call__(self, monitor: Monitor) -> None:
+        if not self._requested and monitor.controller.state is SafetyState.ARMED:
+            self._requested = True
+            self._runner.request("start")
 
 
 def _stored_events(config: Config) -> list[StoredEvent]:
@@ -166,6 +199,21 @@ class LiveStatus:
             self._thread.join()
         if self._tty:
             self._out.write("\n")
+
+
+class _LineAbove(io.TextIOBase):
+    """Writes whole lines above a live status line that is redrawn with ``\\r``."""
+
+    def __init__(self, out: TextIO) -> None:
+        self._out = out
+        self._tty = out.isatty()
+
+    def write(self, text: str) -> int:
+        self._out.write(("\r\x1b[K" if self._tty else "") + text)
+        return len(text)
+
+    def flush(self) -> None:
+        self._out.flush()
 
 
 def print_events(events: list[StoredEvent], out: TextIO) -> None:
@@ -285,15 +333,29 @@ def _run_and_report(
 ) -> int:
     favour_realtime_thread()
     status = LiveStatus(out) if live else None
-    clock: Clock = RealClock(speed)
-    result = run_session(
-        config,
-        clock,
-        session=session,
-        on_started=status.start if status else None,
+    printers: list[CuePrinter] = []
+
+    def on_started(app: App, walk: scenarios.Sequence, runner: SessionRunner | None) -> None:
+        if status is not None:
+            status.start(app, walk)
+        if runner is not None:
+            printers.append(CuePrinter(runner, cast(TextIO, _LineAbove(out))).start())
+
+    out.write(
+        f"Guided session: {config.session.plan} at {GUIDED_TIME_SCALE:g}x "
+        "(its cues are printed as the buzzer plays them; a trip pauses it).\n"
     )
+    result = run_session(config, RealClock(speed), session=session, on_started=on_started)
+    for printer in printers:
+        printer.stop()
     if status is not None:
         status.stop()
+    for stored in load_sessions(config.storage.database)[-1:]:
+        r = stored.record
+        out.write(
+            f"Guided session {r['status']}: {r['done_s'] / 60:.0f} of its plan minutes done, "
+            f"{r['steps']} steps measured, {r['trips']} trips.\n"
+        )
     print_events(result.events, out)
     if result.app.reporter is not None:
         link = result.app.reporter.status

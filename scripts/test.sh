@@ -4,7 +4,7 @@
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
-export RETROGUARD_DEBS="mosquitto:mosquitto mosquitto_pub:mosquitto-clients systemd-analyze:systemd shellcheck:shellcheck chromium:chromium"
+export RETROGUARD_DEBS="mosquitto:mosquitto mosquitto_pub:mosquitto-clients systemd-analyze:systemd shellcheck:shellcheck chromium:chromium espeak-ng:espeak-ng"
 bash scripts/bootstrap.sh
 
 # The SisFall subset lives beside the project (never in it); tests skip with a reason without it.

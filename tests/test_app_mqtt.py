@@ -124,7 +124,7 @@ def test_broker_restart_during_the_demo_session_loses_nothing(
     )
     restarted: list[float] = []
 
-    def on_started(app: object, session: object) -> None:
+    def on_started(app: object, session: object, runner: object) -> None:
         def restart_once(monitor: object) -> None:
             now = app.clock.monotonic()  # type: ignore[attr-defined]
             if not restarted and now >= 30.0:  # between the stumble and the fall

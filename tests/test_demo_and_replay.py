@@ -122,3 +122,14 @@ def test_demo_command_runs_in_real_time_scaled(
     out = capsys.readouterr().out
     assert "Ended in TRIPPED with the relay released." in out
     assert re.search(r"fall\s+critical", out)
+
+
+def test_demo_guided_session_cues_pause_on_trips_and_never_touch_the_relay(demo: object) -> None:
+    runner = demo.runner  # type: ignore[attr-defined]
+    assert runner is not None
+    cues = [c.cue.value for c in runner.cues]
+    assert cues[:3] == ["backward", "forward", "backward"]
+    assert all(c.played for c in runner.cues)
+    # The relay opened only for the two trips and closed only for the two resets.
+    hardware = demo.app.gpio.hardware  # type: ignore[attr-defined]
+    assert [closed for _, closed in hardware.history] == [True, False, True, False]
