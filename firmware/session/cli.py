@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, TextIO
 
 from firmware.session.plan import GOAL_BACKWARD_MIN, GOAL_SESSIONS_PER_WEEK
+from firmware.session.progress import weekly_progress
 from firmware.session.record import StoredSession, load_sessions
 
 ACTIONS = ("start", "pause", "resume", "stop", "status", "demo")
@@ -112,21 +112,8 @@ def print_sessions(sessions: Sequence[StoredSession], out: TextIO) -> None:
         f"{GOAL_SESSIONS_PER_WEEK} times a week)\n"
     )
     out.write("week        sessions  at goal  min backward  longest  goal met\n")
-    for week, rows in weekly(sessions):
-        at_goal = sum(1 for r in rows if r["longest_backward_s"] >= GOAL_BACKWARD_MIN * 60 - 1)
-        backward = sum(float(r["backward_s"]) for r in rows)
-        longest = max(float(r["longest_backward_s"]) for r in rows)
-        met = "yes" if at_goal >= GOAL_SESSIONS_PER_WEEK else "no"
+    for w in weekly_progress(s.record for s in sessions):
         out.write(
-            f"{week:10}  {len(rows):8d}  {at_goal:7d}  {backward / 60:12.1f}  "
-            f"{longest / 60:7.1f}  {met}\n"
+            f"{w.week:10}  {w.sessions:8d}  {w.at_goal:7d}  {w.backward_s / 60:12.1f}  "
+            f"{w.longest_backward_s / 60:7.1f}  {'yes' if w.goal_met else 'no'}\n"
         )
-
-
-def weekly(sessions: Sequence[StoredSession]) -> list[tuple[str, list[dict[str, Any]]]]:
-    """Sessions grouped by ISO week ("2025-W07"), oldest first."""
-    weeks: dict[str, list[dict[str, Any]]] = {}
-    for s in sessions:
-        year, week, _ = s.started.astimezone(dt.UTC).isocalendar()
-        weeks.setdefault(f"{year}-W{week:02d}", []).append(s.record)
-    return sorted(weeks.items())
