@@ -1,11 +1,14 @@
-"""MQTT ingestion: every device's availability, state, events, telemetry and replies → SQLite.
+"""MQTT ingestion: every device's availability, state, events, telemetry, replies and
+guided-session summaries → SQLite.
 
 The client connects with a fixed client id, ``clean_start=False`` and a session
 expiry (MQTT 5), so the broker keeps the subscriptions and queues QoS 1 events
 while the service is down; they arrive on the next start. A message is stored
 inside paho's ``on_message``, before paho sends the PUBACK, so an event the
 broker handed over is on disk before the broker forgets it. Events are keyed by
-id: a QoS 1 redelivery is stored once and raises no second alert.
+id: a QoS 1 redelivery is stored once and raises no second alert. Session
+summaries are keyed by session id the same way; one re-published for the same
+id (e.g. a later, fuller summary) replaces the row.
 
 After each commit the change goes to ``on_change`` (the dashboard's live feed)
 and due notifications wake the notifier — neither waits on the network.
@@ -29,6 +32,7 @@ from paho.mqtt.reasoncodes import ReasonCode
 
 from caregiver.alerts import Alerting
 from caregiver.config import CaregiverConfig
+from caregiver.progress import parse_summary
 from caregiver.store import Store
 from firmware.mqtt.reporter import make_client
 
@@ -37,10 +41,11 @@ log = logging.getLogger(__name__)
 _EVENT_ID = re.compile(r"^[0-9a-f]{32}$")
 _DEVICE_ID = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
 EVENT_TYPES = {"stumble", "fall", "no_recovery", "fault", "reset", "start", "stop"}
-KINDS = ("availability", "state", "event", "telemetry", "reply")
+KINDS = ("availability", "state", "event", "telemetry", "reply", "session")
 
 Change = dict[str, Any]
-"""``{"kind": "device", "device_id": ...}`` or ``{"kind": "event", "device_id", "event_id"}``."""
+"""``{"kind": "device", "device_id": ...}``, ``{"kind": "event", "device_id", "event_id"}`` or
+``{"kind": "session", "device_id", "session_id"}``."""
 
 
 class Ingestor:
@@ -62,6 +67,8 @@ class Ingestor:
         self.events_stored = 0
         self.duplicates = 0
         self.rejected = 0
+        self.sessions_stored = 0
+        """Session summaries stored or updated (redeliveries of the same payload excluded)."""
         self.connected = threading.Event()
         """Set once the subscriptions are confirmed (SUBACK): nothing published after is missed."""
         self._cond = threading.Condition()
@@ -120,6 +127,8 @@ class Ingestor:
             # no live push: the cards do not show telemetry, and it is the bulk of the traffic
         elif kind == "reply":
             self._reply(device_id, data)
+        elif kind == "session":
+            self._session(device_id, data, payload, now)
 
     def _availability(self, device_id: str, value: str, now: float) -> None:
         if value not in ("online", "offline"):
@@ -201,6 +210,23 @@ class Ingestor:
         self.alerting.wake_notifier()
         self.on_change({"kind": "event", "device_id": device_id, "event_id": event_id})
         self.on_change({"kind": "device", "device_id": device_id})
+
+    def _session(self, device_id: str, data: dict[str, Any], payload: bytes, now: float) -> None:
+        row, problem = parse_summary(data, device_id)
+        if row is None:
+            log.warning("session summary from %s ignored: %s", device_id, problem)
+            self.rejected += 1
+            return
+        with self.store.transaction() as db:
+            self.store.touch_device(db, device_id, now)
+            outcome = self.store.upsert_walk_session(
+                db, row, payload.decode("utf-8", "replace"), now
+            )
+        if outcome == "same":
+            self.duplicates += 1
+            return
+        self.sessions_stored += 1
+        self.on_change({"kind": "session", "device_id": device_id, "session_id": row["id"]})
 
     def _reply(self, device_id: str, data: dict[str, Any]) -> None:
         request_id = data.get("request_id")

@@ -79,6 +79,10 @@ class CaregiverService:
                         "html": html,
                     }
                 )
+            elif change["kind"] == "session":  # the progress page reloads itself
+                self.hub.publish(
+                    {"kind": "session", "device_id": device_id, "session_id": change["session_id"]}
+                )
             elif change["kind"] == "event":
                 event = self.store.event(change["event_id"])
                 if event is None:

@@ -1,4 +1,5 @@
-"""The caregiver service's own SQLite database (WAL): devices, events, users, sessions, alerts.
+"""The caregiver service's own SQLite database (WAL): devices, events, users, sessions, alerts,
+and the walkers' guided sessions (``walk_sessions``; ``sessions`` holds the logins).
 
 One connection guarded by one lock: every statement is short (no network I/O is
 ever done while the lock is held), so the MQTT thread, the notifier and the web
@@ -89,7 +90,33 @@ CREATE TABLE IF NOT EXISTS notifications (
     created_at REAL NOT NULL
 );
 CREATE INDEX IF NOT EXISTS notifications_due ON notifications (status, next_at);
+CREATE TABLE IF NOT EXISTS walk_sessions (   -- guided-session summaries, one row per session id
+    id TEXT PRIMARY KEY,
+    device_id TEXT NOT NULL,
+    plan TEXT NOT NULL,
+    status TEXT NOT NULL,
+    started_wall TEXT NOT NULL,    -- ISO 8601, UTC
+    ended_wall TEXT NOT NULL,
+    planned_s REAL NOT NULL,
+    done_s REAL NOT NULL,
+    backward_s REAL NOT NULL,
+    longest_backward_s REAL NOT NULL,
+    steps INTEGER NOT NULL,
+    walking_s REAL NOT NULL,
+    cadence_spm REAL NOT NULL,
+    trips INTEGER NOT NULL,
+    stumbles INTEGER NOT NULL,
+    received_at REAL NOT NULL,
+    payload TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS walk_sessions_by_device ON walk_sessions (device_id, started_wall);
 """
+
+WALK_FIELDS = (
+    "id", "device_id", "plan", "status", "started_wall", "ended_wall", "planned_s", "done_s",
+    "backward_s", "longest_backward_s", "steps", "walking_s", "cadence_spm", "trips", "stumbles",
+)  # fmt: skip
+"""The ``walk_sessions`` columns a session summary fills (docs/mqtt/schemas/session.schema.json)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -235,6 +262,45 @@ class Store:
 
     def event_count(self) -> int:
         return int(self.query("SELECT COUNT(*) FROM events")[0][0])
+
+    # ------------------------------------------------------ guided sessions
+
+    def upsert_walk_session(
+        self, db: sqlite3.Connection, summary: Mapping[str, Any], payload: str, now: float
+    ) -> str:
+        """Store one session summary by id: "new", "updated", or "same" (a redelivery).
+
+        A summary re-published for the same id replaces the row; one naming
+        another device's session is ignored ("same"), so no device can overwrite
+        another's log.
+        """
+        row = db.execute(
+            "SELECT device_id, payload FROM walk_sessions WHERE id = ?", (summary["id"],)
+        ).fetchone()
+        if row is not None and (row[0] != summary["device_id"] or row[1] == payload):
+            return "same"
+        columns = ", ".join(WALK_FIELDS)
+        updates = ", ".join(f"{c} = excluded.{c}" for c in WALK_FIELDS[2:])
+        db.execute(
+            f"INSERT INTO walk_sessions ({columns}, received_at, payload) "
+            f"VALUES ({', '.join('?' * (len(WALK_FIELDS) + 2))}) "
+            f"ON CONFLICT (id) DO UPDATE SET {updates}, received_at = excluded.received_at, "
+            "payload = excluded.payload",
+            (*(summary[c] for c in WALK_FIELDS), now, payload),
+        )
+        return "new" if row is None else "updated"
+
+    def walk_sessions(self, device_id: str, limit: int = 500) -> list[dict[str, Any]]:
+        """The device's guided sessions, newest first."""
+        rows = self.query(
+            f"SELECT {', '.join(WALK_FIELDS)} FROM walk_sessions WHERE device_id = ? "
+            "ORDER BY started_wall DESC, id LIMIT ?",
+            (device_id, limit),
+        )
+        return [dict(zip(WALK_FIELDS, r, strict=True)) for r in rows]
+
+    def walk_session_count(self) -> int:
+        return int(self.query("SELECT COUNT(*) FROM walk_sessions")[0][0])
 
     # --------------------------------------------------------------- users
 

@@ -63,6 +63,68 @@ def fall_window(rate_hz: float = 100.0, seconds: float = 3.0) -> dict[str, Any]:
     return {"columns": ["dt", "ax", "ay", "az", "gx", "gy", "gz"], "rows": rows}
 
 
+def session_record(
+    device_id: str,
+    started: dt.datetime,
+    *,
+    backward_min: float,
+    longest_min: float,
+    total_min: float = 30.0,
+    plan: str = "progression-week-9",
+    trips: int = 0,
+    stumbles: int = 0,
+    status: str = "completed",
+    session_id: str | None = None,
+) -> dict[str, Any]:
+    """A guided-session record as the monitor's runner keeps it (one backward interval of
+    ``longest_min``, the rest of ``backward_min`` in a second one, forward walking around)."""
+    walking_s = total_min * 60 * 0.95
+    steps = int(walking_s / 60 * 96)
+    second = max(0.0, backward_min - longest_min)
+
+    def interval(
+        index: int, direction: str, minutes: float, trips: int = 0, stumbles: int = 0
+    ) -> dict[str, Any]:
+        share = minutes / total_min if total_min else 0.0
+        return {
+            "index": index, "direction": direction, "speed": "0.5 mph",
+            "planned_s": minutes * 60, "done_s": minutes * 60,
+            "steps": int(steps * share), "walking_s": round(walking_s * share, 1),
+            "cadence_spm": 96.0, "trips": trips, "stumbles": stumbles,
+        }  # fmt: skip
+
+    forward = max(0.0, total_min - backward_min)
+    intervals = [
+        interval(0, "forward", forward / 2),
+        interval(1, "backward", longest_min, trips, stumbles),
+        interval(2, "backward", second),
+        interval(3, "forward", forward / 2),
+    ]
+    return {
+        "id": session_id or uuid.uuid4().hex,
+        "device_id": device_id,
+        "plan": plan,
+        "status": status,
+        "started_wall": started.isoformat(timespec="milliseconds"),
+        "ended_wall": (started + dt.timedelta(minutes=total_min + 2)).isoformat(
+            timespec="milliseconds"
+        ),
+        "planned_s": total_min * 60,
+        "planned_backward_s": backward_min * 60,
+        "done_s": total_min * 60,
+        "backward_s": backward_min * 60,
+        "longest_backward_s": longest_min * 60,
+        "paused_s": 45.0 * trips,
+        "pauses": trips,
+        "steps": steps,
+        "walking_s": round(walking_s, 1),
+        "cadence_spm": 96.0,
+        "trips": trips,
+        "stumbles": stumbles,
+        "intervals": intervals,
+    }
+
+
 @dataclass
 class SimDevice:
     """A plain paho client publishing what a RetroGuard monitor publishes (docs/mqtt.md)."""
@@ -180,6 +242,14 @@ class SimDevice:
         return self.event(
             "reset", severity="info", state="ARMED", reason="armed by local reset from TRIPPED"
         )
+
+    def session(self, record: dict[str, Any]) -> str:
+        """Publish a guided-session summary exactly as the monitor's outbox does; the payload."""
+        from firmware.session.record import session_payload
+
+        payload = session_payload(record)
+        self.publish("session", payload)
+        return payload
 
     def close(self) -> None:
         self.client.disconnect()

@@ -1,0 +1,130 @@
+"""Guided-session summaries: loose validation on ingest, and the progress page's figures.
+
+The week and goal rule (ISO week of ``started_wall`` in UTC; a session counts
+when its longest backward interval reached 10 minutes; three such sessions a
+week) lives in :mod:`firmware.session.progress`, shared with
+``retroguard sessions``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+import re
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from firmware.session.progress import (
+    GOAL_BACKWARD_MIN,
+    GOAL_SESSIONS_PER_WEEK,
+    WeekProgress,
+    at_goal,
+    started_utc,
+    week_of,
+    week_start,
+    weekly_progress,
+)
+
+_SESSION_ID = re.compile(r"^[0-9a-f]{32}$")
+_NUMBERS = (
+    "planned_s", "done_s", "backward_s", "longest_backward_s", "walking_s", "cadence_spm",
+)  # fmt: skip
+_COUNTS = ("steps", "trips", "stumbles")
+_REQUIRED = ("backward_s", "longest_backward_s", "done_s", "trips", "stumbles")
+CHART_WEEKS = 26
+"""The chart shows at most this many weeks, ending with the current one."""
+
+
+def _number(value: Any) -> bool:
+    return (
+        isinstance(value, int | float)
+        and not isinstance(value, bool)
+        and math.isfinite(value)
+        and value >= 0
+    )
+
+
+def parse_summary(data: Mapping[str, Any], device_id: str) -> tuple[dict[str, Any] | None, str]:
+    """The row to store for a ``.../session`` payload, or ``None`` and why not.
+
+    Loose on purpose: the fields the dashboard shows must be there and sane
+    (id, ``started_wall``, the backward minutes, trips and stumbles); the
+    others default to 0 or "", unknown fields are kept in the stored payload.
+    The device is the topic's (the broker's ACL vouches for it), not the body's.
+    """
+    session_id = data.get("id")
+    if not (isinstance(session_id, str) and _SESSION_ID.match(session_id)):
+        return None, "no valid session id"
+    missing = [k for k in _REQUIRED if k not in data]
+    if missing:
+        return None, "missing " + ", ".join(missing)
+    try:
+        started = started_utc(data)
+    except (KeyError, TypeError, ValueError):
+        return None, "no valid started_wall"
+    row: dict[str, Any] = {
+        "id": session_id,
+        "device_id": device_id,
+        "plan": str(data.get("plan", ""))[:80],
+        "status": str(data.get("status", ""))[:20],
+        "started_wall": started.isoformat(timespec="seconds"),
+        "ended_wall": str(data.get("ended_wall") or "")[:40],
+    }
+    for key in _NUMBERS:
+        value = data.get(key, 0)
+        if not _number(value):
+            return None, f"{key} is not a non-negative number"
+        row[key] = float(value)
+    for key in _COUNTS:
+        value = data.get(key, 0)
+        if not (_number(value) and float(value).is_integer()):
+            return None, f"{key} is not a non-negative integer"
+        row[key] = int(value)
+    if row["stumbles"] > row["trips"]:
+        return None, "more stumbles than trips"
+    return row, ""
+
+
+def _week_label(week: str) -> str:
+    """ "2025-W07" → "17 Feb" (the week's Monday)."""
+    monday = week_start(week)
+    return f"{monday.day} {monday:%b}"
+
+
+def progress_view(sessions: Sequence[Mapping[str, Any]], now: float) -> dict[str, Any]:
+    """What the progress page shows: this week against the goal, the weeks, the chart series.
+
+    ``sessions`` are the device's stored rows (any order).
+    """
+    today = dt.datetime.fromtimestamp(now, dt.UTC)
+    current = week_of(today)
+    weeks = {w.week: w for w in weekly_progress(sessions)}
+    this_week = weeks.get(current, WeekProgress(current, 0, 0, 0.0, 0.0))
+    # the chart: every week (with or without sessions) from the first one to this one
+    first = min([*weeks, current])
+    start = max(week_start(first), week_start(current) - dt.timedelta(weeks=CHART_WEEKS - 1))
+    labels: list[str] = []
+    minutes: list[float] = []
+    at_goal_counts: list[int] = []
+    day = start
+    while day <= week_start(current):
+        key = week_of(dt.datetime.combine(day, dt.time(12), dt.UTC))
+        week = weeks.get(key)
+        labels.append(_week_label(key))
+        minutes.append(round(week.backward_s / 60, 1) if week else 0.0)
+        at_goal_counts.append(week.at_goal if week else 0)
+        day += dt.timedelta(weeks=1)
+    return {
+        "goal_minutes": GOAL_BACKWARD_MIN,
+        "goal_sessions": GOAL_SESSIONS_PER_WEEK,
+        "this_week": this_week,
+        "week_label": _week_label(current),
+        "weeks": sorted(weeks.values(), key=lambda w: w.week, reverse=True),
+        "at_goal": {s["id"]: at_goal(s) for s in sessions},
+        "chart": {
+            "labels": labels,
+            "backward_min": minutes,
+            "at_goal": at_goal_counts,
+            "goal_min": GOAL_BACKWARD_MIN * GOAL_SESSIONS_PER_WEEK,
+        },
+    }

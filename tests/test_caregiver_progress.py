@@ -1,0 +1,119 @@
+"""Guided-session summaries in the caregiver service: the week/goal rule, loose validation,
+and ingest by session id against a real Mosquitto (a plain paho client publishes)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from pathlib import Path
+
+from caregiver.progress import parse_summary, progress_view
+from firmware.mqtt.broker import Mosquitto
+from firmware.session.progress import at_goal, week_of, weekly_progress
+from tests.caregiver_support import WAIT, SimDevice, make_config, running_service, session_record
+from tests.mqtt_helpers import validate
+
+MONDAY = dt.datetime(2025, 11, 17, 9, 0, tzinfo=dt.UTC)
+
+
+def test_weekly_progress_counts_sessions_at_goal_per_iso_week() -> None:
+    records = [
+        session_record("t", MONDAY, backward_min=10, longest_min=10),
+        session_record("t", MONDAY + dt.timedelta(days=2), backward_min=12, longest_min=6),
+        session_record(
+            "t", MONDAY + dt.timedelta(days=6, hours=14), backward_min=10, longest_min=10
+        ),
+        session_record("t", MONDAY + dt.timedelta(days=7), backward_min=10, longest_min=9.99),
+    ]
+    assert week_of(MONDAY + dt.timedelta(days=6, hours=14)) == "2025-W47"  # Sunday 23:00 UTC
+    weeks = weekly_progress(records)
+    assert [(w.week, w.sessions, w.at_goal, w.goal_met) for w in weeks] == [
+        ("2025-W47", 3, 2, False),
+        ("2025-W48", 1, 1, False),
+    ]
+    assert weeks[0].backward_s == 32 * 60 and weeks[0].longest_backward_s == 600
+    assert at_goal(records[3])  # 9.99 min: within the plan clock's one second of slack
+    assert not at_goal(session_record("t", MONDAY, backward_min=9.9, longest_min=9.9))
+
+
+def test_progress_view_this_week_and_a_chart_without_gaps() -> None:
+    rows = [
+        parse_summary(session_record("t", MONDAY - dt.timedelta(weeks=2), backward_min=8,
+                                     longest_min=4), "t")[0],
+        *(parse_summary(session_record("t", MONDAY + dt.timedelta(days=d), backward_min=10,
+                                       longest_min=10), "t")[0] for d in (0, 2, 4)),
+    ]  # fmt: skip
+    assert all(r is not None for r in rows)
+    view = progress_view([r for r in rows if r], (MONDAY + dt.timedelta(days=5)).timestamp())
+    assert (view["this_week"].sessions, view["this_week"].at_goal) == (3, 3)
+    assert view["this_week"].goal_met and view["week_label"] == "17 Nov"
+    chart = view["chart"]
+    assert chart["labels"] == ["3 Nov", "10 Nov", "17 Nov"]  # the empty week is a zero bar
+    assert chart["backward_min"] == [8.0, 0.0, 30.0] and chart["goal_min"] == 30.0
+
+
+def test_malformed_summaries_are_refused_with_a_reason() -> None:
+    good = session_record("t", MONDAY, backward_min=10, longest_min=10)
+    row, _ = parse_summary(good, "from-topic")
+    assert row is not None and row["device_id"] == "from-topic"  # the topic names the device
+    assert row["started_wall"] == "2025-11-17T09:00:00+00:00"
+    for change, reason in (
+        ({"id": "not-hex"}, "no valid session id"),
+        ({"started_wall": "yesterday"}, "no valid started_wall"),
+        ({"backward_s": -1}, "backward_s is not a non-negative number"),
+        ({"backward_s": "600"}, "backward_s is not a non-negative number"),
+        ({"trips": 1.5}, "trips is not a non-negative integer"),
+        ({"trips": 0, "stumbles": 1}, "more stumbles than trips"),
+    ):
+        assert parse_summary({**good, **change}, "t") == (None, reason)
+    assert parse_summary({k: v for k, v in good.items() if k != "trips"}, "t") == (
+        None,
+        "missing trips",
+    )
+
+
+def test_a_session_summary_is_stored_once_by_id_updated_when_republished(
+    mosquitto: Mosquitto, tmp_path: Path
+) -> None:
+    config = make_config(mosquitto, tmp_path)
+    with running_service(config, web=False, background=False) as service:
+        ingestor = service.ingestor
+        device = SimDevice(mosquitto, "treadmill-1")
+        record = session_record("treadmill-1", MONDAY, backward_min=8, longest_min=4)
+        payload = device.session(record)
+        validate("session", payload)  # the simulated device speaks the documented schema
+        device.publish("session", payload)  # a QoS 1 redelivery: the same bytes again
+        assert ingestor.wait_for(lambda: ingestor.duplicates >= 1, WAIT)
+        assert service.store.walk_session_count() == 1
+
+        # a re-published summary for the same session replaces it
+        device.session({**record, "backward_s": 600.0, "longest_backward_s": 600.0, "trips": 1,
+                        "stumbles": 1, "status": "stopped"})  # fmt: skip
+        assert ingestor.wait_for(lambda: ingestor.sessions_stored >= 2, WAIT)
+        # malformed ones are logged and skipped; ingestion goes on
+        device.publish("session", b"{not json")
+        device.publish("session", json.dumps({**record, "id": "x"}))
+        device.publish("session", json.dumps([1, 2]))
+        other = session_record("treadmill-1", MONDAY + dt.timedelta(days=1), backward_min=10,
+                               longest_min=10)  # fmt: skip
+        device.session(other)
+        assert ingestor.wait_for(lambda: ingestor.sessions_stored >= 3, WAIT)
+        assert ingestor.rejected == 3
+        assert service.store.walk_session_count() == 2
+        stored = {s["id"]: s for s in service.store.walk_sessions("treadmill-1")}
+        first = stored[record["id"]]
+        assert (first["backward_s"], first["trips"], first["stumbles"], first["status"]) == (
+            600.0,
+            1,
+            1,
+            "stopped",
+        )
+        assert list(stored) == [other["id"], record["id"]]  # newest first
+        # another device cannot overwrite this device's session
+        intruder = SimDevice(mosquitto, "treadmill-2")
+        intruder.session({**record, "device_id": "treadmill-2", "backward_s": 0.0})
+        assert ingestor.wait_for(lambda: ingestor.duplicates >= 2, WAIT)
+        assert service.store.walk_sessions("treadmill-2") == []
+        assert service.store.walk_sessions("treadmill-1")[1]["backward_s"] == 600.0
+        device.close()
+        intruder.close()
