@@ -35,6 +35,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from caregiver import plot
 from caregiver.auth import Session, same_token
+from caregiver.progress import progress_view
 
 if TYPE_CHECKING:
     from caregiver.service import CaregiverService
@@ -265,6 +266,24 @@ def create_app(service: CaregiverService) -> ASGIApp:
         return render(request, "device.html", device=device, events=events)
 
     @authed
+    async def progress_page(request: Request) -> Response:
+        device_id = request.path_params["device_id"]
+        device = service.store.device(device_id)
+        if device is None:
+            return PlainTextResponse("no such device", status_code=404)
+        sessions = service.store.walk_sessions(device_id)
+        view = progress_view(sessions, service.clock())
+        return render(request, "progress.html", device=device, sessions=sessions, **view)
+
+    @authed
+    async def progress_json(request: Request) -> Response:
+        device_id = request.path_params["device_id"]
+        if service.store.device(device_id) is None:
+            return JSONResponse({"error": "no such device"}, status_code=404)
+        view = progress_view(service.store.walk_sessions(device_id), service.clock())
+        return JSONResponse(view["chart"])
+
+    @authed
     async def event_page(request: Request) -> Response:
         event = service.store.event(request.path_params["event_id"])
         if event is None:
@@ -344,6 +363,8 @@ def create_app(service: CaregiverService) -> ASGIApp:
         Route("/", fleet, methods=["GET"]),
         Route("/devices/{device_id}", device_page, methods=["GET"]),
         Route("/devices/{device_id}/ack", ack_device, methods=["POST"]),
+        Route("/devices/{device_id}/progress", progress_page, methods=["GET"]),
+        Route("/api/devices/{device_id}/progress", progress_json, methods=["GET"]),
         Route("/events/{event_id}", event_page, methods=["GET"]),
         Route("/events/{event_id}/ack", ack_event, methods=["POST"]),
         Route("/api/events/{event_id}/plot", event_plot, methods=["GET"]),

@@ -2,12 +2,14 @@
 
 A simulated device (a plain paho client publishing the documented payloads)
 falls; the card turns red and the event appears without a reload, the plot
-renders, and the acknowledge button's command reaches the device. Waits are
+renders, and the acknowledge button's command reaches the device. A device's
+guided sessions show on its progress page (table, weekly goal, chart). Waits are
 Playwright's ``expect`` (condition polling), never sleeps.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -16,7 +18,14 @@ import pytest
 
 from caregiver.service import CaregiverService
 from firmware.mqtt.broker import Mosquitto
-from tests.caregiver_support import PASSWORD, SimDevice, make_config, running_service
+from tests.caregiver_support import (
+    PASSWORD,
+    WAIT,
+    SimDevice,
+    make_config,
+    running_service,
+    session_record,
+)
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -137,3 +146,91 @@ def test_phone_width_one_column_no_horizontal_scroll(
     page.context.close()
     for d in devices:
         d.close()
+
+
+PAINT = """(sel) => {
+    const c = document.querySelector(sel);
+    const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
+    let bar = 0, red = 0;
+    for (let i = 0; i < d.length; i += 4) {
+        if (d[i] < 60 && d[i + 1] < 90 && d[i + 2] > 100 && d[i + 3] > 0) bar++;
+        if (d[i] > 150 && d[i + 1] < 40 && d[i + 2] < 40 && d[i + 3] > 0) red++;
+    }
+    return [c.width, c.height, bar, red];
+}"""
+
+
+def test_progress_page_sessions_weekly_goal_and_chart(
+    browser: Any, service: CaregiverService, mosquitto: Mosquitto
+) -> None:
+    from playwright.sync_api import expect
+
+    device = SimDevice(mosquitto, "treadmill-1")
+    device.online()
+    year, week, _ = dt.datetime.now(dt.UTC).isocalendar()
+    monday = dt.datetime.combine(dt.date.fromisocalendar(year, week, 1), dt.time(), dt.UTC)
+    sessions = [  # three weeks ago to this week, the backward blocks growing toward 10 minutes
+        session_record("treadmill-1", monday - dt.timedelta(days=20), backward_min=6,
+                       longest_min=3, plan="progression-week-2"),
+        session_record("treadmill-1", monday - dt.timedelta(days=12), backward_min=8,
+                       longest_min=4, plan="progression-week-3", trips=2, stumbles=1),
+        session_record("treadmill-1", monday - dt.timedelta(days=5), backward_min=10,
+                       longest_min=10),
+        session_record("treadmill-1", monday + dt.timedelta(minutes=1), backward_min=10,
+                       longest_min=10),
+        session_record("treadmill-1", monday + dt.timedelta(minutes=2), backward_min=7,
+                       longest_min=7, status="stopped", trips=1),
+        session_record("treadmill-1", monday + dt.timedelta(minutes=3), backward_min=12,
+                       longest_min=10),
+    ]  # fmt: skip
+    for record in sessions:
+        device.session(record)
+    store = service.store
+    assert service.ingestor.wait_for(lambda: store.walk_session_count() == len(sessions), WAIT)
+
+    anonymous = browser.new_context()  # behind the login like everything else
+    page = anonymous.new_page()
+    page.goto(service.url + "/devices/treadmill-1/progress")
+    expect(page).to_have_url(service.url + "/login?next=/devices/treadmill-1/progress")
+    assert anonymous.request.get(service.url + "/api/devices/treadmill-1/progress").status == 401
+    anonymous.close()
+
+    page = _login(browser, service)
+    page.locator("#card-treadmill-1 .links a").click()
+    expect(page).to_have_url(service.url + "/devices/treadmill-1/progress")
+    rows = page.locator("#sessions tbody tr")
+    expect(rows).to_have_count(len(sessions))
+    expect(page.locator("#goal")).to_contain_text(
+        "2 of 3 sessions with 10 straight minutes backward this week"
+    )
+    expect(page.locator("#goal")).to_contain_text("3 sessions, 29 min backward")
+    newest = rows.first  # newest first
+    expect(newest.locator('[data-label="Min backward"]')).to_have_text("12.0")
+    expect(newest).to_contain_text("goal")
+    tripped = page.locator(f'#sessions [data-session="{sessions[1]["id"]}"]')
+    expect(tripped.locator('[data-label="Trips"]')).to_have_text("2")
+    expect(tripped.locator('[data-label="Stumbles"]')).to_have_text("1")
+    expect(tripped.locator('[data-label="Plan"]')).to_have_text("progression-week-3")
+    expect(page.locator("#progress-chart")).to_have_attribute("data-rendered", "1")
+    width, height, bar, red = page.evaluate(PAINT, "#progress-chart canvas")
+    assert width > 0 and height > 0 and bar > 500 and red > 100, (width, height, bar, red)
+
+    # a session ending now reaches the open page without a reload by hand
+    device.session(session_record("treadmill-1", monday + dt.timedelta(minutes=4),
+                                  backward_min=10, longest_min=10))  # fmt: skip
+    expect(page.locator("#goal")).to_contain_text("3 of 3 sessions")
+    expect(page.locator("#goal")).to_contain_text("goal met")
+    expect(rows).to_have_count(len(sessions) + 1)
+
+    # 360 px: one labelled block per session, no sideways scrolling, large type
+    page.set_viewport_size({"width": 360, "height": 800})
+    page.reload()
+    expect(page.locator("#progress-chart")).to_have_attribute("data-rendered", "1")
+    assert page.evaluate("document.documentElement.scrollWidth") <= 360
+    assert page.evaluate("parseFloat(getComputedStyle(document.body).fontSize)") >= 18
+    width, _, bar, red = page.evaluate(PAINT, "#progress-chart canvas")
+    assert bar > 200 and red > 50
+    box = page.locator("#sessions tbody tr").first.bounding_box()
+    assert box is not None and box["x"] >= 0 and box["x"] + box["width"] <= 360
+    page.context.close()
+    device.close()

@@ -97,6 +97,11 @@
     }
   }
 
+  function onSession(msg) {
+    var progress = document.getElementById("progress");
+    if (progress && progress.dataset.device === msg.device_id) location.reload();
+  }
+
   function connect() {
     var source = new EventSource("/stream");
     source.onopen = function () { status.textContent = "live"; document.body.dataset.live = "1"; };
@@ -105,6 +110,7 @@
       var msg = JSON.parse(m.data);
       if (msg.kind === "device") onDevice(msg);
       else if (msg.kind === "event") onEvent(msg);
+      else if (msg.kind === "session") onSession(msg);
       updateSince();
     };
   }
