@@ -161,3 +161,16 @@ def test_a_brief_rebound_after_the_impact_does_not_cancel_the_fall() -> None:
     found = falls(DetectorConfig())
     assert found and found[0].t > impact_t(samples)
     assert falls(DetectorConfig(confirm_upright_max_s=0.0)) == []
+
+
+def _falls(config: DetectorConfig, samples: Sequence[ImuSample]) -> list[Detection]:
+    return [d for d in run(build_detector(config, RATE), samples) if d.kind is DetectionKind.FALL]
+
+
+def test_lying_down_onto_a_bed_is_too_soft_an_impact_for_a_fall() -> None:
+    """D13 (lying down quickly on a bed, tuning subject): upright, a 4.5 g
+    contact, then lying -- the sequence of a fall, but the bed spreads the
+    deceleration: the impulse around the peak stays below impact_impulse_gs."""
+    samples = read_sisfall(sisfall_file("D13_SA07_R02.txt"))
+    assert _falls(DetectorConfig(impact_impulse_gs=0.0), samples), "the old rule's false fall"
+    assert _falls(DetectorConfig(), samples) == []

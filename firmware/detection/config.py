@@ -120,6 +120,16 @@ class DetectorConfig:
     """Acceleration magnitude (g) that counts as an impact. Low, because
     falls onto soft ground (the SisFall mats, a treadmill belt) peak at only
     2-4 g; the posture conditions below carry the specificity."""
+    impact_window_s: float = 0.1
+    """Half-width (s) of the window around the impact peak over which the
+    impact impulse below is measured."""
+    impact_impulse_gs: float = 0.08
+    """Minimum impact impulse (g x s): the integral of | |a| - 1 g | over
+    +-``impact_window_s`` around the peak, i.e. the speed change absorbed at
+    the contact (0.08 g s = 0.8 m/s). A fall onto the floor, even onto a mat,
+    stops the body within about 0.1 s (tuning half: 1st percentile 0.11 g s);
+    lying down onto a bed or a soft surface spreads the same deceleration
+    over a longer, lower-g contact and stays below (0.01-0.10 g s)."""
     upright_before_deg: float = 50.0
     """The trunk must have been within this tilt (degrees) of upright..."""
     upright_before_s: float = 2.0

@@ -103,7 +103,13 @@ class FallDetector:
         self._upright_t = -math.inf
         self._impact_t: float | None = None
         self._impact_peak = 0.0
+        self._impulse_pre = 0.0
+        self._impulse_post = 0.0
         self._not_lying_s = 0.0
+        # Recent |a| - 1 g deviations (time, deviation x dt) for the impulse.
+        self._dev_window: deque[tuple[float, float]] = deque(
+            maxlen=int(self.config.impact_window_s * self.sample_rate_hz) + 2
+        )
         self._fallen_t: float | None = None
         self._still_since: float | None = None
         self._upright_since: float | None = None
@@ -284,6 +290,8 @@ class FallDetector:
         # before" keeps turning over in bed (already lying) from counting.
         if tilt < cfg.upright_before_deg:
             self._upright_t = t
+        dev = abs(amag - 1.0) * dt
+        self._dev_window.append((t, dev))
         if (
             amag > cfg.impact_g
             and self._fallen_t is None
@@ -293,13 +301,24 @@ class FallDetector:
             self._impact_t = t
             self._impact_peak = amag
             self._not_lying_s = 0.0
+            # Impulse: the window before the peak (peak included) now, the
+            # window after it as the samples come in.
+            since = t - cfg.impact_window_s - 0.5 * dt
+            self._impulse_pre = sum(d for ts, d in self._dev_window if ts >= since)
+            self._impulse_post = 0.0
         impact_t = self._impact_t
         lying = tilt > cfg.lying_tilt_deg
+        if impact_t is not None:
+            since_impact = t - impact_t
+            if 0.0 < since_impact <= cfg.impact_window_s:
+                self._impulse_post += dev
         if impact_t is not None and t - impact_t >= cfg.confirm_delay_s:
+            impulse = self._impulse_pre + self._impulse_post
             if not lying:
                 self._not_lying_s += dt
-            if self._not_lying_s > cfg.confirm_upright_max_s:
-                # Back up (or never down): not a fall, or a recovered one.
+            if impulse < cfg.impact_impulse_gs or self._not_lying_s > cfg.confirm_upright_max_s:
+                # Back up (or never down), or a soft landing: not a fall, or
+                # a recovered one.
                 self._impact_t = None
             elif t - impact_t >= cfg.confirm_window_s:
                 self._fallen_t = t
@@ -310,8 +329,9 @@ class FallDetector:
                 det = Detection(
                     DetectionKind.FALL,
                     t,
-                    f"impact {self._impact_peak:.1f} g, lying {tilt:.0f} deg",
-                    self._figures(wh) | {"impact_g": round(self._impact_peak, 2)},
+                    f"impact {self._impact_peak:.1f} g ({impulse:.2f} g s), lying {tilt:.0f} deg",
+                    self._figures(wh)
+                    | {"impact_g": round(self._impact_peak, 2), "impulse_gs": round(impulse, 3)},
                 )
                 out = [det] if out is None else [*out, det]
 
