@@ -3,7 +3,9 @@
 Starts a throwaway Mosquitto and the caregiver service (the demo's in-process
 one), has three simulated monitors report (one walking armed, one that has just
 caught a fall, one offline), logs in and captures the fleet view (desktop and
-360 px phone) and the fall's event page with its IMU plot.
+360 px phone), the fall's event page with its IMU plot, and the walker's
+progress page after five weeks of guided sessions (summaries made by the
+monitor's own ``session_payload``).
 
     .venv/bin/python scripts/screenshots.py [--out docs/img]
 """
@@ -24,6 +26,7 @@ from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
 
 from caregiver.demo import start_demo_caregiver
 from firmware.mqtt.broker import Mosquitto
+from firmware.session.record import session_payload
 
 CHROMIUM = "/usr/bin/chromium"
 ARGS = [
@@ -85,6 +88,42 @@ def event(client: mqtt.Client, device_id: str, seq: int, kind: str, severity: st
     return event_id
 
 
+def sessions(client: mqtt.Client, device_id: str) -> None:
+    """Five weeks of a progression toward 10 straight minutes backward, this week included."""
+    year, week, _ = dt.datetime.now(dt.UTC).isocalendar()
+    monday = dt.datetime.combine(dt.date.fromisocalendar(year, week, 1), dt.time(), dt.UTC)
+    plan = [  # (weeks ago, day, plan week, minutes backward, longest, trips, stumbles, status)
+        (4, 0, 2, 9, 3, 0, 0, "completed"), (4, 2, 2, 9, 3, 1, 1, "completed"),
+        (4, 4, 2, 6, 3, 0, 0, "stopped"),
+        (3, 0, 4, 10, 5, 0, 0, "completed"), (3, 3, 4, 10, 5, 0, 0, "completed"),
+        (2, 1, 6, 14, 7, 0, 0, "completed"), (2, 3, 6, 14, 7, 2, 1, "completed"),
+        (2, 5, 6, 14, 7, 0, 0, "completed"),
+        (1, 0, 9, 10, 10, 0, 0, "completed"), (1, 2, 9, 10, 10, 0, 0, "completed"),
+        (1, 4, 9, 10, 10, 0, 0, "completed"),
+        (0, 0, 9, 10, 10, 0, 0, "completed"), (0, 0, 9, 8, 8, 1, 0, "stopped"),
+    ]  # fmt: skip
+    for ago, day, plan_week, back, longest, trips, stumbles, status in plan:
+        started = monday - dt.timedelta(weeks=ago) + dt.timedelta(days=day, hours=9 + ago % 2)
+        if ago == 0:  # this week's, never in the future
+            started = min(started, dt.datetime.now(dt.UTC)) - dt.timedelta(minutes=40 * trips)
+        total = 30.0 if status == "completed" else back + 8
+        walking = total * 60 * 0.93
+        steps = int(walking / 60 * 94)
+        record = {
+            "id": uuid.uuid4().hex, "device_id": device_id,
+            "plan": f"progression-week-{plan_week}", "status": status,
+            "started_wall": started.isoformat(timespec="milliseconds"),
+            "ended_wall": (started + dt.timedelta(minutes=total + 2)).isoformat(
+                timespec="milliseconds"),
+            "planned_s": 1800.0, "planned_backward_s": back * 60.0, "done_s": total * 60,
+            "backward_s": back * 60.0, "longest_backward_s": longest * 60.0,
+            "paused_s": 50.0 * trips, "pauses": trips, "steps": steps,
+            "walking_s": round(walking, 1), "cadence_spm": round(steps / (walking / 60), 1),
+            "trips": trips, "stumbles": stumbles, "intervals": [],
+        }  # fmt: skip
+        publish(client, f"retroguard/{device_id}/session", session_payload(record))
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--out", type=Path, default=Path("docs/img"))
@@ -141,13 +180,23 @@ def main() -> int:
                         page.goto(f"{demo.url}/events/{fall_id}")
                         expect(page.locator("#plots")).to_have_attribute("data-rendered", "1")
                         page.screenshot(path=str(args.out / "caregiver-event.png"), full_page=True)
+                        sessions(client, "treadmill-1")
+                        page.set_viewport_size({"width": 1024, "height": 720})
+                        page.goto(f"{demo.url}/devices/treadmill-1/progress")
+                        expect(page.locator("#sessions tbody tr")).to_have_count(13)
+                        expect(page.locator("#progress-chart")).to_have_attribute(
+                            "data-rendered", "1"
+                        )
+                        page.screenshot(
+                            path=str(args.out / "caregiver-progress.png"), full_page=True
+                        )
                     page.close()
                 browser.close()
         finally:
             client.loop_stop()
             client.disconnect()
             demo.stop()
-    for name in ("fleet", "phone", "event"):
+    for name in ("fleet", "phone", "event", "progress"):
         print(args.out / f"caregiver-{name}.png")
     return 0
 

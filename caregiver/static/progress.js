@@ -7,13 +7,15 @@
   function goalLine(goal) {
     return function (u) {
       var y = u.valToPos(goal, "y", true);
+      var x0 = u.valToPos(u.scales.x.min, "x", true), x1 = u.valToPos(u.scales.x.max, "x", true);
       var ctx = u.ctx, r = devicePixelRatio;
       ctx.save();
       ctx.strokeStyle = "#b00000"; ctx.lineWidth = 3 * r; ctx.setLineDash([10 * r, 6 * r]);
-      ctx.beginPath(); ctx.moveTo(u.bbox.left, y); ctx.lineTo(u.bbox.left + u.bbox.width, y); ctx.stroke();
+      ctx.beginPath(); ctx.moveTo(x0, y); ctx.lineTo(x1, y); ctx.stroke();
       ctx.setLineDash([]);
+      ctx.textAlign = "left"; ctx.textBaseline = "bottom";
       ctx.fillStyle = "#b00000"; ctx.font = "bold " + (15 * r) + "px sans-serif";
-      ctx.fillText("goal " + goal + " min", u.bbox.left + 6 * r, y - 6 * r);
+      ctx.fillText("goal " + goal + " min", x0 + 6 * r, y - 6 * r);
       ctx.restore();
     };
   }
