@@ -160,7 +160,9 @@ def test_a_brief_rebound_after_the_impact_does_not_cancel_the_fall() -> None:
 
     found = falls(DetectorConfig())
     assert found and found[0].t > impact_t(samples)
-    assert falls(DetectorConfig(confirm_upright_max_s=0.0)) == []
+    # Without the tolerance (and without the hard-impact path, which accepts
+    # this trunk as "down" anyway) the rebound cancels it.
+    assert falls(DetectorConfig(confirm_upright_max_s=0.0, hard_impact_g=math.inf)) == []
 
 
 def _falls(config: DetectorConfig, samples: Sequence[ImuSample]) -> list[Detection]:
@@ -174,3 +176,14 @@ def test_lying_down_onto_a_bed_is_too_soft_an_impact_for_a_fall() -> None:
     samples = read_sisfall(sisfall_file("D13_SA07_R02.txt"))
     assert _falls(DetectorConfig(impact_impulse_gs=0.0), samples), "the old rule's false fall"
     assert _falls(DetectorConfig(), samples) == []
+
+
+def test_a_hard_impact_ending_sitting_on_the_floor_is_a_fall() -> None:
+    """F11 (backward fall while sitting down, tuning subject): a hard impact,
+    then the person sits on the mat with the trunk at 30-50 deg -- not lying,
+    but never back upright: confirmed by the hard-impact path."""
+    samples = read_sisfall(sisfall_file("F11_SA01_R02.txt"))
+    assert _falls(DetectorConfig(hard_impact_g=math.inf), samples) == []
+    found = _falls(DetectorConfig(), samples)
+    assert found and found[0].t > impact_t(samples)
+    assert found[0].figures["impulse_gs"] > DetectorConfig().hard_impact_impulse_gs

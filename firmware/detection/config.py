@@ -150,6 +150,18 @@ class DetectorConfig:
     trunk rebounds or rolls for a moment (10 % of the 1.5 s window); a
     person who sits or stands back up stays above it far longer."""
 
+    hard_impact_g: float = 3.5
+    """A *hard* impact: peak above this (g) ..."""
+    hard_impact_impulse_gs: float = 0.15
+    """... and impulse above this (g x s; 1.5 m/s absorbed in 0.2 s). After
+    a hard impact the trunk need only stay beyond ``hard_down_tilt_deg``
+    rather than lying: a fall that ends sitting on the floor leaves the trunk
+    at 15-45 degrees, which by tilt alone is a seated person, but sitting
+    down onto a chair, however quickly, does not hit this hard."""
+    hard_down_tilt_deg: float = 20.0
+    """Tilt (degrees) the trunk must stay beyond after a hard impact (with the
+    same ``confirm_upright_max_s`` tolerance) to confirm the fall."""
+
     # --- no recovery (escalation) ---------------------------------------------
     still_gyro_dps: float = 20.0
     """Angular rate (deg/s) below which the wearer counts as motionless."""

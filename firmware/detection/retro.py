@@ -106,6 +106,7 @@ class FallDetector:
         self._impulse_pre = 0.0
         self._impulse_post = 0.0
         self._not_lying_s = 0.0
+        self._not_down_s = 0.0
         # Recent |a| - 1 g deviations (time, deviation x dt) for the impulse.
         self._dev_window: deque[tuple[float, float]] = deque(
             maxlen=int(self.config.impact_window_s * self.sample_rate_hz) + 2
@@ -301,6 +302,7 @@ class FallDetector:
             self._impact_t = t
             self._impact_peak = amag
             self._not_lying_s = 0.0
+            self._not_down_s = 0.0
             # Impulse: the window before the peak (peak included) now, the
             # window after it as the samples come in.
             since = t - cfg.impact_window_s - 0.5 * dt
@@ -314,9 +316,15 @@ class FallDetector:
                 self._impulse_post += dev
         if impact_t is not None and t - impact_t >= cfg.confirm_delay_s:
             impulse = self._impulse_pre + self._impulse_post
+            hard = self._impact_peak > cfg.hard_impact_g and impulse > cfg.hard_impact_impulse_gs
             if not lying:
                 self._not_lying_s += dt
-            if impulse < cfg.impact_impulse_gs or self._not_lying_s > cfg.confirm_upright_max_s:
+            if tilt <= cfg.hard_down_tilt_deg:
+                self._not_down_s += dt
+            if impulse < cfg.impact_impulse_gs or (
+                self._not_lying_s > cfg.confirm_upright_max_s
+                and not (hard and self._not_down_s <= cfg.confirm_upright_max_s)
+            ):
                 # Back up (or never down), or a soft landing: not a fall, or
                 # a recovered one.
                 self._impact_t = None
@@ -329,7 +337,8 @@ class FallDetector:
                 det = Detection(
                     DetectionKind.FALL,
                     t,
-                    f"impact {self._impact_peak:.1f} g ({impulse:.2f} g s), lying {tilt:.0f} deg",
+                    f"impact {self._impact_peak:.1f} g ({impulse:.2f} g s), "
+                    f"{'lying' if lying else 'down'} {tilt:.0f} deg",
                     self._figures(wh)
                     | {"impact_g": round(self._impact_peak, 2), "impulse_gs": round(impulse, 3)},
                 )
