@@ -49,6 +49,9 @@ def browser() -> Iterator[Any]:
     sync_api = pytest.importorskip("playwright.sync_api")
     with sync_api.sync_playwright() as pw:
         b = pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True)
+        # Playwright's 5 s default is too tight for a loaded 2-core CI machine; WAIT is a
+        # safety net against hangs, not a timing assertion.
+        sync_api.expect.set_options(timeout=int(WAIT * 1000))
         try:
             yield b
         finally:
@@ -65,6 +68,7 @@ def _login(browser: Any, service: CaregiverService, width: int = 1024) -> Any:
     from playwright.sync_api import expect
 
     context = browser.new_context(viewport={"width": width, "height": 800})
+    context.set_default_timeout(WAIT * 1000)
     page = context.new_page()
     page.goto(service.url + "/")
     expect(page).to_have_url(service.url + "/login?next=/")
@@ -189,6 +193,7 @@ def test_progress_page_sessions_weekly_goal_and_chart(
     assert service.ingestor.wait_for(lambda: store.walk_session_count() == len(sessions), WAIT)
 
     anonymous = browser.new_context()  # behind the login like everything else
+    anonymous.set_default_timeout(WAIT * 1000)
     page = anonymous.new_page()
     page.goto(service.url + "/devices/treadmill-1/progress")
     expect(page).to_have_url(service.url + "/login?next=/devices/treadmill-1/progress")
