@@ -37,7 +37,7 @@ import math
 import os
 import sys
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor, as_completed
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -55,6 +55,7 @@ from firmware.datasets.sisfall import BACKWARD_FALL_CODES, WALKING_ADL_CODES, WA
 from firmware.detection import TRIPPING_KINDS, DetectionKind, Detector, DetectorConfig
 from firmware.detection.factory import build_detector
 from hal.config import ImuConfig
+from hal.types import ImuSample
 
 SPLITS = ("held-out", "tuning", "all")
 _WALKING_WORDS = ("walk", "jog", "run")
@@ -75,12 +76,88 @@ def is_walking_fall(code: str | None) -> bool:
 
 
 def detector_for(
-    config: DetectorConfig, sample_rate_hz: float, recording: Recording | None, use_mounting: bool
+    config: DetectorConfig,
+    sample_rate_hz: float,
+    recording: Recording | None,
+    use_mounting: bool,
+    rotation: Rotation | None = None,
 ) -> Detector:
     """The detector for one recording: exactly the monitor's :func:`build_detector`
-    call, plus the recording's mounting when it declares one."""
+    call, plus the recording's mounting when it declares one (carried through
+    ``rotation`` when the recording's axes are rotated, see :func:`rotated`)."""
     up = recording.up if (recording is not None and use_mounting) else None
+    if up is not None and rotation is not None:
+        up = _apply(rotation, up)
     return build_detector(config, sample_rate_hz, up=up)
+
+
+# ----------------------------------------------------------------------------
+# Other mountings: every sample's axes rotated by one proper rotation
+
+Rotation = tuple[tuple[float, float, float], tuple[float, float, float], tuple[float, float, float]]
+"""Row-major 3x3 proper rotation matrix (sensor frame to the rotated sensor frame)."""
+
+ROTATION_PRESETS: dict[str, str] = {
+    # SisFall's axes: x right, y down, z forward (hal.mounting.SISFALL_MOUNTING).
+    "upside-down": "z180",
+    "hip": "y90",
+    "tilted-30": "x30",
+    "crooked": "x30,y90,z20",
+}
+"""Named mountings for ``--rotate``, as rotations about the *SisFall* sensor
+axes: ``upside-down`` turns the clip over about the forward axis (y then points
+up), ``hip`` turns it 90 deg about the vertical (the face points right, a belt
+clip on the hip), ``tilted-30`` pitches it 30 deg about the lateral axis (a
+clip leaning on the belly), ``crooked`` combines all three with odd angles."""
+
+
+def parse_rotation(spec: str) -> Rotation:
+    """``x30,y90,z-20`` (degrees about the sensor axes, applied left to right)
+    or a name from :data:`ROTATION_PRESETS`, as a rotation matrix."""
+    text = ROTATION_PRESETS.get(spec.strip(), spec)
+    m: Rotation = ((1.0, 0.0, 0.0), (0.0, 1.0, 0.0), (0.0, 0.0, 1.0))
+    for part in text.split(","):
+        part = part.strip().lower()
+        try:
+            axis, deg = part[0], float(part[1:])
+        except (IndexError, ValueError):
+            axis, deg = "?", 0.0
+        if axis not in "xyz":
+            raise ValueError(
+                f"rotation {spec!r}: expected e.g. x30,y90 or one of {', '.join(ROTATION_PRESETS)}"
+            )
+        c, s = math.cos(math.radians(deg)), math.sin(math.radians(deg))
+        if axis == "x":
+            r: Rotation = ((1.0, 0.0, 0.0), (0.0, c, -s), (0.0, s, c))
+        elif axis == "y":
+            r = ((c, 0.0, s), (0.0, 1.0, 0.0), (-s, 0.0, c))
+        else:
+            r = ((c, -s, 0.0), (s, c, 0.0), (0.0, 0.0, 1.0))
+        m = _matmul(r, m)
+    return m
+
+
+def _matmul(a: Rotation, b: Rotation) -> Rotation:
+    rows = [tuple(sum(a[i][k] * b[k][j] for k in range(3)) for j in range(3)) for i in range(3)]
+    return (rows[0], rows[1], rows[2])  # type: ignore[return-value]
+
+
+def _apply(m: Rotation, v: tuple[float, float, float]) -> tuple[float, float, float]:
+    x, y, z = v
+    return (
+        m[0][0] * x + m[0][1] * y + m[0][2] * z,
+        m[1][0] * x + m[1][1] * y + m[1][2] * z,
+        m[2][0] * x + m[2][1] * y + m[2][2] * z,
+    )
+
+
+def rotated(samples: Iterable[ImuSample], m: Rotation) -> Iterator[ImuSample]:
+    """The same motion seen by a sensor mounted differently: accelerometer and
+    gyro vectors of every sample rotated by ``m``."""
+    for s in samples:
+        a = _apply(m, (s.ax, s.ay, s.az))
+        g = _apply(m, (s.gx, s.gy, s.gz))
+        yield ImuSample(s.t, a[0], a[1], a[2], g[0], g[1], g[2])
 
 
 # ----------------------------------------------------------------------------
@@ -115,15 +192,20 @@ class FileResult:
 
 
 def evaluate_file(
-    path: str, rate_hz: float, config: DetectorConfig, use_mounting: bool = True
+    path: str,
+    rate_hz: float,
+    config: DetectorConfig,
+    use_mounting: bool = True,
+    rotation: Rotation | None = None,
 ) -> FileResult:
     """Stream one recording through a fresh detector. Never raises for bad data:
-    a malformed file comes back with ``error`` set (and is counted as skipped)."""
+    a malformed file comes back with ``error`` set (and is counted as skipped).
+    ``rotation``: rotate every sample's axes first (another mounting)."""
     try:
         rec = describe(path)
     except (DatasetFormatError, OSError) as e:
         return _failed(path, str(e))
-    det = detector_for(config, rate_hz, rec, use_mounting)
+    det = detector_for(config, rate_hz, rec, use_mounting, rotation)
     update = det.update
     first_trip_t: float | None = None
     first_trip_kind: str | None = None
@@ -135,7 +217,10 @@ def evaluate_file(
     t0: float | None = None
     t = 0.0
     try:
-        for s in open_samples(rec, rate_hz):
+        stream: Iterable[ImuSample] = open_samples(rec, rate_hz)
+        if rotation is not None:
+            stream = rotated(stream, rotation)
+        for s in stream:
             t = s.t
             if t0 is None:
                 t0 = t
@@ -190,7 +275,9 @@ def _failed(path: str, error: str, rec: Recording | None = None) -> FileResult:
     )
 
 
-def _evaluate_job(job: tuple[str, float, DetectorConfig, bool]) -> FileResult:
+def _evaluate_job(
+    job: tuple[str, float, DetectorConfig, bool, Rotation | None],
+) -> FileResult:
     return evaluate_file(*job)
 
 
@@ -204,6 +291,7 @@ def run_files(
     config: DetectorConfig,
     *,
     use_mounting: bool = True,
+    rotation: Rotation | None = None,
     jobs: int | None = None,
     progress: Callable[[int, int], None] | None = None,
 ) -> list[FileResult]:
@@ -214,7 +302,7 @@ def run_files(
     first (by size) so that one 100 s walk does not finish last alone.
     """
     jobs = jobs or os.cpu_count() or 1
-    work = [(str(p), rate_hz, config, use_mounting) for p in paths]
+    work = [(str(p), rate_hz, config, use_mounting, rotation) for p in paths]
     total = len(work)
     if progress:
         progress(0, total)
@@ -513,6 +601,13 @@ def configure_parser(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--no-mounting", action="store_true", help="ignore mountings declared by the recordings"
     )
+    p.add_argument(
+        "--rotate",
+        default=None,
+        metavar="SPEC",
+        help="rotate every sample's axes (another mounting): x30,y90,... degrees about the "
+        f"sensor axes, or one of {', '.join(ROTATION_PRESETS)}",
+    )
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument(
         "--set",
@@ -561,17 +656,25 @@ def run(args: argparse.Namespace) -> int:
     if not paths:
         print(f"evaluate: no recordings under {args.path}", file=sys.stderr)
         return 2
+    try:
+        rotation = parse_rotation(args.rotate) if args.rotate else None
+    except ValueError as e:
+        print(f"evaluate: {e}", file=sys.stderr)
+        return 2
     progress = None if args.no_progress else Progress(sys.stderr)
     results = run_files(
         paths,
         rate,
         config,
         use_mounting=not args.no_mounting,
+        rotation=rotation,
         jobs=args.jobs,
         progress=progress,
     )
     doc = summarise(results, args.split, config)
     doc["sample_rate_hz"] = rate
+    if args.rotate:
+        doc["rotation"] = {"spec": args.rotate, "matrix": rotation}
     print(format_report(doc))
     if args.json is not None:
         args.json.write_text(json.dumps(doc, indent=2, sort_keys=False) + "\n")

@@ -138,3 +138,65 @@ def test_same_detector_object_type_from_both_entry_points() -> None:
     assert type(build_detector(DetectorConfig(), RATE)) is type(
         evaluate.detector_for(DetectorConfig(), RATE, None, use_mounting=False)
     )
+
+
+def test_rotation_presets_are_proper_rotations() -> None:
+    """Every ``--rotate`` mounting is orthonormal with determinant +1 (a real
+    sensor can be turned into it), and ``upside-down`` turns SisFall's up
+    (-y) into +y."""
+    for spec in [*evaluate.ROTATION_PRESETS, "x10,z-35"]:
+        m = evaluate.parse_rotation(spec)
+        for i in range(3):
+            for j in range(3):
+                dot = sum(m[i][k] * m[j][k] for k in range(3))
+                assert dot == pytest.approx(1.0 if i == j else 0.0, abs=1e-12)
+        det = (
+            m[0][0] * (m[1][1] * m[2][2] - m[1][2] * m[2][1])
+            - m[0][1] * (m[1][0] * m[2][2] - m[1][2] * m[2][0])
+            + m[0][2] * (m[1][0] * m[2][1] - m[1][1] * m[2][0])
+        )
+        assert det == pytest.approx(1.0)
+    up = evaluate._apply(evaluate.parse_rotation("upside-down"), (0.0, -1.0, 0.0))
+    assert up == pytest.approx((0.0, 1.0, 0.0), abs=1e-12)
+    with pytest.raises(ValueError, match="rotation"):
+        evaluate.parse_rotation("q30")
+
+
+ROBUSTNESS = [
+    (rate, rot, mounting)
+    for rate in (200.0, 50.0)
+    for rot in ("upside-down", "hip", "tilted-30")
+    for mounting in (True, False)
+]
+
+
+@pytest.mark.parametrize(("rate", "rotate", "use_mounting"), ROBUSTNESS)
+def test_backward_slip_trips_before_impact_in_other_mountings_and_rates(
+    rate: float, rotate: str, use_mounting: bool
+) -> None:
+    """F02 (backward slip while walking), its axes rotated into another mounting
+    and resampled by the streaming loader: still tripped before the impact peak
+    of the original 200 Hz recording, and confirmed as a fall."""
+    path = str(sisfall_file("F02_SA05_R01.txt"))
+    rotation = evaluate.parse_rotation(rotate)
+    reference = evaluate.evaluate_file(path, RATE, DetectorConfig())
+    res = evaluate.evaluate_file(path, rate, DetectorConfig(), use_mounting, rotation)
+    assert res.error is None
+    assert res.first_trip_t is not None and reference.impact_t is not None
+    assert res.first_trip_t < reference.impact_t
+    assert res.first_fall_t is not None
+
+
+@pytest.mark.parametrize(("rate", "rotate", "use_mounting"), ROBUSTNESS)
+@pytest.mark.parametrize("name", ["D01_SA01_R01.txt", "D03_SA01_R01.txt"])
+def test_walk_and_jog_never_trip_in_other_mountings_and_rates(
+    name: str, rate: float, rotate: str, use_mounting: bool
+) -> None:
+    """D01 (walking) and D03 (jogging), rotated and resampled: no trip at all."""
+    rotation = evaluate.parse_rotation(rotate)
+    res = evaluate.evaluate_file(
+        str(sisfall_file(name)), rate, DetectorConfig(), use_mounting, rotation
+    )
+    assert res.error is None
+    assert res.trips == 0
+    assert res.first_fall_t is None
