@@ -187,3 +187,15 @@ def test_a_hard_impact_ending_sitting_on_the_floor_is_a_fall() -> None:
     found = _falls(DetectorConfig(), samples)
     assert found and found[0].t > impact_t(samples)
     assert found[0].figures["impulse_gs"] > DetectorConfig().hard_impact_impulse_gs
+
+
+def test_a_trip_while_jogging_slowly_is_caught_by_the_loss_of_balance_score() -> None:
+    """F05 (trip while jogging, tuning subject): the gait is more vigorous than
+    walking (activity 0.5-0.6 g) but well below the ~1 g of the jogging that
+    the score is kept away from; the score trips it before the impact peak,
+    which the old 0.5 g gate did not."""
+    samples = read_sisfall(sisfall_file("F05_SA13_R01.txt"))
+    before = _trip_times(DetectorConfig(balance_max_activity_g=0.5), samples)
+    assert not before or before[0] >= impact_t(samples)
+    now = _trip_times(DetectorConfig(), samples)
+    assert now and now[0] < impact_t(samples)
