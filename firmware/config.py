@@ -195,6 +195,11 @@ def _cross_checks(config: Config, problems: list[str]) -> None:
         if len(names) > 1:
             problems.append(f"gpio.pins: GPIO{number} is used twice ({', '.join(names)})")
     period = 1.0 / config.imu.sample_rate_hz
+    if config.imu.dlpf_hz >= config.imu.sample_rate_hz / 2:
+        problems.append(
+            f"imu.dlpf_hz: {config.imu.dlpf_hz} Hz must be below half the sample rate "
+            f"({config.imu.sample_rate_hz / 2:g} Hz), or fast motion aliases into the samples"
+        )
     if config.gpio.relay_drive == "heartbeat" and period > config.gpio.heartbeat_hold_s / 2:
         problems.append(
             f"imu.sample_rate_hz: {config.imu.sample_rate_hz:g} Hz is too slow for the heartbeat "

@@ -117,6 +117,7 @@ def test_pin_used_twice_is_an_error(tmp_path: Path) -> None:
         ("[imu\n", "not valid TOML"),
         ("[safety]\nsample_timeout_s = 0.005\n", "at least two sample periods"),
         ("[imu]\nsample_rate_hz = 20\n", "too slow for the heartbeat relay drive"),
+        ("[imu]\nsample_rate_hz = 50\n", "imu.dlpf_hz: 44 Hz must be below half the sample rate"),
     ],
 )
 def test_bad_values(tmp_path: Path, text: str, expected: str) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import pytest
@@ -230,3 +231,20 @@ def test_subject_split_is_by_parity_of_the_subject_number() -> None:
     assert is_tuning_subject("SE06") is False  # the elderly subject with falls is held out
     assert is_tuning_subject("alice") == is_tuning_subject("alice")
     assert is_tuning_subject(None, "x3.csv") is True
+
+
+def test_downsampling_averages_instead_of_aliasing() -> None:
+    """40 Hz vibration at 200 Hz, taken down to 25 Hz: a real 25 Hz sensor would not see it."""
+    rate_in = 200.0
+    source = [
+        ImuSample(
+            i / rate_in, 0.0, 0.0, 1.0, 300.0 * math.sin(2 * math.pi * 40.0 * i / rate_in), 0, 0
+        )
+        for i in range(2000)
+    ]
+    out = list(at_rate(source, rate_in, 25.0))
+    assert len(out) == pytest.approx(250, abs=1)
+    settled = [abs(s.gx) for s in out[2:]]
+    # Point-sampling would give up to ~300 deg/s of aliased rate; an 8-sample mean leaves < 20 %.
+    assert max(settled) < 0.25 * 300.0
+    assert all(s.az == pytest.approx(1.0) for s in out)
