@@ -36,6 +36,8 @@ _SECTION_NOTES = {
     "safety": "When the monitor stops trusting its sensor.",
     "detector": "Fall and stumble detector thresholds (docs/detector.md explains each).",
     "storage": "Local event store.",
+    "mqtt": 'Caregiver reporting over MQTT (docs/mqtt.md). host = "" stores events locally only; '
+    "every event is queued in the store's outbox until the broker acknowledges it.",
     "session": "Guided retro-walking sessions (docs/sessions.md): the plan, spoken prompts, "
     "button press patterns.",
     "logging": 'level: "debug", "info", "warning" or "error".',
