@@ -150,6 +150,10 @@ def _bcm_pin(value: Any) -> str | None:
     return None if 0 <= value <= 27 else "must be a BCM GPIO number from 0 to 27"
 
 
+def _tcp_port(value: Any) -> str | None:
+    return None if 1 <= value <= 65535 else "must be a TCP port (1-65535)"
+
+
 def _mounting(value: Any) -> str | None:
     try:
         Mounting.parse(value)
@@ -177,6 +181,12 @@ _CHECKS: dict[str, Callable[[Any], str | None]] = {
     "safety.frozen_after_s": _positive,
     "safety.healthy_before_arm_s": _positive,
     "safety.window_before_s": _positive,
+    "mqtt.port": _tcp_port,
+    "mqtt.keepalive_s": _positive,
+    "mqtt.reconnect_min_s": _positive,
+    "mqtt.reconnect_max_s": _positive,
+    "mqtt.max_inflight": _positive,
+    "mqtt.outbox_max_rows": _positive,
     "session.plan": check_plan_reference,
     "session.speech_rate_wpm": _positive,
     "session.max_pause_s": _positive,
@@ -246,6 +256,13 @@ def load_config(path: str | Path) -> Config:
     if not db.is_absolute():
         storage = dataclasses.replace(config.storage, database=str(path.parent / db))
         config = dataclasses.replace(config, storage=storage)
+    mqtt_files: dict[str, Any] = {
+        key: str(path.parent / value)
+        for key in ("password_file", "ca_file", "cert_file", "key_file")
+        if (value := getattr(config.mqtt, key)) and not Path(value).is_absolute()
+    }
+    if mqtt_files:
+        config = dataclasses.replace(config, mqtt=dataclasses.replace(config.mqtt, **mqtt_files))
     plan = config.session.plan
     if plan.endswith(".toml") and not Path(plan).is_absolute():
         session = dataclasses.replace(config.session, plan=str(path.parent / plan))

@@ -56,6 +56,11 @@ relay_drive = "static"
 relay = 5
 [storage]
 database = "events.db"
+[mqtt]
+host = "broker.lan"
+tls = true
+ca_file = "certs/ca.pem"
+password_file = "/etc/retroguard/mqtt.pass"
 """,
     )
     config = load_config(path)
@@ -65,6 +70,8 @@ database = "events.db"
     assert config.gpio.relay_drive == "static"
     assert config.gpio.pins.relay == 5
     assert config.storage.database == str(tmp_path / "events.db")
+    assert config.mqtt.ca_file == str(tmp_path / "certs" / "ca.pem")  # relative to the file
+    assert config.mqtt.password_file == "/etc/retroguard/mqtt.pass"
 
 
 def test_every_problem_is_reported_with_file_and_key(tmp_path: Path) -> None:
@@ -117,6 +124,7 @@ def test_pin_used_twice_is_an_error(tmp_path: Path) -> None:
         ("[imu\n", "not valid TOML"),
         ("[safety]\nsample_timeout_s = 0.005\n", "at least two sample periods"),
         ("[imu]\nsample_rate_hz = 20\n", "too slow for the heartbeat relay drive"),
+        ("[mqtt]\nport = 70000\n", "mqtt.port: must be a TCP port"),
         ("[imu]\nsample_rate_hz = 50\n", "imu.dlpf_hz: 44 Hz must be below half the sample rate"),
     ],
 )
