@@ -142,6 +142,14 @@ class DetectorConfig:
     lying_tilt_deg: float = 50.0
     """Trunk tilt from upright (degrees) that counts as lying or slumped on
     the ground after an impact."""
+    lying_rise_deg: float = 35.0
+    """Lying is judged against the pre-event posture too: the trunk must lie
+    beyond the least tilt it had in the ``upright_before_s`` before the
+    impact plus this many degrees (and beyond ``lying_tilt_deg``). A fall
+    goes from upright or seated to lying (tuning half: at least 55 degrees
+    more than before), while someone already slumped at 30 degrees who drops
+    into a chair and ends at 55 degrees has gained only about 20 (D11,
+    elderly)."""
     confirm_delay_s: float = 0.5
     """After an impact the trunk may still be moving; lying is judged from
     this many seconds after the impact on..."""
@@ -162,6 +170,16 @@ class DetectorConfig:
     rather than lying: a fall that ends sitting on the floor leaves the trunk
     at 15-45 degrees, which by tilt alone is a seated person, but sitting
     down onto a chair, however quickly, does not hit this hard."""
+    hard_descent_mps: float = 0.2
+    """... and a downward trunk velocity above this (m/s) at some moment in
+    the ``descent_window_s`` before the peak: a fall that ends sitting on the
+    floor drops the body (tuning half: at least 0.47 m/s before every such
+    fall), whereas an elderly person dropping back onto a chair they were
+    half rising from lands hard with the trunk not moving down (-0.3 to
+    -0.05 m/s, D11)."""
+    descent_window_s: float = 1.0
+    """Window (s) before the impact peak over which the peak downward
+    velocity for ``hard_descent_mps`` is taken."""
     hard_down_tilt_deg: float = 20.0
     """Tilt (degrees) the trunk must stay beyond after a hard impact (with the
     same ``confirm_upright_max_s`` tolerance) to confirm the fall."""

@@ -41,6 +41,8 @@ G_MPS2 = 9.80665
 """Standard gravity: converts g to m/s² for the vertical velocity."""
 _D2R = math.pi / 180.0
 _R2D = 180.0 / math.pi
+_HISTORY_STEP_S = 0.02
+"""Spacing (s) of the pre-event tilt and velocity history read at an impact."""
 
 
 class FallDetector:
@@ -99,6 +101,14 @@ class FallDetector:
         self.activity_g = 0.0
         self.tilt_gain_deg = 0.0
         self._tilt_window: deque[tuple[float, float]] = deque()
+        # Least tilt over the last upright_before_s and greatest downward
+        # velocity over the last descent_window_s (monotonic deques): the
+        # pre-event posture and descent read at an impact.
+        self._pre_tilt: deque[tuple[float, float]] = deque()
+        self._pre_down: deque[tuple[float, float]] = deque()
+        self._impact_pre_tilt = 0.0
+        self._history_next_t = -math.inf
+        self._impact_descent = 0.0
         self._stumble_ready_t = -math.inf
         self._upright_t = -math.inf
         self._impact_t: float | None = None
@@ -256,6 +266,25 @@ class FallDetector:
         gain = tilt - win[0][1]
         self.tilt_gain_deg = gain
 
+        # Pre-event history, kept every _HISTORY_STEP_S only (tilt and
+        # velocity are smooth at that scale; it halves the cost per sample).
+        ptw = self._pre_tilt
+        pdw = self._pre_down
+        if t >= self._history_next_t:
+            self._history_next_t = t + _HISTORY_STEP_S
+            while ptw and ptw[-1][1] >= tilt:
+                ptw.pop()
+            ptw.append((t, tilt))
+            horizon = t - cfg.upright_before_s
+            while ptw[0][0] < horizon:
+                ptw.popleft()
+            while pdw and pdw[-1][1] <= down:
+                pdw.pop()
+            pdw.append((t, down))
+            horizon = t - cfg.descent_window_s
+            while pdw[0][0] < horizon:
+                pdw.popleft()
+
         out: list[Detection] | None = None
 
         # --- stumble: pre-impact loss of balance ----------------------------
@@ -308,6 +337,8 @@ class FallDetector:
             since = t - cfg.impact_window_s - 0.5 * dt
             self._impulse_pre = sum(d for ts, d in self._dev_window if ts >= since)
             self._impulse_post = 0.0
+            self._impact_pre_tilt = min(ptw[0][1], tilt) if ptw else tilt
+            self._impact_descent = max(pdw[0][1], down) if pdw else down
         impact_t = self._impact_t
         lying = tilt > cfg.lying_tilt_deg
         if impact_t is not None:
@@ -316,8 +347,12 @@ class FallDetector:
                 self._impulse_post += dev
         if impact_t is not None and t - impact_t >= cfg.confirm_delay_s:
             impulse = self._impulse_pre + self._impulse_post
-            hard = self._impact_peak > cfg.hard_impact_g and impulse > cfg.hard_impact_impulse_gs
-            if not lying:
+            hard = (
+                self._impact_peak > cfg.hard_impact_g
+                and impulse > cfg.hard_impact_impulse_gs
+                and self._impact_descent > cfg.hard_descent_mps
+            )
+            if not lying or tilt <= self._impact_pre_tilt + cfg.lying_rise_deg:
                 self._not_lying_s += dt
             if tilt <= cfg.hard_down_tilt_deg:
                 self._not_down_s += dt
