@@ -23,7 +23,6 @@ urls = ["ntfy://ntfy.sh/ann-retroguard", "mailto://ann:pw@example.com"]
 from __future__ import annotations
 
 import dataclasses
-import tomllib
 import typing
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -196,15 +195,7 @@ def parse_config(data: Mapping[str, Any], source: str = "<config>") -> Caregiver
 def load_config(path: str | Path) -> CaregiverConfig:
     """Read and validate a caregiver TOML file (a relative database is next to the file)."""
     path = Path(path)
-    try:
-        with path.open("rb") as fh:
-            data = tomllib.load(fh)
-    except FileNotFoundError:
-        raise ConfigError([f"{path}: file not found"]) from None
-    except PermissionError:
-        raise ConfigError([f"{path}: permission denied"]) from None
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError([f"{path}: not valid TOML: {exc}"]) from None
+    data = tomlschema.read_toml(path)
     config = parse_config(data, str(path))
     db = Path(config.server.database)
     if not db.is_absolute():

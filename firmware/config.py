@@ -11,7 +11,6 @@ one pass — and the CLI exits with status 2.
 from __future__ import annotations
 
 import dataclasses
-import tomllib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -242,15 +241,7 @@ def load_config(path: str | Path) -> Config:
     so a config works the same from any working directory.
     """
     path = Path(path)
-    try:
-        with path.open("rb") as fh:
-            data = tomllib.load(fh)
-    except FileNotFoundError:
-        raise ConfigError([f"{path}: file not found"]) from None
-    except PermissionError:
-        raise ConfigError([f"{path}: permission denied"]) from None
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError([f"{path}: not valid TOML: {exc}"]) from None
+    data = tomlschema.read_toml(path)
     config = parse_config(data, str(path))
     db = Path(config.storage.database)
     if not db.is_absolute():

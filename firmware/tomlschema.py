@@ -17,13 +17,31 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import math
+import tomllib
 import types
 import typing
 from collections.abc import Callable, Mapping
+from pathlib import Path
 from typing import Any, Literal
+
+from firmware.errors import ConfigError
 
 Check = Callable[[Any], str | None]
 """Returns None when the value is fine, otherwise what is wrong with it."""
+
+
+def read_toml(path: Path, what: str = "file") -> dict[str, Any]:
+    """Parse a TOML file; a missing, unreadable or malformed one is a :class:`ConfigError`
+    naming the file (``what`` says which kind of file: "plan file", ...)."""
+    try:
+        with path.open("rb") as fh:
+            return tomllib.load(fh)
+    except FileNotFoundError:
+        raise ConfigError([f"{path}: {what} not found"]) from None
+    except PermissionError:
+        raise ConfigError([f"{path}: permission denied"]) from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError([f"{path}: not valid TOML: {exc}"]) from None
 
 
 def type_name(tp: Any) -> str:

@@ -36,12 +36,12 @@ Every problem is reported at once as ``file: key: what is wrong``
 from __future__ import annotations
 
 import math
-import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Literal, get_args
 
+from firmware import tomlschema
 from firmware.errors import ConfigError
 
 Direction = Literal["backward", "forward", "rest"]
@@ -242,15 +242,7 @@ def _parse_interval(
 
 def load_plan_file(path: str | Path) -> Plan:
     path = Path(path)
-    try:
-        with path.open("rb") as fh:
-            data = tomllib.load(fh)
-    except FileNotFoundError:
-        raise ConfigError([f"{path}: plan file not found"]) from None
-    except PermissionError:
-        raise ConfigError([f"{path}: permission denied"]) from None
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError([f"{path}: not valid TOML: {exc}"]) from None
+    data = tomlschema.read_toml(path, "plan file")
     return parse_plan(data, str(path), default_name=path.stem)
 
 
