@@ -174,10 +174,26 @@ def _falls(config: DetectorConfig, samples: Sequence[ImuSample]) -> list[Detecti
 def test_lying_down_onto_a_bed_is_too_soft_an_impact_for_a_fall() -> None:
     """D13 (lying down quickly on a bed, tuning subject): upright, a 4.5 g
     contact, then lying -- the sequence of a fall, but the bed spreads the
-    deceleration: the impulse around the peak stays below impact_impulse_gs."""
+    deceleration: the impulse around the peak stays below impact_impulse_gs,
+    so only a long lie could confirm it, and the subject sits up again
+    within soft_confirm_s."""
     samples = read_sisfall(sisfall_file("D13_SA07_R02.txt"))
     assert _falls(DetectorConfig(impact_impulse_gs=0.0), samples), "the old rule's false fall"
+    assert _falls(DetectorConfig(soft_confirm_s=2.0), samples), "a short lie would confirm it"
     assert _falls(DetectorConfig(), samples) == []
+
+
+def test_a_soft_slump_off_a_chair_is_confirmed_by_the_long_lie() -> None:
+    """F13 (fainting off a chair, tuning subject): a 1.8 g, 0.07 g s landing,
+    as soft as lying onto a bed, then lying on the floor until the recording
+    ends. Without the soft-landing path it is missed; with it the FALL comes
+    once the trunk has lain soft_confirm_s after the landing."""
+    samples = read_sisfall(sisfall_file("F13_SA05_R04.txt"))
+    assert _falls(DetectorConfig(soft_confirm_s=math.inf), samples) == []
+    found = _falls(DetectorConfig(), samples)
+    assert len(found) == 1
+    assert found[0].figures["impact_g"] < DetectorConfig().impact_g
+    assert found[0].t >= impact_t(samples) + DetectorConfig().soft_confirm_s
 
 
 def test_a_hard_impact_ending_sitting_on_the_floor_is_a_fall() -> None:

@@ -134,6 +134,22 @@ class DetectorConfig:
     stops the body within about 0.1 s (tuning half: 1st percentile 0.11 g s);
     lying down onto a bed or a soft surface spreads the same deceleration
     over a longer, lower-g contact and stays below (0.01-0.10 g s)."""
+    soft_impact_g: float = 1.5
+    """A *soft* landing: a peak above this (g) but short of ``impact_g``, or
+    one whose impulse stays below ``impact_impulse_gs``. It can still start a
+    fall, confirmed only by a long lie (``soft_confirm_s``): someone who
+    faints off a chair slumps to the floor at 1.7-2.2 g and 0.06-0.09 g s
+    (SisFall F13), as soft as lying down onto a bed. Set well below the
+    1.7 g because a lower sampling rate (and its anti-aliasing) shaves the
+    peak: the same falls read 0.05-0.15 g less at 50 Hz."""
+    soft_confirm_s: float = 6.0
+    """After a soft landing the trunk must lie (same conditions and tolerance
+    as after an impact) for this many seconds before the FALL is confirmed:
+    a person who chose to lie down gets up again or stays put, a fainted one
+    stays down. SisFall subjects lying down onto a bed sit up again after
+    2-5 s (D12, D13); the value is the shortest on the tuning half that
+    keeps those out (4 s: 14 false FALLs, 5 s: 8, 6 s: 5, 7 s: 5 but two
+    falls fewer), so read it as "longer than a deliberate short rest"."""
     upright_before_deg: float = 50.0
     """The trunk must have been within this tilt (degrees) of upright..."""
     upright_before_s: float = 2.0

@@ -23,8 +23,10 @@ than the whole update). The detector knows the body rather than a mounting:
    in free fall for longer than a jogging flight phase, or (during calm gait)
    the trunk suddenly rotates away from upright. FALL (confirmed) when
    the trunk was upright shortly before an impact and lies through the
-   seconds after it (a brief rebound allowed). NO_RECOVERY when the wearer stays lying and still for
-   ``no_recovery_s`` after a fall.
+   seconds after it (a brief rebound allowed); after a landing too soft to
+   tell from lying down onto a bed, only a long lie confirms it.
+   NO_RECOVERY when the wearer stays lying and still for ``no_recovery_s``
+   after a fall.
 """
 
 from __future__ import annotations
@@ -117,6 +119,9 @@ class FallDetector:
         self._impulse_post = 0.0
         self._not_lying_s = 0.0
         self._not_down_s = 0.0
+        # Any landing above this starts watching for a fall; a firm impact
+        # (impact_g and impact_impulse_gs) is confirmed sooner than a soft one.
+        self._candidate_g = min(self.config.impact_g, self.config.soft_impact_g)
         # Recent |a| - 1 g deviations (time, deviation x dt) for the impulse.
         self._dev_window: deque[tuple[float, float]] = deque(
             maxlen=int(self.config.impact_window_s * self.sample_rate_hz) + 2
@@ -323,7 +328,7 @@ class FallDetector:
         dev = abs(amag - 1.0) * dt
         self._dev_window.append((t, dev))
         if (
-            amag > cfg.impact_g
+            amag > self._candidate_g
             and self._fallen_t is None
             and t - self._upright_t <= cfg.upright_before_s
             and (self._impact_t is None or amag > self._impact_peak)
@@ -347,6 +352,7 @@ class FallDetector:
                 self._impulse_post += dev
         if impact_t is not None and t - impact_t >= cfg.confirm_delay_s:
             impulse = self._impulse_pre + self._impulse_post
+            firm = self._impact_peak > cfg.impact_g and impulse >= cfg.impact_impulse_gs
             hard = (
                 self._impact_peak > cfg.hard_impact_g
                 and impulse > cfg.hard_impact_impulse_gs
@@ -356,14 +362,12 @@ class FallDetector:
                 self._not_lying_s += dt
             if tilt <= cfg.hard_down_tilt_deg:
                 self._not_down_s += dt
-            if impulse < cfg.impact_impulse_gs or (
-                self._not_lying_s > cfg.confirm_upright_max_s
-                and not (hard and self._not_down_s <= cfg.confirm_upright_max_s)
+            if self._not_lying_s > cfg.confirm_upright_max_s and not (
+                hard and self._not_down_s <= cfg.confirm_upright_max_s
             ):
-                # Back up (or never down), or a soft landing: not a fall, or
-                # a recovered one.
+                # Back up (or never down): not a fall, or a recovered one.
                 self._impact_t = None
-            elif t - impact_t >= cfg.confirm_window_s:
+            elif t - impact_t >= (cfg.confirm_window_s if firm else cfg.soft_confirm_s):
                 self._fallen_t = t
                 self._impact_t = None
                 self._still_since = None
