@@ -134,8 +134,29 @@ class FallDetector:
     # ----------------------------------------------------------------- update
     def update(self, sample: ImuSample) -> Sequence[Detection]:
         """Consume one sample; return the detections it completes (often none)."""
-        cfg = self.config
         t, ax, ay, az, gx, gy, gz = sample
+        return self.step(t, ax, ay, az, gx, gy, gz, math.sqrt(ax * ax + ay * ay + az * az))
+
+    def step(
+        self,
+        t: float,
+        ax: float,
+        ay: float,
+        az: float,
+        gx: float,
+        gy: float,
+        gz: float,
+        amag: float,
+    ) -> Sequence[Detection]:
+        """:meth:`update` with the acceleration magnitude ``amag`` (g) given.
+
+        The one implementation of the per-sample logic. ``amag`` is the only
+        quantity that depends on the sample alone, so it is what the batch
+        path (:func:`firmware.detection.batch.detect_block`) computes for a
+        whole block at once; it must equal ``sqrt(ax*ax + ay*ay + az*az)``
+        evaluated in that order, bit for bit.
+        """
+        cfg = self.config
         t_prev = self._t_prev
         nominal = 1.0 / self.sample_rate_hz
         if t_prev is None:
@@ -149,7 +170,6 @@ class FallDetector:
                 dt = nominal
         self._t_prev = t
 
-        amag = math.sqrt(ax * ax + ay * ay + az * az)
         self.accel_g = amag
 
         # --- orientation: propagate gravity with the gyro (r' = r x w) ----
