@@ -183,6 +183,16 @@ def test_lying_down_onto_a_bed_is_too_soft_an_impact_for_a_fall() -> None:
     assert _falls(DetectorConfig(), samples) == []
 
 
+def test_lying_down_quickly_onto_a_bed_and_sitting_up_again_is_no_fall() -> None:
+    """D13 (tuning subject who drops onto the bed): 2.3 g and 0.095 g s, above
+    impact_g and above the 0.08 g s the impulse rule once had, which took it
+    for a fall after 2 s of lying. Below the 0.11 g s of a firm floor impact
+    it needs the long lie, and the subject sits up again after about 3 s."""
+    samples = read_sisfall(sisfall_file("D13_SA03_R02.txt"))
+    assert _falls(DetectorConfig(impact_impulse_gs=0.08), samples), "the old rule's false fall"
+    assert _falls(DetectorConfig(), samples) == []
+
+
 def test_a_soft_slump_off_a_chair_is_confirmed_by_the_long_lie() -> None:
     """F13 (fainting off a chair, tuning subject): a 1.8 g, 0.07 g s landing,
     as soft as lying onto a bed, then lying on the floor until the recording

@@ -127,13 +127,15 @@ class DetectorConfig:
     impact_window_s: float = 0.1
     """Half-width (s) of the window around the impact peak over which the
     impact impulse below is measured."""
-    impact_impulse_gs: float = 0.08
-    """Minimum impact impulse (g x s): the integral of | |a| - 1 g | over
-    +-``impact_window_s`` around the peak, i.e. the speed change absorbed at
-    the contact (0.08 g s = 0.8 m/s). A fall onto the floor, even onto a mat,
-    stops the body within about 0.1 s (tuning half: 1st percentile 0.11 g s);
-    lying down onto a bed or a soft surface spreads the same deceleration
-    over a longer, lower-g contact and stays below (0.01-0.10 g s)."""
+    impact_impulse_gs: float = 0.11
+    """Impact impulse (g x s) of a *firm* impact: the integral of
+    | |a| - 1 g | over +-``impact_window_s`` around the peak, i.e. the speed
+    change absorbed at the contact (0.11 g s = 1.1 m/s). A fall onto the
+    floor, even onto a mat, stops the body within about 0.1 s (tuning half:
+    1st percentile 0.11 g s); lying down onto a bed or a soft surface spreads
+    the same deceleration over a longer, lower-g contact (0.01-0.10 g s).
+    Below it the landing is soft: only a long lie (``soft_confirm_s``)
+    confirms the fall."""
     soft_impact_g: float = 1.5
     """A *soft* landing: a peak above this (g) but short of ``impact_g``, or
     one whose impulse stays below ``impact_impulse_gs``. It can still start a
@@ -148,7 +150,7 @@ class DetectorConfig:
     a person who chose to lie down gets up again or stays put, a fainted one
     stays down. SisFall subjects lying down onto a bed sit up again after
     2-5 s (D12, D13); the value is the shortest on the tuning half that
-    keeps those out (4 s: 14 false FALLs, 5 s: 8, 6 s: 5, 7 s: 5 but two
+    keeps those out (4 s: 13 false FALLs, 5 s: 6, 6 s: 1, 7 s: 1 but two
     falls fewer), so read it as "longer than a deliberate short rest"."""
     upright_before_deg: float = 50.0
     """The trunk must have been within this tilt (degrees) of upright..."""
