@@ -161,6 +161,12 @@ def _mounting(value: Any) -> str | None:
     return None
 
 
+def _above_1g(value: Any) -> str | None:
+    # At rest the accelerometer reads 1 g: a landing threshold at or below it
+    # would watch for a fall on every sample of standing still.
+    return None if value > 1.0 else "must be above 1 g (what the accelerometer reads at rest)"
+
+
 def _non_empty(value: Any) -> str | None:
     return None if value.strip() else "must not be empty"
 
@@ -186,6 +192,9 @@ _CHECKS: dict[str, Callable[[Any], str | None]] = {
     "mqtt.reconnect_max_s": _positive,
     "mqtt.max_inflight": _positive,
     "mqtt.outbox_max_rows": _positive,
+    "detector.impact_g": _above_1g,
+    "detector.soft_impact_g": _above_1g,
+    "detector.soft_confirm_s": _positive,
     "session.plan": check_plan_reference,
     "session.speech_rate_wpm": _positive,
     "session.max_pause_s": _positive,

@@ -374,7 +374,8 @@ class FallDetector:
             impulse = self._impulse_pre + self._impulse_post
             firm = self._impact_peak > cfg.impact_g and impulse >= cfg.impact_impulse_gs
             hard = (
-                self._impact_peak > cfg.hard_impact_g
+                firm
+                and self._impact_peak > cfg.hard_impact_g
                 and impulse > cfg.hard_impact_impulse_gs
                 and self._impact_descent > cfg.hard_descent_mps
             )
