@@ -257,3 +257,16 @@ def test_a_slump_from_an_already_bent_posture_is_not_lying_down() -> None:
     assert _falls_mounted(DetectorConfig(), samples) == []
     fall = read_sisfall(sisfall_file("F10_SA01_R05.txt"))
     assert _falls_mounted(DetectorConfig(), fall)
+
+
+def test_a_backward_slip_trips_sooner_when_the_score_looks_where_the_tilt_is_heading() -> None:
+    """F02 (backward slip while walking, tuning subject): the body drops at
+    about 1 m/s while the trunk is only starting to tip. On the tilt alone the
+    loss-of-balance score is reached 25 ms before the impact peak; with the
+    tilt extrapolated 0.1 s at its rate of increase, more than 100 ms sooner."""
+    samples = read_sisfall(sisfall_file("F02_SA13_R04.txt"))
+    impact = impact_t(samples)
+    plain = _trip_times(DetectorConfig(balance_extrapolate_s=0.0), samples)
+    ahead = _trip_times(DetectorConfig(), samples)
+    assert plain and ahead
+    assert ahead[0] < plain[0] - 0.1 < impact

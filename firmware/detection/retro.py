@@ -102,6 +102,10 @@ class FallDetector:
         self.freefall_s = 0.0
         self.activity_g = 0.0
         self.tilt_gain_deg = 0.0
+        # Rate of change of the tilt (deg/s, smoothed; positive = leaving
+        # upright). Unknown until two tilts have been computed.
+        self.tilt_speed_dps = 0.0
+        self._have_tilt = False
         self._tilt_window: deque[tuple[float, float]] = deque()
         # Least tilt over the last upright_before_s and greatest downward
         # velocity over the last descent_window_s (monotonic deques): the
@@ -246,6 +250,12 @@ class FallDetector:
         c = rx * ux + ry * uy + rz * uz
         c = 1.0 if c > 1.0 else (-1.0 if c < -1.0 else c)
         tilt = math.acos(c) * _R2D
+        if self._have_tilt:
+            ks = dt / cfg.tilt_speed_tau_s
+            speed = self.tilt_speed_dps
+            speed += ((tilt - self.tilt_deg) / dt - speed) * (ks if ks < 1.0 else 1.0)
+            self.tilt_speed_dps = speed
+        self._have_tilt = True
         self.tilt_deg = tilt
         if tilt < cfg.upright_max_tilt_deg:
             ku = dt / cfg.upright_tau_s
@@ -313,16 +323,25 @@ class FallDetector:
         out: list[Detection] | None = None
 
         # --- stumble: pre-impact loss of balance ----------------------------
+        # During calm gait the score looks at where the tilt is heading: a
+        # trunk tipping over at 100 deg/s is 10 deg further a tenth of a
+        # second later.
+        tilt_ahead = tilt
+        speed = self.tilt_speed_dps
+        if speed > 0.0 and act < cfg.rotation_max_activity_g:
+            tilt_ahead += cfg.balance_extrapolate_s * speed
         reason = ""
         if down > cfg.stumble_velocity_mps and tilt > cfg.stumble_tilt_deg:
             reason = f"down {down:.2f} m/s, tilt {tilt:.0f} deg"
         elif (
             down > cfg.balance_min_velocity_mps
             and tilt > cfg.balance_min_tilt_deg
-            and down * tilt > cfg.balance_score
+            and down * tilt_ahead > cfg.balance_score
             and act < cfg.balance_max_activity_g
         ):
             reason = f"loss of balance: down {down:.2f} m/s x tilt {tilt:.0f} deg"
+            if tilt_ahead > tilt + 0.5:
+                reason += f" (heading for {tilt_ahead:.0f})"
         elif down > cfg.stumble_fast_velocity_mps:
             reason = f"down {down:.2f} m/s"
         elif ff >= cfg.freefall_min_s:
