@@ -270,3 +270,41 @@ def test_a_backward_slip_trips_sooner_when_the_score_looks_where_the_tilt_is_hea
     ahead = _trip_times(DetectorConfig(), samples)
     assert plain and ahead
     assert ahead[0] < plain[0] - 0.1 < impact
+
+
+def _pitched(t: float, theta_deg: float, rate_dps: float, g: float = 1.0) -> ImuSample:
+    """A sensor whose z axis pointed up, pitched by ``theta_deg`` about x while
+    turning at ``rate_dps``; ``g`` scales the specific force (an impact)."""
+    th = math.radians(theta_deg)
+    return ImuSample(t, 0.0, g * math.sin(th), g * math.cos(th), rate_dps, 0.0, 0.0)
+
+
+def test_a_hard_step_just_before_a_soft_landing_does_not_hide_the_landing() -> None:
+    """A stumble: a 2.6 g stamp of the foot, then the walker sits down hard on
+    the floor 0.4 s later (1.8 g, trunk at 40 deg) and rolls onto the back
+    0.3 s after that. The stamp is the stronger impact but is followed by a
+    seated trunk, not by lying, so it is dropped; the landing is followed by
+    lying and is confirmed by the long lie. (Keeping only the strongest
+    candidate, as an earlier version did, lost the landing behind the stamp.)"""
+    rate = RATE
+    samples: list[ImuSample] = []
+
+    def segment(t0: float, t1: float, th0: float, th1: float) -> None:
+        n = round((t1 - t0) * rate)
+        speed = (th1 - th0) / (t1 - t0)
+        for i in range(n):
+            t = t0 + i / rate
+            samples.append(_pitched(t, th0 + speed * (t - t0), speed))
+
+    segment(0.0, 3.0, 0.0, 0.0)
+    samples.append(_pitched(3.0, 0.0, 0.0, g=2.6))  # the stamp
+    segment(3.0 + 1 / rate, 3.4, 0.0, 40.0)
+    samples.extend(_pitched(3.4 + i / rate, 40.0, 0.0, g=1.8) for i in range(2))  # the landing
+    segment(3.4 + 2 / rate, 3.7, 40.0, 42.0)
+    segment(3.7, 3.9, 42.0, 85.0)
+    segment(3.9, 14.0, 85.0, 85.0)
+
+    falls = _falls(DetectorConfig(), samples)
+    assert len(falls) == 1
+    assert falls[0].figures["impact_g"] == pytest.approx(1.8, abs=0.01)
+    assert falls[0].t >= 3.4 + DetectorConfig().soft_confirm_s

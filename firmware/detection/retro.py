@@ -43,6 +43,9 @@ G_MPS2 = 9.80665
 """Standard gravity: converts g to m/s² for the vertical velocity."""
 _D2R = math.pi / 180.0
 _R2D = 180.0 / math.pi
+_MAX_LANDINGS = 16
+"""Landings followed at once (each is dropped 0.65 s after it unless the trunk
+lies, so a handful at most; the bound keeps the memory fixed whatever comes)."""
 _HISTORY_STEP_S = 0.02
 """Spacing (s) of the pre-event tilt and velocity history read at an impact."""
 
@@ -112,17 +115,9 @@ class FallDetector:
         # pre-event posture and descent read at an impact.
         self._pre_tilt: deque[tuple[float, float]] = deque()
         self._pre_down: deque[tuple[float, float]] = deque()
-        self._impact_pre_tilt = 0.0
         self._history_next_t = -math.inf
-        self._impact_descent = 0.0
         self._stumble_ready_t = -math.inf
         self._upright_t = -math.inf
-        self._impact_t: float | None = None
-        self._impact_peak = 0.0
-        self._impulse_pre = 0.0
-        self._impulse_post = 0.0
-        self._not_lying_s = 0.0
-        self._not_down_s = 0.0
         # Any landing above this starts watching for a fall; a firm impact
         # (impact_g and impact_impulse_gs) is confirmed sooner than a soft one.
         self._candidate_g = min(self.config.impact_g, self.config.soft_impact_g)
@@ -130,6 +125,10 @@ class FallDetector:
         self._dev_window: deque[tuple[float, float]] = deque(
             maxlen=int(self.config.impact_window_s * self.sample_rate_hz) + 2
         )
+        # Landings (impacts) still in question, oldest first: each is judged
+        # on what follows it, so a heel strike just before a fall cannot
+        # hide the fall's own, softer landing.
+        self._landings: list[_Landing] = []
         self._fallen_t: float | None = None
         self._still_since: float | None = None
         self._upright_since: float | None = None
@@ -366,60 +365,34 @@ class FallDetector:
             self._upright_t = t
         dev = abs(amag - 1.0) * dt
         self._dev_window.append((t, dev))
+        landings = self._landings
         if (
             amag > self._candidate_g
             and self._fallen_t is None
             and t - self._upright_t <= cfg.upright_before_s
-            and (self._impact_t is None or amag > self._impact_peak)
         ):
-            self._impact_t = t
-            self._impact_peak = amag
-            self._not_lying_s = 0.0
-            self._not_down_s = 0.0
-            # Impulse: the window before the peak (peak included) now, the
-            # window after it as the samples come in.
-            since = t - cfg.impact_window_s - 0.5 * dt
-            self._impulse_pre = sum(d for ts, d in self._dev_window if ts >= since)
-            self._impulse_post = 0.0
-            self._impact_pre_tilt = min(ptw[0][1], tilt) if ptw else tilt
-            self._impact_descent = max(pdw[0][1], down) if pdw else down
-        impact_t = self._impact_t
+            last = landings[-1] if landings else None
+            if last is not None and t - last.t <= cfg.impact_window_s:
+                # The same contact: keep its strongest sample as the peak.
+                if amag > last.peak:
+                    self._start_landing(last, t, amag, dt, tilt, down)
+            else:
+                landing = _Landing()
+                self._start_landing(landing, t, amag, dt, tilt, down)
+                if len(landings) >= _MAX_LANDINGS:
+                    del landings[0]
+                landings.append(landing)
         lying = tilt > cfg.lying_tilt_deg
-        if impact_t is not None:
-            since_impact = t - impact_t
-            if 0.0 < since_impact <= cfg.impact_window_s:
-                self._impulse_post += dev
-        if impact_t is not None and t - impact_t >= cfg.confirm_delay_s:
-            impulse = self._impulse_pre + self._impulse_post
-            firm = self._impact_peak > cfg.impact_g and impulse >= cfg.impact_impulse_gs
-            hard = (
-                firm
-                and self._impact_peak > cfg.hard_impact_g
-                and impulse > cfg.hard_impact_impulse_gs
-                and self._impact_descent > cfg.hard_descent_mps
-            )
-            if not lying or tilt <= self._impact_pre_tilt + cfg.lying_rise_deg:
-                self._not_lying_s += dt
-            if tilt <= cfg.hard_down_tilt_deg:
-                self._not_down_s += dt
-            if self._not_lying_s > cfg.confirm_upright_max_s and not (
-                hard and self._not_down_s <= cfg.confirm_upright_max_s
-            ):
-                # Back up (or never down): not a fall, or a recovered one.
-                self._impact_t = None
-            elif t - impact_t >= (cfg.confirm_window_s if firm else cfg.soft_confirm_s):
-                self._fallen_t = t
-                self._impact_t = None
-                self._still_since = None
-                self._upright_since = None
-                self._no_recovery_sent = False
+        if landings:
+            fall = self._judge_landings(t, dt, dev, tilt, lying)
+            if fall is not None:
                 det = Detection(
                     DetectionKind.FALL,
                     t,
-                    f"impact {self._impact_peak:.1f} g ({impulse:.2f} g s), "
+                    f"impact {fall.peak:.1f} g ({fall.impulse:.2f} g s), "
                     f"{'lying' if lying else 'down'} {tilt:.0f} deg",
                     self._figures(wh)
-                    | {"impact_g": round(self._impact_peak, 2), "impulse_gs": round(impulse, 3)},
+                    | {"impact_g": round(fall.peak, 2), "impulse_gs": round(fall.impulse, 3)},
                 )
                 out = [det] if out is None else [*out, det]
 
@@ -453,6 +426,63 @@ class FallDetector:
 
         return NO_DETECTIONS if out is None else out
 
+    def _start_landing(
+        self, landing: _Landing, t: float, amag: float, dt: float, tilt: float, down: float
+    ) -> None:
+        cfg = self.config
+        landing.t = t
+        landing.peak = amag
+        # Impulse: the window before the peak (peak included) now, the
+        # window after it as the samples come in.
+        since = t - cfg.impact_window_s - 0.5 * dt
+        landing.impulse = sum(d for ts, d in self._dev_window if ts >= since)
+        ptw = self._pre_tilt
+        pdw = self._pre_down
+        landing.pre_tilt = min(ptw[0][1], tilt) if ptw else tilt
+        landing.descent = max(pdw[0][1], down) if pdw else down
+        landing.not_lying_s = 0.0
+        landing.not_down_s = 0.0
+
+    def _judge_landings(
+        self, t: float, dt: float, dev: float, tilt: float, lying: bool
+    ) -> _Landing | None:
+        """Follow every landing still in question; return the one that a
+        fall is confirmed from (and forget them all), or None."""
+        cfg = self.config
+        keep: list[_Landing] = []
+        for landing in self._landings:
+            since = t - landing.t
+            if 0.0 < since <= cfg.impact_window_s:
+                landing.impulse += dev
+            if since < cfg.confirm_delay_s:
+                keep.append(landing)
+                continue
+            firm = landing.peak > cfg.impact_g and landing.impulse >= cfg.impact_impulse_gs
+            hard = (
+                firm
+                and landing.peak > cfg.hard_impact_g
+                and landing.impulse > cfg.hard_impact_impulse_gs
+                and landing.descent > cfg.hard_descent_mps
+            )
+            if not lying or tilt <= landing.pre_tilt + cfg.lying_rise_deg:
+                landing.not_lying_s += dt
+            if tilt <= cfg.hard_down_tilt_deg:
+                landing.not_down_s += dt
+            if landing.not_lying_s > cfg.confirm_upright_max_s and not (
+                hard and landing.not_down_s <= cfg.confirm_upright_max_s
+            ):
+                continue  # back up (or never down): not a fall, or a recovered one
+            if since >= (cfg.confirm_window_s if firm else cfg.soft_confirm_s):
+                self._landings = []
+                self._fallen_t = t
+                self._still_since = None
+                self._upright_since = None
+                self._no_recovery_sent = False
+                return landing
+            keep.append(landing)
+        self._landings = keep
+        return None
+
     def _figures(self, wh: float) -> dict[str, float]:
         return {
             "tilt_deg": round(self.tilt_deg, 1),
@@ -461,6 +491,24 @@ class FallDetector:
             "accel_g": round(self.accel_g, 3),
             "freefall_s": round(self.freefall_s, 3),
         }
+
+
+class _Landing:
+    """One impact candidate and what has been seen since."""
+
+    __slots__ = ("descent", "impulse", "not_down_s", "not_lying_s", "peak", "pre_tilt", "t")
+
+    def __init__(self) -> None:
+        self.t = 0.0
+        self.peak = 0.0
+        self.impulse = 0.0
+        """Integral of | |a| - 1 g | x dt within impact_window_s of the peak."""
+        self.pre_tilt = 0.0
+        """Least tilt in the upright_before_s before the peak."""
+        self.descent = 0.0
+        """Greatest downward velocity in the descent_window_s before the peak."""
+        self.not_lying_s = 0.0
+        self.not_down_s = 0.0
 
 
 def _normalised(v: tuple[float, float, float]) -> tuple[float, float, float]:
