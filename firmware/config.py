@@ -167,6 +167,10 @@ def _above_1g(value: Any) -> str | None:
     return None if value > 1.0 else "must be above 1 g (what the accelerometer reads at rest)"
 
 
+def _not_negative(value: Any) -> str | None:
+    return None if value >= 0 else "must not be negative"
+
+
 def _non_empty(value: Any) -> str | None:
     return None if value.strip() else "must not be empty"
 
@@ -194,7 +198,6 @@ _CHECKS: dict[str, Callable[[Any], str | None]] = {
     "mqtt.outbox_max_rows": _positive,
     "detector.impact_g": _above_1g,
     "detector.soft_impact_g": _above_1g,
-    "detector.soft_confirm_s": _positive,
     "session.plan": check_plan_reference,
     "session.speech_rate_wpm": _positive,
     "session.max_pause_s": _positive,
@@ -202,6 +205,18 @@ _CHECKS: dict[str, Callable[[Any], str | None]] = {
     "session.long_press_s": _positive,
 }
 _CHECKS.update({f"gpio.pins.{f.name}": _bcm_pin for f in dataclasses.fields(PinConfig)})
+# The detector divides by its time constants and counts in its windows: none
+# of them may be zero or negative.
+_CHECKS.update(
+    {
+        f"detector.{f.name}": _positive
+        for f in dataclasses.fields(DetectorConfig)
+        if f.name.endswith("_s")
+    }
+)
+# ... except two that may be zero: no extrapolation, no rebound tolerance.
+_CHECKS["detector.balance_extrapolate_s"] = _not_negative
+_CHECKS["detector.confirm_upright_max_s"] = _not_negative
 
 
 def _cross_checks(config: Config, problems: list[str]) -> None:
@@ -223,6 +238,18 @@ def _cross_checks(config: Config, problems: list[str]) -> None:
             f"imu.sample_rate_hz: {config.imu.sample_rate_hz:g} Hz is too slow for the heartbeat "
             f"relay drive: the loop toggles once per sample, so a sample period must be under "
             f"half of gpio.heartbeat_hold_s ({config.gpio.heartbeat_hold_s:g} s)"
+        )
+    det = config.detector
+    if det.soft_impact_g > det.impact_g:
+        problems.append(
+            f"detector.soft_impact_g: {det.soft_impact_g:g} g must not be above "
+            f"detector.impact_g ({det.impact_g:g} g): a soft landing is the weaker kind"
+        )
+    if det.soft_confirm_s < det.confirm_window_s:
+        problems.append(
+            f"detector.soft_confirm_s: {det.soft_confirm_s:g} s must not be shorter than "
+            f"detector.confirm_window_s ({det.confirm_window_s:g} s): a soft landing needs "
+            "the longer lie"
         )
     if config.safety.sample_timeout_s < 2.0 / config.imu.sample_rate_hz:
         problems.append(

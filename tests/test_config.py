@@ -128,11 +128,30 @@ def test_pin_used_twice_is_an_error(tmp_path: Path) -> None:
         ("[imu]\nsample_rate_hz = 50\n", "imu.dlpf_hz: 44 Hz must be below half the sample rate"),
         ("[detector]\nsoft_impact_g = 0.9\n", "detector.soft_impact_g: must be above 1 g"),
         ("[detector]\nsoft_confirm_s = 0\n", "detector.soft_confirm_s: must be greater than 0"),
+        ("[detector]\nimpact_g = 1.0\n", "detector.impact_g: must be above 1 g"),
+        ("[detector]\ntilt_speed_tau_s = 0\n", "detector.tilt_speed_tau_s: must be greater than 0"),
+        ("[detector]\nvelocity_tau_s = -1\n", "detector.velocity_tau_s: must be greater than 0"),
+        (
+            "[detector]\nbalance_extrapolate_s = -0.1\n",
+            "balance_extrapolate_s: must not be negative",
+        ),
+        (
+            "[detector]\nsoft_impact_g = 2.5\n",
+            "soft_impact_g: 2.5 g must not be above detector.impact_g",
+        ),
+        ("[detector]\nsoft_confirm_s = 1\n", "soft_confirm_s: 1 s must not be shorter than"),
     ],
 )
 def test_bad_values(tmp_path: Path, text: str, expected: str) -> None:
     with pytest.raises(ConfigError, match=expected.replace("[", r"\[")):
         load_config(write(tmp_path, text))
+
+
+def test_zero_is_allowed_where_it_means_off(tmp_path: Path) -> None:
+    text = "[detector]\nbalance_extrapolate_s = 0\nconfirm_upright_max_s = 0\n"
+    config = load_config(write(tmp_path, text))
+    assert config.detector.balance_extrapolate_s == 0.0
+    assert config.detector.confirm_upright_max_s == 0.0
 
 
 def test_missing_file_is_a_clear_error(tmp_path: Path) -> None:

@@ -6,6 +6,7 @@ import math
 from collections.abc import Iterable, Sequence
 
 import pytest
+from detector_state import detector_state
 from sisfall_support import sisfall_file
 
 from firmware.datasets.sisfall import read_sisfall
@@ -72,6 +73,8 @@ def test_reset_forgets_everything() -> None:
     det = build_detector(DetectorConfig(), RATE)
     first = run(det, samples)
     det.reset()
+    fresh = FallDetector(DetectorConfig(), RATE)
+    assert detector_state(det) == detector_state(fresh)
     again = run(det, samples)
     assert first == again
     assert first == run(build_detector(DetectorConfig(), RATE), samples)
@@ -272,11 +275,23 @@ def test_a_backward_slip_trips_sooner_when_the_score_looks_where_the_tilt_is_hea
     assert ahead[0] < plain[0] - 0.1 < impact
 
 
-def _pitched(t: float, theta_deg: float, rate_dps: float, g: float = 1.0) -> ImuSample:
-    """A sensor whose z axis pointed up, pitched by ``theta_deg`` about x while
-    turning at ``rate_dps``; ``g`` scales the specific force (an impact)."""
-    th = math.radians(theta_deg)
-    return ImuSample(t, 0.0, g * math.sin(th), g * math.cos(th), rate_dps, 0.0, 0.0)
+def _pitch_path(legs: Sequence[tuple[float, float, float]]) -> list[ImuSample]:
+    """A sensor whose z axis points up, pitched about x along ``legs``: from
+    (0 s, 0 deg) each leg ``(t_end, theta_end_deg, g)`` turns the trunk
+    linearly to ``theta_end_deg`` by ``t_end`` (the gyro reads that rate), the
+    specific force scaled by ``g`` (an impact when above 1)."""
+    samples: list[ImuSample] = []
+    t0, th0 = 0.0, 0.0
+    for t1, th1, g in legs:
+        n = round((t1 - t0) * RATE)
+        rate = (th1 - th0) / (t1 - t0)
+        for i in range(n):
+            th = math.radians(th0 + rate * i / RATE)
+            samples.append(
+                ImuSample(t0 + i / RATE, 0.0, g * math.sin(th), g * math.cos(th), rate, 0.0, 0.0)
+            )
+        t0, th0 = t1, th1
+    return samples
 
 
 def test_a_hard_step_just_before_a_soft_landing_does_not_hide_the_landing() -> None:
@@ -286,25 +301,87 @@ def test_a_hard_step_just_before_a_soft_landing_does_not_hide_the_landing() -> N
     seated trunk, not by lying, so it is dropped; the landing is followed by
     lying and is confirmed by the long lie. (Keeping only the strongest
     candidate, as an earlier version did, lost the landing behind the stamp.)"""
-    rate = RATE
-    samples: list[ImuSample] = []
-
-    def segment(t0: float, t1: float, th0: float, th1: float) -> None:
-        n = round((t1 - t0) * rate)
-        speed = (th1 - th0) / (t1 - t0)
-        for i in range(n):
-            t = t0 + i / rate
-            samples.append(_pitched(t, th0 + speed * (t - t0), speed))
-
-    segment(0.0, 3.0, 0.0, 0.0)
-    samples.append(_pitched(3.0, 0.0, 0.0, g=2.6))  # the stamp
-    segment(3.0 + 1 / rate, 3.4, 0.0, 40.0)
-    samples.extend(_pitched(3.4 + i / rate, 40.0, 0.0, g=1.8) for i in range(2))  # the landing
-    segment(3.4 + 2 / rate, 3.7, 40.0, 42.0)
-    segment(3.7, 3.9, 42.0, 85.0)
-    segment(3.9, 14.0, 85.0, 85.0)
-
+    samples = _pitch_path(
+        [
+            (3.0, 0.0, 1.0),
+            (3.005, 0.0, 2.6),  # the stamp
+            (3.4, 40.0, 1.0),
+            (3.41, 40.0, 1.8),  # the landing
+            (3.7, 42.0, 1.0),
+            (3.9, 85.0, 1.0),
+            (14.0, 85.0, 1.0),
+        ]
+    )
     falls = _falls(DetectorConfig(), samples)
     assert len(falls) == 1
     assert falls[0].figures["impact_g"] == pytest.approx(1.8, abs=0.01)
     assert falls[0].t >= 3.4 + DetectorConfig().soft_confirm_s
+
+
+def test_a_firm_landing_is_confirmed_while_a_later_bounce_is_still_in_question() -> None:
+    """Every landing is followed on its own: a 5 g fall onto the back, then a
+    1.7 g bounce 0.3 s later. The fall is confirmed from the first landing
+    after confirm_window_s, not from the softer bounce after the long lie."""
+    samples = _pitch_path(
+        [
+            (3.0, 0.0, 1.0),
+            (3.4, 85.0, 1.0),
+            (3.46, 85.0, 5.0),  # the landing: 60 ms at 5 g
+            (3.7, 85.0, 1.0),
+            (3.705, 85.0, 1.7),  # a bounce
+            (12.0, 85.0, 1.0),
+        ]
+    )
+    falls = _falls(DetectorConfig(), samples)
+    assert len(falls) == 1
+    assert falls[0].figures["impact_g"] == pytest.approx(5.0)
+    assert falls[0].t == pytest.approx(3.4 + DetectorConfig().confirm_window_s, abs=2 / RATE)
+
+
+def test_the_extrapolation_is_off_while_jogging() -> None:
+    """D04 (jogging quickly, tuning subject): at the start of the run the
+    activity mean still reads calm gait for a moment; beyond it the bounce
+    swings the trunk like a stumble. With the extrapolation stretched to
+    0.2 s it trips this jog unless the activity gate is there."""
+    samples = read_sisfall(sisfall_file("D04_SE05_R01.txt"))
+    ungated = DetectorConfig(balance_extrapolate_s=0.2, balance_extrapolate_max_activity_g=10.0)
+    assert _trip_times(ungated, samples)
+    assert _trip_times(DetectorConfig(balance_extrapolate_s=0.2), samples) == []
+    assert _trip_times(DetectorConfig(), samples) == []
+
+
+def test_bad_samples_are_ignored_not_integrated() -> None:
+    """A NaN, an infinity or a repeated timestamp in a replayed file must not
+    poison the filters: the detections are those of the clean recording."""
+    clean = read_sisfall(sisfall_file("F02_SA05_R01.txt"))
+    dirty = list(clean)
+    nan = float("nan")
+    dirty.insert(300, ImuSample(clean[299].t + 0.001, nan, 0.0, 1.0, 0.0, 0.0, 0.0))
+    dirty.insert(600, ImuSample(clean[598].t + 0.002, 0.0, 0.0, 1.0, math.inf, 0.0, 0.0))
+    dirty.insert(900, clean[897])  # a timestamp that does not advance
+    expected = run(build_detector(DetectorConfig(), RATE), clean)
+    assert expected
+    assert run(build_detector(DetectorConfig(), RATE), dirty) == expected
+
+
+def test_no_landing_is_confirmed_across_a_gap_in_the_samples() -> None:
+    """A fall with a soft landing, 0.6 s of lying, then 5.5 s without any
+    sample and the wearer upright when they resume: what happened in the gap
+    is unknown, so it is no fall (a gap used to count as lying time)."""
+    fall = [(3.0, 0.0, 1.0), (3.3, 80.0, 1.0), (3.31, 80.0, 1.8)]
+    seen_through = _pitch_path([*fall, (12.0, 80.0, 1.0)])
+    assert len(_falls(DetectorConfig(), seen_through)) == 1
+    before_gap = [s for s in seen_through if s.t < 3.9]
+    after_gap = [ImuSample(9.4 + i / RATE, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0) for i in range(400)]
+    assert _falls(DetectorConfig(), before_gap + after_gap) == []
+
+
+def test_a_trunk_swinging_back_to_upright_does_not_lower_the_score() -> None:
+    """The extrapolation only ever adds: the body starts to drop while the
+    trunk swings back toward upright at about 60 deg/s. The score trips on
+    the tilt itself, at the same sample as with the extrapolation off;
+    projecting the falling tilt ahead would have delayed it."""
+    samples = _pitch_path([(3.0, 0.0, 1.0), (3.3, 60.0, 1.0), (3.6, 40.0, 0.6), (5.0, 40.0, 1.0)])
+    trips = _trip_times(DetectorConfig(), samples)
+    assert trips and 3.3 < trips[0] < 3.7
+    assert trips == _trip_times(DetectorConfig(balance_extrapolate_s=0.0), samples)

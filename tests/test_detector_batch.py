@@ -15,6 +15,7 @@ from collections.abc import Iterator, Sequence
 
 import numpy as np
 import pytest
+from detector_state import detector_state
 from sisfall_support import sisfall_file
 
 from firmware.datasets.sisfall import read_sisfall
@@ -60,15 +61,8 @@ def splits(n: int, rng: random.Random) -> Iterator[tuple[int, int]]:
         i = j
 
 
-def state(det: FallDetector) -> tuple[float, ...]:
-    return (
-        det.tilt_deg,
-        det.tilt_rate_dps,
-        det.vz_mps,
-        det.accel_g,
-        det.freefall_s,
-        det.activity_g,
-    )
+def state(det: FallDetector) -> dict[str, object]:
+    return detector_state(det)
 
 
 def assert_same(samples: Sequence[ImuSample], seed: int) -> list[Detection]:

@@ -78,10 +78,11 @@ class DetectorConfig:
     18 is the corner of the descent-with-tilt rule (0.6 m/s at 30 deg); the
     product also trips at 0.9 m/s and 20 deg or 0.45 m/s and 40 deg, which
     falls reach 50-100 ms earlier than both separate thresholds. Walking
-    stays below 6, the onset of jogging reached 13 (SisFall tuning half)."""
+    stays below 9.6, the onset of jogging reached 13.4 (SisFall tuning half,
+    gated as below, without the extrapolation)."""
     balance_extrapolate_s: float = 0.1
-    """During calm gait (activity below ``rotation_max_activity_g``) the score
-    uses the tilt this many seconds ahead at its current rate of increase
+    """During calm gait (activity below ``balance_extrapolate_max_activity_g``)
+    the score uses the tilt this many seconds ahead at its current rate of increase
     (``tilt + 0.1 s x tilt speed``, never less than the tilt): a trunk tipping
     over at 100 deg/s counts 10 deg more. On the tuning half it moves the
     median lead from 285 to 300 ms (200 Hz; 280 to 320 ms at 25 Hz), leaves
@@ -90,6 +91,11 @@ class DetectorConfig:
     to 14.9 (D04_SE03); 0.1 s is the smallest value that gives the gain
     (0.2 s: the same 300 ms, jogging 16.5). Off during jogging, whose bounce
     swings the trunk by as much as a stumble."""
+    balance_extrapolate_max_activity_g: float = 0.35
+    """Gait activity (g) up to which the extrapolation applies: calm gait, as
+    for the rotation rule. Off above it: the bounce of jogging swings the
+    trunk as much as a stumble (without this gate the onset-of-jogging score
+    reaches 16.2 at 0.1 s, and 0.2 s trips a tuning-half jog)."""
     tilt_speed_tau_s: float = 0.05
     """Smoothing (s) of the tilt's rate of change used above: averages out
     sample noise, short against the 0.3-0.6 s a falling trunk takes to tip."""
@@ -135,9 +141,11 @@ class DetectorConfig:
 
     # --- fall confirmation (upright, impact, then lying) ----------------------
     impact_g: float = 2.0
-    """Acceleration magnitude (g) that counts as an impact. Low, because
-    falls onto soft ground (the SisFall mats, a treadmill belt) peak at only
-    2-4 g; the posture conditions below carry the specificity."""
+    """Peak acceleration magnitude (g) of a *firm* impact (with the impulse
+    below), confirmed by ``confirm_window_s`` of lying. Low, because falls
+    onto soft ground (the SisFall mats, a treadmill belt) peak at only 2-4 g;
+    the posture conditions below carry the specificity. Any landing above
+    ``soft_impact_g`` is followed; the softer ones need the long lie."""
     impact_window_s: float = 0.1
     """Half-width (s) of the window around the impact peak over which the
     impact impulse below is measured."""

@@ -43,9 +43,10 @@ G_MPS2 = 9.80665
 """Standard gravity: converts g to m/s² for the vertical velocity."""
 _D2R = math.pi / 180.0
 _R2D = 180.0 / math.pi
-_MAX_LANDINGS = 16
-"""Landings followed at once (each is dropped 0.65 s after it unless the trunk
-lies, so a handful at most; the bound keeps the memory fixed whatever comes)."""
+_MAX_LANDINGS = 32
+"""Landings followed at once. Each is dropped about 0.65 s after it unless the
+trunk lies, so there are a few at most (8 seen in a jogging trip, F05); the
+bound keeps the memory fixed whatever comes."""
 _HISTORY_STEP_S = 0.02
 """Spacing (s) of the pre-event tilt and velocity history read at an impact."""
 
@@ -161,16 +162,24 @@ class FallDetector:
         """
         cfg = self.config
         t_prev = self._t_prev
+        # One NaN would poison every filter for good; a timestamp that does
+        # not advance cannot be integrated. Such a sample is not seen at all
+        # (the monitor rejects both before they get here; replayed files may
+        # not). NaN fails every comparison, inf makes the sum non-finite.
+        if not (math.isfinite(amag + gx + gy + gz + t) and (t_prev is None or t > t_prev)):
+            return NO_DETECTIONS
         nominal = 1.0 / self.sample_rate_hz
         if t_prev is None:
             self._t_start = t
             dt = nominal
         else:
             dt = t - t_prev
-            # A gap (lost samples) or a clock hiccup must not blow up the
-            # integrators: step at most a few nominal periods.
-            if dt <= 0.0 or dt > 5.0 * nominal:
+            # A gap (lost samples) must not blow up the integrators: step one
+            # nominal period. What happened to the body in the gap is unknown,
+            # so no landing can be confirmed across it.
+            if dt > 5.0 * nominal:
                 dt = nominal
+                self._landings = []
         self._t_prev = t
 
         self.accel_g = amag
@@ -327,7 +336,7 @@ class FallDetector:
         # second later.
         tilt_ahead = tilt
         speed = self.tilt_speed_dps
-        if speed > 0.0 and act < cfg.rotation_max_activity_g:
+        if speed > 0.0 and act < cfg.balance_extrapolate_max_activity_g:
             tilt_ahead += cfg.balance_extrapolate_s * speed
         reason = ""
         if down > cfg.stumble_velocity_mps and tilt > cfg.stumble_tilt_deg:
@@ -380,7 +389,8 @@ class FallDetector:
                 landing = _Landing()
                 self._start_landing(landing, t, amag, dt, tilt, down)
                 if len(landings) >= _MAX_LANDINGS:
-                    del landings[0]
+                    # Keep the ones furthest along; forget the weakest.
+                    landings.remove(min(landings, key=_peak))
                 landings.append(landing)
         lying = tilt > cfg.lying_tilt_deg
         if landings:
@@ -509,6 +519,10 @@ class _Landing:
         """Greatest downward velocity in the descent_window_s before the peak."""
         self.not_lying_s = 0.0
         self.not_down_s = 0.0
+
+
+def _peak(landing: _Landing) -> float:
+    return landing.peak
 
 
 def _normalised(v: tuple[float, float, float]) -> tuple[float, float, float]:
