@@ -51,7 +51,12 @@ from firmware.datasets import (
     is_tuning_subject,
     open_samples,
 )
-from firmware.datasets.sisfall import BACKWARD_FALL_CODES, WALKING_ADL_CODES, WALKING_FALL_CODES
+from firmware.datasets.sisfall import (
+    ACCELEROMETERS,
+    BACKWARD_FALL_CODES,
+    WALKING_ADL_CODES,
+    WALKING_FALL_CODES,
+)
 from firmware.detection import TRIPPING_KINDS, DetectionKind, Detector, DetectorConfig
 from firmware.detection.factory import build_detector
 from hal.config import ImuConfig
@@ -197,10 +202,12 @@ def evaluate_file(
     config: DetectorConfig,
     use_mounting: bool = True,
     rotation: Rotation | None = None,
+    sisfall_accelerometer: str = "adxl345",
 ) -> FileResult:
     """Stream one recording through a fresh detector. Never raises for bad data:
     a malformed file comes back with ``error`` set (and is counted as skipped).
-    ``rotation``: rotate every sample's axes first (another mounting)."""
+    ``rotation``: rotate every sample's axes first (another mounting);
+    ``sisfall_accelerometer``: which accelerometer of a SisFall file to read."""
     try:
         rec = describe(path)
     except (DatasetFormatError, OSError) as e:
@@ -217,7 +224,7 @@ def evaluate_file(
     t0: float | None = None
     t = 0.0
     try:
-        stream: Iterable[ImuSample] = open_samples(rec, rate_hz)
+        stream: Iterable[ImuSample] = open_samples(rec, rate_hz, sisfall_accelerometer)
         if rotation is not None:
             stream = rotated(stream, rotation)
         for s in stream:
@@ -276,7 +283,7 @@ def _failed(path: str, error: str, rec: Recording | None = None) -> FileResult:
 
 
 def _evaluate_job(
-    job: tuple[str, float, DetectorConfig, bool, Rotation | None],
+    job: tuple[str, float, DetectorConfig, bool, Rotation | None, str],
 ) -> FileResult:
     return evaluate_file(*job)
 
@@ -292,6 +299,7 @@ def run_files(
     *,
     use_mounting: bool = True,
     rotation: Rotation | None = None,
+    sisfall_accelerometer: str = "adxl345",
     jobs: int | None = None,
     progress: Callable[[int, int], None] | None = None,
 ) -> list[FileResult]:
@@ -302,7 +310,7 @@ def run_files(
     first (by size) so that one 100 s walk does not finish last alone.
     """
     jobs = jobs or os.cpu_count() or 1
-    work = [(str(p), rate_hz, config, use_mounting, rotation) for p in paths]
+    work = [(str(p), rate_hz, config, use_mounting, rotation, sisfall_accelerometer) for p in paths]
     total = len(work)
     if progress:
         progress(0, total)
@@ -608,6 +616,12 @@ def configure_parser(p: argparse.ArgumentParser) -> None:
         help="rotate every sample's axes (another mounting): x30,y90,... degrees about the "
         f"sensor axes, or one of {', '.join(ROTATION_PRESETS)}",
     )
+    p.add_argument(
+        "--sisfall-accel",
+        choices=tuple(ACCELEROMETERS),
+        default="adxl345",
+        help="which of SisFall's two accelerometers to read (another sensor, same motion)",
+    )
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument(
         "--set",
@@ -668,6 +682,7 @@ def run(args: argparse.Namespace) -> int:
         config,
         use_mounting=not args.no_mounting,
         rotation=rotation,
+        sisfall_accelerometer=args.sisfall_accel,
         jobs=args.jobs,
         progress=progress,
     )
@@ -675,6 +690,8 @@ def run(args: argparse.Namespace) -> int:
     doc["sample_rate_hz"] = rate
     if args.rotate:
         doc["rotation"] = {"spec": args.rotate, "matrix": rotation}
+    if args.sisfall_accel != "adxl345":
+        doc["sisfall_accelerometer"] = args.sisfall_accel
     print(format_report(doc))
     if args.json is not None:
         args.json.write_text(json.dumps(doc, indent=2, sort_keys=False) + "\n")

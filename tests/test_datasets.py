@@ -54,6 +54,13 @@ def test_sisfall_line_in_physical_units(tmp_path: Path) -> None:
     assert s[1].az == 1.0
 
 
+def test_sisfall_second_accelerometer_in_physical_units(tmp_path: Path) -> None:
+    """The MMA8451Q columns (14 bit, +-8 g: 1024 counts per g), same gyro."""
+    p = write(tmp_path, "D01_SA01_R01.txt", "  256,-512, 0, 16384,-16384, 0, 1024,-2048, 512;\n")
+    (s,) = read_sisfall(p, accelerometer="mma8451q")
+    assert s == ImuSample(0.0, 1.0, -2.0, 0.5, 1000.0, -1000.0, 0.0)
+
+
 def test_sisfall_names() -> None:
     n = parse_name("F02_SA01_R03.txt")
     assert n is not None

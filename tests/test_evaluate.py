@@ -200,3 +200,22 @@ def test_walk_and_jog_never_trip_in_other_mountings_and_rates(
     assert res.error is None
     assert res.trips == 0
     assert res.first_fall_t is None
+
+
+def test_the_other_sisfall_accelerometer_gives_the_same_verdicts() -> None:
+    """Another sensor on the same board (MMA8451Q, +-8 g): the backward slip
+    still trips before its impact and the walk still never trips."""
+    path = str(sisfall_file("F02_SA05_R01.txt"))
+    fall = evaluate.evaluate_file(path, RATE, DetectorConfig(), sisfall_accelerometer="mma8451q")
+    default = evaluate.evaluate_file(path, RATE, DetectorConfig())
+    assert fall.lead_ms is not None and fall.first_fall_t is not None
+    assert fall.impact_t != default.impact_t or fall.first_trip_t != default.first_trip_t, (
+        "the option must really read other columns"
+    )
+    walk = evaluate.evaluate_file(
+        str(sisfall_file("D01_SA01_R01.txt")),
+        RATE,
+        DetectorConfig(),
+        sisfall_accelerometer="mma8451q",
+    )
+    assert walk.trips == 0

@@ -100,10 +100,14 @@ def describe(path: str | Path) -> Recording:
     )
 
 
-def open_samples(recording: Recording, rate_hz: float) -> Iterator[ImuSample]:
-    """Stream the recording's samples at ``rate_hz`` (resampled if needed)."""
+def open_samples(
+    recording: Recording, rate_hz: float, sisfall_accelerometer: str = "adxl345"
+) -> Iterator[ImuSample]:
+    """Stream the recording's samples at ``rate_hz`` (resampled if needed).
+    ``sisfall_accelerometer``: which of a SisFall line's two accelerometers
+    to read (:data:`firmware.datasets.sisfall.ACCELEROMETERS`)."""
     raw = (
-        iter_sisfall(recording.path)
+        iter_sisfall(recording.path, sisfall_accelerometer)
         if recording.source == "sisfall"
         else iter_trace_samples(recording.path)
     )

@@ -3,8 +3,12 @@
 SisFall (Sucerquia, López, Vargas-Bonilla, *Sensors* 17(1):198, 2017) records
 a waist device at 200 Hz. Each line holds nine integer columns and ends with
 ``;``: ADXL345 acceleration x, y, z (13 bit, ±16 g), ITG3200 angular rate x, y,
-z (16 bit, ±2000 °/s), MMA8451Q acceleration x, y, z (unused here). Raw counts
-become physical units with ``value * (2 * range) / 2**bits``.
+z (16 bit, ±2000 °/s), MMA8451Q acceleration x, y, z (14 bit, ±8 g). Raw counts
+become physical units with ``value * (2 * range) / 2**bits``. The ADXL345 is
+the accelerometer by default; the MMA8451Q (same board, same axes) can be
+read instead (``accelerometer="mma8451q"``): a second sensor with its own
+noise, scale errors and an 8 g ceiling, i.e. another "dataset" to check
+that the detector does not depend on one chip.
 
 The sensor axes differ from our belt's; that is fine, because the detector
 learns gravity online. Timestamps are synthesised from the line index (the
@@ -28,7 +32,14 @@ ACCEL_G_PER_COUNT = 2 * 16 / 2**13
 """ADXL345 at ±16 g, 13 bit: 32/8192 g per count."""
 GYRO_DPS_PER_COUNT = 2 * 2000 / 2**16
 """ITG3200 at ±2000 °/s, 16 bit: 4000/65536 °/s per count."""
+MMA8451Q_G_PER_COUNT = 2 * 8 / 2**14
+"""MMA8451Q at ±8 g, 14 bit: 16/16384 g per count."""
 _COLUMNS = 9
+ACCELEROMETERS: dict[str, tuple[int, float]] = {
+    "adxl345": (0, ACCEL_G_PER_COUNT),
+    "mma8451q": (6, MMA8451Q_G_PER_COUNT),
+}
+"""The two accelerometers of a SisFall line: first column, g per count."""
 
 _NAME = re.compile(r"^(?P<code>[DF]\d\d)_(?P<subject>S[AE]\d\d)_(?P<trial>R\d\d)\.txt$")
 
@@ -61,8 +72,12 @@ def parse_name(path: str | Path) -> SisFallName | None:
     return SisFallName(m["code"], m["subject"], m["trial"])
 
 
-def parse_line(text: str, path: str | Path, lineno: int, t: float) -> ImuSample:
-    """One SisFall line (``"  2,-255, 17, -27, 121,-208, -70,-982, 234;"``) as a sample."""
+def parse_line(
+    text: str, path: str | Path, lineno: int, t: float, accelerometer: str = "adxl345"
+) -> ImuSample:
+    """One SisFall line (``"  2,-255, 17, -27, 121,-208, -70,-982, 234;"``) as a
+    sample, the acceleration from ``accelerometer`` (a key of :data:`ACCELEROMETERS`)."""
+    first, a = ACCELEROMETERS[accelerometer]
     body = text.strip()
     if not body.endswith(";"):
         raise DatasetFormatError(path, lineno, f"line does not end with ';' (truncated?): {body!r}")
@@ -72,15 +87,15 @@ def parse_line(text: str, path: str | Path, lineno: int, t: float) -> ImuSample:
             path, lineno, f"expected {_COLUMNS} comma-separated columns, found {len(parts)}"
         )
     try:
-        ax, ay, az, gx, gy, gz = (int(p) for p in parts[:6])
+        ax, ay, az = (int(p) for p in parts[first : first + 3])
+        gx, gy, gz = (int(p) for p in parts[3:6])
     except ValueError:
         raise DatasetFormatError(path, lineno, f"non-integer column in {body!r}") from None
-    a = ACCEL_G_PER_COUNT
     w = GYRO_DPS_PER_COUNT
     return ImuSample(t, ax * a, ay * a, az * a, gx * w, gy * w, gz * w)
 
 
-def iter_sisfall(path: str | Path) -> Iterator[ImuSample]:
+def iter_sisfall(path: str | Path, accelerometer: str = "adxl345") -> Iterator[ImuSample]:
     """Stream a SisFall file at its native 200 Hz, raising on the first bad line.
 
     Blank lines (the files end with one) are skipped; a file with no sample at
@@ -92,15 +107,15 @@ def iter_sisfall(path: str | Path) -> Iterator[ImuSample]:
         for lineno, text in enumerate(f, start=1):
             if not text.strip():
                 continue
-            yield parse_line(text, path, lineno, i * period)
+            yield parse_line(text, path, lineno, i * period, accelerometer)
             i += 1
     if i == 0:
         raise DatasetFormatError(path, 1, "no samples")
 
 
-def read_sisfall(path: str | Path) -> list[ImuSample]:
+def read_sisfall(path: str | Path, accelerometer: str = "adxl345") -> list[ImuSample]:
     """The whole SisFall file as a list (200 Hz)."""
-    return list(iter_sisfall(path))
+    return list(iter_sisfall(path, accelerometer))
 
 
 def find_sisfall(root: str | Path) -> list[Path]:
