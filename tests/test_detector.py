@@ -385,3 +385,19 @@ def test_a_trunk_swinging_back_to_upright_does_not_lower_the_score() -> None:
     trips = _trip_times(DetectorConfig(), samples)
     assert trips and 3.3 < trips[0] < 3.7
     assert trips == _trip_times(DetectorConfig(balance_extrapolate_s=0.0), samples)
+
+
+def test_rolling_over_in_bed_is_no_stumble() -> None:
+    """D14 (lying on the back, turning to the side and back; tuning subject):
+    the roll moves the trunk down at 0.4 m/s at 80 deg of tilt, which is the
+    loss-of-balance score; but the wearer has not been upright for the whole
+    recording, and a stumble starts from standing or walking."""
+    samples = read_sisfall(sisfall_file("D14_SA03_R02.txt"))
+    up = up_vector(SISFALL_MOUNTING)
+
+    def trips(config: DetectorConfig) -> list[Detection]:
+        det = build_detector(config, RATE, up=up)
+        return [d for d in run(det, samples) if d.kind in TRIPPING_KINDS]
+
+    assert trips(DetectorConfig(stumble_upright_within_s=math.inf)), "the old rule's trip"
+    assert trips(DetectorConfig()) == []

@@ -136,6 +136,15 @@ class DetectorConfig:
     trip. Slow treadmill walking (0.3 m/s) still reads about 0.1 g."""
     activity_tau_s: float = 1.0
     """Time constant (s) of that running mean."""
+    stumble_upright_within_s: float = 5.0
+    """A loss of balance starts from standing or walking: the stumble rules
+    apply only if the trunk was within ``upright_before_deg`` of upright in
+    the last this many seconds. Someone lying in bed, or on the floor after
+    a fall, rolls and sits up with the velocities and tilts of a stumble
+    (SisFall D14, rolling over in bed: 64 % of recordings tripped without
+    this, none with it); the relay is long open by then anyway. Any value
+    from 2 s up gives the same figures on SisFall (1 s: one D12 recording
+    fewer); 5 s leaves room for someone bent over at the machine."""
     stumble_refractory_s: float = 2.0
     """Minimum time (s) between two stumble detections."""
 

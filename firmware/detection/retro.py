@@ -362,7 +362,12 @@ class FallDetector:
             reason = (
                 f"trunk rotated {gain:.0f} deg in {cfg.rotation_window_s:.1f} s to {tilt:.0f} deg"
             )
-        if reason and t >= self._stumble_ready_t and self._fallen_t is None:
+        if (
+            reason
+            and t >= self._stumble_ready_t
+            and self._fallen_t is None
+            and t - self._upright_t <= cfg.stumble_upright_within_s
+        ):
             self._stumble_ready_t = t + cfg.stumble_refractory_s
             out = [Detection(DetectionKind.STUMBLE, t, reason, self._figures(wh))]
 
