@@ -401,3 +401,20 @@ def test_rolling_over_in_bed_is_no_stumble() -> None:
 
     assert trips(DetectorConfig(stumble_upright_within_s=math.inf)), "the old rule's trip"
     assert trips(DetectorConfig()) == []
+
+
+def test_a_fall_from_a_slumped_seat_still_trips() -> None:
+    """F13 (fainting off a chair, tuning subject, slumped forward at 52-57 deg
+    for seconds): not upright, but not lying either, so the stumble rules stay
+    on and the fall trips before its impact. Were "not lying" taken at the
+    50 deg of lying_tilt_deg, this fall would trip nothing at all."""
+    samples = read_sisfall(sisfall_file("F13_SA11_R03.txt"))
+    up = up_vector(SISFALL_MOUNTING)
+
+    def trips(config: DetectorConfig) -> list[float]:
+        det = build_detector(config, RATE, up=up)
+        return [d.t for d in run(det, samples) if d.kind in TRIPPING_KINDS]
+
+    assert trips(DetectorConfig(stumble_upright_tilt_deg=50.0)) == []
+    found = trips(DetectorConfig())
+    assert found and found[0] < impact_t(samples)

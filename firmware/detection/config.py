@@ -137,14 +137,20 @@ class DetectorConfig:
     activity_tau_s: float = 1.0
     """Time constant (s) of that running mean."""
     stumble_upright_within_s: float = 5.0
-    """A loss of balance starts from standing or walking: the stumble rules
-    apply only if the trunk was within ``upright_before_deg`` of upright in
-    the last this many seconds. Someone lying in bed, or on the floor after
-    a fall, rolls and sits up with the velocities and tilts of a stumble
-    (SisFall D14, rolling over in bed: 64 % of recordings tripped without
-    this, none with it); the relay is long open by then anyway. Any value
-    from 2 s up gives the same figures on SisFall (1 s: one D12 recording
-    fewer); 5 s leaves room for someone bent over at the machine."""
+    """A loss of balance starts from standing, walking or at worst sitting,
+    not from lying: the stumble rules apply only if the trunk was less than
+    ``stumble_upright_tilt_deg`` from upright at some moment in the last this
+    many seconds. Someone lying in bed, or on the floor after a fall, rolls
+    and sits up with the velocities and tilts of a stumble (SisFall D14,
+    rolling over in bed: 64 % of held-out recordings tripped without this,
+    none with it). Any value from 2 s up gives the same figures on SisFall;
+    the relay is long open by then anyway after a fall."""
+    stumble_upright_tilt_deg: float = 65.0
+    """"Not lying" for the condition above (degrees from upright). Beyond the
+    50 deg of ``lying_tilt_deg`` on purpose: someone slumped forward in a
+    chair at 52-57 deg who then falls off it (F13_SA11_R03, tuning) must still
+    trip. At 50 deg that fall tripped nothing at all, for 14 fewer tuning
+    D14 recordings tripping (25.5 % of them trip at 65 deg, 0 % at 50)."""
     stumble_refractory_s: float = 2.0
     """Minimum time (s) between two stumble detections."""
 

@@ -119,6 +119,7 @@ class FallDetector:
         self._history_next_t = -math.inf
         self._stumble_ready_t = -math.inf
         self._upright_t = -math.inf
+        self._risen_t = -math.inf
         # Any landing above this starts watching for a fall; a firm impact
         # (impact_g and impact_impulse_gs) is confirmed sooner than a soft one.
         self._candidate_g = min(self.config.impact_g, self.config.soft_impact_g)
@@ -366,7 +367,7 @@ class FallDetector:
             reason
             and t >= self._stumble_ready_t
             and self._fallen_t is None
-            and t - self._upright_t <= cfg.stumble_upright_within_s
+            and t - self._risen_t <= cfg.stumble_upright_within_s
         ):
             self._stumble_ready_t = t + cfg.stumble_refractory_s
             out = [Detection(DetectionKind.STUMBLE, t, reason, self._figures(wh))]
@@ -377,6 +378,8 @@ class FallDetector:
         # before" keeps turning over in bed (already lying) from counting.
         if tilt < cfg.upright_before_deg:
             self._upright_t = t
+        if tilt < cfg.stumble_upright_tilt_deg:
+            self._risen_t = t  # not lying: a stumble may follow
         dev = abs(amag - 1.0) * dt
         self._dev_window.append((t, dev))
         landings = self._landings
