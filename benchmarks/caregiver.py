@@ -46,10 +46,10 @@ _HERE = Path(__file__).resolve().parent
 sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != _HERE]
 
 from caregiver.config import CaregiverConfig, CaregiverMqttConfig, ServerConfig  # noqa: E402
+from caregiver.headless import CHROMIUM, launch_chromium  # noqa: E402
 from caregiver.service import CaregiverService  # noqa: E402
 from firmware.mqtt.broker import Mosquitto  # noqa: E402
 
-CHROMIUM = Path("/usr/bin/chromium")
 PASSWORD = "benchmark-password"
 
 
@@ -222,17 +222,7 @@ def main() -> int:
         from playwright.sync_api import sync_playwright
 
         pw = sync_playwright().start()
-        browser = pw.chromium.launch(
-            executable_path=str(CHROMIUM),
-            args=[
-                "--no-sandbox",
-                "--disable-gpu",
-                "--disable-background-networking",
-                "--disable-component-update",
-                "--disable-sync",
-                "--no-first-run",
-            ],
-        )
+        browser = launch_chromium(pw)
         browser_ctx = browser.new_context()
         name, _, value = cookie.partition("=")
         browser_ctx.add_cookies([{"name": name, "value": value, "url": service.url}])

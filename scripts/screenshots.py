@@ -25,18 +25,9 @@ import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
 
 from caregiver.demo import start_demo_caregiver
+from caregiver.headless import CHROMIUM, launch_chromium
 from firmware.mqtt.broker import Mosquitto
 from firmware.session.record import session_payload
-
-CHROMIUM = "/usr/bin/chromium"
-ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 
 
 def now() -> str:
@@ -128,7 +119,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--out", type=Path, default=Path("docs/img"))
     args = parser.parse_args()
-    if not Path(CHROMIUM).exists():
+    if not CHROMIUM.exists():
         print("screenshots: needs Debian's chromium (apt-get install -y chromium)", file=sys.stderr)
         return 2
     from playwright.sync_api import expect, sync_playwright
@@ -159,7 +150,7 @@ def main() -> int:
             event(client, "treadmill-1", 2, "reset", "info", "ARMED",
                   "armed by local reset from TRIPPED")  # fmt: skip
             with sync_playwright() as pw:
-                browser = pw.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+                browser = launch_chromium(pw)
                 for name, width, height in (("fleet", 1280, 720), ("phone", 360, 900)):
                     page = browser.new_page(viewport={"width": width, "height": height})
                     page.goto(demo.url + "/login")

@@ -16,6 +16,7 @@ from typing import Any
 
 import pytest
 
+from caregiver.headless import CHROMIUM, launch_chromium
 from caregiver.service import CaregiverService
 from firmware.mqtt.broker import Mosquitto
 from tests.caregiver_support import (
@@ -26,16 +27,6 @@ from tests.caregiver_support import (
     running_service,
     session_record,
 )
-
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 
 pytestmark = pytest.mark.skipif(
     not CHROMIUM.exists(),
@@ -48,7 +39,7 @@ pytestmark = pytest.mark.skipif(
 def browser() -> Iterator[Any]:
     sync_api = pytest.importorskip("playwright.sync_api")
     with sync_api.sync_playwright() as pw:
-        b = pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True)
+        b = launch_chromium(pw)
         # Playwright's 5 s default is too tight for a loaded 2-core CI machine; WAIT is a
         # safety net against hangs, not a timing assertion.
         sync_api.expect.set_options(timeout=int(WAIT * 1000))
