@@ -165,6 +165,13 @@ def rotated(samples: Iterable[ImuSample], m: Rotation) -> Iterator[ImuSample]:
         yield ImuSample(s.t, a[0], a[1], a[2], g[0], g[1], g[2])
 
 
+def gyro_scaled(samples: Iterable[ImuSample], scale: float) -> Iterator[ImuSample]:
+    """The same motion seen by a gyro whose sensitivity is off by ``scale``
+    (a dataset converted with another counts-per-deg/s factor)."""
+    for s in samples:
+        yield s._replace(gx=s.gx * scale, gy=s.gy * scale, gz=s.gz * scale)
+
+
 # ----------------------------------------------------------------------------
 # One file
 
@@ -203,11 +210,13 @@ def evaluate_file(
     use_mounting: bool = True,
     rotation: Rotation | None = None,
     sisfall_accelerometer: str = "adxl345",
+    gyro_scale: float = 1.0,
 ) -> FileResult:
     """Stream one recording through a fresh detector. Never raises for bad data:
     a malformed file comes back with ``error`` set (and is counted as skipped).
     ``rotation``: rotate every sample's axes first (another mounting);
-    ``sisfall_accelerometer``: which accelerometer of a SisFall file to read."""
+    ``sisfall_accelerometer``: which accelerometer of a SisFall file to read;
+    ``gyro_scale``: multiply every gyro reading (another gyro calibration)."""
     try:
         rec = describe(path)
     except (DatasetFormatError, OSError) as e:
@@ -225,6 +234,8 @@ def evaluate_file(
     t = 0.0
     try:
         stream: Iterable[ImuSample] = open_samples(rec, rate_hz, sisfall_accelerometer)
+        if gyro_scale != 1.0:
+            stream = gyro_scaled(stream, gyro_scale)
         if rotation is not None:
             stream = rotated(stream, rotation)
         for s in stream:
@@ -283,7 +294,7 @@ def _failed(path: str, error: str, rec: Recording | None = None) -> FileResult:
 
 
 def _evaluate_job(
-    job: tuple[str, float, DetectorConfig, bool, Rotation | None, str],
+    job: tuple[str, float, DetectorConfig, bool, Rotation | None, str, float],
 ) -> FileResult:
     return evaluate_file(*job)
 
@@ -300,6 +311,7 @@ def run_files(
     use_mounting: bool = True,
     rotation: Rotation | None = None,
     sisfall_accelerometer: str = "adxl345",
+    gyro_scale: float = 1.0,
     jobs: int | None = None,
     progress: Callable[[int, int], None] | None = None,
 ) -> list[FileResult]:
@@ -310,7 +322,10 @@ def run_files(
     first (by size) so that one 100 s walk does not finish last alone.
     """
     jobs = jobs or os.cpu_count() or 1
-    work = [(str(p), rate_hz, config, use_mounting, rotation, sisfall_accelerometer) for p in paths]
+    work = [
+        (str(p), rate_hz, config, use_mounting, rotation, sisfall_accelerometer, gyro_scale)
+        for p in paths
+    ]
     total = len(work)
     if progress:
         progress(0, total)
@@ -622,6 +637,14 @@ def configure_parser(p: argparse.ArgumentParser) -> None:
         default="adxl345",
         help="which of SisFall's two accelerometers to read (another sensor, same motion)",
     )
+    p.add_argument(
+        "--gyro-scale",
+        type=float,
+        default=1.0,
+        metavar="K",
+        help="multiply every gyro reading by K (another gyro calibration; SisFall's readme "
+        "factor against the ITG3200 datasheet's is K = 1.1428)",
+    )
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument(
         "--set",
@@ -670,6 +693,11 @@ def run(args: argparse.Namespace) -> int:
     if not paths:
         print(f"evaluate: no recordings under {args.path}", file=sys.stderr)
         return 2
+    if not (math.isfinite(args.gyro_scale) and args.gyro_scale > 0):
+        print(
+            f"evaluate: --gyro-scale {args.gyro_scale}: must be a positive number", file=sys.stderr
+        )
+        return 2
     try:
         rotation = parse_rotation(args.rotate) if args.rotate else None
     except ValueError as e:
@@ -683,6 +711,7 @@ def run(args: argparse.Namespace) -> int:
         use_mounting=not args.no_mounting,
         rotation=rotation,
         sisfall_accelerometer=args.sisfall_accel,
+        gyro_scale=args.gyro_scale,
         jobs=args.jobs,
         progress=progress,
     )
@@ -692,6 +721,8 @@ def run(args: argparse.Namespace) -> int:
         doc["rotation"] = {"spec": args.rotate, "matrix": rotation}
     if args.sisfall_accel != "adxl345":
         doc["sisfall_accelerometer"] = args.sisfall_accel
+    if args.gyro_scale != 1.0:
+        doc["gyro_scale"] = args.gyro_scale
     print(format_report(doc))
     if args.json is not None:
         args.json.write_text(json.dumps(doc, indent=2, sort_keys=False) + "\n")

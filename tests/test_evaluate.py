@@ -219,3 +219,28 @@ def test_the_other_sisfall_accelerometer_gives_the_same_verdicts() -> None:
         sisfall_accelerometer="mma8451q",
     )
     assert walk.trips == 0
+
+
+def test_gyro_scale_multiplies_every_gyro_reading_and_nothing_else() -> None:
+    sample = ImuSample(1.5, 0.1, -0.2, 0.98, 10.0, -20.0, 30.0)
+    (out,) = evaluate.gyro_scaled([sample], 1.5)
+    assert out == ImuSample(1.5, 0.1, -0.2, 0.98, 15.0, -30.0, 45.0)
+
+
+def test_verdicts_hold_with_the_datasheet_gyro_factor() -> None:
+    """SisFall's readme converts the ITG3200 at 4000/65536 deg/s per count, its
+    datasheet at 1/14.375, 14 % more: with that factor the backward slip
+    still trips before its impact and the walk still never trips."""
+    fall = evaluate.evaluate_file(
+        str(sisfall_file("F02_SA05_R01.txt")), RATE, DetectorConfig(), gyro_scale=1.1428
+    )
+    assert fall.lead_ms is not None and fall.first_fall_t is not None
+    walk = evaluate.evaluate_file(
+        str(sisfall_file("D01_SA01_R01.txt")), RATE, DetectorConfig(), gyro_scale=1.1428
+    )
+    assert walk.trips == 0
+
+
+def test_a_nonsense_gyro_scale_is_refused(capsys: pytest.CaptureFixture[str]) -> None:
+    assert evaluate.main([str(sisfall_file("D01_SA01_R01.txt")), "--gyro-scale", "0"]) == 2
+    assert "--gyro-scale" in capsys.readouterr().err
