@@ -6,7 +6,7 @@ import math
 from collections.abc import Iterable, Sequence
 
 import pytest
-from detector_state import detector_state
+from detector_support import detector_state, run
 from sisfall_support import sisfall_file
 
 from firmware.datasets.sisfall import read_sisfall
@@ -15,7 +15,6 @@ from firmware.detection import (
     TRIPPING_KINDS,
     Detection,
     DetectionKind,
-    Detector,
     DetectorConfig,
     build_detector,
 )
@@ -24,13 +23,6 @@ from hal.mounting import SISFALL_MOUNTING
 from hal.types import ImuSample
 
 RATE = 200.0
-
-
-def run(det: Detector, samples: Iterable[ImuSample]) -> list[Detection]:
-    out: list[Detection] = []
-    for s in samples:
-        out.extend(det.update(s))
-    return out
 
 
 def still(seconds: float, up: tuple[float, float, float], t0: float = 0.0) -> list[ImuSample]:
@@ -239,6 +231,12 @@ def _falls_mounted(config: DetectorConfig, samples: Sequence[ImuSample]) -> list
     return [d for d in run(det, samples) if d.kind is DetectionKind.FALL]
 
 
+def _trip_times_mounted(config: DetectorConfig, samples: Sequence[ImuSample]) -> list[float]:
+    """Trip times as evaluate runs SisFall, with the known mounting."""
+    det = build_detector(config, RATE, up=up_vector(SISFALL_MOUNTING))
+    return [d.t for d in run(det, samples) if d.kind in TRIPPING_KINDS]
+
+
 def test_a_hard_landing_in_a_chair_without_a_descent_is_not_a_fall() -> None:
     """D11 (collapsing into a chair, elderly tuning subject): a 6.5 g landing
     with the trunk left at 35-45 deg, which the hard-impact path alone takes
@@ -393,14 +391,9 @@ def test_rolling_over_in_bed_is_no_stumble() -> None:
     loss-of-balance score; but the wearer has not been upright for the whole
     recording, and a stumble starts from standing or walking."""
     samples = read_sisfall(sisfall_file("D14_SA03_R02.txt"))
-    up = up_vector(SISFALL_MOUNTING)
-
-    def trips(config: DetectorConfig) -> list[Detection]:
-        det = build_detector(config, RATE, up=up)
-        return [d for d in run(det, samples) if d.kind in TRIPPING_KINDS]
-
-    assert trips(DetectorConfig(stumble_upright_within_s=math.inf)), "the old rule's trip"
-    assert trips(DetectorConfig()) == []
+    old = DetectorConfig(stumble_upright_within_s=math.inf)
+    assert _trip_times_mounted(old, samples), "the old rule's trip"
+    assert _trip_times_mounted(DetectorConfig(), samples) == []
 
 
 def test_a_fall_from_a_slumped_seat_still_trips() -> None:
@@ -409,12 +402,6 @@ def test_a_fall_from_a_slumped_seat_still_trips() -> None:
     on and the fall trips before its impact. Were "not lying" taken at the
     50 deg of lying_tilt_deg, this fall would trip nothing at all."""
     samples = read_sisfall(sisfall_file("F13_SA11_R03.txt"))
-    up = up_vector(SISFALL_MOUNTING)
-
-    def trips(config: DetectorConfig) -> list[float]:
-        det = build_detector(config, RATE, up=up)
-        return [d.t for d in run(det, samples) if d.kind in TRIPPING_KINDS]
-
-    assert trips(DetectorConfig(stumble_upright_tilt_deg=50.0)) == []
-    found = trips(DetectorConfig())
+    assert _trip_times_mounted(DetectorConfig(stumble_upright_tilt_deg=50.0), samples) == []
+    found = _trip_times_mounted(DetectorConfig(), samples)
     assert found and found[0] < impact_t(samples)

@@ -15,7 +15,7 @@ from collections.abc import Iterator, Sequence
 
 import numpy as np
 import pytest
-from detector_state import detector_state
+from detector_support import detector_state, run
 from sisfall_support import sisfall_file
 
 from firmware.datasets.sisfall import read_sisfall
@@ -45,13 +45,6 @@ RECORDINGS = [
 ]
 
 
-def streamed(det: FallDetector, samples: Sequence[ImuSample]) -> list[Detection]:
-    out: list[Detection] = []
-    for s in samples:
-        out.extend(det.update(s))
-    return out
-
-
 def splits(n: int, rng: random.Random) -> Iterator[tuple[int, int]]:
     """Random block boundaries over ``n`` rows: sizes 1 to 500."""
     i = 0
@@ -61,19 +54,15 @@ def splits(n: int, rng: random.Random) -> Iterator[tuple[int, int]]:
         i = j
 
 
-def state(det: FallDetector) -> dict[str, object]:
-    return detector_state(det)
-
-
 def assert_same(samples: Sequence[ImuSample], seed: int) -> list[Detection]:
     config = DetectorConfig()
     one = FallDetector(config, RATE)
-    expected = streamed(one, samples)
+    expected = run(one, samples)
 
     block = as_block(samples)
     whole = FallDetector(config, RATE)
     assert detect_block(whole, block) == expected
-    assert state(whole) == state(one)
+    assert detector_state(whole) == detector_state(one)
 
     rng = random.Random(seed)
     pieces = FallDetector(config, RATE)
@@ -81,7 +70,7 @@ def assert_same(samples: Sequence[ImuSample], seed: int) -> list[Detection]:
     for i, j in splits(len(samples), rng):
         got.extend(detect_block(pieces, block[i:j]))
     assert got == expected
-    assert state(pieces) == state(one)
+    assert detector_state(pieces) == detector_state(one)
     return expected
 
 
