@@ -4,7 +4,7 @@ What is timed, from ``subprocess.Popen`` (the moment systemd would fork the
 service) to a datagram arriving on an ``AF_UNIX`` socket named in
 ``NOTIFY_SOCKET``, exactly as systemd receives them:
 
-* ``READY=1`` from ``python -m firmware.cli run -c CONFIG``, the service's own
+* ``READY=1`` from ``python -m launcher.cli run -c CONFIG``, the service's own
   command: imports, config, IMU start-up and the healthy-IMU wait
   (``safety.healthy_before_arm_s``, 0.5 s) until the loop reaches STANDBY;
 * ``STATUS=ARMED`` from a child (``--child CONFIG``, below) that builds the
@@ -48,12 +48,12 @@ level = "warning"
 def child(config_path: str) -> int:
     """The service's start-up, plus a finger on reset as soon as the monitor is in STANDBY."""
     sys.path.insert(0, str(ROOT))
+    from core.clock import RealClock
     from firmware.app import build_app
     from firmware.config import load_config
     from firmware.monitor import Monitor
     from firmware.safety import SafetyState
     from firmware.watchdog import ServiceWatchdog
-    from hal.clock import RealClock
 
     clock = RealClock()
     app = build_app(load_config(config_path), clock)
@@ -144,7 +144,7 @@ def main() -> int:
         workdir = Path(tmp)
         config = workdir / "config.toml"
         config.write_text(CONFIG)
-        service = [python, "-m", "firmware.cli", "run", "-c", str(config)]
+        service = [python, "-m", "launcher.cli", "run", "-c", str(config)]
         armer = [python, str(Path(__file__).resolve()), "--child", str(config)]
         service_ready = [measure(service, ["READY=1"], workdir)[0] for _ in range(args.runs)]
         both = [measure(armer, ["READY=1", "STATUS=ARMED"], workdir) for _ in range(args.runs)]

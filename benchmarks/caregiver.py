@@ -48,7 +48,7 @@ sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != _HERE]
 from caregiver.config import CaregiverConfig, CaregiverMqttConfig, ServerConfig  # noqa: E402
 from caregiver.headless import CHROMIUM, launch_chromium  # noqa: E402
 from caregiver.service import CaregiverService  # noqa: E402
-from firmware.mqtt.broker import Mosquitto  # noqa: E402
+from tools.broker import Mosquitto  # noqa: E402
 
 PASSWORD = "benchmark-password"
 

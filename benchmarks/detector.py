@@ -3,7 +3,7 @@
 1. Detector alone: ``update()`` over pre-built samples (a synthesised session:
    standing, backward walking, a turn, a stumble, a backward fall, lying).
    Target on the development machine: >= 300,000 samples/s per core. Also
-   the batch path (``firmware.detection.batch.detect_block`` over the same
+   the batch path (``tools.batch.detect_block`` over the same
    samples as one NumPy block), when NumPy is installed.
 2. Replay path: the whole ``evaluate``/``replay`` path — read the file, parse,
    resample to the monitor rate, detect — from a trace on disk (and from a
@@ -31,9 +31,10 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from firmware.datasets import describe, open_samples  # noqa: E402
+from core.samples import ImuSample  # noqa: E402
+from core.trace import write_trace  # noqa: E402
 from firmware.detection import DetectorConfig, build_detector  # noqa: E402
-from hal.sim.scenarios import (  # noqa: E402
+from sim.scenarios import (  # noqa: E402
     BackwardFall,
     Sequence,
     Standing,
@@ -41,8 +42,7 @@ from hal.sim.scenarios import (  # noqa: E402
     Turn,
     Walking,
 )
-from hal.trace import write_trace  # noqa: E402
-from hal.types import ImuSample  # noqa: E402
+from tools.datasets import describe, open_samples  # noqa: E402
 
 RATE = 200.0
 
@@ -89,8 +89,8 @@ def detector_alone(samples: list[ImuSample]) -> float:
 
 def detector_batch(samples: list[ImuSample]) -> float | None:
     try:
-        from firmware.detection.batch import as_block, detect_block
         from firmware.detection.retro import FallDetector
+        from tools.batch import as_block, detect_block
     except ImportError:  # NumPy absent: the batch path is optional
         return None
     block = as_block(samples)

@@ -24,11 +24,11 @@ from typing import Any
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
+from core.protocol.events import Event, EventType
 from firmware.config import MqttConfig
-from firmware.events import Event, EventType
 from firmware.mqtt import MqttReporter
-from firmware.mqtt.broker import Mosquitto
 from firmware.sinks import EventDispatcher
+from tools.broker import Mosquitto
 
 
 class Receiver:

@@ -29,9 +29,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from firmware import tomlschema
+from core import tomlschema
+from core.errors import ConfigError
 from firmware.config import MqttConfig
-from firmware.errors import ConfigError
 
 Action = Literal["page", "page_unless_reset", "log"]
 """What an alert of one kind does: page at once; page only if the walker has not reset the

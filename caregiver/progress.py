@@ -2,7 +2,7 @@
 
 The week and goal rule (ISO week of ``started_wall`` in UTC; a session counts
 when its longest backward interval reached 10 minutes; three such sessions a
-week) lives in :mod:`firmware.session.progress`, shared with
+week) lives in :mod:`core.progress`, shared with
 ``retroguard sessions``.
 """
 
@@ -14,7 +14,7 @@ import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from firmware.session.progress import (
+from core.progress import (
     GOAL_BACKWARD_MIN,
     GOAL_SESSIONS_PER_WEEK,
     WeekProgress,

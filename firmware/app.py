@@ -16,8 +16,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from types import FrameType
 
+from core.clock import Clock, RealClock
+from core.mounting import Mounting, up_vector
 from firmware.config import Config
-from firmware.datasets.traces import up_vector
 from firmware.detection.base import Detector
 from firmware.detection.factory import build_detector
 from firmware.monitor import Monitor
@@ -26,18 +27,11 @@ from firmware.safety import SafetyController, SensorLimits
 from firmware.sinks import EventDispatcher, EventSink, LogSink, StoreSink
 from firmware.store import EventStore
 from firmware.watchdog import ServiceWatchdog
-from hal.clock import Clock, RealClock
 from hal.gpio_factory import GpioDevices, open_gpio
-from hal.imu_factory import SimulatedImuRig, build_simulated_imu, open_imu
+from hal.imu_factory import open_imu
 from hal.interfaces import Imu
-from hal.mounting import Mounting
-from hal.sim import scenarios
-from hal.sim.motion import MotionSource
 
 log = logging.getLogger(__name__)
-
-_IDLE_SIMULATION_S = 365 * 24 * 3600.0
-"""``retroguard run`` on simulated hardware: a walker standing still for a year."""
 
 _RANGE_TOLERANCE = 1.001
 """Full-scale readings are legal (saturation); only beyond full scale is garbage."""
@@ -54,8 +48,6 @@ class App:
     dispatcher: EventDispatcher
     store: EventStore
     extra_sinks: list[EventSink] = field(default_factory=list)
-    sim_imu: SimulatedImuRig | None = None
-    """The simulated bus and chip, for fault injection; None on real hardware."""
     reporter: MqttReporter | None = None
     """Caregiver reporting; None when no broker is configured (events still stored)."""
 
@@ -89,24 +81,21 @@ def build_app(
     config: Config,
     clock: Clock,
     *,
-    motion: MotionSource | None = None,
+    imu: Imu | None = None,
+    gpio: GpioDevices | None = None,
     extra_sinks: Sequence[EventSink] = (),
     detector: Detector | None = None,
 ) -> App:
     """Build the whole monitor.
 
-    ``motion`` feeds the simulated IMU (ignored for real hardware);
-    ``detector`` replaces the configured one (tests inject failing detectors).
+    ``imu`` and ``gpio`` replace the backends the config names (the demo and
+    tests pass simulated ones whose models they drive); ``detector`` replaces
+    the configured one (tests inject failing detectors).
     """
-    sim_imu: SimulatedImuRig | None = None
-    if config.imu.backend == "simulated" and motion is None:
-        motion = scenarios.scenario(scenarios.Standing(_IDLE_SIMULATION_S))
-    if config.imu.backend == "simulated" and motion is not None:
-        sim_imu = build_simulated_imu(config.imu, clock, motion)
-        imu: Imu = sim_imu.imu
-    else:
-        imu = open_imu(config.imu, clock, motion)
-    gpio = open_gpio(config.gpio, clock)
+    if imu is None:
+        imu = open_imu(config.imu, clock)
+    if gpio is None:
+        gpio = open_gpio(config.gpio, clock)
     store = EventStore(config.storage.database)
     reporter: MqttReporter | None = None
     persist: EventSink = StoreSink(store)
@@ -156,7 +145,6 @@ def build_app(
         dispatcher=dispatcher,
         store=store,
         extra_sinks=list(extra_sinks),
-        sim_imu=sim_imu,
         reporter=reporter,
     )
 

@@ -16,13 +16,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from firmware import tomlschema
+from core import tomlschema
+from core.errors import ConfigError
+from core.mounting import Mounting, MountingError
 from firmware.detection.config import DetectorConfig
-from firmware.errors import ConfigError
 from firmware.session.config import SessionConfig
 from firmware.session.plan import check_plan_reference
 from hal.config import GpioConfig, ImuConfig, PinConfig
-from hal.mounting import Mounting, MountingError
 
 LogLevel = Literal["debug", "info", "warning", "error"]
 

@@ -15,11 +15,11 @@ import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
+from core.clock import Clock
+from core.samples import ImuSample
 from firmware.safety import SafetyController, SafetyState
-from hal.clock import Clock
 from hal.errors import ImuError
 from hal.interfaces import Button, Imu, Relay
-from hal.types import ImuSample
 
 log = logging.getLogger(__name__)
 

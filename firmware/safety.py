@@ -26,12 +26,12 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 
+from core.protocol.events import Event, EventType
+from core.samples import ImuSample
 from firmware.config import SafetyConfig
 from firmware.detection.base import TRIPPING_KINDS, Detection, DetectionKind, Detector
-from firmware.events import Event, EventType
 from hal.errors import ImuBusError, ImuError, ImuFifoOverflowError
 from hal.interfaces import Buzzer, Relay
-from hal.types import ImuSample
 
 log = logging.getLogger(__name__)
 

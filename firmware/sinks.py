@@ -16,7 +16,7 @@ import threading
 from collections.abc import Callable, Sequence
 from typing import ClassVar, Protocol
 
-from firmware.events import Event, Severity
+from core.protocol.events import Event, Severity
 from firmware.store import EventStore
 
 log = logging.getLogger(__name__)

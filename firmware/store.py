@@ -13,7 +13,7 @@ import threading
 from dataclasses import dataclass
 from pathlib import Path
 
-from firmware.events import Event
+from core.protocol.events import Event
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS events (

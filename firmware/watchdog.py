@@ -29,8 +29,8 @@ import os
 from collections.abc import Mapping
 from typing import Protocol
 
+from core.clock import Clock
 from firmware.sdnotify import Notifier
-from hal.clock import Clock
 
 log = logging.getLogger(__name__)
 

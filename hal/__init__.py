@@ -3,9 +3,10 @@
 Everything that touches a bus, a pin or a clock lives here, behind small
 interfaces (:mod:`hal.interfaces`), so that ``firmware`` never imports
 ``smbus2``, ``gpiozero`` or ``RPi.GPIO`` and runs unchanged on simulated
-backends (:mod:`hal.sim`).
+backends (:mod:`sim`).
 """
 
+from core.samples import ImuSample
 from hal.errors import (
     HalError,
     ImuBusError,
@@ -15,7 +16,6 @@ from hal.errors import (
     ImuIdentityError,
     ImuTimeoutError,
 )
-from hal.types import ImuSample
 
 __all__ = [
     "HalError",

@@ -40,8 +40,8 @@ from typing import Any
 from gpiozero import LED, DigitalInputDevice, DigitalOutputDevice
 from gpiozero import Buzzer as _GpiozeroBuzzer
 
+from core.clock import Clock
 from hal.buzzer_patterns import Pattern, PatternPlayer, get_pattern
-from hal.clock import Clock
 from hal.errors import HalError
 from hal.interfaces import RelayDrive
 
@@ -166,7 +166,7 @@ def pin_factory_for(name: str) -> Any:
     — unknown name, library missing, not a Pi, daemon absent — is a
     :class:`hal.HalError` whose message says what to do. ``"mock"`` is
     gpiozero's plain MockFactory on real time; simulations want
-    :class:`hal.sim.pins.ClockedMockFactory` instead.
+    :class:`sim.pins.ClockedMockFactory` instead.
 
     The result is meant to be passed to each device; it is never installed
     as gpiozero's global default.

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Literal, Protocol, runtime_checkable
 
-from hal.types import ImuSample
+from core.samples import ImuSample
 
 RelayDrive = Literal["static", "heartbeat"]
 

@@ -56,8 +56,9 @@ from typing import Final, Literal, Protocol
 
 from smbus2 import i2c_msg
 
+from core.clock import Clock
+from core.samples import ImuSample
 from hal import mpu6050_registers as reg
-from hal.clock import Clock
 from hal.config import ImuConfig
 from hal.errors import (
     ImuBusError,
@@ -67,7 +68,6 @@ from hal.errors import (
     ImuIdentityError,
     ImuTimeoutError,
 )
-from hal.types import ImuSample
 
 RESET_TIMEOUT_S: Final = 0.1
 """Deadline for DEVICE_RESET to clear. InvenSense's Linux driver allows 100 ms after reset."""

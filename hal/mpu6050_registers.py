@@ -3,7 +3,7 @@
 Names and values follow InvenSense's *MPU-6000 and MPU-6050 Register Map and
 Descriptions*, RM-MPU-6000A-00 rev 4.2, so each constant can be checked
 against the datasheet by name. The driver (:mod:`hal.mpu6050`) and the
-register-level simulation (:mod:`hal.sim.mpu6050_sim`) both import this
+register-level simulation (:mod:`sim.mpu6050_sim`) both import this
 module. That way they cannot disagree about an address, but a wrong value
 here would be wrong in both of them, and the tests would not notice. That is
 why every value is copied as printed in the datasheet.

@@ -19,9 +19,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from firmware.datasets import describe, open_samples  # noqa: E402
 from firmware.detection import TRIPPING_KINDS, DetectionKind, DetectorConfig  # noqa: E402
 from firmware.detection.retro import FallDetector  # noqa: E402
+from tools.datasets import describe, open_samples  # noqa: E402
 
 DEFAULT = "F02_SA02_R01.txt"
 

@@ -26,8 +26,8 @@ from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
 
 from caregiver.demo import start_demo_caregiver
 from caregiver.headless import CHROMIUM, launch_chromium
-from firmware.mqtt.broker import Mosquitto
 from firmware.session.record import session_payload
+from tools.broker import Mosquitto
 
 
 def now() -> str:

@@ -14,8 +14,8 @@ if [ -z "${RETROGUARD_SISFALL:-}" ] && [ -x ../shared/datasets/unpack ]; then
 fi
 
 echo "== ruff" >&2
-.venv/bin/ruff check hal firmware caregiver tests benchmarks scripts
-.venv/bin/ruff format --check hal firmware caregiver tests benchmarks scripts
+.venv/bin/ruff check core hal sim firmware tools caregiver launcher tests benchmarks scripts wiring
+.venv/bin/ruff format --check core hal sim firmware tools caregiver launcher tests benchmarks scripts wiring
 echo "== mypy --strict" >&2
 .venv/bin/mypy
 echo "== pytest" >&2

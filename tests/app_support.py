@@ -11,14 +11,15 @@ from typing import Any
 
 import pytest
 
+from core.clock import SimClock
+from core.protocol.events import EventType
+from core.samples import ImuSample
 from firmware.app import App, build_app
 from firmware.config import Config, MqttConfig, SafetyConfig, StorageConfig
 from firmware.detection.base import NO_DETECTIONS, Detection, DetectionKind, Detector
-from firmware.events import EventType
-from hal.clock import SimClock
-from hal.sim.motion import Vector6
-from hal.sim.relay_hardware import SimulatedButton
-from hal.types import ImuSample
+from sim.backends import SimulatedHardware, simulated_hardware
+from sim.motion import Vector6
+from sim.relay_hardware import SimulatedButton
 
 RATE = 200.0
 PERIOD = 1.0 / RATE
@@ -93,12 +94,14 @@ def make_config(tmp_path: Path, mqtt: MqttConfig | None = None, **gpio: Any) -> 
 class Rig:
     """The app on a SimClock, with a finger on the button and a way to run the loop."""
 
-    def __init__(self, app: App, clock: SimClock) -> None:
+    def __init__(self, app: App, clock: SimClock, sim: SimulatedHardware) -> None:
         self.app = app
         self.clock = clock
-        assert app.gpio.button_sim is not None and app.gpio.hardware is not None
-        self.button: SimulatedButton = app.gpio.button_sim
-        self.hardware = app.gpio.hardware
+        self.sim_imu = sim.imu_rig
+        """The simulated bus and chip under the driver, for fault injection."""
+        assert sim.gpio.button_sim is not None and sim.gpio.hardware is not None
+        self.button: SimulatedButton = sim.gpio.button_sim
+        self.hardware = sim.gpio.hardware
         app.monitor.on_iteration.append(lambda monitor: self.button.poll())
 
     @property
@@ -141,13 +144,12 @@ def make_rig(
     **gpio: Any,
 ) -> Rig:
     clock = SimClock()
-    app = build_app(
-        make_config(tmp_path, mqtt, **gpio),
-        clock,
-        motion=motion if motion is not None else Standing(),
-        detector=detector,
+    config = make_config(tmp_path, mqtt, **gpio)
+    sim = simulated_hardware(
+        config.imu, config.gpio, clock, motion if motion is not None else Standing()
     )
+    app = build_app(config, clock, imu=sim.imu_rig.imu, gpio=sim.gpio, detector=detector)
     app.start()
-    rig = Rig(app, clock)
+    rig = Rig(app, clock, sim)
     _open_rigs.append(rig)
     return rig

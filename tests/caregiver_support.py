@@ -26,7 +26,7 @@ from caregiver.config import (
     ServerConfig,
 )
 from caregiver.service import CaregiverService
-from firmware.mqtt.broker import Mosquitto
+from tools.broker import Mosquitto
 
 WAIT = 20.0
 """Upper bound for waits: a safety net against hangs, not a timing assertion."""

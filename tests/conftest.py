@@ -13,7 +13,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from firmware.mqtt.broker import Mosquitto, mosquitto_available
+from tools.broker import Mosquitto, mosquitto_available
 
 
 @pytest.fixture(autouse=True)

@@ -12,9 +12,9 @@ from collections import deque
 from collections.abc import Iterable
 from typing import Any
 
+from core.samples import ImuSample
 from firmware.detection import Detection, Detector
 from firmware.detection.retro import FallDetector
-from hal.types import ImuSample
 
 
 def run(det: Detector, samples: Iterable[ImuSample]) -> list[Detection]:

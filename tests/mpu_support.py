@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from hal.clock import SimClock
-from hal.sim.motion import Vector6
+from core.clock import SimClock
+from sim.motion import Vector6
 
 ADDRESS = 0x68
 STANDING: Vector6 = (0.0, 0.0, 1.0, 0.0, 0.0, 0.0)

@@ -12,8 +12,8 @@ import argparse
 import json
 import sys
 
+from core.protocol.events import Event, EventType
 from firmware.config import MqttConfig
-from firmware.events import Event, EventType
 from firmware.mqtt import MqttReporter
 
 

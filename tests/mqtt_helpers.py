@@ -14,10 +14,10 @@ import jsonschema
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
 
+from core.protocol.events import Event, EventType
+from core.samples import ImuSample
 from firmware.config import MqttConfig
-from firmware.events import Event, EventType
-from firmware.mqtt.broker import Mosquitto
-from hal.types import ImuSample
+from tools.broker import Mosquitto
 
 SCHEMA_DIR = Path(__file__).resolve().parent.parent / "docs" / "mqtt" / "schemas"
 WAIT = 20.0

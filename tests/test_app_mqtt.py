@@ -12,13 +12,13 @@ import json
 from pathlib import Path
 
 import pytest
-from app_support import Rig, TripAt, close_rigs, make_rig
-from mqtt_helpers import WAIT, Subscriber, config_for, validate
 
-from firmware.demo import demo_config, run_session
-from firmware.mqtt.broker import Mosquitto
+from core.clock import SimClock
 from firmware.mqtt.commands import COMMANDS
-from hal.clock import SimClock
+from launcher.demo import demo_config, run_session
+from tests.app_support import Rig, TripAt, close_rigs, make_rig
+from tests.mqtt_helpers import WAIT, Subscriber, config_for, validate
+from tools.broker import Mosquitto
 
 pytestmark = pytest.mark.usefixtures(close_rigs.__name__)
 

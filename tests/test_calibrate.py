@@ -1,7 +1,7 @@
 """``retroguard calibrate`` with the simulated IMU mounted in several orientations, with bias.
 
 The simulated wearer stands still (with postural sway and sensor noise), then
-bends forward (:class:`hal.sim.lean.Lean`); everything runs on a SimClock.
+bends forward (:class:`sim.lean.Lean`); everything runs on a SimClock.
 """
 
 from __future__ import annotations
@@ -13,19 +13,19 @@ from pathlib import Path
 
 import pytest
 
-from firmware import calibrate
-from firmware.calibrate import SETTLE_S, Calibration
+from core.clock import SimClock
+from core.errors import ConfigError
+from core.mounting import Mounting
 from firmware.config import load_config
-from firmware.config_edit import update_imu_values
-from firmware.errors import ConfigError
-from firmware.mounting_estimate import CalibrationError
-from hal.clock import SimClock
 from hal.config import ImuConfig
-from hal.imu_factory import build_simulated_imu
-from hal.mounting import Mounting
-from hal.sim import scenarios
-from hal.sim.lean import Lean
-from hal.sim.scenarios import Segment
+from sim import scenarios
+from sim.backends import build_simulated_imu
+from sim.lean import Lean
+from sim.scenarios import Segment
+from tools import calibrate
+from tools.calibrate import SETTLE_S, Calibration
+from tools.config_edit import update_imu_values
+from tools.mounting_estimate import CalibrationError
 
 STILL_S = 5.0
 MOUNTINGS = [

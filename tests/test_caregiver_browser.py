@@ -18,7 +18,6 @@ import pytest
 
 from caregiver.headless import CHROMIUM, launch_chromium
 from caregiver.service import CaregiverService
-from firmware.mqtt.broker import Mosquitto
 from tests.caregiver_support import (
     PASSWORD,
     WAIT,
@@ -27,6 +26,7 @@ from tests.caregiver_support import (
     running_service,
     session_record,
 )
+from tools.broker import Mosquitto
 
 pytestmark = pytest.mark.skipif(
     not CHROMIUM.exists(),

@@ -8,7 +8,7 @@ import pytest
 
 from caregiver.auth import Accounts
 from caregiver.store import Store
-from firmware.cli import main
+from launcher.cli import main
 
 
 def test_add_user_stores_a_hash_that_verifies(

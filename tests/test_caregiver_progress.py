@@ -8,10 +8,10 @@ import json
 from pathlib import Path
 
 from caregiver.progress import parse_summary, progress_view
-from firmware.mqtt.broker import Mosquitto
-from firmware.session.progress import at_goal, week_of, weekly_progress
+from core.progress import at_goal, week_of, weekly_progress
 from tests.caregiver_support import WAIT, SimDevice, make_config, running_service, session_record
 from tests.mqtt_helpers import validate
+from tools.broker import Mosquitto
 
 MONDAY = dt.datetime(2025, 11, 17, 9, 0, tzinfo=dt.UTC)
 

@@ -17,8 +17,7 @@ import pytest
 from caregiver import plot
 from caregiver.config import Contact, EscalationConfig, PolicyConfig, parse_config
 from caregiver.service import CaregiverService
-from firmware.errors import ConfigError
-from firmware.mqtt.broker import Mosquitto
+from core.errors import ConfigError
 from tests.caregiver_support import (
     PASSWORD,
     WAIT,
@@ -29,6 +28,7 @@ from tests.caregiver_support import (
     make_config,
     running_service,
 )
+from tools.broker import Mosquitto
 
 
 class Http:

@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from firmware.cli import main
+from core.errors import ConfigError
 from firmware.config import Config, load_config, parse_config
-from firmware.config_example import example_config_text
-from firmware.errors import ConfigError
+from launcher.cli import main
+from tools.config_example import example_config_text
 
 
 def write(tmp_path: Path, text: str) -> Path:

@@ -6,9 +6,12 @@ import math
 from pathlib import Path
 
 import pytest
-from sisfall_support import sisfall_file
 
-from firmware.datasets import (
+from core.mounting import Mounting
+from core.samples import ImuSample
+from core.trace import TraceHeader, write_trace
+from tests.sisfall_support import sisfall_file
+from tools.datasets import (
     DatasetFormatError,
     describe,
     discover,
@@ -16,17 +19,14 @@ from firmware.datasets import (
     open_samples,
     resample,
 )
-from firmware.datasets.resample import at_rate
-from firmware.datasets.sisfall import (
+from tools.datasets.resample import at_rate
+from tools.datasets.sisfall import (
     ACCEL_G_PER_COUNT,
     GYRO_DPS_PER_COUNT,
     iter_sisfall,
     parse_name,
     read_sisfall,
 )
-from hal.mounting import Mounting
-from hal.trace import TraceHeader, write_trace
-from hal.types import ImuSample
 
 # --- SisFall ------------------------------------------------------------------
 

@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from firmware.cli import main
-from firmware.demo import demo_config, run_session
-from firmware.events import EventType
-from hal.clock import SimClock
+from core.clock import SimClock
+from core.protocol.events import EventType
+from launcher.cli import main
+from launcher.demo import demo_config, run_session
 
 PERIOD = 1 / 200
 

@@ -6,11 +6,9 @@ import math
 from collections.abc import Iterable, Sequence
 
 import pytest
-from detector_support import detector_state, run
-from sisfall_support import sisfall_file
 
-from firmware.datasets.sisfall import read_sisfall
-from firmware.datasets.traces import up_vector
+from core.mounting import SISFALL_MOUNTING, up_vector
+from core.samples import ImuSample
 from firmware.detection import (
     TRIPPING_KINDS,
     Detection,
@@ -19,8 +17,9 @@ from firmware.detection import (
     build_detector,
 )
 from firmware.detection.retro import FallDetector
-from hal.mounting import SISFALL_MOUNTING
-from hal.types import ImuSample
+from tests.detector_support import detector_state, run
+from tests.sisfall_support import sisfall_file
+from tools.datasets.sisfall import read_sisfall
 
 RATE = 200.0
 

@@ -1,4 +1,4 @@
-"""The batch path (firmware.detection.batch) detects exactly what the streaming path does.
+"""The batch path (tools.batch) detects exactly what the streaming path does.
 
 Real recordings that exercise every decision (a backward slip with its trip and
 FALL, a soft slump confirmed by the long lie, a fall ending seated, a jog that
@@ -15,24 +15,24 @@ from collections.abc import Iterator, Sequence
 
 import numpy as np
 import pytest
-from detector_support import detector_state, run
-from sisfall_support import sisfall_file
 
-from firmware.datasets.sisfall import read_sisfall
+from core.samples import ImuSample
 from firmware.detection import Detection, DetectorConfig
-from firmware.detection.batch import as_block, detect_block
 from firmware.detection.retro import FallDetector
-from hal.sim.scenarios import (
+from sim.scenarios import (
     BackwardFall,
     Standing,
     StumbleRecovery,
     Turn,
     Walking,
 )
-from hal.sim.scenarios import (
+from sim.scenarios import (
     Sequence as Scenario,
 )
-from hal.types import ImuSample
+from tests.detector_support import detector_state, run
+from tests.sisfall_support import sisfall_file
+from tools.batch import as_block, detect_block
+from tools.datasets.sisfall import read_sisfall
 
 RATE = 200.0
 

@@ -1,4 +1,4 @@
-"""The detector on synthesised scenarios (hal.sim.scenarios): what must trip, what must not.
+"""The detector on synthesised scenarios (sim.scenarios): what must trip, what must not.
 
 These are the cases a treadmill user meets: standing, walking forward and
 backward, 180-degree turns (fast ones too), a stumble caught by recovery steps
@@ -12,7 +12,8 @@ from collections.abc import Sequence as Seq
 
 import pytest
 
-from firmware.datasets.resample import resample
+from core.mounting import Mounting
+from core.samples import ImuSample
 from firmware.detection import (
     TRIPPING_KINDS,
     Detection,
@@ -20,8 +21,7 @@ from firmware.detection import (
     DetectorConfig,
     build_detector,
 )
-from hal.mounting import Mounting
-from hal.sim.scenarios import (
+from sim.scenarios import (
     BackwardFall,
     Lying,
     Segment,
@@ -31,7 +31,7 @@ from hal.sim.scenarios import (
     Turn,
     Walking,
 )
-from hal.types import ImuSample
+from tools.datasets.resample import resample
 
 
 def samples(seq: Sequence, rate: float) -> list[ImuSample]:

@@ -15,14 +15,14 @@ from typing import Any
 import pytest
 from gpiozero import DigitalOutputDevice
 
-from firmware import cli
+from core.clock import SimClock
 from firmware.config import Config, MqttConfig, StorageConfig
-from firmware.doctor import Bench, diagnose, report
-from firmware.mqtt.broker import Mosquitto, free_port
-from hal.clock import SimClock
-from hal.imu_factory import SimulatedImuRig, build_simulated_imu
-from hal.sim import scenarios
-from hal.sim.pins import ClockedMockFactory
+from launcher import cli
+from sim import scenarios
+from sim.backends import SimulatedImuRig, build_simulated_imu
+from sim.pins import ClockedMockFactory
+from tools.broker import Mosquitto, free_port
+from tools.doctor import Bench, diagnose, report
 
 FIX_WIRING = (
     "fix: check VCC (3.3 V), GND, SDA and SCL, and imu.address (0x68, or 0x69 with AD0 high); "
@@ -322,7 +322,7 @@ def test_missing_password_file(tmp_path: Path, clock: SimClock) -> None:
 
 @pytest.fixture
 def secured() -> Iterator[Mosquitto]:
-    from firmware.mqtt.broker import mosquitto_available
+    from tools.broker import mosquitto_available
 
     if not mosquitto_available():
         pytest.skip("mosquitto not installed (apt-get install -y mosquitto mosquitto-clients)")

@@ -6,17 +6,17 @@ import json
 from pathlib import Path
 
 import pytest
-from sisfall_support import sisfall_file
 
 import firmware.app
-import firmware.evaluate as evaluate
+import tools.evaluate as evaluate
+from core.samples import ImuSample
+from core.trace import write_trace
 from firmware.config import load_config
 from firmware.detection import DetectorConfig, build_detector
 from firmware.detection.factory import build_detector as factory_build
 from firmware.detection.retro import FallDetector
-from hal.sim.scenarios import BackwardFall, Sequence, Standing, Turn, Walking
-from hal.trace import write_trace
-from hal.types import ImuSample
+from sim.scenarios import BackwardFall, Sequence, Standing, Turn, Walking
+from tests.sisfall_support import sisfall_file
 
 RATE = 200.0
 

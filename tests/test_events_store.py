@@ -7,10 +7,10 @@ import sqlite3
 import threading
 from pathlib import Path
 
-from firmware.events import Event, EventType, Severity
+from core.protocol.events import Event, EventType, Severity
+from core.samples import ImuSample
 from firmware.sinks import EventDispatcher, StoreSink
 from firmware.store import EventStore
-from hal.types import ImuSample
 
 
 def make_event(kind: EventType = EventType.FALL, t: float = 12.5) -> Event:

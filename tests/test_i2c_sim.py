@@ -6,13 +6,13 @@ import errno
 import struct
 
 import pytest
-from mpu_support import ADDRESS, ConstantMotion, RampMotion
 from smbus2 import i2c_msg
 
+from core.clock import SimClock
 from hal import mpu6050_registers as reg
-from hal.clock import SimClock
-from hal.sim.i2c_bus import FakeI2cBus
-from hal.sim.mpu6050_sim import SimulatedMpu6050
+from sim.i2c_bus import FakeI2cBus
+from sim.mpu6050_sim import SimulatedMpu6050
+from tests.mpu_support import ADDRESS, ConstantMotion, RampMotion
 
 
 def make_chip(

@@ -2,32 +2,38 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 import smbus2
-from mpu_support import ADDRESS, ConstantMotion, HookClock
 
-from hal import ImuError
+from hal import HalError, ImuError
 from hal.config import ImuConfig
-from hal.imu_factory import build_simulated_imu, open_imu
+from hal.imu_factory import open_imu
 from hal.interfaces import Imu
 from hal.mpu6050 import Mpu6050
-from hal.sim.i2c_bus import FakeI2cBus
-from hal.sim.mpu6050_sim import SimulatedMpu6050
+from sim.backends import build_simulated_imu
+from sim.i2c_bus import FakeI2cBus
+from sim.mpu6050_sim import SimulatedMpu6050
+from tests.mpu_support import ADDRESS, ConstantMotion, HookClock
 
 
 def test_simulated_backend_runs_the_real_driver() -> None:
     clock = HookClock()
-    imu = open_imu(ImuConfig(backend="simulated"), clock, ConstantMotion())
+    imu = open_imu(ImuConfig(backend="simulated"), clock)  # found by entry point, not import
     assert isinstance(imu, Mpu6050) and isinstance(imu, Imu)
+    imu.close()
+    imu = build_simulated_imu(ImuConfig(), clock, ConstantMotion()).imu
     imu.start()
     sample = imu.read_batch(0.05)[0]
     assert sample.az == pytest.approx(1.0, abs=1 / 4096)
     imu.close()
 
 
-def test_simulated_backend_needs_a_motion_source() -> None:
-    with pytest.raises(ValueError, match="MotionSource"):
-        open_imu(ImuConfig(backend="simulated"), HookClock())
+def test_an_unknown_backend_is_a_clear_error_naming_the_installed_ones() -> None:
+    config = dataclasses.replace(ImuConfig(), backend="bmi270")  # type: ignore[arg-type]
+    with pytest.raises(HalError, match=r"no IMU backend named 'bmi270'.*simulated"):
+        open_imu(config, HookClock())
 
 
 def test_simulated_rig_exposes_bus_and_chip_for_fault_injection() -> None:

@@ -125,7 +125,7 @@ def test_bad_options_exit_2(tmp_path: Path) -> None:
 def test_written_config_selects_real_hardware_and_validates(tmp_path: Path) -> None:
     """The sed in hardware_config() applied to the real example config."""
     example = subprocess.run(
-        [sys.executable, "-m", "firmware.cli", "config", "--example"],
+        [sys.executable, "-m", "launcher.cli", "config", "--example"],
         capture_output=True,
         text=True,
         check=True,

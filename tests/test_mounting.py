@@ -6,7 +6,7 @@ import itertools
 
 import pytest
 
-from hal.mounting import (
+from core.mounting import (
     DIRECTION_VECTORS,
     DIRECTIONS,
     SISFALL_MOUNTING,

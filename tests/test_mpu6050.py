@@ -9,7 +9,6 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 import pytest
-from mpu_support import ADDRESS, ConstantMotion, HookClock, RampMotion
 
 from hal import (
     ImuBusError,
@@ -24,8 +23,9 @@ from hal import mpu6050_registers as reg
 from hal.config import ImuConfig
 from hal.interfaces import Imu
 from hal.mpu6050 import FifoTimestamper, Mpu6050, register_settings
-from hal.sim.i2c_bus import FakeI2cBus
-from hal.sim.mpu6050_sim import SimulatedMpu6050
+from sim.i2c_bus import FakeI2cBus
+from sim.mpu6050_sim import SimulatedMpu6050
+from tests.mpu_support import ADDRESS, ConstantMotion, HookClock, RampMotion
 
 PERIOD = 1 / 200
 

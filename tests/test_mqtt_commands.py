@@ -16,16 +16,16 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from mqtt_helpers import WAIT, config_for, subscriber, validate
 
+from core.protocol.events import Event
+from core.samples import ImuSample
 from firmware.config import SafetyConfig
 from firmware.detection.base import Detection, DetectionKind
-from firmware.events import Event
 from firmware.mqtt import COMMANDS, MqttReporter
-from firmware.mqtt.broker import Mosquitto
 from firmware.mqtt.commands import CommandError, CommandHandler, SilenceRequest
 from firmware.safety import SafetyController, SafetyState, SensorLimits
-from hal.types import ImuSample
+from tests.mqtt_helpers import WAIT, config_for, subscriber, validate
+from tools.broker import Mosquitto
 
 GARBAGE: list[tuple[str, bytes]] = [
     ("arm", b"{}"),

@@ -11,13 +11,13 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from mqtt_helpers import WAIT, config_for, fall, info, subscriber, validate
 
-from firmware.events import EventType
+from core.protocol.events import EventType
+from core.protocol.topics import Topics
 from firmware.mqtt import MqttReporter
-from firmware.mqtt.broker import Mosquitto
 from firmware.mqtt.outbox import Outbox
-from firmware.mqtt.topics import Topics
+from tests.mqtt_helpers import WAIT, config_for, fall, info, subscriber, validate
+from tools.broker import Mosquitto
 
 DEVICE_SCRIPT = Path(__file__).with_name("mqtt_device.py")
 REPO = Path(__file__).resolve().parent.parent

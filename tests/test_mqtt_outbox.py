@@ -7,12 +7,12 @@ import sqlite3
 from pathlib import Path
 
 import pytest
-from mqtt_helpers import fall, info
 
-from firmware.events import Event, EventType
+from core.protocol.events import Event, EventType
+from core.protocol.topics import Topics, check_device_id
 from firmware.mqtt.outbox import Outbox, OutboxSink
-from firmware.mqtt.topics import Topics, check_device_id
 from firmware.store import EventStore
+from tests.mqtt_helpers import fall, info
 
 
 def make(tmp_path: Path, max_rows: int = 10000) -> Outbox:

@@ -10,11 +10,11 @@ from typing import Any
 
 import paho.mqtt.client as mqtt
 import pytest
-from mqtt_helpers import WAIT, config_for, fall, subscriber
 from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
 
 from firmware.mqtt import MqttReporter
-from firmware.mqtt.broker import Mosquitto, TlsFiles, mosquitto_available
+from tests.mqtt_helpers import WAIT, config_for, fall, subscriber
+from tools.broker import Mosquitto, TlsFiles, mosquitto_available
 
 ACL = (Path(__file__).resolve().parent.parent / "docs" / "mqtt" / "mosquitto.acl").read_text()
 SECRET = "s3cret-Pa55-do-not-log"

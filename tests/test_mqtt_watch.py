@@ -7,12 +7,11 @@ import subprocess
 import sys
 from pathlib import Path
 
-from mqtt_helpers import WAIT, config_for, fall, info
-
-from firmware.events import EventType
+from core.protocol.events import EventType
 from firmware.mqtt import MqttReporter
-from firmware.mqtt.broker import Mosquitto
-from firmware.mqtt.watch import format_message
+from tests.mqtt_helpers import WAIT, config_for, fall, info
+from tools.broker import Mosquitto
+from tools.watch import format_message
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -24,7 +23,7 @@ def test_watch_prints_events_once_and_exits_after_count(
         [
             sys.executable,
             "-m",
-            "firmware.mqtt.watch",
+            "tools.watch",
             "--port",
             str(mosquitto.port),
             "--count",

@@ -13,12 +13,12 @@ from dataclasses import dataclass
 import pytest
 from gpiozero.pins.mock import MockFactory
 
-from hal.clock import SimClock
+from core.clock import SimClock
 from hal.config import GpioConfig
 from hal.gpio import GpioButton, GpioRelay
 from hal.gpio_factory import open_gpio
-from hal.sim.pins import ClockedMockFactory, ObservedMockPin
-from hal.sim.relay_hardware import HeartbeatRelayHardware, SimulatedButton, StaticRelayHardware
+from sim.pins import ClockedMockFactory, ObservedMockPin
+from sim.relay_hardware import HeartbeatRelayHardware, SimulatedButton, StaticRelayHardware
 
 RELAY, ENABLE, BUTTON = 17, 23, 27
 T0 = 8.0

@@ -10,8 +10,8 @@ import pytest
 from gpiozero import DigitalOutputDevice
 from gpiozero.pins.mock import MockFactory, MockPin
 
-from firmware import safe_outputs
 from hal.config import GpioConfig, PinConfig
+from tools import safe_outputs
 
 
 def write_config(tmp_path: Path, extra: str = "") -> Path:

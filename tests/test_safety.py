@@ -10,9 +10,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from app_support import PERIOD, Explodes, Frozen, Rig, TripAt, close_rigs, make_rig
 
-from firmware.events import EventType
+from core.protocol.events import EventType
+from tests.app_support import PERIOD, Explodes, Frozen, Rig, TripAt, close_rigs, make_rig
 
 pytestmark = pytest.mark.usefixtures(close_rigs.__name__)
 
@@ -76,9 +76,9 @@ def test_rearm_needs_a_press_after_the_trip(tmp_path: Path) -> None:
 
 def test_imu_loss_releases_and_faults(tmp_path: Path) -> None:
     rig = armed_rig(tmp_path)
-    assert rig.app.sim_imu is not None
+    assert rig.sim_imu is not None
     lost_at = rig.clock.monotonic()
-    rig.app.sim_imu.bus.disconnect()
+    rig.sim_imu.bus.disconnect()
     rig.run_for(1.0)
     assert rig.state == "FAULT"
     opened = rig.hardware.opened_after(lost_at)
@@ -93,11 +93,11 @@ def test_imu_loss_releases_and_faults(tmp_path: Path) -> None:
 
 def test_imu_back_needs_a_reset_to_arm_again(tmp_path: Path) -> None:
     rig = armed_rig(tmp_path)
-    assert rig.app.sim_imu is not None
-    rig.app.sim_imu.bus.disconnect()
+    assert rig.sim_imu is not None
+    rig.sim_imu.bus.disconnect()
     rig.run_for(1.0)
     assert rig.state == "FAULT"
-    rig.app.sim_imu.bus.reconnect()
+    rig.sim_imu.bus.reconnect()
     rig.run_for(3.0)
     assert rig.state == "STANDBY"
     assert not rig.hardware.contact_closed()
@@ -160,9 +160,9 @@ def test_static_drive_holds_a_level_and_releases(tmp_path: Path) -> None:
 
 def test_garbage_from_the_bus_never_crashes_the_loop(tmp_path: Path) -> None:
     rig = armed_rig(tmp_path)
-    assert rig.app.sim_imu is not None
+    assert rig.sim_imu is not None
     for _ in range(20):
-        rig.app.sim_imu.bus.inject_garbage(3)
+        rig.sim_imu.bus.inject_garbage(3)
         rig.run_for(0.05)
     assert rig.state in {"ARMED", "FAULT"}
     if rig.state == "FAULT":

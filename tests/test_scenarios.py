@@ -8,9 +8,11 @@ from pathlib import Path
 
 import pytest
 
-from hal.mounting import Mounting, Vec3
-from hal.sim.motion import MotionSource
-from hal.sim.scenarios import (
+from core.mounting import Mounting, Vec3
+from core.samples import ImuSample
+from core.trace import Trace, TraceHeader, read_trace, write_trace
+from sim.motion import MotionSource
+from sim.scenarios import (
     DEFAULT_MOUNTING,
     BackwardFall,
     Lying,
@@ -23,9 +25,7 @@ from hal.sim.scenarios import (
     scenario,
     step_frequency_hz,
 )
-from hal.sim.trace_motion import TraceMotion, sample_motion
-from hal.trace import Trace, TraceHeader, read_trace, write_trace
-from hal.types import ImuSample
+from sim.trace_motion import TraceMotion, sample_motion
 
 RATE = 200.0
 UP: Vec3 = (0.0, 0.0, 1.0)

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from firmware.cli import main
-from firmware.session.demo import run_guided_demo
-from hal.clock import SimClock
+from core.clock import SimClock
+from launcher.cli import main
+from launcher.session_demo import run_guided_demo
 
 
 def test_guided_demo_prints_the_cues_in_order(tmp_path: Path) -> None:

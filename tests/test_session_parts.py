@@ -8,16 +8,16 @@ import shutil
 from pathlib import Path
 
 import pytest
-from sisfall_support import sisfall_dir
 
-from firmware.datasets.sisfall import read_sisfall
-from firmware.errors import ConfigError
+from core.errors import ConfigError
+from core.samples import ImuSample
 from firmware.session.cues import TEXT, Cue, render_wav, wav_figures
 from firmware.session.gestures import GestureKind, GestureRecognizer
 from firmware.session.plan import PRESETS, load_plan_file, progression_week, resolve_plan
 from firmware.session.steps import StepDetector
-from hal.sim import scenarios
-from hal.types import ImuSample
+from sim import scenarios
+from tests.sisfall_support import sisfall_dir
+from tools.datasets.sisfall import read_sisfall
 
 RATE = 200.0
 

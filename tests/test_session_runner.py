@@ -9,14 +9,14 @@ import tokenize
 from pathlib import Path
 
 import pytest
-from app_support import Rig, TripAt, close_rigs, make_rig  # noqa: F401 - fixture
 
 from firmware.session.control import ControlServer, send_command
 from firmware.session.cues import Cue
 from firmware.session.plan import PRESETS, Interval, Plan
 from firmware.session.record import load_sessions
 from firmware.session.runner import SessionRunner, SessionState, attach_session, detach_session
-from hal.sim import scenarios
+from sim import scenarios
+from tests.app_support import Rig, TripAt, close_rigs, make_rig  # noqa: F401 - fixture
 
 pytestmark = pytest.mark.usefixtures("close_rigs")
 
@@ -325,7 +325,7 @@ def test_local_cli_socket_controls_the_session(tmp_path: Path) -> None:
 
 
 def test_session_summary_goes_through_the_outbox(tmp_path: Path) -> None:
-    from firmware.mqtt.topics import Topics
+    from core.protocol.topics import Topics
     from firmware.session.record import open_session_db, save_session
 
     rig = _armed_rig(tmp_path)
@@ -343,7 +343,7 @@ def test_session_summary_goes_through_the_outbox(tmp_path: Path) -> None:
     conn.close()
     assert len(rows) == 1
     assert rows[0][0] == "retroguard/treadmill-1/session"
-    from mqtt_helpers import validate
+    from tests.mqtt_helpers import validate
 
     payload = validate("session", rows[0][2])
     assert payload["id"] == record["id"] and payload["schema"] == 1

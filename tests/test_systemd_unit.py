@@ -49,7 +49,7 @@ def test_unit_has_the_required_settings() -> None:
 
 
 def test_exec_stop_post_names_a_real_subcommand() -> None:
-    from firmware import safe_outputs
+    from tools import safe_outputs
 
     d = directives(UNIT.read_text())
     config_arg = d["ExecStopPost"][-1].split()[-1]

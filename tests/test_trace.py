@@ -10,8 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from hal.mounting import SISFALL_MOUNTING, UNKNOWN_MOUNTING, Mounting
-from hal.trace import (
+from core.mounting import SISFALL_MOUNTING, UNKNOWN_MOUNTING, Mounting
+from core.samples import ImuSample
+from core.trace import (
     COLUMNS,
     TraceFormatError,
     TraceHeader,
@@ -22,7 +23,6 @@ from hal.trace import (
     read_trace,
     write_trace,
 )
-from hal.types import ImuSample
 
 HEADER_LINES = [
     "# format: retroguard-trace/1",

@@ -14,17 +14,17 @@ from collections.abc import Iterator, Sequence
 
 import pytest
 
+from core.clock import SimClock
+from core.protocol.events import Event
+from core.samples import ImuSample
 from firmware.config import SafetyConfig
 from firmware.detection.base import Detection, DetectionKind
-from firmware.events import Event
 from firmware.monitor import Monitor
 from firmware.safety import SafetyController, SafetyState, SensorLimits
 from firmware.sdnotify import Notifier
 from firmware.watchdog import ServiceWatchdog, ping_interval_from_env
-from hal.clock import SimClock
 from hal.errors import ImuFifoOverflowError
 from hal.interfaces import RelayDrive
-from hal.types import ImuSample
 
 PERIOD = 0.02  # one loop iteration = 4 samples at 200 Hz
 

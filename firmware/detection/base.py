@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Protocol
 
-from hal.types import ImuSample
+from core.samples import ImuSample
 
 
 class DetectionKind(StrEnum):

@@ -20,7 +20,7 @@ def build_detector(
     """A fresh streaming detector for samples arriving at ``sample_rate_hz``.
 
     ``up`` is optional: the sensor-frame direction that points up when the
-    wearer stands (from a known mounting, e.g. ``hal.mounting``). Without it
+    wearer stands (from a known mounting, e.g. ``core.mounting``). Without it
     the detector learns gravity online during its warm-up, which is what makes
     it work for a belt clipped in any orientation and for datasets with other
     axes.

@@ -35,9 +35,9 @@ import math
 from collections import deque
 from collections.abc import Sequence
 
+from core.samples import ImuSample
 from firmware.detection.base import NO_DETECTIONS, Detection, DetectionKind
 from firmware.detection.config import DetectorConfig
-from hal.types import ImuSample
 
 G_MPS2 = 9.80665
 """Standard gravity: converts g to m/s² for the vertical velocity."""
@@ -157,7 +157,7 @@ class FallDetector:
 
         The one implementation of the per-sample logic. ``amag`` is the only
         quantity that depends on the sample alone, so it is what the batch
-        path (:func:`firmware.detection.batch.detect_block`) computes for a
+        path (:func:`tools.batch.detect_block`) computes for a
         whole block at once; it must equal ``sqrt(ax*ax + ay*ay + az*az)``
         evaluated in that order, bit for bit.
         """

@@ -4,16 +4,16 @@ Entry points:
 
 * :class:`MqttReporter` — outbox sink, state, telemetry, commands, HA discovery;
 * :class:`~firmware.mqtt.commands.CommandTarget` — the narrow interface commands act on;
-* :mod:`firmware.mqtt.watch` — ``retroguard watch``;
-* :mod:`firmware.mqtt.broker` — a throwaway local Mosquitto for tests and the demo.
+* :mod:`tools.watch` — ``retroguard watch``;
+* :mod:`tools.broker` — a throwaway local Mosquitto for tests and the demo.
 
 See ``docs/mqtt.md`` for topics, payloads and security.
 """
 
+from core.protocol.topics import COMMANDS, Topics
 from firmware.mqtt.commands import CommandError, CommandTarget, SilenceRequest
 from firmware.mqtt.outbox import Outbox, OutboxSink
 from firmware.mqtt.reporter import MqttReporter, MqttSetupError, ReporterStatus
-from firmware.mqtt.topics import COMMANDS, Topics
 
 __all__ = [
     "COMMANDS",

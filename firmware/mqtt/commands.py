@@ -22,7 +22,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from firmware.mqtt.topics import COMMANDS
+from core.protocol.topics import COMMANDS
 
 log = logging.getLogger(__name__)
 

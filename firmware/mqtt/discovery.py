@@ -14,8 +14,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from firmware.mqtt import payloads
-from firmware.mqtt.topics import Topics
+from core.protocol import payloads
+from core.protocol.topics import Topics
 
 try:
     from importlib.metadata import version as _version

@@ -24,9 +24,9 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from firmware.events import Event, EventType
-from firmware.mqtt import payloads
-from firmware.mqtt.topics import Topics
+from core.protocol import payloads
+from core.protocol.events import Event, EventType
+from core.protocol.topics import Topics
 from firmware.store import connect, insert_event
 
 log = logging.getLogger(__name__)

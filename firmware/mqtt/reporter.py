@@ -39,12 +39,12 @@ from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode, MQTTProtocolVersi
 from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 
+from core.protocol import payloads
+from core.protocol.topics import Topics, check_device_id, discovery_topic, ha_status_topic
 from firmware.config import MqttConfig
-from firmware.mqtt import payloads
 from firmware.mqtt.commands import CommandError, CommandHandler, CommandTarget, SilenceRequest
 from firmware.mqtt.discovery import discovery_payload
 from firmware.mqtt.outbox import Outbox, OutboxSink
-from firmware.mqtt.topics import Topics, check_device_id, discovery_topic, ha_status_topic
 
 log = logging.getLogger(__name__)
 

@@ -30,7 +30,7 @@ A plan file is a small TOML file::
     speed = "0.4 mph"                # optional, this interval only
 
 Every problem is reported at once as ``file: key: what is wrong``
-(:class:`firmware.errors.ConfigError`), like the monitor's config.
+(:class:`core.errors.ConfigError`), like the monitor's config.
 """
 
 from __future__ import annotations
@@ -41,8 +41,8 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Literal, get_args
 
-from firmware import tomlschema
-from firmware.errors import ConfigError
+from core import tomlschema
+from core.errors import ConfigError
 
 Direction = Literal["backward", "forward", "rest"]
 DIRECTIONS: tuple[str, ...] = get_args(Direction)

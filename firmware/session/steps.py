@@ -48,7 +48,7 @@ import statistics
 from collections import deque
 from dataclasses import dataclass
 
-from hal.types import ImuSample
+from core.samples import ImuSample
 
 MEAN_TAU_S = 1.5
 LOWPASS_HZ = 3.0

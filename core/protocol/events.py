@@ -1,0 +1,140 @@
+"""Event records: what the monitor tells the world.
+
+An :class:`Event` is created on the real-time thread, so it is cheap (a
+frozen dataclass, a random id, the wall-clock time for display) and carries
+everything a caregiver needs without the monitor's internals. Its JSON form
+is stable: keys and types only ever grow.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import uuid
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
+
+from core.samples import ImuSample
+
+SCHEMA_VERSION = 1
+
+
+class EventType(StrEnum):
+    STUMBLE = "stumble"
+    FALL = "fall"
+    NO_RECOVERY = "no_recovery"
+    FAULT = "fault"
+    RESET = "reset"
+    START = "start"
+    STOP = "stop"
+
+
+class Severity(StrEnum):
+    INFO = "info"
+    WARNING = "warning"
+    CRITICAL = "critical"
+
+
+DEFAULT_SEVERITY: Mapping[EventType, Severity] = {
+    EventType.STUMBLE: Severity.WARNING,
+    EventType.FALL: Severity.CRITICAL,
+    EventType.NO_RECOVERY: Severity.CRITICAL,
+    EventType.FAULT: Severity.WARNING,
+    EventType.RESET: Severity.INFO,
+    EventType.START: Severity.INFO,
+    EventType.STOP: Severity.INFO,
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    type: EventType
+    device_id: str
+    t_monotonic: float
+    """Monotonic time of the decision (seconds); for ordering and latency, not display."""
+    state: str
+    """Safety state after the event (ARMED, TRIPPED, FAULT, ...)."""
+    reason: str
+    severity: Severity
+    wall_time: str
+    """ISO 8601 UTC wall-clock time, for display only."""
+    id: str = field(default_factory=lambda: uuid.uuid4().hex)
+    figures: Mapping[str, float] = field(default_factory=dict)
+    imu_window: Sequence[ImuSample] = ()
+    """Samples up to the detection (stumble and fall only), for plotting."""
+
+    @classmethod
+    def now(
+        cls,
+        type: EventType,
+        device_id: str,
+        t_monotonic: float,
+        state: str,
+        reason: str,
+        figures: Mapping[str, float] | None = None,
+        imu_window: Sequence[ImuSample] = (),
+    ) -> Event:
+        return cls(
+            type=type,
+            device_id=device_id,
+            t_monotonic=t_monotonic,
+            state=state,
+            reason=reason,
+            severity=DEFAULT_SEVERITY[type],
+            wall_time=dt.datetime.now(dt.UTC).isoformat(timespec="milliseconds"),
+            figures=dict(figures or {}),
+            imu_window=tuple(imu_window),
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        data: dict[str, Any] = {
+            "schema": SCHEMA_VERSION,
+            "id": self.id,
+            "type": self.type.value,
+            "device_id": self.device_id,
+            "severity": self.severity.value,
+            "state": self.state,
+            "reason": self.reason,
+            "wall_time": self.wall_time,
+            "t_monotonic": round(self.t_monotonic, 6),
+            "figures": {k: round(float(v), 4) for k, v in self.figures.items()},
+        }
+        if self.imu_window:
+            t0 = self.t_monotonic
+            data["imu_window"] = {
+                "columns": ["dt", "ax", "ay", "az", "gx", "gy", "gz"],
+                "rows": [
+                    [round(s.t - t0, 4), *(round(v, 3) for v in s[1:])] for s in self.imu_window
+                ],
+            }
+        return data
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), separators=(",", ":"), sort_keys=True)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Event:
+        window: list[ImuSample] = []
+        raw_window = data.get("imu_window")
+        t0 = float(data["t_monotonic"])
+        if raw_window:
+            for row in raw_window["rows"]:
+                window.append(ImuSample(t0 + row[0], *(float(v) for v in row[1:])))
+        return cls(
+            type=EventType(data["type"]),
+            device_id=str(data["device_id"]),
+            t_monotonic=t0,
+            state=str(data["state"]),
+            reason=str(data["reason"]),
+            severity=Severity(data["severity"]),
+            wall_time=str(data["wall_time"]),
+            id=str(data["id"]),
+            figures={str(k): float(v) for k, v in data.get("figures", {}).items()},
+            imu_window=tuple(window),
+        )
+
+    @classmethod
+    def from_json(cls, text: str) -> Event:
+        return cls.from_dict(json.loads(text))

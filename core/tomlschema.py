@@ -1,0 +1,155 @@
+"""TOML tables into frozen dataclasses: the one loader behind every RetroGuard config.
+
+The dataclass *is* the schema: a field's type says what the TOML value must
+be and its default what an absent key means, so adding a setting needs no
+loader code. Supported field types: ``bool``, ``int``, ``float``, ``str``,
+``Literal[...]``, fixed tuples (``tuple[float, float, float]``), homogeneous
+tuples (``tuple[str, ...]``, or of a dataclass for ``[[arrays of tables]]``),
+``dict[str, str]`` and nested dataclasses (``[sub.tables]``).
+
+Problems are collected, not raised one by one, as ``dotted.key: what is
+wrong``, so a person fixes a whole file in one pass. Per-key checks
+(ranges, sets of values) come from the caller as ``{dotted_key: check}``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import math
+import tomllib
+import types
+import typing
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any, Literal
+
+from core.errors import ConfigError
+
+Check = Callable[[Any], str | None]
+"""Returns None when the value is fine, otherwise what is wrong with it."""
+
+
+def read_toml(path: Path, what: str = "file") -> dict[str, Any]:
+    """Parse a TOML file; a missing, unreadable or malformed one is a :class:`ConfigError`
+    naming the file (``what`` says which kind of file: "plan file", ...)."""
+    try:
+        with path.open("rb") as fh:
+            return tomllib.load(fh)
+    except FileNotFoundError:
+        raise ConfigError([f"{path}: {what} not found"]) from None
+    except PermissionError:
+        raise ConfigError([f"{path}: permission denied"]) from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError([f"{path}: not valid TOML: {exc}"]) from None
+
+
+def type_name(tp: Any) -> str:
+    """How a type is named in an error message."""
+    origin = typing.get_origin(tp)
+    args = typing.get_args(tp)
+    if origin is Literal:
+        return "one of " + ", ".join(repr(a) for a in args)
+    if origin is tuple:
+        if len(args) == 2 and args[1] is Ellipsis:
+            return f"a list of {type_name(args[0]).removeprefix('a ').removeprefix('an ')}s"
+        return f"a list of {len(args)} numbers"
+    if origin is dict:
+        return "a table of strings"
+    names = {float: "a number", int: "a whole number", bool: "true or false", str: "a string"}
+    return names.get(tp, str(tp))
+
+
+def convert(value: Any, tp: Any) -> tuple[Any, str | None]:
+    """Coerce a TOML value to the scalar or container type ``tp``: (value, problem)."""
+    origin = typing.get_origin(tp)
+    args = typing.get_args(tp)
+    if origin is Literal:
+        if any(value == a and type(value) is type(a) for a in args):
+            return value, None
+        return None, f"must be {type_name(tp)}, not {value!r}"
+    if origin is tuple:
+        homogeneous = len(args) == 2 and args[1] is Ellipsis
+        if not isinstance(value, list) or (not homogeneous and len(value) != len(args)):
+            return None, f"must be {type_name(tp)}"
+        item_types = [args[0]] * len(value) if homogeneous else list(args)
+        items = []
+        for item, item_tp in zip(value, item_types, strict=True):
+            converted, problem = convert(item, item_tp)
+            if problem:
+                return None, f"must be {type_name(tp)}"
+            items.append(converted)
+        return tuple(items), None
+    if origin is dict:
+        if isinstance(value, dict) and all(isinstance(v, str) for v in value.values()):
+            return dict(value), None
+        return None, f"must be {type_name(tp)}"
+    if tp is float and isinstance(value, int | float) and not isinstance(value, bool):
+        if not math.isfinite(value):
+            return None, "must be a finite number"
+        return float(value), None
+    if tp is int and isinstance(value, int) and not isinstance(value, bool):
+        return value, None
+    if tp in (bool, str) and isinstance(value, tp):
+        return value, None
+    return None, f"must be {type_name(tp)}, not {type(value).__name__} {value!r}"
+
+
+def _dataclass_items(tp: Any) -> type[Any] | None:
+    """The item class of ``tuple[SomeDataclass, ...]``, else None."""
+    args = typing.get_args(tp)
+    if typing.get_origin(tp) is not tuple or len(args) != 2 or args[1] is not Ellipsis:
+        return None
+    item: Any = args[0]
+    return item if isinstance(item, type) and dataclasses.is_dataclass(item) else None
+
+
+def build(
+    cls: type[Any],
+    table: Mapping[str, Any],
+    problems: list[str],
+    checks: Mapping[str, Check] | None = None,
+    prefix: str = "",
+) -> Any:
+    """Build ``cls`` from ``table``; append every problem to ``problems``.
+
+    Keys with a problem are left at their defaults, so the returned object
+    is always complete (callers raise when ``problems`` is not empty).
+    """
+    checks = checks or {}
+    hints = typing.get_type_hints(cls)
+    known = {f.name for f in dataclasses.fields(cls)}
+    kwargs: dict[str, Any] = {}
+    for key, value in table.items():
+        dotted = f"{prefix}{key}"
+        if key not in known:
+            close = difflib.get_close_matches(key, sorted(known), n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            problems.append(f"{dotted}: unknown key{hint}")
+            continue
+        tp = hints[key]
+        if isinstance(tp, types.UnionType):  # ``X | None``: the TOML value is an X
+            tp = typing.get_args(tp)[0]
+        if dataclasses.is_dataclass(tp):
+            if not isinstance(value, dict):
+                problems.append(f"{dotted}: must be a table ([{dotted}])")
+                continue
+            kwargs[key] = build(tp, value, problems, checks, dotted + ".")  # type: ignore[arg-type]
+            continue
+        item_cls = _dataclass_items(tp)
+        if item_cls is not None:
+            if not isinstance(value, list) or not all(isinstance(v, dict) for v in value):
+                problems.append(f"{dotted}: must be an array of tables ([[{dotted}]])")
+                continue
+            kwargs[key] = tuple(
+                build(item_cls, v, problems, checks, f"{dotted}[{i}].") for i, v in enumerate(value)
+            )
+            continue
+        converted, problem = convert(value, tp)
+        if problem is None and dotted in checks:
+            problem = checks[dotted](converted)
+        if problem:
+            problems.append(f"{dotted}: {problem}")
+        else:
+            kwargs[key] = converted
+    return cls(**kwargs)

@@ -1,0 +1,471 @@
+"""RetroGuard IMU traces: a small, self-describing CSV format (``retroguard-trace/1``).
+
+One format for everything that records or replays samples: the monitor's
+recorder, converted datasets (SisFall), synthesised scenarios and the
+``replay``/``evaluate`` tools. Plain CSV so that a spreadsheet, pandas or
+``awk`` read it without RetroGuard; a ``# key: value`` header so a file alone
+says what its numbers mean (units, sensor, how the sensor sat on the body,
+whether it holds a fall). The full specification is ``docs/trace-format.md``.
+
+The reader is strict: a recording that is silently misread (a truncated copy,
+a column shifted, time running backwards) would make a detector evaluation
+lie, so every defect is an error naming the file and line.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import TracebackType
+from typing import IO, Literal, Self, get_args
+
+from core.mounting import Mounting, MountingError
+from core.samples import ImuSample
+
+FORMAT = "retroguard-trace/1"
+UNITS = "t=s accel=g gyro=deg/s"
+COLUMNS = "t,ax,ay,az,gx,gy,gz"
+
+Label = Literal["fall", "adl", "unknown"]
+LABELS: tuple[Label, ...] = get_args(Label)
+_LABEL_BY_NAME: dict[str, Label] = {lb: lb for lb in LABELS}
+
+REQUIRED_KEYS = ("format", "sample_rate_hz", "units", "sensor", "mounting", "label")
+OPTIONAL_KEYS = ("activity", "impact_t", "subject", "source", "description")
+KNOWN_KEYS = REQUIRED_KEYS + OPTIONAL_KEYS
+
+_KEY_RE = re.compile(r"[a-z][a-z0-9_]*\Z")
+_HEADER_RE = re.compile(r"# ([a-z][a-z0-9_]*): ?(.*)\Z")
+_N_FIELDS = 7
+_FIELD_NAMES = COLUMNS.split(",")
+
+PathLike = str | Path
+
+
+class TraceFormatError(ValueError):
+    """A defect in a trace file, located: ``str()`` is ``path:line: message``.
+
+    The ``path:line:`` prefix is the compiler convention, so editors and CI
+    logs link straight to the offending line.
+    """
+
+    def __init__(self, path: PathLike, line: int, message: str) -> None:
+        super().__init__(f"{path}:{line}: {message}")
+        self.path = str(path)
+        self.line = line
+        self.message = message
+
+
+@dataclass(slots=True)
+class TraceHeader:
+    """The typed header of a trace; ``format`` and ``units`` are fixed and implied.
+
+    ``extra`` keeps keys this version does not know, in file order, so a
+    newer writer's metadata survives a read-modify-write by an older tool.
+    """
+
+    sample_rate_hz: float
+    """Nominal output data rate; timestamps may jitter around it."""
+    sensor: str
+    """Free text, e.g. ``MPU-6050 (simulated)`` or ``ADXL345+ITG3200 (SisFall)``."""
+    mounting: Mounting
+    """Body direction of each sensor axis (:mod:`core.mounting`)."""
+    label: Label = "unknown"
+    """Ground truth of the whole trace: ``fall`` if it contains a fall, else ``adl``."""
+    activity: str | None = None
+    """Free activity code, e.g. SisFall's ``F02`` or ``D01``, or a scenario name."""
+    impact_t: float | None = None
+    """Time (same clock as the ``t`` column) of the labelled fall impact."""
+    subject: str | None = None
+    source: str | None = None
+    """Where the data came from (file, dataset, generator and seed)."""
+    description: str | None = None
+    extra: dict[str, str] = field(default_factory=dict)
+
+    def validate(self) -> None:
+        """Raise ``ValueError`` for a header that could not round-trip through a file."""
+        if not (math.isfinite(self.sample_rate_hz) and self.sample_rate_hz > 0):
+            raise ValueError(
+                f"sample_rate_hz must be positive and finite, not {self.sample_rate_hz}"
+            )
+        if self.label not in LABELS:
+            raise ValueError(f"label must be one of {', '.join(LABELS)}, not {self.label!r}")
+        if self.impact_t is not None and not math.isfinite(self.impact_t):
+            raise ValueError(f"impact_t must be finite, not {self.impact_t}")
+        for key, value in self._items():
+            if key in self.extra and key in KNOWN_KEYS:
+                raise ValueError(f"extra key {key!r} collides with a standard header key")
+            if not _KEY_RE.match(key):
+                raise ValueError(f"header key {key!r} must match [a-z][a-z0-9_]*")
+            if "\n" in value or "\r" in value:
+                raise ValueError(f"header value of {key!r} must be a single line")
+            if value != value.strip():
+                raise ValueError(f"header value of {key!r} has leading or trailing blanks")
+        if not self.sensor:
+            raise ValueError("sensor must not be empty")
+
+    def _items(self) -> list[tuple[str, str]]:
+        """Header lines in writing order (the same text the reader parses back)."""
+        items = [
+            ("format", FORMAT),
+            ("sample_rate_hz", _fmt_float(self.sample_rate_hz)),
+            ("units", UNITS),
+            ("sensor", self.sensor),
+            ("mounting", str(self.mounting)),
+            ("label", self.label),
+        ]
+        optional: list[tuple[str, str | None]] = [
+            ("activity", self.activity),
+            ("impact_t", None if self.impact_t is None else _fmt_float(self.impact_t)),
+            ("subject", self.subject),
+            ("source", self.source),
+            ("description", self.description),
+        ]
+        items.extend((k, v) for k, v in optional if v is not None)
+        items.extend(self.extra.items())
+        return items
+
+
+@dataclass(slots=True)
+class Trace:
+    """A whole trace in memory. For long recordings prefer :func:`iter_trace`."""
+
+    header: TraceHeader
+    samples: list[ImuSample]
+
+    @property
+    def duration(self) -> float:
+        """Seconds from the first to the last sample (0 for fewer than two)."""
+        return self.samples[-1].t - self.samples[0].t if len(self.samples) > 1 else 0.0
+
+
+def _fmt_float(x: float) -> str:
+    """Shortest text that reads back as exactly ``x`` (``200`` rather than ``200.0``)."""
+    return str(int(x)) if x.is_integer() and abs(x) < 1e15 else repr(x)
+
+
+# ---------------------------------------------------------------- writing
+
+
+class TraceWriter:
+    """Stream samples into a new trace file.
+
+    The header is written (and flushed) on construction, rows as they come.
+    :meth:`write_many` flushes after each batch and :meth:`close` flushes, so
+    a recorder that dies loses at most the batch in progress; the reader
+    reports a half-written last line as truncated rather than misreading it.
+    Rows hold t to 1 µs, acceleration to 1e-6 g and angular rate to 1e-4 °/s,
+    finer than the MPU-6050's least significant bit at any range.
+
+    Writing is file I/O: keep it off the real-time thread (hand batches over a
+    queue), as ``architecture.md`` requires.
+    """
+
+    def __init__(self, path: PathLike, header: TraceHeader) -> None:
+        header.validate()
+        self.path = Path(path)
+        self.header = header
+        self._last_t = -math.inf
+        self._rows = 0
+        self._file: IO[str] | None = open(  # noqa: SIM115 - closed by close()/__exit__
+            self.path, "w", encoding="utf-8", newline="\n"
+        )
+        lines = [f"# {k}: {v}".rstrip() for k, v in header._items()]
+        self._file.write("\n".join(lines) + "\n" + COLUMNS + "\n")
+        self._file.flush()
+
+    @property
+    def rows_written(self) -> int:
+        return self._rows
+
+    def write(self, sample: ImuSample) -> None:
+        """Append one sample (buffered). Raises ``ValueError`` on an invalid sample.
+
+        Checks the same rules the reader enforces, after rounding, so a writer
+        can never produce a file its reader rejects.
+        """
+        f = self._file
+        if f is None:
+            raise ValueError(f"trace {self.path} is closed")
+        if not all(math.isfinite(v) for v in sample):
+            raise ValueError(f"non-finite value in sample {sample}")
+        row = (
+            f"{sample.t:.6f},{sample.ax:.6f},{sample.ay:.6f},{sample.az:.6f},"
+            f"{sample.gx:.4f},{sample.gy:.4f},{sample.gz:.4f}\n"
+        )
+        t = float(row[: row.index(",")])
+        if t <= self._last_t:
+            raise ValueError(
+                f"t={sample.t!r} does not increase on the previous sample (t={self._last_t!r}) "
+                "at the file's 1 µs resolution"
+            )
+        self._last_t = t
+        f.write(row)
+        self._rows += 1
+
+    def write_many(self, samples: Iterable[ImuSample]) -> None:
+        """Append a batch of samples and flush them to the operating system."""
+        for s in samples:
+            self.write(s)
+        self.flush()
+
+    def flush(self) -> None:
+        if self._file is not None:
+            self._file.flush()
+
+    def close(self) -> None:
+        """Flush and close. Idempotent."""
+        f, self._file = self._file, None
+        if f is not None:
+            f.close()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+
+def write_trace(path: PathLike, header: TraceHeader, samples: Iterable[ImuSample]) -> None:
+    """Write a whole trace in one call."""
+    with TraceWriter(path, header) as w:
+        w.write_many(samples)
+
+
+# ---------------------------------------------------------------- reading
+
+
+class TraceReader:
+    """An open trace: the header is parsed on construction, samples on iteration.
+
+    Iterating streams rows one by one with constant memory, so an hours-long
+    recording replays on a Pi Zero. Use as a context manager (or call
+    :meth:`close`) to release the file early.
+    """
+
+    def __init__(self, path: PathLike) -> None:
+        self.path = str(path)
+        # utf-8-sig: tolerate the byte-order mark some spreadsheet exports add.
+        self._file: IO[str] = open(path, encoding="utf-8-sig")  # noqa: SIM115 - closed by close()
+        self._line = 0
+        try:
+            self.header = self._read_header()
+        except UnicodeDecodeError:
+            self._file.close()
+            raise self._not_text(self._line) from None
+        except BaseException:
+            self._file.close()
+            raise
+
+    def _not_text(self, line: int) -> TraceFormatError:
+        # The decoder works in chunks, so the bad byte is on this line or a later one.
+        return self._error("not UTF-8 text (at or after this line): not a trace file", line + 1)
+
+    def _error(self, message: str, line: int | None = None) -> TraceFormatError:
+        return TraceFormatError(self.path, self._line if line is None else line, message)
+
+    def _read_header(self) -> TraceHeader:
+        values: dict[str, str] = {}
+        key_lines: dict[str, int] = {}
+        for raw in self._file:
+            self._line += 1
+            text = raw.rstrip("\n")
+            if not text.startswith("#"):
+                if not values:
+                    raise self._error(f"not a trace: the first line must be '# format: {FORMAT}'")
+                if text.rstrip("\r") == COLUMNS:
+                    if not raw.endswith("\n"):
+                        raise self._error("file ends after the column line without a newline")
+                    return self._build_header(values, key_lines)
+                raise self._error(
+                    f"expected a '# key: value' header line or the column line {COLUMNS!r}, "
+                    f"got {_clip(text)!r}"
+                )
+            m = _HEADER_RE.match(text.rstrip("\r"))
+            if m is None:
+                raise self._error(
+                    f"bad header line {_clip(text)!r}: expected '# key: value' "
+                    "with a lower-case key"
+                )
+            key, value = m.group(1), m.group(2).strip()
+            if key in values:
+                raise self._error(f"duplicate header key {key!r} (first on line {key_lines[key]})")
+            if not values and key != "format":
+                raise self._error(f"not a trace: the first line must be '# format: {FORMAT}'")
+            if key == "format" and value != FORMAT:
+                raise self._error(
+                    f"unsupported format {value!r}: this reader understands {FORMAT!r}"
+                )
+            values[key] = value
+            key_lines[key] = self._line
+        if not values:
+            raise self._error(f"empty file: expected '# format: {FORMAT}'")
+        raise self._error(f"file ends inside the header: no column line {COLUMNS!r}")
+
+    def _build_header(self, values: dict[str, str], lines: dict[str, int]) -> TraceHeader:
+        missing = [k for k in REQUIRED_KEYS if k not in values]
+        if missing:
+            raise self._error(
+                f"header lacks required key{'s' if len(missing) > 1 else ''} {', '.join(missing)}"
+            )
+
+        def number(key: str) -> float:
+            try:
+                x = float(values[key])
+            except ValueError:
+                x = math.nan
+            if not math.isfinite(x) or "_" in values[key]:
+                raise self._error(f"{key}: {values[key]!r} is not a finite number", lines[key])
+            return x
+
+        rate = number("sample_rate_hz")
+        if rate <= 0:
+            raise self._error(
+                f"sample_rate_hz must be positive, not {rate}", lines["sample_rate_hz"]
+            )
+        if " ".join(values["units"].split()) != UNITS:
+            raise self._error(
+                f"units {values['units']!r} unsupported: expected {UNITS!r}", lines["units"]
+            )
+        if not values["sensor"]:
+            raise self._error("sensor must not be empty", lines["sensor"])
+        try:
+            mounting = Mounting.parse(values["mounting"])
+        except MountingError as e:
+            raise self._error(f"mounting: {e}", lines["mounting"]) from None
+        label = values["label"]
+        if label not in _LABEL_BY_NAME:
+            raise self._error(
+                f"label {label!r} unknown: expected one of {', '.join(LABELS)}", lines["label"]
+            )
+        return TraceHeader(
+            sample_rate_hz=rate,
+            sensor=values["sensor"],
+            mounting=mounting,
+            label=_LABEL_BY_NAME[label],
+            activity=values.get("activity"),
+            impact_t=number("impact_t") if "impact_t" in values else None,
+            subject=values.get("subject"),
+            source=values.get("source"),
+            description=values.get("description"),
+            extra={k: v for k, v in values.items() if k not in KNOWN_KEYS},
+        )
+
+    def __iter__(self) -> Iterator[ImuSample]:
+        """Yield the samples, validating each row; closes the file at the end."""
+        f = self._file
+        line = self._line
+        last_t = -math.inf
+        isfinite = math.isfinite
+        sample = ImuSample
+        try:
+            for raw in f:
+                line += 1
+                parts = raw.split(",")
+                try:
+                    if "_" in raw:  # float() accepts "1_0"; the format does not
+                        raise ValueError
+                    t, ax, ay, az, gx, gy, gz = map(float, parts)
+                except ValueError:
+                    self._line = line
+                    raise self._row_error(raw, parts) from None
+                # One finiteness test for the common case; the sum of finite values
+                # can only be non-finite by overflow, which the per-value re-check allows.
+                if not isfinite(t + ax + ay + az + gx + gy + gz):
+                    bad = [
+                        n
+                        for n, v in zip(_FIELD_NAMES, (t, ax, ay, az, gx, gy, gz), strict=True)
+                        if not isfinite(v)
+                    ]
+                    if bad:
+                        self._line = line
+                        raise self._error(f"non-finite value in column {', '.join(bad)}")
+                if t <= last_t:
+                    self._line = line
+                    raise self._error(
+                        f"t={t!r} is not after the previous sample's t={last_t!r} "
+                        "(time must strictly increase)"
+                    )
+                last_t = t
+                yield sample(t, ax, ay, az, gx, gy, gz)
+            self._line = line
+        except UnicodeDecodeError:
+            raise self._not_text(line) from None
+        finally:
+            f.close()
+
+    def _row_error(self, raw: str, parts: list[str]) -> TraceFormatError:
+        text = raw.rstrip("\r\n")
+        if not text.strip():
+            return self._error("blank line in the data section")
+        if text.startswith("#"):
+            return self._error("header line after the column line")
+        if not raw.endswith("\n"):
+            # A row cut short mid-write: name it as such rather than as a bad number.
+            return self._error(
+                f"truncated last line {_clip(text)!r}: {len(parts)} of {_N_FIELDS} fields "
+                "and no newline (the file was probably cut off while being written)"
+            )
+        if len(parts) != _N_FIELDS:
+            return self._error(f"expected {_N_FIELDS} fields ({COLUMNS}), got {len(parts)}")
+        for name, part in zip(_FIELD_NAMES, parts, strict=True):
+            try:
+                if "_" in part:
+                    raise ValueError
+                float(part)
+            except ValueError:
+                return self._error(f"column {name}: {_clip(part.strip())!r} is not a number")
+        return self._error(f"unparseable row {_clip(text)!r}")  # pragma: no cover - defensive
+
+    def close(self) -> None:
+        self._file.close()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+
+def _clip(text: str, n: int = 60) -> str:
+    return text if len(text) <= n else text[: n - 3] + "..."
+
+
+def open_trace(path: PathLike) -> TraceReader:
+    """Open a trace: ``reader.header`` at once, samples by iterating ``reader``."""
+    return TraceReader(path)
+
+
+def iter_trace(path: PathLike) -> Iterator[ImuSample]:
+    """Stream the samples of a trace with constant memory (the header is validated too).
+
+    The file is opened on the first ``next()``, as for any generator, and
+    closed when the iteration ends or the generator is closed.
+    """
+    reader = TraceReader(path)
+    yield from reader
+
+
+def read_header(path: PathLike) -> TraceHeader:
+    """Read and validate only the header of a trace."""
+    with TraceReader(path) as reader:
+        return reader.header
+
+
+def read_trace(path: PathLike) -> Trace:
+    """Read a whole trace into memory, validating every line."""
+    reader = TraceReader(path)
+    return Trace(reader.header, list(reader))

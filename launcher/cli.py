@@ -1,0 +1,175 @@
+"""``retroguard`` command line.
+
+Exit codes: 0 success, 1 runtime failure (e.g. a demo that did not end
+safe), 2 bad usage or bad input (config, trace file).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from core.errors import ConfigError
+from firmware import __version__
+
+DEFAULT_CONFIG = Path("/etc/retroguard/config.toml")
+
+log = logging.getLogger("retroguard")
+
+
+def _add_config_option(parser: argparse.ArgumentParser, default: Path | None) -> None:
+    parser.add_argument(
+        "-c",
+        "--config",
+        type=Path,
+        default=default,
+        help=f"TOML config file (default: {default or 'built-in defaults, simulated hardware'})",
+    )
+
+
+def cmd_config(args: argparse.Namespace) -> int:
+    from firmware.config import load_config
+    from tools.config_example import example_config_text
+
+    if args.example:
+        sys.stdout.write(example_config_text())
+        return 0
+    path = args.check or args.config
+    if path is None:
+        print("retroguard config: give --example or --check FILE", file=sys.stderr)
+        return 2
+    load_config(path)
+    print(f"{path}: OK")
+    return 0
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from firmware.app import run_forever
+    from firmware.config import load_config
+
+    return run_forever(load_config(args.config))
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from launcher.demo import run_demo
+
+    return run_demo(
+        speed=args.speed,
+        database=args.db,
+        live=not args.no_live,
+        keep_open=not args.no_live and sys.stdin.isatty(),
+    )
+
+
+def cmd_replay(args: argparse.Namespace) -> int:
+    from tools.replay import replay
+
+    return replay(args.trace, config_path=args.config, verbose=args.verbose)
+
+
+def cmd_record(args: argparse.Namespace) -> int:
+    from tools.record import record
+
+    return record(
+        args.out,
+        config_path=args.config,
+        seconds=args.seconds,
+        scenario=args.scenario,
+        label=args.label,
+        activity=args.activity,
+        description=args.description,
+    )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="retroguard",
+        description="Fall-safety monitor for backward walking on a treadmill.",
+    )
+    parser.add_argument("--version", action="version", version=f"retroguard {__version__}")
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("run", help="run the monitor on the hardware named in the config")
+    _add_config_option(p, DEFAULT_CONFIG)
+    p.set_defaults(func=cmd_run)
+
+    p = sub.add_parser(
+        "demo", help="the whole monitor on simulated hardware, walking through a scripted session"
+    )
+    p.add_argument("--speed", type=float, default=1.0, help="times faster than real time")
+    p.add_argument("--db", type=Path, default=None, help="event store (default: a temporary file)")
+    p.add_argument("--no-live", action="store_true", help="no live status line")
+    p.set_defaults(func=cmd_demo)
+
+    p = sub.add_parser("replay", help="run a trace file through the detector, print detections")
+    p.add_argument("trace", type=Path)
+    _add_config_option(p, None)
+    p.set_defaults(func=cmd_replay)
+
+    p = sub.add_parser("record", help="record the configured IMU to a trace file")
+    p.add_argument("out", type=Path)
+    _add_config_option(p, None)
+    p.add_argument("--seconds", type=float, default=10.0)
+    p.add_argument(
+        "--scenario",
+        default=None,
+        help="with the simulated IMU: what the simulated walker does (see --scenario list)",
+    )
+    p.add_argument("--label", choices=("fall", "adl", "unknown"), default="unknown")
+    p.add_argument("--activity", default=None, help="activity code, e.g. D01 or F02")
+    p.add_argument("--description", default=None)
+    p.set_defaults(func=cmd_record)
+
+    p = sub.add_parser("config", help="print an example config or check one")
+    p.add_argument("--example", action="store_true", help="print a fully commented example")
+    p.add_argument("--check", type=Path, default=None, metavar="FILE", help="validate FILE")
+    _add_config_option(p, None)
+    p.set_defaults(func=cmd_config)
+
+    from tools import safe_outputs, watch
+
+    safe_outputs.add_parser(sub)
+    from tools import calibrate, doctor
+
+    doctor.add_parser(sub), calibrate.add_parser(sub)
+    from caregiver import cli as caregiver_cli
+
+    caregiver_cli.add_parser(sub)
+    watch.add_parser(sub).set_defaults(func=watch.run)
+    from tools import sessions as session_cli
+
+    session_cli.add_parser(sub)
+
+    try:
+        from tools import evaluate
+    except ImportError:  # pragma: no cover - evaluate ships with the firmware
+        pass
+    else:
+        evaluate.add_parser(sub)
+        sub.choices["evaluate"].set_defaults(func=evaluate.run)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    from core.logsetup import setup_logging
+
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    setup_logging(verbose=args.verbose)
+    try:
+        result: int = args.func(args)
+    except ConfigError as exc:
+        for problem in exc.problems:
+            print(problem, file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+    return result
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,373 @@
+"""``retroguard demo``: the whole monitor on simulated hardware, walking a scripted session.
+
+Nothing here is a demo-only shortcut: :func:`firmware.app.build_app` builds
+the same driver, detector, controller and store as ``retroguard run``, on the
+register-level MPU-6050 simulation and gpiozero mock pins with a model of the
+fail-safe relay circuit. The simulated walker follows
+:func:`sim.scenarios.demo_session`; a simulated finger presses the reset
+button at scripted times, exactly as a person at the machine would.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import io
+import socket
+import sys
+import tempfile
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, TextIO, cast
+
+from core.clock import Clock, RealClock
+from core.protocol.events import EventType
+from firmware.app import App, build_app, favour_realtime_thread
+from firmware.config import Config, StorageConfig
+from firmware.monitor import Monitor
+from firmware.safety import SafetyState
+from firmware.session.record import load_sessions
+from firmware.session.runner import SessionRunner, attach_session, detach_session
+from firmware.store import EventStore, StoredEvent
+from launcher.session_demo import CuePrinter
+from sim import scenarios
+from sim.backends import SimulatedGpio, simulated_hardware
+from tools.broker import BrokerError, Mosquitto, mosquitto_available
+
+if TYPE_CHECKING:
+    from caregiver.demo import DemoCaregiver
+
+ARM_AT_S = 1.5
+"""The walker's helper presses reset once the IMU has settled."""
+PRESS_S = 0.4
+"""How long a finger holds the reset button."""
+RESET_AFTER_STUMBLE_S = 4.0
+"""Into the pause after the stumble, the walker presses reset to carry on."""
+MAX_SPEED = 10.0
+"""Faster, and the loop cannot toggle the heartbeat within the hold circuit's 50 ms of
+simulated time: the simulated relay would drop, as a real one would with a starved loop."""
+DEFAULT_MQTT_PORT = 1883
+GUIDED_TIME_SCALE = 30.0
+"""The guided session's plan runs 30 times faster: its 2-minute intervals last 4 s."""
+
+
+@dataclass
+class DemoResult:
+    app: App
+    session: scenarios.Sequence
+    events: list[StoredEvent]
+    relay_closed_at_end: bool
+    final_state: SafetyState
+    runner: SessionRunner | None = None
+
+    @property
+    def ok(self) -> bool:
+        """The demo's promise: it ends tripped by the fall, with the relay released."""
+        kinds = [s.event.type for s in self.events]
+        return (
+            not self.relay_closed_at_end
+            and self.final_state is SafetyState.TRIPPED
+            and EventType.FALL in kinds
+        )
+
+
+def _discard(value: object) -> None:
+    """Hooks return nothing; ``poll`` returns a count we do not need."""
+
+
+def demo_config(database: Path) -> Config:
+    config = Config()
+    return dataclasses.replace(config, storage=StorageConfig(database=str(database)))
+
+
+def run_session(
+    config: Config,
+    clock: Clock,
+    *,
+    session: scenarios.Sequence | None = None,
+    on_started: Callable[[App, scenarios.Sequence, SessionRunner | None], None] | None = None,
+    guided: bool = True,
+) -> DemoResult:
+    """Build the app, schedule the presses, run the whole session, close, return what happened.
+
+    With ``guided`` the walker also follows a time-compressed guided session
+    (:data:`GUIDED_TIME_SCALE`), started as soon as the treadmill is armed.
+    """
+    session = session or scenarios.demo_session()
+    sim = simulated_hardware(config.imu, config.gpio, clock, session)
+    app = build_app(config, clock, imu=sim.imu_rig.imu, gpio=sim.gpio)
+    button = sim.gpio.button_sim
+    hardware = sim.gpio.hardware
+    assert button is not None and hardware is not None, "the demo needs simulated GPIO"
+    app.monitor.on_iteration.append(lambda monitor: _discard(button.poll()))
+    runner = attach_session(app, time_scale=GUIDED_TIME_SCALE) if guided else None
+    if runner is not None:
+        app.monitor.on_iteration.append(_StartWhenArmed(runner))
+    app.start()
+    start = clock.monotonic()
+    pause = session.span("reset_pause")
+    for at in (ARM_AT_S, pause.start + RESET_AFTER_STUMBLE_S):
+        button.press_at(start + at, start + at + PRESS_S)
+    if on_started is not None:
+        on_started(app, session, runner)
+    try:
+        app.monitor.run(until=start + session.duration)
+    finally:
+        relay_closed = hardware.contact_closed()
+        final_state = app.controller.state
+        if runner is not None:
+            runner.stop(clock.monotonic())  # the loop has returned: this thread owns it now
+            detach_session(app, runner)
+        app.close(drain_timeout=10.0)
+    return DemoResult(
+        app=app,
+        session=session,
+        events=_stored_events(config),
+        relay_closed_at_end=relay_closed,
+        final_state=final_state,
+        runner=runner,
+    )
+
+
+class _StartWhenArmed:
+    """The walker starts the guided session once the treadmill is armed (a loop hook)."""
+
+    def __init__(self, runner: SessionRunner) -> None:
+        self._runner = runner
+        self._requested = False
+
+    def __call__(self, monitor: Monitor) -> None:
+        if not self._requested and monitor.controller.state is SafetyState.ARMED:
+            self._requested = True
+            self._runner.request("start")
+
+
+def _stored_events(config: Config) -> list[StoredEvent]:
+    store = EventStore(config.storage.database)
+    try:
+        return store.events()
+    finally:
+        store.close()
+
+
+class LiveStatus:
+    """A status line redrawn from its own thread: terminal I/O stays off the real-time thread."""
+
+    def __init__(self, out: TextIO, interval_s: float = 0.25) -> None:
+        self._out = out
+        self._interval = interval_s
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._tty = out.isatty()
+        self._last = ""
+
+    def start(self, app: App, session: scenarios.Sequence) -> None:
+        start = app.clock.monotonic()
+        self._thread = threading.Thread(
+            target=self._run, args=(app, session, start), name="demo-status", daemon=True
+        )
+        self._thread.start()
+
+    def _fields(self, app: App, session: scenarios.Sequence, start: float) -> tuple[str, ...]:
+        t = app.clock.monotonic() - start
+        doing = next((s.label for s in session.segments if s.start <= t < s.end), "done")
+        hardware = app.gpio.hardware if isinstance(app.gpio, SimulatedGpio) else None
+        relay = "CLOSED (belt may run)" if hardware and hardware.contact_closed() else "open"
+        return (
+            f"t={t:5.1f}s",
+            f"walker: {doing.replace('_', ' '):<16}",
+            f"state: {app.controller.state.value:<8}",
+            f"relay: {relay:<21}",
+            f"buzzer: {app.gpio.buzzer.pattern or 'quiet'}",
+        )
+
+    def _run(self, app: App, session: scenarios.Sequence, start: float) -> None:
+        while not self._stop.wait(self._interval):
+            fields = self._fields(app, session, start)
+            line = "  ".join(fields)
+            if self._tty:
+                self._out.write("\r" + line + "\x1b[K")
+                self._out.flush()
+            elif "".join(fields[1:]) != self._last:  # a log file gets one line per change
+                self._last = "".join(fields[1:])
+                self._out.write(line + "\n")
+                self._out.flush()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join()
+        if self._tty:
+            self._out.write("\n")
+
+
+class _LineAbove(io.TextIOBase):
+    """Writes whole lines above a live status line that is redrawn with ``\\r``."""
+
+    def __init__(self, out: TextIO) -> None:
+        self._out = out
+        self._tty = out.isatty()
+
+    def write(self, text: str) -> int:
+        self._out.write(("\r\x1b[K" if self._tty else "") + text)
+        return len(text)
+
+    def flush(self) -> None:
+        self._out.flush()
+
+
+def print_events(events: list[StoredEvent], out: TextIO) -> None:
+    out.write(f"\n{len(events)} events stored:\n")
+    for stored in events:
+        e = stored.event
+        figures = ", ".join(f"{k}={v:g}" for k, v in list(e.figures.items())[:4])
+        out.write(
+            f"  #{stored.seq:<3} {e.wall_time[11:23]}  {e.type.value:<12} {e.severity.value:<8} "
+            f"{e.state:<8} {e.reason}{'  [' + figures + ']' if figures else ''}\n"
+        )
+
+
+def run_demo(
+    *,
+    speed: float = 1.0,
+    database: Path | None = None,
+    live: bool = True,
+    out: TextIO | None = None,
+    broker_ok: bool = True,
+    keep_open: bool = False,
+) -> int:
+    """The README's demo. Exit 0 when it ends with the fall tripped and the relay released."""
+    out = out or sys.stdout
+    if speed <= 0:
+        print("retroguard demo: --speed must be positive", file=sys.stderr)
+        return 2
+    if speed > MAX_SPEED:
+        print(
+            f"retroguard demo: --speed above {MAX_SPEED:g} outruns the heartbeat", file=sys.stderr
+        )
+        return 2
+    if database is None:
+        database = Path(tempfile.mkdtemp(prefix="retroguard-demo-")) / "retroguard.db"
+    config = demo_config(database)
+    session = scenarios.demo_session()
+    out.write(
+        f"RetroGuard demo: {session.duration:.0f} s of simulated backward walking"
+        f"{f' at {speed:g}x speed' if speed != 1 else ''}.\n"
+        "Reset is pressed to arm; the walker stumbles (trip), resets, walks on, then falls.\n"
+        f"Event store: {database}\n"
+    )
+    with contextlib.ExitStack() as stack:
+        dashboard: DemoCaregiver | None = None
+        broker = _start_broker(out) if broker_ok else None
+        if broker is not None:
+            stack.callback(broker.cleanup)
+            config = dataclasses.replace(
+                config, mqtt=dataclasses.replace(config.mqtt, host=broker.host, port=broker.port)
+            )
+            port_arg = "" if broker.port == DEFAULT_MQTT_PORT else f" --port {broker.port}"
+            out.write(
+                f"MQTT broker: Mosquitto on {broker.host}:{broker.port}. "
+                f"Watch the events arrive: .venv/bin/retroguard watch{port_arg}\n"
+            )
+            dashboard = _start_dashboard(broker, database.parent, out)
+            if dashboard is not None:
+                stack.callback(dashboard.stop)
+        out.write("\n")
+        code = _run_and_report(config, session, speed, live, out)
+        if dashboard is not None and keep_open:
+            out.write(
+                f"\nThe dashboard stays up at {dashboard.url} — press Enter (or Ctrl-C) to stop.\n"
+            )
+            out.flush()
+            with contextlib.suppress(EOFError, KeyboardInterrupt):
+                input()
+        return code
+
+
+def _start_dashboard(broker: Mosquitto, workdir: Path, out: TextIO) -> DemoCaregiver | None:
+    """The caregivers' side of the story: the dashboard, subscribed to the demo's broker."""
+    try:
+        from caregiver.demo import start_demo_caregiver
+
+        dashboard = start_demo_caregiver(broker.host, broker.port, workdir / "caregiver")
+    except Exception as exc:  # the monitor demo still runs without the dashboard
+        out.write(f"Caregiver dashboard: could not start ({type(exc).__name__}: {exc}).\n")
+        return None
+    out.write(
+        f"Caregiver dashboard: {dashboard.url}  "
+        f"(log in as {dashboard.username} / {dashboard.password})\n"
+    )
+    return dashboard
+
+
+def _start_broker(out: TextIO) -> Mosquitto | None:
+    """A local Mosquitto: on port 1883 when free, so ``retroguard watch`` needs no flags."""
+    if not mosquitto_available():
+        out.write(
+            "MQTT: mosquitto is not installed (scripts/demo.sh installs it); not reporting.\n"
+        )
+        return None
+    port = DEFAULT_MQTT_PORT if _port_free(DEFAULT_MQTT_PORT) else None
+    # A caregiver dashboard that is slow to start must not lose the first events.
+    broker = Mosquitto(port=port, persistence=False, extra_config="max_queued_messages 10000\n")
+    try:
+        broker.start()
+    except BrokerError as exc:
+        out.write(f"MQTT: could not start Mosquitto ({exc}); not reporting.\n")
+        broker.cleanup()
+        return None
+    return broker
+
+
+def _port_free(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+def _run_and_report(
+    config: Config, session: scenarios.Sequence, speed: float, live: bool, out: TextIO
+) -> int:
+    favour_realtime_thread()
+    status = LiveStatus(out) if live else None
+    printers: list[CuePrinter] = []
+
+    def on_started(app: App, walk: scenarios.Sequence, runner: SessionRunner | None) -> None:
+        if status is not None:
+            status.start(app, walk)
+        if runner is not None:
+            printers.append(CuePrinter(runner, cast(TextIO, _LineAbove(out))).start())
+
+    out.write(
+        f"Guided session: {config.session.plan} at {GUIDED_TIME_SCALE:g}x "
+        "(its cues are printed as the buzzer plays them; a trip pauses it).\n"
+    )
+    result = run_session(config, RealClock(speed), session=session, on_started=on_started)
+    for printer in printers:
+        printer.stop()
+    if status is not None:
+        status.stop()
+    for stored in load_sessions(config.storage.database)[-1:]:
+        r = stored.record
+        out.write(
+            f"Guided session {r['status']}: {r['done_s'] / 60:.0f} of its plan minutes done, "
+            f"{r['steps']} steps measured, {r['trips']} trips.\n"
+        )
+    print_events(result.events, out)
+    if result.app.reporter is not None:
+        link = result.app.reporter.status
+        out.write(
+            f"MQTT: {link.acked} messages acknowledged by the broker, "
+            f"{link.depth} left in the outbox.\n"
+        )
+    relay = "closed" if result.relay_closed_at_end else "released"
+    out.write(f"\nEnded in {result.final_state.value} with the relay {relay}.\n")
+    if not result.ok:
+        out.write("DEMO FAILED: expected the fall to trip the relay and leave it released.\n")
+        return 1
+    return 0

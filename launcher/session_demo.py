@@ -1,0 +1,154 @@
+"""A time-compressed guided session on simulated hardware, with the cues printed as they play.
+
+``retroguard session demo`` (and the README demo, through :func:`run_guided_demo`
+or :func:`attach_demo_printer`): the walker arms with the reset button, the
+session starts, the plan runs ``time_scale`` times faster than real time (60:
+the 30-minute ``alternate-2-2`` plan in 30 s), each cue is printed with the
+plan time and the buzzer pattern it played, and the session's record is
+printed at the end.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import sys
+import tempfile
+import threading
+from pathlib import Path
+from typing import TextIO
+
+from core.clock import Clock, RealClock
+from firmware.app import build_app
+from firmware.config import Config, StorageConfig
+from firmware.session.cues import PATTERN
+from firmware.session.plan import Plan, resolve_plan
+from firmware.session.record import load_sessions
+from firmware.session.runner import SessionRunner, attach_session, detach_session
+from sim import scenarios
+from sim.backends import simulated_hardware
+
+ARM_AT_S = 1.5
+PRESS_S = 0.3
+
+
+def _discard(value: object) -> None:
+    """Hooks return nothing; ``poll`` returns a count we do not need."""
+
+
+def format_cue(runner: SessionRunner, index: int) -> str:
+    cue = runner.cues[index]
+    plan_t = cue.plan_t
+    interval = runner.plan.intervals[min(cue.interval, len(runner.plan.intervals) - 1)]
+    where = f"interval {cue.interval + 1}/{len(runner.plan.intervals)} ({interval.speed})"
+    sound = PATTERN[cue.cue] if cue.played else "refused: a safety pattern is sounding"
+    return (
+        f"  [{int(plan_t // 60):2d}:{int(plan_t % 60):02d}] cue {cue.cue.value:10} "
+        f"{cue.text:32} buzzer {sound}; {where}"
+    )
+
+
+class CuePrinter:
+    """Prints each new cue from its own thread: terminal output never runs on the loop thread."""
+
+    def __init__(self, runner: SessionRunner, out: TextIO, poll_s: float = 0.05) -> None:
+        self._runner = runner
+        self._out = out
+        self._poll_s = poll_s
+        self._printed = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="session-cues", daemon=True)
+
+    def start(self) -> CuePrinter:
+        self._thread.start()
+        return self
+
+    def _run(self) -> None:
+        while not self._stop.wait(self._poll_s):
+            self.drain()
+
+    def drain(self) -> None:
+        cues = self._runner.cues
+        while self._printed < len(cues):
+            self._out.write(format_cue(self._runner, self._printed) + "\n")
+            self._out.flush()
+            self._printed += 1
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=2.0)
+        self.drain()
+
+
+def attach_demo_printer(runner: SessionRunner, out: TextIO | None = None) -> CuePrinter:
+    """For the lead's README demo: print this runner's cues as they play."""
+    return CuePrinter(runner, out or sys.stdout).start()
+
+
+def run_guided_demo(
+    *,
+    speed: float = 1.0,
+    time_scale: float = 60.0,
+    plan: str | Plan | None = None,
+    database: Path | None = None,
+    out: TextIO | None = None,
+    clock: Clock | None = None,
+) -> int:
+    """Run the demo; 0 when the session completed with the relay never touched by it."""
+    out = out or sys.stdout
+    if not speed > 0 or not time_scale > 0:
+        print("retroguard session demo: --speed and --scale must be positive", file=sys.stderr)
+        return 2
+    the_plan = plan if isinstance(plan, Plan) else resolve_plan(plan or "alternate-2-2")
+    with tempfile.TemporaryDirectory(prefix="retroguard-session-demo-") as tmp:
+        db = database or Path(tmp) / "events.db"
+        config = dataclasses.replace(Config(), storage=StorageConfig(database=str(db)))
+        walk_s = the_plan.duration_s / time_scale + 5.0
+        motion = scenarios.Sequence(
+            [scenarios.Standing(ARM_AT_S + 1.0), scenarios.Walking(walk_s, 0.6, "backward")],
+            seed=5,
+            name="guided_session",
+        )
+        clock = clock or RealClock(speed)
+        sim = simulated_hardware(config.imu, config.gpio, clock, motion)
+        app = build_app(config, clock, imu=sim.imu_rig.imu, gpio=sim.gpio)
+        button, hardware = sim.gpio.button_sim, sim.gpio.hardware
+        assert button is not None and hardware is not None, "the demo needs simulated GPIO"
+        app.monitor.on_iteration.append(lambda monitor: _discard(button.poll()))
+        runner = attach_session(app, the_plan, time_scale=time_scale)
+        out.write(
+            f"Guided session demo: {the_plan.describe()}, {time_scale:g}x compressed "
+            f"({the_plan.duration_s / time_scale:.0f} s of loop time"
+            f"{f' at {speed:g}x speed' if speed != 1 else ''}).\n"
+            "The walker arms with the reset button, then starts the session; the plan's clock "
+            "runs only while armed.\n"
+        )
+        app.start()
+        start = clock.monotonic()
+        button.press_at(start + ARM_AT_S, start + ARM_AT_S + PRESS_S)
+        printer = CuePrinter(runner, out).start()
+        try:
+            app.monitor.run(until=start + ARM_AT_S + PRESS_S + 0.2)
+            runner.request("start")
+            app.monitor.run(until=start + ARM_AT_S + 1.0 + the_plan.duration_s / time_scale + 1.5)
+        finally:
+            printer.stop()
+            detach_session(app, runner)
+            history = hardware.history
+            app.close()
+        sessions = load_sessions(db)
+        if not sessions:
+            out.write("DEMO FAILED: no session was stored.\n")
+            return 1
+        r = sessions[-1].record
+        out.write(
+            f"Session {r['status']}: {r['done_s'] / 60:.0f} plan minutes, "
+            f"{r['backward_s'] / 60:.0f} backward; measured {r['steps']} steps in "
+            f"{r['walking_s']:.0f} s of walking ({r['cadence_spm']:.0f} steps/min), "
+            f"{r['trips']} trips. Stored in the sessions table"
+            f"{' and queued for MQTT' if app.reporter else ''}.\n"
+        )
+        # The relay closed once, at arming, and the session never moved it.
+        ok = r["status"] == "completed" and [closed for _, closed in history] == [True]
+        if not ok:
+            out.write("DEMO FAILED: the session did not complete or the relay moved.\n")
+        return 0 if ok else 1

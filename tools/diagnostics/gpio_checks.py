@@ -1,0 +1,316 @@
+"""GPIO checks: the pin factory, each output pin claimable, the reset button, the heartbeat.
+
+Pins are claimed one at a time, through the HAL's own device classes and
+each at its released level, so a pin held by another process is named on
+its own line (the usual cause: the monitor service is still running).
+
+The heartbeat check calls :meth:`~hal.gpio.GpioRelay.hold` the way the loop
+does and reads the pin back after every call: with heartbeat wiring each
+hold must be an edge, or the hold circuit lapses and the treadmill never
+runs. On simulated pins the circuit outside the Pi is modelled too
+(:class:`~sim.relay_hardware.HeartbeatRelayHardware`), so the check also
+proves the safety argument end to end: edges alone never close the relay,
+edges with the reset button held do, and the relay drops on its own within
+the hold time when the edges stop — and at once when software releases it.
+
+On real hardware with *static* wiring the drive is not exercised: there a
+hold energises the coil, and the doctor never lets a treadmill run.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack, contextmanager
+from typing import Any
+
+from core.clock import Clock
+from hal.config import GpioConfig
+from hal.errors import HalError
+from hal.gpio import GpioButton, GpioBuzzer, GpioRelay, GpioStatusLed, pin_factory_for
+from sim.pins import ClockedMockFactory
+from sim.relay_hardware import HeartbeatRelayHardware, SimulatedButton, StaticRelayHardware
+from tools.diagnostics.result import CheckResult, blocked, failed, passed, skipped
+
+FACTORY, BUTTON, HEARTBEAT = "gpio", "reset-button", "heartbeat"
+
+EDGES = 8
+"""Holds the drive check sends; each must change the pin's level."""
+
+_HELD_FIX = (
+    "another process holds it — usually the monitor: sudo systemctl stop retroguard; "
+    "otherwise find it with `gpioinfo | grep -i used`"
+)
+
+
+class _DriveProblem(Exception):
+    """A heartbeat finding; its message is the check's detail."""
+
+
+def make_pin_factory(config: GpioConfig, clock: Clock) -> Any:
+    """The factory the monitor would use: simulated pins on ``clock``, or a real one by name."""
+    if config.backend == "simulated":
+        return ClockedMockFactory(clock)
+    return pin_factory_for(config.pin_factory)
+
+
+def _pin_name(name: str) -> str:
+    return f"pin-{name.replace('_', '-')}"
+
+
+def output_pins(config: GpioConfig) -> list[tuple[str, int, Callable[[Any], Any]]]:
+    """``(name, pin, open(factory))`` for each output, opened at its released level."""
+    pins = config.pins
+    lines: list[tuple[str, int, Callable[[Any], Any]]] = [
+        (
+            "relay",
+            pins.relay,
+            lambda f: GpioRelay(pins.relay, f, "static", config.relay_active_high),
+        ),
+    ]
+    if config.relay_drive == "heartbeat":
+        lines.append(
+            ("relay_enable", pins.relay_enable, lambda f: GpioRelay(pins.relay_enable, f, "static"))
+        )
+    lines.append(
+        ("buzzer", pins.buzzer, lambda f: GpioBuzzer(pins.buzzer, f, config.buzzer_active_high))
+    )
+    lines.append(("status_led", pins.status_led, lambda f: GpioStatusLed(pins.status_led, f)))
+    return lines
+
+
+def _reason(exc: Exception) -> str:
+    cause = exc.__cause__ if isinstance(exc, HalError) and exc.__cause__ else exc
+    return str(cause) or type(cause).__name__
+
+
+def check_claims(config: GpioConfig, factory: Any) -> list[CheckResult]:
+    results = []
+    for name, pin, opener in output_pins(config):
+        try:
+            device = opener(factory)
+        except Exception as exc:
+            results.append(
+                failed(_pin_name(name), f"GPIO{pin} cannot be claimed: {_reason(exc)}", _HELD_FIX)
+            )
+            continue
+        device.close()
+        results.append(passed(_pin_name(name), f"GPIO{pin} claimable"))
+    return results
+
+
+def check_button(
+    button: GpioButton, config: GpioConfig, finger: SimulatedButton | None
+) -> CheckResult:
+    """The button must read released now; a simulated finger also checks a press reads."""
+    pin = config.pins.reset_button
+    if button.is_pressed:
+        pull = "pull-up" if config.button_pull_up else "pull-down"
+        return failed(
+            BUTTON,
+            f"GPIO{pin} reads pressed while nobody presses it",
+            f"let go of it; otherwise the button is stuck or shorted, or gpio.button_pull_up "
+            f"is wrong (configured: {pull})",
+        )
+    if finger is None:
+        return passed(BUTTON, f"GPIO{pin} reads released")
+    button.take_presses()
+    finger.down()
+    pressed, presses = button.is_pressed, button.take_presses()
+    finger.up()
+    if not pressed or len(presses) != 1:
+        return failed(
+            BUTTON,
+            f"GPIO{pin}: a simulated press read pressed={pressed}, {len(presses)} press(es)",
+            "check gpio.button_pull_up against the wiring",
+        )
+    return passed(BUTTON, f"GPIO{pin} reads released; a simulated press reads pressed")
+
+
+def _toggle(relay: GpioRelay, clock: Clock, period: float, pin: int, edges: int = EDGES) -> None:
+    for edge in range(1, edges + 1):
+        before = relay.pin_active
+        clock.sleep(period)
+        relay.hold()
+        if relay.pin_active == before:
+            raise _DriveProblem(f"GPIO{pin} did not change level on hold() (edge {edge})")
+
+
+def _exercise_circuit(
+    hw: HeartbeatRelayHardware,
+    relay: GpioRelay,
+    finger: SimulatedButton,
+    clock: Clock,
+    period: float,
+    pin: int,
+) -> None:
+    """Walk the simulated hold circuit through arm, latch, lapse and release."""
+    _toggle(relay, clock, period, pin)
+    if hw.contact_closed():
+        raise _DriveProblem(
+            "the simulated hold circuit closed on edges alone, without a reset press "
+            "(a reset button that reads pressed bypasses the latch)"
+        )
+    finger.down()
+    _toggle(relay, clock, period, pin, 3)
+    finger.up()
+    _toggle(relay, clock, period, pin, 3)
+    if not hw.contact_closed():
+        raise _DriveProblem("the simulated hold circuit did not close with reset held")
+    clock.sleep(hw.hold_s + period)
+    if hw.contact_closed():
+        raise _DriveProblem(
+            f"the simulated hold circuit still holds {(hw.hold_s + period) * 1000:.0f} ms "
+            "after the last edge"
+        )
+    _toggle(relay, clock, period, pin, 3)
+    if hw.contact_closed():
+        raise _DriveProblem("the simulated hold circuit re-closed after a lapse without reset")
+    finger.down()
+    _toggle(relay, clock, period, pin, 3)
+    finger.up()
+    relay.release()
+    if hw.contact_closed():
+        raise _DriveProblem("the simulated hold circuit stayed closed after release()")
+
+
+def check_heartbeat(
+    config: GpioConfig,
+    factory: Any,
+    clock: Clock,
+    finger: SimulatedButton | None,
+) -> CheckResult:
+    """Hold the relay the way the loop does and watch the pin (and, simulated, the circuit)."""
+    pins = config.pins
+    simulated = isinstance(factory, ClockedMockFactory)
+    period = config.heartbeat_hold_s / 5  # five edges per hold time, as a 200 Hz loop sends
+    if config.relay_drive == "static":
+        if not simulated:
+            return skipped(
+                HEARTBEAT, "static wiring: a hold would energise the coil, so it is not exercised"
+            )
+        return _check_static(config, factory, clock)
+    try:
+        relay = GpioRelay(
+            pins.relay,
+            factory,
+            "heartbeat",
+            config.relay_active_high,
+            enable_pin=pins.relay_enable,
+        )
+    except HalError as exc:
+        return failed(HEARTBEAT, f"cannot open the relay: {_reason(exc)}", _HELD_FIX)
+    try:
+        _toggle(relay, clock, period, pins.relay)
+        relay.release()
+        if relay.enabled:
+            raise _DriveProblem(f"relay_enable GPIO{pins.relay_enable} stays active on release()")
+        detail = (
+            f"GPIO{pins.relay} changes level on every hold(); relay_enable "
+            f"GPIO{pins.relay_enable} clears on release()"
+        )
+        if simulated and finger is not None:
+            hw = HeartbeatRelayHardware(clock, hold_s=config.heartbeat_hold_s).attach(
+                factory.observed_pin(pins.relay),
+                factory.observed_pin(pins.reset_button),
+                enable_pin=factory.observed_pin(pins.relay_enable),
+                button_active_low=config.button_pull_up,
+            )
+            try:
+                _exercise_circuit(hw, relay, finger, clock, period, pins.relay)
+            finally:
+                hw.detach()
+            detail += (
+                "; simulated hold circuit closes only with reset and drops "
+                f"{config.heartbeat_hold_s * 1000:.0f} ms after the last edge"
+            )
+    except _DriveProblem as exc:
+        return failed(
+            HEARTBEAT,
+            str(exc),
+            "check gpio.relay_drive and the relay pins against wiring/README.md",
+        )
+    except HalError as exc:
+        return failed(HEARTBEAT, f"cannot drive the relay: {_reason(exc)}", _HELD_FIX)
+    finally:
+        relay.close()
+    return passed(HEARTBEAT, detail)
+
+
+def _check_static(config: GpioConfig, factory: Any, clock: Clock) -> CheckResult:
+    pin = config.pins.relay
+    relay = GpioRelay(pin, factory, "static", config.relay_active_high)
+    hw = StaticRelayHardware(clock, active_high=config.relay_active_high).attach(
+        factory.observed_pin(pin)
+    )
+    try:
+        relay.hold()
+        held = hw.contact_closed()
+        relay.release()
+        if not held or hw.contact_closed():
+            return failed(
+                HEARTBEAT,
+                f"static relay GPIO{pin}: hold() closed={held}, release() left it "
+                f"closed={hw.contact_closed()}",
+                "check gpio.relay_active_high",
+            )
+    finally:
+        hw.detach()
+        relay.close()
+    return passed(HEARTBEAT, f"static drive: GPIO{pin} holds and releases the simulated coil")
+
+
+@contextmanager
+def _open_button(config: GpioConfig, factory: Any, clock: Clock) -> Iterator[GpioButton]:
+    button = GpioButton(
+        config.pins.reset_button,
+        factory,
+        clock,
+        pull_up=config.button_pull_up,
+        bounce_s=config.button_bounce_s,
+    )
+    try:
+        yield button
+    finally:
+        button.close()
+
+
+def run_gpio_checks(config: GpioConfig, clock: Clock, *, factory: Any | None) -> list[CheckResult]:
+    """Factory, each output pin, the reset button and the heartbeat drive, in that order.
+
+    ``factory`` is the gpiozero pin factory to examine; None builds the one
+    the config names (tests pass one with pins already taken). The doctor
+    closes a factory it built itself.
+    """
+    own_factory = factory is None
+    try:
+        if factory is None:
+            factory = make_pin_factory(config, clock)
+    except HalError as exc:
+        result = failed(FACTORY, str(exc), "see docs/deployment.md, Troubleshooting")
+        names = [_pin_name(n) for n, _, _ in output_pins(config)] + [BUTTON, HEARTBEAT]
+        return [result, *(blocked(name, FACTORY) for name in names)]
+    kind = "simulated pins" if isinstance(factory, ClockedMockFactory) else config.pin_factory
+    results = [passed(FACTORY, f"pin factory: {kind}")]
+    with ExitStack() as stack:
+        if own_factory:
+            stack.callback(factory.close)
+        results.extend(check_claims(config, factory))
+        finger: SimulatedButton | None = None
+        if isinstance(factory, ClockedMockFactory):
+            finger = SimulatedButton(
+                factory.observed_pin(config.pins.reset_button),
+                clock,
+                active_low=config.button_pull_up,
+            )
+        try:
+            button = stack.enter_context(_open_button(config, factory, clock))
+        except HalError as exc:
+            pin = config.pins.reset_button
+            results.append(
+                failed(BUTTON, f"GPIO{pin} cannot be claimed: {_reason(exc)}", _HELD_FIX)
+            )
+            results.append(blocked(HEARTBEAT, BUTTON))
+            return results
+        results.append(check_button(button, config, finger))
+        results.append(check_heartbeat(config, factory, clock, finger))
+    return results

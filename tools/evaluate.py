@@ -1,0 +1,740 @@
+"""``retroguard evaluate PATH``: score the streaming detector on recordings.
+
+Every recording (a SisFall directory, a directory of traces, or one file) is
+streamed sample by sample through a detector built by the *same*
+:func:`~firmware.detection.build_detector` call the monitor makes, at the
+monitor's sample rate (recordings at other rates are resampled), with no
+look-ahead and no whole-file normalisation. Files are spread over the cores.
+
+What is measured
+    * **fall output** (``FALL`` detections): sensitivity over fall recordings
+      (any FALL anywhere in the file), specificity over ADL recordings (no
+      FALL anywhere).
+    * **trip output** (the relay: ``STUMBLE`` or ``FALL``): on falls that
+      start while walking or jogging (SisFall F01-F07), the share tripped
+      *before impact* and the lead time from the first trip to impact (median
+      and 10th percentile over the falls tripped in time); trips per hour of
+      walking and jogging (D01-D04); the share of D18 recordings (stumble
+      without a fall) and of the other ADLs that trip.
+    * **impact time**: the header's ``impact_t`` where a trace has one,
+      otherwise the documented rule: the sample of peak acceleration
+      magnitude in the recording (SisFall has no impact labels).
+    * **backward falls** (F02, F11, F14) as their own group.
+
+The subject split
+    Subjects split deterministically by id (:func:`tools.datasets.
+    is_tuning_subject`): odd subject numbers form the *tuning* half (the only
+    one thresholds were chosen on), even numbers the *held-out* half. The
+    held-out figures are the ones that count; ``--split`` picks which half the
+    top-level JSON figures describe (all three are always included).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import sys
+import time
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import Future, ProcessPoolExecutor, as_completed
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, TextIO
+
+from core.samples import ImuSample
+from firmware.detection import TRIPPING_KINDS, DetectionKind, Detector, DetectorConfig
+from firmware.detection.factory import build_detector
+from hal.config import ImuConfig
+from tools.datasets import (
+    DatasetFormatError,
+    Recording,
+    describe,
+    discover,
+    is_tuning_subject,
+    open_samples,
+)
+from tools.datasets.sisfall import (
+    ACCELEROMETERS,
+    BACKWARD_FALL_CODES,
+    WALKING_ADL_CODES,
+    WALKING_FALL_CODES,
+)
+
+SPLITS = ("held-out", "tuning", "all")
+_WALKING_WORDS = ("walk", "jog", "run")
+
+
+def is_walking_adl(code: str | None) -> bool:
+    """Walking or jogging ADL: SisFall D01-D04, or a trace activity naming gait."""
+    if code is None:
+        return False
+    return code in WALKING_ADL_CODES or code.lower().startswith(_WALKING_WORDS)
+
+
+def is_walking_fall(code: str | None) -> bool:
+    """A fall that starts while walking or jogging: SisFall F01-F07, or a named one."""
+    if code is None:
+        return False
+    return code in WALKING_FALL_CODES or any(w in code.lower() for w in _WALKING_WORDS)
+
+
+def detector_for(
+    config: DetectorConfig,
+    sample_rate_hz: float,
+    recording: Recording | None,
+    use_mounting: bool,
+    rotation: Rotation | None = None,
+) -> Detector:
+    """The detector for one recording: exactly the monitor's :func:`build_detector`
+    call, plus the recording's mounting when it declares one (carried through
+    ``rotation`` when the recording's axes are rotated, see :func:`rotated`)."""
+    up = recording.up if (recording is not None and use_mounting) else None
+    if up is not None and rotation is not None:
+        up = _apply(rotation, up)
+    return build_detector(config, sample_rate_hz, up=up)
+
+
+# ----------------------------------------------------------------------------
+# Other mountings: every sample's axes rotated by one proper rotation
+
+Rotation = tuple[tuple[float, float, float], tuple[float, float, float], tuple[float, float, float]]
+"""Row-major 3x3 proper rotation matrix (sensor frame to the rotated sensor frame)."""
+
+ROTATION_PRESETS: dict[str, str] = {
+    # SisFall's axes: x right, y down, z forward (core.mounting.SISFALL_MOUNTING).
+    "upside-down": "z180",
+    "hip": "y90",
+    "tilted-30": "x30",
+    "crooked": "x30,y90,z20",
+}
+"""Named mountings for ``--rotate``, as rotations about the *SisFall* sensor
+axes: ``upside-down`` turns the clip over about the forward axis (y then points
+up), ``hip`` turns it 90 deg about the vertical (the face points right, a belt
+clip on the hip), ``tilted-30`` pitches it 30 deg about the lateral axis (a
+clip leaning on the belly), ``crooked`` combines all three with odd angles."""
+
+
+def parse_rotation(spec: str) -> Rotation:
+    """``x30,y90,z-20`` (degrees about the sensor axes, applied left to right)
+    or a name from :data:`ROTATION_PRESETS`, as a rotation matrix."""
+    text = ROTATION_PRESETS.get(spec.strip(), spec)
+    m: Rotation = ((1.0, 0.0, 0.0), (0.0, 1.0, 0.0), (0.0, 0.0, 1.0))
+    for part in text.split(","):
+        part = part.strip().lower()
+        try:
+            axis, deg = part[0], float(part[1:])
+        except (IndexError, ValueError):
+            axis, deg = "?", 0.0
+        if axis not in "xyz":
+            raise ValueError(
+                f"rotation {spec!r}: expected e.g. x30,y90 or one of {', '.join(ROTATION_PRESETS)}"
+            )
+        c, s = math.cos(math.radians(deg)), math.sin(math.radians(deg))
+        if axis == "x":
+            r: Rotation = ((1.0, 0.0, 0.0), (0.0, c, -s), (0.0, s, c))
+        elif axis == "y":
+            r = ((c, 0.0, s), (0.0, 1.0, 0.0), (-s, 0.0, c))
+        else:
+            r = ((c, -s, 0.0), (s, c, 0.0), (0.0, 0.0, 1.0))
+        m = _matmul(r, m)
+    return m
+
+
+def _matmul(a: Rotation, b: Rotation) -> Rotation:
+    rows = [tuple(sum(a[i][k] * b[k][j] for k in range(3)) for j in range(3)) for i in range(3)]
+    return (rows[0], rows[1], rows[2])  # type: ignore[return-value]
+
+
+def _apply(m: Rotation, v: tuple[float, float, float]) -> tuple[float, float, float]:
+    x, y, z = v
+    return (
+        m[0][0] * x + m[0][1] * y + m[0][2] * z,
+        m[1][0] * x + m[1][1] * y + m[1][2] * z,
+        m[2][0] * x + m[2][1] * y + m[2][2] * z,
+    )
+
+
+def rotated(samples: Iterable[ImuSample], m: Rotation) -> Iterator[ImuSample]:
+    """The same motion seen by a sensor mounted differently: accelerometer and
+    gyro vectors of every sample rotated by ``m``."""
+    for s in samples:
+        a = _apply(m, (s.ax, s.ay, s.az))
+        g = _apply(m, (s.gx, s.gy, s.gz))
+        yield ImuSample(s.t, a[0], a[1], a[2], g[0], g[1], g[2])
+
+
+def gyro_scaled(samples: Iterable[ImuSample], scale: float) -> Iterator[ImuSample]:
+    """The same motion seen by a gyro whose sensitivity is off by ``scale``
+    (a dataset converted with another counts-per-deg/s factor)."""
+    for s in samples:
+        yield s._replace(gx=s.gx * scale, gy=s.gy * scale, gz=s.gz * scale)
+
+
+# ----------------------------------------------------------------------------
+# One file
+
+
+@dataclass(frozen=True, slots=True)
+class FileResult:
+    """Everything the summary needs from one recording (picklable, small)."""
+
+    path: str
+    code: str
+    subject: str | None
+    label: str
+    tuning: bool
+    duration_s: float
+    impact_t: float | None
+    first_trip_t: float | None
+    first_trip_kind: str | None
+    first_fall_t: float | None
+    trips: int
+    no_recovery: bool
+    error: str | None = None
+
+    @property
+    def lead_ms(self) -> float | None:
+        """Trip-to-impact time, when the first trip came before the impact."""
+        if self.first_trip_t is None or self.impact_t is None:
+            return None
+        lead = self.impact_t - self.first_trip_t
+        return lead * 1000.0 if lead > 0 else None
+
+
+def evaluate_file(
+    path: str,
+    rate_hz: float,
+    config: DetectorConfig,
+    use_mounting: bool = True,
+    rotation: Rotation | None = None,
+    sisfall_accelerometer: str = "adxl345",
+    gyro_scale: float = 1.0,
+) -> FileResult:
+    """Stream one recording through a fresh detector. Never raises for bad data:
+    a malformed file comes back with ``error`` set (and is counted as skipped).
+    ``rotation``: rotate every sample's axes first (another mounting);
+    ``sisfall_accelerometer``: which accelerometer of a SisFall file to read;
+    ``gyro_scale``: multiply every gyro reading (another gyro calibration)."""
+    try:
+        rec = describe(path)
+    except (DatasetFormatError, OSError) as e:
+        return _failed(path, str(e))
+    det = detector_for(config, rate_hz, rec, use_mounting, rotation)
+    update = det.update
+    first_trip_t: float | None = None
+    first_trip_kind: str | None = None
+    first_fall_t: float | None = None
+    trips = 0
+    no_recovery = False
+    peak = -1.0
+    peak_t = 0.0
+    t0: float | None = None
+    t = 0.0
+    try:
+        stream: Iterable[ImuSample] = open_samples(rec, rate_hz, sisfall_accelerometer)
+        if gyro_scale != 1.0:
+            stream = gyro_scaled(stream, gyro_scale)
+        if rotation is not None:
+            stream = rotated(stream, rotation)
+        for s in stream:
+            t = s.t
+            if t0 is None:
+                t0 = t
+            m = s.ax * s.ax + s.ay * s.ay + s.az * s.az
+            if m > peak:
+                peak, peak_t = m, t
+            for d in update(s):
+                if d.kind in TRIPPING_KINDS:
+                    trips += 1
+                    if first_trip_t is None:
+                        first_trip_t, first_trip_kind = d.t, d.kind.value
+                if d.kind is DetectionKind.FALL and first_fall_t is None:
+                    first_fall_t = d.t
+                if d.kind is DetectionKind.NO_RECOVERY:
+                    no_recovery = True
+    except (DatasetFormatError, OSError) as e:
+        return _failed(path, str(e), rec)
+    if t0 is None:
+        return _failed(path, f"{path}: no samples", rec)
+    impact = rec.impact_t if rec.impact_t is not None else peak_t
+    return FileResult(
+        path=str(path),
+        code=rec.code or "?",
+        subject=rec.subject,
+        label=rec.label,
+        tuning=is_tuning_subject(rec.subject, Path(path).name),
+        duration_s=t - t0,
+        impact_t=impact if rec.label == "fall" else None,
+        first_trip_t=first_trip_t,
+        first_trip_kind=first_trip_kind,
+        first_fall_t=first_fall_t,
+        trips=trips,
+        no_recovery=no_recovery,
+    )
+
+
+def _failed(path: str, error: str, rec: Recording | None = None) -> FileResult:
+    return FileResult(
+        path=str(path),
+        code=(rec.code or "?") if rec else "?",
+        subject=rec.subject if rec else None,
+        label=rec.label if rec else "unknown",
+        tuning=False,
+        duration_s=0.0,
+        impact_t=None,
+        first_trip_t=None,
+        first_trip_kind=None,
+        first_fall_t=None,
+        trips=0,
+        no_recovery=False,
+        error=error,
+    )
+
+
+def _evaluate_job(
+    job: tuple[str, float, DetectorConfig, bool, Rotation | None, str, float],
+) -> FileResult:
+    return evaluate_file(*job)
+
+
+# ----------------------------------------------------------------------------
+# Running many files
+
+
+def run_files(
+    paths: Sequence[Path],
+    rate_hz: float,
+    config: DetectorConfig,
+    *,
+    use_mounting: bool = True,
+    rotation: Rotation | None = None,
+    sisfall_accelerometer: str = "adxl345",
+    gyro_scale: float = 1.0,
+    jobs: int | None = None,
+    progress: Callable[[int, int], None] | None = None,
+) -> list[FileResult]:
+    """Evaluate every file, over ``jobs`` processes (default: all cores).
+
+    Results come back in the order of ``paths`` whatever order the workers
+    finish in, so summaries are deterministic. Longest files are submitted
+    first (by size) so that one 100 s walk does not finish last alone.
+    """
+    jobs = jobs or os.cpu_count() or 1
+    work = [
+        (str(p), rate_hz, config, use_mounting, rotation, sisfall_accelerometer, gyro_scale)
+        for p in paths
+    ]
+    total = len(work)
+    if progress:
+        progress(0, total)
+    if jobs == 1 or total <= 1:
+        results = []
+        for i, job in enumerate(work, start=1):
+            results.append(_evaluate_job(job))
+            if progress:
+                progress(i, total)
+        return results
+    order = sorted(range(total), key=lambda i: -_size(paths[i]))
+    out: list[FileResult | None] = [None] * total
+    done = 0
+    with ProcessPoolExecutor(max_workers=jobs) as ex:
+        futures: dict[Future[FileResult], int] = {
+            ex.submit(_evaluate_job, work[i]): i for i in order
+        }
+        for fut in as_completed(futures):
+            out[futures[fut]] = fut.result()
+            done += 1
+            if progress:
+                progress(done, total)
+    return [r for r in out if r is not None]
+
+
+def _size(p: Path) -> int:
+    try:
+        return p.stat().st_size
+    except OSError:
+        return 0
+
+
+class Progress:
+    """A one-line progress bar on a terminal; sparse plain lines otherwise (CI logs)."""
+
+    def __init__(self, stream: TextIO, width: int = 30) -> None:
+        self.stream = stream
+        self.width = width
+        self.tty = stream.isatty()
+        self.start = time.monotonic()
+        self._last_pct = -1
+
+    def __call__(self, done: int, total: int) -> None:
+        frac = done / total if total else 1.0
+        elapsed = time.monotonic() - self.start
+        eta = elapsed / frac - elapsed if frac > 0 else 0.0
+        if self.tty:
+            bar = "#" * int(frac * self.width)
+            self.stream.write(
+                f"\r[{bar:<{self.width}}] {done}/{total} files  {elapsed:5.1f} s  eta {eta:5.1f} s"
+            )
+            if done == total:
+                self.stream.write("\n")
+        else:
+            pct = int(frac * 10) * 10
+            if pct == self._last_pct and done != total:
+                return
+            self._last_pct = pct
+            self.stream.write(f"evaluate: {done}/{total} files ({pct}%) {elapsed:.1f} s\n")
+        self.stream.flush()
+
+
+# ----------------------------------------------------------------------------
+# Figures
+
+
+def percentile(values: Sequence[float], q: float) -> float | None:
+    """Linear-interpolation percentile (q in 0-100) of ``values``; None if empty."""
+    if not values:
+        return None
+    v = sorted(values)
+    pos = (len(v) - 1) * q / 100.0
+    lo = math.floor(pos)
+    hi = min(lo + 1, len(v) - 1)
+    return v[lo] + (v[hi] - v[lo]) * (pos - lo)
+
+
+def _ratio(num: int, den: int) -> float | None:
+    return num / den if den else None
+
+
+def _leads(results: Iterable[FileResult]) -> list[float]:
+    return [r.lead_ms for r in results if r.lead_ms is not None]
+
+
+def group_figures(results: Sequence[FileResult]) -> dict[str, Any]:
+    """Counts and rates for one set of recordings (a code, a group, a split)."""
+    falls = [r for r in results if r.label == "fall"]
+    adls = [r for r in results if r.label == "adl"]
+    leads = _leads(falls)
+    out: dict[str, Any] = {"files": len(results)}
+    if falls:
+        out |= {
+            "falls": len(falls),
+            "sensitivity": _ratio(sum(r.first_fall_t is not None for r in falls), len(falls)),
+            "tripped_before_impact": _ratio(len(leads), len(falls)),
+            "lead_time_ms_median": percentile(leads, 50),
+            "lead_time_ms_p10": percentile(leads, 10),
+        }
+    if adls:
+        hours = sum(r.duration_s for r in adls) / 3600.0
+        trips = sum(r.trips for r in adls)
+        out |= {
+            "adls": len(adls),
+            "specificity": _ratio(sum(r.first_fall_t is None for r in adls), len(adls)),
+            "trip_rate": _ratio(sum(r.trips > 0 for r in adls), len(adls)),
+            "trips": trips,
+            "trips_per_hour": trips / hours if hours > 0 else None,
+        }
+    return out
+
+
+def split_figures(results: Sequence[FileResult]) -> dict[str, Any]:
+    """The headline figures (the issue's JSON schema) for one split."""
+    falls = [r for r in results if r.label == "fall"]
+    adls = [r for r in results if r.label == "adl"]
+    walking_falls = [r for r in falls if is_walking_fall(r.code)]
+    walking = [r for r in adls if is_walking_adl(r.code)]
+    d18 = [r for r in adls if r.code == "D18"]
+    other = [r for r in adls if not is_walking_adl(r.code) and r.code != "D18"]
+    backward = [r for r in falls if r.code in BACKWARD_FALL_CODES]
+    leads = _leads(walking_falls)
+    walk_hours = sum(r.duration_s for r in walking) / 3600.0
+    walk_trips = sum(r.trips for r in walking)
+    codes = sorted({r.code for r in results})
+    return {
+        "fall": {
+            "sensitivity": _ratio(sum(r.first_fall_t is not None for r in falls), len(falls)),
+            "specificity": _ratio(sum(r.first_fall_t is None for r in adls), len(adls)),
+            "falls": len(falls),
+            "adls": len(adls),
+        },
+        "trip": {
+            "walking_falls": len(walking_falls),
+            "walking_falls_tripped_before_impact": _ratio(len(leads), len(walking_falls)),
+            "lead_time_ms_median": percentile(leads, 50),
+            "lead_time_ms_p10": percentile(leads, 10),
+            "walking_jogging_trips": walk_trips,
+            "walking_jogging_hours": walk_hours,
+            "walking_jogging_trips_per_hour": walk_trips / walk_hours if walk_hours else None,
+            "d18_trip_rate": _ratio(sum(r.trips > 0 for r in d18), len(d18)),
+            "other_adl_trip_rate": _ratio(sum(r.trips > 0 for r in other), len(other)),
+            "falls_tripped_before_impact": _ratio(len(_leads(falls)), len(falls)),
+        },
+        "backward_falls": group_figures(backward),
+        "per_code": {c: group_figures([r for r in results if r.code == c]) for c in codes},
+    }
+
+
+def summarise(
+    results: Sequence[FileResult], split: str = "held-out", config: DetectorConfig | None = None
+) -> dict[str, Any]:
+    """The JSON document: top-level figures for ``split``, every split below."""
+    ok = [r for r in results if r.error is None]
+    halves = {
+        "held-out": [r for r in ok if not r.tuning],
+        "tuning": [r for r in ok if r.tuning],
+        "all": ok,
+    }
+    doc: dict[str, Any] = split_figures(halves[split])
+    doc["split"] = split
+    doc["files"] = {
+        "read": len(ok),
+        "skipped": len(results) - len(ok),
+        "errors": [r.error for r in results if r.error is not None],
+    }
+    doc["splits"] = {name: split_figures(rs) | {"files": len(rs)} for name, rs in halves.items()}
+    doc["split_rule"] = (
+        "by subject id: odd subject number = tuning half, even = held-out "
+        "(ids without digits: CRC-32 parity; no subject: file name)"
+    )
+    doc["impact_rule"] = "header impact_t if present, else the sample of peak |acceleration|"
+    if config is not None:
+        doc["detector_config"] = asdict(config)
+    return doc
+
+
+# ----------------------------------------------------------------------------
+# Printing
+
+
+def _pct(x: float | None) -> str:
+    return "   -  " if x is None else f"{100 * x:5.1f}%"
+
+
+def _ms(x: float | None) -> str:
+    return "   - " if x is None else f"{x:5.0f}"
+
+
+def format_report(doc: dict[str, Any]) -> str:
+    """The human table: per code (held-out | tuning), then the headline figures."""
+    lines: list[str] = []
+    per = {name: doc["splits"][name]["per_code"] for name in ("held-out", "tuning")}
+    codes = sorted(set(per["held-out"]) | set(per["tuning"]))
+    head = "        n  fall/FP  trip  lead50  lead10"
+    lines.append(f"{'code':<6}|{'held-out':^40}|{'tuning':^40}")
+    lines.append(f"{'':<6}|{head:<40}|{head:<40}")
+    for c in codes:
+        cells = []
+        for name in ("held-out", "tuning"):
+            g = per[name].get(c)
+            if g is None:
+                cells.append(f"{'':<40}")
+                continue
+            if "falls" in g:
+                cell = (
+                    f"{g['files']:>5}  {_pct(g['sensitivity'])} {_pct(g['tripped_before_impact'])}"
+                    f"  {_ms(g['lead_time_ms_median'])}   {_ms(g['lead_time_ms_p10'])}"
+                )
+            else:
+                fp = None if g["specificity"] is None else 1 - g["specificity"]
+                cell = f"{g['files']:>5}  {_pct(fp)} {_pct(g['trip_rate'])}"
+            cells.append(f"{cell:<40}")
+        lines.append(f"{c:<6}|{cells[0]}|{cells[1]}".rstrip())
+    lines.append(
+        "fall/FP: falls detected (F codes) or ADL recordings with a false FALL (D codes); "
+        "trip: tripped before impact (F) or any trip (D); lead in ms (median, 10th pct)"
+    )
+    lines.append("")
+    lines.append(f"{'overall':<44}{'held-out':>10}{'tuning':>10}{'all':>10}")
+    rows: list[tuple[str, Callable[[dict[str, Any]], str]]] = [
+        ("recordings", lambda s: f"{s['files']:>10}"),
+        ("fall sensitivity (F01-F15)", lambda s: f"{_pct(s['fall']['sensitivity']):>10}"),
+        ("fall specificity (D01-D19)", lambda s: f"{_pct(s['fall']['specificity']):>10}"),
+        (
+            "walking falls tripped before impact (F01-F07)",
+            lambda s: f"{_pct(s['trip']['walking_falls_tripped_before_impact']):>10}",
+        ),
+        ("  lead time median (ms)", lambda s: f"{_ms(s['trip']['lead_time_ms_median']):>10}"),
+        ("  lead time 10th percentile (ms)", lambda s: f"{_ms(s['trip']['lead_time_ms_p10']):>10}"),
+        ("walking/jogging trips (D01-D04)", lambda s: f"{s['trip']['walking_jogging_trips']:>10}"),
+        (
+            "  per hour of walking/jogging",
+            lambda s: f"{_num(s['trip']['walking_jogging_trips_per_hour']):>10}",
+        ),
+        ("D18 (stumble, no fall) trip rate", lambda s: f"{_pct(s['trip']['d18_trip_rate']):>10}"),
+        ("other ADL trip rate", lambda s: f"{_pct(s['trip']['other_adl_trip_rate']):>10}"),
+        (
+            "backward falls (F02/F11/F14) detected",
+            lambda s: f"{_pct(s['backward_falls'].get('sensitivity')):>10}",
+        ),
+        (
+            "  tripped before impact",
+            lambda s: f"{_pct(s['backward_falls'].get('tripped_before_impact')):>10}",
+        ),
+        (
+            "  lead median / p10 (ms)",
+            lambda s: (
+                f"{_ms(s['backward_falls'].get('lead_time_ms_median'))}/"
+                f"{_ms(s['backward_falls'].get('lead_time_ms_p10')).strip():<4}"
+            ),
+        ),
+    ]
+    for label, fmt in rows:
+        lines.append(f"{label:<44}" + "".join(fmt(doc["splits"][n]) for n in SPLITS))
+    f = doc["files"]
+    lines.append(f"files read {f['read']}, skipped {f['skipped']}")
+    for err in f["errors"][:10]:
+        lines.append(f"  skipped: {err}")
+    lines.append(f"split: {doc['split_rule']}")
+    lines.append(f"impact: {doc['impact_rule']}")
+    return "\n".join(lines)
+
+
+def _num(x: float | None) -> str:
+    return "-" if x is None else f"{x:.2f}"
+
+
+# ----------------------------------------------------------------------------
+# Command line
+
+
+def add_parser(subparsers: Any) -> None:
+    """Add ``evaluate`` to the ``retroguard`` command's subparsers."""
+    p = subparsers.add_parser(
+        "evaluate",
+        help="score the detector on a SisFall directory or a directory of traces",
+        description=__doc__.split("\n\n")[0] if __doc__ else None,
+    )
+    configure_parser(p)
+
+
+def configure_parser(p: argparse.ArgumentParser) -> None:
+    p.add_argument("path", type=Path, help="SisFall_dataset directory, trace directory or a file")
+    p.add_argument(
+        "--config", type=Path, default=None, help="TOML config ([detector] and imu rate)"
+    )
+    p.add_argument(
+        "--rate", type=float, default=None, help="monitor sample rate in Hz (default: config)"
+    )
+    p.add_argument("--json", type=Path, default=None, metavar="FILE", help="write figures as JSON")
+    p.add_argument("-j", "--jobs", type=int, default=None, help="worker processes (default: cores)")
+    p.add_argument(
+        "--split", choices=SPLITS, default="held-out", help="which half the JSON headline is"
+    )
+    p.add_argument(
+        "--no-mounting", action="store_true", help="ignore mountings declared by the recordings"
+    )
+    p.add_argument(
+        "--rotate",
+        default=None,
+        metavar="SPEC",
+        help="rotate every sample's axes (another mounting): x30,y90,... degrees about the "
+        f"sensor axes, or one of {', '.join(ROTATION_PRESETS)}",
+    )
+    p.add_argument(
+        "--sisfall-accel",
+        choices=tuple(ACCELEROMETERS),
+        default="adxl345",
+        help="which of SisFall's two accelerometers to read (another sensor, same motion)",
+    )
+    p.add_argument(
+        "--gyro-scale",
+        type=float,
+        default=1.0,
+        metavar="K",
+        help="multiply every gyro reading by K (another gyro calibration; SisFall's readme "
+        "factor against the ITG3200 datasheet's is K = 1.1428)",
+    )
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="FIELD=VALUE",
+        help="override one detector threshold (for exploring; repeatable)",
+    )
+
+
+def _config_from_args(args: argparse.Namespace) -> tuple[DetectorConfig, float]:
+    detector = DetectorConfig()
+    rate = ImuConfig().sample_rate_hz
+    if args.config is not None:
+        from firmware.config import load_config
+
+        cfg = load_config(args.config)
+        detector = cfg.detector
+        rate = cfg.imu.sample_rate_hz
+    if args.rate is not None:
+        rate = args.rate
+    overrides: dict[str, Any] = {}
+    fields = {f: type(getattr(detector, f)) for f in detector.__dataclass_fields__}
+    for item in args.set:
+        name, sep, value = item.partition("=")
+        if not sep or name not in fields:
+            raise SystemExit(
+                f"evaluate: --set {item!r}: expected FIELD=VALUE, FIELD a detector field"
+            )
+        tp = fields[name]
+        overrides[name] = value.lower() in ("1", "true", "yes") if tp is bool else tp(value)
+    if overrides:
+        from dataclasses import replace
+
+        detector = replace(detector, **overrides)
+    return detector, rate
+
+
+def run(args: argparse.Namespace) -> int:
+    """Evaluate, print the table, optionally write JSON; 0 on success, 2 on no input."""
+    config, rate = _config_from_args(args)
+    if not args.path.exists():
+        print(f"evaluate: {args.path}: no such file or directory", file=sys.stderr)
+        return 2
+    paths = discover(args.path)
+    if not paths:
+        print(f"evaluate: no recordings under {args.path}", file=sys.stderr)
+        return 2
+    if not (math.isfinite(args.gyro_scale) and args.gyro_scale > 0):
+        print(
+            f"evaluate: --gyro-scale {args.gyro_scale}: must be a positive number", file=sys.stderr
+        )
+        return 2
+    try:
+        rotation = parse_rotation(args.rotate) if args.rotate else None
+    except ValueError as e:
+        print(f"evaluate: {e}", file=sys.stderr)
+        return 2
+    progress = None if args.no_progress else Progress(sys.stderr)
+    results = run_files(
+        paths,
+        rate,
+        config,
+        use_mounting=not args.no_mounting,
+        rotation=rotation,
+        sisfall_accelerometer=args.sisfall_accel,
+        gyro_scale=args.gyro_scale,
+        jobs=args.jobs,
+        progress=progress,
+    )
+    doc = summarise(results, args.split, config)
+    doc["sample_rate_hz"] = rate
+    if args.rotate:
+        doc["rotation"] = {"spec": args.rotate, "matrix": rotation}
+    if args.sisfall_accel != "adxl345":
+        doc["sisfall_accelerometer"] = args.sisfall_accel
+    if args.gyro_scale != 1.0:
+        doc["gyro_scale"] = args.gyro_scale
+    print(format_report(doc))
+    if args.json is not None:
+        args.json.write_text(json.dumps(doc, indent=2, sort_keys=False) + "\n")
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``python -m tools.evaluate PATH`` (the same as ``retroguard evaluate``)."""
+    parser = argparse.ArgumentParser(prog="retroguard evaluate", description=__doc__)
+    configure_parser(parser)
+    return run(parser.parse_args(argv))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
