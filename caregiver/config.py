@@ -31,7 +31,7 @@ from typing import Any, Literal
 
 from core import tomlschema
 from core.errors import ConfigError
-from firmware.config import MqttConfig
+from core.mqttlink import BrokerLink
 
 Action = Literal["page", "page_unless_reset", "log"]
 """What an alert of one kind does: page at once; page only if the walker has not reset the
@@ -76,9 +76,9 @@ class CaregiverMqttConfig:
     """How long the broker keeps the session and its queued events after a disconnect."""
     keepalive_s: int = 30
 
-    def firmware_config(self) -> MqttConfig:
-        """The monitor's MQTT settings type, so :func:`firmware.mqtt.reporter.make_client` works."""
-        return MqttConfig(
+    def link(self) -> BrokerLink:
+        """The connection settings, for :func:`core.mqttlink.make_client`."""
+        return BrokerLink(
             host=self.host,
             port=self.port,
             username=self.username,
@@ -88,9 +88,6 @@ class CaregiverMqttConfig:
             ca_file=self.ca_file,
             cert_file=self.cert_file,
             key_file=self.key_file,
-            topic_prefix=self.topic_prefix,
-            client_id=self.client_id,
-            keepalive_s=self.keepalive_s,
         )
 
 

@@ -34,7 +34,7 @@ from caregiver.alerts import Alerting
 from caregiver.config import CaregiverConfig
 from caregiver.progress import parse_summary
 from caregiver.store import Store
-from firmware.mqtt.reporter import make_client
+from core.mqttlink import make_client
 
 log = logging.getLogger(__name__)
 
@@ -242,7 +242,7 @@ class Ingestor:
 
     def start(self) -> None:
         cfg = self.config.mqtt
-        client = make_client(cfg.firmware_config(), cfg.client_id)
+        client = make_client(cfg.link(), cfg.client_id)
         client.reconnect_delay_set(1, 30)
         client.on_connect = self._on_connect
         client.on_message = self._on_message

@@ -18,7 +18,11 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from firmware.session.plan import GOAL_BACKWARD_MIN, GOAL_SESSIONS_PER_WEEK
+GOAL_BACKWARD_MIN = 10.0
+"""The clinical goal: about 10 straight minutes backward ..."""
+GOAL_SESSIONS_PER_WEEK = 3
+"""... three times a week."""
+
 
 __all__ = [
     "GOAL_BACKWARD_MIN",

@@ -19,6 +19,7 @@ from typing import Any, Literal
 from core import tomlschema
 from core.errors import ConfigError
 from core.mounting import Mounting, MountingError
+from core.mqttlink import BrokerLink
 from firmware.detection.config import DetectorConfig
 from firmware.session.config import SessionConfig
 from firmware.session.plan import check_plan_reference
@@ -99,6 +100,20 @@ class MqttConfig:
     """Announce the device to Home Assistant (MQTT device-based discovery)."""
     discovery_prefix: str = "homeassistant"
     """Home Assistant's discovery prefix (its MQTT integration setting)."""
+
+    def link(self) -> BrokerLink:
+        """The connection settings, for :func:`core.mqttlink.make_client`."""
+        return BrokerLink(
+            host=self.host,
+            port=self.port,
+            username=self.username,
+            password=self.password,
+            password_file=self.password_file,
+            tls=self.tls,
+            ca_file=self.ca_file,
+            cert_file=self.cert_file,
+            key_file=self.key_file,
+        )
 
 
 @dataclass(frozen=True, slots=True)

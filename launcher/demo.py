@@ -31,10 +31,10 @@ from firmware.safety import SafetyState
 from firmware.session.record import load_sessions
 from firmware.session.runner import SessionRunner, attach_session, detach_session
 from firmware.store import EventStore, StoredEvent
-from launcher.session_demo import CuePrinter
 from sim import scenarios
 from sim.backends import SimulatedGpio, simulated_hardware
 from tools.broker import BrokerError, Mosquitto, mosquitto_available
+from tools.session_demo import CuePrinter
 
 if TYPE_CHECKING:
     from caregiver.demo import DemoCaregiver

@@ -9,7 +9,7 @@ import pytest
 
 from core.clock import SimClock
 from launcher.cli import main
-from launcher.session_demo import run_guided_demo
+from tools.session_demo import run_guided_demo
 
 
 def test_guided_demo_prints_the_cues_in_order(tmp_path: Path) -> None:

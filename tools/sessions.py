@@ -8,8 +8,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, TextIO
 
-from core.progress import weekly_progress
-from firmware.session.plan import GOAL_BACKWARD_MIN, GOAL_SESSIONS_PER_WEEK
+from core.progress import GOAL_BACKWARD_MIN, GOAL_SESSIONS_PER_WEEK, weekly_progress
 from firmware.session.record import StoredSession, load_sessions
 
 ACTIONS = ("start", "pause", "resume", "stop", "status", "demo")
@@ -52,7 +51,7 @@ def _config(path: Path | None) -> Any:
 
 def run_session_command(args: argparse.Namespace) -> int:
     if args.action == "demo":
-        from launcher.session_demo import run_guided_demo
+        from tools.session_demo import run_guided_demo
 
         return run_guided_demo(speed=args.speed, time_scale=args.scale, plan=args.plan)
     from firmware.session.control import default_socket_path, send_command

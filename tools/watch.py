@@ -21,8 +21,8 @@ from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 
 from core.errors import ConfigError
+from core.mqttlink import MqttSetupError, make_client
 from firmware.config import MqttConfig
-from firmware.mqtt.reporter import MqttSetupError, make_client
 
 _SEVERITY_MARK = {"critical": "!!", "warning": "! ", "info": "  "}
 
@@ -137,7 +137,7 @@ class Watcher:
         self.seen: set[str] = set()
         self.done = threading.Event()
         self.error: str | None = None
-        self.client = make_client(config, "")
+        self.client = make_client(config.link(), "")
         # A terminal waiting for a local broker should notice it quickly.
         self.client.reconnect_delay_set(0.5, 2)  # type: ignore[arg-type]  # paho takes floats
         self.client.on_connect = self._on_connect

@@ -10,10 +10,11 @@ Entry points:
 See ``docs/mqtt.md`` for topics, payloads and security.
 """
 
+from core.mqttlink import MqttSetupError
 from core.protocol.topics import COMMANDS, Topics
 from firmware.mqtt.commands import CommandError, CommandTarget, SilenceRequest
 from firmware.mqtt.outbox import Outbox, OutboxSink
-from firmware.mqtt.reporter import MqttReporter, MqttSetupError, ReporterStatus
+from firmware.mqtt.reporter import MqttReporter, ReporterStatus
 
 __all__ = [
     "COMMANDS",

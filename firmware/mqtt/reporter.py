@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import logging
 import queue
-import ssl
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -35,10 +34,11 @@ from pathlib import Path
 from typing import Any
 
 import paho.mqtt.client as mqtt
-from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode, MQTTProtocolVersion
+from paho.mqtt.enums import MQTTErrorCode
 from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 
+from core.mqttlink import MqttSetupError, make_client
 from core.protocol import payloads
 from core.protocol.topics import Topics, check_device_id, discovery_topic, ha_status_topic
 from firmware.config import MqttConfig
@@ -54,10 +54,6 @@ TelemetryProvider = Callable[[], Mapping[str, Any]]
 
 SelfTestProvider = Callable[[], Mapping[str, Mapping[str, Any]]]
 """Returns read-only checks ``{name: {"ok": bool, "detail": str}}`` for ``self_test``."""
-
-
-class MqttSetupError(Exception):
-    """The MQTT settings cannot work (missing password file, unreadable CA, bad device id)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,54 +98,6 @@ class _StatusBox:
 
     def get(self) -> ReporterStatus:
         return self.status
-
-
-def read_password(config: MqttConfig) -> str | None:
-    """The broker password: ``password``, else the first line of ``password_file``, else None."""
-    if config.password:
-        return config.password
-    if config.password_file:
-        try:
-            with open(config.password_file, encoding="utf-8") as fh:
-                return fh.readline().rstrip("\r\n")
-        except OSError as exc:
-            raise MqttSetupError(
-                f"mqtt.password_file: cannot read {config.password_file}: {exc.strerror}"
-            ) from None
-    return None
-
-
-def make_client(
-    config: MqttConfig,
-    client_id: str,
-    *,
-    will: tuple[str, str] | None = None,
-    protocol: MQTTProtocolVersion = MQTTProtocolVersion.MQTTv5,
-) -> mqtt.Client:
-    """A paho client with credentials, TLS and Last Will from ``config`` (not yet connected).
-
-    Shared by the reporter and ``retroguard watch`` so both read the same settings.
-    """
-    client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id, protocol=protocol)
-    if config.username:
-        client.username_pw_set(config.username, read_password(config))
-    if config.tls:
-        for key in ("ca_file", "cert_file", "key_file"):
-            value = getattr(config, key)
-            if value and not Path(value).is_file():
-                raise MqttSetupError(f"mqtt.{key}: no such file: {value}")
-        try:
-            client.tls_set(
-                ca_certs=config.ca_file or None,
-                certfile=config.cert_file or None,
-                keyfile=config.key_file or None,
-                cert_reqs=ssl.CERT_REQUIRED,
-            )
-        except (ssl.SSLError, OSError, ValueError) as exc:
-            raise MqttSetupError(f"mqtt: TLS setup failed: {exc}") from None
-    if will is not None:
-        client.will_set(will[0], will[1], qos=1, retain=True)
-    return client
 
 
 class _DefaultTarget:
@@ -278,7 +226,7 @@ class MqttReporter:
             return
         client_id = self.config.client_id or f"retroguard-{self.device_id}"
         client = make_client(
-            self.config, client_id, will=(self.topics.availability, payloads.OFFLINE)
+            self.config.link(), client_id, will=(self.topics.availability, payloads.OFFLINE)
         )
         client.enable_logger(logging.getLogger("retroguard.mqtt.paho"))
         client.reconnect_delay_set(

@@ -43,6 +43,7 @@ from typing import Any, Literal, get_args
 
 from core import tomlschema
 from core.errors import ConfigError
+from core.progress import GOAL_BACKWARD_MIN
 
 Direction = Literal["backward", "forward", "rest"]
 DIRECTIONS: tuple[str, ...] = get_args(Direction)
@@ -53,10 +54,6 @@ MAX_INTERVAL_S = 3600.0
 MAX_SESSION_S = 3 * 3600.0
 DEFAULT_SPEED = "0.5 mph"
 
-GOAL_BACKWARD_MIN = 10.0
-"""The clinical goal: about 10 straight minutes backward ..."""
-GOAL_SESSIONS_PER_WEEK = 3
-"""... three times a week."""
 
 PROGRESSION_WEEKS = 9
 

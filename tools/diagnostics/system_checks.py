@@ -51,11 +51,11 @@ def check_broker(config: Config, timeout_s: float) -> CheckResult:
     mq = config.mqtt
     if not mq.host:
         return skipped(BROKER, "mqtt.host is empty: events are only stored locally")
-    from firmware.mqtt.reporter import MqttSetupError, make_client
+    from core.mqttlink import MqttSetupError, make_client
 
     where = f"{mq.host}:{mq.port}" + (" (TLS)" if mq.tls else "")
     try:
-        client = make_client(mq, f"retroguard-doctor-{config.device.id}")
+        client = make_client(mq.link(), f"retroguard-doctor-{config.device.id}")
     except MqttSetupError as exc:
         return failed(BROKER, str(exc), _MQTT_FIX)
     answered = threading.Event()

@@ -1,0 +1,81 @@
+"""How any RetroGuard process reaches the broker: credentials, TLS, client construction.
+
+The monitor's reporter, ``retroguard watch``, ``doctor`` and the caregiver
+service all connect with :func:`make_client` from a :class:`BrokerLink`, so a
+password file or a CA bundle is read the same way everywhere. Each config
+section (the monitor's ``[mqtt]``, the caregiver's ``[mqtt]``) keeps its own
+TOML keys and gives a ``BrokerLink`` through its ``link()`` method.
+"""
+
+from __future__ import annotations
+
+import ssl
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
+
+
+class MqttSetupError(Exception):
+    """The MQTT settings cannot work (missing password file, unreadable CA, bad device id)."""
+
+
+@dataclass(frozen=True, slots=True)
+class BrokerLink:
+    """Where the broker is and how to prove who we are to it."""
+
+    host: str
+    port: int = 1883
+    username: str = ""
+    password: str = field(default="", repr=False)
+    password_file: str = ""
+    tls: bool = False
+    ca_file: str = ""
+    cert_file: str = ""
+    key_file: str = ""
+
+
+def read_password(link: BrokerLink) -> str | None:
+    """The broker password: ``password``, else the first line of ``password_file``, else None."""
+    if link.password:
+        return link.password
+    if link.password_file:
+        try:
+            with open(link.password_file, encoding="utf-8") as fh:
+                return fh.readline().rstrip("\r\n")
+        except OSError as exc:
+            raise MqttSetupError(
+                f"mqtt.password_file: cannot read {link.password_file}: {exc.strerror}"
+            ) from None
+    return None
+
+
+def make_client(
+    link: BrokerLink,
+    client_id: str,
+    *,
+    will: tuple[str, str] | None = None,
+    protocol: MQTTProtocolVersion = MQTTProtocolVersion.MQTTv5,
+) -> mqtt.Client:
+    """A paho client with credentials, TLS and Last Will from ``link`` (not yet connected)."""
+    client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id, protocol=protocol)
+    if link.username:
+        client.username_pw_set(link.username, read_password(link))
+    if link.tls:
+        for key in ("ca_file", "cert_file", "key_file"):
+            value = getattr(link, key)
+            if value and not Path(value).is_file():
+                raise MqttSetupError(f"mqtt.{key}: no such file: {value}")
+        try:
+            client.tls_set(
+                ca_certs=link.ca_file or None,
+                certfile=link.cert_file or None,
+                keyfile=link.key_file or None,
+                cert_reqs=ssl.CERT_REQUIRED,
+            )
+        except (ssl.SSLError, OSError, ValueError) as exc:
+            raise MqttSetupError(f"mqtt: TLS setup failed: {exc}") from None
+    if will is not None:
+        client.will_set(will[0], will[1], qos=1, retain=True)
+    return client
