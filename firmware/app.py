@@ -18,6 +18,7 @@ from types import FrameType
 
 from core.clock import Clock, RealClock
 from core.mounting import Mounting, up_vector
+from core.protocol.messages import DeviceHealth, DeviceState
 from firmware.config import Config
 from firmware.detection.base import Detector
 from firmware.detection.factory import build_detector
@@ -181,18 +182,18 @@ class TelemetryFigures:
         self._clock = clock
         self._last = (clock.monotonic(), monitor.stats.samples)
 
-    def __call__(self) -> dict[str, object]:
+    def __call__(self) -> DeviceHealth:
         now, samples = self._clock.monotonic(), self._monitor.stats.samples
         then, before = self._last
         self._last = (now, samples)
         controller = self._monitor.controller
-        return {
-            "state": controller.state.value,
-            "sample_rate_hz": round((samples - before) / (now - then), 1) if now > then else 0.0,
-            "imu_ok": self._monitor.healthy,
-            "imu_errors": self._monitor.stats.imu_errors,
-            "bus_errors": controller.bus_errors,
-        }
+        return DeviceHealth(
+            state=DeviceState(controller.state.value),
+            sample_rate_hz=round((samples - before) / (now - then), 1) if now > then else 0.0,
+            imu_ok=self._monitor.healthy,
+            imu_errors=self._monitor.stats.imu_errors,
+            bus_errors=controller.bus_errors,
+        )
 
 
 def _self_test(monitor: Monitor, clock: Clock) -> dict[str, dict[str, object]]:

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from core.clock import SimClock
-from firmware.mqtt.commands import COMMANDS
+from core.protocol.commands import COMMANDS
 from launcher.demo import demo_config, run_session
 from tests.app_support import Rig, TripAt, close_rigs, make_rig
 from tests.mqtt_helpers import WAIT, Subscriber, config_for, validate

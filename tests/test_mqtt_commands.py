@@ -18,6 +18,7 @@ from typing import Any
 import pytest
 
 from core.protocol.events import Event
+from core.protocol.messages import DeviceHealth, DeviceState
 from core.samples import ImuSample
 from firmware.config import SafetyConfig
 from firmware.detection.base import Detection, DetectionKind
@@ -203,7 +204,7 @@ def reporter(mosquitto: Mosquitto, tmp_path: Path, tripped: Rig) -> Iterator[Mqt
         device_id="tm1",
         device_name="T1",
         database=tmp_path / "c.db",
-        telemetry=lambda: {"state": controller.state.value},
+        telemetry=lambda: DeviceHealth(state=DeviceState(controller.state.value)),
     )
     for event in tripped.events:
         rep.sink.handle(event)

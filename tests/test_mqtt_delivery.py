@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from core.protocol.events import EventType
+from core.protocol.messages import DeviceHealth
 from core.protocol.topics import Topics
 from firmware.mqtt import MqttReporter
 from firmware.mqtt.outbox import Outbox
@@ -49,7 +50,7 @@ def test_events_state_availability_discovery_telemetry(
         reporter = reporter_factory(  # type: ignore[operator]
             mosquitto, telemetry_interval_s=0.02
         )
-        reporter._telemetry = lambda: {"sample_rate_hz": 199.5, "imu_ok": True}
+        reporter._telemetry = lambda: DeviceHealth(sample_rate_hz=199.5, imu_ok=True)
         reporter.start()
         reporter.publish_state("ARMED", "armed by local reset from STANDBY")
         events = [info("tm1"), fall("tm1", 2.0, with_window=True), fall("tm1", 3.0)]

@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 
 from core.protocol.events import Event, EventType
-from core.protocol.topics import Topics, check_device_id
+from core.protocol.ids import check_device_id
+from core.protocol.topics import Topics
 from firmware.mqtt.outbox import Outbox, OutboxSink
 from firmware.store import EventStore
 from tests.mqtt_helpers import fall, info

@@ -11,20 +11,39 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import json
 import sys
 import threading
 from typing import Any, TextIO
 
+import msgspec
 import paho.mqtt.client as mqtt
 from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 
 from core.errors import ConfigError
 from core.mqttlink import MqttSetupError, make_client
+from core.protocol.events import Severity
+from core.protocol.messages import (
+    EventMessage,
+    InvalidMessage,
+    NotJson,
+    ProtocolError,
+    ReplyMessage,
+    StateMessage,
+)
+from core.protocol.payloads import decode, decode_as
+from core.protocol.topics import BadTopic, TopicKind, Topics, parse_topic
 from firmware.config import MqttConfig
 
-_SEVERITY_MARK = {"critical": "!!", "warning": "! ", "info": "  "}
+
+class EventId(msgspec.Struct):
+    """Just the id of an event, to drop QoS 1 repeats before anything else is read."""
+
+    id: str
+
+
+_SEVERITY_MARK = {Severity.CRITICAL: "!!", Severity.WARNING: "! ", Severity.INFO: "  "}
+DEFAULT_PREFIX = MqttConfig().topic_prefix
 
 
 def add_parser(subparsers: Any) -> argparse.ArgumentParser:
@@ -79,42 +98,55 @@ def _settings(args: argparse.Namespace) -> MqttConfig:
     return config
 
 
-def format_message(topic: str, payload: bytes) -> str | None:
+def format_message(topic: str, payload: bytes, prefix: str = DEFAULT_PREFIX) -> str | None:
     """One display line for a message, or None for a message not worth a line."""
-    parts = topic.split("/")
-    if len(parts) < 3:
-        return None
-    device, kind = parts[1], parts[2]
-    text = payload.decode("utf-8", errors="replace")
-    if kind == "availability":
-        return f"{'':24} {device:<14} {'--':2} {text.upper()}"
     try:
-        data = json.loads(text)
-    except ValueError:
-        return f"{'':24} {device:<14} ?? unreadable {kind}: {text[:60]!r}"
-    if not isinstance(data, dict):
+        parsed = parse_topic(prefix, topic)
+    except BadTopic:
         return None
-    when = str(data.get("wall_time", ""))[:23].replace("T", " ")
-    if kind == "event":
-        mark = _SEVERITY_MARK.get(str(data.get("severity")), "  ")
-        figures = " ".join(f"{k}={v:g}" for k, v in sorted(data.get("figures", {}).items()))
-        window = data.get("imu_window")
-        extra = f" [{len(window['rows'])} IMU samples]" if isinstance(window, dict) else ""
-        line = (
-            f"{when:<24} {device:<14} {mark} {str(data.get('type', '?')).upper():<11} "
-            f"#{data.get('seq', '?'):<5} state={data.get('state')} {data.get('reason', '')}"
-        )
-        if figures:
-            line += f" ({figures})"
-        return line + extra + f" id={data.get('id')}"
-    if kind == "state":
-        return f"{when:<24} {device:<14} -> {data.get('state')}: {data.get('reason', '')}"
-    if kind == "reply":
-        verdict = "ok" if data.get("ok") else f"REFUSED: {data.get('error')}"
-        return (
-            f"{when:<24} {device:<14} <- {data.get('command')} ({data.get('request_id')}) {verdict}"
-        )
+    if parsed is None:
+        return None
+    device, kind = parsed.device_id, parsed.kind
+    if kind is TopicKind.AVAILABILITY:
+        return f"{'':24} {device:<14} {'--':2} {payload.decode('utf-8', 'replace').upper()}"
+    if kind not in (TopicKind.EVENT, TopicKind.STATE, TopicKind.REPLY):
+        return None
+    try:
+        message = decode(kind, payload)
+    except NotJson:
+        text = payload.decode("utf-8", errors="replace")
+        return f"{'':24} {device:<14} ?? unreadable {kind.value}: {text[:60]!r}"
+    except InvalidMessage:
+        return None
+    match message:
+        case EventMessage():
+            return _event_line(device, message)
+        case StateMessage(state=state, reason=reason, wall_time=wall):
+            return f"{_when(wall):<24} {device:<14} -> {state.value}: {reason}"
+        case ReplyMessage(command=command, request_id=request_id, ok=ok, error=error):
+            verdict = "ok" if ok else f"REFUSED: {error}"
+            return (
+                f"{_when(message.wall_time):<24} {device:<14} <- {command} ({request_id}) {verdict}"
+            )
     return None
+
+
+def _when(wall_time: str) -> str:
+    return wall_time[:23].replace("T", " ")
+
+
+def _event_line(device: str, event: EventMessage) -> str:
+    mark = _SEVERITY_MARK[event.severity]
+    figures = " ".join(f"{k}={v:g}" for k, v in sorted(event.figures.items()))
+    line = (
+        f"{_when(event.wall_time):<24} {device:<14} {mark} {event.type.value.upper():<11} "
+        f"#{event.seq:<5} state={event.state.value} {event.reason}"
+    )
+    if figures:
+        line += f" ({figures})"
+    if event.imu_window is not None:
+        line += f" [{len(event.imu_window.rows)} IMU samples]"
+    return line + f" id={event.id}"
 
 
 class Watcher:
@@ -127,12 +159,12 @@ class Watcher:
         self.count = count
         self.raw = raw
         self.out = out
-        base = f"{config.topic_prefix}/{device}"
+        topics = Topics(config.topic_prefix, device)
         self.topics = [
-            f"{base}/availability",
-            f"{base}/state",
-            f"{base}/event",
-            f"{base}/reply",
+            topics.of(TopicKind.AVAILABILITY),
+            topics.of(TopicKind.STATE),
+            topics.of(TopicKind.EVENT),
+            topics.of(TopicKind.REPLY),
         ]
         self.seen: set[str] = set()
         self.done = threading.Event()
@@ -177,11 +209,11 @@ class Watcher:
 
     def _on_message(self, client: mqtt.Client, userdata: Any, message: mqtt.MQTTMessage) -> None:
         payload = bytes(message.payload)
-        is_event = message.topic.endswith("/event")
+        is_event = message.topic.endswith("/" + TopicKind.EVENT.value)
         if is_event:
             try:
-                event_id = str(json.loads(payload)["id"])
-            except (ValueError, KeyError, TypeError):
+                event_id = decode_as(EventId, payload).id
+            except ProtocolError:
                 event_id = ""
             if event_id in self.seen:
                 return  # a QoS 1 repeat
@@ -189,7 +221,7 @@ class Watcher:
         if self.raw:
             line: str | None = f"{message.topic} {payload.decode('utf-8', errors='replace')}"
         else:
-            line = format_message(message.topic, payload)
+            line = format_message(message.topic, payload, self.config.topic_prefix)
         if line is not None:
             print(line, file=self.out, flush=True)
         if is_event and self.count and len(self.seen) >= self.count:

@@ -37,6 +37,11 @@ class Severity(StrEnum):
     CRITICAL = "critical"
 
 
+ALERT_TYPES = frozenset({EventType.STUMBLE, EventType.FALL, EventType.NO_RECOVERY})
+"""Events a caregiver acknowledges."""
+PROTECTED_TYPES = ALERT_TYPES | {EventType.FAULT}
+"""Events no bound ever drops on the way to a caregiver (the outbox keeps them)."""
+
 DEFAULT_SEVERITY: Mapping[EventType, Severity] = {
     EventType.STUMBLE: Severity.WARNING,
     EventType.FALL: Severity.CRITICAL,

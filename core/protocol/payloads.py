@@ -1,8 +1,11 @@
-"""JSON payloads, one builder per topic; the JSON Schemas in ``docs/mqtt/schemas`` describe them.
+"""Encoding and decoding MQTT payloads: typed messages in, bytes out, and back.
 
-Keys only ever grow (``schema`` says which version a consumer reads), so an
-old dashboard keeps working against a newer device. Payloads are compact
-JSON (no spaces) because the IMU window of a fall is a few thousand numbers.
+Producers build a :mod:`core.protocol.messages` type and call :func:`encode`;
+consumers call :func:`decode` (or one of the ``decode_*`` helpers) and get
+that type back, or a :class:`~core.protocol.messages.ProtocolError` that says
+which field is wrong. Payloads are compact JSON with sorted keys (no spaces:
+the IMU window of a fall is a few thousand numbers), written by the standard
+library's encoder so the bytes on the wire do not depend on the decoder.
 """
 
 from __future__ import annotations
@@ -10,14 +13,49 @@ from __future__ import annotations
 import datetime as dt
 import json
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, TypeVar
+
+import msgspec
 
 from core.protocol.events import Event
+from core.protocol.messages import (
+    JSON_MESSAGES,
+    SCHEMA_VERSION,
+    Availability,
+    DeviceHealth,
+    DeviceState,
+    EventMessage,
+    ImuWindow,
+    InvalidMessage,
+    NotJson,
+    ProtocolError,
+    ReplyMessage,
+    SessionSummary,
+    StateMessage,
+    TelemetryMessage,
+)
+from core.protocol.topics import TopicKind
 
-SCHEMA_VERSION = 1
+__all__ = [
+    "OFFLINE",
+    "ONLINE",
+    "SCHEMA_VERSION",
+    "decode",
+    "decode_availability",
+    "dumps",
+    "encode",
+    "event_message",
+    "event_payload",
+    "reply_payload",
+    "state_payload",
+    "telemetry_payload",
+    "wall_now",
+]
 
-ONLINE = "online"
-OFFLINE = "offline"
+ONLINE = Availability.ONLINE.value
+OFFLINE = Availability.OFFLINE.value
+
+M = TypeVar("M", bound=msgspec.Struct)
 
 
 def wall_now() -> str:
@@ -25,41 +63,98 @@ def wall_now() -> str:
     return dt.datetime.now(dt.UTC).isoformat(timespec="milliseconds")
 
 
-def dumps(data: Mapping[str, Any]) -> str:
+def dumps(data: Any) -> str:
+    """Compact JSON with sorted keys: the one JSON writer of the wire format."""
     return json.dumps(data, separators=(",", ":"), sort_keys=True)
 
 
-def event_payload(event: Event, seq: int) -> str:
-    """The ``/event`` payload: the event record plus its per-device sequence number."""
+def encode(message: msgspec.Struct) -> str:
+    """The payload of a typed message."""
+    return dumps(msgspec.to_builtins(message))
+
+
+def decode(kind: TopicKind, payload: bytes) -> msgspec.Struct:
+    """The typed message a payload on a ``kind`` topic carries (JSON kinds only)."""
+    message_type = JSON_MESSAGES.get(kind.value)
+    if message_type is None:
+        raise ProtocolError(f"{kind.value} payloads are not JSON messages")
+    return decode_as(message_type, payload)
+
+
+def decode_as(message_type: type[M], payload: bytes) -> M:
+    """Decode and check ``payload`` as ``message_type``; :class:`ProtocolError` if it is not."""
+    try:
+        return msgspec.json.decode(payload, type=message_type)
+    except msgspec.ValidationError as exc:
+        raise InvalidMessage(f"invalid {message_type.__name__}: {exc}") from None
+    except msgspec.DecodeError as exc:
+        raise NotJson(f"not JSON: {exc}") from None
+
+
+def decode_availability(payload: bytes) -> Availability:
+    text = payload.decode("utf-8", "replace").strip()
+    try:
+        return Availability(text)
+    except ValueError:
+        raise ProtocolError(f"availability must be online or offline, not {text[:20]!r}") from None
+
+
+# --------------------------------------------------------------- producers
+
+
+def event_message(event: Event, seq: int) -> EventMessage:
+    """The ``/event`` message: the event record plus its per-device sequence number."""
     data = event.to_dict()
-    data["seq"] = seq
-    return dumps(data)
+    window = data.get("imu_window")
+    return EventMessage(
+        schema=data["schema"],
+        id=event.id,
+        seq=seq,
+        type=event.type,
+        device_id=event.device_id,
+        severity=event.severity,
+        state=DeviceState(event.state),
+        reason=event.reason,
+        wall_time=event.wall_time,
+        t_monotonic=data["t_monotonic"],
+        figures=data["figures"],
+        imu_window=None
+        if window is None
+        else ImuWindow(columns=window["columns"], rows=[tuple(r) for r in window["rows"]]),
+    )
+
+
+def event_payload(event: Event, seq: int) -> str:
+    return encode(event_message(event, seq))
 
 
 def state_payload(device_id: str, state: str, reason: str, wall_time: str | None = None) -> str:
-    return dumps(
-        {
-            "schema": SCHEMA_VERSION,
-            "device_id": device_id,
-            "state": state,
-            "reason": reason,
-            "wall_time": wall_time or wall_now(),
-        }
+    return encode(
+        StateMessage(
+            schema=SCHEMA_VERSION,
+            device_id=device_id,
+            state=DeviceState(state),
+            reason=reason,
+            wall_time=wall_time or wall_now(),
+        )
     )
 
 
-def telemetry_payload(device_id: str, outbox_depth: int, extra: Mapping[str, Any]) -> str:
-    """Periodic health: the provider's figures plus what only the reporter knows."""
-    data: dict[str, Any] = {str(k): v for k, v in extra.items()}
-    data.update(
-        {
-            "schema": SCHEMA_VERSION,
-            "device_id": device_id,
-            "wall_time": wall_now(),
-            "outbox_depth": outbox_depth,
-        }
+def telemetry_payload(device_id: str, outbox_depth: int, health: DeviceHealth) -> str:
+    """Periodic health: the monitor's figures plus what only the reporter knows."""
+    return encode(
+        TelemetryMessage(
+            schema=SCHEMA_VERSION,
+            device_id=device_id,
+            wall_time=wall_now(),
+            outbox_depth=outbox_depth,
+            state=health.state,
+            sample_rate_hz=health.sample_rate_hz,
+            imu_ok=health.imu_ok,
+            imu_errors=health.imu_errors,
+            bus_errors=health.bus_errors,
+        )
     )
-    return dumps(data)
 
 
 def reply_payload(
@@ -67,19 +162,22 @@ def reply_payload(
     command: str,
     request_id: str | None,
     ok: bool,
-    result: Mapping[str, Any] | None = None,
+    result: Mapping[str, object] | None = None,
     error: str | None = None,
 ) -> str:
-    data: dict[str, Any] = {
-        "schema": SCHEMA_VERSION,
-        "device_id": device_id,
-        "command": command,
-        "request_id": request_id,
-        "ok": ok,
-        "wall_time": wall_now(),
-    }
-    if ok:
-        data["result"] = dict(result or {})
-    else:
-        data["error"] = error or "error"
-    return dumps(data)
+    return encode(
+        ReplyMessage(
+            schema=SCHEMA_VERSION,
+            device_id=device_id,
+            command=command,
+            request_id=request_id,
+            ok=ok,
+            wall_time=wall_now(),
+            result=dict(result or {}) if ok else None,
+            error=None if ok else (error or "error"),
+        )
+    )
+
+
+def session_payload(summary: SessionSummary) -> str:
+    return encode(summary)

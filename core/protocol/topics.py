@@ -1,29 +1,58 @@
-"""MQTT topic names, in one place so firmware, docs, ACL and tests agree.
+"""MQTT topics: built and parsed in one place, so firmware, consumers, docs and the ACL agree.
 
 Every device owns one subtree, ``<prefix>/<device_id>/#``: the broker ACL
-(``docs/mqtt/acl``) confines a device account to exactly that subtree, so
-a device id must be a single, wildcard-free topic level.
+(``docs/mqtt/mosquitto.acl``) confines a device account to exactly that
+subtree, so a device id must be a single, wildcard-free topic level
+(:func:`core.protocol.ids.check_device_id`). Consumers never split topics
+themselves: :func:`parse_topic` says which device and which kind of message
+a topic carries, or that it is none of ours.
 """
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
+from enum import StrEnum
 
-_DEVICE_ID = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
-
-COMMANDS = ("ack", "silence", "self_test", "ping")
-"""Every command name a device accepts on ``.../cmd/<name>``. None of them can arm."""
+from core.protocol.ids import is_device_id
 
 
-def check_device_id(device_id: str) -> str:
-    """Return ``device_id`` if it can be one topic level (and an HA object id), else raise."""
-    if not _DEVICE_ID.match(device_id):
-        raise ValueError(
-            f"device id {device_id!r} cannot be used in MQTT topics: use 1-64 letters, digits, "
-            "'_', '.' or '-' (no '/', '+', '#' or spaces)"
-        )
-    return device_id
+class TopicKind(StrEnum):
+    """The last level(s) of a device topic: what kind of message it carries."""
+
+    AVAILABILITY = "availability"
+    """Retained ``online`` / ``offline`` (plain text); ``offline`` is also the Last Will."""
+    STATE = "state"
+    """Retained safety state and why."""
+    EVENT = "event"
+    """QoS 1 event stream, not retained: each event is delivered, not overwritten."""
+    TELEMETRY = "telemetry"
+    """Periodic health figures."""
+    SESSION = "session"
+    """QoS 1 summary of each guided session when it ends."""
+    REPLY = "reply"
+    """Every command's reply, matched to the request by its id."""
+    COMMAND = "cmd"
+    """``<base>/cmd/<name>``: commands to the device (none can arm)."""
+
+
+CONSUMED_KINDS = (
+    TopicKind.AVAILABILITY,
+    TopicKind.STATE,
+    TopicKind.EVENT,
+    TopicKind.TELEMETRY,
+    TopicKind.REPLY,
+    TopicKind.SESSION,
+)
+"""What a consumer of every device (the caregiver service) subscribes to."""
+
+
+@dataclass(frozen=True, slots=True)
+class DeviceTopic:
+    """A parsed topic: which device, which kind, and the command name for ``cmd`` topics."""
+
+    device_id: str
+    kind: TopicKind
+    command: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,29 +66,28 @@ class Topics:
     def base(self) -> str:
         return f"{self.prefix}/{self.device_id}"
 
+    def of(self, kind: TopicKind) -> str:
+        return f"{self.base}/{kind.value}"
+
     @property
     def availability(self) -> str:
-        """Retained ``online`` / ``offline``; ``offline`` is also the Last Will."""
-        return f"{self.base}/availability"
+        return self.of(TopicKind.AVAILABILITY)
 
     @property
     def state(self) -> str:
-        """Retained safety state (ARMED, TRIPPED, FAULT, ...) and why."""
-        return f"{self.base}/state"
+        return self.of(TopicKind.STATE)
 
     @property
     def event(self) -> str:
-        """QoS 1 event stream (not retained: each event is delivered, not overwritten)."""
-        return f"{self.base}/event"
+        return self.of(TopicKind.EVENT)
 
     @property
     def telemetry(self) -> str:
-        return f"{self.base}/telemetry"
+        return self.of(TopicKind.TELEMETRY)
 
     @property
     def session(self) -> str:
-        """QoS 1 summary of each guided session when it ends (not retained)."""
-        return f"{self.base}/session"
+        return self.of(TopicKind.SESSION)
 
     @property
     def command_filter(self) -> str:
@@ -70,15 +98,50 @@ class Topics:
 
     @property
     def reply(self) -> str:
-        """Where every command's reply goes (matched to the request by its ``id``)."""
-        return f"{self.base}/reply"
+        return self.of(TopicKind.REPLY)
 
     def command_name(self, topic: str) -> str | None:
         """The ``<name>`` of a ``.../cmd/<name>`` topic of this device, else None."""
-        head = f"{self.base}/cmd/"
-        if topic.startswith(head) and "/" not in topic[len(head) :]:
-            return topic[len(head) :]
+        try:
+            parsed = parse_topic(self.prefix, topic)
+        except BadTopic:
+            return None
+        if parsed is None or parsed.device_id != self.device_id:
+            return None
+        return parsed.command
+
+
+def all_devices(prefix: str, kind: TopicKind) -> str:
+    """Subscription filter for one kind of message from every device."""
+    return f"{prefix}/+/{kind.value}"
+
+
+class BadTopic(ValueError):
+    """A topic shaped like a device topic whose device id breaks the id rule."""
+
+
+def parse_topic(prefix: str, topic: str) -> DeviceTopic | None:
+    """Which device and kind ``topic`` is about; None when it is not a RetroGuard device topic.
+
+    Raises :class:`BadTopic` for ``<prefix>/<id>/<kind>`` with an ``<id>`` that
+    cannot be a device id: the shape is ours, the sender is broken (or hostile).
+    """
+    parts = topic.split("/")
+    if len(parts) < 3 or parts[0] != prefix:
         return None
+    device_id, rest = parts[1], parts[2:]
+    if len(rest) == 2 and rest[0] == TopicKind.COMMAND.value:
+        kind, command = TopicKind.COMMAND, rest[1]
+    elif len(rest) == 1 and rest[0] in _PLAIN_KINDS:
+        kind, command = TopicKind(rest[0]), None
+    else:
+        return None
+    if not is_device_id(device_id):
+        raise BadTopic(f"{topic}: {device_id!r} is not a device id")
+    return DeviceTopic(device_id, kind, command)
+
+
+_PLAIN_KINDS = frozenset(k.value for k in TopicKind if k is not TopicKind.COMMAND)
 
 
 def discovery_topic(discovery_prefix: str, device_id: str) -> str:

@@ -11,7 +11,8 @@ See ``docs/mqtt.md`` for topics, payloads and security.
 """
 
 from core.mqttlink import MqttSetupError
-from core.protocol.topics import COMMANDS, Topics
+from core.protocol.commands import COMMANDS
+from core.protocol.topics import Topics
 from firmware.mqtt.commands import CommandError, CommandTarget, SilenceRequest
 from firmware.mqtt.outbox import Outbox, OutboxSink
 from firmware.mqtt.reporter import MqttReporter, ReporterStatus

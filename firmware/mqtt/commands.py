@@ -15,20 +15,21 @@ command gets an error reply and changes nothing.
 
 from __future__ import annotations
 
-import json
 import logging
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from core.protocol.topics import COMMANDS
+from core.protocol.commands import (
+    Ack,
+    CommandRefused,
+    Ping,
+    SelfTest,
+    Silence,
+    parse_command,
+)
 
 log = logging.getLogger(__name__)
-
-MAX_PAYLOAD_BYTES = 4096
-_EVENT_ID = re.compile(r"^(latest|[0-9a-f]{32})$")
-_REQUEST_ID = re.compile(r"^[\x21-\x7e]{1,64}$")
 
 
 class CommandError(Exception):
@@ -84,29 +85,8 @@ class Reply:
     error: str | None = None
 
 
-def _parse(payload: bytes) -> dict[str, Any]:
-    """Decode a command payload: empty means ``{}``, otherwise a JSON object."""
-    if len(payload) > MAX_PAYLOAD_BYTES:
-        raise CommandError(f"payload too large ({len(payload)} bytes, at most {MAX_PAYLOAD_BYTES})")
-    if not payload.strip():
-        return {}
-    try:
-        data = json.loads(payload.decode("utf-8"))
-    except (UnicodeDecodeError, ValueError):
-        raise CommandError("payload is not valid UTF-8 JSON") from None
-    if not isinstance(data, dict):
-        raise CommandError("payload must be a JSON object")
-    return data
-
-
-def _only(data: Mapping[str, Any], allowed: set[str]) -> None:
-    unknown = sorted(set(data) - allowed - {"id"})
-    if unknown:
-        raise CommandError(f"unknown field(s): {', '.join(unknown)}")
-
-
 class CommandHandler:
-    """Validates and runs one command; returns the reply. Holds only a :class:`CommandTarget`."""
+    """Checks and runs one command; returns the reply. Holds only a :class:`CommandTarget`."""
 
     def __init__(self, target: CommandTarget) -> None:
         self._target = target
@@ -114,16 +94,12 @@ class CommandHandler:
     def handle(self, name: str, payload: bytes) -> Reply:
         request_id: str | None = None
         try:
-            data = _parse(payload)
-            raw_id = data.get("id")
-            if raw_id is not None:
-                if not isinstance(raw_id, str) or not _REQUEST_ID.match(raw_id):
-                    raise CommandError("id must be 1-64 printable ASCII characters")
-                request_id = raw_id
-            if name not in COMMANDS:
-                raise CommandError(f"unknown command {name!r} (known: {', '.join(COMMANDS)})")
-            result = self._run(name, data)
-        except CommandError as exc:
+            request = parse_command(name, payload)
+            request_id = request.request_id
+            result = self._run(request.command)
+        except (CommandRefused, CommandError) as exc:
+            if isinstance(exc, CommandRefused):
+                request_id = exc.request_id
             log.warning("MQTT command %r refused: %s", name[:64], exc)
             return Reply(name[:64], request_id, False, error=str(exc))
         except Exception as exc:  # a bug in a target must not kill the publisher
@@ -134,24 +110,14 @@ class CommandHandler:
         log.info("MQTT command %s done (request %s)", name, request_id)
         return Reply(name, request_id, True, result=result)
 
-    def _run(self, name: str, data: Mapping[str, Any]) -> Mapping[str, Any]:
-        if name == "ping":
-            _only(data, set())
-            return {"pong": True}
-        if name == "silence":
-            _only(data, set())
-            self._target.request_silence()
-            return {"silence": "requested"}
-        if name == "self_test":
-            _only(data, set())
-            return dict(self._target.self_test())
-        if name == "ack":
-            _only(data, {"event_id", "by"})
-            event_id = data.get("event_id", "latest")
-            if not isinstance(event_id, str) or not _EVENT_ID.match(event_id):
-                raise CommandError('event_id must be "latest" or a 32-hex-digit event id')
-            by = data.get("by", "caregiver")
-            if not isinstance(by, str) or not 1 <= len(by) <= 64 or not by.isprintable():
-                raise CommandError("by must be 1-64 printable characters")
-            return dict(self._target.acknowledge(event_id, by))
-        raise CommandError(f"unknown command {name!r}")  # pragma: no cover - COMMANDS checked
+    def _run(self, command: Ack | Silence | SelfTest | Ping) -> Mapping[str, Any]:
+        match command:
+            case Ping():
+                return {"pong": True}
+            case Silence():
+                self._target.request_silence()
+                return {"silence": "requested"}
+            case SelfTest():
+                return dict(self._target.self_test())
+            case Ack(event_id=event_id, by=by):
+                return dict(self._target.acknowledge(event_id, by))

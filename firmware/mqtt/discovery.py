@@ -15,6 +15,7 @@ from __future__ import annotations
 from typing import Any
 
 from core.protocol import payloads
+from core.protocol.commands import LATEST, Ack, CommandName, encode_command
 from core.protocol.topics import Topics
 
 try:
@@ -26,7 +27,7 @@ except Exception:  # pragma: no cover - not installed (running from a source tre
 
 ORIGIN_URL = "https://github.com/retroguard/retroguard"
 
-ACK_PRESS_PAYLOAD = '{"event_id":"latest","by":"home-assistant"}'
+ACK_PRESS_PAYLOAD = encode_command(Ack(LATEST, "home-assistant"))
 """What the HA button sends on ``.../cmd/ack``: acknowledge the newest open alert."""
 
 
@@ -69,7 +70,7 @@ def discovery_payload(topics: Topics, device_name: str) -> str:
             "p": "button",
             "name": "Acknowledge alert",
             "uniq_id": f"{uid}_ack",
-            "cmd_t": topics.command("ack"),
+            "cmd_t": topics.command(CommandName.ACK),
             "pl_prs": ACK_PRESS_PAYLOAD,
             "ic": "mdi:check-circle",
         },

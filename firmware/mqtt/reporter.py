@@ -40,7 +40,9 @@ from paho.mqtt.reasoncodes import ReasonCode
 
 from core.mqttlink import MqttSetupError, make_client
 from core.protocol import payloads
-from core.protocol.topics import Topics, check_device_id, discovery_topic, ha_status_topic
+from core.protocol.ids import check_device_id
+from core.protocol.messages import DeviceHealth
+from core.protocol.topics import Topics, discovery_topic, ha_status_topic
 from firmware.config import MqttConfig
 from firmware.mqtt.commands import CommandError, CommandHandler, CommandTarget, SilenceRequest
 from firmware.mqtt.discovery import discovery_payload
@@ -48,9 +50,8 @@ from firmware.mqtt.outbox import Outbox, OutboxSink
 
 log = logging.getLogger(__name__)
 
-TelemetryProvider = Callable[[], Mapping[str, Any]]
-"""Returns figures for the telemetry message, e.g. ``{"sample_rate_hz": 199.8,
-"imu_ok": True, "state": "ARMED"}``; called on the publisher thread."""
+TelemetryProvider = Callable[[], DeviceHealth]
+"""Returns the monitor's figures for the telemetry message; called on the publisher thread."""
 
 SelfTestProvider = Callable[[], Mapping[str, Mapping[str, Any]]]
 """Returns read-only checks ``{name: {"ok": bool, "detail": str}}`` for ``self_test``."""
@@ -98,6 +99,84 @@ class _StatusBox:
 
     def get(self) -> ReporterStatus:
         return self.status
+
+
+@dataclass(frozen=True, slots=True)
+class _Queued:
+    """The event worker (or the session recorder) queued outbox rows."""
+
+
+@dataclass(frozen=True, slots=True)
+class _Acked:
+    """The broker answered a publish (paho thread)."""
+
+    mid: int
+    failed: bool
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class _StateChange:
+    """The safety state changed (real-time thread)."""
+
+    state: str
+    reason: str
+    wall_time: str
+
+
+@dataclass(frozen=True, slots=True)
+class _Subscribed:
+    """The command subscription of connection ``generation`` is confirmed (SUBACK)."""
+
+    generation: int
+
+
+@dataclass(frozen=True, slots=True)
+class _Down:
+    """The connection to the broker dropped."""
+
+
+@dataclass(frozen=True, slots=True)
+class _HomeAssistantOnline:
+    """Home Assistant (re)started: announce the device again."""
+
+
+@dataclass(frozen=True, slots=True)
+class _CommandArrived:
+    name: str
+    payload: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class _Poke:
+    """A waiter in :meth:`MqttReporter.wait_drained` wants fresh figures."""
+
+    number: int
+
+
+@dataclass(frozen=True, slots=True)
+class _Tick:
+    """Nothing arrived before the telemetry timer."""
+
+
+@dataclass(frozen=True, slots=True)
+class _Stop:
+    pass
+
+
+_Token = (
+    _Queued
+    | _Acked
+    | _StateChange
+    | _Subscribed
+    | _Down
+    | _HomeAssistantOnline
+    | _CommandArrived
+    | _Poke
+    | _Tick
+    | _Stop
+)
+"""What wakes the publisher thread; every other thread only puts one of these on its queue."""
 
 
 class _DefaultTarget:
@@ -197,7 +276,7 @@ class MqttReporter:
         self.outbox = Outbox(database, self.topics, max_rows=config.outbox_max_rows)
         self.silence = SilenceRequest()
         """Taken by the real-time loop: ``if reporter.silence.take(): buzzer.stop()``."""
-        self._wake: queue.SimpleQueue[tuple[Any, ...]] = queue.SimpleQueue()
+        self._wake: queue.SimpleQueue[_Token] = queue.SimpleQueue()
         self.sink = OutboxSink(self.outbox, on_queued=self._on_queued)
         """EventSink for the dispatcher: stores *and* queues (use instead of StoreSink)."""
         self._telemetry = telemetry
@@ -265,7 +344,7 @@ class MqttReporter:
         thread = self._thread
         if thread is None:
             return
-        self._wake.put_nowait(("stop",))
+        self._wake.put_nowait(_Stop())
         thread.join(timeout)
         self._thread = None
 
@@ -295,7 +374,7 @@ class MqttReporter:
 
     def publish_state(self, state: str, reason: str) -> None:
         """Report the safety state (retained). Non-blocking: safe on the real-time thread."""
-        self._wake.put_nowait(("state", str(state), reason, payloads.wall_now()))
+        self._wake.put_nowait(_StateChange(str(state), reason, payloads.wall_now()))
 
     @property
     def status(self) -> ReporterStatus:
@@ -316,13 +395,13 @@ class MqttReporter:
         """Block until the outbox is empty and nothing is in flight (tests, demo, shutdown)."""
         self._poke_sent += 1
         sent = self._poke_sent
-        self._wake.put_nowait(("poke", sent))
+        self._wake.put_nowait(_Poke(sent))
         return self.wait_until(lambda s: s.pokes >= sent and s.ready and s.depth == 0, timeout)
 
     # ------------------------------------------------- callbacks (paho thread)
 
     def _on_queued(self) -> None:
-        self._wake.put_nowait(("new",))
+        self._wake.put_nowait(_Queued())
 
     def _on_connect(
         self,
@@ -365,7 +444,7 @@ class MqttReporter:
         reason_code: ReasonCode,
         properties: Properties | None,
     ) -> None:
-        self._wake.put_nowait(("down",))
+        self._wake.put_nowait(_Down())
         if self._box.status.connected and not self._stopping:
             self._set_error(f"connection to the broker lost: {reason_code}")
         self._update(connected=False, ready=False)
@@ -382,7 +461,7 @@ class MqttReporter:
             if rc.is_failure:
                 log.error("MQTT subscription refused by the broker: %s (check the ACL)", rc)
         if mid == self._sub_mid:
-            self._wake.put_nowait(("ready", self._generation))
+            self._wake.put_nowait(_Subscribed(self._generation))
 
     def _on_publish(
         self,
@@ -392,16 +471,16 @@ class MqttReporter:
         reason_code: ReasonCode,
         properties: Properties | None,
     ) -> None:
-        self._wake.put_nowait(("acked", mid, reason_code.is_failure, str(reason_code)))
+        self._wake.put_nowait(_Acked(mid, reason_code.is_failure, str(reason_code)))
 
     def _on_message(self, client: mqtt.Client, userdata: Any, message: mqtt.MQTTMessage) -> None:
         if message.topic == ha_status_topic(self.config.discovery_prefix):
             if message.payload.strip() == b"online":
-                self._wake.put_nowait(("discovery",))
+                self._wake.put_nowait(_HomeAssistantOnline())
             return
         name = self.topics.command_name(message.topic)
         if name is not None:
-            self._wake.put_nowait(("cmd", name, bytes(message.payload)))
+            self._wake.put_nowait(_CommandArrived(name, bytes(message.payload)))
 
     # ------------------------------------------------------- publisher thread
 
@@ -425,7 +504,7 @@ class MqttReporter:
                 try:
                     first = self._wake.get(timeout=timeout)
                 except queue.Empty:
-                    first = ("tick",)
+                    first = _Tick()
                 items = [first]
                 while True:
                     try:
@@ -444,47 +523,49 @@ class MqttReporter:
         finally:
             self._shutdown()
 
-    def _handle(self, items: list[tuple[Any, ...]]) -> bool:
+    def _handle(self, items: list[_Token]) -> bool:
         """Apply a batch of wake-up tokens; True means stop."""
         acked: list[int] = []
         stop = False
         pokes = self._box.status.pokes
         for item in items:
-            kind = item[0]
-            if kind == "poke":
-                pokes = max(pokes, item[1])
-            if kind == "acked":
-                _, mid, failed, reason = item
-                row = self._inflight.pop(mid, None)
-                if row is None:
-                    continue
-                if failed:
-                    log.error(
-                        "MQTT broker refused outbox message %d: %s (kept; sent again on restart)",
-                        row,
-                        reason,
-                    )
-                    self._update(refused=self._box.status.refused + 1)
-                else:
-                    acked.append(row)
-            elif kind == "state":
-                self._state = (item[1], item[2], item[3])
-                self._state_dirty = True
-            elif kind == "ready":
-                if item[1] == self._generation:
-                    self._ready = True
+            match item:
+                case _Poke(number=number):
+                    pokes = max(pokes, number)
+                case _Acked(mid=mid, failed=failed, reason=reason):
+                    row = self._inflight.pop(mid, None)
+                    if row is None:
+                        continue
+                    if failed:
+                        log.error(
+                            "MQTT broker refused outbox message %d: %s (kept; sent again on "
+                            "restart)",
+                            row,
+                            reason,
+                        )
+                        self._update(refused=self._box.status.refused + 1)
+                    else:
+                        acked.append(row)
+                case _StateChange(state=state, reason=why, wall_time=wall):
+                    self._state = (state, why, wall)
                     self._state_dirty = True
-                    if self.config.discovery:
+                case _Subscribed(generation=generation):
+                    if generation == self._generation:
+                        self._ready = True
+                        self._state_dirty = True
+                        if self.config.discovery:
+                            self._publish_discovery()
+                case _Down():
+                    self._ready = False
+                case _HomeAssistantOnline():
+                    if self._ready:
                         self._publish_discovery()
-            elif kind == "down":
-                self._ready = False
-            elif kind == "discovery":
-                if self._ready:
-                    self._publish_discovery()
-            elif kind == "cmd":
-                self._run_command(item[1], item[2])
-            elif kind == "stop":
-                stop = True
+                case _CommandArrived(name=name, payload=payload):
+                    self._run_command(name, payload)
+                case _Stop():
+                    stop = True
+                case _Queued() | _Tick():
+                    pass
         if acked:
             self.outbox.delete(acked)
         depth = self.outbox.depth()
@@ -526,14 +607,14 @@ class MqttReporter:
             self._cursor = row.id
 
     def _queue_telemetry(self) -> None:
-        extra: Mapping[str, Any] = {}
+        health = DeviceHealth()
         if self._telemetry is not None:
             try:
-                extra = self._telemetry()
+                health = self._telemetry()
             except Exception:
                 log.exception("telemetry provider failed")
         self.outbox.enqueue_telemetry(
-            payloads.telemetry_payload(self.device_id, self.outbox.depth(), extra)
+            payloads.telemetry_payload(self.device_id, self.outbox.depth(), health)
         )
 
     def _publish_discovery(self) -> None:

@@ -1,0 +1,163 @@
+"""Commands to a device (``<prefix>/<device>/cmd/<name>``): names, fields, parsing, encoding.
+
+None of them can arm: the vocabulary has no such verb, and the device runs
+them against a target that holds nothing able to arm
+(:mod:`firmware.mqtt.commands`). Every payload is checked here before a
+device acts on it; a malformed or unknown command is refused with the reason,
+and the reply still carries the request id when one could be read.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any
+
+from core.protocol.ids import EVENT_ID_PATTERN, is_request_id
+
+MAX_PAYLOAD_BYTES = 4096
+LATEST = "latest"
+"""``ack``'s event id meaning "the newest alert not yet acknowledged"."""
+
+
+class CommandName(StrEnum):
+    ACK = "ack"
+    SILENCE = "silence"
+    SELF_TEST = "self_test"
+    PING = "ping"
+
+
+COMMANDS = tuple(c.value for c in CommandName)
+"""Every command name a device accepts on ``.../cmd/<name>``. None of them can arm."""
+
+
+@dataclass(frozen=True, slots=True)
+class Ack:
+    """Record that a caregiver saw an alert (bookkeeping only)."""
+
+    event_id: str = LATEST
+    by: str = "caregiver"
+
+
+@dataclass(frozen=True, slots=True)
+class Silence:
+    """Ask the monitor to stop the buzzer's current pattern."""
+
+
+@dataclass(frozen=True, slots=True)
+class SelfTest:
+    """Read-only health checks."""
+
+
+@dataclass(frozen=True, slots=True)
+class Ping:
+    """Answered with ``pong``."""
+
+
+Command = Ack | Silence | SelfTest | Ping
+
+
+@dataclass(frozen=True, slots=True)
+class CommandRequest:
+    name: CommandName
+    request_id: str | None
+    command: Command
+
+
+class CommandRefused(Exception):
+    """A command that cannot be accepted; ``request_id`` is echoed in the error reply."""
+
+    def __init__(self, message: str, request_id: str | None = None) -> None:
+        super().__init__(message)
+        self.request_id = request_id
+
+
+def _decode(payload: bytes) -> dict[str, Any]:
+    """An empty payload means ``{}``, otherwise a JSON object."""
+    if len(payload) > MAX_PAYLOAD_BYTES:
+        raise CommandRefused(
+            f"payload too large ({len(payload)} bytes, at most {MAX_PAYLOAD_BYTES})"
+        )
+    if not payload.strip():
+        return {}
+    try:
+        data = json.loads(payload.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError):
+        raise CommandRefused("payload is not valid UTF-8 JSON") from None
+    if not isinstance(data, dict):
+        raise CommandRefused("payload must be a JSON object")
+    return data
+
+
+def _only(data: dict[str, Any], allowed: set[str], request_id: str | None) -> None:
+    unknown = sorted(set(data) - allowed - {"id"})
+    if unknown:
+        raise CommandRefused(f"unknown field(s): {', '.join(unknown)}", request_id)
+
+
+_ACK_TARGET = re.compile(f"^({LATEST}|{EVENT_ID_PATTERN[1:-1]})$")
+
+
+def parse_command(name: str, payload: bytes) -> CommandRequest:
+    """Check a command; :class:`CommandRefused` says what is wrong with it."""
+    data = _decode(payload)
+    request_id: str | None = None
+    raw_id = data.get("id")
+    if raw_id is not None:
+        if not is_request_id(raw_id):
+            raise CommandRefused("id must be 1-64 printable ASCII characters")
+        request_id = raw_id
+    try:
+        command_name = CommandName(name)
+    except ValueError:
+        raise CommandRefused(
+            f"unknown command {name!r} (known: {', '.join(COMMANDS)})", request_id
+        ) from None
+    command: Command
+    match command_name:
+        case CommandName.PING:
+            _only(data, set(), request_id)
+            command = Ping()
+        case CommandName.SILENCE:
+            _only(data, set(), request_id)
+            command = Silence()
+        case CommandName.SELF_TEST:
+            _only(data, set(), request_id)
+            command = SelfTest()
+        case CommandName.ACK:
+            _only(data, {"event_id", "by"}, request_id)
+            event_id = data.get("event_id", LATEST)
+            if not isinstance(event_id, str) or not _ACK_TARGET.match(event_id):
+                raise CommandRefused(
+                    'event_id must be "latest" or a 32-hex-digit event id', request_id
+                )
+            by = data.get("by", "caregiver")
+            if not isinstance(by, str) or not 1 <= len(by) <= 64 or not by.isprintable():
+                raise CommandRefused("by must be 1-64 printable characters", request_id)
+            command = Ack(event_id, by)
+    return CommandRequest(command_name, request_id, command)
+
+
+def command_name(command: Command) -> CommandName:
+    match command:
+        case Ack():
+            return CommandName.ACK
+        case Silence():
+            return CommandName.SILENCE
+        case SelfTest():
+            return CommandName.SELF_TEST
+        case Ping():
+            return CommandName.PING
+
+
+def encode_command(command: Command, request_id: str | None = None) -> str:
+    """The payload a sender publishes on ``.../cmd/<command_name(command)>``."""
+    data: dict[str, Any] = {}
+    if request_id is not None:
+        data["id"] = request_id
+    if isinstance(command, Ack):
+        data["event_id"] = command.event_id
+        data["by"] = command.by
+    return json.dumps(data, separators=(",", ":"))

@@ -1,0 +1,42 @@
+"""The identifier rules of the wire contract: device ids, event ids, request ids.
+
+A device id is one MQTT topic level and a Home Assistant object id, so it
+cannot hold ``/``, ``+``, ``#`` or spaces; event and session ids are 32 hex
+digits (``uuid4().hex``); a request id is what a command's sender chose to
+match the reply with.
+"""
+
+from __future__ import annotations
+
+import re
+
+DEVICE_ID_PATTERN = r"^[A-Za-z0-9_.-]{1,64}$"
+EVENT_ID_PATTERN = r"^[0-9a-f]{32}$"
+REQUEST_ID_PATTERN = r"^[\x21-\x7e]{1,64}$"
+
+_DEVICE_ID = re.compile(DEVICE_ID_PATTERN)
+_EVENT_ID = re.compile(EVENT_ID_PATTERN)
+_REQUEST_ID = re.compile(REQUEST_ID_PATTERN)
+
+
+def is_device_id(value: object) -> bool:
+    return isinstance(value, str) and _DEVICE_ID.match(value) is not None
+
+
+def is_event_id(value: object) -> bool:
+    """Event and session ids: 32 lowercase hex digits."""
+    return isinstance(value, str) and _EVENT_ID.match(value) is not None
+
+
+def is_request_id(value: object) -> bool:
+    return isinstance(value, str) and _REQUEST_ID.match(value) is not None
+
+
+def check_device_id(device_id: str) -> str:
+    """Return ``device_id`` if it can be one topic level (and an HA object id), else raise."""
+    if not is_device_id(device_id):
+        raise ValueError(
+            f"device id {device_id!r} cannot be used in MQTT topics: use 1-64 letters, digits, "
+            "'_', '.' or '-' (no '/', '+', '#' or spaces)"
+        )
+    return device_id

@@ -1,0 +1,298 @@
+"""The wire contract (core.protocol): topics, typed payloads, commands, and the docs' schemas."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import msgspec
+import pytest
+
+from core.protocol.commands import (
+    COMMANDS,
+    LATEST,
+    Ack,
+    CommandName,
+    CommandRefused,
+    Ping,
+    SelfTest,
+    Silence,
+    command_name,
+    encode_command,
+    parse_command,
+)
+from core.protocol.events import ALERT_TYPES, PROTECTED_TYPES, Event, EventType, Severity
+from core.protocol.ids import check_device_id, is_device_id, is_event_id
+from core.protocol.messages import (
+    JSON_MESSAGES,
+    DeviceHealth,
+    DeviceState,
+    EventMessage,
+    InvalidMessage,
+    NotJson,
+    ProtocolError,
+    ReplyMessage,
+    SessionSummary,
+    StateMessage,
+    TelemetryMessage,
+)
+from core.protocol.payloads import (
+    decode,
+    decode_as,
+    decode_availability,
+    event_payload,
+    reply_payload,
+    state_payload,
+    telemetry_payload,
+)
+from core.protocol.topics import (
+    CONSUMED_KINDS,
+    BadTopic,
+    DeviceTopic,
+    TopicKind,
+    Topics,
+    all_devices,
+    parse_topic,
+)
+from core.samples import ImuSample
+
+SCHEMA_DIR = Path(__file__).resolve().parent.parent / "docs" / "mqtt" / "schemas"
+
+
+def doc_schema(kind: str) -> dict[str, Any]:
+    return json.loads((SCHEMA_DIR / f"{kind}.schema.json").read_text())  # type: ignore[no-any-return]
+
+
+def fixed_event(window: bool) -> Event:
+    samples = (
+        tuple(
+            ImuSample(9.99 + 0.005 * i, 0.1 * i, -0.25, 0.98, 12.5, -3.25, 0.125) for i in range(3)
+        )
+        if window
+        else ()
+    )
+    return Event(
+        type=EventType.FALL,
+        device_id="tm-1",
+        t_monotonic=10.0,
+        state="TRIPPED",
+        reason="impact 3.1 g then lying",
+        severity=Severity.CRITICAL,
+        wall_time="2026-12-01T21:00:00.123+00:00",
+        id="0123456789abcdef0123456789abcdef",
+        figures={"impact_g": 3.14159, "tilt_deg": 80.0},
+        imu_window=samples,
+    )
+
+
+# ----------------------------------------------------------------- topics
+
+
+def test_topics_are_built_and_parsed_by_the_same_rules() -> None:
+    topics = Topics("retroguard", "tm-1")
+    for kind in CONSUMED_KINDS:
+        assert parse_topic("retroguard", topics.of(kind)) == DeviceTopic("tm-1", kind)
+    assert parse_topic("retroguard", topics.command("ack")) == DeviceTopic(
+        "tm-1", TopicKind.COMMAND, "ack"
+    )
+    assert topics.command_name(topics.command("self_test")) == "self_test"
+    assert topics.command_name("retroguard/other/cmd/ack") is None
+    assert all_devices("retroguard", TopicKind.EVENT) == "retroguard/+/event"
+
+
+@pytest.mark.parametrize(
+    "topic",
+    [
+        "elsewhere/tm-1/event",
+        "retroguard/tm-1",
+        "retroguard/tm-1/event/extra",
+        "retroguard/tm-1/unknown",
+        "retroguard/tm-1/cmd",
+        "homeassistant/status",
+    ],
+)
+def test_topics_that_are_not_ours_parse_to_none(topic: str) -> None:
+    assert parse_topic("retroguard", topic) is None
+
+
+def test_a_device_topic_with_a_bad_device_id_is_refused() -> None:
+    with pytest.raises(BadTopic, match="not a device id"):
+        parse_topic("retroguard", "retroguard/bad id/event")
+    assert not is_device_id("a/b") and not is_device_id("") and is_device_id("tm_1.a-b")
+    with pytest.raises(ValueError, match="cannot be used in MQTT topics"):
+        check_device_id("tm#1")
+
+
+# --------------------------------------------------------------- payloads
+
+
+def test_the_event_payload_bytes_are_those_of_the_format_before_the_protocol_module() -> None:
+    # Written by Event.to_dict + seq + compact sorted JSON at 3f29ca7: the wire must not move.
+    assert event_payload(fixed_event(window=False), 7) == (
+        '{"device_id":"tm-1","figures":{"impact_g":3.1416,"tilt_deg":80.0},'
+        '"id":"0123456789abcdef0123456789abcdef","reason":"impact 3.1 g then lying",'
+        '"schema":1,"seq":7,"severity":"critical","state":"TRIPPED","t_monotonic":10.0,'
+        '"type":"fall","wall_time":"2026-12-01T21:00:00.123+00:00"}'
+    )
+    with_window = json.loads(event_payload(fixed_event(window=True), 8))
+    assert with_window["imu_window"] == {
+        "columns": ["dt", "ax", "ay", "az", "gx", "gy", "gz"],
+        "rows": [
+            [-0.01, 0.0, -0.25, 0.98, 12.5, -3.25, 0.125],
+            [-0.005, 0.1, -0.25, 0.98, 12.5, -3.25, 0.125],
+            [0.0, 0.2, -0.25, 0.98, 12.5, -3.25, 0.125],
+        ],
+    }
+
+
+def test_every_producer_payload_decodes_to_its_type_and_meets_the_docs_schema() -> None:
+    produced: dict[str, str] = {
+        "event": event_payload(fixed_event(window=True), 3),
+        "state": state_payload("tm-1", "ARMED", "armed by local reset from STANDBY"),
+        "telemetry": telemetry_payload(
+            "tm-1", 4, DeviceHealth(state=DeviceState.ARMED, sample_rate_hz=199.9, imu_ok=True)
+        ),
+        "reply": reply_payload("tm-1", "ping", "r1", True, {"pong": True}),
+    }
+    for kind, payload in produced.items():
+        message = decode(TopicKind(kind), payload.encode())
+        assert isinstance(message, JSON_MESSAGES[kind])
+        jsonschema.validate(json.loads(payload), doc_schema(kind))
+    refused = reply_payload("tm-1", "arm", None, False, error="unknown command 'arm'")
+    jsonschema.validate(json.loads(refused), doc_schema("reply"))
+    reply = decode_as(ReplyMessage, refused.encode())
+    assert not reply.ok and reply.error == "unknown command 'arm'" and reply.result is None
+
+
+def test_decoding_names_what_is_wrong() -> None:
+    with pytest.raises(NotJson):
+        decode(TopicKind.EVENT, b"\xff not json")
+    good = json.loads(event_payload(fixed_event(window=False), 1))
+    del good["seq"]
+    with pytest.raises(InvalidMessage, match="seq"):
+        decode_as(EventMessage, json.dumps(good).encode())
+    good["seq"] = 1
+    good["id"] = "not-an-id"
+    with pytest.raises(InvalidMessage, match=r"\$\.id"):
+        decode_as(EventMessage, json.dumps(good).encode())
+    good["id"] = "0123456789abcdef0123456789abcdef"
+    good["newer_key"] = {"anything": [1, 2]}  # keys only grow: a newer producer is fine
+    assert decode_as(EventMessage, json.dumps(good).encode()).seq == 1
+    assert decode_availability(b"online\n").value == "online"
+    with pytest.raises(ProtocolError, match="online or offline"):
+        decode_availability(b"maybe")
+
+
+# --------------------------------------------------- docs' schemas == types
+
+_TYPED = {
+    "event": EventMessage,
+    "state": StateMessage,
+    "telemetry": TelemetryMessage,
+    "reply": ReplyMessage,
+    "session": SessionSummary,
+}
+
+
+def _resolve(node: dict[str, Any], defs: dict[str, Any]) -> dict[str, Any]:
+    if "$ref" in node:
+        return _resolve(defs[node["$ref"].rsplit("/", 1)[-1]], defs)
+    if "anyOf" in node:  # ``X | None``: the X
+        return _resolve(next(n for n in node["anyOf"] if n.get("type") != "null"), defs)
+    return node
+
+
+def _enums(schema: dict[str, Any], defs: dict[str, Any]) -> dict[str, set[Any]]:
+    found = {}
+    for name, node in schema.get("properties", {}).items():
+        node = _resolve(node, defs)
+        if "enum" in node:
+            found[name] = set(node["enum"])
+    return found
+
+
+@pytest.mark.parametrize("kind", sorted(_TYPED))
+def test_the_documented_schema_agrees_with_the_type(kind: str) -> None:
+    generated = msgspec.json.schema(_TYPED[kind])
+    defs = generated["$defs"]
+    typed = _resolve(generated, defs)
+    documented = doc_schema(kind)
+    assert set(documented["required"]) == set(typed["required"])
+    assert set(typed["properties"]) <= set(documented["properties"])
+    doc_enums = _enums(documented, {})
+    for name, values in _enums(typed, defs).items():
+        assert doc_enums.get(name) == values, name
+    for name, node in typed["properties"].items():
+        node = _resolve(node, defs)
+        if "pattern" in node:
+            assert documented["properties"][name].get("pattern") == node["pattern"], name
+
+
+def test_the_session_intervals_schema_agrees_with_its_type() -> None:
+    generated = msgspec.json.schema(SessionSummary)
+    defs = generated["$defs"]
+    typed = defs["IntervalSummary"]
+    documented = doc_schema("session")["properties"]["intervals"]["items"]
+    assert set(documented["required"]) == set(typed["required"])
+    assert set(typed["properties"]) <= set(documented["properties"])
+    assert _enums(documented, {})["direction"] == _enums(typed, defs)["direction"]
+
+
+def test_event_types_and_alerts_are_listed_once() -> None:
+    documented = set(doc_schema("event")["properties"]["type"]["enum"])
+    assert documented == {t.value for t in EventType}
+    assert {EventType.STUMBLE, EventType.FALL, EventType.NO_RECOVERY} == ALERT_TYPES
+    assert ALERT_TYPES | {EventType.FAULT} == PROTECTED_TYPES
+    assert DeviceState.ARMED.value in doc_schema("state")["properties"]["state"]["enum"]
+
+
+# --------------------------------------------------------------- commands
+
+
+def test_commands_round_trip_and_the_home_assistant_payload_is_unchanged() -> None:
+    for command, request_id in (
+        (Ack("0123456789abcdef0123456789abcdef", "ann"), "cg-1"),
+        (Ack(), None),
+        (Silence(), "r"),
+        (SelfTest(), None),
+        (Ping(), "x"),
+    ):
+        request = parse_command(command_name(command), encode_command(command, request_id).encode())
+        assert request.command == command and request.request_id == request_id
+        jsonschema.validate(json.loads(encode_command(command, request_id)), doc_schema("command"))
+    assert encode_command(Ack(LATEST, "home-assistant")) == (
+        '{"event_id":"latest","by":"home-assistant"}'
+    )
+    assert (
+        {c.value for c in CommandName} == set(COMMANDS) == {"ack", "silence", "self_test", "ping"}
+    )
+
+
+@pytest.mark.parametrize(
+    ("name", "payload", "message", "request_id"),
+    [
+        ("arm", b'{"id":"r1"}', "unknown command 'arm'", "r1"),
+        ("ping", b'{"id":"r2","arm":true}', "unknown field(s): arm", "r2"),
+        ("ack", b'{"event_id":"x"}', 'event_id must be "latest"', None),
+        ("ack", b'{"by":""}', "by must be 1-64 printable characters", None),
+        ("ping", b'{"id":"has space"}', "id must be 1-64 printable ASCII", None),
+        ("ping", b"[1]", "payload must be a JSON object", None),
+        ("ping", b"\xff", "not valid UTF-8 JSON", None),
+        ("ping", b"{" + b" " * 5000 + b"}", "payload too large", None),
+    ],
+)
+def test_bad_commands_are_refused_with_the_reason_and_the_request_id(
+    name: str, payload: bytes, message: str, request_id: str | None
+) -> None:
+    with pytest.raises(
+        CommandRefused, match=message.replace("(", r"\(").replace(")", r"\)")
+    ) as info:
+        parse_command(name, payload)
+    assert info.value.request_id == request_id
+
+
+def test_an_empty_payload_is_an_empty_command() -> None:
+    assert parse_command("ack", b"  ").command == Ack()
+    assert is_event_id("0123456789abcdef0123456789abcdef") and not is_event_id("latest")
