@@ -15,6 +15,7 @@ import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from types import FrameType
+from typing import TYPE_CHECKING
 
 from core.clock import Clock, RealClock
 from core.mounting import Mounting, up_vector
@@ -23,7 +24,6 @@ from firmware.config import Config
 from firmware.detection.base import Detector
 from firmware.detection.factory import build_detector
 from firmware.monitor import Monitor
-from firmware.mqtt import MqttReporter
 from firmware.safety import SafetyController, SensorLimits
 from firmware.sinks import EventDispatcher, EventSink, LogSink, StoreSink
 from firmware.store import EventStore
@@ -31,6 +31,9 @@ from firmware.watchdog import ServiceWatchdog
 from hal.gpio_factory import GpioDevices, open_gpio
 from hal.imu_factory import open_imu
 from hal.interfaces import Imu
+
+if TYPE_CHECKING:
+    from firmware.mqtt import MqttReporter
 
 log = logging.getLogger(__name__)
 
@@ -101,6 +104,8 @@ def build_app(
     reporter: MqttReporter | None = None
     persist: EventSink = StoreSink(store)
     if config.mqtt.host:
+        from firmware.mqtt import MqttReporter  # paho only when a broker is configured
+
         reporter = MqttReporter(
             config.mqtt,
             device_id=config.device.id,

@@ -7,9 +7,11 @@ safe), 2 bad usage or bad input (config, trace file).
 from __future__ import annotations
 
 import argparse
+import importlib
 import logging
 import sys
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 from core.errors import ConfigError
@@ -84,7 +86,57 @@ def cmd_record(args: argparse.Namespace) -> int:
     )
 
 
-def build_parser() -> argparse.ArgumentParser:
+@dataclass(frozen=True, slots=True)
+class Subcommand:
+    """A subcommand whose parser lives in another module, imported only when it is chosen."""
+
+    help: str
+    module: str
+    registers: tuple[str, ...]
+    """Every subcommand that module's ``add_parser`` registers (one call may add several)."""
+
+
+LAZY: dict[str, Subcommand] = {}
+for _module, _commands in (
+    (
+        "tools.safe_outputs",
+        {"safe-outputs": "drive the relay lines and buzzer to their released levels"},
+    ),
+    ("tools.doctor", {"doctor": "check the wiring, sensor, pins, broker, store and clock"}),
+    ("tools.calibrate", {"calibrate": "measure the gyro bias and the IMU mounting"}),
+    (
+        "caregiver.cli",
+        {"caregiver": "the caregivers' service: MQTT ingest, dashboard, notifications"},
+    ),
+    ("tools.watch", {"watch": "print events from the MQTT broker as a caregiver would see them"}),
+    (
+        "tools.sessions",
+        {
+            "session": "start, pause, resume or stop the running monitor's guided session",
+            "sessions": "print the session log and weekly progress",
+        },
+    ),
+    ("tools.evaluate", {"evaluate": "score the detector on SisFall or a directory of traces"}),
+):
+    for _name, _help in _commands.items():
+        LAZY[_name] = Subcommand(_help, _module, tuple(_commands))
+
+
+def _chosen(argv: Sequence[str]) -> str | None:
+    """The subcommand named on the command line (the first argument not an option)."""
+    for arg in argv:
+        if not arg.startswith("-"):
+            return arg
+    return None
+
+
+def build_parser(argv: Sequence[str] = ()) -> argparse.ArgumentParser:
+    """The ``retroguard`` parser, with only the chosen subcommand's module imported.
+
+    ``retroguard run`` must start fast on a Pi Zero, so the offline tools, the
+    simulation and the caregiver service are loaded only when their own
+    subcommand is asked for; the others get a one-line stub for ``--help``.
+    """
     parser = argparse.ArgumentParser(
         prog="retroguard",
         description="Fall-safety monitor for backward walking on a treadmill.",
@@ -130,35 +182,22 @@ def build_parser() -> argparse.ArgumentParser:
     _add_config_option(p, None)
     p.set_defaults(func=cmd_config)
 
-    from tools import safe_outputs, watch
-
-    safe_outputs.add_parser(sub)
-    from tools import calibrate, doctor
-
-    doctor.add_parser(sub), calibrate.add_parser(sub)
-    from caregiver import cli as caregiver_cli
-
-    caregiver_cli.add_parser(sub)
-    watch.add_parser(sub).set_defaults(func=watch.run)
-    from tools import sessions as session_cli
-
-    session_cli.add_parser(sub)
-
-    try:
-        from tools import evaluate
-    except ImportError:  # pragma: no cover - evaluate ships with the firmware
-        pass
-    else:
-        evaluate.add_parser(sub)
-        sub.choices["evaluate"].set_defaults(func=evaluate.run)
+    chosen = LAZY.get(_chosen(argv) or "")
+    for name, command in LAZY.items():
+        if chosen is not None and name in chosen.registers:
+            continue
+        sub.add_parser(name, help=command.help)
+    if chosen is not None:
+        importlib.import_module(chosen.module).add_parser(sub)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     from core.logsetup import setup_logging
 
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    args_list = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser(args_list)
+    args = parser.parse_args(args_list)
     setup_logging(verbose=args.verbose)
     try:
         result: int = args.func(args)

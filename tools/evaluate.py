@@ -606,6 +606,7 @@ def add_parser(subparsers: Any) -> None:
         description=__doc__.split("\n\n")[0] if __doc__ else None,
     )
     configure_parser(p)
+    p.set_defaults(func=run)
 
 
 def configure_parser(p: argparse.ArgumentParser) -> None:
