@@ -26,7 +26,7 @@ from firmware.detection.factory import build_detector
 from firmware.monitor import Monitor
 from firmware.safety import SafetyController, SensorLimits
 from firmware.sinks import EventDispatcher, EventSink, LogSink, StoreSink
-from firmware.store import EventStore
+from firmware.storage.events import EventStore
 from firmware.watchdog import ServiceWatchdog
 from hal.gpio_factory import GpioDevices, open_gpio
 from hal.imu_factory import open_imu

@@ -3,8 +3,9 @@
 The real-time loop calls :meth:`EventDispatcher.submit`, a non-blocking put on
 a ``queue.SimpleQueue`` (no lock shared with disk or network code). A worker
 thread takes events in order and hands each to every sink: the SQLite store
-first, so an event is persisted before anything else sees it, then the log
-and, later, the MQTT outbox. A sink that raises is logged and the others
+(or, with a broker, the MQTT outbox, which stores and queues in one
+transaction) first, so an event is persisted before anything else sees it,
+then the log. A sink that raises is logged and the others
 still run: a broken log handler must not cost a stored fall.
 """
 
@@ -17,7 +18,8 @@ from collections.abc import Callable, Sequence
 from typing import ClassVar, Protocol
 
 from core.protocol.events import Event, Severity
-from firmware.store import EventStore
+from firmware.storage.events import EventStore
+from firmware.storage.outbox import Outbox
 
 log = logging.getLogger(__name__)
 
@@ -59,6 +61,24 @@ class StoreSink:
 
     def handle(self, event: Event) -> None:
         self.store.append(event)
+
+
+class OutboxSink:
+    """Stores each event and queues it for MQTT in one transaction.
+
+    Use it *instead of* :class:`StoreSink` (it writes the same ``events``
+    table, so :class:`~firmware.storage.events.EventStore` reads it as usual).
+    ``on_queued`` wakes the publisher; it must not block.
+    """
+
+    def __init__(self, outbox: Outbox, on_queued: Callable[[], None] | None = None) -> None:
+        self.outbox = outbox
+        self._on_queued = on_queued
+
+    def handle(self, event: Event) -> None:
+        self.outbox.enqueue_event(event)
+        if self._on_queued is not None:
+            self._on_queued()
 
 
 class EventDispatcher:

@@ -28,9 +28,9 @@ from firmware.app import App, build_app, favour_realtime_thread
 from firmware.config import Config, StorageConfig
 from firmware.monitor import Monitor
 from firmware.safety import SafetyState
-from firmware.session.record import load_sessions
 from firmware.session.runner import SessionRunner, attach_session, detach_session
-from firmware.store import EventStore, StoredEvent
+from firmware.storage.events import EventStore, StoredEvent
+from firmware.storage.sessions import load_sessions
 from sim import scenarios
 from sim.backends import SimulatedGpio, simulated_hardware
 from tools.broker import BrokerError, Mosquitto, mosquitto_available

@@ -272,7 +272,7 @@ def test_unwritable_event_store(tmp_path: Path, clock: SimClock) -> None:
 
 
 def test_existing_event_store_is_left_as_it_was(config: Config, clock: SimClock) -> None:
-    from firmware.store import EventStore
+    from firmware.storage.events import EventStore
 
     EventStore(config.storage.database).close()
     found = lines(config, Bench(clock=clock))

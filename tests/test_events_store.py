@@ -10,7 +10,7 @@ from pathlib import Path
 from core.protocol.events import Event, EventType, Severity
 from core.samples import ImuSample
 from firmware.sinks import EventDispatcher, StoreSink
-from firmware.store import EventStore
+from firmware.storage.events import EventStore
 
 
 def make_event(kind: EventType = EventType.FALL, t: float = 12.5) -> Event:

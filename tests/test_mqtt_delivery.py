@@ -16,7 +16,7 @@ from core.protocol.events import EventType
 from core.protocol.messages import DeviceHealth
 from core.protocol.topics import Topics
 from firmware.mqtt import MqttReporter
-from firmware.mqtt.outbox import Outbox
+from firmware.storage.outbox import Outbox
 from tests.mqtt_helpers import WAIT, config_for, fall, info, subscriber, validate
 from tools.broker import Mosquitto
 

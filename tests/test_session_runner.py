@@ -13,8 +13,8 @@ import pytest
 from firmware.session.control import ControlServer, send_command
 from firmware.session.cues import Cue
 from firmware.session.plan import PRESETS, Interval, Plan
-from firmware.session.record import load_sessions
 from firmware.session.runner import SessionRunner, SessionState, attach_session, detach_session
+from firmware.storage.sessions import load_sessions
 from sim import scenarios
 from tests.app_support import Rig, TripAt, close_rigs, make_rig  # noqa: F401 - fixture
 
@@ -326,7 +326,9 @@ def test_local_cli_socket_controls_the_session(tmp_path: Path) -> None:
 
 def test_session_summary_goes_through_the_outbox(tmp_path: Path) -> None:
     from core.protocol.topics import Topics
-    from firmware.session.record import open_session_db, save_session
+    from firmware.session.record import session_payload
+    from firmware.storage.database import connect
+    from firmware.storage.sessions import SummaryToQueue, save_session
 
     rig = _armed_rig(tmp_path)
     runner = attach_session(rig.app, SHORT, record=False)
@@ -335,10 +337,12 @@ def test_session_summary_goes_through_the_outbox(tmp_path: Path) -> None:
     runner.request("stop")
     rig.run_for(0.1)
     record = runner.finished[-1]
-    conn = open_session_db(tmp_path / "s.db")
-    topic = Topics("retroguard", "treadmill-1").session
-    assert save_session(conn, record, outbox_topic=topic)
-    assert not save_session(conn, record, outbox_topic=topic)  # queued once
+    conn = connect(tmp_path / "s.db")
+    summary = SummaryToQueue(
+        Topics("retroguard", "treadmill-1").session, lambda: session_payload(record)
+    )
+    assert save_session(conn, record, summary)
+    assert not save_session(conn, record, summary)  # queued once
     rows = conn.execute("SELECT topic, priority, payload FROM outbox").fetchall()
     conn.close()
     assert len(rows) == 1

@@ -22,8 +22,8 @@ from firmware.app import build_app
 from firmware.config import Config, StorageConfig
 from firmware.session.cues import PATTERN
 from firmware.session.plan import Plan, resolve_plan
-from firmware.session.record import load_sessions
 from firmware.session.runner import SessionRunner, attach_session, detach_session
+from firmware.storage.sessions import load_sessions
 from sim import scenarios
 from sim.backends import simulated_hardware
 

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from core.progress import GOAL_BACKWARD_MIN, GOAL_SESSIONS_PER_WEEK, weekly_progress
-from firmware.session.record import StoredSession, load_sessions
+from firmware.storage.sessions import StoredSession, load_sessions
 
 ACTIONS = ("start", "pause", "resume", "stop", "status", "demo")
 

@@ -46,7 +46,8 @@ from core.protocol.topics import Topics, discovery_topic, ha_status_topic
 from firmware.config import MqttConfig
 from firmware.mqtt.commands import CommandError, CommandHandler, CommandTarget, SilenceRequest
 from firmware.mqtt.discovery import discovery_payload
-from firmware.mqtt.outbox import Outbox, OutboxSink
+from firmware.sinks import OutboxSink
+from firmware.storage.outbox import Outbox
 
 log = logging.getLogger(__name__)
 

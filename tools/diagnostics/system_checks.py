@@ -7,7 +7,8 @@ time for the CONNACK. It connects under its own client id, so it never
 kicks the running monitor's session off the broker.
 
 Event store: the SQLite database is opened with the store's own settings
-and a row is written inside a transaction that is then rolled back, which
+(an older file upgraded, as the monitor would at start) and a row is written
+inside a transaction that is then rolled back, which
 proves the file, its directory (WAL and journal files) and the disk all
 accept writes, without leaving anything behind. A database the check had to
 create is removed again: run as root by mistake, the doctor would otherwise
@@ -33,7 +34,8 @@ from pathlib import Path
 from typing import Any
 
 from firmware.config import Config
-from firmware.store import connect
+from firmware.storage.database import connect
+from firmware.storage.events import probe_write
 from tools.diagnostics.result import CheckResult, failed, passed, skipped
 
 BROKER, STORE, CLOCK = "broker", "event-store", "clock"
@@ -175,12 +177,7 @@ def check_store(config: Config) -> CheckResult:
     conn: sqlite3.Connection | None = None
     try:
         conn = connect(path)
-        conn.execute("BEGIN IMMEDIATE")
-        conn.execute(
-            "INSERT INTO events (id, device_id, type, severity, wall_time, body)"
-            " VALUES ('doctor-probe', '', 'doctor', 'info', '', '{}')"
-        )
-        conn.execute("ROLLBACK")
+        probe_write(conn)
     except (sqlite3.Error, OSError) as exc:
         return failed(
             STORE,

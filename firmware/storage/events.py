@@ -1,9 +1,9 @@
-"""The local SQLite event store.
+"""The event log: every safety event the device decided, in commit order, each once.
 
-One database file per device holds the event log (and, from the MQTT issue
-on, the outbox): WAL mode so readers never block the writer, and
-``synchronous=FULL`` so a committed event survives a power cut. Only the
-event worker thread writes here — never the real-time thread.
+Only the event worker thread writes here — never the real-time thread. With a
+broker configured the outbox stores events instead (:meth:`Outbox.enqueue_event
+<firmware.storage.outbox.Outbox.enqueue_event>`), in the same table, so
+:class:`EventStore` reads them either way.
 """
 
 from __future__ import annotations
@@ -14,19 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from core.protocol.events import Event
-
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS events (
-    seq INTEGER PRIMARY KEY AUTOINCREMENT,
-    id TEXT NOT NULL UNIQUE,
-    device_id TEXT NOT NULL,
-    type TEXT NOT NULL,
-    severity TEXT NOT NULL,
-    wall_time TEXT NOT NULL,
-    body TEXT NOT NULL
-);
-CREATE INDEX IF NOT EXISTS events_device_seq ON events (device_id, seq);
-"""
+from firmware.storage.database import connect, transaction
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,19 +22,6 @@ class StoredEvent:
     seq: int
     """Per-database sequence number: strictly increasing in commit order."""
     event: Event
-
-
-def connect(path: str | Path) -> sqlite3.Connection:
-    """Open (creating if needed) the database with the durability settings we rely on."""
-    path = Path(path)
-    if str(path) != ":memory:":
-        path.parent.mkdir(parents=True, exist_ok=True)
-    conn = sqlite3.connect(str(path), timeout=5.0, isolation_level=None, check_same_thread=False)
-    conn.execute("PRAGMA journal_mode=WAL")
-    conn.execute("PRAGMA synchronous=FULL")
-    conn.execute("PRAGMA foreign_keys=ON")
-    conn.executescript(SCHEMA)
-    return conn
 
 
 def insert_event(conn: sqlite3.Connection, event: Event) -> int:
@@ -72,6 +47,18 @@ def insert_event(conn: sqlite3.Connection, event: Event) -> int:
     return int(row[0])
 
 
+def probe_write(conn: sqlite3.Connection) -> None:
+    """Write a row and roll it back: proves the file takes writes, and leaves no trace."""
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        conn.execute(
+            "INSERT INTO events (id, device_id, type, severity, wall_time, body)"
+            " VALUES ('doctor-probe', '', 'doctor', 'info', '', '{}')"
+        )
+    finally:
+        conn.execute("ROLLBACK")
+
+
 class EventStore:
     """Append-only event log. Thread-safe; writes are committed before returning."""
 
@@ -82,15 +69,8 @@ class EventStore:
 
     def append(self, event: Event) -> int:
         """Commit ``event`` durably and return its sequence number (idempotent by id)."""
-        with self._lock:
-            self._conn.execute("BEGIN IMMEDIATE")
-            try:
-                seq = insert_event(self._conn, event)
-                self._conn.execute("COMMIT")
-            except BaseException:
-                self._conn.execute("ROLLBACK")
-                raise
-        return seq
+        with self._lock, transaction(self._conn):
+            return insert_event(self._conn, event)
 
     def events(self, device_id: str | None = None, limit: int | None = None) -> list[StoredEvent]:
         """Events in commit order (the newest ``limit`` if given)."""

@@ -1,10 +1,12 @@
-"""The persistent MQTT outbox, in the event store's SQLite database.
+"""The persistent MQTT outbox and the caregivers' acknowledgements.
 
 Why SQLite and not paho's queue: paho keeps unacknowledged QoS 1 messages in
 memory only, so a restart or a power cut would lose exactly the fall that
 happened while the Wi-Fi was down. Here an event is inserted into ``events``
 and queued in ``outbox`` in one ``synchronous=FULL`` transaction, and its
-row is deleted only when the broker has acknowledged it (PUBACK).
+row is deleted only when the broker has acknowledged it (PUBACK). Another
+writer that must store something and queue it together (the session log)
+calls :func:`queue_message` inside its own transaction.
 
 Bound: ``max_rows``. When an insert takes the outbox over it, the oldest
 telemetry goes first, then the oldest informational events (start, stop,
@@ -20,34 +22,18 @@ from __future__ import annotations
 import logging
 import sqlite3
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass
+from enum import StrEnum
 from pathlib import Path
 
 from core.protocol import payloads
 from core.protocol.events import Event, EventType
 from core.protocol.topics import Topics
-from firmware.store import connect, insert_event
+from firmware.storage.database import connect, transaction
+from firmware.storage.events import insert_event
 
 log = logging.getLogger(__name__)
-
-OUTBOX_SCHEMA = """
-CREATE TABLE IF NOT EXISTS outbox (
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
-    kind TEXT NOT NULL CHECK (kind IN ('event', 'telemetry')),
-    priority INTEGER NOT NULL,
-    event_seq INTEGER REFERENCES events (seq),
-    topic TEXT NOT NULL,
-    payload TEXT NOT NULL,
-    queued_wall TEXT NOT NULL
-);
-CREATE INDEX IF NOT EXISTS outbox_priority ON outbox (priority, id);
-CREATE TABLE IF NOT EXISTS event_acks (
-    event_id TEXT PRIMARY KEY REFERENCES events (id),
-    acked_by TEXT NOT NULL,
-    wall_time TEXT NOT NULL
-);
-"""
 
 PRIORITY_TELEMETRY = 0
 """Dropped first when the outbox is full."""
@@ -61,6 +47,36 @@ PROTECTED_TYPES = frozenset(
 )
 ALERT_TYPES = frozenset({EventType.FALL, EventType.STUMBLE, EventType.NO_RECOVERY})
 """Events a caregiver acknowledges."""
+
+
+class MessageKind(StrEnum):
+    """The ``kind`` column: what a queued row is, as opposed to how it may be dropped (priority)."""
+
+    EVENT = "event"
+    """An event, or a record delivered like one (a session summary)."""
+    TELEMETRY = "telemetry"
+    """Periodic health figures."""
+
+
+def queue_message(
+    conn: sqlite3.Connection,
+    kind: MessageKind,
+    priority: int,
+    topic: str,
+    payload: str,
+    event_seq: int | None = None,
+) -> None:
+    """Queue one message inside the caller's transaction (the caller commits or rolls back).
+
+    For writers that store something and queue its message together, so
+    neither happens without the other. It does not apply the bound; the
+    caller decides whether that is needed (never for protected rows).
+    """
+    conn.execute(
+        "INSERT INTO outbox (kind, priority, event_seq, topic, payload, queued_wall)"
+        " VALUES (?, ?, ?, ?, ?, ?)",
+        (kind.value, priority, event_seq, topic, payload, payloads.wall_now()),
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,7 +100,7 @@ class Outbox:
         self._local = threading.local()
         self._all: list[sqlite3.Connection] = []
         self._all_lock = threading.Lock()
-        self._conn()  # create the tables now, so a bad path fails at construction
+        self._conn()  # open now, so a bad path or a newer database fails at construction
 
     # -------------------------------------------------------------- plumbing
 
@@ -92,7 +108,6 @@ class Outbox:
         conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
         if conn is None:
             conn = connect(self.path)
-            conn.executescript(OUTBOX_SCHEMA)
             self._local.conn = conn
             with self._all_lock:
                 self._all.append(conn)
@@ -113,45 +128,28 @@ class Outbox:
 
         Idempotent by event id: a second call stores and queues nothing new.
         """
-        conn = self._conn()
-        conn.execute("BEGIN IMMEDIATE")
-        try:
+        with transaction(self._conn()) as conn:
             before = conn.total_changes
             seq = insert_event(conn, event)
             if conn.total_changes != before:  # a new event, not a repeat
                 priority = PRIORITY_PROTECTED if event.type in PROTECTED_TYPES else PRIORITY_INFO
-                conn.execute(
-                    "INSERT INTO outbox (kind, priority, event_seq, topic, payload, queued_wall)"
-                    " VALUES ('event', ?, ?, ?, ?, ?)",
-                    (
-                        priority,
-                        seq,
-                        self.topics.event,
-                        payloads.event_payload(event, seq),
-                        payloads.wall_now(),
-                    ),
+                queue_message(
+                    conn,
+                    MessageKind.EVENT,
+                    priority,
+                    self.topics.event,
+                    payloads.event_payload(event, seq),
+                    event_seq=seq,
                 )
                 self._enforce_bound(conn)
-            conn.execute("COMMIT")
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
         return seq
 
     def enqueue_telemetry(self, payload: str) -> None:
-        conn = self._conn()
-        conn.execute("BEGIN IMMEDIATE")
-        try:
-            conn.execute(
-                "INSERT INTO outbox (kind, priority, event_seq, topic, payload, queued_wall)"
-                " VALUES ('telemetry', ?, NULL, ?, ?, ?)",
-                (PRIORITY_TELEMETRY, self.topics.telemetry, payload, payloads.wall_now()),
+        with transaction(self._conn()) as conn:
+            queue_message(
+                conn, MessageKind.TELEMETRY, PRIORITY_TELEMETRY, self.topics.telemetry, payload
             )
             self._enforce_bound(conn)
-            conn.execute("COMMIT")
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
 
     def _enforce_bound(self, conn: sqlite3.Connection) -> None:
         (count,) = conn.execute("SELECT COUNT(*) FROM outbox").fetchone()
@@ -206,14 +204,8 @@ class Outbox:
         batch = [(i,) for i in ids]
         if not batch:
             return
-        conn = self._conn()
-        conn.execute("BEGIN IMMEDIATE")
-        try:
+        with transaction(self._conn()) as conn:
             conn.executemany("DELETE FROM outbox WHERE id = ?", batch)
-            conn.execute("COMMIT")
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
 
     def depth(self) -> int:
         (count,) = self._conn().execute("SELECT COUNT(*) FROM outbox").fetchone()
@@ -227,9 +219,7 @@ class Outbox:
         ``event_id == "latest"`` means the newest alert not yet acknowledged.
         Raises ``LookupError`` when there is no such alert.
         """
-        conn = self._conn()
-        conn.execute("BEGIN IMMEDIATE")
-        try:
+        with transaction(self._conn()) as conn:
             alert_types = tuple(t.value for t in ALERT_TYPES)
             marks = ",".join("?" * len(alert_types))
             if event_id == "latest":
@@ -252,10 +242,6 @@ class Outbox:
                 "INSERT OR IGNORE INTO event_acks (event_id, acked_by, wall_time) VALUES (?, ?, ?)",
                 (found, by, payloads.wall_now()),
             )
-            conn.execute("COMMIT")
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
         return found, cur.rowcount > 0
 
     def acknowledged_by(self, event_id: str) -> str | None:
@@ -265,21 +251,3 @@ class Outbox:
             .fetchone()
         )
         return None if row is None else str(row[0])
-
-
-class OutboxSink:
-    """EventSink that stores and queues each event in one transaction.
-
-    Use it *instead of* :class:`firmware.sinks.StoreSink` (it writes the same
-    ``events`` table, so :class:`firmware.store.EventStore` reads it as usual).
-    ``on_queued`` wakes the publisher; it must not block.
-    """
-
-    def __init__(self, outbox: Outbox, on_queued: Callable[[], None] | None = None) -> None:
-        self.outbox = outbox
-        self._on_queued = on_queued
-
-    def handle(self, event: Event) -> None:
-        self.outbox.enqueue_event(event)
-        if self._on_queued is not None:
-            self._on_queued()
