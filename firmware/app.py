@@ -96,11 +96,13 @@ def build_app(
     tests pass simulated ones whose models they drive); ``detector`` replaces
     the configured one (tests inject failing detectors).
     """
+    # The database first: one it must refuse (written by a newer release) stops the start
+    # before any hardware is opened.
+    store = EventStore(config.storage.database)
     if imu is None:
         imu = open_imu(config.imu, clock)
     if gpio is None:
         gpio = open_gpio(config.gpio, clock)
-    store = EventStore(config.storage.database)
     reporter: MqttReporter | None = None
     persist: EventSink = StoreSink(store)
     if config.mqtt.host:

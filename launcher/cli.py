@@ -1,7 +1,8 @@
 """``retroguard`` command line.
 
 Exit codes: 0 success, 1 runtime failure (e.g. a demo that did not end
-safe), 2 bad usage or bad input (config, trace file).
+safe), 2 bad usage or bad input (config, trace file, a database written by a
+newer release).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from pathlib import Path
 
 from core.errors import ConfigError
 from firmware import __version__
+from firmware.storage.schema import SchemaError
 
 DEFAULT_CONFIG = Path("/etc/retroguard/config.toml")
 
@@ -204,6 +206,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigError as exc:
         for problem in exc.problems:
             print(problem, file=sys.stderr)
+        return 2
+    except SchemaError as exc:
+        print(exc, file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         return 130

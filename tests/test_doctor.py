@@ -282,6 +282,26 @@ def test_existing_event_store_is_left_as_it_was(config: Config, clock: SimClock)
     assert EventStore(config.storage.database).events() == []
 
 
+def test_event_store_from_a_newer_release(config: Config, clock: SimClock) -> None:
+    import sqlite3
+
+    from firmware.storage.schema import SCHEMA_VERSION
+
+    db = config.storage.database
+    Path(db).parent.mkdir(parents=True, exist_ok=True)
+    conn = sqlite3.connect(db)
+    conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION + 1}")
+    conn.close()
+    found = lines(config, Bench(clock=clock))
+    assert found["event-store"] == (
+        f"FAIL  event-store      {db}: the database has schema version {SCHEMA_VERSION + 1}, "
+        f"newer than this RetroGuard knows (up to {SCHEMA_VERSION}): it was written by a newer "
+        "release. Run that release, or move the file aside to start a new log; nothing was "
+        "changed; fix: the monitor will not start with this file either: install the release "
+        "that wrote it"
+    )
+
+
 def test_clock_before_the_build_year(config: Config, clock: SimClock) -> None:
     found = lines(config, Bench(clock=clock, wall_time=lambda: 0.0))
     assert found["clock"] == (

@@ -15,12 +15,16 @@ from pathlib import Path
 
 import pytest
 
+from core.clock import SimClock
 from core.protocol.topics import Topics
+from firmware.app import build_app
 from firmware.storage.database import connect
 from firmware.storage.events import EventStore
 from firmware.storage.outbox import Outbox
 from firmware.storage.schema import SCHEMA_VERSION, SchemaError, migrate, schema_version
 from firmware.storage.sessions import SummaryToQueue, load_sessions, save_session
+from launcher.cli import main
+from tests.app_support import make_config
 
 ROOT = Path(__file__).resolve().parent.parent
 FIXTURE = ROOT / "tests" / "fixtures" / "device-3f29ca7.db"
@@ -188,6 +192,28 @@ def test_a_database_from_a_newer_release_is_refused_untouched(tmp_path: Path) ->
         load_sessions(db)
     assert raw_version(db) == SCHEMA_VERSION + 1
     assert rows(db) == before and schema_of(db) == schema
+
+
+def test_the_monitor_does_not_start_on_a_newer_database(tmp_path: Path) -> None:
+    config = make_config(tmp_path)
+    conn = sqlite3.connect(config.storage.database)
+    conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION + 1}")
+    conn.close()
+    with pytest.raises(SchemaError, match="newer than this RetroGuard knows"):
+        build_app(config, SimClock())
+
+
+def test_the_cli_says_why_it_refuses_a_newer_database(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    db = tmp_path / "newer.db"
+    conn = sqlite3.connect(db)
+    conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION + 5}")
+    conn.close()
+    assert main(["sessions", "--db", str(db)]) == 2
+    err = capsys.readouterr().err
+    assert f"schema version {SCHEMA_VERSION + 5}, newer than this RetroGuard knows" in err
+    assert "Traceback" not in err
 
 
 def test_an_unversioned_file_with_foreign_tables_is_refused_untouched(tmp_path: Path) -> None:

@@ -7,7 +7,8 @@ time for the CONNACK. It connects under its own client id, so it never
 kicks the running monitor's session off the broker.
 
 Event store: the SQLite database is opened with the store's own settings
-(an older file upgraded, as the monitor would at start) and a row is written
+(an older file upgraded, as the monitor would at start; one written by a
+newer release refused, as the monitor would refuse it) and a row is written
 inside a transaction that is then rolled back, which
 proves the file, its directory (WAL and journal files) and the disk all
 accept writes, without leaving anything behind. A database the check had to
@@ -36,6 +37,7 @@ from typing import Any
 from firmware.config import Config
 from firmware.storage.database import connect
 from firmware.storage.events import probe_write
+from firmware.storage.schema import SchemaError
 from tools.diagnostics.result import CheckResult, failed, passed, skipped
 
 BROKER, STORE, CLOCK = "broker", "event-store", "clock"
@@ -178,6 +180,12 @@ def check_store(config: Config) -> CheckResult:
     try:
         conn = connect(path)
         probe_write(conn)
+    except SchemaError as exc:
+        return failed(
+            STORE,
+            str(exc),
+            "the monitor will not start with this file either: install the release that wrote it",
+        )
     except (sqlite3.Error, OSError) as exc:
         return failed(
             STORE,
