@@ -17,7 +17,7 @@ from pathlib import Path
 
 from core.errors import ConfigError
 from firmware import __version__
-from firmware.storage.schema import SchemaError
+from firmware.storage.errors import SchemaError
 
 DEFAULT_CONFIG = Path("/etc/retroguard/config.toml")
 

@@ -19,9 +19,10 @@ from core.clock import SimClock
 from core.protocol.topics import Topics
 from firmware.app import build_app
 from firmware.storage.database import connect
+from firmware.storage.errors import SchemaError
 from firmware.storage.events import EventStore
 from firmware.storage.outbox import Outbox
-from firmware.storage.schema import SCHEMA_VERSION, SchemaError, migrate, schema_version
+from firmware.storage.schema import SCHEMA_VERSION, migrate, schema_version
 from firmware.storage.sessions import SummaryToQueue, load_sessions, save_session
 from launcher.cli import main
 from tests.app_support import make_config

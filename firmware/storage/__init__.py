@@ -10,5 +10,6 @@ these, never through SQL of their own:
 * :mod:`~firmware.storage.events` — :class:`EventStore`, the event log;
 * :mod:`~firmware.storage.outbox` — :class:`Outbox`, the MQTT outbox and the
   caregivers' acknowledgements;
-* :mod:`~firmware.storage.sessions` — the guided-session log.
+* :mod:`~firmware.storage.sessions` — the guided-session log;
+* :mod:`~firmware.storage.errors` — :class:`SchemaError`, why a file was refused.
 """

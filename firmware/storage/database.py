@@ -20,7 +20,7 @@ from firmware.storage.schema import check_known, migrate
 def connect(path: str | Path) -> sqlite3.Connection:
     """Open (creating if needed) the database, upgraded to the current schema.
 
-    Raises :class:`~firmware.storage.schema.SchemaError` for a file written by
+    Raises :class:`~firmware.storage.errors.SchemaError` for a file written by
     a newer release (or not a device database at all); such a file is closed
     again without a change, not even to its journal mode.
     """

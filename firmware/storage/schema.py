@@ -28,6 +28,8 @@ import logging
 import sqlite3
 from dataclasses import dataclass
 
+from firmware.storage.errors import SchemaError
+
 log = logging.getLogger(__name__)
 
 EVENTS_V1 = """
@@ -127,10 +129,6 @@ MIGRATIONS: tuple[Migration, ...] = (
 
 SCHEMA_VERSION = MIGRATIONS[-1].version
 """The version this code reads and writes."""
-
-
-class SchemaError(Exception):
-    """The file is not a device database this code may use; nothing in it was changed."""
 
 
 def schema_version(conn: sqlite3.Connection) -> int:

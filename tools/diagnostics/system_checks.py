@@ -36,8 +36,8 @@ from typing import Any
 
 from firmware.config import Config
 from firmware.storage.database import connect
+from firmware.storage.errors import SchemaError
 from firmware.storage.events import probe_write
-from firmware.storage.schema import SchemaError
 from tools.diagnostics.result import CheckResult, failed, passed, skipped
 
 BROKER, STORE, CLOCK = "broker", "event-store", "clock"
