@@ -28,7 +28,7 @@ from enum import StrEnum
 from pathlib import Path
 
 from core.protocol import payloads
-from core.protocol.events import Event, EventType
+from core.protocol.events import ALERT_TYPES, PROTECTED_TYPES, Event
 from core.protocol.topics import Topics
 from firmware.storage.database import connect, transaction
 from firmware.storage.events import insert_event
@@ -41,12 +41,6 @@ PRIORITY_INFO = 1
 """start / stop / reset: dropped only when no telemetry is left to drop."""
 PRIORITY_PROTECTED = 2
 """fall / stumble / no-recovery / fault: never dropped."""
-
-PROTECTED_TYPES = frozenset(
-    {EventType.FALL, EventType.STUMBLE, EventType.NO_RECOVERY, EventType.FAULT}
-)
-ALERT_TYPES = frozenset({EventType.FALL, EventType.STUMBLE, EventType.NO_RECOVERY})
-"""Events a caregiver acknowledges."""
 
 
 class MessageKind(StrEnum):
