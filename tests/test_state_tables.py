@@ -11,8 +11,10 @@ from pathlib import Path
 import pytest
 
 import firmware.safety
+import firmware.session.runner
 from firmware.fsm import TransitionTable
 from firmware.safety import SAFETY_TRANSITIONS, SafetyState, Trigger
+from firmware.session.runner import SESSION_TRANSITIONS, SessionState, SessionTrigger
 
 DOCS = Path(__file__).resolve().parent.parent / "docs"
 
@@ -38,8 +40,9 @@ def state_diagram_in_docstring(doc: str | None) -> str:
     ("table", "doc", "module_doc"),
     [
         (SAFETY_TRANSITIONS, DOCS / "safety.md", firmware.safety.__doc__),
+        (SESSION_TRANSITIONS, DOCS / "sessions.md", firmware.session.runner.__doc__),
     ],
-    ids=["safety"],
+    ids=["safety", "session"],
 )
 def test_the_docs_draw_the_table_in_the_code(
     table: TransitionTable[enum.StrEnum, enum.StrEnum], doc: Path, module_doc: str | None
@@ -66,6 +69,13 @@ def test_safety_table_keeps_the_safety_rules() -> None:
     ], "FAULT leads only to STANDBY: arming after a fault needs a press, as ever"
     assert [(t, g) for s, t, g in edges if s is None] == [(SafetyState.STARTING, Trigger.START)]
     assert {g for _, _, g in edges} == set(Trigger), "every trigger is used"
+
+
+def test_session_table_uses_every_trigger_and_state() -> None:
+    edges = SESSION_TRANSITIONS.edges
+    assert {g for _, _, g in edges} == set(SessionTrigger)
+    assert {s for s, _, _ in edges} == set(SessionState)
+    assert {t for _, t, _ in edges} == set(SessionState) - {SessionState.IDLE}
 
 
 def test_a_table_answers_only_for_its_declared_edges() -> None:
