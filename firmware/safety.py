@@ -1,20 +1,37 @@
-"""The safety controller: an explicit state machine that owns relay and buzzer.
+"""The safety controller: a declared state machine that owns relay and buzzer.
 
-States::
+States and the only transitions allowed (:data:`SAFETY_TRANSITIONS`; the
+same block is in docs/safety.md, and a test keeps the three equal)::
 
-    STARTING ──healthy IMU──► STANDBY ──local reset──► ARMED
-                                 ▲                      │ detection
-                                 │                      ▼
-          FAULT ──healthy again──┘   TRIPPED ◄──────────┘
-            ▲                          │ local reset (healthy IMU)
-            └── any fault, any state   └────────────────► ARMED
+    stateDiagram-v2
+        [*] --> STARTING : start
+        STARTING --> STANDBY : IMU healthy
+        STARTING --> FAULT : fault
+        STANDBY --> ARMED : local reset
+        STANDBY --> FAULT : fault
+        ARMED --> TRIPPED : stumble or fall
+        ARMED --> FAULT : fault
+        TRIPPED --> ARMED : local reset
+        TRIPPED --> FAULT : fault
+        FAULT --> STANDBY : IMU healthy
 
 The relay is held only in ARMED, and only for a batch that passed every
 check: each healthy batch calls :meth:`Relay.hold` once (one heartbeat edge).
 Everything else — a detection, IMU silence, frozen or impossible data, FIFO
 overflow, a detector exception — releases it on the spot, before the next
 sample is looked at. Arming needs a local button press that happened after
-the trip, with the IMU healthy for a while; there is no other way in.
+the trip, with the IMU healthy for a while; there is no other way in: the
+table has no edge into ARMED but "local reset".
+
+Every change of state goes through :meth:`SafetyController._enter`, which
+releases the relay for every state but ARMED and checks the table. A
+transition the table forbids is a bug in this module; it must not raise into
+the real-time loop, so it releases the relay, logs, and goes to FAULT with
+the usual FAULT event.
+
+Each :class:`Transition` carries a typed :data:`Cause` (what happened, e.g.
+``Detected(DetectionKind.STUMBLE)`` or ``Faulted(FaultKind.FROZEN_DATA)``)
+beside the human ``reason`` that logs, events and MQTT payloads show.
 """
 
 from __future__ import annotations
@@ -25,11 +42,13 @@ from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
+from typing import ClassVar
 
 from core.protocol.events import Event, EventType
 from core.samples import ImuSample
 from firmware.config import SafetyConfig
 from firmware.detection.base import TRIPPING_KINDS, Detection, DetectionKind, Detector
+from firmware.fsm import TransitionTable
 from hal.errors import ImuBusError, ImuError, ImuFifoOverflowError
 from hal.interfaces import Buzzer, Relay
 
@@ -42,6 +61,92 @@ class SafetyState(StrEnum):
     ARMED = "ARMED"
     TRIPPED = "TRIPPED"
     FAULT = "FAULT"
+
+
+class Trigger(StrEnum):
+    """What may move the controller from one state to another: the table's edge labels."""
+
+    START = "start"
+    """The monitor starts (once, from the initial pseudo-state)."""
+    IMU_HEALTHY = "IMU healthy"
+    """Good batches for ``healthy_before_arm_s``: ready to be armed."""
+    LOCAL_RESET = "local reset"
+    """A press of the local reset button after the trip or fault, with the IMU healthy."""
+    DETECTION = "stumble or fall"
+    """A tripping detection while ARMED."""
+    FAULT = "fault"
+    """Anything that makes the data or the code untrustworthy (see :class:`FaultKind`)."""
+
+
+class FaultKind(StrEnum):
+    """Why the controller went to FAULT."""
+
+    IMU_SILENT = "IMU silent"
+    """No sample for longer than ``sample_timeout_s`` (lost bus, unplugged sensor)."""
+    IMU_ERROR = "IMU error"
+    """The driver gave up: disconnected, wrong chip identity, no wake-up."""
+    FIFO_OVERFLOW = "FIFO overflow"
+    """The sensor's FIFO overflowed: samples were lost, the detector may have missed a fall."""
+    OUT_OF_RANGE = "out-of-range data"
+    """A reading beyond what the configured ranges can report (or NaN)."""
+    FROZEN_DATA = "frozen data"
+    """Identical readings for ``frozen_after_s``: real sensor noise never does that."""
+    TIMESTAMPS_NOT_INCREASING = "timestamps not increasing"
+    DETECTOR_ERROR = "detector error"
+    """The detector raised."""
+    LOOP_CRASH = "loop crash"
+    """An exception escaped the monitor loop (reported by :meth:`SafetyController.fail`)."""
+    FORBIDDEN_TRANSITION = "forbidden transition"
+    """The controller tried a transition its table does not allow: a bug here."""
+
+
+@dataclass(frozen=True, slots=True)
+class Started:
+    trigger: ClassVar[Trigger] = Trigger.START
+
+
+@dataclass(frozen=True, slots=True)
+class ImuHealthy:
+    trigger: ClassVar[Trigger] = Trigger.IMU_HEALTHY
+
+
+@dataclass(frozen=True, slots=True)
+class LocalReset:
+    trigger: ClassVar[Trigger] = Trigger.LOCAL_RESET
+
+
+@dataclass(frozen=True, slots=True)
+class Detected:
+    kind: DetectionKind
+    trigger: ClassVar[Trigger] = Trigger.DETECTION
+
+
+@dataclass(frozen=True, slots=True)
+class Faulted:
+    kind: FaultKind
+    trigger: ClassVar[Trigger] = Trigger.FAULT
+
+
+Cause = Started | ImuHealthy | LocalReset | Detected | Faulted
+"""What made a transition happen, typed: read this, never the English ``reason``."""
+
+
+_S = SafetyState
+SAFETY_TRANSITIONS: TransitionTable[SafetyState, Trigger] = TransitionTable(
+    {
+        None: {_S.STARTING: Trigger.START},
+        _S.STARTING: {_S.STANDBY: Trigger.IMU_HEALTHY, _S.FAULT: Trigger.FAULT},
+        _S.STANDBY: {_S.ARMED: Trigger.LOCAL_RESET, _S.FAULT: Trigger.FAULT},
+        _S.ARMED: {_S.TRIPPED: Trigger.DETECTION, _S.FAULT: Trigger.FAULT},
+        _S.TRIPPED: {_S.ARMED: Trigger.LOCAL_RESET, _S.FAULT: Trigger.FAULT},
+        _S.FAULT: {_S.STANDBY: Trigger.IMU_HEALTHY},
+    }
+)
+"""The only transitions the controller makes (``None``: before :meth:`SafetyController.start`).
+
+A plain frozen table, checked with one set lookup, rather than a state
+machine library: see docs/safety.md, "Why a table".
+"""
 
 
 _DETECTION_EVENTS = {
@@ -62,8 +167,21 @@ class SensorLimits:
 @dataclass(frozen=True, slots=True)
 class Transition:
     state: SafetyState
+    """The state entered."""
     reason: str
+    """For people: logs, events, MQTT. Code reads :attr:`cause`."""
     t: float
+    cause: Cause
+    source: SafetyState | None
+    """The state left; None for the first transition (the start)."""
+
+
+@dataclass(frozen=True, slots=True)
+class _Problem:
+    """A sample that failed a check: why, typed and in words."""
+
+    kind: FaultKind
+    reason: str
 
 
 class SafetyController:
@@ -101,6 +219,7 @@ class SafetyController:
         self.reason = "starting"
         self.since = 0.0
         self.transitions: deque[Transition] = deque(maxlen=256)
+        self._started = False
         self._last_good_t: float | None = None
         self._last_good_at: float | None = None
         self._healthy_since: float | None = None
@@ -116,7 +235,7 @@ class SafetyController:
     def start(self, now: float) -> None:
         """Begin in STARTING with the relay released."""
         self._relay.release()
-        self._enter(SafetyState.STARTING, "starting", now)
+        self._enter(SafetyState.STARTING, Started(), "starting", now)
         self._healthy_since = None
         self._emit(Event.now(EventType.START, self._device_id, now, self.state, "monitor started"))
 
@@ -125,7 +244,7 @@ class SafetyController:
         for sample in batch:
             problem = self._check(sample)
             if problem is not None:
-                self._fault(problem, now)
+                self._fault(problem.kind, problem.reason, now)
                 return
             self._window.append(sample)
             self.samples_seen += 1
@@ -133,7 +252,8 @@ class SafetyController:
                 detections = self._detector.update(sample)
             except Exception as exc:
                 log.exception("detector failed")
-                self._fault(f"detector error: {type(exc).__name__}: {exc}", now)
+                reason = f"detector error: {type(exc).__name__}: {exc}"
+                self._fault(FaultKind.DETECTOR_ERROR, reason, now)
                 return
             for detection in detections:
                 self._on_detection(detection, now)
@@ -145,7 +265,7 @@ class SafetyController:
             self._healthy_since = now
         recovering = self.state in (SafetyState.STARTING, SafetyState.FAULT)
         if recovering and self._healthy_long_enough(now):
-            self._enter(SafetyState.STANDBY, "IMU healthy; press reset to arm", now)
+            self._enter(SafetyState.STANDBY, ImuHealthy(), "IMU healthy; press reset to arm", now)
         if self.state is SafetyState.ARMED:
             self._relay.hold()
         self._buzzer.update(now)
@@ -157,7 +277,8 @@ class SafetyController:
             last = self.since
         silence = now - last
         if silence > self._config.sample_timeout_s and self.state is not SafetyState.FAULT:
-            self._fault(f"no IMU sample for {silence * 1000:.0f} ms", now)
+            reason = f"no IMU sample for {silence * 1000:.0f} ms"
+            self._fault(FaultKind.IMU_SILENT, reason, now)
         self._buzzer.update(now)
 
     def on_imu_error(self, error: ImuError, now: float) -> None:
@@ -167,9 +288,10 @@ class SafetyController:
             self.on_idle(now)
             return
         if isinstance(error, ImuFifoOverflowError):
-            self._fault(f"IMU FIFO overflow: samples lost ({error})", now)
+            reason = f"IMU FIFO overflow: samples lost ({error})"
+            self._fault(FaultKind.FIFO_OVERFLOW, reason, now)
         else:
-            self._fault(f"IMU error: {error}", now)
+            self._fault(FaultKind.IMU_ERROR, f"IMU error: {error}", now)
 
     def on_button(self, pressed_at: float, now: float) -> None:
         """A local reset press: arm when allowed, otherwise say why not."""
@@ -182,14 +304,16 @@ class SafetyController:
             log.warning("reset ignored: IMU not healthy long enough")
             return
         previous = self.state
-        self._enter(SafetyState.ARMED, f"armed by local reset from {previous}", now)
+        reason = f"armed by local reset from {previous}"
+        if not self._enter(SafetyState.ARMED, LocalReset(), reason, now):
+            return
         self._buzzer.stop()
         self._buzzer.play("chirp", now)
         self._emit(Event.now(EventType.RESET, self._device_id, now, self.state, self.reason))
 
     def fail(self, reason: str, now: float) -> None:
-        """Any unexpected error outside the controller: release and go to FAULT."""
-        self._fault(reason, now)
+        """An exception escaped the monitor loop: release and go to FAULT."""
+        self._fault(FaultKind.LOOP_CRASH, reason, now)
 
     def stop(self, now: float, reason: str = "monitor stopped") -> None:
         self._relay.release()
@@ -198,7 +322,7 @@ class SafetyController:
 
     # ---------------------------------------------------------------- helpers
 
-    def _check(self, sample: ImuSample) -> str | None:
+    def _check(self, sample: ImuSample) -> _Problem | None:
         ax, ay, az, gx, gy, gz = sample[1:]
         limit_a = self._limits.accel_g
         limit_g = self._limits.gyro_dps
@@ -211,16 +335,21 @@ class SafetyController:
             and -limit_g <= gy <= limit_g
             and -limit_g <= gz <= limit_g
         ):
-            return f"IMU data out of range: {tuple(round(v, 3) for v in sample[1:])}"
+            values = tuple(round(v, 3) for v in sample[1:])
+            return _Problem(FaultKind.OUT_OF_RANGE, f"IMU data out of range: {values}")
         if self._last_good_t is not None and not sample.t > self._last_good_t:
-            return f"IMU timestamps not increasing ({sample.t:.6f} after {self._last_good_t:.6f})"
+            return _Problem(
+                FaultKind.TIMESTAMPS_NOT_INCREASING,
+                f"IMU timestamps not increasing ({sample.t:.6f} after {self._last_good_t:.6f})",
+            )
         values = sample[1:]
         if values == self._last_values:
             if self._frozen_since is None:
                 self._frozen_since = self._last_good_t
             assert self._frozen_since is not None
             if sample.t - self._frozen_since >= self._config.frozen_after_s:
-                return f"IMU data frozen for {sample.t - self._frozen_since:.2f} s"
+                frozen_s = sample.t - self._frozen_since
+                return _Problem(FaultKind.FROZEN_DATA, f"IMU data frozen for {frozen_s:.2f} s")
         else:
             self._frozen_since = None
             self._last_values = values
@@ -241,7 +370,8 @@ class SafetyController:
         if tripping and self.state is SafetyState.ARMED:
             self._relay.release()
             self._tripped_at = now
-            self._enter(SafetyState.TRIPPED, f"{detection.kind.value}: {detection.reason}", now)
+            reason = f"{detection.kind.value}: {detection.reason}"
+            self._enter(SafetyState.TRIPPED, Detected(detection.kind), reason, now)
         if tripping or detection.kind is DetectionKind.NO_RECOVERY:
             self._buzzer.play("alarm", now)
         window = tuple(self._window) if tripping else ()
@@ -257,25 +387,66 @@ class SafetyController:
             )
         )
 
-    def _fault(self, reason: str, now: float) -> None:
+    def _fault(self, kind: FaultKind, reason: str, now: float) -> None:
         self._relay.release()
-        self._healthy_since = None
-        self._last_values = None
-        self._frozen_since = None
+        self._distrust_the_data()
         if self.state is SafetyState.FAULT:
             return
         self._tripped_at = now
-        self._enter(SafetyState.FAULT, reason, now)
+        if self._enter(SafetyState.FAULT, Faulted(kind), reason, now):
+            self._announce_fault(reason, now)
+
+    def _distrust_the_data(self) -> None:
+        """Arming again needs ``healthy_before_arm_s`` of good data from now on."""
+        self._healthy_since = None
+        self._last_values = None
+        self._frozen_since = None
+
+    def _announce_fault(self, reason: str, now: float) -> None:
         self._buzzer.play("fault", now)
         self._emit(Event.now(EventType.FAULT, self._device_id, now, self.state, reason))
 
-    def _enter(self, state: SafetyState, reason: str, now: float) -> None:
+    def _enter(self, state: SafetyState, cause: Cause, reason: str, now: float) -> bool:
+        """Go to ``state`` if :data:`SAFETY_TRANSITIONS` allows it; True if it did."""
         if state is not SafetyState.ARMED:
             self._relay.release()
+        source = self.state if self._started else None
+        if not SAFETY_TRANSITIONS.allows(source, state, cause.trigger):
+            self._refuse(source, state, cause, reason, now)
+            return False
+        self._record(source, state, cause, reason, now)
+        return True
+
+    def _refuse(
+        self, source: SafetyState | None, state: SafetyState, cause: Cause, reason: str, now: float
+    ) -> None:
+        """A transition the table forbids: a bug in this module, never raised into the loop.
+
+        Releases the relay and goes to FAULT by :meth:`_record` directly, not
+        through :meth:`_enter`: FAULT is where every check ends, so entering it
+        must not depend on the check (nor recurse into it).
+        """
+        self._relay.release()
+        self._distrust_the_data()
+        what = (
+            f"forbidden transition {source.value if source else '[*]'} -> {state.value}"
+            f" on {cause.trigger.value} ({reason})"
+        )
+        log.error("%s: relay released, going to FAULT", what)
+        if self.state is SafetyState.FAULT:
+            return  # already there; its FAULT event went out when it was entered
+        self._tripped_at = now
+        self._record(source, SafetyState.FAULT, Faulted(FaultKind.FORBIDDEN_TRANSITION), what, now)
+        self._announce_fault(what, now)
+
+    def _record(
+        self, source: SafetyState | None, state: SafetyState, cause: Cause, reason: str, now: float
+    ) -> None:
+        self._started = True
         self.state = state
         self.reason = reason
         self.since = now
-        self.transitions.append(Transition(state, reason, now))
+        self.transitions.append(Transition(state, reason, now, cause, source))
         log.info("state %s: %s", state.value, reason)
         if self._on_state is not None:
             self._on_state(state.value, reason)

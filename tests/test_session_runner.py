@@ -4,17 +4,29 @@ resumes, press patterns beside the reset button, and no session action ever move
 from __future__ import annotations
 
 import concurrent.futures
+import dataclasses
 import sqlite3
 import tokenize
 from pathlib import Path
 
 import pytest
 
+from firmware.detection.base import DetectionKind
+from firmware.safety import SafetyState
 from firmware.session.control import ControlServer, send_command
 from firmware.session.cues import Cue
 from firmware.session.plan import PRESETS, Interval, Plan
-from firmware.session.runner import SessionRunner, SessionState, attach_session, detach_session
+from firmware.session.runner import (
+    SESSION_TRANSITIONS,
+    PauseCause,
+    SessionRunner,
+    SessionState,
+    SessionTrigger,
+    attach_session,
+    detach_session,
+)
 from firmware.storage.sessions import load_sessions
+from hal.interfaces import PressEdges
 from sim import scenarios
 from tests.app_support import Rig, TripAt, close_rigs, make_rig  # noqa: F401 - fixture
 
@@ -110,6 +122,7 @@ def test_a_trip_pauses_and_rearming_resumes(tmp_path: Path) -> None:
     assert rig.state == "TRIPPED"
     assert runner.state is SessionState.PAUSED
     assert "trip" in runner.pause_reason
+    assert runner.pause_cause is PauseCause.TRIP
     assert runner.session is not None
     plan_t = runner.session.plan_t
     rig.run_for(30.0)  # the plan clock stands still while tripped
@@ -147,6 +160,7 @@ def test_starting_a_session_never_arms(tmp_path: Path) -> None:
     assert _relay_history(rig) == before
     assert runner.state is SessionState.PAUSED
     assert "waiting for arming" in runner.pause_reason
+    assert runner.pause_cause is PauseCause.WAITING_FOR_ARMING
     assert runner.cues == type(runner.cues)()  # no cue: the plan has not begun
     rig.press_reset()  # the walker arms, as always
     rig.run_for(0.05)
@@ -213,6 +227,7 @@ def test_press_patterns_start_pause_and_stop_only_while_armed(tmp_path: Path) ->
     assert runner.state is SessionState.RUNNING
     double_press()
     assert runner.state is SessionState.PAUSED and runner.pause_reason == "paused by the walker"
+    assert runner.pause_cause is PauseCause.BUTTON
     double_press()
     assert runner.state is SessionState.RUNNING
     # A single press and a triple press do nothing.
@@ -249,6 +264,7 @@ def test_a_walker_pause_survives_rearming(tmp_path: Path) -> None:
     rig.press_reset()
     rig.run_for(1.0)
     assert runner.state is SessionState.PAUSED and runner.pause_reason == "paused by the walker"
+    assert runner.pause_cause is PauseCause.CLI
     detach_session(rig.app, runner)
 
 
@@ -352,3 +368,157 @@ def test_session_summary_goes_through_the_outbox(tmp_path: Path) -> None:
     payload = validate("session", rows[0][2])
     assert payload["id"] == record["id"] and payload["schema"] == 1
     detach_session(rig.app, runner)
+
+
+Edge = tuple[SessionState, SessionState, SessionTrigger]
+
+
+class TracedRunner(SessionRunner):
+    """A runner that notes every transition it makes or refuses, with a way to force one."""
+
+    def __init__(self, *args: object, **kwargs: object) -> None:
+        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
+        self.taken: list[Edge] = []
+        self.refused: list[Edge] = []
+
+    def _go(self, target: SessionState, trigger: SessionTrigger) -> bool:
+        source = self.state
+        went = super()._go(target, trigger)
+        (self.taken if went else self.refused).append((source, target, trigger))
+        return went
+
+    def force_finish(self, now: float, trigger: SessionTrigger) -> None:
+        self._finish(now, trigger)
+
+    def force_run(self, now: float, trigger: SessionTrigger) -> None:
+        self._run(now, trigger)
+
+
+def _traced(rig: Rig, plan: Plan, **config: float) -> TracedRunner:
+    button = rig.app.gpio.button
+    runner = TracedRunner(
+        plan,
+        safety=rig.app.controller,
+        buzzer=rig.app.gpio.buzzer,
+        device_id=rig.app.config.device.id,
+        config=dataclasses.replace(rig.app.config.session, **config),
+        button=button if isinstance(button, PressEdges) else None,
+    )
+    rig.app.monitor.on_iteration.append(runner)
+    return runner
+
+
+def _ask(rig: Rig, runner: SessionRunner, command: str) -> None:
+    runner.request(command)
+    rig.run_for(0.05)  # the loop answers at its next iteration
+
+
+def test_every_session_transition_in_the_table_is_taken(tmp_path: Path) -> None:
+    """Each edge of SESSION_TRANSITIONS happens in a scenario, and nothing is refused."""
+    long_plan = Plan("long", (Interval("backward", 600.0),))
+    rig = make_rig(tmp_path / "a", detector=TripAt(20.0))
+    rig.run_for(1.0)
+    a = _traced(rig, long_plan)
+    _ask(rig, a, "start")  # STANDBY: waits for arming
+    _ask(rig, a, "resume")  # still not armed: waits on
+    rig.press_reset()
+    rig.run_for(0.05)
+    assert a.state is SessionState.RUNNING
+    rig.run_for(20.5 - rig.clock.monotonic())
+    assert rig.state == "TRIPPED" and a.pause_cause is PauseCause.TRIP
+    _ask(rig, a, "stop")
+    _ask(rig, a, "start")  # TRIPPED: waits for arming
+    _ask(rig, a, "pause")  # the walker's pause replaces the wait
+    rig.press_reset()
+    rig.run_for(0.05)
+    assert rig.state == "ARMED" and a.state is SessionState.PAUSED
+    for command in ("resume", "pause", "resume", "stop"):
+        _ask(rig, a, command)
+    assert a.state is SessionState.FINISHED
+    rig = _armed_rig(tmp_path / "b")
+    b = _traced(rig, Plan("tiny", (Interval("backward", 10.0),)), max_pause_s=5.0)
+    _ask(rig, b, "start")
+    rig.run_for(11.0)
+    assert b.finished[-1]["status"] == "completed"
+    _ask(rig, b, "start")
+    _ask(rig, b, "pause")
+    rig.run_for(6.0)
+    assert b.finished[-1]["status"] == "abandoned"
+    assert a.refused == b.refused == []
+    assert set(a.taken) | set(b.taken) == set(SESSION_TRANSITIONS.edges)
+
+
+@pytest.mark.parametrize(
+    ("kind", "stumbles"), [(DetectionKind.STUMBLE, 1), (DetectionKind.FALL, 0)]
+)
+def test_trips_and_stumbles_are_counted_from_the_typed_cause(
+    tmp_path: Path, kind: DetectionKind, stumbles: int
+) -> None:
+    rig = make_rig(tmp_path, detector=TripAt(20.0, kind=kind))
+    rig.run_for(1.0)
+    rig.press_reset()
+    runner = attach_session(rig.app, SHORT, record=False)
+    runner.request("start")
+    rig.run_for(25.0 - rig.clock.monotonic())
+    assert runner.state is SessionState.PAUSED and runner.pause_cause is PauseCause.TRIP
+    assert runner.session is not None
+    interval = runner.session.intervals[0]
+    assert (interval.trips, interval.stumbles) == (1, stumbles)
+    # What the English rule it replaces counted from the same transitions:
+    tripped = [t for t in rig.app.controller.transitions if t.state is SafetyState.TRIPPED]
+    assert len(tripped) == 1
+    assert sum(t.reason.startswith("stumble") for t in tripped) == stumbles
+    runner.request("stop")
+    rig.run_for(0.05)
+    assert (runner.finished[-1]["trips"], runner.finished[-1]["stumbles"]) == (1, stumbles)
+    detach_session(rig.app, runner)
+
+
+def test_a_fault_pauses_without_counting_a_trip_and_rearming_resumes(tmp_path: Path) -> None:
+    rig = _armed_rig(tmp_path)
+    assert rig.sim_imu is not None
+    runner = attach_session(rig.app, SHORT, record=False)
+    runner.request("start")
+    rig.run_for(1.0)
+    rig.sim_imu.bus.disconnect()
+    rig.run_for(0.5)
+    assert rig.state == "FAULT"
+    assert runner.state is SessionState.PAUSED and runner.pause_cause is PauseCause.FAULT
+    assert runner.pause_reason == (
+        "paused by the monitor (FAULT): re-arm with the reset button to resume"
+    )
+    assert runner.session is not None and runner.session.intervals[0].trips == 0
+    rig.sim_imu.bus.reconnect()
+    rig.run_for(3.0)
+    assert rig.state == "STANDBY" and runner.state is SessionState.PAUSED
+    rig.press_reset()
+    rig.run_for(0.05)
+    assert runner.state is SessionState.RUNNING and runner.pause_cause is None
+    detach_session(rig.app, runner)
+
+
+def test_a_forbidden_session_transition_is_refused_and_logged(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    rig = _armed_rig(tmp_path)
+    runner = _traced(rig, SHORT)
+    _ask(rig, runner, "start")
+    assert runner.state is SessionState.RUNNING
+    cues = len(runner.cues)
+    now = rig.clock.monotonic()
+    runner.force_finish(now, SessionTrigger.MAX_PAUSE)  # only a PAUSED session is abandoned
+    runner.force_run(now, SessionTrigger.REARMED)  # RUNNING is not re-armed into RUNNING
+    assert runner.refused == [
+        (SessionState.RUNNING, SessionState.FINISHED, SessionTrigger.MAX_PAUSE),
+        (SessionState.RUNNING, SessionState.RUNNING, SessionTrigger.REARMED),
+    ]
+    errors = [r.getMessage() for r in caplog.records if r.levelname == "ERROR"]
+    assert errors == [
+        "session: forbidden transition RUNNING -> FINISHED on max pause: refused",
+        "session: forbidden transition RUNNING -> RUNNING on re-armed: refused",
+    ]
+    # Nothing else happened: no record, no cue, the session runs on.
+    assert runner.state is SessionState.RUNNING and list(runner.finished) == []
+    assert runner.session is not None and runner.session.status == "running"
+    rig.run_for(2.0)
+    assert runner.state is SessionState.RUNNING and len(runner.cues) == cues
