@@ -23,10 +23,11 @@ import uvicorn
 
 from caregiver.alerts import Alerting
 from caregiver.auth import Accounts, LoginLimiter
+from caregiver.changes import Change, DeviceChanged, EventStored, SessionStored
 from caregiver.config import CaregiverConfig
-from caregiver.ingest import Change, Ingestor
+from caregiver.ingest import Ingestor
 from caregiver.notify import Notifier, Sender, apprise_send
-from caregiver.store import Store
+from caregiver.storage import Store
 from caregiver.web import Hub, card_level, create_app
 
 log = logging.getLogger(__name__)
@@ -65,8 +66,8 @@ class CaregiverService:
         if self.hub.clients == 0:
             return
         try:
-            device_id = change["device_id"]
-            if change["kind"] == "device":
+            device_id = change.device_id
+            if isinstance(change, DeviceChanged):
                 device = self.store.device(device_id)
                 if device is None:
                     return
@@ -79,12 +80,12 @@ class CaregiverService:
                         "html": html,
                     }
                 )
-            elif change["kind"] == "session":  # the progress page reloads itself
+            elif isinstance(change, SessionStored):  # the progress page reloads itself
                 self.hub.publish(
-                    {"kind": "session", "device_id": device_id, "session_id": change["session_id"]}
+                    {"kind": "session", "device_id": device_id, "session_id": change.session_id}
                 )
-            elif change["kind"] == "event":
-                event = self.store.event(change["event_id"])
+            elif isinstance(change, EventStored):
+                event = self.store.event(change.event_id)
                 if event is None:
                     return
                 html = self.render_fragment("_event_row.html", e=event)
@@ -104,25 +105,13 @@ class CaregiverService:
         """Send the device's ack command, record who and when, stop escalation."""
         request_id = self.ingestor.send_ack(device_id, event_id, by)
         now = self.clock()
-        with self.store.transaction() as db:
-            if event_id is not None:
-                db.execute(
-                    "UPDATE events SET acked_by = ?, acked_at = ?, ack_request_id = ? "
-                    "WHERE id = ? AND acked_by IS NULL",
-                    (by, now, request_id, event_id),
-                )
-            else:
-                db.execute(
-                    "UPDATE events SET acked_by = ?, acked_at = ?, ack_request_id = ? "
-                    "WHERE acked_by IS NULL AND id IN (SELECT event_id FROM alerts "
-                    "WHERE device_id = ? AND status IN ('held', 'paging'))",
-                    (by, now, request_id, device_id),
-                )
-            self.alerting.acknowledge(db, device_id, event_id, by)
+        with self.store.transaction() as tx:
+            tx.acknowledge_events(device_id, event_id, by, now, request_id)
+            self.alerting.acknowledge(tx, device_id, event_id, by)
         self.notifier.wake()
         if event_id is not None:
-            self._changed({"kind": "event", "device_id": device_id, "event_id": event_id})
-        self._changed({"kind": "device", "device_id": device_id})
+            self._changed(EventStored(device_id, event_id))
+        self._changed(DeviceChanged(device_id))
 
     # ------------------------------------------------------------ threads
 

@@ -34,8 +34,10 @@ from starlette.templating import Jinja2Templates
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from caregiver import plot
+from caregiver.alerts import ALERT_TYPES
 from caregiver.auth import Session, same_token
 from caregiver.progress import progress_view
+from caregiver.storage import Device
 
 if TYPE_CHECKING:
     from caregiver.service import CaregiverService
@@ -249,11 +251,7 @@ def create_app(service: CaregiverService) -> ASGIApp:
     @authed
     async def fleet(request: Request) -> Response:
         devices = service.store.devices()
-        recent = service.store.query(
-            "SELECT id FROM events WHERE type IN ('stumble','fall','no_recovery','fault') "
-            "ORDER BY received_at DESC LIMIT 10"
-        )
-        events = [e for e in (service.store.event(r[0]) for r in recent) if e is not None]
+        events = service.store.recent_events(ALERT_TYPES, limit=10)
         return render(request, "fleet.html", devices=devices, events=events)
 
     @authed
@@ -293,7 +291,7 @@ def create_app(service: CaregiverService) -> ASGIApp:
     @authed
     async def event_plot(request: Request) -> Response:
         window = service.store.imu_window(request.path_params["event_id"])
-        if window is None:
+        if not plot.valid_window(window):
             return JSONResponse({"error": "this event carries no IMU window"}, status_code=404)
         return JSONResponse(plot.series(window))
 
@@ -384,11 +382,11 @@ def _safe_next(value: str) -> str:
     return "/"
 
 
-def card_level(device: dict[str, Any]) -> str:
+def card_level(device: Device) -> str:
     """The card colour: danger (tripped, or an open fall alert), warn, ok, idle or offline."""
-    last = device.get("last_event") or {}
+    last = device["last_event"]
     if device["state"] == "TRIPPED" or (
-        device["open_alerts"] and last.get("severity") == "critical"
+        device["open_alerts"] and last is not None and last["severity"] == "critical"
     ):
         return "danger"
     if device["availability"] == "offline":

@@ -64,12 +64,17 @@ def test_the_project_keeps_every_import_contract() -> None:
         ("caregiver/web.py", "import hal.factory", "caregiver is not allowed to import"),
         ("core/protocol.py", "import firmware.loop", "core is not allowed to import firmware"),
         ("firmware/batch.py", "import numpy", "firmware is not allowed to import numpy"),
+        (
+            "caregiver/alerts.py",
+            "import sqlite3",
+            "caregiver.alerts is not allowed to import sqlite3",
+        ),
     ],
 )
 def test_a_forbidden_import_breaks_a_contract(
     tmp_path: Path, module: str, imports: str, complaint: str
 ) -> None:
-    for package in PACKAGES:
+    for package in (*PACKAGES, "caregiver/storage"):
         (tmp_path / package).mkdir()
         (tmp_path / package / "__init__.py").write_text("")
     for name in ("sim/chip.py", "tools/evaluate.py", "caregiver/web.py", "firmware/loop.py"):
