@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import http.client
 import re
+import threading
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -183,6 +185,53 @@ def test_session_cookie_is_httponly_and_samesite(mosquitto: Mosquitto, tmp_path:
         (cookie,) = [c for c in headers["set-cookie"].lower().split("\n") if "rg_session" in c]
         assert "rg_session=" in cookie and "httponly" in cookie and "samesite=lax" in cookie
         assert "default-src 'self'" in headers["content-security-policy"]
+
+
+def test_the_dashboard_reaches_the_database_only_from_worker_threads(
+    mosquitto: Mosquitto, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """One event loop serves every browser: the store (and the Argon2 check behind a login)
+    must run in worker threads. Every store operation notes the thread that called it."""
+    with running_service(make_config(mosquitto, tmp_path), background=False) as service:
+        device = SimDevice(mosquitto, "treadmill-1")
+        device.online()
+        event = device.fall()
+        assert service.ingestor.wait_for(lambda: service.store.event(event["id"]) is not None)
+        callers: list[str] = []
+        store = service.store
+        for name in [n for n in dir(type(store)) if not n.startswith("_")]:
+            operation = getattr(store, name)
+            if callable(operation):
+
+                def noting(*args: Any, _operation: Any = operation, **kwargs: Any) -> Any:
+                    callers.append(threading.current_thread().name)
+                    return _operation(*args, **kwargs)
+
+                monkeypatch.setattr(store, name, noting)
+
+        client = Http(service.port)
+        assert client.login() == 303
+        for path in (
+            "/",
+            "/devices/treadmill-1",
+            f"/events/{event['id']}",
+            f"/api/events/{event['id']}/plot",
+            "/api/fleet",
+            "/devices/treadmill-1/progress",
+            "/api/devices/treadmill-1/progress",
+            "/static/app.js",
+        ):
+            assert client.request("GET", path, headers={"accept": "*/*"})[0] == 200, path
+        _, _, page = client.request("GET", f"/events/{event['id']}")
+        csrf = re.search(r'name="csrf" value="([^"]+)"', page)
+        assert csrf
+        assert client.request("POST", f"/events/{event['id']}/ack", {"csrf": csrf[1]})[0] == 303
+        assert client.request("POST", "/devices/treadmill-1/ack", {"csrf": csrf[1]})[0] == 303
+        assert client.request("POST", "/logout", {"csrf": csrf[1]})[0] == 303
+        device.close()
+    web_callers = [c for c in callers if not c.startswith("paho")]
+    assert len(web_callers) >= 15
+    assert "caregiver-web" not in web_callers  # uvicorn's thread: the event loop
 
 
 # ------------------------------------------------------------ notifications
