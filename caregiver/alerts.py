@@ -26,23 +26,20 @@ escalation by moving a fake clock and calling :meth:`Alerting.tick`.
 
 from __future__ import annotations
 
-import json
 import logging
-import sqlite3
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
 from caregiver.config import CaregiverConfig
-from caregiver.store import Store
+from caregiver.storage import OPEN_STATUSES, Alert, Store, Transaction
 
 log = logging.getLogger(__name__)
 
 Clock = Callable[[], float]
 
 ALERT_TYPES = ("stumble", "fall", "no_recovery", "fault")
-OPEN = ("held", "paging")
+OPEN = OPEN_STATUSES
 
 _WHAT = {
     "stumble": "Stumble",
@@ -52,41 +49,7 @@ _WHAT = {
     "offline": "Monitor went OFFLINE while armed",
 }
 
-
-@dataclass(frozen=True, slots=True)
-class Alert:
-    id: int
-    kind: str
-    device_id: str
-    event_id: str | None
-    status: str
-    created_at: float
-    next_at: float | None
-    contact: int
-    sends: int
-    paged: list[int]
-    closed_by: str | None
-
-
-_ALERT_COLUMNS = (
-    "id, kind, device_id, event_id, status, created_at, next_at, contact, sends, paged, closed_by"
-)
-
-
-def _alert(row: tuple[Any, ...]) -> Alert:
-    return Alert(
-        id=row[0],
-        kind=row[1],
-        device_id=row[2],
-        event_id=row[3],
-        status=row[4],
-        created_at=row[5],
-        next_at=row[6],
-        contact=row[7],
-        sends=row[8],
-        paged=json.loads(row[9]),
-        closed_by=row[10],
-    )
+__all__ = ["ALERT_TYPES", "OPEN", "Alert", "Alerting"]
 
 
 class Alerting:
@@ -131,39 +94,35 @@ class Alerting:
 
     # ------------------------------------------------------------ opening
 
-    def on_event(self, db: sqlite3.Connection, event: dict[str, Any]) -> None:
+    def on_event(self, tx: Transaction, event: dict[str, Any]) -> None:
         """A newly stored event (inside the ingest transaction)."""
         kind = event["type"]
         now = self.clock()
         if kind == "reset":
-            self._walker_reset(db, event, now)
+            self._walker_reset(tx, event, now)
             return
         if kind not in ALERT_TYPES:
             return
         action = getattr(self.config.policy, kind)
-        self._open(db, kind, event["device_id"], event["id"], action, now, event)
+        self._open(tx, kind, event["device_id"], event["id"], action, now, event)
 
-    def on_offline(self, db: sqlite3.Connection, device_id: str, wall_time: str) -> None:
+    def on_offline(self, tx: Transaction, device_id: str, wall_time: str) -> None:
         """The device went offline while its last state was ARMED."""
         now = self.clock()
-        open_ = db.execute(
-            "SELECT 1 FROM alerts WHERE device_id = ? AND kind = 'offline' AND status IN (?, ?)",
-            (device_id, *OPEN),
-        ).fetchone()
-        if open_:
+        if tx.open_alerts(device_id, ("offline",)):
             return
         fake_event = {"id": "", "device_id": device_id, "wall_time": wall_time}
         self._open(
-            db, "offline", device_id, None, self.config.policy.offline_while_armed, now, fake_event
+            tx, "offline", device_id, None, self.config.policy.offline_while_armed, now, fake_event
         )
 
-    def on_online(self, db: sqlite3.Connection, device_id: str) -> None:
+    def on_online(self, tx: Transaction, device_id: str) -> None:
         """Back online: offline alerts close, and whoever was paged hears so."""
         name = self.device_name(device_id)
-        for alert in self._open_alerts(db, device_id, kinds=("offline",)):
-            self._close(db, alert, "resolved", "device back online")
+        for alert in tx.open_alerts(device_id, ("offline",)):
+            self._close(tx, alert, "resolved", "device back online")
             self._follow_up(
-                db,
+                tx,
                 alert,
                 f"RetroGuard: {name} back online",
                 f"{name} is reporting again; the offline alert is closed.",
@@ -171,7 +130,7 @@ class Alerting:
 
     def _open(
         self,
-        db: sqlite3.Connection,
+        tx: Transaction,
         kind: str,
         device_id: str,
         event_id: str | None,
@@ -180,65 +139,39 @@ class Alerting:
         event: dict[str, Any],
     ) -> None:
         if action == "log":
-            db.execute(
-                "INSERT INTO alerts (kind, device_id, event_id, status, created_at, closed_by, "
-                "closed_at) VALUES (?, ?, ?, 'logged', ?, 'policy: log', ?)",
-                (kind, device_id, event_id, now, now),
-            )
+            tx.log_alert(kind, device_id, event_id, now)
             return
         if action == "page_unless_reset":
-            db.execute(
-                "INSERT INTO alerts (kind, device_id, event_id, status, created_at, next_at) "
-                "VALUES (?, ?, ?, 'held', ?, ?)",
-                (kind, device_id, event_id, now, now + self.config.policy.reset_grace_s),
-            )
+            tx.hold_alert(kind, device_id, event_id, now, now + self.config.policy.reset_grace_s)
             return
-        cur = db.execute(
-            "INSERT INTO alerts (kind, device_id, event_id, status, created_at, next_at, sends) "
-            "VALUES (?, ?, ?, 'paging', ?, ?, 1)",
-            (kind, device_id, event_id, now, now + self.config.escalation.ack_timeout_s),
+        alert_id = tx.page_alert(
+            kind, device_id, event_id, now, now + self.config.escalation.ack_timeout_s
         )
-        assert cur.lastrowid is not None
         title, body = self._event_text(event, kind)
-        self._page(db, cur.lastrowid, [0], title, body, now)
+        self._page(tx, alert_id, [0], title, body, now)
 
     # ----------------------------------------------------------- closing
 
-    def _open_alerts(
-        self, db: sqlite3.Connection, device_id: str, kinds: tuple[str, ...] = ALERT_TYPES
-    ) -> list[Alert]:
-        marks = ",".join("?" * len(kinds))
-        rows = db.execute(
-            f"SELECT {_ALERT_COLUMNS} FROM alerts WHERE device_id = ? AND status IN (?, ?) "
-            f"AND kind IN ({marks})",
-            (device_id, *OPEN, *kinds),
-        ).fetchall()
-        return [_alert(r) for r in rows]
+    def _close(self, tx: Transaction, alert: Alert, status: str, by: str) -> None:
+        tx.close_alert(alert.id, status, by, self.clock())
 
-    def _close(self, db: sqlite3.Connection, alert: Alert, status: str, by: str) -> None:
-        db.execute(
-            "UPDATE alerts SET status = ?, closed_by = ?, closed_at = ?, next_at = NULL "
-            "WHERE id = ?",
-            (status, by, self.clock(), alert.id),
-        )
-
-    def _follow_up(self, db: sqlite3.Connection, alert: Alert, title: str, body: str) -> None:
+    def _follow_up(self, tx: Transaction, alert: Alert, title: str, body: str) -> None:
         if alert.paged:
-            self._page(db, alert.id, alert.paged, title, body, self.clock(), record=False)
+            self._page(tx, alert.id, alert.paged, title, body, self.clock(), record=False)
 
-    def _walker_reset(self, db: sqlite3.Connection, event: dict[str, Any], now: float) -> None:
+    def _walker_reset(self, tx: Transaction, event: dict[str, Any], now: float) -> None:
         """The walker pressed reset after a trip: "I'm OK". Held alerts become logged (never
         paged); paging alerts stop escalating and the contacts already paged are told."""
         device = event["device_id"]
         name = self.device_name(device)
         when = str(event.get("wall_time", ""))[:19].replace("T", " ")
-        for alert in self._open_alerts(db, device):
+        for alert in tx.open_alerts(device, ALERT_TYPES):
             if alert.status == "held":
-                self._close(db, alert, "logged", "walker reset (I'm OK) within the grace time")
+                self._close(tx, alert, "logged", "walker reset (I'm OK) within the grace time")
                 continue
-            self._close(db, alert, "resolved", "walker reset (I'm OK)")
+            self._close(tx, alert, "resolved", "walker reset (I'm OK)")
             self._follow_up(
-                db,
+                tx,
                 alert,
                 f"RetroGuard: I'm OK - {name}",
                 f"I'm OK: the walker on {name} pressed reset at {when} UTC after the "
@@ -246,20 +179,18 @@ class Alerting:
                 f"Details: {self.config.base_url}/devices/{device}",
             )
 
-    def acknowledge(
-        self, db: sqlite3.Connection, device_id: str, event_id: str | None, by: str
-    ) -> int:
+    def acknowledge(self, tx: Transaction, device_id: str, event_id: str | None, by: str) -> int:
         """A caregiver acknowledged one event (or, with ``event_id`` None, every open alert of the
         device). Returns how many alerts closed; the other contacts paged are told who answered."""
         closed = 0
         name = self.device_name(device_id)
-        for alert in self._open_alerts(db, device_id, kinds=(*ALERT_TYPES, "offline")):
+        for alert in tx.open_alerts(device_id, (*ALERT_TYPES, "offline")):
             if event_id is not None and alert.event_id != event_id:
                 continue
-            self._close(db, alert, "acknowledged", by)
+            self._close(tx, alert, "acknowledged", by)
             closed += 1
             self._follow_up(
-                db,
+                tx,
                 alert,
                 f"RetroGuard: acknowledged - {name}",
                 f"{by} acknowledged the {_WHAT.get(alert.kind, alert.kind).lower()} alert "
@@ -274,30 +205,21 @@ class Alerting:
         Returns how many alerts were acted on. The service calls this every second."""
         now = self.clock()
         acted = 0
-        with self.store.transaction() as db:
-            rows = db.execute(
-                f"SELECT {_ALERT_COLUMNS} FROM alerts WHERE status IN (?, ?) AND next_at <= ? "
-                "ORDER BY id",
-                (*OPEN, now),
-            ).fetchall()
-            for alert in (_alert(r) for r in rows):
-                self._escalate(db, alert, now)
+        with self.store.transaction() as tx:
+            for alert in tx.open_alerts_due(now):
+                self._escalate(tx, alert, now)
                 acted += 1
         if acted:
             self.wake_notifier()
         return acted
 
-    def _escalate(self, db: sqlite3.Connection, alert: Alert, now: float) -> None:
-        event = self._event_for(db, alert)
+    def _escalate(self, tx: Transaction, alert: Alert, now: float) -> None:
+        event = self._event_for(tx, alert)
         title, body = self._event_text(event, alert.kind)
         timeout = self.config.escalation.ack_timeout_s
         if alert.status == "held":  # the grace ran out without a reset: page
-            db.execute(
-                "UPDATE alerts SET status = 'paging', sends = 1, contact = 0, next_at = ? "
-                "WHERE id = ?",
-                (now + timeout, alert.id),
-            )
-            self._page(db, alert.id, [0], title, body, now)
+            tx.start_paging(alert.id, now + timeout)
+            self._page(tx, alert.id, [0], title, body, now)
             return
         contacts = len(self.config.contacts)
         contact, sends = alert.contact, alert.sends
@@ -314,29 +236,27 @@ class Alerting:
             sends += 1
             targets = list(range(contacts))
             prefix = f"STILL NOT ACKNOWLEDGED after {minutes:.0f} min: "
-        db.execute(
-            "UPDATE alerts SET contact = ?, sends = ?, next_at = ? WHERE id = ?",
-            (contact, sends, now + timeout, alert.id),
-        )
-        self._page(db, alert.id, targets, title, prefix + body, now)
+        tx.reschedule_alert(alert.id, contact, sends, now + timeout)
+        self._page(tx, alert.id, targets, title, prefix + body, now)
 
-    def _event_for(self, db: sqlite3.Connection, alert: Alert) -> dict[str, Any]:
+    def _event_for(self, tx: Transaction, alert: Alert) -> dict[str, Any]:
         if alert.event_id:
-            row = db.execute(
-                "SELECT id, device_id, wall_time, reason, state FROM events WHERE id = ?",
-                (alert.event_id,),
-            ).fetchone()
-            if row:
-                return dict(
-                    zip(("id", "device_id", "wall_time", "reason", "state"), row, strict=True)
-                )
+            event = tx.event(alert.event_id)
+            if event is not None:
+                return {
+                    "id": event.id,
+                    "device_id": event.device_id,
+                    "wall_time": event.wall_time,
+                    "reason": event.reason,
+                    "state": event.state,
+                }
         return {"id": alert.event_id or "", "device_id": alert.device_id, "wall_time": ""}
 
     # ------------------------------------------------------------ sending
 
     def _page(
         self,
-        db: sqlite3.Connection,
+        tx: Transaction,
         alert_id: int,
         contact_indexes: list[int],
         title: str,
@@ -351,34 +271,12 @@ class Alerting:
                 continue
             contact = contacts[index]
             for url_index in range(len(contact.urls)):
-                db.execute(
-                    "INSERT INTO notifications (alert_id, contact, contact_index, url_index, "
-                    "title, body, next_at, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                    (
-                        alert_id,
-                        contact.name or f"contact {index + 1}",
-                        index,
-                        url_index,
-                        title,
-                        body,
-                        now,
-                        now,
-                    ),
-                )
+                name = contact.name or f"contact {index + 1}"
+                tx.queue_notification(alert_id, name, index, url_index, title, body, now)
         if record:
-            row = db.execute("SELECT paged FROM alerts WHERE id = ?", (alert_id,)).fetchone()
-            paged = sorted(
-                set(json.loads(row[0])) | {i for i in contact_indexes if i < len(contacts)}
-            )
-            db.execute("UPDATE alerts SET paged = ? WHERE id = ?", (json.dumps(paged), alert_id))
+            tx.mark_paged(alert_id, [i for i in contact_indexes if i < len(contacts)])
 
     # ------------------------------------------------------------ reading
 
     def alerts(self, device_id: str | None = None) -> list[Alert]:
-        if device_id is None:
-            rows = self.store.query(f"SELECT {_ALERT_COLUMNS} FROM alerts ORDER BY id")
-        else:
-            rows = self.store.query(
-                f"SELECT {_ALERT_COLUMNS} FROM alerts WHERE device_id = ? ORDER BY id", (device_id,)
-            )
-        return [_alert(r) for r in rows]
+        return self.store.alerts(device_id)

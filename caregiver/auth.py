@@ -18,12 +18,11 @@ import secrets
 import time
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 
-from caregiver.store import Store
+from caregiver.storage import LoginSession, Store
 
 _hasher = PasswordHasher()
 _DUMMY_HASH = _hasher.hash("not a real password")
@@ -45,10 +44,8 @@ def check_password(password: str) -> str | None:
     return None
 
 
-@dataclass(frozen=True, slots=True)
-class Session:
-    username: str
-    csrf: str
+Session = LoginSession
+"""A caregiver's login: ``username`` and the session's ``csrf`` token."""
 
 
 def _digest(token: str) -> str:
@@ -78,25 +75,17 @@ class Accounts:
         token = secrets.token_urlsafe(32)
         csrf = secrets.token_urlsafe(32)
         now = self.clock()
-        self.store.execute("DELETE FROM sessions WHERE expires_at < ?", (now,))
-        self.store.execute(
-            "INSERT INTO sessions (token_hash, username, csrf, expires_at) VALUES (?, ?, ?, ?)",
-            (_digest(token), username, csrf, now + hours * 3600.0),
-        )
+        self.store.start_login_session(_digest(token), username, csrf, now + hours * 3600.0, now)
         return token, Session(username, csrf)
 
     def session(self, token: str | None) -> Session | None:
         if not token:
             return None
-        rows = self.store.query(
-            "SELECT username, csrf FROM sessions WHERE token_hash = ? AND expires_at >= ?",
-            (_digest(token), self.clock()),
-        )
-        return Session(rows[0][0], rows[0][1]) if rows else None
+        return self.store.login_session(_digest(token), self.clock())
 
     def end_session(self, token: str | None) -> None:
         if token:
-            self.store.execute("DELETE FROM sessions WHERE token_hash = ?", (_digest(token),))
+            self.store.end_login_session(_digest(token))
 
 
 def same_token(a: str | None, b: str | None) -> bool:

@@ -31,9 +31,10 @@ from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 
 from caregiver.alerts import Alerting
+from caregiver.changes import Change, DeviceChanged, EventStored, SessionStored
 from caregiver.config import CaregiverConfig
 from caregiver.progress import parse_summary
-from caregiver.store import Store
+from caregiver.storage import NewEvent, Store
 from core.mqttlink import make_client
 
 log = logging.getLogger(__name__)
@@ -42,10 +43,6 @@ _EVENT_ID = re.compile(r"^[0-9a-f]{32}$")
 _DEVICE_ID = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
 EVENT_TYPES = {"stumble", "fall", "no_recovery", "fault", "reset", "start", "stop"}
 KINDS = ("availability", "state", "event", "telemetry", "reply", "session")
-
-Change = dict[str, Any]
-"""``{"kind": "device", "device_id": ...}``, ``{"kind": "event", "device_id", "event_id"}`` or
-``{"kind": "session", "device_id", "session_id"}``."""
 
 
 class Ingestor:
@@ -118,12 +115,7 @@ class Ingestor:
         elif kind == "state":
             self._state(device_id, data, now)
         elif kind == "telemetry":
-            with self.store.transaction() as db:
-                self.store.touch_device(db, device_id, now)
-                db.execute(
-                    "UPDATE devices SET telemetry = ? WHERE device_id = ?",
-                    (json.dumps(data), device_id),
-                )
+            self.store.set_telemetry(device_id, data, now)
             # no live push: the cards do not show telemetry, and it is the bulk of the traffic
         elif kind == "reply":
             self._reply(device_id, data)
@@ -134,35 +126,24 @@ class Ingestor:
         if value not in ("online", "offline"):
             self.rejected += 1
             return
-        with self.store.transaction() as db:
-            self.store.touch_device(db, device_id, now)
-            row = db.execute(
-                "SELECT availability, state FROM devices WHERE device_id = ?", (device_id,)
-            ).fetchone()
-            before, state = row
-            db.execute(
-                "UPDATE devices SET availability = ? WHERE device_id = ?", (value, device_id)
-            )
-            if value == "offline" and before != "offline" and state == "ARMED":
-                self.alerting.on_offline(db, device_id, _iso_now())
-            elif value == "online" and before == "offline":
-                self.alerting.on_online(db, device_id)
+        with self.store.transaction() as tx:
+            before = tx.set_availability(device_id, value, now)
+            if value == "offline" and before.availability != "offline" and before.state == "ARMED":
+                self.alerting.on_offline(tx, device_id, _iso_now())
+            elif value == "online" and before.availability == "offline":
+                self.alerting.on_online(tx, device_id)
         self.alerting.wake_notifier()
-        self.on_change({"kind": "device", "device_id": device_id})
+        self.on_change(DeviceChanged(device_id))
 
     def _state(self, device_id: str, data: dict[str, Any], now: float) -> None:
         state = data.get("state")
         if not isinstance(state, str):
             self.rejected += 1
             return
-        with self.store.transaction() as db:
-            self.store.touch_device(db, device_id, now)
-            db.execute(
-                "UPDATE devices SET state = ?, state_reason = ?, state_time = ? "
-                "WHERE device_id = ?",
-                (state, str(data.get("reason", "")), str(data.get("wall_time", "")), device_id),
-            )
-        self.on_change({"kind": "device", "device_id": device_id})
+        self.store.set_state(
+            device_id, state, str(data.get("reason", "")), str(data.get("wall_time", "")), now
+        )
+        self.on_change(DeviceChanged(device_id))
 
     def _event(self, device_id: str, data: dict[str, Any], payload: bytes, now: float) -> None:
         event_id = data.get("id")
@@ -178,38 +159,28 @@ class Ingestor:
         window = data.get("imu_window")
         has_window = isinstance(window, dict) and isinstance(window.get("rows"), list)
         seq = data.get("seq")
-        with self.store.transaction() as db:
-            self.store.touch_device(db, device_id, now)
-            cur = db.execute(
-                "INSERT OR IGNORE INTO events (id, device_id, seq, type, severity, state, reason, "
-                "wall_time, received_at, figures, has_window, payload) "
-                "VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
-                (
-                    event_id,
-                    device_id,
-                    seq if isinstance(seq, int) else None,
-                    kind,
-                    str(data.get("severity", "info")),
-                    str(data.get("state", "")),
-                    str(data.get("reason", "")),
-                    str(data.get("wall_time", "")),
-                    now,
-                    json.dumps({k: v for k, v in figures.items() if isinstance(v, int | float)}),
-                    has_window,
-                    payload.decode("utf-8", "replace"),
-                ),
-            )
-            if cur.rowcount == 0:
+        event = NewEvent(
+            id=event_id,
+            device_id=device_id,
+            seq=seq if isinstance(seq, int) else None,
+            type=kind,
+            severity=str(data.get("severity", "info")),
+            state=str(data.get("state", "")),
+            reason=str(data.get("reason", "")),
+            wall_time=str(data.get("wall_time", "")),
+            figures={k: v for k, v in figures.items() if isinstance(v, int | float)},
+            has_window=has_window,
+            payload=payload.decode("utf-8", "replace"),
+        )
+        with self.store.transaction() as tx:
+            if not tx.record_event(event, now):
                 self.duplicates += 1
                 return
-            db.execute(
-                "UPDATE devices SET last_event_id = ? WHERE device_id = ?", (event_id, device_id)
-            )
-            self.alerting.on_event(db, data)
+            self.alerting.on_event(tx, data)
         self.events_stored += 1
         self.alerting.wake_notifier()
-        self.on_change({"kind": "event", "device_id": device_id, "event_id": event_id})
-        self.on_change({"kind": "device", "device_id": device_id})
+        self.on_change(EventStored(device_id, event_id))
+        self.on_change(DeviceChanged(device_id))
 
     def _session(self, device_id: str, data: dict[str, Any], payload: bytes, now: float) -> None:
         row, problem = parse_summary(data, device_id)
@@ -217,26 +188,19 @@ class Ingestor:
             log.warning("session summary from %s ignored: %s", device_id, problem)
             self.rejected += 1
             return
-        with self.store.transaction() as db:
-            self.store.touch_device(db, device_id, now)
-            outcome = self.store.upsert_walk_session(
-                db, row, payload.decode("utf-8", "replace"), now
-            )
+        outcome = self.store.record_walk_session(row, payload.decode("utf-8", "replace"), now)
         if outcome == "same":
             self.duplicates += 1
             return
         self.sessions_stored += 1
-        self.on_change({"kind": "session", "device_id": device_id, "session_id": row["id"]})
+        self.on_change(SessionStored(device_id, row["id"]))
 
     def _reply(self, device_id: str, data: dict[str, Any]) -> None:
         request_id = data.get("request_id")
         if data.get("command") == "ack" and data.get("ok") is True and isinstance(request_id, str):
-            changed = self.store.execute(
-                "UPDATE events SET ack_confirmed = 1 WHERE device_id = ? AND ack_request_id = ?",
-                (device_id, request_id),
-            )
-            if changed:
-                self.on_change({"kind": "device", "device_id": device_id})
+            confirmed = self.store.confirm_ack(device_id, request_id)
+            if confirmed:
+                self.on_change(DeviceChanged(device_id))
 
     # --------------------------------------------------------------- MQTT
 

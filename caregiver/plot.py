@@ -12,7 +12,7 @@
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import Any, TypeGuard
 
 
 def series(window: dict[str, Any]) -> dict[str, Any]:
@@ -40,3 +40,20 @@ def series(window: dict[str, Any]) -> dict[str, Any]:
             tilt.append(None)  # free fall: no direction to measure against
         rate.append(round(math.sqrt(wx * wx + wy * wy + wz * wz), 2))
     return {"t": t, "accel_g": accel, "tilt_deg": tilt, "rate_dps": rate, "trip_t": 0.0}
+
+
+def valid_window(window: object) -> TypeGuard[dict[str, Any]]:
+    """An ``imu_window`` as docs/mqtt.md describes it (columns dt, ax..gz; rows of 7 numbers)."""
+    if not isinstance(window, dict):
+        return False
+    rows = window.get("rows")
+    return (
+        window.get("columns") == ["dt", "ax", "ay", "az", "gx", "gy", "gz"]
+        and isinstance(rows, list)
+        and all(
+            isinstance(r, list)
+            and len(r) == 7
+            and all(isinstance(v, int | float) and not isinstance(v, bool) for v in r)
+            for r in rows
+        )
+    )

@@ -1,13 +1,17 @@
 """The caregiver service: the parts wired together, and the threads that run them.
 
 ```
- MQTT (paho thread) ─► Ingestor ─► SQLite ─► on_change ─► Hub ─► /stream (browsers)
+ MQTT (paho thread) ─► Ingestor ─► Store ─► on_change ─► LiveFeed ─► Hub ─► /stream (browsers)
                           │ in the same transaction
                           ▼
                       Alerting ─► notifications rows ─► Notifier thread ─► Apprise
  ticker thread (1 s) ─► Alerting.tick (escalation, held stumbles)
- uvicorn thread ─► Starlette app (web.py)
+ uvicorn thread ─► Starlette app (web.py, routes/) ─► worker threads ─► Store
 ```
+
+The service builds the dashboard with :func:`caregiver.web.create_app`, passing
+itself as the web layer's :class:`~caregiver.routes.site.Backend`; the web layer
+never imports this module.
 """
 
 from __future__ import annotations
@@ -23,11 +27,13 @@ import uvicorn
 
 from caregiver.alerts import Alerting
 from caregiver.auth import Accounts, LoginLimiter
+from caregiver.changes import Change, DeviceChanged, EventStored
 from caregiver.config import CaregiverConfig
-from caregiver.ingest import Change, Ingestor
+from caregiver.hub import Hub
+from caregiver.ingest import Ingestor
 from caregiver.notify import Notifier, Sender, apprise_send
-from caregiver.store import Store
-from caregiver.web import Hub, card_level, create_app
+from caregiver.storage import Store
+from caregiver.web import create_app
 
 log = logging.getLogger(__name__)
 
@@ -49,9 +55,9 @@ class CaregiverService:
         self.limiter = LoginLimiter(config.server.login_attempts, config.server.login_window_s)
         self.hub = Hub()
         self.ingestor = Ingestor(self.store, config, self.alerting, self._changed, clock)
-        self.web_started = threading.Event()
-        self.render_fragment: Callable[..., str] = lambda name, **ctx: ""
-        self.app = create_app(self)
+        dashboard = create_app(self)
+        self.app = dashboard.app
+        self._feed = dashboard.feed
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
         self._server: uvicorn.Server | None = None
@@ -61,68 +67,23 @@ class CaregiverService:
     # ------------------------------------------------------------ changes
 
     def _changed(self, change: Change) -> None:
-        """After a commit: render the changed card / timeline row and push it to browsers."""
-        if self.hub.clients == 0:
-            return
-        try:
-            device_id = change["device_id"]
-            if change["kind"] == "device":
-                device = self.store.device(device_id)
-                if device is None:
-                    return
-                html = self.render_fragment("_card.html", d=device)
-                self.hub.publish(
-                    {
-                        "kind": "device",
-                        "device_id": device_id,
-                        "level": card_level(device),
-                        "html": html,
-                    }
-                )
-            elif change["kind"] == "session":  # the progress page reloads itself
-                self.hub.publish(
-                    {"kind": "session", "device_id": device_id, "session_id": change["session_id"]}
-                )
-            elif change["kind"] == "event":
-                event = self.store.event(change["event_id"])
-                if event is None:
-                    return
-                html = self.render_fragment("_event_row.html", e=event)
-                self.hub.publish(
-                    {
-                        "kind": "event",
-                        "device_id": device_id,
-                        "device_name": self.alerting.device_name(device_id),
-                        "event": event.as_json(),
-                        "html": html,
-                    }
-                )
-        except Exception:
-            log.exception("could not push a change to the dashboard")
+        """After a commit: the changed card / timeline row goes to the browsers."""
+        self._feed.publish(change)
+
+    def device_name(self, device_id: str) -> str:
+        return self.alerting.device_name(device_id)
 
     def acknowledge(self, device_id: str, event_id: str | None, by: str) -> None:
         """Send the device's ack command, record who and when, stop escalation."""
         request_id = self.ingestor.send_ack(device_id, event_id, by)
         now = self.clock()
-        with self.store.transaction() as db:
-            if event_id is not None:
-                db.execute(
-                    "UPDATE events SET acked_by = ?, acked_at = ?, ack_request_id = ? "
-                    "WHERE id = ? AND acked_by IS NULL",
-                    (by, now, request_id, event_id),
-                )
-            else:
-                db.execute(
-                    "UPDATE events SET acked_by = ?, acked_at = ?, ack_request_id = ? "
-                    "WHERE acked_by IS NULL AND id IN (SELECT event_id FROM alerts "
-                    "WHERE device_id = ? AND status IN ('held', 'paging'))",
-                    (by, now, request_id, device_id),
-                )
-            self.alerting.acknowledge(db, device_id, event_id, by)
+        with self.store.transaction() as tx:
+            tx.acknowledge_events(device_id, event_id, by, now, request_id)
+            self.alerting.acknowledge(tx, device_id, event_id, by)
         self.notifier.wake()
         if event_id is not None:
-            self._changed({"kind": "event", "device_id": device_id, "event_id": event_id})
-        self._changed({"kind": "device", "device_id": device_id})
+            self._changed(EventStored(device_id, event_id))
+        self._changed(DeviceChanged(device_id))
 
     # ------------------------------------------------------------ threads
 
@@ -174,7 +135,7 @@ class CaregiverService:
         )
         thread.start()
         self._threads.append(thread)
-        if not self.web_started.wait(20):
+        if not self.hub.attached.wait(20):
             raise RuntimeError("the dashboard did not start")
         # lifespan startup runs before uvicorn accepts: wait for the listening flag too
         deadline = time.monotonic() + 20

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import datetime as dt
+import http.client
 import http.server
 import json
 import math
+import re
 import threading
+import urllib.parse
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -302,6 +305,58 @@ class Receiver:
     def close(self) -> None:
         self.server.shutdown()
         self.server.server_close()
+
+
+class Http:
+    """A tiny cookie-keeping client that never follows redirects."""
+
+    def __init__(self, port: int) -> None:
+        self.port = port
+        self.cookies: dict[str, str] = {}
+
+    def request(
+        self,
+        method: str,
+        path: str,
+        form: dict[str, str] | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> tuple[int, dict[str, str], str]:
+        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=WAIT)
+        hdrs = {"accept": "text/html", **(headers or {})}
+        if self.cookies:
+            hdrs["cookie"] = "; ".join(f"{k}={v}" for k, v in self.cookies.items())
+        body = None
+        if form is not None:
+            body = urllib.parse.urlencode(form)
+            hdrs["content-type"] = "application/x-www-form-urlencoded"
+        conn.request(method, path, body=body, headers=hdrs)
+        resp = conn.getresponse()
+        text = resp.read().decode()
+        for name, value in resp.getheaders():
+            if name.lower() == "set-cookie":
+                key, _, rest = value.partition("=")
+                val = rest.split(";", 1)[0].strip('"')
+                if val and "max-age=0" not in value.lower():
+                    self.cookies[key] = val
+                else:
+                    self.cookies.pop(key, None)
+        conn.close()
+        headers: dict[str, str] = {}
+        for name, value in resp.getheaders():  # several Set-Cookie headers: one per line
+            key = name.lower()
+            headers[key] = f"{headers[key]}\n{value}" if key in headers else value
+        return resp.status, headers, text
+
+    def login(self, username: str = "ann", password: str = PASSWORD) -> int:
+        _, _, page = self.request("GET", "/login")
+        token = re.search(r'name="csrf" value="([^"]+)"', page)
+        assert token
+        status, _, _ = self.request(
+            "POST",
+            "/login",
+            {"csrf": token.group(1), "username": username, "password": password, "next": "/"},
+        )
+        return status
 
 
 class FakeClock:

@@ -64,16 +64,28 @@ def test_the_project_keeps_every_import_contract() -> None:
         ("caregiver/web.py", "import hal.factory", "caregiver is not allowed to import"),
         ("core/protocol.py", "import firmware.loop", "core is not allowed to import firmware"),
         ("firmware/batch.py", "import numpy", "firmware is not allowed to import numpy"),
+        (
+            "caregiver/alerts.py",
+            "import sqlite3",
+            "caregiver.alerts is not allowed to import sqlite3",
+        ),
+        (
+            "caregiver/routes/api.py",
+            "import caregiver.service",
+            "caregiver.routes is not allowed to import caregiver.service",
+        ),
     ],
 )
 def test_a_forbidden_import_breaks_a_contract(
     tmp_path: Path, module: str, imports: str, complaint: str
 ) -> None:
-    for package in PACKAGES:
+    for package in (*PACKAGES, "caregiver/routes", "caregiver/storage"):
         (tmp_path / package).mkdir()
         (tmp_path / package / "__init__.py").write_text("")
     for name in ("sim/chip.py", "tools/evaluate.py", "caregiver/web.py", "firmware/loop.py"):
         (tmp_path / name).write_text("")
+    for name in ("service", "ingest", "notify"):  # what the web layer must not import
+        (tmp_path / f"caregiver/{name}.py").write_text("")
     (tmp_path / "hal/factory.py").write_text("")
     (tmp_path / "numpy").mkdir()
     (tmp_path / "numpy/__init__.py").write_text("")

@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import http.client
 import re
-import urllib.parse
+import threading
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -22,6 +23,7 @@ from tests.caregiver_support import (
     PASSWORD,
     WAIT,
     FakeClock,
+    Http,
     Receiver,
     SimDevice,
     fall_window,
@@ -29,59 +31,6 @@ from tests.caregiver_support import (
     running_service,
 )
 from tools.broker import Mosquitto
-
-
-class Http:
-    """A tiny cookie-keeping client that never follows redirects."""
-
-    def __init__(self, port: int) -> None:
-        self.port = port
-        self.cookies: dict[str, str] = {}
-
-    def request(
-        self,
-        method: str,
-        path: str,
-        form: dict[str, str] | None = None,
-        headers: dict[str, str] | None = None,
-    ) -> tuple[int, dict[str, str], str]:
-        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=WAIT)
-        hdrs = {"accept": "text/html", **(headers or {})}
-        if self.cookies:
-            hdrs["cookie"] = "; ".join(f"{k}={v}" for k, v in self.cookies.items())
-        body = None
-        if form is not None:
-            body = urllib.parse.urlencode(form)
-            hdrs["content-type"] = "application/x-www-form-urlencoded"
-        conn.request(method, path, body=body, headers=hdrs)
-        resp = conn.getresponse()
-        text = resp.read().decode()
-        for name, value in resp.getheaders():
-            if name.lower() == "set-cookie":
-                key, _, rest = value.partition("=")
-                val = rest.split(";", 1)[0].strip('"')
-                if val and "max-age=0" not in value.lower():
-                    self.cookies[key] = val
-                else:
-                    self.cookies.pop(key, None)
-        conn.close()
-        headers: dict[str, str] = {}
-        for name, value in resp.getheaders():  # several Set-Cookie headers: one per line
-            key = name.lower()
-            headers[key] = f"{headers[key]}\n{value}" if key in headers else value
-        return resp.status, headers, text
-
-    def login(self, username: str = "ann", password: str = PASSWORD) -> int:
-        _, _, page = self.request("GET", "/login")
-        token = re.search(r'name="csrf" value="([^"]+)"', page)
-        assert token
-        status, _, _ = self.request(
-            "POST",
-            "/login",
-            {"csrf": token.group(1), "username": username, "password": password, "next": "/"},
-        )
-        return status
-
 
 # ------------------------------------------------------------------ ingest
 
@@ -236,6 +185,53 @@ def test_session_cookie_is_httponly_and_samesite(mosquitto: Mosquitto, tmp_path:
         (cookie,) = [c for c in headers["set-cookie"].lower().split("\n") if "rg_session" in c]
         assert "rg_session=" in cookie and "httponly" in cookie and "samesite=lax" in cookie
         assert "default-src 'self'" in headers["content-security-policy"]
+
+
+def test_the_dashboard_reaches_the_database_only_from_worker_threads(
+    mosquitto: Mosquitto, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """One event loop serves every browser: the store (and the Argon2 check behind a login)
+    must run in worker threads. Every store operation notes the thread that called it."""
+    with running_service(make_config(mosquitto, tmp_path), background=False) as service:
+        device = SimDevice(mosquitto, "treadmill-1")
+        device.online()
+        event = device.fall()
+        assert service.ingestor.wait_for(lambda: service.store.event(event["id"]) is not None)
+        callers: list[str] = []
+        store = service.store
+        for name in [n for n in dir(type(store)) if not n.startswith("_")]:
+            operation = getattr(store, name)
+            if callable(operation):
+
+                def noting(*args: Any, _operation: Any = operation, **kwargs: Any) -> Any:
+                    callers.append(threading.current_thread().name)
+                    return _operation(*args, **kwargs)
+
+                monkeypatch.setattr(store, name, noting)
+
+        client = Http(service.port)
+        assert client.login() == 303
+        for path in (
+            "/",
+            "/devices/treadmill-1",
+            f"/events/{event['id']}",
+            f"/api/events/{event['id']}/plot",
+            "/api/fleet",
+            "/devices/treadmill-1/progress",
+            "/api/devices/treadmill-1/progress",
+            "/static/app.js",
+        ):
+            assert client.request("GET", path, headers={"accept": "*/*"})[0] == 200, path
+        _, _, page = client.request("GET", f"/events/{event['id']}")
+        csrf = re.search(r'name="csrf" value="([^"]+)"', page)
+        assert csrf
+        assert client.request("POST", f"/events/{event['id']}/ack", {"csrf": csrf[1]})[0] == 303
+        assert client.request("POST", "/devices/treadmill-1/ack", {"csrf": csrf[1]})[0] == 303
+        assert client.request("POST", "/logout", {"csrf": csrf[1]})[0] == 303
+        device.close()
+    web_callers = [c for c in callers if not c.startswith("paho")]
+    assert len(web_callers) >= 15
+    assert "caregiver-web" not in web_callers  # uvicorn's thread: the event loop
 
 
 # ------------------------------------------------------------ notifications

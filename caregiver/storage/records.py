@@ -1,0 +1,142 @@
+"""What the caregiver database holds, as the rest of the service sees it: plain typed records.
+
+Nothing here knows SQL or which database is behind the store; these are the types
+the store's named operations take and return.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Literal, TypedDict
+
+OPEN_STATUSES = ("held", "paging")
+"""Alert statuses that still want a caregiver (the others: acknowledged, resolved, logged)."""
+
+WALK_FIELDS = (
+    "id", "device_id", "plan", "status", "started_wall", "ended_wall", "planned_s", "done_s",
+    "backward_s", "longest_backward_s", "steps", "walking_s", "cadence_spm", "trips", "stumbles",
+)  # fmt: skip
+"""The fields of a stored guided-session summary (docs/mqtt/schemas/session.schema.json)."""
+
+WalkOutcome = Literal["new", "updated", "same"]
+"""What storing a session summary did: a new row, a replaced one, or nothing (a redelivery, or
+a summary naming another device's session)."""
+
+
+class LastEvent(TypedDict):
+    id: str
+    type: str
+    severity: str
+    reason: str
+    wall_time: str
+    received_at: float
+
+
+class Device(TypedDict):
+    """A device card: what it last reported and how many of its alerts are open.
+
+    A dict (not a dataclass) because it goes as it is to the templates and ``/api/fleet``.
+    """
+
+    device_id: str
+    availability: str
+    state: str
+    state_reason: str
+    state_time: str
+    last_seen: float | None
+    telemetry: dict[str, Any]
+    last_event: LastEvent | None
+    open_alerts: int
+
+
+@dataclass(frozen=True, slots=True)
+class DeviceStatus:
+    availability: str
+    state: str
+
+
+@dataclass(frozen=True, slots=True)
+class NewEvent:
+    """A device's event as ingestion stores it; ``payload`` is the message as received."""
+
+    id: str
+    device_id: str
+    seq: int | None
+    type: str
+    severity: str
+    state: str
+    reason: str
+    wall_time: str
+    figures: dict[str, float]
+    has_window: bool
+    payload: str
+
+
+@dataclass(frozen=True, slots=True)
+class StoredEvent:
+    id: str
+    device_id: str
+    seq: int | None
+    type: str
+    severity: str
+    state: str
+    reason: str
+    wall_time: str
+    received_at: float
+    figures: dict[str, float]
+    has_window: bool
+    acked_by: str | None
+    acked_at: float | None
+    ack_confirmed: bool
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "device_id": self.device_id,
+            "seq": self.seq,
+            "type": self.type,
+            "severity": self.severity,
+            "state": self.state,
+            "reason": self.reason,
+            "wall_time": self.wall_time,
+            "figures": self.figures,
+            "has_window": self.has_window,
+            "acked_by": self.acked_by,
+            "acked_at": self.acked_at,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class Alert:
+    id: int
+    kind: str
+    device_id: str
+    event_id: str | None
+    status: str
+    created_at: float
+    next_at: float | None
+    contact: int
+    sends: int
+    paged: list[int]
+    closed_by: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class PendingNotification:
+    """A queued message for one URL of one contact, due now."""
+
+    id: int
+    contact: str
+    contact_index: int
+    url_index: int
+    title: str
+    body: str
+    attempts: int
+
+
+@dataclass(frozen=True, slots=True)
+class LoginSession:
+    """A caregiver's login: who, and the CSRF token every state-changing request must carry."""
+
+    username: str
+    csrf: str
