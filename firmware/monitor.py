@@ -2,9 +2,9 @@
 
 The loop is paced by the IMU itself (``read_batch`` waits for the sensor's
 own sample clock), so there is no second timer to drift against it. Nothing
-here touches disk or network: events leave through a non-blocking
-dispatcher. Any exception that escapes the controller releases the relay
-before it propagates — the last thing a dying loop does is make the
+here touches disk or network: events leave through a non-blocking link to
+the courier process. Any exception that escapes the controller releases the
+relay before it propagates — the last thing a dying loop does is make the
 treadmill safe.
 """
 

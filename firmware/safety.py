@@ -188,7 +188,7 @@ class SafetyController:
     """Decides, sample by sample, whether the treadmill may keep running.
 
     All methods run on the real-time thread; ``emit`` must not block (it is
-    :meth:`firmware.sinks.EventDispatcher.submit`).
+    :meth:`firmware.link.endpoint.CourierLink.submit`).
     """
 
     def __init__(

@@ -30,6 +30,7 @@ from firmware.monitor import Monitor
 from firmware.safety import SafetyState
 from firmware.session.runner import SessionRunner, attach_session, detach_session
 from firmware.storage.events import EventStore, StoredEvent
+from firmware.storage.outbox import outbox_depth
 from firmware.storage.sessions import load_sessions
 from sim import scenarios
 from sim.backends import SimulatedGpio, simulated_hardware
@@ -359,12 +360,9 @@ def _run_and_report(
             f"{r['steps']} steps measured, {r['trips']} trips.\n"
         )
     print_events(result.events, out)
-    if result.app.reporter is not None:
-        link = result.app.reporter.status
-        out.write(
-            f"MQTT: {link.acked} messages acknowledged by the broker, "
-            f"{link.depth} left in the outbox.\n"
-        )
+    if config.mqtt.host:
+        left = outbox_depth(config.storage.database)
+        out.write(f"MQTT: {left} messages left in the outbox (0: the broker has them all).\n")
     relay = "closed" if result.relay_closed_at_end else "released"
     out.write(f"\nEnded in {result.final_state.value} with the relay {relay}.\n")
     if not result.ok:

@@ -16,7 +16,9 @@ from core.protocol.events import EventType
 from core.samples import ImuSample
 from firmware.app import App, build_app
 from firmware.config import Config, MqttConfig, SafetyConfig, StorageConfig
+from firmware.courier.service import Courier
 from firmware.detection.base import NO_DETECTIONS, Detection, DetectionKind, Detector
+from firmware.link.supervisor import ThreadCourier
 from sim.backends import SimulatedHardware, simulated_hardware
 from sim.motion import Vector6
 from sim.relay_hardware import SimulatedButton
@@ -118,8 +120,19 @@ class Rig:
         self.run_for(hold + 0.05)
 
     def events(self) -> list[EventType]:
-        assert self.app.dispatcher.flush(timeout=10)
-        return [s.event.type for s in self.app.store.events()]
+        return [s.event.type for s in self.app.stored_events()]
+
+    @property
+    def courier(self) -> Courier:
+        """The in-process courier serving this rig (it runs on a thread here)."""
+        supervisor = self.app.supervisor
+        assert supervisor is not None
+        for _ in range(2000):  # the supervisor starts it at once; a bound, not a timing
+            handle = supervisor.current
+            if isinstance(handle, ThreadCourier) and handle.ready.wait(0.01):
+                assert handle.courier is not None
+                return handle.courier
+        raise AssertionError("no courier started")
 
 
 _open_rigs: list[Rig] = []
@@ -148,7 +161,14 @@ def make_rig(
     sim = simulated_hardware(
         config.imu, config.gpio, clock, motion if motion is not None else Standing()
     )
-    app = build_app(config, clock, imu=sim.imu_rig.imu, gpio=sim.gpio, detector=detector)
+    app = build_app(
+        config,
+        clock,
+        imu=sim.imu_rig.imu,
+        gpio=sim.gpio,
+        detector=detector,
+        courier=ThreadCourier,
+    )
     app.start()
     rig = Rig(app, clock, sim)
     _open_rigs.append(rig)

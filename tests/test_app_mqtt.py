@@ -15,6 +15,7 @@ import pytest
 
 from core.clock import SimClock
 from core.protocol.commands import COMMANDS
+from firmware.storage.outbox import outbox_depth
 from launcher.demo import demo_config, run_session
 from tests.app_support import Rig, TripAt, close_rigs, make_rig
 from tests.mqtt_helpers import WAIT, Subscriber, config_for, validate
@@ -57,8 +58,8 @@ def test_trip_reaches_the_caregiver_with_state_and_window(
 
 def test_no_command_arms_or_starts_the_treadmill(tmp_path: Path, mosquitto: Mosquitto) -> None:
     rig = tripped_rig(tmp_path, mosquitto)
-    assert rig.app.reporter is not None
-    assert rig.app.reporter.wait_until(lambda s: s.ready, WAIT)
+    assert rig.courier.reporter is not None
+    assert rig.courier.reporter.wait_until(lambda s: s.ready, WAIT)
     names = [*COMMANDS, "arm", "rearm", "reset", "start", "resume", "run", "relay", "../arm"]
     payloads = [
         b"",
@@ -100,8 +101,8 @@ def test_silence_command_stops_the_alarm_but_not_the_trip(
 ) -> None:
     rig = tripped_rig(tmp_path, mosquitto)
     assert rig.app.gpio.buzzer.pattern == "alarm"
-    assert rig.app.reporter is not None
-    assert rig.app.reporter.wait_until(lambda s: s.ready, WAIT)
+    assert rig.courier.reporter is not None
+    assert rig.courier.reporter.wait_until(lambda s: s.ready, WAIT)
     sub = Subscriber(mosquitto, [f"retroguard/{DEVICE}/reply"])
     try:
         sub.client.publish(f"retroguard/{DEVICE}/cmd/silence", b'{"id":"s1"}', qos=1)
@@ -138,7 +139,7 @@ def test_broker_restart_during_the_demo_session_loses_nothing(
         result = run_session(config, SimClock(), on_started=on_started)
         assert restarted, "the broker was never restarted"
         stored = [s.event.id for s in result.events]
-        assert result.app.reporter is not None and result.app.reporter.status.depth == 0
+        assert outbox_depth(config.storage.database) == 0
         assert sub.wait(lambda: set(sub.event_ids()) >= set(stored))
         first_seen = list(dict.fromkeys(sub.event_ids()))
         assert first_seen == stored  # all of them, once each by id, in order

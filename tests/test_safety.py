@@ -74,7 +74,7 @@ def test_detection_releases_within_one_sample(tmp_path: Path) -> None:
     assert opened - detector.fired_at <= PERIOD
     assert not rig.hardware.contact_closed()
     assert rig.events()[-1] is EventType.STUMBLE
-    stumble = rig.app.store.events()[-1].event
+    stumble = rig.app.stored_events()[-1].event
     assert stumble.state == "TRIPPED" and stumble.figures == {"tilt_deg": 40.0}
     assert len(stumble.imu_window) > 100  # the seconds before the trip, for plotting
     trip = rig.app.controller.transitions[-1]
@@ -341,7 +341,7 @@ def test_a_forbidden_transition_releases_and_faults_without_raising(
     assert last.source is SafetyState(source) and last.state is SafetyState.FAULT
     assert last.reason.startswith(f"forbidden transition {source} -> {target.value} on ")
     assert rig.events()[events_before:] == [EventType.FAULT]
-    assert rig.app.store.events()[-1].event.reason == last.reason
+    assert rig.app.stored_events()[-1].event.reason == last.reason
     assert any(
         r.levelname == "ERROR" and "forbidden transition" in r.getMessage() for r in caplog.records
     )

@@ -145,7 +145,7 @@ def run_guided_demo(
             f"{r['backward_s'] / 60:.0f} backward; measured {r['steps']} steps in "
             f"{r['walking_s']:.0f} s of walking ({r['cadence_spm']:.0f} steps/min), "
             f"{r['trips']} trips. Stored in the sessions table"
-            f"{' and queued for MQTT' if app.reporter else ''}.\n"
+            f"{' and queued for MQTT' if app.config.mqtt.host else ''}.\n"
         )
         # The relay closed once, at arming, and the session never moved it.
         ok = r["status"] == "completed" and [closed for _, closed in history] == [True]

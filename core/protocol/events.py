@@ -67,7 +67,7 @@ class Event:
     """ISO 8601 UTC wall-clock time, for display only."""
     id: str = field(default_factory=lambda: uuid.uuid4().hex)
     figures: Mapping[str, float] = field(default_factory=dict)
-    imu_window: Sequence[ImuSample] = ()
+    imu_window: tuple[ImuSample, ...] = ()
     """Samples up to the detection (stumble and fall only), for plotting."""
 
     @classmethod

@@ -16,7 +16,7 @@ command gets an error reply and changes nothing.
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -60,12 +60,15 @@ class SilenceRequest:
     network code. In the loop: ``if silence.take(): buzzer.stop()``.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, on_request: Callable[[], object] | None = None) -> None:
         self._requested = 0
         self._taken = 0
+        self._on_request = on_request
 
     def request(self) -> None:
         self._requested += 1
+        if self._on_request is not None:
+            self._on_request()
 
     def take(self) -> bool:
         """True once per batch of requests since the last call."""

@@ -1,11 +1,11 @@
 """The MQTT reporter: outbox → broker, state, telemetry, commands, discovery.
 
-Threads and who waits on whom:
+It lives in the courier process, apart from the real-time loop. Threads
+there and who waits on whom:
 
-* the real-time loop calls :meth:`MqttReporter.publish_state` (and, through
-  the dispatcher, nothing else): a ``SimpleQueue.put_nowait``, never a wait;
-* the event worker calls :attr:`MqttReporter.sink`: store + queue in one
-  SQLite transaction, then a wake-up token for the publisher;
+* the courier's main thread calls :meth:`MqttReporter.publish_state` and
+  :attr:`MqttReporter.sink` (store + queue in one SQLite transaction, then a
+  wake-up token for the publisher) as the loop's messages arrive;
 * paho's network thread runs the callbacks, which only put tokens on the
   same queue (no disk, no locks held by disk code);
 * the publisher thread (``retroguard-mqtt``) does everything else: reads the
@@ -236,17 +236,10 @@ class _DefaultTarget:
 class MqttReporter:
     """Caregiver reporting over MQTT, ready to wire into the monitor.
 
-    Wiring (the lead's side)::
-
-        reporter = MqttReporter(cfg.mqtt, device_id=cfg.device.id, device_name=cfg.device.name,
-                                database=cfg.storage.database, telemetry=stats_fn)
-        dispatcher = EventDispatcher([reporter.sink, LogSink()])  # instead of StoreSink
-        reporter.start()
-        # real-time loop, each iteration:
-        #   if reporter.silence.take(): buzzer.stop()
-        #   on a state change: reporter.publish_state(controller.state, controller.reason)
-        ...
-        dispatcher.close(); reporter.stop()
+    It runs in the courier process (:mod:`firmware.courier.service`), never
+    beside the real-time loop: the courier stores and queues each event
+    through :attr:`sink`, forwards state changes to :meth:`publish_state`,
+    and passes ``on_silence`` so a ``silence`` command reaches the loop.
 
     ``config.host == ""`` is the caller's "no broker" case: construct nothing
     and keep :class:`firmware.sinks.StoreSink`.
@@ -262,6 +255,7 @@ class MqttReporter:
         telemetry: TelemetryProvider | None = None,
         self_test: SelfTestProvider | None = None,
         command_target: CommandTarget | None = None,
+        on_silence: Callable[[], object] | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         try:
@@ -275,11 +269,11 @@ class MqttReporter:
         self.device_name = device_name
         self.topics = Topics(config.topic_prefix, device_id)
         self.outbox = Outbox(database, self.topics, max_rows=config.outbox_max_rows)
-        self.silence = SilenceRequest()
-        """Taken by the real-time loop: ``if reporter.silence.take(): buzzer.stop()``."""
+        self.silence = SilenceRequest(on_request=on_silence)
+        """Set by the ``silence`` command; ``on_silence`` carries it to the monitor loop."""
         self._wake: queue.SimpleQueue[_Token] = queue.SimpleQueue()
         self.sink = OutboxSink(self.outbox, on_queued=self._on_queued)
-        """EventSink for the dispatcher: stores *and* queues (use instead of StoreSink)."""
+        """EventSink for the courier: stores *and* queues (use instead of StoreSink)."""
         self._telemetry = telemetry
         self._clock = clock
         self._box = _StatusBox()
@@ -340,7 +334,7 @@ class MqttReporter:
         """Announce ``offline`` (when connected), disconnect and stop the threads.
 
         Queued rows stay in the outbox for the next start. Call after the
-        dispatcher has been closed, so the last events are queued first.
+        courier has handled the loop's last records, so they are queued first.
         """
         thread = self._thread
         if thread is None:

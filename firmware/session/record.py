@@ -1,13 +1,13 @@
-"""Recording guided sessions off the loop thread, and the MQTT session summary.
+"""Keeping guided-session records, and the MQTT session summary (in the courier process).
 
-The runner hands each session record over with a non-blocking put
-(:meth:`SessionRecorder.submit`); the recorder's own thread saves it in the
-session log (:mod:`firmware.storage.sessions`, in the monitor's database,
-``storage.database``). A session's row is written when it starts running, at
-every interval's end and pause (so a power cut loses at most one interval),
-and a last time when it ends. With a broker configured, that last write also
-queues the ``<prefix>/<device>/session`` summary (:func:`session_payload`) in
-the MQTT outbox in the same transaction.
+The runner hands each session record to the courier link (a non-blocking
+put on the loop thread); the courier saves it with :class:`SessionArchive`
+in the session log (:mod:`firmware.storage.sessions`, in the monitor's
+database, ``storage.database``). A session's row is written when it starts
+running, at every interval's end and pause (so a power cut loses at most one
+interval), and a last time when it ends. With a broker configured, that last
+write also queues the ``<prefix>/<device>/session`` summary
+(:func:`session_payload`) in the MQTT outbox in the same transaction.
 """
 
 from __future__ import annotations
@@ -15,17 +15,12 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
-import queue
-import threading
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from firmware.storage.database import connect
 from firmware.storage.sessions import SummaryToQueue, save_session
-
-if TYPE_CHECKING:
-    from firmware.mqtt.reporter import MqttReporter
 
 log = logging.getLogger(__name__)
 
@@ -41,62 +36,40 @@ def session_payload(record: Mapping[str, Any]) -> str:
     return json.dumps(data, separators=(",", ":"), sort_keys=True)
 
 
-class SessionRecorder:
-    """Writes session records on its own thread; :meth:`submit` never blocks."""
+class SessionArchive:
+    """Saves session records as they come (on the courier's thread, never the loop's)."""
 
-    def __init__(self, database: str | Path, reporter: MqttReporter | None = None) -> None:
+    def __init__(
+        self,
+        database: str | Path,
+        *,
+        summary_topic: str | None = None,
+        on_queued: Callable[[], None] | None = None,
+    ) -> None:
         self.database = Path(database)
-        self._reporter = reporter
-        self._queue: queue.SimpleQueue[tuple[dict[str, Any], bool] | None] = queue.SimpleQueue()
-        self._thread = threading.Thread(target=self._run, name="retroguard-sessions", daemon=True)
-        self._done = threading.Condition()
-        self._submitted = 0
-        self._handled = 0
+        self._topic = summary_topic
+        self._on_queued = on_queued
+        self._conn = connect(self.database)
         self.published = 0
         """Summaries queued for MQTT since start."""
-        connect(self.database).close()  # a bad path or a newer file fails here, not on the thread
 
-    def start(self) -> None:
-        self._thread.start()
-
-    def submit(self, record: dict[str, Any], final: bool) -> None:
-        """Hand a record over (the runner calls this on the loop thread)."""
-        self._submitted += 1
-        self._queue.put_nowait((record, final))
-
-    def flush(self, timeout: float = 5.0) -> bool:
-        """Wait until everything submitted so far is written (not for the loop thread)."""
-        target = self._submitted
-        with self._done:
-            return self._done.wait_for(lambda: self._handled >= target, timeout)
-
-    def close(self, timeout: float = 5.0) -> None:
-        if self._thread.is_alive():
-            self._queue.put_nowait(None)
-            self._thread.join(timeout)
-
-    def _run(self) -> None:
-        conn = connect(self.database)
-        topic = self._reporter.topics.session if self._reporter is not None else None
+    def save(self, record: dict[str, Any], final: bool) -> bool:
+        """Store ``record`` (and with ``final`` queue its summary); False if it could not be."""
         try:
-            while True:
-                item = self._queue.get()
-                if item is None:
-                    return
-                record, final = item
-                try:
-                    queued = save_session(conn, record, _summary(record, topic) if final else None)
-                except Exception:
-                    log.exception("session %s could not be stored", record.get("id"))
-                    queued = False
-                if queued and self._reporter is not None:
-                    self.published += 1
-                    self._reporter.wake()
-                with self._done:
-                    self._handled += 1
-                    self._done.notify_all()
-        finally:
-            conn.close()
+            queued = save_session(
+                self._conn, record, _summary(record, self._topic) if final else None
+            )
+        except Exception:
+            log.exception("session %s could not be stored", record.get("id"))
+            return False
+        if queued:
+            self.published += 1
+            if self._on_queued is not None:
+                self._on_queued()
+        return True
+
+    def close(self) -> None:
+        self._conn.close()
 
 
 def _summary(record: Mapping[str, Any], topic: str | None) -> SummaryToQueue | None:

@@ -76,7 +76,6 @@ if TYPE_CHECKING:
     from firmware.app import App
     from firmware.monitor import Monitor
     from firmware.session.control import ControlServer
-    from firmware.session.record import SessionRecorder
 
 log = logging.getLogger(__name__)
 
@@ -255,7 +254,8 @@ class SessionRunner:
 
     ``record`` receives the session's record (a plain dict, see
     :mod:`.record`) at each interval's end, on pause, and once more with
-    ``final=True``; it must not block (:meth:`SessionRecorder.submit` is a put).
+    ``final=True``; it must not block (:meth:`firmware.link.endpoint.CourierLink.submit_session`
+    is a put).
     """
 
     def __init__(
@@ -276,7 +276,6 @@ class SessionRunner:
         self.plan = plan
         self.time_scale = time_scale
         """Plan seconds per loop second: 1 for real sessions; the demo compresses time."""
-        self.recorder: SessionRecorder | None = None
         self.control: ControlServer | None = None
         self.speaker = speaker
         self.config = config or SessionConfig()
@@ -691,15 +690,14 @@ def attach_session(
     """Add a guided session to a built app: an ``on_iteration`` hook; returns the runner.
 
     ``plan`` defaults to ``app.config.session.plan``. With ``record`` the
-    sessions go to the app's SQLite database (table ``sessions``) and, when
+    sessions go, through the courier, to the app's SQLite database (table ``sessions``) and, when
     MQTT is configured, through the outbox as ``.../session`` summaries. With
     ``control_socket`` (a path; "" = the config's or the runtime directory's)
     ``retroguard session start|pause|stop`` can reach the runner. Call
-    :func:`detach_session` (or ``app.close``, which the recorder also hooks)
+    :func:`detach_session` (before ``app.close``, which flushes the records to the courier)
     when done. Nothing here can arm: see the module docstring.
     """
     from firmware.session.plan import resolve_plan
-    from firmware.session.record import SessionRecorder
 
     config = app.config.session
     if plan is None:
@@ -711,10 +709,6 @@ def attach_session(
             speaker = EspeakSpeaker(config.voice, config.speech_rate_wpm)
         else:
             log.warning("session.voice is set but espeak-ng is not installed: buzzer cues only")
-    recorder: SessionRecorder | None = None
-    if record:
-        recorder = SessionRecorder(app.config.storage.database, reporter=app.reporter)
-        recorder.start()
     button = app.gpio.button if isinstance(app.gpio.button, PressEdges) else None
     runner = SessionRunner(
         plan,
@@ -723,11 +717,10 @@ def attach_session(
         device_id=app.config.device.id,
         config=config,
         button=button,
-        record=recorder.submit if recorder is not None else None,
+        record=app.link.submit_session if record else None,
         speaker=speaker,
         time_scale=time_scale,
     )
-    runner.recorder = recorder
     if control_socket is not None:
         from firmware.session.control import ControlServer, default_socket_path
 
@@ -741,15 +734,12 @@ def attach_session(
 def detach_session(app: App, runner: SessionRunner, timeout: float = 5.0) -> None:
     """Remove the hook, then flush the session log and stop the control socket and speech.
 
-    Call before ``app.close()`` (or after: the recorder has its own connection).
+    Call before ``app.close()``, which hands the last records to the courier.
     """
     if runner in app.monitor.on_iteration:
         app.monitor.on_iteration.remove(runner)
     if runner.control is not None:
         runner.control.close()
         runner.control = None
-    if runner.recorder is not None:
-        runner.recorder.close(timeout)
-        runner.recorder = None
     if runner.speaker is not None:
         runner.speaker.close()

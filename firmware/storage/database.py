@@ -2,9 +2,9 @@
 
 One SQLite file per device (``storage.database``) holds the event log, the
 MQTT outbox and the session log. WAL mode lets the publisher read while the
-event worker writes; ``synchronous=FULL`` makes a committed event survive a
-power cut. Only the worker threads (events, publisher, session recorder) open
-it — never the real-time thread.
+courier's main thread writes; ``synchronous=FULL`` makes a committed event
+survive a power cut. Only the courier process writes it — never the
+real-time loop's process.
 """
 
 from __future__ import annotations
@@ -38,6 +38,11 @@ def connect(path: str | Path) -> sqlite3.Connection:
         conn.close()
         raise
     return conn
+
+
+def check_database(path: str | Path) -> None:
+    """Open and close the database once: a file it must refuse raises here, before start-up."""
+    connect(path).close()
 
 
 @contextmanager

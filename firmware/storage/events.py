@@ -87,6 +87,12 @@ class EventStore:
             rows = self._conn.execute(query, params).fetchall()
         return [StoredEvent(int(seq), Event.from_json(body)) for seq, body in reversed(rows)]
 
+    def __enter__(self) -> EventStore:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
     def close(self) -> None:
         with self._lock:
             self._conn.close()

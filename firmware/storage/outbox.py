@@ -245,3 +245,13 @@ class Outbox:
             .fetchone()
         )
         return None if row is None else str(row[0])
+
+
+def outbox_depth(path: str | Path) -> int:
+    """Rows still waiting for the broker in the database at ``path`` (for the demo and doctor)."""
+    conn = connect(path)
+    try:
+        (count,) = conn.execute("SELECT COUNT(*) FROM outbox").fetchone()
+        return int(count)
+    finally:
+        conn.close()
