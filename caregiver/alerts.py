@@ -29,16 +29,19 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import NamedTuple
 
 from caregiver.config import CaregiverConfig
 from caregiver.storage import OPEN_STATUSES, Alert, Store, Transaction
+from core.protocol.events import PROTECTED_TYPES, EventType
+from core.protocol.messages import EventMessage
 
 log = logging.getLogger(__name__)
 
 Clock = Callable[[], float]
 
-ALERT_TYPES = ("stumble", "fall", "no_recovery", "fault")
+ALERT_TYPES = tuple(t.value for t in (*sorted(PROTECTED_TYPES),))
+"""Event types that open an alert: the protocol's alerts and faults (never dropped on the way)."""
 OPEN = OPEN_STATUSES
 
 _WHAT = {
@@ -72,48 +75,63 @@ class Alerting:
     def device_name(self, device_id: str) -> str:
         return self.config.devices.get(device_id, device_id)
 
-    def _event_text(self, event: dict[str, Any], kind: str) -> tuple[str, str]:
-        device = event["device_id"]
+    def _event_text(self, device: str, kind: str, told: _Told) -> tuple[str, str]:
         name = self.device_name(device)
-        when = str(event.get("wall_time", ""))[:19].replace("T", " ")
         what = _WHAT.get(kind, kind)
-        title = f"RetroGuard: {what} - {name}"
         label = name if name == device else f"{name} ({device})"
-        if kind == "offline":
-            body = (
-                f"{what}: {label} stopped reporting at {when} UTC while armed. "
-                f"Check on the walker. Dashboard: {self.config.base_url}/devices/{device}"
-            )
-        else:
-            body = (
-                f"{what} on {label} at {when} UTC: {event.get('reason', '')}. "
-                f"Treadmill state: {event.get('state', '?')}. "
-                f"Open and acknowledge: {self.config.base_url}/events/{event['id']}"
-            )
-        return title, body
+        body = (
+            f"{what} on {label} at {_when(told.wall_time)} UTC: {told.reason}. "
+            f"Treadmill state: {told.state}. "
+            f"Open and acknowledge: {self.config.base_url}/events/{told.event_id}"
+        )
+        return f"RetroGuard: {what} - {name}", body
+
+    def _offline_text(self, device: str, wall_time: str) -> tuple[str, str]:
+        name = self.device_name(device)
+        what = _WHAT["offline"]
+        label = name if name == device else f"{name} ({device})"
+        body = (
+            f"{what}: {label} stopped reporting at {_when(wall_time)} UTC while armed. "
+            f"Check on the walker. Dashboard: {self.config.base_url}/devices/{device}"
+        )
+        return f"RetroGuard: {what} - {name}", body
 
     # ------------------------------------------------------------ opening
 
-    def on_event(self, tx: Transaction, event: dict[str, Any]) -> None:
-        """A newly stored event (inside the ingest transaction)."""
-        kind = event["type"]
+    def on_event(self, tx: Transaction, device_id: str, event: EventMessage) -> None:
+        """A newly stored event of ``device_id`` (inside the ingest transaction)."""
+        kind = event.type.value
         now = self.clock()
-        if kind == "reset":
-            self._walker_reset(tx, event, now)
+        if event.type is EventType.RESET:
+            self._walker_reset(tx, device_id, event.wall_time, now)
             return
         if kind not in ALERT_TYPES:
             return
         action = getattr(self.config.policy, kind)
-        self._open(tx, kind, event["device_id"], event["id"], action, now, event)
+        told = _Told(event.id, event.wall_time, event.reason, event.state.value)
+        self._open(
+            tx,
+            kind,
+            device_id,
+            event.id,
+            action,
+            now,
+            lambda: self._event_text(device_id, kind, told),
+        )
 
     def on_offline(self, tx: Transaction, device_id: str, wall_time: str) -> None:
         """The device went offline while its last state was ARMED."""
         now = self.clock()
         if tx.open_alerts(device_id, ("offline",)):
             return
-        fake_event = {"id": "", "device_id": device_id, "wall_time": wall_time}
         self._open(
-            tx, "offline", device_id, None, self.config.policy.offline_while_armed, now, fake_event
+            tx,
+            "offline",
+            device_id,
+            None,
+            self.config.policy.offline_while_armed,
+            now,
+            lambda: self._offline_text(device_id, wall_time),
         )
 
     def on_online(self, tx: Transaction, device_id: str) -> None:
@@ -136,7 +154,7 @@ class Alerting:
         event_id: str | None,
         action: str,
         now: float,
-        event: dict[str, Any],
+        text: Callable[[], tuple[str, str]],
     ) -> None:
         if action == "log":
             tx.log_alert(kind, device_id, event_id, now)
@@ -147,7 +165,7 @@ class Alerting:
         alert_id = tx.page_alert(
             kind, device_id, event_id, now, now + self.config.escalation.ack_timeout_s
         )
-        title, body = self._event_text(event, kind)
+        title, body = text()
         self._page(tx, alert_id, [0], title, body, now)
 
     # ----------------------------------------------------------- closing
@@ -159,12 +177,11 @@ class Alerting:
         if alert.paged:
             self._page(tx, alert.id, alert.paged, title, body, self.clock(), record=False)
 
-    def _walker_reset(self, tx: Transaction, event: dict[str, Any], now: float) -> None:
+    def _walker_reset(self, tx: Transaction, device: str, wall_time: str, now: float) -> None:
         """The walker pressed reset after a trip: "I'm OK". Held alerts become logged (never
         paged); paging alerts stop escalating and the contacts already paged are told."""
-        device = event["device_id"]
         name = self.device_name(device)
-        when = str(event.get("wall_time", ""))[:19].replace("T", " ")
+        when = _when(wall_time)
         for alert in tx.open_alerts(device, ALERT_TYPES):
             if alert.status == "held":
                 self._close(tx, alert, "logged", "walker reset (I'm OK) within the grace time")
@@ -214,8 +231,10 @@ class Alerting:
         return acted
 
     def _escalate(self, tx: Transaction, alert: Alert, now: float) -> None:
-        event = self._event_for(tx, alert)
-        title, body = self._event_text(event, alert.kind)
+        if alert.kind == "offline":
+            title, body = self._offline_text(alert.device_id, "")
+        else:
+            title, body = self._event_text(alert.device_id, alert.kind, self._told(tx, alert))
         timeout = self.config.escalation.ack_timeout_s
         if alert.status == "held":  # the grace ran out without a reset: page
             tx.start_paging(alert.id, now + timeout)
@@ -239,18 +258,12 @@ class Alerting:
         tx.reschedule_alert(alert.id, contact, sends, now + timeout)
         self._page(tx, alert.id, targets, title, prefix + body, now)
 
-    def _event_for(self, tx: Transaction, alert: Alert) -> dict[str, Any]:
+    def _told(self, tx: Transaction, alert: Alert) -> _Told:
         if alert.event_id:
             event = tx.event(alert.event_id)
             if event is not None:
-                return {
-                    "id": event.id,
-                    "device_id": event.device_id,
-                    "wall_time": event.wall_time,
-                    "reason": event.reason,
-                    "state": event.state,
-                }
-        return {"id": alert.event_id or "", "device_id": alert.device_id, "wall_time": ""}
+                return _Told(event.id, event.wall_time, event.reason, event.state)
+        return _Told(alert.event_id or "", "", "", "?")
 
     # ------------------------------------------------------------ sending
 
@@ -280,3 +293,17 @@ class Alerting:
 
     def alerts(self, device_id: str | None = None) -> list[Alert]:
         return self.store.alerts(device_id)
+
+
+def _when(wall_time: str) -> str:
+    """ "2026-12-01T21:00:00.123+00:00" -> "2026-12-01 21:00:00" (display only)."""
+    return wall_time[:19].replace("T", " ")
+
+
+class _Told(NamedTuple):
+    """What a page says about the event behind an alert."""
+
+    event_id: str
+    wall_time: str
+    reason: str
+    state: str

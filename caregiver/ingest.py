@@ -16,15 +16,14 @@ and due notifications wake the notifier — neither waits on the network.
 
 from __future__ import annotations
 
-import json
 import logging
-import re
 import secrets
 import threading
 import time
 from collections.abc import Callable
 from typing import Any
 
+import msgspec
 import paho.mqtt.client as mqtt
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
@@ -36,13 +35,27 @@ from caregiver.config import CaregiverConfig
 from caregiver.progress import parse_summary
 from caregiver.storage import NewEvent, Store
 from core.mqttlink import make_client
+from core.protocol.commands import LATEST, Ack, CommandName, encode_command
+from core.protocol.messages import (
+    Availability,
+    EventMessage,
+    ProtocolError,
+    ReplyMessage,
+    SessionSummary,
+    StateMessage,
+    TelemetryMessage,
+)
+from core.protocol.payloads import decode, decode_availability
+from core.protocol.topics import (
+    CONSUMED_KINDS,
+    BadTopic,
+    TopicKind,
+    Topics,
+    all_devices,
+    parse_topic,
+)
 
 log = logging.getLogger(__name__)
-
-_EVENT_ID = re.compile(r"^[0-9a-f]{32}$")
-_DEVICE_ID = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
-EVENT_TYPES = {"stumble", "fall", "no_recovery", "fault", "reset", "start", "stop"}
-KINDS = ("availability", "state", "event", "telemetry", "reply", "session")
 
 
 class Ingestor:
@@ -90,100 +103,77 @@ class Ingestor:
             return self._cond.wait_for(predicate, timeout)
 
     def _handle(self, topic: str, payload: bytes) -> None:
-        parts = topic.split("/")
-        if len(parts) != 3 or parts[0] != self.prefix or parts[2] not in KINDS:
-            return
-        device_id, kind = parts[1], parts[2]
-        if not _DEVICE_ID.match(device_id):
-            self.rejected += 1
-            return
-        now = self.clock()
-        if kind == "availability":
-            self._availability(device_id, payload.decode("utf-8", "replace").strip(), now)
-            return
         try:
-            data = json.loads(payload)
-        except ValueError:
-            log.warning("%s: not JSON, ignored", topic)
+            parsed = parse_topic(self.prefix, topic)
+        except BadTopic as exc:
+            log.warning("%s", exc)
             self.rejected += 1
             return
-        if not isinstance(data, dict):
+        if parsed is None or parsed.kind not in CONSUMED_KINDS:
+            return
+        device_id, kind = parsed.device_id, parsed.kind
+        now = self.clock()
+        try:
+            if kind is TopicKind.AVAILABILITY:
+                self._availability(device_id, decode_availability(payload), now)
+                return
+            message = decode(kind, payload)
+        except ProtocolError as exc:
+            log.warning("%s: %s; ignored", topic, exc)
             self.rejected += 1
             return
-        if kind == "event":
-            self._event(device_id, data, payload, now)
-        elif kind == "state":
-            self._state(device_id, data, now)
-        elif kind == "telemetry":
-            self.store.set_telemetry(device_id, data, now)
-            # no live push: the cards do not show telemetry, and it is the bulk of the traffic
-        elif kind == "reply":
-            self._reply(device_id, data)
-        elif kind == "session":
-            self._session(device_id, data, payload, now)
+        match message:
+            case EventMessage():
+                self._event(device_id, message, payload, now)
+            case StateMessage(state=state, reason=reason, wall_time=wall_time):
+                self.store.set_state(device_id, state.value, reason, wall_time, now)
+                self.on_change(DeviceChanged(device_id))
+            case TelemetryMessage():
+                self.store.set_telemetry(device_id, msgspec.to_builtins(message), now)
+                # no live push: the cards do not show telemetry, and it is the bulk of the traffic
+            case ReplyMessage():
+                self._reply(device_id, message)
+            case SessionSummary():
+                self._session(device_id, message, payload, now)
 
-    def _availability(self, device_id: str, value: str, now: float) -> None:
-        if value not in ("online", "offline"):
-            self.rejected += 1
-            return
+    def _availability(self, device_id: str, value: Availability, now: float) -> None:
         with self.store.transaction() as tx:
-            before = tx.set_availability(device_id, value, now)
-            if value == "offline" and before.availability != "offline" and before.state == "ARMED":
+            before = tx.set_availability(device_id, value.value, now)
+            offline = value is Availability.OFFLINE
+            if offline and before.availability != "offline" and before.state == "ARMED":
                 self.alerting.on_offline(tx, device_id, _iso_now())
-            elif value == "online" and before.availability == "offline":
+            elif not offline and before.availability == "offline":
                 self.alerting.on_online(tx, device_id)
         self.alerting.wake_notifier()
         self.on_change(DeviceChanged(device_id))
 
-    def _state(self, device_id: str, data: dict[str, Any], now: float) -> None:
-        state = data.get("state")
-        if not isinstance(state, str):
-            self.rejected += 1
-            return
-        self.store.set_state(
-            device_id, state, str(data.get("reason", "")), str(data.get("wall_time", "")), now
-        )
-        self.on_change(DeviceChanged(device_id))
-
-    def _event(self, device_id: str, data: dict[str, Any], payload: bytes, now: float) -> None:
-        event_id = data.get("id")
-        kind = data.get("type")
-        if not (isinstance(event_id, str) and _EVENT_ID.match(event_id)) or kind not in EVENT_TYPES:
-            log.warning("event from %s without a valid id or type, ignored", device_id)
-            self.rejected += 1
-            return
-        data["device_id"] = device_id  # the topic names the device (the ACL vouches for it)
-        figures = data.get("figures")
-        if not isinstance(figures, dict):
-            figures = {}
-        window = data.get("imu_window")
-        has_window = isinstance(window, dict) and isinstance(window.get("rows"), list)
-        seq = data.get("seq")
+    def _event(self, device_id: str, message: EventMessage, payload: bytes, now: float) -> None:
+        # The topic names the device (the broker's ACL vouches for it), not the body.
         event = NewEvent(
-            id=event_id,
+            id=message.id,
             device_id=device_id,
-            seq=seq if isinstance(seq, int) else None,
-            type=kind,
-            severity=str(data.get("severity", "info")),
-            state=str(data.get("state", "")),
-            reason=str(data.get("reason", "")),
-            wall_time=str(data.get("wall_time", "")),
-            figures={k: v for k, v in figures.items() if isinstance(v, int | float)},
-            has_window=has_window,
+            seq=message.seq,
+            type=message.type.value,
+            severity=message.severity.value,
+            state=message.state.value,
+            reason=message.reason,
+            wall_time=message.wall_time,
+            figures=dict(message.figures),
+            has_window=message.imu_window is not None,
             payload=payload.decode("utf-8", "replace"),
         )
         with self.store.transaction() as tx:
             if not tx.record_event(event, now):
                 self.duplicates += 1
                 return
-            self.alerting.on_event(tx, data)
+            self.alerting.on_event(tx, device_id, message)
         self.events_stored += 1
         self.alerting.wake_notifier()
-        self.on_change(EventStored(device_id, event_id))
+        self.on_change(EventStored(device_id, message.id))
         self.on_change(DeviceChanged(device_id))
 
-    def _session(self, device_id: str, data: dict[str, Any], payload: bytes, now: float) -> None:
-        row, problem = parse_summary(data, device_id)
+    def _session(self, device_id: str, summary: SessionSummary, payload: bytes, now: float) -> None:
+        row, problem = parse_summary(msgspec.to_builtins(summary), device_id)
         if row is None:
             log.warning("session summary from %s ignored: %s", device_id, problem)
             self.rejected += 1
@@ -195,10 +185,9 @@ class Ingestor:
         self.sessions_stored += 1
         self.on_change(SessionStored(device_id, row["id"]))
 
-    def _reply(self, device_id: str, data: dict[str, Any]) -> None:
-        request_id = data.get("request_id")
-        if data.get("command") == "ack" and data.get("ok") is True and isinstance(request_id, str):
-            confirmed = self.store.confirm_ack(device_id, request_id)
+    def _reply(self, device_id: str, reply: ReplyMessage) -> None:
+        if reply.command == CommandName.ACK and reply.ok and reply.request_id is not None:
+            confirmed = self.store.confirm_ack(device_id, reply.request_id)
             if confirmed:
                 self.on_change(DeviceChanged(device_id))
 
@@ -244,7 +233,7 @@ class Ingestor:
             "connected to the broker (session %s)",
             "resumed" if flags.session_present else "new",
         )
-        client.subscribe([(f"{self.prefix}/+/{kind}", 1) for kind in KINDS])
+        client.subscribe([(all_devices(self.prefix, kind), 1) for kind in CONSUMED_KINDS])
 
     def _on_subscribe(
         self,
@@ -255,8 +244,8 @@ class Ingestor:
         properties: Properties | None,
     ) -> None:
         refused = [
-            f"{self.prefix}/+/{k}"
-            for k, rc in zip(KINDS, reason_codes, strict=False)
+            all_devices(self.prefix, kind)
+            for kind, rc in zip(CONSUMED_KINDS, reason_codes, strict=False)
             if rc.is_failure
         ]
         if refused:
@@ -281,11 +270,13 @@ class Ingestor:
     def send_ack(self, device_id: str, event_id: str | None, by: str) -> str:
         """Publish the device's ``ack`` command (QoS 1); return the request id."""
         request_id = "cg-" + secrets.token_hex(8)
-        payload = {"id": request_id, "event_id": event_id or "latest", "by": by[:64] or "caregiver"}
+        command = Ack(event_id or LATEST, by[:64] or "caregiver")
         if self.client is None:
             raise RuntimeError("not connected to the broker")
         self.client.publish(
-            f"{self.prefix}/{device_id}/cmd/ack", json.dumps(payload, separators=(",", ":")), qos=1
+            Topics(self.prefix, device_id).command(CommandName.ACK),
+            encode_command(command, request_id),
+            qos=1,
         )
         return request_id
 

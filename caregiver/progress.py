@@ -1,4 +1,9 @@
-"""Guided-session summaries: loose validation on ingest, and the progress page's figures.
+"""Guided-session summaries: the stored row and its sanity checks, and the progress page.
+
+Ingest decodes a summary with the protocol first (types, ranges, ids:
+:class:`core.protocol.messages.SessionSummary`); :func:`parse_summary` then
+makes the stored row and refuses what types cannot say (stumbles beyond
+trips, an unreadable start time).
 
 The week and goal rule (ISO week of ``started_wall`` in UTC; a session counts
 when its longest backward interval reached 10 minutes; three such sessions a
