@@ -94,3 +94,20 @@ def test_a_forbidden_import_breaks_a_contract(
     result = _lint(tmp_path, tmp_path)
     assert result.returncode != 0
     assert complaint in result.stdout, result.stdout
+
+
+def test_the_readme_draws_every_package_of_the_tree_in_layer_order() -> None:
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    drawn = [
+        line.split()[0].rstrip("/")
+        for line in readme.split("Packages import only downward", 1)[1].split("```")[1].splitlines()
+        if line.strip() and line.startswith(" ") and line.split()[0].endswith("/")
+    ]
+    packages = {p.parent.name for p in ROOT.glob("*/__init__.py")} - {"tests"}
+    assert set(drawn) == packages == set(_contracts()["root_packages"])  # type: ignore[arg-type]
+    layers = [
+        name
+        for layer in ("launcher", "tools | caregiver", "firmware | sim", "hal", "core")
+        for name in layer.split(" | ")
+    ]
+    assert drawn == layers
