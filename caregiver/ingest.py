@@ -3,12 +3,17 @@ guided-session summaries → SQLite.
 
 The client connects with a fixed client id, ``clean_start=False`` and a session
 expiry (MQTT 5), so the broker keeps the subscriptions and queues QoS 1 events
-while the service is down; they arrive on the next start. A message is stored
-inside paho's ``on_message``, before paho sends the PUBACK, so an event the
-broker handed over is on disk before the broker forgets it. Events are keyed by
-id: a QoS 1 redelivery is stored once and raises no second alert. Session
-summaries are keyed by session id the same way; one re-published for the same
-id (e.g. a later, fuller summary) replaces the row.
+while the service is down; they arrive on the next start. The service
+acknowledges each message to the broker itself (paho's manual acknowledgement),
+and only once it is committed: a full disk or a database error leaves the
+message with the broker, and ingest tries again (in order; the broker sends no
+more than :data:`RECEIVE_MAXIMUM` unacknowledged messages meanwhile). After
+committing an event or a session summary it publishes a *receipt* to the device
+(``<prefix>/<device>/receipt``): only then does the device forget the alert, so a
+broker that loses its queue cannot lose it. Events are keyed by id: a redelivery
+or a device's republication is stored once and raises no second alert, but is
+receipted again. Session summaries are keyed by session id the same way; one
+re-published for the same id (e.g. a later, fuller summary) replaces the row.
 
 After each commit the change goes to ``on_change`` (the dashboard's live feed)
 and due notifications wake the notifier — neither waits on the network.
@@ -20,6 +25,7 @@ import logging
 import secrets
 import threading
 import time
+from collections import deque
 from collections.abc import Callable
 from typing import Any
 
@@ -33,7 +39,7 @@ from caregiver.alerts import Alerting
 from caregiver.changes import Change, DeviceChanged, EventStored, SessionStored
 from caregiver.config import CaregiverConfig
 from caregiver.progress import parse_summary
-from caregiver.storage import NewEvent, Store
+from caregiver.storage import NewEvent, StorageFault, Store
 from core.mqttlink import make_client
 from core.protocol.commands import LATEST, Ack, CommandName, encode_command
 from core.protocol.messages import (
@@ -45,7 +51,7 @@ from core.protocol.messages import (
     StateMessage,
     TelemetryMessage,
 )
-from core.protocol.payloads import decode, decode_availability
+from core.protocol.payloads import decode, decode_availability, receipt_payload
 from core.protocol.topics import (
     CONSUMED_KINDS,
     BadTopic,
@@ -56,6 +62,11 @@ from core.protocol.topics import (
 )
 
 log = logging.getLogger(__name__)
+
+RECEIVE_MAXIMUM = 100
+"""Unacknowledged messages the broker may send at once (MQTT 5): while the database
+fails, at most this many wait in memory and the rest stay with the broker."""
+HELD_RETRY_S = 2.0
 
 
 class Ingestor:
@@ -79,23 +90,44 @@ class Ingestor:
         self.rejected = 0
         self.sessions_stored = 0
         """Session summaries stored or updated (redeliveries of the same payload excluded)."""
+        self.receipts_sent = 0
+        self.storage_fault: str | None = None
+        """Why the database cannot commit right now (None when it can)."""
         self.connected = threading.Event()
         """Set once the subscriptions are confirmed (SUBACK): nothing published after is missed."""
         self._cond = threading.Condition()
         self.client: mqtt.Client | None = None
+        self._held: deque[mqtt.MQTTMessage] = deque()
+        """Messages the database could not take yet, in arrival order, not acknowledged."""
+        self._held_lock = threading.Lock()
+        self._stop = threading.Event()
+        self._retry_thread: threading.Thread | None = None
 
     # --------------------------------------------------------- processing
 
-    def handle(self, topic: str, payload: bytes) -> None:
-        """Store one message (any thread); never raises on bad input."""
+    def handle(self, topic: str, payload: bytes) -> bool:
+        """Store one message (any thread); never raises on bad input.
+
+        False when the database failed: the caller must not acknowledge the
+        message, and should hand it over again later.
+        """
         try:
             self._handle(topic, payload)
+        except StorageFault as exc:
+            if self.storage_fault is None:
+                log.error("%s: messages stay with the broker until it works again", exc)
+            self.storage_fault = str(exc)
+            return False
         except Exception:
             log.exception("could not ingest a message on %s", topic)
             self.rejected += 1
+        if self.storage_fault is not None:
+            log.info("the caregiver database works again")
+            self.storage_fault = None
         with self._cond:
             self.messages += 1
             self._cond.notify_all()
+        return True
 
     def wait_for(self, predicate: Callable[[], bool], timeout: float = 20.0) -> bool:
         """Block until ``predicate()`` holds after some message (for tests and the benchmark)."""
@@ -163,10 +195,13 @@ class Ingestor:
             payload=payload.decode("utf-8", "replace"),
         )
         with self.store.transaction() as tx:
-            if not tx.record_event(event, now):
-                self.duplicates += 1
-                return
-            self.alerting.on_event(tx, device_id, message)
+            new = tx.record_event(event, now)
+            if new:
+                self.alerting.on_event(tx, device_id, message)
+        self._send_receipt(device_id, message.id)
+        if not new:
+            self.duplicates += 1
+            return
         self.events_stored += 1
         self.alerting.wake_notifier()
         self.on_change(EventStored(device_id, message.id))
@@ -179,11 +214,24 @@ class Ingestor:
             self.rejected += 1
             return
         outcome = self.store.record_walk_session(row, payload.decode("utf-8", "replace"), now)
+        self._send_receipt(device_id, summary.id)
         if outcome == "same":
             self.duplicates += 1
             return
         self.sessions_stored += 1
         self.on_change(SessionStored(device_id, row["id"]))
+
+    def _send_receipt(self, device_id: str, message_id: str) -> None:
+        """Tell the device this alert is on our disk (it may forget it now)."""
+        client = self.client
+        if client is None:
+            return
+        client.publish(
+            Topics(self.prefix, device_id).receipt,
+            receipt_payload([message_id], self.config.mqtt.client_id or "caregiver"),
+            qos=1,
+        )
+        self.receipts_sent += 1
 
     def _reply(self, device_id: str, reply: ReplyMessage) -> None:
         if reply.command == CommandName.ACK and reply.ok and reply.request_id is not None:
@@ -195,7 +243,7 @@ class Ingestor:
 
     def start(self) -> None:
         cfg = self.config.mqtt
-        client = make_client(cfg.link(), cfg.client_id)
+        client = make_client(cfg.link(), cfg.client_id, manual_ack=True)
         client.reconnect_delay_set(1, 30)
         client.on_connect = self._on_connect
         client.on_message = self._on_message
@@ -203,13 +251,22 @@ class Ingestor:
         client.on_subscribe = self._on_subscribe
         props = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
         props.SessionExpiryInterval = cfg.session_expiry_s
+        props.ReceiveMaximum = RECEIVE_MAXIMUM
         client.connect_async(
             cfg.host, cfg.port, keepalive=cfg.keepalive_s, clean_start=False, properties=props
         )
-        client.loop_start()
         self.client = client
+        self._retry_thread = threading.Thread(
+            target=self._retry_held, name="caregiver-ingest-retry", daemon=True
+        )
+        self._retry_thread.start()
+        client.loop_start()
 
     def stop(self) -> None:
+        self._stop.set()
+        if self._retry_thread is not None:
+            self._retry_thread.join(5)
+            self._retry_thread = None
         if self.client is not None:
             self.client.disconnect()
             self.client.loop_stop()
@@ -265,7 +322,28 @@ class Ingestor:
             log.warning("lost the broker connection: %s (reconnecting)", reason_code)
 
     def _on_message(self, client: mqtt.Client, userdata: Any, message: mqtt.MQTTMessage) -> None:
-        self.handle(message.topic, bytes(message.payload))
+        with self._held_lock:
+            if self._held or not self.handle(message.topic, bytes(message.payload)):
+                self._held.append(message)  # after any held before it: order is kept
+                return
+        client.ack(message.mid, message.qos)
+
+    def _retry_held(self) -> None:
+        """While the database fails, try the oldest held message again every few seconds."""
+        while not self._stop.wait(HELD_RETRY_S):
+            with self._held_lock:
+                while self._held:
+                    message = self._held[0]
+                    if not self.handle(message.topic, bytes(message.payload)):
+                        break
+                    self._held.popleft()
+                    if self.client is not None:
+                        self.client.ack(message.mid, message.qos)
+
+    @property
+    def held(self) -> int:
+        """Messages waiting for the database (not acknowledged to the broker)."""
+        return len(self._held)
 
     def send_ack(self, device_id: str, event_id: str | None, by: str) -> str:
         """Publish the device's ``ack`` command (QoS 1); return the request id."""

@@ -57,9 +57,16 @@ def make_client(
     *,
     will: tuple[str, str] | None = None,
     protocol: MQTTProtocolVersion = MQTTProtocolVersion.MQTTv5,
+    manual_ack: bool = False,
 ) -> mqtt.Client:
-    """A paho client with credentials, TLS and Last Will from ``link`` (not yet connected)."""
-    client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id, protocol=protocol)
+    """A paho client with credentials, TLS and Last Will from ``link`` (not yet connected).
+
+    ``manual_ack``: the caller acknowledges each QoS 1 message itself
+    (``client.ack``), after it has done what the message asked — committed it.
+    """
+    client = mqtt.Client(
+        CallbackAPIVersion.VERSION2, client_id=client_id, protocol=protocol, manual_ack=manual_ack
+    )
     if link.username:
         client.username_pw_set(link.username, read_password(link))
     if link.tls:

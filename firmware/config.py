@@ -96,6 +96,13 @@ class MqttConfig:
     reset events; fall, stumble, no-recovery and fault events are never dropped (logged)."""
     telemetry_interval_s: float = 60.0
     """Seconds between telemetry messages (sample rate, IMU health, outbox depth); 0 = none."""
+    alert_receipts: bool = True
+    """Keep each alert, fault and session summary until an alert consumer (the caregiver
+    service) publishes a receipt after committing it, republishing it after every reconnect and
+    every receipt_retry_s until then. false: a broker PUBACK is enough - only for installations
+    with no caregiver service (Home Assistant alone), where nothing sends receipts."""
+    receipt_retry_s: float = 60.0
+    """How often alerts still waiting for a receipt are published again."""
     discovery: bool = True
     """Announce the device to Home Assistant (MQTT device-based discovery)."""
     discovery_prefix: str = "homeassistant"
@@ -211,6 +218,7 @@ _CHECKS: dict[str, Callable[[Any], str | None]] = {
     "mqtt.reconnect_max_s": _positive,
     "mqtt.max_inflight": _positive,
     "mqtt.outbox_max_rows": _positive,
+    "mqtt.receipt_retry_s": _positive,
     "detector.impact_g": _above_1g,
     "detector.soft_impact_g": _above_1g,
     "session.plan": check_plan_reference,

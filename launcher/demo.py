@@ -362,7 +362,11 @@ def _run_and_report(
     print_events(result.events, out)
     if config.mqtt.host:
         left = outbox_depth(config.storage.database)
-        out.write(f"MQTT: {left} messages left in the outbox (0: the broker has them all).\n")
+        out.write(
+            f"MQTT: {left.unsent} messages the broker does not have yet, {left.awaiting_receipt} "
+            "alerts it has that the caregiver service has not confirmed (sent again at the next "
+            "start).\n"
+        )
     relay = "closed" if result.relay_closed_at_end else "released"
     out.write(f"\nEnded in {result.final_state.value} with the relay {relay}.\n")
     if not result.ok:

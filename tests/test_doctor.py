@@ -362,7 +362,10 @@ def test_broker_with_the_right_and_a_wrong_password(
         return lines(make_config(tmp_path, mqtt=mqtt), Bench(clock=clock))["broker"]
 
     where = f"{secured.host}:{secured.port}"
-    assert broker_line("right-password") == f"PASS  broker           {where}: connected as tm1"
+    assert broker_line("right-password") == (
+        f"PASS  broker           {where}: connected as tm1; alerts stay in the outbox until the "
+        "caregiver service confirms them (receipts)"
+    )
     assert broker_line("wrong") == (
         f"FAIL  broker           {where}: the broker refused the connection (Not authorized); "
         "fix: check mqtt.username and the password (mqtt.password_file); see docs/mqtt.md "

@@ -33,6 +33,7 @@ from core.protocol.messages import (
     InvalidMessage,
     NotJson,
     ProtocolError,
+    ReceiptMessage,
     ReplyMessage,
     SessionSummary,
     StateMessage,
@@ -193,6 +194,7 @@ _TYPED = {
     "telemetry": TelemetryMessage,
     "reply": ReplyMessage,
     "session": SessionSummary,
+    "receipt": ReceiptMessage,
 }
 
 

@@ -22,15 +22,15 @@ from firmware.storage.database import connect
 from firmware.storage.errors import SchemaError
 from firmware.storage.events import EventStore
 from firmware.storage.outbox import Outbox
-from firmware.storage.schema import SCHEMA_VERSION, migrate, schema_version
+from firmware.storage.schema import MIGRATIONS, SCHEMA_VERSION, migrate, schema_version
 from firmware.storage.sessions import SummaryToQueue, load_sessions, save_session
 from launcher.cli import main
 from tests.app_support import make_config
 
 ROOT = Path(__file__).resolve().parent.parent
 FIXTURE = ROOT / "tests" / "fixtures" / "device-3f29ca7.db"
-DEVICE_TABLES = ("events", "outbox", "event_acks", "sessions", "session_intervals")
-TABLES = (*DEVICE_TABLES, "sqlite_sequence")
+DEVICE_TABLES = ("events", "outbox", "event_acks", "sessions", "session_intervals", "runs")
+TABLES_V1 = ("events", "outbox", "event_acks", "sessions", "session_intervals", "sqlite_sequence")
 SQL_ON_DEVICE_TABLES = re.compile(
     r"\b(?:FROM|INTO|UPDATE|JOIN|TABLE(?: IF NOT EXISTS)?|ON)\s+"
     rf"(?:{'|'.join(DEVICE_TABLES)})\b"
@@ -43,11 +43,20 @@ def old_copy(tmp_path: Path) -> Path:
     return db
 
 
+OUTBOX_V1_COLUMNS = "id, kind, priority, event_seq, topic, payload, queued_wall"
+
+
 def rows(db: Path) -> dict[str, list[tuple[object, ...]]]:
-    """Every row of every table, read without the code under test."""
+    """Every row of every version-1 table, in version 1's columns, read without the code
+    under test (later versions add columns; what version 1 held must stay as it was)."""
     conn = sqlite3.connect(db)
     try:
-        return {t: conn.execute(f"SELECT * FROM {t} ORDER BY rowid").fetchall() for t in TABLES}
+        return {
+            t: conn.execute(
+                f"SELECT {OUTBOX_V1_COLUMNS if t == 'outbox' else '*'} FROM {t} ORDER BY rowid"
+            ).fetchall()
+            for t in TABLES_V1
+        }
     finally:
         conn.close()
 
@@ -90,6 +99,12 @@ def test_a_3f29ca7_database_is_adopted_with_every_row(tmp_path: Path) -> None:
     conn.close()
     assert raw_version(db) == SCHEMA_VERSION
     assert rows(db) == before  # nothing lost, nothing rewritten (sequence counters included)
+    conn = sqlite3.connect(db)
+    named = conn.execute("SELECT id, message_id FROM outbox ORDER BY id").fetchall()
+    conn.close()
+    # version 2 names what each row carries (receipts delete by it): events by their id,
+    # session summaries by the session id in their payload; telemetry carries nothing named
+    assert [m for _, m in named] == [None, "evt-4-fall", "evt-5-reset", None, "ses-1", "ses-2"]
 
 
 def test_the_stores_read_an_adopted_database(tmp_path: Path) -> None:
@@ -146,8 +161,13 @@ def test_a_new_file_ends_at_the_schema_of_an_adopted_one(tmp_path: Path) -> None
     connect(new).close()
     assert raw_version(new) == SCHEMA_VERSION
     assert schema_of(new) == schema_of(old)
-    # ... which is the schema 3f29ca7 itself created, statement for statement.
-    assert schema_of(FIXTURE) == schema_of(old)
+    # ... and version 1 alone is the schema 3f29ca7 itself created, statement for statement.
+    v1 = tmp_path / "v1.db"
+    conn = sqlite3.connect(v1, isolation_level=None)
+    for statement in MIGRATIONS[0].statements:
+        conn.execute(statement)
+    conn.close()
+    assert schema_of(FIXTURE) == schema_of(v1)
 
 
 def test_opening_an_up_to_date_file_again_changes_nothing(tmp_path: Path) -> None:
@@ -165,7 +185,7 @@ def test_opening_an_up_to_date_file_again_changes_nothing(tmp_path: Path) -> Non
 
 def test_the_first_open_reports_the_migration_it_applied(tmp_path: Path) -> None:
     conn = sqlite3.connect(old_copy(tmp_path), isolation_level=None)
-    assert migrate(conn, "device.db") == (1,)
+    assert migrate(conn, "device.db") == (1, 2)
     assert migrate(conn, "device.db") == ()
     conn.close()
 

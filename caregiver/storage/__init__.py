@@ -6,6 +6,7 @@ SQLite and :mod:`.sqlite_schema` owns the tables and their versioned migrations.
 Another database would be another module offering the same operations.
 """
 
+from caregiver.storage.faults import StorageFault
 from caregiver.storage.records import (
     OPEN_STATUSES,
     WALK_FIELDS,
@@ -35,6 +36,7 @@ __all__ = [
     "PendingNotification",
     "SchemaError",
     "SchemaUpgrade",
+    "StorageFault",
     "Store",
     "StoredEvent",
     "Transaction",

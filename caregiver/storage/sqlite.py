@@ -13,6 +13,7 @@ same operations.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sqlite3
 import threading
@@ -21,6 +22,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from caregiver.storage.faults import StorageFault
 from caregiver.storage.records import (
     OPEN_STATUSES,
     WALK_FIELDS,
@@ -446,20 +448,22 @@ class Store:
     @contextmanager
     def transaction(self) -> Iterator[Transaction]:
         """Operations that commit together (rolled back if the block raises). Keep the block
-        short and free of I/O: every other thread waits for it."""
-        with self._lock:
+        short and free of I/O: every other thread waits for it. A database failure is a
+        :class:`StorageFault`."""
+        with self._lock, _as_storage_fault():
             self._db.execute("BEGIN IMMEDIATE")
             try:
                 yield Transaction(self._db)
             except BaseException:
-                self._db.execute("ROLLBACK")
+                with contextlib.suppress(sqlite3.Error):
+                    self._db.execute("ROLLBACK")
                 raise
             self._db.execute("COMMIT")
 
     @contextmanager
     def _statement(self) -> Iterator[Transaction]:
         """For an operation of one statement: SQLite runs it as its own transaction."""
-        with self._lock:
+        with self._lock, _as_storage_fault():
             yield Transaction(self._db)
 
     # ------------------------------------------------------------ devices
@@ -643,3 +647,11 @@ def _alert(row: tuple[Any, ...]) -> Alert:
         paged=json.loads(row[9]),
         closed_by=row[10],
     )
+
+
+@contextmanager
+def _as_storage_fault() -> Iterator[None]:
+    try:
+        yield
+    except (sqlite3.Error, OSError) as exc:
+        raise StorageFault(f"caregiver database: {exc}") from exc

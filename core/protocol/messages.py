@@ -174,6 +174,25 @@ class ReplyMessage(Struct, kw_only=True, omit_defaults=True):
     """Refused commands: why. Nothing was changed."""
 
 
+class ReceiptMessage(Struct, kw_only=True):
+    """``<prefix>/<device>/receipt``: an alert consumer has these messages on its own disk.
+
+    A PUBACK means the *broker* has a message, and a broker that crashes or
+    restarts without its subscribers' sessions forgets it before any
+    caregiver sees it. So a device keeps every alert, fault and session
+    summary after the PUBACK, republishes it (after each reconnect and on a
+    timer) and forgets it only when a consumer that commits alerts — the
+    caregiver service — publishes its id here, after its own database
+    commit. Receivers de-duplicate by id, so the repeats cost nothing.
+    """
+
+    schema: SchemaVersion
+    ids: Annotated[list[EventId], Meta(min_length=1, max_length=1000)]
+    """Event and session ids committed by the consumer."""
+    by: Annotated[str, Meta(min_length=1, max_length=64)]
+    """Who committed them (the consumer's name), for the device's log."""
+
+
 Direction = Literal["backward", "forward", "rest"]
 SessionStatus = Literal["completed", "stopped", "abandoned"]
 
@@ -228,5 +247,6 @@ JSON_MESSAGES: dict[str, type[Struct]] = {
     "telemetry": TelemetryMessage,
     "reply": ReplyMessage,
     "session": SessionSummary,
+    "receipt": ReceiptMessage,
 }
 """Topic kind -> payload type, for the JSON-encoded kinds (availability is plain text)."""

@@ -29,6 +29,7 @@ from core.protocol.messages import (
     InvalidMessage,
     NotJson,
     ProtocolError,
+    ReceiptMessage,
     ReplyMessage,
     SessionSummary,
     StateMessage,
@@ -181,3 +182,8 @@ def reply_payload(
 
 def session_payload(summary: SessionSummary) -> str:
     return encode(summary)
+
+
+def receipt_payload(ids: list[str], by: str) -> str:
+    """What an alert consumer publishes on ``.../receipt`` once ``ids`` are on its disk."""
+    return encode(ReceiptMessage(schema=SCHEMA_VERSION, ids=ids, by=by))

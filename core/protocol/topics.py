@@ -31,6 +31,9 @@ class TopicKind(StrEnum):
     """QoS 1 summary of each guided session when it ends."""
     REPLY = "reply"
     """Every command's reply, matched to the request by its id."""
+    RECEIPT = "receipt"
+    """From an alert consumer (the caregiver service): these alerts are committed on its side;
+    the device may forget them (see :class:`core.protocol.messages.ReceiptMessage`)."""
     COMMAND = "cmd"
     """``<base>/cmd/<name>``: commands to the device (none can arm)."""
 
@@ -99,6 +102,10 @@ class Topics:
     @property
     def reply(self) -> str:
         return self.of(TopicKind.REPLY)
+
+    @property
+    def receipt(self) -> str:
+        return self.of(TopicKind.RECEIPT)
 
     def command_name(self, topic: str) -> str | None:
         """The ``<name>`` of a ``.../cmd/<name>`` topic of this device, else None."""

@@ -41,7 +41,7 @@ from paho.mqtt.reasoncodes import ReasonCode
 from core.mqttlink import MqttSetupError, make_client
 from core.protocol import payloads
 from core.protocol.ids import check_device_id
-from core.protocol.messages import DeviceHealth
+from core.protocol.messages import DeviceHealth, ProtocolError, ReceiptMessage
 from core.protocol.topics import Topics, discovery_topic, ha_status_topic
 from firmware.config import MqttConfig
 from firmware.mqtt.commands import CommandError, CommandHandler, CommandTarget, SilenceRequest
@@ -74,7 +74,9 @@ class ReporterStatus:
     refused: int = 0
     """Outbox rows the broker refused (MQTT 5 PUBACK failure, e.g. ACL); kept for the next run."""
     depth: int = 0
-    """Rows waiting in the outbox (as of the publisher's last look)."""
+    """Rows waiting in the outbox (as of the publisher's last look), receipt-waiting ones too."""
+    awaiting: int = 0
+    """Of those, rows the broker has and no consumer has confirmed yet (alert receipts)."""
     commands: int = 0
     """Commands answered since start (valid or not)."""
     pokes: int = 0
@@ -149,6 +151,13 @@ class _CommandArrived:
 
 
 @dataclass(frozen=True, slots=True)
+class _ReceiptArrived:
+    """A consumer says it committed some of our alerts (paho thread)."""
+
+    payload: bytes
+
+
+@dataclass(frozen=True, slots=True)
 class _Poke:
     """A waiter in :meth:`MqttReporter.wait_drained` wants fresh figures."""
 
@@ -173,6 +182,7 @@ _Token = (
     | _Down
     | _HomeAssistantOnline
     | _CommandArrived
+    | _ReceiptArrived
     | _Poke
     | _Tick
     | _Stop
@@ -268,7 +278,9 @@ class MqttReporter:
         self.device_id = device_id
         self.device_name = device_name
         self.topics = Topics(config.topic_prefix, device_id)
-        self.outbox = Outbox(database, self.topics, max_rows=config.outbox_max_rows)
+        self.outbox = Outbox(
+            database, self.topics, max_rows=config.outbox_max_rows, receipts=config.alert_receipts
+        )
         self.silence = SilenceRequest(on_request=on_silence)
         """Set by the ``silence`` command; ``on_silence`` carries it to the monitor loop."""
         self._wake: queue.SimpleQueue[_Token] = queue.SimpleQueue()
@@ -291,6 +303,10 @@ class MqttReporter:
         self._logged_error: str | None = None
         self._stopping = False
         self._poke_sent = 0
+        self._republish_due = False
+        self._next_republish = clock() + config.receipt_retry_s
+        self.receipted = 0
+        """Outbox rows forgotten on a consumer's receipt since start."""
 
     # ------------------------------------------------------------ public API
 
@@ -387,11 +403,17 @@ class MqttReporter:
             return box.cond.wait_for(lambda: predicate(box.status), timeout)
 
     def wait_drained(self, timeout: float) -> bool:
-        """Block until the outbox is empty and nothing is in flight (tests, demo, shutdown)."""
+        """Block until the broker has everything (tests, demo, shutdown).
+
+        Rows that only wait for a consumer's receipt do not count: the broker
+        has them, and they are sent again after the next start.
+        """
         self._poke_sent += 1
         sent = self._poke_sent
         self._wake.put_nowait(_Poke(sent))
-        return self.wait_until(lambda s: s.pokes >= sent and s.ready and s.depth == 0, timeout)
+        return self.wait_until(
+            lambda s: s.pokes >= sent and s.ready and s.depth == s.awaiting, timeout
+        )
 
     # ------------------------------------------------- callbacks (paho thread)
 
@@ -418,6 +440,8 @@ class MqttReporter:
         self._generation += 1
         client.publish(self.topics.availability, payloads.ONLINE, qos=1, retain=True)
         subs = [(self.topics.command_filter, 1)]
+        if self.config.alert_receipts:
+            subs.append((self.topics.receipt, 1))
         if self.config.discovery:
             subs.append((ha_status_topic(self.config.discovery_prefix), 1))
         _, self._sub_mid = client.subscribe(subs)
@@ -473,6 +497,9 @@ class MqttReporter:
             if message.payload.strip() == b"online":
                 self._wake.put_nowait(_HomeAssistantOnline())
             return
+        if message.topic == self.topics.receipt:
+            self._wake.put_nowait(_ReceiptArrived(bytes(message.payload)))
+            return
         name = self.topics.command_name(message.topic)
         if name is not None:
             self._wake.put_nowait(_CommandArrived(name, bytes(message.payload)))
@@ -493,9 +520,10 @@ class MqttReporter:
         next_telemetry = self._clock() + interval if interval > 0 else None
         try:
             while True:
-                timeout = None
+                wake_at = [self._next_republish] if self.config.alert_receipts else []
                 if next_telemetry is not None:
-                    timeout = max(0.0, next_telemetry - self._clock())
+                    wake_at.append(next_telemetry)
+                timeout = max(0.0, min(wake_at) - self._clock()) if wake_at else None
                 try:
                     first = self._wake.get(timeout=timeout)
                 except queue.Empty:
@@ -511,6 +539,8 @@ class MqttReporter:
                 if next_telemetry is not None and self._clock() >= next_telemetry:
                     next_telemetry = self._clock() + interval
                     self._queue_telemetry()
+                if self.config.alert_receipts and self._clock() >= self._next_republish:
+                    self._republish_due = True
                 self._pump()
         except Exception:
             log.exception("MQTT publisher thread failed; events stay queued for the next start")
@@ -548,6 +578,7 @@ class MqttReporter:
                     if generation == self._generation:
                         self._ready = True
                         self._state_dirty = True
+                        self._republish_due = True  # a new broker session may not have them
                         if self.config.discovery:
                             self._publish_discovery()
                 case _Down():
@@ -557,16 +588,19 @@ class MqttReporter:
                         self._publish_discovery()
                 case _CommandArrived(name=name, payload=payload):
                     self._run_command(name, payload)
+                case _ReceiptArrived(payload=payload):
+                    self._take_receipt(payload)
                 case _Stop():
                     stop = True
                 case _Queued() | _Tick():
                     pass
         if acked:
-            self.outbox.delete(acked)
+            self.outbox.settle(acked)
         depth = self.outbox.depth()
         self._update(
             ready=self._ready,
             depth=depth,
+            awaiting=self.outbox.awaiting_count() if self.config.alert_receipts else 0,
             acked=self._box.status.acked + len(acked),
             pokes=pokes,
         )
@@ -585,6 +619,8 @@ class MqttReporter:
                 retain=True,
             )
             self._state_dirty = False
+        if self._republish_due and self.config.alert_receipts:
+            self._republish(client)
         room = self.config.max_inflight - len(self._inflight)
         if room <= 0:
             return
@@ -600,6 +636,32 @@ class MqttReporter:
             # NO_CONN still leaves the message in paho's session: it is re-sent on reconnect.
             self._inflight[info.mid] = row.id
             self._cursor = row.id
+
+    def _take_receipt(self, payload: bytes) -> None:
+        try:
+            receipt = payloads.decode_as(ReceiptMessage, payload)
+        except ProtocolError as exc:
+            log.warning("MQTT receipt ignored: %s", exc)
+            return
+        forgotten = self.outbox.receipted(receipt.ids)
+        self.receipted += forgotten
+        log.info(
+            "%s confirmed %d messages (%d left the outbox)", receipt.by, len(receipt.ids), forgotten
+        )
+
+    def _republish(self, client: mqtt.Client) -> None:
+        """Send again what the broker has acknowledged and no consumer has confirmed."""
+        self._republish_due = False
+        self._next_republish = self._clock() + self.config.receipt_retry_s
+        in_flight = set(self._inflight.values())
+        room = self.config.max_inflight - len(self._inflight)
+        for row in self.outbox.awaiting_receipt(max(0, room)):
+            if row.id in in_flight:
+                continue
+            info = client.publish(row.topic, row.payload, qos=1)
+            if info.rc not in (MQTTErrorCode.MQTT_ERR_SUCCESS, MQTTErrorCode.MQTT_ERR_NO_CONN):
+                return
+            self._inflight[info.mid] = row.id
 
     def _queue_telemetry(self) -> None:
         health = DeviceHealth()

@@ -59,17 +59,20 @@ def queue_message(
     topic: str,
     payload: str,
     event_seq: int | None = None,
+    message_id: str | None = None,
 ) -> None:
     """Queue one message inside the caller's transaction (the caller commits or rolls back).
 
     For writers that store something and queue its message together, so
     neither happens without the other. It does not apply the bound; the
     caller decides whether that is needed (never for protected rows).
+    ``message_id`` names what the message carries (an event or session id):
+    a consumer's receipt names it when the message may be forgotten.
     """
     conn.execute(
-        "INSERT INTO outbox (kind, priority, event_seq, topic, payload, queued_wall)"
-        " VALUES (?, ?, ?, ?, ?, ?)",
-        (kind.value, priority, event_seq, topic, payload, payloads.wall_now()),
+        "INSERT INTO outbox (kind, priority, event_seq, topic, payload, queued_wall, message_id)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?)",
+        (kind.value, priority, event_seq, topic, payload, payloads.wall_now(), message_id),
     )
 
 
@@ -81,14 +84,24 @@ class OutboxRow:
 
 
 class Outbox:
-    """Queue of messages waiting for a PUBACK, shared by the event worker and the publisher."""
+    """Messages on their way to the broker, and alerts on their way to a consumer.
 
-    def __init__(self, path: str | Path, topics: Topics, max_rows: int = 10000) -> None:
+    A row leaves when the broker acknowledges it (PUBACK) — except, with
+    ``receipts``, a protected row (alert, fault, session summary): the PUBACK
+    only marks it *awaiting receipt*, and it leaves when a consumer that
+    commits alerts names it in a receipt (:meth:`receipted`). Until then the
+    publisher sends it again after every reconnect and on a timer.
+    """
+
+    def __init__(
+        self, path: str | Path, topics: Topics, max_rows: int = 10000, *, receipts: bool = False
+    ) -> None:
         if max_rows < 1:
             raise ValueError("outbox max_rows must be at least 1")
         self.path = Path(path)
         self.topics = topics
         self.max_rows = max_rows
+        self.receipts = receipts
         self.dropped = 0
         """Rows dropped by the bound since this object was made."""
         self._local = threading.local()
@@ -134,6 +147,7 @@ class Outbox:
                     self.topics.event,
                     payloads.event_payload(event, seq),
                     event_seq=seq,
+                    message_id=event.id,
                 )
                 self._enforce_bound(conn)
         return seq
@@ -194,12 +208,63 @@ class Outbox:
         return [OutboxRow(int(i), str(t), str(p)) for i, t, p in rows]
 
     def delete(self, ids: Iterable[int]) -> None:
-        """Forget acknowledged rows (one transaction: one fsync for a whole batch of PUBACKs)."""
+        """Forget rows whatever they carry (one transaction for the whole batch)."""
         batch = [(i,) for i in ids]
         if not batch:
             return
         with transaction(self._conn()) as conn:
             conn.executemany("DELETE FROM outbox WHERE id = ?", batch)
+
+    def settle(self, ids: Iterable[int]) -> None:
+        """The broker acknowledged these rows (one transaction for a batch of PUBACKs).
+
+        Without receipts they are forgotten. With receipts, protected rows
+        that name their message wait for a consumer's receipt instead.
+        """
+        batch = [(i,) for i in ids]
+        if not batch:
+            return
+        with transaction(self._conn()) as conn:
+            if self.receipts:
+                conn.executemany(
+                    "UPDATE outbox SET awaiting_receipt = 1 WHERE id = ? AND priority = ?"
+                    " AND message_id IS NOT NULL",
+                    [(i, PRIORITY_PROTECTED) for (i,) in batch],
+                )
+                conn.executemany("DELETE FROM outbox WHERE id = ? AND awaiting_receipt = 0", batch)
+            else:
+                conn.executemany("DELETE FROM outbox WHERE id = ?", batch)
+
+    def receipted(self, message_ids: Iterable[str]) -> int:
+        """A consumer committed these messages: forget their rows; how many were forgotten."""
+        batch = [(m,) for m in message_ids]
+        if not batch:
+            return 0
+        with transaction(self._conn()) as conn:
+            before = conn.total_changes
+            conn.executemany("DELETE FROM outbox WHERE message_id = ?", batch)
+            return conn.total_changes - before
+
+    def awaiting_receipt(self, limit: int) -> list[OutboxRow]:
+        """The oldest rows the broker has but no consumer has confirmed (to publish again)."""
+        rows = (
+            self._conn()
+            .execute(
+                "SELECT id, topic, payload FROM outbox WHERE awaiting_receipt = 1"
+                " ORDER BY id LIMIT ?",
+                (limit,),
+            )
+            .fetchall()
+        )
+        return [OutboxRow(int(i), str(t), str(p)) for i, t, p in rows]
+
+    def awaiting_count(self) -> int:
+        (count,) = (
+            self._conn()
+            .execute("SELECT COUNT(*) FROM outbox WHERE awaiting_receipt = 1")
+            .fetchone()
+        )
+        return int(count)
 
     def depth(self) -> int:
         (count,) = self._conn().execute("SELECT COUNT(*) FROM outbox").fetchone()
@@ -247,11 +312,21 @@ class Outbox:
         return None if row is None else str(row[0])
 
 
-def outbox_depth(path: str | Path) -> int:
-    """Rows still waiting for the broker in the database at ``path`` (for the demo and doctor)."""
+@dataclass(frozen=True, slots=True)
+class OutboxDepth:
+    unsent: int
+    """Rows the broker has not acknowledged yet."""
+    awaiting_receipt: int
+    """Rows the broker has, waiting for a consumer's receipt (sent again at the next start)."""
+
+
+def outbox_depth(path: str | Path) -> OutboxDepth:
+    """What the outbox in the database at ``path`` still holds (for the demo, tests, doctor)."""
     conn = connect(path)
     try:
-        (count,) = conn.execute("SELECT COUNT(*) FROM outbox").fetchone()
-        return int(count)
+        total, awaiting = conn.execute(
+            "SELECT COUNT(*), COALESCE(SUM(awaiting_receipt), 0) FROM outbox"
+        ).fetchone()
+        return OutboxDepth(int(total) - int(awaiting), int(awaiting))
     finally:
         conn.close()

@@ -125,6 +125,29 @@ MIGRATIONS: tuple[Migration, ...] = (
             SESSION_INTERVALS_V1,
         ),
     ),
+    Migration(
+        2,
+        "receipts: each outbox row names the event or session it carries and whether the broker "
+        "has acknowledged it (then it waits for a consumer's receipt); runs: each monitor start, "
+        "so a start after an unclean stop can say so",
+        (
+            "ALTER TABLE outbox ADD COLUMN message_id TEXT",
+            "ALTER TABLE outbox ADD COLUMN awaiting_receipt INTEGER NOT NULL DEFAULT 0",
+            "UPDATE outbox SET message_id = (SELECT id FROM events WHERE seq = outbox.event_seq)"
+            " WHERE event_seq IS NOT NULL",
+            "UPDATE outbox SET message_id = json_extract(payload, '$.id')"
+            " WHERE event_seq IS NULL AND kind = 'event' AND json_valid(payload)",
+            "CREATE INDEX outbox_message ON outbox (message_id)",
+            """CREATE TABLE runs (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    monitor TEXT NOT NULL,
+    started_wall TEXT NOT NULL,
+    ended_wall TEXT,
+    clean INTEGER NOT NULL DEFAULT 0,
+    reported INTEGER NOT NULL DEFAULT 0
+)""",
+        ),
+    ),
 )
 
 SCHEMA_VERSION = MIGRATIONS[-1].version

@@ -103,7 +103,12 @@ def save_session(
             ).fetchone()
             if not published:
                 queue_message(
-                    conn, MessageKind.EVENT, PRIORITY_PROTECTED, summary.topic, summary.payload()
+                    conn,
+                    MessageKind.EVENT,
+                    PRIORITY_PROTECTED,
+                    summary.topic,
+                    summary.payload(),
+                    message_id=str(record["id"]),
                 )
                 conn.execute("UPDATE sessions SET published = 1 WHERE id = ?", (record["id"],))
                 queued = True

@@ -80,7 +80,14 @@ def check_broker(config: Config, timeout_s: float) -> CheckResult:
     if result.failed:
         return result
     user = f"as {mq.username}" if mq.username else "anonymously"
-    return passed(BROKER, f"{where}: connected {user}")
+    if mq.alert_receipts:
+        delivery = "alerts stay in the outbox until the caregiver service confirms them (receipts)"
+    else:
+        delivery = (
+            "alert receipts OFF: an alert leaves the outbox on the broker's PUBACK, so a broker "
+            "crash can lose it - right only with no caregiver service (Home Assistant alone)"
+        )
+    return passed(BROKER, f"{where}: connected {user}; {delivery}")
 
 
 def _connect_and_judge(
