@@ -169,8 +169,8 @@ def test_fifo_overflow_when_the_host_stalls(config: Config) -> None:
     rig = standing_rig(config, clock)
     found = lines(config, Bench(clock=clock, sim_imu=rig))
     assert found["fifo"] == (
-        "FAIL  fifo             1 overflow(s) in 2 s, at least 30 samples lost; fix: the host "
-        "did not read for over 425 ms (the FIFO's depth at 200 Hz): stop other busy programs, "
+        "FAIL  fifo             1 overflow(s) in 2 s, at least 42 samples lost; fix: the host "
+        "did not read for over 365 ms (the FIFO's depth at 200 Hz): stop other busy programs, "
         "and run the doctor with the service stopped"
     )
     # The rate is counted on both sides of the gap, so it still reads right.
