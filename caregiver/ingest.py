@@ -183,7 +183,7 @@ class Ingestor:
             self.duplicates += 1
             return
         self.sessions_stored += 1
-        self.on_change(SessionStored(device_id, row["id"]))
+        self.on_change(SessionStored(device_id, row.id))
 
     def _reply(self, device_id: str, reply: ReplyMessage) -> None:
         if reply.command == CommandName.ACK and reply.ok and reply.request_id is not None:

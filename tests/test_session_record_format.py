@@ -4,11 +4,18 @@ caregiver see no change."""
 
 from __future__ import annotations
 
+import sqlite3
+from pathlib import Path
+
 import msgspec
 import pytest
 
 from core.protocol.messages import IntervalSummary, SessionRecord, SessionSummary
-from core.protocol.payloads import decode_as, encode, session_payload
+from core.protocol.payloads import decode_as, encode
+from firmware.link import messages
+from firmware.session.record import session_payload
+from firmware.storage.database import connect
+from firmware.storage.sessions import SummaryToQueue, load_sessions, save_session
 
 INTERVALS = (
     '[{"cadence_spm":91.8,"direction":"backward","done_s":120.0,"index":0,"planned_s":120.0,'
@@ -83,10 +90,32 @@ RECORD = SessionRecord(
 )
 
 
-def test_the_record_and_its_summary_encode_to_the_bytes_of_before() -> None:
+def test_the_stored_body_and_the_summary_are_the_bytes_of_before(tmp_path: Path) -> None:
     assert encode(RECORD) == STORED_BODY
-    assert session_payload(RECORD.summary(QUEUED_AT)) == SUMMARY_PAYLOAD
+    assert session_payload(RECORD, QUEUED_AT) == SUMMARY_PAYLOAD
+    conn = connect(tmp_path / "device.db")
+    summary = SummaryToQueue("retroguard/tm-1/session", lambda: session_payload(RECORD, QUEUED_AT))
+    assert save_session(conn, RECORD, summary)
+    conn.close()
+    raw = sqlite3.connect(tmp_path / "device.db")
+    ((body,),) = raw.execute("SELECT body FROM sessions").fetchall()
+    ((payload,),) = raw.execute("SELECT payload FROM outbox").fetchall()
+    raw.close()
+    assert body == STORED_BODY and payload == SUMMARY_PAYLOAD
+    (stored,) = load_sessions(tmp_path / "device.db")
+    assert stored.record == RECORD
+
+
+def test_a_running_record_is_stored_with_no_end_and_has_no_summary(tmp_path: Path) -> None:
     running = msgspec.structs.replace(RECORD, status="running", ended_wall=None)
+    assert encode(running) == STORED_BODY.replace(
+        '"ended_wall":"2026-03-02T09:05:30+00:00"', '"ended_wall":null'
+    ).replace('"status":"stopped"', '"status":"running"')
+    conn = connect(tmp_path / "device.db")
+    summary = SummaryToQueue("retroguard/tm-1/session", lambda: session_payload(running))
+    assert not save_session(conn, running, summary)  # nothing to publish while it runs
+    conn.close()
+    assert load_sessions(tmp_path / "device.db")[0].record == running
     with pytest.raises(ValueError, match="still running"):
         running.summary(QUEUED_AT)
 
@@ -99,3 +128,26 @@ def test_the_summary_is_the_wire_type_with_the_record_figures() -> None:
     shared = set(SessionRecord.__struct_fields__)
     assert set(SessionSummary.__struct_fields__) == shared | {"schema", "wall_time"}
     assert {f: getattr(summary, f) for f in shared} == msgspec.structs.asdict(RECORD)
+
+
+def test_the_link_carries_the_record_unchanged() -> None:
+    for final in (False, True):
+        data = messages.encode(messages.SessionReport(RECORD, final))
+        report = messages.decode_for_courier(data)
+        assert isinstance(report, messages.SessionReport)
+        assert report.record == RECORD and report.final is final
+        assert encode(report.record) == STORED_BODY
+
+
+def test_a_stored_body_that_is_not_a_record_is_left_out_of_the_log(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    db = tmp_path / "device.db"
+    conn = connect(db)
+    save_session(conn, RECORD)
+    other = msgspec.structs.replace(RECORD, id="f" * 32, started_wall="2026-03-03T09:00:00+00:00")
+    save_session(conn, other)
+    conn.execute("UPDATE sessions SET body = '{\"id\": 1}' WHERE id = ?", (RECORD.id,))
+    conn.close()
+    assert [s.record for s in load_sessions(db)] == [other]
+    assert f"session {RECORD.id} in {db} is not a readable record" in caplog.text

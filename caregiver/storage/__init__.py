@@ -18,6 +18,7 @@ from caregiver.storage.records import (
     PendingNotification,
     StoredEvent,
     WalkOutcome,
+    WalkSession,
 )
 from caregiver.storage.sqlite import Store, Transaction
 from caregiver.storage.sqlite_schema import SCHEMA_VERSION, SchemaError, SchemaUpgrade
@@ -39,4 +40,5 @@ __all__ = [
     "StoredEvent",
     "Transaction",
     "WalkOutcome",
+    "WalkSession",
 ]
