@@ -219,7 +219,7 @@ class Ingestor:
             self.duplicates += 1
             return
         self.sessions_stored += 1
-        self.on_change(SessionStored(device_id, row["id"]))
+        self.on_change(SessionStored(device_id, row.id))
 
     def _send_receipt(self, device_id: str, message_id: str) -> None:
         """Tell the device this alert is on our disk (it may forget it now)."""

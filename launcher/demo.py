@@ -356,8 +356,8 @@ def _run_and_report(
     for stored in load_sessions(config.storage.database)[-1:]:
         r = stored.record
         out.write(
-            f"Guided session {r['status']}: {r['done_s'] / 60:.0f} of its plan minutes done, "
-            f"{r['steps']} steps measured, {r['trips']} trips.\n"
+            f"Guided session {r.status}: {r.done_s / 60:.0f} of its plan minutes done, "
+            f"{r.steps} steps measured, {r.trips} trips.\n"
         )
     print_events(result.events, out)
     if config.mqtt.host:

@@ -26,6 +26,7 @@ from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
 
 from caregiver.demo import start_demo_caregiver
 from caregiver.headless import CHROMIUM, launch_chromium
+from core.protocol.messages import SessionRecord
 from firmware.session.record import session_payload
 from tools.broker import Mosquitto
 
@@ -100,18 +101,18 @@ def sessions(client: mqtt.Client, device_id: str) -> None:
         total = 30.0 if status == "completed" else back + 8
         walking = total * 60 * 0.93
         steps = int(walking / 60 * 94)
-        record = {
-            "id": uuid.uuid4().hex, "device_id": device_id,
-            "plan": f"progression-week-{plan_week}", "status": status,
-            "started_wall": started.isoformat(timespec="milliseconds"),
-            "ended_wall": (started + dt.timedelta(minutes=total + 2)).isoformat(
+        record = SessionRecord(
+            id=uuid.uuid4().hex, device_id=device_id,
+            plan=f"progression-week-{plan_week}", status=status,
+            started_wall=started.isoformat(timespec="milliseconds"),
+            ended_wall=(started + dt.timedelta(minutes=total + 2)).isoformat(
                 timespec="milliseconds"),
-            "planned_s": 1800.0, "planned_backward_s": back * 60.0, "done_s": total * 60,
-            "backward_s": back * 60.0, "longest_backward_s": longest * 60.0,
-            "paused_s": 50.0 * trips, "pauses": trips, "steps": steps,
-            "walking_s": round(walking, 1), "cadence_spm": round(steps / (walking / 60), 1),
-            "trips": trips, "stumbles": stumbles, "intervals": [],
-        }  # fmt: skip
+            planned_s=1800.0, planned_backward_s=back * 60.0, done_s=total * 60,
+            backward_s=back * 60.0, longest_backward_s=longest * 60.0,
+            paused_s=50.0 * trips, pauses=trips, steps=steps,
+            walking_s=round(walking, 1), cadence_spm=round(steps / (walking / 60), 1),
+            trips=trips, stumbles=stumbles, intervals=[],
+        )  # fmt: skip
         publish(client, f"retroguard/{device_id}/session", session_payload(record))
 
 

@@ -29,6 +29,7 @@ from caregiver.config import (
     ServerConfig,
 )
 from caregiver.service import CaregiverService
+from core.protocol.messages import Direction, IntervalSummary, RecordStatus, SessionRecord
 from tools.broker import Mosquitto
 
 WAIT = 20.0
@@ -76,9 +77,9 @@ def session_record(
     plan: str = "progression-week-9",
     trips: int = 0,
     stumbles: int = 0,
-    status: str = "completed",
+    status: RecordStatus = "completed",
     session_id: str | None = None,
-) -> dict[str, Any]:
+) -> SessionRecord:
     """A guided-session record as the monitor's runner keeps it (one backward interval of
     ``longest_min``, the rest of ``backward_min`` in a second one, forward walking around)."""
     walking_s = total_min * 60 * 0.95
@@ -86,15 +87,15 @@ def session_record(
     second = max(0.0, backward_min - longest_min)
 
     def interval(
-        index: int, direction: str, minutes: float, trips: int = 0, stumbles: int = 0
-    ) -> dict[str, Any]:
+        index: int, direction: Direction, minutes: float, trips: int = 0, stumbles: int = 0
+    ) -> IntervalSummary:
         share = minutes / total_min if total_min else 0.0
-        return {
-            "index": index, "direction": direction, "speed": "0.5 mph",
-            "planned_s": minutes * 60, "done_s": minutes * 60,
-            "steps": int(steps * share), "walking_s": round(walking_s * share, 1),
-            "cadence_spm": 96.0, "trips": trips, "stumbles": stumbles,
-        }  # fmt: skip
+        return IntervalSummary(
+            index=index, direction=direction, speed="0.5 mph",
+            planned_s=minutes * 60, done_s=minutes * 60,
+            steps=int(steps * share), walking_s=round(walking_s * share, 1),
+            cadence_spm=96.0, trips=trips, stumbles=stumbles,
+        )  # fmt: skip
 
     forward = max(0.0, total_min - backward_min)
     intervals = [
@@ -103,29 +104,37 @@ def session_record(
         interval(2, "backward", second),
         interval(3, "forward", forward / 2),
     ]
-    return {
-        "id": session_id or uuid.uuid4().hex,
-        "device_id": device_id,
-        "plan": plan,
-        "status": status,
-        "started_wall": started.isoformat(timespec="milliseconds"),
-        "ended_wall": (started + dt.timedelta(minutes=total_min + 2)).isoformat(
+    return SessionRecord(
+        id=session_id or uuid.uuid4().hex,
+        device_id=device_id,
+        plan=plan,
+        status=status,
+        started_wall=started.isoformat(timespec="milliseconds"),
+        ended_wall=(started + dt.timedelta(minutes=total_min + 2)).isoformat(
             timespec="milliseconds"
         ),
-        "planned_s": total_min * 60,
-        "planned_backward_s": backward_min * 60,
-        "done_s": total_min * 60,
-        "backward_s": backward_min * 60,
-        "longest_backward_s": longest_min * 60,
-        "paused_s": 45.0 * trips,
-        "pauses": trips,
-        "steps": steps,
-        "walking_s": round(walking_s, 1),
-        "cadence_spm": 96.0,
-        "trips": trips,
-        "stumbles": stumbles,
-        "intervals": intervals,
-    }
+        planned_s=total_min * 60,
+        planned_backward_s=backward_min * 60,
+        done_s=total_min * 60,
+        backward_s=backward_min * 60,
+        longest_backward_s=longest_min * 60,
+        paused_s=45.0 * trips,
+        pauses=trips,
+        steps=steps,
+        walking_s=round(walking_s, 1),
+        cadence_spm=96.0,
+        trips=trips,
+        stumbles=stumbles,
+        intervals=intervals,
+    )
+
+
+def received(record: SessionRecord) -> dict[str, Any]:
+    """``record``'s summary as the caregiver's ingest hands it to ``parse_summary``: the
+    decoded JSON the monitor publishes."""
+    from firmware.session.record import session_payload
+
+    return json.loads(session_payload(record))  # type: ignore[no-any-return]
 
 
 @dataclass
@@ -246,7 +255,7 @@ class SimDevice:
             "reset", severity="info", state="ARMED", reason="armed by local reset from TRIPPED"
         )
 
-    def session(self, record: dict[str, Any]) -> str:
+    def session(self, record: SessionRecord) -> str:
         """Publish a guided-session summary exactly as the monitor's outbox does; the payload."""
         from firmware.session.record import session_payload
 

@@ -204,7 +204,7 @@ def test_progress_page_sessions_weekly_goal_and_chart(
     expect(newest.locator(".backward")).to_have_text("12.0")
     expect(newest.locator(".longest")).to_have_text("longest 10.0")
     expect(newest.locator(".badge")).to_have_text("\u2713 goal")
-    tripped = page.locator(f'#sessions [data-session="{sessions[1]["id"]}"]')
+    tripped = page.locator(f'#sessions [data-session="{sessions[1].id}"]')
     expect(tripped.locator('[data-label="Trips"]')).to_have_text("2")
     expect(tripped.locator('[data-label="Stumbles"]')).to_have_text("1")
     expect(tripped.locator('[data-label="Plan"]')).to_have_text("progression-week-3")

@@ -250,7 +250,7 @@ def test_the_service_shows_what_the_old_database_holds(
         assert reminder.body.startswith("REMINDER, not acknowledged after 5 min")
         # progress: both sessions in the fixture's week, the second at the goal
         sessions = store.walk_sessions("treadmill-1")
-        assert [s["id"] for s in sessions] == ["6f" * 16, "5e" * 16]
+        assert [s.id for s in sessions] == ["6f" * 16, "5e" * 16]
         view = progress_view(sessions, FIXTURE_WEEK)
         assert (view["this_week"].sessions, view["this_week"].at_goal) == (2, 1)
         # the user logs in with the old password, and the old login session still works

@@ -86,9 +86,9 @@ def test_cues_fire_in_order_at_the_planned_times(tmp_path: Path) -> None:
     # Wall time on the loop's clock matches plan time: nothing paused.
     assert runner.cues[-1].t - start == pytest.approx(210.0, abs=0.05)
     record = runner.finished[-1]
-    assert record["status"] == "completed"
-    assert record["backward_s"] == pytest.approx(180.0, abs=0.1)
-    assert [i["direction"] for i in record["intervals"]] == [
+    assert record.status == "completed"
+    assert record.backward_s == pytest.approx(180.0, abs=0.1)
+    assert [i.direction for i in record.intervals] == [
         "backward",
         "forward",
         "rest",
@@ -142,8 +142,8 @@ def test_a_trip_pauses_and_rearming_resumes(tmp_path: Path) -> None:
     rig.run_for(200.0)
     assert runner.state is SessionState.FINISHED
     record = runner.finished[-1]
-    assert record["trips"] == 1 and record["stumbles"] == 1 and record["pauses"] == 1
-    assert record["paused_s"] > 30.0
+    assert record.trips == 1 and record.stumbles == 1 and record.pauses == 1
+    assert record.paused_s > 30.0
     detach_session(rig.app, runner)
 
 
@@ -244,7 +244,7 @@ def test_press_patterns_start_pause_and_stop_only_while_armed(tmp_path: Path) ->
     rig.button.press_at(now, now + 3.0)
     rig.run_for(2.1)
     assert runner.state is SessionState.FINISHED
-    assert runner.finished[-1]["status"] == "stopped"
+    assert runner.finished[-1].status == "stopped"
     assert runner.cues[-1].cue is Cue.DONE
     rig.run_for(1.0)
     assert rig.state == "ARMED"
@@ -276,7 +276,7 @@ def test_a_long_pause_abandons_the_session(tmp_path: Path) -> None:
     runner.request("pause")
     rig.run_for(rig.app.config.session.max_pause_s + 1.0)
     assert runner.state is SessionState.FINISHED
-    assert runner.finished[-1]["status"] == "abandoned"
+    assert runner.finished[-1].status == "abandoned"
     detach_session(rig.app, runner)
 
 
@@ -294,11 +294,11 @@ def test_sessions_are_stored_per_interval(tmp_path: Path) -> None:
     sessions = load_sessions(rig.app.config.storage.database)
     assert len(sessions) == 1
     record = sessions[0].record
-    assert record["status"] == "completed"
+    assert record.status == "completed"
     # 1.5 steps/s over the walking intervals (the rest interval is walked too: the simulated
     # walker ignores cues, and the log measures what happened, not what was planned).
-    assert record["steps"] == pytest.approx(1.5 * 210, rel=0.05)
-    assert record["cadence_spm"] == pytest.approx(90.0, rel=0.05)
+    assert record.steps == pytest.approx(1.5 * 210, rel=0.05)
+    assert record.cadence_spm == pytest.approx(90.0, rel=0.05)
     conn = sqlite3.connect(rig.app.config.storage.database)
     rows = conn.execute(
         "SELECT idx, direction, planned_s, done_s, steps FROM session_intervals ORDER BY idx"
@@ -366,7 +366,7 @@ def test_session_summary_goes_through_the_outbox(tmp_path: Path) -> None:
     from tests.mqtt_helpers import validate
 
     payload = validate("session", rows[0][2])
-    assert payload["id"] == record["id"] and payload["schema"] == 1
+    assert payload["id"] == record.id and payload["schema"] == 1
     detach_session(rig.app, runner)
 
 
@@ -439,11 +439,11 @@ def test_every_session_transition_in_the_table_is_taken(tmp_path: Path) -> None:
     b = _traced(rig, Plan("tiny", (Interval("backward", 10.0),)), max_pause_s=5.0)
     _ask(rig, b, "start")
     rig.run_for(11.0)
-    assert b.finished[-1]["status"] == "completed"
+    assert b.finished[-1].status == "completed"
     _ask(rig, b, "start")
     _ask(rig, b, "pause")
     rig.run_for(6.0)
-    assert b.finished[-1]["status"] == "abandoned"
+    assert b.finished[-1].status == "abandoned"
     assert a.refused == b.refused == []
     assert set(a.taken) | set(b.taken) == set(SESSION_TRANSITIONS.edges)
 
@@ -470,7 +470,7 @@ def test_trips_and_stumbles_are_counted_from_the_typed_cause(
     assert sum(t.reason.startswith("stumble") for t in tripped) == stumbles
     runner.request("stop")
     rig.run_for(0.05)
-    assert (runner.finished[-1]["trips"], runner.finished[-1]["stumbles"]) == (1, stumbles)
+    assert (runner.finished[-1].trips, runner.finished[-1].stumbles) == (1, stumbles)
     detach_session(rig.app, runner)
 
 

@@ -141,12 +141,12 @@ def test_the_stores_read_an_adopted_database(tmp_path: Path) -> None:
         outbox.close()
 
     sessions = load_sessions(db)
-    assert [(s.record["id"], s.record["status"]) for s in sessions] == [
+    assert [(s.record.id, s.record.status) for s in sessions] == [
         ("ses-1", "completed"),
         ("ses-2", "stopped"),
     ]
-    assert sessions[1].record["intervals"][1]["done_s"] == 12.5
-    assert sessions[1].record["done_s"] == 72.5
+    assert sessions[1].record.intervals[1].done_s == 12.5
+    assert sessions[1].record.done_s == 72.5
 
     conn = connect(db)  # the summaries went out before: saving again queues nothing
     summary = SummaryToQueue("retroguard/tm-fixture/session", lambda: "{}")

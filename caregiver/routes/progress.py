@@ -3,8 +3,6 @@ chart's JSON (figures from :func:`caregiver.progress.progress_view`)."""
 
 from __future__ import annotations
 
-from typing import Any
-
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
@@ -12,14 +10,14 @@ from starlette.routing import BaseRoute, Route
 
 from caregiver.progress import progress_view
 from caregiver.routes.site import Site
-from caregiver.storage import Device
+from caregiver.storage import Device, WalkSession
 
 
 def routes(site: Site) -> list[BaseRoute]:
     backend = site.backend
     store = backend.store
 
-    def sessions_of(device_id: str) -> tuple[Device | None, list[dict[str, Any]]]:
+    def sessions_of(device_id: str) -> tuple[Device | None, list[WalkSession]]:
         device = store.device(device_id)
         return device, store.walk_sessions(device_id) if device is not None else []
 

@@ -19,6 +19,7 @@ from caregiver.storage.records import (
     PendingNotification,
     StoredEvent,
     WalkOutcome,
+    WalkSession,
 )
 from caregiver.storage.sqlite import Store, Transaction
 from caregiver.storage.sqlite_schema import SCHEMA_VERSION, SchemaError, SchemaUpgrade
@@ -41,4 +42,5 @@ __all__ = [
     "StoredEvent",
     "Transaction",
     "WalkOutcome",
+    "WalkSession",
 ]

@@ -6,21 +6,47 @@ the store's named operations take and return.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from typing import Any, Literal, TypedDict
 
 OPEN_STATUSES = ("held", "paging")
 """Alert statuses that still want a caregiver (the others: acknowledged, resolved, logged)."""
 
-WALK_FIELDS = (
-    "id", "device_id", "plan", "status", "started_wall", "ended_wall", "planned_s", "done_s",
-    "backward_s", "longest_backward_s", "steps", "walking_s", "cadence_spm", "trips", "stumbles",
-)  # fmt: skip
-"""The fields of a stored guided-session summary (docs/mqtt/schemas/session.schema.json)."""
-
 WalkOutcome = Literal["new", "updated", "same"]
 """What storing a session summary did: a new row, a replaced one, or nothing (a redelivery, or
 a summary naming another device's session)."""
+
+
+@dataclass(frozen=True, slots=True)
+class WalkSession:
+    """A device's guided session as the caregiver keeps it: the summary's figures the
+    dashboard shows (docs/mqtt/schemas/session.schema.json), one row per session id.
+
+    It has what :mod:`core.progress` reads (``started_wall``, ``backward_s``,
+    ``longest_backward_s``); the templates read its attributes.
+    """
+
+    id: str
+    device_id: str
+    plan: str
+    status: str
+    started_wall: str
+    """ISO 8601, UTC."""
+    ended_wall: str
+    """"" when the summary had none."""
+    planned_s: float
+    done_s: float
+    backward_s: float
+    longest_backward_s: float
+    steps: int
+    walking_s: float
+    cadence_spm: float
+    trips: int
+    stumbles: int
+
+
+WALK_FIELDS = tuple(f.name for f in fields(WalkSession))
+"""The columns of a stored guided session, in :class:`WalkSession`'s order."""
 
 
 class LastEvent(TypedDict):

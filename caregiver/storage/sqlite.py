@@ -34,6 +34,7 @@ from caregiver.storage.records import (
     PendingNotification,
     StoredEvent,
     WalkOutcome,
+    WalkSession,
 )
 from caregiver.storage.sqlite_schema import SchemaUpgrade, migrate
 
@@ -206,20 +207,18 @@ class Transaction:
 
     # ----------------------------------------------------- guided sessions
 
-    def record_walk_session(
-        self, summary: Mapping[str, Any], payload: str, now: float
-    ) -> WalkOutcome:
-        """Store one session summary by id (fields :data:`WALK_FIELDS`).
+    def record_walk_session(self, session: WalkSession, payload: str, now: float) -> WalkOutcome:
+        """Store one session summary by id (``payload``: the message as received).
 
         A summary re-published for the same id replaces the row; one naming
         another device's session is ignored ("same"), so no device can overwrite
         another's log.
         """
-        self._touch(summary["device_id"], now)
+        self._touch(session.device_id, now)
         row = self._db.execute(
-            "SELECT device_id, payload FROM walk_sessions WHERE id = ?", (summary["id"],)
+            "SELECT device_id, payload FROM walk_sessions WHERE id = ?", (session.id,)
         ).fetchone()
-        if row is not None and (row[0] != summary["device_id"] or row[1] == payload):
+        if row is not None and (row[0] != session.device_id or row[1] == payload):
             return "same"
         columns = ", ".join(WALK_FIELDS)
         updates = ", ".join(f"{c} = excluded.{c}" for c in WALK_FIELDS[2:])
@@ -228,17 +227,17 @@ class Transaction:
             f"VALUES ({', '.join('?' * (len(WALK_FIELDS) + 2))}) "
             f"ON CONFLICT (id) DO UPDATE SET {updates}, received_at = excluded.received_at, "
             "payload = excluded.payload",
-            (*(summary[c] for c in WALK_FIELDS), now, payload),
+            (*(getattr(session, c) for c in WALK_FIELDS), now, payload),
         )
         return "new" if row is None else "updated"
 
-    def walk_sessions(self, device_id: str, limit: int) -> list[dict[str, Any]]:
+    def walk_sessions(self, device_id: str, limit: int) -> list[WalkSession]:
         rows = self._db.execute(
             f"SELECT {', '.join(WALK_FIELDS)} FROM walk_sessions WHERE device_id = ? "
             "ORDER BY started_wall DESC, id LIMIT ?",
             (device_id, limit),
         ).fetchall()
-        return [dict(zip(WALK_FIELDS, r, strict=True)) for r in rows]
+        return [WalkSession(*r) for r in rows]
 
     def walk_session_count(self) -> int:
         return int(self._db.execute("SELECT COUNT(*) FROM walk_sessions").fetchone()[0])
@@ -515,13 +514,11 @@ class Store:
 
     # ----------------------------------------------------- guided sessions
 
-    def record_walk_session(
-        self, summary: Mapping[str, Any], payload: str, now: float
-    ) -> WalkOutcome:
+    def record_walk_session(self, session: WalkSession, payload: str, now: float) -> WalkOutcome:
         with self.transaction() as tx:
-            return tx.record_walk_session(summary, payload, now)
+            return tx.record_walk_session(session, payload, now)
 
-    def walk_sessions(self, device_id: str, limit: int = 500) -> list[dict[str, Any]]:
+    def walk_sessions(self, device_id: str, limit: int = 500) -> list[WalkSession]:
         """The device's guided sessions, newest first."""
         with self._statement() as ops:
             return ops.walk_sessions(device_id, limit)

@@ -22,7 +22,7 @@ from __future__ import annotations
 from enum import StrEnum
 from typing import Annotated, Any, Literal
 
-from msgspec import Meta, Struct
+from msgspec import Meta, Struct, structs
 
 from core.protocol.events import EventType, Severity
 from core.protocol.ids import DEVICE_ID_PATTERN, EVENT_ID_PATTERN
@@ -195,6 +195,9 @@ class ReceiptMessage(Struct, kw_only=True):
 
 Direction = Literal["backward", "forward", "rest"]
 SessionStatus = Literal["completed", "stopped", "abandoned"]
+"""How a guided session ended."""
+RecordStatus = Literal["running", "completed", "stopped", "abandoned"]
+"""A session record's status: ``running`` until it ends, then how it ended."""
 
 
 class IntervalSummary(Struct, kw_only=True):
@@ -214,31 +217,82 @@ class IntervalSummary(Struct, kw_only=True):
     stumbles: Count
 
 
-class SessionSummary(Struct, kw_only=True):
-    """``<prefix>/<device>/session``: a guided session when it ends (idempotent by ``id``)."""
+class SessionFigures(Struct, kw_only=True, frozen=True):
+    """What a guided session's record and its summary share: one definition of the figures.
 
-    schema: SchemaVersion
-    id: EventId
+    :class:`SessionRecord` (the device's record, kept while the session runs)
+    and :class:`SessionSummary` (the wire payload when it ends) are the same
+    figures; the summary narrows ``status`` and ``ended_wall`` to an ended
+    session's and adds ``schema`` and ``wall_time``. Frozen, so a narrower
+    field in a subclass is a sound override and a record handed on cannot
+    change under its reader.
+    """
+
+    id: str
+    """Session id: 32 hex digits (a uuid4), the summary's idempotency key."""
     device_id: DeviceId
     plan: str
-    status: SessionStatus
+    """Preset name or the plan file's name."""
+    status: RecordStatus
     started_wall: WallTime
-    ended_wall: WallTime
-    wall_time: WallTime
-    """When the summary was queued."""
+    ended_wall: WallTime | None
+    """None while the session runs."""
     planned_s: Seconds
     planned_backward_s: Seconds
     done_s: Seconds
+    """Plan time walked through (the plan clock runs only while armed and not paused)."""
     backward_s: Seconds
+    """Plan time done in backward intervals."""
     longest_backward_s: Seconds
+    """Longest backward interval done, toward the 10-minute goal."""
     paused_s: Seconds
     pauses: Count
     steps: Count
     walking_s: Seconds
+    """Time measured walking (not standing) while the session ran."""
     cadence_spm: Seconds
+    """Steps per minute of walking time; 0 without walking."""
     trips: Count
+    """Times the monitor stopped the treadmill during the session."""
     stumbles: Count
+    """Of those, trips on a stumble (the rest are falls)."""
     intervals: list[IntervalSummary]
+
+
+class SessionRecord(SessionFigures, kw_only=True, frozen=True):
+    """The device's record of a guided session: stored at every interval's end, pause and end.
+
+    The session runner builds it on the monitor loop, the link carries it to
+    the courier (msgpack), the courier stores it as JSON
+    (:func:`core.protocol.payloads.encode`) and, once ended, publishes
+    :meth:`summary`. The id is any string here: a record is the device's own
+    log and old logs are read back as they were written.
+    """
+
+    @property
+    def ended(self) -> bool:
+        return self.status != "running"
+
+    def summary(self, wall_time: WallTime) -> SessionSummary:
+        """The ``.../session`` payload of this ended session, queued at ``wall_time``.
+
+        :class:`ValueError` while the session is still running: only an ended
+        session has a summary.
+        """
+        if not self.ended or self.ended_wall is None:
+            raise ValueError(f"session {self.id} is still running: it has no summary yet")
+        return SessionSummary(schema=SCHEMA_VERSION, wall_time=wall_time, **structs.asdict(self))
+
+
+class SessionSummary(SessionFigures, kw_only=True, frozen=True):
+    """``<prefix>/<device>/session``: a guided session when it ends (idempotent by ``id``)."""
+
+    schema: SchemaVersion
+    id: EventId
+    status: SessionStatus
+    ended_wall: WallTime
+    wall_time: WallTime
+    """When the summary was queued."""
 
 
 JSON_MESSAGES: dict[str, type[Struct]] = {

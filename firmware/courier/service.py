@@ -113,7 +113,7 @@ class Courier:
                 self.checks = {n: {"ok": c.ok, "detail": c.detail} for n, c in checks.items()}
             case messages.SessionReport(record=record, final=final):
                 if self.sessions.save(record, final) and final:
-                    self.channel.send(messages.Persisted([str(record["id"])]))
+                    self.channel.send(messages.Persisted([record.id]))
             case messages.Goodbye(reason=reason):
                 log.info("monitor stopping: %s", reason)
                 self.clean_stop = True

@@ -25,12 +25,11 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
 
 import msgspec
 
 from core.protocol.events import PROTECTED_TYPES, Event
-from core.protocol.messages import DeviceHealth
+from core.protocol.messages import DeviceHealth, SessionRecord
 from firmware.link import messages
 from firmware.link.framing import FrameError, FrameReader, FrameWriter
 
@@ -125,10 +124,10 @@ class CourierLink:
         )
         self._writer.put(messages.encode(report))
 
-    def submit_session(self, record: dict[str, Any], final: bool) -> None:
+    def submit_session(self, record: SessionRecord, final: bool) -> None:
         payload = messages.encode(messages.SessionReport(record, final))
         if final:
-            self._remember(str(record["id"]), payload, protected=True)
+            self._remember(record.id, payload, protected=True)
         self._writer.put(payload)
 
     def goodbye(self, reason: str) -> None:

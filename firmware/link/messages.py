@@ -8,12 +8,10 @@ stream of mixed messages into the right type with one msgspec call.
 
 from __future__ import annotations
 
-from typing import Any
-
 import msgspec
 
 from core.protocol.events import Event
-from core.protocol.messages import DeviceHealth
+from core.protocol.messages import DeviceHealth, SessionRecord
 from firmware.config import Config
 
 # ------------------------------------------------------------ loop -> courier
@@ -55,7 +53,7 @@ class HealthReport(msgspec.Struct, tag="health"):
 class SessionReport(msgspec.Struct, tag="session"):
     """A guided session's record (stored; with ``final`` its summary is queued too)."""
 
-    record: dict[str, Any]
+    record: SessionRecord
     final: bool
 
 

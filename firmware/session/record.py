@@ -12,28 +12,25 @@ write also queues the ``<prefix>/<device>/session`` summary
 
 from __future__ import annotations
 
-import datetime as dt
-import json
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
+from core.protocol import payloads
+from core.protocol.messages import SessionRecord
 from firmware.storage.database import connect
 from firmware.storage.sessions import SummaryToQueue, save_session
 
 log = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 1
-"""The ``schema`` field of the session summary payload."""
 
+def session_payload(record: SessionRecord, wall_time: str | None = None) -> str:
+    """The ``.../session`` summary of an ended session (docs/mqtt/schemas/session.schema.json).
 
-def session_payload(record: Mapping[str, Any]) -> str:
-    """The ``.../session`` summary (docs/mqtt/schemas/session.schema.json)."""
-    data = dict(record)
-    data["schema"] = SCHEMA_VERSION
-    data["wall_time"] = dt.datetime.now(dt.UTC).isoformat(timespec="milliseconds")
-    return json.dumps(data, separators=(",", ":"), sort_keys=True)
+    ``wall_time`` (when it is queued) defaults to now. :class:`ValueError` for a
+    running session: it has no summary yet.
+    """
+    return payloads.session_payload(record.summary(wall_time or payloads.wall_now()))
 
 
 class SessionArchive:
@@ -53,14 +50,14 @@ class SessionArchive:
         self.published = 0
         """Summaries queued for MQTT since start."""
 
-    def save(self, record: dict[str, Any], final: bool) -> bool:
+    def save(self, record: SessionRecord, final: bool) -> bool:
         """Store ``record`` (and with ``final`` queue its summary); False if it could not be."""
         try:
             queued = save_session(
                 self._conn, record, _summary(record, self._topic) if final else None
             )
         except Exception:
-            log.exception("session %s could not be stored", record.get("id"))
+            log.exception("session %s could not be stored", record.id)
             return False
         if queued:
             self.published += 1
@@ -72,7 +69,7 @@ class SessionArchive:
         self._conn.close()
 
 
-def _summary(record: Mapping[str, Any], topic: str | None) -> SummaryToQueue | None:
+def _summary(record: SessionRecord, topic: str | None) -> SummaryToQueue | None:
     """The summary to queue with a final record (none without a broker)."""
     if topic is None:
         return None

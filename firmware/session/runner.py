@@ -62,6 +62,13 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 
+from core.protocol.messages import (
+    Direction,
+    IntervalSummary,
+    RecordStatus,
+    SessionRecord,
+    SessionStatus,
+)
 from firmware.detection.base import DetectionKind
 from firmware.fsm import TransitionTable
 from firmware.safety import Detected, SafetyState, Transition
@@ -139,7 +146,7 @@ _PAUSE_TEXT = {
     PauseCause.CLI: "paused by the walker",
 }
 
-_FINISH_STATUS = {
+_FINISH_STATUS: dict[SessionTrigger, SessionStatus] = {
     SessionTrigger.PLAN_ENDS: "completed",
     SessionTrigger.STOP: "stopped",
     SessionTrigger.MAX_PAUSE: "abandoned",
@@ -184,7 +191,7 @@ class IntervalLog:
     """One planned interval and what was measured in it (while the session ran)."""
 
     index: int
-    direction: str
+    direction: Direction
     speed: str
     planned_s: float
     done_s: float = 0.0
@@ -197,19 +204,20 @@ class IntervalLog:
     def cadence_spm(self) -> float:
         return StepCounts(self.steps, self.walking_s).cadence_spm
 
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "index": self.index,
-            "direction": self.direction,
-            "speed": self.speed,
-            "planned_s": round(self.planned_s, 1),
-            "done_s": round(self.done_s, 1),
-            "steps": self.steps,
-            "walking_s": round(self.walking_s, 1),
-            "cadence_spm": round(self.cadence_spm, 1),
-            "trips": self.trips,
-            "stumbles": self.stumbles,
-        }
+    def summary(self) -> IntervalSummary:
+        """The interval as the session record keeps it (seconds to a tenth)."""
+        return IntervalSummary(
+            index=self.index,
+            direction=self.direction,
+            speed=self.speed,
+            planned_s=round(self.planned_s, 1),
+            done_s=round(self.done_s, 1),
+            steps=self.steps,
+            walking_s=round(self.walking_s, 1),
+            cadence_spm=round(self.cadence_spm, 1),
+            trips=self.trips,
+            stumbles=self.stumbles,
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -235,7 +243,7 @@ class _Session:
     started_wall: str
     started_t: float
     intervals: list[IntervalLog]
-    status: str = "running"
+    status: RecordStatus = "running"
     ended_wall: str | None = None
     plan_t: float = 0.0
     paused_s: float = 0.0
@@ -252,10 +260,9 @@ def _wall_now() -> str:
 class SessionRunner:
     """A guided session on the monitor loop. Add it to ``monitor.on_iteration``.
 
-    ``record`` receives the session's record (a plain dict, see
-    :mod:`.record`) at each interval's end, on pause, and once more with
-    ``final=True``; it must not block (:meth:`firmware.link.endpoint.CourierLink.submit_session`
-    is a put).
+    ``record`` receives the session's :class:`~core.protocol.messages.SessionRecord`
+    at each interval's end, on pause, and once more with ``final=True``; it must
+    not block (:meth:`firmware.link.endpoint.CourierLink.submit_session` is a put).
     """
 
     def __init__(
@@ -267,7 +274,7 @@ class SessionRunner:
         device_id: str,
         config: SessionConfig | None = None,
         button: PressEdges | None = None,
-        record: Callable[[dict[str, Any], bool], None] | None = None,
+        record: Callable[[SessionRecord, bool], None] | None = None,
         speaker: Speaker | None = None,
         time_scale: float = 1.0,
     ) -> None:
@@ -297,7 +304,7 @@ class SessionRunner:
         self.session: _Session | None = None
         self.cues: deque[CueRecord] = deque(maxlen=512)
         """Every cue played (or refused), newest last: the demo prints these."""
-        self.finished: deque[dict[str, Any]] = deque(maxlen=16)
+        self.finished: deque[SessionRecord] = deque(maxlen=16)
         """Final records of the sessions finished since start, newest last."""
         self._requests: queue.SimpleQueue[tuple[str, queue.SimpleQueue[tuple[bool, str]] | None]]
         self._requests = queue.SimpleQueue()
@@ -634,7 +641,7 @@ class SessionRunner:
         if record is not None:
             self.finished.append(record)
 
-    def _emit(self, *, final: bool) -> dict[str, Any] | None:
+    def _emit(self, *, final: bool) -> SessionRecord | None:
         s = self.session
         if s is None:
             return None
@@ -647,35 +654,34 @@ class SessionRunner:
         return record
 
 
-def session_record(s: _Session, device_id: str) -> dict[str, Any]:
-    """The session as stored and published (see docs/mqtt/schemas/session.schema.json)."""
-    intervals = [i.to_dict() for i in s.intervals]
-    backward_s = sum(i.done_s for i in s.intervals if i.direction == "backward")
+def session_record(s: _Session, device_id: str) -> SessionRecord:
+    """The session as stored and published (its summary: docs/mqtt/schemas/session.schema.json)."""
+    intervals = [i.summary() for i in s.intervals]
+    # Seconds are floats even when a plan has no backward interval (the link decodes them so).
+    backward = [i.done_s for i in s.intervals if i.direction == "backward"]
     steps = sum(i.steps for i in s.intervals)
     walking_s = sum(i.walking_s for i in s.intervals)
-    return {
-        "id": s.id,
-        "device_id": device_id,
-        "plan": s.plan.name,
-        "status": s.status,
-        "started_wall": s.started_wall,
-        "ended_wall": s.ended_wall,
-        "planned_s": round(s.plan.duration_s, 1),
-        "planned_backward_s": round(s.plan.backward_s, 1),
-        "done_s": round(s.plan_t, 1),
-        "backward_s": round(backward_s, 1),
-        "longest_backward_s": round(
-            max((i.done_s for i in s.intervals if i.direction == "backward"), default=0.0), 1
-        ),
-        "paused_s": round(s.paused_s, 1),
-        "pauses": s.pauses,
-        "steps": steps,
-        "walking_s": round(walking_s, 1),
-        "cadence_spm": round(StepCounts(steps, walking_s).cadence_spm, 1),
-        "trips": sum(i.trips for i in s.intervals),
-        "stumbles": sum(i.stumbles for i in s.intervals),
-        "intervals": intervals,
-    }
+    return SessionRecord(
+        id=s.id,
+        device_id=device_id,
+        plan=s.plan.name,
+        status=s.status,
+        started_wall=s.started_wall,
+        ended_wall=s.ended_wall,
+        planned_s=round(s.plan.duration_s, 1),
+        planned_backward_s=round(float(s.plan.backward_s), 1),
+        done_s=round(s.plan_t, 1),
+        backward_s=round(sum(backward, 0.0), 1),
+        longest_backward_s=round(max(backward, default=0.0), 1),
+        paused_s=round(s.paused_s, 1),
+        pauses=s.pauses,
+        steps=steps,
+        walking_s=round(walking_s, 1),
+        cadence_spm=round(StepCounts(steps, walking_s).cadence_spm, 1),
+        trips=sum(i.trips for i in s.intervals),
+        stumbles=sum(i.stumbles for i in s.intervals),
+        intervals=intervals,
+    )
 
 
 def attach_session(
