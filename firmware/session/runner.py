@@ -738,12 +738,16 @@ def attach_session(
 
 
 def detach_session(app: App, runner: SessionRunner, timeout: float = 5.0) -> None:
-    """Remove the hook, then flush the session log and stop the control socket and speech.
+    """Remove the hook, stop the control socket and speech, and see the records stored.
 
-    Call before ``app.close()``, which hands the last records to the courier.
+    Call once the loop has stopped (it pumps the courier link on this thread)
+    and before ``app.close()``: when it returns, every session record handed
+    over is on disk, or ``timeout`` has passed (logged).
     """
     if runner in app.monitor.on_iteration:
         app.monitor.on_iteration.remove(runner)
+    if app.supervisor is not None and not app.link.flush(timeout):
+        log.error("session records not confirmed on disk within %.0f s", timeout)
     if runner.control is not None:
         runner.control.close()
         runner.control = None

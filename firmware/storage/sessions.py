@@ -115,7 +115,7 @@ def save_session(
                     PRIORITY_PROTECTED,
                     summary.topic,
                     summary.payload(),
-                    message_id=str(record["id"]),
+                    message_id=record.id,
                 )
                 conn.execute("UPDATE sessions SET published = 1 WHERE id = ?", (record.id,))
                 queued = True
