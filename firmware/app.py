@@ -28,6 +28,7 @@ from firmware.link import messages
 from firmware.link.endpoint import CourierLink
 from firmware.link.supervisor import CourierSupervisor, ProcessCourier, SpawnCourier
 from firmware.monitor import Monitor
+from firmware.preflight import BENCH_WARNING
 from firmware.safety import SafetyController, SensorLimits
 from firmware.storage.database import check_database
 from firmware.storage.events import EventStore, StoredEvent
@@ -139,6 +140,8 @@ def build_app(
         sample_rate_hz=imu.sample_rate_hz,
         device_id=config.device.id,
         on_state=lambda state, reason: link.report_state(state, reason, wall_now()),
+        start_reason="monitor started"
+        + (f"; {BENCH_WARNING}" if config.gpio.relay_drive == "static" else ""),
     )
     monitor = Monitor(
         imu=imu,

@@ -20,6 +20,7 @@ from core import tomlschema
 from core.errors import ConfigError
 from core.mounting import Mounting, MountingError
 from core.mqttlink import BrokerLink
+from core.tomlschema import Check
 from firmware.detection.config import DetectorConfig
 from firmware.session.config import SessionConfig
 from firmware.session.plan import check_plan_reference
@@ -186,7 +187,9 @@ def _mounting(value: Any) -> str | None:
 def _above_1g(value: Any) -> str | None:
     # At rest the accelerometer reads 1 g: a landing threshold at or below it
     # would watch for a fall on every sample of standing still.
-    return None if value > 1.0 else "must be above 1 g (what the accelerometer reads at rest)"
+    if value <= 1.0:
+        return "must be above 1 g (what the accelerometer reads at rest)"
+    return _within(1.0, 16.0, "g (the MPU-6050 measures at most 16 g)")(value)
 
 
 def _not_negative(value: Any) -> str | None:
@@ -219,8 +222,6 @@ _CHECKS: dict[str, Callable[[Any], str | None]] = {
     "mqtt.max_inflight": _positive,
     "mqtt.outbox_max_rows": _positive,
     "mqtt.receipt_retry_s": _positive,
-    "detector.impact_g": _above_1g,
-    "detector.soft_impact_g": _above_1g,
     "session.plan": check_plan_reference,
     "session.speech_rate_wpm": _positive,
     "session.max_pause_s": _positive,
@@ -228,18 +229,55 @@ _CHECKS: dict[str, Callable[[Any], str | None]] = {
     "session.long_press_s": _positive,
 }
 _CHECKS.update({f"gpio.pins.{f.name}": _bcm_pin for f in dataclasses.fields(PinConfig)})
-# The detector divides by its time constants and counts in its windows: none
-# of them may be zero or negative.
-_CHECKS.update(
-    {
-        f"detector.{f.name}": _positive
-        for f in dataclasses.fields(DetectorConfig)
-        if f.name.endswith("_s")
-    }
-)
-# ... except two that may be zero: no extrapolation, no rebound tolerance.
-_CHECKS["detector.balance_extrapolate_s"] = _not_negative
-_CHECKS["detector.confirm_upright_max_s"] = _not_negative
+
+
+def _within(low: float, high: float, unit: str, *, low_open: bool = True) -> Check:
+    """A physically meaningful range: a value outside it makes the detector blind or trigger-
+    happy without an error (a threshold of 1e308 g is never reached)."""
+
+    def check(value: Any) -> str | None:
+        if low == 0.0 and low_open and value <= 0:
+            return "must be greater than 0"
+        if low == 0.0 and not low_open and value < 0:
+            return "must not be negative"
+        if (value > low if low_open else value >= low) and value <= high:
+            return None
+        bracket = "(" if low_open else "["
+        return f"must be in {bracket}{low:g}, {high:g}] {unit}"
+
+    return check
+
+
+DETECTOR_RANGES: dict[str, Check] = {
+    "_s": _within(0.0, 300.0, "s"),
+    "_g": _within(0.0, 16.0, "g (the MPU-6050 measures at most 16 g)"),
+    "_gs": _within(0.0, 5.0, "g s"),
+    "_deg": _within(0.0, 180.0, "degrees"),
+    "_dps": _within(0.0, 2000.0, "deg/s (the MPU-6050 measures at most 2000 deg/s)"),
+    "_mps": _within(0.0, 10.0, "m/s"),
+    "_score": _within(0.0, 1000.0, "(a loss-of-balance score)"),
+}
+"""A range for every detector setting, by its unit suffix (a test checks none is left out)."""
+
+
+def detector_range(name: str) -> Check | None:
+    for suffix, check in DETECTOR_RANGES.items():
+        if name.endswith(suffix):
+            return check
+    return None
+
+
+# The detector divides by its time constants and counts in its windows: none of them may be
+# zero or negative; every threshold has a physical range.
+for _field in dataclasses.fields(DetectorConfig):
+    _range = detector_range(_field.name)
+    if _range is not None:
+        _CHECKS[f"detector.{_field.name}"] = _range
+# ... except two times that may be zero: no extrapolation, no rebound tolerance.
+_CHECKS["detector.balance_extrapolate_s"] = _within(0.0, 1.0, "s", low_open=False)
+_CHECKS["detector.confirm_upright_max_s"] = _within(0.0, 5.0, "s", low_open=False)
+_CHECKS["detector.impact_g"] = _above_1g
+_CHECKS["detector.soft_impact_g"] = _above_1g
 
 
 def _cross_checks(config: Config, problems: list[str]) -> None:

@@ -203,6 +203,7 @@ class SafetyController:
         sample_rate_hz: float,
         device_id: str,
         on_state: Callable[[str, str], None] | None = None,
+        start_reason: str = "monitor started",
     ) -> None:
         self._relay = relay
         self._buzzer = buzzer
@@ -212,6 +213,7 @@ class SafetyController:
         self._limits = limits
         self._device_id = device_id
         self._on_state = on_state
+        self._start_reason = start_reason
         self._window: deque[ImuSample] = deque(
             maxlen=max(1, int(config.window_before_s * sample_rate_hz))
         )
@@ -237,7 +239,7 @@ class SafetyController:
         self._relay.release()
         self._enter(SafetyState.STARTING, Started(), "starting", now)
         self._healthy_since = None
-        self._emit(Event.now(EventType.START, self._device_id, now, self.state, "monitor started"))
+        self._emit(Event.now(EventType.START, self._device_id, now, self.state, self._start_reason))
 
     def on_samples(self, batch: Sequence[ImuSample], now: float) -> None:
         """Check and detect on each sample; hold the relay if the whole batch was good."""

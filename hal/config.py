@@ -70,3 +70,6 @@ class GpioConfig:
     button_bounce_s: float = 0.02
     heartbeat_hold_s: float = 0.05
     """Hold time of the external retriggerable driver (the simulation models it)."""
+    bench_rig: bool = False
+    """true only on a rig with no walker on it: allows relay_drive = "static", where a hung loop
+    keeps the relay held (every start, doctor and the dashboard then say so)."""

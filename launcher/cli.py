@@ -45,7 +45,11 @@ def cmd_config(args: argparse.Namespace) -> int:
     if path is None:
         print("retroguard config: give --example or --check FILE", file=sys.stderr)
         return 2
-    load_config(path)
+    from firmware.preflight import check_or_raise
+
+    checked = check_or_raise(load_config(path), str(path))
+    for warning in checked.warnings:
+        print(f"warning: {warning}", file=sys.stderr)
     print(f"{path}: OK")
     return 0
 
@@ -53,8 +57,12 @@ def cmd_config(args: argparse.Namespace) -> int:
 def cmd_run(args: argparse.Namespace) -> int:
     from firmware.app import run_forever
     from firmware.config import load_config
+    from firmware.preflight import check_or_raise
 
-    return run_forever(load_config(args.config))
+    config = load_config(args.config)
+    for warning in check_or_raise(config, str(args.config)).warnings:
+        log.warning("%s", warning)
+    return run_forever(config)
 
 
 def cmd_demo(args: argparse.Namespace) -> int:

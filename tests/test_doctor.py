@@ -115,7 +115,10 @@ def test_simulated_rig_passes_every_check(config: Config, clock: SimClock) -> No
         "(created for the check and removed again)"
     )
     assert text[14].startswith("PASS  clock            monotonic clock advances; wall clock ")
-    assert text[15] == "all checks passed (14 run or skipped)"
+    assert text[15] == (
+        "PASS  config           everything retroguard run checks before starting is fine"
+    )
+    assert text[16] == "all checks passed (15 run or skipped)"
     assert not Path(db).parent.exists()  # nothing left behind
 
 
@@ -382,4 +385,4 @@ def test_report_exit_status_on_failure(config: Config, clock: SimClock) -> None:
     out = io.StringIO()
     status = report(config, Bench(clock=clock, wall_time=lambda: 0.0), Path("x.toml"), out)
     assert status == 1
-    assert out.getvalue().splitlines()[-1] == "1 of 14 checks FAILED: clock"
+    assert out.getvalue().splitlines()[-1] == "1 of 15 checks FAILED: clock"

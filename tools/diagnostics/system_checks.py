@@ -38,9 +38,9 @@ from firmware.config import Config
 from firmware.storage.database import connect
 from firmware.storage.errors import SchemaError
 from firmware.storage.events import probe_write
-from tools.diagnostics.result import CheckResult, failed, passed, skipped
+from tools.diagnostics.result import CheckResult, failed, passed, skipped, warned
 
-BROKER, STORE, CLOCK = "broker", "event-store", "clock"
+BROKER, STORE, CLOCK, CONFIG = "broker", "event-store", "clock", "config"
 
 BUILD_YEAR = 2025
 """A wall clock before 1 January of this year is certainly wrong."""
@@ -48,6 +48,23 @@ MONOTONIC_READS = 1_000_000
 """Reads of the monotonic clock allowed before it must have moved (a few ms at most)."""
 
 _MQTT_FIX = "see docs/mqtt.md (accounts, TLS) and the [mqtt] section of the config"
+
+
+def check_config(config: Config) -> CheckResult:
+    """What ``retroguard run`` checks before it starts (the same :func:`preflight`)."""
+    from firmware.preflight import BENCH_WARNING, preflight
+
+    result = preflight(config, "config")
+    if result.problems:
+        more = f" (and {len(result.problems) - 1} more)" if len(result.problems) > 1 else ""
+        return failed(
+            CONFIG,
+            result.problems[0].removeprefix("config: ") + more,
+            "retroguard config --check FILE lists every problem",
+        )
+    if any(BENCH_WARNING in w for w in result.warnings):
+        return warned(CONFIG, BENCH_WARNING)
+    return passed(CONFIG, "everything retroguard run checks before starting is fine")
 
 
 def check_broker(config: Config, timeout_s: float) -> CheckResult:
