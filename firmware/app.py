@@ -147,6 +147,7 @@ def build_app(
         heartbeat_hold_s=(
             config.gpio.heartbeat_hold_s if config.gpio.relay_drive == "heartbeat" else None
         ),
+        edge_clock=clock.monotonic,
     )
     monitor = Monitor(
         imu=imu,

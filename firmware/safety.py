@@ -219,9 +219,13 @@ class SafetyController:
         device_id: str,
         on_state: Callable[[str, str], None] | None = None,
         heartbeat_hold_s: float | None = None,
+        edge_clock: Callable[[], float] | None = None,
     ) -> None:
         """``heartbeat_hold_s``: the hold circuit's hold time (heartbeat drive), so a fault
-        of the contact can say whether a stall of the loop explains it; None for static drive."""
+        of the contact can say whether a stall of the loop explains it; None for static drive.
+        ``edge_clock``: the loop's monotonic clock, read at each heartbeat edge to measure the
+        gaps between edges (a batch's ``now`` is read before the batch is processed, which can
+        itself be delayed); without it ``now`` stands in."""
         self._relay = relay
         self._buzzer = buzzer
         self._detector = detector
@@ -248,6 +252,7 @@ class SafetyController:
         self.bus_errors = 0
         self.last_detection: Detection | None = None
         self._hold_s = heartbeat_hold_s
+        self._edge_clock = edge_clock
         self._contact = ContactWatch(config.contact_debounce_s)
         self._contact_fault: FaultKind | None = None
         self._last_hold_at: float | None = None
@@ -397,10 +402,11 @@ class SafetyController:
 
     def _hold(self, now: float) -> None:
         """One heartbeat edge; remember a gap between edges longer than the hold time."""
+        t = self._edge_clock() if self._edge_clock is not None else now
         last = self._last_hold_at
-        if last is not None and self._hold_s is not None and now - last >= self._hold_s:
-            self._stall_s = max(self._stall_s or 0.0, now - last)
-        self._last_hold_at = now
+        if last is not None and self._hold_s is not None and t - last >= self._hold_s:
+            self._stall_s = max(self._stall_s or 0.0, t - last)
+        self._last_hold_at = t
         self._relay.hold()
 
     def _why_open(self, mismatch: Mismatch) -> str:

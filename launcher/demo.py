@@ -34,6 +34,7 @@ from firmware.storage.outbox import outbox_depth
 from firmware.storage.sessions import load_sessions
 from sim import scenarios
 from sim.backends import SimulatedGpio, simulated_hardware
+from sim.relay_hardware import SimulatedButton
 from tools.broker import BrokerError, Mosquitto, mosquitto_available
 from tools.session_demo import CuePrinter
 
@@ -46,6 +47,8 @@ PRESS_S = 0.4
 """How long a finger holds the reset button."""
 RESET_AFTER_STUMBLE_S = 4.0
 """Into the pause after the stumble, the walker presses reset to carry on."""
+REARM_AFTER_FAULT_S = 0.25
+"""After a fault has cleared (back in STANDBY), the helper presses reset this much later."""
 MAX_SPEED = 10.0
 """Faster, and the host cannot keep up with the simulated sensor: 2,000 loop iterations a
 second of real time, and the FIFO's 425 ms of simulated time last under 43 ms of real time."""
@@ -124,6 +127,7 @@ def run_session(
     hardware = sim.gpio.hardware
     assert button is not None and hardware is not None, "the demo needs simulated GPIO"
     app.monitor.on_iteration.append(lambda monitor: _discard(button.poll()))
+    app.monitor.on_iteration.append(_RearmAfterFault(button, clock))
     runner = attach_session(app, time_scale=GUIDED_TIME_SCALE) if guided else None
     if runner is not None:
         app.monitor.on_iteration.append(_StartWhenArmed(runner))
@@ -151,6 +155,36 @@ def run_session(
         final_state=final_state,
         runner=runner,
     )
+
+
+class _RearmAfterFault:
+    """The helper at the machine presses reset again once a fault has cleared (a loop hook).
+
+    On a busy host a real-time demo can stall for longer than the hold time:
+    the latch drops, as it would on a Pi, the contact feedback reports it
+    (FAULT), and once the monitor is back in STANDBY a person would press
+    reset and carry on. The scripted presses cannot know when; this does. On
+    a simulated clock nothing stalls and it never presses.
+    """
+
+    def __init__(self, button: SimulatedButton, clock: Clock) -> None:
+        self._button = button
+        self._clock = clock
+        self._handled: object = None
+
+    def __call__(self, monitor: Monitor) -> None:
+        transitions = monitor.controller.transitions
+        last = transitions[-1] if transitions else None
+        if (
+            last is None
+            or last is self._handled
+            or last.source is not SafetyState.FAULT
+            or last.state is not SafetyState.STANDBY
+        ):
+            return
+        self._handled = last
+        at = self._clock.monotonic() + REARM_AFTER_FAULT_S
+        self._button.press_at(at, at + PRESS_S)
 
 
 class _StartWhenArmed:

@@ -15,6 +15,7 @@ from typing import cast
 
 import pytest
 
+from core.clock import SimClock
 from core.protocol.events import EventType
 from core.protocol.messages import DeviceHealth, DeviceState
 from core.samples import ImuSample
@@ -434,6 +435,38 @@ def test_a_stall_that_drops_the_latch_while_armed_faults(tmp_path: Path) -> None
     assert rig.state == "STANDBY"
     rig.press_reset()
     assert rig.state == "ARMED" and rig.hardware.contact_closed()
+
+
+class SlowOnce:
+    """A detector that takes 47 ms over one sample at ``at``: the process was descheduled
+    after the batch was read, before its heartbeat edge."""
+
+    def __init__(self, at: float) -> None:
+        self.at = at
+        self.clock: SimClock | None = None
+        self.done = False
+
+    def update(self, sample: ImuSample) -> Sequence[Detection]:
+        if not self.done and sample.t >= self.at and self.clock is not None:
+            self.done = True
+            self.clock.advance(0.047)
+        return NO_DETECTIONS
+
+    def reset(self) -> None:
+        pass
+
+
+def test_a_stall_inside_a_batch_is_measured_at_the_edges(tmp_path: Path) -> None:
+    """The gap that drops the latch is between edges, not between batch reads: here the
+    batches are read 47 ms apart at most, while two edges are 52 ms apart."""
+    detector = SlowOnce(at=2.0)
+    rig = armed_rig(tmp_path, detector=detector)
+    detector.clock = rig.clock
+    rig.run_for(1.0)
+    fault = next(t for t in rig.app.controller.transitions if isinstance(t.cause, Faulted))
+    assert detector.done and fault.cause == Faulted(FaultKind.CONTACT_OPEN_WHILE_ARMED)
+    stalled = re.search(r"the loop stalled for (\d+) ms", fault.reason)
+    assert stalled is not None and int(stalled[1]) >= 50, fault.reason
 
 
 def test_a_stall_shorter_than_the_hold_time_is_no_fault(tmp_path: Path) -> None:
