@@ -121,6 +121,11 @@ def build_app(
         imu = open_imu(config.imu, clock)
     if gpio is None:
         gpio = open_gpio(config.gpio, clock)
+    if gpio.relay_sense is None:
+        log.warning(
+            "relay contact feedback not wired (gpio.relay_sense_wired = false): a latch dropped "
+            "by a stalled loop or a welded relay contact will go unreported"
+        )
     buzzer = gpio.buzzer
     link = CourierLink(clock.monotonic)
     link.hello(messages.encode(messages.Hello(config, os.getpid())))
@@ -142,6 +147,10 @@ def build_app(
         on_state=lambda state, reason: link.report_state(state, reason, wall_now()),
         start_reason="monitor started"
         + (f"; {BENCH_WARNING}" if config.gpio.relay_drive == "static" else ""),
+        heartbeat_hold_s=(
+            config.gpio.heartbeat_hold_s if config.gpio.relay_drive == "heartbeat" else None
+        ),
+        edge_clock=clock.monotonic,
     )
     monitor = Monitor(
         imu=imu,
@@ -150,6 +159,7 @@ def build_app(
         controller=controller,
         clock=clock,
         read_timeout_s=config.safety.sample_timeout_s / 4,
+        relay_sense=gpio.relay_sense,
     )
 
     def take_silence(_: Monitor) -> None:
@@ -198,6 +208,7 @@ class HealthReports:
             imu_ok=monitor.healthy,
             imu_errors=monitor.stats.imu_errors,
             bus_errors=controller.bus_errors,
+            belt_enabled=controller.contact_closed,
         )
         checks = {
             "imu": (
@@ -205,8 +216,25 @@ class HealthReports:
                 f"{controller.samples_seen} samples; state {controller.state.value}",
             ),
             "loop": (monitor.stats.iterations > 0, f"{monitor.stats} "),
+            "relay-contact": _contact_check(monitor),
         }
         self._link.report_health(health, checks)
+
+
+def _contact_check(monitor: Monitor) -> tuple[bool, str]:
+    """The self-test's line for the relay's contact, read back."""
+    controller = monitor.controller
+    if monitor.relay_sense is None:
+        return True, (
+            "not read back (gpio.relay_sense_wired = false): a dropped latch or a welded "
+            "contact goes unseen"
+        )
+    closed = controller.contact_closed
+    reading = "unknown" if closed is None else "closed" if closed else "open"
+    fault = controller.contact_fault
+    if fault is not None:
+        return False, f"{fault.value}: reads {reading} in {controller.state.value}"
+    return True, f"reads {reading} in {controller.state.value}, as it should"
 
 
 GIL_SWITCH_INTERVAL_S = 0.001

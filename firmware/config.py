@@ -51,6 +51,11 @@ class SafetyConfig:
     """The IMU must have delivered good samples for this long before arming is allowed."""
     window_before_s: float = 3.0
     """Seconds of IMU data kept with each stumble or fall event."""
+    contact_debounce_s: float = 0.1
+    """How long the relay's contact, read back (gpio.relay_sense_wired), may disagree with
+    the state before it is a FAULT: open while ARMED, or closed while released. It covers the
+    latch closing at the first heartbeat after a reset and the relay's own travel (docs/safety.md,
+    "Relay contact feedback")."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -196,6 +201,15 @@ def _not_negative(value: Any) -> str | None:
     return None if value >= 0 else "must not be negative"
 
 
+def _contact_debounce(value: Any) -> str | None:
+    if 0.03 <= value <= 1.0:
+        return None
+    return (
+        "must be between 0.03 s (shorter faults on the relay's own travel) and 1 s (longer "
+        "leaves a welded contact unreported)"
+    )
+
+
 def _non_empty(value: Any) -> str | None:
     return None if value.strip() else "must not be empty"
 
@@ -215,6 +229,7 @@ _CHECKS: dict[str, Callable[[Any], str | None]] = {
     "safety.frozen_after_s": _positive,
     "safety.healthy_before_arm_s": _positive,
     "safety.window_before_s": _positive,
+    "safety.contact_debounce_s": _contact_debounce,
     "mqtt.port": _tcp_port,
     "mqtt.keepalive_s": _positive,
     "mqtt.reconnect_min_s": _positive,

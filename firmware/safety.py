@@ -32,6 +32,13 @@ the usual FAULT event.
 Each :class:`Transition` carries a typed :data:`Cause` (what happened, e.g.
 ``Detected(DetectionKind.STUMBLE)`` or ``Faulted(FaultKind.FROZEN_DATA)``)
 beside the human ``reason`` that logs, events and MQTT payloads show.
+
+Where the relay's contact is read back (:meth:`SafetyController.on_contact`),
+the controller also compares it with what it asked for and faults when they
+disagree for longer than ``safety.contact_debounce_s``: open while ARMED (the
+hold circuit dropped the latch — a loop stall longer than its hold time), or
+closed while released (a welded contact or a wiring fault: FAULT, and it stays
+in FAULT while the contact reads closed).
 """
 
 from __future__ import annotations
@@ -47,6 +54,7 @@ from typing import ClassVar
 from core.protocol.events import Event, EventType
 from core.samples import ImuSample
 from firmware.config import SafetyConfig
+from firmware.contact import ContactWatch, Mismatch
 from firmware.detection.base import TRIPPING_KINDS, Detection, DetectionKind, Detector
 from firmware.fsm import TransitionTable
 from hal.errors import ImuBusError, ImuError, ImuFifoOverflowError
@@ -98,6 +106,13 @@ class FaultKind(StrEnum):
     """An exception escaped the monitor loop (reported by :meth:`SafetyController.fail`)."""
     FORBIDDEN_TRANSITION = "forbidden transition"
     """The controller tried a transition its table does not allow: a bug here."""
+    CONTACT_OPEN_WHILE_ARMED = "relay contact open while armed"
+    """The contact read back open while ARMED for ``contact_debounce_s``: the hold circuit
+    dropped the latch (the loop stalled for longer than its hold time, or the latch let go on
+    its own), or the relay never closed after the reset press."""
+    CONTACT_CLOSED_WHILE_RELEASED = "relay contact closed while released"
+    """The contact read back closed while the relay was released, for ``contact_debounce_s``:
+    a welded contact, a wiring fault, or a cut sense wire. FAULT while it lasts."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -204,7 +219,14 @@ class SafetyController:
         device_id: str,
         on_state: Callable[[str, str], None] | None = None,
         start_reason: str = "monitor started",
+        heartbeat_hold_s: float | None = None,
+        edge_clock: Callable[[], float] | None = None,
     ) -> None:
+        """``heartbeat_hold_s``: the hold circuit's hold time (heartbeat drive), so a fault
+        of the contact can say whether a stall of the loop explains it; None for static drive.
+        ``edge_clock``: the loop's monotonic clock, read at each heartbeat edge to measure the
+        gaps between edges (a batch's ``now`` is read before the batch is processed, which can
+        itself be delayed); without it ``now`` stands in."""
         self._relay = relay
         self._buzzer = buzzer
         self._detector = detector
@@ -231,6 +253,13 @@ class SafetyController:
         self.samples_seen = 0
         self.bus_errors = 0
         self.last_detection: Detection | None = None
+        self._hold_s = heartbeat_hold_s
+        self._edge_clock = edge_clock
+        self._contact = ContactWatch(config.contact_debounce_s)
+        self._contact_fault: FaultKind | None = None
+        self._last_hold_at: float | None = None
+        self._stall_s: float | None = None
+        self._closed_since_armed = False
 
     # ----------------------------------------------------------------- inputs
 
@@ -266,10 +295,10 @@ class SafetyController:
         if self._healthy_since is None:
             self._healthy_since = now
         recovering = self.state in (SafetyState.STARTING, SafetyState.FAULT)
-        if recovering and self._healthy_long_enough(now):
+        if recovering and self._contact_fault is None and self._healthy_long_enough(now):
             self._enter(SafetyState.STANDBY, ImuHealthy(), "IMU healthy; press reset to arm", now)
         if self.state is SafetyState.ARMED:
-            self._relay.hold()
+            self._hold(now)
         self._buzzer.update(now)
 
     def on_idle(self, now: float) -> None:
@@ -313,6 +342,55 @@ class SafetyController:
         self._buzzer.play("chirp", now)
         self._emit(Event.now(EventType.RESET, self._device_id, now, self.state, self.reason))
 
+    def on_contact(self, closed: bool, now: float) -> None:
+        """The relay's contact, read back once per loop iteration, against what was asked.
+
+        A disagreement that outlasts ``contact_debounce_s`` is a FAULT. The
+        latch dropped while ARMED: the relay is released for good (the loop
+        must not go on sending edges into a circuit it no longer commands)
+        and the reason says whether a stall of the loop explains it. Closed
+        while released: the relay is already released — the contact is
+        welded or stuck, or the sense wire is cut — so the controller says
+        so (even if it was in FAULT for something else) and stays in FAULT
+        while it lasts.
+        """
+        armed = self.state is SafetyState.ARMED
+        if armed and closed:
+            self._closed_since_armed = True
+            self._stall_s = None
+        mismatch = self._contact.update(armed, closed, now)
+        if mismatch is None:
+            if (
+                self._contact_fault is not None
+                and self._contact.agreeing_for(now) >= self._contact.debounce_s
+            ):
+                log.info("relay contact agrees again (was: %s)", self._contact_fault.value)
+                self._contact_fault = None
+            return
+        if mismatch.expected_closed:
+            self._contact_fault = FaultKind.CONTACT_OPEN_WHILE_ARMED
+            self._fault(FaultKind.CONTACT_OPEN_WHILE_ARMED, self._why_open(mismatch), now)
+        elif self._contact_fault is not FaultKind.CONTACT_CLOSED_WHILE_RELEASED:
+            self._contact_fault = FaultKind.CONTACT_CLOSED_WHILE_RELEASED
+            self._fault_even_in_fault(
+                FaultKind.CONTACT_CLOSED_WHILE_RELEASED, self._why_closed(mismatch), now
+            )
+
+    @property
+    def contact_closed(self) -> bool | None:
+        """The latest reading of the relay's contact; None when it is not read back."""
+        return self._contact.closed
+
+    @property
+    def contact_fault(self) -> FaultKind | None:
+        """The contact's disagreement being reported now, if any."""
+        return self._contact_fault
+
+    @property
+    def longest_contact_settling_s(self) -> float:
+        """The longest disagreement of the contact that ended by itself (the debounce's margin)."""
+        return self._contact.longest_settled_s
+
     def fail(self, reason: str, now: float) -> None:
         """An exception escaped the monitor loop: release and go to FAULT."""
         self._fault(FaultKind.LOOP_CRASH, reason, now)
@@ -323,6 +401,58 @@ class SafetyController:
         self._emit(Event.now(EventType.STOP, self._device_id, now, self.state, reason))
 
     # ---------------------------------------------------------------- helpers
+
+    def _hold(self, now: float) -> None:
+        """One heartbeat edge; remember a gap between edges longer than the hold time."""
+        t = self._edge_clock() if self._edge_clock is not None else now
+        last = self._last_hold_at
+        if last is not None and self._hold_s is not None and t - last >= self._hold_s:
+            self._stall_s = max(self._stall_s or 0.0, t - last)
+        self._last_hold_at = t
+        self._relay.hold()
+
+    def _why_open(self, mismatch: Mismatch) -> str:
+        waited = f"{mismatch.lasted_s * 1000:.0f} ms"
+        if self._stall_s is not None and self._hold_s is not None:
+            return (
+                "relay opened by its hold circuit while armed: the loop stalled for "
+                f"{self._stall_s * 1000:.0f} ms, longer than the {self._hold_s * 1000:.0f} ms "
+                "hold time"
+            )
+        if not self._closed_since_armed:
+            return (
+                f"relay did not close after the reset (contact still open {waited} after "
+                "arming): hold reset until the chirp; otherwise check the latch and coil wiring"
+            )
+        return (
+            f"relay contact opened while armed (open for {waited}, no loop stall): the hold "
+            "circuit or the relay let go — check its supply and wiring"
+        )
+
+    @staticmethod
+    def _why_closed(mismatch: Mismatch) -> str:
+        return (
+            f"relay contact reads closed while released (for {mismatch.lasted_s * 1000:.0f} ms): "
+            "a welded contact, a wiring fault or a cut sense wire — RetroGuard cannot stop the "
+            "belt: pull the safety key and have the relay and its wiring checked"
+        )
+
+    def _fault_even_in_fault(self, kind: FaultKind, reason: str, now: float) -> None:
+        """Like :meth:`_fault`, but already in FAULT the new reason is still announced.
+
+        FAULT has no edge to itself, so no transition is recorded: the reason,
+        the state report, the FAULT event and the buzzer say it.
+        """
+        if self.state is not SafetyState.FAULT:
+            self._fault(kind, reason, now)
+            return
+        self._relay.release()
+        self._distrust_the_data()
+        self.reason = reason
+        log.error("still FAULT: %s", reason)
+        if self._on_state is not None:
+            self._on_state(self.state.value, reason)
+        self._announce_fault(reason, now)
 
     def _check(self, sample: ImuSample) -> _Problem | None:
         ax, ay, az, gx, gy, gz = sample[1:]
@@ -445,6 +575,10 @@ class SafetyController:
         self, source: SafetyState | None, state: SafetyState, cause: Cause, reason: str, now: float
     ) -> None:
         self._started = True
+        if state is SafetyState.ARMED:
+            self._closed_since_armed = False
+            self._stall_s = None
+            self._last_hold_at = None
         self.state = state
         self.reason = reason
         self.since = now

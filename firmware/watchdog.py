@@ -15,7 +15,8 @@ remedy for a wedged MPU-6050 that plain retries do not cure.
 ``READY=1`` goes out once, the first time the loop is healthy: the relay is
 then in a state the loop decided (held only if ARMED), so ``systemctl start``
 returning means "RetroGuard is watching", not merely "the process exists".
-``STATUS=`` follows every state change so ``systemctl status`` shows why the
+``STATUS=`` follows every change of state or reason (a FAULT can learn a new
+reason, such as a welded relay contact) so ``systemctl status`` shows why the
 treadmill is stopped.
 
 Cost on the loop: one clock read, a few comparisons, and a non-blocking
@@ -98,7 +99,7 @@ class ServiceWatchdog:
         self.ready_sent = False
         self.pings = 0
         self._last_ping: float | None = None
-        self._last_state: str | None = None
+        self._last_status: tuple[str, str] | None = None
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> ServiceWatchdog:
@@ -108,10 +109,10 @@ class ServiceWatchdog:
     def __call__(self, monitor: MonitorView) -> None:
         """Run after each loop iteration; never blocks, never raises (see :class:`Notifier`)."""
         controller = monitor.controller
-        state = controller.state
-        if state != self._last_state:
-            self._last_state = state
-            self.notifier.status(f"{state}: {controller.reason}")
+        status = (controller.state, controller.reason)
+        if status != self._last_status:
+            self._last_status = status
+            self.notifier.status(f"{status[0]}: {status[1]}")
         if not monitor.healthy:
             return
         if not self.ready_sent:

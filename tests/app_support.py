@@ -21,7 +21,7 @@ from firmware.detection.base import NO_DETECTIONS, Detection, DetectionKind, Det
 from firmware.link.supervisor import ThreadCourier
 from sim.backends import SimulatedHardware, simulated_hardware
 from sim.motion import Vector6
-from sim.relay_hardware import SimulatedButton
+from sim.relay_hardware import ContactSense, SimulatedButton
 
 RATE = 200.0
 PERIOD = 1.0 / RATE
@@ -104,6 +104,8 @@ class Rig:
         assert sim.gpio.button_sim is not None and sim.gpio.hardware is not None
         self.button: SimulatedButton = sim.gpio.button_sim
         self.hardware = sim.gpio.hardware
+        self.sense: ContactSense | None = sim.gpio.contact_sense
+        """The wire reading the contact back (None with ``relay_sense_wired=False``)."""
         app.monitor.on_iteration.append(lambda monitor: self.button.poll())
 
     @property

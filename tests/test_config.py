@@ -140,6 +140,12 @@ def test_pin_used_twice_is_an_error(tmp_path: Path) -> None:
             "soft_impact_g: 2.5 g must not be above detector.impact_g",
         ),
         ("[detector]\nsoft_confirm_s = 1\n", "soft_confirm_s: 1 s must not be shorter than"),
+        (
+            "[safety]\ncontact_debounce_s = 0.01\n",
+            "safety.contact_debounce_s: must be between 0.03 s",
+        ),
+        ("[safety]\ncontact_debounce_s = 5\n", "longer leaves a welded contact unreported"),
+        ("[gpio.pins]\nrelay_sense = 27\n", r"GPIO27 is used twice \(relay_sense, reset_button"),
     ],
 )
 def test_bad_values(tmp_path: Path, text: str, expected: str) -> None:

@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 from gpiozero import DigitalOutputDevice
+from gpiozero.pins.mock import MockFactory
 
 from core.clock import SimClock
 from firmware.config import Config, MqttConfig, StorageConfig
@@ -108,17 +109,21 @@ def test_simulated_rig_passes_every_check(config: Config, clock: SimClock) -> No
         "clears on release(); simulated hold circuit closes only with reset and drops 50 ms "
         "after the last edge"
     )
-    assert text[12] == "SKIP  broker           mqtt.host is empty: events are only stored locally"
+    assert text[12] == (
+        "PASS  relay-sense      GPIO24 reads the relay contact open with the relay released; "
+        "follows the simulated contact when it closes and opens"
+    )
+    assert text[13] == "SKIP  broker           mqtt.host is empty: events are only stored locally"
     db = config.storage.database
-    assert text[13] == (
+    assert text[14] == (
         f"PASS  event-store      {db}: a write in a transaction works "
         "(created for the check and removed again)"
     )
-    assert text[14].startswith("PASS  clock            monotonic clock advances; wall clock ")
-    assert text[15] == (
+    assert text[15].startswith("PASS  clock            monotonic clock advances; wall clock ")
+    assert text[16] == (
         "PASS  config           everything retroguard run checks before starting is fine"
     )
-    assert text[16] == "all checks passed (15 run or skipped)"
+    assert text[17] == "all checks passed (16 run or skipped)"
     assert not Path(db).parent.exists()  # nothing left behind
 
 
@@ -261,6 +266,80 @@ def test_static_drive_on_simulated_pins(tmp_path: Path, clock: SimClock) -> None
     )
 
 
+def test_relay_sense_not_wired_is_said(tmp_path: Path, clock: SimClock) -> None:
+    config = make_config(tmp_path)
+    config = dataclasses.replace(
+        config, gpio=dataclasses.replace(config.gpio, relay_sense_wired=False)
+    )
+    found = lines(config, Bench(clock=clock))
+    assert found["relay-sense"] == (
+        "SKIP  relay-sense      not wired (gpio.relay_sense_wired = false): the monitor cannot "
+        "see a latch dropped by a stalled loop, nor a welded relay contact (wiring/README.md, "
+        "section 6)"
+    )
+
+
+FIX_SENSE = (
+    "fix: a welded relay contact, a cut sense wire or a dead optocoupler (wiring/README.md, "
+    "section 6); an installation without the sense wiring must say gpio.relay_sense_wired = false"
+)
+
+
+def _real_pins(tmp_path: Path) -> Config:
+    """The real-hardware path (a plain gpiozero factory: no circuit model behind the pins)."""
+    config = make_config(tmp_path)
+    return dataclasses.replace(
+        config, gpio=dataclasses.replace(config.gpio, backend="gpiozero", pin_factory="mock")
+    )
+
+
+def test_relay_sense_reading_closed_while_released(tmp_path: Path, clock: SimClock) -> None:
+    """Nothing pulls the pin low — no optocoupler, a cut wire, a welded contact — so its
+    pull-up reads "closed" while the relay is released."""
+    factory = MockFactory()
+    try:
+        found = lines(_real_pins(tmp_path), Bench(clock=clock, pin_factory=factory))
+    finally:
+        factory.close()
+    assert found["relay-sense"] == (
+        f"FAIL  relay-sense      GPIO24 reads the relay contact closed with the relay released; "
+        f"{FIX_SENSE}"
+    )
+
+
+def test_relay_sense_reading_open_while_released(tmp_path: Path, clock: SimClock) -> None:
+    factory = MockFactory()
+    pin = factory.pin(24)
+    original = pin._set_pull
+
+    def mirror_contact_closed(value: str) -> None:
+        original(value)
+        pin.drive_low()  # the optocoupler conducts: K1's mirror contact is closed
+
+    pin._set_pull = mirror_contact_closed
+    try:
+        found = lines(_real_pins(tmp_path), Bench(clock=clock, pin_factory=factory))
+    finally:
+        factory.close()
+    assert found["relay-sense"] == (
+        "PASS  relay-sense      GPIO24 reads the relay contact open with the relay released"
+    )
+
+
+def test_relay_sense_pin_already_claimed(config: Config, clock: SimClock) -> None:
+    factory = ClockedMockFactory(clock)
+    holder = DigitalOutputDevice(24, pin_factory=factory)
+    try:
+        found = lines(config, Bench(clock=clock, pin_factory=factory))
+    finally:
+        holder.close()
+        factory.close()
+    assert found["relay-sense"].startswith(
+        "FAIL  relay-sense      GPIO24 cannot be claimed: pin GPIO24 is already in use by "
+    )
+    assert found["relay-sense"].endswith(FIX_PIN_HELD)
+
+
 def test_unwritable_event_store(tmp_path: Path, clock: SimClock) -> None:
     blocker = tmp_path / "not-a-directory"
     blocker.write_text("")
@@ -385,4 +464,4 @@ def test_report_exit_status_on_failure(config: Config, clock: SimClock) -> None:
     out = io.StringIO()
     status = report(config, Bench(clock=clock, wall_time=lambda: 0.0), Path("x.toml"), out)
     assert status == 1
-    assert out.getvalue().splitlines()[-1] == "1 of 15 checks FAILED: clock"
+    assert out.getvalue().splitlines()[-1] == "1 of 16 checks FAILED: clock"

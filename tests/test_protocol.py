@@ -167,6 +167,17 @@ def test_every_producer_payload_decodes_to_its_type_and_meets_the_docs_schema() 
     assert not reply.ok and reply.error == "unknown command 'arm'" and reply.result is None
 
 
+def test_telemetry_says_whether_the_belt_is_enabled_only_when_it_is_read_back() -> None:
+    for belt_enabled in (True, False):
+        health = DeviceHealth(state=DeviceState.TRIPPED, belt_enabled=belt_enabled)
+        payload = telemetry_payload("tm-1", 0, health)
+        jsonschema.validate(json.loads(payload), doc_schema("telemetry"))
+        message = decode_as(TelemetryMessage, payload.encode())
+        assert message.belt_enabled is belt_enabled and message.health == health
+    unsensed = telemetry_payload("tm-1", 0, DeviceHealth(state=DeviceState.ARMED))
+    assert "belt_enabled" not in json.loads(unsensed)  # not read back: absent, never a guess
+
+
 def test_decoding_names_what_is_wrong() -> None:
     with pytest.raises(NotJson):
         decode(TopicKind.EVENT, b"\xff not json")

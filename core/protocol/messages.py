@@ -130,6 +130,9 @@ class DeviceHealth(Struct, kw_only=True, omit_defaults=True):
     """IMU delivering plausible data."""
     imu_errors: Count | None = None
     bus_errors: Count | None = None
+    belt_enabled: bool | None = None
+    """The relay's key-loop contact read back closed: the treadmill may run. None when the
+    contact is not read back (``gpio.relay_sense_wired = false``)."""
 
 
 class TelemetryMessage(Struct, kw_only=True, omit_defaults=True):
@@ -145,6 +148,8 @@ class TelemetryMessage(Struct, kw_only=True, omit_defaults=True):
     imu_ok: bool | None = None
     imu_errors: Count | None = None
     bus_errors: Count | None = None
+    belt_enabled: bool | None = None
+    """The relay's contact read back closed: the treadmill may run (absent: not read back)."""
     uptime_s: Seconds | None = None
 
     @property
@@ -155,6 +160,7 @@ class TelemetryMessage(Struct, kw_only=True, omit_defaults=True):
             imu_ok=self.imu_ok,
             imu_errors=self.imu_errors,
             bus_errors=self.bus_errors,
+            belt_enabled=self.belt_enabled,
         )
 
 
