@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 from core.clock import Clock
 from core.samples import ImuSample
-from firmware.safety import SafetyController, SafetyState
+from firmware.safety import RESTART_MAY_CURE, Faulted, SafetyController, SafetyState
 from hal.errors import ImuError
 from hal.interfaces import Button, Imu, Relay, RelaySense
 
@@ -124,6 +124,15 @@ class Monitor:
                 except Exception:  # pragma: no cover - best effort on the way down
                     log.exception("could not record the crash")
             raise
+
+    @property
+    def restart_may_cure(self) -> bool:
+        """In FAULT for a reason a fresh process may cure (a wedged sensor or bus)."""
+        controller = self.controller
+        if controller.state is not SafetyState.FAULT or not controller.transitions:
+            return False
+        cause = controller.transitions[-1].cause
+        return isinstance(cause, Faulted) and cause.kind in RESTART_MAY_CURE
 
     @property
     def healthy(self) -> bool:

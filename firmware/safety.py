@@ -136,6 +136,22 @@ class Detected:
     trigger: ClassVar[Trigger] = Trigger.DETECTION
 
 
+RESTART_MAY_CURE = frozenset(
+    {
+        FaultKind.IMU_SILENT,
+        FaultKind.IMU_ERROR,
+        FaultKind.FIFO_OVERFLOW,
+        FaultKind.OUT_OF_RANGE,
+        FaultKind.FROZEN_DATA,
+        FaultKind.TIMESTAMPS_NOT_INCREASING,
+        FaultKind.DETECTOR_ERROR,
+    }
+)
+"""Faults a fresh process may cure (it re-initialises the sensor, the bus and the detector).
+A welded contact or a bug in the table is not one of them: restarting would only repeat the
+fault and its alert, forever."""
+
+
 @dataclass(frozen=True, slots=True)
 class Faulted:
     kind: FaultKind

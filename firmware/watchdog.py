@@ -6,11 +6,13 @@ It runs on the loop thread after every iteration, which is the point: the
 helper thread is. If the loop hangs (a stuck I2C transfer, a deadlock) the
 pings stop and systemd kills and restarts the service after ``WatchdogSec``.
 
-It pings only while :attr:`Monitor.healthy` is true (ARMED, STANDBY or
-TRIPPED). In FAULT — the IMU silent, frozen or overflowing — the relay is
+It pings while :attr:`Monitor.healthy` is true (ARMED, STANDBY or TRIPPED),
+and in a FAULT a restart cannot cure (a welded relay contact). In a FAULT a
+restart may cure — the IMU silent, frozen or overflowing — the relay is
 already released by the controller, and withholding pings lets systemd
 restart the process, which re-initialises the sensor and the bus: the
-remedy for a wedged MPU-6050 that plain retries do not cure.
+remedy for a wedged MPU-6050 that plain retries do not cure. Restarting for
+a fault a restart cannot cure would only repeat it, and its alert, forever.
 
 ``READY=1`` goes out once, the first time the loop is healthy: the relay is
 then in a state the loop decided (held only if ARMED), so ``systemctl start``
@@ -60,6 +62,9 @@ class MonitorView(Protocol):
 
     @property
     def healthy(self) -> bool: ...
+
+    @property
+    def restart_may_cure(self) -> bool: ...
 
 
 def ping_interval_from_env(env: Mapping[str, str] | None = None) -> float | None:
@@ -113,11 +118,12 @@ class ServiceWatchdog:
         if status != self._last_status:
             self._last_status = status
             self.notifier.status(f"{status[0]}: {status[1]}")
-        if not monitor.healthy:
+        if monitor.healthy:
+            if not self.ready_sent:
+                self.ready_sent = True
+                self.notifier.ready()
+        elif monitor.restart_may_cure or monitor.controller.state != "FAULT":
             return
-        if not self.ready_sent:
-            self.ready_sent = True
-            self.notifier.ready()
         if self.interval_s is None:
             return
         now = monitor.clock.monotonic()
