@@ -109,6 +109,10 @@ class MqttConfig:
     with no caregiver service (Home Assistant alone), where nothing sends receipts."""
     receipt_retry_s: float = 60.0
     """How often alerts still waiting for a receipt are published again."""
+    command_rate_per_s: float = 20.0
+    """Commands (ack, silence, self_test, ping) handled per second on average; a flood beyond
+    it, and beyond command_burst at once, is dropped unanswered where it arrives."""
+    command_burst: int = 40
     discovery: bool = True
     """Announce the device to Home Assistant (MQTT device-based discovery)."""
     discovery_prefix: str = "homeassistant"
@@ -237,6 +241,8 @@ _CHECKS: dict[str, Callable[[Any], str | None]] = {
     "mqtt.max_inflight": _positive,
     "mqtt.outbox_max_rows": _positive,
     "mqtt.receipt_retry_s": _positive,
+    "mqtt.command_rate_per_s": _positive,
+    "mqtt.command_burst": _positive,
     "session.plan": check_plan_reference,
     "session.speech_rate_wpm": _positive,
     "session.max_pause_s": _positive,

@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -26,8 +27,8 @@ pytestmark = pytest.mark.usefixtures(close_rigs.__name__)
 DEVICE = "treadmill-1"
 
 
-def tripped_rig(tmp_path: Path, broker: Mosquitto) -> Rig:
-    rig = make_rig(tmp_path, detector=TripAt(3.0), mqtt=config_for(broker))
+def tripped_rig(tmp_path: Path, broker: Mosquitto, **mqtt: Any) -> Rig:
+    rig = make_rig(tmp_path, detector=TripAt(3.0), mqtt=config_for(broker, **mqtt))
     rig.run_for(1.0)
     rig.press_reset()
     rig.run_for(2.0)
@@ -57,7 +58,7 @@ def test_trip_reaches_the_caregiver_with_state_and_window(
 
 
 def test_no_command_arms_or_starts_the_treadmill(tmp_path: Path, mosquitto: Mosquitto) -> None:
-    rig = tripped_rig(tmp_path, mosquitto)
+    rig = tripped_rig(tmp_path, mosquitto, command_burst=1000)  # every command answered
     assert rig.courier.reporter is not None
     assert rig.courier.reporter.wait_until(lambda s: s.ready, WAIT)
     names = [*COMMANDS, "arm", "rearm", "reset", "start", "resume", "run", "relay", "../arm"]
@@ -145,3 +146,23 @@ def test_broker_restart_during_the_demo_session_loses_nothing(
         assert first_seen == stored  # all of them, once each by id, in order
     finally:
         sub.close()
+
+
+def test_a_command_flood_is_dropped_where_it_arrives(tmp_path: Path, mosquitto: Mosquitto) -> None:
+    rig = tripped_rig(tmp_path, mosquitto, command_rate_per_s=1.0, command_burst=10)
+    reporter = rig.courier.reporter
+    assert reporter is not None and reporter.wait_until(lambda s: s.ready, WAIT)
+    sub = Subscriber(mosquitto, [f"retroguard/{DEVICE}/reply"])
+    try:
+        for i in range(300):
+            sub.client.publish(f"retroguard/{DEVICE}/cmd/ping", f'{{"id":"f{i}"}}', qos=0)
+        sub.client.publish(
+            f"retroguard/{DEVICE}/cmd/ping", b'{"id":"last"}', qos=1
+        ).wait_for_publish(WAIT)
+        assert sub.wait(lambda: reporter._budget.dropped + len(sub.on("/reply")) >= 301)
+        answered = len(sub.on("/reply"))
+        assert 10 <= answered < 100  # the burst, plus what a second of refill allows
+        assert reporter._budget.dropped == 301 - answered
+    finally:
+        sub.close()
+    assert rig.state == "TRIPPED" and not rig.hardware.contact_closed()

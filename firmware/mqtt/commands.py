@@ -79,6 +79,42 @@ class SilenceRequest:
         return False
 
 
+class CommandBudget:
+    """A token bucket for incoming commands: a flood is dropped where it arrives.
+
+    Any account allowed to write a device's commands (anyone, on an anonymous
+    broker) could send thousands a second; each would be parsed, answered and
+    logged. The budget takes :data:`COMMANDS_PER_S` on average and a burst of
+    :data:`COMMAND_BURST`; the rest are dropped unanswered and counted, so the
+    courier's work stays bounded whatever arrives (the real-time loop is in
+    another process either way).
+    """
+
+    def __init__(
+        self,
+        clock: Callable[[], float],
+        rate_per_s: float = 20.0,
+        burst: float = 40.0,
+    ) -> None:
+        self._clock = clock
+        self._rate = rate_per_s
+        self._burst = burst
+        self._tokens = burst
+        self._at = clock()
+        self.dropped = 0
+
+    def take(self) -> bool:
+        """True if a command may be run now (one token spent)."""
+        now = self._clock()
+        self._tokens = min(self._burst, self._tokens + (now - self._at) * self._rate)
+        self._at = now
+        if self._tokens >= 1.0:
+            self._tokens -= 1.0
+            return True
+        self.dropped += 1
+        return False
+
+
 @dataclass(frozen=True, slots=True)
 class Reply:
     command: str

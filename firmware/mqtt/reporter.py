@@ -35,6 +35,7 @@ from typing import Any
 
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import MQTTErrorCode
+from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 
@@ -44,12 +45,22 @@ from core.protocol.ids import check_device_id
 from core.protocol.messages import DeviceHealth, ProtocolError, ReceiptMessage
 from core.protocol.topics import Topics, discovery_topic, ha_status_topic
 from firmware.config import MqttConfig
-from firmware.mqtt.commands import CommandError, CommandHandler, CommandTarget, SilenceRequest
+from firmware.mqtt.commands import (
+    CommandBudget,
+    CommandError,
+    CommandHandler,
+    CommandTarget,
+    SilenceRequest,
+)
 from firmware.mqtt.discovery import discovery_payload
 from firmware.sinks import OutboxSink
 from firmware.storage.outbox import Outbox
 
 log = logging.getLogger(__name__)
+
+MAX_PACKET_BYTES = 65536
+"""MQTT 5 Maximum Packet Size the device accepts: a command is at most 4 KB and a receipt of
+1,000 ids about 35 KB; a 1 MB payload on a device's topics is dropped by the broker."""
 
 TelemetryProvider = Callable[[], DeviceHealth]
 """Returns the monitor's figures for the telemetry message; called on the publisher thread."""
@@ -303,6 +314,8 @@ class MqttReporter:
         self._logged_error: str | None = None
         self._stopping = False
         self._poke_sent = 0
+        self._budget = CommandBudget(clock, config.command_rate_per_s, config.command_burst)
+        """Spent on the paho thread, where commands arrive: a flood never reaches the queue."""
         self._republish_due = False
         self._next_republish = clock() + config.receipt_retry_s
         self.receipted = 0
@@ -331,8 +344,14 @@ class MqttReporter:
         client.on_subscribe = self._on_subscribe
         client.on_message = self._on_message
         self._client = client
+        props = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
+        props.MaximumPacketSize = MAX_PACKET_BYTES  # the broker drops anything larger for us
         client.connect_async(
-            self.config.host, self.config.port, keepalive=self.config.keepalive_s, clean_start=True
+            self.config.host,
+            self.config.port,
+            keepalive=self.config.keepalive_s,
+            clean_start=True,
+            properties=props,
         )
         self._thread = threading.Thread(target=self._run, name="retroguard-mqtt", daemon=True)
         self._thread.start()
@@ -501,6 +520,10 @@ class MqttReporter:
             self._wake.put_nowait(_ReceiptArrived(bytes(message.payload)))
             return
         name = self.topics.command_name(message.topic)
+        if name is not None and not self._budget.take():
+            if self._budget.dropped % 1000 == 1:
+                log.warning("MQTT command flood: %d commands dropped so far", self._budget.dropped)
+            return
         if name is not None:
             self._wake.put_nowait(_CommandArrived(name, bytes(message.payload)))
 
