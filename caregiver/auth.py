@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import math
 import secrets
 import time
 from collections import deque
@@ -92,33 +93,84 @@ def same_token(a: str | None, b: str | None) -> bool:
     return bool(a) and bool(b) and hmac.compare_digest(str(a), str(b))
 
 
-class LoginLimiter:
-    """At most ``attempts`` failures per key within ``window_s``; then refuse until they age out."""
+class LoginThrottle:
+    """Back-off on failed logins, per account *and* address, so nobody else is locked out.
+
+    A shared lockout (five wrong passwords lock the account, and the address,
+    for everyone) lets anyone on a care home's network lock every caregiver
+    out of an alert, and lets anyone who knows a user name lock that user out
+    from anywhere. Instead:
+
+    * each (account, address) pair gets ``free`` failures, then waits
+      1 s, 2 s, 4 s ... (at most ``max_delay_s``) before each next attempt;
+      the right password from another address, or another account from the
+      same address, is not slowed at all;
+    * an account that fails from many addresses at once (a distributed
+      guess) is slowed for everyone, but at most ``account_delay_s``: a
+      caregiver is never shut out of an alert for minutes.
+
+    Failures are forgotten after ``window_s``; memory is bounded.
+    """
 
     def __init__(
-        self, attempts: int, window_s: float, clock: Callable[[], float] = time.monotonic
+        self,
+        free: int = 3,
+        window_s: float = 900.0,
+        *,
+        max_delay_s: float = 300.0,
+        account_failures: int = 20,
+        account_delay_s: float = 30.0,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        self.attempts = attempts
+        self.free = free
         self.window_s = window_s
+        self.max_delay_s = max_delay_s
+        self.account_failures = account_failures
+        self.account_delay_s = account_delay_s
         self.clock = clock
-        self._failures: dict[str, deque[float]] = {}
+        self._pairs: dict[tuple[str, str], tuple[int, float]] = {}
+        """(account, address) -> (failures, when the last one was)."""
+        self._accounts: dict[str, deque[float]] = {}
 
-    def _recent(self, key: str) -> deque[float]:
-        q = self._failures.setdefault(key, deque())
-        cutoff = self.clock() - self.window_s
-        while q and q[0] < cutoff:
-            q.popleft()
-        return q
+    def wait_s(self, account: str, address: str) -> float:
+        """Seconds before this account may try again from this address (0: now)."""
+        now = self.clock()
+        wait = 0.0
+        failures, last = self._pairs.get((account, address), (0, -math.inf))
+        if now - last > self.window_s:
+            failures = 0
+        if failures >= self.free:
+            delay = min(self.max_delay_s, 2.0 ** (failures - self.free))
+            wait = max(wait, last + delay - now)
+        recent = self._recent(account, now)
+        if len(recent) >= self.account_failures:
+            wait = max(wait, min(self.account_delay_s, recent[-1] + self.account_delay_s - now))
+        return max(0.0, wait)
 
-    def blocked(self, *keys: str) -> bool:
-        return any(len(self._recent(k)) >= self.attempts for k in keys)
+    def failed(self, account: str, address: str) -> None:
+        now = self.clock()
+        failures, last = self._pairs.get((account, address), (0, -math.inf))
+        if now - last > self.window_s:
+            failures = 0
+        self._pairs[(account, address)] = (failures + 1, now)
+        self._recent(account, now).append(now)
+        if len(self._pairs) > 10000 or len(self._accounts) > 10000:  # a spray of names
+            self._forget_old(now)
 
-    def failed(self, *keys: str) -> None:
-        for key in keys:
-            self._recent(key).append(self.clock())
-        if len(self._failures) > 10000:  # bound memory against a spray of names
-            for key in [k for k, q in self._failures.items() if not q]:
-                del self._failures[key]
+    def succeeded(self, account: str, address: str) -> None:
+        self._pairs.pop((account, address), None)
 
-    def succeeded(self, key: str) -> None:
-        self._failures.pop(key, None)
+    def _recent(self, account: str, now: float) -> deque[float]:
+        recent = self._accounts.setdefault(account, deque(maxlen=self.account_failures * 2))
+        while recent and now - recent[0] > self.window_s:
+            recent.popleft()
+        return recent
+
+    def _forget_old(self, now: float) -> None:
+        for pair in [k for k, (_, last) in self._pairs.items() if now - last > self.window_s]:
+            del self._pairs[pair]
+        for account in [a for a, q in self._accounts.items() if not q or now - q[-1] > 60]:
+            del self._accounts[account]
+        if len(self._pairs) > 10000:  # all recent: keep the newest half
+            newest = sorted(self._pairs.items(), key=lambda kv: kv[1][1])[-5000:]
+            self._pairs = dict(newest)

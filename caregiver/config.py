@@ -52,8 +52,15 @@ class ServerConfig:
     session_hours: float = 12.0
     """A login lasts this long."""
     login_attempts: int = 5
-    """Failed logins allowed per user name and per client address within login_window_s."""
+    """Failed logins per account *and* client address before each next attempt from there waits
+    (1 s, 2 s, 4 s ... up to 5 min). Another address, or another account, is not slowed; an
+    account failing from many addresses at once is slowed for at most 30 s."""
     login_window_s: float = 300.0
+    """Failed logins are forgotten after this."""
+    trusted_proxies: tuple[str, ...] = ()
+    """Addresses of reverse proxies whose X-Forwarded-For header is believed (e.g. ["127.0.0.1"]
+    behind nginx on the same machine). Empty: the header is ignored, so a client cannot pick
+    the address its failed logins are counted against."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -26,7 +26,7 @@ from typing import Any
 import uvicorn
 
 from caregiver.alerts import Alerting
-from caregiver.auth import Accounts, LoginLimiter
+from caregiver.auth import Accounts, LoginThrottle
 from caregiver.changes import Change, DeviceChanged, EventStored
 from caregiver.config import CaregiverConfig
 from caregiver.hub import Hub
@@ -52,7 +52,7 @@ class CaregiverService:
         self.notifier = Notifier(self.store, config, clock, send)
         self.alerting = Alerting(self.store, config, clock, self.notifier.wake)
         self.accounts = Accounts(self.store)
-        self.limiter = LoginLimiter(config.server.login_attempts, config.server.login_window_s)
+        self.limiter = LoginThrottle(config.server.login_attempts, config.server.login_window_s)
         self.hub = Hub()
         self.ingestor = Ingestor(self.store, config, self.alerting, self._changed, clock)
         dashboard = create_app(self)
@@ -115,8 +115,13 @@ class CaregiverService:
         return sock
 
     def _uvicorn(self) -> uvicorn.Server:
+        proxies = self.config.server.trusted_proxies
         config = uvicorn.Config(
             self.app,
+            # uvicorn believes X-Forwarded-For from 127.0.0.1 unless told otherwise: only the
+            # proxies the config names may say where a client is.
+            proxy_headers=bool(proxies),
+            forwarded_allow_ips=",".join(proxies) if proxies else "",
             log_level="warning",
             access_log=False,
             timeout_graceful_shutdown=2,

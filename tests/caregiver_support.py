@@ -356,7 +356,12 @@ class Http:
             headers[key] = f"{headers[key]}\n{value}" if key in headers else value
         return resp.status, headers, text
 
-    def login(self, username: str = "ann", password: str = PASSWORD) -> int:
+    def login(
+        self,
+        username: str = "ann",
+        password: str = PASSWORD,
+        headers: dict[str, str] | None = None,
+    ) -> int:
         _, _, page = self.request("GET", "/login")
         token = re.search(r'name="csrf" value="([^"]+)"', page)
         assert token
@@ -364,6 +369,7 @@ class Http:
             "POST",
             "/login",
             {"csrf": token.group(1), "username": username, "password": password, "next": "/"},
+            headers=headers,
         )
         return status
 

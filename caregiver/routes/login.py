@@ -2,12 +2,13 @@
 
 The login form has no session yet, so it is protected by a double-submit token
 (a cookie and a form field that must match). Failed logins count against the
-user name and the client address (:class:`caregiver.auth.LoginLimiter`, kept on
+account and the client address (:class:`caregiver.auth.LoginThrottle`, kept on
 the event loop); the Argon2 check and the session row run in a worker thread.
 """
 
 from __future__ import annotations
 
+import math
 import secrets
 
 from starlette.concurrency import run_in_threadpool
@@ -53,10 +54,14 @@ def routes(site: Site) -> list[BaseRoute]:
         if not same_token(str(form.get("csrf", "")), request.cookies.get(LOGIN_COOKIE)):
             return PlainTextResponse("missing or wrong CSRF token", status_code=403)
         client = request.client.host if request.client else "?"
-        keys = (f"user:{username.lower()}", f"ip:{client}")
-        if limiter.blocked(*keys):
+        account = username.lower()
+        wait = limiter.wait_s(account, client)
+        if wait > 0:
             return login_page(
-                request, "Too many failed attempts. Wait a few minutes and try again.", 429
+                request,
+                f"Too many failed attempts for this account from here. Try again in "
+                f"{math.ceil(wait)} s.",
+                429,
             )
 
         def sign_in() -> str | None:
@@ -67,9 +72,9 @@ def routes(site: Site) -> list[BaseRoute]:
 
         token = await run_in_threadpool(sign_in)
         if token is None:
-            limiter.failed(*keys)
+            limiter.failed(account, client)
             return login_page(request, "Wrong user name or password.", 401)
-        limiter.succeeded(keys[0])
+        limiter.succeeded(account, client)
         response = RedirectResponse(safe_next(str(form.get("next", "/"))), status_code=303)
         response.set_cookie(
             COOKIE,

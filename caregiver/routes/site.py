@@ -17,7 +17,7 @@ from starlette.requests import Request
 from starlette.responses import PlainTextResponse, RedirectResponse, Response
 from starlette.templating import Jinja2Templates
 
-from caregiver.auth import Accounts, LoginLimiter, Session, same_token
+from caregiver.auth import Accounts, LoginThrottle, Session, same_token
 from caregiver.config import CaregiverConfig
 from caregiver.hub import Hub
 from caregiver.storage import Device, Store
@@ -43,7 +43,7 @@ class Backend(Protocol):
     def accounts(self) -> Accounts: ...
 
     @property
-    def limiter(self) -> LoginLimiter: ...
+    def limiter(self) -> LoginThrottle: ...
 
     @property
     def hub(self) -> Hub: ...

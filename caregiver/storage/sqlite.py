@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import math
 import sqlite3
 import threading
 from collections.abc import Iterator, Mapping, Sequence
@@ -99,7 +100,7 @@ class Transaction:
         self._touch(device_id, now)
         self._db.execute(
             "UPDATE devices SET telemetry = ? WHERE device_id = ?",
-            (json.dumps(telemetry), device_id),
+            (json.dumps(_finite_only(telemetry)), device_id),
         )
 
     def device(self, device_id: str) -> Device | None:
@@ -585,8 +586,20 @@ class Store:
             ops.end_login_session(token_hash)
 
 
+def _finite_only(value: Any) -> Any:
+    """NaN and infinities (which older versions stored from devices) read as null: they are
+    not JSON, and one of them made /api/fleet answer 500."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _finite_only(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_finite_only(v) for v in value]
+    return value
+
+
 def _device(r: tuple[Any, ...]) -> Device:
-    telemetry: Mapping[str, Any] = json.loads(r[6] or "{}")
+    telemetry: Mapping[str, Any] = _finite_only(json.loads(r[6] or "{}"))
     return {
         "device_id": r[0],
         "availability": r[1],
