@@ -33,15 +33,15 @@ from typing import NamedTuple
 
 from caregiver.config import CaregiverConfig
 from caregiver.storage import OPEN_STATUSES, Alert, Store, Transaction
-from core.protocol.events import PROTECTED_TYPES, EventType
+from core.protocol.events import INCIDENT_TYPES, EventType
 from core.protocol.messages import EventMessage
 
 log = logging.getLogger(__name__)
 
 Clock = Callable[[], float]
 
-ALERT_TYPES = tuple(t.value for t in (*sorted(PROTECTED_TYPES),))
-"""Event types that open an alert: the protocol's alerts and faults (never dropped on the way)."""
+ALERT_TYPES = tuple(sorted(t.value for t in INCIDENT_TYPES))
+"""Event types that open an alert: the protocol's incident types (alerts, help, faults)."""
 OPEN = OPEN_STATUSES
 
 _WHAT = {

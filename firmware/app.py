@@ -162,11 +162,13 @@ def build_app(
         relay_sense=gpio.relay_sense,
     )
 
-    def take_silence(_: Monitor) -> None:
+    def take_requests(monitor: Monitor) -> None:
         if link.take_silence():
             buzzer.stop()
+        if link.take_chirp():  # a test alarm: below every safety pattern, never cuts one
+            buzzer.play("chirp", monitor.clock.monotonic())
 
-    monitor.on_iteration += [link.poll, take_silence, HealthReports(monitor, link, clock)]
+    monitor.on_iteration += [link.poll, take_requests, HealthReports(monitor, link, clock)]
     return App(
         config=config,
         clock=clock,

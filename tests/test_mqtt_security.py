@@ -25,7 +25,13 @@ pytestmark = pytest.mark.skipif(not mosquitto_available(), reason="mosquitto not
 @pytest.fixture
 def secured() -> Any:
     broker = Mosquitto(
-        users={"tm1": SECRET, "tm2": "other-device", "caregiver": "carer-pw"}, acl=ACL
+        users={
+            "tm1": SECRET,
+            "tm2": "other-device",
+            "caregiver": "carer-pw",
+            "homeassistant": "ha-pw",
+        },
+        acl=ACL,
     ).start()
     yield broker
     broker.cleanup()
@@ -200,7 +206,8 @@ class RawClient:
 
 def test_acl_confines_devices_and_caregivers(secured: Mosquitto) -> None:
     topics = ["retroguard/tm1/event", "retroguard/tm2/event", "retroguard/tm2/state"]
-    with subscriber(secured, topics, username="caregiver", password="carer-pw") as sub:
+    # One connection per account (use_username_as_clientid): the watcher is Home Assistant's.
+    with subscriber(secured, topics, username="homeassistant", password="ha-pw") as sub:
         device = RawClient(secured, "tm1", SECRET)
         carer = RawClient(secured, "caregiver", "carer-pw")
         try:

@@ -22,6 +22,7 @@ from __future__ import annotations
 from enum import StrEnum
 from typing import Annotated, Any, Literal
 
+import msgspec
 from msgspec import Meta, Struct, structs
 
 from core.protocol.events import EventType, Severity
@@ -89,6 +90,36 @@ class ImuWindow(Struct, forbid_unknown_fields=True):
     rows: list[ImuRow]
 
 
+class ImuMarks(Struct, kw_only=True, omit_defaults=True):
+    """Moments inside a recording, in seconds from the trip it follows."""
+
+    trip: float = 0.0
+    impact: float | None = None
+    """The landing the detector followed, if one falls inside the window."""
+    confirm: float | None = None
+    """When the fall was confirmed, if it was inside the window."""
+
+
+class ImuRecording(Struct, kw_only=True):
+    """The IMU around a trip, compactly: what the dashboard plots (docs/incidents.md).
+
+    ``samples`` holds ``count`` rows of six little-endian int16 counts (ax,
+    ay, az, gx, gy, gz), zlib-compressed; JSON carries bytes as base64.
+    :mod:`core.protocol.recording` writes and reads it.
+    """
+
+    start_s: float
+    """Time of the first sample, from the trip (negative: before it)."""
+    period_s: Annotated[float, Meta(gt=0)]
+    accel_g_per_count: Annotated[float, Meta(gt=0)]
+    gyro_dps_per_count: Annotated[float, Meta(gt=0)]
+    count: Count
+    samples: bytes
+    upright: tuple[float, float, float] | None = None
+    """Sensor-frame "up" the detector had learned before the trip: tilt is measured from it."""
+    marks: ImuMarks = msgspec.field(default_factory=ImuMarks)
+
+
 class EventMessage(Struct, kw_only=True, omit_defaults=True):
     """``<prefix>/<device>/event``: one event record plus its per-device sequence number."""
 
@@ -107,7 +138,17 @@ class EventMessage(Struct, kw_only=True, omit_defaults=True):
     figures: dict[str, float]
     """The detector's measurements at decision time."""
     imu_window: ImuWindow | None = None
-    """Stumble and fall only."""
+    """Stumble and fall, from devices before incidents (now: a ``window`` event)."""
+    incident: EventId | None = None
+    """The incident this event belongs to (docs/incidents.md)."""
+    of: EventId | None = None
+    """``window``: the trip event the recording is about."""
+    by: Annotated[str, Meta(max_length=64)] | None = None
+    """``ok`` and ``closed``: who closed the incident."""
+    via: Annotated[str, Meta(max_length=32)] | None = None
+    """``closed``: how (dashboard, home-assistant, notification, cli, ...)."""
+    recording: ImuRecording | None = None
+    """``window``: the IMU around the trip."""
 
 
 class StateMessage(Struct, kw_only=True):

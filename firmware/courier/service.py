@@ -61,6 +61,8 @@ class Courier:
         self.health = DeviceHealth()
         self.checks: dict[str, dict[str, object]] = {}
         self.clean_stop = False
+        self.state = "STARTING"
+        """The safety state the loop last reported (events the courier makes carry it)."""
         self.reporter: MqttReporter | None = None
         self.store = EventStore(config.storage.database)
         persist: EventSink = StoreSink(self.store)
@@ -73,6 +75,7 @@ class Courier:
                 device_name=config.device.name,
                 database=config.storage.database,
                 on_silence=lambda: self.channel.send(messages.SilenceBuzzer()),
+                on_test_alarm=self._test_alarm,
             )
             self.reporter.set_providers(telemetry=lambda: self.health, self_test=self._self_test)
             persist = self.reporter.sink  # stores and queues in one transaction
@@ -106,6 +109,7 @@ class Courier:
             case messages.EventRecord(event=event):
                 self._persist(event)
             case messages.StateReport(state=state, reason=reason):
+                self.state = state
                 if self.reporter is not None:
                     self.reporter.publish_state(state, reason)
             case messages.HealthReport(health=health, checks=checks):
@@ -129,6 +133,19 @@ class Courier:
                 if sink is self._sinks[0]:
                     return  # not on disk: the loop keeps it and sends it again
         self.channel.send(messages.Persisted([event.id]))
+
+    def _test_alarm(self, by: str) -> None:
+        """On the reporter's thread: chirp on the device, and a ``test`` event to everyone."""
+        self.channel.send(messages.Chirp())
+        self._persist(
+            Event.now(
+                EventType.TEST,
+                self.config.device.id,
+                self.clock(),
+                self.state,
+                f"test alarm sent by {by}: if this reached you, alerts from this treadmill do",
+            )
+        )
 
     def _self_test(self) -> dict[str, dict[str, object]]:
         return dict(self.checks)

@@ -87,6 +87,7 @@ class CourierLink:
         """Informational events dropped by the pending bound."""
         self.attaches = 0
         self.silence_requests = 0
+        self.chirp_requests = 0
         self._polled_real = 0.0
         self._heard_real = 0.0
 
@@ -220,6 +221,13 @@ class CourierLink:
             return f"the courier has not answered for {now - heard:.0f} s"
         return None
 
+    def take_chirp(self) -> bool:
+        """True once per batch of test alarms since the last call."""
+        if self.chirp_requests:
+            self.chirp_requests = 0
+            return True
+        return False
+
     def take_silence(self) -> bool:
         """True once per batch of caregiver silence requests since the last call."""
         if self.silence_requests:
@@ -301,5 +309,7 @@ class CourierLink:
                 self.storage_ok, self.storage_detail = ok, detail
             case messages.SilenceBuzzer():
                 self.silence_requests += 1
+            case messages.Chirp():
+                self.chirp_requests += 1
             case messages.CourierAlive(broker_connected=connected, outbox_depth=depth):
                 self.broker_connected, self.outbox_depth = connected, depth

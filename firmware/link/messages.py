@@ -85,6 +85,10 @@ class SilenceBuzzer(msgspec.Struct, tag="silence"):
     """A caregiver asked for silence (MQTT ``silence``): stop the buzzer's pattern."""
 
 
+class Chirp(msgspec.Struct, tag="chirp"):
+    """A caregiver's test alarm: play the confirmation chirp (the loop decides when)."""
+
+
 class CourierAlive(msgspec.Struct, tag="alive"):
     """The courier's heartbeat, about once a second."""
 
@@ -92,7 +96,7 @@ class CourierAlive(msgspec.Struct, tag="alive"):
     outbox_depth: int
 
 
-ToLoop = Persisted | StorageHealth | SilenceBuzzer | CourierAlive
+ToLoop = Persisted | StorageHealth | SilenceBuzzer | Chirp | CourierAlive
 
 _encoder = msgspec.msgpack.Encoder()
 _to_courier = msgspec.msgpack.Decoder(ToCourier)

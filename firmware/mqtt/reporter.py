@@ -214,11 +214,19 @@ class _DefaultTarget:
         outbox: Outbox,
         status: Callable[[], ReporterStatus],
         self_test: SelfTestProvider | None,
+        test_alarm: Callable[[str], object] | None = None,
     ) -> None:
         self._silence = silence
         self._outbox = outbox
         self._status = status
         self._self_test = self_test
+        self._test_alarm = test_alarm
+
+    def test_alarm(self, by: str) -> Mapping[str, Any]:
+        if self._test_alarm is None:
+            raise CommandError("this device cannot send a test alarm")
+        self._test_alarm(by)
+        return {"test_alarm": "sent", "by": by}
 
     def set_self_test(self, self_test: SelfTestProvider) -> None:
         self._self_test = self_test
@@ -277,6 +285,7 @@ class MqttReporter:
         self_test: SelfTestProvider | None = None,
         command_target: CommandTarget | None = None,
         on_silence: Callable[[], object] | None = None,
+        on_test_alarm: Callable[[str], object] | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         try:
@@ -300,7 +309,9 @@ class MqttReporter:
         self._telemetry = telemetry
         self._clock = clock
         self._box = _StatusBox()
-        self._default_target = _DefaultTarget(self.silence, self.outbox, self._box.get, self_test)
+        self._default_target = _DefaultTarget(
+            self.silence, self.outbox, self._box.get, self_test, on_test_alarm
+        )
         self._commands = CommandHandler(command_target or self._default_target)
         self._client: mqtt.Client | None = None
         self._thread: threading.Thread | None = None
