@@ -73,13 +73,26 @@ class CaregiverService:
     def device_name(self, device_id: str) -> str:
         return self.alerting.device_name(device_id)
 
-    def acknowledge(self, device_id: str, event_id: str | None, by: str) -> None:
-        """Send the device's ack command, record who and when, stop escalation."""
-        request_id = self.ingestor.send_ack(device_id, event_id, by)
+    def acknowledge(
+        self, device_id: str, event_id: str | None, by: str, via: str = "dashboard"
+    ) -> None:
+        """Close the incident of ``event_id`` (or, with None, every open incident of the device):
+        record who and how, stop escalation here, and tell the device, which tells everyone."""
         now = self.clock()
+        if event_id is not None:
+            event = self.store.event(event_id)
+            incidents = [event.incident or event_id if event is not None else event_id]
+        else:
+            incidents = [i.id for i in self.store.open_incidents(device_id)]
+        request_id = ""
+        targets: list[str | None] = list(incidents) or [None]
+        for target in targets:
+            request_id = self.ingestor.send_ack(device_id, event_id, by, incident=target, via=via)
         with self.store.transaction() as tx:
             tx.acknowledge_events(device_id, event_id, by, now, request_id)
-            self.alerting.acknowledge(tx, device_id, event_id, by)
+            for incident in incidents:
+                self.alerting.acknowledge_incident(tx, device_id, incident, by, via)
+            self.alerting.acknowledge(tx, device_id, event_id, by)  # offline and older alerts
         self.notifier.wake()
         if event_id is not None:
             self._changed(EventStored(device_id, event_id))

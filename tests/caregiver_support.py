@@ -209,6 +209,7 @@ class SimDevice:
         reason: str,
         window: dict[str, Any] | None = None,
         event_id: str | None = None,
+        **extra: Any,
     ) -> dict[str, Any]:
         self.seq += 1
         data: dict[str, Any] = {
@@ -226,6 +227,7 @@ class SimDevice:
         }
         if window is not None:
             data["imu_window"] = window
+        data.update(extra)  # incident, of, by, via, recording (docs/incidents.md)
         self.publish("event", json.dumps(data, separators=(",", ":")))
         return data
 

@@ -322,6 +322,8 @@ def test_escalation_resends_then_moves_to_the_next_contact_until_acknowledged(
             "id": device.commands[0][1]["id"],
             "event_id": event["id"],
             "by": "bob",
+            "incident": event["id"],  # an event without an incident is its own (older devices)
+            "via": "dashboard",
         }
         service.notifier.deliver_due()  # both paged contacts hear who answered
         follow = receiver.messages[3:]

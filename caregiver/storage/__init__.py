@@ -13,6 +13,7 @@ from caregiver.storage.records import (
     Alert,
     Device,
     DeviceStatus,
+    Incident,
     LastEvent,
     LoginSession,
     NewEvent,
@@ -20,6 +21,7 @@ from caregiver.storage.records import (
     StoredEvent,
     WalkOutcome,
     WalkSession,
+    worse,
 )
 from caregiver.storage.sqlite import Store, Transaction
 from caregiver.storage.sqlite_schema import SCHEMA_VERSION, SchemaError, SchemaUpgrade
@@ -31,6 +33,7 @@ __all__ = [
     "Alert",
     "Device",
     "DeviceStatus",
+    "Incident",
     "LastEvent",
     "LoginSession",
     "NewEvent",
@@ -43,4 +46,5 @@ __all__ = [
     "Transaction",
     "WalkOutcome",
     "WalkSession",
+    "worse",
 ]

@@ -96,6 +96,7 @@ class NewEvent:
     figures: dict[str, float]
     has_window: bool
     payload: str
+    incident: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,6 +115,7 @@ class StoredEvent:
     acked_by: str | None
     acked_at: float | None
     ack_confirmed: bool
+    incident: str | None = None
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -145,6 +147,7 @@ class Alert:
     sends: int
     paged: list[int]
     closed_by: str | None
+    incident: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -166,3 +169,40 @@ class LoginSession:
 
     username: str
     csrf: str
+
+
+SEVERITY_ORDER = ("test", "stumble", "fault", "fall", "help", "no_recovery")
+"""Incident severities from mildest to worst: an incident's severity is its worst event."""
+
+
+def worse(a: str, b: str) -> bool:
+    """True when severity ``a`` is worse than ``b`` (unknown kinds rank with stumbles)."""
+    rank = {kind: i for i, kind in enumerate(SEVERITY_ORDER)}
+    return rank.get(a, 1) > rank.get(b, 1)
+
+
+@dataclass(frozen=True, slots=True)
+class Incident:
+    """One bad moment on a belt: its events, worst severity, and who closed it, how, when."""
+
+    id: str
+    device_id: str
+    severity: str
+    status: str
+    """open or closed."""
+    opened_at: float
+    opened_wall: str
+    first_event_id: str
+    last_event_at: float
+    closed_at: float | None
+    closed_by: str | None
+    closed_via: str | None
+    closed_severity: str | None
+
+    @property
+    def open(self) -> bool:
+        return self.status == "open"
+
+    @property
+    def closed_by_walker(self) -> bool:
+        return self.closed_via == "walker"

@@ -30,6 +30,7 @@ from caregiver.storage.records import (
     Alert,
     Device,
     DeviceStatus,
+    Incident,
     LoginSession,
     NewEvent,
     PendingNotification,
@@ -41,10 +42,15 @@ from caregiver.storage.sqlite_schema import SchemaUpgrade, migrate
 
 _EVENT_COLUMNS = (
     "id, device_id, seq, type, severity, state, reason, wall_time, received_at, figures, "
-    "has_window, acked_by, acked_at, ack_confirmed"
+    "has_window, acked_by, acked_at, ack_confirmed, incident"
 )
 _ALERT_COLUMNS = (
-    "id, kind, device_id, event_id, status, created_at, next_at, contact, sends, paged, closed_by"
+    "id, kind, device_id, event_id, status, created_at, next_at, contact, sends, paged, closed_by, "
+    "incident"
+)
+_INCIDENT_COLUMNS = (
+    "id, device_id, severity, status, opened_at, opened_wall, first_event_id, last_event_at, "
+    "closed_at, closed_by, closed_via, closed_severity"
 )
 _OPEN = "(" + ", ".join(f"'{status}'" for status in OPEN_STATUSES) + ")"
 _DEVICE_SELECT = (
@@ -119,8 +125,8 @@ class Transaction:
         self._touch(event.device_id, now)
         cur = self._db.execute(
             "INSERT INTO events (id, device_id, seq, type, severity, state, reason, wall_time, "
-            "received_at, figures, has_window, payload) VALUES (?,?,?,?,?,?,?,?,?,?,?,?) "
-            "ON CONFLICT (id) DO NOTHING",
+            "received_at, figures, has_window, payload, incident) "
+            "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?) ON CONFLICT (id) DO NOTHING",
             (
                 event.id,
                 event.device_id,
@@ -134,6 +140,7 @@ class Transaction:
                 json.dumps(event.figures),
                 event.has_window,
                 event.payload,
+                event.incident,
             ),
         )
         if cur.rowcount == 0:
@@ -245,35 +252,149 @@ class Transaction:
 
     # ------------------------------------------------------------- alerts
 
-    def log_alert(self, kind: str, device_id: str, event_id: str | None, now: float) -> None:
+    def log_alert(
+        self,
+        kind: str,
+        device_id: str,
+        event_id: str | None,
+        now: float,
+        incident: str | None = None,
+    ) -> None:
         """An alert the policy only records: closed as it opens."""
         self._db.execute(
             "INSERT INTO alerts (kind, device_id, event_id, status, created_at, closed_by, "
-            "closed_at) VALUES (?, ?, ?, 'logged', ?, 'policy: log', ?)",
-            (kind, device_id, event_id, now, now),
+            "closed_at, incident) VALUES (?, ?, ?, 'logged', ?, 'policy: log', ?, ?)",
+            (kind, device_id, event_id, now, now, incident),
         )
 
     def hold_alert(
-        self, kind: str, device_id: str, event_id: str | None, now: float, until: float
+        self,
+        kind: str,
+        device_id: str,
+        event_id: str | None,
+        now: float,
+        until: float,
+        incident: str | None = None,
     ) -> None:
         """An alert that pages at ``until`` unless the walker resets first."""
         self._db.execute(
-            "INSERT INTO alerts (kind, device_id, event_id, status, created_at, next_at) "
-            "VALUES (?, ?, ?, 'held', ?, ?)",
-            (kind, device_id, event_id, now, until),
+            "INSERT INTO alerts (kind, device_id, event_id, status, created_at, next_at, "
+            "incident) VALUES (?, ?, ?, 'held', ?, ?, ?)",
+            (kind, device_id, event_id, now, until, incident),
         )
 
     def page_alert(
-        self, kind: str, device_id: str, event_id: str | None, now: float, next_at: float
+        self,
+        kind: str,
+        device_id: str,
+        event_id: str | None,
+        now: float,
+        next_at: float,
+        incident: str | None = None,
     ) -> int:
         """An alert paging its first contact now (one send); returns its id."""
         cur = self._db.execute(
-            "INSERT INTO alerts (kind, device_id, event_id, status, created_at, next_at, sends) "
-            "VALUES (?, ?, ?, 'paging', ?, ?, 1)",
-            (kind, device_id, event_id, now, next_at),
+            "INSERT INTO alerts (kind, device_id, event_id, status, created_at, next_at, sends, "
+            "incident) VALUES (?, ?, ?, 'paging', ?, ?, 1, ?)",
+            (kind, device_id, event_id, now, next_at, incident),
         )
         assert cur.lastrowid is not None
         return cur.lastrowid
+
+    def open_alert_of(self, incident: str) -> Alert | None:
+        row = self._db.execute(
+            f"SELECT {_ALERT_COLUMNS} FROM alerts WHERE incident = ? AND status IN {_OPEN} "
+            "ORDER BY id DESC LIMIT 1",
+            (incident,),
+        ).fetchone()
+        return _alert(row) if row else None
+
+    def worsen_alert(self, alert_id: int, kind: str, event_id: str) -> None:
+        """The incident behind an open alert got worse: the alert now speaks of that event."""
+        self._db.execute(
+            "UPDATE alerts SET kind = ?, event_id = ? WHERE id = ?", (kind, event_id, alert_id)
+        )
+
+    # ----------------------------------------------------------- incidents
+
+    def incident(self, incident_id: str) -> Incident | None:
+        row = self._db.execute(
+            f"SELECT {_INCIDENT_COLUMNS} FROM incidents WHERE id = ?", (incident_id,)
+        ).fetchone()
+        return _incident(row) if row else None
+
+    def open_incident(
+        self, incident_id: str, device_id: str, severity: str, event_id: str, wall: str, now: float
+    ) -> None:
+        self._db.execute(
+            f"INSERT INTO incidents ({_INCIDENT_COLUMNS}) "
+            "VALUES (?, ?, ?, 'open', ?, ?, ?, ?, NULL, NULL, NULL, NULL) "
+            "ON CONFLICT (id) DO NOTHING",
+            (incident_id, device_id, severity, now, wall, event_id, now),
+        )
+
+    def worsen_incident(self, incident_id: str, severity: str, now: float) -> None:
+        self._db.execute(
+            "UPDATE incidents SET severity = ?, last_event_at = ? WHERE id = ?",
+            (severity, now, incident_id),
+        )
+
+    def touch_incident(self, incident_id: str, now: float) -> None:
+        self._db.execute("UPDATE incidents SET last_event_at = ? WHERE id = ?", (now, incident_id))
+
+    def close_incident(self, incident_id: str, by: str, via: str, now: float) -> bool:
+        """Close an open incident; False if it was not open (a repeat changes nothing)."""
+        cur = self._db.execute(
+            "UPDATE incidents SET status = 'closed', closed_at = ?, closed_by = ?, "
+            "closed_via = ?, closed_severity = severity WHERE id = ? AND status = 'open'",
+            (now, by, via, incident_id),
+        )
+        return cur.rowcount > 0
+
+    def reopen_incident(self, incident_id: str, severity: str, now: float) -> None:
+        """A worse event after the incident was closed: it is open again."""
+        self._db.execute(
+            "UPDATE incidents SET status = 'open', severity = ?, last_event_at = ?, "
+            "closed_at = NULL, closed_by = NULL, closed_via = NULL WHERE id = ?",
+            (severity, now, incident_id),
+        )
+
+    def incidents_for(self, device_id: str, limit: int) -> list[Incident]:
+        rows = self._db.execute(
+            f"SELECT {_INCIDENT_COLUMNS} FROM incidents WHERE device_id = ? "
+            "ORDER BY opened_at DESC LIMIT ?",
+            (device_id, limit),
+        ).fetchall()
+        return [_incident(r) for r in rows]
+
+    def open_incidents(self, device_id: str) -> list[Incident]:
+        rows = self._db.execute(
+            f"SELECT {_INCIDENT_COLUMNS} FROM incidents WHERE device_id = ? AND status = 'open' "
+            "ORDER BY opened_at DESC",
+            (device_id,),
+        ).fetchall()
+        return [_incident(r) for r in rows]
+
+    def incident_events(self, incident_id: str) -> list[StoredEvent]:
+        rows = self._db.execute(
+            f"SELECT {_EVENT_COLUMNS} FROM events WHERE incident = ? ORDER BY received_at, seq",
+            (incident_id,),
+        ).fetchall()
+        return [_event(r) for r in rows]
+
+    def store_recording(self, trip_event_id: str, window_event_id: str, blob: bytes) -> None:
+        self._db.execute(
+            "INSERT INTO recordings (trip_event_id, window_event_id, recording) VALUES (?, ?, ?) "
+            "ON CONFLICT (trip_event_id) DO NOTHING",
+            (trip_event_id, window_event_id, blob),
+        )
+        self._db.execute("UPDATE events SET has_window = 1 WHERE id = ?", (trip_event_id,))
+
+    def recording(self, trip_event_id: str) -> bytes | None:
+        row = self._db.execute(
+            "SELECT recording FROM recordings WHERE trip_event_id = ?", (trip_event_id,)
+        ).fetchone()
+        return bytes(row[0]) if row else None
 
     def open_alerts(self, device_id: str, kinds: Sequence[str]) -> list[Alert]:
         rows = self._db.execute(
@@ -513,6 +634,29 @@ class Store:
         with self._statement() as ops:
             return ops.confirm_ack(device_id, request_id)
 
+    # ----------------------------------------------------------- incidents
+
+    def incident(self, incident_id: str) -> Incident | None:
+        with self._statement() as ops:
+            return ops.incident(incident_id)
+
+    def incidents_for(self, device_id: str, limit: int = 50) -> list[Incident]:
+        """The device's incidents, newest first."""
+        with self._statement() as ops:
+            return ops.incidents_for(device_id, limit)
+
+    def open_incidents(self, device_id: str) -> list[Incident]:
+        with self._statement() as ops:
+            return ops.open_incidents(device_id)
+
+    def incident_events(self, incident_id: str) -> list[StoredEvent]:
+        with self._statement() as ops:
+            return ops.incident_events(incident_id)
+
+    def recording(self, trip_event_id: str) -> bytes | None:
+        with self._statement() as ops:
+            return ops.recording(trip_event_id)
+
     # ----------------------------------------------------- guided sessions
 
     def record_walk_session(self, session: WalkSession, payload: str, now: float) -> WalkOutcome:
@@ -640,6 +784,7 @@ def _event(row: tuple[Any, ...]) -> StoredEvent:
         acked_by=row[11],
         acked_at=row[12],
         ack_confirmed=bool(row[13]),
+        incident=row[14],
     )
 
 
@@ -656,6 +801,7 @@ def _alert(row: tuple[Any, ...]) -> Alert:
         sends=row[8],
         paged=json.loads(row[9]),
         closed_by=row[10],
+        incident=row[11],
     )
 
 
@@ -665,3 +811,7 @@ def _as_storage_fault() -> Iterator[None]:
         yield
     except (sqlite3.Error, OSError) as exc:
         raise StorageFault(f"caregiver database: {exc}") from exc
+
+
+def _incident(r: tuple[Any, ...]) -> Incident:
+    return Incident(*r)
