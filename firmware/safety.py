@@ -203,6 +203,7 @@ class SafetyController:
         sample_rate_hz: float,
         device_id: str,
         on_state: Callable[[str, str], None] | None = None,
+        arm_gate: Callable[[float], str | None] | None = None,
     ) -> None:
         self._relay = relay
         self._buzzer = buzzer
@@ -212,6 +213,8 @@ class SafetyController:
         self._limits = limits
         self._device_id = device_id
         self._on_state = on_state
+        self._arm_gate = arm_gate
+        """Asked at each reset press: why a new walk may not be armed now (None: it may)."""
         self._window: deque[ImuSample] = deque(
             maxlen=max(1, int(config.window_before_s * sample_rate_hz))
         )
@@ -303,6 +306,10 @@ class SafetyController:
         if not self._healthy_long_enough(now):
             log.warning("reset ignored: IMU not healthy long enough")
             return
+        refusal = self._arm_gate(now) if self._arm_gate is not None else None
+        if refusal is not None:
+            self._refuse_arming(f"cannot arm: alerts cannot be stored: {refusal}", now)
+            return
         previous = self.state
         reason = f"armed by local reset from {previous}"
         if not self._enter(SafetyState.ARMED, LocalReset(), reason, now):
@@ -310,6 +317,20 @@ class SafetyController:
         self._buzzer.stop()
         self._buzzer.play("chirp", now)
         self._emit(Event.now(EventType.RESET, self._device_id, now, self.state, self.reason))
+
+    def _refuse_arming(self, reason: str, now: float) -> None:
+        """Stay where we are (no transition), say why, and sound the refusal.
+
+        The press was the walker's: it ends the alarm as arming would, so the
+        refusal is heard. Only a new walk is refused; nothing here touches a
+        walk already ARMED (the gate is asked on a reset press, never while armed).
+        """
+        self.reason = reason
+        log.warning("reset refused in %s: %s", self.state.value, reason)
+        self._buzzer.stop()
+        self._buzzer.play("refused", now)
+        if self._on_state is not None:
+            self._on_state(self.state.value, reason)
 
     def fail(self, reason: str, now: float) -> None:
         """An exception escaped the monitor loop: release and go to FAULT."""

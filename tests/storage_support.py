@@ -1,12 +1,20 @@
-"""A disk that fills and frees on command, and damaged database files, for the storage tests.
+"""A disk that fills (or goes read-only) on command, and damaged database files.
 
 :class:`FillableDisk` stands in for the courier's disk: every connection the
 :class:`~firmware.storage.fallback.FallbackDatabase` opens to its file goes
-through :meth:`FillableDisk.connect`, which can cap the file at the pages it
-has (``PRAGMA max_page_count``): SQLite then fails the next write that needs
-a page with ``SQLITE_FULL``, "database or disk is full", exactly as on a full
-disk. :meth:`FillableDisk.free` lifts the cap for connections opened from
-then on (the courier opens new ones when it tries the disk again).
+through :meth:`FillableDisk.connect`, and SQLite itself then fails writes the
+way it does on a real disk in trouble:
+
+* :meth:`~FillableDisk.fill` caps the file at the pages it has (``PRAGMA
+  max_page_count``): a write that needs a new page fails with ``SQLITE_FULL``,
+  "database or disk is full", as on a full disk (a WAL database keeps taking
+  writes that fit in the room it has, there too);
+* :meth:`~FillableDisk.go_read_only` makes every write fail with
+  ``SQLITE_READONLY`` (``PRAGMA query_only``), as when the kernel remounts a
+  failing SD card read-only.
+
+:meth:`~FillableDisk.free` undoes both for connections opened from then on
+(the courier opens new ones when it tries the disk again).
 """
 
 from __future__ import annotations
@@ -31,37 +39,46 @@ FIXTURE = Path(__file__).resolve().parent / "fixtures" / "device-3f29ca7.db"
 
 class FillableDisk:
     def __init__(self) -> None:
-        self.full = False
+        self._trouble: Callable[[sqlite3.Connection], None] | None = None
         self._conns: list[sqlite3.Connection] = []
         self._lock = threading.Lock()
-        self.opened = 0
 
     def connect(self, path: str | Path) -> sqlite3.Connection:
         conn = database.connect(path)
         with self._lock:
-            self.opened += 1
             self._conns.append(conn)
-            if self.full:
-                _cap(conn)
+            if self._trouble is not None:
+                self._trouble(conn)
         return conn
 
     def fill(self) -> None:
         """From now on no connection to the file gets a new page."""
+        self._befall(_cap)
+
+    def go_read_only(self) -> None:
+        """From now on no connection to the file writes at all."""
+        self._befall(_read_only)
+
+    def _befall(self, trouble: Callable[[sqlite3.Connection], None]) -> None:
         with self._lock:
-            self.full = True
+            self._trouble = trouble
             for conn in self._conns:
                 with contextlib.suppress(sqlite3.ProgrammingError):  # closed already
-                    _cap(conn)
+                    trouble(conn)
 
     def free(self) -> None:
-        """Space again, for connections opened from now on."""
+        """Space (and writes) again, for connections opened from now on."""
         with self._lock:
-            self.full = False
+            self._trouble = None
 
 
 def _cap(conn: sqlite3.Connection) -> None:
     (pages,) = conn.execute("PRAGMA page_count").fetchone()
     conn.execute(f"PRAGMA max_page_count = {int(pages)}")
+
+
+def _read_only(conn: sqlite3.Connection) -> None:
+    conn.execute("PRAGMA query_only = 1")
 
 
 def alert(device_id: str = "tm-1", t: float = 1.0, kind: EventType = EventType.FALL) -> Event:

@@ -130,6 +130,8 @@ class DeviceHealth(Struct, kw_only=True, omit_defaults=True):
     """IMU delivering plausible data."""
     imu_errors: Count | None = None
     bus_errors: Count | None = None
+    storage_ok: bool | None = None
+    """The device database takes writes; false while alerts are kept in memory only."""
 
 
 class TelemetryMessage(Struct, kw_only=True, omit_defaults=True):
@@ -145,6 +147,8 @@ class TelemetryMessage(Struct, kw_only=True, omit_defaults=True):
     imu_ok: bool | None = None
     imu_errors: Count | None = None
     bus_errors: Count | None = None
+    storage_ok: bool | None = None
+    """The device database takes writes; false while alerts are kept in memory only."""
     uptime_s: Seconds | None = None
 
     @property
@@ -155,6 +159,7 @@ class TelemetryMessage(Struct, kw_only=True, omit_defaults=True):
             imu_ok=self.imu_ok,
             imu_errors=self.imu_errors,
             bus_errors=self.bus_errors,
+            storage_ok=self.storage_ok,
         )
 
 

@@ -154,6 +154,7 @@ def telemetry_payload(device_id: str, outbox_depth: int, health: DeviceHealth) -
             imu_ok=health.imu_ok,
             imu_errors=health.imu_errors,
             bus_errors=health.bus_errors,
+            storage_ok=health.storage_ok,
         )
     )
 

@@ -150,16 +150,20 @@ class CourierLink:
             log.warning("courier link lost: %s", exc)
             self._drop_socket()
 
-    def flush(self, timeout: float) -> bool:
+    def flush(self, timeout: float, *, on_disk: bool = True) -> bool:
         """Pump until everything handed over is sent and on disk; False on timeout.
 
+        ``on_disk=False``: until it is sent (the courier has it, in order) — at
+        shutdown while the courier's disk refuses writes, waiting for "on disk"
+        would only run out the clock.
         For shutdown, tests and the demo: call it only while the loop is not
         running (it polls on the caller's thread).
         """
         deadline = time.monotonic() + timeout
         while True:
             self.poll()
-            if not self._pending and not len(self._writer) and self._sock is not None:
+            settled = not self._pending or not on_disk
+            if settled and not len(self._writer) and self._sock is not None:
                 return True
             remaining = deadline - time.monotonic()
             if remaining <= 0:

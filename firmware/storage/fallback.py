@@ -44,6 +44,7 @@ from typing import Protocol, TypeVar
 from firmware.storage import database
 from firmware.storage.damage import MovedAside, Unwritable, open_file, utc_stamp
 from firmware.storage.database import connect, transaction
+from firmware.storage.events import probe_write
 from firmware.storage.faults import describe, trouble
 from firmware.storage.transfer import continue_numbering, merge, seed
 
@@ -207,7 +208,23 @@ class FallbackDatabase:
     def write(self, work: Callable[[sqlite3.Connection], T], *, key: str | None = None) -> T:
         return self._run(work, write=True, key=key)
 
-    def _run(self, work: Callable[[sqlite3.Connection], T], *, write: bool, key: str | None) -> T:
+    def probe(self) -> None:
+        """Prove the file still takes a write (rolled back); if it does not, go to memory now.
+
+        The courier probes every few seconds, so a disk that went bad while
+        nothing was written (a walk under way) refuses the next arming at once.
+        """
+        if self._memory is None:
+            self._run(probe_write, write=False, key=None, verb="write")
+
+    def _run(
+        self,
+        work: Callable[[sqlite3.Connection], T],
+        *,
+        write: bool,
+        key: str | None,
+        verb: str = "",
+    ) -> T:
         with self._gate.shared():
             generation = self._generation
             try:
@@ -215,7 +232,8 @@ class FallbackDatabase:
             except Exception as exc:
                 if self._memory is not None or trouble(exc) is None:
                     raise
-                why = f"cannot {'write' if write else 'read'} {self.path}: {describe(exc)}"
+                verb = verb or ("write" if write else "read")
+                why = f"cannot {verb} {self.path}: {describe(exc)}"
         # The file failed us: move to memory (unless another thread already did) and go again.
         with self._gate.exclusive():
             lost = self._generation == generation and self._memory is None

@@ -14,6 +14,7 @@ Anything else (a bug, a constraint violated) is neither, and is raised as it is.
 
 from __future__ import annotations
 
+import errno
 import sqlite3
 from enum import Enum
 
@@ -63,6 +64,13 @@ def trouble(exc: BaseException) -> Trouble | None:
     if isinstance(exc, OSError):
         return Trouble.UNWRITABLE
     return None
+
+
+def disk_full(exc: BaseException) -> bool:
+    """The disk (or the file system's limit for the file) has no room left."""
+    if isinstance(exc, sqlite3.Error):
+        return _primary_code(exc) in (_FULL, _NOLFS)
+    return isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)
 
 
 def describe(exc: BaseException) -> str:
