@@ -222,6 +222,32 @@ def test_a_storage_fault_during_a_walk_never_stops_it(
     assert rig.state == "ARMED" and rig.hardware.contact_closed()
 
 
+def test_alerts_past_the_memory_bound_wait_in_the_loop_and_reach_the_disk_later(
+    tmp_path: Path, disk: FillableDisk, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("firmware.storage.fallback.DISK_RETRY_S", 0.2)
+    monkeypatch.setattr("firmware.storage.fallback.MEMORY_LIMIT_BYTES", 128 * 1024)
+    monkeypatch.setattr("firmware.courier.service.HEARTBEAT_S", 0.05)
+    plan = [(3.0 + 0.5 * i, DetectionKind.STUMBLE) for i in range(10)]
+    rig = make_rig(tmp_path, detector=Scripted(*plan))
+    link, db = rig.app.link, tmp_path / "events.db"
+    rig.run_for(1.0)
+    rig.press_reset()
+    assert pump_link_until(link, lambda: link.pending == 0)
+    disk.fill()
+    rig.run_for(7.0)  # past the last planned stumble
+    assert pump_link_until(link, lambda: link.storage_ok is False)
+    courier = rig.courier
+    in_memory = [e.event.id for e in courier.store.events() if e.event.type is EventType.STUMBLE]
+    on_disk = [e.id for e in stored(db) if e.type is EventType.STUMBLE]  # before it was full
+    assert in_memory and len(on_disk) + len(in_memory) < 10  # memory filled up too
+    assert link.pending == 10 - len(on_disk)  # the loop holds every one not on disk
+    disk.free()
+    assert pump_link_until(link, lambda: link.storage_ok is True and link.pending == 0)
+    stumbles = [e for e in stored(db) if e.type is EventType.STUMBLE]
+    assert len(stumbles) == 10 and len({e.id for e in stumbles}) == 10  # each once
+
+
 def test_a_disk_read_only_from_the_start_still_publishes_and_refuses_arming(
     tmp_path: Path, mosquitto: Mosquitto, disk: FillableDisk
 ) -> None:

@@ -246,6 +246,15 @@ class CourierLink:
         for record in self._pending.values():
             self._writer.put(record.payload)
 
+    def _resend_pending(self) -> None:
+        """Storage is back: hand over again what is still not on disk (the courier stores by id).
+
+        What the courier kept in memory it has confirmed just before saying so;
+        what remains here is what it could not keep at all (its memory full).
+        """
+        for record in self._pending.values():
+            self._writer.put(record.payload)
+
     def _drop_socket(self) -> None:
         sock, self._sock = self._sock, None
         if sock is not None:
@@ -302,6 +311,8 @@ class CourierLink:
             case messages.StorageHealth(ok=ok, detail=detail):
                 if ok != self.storage_ok:
                     log.log(logging.INFO if ok else logging.ERROR, "storage: %s", detail)
+                if ok and self.storage_ok is False:
+                    self._resend_pending()
                 self.storage_ok, self.storage_detail = ok, detail
             case messages.SilenceBuzzer():
                 self.silence_requests += 1

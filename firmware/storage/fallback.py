@@ -21,7 +21,17 @@ courier's stores (events, outbox, sessions, runs) run their SQL through a
 
 What is only in memory is *held*: :meth:`~FallbackDatabase.holds_in_memory`
 says so, and the courier does not tell the loop it is persisted — the loop
-keeps it, so a courier that dies meanwhile loses nothing.
+keeps it, so a courier that dies meanwhile loses nothing. A write past the
+memory bound fails like any other (``SQLITE_FULL``): that record waits in
+the loop too, unpublished, and the loop hands it over again once the disk
+takes writes.
+
+Why one in-memory connection behind a lock, and not a shared-cache URI
+(``file:x?mode=memory&cache=shared``) with a connection per thread: in
+shared-cache mode a table another connection is writing answers
+``SQLITE_LOCKED`` at once — the busy timeout does not apply, and Python's
+sqlite3 has no unlock-notify — so the publisher and the main thread would
+have to retry by hand. Memory is fast enough that taking turns costs nothing.
 
 Threads: the courier's main thread, the MQTT publisher and the heartbeat all
 call in. On the file each thread has its own connection (WAL); in memory
@@ -129,13 +139,14 @@ class FallbackDatabase:
         path: str | Path,
         *,
         listener: StorageListener | None = None,
-        memory_limit_bytes: int = MEMORY_LIMIT_BYTES,
+        memory_limit_bytes: int | None = None,
         clock: Callable[[], float] = time.monotonic,
         stamp: Callable[[], str] = utc_stamp,
     ) -> None:
         self.path = Path(path)
         self.listener = listener
-        self._memory_pages = max(16, memory_limit_bytes // MEMORY_PAGE_SIZE)
+        limit = MEMORY_LIMIT_BYTES if memory_limit_bytes is None else memory_limit_bytes
+        self._memory_pages = max(16, limit // MEMORY_PAGE_SIZE)
         self._clock = clock
         self._stamp = stamp
         self._gate = _Gate()
