@@ -51,11 +51,6 @@ def connect(path: str | Path) -> sqlite3.Connection:
     return conn
 
 
-def check_database(path: str | Path) -> None:
-    """Open and close the database once: a file it must refuse raises here."""
-    connect(path).close()
-
-
 @contextmanager
 def transaction(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
     """``BEGIN IMMEDIATE`` … ``COMMIT``; ``ROLLBACK`` if anything (the commit too) fails.
