@@ -174,6 +174,8 @@ class DeviceHealth(Struct, kw_only=True, omit_defaults=True):
     belt_enabled: bool | None = None
     """The relay's key-loop contact read back closed: the treadmill may run. None when the
     contact is not read back (``gpio.relay_sense_wired = false``)."""
+    storage_ok: bool | None = None
+    """The device database takes writes; false while alerts are kept in memory only."""
 
 
 class TelemetryMessage(Struct, kw_only=True, omit_defaults=True):
@@ -191,6 +193,8 @@ class TelemetryMessage(Struct, kw_only=True, omit_defaults=True):
     bus_errors: Count | None = None
     belt_enabled: bool | None = None
     """The relay's contact read back closed: the treadmill may run (absent: not read back)."""
+    storage_ok: bool | None = None
+    """The device database takes writes; false while alerts are kept in memory only."""
     uptime_s: Seconds | None = None
 
     @property
@@ -202,6 +206,7 @@ class TelemetryMessage(Struct, kw_only=True, omit_defaults=True):
             imu_errors=self.imu_errors,
             bus_errors=self.bus_errors,
             belt_enabled=self.belt_enabled,
+            storage_ok=self.storage_ok,
         )
 
 

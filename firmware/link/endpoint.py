@@ -151,16 +151,20 @@ class CourierLink:
             log.warning("courier link lost: %s", exc)
             self._drop_socket()
 
-    def flush(self, timeout: float) -> bool:
+    def flush(self, timeout: float, *, on_disk: bool = True) -> bool:
         """Pump until everything handed over is sent and on disk; False on timeout.
 
+        ``on_disk=False``: until it is sent (the courier has it, in order) — at
+        shutdown while the courier's disk refuses writes, waiting for "on disk"
+        would only run out the clock.
         For shutdown, tests and the demo: call it only while the loop is not
         running (it polls on the caller's thread).
         """
         deadline = time.monotonic() + timeout
         while True:
             self.poll()
-            if not self._pending and not len(self._writer) and self._sock is not None:
+            settled = not self._pending or not on_disk
+            if settled and not len(self._writer) and self._sock is not None:
                 return True
             remaining = deadline - time.monotonic()
             if remaining <= 0:
@@ -250,6 +254,15 @@ class CourierLink:
         for record in self._pending.values():
             self._writer.put(record.payload)
 
+    def _resend_pending(self) -> None:
+        """Storage is back: hand over again what is still not on disk (the courier stores by id).
+
+        What the courier kept in memory it has confirmed just before saying so;
+        what remains here is what it could not keep at all (its memory full).
+        """
+        for record in self._pending.values():
+            self._writer.put(record.payload)
+
     def _drop_socket(self) -> None:
         sock, self._sock = self._sock, None
         if sock is not None:
@@ -306,6 +319,8 @@ class CourierLink:
             case messages.StorageHealth(ok=ok, detail=detail):
                 if ok != self.storage_ok:
                     log.log(logging.INFO if ok else logging.ERROR, "storage: %s", detail)
+                if ok and self.storage_ok is False:
+                    self._resend_pending()
                 self.storage_ok, self.storage_detail = ok, detail
             case messages.SilenceBuzzer():
                 self.silence_requests += 1

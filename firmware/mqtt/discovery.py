@@ -2,7 +2,9 @@
 
 One retained message on ``homeassistant/device/<id>/config`` describes the
 device (``dev``), who announced it (``o``) and its entities (``cmps``): the
-safety state, the last event, the outbox depth, and an acknowledge button.
+safety state, the last event, the outbox depth, a storage fault (on while the
+device's disk refuses writes: alerts are kept in memory and no new walk can be
+armed), and an acknowledge button.
 Availability is the device's own retained ``online``/``offline`` topic, so
 Home Assistant greys everything out when the Last Will fires. The message is
 published on every connect and again whenever Home Assistant announces
@@ -65,6 +67,15 @@ def discovery_payload(topics: Topics, device_name: str) -> str:
             "val_tpl": "{{ value_json.outbox_depth }}",
             "ent_cat": "diagnostic",
             "stat_cla": "measurement",
+        },
+        f"{uid}_storage": {
+            "p": "binary_sensor",
+            "name": "Storage fault",
+            "uniq_id": f"{uid}_storage",
+            "dev_cla": "problem",
+            "stat_t": topics.telemetry,
+            "val_tpl": "{{ 'OFF' if value_json.storage_ok | default(true) else 'ON' }}",
+            "ent_cat": "diagnostic",
         },
         f"{uid}_ack": {
             "p": "button",

@@ -54,6 +54,7 @@ from firmware.mqtt.commands import (
 )
 from firmware.mqtt.discovery import discovery_payload
 from firmware.sinks import OutboxSink
+from firmware.storage.database import Database
 from firmware.storage.outbox import Outbox
 
 log = logging.getLogger(__name__)
@@ -61,6 +62,10 @@ log = logging.getLogger(__name__)
 MAX_PACKET_BYTES = 65536
 """MQTT 5 Maximum Packet Size the device accepts: a command is at most 4 KB and a receipt of
 1,000 ids about 35 KB; a 1 MB payload on a device's topics is dropped by the broker."""
+RETRY_FIRST_S = 0.5
+"""After a database error, the publisher's first pause before it tries again."""
+RETRY_MAX_S = 10.0
+"""Its longest pause: a database that stays broken is tried this often."""
 
 TelemetryProvider = Callable[[], DeviceHealth]
 """Returns the monitor's figures for the telemetry message; called on the publisher thread."""
@@ -176,6 +181,11 @@ class _Poke:
 
 
 @dataclass(frozen=True, slots=True)
+class _TelemetryDue:
+    """Something telemetry shows changed (storage): queue a telemetry message now."""
+
+
+@dataclass(frozen=True, slots=True)
 class _Tick:
     """Nothing arrived before the telemetry timer."""
 
@@ -195,6 +205,7 @@ _Token = (
     | _CommandArrived
     | _ReceiptArrived
     | _Poke
+    | _TelemetryDue
     | _Tick
     | _Stop
 )
@@ -280,7 +291,7 @@ class MqttReporter:
         *,
         device_id: str,
         device_name: str,
-        database: str | Path,
+        database: str | Path | Database,
         telemetry: TelemetryProvider | None = None,
         self_test: SelfTestProvider | None = None,
         command_target: CommandTarget | None = None,
@@ -317,6 +328,11 @@ class MqttReporter:
         self._thread: threading.Thread | None = None
         self._inflight: dict[int, int] = {}  # paho mid -> outbox row id
         self._cursor = 0  # highest outbox id handed to paho
+        self._to_settle: list[int] = []  # rows the broker acknowledged, not yet settled
+        self._outbox_generation = self.outbox.generation
+        self._telemetry_due = False
+        self._failing: str | None = None  # the database error the publisher is backing off from
+        self._pokes = 0  # the last wait_drained poke handled (shown once the figures are fresh)
         self._generation = 0
         self._sub_mid: int | None = None
         self._state: tuple[str, str, str] | None = None
@@ -368,12 +384,11 @@ class MqttReporter:
         self._thread.start()
         client.loop_start()
         log.info(
-            "MQTT reporter for %s: broker %s:%d%s, %d rows queued",
+            "MQTT reporter for %s: broker %s:%d%s",
             self.device_id,
             self.config.host,
             self.config.port,
             " (TLS)" if self.config.tls else "",
-            self.outbox.depth(),
         )
 
     def stop(self, timeout: float = 5.0) -> None:
@@ -412,6 +427,13 @@ class MqttReporter:
     def wake(self) -> None:
         """Another writer queued outbox rows (a session summary): publish them. Non-blocking."""
         self._on_queued()
+
+    def report_telemetry(self) -> None:
+        """Queue a telemetry message now (a figure it shows changed). Non-blocking.
+
+        Nothing when periodic telemetry is off (``telemetry_interval_s = 0``).
+        """
+        self._wake.put_nowait(_TelemetryDue())
 
     def publish_state(self, state: str, reason: str) -> None:
         """Report the safety state (retained). Non-blocking: safe on the real-time thread."""
@@ -550,13 +572,26 @@ class MqttReporter:
         self._update(last_error=text)
 
     def _run(self) -> None:
+        """Until stopped: wait for a token or a timer, apply, publish what is due.
+
+        No database error ends this thread. Each pass runs whole or fails
+        whole; a failure is logged once (with its traceback), shown in
+        :attr:`ReporterStatus.last_error`, and the pass is tried again after a
+        growing pause (:data:`RETRY_FIRST_S` up to :data:`RETRY_MAX_S`) while
+        tokens keep arriving. What a failed pass did not finish (acknowledged
+        rows to settle, telemetry due) is kept for the next one.
+        """
         interval = self.config.telemetry_interval_s
         next_telemetry = self._clock() + interval if interval > 0 else None
+        retry_at: float | None = None
+        pause = RETRY_FIRST_S
         try:
             while True:
                 wake_at = [self._next_republish] if self.config.alert_receipts else []
                 if next_telemetry is not None:
                     wake_at.append(next_telemetry)
+                if retry_at is not None:
+                    wake_at.append(retry_at)
                 timeout = max(0.0, min(wake_at) - self._clock()) if wake_at else None
                 try:
                     first = self._wake.get(timeout=timeout)
@@ -568,29 +603,95 @@ class MqttReporter:
                         items.append(self._wake.get_nowait())
                     except queue.Empty:
                         break
-                if self._handle(items):
-                    return
+                stop = self._handle(items)
                 if next_telemetry is not None and self._clock() >= next_telemetry:
                     next_telemetry = self._clock() + interval
-                    self._queue_telemetry()
+                    self._telemetry_due = True
                 if self.config.alert_receipts and self._clock() >= self._next_republish:
                     self._republish_due = True
-                self._pump()
-        except Exception:
+                if stop:
+                    return
+                if retry_at is not None and self._clock() < retry_at:
+                    continue  # backing off: tokens are applied, the database is left alone
+                try:
+                    self._pass()
+                except Exception as exc:
+                    self._database_failed(exc, pause)
+                    retry_at = self._clock() + pause
+                    pause = min(RETRY_MAX_S, pause * 2)
+                else:
+                    retry_at, pause = None, RETRY_FIRST_S
+                    self._database_works()
+        except Exception:  # pragma: no cover - a bug outside the guarded pass
             log.exception("MQTT publisher thread failed; events stay queued for the next start")
             self._update(last_error="publisher thread failed")
         finally:
             self._shutdown()
 
+    def _pass(self) -> None:
+        """Everything that touches the database, in order; raises what the database raised."""
+        self._follow_outbox()
+        if self._to_settle:
+            self.outbox.settle(self._to_settle)
+            self._update(acked=self._box.status.acked + len(self._to_settle))
+            self._to_settle = []
+        if self._telemetry_due and self.config.telemetry_interval_s > 0:
+            self._queue_telemetry()
+        self._telemetry_due = False
+        self._pump()
+        self._update(
+            depth=self.outbox.depth(),
+            awaiting=self.outbox.awaiting_count() if self.config.alert_receipts else 0,
+            pokes=self._pokes,  # with the figures it asked for, never before them
+        )
+
+    def _follow_outbox(self) -> None:
+        """The outbox moved between the file and memory: publish it again from the start.
+
+        Row ids mean the same message in both, but a row may have been
+        copied or left behind: starting over (consumers drop repeats by id)
+        is what cannot miss one.
+        """
+        generation = self.outbox.generation
+        if generation == self._outbox_generation:
+            return
+        self._outbox_generation = generation
+        self._cursor = 0
+        self._inflight.clear()
+        self._to_settle = []
+        self._republish_due = True
+        log.info("MQTT outbox moved (storage fault or recovery): publishing it all again")
+
+    def _database_failed(self, exc: Exception, pause: float) -> None:
+        text = f"database error: {type(exc).__name__}: {exc}"
+        if text != self._failing:
+            log.error(
+                "MQTT publisher: %s; trying again in %.1f s (events stay queued)",
+                text,
+                pause,
+                exc_info=exc,
+            )
+        self._failing = text
+        self._update(last_error=text)
+
+    def _database_works(self) -> None:
+        if self._failing is not None:
+            log.info("MQTT publisher: the database works again")
+            self._failing = None
+            self._update(last_error=None)
+
     def _handle(self, items: list[_Token]) -> bool:
-        """Apply a batch of wake-up tokens; True means stop."""
-        acked: list[int] = []
+        """Apply a batch of wake-up tokens; True means stop.
+
+        Only commands and receipts touch the database here; each is guarded
+        on its own, so one that fails costs nothing else in the batch (a lost
+        receipt means the alert is sent again, and the consumer confirms again).
+        """
         stop = False
-        pokes = self._box.status.pokes
         for item in items:
             match item:
                 case _Poke(number=number):
-                    pokes = max(pokes, number)
+                    self._pokes = max(self._pokes, number)
                 case _Acked(mid=mid, failed=failed, reason=reason):
                     row = self._inflight.pop(mid, None)
                     if row is None:
@@ -604,7 +705,7 @@ class MqttReporter:
                         )
                         self._update(refused=self._box.status.refused + 1)
                     else:
-                        acked.append(row)
+                        self._to_settle.append(row)
                 case _StateChange(state=state, reason=why, wall_time=wall):
                     self._state = (state, why, wall)
                     self._state_dirty = True
@@ -621,24 +722,23 @@ class MqttReporter:
                     if self._ready:
                         self._publish_discovery()
                 case _CommandArrived(name=name, payload=payload):
-                    self._run_command(name, payload)
+                    self._guarded(f"command {name}", lambda: self._run_command(name, payload))
                 case _ReceiptArrived(payload=payload):
-                    self._take_receipt(payload)
+                    self._guarded("receipt", lambda: self._take_receipt(payload))
+                case _TelemetryDue():
+                    self._telemetry_due = True
                 case _Stop():
                     stop = True
                 case _Queued() | _Tick():
                     pass
-        if acked:
-            self.outbox.settle(acked)
-        depth = self.outbox.depth()
-        self._update(
-            ready=self._ready,
-            depth=depth,
-            awaiting=self.outbox.awaiting_count() if self.config.alert_receipts else 0,
-            acked=self._box.status.acked + len(acked),
-            pokes=pokes,
-        )
+        self._update(ready=self._ready)
         return stop
+
+    def _guarded(self, what: str, work: Callable[[], None]) -> None:
+        try:
+            work()
+        except Exception as exc:
+            log.error("MQTT %s failed: %s: %s", what, type(exc).__name__, exc)
 
     def _pump(self) -> None:
         client = self._client
