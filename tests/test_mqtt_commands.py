@@ -17,6 +17,7 @@ from typing import Any
 
 import pytest
 
+from core.protocol.commands import Ack
 from core.protocol.events import Event
 from core.protocol.messages import DeviceHealth, DeviceState
 from core.samples import ImuSample
@@ -58,7 +59,8 @@ class Target:
     def request_silence(self) -> None:
         self.calls.append(("silence", None))
 
-    def acknowledge(self, event_id: str, by: str) -> Mapping[str, Any]:
+    def acknowledge(self, ack: Ack) -> Mapping[str, Any]:
+        event_id, by = ack.event_id, ack.by
         self.calls.append(("ack", (event_id, by)))
         if event_id == "latest":
             raise CommandError("no unacknowledged alert")
