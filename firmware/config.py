@@ -49,8 +49,9 @@ class SafetyConfig:
     """Bit-identical samples for this long mean a stuck sensor: FAULT."""
     healthy_before_arm_s: float = 0.5
     """The IMU must have delivered good samples for this long before arming is allowed."""
-    window_before_s: float = 3.0
-    """Seconds of IMU data kept with each stumble or fall event."""
+    window_before_s: float = 4.0
+    """Seconds of IMU before each stumble or fall in its recording (the ``window`` event sent
+    10 s after the trip, docs/incidents.md)."""
     contact_debounce_s: float = 0.1
     """How long the relay's contact, read back (gpio.relay_sense_wired), may disagree with
     the state before it is a FAULT: open while ARMED, or closed while released. It covers the

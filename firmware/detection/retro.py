@@ -136,6 +136,14 @@ class FallDetector:
         self._upright_since: float | None = None
         self._no_recovery_sent = False
 
+    @property
+    def upright(self) -> tuple[float, float, float] | None:
+        """The upright reference, read-only: sensor-frame "up" (where the accelerometer reads
+        +1 g) as learned while the wearer stood; None until the warm-up is over. The monitor
+        sends it with each trip's IMU recording, so tilt is measured from the walker's own
+        standing posture."""
+        return (self._ux, self._uy, self._uz) if self._warm else None
+
     # ----------------------------------------------------------------- update
     def update(self, sample: ImuSample) -> Sequence[Detection]:
         """Consume one sample; return the detections it completes (often none)."""
