@@ -63,6 +63,14 @@ class SafetyConfig:
 class StorageConfig:
     database: str = "/var/lib/retroguard/retroguard.db"
     """SQLite event store (WAL). Relative paths are relative to the config file."""
+    keep_telemetry_days: float = 7.0
+    """Telemetry the broker never took is dropped after this many days (0: kept until sent)."""
+    keep_windows_days: float = 365.0
+    """The IMU recordings of trips (about 10 kB each) are deleted after this many days; the
+    events stay (0: forever). Nothing of an alert still waiting in the outbox is deleted."""
+    keep_events_days: float = 0.0
+    """Events (about 1 kB each) are deleted after this many days (0: forever). An alert still
+    waiting in the outbox for the broker or a caregiver service's receipt is never deleted."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -235,6 +243,9 @@ _CHECKS: dict[str, Callable[[Any], str | None]] = {
     "safety.healthy_before_arm_s": _positive,
     "safety.window_before_s": _positive,
     "safety.contact_debounce_s": _contact_debounce,
+    "storage.keep_telemetry_days": _not_negative,
+    "storage.keep_windows_days": _not_negative,
+    "storage.keep_events_days": _not_negative,
     "mqtt.port": _tcp_port,
     "mqtt.keepalive_s": _positive,
     "mqtt.reconnect_min_s": _positive,
