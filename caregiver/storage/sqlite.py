@@ -57,8 +57,13 @@ _DEVICE_SELECT = (
     "SELECT d.device_id, d.availability, d.state, d.state_reason, d.state_time, "
     "d.last_seen, d.telemetry, e.id, e.type, e.severity, e.reason, e.wall_time, "
     "e.received_at, (SELECT COUNT(*) FROM alerts a WHERE a.device_id = d.device_id "
-    f"AND a.status IN {_OPEN}) FROM devices d "
-    "LEFT JOIN events e ON e.id = d.last_event_id"
+    f"AND a.status IN {_OPEN}), "
+    "i.id, i.severity, i.status, i.opened_at, i.first_event_id, i.last_event_at, i.closed_at, "
+    "i.closed_by, i.closed_via FROM devices d "
+    "LEFT JOIN events e ON e.id = d.last_event_id "
+    # the card's incident: the open one if there is one, else the one that ended last
+    "LEFT JOIN incidents i ON i.id = (SELECT id FROM incidents WHERE device_id = d.device_id "
+    "ORDER BY status = 'open' DESC, last_event_at DESC LIMIT 1)"
 )
 
 
@@ -367,6 +372,12 @@ class Transaction:
         ).fetchall()
         return [_incident(r) for r in rows]
 
+    def recent_incidents(self, limit: int) -> list[Incident]:
+        rows = self._db.execute(
+            f"SELECT {_INCIDENT_COLUMNS} FROM incidents ORDER BY opened_at DESC LIMIT ?", (limit,)
+        ).fetchall()
+        return [_incident(r) for r in rows]
+
     def open_incidents(self, device_id: str) -> list[Incident]:
         rows = self._db.execute(
             f"SELECT {_INCIDENT_COLUMNS} FROM incidents WHERE device_id = ? AND status = 'open' "
@@ -395,6 +406,16 @@ class Transaction:
             "SELECT recording FROM recordings WHERE trip_event_id = ?", (trip_event_id,)
         ).fetchone()
         return bytes(row[0]) if row else None
+
+    def incident_recording(self, incident_id: str) -> tuple[str, bytes] | None:
+        """The incident's first recording, with the id of the trip it is about."""
+        row = self._db.execute(
+            "SELECT r.trip_event_id, r.recording FROM recordings r "
+            "JOIN events e ON e.id = r.trip_event_id WHERE e.incident = ? "
+            "ORDER BY e.received_at, e.seq LIMIT 1",
+            (incident_id,),
+        ).fetchone()
+        return (str(row[0]), bytes(row[1])) if row else None
 
     def open_alerts(self, device_id: str, kinds: Sequence[str]) -> list[Alert]:
         rows = self._db.execute(
@@ -645,6 +666,11 @@ class Store:
         with self._statement() as ops:
             return ops.incidents_for(device_id, limit)
 
+    def recent_incidents(self, limit: int = 10) -> list[Incident]:
+        """Every device's incidents, newest first (the fleet page's list)."""
+        with self._statement() as ops:
+            return ops.recent_incidents(limit)
+
     def open_incidents(self, device_id: str) -> list[Incident]:
         with self._statement() as ops:
             return ops.open_incidents(device_id)
@@ -656,6 +682,15 @@ class Store:
     def recording(self, trip_event_id: str) -> bytes | None:
         with self._statement() as ops:
             return ops.recording(trip_event_id)
+
+    def recording_for(self, event: StoredEvent) -> tuple[str, bytes] | None:
+        """The recording to show with ``event``: its own if it tripped the monitor, else its
+        incident's (a fall confirmed after a trip is plotted in the trip's recording)."""
+        with self._statement() as ops:
+            own = ops.recording(event.id)
+            if own is not None:
+                return event.id, own
+            return ops.incident_recording(event.incident) if event.incident else None
 
     # ----------------------------------------------------- guided sessions
 
@@ -765,6 +800,21 @@ def _device(r: tuple[Any, ...]) -> Device:
             else None
         ),
         "open_alerts": int(r[13]),
+        "incident": (
+            {
+                "id": r[14],
+                "kind": r[15],
+                "status": r[16],
+                "opened_at": r[17],
+                "first_event_id": r[18],
+                "last_event_at": r[19],
+                "closed_at": r[20],
+                "closed_by": r[21],
+                "closed_via": r[22],
+            }
+            if r[14]
+            else None
+        ),
     }
 
 
