@@ -10,7 +10,9 @@ there and who waits on whom:
   same queue (no disk, no locks held by disk code);
 * the publisher thread (``retroguard-mqtt``) does everything else: reads the
   outbox in order, publishes with QoS 1, deletes rows on PUBACK, publishes
-  state and telemetry, runs commands, announces to Home Assistant.
+  state and telemetry, keeps the retained incident and progress right
+  (:mod:`firmware.mqtt.status`), runs commands, announces the device to Home
+  Assistant (or, with ``discovery = false``, withdraws it).
 
 Reconnection is paho's (exponential backoff between ``reconnect_min_s`` and
 ``reconnect_max_s``); messages already handed to paho are re-sent by paho on
@@ -53,7 +55,7 @@ from firmware.mqtt.commands import (
     CommandTarget,
     SilenceRequest,
 )
-from firmware.mqtt.discovery import discovery_payload
+from firmware.mqtt.discovery import REMOVE_PAYLOAD, discovery_payload
 from firmware.mqtt.status import RetainedStatus
 from firmware.sinks import OutboxSink
 from firmware.storage.outbox import Outbox
@@ -376,6 +378,8 @@ class MqttReporter:
         self._progress_due = True
         self._next_progress = clock() + PROGRESS_REFRESH_S
         self._logged_status_error = False
+        self._withdrawn = False
+        """``discovery = false``: the empty discovery message went out (once per start)."""
 
     # ------------------------------------------------------------ public API
 
@@ -678,7 +682,7 @@ class MqttReporter:
                         self._republish_due = True  # a new broker session may not have them
                         self._retained.forget()  # nor these retained ones
                         self._incident_due = self._progress_due = True
-                        if self.config.discovery:
+                        if self.config.discovery or not self._withdrawn:
                             self._publish_discovery()
                 case _Down():
                     self._ready = False
@@ -806,11 +810,19 @@ class MqttReporter:
         )
 
     def _publish_discovery(self) -> None:
+        """Announce the device to Home Assistant, or (``discovery = false``) withdraw it.
+
+        The empty retained message removes a device Home Assistant knows and
+        is a no-op otherwise, so turning discovery off leaves no ghost device.
+        """
         if self._client is None:
             return
+        self._withdrawn = not self.config.discovery
         self._client.publish(
             discovery_topic(self.config.discovery_prefix, self.device_id),
-            discovery_payload(self.topics, self.device_name),
+            discovery_payload(self.topics, self.device_name, self.config.dashboard_url)
+            if self.config.discovery
+            else REMOVE_PAYLOAD,
             qos=1,
             retain=True,
         )
