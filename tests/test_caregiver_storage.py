@@ -262,7 +262,7 @@ def test_the_service_shows_what_the_old_database_holds(
         assert (fall.acked_by, fall.ack_confirmed, fall.has_window) == ("ann", True, True)
         assert fall.figures == {"peak_g": 3.2, "tilt_deg": 80.0}
         window = store.imu_window(FALL)
-        assert plot.valid_window(window) and len(plot.series(window)["t"]) == 26
+        assert plot.valid_window(window) and len(plot.window_series(window).t) == 26
         # alerts and the notification still waiting
         assert [(a.kind, a.status) for a in store.alerts()] == [
             ("stumble", "logged"),

@@ -11,6 +11,7 @@ from caregiver.storage.records import (
     OPEN_STATUSES,
     WALK_FIELDS,
     Alert,
+    CardIncident,
     Device,
     DeviceStatus,
     Incident,
@@ -23,7 +24,7 @@ from caregiver.storage.records import (
     WalkSession,
     worse,
 )
-from caregiver.storage.sqlite import Store, Transaction
+from caregiver.storage.sqlite import Pruned, Store, Transaction
 from caregiver.storage.sqlite_schema import SCHEMA_VERSION, SchemaError, SchemaUpgrade
 
 __all__ = [
@@ -31,6 +32,7 @@ __all__ = [
     "SCHEMA_VERSION",
     "WALK_FIELDS",
     "Alert",
+    "CardIncident",
     "Device",
     "DeviceStatus",
     "Incident",
@@ -38,6 +40,7 @@ __all__ = [
     "LoginSession",
     "NewEvent",
     "PendingNotification",
+    "Pruned",
     "SchemaError",
     "SchemaUpgrade",
     "StorageFault",

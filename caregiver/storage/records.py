@@ -58,6 +58,21 @@ class LastEvent(TypedDict):
     received_at: float
 
 
+class CardIncident(TypedDict):
+    """The incident a device card tells (see :mod:`caregiver.story`)."""
+
+    id: str
+    kind: str
+    """The worst event so far: stumble, fall, no_recovery, fault, help."""
+    status: str
+    opened_at: float
+    first_event_id: str
+    last_event_at: float
+    closed_at: float | None
+    closed_by: str | None
+    closed_via: str | None
+
+
 class Device(TypedDict):
     """A device card: what it last reported and how many of its alerts are open.
 
@@ -73,6 +88,8 @@ class Device(TypedDict):
     telemetry: dict[str, Any]
     last_event: LastEvent | None
     open_alerts: int
+    incident: CardIncident | None
+    """The open incident, else the latest closed one: what the card's headline tells."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -167,6 +167,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     closed_severity TEXT           -- the severity when it was closed: a worse event reopens it
 )""",
             "CREATE INDEX incidents_by_device ON incidents (device_id, opened_at)",
+            "CREATE INDEX incidents_by_time ON incidents (opened_at)",
             "ALTER TABLE alerts ADD COLUMN incident TEXT",
             "CREATE INDEX alerts_by_incident ON alerts (incident)",
             """CREATE TABLE recordings (

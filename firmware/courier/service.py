@@ -182,7 +182,10 @@ class Courier:
                 self.checks = {n: {"ok": c.ok, "detail": c.detail} for n, c in checks.items()}
                 self._alive()  # an answer per report: the loop hears us on its own clock
             case messages.SessionReport(record=record, final=final):
-                if self.sessions.save(record, final) and final:
+                saved = self.sessions.save(record, final)
+                if saved and self.reporter is not None:
+                    self.reporter.sessions_changed()  # the retained progress follows at once
+                if saved and final:
                     self._confirm([record.id])
             case messages.Goodbye(reason=reason):
                 log.info("monitor stopping: %s", reason)
