@@ -107,8 +107,9 @@ class ReporterStatus:
     """Commands answered since start (valid or not)."""
     pokes: int = 0
     """Wake-ups from :meth:`MqttReporter.wait_drained` handled; makes its wait see fresh figures."""
-    device_state: str = "STARTING"
-    """The safety state the loop last reported (the state a ``closed`` event carries)."""
+    device_state: str | None = None
+    """The safety state the loop last reported (the state a ``closed`` event carries); None
+    before the first report (then the newest stored event's state is used)."""
 
 
 class _StatusBox:
@@ -293,8 +294,24 @@ class _DefaultTarget:
 
     def acknowledge(self, ack: Ack) -> Mapping[str, Any]:
         """Close the incident (once: a ``closed`` event stored and queued), or say who did."""
+        # Read before the closing transaction, never inside it (in memory, one lock serves both).
+        state = self._status().device_state or self._outbox.last_state()
+
+        def closed_event(incident: str, by: str, via: str) -> Event:
+            """The ``closed`` event: every consumer sees who closed the incident, and how."""
+            return Event.now(
+                EventType.CLOSED,
+                self._outbox.topics.device_id,
+                self._clock(),
+                state,
+                f"closed by {by} via {via}: the belt stays stopped until a reset at the machine",
+                incident=incident,
+                by=by,
+                via=via,
+            )
+
         try:
-            done = self._outbox.close_incident(ack, self._closed_event)
+            done = self._outbox.close_incident(ack, closed_event)
         except LookupError as exc:
             raise CommandError(str(exc)) from None
         if done.closed_event is not None:
@@ -310,19 +327,6 @@ class _DefaultTarget:
         if done.via is not None:
             result["via"] = done.via
         return result
-
-    def _closed_event(self, incident: str, by: str, via: str) -> Event:
-        """The ``closed`` event: every consumer sees who closed the incident, and how."""
-        return Event.now(
-            EventType.CLOSED,
-            self._outbox.topics.device_id,
-            self._clock(),
-            self._status().device_state,
-            f"closed by {by} via {via}: the belt stays stopped until a reset at the machine",
-            incident=incident,
-            by=by,
-            via=via,
-        )
 
     def self_test(self) -> Mapping[str, Any]:
         checks: dict[str, dict[str, Any]] = {}

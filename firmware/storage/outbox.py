@@ -392,6 +392,17 @@ class Outbox:
         )
         return found, cur.rowcount > 0
 
+    def last_state(self) -> str:
+        """The safety state of the device's newest stored event (STARTING before any)."""
+        row = self._db.read(
+            lambda conn: conn.execute(
+                "SELECT json_extract(body, '$.state') FROM events WHERE device_id = ?"
+                " ORDER BY seq DESC LIMIT 1",
+                (self.topics.device_id,),
+            ).fetchone()
+        )
+        return "STARTING" if row is None or row[0] is None else str(row[0])
+
     def acknowledged_by(self, event_id: str) -> str | None:
         row = self._db.read(
             lambda conn: conn.execute(
