@@ -107,7 +107,7 @@ def prune_step(
         ).rowcount
         windows += conn.execute(
             "UPDATE events SET body = json_remove(body, '$.imu_window') WHERE seq IN"
-            " (SELECT e.seq FROM events e WHERE e.wall_time < ?"
+            " (SELECT e.seq FROM events e WHERE e.type IN ('stumble', 'fall') AND e.wall_time < ?"
             f" AND instr(e.body, '\"imu_window\"') > 0 AND json_valid(e.body) AND {_NOT_QUEUED}"
             " LIMIT ?)",
             (cutoff, batch),
