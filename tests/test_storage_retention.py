@@ -29,6 +29,7 @@ from firmware.storage.retention import (
     incremental_vacuum_enabled,
 )
 from sim.recordings import fall_recording
+from tests.app_support import close_rigs, make_rig, pump_link_until
 from tests.storage_support import FIXTURE
 
 DEVICE = "tm-1"
@@ -182,3 +183,15 @@ def test_retention_is_configured_in_storage(tmp_path: Path) -> None:
     config.write_text("[storage]\nkeep_windows_days = -1\n")
     with pytest.raises(ConfigError, match="keep_windows_days"):
         load_config(config)
+
+
+@pytest.mark.usefixtures(close_rigs.__name__)
+def test_the_courier_converts_an_older_file_before_arming_and_then_arms(tmp_path: Path) -> None:
+    shutil.copy(FIXTURE, tmp_path / "events.db")  # the rig's database: from before
+    rig = make_rig(tmp_path)
+    assert pump_link_until(rig.app.link, lambda: rig.app.link.storage_ok is True)
+    rig.run_for(1.0)
+    rig.press_reset()
+    assert rig.state == "ARMED"
+    assert rig.courier.db.read(incremental_vacuum_enabled)
+    assert rig.courier.retention.policy == POLICY  # [storage]'s defaults
