@@ -58,7 +58,7 @@ from firmware.config import SafetyConfig
 from firmware.contact import ContactWatch, Mismatch
 from firmware.detection.base import TRIPPING_KINDS, Detection, DetectionKind, Detector
 from firmware.fsm import TransitionTable
-from firmware.windows import KnowsUpright, Recording, WindowRecorder
+from firmware.windows import KnowsImpact, KnowsUpright, Recording, WindowRecorder
 from hal.errors import ImuBusError, ImuError, ImuFifoOverflowError
 from hal.interfaces import Buzzer, Relay
 
@@ -262,6 +262,7 @@ class SafetyController:
         )
         """The recent IMU, and the recordings around trips under way (docs/incidents.md)."""
         self._upright = detector if isinstance(detector, KnowsUpright) else None
+        self._impact = detector if isinstance(detector, KnowsImpact) else None
         self._incident: str | None = None
         self.state = SafetyState.STARTING
         self.reason = "starting"
@@ -614,7 +615,9 @@ class SafetyController:
         impact: float | None = None
         if detection.kind is DetectionKind.FALL:
             impact_g = detection.figures.get("impact_g")
-            if impact_g is not None:
+            if self._impact is not None:
+                impact = self._impact.impact_t  # the detector knows it: no search on the loop
+            elif impact_g is not None:
                 impact = recorder.impact_before(detection.t, impact_g)
         if not covering:
             upright = self._upright.upright if self._upright is not None else None
