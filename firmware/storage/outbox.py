@@ -361,7 +361,7 @@ class Outbox:
         """Record that a caregiver acknowledged an alert; return (event id, newly acknowledged).
 
         ``event_id == "latest"`` means the newest alert outside any incident not
-        yet acknowledged (incidents are closed with :meth:`close`). Raises
+        yet acknowledged (incidents are closed with :meth:`close_incident`). Raises
         ``LookupError`` when there is no such alert.
         """
         return self._db.write(lambda conn: self._acknowledge(conn, event_id, by))
