@@ -12,6 +12,8 @@
    incidents) into a fresh file, as a monitor would over years of use, and the
    file size divided by their number is the bytes per alert on the card,
    tables, indexes and page slack included. Target: <= 20 kB.
+3. A year and a day later, retention deletes their recordings: the steps it
+   takes, the longest (how long it holds the write lock), and the file after.
 
     .venv/bin/python benchmarks/alert_bytes.py [--alerts 2000]
 
@@ -22,9 +24,11 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import datetime as dt
 import sqlite3
 import sys
 import tempfile
+import time
 import uuid
 from functools import partial
 from pathlib import Path
@@ -38,6 +42,7 @@ from core.protocol.events import Event, EventType  # noqa: E402
 from core.protocol.recording import decode_recording  # noqa: E402
 from firmware.storage.database import FileDatabase, connect  # noqa: E402
 from firmware.storage.events import encode_recording, insert_event  # noqa: E402
+from firmware.storage.retention import Retention, RetentionPolicy  # noqa: E402
 from launcher.demo import demo_config, run_session  # noqa: E402
 
 TARGET_BYTES = 20_000
@@ -141,7 +146,34 @@ def main() -> int:
             f"a 16 GB card holds {SD_CARD_BYTES / per_alert:,.0f} such incidents; "
             f"10,000 take {10_000 * per_alert / 1e6:.0f} MB (was 605 MB)"
         )
+        sweep(path)
     return 0
+
+
+def sweep(path: Path) -> None:
+    """A year and a day later: retention deletes every recording in its small steps and gives
+    the pages back; the longest step is how long it holds the write lock."""
+    db = FileDatabase(path)
+    retention = Retention(
+        db, RetentionPolicy(), wall=lambda: dt.datetime.now(dt.UTC) + dt.timedelta(days=366)
+    )
+    steps: list[float] = []
+    while True:
+        started = time.perf_counter()
+        pruned = retention.step()
+        steps.append(time.perf_counter() - started)
+        if not pruned.anything:
+            break
+    db.close()
+    raw = sqlite3.connect(path)
+    raw.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    raw.close()
+    total = retention.total
+    print(
+        f"retention a year later: {total.windows:,} recordings deleted and {total.pages:,} pages "
+        f"given back in {len(steps)} steps (longest {max(steps) * 1000:.0f} ms, "
+        f"all {sum(steps):.1f} s); the file is now {path.stat().st_size / 1e6:.1f} MB"
+    )
 
 
 if __name__ == "__main__":
