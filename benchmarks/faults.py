@@ -103,6 +103,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from core.protocol.events import PROTECTED_TYPES  # noqa: E402
+from tools.broker import BrokerError  # noqa: E402
 
 if TYPE_CHECKING:
     from caregiver.storage.sqlite import Store
@@ -237,7 +238,6 @@ class StatusPage:
 def monitor_child(config_path: str, status_path: str, emitted_path: str) -> int:
     """``retroguard run`` plus a finger on reset (SIGUSR1), a fall on demand (SIGUSR2), the
     status page, and a log of every event handed to the courier."""
-    sys.path.insert(0, str(ROOT))
     from core.clock import RealClock
     from core.logsetup import setup_logging
     from core.mounting import Mounting, up_vector
@@ -1501,7 +1501,7 @@ def run(names: list[str], plan: Plan) -> list[Row]:
         began = time.monotonic()
         try:
             row = SCENARIOS[name](plan, rng)
-        except SoakError as exc:
+        except (SoakError, BrokerError) as exc:
             row = Row(name, not_recovered=1, notes=[f"aborted: {exc}"])
         row.notes.insert(0, f"{time.monotonic() - began:.0f} s")
         rows.append(row)
@@ -1538,7 +1538,6 @@ def main() -> int:
     args = parser.parse_args()
     if args.monitor_child:
         return monitor_child(*args.monitor_child)
-    sys.path.insert(0, str(ROOT))
     names = [n.strip() for n in args.only.split(",") if n.strip()] or list(SCENARIOS)
     unknown = [n for n in names if n not in SCENARIOS]
     if unknown:
@@ -1551,7 +1550,13 @@ def main() -> int:
     rows = run(names, plan)
     if args.json is not None:
         args.json.write_text(json.dumps([asdict(r) for r in rows], indent=1))
-    return 0 if all(r.clean for r in rows) else 1
+    missed = [r.scenario for r in rows if not r.clean]
+    print(
+        "targets (0 lost, 0 missed releases, 0 unreported faults, 0 stops, 0 armings without "
+        f"a press, 0 stored twice, every fault recovered): {'MISSED in ' if missed else 'met'}"
+        + ", ".join(missed)
+    )
+    return 1 if missed else 0
 
 
 if __name__ == "__main__":
