@@ -233,3 +233,70 @@ def test_progress_page_sessions_weekly_goal_and_chart(
     assert box is not None and box["x"] >= 0 and box["x"] + box["width"] <= 360
     page.context.close()
     device.close()
+
+
+ASSETS = """() => [
+    ...Array.from(document.querySelectorAll('link[rel=stylesheet]'), l => l.href),
+    ...Array.from(document.querySelectorAll('script[src]'), s => s.src),
+]"""
+STYLED = """() => Array.from(document.styleSheets, s => [s.href, s.cssRules.length])"""
+
+
+@pytest.mark.parametrize("width", [1280, 360])
+def test_every_page_loads_all_its_stylesheets_and_scripts(
+    browser: Any, service: CaregiverService, mosquitto: Mosquitto, width: int
+) -> None:
+    """Login, fleet, device, event and progress pages: every stylesheet and script each one
+    links answers 200 and applies, and nothing is refused (CSP), fails or throws."""
+    from playwright.sync_api import expect
+
+    device = SimDevice(mosquitto, "treadmill-1")
+    device.online()
+    event = device.fall()
+    now = dt.datetime.now(dt.UTC)
+    device.session(session_record("treadmill-1", now, backward_min=10, longest_min=10))
+    store = service.store
+    assert service.ingestor.wait_for(
+        lambda: store.event(event["id"]) is not None and store.walk_session_count() == 1
+    )
+    context = browser.new_context(viewport={"width": width, "height": 800})
+    context.set_default_timeout(WAIT * 1000)
+    context.route("**/*", lambda route: route.continue_())  # routing turns the cache off
+    loaded: dict[str, int] = {}
+    problems: list[str] = []
+    context.on("response", lambda r: loaded.__setitem__(r.url, r.status))
+
+    def failed(request: Any) -> None:
+        if not (request.url.endswith("/stream") and request.failure == "net::ERR_ABORTED"):
+            problems.append(f"failed: {request.url} {request.failure}")  # not: leaving a page
+
+    context.on("requestfailed", failed)
+    page = context.new_page()
+    page.on("console", lambda m: problems.append(f"console: {m.text}") if m.type == "error" else 0)
+    page.on("pageerror", lambda exc: problems.append(f"page error: {exc}"))
+
+    def check(path: str, ready: str) -> None:
+        loaded.clear()
+        page.goto(service.url + path)
+        expect(page.locator(ready)).to_have_count(1)
+        assets = page.evaluate(ASSETS)
+        assert any(a.endswith(".css") for a in assets), path
+        for url in assets:
+            assert loaded.get(url) == 200, (path, url, loaded.get(url))
+        for href, rules in page.evaluate(STYLED):
+            assert rules > 0, (path, href)  # the sheet was parsed and applies
+        assert page.evaluate("document.documentElement.scrollWidth") <= width, path
+        assert problems == [], (path, problems)
+
+    check("/login", "form[action='/login']")
+    assert page.evaluate("getComputedStyle(document.querySelector('.btn')).cursor") == "pointer"
+    page.fill("#username", "ann")
+    page.fill("#password", PASSWORD)
+    page.click("button[type=submit]")
+    expect(page.locator("body")).to_have_attribute("data-live", "1")
+    check("/", "body[data-live='1'] #card-treadmill-1")
+    check("/devices/treadmill-1", "body[data-live='1'] #timeline")
+    check(f"/events/{event['id']}", "#plots[data-rendered='1']")
+    check("/devices/treadmill-1/progress", "#progress-chart[data-rendered='1']")
+    context.close()
+    device.close()

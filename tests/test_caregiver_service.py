@@ -134,6 +134,29 @@ def test_nothing_but_the_login_page_without_a_session(mosquitto: Mosquitto, tmp_
         device.close()
 
 
+def test_the_login_pages_stylesheet_is_public_and_nothing_else_static_is(
+    mosquitto: Mosquitto, tmp_path: Path
+) -> None:
+    """Issue 14: under Starlette 1.x the stylesheet answered 401 before login (a path compared
+    inside the /static mount). Every stylesheet and script the login page links must load."""
+    with running_service(make_config(mosquitto, tmp_path), background=False) as service:
+        client = Http(service.port)
+        _, _, page = client.request("GET", "/login")
+        assets = re.findall(r'(?:href|src)="(/static/[^"]+)"', page)
+        assert assets == ["/static/public/app.css"]  # the login page needs no script
+        for path in assets:
+            status, headers, body = client.request("GET", path, headers={"accept": "text/css"})
+            assert status == 200, path
+            assert headers["content-type"].startswith("text/css") and ".card" in body
+        for path in ("/static/app.js", "/static/public/../app.js", "/static/public/%2e%2e/app.js"):
+            status, _, body = client.request("GET", path, headers={"accept": "*/*"})
+            assert status in (401, 404), path
+            assert "EventSource" not in body
+        assert client.login() == 303  # and with a session, the scripts load too
+        status, headers, body = client.request("GET", "/static/app.js", headers={"accept": "*/*"})
+        assert status == 200 and "EventSource" in body
+
+
 def test_login_cookie_flags_csrf_and_rate_limit(mosquitto: Mosquitto, tmp_path: Path) -> None:
     with running_service(make_config(mosquitto, tmp_path), background=False) as service:
         device = SimDevice(mosquitto, "treadmill-1")

@@ -14,6 +14,7 @@ from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 from starlette.routing import BaseRoute, Route
 
+from caregiver.auth import Session
 from caregiver.changes import Change, DeviceChanged, EventStored, SessionStored
 from caregiver.routes.site import Site, card_level
 
@@ -25,8 +26,9 @@ def routes(site: Site) -> list[BaseRoute]:
 
     @site.authed
     async def stream(request: Request) -> Response:
+        session: Session = request.state.session
         return StreamingResponse(
-            hub.stream(),
+            hub.stream(session.may_see),
             media_type="text/event-stream",
             headers={"cache-control": "no-store", "x-accel-buffering": "no"},
         )

@@ -10,6 +10,7 @@ from caregiver.storage.faults import StorageFault
 from caregiver.storage.records import (
     OPEN_STATUSES,
     WALK_FIELDS,
+    Account,
     Alert,
     Device,
     DeviceStatus,
@@ -28,6 +29,7 @@ __all__ = [
     "OPEN_STATUSES",
     "SCHEMA_VERSION",
     "WALK_FIELDS",
+    "Account",
     "Alert",
     "Device",
     "DeviceStatus",

@@ -162,7 +162,25 @@ class PendingNotification:
 
 @dataclass(frozen=True, slots=True)
 class LoginSession:
-    """A caregiver's login: who, and the CSRF token every state-changing request must carry."""
+    """A caregiver's login: who, the CSRF token every state-changing request must carry, and
+    the devices the account may see."""
 
     username: str
     csrf: str
+    devices: frozenset[str] | None = None
+    """The only devices this caregiver sees; None: every device."""
+
+    def may_see(self, device_id: str) -> bool:
+        return self.devices is None or device_id in self.devices
+
+
+@dataclass(frozen=True, slots=True)
+class Account:
+    """A caregiver account as ``retroguard caregiver users`` lists it."""
+
+    username: str
+    created_at: float
+    devices: tuple[str, ...] | None
+    """The only devices it sees, sorted; None: every device."""
+    sessions: int
+    """Logins not yet expired."""

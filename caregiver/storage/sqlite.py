@@ -18,7 +18,7 @@ import json
 import math
 import sqlite3
 import threading
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Collection, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -27,6 +27,7 @@ from caregiver.storage.faults import StorageFault
 from caregiver.storage.records import (
     OPEN_STATUSES,
     WALK_FIELDS,
+    Account,
     Alert,
     Device,
     DeviceStatus,
@@ -157,12 +158,19 @@ class Transaction:
         ).fetchall()
         return [_event(r) for r in rows]
 
-    def recent_events(self, types: Sequence[str], limit: int) -> list[StoredEvent]:
-        """The latest events of these types over every device, newest first."""
+    def recent_events(
+        self, types: Sequence[str], limit: int, devices: Collection[str] | None = None
+    ) -> list[StoredEvent]:
+        """The latest events of these types over every device (or only ``devices``), newest
+        first."""
+        where = f"type IN ({_marks(types)})"
+        args: list[object] = [*types]
+        if devices is not None:
+            where += f" AND device_id IN ({_marks(list(devices))})"
+            args += list(devices)
         rows = self._db.execute(
-            f"SELECT {_EVENT_COLUMNS} FROM events WHERE type IN ({_marks(types)}) "
-            "ORDER BY received_at DESC LIMIT ?",
-            (*types, limit),
+            f"SELECT {_EVENT_COLUMNS} FROM events WHERE {where} ORDER BY received_at DESC LIMIT ?",
+            (*args, limit),
         ).fetchall()
         return [_event(r) for r in rows]
 
@@ -413,14 +421,66 @@ class Transaction:
         )
 
     def login_session(self, token_hash: str, now: float) -> LoginSession | None:
+        """The login with this token's hash, while it lasts and its account exists."""
         row = self._db.execute(
-            "SELECT username, csrf FROM sessions WHERE token_hash = ? AND expires_at >= ?",
+            "SELECT s.username, s.csrf FROM sessions s JOIN users u ON u.username = s.username "
+            "WHERE s.token_hash = ? AND s.expires_at >= ?",
             (token_hash, now),
         ).fetchone()
-        return LoginSession(row[0], row[1]) if row else None
+        if row is None:
+            return None
+        return LoginSession(row[0], row[1], self._user_devices(row[0]))
 
     def end_login_session(self, token_hash: str) -> None:
         self._db.execute("DELETE FROM sessions WHERE token_hash = ?", (token_hash,))
+
+    def _user_devices(self, username: str) -> frozenset[str] | None:
+        rows = self._db.execute(
+            "SELECT device_id FROM user_devices WHERE username = ?", (username,)
+        ).fetchall()
+        return frozenset(r[0] for r in rows) if rows else None
+
+    def users(self, now: float) -> list[Account]:
+        """Every account, by name, with its device limit and how many logins it has open."""
+        rows = self._db.execute(
+            "SELECT u.username, u.created_at, (SELECT COUNT(*) FROM sessions s "
+            "WHERE s.username = u.username AND s.expires_at >= ?) FROM users u "
+            "ORDER BY u.username",
+            (now,),
+        ).fetchall()
+        accounts = []
+        for username, created_at, sessions in rows:
+            devices = self._user_devices(username)
+            accounts.append(
+                Account(
+                    username,
+                    created_at,
+                    tuple(sorted(devices)) if devices is not None else None,
+                    int(sessions),
+                )
+            )
+        return accounts
+
+    def remove_user(self, username: str) -> bool:
+        """Delete the account, its logins and its device limit; False if there was none."""
+        self._db.execute("DELETE FROM sessions WHERE username = ?", (username,))
+        self._db.execute("DELETE FROM user_devices WHERE username = ?", (username,))
+        return self._db.execute("DELETE FROM users WHERE username = ?", (username,)).rowcount > 0
+
+    def set_user_devices(self, username: str, devices: Sequence[str] | None) -> bool:
+        """Limit the account to ``devices`` (None: every device; never empty, which would read
+        as every device); False if there is no such account."""
+        if devices is not None and not devices:
+            raise ValueError("an account limited to no device at all: remove it instead")
+        if self.password_hash(username) is None:
+            return False
+        self._db.execute("DELETE FROM user_devices WHERE username = ?", (username,))
+        if devices is not None:
+            self._db.executemany(
+                "INSERT INTO user_devices (username, device_id) VALUES (?, ?)",
+                [(username, d) for d in sorted(set(devices))],
+            )
+        return True
 
 
 class Store:
@@ -497,9 +557,11 @@ class Store:
         with self._statement() as ops:
             return ops.events_for(device_id, limit)
 
-    def recent_events(self, types: Sequence[str], limit: int = 10) -> list[StoredEvent]:
+    def recent_events(
+        self, types: Sequence[str], limit: int = 10, devices: Collection[str] | None = None
+    ) -> list[StoredEvent]:
         with self._statement() as ops:
-            return ops.recent_events(types, limit)
+            return ops.recent_events(types, limit, devices)
 
     def imu_window(self, event_id: str) -> object | None:
         with self._statement() as ops:
@@ -578,12 +640,24 @@ class Store:
             tx.start_login_session(token_hash, username, csrf, expires_at, now)
 
     def login_session(self, token_hash: str, now: float) -> LoginSession | None:
-        with self._statement() as ops:
+        with self._statement() as ops:  # the lock keeps its two reads together
             return ops.login_session(token_hash, now)
 
     def end_login_session(self, token_hash: str) -> None:
         with self._statement() as ops:
             ops.end_login_session(token_hash)
+
+    def users(self, now: float) -> list[Account]:
+        with self.transaction() as tx:
+            return tx.users(now)
+
+    def remove_user(self, username: str) -> bool:
+        with self.transaction() as tx:
+            return tx.remove_user(username)
+
+    def set_user_devices(self, username: str, devices: Sequence[str] | None) -> bool:
+        with self.transaction() as tx:
+            return tx.set_user_devices(username, devices)
 
 
 def _finite_only(value: Any) -> Any:

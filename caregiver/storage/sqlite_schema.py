@@ -145,6 +145,17 @@ MIGRATIONS: tuple[Migration, ...] = (
         "they are)",
         V1_TABLES,
     ),
+    Migration(
+        2,
+        "caregivers limited to some devices (no rows: the account sees every device)",
+        (
+            """CREATE TABLE user_devices (
+    username TEXT NOT NULL,
+    device_id TEXT NOT NULL,
+    PRIMARY KEY (username, device_id)
+) WITHOUT ROWID""",
+        ),
+    ),
 )
 """Every schema change in order; ``MIGRATIONS[i]`` takes a database from version i to i + 1."""
 
