@@ -401,6 +401,7 @@ def make_config(
             database=str(tmp_path / "caregiver.db"),
             public_url="http://dash.example",
             login_attempts=3,
+            timezone="UTC",  # the tests' weeks are UTC weeks, whatever the machine's zone
         ),
         mqtt=CaregiverMqttConfig(host=broker.host, port=broker.port, client_id=client_id),
         policy=policy or PolicyConfig(),

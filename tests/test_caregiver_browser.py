@@ -300,3 +300,68 @@ def test_every_page_loads_all_its_stylesheets_and_scripts(
     check("/devices/treadmill-1/progress", "#progress-chart[data-rendered='1']")
     context.close()
     device.close()
+
+
+def test_times_show_in_the_browsers_zone_and_the_service_zone_without_script(
+    browser: Any, mosquitto: Mosquitto, tmp_path: Path
+) -> None:
+    """The service says Berlin; a caregiver's browser in New York reads New York time."""
+    import dataclasses
+    from zoneinfo import ZoneInfo
+
+    from playwright.sync_api import expect
+
+    config = make_config(mosquitto, tmp_path)
+    config = dataclasses.replace(
+        config, server=dataclasses.replace(config.server, timezone="Europe/Berlin")
+    )
+    started = dt.datetime.now(dt.UTC).replace(microsecond=0) - dt.timedelta(hours=2)
+    with running_service(config, background=False) as service:
+        device = SimDevice(mosquitto, "treadmill-1")
+        device.online()
+        event = device.fall()
+        device.session(session_record("treadmill-1", started, backward_min=10, longest_min=10))
+        store = service.store
+        assert service.ingestor.wait_for(lambda: store.walk_session_count() == 1)
+        context = browser.new_context(timezone_id="America/New_York", locale="en-GB")
+        context.set_default_timeout(WAIT * 1000)
+        page = context.new_page()
+        page.goto(service.url + "/login")
+        page.fill("#username", "ann")
+        page.fill("#password", PASSWORD)
+        page.click("button[type=submit]")
+        expect(page.locator("body")).to_have_attribute("data-live", "1")
+
+        moment = dt.datetime.fromisoformat(event["wall_time"])
+        new_york, berlin = (moment.astimezone(ZoneInfo(z)) for z in ("America/New_York",
+                                                                      "Europe/Berlin"))  # fmt: skip
+        when = page.locator(f'#timeline [data-event="{event["id"]}"] time')
+        expect(when).to_have_attribute("data-local", "1")
+        assert when.get_attribute("datetime") == moment.astimezone(dt.UTC).isoformat(
+            timespec="milliseconds"
+        ).replace("+00:00", "Z")
+        text, title = when.text_content() or "", when.get_attribute("title") or ""
+        assert f"{new_york:%H:%M:%S}" in text and f"{new_york.day} {new_york:%b}" in text
+        assert f"{berlin:%H:%M:%S} {berlin.tzname()}" in title  # the service's own text
+
+        page.goto(f"{service.url}/devices/treadmill-1/progress")
+        expect(page.locator("#goal")).to_contain_text("(Europe/Berlin)")
+        cell = page.locator('#sessions [data-label="Date"] time')
+        expect(cell).to_have_attribute("data-local", "1")
+        local = started.astimezone(ZoneInfo("America/New_York"))
+        assert f"{local:%H:%M}" in (cell.text_content() or "")
+        assert f"{started.astimezone(ZoneInfo('Europe/Berlin')):%H:%M}" in (
+            cell.get_attribute("title") or ""
+        )
+
+        # without JavaScript the service's zone is what a person reads, with its name
+        plain = browser.new_context(java_script_enabled=False)
+        plain.add_cookies(context.cookies())
+        raw = plain.new_page()
+        raw.goto(f"{service.url}/events/{event['id']}")
+        assert f"{berlin:%H:%M:%S} {berlin.tzname()}" in (
+            raw.locator("dd time").first.text_content() or ""
+        )
+        plain.close()
+        context.close()
+        device.close()

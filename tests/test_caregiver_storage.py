@@ -8,6 +8,7 @@ what the store did.
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import json
 import shutil
@@ -253,7 +254,7 @@ def test_the_service_shows_what_the_old_database_holds(
         # progress: both sessions in the fixture's week, the second at the goal
         sessions = store.walk_sessions("treadmill-1")
         assert [s.id for s in sessions] == ["6f" * 16, "5e" * 16]
-        view = progress_view(sessions, FIXTURE_WEEK)
+        view = progress_view(sessions, FIXTURE_WEEK, dt.UTC)
         assert (view["this_week"].sessions, view["this_week"].at_goal) == (2, 1)
         # the user logs in with the old password, and the old login session still works
         assert Accounts(store).verify("ann", OLD_FACTS["password"])

@@ -29,7 +29,7 @@ def routes(site: Site) -> list[BaseRoute]:
         device, sessions = await run_in_threadpool(sessions_of, device_id)
         if device is None:
             return site.not_found("device")
-        view = progress_view(sessions, backend.clock())
+        view = progress_view(sessions, backend.clock(), backend.config.zone)
         return site.render(request, "progress.html", device=device, sessions=sessions, **view)
 
     @site.authed
@@ -42,7 +42,7 @@ def routes(site: Site) -> list[BaseRoute]:
         )
         if device is None:
             return JSONResponse({"error": "no such device"}, status_code=404)
-        return JSONResponse(progress_view(sessions, backend.clock())["chart"])
+        return JSONResponse(progress_view(sessions, backend.clock(), backend.config.zone)["chart"])
 
     return [
         Route("/devices/{device_id}/progress", progress_page, methods=["GET"]),

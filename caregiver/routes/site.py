@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any, Protocol
 from urllib.parse import quote
 
+from markupsafe import Markup
 from starlette.authentication import (
     AuthCredentials,
     AuthenticationBackend,
@@ -32,6 +33,7 @@ from starlette.templating import Jinja2Templates
 from caregiver.auth import Accounts, LoginThrottle, Session, same_token
 from caregiver.config import CaregiverConfig
 from caregiver.hub import Hub
+from caregiver.localtime import iso_utc, readable
 from caregiver.storage import Device, Store
 
 TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
@@ -119,6 +121,21 @@ class Site:
         self.templates = Jinja2Templates(directory=str(TEMPLATES))
         self.templates.env.globals["device_name"] = backend.device_name
         self.templates.env.filters["level"] = card_level
+        self.templates.env.filters["when"] = self.time_element
+
+    def time_element(self, value: str | float | None, format: str = "datetime") -> Markup:
+        """``<time datetime="<UTC>">`` for a stored time: the browser shows it in its own zone
+        (``static/time.js``); the text until then is the service's zone, said. ``format``:
+        datetime (to the second), minute, or date."""
+        if value is None or value == "":
+            return Markup("")
+        zone = self.backend.config.zone
+        text = readable(value, zone, seconds=format == "datetime")
+        if format == "date":
+            text = text.split(",")[0]
+        return Markup('<time datetime="{}" data-format="{}">{}</time>').format(
+            iso_utc(value), format, text
+        )
 
     def authed(self, handler: Handler) -> Handler:
         """Only with a session (pages redirect to the login), and POSTs only with its CSRF

@@ -29,6 +29,7 @@
     t.innerHTML = html.trim();
     var el = t.content.firstElementChild;
     fillCsrf(t.content);
+    if (window.retroguardLocalTime) window.retroguardLocalTime(t.content);
     return el;
   }
 

@@ -1,0 +1,24 @@
+// Local time: each <time datetime="...Z"> the server rendered (its text is in the service's
+// zone, kept as the tooltip) is shown in this browser's own zone and language.
+(function () {
+  "use strict";
+  var formats = {
+    datetime: { weekday: "short", day: "numeric", month: "short", year: "numeric",
+                hour: "2-digit", minute: "2-digit", second: "2-digit" },
+    minute: { weekday: "short", day: "numeric", month: "short", year: "numeric",
+              hour: "2-digit", minute: "2-digit" },
+    date: { weekday: "short", day: "numeric", month: "short", year: "numeric" }
+  };
+  function localise(root) {
+    (root || document).querySelectorAll("time[datetime]:not([data-local])").forEach(function (el) {
+      var moment = new Date(el.getAttribute("datetime"));
+      if (isNaN(moment.getTime())) return;
+      var format = formats[el.dataset.format] || formats.datetime;
+      el.title = el.textContent;
+      el.textContent = new Intl.DateTimeFormat(undefined, format).format(moment);
+      el.dataset.local = "1";
+    });
+  }
+  window.retroguardLocalTime = localise;
+  localise(document);
+})();
