@@ -28,12 +28,14 @@ import uvicorn
 from caregiver.alerts import Alerting
 from caregiver.auth import Accounts, LoginThrottle
 from caregiver.changes import Change, DeviceChanged, EventStored
+from caregiver.commands import CommandSender
 from caregiver.config import CaregiverConfig
 from caregiver.hub import Hub
 from caregiver.ingest import Ingestor
 from caregiver.notify import Notifier, Sender, apprise_send
 from caregiver.storage import Store
 from caregiver.web import create_app
+from core.protocol.commands import TestAlarm
 
 log = logging.getLogger(__name__)
 
@@ -55,6 +57,7 @@ class CaregiverService:
         self.limiter = LoginThrottle(config.server.login_attempts, config.server.login_window_s)
         self.hub = Hub()
         self.ingestor = Ingestor(self.store, config, self.alerting, self._changed, clock)
+        self.commands = CommandSender(lambda: self.ingestor.client, config.mqtt.topic_prefix)
         dashboard = create_app(self)
         self.app = dashboard.app
         self._feed = dashboard.feed
@@ -84,6 +87,11 @@ class CaregiverService:
         if event_id is not None:
             self._changed(EventStored(device_id, event_id))
         self._changed(DeviceChanged(device_id))
+
+    def test_alarm(self, device_id: str, by: str) -> str:
+        """Ask the device for a test alarm (it chirps and publishes a ``test`` event, which
+        pages every contact as a TEST); the command's request id."""
+        return self.commands.send(device_id, TestAlarm(by[:64] or "caregiver"))
 
     # ------------------------------------------------------------ threads
 

@@ -30,7 +30,7 @@ from starlette.routing import Mount
 from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from caregiver.routes import acks, api, login, pages, progress, stream
+from caregiver.routes import acks, api, device_commands, login, pages, progress, stream
 from caregiver.routes.site import Backend, SessionCookieAuth, Site, caregiver_of
 from caregiver.routes.stream import LiveFeed
 
@@ -103,6 +103,7 @@ def create_app(backend: Backend) -> Dashboard:
         *login.routes(site),
         *pages.routes(site),
         *acks.routes(site),
+        *device_commands.routes(site),
         *progress.routes(site),
         *api.routes(site),
         *stream.routes(site),

@@ -277,3 +277,31 @@ def test_a_password_hashed_by_an_older_release_is_rehashed_at_login(tmp_path: Pa
         assert accounts.verify("ann", PASSWORD)
     finally:
         store.close()
+
+
+def test_a_test_alarm_needs_the_csrf_token_and_the_device(
+    service: CaregiverService, mosquitto: Mosquitto
+) -> None:
+    mine, other = SimDevice(mosquitto, "treadmill-2"), SimDevice(mosquitto, "treadmill-1")
+    for device in (mine, other):
+        device.online()
+    assert service.ingestor.wait_for(lambda: len(service.store.devices()) == 2)
+    service.accounts.add_user("bob", "another good password")
+    assert service.accounts.limit("bob", ["treadmill-2"])
+    bob = Http(service.port)
+    assert bob.login("bob", "another good password") == 303
+    _, _, page = bob.request("GET", "/devices/treadmill-2")
+    csrf = re.search(r'name="csrf" value="([^"]+)"', page)
+    assert csrf and 'action="/devices/treadmill-2/test-alarm"' in page
+    assert bob.request("POST", "/devices/treadmill-2/test-alarm", {})[0] == 403  # no token
+    assert bob.request("POST", "/devices/treadmill-1/test-alarm", {"csrf": csrf[1]})[0] == 404
+    assert bob.request("POST", "/devices/nowhere/test-alarm", {"csrf": csrf[1]})[0] == 404
+    status, headers, _ = bob.request("POST", "/devices/treadmill-2/test-alarm", {"csrf": csrf[1]})
+    assert status == 303 and headers["location"] == "/devices/treadmill-2?test_alarm=sent"
+    assert mine.wait_command("test_alarm")["by"] == "bob"
+    assert [name for name, _ in mine.commands] == ["test_alarm"]  # the refused ones sent nothing
+    _, _, page = bob.request("GET", headers["location"])
+    assert "Test alarm sent" in page
+    assert other.commands == []
+    mine.close()
+    other.close()

@@ -365,3 +365,43 @@ def test_times_show_in_the_browsers_zone_and_the_service_zone_without_script(
         plain.close()
         context.close()
         device.close()
+
+
+def test_alarm_sound_is_remembered_and_a_test_alarm_reaches_the_device(
+    browser: Any, service: CaregiverService, mosquitto: Mosquitto
+) -> None:
+    from playwright.sync_api import expect
+
+    device = SimDevice(mosquitto, "treadmill-1")
+    device.online()
+    page = _login(browser, service)
+    sound = page.locator("#enable-alerts")
+    expect(sound).to_have_attribute("aria-pressed", "false")
+    sound.click()
+    expect(sound).to_have_attribute("data-sound", "on")
+
+    # another page, and the next visit: still on (the browser lets it sound after a click)
+    page.goto(service.url + "/devices/treadmill-1")
+    expect(sound).to_have_attribute("aria-pressed", "true")
+    page.locator("h2").first.click()
+    expect(sound).to_have_attribute("data-sound", "on")
+    expect(sound).to_have_text("Alarm sound on")
+    sound.click()  # and off again, remembered too
+    expect(sound).to_have_attribute("aria-pressed", "false")
+    page.reload()
+    expect(sound).to_have_attribute("aria-pressed", "false")
+
+    questions: list[str] = []
+
+    def answer(dialog: Any) -> None:
+        questions.append(dialog.message)
+        dialog.accept()
+
+    page.on("dialog", answer)
+    page.click("#test-alarm-form button")
+    command = device.wait_command("test_alarm")
+    assert command["by"] == "ann" and command["id"].startswith("cg-")
+    assert questions and "every contact" in questions[0]
+    expect(page.locator("#test-alarm-status")).to_contain_text("Test alarm sent")
+    page.context.close()
+    device.close()

@@ -17,7 +17,9 @@ import pytest
 
 from caregiver import plot
 from caregiver.config import Contact, EscalationConfig, PolicyConfig, parse_config
+from caregiver.priority import prioritised, urgency_of
 from caregiver.service import CaregiverService
+from caregiver.storage import Urgency
 from core.errors import ConfigError
 from tests.caregiver_support import (
     PASSWORD,
@@ -485,3 +487,66 @@ def test_demo_caregiver_serves_the_dashboard_with_the_printed_login(
         assert status == 200 and "Treadmills" in page
     finally:
         demo.stop()
+
+
+def test_each_message_goes_with_its_apprise_type_and_the_services_priority(
+    mosquitto: Mosquitto, tmp_path: Path, receiver: Receiver
+) -> None:
+    """Real Apprise to a local receiver standing in for json://, ntfy and Gotify: a fall at
+    each service's highest priority, a follow-up at its normal one, a test alarm as a fall."""
+    ann = Contact(
+        name="Ann",
+        urls=(
+            receiver.url("ann"),
+            receiver.url("ann-phone", "ntfy") + "?priority=low&tags=retroguard",
+            receiver.url("gotifytoken0123", "gotify"),
+        ),
+    )
+    config = make_config(mosquitto, tmp_path, contacts=(ann,))
+    with running_service(config, web=False, background=False) as service:
+        store = service.store
+        for urgency in (Urgency.CRITICAL, Urgency.NORMAL, Urgency.TEST):
+            with store.transaction() as tx:
+                alert = tx.page_alert("fall", "treadmill-1", None, 1.0, 301.0)
+                for url_index in range(3):
+                    tx.queue_notification(
+                        alert, "Ann", 0, url_index, f"{urgency}", "body", 1.0, urgency=urgency
+                    )
+            assert service.notifier.deliver_due() == 3
+        sent = receiver.wait(9)
+    by = {(m["title"], m["path"]): m for m in sent}
+    assert [by[(u, "/ann")]["type"] for u in ("critical", "normal", "test")] == [
+        "failure",
+        "info",
+        "info",
+    ]
+    ntfy = [by[(u, "/")] for u in ("critical", "normal", "test")]  # ntfy posts to its root
+    assert [m["topic"] for m in ntfy] == ["ann-phone"] * 3
+    assert [m["headers"].get("X-Priority") for m in ntfy] == ["max", None, "max"]  # None: default
+    assert all(m["headers"].get("X-Tags") == "retroguard" for m in ntfy)  # the rest is kept
+    gotify = [by[(u, "/message")] for u in ("critical", "normal", "test")]
+    assert [m["priority"] for m in gotify] == [10, 5, 10]
+
+
+def test_priorities_per_service_replace_only_the_priority() -> None:
+    assert prioritised("ntfy://ntfy.sh/ann-7f3c", Urgency.CRITICAL) == (
+        "ntfy://ntfy.sh/ann-7f3c?priority=max"
+    )
+    assert prioritised("ntfys://me:p%40ss@ntfy.home/ann?Priority=min&click=x", Urgency.HIGH) == (
+        "ntfys://me:p%40ss@ntfy.home/ann?click=x&priority=high"
+    )
+    assert prioritised("pover://user@token/phone?interval=60", Urgency.CRITICAL) == (
+        "pover://user@token/phone?interval=60&priority=emergency"
+    )
+    assert prioritised("pover://user@token", Urgency.TEST).endswith("?priority=emergency")
+    assert prioritised("pover://user@token", Urgency.NORMAL).endswith("?priority=normal")
+    assert prioritised("psafer://key", Urgency.CRITICAL).endswith("?priority=2")
+    for url in ("tgram://bot/chat", "mailto://a:b@example.com?to=c@example.com", "json://h/x"):
+        assert prioritised(url, Urgency.CRITICAL) == url
+    assert [urgency_of(k) for k in ("fall", "no_recovery", "stumble", "offline", "test")] == [
+        Urgency.CRITICAL,
+        Urgency.CRITICAL,
+        Urgency.HIGH,
+        Urgency.HIGH,
+        Urgency.TEST,
+    ]

@@ -22,7 +22,7 @@ from caregiver import plot
 from caregiver.auth import Accounts
 from caregiver.progress import progress_view
 from caregiver.service import CaregiverService
-from caregiver.storage import SCHEMA_VERSION, NewEvent, SchemaError, Store, sqlite_schema
+from caregiver.storage import SCHEMA_VERSION, NewEvent, SchemaError, Store, Urgency, sqlite_schema
 from launcher.cli import main
 from tests.caregiver_support import FakeClock, Http, make_config
 from tools.broker import Mosquitto
@@ -36,12 +36,25 @@ FIXTURE_WEEK = 1_795_100_000.0
 """Thursday 2026-11-19: the week of the fixture's two guided sessions (Mon 16 and Tue 17)."""
 
 
-def dump(path: Path) -> dict[str, list[tuple[Any, ...]]]:
-    """Every row of every table (``sqlite_sequence`` too), in a stable order."""
+def dump(path: Path, like: Path | None = None) -> dict[str, list[tuple[Any, ...]]]:
+    """Every row of every table (``sqlite_sequence`` too), in a stable order; with ``like``,
+    only the columns that file's tables have (what a later schema version added is left out)."""
     db = sqlite3.connect(path)
     try:
         tables = [r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")]
-        return {t: sorted(db.execute(f"SELECT * FROM {t}"), key=repr) for t in sorted(tables)}
+        columns = {t: "*" for t in tables}
+        if like is not None:
+            shape = sqlite3.connect(like)
+            try:
+                columns = {
+                    t: ", ".join(r[1] for r in shape.execute(f"PRAGMA table_info({t})")) or "*"
+                    for t in tables
+                }
+            finally:
+                shape.close()
+        return {
+            t: sorted(db.execute(f"SELECT {columns[t]} FROM {t}"), key=repr) for t in sorted(tables)
+        }
     finally:
         db.close()
 
@@ -93,7 +106,7 @@ def test_a_database_from_before_schema_versions_is_adopted_with_every_row(old_co
     finally:
         store.close()
     assert user_version(old_copy) == SCHEMA_VERSION
-    after = dump(old_copy)
+    after = dump(old_copy, like=OLD_DB)  # the columns version 1 has; later ones add some
     assert {t: after[t] for t in before} == before
     assert all(not rows for t, rows in after.items() if t not in before)  # later versions' tables
 
@@ -276,3 +289,22 @@ def test_the_service_shows_what_the_old_database_holds(
         assert kept.request("GET", "/")[0] == 200
     finally:
         service.stop()
+
+
+def test_queued_notifications_keep_their_urgency_and_older_ones_read_as_normal(
+    old_copy: Path,
+) -> None:
+    store = Store(old_copy)
+    try:
+        (old,) = store.notifications_due(FIXTURE_WEEK)  # queued before urgencies existed
+        assert old.urgency is Urgency.NORMAL
+        with store.transaction() as tx:
+            tx.queue_notification(
+                3, "Ann", 0, 0, "FALL", "b", FIXTURE_WEEK, urgency=Urgency.CRITICAL
+            )
+        assert [n.urgency for n in store.notifications_due(FIXTURE_WEEK)] == [
+            Urgency.NORMAL,
+            Urgency.CRITICAL,
+        ]
+    finally:
+        store.close()

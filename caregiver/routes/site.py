@@ -70,6 +70,10 @@ class Backend(Protocol):
     def acknowledge(self, device_id: str, event_id: str | None, by: str) -> None:
         """Send the device's ack command and record it (network and disk: not on the loop)."""
 
+    def test_alarm(self, device_id: str, by: str) -> str:
+        """Send the device's test_alarm command (not on the loop); its request id.
+        :class:`RuntimeError` when the service has no broker connection."""
+
 
 class Caregiver(BaseUser):
     """A logged-in caregiver, as ``request.user``."""

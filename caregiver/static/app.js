@@ -63,13 +63,59 @@
     document.title = "RetroGuard caregiver";
   }
   document.getElementById("alarm-silence").addEventListener("click", silence);
+
+  // "Enable alarm sound" is remembered in this browser (localStorage) across pages and visits.
+  // Browsers start sound only after a click on the page, so on a new page the sound is ready
+  // at the first click or key press anywhere, and the button says so until then.
+  var SOUND_KEY = "retroguard.alarmSound";
   var enable = document.getElementById("enable-alerts");
-  if (enable) enable.addEventListener("click", function () {
-    try { audio = audio || new (window.AudioContext || window.webkitAudioContext)(); audio.resume(); } catch (e) { audio = null; }
+  function remembered() {
+    try { return localStorage.getItem(SOUND_KEY) === "on"; } catch (e) { return false; }
+  }
+  function remember(on) {
+    try { if (on) localStorage.setItem(SOUND_KEY, "on"); else localStorage.removeItem(SOUND_KEY); } catch (e) { /* private mode */ }
+  }
+  function showSound() {
+    if (!enable) return;
+    var on = remembered();
+    var running = on && audio && audio.state === "running";
+    enable.setAttribute("aria-pressed", on ? "true" : "false");
+    enable.dataset.sound = on ? (running ? "on" : "waiting") : "off";
+    enable.textContent = !on ? "Enable alarm sound"
+      : running ? "Alarm sound on" : "Alarm sound on — click anywhere to allow";
+  }
+  function startAudio() {
+    try {
+      audio = audio || new (window.AudioContext || window.webkitAudioContext)();
+      var resumed = audio.resume();
+      if (resumed && resumed.then) resumed.then(showSound, showSound);
+    } catch (e) { audio = null; }
+    showSound();
+  }
+  if (enable) enable.addEventListener("click", function (ev) {
+    ev.stopPropagation();
+    if (remembered() && audio && audio.state === "running") {
+      remember(false);
+      if (audio) audio.suspend();
+      showSound();
+      return;
+    }
+    remember(true);
+    startAudio();
     if ("Notification" in window && Notification.permission === "default") Notification.requestPermission();
-    enable.textContent = "Alarm sound on";
     beep();
   });
+  if (remembered()) {
+    startAudio();
+    var wake = function () {
+      if (remembered()) startAudio();
+      document.removeEventListener("pointerdown", wake, true);
+      document.removeEventListener("keydown", wake, true);
+    };
+    document.addEventListener("pointerdown", wake, true);
+    document.addEventListener("keydown", wake, true);
+  }
+  showSound();
 
   function onDevice(msg) {
     var old = document.getElementById("card-" + msg.device_id);
@@ -130,6 +176,22 @@
         if (form.id === "ack-form") location.reload(); else button.textContent = "Acknowledged";
       })
       .catch(function (err) { button.disabled = false; button.textContent = "Acknowledge (failed: " + err.message + ")"; });
+  });
+
+  // A test alarm pages every contact: ask first, then say what to expect.
+  var testForm = document.getElementById("test-alarm-form");
+  if (testForm) testForm.addEventListener("submit", function (ev) {
+    ev.preventDefault();
+    if (!window.confirm("Send a test alarm? The treadmill chirps and every contact is notified (marked TEST).")) return;
+    var button = testForm.querySelector("button"), note = document.getElementById("test-alarm-status");
+    button.disabled = true;
+    fetch(testForm.action, { method: "POST", headers: { "X-CSRF-Token": csrf, "Accept": "application/json" }, credentials: "same-origin" })
+      .then(function (r) {
+        if (!r.ok) throw new Error("HTTP " + r.status);
+        note.textContent = "Test alarm sent: listen for the chirp, and check that every phone got the TEST notification.";
+      })
+      .catch(function (err) { note.textContent = "The test alarm could not be sent (" + err.message + ")."; })
+      .then(function () { button.disabled = false; });
   });
 
   fillCsrf(document);

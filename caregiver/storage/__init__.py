@@ -19,6 +19,7 @@ from caregiver.storage.records import (
     NewEvent,
     PendingNotification,
     StoredEvent,
+    Urgency,
     WalkOutcome,
     WalkSession,
 )
@@ -43,6 +44,7 @@ __all__ = [
     "Store",
     "StoredEvent",
     "Transaction",
+    "Urgency",
     "WalkOutcome",
     "WalkSession",
 ]

@@ -7,6 +7,7 @@ the store's named operations take and return.
 from __future__ import annotations
 
 from dataclasses import dataclass, fields
+from enum import StrEnum
 from typing import Any, Literal, TypedDict
 
 OPEN_STATUSES = ("held", "paging")
@@ -147,6 +148,21 @@ class Alert:
     closed_by: str | None
 
 
+class Urgency(StrEnum):
+    """How hard a queued message should push through to a phone (its Apprise type and each
+    service's priority: :mod:`caregiver.priority`). Whoever words a message chooses it."""
+
+    CRITICAL = "critical"
+    """A fall, no recovery, a call for help: the service's highest priority (past Do Not
+    Disturb where the service can)."""
+    HIGH = "high"
+    """A stumble not reset in time, a fault, offline while armed."""
+    NORMAL = "normal"
+    """Follow-ups: I'm OK, acknowledged, back online."""
+    TEST = "test"
+    """A test alarm: delivered exactly as a critical one (it proves that path), typed info."""
+
+
 @dataclass(frozen=True, slots=True)
 class PendingNotification:
     """A queued message for one URL of one contact, due now."""
@@ -158,6 +174,7 @@ class PendingNotification:
     title: str
     body: str
     attempts: int
+    urgency: Urgency = Urgency.NORMAL
 
 
 @dataclass(frozen=True, slots=True)

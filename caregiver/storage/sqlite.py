@@ -35,6 +35,7 @@ from caregiver.storage.records import (
     NewEvent,
     PendingNotification,
     StoredEvent,
+    Urgency,
     WalkOutcome,
     WalkSession,
 )
@@ -347,21 +348,27 @@ class Transaction:
         title: str,
         body: str,
         now: float,
+        *,
+        urgency: Urgency = Urgency.NORMAL,
     ) -> None:
-        """A message for one URL of one contact, due now (the notifier sends it)."""
+        """A message for one URL of one contact, due now (the notifier sends it with the
+        Apprise type and the service's priority ``urgency`` calls for)."""
         self._db.execute(
             "INSERT INTO notifications (alert_id, contact, contact_index, url_index, "
-            "title, body, next_at, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-            (alert_id, contact, contact_index, url_index, title, body, now, now),
+            "title, body, next_at, created_at, urgency) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (alert_id, contact, contact_index, url_index, title, body, now, now, urgency.value),
         )
 
     def notifications_due(self, now: float) -> list[PendingNotification]:
         rows = self._db.execute(
-            "SELECT id, contact, contact_index, url_index, title, body, attempts "
+            "SELECT id, contact, contact_index, url_index, title, body, attempts, urgency "
             "FROM notifications WHERE status = 'pending' AND next_at <= ? ORDER BY id",
             (now,),
         ).fetchall()
-        return [PendingNotification(*r) for r in rows]
+        return [
+            PendingNotification(r[0], r[1], r[2], r[3], r[4], r[5], r[6], _urgency(r[7]))
+            for r in rows
+        ]
 
     def notification_sent(self, notification_id: int, attempts: int) -> None:
         self._db.execute(
@@ -658,6 +665,13 @@ class Store:
     def set_user_devices(self, username: str, devices: Sequence[str] | None) -> bool:
         with self.transaction() as tx:
             return tx.set_user_devices(username, devices)
+
+
+def _urgency(value: str) -> Urgency:
+    try:
+        return Urgency(value)
+    except ValueError:  # written by a later release: deliver it, at least as high
+        return Urgency.HIGH
 
 
 def _finite_only(value: Any) -> Any:

@@ -156,6 +156,11 @@ MIGRATIONS: tuple[Migration, ...] = (
 ) WITHOUT ROWID""",
         ),
     ),
+    Migration(
+        3,
+        "each queued notification's urgency (its Apprise type and priority); older rows: normal",
+        ("ALTER TABLE notifications ADD COLUMN urgency TEXT NOT NULL DEFAULT 'normal'",),
+    ),
 )
 """Every schema change in order; ``MIGRATIONS[i]`` takes a database from version i to i + 1."""
 
