@@ -1,11 +1,13 @@
 """Caregiver accounts, sessions, CSRF tokens and the login rate limit.
 
-* Passwords are hashed with Argon2id at OWASP's recommended minimum (19 MiB,
-  2 passes, 1 lane): argon2-cffi's default (64 MiB, 4 lanes) made every login
-  touch 64 MiB, more than the whole service otherwise holds; a password hashed
-  with other parameters (an older release's) is re-hashed at its next login.
-  At most :data:`HASHES_AT_ONCE` hashes run at once (a burst of logins queues
-  instead of taking 19 MiB each), never on the event loop: callers run
+* Passwords are hashed with Argon2id at the lowest-memory of OWASP's equally
+  strong minimum configurations (7 MiB, 5 passes, 1 lane; the others trade
+  memory for passes, e.g. 19 MiB and 2): argon2-cffi's default (64 MiB, 4 lanes)
+  made every login touch 64 MiB, more than the whole service otherwise holds,
+  and on a Pi memory, not time, is what is short. A password hashed with other
+  parameters (an older release's) is re-hashed at its next login. At most
+  :data:`HASHES_AT_ONCE` hashes run at once (a burst of logins queues instead of
+  taking 7 MiB each), never on the event loop: callers run
   :meth:`Accounts.verify` and :meth:`Accounts.add_user` in a worker thread.
   Nothing is hashed at import: a login for an unknown user checks against a
   dummy hash made at the first such login, so timing still does not reveal names.
@@ -37,9 +39,9 @@ from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatc
 from caregiver.storage import Account, LoginSession, Store
 
 HASHES_AT_ONCE = 2
-"""Argon2 computations running at the same time (each holds 19 MiB while it runs)."""
+"""Argon2 computations running at the same time (each holds 7 MiB while it runs)."""
 
-_hasher = PasswordHasher(time_cost=2, memory_cost=19 * 1024, parallelism=1)
+_hasher = PasswordHasher(time_cost=5, memory_cost=7 * 1024, parallelism=1)
 _hashing = threading.BoundedSemaphore(HASHES_AT_ONCE)
 
 

@@ -87,6 +87,16 @@ def test_accounts_are_listed_limited_and_removed_from_the_command_line(
         store.close()
 
 
+def test_without_a_subcommand_it_serves(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    served: list[int] = []
+    monkeypatch.setattr(
+        CaregiverService, "serve_forever", lambda self: served.append(self.config.server.port)
+    )
+    monkeypatch.setattr(CaregiverService, "stop", lambda self: None)
+    assert _cli(tmp_path, "--port", "8123") == 0
+    assert served == [8123]
+
+
 # ------------------------------------------------------------------ over the web
 
 
@@ -273,7 +283,7 @@ def test_a_password_hashed_by_an_older_release_is_rehashed_at_login(tmp_path: Pa
         assert not accounts.verify("ann", "wrong password!")
         assert "m=65536" in (store.password_hash("ann") or "")  # a wrong password changes nothing
         assert accounts.verify("ann", PASSWORD)
-        assert "$argon2id$v=19$m=19456,t=2,p=1$" in (store.password_hash("ann") or "")
+        assert "$argon2id$v=19$m=7168,t=5,p=1$" in (store.password_hash("ann") or "")
         assert accounts.verify("ann", PASSWORD)
     finally:
         store.close()
