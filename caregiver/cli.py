@@ -88,7 +88,7 @@ def _run(args: argparse.Namespace) -> int:
     import dataclasses
 
     config = _config(args.config)
-    if args.caregiver_command != "serve":
+    if args.caregiver_command not in (None, "serve"):  # None: no subcommand, i.e. serve
         from caregiver.auth import Accounts
         from caregiver.storage import Store
 
