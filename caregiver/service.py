@@ -1,7 +1,7 @@
 """The caregiver service: the parts wired together, and the threads that run them.
 
 ```
- MQTT (paho thread) ─► Ingestor ─► Store ─► on_change ─► LiveFeed ─► Hub ─► /stream (browsers)
+ MQTT (paho thread) ─► Ingestor ─► Store ─► on_change ─► LiveFeed (feed thread) ─► Hub ─► /stream
                           │ in the same transaction
                           ▼
                       Alerting ─► notifications rows ─► Notifier thread ─► Apprise
@@ -32,6 +32,7 @@ from caregiver.commands import CommandSender
 from caregiver.config import CaregiverConfig
 from caregiver.hub import Hub
 from caregiver.ingest import Ingestor
+from caregiver.memory import compact_malloc
 from caregiver.notify import Notifier, Sender, apprise_send
 from caregiver.storage import Store
 from caregiver.web import create_app
@@ -157,6 +158,7 @@ class CaregiverService:
 
     def serve_forever(self) -> None:
         """``retroguard caregiver``: the dashboard in this thread (Ctrl-C / SIGTERM stop it)."""
+        compact_malloc()  # before any thread allocates
         self.start(web=False)
         sock = self._bind(self.config.server.port)
         server = self._uvicorn()
@@ -181,6 +183,7 @@ class CaregiverService:
             self._server.should_exit = True
         self.ingestor.stop()
         self.notifier.stop()
+        self._feed.close()
         for thread in self._threads:
             thread.join(timeout=10)
         self._threads.clear()

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any, Protocol
 from urllib.parse import quote
 
-from markupsafe import Markup
+from markupsafe import Markup, escape
 from starlette.authentication import (
     AuthCredentials,
     AuthenticationBackend,
@@ -123,6 +123,9 @@ class Site:
     def __init__(self, backend: Backend) -> None:
         self.backend = backend
         self.templates = Jinja2Templates(directory=str(TEMPLATES))
+        # The templates are package files: no stat() of each one at every render (the live
+        # feed renders a card and a row per event).
+        self.templates.env.auto_reload = False
         self.templates.env.globals["device_name"] = backend.device_name
         self.templates.env.filters["level"] = card_level
         self.templates.env.filters["when"] = self.time_element
@@ -133,12 +136,12 @@ class Site:
         datetime (to the second), minute, or date."""
         if value is None or value == "":
             return Markup("")
-        zone = self.backend.config.zone
-        text = readable(value, zone, seconds=format == "datetime")
+        text = readable(value, self.backend.config.zone, seconds=format == "datetime")
         if format == "date":
             text = text.split(",")[0]
-        return Markup('<time datetime="{}" data-format="{}">{}</time>').format(
-            iso_utc(value), format, text
+        return Markup(
+            f'<time datetime="{escape(iso_utc(value))}" data-format="{escape(format)}">'
+            f"{escape(text)}</time>"
         )
 
     def authed(self, handler: Handler) -> Handler:

@@ -16,9 +16,9 @@
     if (seconds < 86400) return Math.floor(seconds / 3600) + " h ago";
     return Math.floor(seconds / 86400) + " days ago";
   }
-  function updateSince() {
+  function updateSince(root) {
     var now = Date.now() / 1000;
-    document.querySelectorAll(".since[data-since]").forEach(function (el) {
+    (root || document).querySelectorAll(".since[data-since]").forEach(function (el) {
       var t = parseFloat(el.dataset.since);
       if (!isNaN(t)) el.textContent = "(" + ago(Math.max(0, now - t)) + ")";
     });
@@ -30,6 +30,7 @@
     var el = t.content.firstElementChild;
     fillCsrf(t.content);
     if (window.retroguardLocalTime) window.retroguardLocalTime(t.content);
+    updateSince(t.content);  // only the new fragment: the whole page every 15 s
     return el;
   }
 
@@ -128,6 +129,7 @@
       fleet.appendChild(el);
     }
   }
+  var RECENT_ALERTS = 50;
   function onEvent(msg) {
     var e = msg.event;
     var list = document.getElementById("timeline");
@@ -137,8 +139,13 @@
         var empty = list.querySelector(".empty");
         if (empty) empty.remove();
         list.insertBefore(fragment(msg.html), list.firstChild);
+        // the fleet's list of recent alerts stays short (a device's timeline keeps all)
+        while (list.dataset.device === "*" && list.children.length > RECENT_ALERTS) list.lastElementChild.remove();
       }
     }
+  }
+  function alarmFor(msg) {
+    var e = msg.event;
     if (e.severity === "critical") {
       alarm(e.type.replace("_", " ").toUpperCase() + " on " + msg.device_name, "/events/" + e.id);
     }
@@ -155,11 +162,24 @@
     source.onerror = function () { status.textContent = "reconnecting\u2026"; document.body.dataset.live = "0"; };
     source.onmessage = function (m) {
       var msg = JSON.parse(m.data);
-      if (msg.kind === "device") onDevice(msg);
+      if (msg.kind === "event") alarmFor(msg);  // at once; the page's changes in a moment
+      queue.push(msg);
+      if (!flushing) { flushing = true; setTimeout(flush, 50); }
+    };
+  }
+
+  // The page changes in batches (at most 20 a second): a burst of events is one layout, and
+  // a card changed ten times in it is replaced once. An alarm does not wait for this.
+  var queue = [], flushing = false;
+  function flush() {
+    var batch = queue, cards = {};
+    queue = []; flushing = false;
+    batch.forEach(function (msg) {
+      if (msg.kind === "device") cards[msg.device_id] = msg;
       else if (msg.kind === "event") onEvent(msg);
       else if (msg.kind === "session") onSession(msg);
-      updateSince();
-    };
+    });
+    Object.keys(cards).forEach(function (id) { onDevice(cards[id]); });
   }
 
   // Acknowledge without leaving the page (the form also works without JavaScript).
