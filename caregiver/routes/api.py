@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import msgspec
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -10,25 +11,44 @@ from starlette.routing import BaseRoute, Route
 from caregiver import plot
 from caregiver.auth import Session
 from caregiver.routes.site import Site
+from caregiver.storage import Store
+from core.protocol.messages import ImuRecording
+
+
+def event_plot_series(store: Store, event_id: str) -> plot.PlotSeries | None:
+    """The plot for an event: its incident's recording, or an older monitor's window; None
+    without either (or with one that cannot be read: the page says so, nothing crashes)."""
+    event = store.event(event_id)
+    if event is None:
+        return None
+    found = store.recording_for(event)
+    if found is not None:
+        try:
+            recording = msgspec.msgpack.decode(found[1], type=ImuRecording)
+            return plot.recording_series(recording)
+        except (msgspec.DecodeError, ValueError):
+            return None
+    window = store.imu_window(event_id)
+    return plot.window_series(window) if plot.valid_window(window) else None
 
 
 def routes(site: Site) -> list[BaseRoute]:
     store = site.backend.store
 
-    def window_of(event_id: str, session: Session) -> object | None:
+    def plot_for(event_id: str, session: Session) -> plot.PlotSeries | None:
         event = store.event(event_id)
         if event is None or not session.may_see(event.device_id):
             return None
-        return store.imu_window(event_id)
+        return event_plot_series(store, event_id)
 
     @site.authed
     async def event_plot(request: Request) -> Response:
-        window = await run_in_threadpool(
-            window_of, request.path_params["event_id"], request.state.session
+        series = await run_in_threadpool(
+            plot_for, request.path_params["event_id"], request.state.session
         )
-        if not plot.valid_window(window):
-            return JSONResponse({"error": "this event carries no IMU window"}, status_code=404)
-        return JSONResponse(plot.series(window))
+        if series is None:
+            return JSONResponse({"error": "this event has no IMU recording"}, status_code=404)
+        return Response(msgspec.json.encode(series), media_type="application/json")
 
     @site.authed
     async def fleet_json(request: Request) -> Response:

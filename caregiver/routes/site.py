@@ -30,11 +30,12 @@ from starlette.requests import HTTPConnection, Request
 from starlette.responses import PlainTextResponse, RedirectResponse, Response
 from starlette.templating import Jinja2Templates
 
+from caregiver import story
 from caregiver.auth import Accounts, LoginThrottle, Session, same_token
 from caregiver.config import CaregiverConfig
 from caregiver.hub import Hub
 from caregiver.localtime import iso_utc, readable
-from caregiver.storage import Device, Store
+from caregiver.storage import Store
 
 TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
 COOKIE = "rg_session"
@@ -127,18 +128,23 @@ class Site:
         # feed renders a card and a row per event).
         self.templates.env.auto_reload = False
         self.templates.env.globals["device_name"] = backend.device_name
-        self.templates.env.filters["level"] = card_level
         self.templates.env.filters["when"] = self.time_element
+        self.templates.env.globals["card_story"] = lambda d: story.card(d, backend.clock())
+        self.templates.env.globals["incident_headline"] = lambda i: story.headline(
+            i, f"/events/{i.first_event_id}"
+        )
 
     def time_element(self, value: str | float | None, format: str = "datetime") -> Markup:
         """``<time datetime="<UTC>">`` for a stored time: the browser shows it in its own zone
         (``static/time.js``); the text until then is the service's zone, said. ``format``:
-        datetime (to the second), minute, or date."""
+        datetime (to the second), minute, date, or time (of day, to the second)."""
         if value is None or value == "":
             return Markup("")
-        text = readable(value, self.backend.config.zone, seconds=format == "datetime")
+        text = readable(value, self.backend.config.zone, seconds=format in ("datetime", "time"))
         if format == "date":
             text = text.split(",")[0]
+        elif format == "time":
+            text = text.split(", ")[-1]
         return Markup(
             f'<time datetime="{escape(iso_utc(value))}" data-format="{escape(format)}">'
             f"{escape(text)}</time>"
@@ -194,19 +200,3 @@ class Site:
     def fragment(self, name: str, **context: Any) -> str:
         """A partial template (a card, a timeline row) as the live feed sends it."""
         return self.templates.env.get_template(name).render(**context)
-
-
-def card_level(device: Device) -> str:
-    """The card colour: danger (tripped, or an open fall alert), warn, ok, idle or offline."""
-    last = device["last_event"]
-    if device["state"] == "TRIPPED" or (
-        device["open_alerts"] and last is not None and last["severity"] == "critical"
-    ):
-        return "danger"
-    if device["availability"] == "offline":
-        return "offline"
-    if device["state"] == "FAULT" or device["open_alerts"]:
-        return "warn"
-    if device["state"] == "ARMED":
-        return "ok"
-    return "idle"

@@ -151,6 +151,17 @@
     }
   }
 
+  function onIncident(msg) {
+    var list = document.getElementById("incidents");
+    if (!list) return;
+    var el = fragment(msg.html);
+    var old = document.getElementById("incident-" + msg.incident);
+    if (old) { old.replaceWith(el); return; }
+    var empty = list.querySelector(".empty");
+    if (empty) empty.remove();
+    list.insertBefore(el, list.firstChild);
+  }
+
   function onSession(msg) {
     var progress = document.getElementById("progress");
     if (progress && progress.dataset.device === msg.device_id) location.reload();
@@ -178,6 +189,7 @@
       if (msg.kind === "device") cards[msg.device_id] = msg;
       else if (msg.kind === "event") onEvent(msg);
       else if (msg.kind === "session") onSession(msg);
+      else if (msg.kind === "incident") onIncident(msg);
     });
     Object.keys(cards).forEach(function (id) { onDevice(cards[id]); });
   }

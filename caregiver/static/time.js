@@ -7,7 +7,8 @@
                 hour: "2-digit", minute: "2-digit", second: "2-digit" },
     minute: { weekday: "short", day: "numeric", month: "short", year: "numeric",
               hour: "2-digit", minute: "2-digit" },
-    date: { weekday: "short", day: "numeric", month: "short", year: "numeric" }
+    date: { weekday: "short", day: "numeric", month: "short", year: "numeric" },
+    time: { hour: "2-digit", minute: "2-digit", second: "2-digit" }
   };
   function localise(root) {
     (root || document).querySelectorAll("time[datetime]:not([data-local])").forEach(function (el) {

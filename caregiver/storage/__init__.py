@@ -12,8 +12,10 @@ from caregiver.storage.records import (
     WALK_FIELDS,
     Account,
     Alert,
+    CardIncident,
     Device,
     DeviceStatus,
+    Incident,
     LastEvent,
     LoginSession,
     NewEvent,
@@ -22,8 +24,9 @@ from caregiver.storage.records import (
     Urgency,
     WalkOutcome,
     WalkSession,
+    worse,
 )
-from caregiver.storage.sqlite import Store, Transaction
+from caregiver.storage.sqlite import Pruned, Store, Transaction
 from caregiver.storage.sqlite_schema import SCHEMA_VERSION, SchemaError, SchemaUpgrade
 
 __all__ = [
@@ -32,12 +35,15 @@ __all__ = [
     "WALK_FIELDS",
     "Account",
     "Alert",
+    "CardIncident",
     "Device",
     "DeviceStatus",
+    "Incident",
     "LastEvent",
     "LoginSession",
     "NewEvent",
     "PendingNotification",
+    "Pruned",
     "SchemaError",
     "SchemaUpgrade",
     "StorageFault",
@@ -47,4 +53,5 @@ __all__ = [
     "Urgency",
     "WalkOutcome",
     "WalkSession",
+    "worse",
 ]

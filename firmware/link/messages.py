@@ -22,6 +22,9 @@ class Hello(msgspec.Struct, tag="hello"):
 
     config: Config
     monitor_pid: int
+    started_wall: str = ""
+    """When the monitor started (ISO 8601 UTC): with the pid it names the run, so a courier
+    restarted within one run does not count a new run."""
 
 
 class EventRecord(msgspec.Struct, tag="event"):
@@ -75,7 +78,12 @@ class Persisted(msgspec.Struct, tag="persisted"):
 
 
 class StorageHealth(msgspec.Struct, tag="storage"):
-    """Whether alerts can be persisted now; while not, no new walk may be armed."""
+    """Whether alerts can be persisted now; while not, no new walk may be armed.
+
+    Sent when the courier has opened the database and whenever that changes
+    (the disk refuses writes: records are kept in memory and still published;
+    it takes them again: they are on disk).
+    """
 
     ok: bool
     detail: str
