@@ -17,12 +17,13 @@ For each fleet size (``--devices 50 200``):
 
 1. steady load: every device sends telemetry every ``--telemetry-interval`` s (60 times
    the devices' default of 60 s unless told otherwise);
-2. falls, one every ``--fall-interval`` s (``--falls`` of them, each with its 3 s IMU
-   window as JSON floats as events carry it today; ``--window none``: without): fall to
-   notification delivered at the local receiver (the service pages the first contact at
-   once), and fall to the browser;
-3. a burst: ``--burst`` events at once across the fleet: event to browser, and how long
-   the service takes to store them;
+2. falls, one every ``--fall-interval`` s (``--falls`` of them; each, as this release's
+   monitor sends it, a trip, the fall and the 14 s recording around the trip under one
+   incident id; ``--format json``: one event with a 3 s JSON-float window as older
+   monitors sent): fall to notification delivered at the local receiver (the service
+   pages the first contact at once), and fall to the browser;
+3. a burst: ``--burst`` events at once across the fleet (whole falls: trips, falls and
+   recordings): event to browser, and how long until the last is there;
 4. the service's memory from ``/proc/<pid>/status``: VmHWM (peak resident set) before
    anyone logged in and at the end.
 
@@ -50,6 +51,7 @@ import threading
 import time
 import urllib.parse
 import uuid
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -79,13 +81,21 @@ def window() -> dict[str, Any]:
     return {"columns": ["dt", "ax", "ay", "az", "gx", "gy", "gz"], "rows": rows}
 
 
+FORMATS = ("incident", "json", "none")
+"""What the simulated monitors send (``--format``): ``incident``, this release's monitor —
+each fall a trip, the fall and the recording around the trip (14 s at 200 Hz as int16
+counts, zlib: :class:`core.protocol.messages.ImuRecording`), all under one incident id;
+``json``, an older monitor — one event carrying a 3 s IMU window as JSON floats; ``none``,
+events without any window."""
+
+
 class Device:
-    def __init__(self, host: str, port: int, device_id: str, with_window: bool = True) -> None:
+    def __init__(self, host: str, port: int, device_id: str, form: str = "incident") -> None:
         import paho.mqtt.client as mqtt
         from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
 
         self.device_id = device_id
-        self.with_window = with_window
+        self.form = form
         self.client = mqtt.Client(
             CallbackAPIVersion.VERSION2,
             client_id=f"bench-{device_id}",
@@ -125,38 +135,76 @@ class Device:
         }
         self.send("telemetry", json.dumps(data))
 
-    def event(self, kind: str) -> tuple[str, float]:
-        """Publish a stumble or fall with its IMU window; (its id, when it was published)."""
-        event_id, text = self.prepare(kind)
-        sent = time.time()
-        self.send("event", text)
-        return event_id, sent
+    def fall(self) -> list[Prepared]:
+        """The messages of one fall, encoded (a real device encodes its own events on its
+        own CPU: what is timed is from the first publish on)."""
+        if self.form != "incident":
+            return [self.prepare("fall")]
+        incident = uuid.uuid4().hex
+        trip = self.prepare("stumble", incident=incident, figures={"tilt_deg": 40.0})
+        fall = self.prepare("fall", incident=incident)
+        window = self.prepare("window", incident=incident, of=trip.event_id)
+        return [trip, fall, window]
 
-    def prepare(self, kind: str) -> tuple[str, str]:
-        """A stumble or fall with its IMU window, encoded (a real device encodes its own
-        events on its own CPU: the burst is encoded before it is timed)."""
+    def prepare(self, kind: str, **extra: Any) -> Prepared:
         self.seq += 1
         event_id = uuid.uuid4().hex
-        data = {
+        severity = {"fall": "critical", "stumble": "warning"}.get(kind, "info")
+        data: dict[str, Any] = {
             "schema": 1,
             "id": event_id,
             "seq": self.seq,
             "type": kind,
             "device_id": self.device_id,
-            "severity": "critical" if kind == "fall" else "warning",
+            "severity": severity,
             "state": "TRIPPED",
             "reason": "benchmark",
             "wall_time": _now_iso(),
             "t_monotonic": float(self.seq),
-            "figures": {"peak_g": 3.0},
+            "figures": {"impact_g": 3.2, "tilt_deg": 83.0} if kind == "fall" else {},
         }
-        if self.with_window:
-            data["imu_window"] = window()
-        return event_id, json.dumps(data, separators=(",", ":"))
+        data.update(extra)
+        if kind == "window":
+            data["recording"] = recording()
+        elif self.form == "json":
+            data["imu_window"] = json_window()
+        return Prepared(
+            event_id, kind, extra.get("incident"), json.dumps(data, separators=(",", ":"))
+        )
 
     def close(self) -> None:
         self.client.disconnect()
         self.client.loop_stop()
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """One encoded event, ready to publish."""
+
+    event_id: str
+    kind: str
+    incident: str | None
+    text: str
+
+
+_RECORDING: dict[str, Any] = {}
+
+
+def recording() -> dict[str, Any]:
+    """The recording of sim.recordings (a trip that became a fall), at the belt's 200 Hz, as
+    the monitor's JSON carries it (samples in base64)."""
+    if not _RECORDING:
+        import msgspec
+
+        from sim.recordings import fall_recording
+
+        _RECORDING.update(msgspec.to_builtins(fall_recording(rate_hz=200.0)))
+    return _RECORDING
+
+
+def json_window() -> dict[str, Any]:
+    rows = [[round(-3.0 + i / 200, 3), 0.01, 0.02, 0.98, 0.4, -0.2, 0.1] for i in range(601)]
+    return {"columns": ["dt", "ax", "ay", "az", "gx", "gy", "gz"], "rows": rows}
 
 
 def _now_iso() -> str:
@@ -165,11 +213,21 @@ def _now_iso() -> str:
     return dt.datetime.now(dt.UTC).isoformat(timespec="milliseconds")
 
 
+@dataclass
+class Sent:
+    """What the generator published, by event id: when, and the fall's other ids."""
+
+    at: dict[str, float] = field(default_factory=dict)
+    kinds: dict[str, str] = field(default_factory=dict)
+    incident_of: dict[str, str] = field(default_factory=dict)
+    """Each event id of an incident -> the incident's fall id (the notification names one)."""
+
+
 def generator(
-    conn: multiprocessing.connection.Connection, host: str, port: int, n: int, windows: bool
+    conn: multiprocessing.connection.Connection, host: str, port: int, n: int, form: str
 ) -> None:
     """The load generator's process: does what the pipe asks, answers with its figures."""
-    devices = [Device(host, port, f"treadmill-{i:03d}", windows) for i in range(n)]
+    devices = [Device(host, port, f"treadmill-{i:03d}", form) for i in range(n)]
     for d in devices:
         d.announce()
     stop = threading.Event()
@@ -182,6 +240,13 @@ def generator(
             sent_telemetry[0] += 1
             i += 1
 
+    def note(sent: Sent, messages: list[Prepared]) -> None:
+        fall = next((m.event_id for m in messages if m.kind == "fall"), None)
+        for m in messages:
+            sent.kinds[m.event_id] = m.kind
+            if fall is not None:
+                sent.incident_of[m.event_id] = fall
+
     conn.send(("ready", None))
     next_device = 0
     while True:
@@ -191,24 +256,32 @@ def generator(
             conn.send(("ok", None))
         elif command == "falls":
             count, interval = arg
-            sent: dict[str, float] = {}
+            sent = Sent()
             for i in range(count):
-                event_id, when = devices[(next_device + i) % n].event("fall")
-                sent[event_id] = when
+                device = devices[(next_device + i) % n]
+                messages = device.fall()
+                note(sent, messages)
+                for m in messages:
+                    sent.at[m.event_id] = time.time()
+                    device.send("event", m.text)
                 stop.wait(interval)
             next_device += count
-            conn.send(("sent", sent))
+            conn.send(("sent", (sent.at, sent.kinds, sent.incident_of)))
         elif command == "burst":
-            ready = [
-                (d, *d.prepare("fall" if i % 2 else "stumble"))
-                for i, d in ((i, devices[(next_device + i) % n]) for i in range(arg))
-            ]
-            sent = {}
-            for device, event_id, text in ready:
-                sent[event_id] = time.time()
-                device.send("event", text)
-            next_device += arg
-            conn.send(("sent", sent))
+            ready: list[tuple[Device, Prepared]] = []
+            sent = Sent()
+            i = 0
+            while len(ready) < arg:  # whole falls (a trip, the fall, its recording)
+                device = devices[(next_device + i) % n]
+                messages = device.fall()[: arg - len(ready)]
+                note(sent, messages)
+                ready += [(device, m) for m in messages]
+                i += 1
+            for device, m in ready:
+                sent.at[m.event_id] = time.time()
+                device.send("event", m.text)
+            next_device += i
+            conn.send(("sent", (sent.at, sent.kinds, sent.incident_of)))
         elif command == "stop":
             stop.set()
             for d in devices:
@@ -248,10 +321,23 @@ class NotificationReceiver:
         self.port = self.server.server_address[1]
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
 
-    def wait(self, ids: set[str], timeout: float) -> dict[str, float]:
+    def wait(
+        self, falls: Collection[str], incident_of: dict[str, str], timeout: float
+    ) -> dict[str, float]:
+        """When each fall's first notification arrived, by fall id (its link may name the
+        incident's first event, the trip, rather than the fall itself)."""
+
+        def arrived() -> dict[str, float]:
+            got: dict[str, float] = {}
+            for event_id, when in self.arrivals.items():
+                fall = incident_of.get(event_id, event_id)
+                if fall in falls:
+                    got[fall] = min(when, got.get(fall, when))
+            return got
+
         with self.cond:
-            self.cond.wait_for(lambda: ids <= set(self.arrivals), timeout)
-            return {k: v for k, v in self.arrivals.items() if k in ids}
+            self.cond.wait_for(lambda: len(arrived()) == len(falls), timeout)
+            return arrived()
 
     def close(self) -> None:
         self.server.shutdown()
@@ -469,9 +555,7 @@ def run(n: int, args: argparse.Namespace) -> Figures:
     service = Service(work, broker, receiver.port)
     ctx = multiprocessing.get_context("spawn")
     ours, theirs = ctx.Pipe()
-    load = ctx.Process(
-        target=generator, args=(theirs, broker.host, broker.port, n, args.window == "json")
-    )
+    load = ctx.Process(target=generator, args=(theirs, broker.host, broker.port, n, args.format))
     browser: Browser | None = None
     socket: SseClient | None = None
     try:
@@ -492,14 +576,15 @@ def run(n: int, args: argparse.Namespace) -> Figures:
         threading.Event().wait(2 * args.telemetry_interval)  # settle into the steady load
 
         ours.send(("falls", (args.falls, args.fall_interval)))
-        _, falls = ours.recv()
-        phone = receiver.wait(set(falls), WAIT)
+        _, (at, kinds, incident_of) = ours.recv()
+        falls = {k: t for k, t in at.items() if kinds[k] == "fall"}
+        phone = receiver.wait(falls, incident_of, WAIT)
         seen = browser.arrivals(set(falls), WAIT)
         falls_to_phone = [(phone[k] - t) * 1000 for k, t in falls.items() if k in phone]
         falls_to_browser = [(seen[k] - t) * 1000 for k, t in falls.items() if k in seen]
 
         ours.send(("burst", args.burst))
-        _, burst = ours.recv()
+        _, (burst, _, _) = ours.recv()
         started = min(burst.values())
         seen = browser.arrivals(set(burst), WAIT)
         burst_to_browser = [(seen[k] - t) * 1000 for k, t in burst.items() if k in seen]
@@ -530,7 +615,11 @@ def run(n: int, args: argparse.Namespace) -> Figures:
 
 def report(f: Figures, args: argparse.Namespace) -> bool:
     mb = 1024.0
-    window = "3 s IMU windows as JSON" if args.window == "json" else "no IMU windows"
+    window = {
+        "incident": "incidents (each fall: trip, fall, 14 s int16 recording)",
+        "json": "3 s IMU windows as JSON floats (older monitors)",
+        "none": "no IMU windows",
+    }[args.format]
     print(
         f"caregiver benchmark: {f.devices} devices (load generator in its own process), "
         f"telemetry every {args.telemetry_interval:g} s each ({f.telemetry_sent} sent), "
@@ -570,11 +659,12 @@ def main() -> int:
     ap.add_argument("--fall-interval", type=float, default=0.5)
     ap.add_argument("--telemetry-interval", type=float, default=1.0)
     ap.add_argument(
-        "--window",
-        choices=("json", "none"),
-        default="json",
-        help="events carry a 3 s IMU window as JSON floats (today's format), or none (what "
-        "ingest costs without parsing one)",
+        "--format",
+        choices=FORMATS,
+        default="incident",
+        help="what the monitors send: incidents as this release does (a trip, the fall and a "
+        "compact recording), one event with a JSON-float window as older monitors did, or "
+        "events without a window",
     )
     args = ap.parse_args()
     if not CHROMIUM.exists():
