@@ -7,6 +7,8 @@ escalation tests run the service on a fake clock and drive it with
 
 from __future__ import annotations
 
+import dataclasses
+import datetime as dt
 import http.client
 import re
 import threading
@@ -278,9 +280,34 @@ def test_a_fall_is_delivered_through_apprise_with_device_what_when_and_link(
         assert message["title"] == "RetroGuard: FALL - Dad's treadmill"
         body = message["message"]
         assert "FALL on Dad's treadmill (treadmill-1)" in body
-        assert event["wall_time"][:19].replace("T", " ") in body
+        moment = dt.datetime.fromisoformat(event["wall_time"])  # [server] timezone: UTC here
+        assert f"{moment.day} {moment:%b %Y}, {moment:%H:%M:%S} UTC" in body
         assert "impact 3.2 g then lying" in body
         assert f"http://dash.example/events/{event['id']}" in body
+        device.close()
+
+
+def test_a_notification_says_the_time_in_the_configured_zone(
+    mosquitto: Mosquitto, tmp_path: Path, receiver: Receiver
+) -> None:
+    """The caregivers read Berlin time, with its name, whatever the device's clock sends."""
+    from zoneinfo import ZoneInfo
+
+    config = make_config(mosquitto, tmp_path, contacts=_contacts(receiver))
+    config = dataclasses.replace(
+        config, server=dataclasses.replace(config.server, timezone="Europe/Berlin")
+    )
+    with running_service(config, web=False, background=True):
+        device = SimDevice(mosquitto, "treadmill-1")
+        device.online()
+        event = device.fall()
+        (message,) = receiver.wait(1)
+        berlin = dt.datetime.fromisoformat(event["wall_time"]).astimezone(ZoneInfo("Europe/Berlin"))
+        assert (
+            f"at {berlin:%a} {berlin.day} {berlin:%b %Y}, {berlin:%H:%M:%S} {berlin.tzname()}"
+            in (message["message"])
+        )
+        assert " UTC" not in message["message"]
         device.close()
 
 
