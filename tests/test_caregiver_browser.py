@@ -276,7 +276,8 @@ def test_every_page_loads_all_its_stylesheets_and_scripts(
     browser: Any, service: CaregiverService, mosquitto: Mosquitto, width: int
 ) -> None:
     """Login, fleet, device, event and progress pages: every stylesheet and script each one
-    links answers 200 and applies, and nothing is refused (CSP), fails or throws."""
+    links answers 200 and applies, no request the page makes (its plot's data too) answers
+    an error, and nothing is refused (CSP), fails or throws."""
     from playwright.sync_api import expect
 
     device = SimDevice(mosquitto, "treadmill-1")
@@ -312,6 +313,8 @@ def test_every_page_loads_all_its_stylesheets_and_scripts(
         assert any(a.endswith(".css") for a in assets), path
         for url in assets:
             assert loaded.get(url) == 200, (path, url, loaded.get(url))
+        refused = {url: status for url, status in loaded.items() if status >= 400}
+        assert refused == {}, (path, refused)  # nothing else the page asked for (plot data...)
         for href, rules in page.evaluate(STYLED):
             assert rules > 0, (path, href)  # the sheet was parsed and applies
         assert page.evaluate("document.documentElement.scrollWidth") <= width, path
