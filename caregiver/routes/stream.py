@@ -43,9 +43,10 @@ class LiveFeed:
 
     The rendering runs on the feed's own thread, never on the thread that made the
     change: ingest goes on with the next message meanwhile. Changes are taken in
-    batches; within one, rows and session notices go in order and each changed
-    card is rendered once, after them, from the store as it is then — a burst of
-    ten events on one device costs one card, not ten.
+    batches; within one, rows and session notices go in order (a row changed twice
+    — a trip, then its recording — is rendered once, from the store as it is then)
+    and each changed card is rendered once, after them — a burst of ten events on
+    one device costs one card, not ten.
     """
 
     def __init__(self, site: Site) -> None:
@@ -87,9 +88,14 @@ class LiveFeed:
                     return
                 batch, self._pending = self._pending, []
             cards: dict[str, None] = {}
+            rows: set[str] = set()
             for change in batch:
                 if isinstance(change, DeviceChanged):
                     cards[change.device_id] = None
+                elif isinstance(change, EventStored):
+                    if change.event_id not in rows:  # a trip and its recording: one row
+                        rows.add(change.event_id)
+                        self._push(change)
                 else:
                     self._push(change)
             for device_id in cards:
