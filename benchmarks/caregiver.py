@@ -42,6 +42,7 @@ import http.server
 import json
 import multiprocessing
 import multiprocessing.connection
+import os
 import re
 import statistics
 import subprocess
@@ -354,6 +355,12 @@ def memory_kib(pid: int) -> dict[str, int]:
     return figures
 
 
+def cpu_s(pid: int) -> float:
+    """CPU time (user + system) a process has used, in seconds, from /proc/<pid>/stat."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 @dataclass
 class Service:
     """``retroguard caregiver`` in its own process, on a config written for the run."""
@@ -543,10 +550,16 @@ class Figures:
     telemetry_sent: int
     rss_before_login_kib: dict[str, int]
     rss_end_kib: dict[str, int]
+    burst_cpu_s: float
+    """The service's CPU time from just before the burst until its last event was in the
+    browser: what the burst cost, apart from how busy the machine was."""
+    load: tuple[float, float, float]
+    """The machine's load average as the run began (1, 5, 15 min)."""
 
 
 def run(n: int, args: argparse.Namespace) -> Figures:
     work = Path(tempfile.mkdtemp(prefix=f"retroguard-bench-caregiver-{n}-"))
+    load_at_start = os.getloadavg()
     # Mosquitto queues at most 1,000 messages per client by default and drops the rest; a
     # service taking a burst needs more (docs/caregiver.md, "Scaling the broker side").
     broker = Mosquitto(persistence=False, extra_config="max_queued_messages 0")
@@ -583,10 +596,12 @@ def run(n: int, args: argparse.Namespace) -> Figures:
         falls_to_phone = [(phone[k] - t) * 1000 for k, t in falls.items() if k in phone]
         falls_to_browser = [(seen[k] - t) * 1000 for k, t in falls.items() if k in seen]
 
+        cpu_before = cpu_s(pid)
         ours.send(("burst", args.burst))
         _, (burst, _, _) = ours.recv()
         started = min(burst.values())
         seen = browser.arrivals(set(burst), WAIT)
+        burst_cpu = cpu_s(pid) - cpu_before
         burst_to_browser = [(seen[k] - t) * 1000 for k, t in burst.items() if k in seen]
         off_socket = socket.arrivals
         burst_to_socket = [(off_socket[k] - t) * 1000 for k, t in burst.items() if k in off_socket]
@@ -609,7 +624,7 @@ def run(n: int, args: argparse.Namespace) -> Figures:
         broker.cleanup()
     return Figures(
         n, falls_to_phone, falls_to_browser, args.burst, stored_s, burst_to_browser,
-        burst_to_socket, telemetry_sent, before_login, end,
+        burst_to_socket, telemetry_sent, before_login, end, burst_cpu, load_at_start,
     )  # fmt: skip
 
 
@@ -620,6 +635,11 @@ def report(f: Figures, args: argparse.Namespace) -> bool:
         "json": "3 s IMU windows as JSON floats (older monitors)",
         "none": "no IMU windows",
     }[args.format]
+    print(
+        f"caregiver benchmark on {os.cpu_count()} cores, load average "
+        f"{' '.join(f'{x:.1f}' for x in f.load)} when it began (other work on the machine "
+        "slows every figure but the CPU time)"
+    )
     print(
         f"caregiver benchmark: {f.devices} devices (load generator in its own process), "
         f"telemetry every {args.telemetry_interval:g} s each ({f.telemetry_sent} sent), "
@@ -637,6 +657,10 @@ def report(f: Figures, args: argparse.Namespace) -> bool:
         f"({len(f.burst_to_browser_ms)}/{f.burst}; target p99 < {BROWSER_P99_MS:.0f} ms)"
     )
     print(f"    the same events read off the feed's socket: {spread(f.burst_to_socket_ms)}")
+    print(
+        f"    the service's CPU time for the burst: {f.burst_cpu_s:.2f} s "
+        f"({f.burst_cpu_s / f.burst * 1000:.2f} ms an event)"
+    )
     print(
         f"  caregiver process: VmHWM {f.rss_before_login_kib['VmHWM'] / mb:.1f} MB when the "
         f"login page first answered; at the end VmRSS {f.rss_end_kib['VmRSS'] / mb:.1f} MB, "
