@@ -17,6 +17,9 @@ import threading
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
+SEND_AT_ONCE = 100
+"""Change messages written to a browser in one go at most."""
+
 
 class Hub:
     """Fans change messages out to every open ``/stream`` (thread-safe :meth:`publish`)."""
@@ -82,7 +85,18 @@ class Hub:
                     continue
                 if text is None:
                     return
-                yield f"data: {text}\n\n"
+                # what else is queued goes in the same write: a burst is a few writes, not
+                # one per change per browser
+                texts, ended = [text], False
+                while not queue.empty() and len(texts) < SEND_AT_ONCE:
+                    more = queue.get_nowait()
+                    if more is None:
+                        ended = True
+                        break
+                    texts.append(more)
+                yield "".join(f"data: {t}\n\n" for t in texts)
+                if ended:
+                    return
         finally:
             self._clients.pop(queue, None)
 
