@@ -180,17 +180,19 @@
   }
 
   // The page changes in batches (at most 20 a second): a burst of events is one layout, and
-  // a card changed ten times in it is replaced once. An alarm does not wait for this.
+  // a card or incident line changed ten times in it is replaced once (Map: first-seen order).
+  // An alarm does not wait for this.
   var queue = [], flushing = false;
   function flush() {
-    var batch = queue, cards = {};
+    var batch = queue, cards = {}, incidents = new Map();
     queue = []; flushing = false;
     batch.forEach(function (msg) {
       if (msg.kind === "device") cards[msg.device_id] = msg;
       else if (msg.kind === "event") onEvent(msg);
       else if (msg.kind === "session") onSession(msg);
-      else if (msg.kind === "incident") onIncident(msg);
+      else if (msg.kind === "incident") incidents.set(msg.incident, msg);  // its latest line
     });
+    incidents.forEach(onIncident);
     Object.keys(cards).forEach(function (id) { onDevice(cards[id]); });
   }
 

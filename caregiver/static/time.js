@@ -10,13 +10,17 @@
     date: { weekday: "short", day: "numeric", month: "short", year: "numeric" },
     time: { hour: "2-digit", minute: "2-digit", second: "2-digit" }
   };
+  var made = {};
+  function formatter(name) {  // making one costs far more than using it: once per format
+    var key = formats[name] ? name : "datetime";
+    return made[key] || (made[key] = new Intl.DateTimeFormat(undefined, formats[key]));
+  }
   function localise(root) {
     (root || document).querySelectorAll("time[datetime]:not([data-local])").forEach(function (el) {
       var moment = new Date(el.getAttribute("datetime"));
       if (isNaN(moment.getTime())) return;
-      var format = formats[el.dataset.format] || formats.datetime;
       el.title = el.textContent;
-      el.textContent = new Intl.DateTimeFormat(undefined, format).format(moment);
+      el.textContent = formatter(el.dataset.format).format(moment);
       el.dataset.local = "1";
     });
   }
