@@ -33,6 +33,8 @@ from sim.relay_hardware import (
 
 SIM_MAX_PIN_STATES = 100_000
 """History kept per simulated pin: hours of heartbeat would otherwise grow without bound."""
+INT_PIN_HISTORY = 2_000
+"""Changes the simulated INT pin keeps: 5 s of pulses at 200 Hz."""
 
 IDLE_SIMULATION_S = 365 * 24 * 3600.0
 """``retroguard run`` on simulated hardware: a walker standing still for a year."""
@@ -60,8 +62,14 @@ class SimulatedGpio(GpioDevices):
     """The simulated chip whose INT drives ``gpio.pins.imu_int`` (None: not wired to one)."""
 
     def wire_imu_int(self, chip: SimulatedMpu6050, pin: int) -> None:
-        """Connect ``chip``'s INT output to GPIO ``pin``, as the wiring guide's U1 INT."""
-        chip.connect_int(self.factory.observed_pin(pin))
+        """Connect ``chip``'s INT output to GPIO ``pin``, as the wiring guide's U1 INT.
+
+        The pin keeps its last :data:`INT_PIN_HISTORY` changes only: it pulses at the sample
+        rate, and a long demo or benchmark would otherwise grow its history (memory the
+        firmware on a Pi does not have) by megabytes."""
+        int_pin = self.factory.observed_pin(pin)
+        int_pin.limit_history(INT_PIN_HISTORY)
+        chip.connect_int(int_pin)
         self.imu_int = chip
 
     def _close_models(self) -> None:

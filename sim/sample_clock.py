@@ -117,6 +117,11 @@ class ThreadSampleClock:
         self._thread = threading.Thread(target=self._run, name="sim-mpu6050-clock", daemon=True)
         self._thread.start()
 
+    @property
+    def native_id(self) -> int | None:
+        """The thread's id in the OS (benchmarks read its CPU time from /proc)."""
+        return self._thread.native_id
+
     def reschedule(self) -> None:
         due = self._chip.next_interrupt_at()
         target = self._target
