@@ -158,7 +158,7 @@ class InterruptPacing:
         self.fallback = (
             f"GPIO{self._pin} gave no data-ready edge while the IMU delivered "
             f"{self._unsignalled} samples: the INT wire is cut or not connected, or "
-            "gpio.pins.imu_int names the wrong pin (`retroguard doctor` checks it)"
+            "gpio.pins.imu_int names the wrong pin (wiring/README.md, section 8)"
         )
         (log.error if self._required else log.warning)(
             "IMU pacing falls back to polling: %s", self.fallback
