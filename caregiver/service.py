@@ -32,6 +32,7 @@ from caregiver.config import CaregiverConfig
 from caregiver.hub import Hub
 from caregiver.ingest import Ingestor
 from caregiver.notify import Notifier, Sender, apprise_send
+from caregiver.retention import RetentionSweeper
 from caregiver.storage import Store
 from caregiver.web import create_app
 
@@ -114,7 +115,11 @@ class CaregiverService:
             self._serve_in_thread(port if port is not None else self.config.server.port)
 
     def _tick_loop(self) -> None:
-        while not self._stop.wait(1.0):
+        sweeper = RetentionSweeper(self.store, self.config.retention, self.clock)
+        while True:
+            sweeper.tick()
+            if self._stop.wait(1.0):
+                return
             try:
                 self.alerting.tick()
             except Exception:

@@ -38,8 +38,10 @@ from core.protocol.messages import (
     DeviceHealth,
     DeviceState,
     EventMessage,
+    IncidentMessage,
     InvalidMessage,
     NotJson,
+    ProgressMessage,
     ProtocolError,
     ReceiptMessage,
     ReplyMessage,
@@ -214,6 +216,8 @@ _TYPED = {
     "reply": ReplyMessage,
     "session": SessionSummary,
     "receipt": ReceiptMessage,
+    "incident": IncidentMessage,
+    "progress": ProgressMessage,
 }
 
 
@@ -236,6 +240,7 @@ def _enums(schema: dict[str, Any], defs: dict[str, Any]) -> dict[str, set[Any]]:
 
 @pytest.mark.parametrize("kind", sorted(_TYPED))
 def test_the_documented_schema_agrees_with_the_type(kind: str) -> None:
+    assert JSON_MESSAGES[kind] is _TYPED[kind]
     generated = msgspec.json.schema(_TYPED[kind])
     defs = generated["$defs"]
     typed = _resolve(generated, defs)
@@ -369,3 +374,13 @@ def test_a_recording_round_trips_within_a_count_and_is_small() -> None:
         decode_recording(msgspec.structs.replace(rec, samples=b"garbage"))
     with pytest.raises(ValueError, match="6 x"):
         decode_recording(msgspec.structs.replace(rec, count=5))
+
+
+def test_the_retained_status_topics_are_device_topics_no_consumer_is_made_to_read() -> None:
+    topics = Topics("retroguard", "tm-1")
+    assert topics.incident == "retroguard/tm-1/incident"
+    assert topics.progress == "retroguard/tm-1/progress"
+    for kind in (TopicKind.INCIDENT, TopicKind.PROGRESS):
+        assert parse_topic("retroguard", topics.of(kind)) == DeviceTopic("tm-1", kind)
+        assert kind not in CONSUMED_KINDS  # additive: existing consumers subscribe as before
+    assert set(_TYPED) == set(JSON_MESSAGES)  # every JSON kind has a documented schema

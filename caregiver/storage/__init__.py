@@ -24,7 +24,7 @@ from caregiver.storage.records import (
     WalkSession,
     worse,
 )
-from caregiver.storage.sqlite import Store, Transaction
+from caregiver.storage.sqlite import Pruned, Store, Transaction
 from caregiver.storage.sqlite_schema import SCHEMA_VERSION, SchemaError, SchemaUpgrade
 
 __all__ = [
@@ -40,6 +40,7 @@ __all__ = [
     "LoginSession",
     "NewEvent",
     "PendingNotification",
+    "Pruned",
     "SchemaError",
     "SchemaUpgrade",
     "StorageFault",

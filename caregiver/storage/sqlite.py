@@ -15,11 +15,13 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import math
 import sqlite3
 import threading
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -39,6 +41,8 @@ from caregiver.storage.records import (
     WalkSession,
 )
 from caregiver.storage.sqlite_schema import SchemaUpgrade, migrate
+
+log = logging.getLogger(__name__)
 
 _EVENT_COLUMNS = (
     "id, device_id, seq, type, severity, state, reason, wall_time, received_at, figures, "
@@ -564,6 +568,66 @@ class Transaction:
     def end_login_session(self, token_hash: str) -> None:
         self._db.execute("DELETE FROM sessions WHERE token_hash = ?", (token_hash,))
 
+    # ----------------------------------------------------------- retention
+
+    def prune(
+        self,
+        *,
+        recordings_before: float | None,
+        notifications_before: float | None,
+        routine_before: float | None,
+        now: float,
+    ) -> tuple[int, int, int, int, int]:
+        """Delete recordings, delivered notifications and routine events older than the given
+        times (None keeps them) and expired logins; the counts, in that order."""
+        db = self._db
+        recordings = windows = notifications = routine = 0
+        if recordings_before is not None:
+            recordings = db.execute(
+                "DELETE FROM recordings WHERE trip_event_id IN (SELECT r.trip_event_id FROM "
+                "recordings r JOIN events e ON e.id = r.window_event_id WHERE e.received_at < ?)",
+                (recordings_before,),
+            ).rowcount
+            windows = db.execute(
+                "UPDATE events SET payload = json_remove(payload, '$.imu_window') "
+                "WHERE has_window AND received_at < ? AND json_valid(payload) "
+                "AND json_type(payload, '$.imu_window') IS NOT NULL",
+                (recordings_before,),
+            ).rowcount
+            db.execute(
+                "UPDATE events SET has_window = 0 WHERE has_window AND received_at < ? "
+                "AND id NOT IN (SELECT trip_event_id FROM recordings) "
+                "AND (NOT json_valid(payload) OR json_type(payload, '$.imu_window') IS NULL)",
+                (recordings_before,),
+            )
+        if notifications_before is not None:
+            notifications = db.execute(
+                "DELETE FROM notifications WHERE status IN ('sent', 'failed') AND created_at < ?",
+                (notifications_before,),
+            ).rowcount
+        if routine_before is not None:
+            routine = db.execute(
+                "DELETE FROM events WHERE severity = 'info' AND incident IS NULL "
+                "AND received_at < ? AND id NOT IN (SELECT last_event_id FROM devices "
+                "WHERE last_event_id IS NOT NULL)",
+                (routine_before,),
+            ).rowcount
+        logins = db.execute("DELETE FROM sessions WHERE expires_at < ?", (now,)).rowcount
+        return recordings, windows, notifications, routine, logins
+
+
+@dataclass(frozen=True, slots=True)
+class Pruned:
+    """What one retention sweep removed."""
+
+    recordings: int
+    windows: int
+    """Older monitors' IMU windows cut out of their events' payloads."""
+    notifications: int
+    routine_events: int
+    login_sessions: int
+    pages_freed: int
+
 
 class Store:
     """The caregiver database: opened (and migrated) once, shared by every thread."""
@@ -576,12 +640,56 @@ class Store:
         self._lock = threading.RLock()
         try:
             with self._lock:
+                self._incremental_vacuum()
                 self._db.execute("PRAGMA journal_mode=WAL")
                 self._db.execute("PRAGMA synchronous=NORMAL")
                 self.schema: SchemaUpgrade = migrate(self._db, str(path))
         except BaseException:
             self._db.close()
             raise
+
+    def _incremental_vacuum(self) -> None:
+        """Pages freed by the retention sweep can go back to the disk: a new file is made so,
+        an older one is rewritten once (VACUUM: a while for a big file, logged)."""
+        (mode,) = self._db.execute("PRAGMA auto_vacuum").fetchone()
+        if mode == 2:
+            return
+        self._db.execute("PRAGMA auto_vacuum = INCREMENTAL")
+        (tables,) = self._db.execute("SELECT COUNT(*) FROM sqlite_master").fetchone()
+        if tables:
+            log.info("%s: rewriting the database once to allow incremental vacuum", self.path)
+            self._db.execute("VACUUM")
+
+    def prune(
+        self,
+        *,
+        recordings_before: float | None,
+        notifications_before: float | None,
+        routine_before: float | None,
+        now: float,
+    ) -> Pruned:
+        """Delete what is older than the given times (None keeps it; see
+        :class:`caregiver.config.RetentionConfig`), then give the freed pages back."""
+        with self.transaction() as tx:
+            counts = tx.prune(
+                recordings_before=recordings_before,
+                notifications_before=notifications_before,
+                routine_before=routine_before,
+                now=now,
+            )
+        with self._lock, _as_storage_fault():
+            (free,) = self._db.execute("PRAGMA freelist_count").fetchone()
+            # sqlite3's execute() steps this pragma once, and each step frees one page;
+            # executescript runs it to the end
+            self._db.executescript("PRAGMA incremental_vacuum;")
+        return Pruned(*counts, pages_freed=int(free))
+
+    def file_bytes(self) -> int:
+        """The database's size on disk (its pages; the WAL aside)."""
+        with self._lock, _as_storage_fault():
+            (pages,) = self._db.execute("PRAGMA page_count").fetchone()
+            (size,) = self._db.execute("PRAGMA page_size").fetchone()
+        return int(pages) * int(size)
 
     def close(self) -> None:
         with self._lock:

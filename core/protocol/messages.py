@@ -347,6 +347,78 @@ class SessionSummary(SessionFigures, kw_only=True, frozen=True):
     """When the summary was queued."""
 
 
+IncidentSeverity = Literal["stumble", "fall", "no_recovery", "help", "fault"]
+"""An incident's severity: the type of its worst event so far (docs/incidents.md)."""
+
+
+class IncidentMessage(Struct, kw_only=True, omit_defaults=True):
+    """``<prefix>/<device>/incident`` (retained): the open incident, or that none is open.
+
+    The event stream is not retained, so a consumer that starts late (Home
+    Assistant after a restart) could not tell from it whether a fall is still
+    open. The device derives this from its own event log and publishes it
+    again on every connect and whenever an event opens, worsens or closes an
+    incident; ``wall_time`` is that event's time, so a repeat is byte for byte
+    the same message.
+    """
+
+    schema: SchemaVersion
+    device_id: DeviceId
+    open: bool
+    """An incident is open: nobody has closed it (caregiver, walker's "I'm OK" or re-arming)."""
+    wall_time: WallTime
+    """When this last changed (the deciding event's time), or when it was first published."""
+    incident: EventId | None = None
+    """The open incident; when none is open, the last one (absent before the first)."""
+    severity: IncidentSeverity | None = None
+    """Its worst event so far."""
+    opened_wall: WallTime | None = None
+    last_event: EventId | None = None
+    """The newest event that belongs to it."""
+    closed_by: Annotated[str, Meta(max_length=64)] | None = None
+    """A closed incident: who closed it (a caregiver's name, "walker", ...)."""
+    closed_via: Annotated[str, Meta(max_length=32)] | None = None
+    """A closed incident: how (dashboard, home-assistant, button, ...)."""
+    closed_wall: WallTime | None = None
+
+
+SessionState = Literal["none", "running", "completed", "stopped", "abandoned"]
+"""The newest guided session's status, or ``none`` before the first."""
+IsoWeek = Annotated[str, Meta(pattern=r"^[0-9]{4}-W[0-9]{2}$")]
+
+
+class ProgressMessage(Struct, kw_only=True, omit_defaults=True):
+    """``<prefix>/<device>/progress`` (retained): the guided session now, and this week.
+
+    Session summaries (``.../session``) arrive only when a session ends and
+    are not retained; this is what a dashboard or Home Assistant shows at any
+    moment. The week and the goal follow :mod:`core.progress`.
+    """
+
+    schema: SchemaVersion
+    device_id: DeviceId
+    wall_time: WallTime
+    """When the device computed it."""
+    session: SessionState
+    week: IsoWeek
+    week_sessions: Count
+    week_at_goal: Count
+    """Sessions this week whose longest backward interval reached the goal's minutes."""
+    week_backward_s: Seconds
+    week_longest_backward_s: Seconds
+    goal_sessions: Count
+    """Sessions at goal a week that meet the goal (3)."""
+    goal_backward_s: Seconds
+    """Straight backward walking that makes a session count toward the goal (600 s)."""
+    session_id: Annotated[str, Meta(max_length=64)] | None = None
+    plan: str | None = None
+    started_wall: WallTime | None = None
+    ended_wall: WallTime | None = None
+    planned_s: Seconds | None = None
+    done_s: Seconds | None = None
+    backward_s: Seconds | None = None
+
+
 JSON_MESSAGES: dict[str, type[Struct]] = {
     "event": EventMessage,
     "state": StateMessage,
@@ -354,5 +426,7 @@ JSON_MESSAGES: dict[str, type[Struct]] = {
     "reply": ReplyMessage,
     "session": SessionSummary,
     "receipt": ReceiptMessage,
+    "incident": IncidentMessage,
+    "progress": ProgressMessage,
 }
 """Topic kind -> payload type, for the JSON-encoded kinds (availability is plain text)."""

@@ -63,8 +63,10 @@ class CourierLink:
         *,
         max_pending_bytes: int = MAX_PENDING_BYTES,
         on_silence: Callable[[], None] | None = None,
+        real_clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._clock = clock
+        self._real = real_clock
         self._max_pending = max_pending_bytes
         self._on_silence = on_silence
         self._sock: socket.socket | None = None
@@ -136,7 +138,7 @@ class CourierLink:
 
     def poll(self, _: object = None) -> None:
         """Switch to a new courier if one was attached, send what fits, read what came."""
-        self._polled_real = time.monotonic()
+        self._polled_real = self._real()
         incoming = self._incoming_sock
         if incoming is not None:
             self._incoming_sock = None
@@ -193,7 +195,7 @@ class CourierLink:
         A loop that is not polling (stopped, or a test between steps) hears
         nothing, and that is not the courier's fault: then this is 0.
         """
-        now = time.monotonic()
+        now = self._real()
         if now - self._polled_real > 1.0:
             return 0.0
         return now - max(since, self._heard_real)
@@ -221,8 +223,11 @@ class CourierLink:
             if now - self.started_at > STARTUP_GRACE_S:
                 return "the courier (storage and network) has not started"
             return None
-        if now - heard > COURIER_SILENT_S:
-            return f"the courier has not answered for {now - heard:.0f} s"
+        # The courier is a real process that speaks every second of real time; a loop on a
+        # simulated clock may run far faster than that, so silence counts on both clocks.
+        silent = min(now - heard, self._real() - self._heard_real)
+        if silent > COURIER_SILENT_S:
+            return f"the courier has not answered for {silent:.0f} s"
         return None
 
     def take_chirp(self) -> bool:
@@ -311,7 +316,7 @@ class CourierLink:
 
     def _apply(self, message: messages.ToLoop) -> None:
         self.last_heard = self._clock()
-        self._heard_real = time.monotonic()
+        self._heard_real = self._real()
         match message:
             case messages.Persisted(ids=ids):
                 for key in ids:

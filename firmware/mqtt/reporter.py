@@ -10,7 +10,9 @@ there and who waits on whom:
   same queue (no disk, no locks held by disk code);
 * the publisher thread (``retroguard-mqtt``) does everything else: reads the
   outbox in order, publishes with QoS 1, deletes rows on PUBACK, publishes
-  state and telemetry, runs commands, announces to Home Assistant.
+  state and telemetry, keeps the retained incident and progress right
+  (:mod:`firmware.mqtt.status`), runs commands, announces the device to Home
+  Assistant (or, with ``discovery = false``, withdraws it).
 
 Reconnection is paho's (exponential backoff between ``reconnect_min_s`` and
 ``reconnect_max_s``); messages already handed to paho are re-sent by paho on
@@ -41,6 +43,7 @@ from paho.mqtt.reasoncodes import ReasonCode
 
 from core.mqttlink import MqttSetupError, make_client
 from core.protocol import payloads
+from core.protocol.events import Event
 from core.protocol.ids import check_device_id
 from core.protocol.messages import DeviceHealth, ProtocolError, ReceiptMessage
 from core.protocol.topics import Topics, discovery_topic, ha_status_topic
@@ -52,10 +55,12 @@ from firmware.mqtt.commands import (
     CommandTarget,
     SilenceRequest,
 )
-from firmware.mqtt.discovery import discovery_payload
+from firmware.mqtt.discovery import REMOVE_PAYLOAD, discovery_payload
+from firmware.mqtt.status import RetainedStatus
 from firmware.sinks import OutboxSink
 from firmware.storage.database import Database
 from firmware.storage.outbox import Outbox
+from firmware.storage.status import INCIDENT_EVENT_TYPES
 
 log = logging.getLogger(__name__)
 
@@ -66,6 +71,10 @@ RETRY_FIRST_S = 0.5
 """After a database error, the publisher's first pause before it tries again."""
 RETRY_MAX_S = 10.0
 """Its longest pause: a database that stays broken is tried this often."""
+
+PROGRESS_REFRESH_S = 60.0
+"""How often the retained ``progress`` is recomputed without being asked: a running session's
+figures move, and a new week starts at midnight with nothing queued."""
 
 TelemetryProvider = Callable[[], DeviceHealth]
 """Returns the monitor's figures for the telemetry message; called on the publisher thread."""
@@ -123,6 +132,16 @@ class _StatusBox:
 @dataclass(frozen=True, slots=True)
 class _Queued:
     """The event worker (or the session recorder) queued outbox rows."""
+
+
+@dataclass(frozen=True, slots=True)
+class _IncidentEvent:
+    """An event that may open, worsen or close an incident was stored and queued."""
+
+
+@dataclass(frozen=True, slots=True)
+class _SessionsChanged:
+    """The session log changed (a session started, advanced or ended)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -197,6 +216,8 @@ class _Stop:
 
 _Token = (
     _Queued
+    | _IncidentEvent
+    | _SessionsChanged
     | _Acked
     | _StateChange
     | _Subscribed
@@ -210,6 +231,26 @@ _Token = (
     | _Stop
 )
 """What wakes the publisher thread; every other thread only puts one of these on its queue."""
+
+
+class _ReporterSink(OutboxSink):
+    """:class:`OutboxSink` that also tells the publisher when the open incident may change.
+
+    Only then is the retained ``incident`` recomputed (a fold of the new
+    events, :class:`~firmware.mqtt.status.RetainedStatus`): telemetry-like
+    events (start, stop, window, test) cost nothing more.
+    """
+
+    def __init__(
+        self, outbox: Outbox, on_queued: Callable[[], None], on_incident: Callable[[], None]
+    ) -> None:
+        super().__init__(outbox, on_queued=on_queued)
+        self._on_incident = on_incident
+
+    def handle(self, event: Event) -> None:
+        super().handle(event)
+        if event.type in INCIDENT_EVENT_TYPES:
+            self._on_incident()
 
 
 class _DefaultTarget:
@@ -315,7 +356,7 @@ class MqttReporter:
         self.silence = SilenceRequest(on_request=on_silence)
         """Set by the ``silence`` command; ``on_silence`` carries it to the monitor loop."""
         self._wake: queue.SimpleQueue[_Token] = queue.SimpleQueue()
-        self.sink = OutboxSink(self.outbox, on_queued=self._on_queued)
+        self.sink = _ReporterSink(self.outbox, self._on_queued, self._on_incident_event)
         """EventSink for the courier: stores *and* queues (use instead of StoreSink)."""
         self._telemetry = telemetry
         self._clock = clock
@@ -347,6 +388,14 @@ class MqttReporter:
         self._next_republish = clock() + config.receipt_retry_s
         self.receipted = 0
         """Outbox rows forgotten on a consumer's receipt since start."""
+        self._retained = RetainedStatus(database, self.topics)
+        """The retained ``incident`` and ``progress`` topics, computed from the database."""
+        self._incident_due = True
+        self._progress_due = True
+        self._next_progress = clock() + PROGRESS_REFRESH_S
+        self._logged_status_error = False
+        self._withdrawn = False
+        """``discovery = false``: the empty discovery message went out (once per start)."""
 
     # ------------------------------------------------------------ public API
 
@@ -427,6 +476,16 @@ class MqttReporter:
     def wake(self) -> None:
         """Another writer queued outbox rows (a session summary): publish them. Non-blocking."""
         self._on_queued()
+        self.sessions_changed()
+
+    def sessions_changed(self) -> None:
+        """The session log changed: recompute the retained ``progress``. Non-blocking.
+
+        The courier should call it after every save of a session record (a
+        session started, paused, finished an interval); without it a running
+        session shows within :data:`PROGRESS_REFRESH_S`.
+        """
+        self._wake.put_nowait(_SessionsChanged())
 
     def report_telemetry(self) -> None:
         """Queue a telemetry message now (a figure it shows changed). Non-blocking.
@@ -471,6 +530,9 @@ class MqttReporter:
 
     def _on_queued(self) -> None:
         self._wake.put_nowait(_Queued())
+
+    def _on_incident_event(self) -> None:
+        self._wake.put_nowait(_IncidentEvent())
 
     def _on_connect(
         self,
@@ -587,12 +649,14 @@ class MqttReporter:
         pause = RETRY_FIRST_S
         try:
             while True:
-                wake_at = [self._next_republish] if self.config.alert_receipts else []
+                wake_at = [self._next_progress]
+                if self.config.alert_receipts:
+                    wake_at.append(self._next_republish)
                 if next_telemetry is not None:
                     wake_at.append(next_telemetry)
                 if retry_at is not None:
                     wake_at.append(retry_at)
-                timeout = max(0.0, min(wake_at) - self._clock()) if wake_at else None
+                timeout = max(0.0, min(wake_at) - self._clock())
                 try:
                     first = self._wake.get(timeout=timeout)
                 except queue.Empty:
@@ -609,6 +673,9 @@ class MqttReporter:
                     self._telemetry_due = True
                 if self.config.alert_receipts and self._clock() >= self._next_republish:
                     self._republish_due = True
+                if self._clock() >= self._next_progress:
+                    self._next_progress = self._clock() + PROGRESS_REFRESH_S
+                    self._progress_due = True
                 if stop:
                     return
                 if retry_at is not None and self._clock() < retry_at:
@@ -714,13 +781,17 @@ class MqttReporter:
                         self._ready = True
                         self._state_dirty = True
                         self._republish_due = True  # a new broker session may not have them
-                        if self.config.discovery:
+                        self._retained.forget()  # nor these retained ones
+                        self._incident_due = self._progress_due = True
+                        if self.config.discovery or not self._withdrawn:
                             self._publish_discovery()
                 case _Down():
                     self._ready = False
                 case _HomeAssistantOnline():
-                    if self._ready:
+                    if self._ready and self.config.discovery:
                         self._publish_discovery()
+                case _SessionsChanged():
+                    self._progress_due = True
                 case _CommandArrived(name=name, payload=payload):
                     self._guarded(f"command {name}", lambda: self._run_command(name, payload))
                 case _ReceiptArrived(payload=payload):
@@ -729,7 +800,11 @@ class MqttReporter:
                     self._telemetry_due = True
                 case _Stop():
                     stop = True
-                case _Queued() | _Tick():
+                case _IncidentEvent():
+                    self._incident_due = True
+                case _Queued():
+                    pass
+                case _Tick():
                     pass
         self._update(ready=self._ready)
         return stop
@@ -755,6 +830,11 @@ class MqttReporter:
             self._state_dirty = False
         if self._republish_due and self.config.alert_receipts:
             self._republish(client)
+        self._publish_rows(client)
+        self._publish_retained(client)
+
+    def _publish_rows(self, client: mqtt.Client) -> None:
+        """Hand the next outbox rows to paho, up to ``max_inflight`` unacknowledged."""
         room = self.config.max_inflight - len(self._inflight)
         if room <= 0:
             return
@@ -770,6 +850,27 @@ class MqttReporter:
             # NO_CONN still leaves the message in paho's session: it is re-sent on reconnect.
             self._inflight[info.mid] = row.id
             self._cursor = row.id
+
+    def _publish_retained(self, client: mqtt.Client) -> None:
+        """The retained ``incident`` and ``progress``, when what they say may have changed."""
+        try:
+            changed = []
+            if self._incident_due:
+                changed.append(self._retained.incident())
+                self._incident_due = False
+            if self._progress_due:
+                changed.append(self._retained.progress())
+                self._progress_due = False
+        except Exception:
+            # A database that cannot be read now: the events still go out; try again later.
+            if not self._logged_status_error:
+                log.exception("MQTT: the retained incident / progress could not be computed")
+                self._logged_status_error = True
+            return
+        self._logged_status_error = False
+        for message in changed:
+            if message is not None:
+                client.publish(message.topic, message.payload, qos=1, retain=True)
 
     def _take_receipt(self, payload: bytes) -> None:
         try:
@@ -809,11 +910,19 @@ class MqttReporter:
         )
 
     def _publish_discovery(self) -> None:
+        """Announce the device to Home Assistant, or (``discovery = false``) withdraw it.
+
+        The empty retained message removes a device Home Assistant knows and
+        is a no-op otherwise, so turning discovery off leaves no ghost device.
+        """
         if self._client is None:
             return
+        self._withdrawn = not self.config.discovery
         self._client.publish(
             discovery_topic(self.config.discovery_prefix, self.device_id),
-            discovery_payload(self.topics, self.device_name),
+            discovery_payload(self.topics, self.device_name, self.config.dashboard_url)
+            if self.config.discovery
+            else REMOVE_PAYLOAD,
             qos=1,
             retain=True,
         )
@@ -836,6 +945,7 @@ class MqttReporter:
             )
 
     def _shutdown(self) -> None:
+        self._retained.close()
         client = self._client
         if client is None:
             return
