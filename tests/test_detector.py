@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import random
 from collections.abc import Iterable, Sequence
 
 import pytest
@@ -404,3 +405,32 @@ def test_a_fall_from_a_slumped_seat_still_trips() -> None:
     assert _trip_times_mounted(DetectorConfig(stumble_upright_tilt_deg=50.0), samples) == []
     found = _trip_times_mounted(DetectorConfig(), samples)
     assert found and found[0] < impact_t(samples)
+
+
+def test_every_stumble_rule_passes_the_gate_that_skips_the_table() -> None:
+    """step() tries the rule table only when the body goes down faster than
+    some rule needs, or free fall or a tilt gain is under way: any state in
+    which a rule holds must pass that gate, or the rule would never fire."""
+    from firmware.detection.rules import STUMBLE_RULES
+
+    rng = random.Random(13)
+    det = FallDetector(DetectorConfig(), 200.0)
+    cfg = det.config
+    held = {rule.name: 0 for rule in STUMBLE_RULES}
+    for _ in range(20000):
+        det.down_mps = rng.uniform(-1.0, 3.0)
+        det.tilt_deg = rng.uniform(0.0, 90.0)
+        det.tilt_ahead_deg = det.tilt_deg + rng.uniform(0.0, 20.0)
+        det.activity_g = rng.uniform(0.0, 1.2)
+        det.freefall_s = rng.choice((0.0, rng.uniform(0.0, 0.5)))
+        det.tilt_gain_deg = rng.uniform(0.0, 30.0)
+        gate = (
+            det.down_mps > det._stumble_gate_mps
+            or det.freefall_s >= cfg.freefall_min_s
+            or det.tilt_gain_deg > cfg.rotation_gain_deg
+        )
+        for rule in STUMBLE_RULES:
+            if rule.holds(det):
+                held[rule.name] += 1
+                assert gate, rule.name
+    assert all(n > 0 for n in held.values()), held

@@ -38,6 +38,7 @@ from collections.abc import Sequence
 from core.samples import ImuSample
 from firmware.detection.base import NO_DETECTIONS, Detection, DetectionKind
 from firmware.detection.config import DetectorConfig
+from firmware.detection.rules import STUMBLE_RULES
 
 G_MPS2 = 9.80665
 """Standard gravity: converts g to m/s² for the vertical velocity."""
@@ -98,7 +99,9 @@ class FallDetector:
         self._lx, self._ly, self._lz = self._rx, self._ry, self._rz
         self.tilt_deg = 0.0
         self.tilt_rate_dps = 0.0
+        self.yaw_rate_dps = 0.0
         self.vz_mps = 0.0
+        self.down_mps = 0.0
         self._g_est = 1.0
         self._g_sum = 0.0
         self._g_n = 0
@@ -109,6 +112,7 @@ class FallDetector:
         # Rate of change of the tilt (deg/s, smoothed; positive = leaving
         # upright). Unknown until two tilts have been computed.
         self.tilt_speed_dps = 0.0
+        self.tilt_ahead_deg = 0.0
         self._have_tilt = False
         self._tilt_window: deque[tuple[float, float]] = deque()
         # Least tilt over the last upright_before_s and greatest downward
@@ -123,6 +127,9 @@ class FallDetector:
         # Any landing above this starts watching for a fall; a firm impact
         # (impact_g and impact_impulse_gs) is confirmed sooner than a soft one.
         self._candidate_g = min(self.config.impact_g, self.config.soft_impact_g)
+        # Every stumble rule needs at least this downward velocity, free fall
+        # or a tilt gain (see _stumble).
+        self._stumble_gate_mps = min(rule.gate_mps(self.config) for rule in STUMBLE_RULES)
         # Recent |a| - 1 g deviations (time, deviation x dt) for the impulse.
         self._dev_window: deque[tuple[float, float]] = deque(
             maxlen=int(self.config.impact_window_s * self.sample_rate_hz) + 2
@@ -160,32 +167,85 @@ class FallDetector:
         path (:func:`tools.batch.detect_block`) computes for a
         whole block at once; it must equal ``sqrt(ax*ax + ay*ay + az*az)``
         evaluated in that order, bit for bit.
+
+        The stages, in order: the clock (:meth:`_step_length`), the orientation
+        (:meth:`_orient`), the gait activity (:meth:`_track_activity`), the
+        warm-up (:meth:`_warm_up`), the kinematics (:meth:`_kinematics`:
+        tilt, rates, vertical velocity, free fall), the windows over the
+        recent past (:meth:`_windows`), the stumble rules (:data:`STUMBLE_RULES`),
+        the landings (:meth:`_follow_landings`) and, after a fall, recovery
+        or escalation (:meth:`_after_fall`).
         """
-        cfg = self.config
+        # The clock. One NaN would poison every filter for good; a timestamp
+        # that does not advance cannot be integrated. Such a sample is not
+        # seen at all (the monitor rejects both before they get here;
+        # replayed files may not): NaN fails every comparison, inf makes
+        # the sum non-finite.
         t_prev = self._t_prev
-        # One NaN would poison every filter for good; a timestamp that does
-        # not advance cannot be integrated. Such a sample is not seen at all
-        # (the monitor rejects both before they get here; replayed files may
-        # not). NaN fails every comparison, inf makes the sum non-finite.
         if not (math.isfinite(amag + gx + gy + gz + t) and (t_prev is None or t > t_prev)):
             return NO_DETECTIONS
+        dt = self._step_length(t, t_prev)
+        self._t_prev = t
+        self.accel_g = amag
+        self._orient(t, dt, ax, ay, az, gx, gy, gz, amag)
+        self._track_activity(t, dt, amag)
+        a_along = ax * self._rx + ay * self._ry + az * self._rz
+        if not self._warm and not self._warm_up(t, a_along):
+            return NO_DETECTIONS
+        self._kinematics(dt, a_along, gx, gy, gz, amag)
+        self._windows(t)
+
+        out: list[Detection] | None = None
+        # Every stumble rule needs one of these: most samples pass none.
+        if (
+            self.down_mps > self._stumble_gate_mps
+            or self.freefall_s >= self.config.freefall_min_s
+            or self.tilt_gain_deg > self.config.rotation_gain_deg
+        ):
+            stumble = self._stumble(t)
+            if stumble is not None:
+                out = [stumble]
+        fall = self._follow_landings(t, dt, amag)
+        if fall is not None:
+            out = [fall] if out is None else [*out, fall]
+        if self._fallen_t is not None:
+            escalation = self._after_fall(t, amag)
+            if escalation is not None:
+                out = [escalation] if out is None else [*out, escalation]
+        return NO_DETECTIONS if out is None else out
+
+    # ------------------------------------------------------------------ stages
+    def _step_length(self, t: float, t_prev: float | None) -> float:
+        """The time step to this sample (s): a gap (lost samples) must not
+        blow up the integrators, so it counts as one nominal period; what
+        happened to the body in the gap is unknown, so no landing can be
+        confirmed across it."""
         nominal = 1.0 / self.sample_rate_hz
         if t_prev is None:
             self._t_start = t
-            dt = nominal
-        else:
-            dt = t - t_prev
-            # A gap (lost samples) must not blow up the integrators: step one
-            # nominal period. What happened to the body in the gap is unknown,
-            # so no landing can be confirmed across it.
-            if dt > 5.0 * nominal:
-                dt = nominal
-                self._landings = []
-        self._t_prev = t
+            return nominal
+        dt = t - t_prev
+        if dt > 5.0 * nominal:
+            self._landings = []
+            return nominal
+        return dt
 
-        self.accel_g = amag
-
-        # --- orientation: propagate gravity with the gyro (r' = r x w) ----
+    def _orient(
+        self,
+        t: float,
+        dt: float,
+        ax: float,
+        ay: float,
+        az: float,
+        gx: float,
+        gy: float,
+        gz: float,
+        amag: float,
+    ) -> None:
+        """Orientation: the gravity direction in the sensor frame, propagated
+        by the gyro (``r' = r x w``) and pulled toward the *low-passed*
+        accelerometer while that reads close to 1 g."""
+        cfg = self.config
         wx = gx * _D2R
         wy = gy * _D2R
         wz = gz * _D2R
@@ -225,35 +285,49 @@ class FallDetector:
             rz /= n
         self._rx, self._ry, self._rz = rx, ry, rz
 
-        # Gait vigour: a running mean of how far |a| strays from 1 g. Slow to
-        # medium walking stays below ~0.3 g, jogging reaches ~1 g; the rotation
-        # rule below only applies to calm gait, where the trunk is steady. It
-        # runs from the first sample (a cumulative mean until activity_tau_s
-        # has passed), so it is at its true level when decisions start.
+    def _track_activity(self, t: float, dt: float, amag: float) -> None:
+        """Gait vigour: a running mean of how far |a| strays from 1 g.
+
+        Slow to medium walking stays below ~0.3 g, jogging reaches ~1 g; the
+        rotation rule only applies to calm gait, where the trunk is steady.
+        It runs from the first sample (a cumulative mean until
+        ``activity_tau_s`` has passed), so it is at its true level when
+        decisions start."""
+        cfg = self.config
         span = t - self._t_start + dt
         tau_act = cfg.activity_tau_s if span > cfg.activity_tau_s else span
         act = self.activity_g
         act += (abs(amag - 1.0) - act) * dt / tau_act
         self.activity_g = act
 
-        a_along = ax * rx + ay * ry + az * rz
-        if not self._warm:
-            self._ux, self._uy, self._uz = rx, ry, rz
-            self._g_sum += a_along
-            self._g_n += 1
-            self._g_est = self._g_sum / self._g_n
-            if t - self._t_start < cfg.warmup_s:
-                return NO_DETECTIONS
-            self._warm = True
-            hint = self._up_hint
-            if hint is not None and (
-                rx * hint[0] + ry * hint[1] + rz * hint[2]
-                < math.cos(cfg.mounting_tolerance_deg * _D2R)
-            ):
-                # The warm-up did not see an upright wearer (started lying or
-                # bending): trust the mounting's "up" instead.
-                self._ux, self._uy, self._uz = hint
+    def _warm_up(self, t: float, a_along: float) -> bool:
+        """Learn "upright" and the 1 g level during the warm-up; True once it is over."""
+        cfg = self.config
+        rx, ry, rz = self._rx, self._ry, self._rz
+        self._ux, self._uy, self._uz = rx, ry, rz
+        self._g_sum += a_along
+        self._g_n += 1
+        self._g_est = self._g_sum / self._g_n
+        if t - self._t_start < cfg.warmup_s:
+            return False
+        self._warm = True
+        hint = self._up_hint
+        if hint is not None and (
+            rx * hint[0] + ry * hint[1] + rz * hint[2] < math.cos(cfg.mounting_tolerance_deg * _D2R)
+        ):
+            # The warm-up did not see an upright wearer (started lying or
+            # bending): trust the mounting's "up" instead.
+            self._ux, self._uy, self._uz = hint
+        return True
 
+    def _kinematics(
+        self, dt: float, a_along: float, gx: float, gy: float, gz: float, amag: float
+    ) -> None:
+        """What the body does: trunk tilt and its speed, the upright
+        reference, the horizontal and vertical angular rates, the vertical
+        velocity and the time in free fall."""
+        cfg = self.config
+        rx, ry, rz = self._rx, self._ry, self._rz
         # --- tilt from the upright reference --------------------------------
         ux, uy, uz = self._ux, self._uy, self._uz
         c = rx * ux + ry * uy + rz * uz
@@ -277,8 +351,8 @@ class FallDetector:
         # --- rates: horizontal part only (turns are about the vertical) -----
         w_vert = gx * rx + gy * ry + gz * rz
         wh2 = gx * gx + gy * gy + gz * gz - w_vert * w_vert
-        wh = math.sqrt(wh2) if wh2 > 0.0 else 0.0
-        self.tilt_rate_dps = wh
+        self.tilt_rate_dps = math.sqrt(wh2) if wh2 > 0.0 else 0.0
+        self.yaw_rate_dps = w_vert
 
         # --- vertical velocity (positive up) --------------------------------
         # The sensor's own 1 g is not exactly 1 g (scale error, temperature),
@@ -290,16 +364,31 @@ class FallDetector:
         vz = self.vz_mps
         vz += (a_vert * G_MPS2 - vz / cfg.velocity_tau_s) * dt
         self.vz_mps = vz
-        down = -vz
+        self.down_mps = -vz
 
         if amag < cfg.freefall_g:
             self.freefall_s += dt
         else:
             self.freefall_s = 0.0
-        ff = self.freefall_s
 
-        # Tilt gained within the last rotation_window_s: a sliding-window
-        # minimum kept in a monotonic deque (amortised O(1) per sample).
+        # During calm gait the loss-of-balance score looks at where the tilt
+        # is heading: a trunk tipping over at 100 deg/s is 10 deg further a
+        # tenth of a second later.
+        tilt_ahead = tilt
+        speed = self.tilt_speed_dps
+        if speed > 0.0 and self.activity_g < cfg.balance_extrapolate_max_activity_g:
+            tilt_ahead += cfg.balance_extrapolate_s * speed
+        self.tilt_ahead_deg = tilt_ahead
+
+    def _windows(self, t: float) -> None:
+        """The recent past: tilt gained within ``rotation_window_s`` (a
+        sliding-window minimum in a monotonic deque, amortised O(1) per
+        sample), and the pre-event history read at an impact (least tilt
+        over ``upright_before_s``, greatest downward velocity over
+        ``descent_window_s``), kept every ``_HISTORY_STEP_S`` only: tilt and
+        velocity are smooth at that scale, and it halves the cost."""
+        cfg = self.config
+        tilt = self.tilt_deg
         win = self._tilt_window
         while win and win[-1][1] >= tilt:
             win.pop()
@@ -307,14 +396,12 @@ class FallDetector:
         horizon = t - cfg.rotation_window_s
         while win[0][0] < horizon:
             win.popleft()
-        gain = tilt - win[0][1]
-        self.tilt_gain_deg = gain
+        self.tilt_gain_deg = tilt - win[0][1]
 
-        # Pre-event history, kept every _HISTORY_STEP_S only (tilt and
-        # velocity are smooth at that scale; it halves the cost per sample).
-        ptw = self._pre_tilt
-        pdw = self._pre_down
         if t >= self._history_next_t:
+            down = self.down_mps
+            ptw = self._pre_tilt
+            pdw = self._pre_down
             self._history_next_t = t + _HISTORY_STEP_S
             while ptw and ptw[-1][1] >= tilt:
                 ptw.pop()
@@ -329,53 +416,32 @@ class FallDetector:
             while pdw[0][0] < horizon:
                 pdw.popleft()
 
-        out: list[Detection] | None = None
+    def _stumble(self, t: float) -> Detection | None:
+        """A STUMBLE when the first of :data:`STUMBLE_RULES` that holds may
+        fire: not within ``stumble_refractory_s`` of the last one, not after
+        a fall, and only if the trunk was recently not lying. (:meth:`step`
+        calls this only when the body goes down faster than some rule
+        needs, or free fall or a tilt gain is under way.)"""
+        cfg = self.config
+        for rule in STUMBLE_RULES:
+            if rule.holds(self):
+                if (
+                    t >= self._stumble_ready_t
+                    and self._fallen_t is None
+                    and t - self._risen_t <= cfg.stumble_upright_within_s
+                ):
+                    self._stumble_ready_t = t + cfg.stumble_refractory_s
+                    return Detection(DetectionKind.STUMBLE, t, rule.explain(self), self._figures())
+                return None
+        return None
 
-        # --- stumble: pre-impact loss of balance ----------------------------
-        # During calm gait the score looks at where the tilt is heading: a
-        # trunk tipping over at 100 deg/s is 10 deg further a tenth of a
-        # second later.
-        tilt_ahead = tilt
-        speed = self.tilt_speed_dps
-        if speed > 0.0 and act < cfg.balance_extrapolate_max_activity_g:
-            tilt_ahead += cfg.balance_extrapolate_s * speed
-        reason = ""
-        if down > cfg.stumble_velocity_mps and tilt > cfg.stumble_tilt_deg:
-            reason = f"down {down:.2f} m/s, tilt {tilt:.0f} deg"
-        elif (
-            down > cfg.balance_min_velocity_mps
-            and tilt > cfg.balance_min_tilt_deg
-            and down * tilt_ahead > cfg.balance_score
-            and act < cfg.balance_max_activity_g
-        ):
-            reason = f"loss of balance: down {down:.2f} m/s x tilt {tilt:.0f} deg"
-            if tilt_ahead > tilt + 0.5:
-                reason += f" (heading for {tilt_ahead:.0f})"
-        elif down > cfg.stumble_fast_velocity_mps:
-            reason = f"down {down:.2f} m/s"
-        elif ff >= cfg.freefall_min_s:
-            reason = f"free fall {ff * 1000:.0f} ms"
-        elif (
-            gain > cfg.rotation_gain_deg
-            and tilt > cfg.rotation_tilt_deg
-            and cfg.rotation_min_activity_g <= act < cfg.rotation_max_activity_g
-        ):
-            reason = (
-                f"trunk rotated {gain:.0f} deg in {cfg.rotation_window_s:.1f} s to {tilt:.0f} deg"
-            )
-        if (
-            reason
-            and t >= self._stumble_ready_t
-            and self._fallen_t is None
-            and t - self._risen_t <= cfg.stumble_upright_within_s
-        ):
-            self._stumble_ready_t = t + cfg.stumble_refractory_s
-            out = [Detection(DetectionKind.STUMBLE, t, reason, self._figures(wh))]
-
-        # --- fall: upright, then an impact, then lying ------------------------
-        # A fall is a transition: the trunk was upright shortly before the
-        # impact and lies for a while after it. Requiring the "upright
-        # before" keeps turning over in bed (already lying) from counting.
+    def _follow_landings(self, t: float, dt: float, amag: float) -> Detection | None:
+        """Landings: a fall is a transition, upright shortly before an impact
+        and lying for a while after it. Requiring the "upright before" keeps
+        turning over in bed (already lying) from counting. Every contact above
+        the candidate level is followed on its own (:meth:`_judge_landings`)."""
+        cfg = self.config
+        tilt = self.tilt_deg
         if tilt < cfg.upright_before_deg:
             self._upright_t = t
         if tilt < cfg.stumble_upright_tilt_deg:
@@ -392,57 +458,60 @@ class FallDetector:
             if last is not None and t - last.t <= cfg.impact_window_s:
                 # The same contact: keep its strongest sample as the peak.
                 if amag > last.peak:
-                    self._start_landing(last, t, amag, dt, tilt, down)
+                    self._start_landing(last, t, amag, dt, tilt, self.down_mps)
             else:
                 landing = _Landing()
-                self._start_landing(landing, t, amag, dt, tilt, down)
+                self._start_landing(landing, t, amag, dt, tilt, self.down_mps)
                 if len(landings) >= _MAX_LANDINGS:
                     # Keep the ones furthest along; forget the weakest.
                     landings.remove(min(landings, key=_peak))
                 landings.append(landing)
+        if not landings:
+            return None
         lying = tilt > cfg.lying_tilt_deg
-        if landings:
-            fall = self._judge_landings(t, dt, dev, tilt, lying)
-            if fall is not None:
-                det = Detection(
-                    DetectionKind.FALL,
-                    t,
-                    f"impact {fall.peak:.1f} g ({fall.impulse:.2f} g s), "
-                    f"{'lying' if lying else 'down'} {tilt:.0f} deg",
-                    self._figures(wh)
-                    | {"impact_g": round(fall.peak, 2), "impulse_gs": round(fall.impulse, 3)},
-                )
-                out = [det] if out is None else [*out, det]
+        fall = self._judge_landings(t, dt, dev, tilt, lying)
+        if fall is None:
+            return None
+        return Detection(
+            DetectionKind.FALL,
+            t,
+            f"impact {fall.peak:.1f} g ({fall.impulse:.2f} g s), "
+            f"{'lying' if lying else 'down'} {tilt:.0f} deg",
+            self._figures()
+            | {"impact_g": round(fall.peak, 2), "impulse_gs": round(fall.impulse, 3)},
+        )
 
-        # --- after a fall: recovery or escalation -----------------------------
-        fallen_t = self._fallen_t
-        if fallen_t is not None:
-            if tilt < cfg.upright_max_tilt_deg:
-                if self._upright_since is None:
-                    self._upright_since = t
-                elif t - self._upright_since >= 2.0:
-                    # Back on their feet: the episode is over.
-                    self._fallen_t = None
-                    self._still_since = None
-            else:
-                self._upright_since = None
-            still = wh < cfg.still_gyro_dps and abs(amag - 1.0) < cfg.still_accel_g
-            if lying and still and abs(w_vert) < cfg.still_gyro_dps:
-                if self._still_since is None:
-                    self._still_since = t
-                elif not self._no_recovery_sent and t - self._still_since >= cfg.no_recovery_s:
-                    self._no_recovery_sent = True
-                    det = Detection(
-                        DetectionKind.NO_RECOVERY,
-                        t,
-                        f"lying still {t - self._still_since:.0f} s after a fall",
-                        self._figures(wh),
-                    )
-                    out = [det] if out is None else [*out, det]
-            else:
+    def _after_fall(self, t: float, amag: float) -> Detection | None:
+        """After a fall: standing up again ends the episode; lying still for
+        ``no_recovery_s`` escalates it (NO_RECOVERY, once)."""
+        cfg = self.config
+        tilt = self.tilt_deg
+        if tilt < cfg.upright_max_tilt_deg:
+            if self._upright_since is None:
+                self._upright_since = t
+            elif t - self._upright_since >= 2.0:
+                # Back on their feet: the episode is over.
+                self._fallen_t = None
                 self._still_since = None
-
-        return NO_DETECTIONS if out is None else out
+        else:
+            self._upright_since = None
+        wh = self.tilt_rate_dps
+        lying = tilt > cfg.lying_tilt_deg
+        still = wh < cfg.still_gyro_dps and abs(amag - 1.0) < cfg.still_accel_g
+        if lying and still and abs(self.yaw_rate_dps) < cfg.still_gyro_dps:
+            if self._still_since is None:
+                self._still_since = t
+            elif not self._no_recovery_sent and t - self._still_since >= cfg.no_recovery_s:
+                self._no_recovery_sent = True
+                return Detection(
+                    DetectionKind.NO_RECOVERY,
+                    t,
+                    f"lying still {t - self._still_since:.0f} s after a fall",
+                    self._figures(),
+                )
+        else:
+            self._still_since = None
+        return None
 
     def _start_landing(
         self, landing: _Landing, t: float, amag: float, dt: float, tilt: float, down: float
@@ -465,16 +534,28 @@ class FallDetector:
         self, t: float, dt: float, dev: float, tilt: float, lying: bool
     ) -> _Landing | None:
         """Follow every landing still in question; return the one that a
-        fall is confirmed from (and forget them all), or None."""
+        fall is confirmed from (and forget them all), or None.
+
+        The landings are in time order, and a new contact starts a new
+        landing only ``impact_window_s`` after the last one: so only the
+        newest can still be gathering its impulse, and only the oldest ones
+        can be ``confirm_delay_s`` old, when the posture after them starts
+        to count. The ones in between wait; they are not visited."""
         cfg = self.config
+        landings = self._landings
+        newest = landings[-1]
+        since = t - newest.t
+        if 0.0 < since <= cfg.impact_window_s:
+            newest.impulse += dev
+        delay = cfg.confirm_delay_s
+        if t - landings[0].t < delay:
+            return None
         keep: list[_Landing] = []
-        for landing in self._landings:
+        for i, landing in enumerate(landings):
             since = t - landing.t
-            if 0.0 < since <= cfg.impact_window_s:
-                landing.impulse += dev
-            if since < cfg.confirm_delay_s:
-                keep.append(landing)
-                continue
+            if since < delay:
+                keep.extend(landings[i:])
+                break
             firm = landing.peak > cfg.impact_g and landing.impulse >= cfg.impact_impulse_gs
             hard = (
                 firm
@@ -501,10 +582,10 @@ class FallDetector:
         self._landings = keep
         return None
 
-    def _figures(self, wh: float) -> dict[str, float]:
+    def _figures(self) -> dict[str, float]:
         return {
             "tilt_deg": round(self.tilt_deg, 1),
-            "tilt_rate_dps": round(wh, 1),
+            "tilt_rate_dps": round(self.tilt_rate_dps, 1),
             "vz_mps": round(self.vz_mps, 3),
             "accel_g": round(self.accel_g, 3),
             "freefall_s": round(self.freefall_s, 3),
