@@ -263,12 +263,22 @@ def test_a_slump_from_an_already_bent_posture_is_not_lying_down() -> None:
 def test_a_backward_slip_trips_sooner_when_the_score_looks_where_the_tilt_is_heading() -> None:
     """F02 (backward slip while walking, tuning subject): the body drops at
     about 1 m/s while the trunk is only starting to tip. On the tilt alone the
-    loss-of-balance score is reached 25 ms before the impact peak; with the
-    tilt extrapolated 0.1 s at its rate of increase, more than 100 ms sooner."""
-    samples = read_sisfall(sisfall_file("F02_SA13_R04.txt"))
+    loss-of-balance score is reached 200 ms before the impact peak; with the
+    tilt extrapolated 0.1 s at its rate of increase, more than 100 ms sooner.
+    (The recording was F02_SA13_R04 until the 1 g level was learned from
+    whole strides: its plain-score trip came from a phantom descent.)"""
+    samples = read_sisfall(sisfall_file("F02_SA11_R02.txt"))
     impact = impact_t(samples)
-    plain = _trip_times(DetectorConfig(balance_extrapolate_s=0.0), samples)
-    ahead = _trip_times(DetectorConfig(), samples)
+    # The upright-collapse and trunk-rotation rules, which catch slips on
+    # their own, and the landing-vigour gate (a slipping foot's strike
+    # raises it) are left out of both runs: the test is about the score.
+    no_collapse = {
+        "collapse_velocity_mps": math.inf,
+        "rotation_gain_deg": math.inf,
+        "balance_max_vigour_g": math.inf,
+    }
+    plain = _trip_times(DetectorConfig(balance_extrapolate_s=0.0, **no_collapse), samples)
+    ahead = _trip_times(DetectorConfig(**no_collapse), samples)
     assert plain and ahead
     assert ahead[0] < plain[0] - 0.1 < impact
 
@@ -337,12 +347,20 @@ def test_a_firm_landing_is_confirmed_while_a_later_bounce_is_still_in_question()
 
 
 def test_the_extrapolation_is_off_while_jogging() -> None:
-    """D04 (jogging quickly, tuning subject): at the start of the run the
-    activity mean still reads calm gait for a moment; beyond it the bounce
-    swings the trunk like a stumble. With the extrapolation stretched to
-    0.2 s it trips this jog unless the activity gate is there."""
-    samples = read_sisfall(sisfall_file("D04_SE05_R01.txt"))
-    ungated = DetectorConfig(balance_extrapolate_s=0.2, balance_extrapolate_max_activity_g=10.0)
+    """D04 (jogging quickly): at the start of the run the activity mean
+    still reads calm gait for a moment; beyond it the bounce swings the
+    trunk like a stumble. With the extrapolation stretched to 0.2 s it trips
+    this jog unless the activity gate is there. (The recording was
+    D04_SE05_R01 until the 1 g level was learned from whole strides: its
+    trip came from a phantom descent.)"""
+    samples = read_sisfall(sisfall_file("D04_SA10_R01.txt"))
+    # Without the landing-vigour gate too, which keeps the score off this
+    # run on its own: the test is about the extrapolation's gate.
+    ungated = DetectorConfig(
+        balance_extrapolate_s=0.2,
+        balance_extrapolate_max_activity_g=10.0,
+        balance_max_vigour_g=10.0,
+    )
     assert _trip_times(ungated, samples)
     assert _trip_times(DetectorConfig(balance_extrapolate_s=0.2), samples) == []
     assert _trip_times(DetectorConfig(), samples) == []
@@ -424,6 +442,10 @@ def test_every_stumble_rule_passes_the_gate_that_skips_the_table() -> None:
         det.activity_g = rng.uniform(0.0, 1.2)
         det.freefall_s = rng.choice((0.0, rng.uniform(0.0, 0.5)))
         det.tilt_gain_deg = rng.uniform(0.0, 30.0)
+        det.vigour_g = rng.uniform(0.0, 1.2)
+        det.level_known = rng.random() < 0.8
+        det.unsupported_gain_mps = rng.uniform(0.0, 2.0)
+        det.descending_s = rng.uniform(0.0, 0.6)
         gate = (
             det.down_mps > det._stumble_gate_mps
             or det.freefall_s >= cfg.freefall_min_s

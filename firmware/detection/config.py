@@ -58,9 +58,19 @@ class DetectorConfig:
 
     gravity_level_tau_s: float = 10.0
     """Time constant (s) of the running 1 g level subtracted before
-    integrating: absorbs the accelerometer's scale error and the small bias the
-    orientation filter has during vigorous gait, yet barely moves in the
-    second a fall takes."""
+    integrating: the mean vertical specific force, which over whole strides
+    is exactly the sensor's own 1 g (it absorbs the accelerometer's scale
+    error and barely moves in the second a fall takes). Seeded by standing
+    still during the warm-up; without that, a plain average of everything
+    seen until this much has been seen."""
+    gravity_level_lag_s: float = 1.0
+    """The level is taken from the samples this many seconds old, so that a
+    fall in progress (under a second) does not enter its own reference."""
+    gravity_level_min_s: float = 1.0
+    """Without a standing seed, the level counts as known after this many
+    seconds of (lagged) samples; until then the rules on downward velocity
+    alone wait: a warm-up taken in motion had read the first strides of a
+    jog as 1.07-1.13 g, a phantom descent of 0.7-1.3 m/s."""
 
     # --- stumble / loss of balance (pre-impact; opens the relay) --------------
     stumble_velocity_mps: float = 0.6
@@ -118,6 +128,15 @@ class DetectorConfig:
     during a slow jog (F05) cross it at 0.54-0.60 g: 0.6 takes those and
     keeps a margin to jogging (it was 0.5; 20 Hz band-limited input, which
     flattens the activity, still gives no walking or jogging trip)."""
+    collapse_velocity_mps: float = 1.0
+    """Upright collapse: downward velocity (m/s) ..."""
+    collapse_gain_mps: float = 0.9
+    """... of which at least this much (m/s) was gained since the body last
+    bore its weight ..."""
+    collapse_descent_s: float = 0.2
+    collapse_max_vigour_g: float = 0.5
+    """... outside vigorous gait (landing vigour below this, g)."""
+    balance_max_vigour_g: float = 0.55
     freefall_min_s: float = 0.3
     """Continuous free-fall time (s) that trips on its own: 0.3 s of free fall
     is a 44 cm drop, far longer than the flight phase of jogging (up to
@@ -142,6 +161,12 @@ class DetectorConfig:
     trip. Slow treadmill walking (0.3 m/s) still reads about 0.1 g."""
     activity_tau_s: float = 1.0
     """Time constant (s) of that running mean."""
+    vigour_tau_s: float = 0.5
+    """Time constant (s) of the landing vigour: the running mean of twice
+    the excess of |a| over 1 g (the landings of gait; a falling body reads
+    below 1 g until it hits). Jogging shows it from its first steps, while
+    the activity mean above takes a second to get there."""
+
     stumble_upright_within_s: float = 5.0
     """A loss of balance starts from standing, walking or at worst sitting,
     not from lying: the stumble rules apply only if the trunk was less than

@@ -102,12 +102,34 @@ class FallDetector:
         self.yaw_rate_dps = 0.0
         self.vz_mps = 0.0
         self.down_mps = 0.0
+        self._supported_down = 0.0
+        self.unsupported_gain_mps = 0.0
+        self.descending_s = 0.0
         self._g_est = 1.0
         self._g_sum = 0.0
         self._g_n = 0
+        # The 1 g level's window: blocks (end time, sum of a_along x dt,
+        # duration) waiting out the lag, then the ones averaged.
+        self._lvl_sum = 0.0
+        self._lvl_dur = 0.0
+        self._lvl_block_end = -math.inf
+        self._lvl_pending: deque[tuple[float, float, float]] = deque()
+        self._lvl_mean = 0.0
+        self._lvl_seen = 0.0
+        # Whether the 1 g level is known (from standing still, or from a
+        # second of whole strides): until then a downward velocity cannot be
+        # told from a level error, and the rules on velocity alone wait.
+        self.level_known = False
+        # The warm-up's motionless samples: |a| summed (the sensor's own 1 g)
+        # and the gravity directions summed (the posture standing still).
+        self._still_g_sum = 0.0
+        self._still_n = 0
+        self._still_rx, self._still_ry, self._still_rz = 0.0, 0.0, 0.0
+        self.still = False
         self.accel_g = 1.0
         self.freefall_s = 0.0
         self.activity_g = 0.0
+        self.vigour_g = 0.0
         self.tilt_gain_deg = 0.0
         # Rate of change of the tilt (deg/s, smoothed; positive = leaving
         # upright). Unknown until two tilts have been computed.
@@ -127,6 +149,7 @@ class FallDetector:
         # Any landing above this starts watching for a fall; a firm impact
         # (impact_g and impact_impulse_gs) is confirmed sooner than a soft one.
         self._candidate_g = min(self.config.impact_g, self.config.soft_impact_g)
+        self._still_gyro2 = self.config.still_gyro_dps * self.config.still_gyro_dps
         # Every stumble rule needs at least this downward velocity, free fall
         # or a tilt gain (see _stumble).
         self._stumble_gate_mps = min(rule.gate_mps(self.config) for rule in STUMBLE_RULES)
@@ -189,10 +212,14 @@ class FallDetector:
         self.accel_g = amag
         self._orient(t, dt, ax, ay, az, gx, gy, gz, amag)
         self._track_activity(t, dt, amag)
+        self.still = (
+            gx * gx + gy * gy + gz * gz < self._still_gyro2
+            and abs(amag - 1.0) < self.config.still_accel_g
+        )
         a_along = ax * self._rx + ay * self._ry + az * self._rz
         if not self._warm and not self._warm_up(t, a_along):
             return NO_DETECTIONS
-        self._kinematics(dt, a_along, gx, gy, gz, amag)
+        self._kinematics(t, dt, a_along, gx, gy, gz, amag)
         self._windows(t)
 
         out: list[Detection] | None = None
@@ -299,29 +326,96 @@ class FallDetector:
         act = self.activity_g
         act += (abs(amag - 1.0) - act) * dt / tau_act
         self.activity_g = act
+        # Landing vigour: how hard the feet land, from the first step on.
+        push = 2.0 * (amag - 1.0) if amag > 1.0 else 0.0
+        vig = self.vigour_g
+        vig += (push - vig) * dt / cfg.vigour_tau_s
+        self.vigour_g = vig
 
     def _warm_up(self, t: float, a_along: float) -> bool:
-        """Learn "upright" and the 1 g level during the warm-up; True once it is over."""
+        """Learn "upright" and the 1 g level during the warm-up; True once it is over.
+
+        Both come from the *motionless* samples of the warm-up when there are
+        any (standing still before the belt starts): a body that has started
+        to move is accelerating, and its mean vertical specific force over a
+        part of a stride is not 1 g (the first steps of a jog read 1.07 g on
+        average, which the velocity integrator then takes for a steady
+        descent of 0.7 m/s), nor is its posture the one it stands in. A
+        recording that starts in motion has no such samples: then the mean
+        over the warm-up and its last gravity direction are the best there is.
+        """
         cfg = self.config
         rx, ry, rz = self._rx, self._ry, self._rz
         self._ux, self._uy, self._uz = rx, ry, rz
         self._g_sum += a_along
         self._g_n += 1
+        if self.still:
+            self._still_g_sum += self.accel_g
+            self._still_n += 1
+            self._still_rx += rx
+            self._still_ry += ry
+            self._still_rz += rz
         self._g_est = self._g_sum / self._g_n
         if t - self._t_start < cfg.warmup_s:
             return False
         self._warm = True
+        if self._still_n > 0:
+            # Standing still measured the level: it counts as a whole
+            # averaging time's worth of data.
+            self._g_est = self._lvl_mean = self._still_g_sum / self._still_n
+            self._lvl_seen = cfg.gravity_level_tau_s
+            self.level_known = True
+            sx, sy, sz = self._still_rx, self._still_ry, self._still_rz
+            n = math.sqrt(sx * sx + sy * sy + sz * sz)
+            if n > 0.0:
+                self._ux, self._uy, self._uz = sx / n, sy / n, sz / n
+        ux, uy, uz = self._ux, self._uy, self._uz
         hint = self._up_hint
         if hint is not None and (
-            rx * hint[0] + ry * hint[1] + rz * hint[2] < math.cos(cfg.mounting_tolerance_deg * _D2R)
+            ux * hint[0] + uy * hint[1] + uz * hint[2] < math.cos(cfg.mounting_tolerance_deg * _D2R)
         ):
             # The warm-up did not see an upright wearer (started lying or
             # bending): trust the mounting's "up" instead.
             self._ux, self._uy, self._uz = hint
         return True
 
+    def _level_window(self, t: float, a_along: float, dt: float) -> float:
+        """The sensor's 1 g along the vertical, from the vertical specific
+        force of the past, a ``gravity_level_lag_s`` behind (0 while unknown).
+
+        Over whole strides the vertical specific force averages to exactly
+        the sensor's own 1 g (the body neither rises nor sinks on average).
+        Staying a second behind keeps a fall in progress out of its own
+        reference. The level seeded by standing still during the warm-up is
+        followed with the time constant ``gravity_level_tau_s``; without
+        that seed (a recording that starts in motion) everything seen so far
+        is averaged until ``gravity_level_tau_s`` has been seen, so the
+        first partial strides do not linger. Kept in blocks of
+        ``_HISTORY_STEP_S``."""
+        self._lvl_sum += a_along * dt
+        self._lvl_dur += dt
+        if t < self._lvl_block_end:
+            return self._lvl_mean if self.level_known else 0.0
+        cfg = self.config
+        self._lvl_block_end = t + _HISTORY_STEP_S
+        pending = self._lvl_pending
+        pending.append((t, self._lvl_sum, self._lvl_dur))
+        self._lvl_sum = 0.0
+        self._lvl_dur = 0.0
+        lag_edge = t - cfg.gravity_level_lag_s
+        tau = cfg.gravity_level_tau_s
+        while pending and pending[0][0] <= lag_edge:
+            _, bsum, bdur = pending.popleft()
+            seen = self._lvl_seen + bdur
+            self._lvl_seen = seen
+            weight = bdur / (seen if seen < tau else tau)
+            self._lvl_mean += (bsum / bdur - self._lvl_mean) * weight
+            if not self.level_known and seen >= cfg.gravity_level_min_s:
+                self.level_known = True
+        return self._lvl_mean if self.level_known else 0.0
+
     def _kinematics(
-        self, dt: float, a_along: float, gx: float, gy: float, gz: float, amag: float
+        self, t: float, dt: float, a_along: float, gx: float, gy: float, gz: float, amag: float
     ) -> None:
         """What the body does: trunk tilt and its speed, the upright
         reference, the horizontal and vertical angular rates, the vertical
@@ -360,11 +454,24 @@ class FallDetector:
         # slow average of the vertical specific force instead of 1 g.
         g_est = self._g_est
         a_vert = a_along - g_est
-        self._g_est = g_est + a_vert * dt / cfg.gravity_level_tau_s
+        level = self._level_window(t, a_along, dt)
+        if level > 0.0:
+            self._g_est = level
         vz = self.vz_mps
         vz += (a_vert * G_MPS2 - vz / cfg.velocity_tau_s) * dt
         self.vz_mps = vz
         self.down_mps = -vz
+        # Downward speed gained since the body last bore its weight (the
+        # vertical specific force at or above 1 g): what an unsupported
+        # pelvis picks up, which a phantom velocity (a level error) is not.
+        if a_vert >= 0.0:
+            self._supported_down = -vz
+        self.unsupported_gain_mps = -vz - self._supported_down
+        # How long the body has been going down without a pause.
+        if vz < 0.0:
+            self.descending_s += dt
+        else:
+            self.descending_s = 0.0
 
         if amag < cfg.freefall_g:
             self.freefall_s += dt

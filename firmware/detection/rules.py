@@ -65,6 +65,7 @@ def loss_of_balance(d: FallDetector) -> bool:
         and d.tilt_deg > c.balance_min_tilt_deg
         and down * d.tilt_ahead_deg > c.balance_score
         and d.activity_g < c.balance_max_activity_g
+        and d.vigour_g < c.balance_max_vigour_g
     )
 
 
@@ -80,11 +81,34 @@ def _explain_loss_of_balance(d: FallDetector) -> str:
 
 def fast_descent(d: FallDetector) -> bool:
     """A vertical collapse: faster down than any bounce of gait."""
-    return d.down_mps > d.config.stumble_fast_velocity_mps
+    return d.level_known and d.down_mps > d.config.stumble_fast_velocity_mps
 
 
 def _explain_fast_descent(d: FallDetector) -> str:
     return f"down {d.down_mps:.2f} m/s"
+
+
+# --- upright collapse --------------------------------------------------------------
+
+
+def upright_collapse(d: FallDetector) -> bool:
+    """The pelvis drops unsupported, whatever the trunk does: legs folding
+    under a walker whose feet the belt carries away."""
+    c = d.config
+    return (
+        d.level_known
+        and d.down_mps > c.collapse_velocity_mps
+        and d.unsupported_gain_mps > c.collapse_gain_mps
+        and d.descending_s >= c.collapse_descent_s
+        and d.vigour_g < c.collapse_max_vigour_g
+    )
+
+
+def _explain_upright_collapse(d: FallDetector) -> str:
+    return (
+        f"collapse: down {d.down_mps:.2f} m/s, {d.unsupported_gain_mps:.2f} m/s of it "
+        f"unsupported, tilt {d.tilt_deg:.0f} deg"
+    )
 
 
 # --- long free fall ----------------------------------------------------------------
@@ -135,6 +159,12 @@ STUMBLE_RULES: tuple[StumbleRule, ...] = (
     ),
     StumbleRule(
         "fast descent", fast_descent, _explain_fast_descent, lambda c: c.stumble_fast_velocity_mps
+    ),
+    StumbleRule(
+        "upright collapse",
+        upright_collapse,
+        _explain_upright_collapse,
+        lambda c: c.collapse_velocity_mps,
     ),
     StumbleRule("long free fall", long_free_fall, _explain_long_free_fall, _no_gate),
     StumbleRule("trunk rotation", trunk_rotation, _explain_trunk_rotation, _no_gate),
