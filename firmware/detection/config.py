@@ -183,7 +183,11 @@ class DetectorConfig:
     trip. At 50 deg that fall tripped nothing at all, for 14 fewer tuning
     D14 recordings tripping (25.5 % of them trip at 65 deg, 0 % at 50)."""
     stumble_refractory_s: float = 2.0
-    """Minimum time (s) between two stumble detections."""
+    """Minimum time (s) between two stumble detections of one episode ..."""
+    stumble_clear_s: float = 0.3
+    """... unless no stumble rule held for this long (s) in between: then
+    the next is a new episode (sitting down hard, then falling off the
+    chair) and is reported on its own."""
 
     # --- fall confirmation (upright, impact, then lying) ----------------------
     impact_g: float = 2.0

@@ -144,6 +144,7 @@ class FallDetector:
         self._pre_down: deque[tuple[float, float]] = deque()
         self._history_next_t = -math.inf
         self._stumble_ready_t = -math.inf
+        self._evidence_t = -math.inf
         self._upright_t = -math.inf
         self._risen_t = -math.inf
         # Any landing above this starts watching for a fall; a firm impact
@@ -525,15 +526,20 @@ class FallDetector:
 
     def _stumble(self, t: float) -> Detection | None:
         """A STUMBLE when the first of :data:`STUMBLE_RULES` that holds may
-        fire: not within ``stumble_refractory_s`` of the last one, not after
-        a fall, and only if the trunk was recently not lying. (:meth:`step`
-        calls this only when the body goes down faster than some rule
-        needs, or free fall or a tilt gain is under way.)"""
+        fire: not after a fall, only if the trunk was recently not lying, and
+        not within ``stumble_refractory_s`` of the last one unless the
+        evidence has cleared in between (no rule held for
+        ``stumble_clear_s``): a new loss of balance after the last one has
+        settled is a new episode, worth its own report. (:meth:`step` calls
+        this only when the body goes down faster than some rule needs, or
+        free fall or a tilt gain is under way.)"""
         cfg = self.config
         for rule in STUMBLE_RULES:
             if rule.holds(self):
+                cleared = t - self._evidence_t >= cfg.stumble_clear_s
+                self._evidence_t = t
                 if (
-                    t >= self._stumble_ready_t
+                    (t >= self._stumble_ready_t or cleared)
                     and self._fallen_t is None
                     and t - self._risen_t <= cfg.stumble_upright_within_s
                 ):
