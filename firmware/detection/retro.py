@@ -134,7 +134,6 @@ class FallDetector:
         # Rate of change of the tilt (deg/s, smoothed; positive = leaving
         # upright). Unknown until two tilts have been computed.
         self.tilt_speed_dps = 0.0
-        self.tilt_ahead_deg = 0.0
         self._have_tilt = False
         self._tilt_window: deque[tuple[float, float]] = deque()
         # Least tilt over the last upright_before_s and greatest downward
@@ -213,13 +212,14 @@ class FallDetector:
         self.accel_g = amag
         self._orient(t, dt, ax, ay, az, gx, gy, gz, amag)
         self._track_activity(t, dt, amag)
-        self.still = (
-            gx * gx + gy * gy + gz * gz < self._still_gyro2
-            and abs(amag - 1.0) < self.config.still_accel_g
-        )
         a_along = ax * self._rx + ay * self._ry + az * self._rz
-        if not self._warm and not self._warm_up(t, a_along):
-            return NO_DETECTIONS
+        if not self._warm:
+            self.still = (
+                gx * gx + gy * gy + gz * gz < self._still_gyro2
+                and abs(amag - 1.0) < self.config.still_accel_g
+            )
+            if not self._warm_up(t, a_along):
+                return NO_DETECTIONS
         self._kinematics(t, dt, a_along, gx, gy, gz, amag)
         self._windows(t)
 
@@ -380,7 +380,7 @@ class FallDetector:
             self._ux, self._uy, self._uz = hint
         return True
 
-    def _level_window(self, t: float, a_along: float, dt: float) -> float:
+    def _level_block(self, t: float) -> None:
         """The sensor's 1 g along the vertical, from the vertical specific
         force of the past, a ``gravity_level_lag_s`` behind (0 while unknown).
 
@@ -392,11 +392,8 @@ class FallDetector:
         that seed (a recording that starts in motion) everything seen so far
         is averaged until ``gravity_level_tau_s`` has been seen, so the
         first partial strides do not linger. Kept in blocks of
-        ``_HISTORY_STEP_S``."""
-        self._lvl_sum += a_along * dt
-        self._lvl_dur += dt
-        if t < self._lvl_block_end:
-            return self._lvl_mean if self.level_known else 0.0
+        ``_HISTORY_STEP_S``: :meth:`_kinematics` sums the samples, this
+        closes a block and takes in the ones old enough."""
         cfg = self.config
         self._lvl_block_end = t + _HISTORY_STEP_S
         pending = self._lvl_pending
@@ -413,7 +410,6 @@ class FallDetector:
             self._lvl_mean += (bsum / bdur - self._lvl_mean) * weight
             if not self.level_known and seen >= cfg.gravity_level_min_s:
                 self.level_known = True
-        return self._lvl_mean if self.level_known else 0.0
 
     def _kinematics(
         self, t: float, dt: float, a_along: float, gx: float, gy: float, gz: float, amag: float
@@ -455,9 +451,12 @@ class FallDetector:
         # slow average of the vertical specific force instead of 1 g.
         g_est = self._g_est
         a_vert = a_along - g_est
-        level = self._level_window(t, a_along, dt)
-        if level > 0.0:
-            self._g_est = level
+        self._lvl_sum += a_along * dt
+        self._lvl_dur += dt
+        if t >= self._lvl_block_end:
+            self._level_block(t)
+            if self.level_known:
+                self._g_est = self._lvl_mean
         vz = self.vz_mps
         vz += (a_vert * G_MPS2 - vz / cfg.velocity_tau_s) * dt
         self.vz_mps = vz
@@ -478,15 +477,6 @@ class FallDetector:
             self.freefall_s += dt
         else:
             self.freefall_s = 0.0
-
-        # During calm gait the loss-of-balance score looks at where the tilt
-        # is heading: a trunk tipping over at 100 deg/s is 10 deg further a
-        # tenth of a second later.
-        tilt_ahead = tilt
-        speed = self.tilt_speed_dps
-        if speed > 0.0 and self.activity_g < cfg.balance_extrapolate_max_activity_g:
-            tilt_ahead += cfg.balance_extrapolate_s * speed
-        self.tilt_ahead_deg = tilt_ahead
 
     def _windows(self, t: float) -> None:
         """The recent past: tilt gained within ``rotation_window_s`` (a

@@ -2,8 +2,10 @@
 
 Each rule is a named predicate over the detector's current estimates
 (:class:`~firmware.detection.retro.FallDetector` attributes: ``tilt_deg``,
-``tilt_ahead_deg``, ``down_mps``, ``activity_g``, ``freefall_s``,
-``tilt_gain_deg``) and its configuration, with the reason it gives. The
+``tilt_speed_dps``, ``down_mps``, ``activity_g``, ``vigour_g``,
+``freefall_s``, ``tilt_gain_deg``, ``unsupported_gain_mps``,
+``descending_s``, ``level_known``) and its configuration, with the reason it
+gives. The
 detector tries them in table order and the first that holds names the
 STUMBLE. ``docs/detector.md`` gives each rule's physical argument and the
 figures that set its thresholds.
@@ -56,6 +58,16 @@ def _explain_descent_with_tilt(d: FallDetector) -> str:
 # --- loss-of-balance score -------------------------------------------------------
 
 
+def tilt_ahead(d: FallDetector) -> float:
+    """During calm gait, the tilt the trunk is heading for: a trunk tipping
+    over at 100 deg/s is 10 deg further a tenth of a second later."""
+    c = d.config
+    speed = d.tilt_speed_dps
+    if speed > 0.0 and d.activity_g < c.balance_extrapolate_max_activity_g:
+        return d.tilt_deg + c.balance_extrapolate_s * speed
+    return d.tilt_deg
+
+
 def loss_of_balance(d: FallDetector) -> bool:
     """Downward velocity times the tilt the trunk is heading for, outside vigorous gait."""
     c = d.config
@@ -63,7 +75,7 @@ def loss_of_balance(d: FallDetector) -> bool:
     return (
         down > c.balance_min_velocity_mps
         and d.tilt_deg > c.balance_min_tilt_deg
-        and down * d.tilt_ahead_deg > c.balance_score
+        and down * tilt_ahead(d) > c.balance_score
         and d.activity_g < c.balance_max_activity_g
         and d.vigour_g < c.balance_max_vigour_g
     )
@@ -71,8 +83,9 @@ def loss_of_balance(d: FallDetector) -> bool:
 
 def _explain_loss_of_balance(d: FallDetector) -> str:
     reason = f"loss of balance: down {d.down_mps:.2f} m/s x tilt {d.tilt_deg:.0f} deg"
-    if d.tilt_ahead_deg > d.tilt_deg + 0.5:
-        reason += f" (heading for {d.tilt_ahead_deg:.0f})"
+    ahead = tilt_ahead(d)
+    if ahead > d.tilt_deg + 0.5:
+        reason += f" (heading for {ahead:.0f})"
     return reason
 
 
