@@ -246,6 +246,13 @@ class DetectorConfig:
     confirm_window_s: float = 2.0
     """... until this many seconds after it: lying through that window
     confirms the fall (and the FALL detection comes at the end of it)."""
+    stepping_after_s: float = 1.0
+    """A fall ends the gait: a landing followed by another contact (above
+    ``soft_impact_g``) with the trunk not lying (a step) more than this many
+    seconds later is not confirmed. A body on the
+    ground may bounce or brace within the first second; a climber keeps
+    landing every half second (D06_SA10_R05, stairs quickly, trunk leaning
+    20-30 deg: it passed the hard-impact path)."""
     confirm_upright_max_s: float = 0.15
     """Time (s) within that window the trunk may spend back above
     ``lying_tilt_deg`` without cancelling the fall: after an impact the

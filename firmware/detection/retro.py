@@ -170,6 +170,7 @@ class FallDetector:
         # pre-event posture and descent read at an impact.
         self._pre_tilt: deque[tuple[float, float]] = deque()
         self._pre_down: deque[tuple[float, float]] = deque()
+        self._pre_turn: deque[tuple[float, float]] = deque()
         self._history_next_t = -math.inf
         self._rotation_next_t = -math.inf
         self._stumble_ready_t = -math.inf
@@ -191,6 +192,7 @@ class FallDetector:
         # on what follows it, so a heel strike just before a fall cannot
         # hide the fall's own, softer landing.
         self._landings: list[_Landing] = []
+        self._last_step_t = -math.inf
         self._fallen_t: float | None = None
         self._still_since: float | None = None
         self._upright_since: float | None = None
@@ -541,6 +543,13 @@ class FallDetector:
             horizon = t - self._descent_window_s
             while pdw[0][0] < horizon:
                 pdw.popleft()
+            turn = self.tilt_speed_dps
+            ptn = self._pre_turn
+            while ptn and ptn[-1][1] <= turn:
+                ptn.pop()
+            ptn.append((t, turn))
+            while ptn[0][0] < horizon:
+                ptn.popleft()
 
     def _stumble(self, t: float) -> Detection | None:
         """A STUMBLE when the first of :data:`STUMBLE_RULES` that holds may
@@ -590,6 +599,8 @@ class FallDetector:
                 if amag > last.peak:
                     self._start_landing(last, t, amag, dt, tilt, self.down_mps)
             else:
+                if tilt < self._lying_tilt_deg:
+                    self._last_step_t = t  # a contact with the trunk up: a step
                 landing = _Landing()
                 self._start_landing(landing, t, amag, dt, tilt, self.down_mps)
                 if len(landings) >= _MAX_LANDINGS:
@@ -618,7 +629,13 @@ class FallDetector:
             f"impact {fall.peak:.1f} g ({fall.impulse:.2f} g s), "
             f"{'lying' if lying else 'down'} {tilt:.0f} deg",
             self._figures()
-            | {"impact_g": round(fall.peak, 2), "impulse_gs": round(fall.impulse, 3)},
+            | {
+                "impact_g": round(fall.peak, 2),
+                "impulse_gs": round(fall.impulse, 3),
+                "descent_mps": round(fall.descent, 2),
+                "turn_dps": round(fall.turn, 0),
+                "pre_tilt_deg": round(fall.pre_tilt, 1),
+            },
         )
 
     def _after_fall(self, t: float, amag: float) -> Detection | None:
@@ -667,6 +684,9 @@ class FallDetector:
         pdw = self._pre_down
         landing.pre_tilt = min(ptw[0][1], tilt) if ptw else tilt
         landing.descent = max(pdw[0][1], down) if pdw else down
+        ptn = self._pre_turn
+        turn = self.tilt_speed_dps
+        landing.turn = max(ptn[0][1], turn) if ptn else turn
         landing.not_lying_s = 0.0
         landing.not_down_s = 0.0
 
@@ -698,6 +718,8 @@ class FallDetector:
                 hard and landing.not_down_s <= cfg.confirm_upright_max_s
             ):
                 continue  # back up (or never down): not a fall, or a recovered one
+            if self._last_step_t - landing.t > cfg.stepping_after_s:
+                continue  # still stepping well after it: the gait went on
             if since >= (cfg.confirm_window_s if firm else cfg.soft_confirm_s):
                 self._landings = []
                 self._fallen_t = t
@@ -722,7 +744,16 @@ class FallDetector:
 class _Landing:
     """One impact candidate and what has been seen since."""
 
-    __slots__ = ("descent", "impulse", "not_down_s", "not_lying_s", "peak", "pre_tilt", "t")
+    __slots__ = (
+        "descent",
+        "impulse",
+        "not_down_s",
+        "not_lying_s",
+        "peak",
+        "pre_tilt",
+        "t",
+        "turn",
+    )
 
     def __init__(self) -> None:
         self.t = 0.0
@@ -733,6 +764,8 @@ class _Landing:
         """Least tilt in the upright_before_s before the peak."""
         self.descent = 0.0
         """Greatest downward velocity in the descent_window_s before the peak."""
+        self.turn = 0.0
+        """Greatest rate (deg/s) at which the trunk left upright in that window."""
         self.not_lying_s = 0.0
         self.not_down_s = 0.0
 
