@@ -28,9 +28,7 @@ def run(det: Detector, samples: Iterable[ImuSample]) -> list[Detection]:
 def _plain(value: Any) -> Any:
     if isinstance(value, deque | list):
         return [_plain(v) for v in value]
-    slots = getattr(type(value), "__slots__", None) or getattr(
-        type(value), "__mypyc_attrs__", None
-    )
+    slots = getattr(type(value), "__slots__", None) or getattr(type(value), "__mypyc_attrs__", None)
     if slots and not isinstance(value, tuple):
         names = sorted(name for name in slots if not name.startswith("__"))
         return (type(value).__name__, *((name, getattr(value, name)) for name in names))

@@ -38,9 +38,7 @@ def compiled() -> type[FallDetector]:
     return cls
 
 
-def assert_identical(
-    samples: Sequence[ImuSample], up: tuple[float, float, float] | None
-) -> None:
+def assert_identical(samples: Sequence[ImuSample], up: tuple[float, float, float] | None) -> None:
     cls = compiled()
     pure = FallDetector(DetectorConfig(), RATE, up=up)
     fast = cls(DetectorConfig(), RATE, up=up)
@@ -51,9 +49,7 @@ def assert_identical(
     again = cls(DetectorConfig(), RATE, up=up)
     found = []
     for s in samples:
-        found.extend(
-            again.step(s.t, s.ax, s.ay, s.az, s.gx, s.gy, s.gz, s.accel_magnitude)
-        )
+        found.extend(again.step(s.t, s.ax, s.ay, s.az, s.gx, s.gy, s.gz, s.accel_magnitude))
     assert found == expected
 
 

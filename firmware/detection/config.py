@@ -134,6 +134,7 @@ class DetectorConfig:
     """... of which at least this much (m/s) was gained since the body last
     bore its weight ..."""
     collapse_descent_s: float = 0.2
+    collapse_max_descent_s: float = 1.5
     collapse_max_vigour_g: float = 0.5
     """... outside vigorous gait (landing vigour below this, g)."""
     balance_max_vigour_g: float = 0.55

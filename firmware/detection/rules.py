@@ -112,7 +112,7 @@ def upright_collapse(d: FallDetector) -> bool:
         d.level_known
         and d.down_mps > c.collapse_velocity_mps
         and d.unsupported_gain_mps > c.collapse_gain_mps
-        and d.descending_s >= c.collapse_descent_s
+        and c.collapse_descent_s <= d.descending_s <= c.collapse_max_descent_s
         and d.vigour_g < c.collapse_max_vigour_g
     )
 
