@@ -225,6 +225,24 @@ class DetectorConfig:
     2-5 s (D12, D13); the value is the shortest on the tuning half that
     keeps those out (4 s: 13 false FALLs, 5 s: 6, 6 s: 1, 7 s: 1 but two
     falls fewer), so read it as "longer than a deliberate short rest"."""
+    drop_min_s: float = 0.2
+    """A landing met at the end of at least this much free fall (s, below
+    ``freefall_g``: 0.2 s is a 20 cm drop) is a fall candidate whatever the
+    posture before it: someone rolling off a bed lies before and after the
+    fall, but lying down deliberately never goes through the air. For such
+    a landing "lying" is judged without the rise over the pre-event posture
+    (``lying_rise_deg``)."""
+    soft_min_turn_dps: float = 100.0
+    """A *soft* landing confirms by the long lie only if the body got there
+    out of control: the trunk left upright faster than this (deg/s) ...
+    (a deliberate recline onto a bed turns it at 50-90 deg/s)"""
+    soft_min_descent_mps: float = 0.4
+    """... or the body went down faster than this (m/s) in the
+    ``descent_window_s`` before it. Lying down on a bed on purpose is slow
+    descent, low impact, controlled rotation (D12_SA08_R04: 0.24 m/s, 50
+    deg/s, then 6 s lying: a false FALL before); every soft fall of both
+    datasets turned faster or went down faster (the closest: 108 deg/s at
+    0.31 m/s, 88 deg/s at 0.42 m/s)."""
     upright_before_deg: float = 50.0
     """The trunk must have been within this tilt (degrees) of upright..."""
     upright_before_s: float = 2.0

@@ -109,6 +109,7 @@ class FallDetector:
         self._descent_window_s = c.descent_window_s
         self._impact_window_s = c.impact_window_s
         self._confirm_delay_s = c.confirm_delay_s
+        self._drop_min_s = c.drop_min_s
         self._nominal_s = 1.0 / self.sample_rate_hz
         self.reset()
 
@@ -193,6 +194,9 @@ class FallDetector:
         # hide the fall's own, softer landing.
         self._landings: list[_Landing] = []
         self._last_step_t = -math.inf
+        # The last free fall: how long, and when it ended.
+        self._drop_s = 0.0
+        self._drop_end_t = -math.inf
         self._fallen_t: float | None = None
         self._still_since: float | None = None
         self._upright_since: float | None = None
@@ -500,7 +504,10 @@ class FallDetector:
 
         if amag < self._freefall_g:
             self.freefall_s += dt
-        else:
+        elif self.freefall_s > 0.0:
+            # A free fall just ended (the body met something): remember it.
+            self._drop_s = self.freefall_s
+            self._drop_end_t = t
             self.freefall_s = 0.0
 
     def _windows(self, t: float) -> None:
@@ -588,10 +595,14 @@ class FallDetector:
         dev = abs(amag - 1.0) * dt
         self._dev_window.append((t, dev))
         landings = self._landings
+        # A landing is a fall candidate when the trunk was upright shortly
+        # before it, or when the body dropped onto it in free fall (off a
+        # bed: lying before and after, but nobody lies down through the air).
+        dropped = t - self._drop_end_t <= self._impact_window_s and self._drop_s >= self._drop_min_s
         if (
             amag > self._candidate_g
             and self._fallen_t is None
-            and t - self._upright_t <= self._upright_before_s
+            and (t - self._upright_t <= self._upright_before_s or dropped)
         ):
             last = landings[-1] if landings else None
             if last is not None and t - last.t <= self._impact_window_s:
@@ -602,6 +613,7 @@ class FallDetector:
                 if tilt < self._lying_tilt_deg:
                     self._last_step_t = t  # a contact with the trunk up: a step
                 landing = _Landing()
+                landing.dropped = dropped
                 self._start_landing(landing, t, amag, dt, tilt, self.down_mps)
                 if len(landings) >= _MAX_LANDINGS:
                     # Keep the ones furthest along; forget the weakest.
@@ -710,7 +722,7 @@ class FallDetector:
                 and landing.impulse > cfg.hard_impact_impulse_gs
                 and landing.descent > cfg.hard_descent_mps
             )
-            if not lying or tilt <= landing.pre_tilt + cfg.lying_rise_deg:
+            if not lying or (tilt <= landing.pre_tilt + cfg.lying_rise_deg and not landing.dropped):
                 landing.not_lying_s += dt
             if tilt <= cfg.hard_down_tilt_deg:
                 landing.not_down_s += dt
@@ -720,6 +732,10 @@ class FallDetector:
                 continue  # back up (or never down): not a fall, or a recovered one
             if self._last_step_t - landing.t > cfg.stepping_after_s:
                 continue  # still stepping well after it: the gait went on
+            if not (firm or hard or landing.dropped) and (
+                landing.turn < cfg.soft_min_turn_dps and landing.descent < cfg.soft_min_descent_mps
+            ):
+                continue  # a soft landing reached under control: lying down, not falling
             if since >= (cfg.confirm_window_s if firm else cfg.soft_confirm_s):
                 self._landings = []
                 self._fallen_t = t
@@ -746,6 +762,7 @@ class _Landing:
 
     __slots__ = (
         "descent",
+        "dropped",
         "impulse",
         "not_down_s",
         "not_lying_s",
@@ -766,6 +783,8 @@ class _Landing:
         """Greatest downward velocity in the descent_window_s before the peak."""
         self.turn = 0.0
         """Greatest rate (deg/s) at which the trunk left upright in that window."""
+        self.dropped = False
+        """The body met this contact at the end of a free fall."""
         self.not_lying_s = 0.0
         self.not_down_s = 0.0
 
