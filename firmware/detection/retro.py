@@ -672,11 +672,14 @@ class FallDetector:
                 self._still_since = t
             elif not self._no_recovery_sent and t - self._still_since >= cfg.no_recovery_s:
                 self._no_recovery_sent = True
+                still_s = t - self._still_since
+                # still_s: how long the wearer has lain still, the figure the
+                # caregiver's story tells ("lying still: yes, 10 s or more").
                 return Detection(
                     DetectionKind.NO_RECOVERY,
                     t,
-                    f"lying still {t - self._still_since:.0f} s after a fall",
-                    self._figures(),
+                    f"lying still {still_s:.0f} s after a fall",
+                    self._figures() | {"still_s": round(still_s, 1)},
                 )
         else:
             self._still_since = None
