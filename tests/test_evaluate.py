@@ -326,6 +326,21 @@ def test_onset_scoring_counts_early_late_and_missed_trips_apart() -> None:
     assert figures["delay_after_onset_ms_median"] == pytest.approx(150.0)
 
 
+def test_a_trip_just_before_the_video_onset_counts_in_the_tolerant_figure_only() -> None:
+    """Onset 3.0 s, impact 3.6 s: a trip 50 ms before the label (and none
+    again until after the impact) is the same fall seen early, a trip 0.5 s
+    before it is not; neither counts in the strict figure."""
+    just_before = _fall_result(3.0, 3.6, [2.95, 5.0])
+    long_before = _fall_result(3.0, 3.6, [2.5, 5.0])
+    in_time = _fall_result(3.0, 3.6, [3.2])
+    assert just_before.tripped_near_onset and not just_before.tripped_in_fall
+    assert not long_before.tripped_near_onset
+    figures = evaluate.onset_figures([just_before, long_before, in_time])
+    assert figures["tripped_between_onset_and_impact"] == pytest.approx(1 / 3)
+    assert figures["tripped_near_onset"] == pytest.approx(2 / 3)
+    assert figures["tripped_before_onset"] == pytest.approx(2 / 3)
+
+
 # --- played backward in time ------------------------------------------------------------
 
 
