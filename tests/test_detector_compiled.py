@@ -20,6 +20,9 @@ from firmware.detection import DetectorConfig
 from firmware.detection.factory import build_detector, compiled_class, detector_class
 from firmware.detection.retro import FallDetector
 from sim import treadmill
+from sim.bed import BedFall, LieDown
+from sim.scenarios import Sequence as Scenario
+from sim.scenarios import Standing
 from tests.detector_support import detector_state, run
 from tests.kfall_support import kfall_file
 from tests.sisfall_support import sisfall_file
@@ -84,6 +87,14 @@ def test_compiled_and_pure_agree_on_kfall(name: str) -> None:
 
 def test_compiled_and_pure_agree_on_a_synthesised_treadmill_fall() -> None:
     seq = treadmill.upright_backward_fall(seed=3)
+    n = int(seq.duration * RATE)
+    samples = [ImuSample(i / RATE, *seq.at(i / RATE)) for i in range(n)]
+    assert_identical(samples, up_vector(seq.mounting))
+
+
+def test_compiled_and_pure_agree_on_a_fall_off_a_bed() -> None:
+    """The free-fall landing (lying before and after) and the controlled recline."""
+    seq = Scenario([Standing(2.0), LieDown(lie_s=6.0), BedFall()], seed=1)
     n = int(seq.duration * RATE)
     samples = [ImuSample(i / RATE, *seq.at(i / RATE)) for i in range(n)]
     assert_identical(samples, up_vector(seq.mounting))
