@@ -1,9 +1,10 @@
 """MQTT figures on loopback against a real Mosquitto.
 
 1. Detection-to-subscriber latency: time from handing an event to the
-   dispatcher (what the real-time loop does on a detection) to a caregiver
-   client receiving it — through the SQLite outbox commit (synchronous=FULL),
-   the publisher thread, paho and the broker. Target: p99 < 50 ms.
+   courier link (what the real-time loop does on a detection) to a caregiver
+   client receiving it — through the socket to the courier process, its
+   SQLite outbox commit (synchronous=FULL), the publisher thread, paho and
+   the broker. Target: p99 < 50 ms.
 2. Backlog drain: 10,000 events queued during an outage, then the broker
    comes back; events/s until the outbox is empty. Target: >= 2,000/s.
 
@@ -14,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import tempfile
 import threading
@@ -25,9 +27,11 @@ import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
 from core.protocol.events import Event, EventType
-from firmware.config import MqttConfig
+from firmware.config import Config, DeviceConfig, MqttConfig, StorageConfig
+from firmware.link import messages
+from firmware.link.endpoint import CourierLink
+from firmware.link.supervisor import CourierSupervisor, ProcessCourier
 from firmware.mqtt import MqttReporter
-from firmware.sinks import EventDispatcher
 from tools.broker import Mosquitto
 
 
@@ -66,28 +70,42 @@ def pct(values: list[float], q: float) -> float:
 
 
 def latency(broker: Mosquitto, db: Path, n: int) -> None:
-    config = MqttConfig(host=broker.host, port=broker.port, telemetry_interval_s=0, discovery=False)
-    reporter = MqttReporter(config, device_id="bench", device_name="Bench", database=db)
-    dispatcher = EventDispatcher([reporter.sink])
-    dispatcher.start()
+    mqtt_config = MqttConfig(
+        host=broker.host, port=broker.port, telemetry_interval_s=0, discovery=False
+    )
+    config = Config(
+        device=DeviceConfig(id="bench"), storage=StorageConfig(str(db)), mqtt=mqtt_config
+    )
+    link = CourierLink(time.monotonic)
+    link.hello(messages.encode(messages.Hello(config, os.getpid())))
+    supervisor = CourierSupervisor(link, ProcessCourier)
+    supervisor.start()
     receiver = Receiver(broker, "retroguard/bench/event")
-    reporter.start()
-    reporter.wait_until(lambda s: s.ready, 10)
+    warm = Event.now(EventType.START, "bench", 0.0, "STARTING", "warm-up")
+    link.submit(warm)
+    pump(link, receiver, 1)
     samples: list[float] = []
     for i in range(n):
         event = Event.now(EventType.FALL, "bench", float(i), "TRIPPED", "bench fall")
         t0 = time.perf_counter()
-        dispatcher.submit(event)
-        receiver.wait_count(i + 1)
+        link.submit(event)
+        pump(link, receiver, i + 2)
         samples.append((receiver.arrivals[event.id] - t0) * 1000)
-    dispatcher.close()
-    reporter.close()
+    link.goodbye("benchmark over")
+    link.close()
+    supervisor.stop()
     receiver.close()
     print(
-        f"latency detection->subscriber over {n} events (one at a time, loopback): "
-        f"p50 {pct(samples, 0.5):.2f} ms, p99 {pct(samples, 0.99):.2f} ms, "
+        f"latency detection->subscriber over {n} events (one at a time, loopback, through the "
+        f"courier process): p50 {pct(samples, 0.5):.2f} ms, p99 {pct(samples, 0.99):.2f} ms, "
         f"max {max(samples):.2f} ms, mean {statistics.fmean(samples):.2f} ms"
     )
+
+
+def pump(link: CourierLink, receiver: Receiver, count: int) -> None:
+    """Poll the link every loop period (5 ms at 200 Hz) until ``count`` events arrived."""
+    while not receiver.wait_count(count, timeout=0.005):
+        link.poll()
 
 
 def drain(broker: Mosquitto, db: Path, n: int) -> None:

@@ -1,8 +1,17 @@
-"""Alerts: the per-kind policy, escalation and the follow-ups, on an injectable clock.
+"""Alerts: one per incident, the per-kind policy, escalation and the follow-ups.
 
-An alert is opened for a stumble, fall, no-recovery or fault event, and for a
-device that goes offline while its last state was ARMED. What happens next is
-the policy of its kind (``[policy]``):
+Events arrive grouped in *incidents* (docs/incidents.md): every event of one
+bad moment on the belt carries the incident's id. An incident has one alert at
+a time, whose kind is the incident's worst event so far: a stumble that turns
+into a fall is one alert that now pages as a fall, not two. One
+acknowledgement closes the incident — from the dashboard, a notification's
+link, Home Assistant's button (the device relays it as a ``closed`` event) or
+the walker's own re-arming press (``ok``) — and stops its escalation. An event
+worse than the incident was when it was closed reopens it. Devices from before
+incidents send events without one: each of their alerts is its own incident.
+Alerts also open for a device that goes offline while its last state was
+ARMED. What happens when an alert opens is the policy of its kind
+(``[policy]``):
 
 * ``page``: the first contact is notified at once;
 * ``page_unless_reset``: the alert is *held* for ``reset_grace_s``; a reset
@@ -26,67 +35,34 @@ escalation by moving a fake clock and calling :meth:`Alerting.tick`.
 
 from __future__ import annotations
 
-import json
 import logging
-import sqlite3
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Any
+from typing import NamedTuple
 
 from caregiver.config import CaregiverConfig
-from caregiver.store import Store
+from caregiver.storage import OPEN_STATUSES, Alert, Store, Transaction, worse
+from core.protocol.events import INCIDENT_TYPES, EventType
+from core.protocol.messages import EventMessage
 
 log = logging.getLogger(__name__)
 
 Clock = Callable[[], float]
 
-ALERT_TYPES = ("stumble", "fall", "no_recovery", "fault")
-OPEN = ("held", "paging")
+ALERT_TYPES = tuple(sorted(t.value for t in INCIDENT_TYPES))
+"""Event types that open an alert: the protocol's incident types (alerts, help, faults)."""
+OPEN = OPEN_STATUSES
 
 _WHAT = {
     "stumble": "Stumble",
     "fall": "FALL",
     "no_recovery": "NO RECOVERY after a fall",
     "fault": "Monitor fault",
+    "help": "HELP requested",
     "offline": "Monitor went OFFLINE while armed",
 }
 
-
-@dataclass(frozen=True, slots=True)
-class Alert:
-    id: int
-    kind: str
-    device_id: str
-    event_id: str | None
-    status: str
-    created_at: float
-    next_at: float | None
-    contact: int
-    sends: int
-    paged: list[int]
-    closed_by: str | None
-
-
-_ALERT_COLUMNS = (
-    "id, kind, device_id, event_id, status, created_at, next_at, contact, sends, paged, closed_by"
-)
-
-
-def _alert(row: tuple[Any, ...]) -> Alert:
-    return Alert(
-        id=row[0],
-        kind=row[1],
-        device_id=row[2],
-        event_id=row[3],
-        status=row[4],
-        created_at=row[5],
-        next_at=row[6],
-        contact=row[7],
-        sends=row[8],
-        paged=json.loads(row[9]),
-        closed_by=row[10],
-    )
+__all__ = ["ALERT_TYPES", "OPEN", "Alert", "Alerting"]
 
 
 class Alerting:
@@ -109,61 +85,182 @@ class Alerting:
     def device_name(self, device_id: str) -> str:
         return self.config.devices.get(device_id, device_id)
 
-    def _event_text(self, event: dict[str, Any], kind: str) -> tuple[str, str]:
-        device = event["device_id"]
+    def _event_text(self, device: str, kind: str, told: _Told) -> tuple[str, str]:
         name = self.device_name(device)
-        when = str(event.get("wall_time", ""))[:19].replace("T", " ")
         what = _WHAT.get(kind, kind)
-        title = f"RetroGuard: {what} - {name}"
         label = name if name == device else f"{name} ({device})"
-        if kind == "offline":
-            body = (
-                f"{what}: {label} stopped reporting at {when} UTC while armed. "
-                f"Check on the walker. Dashboard: {self.config.base_url}/devices/{device}"
-            )
-        else:
-            body = (
-                f"{what} on {label} at {when} UTC: {event.get('reason', '')}. "
-                f"Treadmill state: {event.get('state', '?')}. "
-                f"Open and acknowledge: {self.config.base_url}/events/{event['id']}"
-            )
-        return title, body
+        body = (
+            f"{what} on {label} at {_when(told.wall_time)} UTC: {told.reason}. "
+            f"Treadmill state: {told.state}. "
+            f"Open and acknowledge: {self.config.base_url}/events/{told.event_id}"
+        )
+        return f"RetroGuard: {what} - {name}", body
+
+    def _offline_text(self, device: str, wall_time: str) -> tuple[str, str]:
+        name = self.device_name(device)
+        what = _WHAT["offline"]
+        label = name if name == device else f"{name} ({device})"
+        body = (
+            f"{what}: {label} stopped reporting at {_when(wall_time)} UTC while armed. "
+            f"Check on the walker. Dashboard: {self.config.base_url}/devices/{device}"
+        )
+        return f"RetroGuard: {what} - {name}", body
 
     # ------------------------------------------------------------ opening
 
-    def on_event(self, db: sqlite3.Connection, event: dict[str, Any]) -> None:
-        """A newly stored event (inside the ingest transaction)."""
-        kind = event["type"]
+    def on_event(self, tx: Transaction, device_id: str, event: EventMessage) -> None:
+        """A newly stored event of ``device_id`` (inside the ingest transaction)."""
         now = self.clock()
-        if kind == "reset":
-            self._walker_reset(db, event, now)
-            return
-        if kind not in ALERT_TYPES:
-            return
-        action = getattr(self.config.policy, kind)
-        self._open(db, kind, event["device_id"], event["id"], action, now, event)
+        match event.type:
+            case EventType.OK:
+                self._close_incident(tx, device_id, event.incident, event.by or "walker", "walker")
+            case EventType.CLOSED:
+                self._close_incident(
+                    tx, device_id, event.incident, event.by or "caregiver", event.via or "device"
+                )
+            case EventType.RESET if event.incident is not None:
+                # the walker re-armed: the incident is over (an ok before it already closed it)
+                self._close_incident(tx, device_id, event.incident, "walker", "walker")
+            case EventType.RESET:
+                self._walker_reset(tx, device_id, event.wall_time, now)  # a device from before
+            case EventType.TEST:
+                self._test(tx, device_id, event, now)
+            case kind if kind in INCIDENT_TYPES:
+                self._incident_event(tx, device_id, event, now)
 
-    def on_offline(self, db: sqlite3.Connection, device_id: str, wall_time: str) -> None:
-        """The device went offline while its last state was ARMED."""
-        now = self.clock()
-        open_ = db.execute(
-            "SELECT 1 FROM alerts WHERE device_id = ? AND kind = 'offline' AND status IN (?, ?)",
-            (device_id, *OPEN),
-        ).fetchone()
-        if open_:
+    def _incident_event(
+        self, tx: Transaction, device_id: str, event: EventMessage, now: float
+    ) -> None:
+        incident_id = event.incident or event.id  # before incidents: each alert its own
+        kind = event.type.value
+        told = _Told(event.id, event.wall_time, event.reason, event.state.value)
+
+        def text() -> tuple[str, str]:
+            return self._event_text(device_id, kind, told)
+
+        incident = tx.incident(incident_id)
+        if incident is None:
+            tx.open_incident(incident_id, device_id, kind, event.id, event.wall_time, now)
+            self._open(tx, kind, device_id, event.id, self._action(kind), now, text, incident_id)
             return
-        fake_event = {"id": "", "device_id": device_id, "wall_time": wall_time}
-        self._open(
-            db, "offline", device_id, None, self.config.policy.offline_while_armed, now, fake_event
+        if incident.open:
+            if not worse(kind, incident.severity):
+                tx.touch_incident(incident_id, now)
+                return
+            tx.worsen_incident(incident_id, kind, now)
+            self._worsen(tx, device_id, incident_id, kind, event.id, now, text)
+            return
+        if incident.closed_severity is not None and worse(kind, incident.closed_severity):
+            tx.reopen_incident(incident_id, kind, now)  # closed as a stumble, now a fall
+            self._open(tx, kind, device_id, event.id, self._action(kind), now, text, incident_id)
+            return
+        tx.touch_incident(incident_id, now)
+
+    def _action(self, kind: str) -> str:
+        action: str = getattr(self.config.policy, kind, "page")
+        return action
+
+    def _worsen(
+        self,
+        tx: Transaction,
+        device_id: str,
+        incident_id: str,
+        kind: str,
+        event_id: str,
+        now: float,
+        text: Callable[[], tuple[str, str]],
+    ) -> None:
+        """The incident got worse: its alert now speaks of the worse event, and pages if the
+        new kind pages (a held stumble that became a fall pages at once)."""
+        alert = tx.open_alert_of(incident_id)
+        action = self._action(kind)
+        if alert is None:  # the milder alert was only logged: a new one, by the worse policy
+            self._open(tx, kind, device_id, event_id, action, now, text, incident_id)
+            return
+        tx.worsen_alert(alert.id, kind, event_id)
+        if action != "page":
+            return
+        timeout = self.config.escalation.ack_timeout_s
+        title, body = text()
+        if alert.status == "held":
+            tx.start_paging(alert.id, now + timeout)
+            self._page(tx, alert.id, [0], title, body, now)
+        else:  # already paging: whoever was told hears it is worse now, at once
+            tx.reschedule_alert(alert.id, alert.contact, alert.sends, now + timeout)
+            self._page(tx, alert.id, sorted({*alert.paged, alert.contact}), title, body, now)
+
+    def _close_incident(
+        self, tx: Transaction, device_id: str, incident_id: str | None, by: str, via: str
+    ) -> None:
+        """Close an incident everywhere it is open here: no more reminders, and whoever was
+        paged hears who answered (or that the walker is OK)."""
+        if incident_id is None:
+            return
+        now = self.clock()
+        tx.close_incident(incident_id, by, via, now)
+        alert = tx.open_alert_of(incident_id)
+        if alert is None:
+            return
+        name = self.device_name(device_id)
+        what = _WHAT.get(alert.kind, alert.kind).lower()
+        if via == "walker":
+            if alert.status == "held":
+                self._close(tx, alert, "logged", "walker reset (I'm OK) within the grace time")
+                return
+            self._close(tx, alert, "resolved", "walker reset (I'm OK)")
+            self._follow_up(
+                tx,
+                alert,
+                f"RetroGuard: I'm OK - {name}",
+                f"I'm OK: the walker on {name} pressed reset after the {what}. No further "
+                f"reminders. Details: {self.config.base_url}/devices/{device_id}",
+            )
+            return
+        self._close(tx, alert, "acknowledged", f"{by} ({via})")
+        self._follow_up(
+            tx,
+            alert,
+            f"RetroGuard: acknowledged - {name}",
+            f"{by} acknowledged the {what} on {name} ({via}). No further reminders.",
         )
 
-    def on_online(self, db: sqlite3.Connection, device_id: str) -> None:
+    def _test(self, tx: Transaction, device_id: str, event: EventMessage, now: float) -> None:
+        """A test alarm reached us from the device: tell every contact, as a test."""
+        name = self.device_name(device_id)
+        alert_id = tx.page_alert("test", device_id, event.id, now, now)
+        tx.close_alert(alert_id, "logged", "test alarm", now)
+        self._page(
+            tx,
+            alert_id,
+            list(range(len(self.config.contacts))),
+            f"RetroGuard TEST alarm - {name}",
+            f"This is a test: {event.reason}. Nothing happened on the treadmill; no answer "
+            "is needed.",
+            now,
+        )
+
+    def on_offline(self, tx: Transaction, device_id: str, wall_time: str) -> None:
+        """The device went offline while its last state was ARMED."""
+        now = self.clock()
+        if tx.open_alerts(device_id, ("offline",)):
+            return
+        self._open(
+            tx,
+            "offline",
+            device_id,
+            None,
+            self.config.policy.offline_while_armed,
+            now,
+            lambda: self._offline_text(device_id, wall_time),
+        )
+
+    def on_online(self, tx: Transaction, device_id: str) -> None:
         """Back online: offline alerts close, and whoever was paged hears so."""
         name = self.device_name(device_id)
-        for alert in self._open_alerts(db, device_id, kinds=("offline",)):
-            self._close(db, alert, "resolved", "device back online")
+        for alert in tx.open_alerts(device_id, ("offline",)):
+            self._close(tx, alert, "resolved", "device back online")
             self._follow_up(
-                db,
+                tx,
                 alert,
                 f"RetroGuard: {name} back online",
                 f"{name} is reporting again; the offline alert is closed.",
@@ -171,74 +268,49 @@ class Alerting:
 
     def _open(
         self,
-        db: sqlite3.Connection,
+        tx: Transaction,
         kind: str,
         device_id: str,
         event_id: str | None,
         action: str,
         now: float,
-        event: dict[str, Any],
+        text: Callable[[], tuple[str, str]],
+        incident: str | None = None,
     ) -> None:
         if action == "log":
-            db.execute(
-                "INSERT INTO alerts (kind, device_id, event_id, status, created_at, closed_by, "
-                "closed_at) VALUES (?, ?, ?, 'logged', ?, 'policy: log', ?)",
-                (kind, device_id, event_id, now, now),
-            )
+            tx.log_alert(kind, device_id, event_id, now, incident)
             return
         if action == "page_unless_reset":
-            db.execute(
-                "INSERT INTO alerts (kind, device_id, event_id, status, created_at, next_at) "
-                "VALUES (?, ?, ?, 'held', ?, ?)",
-                (kind, device_id, event_id, now, now + self.config.policy.reset_grace_s),
-            )
+            grace = now + self.config.policy.reset_grace_s
+            tx.hold_alert(kind, device_id, event_id, now, grace, incident)
             return
-        cur = db.execute(
-            "INSERT INTO alerts (kind, device_id, event_id, status, created_at, next_at, sends) "
-            "VALUES (?, ?, ?, 'paging', ?, ?, 1)",
-            (kind, device_id, event_id, now, now + self.config.escalation.ack_timeout_s),
+        alert_id = tx.page_alert(
+            kind, device_id, event_id, now, now + self.config.escalation.ack_timeout_s, incident
         )
-        assert cur.lastrowid is not None
-        title, body = self._event_text(event, kind)
-        self._page(db, cur.lastrowid, [0], title, body, now)
+        title, body = text()
+        self._page(tx, alert_id, [0], title, body, now)
 
     # ----------------------------------------------------------- closing
 
-    def _open_alerts(
-        self, db: sqlite3.Connection, device_id: str, kinds: tuple[str, ...] = ALERT_TYPES
-    ) -> list[Alert]:
-        marks = ",".join("?" * len(kinds))
-        rows = db.execute(
-            f"SELECT {_ALERT_COLUMNS} FROM alerts WHERE device_id = ? AND status IN (?, ?) "
-            f"AND kind IN ({marks})",
-            (device_id, *OPEN, *kinds),
-        ).fetchall()
-        return [_alert(r) for r in rows]
+    def _close(self, tx: Transaction, alert: Alert, status: str, by: str) -> None:
+        tx.close_alert(alert.id, status, by, self.clock())
 
-    def _close(self, db: sqlite3.Connection, alert: Alert, status: str, by: str) -> None:
-        db.execute(
-            "UPDATE alerts SET status = ?, closed_by = ?, closed_at = ?, next_at = NULL "
-            "WHERE id = ?",
-            (status, by, self.clock(), alert.id),
-        )
-
-    def _follow_up(self, db: sqlite3.Connection, alert: Alert, title: str, body: str) -> None:
+    def _follow_up(self, tx: Transaction, alert: Alert, title: str, body: str) -> None:
         if alert.paged:
-            self._page(db, alert.id, alert.paged, title, body, self.clock(), record=False)
+            self._page(tx, alert.id, alert.paged, title, body, self.clock(), record=False)
 
-    def _walker_reset(self, db: sqlite3.Connection, event: dict[str, Any], now: float) -> None:
+    def _walker_reset(self, tx: Transaction, device: str, wall_time: str, now: float) -> None:
         """The walker pressed reset after a trip: "I'm OK". Held alerts become logged (never
         paged); paging alerts stop escalating and the contacts already paged are told."""
-        device = event["device_id"]
         name = self.device_name(device)
-        when = str(event.get("wall_time", ""))[:19].replace("T", " ")
-        for alert in self._open_alerts(db, device):
+        when = _when(wall_time)
+        for alert in tx.open_alerts(device, ALERT_TYPES):
             if alert.status == "held":
-                self._close(db, alert, "logged", "walker reset (I'm OK) within the grace time")
+                self._close(tx, alert, "logged", "walker reset (I'm OK) within the grace time")
                 continue
-            self._close(db, alert, "resolved", "walker reset (I'm OK)")
+            self._close(tx, alert, "resolved", "walker reset (I'm OK)")
             self._follow_up(
-                db,
+                tx,
                 alert,
                 f"RetroGuard: I'm OK - {name}",
                 f"I'm OK: the walker on {name} pressed reset at {when} UTC after the "
@@ -246,20 +318,24 @@ class Alerting:
                 f"Details: {self.config.base_url}/devices/{device}",
             )
 
-    def acknowledge(
-        self, db: sqlite3.Connection, device_id: str, event_id: str | None, by: str
-    ) -> int:
+    def acknowledge_incident(
+        self, tx: Transaction, device_id: str, incident_id: str, by: str, via: str
+    ) -> None:
+        """A caregiver closed an incident here (dashboard, a notification's link)."""
+        self._close_incident(tx, device_id, incident_id, by, via)
+
+    def acknowledge(self, tx: Transaction, device_id: str, event_id: str | None, by: str) -> int:
         """A caregiver acknowledged one event (or, with ``event_id`` None, every open alert of the
         device). Returns how many alerts closed; the other contacts paged are told who answered."""
         closed = 0
         name = self.device_name(device_id)
-        for alert in self._open_alerts(db, device_id, kinds=(*ALERT_TYPES, "offline")):
+        for alert in tx.open_alerts(device_id, (*ALERT_TYPES, "offline")):
             if event_id is not None and alert.event_id != event_id:
                 continue
-            self._close(db, alert, "acknowledged", by)
+            self._close(tx, alert, "acknowledged", by)
             closed += 1
             self._follow_up(
-                db,
+                tx,
                 alert,
                 f"RetroGuard: acknowledged - {name}",
                 f"{by} acknowledged the {_WHAT.get(alert.kind, alert.kind).lower()} alert "
@@ -274,30 +350,23 @@ class Alerting:
         Returns how many alerts were acted on. The service calls this every second."""
         now = self.clock()
         acted = 0
-        with self.store.transaction() as db:
-            rows = db.execute(
-                f"SELECT {_ALERT_COLUMNS} FROM alerts WHERE status IN (?, ?) AND next_at <= ? "
-                "ORDER BY id",
-                (*OPEN, now),
-            ).fetchall()
-            for alert in (_alert(r) for r in rows):
-                self._escalate(db, alert, now)
+        with self.store.transaction() as tx:
+            for alert in tx.open_alerts_due(now):
+                self._escalate(tx, alert, now)
                 acted += 1
         if acted:
             self.wake_notifier()
         return acted
 
-    def _escalate(self, db: sqlite3.Connection, alert: Alert, now: float) -> None:
-        event = self._event_for(db, alert)
-        title, body = self._event_text(event, alert.kind)
+    def _escalate(self, tx: Transaction, alert: Alert, now: float) -> None:
+        if alert.kind == "offline":
+            title, body = self._offline_text(alert.device_id, "")
+        else:
+            title, body = self._event_text(alert.device_id, alert.kind, self._told(tx, alert))
         timeout = self.config.escalation.ack_timeout_s
         if alert.status == "held":  # the grace ran out without a reset: page
-            db.execute(
-                "UPDATE alerts SET status = 'paging', sends = 1, contact = 0, next_at = ? "
-                "WHERE id = ?",
-                (now + timeout, alert.id),
-            )
-            self._page(db, alert.id, [0], title, body, now)
+            tx.start_paging(alert.id, now + timeout)
+            self._page(tx, alert.id, [0], title, body, now)
             return
         contacts = len(self.config.contacts)
         contact, sends = alert.contact, alert.sends
@@ -314,29 +383,21 @@ class Alerting:
             sends += 1
             targets = list(range(contacts))
             prefix = f"STILL NOT ACKNOWLEDGED after {minutes:.0f} min: "
-        db.execute(
-            "UPDATE alerts SET contact = ?, sends = ?, next_at = ? WHERE id = ?",
-            (contact, sends, now + timeout, alert.id),
-        )
-        self._page(db, alert.id, targets, title, prefix + body, now)
+        tx.reschedule_alert(alert.id, contact, sends, now + timeout)
+        self._page(tx, alert.id, targets, title, prefix + body, now)
 
-    def _event_for(self, db: sqlite3.Connection, alert: Alert) -> dict[str, Any]:
+    def _told(self, tx: Transaction, alert: Alert) -> _Told:
         if alert.event_id:
-            row = db.execute(
-                "SELECT id, device_id, wall_time, reason, state FROM events WHERE id = ?",
-                (alert.event_id,),
-            ).fetchone()
-            if row:
-                return dict(
-                    zip(("id", "device_id", "wall_time", "reason", "state"), row, strict=True)
-                )
-        return {"id": alert.event_id or "", "device_id": alert.device_id, "wall_time": ""}
+            event = tx.event(alert.event_id)
+            if event is not None:
+                return _Told(event.id, event.wall_time, event.reason, event.state)
+        return _Told(alert.event_id or "", "", "", "?")
 
     # ------------------------------------------------------------ sending
 
     def _page(
         self,
-        db: sqlite3.Connection,
+        tx: Transaction,
         alert_id: int,
         contact_indexes: list[int],
         title: str,
@@ -351,34 +412,26 @@ class Alerting:
                 continue
             contact = contacts[index]
             for url_index in range(len(contact.urls)):
-                db.execute(
-                    "INSERT INTO notifications (alert_id, contact, contact_index, url_index, "
-                    "title, body, next_at, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                    (
-                        alert_id,
-                        contact.name or f"contact {index + 1}",
-                        index,
-                        url_index,
-                        title,
-                        body,
-                        now,
-                        now,
-                    ),
-                )
+                name = contact.name or f"contact {index + 1}"
+                tx.queue_notification(alert_id, name, index, url_index, title, body, now)
         if record:
-            row = db.execute("SELECT paged FROM alerts WHERE id = ?", (alert_id,)).fetchone()
-            paged = sorted(
-                set(json.loads(row[0])) | {i for i in contact_indexes if i < len(contacts)}
-            )
-            db.execute("UPDATE alerts SET paged = ? WHERE id = ?", (json.dumps(paged), alert_id))
+            tx.mark_paged(alert_id, [i for i in contact_indexes if i < len(contacts)])
 
     # ------------------------------------------------------------ reading
 
     def alerts(self, device_id: str | None = None) -> list[Alert]:
-        if device_id is None:
-            rows = self.store.query(f"SELECT {_ALERT_COLUMNS} FROM alerts ORDER BY id")
-        else:
-            rows = self.store.query(
-                f"SELECT {_ALERT_COLUMNS} FROM alerts WHERE device_id = ? ORDER BY id", (device_id,)
-            )
-        return [_alert(r) for r in rows]
+        return self.store.alerts(device_id)
+
+
+def _when(wall_time: str) -> str:
+    """ "2026-12-01T21:00:00.123+00:00" -> "2026-12-01 21:00:00" (display only)."""
+    return wall_time[:19].replace("T", " ")
+
+
+class _Told(NamedTuple):
+    """What a page says about the event behind an alert."""
+
+    event_id: str
+    wall_time: str
+    reason: str
+    state: str

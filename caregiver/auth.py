@@ -14,16 +14,16 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import math
 import secrets
 import time
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 
-from caregiver.store import Store
+from caregiver.storage import LoginSession, Store
 
 _hasher = PasswordHasher()
 _DUMMY_HASH = _hasher.hash("not a real password")
@@ -45,10 +45,8 @@ def check_password(password: str) -> str | None:
     return None
 
 
-@dataclass(frozen=True, slots=True)
-class Session:
-    username: str
-    csrf: str
+Session = LoginSession
+"""A caregiver's login: ``username`` and the session's ``csrf`` token."""
 
 
 def _digest(token: str) -> str:
@@ -78,58 +76,101 @@ class Accounts:
         token = secrets.token_urlsafe(32)
         csrf = secrets.token_urlsafe(32)
         now = self.clock()
-        self.store.execute("DELETE FROM sessions WHERE expires_at < ?", (now,))
-        self.store.execute(
-            "INSERT INTO sessions (token_hash, username, csrf, expires_at) VALUES (?, ?, ?, ?)",
-            (_digest(token), username, csrf, now + hours * 3600.0),
-        )
+        self.store.start_login_session(_digest(token), username, csrf, now + hours * 3600.0, now)
         return token, Session(username, csrf)
 
     def session(self, token: str | None) -> Session | None:
         if not token:
             return None
-        rows = self.store.query(
-            "SELECT username, csrf FROM sessions WHERE token_hash = ? AND expires_at >= ?",
-            (_digest(token), self.clock()),
-        )
-        return Session(rows[0][0], rows[0][1]) if rows else None
+        return self.store.login_session(_digest(token), self.clock())
 
     def end_session(self, token: str | None) -> None:
         if token:
-            self.store.execute("DELETE FROM sessions WHERE token_hash = ?", (_digest(token),))
+            self.store.end_login_session(_digest(token))
 
 
 def same_token(a: str | None, b: str | None) -> bool:
     return bool(a) and bool(b) and hmac.compare_digest(str(a), str(b))
 
 
-class LoginLimiter:
-    """At most ``attempts`` failures per key within ``window_s``; then refuse until they age out."""
+class LoginThrottle:
+    """Back-off on failed logins, per account *and* address, so nobody else is locked out.
+
+    A shared lockout (five wrong passwords lock the account, and the address,
+    for everyone) lets anyone on a care home's network lock every caregiver
+    out of an alert, and lets anyone who knows a user name lock that user out
+    from anywhere. Instead:
+
+    * each (account, address) pair gets ``free`` failures, then waits
+      1 s, 2 s, 4 s ... (at most ``max_delay_s``) before each next attempt;
+      the right password from another address, or another account from the
+      same address, is not slowed at all;
+    * an account that fails from many addresses at once (a distributed
+      guess) is slowed for everyone, but at most ``account_delay_s``: a
+      caregiver is never shut out of an alert for minutes.
+
+    Failures are forgotten after ``window_s``; memory is bounded.
+    """
 
     def __init__(
-        self, attempts: int, window_s: float, clock: Callable[[], float] = time.monotonic
+        self,
+        free: int = 3,
+        window_s: float = 900.0,
+        *,
+        max_delay_s: float = 300.0,
+        account_failures: int = 20,
+        account_delay_s: float = 30.0,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        self.attempts = attempts
+        self.free = free
         self.window_s = window_s
+        self.max_delay_s = max_delay_s
+        self.account_failures = account_failures
+        self.account_delay_s = account_delay_s
         self.clock = clock
-        self._failures: dict[str, deque[float]] = {}
+        self._pairs: dict[tuple[str, str], tuple[int, float]] = {}
+        """(account, address) -> (failures, when the last one was)."""
+        self._accounts: dict[str, deque[float]] = {}
 
-    def _recent(self, key: str) -> deque[float]:
-        q = self._failures.setdefault(key, deque())
-        cutoff = self.clock() - self.window_s
-        while q and q[0] < cutoff:
-            q.popleft()
-        return q
+    def wait_s(self, account: str, address: str) -> float:
+        """Seconds before this account may try again from this address (0: now)."""
+        now = self.clock()
+        wait = 0.0
+        failures, last = self._pairs.get((account, address), (0, -math.inf))
+        if now - last > self.window_s:
+            failures = 0
+        if failures >= self.free:
+            delay = min(self.max_delay_s, 2.0 ** (failures - self.free))
+            wait = max(wait, last + delay - now)
+        recent = self._recent(account, now)
+        if len(recent) >= self.account_failures:
+            wait = max(wait, min(self.account_delay_s, recent[-1] + self.account_delay_s - now))
+        return max(0.0, wait)
 
-    def blocked(self, *keys: str) -> bool:
-        return any(len(self._recent(k)) >= self.attempts for k in keys)
+    def failed(self, account: str, address: str) -> None:
+        now = self.clock()
+        failures, last = self._pairs.get((account, address), (0, -math.inf))
+        if now - last > self.window_s:
+            failures = 0
+        self._pairs[(account, address)] = (failures + 1, now)
+        self._recent(account, now).append(now)
+        if len(self._pairs) > 10000 or len(self._accounts) > 10000:  # a spray of names
+            self._forget_old(now)
 
-    def failed(self, *keys: str) -> None:
-        for key in keys:
-            self._recent(key).append(self.clock())
-        if len(self._failures) > 10000:  # bound memory against a spray of names
-            for key in [k for k, q in self._failures.items() if not q]:
-                del self._failures[key]
+    def succeeded(self, account: str, address: str) -> None:
+        self._pairs.pop((account, address), None)
 
-    def succeeded(self, key: str) -> None:
-        self._failures.pop(key, None)
+    def _recent(self, account: str, now: float) -> deque[float]:
+        recent = self._accounts.setdefault(account, deque(maxlen=self.account_failures * 2))
+        while recent and now - recent[0] > self.window_s:
+            recent.popleft()
+        return recent
+
+    def _forget_old(self, now: float) -> None:
+        for pair in [k for k, (_, last) in self._pairs.items() if now - last > self.window_s]:
+            del self._pairs[pair]
+        for account in [a for a, q in self._accounts.items() if not q or now - q[-1] > 60]:
+            del self._accounts[account]
+        if len(self._pairs) > 10000:  # all recent: keep the newest half
+            newest = sorted(self._pairs.items(), key=lambda kv: kv[1][1])[-5000:]
+            self._pairs = dict(newest)

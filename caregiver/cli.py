@@ -44,12 +44,22 @@ def _config(path: Path) -> Any:
 
 
 def run(args: argparse.Namespace) -> int:
+    from caregiver.storage import SchemaError
+
+    try:
+        return _run(args)
+    except SchemaError as exc:  # a database from a later release, or not the service's own
+        print(f"retroguard caregiver: {exc}", file=sys.stderr)
+        return 2
+
+
+def _run(args: argparse.Namespace) -> int:
     import dataclasses
 
     config = _config(args.config)
     if args.caregiver_command == "add-user":
         from caregiver.auth import Accounts
-        from caregiver.store import Store
+        from caregiver.storage import Store
 
         if args.password_file:
             password = (

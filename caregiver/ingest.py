@@ -3,12 +3,17 @@ guided-session summaries → SQLite.
 
 The client connects with a fixed client id, ``clean_start=False`` and a session
 expiry (MQTT 5), so the broker keeps the subscriptions and queues QoS 1 events
-while the service is down; they arrive on the next start. A message is stored
-inside paho's ``on_message``, before paho sends the PUBACK, so an event the
-broker handed over is on disk before the broker forgets it. Events are keyed by
-id: a QoS 1 redelivery is stored once and raises no second alert. Session
-summaries are keyed by session id the same way; one re-published for the same
-id (e.g. a later, fuller summary) replaces the row.
+while the service is down; they arrive on the next start. The service
+acknowledges each message to the broker itself (paho's manual acknowledgement),
+and only once it is committed: a full disk or a database error leaves the
+message with the broker, and ingest tries again (in order; the broker sends no
+more than :data:`RECEIVE_MAXIMUM` unacknowledged messages meanwhile). After
+committing an event or a session summary it publishes a *receipt* to the device
+(``<prefix>/<device>/receipt``): only then does the device forget the alert, so a
+broker that loses its queue cannot lose it. Events are keyed by id: a redelivery
+or a device's republication is stored once and raises no second alert, but is
+receipted again. Session summaries are keyed by session id the same way; one
+re-published for the same id (e.g. a later, fuller summary) replaces the row.
 
 After each commit the change goes to ``on_change`` (the dashboard's live feed)
 and due notifications wake the notifier — neither waits on the network.
@@ -16,36 +21,52 @@ and due notifications wake the notifier — neither waits on the network.
 
 from __future__ import annotations
 
-import json
 import logging
-import re
 import secrets
 import threading
 import time
+from collections import deque
 from collections.abc import Callable
 from typing import Any
 
+import msgspec
 import paho.mqtt.client as mqtt
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 
 from caregiver.alerts import Alerting
+from caregiver.changes import Change, DeviceChanged, EventStored, SessionStored
 from caregiver.config import CaregiverConfig
 from caregiver.progress import parse_summary
-from caregiver.store import Store
+from caregiver.storage import NewEvent, StorageFault, Store
 from core.mqttlink import make_client
+from core.protocol.commands import LATEST, Ack, CommandName, encode_command
+from core.protocol.messages import (
+    Availability,
+    EventMessage,
+    ProtocolError,
+    ReplyMessage,
+    SessionSummary,
+    StateMessage,
+    TelemetryMessage,
+)
+from core.protocol.payloads import decode, decode_availability, encode, receipt_payload
+from core.protocol.topics import (
+    CONSUMED_KINDS,
+    BadTopic,
+    TopicKind,
+    Topics,
+    all_devices,
+    parse_topic,
+)
 
 log = logging.getLogger(__name__)
 
-_EVENT_ID = re.compile(r"^[0-9a-f]{32}$")
-_DEVICE_ID = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
-EVENT_TYPES = {"stumble", "fall", "no_recovery", "fault", "reset", "start", "stop"}
-KINDS = ("availability", "state", "event", "telemetry", "reply", "session")
-
-Change = dict[str, Any]
-"""``{"kind": "device", "device_id": ...}``, ``{"kind": "event", "device_id", "event_id"}`` or
-``{"kind": "session", "device_id", "session_id"}``."""
+RECEIVE_MAXIMUM = 100
+"""Unacknowledged messages the broker may send at once (MQTT 5): while the database
+fails, at most this many wait in memory and the rest stay with the broker."""
+HELD_RETRY_S = 2.0
 
 
 class Ingestor:
@@ -69,23 +90,44 @@ class Ingestor:
         self.rejected = 0
         self.sessions_stored = 0
         """Session summaries stored or updated (redeliveries of the same payload excluded)."""
+        self.receipts_sent = 0
+        self.storage_fault: str | None = None
+        """Why the database cannot commit right now (None when it can)."""
         self.connected = threading.Event()
         """Set once the subscriptions are confirmed (SUBACK): nothing published after is missed."""
         self._cond = threading.Condition()
         self.client: mqtt.Client | None = None
+        self._held: deque[mqtt.MQTTMessage] = deque()
+        """Messages the database could not take yet, in arrival order, not acknowledged."""
+        self._held_lock = threading.Lock()
+        self._stop = threading.Event()
+        self._retry_thread: threading.Thread | None = None
 
     # --------------------------------------------------------- processing
 
-    def handle(self, topic: str, payload: bytes) -> None:
-        """Store one message (any thread); never raises on bad input."""
+    def handle(self, topic: str, payload: bytes) -> bool:
+        """Store one message (any thread); never raises on bad input.
+
+        False when the database failed: the caller must not acknowledge the
+        message, and should hand it over again later.
+        """
         try:
             self._handle(topic, payload)
+        except StorageFault as exc:
+            if self.storage_fault is None:
+                log.error("%s: messages stay with the broker until it works again", exc)
+            self.storage_fault = str(exc)
+            return False
         except Exception:
             log.exception("could not ingest a message on %s", topic)
             self.rejected += 1
+        if self.storage_fault is not None:
+            log.info("the caregiver database works again")
+            self.storage_fault = None
         with self._cond:
             self.messages += 1
             self._cond.notify_all()
+        return True
 
     def wait_for(self, predicate: Callable[[], bool], timeout: float = 20.0) -> bool:
         """Block until ``predicate()`` holds after some message (for tests and the benchmark)."""
@@ -93,156 +135,125 @@ class Ingestor:
             return self._cond.wait_for(predicate, timeout)
 
     def _handle(self, topic: str, payload: bytes) -> None:
-        parts = topic.split("/")
-        if len(parts) != 3 or parts[0] != self.prefix or parts[2] not in KINDS:
-            return
-        device_id, kind = parts[1], parts[2]
-        if not _DEVICE_ID.match(device_id):
-            self.rejected += 1
-            return
-        now = self.clock()
-        if kind == "availability":
-            self._availability(device_id, payload.decode("utf-8", "replace").strip(), now)
-            return
         try:
-            data = json.loads(payload)
-        except ValueError:
-            log.warning("%s: not JSON, ignored", topic)
+            parsed = parse_topic(self.prefix, topic)
+        except BadTopic as exc:
+            log.warning("%s", exc)
             self.rejected += 1
             return
-        if not isinstance(data, dict):
-            self.rejected += 1
+        if parsed is None or parsed.kind not in CONSUMED_KINDS:
             return
-        if kind == "event":
-            self._event(device_id, data, payload, now)
-        elif kind == "state":
-            self._state(device_id, data, now)
-        elif kind == "telemetry":
-            with self.store.transaction() as db:
-                self.store.touch_device(db, device_id, now)
-                db.execute(
-                    "UPDATE devices SET telemetry = ? WHERE device_id = ?",
-                    (json.dumps(data), device_id),
-                )
-            # no live push: the cards do not show telemetry, and it is the bulk of the traffic
-        elif kind == "reply":
-            self._reply(device_id, data)
-        elif kind == "session":
-            self._session(device_id, data, payload, now)
-
-    def _availability(self, device_id: str, value: str, now: float) -> None:
-        if value not in ("online", "offline"):
-            self.rejected += 1
-            return
-        with self.store.transaction() as db:
-            self.store.touch_device(db, device_id, now)
-            row = db.execute(
-                "SELECT availability, state FROM devices WHERE device_id = ?", (device_id,)
-            ).fetchone()
-            before, state = row
-            db.execute(
-                "UPDATE devices SET availability = ? WHERE device_id = ?", (value, device_id)
-            )
-            if value == "offline" and before != "offline" and state == "ARMED":
-                self.alerting.on_offline(db, device_id, _iso_now())
-            elif value == "online" and before == "offline":
-                self.alerting.on_online(db, device_id)
-        self.alerting.wake_notifier()
-        self.on_change({"kind": "device", "device_id": device_id})
-
-    def _state(self, device_id: str, data: dict[str, Any], now: float) -> None:
-        state = data.get("state")
-        if not isinstance(state, str):
-            self.rejected += 1
-            return
-        with self.store.transaction() as db:
-            self.store.touch_device(db, device_id, now)
-            db.execute(
-                "UPDATE devices SET state = ?, state_reason = ?, state_time = ? "
-                "WHERE device_id = ?",
-                (state, str(data.get("reason", "")), str(data.get("wall_time", "")), device_id),
-            )
-        self.on_change({"kind": "device", "device_id": device_id})
-
-    def _event(self, device_id: str, data: dict[str, Any], payload: bytes, now: float) -> None:
-        event_id = data.get("id")
-        kind = data.get("type")
-        if not (isinstance(event_id, str) and _EVENT_ID.match(event_id)) or kind not in EVENT_TYPES:
-            log.warning("event from %s without a valid id or type, ignored", device_id)
-            self.rejected += 1
-            return
-        data["device_id"] = device_id  # the topic names the device (the ACL vouches for it)
-        figures = data.get("figures")
-        if not isinstance(figures, dict):
-            figures = {}
-        window = data.get("imu_window")
-        has_window = isinstance(window, dict) and isinstance(window.get("rows"), list)
-        seq = data.get("seq")
-        with self.store.transaction() as db:
-            self.store.touch_device(db, device_id, now)
-            cur = db.execute(
-                "INSERT OR IGNORE INTO events (id, device_id, seq, type, severity, state, reason, "
-                "wall_time, received_at, figures, has_window, payload) "
-                "VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
-                (
-                    event_id,
-                    device_id,
-                    seq if isinstance(seq, int) else None,
-                    kind,
-                    str(data.get("severity", "info")),
-                    str(data.get("state", "")),
-                    str(data.get("reason", "")),
-                    str(data.get("wall_time", "")),
-                    now,
-                    json.dumps({k: v for k, v in figures.items() if isinstance(v, int | float)}),
-                    has_window,
-                    payload.decode("utf-8", "replace"),
-                ),
-            )
-            if cur.rowcount == 0:
-                self.duplicates += 1
+        device_id, kind = parsed.device_id, parsed.kind
+        now = self.clock()
+        try:
+            if kind is TopicKind.AVAILABILITY:
+                self._availability(device_id, decode_availability(payload), now)
                 return
-            db.execute(
-                "UPDATE devices SET last_event_id = ? WHERE device_id = ?", (event_id, device_id)
-            )
-            self.alerting.on_event(db, data)
+            message = decode(kind, payload)
+        except ProtocolError as exc:
+            log.warning("%s: %s; ignored", topic, exc)
+            self.rejected += 1
+            return
+        match message:
+            case EventMessage():
+                self._event(device_id, message, payload, now)
+            case StateMessage(state=state, reason=reason, wall_time=wall_time):
+                self.store.set_state(device_id, state.value, reason, wall_time, now)
+                self.on_change(DeviceChanged(device_id))
+            case TelemetryMessage():
+                self.store.set_telemetry(device_id, msgspec.to_builtins(message), now)
+                # no live push: the cards do not show telemetry, and it is the bulk of the traffic
+            case ReplyMessage():
+                self._reply(device_id, message)
+            case SessionSummary():
+                self._session(device_id, message, payload, now)
+
+    def _availability(self, device_id: str, value: Availability, now: float) -> None:
+        with self.store.transaction() as tx:
+            before = tx.set_availability(device_id, value.value, now)
+            offline = value is Availability.OFFLINE
+            if offline and before.availability != "offline" and before.state == "ARMED":
+                self.alerting.on_offline(tx, device_id, _iso_now())
+            elif not offline and before.availability == "offline":
+                self.alerting.on_online(tx, device_id)
+        self.alerting.wake_notifier()
+        self.on_change(DeviceChanged(device_id))
+
+    def _event(self, device_id: str, message: EventMessage, payload: bytes, now: float) -> None:
+        # The topic names the device (the broker's ACL vouches for it), not the body.
+        recording = message.recording
+        stored_payload = payload.decode("utf-8", "replace")
+        if recording is not None:
+            # stored once, compactly, beside the trip it is about; not as base64 in the payload
+            stored_payload = encode(msgspec.structs.replace(message, recording=None))
+        event = NewEvent(
+            id=message.id,
+            device_id=device_id,
+            seq=message.seq,
+            type=message.type.value,
+            severity=message.severity.value,
+            state=message.state.value,
+            reason=message.reason,
+            wall_time=message.wall_time,
+            figures=dict(message.figures),
+            has_window=message.imu_window is not None,
+            payload=stored_payload,
+            incident=message.incident,
+        )
+        with self.store.transaction() as tx:
+            new = tx.record_event(event, now)
+            if new:
+                if recording is not None and message.of is not None:
+                    tx.store_recording(message.of, message.id, msgspec.msgpack.encode(recording))
+                self.alerting.on_event(tx, device_id, message)
+        self._send_receipt(device_id, message.id)
+        if not new:
+            self.duplicates += 1
+            return
         self.events_stored += 1
         self.alerting.wake_notifier()
-        self.on_change({"kind": "event", "device_id": device_id, "event_id": event_id})
-        self.on_change({"kind": "device", "device_id": device_id})
+        self.on_change(EventStored(device_id, message.id))
+        if message.of is not None:
+            self.on_change(EventStored(device_id, message.of))  # its plot can be drawn now
+        self.on_change(DeviceChanged(device_id))
 
-    def _session(self, device_id: str, data: dict[str, Any], payload: bytes, now: float) -> None:
-        row, problem = parse_summary(data, device_id)
+    def _session(self, device_id: str, summary: SessionSummary, payload: bytes, now: float) -> None:
+        row, problem = parse_summary(msgspec.to_builtins(summary), device_id)
         if row is None:
             log.warning("session summary from %s ignored: %s", device_id, problem)
             self.rejected += 1
             return
-        with self.store.transaction() as db:
-            self.store.touch_device(db, device_id, now)
-            outcome = self.store.upsert_walk_session(
-                db, row, payload.decode("utf-8", "replace"), now
-            )
+        outcome = self.store.record_walk_session(row, payload.decode("utf-8", "replace"), now)
+        self._send_receipt(device_id, summary.id)
         if outcome == "same":
             self.duplicates += 1
             return
         self.sessions_stored += 1
-        self.on_change({"kind": "session", "device_id": device_id, "session_id": row["id"]})
+        self.on_change(SessionStored(device_id, row.id))
 
-    def _reply(self, device_id: str, data: dict[str, Any]) -> None:
-        request_id = data.get("request_id")
-        if data.get("command") == "ack" and data.get("ok") is True and isinstance(request_id, str):
-            changed = self.store.execute(
-                "UPDATE events SET ack_confirmed = 1 WHERE device_id = ? AND ack_request_id = ?",
-                (device_id, request_id),
-            )
-            if changed:
-                self.on_change({"kind": "device", "device_id": device_id})
+    def _send_receipt(self, device_id: str, message_id: str) -> None:
+        """Tell the device this alert is on our disk (it may forget it now)."""
+        client = self.client
+        if client is None:
+            return
+        client.publish(
+            Topics(self.prefix, device_id).receipt,
+            receipt_payload([message_id], self.config.mqtt.client_id or "caregiver"),
+            qos=1,
+        )
+        self.receipts_sent += 1
+
+    def _reply(self, device_id: str, reply: ReplyMessage) -> None:
+        if reply.command == CommandName.ACK and reply.ok and reply.request_id is not None:
+            confirmed = self.store.confirm_ack(device_id, reply.request_id)
+            if confirmed:
+                self.on_change(DeviceChanged(device_id))
 
     # --------------------------------------------------------------- MQTT
 
     def start(self) -> None:
         cfg = self.config.mqtt
-        client = make_client(cfg.link(), cfg.client_id)
+        client = make_client(cfg.link(), cfg.client_id, manual_ack=True)
         client.reconnect_delay_set(1, 30)
         client.on_connect = self._on_connect
         client.on_message = self._on_message
@@ -250,13 +261,22 @@ class Ingestor:
         client.on_subscribe = self._on_subscribe
         props = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
         props.SessionExpiryInterval = cfg.session_expiry_s
+        props.ReceiveMaximum = RECEIVE_MAXIMUM
         client.connect_async(
             cfg.host, cfg.port, keepalive=cfg.keepalive_s, clean_start=False, properties=props
         )
-        client.loop_start()
         self.client = client
+        self._retry_thread = threading.Thread(
+            target=self._retry_held, name="caregiver-ingest-retry", daemon=True
+        )
+        self._retry_thread.start()
+        client.loop_start()
 
     def stop(self) -> None:
+        self._stop.set()
+        if self._retry_thread is not None:
+            self._retry_thread.join(5)
+            self._retry_thread = None
         if self.client is not None:
             self.client.disconnect()
             self.client.loop_stop()
@@ -280,7 +300,7 @@ class Ingestor:
             "connected to the broker (session %s)",
             "resumed" if flags.session_present else "new",
         )
-        client.subscribe([(f"{self.prefix}/+/{kind}", 1) for kind in KINDS])
+        client.subscribe([(all_devices(self.prefix, kind), 1) for kind in CONSUMED_KINDS])
 
     def _on_subscribe(
         self,
@@ -291,8 +311,8 @@ class Ingestor:
         properties: Properties | None,
     ) -> None:
         refused = [
-            f"{self.prefix}/+/{k}"
-            for k, rc in zip(KINDS, reason_codes, strict=False)
+            all_devices(self.prefix, kind)
+            for kind, rc in zip(CONSUMED_KINDS, reason_codes, strict=False)
             if rc.is_failure
         ]
         if refused:
@@ -312,16 +332,47 @@ class Ingestor:
             log.warning("lost the broker connection: %s (reconnecting)", reason_code)
 
     def _on_message(self, client: mqtt.Client, userdata: Any, message: mqtt.MQTTMessage) -> None:
-        self.handle(message.topic, bytes(message.payload))
+        with self._held_lock:
+            if self._held or not self.handle(message.topic, bytes(message.payload)):
+                self._held.append(message)  # after any held before it: order is kept
+                return
+        client.ack(message.mid, message.qos)
 
-    def send_ack(self, device_id: str, event_id: str | None, by: str) -> str:
+    def _retry_held(self) -> None:
+        """While the database fails, try the oldest held message again every few seconds."""
+        while not self._stop.wait(HELD_RETRY_S):
+            with self._held_lock:
+                while self._held:
+                    message = self._held[0]
+                    if not self.handle(message.topic, bytes(message.payload)):
+                        break
+                    self._held.popleft()
+                    if self.client is not None:
+                        self.client.ack(message.mid, message.qos)
+
+    @property
+    def held(self) -> int:
+        """Messages waiting for the database (not acknowledged to the broker)."""
+        return len(self._held)
+
+    def send_ack(
+        self,
+        device_id: str,
+        event_id: str | None,
+        by: str,
+        *,
+        incident: str | None = None,
+        via: str | None = None,
+    ) -> str:
         """Publish the device's ``ack`` command (QoS 1); return the request id."""
         request_id = "cg-" + secrets.token_hex(8)
-        payload = {"id": request_id, "event_id": event_id or "latest", "by": by[:64] or "caregiver"}
+        command = Ack(event_id or LATEST, by[:64] or "caregiver", incident, via)
         if self.client is None:
             raise RuntimeError("not connected to the broker")
         self.client.publish(
-            f"{self.prefix}/{device_id}/cmd/ack", json.dumps(payload, separators=(",", ":")), qos=1
+            Topics(self.prefix, device_id).command(CommandName.ACK),
+            encode_command(command, request_id),
+            qos=1,
         )
         return request_id
 

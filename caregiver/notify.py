@@ -18,7 +18,7 @@ from collections.abc import Callable
 import apprise
 
 from caregiver.config import CaregiverConfig
-from caregiver.store import Store
+from caregiver.storage import Store
 
 log = logging.getLogger(__name__)
 
@@ -58,64 +58,47 @@ class Notifier:
     def deliver_due(self) -> int:
         """Send every notification due now; return how many were delivered."""
         now = self.clock()
-        rows = self.store.query(
-            "SELECT id, contact, contact_index, url_index, title, body, attempts "
-            "FROM notifications "
-            "WHERE status = 'pending' AND next_at <= ? ORDER BY id",
-            (now,),
-        )
         delivered = 0
         esc = self.config.escalation
-        for row_id, contact, contact_index, url_index, title, body, attempts in rows:
+        for note in self.store.notifications_due(now):
             try:
-                url = self.config.contacts[contact_index].urls[url_index]
+                url = self.config.contacts[note.contact_index].urls[note.url_index]
             except IndexError:
-                self.store.execute(
-                    "UPDATE notifications SET status = 'failed', last_error = ? WHERE id = ?",
-                    ("contact no longer in the config", row_id),
-                )
+                self.store.drop_notification(note.id, "contact no longer in the config")
                 continue
             try:
-                ok = self.send(url, title, body)
+                ok = self.send(url, note.title, note.body)
                 error = "" if ok else "the notification service did not accept it"
             except Exception as exc:  # a notifier plugin bug must not stop the worker
                 ok, error = False, f"{type(exc).__name__}: {exc}"
-            attempts += 1
+            attempts = note.attempts + 1
             if ok:
                 delivered += 1
                 self.sent += 1
-                self.store.execute(
-                    "UPDATE notifications SET status = 'sent', attempts = ? WHERE id = ?",
-                    (attempts, row_id),
-                )
-                log.info("notified %s: %s", contact, title)
+                self.store.notification_sent(note.id, attempts)
+                log.info("notified %s: %s", note.contact, note.title)
                 continue
             self.failed += 1
             if attempts >= esc.max_attempts:
                 log.error(
                     "giving up notifying %s (url #%d) after %d attempts: %s",
-                    contact,
-                    url_index + 1,
+                    note.contact,
+                    note.url_index + 1,
                     attempts,
                     error,
                 )
-                status, next_at = "failed", now
+                self.store.give_up_notification(note.id, attempts, error, now)
             else:
                 delay = esc.retry_s * 2 ** (attempts - 1)
                 log.warning(
                     "notifying %s (url #%d) failed (attempt %d): %s; retrying in %.0f s",
-                    contact,
-                    url_index + 1,
+                    note.contact,
+                    note.url_index + 1,
                     attempts,
                     error,
                     delay,
                 )
-                status, next_at = "pending", now + delay
-            self.store.execute(
-                "UPDATE notifications SET status = ?, attempts = ?, next_at = ?, last_error = ? "
-                "WHERE id = ?",
-                (status, attempts, next_at, error, row_id),
-            )
+                self.store.retry_notification(note.id, attempts, now + delay, error)
         return delivered
 
     # -------------------------------------------------------------- thread

@@ -1,4 +1,9 @@
-"""Guided-session summaries: loose validation on ingest, and the progress page's figures.
+"""Guided-session summaries: the stored row and its sanity checks, and the progress page.
+
+Ingest decodes a summary with the protocol first (types, ranges, ids:
+:class:`core.protocol.messages.SessionSummary`); :func:`parse_summary` then
+makes the stored row (a :class:`caregiver.storage.WalkSession`) and refuses
+what types cannot say (stumbles beyond trips, an unreadable start time).
 
 The week and goal rule (ISO week of ``started_wall`` in UTC; a session counts
 when its longest backward interval reached 10 minutes; three such sessions a
@@ -14,12 +19,13 @@ import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from caregiver.storage import WalkSession
 from core.progress import (
     GOAL_BACKWARD_MIN,
     GOAL_SESSIONS_PER_WEEK,
     WeekProgress,
     at_goal,
-    started_utc,
+    utc_of,
     week_of,
     week_start,
     weekly_progress,
@@ -44,7 +50,7 @@ def _number(value: Any) -> bool:
     )
 
 
-def parse_summary(data: Mapping[str, Any], device_id: str) -> tuple[dict[str, Any] | None, str]:
+def parse_summary(data: Mapping[str, Any], device_id: str) -> tuple[WalkSession | None, str]:
     """The row to store for a ``.../session`` payload, or ``None`` and why not.
 
     Loose on purpose: the fields the dashboard shows must be there and sane
@@ -59,30 +65,40 @@ def parse_summary(data: Mapping[str, Any], device_id: str) -> tuple[dict[str, An
     if missing:
         return None, "missing " + ", ".join(missing)
     try:
-        started = started_utc(data)
+        started = utc_of(str(data["started_wall"]))
     except (KeyError, TypeError, ValueError):
         return None, "no valid started_wall"
-    row: dict[str, Any] = {
-        "id": session_id,
-        "device_id": device_id,
-        "plan": str(data.get("plan", ""))[:80],
-        "status": str(data.get("status", ""))[:20],
-        "started_wall": started.isoformat(timespec="seconds"),
-        "ended_wall": str(data.get("ended_wall") or "")[:40],
-    }
+    numbers: dict[str, float] = {}
     for key in _NUMBERS:
         value = data.get(key, 0)
         if not _number(value):
             return None, f"{key} is not a non-negative number"
-        row[key] = float(value)
+        numbers[key] = float(value)
+    counts: dict[str, int] = {}
     for key in _COUNTS:
         value = data.get(key, 0)
         if not (_number(value) and float(value).is_integer()):
             return None, f"{key} is not a non-negative integer"
-        row[key] = int(value)
-    if row["stumbles"] > row["trips"]:
+        counts[key] = int(value)
+    if counts["stumbles"] > counts["trips"]:
         return None, "more stumbles than trips"
-    return row, ""
+    return WalkSession(
+        id=session_id,
+        device_id=device_id,
+        plan=str(data.get("plan", ""))[:80],
+        status=str(data.get("status", ""))[:20],
+        started_wall=started.isoformat(timespec="seconds"),
+        ended_wall=str(data.get("ended_wall") or "")[:40],
+        planned_s=numbers["planned_s"],
+        done_s=numbers["done_s"],
+        backward_s=numbers["backward_s"],
+        longest_backward_s=numbers["longest_backward_s"],
+        steps=counts["steps"],
+        walking_s=numbers["walking_s"],
+        cadence_spm=numbers["cadence_spm"],
+        trips=counts["trips"],
+        stumbles=counts["stumbles"],
+    ), ""
 
 
 def _week_label(week: str) -> str:
@@ -91,7 +107,7 @@ def _week_label(week: str) -> str:
     return f"{monday.day} {monday:%b}"
 
 
-def progress_view(sessions: Sequence[Mapping[str, Any]], now: float) -> dict[str, Any]:
+def progress_view(sessions: Sequence[WalkSession], now: float) -> dict[str, Any]:
     """What the progress page shows: this week against the goal, the weeks, the chart series.
 
     ``sessions`` are the device's stored rows (any order).
@@ -120,7 +136,7 @@ def progress_view(sessions: Sequence[Mapping[str, Any]], now: float) -> dict[str
         "this_week": this_week,
         "week_label": _week_label(current),
         "weeks": sorted(weeks.values(), key=lambda w: w.week, reverse=True),
-        "at_goal": {s["id"]: at_goal(s) for s in sessions},
+        "at_goal": {s.id: at_goal(s) for s in sessions},
         "chart": {
             "labels": labels,
             "backward_min": minutes,

@@ -1,13 +1,17 @@
 """The caregiver service: the parts wired together, and the threads that run them.
 
 ```
- MQTT (paho thread) ─► Ingestor ─► SQLite ─► on_change ─► Hub ─► /stream (browsers)
+ MQTT (paho thread) ─► Ingestor ─► Store ─► on_change ─► LiveFeed ─► Hub ─► /stream (browsers)
                           │ in the same transaction
                           ▼
                       Alerting ─► notifications rows ─► Notifier thread ─► Apprise
  ticker thread (1 s) ─► Alerting.tick (escalation, held stumbles)
- uvicorn thread ─► Starlette app (web.py)
+ uvicorn thread ─► Starlette app (web.py, routes/) ─► worker threads ─► Store
 ```
+
+The service builds the dashboard with :func:`caregiver.web.create_app`, passing
+itself as the web layer's :class:`~caregiver.routes.site.Backend`; the web layer
+never imports this module.
 """
 
 from __future__ import annotations
@@ -22,12 +26,15 @@ from typing import Any
 import uvicorn
 
 from caregiver.alerts import Alerting
-from caregiver.auth import Accounts, LoginLimiter
+from caregiver.auth import Accounts, LoginThrottle
+from caregiver.changes import Change, DeviceChanged, EventStored
 from caregiver.config import CaregiverConfig
-from caregiver.ingest import Change, Ingestor
+from caregiver.hub import Hub
+from caregiver.ingest import Ingestor
 from caregiver.notify import Notifier, Sender, apprise_send
-from caregiver.store import Store
-from caregiver.web import Hub, card_level, create_app
+from caregiver.retention import RetentionSweeper
+from caregiver.storage import Store
+from caregiver.web import create_app
 
 log = logging.getLogger(__name__)
 
@@ -46,12 +53,12 @@ class CaregiverService:
         self.notifier = Notifier(self.store, config, clock, send)
         self.alerting = Alerting(self.store, config, clock, self.notifier.wake)
         self.accounts = Accounts(self.store)
-        self.limiter = LoginLimiter(config.server.login_attempts, config.server.login_window_s)
+        self.limiter = LoginThrottle(config.server.login_attempts, config.server.login_window_s)
         self.hub = Hub()
         self.ingestor = Ingestor(self.store, config, self.alerting, self._changed, clock)
-        self.web_started = threading.Event()
-        self.render_fragment: Callable[..., str] = lambda name, **ctx: ""
-        self.app = create_app(self)
+        dashboard = create_app(self)
+        self.app = dashboard.app
+        self._feed = dashboard.feed
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
         self._server: uvicorn.Server | None = None
@@ -61,68 +68,36 @@ class CaregiverService:
     # ------------------------------------------------------------ changes
 
     def _changed(self, change: Change) -> None:
-        """After a commit: render the changed card / timeline row and push it to browsers."""
-        if self.hub.clients == 0:
-            return
-        try:
-            device_id = change["device_id"]
-            if change["kind"] == "device":
-                device = self.store.device(device_id)
-                if device is None:
-                    return
-                html = self.render_fragment("_card.html", d=device)
-                self.hub.publish(
-                    {
-                        "kind": "device",
-                        "device_id": device_id,
-                        "level": card_level(device),
-                        "html": html,
-                    }
-                )
-            elif change["kind"] == "session":  # the progress page reloads itself
-                self.hub.publish(
-                    {"kind": "session", "device_id": device_id, "session_id": change["session_id"]}
-                )
-            elif change["kind"] == "event":
-                event = self.store.event(change["event_id"])
-                if event is None:
-                    return
-                html = self.render_fragment("_event_row.html", e=event)
-                self.hub.publish(
-                    {
-                        "kind": "event",
-                        "device_id": device_id,
-                        "device_name": self.alerting.device_name(device_id),
-                        "event": event.as_json(),
-                        "html": html,
-                    }
-                )
-        except Exception:
-            log.exception("could not push a change to the dashboard")
+        """After a commit: the changed card / timeline row goes to the browsers."""
+        self._feed.publish(change)
 
-    def acknowledge(self, device_id: str, event_id: str | None, by: str) -> None:
-        """Send the device's ack command, record who and when, stop escalation."""
-        request_id = self.ingestor.send_ack(device_id, event_id, by)
+    def device_name(self, device_id: str) -> str:
+        return self.alerting.device_name(device_id)
+
+    def acknowledge(
+        self, device_id: str, event_id: str | None, by: str, via: str = "dashboard"
+    ) -> None:
+        """Close the incident of ``event_id`` (or, with None, every open incident of the device):
+        record who and how, stop escalation here, and tell the device, which tells everyone."""
         now = self.clock()
-        with self.store.transaction() as db:
-            if event_id is not None:
-                db.execute(
-                    "UPDATE events SET acked_by = ?, acked_at = ?, ack_request_id = ? "
-                    "WHERE id = ? AND acked_by IS NULL",
-                    (by, now, request_id, event_id),
-                )
-            else:
-                db.execute(
-                    "UPDATE events SET acked_by = ?, acked_at = ?, ack_request_id = ? "
-                    "WHERE acked_by IS NULL AND id IN (SELECT event_id FROM alerts "
-                    "WHERE device_id = ? AND status IN ('held', 'paging'))",
-                    (by, now, request_id, device_id),
-                )
-            self.alerting.acknowledge(db, device_id, event_id, by)
+        if event_id is not None:
+            event = self.store.event(event_id)
+            incidents = [event.incident or event_id if event is not None else event_id]
+        else:
+            incidents = [i.id for i in self.store.open_incidents(device_id)]
+        request_id = ""
+        targets: list[str | None] = list(incidents) or [None]
+        for target in targets:
+            request_id = self.ingestor.send_ack(device_id, event_id, by, incident=target, via=via)
+        with self.store.transaction() as tx:
+            tx.acknowledge_events(device_id, event_id, by, now, request_id)
+            for incident in incidents:
+                self.alerting.acknowledge_incident(tx, device_id, incident, by, via)
+            self.alerting.acknowledge(tx, device_id, event_id, by)  # offline and older alerts
         self.notifier.wake()
         if event_id is not None:
-            self._changed({"kind": "event", "device_id": device_id, "event_id": event_id})
-        self._changed({"kind": "device", "device_id": device_id})
+            self._changed(EventStored(device_id, event_id))
+        self._changed(DeviceChanged(device_id))
 
     # ------------------------------------------------------------ threads
 
@@ -140,7 +115,11 @@ class CaregiverService:
             self._serve_in_thread(port if port is not None else self.config.server.port)
 
     def _tick_loop(self) -> None:
-        while not self._stop.wait(1.0):
+        sweeper = RetentionSweeper(self.store, self.config.retention, self.clock)
+        while True:
+            sweeper.tick()
+            if self._stop.wait(1.0):
+                return
             try:
                 self.alerting.tick()
             except Exception:
@@ -154,8 +133,13 @@ class CaregiverService:
         return sock
 
     def _uvicorn(self) -> uvicorn.Server:
+        proxies = self.config.server.trusted_proxies
         config = uvicorn.Config(
             self.app,
+            # uvicorn believes X-Forwarded-For from 127.0.0.1 unless told otherwise: only the
+            # proxies the config names may say where a client is.
+            proxy_headers=bool(proxies),
+            forwarded_allow_ips=",".join(proxies) if proxies else "",
             log_level="warning",
             access_log=False,
             timeout_graceful_shutdown=2,
@@ -174,7 +158,7 @@ class CaregiverService:
         )
         thread.start()
         self._threads.append(thread)
-        if not self.web_started.wait(20):
+        if not self.hub.attached.wait(20):
             raise RuntimeError("the dashboard did not start")
         # lifespan startup runs before uvicorn accepts: wait for the listening flag too
         deadline = time.monotonic() + 20

@@ -9,12 +9,13 @@ TOML keys and gives a ``BrokerLink`` through its ``link()`` method.
 
 from __future__ import annotations
 
-import ssl
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import paho.mqtt.client as mqtt
-from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
+if TYPE_CHECKING:
+    import paho.mqtt.client as mqtt
+    from paho.mqtt.enums import MQTTProtocolVersion
 
 
 class MqttSetupError(Exception):
@@ -56,10 +57,27 @@ def make_client(
     client_id: str,
     *,
     will: tuple[str, str] | None = None,
-    protocol: MQTTProtocolVersion = MQTTProtocolVersion.MQTTv5,
+    protocol: MQTTProtocolVersion | None = None,
+    manual_ack: bool = False,
 ) -> mqtt.Client:
-    """A paho client with credentials, TLS and Last Will from ``link`` (not yet connected)."""
-    client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id, protocol=protocol)
+    """A paho client with credentials, TLS and Last Will from ``link`` (not yet connected).
+
+    ``manual_ack``: the caller acknowledges each QoS 1 message itself
+    (``client.ack``), after it has done what the message asked — committed it.
+    ``protocol`` defaults to MQTT 5. paho (and ssl) load here, not with the config types,
+    so a monitor without a broker never imports them.
+    """
+    import ssl
+
+    import paho.mqtt.client as mqtt
+    from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
+
+    client = mqtt.Client(
+        CallbackAPIVersion.VERSION2,
+        client_id=client_id,
+        protocol=protocol if protocol is not None else MQTTProtocolVersion.MQTTv5,
+        manual_ack=manual_ack,
+    )
     if link.username:
         client.username_pw_set(link.username, read_password(link))
     if link.tls:

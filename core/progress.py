@@ -1,9 +1,10 @@
 """Weekly progress toward the clinical goal: 10 straight minutes backward, three times a week.
 
-Pure functions over session records (the summary's fields: ``started_wall``,
-``backward_s``, ``longest_backward_s``), shared by ``retroguard sessions``
-(:mod:`tools.sessions`) and the caregiver dashboard's progress page, so
-the week and goal rule is written once:
+Pure functions over sessions (anything with the summary's ``started_wall``,
+``backward_s`` and ``longest_backward_s``: :class:`SessionProgress`), shared by
+``retroguard sessions`` (:mod:`tools.sessions`, the device's
+:class:`~core.protocol.messages.SessionRecord`) and the caregiver dashboard's
+progress page (its stored rows), so the week and goal rule is written once:
 
 * a session's week is the ISO week of its ``started_wall`` in UTC ("2025-W07");
 * a session is *at goal* when its longest backward interval reached 10 minutes
@@ -14,9 +15,9 @@ the week and goal rule is written once:
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any
+from typing import Protocol
 
 GOAL_BACKWARD_MIN = 10.0
 """The clinical goal: about 10 straight minutes backward ..."""
@@ -27,9 +28,11 @@ GOAL_SESSIONS_PER_WEEK = 3
 __all__ = [
     "GOAL_BACKWARD_MIN",
     "GOAL_SESSIONS_PER_WEEK",
+    "SessionProgress",
     "WeekProgress",
     "at_goal",
     "started_utc",
+    "utc_of",
     "week_of",
     "week_start",
     "weekly_progress",
@@ -38,12 +41,38 @@ __all__ = [
 _SLACK_S = 1.0
 
 
-def started_utc(record: Mapping[str, Any]) -> dt.datetime:
-    """The session's ``started_wall`` as an aware UTC datetime (naive times are taken as UTC)."""
-    started = dt.datetime.fromisoformat(str(record["started_wall"]))
-    if started.tzinfo is None:
-        started = started.replace(tzinfo=dt.UTC)
-    return started.astimezone(dt.UTC)
+class SessionProgress(Protocol):
+    """What the rule reads of a session: the device's record, its summary and the caregiver's
+    stored row all have these."""
+
+    @property
+    def started_wall(self) -> str:
+        """ISO 8601 wall-clock time the session started."""
+        ...
+
+    @property
+    def backward_s(self) -> float:
+        """Plan time done in backward intervals."""
+        ...
+
+    @property
+    def longest_backward_s(self) -> float:
+        """The longest backward interval done."""
+        ...
+
+
+def utc_of(wall: str) -> dt.datetime:
+    """An ISO 8601 wall-clock time as an aware UTC datetime (naive times are taken as UTC);
+    :class:`ValueError` when it is not one."""
+    moment = dt.datetime.fromisoformat(wall)
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=dt.UTC)
+    return moment.astimezone(dt.UTC)
+
+
+def started_utc(session: SessionProgress) -> dt.datetime:
+    """The session's ``started_wall`` as an aware UTC datetime."""
+    return utc_of(session.started_wall)
 
 
 def week_of(moment: dt.datetime) -> str:
@@ -60,9 +89,9 @@ def week_start(week: str) -> dt.date:
     return dt.date.fromisocalendar(int(year), int(number), 1)
 
 
-def at_goal(record: Mapping[str, Any]) -> bool:
+def at_goal(session: SessionProgress) -> bool:
     """True when the session's longest backward interval reached the goal's 10 minutes."""
-    return float(record["longest_backward_s"]) >= GOAL_BACKWARD_MIN * 60 - _SLACK_S
+    return session.longest_backward_s >= GOAL_BACKWARD_MIN * 60 - _SLACK_S
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,18 +109,18 @@ class WeekProgress:
         return self.at_goal >= GOAL_SESSIONS_PER_WEEK
 
 
-def weekly_progress(records: Iterable[Mapping[str, Any]]) -> list[WeekProgress]:
+def weekly_progress(sessions: Iterable[SessionProgress]) -> list[WeekProgress]:
     """Sessions grouped by ISO week, oldest week first (weeks without sessions are absent)."""
-    weeks: dict[str, list[Mapping[str, Any]]] = {}
-    for r in records:
-        weeks.setdefault(week_of(started_utc(r)), []).append(r)
+    weeks: dict[str, list[SessionProgress]] = {}
+    for s in sessions:
+        weeks.setdefault(week_of(started_utc(s)), []).append(s)
     return [
         WeekProgress(
             week=week,
             sessions=len(rows),
-            at_goal=sum(1 for r in rows if at_goal(r)),
-            backward_s=sum(float(r["backward_s"]) for r in rows),
-            longest_backward_s=max(float(r["longest_backward_s"]) for r in rows),
+            at_goal=sum(1 for s in rows if at_goal(s)),
+            backward_s=sum(float(s.backward_s) for s in rows),
+            longest_backward_s=max(float(s.longest_backward_s) for s in rows),
         )
         for week, rows in sorted(weeks.items())
     ]

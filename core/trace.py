@@ -14,6 +14,7 @@ lie, so every defect is an error naming the file and line.
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 from collections.abc import Iterable, Iterator
@@ -248,6 +249,10 @@ def write_trace(path: PathLike, header: TraceHeader, samples: Iterable[ImuSample
 # ---------------------------------------------------------------- reading
 
 
+MAX_LINE = 4096
+"""Characters read per line at most: a row is about 60, a header line well under 1,000."""
+
+
 class TraceReader:
     """An open trace: the header is parsed on construction, samples on iteration.
 
@@ -270,6 +275,15 @@ class TraceReader:
             self._file.close()
             raise
 
+    def _lines(self) -> Iterator[str]:
+        """The file's lines, none longer than :data:`MAX_LINE` characters.
+
+        A plain ``for line in file`` reads a line whole, however long: a file
+        with no newline (``/dev/zero``, a corrupted dump) would fill memory.
+        Cut at the limit, such a line simply fails to parse as a row.
+        """
+        return iter(functools.partial(self._file.readline, MAX_LINE), "")
+
     def _not_text(self, line: int) -> TraceFormatError:
         # The decoder works in chunks, so the bad byte is on this line or a later one.
         return self._error("not UTF-8 text (at or after this line): not a trace file", line + 1)
@@ -280,7 +294,7 @@ class TraceReader:
     def _read_header(self) -> TraceHeader:
         values: dict[str, str] = {}
         key_lines: dict[str, int] = {}
-        for raw in self._file:
+        for raw in self._lines():
             self._line += 1
             text = raw.rstrip("\n")
             if not text.startswith("#"):
@@ -373,7 +387,7 @@ class TraceReader:
         isfinite = math.isfinite
         sample = ImuSample
         try:
-            for raw in f:
+            for raw in self._lines():
                 line += 1
                 parts = raw.split(",")
                 try:

@@ -1,39 +1,43 @@
 """Assembling the monitor from config: the only place backends are chosen.
 
 :func:`build_app` picks the HAL backends named in the config once, at
-start-up, and wires IMU → detector → safety controller → event dispatcher →
-store. The same function builds the real monitor (``retroguard run``), the
+start-up, and wires IMU → detector → safety controller → courier link, and
+the supervisor that keeps a courier process (storage, MQTT) running beside
+the loop. The same function builds the real monitor (``retroguard run``), the
 demo and the end-to-end tests, so what is tested is what runs.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import signal
 import sys
 import threading
-from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from types import FrameType
 from typing import TYPE_CHECKING
 
 from core.clock import Clock, RealClock
 from core.mounting import Mounting, up_vector
 from core.protocol.messages import DeviceHealth, DeviceState
+from core.protocol.payloads import wall_now
 from firmware.config import Config
 from firmware.detection.base import Detector
 from firmware.detection.factory import build_detector
+from firmware.link import messages
+from firmware.link.endpoint import CourierLink
+from firmware.link.supervisor import CourierSupervisor, ProcessCourier, SpawnCourier
 from firmware.monitor import Monitor
+from firmware.preflight import BENCH_WARNING
 from firmware.safety import SafetyController, SensorLimits
-from firmware.sinks import EventDispatcher, EventSink, LogSink, StoreSink
-from firmware.store import EventStore
 from firmware.watchdog import ServiceWatchdog
 from hal.gpio_factory import GpioDevices, open_gpio
 from hal.imu_factory import open_imu
 from hal.interfaces import Imu
 
 if TYPE_CHECKING:
-    from firmware.mqtt import MqttReporter
+    from firmware.storage.events import StoredEvent
 
 log = logging.getLogger(__name__)
 
@@ -49,23 +53,21 @@ class App:
     gpio: GpioDevices
     controller: SafetyController
     monitor: Monitor
-    dispatcher: EventDispatcher
-    store: EventStore
-    extra_sinks: list[EventSink] = field(default_factory=list)
-    reporter: MqttReporter | None = None
-    """Caregiver reporting; None when no broker is configured (events still stored)."""
+    link: CourierLink
+    """The loop's end of the link to the courier (storage and network)."""
+    supervisor: CourierSupervisor | None
+    """Keeps a courier running; None when the app was built without one (tests of the loop)."""
 
     def start(self) -> None:
-        self.dispatcher.start()
-        if self.reporter is not None:
-            self.reporter.start()
+        if self.supervisor is not None:
+            self.supervisor.start()
         self.monitor.start()
 
     def close(self, drain_timeout: float = 2.0) -> None:
-        """Stop safely: relay released first, then drain events to disk and broker.
+        """Stop safely: relay released first, then hand every record to the courier.
 
-        Waits up to ``drain_timeout`` for the broker to acknowledge what is
-        queued; whatever is left stays in the outbox for the next start.
+        The courier then has up to ``drain_timeout`` for the broker to take
+        what is queued; whatever is left stays in the outbox for the next start.
         """
         now = self.clock.monotonic()
         try:
@@ -73,12 +75,40 @@ class App:
         finally:
             self.gpio.relay.release()
             self.imu.close()
-            self.dispatcher.close()
-            if self.reporter is not None:
-                self.reporter.wait_drained(drain_timeout)
-                self.reporter.close()
-            self.store.close()
+            if self.supervisor is not None:
+                disk_ok = self.link.storage_ok is not False
+                if not self.link.flush(drain_timeout + LINK_FLUSH_S, on_disk=disk_ok):
+                    log.error(
+                        "%d records not confirmed on disk by the courier at shutdown",
+                        self.link.pending,
+                    )
+                elif self.link.pending:
+                    log.error(
+                        "%d records only in the courier's memory at shutdown (its disk refuses "
+                        "writes: %s): published, not on disk",
+                        self.link.pending,
+                        self.link.storage_detail,
+                    )
+                self.link.goodbye("monitor stopped")
+                self.link.close()
+                self.supervisor.stop(drain_timeout + COURIER_EXIT_S)
             self.gpio.close()
+
+    def stored_events(self, device_id: str | None = None) -> list[StoredEvent]:
+        """Every event the courier has stored on disk so far, for the demo and tests.
+
+        It reads SQLite in this process: never call it from the monitor loop.
+        """
+        from firmware.storage.events import EventStore
+
+        self.link.flush(LINK_FLUSH_S)
+        with EventStore(self.config.storage.database) as store:
+            return store.events(device_id)
+
+
+LINK_FLUSH_S = 10.0
+"""How long the records of the last moments may take to reach the courier's disk at shutdown."""
+COURIER_EXIT_S = 5.0
 
 
 def build_app(
@@ -87,41 +117,40 @@ def build_app(
     *,
     imu: Imu | None = None,
     gpio: GpioDevices | None = None,
-    extra_sinks: Sequence[EventSink] = (),
     detector: Detector | None = None,
+    courier: SpawnCourier | None = ProcessCourier,
 ) -> App:
     """Build the whole monitor.
 
     ``imu`` and ``gpio`` replace the backends the config names (the demo and
     tests pass simulated ones whose models they drive); ``detector`` replaces
-    the configured one (tests inject failing detectors).
+    the configured one (tests inject failing detectors); ``courier`` says how
+    the courier runs: a child process (``retroguard run``, the demo), a thread
+    (:class:`~firmware.link.supervisor.ThreadCourier`, fast tests) or not at
+    all (None: records wait in the link).
     """
+    # No database here: the courier opens it, and whatever state it is in (damaged, from a
+    # newer release, on a full disk) the monitor starts and protects the walker.
     if imu is None:
         imu = open_imu(config.imu, clock)
     if gpio is None:
         gpio = open_gpio(config.gpio, clock)
-    store = EventStore(config.storage.database)
-    reporter: MqttReporter | None = None
-    persist: EventSink = StoreSink(store)
-    if config.mqtt.host:
-        from firmware.mqtt import MqttReporter  # paho only when a broker is configured
-
-        reporter = MqttReporter(
-            config.mqtt,
-            device_id=config.device.id,
-            device_name=config.device.name,
-            database=config.storage.database,
+    if gpio.relay_sense is None:
+        log.warning(
+            "relay contact feedback not wired (gpio.relay_sense_wired = false): a latch dropped "
+            "by a stalled loop or a welded relay contact will go unreported"
         )
-        persist = reporter.sink  # stores and queues in one transaction
-    dispatcher = EventDispatcher([persist, LogSink(), *extra_sinks])
+    buzzer = gpio.buzzer
+    link = CourierLink(clock.monotonic)
+    link.hello(messages.encode(messages.Hello(config, os.getpid(), wall_now())))
     if detector is None:
         up = up_vector(Mounting.parse(config.imu.mounting))
         detector = build_detector(config.detector, imu.sample_rate_hz, up=up)
     controller = SafetyController(
         relay=gpio.relay,
-        buzzer=gpio.buzzer,
+        buzzer=buzzer,
         detector=detector,
-        emit=dispatcher.submit,
+        emit=link.submit,
         config=config.safety,
         limits=SensorLimits(
             accel_g=config.imu.accel_range_g * _RANGE_TOLERANCE,
@@ -129,7 +158,14 @@ def build_app(
         ),
         sample_rate_hz=imu.sample_rate_hz,
         device_id=config.device.id,
-        on_state=reporter.publish_state if reporter is not None else None,
+        on_state=lambda state, reason: link.report_state(state, reason, wall_now()),
+        start_reason="monitor started"
+        + (f"; {BENCH_WARNING}" if config.gpio.relay_drive == "static" else ""),
+        heartbeat_hold_s=(
+            config.gpio.heartbeat_hold_s if config.gpio.relay_drive == "heartbeat" else None
+        ),
+        edge_clock=clock.monotonic,
+        arm_gate=link.storage_problem,
     )
     monitor = Monitor(
         imu=imu,
@@ -138,9 +174,16 @@ def build_app(
         controller=controller,
         clock=clock,
         read_timeout_s=config.safety.sample_timeout_s / 4,
+        relay_sense=gpio.relay_sense,
     )
-    if reporter is not None:
-        _connect_reporter(reporter, monitor, gpio, clock)
+
+    def take_requests(monitor: Monitor) -> None:
+        if link.take_silence():
+            buzzer.stop()
+        if link.take_chirp():  # a test alarm: below every safety pattern, never cuts one
+            buzzer.play("chirp", monitor.clock.monotonic())
+
+    monitor.on_iteration += [link.poll, take_requests, HealthReports(monitor, link, clock)]
     return App(
         config=config,
         clock=clock,
@@ -148,75 +191,75 @@ def build_app(
         gpio=gpio,
         controller=controller,
         monitor=monitor,
-        dispatcher=dispatcher,
-        store=store,
-        extra_sinks=list(extra_sinks),
-        reporter=reporter,
+        link=link,
+        supervisor=CourierSupervisor(link, courier) if courier is not None else None,
     )
 
 
-def _connect_reporter(
-    reporter: MqttReporter, monitor: Monitor, gpio: GpioDevices, clock: Clock
-) -> None:
-    """Silence requests reach the buzzer from the loop; figures go out as telemetry.
+class HealthReports:
+    """Once a second, the loop's figures to the courier: telemetry and self-test read them.
 
-    The reporter gets read-only views: nothing it holds can arm the relay.
-    """
-    buzzer = gpio.buzzer
-
-    def apply_silence(_: Monitor) -> None:
-        if reporter.silence.take():
-            buzzer.stop()
-
-    monitor.on_iteration.append(apply_silence)
-    reporter.set_providers(
-        telemetry=TelemetryFigures(monitor, clock),
-        self_test=lambda: _self_test(monitor, clock),
-    )
-
-
-class TelemetryFigures:
-    """Achieved sample rate and IMU health since the previous telemetry message.
-
-    Runs on the publisher thread and only reads counters the loop writes
-    (plain ints under the GIL), so it never holds up the loop.
+    An ``on_iteration`` hook: it reads counters the loop itself keeps and
+    hands one small message to the link, so it costs the loop microseconds.
     """
 
-    def __init__(self, monitor: Monitor, clock: Clock) -> None:
+    INTERVAL_S = 1.0
+
+    def __init__(self, monitor: Monitor, link: CourierLink, clock: Clock) -> None:
         self._monitor = monitor
+        self._link = link
         self._clock = clock
         self._last = (clock.monotonic(), monitor.stats.samples)
 
-    def __call__(self) -> DeviceHealth:
-        now, samples = self._clock.monotonic(), self._monitor.stats.samples
+    def __call__(self, monitor: Monitor) -> None:
+        now = self._clock.monotonic()
         then, before = self._last
+        if now - then < self.INTERVAL_S:
+            return
+        samples = monitor.stats.samples
         self._last = (now, samples)
-        controller = self._monitor.controller
-        return DeviceHealth(
+        controller = monitor.controller
+        health = DeviceHealth(
             state=DeviceState(controller.state.value),
-            sample_rate_hz=round((samples - before) / (now - then), 1) if now > then else 0.0,
-            imu_ok=self._monitor.healthy,
-            imu_errors=self._monitor.stats.imu_errors,
+            sample_rate_hz=round((samples - before) / (now - then), 1),
+            imu_ok=monitor.healthy,
+            imu_errors=monitor.stats.imu_errors,
             bus_errors=controller.bus_errors,
+            belt_enabled=controller.contact_closed,
         )
+        checks = {
+            "imu": (
+                monitor.healthy,
+                f"{controller.samples_seen} samples; state {controller.state.value}",
+            ),
+            "loop": (monitor.stats.iterations > 0, f"{monitor.stats} "),
+            "relay-contact": _contact_check(monitor),
+        }
+        self._link.report_health(health, checks)
 
 
-def _self_test(monitor: Monitor, clock: Clock) -> dict[str, dict[str, object]]:
+def _contact_check(monitor: Monitor) -> tuple[bool, str]:
+    """The self-test's line for the relay's contact, read back."""
     controller = monitor.controller
-    return {
-        "imu": {
-            "ok": monitor.healthy,
-            "detail": f"{controller.samples_seen} samples; state {controller.state.value}",
-        },
-        "loop": {"ok": monitor.stats.iterations > 0, "detail": f"{monitor.stats} "},
-    }
+    if monitor.relay_sense is None:
+        return True, (
+            "not read back (gpio.relay_sense_wired = false): a dropped latch or a welded "
+            "contact goes unseen"
+        )
+    closed = controller.contact_closed
+    reading = "unknown" if closed is None else "closed" if closed else "open"
+    fault = controller.contact_fault
+    if fault is not None:
+        return False, f"{fault.value}: reads {reading} in {controller.state.value}"
+    return True, f"reads {reading} in {controller.state.value}, as it should"
 
 
 GIL_SWITCH_INTERVAL_S = 0.001
 """How long another Python thread may hold the GIL before the loop gets a turn (default 5 ms).
 
-The publisher, store and status threads are all Python; a shorter switch
-interval bounds how long any of them can delay the real-time thread.
+Storage and network live in the courier process; the threads left beside the
+loop (the courier supervisor, the session control socket, the demo's status
+line) mostly sleep, and a short switch interval bounds what any of them costs.
 """
 
 

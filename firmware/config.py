@@ -20,6 +20,7 @@ from core import tomlschema
 from core.errors import ConfigError
 from core.mounting import Mounting, MountingError
 from core.mqttlink import BrokerLink
+from core.tomlschema import Check
 from firmware.detection.config import DetectorConfig
 from firmware.session.config import SessionConfig
 from firmware.session.plan import check_plan_reference
@@ -50,6 +51,11 @@ class SafetyConfig:
     """The IMU must have delivered good samples for this long before arming is allowed."""
     window_before_s: float = 3.0
     """Seconds of IMU data kept with each stumble or fall event."""
+    contact_debounce_s: float = 0.1
+    """How long the relay's contact, read back (gpio.relay_sense_wired), may disagree with
+    the state before it is a FAULT: open while ARMED, or closed while released. It covers the
+    latch closing at the first heartbeat after a reset and the relay's own travel (docs/safety.md,
+    "Relay contact feedback")."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,10 +102,25 @@ class MqttConfig:
     reset events; fall, stumble, no-recovery and fault events are never dropped (logged)."""
     telemetry_interval_s: float = 60.0
     """Seconds between telemetry messages (sample rate, IMU health, outbox depth); 0 = none."""
+    alert_receipts: bool = True
+    """Keep each alert, fault and session summary until an alert consumer (the caregiver
+    service) publishes a receipt after committing it, republishing it after every reconnect and
+    every receipt_retry_s until then. false: a broker PUBACK is enough - only for installations
+    with no caregiver service (Home Assistant alone), where nothing sends receipts."""
+    receipt_retry_s: float = 60.0
+    """How often alerts still waiting for a receipt are published again."""
+    command_rate_per_s: float = 20.0
+    """Commands (ack, silence, self_test, ping) handled per second on average; a flood beyond
+    it, and beyond command_burst at once, is dropped unanswered where it arrives."""
+    command_burst: int = 40
     discovery: bool = True
     """Announce the device to Home Assistant (MQTT device-based discovery)."""
     discovery_prefix: str = "homeassistant"
     """Home Assistant's discovery prefix (its MQTT integration setting)."""
+    dashboard_url: str = ""
+    """The caregiver dashboard's address (http:// or https://), Home Assistant's link from the
+    device to it ("" = none). With discovery = false the device removes itself from Home
+    Assistant at its next connect."""
 
     def link(self) -> BrokerLink:
         """The connection settings, for :func:`core.mqttlink.make_client`."""
@@ -179,15 +200,37 @@ def _mounting(value: Any) -> str | None:
 def _above_1g(value: Any) -> str | None:
     # At rest the accelerometer reads 1 g: a landing threshold at or below it
     # would watch for a fall on every sample of standing still.
-    return None if value > 1.0 else "must be above 1 g (what the accelerometer reads at rest)"
+    if value <= 1.0:
+        return "must be above 1 g (what the accelerometer reads at rest)"
+    return _within(1.0, 16.0, "g (the MPU-6050 measures at most 16 g)")(value)
 
 
 def _not_negative(value: Any) -> str | None:
     return None if value >= 0 else "must not be negative"
 
 
+def _contact_debounce(value: Any) -> str | None:
+    if 0.03 <= value <= 1.0:
+        return None
+    return (
+        "must be between 0.03 s (shorter faults on the relay's own travel) and 1 s (longer "
+        "leaves a welded contact unreported)"
+    )
+
+
 def _non_empty(value: Any) -> str | None:
     return None if value.strip() else "must not be empty"
+
+
+def _web_address(value: Any) -> str | None:
+    if not value:
+        return None
+    from urllib.parse import urlsplit  # only when one is set: start-up imports stay few
+
+    parts = urlsplit(value)
+    if parts.scheme in ("http", "https") and parts.netloc and value == value.strip():
+        return None
+    return "must be an http:// or https:// address (or empty)"
 
 
 _CHECKS: dict[str, Callable[[Any], str | None]] = {
@@ -205,14 +248,17 @@ _CHECKS: dict[str, Callable[[Any], str | None]] = {
     "safety.frozen_after_s": _positive,
     "safety.healthy_before_arm_s": _positive,
     "safety.window_before_s": _positive,
+    "safety.contact_debounce_s": _contact_debounce,
     "mqtt.port": _tcp_port,
     "mqtt.keepalive_s": _positive,
     "mqtt.reconnect_min_s": _positive,
     "mqtt.reconnect_max_s": _positive,
     "mqtt.max_inflight": _positive,
     "mqtt.outbox_max_rows": _positive,
-    "detector.impact_g": _above_1g,
-    "detector.soft_impact_g": _above_1g,
+    "mqtt.receipt_retry_s": _positive,
+    "mqtt.command_rate_per_s": _positive,
+    "mqtt.command_burst": _positive,
+    "mqtt.dashboard_url": _web_address,
     "session.plan": check_plan_reference,
     "session.speech_rate_wpm": _positive,
     "session.max_pause_s": _positive,
@@ -220,18 +266,55 @@ _CHECKS: dict[str, Callable[[Any], str | None]] = {
     "session.long_press_s": _positive,
 }
 _CHECKS.update({f"gpio.pins.{f.name}": _bcm_pin for f in dataclasses.fields(PinConfig)})
-# The detector divides by its time constants and counts in its windows: none
-# of them may be zero or negative.
-_CHECKS.update(
-    {
-        f"detector.{f.name}": _positive
-        for f in dataclasses.fields(DetectorConfig)
-        if f.name.endswith("_s")
-    }
-)
-# ... except two that may be zero: no extrapolation, no rebound tolerance.
-_CHECKS["detector.balance_extrapolate_s"] = _not_negative
-_CHECKS["detector.confirm_upright_max_s"] = _not_negative
+
+
+def _within(low: float, high: float, unit: str, *, low_open: bool = True) -> Check:
+    """A physically meaningful range: a value outside it makes the detector blind or trigger-
+    happy without an error (a threshold of 1e308 g is never reached)."""
+
+    def check(value: Any) -> str | None:
+        if low == 0.0 and low_open and value <= 0:
+            return "must be greater than 0"
+        if low == 0.0 and not low_open and value < 0:
+            return "must not be negative"
+        if (value > low if low_open else value >= low) and value <= high:
+            return None
+        bracket = "(" if low_open else "["
+        return f"must be in {bracket}{low:g}, {high:g}] {unit}"
+
+    return check
+
+
+DETECTOR_RANGES: dict[str, Check] = {
+    "_s": _within(0.0, 300.0, "s"),
+    "_g": _within(0.0, 16.0, "g (the MPU-6050 measures at most 16 g)"),
+    "_gs": _within(0.0, 5.0, "g s"),
+    "_deg": _within(0.0, 180.0, "degrees"),
+    "_dps": _within(0.0, 2000.0, "deg/s (the MPU-6050 measures at most 2000 deg/s)"),
+    "_mps": _within(0.0, 10.0, "m/s"),
+    "_score": _within(0.0, 1000.0, "(a loss-of-balance score)"),
+}
+"""A range for every detector setting, by its unit suffix (a test checks none is left out)."""
+
+
+def detector_range(name: str) -> Check | None:
+    for suffix, check in DETECTOR_RANGES.items():
+        if name.endswith(suffix):
+            return check
+    return None
+
+
+# The detector divides by its time constants and counts in its windows: none of them may be
+# zero or negative; every threshold has a physical range.
+for _field in dataclasses.fields(DetectorConfig):
+    _range = detector_range(_field.name)
+    if _range is not None:
+        _CHECKS[f"detector.{_field.name}"] = _range
+# ... except two times that may be zero: no extrapolation, no rebound tolerance.
+_CHECKS["detector.balance_extrapolate_s"] = _within(0.0, 1.0, "s", low_open=False)
+_CHECKS["detector.confirm_upright_max_s"] = _within(0.0, 5.0, "s", low_open=False)
+_CHECKS["detector.impact_g"] = _above_1g
+_CHECKS["detector.soft_impact_g"] = _above_1g
 
 
 def _cross_checks(config: Config, problems: list[str]) -> None:

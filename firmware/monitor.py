@@ -1,10 +1,13 @@
 """The real-time loop: IMU batch → detector → safety controller, in one thread.
 
+Each iteration also reads the relay's contact back (one pin read, when it is
+wired) and hands it to the controller, which compares it with what it asked for.
+
 The loop is paced by the IMU itself (``read_batch`` waits for the sensor's
 own sample clock), so there is no second timer to drift against it. Nothing
-here touches disk or network: events leave through a non-blocking
-dispatcher. Any exception that escapes the controller releases the relay
-before it propagates — the last thing a dying loop does is make the
+here touches disk or network: events leave through a non-blocking link to
+the courier process. Any exception that escapes the controller releases the
+relay before it propagates — the last thing a dying loop does is make the
 treadmill safe.
 """
 
@@ -17,9 +20,9 @@ from dataclasses import dataclass
 
 from core.clock import Clock
 from core.samples import ImuSample
-from firmware.safety import SafetyController, SafetyState
+from firmware.safety import RESTART_MAY_CURE, Faulted, SafetyController, SafetyState
 from hal.errors import ImuError
-from hal.interfaces import Button, Imu, Relay
+from hal.interfaces import Button, Imu, Relay, RelaySense
 
 log = logging.getLogger(__name__)
 
@@ -44,9 +47,12 @@ class Monitor:
         controller: SafetyController,
         clock: Clock,
         read_timeout_s: float,
+        relay_sense: RelaySense | None = None,
     ) -> None:
         self.imu = imu
         self.relay = relay
+        self.relay_sense = relay_sense
+        """The relay's contact read back; None when it is not wired."""
         self.button = button
         self.controller = controller
         self.clock = clock
@@ -69,7 +75,8 @@ class Monitor:
             self.controller.on_imu_error(exc, self.clock.monotonic())
 
     def step(self) -> None:
-        """One iteration: read what the IMU has, decide, handle the reset button."""
+        """One iteration: read what the IMU has, decide, handle the reset button, read the
+        contact back (last, so it sees this iteration's heartbeat edge)."""
         controller = self.controller
         self.last_batch = ()
         try:
@@ -88,6 +95,8 @@ class Monitor:
                 controller.on_idle(now)
         for pressed_at in self.button.take_presses():
             controller.on_button(pressed_at, self.clock.monotonic())
+        if self.relay_sense is not None:
+            controller.on_contact(self.relay_sense.contact_closed, self.clock.monotonic())
         self.stats.iterations += 1
         for hook in self.on_iteration:
             hook(self)
@@ -115,6 +124,15 @@ class Monitor:
                 except Exception:  # pragma: no cover - best effort on the way down
                     log.exception("could not record the crash")
             raise
+
+    @property
+    def restart_may_cure(self) -> bool:
+        """In FAULT for a reason a fresh process may cure (a wedged sensor or bus)."""
+        controller = self.controller
+        if controller.state is not SafetyState.FAULT or not controller.transitions:
+            return False
+        cause = controller.transitions[-1].cause
+        return isinstance(cause, Faulted) and cause.kind in RESTART_MAY_CURE
 
     @property
     def healthy(self) -> bool:

@@ -1,20 +1,44 @@
-"""The safety controller: an explicit state machine that owns relay and buzzer.
+"""The safety controller: a declared state machine that owns relay and buzzer.
 
-States::
+States and the only transitions allowed (:data:`SAFETY_TRANSITIONS`; the
+same block is in docs/safety.md, and a test keeps the three equal)::
 
-    STARTING ──healthy IMU──► STANDBY ──local reset──► ARMED
-                                 ▲                      │ detection
-                                 │                      ▼
-          FAULT ──healthy again──┘   TRIPPED ◄──────────┘
-            ▲                          │ local reset (healthy IMU)
-            └── any fault, any state   └────────────────► ARMED
+    stateDiagram-v2
+        [*] --> STARTING : start
+        STARTING --> STANDBY : IMU healthy
+        STARTING --> FAULT : fault
+        STANDBY --> ARMED : local reset
+        STANDBY --> FAULT : fault
+        ARMED --> TRIPPED : stumble or fall
+        ARMED --> FAULT : fault
+        TRIPPED --> ARMED : local reset
+        TRIPPED --> FAULT : fault
+        FAULT --> STANDBY : IMU healthy
 
 The relay is held only in ARMED, and only for a batch that passed every
 check: each healthy batch calls :meth:`Relay.hold` once (one heartbeat edge).
 Everything else — a detection, IMU silence, frozen or impossible data, FIFO
 overflow, a detector exception — releases it on the spot, before the next
 sample is looked at. Arming needs a local button press that happened after
-the trip, with the IMU healthy for a while; there is no other way in.
+the trip, with the IMU healthy for a while; there is no other way in: the
+table has no edge into ARMED but "local reset".
+
+Every change of state goes through :meth:`SafetyController._enter`, which
+releases the relay for every state but ARMED and checks the table. A
+transition the table forbids is a bug in this module; it must not raise into
+the real-time loop, so it releases the relay, logs, and goes to FAULT with
+the usual FAULT event.
+
+Each :class:`Transition` carries a typed :data:`Cause` (what happened, e.g.
+``Detected(DetectionKind.STUMBLE)`` or ``Faulted(FaultKind.FROZEN_DATA)``)
+beside the human ``reason`` that logs, events and MQTT payloads show.
+
+Where the relay's contact is read back (:meth:`SafetyController.on_contact`),
+the controller also compares it with what it asked for and faults when they
+disagree for longer than ``safety.contact_debounce_s``: open while ARMED (the
+hold circuit dropped the latch — a loop stall longer than its hold time), or
+closed while released (a welded contact or a wiring fault: FAULT, and it stays
+in FAULT while the contact reads closed).
 """
 
 from __future__ import annotations
@@ -25,11 +49,14 @@ from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
+from typing import ClassVar
 
 from core.protocol.events import Event, EventType
 from core.samples import ImuSample
 from firmware.config import SafetyConfig
+from firmware.contact import ContactWatch, Mismatch
 from firmware.detection.base import TRIPPING_KINDS, Detection, DetectionKind, Detector
+from firmware.fsm import TransitionTable
 from hal.errors import ImuBusError, ImuError, ImuFifoOverflowError
 from hal.interfaces import Buzzer, Relay
 
@@ -42,6 +69,115 @@ class SafetyState(StrEnum):
     ARMED = "ARMED"
     TRIPPED = "TRIPPED"
     FAULT = "FAULT"
+
+
+class Trigger(StrEnum):
+    """What may move the controller from one state to another: the table's edge labels."""
+
+    START = "start"
+    """The monitor starts (once, from the initial pseudo-state)."""
+    IMU_HEALTHY = "IMU healthy"
+    """Good batches for ``healthy_before_arm_s``: ready to be armed."""
+    LOCAL_RESET = "local reset"
+    """A press of the local reset button after the trip or fault, with the IMU healthy."""
+    DETECTION = "stumble or fall"
+    """A tripping detection while ARMED."""
+    FAULT = "fault"
+    """Anything that makes the data or the code untrustworthy (see :class:`FaultKind`)."""
+
+
+class FaultKind(StrEnum):
+    """Why the controller went to FAULT."""
+
+    IMU_SILENT = "IMU silent"
+    """No sample for longer than ``sample_timeout_s`` (lost bus, unplugged sensor)."""
+    IMU_ERROR = "IMU error"
+    """The driver gave up: disconnected, wrong chip identity, no wake-up."""
+    FIFO_OVERFLOW = "FIFO overflow"
+    """The sensor's FIFO overflowed: samples were lost, the detector may have missed a fall."""
+    OUT_OF_RANGE = "out-of-range data"
+    """A reading beyond what the configured ranges can report (or NaN)."""
+    FROZEN_DATA = "frozen data"
+    """Identical readings for ``frozen_after_s``: real sensor noise never does that."""
+    TIMESTAMPS_NOT_INCREASING = "timestamps not increasing"
+    DETECTOR_ERROR = "detector error"
+    """The detector raised."""
+    LOOP_CRASH = "loop crash"
+    """An exception escaped the monitor loop (reported by :meth:`SafetyController.fail`)."""
+    FORBIDDEN_TRANSITION = "forbidden transition"
+    """The controller tried a transition its table does not allow: a bug here."""
+    CONTACT_OPEN_WHILE_ARMED = "relay contact open while armed"
+    """The contact read back open while ARMED for ``contact_debounce_s``: the hold circuit
+    dropped the latch (the loop stalled for longer than its hold time, or the latch let go on
+    its own), or the relay never closed after the reset press."""
+    CONTACT_CLOSED_WHILE_RELEASED = "relay contact closed while released"
+    """The contact read back closed while the relay was released, for ``contact_debounce_s``:
+    a welded contact, a wiring fault, or a cut sense wire. FAULT while it lasts."""
+
+
+@dataclass(frozen=True, slots=True)
+class Started:
+    trigger: ClassVar[Trigger] = Trigger.START
+
+
+@dataclass(frozen=True, slots=True)
+class ImuHealthy:
+    trigger: ClassVar[Trigger] = Trigger.IMU_HEALTHY
+
+
+@dataclass(frozen=True, slots=True)
+class LocalReset:
+    trigger: ClassVar[Trigger] = Trigger.LOCAL_RESET
+
+
+@dataclass(frozen=True, slots=True)
+class Detected:
+    kind: DetectionKind
+    trigger: ClassVar[Trigger] = Trigger.DETECTION
+
+
+RESTART_MAY_CURE = frozenset(
+    {
+        FaultKind.IMU_SILENT,
+        FaultKind.IMU_ERROR,
+        FaultKind.FIFO_OVERFLOW,
+        FaultKind.OUT_OF_RANGE,
+        FaultKind.FROZEN_DATA,
+        FaultKind.TIMESTAMPS_NOT_INCREASING,
+        FaultKind.DETECTOR_ERROR,
+    }
+)
+"""Faults a fresh process may cure (it re-initialises the sensor, the bus and the detector).
+A welded contact or a bug in the table is not one of them: restarting would only repeat the
+fault and its alert, forever."""
+
+
+@dataclass(frozen=True, slots=True)
+class Faulted:
+    kind: FaultKind
+    trigger: ClassVar[Trigger] = Trigger.FAULT
+
+
+Cause = Started | ImuHealthy | LocalReset | Detected | Faulted
+"""What made a transition happen, typed: read this, never the English ``reason``."""
+
+
+_S = SafetyState
+SAFETY_TRANSITIONS: TransitionTable[SafetyState, Trigger] = TransitionTable(
+    {
+        None: {_S.STARTING: Trigger.START},
+        _S.STARTING: {_S.STANDBY: Trigger.IMU_HEALTHY, _S.FAULT: Trigger.FAULT},
+        _S.STANDBY: {_S.ARMED: Trigger.LOCAL_RESET, _S.FAULT: Trigger.FAULT},
+        _S.ARMED: {_S.TRIPPED: Trigger.DETECTION, _S.FAULT: Trigger.FAULT},
+        _S.TRIPPED: {_S.ARMED: Trigger.LOCAL_RESET, _S.FAULT: Trigger.FAULT},
+        _S.FAULT: {_S.STANDBY: Trigger.IMU_HEALTHY},
+    }
+)
+"""The only transitions the controller makes (``None``: before :meth:`SafetyController.start`).
+
+A plain frozen table, checked with one set lookup, rather than a state
+machine library: see docs/safety.md, "Why a table".
+"""
 
 
 _DETECTION_EVENTS = {
@@ -62,15 +198,28 @@ class SensorLimits:
 @dataclass(frozen=True, slots=True)
 class Transition:
     state: SafetyState
+    """The state entered."""
     reason: str
+    """For people: logs, events, MQTT. Code reads :attr:`cause`."""
     t: float
+    cause: Cause
+    source: SafetyState | None
+    """The state left; None for the first transition (the start)."""
+
+
+@dataclass(frozen=True, slots=True)
+class _Problem:
+    """A sample that failed a check: why, typed and in words."""
+
+    kind: FaultKind
+    reason: str
 
 
 class SafetyController:
     """Decides, sample by sample, whether the treadmill may keep running.
 
     All methods run on the real-time thread; ``emit`` must not block (it is
-    :meth:`firmware.sinks.EventDispatcher.submit`).
+    :meth:`firmware.link.endpoint.CourierLink.submit`).
     """
 
     def __init__(
@@ -85,7 +234,16 @@ class SafetyController:
         sample_rate_hz: float,
         device_id: str,
         on_state: Callable[[str, str], None] | None = None,
+        start_reason: str = "monitor started",
+        heartbeat_hold_s: float | None = None,
+        edge_clock: Callable[[], float] | None = None,
+        arm_gate: Callable[[float], str | None] | None = None,
     ) -> None:
+        """``heartbeat_hold_s``: the hold circuit's hold time (heartbeat drive), so a fault
+        of the contact can say whether a stall of the loop explains it; None for static drive.
+        ``edge_clock``: the loop's monotonic clock, read at each heartbeat edge to measure the
+        gaps between edges (a batch's ``now`` is read before the batch is processed, which can
+        itself be delayed); without it ``now`` stands in."""
         self._relay = relay
         self._buzzer = buzzer
         self._detector = detector
@@ -94,6 +252,9 @@ class SafetyController:
         self._limits = limits
         self._device_id = device_id
         self._on_state = on_state
+        self._start_reason = start_reason
+        self._arm_gate = arm_gate
+        """Asked at each reset press: why a new walk may not be armed now (None: it may)."""
         self._window: deque[ImuSample] = deque(
             maxlen=max(1, int(config.window_before_s * sample_rate_hz))
         )
@@ -101,6 +262,7 @@ class SafetyController:
         self.reason = "starting"
         self.since = 0.0
         self.transitions: deque[Transition] = deque(maxlen=256)
+        self._started = False
         self._last_good_t: float | None = None
         self._last_good_at: float | None = None
         self._healthy_since: float | None = None
@@ -110,22 +272,29 @@ class SafetyController:
         self.samples_seen = 0
         self.bus_errors = 0
         self.last_detection: Detection | None = None
+        self._hold_s = heartbeat_hold_s
+        self._edge_clock = edge_clock
+        self._contact = ContactWatch(config.contact_debounce_s)
+        self._contact_fault: FaultKind | None = None
+        self._last_hold_at: float | None = None
+        self._stall_s: float | None = None
+        self._closed_since_armed = False
 
     # ----------------------------------------------------------------- inputs
 
     def start(self, now: float) -> None:
         """Begin in STARTING with the relay released."""
         self._relay.release()
-        self._enter(SafetyState.STARTING, "starting", now)
+        self._enter(SafetyState.STARTING, Started(), "starting", now)
         self._healthy_since = None
-        self._emit(Event.now(EventType.START, self._device_id, now, self.state, "monitor started"))
+        self._emit(Event.now(EventType.START, self._device_id, now, self.state, self._start_reason))
 
     def on_samples(self, batch: Sequence[ImuSample], now: float) -> None:
         """Check and detect on each sample; hold the relay if the whole batch was good."""
         for sample in batch:
             problem = self._check(sample)
             if problem is not None:
-                self._fault(problem, now)
+                self._fault(problem.kind, problem.reason, now)
                 return
             self._window.append(sample)
             self.samples_seen += 1
@@ -133,7 +302,8 @@ class SafetyController:
                 detections = self._detector.update(sample)
             except Exception as exc:
                 log.exception("detector failed")
-                self._fault(f"detector error: {type(exc).__name__}: {exc}", now)
+                reason = f"detector error: {type(exc).__name__}: {exc}"
+                self._fault(FaultKind.DETECTOR_ERROR, reason, now)
                 return
             for detection in detections:
                 self._on_detection(detection, now)
@@ -144,10 +314,10 @@ class SafetyController:
         if self._healthy_since is None:
             self._healthy_since = now
         recovering = self.state in (SafetyState.STARTING, SafetyState.FAULT)
-        if recovering and self._healthy_long_enough(now):
-            self._enter(SafetyState.STANDBY, "IMU healthy; press reset to arm", now)
+        if recovering and self._contact_fault is None and self._healthy_long_enough(now):
+            self._enter(SafetyState.STANDBY, ImuHealthy(), "IMU healthy; press reset to arm", now)
         if self.state is SafetyState.ARMED:
-            self._relay.hold()
+            self._hold(now)
         self._buzzer.update(now)
 
     def on_idle(self, now: float) -> None:
@@ -157,7 +327,8 @@ class SafetyController:
             last = self.since
         silence = now - last
         if silence > self._config.sample_timeout_s and self.state is not SafetyState.FAULT:
-            self._fault(f"no IMU sample for {silence * 1000:.0f} ms", now)
+            reason = f"no IMU sample for {silence * 1000:.0f} ms"
+            self._fault(FaultKind.IMU_SILENT, reason, now)
         self._buzzer.update(now)
 
     def on_imu_error(self, error: ImuError, now: float) -> None:
@@ -167,9 +338,10 @@ class SafetyController:
             self.on_idle(now)
             return
         if isinstance(error, ImuFifoOverflowError):
-            self._fault(f"IMU FIFO overflow: samples lost ({error})", now)
+            reason = f"IMU FIFO overflow: samples lost ({error})"
+            self._fault(FaultKind.FIFO_OVERFLOW, reason, now)
         else:
-            self._fault(f"IMU error: {error}", now)
+            self._fault(FaultKind.IMU_ERROR, f"IMU error: {error}", now)
 
     def on_button(self, pressed_at: float, now: float) -> None:
         """A local reset press: arm when allowed, otherwise say why not."""
@@ -181,15 +353,84 @@ class SafetyController:
         if not self._healthy_long_enough(now):
             log.warning("reset ignored: IMU not healthy long enough")
             return
+        refusal = self._arm_gate(now) if self._arm_gate is not None else None
+        if refusal is not None:
+            self._refuse_arming(f"cannot arm: alerts cannot be stored: {refusal}", now)
+            return
         previous = self.state
-        self._enter(SafetyState.ARMED, f"armed by local reset from {previous}", now)
+        reason = f"armed by local reset from {previous}"
+        if not self._enter(SafetyState.ARMED, LocalReset(), reason, now):
+            return
         self._buzzer.stop()
         self._buzzer.play("chirp", now)
         self._emit(Event.now(EventType.RESET, self._device_id, now, self.state, self.reason))
 
+    def on_contact(self, closed: bool, now: float) -> None:
+        """The relay's contact, read back once per loop iteration, against what was asked.
+
+        A disagreement that outlasts ``contact_debounce_s`` is a FAULT. The
+        latch dropped while ARMED: the relay is released for good (the loop
+        must not go on sending edges into a circuit it no longer commands)
+        and the reason says whether a stall of the loop explains it. Closed
+        while released: the relay is already released — the contact is
+        welded or stuck, or the sense wire is cut — so the controller says
+        so (even if it was in FAULT for something else) and stays in FAULT
+        while it lasts.
+        """
+        armed = self.state is SafetyState.ARMED
+        if armed and closed:
+            self._closed_since_armed = True
+            self._stall_s = None
+        mismatch = self._contact.update(armed, closed, now)
+        if mismatch is None:
+            if (
+                self._contact_fault is not None
+                and self._contact.agreeing_for(now) >= self._contact.debounce_s
+            ):
+                log.info("relay contact agrees again (was: %s)", self._contact_fault.value)
+                self._contact_fault = None
+            return
+        if mismatch.expected_closed:
+            self._contact_fault = FaultKind.CONTACT_OPEN_WHILE_ARMED
+            self._fault(FaultKind.CONTACT_OPEN_WHILE_ARMED, self._why_open(mismatch), now)
+        elif self._contact_fault is not FaultKind.CONTACT_CLOSED_WHILE_RELEASED:
+            self._contact_fault = FaultKind.CONTACT_CLOSED_WHILE_RELEASED
+            self._fault_even_in_fault(
+                FaultKind.CONTACT_CLOSED_WHILE_RELEASED, self._why_closed(mismatch), now
+            )
+
+    @property
+    def contact_closed(self) -> bool | None:
+        """The latest reading of the relay's contact; None when it is not read back."""
+        return self._contact.closed
+
+    @property
+    def contact_fault(self) -> FaultKind | None:
+        """The contact's disagreement being reported now, if any."""
+        return self._contact_fault
+
+    @property
+    def longest_contact_settling_s(self) -> float:
+        """The longest disagreement of the contact that ended by itself (the debounce's margin)."""
+        return self._contact.longest_settled_s
+
+    def _refuse_arming(self, reason: str, now: float) -> None:
+        """Stay where we are (no transition), say why, and sound the refusal.
+
+        The press was the walker's: it ends the alarm as arming would, so the
+        refusal is heard. Only a new walk is refused; nothing here touches a
+        walk already ARMED (the gate is asked on a reset press, never while armed).
+        """
+        self.reason = reason
+        log.warning("reset refused in %s: %s", self.state.value, reason)
+        self._buzzer.stop()
+        self._buzzer.play("refused", now)
+        if self._on_state is not None:
+            self._on_state(self.state.value, reason)
+
     def fail(self, reason: str, now: float) -> None:
-        """Any unexpected error outside the controller: release and go to FAULT."""
-        self._fault(reason, now)
+        """An exception escaped the monitor loop: release and go to FAULT."""
+        self._fault(FaultKind.LOOP_CRASH, reason, now)
 
     def stop(self, now: float, reason: str = "monitor stopped") -> None:
         self._relay.release()
@@ -198,7 +439,59 @@ class SafetyController:
 
     # ---------------------------------------------------------------- helpers
 
-    def _check(self, sample: ImuSample) -> str | None:
+    def _hold(self, now: float) -> None:
+        """One heartbeat edge; remember a gap between edges longer than the hold time."""
+        t = self._edge_clock() if self._edge_clock is not None else now
+        last = self._last_hold_at
+        if last is not None and self._hold_s is not None and t - last >= self._hold_s:
+            self._stall_s = max(self._stall_s or 0.0, t - last)
+        self._last_hold_at = t
+        self._relay.hold()
+
+    def _why_open(self, mismatch: Mismatch) -> str:
+        waited = f"{mismatch.lasted_s * 1000:.0f} ms"
+        if self._stall_s is not None and self._hold_s is not None:
+            return (
+                "relay opened by its hold circuit while armed: the loop stalled for "
+                f"{self._stall_s * 1000:.0f} ms, longer than the {self._hold_s * 1000:.0f} ms "
+                "hold time"
+            )
+        if not self._closed_since_armed:
+            return (
+                f"relay did not close after the reset (contact still open {waited} after "
+                "arming): hold reset until the chirp; otherwise check the latch and coil wiring"
+            )
+        return (
+            f"relay contact opened while armed (open for {waited}, no loop stall): the hold "
+            "circuit or the relay let go — check its supply and wiring"
+        )
+
+    @staticmethod
+    def _why_closed(mismatch: Mismatch) -> str:
+        return (
+            f"relay contact reads closed while released (for {mismatch.lasted_s * 1000:.0f} ms): "
+            "a welded contact, a wiring fault or a cut sense wire — RetroGuard cannot stop the "
+            "belt: pull the safety key and have the relay and its wiring checked"
+        )
+
+    def _fault_even_in_fault(self, kind: FaultKind, reason: str, now: float) -> None:
+        """Like :meth:`_fault`, but already in FAULT the new reason is still announced.
+
+        FAULT has no edge to itself, so no transition is recorded: the reason,
+        the state report, the FAULT event and the buzzer say it.
+        """
+        if self.state is not SafetyState.FAULT:
+            self._fault(kind, reason, now)
+            return
+        self._relay.release()
+        self._distrust_the_data()
+        self.reason = reason
+        log.error("still FAULT: %s", reason)
+        if self._on_state is not None:
+            self._on_state(self.state.value, reason)
+        self._announce_fault(reason, now)
+
+    def _check(self, sample: ImuSample) -> _Problem | None:
         ax, ay, az, gx, gy, gz = sample[1:]
         limit_a = self._limits.accel_g
         limit_g = self._limits.gyro_dps
@@ -211,16 +504,21 @@ class SafetyController:
             and -limit_g <= gy <= limit_g
             and -limit_g <= gz <= limit_g
         ):
-            return f"IMU data out of range: {tuple(round(v, 3) for v in sample[1:])}"
+            values = tuple(round(v, 3) for v in sample[1:])
+            return _Problem(FaultKind.OUT_OF_RANGE, f"IMU data out of range: {values}")
         if self._last_good_t is not None and not sample.t > self._last_good_t:
-            return f"IMU timestamps not increasing ({sample.t:.6f} after {self._last_good_t:.6f})"
+            return _Problem(
+                FaultKind.TIMESTAMPS_NOT_INCREASING,
+                f"IMU timestamps not increasing ({sample.t:.6f} after {self._last_good_t:.6f})",
+            )
         values = sample[1:]
         if values == self._last_values:
             if self._frozen_since is None:
                 self._frozen_since = self._last_good_t
             assert self._frozen_since is not None
             if sample.t - self._frozen_since >= self._config.frozen_after_s:
-                return f"IMU data frozen for {sample.t - self._frozen_since:.2f} s"
+                frozen_s = sample.t - self._frozen_since
+                return _Problem(FaultKind.FROZEN_DATA, f"IMU data frozen for {frozen_s:.2f} s")
         else:
             self._frozen_since = None
             self._last_values = values
@@ -241,7 +539,8 @@ class SafetyController:
         if tripping and self.state is SafetyState.ARMED:
             self._relay.release()
             self._tripped_at = now
-            self._enter(SafetyState.TRIPPED, f"{detection.kind.value}: {detection.reason}", now)
+            reason = f"{detection.kind.value}: {detection.reason}"
+            self._enter(SafetyState.TRIPPED, Detected(detection.kind), reason, now)
         if tripping or detection.kind is DetectionKind.NO_RECOVERY:
             self._buzzer.play("alarm", now)
         window = tuple(self._window) if tripping else ()
@@ -257,25 +556,70 @@ class SafetyController:
             )
         )
 
-    def _fault(self, reason: str, now: float) -> None:
+    def _fault(self, kind: FaultKind, reason: str, now: float) -> None:
         self._relay.release()
-        self._healthy_since = None
-        self._last_values = None
-        self._frozen_since = None
+        self._distrust_the_data()
         if self.state is SafetyState.FAULT:
             return
         self._tripped_at = now
-        self._enter(SafetyState.FAULT, reason, now)
+        if self._enter(SafetyState.FAULT, Faulted(kind), reason, now):
+            self._announce_fault(reason, now)
+
+    def _distrust_the_data(self) -> None:
+        """Arming again needs ``healthy_before_arm_s`` of good data from now on."""
+        self._healthy_since = None
+        self._last_values = None
+        self._frozen_since = None
+
+    def _announce_fault(self, reason: str, now: float) -> None:
         self._buzzer.play("fault", now)
         self._emit(Event.now(EventType.FAULT, self._device_id, now, self.state, reason))
 
-    def _enter(self, state: SafetyState, reason: str, now: float) -> None:
+    def _enter(self, state: SafetyState, cause: Cause, reason: str, now: float) -> bool:
+        """Go to ``state`` if :data:`SAFETY_TRANSITIONS` allows it; True if it did."""
         if state is not SafetyState.ARMED:
             self._relay.release()
+        source = self.state if self._started else None
+        if not SAFETY_TRANSITIONS.allows(source, state, cause.trigger):
+            self._refuse(source, state, cause, reason, now)
+            return False
+        self._record(source, state, cause, reason, now)
+        return True
+
+    def _refuse(
+        self, source: SafetyState | None, state: SafetyState, cause: Cause, reason: str, now: float
+    ) -> None:
+        """A transition the table forbids: a bug in this module, never raised into the loop.
+
+        Releases the relay and goes to FAULT by :meth:`_record` directly, not
+        through :meth:`_enter`: FAULT is where every check ends, so entering it
+        must not depend on the check (nor recurse into it).
+        """
+        self._relay.release()
+        self._distrust_the_data()
+        what = (
+            f"forbidden transition {source.value if source else '[*]'} -> {state.value}"
+            f" on {cause.trigger.value} ({reason})"
+        )
+        log.error("%s: relay released, going to FAULT", what)
+        if self.state is SafetyState.FAULT:
+            return  # already there; its FAULT event went out when it was entered
+        self._tripped_at = now
+        self._record(source, SafetyState.FAULT, Faulted(FaultKind.FORBIDDEN_TRANSITION), what, now)
+        self._announce_fault(what, now)
+
+    def _record(
+        self, source: SafetyState | None, state: SafetyState, cause: Cause, reason: str, now: float
+    ) -> None:
+        self._started = True
+        if state is SafetyState.ARMED:
+            self._closed_since_armed = False
+            self._stall_s = None
+            self._last_hold_at = None
         self.state = state
         self.reason = reason
         self.since = now
-        self.transitions.append(Transition(state, reason, now))
+        self.transitions.append(Transition(state, reason, now, cause, source))
         log.info("state %s: %s", state.value, reason)
         if self._on_state is not None:
             self._on_state(state.value, reason)

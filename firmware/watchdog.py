@@ -6,16 +6,19 @@ It runs on the loop thread after every iteration, which is the point: the
 helper thread is. If the loop hangs (a stuck I2C transfer, a deadlock) the
 pings stop and systemd kills and restarts the service after ``WatchdogSec``.
 
-It pings only while :attr:`Monitor.healthy` is true (ARMED, STANDBY or
-TRIPPED). In FAULT — the IMU silent, frozen or overflowing — the relay is
+It pings while :attr:`Monitor.healthy` is true (ARMED, STANDBY or TRIPPED),
+and in a FAULT a restart cannot cure (a welded relay contact). In a FAULT a
+restart may cure — the IMU silent, frozen or overflowing — the relay is
 already released by the controller, and withholding pings lets systemd
 restart the process, which re-initialises the sensor and the bus: the
-remedy for a wedged MPU-6050 that plain retries do not cure.
+remedy for a wedged MPU-6050 that plain retries do not cure. Restarting for
+a fault a restart cannot cure would only repeat it, and its alert, forever.
 
 ``READY=1`` goes out once, the first time the loop is healthy: the relay is
 then in a state the loop decided (held only if ARMED), so ``systemctl start``
 returning means "RetroGuard is watching", not merely "the process exists".
-``STATUS=`` follows every state change so ``systemctl status`` shows why the
+``STATUS=`` follows every change of state or reason (a FAULT can learn a new
+reason, such as a welded relay contact) so ``systemctl status`` shows why the
 treadmill is stopped.
 
 Cost on the loop: one clock read, a few comparisons, and a non-blocking
@@ -60,6 +63,9 @@ class MonitorView(Protocol):
     @property
     def healthy(self) -> bool: ...
 
+    @property
+    def restart_may_cure(self) -> bool: ...
+
 
 def ping_interval_from_env(env: Mapping[str, str] | None = None) -> float | None:
     """Seconds between pings from ``WATCHDOG_USEC`` (None: no watchdog for this process).
@@ -98,7 +104,7 @@ class ServiceWatchdog:
         self.ready_sent = False
         self.pings = 0
         self._last_ping: float | None = None
-        self._last_state: str | None = None
+        self._last_status: tuple[str, str] | None = None
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> ServiceWatchdog:
@@ -108,15 +114,16 @@ class ServiceWatchdog:
     def __call__(self, monitor: MonitorView) -> None:
         """Run after each loop iteration; never blocks, never raises (see :class:`Notifier`)."""
         controller = monitor.controller
-        state = controller.state
-        if state != self._last_state:
-            self._last_state = state
-            self.notifier.status(f"{state}: {controller.reason}")
-        if not monitor.healthy:
+        status = (controller.state, controller.reason)
+        if status != self._last_status:
+            self._last_status = status
+            self.notifier.status(f"{status[0]}: {status[1]}")
+        if monitor.healthy:
+            if not self.ready_sent:
+                self.ready_sent = True
+                self.notifier.ready()
+        elif monitor.restart_may_cure or monitor.controller.state != "FAULT":
             return
-        if not self.ready_sent:
-            self.ready_sent = True
-            self.notifier.ready()
         if self.interval_s is None:
             return
         now = monitor.clock.monotonic()

@@ -10,7 +10,6 @@ know it exists.
 
 from __future__ import annotations
 
-from importlib.metadata import entry_points
 from typing import Any
 
 from hal.errors import HalError
@@ -26,6 +25,8 @@ _WHAT = {IMU_BACKENDS: "IMU backend", GPIO_BACKENDS: "GPIO backend"}
 
 def load_backend(group: str, name: str) -> Any:
     """The callable registered as ``name`` in ``group``; :class:`HalError` if none is."""
+    from importlib.metadata import entry_points  # scans installed packages: only when asked
+
     for entry in entry_points(group=group, name=name):
         return entry.load()
     known = sorted(e.name for e in entry_points(group=group))

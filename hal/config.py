@@ -50,6 +50,8 @@ class PinConfig:
     """Static drive: the coil level. Heartbeat drive: the edges that retrigger the hold timer."""
     relay_enable: int = 23  # physical 16
     """Heartbeat drive only: the hold timer's clear input, so software drops the relay at once."""
+    relay_sense: int = 24  # physical 18
+    """The relay's mirror contact through an optocoupler: high = contact closed (or wire cut)."""
     buzzer: int = 18  # physical 12
     reset_button: int = 27  # physical 13
     status_led: int = 22  # physical 15
@@ -70,3 +72,10 @@ class GpioConfig:
     button_bounce_s: float = 0.02
     heartbeat_hold_s: float = 0.05
     """Hold time of the external retriggerable driver (the simulation models it)."""
+    bench_rig: bool = False
+    """true only on a rig with no walker on it: allows relay_drive = "static", where a hung loop
+    keeps the relay held (every start, doctor and the dashboard then say so)."""
+    relay_sense_wired: bool = True
+    """Whether the relay's contact is read back on gpio.pins.relay_sense (wiring/README.md,
+    section 6). Without it the monitor still runs, but cannot see a latch dropped by a
+    stalled loop or a welded contact, and `retroguard doctor` says so."""

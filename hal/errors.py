@@ -50,3 +50,13 @@ class ImuFifoOverflowError(ImuError):
     def __init__(self, message: str, samples_lost_at_least: int = 0) -> None:
         super().__init__(message)
         self.samples_lost_at_least = samples_lost_at_least
+
+
+class ImuCorruptDataError(ImuFifoOverflowError):
+    """A FIFO burst failed the driver's plausibility check: its samples were discarded.
+
+    The bytes were damaged on the wire or read out of alignment, yet decoded into in-range
+    values. It is an :class:`ImuFifoOverflowError` because the outcome is the same: the burst's
+    samples are gone, the FIFO was reset and the stream has a gap, so the safety controller
+    faults exactly as for an overflow, and the next read gets fresh, aligned data.
+    """

@@ -1,4 +1,4 @@
-"""gpiozero backends for the relay, buzzer, reset button and status LED.
+"""gpiozero backends for the relay (and its contact read back), buzzer, reset button, LED.
 
 Every device here takes its pin factory as an argument and passes it to
 gpiozero explicitly (``pin_factory=...``): gpiozero's global
@@ -333,6 +333,59 @@ class GpioRelay:
                 log.exception("closing a relay pin failed")
 
 
+# -- relay contact feedback ----------------------------------------------------------
+
+
+class GpioRelaySense:
+    """The relay's contact, read back (see :class:`hal.interfaces.RelaySense`).
+
+    Recommended wiring (``wiring/README.md``, section 6): K1's mirror
+    contact — normally closed, mechanically linked to the key-loop contact —
+    lights an optocoupler whose transistor pulls this pin low. So the pin
+    reads **low while the relay is released** and **high while its key-loop
+    contact is closed** (or welded), and every break in the chain — a cut
+    wire, a dead optocoupler, an unplugged connector — lets the pull-up win
+    and reads "closed". The firmware expects "open" whenever it is not
+    holding the relay, so a break is reported at once, and it can never arm
+    on it. The internal pull-up is enabled beside the external one, so a
+    wire cut right at the header reads the same.
+
+    A ``DigitalInputDevice`` with no callbacks: the loop polls it once per
+    iteration; no thread, no queue.
+    """
+
+    def __init__(self, pin: int | str, factory: Any) -> None:
+        self._pin = pin
+        self._closed = False
+        self._device = _open_device(
+            "relay sense",
+            pin,
+            lambda: DigitalInputDevice(pin, pull_up=True, pin_factory=factory),
+        )
+
+    @property
+    def contact_closed(self) -> bool:
+        """High pin: the mirror contact is open, so the key-loop contact is closed."""
+        if self._closed:
+            return False
+        try:
+            # pull_up=True makes gpiozero's "active" the low level: mirror closed, relay released.
+            return not self._device.is_active
+        except Exception:
+            log.exception("reading the relay sense on GPIO %s failed", self._pin)
+            return True  # what a broken input reads: closed, i.e. "cannot confirm released"
+
+    def close(self) -> None:
+        """Give the pin back. Idempotent; never raises."""
+        if self._closed:
+            return
+        self._closed = True
+        try:
+            self._device.close()
+        except Exception:
+            log.exception("closing the relay sense pin GPIO %s failed", self._pin)
+
+
 # -- buzzer and LED ---------------------------------------------------------------
 
 
@@ -596,6 +649,7 @@ __all__ = [
     "GpioButton",
     "GpioBuzzer",
     "GpioRelay",
+    "GpioRelaySense",
     "GpioStatusLed",
     "pin_factory_for",
 ]

@@ -1,4 +1,4 @@
-"""Open the relay, buzzer, reset button and status LED from a :class:`GpioConfig`.
+"""Open the relay, its contact sense, buzzer, button and status LED from a :class:`GpioConfig`.
 
 The one place where the GPIO backend is chosen, once, at start-up:
 
@@ -21,8 +21,15 @@ from typing import Any, cast
 from core.clock import Clock
 from hal.backends import GPIO_BACKENDS, load_backend
 from hal.config import GpioConfig
-from hal.gpio import GpioButton, GpioBuzzer, GpioRelay, GpioStatusLed, pin_factory_for
-from hal.interfaces import Button, Buzzer, Relay
+from hal.gpio import (
+    GpioButton,
+    GpioBuzzer,
+    GpioRelay,
+    GpioRelaySense,
+    GpioStatusLed,
+    pin_factory_for,
+)
+from hal.interfaces import Button, Buzzer, Relay, RelaySense
 
 log = logging.getLogger(__name__)
 
@@ -40,11 +47,15 @@ class GpioDevices:
     status_led: GpioStatusLed
     factory: Any
     """The gpiozero pin factory the devices share."""
+    relay_sense: RelaySense | None = None
+    """The relay's contact read back; None when ``gpio.relay_sense_wired`` is false."""
 
     def close(self) -> None:
         """Release the relay first, then everything else. Idempotent; never raises."""
         self.relay.close()
-        for part in (self.buzzer, self.status_led, self.button):
+        for part in (self.relay_sense, self.buzzer, self.status_led, self.button):
+            if part is None:
+                continue
             try:
                 part.close()
             except Exception:
@@ -103,6 +114,10 @@ def open_gpio_on(factory: Any, config: GpioConfig, clock: Clock) -> GpioDevices:
         opened.append(button)
         led = GpioStatusLed(pins.status_led, factory)
         opened.append(led)
+        sense: RelaySense | None = None
+        if config.relay_sense_wired:
+            sense = GpioRelaySense(pins.relay_sense, factory)
+            opened.append(sense)
     except BaseException:
         for part in opened:
             part.close()
@@ -111,7 +126,14 @@ def open_gpio_on(factory: Any, config: GpioConfig, clock: Clock) -> GpioDevices:
         except Exception:
             log.exception("closing the pin factory failed")
         raise
-    return GpioDevices(relay=relay, buzzer=buzzer, button=button, status_led=led, factory=factory)
+    return GpioDevices(
+        relay=relay,
+        buzzer=buzzer,
+        button=button,
+        status_led=led,
+        factory=factory,
+        relay_sense=sense,
+    )
 
 
 open_outputs = open_gpio

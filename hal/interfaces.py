@@ -1,4 +1,4 @@
-"""The four device interfaces the firmware programs against.
+"""The device interfaces the firmware programs against.
 
 Small ``typing.Protocol`` classes in the spirit of gpiozero's devices: each
 backend (MPU-6050 over smbus2, gpiozero pins, simulations) implements one of
@@ -75,6 +75,33 @@ class Relay(Protocol):
 
     def close(self) -> None:
         """Release the relay and the pin. Idempotent; never raises."""
+        ...
+
+
+@runtime_checkable
+class RelaySense(Protocol):
+    """What the relay's contact really does, read back from the hardware.
+
+    :class:`Relay` says what software *asks* for; the hold circuit, the
+    latch and the relay's own mechanics decide. This input reports the
+    outcome — with the recommended wiring (``wiring/README.md``, section 6)
+    the relay's mechanically linked mirror contact — so the firmware can
+    notice when the two disagree: a latch dropped by a stalled loop, a
+    welded contact, a wiring fault.
+    """
+
+    @property
+    def contact_closed(self) -> bool:
+        """Whether the treadmill's key-loop contact reads closed now.
+
+        One pin read: cheap enough for every loop iteration, never blocks,
+        never raises. A cut or unplugged sense wire reads closed (see the
+        wiring guide's fail-safe argument); after :meth:`close`, False.
+        """
+        ...
+
+    def close(self) -> None:
+        """Give the pin back. Idempotent; never raises."""
         ...
 
 

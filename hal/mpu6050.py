@@ -2,20 +2,37 @@
 
 Why the FIFO: the chip samples on its own clock and buffers up to 1024 bytes,
 so the samples stay evenly spaced however late the Pi's real-time thread
-reads them. Each read is one short status/count exchange plus one burst.
+reads them. Each read is one short count/status exchange plus one burst.
+
+A frame is 14 bytes: accel XYZ, the die temperature, gyro XYZ, the same
+layout as the data registers. The temperature is there to check the data
+(below); the FIFO holds 73 frames, 365 ms at 200 Hz.
 
 How a read works (:meth:`Mpu6050.read_batch`):
 
-1. Read INT_STATUS, which clears it. Then read FIFO_COUNTH/L in one 2-byte
-   block, because reading the H byte latches the count.
+1. Read FIFO_COUNTH/L in one 2-byte block, because reading the H byte
+   latches the count. Then read 15 bytes from INT_STATUS on, which clears
+   the flags: INT_STATUS and the 14 data registers, a snapshot of the
+   chip's newest sample.
 2. If FIFO_OFLOW_INT is set, or the count is >= 1024, or the count is not a
-   whole number of 12-byte frames, the stream has lost data or alignment.
+   whole number of frames, the stream has lost data or alignment.
    The driver resets the FIFO and raises :class:`hal.ImuFifoOverflowError`.
    It never skips the bad data silently. The next read gets fresh data.
 3. Otherwise read the whole frames. Up to 32 bytes go through
    ``read_i2c_block_data``, which works on every adapter; longer bursts use
    ``i2c_rdwr`` (a register-pointer write, then one read). Each burst is
    decoded with a single ``struct`` unpack.
+4. Check the burst (:mod:`hal.mpu6050_check`): the snapshot must equal the
+   last frame, and every frame's die temperature must be near the last good
+   one. A noisy line, a slipped bit or a misread register pointer gives
+   in-range values that would pass for motion; these checks catch them. If
+   the chip sampled between the count and the snapshot, the driver first
+   reads on to the frames taken since (``follow_ups`` counts this). A burst
+   that fails is discarded, the FIFO is reset so the stream re-aligns, and
+   :class:`hal.ImuCorruptDataError` is raised: an
+   :class:`hal.ImuFifoOverflowError`, so the safety controller faults as
+   for any gap. ``benchmarks/imu_fifo.py`` measures what is caught and what
+   it costs.
 
 Bus errors (``OSError``; errno 121 when the chip does not ACK, 5 for a
 generic I/O error) become :class:`hal.ImuBusError` and are retried inside
@@ -62,12 +79,14 @@ from hal import mpu6050_registers as reg
 from hal.config import ImuConfig
 from hal.errors import (
     ImuBusError,
+    ImuCorruptDataError,
     ImuDisconnectedError,
     ImuError,
     ImuFifoOverflowError,
     ImuIdentityError,
     ImuTimeoutError,
 )
+from hal.mpu6050_check import BOTH_CHECKS, FifoChecks, FifoPlausibility, samples_between
 
 RESET_TIMEOUT_S: Final = 0.1
 """Deadline for DEVICE_RESET to clear. InvenSense's Linux driver allows 100 ms after reset."""
@@ -76,7 +95,6 @@ REANCHOR_PERIODS: Final = 2.0
 """How many periods the timestamp grid may fall behind before it jumps forward."""
 MIN_PULLBACK_SPACING: Final = 0.5
 """When a fast sensor clock is pulled back, spacing never drops below this fraction of a period."""
-FIFO_CAPACITY_FRAMES: Final = reg.FIFO_SIZE // reg.FIFO_FRAME_BYTES
 
 _State = Literal["idle", "streaming", "lost", "closed"]
 
@@ -243,8 +261,11 @@ class Mpu6050:
     ``ValueError``) but does not touch the bus; :meth:`start` does.
 
     The health counters ``bus_errors``, ``reinits``, ``overflows``,
-    ``samples_read`` and ``timestamp_reanchors`` are plain attributes, cheap
-    enough for telemetry to read on every loop pass.
+    ``corruptions``, ``follow_ups``, ``samples_read`` and ``timestamp_reanchors``
+    are plain attributes, cheap enough for telemetry to read on every loop pass.
+
+    ``checks`` chooses the FIFO plausibility checks; leave the default (both)
+    outside measurements.
     """
 
     def __init__(
@@ -255,6 +276,7 @@ class Mpu6050:
         *,
         owns_bus: bool = False,
         reset_timeout_s: float = RESET_TIMEOUT_S,
+        checks: FifoChecks = BOTH_CHECKS,
     ) -> None:
         self._settings = register_settings(config)
         self._bus = bus
@@ -268,6 +290,12 @@ class Mpu6050:
         self._gyro_scale = self._settings.gyro_dps_per_lsb
         self._bias = config.gyro_bias_dps
         self._timestamps = FifoTimestamper(self._period)
+        self._checks = checks
+        self._plausibility = FifoPlausibility(checks, self._period)
+        self._frame_bytes = checks.frame_bytes
+        self._frame_words = self._frame_bytes // 2
+        self._gyro_word = self._frame_words - 3
+        self._capacity_frames = reg.FIFO_SIZE // self._frame_bytes
         self._unpackers: dict[int, struct.Struct] = {}
 
         self._state: _State = "idle"
@@ -284,6 +312,8 @@ class Mpu6050:
         self.bus_errors = 0
         self.reinits = 0
         self.overflows = 0
+        self.corruptions = 0
+        self.follow_ups = 0
         self.samples_read = 0
 
     # --- Imu protocol -----------------------------------------------------------
@@ -417,7 +447,7 @@ class Mpu6050:
                 f"PWR_MGMT_1=0x{reg.CLKSEL_PLL_XGYRO:02x}, read {readback} and 0x{power:02x})"
             )
         self._write(reg.INT_ENABLE, reg.FIFO_OFLOW_EN)
-        self._write(reg.FIFO_EN, reg.SENSOR_FIFO_BITS)
+        self._write(reg.FIFO_EN, self._checks.fifo_sources)
         self._reset_fifo()
 
     def _wait_for_reset(self) -> None:
@@ -491,23 +521,67 @@ class Mpu6050:
     # --- streaming ---------------------------------------------------------------------
 
     def _poll(self) -> list[ImuSample]:
-        """One exchange with the chip: status, count, then the whole frames."""
+        """One exchange with the chip: count, status and snapshot, then the whole frames."""
         if self._fifo_needs_reset:
             gap = self._pending_gap
             self._reset_fifo()
             if gap is not None:
                 raise ImuFifoOverflowError(gap)
-        status = self._read_byte(reg.INT_STATUS)
+        checks = self._checks
+        size = self._frame_bytes
+        if not checks.registers:
+            status = self._read_byte(reg.INT_STATUS)
+        count_at = self._clock.monotonic()
         high, low = self._read_block(reg.FIFO_COUNTH, 2)
         read_time = self._clock.monotonic()
         count = (high << 8) | low
-        if status & reg.FIFO_OFLOW_INT or count >= reg.FIFO_SIZE or count % reg.FIFO_FRAME_BYTES:
+        snapshot: bytes | None = None
+        newer = 0
+        if checks.registers:
+            # After the count, INT_STATUS and on through the data registers in one read: the
+            # flags, and a snapshot of the newest sample, which should be the last one counted.
+            head = self._read_block(reg.INT_STATUS, checks.status_read_bytes)
+            status, snapshot = head[0], bytes(head[1:])
+            newer = samples_between(self._clock.monotonic() - count_at, self._period)
+        if status & reg.FIFO_OFLOW_INT or count >= reg.FIFO_SIZE or count % size:
             self._overflow(status, count, read_time)
-        frames = count // reg.FIFO_FRAME_BYTES
+        counted = frames = count // size
         if frames == 0:
             return []
-        data = self._read_fifo(frames * reg.FIFO_FRAME_BYTES)
-        return self._decode(data, frames, read_time)
+        data = self._read_fifo(frames * size)
+        if snapshot is not None and not self._plausibility.snapshot_is_last(data, snapshot):
+            # Usually the chip sampled between the count and the snapshot: read on to it.
+            data, frames, read_time = self._read_on(data, frames, newer, read_time)
+        values = self._unpacker(frames).unpack(data)
+        problem = self._plausibility.check(
+            data, values, frames, snapshot, counted, newer, read_time
+        )
+        if problem is not None:
+            self._discard_corrupt(problem, frames)
+        return self._decode(values, frames, read_time)
+
+    def _read_on(
+        self, data: bytes, frames: int, newer: int, read_time: float
+    ) -> tuple[bytes, int, float]:
+        """Append the frames the chip took between the count and the snapshot (at most
+        ``newer``): the snapshot should be the last of them. Later ones stay in the FIFO."""
+        self.follow_ups += 1
+        try:
+            high, low = self._read_block(reg.FIFO_COUNTH, 2)
+            more_at = self._clock.monotonic()
+            count = (high << 8) | low
+            more = min(count // self._frame_bytes, newer)
+            if count % self._frame_bytes or count >= reg.FIFO_SIZE or more == 0:
+                return data, frames, read_time  # the check fails; it resets the FIFO
+            return data + self._read_fifo(more * self._frame_bytes), frames + more, more_at
+        except ImuBusError:
+            # The burst is already out of the FIFO and cannot be vouched for: report the gap.
+            self._fifo_needs_reset = True
+            self._pending_gap = (
+                f"{self._where()}: I2C error while checking a FIFO burst against the data "
+                "registers; burst discarded, FIFO reset"
+            )
+            raise
 
     def _overflow(self, status: int, count: int, read_time: float) -> None:
         self.overflows += 1
@@ -515,13 +589,13 @@ class Mpu6050:
         # Lower bound: samples made since the last one delivered (allowing the chip clock
         # to be 5 % slow), minus what the FIFO could hold.
         made = int((read_time - max(since, self._stream_start)) / (self._period * 1.05))
-        lost = max(1, made - FIFO_CAPACITY_FRAMES - 1)
+        lost = max(1, made - self._capacity_frames - 1)
         if status & reg.FIFO_OFLOW_INT:
             why = "FIFO_OFLOW_INT set"
         elif count >= reg.FIFO_SIZE:
             why = f"FIFO count {count} (full)"
         else:
-            why = f"FIFO count {count} is not a whole number of {reg.FIFO_FRAME_BYTES}-byte frames"
+            why = f"FIFO count {count} is not a whole number of {self._frame_bytes}-byte frames"
         self._fifo_needs_reset = True
         self._timestamps.reset()
         try:
@@ -530,9 +604,24 @@ class Mpu6050:
             self.bus_errors += 1  # _poll resets the FIFO on the next call
         raise ImuFifoOverflowError(
             f"{self._where()}: FIFO overflow ({why}); at least {lost} samples lost, FIFO reset. "
-            f"It holds {FIFO_CAPACITY_FRAMES * self._period * 1000:.0f} ms at "
+            f"It holds {self._capacity_frames * self._period * 1000:.0f} ms at "
             f"{self.sample_rate_hz:g} Hz: read it more often.",
             samples_lost_at_least=lost,
+        )
+
+    def _discard_corrupt(self, problem: str, frames: int) -> None:
+        """Drop a burst that failed the plausibility check, reset the FIFO to re-align, raise."""
+        self.corruptions += 1
+        self._fifo_needs_reset = True
+        self._timestamps.reset()
+        try:
+            self._reset_fifo()
+        except ImuBusError:
+            self.bus_errors += 1  # _poll resets the FIFO on the next call
+        raise ImuCorruptDataError(
+            f"{self._where()}: corrupted FIFO data ({problem}); {frames} samples discarded, "
+            "FIFO reset. Repeated, this is interference or a flaky belt cable.",
+            samples_lost_at_least=frames,
         )
 
     def _read_fifo(self, nbytes: int) -> bytes:
@@ -554,15 +643,19 @@ class Mpu6050:
                 )
             raise error from exc
 
-    def _decode(self, data: bytes, frames: int, read_time: float) -> list[ImuSample]:
+    def _unpacker(self, frames: int) -> struct.Struct:
         unpacker = self._unpackers.get(frames)
         if unpacker is None:
-            unpacker = self._unpackers[frames] = struct.Struct(f">{6 * frames}h")
-        values = unpacker.unpack(data)
+            unpacker = self._unpackers[frames] = struct.Struct(f">{self._frame_words * frames}h")
+        return unpacker
+
+    def _decode(self, values: Sequence[int], frames: int, read_time: float) -> list[ImuSample]:
         first, step = self._timestamps.place(frames, read_time)
         a = self._accel_scale
         g = self._gyro_scale
         bx, by, bz = self._bias
+        words = self._frame_words
+        gx = self._gyro_word  # after the temperature word, when the FIFO carries it
         self.samples_read += frames
         return [
             ImuSample(
@@ -570,11 +663,11 @@ class Mpu6050:
                 values[j] * a,
                 values[j + 1] * a,
                 values[j + 2] * a,
-                values[j + 3] * g - bx,
-                values[j + 4] * g - by,
-                values[j + 5] * g - bz,
+                values[j + gx] * g - bx,
+                values[j + gx + 1] * g - by,
+                values[j + gx + 2] * g - bz,
             )
-            for i, j in enumerate(range(0, 6 * frames, 6))
+            for i, j in enumerate(range(0, words * frames, words))
         ]
 
     # --- error budget ---------------------------------------------------------------------

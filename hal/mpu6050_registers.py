@@ -104,12 +104,22 @@ GYRO_LSB_PER_DPS: Final[tuple[float, ...]] = (131.0, 65.5, 32.8, 16.4)
 TEMP_LSB_PER_C: Final = 340.0
 TEMP_OFFSET_C: Final = 36.53
 """Temperature in degrees C = TEMP_OUT / 340 + 36.53."""
+TEMP_MIN_C: Final = -40.0
+TEMP_MAX_C: Final = 85.0
+"""The temperature sensor's range (product specification, section 6.4): the die cannot read
+outside it."""
 
 # --- FIFO geometry -------------------------------------------------------------
 FIFO_SIZE: Final = 1024
 FIFO_FRAME_BYTES: Final = 12
-"""Accel XYZ then gyro XYZ (register order), big-endian int16. Temperature is not included."""
+"""Accel XYZ then gyro XYZ (register order), big-endian int16, without the temperature."""
 SENSOR_FIFO_BITS: Final = ACCEL_FIFO_EN | XG_FIFO_EN | YG_FIFO_EN | ZG_FIFO_EN
+FIFO_FRAME_BYTES_WITH_TEMP: Final = 14
+"""Accel XYZ, TEMP, gyro XYZ: with TEMP_FIFO_EN a frame has exactly the layout of the
+14 data registers ACCEL_XOUT_H..GYRO_ZOUT_L."""
+DATA_BYTES: Final = 14
+"""ACCEL_XOUT_H..GYRO_ZOUT_L: one burst read gives the accel, temperature and gyro of one
+sampling instant (the chip copies them to the user-facing registers while the bus is idle)."""
 SMBUS_BLOCK_MAX: Final = 32
 """read_i2c_block_data returns at most 32 bytes. Longer reads need i2c_rdwr."""
 

@@ -1,7 +1,8 @@
 """``retroguard`` command line.
 
 Exit codes: 0 success, 1 runtime failure (e.g. a demo that did not end
-safe), 2 bad usage or bad input (config, trace file).
+safe), 2 bad usage or bad input (config, trace file, a database written by a
+newer release).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from pathlib import Path
 
 from core.errors import ConfigError
 from firmware import __version__
+from firmware.storage.errors import SchemaError
 
 DEFAULT_CONFIG = Path("/etc/retroguard/config.toml")
 
@@ -43,7 +45,11 @@ def cmd_config(args: argparse.Namespace) -> int:
     if path is None:
         print("retroguard config: give --example or --check FILE", file=sys.stderr)
         return 2
-    load_config(path)
+    from firmware.preflight import check_or_raise
+
+    checked = check_or_raise(load_config(path), str(path))
+    for warning in checked.warnings:
+        print(f"warning: {warning}", file=sys.stderr)
     print(f"{path}: OK")
     return 0
 
@@ -51,8 +57,12 @@ def cmd_config(args: argparse.Namespace) -> int:
 def cmd_run(args: argparse.Namespace) -> int:
     from firmware.app import run_forever
     from firmware.config import load_config
+    from firmware.preflight import check_or_raise
 
-    return run_forever(load_config(args.config))
+    config = load_config(args.config)
+    for warning in check_or_raise(config, str(args.config)).warnings:
+        log.warning("%s", warning)
+    return run_forever(config)
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
@@ -109,6 +119,10 @@ for _module, _commands in (
         {"caregiver": "the caregivers' service: MQTT ingest, dashboard, notifications"},
     ),
     ("tools.watch", {"watch": "print events from the MQTT broker as a caregiver would see them"}),
+    (
+        "tools.ha",
+        {"ha": "Home Assistant: print the discovery message, or remove the device from HA"},
+    ),
     (
         "tools.sessions",
         {
@@ -204,6 +218,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigError as exc:
         for problem in exc.problems:
             print(problem, file=sys.stderr)
+        return 2
+    except SchemaError as exc:
+        print(exc, file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         return 130

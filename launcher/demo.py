@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import io
+import logging
 import socket
 import sys
 import tempfile
@@ -28,16 +29,18 @@ from firmware.app import App, build_app, favour_realtime_thread
 from firmware.config import Config, StorageConfig
 from firmware.monitor import Monitor
 from firmware.safety import SafetyState
-from firmware.session.record import load_sessions
 from firmware.session.runner import SessionRunner, attach_session, detach_session
-from firmware.store import EventStore, StoredEvent
+from firmware.storage.events import EventStore, StoredEvent
+from firmware.storage.outbox import outbox_depth
+from firmware.storage.sessions import load_sessions
 from sim import scenarios
 from sim.backends import SimulatedGpio, simulated_hardware
+from sim.relay_hardware import SimulatedButton
 from tools.broker import BrokerError, Mosquitto, mosquitto_available
 from tools.session_demo import CuePrinter
 
 if TYPE_CHECKING:
-    from caregiver.demo import DemoCaregiver
+    from caregiver.demo import DemoCaregiverProcess
 
 ARM_AT_S = 1.5
 """The walker's helper presses reset once the IMU has settled."""
@@ -45,9 +48,11 @@ PRESS_S = 0.4
 """How long a finger holds the reset button."""
 RESET_AFTER_STUMBLE_S = 4.0
 """Into the pause after the stumble, the walker presses reset to carry on."""
+REARM_AFTER_FAULT_S = 0.25
+"""After a fault has cleared (back in STANDBY), the helper presses reset this much later."""
 MAX_SPEED = 10.0
-"""Faster, and the loop cannot toggle the heartbeat within the hold circuit's 50 ms of
-simulated time: the simulated relay would drop, as a real one would with a starved loop."""
+"""Faster, and the host cannot keep up with the simulated sensor: 2,000 loop iterations a
+second of real time, and the FIFO's 425 ms of simulated time last under 43 ms of real time."""
 DEFAULT_MQTT_PORT = 1883
 GUIDED_TIME_SCALE = 30.0
 """The guided session's plan runs 30 times faster: its 2-minute intervals last 4 s."""
@@ -82,6 +87,27 @@ def demo_config(database: Path) -> Config:
     return dataclasses.replace(config, storage=StorageConfig(database=str(database)))
 
 
+def at_speed(config: Config, speed: float) -> Config:
+    """The hold circuit and the contact debounce in the host's real time, at ``--speed``.
+
+    ``--speed N`` runs the walk, and the clock every component reads, N times
+    faster; the host's own hiccups (the scheduler, a garbage collection) stay
+    real milliseconds. The hold time and the contact debounce are margins
+    against exactly those hiccups, so here they are N times longer in
+    simulated time — the same real milliseconds as on a Pi. Otherwise a
+    13 ms pause of the host at speed 4 is a 52 ms hang to the simulated hold
+    circuit: the latch drops, and the contact feedback reports the fault it
+    is, while the walk it is meant to show goes on. Slower than real time
+    (N < 1) the simulated margins stay as they are: they are the wider ones.
+    """
+    factor = max(speed, 1.0)
+    gpio = dataclasses.replace(config.gpio, heartbeat_hold_s=config.gpio.heartbeat_hold_s * factor)
+    safety = dataclasses.replace(
+        config.safety, contact_debounce_s=config.safety.contact_debounce_s * factor
+    )
+    return dataclasses.replace(config, gpio=gpio, safety=safety)
+
+
 def run_session(
     config: Config,
     clock: Clock,
@@ -102,6 +128,7 @@ def run_session(
     hardware = sim.gpio.hardware
     assert button is not None and hardware is not None, "the demo needs simulated GPIO"
     app.monitor.on_iteration.append(lambda monitor: _discard(button.poll()))
+    app.monitor.on_iteration.append(_RearmAfterFault(button, clock))
     runner = attach_session(app, time_scale=GUIDED_TIME_SCALE) if guided else None
     if runner is not None:
         app.monitor.on_iteration.append(_StartWhenArmed(runner))
@@ -129,6 +156,36 @@ def run_session(
         final_state=final_state,
         runner=runner,
     )
+
+
+class _RearmAfterFault:
+    """The helper at the machine presses reset again once a fault has cleared (a loop hook).
+
+    On a busy host a real-time demo can stall for longer than the hold time:
+    the latch drops, as it would on a Pi, the contact feedback reports it
+    (FAULT), and once the monitor is back in STANDBY a person would press
+    reset and carry on. The scripted presses cannot know when; this does. On
+    a simulated clock nothing stalls and it never presses.
+    """
+
+    def __init__(self, button: SimulatedButton, clock: Clock) -> None:
+        self._button = button
+        self._clock = clock
+        self._handled: object = None
+
+    def __call__(self, monitor: Monitor) -> None:
+        transitions = monitor.controller.transitions
+        last = transitions[-1] if transitions else None
+        if (
+            last is None
+            or last is self._handled
+            or last.source is not SafetyState.FAULT
+            or last.state is not SafetyState.STANDBY
+        ):
+            return
+        self._handled = last
+        at = self._clock.monotonic() + REARM_AFTER_FAULT_S
+        self._button.press_at(at, at + PRESS_S)
 
 
 class _StartWhenArmed:
@@ -245,12 +302,13 @@ def run_demo(
         return 2
     if speed > MAX_SPEED:
         print(
-            f"retroguard demo: --speed above {MAX_SPEED:g} outruns the heartbeat", file=sys.stderr
+            f"retroguard demo: --speed above {MAX_SPEED:g} outruns the monitor loop",
+            file=sys.stderr,
         )
         return 2
     if database is None:
         database = Path(tempfile.mkdtemp(prefix="retroguard-demo-")) / "retroguard.db"
-    config = demo_config(database)
+    config = at_speed(demo_config(database), speed)
     session = scenarios.demo_session()
     out.write(
         f"RetroGuard demo: {session.duration:.0f} s of simulated backward walking"
@@ -259,7 +317,7 @@ def run_demo(
         f"Event store: {database}\n"
     )
     with contextlib.ExitStack() as stack:
-        dashboard: DemoCaregiver | None = None
+        dashboard: DemoCaregiverProcess | None = None
         broker = _start_broker(out) if broker_ok else None
         if broker is not None:
             stack.callback(broker.cleanup)
@@ -286,12 +344,18 @@ def run_demo(
         return code
 
 
-def _start_dashboard(broker: Mosquitto, workdir: Path, out: TextIO) -> DemoCaregiver | None:
-    """The caregivers' side of the story: the dashboard, subscribed to the demo's broker."""
-    try:
-        from caregiver.demo import start_demo_caregiver
+def _start_dashboard(broker: Mosquitto, workdir: Path, out: TextIO) -> DemoCaregiverProcess | None:
+    """The caregivers' side of the story: the dashboard, subscribed to the demo's broker.
 
-        dashboard = start_demo_caregiver(broker.host, broker.port, workdir / "caregiver")
+    In its own process, as installed: its CPU never competes with the loop for the GIL.
+    """
+    try:
+        from caregiver.demo import spawn_demo_caregiver
+
+        level = logging.getLogger().getEffectiveLevel()
+        dashboard = spawn_demo_caregiver(
+            broker.host, broker.port, workdir / "caregiver", log_level=level
+        )
     except Exception as exc:  # the monitor demo still runs without the dashboard
         out.write(f"Caregiver dashboard: could not start ({type(exc).__name__}: {exc}).\n")
         return None
@@ -355,15 +419,16 @@ def _run_and_report(
     for stored in load_sessions(config.storage.database)[-1:]:
         r = stored.record
         out.write(
-            f"Guided session {r['status']}: {r['done_s'] / 60:.0f} of its plan minutes done, "
-            f"{r['steps']} steps measured, {r['trips']} trips.\n"
+            f"Guided session {r.status}: {r.done_s / 60:.0f} of its plan minutes done, "
+            f"{r.steps} steps measured, {r.trips} trips.\n"
         )
     print_events(result.events, out)
-    if result.app.reporter is not None:
-        link = result.app.reporter.status
+    if config.mqtt.host:
+        left = outbox_depth(config.storage.database)
         out.write(
-            f"MQTT: {link.acked} messages acknowledged by the broker, "
-            f"{link.depth} left in the outbox.\n"
+            f"MQTT: {left.unsent} messages the broker does not have yet, {left.awaiting_receipt} "
+            "alerts it has that the caregiver service has not confirmed (sent again at the next "
+            "start).\n"
         )
     relay = "closed" if result.relay_closed_at_end else "released"
     out.write(f"\nEnded in {result.final_state.value} with the relay {relay}.\n")

@@ -23,6 +23,7 @@ from sim.motion import MotionSource
 from sim.mpu6050_sim import SimulatedMpu6050
 from sim.pins import ClockedMockFactory
 from sim.relay_hardware import (
+    ContactSense,
     HeartbeatRelayHardware,
     RelayHardware,
     SimulatedButton,
@@ -52,8 +53,12 @@ class SimulatedGpio(GpioDevices):
     """The relay's hold circuit and latch (or plain coil, for static drive)."""
     button_sim: SimulatedButton | None = None
     """A finger for the simulated reset button."""
+    contact_sense: ContactSense | None = None
+    """The wire reading the relay's contact back (None when ``relay_sense_wired`` is off)."""
 
     def _close_models(self) -> None:
+        if self.contact_sense is not None:
+            self.contact_sense.detach()
         if self.hardware is not None:
             self.hardware.detach()
 
@@ -102,14 +107,19 @@ def open_simulated_gpio(config: GpioConfig, clock: Clock) -> SimulatedGpio:
         hardware = StaticRelayHardware(clock, active_high=config.relay_active_high).attach(
             relay_pin
         )
+    sense = None
+    if devices.relay_sense is not None:
+        sense = ContactSense(clock, hardware).attach(factory.observed_pin(pins.relay_sense))
     return SimulatedGpio(
         relay=devices.relay,
         buzzer=devices.buzzer,
         button=devices.button,
         status_led=devices.status_led,
         factory=factory,
+        relay_sense=devices.relay_sense,
         hardware=hardware,
         button_sim=SimulatedButton(button_pin, clock, active_low=config.button_pull_up),
+        contact_sense=sense,
     )
 
 

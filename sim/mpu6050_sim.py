@@ -23,6 +23,10 @@ The model follows RM-MPU-6000A-00 rev 4.2 where it matters to a driver:
 * Reading INT_STATUS clears it. A status bit latches only if its INT_ENABLE
   bit is set. The real part may be more lenient, so the model is the
   stricter of the two readings of the datasheet.
+* The data registers ACCEL_XOUT_H..GYRO_ZOUT_L hold the newest sample, and the
+  FIFO is loaded from them, so a burst read of the registers equals that
+  sample's FIFO frame byte for byte. TEMP_OUT follows the die temperature
+  (``temperature_c``, constant or drifting, plus ``temperature_noise_c``).
 
 Samples are made lazily. On every bus transaction the chip first produces
 every sample due up to ``clock.monotonic()``, so a :class:`core.clock.SimClock`
@@ -42,6 +46,9 @@ from __future__ import annotations
 import math
 import random
 import struct
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Final
 
 from core.clock import Clock
@@ -61,6 +68,23 @@ _INT16_MAX: Final = 32767
 
 _DLPF_DELAY_S: Final = (0.0, 0.0020, 0.0030, 0.0049, 0.0085, 0.0138, 0.0190, 0.0)
 """Accelerometer group delay per DLPF_CFG (datasheet table). The gyro's is within 0.4 ms of it."""
+
+
+@dataclass(frozen=True, slots=True)
+class WarmingDie:
+    """Die temperature after power-on: from ``start_c`` toward ``settled_c`` (first order).
+
+    A belt-worn sensor warms from room temperature toward body warmth over minutes; pass an
+    instance as ``temperature_c`` to exercise the driver's temperature check with drift.
+    """
+
+    start_c: float = 22.0
+    settled_c: float = 33.0
+    time_constant_s: float = 300.0
+
+    def __call__(self, seconds: float) -> float:
+        remaining = math.exp(-max(0.0, seconds) / self.time_constant_s)
+        return self.settled_c + (self.start_c - self.settled_c) * remaining
 
 
 def _quantise(value: float) -> int:
@@ -84,6 +108,11 @@ class SimulatedMpu6050:
     * ``stalled``: the chip answers but makes no samples (a frozen sensor).
     * ``clock_skew``: relative error of the chip's sample clock. ``+0.01``
       runs 1 % fast, as a real part may across temperature.
+
+    ``temperature_c`` is the die temperature: a constant, or a function of the seconds since
+    motion time zero (e.g. :class:`WarmingDie`). ``keep_samples`` keeps that many of the
+    newest samples' register values in :attr:`history`, so a test can tell a true sample
+    from garbage.
     """
 
     def __init__(
@@ -98,7 +127,9 @@ class SimulatedMpu6050:
         reset_duration_s: float = 0.005,
         clock_skew: float = 0.0,
         motion_origin: float | None = None,
-        temperature_c: float = 25.0,
+        temperature_c: float | Callable[[float], float] = 25.0,
+        temperature_noise_c: float = 0.0,
+        keep_samples: int = 0,
     ) -> None:
         if clock_skew <= -1.0:
             raise ValueError("clock_skew must be greater than -1")
@@ -110,9 +141,11 @@ class SimulatedMpu6050:
         self.reset_duration_s = reset_duration_s
         self.clock_skew = clock_skew
         self.temperature_c = temperature_c
+        self.temperature_noise_c = temperature_noise_c
         self.reset_stuck = False
         self.stalled = False
         self._rng = random.Random(seed)
+        self._temperature_rng = random.Random(f"temperature {seed}")
         self._motion_origin = motion_origin
 
         self._regs = bytearray(_REGISTER_COUNT)
@@ -132,6 +165,8 @@ class SimulatedMpu6050:
         self.device_resets = 0
         self.fifo_overflows = 0
         """Times the FIFO overwrote data (once per overflowing sample)."""
+        self.history: deque[tuple[int, ...]] = deque(maxlen=keep_samples)
+        """The newest samples as raw register values (ax, ay, az, temp, gx, gy, gz)."""
         self._load_defaults()
 
     # --- inspection (no side effects, unlike a bus read) -------------------------
@@ -344,7 +379,12 @@ class SimulatedMpu6050:
         if self.gyro_noise_dps > 0.0:
             sigma = self.gyro_noise_dps
             gx, gy, gz = (v + self._rng.gauss(0.0, sigma) for v in (gx, gy, gz))
-        temp = (self.temperature_c - reg.TEMP_OFFSET_C) * reg.TEMP_LSB_PER_C
+        celsius = self.temperature_c
+        if callable(celsius):
+            celsius = celsius(max(0.0, t - origin))
+        if self.temperature_noise_c > 0.0:
+            celsius += self._temperature_rng.gauss(0.0, self.temperature_noise_c)
+        temp = (celsius - reg.TEMP_OFFSET_C) * reg.TEMP_LSB_PER_C
         raw = (
             _quantise(ax * a_lsb),
             _quantise(ay * a_lsb),
@@ -356,6 +396,8 @@ class SimulatedMpu6050:
         )
         _DATA_STRUCT.pack_into(regs, _DATA_FIRST, *raw)
         self.samples_computed += 1
+        if self.history.maxlen:
+            self.history.append(raw)
         if regs[reg.INT_ENABLE] & reg.DATA_RDY_EN:
             regs[reg.INT_STATUS] |= reg.DATA_RDY_INT
         if regs[reg.USER_CTRL] & reg.USER_FIFO_EN and regs[reg.FIFO_EN]:

@@ -88,6 +88,8 @@ class ObservedMockPin(MockPin):  # type: ignore[misc]  # gpiozero is untyped
         self._clock: Clock = factory.clock
         self._max_states: int | None = factory.max_states
         self._listeners: list[PinListener] = []
+        self._read_hook: Callable[[], None] | None = None
+        self._in_read_hook = False
         self.transitions: MutableSequence[tuple[float, bool]] = deque(maxlen=self._max_states)
         super().__init__(factory, info)
 
@@ -99,6 +101,26 @@ class ObservedMockPin(MockPin):  # type: ignore[misc]  # gpiozero is untyped
         """Stop calling ``listener``; a listener that was never added is ignored."""
         with contextlib.suppress(ValueError):
             self._listeners.remove(listener)
+
+    def set_read_hook(self, hook: Callable[[], None] | None) -> None:
+        """Call ``hook()`` before gpiozero reads this pin (None: stop).
+
+        For inputs driven by a lazily evaluated model (the relay's contact
+        sense): the hook brings the model, and the level it drives, up to the
+        clock's now, so a device reads what the circuit shows at that
+        instant. :attr:`level` does not call it: models read levels too.
+        """
+        self._read_hook = hook
+
+    def _get_state(self) -> bool:
+        hook = self._read_hook
+        if hook is not None and not self._in_read_hook:
+            self._in_read_hook = True
+            try:
+                hook()
+            finally:
+                self._in_read_hook = False
+        return bool(self._state)
 
     @property
     def level(self) -> bool:

@@ -21,6 +21,13 @@ shared :class:`~core.clock.Clock`, never from the host, and both record each
 change of the contact in :attr:`history` so a test can assert *when* the
 treadmill stopped, to the simulated microsecond.
 
+Both models take faults for tests: :meth:`~HeartbeatRelayHardware.weld_contact`
+(the key-loop contact stays closed whatever the coil does: a weld, which
+the relay's mirror contact shows) and :meth:`~HeartbeatRelayHardware.drop_latch` (the latch lets go
+on its own: a supply dip, a knock). :class:`ContactSense` is the wire that
+reads the contact back to the Pi (K1's mirror contact and its optocoupler),
+with the relay's travel times and a cut to inject.
+
 :class:`SimulatedButton` is the person's finger: it drives the button's mock
 pin at clock times (see its docstring for how to keep that deterministic).
 """
@@ -32,9 +39,12 @@ import threading
 from typing import Protocol
 
 from core.clock import Clock
-from sim.pins import ObservedMockPin
+from sim.pins import ObservedMockPin, PinListener
 
 log = logging.getLogger(__name__)
+
+ContactListener = PinListener
+"""Called as ``listener(t, closed)`` on every change of the modelled contact."""
 
 
 class RelayHardware(Protocol):
@@ -51,6 +61,18 @@ class RelayHardware(Protocol):
 
     def opened_after(self, t: float) -> float | None:
         """Time of the first opening of the contact at or after ``t``, or None."""
+        ...
+
+    def add_contact_listener(self, listener: ContactListener) -> None:
+        """Call ``listener(t, closed)`` on every future change of the contact."""
+        ...
+
+    def weld_contact(self) -> None:
+        """Fault: from now on the key-loop contact stays closed, whatever the coil does."""
+        ...
+
+    def drop_latch(self) -> None:
+        """Fault: the relay lets go now by itself, as if its coil lost power for a moment."""
         ...
 
     def detach(self) -> None:
@@ -85,7 +107,8 @@ class HeartbeatRelayHardware:
       is cleared (the enable pin goes inactive), and stays open until the
       next press while edges arrive;
     * ``contact_closed(t)`` = latch and driver active (the latch is never
-      closed with the driver inactive, so this is the latch).
+      closed with the driver inactive, so this is the latch) — or a welded
+      contact (:meth:`weld_contact`), which stays closed whatever the coil does.
 
     Evaluation is lazy but exact: each event (pin edge or button change)
     first settles the circuit up to its own time, so a lapse is recorded at
@@ -112,7 +135,10 @@ class HeartbeatRelayHardware:
         self._button_down = False
         self._button_active_low = True
         self._latch = False
+        self._welded = False
+        self._contact = False
         self._history: list[tuple[float, bool]] = []
+        self._contact_listeners: list[ContactListener] = []
         self._edges = 0
         self._ignored_edges = 0
         self._relay_pin: ObservedMockPin | None = None
@@ -218,9 +244,13 @@ class HeartbeatRelayHardware:
             self._now = t
 
     def _set_latch(self, closed: bool, t: float) -> None:
-        if self._latch != closed:
-            self._latch = closed
-            self._history.append((t, closed))
+        self._latch = closed
+        contact = closed or self._welded
+        if self._contact != contact:
+            self._contact = contact
+            self._history.append((t, contact))
+            for listener in tuple(self._contact_listeners):
+                listener(t, contact)
 
     def _state_at(self, t: float | None) -> tuple[bool, bool]:
         """(driver active, latch closed) at ``t``; caller holds the lock.
@@ -257,13 +287,50 @@ class HeartbeatRelayHardware:
             return self._state_at(t)[1]
 
     def contact_closed(self, t: float | None = None) -> bool:
-        """Whether the treadmill may run at ``t``: latch closed and driver active.
+        """Whether the treadmill may run at ``t``: latch closed and driver active (or welded).
 
         ``t`` defaults to the clock's now; a ``t`` in the future answers
         "if no further event arrives". The past is in :attr:`history`.
         """
         with self._lock:
-            return self._state_at(t)[1]
+            return self._state_at(t)[1] or self._welded
+
+    # -- faults ---------------------------------------------------------------
+
+    def weld_contact(self) -> None:
+        """From now on the key-loop contact stays closed, whatever the coil does.
+
+        Welded while closed, it simply never opens again; called while open
+        the contact closes now and sticks (an armature jammed shut). The sense
+        follows, as the real mirror contact does for a weld; a wire bridging
+        the contact in the loop itself would not show on the real mirror, and
+        is not what this models.
+        """
+        with self._lock:
+            now = max(self._clock.monotonic(), self._now)
+            self._settle(now)
+            self._welded = True
+            self._set_latch(self._latch, now)
+
+    def drop_latch(self) -> None:
+        """The latch lets go now by itself (a supply dip, a knock): open until the next press.
+
+        The edges keep the driver active; only a press of reset closes it again.
+        """
+        with self._lock:
+            now = max(self._clock.monotonic(), self._now)
+            self._settle(now)
+            self._set_latch(False, now)
+
+    def add_contact_listener(self, listener: ContactListener) -> None:
+        """Call ``listener(t, closed)`` on every future change of the contact.
+
+        ``t`` is when the change happened, which may be earlier than the
+        clock's now (a lapse is settled when somebody next looks). Runs with
+        the model's lock held: it must not call back into the model.
+        """
+        with self._lock:
+            self._contact_listeners.append(listener)
 
     @property
     def button_down(self) -> bool:
@@ -309,8 +376,12 @@ class StaticRelayHardware:
         self._clock = clock
         self.active_high = active_high
         self._lock = threading.Lock()
+        self._coil = False
+        self._dropped = False
+        self._welded = False
         self._closed = False
         self._history: list[tuple[float, bool]] = []
+        self._contact_listeners: list[ContactListener] = []
         self._relay_pin: ObservedMockPin | None = None
 
     def attach(self, relay_pin: ObservedMockPin) -> StaticRelayHardware:
@@ -318,7 +389,7 @@ class StaticRelayHardware:
         self.detach()
         self._relay_pin = relay_pin
         with self._lock:
-            self._set(relay_pin.level == self.active_high, self._clock.monotonic())
+            self._set_coil(relay_pin.level == self.active_high, self._clock.monotonic())
         relay_pin.add_listener(self._on_relay_change)
         return self
 
@@ -330,17 +401,43 @@ class StaticRelayHardware:
 
     def _on_relay_change(self, t: float, level: bool) -> None:
         with self._lock:
-            self._set(level == self.active_high, t)
+            self._set_coil(level == self.active_high, t)
 
-    def _set(self, closed: bool, t: float) -> None:
+    def _set_coil(self, energised: bool, t: float) -> None:
+        if not energised:
+            self._dropped = False  # a dropped coil closes again on the next activation
+        self._coil = energised
+        self._update(t)
+
+    def _update(self, t: float) -> None:
+        closed = self._welded or (self._coil and not self._dropped)
         if closed != self._closed:
             self._closed = closed
             self._history.append((t, closed))
+            for listener in tuple(self._contact_listeners):
+                listener(t, closed)
 
     def contact_closed(self, t: float | None = None) -> bool:
-        """Whether the coil is energised (``t`` is accepted for interface parity)."""
+        """Whether the contact is closed (``t`` is accepted for interface parity)."""
         with self._lock:
             return self._closed
+
+    def weld_contact(self) -> None:
+        """From now on the contact stays closed, whatever the pin does (closes it if open)."""
+        with self._lock:
+            self._welded = True
+            self._update(self._clock.monotonic())
+
+    def drop_latch(self) -> None:
+        """The coil lets go now, and stays released until the pin is next activated."""
+        with self._lock:
+            self._dropped = True
+            self._update(self._clock.monotonic())
+
+    def add_contact_listener(self, listener: ContactListener) -> None:
+        """Call ``listener(t, closed)`` on every future change (with the model's lock held)."""
+        with self._lock:
+            self._contact_listeners.append(listener)
 
     @property
     def history(self) -> list[tuple[float, bool]]:
@@ -351,6 +448,122 @@ class StaticRelayHardware:
     def opened_after(self, t: float) -> float | None:
         """When the contact first opened at or after ``t``, or None."""
         return _first_open_at_or_after(self.history, t)
+
+
+class ContactSense:
+    """The relay's contact as the Pi reads it back: K1's mirror contact and its optocoupler.
+
+    Drives the sense pin (an input; its device configured the pull-up) from
+    a relay model's contact: **high while the contact is closed, low while
+    it is open** — the recommended wiring of ``wiring/README.md``, section 6,
+    where the mirror contact lights an optocoupler that pulls the pin low
+    while the relay is released.
+
+    ``operate_s`` and ``release_s`` are the armature's travel as the mirror
+    contact shows it: the pin follows a closing ``operate_s`` after the
+    coil's instant, an opening ``release_s`` after (a change undone before it
+    is due never shows). The model's :attr:`~RelayHardware.history` keeps the
+    coil's instants, which is what the release-time bounds of the safety
+    tests are about; these delays let the firmware's debounce meet a relay
+    that is not instantaneous. Both default to 0.
+
+    :meth:`cut` is the fault: the wire, the optocoupler or a connector is
+    open, the pull-up wins, and the pin reads high ("closed") whatever the
+    relay does — until :meth:`mend`.
+
+    Lazy like the models: gpiozero's read of the pin first settles the model
+    up to the clock's now (a lapse is found then) and applies every change
+    that has become due, so a read sees the circuit at that instant.
+    """
+
+    def __init__(
+        self,
+        clock: Clock,
+        hardware: RelayHardware,
+        *,
+        operate_s: float = 0.0,
+        release_s: float = 0.0,
+    ) -> None:
+        if operate_s < 0 or release_s < 0:
+            raise ValueError("operate_s and release_s must not be negative")
+        self._clock = clock
+        self._hardware = hardware
+        self.operate_s = operate_s
+        self.release_s = release_s
+        self._lock = threading.Lock()
+        self._pending: list[tuple[float, bool]] = []
+        self._mirror_closed = hardware.contact_closed()
+        self._cut = False
+        self._pin: ObservedMockPin | None = None
+        hardware.add_contact_listener(self._on_contact)
+
+    def attach(self, pin: ObservedMockPin) -> ContactSense:
+        """Drive ``pin`` from now on (after its input device exists). Returns ``self``."""
+        self.detach()
+        self._pin = pin
+        pin.set_read_hook(self.refresh)
+        with self._lock:
+            self._drive()
+        return self
+
+    def detach(self) -> None:
+        """Stop driving the pin (it keeps its last level)."""
+        if self._pin is not None:
+            self._pin.set_read_hook(None)
+        self._pin = None
+
+    def _on_contact(self, t: float, closed: bool) -> None:
+        # The model's lock is held: only record, and apply what is already due.
+        due = t + (self.operate_s if closed else self.release_s)
+        with self._lock:
+            # A change due no later than the ones pending supersedes them (an
+            # armature that turns back before it arrives never gets there).
+            self._pending = [p for p in self._pending if p[0] < due]
+            self._pending.append((due, closed))
+            self._apply_due(t)
+
+    def _apply_due(self, now: float) -> None:
+        while self._pending and self._pending[0][0] <= now:
+            _, self._mirror_closed = self._pending.pop(0)
+        self._drive()
+
+    def _drive(self) -> None:
+        pin = self._pin
+        if pin is None:
+            return
+        if self._cut or self._mirror_closed:
+            pin.drive_high()
+        else:
+            pin.drive_low()
+
+    def refresh(self) -> None:
+        """Bring the pin up to the clock's now (the pin's read hook)."""
+        self._hardware.contact_closed()  # settles the model: a lapse reaches _on_contact
+        with self._lock:
+            self._apply_due(self._clock.monotonic())
+
+    @property
+    def reads_closed(self) -> bool:
+        """What the Pi reads now: True for "contact closed" (high)."""
+        self.refresh()
+        return self._pin.level if self._pin is not None else self._cut or self._mirror_closed
+
+    @property
+    def is_cut(self) -> bool:
+        return self._cut
+
+    def cut(self) -> None:
+        """Fault: the sense wire is cut; the pull-up makes the pin read "closed"."""
+        with self._lock:
+            self._cut = True
+            self._drive()
+
+    def mend(self) -> None:
+        """The wire is whole again: the pin follows the contact."""
+        self.refresh()
+        with self._lock:
+            self._cut = False
+            self._drive()
 
 
 class SimulatedButton:

@@ -5,6 +5,8 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import random
+import select
+import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -16,13 +18,18 @@ from core.protocol.events import EventType
 from core.samples import ImuSample
 from firmware.app import App, build_app
 from firmware.config import Config, MqttConfig, SafetyConfig, StorageConfig
+from firmware.courier.service import Courier
 from firmware.detection.base import NO_DETECTIONS, Detection, DetectionKind, Detector
+from firmware.link.endpoint import CourierLink
+from firmware.link.supervisor import SpawnCourier, ThreadCourier
 from sim.backends import SimulatedHardware, simulated_hardware
 from sim.motion import Vector6
-from sim.relay_hardware import SimulatedButton
+from sim.relay_hardware import ContactSense, SimulatedButton
 
 RATE = 200.0
 PERIOD = 1.0 / RATE
+WAIT = 30.0
+"""Upper bound for any wait on the courier: a net against hangs, not a timing."""
 
 
 class Standing:
@@ -102,6 +109,8 @@ class Rig:
         assert sim.gpio.button_sim is not None and sim.gpio.hardware is not None
         self.button: SimulatedButton = sim.gpio.button_sim
         self.hardware = sim.gpio.hardware
+        self.sense: ContactSense | None = sim.gpio.contact_sense
+        """The wire reading the contact back (None with ``relay_sense_wired=False``)."""
         app.monitor.on_iteration.append(lambda monitor: self.button.poll())
 
     @property
@@ -118,8 +127,31 @@ class Rig:
         self.run_for(hold + 0.05)
 
     def events(self) -> list[EventType]:
-        assert self.app.dispatcher.flush(timeout=10)
-        return [s.event.type for s in self.app.store.events()]
+        return [s.event.type for s in self.app.stored_events()]
+
+    @property
+    def courier(self) -> Courier:
+        """The in-process courier serving this rig (it runs on a thread here)."""
+        supervisor = self.app.supervisor
+        assert supervisor is not None
+        for _ in range(2000):  # the supervisor starts it at once; a bound, not a timing
+            handle = supervisor.current
+            if isinstance(handle, ThreadCourier) and handle.ready.wait(0.01):
+                assert handle.courier is not None
+                return handle.courier
+        raise AssertionError("no courier started")
+
+
+def pump_link_until(link: CourierLink, done: Any, timeout: float = WAIT) -> bool:
+    """Poll the link as the loop would until ``done()``: waits on its socket, never a sleep."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        link.poll()
+        if done():
+            return True
+        sock = link._sock
+        select.select([sock] if sock is not None else [], [], [], 0.02)
+    return False
 
 
 _open_rigs: list[Rig] = []
@@ -141,6 +173,7 @@ def make_rig(
     detector: Detector | None = None,
     extra: Sequence[Any] = (),
     mqtt: MqttConfig | None = None,
+    courier: SpawnCourier = ThreadCourier,
     **gpio: Any,
 ) -> Rig:
     clock = SimClock()
@@ -148,8 +181,18 @@ def make_rig(
     sim = simulated_hardware(
         config.imu, config.gpio, clock, motion if motion is not None else Standing()
     )
-    app = build_app(config, clock, imu=sim.imu_rig.imu, gpio=sim.gpio, detector=detector)
+    app = build_app(
+        config,
+        clock,
+        imu=sim.imu_rig.imu,
+        gpio=sim.gpio,
+        detector=detector,
+        courier=courier,
+    )
     app.start()
     rig = Rig(app, clock, sim)
     _open_rigs.append(rig)
+    # The courier has opened the database and said how storage is: a reset press is judged
+    # on what it said, not on how fast a thread started.
+    assert pump_link_until(app.link, lambda: app.link.storage_ok is not None)
     return rig

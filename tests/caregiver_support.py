@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import datetime as dt
+import http.client
 import http.server
 import json
 import math
+import re
 import threading
+import urllib.parse
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -14,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import msgspec
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
 
@@ -26,6 +30,8 @@ from caregiver.config import (
     ServerConfig,
 )
 from caregiver.service import CaregiverService
+from core.protocol.messages import Direction, IntervalSummary, RecordStatus, SessionRecord
+from sim.recordings import FALL_FIGURES, fall_recording
 from tools.broker import Mosquitto
 
 WAIT = 20.0
@@ -73,9 +79,9 @@ def session_record(
     plan: str = "progression-week-9",
     trips: int = 0,
     stumbles: int = 0,
-    status: str = "completed",
+    status: RecordStatus = "completed",
     session_id: str | None = None,
-) -> dict[str, Any]:
+) -> SessionRecord:
     """A guided-session record as the monitor's runner keeps it (one backward interval of
     ``longest_min``, the rest of ``backward_min`` in a second one, forward walking around)."""
     walking_s = total_min * 60 * 0.95
@@ -83,15 +89,15 @@ def session_record(
     second = max(0.0, backward_min - longest_min)
 
     def interval(
-        index: int, direction: str, minutes: float, trips: int = 0, stumbles: int = 0
-    ) -> dict[str, Any]:
+        index: int, direction: Direction, minutes: float, trips: int = 0, stumbles: int = 0
+    ) -> IntervalSummary:
         share = minutes / total_min if total_min else 0.0
-        return {
-            "index": index, "direction": direction, "speed": "0.5 mph",
-            "planned_s": minutes * 60, "done_s": minutes * 60,
-            "steps": int(steps * share), "walking_s": round(walking_s * share, 1),
-            "cadence_spm": 96.0, "trips": trips, "stumbles": stumbles,
-        }  # fmt: skip
+        return IntervalSummary(
+            index=index, direction=direction, speed="0.5 mph",
+            planned_s=minutes * 60, done_s=minutes * 60,
+            steps=int(steps * share), walking_s=round(walking_s * share, 1),
+            cadence_spm=96.0, trips=trips, stumbles=stumbles,
+        )  # fmt: skip
 
     forward = max(0.0, total_min - backward_min)
     intervals = [
@@ -100,29 +106,37 @@ def session_record(
         interval(2, "backward", second),
         interval(3, "forward", forward / 2),
     ]
-    return {
-        "id": session_id or uuid.uuid4().hex,
-        "device_id": device_id,
-        "plan": plan,
-        "status": status,
-        "started_wall": started.isoformat(timespec="milliseconds"),
-        "ended_wall": (started + dt.timedelta(minutes=total_min + 2)).isoformat(
+    return SessionRecord(
+        id=session_id or uuid.uuid4().hex,
+        device_id=device_id,
+        plan=plan,
+        status=status,
+        started_wall=started.isoformat(timespec="milliseconds"),
+        ended_wall=(started + dt.timedelta(minutes=total_min + 2)).isoformat(
             timespec="milliseconds"
         ),
-        "planned_s": total_min * 60,
-        "planned_backward_s": backward_min * 60,
-        "done_s": total_min * 60,
-        "backward_s": backward_min * 60,
-        "longest_backward_s": longest_min * 60,
-        "paused_s": 45.0 * trips,
-        "pauses": trips,
-        "steps": steps,
-        "walking_s": round(walking_s, 1),
-        "cadence_spm": 96.0,
-        "trips": trips,
-        "stumbles": stumbles,
-        "intervals": intervals,
-    }
+        planned_s=total_min * 60,
+        planned_backward_s=backward_min * 60,
+        done_s=total_min * 60,
+        backward_s=backward_min * 60,
+        longest_backward_s=longest_min * 60,
+        paused_s=45.0 * trips,
+        pauses=trips,
+        steps=steps,
+        walking_s=round(walking_s, 1),
+        cadence_spm=96.0,
+        trips=trips,
+        stumbles=stumbles,
+        intervals=intervals,
+    )
+
+
+def received(record: SessionRecord) -> dict[str, Any]:
+    """``record``'s summary as the caregiver's ingest hands it to ``parse_summary``: the
+    decoded JSON the monitor publishes."""
+    from firmware.session.record import session_payload
+
+    return json.loads(session_payload(record))  # type: ignore[no-any-return]
 
 
 @dataclass
@@ -197,6 +211,7 @@ class SimDevice:
         reason: str,
         window: dict[str, Any] | None = None,
         event_id: str | None = None,
+        **extra: Any,
     ) -> dict[str, Any]:
         self.seq += 1
         data: dict[str, Any] = {
@@ -214,6 +229,7 @@ class SimDevice:
         }
         if window is not None:
             data["imu_window"] = window
+        data.update(extra)  # incident, of, by, via, recording (docs/incidents.md)
         self.publish("event", json.dumps(data, separators=(",", ":")))
         return data
 
@@ -226,6 +242,39 @@ class SimDevice:
             reason="impact 3.2 g then lying",
             window=fall_window(),
         )
+
+    def incident_fall(self) -> dict[str, Any]:
+        """A trip that became a fall, as a monitor with incidents sends it: the stumble that
+        stopped the belt, the fall confirmed 2.4 s later, then the recording around the trip.
+        Returns the three events by name and the incident id."""
+        incident = uuid.uuid4().hex
+        self.set_state("TRIPPED", "stumble: trunk rotated 40 deg in 0.3 s")
+        trip = self.event(
+            "stumble",
+            severity="warning",
+            state="TRIPPED",
+            reason="trunk rotated 40 deg in 0.3 s",
+            incident=incident,
+            figures={"tilt_deg": 40.0, "tilt_rate_dps": 130.0},
+        )
+        fall = self.event(
+            "fall",
+            severity="critical",
+            state="TRIPPED",
+            reason="impact 3.2 g then lying 83 deg",
+            incident=incident,
+            figures=FALL_FIGURES,
+        )
+        window = self.event(
+            "window",
+            severity="info",
+            state="TRIPPED",
+            reason="IMU around the trip",
+            incident=incident,
+            of=trip["id"],
+            recording=msgspec.to_builtins(fall_recording()),
+        )
+        return {"incident": incident, "trip": trip, "fall": fall, "window": window}
 
     def stumble(self) -> dict[str, Any]:
         self.set_state("TRIPPED", "stumble")
@@ -243,7 +292,7 @@ class SimDevice:
             "reset", severity="info", state="ARMED", reason="armed by local reset from TRIPPED"
         )
 
-    def session(self, record: dict[str, Any]) -> str:
+    def session(self, record: SessionRecord) -> str:
         """Publish a guided-session summary exactly as the monitor's outbox does; the payload."""
         from firmware.session.record import session_payload
 
@@ -302,6 +351,64 @@ class Receiver:
     def close(self) -> None:
         self.server.shutdown()
         self.server.server_close()
+
+
+class Http:
+    """A tiny cookie-keeping client that never follows redirects."""
+
+    def __init__(self, port: int) -> None:
+        self.port = port
+        self.cookies: dict[str, str] = {}
+
+    def request(
+        self,
+        method: str,
+        path: str,
+        form: dict[str, str] | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> tuple[int, dict[str, str], str]:
+        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=WAIT)
+        hdrs = {"accept": "text/html", **(headers or {})}
+        if self.cookies:
+            hdrs["cookie"] = "; ".join(f"{k}={v}" for k, v in self.cookies.items())
+        body = None
+        if form is not None:
+            body = urllib.parse.urlencode(form)
+            hdrs["content-type"] = "application/x-www-form-urlencoded"
+        conn.request(method, path, body=body, headers=hdrs)
+        resp = conn.getresponse()
+        text = resp.read().decode()
+        for name, value in resp.getheaders():
+            if name.lower() == "set-cookie":
+                key, _, rest = value.partition("=")
+                val = rest.split(";", 1)[0].strip('"')
+                if val and "max-age=0" not in value.lower():
+                    self.cookies[key] = val
+                else:
+                    self.cookies.pop(key, None)
+        conn.close()
+        headers: dict[str, str] = {}
+        for name, value in resp.getheaders():  # several Set-Cookie headers: one per line
+            key = name.lower()
+            headers[key] = f"{headers[key]}\n{value}" if key in headers else value
+        return resp.status, headers, text
+
+    def login(
+        self,
+        username: str = "ann",
+        password: str = PASSWORD,
+        headers: dict[str, str] | None = None,
+    ) -> int:
+        _, _, page = self.request("GET", "/login")
+        token = re.search(r'name="csrf" value="([^"]+)"', page)
+        assert token
+        status, _, _ = self.request(
+            "POST",
+            "/login",
+            {"csrf": token.group(1), "username": username, "password": password, "next": "/"},
+            headers=headers,
+        )
+        return status
 
 
 class FakeClock:

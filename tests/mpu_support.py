@@ -1,16 +1,25 @@
-"""Helpers for the MPU-6050 driver and simulation tests: trivial motion sources, a hook clock."""
+"""Helpers for the MPU-6050 driver and simulation tests: trivial motion sources, a hook clock,
+and a way to tell samples the chip took from corrupted ones."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any
 
 from core.clock import SimClock
+from core.samples import ImuSample
+from hal.config import ImuConfig
+from hal.mpu6050 import Mpu6050, RegisterSettings
+from sim.i2c_bus import BusTiming, FakeI2cBus
 from sim.motion import Vector6
+from sim.mpu6050_sim import SimulatedMpu6050
 
 ADDRESS = 0x68
 STANDING: Vector6 = (0.0, 0.0, 1.0, 0.0, 0.0, 0.0)
 """At rest with the sensor's +Z up: 1 g on Z, no rotation."""
+BUS_CALL_OVERHEAD_S = 100e-6
+"""Host time per I2C call on a Pi Zero 2 W (system call and smbus2), roughly."""
 
 
 @dataclass
@@ -56,3 +65,65 @@ class HookClock(SimClock):
         while self._hooks and self._hooks[0][0] <= now:
             _, action = self._hooks.pop(0)
             action()
+
+
+def untaken(
+    samples: Iterable[ImuSample], chip: SimulatedMpu6050, settings: RegisterSettings
+) -> int:
+    """How many of ``samples`` the chip never took: corrupted data that reached the caller.
+
+    Compares raw accel and gyro values with the chip's :attr:`SimulatedMpu6050.history`
+    (make the chip with ``keep_samples``), and needs a zero gyro bias.
+    """
+    a = settings.accel_g_per_lsb
+    g = settings.gyro_dps_per_lsb
+    taken = {(r[0], r[1], r[2], r[4], r[5], r[6]) for r in chip.history}
+    return sum(
+        1
+        for s in samples
+        if (
+            round(s.ax / a),
+            round(s.ay / a),
+            round(s.az / a),
+            round(s.gx / g),
+            round(s.gy / g),
+            round(s.gz / g),
+        )
+        not in taken
+    )
+
+
+@dataclass
+class Rig:
+    clock: HookClock
+    bus: FakeI2cBus
+    chip: SimulatedMpu6050
+    imu: Mpu6050
+    config: ImuConfig = field(default_factory=ImuConfig)
+
+    def read(self, timeout: float = 0.05) -> list[ImuSample]:
+        return list(self.imu.read_batch(timeout))
+
+
+def make_rig(
+    config: ImuConfig | None = None,
+    motion: ConstantMotion | RampMotion | None = None,
+    *,
+    start: bool = True,
+    bus_hz: float | None = None,
+    **chip_options: Any,
+) -> Rig:
+    """The real driver on a fake bus with a simulated chip, on a simulated clock.
+
+    ``bus_hz`` makes each bus transaction take its time at that I2C clock (see
+    :class:`sim.i2c_bus.BusTiming`); by default transactions take none.
+    """
+    config = config or ImuConfig()
+    clock = HookClock()
+    chip = SimulatedMpu6050(motion or ConstantMotion(), clock, **chip_options)
+    timing = None if bus_hz is None else BusTiming(clock, bus_hz, BUS_CALL_OVERHEAD_S)
+    bus = FakeI2cBus({config.address: chip}, timing=timing)
+    imu = Mpu6050(bus, config, clock)
+    if start:
+        imu.start()
+    return Rig(clock, bus, chip, imu, config)

@@ -10,11 +10,13 @@ from __future__ import annotations
 import dataclasses
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from core.clock import SimClock
 from core.protocol.commands import COMMANDS
+from firmware.storage.outbox import outbox_depth
 from launcher.demo import demo_config, run_session
 from tests.app_support import Rig, TripAt, close_rigs, make_rig
 from tests.mqtt_helpers import WAIT, Subscriber, config_for, validate
@@ -25,8 +27,8 @@ pytestmark = pytest.mark.usefixtures(close_rigs.__name__)
 DEVICE = "treadmill-1"
 
 
-def tripped_rig(tmp_path: Path, broker: Mosquitto) -> Rig:
-    rig = make_rig(tmp_path, detector=TripAt(3.0), mqtt=config_for(broker))
+def tripped_rig(tmp_path: Path, broker: Mosquitto, **mqtt: Any) -> Rig:
+    rig = make_rig(tmp_path, detector=TripAt(3.0), mqtt=config_for(broker, **mqtt))
     rig.run_for(1.0)
     rig.press_reset()
     rig.run_for(2.0)
@@ -56,9 +58,9 @@ def test_trip_reaches_the_caregiver_with_state_and_window(
 
 
 def test_no_command_arms_or_starts_the_treadmill(tmp_path: Path, mosquitto: Mosquitto) -> None:
-    rig = tripped_rig(tmp_path, mosquitto)
-    assert rig.app.reporter is not None
-    assert rig.app.reporter.wait_until(lambda s: s.ready, WAIT)
+    rig = tripped_rig(tmp_path, mosquitto, command_burst=1000)  # every command answered
+    assert rig.courier.reporter is not None
+    assert rig.courier.reporter.wait_until(lambda s: s.ready, WAIT)
     names = [*COMMANDS, "arm", "rearm", "reset", "start", "resume", "run", "relay", "../arm"]
     payloads = [
         b"",
@@ -100,8 +102,8 @@ def test_silence_command_stops_the_alarm_but_not_the_trip(
 ) -> None:
     rig = tripped_rig(tmp_path, mosquitto)
     assert rig.app.gpio.buzzer.pattern == "alarm"
-    assert rig.app.reporter is not None
-    assert rig.app.reporter.wait_until(lambda s: s.ready, WAIT)
+    assert rig.courier.reporter is not None
+    assert rig.courier.reporter.wait_until(lambda s: s.ready, WAIT)
     sub = Subscriber(mosquitto, [f"retroguard/{DEVICE}/reply"])
     try:
         sub.client.publish(f"retroguard/{DEVICE}/cmd/silence", b'{"id":"s1"}', qos=1)
@@ -138,9 +140,53 @@ def test_broker_restart_during_the_demo_session_loses_nothing(
         result = run_session(config, SimClock(), on_started=on_started)
         assert restarted, "the broker was never restarted"
         stored = [s.event.id for s in result.events]
-        assert result.app.reporter is not None and result.app.reporter.status.depth == 0
+        assert outbox_depth(config.storage.database).unsent == 0  # the broker has everything
         assert sub.wait(lambda: set(sub.event_ids()) >= set(stored))
         first_seen = list(dict.fromkeys(sub.event_ids()))
         assert first_seen == stored  # all of them, once each by id, in order
     finally:
         sub.close()
+
+
+def test_a_command_flood_is_dropped_where_it_arrives(tmp_path: Path, mosquitto: Mosquitto) -> None:
+    rig = tripped_rig(tmp_path, mosquitto, command_rate_per_s=1.0, command_burst=10)
+    reporter = rig.courier.reporter
+    assert reporter is not None and reporter.wait_until(lambda s: s.ready, WAIT)
+    sub = Subscriber(mosquitto, [f"retroguard/{DEVICE}/reply"])
+    try:
+        for i in range(300):
+            sub.client.publish(f"retroguard/{DEVICE}/cmd/ping", f'{{"id":"f{i}"}}', qos=0)
+        sub.client.publish(
+            f"retroguard/{DEVICE}/cmd/ping", b'{"id":"last"}', qos=1
+        ).wait_for_publish(WAIT)
+        assert sub.wait(lambda: reporter._budget.dropped + len(sub.on("/reply")) >= 301)
+        answered = len(sub.on("/reply"))
+        assert 10 <= answered < 100  # the burst, plus what a second of refill allows
+        assert reporter._budget.dropped == 301 - answered
+    finally:
+        sub.close()
+    assert rig.state == "TRIPPED" and not rig.hardware.contact_closed()
+
+
+def test_a_test_alarm_chirps_the_device_and_reaches_every_consumer(
+    tmp_path: Path, mosquitto: Mosquitto
+) -> None:
+    rig = tripped_rig(tmp_path, mosquitto)
+    reporter = rig.courier.reporter
+    assert reporter is not None and reporter.wait_until(lambda s: s.ready, WAIT)
+    rig.app.gpio.buzzer.stop()  # the trip's alarm: silenced, so the chirp can be heard
+    sub = Subscriber(mosquitto, [f"retroguard/{DEVICE}/reply", f"retroguard/{DEVICE}/event"])
+    try:
+        sub.client.publish(f"retroguard/{DEVICE}/cmd/test_alarm", b'{"id":"t1","by":"Ann"}', 1)
+        assert sub.wait(lambda: any(b'"test"' in m.payload for m in sub.on("/event")))
+        reply = validate("reply", sub.on("/reply")[0].payload)
+        assert reply["ok"] and reply["result"] == {"test_alarm": "sent", "by": "Ann"}
+        test = next(
+            validate("event", m.payload) for m in sub.on("/event") if b'"test"' in m.payload
+        )
+        assert "Ann" in test["reason"] and test["state"] == "TRIPPED"
+    finally:
+        sub.close()
+    rig.run_for(0.05)  # the loop picks the chirp up from the link
+    assert rig.app.gpio.buzzer.pattern == "chirp"
+    assert rig.state == "TRIPPED" and not rig.hardware.contact_closed()  # and arms nothing

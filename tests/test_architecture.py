@@ -64,16 +64,28 @@ def test_the_project_keeps_every_import_contract() -> None:
         ("caregiver/web.py", "import hal.factory", "caregiver is not allowed to import"),
         ("core/protocol.py", "import firmware.loop", "core is not allowed to import firmware"),
         ("firmware/batch.py", "import numpy", "firmware is not allowed to import numpy"),
+        (
+            "caregiver/alerts.py",
+            "import sqlite3",
+            "caregiver.alerts is not allowed to import sqlite3",
+        ),
+        (
+            "caregiver/routes/api.py",
+            "import caregiver.service",
+            "caregiver.routes is not allowed to import caregiver.service",
+        ),
     ],
 )
 def test_a_forbidden_import_breaks_a_contract(
     tmp_path: Path, module: str, imports: str, complaint: str
 ) -> None:
-    for package in PACKAGES:
+    for package in (*PACKAGES, "caregiver/routes", "caregiver/storage"):
         (tmp_path / package).mkdir()
         (tmp_path / package / "__init__.py").write_text("")
     for name in ("sim/chip.py", "tools/evaluate.py", "caregiver/web.py", "firmware/loop.py"):
         (tmp_path / name).write_text("")
+    for name in ("service", "ingest", "notify"):  # what the web layer must not import
+        (tmp_path / f"caregiver/{name}.py").write_text("")
     (tmp_path / "hal/factory.py").write_text("")
     (tmp_path / "numpy").mkdir()
     (tmp_path / "numpy/__init__.py").write_text("")
@@ -82,3 +94,20 @@ def test_a_forbidden_import_breaks_a_contract(
     result = _lint(tmp_path, tmp_path)
     assert result.returncode != 0
     assert complaint in result.stdout, result.stdout
+
+
+def test_the_readme_draws_every_package_of_the_tree_in_layer_order() -> None:
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    drawn = [
+        line.split()[0].rstrip("/")
+        for line in readme.split("Packages import only downward", 1)[1].split("```")[1].splitlines()
+        if line.strip() and line.startswith(" ") and line.split()[0].endswith("/")
+    ]
+    packages = {p.parent.name for p in ROOT.glob("*/__init__.py")} - {"tests"}
+    assert set(drawn) == packages == set(_contracts()["root_packages"])  # type: ignore[arg-type]
+    layers = [
+        name
+        for layer in ("launcher", "tools | caregiver", "firmware | sim", "hal", "core")
+        for name in layer.split(" | ")
+    ]
+    assert drawn == layers

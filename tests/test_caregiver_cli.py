@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from caregiver.auth import Accounts
-from caregiver.store import Store
+from caregiver.storage import Store
 from launcher.cli import main
 
 

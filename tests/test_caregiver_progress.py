@@ -7,9 +7,18 @@ import datetime as dt
 import json
 from pathlib import Path
 
+from msgspec.structs import replace
+
 from caregiver.progress import parse_summary, progress_view
 from core.progress import at_goal, week_of, weekly_progress
-from tests.caregiver_support import WAIT, SimDevice, make_config, running_service, session_record
+from tests.caregiver_support import (
+    WAIT,
+    SimDevice,
+    make_config,
+    received,
+    running_service,
+    session_record,
+)
 from tests.mqtt_helpers import validate
 from tools.broker import Mosquitto
 
@@ -38,10 +47,11 @@ def test_weekly_progress_counts_sessions_at_goal_per_iso_week() -> None:
 
 def test_progress_view_this_week_and_a_chart_without_gaps() -> None:
     rows = [
-        parse_summary(session_record("t", MONDAY - dt.timedelta(weeks=2), backward_min=8,
-                                     longest_min=4), "t")[0],
-        *(parse_summary(session_record("t", MONDAY + dt.timedelta(days=d), backward_min=10,
-                                       longest_min=10), "t")[0] for d in (0, 2, 4)),
+        parse_summary(received(session_record("t", MONDAY - dt.timedelta(weeks=2),
+                                              backward_min=8, longest_min=4)), "t")[0],
+        *(parse_summary(received(session_record("t", MONDAY + dt.timedelta(days=d),
+                                                backward_min=10, longest_min=10)), "t")[0]
+          for d in (0, 2, 4)),
     ]  # fmt: skip
     assert all(r is not None for r in rows)
     view = progress_view([r for r in rows if r], (MONDAY + dt.timedelta(days=5)).timestamp())
@@ -53,10 +63,10 @@ def test_progress_view_this_week_and_a_chart_without_gaps() -> None:
 
 
 def test_malformed_summaries_are_refused_with_a_reason() -> None:
-    good = session_record("t", MONDAY, backward_min=10, longest_min=10)
+    good = received(session_record("t", MONDAY, backward_min=10, longest_min=10))
     row, _ = parse_summary(good, "from-topic")
-    assert row is not None and row["device_id"] == "from-topic"  # the topic names the device
-    assert row["started_wall"] == "2025-11-17T09:00:00+00:00"
+    assert row is not None and row.device_id == "from-topic"  # the topic names the device
+    assert row.started_wall == "2025-11-17T09:00:00+00:00"
     for change, reason in (
         ({"id": "not-hex"}, "no valid session id"),
         ({"started_wall": "yesterday"}, "no valid started_wall"),
@@ -87,12 +97,12 @@ def test_a_session_summary_is_stored_once_by_id_updated_when_republished(
         assert service.store.walk_session_count() == 1
 
         # a re-published summary for the same session replaces it
-        device.session({**record, "backward_s": 600.0, "longest_backward_s": 600.0, "trips": 1,
-                        "stumbles": 1, "status": "stopped"})  # fmt: skip
+        device.session(replace(record, backward_s=600.0, longest_backward_s=600.0, trips=1,
+                               stumbles=1, status="stopped"))  # fmt: skip
         assert ingestor.wait_for(lambda: ingestor.sessions_stored >= 2, WAIT)
         # malformed ones are logged and skipped; ingestion goes on
         device.publish("session", b"{not json")
-        device.publish("session", json.dumps({**record, "id": "x"}))
+        device.publish("session", json.dumps({**received(record), "id": "x"}))
         device.publish("session", json.dumps([1, 2]))
         other = session_record("treadmill-1", MONDAY + dt.timedelta(days=1), backward_min=10,
                                longest_min=10)  # fmt: skip
@@ -100,20 +110,20 @@ def test_a_session_summary_is_stored_once_by_id_updated_when_republished(
         assert ingestor.wait_for(lambda: ingestor.sessions_stored >= 3, WAIT)
         assert ingestor.rejected == 3
         assert service.store.walk_session_count() == 2
-        stored = {s["id"]: s for s in service.store.walk_sessions("treadmill-1")}
-        first = stored[record["id"]]
-        assert (first["backward_s"], first["trips"], first["stumbles"], first["status"]) == (
+        stored = {s.id: s for s in service.store.walk_sessions("treadmill-1")}
+        first = stored[record.id]
+        assert (first.backward_s, first.trips, first.stumbles, first.status) == (
             600.0,
             1,
             1,
             "stopped",
         )
-        assert list(stored) == [other["id"], record["id"]]  # newest first
+        assert list(stored) == [other.id, record.id]  # newest first
         # another device cannot overwrite this device's session
         intruder = SimDevice(mosquitto, "treadmill-2")
-        intruder.session({**record, "device_id": "treadmill-2", "backward_s": 0.0})
+        intruder.session(replace(record, device_id="treadmill-2", backward_s=0.0))
         assert ingestor.wait_for(lambda: ingestor.duplicates >= 2, WAIT)
         assert service.store.walk_sessions("treadmill-2") == []
-        assert service.store.walk_sessions("treadmill-1")[1]["backward_s"] == 600.0
+        assert service.store.walk_sessions("treadmill-1")[1].backward_s == 600.0
         device.close()
         intruder.close()

@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import http.client
 import re
-import urllib.parse
+import threading
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from caregiver import plot
 from caregiver.config import Contact, EscalationConfig, PolicyConfig, parse_config
 from caregiver.service import CaregiverService
 from core.errors import ConfigError
@@ -22,66 +22,13 @@ from tests.caregiver_support import (
     PASSWORD,
     WAIT,
     FakeClock,
+    Http,
     Receiver,
     SimDevice,
-    fall_window,
     make_config,
     running_service,
 )
 from tools.broker import Mosquitto
-
-
-class Http:
-    """A tiny cookie-keeping client that never follows redirects."""
-
-    def __init__(self, port: int) -> None:
-        self.port = port
-        self.cookies: dict[str, str] = {}
-
-    def request(
-        self,
-        method: str,
-        path: str,
-        form: dict[str, str] | None = None,
-        headers: dict[str, str] | None = None,
-    ) -> tuple[int, dict[str, str], str]:
-        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=WAIT)
-        hdrs = {"accept": "text/html", **(headers or {})}
-        if self.cookies:
-            hdrs["cookie"] = "; ".join(f"{k}={v}" for k, v in self.cookies.items())
-        body = None
-        if form is not None:
-            body = urllib.parse.urlencode(form)
-            hdrs["content-type"] = "application/x-www-form-urlencoded"
-        conn.request(method, path, body=body, headers=hdrs)
-        resp = conn.getresponse()
-        text = resp.read().decode()
-        for name, value in resp.getheaders():
-            if name.lower() == "set-cookie":
-                key, _, rest = value.partition("=")
-                val = rest.split(";", 1)[0].strip('"')
-                if val and "max-age=0" not in value.lower():
-                    self.cookies[key] = val
-                else:
-                    self.cookies.pop(key, None)
-        conn.close()
-        headers: dict[str, str] = {}
-        for name, value in resp.getheaders():  # several Set-Cookie headers: one per line
-            key = name.lower()
-            headers[key] = f"{headers[key]}\n{value}" if key in headers else value
-        return resp.status, headers, text
-
-    def login(self, username: str = "ann", password: str = PASSWORD) -> int:
-        _, _, page = self.request("GET", "/login")
-        token = re.search(r'name="csrf" value="([^"]+)"', page)
-        assert token
-        status, _, _ = self.request(
-            "POST",
-            "/login",
-            {"csrf": token.group(1), "username": username, "password": password, "next": "/"},
-        )
-        return status
-
 
 # ------------------------------------------------------------------ ingest
 
@@ -123,15 +70,6 @@ def test_events_published_while_the_service_is_down_arrive_on_restart(
     with running_service(config, web=False, background=False) as service:
         assert service.ingestor.wait_for(lambda: service.store.event(event["id"]) is not None)
     device.close()
-
-
-def test_plot_series_tilt_is_measured_from_the_first_second() -> None:
-    s = plot.series(fall_window())
-    assert s["t"][0] == pytest.approx(-3.0) and s["t"][-1] == pytest.approx(0.0)
-    assert max(s["tilt_deg"][:100]) < 1.0  # upright at the start
-    assert s["tilt_deg"][-1] == pytest.approx(80.0, abs=1.0)
-    assert s["accel_g"][-1] == pytest.approx(3.2, abs=0.01)
-    assert s["rate_dps"][-1] == pytest.approx(150.0)
 
 
 def test_config_refuses_a_fall_policy_that_does_not_page_and_unknown_keys() -> None:
@@ -238,6 +176,53 @@ def test_session_cookie_is_httponly_and_samesite(mosquitto: Mosquitto, tmp_path:
         assert "default-src 'self'" in headers["content-security-policy"]
 
 
+def test_the_dashboard_reaches_the_database_only_from_worker_threads(
+    mosquitto: Mosquitto, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """One event loop serves every browser: the store (and the Argon2 check behind a login)
+    must run in worker threads. Every store operation notes the thread that called it."""
+    with running_service(make_config(mosquitto, tmp_path), background=False) as service:
+        device = SimDevice(mosquitto, "treadmill-1")
+        device.online()
+        event = device.fall()
+        assert service.ingestor.wait_for(lambda: service.store.event(event["id"]) is not None)
+        callers: list[str] = []
+        store = service.store
+        for name in [n for n in dir(type(store)) if not n.startswith("_")]:
+            operation = getattr(store, name)
+            if callable(operation):
+
+                def noting(*args: Any, _operation: Any = operation, **kwargs: Any) -> Any:
+                    callers.append(threading.current_thread().name)
+                    return _operation(*args, **kwargs)
+
+                monkeypatch.setattr(store, name, noting)
+
+        client = Http(service.port)
+        assert client.login() == 303
+        for path in (
+            "/",
+            "/devices/treadmill-1",
+            f"/events/{event['id']}",
+            f"/api/events/{event['id']}/plot",
+            "/api/fleet",
+            "/devices/treadmill-1/progress",
+            "/api/devices/treadmill-1/progress",
+            "/static/app.js",
+        ):
+            assert client.request("GET", path, headers={"accept": "*/*"})[0] == 200, path
+        _, _, page = client.request("GET", f"/events/{event['id']}")
+        csrf = re.search(r'name="csrf" value="([^"]+)"', page)
+        assert csrf
+        assert client.request("POST", f"/events/{event['id']}/ack", {"csrf": csrf[1]})[0] == 303
+        assert client.request("POST", "/devices/treadmill-1/ack", {"csrf": csrf[1]})[0] == 303
+        assert client.request("POST", "/logout", {"csrf": csrf[1]})[0] == 303
+        device.close()
+    web_callers = [c for c in callers if not c.startswith("paho")]
+    assert len(web_callers) >= 15
+    assert "caregiver-web" not in web_callers  # uvicorn's thread: the event loop
+
+
 # ------------------------------------------------------------ notifications
 
 
@@ -326,6 +311,8 @@ def test_escalation_resends_then_moves_to_the_next_contact_until_acknowledged(
             "id": device.commands[0][1]["id"],
             "event_id": event["id"],
             "by": "bob",
+            "incident": event["id"],  # an event without an incident is its own (older devices)
+            "via": "dashboard",
         }
         service.notifier.deliver_due()  # both paged contacts hear who answered
         follow = receiver.messages[3:]
@@ -450,6 +437,24 @@ def test_a_failing_notifier_is_retried_and_never_blocks_ingestion(
         device.close()
     finally:
         service.stop()
+
+
+def test_the_demo_runs_the_caregiver_in_its_own_process_and_stops_it(
+    mosquitto: Mosquitto, tmp_path: Path
+) -> None:
+    from caregiver.demo import spawn_demo_caregiver
+
+    demo = spawn_demo_caregiver(mosquitto.host, mosquitto.port, tmp_path / "care")
+    try:
+        assert demo.exitcode is None  # running, elsewhere
+        client = Http(int(demo.url.rsplit(":", 1)[1]))
+        assert client.login(demo.username, demo.password) == 303
+        status, _, page = client.request("GET", "/")
+        assert status == 200 and "Treadmills" in page
+    finally:
+        demo.stop()
+    assert demo.exitcode == 0
+    assert (tmp_path / "care" / "caregiver.db").exists()
 
 
 def test_demo_caregiver_serves_the_dashboard_with_the_printed_login(

@@ -9,6 +9,9 @@ import pytest
 
 from core.clock import SimClock
 from core.protocol.events import EventType
+from firmware.app import App
+from firmware.monitor import Monitor
+from firmware.safety import SafetyState
 from launcher.cli import main
 from launcher.demo import demo_config, run_session
 
@@ -133,3 +136,29 @@ def test_demo_guided_session_cues_pause_on_trips_and_never_touch_the_relay(demo:
     # The relay opened only for the two trips and closed only for the two resets.
     hardware = demo.app.gpio.hardware  # type: ignore[attr-defined]
     assert [closed for _, closed in hardware.history] == [True, False, True, False]
+
+
+def test_demo_reports_a_host_stall_and_carries_on(tmp_path: Path) -> None:
+    """A busy host stalls the loop past the hold time mid-walk: the latch drops, the contact
+    feedback reports it, the helper presses reset again, and the walk still ends with the fall
+    tripped."""
+    clock = SimClock()
+
+    def stall_once(app: App, walk: object, runner: object) -> None:
+        stalled: list[float] = []
+
+        def hook(monitor: Monitor) -> None:
+            armed = monitor.controller.state is SafetyState.ARMED
+            if armed and not stalled and clock.monotonic() >= 6.0:
+                stalled.append(clock.monotonic())
+                clock.advance(0.2)  # four hold times without an edge
+
+        app.monitor.on_iteration.append(hook)
+
+    result = run_session(demo_config(tmp_path / "events.db"), clock, on_started=stall_once)
+    assert result.ok and result.final_state is SafetyState.TRIPPED
+    kinds = [s.event.type for s in result.events]
+    assert kinds[:4] == [EventType.START, EventType.RESET, EventType.FAULT, EventType.RESET]
+    fault = result.events[2].event
+    assert fault.reason.startswith("relay opened by its hold circuit while armed: the loop stalled")
+    assert EventType.FALL in kinds

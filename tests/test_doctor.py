@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 from gpiozero import DigitalOutputDevice
+from gpiozero.pins.mock import MockFactory
 
 from core.clock import SimClock
 from firmware.config import Config, MqttConfig, StorageConfig
@@ -108,14 +109,21 @@ def test_simulated_rig_passes_every_check(config: Config, clock: SimClock) -> No
         "clears on release(); simulated hold circuit closes only with reset and drops 50 ms "
         "after the last edge"
     )
-    assert text[12] == "SKIP  broker           mqtt.host is empty: events are only stored locally"
+    assert text[12] == (
+        "PASS  relay-sense      GPIO24 reads the relay contact open with the relay released; "
+        "follows the simulated contact when it closes and opens"
+    )
+    assert text[13] == "SKIP  broker           mqtt.host is empty: events are only stored locally"
     db = config.storage.database
-    assert text[13] == (
+    assert text[14] == (
         f"PASS  event-store      {db}: a write in a transaction works "
         "(created for the check and removed again)"
     )
-    assert text[14].startswith("PASS  clock            monotonic clock advances; wall clock ")
-    assert text[15] == "all checks passed (14 run or skipped)"
+    assert text[15].startswith("PASS  clock            monotonic clock advances; wall clock ")
+    assert text[16] == (
+        "PASS  config           everything retroguard run checks before starting is fine"
+    )
+    assert text[17] == "all checks passed (16 run or skipped)"
     assert not Path(db).parent.exists()  # nothing left behind
 
 
@@ -169,8 +177,8 @@ def test_fifo_overflow_when_the_host_stalls(config: Config) -> None:
     rig = standing_rig(config, clock)
     found = lines(config, Bench(clock=clock, sim_imu=rig))
     assert found["fifo"] == (
-        "FAIL  fifo             1 overflow(s) in 2 s, at least 30 samples lost; fix: the host "
-        "did not read for over 425 ms (the FIFO's depth at 200 Hz): stop other busy programs, "
+        "FAIL  fifo             1 overflow(s) in 2 s, at least 42 samples lost; fix: the host "
+        "did not read for over 365 ms (the FIFO's depth at 200 Hz): stop other busy programs, "
         "and run the doctor with the service stopped"
     )
     # The rate is counted on both sides of the gap, so it still reads right.
@@ -258,6 +266,80 @@ def test_static_drive_on_simulated_pins(tmp_path: Path, clock: SimClock) -> None
     )
 
 
+def test_relay_sense_not_wired_is_said(tmp_path: Path, clock: SimClock) -> None:
+    config = make_config(tmp_path)
+    config = dataclasses.replace(
+        config, gpio=dataclasses.replace(config.gpio, relay_sense_wired=False)
+    )
+    found = lines(config, Bench(clock=clock))
+    assert found["relay-sense"] == (
+        "SKIP  relay-sense      not wired (gpio.relay_sense_wired = false): the monitor cannot "
+        "see a latch dropped by a stalled loop, nor a welded relay contact (wiring/README.md, "
+        "section 6)"
+    )
+
+
+FIX_SENSE = (
+    "fix: a welded relay contact, a cut sense wire or a dead optocoupler (wiring/README.md, "
+    "section 6); an installation without the sense wiring must say gpio.relay_sense_wired = false"
+)
+
+
+def _real_pins(tmp_path: Path) -> Config:
+    """The real-hardware path (a plain gpiozero factory: no circuit model behind the pins)."""
+    config = make_config(tmp_path)
+    return dataclasses.replace(
+        config, gpio=dataclasses.replace(config.gpio, backend="gpiozero", pin_factory="mock")
+    )
+
+
+def test_relay_sense_reading_closed_while_released(tmp_path: Path, clock: SimClock) -> None:
+    """Nothing pulls the pin low — no optocoupler, a cut wire, a welded contact — so its
+    pull-up reads "closed" while the relay is released."""
+    factory = MockFactory()
+    try:
+        found = lines(_real_pins(tmp_path), Bench(clock=clock, pin_factory=factory))
+    finally:
+        factory.close()
+    assert found["relay-sense"] == (
+        f"FAIL  relay-sense      GPIO24 reads the relay contact closed with the relay released; "
+        f"{FIX_SENSE}"
+    )
+
+
+def test_relay_sense_reading_open_while_released(tmp_path: Path, clock: SimClock) -> None:
+    factory = MockFactory()
+    pin = factory.pin(24)
+    original = pin._set_pull
+
+    def mirror_contact_closed(value: str) -> None:
+        original(value)
+        pin.drive_low()  # the optocoupler conducts: K1's mirror contact is closed
+
+    pin._set_pull = mirror_contact_closed
+    try:
+        found = lines(_real_pins(tmp_path), Bench(clock=clock, pin_factory=factory))
+    finally:
+        factory.close()
+    assert found["relay-sense"] == (
+        "PASS  relay-sense      GPIO24 reads the relay contact open with the relay released"
+    )
+
+
+def test_relay_sense_pin_already_claimed(config: Config, clock: SimClock) -> None:
+    factory = ClockedMockFactory(clock)
+    holder = DigitalOutputDevice(24, pin_factory=factory)
+    try:
+        found = lines(config, Bench(clock=clock, pin_factory=factory))
+    finally:
+        holder.close()
+        factory.close()
+    assert found["relay-sense"].startswith(
+        "FAIL  relay-sense      GPIO24 cannot be claimed: pin GPIO24 is already in use by "
+    )
+    assert found["relay-sense"].endswith(FIX_PIN_HELD)
+
+
 def test_unwritable_event_store(tmp_path: Path, clock: SimClock) -> None:
     blocker = tmp_path / "not-a-directory"
     blocker.write_text("")
@@ -272,7 +354,7 @@ def test_unwritable_event_store(tmp_path: Path, clock: SimClock) -> None:
 
 
 def test_existing_event_store_is_left_as_it_was(config: Config, clock: SimClock) -> None:
-    from firmware.store import EventStore
+    from firmware.storage.events import EventStore
 
     EventStore(config.storage.database).close()
     found = lines(config, Bench(clock=clock))
@@ -280,6 +362,86 @@ def test_existing_event_store_is_left_as_it_was(config: Config, clock: SimClock)
         f"PASS  event-store      {config.storage.database}: a write in a transaction works"
     )
     assert EventStore(config.storage.database).events() == []
+
+
+def test_event_store_from_a_newer_release(config: Config, clock: SimClock) -> None:
+    import sqlite3
+
+    from firmware.storage.schema import SCHEMA_VERSION
+
+    db = config.storage.database
+    Path(db).parent.mkdir(parents=True, exist_ok=True)
+    conn = sqlite3.connect(db)
+    conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION + 1}")
+    conn.close()
+    found = lines(config, Bench(clock=clock))
+    assert found["event-store"] == (
+        f"FAIL  event-store      {db}: the database has schema version {SCHEMA_VERSION + 1}, "
+        f"newer than this RetroGuard knows (up to {SCHEMA_VERSION}): it was written by a newer "
+        "release. Run that release, or move the file aside to start a new log; nothing was "
+        "changed; fix: the monitor moves such a file aside at start (to <name>.damaged-<time>) "
+        "and begins a new log; to keep this one, install the release that wrote it"
+    )
+
+
+def test_a_damaged_event_store_fails(config: Config, clock: SimClock) -> None:
+    from tests.storage_support import damage
+
+    db = Path(config.storage.database)
+    before = damage("random bytes", db)
+    found = lines(config, Bench(clock=clock))
+    assert found["event-store"] == (
+        f"FAIL  event-store      {db}: damaged (not an SQLite database (file is not a "
+        "database)); fix: the monitor moves it aside at start (to <name>.damaged-<time>, kept "
+        "for inspection) and begins a new log; check the SD card (dmesg | grep -i mmc) and the "
+        "power supply"
+    )
+    assert db.read_bytes() == before  # the doctor only looks
+
+
+def test_a_malformed_event_store_fails_its_quick_check(config: Config, clock: SimClock) -> None:
+    from tests.storage_support import damage
+
+    damage("malformed page", Path(config.storage.database))
+    found = lines(config, Bench(clock=clock))
+    assert found["event-store"].startswith(
+        f"FAIL  event-store      {config.storage.database}: damaged (quick_check: *** in "
+        "database main ***; Page "
+    )
+
+
+def test_an_event_store_on_a_disk_about_full_fails(
+    config: Config, clock: SimClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import shutil
+
+    real = shutil.disk_usage
+    monkeypatch.setattr(
+        "tools.diagnostics.system_checks.shutil.disk_usage",
+        lambda path: real(path)._replace(free=3 * 1024 * 1024),
+    )
+    found = lines(config, Bench(clock=clock))
+    assert found["event-store"] == (
+        f"FAIL  event-store      {config.storage.database}: the disk is full (only 3072 KiB free "
+        "on its disk); fix: free space on it (df -h, journalctl --vacuum-size=...); until then "
+        "the monitor keeps alerts in memory, still publishes them, and refuses to arm a new walk"
+    )
+
+
+def test_files_moved_aside_earlier_are_named(config: Config, clock: SimClock) -> None:
+    from firmware.storage.fallback import FallbackDatabase
+    from tests.storage_support import damage
+
+    db = Path(config.storage.database)
+    damage("truncated", db)
+    courier_db = FallbackDatabase(db, stamp=lambda: "20261201T210003Z")
+    courier_db.open()
+    courier_db.close()
+    found = lines(config, Bench(clock=clock))
+    assert found["event-store"] == (
+        f"PASS  event-store      {db}: a write in a transaction works; 1 damaged file moved "
+        "aside earlier, newest events.db.damaged-20261201T210003Z: inspect, then delete"
+    )
 
 
 def test_clock_before_the_build_year(config: Config, clock: SimClock) -> None:
@@ -342,7 +504,10 @@ def test_broker_with_the_right_and_a_wrong_password(
         return lines(make_config(tmp_path, mqtt=mqtt), Bench(clock=clock))["broker"]
 
     where = f"{secured.host}:{secured.port}"
-    assert broker_line("right-password") == f"PASS  broker           {where}: connected as tm1"
+    assert broker_line("right-password") == (
+        f"PASS  broker           {where}: connected as tm1; alerts stay in the outbox until the "
+        "caregiver service confirms them (receipts)"
+    )
     assert broker_line("wrong") == (
         f"FAIL  broker           {where}: the broker refused the connection (Not authorized); "
         "fix: check mqtt.username and the password (mqtt.password_file); see docs/mqtt.md "
@@ -359,4 +524,4 @@ def test_report_exit_status_on_failure(config: Config, clock: SimClock) -> None:
     out = io.StringIO()
     status = report(config, Bench(clock=clock, wall_time=lambda: 0.0), Path("x.toml"), out)
     assert status == 1
-    assert out.getvalue().splitlines()[-1] == "1 of 14 checks FAILED: clock"
+    assert out.getvalue().splitlines()[-1] == "1 of 16 checks FAILED: clock"

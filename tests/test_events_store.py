@@ -4,13 +4,11 @@ from __future__ import annotations
 
 import json
 import sqlite3
-import threading
 from pathlib import Path
 
 from core.protocol.events import Event, EventType, Severity
 from core.samples import ImuSample
-from firmware.sinks import EventDispatcher, StoreSink
-from firmware.store import EventStore
+from firmware.storage.events import EventStore
 
 
 def make_event(kind: EventType = EventType.FALL, t: float = 12.5) -> Event:
@@ -67,38 +65,3 @@ def test_store_is_wal_ordered_and_idempotent(tmp_path: Path) -> None:
     conn = sqlite3.connect(db)
     assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
     conn.close()
-
-
-class ExplodingSink:
-    def handle(self, event: Event) -> None:
-        raise RuntimeError("log handler broke")
-
-
-def test_dispatcher_keeps_order_and_survives_a_broken_sink(tmp_path: Path) -> None:
-    store = EventStore(tmp_path / "events.db")
-    dispatcher = EventDispatcher([ExplodingSink(), StoreSink(store)])
-    dispatcher.start()
-    events = [make_event(EventType.STUMBLE, t=float(i)) for i in range(50)]
-    for event in events:
-        dispatcher.submit(event)
-    assert dispatcher.wait_handled(50, timeout=10)
-    dispatcher.close()
-    assert [s.event.id for s in store.events()] == [e.id for e in events]
-    store.close()
-
-
-def test_submit_does_not_wait_for_a_slow_sink(tmp_path: Path) -> None:
-    release = threading.Event()
-
-    class BlockedSink:
-        def handle(self, event: Event) -> None:
-            release.wait(10)
-
-    dispatcher = EventDispatcher([BlockedSink()])
-    dispatcher.start()
-    for i in range(100):  # returns although the sink is stuck on the first one
-        dispatcher.submit(make_event(t=float(i)))
-    assert dispatcher.handled == 0
-    release.set()
-    assert dispatcher.wait_handled(100, timeout=10)
-    dispatcher.close()

@@ -23,7 +23,7 @@ from hal.config import GpioConfig, PinConfig
 from hal.errors import HalError
 from hal.gpio import GpioButton, GpioBuzzer, GpioRelay, GpioStatusLed, pin_factory_for
 from hal.gpio_factory import GpioDevices, open_gpio
-from hal.interfaces import Button, Buzzer, Relay
+from hal.interfaces import Button, Buzzer, Relay, RelaySense
 from sim.pins import ClockedMockFactory, ObservedMockPin
 from sim.relay_hardware import HeartbeatRelayHardware, SimulatedButton, StaticRelayHardware
 
@@ -549,8 +549,18 @@ def test_open_gpio_simulated_heartbeat(clock: SimClock) -> None:
         assert isinstance(gpio.hardware, HeartbeatRelayHardware)
         assert gpio.button_sim is not None
         assert isinstance(gpio.factory, ClockedMockFactory)
+        assert isinstance(gpio.relay_sense, RelaySense)
+        assert not gpio.relay_sense.contact_closed  # released: the mirror contact reads open
         relay_pin = gpio.factory.observed_pin(PinConfig().relay)
     assert relay_pin.function == "input"  # closed
+
+
+def test_open_gpio_without_the_relay_sense(clock: SimClock) -> None:
+    with open_gpio(GpioConfig(relay_sense_wired=False), clock) as gpio:
+        assert gpio.relay_sense is None
+        assert getattr(gpio, "contact_sense", "absent") is None
+        sense_pin = gpio.factory.observed_pin(PinConfig().relay_sense)
+        assert sense_pin.function == "input" and sense_pin.pull == "floating"  # never opened
 
 
 def test_open_gpio_simulated_static(clock: SimClock) -> None:

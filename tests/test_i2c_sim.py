@@ -3,20 +3,31 @@
 from __future__ import annotations
 
 import errno
+import math
+import random
 import struct
+from typing import Any
 
 import pytest
 from smbus2 import i2c_msg
 
 from core.clock import SimClock
 from hal import mpu6050_registers as reg
-from sim.i2c_bus import FakeI2cBus
-from sim.mpu6050_sim import SimulatedMpu6050
+from sim.i2c_bus import (
+    BusTiming,
+    FakeI2cBus,
+    bit_slip,
+    flip_one_byte,
+    shift_bytes,
+    stuck_line,
+    xor_every_byte,
+)
+from sim.mpu6050_sim import SimulatedMpu6050, WarmingDie
 from tests.mpu_support import ADDRESS, ConstantMotion, RampMotion
 
 
 def make_chip(
-    motion: ConstantMotion | RampMotion | None = None, **options: float
+    motion: ConstantMotion | RampMotion | None = None, **options: Any
 ) -> tuple[SimClock, FakeI2cBus, SimulatedMpu6050]:
     clock = SimClock()
     chip = SimulatedMpu6050(motion or ConstantMotion(), clock, **options)
@@ -339,3 +350,109 @@ def test_motion_time_starts_at_first_wake_and_survives_reset() -> None:
     clock.advance(0.005)
     # The wearer kept moving during the reset: motion time did not restart.
     assert wake_and_read_ax_after(0.1) == round((0.605 - 0.002) * 2048)
+
+
+# --- corruption and timing on the bus ----------------------------------------------------
+
+CLEAN = bytes(range(40, 68))
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_corruptions_damage_the_bytes_as_described(seed: int) -> None:
+    rng = random.Random(seed)
+    garbage = xor_every_byte(CLEAN, rng)
+    assert all(g != c for g, c in zip(garbage, CLEAN, strict=True))
+    one = flip_one_byte(CLEAN, rng)
+    assert sum(o != c for o, c in zip(one, CLEAN, strict=True)) == 1
+    lost = shift_bytes(2)(CLEAN, rng)
+    at = next(i for i, (a, c) in enumerate(zip(lost, CLEAN, strict=True)) if a != c)
+    assert lost == (CLEAN[:at] + CLEAN[at + 2 :] + CLEAN[-1:] * 2)  # the rest came early
+    doubled = shift_bytes(-1)(CLEAN, rng)
+    at = next(i for i, (d, c) in enumerate(zip(doubled, CLEAN, strict=True)) if d != c)
+    assert doubled == CLEAN[:at] + CLEAN[at - 1 : -1]  # one byte seen twice, the rest late
+    for level in (0x00, 0xFF):
+        stuck = stuck_line(level)(CLEAN, rng)
+        at = next(i for i, s in enumerate(stuck) if s == level)
+        assert stuck == CLEAN[:at] + bytes((level,)) * (len(CLEAN) - at)
+    for damaged in (garbage, one, lost, doubled, stuck):
+        assert len(damaged) == len(CLEAN)
+
+
+def test_a_bit_slip_delays_the_rest_of_the_bits_by_one() -> None:
+    rng = random.Random(3)
+    slipped = bit_slip(CLEAN, rng)
+    bits = len(CLEAN) * 8
+    clean = format(int.from_bytes(CLEAN, "big"), f"0{bits}b")
+    got = format(int.from_bytes(slipped, "big"), f"0{bits}b")
+    at = next(i for i, (g, c) in enumerate(zip(got, clean, strict=True)) if g != c)
+    # From the first changed bit on, every bit is its predecessor's: one clock late.
+    assert got[at:] == clean[at - 1 : -1]
+
+
+def test_garbage_can_target_one_register() -> None:
+    clock, bus, _ = make_chip()
+    wake_streaming(bus)
+    clock.advance(0.002)
+    bus.inject_garbage(register=reg.FIFO_R_W, corrupt=stuck_line(0xFF))
+    assert bus.read_byte_data(ADDRESS, reg.WHO_AM_I) == 0x68  # not targeted: intact
+    assert fifo_count(bus) == 24
+    assert bus.pending_faults == 1
+    data = read_fifo(bus, 24)
+    assert data.endswith(b"\xff") and data != bytes(24)
+    assert bus.pending_faults == 0
+
+
+def test_a_misread_pointer_answers_from_another_register_and_pops_nothing() -> None:
+    clock, bus, _ = make_chip()
+    wake_streaming(bus)
+    clock.advance(0.001)
+    bus.inject_misread(register=reg.FIFO_R_W, read_from=reg.WHO_AM_I)
+    assert read_fifo(bus, 1) == b"\x68"
+    assert fifo_count(bus) == 12  # the frame is still there
+    assert bus.pending_faults == 0
+
+
+def test_bus_timing_spends_wire_time_on_the_clock() -> None:
+    clock = SimClock()
+    chip = SimulatedMpu6050(ConstantMotion(), clock)
+    bus = FakeI2cBus({ADDRESS: chip}, timing=BusTiming(clock, 100_000.0, overhead_s=1e-4))
+    bus.read_i2c_block_data(ADDRESS, reg.INT_STATUS, 15)
+    # Overhead, then 3 header bytes and 15 data bytes of 9 clocks, and 3 for START/Sr/STOP.
+    assert clock.monotonic() == pytest.approx(1e-4 + (9 * 18 + 3) / 100_000.0)
+
+
+# --- the temperature and the data registers ----------------------------------------------
+
+
+def test_the_fifo_frame_with_temperature_equals_the_data_registers() -> None:
+    clock, bus, chip = make_chip(accel_noise_g=0.01, gyro_noise_dps=0.5, keep_samples=8)
+    wake_streaming(bus, fifo_en=reg.TEMP_FIFO_EN | reg.SENSOR_FIFO_BITS)
+    clock.advance(0.003)
+    registers = bytes(bus.read_i2c_block_data(ADDRESS, reg.ACCEL_XOUT_H, reg.DATA_BYTES))
+    frames = read_fifo(bus, 3 * reg.FIFO_FRAME_BYTES_WITH_TEMP)
+    assert frames[-reg.DATA_BYTES :] == registers  # the FIFO is loaded from the registers
+    assert [struct.unpack(">7h", frames[i : i + 14]) for i in range(0, 42, 14)] == list(
+        chip.history
+    )[-3:]
+
+
+def test_the_die_temperature_can_drift_and_be_noisy() -> None:
+    die = WarmingDie(start_c=20.0, settled_c=34.0, time_constant_s=100.0)
+    assert die(0.0) == 20.0 and die(100.0) == pytest.approx(34.0 - 14.0 / math.e)
+    clock, bus, _ = make_chip(temperature_c=die, temperature_noise_c=0.05, keep_samples=4)
+    wake_streaming(bus, fifo_en=0)
+
+    def temp_c() -> float:
+        raw = bytes(bus.read_i2c_block_data(ADDRESS, reg.TEMP_OUT_H, 2))
+        value: int = struct.unpack(">h", raw)[0]
+        return value / reg.TEMP_LSB_PER_C + reg.TEMP_OFFSET_C
+
+    clock.advance(0.001)
+    assert temp_c() == pytest.approx(20.0, abs=0.3)
+    clock.advance(100.0)
+    assert temp_c() == pytest.approx(die(100.0), abs=0.3)
+    readings = set()
+    for _ in range(20):
+        clock.advance(0.001)
+        readings.add(temp_c())
+    assert len(readings) > 5  # noise: not the same LSB every sample

@@ -5,8 +5,7 @@ from __future__ import annotations
 import errno
 import itertools
 import random
-from dataclasses import dataclass, field, replace
-from typing import Any
+from dataclasses import replace
 
 import pytest
 
@@ -25,39 +24,9 @@ from hal.interfaces import Imu
 from hal.mpu6050 import FifoTimestamper, Mpu6050, register_settings
 from sim.i2c_bus import FakeI2cBus
 from sim.mpu6050_sim import SimulatedMpu6050
-from tests.mpu_support import ADDRESS, ConstantMotion, HookClock, RampMotion
+from tests.mpu_support import ADDRESS, ConstantMotion, HookClock, RampMotion, make_rig
 
 PERIOD = 1 / 200
-
-
-@dataclass
-class Rig:
-    clock: HookClock
-    bus: FakeI2cBus
-    chip: SimulatedMpu6050
-    imu: Mpu6050
-    config: ImuConfig = field(default_factory=ImuConfig)
-
-    def read(self, timeout: float = 0.05) -> list[ImuSample]:
-        return list(self.imu.read_batch(timeout))
-
-
-def make_rig(
-    config: ImuConfig | None = None,
-    motion: ConstantMotion | RampMotion | None = None,
-    *,
-    start: bool = True,
-    **chip_options: Any,
-) -> Rig:
-    """The real driver on a fake bus with a simulated chip, on a simulated clock."""
-    config = config or ImuConfig()
-    clock = HookClock()
-    chip = SimulatedMpu6050(motion or ConstantMotion(), clock, **chip_options)
-    bus = FakeI2cBus({config.address: chip})
-    imu = Mpu6050(bus, config, clock)
-    if start:
-        imu.start()
-    return Rig(clock, bus, chip, imu, config)
 
 
 def assert_grid(samples: list[ImuSample], period: float) -> None:
@@ -115,7 +84,7 @@ def test_start_writes_the_configuration() -> None:
     assert chip.peek(reg.CONFIG) == 3
     assert chip.peek(reg.GYRO_CONFIG) == 2 << 3
     assert chip.peek(reg.ACCEL_CONFIG) == 2 << 3
-    assert chip.peek(reg.FIFO_EN) == 0x78  # accel + gyro XYZ, no temperature
+    assert chip.peek(reg.FIFO_EN) == 0xF8  # accel + gyro XYZ, and the temperature for its check
     assert chip.peek(reg.USER_CTRL) == reg.USER_FIFO_EN
     assert chip.peek(reg.INT_ENABLE) == reg.FIFO_OFLOW_EN
     assert rig.imu.sample_rate_hz == 200.0
@@ -177,23 +146,23 @@ def test_gyro_bias_is_subtracted() -> None:
 def test_small_reads_use_block_reads_and_long_bursts_use_i2c_rdwr() -> None:
     rig = make_rig()
     rig.clock.advance(2 * PERIOD)
-    assert len(rig.read()) == 2  # 24 bytes: one SMBus block read
+    assert len(rig.read()) == 2  # 28 bytes: one SMBus block read
     assert rig.bus.counts["i2c_rdwr"] == 0
     rig.clock.advance(10 * PERIOD)
     before = rig.bus.counts.copy()
-    assert len(rig.read()) == 10  # 120 bytes: one combined write + read
+    assert len(rig.read()) == 10  # 140 bytes: one combined write + read
     after = rig.bus.counts - before
     assert after["i2c_rdwr"] == 1
-    assert after["read_i2c_block_data"] == 1  # only FIFO_COUNT
-    assert after["read_byte_data"] == 1  # only INT_STATUS
+    assert after["read_i2c_block_data"] == 2  # only INT_STATUS + data registers, FIFO_COUNT
+    assert after["read_byte_data"] == 0
 
 
 def test_a_full_fifo_is_read_in_one_burst() -> None:
     rig = make_rig()
-    rig.clock.advance(85 * PERIOD)
+    rig.clock.advance(73 * PERIOD)  # 73 frames of 14 bytes: as many as fit in 1024 bytes
     samples = rig.read()
-    assert len(samples) == 85
-    assert rig.bus.log[-1].kind == "i2c_rdwr" and rig.bus.log[-1].length == 1020
+    assert len(samples) == 73
+    assert rig.bus.log[-1].kind == "i2c_rdwr" and rig.bus.log[-1].length == 1022
 
 
 def test_read_batch_waits_on_the_clock_and_times_out_empty() -> None:

@@ -11,8 +11,9 @@ import pytest
 from core.protocol.events import Event, EventType
 from core.protocol.ids import check_device_id
 from core.protocol.topics import Topics
-from firmware.mqtt.outbox import Outbox, OutboxSink
-from firmware.store import EventStore
+from firmware.sinks import OutboxSink
+from firmware.storage.events import EventStore
+from firmware.storage.outbox import Outbox
 from tests.mqtt_helpers import fall, info
 
 

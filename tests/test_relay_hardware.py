@@ -15,12 +15,18 @@ from gpiozero.pins.mock import MockFactory
 
 from core.clock import SimClock
 from hal.config import GpioConfig
-from hal.gpio import GpioButton, GpioRelay
+from hal.gpio import GpioButton, GpioRelay, GpioRelaySense
 from hal.gpio_factory import open_gpio
+from hal.interfaces import RelaySense
 from sim.pins import ClockedMockFactory, ObservedMockPin
-from sim.relay_hardware import HeartbeatRelayHardware, SimulatedButton, StaticRelayHardware
+from sim.relay_hardware import (
+    ContactSense,
+    HeartbeatRelayHardware,
+    SimulatedButton,
+    StaticRelayHardware,
+)
 
-RELAY, ENABLE, BUTTON = 17, 23, 27
+RELAY, ENABLE, BUTTON, SENSE = 17, 23, 27, 24
 T0 = 8.0
 HOLD = 1 / 16
 P = 1 / 64  # loop period: four edges per hold time
@@ -34,6 +40,9 @@ class Rig:
     button: GpioButton
     finger: SimulatedButton
     hw: HeartbeatRelayHardware
+    sense: GpioRelaySense
+    """What the firmware reads: the contact, back through the (simulated) mirror wire."""
+    wire: ContactSense
 
     def beat(self, n: int, period: float = P) -> float:
         """``n`` loop periods, one hold() each; returns the time of the last edge."""
@@ -69,7 +78,11 @@ def _rig(with_enable: bool) -> Iterator[Rig]:
         enable_pin=factory.observed_pin(ENABLE) if with_enable else None,
     )
     finger = SimulatedButton(factory.observed_pin(BUTTON), clock)
-    yield Rig(clock, factory, relay, button, finger, hw)
+    sense = GpioRelaySense(SENSE, factory)
+    wire = ContactSense(clock, hw).attach(factory.observed_pin(SENSE))
+    yield Rig(clock, factory, relay, button, finger, hw, sense, wire)
+    wire.detach()
+    sense.close()
     relay.close()
     button.close()
     factory.close()
@@ -265,6 +278,127 @@ def test_model_needs_positive_hold() -> None:
         HeartbeatRelayHardware(SimClock(), hold_s=0.0)
 
 
+# -- reading the contact back ---------------------------------------------------------
+
+
+def test_the_sense_reads_the_contact_both_ways(rig: Rig) -> None:
+    assert isinstance(rig.sense, RelaySense)
+    assert not rig.sense.contact_closed
+    assert rig.factory.observed_pin(SENSE).level is False  # the optocoupler pulls it low
+    rig.arm()
+    assert rig.sense.contact_closed
+    t_last = rig.beat(2)
+    rig.idle(1.0)  # the hold lapses while nobody looks: the read finds it
+    assert not rig.sense.contact_closed
+    assert rig.hw.history[-1] == (t_last + HOLD, False)
+    rig.arm()
+    rig.relay.release()
+    assert not rig.sense.contact_closed
+    rig.sense.close()
+    assert not rig.sense.contact_closed
+    rig.sense.close()  # idempotent
+
+
+def test_the_sense_follows_with_the_relays_travel_times(rig: Rig) -> None:
+    rig.wire.operate_s, rig.wire.release_s = P, 2 * P
+    rig.beat(2)
+    rig.finger.down()
+    t_press = rig.clock.monotonic()
+    assert rig.hw.contact_closed() and not rig.sense.contact_closed  # the armature travels
+    rig.idle(P / 2)
+    assert not rig.sense.contact_closed
+    rig.clock.advance(P / 2)
+    assert rig.clock.monotonic() == t_press + P and rig.sense.contact_closed
+    rig.beat(2)
+    rig.finger.up()
+    t_release = rig.idle(P / 4)
+    rig.relay.release()
+    rig.idle(2 * P - 1 / 1024)
+    assert rig.sense.contact_closed
+    rig.idle(1 / 1024)
+    assert rig.clock.monotonic() == t_release + 2 * P and not rig.sense.contact_closed
+
+
+def test_a_closing_undone_before_it_arrives_never_shows(rig: Rig) -> None:
+    rig.wire.operate_s, rig.wire.release_s = 4 * P, P
+    rig.arm()  # held for six periods after the press: long enough to arrive
+    assert rig.sense.contact_closed
+    rig.relay.release()
+    rig.idle(0.25)
+    rig.beat(2)
+    rig.finger.down()
+    rig.beat(1)
+    rig.relay.release()  # opened one period after closing: before the armature got there
+    rig.finger.up()
+    for _ in range(16):
+        rig.idle(P)
+        assert not rig.sense.contact_closed
+
+
+def test_a_cut_sense_wire_reads_closed_until_mended(rig: Rig) -> None:
+    rig.wire.cut()
+    assert rig.wire.is_cut and rig.sense.contact_closed  # the pull-up wins
+    assert not rig.hw.contact_closed()
+    rig.wire.mend()
+    assert not rig.sense.contact_closed
+    rig.arm()
+    rig.wire.cut()
+    rig.relay.release()
+    assert rig.sense.contact_closed and not rig.hw.contact_closed()
+
+
+def test_a_welded_contact_stays_closed_whatever_the_coil_does(rig: Rig) -> None:
+    t_press = rig.arm()
+    rig.hw.weld_contact()
+    rig.relay.release()
+    rig.idle(1.0)
+    assert not rig.hw.latched() and not rig.hw.driver_active()
+    assert rig.hw.contact_closed() and rig.sense.contact_closed
+    assert rig.hw.history == [(t_press, True)]  # it never opened
+
+
+def test_a_contact_sticking_while_open_closes_now(rig: Rig) -> None:
+    t_weld = rig.idle(0.25)
+    rig.hw.weld_contact()
+    assert rig.hw.contact_closed() and rig.sense.contact_closed
+    assert rig.hw.history == [(t_weld, True)]
+
+
+def test_a_dropped_latch_stays_open_until_the_next_press(rig: Rig) -> None:
+    rig.arm()
+    t_drop = rig.beat(2)
+    rig.hw.drop_latch()
+    rig.beat(40)  # edges keep the driver active, but the latch needs a person
+    assert rig.hw.driver_active() and not rig.hw.contact_closed()
+    assert not rig.sense.contact_closed
+    assert rig.hw.history[-1] == (t_drop, False)
+    rig.finger.down()
+    t_press = rig.clock.monotonic()
+    rig.beat(2)
+    rig.finger.up()
+    assert rig.hw.contact_closed() and rig.hw.history[-1] == (t_press, True)
+
+
+def test_contact_sense_checks_its_times(rig: Rig) -> None:
+    with pytest.raises(ValueError):
+        ContactSense(rig.clock, rig.hw, operate_s=-P)
+
+
+def test_the_read_hook_runs_on_device_reads_only() -> None:
+    clock = SimClock(T0)
+    factory = ClockedMockFactory(clock)
+    sense = GpioRelaySense(SENSE, factory)
+    pin = factory.observed_pin(SENSE)
+    calls: list[float] = []
+    pin.set_read_hook(lambda: calls.append(clock.monotonic()))
+    assert sense.contact_closed  # nothing drives it: the pull-up reads "closed"
+    assert pin.level is True and calls == [T0]  # .level is the model's view: no hook
+    pin.set_read_hook(None)
+    assert sense.contact_closed and calls == [T0]
+    sense.close()
+    factory.close()
+
+
 # -- static wiring --------------------------------------------------------------------
 
 
@@ -284,6 +418,35 @@ def test_static_hardware_follows_the_level(active_high: bool) -> None:
     relay.release()
     assert hw.history == [(T0 + 0.25, True), (T0 + 0.75, False)]
     assert hw.opened_after(T0) == T0 + 0.75
+    hw.detach()
+    relay.close()
+    factory.close()
+
+
+def test_static_hardware_faults() -> None:
+    clock = SimClock(T0)
+    factory = ClockedMockFactory(clock)
+    relay = GpioRelay(RELAY, factory, "static")
+    hw = StaticRelayHardware(clock).attach(factory.observed_pin(RELAY))
+    sense = GpioRelaySense(SENSE, factory)
+    wire = ContactSense(clock, hw).attach(factory.observed_pin(SENSE))
+    relay.hold()
+    clock.advance(0.25)
+    hw.drop_latch()  # the coil lets go although the pin is active
+    assert not hw.contact_closed() and not sense.contact_closed
+    relay.hold()  # the level does not change: still dropped
+    assert not hw.contact_closed()
+    clock.advance(0.25)
+    relay.release()
+    relay.hold()
+    assert hw.contact_closed() and sense.contact_closed
+    hw.weld_contact()
+    clock.advance(0.25)
+    relay.release()
+    assert hw.contact_closed() and sense.contact_closed
+    assert hw.history == [(T0, True), (T0 + 0.25, False), (T0 + 0.5, True)]
+    wire.detach()
+    sense.close()
     hw.detach()
     relay.close()
     factory.close()

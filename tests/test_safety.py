@@ -7,11 +7,35 @@ relay: what the treadmill would actually see.
 
 from __future__ import annotations
 
+import random
+import re
+from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import cast
 
 import pytest
 
+from core.clock import SimClock
 from core.protocol.events import EventType
+from core.protocol.messages import DeviceHealth, DeviceState
+from core.samples import ImuSample
+from firmware.app import HealthReports
+from firmware.config import SafetyConfig
+from firmware.detection.base import NO_DETECTIONS, Detection, DetectionKind
+from firmware.link.endpoint import CourierLink
+from firmware.safety import (
+    SAFETY_TRANSITIONS,
+    Cause,
+    Detected,
+    Faulted,
+    FaultKind,
+    ImuHealthy,
+    LocalReset,
+    SafetyController,
+    SafetyState,
+    Started,
+    Trigger,
+)
 from tests.app_support import PERIOD, Explodes, Frozen, Rig, TripAt, close_rigs, make_rig
 
 pytestmark = pytest.mark.usefixtures(close_rigs.__name__)
@@ -58,9 +82,12 @@ def test_detection_releases_within_one_sample(tmp_path: Path) -> None:
     assert opened - detector.fired_at <= PERIOD
     assert not rig.hardware.contact_closed()
     assert rig.events()[-1] is EventType.STUMBLE
-    stumble = rig.app.store.events()[-1].event
+    stumble = rig.app.stored_events()[-1].event
     assert stumble.state == "TRIPPED" and stumble.figures == {"tilt_deg": 40.0}
     assert len(stumble.imu_window) > 100  # the seconds before the trip, for plotting
+    trip = rig.app.controller.transitions[-1]
+    assert trip.cause == Detected(DetectionKind.STUMBLE) and trip.source is SafetyState.ARMED
+    assert trip.reason == "stumble: test trip"  # the words stay as they were
 
 
 def test_rearm_needs_a_press_after_the_trip(tmp_path: Path) -> None:
@@ -72,6 +99,8 @@ def test_rearm_needs_a_press_after_the_trip(tmp_path: Path) -> None:
     rig.press_reset()
     assert rig.state == "ARMED" and rig.hardware.contact_closed()
     assert rig.events()[-1] is EventType.RESET
+    rearm = rig.app.controller.transitions[-1]
+    assert rearm.cause == LocalReset() and rearm.source is SafetyState.TRIPPED
 
 
 def test_imu_loss_releases_and_faults(tmp_path: Path) -> None:
@@ -89,6 +118,10 @@ def test_imu_loss_releases_and_faults(tmp_path: Path) -> None:
     assert EventType.FAULT in rig.events()
     reason = rig.app.controller.reason
     assert "IMU" in reason
+    assert rig.app.controller.transitions[-1].cause in {
+        Faulted(FaultKind.IMU_SILENT),
+        Faulted(FaultKind.IMU_ERROR),
+    }
 
 
 def test_imu_back_needs_a_reset_to_arm_again(tmp_path: Path) -> None:
@@ -116,6 +149,7 @@ def test_hung_loop_drops_the_relay_by_hardware(tmp_path: Path) -> None:
     rig.run_for(0.1)  # when it wakes, the FIFO overflowed: samples were lost
     assert rig.state == "FAULT"
     assert "overflow" in rig.app.controller.reason
+    assert rig.app.controller.transitions[-1].cause == Faulted(FaultKind.FIFO_OVERFLOW)
     assert not rig.hardware.contact_closed()
 
 
@@ -124,6 +158,7 @@ def test_frozen_data_faults(tmp_path: Path) -> None:
     rig.run_for(2.0)
     assert rig.state == "FAULT"
     assert "frozen" in rig.app.controller.reason
+    assert rig.app.controller.transitions[-1].cause == Faulted(FaultKind.FROZEN_DATA)
     rig.press_reset()
     assert rig.state == "FAULT" and not rig.hardware.contact_closed()
 
@@ -133,6 +168,7 @@ def test_detector_exception_releases_and_faults(tmp_path: Path) -> None:
     rig.run_for(2.0)
     assert rig.state == "FAULT"
     assert "detector error: ZeroDivisionError" in rig.app.controller.reason
+    assert rig.app.controller.transitions[-1].cause == Faulted(FaultKind.DETECTOR_ERROR)
     assert not rig.hardware.contact_closed()
     assert rig.events()[-1] is EventType.FAULT
 
@@ -150,6 +186,7 @@ def test_crash_in_the_loop_releases_and_propagates(tmp_path: Path) -> None:
         rig.run_for(2.0)
     assert not rig.hardware.contact_closed()
     assert rig.state == "FAULT"
+    assert rig.app.controller.transitions[-1].cause == Faulted(FaultKind.LOOP_CRASH)
 
 
 def test_static_drive_holds_a_level_and_releases(tmp_path: Path) -> None:
@@ -173,3 +210,484 @@ def test_stop_releases_and_records(tmp_path: Path) -> None:
     rig = armed_rig(tmp_path)
     rig.app.close()
     assert not rig.hardware.contact_closed()
+
+
+GOOD = (0.0, 0.0, 1.0, 0.1, 0.2, 0.3)
+
+
+@pytest.mark.parametrize(
+    ("second", "kind", "words"),
+    [
+        ((40.0, 0.0, 1.0, 0.0, 0.0, 0.0), FaultKind.OUT_OF_RANGE, "IMU data out of range"),
+        ((float("nan"), 0.0, 1.0, 0.0, 0.0, 0.0), FaultKind.OUT_OF_RANGE, "out of range"),
+        (None, FaultKind.TIMESTAMPS_NOT_INCREASING, "IMU timestamps not increasing"),
+    ],
+    ids=["out-of-range", "nan", "timestamps"],
+)
+def test_impossible_data_faults_with_its_kind(
+    tmp_path: Path, second: tuple[float, ...] | None, kind: FaultKind, words: str
+) -> None:
+    rig = armed_rig(tmp_path)
+    controller = rig.app.controller
+    now = rig.clock.monotonic()  # later than every sample the loop has seen
+    if second is None:  # a good sample, then another with the same timestamp
+        batch = [ImuSample(now + PERIOD, *GOOD), ImuSample(now + PERIOD, 0.0, 0.0, 1.0, 0, 0, 0)]
+    else:
+        batch = [ImuSample(now + PERIOD, *GOOD), ImuSample(now + 2 * PERIOD, *second)]
+    controller.on_samples(batch, now)
+    assert rig.state == "FAULT" and not rig.hardware.contact_closed()
+    assert controller.transitions[-1].cause == Faulted(kind)
+    assert words in controller.reason
+    assert rig.events()[-1] is EventType.FAULT
+
+
+def _edges(rig: Rig) -> set[tuple[SafetyState | None, SafetyState, Trigger]]:
+    return {(t.source, t.state, t.cause.trigger) for t in rig.app.controller.transitions}
+
+
+def test_every_transition_in_the_table_is_taken(tmp_path: Path) -> None:
+    """Each edge of SAFETY_TRANSITIONS happens in a scenario, and nothing else does."""
+    taken: set[tuple[SafetyState | None, SafetyState, Trigger]] = set()
+    # start, IMU healthy, arm, trip, re-arm, IMU lost while ARMED, back, lost in STANDBY.
+    rig = armed_rig(tmp_path / "a", detector=TripAt(3.0))
+    assert rig.sim_imu is not None
+    rig.run_for(2.5)
+    assert rig.state == "TRIPPED"
+    rig.press_reset()
+    rig.sim_imu.bus.disconnect()
+    rig.run_for(1.0)
+    rig.sim_imu.bus.reconnect()
+    rig.run_for(3.0)
+    assert rig.state == "STANDBY"
+    rig.sim_imu.bus.disconnect()
+    rig.run_for(1.0)
+    assert rig.state == "FAULT"
+    taken |= _edges(rig)
+    # IMU lost while TRIPPED.
+    rig = armed_rig(tmp_path / "b", detector=TripAt(3.0))
+    assert rig.sim_imu is not None
+    rig.run_for(2.5)
+    rig.sim_imu.bus.disconnect()
+    rig.run_for(1.0)
+    assert rig.state == "FAULT"
+    taken |= _edges(rig)
+    # Frozen data before the IMU was ever healthy: STARTING -> FAULT.
+    rig = make_rig(tmp_path / "c", motion=Frozen())
+    rig.run_for(1.0)
+    taken |= _edges(rig)
+    assert taken == set(SAFETY_TRANSITIONS.edges)
+
+
+class ForcingController(SafetyController):
+    """A controller with a bug on demand: at the end of its next batch it enters ``forced``
+    through the guarded entry, skipping every check its real inputs make first."""
+
+    forced: tuple[SafetyState, Cause] | None = None
+
+    def on_samples(self, batch: Sequence[ImuSample], now: float) -> None:
+        super().on_samples(batch, now)
+        if self.forced is not None and batch:
+            target, cause = self.forced
+            self.forced = None
+            self._enter(target, cause, "forced by the test", now)
+
+
+@pytest.fixture
+def forcing(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("firmware.app.SafetyController", ForcingController)
+
+
+def _force(rig: Rig, target: SafetyState, cause: Cause) -> float:
+    controller = rig.app.controller
+    assert isinstance(controller, ForcingController)
+    controller.forced = (target, cause)
+    forced_at = rig.clock.monotonic()
+    rig.run_for(0.05)  # on the loop: an exception would propagate out of run_for
+    assert controller.forced is None
+    return forced_at
+
+
+@pytest.mark.usefixtures("forcing")
+@pytest.mark.parametrize(
+    ("source", "target", "cause"),
+    [
+        ("ARMED", SafetyState.STANDBY, ImuHealthy()),
+        ("ARMED", SafetyState.ARMED, LocalReset()),  # ARMED again: _enter itself keeps it held
+        ("ARMED", SafetyState.TRIPPED, LocalReset()),  # the right pair, the wrong trigger
+        ("ARMED", SafetyState.STARTING, Started()),
+        ("STANDBY", SafetyState.TRIPPED, Detected(DetectionKind.FALL)),
+        ("STANDBY", SafetyState.ARMED, Detected(DetectionKind.STUMBLE)),  # arming, not by reset
+        ("TRIPPED", SafetyState.STANDBY, ImuHealthy()),
+        ("TRIPPED", SafetyState.FAULT, LocalReset()),
+    ],
+)
+def test_a_forbidden_transition_releases_and_faults_without_raising(
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+    source: str,
+    target: SafetyState,
+    cause: Cause,
+) -> None:
+    rig = armed_rig(tmp_path, detector=TripAt(2.0))
+    if source == "TRIPPED":
+        rig.run_for(1.5)
+    if source == "STANDBY":
+        assert rig.sim_imu is not None
+        rig.sim_imu.bus.disconnect()
+        rig.run_for(0.5)
+        rig.sim_imu.bus.reconnect()
+        rig.run_for(1.0)
+    assert rig.state == source
+    events_before = len(rig.events())
+    forced_at = _force(rig, target, cause)
+    controller = rig.app.controller
+    assert rig.state == "FAULT"
+    assert not rig.hardware.contact_closed()
+    assert rig.hardware.opened_after(forced_at) is not None or source != "ARMED"
+    last = controller.transitions[-1]
+    assert last.cause == Faulted(FaultKind.FORBIDDEN_TRANSITION)
+    assert last.source is SafetyState(source) and last.state is SafetyState.FAULT
+    assert last.reason.startswith(f"forbidden transition {source} -> {target.value} on ")
+    assert rig.events()[events_before:] == [EventType.FAULT]
+    assert rig.app.stored_events()[-1].event.reason == last.reason
+    assert any(
+        r.levelname == "ERROR" and "forbidden transition" in r.getMessage() for r in caplog.records
+    )
+    # Leaving FAULT is as always: healthy data, then a local reset.
+    rig.run_for(1.0)
+    assert rig.state == "STANDBY" and not rig.hardware.contact_closed()
+    rig.press_reset()
+    assert rig.state == "ARMED" and rig.hardware.contact_closed()
+
+
+@pytest.mark.usefixtures("forcing")
+def test_a_forbidden_transition_in_fault_stays_in_fault(tmp_path: Path) -> None:
+    rig = make_rig(tmp_path, motion=Frozen())
+    rig.run_for(1.0)
+    assert rig.state == "FAULT"
+    events_before = rig.events()
+    _force(rig, SafetyState.ARMED, LocalReset())  # FAULT -> ARMED: never
+    assert rig.state == "FAULT"
+    assert rig.hardware.history == []  # the contact never closed
+    # Already in FAULT: no second event (its FAULT event went out when it was entered).
+    assert rig.events() == events_before
+    assert rig.app.controller.transitions[-1].cause == Faulted(FaultKind.FROZEN_DATA)
+
+
+# -- relay contact feedback ------------------------------------------------------------
+#
+# The contact read back (K1's mirror contact through the optocoupler, modelled by
+# sim.relay_hardware.ContactSense) against what the controller asked for.
+
+DEBOUNCE = SafetyConfig().contact_debounce_s
+
+
+class TripsAt:
+    """A detector that decides 'stumble' at each of ``times`` (the first sample at or after)."""
+
+    def __init__(self, times: Sequence[float]) -> None:
+        self.pending = sorted(times)
+        self.fired: list[float] = []
+
+    def update(self, sample: ImuSample) -> Sequence[Detection]:
+        if self.pending and sample.t >= self.pending[0]:
+            self.pending.pop(0)
+            self.fired.append(sample.t)
+            return (Detection(DetectionKind.STUMBLE, sample.t, "test trip", {}),)
+        return NO_DETECTIONS
+
+    def reset(self) -> None:
+        pass
+
+
+def _fault_cause(rig: Rig) -> Cause:
+    return rig.app.controller.transitions[-1].cause
+
+
+def test_a_stall_that_drops_the_latch_while_armed_faults(tmp_path: Path) -> None:
+    rig = armed_rig(tmp_path)
+    hold_s = rig.hardware.hold_s  # type: ignore[attr-defined]
+    stalled_at = rig.clock.monotonic()
+    rig.clock.advance(4 * hold_s)  # no heartbeat for 200 ms: longer than the hold, not the FIFO
+    resumed_at = rig.clock.monotonic()
+    opened = rig.hardware.opened_after(stalled_at - PERIOD)
+    assert opened is not None and opened <= stalled_at + hold_s
+    assert rig.state == "ARMED"  # what went unreported before: ARMED, latch open
+    rig.run_for(0.5)
+    controller = rig.app.controller
+    fault = controller.transitions[-1]
+    assert rig.state == "FAULT"
+    assert fault.cause == Faulted(FaultKind.CONTACT_OPEN_WHILE_ARMED)
+    assert fault.source is SafetyState.ARMED
+    assert resumed_at + DEBOUNCE <= fault.t <= resumed_at + DEBOUNCE + 2 * PERIOD
+    stalled = re.fullmatch(
+        r"relay opened by its hold circuit while armed: the loop stalled for (\d+) ms, "
+        r"longer than the 50 ms hold time",
+        fault.reason,
+    )
+    assert stalled is not None and int(stalled[1]) >= 200
+    assert not rig.app.gpio.relay.holding  # released by software too: no more edges
+    assert not rig.hardware.contact_closed()
+    assert rig.events()[-1] is EventType.FAULT
+    assert rig.app.stored_events()[-1].event.reason == fault.reason
+    # Not a lasting fault: the contact agrees again, and a reset arms as always.
+    rig.run_for(1.0)
+    assert rig.state == "STANDBY"
+    rig.press_reset()
+    assert rig.state == "ARMED" and rig.hardware.contact_closed()
+
+
+class SlowOnce:
+    """A detector that takes 47 ms over one sample at ``at``: the process was descheduled
+    after the batch was read, before its heartbeat edge."""
+
+    def __init__(self, at: float) -> None:
+        self.at = at
+        self.clock: SimClock | None = None
+        self.done = False
+
+    def update(self, sample: ImuSample) -> Sequence[Detection]:
+        if not self.done and sample.t >= self.at and self.clock is not None:
+            self.done = True
+            self.clock.advance(0.047)
+        return NO_DETECTIONS
+
+    def reset(self) -> None:
+        pass
+
+
+def test_a_stall_inside_a_batch_is_measured_at_the_edges(tmp_path: Path) -> None:
+    """The gap that drops the latch is between edges, not between batch reads: here the
+    batches are read 47 ms apart at most, while two edges are 52 ms apart."""
+    detector = SlowOnce(at=2.0)
+    rig = armed_rig(tmp_path, detector=detector)
+    detector.clock = rig.clock
+    rig.run_for(1.0)
+    fault = next(t for t in rig.app.controller.transitions if isinstance(t.cause, Faulted))
+    assert detector.done and fault.cause == Faulted(FaultKind.CONTACT_OPEN_WHILE_ARMED)
+    stalled = re.search(r"the loop stalled for (\d+) ms", fault.reason)
+    assert stalled is not None and int(stalled[1]) >= 50, fault.reason
+
+
+def test_a_stall_shorter_than_the_hold_time_is_no_fault(tmp_path: Path) -> None:
+    rig = armed_rig(tmp_path)
+    for _ in range(20):
+        rig.clock.advance(0.04)  # 40 ms + one period between edges: inside the 50 ms hold
+        rig.run_for(0.2)
+    assert rig.state == "ARMED" and rig.hardware.contact_closed()
+    assert rig.hardware.history[-1][1] is True and len(rig.hardware.history) == 1
+
+
+def test_a_latch_that_drops_on_its_own_while_armed_faults(tmp_path: Path) -> None:
+    rig = armed_rig(tmp_path)
+    dropped_at = rig.clock.monotonic()
+    rig.hardware.drop_latch()  # a dip in the coil supply, a knock: edges keep coming
+    rig.run_for(0.5)
+    fault = rig.app.controller.transitions[-1]
+    assert rig.state == "FAULT"
+    assert fault.cause == Faulted(FaultKind.CONTACT_OPEN_WHILE_ARMED)
+    assert dropped_at + DEBOUNCE <= fault.t <= dropped_at + DEBOUNCE + 2 * PERIOD
+    assert re.fullmatch(
+        r"relay contact opened while armed \(open for \d+ ms, no loop stall\): the hold circuit "
+        r"or the relay let go — check its supply and wiring",
+        fault.reason,
+    ), fault.reason
+    assert rig.events()[-1] is EventType.FAULT
+
+
+def test_a_press_too_short_to_close_the_latch_faults(tmp_path: Path) -> None:
+    rig = make_rig(tmp_path)
+    rig.run_for(1.0)
+    now = rig.clock.monotonic()
+    rig.button.press_at(now, now + 0.002)  # let go before the first heartbeat edge
+    rig.run_for(0.5)
+    controller = rig.app.controller
+    armed, fault = controller.transitions[-2], controller.transitions[-1]
+    assert armed.cause == LocalReset()  # the firmware armed ...
+    assert rig.hardware.history == []  # ... but the latch never closed
+    assert fault.cause == Faulted(FaultKind.CONTACT_OPEN_WHILE_ARMED)
+    assert fault.reason.startswith("relay did not close after the reset (contact still open ")
+    assert fault.reason.endswith(
+        "after arming): hold reset until the chirp; otherwise check the latch and coil wiring"
+    )
+
+
+def test_a_welded_contact_faults_and_the_state_keeps_saying_so(tmp_path: Path) -> None:
+    detector = TripAt(3.0)
+    rig = armed_rig(tmp_path, detector=detector)
+    rig.hardware.weld_contact()
+    rig.run_for(2.0)
+    assert detector.fired_at is not None
+    controller = rig.app.controller
+    trip, fault = controller.transitions[-2], controller.transitions[-1]
+    assert trip.cause == Detected(DetectionKind.STUMBLE)
+    assert not rig.app.gpio.relay.holding  # software released it ...
+    assert rig.hardware.contact_closed()  # ... and the belt could still run
+    assert fault.cause == Faulted(FaultKind.CONTACT_CLOSED_WHILE_RELEASED)
+    assert fault.source is SafetyState.TRIPPED
+    assert detector.fired_at + DEBOUNCE <= fault.t <= detector.fired_at + DEBOUNCE + 2 * PERIOD
+    assert re.fullmatch(
+        r"relay contact reads closed while released \(for \d+ ms\): a welded contact, a wiring "
+        r"fault or a cut sense wire — RetroGuard cannot stop the belt: pull the safety key and "
+        r"have the relay and its wiring checked",
+        fault.reason,
+    ), fault.reason
+    # The IMU is healthy, a person presses reset: FAULT it stays, saying why, announced once.
+    rig.run_for(5.0)
+    rig.press_reset()
+    rig.run_for(1.0)
+    assert rig.state == "FAULT" and controller.reason == fault.reason
+    assert controller.transitions[-1] is fault
+    assert controller.contact_fault is FaultKind.CONTACT_CLOSED_WHILE_RELEASED
+    assert rig.events()[-2:] == [EventType.STUMBLE, EventType.FAULT]
+
+
+def test_a_contact_closing_while_already_in_fault_is_announced(tmp_path: Path) -> None:
+    rig = armed_rig(tmp_path)
+    assert rig.sim_imu is not None
+    rig.sim_imu.bus.disconnect()
+    rig.run_for(1.0)
+    controller = rig.app.controller
+    imu_fault = controller.transitions[-1]
+    assert rig.state == "FAULT" and imu_fault.cause != Faulted(
+        FaultKind.CONTACT_CLOSED_WHILE_RELEASED
+    )
+    events_before = len(rig.events())
+    rig.hardware.weld_contact()  # closed while released: an armature stuck shut
+    rig.run_for(0.5)
+    assert controller.reason.startswith("relay contact reads closed while released")
+    assert controller.transitions[-1] is imu_fault  # FAULT has no edge to itself
+    assert rig.events()[events_before:] == [EventType.FAULT]
+    assert rig.app.stored_events()[-1].event.reason == controller.reason
+    rig.sim_imu.bus.reconnect()
+    rig.run_for(3.0)
+    assert rig.state == "FAULT"  # the IMU is back; the contact still reads closed
+
+
+def test_a_cut_sense_wire_faults_at_once_and_nothing_arms_until_it_is_mended(
+    tmp_path: Path,
+) -> None:
+    rig = make_rig(tmp_path)
+    rig.run_for(1.0)
+    assert rig.state == "STANDBY" and rig.sense is not None
+    cut_at = rig.clock.monotonic()
+    rig.sense.cut()
+    rig.run_for(0.5)
+    fault = rig.app.controller.transitions[-1]
+    assert fault.cause == Faulted(FaultKind.CONTACT_CLOSED_WHILE_RELEASED)
+    assert cut_at + DEBOUNCE <= fault.t <= cut_at + DEBOUNCE + 2 * PERIOD
+    assert "a cut sense wire" in fault.reason
+    rig.press_reset()
+    rig.run_for(2.0)
+    assert rig.state == "FAULT" and rig.hardware.history == []
+    rig.sense.mend()
+    rig.run_for(1.0)
+    assert rig.state == "STANDBY"
+    rig.press_reset()
+    assert rig.state == "ARMED" and rig.hardware.contact_closed()
+
+
+def test_a_sense_wire_cut_during_a_walk_shows_at_the_next_release(tmp_path: Path) -> None:
+    """Cut while ARMED it reads "closed", as the contact is: the next release reveals it."""
+    rig = armed_rig(tmp_path, detector=TripAt(3.0))
+    assert rig.sense is not None
+    rig.sense.cut()
+    rig.run_for(0.9)
+    assert rig.state == "ARMED"
+    rig.run_for(1.0)
+    assert rig.state == "FAULT"
+    assert not rig.hardware.contact_closed()  # the relay did open: only the wire is lying
+    assert rig.app.controller.transitions[-1].cause == Faulted(
+        FaultKind.CONTACT_CLOSED_WHILE_RELEASED
+    )
+
+
+@pytest.mark.parametrize("drive", ["heartbeat", "static"])
+def test_no_contact_fault_in_long_normal_operation(tmp_path: Path, drive: str) -> None:
+    """Arming, trips and re-arming on a relay with real travel times and a jittery loop.
+
+    The simulated relay closes 10 ms and opens 15 ms after its coil (a force-guided relay
+    with a flyback diode); the loop now and then takes up to 30 ms more between edges.
+    The longest disagreement that settled by itself is the debounce's measured margin.
+    """
+    trips = [4.0 + 6.0 * i for i in range(6)]
+    rig = make_rig(tmp_path, detector=TripsAt(trips), relay_drive=drive)
+    assert rig.sense is not None
+    rig.sense.operate_s, rig.sense.release_s = 0.010, 0.015
+    jitter = random.Random(7)
+
+    def late(_: object) -> None:
+        if jitter.random() < 0.1:
+            rig.clock.advance(jitter.uniform(0.0, 0.030))
+
+    rig.app.monitor.on_iteration.append(late)
+    rig.run_for(1.5)
+    for trip in trips:
+        rig.press_reset()
+        assert rig.state == "ARMED", rig.app.controller.reason
+        rig.run_for(trip + 1.5 - (rig.clock.monotonic() - rig.app.controller.transitions[0].t))
+        assert rig.state == "TRIPPED", rig.app.controller.reason
+    controller = rig.app.controller
+    assert not any(isinstance(t.cause, Faulted) for t in controller.transitions)
+    assert [c for _, c in rig.hardware.history] == [True, False] * len(trips)
+    assert 0.010 <= controller.longest_contact_settling_s <= DEBOUNCE / 2
+
+
+def test_without_the_sense_wiring_the_monitor_still_protects(tmp_path: Path) -> None:
+    rig = armed_rig(tmp_path, detector=TripAt(3.0), relay_sense_wired=False)
+    assert rig.sense is None and rig.app.gpio.relay_sense is None
+    rig.hardware.drop_latch()  # unseen without the feedback: the documented limitation
+    rig.run_for(0.5)
+    assert rig.state == "ARMED" and rig.app.controller.contact_closed is None
+    rig.run_for(2.0)
+    assert rig.state == "TRIPPED" and not rig.hardware.contact_closed()
+
+
+class HealthLink:
+    """Stands in for the courier link: keeps what the loop reports."""
+
+    def __init__(self) -> None:
+        self.reports: list[tuple[DeviceHealth, Mapping[str, tuple[bool, str]]]] = []
+
+    def report_health(self, health: DeviceHealth, checks: Mapping[str, tuple[bool, str]]) -> None:
+        self.reports.append((health, checks))
+
+
+def _health(rig: Rig) -> tuple[DeviceHealth, Mapping[str, tuple[bool, str]]]:
+    link = HealthLink()
+    reports = HealthReports(rig.app.monitor, cast(CourierLink, link), rig.clock)
+    rig.app.monitor.on_iteration.append(reports)
+    rig.run_for(HealthReports.INTERVAL_S + 0.05)
+    rig.app.monitor.on_iteration.remove(reports)
+    return link.reports[-1]
+
+
+def test_health_says_whether_the_belt_is_enabled(tmp_path: Path) -> None:
+    rig = make_rig(tmp_path, detector=TripAt(4.0))
+    rig.run_for(1.0)
+    health, checks = _health(rig)
+    assert health.belt_enabled is False
+    assert checks["relay-contact"] == (True, "reads open in STANDBY, as it should")
+    rig.press_reset()
+    health, checks = _health(rig)
+    assert health.belt_enabled is True and health.state == DeviceState.ARMED
+    assert checks["relay-contact"] == (True, "reads closed in ARMED, as it should")
+    rig.hardware.weld_contact()
+    rig.run_for(2.0)
+    health, checks = _health(rig)
+    assert health.belt_enabled is True and health.state == DeviceState.FAULT
+    assert checks["relay-contact"] == (
+        False,
+        "relay contact closed while released: reads closed in FAULT",
+    )
+
+
+def test_health_without_the_sense_wiring(tmp_path: Path) -> None:
+    rig = make_rig(tmp_path, relay_sense_wired=False)
+    health, checks = _health(rig)
+    assert health.belt_enabled is None
+    assert checks["relay-contact"] == (
+        True,
+        "not read back (gpio.relay_sense_wired = false): a dropped latch or a welded contact "
+        "goes unseen",
+    )

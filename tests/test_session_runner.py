@@ -4,17 +4,29 @@ resumes, press patterns beside the reset button, and no session action ever move
 from __future__ import annotations
 
 import concurrent.futures
+import dataclasses
 import sqlite3
 import tokenize
 from pathlib import Path
 
 import pytest
 
+from firmware.detection.base import DetectionKind
+from firmware.safety import SafetyState
 from firmware.session.control import ControlServer, send_command
 from firmware.session.cues import Cue
 from firmware.session.plan import PRESETS, Interval, Plan
-from firmware.session.record import load_sessions
-from firmware.session.runner import SessionRunner, SessionState, attach_session, detach_session
+from firmware.session.runner import (
+    SESSION_TRANSITIONS,
+    PauseCause,
+    SessionRunner,
+    SessionState,
+    SessionTrigger,
+    attach_session,
+    detach_session,
+)
+from firmware.storage.sessions import load_sessions
+from hal.interfaces import PressEdges
 from sim import scenarios
 from tests.app_support import Rig, TripAt, close_rigs, make_rig  # noqa: F401 - fixture
 
@@ -74,9 +86,9 @@ def test_cues_fire_in_order_at_the_planned_times(tmp_path: Path) -> None:
     # Wall time on the loop's clock matches plan time: nothing paused.
     assert runner.cues[-1].t - start == pytest.approx(210.0, abs=0.05)
     record = runner.finished[-1]
-    assert record["status"] == "completed"
-    assert record["backward_s"] == pytest.approx(180.0, abs=0.1)
-    assert [i["direction"] for i in record["intervals"]] == [
+    assert record.status == "completed"
+    assert record.backward_s == pytest.approx(180.0, abs=0.1)
+    assert [i.direction for i in record.intervals] == [
         "backward",
         "forward",
         "rest",
@@ -110,6 +122,7 @@ def test_a_trip_pauses_and_rearming_resumes(tmp_path: Path) -> None:
     assert rig.state == "TRIPPED"
     assert runner.state is SessionState.PAUSED
     assert "trip" in runner.pause_reason
+    assert runner.pause_cause is PauseCause.TRIP
     assert runner.session is not None
     plan_t = runner.session.plan_t
     rig.run_for(30.0)  # the plan clock stands still while tripped
@@ -129,8 +142,8 @@ def test_a_trip_pauses_and_rearming_resumes(tmp_path: Path) -> None:
     rig.run_for(200.0)
     assert runner.state is SessionState.FINISHED
     record = runner.finished[-1]
-    assert record["trips"] == 1 and record["stumbles"] == 1 and record["pauses"] == 1
-    assert record["paused_s"] > 30.0
+    assert record.trips == 1 and record.stumbles == 1 and record.pauses == 1
+    assert record.paused_s > 30.0
     detach_session(rig.app, runner)
 
 
@@ -147,6 +160,7 @@ def test_starting_a_session_never_arms(tmp_path: Path) -> None:
     assert _relay_history(rig) == before
     assert runner.state is SessionState.PAUSED
     assert "waiting for arming" in runner.pause_reason
+    assert runner.pause_cause is PauseCause.WAITING_FOR_ARMING
     assert runner.cues == type(runner.cues)()  # no cue: the plan has not begun
     rig.press_reset()  # the walker arms, as always
     rig.run_for(0.05)
@@ -213,6 +227,7 @@ def test_press_patterns_start_pause_and_stop_only_while_armed(tmp_path: Path) ->
     assert runner.state is SessionState.RUNNING
     double_press()
     assert runner.state is SessionState.PAUSED and runner.pause_reason == "paused by the walker"
+    assert runner.pause_cause is PauseCause.BUTTON
     double_press()
     assert runner.state is SessionState.RUNNING
     # A single press and a triple press do nothing.
@@ -229,7 +244,7 @@ def test_press_patterns_start_pause_and_stop_only_while_armed(tmp_path: Path) ->
     rig.button.press_at(now, now + 3.0)
     rig.run_for(2.1)
     assert runner.state is SessionState.FINISHED
-    assert runner.finished[-1]["status"] == "stopped"
+    assert runner.finished[-1].status == "stopped"
     assert runner.cues[-1].cue is Cue.DONE
     rig.run_for(1.0)
     assert rig.state == "ARMED"
@@ -249,6 +264,7 @@ def test_a_walker_pause_survives_rearming(tmp_path: Path) -> None:
     rig.press_reset()
     rig.run_for(1.0)
     assert runner.state is SessionState.PAUSED and runner.pause_reason == "paused by the walker"
+    assert runner.pause_cause is PauseCause.CLI
     detach_session(rig.app, runner)
 
 
@@ -260,7 +276,7 @@ def test_a_long_pause_abandons_the_session(tmp_path: Path) -> None:
     runner.request("pause")
     rig.run_for(rig.app.config.session.max_pause_s + 1.0)
     assert runner.state is SessionState.FINISHED
-    assert runner.finished[-1]["status"] == "abandoned"
+    assert runner.finished[-1].status == "abandoned"
     detach_session(rig.app, runner)
 
 
@@ -278,11 +294,11 @@ def test_sessions_are_stored_per_interval(tmp_path: Path) -> None:
     sessions = load_sessions(rig.app.config.storage.database)
     assert len(sessions) == 1
     record = sessions[0].record
-    assert record["status"] == "completed"
+    assert record.status == "completed"
     # 1.5 steps/s over the walking intervals (the rest interval is walked too: the simulated
     # walker ignores cues, and the log measures what happened, not what was planned).
-    assert record["steps"] == pytest.approx(1.5 * 210, rel=0.05)
-    assert record["cadence_spm"] == pytest.approx(90.0, rel=0.05)
+    assert record.steps == pytest.approx(1.5 * 210, rel=0.05)
+    assert record.cadence_spm == pytest.approx(90.0, rel=0.05)
     conn = sqlite3.connect(rig.app.config.storage.database)
     rows = conn.execute(
         "SELECT idx, direction, planned_s, done_s, steps FROM session_intervals ORDER BY idx"
@@ -326,7 +342,9 @@ def test_local_cli_socket_controls_the_session(tmp_path: Path) -> None:
 
 def test_session_summary_goes_through_the_outbox(tmp_path: Path) -> None:
     from core.protocol.topics import Topics
-    from firmware.session.record import open_session_db, save_session
+    from firmware.session.record import session_payload
+    from firmware.storage.database import connect
+    from firmware.storage.sessions import SummaryToQueue, save_session
 
     rig = _armed_rig(tmp_path)
     runner = attach_session(rig.app, SHORT, record=False)
@@ -335,10 +353,12 @@ def test_session_summary_goes_through_the_outbox(tmp_path: Path) -> None:
     runner.request("stop")
     rig.run_for(0.1)
     record = runner.finished[-1]
-    conn = open_session_db(tmp_path / "s.db")
-    topic = Topics("retroguard", "treadmill-1").session
-    assert save_session(conn, record, outbox_topic=topic)
-    assert not save_session(conn, record, outbox_topic=topic)  # queued once
+    conn = connect(tmp_path / "s.db")
+    summary = SummaryToQueue(
+        Topics("retroguard", "treadmill-1").session, lambda: session_payload(record)
+    )
+    assert save_session(conn, record, summary)
+    assert not save_session(conn, record, summary)  # queued once
     rows = conn.execute("SELECT topic, priority, payload FROM outbox").fetchall()
     conn.close()
     assert len(rows) == 1
@@ -346,5 +366,159 @@ def test_session_summary_goes_through_the_outbox(tmp_path: Path) -> None:
     from tests.mqtt_helpers import validate
 
     payload = validate("session", rows[0][2])
-    assert payload["id"] == record["id"] and payload["schema"] == 1
+    assert payload["id"] == record.id and payload["schema"] == 1
     detach_session(rig.app, runner)
+
+
+Edge = tuple[SessionState, SessionState, SessionTrigger]
+
+
+class TracedRunner(SessionRunner):
+    """A runner that notes every transition it makes or refuses, with a way to force one."""
+
+    def __init__(self, *args: object, **kwargs: object) -> None:
+        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
+        self.taken: list[Edge] = []
+        self.refused: list[Edge] = []
+
+    def _go(self, target: SessionState, trigger: SessionTrigger) -> bool:
+        source = self.state
+        went = super()._go(target, trigger)
+        (self.taken if went else self.refused).append((source, target, trigger))
+        return went
+
+    def force_finish(self, now: float, trigger: SessionTrigger) -> None:
+        self._finish(now, trigger)
+
+    def force_run(self, now: float, trigger: SessionTrigger) -> None:
+        self._run(now, trigger)
+
+
+def _traced(rig: Rig, plan: Plan, **config: float) -> TracedRunner:
+    button = rig.app.gpio.button
+    runner = TracedRunner(
+        plan,
+        safety=rig.app.controller,
+        buzzer=rig.app.gpio.buzzer,
+        device_id=rig.app.config.device.id,
+        config=dataclasses.replace(rig.app.config.session, **config),
+        button=button if isinstance(button, PressEdges) else None,
+    )
+    rig.app.monitor.on_iteration.append(runner)
+    return runner
+
+
+def _ask(rig: Rig, runner: SessionRunner, command: str) -> None:
+    runner.request(command)
+    rig.run_for(0.05)  # the loop answers at its next iteration
+
+
+def test_every_session_transition_in_the_table_is_taken(tmp_path: Path) -> None:
+    """Each edge of SESSION_TRANSITIONS happens in a scenario, and nothing is refused."""
+    long_plan = Plan("long", (Interval("backward", 600.0),))
+    rig = make_rig(tmp_path / "a", detector=TripAt(20.0))
+    rig.run_for(1.0)
+    a = _traced(rig, long_plan)
+    _ask(rig, a, "start")  # STANDBY: waits for arming
+    _ask(rig, a, "resume")  # still not armed: waits on
+    rig.press_reset()
+    rig.run_for(0.05)
+    assert a.state is SessionState.RUNNING
+    rig.run_for(20.5 - rig.clock.monotonic())
+    assert rig.state == "TRIPPED" and a.pause_cause is PauseCause.TRIP
+    _ask(rig, a, "stop")
+    _ask(rig, a, "start")  # TRIPPED: waits for arming
+    _ask(rig, a, "pause")  # the walker's pause replaces the wait
+    rig.press_reset()
+    rig.run_for(0.05)
+    assert rig.state == "ARMED" and a.state is SessionState.PAUSED
+    for command in ("resume", "pause", "resume", "stop"):
+        _ask(rig, a, command)
+    assert a.state is SessionState.FINISHED
+    rig = _armed_rig(tmp_path / "b")
+    b = _traced(rig, Plan("tiny", (Interval("backward", 10.0),)), max_pause_s=5.0)
+    _ask(rig, b, "start")
+    rig.run_for(11.0)
+    assert b.finished[-1].status == "completed"
+    _ask(rig, b, "start")
+    _ask(rig, b, "pause")
+    rig.run_for(6.0)
+    assert b.finished[-1].status == "abandoned"
+    assert a.refused == b.refused == []
+    assert set(a.taken) | set(b.taken) == set(SESSION_TRANSITIONS.edges)
+
+
+@pytest.mark.parametrize(
+    ("kind", "stumbles"), [(DetectionKind.STUMBLE, 1), (DetectionKind.FALL, 0)]
+)
+def test_trips_and_stumbles_are_counted_from_the_typed_cause(
+    tmp_path: Path, kind: DetectionKind, stumbles: int
+) -> None:
+    rig = make_rig(tmp_path, detector=TripAt(20.0, kind=kind))
+    rig.run_for(1.0)
+    rig.press_reset()
+    runner = attach_session(rig.app, SHORT, record=False)
+    runner.request("start")
+    rig.run_for(25.0 - rig.clock.monotonic())
+    assert runner.state is SessionState.PAUSED and runner.pause_cause is PauseCause.TRIP
+    assert runner.session is not None
+    interval = runner.session.intervals[0]
+    assert (interval.trips, interval.stumbles) == (1, stumbles)
+    # What the English rule it replaces counted from the same transitions:
+    tripped = [t for t in rig.app.controller.transitions if t.state is SafetyState.TRIPPED]
+    assert len(tripped) == 1
+    assert sum(t.reason.startswith("stumble") for t in tripped) == stumbles
+    runner.request("stop")
+    rig.run_for(0.05)
+    assert (runner.finished[-1].trips, runner.finished[-1].stumbles) == (1, stumbles)
+    detach_session(rig.app, runner)
+
+
+def test_a_fault_pauses_without_counting_a_trip_and_rearming_resumes(tmp_path: Path) -> None:
+    rig = _armed_rig(tmp_path)
+    assert rig.sim_imu is not None
+    runner = attach_session(rig.app, SHORT, record=False)
+    runner.request("start")
+    rig.run_for(1.0)
+    rig.sim_imu.bus.disconnect()
+    rig.run_for(0.5)
+    assert rig.state == "FAULT"
+    assert runner.state is SessionState.PAUSED and runner.pause_cause is PauseCause.FAULT
+    assert runner.pause_reason == (
+        "paused by the monitor (FAULT): re-arm with the reset button to resume"
+    )
+    assert runner.session is not None and runner.session.intervals[0].trips == 0
+    rig.sim_imu.bus.reconnect()
+    rig.run_for(3.0)
+    assert rig.state == "STANDBY" and runner.state is SessionState.PAUSED
+    rig.press_reset()
+    rig.run_for(0.05)
+    assert runner.state is SessionState.RUNNING and runner.pause_cause is None
+    detach_session(rig.app, runner)
+
+
+def test_a_forbidden_session_transition_is_refused_and_logged(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    rig = _armed_rig(tmp_path)
+    runner = _traced(rig, SHORT)
+    _ask(rig, runner, "start")
+    assert runner.state is SessionState.RUNNING
+    cues = len(runner.cues)
+    now = rig.clock.monotonic()
+    runner.force_finish(now, SessionTrigger.MAX_PAUSE)  # only a PAUSED session is abandoned
+    runner.force_run(now, SessionTrigger.REARMED)  # RUNNING is not re-armed into RUNNING
+    assert runner.refused == [
+        (SessionState.RUNNING, SessionState.FINISHED, SessionTrigger.MAX_PAUSE),
+        (SessionState.RUNNING, SessionState.RUNNING, SessionTrigger.REARMED),
+    ]
+    errors = [r.getMessage() for r in caplog.records if r.levelname == "ERROR"]
+    assert errors == [
+        "session: forbidden transition RUNNING -> FINISHED on max pause: refused",
+        "session: forbidden transition RUNNING -> RUNNING on re-armed: refused",
+    ]
+    # Nothing else happened: no record, no cue, the session runs on.
+    assert runner.state is SessionState.RUNNING and list(runner.finished) == []
+    assert runner.session is not None and runner.session.status == "running"
+    rig.run_for(2.0)
+    assert runner.state is SessionState.RUNNING and len(runner.cues) == cues

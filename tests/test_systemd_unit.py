@@ -46,6 +46,9 @@ def test_unit_has_the_required_settings() -> None:
     assert single["DevicePolicy"] == "closed"
     assert {"char-gpiochip rw", "char-i2c rw"} <= set(d["DeviceAllow"])
     assert single["WantedBy"] == "multi-user.target"
+    # the loop is scheduled first; the courier it forks is not (benchmarks/flood.py)
+    assert single["CPUSchedulingPolicy"] == "fifo"
+    assert single["CPUSchedulingResetOnFork"] == "yes"
 
 
 def test_exec_stop_post_names_a_real_subcommand() -> None:

@@ -355,3 +355,13 @@ def test_error_str_is_path_line_message() -> None:
     err = TraceFormatError("a/b.csv", 12, "bad thing")
     assert str(err) == "a/b.csv:12: bad thing"
     assert isinstance(err, ValueError)
+
+
+def test_a_file_without_newlines_is_refused_without_reading_it_whole(tmp_path: Path) -> None:
+    """``replay /dev/zero`` died with MemoryError: lines are read 4,096 characters at most."""
+    with pytest.raises(TraceFormatError, match="first line must be"):
+        read_header("/dev/zero")
+    huge = tmp_path / "huge.trace"
+    huge.write_text("# format: retroguard-trace/1\n" + "9" * 10_000_000)
+    with pytest.raises(TraceFormatError):
+        read_header(huge)

@@ -20,7 +20,7 @@ from core.samples import ImuSample
 from firmware.config import SafetyConfig
 from firmware.detection.base import Detection, DetectionKind
 from firmware.monitor import Monitor
-from firmware.safety import SafetyController, SafetyState, SensorLimits
+from firmware.safety import FaultKind, SafetyController, SafetyState, SensorLimits
 from firmware.sdnotify import Notifier
 from firmware.watchdog import ServiceWatchdog, ping_interval_from_env
 from hal.errors import ImuFifoOverflowError
@@ -295,6 +295,30 @@ def test_ready_once_pings_while_healthy_status_on_change(
 
     watchdog.stopping("service stopping")
     assert received(sock) == [["STOPPING=1", "STATUS=service stopping"]]
+
+
+def test_a_fault_a_restart_cannot_cure_keeps_the_pings(
+    systemd_socket: tuple[socket.socket, str],
+) -> None:
+    """A welded relay contact stays welded after a restart: restarting would only send the
+    fault, and its alert, again every WatchdogSec, forever."""
+    sock, path = systemd_socket
+    rig = Rig()
+    watchdog = ServiceWatchdog.from_env({"NOTIFY_SOCKET": path, "WATCHDOG_USEC": "2000000"})
+    rig.monitor.on_iteration.append(watchdog)
+    rig.steps(60)
+    assert rig.state is SafetyState.STANDBY
+    received(sock)
+    rig.controller._fault(FaultKind.CONTACT_CLOSED_WHILE_RELEASED, "relay contact welded", 1.2)
+    assert rig.state is SafetyState.FAULT and not rig.monitor.restart_may_cure
+    rig.steps(100)  # 2 s
+    lines = flat(received(sock))
+    assert lines[0] == "STATUS=FAULT: relay contact welded"
+    assert lines.count("WATCHDOG=1") == 4  # alive and reporting: no restart
+    rig.imu.broken = True  # later the sensor wedges: a restart may cure that one
+    rig.steps(200)
+    assert rig.monitor.restart_may_cure
+    assert "WATCHDOG=1" not in flat(received(sock))
 
 
 def test_without_watchdog_usec_ready_and_status_only(

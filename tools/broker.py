@@ -91,10 +91,14 @@ class Mosquitto:
     """One local Mosquitto process on 127.0.0.1 (a free port unless given).
 
     ``users`` (name → password) switches anonymous access off and writes a
-    password file with ``mosquitto_passwd``; ``acl`` is the text of an ACL
-    file; ``tls`` adds TLS on the same port; ``persistence`` keeps retained
-    messages and persistent sessions across :meth:`stop` / :meth:`start`
-    (the outage tests need that, like a real deployment).
+    password file with ``mosquitto_passwd``, and — as the documented broker
+    does — makes every client's id its user name (``use_username_as_clientid``),
+    so one account cannot take over another's session; ``acl`` is the text of
+    an ACL file; ``tls`` adds TLS on the same port; ``persistence`` keeps
+    retained messages and persistent sessions across :meth:`stop` /
+    :meth:`start` and a crash, saved every second (``autosave_interval 1``),
+    like a real deployment; ``persistence=False`` models a broker that lost
+    its database.
     """
 
     def __init__(
@@ -163,7 +167,7 @@ class Mosquitto:
             data.mkdir(exist_ok=True)
             data.chmod(0o755)
             self._give_to_broker_user(data)
-            lines += ["persistence true", f"persistence_location {data}/", "autosave_interval 0"]
+            lines += ["persistence true", f"persistence_location {data}/", "autosave_interval 1"]
         else:
             lines.append("persistence false")
         if self._users:
@@ -178,7 +182,11 @@ class Mosquitto:
                 )
             passwd.chmod(0o644)
             self._give_to_broker_user(passwd)
-            lines += ["allow_anonymous false", f"password_file {passwd}"]
+            lines += [
+                "allow_anonymous false",
+                f"password_file {passwd}",
+                "use_username_as_clientid true",
+            ]
         else:
             lines.append("allow_anonymous true")
         if self._acl is not None:

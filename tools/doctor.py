@@ -92,6 +92,7 @@ def diagnose(config: Config, bench: Bench) -> Iterator[CheckResult]:
     yield system_checks.check_broker(config, bench.broker_timeout_s)
     yield system_checks.check_store(config)
     yield system_checks.check_clock(bench.wall_time, bench.monotonic)
+    yield system_checks.check_config(config)
 
 
 def describe(config: Config, source: Path | None) -> str:

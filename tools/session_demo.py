@@ -22,8 +22,8 @@ from firmware.app import build_app
 from firmware.config import Config, StorageConfig
 from firmware.session.cues import PATTERN
 from firmware.session.plan import Plan, resolve_plan
-from firmware.session.record import load_sessions
 from firmware.session.runner import SessionRunner, attach_session, detach_session
+from firmware.storage.sessions import load_sessions
 from sim import scenarios
 from sim.backends import simulated_hardware
 
@@ -141,14 +141,14 @@ def run_guided_demo(
             return 1
         r = sessions[-1].record
         out.write(
-            f"Session {r['status']}: {r['done_s'] / 60:.0f} plan minutes, "
-            f"{r['backward_s'] / 60:.0f} backward; measured {r['steps']} steps in "
-            f"{r['walking_s']:.0f} s of walking ({r['cadence_spm']:.0f} steps/min), "
-            f"{r['trips']} trips. Stored in the sessions table"
-            f"{' and queued for MQTT' if app.reporter else ''}.\n"
+            f"Session {r.status}: {r.done_s / 60:.0f} plan minutes, "
+            f"{r.backward_s / 60:.0f} backward; measured {r.steps} steps in "
+            f"{r.walking_s:.0f} s of walking ({r.cadence_spm:.0f} steps/min), "
+            f"{r.trips} trips. Stored in the sessions table"
+            f"{' and queued for MQTT' if app.config.mqtt.host else ''}.\n"
         )
         # The relay closed once, at arming, and the session never moved it.
-        ok = r["status"] == "completed" and [closed for _, closed in history] == [True]
+        ok = r.status == "completed" and [closed for _, closed in history] == [True]
         if not ok:
             out.write("DEMO FAILED: the session did not complete or the relay moved.\n")
         return 0 if ok else 1

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from core.progress import GOAL_BACKWARD_MIN, GOAL_SESSIONS_PER_WEEK, weekly_progress
-from firmware.session.record import StoredSession, load_sessions
+from firmware.storage.sessions import StoredSession, load_sessions
 
 ACTIONS = ("start", "pause", "resume", "stop", "status", "demo")
 
@@ -101,10 +101,10 @@ def print_sessions(sessions: Sequence[StoredSession], out: TextIO) -> None:
     for s in sessions:
         r = s.record
         out.write(
-            f"{s.started:%Y-%m-%d %H:%M}  {str(r['plan'])[:20]:20} {r['status']!s:9} "
-            f"{_minutes(r['done_s'])}  {_minutes(r['backward_s'])}  "
-            f"{_minutes(r['longest_backward_s']):>7}  {r['steps']:5d}  "
-            f"{r['cadence_spm']:7.1f}  {r['trips']:5d}  {r['stumbles']:8d}\n"
+            f"{s.started:%Y-%m-%d %H:%M}  {r.plan[:20]:20} {r.status:9} "
+            f"{_minutes(r.done_s)}  {_minutes(r.backward_s)}  "
+            f"{_minutes(r.longest_backward_s):>7}  {r.steps:5d}  "
+            f"{r.cadence_spm:7.1f}  {r.trips:5d}  {r.stumbles:8d}\n"
         )
     out.write(
         f"\nWeekly progress (goal: {GOAL_BACKWARD_MIN:g} straight minutes backward, "

@@ -29,6 +29,7 @@ from core.protocol.messages import (
     InvalidMessage,
     NotJson,
     ProtocolError,
+    ReceiptMessage,
     ReplyMessage,
     SessionSummary,
     StateMessage,
@@ -153,6 +154,8 @@ def telemetry_payload(device_id: str, outbox_depth: int, health: DeviceHealth) -
             imu_ok=health.imu_ok,
             imu_errors=health.imu_errors,
             bus_errors=health.bus_errors,
+            belt_enabled=health.belt_enabled,
+            storage_ok=health.storage_ok,
         )
     )
 
@@ -181,3 +184,8 @@ def reply_payload(
 
 def session_payload(summary: SessionSummary) -> str:
     return encode(summary)
+
+
+def receipt_payload(ids: list[str], by: str) -> str:
+    """What an alert consumer publishes on ``.../receipt`` once ``ids`` are on its disk."""
+    return encode(ReceiptMessage(schema=SCHEMA_VERSION, ids=ids, by=by))

@@ -31,8 +31,16 @@ class TopicKind(StrEnum):
     """QoS 1 summary of each guided session when it ends."""
     REPLY = "reply"
     """Every command's reply, matched to the request by its id."""
+    RECEIPT = "receipt"
+    """From an alert consumer (the caregiver service): these alerts are committed on its side;
+    the device may forget them (see :class:`core.protocol.messages.ReceiptMessage`)."""
     COMMAND = "cmd"
     """``<base>/cmd/<name>``: commands to the device (none can arm)."""
+    INCIDENT = "incident"
+    """Retained: the open incident (id, severity), or that none is open — what a consumer that
+    starts late (Home Assistant after a restart) needs without replaying the event stream."""
+    PROGRESS = "progress"
+    """Retained: the guided session's state and this week's progress toward the goal."""
 
 
 CONSUMED_KINDS = (
@@ -90,6 +98,14 @@ class Topics:
         return self.of(TopicKind.SESSION)
 
     @property
+    def incident(self) -> str:
+        return self.of(TopicKind.INCIDENT)
+
+    @property
+    def progress(self) -> str:
+        return self.of(TopicKind.PROGRESS)
+
+    @property
     def command_filter(self) -> str:
         return f"{self.base}/cmd/+"
 
@@ -99,6 +115,10 @@ class Topics:
     @property
     def reply(self) -> str:
         return self.of(TopicKind.REPLY)
+
+    @property
+    def receipt(self) -> str:
+        return self.of(TopicKind.RECEIPT)
 
     def command_name(self, topic: str) -> str | None:
         """The ``<name>`` of a ``.../cmd/<name>`` topic of this device, else None."""

@@ -14,8 +14,9 @@ from core.mqttlink import MqttSetupError
 from core.protocol.commands import COMMANDS
 from core.protocol.topics import Topics
 from firmware.mqtt.commands import CommandError, CommandTarget, SilenceRequest
-from firmware.mqtt.outbox import Outbox, OutboxSink
 from firmware.mqtt.reporter import MqttReporter, ReporterStatus
+from firmware.sinks import OutboxSink
+from firmware.storage.outbox import Outbox
 
 __all__ = [
     "COMMANDS",

@@ -16,16 +16,18 @@ command gets an error reply and changes nothing.
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from core.protocol.commands import (
     Ack,
+    Command,
     CommandRefused,
     Ping,
     SelfTest,
     Silence,
+    TestAlarm,
     parse_command,
 )
 
@@ -51,6 +53,10 @@ class CommandTarget(Protocol):
         """Read-only health checks: ``{"passed": bool, "checks": {...}}``."""
         ...
 
+    def test_alarm(self, by: str) -> Mapping[str, Any]:
+        """A test alarm: a chirp on the buzzer and a ``test`` event to every consumer."""
+        ...
+
 
 class SilenceRequest:
     """A flag set from the network side and taken by the real-time loop.
@@ -60,12 +66,15 @@ class SilenceRequest:
     network code. In the loop: ``if silence.take(): buzzer.stop()``.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, on_request: Callable[[], object] | None = None) -> None:
         self._requested = 0
         self._taken = 0
+        self._on_request = on_request
 
     def request(self) -> None:
         self._requested += 1
+        if self._on_request is not None:
+            self._on_request()
 
     def take(self) -> bool:
         """True once per batch of requests since the last call."""
@@ -73,6 +82,42 @@ class SilenceRequest:
         if requested != self._taken:
             self._taken = requested
             return True
+        return False
+
+
+class CommandBudget:
+    """A token bucket for incoming commands: a flood is dropped where it arrives.
+
+    Any account allowed to write a device's commands (anyone, on an anonymous
+    broker) could send thousands a second; each would be parsed, answered and
+    logged. The budget takes :data:`COMMANDS_PER_S` on average and a burst of
+    :data:`COMMAND_BURST`; the rest are dropped unanswered and counted, so the
+    courier's work stays bounded whatever arrives (the real-time loop is in
+    another process either way).
+    """
+
+    def __init__(
+        self,
+        clock: Callable[[], float],
+        rate_per_s: float = 20.0,
+        burst: float = 40.0,
+    ) -> None:
+        self._clock = clock
+        self._rate = rate_per_s
+        self._burst = burst
+        self._tokens = burst
+        self._at = clock()
+        self.dropped = 0
+
+    def take(self) -> bool:
+        """True if a command may be run now (one token spent)."""
+        now = self._clock()
+        self._tokens = min(self._burst, self._tokens + (now - self._at) * self._rate)
+        self._at = now
+        if self._tokens >= 1.0:
+            self._tokens -= 1.0
+            return True
+        self.dropped += 1
         return False
 
 
@@ -110,7 +155,7 @@ class CommandHandler:
         log.info("MQTT command %s done (request %s)", name, request_id)
         return Reply(name, request_id, True, result=result)
 
-    def _run(self, command: Ack | Silence | SelfTest | Ping) -> Mapping[str, Any]:
+    def _run(self, command: Command) -> Mapping[str, Any]:
         match command:
             case Ping():
                 return {"pong": True}
@@ -121,3 +166,5 @@ class CommandHandler:
                 return dict(self._target.self_test())
             case Ack(event_id=event_id, by=by):
                 return dict(self._target.acknowledge(event_id, by))
+            case TestAlarm(by=by):
+                return dict(self._target.test_alarm(by))

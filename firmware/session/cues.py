@@ -30,7 +30,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Protocol
 
-from firmware.session.plan import Direction
+from core.protocol.messages import Direction
 
 log = logging.getLogger(__name__)
 

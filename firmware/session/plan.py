@@ -39,13 +39,13 @@ import math
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, Literal, get_args
+from typing import Any, get_args
 
 from core import tomlschema
 from core.errors import ConfigError
 from core.progress import GOAL_BACKWARD_MIN
+from core.protocol.messages import Direction
 
-Direction = Literal["backward", "forward", "rest"]
 DIRECTIONS: tuple[str, ...] = get_args(Direction)
 
 MIN_INTERVAL_S = 10.0

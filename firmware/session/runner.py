@@ -1,14 +1,30 @@
 """The guided-session state machine, run on the monitor's loop and its clock.
 
-States::
+States and the only transitions allowed (:data:`SESSION_TRANSITIONS`; the
+same block is in docs/sessions.md, and a test keeps the three equal)::
 
-    IDLE ──start──► PAUSED (waiting for arming) ──ARMED──► RUNNING ──plan ends──► FINISHED
-                       ▲  │                                 │  ▲
-                       │  └─────────── ARMED ──────────────►│  │ ARMED again (re-armed)
-                       │                                    ▼  │
-                       └──── pause (button / CLI) ◄── RUNNING ─┴─ a trip or fault: PAUSED
-    any active state ──stop (long press / CLI)──► FINISHED ("stopped")
-    PAUSED for session.max_pause_s ──► FINISHED ("abandoned")
+    stateDiagram-v2
+        IDLE --> RUNNING : start (armed)
+        IDLE --> PAUSED : start (not armed)
+        RUNNING --> PAUSED : pause
+        RUNNING --> PAUSED : trip or fault
+        RUNNING --> FINISHED : plan ends
+        RUNNING --> FINISHED : stop
+        PAUSED --> PAUSED : pause
+        PAUSED --> PAUSED : resume (not armed)
+        PAUSED --> RUNNING : resume (armed)
+        PAUSED --> RUNNING : re-armed
+        PAUSED --> FINISHED : stop
+        PAUSED --> FINISHED : max pause
+        FINISHED --> RUNNING : start (armed)
+        FINISHED --> PAUSED : start (not armed)
+
+"pause", "resume", "start" and "stop" come from the walker (a press pattern)
+or the local CLI; "trip or fault" and "re-armed" from the safety
+controller's state; "max pause" is ``session.max_pause_s`` spent PAUSED. Why
+the session is paused is a :class:`PauseCause`. A transition the table
+forbids is a bug here: it is logged and refused (the session stays where it
+was; it never raises into the monitor loop).
 
 Safety, by construction:
 
@@ -44,9 +60,18 @@ from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 
-from firmware.safety import SafetyState, Transition
+from core.protocol.messages import (
+    Direction,
+    IntervalSummary,
+    RecordStatus,
+    SessionRecord,
+    SessionStatus,
+)
+from firmware.detection.base import DetectionKind
+from firmware.fsm import TransitionTable
+from firmware.safety import Detected, SafetyState, Transition
 from firmware.session.config import SessionConfig
 from firmware.session.cues import PATTERN, TEXT, Cue, Speaker, cue_for
 from firmware.session.gestures import GestureKind, GestureRecognizer
@@ -58,7 +83,6 @@ if TYPE_CHECKING:
     from firmware.app import App
     from firmware.monitor import Monitor
     from firmware.session.control import ControlServer
-    from firmware.session.record import SessionRecorder
 
 log = logging.getLogger(__name__)
 
@@ -73,6 +97,80 @@ class SessionState(StrEnum):
     RUNNING = "RUNNING"
     PAUSED = "PAUSED"
     FINISHED = "FINISHED"
+
+
+class SessionTrigger(StrEnum):
+    """What may move the session from one state to another: the table's edge labels."""
+
+    START_ARMED = "start (armed)"
+    START_NOT_ARMED = "start (not armed)"
+    """Starting never arms: the session waits, paused, for the walker to arm."""
+    PAUSE = "pause"
+    """The walker's pause; over a pause of another cause it makes that pause the walker's."""
+    RESUME_ARMED = "resume (armed)"
+    RESUME_NOT_ARMED = "resume (not armed)"
+    """The walker's resume while the monitor is not ARMED: resumes once armed."""
+    DISARMED = "trip or fault"
+    """The safety controller left ARMED."""
+    REARMED = "re-armed"
+    """The controller is ARMED again and the pause was not the walker's."""
+    PLAN_ENDS = "plan ends"
+    STOP = "stop"
+    MAX_PAUSE = "max pause"
+    """PAUSED for ``session.max_pause_s``: the session is abandoned."""
+
+
+class PauseCause(StrEnum):
+    """Why a session is paused."""
+
+    WAITING_FOR_ARMING = "waiting for arming"
+    """Started (or resumed) while the monitor was not ARMED."""
+    TRIP = "trip"
+    """The controller tripped (a stumble or a fall)."""
+    FAULT = "fault"
+    """The controller left ARMED other than by a trip: by its table, to FAULT."""
+    BUTTON = "button"
+    """The walker's double press."""
+    CLI = "cli"
+    """A local command (``retroguard session pause``, or any caller of :meth:`request`)."""
+
+
+WalkerCause = Literal[PauseCause.BUTTON, PauseCause.CLI]
+WALKER_CAUSES = frozenset({PauseCause.BUTTON, PauseCause.CLI})
+"""Pauses that stay until the walker resumes: re-arming does not end them."""
+
+_PAUSE_TEXT = {
+    PauseCause.WAITING_FOR_ARMING: "waiting for arming: press the reset button to arm",
+    PauseCause.TRIP: "paused by a trip: re-arm with the reset button to resume",
+    PauseCause.BUTTON: "paused by the walker",
+    PauseCause.CLI: "paused by the walker",
+}
+
+_FINISH_STATUS: dict[SessionTrigger, SessionStatus] = {
+    SessionTrigger.PLAN_ENDS: "completed",
+    SessionTrigger.STOP: "stopped",
+    SessionTrigger.MAX_PAUSE: "abandoned",
+}
+"""The record's ``status`` for each way a session ends."""
+
+_St = SessionState
+_Tr = SessionTrigger
+SESSION_TRANSITIONS: TransitionTable[SessionState, SessionTrigger] = TransitionTable(
+    {
+        _St.IDLE: {_St.RUNNING: _Tr.START_ARMED, _St.PAUSED: _Tr.START_NOT_ARMED},
+        _St.RUNNING: {
+            _St.PAUSED: (_Tr.PAUSE, _Tr.DISARMED),
+            _St.FINISHED: (_Tr.PLAN_ENDS, _Tr.STOP),
+        },
+        _St.PAUSED: {
+            _St.PAUSED: (_Tr.PAUSE, _Tr.RESUME_NOT_ARMED),
+            _St.RUNNING: (_Tr.RESUME_ARMED, _Tr.REARMED),
+            _St.FINISHED: (_Tr.STOP, _Tr.MAX_PAUSE),
+        },
+        _St.FINISHED: {_St.RUNNING: _Tr.START_ARMED, _St.PAUSED: _Tr.START_NOT_ARMED},
+    }
+)
+"""The only transitions the runner makes; it starts IDLE."""
 
 
 class SafetyView(Protocol):
@@ -93,7 +191,7 @@ class IntervalLog:
     """One planned interval and what was measured in it (while the session ran)."""
 
     index: int
-    direction: str
+    direction: Direction
     speed: str
     planned_s: float
     done_s: float = 0.0
@@ -106,19 +204,20 @@ class IntervalLog:
     def cadence_spm(self) -> float:
         return StepCounts(self.steps, self.walking_s).cadence_spm
 
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "index": self.index,
-            "direction": self.direction,
-            "speed": self.speed,
-            "planned_s": round(self.planned_s, 1),
-            "done_s": round(self.done_s, 1),
-            "steps": self.steps,
-            "walking_s": round(self.walking_s, 1),
-            "cadence_spm": round(self.cadence_spm, 1),
-            "trips": self.trips,
-            "stumbles": self.stumbles,
-        }
+    def summary(self) -> IntervalSummary:
+        """The interval as the session record keeps it (seconds to a tenth)."""
+        return IntervalSummary(
+            index=self.index,
+            direction=self.direction,
+            speed=self.speed,
+            planned_s=round(self.planned_s, 1),
+            done_s=round(self.done_s, 1),
+            steps=self.steps,
+            walking_s=round(self.walking_s, 1),
+            cadence_spm=round(self.cadence_spm, 1),
+            trips=self.trips,
+            stumbles=self.stumbles,
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -144,7 +243,7 @@ class _Session:
     started_wall: str
     started_t: float
     intervals: list[IntervalLog]
-    status: str = "running"
+    status: RecordStatus = "running"
     ended_wall: str | None = None
     plan_t: float = 0.0
     paused_s: float = 0.0
@@ -161,9 +260,9 @@ def _wall_now() -> str:
 class SessionRunner:
     """A guided session on the monitor loop. Add it to ``monitor.on_iteration``.
 
-    ``record`` receives the session's record (a plain dict, see
-    :mod:`.record`) at each interval's end, on pause, and once more with
-    ``final=True``; it must not block (:meth:`SessionRecorder.submit` is a put).
+    ``record`` receives the session's :class:`~core.protocol.messages.SessionRecord`
+    at each interval's end, on pause, and once more with ``final=True``; it must
+    not block (:meth:`firmware.link.endpoint.CourierLink.submit_session` is a put).
     """
 
     def __init__(
@@ -175,7 +274,7 @@ class SessionRunner:
         device_id: str,
         config: SessionConfig | None = None,
         button: PressEdges | None = None,
-        record: Callable[[dict[str, Any], bool], None] | None = None,
+        record: Callable[[SessionRecord, bool], None] | None = None,
         speaker: Speaker | None = None,
         time_scale: float = 1.0,
     ) -> None:
@@ -184,7 +283,6 @@ class SessionRunner:
         self.plan = plan
         self.time_scale = time_scale
         """Plan seconds per loop second: 1 for real sessions; the demo compresses time."""
-        self.recorder: SessionRecorder | None = None
         self.control: ControlServer | None = None
         self.speaker = speaker
         self.config = config or SessionConfig()
@@ -199,11 +297,14 @@ class SessionRunner:
         )
         self.steps = StepDetector()
         self.state = SessionState.IDLE
+        self.pause_cause: PauseCause | None = None
+        """Why the session is PAUSED (None otherwise): decisions read this."""
         self.pause_reason = ""
+        """The same in words, for the CLI's status and the log."""
         self.session: _Session | None = None
         self.cues: deque[CueRecord] = deque(maxlen=512)
         """Every cue played (or refused), newest last: the demo prints these."""
-        self.finished: deque[dict[str, Any]] = deque(maxlen=16)
+        self.finished: deque[SessionRecord] = deque(maxlen=16)
         """Final records of the sessions finished since start, newest last."""
         self._requests: queue.SimpleQueue[tuple[str, queue.SimpleQueue[tuple[bool, str]] | None]]
         self._requests = queue.SimpleQueue()
@@ -285,19 +386,19 @@ class SessionRunner:
         log.info("session %s started: %s", self.session.id, self.plan.describe())
         self._emit(final=False)
         if self._safety.state is SafetyState.ARMED:
-            self._run(now)
+            self._run(now, SessionTrigger.START_ARMED)
             return True, f"session started: {self.plan.describe()}"
-        self._pause(now, "waiting for arming: press the reset button to arm")
+        self._pause(now, SessionTrigger.START_NOT_ARMED, PauseCause.WAITING_FOR_ARMING)
         return True, (
             f"session started, waiting for arming (state {self._safety.state.value}); "
             "press the reset button to arm — starting a session never arms"
         )
 
-    def pause(self, now: float) -> tuple[bool, str]:
+    def pause(self, now: float, by: WalkerCause = PauseCause.CLI) -> tuple[bool, str]:
         if self.state is SessionState.RUNNING or (
-            self.state is SessionState.PAUSED and self.pause_reason != "paused by the walker"
+            self.state is SessionState.PAUSED and not self._paused_by_walker
         ):
-            self._pause(now, "paused by the walker")
+            self._pause(now, SessionTrigger.PAUSE, by)
             return True, "session paused"
         return False, f"nothing to pause (session {self.state.value})"
 
@@ -305,29 +406,32 @@ class SessionRunner:
         if self.state is not SessionState.PAUSED:
             return False, f"nothing to resume (session {self.state.value})"
         if self._safety.state is SafetyState.ARMED:
-            self._run(now)
+            self._run(now, SessionTrigger.RESUME_ARMED)
             return True, "session resumed"
-        self.pause_reason = "waiting for arming: press the reset button to arm"
+        if self._go(SessionState.PAUSED, SessionTrigger.RESUME_NOT_ARMED):
+            self._set_pause_cause(PauseCause.WAITING_FOR_ARMING)
         return True, "session will resume once armed (press the reset button)"
 
-    def stop(self, now: float, status: str = "stopped") -> tuple[bool, str]:
+    def stop(self, now: float) -> tuple[bool, str]:
         if self.state not in (SessionState.RUNNING, SessionState.PAUSED):
             return False, f"no session to stop (session {self.state.value})"
-        self._finish(now, status)
-        return True, f"session {status}"
+        self._finish(now, SessionTrigger.STOP)
+        return True, f"session {_FINISH_STATUS[SessionTrigger.STOP]}"
 
     # ------------------------------------------------------------- helpers
 
-    def _command(self, command: str, now: float) -> tuple[bool, str]:
+    def _command(
+        self, command: str, now: float, by: WalkerCause = PauseCause.CLI
+    ) -> tuple[bool, str]:
         if command == "start":
             return self.start(now)
         if command == "pause":
-            return self.pause(now)
+            return self.pause(now, by)
         if command == "resume":
             return self.resume(now)
         if command == "toggle":
             if self.state is SessionState.RUNNING:
-                return self.pause(now)
+                return self.pause(now, by)
             if self.state is SessionState.PAUSED:
                 return self.resume(now)
             return self.start(now)
@@ -343,7 +447,8 @@ class SessionRunner:
             # Made (partly) outside ARMED: its presses were reset presses. Nothing more.
             log.info("button %s press ignored by the session: not made while armed", kind.value)
             return
-        _, message = self._command("toggle" if kind is GestureKind.DOUBLE else "stop", now)
+        command = "toggle" if kind is GestureKind.DOUBLE else "stop"
+        _, message = self._command(command, now, by=PauseCause.BUTTON)
         log.info("button %s press: %s", kind.value, message)
 
     def _follow_safety(self, now: float) -> None:
@@ -362,28 +467,65 @@ class SessionRunner:
         if s is not None and self.state in (SessionState.RUNNING, SessionState.PAUSED):
             interval = s.intervals[min(s.current, len(s.intervals) - 1)]
             for transition in reversed(new):
-                if transition.state is SafetyState.TRIPPED:
-                    interval.trips += 1
-                    if transition.reason.startswith("stumble"):
-                        interval.stumbles += 1
+                match transition.cause:
+                    case Detected(kind=kind):  # a trip: the only way into TRIPPED
+                        interval.trips += 1
+                        if kind is DetectionKind.STUMBLE:
+                            interval.stumbles += 1
         state = self._safety.state
         if self.state is SessionState.RUNNING and state is not SafetyState.ARMED:
-            what = "a trip" if state is SafetyState.TRIPPED else f"the monitor ({state.value})"
-            self._pause(now, f"paused by {what}: re-arm with the reset button to resume")
+            cause = PauseCause.TRIP if state is SafetyState.TRIPPED else PauseCause.FAULT
+            self._pause(now, SessionTrigger.DISARMED, cause)
         elif (
             self.state is SessionState.PAUSED
             and state is SafetyState.ARMED
-            and self.pause_reason != "paused by the walker"
+            and not self._paused_by_walker
         ):
-            self._run(now)
+            self._run(now, SessionTrigger.REARMED)
 
-    def _run(self, now: float) -> None:
+    @property
+    def _paused_by_walker(self) -> bool:
+        return self.pause_cause in WALKER_CAUSES
+
+    def _go(self, target: SessionState, trigger: SessionTrigger) -> bool:
+        """Move to ``target`` if :data:`SESSION_TRANSITIONS` allows it; True if it did.
+
+        A refusal is a bug here: logged, and the session stays where it was. It
+        never raises (that would stop the monitor loop) and it cannot matter to
+        safety: the runner has no way to the relay.
+        """
+        if not SESSION_TRANSITIONS.allows(self.state, target, trigger):
+            log.error(
+                "session: forbidden transition %s -> %s on %s: refused",
+                self.state.value,
+                target.value,
+                trigger.value,
+            )
+            return False
+        self.state = target
+        return True
+
+    def _set_pause_cause(self, cause: PauseCause | None) -> None:
+        self.pause_cause = cause
+        if cause is None:
+            self.pause_reason = ""
+        elif cause is PauseCause.FAULT:
+            state = self._safety.state.value
+            self.pause_reason = (
+                f"paused by the monitor ({state}): re-arm with the reset button to resume"
+            )
+        else:
+            self.pause_reason = _PAUSE_TEXT[cause]
+
+    def _run(self, now: float, trigger: SessionTrigger) -> None:
         s = self.session
         assert s is not None
-        if self.state is SessionState.PAUSED:
+        was_paused = self.state is SessionState.PAUSED
+        if not self._go(SessionState.RUNNING, trigger):
+            return
+        if was_paused:
             s.paused_s += now - self._paused_at
-        self.state = SessionState.RUNNING
-        self.pause_reason = ""
+        self._set_pause_cause(None)
         interval = s.intervals[s.current]
         cue = cue_for(self.plan.intervals[s.current].direction)
         if not s.ever_ran:
@@ -394,15 +536,17 @@ class SessionRunner:
             self._pending_cue = (now + RESUME_CUE_DELAY_S, cue)
             log.info("session resumed in interval %d %s", s.current + 1, interval.direction)
 
-    def _pause(self, now: float, reason: str) -> None:
-        if self.state is not SessionState.PAUSED:
+    def _pause(self, now: float, trigger: SessionTrigger, cause: PauseCause) -> None:
+        was_paused = self.state is SessionState.PAUSED
+        if not self._go(SessionState.PAUSED, trigger):
+            return
+        if not was_paused:
             self._paused_at = now
             if self.session is not None:
                 self.session.pauses += 1
-        self.state = SessionState.PAUSED
-        self.pause_reason = reason
+        self._set_pause_cause(cause)
         self._pending_cue = None
-        log.info("session %s", reason)
+        log.info("session %s", self.pause_reason)
         self._emit(final=False)
 
     def _advance(self, now: float) -> None:
@@ -414,7 +558,7 @@ class SessionRunner:
             return
         if self.state is SessionState.PAUSED:
             if now - self._paused_at >= self.config.max_pause_s:
-                self._finish(now, "abandoned")
+                self._finish(now, SessionTrigger.MAX_PAUSE)
             return
         if self.state is not SessionState.RUNNING:
             return
@@ -438,7 +582,7 @@ class SessionRunner:
             s.intervals[s.current].done_s -= over
             if s.current + 1 >= len(s.intervals):
                 s.plan_t = end
-                self._finish(now, "completed")
+                self._finish(now, SessionTrigger.PLAN_ENDS)
                 return
             s.current += 1
             s.intervals[s.current].done_s += over
@@ -475,17 +619,20 @@ class SessionRunner:
         if self._speaker is not None and played:
             self._speaker.say(TEXT[cue])
 
-    def _finish(self, now: float, status: str) -> None:
+    def _finish(self, now: float, trigger: SessionTrigger) -> None:
         s = self.session
         assert s is not None
-        if self.state is SessionState.PAUSED:
+        was_paused = self.state is SessionState.PAUSED
+        if not self._go(SessionState.FINISHED, trigger):
+            return
+        if was_paused:
             s.paused_s += now - self._paused_at
+        status = _FINISH_STATUS[trigger]
         s.status = status
         s.ended_wall = _wall_now()
-        self.state = SessionState.FINISHED
-        self.pause_reason = ""
+        self._set_pause_cause(None)
         self._pending_cue = None
-        if status == "completed":
+        if trigger is SessionTrigger.PLAN_ENDS:
             self._cue(Cue.DONE, now)
         elif self._safety.state is SafetyState.ARMED:
             self._cue(Cue.DONE, now)  # the walker feels the stop was taken
@@ -494,7 +641,7 @@ class SessionRunner:
         if record is not None:
             self.finished.append(record)
 
-    def _emit(self, *, final: bool) -> dict[str, Any] | None:
+    def _emit(self, *, final: bool) -> SessionRecord | None:
         s = self.session
         if s is None:
             return None
@@ -507,35 +654,34 @@ class SessionRunner:
         return record
 
 
-def session_record(s: _Session, device_id: str) -> dict[str, Any]:
-    """The session as stored and published (see docs/mqtt/schemas/session.schema.json)."""
-    intervals = [i.to_dict() for i in s.intervals]
-    backward_s = sum(i.done_s for i in s.intervals if i.direction == "backward")
+def session_record(s: _Session, device_id: str) -> SessionRecord:
+    """The session as stored and published (its summary: docs/mqtt/schemas/session.schema.json)."""
+    intervals = [i.summary() for i in s.intervals]
+    # Seconds are floats even when a plan has no backward interval (the link decodes them so).
+    backward = [i.done_s for i in s.intervals if i.direction == "backward"]
     steps = sum(i.steps for i in s.intervals)
     walking_s = sum(i.walking_s for i in s.intervals)
-    return {
-        "id": s.id,
-        "device_id": device_id,
-        "plan": s.plan.name,
-        "status": s.status,
-        "started_wall": s.started_wall,
-        "ended_wall": s.ended_wall,
-        "planned_s": round(s.plan.duration_s, 1),
-        "planned_backward_s": round(s.plan.backward_s, 1),
-        "done_s": round(s.plan_t, 1),
-        "backward_s": round(backward_s, 1),
-        "longest_backward_s": round(
-            max((i.done_s for i in s.intervals if i.direction == "backward"), default=0.0), 1
-        ),
-        "paused_s": round(s.paused_s, 1),
-        "pauses": s.pauses,
-        "steps": steps,
-        "walking_s": round(walking_s, 1),
-        "cadence_spm": round(StepCounts(steps, walking_s).cadence_spm, 1),
-        "trips": sum(i.trips for i in s.intervals),
-        "stumbles": sum(i.stumbles for i in s.intervals),
-        "intervals": intervals,
-    }
+    return SessionRecord(
+        id=s.id,
+        device_id=device_id,
+        plan=s.plan.name,
+        status=s.status,
+        started_wall=s.started_wall,
+        ended_wall=s.ended_wall,
+        planned_s=round(s.plan.duration_s, 1),
+        planned_backward_s=round(float(s.plan.backward_s), 1),
+        done_s=round(s.plan_t, 1),
+        backward_s=round(sum(backward, 0.0), 1),
+        longest_backward_s=round(max(backward, default=0.0), 1),
+        paused_s=round(s.paused_s, 1),
+        pauses=s.pauses,
+        steps=steps,
+        walking_s=round(walking_s, 1),
+        cadence_spm=round(StepCounts(steps, walking_s).cadence_spm, 1),
+        trips=sum(i.trips for i in s.intervals),
+        stumbles=sum(i.stumbles for i in s.intervals),
+        intervals=intervals,
+    )
 
 
 def attach_session(
@@ -550,15 +696,14 @@ def attach_session(
     """Add a guided session to a built app: an ``on_iteration`` hook; returns the runner.
 
     ``plan`` defaults to ``app.config.session.plan``. With ``record`` the
-    sessions go to the app's SQLite database (table ``sessions``) and, when
+    sessions go, through the courier, to the app's SQLite database (table ``sessions``) and, when
     MQTT is configured, through the outbox as ``.../session`` summaries. With
     ``control_socket`` (a path; "" = the config's or the runtime directory's)
     ``retroguard session start|pause|stop`` can reach the runner. Call
-    :func:`detach_session` (or ``app.close``, which the recorder also hooks)
+    :func:`detach_session` (before ``app.close``, which flushes the records to the courier)
     when done. Nothing here can arm: see the module docstring.
     """
     from firmware.session.plan import resolve_plan
-    from firmware.session.record import SessionRecorder
 
     config = app.config.session
     if plan is None:
@@ -570,10 +715,6 @@ def attach_session(
             speaker = EspeakSpeaker(config.voice, config.speech_rate_wpm)
         else:
             log.warning("session.voice is set but espeak-ng is not installed: buzzer cues only")
-    recorder: SessionRecorder | None = None
-    if record:
-        recorder = SessionRecorder(app.config.storage.database, reporter=app.reporter)
-        recorder.start()
     button = app.gpio.button if isinstance(app.gpio.button, PressEdges) else None
     runner = SessionRunner(
         plan,
@@ -582,11 +723,10 @@ def attach_session(
         device_id=app.config.device.id,
         config=config,
         button=button,
-        record=recorder.submit if recorder is not None else None,
+        record=app.link.submit_session if record else None,
         speaker=speaker,
         time_scale=time_scale,
     )
-    runner.recorder = recorder
     if control_socket is not None:
         from firmware.session.control import ControlServer, default_socket_path
 
@@ -598,17 +738,18 @@ def attach_session(
 
 
 def detach_session(app: App, runner: SessionRunner, timeout: float = 5.0) -> None:
-    """Remove the hook, then flush the session log and stop the control socket and speech.
+    """Remove the hook, stop the control socket and speech, and see the records stored.
 
-    Call before ``app.close()`` (or after: the recorder has its own connection).
+    Call once the loop has stopped (it pumps the courier link on this thread)
+    and before ``app.close()``: when it returns, every session record handed
+    over is on disk, or ``timeout`` has passed (logged).
     """
     if runner in app.monitor.on_iteration:
         app.monitor.on_iteration.remove(runner)
+    if app.supervisor is not None and not app.link.flush(timeout):
+        log.error("session records not confirmed on disk within %.0f s", timeout)
     if runner.control is not None:
         runner.control.close()
         runner.control = None
-    if runner.recorder is not None:
-        runner.recorder.close(timeout)
-        runner.recorder = None
     if runner.speaker is not None:
         runner.speaker.close()

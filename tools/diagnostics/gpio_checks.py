@@ -1,4 +1,4 @@
-"""GPIO checks: the pin factory, each output pin claimable, the reset button, the heartbeat.
+"""GPIO checks: the pin factory, each output pin, the reset button, the heartbeat, the sense.
 
 Pins are claimed one at a time, through the HAL's own device classes and
 each at its released level, so a pin held by another process is named on
@@ -15,6 +15,13 @@ the hold time when the edges stop — and at once when software releases it.
 
 On real hardware with *static* wiring the drive is not exercised: there a
 hold energises the coil, and the doctor never lets a treadmill run.
+
+The relay-sense check reads the relay's contact back with the relay
+released: it must read open. Closed means a welded contact, a cut sense wire
+or a dead optocoupler — or no sense wired at all, which the config must then
+say (``gpio.relay_sense_wired = false``; the check says "not wired" and what
+the monitor cannot see without it). On simulated pins the modelled circuit
+also closes it (reset held, edges) and the sense must follow both ways.
 """
 
 from __future__ import annotations
@@ -26,12 +33,25 @@ from typing import Any
 from core.clock import Clock
 from hal.config import GpioConfig
 from hal.errors import HalError
-from hal.gpio import GpioButton, GpioBuzzer, GpioRelay, GpioStatusLed, pin_factory_for
+from hal.gpio import (
+    GpioButton,
+    GpioBuzzer,
+    GpioRelay,
+    GpioRelaySense,
+    GpioStatusLed,
+    pin_factory_for,
+)
 from sim.pins import ClockedMockFactory
-from sim.relay_hardware import HeartbeatRelayHardware, SimulatedButton, StaticRelayHardware
+from sim.relay_hardware import (
+    ContactSense,
+    HeartbeatRelayHardware,
+    RelayHardware,
+    SimulatedButton,
+    StaticRelayHardware,
+)
 from tools.diagnostics.result import CheckResult, blocked, failed, passed, skipped
 
-FACTORY, BUTTON, HEARTBEAT = "gpio", "reset-button", "heartbeat"
+FACTORY, BUTTON, HEARTBEAT, SENSE = "gpio", "reset-button", "heartbeat", "relay-sense"
 
 EDGES = 8
 """Holds the drive check sends; each must change the pin's level."""
@@ -259,6 +279,103 @@ def _check_static(config: GpioConfig, factory: Any, clock: Clock) -> CheckResult
     return passed(HEARTBEAT, f"static drive: GPIO{pin} holds and releases the simulated coil")
 
 
+_SENSE_FIX = (
+    "a welded relay contact, a cut sense wire or a dead optocoupler (wiring/README.md, "
+    "section 6); an installation without the sense wiring must say gpio.relay_sense_wired = false"
+)
+
+
+def check_relay_sense(
+    config: GpioConfig, factory: Any, clock: Clock, finger: SimulatedButton | None
+) -> CheckResult:
+    """The contact must read open with the relay released (and, simulated, follow it)."""
+    pin = config.pins.relay_sense
+    if not config.relay_sense_wired:
+        return skipped(
+            SENSE,
+            "not wired (gpio.relay_sense_wired = false): the monitor cannot see a latch "
+            "dropped by a stalled loop, nor a welded relay contact (wiring/README.md, section 6)",
+        )
+    try:
+        sense = GpioRelaySense(pin, factory)
+    except HalError as exc:
+        return failed(SENSE, f"GPIO{pin} cannot be claimed: {_reason(exc)}", _HELD_FIX)
+    try:
+        if isinstance(factory, ClockedMockFactory):
+            return _check_simulated_sense(config, factory, clock, finger, sense)
+        if sense.contact_closed:
+            return failed(
+                SENSE,
+                f"GPIO{pin} reads the relay contact closed with the relay released",
+                _SENSE_FIX,
+            )
+        return passed(SENSE, f"GPIO{pin} reads the relay contact open with the relay released")
+    finally:
+        sense.close()
+
+
+def _check_simulated_sense(
+    config: GpioConfig,
+    factory: ClockedMockFactory,
+    clock: Clock,
+    finger: SimulatedButton | None,
+    sense: GpioRelaySense,
+) -> CheckResult:
+    pins = config.pins
+    heartbeat = config.relay_drive == "heartbeat"
+    try:
+        relay = GpioRelay(
+            pins.relay,
+            factory,
+            config.relay_drive,
+            config.relay_active_high,
+            enable_pin=pins.relay_enable if heartbeat else None,
+        )
+    except HalError as exc:
+        return failed(SENSE, f"cannot open the relay to close it: {_reason(exc)}", _HELD_FIX)
+    hw: RelayHardware
+    if heartbeat:
+        hw = HeartbeatRelayHardware(clock, hold_s=config.heartbeat_hold_s).attach(
+            factory.observed_pin(pins.relay),
+            factory.observed_pin(pins.reset_button),
+            enable_pin=factory.observed_pin(pins.relay_enable),
+            button_active_low=config.button_pull_up,
+        )
+    else:
+        hw = StaticRelayHardware(clock, active_high=config.relay_active_high).attach(
+            factory.observed_pin(pins.relay)
+        )
+    wire = ContactSense(clock, hw).attach(factory.observed_pin(pins.relay_sense))
+    try:
+        released = sense.contact_closed
+        if finger is not None and heartbeat:
+            finger.down()
+        for _ in range(3):
+            clock.sleep(config.heartbeat_hold_s / 5)
+            relay.hold()
+        if finger is not None and heartbeat:
+            finger.up()
+        held = sense.contact_closed
+        relay.release()
+        after = sense.contact_closed
+    finally:
+        wire.detach()
+        hw.detach()
+        relay.close()
+    if released or not held or after:
+        return failed(
+            SENSE,
+            f"GPIO{pins.relay_sense} read closed={released} released, closed={held} held, "
+            f"closed={after} released again",
+            _SENSE_FIX,
+        )
+    return passed(
+        SENSE,
+        f"GPIO{pins.relay_sense} reads the relay contact open with the relay released; "
+        "follows the simulated contact when it closes and opens",
+    )
+
+
 @contextmanager
 def _open_button(config: GpioConfig, factory: Any, clock: Clock) -> Iterator[GpioButton]:
     button = GpioButton(
@@ -275,7 +392,7 @@ def _open_button(config: GpioConfig, factory: Any, clock: Clock) -> Iterator[Gpi
 
 
 def run_gpio_checks(config: GpioConfig, clock: Clock, *, factory: Any | None) -> list[CheckResult]:
-    """Factory, each output pin, the reset button and the heartbeat drive, in that order.
+    """Factory, each output pin, the reset button, the heartbeat drive and the contact sense.
 
     ``factory`` is the gpiozero pin factory to examine; None builds the one
     the config names (tests pass one with pins already taken). The doctor
@@ -287,7 +404,7 @@ def run_gpio_checks(config: GpioConfig, clock: Clock, *, factory: Any | None) ->
             factory = make_pin_factory(config, clock)
     except HalError as exc:
         result = failed(FACTORY, str(exc), "see docs/deployment.md, Troubleshooting")
-        names = [_pin_name(n) for n, _, _ in output_pins(config)] + [BUTTON, HEARTBEAT]
+        names = [_pin_name(n) for n, _, _ in output_pins(config)] + [BUTTON, HEARTBEAT, SENSE]
         return [result, *(blocked(name, FACTORY) for name in names)]
     kind = "simulated pins" if isinstance(factory, ClockedMockFactory) else config.pin_factory
     results = [passed(FACTORY, f"pin factory: {kind}")]
@@ -310,7 +427,9 @@ def run_gpio_checks(config: GpioConfig, clock: Clock, *, factory: Any | None) ->
                 failed(BUTTON, f"GPIO{pin} cannot be claimed: {_reason(exc)}", _HELD_FIX)
             )
             results.append(blocked(HEARTBEAT, BUTTON))
+            results.append(blocked(SENSE, BUTTON))
             return results
         results.append(check_button(button, config, finger))
         results.append(check_heartbeat(config, factory, clock, finger))
+        results.append(check_relay_sense(config, factory, clock, finger))
     return results

@@ -236,7 +236,8 @@ def judge_fifo(stats: StreamStats, configured_hz: float) -> CheckResult:
         return skipped(FIFO, f"not judged: no samples in {stats.seconds:g} s (see {RATE})")
     if stats.overflows:
         lost = sum(max(1, o.samples_lost_at_least) for o in stats.overflows)
-        capacity_ms = reg.FIFO_SIZE // reg.FIFO_FRAME_BYTES / configured_hz * 1000
+        # The driver's frames carry the temperature for its plausibility check: 14 bytes.
+        capacity_ms = reg.FIFO_SIZE // reg.FIFO_FRAME_BYTES_WITH_TEMP / configured_hz * 1000
         return failed(
             FIFO,
             f"{len(stats.overflows)} overflow(s) in {stats.seconds:g} s, at least {lost} "

@@ -11,6 +11,8 @@ class Status(StrEnum):
     FAIL = "FAIL"
     SKIP = "SKIP"
     """Not run: not configured (no broker), not applicable, or a check it needs failed."""
+    WARN = "WARN"
+    """Works, but a person must know (a bench rig whose relay a hung loop does not drop)."""
 
 
 NAME_WIDTH = 16
@@ -49,6 +51,10 @@ def passed(name: str, detail: str) -> CheckResult:
 
 def failed(name: str, detail: str, fix: str) -> CheckResult:
     return CheckResult(name, Status.FAIL, detail, fix)
+
+
+def warned(name: str, detail: str) -> CheckResult:
+    return CheckResult(name, Status.WARN, detail)
 
 
 def skipped(name: str, detail: str) -> CheckResult:

@@ -1,0 +1,82 @@
+"""The live feed's fan-out: change messages from any thread to every open ``/stream``.
+
+The service's threads (MQTT ingest, acknowledgements in the web's worker
+threads) call :meth:`Hub.publish`; it hands the message to the web server's
+event loop, which puts it on every browser's queue. A browser that stops
+reading is dropped when its queue fills (it reconnects and reloads).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import threading
+from collections.abc import AsyncIterator
+from typing import Any
+
+
+class Hub:
+    """Fans change messages out to every open ``/stream`` (thread-safe :meth:`publish`)."""
+
+    def __init__(self, max_queue: int = 1000) -> None:
+        self._clients: set[asyncio.Queue[str | None]] = set()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._max = max_queue
+        self.attached = threading.Event()
+        """Set once the web server's event loop has started (see :meth:`attach`)."""
+
+    def attach(self, loop: asyncio.AbstractEventLoop) -> None:
+        """The web server started on ``loop`` (from its lifespan startup)."""
+        self._loop = loop
+        self.attached.set()
+
+    def publish(self, message: dict[str, Any]) -> None:
+        loop = self._loop
+        if loop is None or loop.is_closed():
+            return
+        text = json.dumps(message, separators=(",", ":"))
+        with contextlib.suppress(RuntimeError):  # the loop is shutting down
+            loop.call_soon_threadsafe(self._fanout, text)
+
+    def _fanout(self, text: str | None) -> None:
+        for queue in list(self._clients):
+            try:
+                queue.put_nowait(text)
+            except asyncio.QueueFull:  # a stalled browser: drop it, it reconnects and reloads
+                self._clients.discard(queue)
+                with contextlib.suppress(asyncio.QueueFull):
+                    queue.get_nowait()
+                    queue.put_nowait(None)
+
+    def close(self) -> None:
+        """End every stream (from the event loop)."""
+        self._fanout(None)
+
+    def shutdown(self) -> None:
+        """End every stream (from any thread), so the server can stop without waiting."""
+        loop = self._loop
+        if loop is not None and not loop.is_closed():
+            with contextlib.suppress(RuntimeError):
+                loop.call_soon_threadsafe(self._fanout, None)
+
+    async def stream(self) -> AsyncIterator[str]:
+        queue: asyncio.Queue[str | None] = asyncio.Queue(self._max)
+        self._clients.add(queue)
+        try:
+            yield "retry: 2000\n\n"
+            while True:
+                try:
+                    text = await asyncio.wait_for(queue.get(), timeout=15.0)
+                except TimeoutError:
+                    yield ": keepalive\n\n"
+                    continue
+                if text is None:
+                    return
+                yield f"data: {text}\n\n"
+        finally:
+            self._clients.discard(queue)
+
+    @property
+    def clients(self) -> int:
+        return len(self._clients)

@@ -1,0 +1,225 @@
+"""What the caregiver database holds, as the rest of the service sees it: plain typed records.
+
+Nothing here knows SQL or which database is behind the store; these are the types
+the store's named operations take and return.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+from typing import Any, Literal, TypedDict
+
+OPEN_STATUSES = ("held", "paging")
+"""Alert statuses that still want a caregiver (the others: acknowledged, resolved, logged)."""
+
+WalkOutcome = Literal["new", "updated", "same"]
+"""What storing a session summary did: a new row, a replaced one, or nothing (a redelivery, or
+a summary naming another device's session)."""
+
+
+@dataclass(frozen=True, slots=True)
+class WalkSession:
+    """A device's guided session as the caregiver keeps it: the summary's figures the
+    dashboard shows (docs/mqtt/schemas/session.schema.json), one row per session id.
+
+    It has what :mod:`core.progress` reads (``started_wall``, ``backward_s``,
+    ``longest_backward_s``); the templates read its attributes.
+    """
+
+    id: str
+    device_id: str
+    plan: str
+    status: str
+    started_wall: str
+    """ISO 8601, UTC."""
+    ended_wall: str
+    """"" when the summary had none."""
+    planned_s: float
+    done_s: float
+    backward_s: float
+    longest_backward_s: float
+    steps: int
+    walking_s: float
+    cadence_spm: float
+    trips: int
+    stumbles: int
+
+
+WALK_FIELDS = tuple(f.name for f in fields(WalkSession))
+"""The columns of a stored guided session, in :class:`WalkSession`'s order."""
+
+
+class LastEvent(TypedDict):
+    id: str
+    type: str
+    severity: str
+    reason: str
+    wall_time: str
+    received_at: float
+
+
+class CardIncident(TypedDict):
+    """The incident a device card tells (see :mod:`caregiver.story`)."""
+
+    id: str
+    kind: str
+    """The worst event so far: stumble, fall, no_recovery, fault, help."""
+    status: str
+    opened_at: float
+    first_event_id: str
+    last_event_at: float
+    closed_at: float | None
+    closed_by: str | None
+    closed_via: str | None
+
+
+class Device(TypedDict):
+    """A device card: what it last reported and how many of its alerts are open.
+
+    A dict (not a dataclass) because it goes as it is to the templates and ``/api/fleet``.
+    """
+
+    device_id: str
+    availability: str
+    state: str
+    state_reason: str
+    state_time: str
+    last_seen: float | None
+    telemetry: dict[str, Any]
+    last_event: LastEvent | None
+    open_alerts: int
+    incident: CardIncident | None
+    """The open incident, else the latest closed one: what the card's headline tells."""
+
+
+@dataclass(frozen=True, slots=True)
+class DeviceStatus:
+    availability: str
+    state: str
+
+
+@dataclass(frozen=True, slots=True)
+class NewEvent:
+    """A device's event as ingestion stores it; ``payload`` is the message as received."""
+
+    id: str
+    device_id: str
+    seq: int | None
+    type: str
+    severity: str
+    state: str
+    reason: str
+    wall_time: str
+    figures: dict[str, float]
+    has_window: bool
+    payload: str
+    incident: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class StoredEvent:
+    id: str
+    device_id: str
+    seq: int | None
+    type: str
+    severity: str
+    state: str
+    reason: str
+    wall_time: str
+    received_at: float
+    figures: dict[str, float]
+    has_window: bool
+    acked_by: str | None
+    acked_at: float | None
+    ack_confirmed: bool
+    incident: str | None = None
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "device_id": self.device_id,
+            "seq": self.seq,
+            "type": self.type,
+            "severity": self.severity,
+            "state": self.state,
+            "reason": self.reason,
+            "wall_time": self.wall_time,
+            "figures": self.figures,
+            "has_window": self.has_window,
+            "acked_by": self.acked_by,
+            "acked_at": self.acked_at,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class Alert:
+    id: int
+    kind: str
+    device_id: str
+    event_id: str | None
+    status: str
+    created_at: float
+    next_at: float | None
+    contact: int
+    sends: int
+    paged: list[int]
+    closed_by: str | None
+    incident: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class PendingNotification:
+    """A queued message for one URL of one contact, due now."""
+
+    id: int
+    contact: str
+    contact_index: int
+    url_index: int
+    title: str
+    body: str
+    attempts: int
+
+
+@dataclass(frozen=True, slots=True)
+class LoginSession:
+    """A caregiver's login: who, and the CSRF token every state-changing request must carry."""
+
+    username: str
+    csrf: str
+
+
+SEVERITY_ORDER = ("test", "stumble", "fault", "fall", "help", "no_recovery")
+"""Incident severities from mildest to worst: an incident's severity is its worst event."""
+
+
+def worse(a: str, b: str) -> bool:
+    """True when severity ``a`` is worse than ``b`` (unknown kinds rank with stumbles)."""
+    rank = {kind: i for i, kind in enumerate(SEVERITY_ORDER)}
+    return rank.get(a, 1) > rank.get(b, 1)
+
+
+@dataclass(frozen=True, slots=True)
+class Incident:
+    """One bad moment on a belt: its events, worst severity, and who closed it, how, when."""
+
+    id: str
+    device_id: str
+    severity: str
+    status: str
+    """open or closed."""
+    opened_at: float
+    opened_wall: str
+    first_event_id: str
+    last_event_at: float
+    closed_at: float | None
+    closed_by: str | None
+    closed_via: str | None
+    closed_severity: str | None
+
+    @property
+    def open(self) -> bool:
+        return self.status == "open"
+
+    @property
+    def closed_by_walker(self) -> bool:
+        return self.closed_via == "walker"

@@ -1,0 +1,975 @@
+"""The caregiver store on SQLite (WAL): every query the service runs, behind named operations.
+
+One connection guarded by one lock: every statement is short (no network I/O is
+ever done while the lock is held), so the MQTT thread, the notifier, the
+escalation ticker and the web handlers' worker threads share it without
+contention worth a pool. Operations that must commit together run on a
+:class:`Transaction` from :meth:`Store.transaction` (e.g. an event, its alert and
+the notifications that alert queues); :class:`Store` offers the others directly,
+each its own transaction. Callers see records (:mod:`caregiver.storage.records`),
+never a connection, a cursor or SQL, so another database can stand behind the
+same operations.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import math
+import sqlite3
+import threading
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from caregiver.storage.faults import StorageFault
+from caregiver.storage.records import (
+    OPEN_STATUSES,
+    WALK_FIELDS,
+    Alert,
+    Device,
+    DeviceStatus,
+    Incident,
+    LoginSession,
+    NewEvent,
+    PendingNotification,
+    StoredEvent,
+    WalkOutcome,
+    WalkSession,
+)
+from caregiver.storage.sqlite_schema import SchemaUpgrade, migrate
+
+log = logging.getLogger(__name__)
+
+_EVENT_COLUMNS = (
+    "id, device_id, seq, type, severity, state, reason, wall_time, received_at, figures, "
+    "has_window, acked_by, acked_at, ack_confirmed, incident"
+)
+_ALERT_COLUMNS = (
+    "id, kind, device_id, event_id, status, created_at, next_at, contact, sends, paged, closed_by, "
+    "incident"
+)
+_INCIDENT_COLUMNS = (
+    "id, device_id, severity, status, opened_at, opened_wall, first_event_id, last_event_at, "
+    "closed_at, closed_by, closed_via, closed_severity"
+)
+_OPEN = "(" + ", ".join(f"'{status}'" for status in OPEN_STATUSES) + ")"
+_DEVICE_SELECT = (
+    "SELECT d.device_id, d.availability, d.state, d.state_reason, d.state_time, "
+    "d.last_seen, d.telemetry, e.id, e.type, e.severity, e.reason, e.wall_time, "
+    "e.received_at, (SELECT COUNT(*) FROM alerts a WHERE a.device_id = d.device_id "
+    f"AND a.status IN {_OPEN}), "
+    "i.id, i.severity, i.status, i.opened_at, i.first_event_id, i.last_event_at, i.closed_at, "
+    "i.closed_by, i.closed_via FROM devices d "
+    "LEFT JOIN events e ON e.id = d.last_event_id "
+    # the card's incident: the open one if there is one, else the one that ended last
+    "LEFT JOIN incidents i ON i.id = (SELECT id FROM incidents WHERE device_id = d.device_id "
+    "ORDER BY status = 'open' DESC, last_event_at DESC LIMIT 1)"
+)
+
+
+def _marks(values: Sequence[object]) -> str:
+    return ", ".join("?" * len(values))
+
+
+class Transaction:
+    """The named operations on one open transaction (from :meth:`Store.transaction`):
+    everything done through it commits together, or nothing does."""
+
+    def __init__(self, db: sqlite3.Connection) -> None:
+        self._db = db
+
+    # ------------------------------------------------------------ devices
+
+    def _touch(self, device_id: str, now: float) -> None:
+        self._db.execute(
+            "INSERT INTO devices (device_id, last_seen) VALUES (?, ?) "
+            "ON CONFLICT (device_id) DO UPDATE SET last_seen = excluded.last_seen",
+            (device_id, now),
+        )
+
+    def set_availability(self, device_id: str, availability: str, now: float) -> DeviceStatus:
+        """Record the device's availability; return its status from before."""
+        self._touch(device_id, now)
+        before, state = self._db.execute(
+            "SELECT availability, state FROM devices WHERE device_id = ?", (device_id,)
+        ).fetchone()
+        self._db.execute(
+            "UPDATE devices SET availability = ? WHERE device_id = ?", (availability, device_id)
+        )
+        return DeviceStatus(before, state)
+
+    def set_state(
+        self, device_id: str, state: str, reason: str, wall_time: str, now: float
+    ) -> None:
+        self._touch(device_id, now)
+        self._db.execute(
+            "UPDATE devices SET state = ?, state_reason = ?, state_time = ? WHERE device_id = ?",
+            (state, reason, wall_time, device_id),
+        )
+
+    def set_telemetry(self, device_id: str, telemetry: Mapping[str, Any], now: float) -> None:
+        self._touch(device_id, now)
+        self._db.execute(
+            "UPDATE devices SET telemetry = ? WHERE device_id = ?",
+            (json.dumps(_finite_only(telemetry)), device_id),
+        )
+
+    def device(self, device_id: str) -> Device | None:
+        row = self._db.execute(_DEVICE_SELECT + " WHERE d.device_id = ?", (device_id,)).fetchone()
+        return _device(row) if row else None
+
+    def devices(self) -> list[Device]:
+        rows = self._db.execute(_DEVICE_SELECT + " ORDER BY d.device_id").fetchall()
+        return [_device(r) for r in rows]
+
+    # ------------------------------------------------------------- events
+
+    def record_event(self, event: NewEvent, now: float) -> bool:
+        """Store a device's event and make it the device's latest; False if that id is already
+        stored (a QoS 1 redelivery), which then changes nothing."""
+        self._touch(event.device_id, now)
+        cur = self._db.execute(
+            "INSERT INTO events (id, device_id, seq, type, severity, state, reason, wall_time, "
+            "received_at, figures, has_window, payload, incident) "
+            "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?) ON CONFLICT (id) DO NOTHING",
+            (
+                event.id,
+                event.device_id,
+                event.seq,
+                event.type,
+                event.severity,
+                event.state,
+                event.reason,
+                event.wall_time,
+                now,
+                json.dumps(event.figures),
+                event.has_window,
+                event.payload,
+                event.incident,
+            ),
+        )
+        if cur.rowcount == 0:
+            return False
+        self._db.execute(
+            "UPDATE devices SET last_event_id = ? WHERE device_id = ?", (event.id, event.device_id)
+        )
+        return True
+
+    def event(self, event_id: str) -> StoredEvent | None:
+        row = self._db.execute(
+            f"SELECT {_EVENT_COLUMNS} FROM events WHERE id = ?", (event_id,)
+        ).fetchone()
+        return _event(row) if row else None
+
+    def events_for(self, device_id: str, limit: int) -> list[StoredEvent]:
+        rows = self._db.execute(
+            f"SELECT {_EVENT_COLUMNS} FROM events WHERE device_id = ? "
+            "ORDER BY received_at DESC, seq DESC LIMIT ?",
+            (device_id, limit),
+        ).fetchall()
+        return [_event(r) for r in rows]
+
+    def recent_events(self, types: Sequence[str], limit: int) -> list[StoredEvent]:
+        """The latest events of these types over every device, newest first."""
+        rows = self._db.execute(
+            f"SELECT {_EVENT_COLUMNS} FROM events WHERE type IN ({_marks(types)}) "
+            "ORDER BY received_at DESC LIMIT ?",
+            (*types, limit),
+        ).fetchall()
+        return [_event(r) for r in rows]
+
+    def imu_window(self, event_id: str) -> object | None:
+        """The ``imu_window`` of the event as received (unchecked), or None without one."""
+        row = self._db.execute(
+            "SELECT payload FROM events WHERE id = ? AND has_window", (event_id,)
+        ).fetchone()
+        if row is None:
+            return None
+        payload = json.loads(row[0])
+        return payload.get("imu_window") if isinstance(payload, dict) else None
+
+    def event_count(self) -> int:
+        return int(self._db.execute("SELECT COUNT(*) FROM events").fetchone()[0])
+
+    def acknowledge_events(
+        self, device_id: str, event_id: str | None, by: str, now: float, request_id: str
+    ) -> None:
+        """Record who acknowledged the event (with ``event_id`` None: every event of the device
+        with an open alert) and the ack command's request id; a first acknowledgement stands."""
+        if event_id is not None:
+            self._db.execute(
+                "UPDATE events SET acked_by = ?, acked_at = ?, ack_request_id = ? "
+                "WHERE id = ? AND acked_by IS NULL",
+                (by, now, request_id, event_id),
+            )
+            return
+        self._db.execute(
+            "UPDATE events SET acked_by = ?, acked_at = ?, ack_request_id = ? "
+            "WHERE acked_by IS NULL AND id IN (SELECT event_id FROM alerts "
+            f"WHERE device_id = ? AND status IN {_OPEN})",
+            (by, now, request_id, device_id),
+        )
+
+    def confirm_ack(self, device_id: str, request_id: str) -> bool:
+        """The device confirmed the ack command ``request_id``; False if no event waited on it."""
+        cur = self._db.execute(
+            "UPDATE events SET ack_confirmed = 1 WHERE device_id = ? AND ack_request_id = ?",
+            (device_id, request_id),
+        )
+        return cur.rowcount > 0
+
+    # ----------------------------------------------------- guided sessions
+
+    def record_walk_session(self, session: WalkSession, payload: str, now: float) -> WalkOutcome:
+        """Store one session summary by id (``payload``: the message as received).
+
+        A summary re-published for the same id replaces the row; one naming
+        another device's session is ignored ("same"), so no device can overwrite
+        another's log.
+        """
+        self._touch(session.device_id, now)
+        row = self._db.execute(
+            "SELECT device_id, payload FROM walk_sessions WHERE id = ?", (session.id,)
+        ).fetchone()
+        if row is not None and (row[0] != session.device_id or row[1] == payload):
+            return "same"
+        columns = ", ".join(WALK_FIELDS)
+        updates = ", ".join(f"{c} = excluded.{c}" for c in WALK_FIELDS[2:])
+        self._db.execute(
+            f"INSERT INTO walk_sessions ({columns}, received_at, payload) "
+            f"VALUES ({', '.join('?' * (len(WALK_FIELDS) + 2))}) "
+            f"ON CONFLICT (id) DO UPDATE SET {updates}, received_at = excluded.received_at, "
+            "payload = excluded.payload",
+            (*(getattr(session, c) for c in WALK_FIELDS), now, payload),
+        )
+        return "new" if row is None else "updated"
+
+    def walk_sessions(self, device_id: str, limit: int) -> list[WalkSession]:
+        rows = self._db.execute(
+            f"SELECT {', '.join(WALK_FIELDS)} FROM walk_sessions WHERE device_id = ? "
+            "ORDER BY started_wall DESC, id LIMIT ?",
+            (device_id, limit),
+        ).fetchall()
+        return [WalkSession(*r) for r in rows]
+
+    def walk_session_count(self) -> int:
+        return int(self._db.execute("SELECT COUNT(*) FROM walk_sessions").fetchone()[0])
+
+    # ------------------------------------------------------------- alerts
+
+    def log_alert(
+        self,
+        kind: str,
+        device_id: str,
+        event_id: str | None,
+        now: float,
+        incident: str | None = None,
+    ) -> None:
+        """An alert the policy only records: closed as it opens."""
+        self._db.execute(
+            "INSERT INTO alerts (kind, device_id, event_id, status, created_at, closed_by, "
+            "closed_at, incident) VALUES (?, ?, ?, 'logged', ?, 'policy: log', ?, ?)",
+            (kind, device_id, event_id, now, now, incident),
+        )
+
+    def hold_alert(
+        self,
+        kind: str,
+        device_id: str,
+        event_id: str | None,
+        now: float,
+        until: float,
+        incident: str | None = None,
+    ) -> None:
+        """An alert that pages at ``until`` unless the walker resets first."""
+        self._db.execute(
+            "INSERT INTO alerts (kind, device_id, event_id, status, created_at, next_at, "
+            "incident) VALUES (?, ?, ?, 'held', ?, ?, ?)",
+            (kind, device_id, event_id, now, until, incident),
+        )
+
+    def page_alert(
+        self,
+        kind: str,
+        device_id: str,
+        event_id: str | None,
+        now: float,
+        next_at: float,
+        incident: str | None = None,
+    ) -> int:
+        """An alert paging its first contact now (one send); returns its id."""
+        cur = self._db.execute(
+            "INSERT INTO alerts (kind, device_id, event_id, status, created_at, next_at, sends, "
+            "incident) VALUES (?, ?, ?, 'paging', ?, ?, 1, ?)",
+            (kind, device_id, event_id, now, next_at, incident),
+        )
+        assert cur.lastrowid is not None
+        return cur.lastrowid
+
+    def open_alert_of(self, incident: str) -> Alert | None:
+        row = self._db.execute(
+            f"SELECT {_ALERT_COLUMNS} FROM alerts WHERE incident = ? AND status IN {_OPEN} "
+            "ORDER BY id DESC LIMIT 1",
+            (incident,),
+        ).fetchone()
+        return _alert(row) if row else None
+
+    def worsen_alert(self, alert_id: int, kind: str, event_id: str) -> None:
+        """The incident behind an open alert got worse: the alert now speaks of that event."""
+        self._db.execute(
+            "UPDATE alerts SET kind = ?, event_id = ? WHERE id = ?", (kind, event_id, alert_id)
+        )
+
+    # ----------------------------------------------------------- incidents
+
+    def incident(self, incident_id: str) -> Incident | None:
+        row = self._db.execute(
+            f"SELECT {_INCIDENT_COLUMNS} FROM incidents WHERE id = ?", (incident_id,)
+        ).fetchone()
+        return _incident(row) if row else None
+
+    def open_incident(
+        self, incident_id: str, device_id: str, severity: str, event_id: str, wall: str, now: float
+    ) -> None:
+        self._db.execute(
+            f"INSERT INTO incidents ({_INCIDENT_COLUMNS}) "
+            "VALUES (?, ?, ?, 'open', ?, ?, ?, ?, NULL, NULL, NULL, NULL) "
+            "ON CONFLICT (id) DO NOTHING",
+            (incident_id, device_id, severity, now, wall, event_id, now),
+        )
+
+    def worsen_incident(self, incident_id: str, severity: str, now: float) -> None:
+        self._db.execute(
+            "UPDATE incidents SET severity = ?, last_event_at = ? WHERE id = ?",
+            (severity, now, incident_id),
+        )
+
+    def touch_incident(self, incident_id: str, now: float) -> None:
+        self._db.execute("UPDATE incidents SET last_event_at = ? WHERE id = ?", (now, incident_id))
+
+    def close_incident(self, incident_id: str, by: str, via: str, now: float) -> bool:
+        """Close an open incident; False if it was not open (a repeat changes nothing)."""
+        cur = self._db.execute(
+            "UPDATE incidents SET status = 'closed', closed_at = ?, closed_by = ?, "
+            "closed_via = ?, closed_severity = severity WHERE id = ? AND status = 'open'",
+            (now, by, via, incident_id),
+        )
+        return cur.rowcount > 0
+
+    def reopen_incident(self, incident_id: str, severity: str, now: float) -> None:
+        """A worse event after the incident was closed: it is open again."""
+        self._db.execute(
+            "UPDATE incidents SET status = 'open', severity = ?, last_event_at = ?, "
+            "closed_at = NULL, closed_by = NULL, closed_via = NULL WHERE id = ?",
+            (severity, now, incident_id),
+        )
+
+    def incidents_for(self, device_id: str, limit: int) -> list[Incident]:
+        rows = self._db.execute(
+            f"SELECT {_INCIDENT_COLUMNS} FROM incidents WHERE device_id = ? "
+            "ORDER BY opened_at DESC LIMIT ?",
+            (device_id, limit),
+        ).fetchall()
+        return [_incident(r) for r in rows]
+
+    def recent_incidents(self, limit: int) -> list[Incident]:
+        rows = self._db.execute(
+            f"SELECT {_INCIDENT_COLUMNS} FROM incidents ORDER BY opened_at DESC LIMIT ?", (limit,)
+        ).fetchall()
+        return [_incident(r) for r in rows]
+
+    def open_incidents(self, device_id: str) -> list[Incident]:
+        rows = self._db.execute(
+            f"SELECT {_INCIDENT_COLUMNS} FROM incidents WHERE device_id = ? AND status = 'open' "
+            "ORDER BY opened_at DESC",
+            (device_id,),
+        ).fetchall()
+        return [_incident(r) for r in rows]
+
+    def incident_events(self, incident_id: str) -> list[StoredEvent]:
+        rows = self._db.execute(
+            f"SELECT {_EVENT_COLUMNS} FROM events WHERE incident = ? ORDER BY received_at, seq",
+            (incident_id,),
+        ).fetchall()
+        return [_event(r) for r in rows]
+
+    def store_recording(self, trip_event_id: str, window_event_id: str, blob: bytes) -> None:
+        self._db.execute(
+            "INSERT INTO recordings (trip_event_id, window_event_id, recording) VALUES (?, ?, ?) "
+            "ON CONFLICT (trip_event_id) DO NOTHING",
+            (trip_event_id, window_event_id, blob),
+        )
+        self._db.execute("UPDATE events SET has_window = 1 WHERE id = ?", (trip_event_id,))
+
+    def recording(self, trip_event_id: str) -> bytes | None:
+        row = self._db.execute(
+            "SELECT recording FROM recordings WHERE trip_event_id = ?", (trip_event_id,)
+        ).fetchone()
+        return bytes(row[0]) if row else None
+
+    def incident_recording(self, incident_id: str) -> tuple[str, bytes] | None:
+        """The incident's first recording, with the id of the trip it is about."""
+        row = self._db.execute(
+            "SELECT r.trip_event_id, r.recording FROM recordings r "
+            "JOIN events e ON e.id = r.trip_event_id WHERE e.incident = ? "
+            "ORDER BY e.received_at, e.seq LIMIT 1",
+            (incident_id,),
+        ).fetchone()
+        return (str(row[0]), bytes(row[1])) if row else None
+
+    def open_alerts(self, device_id: str, kinds: Sequence[str]) -> list[Alert]:
+        rows = self._db.execute(
+            f"SELECT {_ALERT_COLUMNS} FROM alerts WHERE device_id = ? AND status IN {_OPEN} "
+            f"AND kind IN ({_marks(kinds)})",
+            (device_id, *kinds),
+        ).fetchall()
+        return [_alert(r) for r in rows]
+
+    def open_alerts_due(self, now: float) -> list[Alert]:
+        """Open alerts whose next look is due (held past their grace, paging past a timeout)."""
+        rows = self._db.execute(
+            f"SELECT {_ALERT_COLUMNS} FROM alerts WHERE status IN {_OPEN} AND next_at <= ? "
+            "ORDER BY id",
+            (now,),
+        ).fetchall()
+        return [_alert(r) for r in rows]
+
+    def start_paging(self, alert_id: int, next_at: float) -> None:
+        """A held alert's grace ran out: it pages its first contact (one send)."""
+        self._db.execute(
+            "UPDATE alerts SET status = 'paging', sends = 1, contact = 0, next_at = ? WHERE id = ?",
+            (next_at, alert_id),
+        )
+
+    def reschedule_alert(self, alert_id: int, contact: int, sends: int, next_at: float) -> None:
+        self._db.execute(
+            "UPDATE alerts SET contact = ?, sends = ?, next_at = ? WHERE id = ?",
+            (contact, sends, next_at, alert_id),
+        )
+
+    def close_alert(self, alert_id: int, status: str, by: str, now: float) -> None:
+        self._db.execute(
+            "UPDATE alerts SET status = ?, closed_by = ?, closed_at = ?, next_at = NULL "
+            "WHERE id = ?",
+            (status, by, now, alert_id),
+        )
+
+    def mark_paged(self, alert_id: int, contact_indexes: Sequence[int]) -> None:
+        """Remember these contacts were paged for the alert (they get its follow-ups)."""
+        row = self._db.execute("SELECT paged FROM alerts WHERE id = ?", (alert_id,)).fetchone()
+        paged = sorted(set(json.loads(row[0])) | set(contact_indexes))
+        self._db.execute("UPDATE alerts SET paged = ? WHERE id = ?", (json.dumps(paged), alert_id))
+
+    def alerts(self, device_id: str | None) -> list[Alert]:
+        if device_id is None:
+            rows = self._db.execute(f"SELECT {_ALERT_COLUMNS} FROM alerts ORDER BY id")
+        else:
+            rows = self._db.execute(
+                f"SELECT {_ALERT_COLUMNS} FROM alerts WHERE device_id = ? ORDER BY id",
+                (device_id,),
+            )
+        return [_alert(r) for r in rows.fetchall()]
+
+    # ------------------------------------------------------ notifications
+
+    def queue_notification(
+        self,
+        alert_id: int,
+        contact: str,
+        contact_index: int,
+        url_index: int,
+        title: str,
+        body: str,
+        now: float,
+    ) -> None:
+        """A message for one URL of one contact, due now (the notifier sends it)."""
+        self._db.execute(
+            "INSERT INTO notifications (alert_id, contact, contact_index, url_index, "
+            "title, body, next_at, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            (alert_id, contact, contact_index, url_index, title, body, now, now),
+        )
+
+    def notifications_due(self, now: float) -> list[PendingNotification]:
+        rows = self._db.execute(
+            "SELECT id, contact, contact_index, url_index, title, body, attempts "
+            "FROM notifications WHERE status = 'pending' AND next_at <= ? ORDER BY id",
+            (now,),
+        ).fetchall()
+        return [PendingNotification(*r) for r in rows]
+
+    def notification_sent(self, notification_id: int, attempts: int) -> None:
+        self._db.execute(
+            "UPDATE notifications SET status = 'sent', attempts = ? WHERE id = ?",
+            (attempts, notification_id),
+        )
+
+    def retry_notification(
+        self, notification_id: int, attempts: int, next_at: float, error: str
+    ) -> None:
+        self._db.execute(
+            "UPDATE notifications SET status = 'pending', attempts = ?, next_at = ?, "
+            "last_error = ? WHERE id = ?",
+            (attempts, next_at, error, notification_id),
+        )
+
+    def give_up_notification(
+        self, notification_id: int, attempts: int, error: str, now: float
+    ) -> None:
+        self._db.execute(
+            "UPDATE notifications SET status = 'failed', attempts = ?, next_at = ?, "
+            "last_error = ? WHERE id = ?",
+            (attempts, now, error, notification_id),
+        )
+
+    def drop_notification(self, notification_id: int, reason: str) -> None:
+        """Never sent (e.g. its contact left the config)."""
+        self._db.execute(
+            "UPDATE notifications SET status = 'failed', last_error = ? WHERE id = ?",
+            (reason, notification_id),
+        )
+
+    # ------------------------------------------------- users and logins
+
+    def add_user(self, username: str, password_hash: str, now: float) -> None:
+        """Create the account, or set its password."""
+        self._db.execute(
+            "INSERT INTO users (username, password_hash, created_at) VALUES (?, ?, ?) "
+            "ON CONFLICT (username) DO UPDATE SET password_hash = excluded.password_hash",
+            (username, password_hash, now),
+        )
+
+    def password_hash(self, username: str) -> str | None:
+        row = self._db.execute(
+            "SELECT password_hash FROM users WHERE username = ?", (username,)
+        ).fetchone()
+        return str(row[0]) if row else None
+
+    def start_login_session(
+        self, token_hash: str, username: str, csrf: str, expires_at: float, now: float
+    ) -> None:
+        """Store a new login (by its token's hash) and forget the expired ones."""
+        self._db.execute("DELETE FROM sessions WHERE expires_at < ?", (now,))
+        self._db.execute(
+            "INSERT INTO sessions (token_hash, username, csrf, expires_at) VALUES (?, ?, ?, ?)",
+            (token_hash, username, csrf, expires_at),
+        )
+
+    def login_session(self, token_hash: str, now: float) -> LoginSession | None:
+        row = self._db.execute(
+            "SELECT username, csrf FROM sessions WHERE token_hash = ? AND expires_at >= ?",
+            (token_hash, now),
+        ).fetchone()
+        return LoginSession(row[0], row[1]) if row else None
+
+    def end_login_session(self, token_hash: str) -> None:
+        self._db.execute("DELETE FROM sessions WHERE token_hash = ?", (token_hash,))
+
+    # ----------------------------------------------------------- retention
+
+    def prune(
+        self,
+        *,
+        recordings_before: float | None,
+        notifications_before: float | None,
+        routine_before: float | None,
+        now: float,
+    ) -> tuple[int, int, int, int, int]:
+        """Delete recordings, delivered notifications and routine events older than the given
+        times (None keeps them) and expired logins; the counts, in that order."""
+        db = self._db
+        recordings = windows = notifications = routine = 0
+        if recordings_before is not None:
+            recordings = db.execute(
+                "DELETE FROM recordings WHERE trip_event_id IN (SELECT r.trip_event_id FROM "
+                "recordings r JOIN events e ON e.id = r.window_event_id WHERE e.received_at < ?)",
+                (recordings_before,),
+            ).rowcount
+            windows = db.execute(
+                "UPDATE events SET payload = json_remove(payload, '$.imu_window') "
+                "WHERE has_window AND received_at < ? AND json_valid(payload) "
+                "AND json_type(payload, '$.imu_window') IS NOT NULL",
+                (recordings_before,),
+            ).rowcount
+            db.execute(
+                "UPDATE events SET has_window = 0 WHERE has_window AND received_at < ? "
+                "AND id NOT IN (SELECT trip_event_id FROM recordings) "
+                "AND (NOT json_valid(payload) OR json_type(payload, '$.imu_window') IS NULL)",
+                (recordings_before,),
+            )
+        if notifications_before is not None:
+            notifications = db.execute(
+                "DELETE FROM notifications WHERE status IN ('sent', 'failed') AND created_at < ?",
+                (notifications_before,),
+            ).rowcount
+        if routine_before is not None:
+            routine = db.execute(
+                "DELETE FROM events WHERE severity = 'info' AND incident IS NULL "
+                "AND received_at < ? AND id NOT IN (SELECT last_event_id FROM devices "
+                "WHERE last_event_id IS NOT NULL)",
+                (routine_before,),
+            ).rowcount
+        logins = db.execute("DELETE FROM sessions WHERE expires_at < ?", (now,)).rowcount
+        return recordings, windows, notifications, routine, logins
+
+
+@dataclass(frozen=True, slots=True)
+class Pruned:
+    """What one retention sweep removed."""
+
+    recordings: int
+    windows: int
+    """Older monitors' IMU windows cut out of their events' payloads."""
+    notifications: int
+    routine_events: int
+    login_sessions: int
+    pages_freed: int
+
+
+class Store:
+    """The caregiver database: opened (and migrated) once, shared by every thread."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        if str(path) != ":memory:":
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._db = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None)
+        self._lock = threading.RLock()
+        try:
+            with self._lock:
+                self._incremental_vacuum()
+                self._db.execute("PRAGMA journal_mode=WAL")
+                self._db.execute("PRAGMA synchronous=NORMAL")
+                self.schema: SchemaUpgrade = migrate(self._db, str(path))
+        except BaseException:
+            self._db.close()
+            raise
+
+    def _incremental_vacuum(self) -> None:
+        """Pages freed by the retention sweep can go back to the disk: a new file is made so,
+        an older one is rewritten once (VACUUM: a while for a big file, logged)."""
+        (mode,) = self._db.execute("PRAGMA auto_vacuum").fetchone()
+        if mode == 2:
+            return
+        self._db.execute("PRAGMA auto_vacuum = INCREMENTAL")
+        (tables,) = self._db.execute("SELECT COUNT(*) FROM sqlite_master").fetchone()
+        if tables:
+            log.info("%s: rewriting the database once to allow incremental vacuum", self.path)
+            self._db.execute("VACUUM")
+
+    def prune(
+        self,
+        *,
+        recordings_before: float | None,
+        notifications_before: float | None,
+        routine_before: float | None,
+        now: float,
+    ) -> Pruned:
+        """Delete what is older than the given times (None keeps it; see
+        :class:`caregiver.config.RetentionConfig`), then give the freed pages back."""
+        with self.transaction() as tx:
+            counts = tx.prune(
+                recordings_before=recordings_before,
+                notifications_before=notifications_before,
+                routine_before=routine_before,
+                now=now,
+            )
+        with self._lock, _as_storage_fault():
+            (free,) = self._db.execute("PRAGMA freelist_count").fetchone()
+            # sqlite3's execute() steps this pragma once, and each step frees one page;
+            # executescript runs it to the end
+            self._db.executescript("PRAGMA incremental_vacuum;")
+        return Pruned(*counts, pages_freed=int(free))
+
+    def file_bytes(self) -> int:
+        """The database's size on disk (its pages; the WAL aside)."""
+        with self._lock, _as_storage_fault():
+            (pages,) = self._db.execute("PRAGMA page_count").fetchone()
+            (size,) = self._db.execute("PRAGMA page_size").fetchone()
+        return int(pages) * int(size)
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
+
+    @contextmanager
+    def transaction(self) -> Iterator[Transaction]:
+        """Operations that commit together (rolled back if the block raises). Keep the block
+        short and free of I/O: every other thread waits for it. A database failure is a
+        :class:`StorageFault`."""
+        with self._lock, _as_storage_fault():
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                yield Transaction(self._db)
+            except BaseException:
+                with contextlib.suppress(sqlite3.Error):
+                    self._db.execute("ROLLBACK")
+                raise
+            self._db.execute("COMMIT")
+
+    @contextmanager
+    def _statement(self) -> Iterator[Transaction]:
+        """For an operation of one statement: SQLite runs it as its own transaction."""
+        with self._lock, _as_storage_fault():
+            yield Transaction(self._db)
+
+    # ------------------------------------------------------------ devices
+
+    def set_state(
+        self, device_id: str, state: str, reason: str, wall_time: str, now: float
+    ) -> None:
+        with self.transaction() as tx:
+            tx.set_state(device_id, state, reason, wall_time, now)
+
+    def set_telemetry(self, device_id: str, telemetry: Mapping[str, Any], now: float) -> None:
+        with self.transaction() as tx:
+            tx.set_telemetry(device_id, telemetry, now)
+
+    def devices(self) -> list[Device]:
+        with self._statement() as ops:
+            return ops.devices()
+
+    def device(self, device_id: str) -> Device | None:
+        with self._statement() as ops:
+            return ops.device(device_id)
+
+    # ------------------------------------------------------------- events
+
+    def event(self, event_id: str) -> StoredEvent | None:
+        with self._statement() as ops:
+            return ops.event(event_id)
+
+    def events_for(self, device_id: str, limit: int = 200) -> list[StoredEvent]:
+        """The device's timeline, newest first."""
+        with self._statement() as ops:
+            return ops.events_for(device_id, limit)
+
+    def recent_events(self, types: Sequence[str], limit: int = 10) -> list[StoredEvent]:
+        with self._statement() as ops:
+            return ops.recent_events(types, limit)
+
+    def imu_window(self, event_id: str) -> object | None:
+        with self._statement() as ops:
+            return ops.imu_window(event_id)
+
+    def event_count(self) -> int:
+        with self._statement() as ops:
+            return ops.event_count()
+
+    def confirm_ack(self, device_id: str, request_id: str) -> bool:
+        with self._statement() as ops:
+            return ops.confirm_ack(device_id, request_id)
+
+    # ----------------------------------------------------------- incidents
+
+    def incident(self, incident_id: str) -> Incident | None:
+        with self._statement() as ops:
+            return ops.incident(incident_id)
+
+    def incidents_for(self, device_id: str, limit: int = 50) -> list[Incident]:
+        """The device's incidents, newest first."""
+        with self._statement() as ops:
+            return ops.incidents_for(device_id, limit)
+
+    def recent_incidents(self, limit: int = 10) -> list[Incident]:
+        """Every device's incidents, newest first (the fleet page's list)."""
+        with self._statement() as ops:
+            return ops.recent_incidents(limit)
+
+    def open_incidents(self, device_id: str) -> list[Incident]:
+        with self._statement() as ops:
+            return ops.open_incidents(device_id)
+
+    def incident_events(self, incident_id: str) -> list[StoredEvent]:
+        with self._statement() as ops:
+            return ops.incident_events(incident_id)
+
+    def recording(self, trip_event_id: str) -> bytes | None:
+        with self._statement() as ops:
+            return ops.recording(trip_event_id)
+
+    def recording_for(self, event: StoredEvent) -> tuple[str, bytes] | None:
+        """The recording to show with ``event``: its own if it tripped the monitor, else its
+        incident's (a fall confirmed after a trip is plotted in the trip's recording)."""
+        with self._statement() as ops:
+            own = ops.recording(event.id)
+            if own is not None:
+                return event.id, own
+            return ops.incident_recording(event.incident) if event.incident else None
+
+    # ----------------------------------------------------- guided sessions
+
+    def record_walk_session(self, session: WalkSession, payload: str, now: float) -> WalkOutcome:
+        with self.transaction() as tx:
+            return tx.record_walk_session(session, payload, now)
+
+    def walk_sessions(self, device_id: str, limit: int = 500) -> list[WalkSession]:
+        """The device's guided sessions, newest first."""
+        with self._statement() as ops:
+            return ops.walk_sessions(device_id, limit)
+
+    def walk_session_count(self) -> int:
+        with self._statement() as ops:
+            return ops.walk_session_count()
+
+    # ------------------------------------------------------------- alerts
+
+    def alerts(self, device_id: str | None = None) -> list[Alert]:
+        """Every alert (of the device), oldest first."""
+        with self._statement() as ops:
+            return ops.alerts(device_id)
+
+    # ------------------------------------------------------ notifications
+
+    def notifications_due(self, now: float) -> list[PendingNotification]:
+        with self._statement() as ops:
+            return ops.notifications_due(now)
+
+    def notification_sent(self, notification_id: int, attempts: int) -> None:
+        with self._statement() as ops:
+            ops.notification_sent(notification_id, attempts)
+
+    def retry_notification(
+        self, notification_id: int, attempts: int, next_at: float, error: str
+    ) -> None:
+        with self._statement() as ops:
+            ops.retry_notification(notification_id, attempts, next_at, error)
+
+    def give_up_notification(
+        self, notification_id: int, attempts: int, error: str, now: float
+    ) -> None:
+        with self._statement() as ops:
+            ops.give_up_notification(notification_id, attempts, error, now)
+
+    def drop_notification(self, notification_id: int, reason: str) -> None:
+        with self._statement() as ops:
+            ops.drop_notification(notification_id, reason)
+
+    # ------------------------------------------------- users and logins
+
+    def add_user(self, username: str, password_hash: str, now: float) -> None:
+        with self._statement() as ops:
+            ops.add_user(username, password_hash, now)
+
+    def password_hash(self, username: str) -> str | None:
+        with self._statement() as ops:
+            return ops.password_hash(username)
+
+    def start_login_session(
+        self, token_hash: str, username: str, csrf: str, expires_at: float, now: float
+    ) -> None:
+        with self.transaction() as tx:
+            tx.start_login_session(token_hash, username, csrf, expires_at, now)
+
+    def login_session(self, token_hash: str, now: float) -> LoginSession | None:
+        with self._statement() as ops:
+            return ops.login_session(token_hash, now)
+
+    def end_login_session(self, token_hash: str) -> None:
+        with self._statement() as ops:
+            ops.end_login_session(token_hash)
+
+
+def _finite_only(value: Any) -> Any:
+    """NaN and infinities (which older versions stored from devices) read as null: they are
+    not JSON, and one of them made /api/fleet answer 500."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _finite_only(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_finite_only(v) for v in value]
+    return value
+
+
+def _device(r: tuple[Any, ...]) -> Device:
+    telemetry: Mapping[str, Any] = _finite_only(json.loads(r[6] or "{}"))
+    return {
+        "device_id": r[0],
+        "availability": r[1],
+        "state": r[2],
+        "state_reason": r[3],
+        "state_time": r[4],
+        "last_seen": r[5],
+        "telemetry": dict(telemetry),
+        "last_event": (
+            {
+                "id": r[7],
+                "type": r[8],
+                "severity": r[9],
+                "reason": r[10],
+                "wall_time": r[11],
+                "received_at": r[12],
+            }
+            if r[7]
+            else None
+        ),
+        "open_alerts": int(r[13]),
+        "incident": (
+            {
+                "id": r[14],
+                "kind": r[15],
+                "status": r[16],
+                "opened_at": r[17],
+                "first_event_id": r[18],
+                "last_event_at": r[19],
+                "closed_at": r[20],
+                "closed_by": r[21],
+                "closed_via": r[22],
+            }
+            if r[14]
+            else None
+        ),
+    }
+
+
+def _event(row: tuple[Any, ...]) -> StoredEvent:
+    return StoredEvent(
+        id=row[0],
+        device_id=row[1],
+        seq=row[2],
+        type=row[3],
+        severity=row[4],
+        state=row[5],
+        reason=row[6],
+        wall_time=row[7],
+        received_at=row[8],
+        figures=json.loads(row[9]),
+        has_window=bool(row[10]),
+        acked_by=row[11],
+        acked_at=row[12],
+        ack_confirmed=bool(row[13]),
+        incident=row[14],
+    )
+
+
+def _alert(row: tuple[Any, ...]) -> Alert:
+    return Alert(
+        id=row[0],
+        kind=row[1],
+        device_id=row[2],
+        event_id=row[3],
+        status=row[4],
+        created_at=row[5],
+        next_at=row[6],
+        contact=row[7],
+        sends=row[8],
+        paged=json.loads(row[9]),
+        closed_by=row[10],
+        incident=row[11],
+    )
+
+
+@contextmanager
+def _as_storage_fault() -> Iterator[None]:
+    try:
+        yield
+    except (sqlite3.Error, OSError) as exc:
+        raise StorageFault(f"caregiver database: {exc}") from exc
+
+
+def _incident(r: tuple[Any, ...]) -> Incident:
+    return Incident(*r)

@@ -1,0 +1,258 @@
+"""The caregiver database's schema and its migrations, versioned by ``PRAGMA user_version``.
+
+Every change to the tables is a new :class:`Migration` at the end of
+:data:`MIGRATIONS`, never an edit of an old one: a database says which version
+it is at, and opening it applies the ones after that, all in one transaction
+(SQLite's DDL is transactional, ``user_version`` included), so a failed upgrade
+leaves the file as it was. A database at a version this code does not know (a
+later release wrote it) is refused rather than guessed at.
+
+Version 1 is the schema the service had before versions were recorded. Those
+databases say 0 but have the tables: their tables are first checked against
+version 1's columns (a file from an earlier development build or from another
+program is refused instead of failing on its first insert), then version 1's
+``CREATE ... IF NOT EXISTS`` statements adopt them as they are and create what
+the file lacks (all of it, for a new file).
+"""
+
+from __future__ import annotations
+
+import logging
+import sqlite3
+from dataclasses import dataclass
+
+log = logging.getLogger(__name__)
+
+
+class SchemaError(Exception):
+    """The database cannot be used by this version of the service (the message says why)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Migration:
+    version: int
+    """The ``user_version`` the database has after this migration."""
+    why: str
+    statements: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class SchemaUpgrade:
+    """What opening the database did: ``before == after`` when it was already current."""
+
+    before: int
+    after: int
+
+
+V1_TABLES = (
+    """CREATE TABLE IF NOT EXISTS devices (
+    device_id TEXT PRIMARY KEY,
+    availability TEXT NOT NULL DEFAULT 'unknown',
+    state TEXT NOT NULL DEFAULT 'UNKNOWN',
+    state_reason TEXT NOT NULL DEFAULT '',
+    state_time TEXT NOT NULL DEFAULT '',
+    last_event_id TEXT,
+    last_seen REAL,
+    telemetry TEXT NOT NULL DEFAULT '{}'
+)""",
+    """CREATE TABLE IF NOT EXISTS events (
+    id TEXT PRIMARY KEY,
+    device_id TEXT NOT NULL,
+    seq INTEGER,
+    type TEXT NOT NULL,
+    severity TEXT NOT NULL,
+    state TEXT NOT NULL,
+    reason TEXT NOT NULL,
+    wall_time TEXT NOT NULL,
+    received_at REAL NOT NULL,
+    figures TEXT NOT NULL DEFAULT '{}',
+    has_window INTEGER NOT NULL DEFAULT 0,
+    payload TEXT NOT NULL DEFAULT '{}',  -- the event as received (the IMU window is read from it)
+    acked_by TEXT,
+    acked_at REAL,
+    ack_request_id TEXT,
+    ack_confirmed INTEGER NOT NULL DEFAULT 0
+)""",
+    "CREATE INDEX IF NOT EXISTS events_by_device ON events (device_id, received_at)",
+    """CREATE TABLE IF NOT EXISTS users (
+    username TEXT PRIMARY KEY,
+    password_hash TEXT NOT NULL,
+    created_at REAL NOT NULL
+)""",
+    """CREATE TABLE IF NOT EXISTS sessions (
+    token_hash TEXT PRIMARY KEY,
+    username TEXT NOT NULL,
+    csrf TEXT NOT NULL,
+    expires_at REAL NOT NULL
+)""",
+    """CREATE TABLE IF NOT EXISTS alerts (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    kind TEXT NOT NULL,            -- an event type, or 'offline'
+    device_id TEXT NOT NULL,
+    event_id TEXT,
+    status TEXT NOT NULL,          -- held, paging, acknowledged, resolved, logged
+    created_at REAL NOT NULL,
+    next_at REAL,                  -- when the escalator looks at it next
+    contact INTEGER NOT NULL DEFAULT 0,
+    sends INTEGER NOT NULL DEFAULT 0,
+    paged TEXT NOT NULL DEFAULT '[]',   -- contact indexes already paged
+    closed_by TEXT,
+    closed_at REAL
+)""",
+    "CREATE INDEX IF NOT EXISTS alerts_open ON alerts (status, next_at)",
+    "CREATE INDEX IF NOT EXISTS alerts_by_device ON alerts (device_id, status)",
+    """CREATE TABLE IF NOT EXISTS notifications (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    alert_id INTEGER,
+    contact TEXT NOT NULL,
+    contact_index INTEGER NOT NULL,
+    url_index INTEGER NOT NULL,
+    title TEXT NOT NULL,
+    body TEXT NOT NULL,
+    status TEXT NOT NULL DEFAULT 'pending',   -- pending, sent, failed
+    attempts INTEGER NOT NULL DEFAULT 0,
+    next_at REAL NOT NULL,
+    last_error TEXT,
+    created_at REAL NOT NULL
+)""",
+    "CREATE INDEX IF NOT EXISTS notifications_due ON notifications (status, next_at)",
+    """CREATE TABLE IF NOT EXISTS walk_sessions (   -- guided-session summaries, one row per session id
+    id TEXT PRIMARY KEY,
+    device_id TEXT NOT NULL,
+    plan TEXT NOT NULL,
+    status TEXT NOT NULL,
+    started_wall TEXT NOT NULL,    -- ISO 8601, UTC
+    ended_wall TEXT NOT NULL,
+    planned_s REAL NOT NULL,
+    done_s REAL NOT NULL,
+    backward_s REAL NOT NULL,
+    longest_backward_s REAL NOT NULL,
+    steps INTEGER NOT NULL,
+    walking_s REAL NOT NULL,
+    cadence_spm REAL NOT NULL,
+    trips INTEGER NOT NULL,
+    stumbles INTEGER NOT NULL,
+    received_at REAL NOT NULL,
+    payload TEXT NOT NULL
+)""",  # noqa: E501 - the text as the first releases wrote it
+    "CREATE INDEX IF NOT EXISTS walk_sessions_by_device ON walk_sessions (device_id, started_wall)",
+)
+
+MIGRATIONS: tuple[Migration, ...] = (
+    Migration(
+        1,
+        "the tables of the releases before schema versions (those databases say 0: adopted as "
+        "they are)",
+        V1_TABLES,
+    ),
+    Migration(
+        2,
+        "incidents (docs/incidents.md): every event of one bad moment on the belt grouped, "
+        "one alert per incident, closed once; IMU recordings stored once, compactly",
+        (
+            "ALTER TABLE events ADD COLUMN incident TEXT",
+            "CREATE INDEX events_by_incident ON events (incident)",
+            """CREATE TABLE incidents (
+    id TEXT PRIMARY KEY,
+    device_id TEXT NOT NULL,
+    severity TEXT NOT NULL,        -- the worst event type so far: stumble, fault, fall, help, ...
+    status TEXT NOT NULL,          -- open, closed
+    opened_at REAL NOT NULL,
+    opened_wall TEXT NOT NULL,
+    first_event_id TEXT NOT NULL,
+    last_event_at REAL NOT NULL,
+    closed_at REAL,
+    closed_by TEXT,
+    closed_via TEXT,               -- walker, dashboard, home-assistant, notification, ...
+    closed_severity TEXT           -- the severity when it was closed: a worse event reopens it
+)""",
+            "CREATE INDEX incidents_by_device ON incidents (device_id, opened_at)",
+            "CREATE INDEX incidents_by_time ON incidents (opened_at)",
+            "ALTER TABLE alerts ADD COLUMN incident TEXT",
+            "CREATE INDEX alerts_by_incident ON alerts (incident)",
+            """CREATE TABLE recordings (
+    trip_event_id TEXT PRIMARY KEY,
+    window_event_id TEXT NOT NULL,
+    recording BLOB NOT NULL        -- core.protocol.messages.ImuRecording, msgpack (int16, zlib)
+)""",
+        ),
+    ),
+)
+"""Every schema change in order; ``MIGRATIONS[i]`` takes a database from version i to i + 1."""
+
+SCHEMA_VERSION = len(MIGRATIONS)
+"""The version this code reads and writes."""
+
+
+def migrate(db: sqlite3.Connection, name: str) -> SchemaUpgrade:
+    """Bring the database to :data:`SCHEMA_VERSION` in one transaction, or raise
+    :class:`SchemaError` and leave it untouched. ``db`` is in autocommit mode."""
+    db.execute("BEGIN IMMEDIATE")  # two processes opening one file upgrade it once
+    try:
+        before = user_version(db)
+        if before > SCHEMA_VERSION:
+            raise SchemaError(
+                f"{name}: the caregiver database is at schema version {before}, newer than this "
+                f"RetroGuard knows (up to {SCHEMA_VERSION}): a later release wrote it. Run that "
+                "release, or restore a backup taken before the upgrade."
+            )
+        if before == 0:
+            _check_adoptable(db, name)
+        for migration in MIGRATIONS[before:]:
+            _apply(db, migration, name)
+        if before != SCHEMA_VERSION:
+            db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+    except BaseException:
+        db.execute("ROLLBACK")
+        raise
+    db.execute("COMMIT")
+    if before != SCHEMA_VERSION:
+        log.info("%s: caregiver database schema %d -> %d", name, before, SCHEMA_VERSION)
+    return SchemaUpgrade(before, SCHEMA_VERSION)
+
+
+def _apply(db: sqlite3.Connection, migration: Migration, name: str) -> None:
+    try:
+        for statement in migration.statements:
+            db.execute(statement)
+    except sqlite3.Error as exc:
+        raise SchemaError(
+            f"{name}: upgrading the caregiver database to schema version {migration.version} "
+            f"({migration.why}) failed: {exc}. The database is unchanged."
+        ) from exc
+
+
+def user_version(db: sqlite3.Connection) -> int:
+    return int(db.execute("PRAGMA user_version").fetchone()[0])
+
+
+def _columns(db: sqlite3.Connection) -> dict[str, set[str]]:
+    tables = db.execute(
+        "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'"
+    ).fetchall()
+    return {
+        table: {row[1] for row in db.execute(f"PRAGMA table_info({table})")} for (table,) in tables
+    }
+
+
+def _check_adoptable(db: sqlite3.Connection, name: str) -> None:
+    """Version 1 keeps an unversioned file's tables as they are: each one it has must have
+    every column of version 1 (built afresh in memory to compare); missing ones are created."""
+    reference = sqlite3.connect(":memory:")
+    try:
+        _apply(reference, MIGRATIONS[0], ":memory:")
+        expected = _columns(reference)
+    finally:
+        reference.close()
+    found = _columns(db)
+    problems = [
+        f"table {table} lacks {', '.join(sorted(expected[table] - columns))}"
+        for table, columns in sorted(found.items())
+        if table in expected and not expected[table] <= columns
+    ]
+    if problems:
+        raise SchemaError(
+            f"{name}: not a caregiver database this RetroGuard can adopt ({'; '.join(problems)}): "
+            "an early development build or another program wrote it. Point [server] database "
+            "at a new file."
+        )

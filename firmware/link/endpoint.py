@@ -1,0 +1,335 @@
+"""The monitor loop's end of the link to the courier process: non-blocking, bounded, lossless.
+
+Everything here runs on the real-time thread (:meth:`CourierLink.poll` is an
+``on_iteration`` hook) except :meth:`CourierLink.attach`, which the
+supervisor thread calls with a freshly started courier's socket: it only
+swaps one reference, and the loop picks the new socket up at its next poll.
+
+What the loop hands over (events, state changes, health, session records)
+is encoded on the spot and queued as frames; each poll sends what the
+kernel takes without waiting and reads a bounded number of the courier's
+messages. An event or a final session record stays *pending* until the
+courier answers that it is on disk (:class:`~firmware.link.messages.Persisted`):
+if the courier dies, its successor gets every pending record again, so a
+crash of the storage-and-network side loses nothing the loop produced.
+The pending set is bounded; over the bound informational events go first,
+alerts and faults never.
+"""
+
+from __future__ import annotations
+
+import logging
+import select
+import socket
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+
+import msgspec
+
+from core.protocol.events import PROTECTED_TYPES, Event
+from core.protocol.messages import DeviceHealth, SessionRecord
+from firmware.link import messages
+from firmware.link.framing import FrameError, FrameReader, FrameWriter
+
+log = logging.getLogger(__name__)
+
+MAX_PENDING_BYTES = 32 * 1024 * 1024
+"""Unpersisted records kept in memory; beyond it the oldest informational events go."""
+MAX_MESSAGES_PER_POLL = 64
+"""Messages from the courier handled in one loop iteration: a flood costs a bounded slice."""
+READ_CHUNK = 65536
+SEND_BUDGET = 256 * 1024
+"""Bytes handed to the kernel per iteration at most."""
+STARTUP_GRACE_S = 15.0
+"""How long after start-up the loop may run without a word from the courier."""
+COURIER_SILENT_S = 10.0
+"""A courier silent this long is presumed hung (the supervisor replaces it)."""
+
+
+@dataclass(slots=True)
+class _Pending:
+    payload: bytes
+    protected: bool
+
+
+class CourierLink:
+    """The loop-side endpoint. Not thread-safe except :meth:`attach` (see module docstring)."""
+
+    def __init__(
+        self,
+        clock: Callable[[], float],
+        *,
+        max_pending_bytes: int = MAX_PENDING_BYTES,
+        on_silence: Callable[[], None] | None = None,
+        real_clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._clock = clock
+        self._real = real_clock
+        self._max_pending = max_pending_bytes
+        self._on_silence = on_silence
+        self._sock: socket.socket | None = None
+        self._incoming_sock: socket.socket | None = None
+        self._writer = FrameWriter()
+        self._reader = FrameReader()
+        self._pending: OrderedDict[str, _Pending] = OrderedDict()
+        self._pending_bytes = 0
+        self._hello: bytes | None = None
+        self._last_state: bytes | None = None
+        self.started_at = clock()
+        self.last_heard: float | None = None
+        """Monotonic time of the courier's last message (None: never heard)."""
+        self.storage_ok: bool | None = None
+        """The courier's last word on storage; None until it has spoken."""
+        self.storage_detail = "waiting for the courier"
+        self.broker_connected = False
+        self.outbox_depth = 0
+        self.dropped = 0
+        """Informational events dropped by the pending bound."""
+        self.attaches = 0
+        self.silence_requests = 0
+        self.chirp_requests = 0
+        self._polled_real = 0.0
+        self._heard_real = 0.0
+
+    # ------------------------------------------------ any thread (supervisor)
+
+    def attach(self, sock: socket.socket) -> None:
+        """A new courier listens on ``sock``; the loop switches to it at its next poll."""
+        sock.setblocking(False)
+        self._incoming_sock = sock
+
+    # ------------------------------------------------------ loop thread only
+
+    def hello(self, payload: bytes) -> None:
+        """The first frame every courier gets (its configuration), on each attach."""
+        self._hello = payload
+
+    def submit(self, event: Event) -> None:
+        """Hand an event over: stored by the courier, then published. Never blocks."""
+        payload = messages.encode(messages.EventRecord(event))
+        self._remember(event.id, payload, event.type in PROTECTED_TYPES)
+        self._writer.put(payload)
+
+    def handle(self, event: Event) -> None:
+        """:class:`firmware.sinks.EventSink` form of :meth:`submit`."""
+        self.submit(event)
+
+    def report_state(self, state: str, reason: str, wall_time: str) -> None:
+        payload = messages.encode(messages.StateReport(state, reason, wall_time))
+        self._last_state = payload
+        self._writer.put(payload)
+
+    def report_health(self, health: DeviceHealth, checks: Mapping[str, tuple[bool, str]]) -> None:
+        report = messages.HealthReport(
+            health, {name: messages.Check(ok, detail) for name, (ok, detail) in checks.items()}
+        )
+        self._writer.put(messages.encode(report))
+
+    def submit_session(self, record: SessionRecord, final: bool) -> None:
+        payload = messages.encode(messages.SessionReport(record, final))
+        if final:
+            self._remember(record.id, payload, protected=True)
+        self._writer.put(payload)
+
+    def goodbye(self, reason: str) -> None:
+        self._writer.put(messages.encode(messages.Goodbye(reason)))
+
+    def poll(self, _: object = None) -> None:
+        """Switch to a new courier if one was attached, send what fits, read what came."""
+        self._polled_real = self._real()
+        incoming = self._incoming_sock
+        if incoming is not None:
+            self._incoming_sock = None
+            self._switch_to(incoming)
+        sock = self._sock
+        if sock is None:
+            return
+        try:
+            self._writer.send_some(sock, SEND_BUDGET)
+            self._receive(sock)
+        except (OSError, FrameError, msgspec.DecodeError) as exc:
+            log.warning("courier link lost: %s", exc)
+            self._drop_socket()
+
+    def flush(self, timeout: float, *, on_disk: bool = True) -> bool:
+        """Pump until everything handed over is sent and on disk; False on timeout.
+
+        ``on_disk=False``: until it is sent (the courier has it, in order) — at
+        shutdown while the courier's disk refuses writes, waiting for "on disk"
+        would only run out the clock.
+        For shutdown, tests and the demo: call it only while the loop is not
+        running (it polls on the caller's thread).
+        """
+        deadline = time.monotonic() + timeout
+        while True:
+            self.poll()
+            settled = not self._pending or not on_disk
+            if settled and not len(self._writer) and self._sock is not None:
+                return True
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return False
+            sock = self._sock
+            if sock is not None:
+                select.select([sock], [sock] if len(self._writer) else [], [], min(remaining, 0.05))
+            else:
+                time.sleep(min(remaining, 0.01))
+
+    def close(self, timeout: float = 1.0) -> None:
+        """Send what is queued (a goodbye, say) within ``timeout``, then close: the courier
+        sees the end of the stream. Only once the loop has stopped."""
+        deadline = time.monotonic() + timeout
+        while len(self._writer) and self._sock is not None and time.monotonic() < deadline:
+            self.poll()
+            sock = self._sock
+            if sock is not None and len(self._writer):
+                select.select([], [sock], [], 0.05)
+        self._incoming_sock = None
+        self._drop_socket()
+
+    def courier_silent_for(self, since: float) -> float:
+        """Seconds the courier has been silent while the loop was listening (real time).
+
+        A loop that is not polling (stopped, or a test between steps) hears
+        nothing, and that is not the courier's fault: then this is 0.
+        """
+        now = self._real()
+        if now - self._polled_real > 1.0:
+            return 0.0
+        return now - max(since, self._heard_real)
+
+    @property
+    def pending(self) -> int:
+        """Records handed over and not yet confirmed on disk."""
+        return len(self._pending)
+
+    @property
+    def connected(self) -> bool:
+        return self._sock is not None
+
+    def storage_problem(self, now: float) -> str | None:
+        """Why alerts cannot be persisted right now, or None when they can (as far as known).
+
+        Until the courier first speaks, start-up grace applies: a monitor that
+        boots faster than its courier may still be armed by a person at the
+        machine; its events wait here, in memory, until the courier stores them.
+        """
+        if self.storage_ok is False:
+            return self.storage_detail
+        heard = self.last_heard
+        if heard is None:
+            if now - self.started_at > STARTUP_GRACE_S:
+                return "the courier (storage and network) has not started"
+            return None
+        # The courier is a real process that speaks every second of real time; a loop on a
+        # simulated clock may run far faster than that, so silence counts on both clocks.
+        silent = min(now - heard, self._real() - self._heard_real)
+        if silent > COURIER_SILENT_S:
+            return f"the courier has not answered for {silent:.0f} s"
+        return None
+
+    def take_chirp(self) -> bool:
+        """True once per batch of test alarms since the last call."""
+        if self.chirp_requests:
+            self.chirp_requests = 0
+            return True
+        return False
+
+    def take_silence(self) -> bool:
+        """True once per batch of caregiver silence requests since the last call."""
+        if self.silence_requests:
+            self.silence_requests = 0
+            return True
+        return False
+
+    # ---------------------------------------------------------------- inside
+
+    def _switch_to(self, sock: socket.socket) -> None:
+        self._drop_socket()
+        self._sock = sock
+        self.attaches += 1
+        self._writer.clear()
+        self._reader.clear()
+        if self._hello is not None:
+            self._writer.put(self._hello)
+        if self._last_state is not None:
+            self._writer.put(self._last_state)
+        for record in self._pending.values():
+            self._writer.put(record.payload)
+
+    def _resend_pending(self) -> None:
+        """Storage is back: hand over again what is still not on disk (the courier stores by id).
+
+        What the courier kept in memory it has confirmed just before saying so;
+        what remains here is what it could not keep at all (its memory full).
+        """
+        for record in self._pending.values():
+            self._writer.put(record.payload)
+
+    def _drop_socket(self) -> None:
+        sock, self._sock = self._sock, None
+        if sock is not None:
+            sock.close()
+
+    def _remember(self, key: str, payload: bytes, protected: bool) -> None:
+        if key in self._pending:
+            return
+        self._pending[key] = _Pending(payload, protected)
+        self._pending_bytes += len(payload)
+        if self._pending_bytes > self._max_pending:
+            self._shed()
+
+    def _shed(self) -> None:
+        for key in [k for k, p in self._pending.items() if not p.protected]:
+            if self._pending_bytes <= self._max_pending:
+                break
+            self._forget(key)
+            self.dropped += 1
+        if self._pending_bytes > self._max_pending:
+            log.warning(
+                "%d unpersisted alerts hold %d bytes, over the %d-byte bound: kept (alerts are "
+                "never dropped)",
+                len(self._pending),
+                self._pending_bytes,
+                self._max_pending,
+            )
+
+    def _forget(self, key: str) -> None:
+        record = self._pending.pop(key, None)
+        if record is not None:
+            self._pending_bytes -= len(record.payload)
+
+    def _receive(self, sock: socket.socket) -> None:
+        handled = 0
+        while handled < MAX_MESSAGES_PER_POLL:
+            try:
+                data = sock.recv(READ_CHUNK)
+            except BlockingIOError:
+                return
+            if not data:
+                raise ConnectionResetError("the courier closed the link")
+            for frame in self._reader.feed(data):
+                self._apply(messages.decode_for_loop(frame))
+                handled += 1
+
+    def _apply(self, message: messages.ToLoop) -> None:
+        self.last_heard = self._clock()
+        self._heard_real = self._real()
+        match message:
+            case messages.Persisted(ids=ids):
+                for key in ids:
+                    self._forget(key)
+            case messages.StorageHealth(ok=ok, detail=detail):
+                if ok != self.storage_ok:
+                    log.log(logging.INFO if ok else logging.ERROR, "storage: %s", detail)
+                if ok and self.storage_ok is False:
+                    self._resend_pending()
+                self.storage_ok, self.storage_detail = ok, detail
+            case messages.SilenceBuzzer():
+                self.silence_requests += 1
+            case messages.Chirp():
+                self.chirp_requests += 1
+            case messages.CourierAlive(broker_connected=connected, outbox_depth=depth):
+                self.broker_connected, self.outbox_depth = connected, depth

@@ -1,0 +1,123 @@
+"""What the monitor loop and the courier process say to each other: typed, msgpack-encoded.
+
+The loop process keeps the safety path (IMU, detector, controller, relay,
+buzzer); the courier process owns storage and the network. Every message
+between them is one of these Structs, tagged so either side decodes a
+stream of mixed messages into the right type with one msgspec call.
+"""
+
+from __future__ import annotations
+
+import msgspec
+
+from core.protocol.events import Event
+from core.protocol.messages import DeviceHealth, SessionRecord
+from firmware.config import Config
+
+# ------------------------------------------------------------ loop -> courier
+
+
+class Hello(msgspec.Struct, tag="hello"):
+    """The first message every courier gets: the monitor's configuration."""
+
+    config: Config
+    monitor_pid: int
+    started_wall: str = ""
+    """When the monitor started (ISO 8601 UTC): with the pid it names the run, so a courier
+    restarted within one run does not count a new run."""
+
+
+class EventRecord(msgspec.Struct, tag="event"):
+    """Store this event and publish it; answer :class:`Persisted` once it is on disk."""
+
+    event: Event
+
+
+class StateReport(msgspec.Struct, tag="state"):
+    """The safety state changed (published retained)."""
+
+    state: str
+    reason: str
+    wall_time: str
+
+
+class Check(msgspec.Struct):
+    ok: bool
+    detail: str
+
+
+class HealthReport(msgspec.Struct, tag="health"):
+    """The loop's figures, about once a second: telemetry and self-test answer from these."""
+
+    health: DeviceHealth
+    checks: dict[str, Check]
+
+
+class SessionReport(msgspec.Struct, tag="session"):
+    """A guided session's record (stored; with ``final`` its summary is queued too)."""
+
+    record: SessionRecord
+    final: bool
+
+
+class Goodbye(msgspec.Struct, tag="goodbye"):
+    """The monitor is stopping on purpose: not an unclean stop."""
+
+    reason: str
+
+
+ToCourier = Hello | EventRecord | StateReport | HealthReport | SessionReport | Goodbye
+
+# ------------------------------------------------------------ courier -> loop
+
+
+class Persisted(msgspec.Struct, tag="persisted"):
+    """These events are committed to the device database (the loop may forget them)."""
+
+    ids: list[str]
+
+
+class StorageHealth(msgspec.Struct, tag="storage"):
+    """Whether alerts can be persisted now; while not, no new walk may be armed.
+
+    Sent when the courier has opened the database and whenever that changes
+    (the disk refuses writes: records are kept in memory and still published;
+    it takes them again: they are on disk).
+    """
+
+    ok: bool
+    detail: str
+
+
+class SilenceBuzzer(msgspec.Struct, tag="silence"):
+    """A caregiver asked for silence (MQTT ``silence``): stop the buzzer's pattern."""
+
+
+class Chirp(msgspec.Struct, tag="chirp"):
+    """A caregiver's test alarm: play the confirmation chirp (the loop decides when)."""
+
+
+class CourierAlive(msgspec.Struct, tag="alive"):
+    """The courier's heartbeat, about once a second."""
+
+    broker_connected: bool
+    outbox_depth: int
+
+
+ToLoop = Persisted | StorageHealth | SilenceBuzzer | Chirp | CourierAlive
+
+_encoder = msgspec.msgpack.Encoder()
+_to_courier = msgspec.msgpack.Decoder(ToCourier)
+_to_loop = msgspec.msgpack.Decoder(ToLoop)
+
+
+def encode(message: ToCourier | ToLoop) -> bytes:
+    return _encoder.encode(message)
+
+
+def decode_for_courier(data: bytes) -> ToCourier:
+    return _to_courier.decode(data)
+
+
+def decode_for_loop(data: bytes) -> ToLoop:
+    return _to_loop.decode(data)

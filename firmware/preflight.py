@@ -1,0 +1,168 @@
+"""Everything ``retroguard run`` needs from a config, checked before anything is opened.
+
+``retroguard config --check`` and ``retroguard run`` call the same
+:func:`preflight`, so the check refuses exactly what a start would refuse,
+with the same ``file: key: what is wrong`` lines and exit status 2. Beyond
+what the TOML loader checks (types, ranges, cross-field rules), it builds
+every piece it can without hardware: the MPU-6050's register settings, the
+backends the config names, the detector, the guided-session plan, and the
+MQTT client with its credentials and TLS files.
+
+Warnings are things a start survives but a person should know (the event
+store's directory cannot be written, so the monitor would run with a
+storage fault and refuse to arm; spoken prompts without espeak-ng).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from core.errors import ConfigError
+from core.mounting import Mounting, up_vector
+from core.protocol.ids import check_device_id
+from firmware.config import Config
+
+BENCH_WARNING = "bench mode: a hung loop does not stop the belt (gpio.relay_drive = 'static')"
+"""What every start, doctor and the dashboard say about a bench rig."""
+
+
+@dataclass(slots=True)
+class Preflight:
+    problems: list[str] = field(default_factory=list)
+    """What stops a start (each ``key: what is wrong``)."""
+    warnings: list[str] = field(default_factory=list)
+
+
+def preflight(config: Config, source: str = "<config>") -> Preflight:
+    """Check what a start would need; the caller raises on ``problems``."""
+    result = Preflight()
+    _imu(config, result)
+    _backends(config, result)
+    _detector(config, result)
+    _relay(config, result)
+    _session(config, result)
+    _mqtt(config, result)
+    _storage(config, result)
+    result.problems = [f"{source}: {p}" for p in result.problems]
+    result.warnings = [f"{source}: {w}" for w in result.warnings]
+    return result
+
+
+def check_or_raise(config: Config, source: str) -> Preflight:
+    """:func:`preflight`, raising :class:`ConfigError` when a start would fail."""
+    result = preflight(config, source)
+    if result.problems:
+        raise ConfigError(result.problems)
+    return result
+
+
+def _imu(config: Config, result: Preflight) -> None:
+    from hal.mpu6050 import register_settings
+
+    try:
+        register_settings(config.imu)
+    except ValueError as exc:
+        result.problems.append(f"imu: {exc}")
+
+
+def _backends(config: Config, result: Preflight) -> None:
+    from hal.backends import GPIO_BACKENDS, IMU_BACKENDS, load_backend
+    from hal.errors import HalError
+
+    for group, key, name, builtin in (
+        (IMU_BACKENDS, "imu.backend", config.imu.backend, "mpu6050"),
+        (GPIO_BACKENDS, "gpio.backend", config.gpio.backend, "gpiozero"),
+    ):
+        if name == builtin:
+            continue
+        try:
+            load_backend(group, name)
+        except HalError as exc:
+            result.problems.append(f"{key}: {exc}")
+
+
+def _detector(config: Config, result: Preflight) -> None:
+    from firmware.detection.factory import build_detector
+
+    try:
+        build_detector(
+            config.detector,
+            config.imu.sample_rate_hz,
+            up=up_vector(Mounting.parse(config.imu.mounting)),
+        )
+    except (ValueError, ArithmeticError) as exc:
+        result.problems.append(f"detector: cannot be built: {exc}")
+
+
+def _relay(config: Config, result: Preflight) -> None:
+    if config.gpio.relay_drive != "static":
+        return
+    if not config.gpio.bench_rig:
+        result.problems.append(
+            "gpio.relay_drive: 'static' holds the relay by a level, so a hung or crashed loop "
+            "keeps the belt running for as long as it hangs; it is for a bench rig only - use "
+            "'heartbeat' (wiring/README.md), or set gpio.bench_rig = true on a rig with no "
+            "walker on it"
+        )
+    else:
+        result.warnings.append(BENCH_WARNING)
+
+
+def _session(config: Config, result: Preflight) -> None:
+    from firmware.session.plan import resolve_plan
+
+    try:
+        resolve_plan(config.session.plan)
+    except ConfigError as exc:
+        result.problems.extend(exc.problems)
+    if config.session.voice and shutil.which("espeak-ng") is None:
+        result.warnings.append(
+            "session.voice: espeak-ng is not installed, so cues will be beeps only"
+        )
+
+
+def _mqtt(config: Config, result: Preflight) -> None:
+    mq = config.mqtt
+    if not mq.host:
+        return
+    try:
+        check_device_id(config.device.id)
+    except ValueError as exc:
+        result.problems.append(f"device.id: {exc}")
+    for key, value in (
+        ("mqtt.topic_prefix", mq.topic_prefix),
+        ("mqtt.discovery_prefix", mq.discovery_prefix),
+    ):
+        if not value or any(c in value for c in "+#/") or value != value.strip():
+            result.problems.append(
+                f"{key}: {value!r} must be one topic level: not empty, no '/', '+', '#' or "
+                "surrounding spaces"
+            )
+    if mq.discovery and not re.fullmatch(r"[a-zA-Z0-9_-]+", config.device.id):
+        result.warnings.append(
+            f"device.id: Home Assistant ignores a discovery topic whose id has characters other "
+            f"than A-Z a-z 0-9 _ - ({config.device.id!r}): rename the device to appear there, or "
+            "set mqtt.discovery = false"
+        )
+    from core.mqttlink import MqttSetupError, make_client
+
+    try:
+        make_client(mq.link(), "retroguard-preflight")
+    except MqttSetupError as exc:
+        result.problems.append(str(exc))
+
+
+def _storage(config: Config, result: Preflight) -> None:
+    database = Path(config.storage.database)
+    folder = database.parent
+    while not folder.exists() and folder != folder.parent:
+        folder = folder.parent
+    if not os.access(folder, os.W_OK | os.X_OK):
+        result.warnings.append(
+            f"storage.database: {folder} cannot be written by this user, so events could not be "
+            "stored: the monitor would run with a storage fault and refuse to arm"
+        )

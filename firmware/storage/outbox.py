@@ -1,0 +1,335 @@
+"""The persistent MQTT outbox and the caregivers' acknowledgements.
+
+Why SQLite and not paho's queue: paho keeps unacknowledged QoS 1 messages in
+memory only, so a restart or a power cut would lose exactly the fall that
+happened while the Wi-Fi was down. Here an event is inserted into ``events``
+and queued in ``outbox`` in one ``synchronous=FULL`` transaction, and its
+row is deleted only when the broker has acknowledged it (PUBACK). Another
+writer that must store something and queue it together (the session log)
+calls :func:`queue_message` inside its own transaction.
+
+Bound: ``max_rows``. When an insert takes the outbox over it, the oldest
+telemetry goes first, then the oldest informational events (start, stop,
+reset). Fall, stumble, no-recovery and fault events are never dropped: the
+bound is exceeded (and logged) rather than lose one.
+
+Each thread gets its own connection to the file (WAL lets the publisher read
+while the courier's main thread writes); nothing here ever runs on the
+real-time thread. In the courier the rows may live in memory for a while
+(:mod:`firmware.storage.fallback`); row ids stay the same across such a move.
+"""
+
+from __future__ import annotations
+
+import logging
+import sqlite3
+from collections.abc import Iterable
+from dataclasses import dataclass
+from enum import StrEnum
+from pathlib import Path
+
+from core.protocol import payloads
+from core.protocol.events import ALERT_TYPES, PROTECTED_TYPES, Event
+from core.protocol.topics import Topics
+from firmware.storage.database import Database, as_database, connect
+from firmware.storage.events import insert_event
+
+log = logging.getLogger(__name__)
+
+PRIORITY_TELEMETRY = 0
+"""Dropped first when the outbox is full."""
+PRIORITY_INFO = 1
+"""start / stop / reset: dropped only when no telemetry is left to drop."""
+PRIORITY_PROTECTED = 2
+"""fall / stumble / no-recovery / fault: never dropped."""
+
+
+class MessageKind(StrEnum):
+    """The ``kind`` column: what a queued row is, as opposed to how it may be dropped (priority)."""
+
+    EVENT = "event"
+    """An event, or a record delivered like one (a session summary)."""
+    TELEMETRY = "telemetry"
+    """Periodic health figures."""
+
+
+def queue_message(
+    conn: sqlite3.Connection,
+    kind: MessageKind,
+    priority: int,
+    topic: str,
+    payload: str,
+    event_seq: int | None = None,
+    message_id: str | None = None,
+) -> None:
+    """Queue one message inside the caller's transaction (the caller commits or rolls back).
+
+    For writers that store something and queue its message together, so
+    neither happens without the other. It does not apply the bound; the
+    caller decides whether that is needed (never for protected rows).
+    ``message_id`` names what the message carries (an event or session id):
+    a consumer's receipt names it when the message may be forgotten.
+    """
+    conn.execute(
+        "INSERT INTO outbox (kind, priority, event_seq, topic, payload, queued_wall, message_id)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?)",
+        (kind.value, priority, event_seq, topic, payload, payloads.wall_now(), message_id),
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class OutboxRow:
+    id: int
+    topic: str
+    payload: str
+
+
+class Outbox:
+    """Messages on their way to the broker, and alerts on their way to a consumer.
+
+    A row leaves when the broker acknowledges it (PUBACK) — except, with
+    ``receipts``, a protected row (alert, fault, session summary): the PUBACK
+    only marks it *awaiting receipt*, and it leaves when a consumer that
+    commits alerts names it in a receipt (:meth:`receipted`). Until then the
+    publisher sends it again after every reconnect and on a timer.
+
+    ``database`` is a path (this outbox opens and closes that file) or the
+    courier's :class:`~firmware.storage.database.Database`, which may move the
+    rows between the file and memory: :attr:`generation` says when it did.
+    """
+
+    def __init__(
+        self,
+        database: str | Path | Database,
+        topics: Topics,
+        max_rows: int = 10000,
+        *,
+        receipts: bool = False,
+    ) -> None:
+        if max_rows < 1:
+            raise ValueError("outbox max_rows must be at least 1")
+        self.topics = topics
+        self.max_rows = max_rows
+        self.receipts = receipts
+        self.dropped = 0
+        """Rows dropped by the bound since this object was made."""
+        self._db, self._owned = as_database(database)
+
+    @property
+    def generation(self) -> int:
+        """Changes when the rows moved to another database: a reader starts over from id 0."""
+        return self._db.generation
+
+    def close(self) -> None:
+        """Close the file this outbox opened (call once the threads are done)."""
+        if self._owned:
+            self._db.close()
+
+    # ------------------------------------------------------------ producers
+
+    def enqueue_event(self, event: Event) -> int:
+        """Store ``event`` and queue its ``/event`` message in one transaction; return its seq.
+
+        Idempotent by event id: a second call stores and queues nothing new.
+        """
+
+        def work(conn: sqlite3.Connection) -> int:
+            before = conn.total_changes
+            seq = insert_event(conn, event)
+            if conn.total_changes != before:  # a new event, not a repeat
+                priority = PRIORITY_PROTECTED if event.type in PROTECTED_TYPES else PRIORITY_INFO
+                queue_message(
+                    conn,
+                    MessageKind.EVENT,
+                    priority,
+                    self.topics.event,
+                    payloads.event_payload(event, seq),
+                    event_seq=seq,
+                    message_id=event.id,
+                )
+                self._enforce_bound(conn)
+            return seq
+
+        return self._db.write(work, key=event.id)
+
+    def enqueue_telemetry(self, payload: str) -> None:
+        def work(conn: sqlite3.Connection) -> None:
+            queue_message(
+                conn, MessageKind.TELEMETRY, PRIORITY_TELEMETRY, self.topics.telemetry, payload
+            )
+            self._enforce_bound(conn)
+
+        self._db.write(work)
+
+    def _enforce_bound(self, conn: sqlite3.Connection) -> None:
+        (count,) = conn.execute("SELECT COUNT(*) FROM outbox").fetchone()
+        excess = int(count) - self.max_rows
+        if excess <= 0:
+            return
+        dropped: dict[str, int] = {}
+        for priority, label in ((PRIORITY_TELEMETRY, "telemetry"), (PRIORITY_INFO, "info event")):
+            if excess <= 0:
+                break
+            cur = conn.execute(
+                "DELETE FROM outbox WHERE id IN"
+                " (SELECT id FROM outbox WHERE priority = ? ORDER BY id LIMIT ?)",
+                (priority, excess),
+            )
+            if cur.rowcount > 0:
+                dropped[label] = cur.rowcount
+                excess -= cur.rowcount
+        total = sum(dropped.values())
+        self.dropped += total
+        if total:
+            log.warning(
+                "MQTT outbox over its bound of %d rows: dropped the oldest %s (%d dropped so far)",
+                self.max_rows,
+                ", ".join(f"{n} {label}" for label, n in dropped.items()),
+                self.dropped,
+            )
+        if excess > 0:
+            log.warning(
+                "MQTT outbox holds %d rows, over its bound of %d, and all are alerts or faults: "
+                "keeping them (alerts are never dropped)",
+                count - total,
+                self.max_rows,
+            )
+
+    # ------------------------------------------------------------ publisher
+
+    def fetch_after(self, after_id: int, limit: int) -> list[OutboxRow]:
+        """The next ``limit`` queued rows with ``id > after_id``, oldest first."""
+        rows = self._db.read(
+            lambda conn: conn.execute(
+                "SELECT id, topic, payload FROM outbox WHERE id > ? ORDER BY id LIMIT ?",
+                (after_id, limit),
+            ).fetchall()
+        )
+        return [OutboxRow(int(i), str(t), str(p)) for i, t, p in rows]
+
+    def delete(self, ids: Iterable[int]) -> None:
+        """Forget rows whatever they carry (one transaction for the whole batch)."""
+        batch = [(i,) for i in ids]
+        if batch:
+            self._db.write(lambda conn: conn.executemany("DELETE FROM outbox WHERE id = ?", batch))
+
+    def settle(self, ids: Iterable[int]) -> None:
+        """The broker acknowledged these rows (one transaction for a batch of PUBACKs).
+
+        Without receipts they are forgotten. With receipts, protected rows
+        that name their message wait for a consumer's receipt instead.
+        """
+        batch = [(i,) for i in ids]
+        if not batch:
+            return
+
+        def work(conn: sqlite3.Connection) -> None:
+            if self.receipts:
+                conn.executemany(
+                    "UPDATE outbox SET awaiting_receipt = 1 WHERE id = ? AND priority = ?"
+                    " AND message_id IS NOT NULL",
+                    [(i, PRIORITY_PROTECTED) for (i,) in batch],
+                )
+                conn.executemany("DELETE FROM outbox WHERE id = ? AND awaiting_receipt = 0", batch)
+            else:
+                conn.executemany("DELETE FROM outbox WHERE id = ?", batch)
+
+        self._db.write(work)
+
+    def receipted(self, message_ids: Iterable[str]) -> int:
+        """A consumer committed these messages: forget their rows; how many were forgotten."""
+        batch = [(m,) for m in message_ids]
+        if not batch:
+            return 0
+
+        def work(conn: sqlite3.Connection) -> int:
+            before = conn.total_changes
+            conn.executemany("DELETE FROM outbox WHERE message_id = ?", batch)
+            return conn.total_changes - before
+
+        return self._db.write(work)
+
+    def awaiting_receipt(self, limit: int) -> list[OutboxRow]:
+        """The oldest rows the broker has but no consumer has confirmed (to publish again)."""
+        rows = self._db.read(
+            lambda conn: conn.execute(
+                "SELECT id, topic, payload FROM outbox WHERE awaiting_receipt = 1"
+                " ORDER BY id LIMIT ?",
+                (limit,),
+            ).fetchall()
+        )
+        return [OutboxRow(int(i), str(t), str(p)) for i, t, p in rows]
+
+    def awaiting_count(self) -> int:
+        return self._count("SELECT COUNT(*) FROM outbox WHERE awaiting_receipt = 1")
+
+    def depth(self) -> int:
+        return self._count("SELECT COUNT(*) FROM outbox")
+
+    def _count(self, query: str) -> int:
+        (count,) = self._db.read(lambda conn: conn.execute(query).fetchone())
+        return int(count)
+
+    # -------------------------------------------------------- acknowledgement
+
+    def acknowledge(self, event_id: str, by: str) -> tuple[str, bool]:
+        """Record that a caregiver acknowledged an alert; return (event id, newly acknowledged).
+
+        ``event_id == "latest"`` means the newest alert not yet acknowledged.
+        Raises ``LookupError`` when there is no such alert.
+        """
+
+        def work(conn: sqlite3.Connection) -> tuple[str, bool]:
+            alert_types = tuple(t.value for t in ALERT_TYPES)
+            marks = ",".join("?" * len(alert_types))
+            if event_id == "latest":
+                row = conn.execute(
+                    f"SELECT id FROM events WHERE device_id = ? AND type IN ({marks})"
+                    " AND id NOT IN (SELECT event_id FROM event_acks) ORDER BY seq DESC LIMIT 1",
+                    (self.topics.device_id, *alert_types),
+                ).fetchone()
+                if row is None:
+                    raise LookupError("no unacknowledged alert")
+            else:
+                row = conn.execute(
+                    f"SELECT id FROM events WHERE id = ? AND device_id = ? AND type IN ({marks})",
+                    (event_id, self.topics.device_id, *alert_types),
+                ).fetchone()
+                if row is None:
+                    raise LookupError(f"no alert with id {event_id}")
+            found = str(row[0])
+            cur = conn.execute(
+                "INSERT OR IGNORE INTO event_acks (event_id, acked_by, wall_time) VALUES (?, ?, ?)",
+                (found, by, payloads.wall_now()),
+            )
+            return found, cur.rowcount > 0
+
+        return self._db.write(work)
+
+    def acknowledged_by(self, event_id: str) -> str | None:
+        row = self._db.read(
+            lambda conn: conn.execute(
+                "SELECT acked_by FROM event_acks WHERE event_id = ?", (event_id,)
+            ).fetchone()
+        )
+        return None if row is None else str(row[0])
+
+
+@dataclass(frozen=True, slots=True)
+class OutboxDepth:
+    unsent: int
+    """Rows the broker has not acknowledged yet."""
+    awaiting_receipt: int
+    """Rows the broker has, waiting for a consumer's receipt (sent again at the next start)."""
+
+
+def outbox_depth(path: str | Path) -> OutboxDepth:
+    """What the outbox in the database at ``path`` still holds (for the demo, tests, doctor)."""
+    conn = connect(path)
+    try:
+        total, awaiting = conn.execute(
+            "SELECT COUNT(*), COALESCE(SUM(awaiting_receipt), 0) FROM outbox"
+        ).fetchone()
+        return OutboxDepth(int(total) - int(awaiting), int(awaiting))
+    finally:
+        conn.close()

@@ -1,0 +1,171 @@
+"""The session log: one row per guided session and one per planned interval.
+
+Tables ``sessions`` (plan, status, wall times, totals, the JSON record) and
+``session_intervals`` (planned direction, planned and done seconds, measured
+steps, walking time, cadence, trips, stumbles), beside the events.
+
+:func:`save_session` runs in the courier process
+(:class:`firmware.session.record.SessionArchive`), never on the loop. The
+last save of a finished session also queues its MQTT summary with the
+outbox's :func:`~firmware.storage.outbox.queue_message` *in the same
+transaction*, once per session (the ``published`` flag): a summary is never
+stored without being queued nor queued twice, and the outbox delivers it like
+an alert (QoS 1, deleted on PUBACK, never dropped by the bound).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import sqlite3
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import msgspec
+
+from core.protocol.messages import SessionRecord
+from core.protocol.payloads import encode
+from firmware.storage.database import connect, transaction
+from firmware.storage.outbox import PRIORITY_PROTECTED, MessageKind, queue_message
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class SummaryToQueue:
+    """The MQTT message to queue when a finished session is saved for the first time."""
+
+    topic: str
+    payload: Callable[[], str]
+    """Builds the payload; called only when it is queued, inside the transaction."""
+
+
+def save_session(
+    conn: sqlite3.Connection,
+    record: SessionRecord,
+    summary: SummaryToQueue | None = None,
+) -> bool:
+    """Upsert ``record`` and its intervals in one transaction; True when a summary was queued.
+
+    With ``summary``, a record whose status is no longer ``running`` has its
+    summary queued in the same transaction, once per session. The ``body``
+    column is the record as compact JSON with sorted keys
+    (:func:`core.protocol.payloads.encode`), as every release wrote it.
+    """
+    with transaction(conn):
+        return write_session(conn, record, summary)
+
+
+def write_session(
+    conn: sqlite3.Connection,
+    record: SessionRecord,
+    summary: SummaryToQueue | None = None,
+) -> bool:
+    """:func:`save_session` inside the caller's transaction."""
+    queued = False
+    conn.execute(
+        "INSERT INTO sessions (id, device_id, plan, status, started_wall, ended_wall,"
+        " planned_s, done_s, backward_s, longest_backward_s, steps, walking_s, trips,"
+        " stumbles, body) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+        " ON CONFLICT (id) DO UPDATE SET status = excluded.status,"
+        " ended_wall = excluded.ended_wall, done_s = excluded.done_s,"
+        " backward_s = excluded.backward_s, longest_backward_s = excluded.longest_backward_s,"
+        " steps = excluded.steps, walking_s = excluded.walking_s, trips = excluded.trips,"
+        " stumbles = excluded.stumbles, body = excluded.body",
+        (
+            record.id,
+            record.device_id,
+            record.plan,
+            record.status,
+            record.started_wall,
+            record.ended_wall,
+            record.planned_s,
+            record.done_s,
+            record.backward_s,
+            record.longest_backward_s,
+            record.steps,
+            record.walking_s,
+            record.trips,
+            record.stumbles,
+            encode(record),
+        ),
+    )
+    conn.execute("DELETE FROM session_intervals WHERE session_id = ?", (record.id,))
+    conn.executemany(
+        "INSERT INTO session_intervals (session_id, idx, direction, speed, planned_s, done_s,"
+        " steps, walking_s, cadence_spm, trips, stumbles)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        [
+            (
+                record.id,
+                i.index,
+                i.direction,
+                i.speed,
+                i.planned_s,
+                i.done_s,
+                i.steps,
+                i.walking_s,
+                i.cadence_spm,
+                i.trips,
+                i.stumbles,
+            )
+            for i in record.intervals
+        ],
+    )
+    if summary is not None and record.ended:
+        (published,) = conn.execute(
+            "SELECT published FROM sessions WHERE id = ?", (record.id,)
+        ).fetchone()
+        if not published:
+            queue_message(
+                conn,
+                MessageKind.EVENT,
+                PRIORITY_PROTECTED,
+                summary.topic,
+                summary.payload(),
+                message_id=record.id,
+            )
+            conn.execute("UPDATE sessions SET published = 1 WHERE id = ?", (record.id,))
+            queued = True
+    return queued
+
+
+@dataclass(frozen=True, slots=True)
+class StoredSession:
+    record: SessionRecord
+
+    @property
+    def started(self) -> dt.datetime:
+        return dt.datetime.fromisoformat(self.record.started_wall)
+
+
+_decode_record = msgspec.json.Decoder(SessionRecord).decode
+
+
+def load_sessions(database: str | Path, device_id: str | None = None) -> list[StoredSession]:
+    """Every stored session, oldest first (none when the file does not exist yet).
+
+    A row whose body is not a session record (it was not written by this
+    program) is logged and left out: one bad row does not hide the log.
+    """
+    path = Path(database)
+    if not path.exists():
+        return []
+    conn = connect(path)
+    try:
+        query = "SELECT id, body FROM sessions"
+        params: tuple[str, ...] = ()
+        if device_id is not None:
+            query += " WHERE device_id = ?"
+            params = (device_id,)
+        rows = conn.execute(query + " ORDER BY started_wall, rowid", params).fetchall()
+    finally:
+        conn.close()
+    sessions: list[StoredSession] = []
+    for session_id, body in rows:
+        try:
+            sessions.append(StoredSession(_decode_record(body)))
+        except msgspec.DecodeError as exc:
+            log.warning("session %s in %s is not a readable record: %s", session_id, path, exc)
+    return sessions

@@ -1,0 +1,299 @@
+"""The caregiver database: schema versions, adopting a database from before them, transactions.
+
+``tests/fixtures/caregiver-3f29ca7.db`` was written by the service at commit
+3f29ca7 (no schema version; ``tests/fixtures/make_caregiver_3f29ca7.py`` made it).
+The tests read the files with ``sqlite3`` directly, as an independent witness of
+what the store did.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+import sqlite3
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from caregiver import plot
+from caregiver.auth import Accounts
+from caregiver.progress import progress_view
+from caregiver.service import CaregiverService
+from caregiver.storage import SCHEMA_VERSION, NewEvent, SchemaError, Store, sqlite_schema
+from caregiver.storage.sqlite_schema import MIGRATIONS
+from launcher.cli import main
+from tests.caregiver_support import FakeClock, Http, make_config
+from tools.broker import Mosquitto
+
+FIXTURES = Path(__file__).resolve().parent / "fixtures"
+OLD_DB = FIXTURES / "caregiver-3f29ca7.db"
+OLD_FACTS = json.loads((FIXTURES / "caregiver-3f29ca7.json").read_text())
+FALL = "d4" * 16
+FAULT = "e5" * 16
+FIXTURE_WEEK = 1_795_100_000.0
+"""Thursday 2026-11-19: the week of the fixture's two guided sessions (Mon 16 and Tue 17)."""
+
+
+def _v1_columns() -> dict[str, list[str]]:
+    """The tables and columns of schema version 1 (later versions add tables and columns)."""
+    reference = sqlite3.connect(":memory:")
+    try:
+        for statement in MIGRATIONS[0].statements:
+            reference.execute(statement)
+        tables = [
+            r[0] for r in reference.execute("SELECT name FROM sqlite_master WHERE type = 'table'")
+        ]
+        return {t: [c[1] for c in reference.execute(f"PRAGMA table_info({t})")] for t in tables}
+    finally:
+        reference.close()
+
+
+def dump(path: Path) -> dict[str, list[tuple[Any, ...]]]:
+    """Every row of every version-1 table (``sqlite_sequence`` too) in version 1's columns, in a
+    stable order: what a file from before versions held must stay exactly as it was."""
+    v1 = _v1_columns()
+    db = sqlite3.connect(path)
+    try:
+        tables = [r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")]
+        dumped = {}
+        for t in sorted(tables):
+            if t not in v1 and t != "sqlite_sequence":
+                continue  # a table a later version added
+            present = {c[1] for c in db.execute(f"PRAGMA table_info({t})")}
+            columns = ", ".join(v1[t]) if t in v1 and set(v1[t]) <= present else "*"
+            dumped[t] = sorted(db.execute(f"SELECT {columns} FROM {t}"), key=repr)
+        return dumped
+    finally:
+        db.close()
+
+
+def schema_text(path: Path) -> list[tuple[Any, ...]]:
+    db = sqlite3.connect(path)
+    try:
+        return db.execute(
+            "SELECT type, name, tbl_name, sql FROM sqlite_master ORDER BY type, name"
+        ).fetchall()
+    finally:
+        db.close()
+
+
+def user_version(path: Path) -> int:
+    db = sqlite3.connect(path)
+    try:
+        return int(db.execute("PRAGMA user_version").fetchone()[0])
+    finally:
+        db.close()
+
+
+@pytest.fixture
+def old_copy(tmp_path: Path) -> Path:
+    path = tmp_path / "caregiver.db"
+    shutil.copyfile(OLD_DB, path)
+    return path
+
+
+# ------------------------------------------------------------ schema versions
+
+
+def test_a_database_from_before_schema_versions_is_adopted_with_every_row(old_copy: Path) -> None:
+    before = dump(old_copy)
+    assert user_version(old_copy) == 0
+    assert {t: len(rows) for t, rows in before.items()} == {
+        "alerts": 3,
+        "devices": 2,
+        "events": 5,
+        "notifications": 4,
+        "sessions": 1,
+        "sqlite_sequence": 2,
+        "users": 1,
+        "walk_sessions": 2,
+    }
+    store = Store(old_copy)
+    try:
+        assert (store.schema.before, store.schema.after) == (0, SCHEMA_VERSION)
+    finally:
+        store.close()
+    assert user_version(old_copy) == SCHEMA_VERSION
+    assert dump(old_copy) == before
+
+
+def test_a_new_file_gets_exactly_the_schema_the_adopted_one_has(
+    old_copy: Path, tmp_path: Path
+) -> None:
+    Store(old_copy).close()
+    Store(tmp_path / "new.db").close()
+    assert schema_text(tmp_path / "new.db") == schema_text(old_copy)
+    assert user_version(tmp_path / "new.db") == user_version(old_copy) == SCHEMA_VERSION
+
+
+def test_opening_a_current_database_again_changes_nothing(old_copy: Path) -> None:
+    Store(old_copy).close()
+    digest = hashlib.sha256(old_copy.read_bytes()).hexdigest()
+    store = Store(old_copy)
+    try:
+        assert (store.schema.before, store.schema.after) == (SCHEMA_VERSION, SCHEMA_VERSION)
+    finally:
+        store.close()
+    assert hashlib.sha256(old_copy.read_bytes()).hexdigest() == digest
+
+
+def test_a_database_from_a_later_release_is_refused_untouched(
+    old_copy: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    Store(old_copy).close()
+    db = sqlite3.connect(old_copy)
+    db.execute(f"PRAGMA user_version = {SCHEMA_VERSION + 1}")
+    db.close()
+    rows = dump(old_copy)
+    with pytest.raises(SchemaError, match=f"schema version {SCHEMA_VERSION + 1}, newer than"):
+        Store(old_copy)
+    assert user_version(old_copy) == SCHEMA_VERSION + 1
+    assert dump(old_copy) == rows
+    # the command line says so in one line, no traceback
+    config = tmp_path / "caregiver.toml"
+    config.write_text(f'[server]\ndatabase = "{old_copy}"\n')
+    secret = tmp_path / "pw"
+    secret.write_text("another good password\n")
+    argv = ["caregiver", "add-user", "bob", "--password-file", str(secret), "-c", str(config)]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert f"{old_copy}: the caregiver database is at schema version {SCHEMA_VERSION + 1}" in err
+    assert "Traceback" not in err
+
+
+def test_an_unversioned_file_of_another_shape_is_refused_untouched(tmp_path: Path) -> None:
+    path = tmp_path / "early.db"
+    db = sqlite3.connect(path)  # the events table of the very first caregiver build (8c5418c)
+    db.execute("CREATE TABLE events (id TEXT PRIMARY KEY, device_id TEXT, imu_window TEXT)")
+    db.execute("INSERT INTO events VALUES ('e1', 'treadmill-1', NULL)")
+    db.commit()
+    db.close()
+    with pytest.raises(SchemaError, match=r"table events lacks .*has_window"):
+        Store(path)
+    assert user_version(path) == 0
+    assert list(dump(path)) == ["events"]  # no table was added
+    assert dump(path)["events"] == [("e1", "treadmill-1", None)]
+
+
+def test_a_failing_migration_leaves_the_database_as_it_was(
+    old_copy: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    broken = sqlite_schema.Migration(
+        SCHEMA_VERSION + 1,
+        "a test migration that fails half way",
+        ("ALTER TABLE devices ADD COLUMN room TEXT", "ALTER TABLE no_such_table ADD COLUMN x"),
+    )
+    monkeypatch.setattr(sqlite_schema, "MIGRATIONS", (*sqlite_schema.MIGRATIONS, broken))
+    monkeypatch.setattr(sqlite_schema, "SCHEMA_VERSION", SCHEMA_VERSION + 1)
+    before = dump(old_copy)
+    with pytest.raises(SchemaError, match=r"a test migration that fails half way.*no_such_table"):
+        Store(old_copy)
+    assert user_version(old_copy) == 0  # not even version 1: one transaction for all of them
+    assert dump(old_copy) == before
+    assert schema_text(old_copy) == schema_text(OLD_DB)
+
+
+# ----------------------------------------------------------------- transactions
+
+
+def test_a_transaction_that_raises_stores_nothing(tmp_path: Path) -> None:
+    store = Store(tmp_path / "caregiver.db")
+    event = NewEvent(
+        id="f0" * 16,
+        device_id="treadmill-1",
+        seq=1,
+        type="fall",
+        severity="critical",
+        state="TRIPPED",
+        reason="impact",
+        wall_time="2026-11-17T09:55:00+00:00",
+        figures={},
+        has_window=False,
+        payload="{}",
+    )
+    try:
+        with pytest.raises(RuntimeError), store.transaction() as tx:
+            assert tx.record_event(event, 1.0)
+            tx.page_alert("fall", "treadmill-1", event.id, 1.0, 301.0)
+            raise RuntimeError("the alert bookkeeping failed")
+        assert store.event(event.id) is None
+        assert store.alerts() == []
+        assert store.devices() == []
+        with store.transaction() as tx:
+            assert tx.record_event(event, 1.0)
+            assert not tx.record_event(event, 2.0)  # a redelivery
+        assert store.event_count() == 1
+    finally:
+        store.close()
+
+
+# ------------------------------------------- the service on the adopted database
+
+
+def test_the_service_shows_what_the_old_database_holds(
+    mosquitto: Mosquitto, old_copy: Path, tmp_path: Path
+) -> None:
+    config = make_config(mosquitto, tmp_path)
+    service = CaregiverService(config, clock=FakeClock(FIXTURE_WEEK))
+    assert str(service.store.path) == str(old_copy)
+    service.start(background=False, port=0)
+    try:
+        store = service.store
+        # fleet
+        devices = {d["device_id"]: d for d in store.devices()}
+        assert set(devices) == {"treadmill-1", "treadmill-2"}
+        one, two = devices["treadmill-1"], devices["treadmill-2"]
+        assert (one["state"], one["availability"], one["open_alerts"]) == ("TRIPPED", "online", 0)
+        assert one["last_event"] is not None and one["last_event"]["id"] == FALL
+        assert one["telemetry"] == {"schema": 1, "rate_hz": 100.0, "cpu_temp_c": 51.5}
+        assert (two["state"], two["open_alerts"]) == ("FAULT", 1)
+        # timeline, newest first
+        assert [e.type for e in store.events_for("treadmill-1")] == [
+            "fall",
+            "reset",
+            "stumble",
+            "start",
+        ]
+        # the event page's data: who acknowledged, the monitor's confirmation, the IMU plot
+        fall = store.event(FALL)
+        assert fall is not None
+        assert (fall.acked_by, fall.ack_confirmed, fall.has_window) == ("ann", True, True)
+        assert fall.figures == {"peak_g": 3.2, "tilt_deg": 80.0}
+        window = store.imu_window(FALL)
+        assert plot.valid_window(window) and len(plot.window_series(window).t) == 26
+        # alerts and the notification still waiting
+        assert [(a.kind, a.status) for a in store.alerts()] == [
+            ("stumble", "logged"),
+            ("fall", "acknowledged"),
+            ("fault", "paging"),
+        ]
+        (reminder,) = store.notifications_due(FIXTURE_WEEK)
+        assert reminder.title == "RetroGuard: Monitor fault - treadmill-2"
+        assert reminder.body.startswith("REMINDER, not acknowledged after 5 min")
+        # progress: both sessions in the fixture's week, the second at the goal
+        sessions = store.walk_sessions("treadmill-1")
+        assert [s.id for s in sessions] == ["6f" * 16, "5e" * 16]
+        view = progress_view(sessions, FIXTURE_WEEK)
+        assert (view["this_week"].sessions, view["this_week"].at_goal) == (2, 1)
+        # the user logs in with the old password, and the old login session still works
+        assert Accounts(store).verify("ann", OLD_FACTS["password"])
+        web = Http(service.port)
+        assert web.login("ann", OLD_FACTS["password"]) == 303
+        status, _, page = web.request("GET", "/")
+        assert status == 200 and "Dad&#39;s treadmill" in page and "treadmill-2" in page
+        status, _, page = web.request("GET", "/devices/treadmill-1")
+        assert status == 200 and page.count('class="event sev-') == 4
+        status, _, page = web.request("GET", f"/events/{FALL}")
+        assert status == 200 and "Acknowledged by <strong>ann</strong>" in page
+        assert "the monitor confirmed" in page
+        status, _, body = web.request("GET", f"/api/events/{FALL}/plot")
+        assert status == 200 and len(json.loads(body)["t"]) == 26
+        status, _, body = web.request("GET", "/api/devices/treadmill-1/progress")
+        assert status == 200 and json.loads(body)["backward_min"][-1] == 22.0
+        kept = Http(service.port)
+        kept.cookies["rg_session"] = OLD_FACTS["login_token"]
+        assert kept.request("GET", "/")[0] == 200
+    finally:
+        service.stop()

@@ -1,0 +1,274 @@
+"""The link between the loop and the courier: frames, the loop's endpoint, the supervisor.
+
+The loop's side must never block and never lose a record it handed over:
+records stay pending until a courier says they are on disk, and a courier
+that dies or hangs is replaced and gets them again.
+"""
+
+from __future__ import annotations
+
+import os
+import select
+import signal
+import socket
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from core.protocol.events import Event, EventType
+from firmware.config import Config, StorageConfig
+from firmware.courier.channel import LoopChannel
+from firmware.link import messages
+from firmware.link.endpoint import STARTUP_GRACE_S, CourierLink
+from firmware.link.framing import FrameError, FrameReader, FrameWriter, frame
+from firmware.link.supervisor import CourierSupervisor, ProcessCourier, ThreadCourier
+from firmware.storage.events import EventStore
+
+WAIT = 30.0
+"""Upper bound for any wait on another thread or process: a net against hangs, not a timing."""
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def event(kind: EventType = EventType.FALL, t: float = 1.0) -> Event:
+    return Event.now(kind, "tm-1", t, "TRIPPED", f"{kind.value} at {t}")
+
+
+def config_for(tmp_path: Path) -> Config:
+    return Config(storage=StorageConfig(database=str(tmp_path / "events.db")))
+
+
+def pump_until(link: CourierLink, done: Callable[[], bool], timeout: float = WAIT) -> bool:
+    """Poll the link as the loop would, until ``done()``; waits on the socket, not on sleeps."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        link.poll()
+        if done():
+            return True
+        sock = link._sock
+        if sock is not None:
+            select.select([sock], [], [], 0.05)
+        else:
+            select.select([], [], [], 0.01)
+    return False
+
+
+def stored_ids(tmp_path: Path) -> list[str]:
+    with EventStore(tmp_path / "events.db") as store:
+        return [s.event.id for s in store.events()]
+
+
+@pytest.fixture
+def link_with(tmp_path: Path) -> Iterator[Callable[..., tuple[CourierLink, CourierSupervisor]]]:
+    made: list[tuple[CourierLink, CourierSupervisor]] = []
+
+    def make(spawn: object = ThreadCourier) -> tuple[CourierLink, CourierSupervisor]:
+        link = CourierLink(time.monotonic)
+        link.hello(messages.encode(messages.Hello(config_for(tmp_path), os.getpid())))
+        supervisor = CourierSupervisor(link, spawn)  # type: ignore[arg-type]
+        made.append((link, supervisor))
+        return link, supervisor
+
+    yield make
+    for link, supervisor in made:
+        link.goodbye("test over")
+        link.close()
+        supervisor.stop(10)
+
+
+# ----------------------------------------------------------------- framing
+
+
+def test_frames_survive_partial_sends_and_arbitrary_splits() -> None:
+    loop_end, other = socket.socketpair()
+    loop_end.setblocking(False)
+    loop_end.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
+    writer = FrameWriter()
+    payloads = [bytes([i % 251]) * (i * 997 % 50000) for i in range(60)]
+    for payload in payloads:
+        writer.put(payload)
+    reader = FrameReader()
+    got: list[bytes] = []
+    while len(got) < len(payloads):
+        writer.send_some(loop_end, budget=7000)
+        ready, _, _ = select.select([other], [], [], 5)
+        assert ready
+        got += list(reader.feed(other.recv(3333)))
+    assert got == payloads
+    loop_end.close()
+    other.close()
+
+
+def test_send_some_never_blocks_on_a_peer_that_does_not_read() -> None:
+    loop_end, other = socket.socketpair()
+    loop_end.setblocking(False)
+    writer = FrameWriter()
+    for _ in range(2000):
+        writer.put(b"x" * 10000)
+    sent = sum(writer.send_some(loop_end) for _ in range(50))
+    assert 0 < sent < 2000 * 10004  # the kernel took what fit; the rest waits, nothing blocked
+    assert writer.queued_bytes == 2000 * 10004 - sent
+    loop_end.close()
+    other.close()
+
+
+def test_a_length_beyond_the_limit_is_a_broken_stream() -> None:
+    with pytest.raises(FrameError):
+        list(FrameReader().feed(b"\xff\xff\xff\xff" + b"x"))
+    assert list(FrameReader().feed(frame(b"") + frame(b"ab"))) == [b"", b"ab"]
+
+
+# ---------------------------------------------------------------- endpoint
+
+
+def test_records_handed_over_before_a_courier_exists_are_stored_once_it_starts(
+    tmp_path: Path, link_with: Callable[..., tuple[CourierLink, CourierSupervisor]]
+) -> None:
+    link, supervisor = link_with()
+    events = [event(EventType.STUMBLE, t=float(i)) for i in range(20)]
+    for e in events:
+        link.submit(e)  # no courier yet: nothing blocks, all pending
+    assert link.pending == 20
+    supervisor.start()
+    assert pump_until(link, lambda: link.pending == 0)
+    assert stored_ids(tmp_path) == [e.id for e in events]  # in order
+
+
+def test_submit_never_waits_for_a_courier_that_does_not_read() -> None:
+    link = CourierLink(time.monotonic)
+    loop_end, courier_end = socket.socketpair()
+    link.attach(loop_end)
+    for i in range(3000):  # ~39 MB of windows; the courier end never reads
+        e = event(t=float(i))
+        link.submit(e)
+        link.poll()
+    assert link.pending == 3000  # all kept (alerts are never dropped), none confirmed
+    courier_end.close()
+
+
+def test_the_pending_bound_sheds_information_before_alerts() -> None:
+    link = CourierLink(time.monotonic, max_pending_bytes=4000)
+    alerts = [event(EventType.FALL, float(i)) for i in range(10)]
+    infos = [event(EventType.RESET, float(i)) for i in range(30)]
+    for a, b in zip(alerts, infos[:10], strict=True):
+        link.submit(b)
+        link.submit(a)
+    for b in infos[10:]:
+        link.submit(b)
+    kept = set(link._pending)
+    assert {a.id for a in alerts} <= kept  # every alert kept, over the bound if need be
+    assert link.dropped > 0 and not {b.id for b in infos[:10]} <= kept
+
+
+def test_a_killed_courier_is_replaced_and_gets_every_unconfirmed_record(
+    tmp_path: Path, link_with: Callable[..., tuple[CourierLink, CourierSupervisor]]
+) -> None:
+    link, supervisor = link_with(ProcessCourier)
+    supervisor.start()
+    first = [event(t=float(i)) for i in range(10)]
+    for e in first:
+        link.submit(e)
+    assert pump_until(link, lambda: link.pending == 0)
+    current = supervisor.current
+    assert isinstance(current, ProcessCourier)
+    os.kill(current.pid, signal.SIGKILL)
+    second = [event(EventType.NO_RECOVERY, t=100.0 + i) for i in range(10)]
+    for e in second:  # handed over while the courier is dead or being replaced
+        link.submit(e)
+        link.poll()
+    assert pump_until(link, lambda: link.pending == 0 and supervisor.starts == 2)
+    assert stored_ids(tmp_path) == [e.id for e in first + second]  # each once, in order
+
+
+def test_a_hung_courier_is_killed_and_replaced(
+    tmp_path: Path,
+    link_with: Callable[..., tuple[CourierLink, CourierSupervisor]],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr("firmware.link.supervisor.COURIER_SILENT_S", 2.0)
+    link, supervisor = link_with(ProcessCourier)
+    supervisor.start()
+    assert pump_until(link, lambda: link.last_heard is not None)
+    hung = supervisor.current
+    assert isinstance(hung, ProcessCourier)
+    os.kill(hung.pid, signal.SIGSTOP)  # alive, but never answers again
+    alert = event()
+    link.submit(alert)
+    assert pump_until(link, lambda: supervisor.starts == 2 and link.pending == 0, timeout=60)
+    assert hung.wait(0)  # killed
+    assert alert.id in stored_ids(tmp_path)
+
+
+def test_storage_problems_the_loop_must_know_before_arming() -> None:
+    clock = Clock()
+    link = CourierLink(clock, real_clock=clock)
+    assert link.storage_problem(clock.now) is None  # start-up grace
+    clock.now += STARTUP_GRACE_S + 1
+    assert "has not started" in str(link.storage_problem(clock.now))
+    loop_end, courier_end = socket.socketpair()
+    link.attach(loop_end)
+    channel = LoopChannel(courier_end)
+    channel.send(messages.StorageHealth(False, "disk full: 0 bytes free"))
+    assert pump_until(link, lambda: link.storage_ok is False)
+    assert link.storage_problem(clock.now) == "disk full: 0 bytes free"
+    channel.send(messages.StorageHealth(True, "writes work again"))
+    assert pump_until(link, lambda: link.storage_ok is True)
+    assert link.storage_problem(clock.now) is None
+    clock.now += 60
+    assert "has not answered" in str(link.storage_problem(clock.now))
+    channel.close()
+
+
+def test_a_caregiver_silence_reaches_the_loop_once() -> None:
+    link = CourierLink(time.monotonic)
+    loop_end, courier_end = socket.socketpair()
+    link.attach(loop_end)
+    channel = LoopChannel(courier_end)
+    channel.send(messages.SilenceBuzzer())
+    channel.send(messages.SilenceBuzzer())
+    assert pump_until(link, lambda: link.silence_requests == 2)
+    assert link.take_silence() and not link.take_silence()
+    channel.close()
+
+
+def test_the_courier_ignores_a_broken_log_sink_and_keeps_storing(
+    tmp_path: Path,
+    link_with: Callable[..., tuple[CourierLink, CourierSupervisor]],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    def explode(self: object, event: Event) -> None:
+        raise RuntimeError("log handler broke")
+
+    monkeypatch.setattr("firmware.sinks.LogSink.handle", explode)
+    link, supervisor = link_with(ThreadCourier)
+    supervisor.start()
+    events = [event(EventType.STUMBLE, t=float(i)) for i in range(30)]
+    for e in events:
+        link.submit(e)
+    assert pump_until(link, lambda: link.pending == 0)
+    assert stored_ids(tmp_path) == [e.id for e in events]
+
+
+def test_a_monitor_that_vanishes_without_goodbye_is_recorded_as_a_fault(
+    tmp_path: Path, link_with: Callable[..., tuple[CourierLink, CourierSupervisor]]
+) -> None:
+    link, supervisor = link_with(ProcessCourier)
+    supervisor.start()
+    alert = event()
+    link.submit(alert)
+    assert pump_until(link, lambda: link.pending == 0)
+    link.close()  # the monitor's end is gone (crash, kill -9), no goodbye said
+    assert supervisor.stop(WAIT)
+    with EventStore(tmp_path / "events.db") as store:
+        stored = [s.event for s in store.events()]
+    assert stored[0].id == alert.id
+    assert [e.type for e in stored] == [EventType.FALL, EventType.FAULT]
+    assert "stopped without shutting down" in stored[1].reason

@@ -1,0 +1,214 @@
+"""End-to-end delivery of alerts: receipts, a broker that loses its queue, client identity,
+and a caregiver database that cannot commit — all against a real Mosquitto.
+
+A PUBACK means the broker has a message, not that a caregiver does. These tests
+show the device keeps every alert until the caregiver service has committed it
+and said so (a receipt), and that neither a broker crash nor another account
+nor a full caregiver disk can lose one.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import sqlite3
+from collections.abc import Iterator
+from pathlib import Path
+
+import paho.mqtt.client as mqtt
+import pytest
+from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
+
+from core.protocol.events import EventType
+from core.protocol.payloads import receipt_payload
+from firmware.mqtt import MqttReporter
+from tests.caregiver_support import make_config as caregiver_config
+from tests.caregiver_support import running_service
+from tests.mqtt_helpers import WAIT, Subscriber, config_for, fall, info
+from tools.broker import Mosquitto, mosquitto_available
+
+pytestmark = pytest.mark.skipif(not mosquitto_available(), reason="mosquitto not installed")
+
+DEVICE = "treadmill-1"
+ACL = (Path(__file__).resolve().parent.parent / "docs" / "mqtt" / "mosquitto.acl").read_text()
+
+
+@pytest.fixture
+def device(mosquitto: Mosquitto, tmp_path: Path) -> Iterator[MqttReporter]:
+    reporter = MqttReporter(
+        config_for(mosquitto, receipt_retry_s=0.3),
+        device_id=DEVICE,
+        device_name="Dad's treadmill",
+        database=tmp_path / "device.db",
+    )
+    reporter.start()
+    assert reporter.wait_until(lambda s: s.ready, WAIT)
+    yield reporter
+    reporter.close()
+
+
+def test_an_alert_is_kept_and_sent_again_until_a_receipt_names_it(
+    mosquitto: Mosquitto, device: MqttReporter
+) -> None:
+    sub = Subscriber(mosquitto, [f"retroguard/{DEVICE}/event"])
+    alert, start = fall(DEVICE), info(DEVICE, EventType.START)
+    device.sink.handle(start)
+    device.sink.handle(alert)
+    # the broker acknowledged both; the alert waits for a consumer, the start does not
+    assert device.wait_until(lambda s: s.depth == 1 and s.awaiting == 1, WAIT)
+    # nobody confirmed it: it comes again on the retry timer, more than once
+    assert sub.wait(lambda: sub.event_ids().count(alert.id) >= 3)
+    assert sub.event_ids().count(start.id) == 1
+    sub.client.publish(
+        f"retroguard/{DEVICE}/receipt", receipt_payload([alert.id], "caregiver"), qos=1
+    )
+    assert device.wait_until(lambda s: s.depth == 0, WAIT)
+    assert device.receipted == 1
+    sub.close()
+
+
+def test_a_receipt_that_is_not_one_is_ignored(mosquitto: Mosquitto, device: MqttReporter) -> None:
+    device.sink.handle(fall(DEVICE))
+    assert device.wait_until(lambda s: s.awaiting == 1, WAIT)
+    sub = Subscriber(mosquitto, [f"retroguard/{DEVICE}/event"])
+    for garbage in (b"", b"{", b'{"schema":1,"ids":["nope"],"by":"x"}', b'{"ids":[]}'):
+        sub.client.publish(f"retroguard/{DEVICE}/receipt", garbage, qos=1)
+    assert sub.wait(lambda: len(sub.event_ids()) >= 2)  # still republished: still kept
+    assert device.status.awaiting == 1 and device.receipted == 0
+    sub.close()
+
+
+def test_without_receipts_the_puback_is_enough(mosquitto: Mosquitto, tmp_path: Path) -> None:
+    reporter = MqttReporter(
+        config_for(mosquitto, alert_receipts=False),
+        device_id=DEVICE,
+        device_name="T",
+        database=tmp_path / "ha-only.db",
+    )
+    reporter.start()
+    reporter.sink.handle(fall(DEVICE))
+    assert reporter.wait_drained(WAIT)
+    assert reporter.outbox.depth() == 0  # Home Assistant alone: nothing would ever send one
+    reporter.close()
+
+
+def test_a_broker_that_loses_its_queue_while_the_caregiver_is_offline_loses_no_alert(
+    tmp_path: Path,
+) -> None:
+    """The crash the issue measured: 120-229 events lost per outage before receipts."""
+    broker = Mosquitto(persistence=False).start()  # a crash that loses the broker's database
+    try:
+        config = caregiver_config(broker, tmp_path / "care")
+        with running_service(config, web=False):
+            pass  # the caregiver's persistent session exists; now it goes offline
+        reporter = MqttReporter(
+            config_for(broker, receipt_retry_s=0.3),
+            device_id=DEVICE,
+            device_name="T",
+            database=tmp_path / "device.db",
+        )
+        reporter.start()
+        alerts = [fall(DEVICE, float(i)) for i in range(25)]
+        for alert in alerts:
+            reporter.sink.handle(alert)
+        assert reporter.wait_until(lambda s: s.awaiting == 25, WAIT)  # PUBACKed, queued for it
+        broker.kill()  # kill -9: the queued alerts and the caregiver's session are gone
+        broker.start()
+        with running_service(config, web=False) as service:
+            # the device republishes until the caregiver has committed each one and said so
+            assert reporter.wait_until(lambda s: s.depth == 0, WAIT)
+            stored = {e.id for e in service.store.events_for(DEVICE)}
+        assert stored == {a.id for a in alerts}
+        reporter.close()
+    finally:
+        broker.cleanup()
+
+
+def test_a_caregiver_whose_disk_is_full_takes_nothing_until_it_can_commit(
+    mosquitto: Mosquitto, tmp_path: Path, device: MqttReporter
+) -> None:
+    config = caregiver_config(mosquitto, tmp_path / "care")
+    with running_service(config, web=False) as service:
+        db = sqlite3.connect(config.server.database)
+        (pages,) = db.execute("PRAGMA page_count").fetchone()
+        db.close()
+        with service.store._lock:  # a database that cannot grow: what a full disk does to it
+            service.store._db.execute(f"PRAGMA max_page_count = {pages}")
+        alerts = [fall(DEVICE, float(i), with_window=True) for i in range(5)]
+        for alert in alerts:
+            device.sink.handle(alert)
+        assert service.ingestor.wait_for(lambda: service.ingestor.held >= 1)
+        assert service.ingestor.storage_fault is not None
+        committed = {e.id for e in service.store.events_for(DEVICE)}
+        assert len(committed) < 5
+        # whatever the caregiver could not commit, it did not receipt: the device keeps it
+        assert device.wait_until(lambda s: s.depth == 5 - len(committed), WAIT)
+        with service.store._lock:  # space again
+            service.store._db.execute("PRAGMA max_page_count = 1073741823")
+        assert device.wait_until(lambda s: s.depth == 0, WAIT)
+        assert {e.id for e in service.store.events_for(DEVICE)} == {a.id for a in alerts}
+        assert service.ingestor.wait_for(lambda: service.ingestor.held == 0)  # all acknowledged
+        assert service.ingestor.storage_fault is None
+
+
+# ------------------------------------------------------------- client identity
+
+
+def _client(broker: Mosquitto, client_id: str, user: str, password: str) -> mqtt.Client:
+    client = mqtt.Client(
+        CallbackAPIVersion.VERSION2, client_id=client_id, protocol=MQTTProtocolVersion.MQTTv5
+    )
+    client.username_pw_set(user, password)
+    return client
+
+
+def test_no_account_can_take_over_another_clients_session(tmp_path: Path) -> None:
+    users = {DEVICE: "dev1-pw", "treadmill-2": "dev2-pw", "caregiver": "carer-pw"}
+    broker = Mosquitto(users=users, acl=ACL).start()
+    try:
+        victim = MqttReporter(
+            dataclasses.replace(config_for(broker), username="treadmill-2", password="dev2-pw"),
+            device_id="treadmill-2",
+            device_name="T2",
+            database=tmp_path / "t2.db",
+        )
+        victim.start()
+        assert victim.wait_until(lambda s: s.ready, WAIT)
+        config = caregiver_config(broker, tmp_path / "care")
+        config = dataclasses.replace(
+            config,
+            mqtt=dataclasses.replace(config.mqtt, username="caregiver", password="carer-pw"),
+        )
+        with running_service(config, web=False):
+            pass  # its persistent session now queues alerts while it is away
+        alert = fall("treadmill-2")
+        victim.sink.handle(alert)
+        assert victim.wait_until(lambda s: s.awaiting == 1, WAIT)
+        # device 1's account uses device 2's client id, then the caregiver's, with a clean start
+        for stolen in ("retroguard-treadmill-2", "caregiver", config.mqtt.client_id):
+            thief = _client(broker, stolen, DEVICE, "dev1-pw")
+            assert thief.connect(broker.host, broker.port, clean_start=True) == 0
+            thief.loop_start()
+            thief.disconnect()
+            thief.loop_stop()
+        assert victim.status.connects == 1  # never kicked off
+        with running_service(config, web=False) as service:
+            # its queue survived: the alert is there without waiting for the device's retry
+            assert service.ingestor.wait_for(lambda: service.ingestor.events_stored >= 1)
+            assert [e.id for e in service.store.events_for("treadmill-2")] == [alert.id]
+        victim.close()
+    finally:
+        broker.cleanup()
+
+
+def test_the_documented_broker_config_binds_client_ids_and_persists() -> None:
+    doc = (Path(__file__).resolve().parent.parent / "docs" / "mqtt.md").read_text()
+    block = doc.split("# mosquitto.conf", 1)[1].split("```", 1)[0]
+    for line in (
+        "use_username_as_clientid true",
+        "persistence true",
+        "autosave_interval 1",
+        "allow_anonymous false",
+    ):
+        assert line in block, line
+    assert "topic write retroguard/+/receipt" in ACL
+    assert "pattern read retroguard/%u/receipt" in ACL
