@@ -19,12 +19,16 @@ than the whole update). The detector knows the body rather than a mounting:
 4. **Vertical velocity.** Acceleration projected on the gravity direction,
    minus 1 g, integrated with a leak: the body's downward speed.
 5. **Decisions.** STUMBLE (pre-impact, opens the relay) when the body moves
-   down fast *and* the trunk has left upright, or moves down very fast, or is
-   in free fall for longer than a jogging flight phase, or (during calm gait)
-   the trunk suddenly rotates away from upright. FALL (confirmed) when
-   the trunk was upright shortly before an impact and lies through the
-   seconds after it (a brief rebound allowed); after a landing too soft to
-   tell from lying down onto a bed, only a long lie confirms it.
+   down fast *and* the trunk has left upright, or moves down very fast, or
+   drops unsupported with the trunk still upright (an upright collapse), or
+   is in free fall for longer than a jogging flight phase, or (during calm
+   gait) the trunk suddenly rotates away from upright (the table in
+   :mod:`firmware.detection.rules`). FALL (confirmed) when the trunk was
+   upright shortly before an impact, or the body dropped onto it in free
+   fall (off a bed), and lies through the seconds after it (a brief rebound
+   allowed); after a landing too soft to tell from lying down onto a bed,
+   only a long lie confirms it, and only if the body got there out of
+   control (a fast turn or a fast descent).
    NO_RECOVERY when the wearer stays lying and still for ``no_recovery_s``
    after a fall.
 """
