@@ -891,8 +891,10 @@ class Sequence:
     def trace_header(
         self, sample_rate_hz: float, sensor: str = "MPU-6050 (simulated)"
     ) -> TraceHeader:
-        """A trace header describing this sequence (label, first impact, provenance)."""
+        """A trace header describing this sequence (label, first impact and
+        fall onset, provenance)."""
         impacts = [e.t for e in self.events if e.kind == "impact"]
+        onsets = [e.t for e in self.events if e.kind == "fall_onset"]
         return TraceHeader(
             sample_rate_hz=sample_rate_hz,
             sensor=sensor,
@@ -902,6 +904,7 @@ class Sequence:
             impact_t=impacts[0] if impacts else None,
             source=f"sim.scenarios seed={self.seed}",
             description=", ".join(f"{s.label} {s.start:.2f}-{s.end:.2f}s" for s in self.segments),
+            onset_t=onsets[0] if onsets else None,
         )
 
 
