@@ -110,8 +110,9 @@ def _kfall_dir() -> Path:
 
 def test_no_standing_sitting_or_walking_recording_reads_not_worn() -> None:
     """Every KFall standing (T01), sitting (T11) and walking or jogging (T06-T09) recording,
-    every SisFall walking or jogging (D01-D04) and standing-and-bending (D15-D16) one: no
-    block below the threshold, anywhere. docs/safety.md gives the counts and the margin."""
+    every SisFall walking (D01-D02) and standing-and-bending (D15-D16) one: no block below the
+    threshold, anywhere. benchmarks/worn.py measures every ADL recording of both (jogging,
+    stairs, chairs, lying too); docs/safety.md gives the counts and the margin."""
     from tools.datasets.kfall import (
         SITTING_TASKS,
         STANDING_TASKS,
@@ -122,7 +123,7 @@ def test_no_standing_sitting_or_walking_recording_reads_not_worn() -> None:
     from tools.datasets.sisfall import find_sisfall, parse_name, read_sisfall
 
     kfall = find_kfall(_kfall_dir(), STANDING_TASKS | SITTING_TASKS | WALKING_TASKS)
-    codes = {"D01", "D02", "D03", "D04", "D15", "D16"}
+    codes = {"D01", "D02", "D15", "D16"}
     sisfall = [p for p in find_sisfall(sisfall_dir()) if (n := parse_name(p)) and n.code in codes]
     assert len(kfall) > 50 and len(sisfall) > 50
     false_not_worn = []
