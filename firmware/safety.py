@@ -52,6 +52,7 @@ from enum import StrEnum
 from typing import ClassVar
 
 from core.protocol.events import Event, EventType
+from core.protocol.messages import SENSOR_NOT_WORN
 from core.samples import ImuSample
 from firmware.config import SafetyConfig
 from firmware.contact import ContactWatch, Mismatch
@@ -111,7 +112,7 @@ class FaultKind(StrEnum):
     """The contact read back open while ARMED for ``contact_debounce_s``: the hold circuit
     dropped the latch (the loop stalled for longer than its hold time, or the latch let go on
     its own), or the relay never closed after the reset press."""
-    NOT_WORN = "sensor not worn"
+    NOT_WORN = SENSOR_NOT_WORN
     """While ARMED, no body signal (sway, breathing, gait) for ``not_worn_trip_s``: the sensor
     fell off or was left on the console; it watches no one (see :mod:`firmware.detection.worn`)."""
     CONTACT_CLOSED_WHILE_RELEASED = "relay contact closed while released"
@@ -454,7 +455,7 @@ class SafetyController:
             quiet = worn.quiet_for(t)
             if quiet >= self._config.not_worn_trip_s:
                 reason = (
-                    f"sensor not worn: no body movement for {quiet:.0f} s "
+                    f"{SENSOR_NOT_WORN}: no body movement for {quiet:.0f} s "
                     f"({worn.rotation_dps:.3f} deg/s, a body shows "
                     f"{worn.threshold_dps:g} deg/s or more): it fell off or was left on the "
                     "console - clip it on the belt and press reset"
@@ -475,11 +476,11 @@ class SafetyController:
     def _not_worn_reason(worn: WornCheck) -> str:
         if not worn.ready:
             return (
-                "sensor not worn: still measuring the body signal (a few seconds after a start "
+                f"{SENSOR_NOT_WORN}: still measuring the body signal (a few seconds after a start "
                 "or a fault); press reset again"
             )
         return (
-            f"sensor not worn: no body movement ({worn.rotation_dps:.3f} deg/s, a body shows "
+            f"{SENSOR_NOT_WORN}: no body movement ({worn.rotation_dps:.3f} deg/s, a body shows "
             f"{worn.threshold_dps:g} deg/s or more): clip the sensor on the belt, stand on "
             "the treadmill, then press reset"
         )

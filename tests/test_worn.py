@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from caregiver.story import belt
 from core.samples import ImuSample
 from firmware.config import SafetyConfig
 from firmware.detection.worn import WornCheck
@@ -256,6 +257,15 @@ def test_a_sensor_removed_mid_walk_trips_the_relay(tmp_path: Path) -> None:
     assert rig.state == "STANDBY"
     rig.press_reset()
     assert rig.state == "STANDBY" and not rig.hardware.contact_closed()
+
+
+def test_the_dashboard_says_the_sensor_is_not_worn() -> None:
+    reason = "sensor not worn: no body movement (0.010 deg/s, a body shows 0.05 deg/s or more)"
+    assert "sensor is not worn" in belt("STANDBY", reason, offline=False)
+    assert "sensor is not worn" in belt("TRIPPED", reason, offline=False)
+    fault = belt("FAULT", "sensor not worn: no body movement for 6 s", offline=False)
+    assert fault == "Belt stopped by a monitor fault: sensor not worn: no body movement for 6 s"
+    assert "not worn" not in belt("STANDBY", "IMU healthy; press reset to arm", offline=False)
 
 
 def test_the_caregiver_sees_sensor_not_worn(tmp_path: Path, mosquitto: Mosquitto) -> None:
