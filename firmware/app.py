@@ -234,8 +234,26 @@ class HealthReports:
             ),
             "loop": (monitor.stats.iterations > 0, f"{monitor.stats} "),
             "relay-contact": _contact_check(monitor),
+            "sensor-worn": _worn_check(monitor),
         }
         self._link.report_health(health, checks)
+
+
+def _worn_check(monitor: Monitor) -> tuple[bool, str]:
+    """The self-test's line for the sensor-worn check: what it reads now (docs/safety.md).
+
+    Not worn is not a failure of the device (no one may be on the treadmill), and a check
+    switched off is a choice made in the config (a bench), said in words like an unwired
+    contact feedback: the line is always OK."""
+    worn = monitor.controller.worn
+    if worn is None:
+        return True, "off (safety.worn_check = false): a sensor not worn can arm the belt"
+    if not worn.ready:
+        return True, "measuring the body signal"
+    figure = f"{worn.rotation_dps:.3f} deg/s, a body shows {worn.threshold_dps:g} or more"
+    if worn.worn:
+        return True, f"worn: body signal {figure}"
+    return True, f"not worn ({figure}): arming is refused until it is"
 
 
 def _contact_check(monitor: Monitor) -> tuple[bool, str]:

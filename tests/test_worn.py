@@ -16,6 +16,7 @@ import pytest
 
 from caregiver.story import belt
 from core.samples import ImuSample
+from firmware.app import HealthReports
 from firmware.config import SafetyConfig
 from firmware.detection.worn import WornCheck
 from firmware.safety import Faulted, FaultKind
@@ -257,6 +258,23 @@ def test_a_sensor_removed_mid_walk_trips_the_relay(tmp_path: Path) -> None:
     assert rig.state == "STANDBY"
     rig.press_reset()
     assert rig.state == "STANDBY" and not rig.hardware.contact_closed()
+
+
+def test_the_self_test_says_what_the_check_reads(tmp_path: Path) -> None:
+    rig = worn_rig(tmp_path, sc.Sequence([sc.Resting(10.0), sc.Standing(30.0)], seed=2))
+    lines: list[str] = []
+
+    class Link:
+        def report_health(self, health: object, checks: dict[str, tuple[bool, str]]) -> None:
+            ok, line = checks["sensor-worn"]
+            assert ok
+            lines.append(line)
+
+    rig.app.monitor.on_iteration.append(HealthReports(rig.app.monitor, Link(), rig.clock))  # type: ignore[arg-type]
+    rig.run_for(20.0)
+    assert lines[0] == "measuring the body signal"
+    assert any(line.startswith("not worn (0.0") for line in lines)
+    assert lines[-1].startswith("worn: body signal")
 
 
 def test_the_dashboard_says_the_sensor_is_not_worn() -> None:
