@@ -29,7 +29,7 @@ from firmware.link import messages
 from firmware.link.endpoint import CourierLink
 from firmware.link.supervisor import CourierSupervisor, ProcessCourier, SpawnCourier
 from firmware.monitor import Monitor
-from firmware.preflight import BENCH_WARNING
+from firmware.preflight import BENCH_WARNING, WORN_CHECK_OFF_WARNING
 from firmware.safety import SafetyController, SensorLimits
 from firmware.watchdog import ServiceWatchdog
 from hal.gpio_factory import GpioDevices, open_gpio
@@ -160,7 +160,8 @@ def build_app(
         device_id=config.device.id,
         on_state=lambda state, reason: link.report_state(state, reason, wall_now()),
         start_reason="monitor started"
-        + (f"; {BENCH_WARNING}" if config.gpio.relay_drive == "static" else ""),
+        + (f"; {BENCH_WARNING}" if config.gpio.relay_drive == "static" else "")
+        + ("" if config.safety.worn_check else f"; {WORN_CHECK_OFF_WARNING}"),
         heartbeat_hold_s=(
             config.gpio.heartbeat_hold_s if config.gpio.relay_drive == "heartbeat" else None
         ),

@@ -277,6 +277,21 @@ def test_the_self_test_says_what_the_check_reads(tmp_path: Path) -> None:
     assert lines[-1].startswith("worn: body signal")
 
 
+def test_a_monitor_without_the_check_says_so_at_every_start(tmp_path: Path) -> None:
+    from core.protocol.events import EventType
+    from firmware.preflight import WORN_CHECK_OFF_WARNING, preflight
+    from tests.app_support import make_config
+
+    rig = make_rig(tmp_path, worn_check=False)
+    rig.run_for(1.0)
+    start = next(s.event for s in rig.app.stored_events() if s.event.type is EventType.START)
+    assert WORN_CHECK_OFF_WARNING in start.reason
+    off = preflight(make_config(tmp_path)).warnings
+    assert any(w.endswith(WORN_CHECK_OFF_WARNING) for w in off)
+    on = preflight(make_config(tmp_path, worn_check=True)).warnings
+    assert not any(w.endswith(WORN_CHECK_OFF_WARNING) for w in on)
+
+
 def test_the_dashboard_says_the_sensor_is_not_worn() -> None:
     reason = "sensor not worn: no body movement (0.010 deg/s, a body shows 0.05 deg/s or more)"
     assert "sensor is not worn" in belt("STANDBY", reason, offline=False)
