@@ -49,17 +49,18 @@ class SafetyConfig:
     """Bit-identical samples for this long mean a stuck sensor: FAULT."""
     healthy_before_arm_s: float = 0.5
     """The IMU must have delivered good samples for this long before arming is allowed."""
-    window_before_s: float = 3.0
-    """Seconds of IMU data kept with each stumble or fall event."""
+    window_before_s: float = 4.0
+    """Seconds of IMU before each stumble or fall in its recording (the ``window`` event sent
+    10 s after the trip, docs/incidents.md)."""
     worn_check: bool = True
     """Arm only while the IMU shows a body (postural sway, breathing, gait), and release the
     relay while ARMED when it stops showing one for ``not_worn_trip_s``: a sensor lying on the
     console or fallen off the belt protects no one (docs/safety.md, "Sensor-worn check").
     false only on a bench where no one wears the sensor."""
     worn_min_rotation_dps: float = 0.05
-    """The body signal: angular rate in the 0.1-2 Hz band, RMS over three axes, over a block.
-    A resting or vibrating MPU-6050 reads about 0.015 deg/s, the quietest standing recording
-    0.12 deg/s (docs/safety.md has the measurements behind this default)."""
+    """The body signal's threshold: the gyro's variation below 2 Hz about each block's mean,
+    RMS over three axes. A resting or vibrating MPU-6050 reads about 0.015 deg/s, the quietest
+    standing recording 0.155 deg/s (docs/safety.md has the measurements behind this default)."""
     worn_block_s: float = 3.0
     """The block the body signal is measured over (seconds)."""
     not_worn_trip_s: float = 6.0
@@ -76,6 +77,14 @@ class SafetyConfig:
 class StorageConfig:
     database: str = "/var/lib/retroguard/retroguard.db"
     """SQLite event store (WAL). Relative paths are relative to the config file."""
+    keep_telemetry_days: float = 7.0
+    """Telemetry the broker never took is dropped after this many days (0: kept until sent)."""
+    keep_windows_days: float = 365.0
+    """The IMU recordings of trips (about 10 kB each) are deleted after this many days; the
+    events stay (0: forever). Nothing of an alert still waiting in the outbox is deleted."""
+    keep_events_days: float = 0.0
+    """Events (about 1 kB each) are deleted after this many days (0: forever). An alert still
+    waiting in the outbox for the broker or a caregiver service's receipt is never deleted."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -287,6 +296,9 @@ _CHECKS: dict[str, Callable[[Any], str | None]] = {
     "safety.worn_min_rotation_dps": _worn_threshold,
     "safety.worn_block_s": _worn_block,
     "safety.not_worn_trip_s": _not_worn_trip,
+    "storage.keep_telemetry_days": _not_negative,
+    "storage.keep_windows_days": _not_negative,
+    "storage.keep_events_days": _not_negative,
     "mqtt.port": _tcp_port,
     "mqtt.keepalive_s": _positive,
     "mqtt.reconnect_min_s": _positive,
