@@ -18,10 +18,12 @@ same block is in docs/safety.md, and a test keeps the three equal)::
 The relay is held only in ARMED, and only for a batch that passed every
 check: each healthy batch calls :meth:`Relay.hold` once (one heartbeat edge).
 Everything else — a detection, IMU silence, frozen or impossible data, FIFO
-overflow, a detector exception — releases it on the spot, before the next
-sample is looked at. Arming needs a local button press that happened after
-the trip, with the IMU healthy for a while; there is no other way in: the
-table has no edge into ARMED but "local reset".
+overflow, a detector exception, a sensor that stopped showing a body for
+``safety.not_worn_trip_s`` — releases it on the spot, before the next sample
+is looked at. Arming needs a local button press that happened after the
+trip, with the IMU healthy for a while and showing a body (the sensor-worn
+check, :mod:`firmware.detection.worn`); there is no other way in: the table
+has no edge into ARMED but "local reset".
 
 Every change of state goes through :meth:`SafetyController._enter`, which
 releases the relay for every state but ARMED and checks the table. A
