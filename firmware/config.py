@@ -286,6 +286,7 @@ _CHECKS: dict[str, Callable[[Any], str | None]] = {
     "imu.gyro_range_dps": _one_of(GYRO_RANGES_DPS),
     "imu.stale_timeout_s": _positive,
     "imu.mounting": _mounting,
+    "imu.samples_per_wake": _positive,
     "gpio.button_bounce_s": _positive,
     "gpio.heartbeat_hold_s": _positive,
     "safety.sample_timeout_s": _positive,
@@ -386,6 +387,15 @@ def _cross_checks(config: Config, problems: list[str]) -> None:
             f"imu.sample_rate_hz: {config.imu.sample_rate_hz:g} Hz is too slow for the heartbeat "
             f"relay drive: the loop toggles once per sample, so a sample period must be under "
             f"half of gpio.heartbeat_hold_s ({config.gpio.heartbeat_hold_s:g} s)"
+        )
+    wake_s = config.imu.samples_per_wake * period
+    quarter_hold_s = config.gpio.heartbeat_hold_s / 4
+    if config.gpio.relay_drive == "heartbeat" and wake_s > quarter_hold_s * (1 + 1e-9):
+        problems.append(
+            f"imu.samples_per_wake: {config.imu.samples_per_wake} samples "
+            f"({wake_s * 1000:g} ms) between reads is too long for the heartbeat relay drive: "
+            f"the loop sends one edge per read, and waits for the interrupt at most a quarter "
+            f"of gpio.heartbeat_hold_s ({quarter_hold_s * 1000:g} ms)"
         )
     det = config.detector
     if det.soft_impact_g > det.impact_g:

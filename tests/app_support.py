@@ -22,6 +22,7 @@ from firmware.courier.service import Courier
 from firmware.detection.base import NO_DETECTIONS, Detection, DetectionKind, Detector
 from firmware.link.endpoint import CourierLink
 from firmware.link.supervisor import SpawnCourier, ThreadCourier
+from hal.config import ImuConfig
 from sim.backends import SimulatedHardware, simulated_hardware
 from sim.motion import Vector6
 from sim.relay_hardware import ContactSense, SimulatedButton
@@ -88,7 +89,12 @@ class Explodes:
 
 
 def make_config(
-    tmp_path: Path, mqtt: MqttConfig | None = None, *, worn_check: bool = False, **gpio: Any
+    tmp_path: Path,
+    mqtt: MqttConfig | None = None,
+    imu: ImuConfig | None = None,
+    *,
+    worn_check: bool = False,
+    **gpio: Any,
 ) -> Config:
     """The monitor's defaults on simulated hardware, storage in ``tmp_path``.
 
@@ -98,6 +104,7 @@ def make_config(
     config = Config()
     return dataclasses.replace(
         config,
+        imu=imu or config.imu,
         gpio=dataclasses.replace(config.gpio, **gpio),
         safety=SafetyConfig(worn_check=worn_check),
         storage=StorageConfig(database=str(tmp_path / "events.db")),
@@ -181,11 +188,12 @@ def make_rig(
     extra: Sequence[Any] = (),
     mqtt: MqttConfig | None = None,
     courier: SpawnCourier = ThreadCourier,
+    imu: ImuConfig | None = None,
     worn_check: bool = False,
     **gpio: Any,
 ) -> Rig:
     clock = SimClock()
-    config = make_config(tmp_path, mqtt, worn_check=worn_check, **gpio)
+    config = make_config(tmp_path, mqtt, imu, worn_check=worn_check, **gpio)
     sim = simulated_hardware(
         config.imu, config.gpio, clock, motion if motion is not None else Standing()
     )

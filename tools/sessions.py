@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, TextIO
 
-from core.progress import GOAL_BACKWARD_MIN, GOAL_SESSIONS_PER_WEEK, weekly_progress
+from core.progress import GOAL_BACKWARD_MIN, GOAL_SESSIONS_PER_WEEK, started_utc, weekly_progress
+from core.zones import system_zone, zone_name
 from firmware.storage.sessions import StoredSession, load_sessions
 
 ACTIONS = ("start", "pause", "resume", "stop", "status", "demo")
@@ -89,19 +91,25 @@ def _minutes(seconds: float) -> str:
     return f"{seconds / 60:4.1f}"
 
 
-def print_sessions(sessions: Sequence[StoredSession], out: TextIO) -> None:
-    """The session log, then weekly progress against the 10-minute, 3-a-week goal."""
+def print_sessions(
+    sessions: Sequence[StoredSession], out: TextIO, zone: dt.tzinfo | None = None
+) -> None:
+    """The session log, then weekly progress against the 10-minute, 3-a-week goal, in
+    ``zone`` (default: the system's): start times, and the weeks sessions count in."""
     if not sessions:
         out.write("No guided sessions recorded yet.\n")
         return
+    zone = zone if zone is not None else system_zone()
+    out.write(f"Times in {zone_name(zone)}.\n")
     out.write(
-        "started (UTC)     plan                 status     min  back  longest  steps  "
+        "started           plan                 status     min  back  longest  steps  "
         "cadence  trips  stumbles\n"
     )
     for s in sessions:
         r = s.record
+        started = started_utc(r).astimezone(zone)
         out.write(
-            f"{s.started:%Y-%m-%d %H:%M}  {r.plan[:20]:20} {r.status:9} "
+            f"{started:%Y-%m-%d %H:%M}  {r.plan[:20]:20} {r.status:9} "
             f"{_minutes(r.done_s)}  {_minutes(r.backward_s)}  "
             f"{_minutes(r.longest_backward_s):>7}  {r.steps:5d}  "
             f"{r.cadence_spm:7.1f}  {r.trips:5d}  {r.stumbles:8d}\n"
@@ -111,7 +119,7 @@ def print_sessions(sessions: Sequence[StoredSession], out: TextIO) -> None:
         f"{GOAL_SESSIONS_PER_WEEK} times a week)\n"
     )
     out.write("week        sessions  at goal  min backward  longest  goal met\n")
-    for w in weekly_progress(s.record for s in sessions):
+    for w in weekly_progress((s.record for s in sessions), zone):
         out.write(
             f"{w.week:10}  {w.sessions:8d}  {w.at_goal:7d}  {w.backward_s / 60:12.1f}  "
             f"{w.longest_backward_s / 60:7.1f}  {'yes' if w.goal_met else 'no'}\n"
