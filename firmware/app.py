@@ -30,7 +30,7 @@ from firmware.link.endpoint import CourierLink
 from firmware.link.supervisor import CourierSupervisor, ProcessCourier, SpawnCourier
 from firmware.monitor import Monitor
 from firmware.pacing import open_pacing
-from firmware.preflight import BENCH_WARNING
+from firmware.preflight import BENCH_WARNING, WORN_CHECK_OFF_WARNING
 from firmware.safety import SafetyController, SensorLimits
 from firmware.watchdog import ServiceWatchdog
 from hal.gpio_factory import GpioDevices, open_gpio
@@ -162,7 +162,8 @@ def build_app(
         device_id=config.device.id,
         on_state=lambda state, reason: link.report_state(state, reason, wall_now()),
         start_reason="monitor started"
-        + (f"; {BENCH_WARNING}" if config.gpio.relay_drive == "static" else ""),
+        + (f"; {BENCH_WARNING}" if config.gpio.relay_drive == "static" else "")
+        + ("" if config.safety.worn_check else f"; {WORN_CHECK_OFF_WARNING}"),
         heartbeat_hold_s=(
             config.gpio.heartbeat_hold_s if config.gpio.relay_drive == "heartbeat" else None
         ),
@@ -239,8 +240,26 @@ class HealthReports:
             "loop": (monitor.stats.iterations > 0, f"{monitor.stats} "),
             "relay-contact": _contact_check(monitor),
             "imu-pacing": monitor.pacing.check(),
+            "sensor-worn": _worn_check(monitor),
         }
         self._link.report_health(health, checks)
+
+
+def _worn_check(monitor: Monitor) -> tuple[bool, str]:
+    """The self-test's line for the sensor-worn check: what it reads now (docs/safety.md).
+
+    Not worn is not a failure of the device (no one may be on the treadmill), and a check
+    switched off is a choice made in the config (a bench), said in words like an unwired
+    contact feedback: the line is always OK."""
+    worn = monitor.controller.worn
+    if worn is None:
+        return True, "off (safety.worn_check = false): a sensor not worn can arm the belt"
+    if not worn.ready:
+        return True, "measuring the body signal"
+    figure = f"{worn.rotation_dps:.3f} deg/s, a body shows {worn.threshold_dps:g} or more"
+    if worn.worn:
+        return True, f"worn: body signal {figure}"
+    return True, f"not worn ({figure}): arming is refused until it is"
 
 
 def _contact_check(monitor: Monitor) -> tuple[bool, str]:

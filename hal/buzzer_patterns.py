@@ -18,8 +18,9 @@ higher-priority one that is still playing, see :class:`PatternPlayer`):
   session done). They sit below ``fault`` and ``alarm`` so a cue can never
   mask a safety signal, and above ``chirp`` so a cue is not lost to one.
 * ``50`` to ``89``: ``fault`` (the monitor cannot watch: IMU lost, FIFO overflow)
-  and ``refused`` (a reset press did not arm: alerts cannot be stored now,
-  see :meth:`firmware.safety.SafetyController.on_button`). Safety signals:
+  ``refused`` (a reset press did not arm: alerts cannot be stored now,
+  see :meth:`firmware.safety.SafetyController.on_button`) and ``not_worn``
+  (a reset press did not arm: the sensor shows no body). Safety signals:
   no cue or chirp may mask them.
 * ``90`` to ``100``: ``alarm`` (a fall or stumble was detected; the relay dropped).
 
@@ -149,6 +150,8 @@ PATTERNS: Mapping[str, Pattern] = MappingProxyType(
                 repeat=False,
                 priority=60,
             ),
+            # Three long beeps, once: "no - not armed: the sensor is not on a body".
+            Pattern("not_worn", ((0.5, 0.25), (0.5, 0.25), (0.5, 0.0)), repeat=False, priority=60),
             # 5 Hz continuous until stopped: a fall was detected.
             Pattern("alarm", ((0.1, 0.1),), repeat=True, priority=100),
         )

@@ -89,14 +89,24 @@ class Explodes:
 
 
 def make_config(
-    tmp_path: Path, mqtt: MqttConfig | None = None, imu: ImuConfig | None = None, **gpio: Any
+    tmp_path: Path,
+    mqtt: MqttConfig | None = None,
+    imu: ImuConfig | None = None,
+    *,
+    worn_check: bool = False,
+    **gpio: Any,
 ) -> Config:
+    """The monitor's defaults on simulated hardware, storage in ``tmp_path``.
+
+    ``worn_check`` is off unless a test asks for it: the sensor-worn check needs a few
+    seconds of a body before the first arming, and these rigs arm 1 s after the start
+    to test other things (tests/test_worn.py tests the check itself, end to end)."""
     config = Config()
     return dataclasses.replace(
         config,
         imu=imu or config.imu,
         gpio=dataclasses.replace(config.gpio, **gpio),
-        safety=SafetyConfig(),
+        safety=SafetyConfig(worn_check=worn_check),
         storage=StorageConfig(database=str(tmp_path / "events.db")),
         mqtt=mqtt or MqttConfig(),
     )
@@ -179,10 +189,11 @@ def make_rig(
     mqtt: MqttConfig | None = None,
     courier: SpawnCourier = ThreadCourier,
     imu: ImuConfig | None = None,
+    worn_check: bool = False,
     **gpio: Any,
 ) -> Rig:
     clock = SimClock()
-    config = make_config(tmp_path, mqtt, imu, **gpio)
+    config = make_config(tmp_path, mqtt, imu, worn_check=worn_check, **gpio)
     sim = simulated_hardware(
         config.imu, config.gpio, clock, motion if motion is not None else Standing()
     )

@@ -27,7 +27,8 @@ from firmware.storage.sessions import load_sessions
 from sim import scenarios
 from sim.backends import simulated_hardware
 
-ARM_AT_S = 1.5
+ARM_AT_S = 4.5
+"""The walker presses reset once the sensor-worn check has seen a body (1 s + a 3 s block)."""
 PRESS_S = 0.3
 
 

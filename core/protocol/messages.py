@@ -151,6 +151,12 @@ class EventMessage(Struct, kw_only=True, omit_defaults=True):
     """``window``: the IMU around the trip."""
 
 
+SENSOR_NOT_WORN = "sensor not worn"
+"""How a state's ``reason`` begins when the belt sensor shows no body (docs/safety.md,
+"Sensor-worn check"): STANDBY or TRIPPED that cannot be armed, or the FAULT of a sensor that
+stopped being worn while ARMED. Dashboards show such a reason whatever the state."""
+
+
 class StateMessage(Struct, kw_only=True):
     """``<prefix>/<device>/state`` (retained): the safety state and why, in words."""
 

@@ -283,3 +283,26 @@ def iter_kfall(path: str | Path) -> Iterator[ImuSample]:
             n += 1
     if n == 0:
         raise DatasetFormatError(path, 1, "no samples")
+
+
+STANDING_TASKS = frozenset({1})
+"""T01: standing still for 30 s."""
+SITTING_TASKS = frozenset({11})
+"""T11: sitting on a chair for 30 s."""
+WALKING_TASKS = frozenset({6, 7, 8, 9})
+"""T06-T09: walking and jogging (normal, quick) with turns."""
+
+
+def read_kfall(path: str | Path) -> list[ImuSample]:
+    """The whole KFall sensor file as a list (100 Hz)."""
+    return list(iter_kfall(path))
+
+
+def find_kfall(root: str | Path, tasks: frozenset[int] | None = None) -> list[Path]:
+    """Every KFall sensor file under ``root`` (of task ids ``tasks``, when given), by name."""
+    found = []
+    for p in Path(root).rglob("*.csv"):
+        name = parse_name(p)
+        if name is not None and (tasks is None or name.task_id in tasks):
+            found.append(p)
+    return sorted(found, key=lambda p: p.name)
