@@ -173,8 +173,9 @@ class SwaySignal:
 class BalanceMeter:
     """Streams one standing trial: ``settle_s`` seconds to find gravity, then the window.
 
-    Feed analysis samples (:mod:`firmware.gait.stream`) with :meth:`add`;
-    :meth:`signal` gives the trial. Bounded: at most ``max_s`` seconds are kept.
+    Feed analysis samples (:mod:`firmware.gait.stream`; ``averaged``: how many
+    sensor samples each is the mean of) with :meth:`add`; :meth:`signal` gives
+    the trial. Bounded: at most ``max_s`` seconds are kept.
     """
 
     def __init__(
@@ -184,6 +185,7 @@ class BalanceMeter:
         *,
         settle_s: float = 0.0,
         bandwidth_hz: float | None = None,
+        averaged: int = 1,
         max_s: float = 120.0,
     ) -> None:
         self.rate_hz = rate_hz
@@ -195,14 +197,20 @@ class BalanceMeter:
         self._max_n = int(max_s * rate_hz / self._every)
         self.a1: list[float] = []
         self.a2: list[float] = []
-        top = min(rate_hz / 2.0, bandwidth_hz or rate_hz / 2.0)
+        # The sensor's noise is white up to its own filter (bandwidth_hz). Below it the
+        # mean of ``averaged`` sensor samples shapes it; with no filter below the sensor's
+        # Nyquist frequency the means of white noise are white again (nothing to shape).
+        if bandwidth_hz is None or bandwidth_hz >= rate_hz * averaged / 2.0:
+            top, averaged = rate_hz / 2.0, 1
+        else:
+            top = min(rate_hz / 2.0, bandwidth_hz)
         self._noise_scale: float | None = None
         self._hf: tuple[Biquad, Biquad] | None = None
         if top > NOISE_SPLIT_HZ * 1.25:
             split = tuple_of_two(NOISE_SPLIT_HZ, rate_hz)
             self._hf = split
-            kept = noise_bandwidth(split[0], rate_hz, top, complement=True)
-            band = noise_bandwidth(self._lp[0], rate_hz, top)
+            kept = noise_bandwidth(split[0], rate_hz, top, complement=True, averaged=averaged)
+            band = noise_bandwidth(self._lp[0], rate_hz, top, averaged=averaged)
             # density² = mean square / kept bandwidth; floor² = density² * band
             self._noise_scale = band / kept
         self._noise_ss = 0.0

@@ -50,18 +50,38 @@ def butter_lowpass(fc_hz: float, fs_hz: float) -> Biquad:
     return Biquad(b0, 2.0 * b0, b0, 2.0 * (k * k - 1.0) * norm, (1.0 - k / q + k * k) * norm)
 
 
+def boxcar_power(f_hz: float, source_hz: float, k: int) -> float:
+    """Power response at ``f_hz`` of averaging ``k`` samples taken at ``source_hz``."""
+    if k <= 1:
+        return 1.0
+    x = math.pi * f_hz / source_hz
+    return (math.sin(k * x) / (k * math.sin(x))) ** 2 if x > 0.0 else 1.0
+
+
 def noise_bandwidth(
-    biquad: Biquad, fs_hz: float, top_hz: float, *, complement: bool = False
+    biquad: Biquad,
+    fs_hz: float,
+    top_hz: float,
+    *,
+    complement: bool = False,
+    averaged: int = 1,
 ) -> float:
     """Equivalent noise bandwidth (Hz) of ``biquad`` for white noise flat up to ``top_hz``.
 
-    ``complement``: of ``1 - H`` instead (what ``x - lowpass(x)`` keeps). A
+    ``complement``: of ``1 - H`` instead (what ``x - lowpass(x)`` keeps);
+    ``averaged``: the samples at ``fs_hz`` are means of that many sensor
+    samples (:mod:`firmware.gait.stream`), which shapes the noise too. A
     numerical integral of ``|H|^2`` (400 points), computed once per meter.
     """
     steps = 400
     width = top_hz / steps
     total = 0.0
     for i in range(steps):
-        h = biquad.response((i + 0.5) * width, fs_hz)
-        total += abs(1.0 - h if complement else h) ** 2 * width
+        f = (i + 0.5) * width
+        h = biquad.response(f, fs_hz)
+        total += (
+            abs(1.0 - h if complement else h) ** 2
+            * boxcar_power(f, fs_hz * averaged, averaged)
+            * width
+        )
     return total
