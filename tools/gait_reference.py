@@ -227,3 +227,58 @@ def unbiased_autocorrelation(x: FloatArray, max_lag: int) -> FloatArray:
     unbiased = full / (n - np.arange(len(full)))
     result: FloatArray = unbiased / unbiased[0]
     return result
+
+
+@dataclass(frozen=True, slots=True)
+class SwayReference:
+    """The ISway figures of :mod:`firmware.gait.balance`, written again with NumPy."""
+
+    rms_ap: float
+    rms_ml: float
+    range_ap: float
+    range_ml: float
+    path: float
+    mean_velocity: float
+    jerk: float
+    ellipse_area: float
+
+
+def sway_reference(ap: FloatArray, ml: FloatArray, rate_hz: float) -> SwayReference:
+    """``ap``, ``ml``: horizontal accelerations (m/s²) already low-passed, at ``rate_hz``."""
+    ap = ap - ap.mean()
+    ml = ml - ml.mean()
+    n = len(ap)
+    dt = 1.0 / rate_hz
+    k = np.arange(n)
+
+    def detrended_integral(x: FloatArray) -> FloatArray:
+        v = np.cumsum(x) * dt
+        slope, intercept = np.polyfit(k, v, 1)
+        result: FloatArray = v - (slope * k + intercept)
+        return result
+
+    v_ap, v_ml = detrended_integral(ap), detrended_integral(ml)
+    j_ap = (ap[2:] - ap[:-2]) / (2.0 * dt)
+    j_ml = (ml[2:] - ml[:-2]) / (2.0 * dt)
+    jerk = 0.5 * float(np.sum(j_ap**2 + j_ml**2)) * dt * 30.0 / (n * dt)
+    cov = np.cov(np.vstack([ap, ml]), ddof=1)
+    f95 = 0.5 * (n - 2) * (0.05 ** (-2.0 / (n - 2)) - 1.0)
+    return SwayReference(
+        rms_ap=float(np.sqrt(np.mean(ap**2))),
+        rms_ml=float(np.sqrt(np.mean(ml**2))),
+        range_ap=float(np.ptp(ap)),
+        range_ml=float(np.ptp(ml)),
+        path=float(np.sum(np.hypot(np.diff(ap), np.diff(ml)))),
+        mean_velocity=float(np.mean(np.hypot(v_ap, v_ml))),
+        jerk=jerk,
+        ellipse_area=float(2.0 * np.pi * f95 * np.sqrt(np.linalg.det(cov))),
+    )
+
+
+def harmonic_ratios(x: FloatArray, stride_bounds: Sequence[tuple[int, int]]) -> float:
+    """Mean even/odd harmonic ratio (20 harmonics) over the strides ``[a, b)`` of ``x``."""
+    ratios = []
+    for a, b in stride_bounds:
+        spectrum = np.abs(np.fft.rfft(x[a:b]))[1:21]
+        ratios.append(float(spectrum[1::2].sum() / spectrum[0::2].sum()))
+    return float(np.mean(ratios))

@@ -61,7 +61,11 @@ GRAVITY_TAU_S = 10.0
 NOISE_SPLIT_HZ = 12.0
 JERK_REFERENCE_S = 30.0
 MOVED_RANGE_MS2 = 2.5
-"""A horizontal range above this (0.25 g) is not standing still: a step, a reach, a stumble."""
+"""A horizontal range above this (0.25 g) is not standing still: a reach, a stumble."""
+MOVED_VERTICAL_MS2 = 1.5
+"""A vertical range above this (0.15 g) is not standing still: a step bounces the trunk by
+0.2-0.4 g, quiet standing by a few hundredths (Moe-Nilssen & Helbostad 2004; Mancini et al.
+2012 report horizontal sway of 0.05-0.3 m/s² RMS, and vertical sway is smaller still)."""
 
 
 def tuple_of_two(fc_hz: float, rate_hz: float) -> tuple[Biquad, Biquad]:
@@ -116,6 +120,8 @@ class SwaySignal:
     noise_floor: float | None
     knows_ap: bool
     """``a1`` is AP and ``a2`` ML (a known mounting); else an arbitrary horizontal pair."""
+    vertical_range: float = 0.0
+    """Max - min of the low-passed vertical acceleration (m/s²): a step shows here first."""
 
     def metrics(self, ap_angle: float | None = None) -> SwayMetrics:
         """The figures; ``ap_angle`` (radians from ``a1`` toward ``a2``) names AP for an
@@ -145,7 +151,10 @@ class SwaySignal:
         det = max(0.0, s11 * s22 - s12 * s12)
         area = 2.0 * math.pi * f_quantile_2(0.95, n - 2) * math.sqrt(det)
         rms_total = math.sqrt((sum(a * a for a in x1) + sum(b * b for b in x2)) / n)
-        moved = max(max(x1) - min(x1), max(x2) - min(x2)) > MOVED_RANGE_MS2
+        moved = (
+            max(max(x1) - min(x1), max(x2) - min(x2)) > MOVED_RANGE_MS2
+            or self.vertical_range > MOVED_VERTICAL_MS2
+        )
         ap: list[float] | None = None
         ml: list[float] | None = None
         if self.knows_ap:
@@ -192,6 +201,9 @@ class BalanceMeter:
         self._settle_s = settle_s
         self._frame = BodyFrame(rate_hz, GRAVITY_TAU_S, mounting)
         self._lp = tuple_of_two(SWAY_LOWPASS_HZ, rate_hz)
+        self._lp_v = butter_lowpass(SWAY_LOWPASS_HZ, rate_hz)
+        self._v_min = math.inf
+        self._v_max = -math.inf
         self._every = max(1, round(rate_hz / SWAY_RATE_HZ))
         self._phase = 0
         self._max_n = int(max_s * rate_hz / self._every)
@@ -239,6 +251,12 @@ class BalanceMeter:
         x2 = (ax * e2[0] + ay * e2[1] + az * e2[2]) * G
         y1 = self._lp[0](x1)
         y2 = self._lp[1](x2)
+        up = frame.up
+        yv = self._lp_v((ax * up[0] + ay * up[1] + az * up[2]) * G)
+        if yv < self._v_min:
+            self._v_min = yv
+        if yv > self._v_max:
+            self._v_max = yv
         hf = self._hf
         if hf is not None:
             r1 = x1 - hf[0](x1)
@@ -265,6 +283,8 @@ class BalanceMeter:
         x2 = (ax * e2[0] + ay * e2[1] + az * e2[2]) * G
         for f, x in zip(self._lp, (x1, x2), strict=True):
             f.settle(x)
+        up = self._frame.up
+        self._lp_v.settle((ax * up[0] + ay * up[1] + az * up[2]) * G)
         if self._hf is not None:
             for f, x in zip(self._hf, (x1, x2), strict=True):
                 f.settle(x)
@@ -283,4 +303,5 @@ class BalanceMeter:
             a2=tuple(self.a2),
             noise_floor=floor,
             knows_ap=self._frame.knows_ap,
+            vertical_range=self._v_max - self._v_min if self.a1 else 0.0,
         )
