@@ -21,7 +21,9 @@ look at the whole recording, forward and backward in time:
    step frequency (0.6-1.5 x, zero-phase, an FFT mask with cosine edges) is
    a near-sinusoid with exactly one cycle per step; its upward zero crossings
    cut the recording into step cycles. Cycles shorter than 0.25 s or longer
-   than 2 s (30-240 steps/min, the device's range) are not steps.
+   than 2 s (30-240 steps/min, the device's range) are not steps, nor are
+   cycles whose swing is under a quarter of the median swing (the band-passed
+   noise of standing before and after a short walk, as in KFall's trials).
 4. **Step timing**: in each cycle the step is timed at the maximum of the
    vertical acceleration band-passed 0.3-3 x the step frequency (zero-phase;
    wide enough to keep step-to-step timing), refined with a parabola.
@@ -51,6 +53,8 @@ FloatArray = npt.NDArray[np.float64]
 
 MIN_STEP_S = 0.25
 MAX_STEP_S = 2.0
+QUIET_CYCLE_SHARE = 0.25
+"""A cycle whose band-passed swing is under this share of the median swing is not a step."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -152,11 +156,15 @@ def reference_steps(rec: Recording, mounting: Mounting) -> ReferenceSteps:
     narrow = band_pass(vertical, fs, 0.6 * step_hz, 1.5 * step_hz)
     wide = band_pass(vertical, fs, 0.3 * step_hz, 3.0 * step_hz)
     ups = np.flatnonzero((narrow[:-1] < 0.0) & (narrow[1:] >= 0.0)) + 1
+    cycles = [
+        (a, b) for a, b in itertools.pairwise(ups) if MIN_STEP_S <= (b - a) / fs <= MAX_STEP_S
+    ]
+    swings = [float(np.ptp(narrow[a:b])) for a, b in cycles]
+    floor = QUIET_CYCLE_SHARE * float(np.median(swings)) if swings else 0.0
     times: list[float] = []
-    for a, b in itertools.pairwise(ups):
-        length = (b - a) / fs
-        if not MIN_STEP_S <= length <= MAX_STEP_S:
-            continue
+    for (a, b), swing in zip(cycles, swings, strict=True):
+        if swing < floor:
+            continue  # standing before or after the walk: band-passed noise, not a step
         i = a + int(np.argmax(wide[a:b]))
         shift = 0.0
         if 0 < i < len(wide) - 1:
