@@ -91,7 +91,9 @@ METRICS: tuple[Metric, ...] = (
     # KFall T01 (30 s stand, two halves, 16 subjects)
     Metric("sway_rms_ap", "balance: sway RMS AP", "m/s²", 0.0165, "lower", _sway("rms_ap_ms2")),
     Metric("sway_rms_ml", "balance: sway RMS ML", "m/s²", 0.0040, "lower", _sway("rms_ml_ms2")),
-    Metric("sway_path", "balance: sway path", "m/s²", 0.512, "lower", _sway("path_ms2")),
+    # path grows with the trial: its 14 % CVw over 13.5 s halves, applied to the 7.3 m/s²
+    # median path of the whole 27 s (a 30 s check is longer still: a conservative noise)
+    Metric("sway_path", "balance: sway path", "m/s²", 1.0, "lower", _sway("path_ms2")),
     # SisFall D01 (walking slowly, 100 s, two halves, 21-22 subjects)
     Metric("cadence", "backward: cadence", "steps/min", 2.8, None, _backward("cadence_spm")),
     Metric(
