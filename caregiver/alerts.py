@@ -1,8 +1,17 @@
-"""Alerts: the per-kind policy, escalation and the follow-ups, on an injectable clock.
+"""Alerts: one per incident, the per-kind policy, escalation and the follow-ups.
 
-An alert is opened for a stumble, fall, no-recovery or fault event, and for a
-device that goes offline while its last state was ARMED. What happens next is
-the policy of its kind (``[policy]``):
+Events arrive grouped in *incidents* (docs/incidents.md): every event of one
+bad moment on the belt carries the incident's id. An incident has one alert at
+a time, whose kind is the incident's worst event so far: a stumble that turns
+into a fall is one alert that now pages as a fall, not two. One
+acknowledgement closes the incident — from the dashboard, a notification's
+link, Home Assistant's button (the device relays it as a ``closed`` event) or
+the walker's own re-arming press (``ok``) — and stops its escalation. An event
+worse than the incident was when it was closed reopens it. Devices from before
+incidents send events without one: each of their alerts is its own incident.
+Alerts also open for a device that goes offline while its last state was
+ARMED. What happens when an alert opens is the policy of its kind
+(``[policy]``):
 
 * ``page``: the first contact is notified at once;
 * ``page_unless_reset``: the alert is *held* for ``reset_grace_s``; a reset
@@ -32,16 +41,16 @@ from collections.abc import Callable
 from typing import NamedTuple
 
 from caregiver.config import CaregiverConfig
-from caregiver.storage import OPEN_STATUSES, Alert, Store, Transaction
-from core.protocol.events import PROTECTED_TYPES, EventType
+from caregiver.storage import OPEN_STATUSES, Alert, Store, Transaction, worse
+from core.protocol.events import INCIDENT_TYPES, EventType
 from core.protocol.messages import EventMessage
 
 log = logging.getLogger(__name__)
 
 Clock = Callable[[], float]
 
-ALERT_TYPES = tuple(t.value for t in (*sorted(PROTECTED_TYPES),))
-"""Event types that open an alert: the protocol's alerts and faults (never dropped on the way)."""
+ALERT_TYPES = tuple(sorted(t.value for t in INCIDENT_TYPES))
+"""Event types that open an alert: the protocol's incident types (alerts, help, faults)."""
 OPEN = OPEN_STATUSES
 
 _WHAT = {
@@ -49,6 +58,7 @@ _WHAT = {
     "fall": "FALL",
     "no_recovery": "NO RECOVERY after a fall",
     "fault": "Monitor fault",
+    "help": "HELP requested",
     "offline": "Monitor went OFFLINE while armed",
 }
 
@@ -100,23 +110,133 @@ class Alerting:
 
     def on_event(self, tx: Transaction, device_id: str, event: EventMessage) -> None:
         """A newly stored event of ``device_id`` (inside the ingest transaction)."""
-        kind = event.type.value
         now = self.clock()
-        if event.type is EventType.RESET:
-            self._walker_reset(tx, device_id, event.wall_time, now)
-            return
-        if kind not in ALERT_TYPES:
-            return
-        action = getattr(self.config.policy, kind)
+        match event.type:
+            case EventType.OK:
+                self._close_incident(tx, device_id, event.incident, event.by or "walker", "walker")
+            case EventType.CLOSED:
+                self._close_incident(
+                    tx, device_id, event.incident, event.by or "caregiver", event.via or "device"
+                )
+            case EventType.RESET if event.incident is not None:
+                # the walker re-armed: the incident is over (an ok before it already closed it)
+                self._close_incident(tx, device_id, event.incident, "walker", "walker")
+            case EventType.RESET:
+                self._walker_reset(tx, device_id, event.wall_time, now)  # a device from before
+            case EventType.TEST:
+                self._test(tx, device_id, event, now)
+            case kind if kind in INCIDENT_TYPES:
+                self._incident_event(tx, device_id, event, now)
+
+    def _incident_event(
+        self, tx: Transaction, device_id: str, event: EventMessage, now: float
+    ) -> None:
+        incident_id = event.incident or event.id  # before incidents: each alert its own
+        kind = event.type.value
         told = _Told(event.id, event.wall_time, event.reason, event.state.value)
-        self._open(
+
+        def text() -> tuple[str, str]:
+            return self._event_text(device_id, kind, told)
+
+        incident = tx.incident(incident_id)
+        if incident is None:
+            tx.open_incident(incident_id, device_id, kind, event.id, event.wall_time, now)
+            self._open(tx, kind, device_id, event.id, self._action(kind), now, text, incident_id)
+            return
+        if incident.open:
+            if not worse(kind, incident.severity):
+                tx.touch_incident(incident_id, now)
+                return
+            tx.worsen_incident(incident_id, kind, now)
+            self._worsen(tx, device_id, incident_id, kind, event.id, now, text)
+            return
+        if incident.closed_severity is not None and worse(kind, incident.closed_severity):
+            tx.reopen_incident(incident_id, kind, now)  # closed as a stumble, now a fall
+            self._open(tx, kind, device_id, event.id, self._action(kind), now, text, incident_id)
+            return
+        tx.touch_incident(incident_id, now)
+
+    def _action(self, kind: str) -> str:
+        action: str = getattr(self.config.policy, kind, "page")
+        return action
+
+    def _worsen(
+        self,
+        tx: Transaction,
+        device_id: str,
+        incident_id: str,
+        kind: str,
+        event_id: str,
+        now: float,
+        text: Callable[[], tuple[str, str]],
+    ) -> None:
+        """The incident got worse: its alert now speaks of the worse event, and pages if the
+        new kind pages (a held stumble that became a fall pages at once)."""
+        alert = tx.open_alert_of(incident_id)
+        action = self._action(kind)
+        if alert is None:  # the milder alert was only logged: a new one, by the worse policy
+            self._open(tx, kind, device_id, event_id, action, now, text, incident_id)
+            return
+        tx.worsen_alert(alert.id, kind, event_id)
+        if action != "page":
+            return
+        timeout = self.config.escalation.ack_timeout_s
+        title, body = text()
+        if alert.status == "held":
+            tx.start_paging(alert.id, now + timeout)
+            self._page(tx, alert.id, [0], title, body, now)
+        else:  # already paging: whoever was told hears it is worse now, at once
+            tx.reschedule_alert(alert.id, alert.contact, alert.sends, now + timeout)
+            self._page(tx, alert.id, sorted({*alert.paged, alert.contact}), title, body, now)
+
+    def _close_incident(
+        self, tx: Transaction, device_id: str, incident_id: str | None, by: str, via: str
+    ) -> None:
+        """Close an incident everywhere it is open here: no more reminders, and whoever was
+        paged hears who answered (or that the walker is OK)."""
+        if incident_id is None:
+            return
+        now = self.clock()
+        tx.close_incident(incident_id, by, via, now)
+        alert = tx.open_alert_of(incident_id)
+        if alert is None:
+            return
+        name = self.device_name(device_id)
+        what = _WHAT.get(alert.kind, alert.kind).lower()
+        if via == "walker":
+            if alert.status == "held":
+                self._close(tx, alert, "logged", "walker reset (I'm OK) within the grace time")
+                return
+            self._close(tx, alert, "resolved", "walker reset (I'm OK)")
+            self._follow_up(
+                tx,
+                alert,
+                f"RetroGuard: I'm OK - {name}",
+                f"I'm OK: the walker on {name} pressed reset after the {what}. No further "
+                f"reminders. Details: {self.config.base_url}/devices/{device_id}",
+            )
+            return
+        self._close(tx, alert, "acknowledged", f"{by} ({via})")
+        self._follow_up(
             tx,
-            kind,
-            device_id,
-            event.id,
-            action,
+            alert,
+            f"RetroGuard: acknowledged - {name}",
+            f"{by} acknowledged the {what} on {name} ({via}). No further reminders.",
+        )
+
+    def _test(self, tx: Transaction, device_id: str, event: EventMessage, now: float) -> None:
+        """A test alarm reached us from the device: tell every contact, as a test."""
+        name = self.device_name(device_id)
+        alert_id = tx.page_alert("test", device_id, event.id, now, now)
+        tx.close_alert(alert_id, "logged", "test alarm", now)
+        self._page(
+            tx,
+            alert_id,
+            list(range(len(self.config.contacts))),
+            f"RetroGuard TEST alarm - {name}",
+            f"This is a test: {event.reason}. Nothing happened on the treadmill; no answer "
+            "is needed.",
             now,
-            lambda: self._event_text(device_id, kind, told),
         )
 
     def on_offline(self, tx: Transaction, device_id: str, wall_time: str) -> None:
@@ -155,15 +275,17 @@ class Alerting:
         action: str,
         now: float,
         text: Callable[[], tuple[str, str]],
+        incident: str | None = None,
     ) -> None:
         if action == "log":
-            tx.log_alert(kind, device_id, event_id, now)
+            tx.log_alert(kind, device_id, event_id, now, incident)
             return
         if action == "page_unless_reset":
-            tx.hold_alert(kind, device_id, event_id, now, now + self.config.policy.reset_grace_s)
+            grace = now + self.config.policy.reset_grace_s
+            tx.hold_alert(kind, device_id, event_id, now, grace, incident)
             return
         alert_id = tx.page_alert(
-            kind, device_id, event_id, now, now + self.config.escalation.ack_timeout_s
+            kind, device_id, event_id, now, now + self.config.escalation.ack_timeout_s, incident
         )
         title, body = text()
         self._page(tx, alert_id, [0], title, body, now)
@@ -195,6 +317,12 @@ class Alerting:
                 f"{_WHAT.get(alert.kind, alert.kind).lower()}. No further reminders. "
                 f"Details: {self.config.base_url}/devices/{device}",
             )
+
+    def acknowledge_incident(
+        self, tx: Transaction, device_id: str, incident_id: str, by: str, via: str
+    ) -> None:
+        """A caregiver closed an incident here (dashboard, a notification's link)."""
+        self._close_incident(tx, device_id, incident_id, by, via)
 
     def acknowledge(self, tx: Transaction, device_id: str, event_id: str | None, by: str) -> int:
         """A caregiver acknowledged one event (or, with ``event_id`` None, every open alert of the

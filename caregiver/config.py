@@ -132,11 +132,33 @@ class Contact:
 
 
 @dataclass(frozen=True, slots=True)
+class RetentionConfig:
+    """How long the database keeps what grows with use; the rest is kept for good.
+
+    Incidents, their events and who closed them stay (a few hundred bytes each: the
+    history a physiotherapist reads). What is large or only operational goes: the IMU
+    recordings, the delivered notifications log, routine events outside any incident.
+    Freed pages go back to the disk (SQLite incremental vacuum) at each sweep.
+    """
+
+    recordings_days: float = 365.0
+    """IMU recordings (about 10 kB each) are deleted this long after they arrived; 0 keeps them."""
+    notifications_days: float = 90.0
+    """Sent and failed notifications are deleted after this; 0 keeps them."""
+    routine_events_days: float = 180.0
+    """Start, stop, reset and test events outside an incident are deleted after this; 0 keeps
+    them."""
+    sweep_hours: float = 6.0
+    """How often the sweep runs (and once at start)."""
+
+
+@dataclass(frozen=True, slots=True)
 class CaregiverConfig:
     server: ServerConfig = field(default_factory=ServerConfig)
     mqtt: CaregiverMqttConfig = field(default_factory=CaregiverMqttConfig)
     policy: PolicyConfig = field(default_factory=PolicyConfig)
     escalation: EscalationConfig = field(default_factory=EscalationConfig)
+    retention: RetentionConfig = field(default_factory=RetentionConfig)
     contacts: tuple[Contact, ...] = ()
     """In escalation order: the first is paged first."""
     devices: dict[str, str] = field(default_factory=dict)
@@ -179,6 +201,10 @@ _CHECKS: dict[str, typing.Callable[[Any], str | None]] = {
     "escalation.resends": _not_negative,
     "escalation.retry_s": _positive,
     "escalation.max_attempts": _positive,
+    "retention.recordings_days": _not_negative,
+    "retention.notifications_days": _not_negative,
+    "retention.routine_events_days": _not_negative,
+    "retention.sweep_hours": _positive,
 }
 
 

@@ -51,7 +51,7 @@ from core.protocol.messages import (
     StateMessage,
     TelemetryMessage,
 )
-from core.protocol.payloads import decode, decode_availability, receipt_payload
+from core.protocol.payloads import decode, decode_availability, encode, receipt_payload
 from core.protocol.topics import (
     CONSUMED_KINDS,
     BadTopic,
@@ -181,6 +181,11 @@ class Ingestor:
 
     def _event(self, device_id: str, message: EventMessage, payload: bytes, now: float) -> None:
         # The topic names the device (the broker's ACL vouches for it), not the body.
+        recording = message.recording
+        stored_payload = payload.decode("utf-8", "replace")
+        if recording is not None:
+            # stored once, compactly, beside the trip it is about; not as base64 in the payload
+            stored_payload = encode(msgspec.structs.replace(message, recording=None))
         event = NewEvent(
             id=message.id,
             device_id=device_id,
@@ -192,11 +197,14 @@ class Ingestor:
             wall_time=message.wall_time,
             figures=dict(message.figures),
             has_window=message.imu_window is not None,
-            payload=payload.decode("utf-8", "replace"),
+            payload=stored_payload,
+            incident=message.incident,
         )
         with self.store.transaction() as tx:
             new = tx.record_event(event, now)
             if new:
+                if recording is not None and message.of is not None:
+                    tx.store_recording(message.of, message.id, msgspec.msgpack.encode(recording))
                 self.alerting.on_event(tx, device_id, message)
         self._send_receipt(device_id, message.id)
         if not new:
@@ -205,6 +213,8 @@ class Ingestor:
         self.events_stored += 1
         self.alerting.wake_notifier()
         self.on_change(EventStored(device_id, message.id))
+        if message.of is not None:
+            self.on_change(EventStored(device_id, message.of))  # its plot can be drawn now
         self.on_change(DeviceChanged(device_id))
 
     def _session(self, device_id: str, summary: SessionSummary, payload: bytes, now: float) -> None:
@@ -345,10 +355,18 @@ class Ingestor:
         """Messages waiting for the database (not acknowledged to the broker)."""
         return len(self._held)
 
-    def send_ack(self, device_id: str, event_id: str | None, by: str) -> str:
+    def send_ack(
+        self,
+        device_id: str,
+        event_id: str | None,
+        by: str,
+        *,
+        incident: str | None = None,
+        via: str | None = None,
+    ) -> str:
         """Publish the device's ``ack`` command (QoS 1); return the request id."""
         request_id = "cg-" + secrets.token_hex(8)
-        command = Ack(event_id or LATEST, by[:64] or "caregiver")
+        command = Ack(event_id or LATEST, by[:64] or "caregiver", incident, via)
         if self.client is None:
             raise RuntimeError("not connected to the broker")
         self.client.publish(

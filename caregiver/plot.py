@@ -1,49 +1,171 @@
-"""Series for the event plot, computed from the event's ``imu_window``.
+"""The series an event's plot draws, from the IMU recording of its incident.
+
+A recording (:class:`~core.protocol.messages.ImuRecording`) runs from a few
+seconds before the trip to ten seconds after it, so a caregiver sees both the
+stumble and whether the walker moved afterwards. The plot shows:
 
 * acceleration magnitude ``|a|`` in g;
-* tilt in degrees: the angle between each sample's acceleration and the gravity
-  direction, taken as the mean acceleration over the window's first second
-  (the walker upright before the event) — so it needs no knowledge of how the
-  belt unit is mounted;
+* tilt in degrees from *upright*: the direction of gravity the monitor had
+  learned before the trip (sent in the recording), measured against the
+  acceleration averaged over 0.2 s so that footfalls do not make it jump.
+  Older monitors sent no upright; for them it is the first second of the
+  window, and the plot says so;
 * angular rate ``|ω|`` in °/s;
-* the trip point is ``dt = 0`` (the device's detection), marked on the plot.
+* labelled marks: the trip (0 s, when the belt was stopped), the impact and
+  the fall's confirmation when they fall inside the window.
+
+:func:`after_the_fall` reads the same series to say, in words, whether the
+walker got up or moved in the seconds the recording covers.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from typing import Any, TypeGuard
 
+import msgspec
 
-def series(window: dict[str, Any]) -> dict[str, Any]:
-    rows: list[list[float]] = [[float(v) for v in r] for r in window.get("rows", [])]
-    if not rows:
-        return {"t": [], "accel_g": [], "tilt_deg": [], "rate_dps": [], "trip_t": 0.0}
-    t0 = rows[0][0]
-    first = [r for r in rows if r[0] <= t0 + 1.0] or rows[:1]
-    gx = sum(r[1] for r in first) / len(first)
-    gy = sum(r[2] for r in first) / len(first)
-    gz = sum(r[3] for r in first) / len(first)
-    g_norm = math.sqrt(gx * gx + gy * gy + gz * gz)
+from core.protocol.messages import ImuRecording
+from core.protocol.recording import decode_recording
+from core.samples import ImuSample
+
+SMOOTHING_S = 0.2
+"""Tilt is measured on the acceleration averaged over this long (centred)."""
+UPRIGHT_DEG = 35.0
+"""Tilt below this is "upright again" for :func:`after_the_fall`."""
+MOVING_DPS = 20.0
+"""Angular rate above this, after the fall, is "moving"."""
+
+
+class Mark(msgspec.Struct, frozen=True):
+    t: float
+    """Seconds from the trip."""
+    label: str
+
+
+class PlotSeries(msgspec.Struct, frozen=True):
+    """What ``/api/events/<id>/plot`` answers and ``static/plot.js`` draws."""
+
+    t: list[float]
+    accel_g: list[float]
+    tilt_deg: list[float | None]
+    rate_dps: list[float]
+    marks: list[Mark]
+    upright: str
+    """Where "upright" came from, for the plot's caption."""
+
+
+UPRIGHT_LEARNED = "the upright the monitor had learned before the trip"
+UPRIGHT_FIRST_SECOND = "the first second of the window (this monitor sent no upright)"
+
+
+def recording_series(recording: ImuRecording) -> PlotSeries:
+    """The plot of a recording. ValueError if the recording is inconsistent."""
+    samples = decode_recording(recording)
+    marks = [Mark(0.0, "trip: belt stopped")]
+    if recording.marks.impact is not None:
+        marks.append(Mark(recording.marks.impact, "impact"))
+    if recording.marks.confirm is not None:
+        marks.append(Mark(recording.marks.confirm, "fall confirmed"))
+    marks.sort(key=lambda m: m.t)
+    if recording.upright is not None and _norm(recording.upright) > 1e-6:
+        return _series(samples, recording.upright, marks, UPRIGHT_LEARNED)
+    return _series(samples, _first_second(samples), marks, UPRIGHT_FIRST_SECOND)
+
+
+def window_series(window: dict[str, Any]) -> PlotSeries:
+    """The plot of an older monitor's ``imu_window`` (samples up to the detection, no upright:
+    the detection is the only mark)."""
+    samples = [ImuSample(*(float(v) for v in row)) for row in window.get("rows", [])]
+    return _series(samples, _first_second(samples), [Mark(0.0, "detected")], UPRIGHT_FIRST_SECOND)
+
+
+def _first_second(samples: Sequence[ImuSample]) -> tuple[float, float, float]:
+    if not samples:
+        return (0.0, 0.0, 1.0)
+    first = [s for s in samples if s.t <= samples[0].t + 1.0]
+    n = len(first)
+    return (
+        sum(s.ax for s in first) / n,
+        sum(s.ay for s in first) / n,
+        sum(s.az for s in first) / n,
+    )
+
+
+def _norm(v: Sequence[float]) -> float:
+    return math.sqrt(sum(x * x for x in v))
+
+
+def _series(
+    samples: Sequence[ImuSample],
+    upright: Sequence[float],
+    marks: list[Mark],
+    upright_source: str,
+) -> PlotSeries:
+    up_norm = _norm(upright)
+    ux, uy, uz = (c / up_norm for c in upright) if up_norm > 1e-6 else (0.0, 0.0, 1.0)
+    n = len(samples)
+    period = (samples[-1].t - samples[0].t) / (n - 1) if n > 1 else 0.01
+    half = max(0, round(SMOOTHING_S / period / 2)) if period > 0 else 0
+    # running sums make the centred average O(n) whatever its length
+    sx, sy, sz = [0.0], [0.0], [0.0]
+    for s in samples:
+        sx.append(sx[-1] + s.ax)
+        sy.append(sy[-1] + s.ay)
+        sz.append(sz[-1] + s.az)
     t: list[float] = []
     accel: list[float] = []
     tilt: list[float | None] = []
     rate: list[float] = []
-    for dt, ax, ay, az, wx, wy, wz in rows:
-        a = math.sqrt(ax * ax + ay * ay + az * az)
-        t.append(round(dt, 4))
-        accel.append(round(a, 3))
-        if a > 1e-6 and g_norm > 1e-6:
-            cos = (ax * gx + ay * gy + az * gz) / (a * g_norm)
-            tilt.append(round(math.degrees(math.acos(max(-1.0, min(1.0, cos)))), 2))
-        else:
-            tilt.append(None)  # free fall: no direction to measure against
-        rate.append(round(math.sqrt(wx * wx + wy * wy + wz * wz), 2))
-    return {"t": t, "accel_g": accel, "tilt_deg": tilt, "rate_dps": rate, "trip_t": 0.0}
+    for i, s in enumerate(samples):
+        t.append(round(s.t, 4))
+        accel.append(round(math.sqrt(s.ax * s.ax + s.ay * s.ay + s.az * s.az), 3))
+        rate.append(round(math.sqrt(s.gx * s.gx + s.gy * s.gy + s.gz * s.gz), 1))
+        lo, hi = max(0, i - half), min(n, i + half + 1)
+        k = hi - lo
+        mx, my, mz = (sx[hi] - sx[lo]) / k, (sy[hi] - sy[lo]) / k, (sz[hi] - sz[lo]) / k
+        m = math.sqrt(mx * mx + my * my + mz * mz)
+        if m < 0.3:  # falling freely: gravity has no direction to measure against
+            tilt.append(None)
+            continue
+        cos = (mx * ux + my * uy + mz * uz) / m
+        tilt.append(round(math.degrees(math.acos(max(-1.0, min(1.0, cos)))), 1))
+    return PlotSeries(t, accel, tilt, rate, marks, upright_source)
+
+
+class AfterTheTrip(msgspec.Struct, frozen=True):
+    """What the recording shows of the walker after its last mark."""
+
+    upright: bool
+    """Upright again (tilt under :data:`UPRIGHT_DEG`) at some point."""
+    text: str
+    """For "the recording shows them ...": "upright again 4 s after the trip"."""
+
+
+def after_the_fall(series: PlotSeries) -> AfterTheTrip | None:
+    """What the recording shows after its last mark (the fall's confirmation, or the trip):
+    upright again, down and moving, or down and still. None if nothing was recorded after."""
+    last_mark = max((m.t for m in series.marks), default=0.0)
+    after = [i for i, t in enumerate(series.t) if t > last_mark + 0.5]
+    if not after:
+        return None
+    end = series.t[-1]
+    upright_at = next(
+        (series.t[i] for i in after if (v := series.tilt_deg[i]) is not None and v < UPRIGHT_DEG),
+        None,
+    )
+    if upright_at is not None:
+        return AfterTheTrip(True, f"upright again {upright_at:.0f} s after the trip")
+    tail = [i for i in after if series.t[i] >= end - 3.0]
+    if any(series.rate_dps[i] > MOVING_DPS for i in tail):
+        return AfterTheTrip(False, f"still down but moving {end:.0f} s after the trip")
+    return AfterTheTrip(False, f"still down and not moving {end:.0f} s after the trip")
 
 
 def valid_window(window: object) -> TypeGuard[dict[str, Any]]:
-    """An ``imu_window`` as docs/mqtt.md describes it (columns dt, ax..gz; rows of 7 numbers)."""
+    """An older monitor's ``imu_window`` as docs/mqtt.md describes it (columns dt, ax..gz;
+    rows of 7 numbers)."""
     if not isinstance(window, dict):
         return False
     rows = window.get("rows")

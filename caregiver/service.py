@@ -32,6 +32,7 @@ from caregiver.config import CaregiverConfig
 from caregiver.hub import Hub
 from caregiver.ingest import Ingestor
 from caregiver.notify import Notifier, Sender, apprise_send
+from caregiver.retention import RetentionSweeper
 from caregiver.storage import Store
 from caregiver.web import create_app
 
@@ -73,13 +74,26 @@ class CaregiverService:
     def device_name(self, device_id: str) -> str:
         return self.alerting.device_name(device_id)
 
-    def acknowledge(self, device_id: str, event_id: str | None, by: str) -> None:
-        """Send the device's ack command, record who and when, stop escalation."""
-        request_id = self.ingestor.send_ack(device_id, event_id, by)
+    def acknowledge(
+        self, device_id: str, event_id: str | None, by: str, via: str = "dashboard"
+    ) -> None:
+        """Close the incident of ``event_id`` (or, with None, every open incident of the device):
+        record who and how, stop escalation here, and tell the device, which tells everyone."""
         now = self.clock()
+        if event_id is not None:
+            event = self.store.event(event_id)
+            incidents = [event.incident or event_id if event is not None else event_id]
+        else:
+            incidents = [i.id for i in self.store.open_incidents(device_id)]
+        request_id = ""
+        targets: list[str | None] = list(incidents) or [None]
+        for target in targets:
+            request_id = self.ingestor.send_ack(device_id, event_id, by, incident=target, via=via)
         with self.store.transaction() as tx:
             tx.acknowledge_events(device_id, event_id, by, now, request_id)
-            self.alerting.acknowledge(tx, device_id, event_id, by)
+            for incident in incidents:
+                self.alerting.acknowledge_incident(tx, device_id, incident, by, via)
+            self.alerting.acknowledge(tx, device_id, event_id, by)  # offline and older alerts
         self.notifier.wake()
         if event_id is not None:
             self._changed(EventStored(device_id, event_id))
@@ -101,7 +115,11 @@ class CaregiverService:
             self._serve_in_thread(port if port is not None else self.config.server.port)
 
     def _tick_loop(self) -> None:
-        while not self._stop.wait(1.0):
+        sweeper = RetentionSweeper(self.store, self.config.retention, self.clock)
+        while True:
+            sweeper.tick()
+            if self._stop.wait(1.0):
+                return
             try:
                 self.alerting.tick()
             except Exception:

@@ -16,6 +16,7 @@ import sys
 import threading
 from dataclasses import dataclass
 from types import FrameType
+from typing import TYPE_CHECKING
 
 from core.clock import Clock, RealClock
 from core.mounting import Mounting, up_vector
@@ -30,12 +31,13 @@ from firmware.link.supervisor import CourierSupervisor, ProcessCourier, SpawnCou
 from firmware.monitor import Monitor
 from firmware.preflight import BENCH_WARNING
 from firmware.safety import SafetyController, SensorLimits
-from firmware.storage.database import check_database
-from firmware.storage.events import EventStore, StoredEvent
 from firmware.watchdog import ServiceWatchdog
 from hal.gpio_factory import GpioDevices, open_gpio
 from hal.imu_factory import open_imu
 from hal.interfaces import Imu
+
+if TYPE_CHECKING:
+    from firmware.storage.events import StoredEvent
 
 log = logging.getLogger(__name__)
 
@@ -74,10 +76,18 @@ class App:
             self.gpio.relay.release()
             self.imu.close()
             if self.supervisor is not None:
-                if not self.link.flush(drain_timeout + LINK_FLUSH_S):
+                disk_ok = self.link.storage_ok is not False
+                if not self.link.flush(drain_timeout + LINK_FLUSH_S, on_disk=disk_ok):
                     log.error(
                         "%d records not confirmed on disk by the courier at shutdown",
                         self.link.pending,
+                    )
+                elif self.link.pending:
+                    log.error(
+                        "%d records only in the courier's memory at shutdown (its disk refuses "
+                        "writes: %s): published, not on disk",
+                        self.link.pending,
+                        self.link.storage_detail,
                     )
                 self.link.goodbye("monitor stopped")
                 self.link.close()
@@ -85,7 +95,12 @@ class App:
             self.gpio.close()
 
     def stored_events(self, device_id: str | None = None) -> list[StoredEvent]:
-        """Every event the courier has stored so far, for the demo and tests (reads SQLite)."""
+        """Every event the courier has stored on disk so far, for the demo and tests.
+
+        It reads SQLite in this process: never call it from the monitor loop.
+        """
+        from firmware.storage.events import EventStore
+
         self.link.flush(LINK_FLUSH_S)
         with EventStore(self.config.storage.database) as store:
             return store.events(device_id)
@@ -114,9 +129,8 @@ def build_app(
     (:class:`~firmware.link.supervisor.ThreadCourier`, fast tests) or not at
     all (None: records wait in the link).
     """
-    # The database first: one it must refuse (written by a newer release) stops the start
-    # before any hardware is opened.
-    check_database(config.storage.database)
+    # No database here: the courier opens it, and whatever state it is in (damaged, from a
+    # newer release, on a full disk) the monitor starts and protects the walker.
     if imu is None:
         imu = open_imu(config.imu, clock)
     if gpio is None:
@@ -128,7 +142,7 @@ def build_app(
         )
     buzzer = gpio.buzzer
     link = CourierLink(clock.monotonic)
-    link.hello(messages.encode(messages.Hello(config, os.getpid())))
+    link.hello(messages.encode(messages.Hello(config, os.getpid(), wall_now())))
     if detector is None:
         up = up_vector(Mounting.parse(config.imu.mounting))
         detector = build_detector(config.detector, imu.sample_rate_hz, up=up)
@@ -151,6 +165,7 @@ def build_app(
             config.gpio.heartbeat_hold_s if config.gpio.relay_drive == "heartbeat" else None
         ),
         edge_clock=clock.monotonic,
+        arm_gate=link.storage_problem,
     )
     monitor = Monitor(
         imu=imu,
@@ -162,11 +177,13 @@ def build_app(
         relay_sense=gpio.relay_sense,
     )
 
-    def take_silence(_: Monitor) -> None:
+    def take_requests(monitor: Monitor) -> None:
         if link.take_silence():
             buzzer.stop()
+        if link.take_chirp():  # a test alarm: below every safety pattern, never cuts one
+            buzzer.play("chirp", monitor.clock.monotonic())
 
-    monitor.on_iteration += [link.poll, take_silence, HealthReports(monitor, link, clock)]
+    monitor.on_iteration += [link.poll, take_requests, HealthReports(monitor, link, clock)]
     return App(
         config=config,
         clock=clock,

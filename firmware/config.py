@@ -117,6 +117,10 @@ class MqttConfig:
     """Announce the device to Home Assistant (MQTT device-based discovery)."""
     discovery_prefix: str = "homeassistant"
     """Home Assistant's discovery prefix (its MQTT integration setting)."""
+    dashboard_url: str = ""
+    """The caregiver dashboard's address (http:// or https://), Home Assistant's link from the
+    device to it ("" = none). With discovery = false the device removes itself from Home
+    Assistant at its next connect."""
 
     def link(self) -> BrokerLink:
         """The connection settings, for :func:`core.mqttlink.make_client`."""
@@ -218,6 +222,17 @@ def _non_empty(value: Any) -> str | None:
     return None if value.strip() else "must not be empty"
 
 
+def _web_address(value: Any) -> str | None:
+    if not value:
+        return None
+    from urllib.parse import urlsplit  # only when one is set: start-up imports stay few
+
+    parts = urlsplit(value)
+    if parts.scheme in ("http", "https") and parts.netloc and value == value.strip():
+        return None
+    return "must be an http:// or https:// address (or empty)"
+
+
 _CHECKS: dict[str, Callable[[Any], str | None]] = {
     "device.id": _non_empty,
     "imu.sample_rate_hz": _imu_rate,
@@ -243,6 +258,7 @@ _CHECKS: dict[str, Callable[[Any], str | None]] = {
     "mqtt.receipt_retry_s": _positive,
     "mqtt.command_rate_per_s": _positive,
     "mqtt.command_burst": _positive,
+    "mqtt.dashboard_url": _web_address,
     "session.plan": check_plan_reference,
     "session.speech_rate_wpm": _positive,
     "session.max_pause_s": _positive,

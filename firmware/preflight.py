@@ -16,6 +16,7 @@ storage fault and refuse to arm; spoken prompts without espeak-ng).
 from __future__ import annotations
 
 import os
+import re
 import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -141,6 +142,12 @@ def _mqtt(config: Config, result: Preflight) -> None:
                 f"{key}: {value!r} must be one topic level: not empty, no '/', '+', '#' or "
                 "surrounding spaces"
             )
+    if mq.discovery and not re.fullmatch(r"[a-zA-Z0-9_-]+", config.device.id):
+        result.warnings.append(
+            f"device.id: Home Assistant ignores a discovery topic whose id has characters other "
+            f"than A-Z a-z 0-9 _ - ({config.device.id!r}): rename the device to appear there, or "
+            "set mqtt.discovery = false"
+        )
     from core.mqttlink import MqttSetupError, make_client
 
     try:

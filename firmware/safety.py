@@ -237,6 +237,7 @@ class SafetyController:
         start_reason: str = "monitor started",
         heartbeat_hold_s: float | None = None,
         edge_clock: Callable[[], float] | None = None,
+        arm_gate: Callable[[float], str | None] | None = None,
     ) -> None:
         """``heartbeat_hold_s``: the hold circuit's hold time (heartbeat drive), so a fault
         of the contact can say whether a stall of the loop explains it; None for static drive.
@@ -252,6 +253,8 @@ class SafetyController:
         self._device_id = device_id
         self._on_state = on_state
         self._start_reason = start_reason
+        self._arm_gate = arm_gate
+        """Asked at each reset press: why a new walk may not be armed now (None: it may)."""
         self._window: deque[ImuSample] = deque(
             maxlen=max(1, int(config.window_before_s * sample_rate_hz))
         )
@@ -350,6 +353,10 @@ class SafetyController:
         if not self._healthy_long_enough(now):
             log.warning("reset ignored: IMU not healthy long enough")
             return
+        refusal = self._arm_gate(now) if self._arm_gate is not None else None
+        if refusal is not None:
+            self._refuse_arming(f"cannot arm: alerts cannot be stored: {refusal}", now)
+            return
         previous = self.state
         reason = f"armed by local reset from {previous}"
         if not self._enter(SafetyState.ARMED, LocalReset(), reason, now):
@@ -406,6 +413,20 @@ class SafetyController:
     def longest_contact_settling_s(self) -> float:
         """The longest disagreement of the contact that ended by itself (the debounce's margin)."""
         return self._contact.longest_settled_s
+
+    def _refuse_arming(self, reason: str, now: float) -> None:
+        """Stay where we are (no transition), say why, and sound the refusal.
+
+        The press was the walker's: it ends the alarm as arming would, so the
+        refusal is heard. Only a new walk is refused; nothing here touches a
+        walk already ARMED (the gate is asked on a reset press, never while armed).
+        """
+        self.reason = reason
+        log.warning("reset refused in %s: %s", self.state.value, reason)
+        self._buzzer.stop()
+        self._buzzer.play("refused", now)
+        if self._on_state is not None:
+            self._on_state(self.state.value, reason)
 
     def fail(self, reason: str, now: float) -> None:
         """An exception escaped the monitor loop: release and go to FAULT."""

@@ -20,7 +20,10 @@ higher-priority one that is still playing, see :class:`PatternPlayer`):
   and ``sway_done`` (long-short). They sit below ``fault`` and ``alarm`` so a
   cue can never mask a safety signal, and above ``chirp`` so a cue is not lost
   to one.
-* ``50`` to ``89``: ``fault`` (the monitor cannot watch: IMU lost, FIFO overflow).
+* ``50`` to ``89``: ``fault`` (the monitor cannot watch: IMU lost, FIFO overflow)
+  and ``refused`` (a reset press did not arm: alerts cannot be stored now,
+  see :meth:`firmware.safety.SafetyController.on_button`). Safety signals:
+  no cue or chirp may mask them.
 * ``90`` to ``100``: ``alarm`` (a fall or stumble was detected; the relay dropped).
 
 Adding a pattern is one entry in :data:`PATTERNS`; names are the public
@@ -154,6 +157,13 @@ PATTERNS: Mapping[str, Pattern] = MappingProxyType(
             Pattern("sway_done", ((0.5, 0.15), (0.12, 0.0)), repeat=False, priority=35),
             # Slow double beep every 3 s: the monitor is not watching.
             Pattern("fault", ((0.4, 0.2), (0.4, 2.0)), repeat=True, priority=50),
+            # Three quick beeps and a long one, once: "no - not armed" (alerts cannot be stored).
+            Pattern(
+                "refused",
+                ((0.08, 0.08), (0.08, 0.08), (0.08, 0.3), (0.8, 0.0)),
+                repeat=False,
+                priority=60,
+            ),
             # 5 Hz continuous until stopped: a fall was detected.
             Pattern("alarm", ((0.1, 0.1),), repeat=True, priority=100),
         )

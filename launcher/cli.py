@@ -120,6 +120,10 @@ for _module, _commands in (
     ),
     ("tools.watch", {"watch": "print events from the MQTT broker as a caregiver would see them"}),
     (
+        "tools.ha",
+        {"ha": "Home Assistant: print the discovery message, or remove the device from HA"},
+    ),
+    (
         "tools.sessions",
         {
             "session": "start, pause, resume or stop the running monitor's guided session",

@@ -1,11 +1,11 @@
 """Make the README's caregiver screenshots with Debian's headless Chromium (docs/img/*.png).
 
 Starts a throwaway Mosquitto and the caregiver service (the demo's in-process
-one), has three simulated monitors report (one walking armed, one that has just
-caught a fall, one offline), logs in and captures the fleet view (desktop and
-360 px phone), the fall's event page with its IMU plot, and the walker's
-progress page after five weeks of guided sessions (summaries made by the
-monitor's own ``session_payload``).
+one), has three simulated monitors report (one walking armed, one whose walker
+stumbled and pressed I'm OK, then fell; one offline), logs in and captures the
+fleet view and the fall's incident page with its IMU plot (desktop and 360 px
+phone), and the walker's progress page after five weeks of guided sessions
+(summaries made by the monitor's own ``session_payload``).
 
     .venv/bin/python scripts/screenshots.py [--out docs/img]
 """
@@ -15,12 +15,12 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
-import math
 import sys
 import tempfile
 import uuid
 from pathlib import Path
 
+import msgspec
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
 
@@ -28,30 +28,12 @@ from caregiver.demo import start_demo_caregiver
 from caregiver.headless import CHROMIUM, launch_chromium
 from core.protocol.messages import SessionRecord
 from firmware.session.record import session_payload
+from sim.recordings import FALL_FIGURES, fall_recording
 from tools.broker import Mosquitto
 
 
 def now() -> str:
     return dt.datetime.now(dt.UTC).isoformat(timespec="milliseconds")
-
-
-def fall_window() -> dict[str, object]:
-    rows = []
-    for i in range(601):
-        t = -3.0 + i / 200
-        if t < -0.8:  # walking backward: gait bounce and a little sway
-            angle = math.radians(4 * math.sin(2 * math.pi * 0.9 * t))
-            mag = 1.0 + 0.25 * math.sin(2 * math.pi * 1.8 * t)
-            rate = 15 * math.cos(2 * math.pi * 0.9 * t)
-        else:  # losing balance backward, then the impact at the trip point
-            frac = (t + 0.8) / 0.8
-            angle, rate = math.radians(75 * frac**2), 40 + 160 * frac
-            mag = 0.35 if frac < 0.85 else 3.1
-        rows.append(
-            [round(t, 3), round(mag * math.sin(angle), 3), 0.02, round(mag * math.cos(angle), 3),
-             1.0, round(rate, 1), 2.0]
-        )  # fmt: skip
-    return {"columns": ["dt", "ax", "ay", "az", "gx", "gy", "gz"], "rows": rows}
 
 
 def publish(client: mqtt.Client, topic: str, payload: str, retain: bool = False) -> None:
@@ -66,18 +48,43 @@ def device(client: mqtt.Client, device_id: str, state: str, reason: str) -> None
 
 
 def event(client: mqtt.Client, device_id: str, seq: int, kind: str, severity: str, state: str,
-          reason: str, window: dict[str, object] | None = None) -> str:  # fmt: skip
+          reason: str, **extra: object) -> str:  # fmt: skip
+    """Publish one event as a monitor does; ``extra``: incident, of, recording, figures."""
     event_id = uuid.uuid4().hex
     body: dict[str, object] = {
         "schema": 1, "id": event_id, "seq": seq, "type": kind, "device_id": device_id,
         "severity": severity, "state": state, "reason": reason, "wall_time": now(),
-        "t_monotonic": 100.0 + seq,
-        "figures": {"peak_g": 3.1, "tilt_deg": 75.0} if kind == "fall" else {},
+        "t_monotonic": 100.0 + seq, "figures": {},
     }  # fmt: skip
-    if window:
-        body["imu_window"] = window
+    body.update(extra)
     publish(client, f"retroguard/{device_id}/event", json.dumps(body))
     return event_id
+
+
+def stumble_closed_by_walker(client: mqtt.Client, device_id: str) -> None:
+    incident = uuid.uuid4().hex
+    event(client, device_id, 1, "stumble", "warning", "TRIPPED",
+          "trunk rotated 31 deg in 0.3 s", incident=incident,
+          figures={"tilt_deg": 31.0, "tilt_rate_dps": 104.0})  # fmt: skip
+    event(client, device_id, 2, "ok", "info", "TRIPPED", "walker pressed I'm OK",
+          incident=incident)  # fmt: skip
+    event(client, device_id, 3, "reset", "info", "ARMED", "armed by local reset from TRIPPED",
+          incident=incident)  # fmt: skip
+
+
+def fall_incident(client: mqtt.Client, device_id: str) -> str:
+    """A trip that became a fall, and the recording around it; the trip's event id."""
+    incident = uuid.uuid4().hex
+    device(client, device_id, "TRIPPED", "stumble: trunk rotated 40 deg in 0.3 s")
+    trip = event(client, device_id, 4, "stumble", "warning", "TRIPPED",
+                 "trunk rotated 40 deg in 0.3 s", incident=incident,
+                 figures={"tilt_deg": 40.0, "tilt_rate_dps": 130.0})  # fmt: skip
+    event(client, device_id, 5, "fall", "critical", "TRIPPED", "impact 3.2 g then lying 83 deg",
+          incident=incident, figures=FALL_FIGURES)  # fmt: skip
+    event(client, device_id, 6, "window", "info", "TRIPPED", "IMU around the trip",
+          incident=incident, of=trip,
+          recording=msgspec.to_builtins(fall_recording()))  # fmt: skip
+    return trip
 
 
 def sessions(client: mqtt.Client, device_id: str) -> None:
@@ -146,10 +153,7 @@ def main() -> int:
             device(client, "clinic-3", "ARMED", "armed by local reset from STANDBY")
             publish(client, "retroguard/clinic-3/availability", "offline", retain=True)
             device(client, "treadmill-1", "ARMED", "armed by local reset from STANDBY")
-            event(client, "treadmill-1", 1, "stumble", "warning", "TRIPPED",
-                  "sudden trunk rotation 62 deg/s", fall_window())  # fmt: skip
-            event(client, "treadmill-1", 2, "reset", "info", "ARMED",
-                  "armed by local reset from TRIPPED")  # fmt: skip
+            stumble_closed_by_walker(client, "treadmill-1")
             with sync_playwright() as pw:
                 browser = launch_chromium(pw)
                 for name, width, height in (("fleet", 1280, 720), ("phone", 360, 900)):
@@ -160,18 +164,20 @@ def main() -> int:
                     page.click("button[type=submit]")
                     expect(page.locator("body")).to_have_attribute("data-live", "1")
                     if name == "fleet":
-                        device(client, "treadmill-1", "TRIPPED", "fall: impact 3.1 g then lying")
-                        fall_id = event(client, "treadmill-1", 3, "fall", "critical", "TRIPPED",
-                                        "impact 3.1 g then lying", fall_window())  # fmt: skip
+                        expect(page.locator("#card-treadmill-1 .headline")).to_contain_text(
+                            "walker pressed I'm OK"
+                        )
+                        fall_id = fall_incident(client, "treadmill-1")
                         expect(page.locator("#card-treadmill-1")).to_have_attribute(
                             "data-level", "danger"
                         )
                         expect(page.locator("#alarm-banner")).to_be_visible()
                     page.screenshot(path=str(args.out / f"caregiver-{name}.png"), full_page=True)
+                    page.goto(f"{demo.url}/events/{fall_id}")
+                    expect(page.locator("#plots")).to_have_attribute("data-rendered", "1")
+                    shot = "caregiver-event.png" if name == "fleet" else "caregiver-event-phone.png"
+                    page.screenshot(path=str(args.out / shot), full_page=True)
                     if name == "fleet":
-                        page.goto(f"{demo.url}/events/{fall_id}")
-                        expect(page.locator("#plots")).to_have_attribute("data-rendered", "1")
-                        page.screenshot(path=str(args.out / "caregiver-event.png"), full_page=True)
                         sessions(client, "treadmill-1")
                         page.set_viewport_size({"width": 1024, "height": 720})
                         page.goto(f"{demo.url}/devices/treadmill-1/progress")
@@ -188,7 +194,7 @@ def main() -> int:
             client.loop_stop()
             client.disconnect()
             demo.stop()
-    for name in ("fleet", "phone", "event", "progress"):
+    for name in ("fleet", "phone", "event", "event-phone", "progress"):
         print(args.out / f"caregiver-{name}.png")
     return 0
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import random
+import select
+import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -18,13 +20,16 @@ from firmware.app import App, build_app
 from firmware.config import Config, MqttConfig, SafetyConfig, StorageConfig
 from firmware.courier.service import Courier
 from firmware.detection.base import NO_DETECTIONS, Detection, DetectionKind, Detector
-from firmware.link.supervisor import ThreadCourier
+from firmware.link.endpoint import CourierLink
+from firmware.link.supervisor import SpawnCourier, ThreadCourier
 from sim.backends import SimulatedHardware, simulated_hardware
 from sim.motion import Vector6
 from sim.relay_hardware import ContactSense, SimulatedButton
 
 RATE = 200.0
 PERIOD = 1.0 / RATE
+WAIT = 30.0
+"""Upper bound for any wait on the courier: a net against hangs, not a timing."""
 
 
 class Standing:
@@ -137,6 +142,18 @@ class Rig:
         raise AssertionError("no courier started")
 
 
+def pump_link_until(link: CourierLink, done: Any, timeout: float = WAIT) -> bool:
+    """Poll the link as the loop would until ``done()``: waits on its socket, never a sleep."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        link.poll()
+        if done():
+            return True
+        sock = link._sock
+        select.select([sock] if sock is not None else [], [], [], 0.02)
+    return False
+
+
 _open_rigs: list[Rig] = []
 
 
@@ -156,6 +173,7 @@ def make_rig(
     detector: Detector | None = None,
     extra: Sequence[Any] = (),
     mqtt: MqttConfig | None = None,
+    courier: SpawnCourier = ThreadCourier,
     **gpio: Any,
 ) -> Rig:
     clock = SimClock()
@@ -169,9 +187,12 @@ def make_rig(
         imu=sim.imu_rig.imu,
         gpio=sim.gpio,
         detector=detector,
-        courier=ThreadCourier,
+        courier=courier,
     )
     app.start()
     rig = Rig(app, clock, sim)
     _open_rigs.append(rig)
+    # The courier has opened the database and said how storage is: a reset press is judged
+    # on what it said, not on how fast a thread started.
+    assert pump_link_until(app.link, lambda: app.link.storage_ok is not None)
     return rig

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import msgspec
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
 
@@ -30,6 +31,7 @@ from caregiver.config import (
 )
 from caregiver.service import CaregiverService
 from core.protocol.messages import Direction, IntervalSummary, RecordStatus, SessionRecord
+from sim.recordings import FALL_FIGURES, fall_recording
 from tools.broker import Mosquitto
 
 WAIT = 20.0
@@ -209,6 +211,7 @@ class SimDevice:
         reason: str,
         window: dict[str, Any] | None = None,
         event_id: str | None = None,
+        **extra: Any,
     ) -> dict[str, Any]:
         self.seq += 1
         data: dict[str, Any] = {
@@ -226,6 +229,7 @@ class SimDevice:
         }
         if window is not None:
             data["imu_window"] = window
+        data.update(extra)  # incident, of, by, via, recording (docs/incidents.md)
         self.publish("event", json.dumps(data, separators=(",", ":")))
         return data
 
@@ -238,6 +242,39 @@ class SimDevice:
             reason="impact 3.2 g then lying",
             window=fall_window(),
         )
+
+    def incident_fall(self) -> dict[str, Any]:
+        """A trip that became a fall, as a monitor with incidents sends it: the stumble that
+        stopped the belt, the fall confirmed 2.4 s later, then the recording around the trip.
+        Returns the three events by name and the incident id."""
+        incident = uuid.uuid4().hex
+        self.set_state("TRIPPED", "stumble: trunk rotated 40 deg in 0.3 s")
+        trip = self.event(
+            "stumble",
+            severity="warning",
+            state="TRIPPED",
+            reason="trunk rotated 40 deg in 0.3 s",
+            incident=incident,
+            figures={"tilt_deg": 40.0, "tilt_rate_dps": 130.0},
+        )
+        fall = self.event(
+            "fall",
+            severity="critical",
+            state="TRIPPED",
+            reason="impact 3.2 g then lying 83 deg",
+            incident=incident,
+            figures=FALL_FIGURES,
+        )
+        window = self.event(
+            "window",
+            severity="info",
+            state="TRIPPED",
+            reason="IMU around the trip",
+            incident=incident,
+            of=trip["id"],
+            recording=msgspec.to_builtins(fall_recording()),
+        )
+        return {"incident": incident, "trip": trip, "fall": fall, "window": window}
 
     def stumble(self) -> dict[str, Any]:
         self.set_state("TRIPPED", "stumble")

@@ -4,6 +4,9 @@
 MQTT tests' promises are the broker's behaviour, so no fake). Tests that
 need it are skipped with a clear reason when the Debian package is absent;
 ``scripts/test.sh`` installs it.
+
+``disk``: the courier's disk, made fillable on command
+(:class:`tests.storage_support.FillableDisk`).
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ from collections.abc import Iterator
 
 import pytest
 
+from tests.storage_support import FillableDisk
 from tools.broker import Mosquitto, mosquitto_available
 
 
@@ -36,3 +40,11 @@ def mosquitto() -> Iterator[Mosquitto]:
         yield broker
     finally:
         broker.cleanup()
+
+
+@pytest.fixture
+def disk(monkeypatch: pytest.MonkeyPatch) -> FillableDisk:
+    """Every connection the courier's database opens to its file can be made to find it full."""
+    fillable = FillableDisk()
+    monkeypatch.setattr("firmware.storage.fallback.connect", fillable.connect)
+    return fillable

@@ -131,6 +131,11 @@ class Subscriber:
         with self._cond:
             return [m for m in self.messages if m.topic.endswith(suffix)]
 
+    def since(self, count: int) -> list[Message]:
+        """The messages after the first ``count`` (to follow a stream in steps)."""
+        with self._cond:
+            return self.messages[count:]
+
     def event_ids(self) -> list[str]:
         return [json.loads(m.payload)["id"] for m in self.on("/event")]
 

@@ -166,3 +166,27 @@ def test_a_command_flood_is_dropped_where_it_arrives(tmp_path: Path, mosquitto: 
     finally:
         sub.close()
     assert rig.state == "TRIPPED" and not rig.hardware.contact_closed()
+
+
+def test_a_test_alarm_chirps_the_device_and_reaches_every_consumer(
+    tmp_path: Path, mosquitto: Mosquitto
+) -> None:
+    rig = tripped_rig(tmp_path, mosquitto)
+    reporter = rig.courier.reporter
+    assert reporter is not None and reporter.wait_until(lambda s: s.ready, WAIT)
+    rig.app.gpio.buzzer.stop()  # the trip's alarm: silenced, so the chirp can be heard
+    sub = Subscriber(mosquitto, [f"retroguard/{DEVICE}/reply", f"retroguard/{DEVICE}/event"])
+    try:
+        sub.client.publish(f"retroguard/{DEVICE}/cmd/test_alarm", b'{"id":"t1","by":"Ann"}', 1)
+        assert sub.wait(lambda: any(b'"test"' in m.payload for m in sub.on("/event")))
+        reply = validate("reply", sub.on("/reply")[0].payload)
+        assert reply["ok"] and reply["result"] == {"test_alarm": "sent", "by": "Ann"}
+        test = next(
+            validate("event", m.payload) for m in sub.on("/event") if b'"test"' in m.payload
+        )
+        assert "Ann" in test["reason"] and test["state"] == "TRIPPED"
+    finally:
+        sub.close()
+    rig.run_for(0.05)  # the loop picks the chirp up from the link
+    assert rig.app.gpio.buzzer.pattern == "chirp"
+    assert rig.state == "TRIPPED" and not rig.hardware.contact_closed()  # and arms nothing

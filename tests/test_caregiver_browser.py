@@ -10,6 +10,7 @@ Playwright's ``expect`` (condition polling), never sleeps.
 from __future__ import annotations
 
 import datetime as dt
+import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -71,7 +72,7 @@ def _login(browser: Any, service: CaregiverService, width: int = 1024) -> Any:
     return page
 
 
-def test_fall_turns_the_card_red_live_plot_renders_and_ack_reaches_the_device(
+def test_a_fall_is_one_red_incident_card_that_tells_its_story_and_one_click_closes(
     browser: Any, service: CaregiverService, mosquitto: Mosquitto
 ) -> None:
     from playwright.sync_api import expect
@@ -81,23 +82,43 @@ def test_fall_turns_the_card_red_live_plot_renders_and_ack_reaches_the_device(
     page = _login(browser, service)
     card = page.locator("#card-treadmill-1")
     expect(card).to_have_attribute("data-level", "ok")
-    expect(card.locator(".state")).to_have_text("ARMED")
+    expect(card.locator(".belt")).to_have_text("Monitor armed: the belt can run")
 
-    event = device.fall()  # no reload from here on
+    ids = device.incident_fall()  # trip, fall, recording: one incident; no reload from here on
     expect(card).to_have_attribute("data-level", "danger")
-    expect(card.locator(".state")).to_have_text("TRIPPED")
+    expect(card.locator(".headline a")).to_have_text("FALL — not acknowledged")
+    expect(card.locator(".belt")).to_have_text("Belt stopped, waiting for a reset at the machine")
     expect(card).to_have_css("background-color", "rgb(176, 0, 0)")
-    row = page.locator(f'#timeline [data-event="{event["id"]}"]')
-    expect(row).to_contain_text("FALL")
-    expect(page.locator("#alarm-banner")).to_be_visible()
+    incidents = page.locator("#incidents li")  # one incident, not a trip and a fall
+    expect(incidents).to_have_count(1)
+    expect(incidents.first).to_contain_text("FALL — not acknowledged")
     expect(page.locator("#alarm-text")).to_have_text("FALL on Dad's treadmill")
 
-    row.locator("a").click()
-    expect(page).to_have_url(f"{service.url}/events/{event['id']}")
-    expect(page.locator("#plots")).to_have_attribute("data-rendered", "1")
-    canvases = page.locator("#plots canvas")
-    expect(canvases).to_have_count(3)
-    # non-empty: the acceleration trace and the red trip line put dark and red pixels down
+    card.locator(".headline a").click()
+    expect(page).to_have_url(f"{service.url}/events/{ids['trip']['id']}")
+    expect(page.locator("h1")).to_contain_text("FALL — not acknowledged")
+    facts = page.locator("dl.facts")
+    expect(facts).to_contain_text("Impact")
+    expect(facts).to_contain_text("firm (3.2 g")
+    expect(facts).to_contain_text("83° from upright — lying down")
+    expect(facts).to_contain_text(
+        "not yet: the recording shows them still down and not moving 10 s after the trip"
+    )
+    expect(page.locator("ol.steps li")).to_have_text(
+        [re.compile("Stumble: the monitor stopped the belt"), re.compile("Fall confirmed")]
+    )
+    # the engineering figures wait behind the details toggle
+    raw = page.locator("details.details")
+    expect(raw.get_by_text("impulse")).to_be_hidden()
+    raw.locator("summary").click()
+    expect(raw).to_contain_text("g·s")
+
+    plots = page.locator("#plots")
+    expect(plots).to_have_attribute("data-rendered", "1")
+    expect(plots).to_have_attribute("data-marks", "trip: belt stopped|impact|fall confirmed")
+    expect(plots).to_contain_text("learned before the trip")
+    expect(page.locator("#plots canvas")).to_have_count(3)
+    # non-empty: each trace puts ink down, and each plot has the red trip line
     painted = page.evaluate(
         """() => Array.from(document.querySelectorAll('#plots canvas')).map(c => {
             const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
@@ -112,12 +133,20 @@ def test_fall_turns_the_card_red_live_plot_renders_and_ack_reaches_the_device(
     for width, height, ink, red in painted:
         assert width > 0 and height > 0 and ink > 500 and red > 20, painted
 
-    page.click("#ack-form button")
+    page.go_back()
+    card = page.locator("#card-treadmill-1")
+    expect(card).to_have_attribute("data-level", "danger")
+    card.locator(".ack-form button").click()  # the one click
     command = device.wait_command("ack")
-    assert command["event_id"] == event["id"] and command["by"] == "ann"
-    expect(page.locator(".acked")).to_contain_text("Acknowledged by ann")
-    stored = service.store.event(event["id"])
-    assert stored is not None and stored.acked_by == "ann" and stored.acked_at is not None
+    assert command["incident"] == ids["incident"] and command["by"] == "ann"
+    expect(card).to_have_attribute("data-level", "idle")
+    expect(card.locator(".headline a")).to_have_text("Fall — acknowledged by ann on the dashboard")
+    expect(card.locator(".belt")).to_have_text("Belt stopped, waiting for a reset at the machine")
+    expect(card.locator(".ack-form")).to_have_count(0)
+    expect(incidents.first).to_contain_text("Fall — acknowledged by ann on the dashboard")
+    incident = service.store.incident(ids["incident"])
+    assert incident is not None and not incident.open and incident.closed_by == "ann"
+    assert all(a.status not in ("paging", "held") for a in service.store.alerts())
     page.context.close()
     device.close()
 

@@ -15,7 +15,6 @@ from typing import Any
 
 import pytest
 
-from caregiver import plot
 from caregiver.config import Contact, EscalationConfig, PolicyConfig, parse_config
 from caregiver.service import CaregiverService
 from core.errors import ConfigError
@@ -26,7 +25,6 @@ from tests.caregiver_support import (
     Http,
     Receiver,
     SimDevice,
-    fall_window,
     make_config,
     running_service,
 )
@@ -72,15 +70,6 @@ def test_events_published_while_the_service_is_down_arrive_on_restart(
     with running_service(config, web=False, background=False) as service:
         assert service.ingestor.wait_for(lambda: service.store.event(event["id"]) is not None)
     device.close()
-
-
-def test_plot_series_tilt_is_measured_from_the_first_second() -> None:
-    s = plot.series(fall_window())
-    assert s["t"][0] == pytest.approx(-3.0) and s["t"][-1] == pytest.approx(0.0)
-    assert max(s["tilt_deg"][:100]) < 1.0  # upright at the start
-    assert s["tilt_deg"][-1] == pytest.approx(80.0, abs=1.0)
-    assert s["accel_g"][-1] == pytest.approx(3.2, abs=0.01)
-    assert s["rate_dps"][-1] == pytest.approx(150.0)
 
 
 def test_config_refuses_a_fall_policy_that_does_not_page_and_unknown_keys() -> None:
@@ -322,6 +311,8 @@ def test_escalation_resends_then_moves_to_the_next_contact_until_acknowledged(
             "id": device.commands[0][1]["id"],
             "event_id": event["id"],
             "by": "bob",
+            "incident": event["id"],  # an event without an incident is its own (older devices)
+            "via": "dashboard",
         }
         service.notifier.deliver_due()  # both paged contacts hear who answered
         follow = receiver.messages[3:]
@@ -446,6 +437,24 @@ def test_a_failing_notifier_is_retried_and_never_blocks_ingestion(
         device.close()
     finally:
         service.stop()
+
+
+def test_the_demo_runs_the_caregiver_in_its_own_process_and_stops_it(
+    mosquitto: Mosquitto, tmp_path: Path
+) -> None:
+    from caregiver.demo import spawn_demo_caregiver
+
+    demo = spawn_demo_caregiver(mosquitto.host, mosquitto.port, tmp_path / "care")
+    try:
+        assert demo.exitcode is None  # running, elsewhere
+        client = Http(int(demo.url.rsplit(":", 1)[1]))
+        assert client.login(demo.username, demo.password) == 303
+        status, _, page = client.request("GET", "/")
+        assert status == 200 and "Treadmills" in page
+    finally:
+        demo.stop()
+    assert demo.exitcode == 0
+    assert (tmp_path / "care" / "caregiver.db").exists()
 
 
 def test_demo_caregiver_serves_the_dashboard_with_the_printed_login(

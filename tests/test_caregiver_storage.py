@@ -22,6 +22,7 @@ from caregiver.auth import Accounts
 from caregiver.progress import progress_view
 from caregiver.service import CaregiverService
 from caregiver.storage import SCHEMA_VERSION, NewEvent, SchemaError, Store, sqlite_schema
+from caregiver.storage.sqlite_schema import MIGRATIONS
 from launcher.cli import main
 from tests.caregiver_support import FakeClock, Http, make_config
 from tools.broker import Mosquitto
@@ -35,12 +36,35 @@ FIXTURE_WEEK = 1_795_100_000.0
 """Thursday 2026-11-19: the week of the fixture's two guided sessions (Mon 16 and Tue 17)."""
 
 
+def _v1_columns() -> dict[str, list[str]]:
+    """The tables and columns of schema version 1 (later versions add tables and columns)."""
+    reference = sqlite3.connect(":memory:")
+    try:
+        for statement in MIGRATIONS[0].statements:
+            reference.execute(statement)
+        tables = [
+            r[0] for r in reference.execute("SELECT name FROM sqlite_master WHERE type = 'table'")
+        ]
+        return {t: [c[1] for c in reference.execute(f"PRAGMA table_info({t})")] for t in tables}
+    finally:
+        reference.close()
+
+
 def dump(path: Path) -> dict[str, list[tuple[Any, ...]]]:
-    """Every row of every table (``sqlite_sequence`` too), in a stable order."""
+    """Every row of every version-1 table (``sqlite_sequence`` too) in version 1's columns, in a
+    stable order: what a file from before versions held must stay exactly as it was."""
+    v1 = _v1_columns()
     db = sqlite3.connect(path)
     try:
         tables = [r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")]
-        return {t: sorted(db.execute(f"SELECT * FROM {t}"), key=repr) for t in sorted(tables)}
+        dumped = {}
+        for t in sorted(tables):
+            if t not in v1 and t != "sqlite_sequence":
+                continue  # a table a later version added
+            present = {c[1] for c in db.execute(f"PRAGMA table_info({t})")}
+            columns = ", ".join(v1[t]) if t in v1 and set(v1[t]) <= present else "*"
+            dumped[t] = sorted(db.execute(f"SELECT {columns} FROM {t}"), key=repr)
+        return dumped
     finally:
         db.close()
 
@@ -238,7 +262,7 @@ def test_the_service_shows_what_the_old_database_holds(
         assert (fall.acked_by, fall.ack_confirmed, fall.has_window) == ("ann", True, True)
         assert fall.figures == {"peak_g": 3.2, "tilt_deg": 80.0}
         window = store.imu_window(FALL)
-        assert plot.valid_window(window) and len(plot.series(window)["t"]) == 26
+        assert plot.valid_window(window) and len(plot.window_series(window).t) == 26
         # alerts and the notification still waiting
         assert [(a.kind, a.status) for a in store.alerts()] == [
             ("stumble", "logged"),

@@ -125,6 +125,10 @@ def test_pin_used_twice_is_an_error(tmp_path: Path) -> None:
         ("[safety]\nsample_timeout_s = 0.005\n", "at least two sample periods"),
         ("[imu]\nsample_rate_hz = 20\n", "too slow for the heartbeat relay drive"),
         ("[mqtt]\nport = 70000\n", "mqtt.port: must be a TCP port"),
+        (
+            '[mqtt]\ndashboard_url = "care.local:8080"\n',
+            "mqtt.dashboard_url: must be an http:// or https:// address",
+        ),
         ("[imu]\nsample_rate_hz = 50\n", "imu.dlpf_hz: 44 Hz must be below half the sample rate"),
         ("[detector]\nsoft_impact_g = 0.9\n", "detector.soft_impact_g: must be above 1 g"),
         ("[detector]\nsoft_confirm_s = 0\n", "detector.soft_confirm_s: must be greater than 0"),

@@ -379,8 +379,68 @@ def test_event_store_from_a_newer_release(config: Config, clock: SimClock) -> No
         f"FAIL  event-store      {db}: the database has schema version {SCHEMA_VERSION + 1}, "
         f"newer than this RetroGuard knows (up to {SCHEMA_VERSION}): it was written by a newer "
         "release. Run that release, or move the file aside to start a new log; nothing was "
-        "changed; fix: the monitor will not start with this file either: install the release "
-        "that wrote it"
+        "changed; fix: the monitor moves such a file aside at start (to <name>.damaged-<time>) "
+        "and begins a new log; to keep this one, install the release that wrote it"
+    )
+
+
+def test_a_damaged_event_store_fails(config: Config, clock: SimClock) -> None:
+    from tests.storage_support import damage
+
+    db = Path(config.storage.database)
+    before = damage("random bytes", db)
+    found = lines(config, Bench(clock=clock))
+    assert found["event-store"] == (
+        f"FAIL  event-store      {db}: damaged (not an SQLite database (file is not a "
+        "database)); fix: the monitor moves it aside at start (to <name>.damaged-<time>, kept "
+        "for inspection) and begins a new log; check the SD card (dmesg | grep -i mmc) and the "
+        "power supply"
+    )
+    assert db.read_bytes() == before  # the doctor only looks
+
+
+def test_a_malformed_event_store_fails_its_quick_check(config: Config, clock: SimClock) -> None:
+    from tests.storage_support import damage
+
+    damage("malformed page", Path(config.storage.database))
+    found = lines(config, Bench(clock=clock))
+    assert found["event-store"].startswith(
+        f"FAIL  event-store      {config.storage.database}: damaged (quick_check: *** in "
+        "database main ***; Page "
+    )
+
+
+def test_an_event_store_on_a_disk_about_full_fails(
+    config: Config, clock: SimClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import shutil
+
+    real = shutil.disk_usage
+    monkeypatch.setattr(
+        "tools.diagnostics.system_checks.shutil.disk_usage",
+        lambda path: real(path)._replace(free=3 * 1024 * 1024),
+    )
+    found = lines(config, Bench(clock=clock))
+    assert found["event-store"] == (
+        f"FAIL  event-store      {config.storage.database}: the disk is full (only 3072 KiB free "
+        "on its disk); fix: free space on it (df -h, journalctl --vacuum-size=...); until then "
+        "the monitor keeps alerts in memory, still publishes them, and refuses to arm a new walk"
+    )
+
+
+def test_files_moved_aside_earlier_are_named(config: Config, clock: SimClock) -> None:
+    from firmware.storage.fallback import FallbackDatabase
+    from tests.storage_support import damage
+
+    db = Path(config.storage.database)
+    damage("truncated", db)
+    courier_db = FallbackDatabase(db, stamp=lambda: "20261201T210003Z")
+    courier_db.open()
+    courier_db.close()
+    found = lines(config, Bench(clock=clock))
+    assert found["event-store"] == (
+        f"PASS  event-store      {db}: a write in a transaction works; 1 damaged file moved "
+        "aside earlier, newest events.db.damaged-20261201T210003Z: inspect, then delete"
     )
 
 

@@ -209,7 +209,7 @@ def test_a_hung_courier_is_killed_and_replaced(
 
 def test_storage_problems_the_loop_must_know_before_arming() -> None:
     clock = Clock()
-    link = CourierLink(clock)
+    link = CourierLink(clock, real_clock=clock)
     assert link.storage_problem(clock.now) is None  # start-up grace
     clock.now += STARTUP_GRACE_S + 1
     assert "has not started" in str(link.storage_problem(clock.now))

@@ -68,6 +68,10 @@ class Target:
         self.calls.append(("self_test", None))
         return {"passed": True, "checks": {}}
 
+    def test_alarm(self, by: str) -> Mapping[str, Any]:
+        self.calls.append(("test_alarm", by))
+        return {"test_alarm": "sent", "by": by}
+
 
 def test_valid_commands_reach_only_their_target_verb() -> None:
     target = Target()
@@ -205,6 +209,7 @@ def reporter(mosquitto: Mosquitto, tmp_path: Path, tripped: Rig) -> Iterator[Mqt
         device_name="T1",
         database=tmp_path / "c.db",
         telemetry=lambda: DeviceHealth(state=DeviceState(controller.state.value)),
+        on_test_alarm=lambda by: None,  # the courier chirps the buzzer and sends a test event
     )
     for event in tripped.events:
         rep.sink.handle(event)

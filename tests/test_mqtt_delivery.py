@@ -1,10 +1,13 @@
-"""Delivery against a real Mosquitto: QoS 1, outages, SIGKILL, Last Will, payload schemas."""
+"""Delivery against a real Mosquitto: QoS 1, outages, SIGKILL, Last Will, payload schemas, and a
+publisher that outlives database errors."""
 
 from __future__ import annotations
 
 import json
+import logging
 import os
 import signal
+import sqlite3
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -195,3 +198,41 @@ def test_clean_stop_announces_offline(mosquitto: Mosquitto, reporter_factory: ob
         assert reporter.wait_drained(WAIT)
         reporter.stop()
         assert sub.wait(lambda: [m.payload for m in sub.messages] == [b"online", b"offline"])
+
+
+def test_the_publisher_thread_survives_database_errors(
+    tmp_path: Path,
+    mosquitto: Mosquitto,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.INFO, "firmware.mqtt.reporter")
+    monkeypatch.setattr("firmware.mqtt.reporter.RETRY_FIRST_S", 0.05)
+    failures = {"left": 3}
+    real_fetch = Outbox.fetch_after
+
+    def failing_fetch(self: Outbox, after_id: int, limit: int) -> list[object]:
+        if failures["left"]:
+            failures["left"] -= 1
+            raise sqlite3.OperationalError("disk I/O error")
+        return real_fetch(self, after_id, limit)  # type: ignore[return-value]
+
+    monkeypatch.setattr(Outbox, "fetch_after", failing_fetch)
+    reporter = MqttReporter(
+        config_for(mosquitto, alert_receipts=False),
+        device_id="tm1",
+        device_name="T",
+        database=tmp_path / "device.db",
+    )
+    with subscriber(mosquitto, ["retroguard/tm1/event"]) as sub:
+        reporter.start()
+        alerts = [fall("tm1", float(i)) for i in range(5)]
+        for alert in alerts:
+            reporter.sink.handle(alert)
+        assert sub.wait_events(5)
+        assert reporter.wait_drained(WAIT)
+    assert failures["left"] == 0 and reporter.status.last_error is None
+    assert set(sub.event_ids()) == {a.id for a in alerts}
+    assert "MQTT publisher: database error: OperationalError: disk I/O error" in caplog.text
+    assert "the database works again" in caplog.text
+    reporter.close()

@@ -25,7 +25,13 @@ pytestmark = pytest.mark.skipif(not mosquitto_available(), reason="mosquitto not
 @pytest.fixture
 def secured() -> Any:
     broker = Mosquitto(
-        users={"tm1": SECRET, "tm2": "other-device", "caregiver": "carer-pw"}, acl=ACL
+        users={
+            "tm1": SECRET,
+            "tm2": "other-device",
+            "caregiver": "carer-pw",
+            "homeassistant": "ha-pw",
+        },
+        acl=ACL,
     ).start()
     yield broker
     broker.cleanup()
@@ -200,7 +206,8 @@ class RawClient:
 
 def test_acl_confines_devices_and_caregivers(secured: Mosquitto) -> None:
     topics = ["retroguard/tm1/event", "retroguard/tm2/event", "retroguard/tm2/state"]
-    with subscriber(secured, topics, username="caregiver", password="carer-pw") as sub:
+    # One connection per account (use_username_as_clientid): the watcher is Home Assistant's.
+    with subscriber(secured, topics, username="homeassistant", password="ha-pw") as sub:
         device = RawClient(secured, "tm1", SECRET)
         carer = RawClient(secured, "caregiver", "carer-pw")
         try:
@@ -213,6 +220,37 @@ def test_acl_confines_devices_and_caregivers(secured: Mosquitto) -> None:
             # forged ones would have been too.
             assert sub.wait(lambda: any(m.payload == b"genuine" for m in sub.messages))
             assert [m.payload for m in sub.messages] == [b"genuine"]
+        finally:
+            device.close()
+            carer.close()
+
+
+def test_acl_lets_a_device_publish_its_retained_status_and_discovery_and_no_one_forge_them(
+    secured: Mosquitto,
+) -> None:
+    mine = ["incident", "progress"]
+    topics = [f"retroguard/{d}/{k}" for d in ("tm1", "tm2") for k in mine]
+    topics.append("homeassistant/device/+/config")
+    with subscriber(secured, topics, username="homeassistant", password="ha-pw") as ha:
+        device = RawClient(secured, "tm1", SECRET)
+        carer = RawClient(secured, "caregiver", "carer-pw")
+        try:
+            for kind in mine:
+                assert device.publish(f"retroguard/tm2/{kind}", "forged by tm1").is_failure
+                assert carer.publish(f"retroguard/tm1/{kind}", "forged by carer").is_failure
+            assert device.publish("homeassistant/device/tm2/config", "{}").is_failure
+            assert carer.publish("homeassistant/device/tm1/config", "").is_failure
+            for kind in mine:
+                assert not device.publish(f"retroguard/tm1/{kind}", f"genuine {kind}").is_failure
+            assert not device.publish("homeassistant/device/tm1/config", "genuine").is_failure
+            # One client's messages arrive in order: the last genuine one here means no forged
+            # one got through before it.
+            assert ha.wait(lambda: any(m.payload == b"genuine" for m in ha.messages))
+            assert [m.payload for m in ha.messages] == [
+                b"genuine incident",
+                b"genuine progress",
+                b"genuine",
+            ]
         finally:
             device.close()
             carer.close()

@@ -154,3 +154,16 @@ def test_what_the_check_accepts_the_monitor_runs(
     app.monitor.run(until=clock.monotonic() + 1.0)
     app.close()
     assert app.controller.state.value in ("STANDBY", "STARTING")  # running, not crashed
+
+
+def test_a_device_id_home_assistant_cannot_discover_is_a_warning_not_a_refusal(
+    tmp_path: Path,
+) -> None:
+    dotted = load_config(write(tmp_path, '[device]\nid = "tm.1"\n[mqtt]\nhost = "127.0.0.1"\n'))
+    (warning,) = [w for w in preflight(dotted).warnings if "device.id:" in w]
+    assert "Home Assistant ignores" in warning and "mqtt.discovery = false" in warning
+    assert not preflight(dotted).problems
+    quiet = dataclasses.replace(dotted, mqtt=dataclasses.replace(dotted.mqtt, discovery=False))
+    assert not [w for w in preflight(quiet).warnings if "device.id:" in w]
+    plain = dataclasses.replace(dotted, device=dataclasses.replace(dotted.device, id="tm-1"))
+    assert not [w for w in preflight(plain).warnings if "device.id:" in w]

@@ -19,19 +19,29 @@ from core.protocol.commands import (
     Ping,
     SelfTest,
     Silence,
+    TestAlarm,
     command_name,
     encode_command,
     parse_command,
 )
-from core.protocol.events import ALERT_TYPES, PROTECTED_TYPES, Event, EventType, Severity
+from core.protocol.events import (
+    ALERT_TYPES,
+    INCIDENT_TYPES,
+    PROTECTED_TYPES,
+    Event,
+    EventType,
+    Severity,
+)
 from core.protocol.ids import check_device_id, is_device_id, is_event_id
 from core.protocol.messages import (
     JSON_MESSAGES,
     DeviceHealth,
     DeviceState,
     EventMessage,
+    IncidentMessage,
     InvalidMessage,
     NotJson,
+    ProgressMessage,
     ProtocolError,
     ReceiptMessage,
     ReplyMessage,
@@ -206,6 +216,8 @@ _TYPED = {
     "reply": ReplyMessage,
     "session": SessionSummary,
     "receipt": ReceiptMessage,
+    "incident": IncidentMessage,
+    "progress": ProgressMessage,
 }
 
 
@@ -228,6 +240,7 @@ def _enums(schema: dict[str, Any], defs: dict[str, Any]) -> dict[str, set[Any]]:
 
 @pytest.mark.parametrize("kind", sorted(_TYPED))
 def test_the_documented_schema_agrees_with_the_type(kind: str) -> None:
+    assert JSON_MESSAGES[kind] is _TYPED[kind]
     generated = msgspec.json.schema(_TYPED[kind])
     defs = generated["$defs"]
     typed = _resolve(generated, defs)
@@ -276,8 +289,20 @@ def test_the_session_balance_and_gait_schemas_agree_with_their_types(
 def test_event_types_and_alerts_are_listed_once() -> None:
     documented = set(doc_schema("event")["properties"]["type"]["enum"])
     assert documented == {t.value for t in EventType}
-    assert {EventType.STUMBLE, EventType.FALL, EventType.NO_RECOVERY} == ALERT_TYPES
-    assert ALERT_TYPES | {EventType.FAULT} == PROTECTED_TYPES
+    assert {EventType.STUMBLE, EventType.FALL, EventType.NO_RECOVERY, EventType.HELP} == (
+        ALERT_TYPES
+    )
+    assert ALERT_TYPES | {EventType.FAULT} == INCIDENT_TYPES
+    assert (
+        INCIDENT_TYPES
+        | {
+            EventType.OK,
+            EventType.CLOSED,
+            EventType.WINDOW,
+            EventType.TEST,
+        }
+        == PROTECTED_TYPES
+    )
     assert DeviceState.ARMED.value in doc_schema("state")["properties"]["state"]["enum"]
 
 
@@ -287,6 +312,8 @@ def test_event_types_and_alerts_are_listed_once() -> None:
 def test_commands_round_trip_and_the_home_assistant_payload_is_unchanged() -> None:
     for command, request_id in (
         (Ack("0123456789abcdef0123456789abcdef", "ann"), "cg-1"),
+        (Ack(incident="0123456789abcdef0123456789abcdef", by="ann", via="dashboard"), "cg-2"),
+        (TestAlarm("ann"), "t1"),
         (Ack(), None),
         (Silence(), "r"),
         (SelfTest(), None),
@@ -299,7 +326,9 @@ def test_commands_round_trip_and_the_home_assistant_payload_is_unchanged() -> No
         '{"event_id":"latest","by":"home-assistant"}'
     )
     assert (
-        {c.value for c in CommandName} == set(COMMANDS) == {"ack", "silence", "self_test", "ping"}
+        {c.value for c in CommandName}
+        == set(COMMANDS)
+        == {"ack", "silence", "self_test", "ping", "test_alarm"}
     )
 
 
@@ -329,3 +358,49 @@ def test_bad_commands_are_refused_with_the_reason_and_the_request_id(
 def test_an_empty_payload_is_an_empty_command() -> None:
     assert parse_command("ack", b"  ").command == Ack()
     assert is_event_id("0123456789abcdef0123456789abcdef") and not is_event_id("latest")
+
+
+def test_a_recording_round_trips_within_a_count_and_is_small() -> None:
+    import math as m
+
+    from core.protocol.messages import ImuMarks
+    from core.protocol.recording import decode_recording, encode_recording
+
+    samples = [
+        ImuSample(
+            100.0 + i * 0.01,
+            0.3 * m.sin(i / 7),
+            0.05 * m.cos(i / 3),
+            1.0 + 0.4 * m.sin(i / 11),
+            120.0 * m.sin(i / 13),
+            -40.0,
+            3.3,
+        )
+        for i in range(1400)  # 14 s at 100 Hz
+    ]
+    rec = encode_recording(
+        samples, trip_t=104.0, accel_range_g=8, gyro_range_dps=1000, marks=ImuMarks(impact=1.2)
+    )
+    back = decode_recording(rec)
+    assert rec.start_s == pytest.approx(-4.0) and rec.count == 1400
+    for a, b in zip(samples, back, strict=True):
+        assert b.t == pytest.approx(a.t - 104.0, abs=1e-6)
+        assert all(abs(x - y) <= 8 / 32767 for x, y in zip(a[1:4], b[1:4], strict=True))
+        assert all(abs(x - y) <= 1000 / 32767 for x, y in zip(a[4:], b[4:], strict=True))
+    wire = msgspec.json.encode(rec)
+    assert len(rec.samples) < len(samples) * 6 * 2  # compressed below raw int16
+    assert len(wire) < 24_000
+    with pytest.raises(ValueError, match="not zlib"):
+        decode_recording(msgspec.structs.replace(rec, samples=b"garbage"))
+    with pytest.raises(ValueError, match="6 x"):
+        decode_recording(msgspec.structs.replace(rec, count=5))
+
+
+def test_the_retained_status_topics_are_device_topics_no_consumer_is_made_to_read() -> None:
+    topics = Topics("retroguard", "tm-1")
+    assert topics.incident == "retroguard/tm-1/incident"
+    assert topics.progress == "retroguard/tm-1/progress"
+    for kind in (TopicKind.INCIDENT, TopicKind.PROGRESS):
+        assert parse_topic("retroguard", topics.of(kind)) == DeviceTopic("tm-1", kind)
+        assert kind not in CONSUMED_KINDS  # additive: existing consumers subscribe as before
+    assert set(_TYPED) == set(JSON_MESSAGES)  # every JSON kind has a documented schema

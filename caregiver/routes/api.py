@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import msgspec
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -9,6 +10,25 @@ from starlette.routing import BaseRoute, Route
 
 from caregiver import plot
 from caregiver.routes.site import Site
+from caregiver.storage import Store
+from core.protocol.messages import ImuRecording
+
+
+def event_plot_series(store: Store, event_id: str) -> plot.PlotSeries | None:
+    """The plot for an event: its incident's recording, or an older monitor's window; None
+    without either (or with one that cannot be read: the page says so, nothing crashes)."""
+    event = store.event(event_id)
+    if event is None:
+        return None
+    found = store.recording_for(event)
+    if found is not None:
+        try:
+            recording = msgspec.msgpack.decode(found[1], type=ImuRecording)
+            return plot.recording_series(recording)
+        except (msgspec.DecodeError, ValueError):
+            return None
+    window = store.imu_window(event_id)
+    return plot.window_series(window) if plot.valid_window(window) else None
 
 
 def routes(site: Site) -> list[BaseRoute]:
@@ -16,10 +36,10 @@ def routes(site: Site) -> list[BaseRoute]:
 
     @site.authed
     async def event_plot(request: Request) -> Response:
-        window = await run_in_threadpool(store.imu_window, request.path_params["event_id"])
-        if not plot.valid_window(window):
-            return JSONResponse({"error": "this event carries no IMU window"}, status_code=404)
-        return JSONResponse(plot.series(window))
+        series = await run_in_threadpool(event_plot_series, store, request.path_params["event_id"])
+        if series is None:
+            return JSONResponse({"error": "this event has no IMU recording"}, status_code=404)
+        return Response(msgspec.json.encode(series), media_type="application/json")
 
     @site.authed
     async def fleet_json(request: Request) -> Response:

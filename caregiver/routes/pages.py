@@ -3,26 +3,49 @@ timeline, one event (with its IMU plot)."""
 
 from __future__ import annotations
 
+from typing import Any
+
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from caregiver.alerts import ALERT_TYPES
+from caregiver import plot, story
+from caregiver.routes.api import event_plot_series
 from caregiver.routes.site import Site
-from caregiver.storage import Device, StoredEvent
+from caregiver.storage import Device, Incident, Store, StoredEvent
+
+
+def event_page_data(store: Store, event_id: str) -> dict[str, Any] | None:
+    """The event page's context: the event, its incident told in words, facts and plot."""
+    event = store.event(event_id)
+    if event is None:
+        return None
+    incident = store.incident(event.incident) if event.incident else None
+    events = store.incident_events(incident.id) if incident is not None else [event]
+    series = event_plot_series(store, event_id)
+    after = plot.after_the_fall(series) if series is not None else None
+    return {
+        "event": event,
+        "headline": story.headline(incident, f"/events/{event.id}") if incident else None,
+        "step_text": story.steps([event], None)[0].text if event.type != "window" else "IMU",
+        "steps": story.steps(events, incident) if incident is not None else [],
+        "facts": story.facts(event, events, after),
+        "details": story.details(events),
+        "has_plot": series is not None,
+    }
 
 
 def routes(site: Site) -> list[BaseRoute]:
     store = site.backend.store
 
-    def fleet_data() -> tuple[list[Device], list[StoredEvent]]:
-        return store.devices(), store.recent_events(ALERT_TYPES, limit=10)
+    def fleet_data() -> tuple[list[Device], list[Incident]]:
+        return store.devices(), store.recent_incidents(limit=10)
 
     @site.authed
     async def fleet(request: Request) -> Response:
-        devices, events = await run_in_threadpool(fleet_data)
-        return site.render(request, "fleet.html", devices=devices, events=events)
+        devices, incidents = await run_in_threadpool(fleet_data)
+        return site.render(request, "fleet.html", devices=devices, incidents=incidents)
 
     def device_data(device_id: str) -> tuple[Device | None, list[StoredEvent]]:
         device = store.device(device_id)
@@ -37,10 +60,10 @@ def routes(site: Site) -> list[BaseRoute]:
 
     @site.authed
     async def event_page(request: Request) -> Response:
-        event = await run_in_threadpool(store.event, request.path_params["event_id"])
-        if event is None:
+        page = await run_in_threadpool(event_page_data, store, request.path_params["event_id"])
+        if page is None:
             return PlainTextResponse("no such event", status_code=404)
-        return site.render(request, "event.html", event=event)
+        return site.render(request, "event.html", **page)
 
     return [
         Route("/", fleet, methods=["GET"]),

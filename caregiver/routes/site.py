@@ -7,6 +7,7 @@ CSRF token (form field ``csrf`` or header ``X-CSRF-Token``).
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any, Protocol
@@ -17,10 +18,11 @@ from starlette.requests import Request
 from starlette.responses import PlainTextResponse, RedirectResponse, Response
 from starlette.templating import Jinja2Templates
 
+from caregiver import story
 from caregiver.auth import Accounts, LoginThrottle, Session, same_token
 from caregiver.config import CaregiverConfig
 from caregiver.hub import Hub
-from caregiver.storage import Device, Store
+from caregiver.storage import Store
 
 TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
 COOKIE = "rg_session"
@@ -64,7 +66,11 @@ class Site:
         self.backend = backend
         self.templates = Jinja2Templates(directory=str(TEMPLATES))
         self.templates.env.globals["device_name"] = backend.device_name
-        self.templates.env.filters["level"] = card_level
+        self.templates.env.globals["card_story"] = lambda d: story.card(d, backend.clock())
+        self.templates.env.filters["iso"] = iso_utc
+        self.templates.env.globals["incident_headline"] = lambda i: story.headline(
+            i, f"/events/{i.first_event_id}"
+        )
 
     async def session_of(self, request: Request) -> Session | None:
         return await run_in_threadpool(self.backend.accounts.session, request.cookies.get(COOKIE))
@@ -108,17 +114,7 @@ class Site:
         return self.templates.env.get_template(name).render(**context)
 
 
-def card_level(device: Device) -> str:
-    """The card colour: danger (tripped, or an open fall alert), warn, ok, idle or offline."""
-    last = device["last_event"]
-    if device["state"] == "TRIPPED" or (
-        device["open_alerts"] and last is not None and last["severity"] == "critical"
-    ):
-        return "danger"
-    if device["availability"] == "offline":
-        return "offline"
-    if device["state"] == "FAULT" or device["open_alerts"]:
-        return "warn"
-    if device["state"] == "ARMED":
-        return "ok"
-    return "idle"
+def iso_utc(epoch: float) -> str:
+    """An epoch time as ISO 8601 UTC, for a ``<time class="local">`` the page's script shows
+    in the reader's time zone."""
+    return dt.datetime.fromtimestamp(epoch, dt.UTC).isoformat(timespec="seconds")

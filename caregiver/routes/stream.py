@@ -14,8 +14,9 @@ from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 from starlette.routing import BaseRoute, Route
 
+from caregiver import story
 from caregiver.changes import Change, DeviceChanged, EventStored, SessionStored
-from caregiver.routes.site import Site, card_level
+from caregiver.routes.site import Site
 
 log = logging.getLogger(__name__)
 
@@ -56,10 +57,20 @@ class LiveFeed:
                     {
                         "kind": "device",
                         "device_id": change.device_id,
-                        "level": card_level(device),
+                        "level": story.card(device, backend.clock()).level,
                         "html": html,
                     }
                 )
+                latest = device["incident"]
+                incident = backend.store.incident(latest["id"]) if latest else None
+                if incident is not None:  # its line in the fleet's list of incidents
+                    hub.publish(
+                        {
+                            "kind": "incident",
+                            "incident": incident.id,
+                            "html": self.site.fragment("_incident_row.html", i=incident),
+                        }
+                    )
             elif isinstance(change, SessionStored):  # the progress page reloads itself
                 hub.publish(
                     {

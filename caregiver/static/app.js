@@ -16,7 +16,21 @@
     if (seconds < 86400) return Math.floor(seconds / 3600) + " h ago";
     return Math.floor(seconds / 86400) + " days ago";
   }
+  // Times reach the page in UTC; people read them in their own time zone (the browser's).
+  function sameDay(a, b) { return a.toDateString() === b.toDateString(); }
+  function localText(d) {
+    var opts = { hour: "2-digit", minute: "2-digit", second: "2-digit" };
+    var time = d.toLocaleTimeString([], opts);
+    return sameDay(d, new Date()) ? time : d.toLocaleDateString([], { day: "numeric", month: "short" }) + " " + time;
+  }
+  function localTimes(root) {
+    (root || document).querySelectorAll("time.local[datetime]").forEach(function (el) {
+      var d = new Date(el.getAttribute("datetime"));
+      if (!isNaN(d.getTime())) { el.textContent = localText(d); el.title = d.toString(); }
+    });
+  }
   function updateSince() {
+    localTimes();
     var now = Date.now() / 1000;
     document.querySelectorAll(".since[data-since]").forEach(function (el) {
       var t = parseFloat(el.dataset.since);
@@ -97,6 +111,17 @@
     }
   }
 
+  function onIncident(msg) {
+    var list = document.getElementById("incidents");
+    if (!list) return;
+    var el = fragment(msg.html);
+    var old = document.getElementById("incident-" + msg.incident);
+    if (old) { old.replaceWith(el); return; }
+    var empty = list.querySelector(".empty");
+    if (empty) empty.remove();
+    list.insertBefore(el, list.firstChild);
+  }
+
   function onSession(msg) {
     var progress = document.getElementById("progress");
     if (progress && progress.dataset.device === msg.device_id) location.reload();
@@ -111,6 +136,7 @@
       if (msg.kind === "device") onDevice(msg);
       else if (msg.kind === "event") onEvent(msg);
       else if (msg.kind === "session") onSession(msg);
+      else if (msg.kind === "incident") onIncident(msg);
       updateSince();
     };
   }

@@ -1,21 +1,31 @@
-// The event plot: acceleration magnitude, tilt and angular rate with the trip point marked (uPlot).
+// The event plot: acceleration magnitude, tilt from upright and angular rate, with a labelled
+// line for each moment the monitor marked (the trip at 0 s, the impact, the fall's confirmation).
 (function () {
   "use strict";
   var box = document.getElementById("plots");
   if (!box || !window.uPlot) return;
+  var COLOURS = { "trip: belt stopped": "#d00000", "impact": "#6a00a8", "fall confirmed": "#000000" };
 
-  function tripLine(u) {
-    var x = u.valToPos(0, "x", true);
-    var ctx = u.ctx;
-    ctx.save();
-    ctx.strokeStyle = "#d00000"; ctx.lineWidth = 3 * devicePixelRatio;
-    ctx.beginPath(); ctx.moveTo(x, u.bbox.top); ctx.lineTo(x, u.bbox.top + u.bbox.height); ctx.stroke();
-    ctx.fillStyle = "#d00000"; ctx.font = (14 * devicePixelRatio) + "px sans-serif";
-    ctx.fillText("trip", x + 4 * devicePixelRatio, u.bbox.top + 16 * devicePixelRatio);
-    ctx.restore();
+  function markLines(marks) {
+    return function (u) {
+      var ctx = u.ctx, px = devicePixelRatio;
+      ctx.save();
+      ctx.font = (13 * px) + "px sans-serif";
+      ctx.textAlign = "left"; ctx.textBaseline = "alphabetic";
+      marks.forEach(function (m, i) {
+        var x = u.valToPos(m.t, "x", true);
+        var colour = COLOURS[m.label] || "#d00000";
+        ctx.strokeStyle = colour; ctx.fillStyle = colour; ctx.lineWidth = 2 * px;
+        ctx.setLineDash(m.label.indexOf("trip") === 0 ? [] : [6 * px, 4 * px]);
+        ctx.beginPath(); ctx.moveTo(x, u.bbox.top); ctx.lineTo(x, u.bbox.top + u.bbox.height); ctx.stroke();
+        // labels stacked so that marks close together stay readable
+        ctx.fillText(m.label, x + 4 * px, u.bbox.top + (15 + 15 * i) * px);
+      });
+      ctx.restore();
+    };
   }
 
-  function chart(title, unit, t, values, color) {
+  function chart(title, unit, t, values, color, marks) {
     var wrap = document.createElement("div");
     wrap.className = "plot";
     var h = document.createElement("h3");
@@ -26,19 +36,24 @@
     return new uPlot({
       width: width, height: 200,
       scales: { x: { time: false } },
-      axes: [{ label: "seconds (0 = trip)", font: "14px sans-serif" }, { label: unit, font: "14px sans-serif", size: 60 }],
+      axes: [{ label: "seconds (0 = belt stopped)", font: "14px sans-serif" }, { label: unit, font: "14px sans-serif", size: 60 }],
       series: [{}, { label: title, stroke: color, width: 2, spanGaps: false }],
       legend: { show: false },
-      hooks: { draw: [tripLine] }
+      hooks: { draw: [markLines(marks)] }
     }, [t, values], wrap);
   }
 
   fetch(box.dataset.plot, { credentials: "same-origin" })
     .then(function (r) { if (!r.ok) throw new Error("HTTP " + r.status); return r.json(); })
     .then(function (s) {
-      chart("Acceleration magnitude", "g", s.t, s.accel_g, "#000000");
-      chart("Tilt from upright", "degrees", s.t, s.tilt_deg, "#0033aa");
-      chart("Angular rate", "deg/s", s.t, s.rate_dps, "#8a4b00");
+      chart("Acceleration", "g", s.t, s.accel_g, "#000000", s.marks);
+      chart("Tilt from upright", "degrees", s.t, s.tilt_deg, "#0033aa", s.marks);
+      chart("Turning speed", "deg/s", s.t, s.rate_dps, "#8a4b00", s.marks);
+      var note = document.createElement("p");
+      note.className = "hint";
+      note.textContent = "Upright is " + s.upright + ".";
+      box.appendChild(note);
+      box.dataset.marks = s.marks.map(function (m) { return m.label; }).join("|");
       box.dataset.rendered = "1";
     })
     .catch(function (err) { box.textContent = "The plot could not be loaded: " + err.message; });

@@ -11,8 +11,10 @@ from caregiver.storage.records import (
     OPEN_STATUSES,
     WALK_FIELDS,
     Alert,
+    CardIncident,
     Device,
     DeviceStatus,
+    Incident,
     LastEvent,
     LoginSession,
     NewEvent,
@@ -20,8 +22,9 @@ from caregiver.storage.records import (
     StoredEvent,
     WalkOutcome,
     WalkSession,
+    worse,
 )
-from caregiver.storage.sqlite import Store, Transaction
+from caregiver.storage.sqlite import Pruned, Store, Transaction
 from caregiver.storage.sqlite_schema import SCHEMA_VERSION, SchemaError, SchemaUpgrade
 
 __all__ = [
@@ -29,12 +32,15 @@ __all__ = [
     "SCHEMA_VERSION",
     "WALK_FIELDS",
     "Alert",
+    "CardIncident",
     "Device",
     "DeviceStatus",
+    "Incident",
     "LastEvent",
     "LoginSession",
     "NewEvent",
     "PendingNotification",
+    "Pruned",
     "SchemaError",
     "SchemaUpgrade",
     "StorageFault",
@@ -43,4 +49,5 @@ __all__ = [
     "Transaction",
     "WalkOutcome",
     "WalkSession",
+    "worse",
 ]

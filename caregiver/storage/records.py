@@ -58,6 +58,21 @@ class LastEvent(TypedDict):
     received_at: float
 
 
+class CardIncident(TypedDict):
+    """The incident a device card tells (see :mod:`caregiver.story`)."""
+
+    id: str
+    kind: str
+    """The worst event so far: stumble, fall, no_recovery, fault, help."""
+    status: str
+    opened_at: float
+    first_event_id: str
+    last_event_at: float
+    closed_at: float | None
+    closed_by: str | None
+    closed_via: str | None
+
+
 class Device(TypedDict):
     """A device card: what it last reported and how many of its alerts are open.
 
@@ -73,6 +88,8 @@ class Device(TypedDict):
     telemetry: dict[str, Any]
     last_event: LastEvent | None
     open_alerts: int
+    incident: CardIncident | None
+    """The open incident, else the latest closed one: what the card's headline tells."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,6 +113,7 @@ class NewEvent:
     figures: dict[str, float]
     has_window: bool
     payload: str
+    incident: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,6 +132,7 @@ class StoredEvent:
     acked_by: str | None
     acked_at: float | None
     ack_confirmed: bool
+    incident: str | None = None
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -145,6 +164,7 @@ class Alert:
     sends: int
     paged: list[int]
     closed_by: str | None
+    incident: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -166,3 +186,40 @@ class LoginSession:
 
     username: str
     csrf: str
+
+
+SEVERITY_ORDER = ("test", "stumble", "fault", "fall", "help", "no_recovery")
+"""Incident severities from mildest to worst: an incident's severity is its worst event."""
+
+
+def worse(a: str, b: str) -> bool:
+    """True when severity ``a`` is worse than ``b`` (unknown kinds rank with stumbles)."""
+    rank = {kind: i for i, kind in enumerate(SEVERITY_ORDER)}
+    return rank.get(a, 1) > rank.get(b, 1)
+
+
+@dataclass(frozen=True, slots=True)
+class Incident:
+    """One bad moment on a belt: its events, worst severity, and who closed it, how, when."""
+
+    id: str
+    device_id: str
+    severity: str
+    status: str
+    """open or closed."""
+    opened_at: float
+    opened_wall: str
+    first_event_id: str
+    last_event_at: float
+    closed_at: float | None
+    closed_by: str | None
+    closed_via: str | None
+    closed_severity: str | None
+
+    @property
+    def open(self) -> bool:
+        return self.status == "open"
+
+    @property
+    def closed_by_walker(self) -> bool:
+        return self.closed_via == "walker"

@@ -15,11 +15,13 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import math
 import sqlite3
 import threading
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +32,7 @@ from caregiver.storage.records import (
     Alert,
     Device,
     DeviceStatus,
+    Incident,
     LoginSession,
     NewEvent,
     PendingNotification,
@@ -39,20 +42,32 @@ from caregiver.storage.records import (
 )
 from caregiver.storage.sqlite_schema import SchemaUpgrade, migrate
 
+log = logging.getLogger(__name__)
+
 _EVENT_COLUMNS = (
     "id, device_id, seq, type, severity, state, reason, wall_time, received_at, figures, "
-    "has_window, acked_by, acked_at, ack_confirmed"
+    "has_window, acked_by, acked_at, ack_confirmed, incident"
 )
 _ALERT_COLUMNS = (
-    "id, kind, device_id, event_id, status, created_at, next_at, contact, sends, paged, closed_by"
+    "id, kind, device_id, event_id, status, created_at, next_at, contact, sends, paged, closed_by, "
+    "incident"
+)
+_INCIDENT_COLUMNS = (
+    "id, device_id, severity, status, opened_at, opened_wall, first_event_id, last_event_at, "
+    "closed_at, closed_by, closed_via, closed_severity"
 )
 _OPEN = "(" + ", ".join(f"'{status}'" for status in OPEN_STATUSES) + ")"
 _DEVICE_SELECT = (
     "SELECT d.device_id, d.availability, d.state, d.state_reason, d.state_time, "
     "d.last_seen, d.telemetry, e.id, e.type, e.severity, e.reason, e.wall_time, "
     "e.received_at, (SELECT COUNT(*) FROM alerts a WHERE a.device_id = d.device_id "
-    f"AND a.status IN {_OPEN}) FROM devices d "
-    "LEFT JOIN events e ON e.id = d.last_event_id"
+    f"AND a.status IN {_OPEN}), "
+    "i.id, i.severity, i.status, i.opened_at, i.first_event_id, i.last_event_at, i.closed_at, "
+    "i.closed_by, i.closed_via FROM devices d "
+    "LEFT JOIN events e ON e.id = d.last_event_id "
+    # the card's incident: the open one if there is one, else the one that ended last
+    "LEFT JOIN incidents i ON i.id = (SELECT id FROM incidents WHERE device_id = d.device_id "
+    "ORDER BY status = 'open' DESC, last_event_at DESC LIMIT 1)"
 )
 
 
@@ -119,8 +134,8 @@ class Transaction:
         self._touch(event.device_id, now)
         cur = self._db.execute(
             "INSERT INTO events (id, device_id, seq, type, severity, state, reason, wall_time, "
-            "received_at, figures, has_window, payload) VALUES (?,?,?,?,?,?,?,?,?,?,?,?) "
-            "ON CONFLICT (id) DO NOTHING",
+            "received_at, figures, has_window, payload, incident) "
+            "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?) ON CONFLICT (id) DO NOTHING",
             (
                 event.id,
                 event.device_id,
@@ -134,6 +149,7 @@ class Transaction:
                 json.dumps(event.figures),
                 event.has_window,
                 event.payload,
+                event.incident,
             ),
         )
         if cur.rowcount == 0:
@@ -245,35 +261,165 @@ class Transaction:
 
     # ------------------------------------------------------------- alerts
 
-    def log_alert(self, kind: str, device_id: str, event_id: str | None, now: float) -> None:
+    def log_alert(
+        self,
+        kind: str,
+        device_id: str,
+        event_id: str | None,
+        now: float,
+        incident: str | None = None,
+    ) -> None:
         """An alert the policy only records: closed as it opens."""
         self._db.execute(
             "INSERT INTO alerts (kind, device_id, event_id, status, created_at, closed_by, "
-            "closed_at) VALUES (?, ?, ?, 'logged', ?, 'policy: log', ?)",
-            (kind, device_id, event_id, now, now),
+            "closed_at, incident) VALUES (?, ?, ?, 'logged', ?, 'policy: log', ?, ?)",
+            (kind, device_id, event_id, now, now, incident),
         )
 
     def hold_alert(
-        self, kind: str, device_id: str, event_id: str | None, now: float, until: float
+        self,
+        kind: str,
+        device_id: str,
+        event_id: str | None,
+        now: float,
+        until: float,
+        incident: str | None = None,
     ) -> None:
         """An alert that pages at ``until`` unless the walker resets first."""
         self._db.execute(
-            "INSERT INTO alerts (kind, device_id, event_id, status, created_at, next_at) "
-            "VALUES (?, ?, ?, 'held', ?, ?)",
-            (kind, device_id, event_id, now, until),
+            "INSERT INTO alerts (kind, device_id, event_id, status, created_at, next_at, "
+            "incident) VALUES (?, ?, ?, 'held', ?, ?, ?)",
+            (kind, device_id, event_id, now, until, incident),
         )
 
     def page_alert(
-        self, kind: str, device_id: str, event_id: str | None, now: float, next_at: float
+        self,
+        kind: str,
+        device_id: str,
+        event_id: str | None,
+        now: float,
+        next_at: float,
+        incident: str | None = None,
     ) -> int:
         """An alert paging its first contact now (one send); returns its id."""
         cur = self._db.execute(
-            "INSERT INTO alerts (kind, device_id, event_id, status, created_at, next_at, sends) "
-            "VALUES (?, ?, ?, 'paging', ?, ?, 1)",
-            (kind, device_id, event_id, now, next_at),
+            "INSERT INTO alerts (kind, device_id, event_id, status, created_at, next_at, sends, "
+            "incident) VALUES (?, ?, ?, 'paging', ?, ?, 1, ?)",
+            (kind, device_id, event_id, now, next_at, incident),
         )
         assert cur.lastrowid is not None
         return cur.lastrowid
+
+    def open_alert_of(self, incident: str) -> Alert | None:
+        row = self._db.execute(
+            f"SELECT {_ALERT_COLUMNS} FROM alerts WHERE incident = ? AND status IN {_OPEN} "
+            "ORDER BY id DESC LIMIT 1",
+            (incident,),
+        ).fetchone()
+        return _alert(row) if row else None
+
+    def worsen_alert(self, alert_id: int, kind: str, event_id: str) -> None:
+        """The incident behind an open alert got worse: the alert now speaks of that event."""
+        self._db.execute(
+            "UPDATE alerts SET kind = ?, event_id = ? WHERE id = ?", (kind, event_id, alert_id)
+        )
+
+    # ----------------------------------------------------------- incidents
+
+    def incident(self, incident_id: str) -> Incident | None:
+        row = self._db.execute(
+            f"SELECT {_INCIDENT_COLUMNS} FROM incidents WHERE id = ?", (incident_id,)
+        ).fetchone()
+        return _incident(row) if row else None
+
+    def open_incident(
+        self, incident_id: str, device_id: str, severity: str, event_id: str, wall: str, now: float
+    ) -> None:
+        self._db.execute(
+            f"INSERT INTO incidents ({_INCIDENT_COLUMNS}) "
+            "VALUES (?, ?, ?, 'open', ?, ?, ?, ?, NULL, NULL, NULL, NULL) "
+            "ON CONFLICT (id) DO NOTHING",
+            (incident_id, device_id, severity, now, wall, event_id, now),
+        )
+
+    def worsen_incident(self, incident_id: str, severity: str, now: float) -> None:
+        self._db.execute(
+            "UPDATE incidents SET severity = ?, last_event_at = ? WHERE id = ?",
+            (severity, now, incident_id),
+        )
+
+    def touch_incident(self, incident_id: str, now: float) -> None:
+        self._db.execute("UPDATE incidents SET last_event_at = ? WHERE id = ?", (now, incident_id))
+
+    def close_incident(self, incident_id: str, by: str, via: str, now: float) -> bool:
+        """Close an open incident; False if it was not open (a repeat changes nothing)."""
+        cur = self._db.execute(
+            "UPDATE incidents SET status = 'closed', closed_at = ?, closed_by = ?, "
+            "closed_via = ?, closed_severity = severity WHERE id = ? AND status = 'open'",
+            (now, by, via, incident_id),
+        )
+        return cur.rowcount > 0
+
+    def reopen_incident(self, incident_id: str, severity: str, now: float) -> None:
+        """A worse event after the incident was closed: it is open again."""
+        self._db.execute(
+            "UPDATE incidents SET status = 'open', severity = ?, last_event_at = ?, "
+            "closed_at = NULL, closed_by = NULL, closed_via = NULL WHERE id = ?",
+            (severity, now, incident_id),
+        )
+
+    def incidents_for(self, device_id: str, limit: int) -> list[Incident]:
+        rows = self._db.execute(
+            f"SELECT {_INCIDENT_COLUMNS} FROM incidents WHERE device_id = ? "
+            "ORDER BY opened_at DESC LIMIT ?",
+            (device_id, limit),
+        ).fetchall()
+        return [_incident(r) for r in rows]
+
+    def recent_incidents(self, limit: int) -> list[Incident]:
+        rows = self._db.execute(
+            f"SELECT {_INCIDENT_COLUMNS} FROM incidents ORDER BY opened_at DESC LIMIT ?", (limit,)
+        ).fetchall()
+        return [_incident(r) for r in rows]
+
+    def open_incidents(self, device_id: str) -> list[Incident]:
+        rows = self._db.execute(
+            f"SELECT {_INCIDENT_COLUMNS} FROM incidents WHERE device_id = ? AND status = 'open' "
+            "ORDER BY opened_at DESC",
+            (device_id,),
+        ).fetchall()
+        return [_incident(r) for r in rows]
+
+    def incident_events(self, incident_id: str) -> list[StoredEvent]:
+        rows = self._db.execute(
+            f"SELECT {_EVENT_COLUMNS} FROM events WHERE incident = ? ORDER BY received_at, seq",
+            (incident_id,),
+        ).fetchall()
+        return [_event(r) for r in rows]
+
+    def store_recording(self, trip_event_id: str, window_event_id: str, blob: bytes) -> None:
+        self._db.execute(
+            "INSERT INTO recordings (trip_event_id, window_event_id, recording) VALUES (?, ?, ?) "
+            "ON CONFLICT (trip_event_id) DO NOTHING",
+            (trip_event_id, window_event_id, blob),
+        )
+        self._db.execute("UPDATE events SET has_window = 1 WHERE id = ?", (trip_event_id,))
+
+    def recording(self, trip_event_id: str) -> bytes | None:
+        row = self._db.execute(
+            "SELECT recording FROM recordings WHERE trip_event_id = ?", (trip_event_id,)
+        ).fetchone()
+        return bytes(row[0]) if row else None
+
+    def incident_recording(self, incident_id: str) -> tuple[str, bytes] | None:
+        """The incident's first recording, with the id of the trip it is about."""
+        row = self._db.execute(
+            "SELECT r.trip_event_id, r.recording FROM recordings r "
+            "JOIN events e ON e.id = r.trip_event_id WHERE e.incident = ? "
+            "ORDER BY e.received_at, e.seq LIMIT 1",
+            (incident_id,),
+        ).fetchone()
+        return (str(row[0]), bytes(row[1])) if row else None
 
     def open_alerts(self, device_id: str, kinds: Sequence[str]) -> list[Alert]:
         rows = self._db.execute(
@@ -422,6 +568,66 @@ class Transaction:
     def end_login_session(self, token_hash: str) -> None:
         self._db.execute("DELETE FROM sessions WHERE token_hash = ?", (token_hash,))
 
+    # ----------------------------------------------------------- retention
+
+    def prune(
+        self,
+        *,
+        recordings_before: float | None,
+        notifications_before: float | None,
+        routine_before: float | None,
+        now: float,
+    ) -> tuple[int, int, int, int, int]:
+        """Delete recordings, delivered notifications and routine events older than the given
+        times (None keeps them) and expired logins; the counts, in that order."""
+        db = self._db
+        recordings = windows = notifications = routine = 0
+        if recordings_before is not None:
+            recordings = db.execute(
+                "DELETE FROM recordings WHERE trip_event_id IN (SELECT r.trip_event_id FROM "
+                "recordings r JOIN events e ON e.id = r.window_event_id WHERE e.received_at < ?)",
+                (recordings_before,),
+            ).rowcount
+            windows = db.execute(
+                "UPDATE events SET payload = json_remove(payload, '$.imu_window') "
+                "WHERE has_window AND received_at < ? AND json_valid(payload) "
+                "AND json_type(payload, '$.imu_window') IS NOT NULL",
+                (recordings_before,),
+            ).rowcount
+            db.execute(
+                "UPDATE events SET has_window = 0 WHERE has_window AND received_at < ? "
+                "AND id NOT IN (SELECT trip_event_id FROM recordings) "
+                "AND (NOT json_valid(payload) OR json_type(payload, '$.imu_window') IS NULL)",
+                (recordings_before,),
+            )
+        if notifications_before is not None:
+            notifications = db.execute(
+                "DELETE FROM notifications WHERE status IN ('sent', 'failed') AND created_at < ?",
+                (notifications_before,),
+            ).rowcount
+        if routine_before is not None:
+            routine = db.execute(
+                "DELETE FROM events WHERE severity = 'info' AND incident IS NULL "
+                "AND received_at < ? AND id NOT IN (SELECT last_event_id FROM devices "
+                "WHERE last_event_id IS NOT NULL)",
+                (routine_before,),
+            ).rowcount
+        logins = db.execute("DELETE FROM sessions WHERE expires_at < ?", (now,)).rowcount
+        return recordings, windows, notifications, routine, logins
+
+
+@dataclass(frozen=True, slots=True)
+class Pruned:
+    """What one retention sweep removed."""
+
+    recordings: int
+    windows: int
+    """Older monitors' IMU windows cut out of their events' payloads."""
+    notifications: int
+    routine_events: int
+    login_sessions: int
+    pages_freed: int
+
 
 class Store:
     """The caregiver database: opened (and migrated) once, shared by every thread."""
@@ -434,12 +640,56 @@ class Store:
         self._lock = threading.RLock()
         try:
             with self._lock:
+                self._incremental_vacuum()
                 self._db.execute("PRAGMA journal_mode=WAL")
                 self._db.execute("PRAGMA synchronous=NORMAL")
                 self.schema: SchemaUpgrade = migrate(self._db, str(path))
         except BaseException:
             self._db.close()
             raise
+
+    def _incremental_vacuum(self) -> None:
+        """Pages freed by the retention sweep can go back to the disk: a new file is made so,
+        an older one is rewritten once (VACUUM: a while for a big file, logged)."""
+        (mode,) = self._db.execute("PRAGMA auto_vacuum").fetchone()
+        if mode == 2:
+            return
+        self._db.execute("PRAGMA auto_vacuum = INCREMENTAL")
+        (tables,) = self._db.execute("SELECT COUNT(*) FROM sqlite_master").fetchone()
+        if tables:
+            log.info("%s: rewriting the database once to allow incremental vacuum", self.path)
+            self._db.execute("VACUUM")
+
+    def prune(
+        self,
+        *,
+        recordings_before: float | None,
+        notifications_before: float | None,
+        routine_before: float | None,
+        now: float,
+    ) -> Pruned:
+        """Delete what is older than the given times (None keeps it; see
+        :class:`caregiver.config.RetentionConfig`), then give the freed pages back."""
+        with self.transaction() as tx:
+            counts = tx.prune(
+                recordings_before=recordings_before,
+                notifications_before=notifications_before,
+                routine_before=routine_before,
+                now=now,
+            )
+        with self._lock, _as_storage_fault():
+            (free,) = self._db.execute("PRAGMA freelist_count").fetchone()
+            # sqlite3's execute() steps this pragma once, and each step frees one page;
+            # executescript runs it to the end
+            self._db.executescript("PRAGMA incremental_vacuum;")
+        return Pruned(*counts, pages_freed=int(free))
+
+    def file_bytes(self) -> int:
+        """The database's size on disk (its pages; the WAL aside)."""
+        with self._lock, _as_storage_fault():
+            (pages,) = self._db.execute("PRAGMA page_count").fetchone()
+            (size,) = self._db.execute("PRAGMA page_size").fetchone()
+        return int(pages) * int(size)
 
     def close(self) -> None:
         with self._lock:
@@ -512,6 +762,43 @@ class Store:
     def confirm_ack(self, device_id: str, request_id: str) -> bool:
         with self._statement() as ops:
             return ops.confirm_ack(device_id, request_id)
+
+    # ----------------------------------------------------------- incidents
+
+    def incident(self, incident_id: str) -> Incident | None:
+        with self._statement() as ops:
+            return ops.incident(incident_id)
+
+    def incidents_for(self, device_id: str, limit: int = 50) -> list[Incident]:
+        """The device's incidents, newest first."""
+        with self._statement() as ops:
+            return ops.incidents_for(device_id, limit)
+
+    def recent_incidents(self, limit: int = 10) -> list[Incident]:
+        """Every device's incidents, newest first (the fleet page's list)."""
+        with self._statement() as ops:
+            return ops.recent_incidents(limit)
+
+    def open_incidents(self, device_id: str) -> list[Incident]:
+        with self._statement() as ops:
+            return ops.open_incidents(device_id)
+
+    def incident_events(self, incident_id: str) -> list[StoredEvent]:
+        with self._statement() as ops:
+            return ops.incident_events(incident_id)
+
+    def recording(self, trip_event_id: str) -> bytes | None:
+        with self._statement() as ops:
+            return ops.recording(trip_event_id)
+
+    def recording_for(self, event: StoredEvent) -> tuple[str, bytes] | None:
+        """The recording to show with ``event``: its own if it tripped the monitor, else its
+        incident's (a fall confirmed after a trip is plotted in the trip's recording)."""
+        with self._statement() as ops:
+            own = ops.recording(event.id)
+            if own is not None:
+                return event.id, own
+            return ops.incident_recording(event.incident) if event.incident else None
 
     # ----------------------------------------------------- guided sessions
 
@@ -621,6 +908,21 @@ def _device(r: tuple[Any, ...]) -> Device:
             else None
         ),
         "open_alerts": int(r[13]),
+        "incident": (
+            {
+                "id": r[14],
+                "kind": r[15],
+                "status": r[16],
+                "opened_at": r[17],
+                "first_event_id": r[18],
+                "last_event_at": r[19],
+                "closed_at": r[20],
+                "closed_by": r[21],
+                "closed_via": r[22],
+            }
+            if r[14]
+            else None
+        ),
     }
 
 
@@ -640,6 +942,7 @@ def _event(row: tuple[Any, ...]) -> StoredEvent:
         acked_by=row[11],
         acked_at=row[12],
         ack_confirmed=bool(row[13]),
+        incident=row[14],
     )
 
 
@@ -656,6 +959,7 @@ def _alert(row: tuple[Any, ...]) -> Alert:
         sends=row[8],
         paged=json.loads(row[9]),
         closed_by=row[10],
+        incident=row[11],
     )
 
 
@@ -665,3 +969,7 @@ def _as_storage_fault() -> Iterator[None]:
         yield
     except (sqlite3.Error, OSError) as exc:
         raise StorageFault(f"caregiver database: {exc}") from exc
+
+
+def _incident(r: tuple[Any, ...]) -> Incident:
+    return Incident(*r)

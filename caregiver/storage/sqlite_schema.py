@@ -145,6 +145,38 @@ MIGRATIONS: tuple[Migration, ...] = (
         "they are)",
         V1_TABLES,
     ),
+    Migration(
+        2,
+        "incidents (docs/incidents.md): every event of one bad moment on the belt grouped, "
+        "one alert per incident, closed once; IMU recordings stored once, compactly",
+        (
+            "ALTER TABLE events ADD COLUMN incident TEXT",
+            "CREATE INDEX events_by_incident ON events (incident)",
+            """CREATE TABLE incidents (
+    id TEXT PRIMARY KEY,
+    device_id TEXT NOT NULL,
+    severity TEXT NOT NULL,        -- the worst event type so far: stumble, fault, fall, help, ...
+    status TEXT NOT NULL,          -- open, closed
+    opened_at REAL NOT NULL,
+    opened_wall TEXT NOT NULL,
+    first_event_id TEXT NOT NULL,
+    last_event_at REAL NOT NULL,
+    closed_at REAL,
+    closed_by TEXT,
+    closed_via TEXT,               -- walker, dashboard, home-assistant, notification, ...
+    closed_severity TEXT           -- the severity when it was closed: a worse event reopens it
+)""",
+            "CREATE INDEX incidents_by_device ON incidents (device_id, opened_at)",
+            "CREATE INDEX incidents_by_time ON incidents (opened_at)",
+            "ALTER TABLE alerts ADD COLUMN incident TEXT",
+            "CREATE INDEX alerts_by_incident ON alerts (incident)",
+            """CREATE TABLE recordings (
+    trip_event_id TEXT PRIMARY KEY,
+    window_event_id TEXT NOT NULL,
+    recording BLOB NOT NULL        -- core.protocol.messages.ImuRecording, msgpack (int16, zlib)
+)""",
+        ),
+    ),
 )
 """Every schema change in order; ``MIGRATIONS[i]`` takes a database from version i to i + 1."""
 

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
-from core.protocol.ids import EVENT_ID_PATTERN, is_request_id
+from core.protocol.ids import EVENT_ID_PATTERN, is_event_id, is_request_id
 
 MAX_PAYLOAD_BYTES = 4096
 LATEST = "latest"
@@ -27,6 +27,7 @@ class CommandName(StrEnum):
     SILENCE = "silence"
     SELF_TEST = "self_test"
     PING = "ping"
+    TEST_ALARM = "test_alarm"
 
 
 COMMANDS = tuple(c.value for c in CommandName)
@@ -35,10 +36,17 @@ COMMANDS = tuple(c.value for c in CommandName)
 
 @dataclass(frozen=True, slots=True)
 class Ack:
-    """Record that a caregiver saw an alert (bookkeeping only)."""
+    """A caregiver acknowledged: close the incident (bookkeeping only; the belt stays stopped).
+
+    ``incident`` names the incident; otherwise ``event_id`` names an event of
+    it, or ``"latest"`` the newest open one (Home Assistant's button).
+    ``via`` says how the caregiver answered (dashboard, notification, ...).
+    """
 
     event_id: str = LATEST
     by: str = "caregiver"
+    incident: str | None = None
+    via: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,7 +64,16 @@ class Ping:
     """Answered with ``pong``."""
 
 
-Command = Ack | Silence | SelfTest | Ping
+@dataclass(frozen=True, slots=True)
+class TestAlarm:
+    """Send a test alarm the whole way: the device chirps, then a ``test`` event goes out."""
+
+    __test__ = False  # a protocol message, not a pytest test class
+
+    by: str = "caregiver"
+
+
+Command = Ack | Silence | SelfTest | Ping | TestAlarm
 
 
 @dataclass(frozen=True, slots=True)
@@ -127,17 +144,32 @@ def parse_command(name: str, payload: bytes) -> CommandRequest:
             _only(data, set(), request_id)
             command = SelfTest()
         case CommandName.ACK:
-            _only(data, {"event_id", "by"}, request_id)
+            _only(data, {"event_id", "by", "incident", "via"}, request_id)
             event_id = data.get("event_id", LATEST)
             if not isinstance(event_id, str) or not _ACK_TARGET.match(event_id):
                 raise CommandRefused(
                     'event_id must be "latest" or a 32-hex-digit event id', request_id
                 )
-            by = data.get("by", "caregiver")
-            if not isinstance(by, str) or not 1 <= len(by) <= 64 or not by.isprintable():
-                raise CommandRefused("by must be 1-64 printable characters", request_id)
-            command = Ack(event_id, by)
+            incident = data.get("incident")
+            if incident is not None and not is_event_id(incident):
+                raise CommandRefused("incident must be a 32-hex-digit incident id", request_id)
+            via = data.get("via")
+            if via is not None and not (
+                isinstance(via, str) and 1 <= len(via) <= 32 and via.isprintable()
+            ):
+                raise CommandRefused("via must be 1-32 printable characters", request_id)
+            command = Ack(event_id, _by(data, request_id), incident, via)
+        case CommandName.TEST_ALARM:
+            _only(data, {"by"}, request_id)
+            command = TestAlarm(_by(data, request_id))
     return CommandRequest(command_name, request_id, command)
+
+
+def _by(data: dict[str, Any], request_id: str | None) -> str:
+    by = data.get("by", "caregiver")
+    if not isinstance(by, str) or not 1 <= len(by) <= 64 or not by.isprintable():
+        raise CommandRefused("by must be 1-64 printable characters", request_id)
+    return by
 
 
 def command_name(command: Command) -> CommandName:
@@ -150,6 +182,8 @@ def command_name(command: Command) -> CommandName:
             return CommandName.SELF_TEST
         case Ping():
             return CommandName.PING
+        case TestAlarm():
+            return CommandName.TEST_ALARM
 
 
 def encode_command(command: Command, request_id: str | None = None) -> str:
@@ -159,5 +193,11 @@ def encode_command(command: Command, request_id: str | None = None) -> str:
         data["id"] = request_id
     if isinstance(command, Ack):
         data["event_id"] = command.event_id
+        data["by"] = command.by
+        if command.incident is not None:
+            data["incident"] = command.incident
+        if command.via is not None:
+            data["via"] = command.via
+    elif isinstance(command, TestAlarm):
         data["by"] = command.by
     return json.dumps(data, separators=(",", ":"))

@@ -29,6 +29,16 @@ class EventType(StrEnum):
     RESET = "reset"
     START = "start"
     STOP = "stop"
+    OK = "ok"
+    """The walker closed the incident: the re-arming press means "I'm OK" (docs/incidents.md)."""
+    CLOSED = "closed"
+    """A caregiver closed the incident (``by``, ``via``); the belt stays stopped."""
+    WINDOW = "window"
+    """The IMU around a trip, sent 10 s after it (``of`` names the trip)."""
+    TEST = "test"
+    """A test alarm, travelling the whole path; pages as a test."""
+    HELP = "help"
+    """The walker asked for help with the button (issue 15); the belt keeps running."""
 
 
 class Severity(StrEnum):
@@ -37,10 +47,18 @@ class Severity(StrEnum):
     CRITICAL = "critical"
 
 
-ALERT_TYPES = frozenset({EventType.STUMBLE, EventType.FALL, EventType.NO_RECOVERY})
+ALERT_TYPES = frozenset({EventType.STUMBLE, EventType.FALL, EventType.NO_RECOVERY, EventType.HELP})
 """Events a caregiver acknowledges."""
-PROTECTED_TYPES = ALERT_TYPES | {EventType.FAULT}
-"""Events no bound ever drops on the way to a caregiver (the outbox keeps them)."""
+INCIDENT_TYPES = ALERT_TYPES | {EventType.FAULT}
+"""Events that open (or worsen) an incident: what a caregiver is told about."""
+PROTECTED_TYPES = INCIDENT_TYPES | {
+    EventType.OK,
+    EventType.CLOSED,
+    EventType.WINDOW,
+    EventType.TEST,
+}
+"""Events no bound ever drops on the way to a caregiver (the outbox keeps them until a
+consumer's receipt): alerts, faults, and what closes or explains an incident."""
 
 DEFAULT_SEVERITY: Mapping[EventType, Severity] = {
     EventType.STUMBLE: Severity.WARNING,
@@ -50,6 +68,11 @@ DEFAULT_SEVERITY: Mapping[EventType, Severity] = {
     EventType.RESET: Severity.INFO,
     EventType.START: Severity.INFO,
     EventType.STOP: Severity.INFO,
+    EventType.OK: Severity.INFO,
+    EventType.CLOSED: Severity.INFO,
+    EventType.WINDOW: Severity.INFO,
+    EventType.TEST: Severity.WARNING,
+    EventType.HELP: Severity.CRITICAL,
 }
 
 

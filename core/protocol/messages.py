@@ -22,6 +22,7 @@ from __future__ import annotations
 from enum import StrEnum
 from typing import Annotated, Any, Literal
 
+import msgspec
 from msgspec import Meta, Struct, field, structs
 
 from core.protocol.events import EventType, Severity
@@ -89,6 +90,36 @@ class ImuWindow(Struct, forbid_unknown_fields=True):
     rows: list[ImuRow]
 
 
+class ImuMarks(Struct, kw_only=True, omit_defaults=True):
+    """Moments inside a recording, in seconds from the trip it follows."""
+
+    trip: float = 0.0
+    impact: float | None = None
+    """The landing the detector followed, if one falls inside the window."""
+    confirm: float | None = None
+    """When the fall was confirmed, if it was inside the window."""
+
+
+class ImuRecording(Struct, kw_only=True):
+    """The IMU around a trip, compactly: what the dashboard plots (docs/incidents.md).
+
+    ``samples`` holds ``count`` rows of six little-endian int16 counts (ax,
+    ay, az, gx, gy, gz), zlib-compressed; JSON carries bytes as base64.
+    :mod:`core.protocol.recording` writes and reads it.
+    """
+
+    start_s: float
+    """Time of the first sample, from the trip (negative: before it)."""
+    period_s: Annotated[float, Meta(gt=0)]
+    accel_g_per_count: Annotated[float, Meta(gt=0)]
+    gyro_dps_per_count: Annotated[float, Meta(gt=0)]
+    count: Count
+    samples: bytes
+    upright: tuple[float, float, float] | None = None
+    """Sensor-frame "up" the detector had learned before the trip: tilt is measured from it."""
+    marks: ImuMarks = msgspec.field(default_factory=ImuMarks)
+
+
 class EventMessage(Struct, kw_only=True, omit_defaults=True):
     """``<prefix>/<device>/event``: one event record plus its per-device sequence number."""
 
@@ -107,7 +138,17 @@ class EventMessage(Struct, kw_only=True, omit_defaults=True):
     figures: dict[str, float]
     """The detector's measurements at decision time."""
     imu_window: ImuWindow | None = None
-    """Stumble and fall only."""
+    """Stumble and fall, from devices before incidents (now: a ``window`` event)."""
+    incident: EventId | None = None
+    """The incident this event belongs to (docs/incidents.md)."""
+    of: EventId | None = None
+    """``window``: the trip event the recording is about."""
+    by: Annotated[str, Meta(max_length=64)] | None = None
+    """``ok`` and ``closed``: who closed the incident."""
+    via: Annotated[str, Meta(max_length=32)] | None = None
+    """``closed``: how (dashboard, home-assistant, notification, cli, ...)."""
+    recording: ImuRecording | None = None
+    """``window``: the IMU around the trip."""
 
 
 class StateMessage(Struct, kw_only=True):
@@ -133,6 +174,8 @@ class DeviceHealth(Struct, kw_only=True, omit_defaults=True):
     belt_enabled: bool | None = None
     """The relay's key-loop contact read back closed: the treadmill may run. None when the
     contact is not read back (``gpio.relay_sense_wired = false``)."""
+    storage_ok: bool | None = None
+    """The device database takes writes; false while alerts are kept in memory only."""
 
 
 class TelemetryMessage(Struct, kw_only=True, omit_defaults=True):
@@ -150,6 +193,8 @@ class TelemetryMessage(Struct, kw_only=True, omit_defaults=True):
     bus_errors: Count | None = None
     belt_enabled: bool | None = None
     """The relay's contact read back closed: the treadmill may run (absent: not read back)."""
+    storage_ok: bool | None = None
+    """The device database takes writes; false while alerts are kept in memory only."""
     uptime_s: Seconds | None = None
 
     @property
@@ -161,6 +206,7 @@ class TelemetryMessage(Struct, kw_only=True, omit_defaults=True):
             imu_errors=self.imu_errors,
             bus_errors=self.bus_errors,
             belt_enabled=self.belt_enabled,
+            storage_ok=self.storage_ok,
         )
 
 
@@ -383,6 +429,78 @@ class SessionSummary(SessionFigures, kw_only=True, frozen=True):
     """When the summary was queued."""
 
 
+IncidentSeverity = Literal["stumble", "fall", "no_recovery", "help", "fault"]
+"""An incident's severity: the type of its worst event so far (docs/incidents.md)."""
+
+
+class IncidentMessage(Struct, kw_only=True, omit_defaults=True):
+    """``<prefix>/<device>/incident`` (retained): the open incident, or that none is open.
+
+    The event stream is not retained, so a consumer that starts late (Home
+    Assistant after a restart) could not tell from it whether a fall is still
+    open. The device derives this from its own event log and publishes it
+    again on every connect and whenever an event opens, worsens or closes an
+    incident; ``wall_time`` is that event's time, so a repeat is byte for byte
+    the same message.
+    """
+
+    schema: SchemaVersion
+    device_id: DeviceId
+    open: bool
+    """An incident is open: nobody has closed it (caregiver, walker's "I'm OK" or re-arming)."""
+    wall_time: WallTime
+    """When this last changed (the deciding event's time), or when it was first published."""
+    incident: EventId | None = None
+    """The open incident; when none is open, the last one (absent before the first)."""
+    severity: IncidentSeverity | None = None
+    """Its worst event so far."""
+    opened_wall: WallTime | None = None
+    last_event: EventId | None = None
+    """The newest event that belongs to it."""
+    closed_by: Annotated[str, Meta(max_length=64)] | None = None
+    """A closed incident: who closed it (a caregiver's name, "walker", ...)."""
+    closed_via: Annotated[str, Meta(max_length=32)] | None = None
+    """A closed incident: how (dashboard, home-assistant, button, ...)."""
+    closed_wall: WallTime | None = None
+
+
+SessionState = Literal["none", "running", "completed", "stopped", "abandoned"]
+"""The newest guided session's status, or ``none`` before the first."""
+IsoWeek = Annotated[str, Meta(pattern=r"^[0-9]{4}-W[0-9]{2}$")]
+
+
+class ProgressMessage(Struct, kw_only=True, omit_defaults=True):
+    """``<prefix>/<device>/progress`` (retained): the guided session now, and this week.
+
+    Session summaries (``.../session``) arrive only when a session ends and
+    are not retained; this is what a dashboard or Home Assistant shows at any
+    moment. The week and the goal follow :mod:`core.progress`.
+    """
+
+    schema: SchemaVersion
+    device_id: DeviceId
+    wall_time: WallTime
+    """When the device computed it."""
+    session: SessionState
+    week: IsoWeek
+    week_sessions: Count
+    week_at_goal: Count
+    """Sessions this week whose longest backward interval reached the goal's minutes."""
+    week_backward_s: Seconds
+    week_longest_backward_s: Seconds
+    goal_sessions: Count
+    """Sessions at goal a week that meet the goal (3)."""
+    goal_backward_s: Seconds
+    """Straight backward walking that makes a session count toward the goal (600 s)."""
+    session_id: Annotated[str, Meta(max_length=64)] | None = None
+    plan: str | None = None
+    started_wall: WallTime | None = None
+    ended_wall: WallTime | None = None
+    planned_s: Seconds | None = None
+    done_s: Seconds | None = None
+    backward_s: Seconds | None = None
+
+
 JSON_MESSAGES: dict[str, type[Struct]] = {
     "event": EventMessage,
     "state": StateMessage,
@@ -390,5 +508,7 @@ JSON_MESSAGES: dict[str, type[Struct]] = {
     "reply": ReplyMessage,
     "session": SessionSummary,
     "receipt": ReceiptMessage,
+    "incident": IncidentMessage,
+    "progress": ProgressMessage,
 }
 """Topic kind -> payload type, for the JSON-encoded kinds (availability is plain text)."""

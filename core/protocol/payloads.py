@@ -155,6 +155,7 @@ def telemetry_payload(device_id: str, outbox_depth: int, health: DeviceHealth) -
             imu_errors=health.imu_errors,
             bus_errors=health.bus_errors,
             belt_enabled=health.belt_enabled,
+            storage_ok=health.storage_ok,
         )
     )
 

@@ -36,6 +36,11 @@ class TopicKind(StrEnum):
     the device may forget them (see :class:`core.protocol.messages.ReceiptMessage`)."""
     COMMAND = "cmd"
     """``<base>/cmd/<name>``: commands to the device (none can arm)."""
+    INCIDENT = "incident"
+    """Retained: the open incident (id, severity), or that none is open — what a consumer that
+    starts late (Home Assistant after a restart) needs without replaying the event stream."""
+    PROGRESS = "progress"
+    """Retained: the guided session's state and this week's progress toward the goal."""
 
 
 CONSUMED_KINDS = (
@@ -91,6 +96,14 @@ class Topics:
     @property
     def session(self) -> str:
         return self.of(TopicKind.SESSION)
+
+    @property
+    def incident(self) -> str:
+        return self.of(TopicKind.INCIDENT)
+
+    @property
+    def progress(self) -> str:
+        return self.of(TopicKind.PROGRESS)
 
     @property
     def command_filter(self) -> str:

@@ -4,6 +4,12 @@ It inherits one end of a Unix stream socket from the monitor (file
 descriptor ``N``). It runs at a lower priority than the monitor, and never
 with the monitor's real-time scheduling class, so that however busy the
 network keeps it, the real-time loop is scheduled first.
+
+It ignores SIGINT and SIGTERM: its life is the link's. A Ctrl-C in a terminal
+and ``systemctl stop`` signal the monitor and the courier together; the
+courier must outlive the monitor's goodbye to store the last records and
+record a clean stop, and it ends when the monitor closes the link (or, if
+the monitor is killed, when the kernel closes it).
 """
 
 from __future__ import annotations
@@ -11,6 +17,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import os
+import signal
 import socket
 import sys
 
@@ -30,6 +37,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--fd", type=int, required=True, help="the monitor's socket end")
     parser.add_argument("-v", "--verbose", action="store_true")
     args = parser.parse_args(argv)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
     _step_aside()
     setup_logging(verbose=args.verbose)
     from firmware.courier.service import serve

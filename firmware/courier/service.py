@@ -12,7 +12,18 @@ it through the MQTT outbox.
 
 Threads here: the main thread reads the loop's messages and applies them in
 order; the MQTT reporter has its own (paho's and its publisher); a small
-heartbeat thread tells the loop once a second that the courier is alive.
+heartbeat thread tells the loop once a second that the courier is alive, and
+tries the disk again while records are kept in memory.
+
+Storage faults never stop the courier (:mod:`firmware.storage.fallback`): a
+damaged database is moved aside and a new one started; a disk that refuses
+writes sends records to memory, where they are still published, and the
+loop is told (it refuses to arm a new walk meanwhile) but not that they are
+persisted, so it keeps them until they reach the disk.
+
+Runs: each monitor run is recorded at its hello and marked clean at its
+goodbye (:mod:`firmware.storage.runs`); a run that ended otherwise is
+reported once, by this courier when the loop vanishes, or by the next run's.
 """
 
 from __future__ import annotations
@@ -20,19 +31,26 @@ from __future__ import annotations
 import logging
 import os
 import socket
+import sqlite3
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
+
+import msgspec
 
 from core.protocol.events import Event, EventType
 from core.protocol.messages import DeviceHealth
+from core.protocol.payloads import wall_now
 from firmware.config import Config
-from firmware.courier.channel import LoopChannel
+from firmware.courier.channel import SEND_TIMEOUT_S, LoopChannel
 from firmware.link import messages
 from firmware.session.record import SessionArchive
 from firmware.sinks import EventSink, LogSink, StoreSink
+from firmware.storage.damage import MovedAside
 from firmware.storage.events import EventStore
+from firmware.storage.fallback import FallbackDatabase
+from firmware.storage.runs import begin_run, end_run, mark_reported, unreported_unclean_runs
 
 if TYPE_CHECKING:
     from firmware.mqtt import MqttReporter
@@ -40,13 +58,30 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 HEARTBEAT_S = 1.0
+PROBE_S = 10.0
+"""How often the courier proves the disk still takes a write when nothing else has written."""
 DRAIN_TIMEOUT_S = 2.0
 """On the way out, how long queued messages may take to reach the broker; the rest stay
 in the outbox for the next start."""
+PERSISTED_BATCH = 256
+"""Ids per :class:`~firmware.link.messages.Persisted`: the loop forgets them in small bites."""
+
+
+def _readable(wall: str) -> str:
+    """``2026-12-01T21:00:03.120+00:00`` as ``2026-12-01 21:00:03 UTC`` for sentences."""
+    return f"{wall[:19].replace('T', ' ')} UTC" if len(wall) >= 19 else wall
 
 
 class Courier:
-    """Applies the loop's messages to storage and the broker, and answers the loop."""
+    """Applies the loop's messages to storage and the broker, and answers the loop.
+
+    It hears from its :class:`~firmware.storage.fallback.FallbackDatabase`
+    (a :class:`~firmware.storage.fallback.StorageListener`) when the disk
+    stops or starts taking writes again, and says so to the loop
+    (:class:`~firmware.link.messages.StorageHealth`, which refuses arming
+    meanwhile), to caregivers (a FAULT event, telemetry ``storage_ok``) and
+    to the log.
+    """
 
     def __init__(
         self,
@@ -54,6 +89,8 @@ class Courier:
         channel: LoopChannel,
         *,
         clock: Callable[[], float] = time.monotonic,
+        monitor_pid: int = 0,
+        monitor_started: str = "",
     ) -> None:
         self.config = config
         self.channel = channel
@@ -61,8 +98,15 @@ class Courier:
         self.health = DeviceHealth()
         self.checks: dict[str, dict[str, object]] = {}
         self.clean_stop = False
+        self.state = "STARTING"
+        """The loop's last reported safety state (for the events the courier itself raises)."""
+        self.run_name = (str(monitor_pid), monitor_started) if monitor_started else None
+        """(monitor pid, its start time): the run this courier serves; None when the monitor
+        did not say when it started (then runs are not recorded)."""
         self.reporter: MqttReporter | None = None
-        self.store = EventStore(config.storage.database)
+        self.db = FallbackDatabase(config.storage.database, listener=self)
+        self.opened = self.db.open()
+        self.store = EventStore(self.db)
         persist: EventSink = StoreSink(self.store)
         if config.mqtt.host:
             from firmware.mqtt import MqttReporter
@@ -71,14 +115,15 @@ class Courier:
                 config.mqtt,
                 device_id=config.device.id,
                 device_name=config.device.name,
-                database=config.storage.database,
+                database=self.db,
                 on_silence=lambda: self.channel.send(messages.SilenceBuzzer()),
+                on_test_alarm=self._test_alarm,
             )
-            self.reporter.set_providers(telemetry=lambda: self.health, self_test=self._self_test)
+            self.reporter.set_providers(telemetry=self._telemetry, self_test=self._self_test)
             persist = self.reporter.sink  # stores and queues in one transaction
         self._sinks: list[EventSink] = [persist, LogSink()]
         self.sessions = SessionArchive(
-            config.storage.database,
+            self.db,
             summary_topic=self.reporter.topics.session if self.reporter is not None else None,
             on_queued=self.reporter.wake if self.reporter is not None else None,
         )
@@ -93,7 +138,8 @@ class Courier:
         """Serve until the loop closes the link; then drain and close."""
         if self.reporter is not None:
             self.reporter.start()
-        self.channel.send(messages.StorageHealth(True, "device database open"))
+        self._report_opening()
+        self._begin_run()
         self._heartbeat.start()
         try:
             for message in self.channel.messages():
@@ -106,17 +152,20 @@ class Courier:
             case messages.EventRecord(event=event):
                 self._persist(event)
             case messages.StateReport(state=state, reason=reason):
+                self.state = state
                 if self.reporter is not None:
                     self.reporter.publish_state(state, reason)
             case messages.HealthReport(health=health, checks=checks):
                 self.health = health
                 self.checks = {n: {"ok": c.ok, "detail": c.detail} for n, c in checks.items()}
+                self._alive()  # an answer per report: the loop hears us on its own clock
             case messages.SessionReport(record=record, final=final):
                 if self.sessions.save(record, final) and final:
-                    self.channel.send(messages.Persisted([record.id]))
+                    self._confirm([record.id])
             case messages.Goodbye(reason=reason):
                 log.info("monitor stopping: %s", reason)
                 self.clean_stop = True
+                self._end_run(clean=True)
             case messages.Hello():
                 log.warning("a second hello from the monitor ignored")
 
@@ -127,25 +176,150 @@ class Courier:
             except Exception:
                 log.exception("event sink %s failed for event %s", type(sink).__name__, event.id)
                 if sink is self._sinks[0]:
-                    return  # not on disk: the loop keeps it and sends it again
-        self.channel.send(messages.Persisted([event.id]))
+                    return  # not stored: the loop keeps it and sends it again
+        self._confirm([event.id])
+
+    def _confirm(self, ids: Sequence[str]) -> None:
+        """Tell the loop these records are on disk; one held in memory only is not (yet)."""
+        on_disk = [i for i in ids if not self.db.holds_in_memory(i)]
+        for start in range(0, len(on_disk), PERSISTED_BATCH):
+            self.channel.send(messages.Persisted(on_disk[start : start + PERSISTED_BATCH]))
+
+    def _telemetry(self) -> DeviceHealth:
+        return msgspec.structs.replace(self.health, storage_ok=not self.db.in_memory)
+
+    def _test_alarm(self, by: str) -> None:
+        """On the reporter's thread: chirp on the device, and a ``test`` event to everyone."""
+        self.channel.send(messages.Chirp())
+        self._persist(
+            Event.now(
+                EventType.TEST,
+                self.config.device.id,
+                self.clock(),
+                self.state,
+                f"test alarm sent by {by}: if this reached you, alerts from this treadmill do",
+            )
+        )
 
     def _self_test(self) -> dict[str, dict[str, object]]:
-        return dict(self.checks)
+        checks = dict(self.checks)
+        fault = self.db.fault
+        checks["storage"] = {
+            "ok": fault is None,
+            "detail": fault or f"{self.db.path} takes writes",
+        }
+        return checks
 
-    def _beat(self) -> None:
-        while not self._stop.wait(HEARTBEAT_S):
-            status = self.reporter.status if self.reporter is not None else None
-            alive = messages.CourierAlive(
+    def _alive(self) -> bool:
+        status = self.reporter.status if self.reporter is not None else None
+        return self.channel.send(
+            messages.CourierAlive(
                 broker_connected=bool(status and status.connected),
                 outbox_depth=status.depth if status is not None else 0,
             )
-            if not self.channel.send(alive):
+        )
+
+    def _beat(self) -> None:
+        """Once a second: the disk probed (every :data:`PROBE_S`) or tried again; 'alive'."""
+        next_probe = time.monotonic() + PROBE_S
+        while not self._stop.wait(HEARTBEAT_S):
+            try:
+                if time.monotonic() >= next_probe:
+                    next_probe = time.monotonic() + PROBE_S
+                    self.db.probe()
+                self.db.recover()
+            except Exception:
+                log.exception("storage: probing or trying the disk again failed")
+            if not self._alive():
                 return
+
+    # ---------------------------------------------------------------- storage
+
+    def _report_opening(self) -> None:
+        opened = self.opened
+        if opened.moved is not None:
+            self.storage_replaced(opened.moved)
+        if opened.fault is not None:
+            self.storage_lost(opened.fault)
+            return
+        detail = "device database open"
+        if opened.moved is not None:
+            detail += f" (new; the damaged one is {opened.moved.moved_to})"
+        self.channel.send(messages.StorageHealth(True, detail))
+
+    def storage_lost(self, why: str) -> None:
+        detail = (
+            f"{why}; alerts are kept in memory and still published until the disk takes "
+            "writes again"
+        )
+        self.channel.send(messages.StorageHealth(False, detail))
+        self._raise_fault(
+            f"storage fault: {detail}; no new walk can be armed meanwhile", self.state
+        )
+        if self.reporter is not None:
+            self.reporter.report_telemetry()
+
+    def storage_replaced(self, moved: MovedAside) -> None:
+        self._raise_fault(moved.sentence(), self.state)
+
+    def storage_back(self, now_on_disk: Sequence[str], detail: str) -> None:
+        self._confirm_all(now_on_disk)
+        self.channel.send(messages.StorageHealth(True, detail))
+        if self.reporter is not None:
+            self.reporter.report_telemetry()
+
+    def _confirm_all(self, ids: Sequence[str]) -> None:
+        ids = list(ids)
+        for start in range(0, len(ids), PERSISTED_BATCH):
+            self.channel.send(messages.Persisted(ids[start : start + PERSISTED_BATCH]))
+
+    def _raise_fault(self, reason: str, state: str) -> None:
+        """Store and publish a FAULT the courier itself saw (the loop's state is unchanged)."""
+        self._persist_quietly(
+            Event.now(EventType.FAULT, self.config.device.id, self.clock(), state, reason)
+        )
+
+    # ------------------------------------------------------------------- runs
+
+    def _begin_run(self) -> None:
+        """Record this run; report every earlier one that stopped uncleanly and was not reported."""
+        if self.run_name is None:
+            return
+        monitor, started = self.run_name
+        try:
+            earlier = self.db.read(lambda conn: unreported_unclean_runs(conn, monitor, started))
+            for run in earlier:
+                self._raise_fault(
+                    f"the previous run (started {_readable(run.started_wall)}) did not stop "
+                    "cleanly (power loss, crash or kill): events of its last moments may be "
+                    "missing",
+                    self.state,
+                )
+
+            def record(conn: sqlite3.Connection) -> None:
+                mark_reported(conn, [run.id for run in earlier])
+                begin_run(conn, monitor, started)
+
+            self.db.write(record)
+        except Exception:
+            log.exception("the run log could not be updated")
+
+    def _end_run(self, *, clean: bool) -> None:
+        if self.run_name is None:
+            return
+        monitor, started = self.run_name
+        try:
+            self.db.write(lambda conn: end_run(conn, monitor, started, wall_now(), clean=clean))
+        except Exception:
+            log.exception("the run log could not be updated")
+
+    # -------------------------------------------------------------- stopping
 
     def finish(self) -> None:
         """The loop is gone: record an unclean end, push what is queued out, close."""
         self._stop.set()
+        if self._heartbeat.is_alive():
+            self._heartbeat.join(HEARTBEAT_S + SEND_TIMEOUT_S)
         if not self.clean_stop:
             self._persist_quietly(
                 Event.now(
@@ -157,11 +331,15 @@ class Courier:
                     "its last moments may be missing",
                 )
             )
+            self._end_run(clean=False)
+        if self.db.in_memory:
+            self.db.recover(now=True)  # a last try: what memory holds is lost with this process
         if self.reporter is not None:
             self.reporter.wait_drained(DRAIN_TIMEOUT_S)
             self.reporter.close()
         self.sessions.close()
         self.store.close()
+        self.db.close()
 
     def _persist_quietly(self, event: Event) -> None:
         for sink in self._sinks:
@@ -191,7 +369,12 @@ def serve(
         return 2
     if adopt_log_level:
         logging.getLogger().setLevel(first.config.logging.level.upper())
-    courier = Courier(first.config, channel)
+    courier = Courier(
+        first.config,
+        channel,
+        monitor_pid=first.monitor_pid,
+        monitor_started=first.started_wall,
+    )
     if on_ready is not None:
         on_ready(courier)
     log.info(

@@ -63,8 +63,10 @@ class CourierLink:
         *,
         max_pending_bytes: int = MAX_PENDING_BYTES,
         on_silence: Callable[[], None] | None = None,
+        real_clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._clock = clock
+        self._real = real_clock
         self._max_pending = max_pending_bytes
         self._on_silence = on_silence
         self._sock: socket.socket | None = None
@@ -87,6 +89,7 @@ class CourierLink:
         """Informational events dropped by the pending bound."""
         self.attaches = 0
         self.silence_requests = 0
+        self.chirp_requests = 0
         self._polled_real = 0.0
         self._heard_real = 0.0
 
@@ -135,7 +138,7 @@ class CourierLink:
 
     def poll(self, _: object = None) -> None:
         """Switch to a new courier if one was attached, send what fits, read what came."""
-        self._polled_real = time.monotonic()
+        self._polled_real = self._real()
         incoming = self._incoming_sock
         if incoming is not None:
             self._incoming_sock = None
@@ -150,16 +153,20 @@ class CourierLink:
             log.warning("courier link lost: %s", exc)
             self._drop_socket()
 
-    def flush(self, timeout: float) -> bool:
+    def flush(self, timeout: float, *, on_disk: bool = True) -> bool:
         """Pump until everything handed over is sent and on disk; False on timeout.
 
+        ``on_disk=False``: until it is sent (the courier has it, in order) — at
+        shutdown while the courier's disk refuses writes, waiting for "on disk"
+        would only run out the clock.
         For shutdown, tests and the demo: call it only while the loop is not
         running (it polls on the caller's thread).
         """
         deadline = time.monotonic() + timeout
         while True:
             self.poll()
-            if not self._pending and not len(self._writer) and self._sock is not None:
+            settled = not self._pending or not on_disk
+            if settled and not len(self._writer) and self._sock is not None:
                 return True
             remaining = deadline - time.monotonic()
             if remaining <= 0:
@@ -188,7 +195,7 @@ class CourierLink:
         A loop that is not polling (stopped, or a test between steps) hears
         nothing, and that is not the courier's fault: then this is 0.
         """
-        now = time.monotonic()
+        now = self._real()
         if now - self._polled_real > 1.0:
             return 0.0
         return now - max(since, self._heard_real)
@@ -216,9 +223,19 @@ class CourierLink:
             if now - self.started_at > STARTUP_GRACE_S:
                 return "the courier (storage and network) has not started"
             return None
-        if now - heard > COURIER_SILENT_S:
-            return f"the courier has not answered for {now - heard:.0f} s"
+        # The courier is a real process that speaks every second of real time; a loop on a
+        # simulated clock may run far faster than that, so silence counts on both clocks.
+        silent = min(now - heard, self._real() - self._heard_real)
+        if silent > COURIER_SILENT_S:
+            return f"the courier has not answered for {silent:.0f} s"
         return None
+
+    def take_chirp(self) -> bool:
+        """True once per batch of test alarms since the last call."""
+        if self.chirp_requests:
+            self.chirp_requests = 0
+            return True
+        return False
 
     def take_silence(self) -> bool:
         """True once per batch of caregiver silence requests since the last call."""
@@ -239,6 +256,15 @@ class CourierLink:
             self._writer.put(self._hello)
         if self._last_state is not None:
             self._writer.put(self._last_state)
+        for record in self._pending.values():
+            self._writer.put(record.payload)
+
+    def _resend_pending(self) -> None:
+        """Storage is back: hand over again what is still not on disk (the courier stores by id).
+
+        What the courier kept in memory it has confirmed just before saying so;
+        what remains here is what it could not keep at all (its memory full).
+        """
         for record in self._pending.values():
             self._writer.put(record.payload)
 
@@ -290,7 +316,7 @@ class CourierLink:
 
     def _apply(self, message: messages.ToLoop) -> None:
         self.last_heard = self._clock()
-        self._heard_real = time.monotonic()
+        self._heard_real = self._real()
         match message:
             case messages.Persisted(ids=ids):
                 for key in ids:
@@ -298,8 +324,12 @@ class CourierLink:
             case messages.StorageHealth(ok=ok, detail=detail):
                 if ok != self.storage_ok:
                     log.log(logging.INFO if ok else logging.ERROR, "storage: %s", detail)
+                if ok and self.storage_ok is False:
+                    self._resend_pending()
                 self.storage_ok, self.storage_detail = ok, detail
             case messages.SilenceBuzzer():
                 self.silence_requests += 1
+            case messages.Chirp():
+                self.chirp_requests += 1
             case messages.CourierAlive(broker_connected=connected, outbox_depth=depth):
                 self.broker_connected, self.outbox_depth = connected, depth

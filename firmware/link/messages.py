@@ -22,6 +22,9 @@ class Hello(msgspec.Struct, tag="hello"):
 
     config: Config
     monitor_pid: int
+    started_wall: str = ""
+    """When the monitor started (ISO 8601 UTC): with the pid it names the run, so a courier
+    restarted within one run does not count a new run."""
 
 
 class EventRecord(msgspec.Struct, tag="event"):
@@ -75,7 +78,12 @@ class Persisted(msgspec.Struct, tag="persisted"):
 
 
 class StorageHealth(msgspec.Struct, tag="storage"):
-    """Whether alerts can be persisted now; while not, no new walk may be armed."""
+    """Whether alerts can be persisted now; while not, no new walk may be armed.
+
+    Sent when the courier has opened the database and whenever that changes
+    (the disk refuses writes: records are kept in memory and still published;
+    it takes them again: they are on disk).
+    """
 
     ok: bool
     detail: str
@@ -85,6 +93,10 @@ class SilenceBuzzer(msgspec.Struct, tag="silence"):
     """A caregiver asked for silence (MQTT ``silence``): stop the buzzer's pattern."""
 
 
+class Chirp(msgspec.Struct, tag="chirp"):
+    """A caregiver's test alarm: play the confirmation chirp (the loop decides when)."""
+
+
 class CourierAlive(msgspec.Struct, tag="alive"):
     """The courier's heartbeat, about once a second."""
 
@@ -92,7 +104,7 @@ class CourierAlive(msgspec.Struct, tag="alive"):
     outbox_depth: int
 
 
-ToLoop = Persisted | StorageHealth | SilenceBuzzer | CourierAlive
+ToLoop = Persisted | StorageHealth | SilenceBuzzer | Chirp | CourierAlive
 
 _encoder = msgspec.msgpack.Encoder()
 _to_courier = msgspec.msgpack.Decoder(ToCourier)

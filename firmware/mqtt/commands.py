@@ -22,10 +22,12 @@ from typing import Any, Protocol
 
 from core.protocol.commands import (
     Ack,
+    Command,
     CommandRefused,
     Ping,
     SelfTest,
     Silence,
+    TestAlarm,
     parse_command,
 )
 
@@ -49,6 +51,10 @@ class CommandTarget(Protocol):
 
     def self_test(self) -> Mapping[str, Any]:
         """Read-only health checks: ``{"passed": bool, "checks": {...}}``."""
+        ...
+
+    def test_alarm(self, by: str) -> Mapping[str, Any]:
+        """A test alarm: a chirp on the buzzer and a ``test`` event to every consumer."""
         ...
 
 
@@ -149,7 +155,7 @@ class CommandHandler:
         log.info("MQTT command %s done (request %s)", name, request_id)
         return Reply(name, request_id, True, result=result)
 
-    def _run(self, command: Ack | Silence | SelfTest | Ping) -> Mapping[str, Any]:
+    def _run(self, command: Command) -> Mapping[str, Any]:
         match command:
             case Ping():
                 return {"pong": True}
@@ -160,3 +166,5 @@ class CommandHandler:
                 return dict(self._target.self_test())
             case Ack(event_id=event_id, by=by):
                 return dict(self._target.acknowledge(event_id, by))
+            case TestAlarm(by=by):
+                return dict(self._target.test_alarm(by))

@@ -1,21 +1,51 @@
-"""Home Assistant MQTT device-based discovery.
+"""Home Assistant MQTT device-based discovery: what a Home Assistant user sees of the device.
 
 One retained message on ``homeassistant/device/<id>/config`` describes the
-device (``dev``), who announced it (``o``) and its entities (``cmps``): the
-safety state, the last event, the outbox depth, and an acknowledge button.
-Availability is the device's own retained ``online``/``offline`` topic, so
-Home Assistant greys everything out when the Last Will fires. The message is
-published on every connect and again whenever Home Assistant announces
-itself (``homeassistant/status`` = ``online``), since HA forgets non-retained
-discovery when it restarts.
+device (``dev``, with the caregiver dashboard as its configuration link),
+who announced it (``o``) and its components (``cmps``):
+
+* **Fall** (binary sensor, ``safety``) and **Incident** (enum: none, stumble,
+  fall, ...) from the retained ``incident`` topic, so both are right after a
+  Home Assistant restart — and they stay on while the device is offline: a
+  fall nobody closed is still a fall when the Pi loses power;
+* **Fault** (binary sensor, ``problem``) and **Safety state** (enum sensor)
+  from the retained ``state`` topic;
+* **Safety event** (event entity: trip, fall, no_recovery, help, fault, ok,
+  closed, reset, test) and two **device triggers** (fall, no recovery) from
+  the event stream, so a fall shows up in the automation editor;
+* buttons: **Acknowledge** (closes the open incident everywhere), **Silence**,
+  **Self-test** (its verdict is the **Self-test** problem sensor, from the
+  command replies) and **Test alarm**;
+* **Guided session**, **Sessions at goal this week** and **Backward walking
+  this week** from the retained ``progress`` topic;
+* the last event, the outbox depth and a **Storage fault** (on while the
+  device's disk refuses writes: alerts are kept in memory and no new walk can
+  be armed).
+
+Availability is the device's retained ``online``/``offline``, so Home
+Assistant greys entities out when the Last Will fires. The message is
+published on every connect and again whenever Home Assistant announces itself
+(``homeassistant/status`` = ``online``). An empty retained message on the
+same topic (:data:`REMOVE_PAYLOAD`) removes the device from Home Assistant:
+the reporter sends it when ``mqtt.discovery = false``, and ``retroguard ha
+remove`` for a device that is gone.
+
+The templates are plain Jinja, as Home Assistant renders them (``value_json``
+is the payload); ``tests/ha_discovery.py`` checks every component against
+Home Assistant's discovery rules and renders every template against real
+payloads.
 """
 
 from __future__ import annotations
 
-from typing import Any
+import json
+from collections.abc import Mapping
+from typing import Any, get_args
 
 from core.protocol import payloads
-from core.protocol.commands import LATEST, Ack, CommandName, encode_command
+from core.protocol.commands import LATEST, Ack, CommandName, TestAlarm, encode_command
+from core.protocol.events import EventType
+from core.protocol.messages import DeviceState, IncidentSeverity, SessionState
 from core.protocol.topics import Topics
 
 try:
@@ -26,68 +56,315 @@ except Exception:  # pragma: no cover - not installed (running from a source tre
     SW_VERSION = "0.0.0"
 
 ORIGIN_URL = "https://github.com/retroguard/retroguard"
+HOME_ASSISTANT = "home-assistant"
+"""``by`` and ``via`` of what Home Assistant's buttons send."""
 
-ACK_PRESS_PAYLOAD = encode_command(Ack(LATEST, "home-assistant"))
-"""What the HA button sends on ``.../cmd/ack``: acknowledge the newest open alert."""
+REMOVE_PAYLOAD = ""
+"""The retained discovery payload that makes Home Assistant remove the device."""
+
+ACK_PRESS_PAYLOAD = encode_command(Ack(LATEST, HOME_ASSISTANT, via=HOME_ASSISTANT))
+"""What the Acknowledge button sends on ``.../cmd/ack``: close the newest open incident."""
+TEST_ALARM_PRESS_PAYLOAD = encode_command(TestAlarm(HOME_ASSISTANT))
+EMPTY_COMMAND = "{}"
+"""Silence and self-test take no fields (Home Assistant's default ``PRESS`` is not JSON)."""
+
+HA_EVENT_TYPES: Mapping[EventType, str] = {
+    EventType.STUMBLE: "trip",
+    EventType.FALL: "fall",
+    EventType.NO_RECOVERY: "no_recovery",
+    EventType.HELP: "help",
+    EventType.FAULT: "fault",
+    EventType.OK: "ok",
+    EventType.CLOSED: "closed",
+    EventType.RESET: "reset",
+    EventType.TEST: "test",
+}
+"""The wire's event types as the event entity names them (a trip is a ``stumble`` on the
+wire); the others (start, stop, window) do not fire it."""
+
+DEVICE_TRIGGERS: Mapping[EventType, str] = {
+    EventType.FALL: "fall",
+    EventType.NO_RECOVERY: "no_recovery",
+}
+"""Device triggers (``type``; the ``subtype`` is ``walker``) offered in the automation editor."""
+TRIGGER_SUBTYPE = "walker"
+
+FALL_SEVERITIES = ("fall", "no_recovery")
+"""An open incident with one of these severities turns the Fall sensor on."""
 
 
-def discovery_payload(topics: Topics, device_name: str) -> str:
+def _jinja(value: object) -> str:
+    """A Python value as a Jinja literal (JSON's syntax is Jinja's for these types)."""
+    return json.dumps(value)
+
+
+def _attributes(fields: Mapping[str, str]) -> str:
+    """A ``json_attributes_template`` making ``{name: value_json.get(key)}`` of ``fields``."""
+    pairs = ", ".join(f"{_jinja(name)}: value_json.get({_jinja(k)})" for name, k in fields.items())
+    return "{{ {" + pairs + "} | tojson }}"
+
+
+EVENT_TEMPLATE = (
+    "{% set t = "
+    + _jinja({wire.value: name for wire, name in HA_EVENT_TYPES.items()})
+    + '.get(value_json.type) %}{% if t %}{{ {"event_type": t, '
+    + '"id": value_json.id, "incident": value_json.get("incident"), '
+    + '"severity": value_json.severity, "reason": value_json.reason, '
+    + '"state": value_json.state, "by": value_json.get("by"), '
+    + '"time": value_json.wall_time} | tojson }}{% endif %}'
+)
+"""The event entity's template: the JSON Home Assistant expects (``event_type`` plus attributes)
+for the types it knows, and nothing — which it ignores — for the others."""
+
+
+def discovery_payload(topics: Topics, device_name: str, dashboard_url: str = "") -> str:
+    """The retained device-based discovery message for this device."""
     uid = f"retroguard_{topics.device_id}"
-    components: dict[str, dict[str, Any]] = {
-        f"{uid}_state": {
-            "p": "sensor",
-            "name": "Safety state",
-            "uniq_id": f"{uid}_state",
-            "stat_t": topics.state,
-            "val_tpl": "{{ value_json.state }}",
-            "json_attr_t": topics.state,
-            "json_attr_tpl": "{{ {'reason': value_json.reason, 'since': value_json.wall_time}"
-            " | tojson }}",
-            "ic": "mdi:shield-check",
-        },
-        f"{uid}_last_event": {
-            "p": "sensor",
-            "name": "Last event",
-            "uniq_id": f"{uid}_last_event",
-            "stat_t": topics.event,
-            "val_tpl": "{{ value_json.type }}",
-            "json_attr_t": topics.event,
-            "json_attr_tpl": "{{ {'id': value_json.id, 'seq': value_json.seq,"
-            " 'severity': value_json.severity, 'reason': value_json.reason,"
-            " 'state': value_json.state, 'time': value_json.wall_time} | tojson }}",
-            "ic": "mdi:human-handsdown",
-        },
-        f"{uid}_outbox": {
-            "p": "sensor",
-            "name": "Outbox depth",
-            "uniq_id": f"{uid}_outbox",
-            "stat_t": topics.telemetry,
-            "val_tpl": "{{ value_json.outbox_depth }}",
-            "ent_cat": "diagnostic",
-            "stat_cla": "measurement",
-        },
-        f"{uid}_ack": {
-            "p": "button",
-            "name": "Acknowledge alert",
-            "uniq_id": f"{uid}_ack",
-            "cmd_t": topics.command(CommandName.ACK),
-            "pl_prs": ACK_PRESS_PAYLOAD,
-            "ic": "mdi:check-circle",
-        },
+    device: dict[str, Any] = {
+        "ids": [uid],
+        "name": device_name,
+        "mf": "RetroGuard",
+        "mdl": "Backward treadmill fall monitor",
+        "sw": SW_VERSION,
     }
+    if dashboard_url:
+        device["cu"] = dashboard_url
+    components: dict[str, dict[str, Any]] = {}
+
+    def add(key: str, platform: str, name: str, **config: Any) -> None:
+        components[f"{uid}_{key}"] = {"p": platform, "name": name, "uniq_id": f"{uid}_{key}"}
+        components[f"{uid}_{key}"].update(config)
+
+    # -- the incident: retained, right after a restart, and still shown while offline
+    always: dict[str, Any] = {
+        "avty": []
+    }  # a fall nobody closed stays a fall while the device is unreachable
+    add(
+        "fall",
+        "binary_sensor",
+        "Fall",
+        dev_cla="safety",
+        stat_t=topics.incident,
+        val_tpl="{{ 'ON' if value_json.open and value_json.get('severity') in "
+        + _jinja(list(FALL_SEVERITIES))
+        + " else 'OFF' }}",
+        json_attr_t=topics.incident,
+        json_attr_tpl=_attributes(
+            {
+                "incident": "incident",
+                "severity": "severity",
+                "opened": "opened_wall",
+                "closed_by": "closed_by",
+                "closed_via": "closed_via",
+            }
+        ),
+        **always,
+    )
+    add(
+        "incident",
+        "sensor",
+        "Incident",
+        dev_cla="enum",
+        ops=["none", *get_args(IncidentSeverity)],
+        stat_t=topics.incident,
+        val_tpl="{{ value_json.severity if value_json.open else 'none' }}",
+        json_attr_t=topics.incident,
+        json_attr_tpl=_attributes(
+            {"incident": "incident", "opened": "opened_wall", "closed_by": "closed_by"}
+        ),
+        ic="mdi:alert-octagon",
+        **always,
+    )
+    # -- the safety state
+    add(
+        "fault",
+        "binary_sensor",
+        "Fault",
+        dev_cla="problem",
+        stat_t=topics.state,
+        val_tpl="{{ 'ON' if value_json.state == 'FAULT' else 'OFF' }}",
+        json_attr_t=topics.state,
+        json_attr_tpl=_attributes({"reason": "reason", "since": "wall_time"}),
+    )
+    add(
+        "state",
+        "sensor",
+        "Safety state",
+        dev_cla="enum",
+        ops=[s.value for s in DeviceState],
+        stat_t=topics.state,
+        val_tpl="{{ value_json.state }}",
+        json_attr_t=topics.state,
+        json_attr_tpl=_attributes({"reason": "reason", "since": "wall_time"}),
+        ic="mdi:shield-check",
+    )
+    # -- the event stream
+    add(
+        "event",
+        "event",
+        "Safety event",
+        evt_typ=list(HA_EVENT_TYPES.values()),
+        stat_t=topics.event,
+        val_tpl=EVENT_TEMPLATE,
+        ic="mdi:human-handsdown",
+    )
+    for wire, trigger in DEVICE_TRIGGERS.items():
+        components[f"{uid}_{trigger}_trigger"] = {
+            "p": "device_automation",
+            "atype": "trigger",
+            "t": topics.event,
+            "type": trigger,
+            "stype": TRIGGER_SUBTYPE,
+            "pl": wire.value,
+            "val_tpl": "{{ value_json.type }}",
+        }
+    add(
+        "last_event",
+        "sensor",
+        "Last event",
+        stat_t=topics.event,
+        val_tpl="{{ value_json.type }}",
+        json_attr_t=topics.event,
+        json_attr_tpl=_attributes(
+            {
+                "id": "id",
+                "seq": "seq",
+                "incident": "incident",
+                "severity": "severity",
+                "reason": "reason",
+                "state": "state",
+                "time": "wall_time",
+            }
+        ),
+        ic="mdi:history",
+    )
+    # -- buttons: nothing here can arm (docs/mqtt.md, "Commands")
+    add(
+        "ack",
+        "button",
+        "Acknowledge",
+        cmd_t=topics.command(CommandName.ACK),
+        pl_prs=ACK_PRESS_PAYLOAD,
+        ic="mdi:check-circle",
+    )
+    add(
+        "silence",
+        "button",
+        "Silence alarm",
+        cmd_t=topics.command(CommandName.SILENCE),
+        pl_prs=EMPTY_COMMAND,
+        ic="mdi:volume-off",
+    )
+    add(
+        "test_alarm",
+        "button",
+        "Test alarm",
+        cmd_t=topics.command(CommandName.TEST_ALARM),
+        pl_prs=TEST_ALARM_PRESS_PAYLOAD,
+        ic="mdi:bell-ring",
+    )
+    add(
+        "self_test",
+        "button",
+        "Self-test",
+        cmd_t=topics.command(CommandName.SELF_TEST),
+        pl_prs=EMPTY_COMMAND,
+        ent_cat="diagnostic",
+        ic="mdi:stethoscope",
+    )
+    add(
+        "self_test_result",
+        "binary_sensor",
+        "Self-test",
+        dev_cla="problem",
+        stat_t=topics.reply,
+        # Replies to other commands render nothing, which Home Assistant ignores.
+        val_tpl="{% if value_json.command == 'self_test' %}"
+        "{{ 'OFF' if value_json.ok and value_json.result.passed else 'ON' }}{% endif %}",
+        ent_cat="diagnostic",
+    )
+    # -- guided sessions
+    add(
+        "session",
+        "sensor",
+        "Guided session",
+        dev_cla="enum",
+        ops=list(get_args(SessionState)),
+        stat_t=topics.progress,
+        val_tpl="{{ value_json.session }}",
+        json_attr_t=topics.progress,
+        json_attr_tpl=_attributes(
+            {
+                "plan": "plan",
+                "started": "started_wall",
+                "ended": "ended_wall",
+                "planned_s": "planned_s",
+                "done_s": "done_s",
+                "backward_s": "backward_s",
+            }
+        ),
+        ic="mdi:walk",
+    )
+    add(
+        "week_at_goal",
+        "sensor",
+        "Sessions at goal this week",
+        stat_t=topics.progress,
+        val_tpl="{{ value_json.week_at_goal }}",
+        stat_cla="measurement",
+        json_attr_t=topics.progress,
+        json_attr_tpl=_attributes(
+            {
+                "week": "week",
+                "sessions": "week_sessions",
+                "goal_sessions": "goal_sessions",
+                "goal_backward_s": "goal_backward_s",
+                "longest_backward_s": "week_longest_backward_s",
+            }
+        ),
+        ic="mdi:trophy",
+    )
+    add(
+        "week_backward",
+        "sensor",
+        "Backward walking this week",
+        dev_cla="duration",
+        unit_of_meas="min",
+        stat_cla="total_increasing",  # falls to 0 each Monday: a new cycle, not a loss
+        stat_t=topics.progress,
+        val_tpl="{{ (value_json.week_backward_s / 60) | round(1) }}",
+    )
+    # -- diagnostics
+    add(
+        "outbox",
+        "sensor",
+        "Outbox depth",
+        stat_t=topics.telemetry,
+        val_tpl="{{ value_json.outbox_depth }}",
+        ent_cat="diagnostic",
+        stat_cla="measurement",
+    )
+    add(
+        "storage",
+        "binary_sensor",
+        "Storage fault",
+        dev_cla="problem",
+        stat_t=topics.telemetry,
+        # on while the device's disk refuses writes: alerts are kept in memory, no new walk arms
+        val_tpl="{{ 'OFF' if value_json.storage_ok | default(true) else 'ON' }}",
+        ent_cat="diagnostic",
+    )
     return payloads.dumps(
         {
-            "dev": {
-                "ids": [uid],
-                "name": device_name,
-                "mf": "RetroGuard",
-                "mdl": "Backward treadmill fall monitor",
-                "sw": SW_VERSION,
-            },
+            "dev": device,
             "o": {"name": "retroguard", "sw": SW_VERSION, "url": ORIGIN_URL},
-            "avty_t": topics.availability,
-            "pl_avail": payloads.ONLINE,
-            "pl_not_avail": payloads.OFFLINE,
+            "avty": [
+                {
+                    "t": topics.availability,
+                    "pl_avail": payloads.ONLINE,
+                    "pl_not_avail": payloads.OFFLINE,
+                }
+            ],
             "qos": 1,
             "cmps": components,
         }

@@ -10,7 +10,9 @@ there and who waits on whom:
   same queue (no disk, no locks held by disk code);
 * the publisher thread (``retroguard-mqtt``) does everything else: reads the
   outbox in order, publishes with QoS 1, deletes rows on PUBACK, publishes
-  state and telemetry, runs commands, announces to Home Assistant.
+  state and telemetry, keeps the retained incident and progress right
+  (:mod:`firmware.mqtt.status`), runs commands, announces the device to Home
+  Assistant (or, with ``discovery = false``, withdraws it).
 
 Reconnection is paho's (exponential backoff between ``reconnect_min_s`` and
 ``reconnect_max_s``); messages already handed to paho are re-sent by paho on
@@ -41,6 +43,7 @@ from paho.mqtt.reasoncodes import ReasonCode
 
 from core.mqttlink import MqttSetupError, make_client
 from core.protocol import payloads
+from core.protocol.events import Event
 from core.protocol.ids import check_device_id
 from core.protocol.messages import DeviceHealth, ProtocolError, ReceiptMessage
 from core.protocol.topics import Topics, discovery_topic, ha_status_topic
@@ -52,15 +55,26 @@ from firmware.mqtt.commands import (
     CommandTarget,
     SilenceRequest,
 )
-from firmware.mqtt.discovery import discovery_payload
+from firmware.mqtt.discovery import REMOVE_PAYLOAD, discovery_payload
+from firmware.mqtt.status import RetainedStatus
 from firmware.sinks import OutboxSink
+from firmware.storage.database import Database
 from firmware.storage.outbox import Outbox
+from firmware.storage.status import INCIDENT_EVENT_TYPES
 
 log = logging.getLogger(__name__)
 
 MAX_PACKET_BYTES = 65536
 """MQTT 5 Maximum Packet Size the device accepts: a command is at most 4 KB and a receipt of
 1,000 ids about 35 KB; a 1 MB payload on a device's topics is dropped by the broker."""
+RETRY_FIRST_S = 0.5
+"""After a database error, the publisher's first pause before it tries again."""
+RETRY_MAX_S = 10.0
+"""Its longest pause: a database that stays broken is tried this often."""
+
+PROGRESS_REFRESH_S = 60.0
+"""How often the retained ``progress`` is recomputed without being asked: a running session's
+figures move, and a new week starts at midnight with nothing queued."""
 
 TelemetryProvider = Callable[[], DeviceHealth]
 """Returns the monitor's figures for the telemetry message; called on the publisher thread."""
@@ -121,6 +135,16 @@ class _Queued:
 
 
 @dataclass(frozen=True, slots=True)
+class _IncidentEvent:
+    """An event that may open, worsen or close an incident was stored and queued."""
+
+
+@dataclass(frozen=True, slots=True)
+class _SessionsChanged:
+    """The session log changed (a session started, advanced or ended)."""
+
+
+@dataclass(frozen=True, slots=True)
 class _Acked:
     """The broker answered a publish (paho thread)."""
 
@@ -176,6 +200,11 @@ class _Poke:
 
 
 @dataclass(frozen=True, slots=True)
+class _TelemetryDue:
+    """Something telemetry shows changed (storage): queue a telemetry message now."""
+
+
+@dataclass(frozen=True, slots=True)
 class _Tick:
     """Nothing arrived before the telemetry timer."""
 
@@ -187,6 +216,8 @@ class _Stop:
 
 _Token = (
     _Queued
+    | _IncidentEvent
+    | _SessionsChanged
     | _Acked
     | _StateChange
     | _Subscribed
@@ -195,10 +226,31 @@ _Token = (
     | _CommandArrived
     | _ReceiptArrived
     | _Poke
+    | _TelemetryDue
     | _Tick
     | _Stop
 )
 """What wakes the publisher thread; every other thread only puts one of these on its queue."""
+
+
+class _ReporterSink(OutboxSink):
+    """:class:`OutboxSink` that also tells the publisher when the open incident may change.
+
+    Only then is the retained ``incident`` recomputed (a fold of the new
+    events, :class:`~firmware.mqtt.status.RetainedStatus`): telemetry-like
+    events (start, stop, window, test) cost nothing more.
+    """
+
+    def __init__(
+        self, outbox: Outbox, on_queued: Callable[[], None], on_incident: Callable[[], None]
+    ) -> None:
+        super().__init__(outbox, on_queued=on_queued)
+        self._on_incident = on_incident
+
+    def handle(self, event: Event) -> None:
+        super().handle(event)
+        if event.type in INCIDENT_EVENT_TYPES:
+            self._on_incident()
 
 
 class _DefaultTarget:
@@ -214,11 +266,19 @@ class _DefaultTarget:
         outbox: Outbox,
         status: Callable[[], ReporterStatus],
         self_test: SelfTestProvider | None,
+        test_alarm: Callable[[str], object] | None = None,
     ) -> None:
         self._silence = silence
         self._outbox = outbox
         self._status = status
         self._self_test = self_test
+        self._test_alarm = test_alarm
+
+    def test_alarm(self, by: str) -> Mapping[str, Any]:
+        if self._test_alarm is None:
+            raise CommandError("this device cannot send a test alarm")
+        self._test_alarm(by)
+        return {"test_alarm": "sent", "by": by}
 
     def set_self_test(self, self_test: SelfTestProvider) -> None:
         self._self_test = self_test
@@ -272,11 +332,12 @@ class MqttReporter:
         *,
         device_id: str,
         device_name: str,
-        database: str | Path,
+        database: str | Path | Database,
         telemetry: TelemetryProvider | None = None,
         self_test: SelfTestProvider | None = None,
         command_target: CommandTarget | None = None,
         on_silence: Callable[[], object] | None = None,
+        on_test_alarm: Callable[[str], object] | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         try:
@@ -295,17 +356,24 @@ class MqttReporter:
         self.silence = SilenceRequest(on_request=on_silence)
         """Set by the ``silence`` command; ``on_silence`` carries it to the monitor loop."""
         self._wake: queue.SimpleQueue[_Token] = queue.SimpleQueue()
-        self.sink = OutboxSink(self.outbox, on_queued=self._on_queued)
+        self.sink = _ReporterSink(self.outbox, self._on_queued, self._on_incident_event)
         """EventSink for the courier: stores *and* queues (use instead of StoreSink)."""
         self._telemetry = telemetry
         self._clock = clock
         self._box = _StatusBox()
-        self._default_target = _DefaultTarget(self.silence, self.outbox, self._box.get, self_test)
+        self._default_target = _DefaultTarget(
+            self.silence, self.outbox, self._box.get, self_test, on_test_alarm
+        )
         self._commands = CommandHandler(command_target or self._default_target)
         self._client: mqtt.Client | None = None
         self._thread: threading.Thread | None = None
         self._inflight: dict[int, int] = {}  # paho mid -> outbox row id
         self._cursor = 0  # highest outbox id handed to paho
+        self._to_settle: list[int] = []  # rows the broker acknowledged, not yet settled
+        self._outbox_generation = self.outbox.generation
+        self._telemetry_due = False
+        self._failing: str | None = None  # the database error the publisher is backing off from
+        self._pokes = 0  # the last wait_drained poke handled (shown once the figures are fresh)
         self._generation = 0
         self._sub_mid: int | None = None
         self._state: tuple[str, str, str] | None = None
@@ -320,6 +388,14 @@ class MqttReporter:
         self._next_republish = clock() + config.receipt_retry_s
         self.receipted = 0
         """Outbox rows forgotten on a consumer's receipt since start."""
+        self._retained = RetainedStatus(database, self.topics)
+        """The retained ``incident`` and ``progress`` topics, computed from the database."""
+        self._incident_due = True
+        self._progress_due = True
+        self._next_progress = clock() + PROGRESS_REFRESH_S
+        self._logged_status_error = False
+        self._withdrawn = False
+        """``discovery = false``: the empty discovery message went out (once per start)."""
 
     # ------------------------------------------------------------ public API
 
@@ -357,12 +433,11 @@ class MqttReporter:
         self._thread.start()
         client.loop_start()
         log.info(
-            "MQTT reporter for %s: broker %s:%d%s, %d rows queued",
+            "MQTT reporter for %s: broker %s:%d%s",
             self.device_id,
             self.config.host,
             self.config.port,
             " (TLS)" if self.config.tls else "",
-            self.outbox.depth(),
         )
 
     def stop(self, timeout: float = 5.0) -> None:
@@ -401,6 +476,23 @@ class MqttReporter:
     def wake(self) -> None:
         """Another writer queued outbox rows (a session summary): publish them. Non-blocking."""
         self._on_queued()
+        self.sessions_changed()
+
+    def sessions_changed(self) -> None:
+        """The session log changed: recompute the retained ``progress``. Non-blocking.
+
+        The courier should call it after every save of a session record (a
+        session started, paused, finished an interval); without it a running
+        session shows within :data:`PROGRESS_REFRESH_S`.
+        """
+        self._wake.put_nowait(_SessionsChanged())
+
+    def report_telemetry(self) -> None:
+        """Queue a telemetry message now (a figure it shows changed). Non-blocking.
+
+        Nothing when periodic telemetry is off (``telemetry_interval_s = 0``).
+        """
+        self._wake.put_nowait(_TelemetryDue())
 
     def publish_state(self, state: str, reason: str) -> None:
         """Report the safety state (retained). Non-blocking: safe on the real-time thread."""
@@ -438,6 +530,9 @@ class MqttReporter:
 
     def _on_queued(self) -> None:
         self._wake.put_nowait(_Queued())
+
+    def _on_incident_event(self) -> None:
+        self._wake.put_nowait(_IncidentEvent())
 
     def _on_connect(
         self,
@@ -539,14 +634,29 @@ class MqttReporter:
         self._update(last_error=text)
 
     def _run(self) -> None:
+        """Until stopped: wait for a token or a timer, apply, publish what is due.
+
+        No database error ends this thread. Each pass runs whole or fails
+        whole; a failure is logged once (with its traceback), shown in
+        :attr:`ReporterStatus.last_error`, and the pass is tried again after a
+        growing pause (:data:`RETRY_FIRST_S` up to :data:`RETRY_MAX_S`) while
+        tokens keep arriving. What a failed pass did not finish (acknowledged
+        rows to settle, telemetry due) is kept for the next one.
+        """
         interval = self.config.telemetry_interval_s
         next_telemetry = self._clock() + interval if interval > 0 else None
+        retry_at: float | None = None
+        pause = RETRY_FIRST_S
         try:
             while True:
-                wake_at = [self._next_republish] if self.config.alert_receipts else []
+                wake_at = [self._next_progress]
+                if self.config.alert_receipts:
+                    wake_at.append(self._next_republish)
                 if next_telemetry is not None:
                     wake_at.append(next_telemetry)
-                timeout = max(0.0, min(wake_at) - self._clock()) if wake_at else None
+                if retry_at is not None:
+                    wake_at.append(retry_at)
+                timeout = max(0.0, min(wake_at) - self._clock())
                 try:
                     first = self._wake.get(timeout=timeout)
                 except queue.Empty:
@@ -557,29 +667,98 @@ class MqttReporter:
                         items.append(self._wake.get_nowait())
                     except queue.Empty:
                         break
-                if self._handle(items):
-                    return
+                stop = self._handle(items)
                 if next_telemetry is not None and self._clock() >= next_telemetry:
                     next_telemetry = self._clock() + interval
-                    self._queue_telemetry()
+                    self._telemetry_due = True
                 if self.config.alert_receipts and self._clock() >= self._next_republish:
                     self._republish_due = True
-                self._pump()
-        except Exception:
+                if self._clock() >= self._next_progress:
+                    self._next_progress = self._clock() + PROGRESS_REFRESH_S
+                    self._progress_due = True
+                if stop:
+                    return
+                if retry_at is not None and self._clock() < retry_at:
+                    continue  # backing off: tokens are applied, the database is left alone
+                try:
+                    self._pass()
+                except Exception as exc:
+                    self._database_failed(exc, pause)
+                    retry_at = self._clock() + pause
+                    pause = min(RETRY_MAX_S, pause * 2)
+                else:
+                    retry_at, pause = None, RETRY_FIRST_S
+                    self._database_works()
+        except Exception:  # pragma: no cover - a bug outside the guarded pass
             log.exception("MQTT publisher thread failed; events stay queued for the next start")
             self._update(last_error="publisher thread failed")
         finally:
             self._shutdown()
 
+    def _pass(self) -> None:
+        """Everything that touches the database, in order; raises what the database raised."""
+        self._follow_outbox()
+        if self._to_settle:
+            self.outbox.settle(self._to_settle)
+            self._update(acked=self._box.status.acked + len(self._to_settle))
+            self._to_settle = []
+        if self._telemetry_due and self.config.telemetry_interval_s > 0:
+            self._queue_telemetry()
+        self._telemetry_due = False
+        self._pump()
+        self._update(
+            depth=self.outbox.depth(),
+            awaiting=self.outbox.awaiting_count() if self.config.alert_receipts else 0,
+            pokes=self._pokes,  # with the figures it asked for, never before them
+        )
+
+    def _follow_outbox(self) -> None:
+        """The outbox moved between the file and memory: publish it again from the start.
+
+        Row ids mean the same message in both, but a row may have been
+        copied or left behind: starting over (consumers drop repeats by id)
+        is what cannot miss one.
+        """
+        generation = self.outbox.generation
+        if generation == self._outbox_generation:
+            return
+        self._outbox_generation = generation
+        self._cursor = 0
+        self._inflight.clear()
+        self._to_settle = []
+        self._republish_due = True
+        log.info("MQTT outbox moved (storage fault or recovery): publishing it all again")
+
+    def _database_failed(self, exc: Exception, pause: float) -> None:
+        text = f"database error: {type(exc).__name__}: {exc}"
+        if text != self._failing:
+            log.error(
+                "MQTT publisher: %s; trying again in %.1f s (events stay queued)",
+                text,
+                pause,
+                exc_info=exc,
+            )
+        self._failing = text
+        self._update(last_error=text)
+
+    def _database_works(self) -> None:
+        if self._failing is not None:
+            log.info("MQTT publisher: the database works again")
+            self._failing = None
+            self._update(last_error=None)
+
     def _handle(self, items: list[_Token]) -> bool:
-        """Apply a batch of wake-up tokens; True means stop."""
-        acked: list[int] = []
+        """Apply a batch of wake-up tokens; True means stop.
+
+        Only commands and receipts touch the database here; each is guarded
+        on its own, so one that fails costs nothing else in the batch (a lost
+        receipt means the alert is sent again, and the consumer confirms again).
+        """
         stop = False
-        pokes = self._box.status.pokes
         for item in items:
             match item:
                 case _Poke(number=number):
-                    pokes = max(pokes, number)
+                    self._pokes = max(self._pokes, number)
                 case _Acked(mid=mid, failed=failed, reason=reason):
                     row = self._inflight.pop(mid, None)
                     if row is None:
@@ -593,7 +772,7 @@ class MqttReporter:
                         )
                         self._update(refused=self._box.status.refused + 1)
                     else:
-                        acked.append(row)
+                        self._to_settle.append(row)
                 case _StateChange(state=state, reason=why, wall_time=wall):
                     self._state = (state, why, wall)
                     self._state_dirty = True
@@ -602,32 +781,39 @@ class MqttReporter:
                         self._ready = True
                         self._state_dirty = True
                         self._republish_due = True  # a new broker session may not have them
-                        if self.config.discovery:
+                        self._retained.forget()  # nor these retained ones
+                        self._incident_due = self._progress_due = True
+                        if self.config.discovery or not self._withdrawn:
                             self._publish_discovery()
                 case _Down():
                     self._ready = False
                 case _HomeAssistantOnline():
-                    if self._ready:
+                    if self._ready and self.config.discovery:
                         self._publish_discovery()
+                case _SessionsChanged():
+                    self._progress_due = True
                 case _CommandArrived(name=name, payload=payload):
-                    self._run_command(name, payload)
+                    self._guarded(f"command {name}", lambda: self._run_command(name, payload))
                 case _ReceiptArrived(payload=payload):
-                    self._take_receipt(payload)
+                    self._guarded("receipt", lambda: self._take_receipt(payload))
+                case _TelemetryDue():
+                    self._telemetry_due = True
                 case _Stop():
                     stop = True
-                case _Queued() | _Tick():
+                case _IncidentEvent():
+                    self._incident_due = True
+                case _Queued():
                     pass
-        if acked:
-            self.outbox.settle(acked)
-        depth = self.outbox.depth()
-        self._update(
-            ready=self._ready,
-            depth=depth,
-            awaiting=self.outbox.awaiting_count() if self.config.alert_receipts else 0,
-            acked=self._box.status.acked + len(acked),
-            pokes=pokes,
-        )
+                case _Tick():
+                    pass
+        self._update(ready=self._ready)
         return stop
+
+    def _guarded(self, what: str, work: Callable[[], None]) -> None:
+        try:
+            work()
+        except Exception as exc:
+            log.error("MQTT %s failed: %s: %s", what, type(exc).__name__, exc)
 
     def _pump(self) -> None:
         client = self._client
@@ -644,6 +830,11 @@ class MqttReporter:
             self._state_dirty = False
         if self._republish_due and self.config.alert_receipts:
             self._republish(client)
+        self._publish_rows(client)
+        self._publish_retained(client)
+
+    def _publish_rows(self, client: mqtt.Client) -> None:
+        """Hand the next outbox rows to paho, up to ``max_inflight`` unacknowledged."""
         room = self.config.max_inflight - len(self._inflight)
         if room <= 0:
             return
@@ -659,6 +850,27 @@ class MqttReporter:
             # NO_CONN still leaves the message in paho's session: it is re-sent on reconnect.
             self._inflight[info.mid] = row.id
             self._cursor = row.id
+
+    def _publish_retained(self, client: mqtt.Client) -> None:
+        """The retained ``incident`` and ``progress``, when what they say may have changed."""
+        try:
+            changed = []
+            if self._incident_due:
+                changed.append(self._retained.incident())
+                self._incident_due = False
+            if self._progress_due:
+                changed.append(self._retained.progress())
+                self._progress_due = False
+        except Exception:
+            # A database that cannot be read now: the events still go out; try again later.
+            if not self._logged_status_error:
+                log.exception("MQTT: the retained incident / progress could not be computed")
+                self._logged_status_error = True
+            return
+        self._logged_status_error = False
+        for message in changed:
+            if message is not None:
+                client.publish(message.topic, message.payload, qos=1, retain=True)
 
     def _take_receipt(self, payload: bytes) -> None:
         try:
@@ -698,11 +910,19 @@ class MqttReporter:
         )
 
     def _publish_discovery(self) -> None:
+        """Announce the device to Home Assistant, or (``discovery = false``) withdraw it.
+
+        The empty retained message removes a device Home Assistant knows and
+        is a no-op otherwise, so turning discovery off leaves no ghost device.
+        """
         if self._client is None:
             return
+        self._withdrawn = not self.config.discovery
         self._client.publish(
             discovery_topic(self.config.discovery_prefix, self.device_id),
-            discovery_payload(self.topics, self.device_name),
+            discovery_payload(self.topics, self.device_name, self.config.dashboard_url)
+            if self.config.discovery
+            else REMOVE_PAYLOAD,
             qos=1,
             retain=True,
         )
@@ -725,6 +945,7 @@ class MqttReporter:
             )
 
     def _shutdown(self) -> None:
+        self._retained.close()
         client = self._client
         if client is None:
             return

@@ -18,8 +18,8 @@ from pathlib import Path
 
 from core.protocol import payloads
 from core.protocol.messages import SessionRecord
-from firmware.storage.database import connect
-from firmware.storage.sessions import SummaryToQueue, save_session
+from firmware.storage.database import Database, as_database
+from firmware.storage.sessions import SummaryToQueue, write_session
 
 log = logging.getLogger(__name__)
 
@@ -38,23 +38,23 @@ class SessionArchive:
 
     def __init__(
         self,
-        database: str | Path,
+        database: str | Path | Database,
         *,
         summary_topic: str | None = None,
         on_queued: Callable[[], None] | None = None,
     ) -> None:
-        self.database = Path(database)
+        self._db, self._owned = as_database(database)
         self._topic = summary_topic
         self._on_queued = on_queued
-        self._conn = connect(self.database)
         self.published = 0
         """Summaries queued for MQTT since start."""
 
     def save(self, record: SessionRecord, final: bool) -> bool:
         """Store ``record`` (and with ``final`` queue its summary); False if it could not be."""
+        summary = _summary(record, self._topic) if final else None
         try:
-            queued = save_session(
-                self._conn, record, _summary(record, self._topic) if final else None
+            queued = self._db.write(
+                lambda conn: write_session(conn, record, summary), key=record.id
             )
         except Exception:
             log.exception("session %s could not be stored", record.id)
@@ -66,7 +66,8 @@ class SessionArchive:
         return True
 
     def close(self) -> None:
-        self._conn.close()
+        if self._owned:
+            self._db.close()
 
 
 def _summary(record: SessionRecord, topic: str | None) -> SummaryToQueue | None:

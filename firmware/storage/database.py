@@ -1,20 +1,31 @@
 """Opening the device database: the durability settings, then the schema brought up to date.
 
 One SQLite file per device (``storage.database``) holds the event log, the
-MQTT outbox and the session log. WAL mode lets the publisher read while the
-courier's main thread writes; ``synchronous=FULL`` makes a committed event
-survive a power cut. Only the courier process writes it — never the
-real-time loop's process.
+MQTT outbox, the session log and the run log. WAL mode lets the publisher
+read while the courier's main thread writes; ``synchronous=FULL`` makes a
+committed event survive a power cut. Only the courier process writes it —
+never the real-time loop's process.
+
+The stores (:class:`~firmware.storage.events.EventStore`,
+:class:`~firmware.storage.outbox.Outbox`, the session archive) run their SQL
+through a :class:`Database`: a :class:`FileDatabase` (one file, what tools
+and tests open) or the courier's
+:class:`~firmware.storage.fallback.FallbackDatabase` (the file while it takes
+writes, memory while it does not).
 """
 
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterator
-from contextlib import contextmanager
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, suppress
 from pathlib import Path
+from typing import Protocol, TypeVar
 
 from firmware.storage.schema import check_known, migrate
+
+T = TypeVar("T")
 
 
 def connect(path: str | Path) -> sqlite3.Connection:
@@ -40,22 +51,91 @@ def connect(path: str | Path) -> sqlite3.Connection:
     return conn
 
 
-def check_database(path: str | Path) -> None:
-    """Open and close the database once: a file it must refuse raises here, before start-up."""
-    connect(path).close()
-
-
 @contextmanager
 def transaction(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
     """``BEGIN IMMEDIATE`` … ``COMMIT``; ``ROLLBACK`` if anything (the commit too) fails.
 
     IMMEDIATE takes the write lock up front, so two writers wait for each
     other (up to the connection's 5 s timeout) instead of failing half-way.
+    SQLite may already have rolled back by itself (a full disk, an I/O error):
+    then there is nothing to roll back, and the error that caused it is the
+    one raised, never a "no transaction is active" in its place.
     """
     conn.execute("BEGIN IMMEDIATE")
     try:
         yield conn
         conn.execute("COMMIT")
     except BaseException:
-        conn.execute("ROLLBACK")
+        if conn.in_transaction:
+            with suppress(sqlite3.Error):
+                conn.execute("ROLLBACK")
         raise
+
+
+class Database(Protocol):
+    """Where a store runs its SQL; every method may be called from any thread."""
+
+    @property
+    def generation(self) -> int:
+        """Changes whenever the rows move to another database (the publisher starts over)."""
+        ...
+
+    def read(self, work: Callable[[sqlite3.Connection], T]) -> T:
+        """``work(conn)`` on a connection of the current database; its result."""
+        ...
+
+    def write(self, work: Callable[[sqlite3.Connection], T], *, key: str | None = None) -> T:
+        """``work(conn)`` inside one transaction, committed before this returns.
+
+        ``key`` names the record written (an event or session id): a
+        database that may keep it somewhere less durable than the file says
+        so (:meth:`~firmware.storage.fallback.FallbackDatabase.holds_in_memory`).
+        """
+        ...
+
+    def close(self) -> None: ...
+
+
+class FileDatabase:
+    """One database file, with a connection per thread (WAL: readers never wait on a writer)."""
+
+    generation = 0
+    """One file for its whole life: the rows never move."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        self._local = threading.local()
+        self._all: list[sqlite3.Connection] = []
+        self._all_lock = threading.Lock()
+        self._conn()  # open now, so a bad path or a newer database fails at construction
+
+    def _conn(self) -> sqlite3.Connection:
+        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = connect(self.path)
+            self._local.conn = conn
+            with self._all_lock:
+                self._all.append(conn)
+        return conn
+
+    def read(self, work: Callable[[sqlite3.Connection], T]) -> T:
+        return work(self._conn())
+
+    def write(self, work: Callable[[sqlite3.Connection], T], *, key: str | None = None) -> T:
+        with transaction(self._conn()) as conn:
+            return work(conn)
+
+    def close(self) -> None:
+        """Close every thread's connection (call once the threads are done)."""
+        with self._all_lock:
+            for conn in self._all:
+                conn.close()
+            self._all.clear()
+        self._local = threading.local()
+
+
+def as_database(database: str | Path | Database) -> tuple[Database, bool]:
+    """A :class:`Database` for a path (opened here: the caller owns it) or an existing one."""
+    if isinstance(database, str | Path):
+        return FileDatabase(database), True
+    return database, False

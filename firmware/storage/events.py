@@ -9,12 +9,11 @@ broker configured the outbox stores events instead (:meth:`Outbox.enqueue_event
 from __future__ import annotations
 
 import sqlite3
-import threading
 from dataclasses import dataclass
 from pathlib import Path
 
 from core.protocol.events import Event
-from firmware.storage.database import connect, transaction
+from firmware.storage.database import Database, as_database
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,17 +59,18 @@ def probe_write(conn: sqlite3.Connection) -> None:
 
 
 class EventStore:
-    """Append-only event log. Thread-safe; writes are committed before returning."""
+    """Append-only event log. Thread-safe; writes are committed before returning.
 
-    def __init__(self, path: str | Path) -> None:
-        self.path = Path(path)
-        self._conn = connect(path)
-        self._lock = threading.Lock()
+    On a path it opens that file; the courier passes its
+    :class:`~firmware.storage.fallback.FallbackDatabase` instead.
+    """
+
+    def __init__(self, database: str | Path | Database) -> None:
+        self._db, self._owned = as_database(database)
 
     def append(self, event: Event) -> int:
-        """Commit ``event`` durably and return its sequence number (idempotent by id)."""
-        with self._lock, transaction(self._conn):
-            return insert_event(self._conn, event)
+        """Commit ``event`` and return its sequence number (idempotent by id)."""
+        return self._db.write(lambda conn: insert_event(conn, event), key=event.id)
 
     def events(self, device_id: str | None = None, limit: int | None = None) -> list[StoredEvent]:
         """Events in commit order (the newest ``limit`` if given)."""
@@ -83,8 +83,7 @@ class EventStore:
         if limit is not None:
             query += " LIMIT ?"
             params.append(limit)
-        with self._lock:
-            rows = self._conn.execute(query, params).fetchall()
+        rows = self._db.read(lambda conn: conn.execute(query, params).fetchall())
         return [StoredEvent(int(seq), Event.from_json(body)) for seq, body in reversed(rows)]
 
     def __enter__(self) -> EventStore:
@@ -94,5 +93,6 @@ class EventStore:
         self.close()
 
     def close(self) -> None:
-        with self._lock:
-            self._conn.close()
+        """Close the file this store opened (a database passed in belongs to its owner)."""
+        if self._owned:
+            self._db.close()

@@ -13,15 +13,16 @@ telemetry goes first, then the oldest informational events (start, stop,
 reset). Fall, stumble, no-recovery and fault events are never dropped: the
 bound is exceeded (and logged) rather than lose one.
 
-Each thread gets its own connection (WAL lets the publisher read while the
-event worker writes); nothing here ever runs on the real-time thread.
+Each thread gets its own connection to the file (WAL lets the publisher read
+while the courier's main thread writes); nothing here ever runs on the
+real-time thread. In the courier the rows may live in memory for a while
+(:mod:`firmware.storage.fallback`); row ids stay the same across such a move.
 """
 
 from __future__ import annotations
 
 import logging
 import sqlite3
-import threading
 from collections.abc import Iterable
 from dataclasses import dataclass
 from enum import StrEnum
@@ -30,7 +31,7 @@ from pathlib import Path
 from core.protocol import payloads
 from core.protocol.events import ALERT_TYPES, PROTECTED_TYPES, Event
 from core.protocol.topics import Topics
-from firmware.storage.database import connect, transaction
+from firmware.storage.database import Database, as_database, connect
 from firmware.storage.events import insert_event
 
 log = logging.getLogger(__name__)
@@ -91,42 +92,38 @@ class Outbox:
     only marks it *awaiting receipt*, and it leaves when a consumer that
     commits alerts names it in a receipt (:meth:`receipted`). Until then the
     publisher sends it again after every reconnect and on a timer.
+
+    ``database`` is a path (this outbox opens and closes that file) or the
+    courier's :class:`~firmware.storage.database.Database`, which may move the
+    rows between the file and memory: :attr:`generation` says when it did.
     """
 
     def __init__(
-        self, path: str | Path, topics: Topics, max_rows: int = 10000, *, receipts: bool = False
+        self,
+        database: str | Path | Database,
+        topics: Topics,
+        max_rows: int = 10000,
+        *,
+        receipts: bool = False,
     ) -> None:
         if max_rows < 1:
             raise ValueError("outbox max_rows must be at least 1")
-        self.path = Path(path)
         self.topics = topics
         self.max_rows = max_rows
         self.receipts = receipts
         self.dropped = 0
         """Rows dropped by the bound since this object was made."""
-        self._local = threading.local()
-        self._all: list[sqlite3.Connection] = []
-        self._all_lock = threading.Lock()
-        self._conn()  # open now, so a bad path or a newer database fails at construction
+        self._db, self._owned = as_database(database)
 
-    # -------------------------------------------------------------- plumbing
-
-    def _conn(self) -> sqlite3.Connection:
-        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
-        if conn is None:
-            conn = connect(self.path)
-            self._local.conn = conn
-            with self._all_lock:
-                self._all.append(conn)
-        return conn
+    @property
+    def generation(self) -> int:
+        """Changes when the rows moved to another database: a reader starts over from id 0."""
+        return self._db.generation
 
     def close(self) -> None:
-        """Close every thread's connection (call once the threads are done)."""
-        with self._all_lock:
-            for conn in self._all:
-                conn.close()
-            self._all.clear()
-        self._local = threading.local()
+        """Close the file this outbox opened (call once the threads are done)."""
+        if self._owned:
+            self._db.close()
 
     # ------------------------------------------------------------ producers
 
@@ -135,7 +132,8 @@ class Outbox:
 
         Idempotent by event id: a second call stores and queues nothing new.
         """
-        with transaction(self._conn()) as conn:
+
+        def work(conn: sqlite3.Connection) -> int:
             before = conn.total_changes
             seq = insert_event(conn, event)
             if conn.total_changes != before:  # a new event, not a repeat
@@ -150,14 +148,18 @@ class Outbox:
                     message_id=event.id,
                 )
                 self._enforce_bound(conn)
-        return seq
+            return seq
+
+        return self._db.write(work, key=event.id)
 
     def enqueue_telemetry(self, payload: str) -> None:
-        with transaction(self._conn()) as conn:
+        def work(conn: sqlite3.Connection) -> None:
             queue_message(
                 conn, MessageKind.TELEMETRY, PRIORITY_TELEMETRY, self.topics.telemetry, payload
             )
             self._enforce_bound(conn)
+
+        self._db.write(work)
 
     def _enforce_bound(self, conn: sqlite3.Connection) -> None:
         (count,) = conn.execute("SELECT COUNT(*) FROM outbox").fetchone()
@@ -197,23 +199,19 @@ class Outbox:
 
     def fetch_after(self, after_id: int, limit: int) -> list[OutboxRow]:
         """The next ``limit`` queued rows with ``id > after_id``, oldest first."""
-        rows = (
-            self._conn()
-            .execute(
+        rows = self._db.read(
+            lambda conn: conn.execute(
                 "SELECT id, topic, payload FROM outbox WHERE id > ? ORDER BY id LIMIT ?",
                 (after_id, limit),
-            )
-            .fetchall()
+            ).fetchall()
         )
         return [OutboxRow(int(i), str(t), str(p)) for i, t, p in rows]
 
     def delete(self, ids: Iterable[int]) -> None:
         """Forget rows whatever they carry (one transaction for the whole batch)."""
         batch = [(i,) for i in ids]
-        if not batch:
-            return
-        with transaction(self._conn()) as conn:
-            conn.executemany("DELETE FROM outbox WHERE id = ?", batch)
+        if batch:
+            self._db.write(lambda conn: conn.executemany("DELETE FROM outbox WHERE id = ?", batch))
 
     def settle(self, ids: Iterable[int]) -> None:
         """The broker acknowledged these rows (one transaction for a batch of PUBACKs).
@@ -224,7 +222,8 @@ class Outbox:
         batch = [(i,) for i in ids]
         if not batch:
             return
-        with transaction(self._conn()) as conn:
+
+        def work(conn: sqlite3.Connection) -> None:
             if self.receipts:
                 conn.executemany(
                     "UPDATE outbox SET awaiting_receipt = 1 WHERE id = ? AND priority = ?"
@@ -235,39 +234,40 @@ class Outbox:
             else:
                 conn.executemany("DELETE FROM outbox WHERE id = ?", batch)
 
+        self._db.write(work)
+
     def receipted(self, message_ids: Iterable[str]) -> int:
         """A consumer committed these messages: forget their rows; how many were forgotten."""
         batch = [(m,) for m in message_ids]
         if not batch:
             return 0
-        with transaction(self._conn()) as conn:
+
+        def work(conn: sqlite3.Connection) -> int:
             before = conn.total_changes
             conn.executemany("DELETE FROM outbox WHERE message_id = ?", batch)
             return conn.total_changes - before
 
+        return self._db.write(work)
+
     def awaiting_receipt(self, limit: int) -> list[OutboxRow]:
         """The oldest rows the broker has but no consumer has confirmed (to publish again)."""
-        rows = (
-            self._conn()
-            .execute(
+        rows = self._db.read(
+            lambda conn: conn.execute(
                 "SELECT id, topic, payload FROM outbox WHERE awaiting_receipt = 1"
                 " ORDER BY id LIMIT ?",
                 (limit,),
-            )
-            .fetchall()
+            ).fetchall()
         )
         return [OutboxRow(int(i), str(t), str(p)) for i, t, p in rows]
 
     def awaiting_count(self) -> int:
-        (count,) = (
-            self._conn()
-            .execute("SELECT COUNT(*) FROM outbox WHERE awaiting_receipt = 1")
-            .fetchone()
-        )
-        return int(count)
+        return self._count("SELECT COUNT(*) FROM outbox WHERE awaiting_receipt = 1")
 
     def depth(self) -> int:
-        (count,) = self._conn().execute("SELECT COUNT(*) FROM outbox").fetchone()
+        return self._count("SELECT COUNT(*) FROM outbox")
+
+    def _count(self, query: str) -> int:
+        (count,) = self._db.read(lambda conn: conn.execute(query).fetchone())
         return int(count)
 
     # -------------------------------------------------------- acknowledgement
@@ -278,7 +278,8 @@ class Outbox:
         ``event_id == "latest"`` means the newest alert not yet acknowledged.
         Raises ``LookupError`` when there is no such alert.
         """
-        with transaction(self._conn()) as conn:
+
+        def work(conn: sqlite3.Connection) -> tuple[str, bool]:
             alert_types = tuple(t.value for t in ALERT_TYPES)
             marks = ",".join("?" * len(alert_types))
             if event_id == "latest":
@@ -301,13 +302,15 @@ class Outbox:
                 "INSERT OR IGNORE INTO event_acks (event_id, acked_by, wall_time) VALUES (?, ?, ?)",
                 (found, by, payloads.wall_now()),
             )
-        return found, cur.rowcount > 0
+            return found, cur.rowcount > 0
+
+        return self._db.write(work)
 
     def acknowledged_by(self, event_id: str) -> str | None:
-        row = (
-            self._conn()
-            .execute("SELECT acked_by FROM event_acks WHERE event_id = ?", (event_id,))
-            .fetchone()
+        row = self._db.read(
+            lambda conn: conn.execute(
+                "SELECT acked_by FROM event_acks WHERE event_id = ?", (event_id,)
+            ).fetchone()
         )
         return None if row is None else str(row[0])
 

@@ -53,72 +53,81 @@ def save_session(
     column is the record as compact JSON with sorted keys
     (:func:`core.protocol.payloads.encode`), as every release wrote it.
     """
-    queued = False
     with transaction(conn):
-        conn.execute(
-            "INSERT INTO sessions (id, device_id, plan, status, started_wall, ended_wall,"
-            " planned_s, done_s, backward_s, longest_backward_s, steps, walking_s, trips,"
-            " stumbles, body) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
-            " ON CONFLICT (id) DO UPDATE SET status = excluded.status,"
-            " ended_wall = excluded.ended_wall, done_s = excluded.done_s,"
-            " backward_s = excluded.backward_s, longest_backward_s = excluded.longest_backward_s,"
-            " steps = excluded.steps, walking_s = excluded.walking_s, trips = excluded.trips,"
-            " stumbles = excluded.stumbles, body = excluded.body",
+        return write_session(conn, record, summary)
+
+
+def write_session(
+    conn: sqlite3.Connection,
+    record: SessionRecord,
+    summary: SummaryToQueue | None = None,
+) -> bool:
+    """:func:`save_session` inside the caller's transaction."""
+    queued = False
+    conn.execute(
+        "INSERT INTO sessions (id, device_id, plan, status, started_wall, ended_wall,"
+        " planned_s, done_s, backward_s, longest_backward_s, steps, walking_s, trips,"
+        " stumbles, body) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+        " ON CONFLICT (id) DO UPDATE SET status = excluded.status,"
+        " ended_wall = excluded.ended_wall, done_s = excluded.done_s,"
+        " backward_s = excluded.backward_s, longest_backward_s = excluded.longest_backward_s,"
+        " steps = excluded.steps, walking_s = excluded.walking_s, trips = excluded.trips,"
+        " stumbles = excluded.stumbles, body = excluded.body",
+        (
+            record.id,
+            record.device_id,
+            record.plan,
+            record.status,
+            record.started_wall,
+            record.ended_wall,
+            record.planned_s,
+            record.done_s,
+            record.backward_s,
+            record.longest_backward_s,
+            record.steps,
+            record.walking_s,
+            record.trips,
+            record.stumbles,
+            encode(record),
+        ),
+    )
+    conn.execute("DELETE FROM session_intervals WHERE session_id = ?", (record.id,))
+    conn.executemany(
+        "INSERT INTO session_intervals (session_id, idx, direction, speed, planned_s, done_s,"
+        " steps, walking_s, cadence_spm, trips, stumbles)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        [
             (
                 record.id,
-                record.device_id,
-                record.plan,
-                record.status,
-                record.started_wall,
-                record.ended_wall,
-                record.planned_s,
-                record.done_s,
-                record.backward_s,
-                record.longest_backward_s,
-                record.steps,
-                record.walking_s,
-                record.trips,
-                record.stumbles,
-                encode(record),
-            ),
-        )
-        conn.execute("DELETE FROM session_intervals WHERE session_id = ?", (record.id,))
-        conn.executemany(
-            "INSERT INTO session_intervals (session_id, idx, direction, speed, planned_s, done_s,"
-            " steps, walking_s, cadence_spm, trips, stumbles)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            [
-                (
-                    record.id,
-                    i.index,
-                    i.direction,
-                    i.speed,
-                    i.planned_s,
-                    i.done_s,
-                    i.steps,
-                    i.walking_s,
-                    i.cadence_spm,
-                    i.trips,
-                    i.stumbles,
-                )
-                for i in record.intervals
-            ],
-        )
-        if summary is not None and record.ended:
-            (published,) = conn.execute(
-                "SELECT published FROM sessions WHERE id = ?", (record.id,)
-            ).fetchone()
-            if not published:
-                queue_message(
-                    conn,
-                    MessageKind.EVENT,
-                    PRIORITY_PROTECTED,
-                    summary.topic,
-                    summary.payload(),
-                    message_id=record.id,
-                )
-                conn.execute("UPDATE sessions SET published = 1 WHERE id = ?", (record.id,))
-                queued = True
+                i.index,
+                i.direction,
+                i.speed,
+                i.planned_s,
+                i.done_s,
+                i.steps,
+                i.walking_s,
+                i.cadence_spm,
+                i.trips,
+                i.stumbles,
+            )
+            for i in record.intervals
+        ],
+    )
+    if summary is not None and record.ended:
+        (published,) = conn.execute(
+            "SELECT published FROM sessions WHERE id = ?", (record.id,)
+        ).fetchone()
+        if not published:
+            queue_message(
+                conn,
+                MessageKind.EVENT,
+                PRIORITY_PROTECTED,
+                summary.topic,
+                summary.payload(),
+                message_id=record.id,
+            )
+            conn.execute("UPDATE sessions SET published = 1 WHERE id = ?", (record.id,))
+            queued = True
     return queued
 
 

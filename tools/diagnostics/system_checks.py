@@ -7,13 +7,15 @@ time for the CONNACK. It connects under its own client id, so it never
 kicks the running monitor's session off the broker.
 
 Event store: the SQLite database is opened with the store's own settings
-(an older file upgraded, as the monitor would at start; one written by a
-newer release refused, as the monitor would refuse it) and a row is written
-inside a transaction that is then rolled back, which
-proves the file, its directory (WAL and journal files) and the disk all
-accept writes, without leaving anything behind. A database the check had to
-create is removed again: run as root by mistake, the doctor would otherwise
-leave a root-owned file the service cannot write.
+(an older file upgraded, as the monitor would at start), checked (``PRAGMA
+quick_check``), and a row is written inside a transaction that is then
+rolled back, which proves the file, its directory (WAL and journal files)
+and the disk all accept writes, without leaving anything behind. What would
+be a storage fault in the monitor fails here: a file it would move aside
+(damaged, or written by a newer release), a disk that refuses the write or
+has almost no room. A database the check had to create is removed again:
+run as root by mistake, the doctor would otherwise leave a root-owned file
+the service cannot write.
 
 Clocks: the monotonic clock must advance (every timing decision reads it),
 and the wall clock must not be before the year this software was built — a
@@ -25,6 +27,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import shutil
 import socket
 import sqlite3
 import ssl
@@ -35,9 +38,11 @@ from pathlib import Path
 from typing import Any
 
 from firmware.config import Config
+from firmware.storage.damage import moved_aside_files, quick_check
 from firmware.storage.database import connect
 from firmware.storage.errors import SchemaError
 from firmware.storage.events import probe_write
+from firmware.storage.faults import Trouble, describe, disk_full, trouble
 from tools.diagnostics.result import CheckResult, failed, passed, skipped, warned
 
 BROKER, STORE, CLOCK, CONFIG = "broker", "event-store", "clock", "config"
@@ -196,21 +201,37 @@ def _remove_created(path: Path, new_dirs: list[Path]) -> None:
 
 
 def check_store(config: Config) -> CheckResult:
-    """Open the database and write a row inside a transaction that is rolled back."""
+    """Open the database, check it, and write a row inside a transaction that is rolled back.
+
+    FAIL for what would be a storage fault in the monitor: a file from a newer
+    release or damaged (the monitor moves it aside and starts a new one), a
+    disk that refuses the write or has almost no room left (the monitor keeps
+    alerts in memory and refuses to arm). A pass names damaged files moved
+    aside earlier: someone should look at them.
+    """
     path = Path(config.storage.database)
     existed = path.exists()
     new_dirs = _missing_parents(path)
     conn: sqlite3.Connection | None = None
     try:
         conn = connect(path)
+        problem = quick_check(conn)
+        if problem is not None:
+            return _damaged(path, f"quick_check: {problem}")
         probe_write(conn)
     except SchemaError as exc:
         return failed(
             STORE,
             str(exc),
-            "the monitor will not start with this file either: install the release that wrote it",
+            "the monitor moves such a file aside at start (to <name>.damaged-<time>) and begins "
+            "a new log; to keep this one, install the release that wrote it",
         )
     except (sqlite3.Error, OSError) as exc:
+        kind = trouble(exc)
+        if kind is Trouble.DAMAGED:
+            return _damaged(path, describe(exc))
+        if disk_full(exc):
+            return _disk_full(path, describe(exc))
         return failed(
             STORE,
             f"{path}: not writable ({exc})",
@@ -222,8 +243,46 @@ def check_store(config: Config) -> CheckResult:
             conn.close()
         if not existed:
             _remove_created(path, new_dirs)
+    free = shutil.disk_usage(_existing_parent(path)).free
+    if free < MIN_FREE_BYTES:
+        return _disk_full(path, f"only {free // 1024} KiB free on its disk")
     note = "" if existed else " (created for the check and removed again)"
+    moved = moved_aside_files(path)
+    if moved:
+        note += (
+            f"; {len(moved)} damaged file{'s' if len(moved) > 1 else ''} moved aside earlier, "
+            f"newest {moved[-1].name}: inspect, then delete"
+        )
     return passed(STORE, f"{path}: a write in a transaction works{note}")
+
+
+MIN_FREE_BYTES = 16 * 1024 * 1024
+"""Less room than this on the database's disk is a fault waiting to happen."""
+
+
+def _existing_parent(path: Path) -> Path:
+    for parent in path.parents:
+        if parent.exists():
+            return parent
+    return Path("/")
+
+
+def _damaged(path: Path, why: str) -> CheckResult:
+    return failed(
+        STORE,
+        f"{path}: damaged ({why})",
+        "the monitor moves it aside at start (to <name>.damaged-<time>, kept for inspection) "
+        "and begins a new log; check the SD card (dmesg | grep -i mmc) and the power supply",
+    )
+
+
+def _disk_full(path: Path, why: str) -> CheckResult:
+    return failed(
+        STORE,
+        f"{path}: the disk is full ({why})",
+        "free space on it (df -h, journalctl --vacuum-size=...); until then the monitor keeps "
+        "alerts in memory, still publishes them, and refuses to arm a new walk",
+    )
 
 
 def check_clock(

@@ -1,0 +1,65 @@
+"""The retention sweep: what the database no longer keeps goes, and the disk gets it back.
+
+Run from the service's ticker thread once at start and then every
+``retention.sweep_hours`` (monotonic time). Ages are measured on the service's
+clock, the same one that stamps ``received_at``.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+
+from caregiver.config import RetentionConfig
+from caregiver.storage import Pruned, StorageFault, Store
+
+log = logging.getLogger(__name__)
+
+_DAY = 86400.0
+
+
+class RetentionSweeper:
+    def __init__(
+        self,
+        store: Store,
+        retention: RetentionConfig,
+        clock: Callable[[], float] = time.time,
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.store = store
+        self.retention = retention
+        self.clock = clock
+        self.monotonic = monotonic
+        self._next: float | None = None
+
+    def sweep(self) -> Pruned:
+        now = self.clock()
+        r = self.retention
+
+        def before(days: float) -> float | None:
+            return now - days * _DAY if days > 0 else None
+
+        pruned = self.store.prune(
+            recordings_before=before(r.recordings_days),
+            notifications_before=before(r.notifications_days),
+            routine_before=before(r.routine_events_days),
+            now=now,
+        )
+        log.info("retention sweep: %s", pruned)
+        return pruned
+
+    def tick(self) -> Pruned | None:
+        """Sweep if it is time (the first call sweeps); a storage fault is logged and retried at
+        the next interval, never raised into the ticker."""
+        t = self.monotonic()
+        if self._next is not None and t < self._next:
+            return None
+        self._next = t + self.retention.sweep_hours * 3600.0
+        try:
+            return self.sweep()
+        except StorageFault:
+            log.exception(
+                "retention sweep failed; the next one is in %.0f h", self.retention.sweep_hours
+            )
+            return None

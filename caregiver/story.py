@@ -1,0 +1,307 @@
+"""What a caregiver reads: a device card's story and an event's, in plain words.
+
+The card's headline is the device's incident (docs/incidents.md): the open
+one, "FALL — not acknowledged", or the one that ended last, "Stumble — walker
+pressed I'm OK", for :data:`RECENT_S` after it closed. Under it, what the
+treadmill is doing ("Belt stopped, waiting for a reset at the machine"), and
+whether the monitor is reporting at all. The colour follows the incident, not
+the belt: a stopped belt whose incident is closed is no emergency, and an
+offline monitor is grey unless an incident is still open on it.
+
+An event's page tells its incident the same way, then the facts a caregiver
+asks about (how hard the impact, whether the walker lay still, whether they
+got up) with units; the detector's own figures stay behind a "details" toggle.
+Nothing here reads the database or the clock: the routes pass both in.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+from caregiver.plot import AfterTheTrip
+from caregiver.storage import CardIncident, Device, Incident, StoredEvent
+
+RECENT_S = 12 * 3600.0
+"""How long a closed incident stays the card's headline."""
+
+_OPEN_TITLE = {
+    "fall": "FALL",
+    "no_recovery": "FALL — not getting up",
+    "help": "HELP requested",
+    "stumble": "Stumble",
+    "fault": "Monitor fault",
+}
+_CLOSED_TITLE = {
+    "fall": "Fall",
+    "no_recovery": "Fall, not getting up",
+    "help": "Help requested",
+    "stumble": "Stumble",
+    "fault": "Monitor fault",
+}
+_URGENT = frozenset({"fall", "no_recovery", "help"})
+_VIA = {
+    "dashboard": "on the dashboard",
+    "home-assistant": "from Home Assistant",
+    "notification": "from a notification",
+    "device": "at the monitor",
+}
+_BELT = {
+    "ARMED": "Monitor armed: the belt can run",
+    "TRIPPED": "Belt stopped, waiting for a reset at the machine",
+    "FAULT": "Belt stopped by a monitor fault",
+    "STANDBY": "Belt stopped: the monitor is ready to be armed at the machine",
+    "STARTING": "Belt stopped: the monitor is starting",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Headline:
+    text: str
+    since: float
+    """When it happened (epoch seconds: the page shows "2 min ago")."""
+    link: str
+    urgent: bool
+    open: bool
+
+
+@dataclass(frozen=True, slots=True)
+class CardStory:
+    level: str
+    """The card's colour: danger, warn, ok, idle or offline."""
+    headline: Headline | None
+    belt: str
+    offline: bool
+    last_seen: float | None
+    can_acknowledge: bool
+
+
+def headline(incident: CardIncident | Incident, first_event_link: str) -> Headline:
+    if isinstance(incident, Incident):
+        kind, status, opened = incident.severity, incident.status, incident.opened_at
+        closed_at, by, via = incident.closed_at, incident.closed_by, incident.closed_via
+    else:
+        kind, status, opened = incident["kind"], incident["status"], incident["opened_at"]
+        closed_at, by, via = incident["closed_at"], incident["closed_by"], incident["closed_via"]
+    if status == "open":
+        text = f"{_OPEN_TITLE.get(kind, kind.replace('_', ' '))} — not acknowledged"
+        return Headline(text, opened, first_event_link, kind in _URGENT, True)
+    title = _CLOSED_TITLE.get(kind, kind.replace("_", " ").capitalize())
+    return Headline(
+        f"{title} — {closed_how(by, via)}", closed_at or opened, first_event_link, False, False
+    )
+
+
+def closed_how(by: str | None, via: str | None) -> str:
+    if via == "walker":
+        return "walker pressed I'm OK"
+    who = by or "a caregiver"
+    where = _VIA.get(via or "", f"via {via}" if via else "")
+    return f"acknowledged by {who} {where}".rstrip()
+
+
+def card(device: Device, now: float) -> CardStory:
+    incident = device["incident"]
+    offline = device["availability"] == "offline"
+    shown = None
+    if incident is not None:
+        ended = incident["closed_at"] or incident["last_event_at"]
+        if incident["status"] == "open" or now - ended <= RECENT_S:
+            shown = headline(incident, f"/events/{incident['first_event_id']}")
+    other_alerts = device["open_alerts"] > 0 and not (shown is not None and shown.open)
+    if shown is None and other_alerts:
+        # an alert outside any incident: the monitor went offline while armed
+        what = "Monitor went offline while armed" if offline else "Alert"
+        shown = Headline(
+            f"{what} — not acknowledged",
+            device["last_seen"] or now,
+            f"/devices/{device['device_id']}",
+            False,
+            True,
+        )
+    return CardStory(
+        level=_level(device, shown, offline),
+        headline=shown,
+        belt=belt(device["state"], device["state_reason"], offline),
+        offline=offline,
+        last_seen=device["last_seen"],
+        can_acknowledge=device["open_alerts"] > 0 or (shown is not None and shown.open),
+    )
+
+
+def belt(state: str, reason: str, offline: bool) -> str:
+    text = _BELT.get(state, state or "No report from the monitor yet")
+    if state == "FAULT" and reason:
+        text = f"{text}: {reason}"
+    return f"Last known: {text[0].lower()}{text[1:]}" if offline and state else text
+
+
+def _level(device: Device, shown: Headline | None, offline: bool) -> str:
+    if shown is not None and shown.open and shown.urgent:
+        return "danger"
+    if offline:
+        return "offline"
+    if shown is not None and shown.open:
+        return "warn"
+    if device["state"] == "FAULT":
+        return "warn"
+    if device["state"] == "ARMED":
+        return "ok"
+    return "idle"
+
+
+# ------------------------------------------------------------------ events
+
+_STEP = {
+    "stumble": "Stumble: the monitor stopped the belt",
+    "fall": "Fall confirmed",
+    "no_recovery": "Not getting up: lying still after the fall",
+    "help": "The walker asked for help",
+    "fault": "Monitor fault",
+    "ok": "The walker pressed I'm OK",
+    "reset": "Re-armed at the machine",
+    "start": "Monitor started",
+    "stop": "Monitor stopped",
+    "test": "Test alarm",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Step:
+    """One line of an incident's timeline."""
+
+    event_id: str
+    wall_time: str
+    text: str
+    severity: str
+
+
+@dataclass(frozen=True, slots=True)
+class Fact:
+    label: str
+    value: str
+    at: str | None = None
+    """An ISO time the value speaks of (the page shows it in the reader's time zone)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Detail:
+    """A detector figure as sent, with its unit (behind the page's "details" toggle)."""
+
+    key: str
+    value: float
+    unit: str
+
+
+def steps(events: Sequence[StoredEvent], incident: Incident | None) -> list[Step]:
+    """The incident's timeline in words (the IMU recording is the plot, not a line)."""
+    out: list[Step] = []
+    for e in events:
+        if e.type == "window":
+            continue
+        if e.type == "closed" and incident is not None and incident.closed_via != "walker":
+            text = closed_how(incident.closed_by, incident.closed_via).capitalize()
+        elif e.type == "closed":
+            text = "Acknowledged"
+        else:
+            text = _STEP.get(e.type, e.type.replace("_", " ").capitalize())
+        if e.type == "fault" and e.reason:
+            text = f"{text}: {e.reason}"
+        out.append(Step(e.id, e.wall_time, text, e.severity))
+    return out
+
+
+def impact_words(impact_g: float) -> str:
+    """How hard a landing was, for someone who does not think in g."""
+    if impact_g >= 3.5:
+        strength = "hard"
+    elif impact_g >= 2.0:
+        strength = "firm"
+    else:
+        strength = "light"
+    return f"{strength} ({impact_g:.1f} g; standing still is 1 g)"
+
+
+def facts(
+    event: StoredEvent, events: Sequence[StoredEvent], after: AfterTheTrip | None
+) -> list[Fact]:
+    """What a caregiver asks about this event: impact, lying still, getting up, leaning."""
+    figures = _worst_figures(event, events)
+    out: list[Fact] = []
+    if (impact := figures.get("impact_g")) is not None:
+        out.append(Fact("Impact", impact_words(impact)))
+    if (tilt := figures.get("tilt_deg")) is not None:
+        lying = " — lying down" if tilt >= 60 else ""
+        out.append(Fact("Body tilt", f"{tilt:.0f}° from upright{lying}"))
+    if (descent := figures.get("descent_mps")) is not None and descent > 0:
+        out.append(Fact("Dropping speed", f"{descent:.1f} m/s"))
+    types = {e.type for e in events}
+    if "no_recovery" in types:
+        still = next((e.figures.get("still_s") for e in events if e.type == "no_recovery"), None)
+        lay = f"yes, {still:.0f} s or more" if still else "yes, long enough to raise the alarm"
+        out.append(Fact("Lying still", lay))
+    got_up = _got_up(events, after)
+    if got_up is not None:
+        out.append(got_up)
+    return out
+
+
+def _worst_figures(event: StoredEvent, events: Sequence[StoredEvent]) -> Mapping[str, float]:
+    for kind in ("fall", "stumble"):
+        for e in events:
+            if e.type == kind and e.figures:
+                return e.figures
+    return event.figures
+
+
+def _got_up(events: Sequence[StoredEvent], after: AfterTheTrip | None) -> Fact | None:
+    for e in events:
+        if e.type == "ok":
+            return Fact("Got up", "yes — pressed I'm OK at the machine", e.wall_time)
+        if e.type == "reset":
+            return Fact("Got up", "yes — re-armed the monitor at the machine", e.wall_time)
+    if after is not None and after.upright:
+        return Fact("Got up", f"probably: the recording shows them {after.text}")
+    if after is not None:
+        return Fact("Got up", f"not yet: the recording shows them {after.text}")
+    return None
+
+
+_UNITS = (
+    ("_gs", "g·s"),
+    ("_g", "g"),
+    ("_deg", "°"),
+    ("_dps", "°/s"),
+    ("_mps", "m/s"),
+    ("_hz", "Hz"),
+    ("_s", "s"),
+)
+
+
+@dataclass(frozen=True, slots=True)
+class EventDetails:
+    """One event's engineering record: what the monitor said and its figures."""
+
+    event: StoredEvent
+    title: str
+    figures: list[Detail]
+
+
+def details(events: Sequence[StoredEvent]) -> list[EventDetails]:
+    """Each event's figures with their units (from the key's suffix)."""
+    return [
+        EventDetails(
+            e, _STEP.get(e.type, e.type.replace("_", " ").capitalize()), figures(e.figures)
+        )
+        for e in events
+        if e.type != "window"
+    ]
+
+
+def figures(values: Mapping[str, float]) -> list[Detail]:
+    out = []
+    for key, value in values.items():
+        suffix, unit = next(((s, u) for s, u in _UNITS if key.endswith(s)), ("", ""))
+        name = key.removesuffix(suffix) if suffix else key
+        out.append(Detail(name.replace("_", " "), value, unit))
+    return out

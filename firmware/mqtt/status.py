@@ -1,0 +1,307 @@
+"""The device's retained status topics: the open incident, and the guided-session progress.
+
+Events are delivered, not retained, and session summaries come only when a
+session ends. A consumer that starts late — Home Assistant after a restart,
+a dashboard opened on Monday — needs the *current* picture: is a fall open,
+is a session running, how far is this week. The reporter publishes that as
+two small retained messages (``<prefix>/<device>/incident`` and
+``.../progress``), derived here from the device's own database every time it
+may have changed, so they are right after a restart of anything.
+
+The incident rules follow the protocol as written (docs/incidents.md): an
+incident opens with its first alert or fault and carries an id; its severity
+is its worst event; ``ok``, ``closed`` and ``reset`` close it; an event more
+severe than it was when it was closed reopens it. Events written before
+incidents existed (no ``incident`` field) join the open incident or open one
+named after themselves, so older logs read sensibly too.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import sqlite3
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import TypeVar
+
+import msgspec
+
+from core.progress import (
+    GOAL_BACKWARD_MIN,
+    GOAL_SESSIONS_PER_WEEK,
+    at_goal,
+    started_utc,
+    week_of,
+    week_start,
+)
+from core.protocol import payloads
+from core.protocol.events import EventType
+from core.protocol.messages import (
+    SCHEMA_VERSION,
+    IncidentMessage,
+    IncidentSeverity,
+    ProgressMessage,
+    SessionRecord,
+)
+from core.protocol.topics import Topics
+from firmware.storage.database import Database, as_database
+from firmware.storage.status import (
+    IncidentEventRow,
+    incident_events,
+    latest_session,
+    newest_event_seq,
+    sessions_started_since,
+)
+
+T = TypeVar("T")
+
+SEVERITY_RANK: dict[EventType, int] = {
+    EventType.STUMBLE: 1,
+    EventType.FAULT: 2,
+    EventType.HELP: 3,
+    EventType.FALL: 4,
+    EventType.NO_RECOVERY: 5,
+}
+"""How bad each incident-opening event is; an incident's severity is its worst (the lead's
+incident table ranks paging, this ranks words: a no-recovery is worse than the fall it follows)."""
+
+SEVERITY_NAME: dict[EventType, IncidentSeverity] = {
+    EventType.STUMBLE: "stumble",
+    EventType.FAULT: "fault",
+    EventType.HELP: "help",
+    EventType.FALL: "fall",
+    EventType.NO_RECOVERY: "no_recovery",
+}
+"""The wire's name for each severity (a test checks both tables cover INCIDENT_TYPES)."""
+
+FIRST_READ = 200
+"""Events bearing on incidents read at start: an incident is decided by its last few."""
+
+CLOSING_TYPES = frozenset({EventType.OK, EventType.CLOSED, EventType.RESET})
+WALKER = "walker"
+"""Who closed an incident the walker closed (``ok`` or ``reset`` without a ``by``)."""
+
+
+@dataclass(frozen=True, slots=True)
+class _Incident:
+    id: str
+    severity: EventType
+    opened_wall: str
+    last_event: str
+    changed_wall: str
+    open: bool = True
+    closed_by: str | None = None
+    closed_via: str | None = None
+    closed_wall: str | None = None
+
+
+def _apply(current: _Incident | None, event: IncidentEventRow) -> _Incident | None:
+    """The incident after ``event`` (one step of the rules in the module docstring)."""
+    if event.type in SEVERITY_RANK:
+        same = current is not None and (
+            event.incident == current.id or (event.incident is None and current.open)
+        )
+        if current is None or not same:
+            return _Incident(
+                id=event.incident or event.id,
+                severity=event.type,
+                opened_wall=event.wall_time,
+                last_event=event.id,
+                changed_wall=event.wall_time,
+            )
+        worse = SEVERITY_RANK[event.type] > SEVERITY_RANK[current.severity]
+        if not current.open and not worse:
+            return replace(current, last_event=event.id)  # stays closed: nothing new to page
+        return replace(
+            current,
+            severity=event.type if worse else current.severity,
+            last_event=event.id,
+            changed_wall=event.wall_time if worse or not current.open else current.changed_wall,
+            open=True,
+            closed_by=None,
+            closed_via=None,
+            closed_wall=None,
+        )
+    if event.type in CLOSING_TYPES and current is not None and current.open:
+        if event.incident is not None and event.incident != current.id:
+            return current  # closes another incident: not the one open here
+        return replace(
+            current,
+            open=False,
+            last_event=event.id,
+            changed_wall=event.wall_time,
+            closed_by=event.by or (WALKER if event.type is not EventType.CLOSED else None),
+            closed_via=event.via,
+            closed_wall=event.wall_time,
+        )
+    return current
+
+
+def incident_message(
+    device_id: str, events: Iterable[IncidentEventRow], now_wall: str
+) -> IncidentMessage:
+    """The ``incident`` message after ``events`` (oldest first)."""
+    current: _Incident | None = None
+    for event in events:
+        current = _apply(current, event)
+    return _message(device_id, current, now_wall)
+
+
+def _message(device_id: str, current: _Incident | None, now_wall: str) -> IncidentMessage:
+    if current is None:
+        return IncidentMessage(
+            schema=SCHEMA_VERSION, device_id=device_id, open=False, wall_time=now_wall
+        )
+    return IncidentMessage(
+        schema=SCHEMA_VERSION,
+        device_id=device_id,
+        open=current.open,
+        wall_time=current.changed_wall,
+        incident=current.id,
+        severity=SEVERITY_NAME[current.severity],
+        opened_wall=current.opened_wall,
+        last_event=current.last_event,
+        closed_by=None if current.open else current.closed_by,
+        closed_via=None if current.open else current.closed_via,
+        closed_wall=None if current.open else current.closed_wall,
+    )
+
+
+def progress_message(
+    device_id: str,
+    latest: SessionRecord | None,
+    recent: Sequence[SessionRecord],
+    now: dt.datetime,
+) -> ProgressMessage:
+    """The ``progress`` message: the newest session, and the sessions of ``now``'s week.
+
+    ``recent`` may hold sessions from before the week (the caller reads a
+    little early); only those that :func:`core.progress.week_of` puts in the
+    week count.
+    """
+    week = week_of(now)
+    this_week = [s for s in recent if week_of(started_utc(s)) == week]
+    return ProgressMessage(
+        schema=SCHEMA_VERSION,
+        device_id=device_id,
+        wall_time=now.astimezone(dt.UTC).isoformat(timespec="milliseconds"),
+        session="none" if latest is None else latest.status,
+        week=week,
+        week_sessions=len(this_week),
+        week_at_goal=sum(1 for s in this_week if at_goal(s)),
+        week_backward_s=round(sum(s.backward_s for s in this_week), 1),
+        week_longest_backward_s=round(max((s.longest_backward_s for s in this_week), default=0), 1),
+        goal_sessions=GOAL_SESSIONS_PER_WEEK,
+        goal_backward_s=GOAL_BACKWARD_MIN * 60,
+        session_id=None if latest is None else latest.id[:64],
+        plan=None if latest is None else latest.plan,
+        started_wall=None if latest is None else latest.started_wall,
+        ended_wall=None if latest is None else latest.ended_wall,
+        planned_s=None if latest is None else latest.planned_s,
+        done_s=None if latest is None else latest.done_s,
+        backward_s=None if latest is None else latest.backward_s,
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class Retained:
+    """One retained message to publish."""
+
+    topic: str
+    payload: str
+
+
+class RetainedStatus:
+    """Computes the retained status messages from the database and says which changed.
+
+    Owned by the publisher thread (its own read connection, opened on first
+    use). :meth:`incident` and :meth:`progress` return the message to
+    publish, or None when it says the same as the last one returned;
+    :meth:`forget` makes the next calls return them again (after a reconnect:
+    a broker that lost its retained copies gets them back).
+    """
+
+    def __init__(
+        self,
+        database: str | Path | Database,
+        topics: Topics,
+        *,
+        now: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.UTC),
+    ) -> None:
+        self._database = database
+        self._db: Database | None = None
+        self._owned = False
+        self._topics = topics
+        self._now = now
+        self._started_wall = payloads.wall_now()
+        """The ``wall_time`` of "no incident yet": fixed, so that message is always the same."""
+        self._said: dict[str, str] = {}
+        self._incident: _Incident | None = None
+        self._read_up_to: int | None = None
+        """The newest event ``seq`` folded into ``_incident`` (None: nothing read yet)."""
+        self._generation: int | None = None
+
+    def _opened(self) -> Database:
+        if self._db is None:
+            self._db, self._owned = as_database(self._database)
+        return self._db
+
+    def _read(self, work: Callable[[sqlite3.Connection], T]) -> T:
+        return self._opened().read(work)
+
+    def incident(self) -> Retained | None:
+        """Fold the events stored since the last call into the incident (a first call reads
+        the newest :data:`FIRST_READ` that bear on incidents). The rows moved to another
+        database (the disk failed, or came back): fold them again from the start."""
+        device = self._topics.device_id
+        generation = self._opened().generation
+        if generation != self._generation:
+            self._generation, self._incident, self._read_up_to = generation, None, None
+
+        def fold(conn: sqlite3.Connection) -> None:
+            newest = newest_event_seq(conn, device)
+            first = self._read_up_to is None
+            for event in incident_events(
+                conn,
+                device,
+                up_to=newest,
+                after=self._read_up_to,
+                limit=FIRST_READ if first else None,
+            ):
+                self._incident = _apply(self._incident, event)
+            self._read_up_to = newest
+
+        self._read(fold)
+        payload = payloads.encode(_message(device, self._incident, self._started_wall))
+        return self._if_changed(self._topics.incident, payload, payload)
+
+    def progress(self) -> Retained | None:
+        device = self._topics.device_id
+        now = self._now()
+        earliest = dt.datetime.combine(week_start(week_of(now)), dt.time(), dt.UTC)
+        since = (earliest - dt.timedelta(days=1)).isoformat()
+        latest, week = self._read(
+            lambda conn: (
+                latest_session(conn, device),
+                sessions_started_since(conn, device, since),
+            )
+        )
+        message = progress_message(device, latest, week, now)
+        # wall_time moves on every computation: compare what it says, not when it was said.
+        view = payloads.encode(msgspec.structs.replace(message, wall_time=""))
+        return self._if_changed(self._topics.progress, view, payloads.encode(message))
+
+    def _if_changed(self, topic: str, view: str, payload: str) -> Retained | None:
+        if self._said.get(topic) == view:
+            return None
+        self._said[topic] = view
+        return Retained(topic, payload)
+
+    def forget(self) -> None:
+        self._said.clear()
+
+    def close(self) -> None:
+        if self._db is not None and self._owned:
+            self._db.close()
+        self._db = None

@@ -1,0 +1,160 @@
+"""Opening the device database whatever state it is in: a damaged file is moved aside.
+
+The monitor must start and protect the walker whatever its database looks
+like. :func:`open_file` opens the file, checks it (``PRAGMA quick_check``, the
+schema version) and proves it takes a write; a file it cannot use — not a
+database, malformed, a schema from a newer release or a foreign one — is
+renamed with its ``-wal`` and ``-shm`` to ``<name>.damaged-<UTC time>`` (kept
+for inspection, never deleted) and a new, empty database is created in its
+place. A disk that refuses writes is not damage: :class:`Unwritable` says so,
+and the caller decides what to do meanwhile (the courier keeps its records in
+memory, :mod:`firmware.storage.fallback`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import logging
+import os
+import sqlite3
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from firmware.storage.events import probe_write
+from firmware.storage.faults import Trouble, describe, trouble
+
+log = logging.getLogger(__name__)
+
+COMPANIONS = ("-wal", "-shm", "-journal")
+"""SQLite's files beside the database: they belong to it and move with it."""
+
+
+@dataclass(frozen=True, slots=True)
+class MovedAside:
+    """A damaged database renamed out of the way (it is kept, never deleted)."""
+
+    original: Path
+    moved_to: Path
+    why: str
+
+    def sentence(self) -> str:
+        return (
+            f"the device database {self.original} was damaged ({self.why}): moved aside to "
+            f"{self.moved_to} (kept for inspection) and a new one started; the events stored "
+            "before are in the old file"
+        )
+
+
+class Unwritable(Exception):
+    """The disk does not take writes to the database now (full, I/O error, read-only, locked).
+
+    ``moved`` is set when a damaged file was moved aside before the new one
+    could not be created: that still has to be reported.
+    """
+
+    def __init__(self, why: str, moved: MovedAside | None = None) -> None:
+        super().__init__(why)
+        self.moved = moved
+
+
+def utc_stamp() -> str:
+    """``20261201T210003Z``: when a file was moved aside, sortable, valid in a file name."""
+    return dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ")
+
+
+def quick_check(conn: sqlite3.Connection) -> str | None:
+    """None when ``PRAGMA quick_check`` finds the file sound; otherwise its first findings."""
+    rows = conn.execute("PRAGMA quick_check(3)").fetchall()
+    findings = [line for row in rows for line in str(row[0]).splitlines() if line.strip()]
+    return None if findings == ["ok"] else "; ".join(findings)
+
+
+def move_aside(path: Path, stamp: str) -> Path:
+    """Rename ``path`` and its companions to ``<name>.damaged-<stamp>[-n]``; the new name."""
+    target = path.with_name(f"{path.name}.damaged-{stamp}")
+    n = 1
+    while any(Path(f"{target}{suffix}").exists() for suffix in ("", *COMPANIONS)):
+        n += 1
+        target = path.with_name(f"{path.name}.damaged-{stamp}-{n}")
+    os.replace(path, target)
+    for suffix in COMPANIONS:
+        companion = Path(f"{path}{suffix}")
+        if companion.exists():
+            os.replace(companion, Path(f"{target}{suffix}"))
+    with contextlib.suppress(OSError):  # make the renames durable where the platform allows
+        fd = os.open(path.parent, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+    return target
+
+
+def moved_aside_files(path: Path) -> list[Path]:
+    """Damaged databases moved aside from ``path`` so far, oldest first (companions left out)."""
+    if not path.parent.is_dir():
+        return []
+    found = [
+        p for p in path.parent.glob(f"{path.name}.damaged-*") if not p.name.endswith(COMPANIONS)
+    ]
+    return sorted(found)
+
+
+def open_file(
+    path: Path,
+    opener: Callable[[Path], sqlite3.Connection],
+    stamp: Callable[[], str] = utc_stamp,
+) -> tuple[sqlite3.Connection, MovedAside | None]:
+    """A connection to a sound, writable database at ``path``, and what was moved aside for it.
+
+    ``opener`` opens one connection with the store's settings
+    (:func:`firmware.storage.database.connect`). Raises :class:`Unwritable`
+    when the disk refuses (the file is then left where it is).
+    """
+    damage: str
+    try:
+        conn = opener(path)
+    except Exception as exc:
+        damage = _damage_or_raise(exc, path)
+    else:
+        try:
+            problem = quick_check(conn)
+            if problem is None:
+                probe_write(conn)
+                return conn, None
+        except Exception as exc:
+            conn.close()
+            damage = _damage_or_raise(exc, path)
+        else:
+            conn.close()
+            damage = f"quick_check: {problem}"
+    try:
+        moved_to = move_aside(path, stamp())
+    except OSError as exc:
+        raise Unwritable(f"{path} is damaged ({damage}) and cannot be moved aside: {exc}") from exc
+    moved = MovedAside(path, moved_to, damage)
+    log.error("%s", moved.sentence())
+    try:
+        conn = opener(path)
+        try:
+            probe_write(conn)
+        except BaseException:
+            conn.close()
+            raise
+    except Exception as exc:
+        if trouble(exc) is None:
+            raise
+        raise Unwritable(f"cannot create a new database at {path}: {describe(exc)}", moved) from exc
+    return conn, moved
+
+
+def _damage_or_raise(exc: Exception, path: Path) -> str:
+    """``exc`` in words when it is damage; :class:`Unwritable` or ``exc`` itself otherwise."""
+    kind = trouble(exc)
+    if kind is Trouble.DAMAGED:
+        return describe(exc)
+    if kind is Trouble.UNWRITABLE:
+        raise Unwritable(f"cannot write {path}: {describe(exc)}") from exc
+    raise exc

@@ -1,0 +1,122 @@
+"""What the device's retained status topics are computed from, read from its own database.
+
+The MQTT reporter publishes two retained summaries (``incident`` and
+``progress``, :mod:`firmware.mqtt.status`) derived from the event log and the
+session log, so they are right after any restart of the courier, the broker
+or a consumer: the database is the record, the summaries are views of it.
+These readers only read, with small indexed queries (the newest incident
+events through ``events_device_seq``; this week's sessions through
+``sessions_started``), and run on the reporter's publisher thread.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from dataclasses import dataclass
+
+import msgspec
+
+from core.protocol.events import INCIDENT_TYPES, EventType
+from core.protocol.messages import SessionRecord
+
+INCIDENT_EVENT_TYPES = INCIDENT_TYPES | {EventType.OK, EventType.CLOSED, EventType.RESET}
+"""Events that open, worsen or close an incident: all an incident's state depends on."""
+
+
+@dataclass(frozen=True, slots=True)
+class IncidentEventRow:
+    """The fields of a stored event that bear on its incident."""
+
+    seq: int
+    id: str
+    type: EventType
+    wall_time: str
+    incident: str | None
+    """``incident`` of the event record (absent from events written before incidents)."""
+    by: str | None
+    via: str | None
+
+
+def newest_event_seq(conn: sqlite3.Connection, device_id: str) -> int:
+    """The ``seq`` of the device's newest stored event (0 before the first)."""
+    row = conn.execute("SELECT MAX(seq) FROM events WHERE device_id = ?", (device_id,)).fetchone()
+    return int(row[0] or 0)
+
+
+def incident_events(
+    conn: sqlite3.Connection,
+    device_id: str,
+    *,
+    up_to: int,
+    after: int | None = None,
+    limit: int | None = None,
+) -> list[IncidentEventRow]:
+    """The events bearing on incidents with ``after < seq <= up_to``, oldest first.
+
+    ``limit`` keeps only the newest that many: a first read needs no more
+    than an incident's last events, and one with more than a couple of
+    hundred is not a case that exists. Later reads pass ``after`` (the last
+    ``up_to``) and take every new one, so folding them in is exact.
+    """
+    types = sorted(t.value for t in INCIDENT_EVENT_TYPES)
+    marks = ",".join("?" * len(types))
+    rows = conn.execute(
+        "SELECT seq, id, type, wall_time, json_extract(body, '$.incident'),"
+        " json_extract(body, '$.by'), json_extract(body, '$.via')"
+        f" FROM events WHERE device_id = ? AND seq > ? AND seq <= ? AND type IN ({marks})"
+        " ORDER BY seq DESC LIMIT ?",
+        (device_id, -1 if after is None else after, up_to, *types, -1 if limit is None else limit),
+    ).fetchall()
+    return [
+        IncidentEventRow(
+            int(seq),
+            str(event_id),
+            EventType(kind),
+            str(wall),
+            _text(incident),
+            _text(by),
+            _text(via),
+        )
+        for seq, event_id, kind, wall, incident, by, via in reversed(rows)
+    ]
+
+
+def _text(value: object) -> str | None:
+    return value if isinstance(value, str) and value else None
+
+
+_decode_record = msgspec.json.Decoder(SessionRecord).decode
+
+
+def latest_session(conn: sqlite3.Connection, device_id: str) -> SessionRecord | None:
+    """The newest guided session (running or ended), or None before the first."""
+    row = conn.execute(
+        "SELECT body FROM sessions WHERE device_id = ? ORDER BY started_wall DESC, rowid DESC"
+        " LIMIT 1",
+        (device_id,),
+    ).fetchone()
+    return None if row is None else _decoded(row[0])
+
+
+def sessions_started_since(
+    conn: sqlite3.Connection, device_id: str, earliest_wall: str
+) -> list[SessionRecord]:
+    """Sessions whose ``started_wall`` sorts at or after ``earliest_wall`` (ISO 8601 text).
+
+    A text comparison, so the caller passes a bound a day early and filters
+    by its own rule (:func:`core.progress.week_of`): times written with
+    another UTC offset still land in the right week.
+    """
+    rows = conn.execute(
+        "SELECT body FROM sessions WHERE device_id = ? AND started_wall >= ?"
+        " ORDER BY started_wall, rowid",
+        (device_id, earliest_wall),
+    ).fetchall()
+    return [record for (body,) in rows if (record := _decoded(body)) is not None]
+
+
+def _decoded(body: object) -> SessionRecord | None:
+    try:
+        return _decode_record(body if isinstance(body, (str, bytes)) else b"")
+    except msgspec.DecodeError:
+        return None  # a row this program did not write: load_sessions logs it

@@ -1,0 +1,219 @@
+"""Moving the courier's records into memory when the disk refuses writes, and back after.
+
+:func:`seed` fills a fresh in-memory database with what the publisher and the
+run log need while the file cannot be written: every queued outbox row with
+its id, receipt state and event (so queued alerts are still sent and
+receipts still land), and the last runs; and it sets the numbering so rows
+made in memory get ids after the file's. Row ids then mean the same message
+in both databases.
+
+:func:`merge` writes what memory holds back into the file, in the caller's
+transaction: new events (their sequence numbers kept where free), the
+outbox as memory has it (rows copied at the switch and delivered since are
+deleted, the rest updated with their receipt state, new ones inserted with
+their ids), acknowledgements, sessions and runs.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+
+from firmware.storage.database import transaction
+
+EVENT_COLUMNS = ("seq", "id", "device_id", "type", "severity", "wall_time", "body")
+OUTBOX_COLUMNS = (
+    "id",
+    "kind",
+    "priority",
+    "event_seq",
+    "topic",
+    "payload",
+    "queued_wall",
+    "message_id",
+    "awaiting_receipt",
+)
+ACK_COLUMNS = ("event_id", "acked_by", "wall_time")
+SESSION_COLUMNS = (
+    "id",
+    "device_id",
+    "plan",
+    "status",
+    "started_wall",
+    "ended_wall",
+    "planned_s",
+    "done_s",
+    "backward_s",
+    "longest_backward_s",
+    "steps",
+    "walking_s",
+    "trips",
+    "stumbles",
+    "body",
+    "published",
+)
+INTERVAL_COLUMNS = (
+    "session_id",
+    "idx",
+    "direction",
+    "speed",
+    "planned_s",
+    "done_s",
+    "steps",
+    "walking_s",
+    "cadence_spm",
+    "trips",
+    "stumbles",
+)
+RUN_COLUMNS = ("id", "monitor", "started_wall", "ended_wall", "clean", "reported")
+RUNS_KEPT = 16
+"""Runs copied into memory: enough to find the last unclean one."""
+
+Row = tuple[object, ...]
+
+
+def _names(columns: tuple[str, ...]) -> str:
+    return ", ".join(columns)
+
+
+def _marks(columns: tuple[str, ...]) -> str:
+    return ", ".join("?" * len(columns))
+
+
+def _insert(table: str, columns: tuple[str, ...]) -> str:
+    return f"INSERT INTO {table} ({_names(columns)}) VALUES ({_marks(columns)})"
+
+
+def continue_numbering(memory: sqlite3.Connection, disk: sqlite3.Connection) -> None:
+    """New rows in memory get ids after the file's, so ids stay unique when they go back."""
+    sequences = disk.execute("SELECT name, seq FROM sqlite_sequence").fetchall()
+    with transaction(memory):
+        memory.execute("DELETE FROM sqlite_sequence")
+        memory.executemany("INSERT INTO sqlite_sequence (name, seq) VALUES (?, ?)", sequences)
+
+
+def seed(memory: sqlite3.Connection, disk: sqlite3.Connection) -> frozenset[int]:
+    """Copy the queued outbox, its events and acknowledgements, and the last runs; the ids copied.
+
+    All or nothing: when memory cannot hold it all, nothing is copied (the
+    file keeps those rows, and they are sent once it takes writes again).
+    """
+    outbox = disk.execute(f"SELECT {_names(OUTBOX_COLUMNS)} FROM outbox ORDER BY id").fetchall()
+    carried = "SELECT event_seq FROM outbox WHERE event_seq IS NOT NULL"
+    events = disk.execute(
+        f"SELECT {_names(EVENT_COLUMNS)} FROM events WHERE seq IN ({carried}) ORDER BY seq"
+    ).fetchall()
+    acks = disk.execute(
+        f"SELECT {_names(ACK_COLUMNS)} FROM event_acks WHERE event_id IN"
+        f" (SELECT id FROM events WHERE seq IN ({carried}))"
+    ).fetchall()
+    runs = disk.execute(
+        f"SELECT {_names(RUN_COLUMNS)} FROM runs ORDER BY id DESC LIMIT ?", (RUNS_KEPT,)
+    ).fetchall()
+    with transaction(memory):
+        memory.executemany(_insert("events", EVENT_COLUMNS), events)
+        memory.executemany(_insert("event_acks", ACK_COLUMNS), acks)
+        memory.executemany(_insert("outbox", OUTBOX_COLUMNS), outbox)
+        memory.executemany(_insert("runs", RUN_COLUMNS), reversed(runs))
+    return frozenset(int(str(row[0])) for row in outbox)
+
+
+def merge(memory: sqlite3.Connection, disk: sqlite3.Connection, copied: frozenset[int]) -> None:
+    """Write what memory holds into the file, inside the caller's transaction on ``disk``.
+
+    ``copied``: the outbox ids :func:`seed` copied (those missing from memory
+    now were delivered meanwhile).
+    """
+    seqs = _merge_events(memory, disk)
+    disk.executemany(
+        f"INSERT OR IGNORE INTO event_acks ({_names(ACK_COLUMNS)}) VALUES ({_marks(ACK_COLUMNS)})",
+        memory.execute(f"SELECT {_names(ACK_COLUMNS)} FROM event_acks").fetchall(),
+    )
+    _merge_outbox(memory, disk, copied, seqs)
+    _merge_sessions(memory, disk)
+    _merge_runs(memory, disk)
+
+
+def _merge_events(memory: sqlite3.Connection, disk: sqlite3.Connection) -> dict[int, int]:
+    """Insert the events the file lacks (by id); map each memory seq to its seq in the file."""
+    seqs: dict[int, int] = {}
+    without_seq = EVENT_COLUMNS[1:]
+    for row in memory.execute(f"SELECT {_names(EVENT_COLUMNS)} FROM events ORDER BY seq"):
+        seq, event_id = int(row[0]), row[1]
+        found = disk.execute("SELECT seq FROM events WHERE id = ?", (event_id,)).fetchone()
+        if found is not None:
+            seqs[seq] = int(found[0])
+        elif disk.execute("SELECT 1 FROM events WHERE seq = ?", (seq,)).fetchone() is None:
+            disk.execute(_insert("events", EVENT_COLUMNS), row)
+            seqs[seq] = seq
+        else:  # the file was replaced or written meanwhile: a new number
+            cur = disk.execute(_insert("events", without_seq), row[1:])
+            seqs[seq] = int(cur.lastrowid or 0)
+    return seqs
+
+
+def _merge_outbox(
+    memory: sqlite3.Connection,
+    disk: sqlite3.Connection,
+    copied: frozenset[int],
+    seqs: dict[int, int],
+) -> None:
+    rows = memory.execute(f"SELECT {_names(OUTBOX_COLUMNS)} FROM outbox ORDER BY id").fetchall()
+    still_queued = {int(row[0]) for row in rows}
+    disk.executemany(
+        "DELETE FROM outbox WHERE id = ?", [(i,) for i in sorted(copied - still_queued)]
+    )
+    without_id = OUTBOX_COLUMNS[1:]
+    for row in rows:
+        outbox_id, event_seq, topic, payload, awaiting = row[0], row[3], row[4], row[5], row[8]
+        values = list(row)
+        values[3] = None if event_seq is None else seqs.get(int(str(event_seq)))
+        found = disk.execute(
+            "SELECT topic, payload FROM outbox WHERE id = ?", (outbox_id,)
+        ).fetchone()
+        if found is None:
+            disk.execute(_insert("outbox", OUTBOX_COLUMNS), values)
+        elif tuple(found) == (topic, payload):  # the same message: its receipt state
+            disk.execute(
+                "UPDATE outbox SET awaiting_receipt = ? WHERE id = ?", (awaiting, outbox_id)
+            )
+        else:  # the id is taken by another message: a new id
+            disk.execute(_insert("outbox", without_id), values[1:])
+
+
+def _merge_sessions(memory: sqlite3.Connection, disk: sqlite3.Connection) -> None:
+    updates = ", ".join(
+        f"{c} = excluded.{c}" for c in SESSION_COLUMNS if c not in ("id", "published")
+    )
+    disk.executemany(
+        f"{_insert('sessions', SESSION_COLUMNS)} ON CONFLICT (id) DO UPDATE SET {updates},"
+        " published = MAX(sessions.published, excluded.published)",
+        memory.execute(f"SELECT {_names(SESSION_COLUMNS)} FROM sessions").fetchall(),
+    )
+    for (session_id,) in memory.execute("SELECT id FROM sessions").fetchall():
+        disk.execute("DELETE FROM session_intervals WHERE session_id = ?", (session_id,))
+        disk.executemany(
+            _insert("session_intervals", INTERVAL_COLUMNS),
+            memory.execute(
+                f"SELECT {_names(INTERVAL_COLUMNS)} FROM session_intervals WHERE session_id = ?"
+                " ORDER BY idx",
+                (session_id,),
+            ).fetchall(),
+        )
+
+
+def _merge_runs(memory: sqlite3.Connection, disk: sqlite3.Connection) -> None:
+    for row in memory.execute(f"SELECT {_names(RUN_COLUMNS)} FROM runs ORDER BY id").fetchall():
+        run_id, monitor, started, ended, clean, reported = row
+        found = disk.execute(
+            "SELECT id FROM runs WHERE monitor = ? AND started_wall = ?", (monitor, started)
+        ).fetchone()
+        if found is not None:
+            disk.execute(
+                "UPDATE runs SET ended_wall = COALESCE(?, ended_wall), clean = MAX(clean, ?),"
+                " reported = MAX(reported, ?) WHERE id = ?",
+                (ended, clean, reported, found[0]),
+            )
+        elif disk.execute("SELECT 1 FROM runs WHERE id = ?", (run_id,)).fetchone() is None:
+            disk.execute(_insert("runs", RUN_COLUMNS), row)
+        else:
+            disk.execute(_insert("runs", RUN_COLUMNS[1:]), row[1:])

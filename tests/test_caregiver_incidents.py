@@ -1,0 +1,223 @@
+"""One fall, one incident (docs/incidents.md): grouped, paged by its worst event, closed once.
+
+Real Mosquitto, the real caregiver service on a fake clock, a local Apprise receiver.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import msgspec
+import pytest
+
+from caregiver.service import CaregiverService
+from core.protocol.messages import ImuMarks
+from core.protocol.recording import decode_recording, encode_recording
+from core.samples import ImuSample
+from tests.caregiver_support import Receiver, SimDevice
+from tests.test_caregiver_service import _fake_clock_service, _paths
+from tools.broker import Mosquitto, mosquitto_available
+
+pytestmark = pytest.mark.skipif(not mosquitto_available(), reason="mosquitto not installed")
+
+DEVICE = "treadmill-1"
+
+
+@pytest.fixture
+def receiver() -> Iterator[Receiver]:
+    r = Receiver()
+    yield r
+    r.close()
+
+
+def _incident() -> str:
+    return uuid.uuid4().hex
+
+
+def _stored(service: CaregiverService, event_id: str) -> bool:
+    return service.ingestor.wait_for(lambda: service.store.event(event_id) is not None)
+
+
+def test_a_stumble_that_becomes_a_fall_is_one_incident_paged_as_a_fall_and_closed_once(
+    mosquitto: Mosquitto, tmp_path: Path, receiver: Receiver
+) -> None:
+    service, clock = _fake_clock_service(mosquitto, tmp_path, receiver)
+    try:
+        device = SimDevice(mosquitto, DEVICE)
+        device.online()
+        incident = _incident()
+        trip = device.event(
+            "stumble",
+            severity="warning",
+            state="TRIPPED",
+            reason="trunk rotated",
+            incident=incident,
+        )
+        assert _stored(service, trip["id"])
+        assert service.notifier.deliver_due() == 0  # a stumble waits for the walker's reset
+        fall = device.event(
+            "fall", severity="critical", state="TRIPPED", reason="impact 4 g", incident=incident
+        )
+        assert _stored(service, fall["id"])
+        assert service.notifier.deliver_due() == 1  # the fall pages at once
+        assert receiver.messages[0]["title"] == "RetroGuard: FALL - Dad's treadmill"
+        worse = device.event(
+            "no_recovery",
+            severity="critical",
+            state="TRIPPED",
+            reason="lying still 10 s",
+            incident=incident,
+        )
+        assert _stored(service, worse["id"])
+        service.notifier.deliver_due()
+        assert receiver.messages[1]["title"].startswith("RetroGuard: NO RECOVERY")
+        alerts = service.store.alerts(DEVICE)
+        assert len(alerts) == 1 and alerts[0].kind == "no_recovery"  # one alert, worst kind
+        (stored,) = service.store.incidents_for(DEVICE)
+        assert stored.id == incident and stored.severity == "no_recovery" and stored.open
+
+        service.acknowledge(DEVICE, fall["id"], "Ann")  # any event of it closes the incident
+        command = device.wait_command("ack")
+        assert command["incident"] == incident and command["via"] == "dashboard"
+        closed = service.store.incident(incident)
+        assert closed is not None and not closed.open
+        assert (closed.closed_by, closed.closed_via) == ("Ann", "dashboard")
+        clock.advance(3600)
+        assert service.alerting.tick() == 0  # no more reminders
+    finally:
+        service.stop()
+
+
+def test_the_walker_pressing_reset_closes_a_stumble_without_paging_anyone(
+    mosquitto: Mosquitto, tmp_path: Path, receiver: Receiver
+) -> None:
+    service, clock = _fake_clock_service(mosquitto, tmp_path, receiver)
+    try:
+        device = SimDevice(mosquitto, DEVICE)
+        incident = _incident()
+        device.event("stumble", severity="warning", state="TRIPPED", reason="r", incident=incident)
+        ok = device.event(
+            "ok", severity="info", state="TRIPPED", reason="I'm OK", incident=incident, by="walker"
+        )
+        device.event("reset", severity="info", state="ARMED", reason="armed", incident=incident)
+        assert _stored(service, ok["id"])
+        clock.advance(3600)
+        service.alerting.tick()
+        assert service.notifier.deliver_due() == 0 and receiver.messages == []
+        closed = service.store.incident(incident)
+        assert closed is not None and closed.closed_by_walker
+        assert service.store.alerts(DEVICE)[0].status == "logged"
+    finally:
+        service.stop()
+
+
+def test_home_assistants_acknowledgement_relayed_by_the_device_stops_the_paging(
+    mosquitto: Mosquitto, tmp_path: Path, receiver: Receiver
+) -> None:
+    """Before incidents HA's button acked "latest" on the device and the service kept paging."""
+    service, clock = _fake_clock_service(mosquitto, tmp_path, receiver)
+    try:
+        device = SimDevice(mosquitto, DEVICE)
+        incident = _incident()
+        device.event("fall", severity="critical", state="TRIPPED", reason="r", incident=incident)
+        closed = device.event(
+            "closed",
+            severity="info",
+            state="TRIPPED",
+            reason="acknowledged",
+            incident=incident,
+            by="home-assistant",
+            via="home-assistant",
+        )
+        assert _stored(service, closed["id"])
+        service.notifier.deliver_due()
+        assert _paths(receiver) == ["/ann", "/ann"]  # the page, then who answered
+        assert "home-assistant" in receiver.messages[1]["message"]
+        clock.advance(3600)
+        assert service.alerting.tick() == 0
+    finally:
+        service.stop()
+
+
+def test_a_fall_after_a_stumble_was_acknowledged_reopens_the_incident(
+    mosquitto: Mosquitto, tmp_path: Path, receiver: Receiver
+) -> None:
+    service, _ = _fake_clock_service(mosquitto, tmp_path, receiver)
+    try:
+        device = SimDevice(mosquitto, DEVICE)
+        incident = _incident()
+        trip = device.event(
+            "stumble", severity="warning", state="TRIPPED", reason="r", incident=incident
+        )
+        assert _stored(service, trip["id"])
+        service.acknowledge(DEVICE, trip["id"], "Ann")
+        fall = device.event(
+            "fall", severity="critical", state="TRIPPED", reason="impact", incident=incident
+        )
+        assert _stored(service, fall["id"])
+        reopened = service.store.incident(incident)
+        assert reopened is not None and reopened.open and reopened.severity == "fall"
+        assert service.notifier.deliver_due() == 1  # paged: worse than what was acknowledged
+    finally:
+        service.stop()
+
+
+def test_a_window_is_stored_once_compactly_and_plotted_with_its_marks(
+    mosquitto: Mosquitto, tmp_path: Path, receiver: Receiver
+) -> None:
+    service, _ = _fake_clock_service(mosquitto, tmp_path, receiver)
+    try:
+        device = SimDevice(mosquitto, DEVICE)
+        incident = _incident()
+        trip = device.event(
+            "stumble", severity="warning", state="TRIPPED", reason="r", incident=incident
+        )
+        samples = [ImuSample(10.0 + i / 100, 0.0, -1.0, 0.1, 5.0, 0.0, 0.0) for i in range(1400)]
+        recording = encode_recording(
+            samples,
+            trip_t=14.0,
+            accel_range_g=8,
+            gyro_range_dps=1000,
+            upright=(0.0, -1.0, 0.0),
+            marks=ImuMarks(impact=1.5),
+        )
+        window = device.event(
+            "window",
+            severity="info",
+            state="TRIPPED",
+            reason="imu",
+            incident=incident,
+            of=trip["id"],
+            recording=msgspec.to_builtins(recording),
+        )
+        assert _stored(service, window["id"])
+        blob = service.store.recording(trip["id"])
+        assert blob is not None and len(blob) < 20_000
+        back = decode_recording(msgspec.msgpack.decode(blob, type=type(recording)))
+        assert len(back) == 1400 and back[0].t == pytest.approx(-4.0)
+        stored = service.store.event(window["id"])
+        assert stored is not None and "samples" not in (stored.reason or "")
+        trip_row = service.store.event(trip["id"])
+        assert trip_row is not None and trip_row.has_window
+    finally:
+        service.stop()
+
+
+def test_a_test_alarm_reaches_every_contact_as_a_test(
+    mosquitto: Mosquitto, tmp_path: Path, receiver: Receiver
+) -> None:
+    service, _ = _fake_clock_service(mosquitto, tmp_path, receiver)
+    try:
+        device = SimDevice(mosquitto, DEVICE)
+        test = device.event(
+            "test", severity="warning", state="STANDBY", reason="test alarm sent by Ann"
+        )
+        assert _stored(service, test["id"])
+        assert service.notifier.deliver_due() == 2
+        assert sorted(_paths(receiver)) == ["/ann", "/bob"]
+        assert all(m["title"].startswith("RetroGuard TEST alarm") for m in receiver.messages)
+        assert service.store.open_incidents(DEVICE) == []  # a test is no incident
+    finally:
+        service.stop()

@@ -1,0 +1,157 @@
+"""Retention: the caregiver database keeps incidents for good, lets recordings, the
+notification log and routine events go after their time, and gives the disk back.
+
+Real SQLite files; the sweeper on a fake wall clock and a fake monotonic clock.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sqlite3
+from pathlib import Path
+
+import msgspec
+import pytest
+
+from caregiver.config import RetentionConfig, parse_config
+from caregiver.retention import RetentionSweeper
+from caregiver.storage import NewEvent, Store
+from core.errors import ConfigError
+from sim.recordings import fall_recording
+from tests.caregiver_support import fall_window
+
+DAY = 86400.0
+T0 = 1_800_000_000.0
+
+
+def _event(
+    event_id: str, kind: str, severity: str, incident: str | None, payload: str = "{}"
+) -> NewEvent:
+    return NewEvent(
+        id=event_id,
+        device_id="treadmill-1",
+        seq=None,
+        type=kind,
+        severity=severity,
+        state="TRIPPED",
+        reason=kind,
+        wall_time="2027-01-15T08:00:00+00:00",
+        figures={},
+        has_window=payload != "{}",
+        payload=payload,
+        incident=incident,
+    )
+
+
+def _fill(store: Store, n: int, at: float) -> None:
+    """``n`` incidents (a trip with its recording), a sent and a pending notification each,
+    and ``n`` routine events, all received at ``at``."""
+    blob = msgspec.msgpack.encode(fall_recording())
+    with store.transaction() as tx:
+        for i in range(n):
+            incident = f"inc{i:04d}"
+            tx.record_event(_event(f"trip{i:04d}", "stumble", "warning", incident), at)
+            tx.record_event(_event(f"win{i:04d}", "window", "info", incident), at)
+            tx.store_recording(f"trip{i:04d}", f"win{i:04d}", blob)
+            tx.open_incident(incident, "treadmill-1", "stumble", f"trip{i:04d}", "w", at)
+            alert = tx.page_alert("stumble", "treadmill-1", f"trip{i:04d}", at, at, incident)
+            tx.queue_notification(alert, "Ann", 0, 0, "t", "b" * 200, at)
+            tx.queue_notification(alert, "Bob", 1, 0, "t", "b" * 200, at)
+            tx.record_event(_event(f"start{i:04d}", "start", "info", None), at)
+        for pending in tx.notifications_due(at)[::2]:
+            tx.notification_sent(pending.id, 1)
+
+
+def test_a_year_on_recordings_go_incidents_stay_and_the_file_shrinks(tmp_path: Path) -> None:
+    store = Store(tmp_path / "caregiver.db")
+    try:
+        _fill(store, 200, T0)
+        with store.transaction() as tx:
+            tx.record_event(_event("recent", "start", "info", None), T0 + 365 * DAY)
+        full = store.file_bytes()
+        kept = store.prune(
+            recordings_before=T0 - DAY, notifications_before=None, routine_before=None, now=T0
+        )
+        assert (kept.recordings, kept.notifications, kept.routine_events) == (0, 0, 0)
+
+        pruned = RetentionSweeper(store, RetentionConfig(), clock=lambda: T0 + 366 * DAY).sweep()
+        assert pruned.recordings == 200
+        assert pruned.notifications == 200  # the sent ones; the pending 200 wait for delivery
+        assert pruned.routine_events == 200  # not "recent": the device's latest event stays
+        assert pruned.pages_freed > 0
+        assert store.file_bytes() < full / 2
+        trip = store.event("trip0007")
+        assert trip is not None and not trip.has_window  # the page no longer offers a plot
+        assert store.recording("trip0007") is None
+        incident = store.incident("inc0007")
+        assert incident is not None and [e.id for e in store.incident_events("inc0007")] == [
+            "trip0007",
+            "win0007",
+        ]
+        assert len(store.notifications_due(T0 + 366 * DAY)) == 200
+        assert store.event("recent") is not None
+        db = sqlite3.connect(tmp_path / "caregiver.db")
+        assert db.execute("PRAGMA freelist_count").fetchone() == (0,)
+        db.close()
+    finally:
+        store.close()
+
+
+def test_an_older_monitors_window_is_cut_out_of_its_event_after_a_year(tmp_path: Path) -> None:
+    store = Store(tmp_path / "caregiver.db")
+    try:
+        payload = json.dumps({"id": "old", "imu_window": fall_window(), "reason": "fall"})
+        with store.transaction() as tx:
+            tx.record_event(_event("old", "fall", "critical", None, payload), T0)
+        assert store.imu_window("old") is not None
+        pruned = store.prune(
+            recordings_before=T0 + 1, notifications_before=None, routine_before=None, now=T0
+        )
+        assert pruned.windows == 1
+        old = store.event("old")
+        assert old is not None and not old.has_window and old.reason == "fall"
+        assert store.imu_window("old") is None
+    finally:
+        store.close()
+
+
+def test_a_database_made_before_incremental_vacuum_is_rewritten_once(tmp_path: Path) -> None:
+    path = tmp_path / "caregiver.db"
+    db = sqlite3.connect(path)
+    db.execute("CREATE TABLE leftover (x)")  # a file made without auto_vacuum
+    db.commit()
+    assert db.execute("PRAGMA auto_vacuum").fetchone() == (0,)
+    db.close()
+    Store(path).close()
+    db = sqlite3.connect(path)
+    assert db.execute("PRAGMA auto_vacuum").fetchone() == (2,)  # incremental
+    db.close()
+
+
+def test_the_sweeper_runs_at_start_then_every_sweep_hours_and_survives_a_fault(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    store = Store(tmp_path / "caregiver.db")
+    ticks = [1000.0]
+    sweeper = RetentionSweeper(
+        store, RetentionConfig(sweep_hours=6), clock=lambda: T0, monotonic=lambda: ticks[0]
+    )
+    assert sweeper.tick() is not None  # at start
+    ticks[0] += 6 * 3600 - 1
+    assert sweeper.tick() is None
+    ticks[0] += 1
+    assert sweeper.tick() is not None
+    store.close()  # the database is gone: logged, not raised into the ticker
+    ticks[0] += 6 * 3600
+    with caplog.at_level(logging.ERROR, logger="caregiver.retention"):
+        assert sweeper.tick() is None
+    assert "retention sweep failed" in caplog.text
+
+
+def test_retention_config_refuses_negative_ages() -> None:
+    with pytest.raises(ConfigError) as err:
+        parse_config({"retention": {"recordings_days": -1, "sweep_hours": 0}}, "c.toml")
+    text = "\n".join(err.value.problems)
+    assert "c.toml: retention.recordings_days: must not be negative" in text
+    assert "c.toml: retention.sweep_hours: must be greater than 0" in text

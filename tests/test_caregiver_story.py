@@ -1,0 +1,177 @@
+"""A card and an event page tell what happened in plain words (issue 14: "the card tells
+the story"); the colour follows the incident, not the belt."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from caregiver import story
+from caregiver.plot import AfterTheTrip
+from caregiver.storage import CardIncident, Device, StoredEvent
+
+NOW = 1_800_000_000.0
+
+
+def _incident(kind: str, status: str = "open", **closed: Any) -> CardIncident:
+    return {
+        "id": "inc",
+        "kind": kind,
+        "status": status,
+        "opened_at": NOW - 120,
+        "first_event_id": "trip",
+        "last_event_at": NOW - 100,
+        "closed_at": closed.get("closed_at"),
+        "closed_by": closed.get("closed_by"),
+        "closed_via": closed.get("closed_via"),
+    }
+
+
+def _device(
+    state: str = "ARMED",
+    availability: str = "online",
+    incident: CardIncident | None = None,
+    open_alerts: int = 0,
+    reason: str = "",
+) -> Device:
+    return {
+        "device_id": "t1",
+        "availability": availability,
+        "state": state,
+        "state_reason": reason,
+        "state_time": "",
+        "last_seen": NOW - 300,
+        "telemetry": {},
+        "last_event": None,
+        "open_alerts": open_alerts,
+        "incident": incident,
+    }
+
+
+def test_an_open_fall_is_the_red_headline_and_the_belt_waits_for_a_reset() -> None:
+    s = story.card(_device("TRIPPED", incident=_incident("fall"), open_alerts=1), NOW)
+    assert s.level == "danger"
+    assert s.headline is not None and s.headline.text == "FALL — not acknowledged"
+    assert s.headline.since == NOW - 120 and s.headline.link == "/events/trip"
+    assert s.belt == "Belt stopped, waiting for a reset at the machine"
+    assert s.can_acknowledge and not s.offline
+
+
+def test_a_stumble_the_walker_closed_says_so_and_is_not_an_alarm() -> None:
+    closed = _incident("stumble", "closed", closed_at=NOW - 90, closed_via="walker")
+    s = story.card(_device("ARMED", incident=closed), NOW)
+    assert s.headline is not None and s.headline.text == "Stumble — walker pressed I'm OK"
+    assert (s.level, s.can_acknowledge) == ("ok", False)
+
+
+def test_an_acknowledged_fall_leaves_the_card_neutral_while_the_belt_stays_stopped() -> None:
+    closed = _incident(
+        "fall", "closed", closed_at=NOW - 60, closed_by="ann", closed_via="dashboard"
+    )
+    s = story.card(_device("TRIPPED", incident=closed), NOW)
+    assert s.headline is not None
+    assert s.headline.text == "Fall — acknowledged by ann on the dashboard"
+    assert s.level == "idle" and not s.can_acknowledge
+    assert s.belt == "Belt stopped, waiting for a reset at the machine"
+
+
+@pytest.mark.parametrize(
+    ("via", "words"),
+    [
+        ("home-assistant", "acknowledged by bob from Home Assistant"),
+        ("notification", "acknowledged by bob from a notification"),
+        ("pager", "acknowledged by bob via pager"),
+    ],
+)
+def test_who_closed_it_and_how(via: str, words: str) -> None:
+    assert story.closed_how("bob", via) == words
+
+
+def test_a_closed_incident_stops_being_the_headline_after_a_while() -> None:
+    old = _incident("stumble", "closed", closed_at=NOW - story.RECENT_S - 1, closed_via="walker")
+    assert story.card(_device("ARMED", incident=old), NOW).headline is None
+
+
+def test_offline_is_grey_with_the_last_known_state_and_when_it_was_seen() -> None:
+    s = story.card(_device("ARMED", availability="offline"), NOW)
+    assert (s.level, s.offline, s.last_seen) == ("offline", True, NOW - 300)
+    assert s.belt == "Last known: monitor armed: the belt can run"
+    assert s.headline is None
+
+
+def test_offline_with_an_open_fall_says_both_and_stays_red() -> None:
+    s = story.card(
+        _device("TRIPPED", availability="offline", incident=_incident("fall"), open_alerts=1),
+        NOW,
+    )
+    assert s.level == "danger" and s.offline
+    assert s.headline is not None and s.headline.text == "FALL — not acknowledged"
+    assert s.belt.startswith("Last known: belt stopped")
+
+
+def test_gone_offline_while_armed_is_an_alert_to_acknowledge() -> None:
+    s = story.card(_device("ARMED", availability="offline", open_alerts=1), NOW)
+    assert s.headline is not None
+    assert s.headline.text == "Monitor went offline while armed — not acknowledged"
+    assert s.level == "offline" and s.can_acknowledge
+
+
+def test_an_open_stumble_or_fault_is_amber_and_a_fault_says_why() -> None:
+    assert story.card(_device("TRIPPED", incident=_incident("stumble")), NOW).level == "warn"
+    s = story.card(_device("FAULT", reason="IMU stale 0.6 s"), NOW)
+    assert s.level == "warn" and s.belt == "Belt stopped by a monitor fault: IMU stale 0.6 s"
+
+
+def _event(kind: str, figures: dict[str, float] | None = None, **kw: Any) -> StoredEvent:
+    return StoredEvent(
+        id=kw.get("id", kind),
+        device_id="t1",
+        seq=1,
+        type=kind,
+        severity=kw.get("severity", "critical"),
+        state="TRIPPED",
+        reason=kw.get("reason", ""),
+        wall_time=kw.get("wall_time", "2026-12-01T10:00:00.000+00:00"),
+        received_at=NOW,
+        figures=figures or {},
+        has_window=False,
+        acked_by=None,
+        acked_at=None,
+        ack_confirmed=False,
+        incident="inc",
+    )
+
+
+def test_the_event_page_speaks_of_impact_tilt_lying_still_and_getting_up() -> None:
+    trip = _event("stumble", {"tilt_deg": 40.0}, severity="warning")
+    fall = _event("fall", {"impact_g": 4.1, "tilt_deg": 83.0, "descent_mps": 1.2})
+    lying = _event("no_recovery", {"still_s": 20.0})
+    ok = _event("ok", wall_time="2026-12-01T10:01:30.000+00:00", severity="info")
+    facts = {f.label: f for f in story.facts(trip, [trip, fall, lying, ok], None)}
+    assert facts["Impact"].value == "hard (4.1 g; standing still is 1 g)"
+    assert facts["Body tilt"].value == "83° from upright — lying down"
+    assert facts["Dropping speed"].value == "1.2 m/s"
+    assert facts["Lying still"].value == "yes, 20 s or more"
+    assert facts["Got up"].value == "yes — pressed I'm OK at the machine"
+    assert facts["Got up"].at == "2026-12-01T10:01:30.000+00:00"
+
+
+def test_without_the_walkers_answer_the_recording_says_what_it_saw() -> None:
+    fall = _event("fall", {"impact_g": 1.5})
+    after = AfterTheTrip(False, "still down and not moving 10 s after the trip")
+    facts = {f.label: f.value for f in story.facts(fall, [fall], after)}
+    assert facts["Impact"].startswith("light")
+    assert facts["Got up"] == (
+        "not yet: the recording shows them still down and not moving 10 s after the trip"
+    )
+
+
+def test_the_timeline_and_the_details_carry_units_and_skip_the_recording() -> None:
+    events = [_event("stumble", {"tilt_rate_dps": 130.0, "impulse_gs": 0.3}), _event("window")]
+    assert [s.text for s in story.steps(events, None)] == ["Stumble: the monitor stopped the belt"]
+    (group,) = story.details(events)
+    assert [(d.key, d.value, d.unit) for d in group.figures] == [
+        ("tilt rate", 130.0, "°/s"),
+        ("impulse", 0.3, "g·s"),
+    ]

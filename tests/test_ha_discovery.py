@@ -1,0 +1,376 @@
+"""The Home Assistant discovery message against Home Assistant's rules, and its templates at work.
+
+``tests/ha_discovery.py`` holds the rules (each with its source in Home
+Assistant's code or docs) and a small model of what Home Assistant does with
+each message; these tests run the device's real discovery message and real
+payloads of every kind through them. The round trip over a real broker is in
+``tests/test_ha_mqtt.py``.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+from core.protocol import commands, payloads
+from core.protocol.commands import LATEST, Ack, SelfTest, Silence, parse_command
+from core.protocol.events import EventType, Severity
+from core.protocol.messages import (
+    SCHEMA_VERSION,
+    DeviceHealth,
+    DeviceState,
+    EventMessage,
+    IncidentMessage,
+    ProgressMessage,
+)
+from core.protocol.topics import Topics, discovery_topic
+from firmware.mqtt.discovery import HA_EVENT_TYPES, discovery_payload
+from tests.ha_discovery import DiscoveryError, HomeAssistant, parse_device_discovery
+
+DEVICE = "tm-1"
+TOPICS = Topics("retroguard", DEVICE)
+TOPIC = discovery_topic("homeassistant", DEVICE)
+INCIDENT = "1" * 32
+DASHBOARD = "https://care.example.org/dashboard"
+
+
+def message(dashboard_url: str = "") -> dict[str, Any]:
+    return json.loads(discovery_payload(TOPICS, "Treadmill 1", dashboard_url))  # type: ignore[no-any-return]
+
+
+def home_assistant(dashboard_url: str = "") -> HomeAssistant:
+    ha = HomeAssistant()
+    ha.receive(TOPIC, discovery_payload(TOPICS, "Treadmill 1", dashboard_url).encode())
+    ha.receive(TOPICS.availability, b"online")
+    return ha
+
+
+def event(kind: EventType, **fields: Any) -> bytes:
+    values: dict[str, Any] = {
+        "schema": SCHEMA_VERSION,
+        "id": f"{list(EventType).index(kind) + 1:032x}",
+        "seq": 1,
+        "type": kind,
+        "device_id": DEVICE,
+        "severity": Severity.CRITICAL,
+        "state": DeviceState.TRIPPED,
+        "reason": f"a {kind.value}",
+        "wall_time": "2026-03-02T10:00:00.000+00:00",
+        "t_monotonic": 12.5,
+        "figures": {"impact_g": 3.2},
+    }
+    values.update(fields)
+    return payloads.encode(EventMessage(**values)).encode()
+
+
+def incident(**fields: Any) -> bytes:
+    values: dict[str, Any] = {
+        "schema": SCHEMA_VERSION,
+        "device_id": DEVICE,
+        "open": False,
+        "wall_time": "2026-03-02T10:00:00.000+00:00",
+    }
+    values.update(fields)
+    return payloads.encode(IncidentMessage(**values)).encode()
+
+
+def progress(**fields: Any) -> bytes:
+    values: dict[str, Any] = {
+        "schema": SCHEMA_VERSION,
+        "device_id": DEVICE,
+        "wall_time": "2026-03-02T10:00:00.000+00:00",
+        "session": "none",
+        "week": "2026-W10",
+        "week_sessions": 0,
+        "week_at_goal": 0,
+        "week_backward_s": 0.0,
+        "week_longest_backward_s": 0.0,
+        "goal_sessions": 3,
+        "goal_backward_s": 600.0,
+    }
+    values.update(fields)
+    return payloads.encode(ProgressMessage(**values)).encode()
+
+
+# ------------------------------------------------------------------ the message itself
+
+
+@pytest.mark.parametrize("dashboard_url", ["", DASHBOARD])
+def test_the_discovery_message_meets_home_assistants_rules(dashboard_url: str) -> None:
+    device = parse_device_discovery(TOPIC, discovery_payload(TOPICS, "Tm", dashboard_url))
+    by_platform: dict[str, set[str]] = {}
+    for key, component in device.components.items():
+        by_platform.setdefault(component.platform, set()).add(key.removeprefix("retroguard_tm-1_"))
+    assert by_platform == {
+        "binary_sensor": {"fall", "fault", "self_test_result", "storage"},
+        "sensor": {
+            "state",
+            "incident",
+            "last_event",
+            "session",
+            "week_at_goal",
+            "week_backward",
+            "outbox",
+        },
+        "event": {"event"},
+        "device_automation": {"fall_trigger", "no_recovery_trigger"},
+        "button": {"ack", "silence", "self_test", "test_alarm"},
+    }
+    components = {
+        k.removeprefix("retroguard_tm-1_"): c.config for k, c in device.components.items()
+    }
+    assert components["fall"]["device_class"] == "safety"
+    assert components["fault"]["device_class"] == "problem"
+    assert components["state"]["device_class"] == "enum"
+    assert components["state"]["options"] == ["STARTING", "STANDBY", "ARMED", "TRIPPED", "FAULT"]
+    assert components["event"]["event_types"] == [
+        "trip", "fall", "no_recovery", "help", "fault", "ok", "closed", "reset", "test",
+    ]  # fmt: skip
+    triggers = {
+        (c["type"], c["subtype"], c["payload"], c["topic"])
+        for c in components.values()
+        if c["platform"] == "device_automation"
+    }
+    assert triggers == {
+        ("fall", "walker", "fall", TOPICS.event),
+        ("no_recovery", "walker", "no_recovery", TOPICS.event),
+    }
+    assert device.origin["name"] == "retroguard"
+    assert device.device["identifiers"] == ["retroguard_tm-1"]
+    assert device.device.get("configuration_url", "") == dashboard_url
+    # Every entity but the incident ones goes grey with the device; those two stay: a fall
+    # nobody closed is still a fall while the device cannot be reached.
+    always = {k for k, c in components.items() if c.get("availability") == []}
+    assert always == {"fall", "incident"}
+
+
+def test_every_button_sends_a_command_the_device_accepts() -> None:
+    ha = home_assistant()
+    sent = {}
+    for button, name in (
+        ("_ack", "ack"),
+        ("_silence", "silence"),
+        ("_self_test", "self_test"),
+        ("_test_alarm", "test_alarm"),
+    ):
+        topic, payload = ha.press(button)
+        assert topic == TOPICS.command(name)
+        sent[name] = parse_command(name, payload.encode()).command
+    assert sent == {
+        "ack": Ack(LATEST, "home-assistant", via="home-assistant"),
+        "silence": Silence(),
+        "self_test": SelfTest(),
+        "test_alarm": commands.TestAlarm("home-assistant"),
+    }
+    assert json.loads(ha.press("_ack")[1]) == {
+        "event_id": "latest",
+        "by": "home-assistant",
+        "via": "home-assistant",
+    }
+
+
+def _component(data: dict[str, Any], suffix: str) -> dict[str, Any]:
+    return next(c for k, c in data["cmps"].items() if k.endswith(suffix))
+
+
+def _set(suffix: str, key: str, value: Any) -> Callable[[dict[str, Any]], None]:
+    return lambda data: _component(data, suffix).__setitem__(key, value)
+
+
+def _drop(suffix: str, key: str) -> Callable[[dict[str, Any]], None]:
+    return lambda data: _component(data, suffix).pop(key)
+
+
+@pytest.mark.parametrize(
+    ("change", "complaint"),
+    [
+        (_drop("_outbox", "uniq_id"), "needs a unique_id"),
+        (_set("_outbox", "stat_tp", "x"), "Additional properties"),
+        (_set("_state", "unit_of_meas", "x"), "options cannot go with"),
+        (_drop("_state", "ops"), "enum needs options"),
+        (_set("_last_event", "ops", ["a"]), "options need device_class enum"),
+        (_set("_state", "ops", []), "empty options"),
+        (_set("_fall", "dev_cla", "fall"), "is not one of"),
+        (_set("_state", "stat_cla", "measurement"), "options cannot go with"),
+        (_set("_week_backward", "unit_of_meas", "minutes"), "duration's unit"),
+        (_set("_ack", "dev_cla", "acknowledge"), "is not one of"),
+        (_set("_no_recovery_trigger", "type", "fall"), "is not unique"),
+        (_set("_fall_trigger", "atype", "action"), "'trigger' was expected"),
+        (_drop("_fall_trigger", "stype"), "'subtype' is a required property"),
+        (_drop("_event", "evt_typ"), "'event_types' is a required property"),
+        (_set("_event", "evt_typ", ["fall", "fall"]), "event_types repeat"),
+        (_set("_ack", "p", "alarm"), "platform 'alarm' is not supported"),
+        (_drop("_ack", "cmd_t"), "'command_topic' is a required property"),
+        (_set("_fall", "val_tpl", "{{ value_json.open "), "does not compile"),
+        (_set("_outbox", "stat_t", "retroguard/+/telemetry"), "does not match"),
+        (_set("_outbox", "uniq_id", "retroguard_tm-1_state"), "unique_id repeats"),
+        (_set("_fall", "ic", "alert"), "does not match"),
+        (lambda d: d.pop("o"), "'origin' is a required property"),
+        (lambda d: d.__setitem__("dashboard", "x"), "Additional properties"),
+        (lambda d: d.__setitem__("avty_t", "x/availability"), "exclusive"),
+        (lambda d: d["dev"].pop("ids"), "at least one of identifiers"),
+        (lambda d: d["dev"].__setitem__("cu", "ftp://x"), "not a valid configuration URL"),
+        (lambda d: d["dev"].__setitem__("modell", "x"), "Additional properties"),
+    ],
+)
+def test_the_checker_refuses_what_home_assistant_refuses(
+    change: Callable[[dict[str, Any]], None], complaint: str
+) -> None:
+    data = copy.deepcopy(message(DASHBOARD))
+    change(data)
+    with pytest.raises(DiscoveryError, match=complaint):
+        parse_device_discovery(TOPIC, json.dumps(data))
+
+
+def test_home_assistant_ignores_a_device_id_its_discovery_topic_cannot_carry() -> None:
+    with pytest.raises(DiscoveryError, match="ignores this discovery topic"):
+        parse_device_discovery(discovery_topic("homeassistant", "tm.1"), json.dumps(message()))
+
+
+# ------------------------------------------------------------ the templates at work
+
+
+def test_the_safety_state_and_the_fault_follow_the_retained_state() -> None:
+    ha = home_assistant()
+    for state in DeviceState:
+        ha.receive(TOPICS.state, payloads.state_payload(DEVICE, state, f"now {state}").encode())
+        assert ha.state("_state") == state.value
+        assert ha.state("_fault") == ("on" if state is DeviceState.FAULT else "off")
+        assert ha.attributes[ha.component("_fault").key]["reason"] == f"now {state}"
+
+
+@pytest.mark.parametrize(
+    ("retained", "fall", "open_incident"),
+    [
+        (incident(), "off", "none"),
+        (incident(open=True, incident=INCIDENT, severity="stumble"), "off", "stumble"),
+        (incident(open=True, incident=INCIDENT, severity="fall"), "on", "fall"),
+        (incident(open=True, incident=INCIDENT, severity="no_recovery"), "on", "no_recovery"),
+        (incident(open=True, incident=INCIDENT, severity="help"), "off", "help"),
+        (incident(open=True, incident=INCIDENT, severity="fault"), "off", "fault"),
+        (
+            incident(incident=INCIDENT, severity="fall", closed_by="Ann", closed_via="dashboard"),
+            "off",
+            "none",
+        ),
+    ],
+)
+def test_the_fall_sensor_and_the_incident_follow_the_retained_incident(
+    retained: bytes, fall: str, open_incident: str
+) -> None:
+    ha = home_assistant()
+    ha.receive(TOPICS.incident, retained, retain=True)
+    assert ha.state("_fall") == fall
+    assert ha.state("_incident") == open_incident
+    attributes = ha.attributes[ha.component("_fall").key]
+    assert attributes["incident"] == json.loads(retained).get("incident")
+    assert attributes["closed_by"] == json.loads(retained).get("closed_by")
+
+
+def test_an_open_fall_stays_on_while_the_device_is_offline() -> None:
+    ha = home_assistant()
+    ha.receive(TOPICS.incident, incident(open=True, incident=INCIDENT, severity="fall"))
+    ha.receive(TOPICS.availability, b"offline")
+    assert ha.is_available("_fall") and ha.state("_fall") == "on"
+    assert ha.is_available("_incident")
+    assert not ha.is_available("_state") and not ha.is_available("_fault")
+    assert not ha.is_available("_ack")
+
+
+def test_the_event_entity_fires_for_incident_events_with_the_trip_named_trip() -> None:
+    ha = home_assistant()
+    for kind in EventType:
+        ha.receive(TOPICS.event, event(kind, incident=INCIDENT, by="Ann", via="dashboard"))
+    fired = [(event_type, attrs["incident"]) for _, event_type, attrs in ha.events]
+    assert fired == [(HA_EVENT_TYPES[k], INCIDENT) for k in EventType if k in HA_EVENT_TYPES]
+    assert fired[0][0] == "trip"  # the wire's stumble
+    assert not {"start", "stop", "window"} & {name for name, _ in fired}
+    _, _, attrs = ha.events[0]
+    assert attrs["reason"] == "a stumble" and attrs["by"] == "Ann"
+    # Events from before incidents (no incident, no by) fire too, with those attributes empty.
+    ha.events.clear()
+    ha.receive(TOPICS.event, event(EventType.FALL))
+    assert [(t, a["incident"], a["by"]) for _, t, a in ha.events] == [("fall", None, None)]
+    # A retained replay is not an event (Home Assistant ignores those).
+    ha.receive(TOPICS.event, event(EventType.FALL), retain=True)
+    assert len(ha.events) == 1
+
+
+def test_the_device_triggers_fire_on_a_fall_and_on_no_recovery_only() -> None:
+    ha = home_assistant()
+    for kind in EventType:
+        ha.receive(TOPICS.event, event(kind, incident=INCIDENT))
+    assert ha.triggered == [("fall", "walker"), ("no_recovery", "walker")]
+
+
+def test_the_self_test_button_shows_its_verdict() -> None:
+    ha = home_assistant()
+    passed = {"passed": True, "checks": {"imu": {"ok": True, "detail": "fine"}}}
+    failed = {"passed": False, "checks": {"imu": {"ok": False, "detail": "no samples"}}}
+    steps = [
+        (payloads.reply_payload(DEVICE, "self_test", None, True, passed), "off"),
+        (payloads.reply_payload(DEVICE, "ping", "p1", True, {"pong": True}), "off"),
+        (payloads.reply_payload(DEVICE, "self_test", None, True, failed), "on"),
+        (payloads.reply_payload(DEVICE, "ack", None, False, error="no open incident"), "on"),
+        (payloads.reply_payload(DEVICE, "self_test", None, False, error="busy"), "on"),
+        (payloads.reply_payload(DEVICE, "self_test", None, True, passed), "off"),
+    ]
+    for reply, verdict in steps:
+        ha.receive(TOPICS.reply, reply.encode())
+        assert ha.state("_self_test_result") == verdict
+
+
+def test_the_session_sensors_follow_the_retained_progress() -> None:
+    ha = home_assistant()
+    ha.receive(TOPICS.progress, progress(), retain=True)
+    assert ha.state("_session") == "none"
+    assert ha.state("_week_at_goal") == "0"
+    assert ha.state("_week_backward") == "0.0"
+    ha.receive(
+        TOPICS.progress,
+        progress(
+            session="running",
+            plan="alternate-2-2",
+            started_wall="2026-03-02T09:30:00+00:00",
+            week_sessions=3,
+            week_at_goal=2,
+            week_backward_s=1830.0,
+            week_longest_backward_s=640.0,
+            planned_s=1800.0,
+            done_s=600.0,
+            backward_s=300.0,
+        ),
+    )
+    assert ha.state("_session") == "running"
+    assert ha.state("_week_at_goal") == "2"
+    assert ha.state("_week_backward") == "30.5"
+    week = ha.attributes[ha.component("_week_at_goal").key]
+    assert week == {
+        "week": "2026-W10",
+        "sessions": 3,
+        "goal_sessions": 3,
+        "goal_backward_s": 600.0,
+        "longest_backward_s": 640.0,
+    }
+    assert ha.attributes[ha.component("_session").key]["plan"] == "alternate-2-2"
+
+
+def test_the_last_event_and_the_outbox_keep_working() -> None:
+    ha = home_assistant()
+    ha.receive(TOPICS.event, event(EventType.FALL, incident=INCIDENT))
+    assert ha.state("_last_event") == "fall"
+    assert ha.attributes[ha.component("_last_event").key]["incident"] == INCIDENT
+    health = payloads.telemetry_payload(DEVICE, 7, DeviceHealth())
+    ha.receive(TOPICS.telemetry, health.encode())
+    assert ha.state("_outbox") == "7"
+
+
+def test_an_empty_discovery_message_removes_the_device() -> None:
+    ha = home_assistant()
+    ha.receive(TOPICS.state, payloads.state_payload(DEVICE, "ARMED", "armed").encode())
+    ha.receive(TOPIC, b"")
+    assert ha.removed and ha.device is None and not ha.states

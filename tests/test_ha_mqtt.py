@@ -1,0 +1,243 @@
+"""Home Assistant round trip on a real Mosquitto: announce, follow, press, restart, uninstall.
+
+The Home Assistant side is a subscriber plus ``tests/ha_discovery.py``'s
+model of what Home Assistant does with each message (the discovery rules,
+the templates, availability, the buttons' payloads). The device side is the
+real MQTT reporter with a real SQLite database: the command handler answers
+the buttons; the retained incident and progress come from its event and
+session logs. Closing an incident on an ack is the monitor's own work (the
+courier records it and queues a ``closed`` event); here the test queues that
+``closed`` event itself and checks what Home Assistant then shows.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from core.protocol.events import Event, EventType
+from core.protocol.messages import ReplyMessage
+from core.protocol.payloads import decode_as
+from core.protocol.topics import Topics, discovery_topic
+from firmware.mqtt import MqttReporter
+from firmware.storage.database import connect
+from firmware.storage.sessions import save_session
+from launcher.cli import main as retroguard
+from tests.caregiver_support import session_record
+from tests.ha_discovery import HomeAssistant
+from tests.mqtt_helpers import WAIT, Subscriber, config_for, fall, subscriber
+from tools.broker import Mosquitto
+
+DEVICE = "tm1"
+TOPICS = Topics("retroguard", DEVICE)
+CONFIG_TOPIC = discovery_topic("homeassistant", DEVICE)
+DASHBOARD = "http://care.local:8080/"
+MARKER = "homeassistant/retroguard-test/marker"
+RETAINED = {TOPICS.availability, TOPICS.state, TOPICS.incident, TOPICS.progress}
+"""What the device publishes retained (docs/mqtt.md, "Topics")."""
+
+
+class Callbacks:
+    """What the buttons reach in the monitor: the silence request and the test alarm."""
+
+    def __init__(self) -> None:
+        self.silenced = threading.Event()
+        self.test_alarm_by: list[str] = []
+        self.test_alarm = threading.Event()
+
+    def on_test_alarm(self, by: str) -> None:
+        self.test_alarm_by.append(by)
+        self.test_alarm.set()
+
+
+@pytest.fixture
+def device(mosquitto: Mosquitto, tmp_path: Path) -> Iterator[tuple[MqttReporter, Callbacks]]:
+    calls = Callbacks()
+    reporter = MqttReporter(
+        config_for(mosquitto, dashboard_url=DASHBOARD),
+        device_id=DEVICE,
+        device_name="Treadmill 1",
+        database=tmp_path / "device.db",
+        on_silence=calls.silenced.set,
+        on_test_alarm=calls.on_test_alarm,
+    )
+    yield reporter, calls
+    reporter.close()
+
+
+def follow(ha: HomeAssistant, sub: Subscriber, seen: int) -> int:
+    """Feed the model what the subscriber received since ``seen``; return the new count."""
+    new = sub.since(seen)
+    ha.receive_all((m.topic, m.payload, m.retain) for m in new)
+    return seen + len(new)
+
+
+def retained_now(broker: Mosquitto, topics: list[str]) -> list[tuple[str, bytes]]:
+    """Every retained message on ``topics`` now, proven complete without waiting on time.
+
+    The broker sends a subscription's retained messages before anything the
+    same client publishes afterwards, so once our own marker comes back the
+    retained ones (if any) are all here.
+    """
+    with subscriber(broker, [*topics, MARKER]) as probe:
+        probe.client.publish(MARKER, "done", qos=1)
+        assert probe.wait(lambda: any(m.topic == MARKER for m in probe.messages))
+        return [(m.topic, m.payload) for m in probe.messages if m.retain and m.topic != MARKER]
+
+
+def reply_to(sub: Subscriber, command: str, count: int = 1) -> list[ReplyMessage]:
+    def replies() -> list[ReplyMessage]:
+        decoded = [decode_as(ReplyMessage, m.payload) for m in sub.on("/reply")]
+        return [r for r in decoded if r.command == command]
+
+    assert sub.wait(lambda: len(replies()) >= count), f"no reply to {command}"
+    return replies()
+
+
+def test_home_assistant_round_trip(mosquitto: Mosquitto, device: Any, tmp_path: Path) -> None:
+    reporter, calls = device
+    ha = HomeAssistant(retained_topics=RETAINED)
+    with subscriber(mosquitto, ["homeassistant/#", "retroguard/tm1/#"]) as sub:
+        seen = 0
+        reporter.start()
+        reporter.publish_state("ARMED", "armed by local reset from STANDBY")
+        trip = Event.now(EventType.STUMBLE, DEVICE, 1.0, "TRIPPED", "trunk rotated 12 deg")
+        the_fall = fall(DEVICE, 3.0)
+        reporter.sink.handle(trip)
+        reporter.sink.handle(the_fall)
+        reporter.publish_state("TRIPPED", "fall: impact then lying")
+
+        def opened() -> bool:
+            return any(json.loads(m.payload).get("severity") == "fall" for m in sub.on("/incident"))
+
+        assert sub.wait(lambda: sub.on(CONFIG_TOPIC) and sub.wait_events(2) and opened())
+        assert sub.wait(lambda: b"TRIPPED" in sub.on("/state")[-1].payload)
+        seen = follow(ha, sub, seen)
+        # The device appears with its link to the dashboard, and what happened is on it.
+        assert ha.device is not None and ha.device.device["configuration_url"] == DASHBOARD
+        assert ha.state("_fall") == "on" and ha.state("_incident") == "fall"
+        assert ha.attributes[ha.component("_fall").key]["incident"] == trip.id
+        assert ha.state("_state") == "TRIPPED" and ha.state("_fault") == "off"
+        assert [t for _, t, _ in ha.events] == ["trip", "fall"]
+        assert ha.triggered == [("fall", "walker")]
+        assert ha.state("_session") == "none" and ha.is_available("_state")
+
+        # Home Assistant restarts: everything it shows comes back from retained messages.
+        restarted = HomeAssistant()
+        topics = ["homeassistant/#", "retroguard/tm1/#"]
+        restarted.receive_all((t, p, True) for t, p in retained_now(mosquitto, topics))
+        assert restarted.state("_fall") == "on" and restarted.state("_incident") == "fall"
+        assert restarted.state("_state") == "TRIPPED" and restarted.state("_session") == "none"
+        assert restarted.is_available("_state") and not restarted.events
+        # ... and when it announces itself, the device announces itself again.
+        configs = len(sub.on(CONFIG_TOPIC))
+        sub.client.publish("homeassistant/status", "online", qos=1)
+        assert sub.wait(lambda: len(sub.on(CONFIG_TOPIC)) > configs)
+
+        # The buttons: each press reaches the device and is answered.
+        for button in ("_ack", "_silence", "_self_test", "_test_alarm"):
+            sub.client.publish(*ha.press(button), qos=1)
+        (ack,) = reply_to(sub, "ack")
+        assert ack.ok and ack.result is not None, ack.error
+        assert ack.result["by"] == "home-assistant"
+        assert ack.result["event_id"] == the_fall.id  # "latest": the newest open alert
+        assert reporter.outbox.acknowledged_by(the_fall.id) == "home-assistant"
+        assert reply_to(sub, "silence")[0].ok and calls.silenced.wait(WAIT)
+        assert reply_to(sub, "test_alarm")[0].ok and calls.test_alarm.wait(WAIT)
+        assert calls.test_alarm_by == ["home-assistant"]
+        assert reply_to(sub, "self_test")[0].ok
+        seen = follow(ha, sub, seen)
+        assert ha.state("_self_test_result") == "off"  # passed: no problem
+
+        # The device closes the incident (its courier does on that ack) and says so.
+        closed = Event.now(EventType.CLOSED, DEVICE, 5.0, "TRIPPED", "closed by home-assistant")
+        reporter.sink.handle(closed)
+
+        def closed_now() -> bool:
+            last = sub.on("/incident")[-1]
+            return json.loads(last.payload)["open"] is False
+
+        assert sub.wait(closed_now)
+        assert sub.wait(lambda: closed.id in sub.event_ids())
+        seen = follow(ha, sub, seen)
+        assert ha.state("_fall") == "off" and ha.state("_incident") == "none"
+        assert [t for _, t, _ in ha.events][-1] == "closed"
+
+        # A guided session starts: the progress follows the session log.
+        conn = connect(tmp_path / "device.db")
+        now = dt.datetime.now(dt.UTC)
+        running = session_record(DEVICE, now, backward_min=2, longest_min=2, status="running")
+        save_session(conn, running)
+        conn.close()
+        reporter.sessions_changed()
+        assert sub.wait(lambda: b'"session":"running"' in sub.on("/progress")[-1].payload)
+        seen = follow(ha, sub, seen)
+        assert ha.state("_session") == "running"
+
+
+def test_discovery_false_removes_the_device_from_home_assistant(
+    mosquitto: Mosquitto, tmp_path: Path
+) -> None:
+    def reporter(discovery: bool) -> MqttReporter:
+        return MqttReporter(
+            config_for(mosquitto, discovery=discovery),
+            device_id=DEVICE,
+            device_name="Treadmill 1",
+            database=tmp_path / "device.db",
+        )
+
+    announcing = reporter(True)
+    ha = HomeAssistant()
+    with subscriber(mosquitto, ["homeassistant/#"]) as sub:
+        announcing.start()
+        assert sub.wait(lambda: sub.on(CONFIG_TOPIC))
+        announcing.close()
+        withdrawing = reporter(False)
+        withdrawing.start()
+        assert sub.wait(lambda: sub.on(CONFIG_TOPIC)[-1].payload == b"")
+        follow(ha, sub, 0)
+        assert ha.removed and ha.device is None
+        assert withdrawing.wait_until(lambda s: s.ready, WAIT)
+        withdrawing.close()
+    assert retained_now(mosquitto, ["homeassistant/#"]) == []
+
+
+def test_retroguard_ha_remove_clears_a_gone_device(
+    mosquitto: Mosquitto, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    gone = MqttReporter(
+        config_for(mosquitto),
+        device_id=DEVICE,
+        device_name="Treadmill 1",
+        database=tmp_path / "device.db",
+    )
+    topics = ["homeassistant/#", "retroguard/tm1/#"]
+    everything = {CONFIG_TOPIC, TOPICS.availability, TOPICS.state, TOPICS.incident}
+    everything.add(TOPICS.progress)
+    with subscriber(mosquitto, topics) as sub:
+        gone.start()
+        gone.sink.handle(fall(DEVICE))
+        gone.publish_state("TRIPPED", "fall")
+        assert sub.wait(lambda: {m.topic for m in sub.messages} >= everything)
+    gone.close()  # the device is gone; it left "offline" retained
+    assert {t for t, _ in retained_now(mosquitto, topics)} == everything
+    config = tmp_path / "config.toml"
+    config.write_text(
+        f'[device]\nid = "{DEVICE}"\n[mqtt]\nhost = "{mosquitto.host}"\nport = {mosquitto.port}\n'
+    )
+    assert retroguard(["ha", "show", "-c", str(config)]) == 0
+    shown = capsys.readouterr().out
+    assert CONFIG_TOPIC in shown and '"p": "device_automation"' in shown
+
+    assert retroguard(["ha", "remove", "-c", str(config)]) == 0
+    assert f"cleared {CONFIG_TOPIC}" in capsys.readouterr().out
+    left = {t for t, _ in retained_now(mosquitto, topics)}
+    assert CONFIG_TOPIC not in left and TOPICS.incident in left
+    assert retroguard(["ha", "remove", "--all", "-c", str(config)]) == 0
+    assert retained_now(mosquitto, topics) == []

@@ -1,0 +1,333 @@
+"""The courier's database survives its file: damage is moved aside, a full disk sends records to
+memory (still queued, ids kept), and everything lands on disk once it takes writes again.
+
+Real SQLite files throughout; the full disk is SQLite's own ``SQLITE_FULL`` (see
+tests/storage_support.py).
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Sequence
+from pathlib import Path
+
+import pytest
+
+from core.protocol.events import EventType
+from core.protocol.topics import Topics
+from firmware.storage.damage import MovedAside, move_aside, moved_aside_files
+from firmware.storage.database import FileDatabase, connect, transaction
+from firmware.storage.events import EventStore
+from firmware.storage.fallback import DISK_RETRY_S, FallbackDatabase
+from firmware.storage.faults import Trouble, trouble
+from firmware.storage.outbox import Outbox
+from firmware.storage.runs import begin_run, find_run
+from firmware.storage.sessions import load_sessions, write_session
+from tests.storage_support import DAMAGE, FillableDisk, alert, damage
+from tests.test_session_record_format import RECORD
+
+TOPICS = Topics("retroguard", "tm-1")
+
+
+class Heard:
+    """A storage listener that writes down what it heard."""
+
+    def __init__(self) -> None:
+        self.lost: list[str] = []
+        self.replaced: list[MovedAside] = []
+        self.back: list[tuple[list[str], str]] = []
+
+    def storage_lost(self, why: str) -> None:
+        self.lost.append(why)
+
+    def storage_replaced(self, moved: MovedAside) -> None:
+        self.replaced.append(moved)
+
+    def storage_back(self, now_on_disk: Sequence[str], detail: str) -> None:
+        self.back.append((list(now_on_disk), detail))
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def opened(path: Path, heard: Heard | None = None, **kwargs: object) -> FallbackDatabase:
+    db = FallbackDatabase(path, listener=heard, **kwargs)  # type: ignore[arg-type]
+    db.open()
+    return db
+
+
+def file_rows(path: Path, query: str) -> list[tuple[object, ...]]:
+    conn = sqlite3.connect(path)
+    try:
+        return conn.execute(query).fetchall()
+    finally:
+        conn.close()
+
+
+# ----------------------------------------------------------------- kinds of trouble
+
+
+def test_disk_errors_and_damage_are_told_apart(tmp_path: Path) -> None:
+    garbage = tmp_path / "garbage.db"
+    garbage.write_bytes(b"not a database at all, but long enough to have a header" * 100)
+    with pytest.raises(sqlite3.DatabaseError) as not_a_db:
+        connect(garbage)
+    assert trouble(not_a_db.value) is Trouble.DAMAGED
+
+    conn = connect(tmp_path / "full.db")
+    conn.execute("PRAGMA max_page_count = 1")
+    with pytest.raises(sqlite3.OperationalError) as full:
+        conn.execute("CREATE TABLE filler (x)")
+    assert trouble(full.value) is Trouble.UNWRITABLE
+    with pytest.raises(sqlite3.IntegrityError) as constraint:
+        conn.execute("INSERT INTO runs (monitor) VALUES ('no start time')")
+    assert trouble(constraint.value) is None  # a bug, not the disk
+    assert trouble(OSError(28, "No space left on device")) is Trouble.UNWRITABLE
+    conn.close()
+
+
+def test_a_transaction_the_disk_rolled_back_raises_the_disk_error(tmp_path: Path) -> None:
+    conn = connect(tmp_path / "full.db")
+    (pages,) = conn.execute("PRAGMA page_count").fetchone()
+    conn.execute(f"PRAGMA max_page_count = {pages}")
+    rows = [(str(i), "x" * 2000) for i in range(100)]
+    with pytest.raises(sqlite3.OperationalError, match="disk is full"), transaction(conn):
+        conn.executemany("INSERT INTO runs (monitor, started_wall) VALUES (?, ?)", rows)
+    assert not conn.in_transaction
+    conn.close()
+
+
+# --------------------------------------------------------------------------- damage
+
+
+@pytest.mark.parametrize("kind", sorted(DAMAGE))
+def test_a_damaged_file_is_moved_aside_and_a_new_one_started(tmp_path: Path, kind: str) -> None:
+    path = tmp_path / "events.db"
+    before = damage(kind, path)
+    db = FallbackDatabase(path, stamp=lambda: "20261201T210003Z")
+    found = db.open()
+
+    assert found.fault is None and not db.in_memory
+    assert found.moved is not None
+    moved = found.moved.moved_to
+    assert moved == tmp_path / "events.db.damaged-20261201T210003Z"
+    assert moved_aside_files(path) == [moved]
+    if kind == "foreign tables":  # SQLite put it in WAL mode before the check refused it
+        assert file_rows(moved, "SELECT what FROM events") == [("not ours",)]
+    else:
+        assert moved.read_bytes() == before  # kept as it was, for inspection
+    assert found.moved.why  # in words, for the FAULT event
+    assert str(moved) in found.moved.sentence()
+
+    store = EventStore(db)
+    fall = alert()
+    store.append(fall)
+    assert [s.event.id for s in store.events()] == [fall.id]
+    db.close()
+    with EventStore(path) as reopened:  # a sound file at the old name
+        assert [s.event.id for s in reopened.events()] == [fall.id]
+
+
+def test_a_file_moves_aside_with_its_wal_and_shm(tmp_path: Path) -> None:
+    path = tmp_path / "events.db"
+    for suffix, content in (("", b"main"), ("-wal", b"wal"), ("-shm", b"shm")):
+        Path(f"{path}{suffix}").write_bytes(content)
+    moved = move_aside(path, "20261201T210003Z")
+    assert not path.exists() and not Path(f"{path}-wal").exists()
+    assert [Path(f"{moved}{s}").read_bytes() for s in ("", "-wal", "-shm")] == [
+        b"main",
+        b"wal",
+        b"shm",
+    ]
+
+
+def test_a_second_damage_in_the_same_second_gets_its_own_name(tmp_path: Path) -> None:
+    path = tmp_path / "events.db"
+    for _ in range(2):
+        damage("random bytes", path)
+        FallbackDatabase(path, stamp=lambda: "20261201T210003Z").open()
+    assert [p.name for p in moved_aside_files(path)] == [
+        "events.db.damaged-20261201T210003Z",
+        "events.db.damaged-20261201T210003Z-2",
+    ]
+
+
+def test_a_sound_file_is_left_where_it_is(tmp_path: Path) -> None:
+    path = tmp_path / "events.db"
+    EventStore(path).close()
+    db = FallbackDatabase(path)
+    assert db.open().moved is None
+    assert moved_aside_files(path) == []
+    db.close()
+
+
+# ------------------------------------------------------------------------ full disk
+
+
+def test_a_disk_that_refuses_writes_at_start_sends_records_to_memory(tmp_path: Path) -> None:
+    blocker = tmp_path / "not-a-directory"
+    blocker.write_text("")
+    db = FallbackDatabase(blocker / "events.db")
+    found = db.open()
+    assert db.in_memory and found.moved is None
+    assert found.fault is not None and "cannot write" in found.fault
+    outbox = Outbox(db, TOPICS)
+    fall = alert()
+    outbox.enqueue_event(fall)
+    assert db.holds_in_memory(fall.id)
+    assert [r.id for r in outbox.fetch_after(0, 10)] == [1]  # queued: it is still published
+    db.close()
+
+
+def test_a_full_disk_sends_records_to_memory_with_the_queue_and_ids_kept(
+    tmp_path: Path, disk: FillableDisk
+) -> None:
+    heard = Heard()
+    db = opened(tmp_path / "events.db", heard)
+    outbox = Outbox(db, TOPICS, receipts=True)
+    before = [alert(t=float(i)) for i in range(3)]
+    for event in before:
+        outbox.enqueue_event(event)
+    outbox.settle([1])  # the broker has the first: it waits for a receipt
+    generation = outbox.generation
+
+    disk.fill()
+    during = [alert(t=10.0 + i) for i in range(5)]
+    for event in during:
+        outbox.enqueue_event(event)
+
+    assert db.in_memory and outbox.generation != generation
+    assert len(heard.lost) == 1 and "the disk is full" in heard.lost[0]  # once, not per write
+    assert [db.holds_in_memory(e.id) for e in before + during] == [False] * 3 + [True] * 5
+    rows = outbox.fetch_after(0, 100)
+    assert [r.id for r in rows] == list(range(1, 9))  # the file's rows copied, ids continued
+    assert [r.id for r in outbox.awaiting_receipt(10)] == [1]  # receipt state copied too
+    assert EventStore(db).events()[-1].event.id == during[-1].id
+    with EventStore(tmp_path / "events.db") as on_disk:  # nothing new reached the file
+        assert [s.event.id for s in on_disk.events()] == [e.id for e in before]
+    db.close()
+
+
+def test_the_disk_is_tried_again_every_few_seconds_and_everything_lands_on_it(
+    tmp_path: Path, disk: FillableDisk
+) -> None:
+    heard, clock = Heard(), Clock()
+    path = tmp_path / "events.db"
+    db = opened(path, heard, clock=clock)
+    outbox = Outbox(db, TOPICS, receipts=True)
+    copied = [alert(t=float(i)) for i in range(4)]
+    for event in copied:
+        outbox.enqueue_event(event)
+    with transaction(connect(path)) as conn:
+        begin_run(conn, "100", "2026-12-01T20:00:00.000+00:00")
+
+    disk.fill()
+    new = [alert(t=10.0 + i) for i in range(3)]
+    for event in new:
+        outbox.enqueue_event(event)
+    assert db.in_memory
+    # While in memory: the broker takes rows, a consumer confirms one, a caregiver acks one,
+    # a session ends and a run starts.
+    outbox.settle([1, 2, 5])  # 1, 2 copied from the file; 5 made in memory
+    assert outbox.receipted([copied[0].id]) == 1
+    assert outbox.acknowledge(new[0].id, "anna") == (new[0].id, True)
+    db.write(lambda conn: write_session(conn, RECORD), key=RECORD.id)
+    db.write(lambda conn: begin_run(conn, "200", "2026-12-01T21:00:00.000+00:00"))
+
+    disk.free()
+    clock.now += DISK_RETRY_S - 0.1
+    assert not db.recover()  # not due yet: the disk is not hammered
+    clock.now += 0.2
+    assert db.recover()
+
+    assert not db.in_memory and heard.lost and len(heard.back) == 1
+    now_on_disk, detail = heard.back[0]
+    assert set(now_on_disk) == {e.id for e in new} | {RECORD.id}
+    assert "takes writes again" in detail
+    assert not any(db.holds_in_memory(e.id) for e in new)
+    # The file holds what memory held, with the same numbers.
+    assert file_rows(path, "SELECT seq, id FROM events ORDER BY seq") == [
+        (i + 1, e.id) for i, e in enumerate(copied + new)
+    ]
+    assert file_rows(path, "SELECT id, awaiting_receipt FROM outbox ORDER BY id") == [
+        (2, 1),  # broker has it, waiting for a receipt
+        (3, 0),
+        (4, 0),
+        (5, 1),
+        (6, 0),
+        (7, 0),
+    ]  # 1 was confirmed by its consumer while in memory: gone from the file too
+    assert file_rows(path, "SELECT event_id, acked_by FROM event_acks") == [(new[0].id, "anna")]
+    assert [s.record for s in load_sessions(path)] == [RECORD]  # intervals too
+    assert file_rows(path, "SELECT monitor FROM runs ORDER BY id") == [("100",), ("200",)]
+    # And the stores carry on on the file.
+    later = alert(t=99.0)
+    outbox.enqueue_event(later)
+    assert not db.holds_in_memory(later.id)
+    assert file_rows(path, "SELECT max(seq) FROM events") == [(8,)]
+    db.close()
+
+
+def test_a_disk_still_full_at_the_retry_keeps_everything_in_memory(
+    tmp_path: Path, disk: FillableDisk
+) -> None:
+    heard = Heard()
+    db = opened(tmp_path / "events.db", heard)
+    store = EventStore(db)
+    disk.fill()
+    fall = alert()
+    store.append(fall)
+    for _ in range(3):
+        assert not db.recover(now=True)
+    assert db.in_memory and db.holds_in_memory(fall.id) and heard.back == []
+    assert len(heard.lost) == 1
+    db.close()
+
+
+def test_a_file_damaged_while_in_memory_is_moved_aside_at_the_retry(
+    tmp_path: Path, disk: FillableDisk
+) -> None:
+    heard = Heard()
+    path = tmp_path / "events.db"
+    db = opened(path, heard)
+    store = EventStore(db)
+    disk.fill()
+    fall = alert()
+    store.append(fall)
+    damage("random bytes", path)
+    disk.free()
+    assert db.recover(now=True)
+    assert len(heard.replaced) == 1 and heard.replaced[0].moved_to.exists()
+    with EventStore(path) as fresh:
+        assert [s.event.id for s in fresh.events()] == [fall.id]
+    db.close()
+
+
+def test_memory_is_bounded_and_a_write_beyond_it_fails_without_harm(
+    tmp_path: Path, disk: FillableDisk
+) -> None:
+    db = opened(tmp_path / "events.db", memory_limit_bytes=256 * 1024)
+    store = EventStore(db)
+    disk.fill()
+    kept: list[str] = []
+    with pytest.raises(sqlite3.OperationalError, match="full"):
+        for i in range(10_000):
+            event = alert(t=float(i), kind=EventType.NO_RECOVERY)
+            store.append(event)
+            kept.append(event.id)
+    assert len(kept) > 10 and all(db.holds_in_memory(i) for i in kept)
+    assert [s.event.id for s in store.events()] == kept
+    db.close()
+
+
+def test_a_file_database_is_what_tools_open(tmp_path: Path) -> None:
+    db = FileDatabase(tmp_path / "events.db")
+    assert db.generation == 0
+    assert db.write(lambda conn: begin_run(conn, "1", "t"))
+    assert db.read(lambda conn: find_run(conn, "1", "t")) is not None
+    db.close()
