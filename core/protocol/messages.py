@@ -499,6 +499,15 @@ class ProgressMessage(Struct, kw_only=True, omit_defaults=True):
     planned_s: Seconds | None = None
     done_s: Seconds | None = None
     backward_s: Seconds | None = None
+    sway_rms_ap_ms2: Ms2 | None = None
+    """The newest measured eyes-open balance check's sway RMS, AP (docs/gait.md)."""
+    sway_rms_ml_ms2: Ms2 | None = None
+    sway_wall: WallTime | None = None
+    """When the session of that balance check started."""
+    step_time_cv_pct: Ratio | None = None
+    """The newest session's backward step-time variability (SD / mean, %)."""
+    gait_wall: WallTime | None = None
+    """When the session of that step-time variability started."""
 
 
 JSON_MESSAGES: dict[str, type[Struct]] = {

@@ -51,6 +51,7 @@ from firmware.storage.status import (
     incident_events,
     latest_session,
     newest_event_seq,
+    newest_sessions,
     sessions_started_since,
 )
 
@@ -76,6 +77,8 @@ SEVERITY_NAME: dict[EventType, IncidentSeverity] = {
 """The wire's name for each severity (a test checks both tables cover INCIDENT_TYPES)."""
 
 FIRST_READ = 200
+MEASURES_LOOKBACK = 20
+"""Sessions searched for the latest balance check and step-time variability (progress)."""
 """Events bearing on incidents read at start: an incident is decided by its last few."""
 
 CLOSING_TYPES = frozenset({EventType.OK, EventType.CLOSED, EventType.RESET})
@@ -173,15 +176,35 @@ def progress_message(
     latest: SessionRecord | None,
     recent: Sequence[SessionRecord],
     now: dt.datetime,
+    newest: Sequence[SessionRecord] = (),
 ) -> ProgressMessage:
     """The ``progress`` message: the newest session, and the sessions of ``now``'s week.
 
     ``recent`` may hold sessions from before the week (the caller reads a
     little early); only those that :func:`core.progress.week_of` puts in the
-    week count.
+    week count. ``newest`` (newest first) is where the latest balance check and
+    step-time variability are looked for: a walker who skipped a check keeps
+    the last one measured.
     """
     week = week_of(now)
     this_week = [s for s in recent if week_of(started_utc(s)) == week]
+    sway = next(
+        (
+            (s, b)
+            for s in newest
+            for b in s.balance
+            if b.condition == "eyes open" and b.status == "measured" and b.rms_ap_ms2 is not None
+        ),
+        None,
+    )
+    gait = next(
+        (
+            (s, s.gait_backward.step_time_cv_pct)
+            for s in newest
+            if s.gait_backward is not None and s.gait_backward.step_time_cv_pct is not None
+        ),
+        None,
+    )
     return ProgressMessage(
         schema=SCHEMA_VERSION,
         device_id=device_id,
@@ -201,6 +224,11 @@ def progress_message(
         planned_s=None if latest is None else latest.planned_s,
         done_s=None if latest is None else latest.done_s,
         backward_s=None if latest is None else latest.backward_s,
+        sway_rms_ap_ms2=None if sway is None else sway[1].rms_ap_ms2,
+        sway_rms_ml_ms2=None if sway is None else sway[1].rms_ml_ms2,
+        sway_wall=None if sway is None else sway[0].started_wall,
+        step_time_cv_pct=None if gait is None else gait[1],
+        gait_wall=None if gait is None else gait[0].started_wall,
     )
 
 
@@ -281,13 +309,14 @@ class RetainedStatus:
         now = self._now()
         earliest = dt.datetime.combine(week_start(week_of(now)), dt.time(), dt.UTC)
         since = (earliest - dt.timedelta(days=1)).isoformat()
-        latest, week = self._read(
+        latest, week, newest = self._read(
             lambda conn: (
                 latest_session(conn, device),
                 sessions_started_since(conn, device, since),
+                newest_sessions(conn, device, MEASURES_LOOKBACK),
             )
         )
-        message = progress_message(device, latest, week, now)
+        message = progress_message(device, latest, week, now, newest)
         # wall_time moves on every computation: compare what it says, not when it was said.
         view = payloads.encode(msgspec.structs.replace(message, wall_time=""))
         return self._if_changed(self._topics.progress, view, payloads.encode(message))
