@@ -27,6 +27,11 @@ lower trunk:
      with Σ the covariance of (AP, ML) (Prieto et al. 1996; with F exact
      for its two numerator degrees of freedom).
 
+A trial is **moved** (not standing still: its figures are not sway) when the
+horizontal range exceeds 0.25 g or the low-passed vertical range 0.15 g (a
+step bounces the trunk by 0.2-0.4 g; the horizontal range alone missed six
+steps, whose low-passed horizontal range was 0.21 g).
+
 The **noise floor** is measured in the same recording: above 12 Hz a
 standing trunk does not move, so what the accelerometer shows there is its
 own noise. Its density, from ``x - lowpass₁₂(x)``, scaled to the 3.5 Hz
