@@ -14,8 +14,7 @@ Why a thread in the monitor process, and not the courier process
     * the thread works in blocks of one second of data (about 4 ms of CPU
       here, an estimated 25 ms on a Pi Zero 2 W: ``benchmarks/gait.py``) and
       then sleeps as long as it worked, so it takes at most half of one core
-      and releases the
-      GIL at least half of the time; while it computes, the 1 ms GIL switch
+      and releases the GIL at least half of the time; while it computes, the 1 ms GIL switch
       interval the monitor sets (:func:`firmware.app.favour_realtime_thread`)
       bounds how long the loop can wait for the GIL;
     * it keeps the scheduling policy it inherits (SCHED_FIFO under the
