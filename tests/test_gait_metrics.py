@@ -267,3 +267,30 @@ def test_a_step_during_the_check_is_not_sway() -> None:
     walk = SteppedWalking(step_times(6, 0.6, start_s=0.5))
     got = measure_sway(sampled(Chain([stance, walk, SwayingStance(10.0, SWAY_AP, SWAY_ML)])))
     assert got.moved
+
+
+def test_an_unknown_mountings_axes_stay_put_from_one_interval_to_the_next() -> None:
+    """Every interval's meter (and the balance check's) must take the same horizontal basis,
+    or AP and ML learned in one interval are swapped in the next."""
+    walk = SteppedWalking(
+        step_times(400, 0.6, asymmetry=0.03, jitter_sd_s=0.01, seed=8, start_s=2.0),
+        tilt_deg=0.0,
+    )
+    samples = sampled(walk)
+    learner = AxisLearner()
+    decimator = Decimator(RATE)
+    analysis = [a for a in decimator.feed(samples) if a is not None]
+    figures = []
+    # Intervals starting at different moments of the stride: the sensor's x and z are both
+    # nearly horizontal, and which is "farther from vertical" changes with the moment.
+    for a, b in ((0, 3000), (3000, 6137), (6137, 9000), (9000, 12211), (12211, len(analysis))):
+        meter = GaitMeter(decimator.rate_hz, UNKNOWN_MOUNTING, learner)
+        for sample in analysis[a:b]:
+            meter.add(*sample)
+        figures.append(meter.finish())
+    known = measure_gait(samples)
+    learned = [f for f in figures if f.axes == "learned"]
+    assert len(learned) >= len(figures) - 1  # the first interval may still be learning
+    for f in learned:
+        assert f.rms_ap == pytest.approx(known.rms_ap, rel=0.05)
+        assert f.rms_ml == pytest.approx(known.rms_ml, rel=0.05)

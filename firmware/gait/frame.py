@@ -63,6 +63,27 @@ def _horizontal(v: Vec3, up: Vec3) -> Vec3:
     return _norm((v[0] - d * up[0], v[1] - d * up[1], v[2] - d * up[2]))
 
 
+SENSOR_AXES: tuple[Vec3, ...] = ((1.0, 0.0, 0.0), (0.0, 1.0, 0.0), (0.0, 0.0, 1.0))
+REFERENCE_MAX_COS = 0.5
+"""A sensor axis at least 60° from vertical may be the reference for ``e1``."""
+
+
+def reference_axis(up: Vec3) -> Vec3:
+    """The sensor axis that ``e1`` is the horizontal projection of, for an unknown mounting.
+
+    The first of x, y, z at least 60° from vertical, so that every frame of a session (each
+    interval's meter, the balance check's) picks the same one: AP and ML learned in one are
+    AP and ML in all. "The axis farthest from vertical" was not: with the sensor upright two
+    axes are nearly horizontal, and which was farther changed with the sway of the moment a
+    meter started, turning the basis by 90° between intervals. Only when no axis is 60° from
+    vertical (a sensor mounted diagonally) is the farthest one taken.
+    """
+    for axis in SENSOR_AXES:
+        if abs(_dot(axis, up)) <= REFERENCE_MAX_COS:
+            return axis
+    return min(SENSOR_AXES, key=lambda e: abs(_dot(e, up)))
+
+
 class BodyFrame:
     """The vertical and a horizontal basis in the sensor frame, following gravity slowly.
 
@@ -123,9 +144,7 @@ class BodyFrame:
         forward = self._forward
         if forward is None:
             if self._ref is None:
-                # The sensor axis farthest from vertical: a stable reference for e1.
-                axes: tuple[Vec3, ...] = ((1.0, 0.0, 0.0), (0.0, 1.0, 0.0), (0.0, 0.0, 1.0))
-                self._ref = min(axes, key=lambda e: abs(_dot(e, up)))
+                self._ref = reference_axis(up)
             forward = self._ref
         try:
             e1 = _horizontal(forward, up)
