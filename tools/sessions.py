@@ -33,6 +33,12 @@ def add_parser(sub: Any) -> None:
     p.add_argument("--speed", type=float, default=1.0, help="demo: times faster than real time")
     p.add_argument("--scale", type=float, default=60.0, help="demo: plan minutes per real second")
     p.add_argument("--plan", default=None, help="demo: preset or plan file (default: config's)")
+    p.add_argument(
+        "--balance",
+        action="store_true",
+        help="demo: start in standby, so the session opens with the 30 s balance check "
+        "(real time); with --scale 6 each interval is long enough for gait figures",
+    )
     p.set_defaults(func=run_session_command)
 
     p = sub.add_parser("sessions", help="print the session log and weekly progress")
@@ -58,7 +64,9 @@ def run_session_command(args: argparse.Namespace) -> int:
     if args.action == "demo":
         from tools.session_demo import run_guided_demo
 
-        return run_guided_demo(speed=args.speed, time_scale=args.scale, plan=args.plan)
+        return run_guided_demo(
+            speed=args.speed, time_scale=args.scale, plan=args.plan, balance=args.balance
+        )
     from firmware.session.control import default_socket_path, send_command
 
     socket_path = args.socket
