@@ -17,7 +17,10 @@ What it reports
        against annotated footsteps. Matched, missed and extra steps, the timing SD of the
        matched ones, and the **cadence error** (the meter's steady cadence less the
        reference's).
-    2. **Between-trial repeatability** per metric: trials of the same subject and activity
+    2. **An unknown mounting**: every walk measured again with ``mounting = "unknown"``:
+       whether AP/ML were learned, and how far the learned trunk RMS AP/ML and ML harmonic
+       ratio are from the known mounting's.
+    3. **Between-trial repeatability** per metric: trials of the same subject and activity
        (KFall: the five trials; SisFall, which recorded each walk once: the first and the
        second 50 s of it; KFall standing: the two halves of the 30 s after 3 s of
        settling). Per metric: the within-subject SD ``Sw`` (one-way ANOVA, the root of the
@@ -47,7 +50,7 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from core.mounting import SISFALL_MOUNTING, Mounting
+from core.mounting import SISFALL_MOUNTING, UNKNOWN_MOUNTING, Mounting
 from core.samples import ImuSample
 from firmware.gait.balance import BalanceMeter, SwayMetrics
 from firmware.gait.frame import AxisLearner
@@ -199,6 +202,17 @@ class StepRow:
     timing_sd_ms: float | None
     cadence_error_spm: float | None
     reference_agrees: bool
+    unknown_learned: bool = False
+    """Measured again with ``mounting = "unknown"``: AP/ML were learned by the end."""
+    unknown_rms_error_pct: float | None = None
+    """The larger |difference| of walking trunk RMS AP and ML, learned against known, %."""
+    unknown_hr_ml_error_pct: float | None = None
+
+
+def _pct_error(learned: float | None, known: float | None) -> float | None:
+    if learned is None or known is None or known == 0.0:
+        return None
+    return 100.0 * abs(learned - known) / abs(known)
 
 
 @dataclass(slots=True)
@@ -234,6 +248,15 @@ def evaluate_walk(walk: Walk, trials: Trials) -> StepRow:
 
     samples = walk.read()
     measure, steps = measure_walk(samples, walk.rate_hz, walk.mounting)
+    blind, _ = measure_walk(samples, walk.rate_hz, UNKNOWN_MOUNTING)
+    rms_errors = [
+        e
+        for e in (
+            _pct_error(blind.rms_ap, measure.rms_ap),
+            _pct_error(blind.rms_ml, measure.rms_ml),
+        )
+        if e is not None
+    ]
     ref = reference_steps(Recording.of(samples, walk.rate_hz), walk.mounting)
     match = match_steps(ref.times, np.asarray(steps))
     ref_cadence = ref.cadence_spm()
@@ -265,6 +288,13 @@ def evaluate_walk(walk: Walk, trials: Trials) -> StepRow:
         timing_sd_ms=None if math.isnan(match.timing_sd_s) else 1000.0 * match.timing_sd_s,
         cadence_error_spm=error,
         reference_agrees=ref.vertical_agrees,
+        unknown_learned=blind.axes == "learned",
+        unknown_rms_error_pct=max(rms_errors) if blind.axes == "learned" and rms_errors else None,
+        unknown_hr_ml_error_pct=(
+            _pct_error(blind.harmonic_ratio_ml, measure.harmonic_ratio_ml)
+            if blind.axes == "learned"
+            else None
+        ),
     )
 
 
@@ -376,6 +406,13 @@ def step_summary(rows: Sequence[StepRow]) -> dict[str, dict[str, dict[str, Any]]
                 "cadence_abs_error_spm_median": median(errors),
                 "cadence_abs_error_spm_max": max(errors) if errors else None,
                 "reference_disagrees": sum(not r.reference_agrees for r in rs),
+                "unknown_mounting_learned": sum(r.unknown_learned for r in rs),
+                "unknown_rms_error_pct_max": max(
+                    (e for r in rs if (e := r.unknown_rms_error_pct) is not None), default=None
+                ),
+                "unknown_hr_ml_error_pct_median": median(
+                    [e for r in rs if (e := r.unknown_hr_ml_error_pct) is not None]
+                ),
             }
     return dict(out)
 
@@ -405,6 +442,20 @@ def format_report(doc: dict[str, Any]) -> str:
                 f"{s['extra_steps']:>5} {_f(s['timing_sd_ms_median']):>6} "
                 f"{s['with_cadence']:>5} {_f(s['cadence_abs_error_spm_median']):>13} "
                 f"{_f(s['cadence_abs_error_spm_max']):>6}"
+            )
+    lines += [
+        "",
+        "Unknown mounting: each walk measured again with AP/ML to be learned from the stride",
+        f"{'group':<28} {'split':<9} {'recs':>4} {'learned':>7} "
+        f"{'max |RMS AP/ML err| %':>21} {'median |HR ML err| %':>20}",
+    ]
+    for group, splits in doc["steps"].items():
+        for split, s in splits.items():
+            lines.append(
+                f"{group:<28} {split:<9} {s['recordings']:>4} "
+                f"{s['unknown_mounting_learned']:>7} "
+                f"{_f(s['unknown_rms_error_pct_max']):>21} "
+                f"{_f(s['unknown_hr_ml_error_pct_median']):>20}"
             )
     lines += [
         "",
