@@ -459,8 +459,10 @@ class GaitMeter:
             stride_regularity=ad2,
             step_symmetry=symmetry,
             harmonic_ratio_v=mean_of(self._hr_v),
-            harmonic_ratio_ap=mean_of(self._hr_ap),
-            harmonic_ratio_ml=mean_of(self._hr_ml),
+            # AP/ML ratios only with the axes they were computed on still standing: a learner
+            # that later strides contradicted no longer names AP and ML.
+            harmonic_ratio_ap=mean_of(self._hr_ap) if angle is not None else None,
+            harmonic_ratio_ml=mean_of(self._hr_ml) if angle is not None else None,
             rms_v=rms_v,
             rms_ap=rms_ap,
             rms_ml=rms_ml,
