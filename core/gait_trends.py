@@ -26,6 +26,7 @@ change must be before it is named.
 
 from __future__ import annotations
 
+import datetime as dt
 import math
 import statistics
 from collections.abc import Callable, Iterable, Sequence
@@ -143,13 +144,14 @@ class Change:
     verdict: Literal["within noise", "improved", "worsened", "up", "down"]
 
 
-def weekly(metric: Metric, sessions: Iterable[SessionMeasures]) -> list[WeekValue]:
-    """The metric's weekly medians with their bands, oldest week first."""
+def weekly(metric: Metric, sessions: Iterable[SessionMeasures], zone: dt.tzinfo) -> list[WeekValue]:
+    """The metric's weekly medians with their bands, oldest week first (ISO weeks in
+    ``zone``, as :func:`core.progress.weekly_progress` counts them)."""
     weeks: dict[str, list[float]] = {}
     for s in sessions:
         v = metric.value(s)
         if v is not None and math.isfinite(v):
-            weeks.setdefault(week_of(utc_of(s.started_wall)), []).append(v)
+            weeks.setdefault(week_of(utc_of(s.started_wall), zone), []).append(v)
     out = []
     for week, values in sorted(weeks.items()):
         m = statistics.median(values)

@@ -29,6 +29,7 @@ from firmware.link import messages
 from firmware.link.endpoint import CourierLink
 from firmware.link.supervisor import CourierSupervisor, ProcessCourier, SpawnCourier
 from firmware.monitor import Monitor
+from firmware.pacing import open_pacing
 from firmware.preflight import BENCH_WARNING
 from firmware.safety import SafetyController, SensorLimits
 from firmware.watchdog import ServiceWatchdog
@@ -74,6 +75,7 @@ class App:
             self.controller.stop(now)
         finally:
             self.gpio.relay.release()
+            self.monitor.pacing.close()
             self.imu.close()
             if self.supervisor is not None:
                 disk_ok = self.link.storage_ok is not False
@@ -167,14 +169,16 @@ def build_app(
         edge_clock=clock.monotonic,
         arm_gate=link.storage_problem,
     )
+    read_timeout_s = config.safety.sample_timeout_s / 4
     monitor = Monitor(
         imu=imu,
         relay=gpio.relay,
         button=gpio.button,
         controller=controller,
         clock=clock,
-        read_timeout_s=config.safety.sample_timeout_s / 4,
+        read_timeout_s=read_timeout_s,
         relay_sense=gpio.relay_sense,
+        pacing=open_pacing(config.imu, config.gpio, gpio.factory, clock, read_timeout_s),
     )
 
     def take_requests(monitor: Monitor) -> None:
@@ -234,6 +238,7 @@ class HealthReports:
             ),
             "loop": (monitor.stats.iterations > 0, f"{monitor.stats} "),
             "relay-contact": _contact_check(monitor),
+            "imu-pacing": monitor.pacing.check(),
         }
         self._link.report_health(health, checks)
 

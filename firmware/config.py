@@ -49,8 +49,9 @@ class SafetyConfig:
     """Bit-identical samples for this long mean a stuck sensor: FAULT."""
     healthy_before_arm_s: float = 0.5
     """The IMU must have delivered good samples for this long before arming is allowed."""
-    window_before_s: float = 3.0
-    """Seconds of IMU data kept with each stumble or fall event."""
+    window_before_s: float = 4.0
+    """Seconds of IMU before each stumble or fall in its recording (the ``window`` event sent
+    10 s after the trip, docs/incidents.md)."""
     contact_debounce_s: float = 0.1
     """How long the relay's contact, read back (gpio.relay_sense_wired), may disagree with
     the state before it is a FAULT: open while ARMED, or closed while released. It covers the
@@ -62,6 +63,14 @@ class SafetyConfig:
 class StorageConfig:
     database: str = "/var/lib/retroguard/retroguard.db"
     """SQLite event store (WAL). Relative paths are relative to the config file."""
+    keep_telemetry_days: float = 7.0
+    """Telemetry the broker never took is dropped after this many days (0: kept until sent)."""
+    keep_windows_days: float = 365.0
+    """The IMU recordings of trips (about 10 kB each) are deleted after this many days; the
+    events stay (0: forever). Nothing of an alert still waiting in the outbox is deleted."""
+    keep_events_days: float = 0.0
+    """Events (about 1 kB each) are deleted after this many days (0: forever). An alert still
+    waiting in the outbox for the broker or a caregiver service's receipt is never deleted."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -242,6 +251,7 @@ _CHECKS: dict[str, Callable[[Any], str | None]] = {
     "imu.gyro_range_dps": _one_of(GYRO_RANGES_DPS),
     "imu.stale_timeout_s": _positive,
     "imu.mounting": _mounting,
+    "imu.samples_per_wake": _positive,
     "gpio.button_bounce_s": _positive,
     "gpio.heartbeat_hold_s": _positive,
     "safety.sample_timeout_s": _positive,
@@ -249,6 +259,9 @@ _CHECKS: dict[str, Callable[[Any], str | None]] = {
     "safety.healthy_before_arm_s": _positive,
     "safety.window_before_s": _positive,
     "safety.contact_debounce_s": _contact_debounce,
+    "storage.keep_telemetry_days": _not_negative,
+    "storage.keep_windows_days": _not_negative,
+    "storage.keep_events_days": _not_negative,
     "mqtt.port": _tcp_port,
     "mqtt.keepalive_s": _positive,
     "mqtt.reconnect_min_s": _positive,
@@ -336,6 +349,15 @@ def _cross_checks(config: Config, problems: list[str]) -> None:
             f"imu.sample_rate_hz: {config.imu.sample_rate_hz:g} Hz is too slow for the heartbeat "
             f"relay drive: the loop toggles once per sample, so a sample period must be under "
             f"half of gpio.heartbeat_hold_s ({config.gpio.heartbeat_hold_s:g} s)"
+        )
+    wake_s = config.imu.samples_per_wake * period
+    quarter_hold_s = config.gpio.heartbeat_hold_s / 4
+    if config.gpio.relay_drive == "heartbeat" and wake_s > quarter_hold_s * (1 + 1e-9):
+        problems.append(
+            f"imu.samples_per_wake: {config.imu.samples_per_wake} samples "
+            f"({wake_s * 1000:g} ms) between reads is too long for the heartbeat relay drive: "
+            f"the loop sends one edge per read, and waits for the interrupt at most a quarter "
+            f"of gpio.heartbeat_hold_s ({quarter_hold_s * 1000:g} ms)"
         )
     det = config.detector
     if det.soft_impact_g > det.impact_g:

@@ -375,7 +375,7 @@ def _start_broker(out: TextIO) -> Mosquitto | None:
         return None
     port = DEFAULT_MQTT_PORT if _port_free(DEFAULT_MQTT_PORT) else None
     # A caregiver dashboard that is slow to start must not lose the first events.
-    broker = Mosquitto(port=port, persistence=False, extra_config="max_queued_messages 10000\n")
+    broker = Mosquitto(port=port, extra_config="max_queued_messages 10000\n")
     try:
         broker.start()
     except BrokerError as exc:

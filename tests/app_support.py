@@ -22,6 +22,7 @@ from firmware.courier.service import Courier
 from firmware.detection.base import NO_DETECTIONS, Detection, DetectionKind, Detector
 from firmware.link.endpoint import CourierLink
 from firmware.link.supervisor import SpawnCourier, ThreadCourier
+from hal.config import ImuConfig
 from sim.backends import SimulatedHardware, simulated_hardware
 from sim.motion import Vector6
 from sim.relay_hardware import ContactSense, SimulatedButton
@@ -87,10 +88,13 @@ class Explodes:
         pass
 
 
-def make_config(tmp_path: Path, mqtt: MqttConfig | None = None, **gpio: Any) -> Config:
+def make_config(
+    tmp_path: Path, mqtt: MqttConfig | None = None, imu: ImuConfig | None = None, **gpio: Any
+) -> Config:
     config = Config()
     return dataclasses.replace(
         config,
+        imu=imu or config.imu,
         gpio=dataclasses.replace(config.gpio, **gpio),
         safety=SafetyConfig(),
         storage=StorageConfig(database=str(tmp_path / "events.db")),
@@ -174,10 +178,11 @@ def make_rig(
     extra: Sequence[Any] = (),
     mqtt: MqttConfig | None = None,
     courier: SpawnCourier = ThreadCourier,
+    imu: ImuConfig | None = None,
     **gpio: Any,
 ) -> Rig:
     clock = SimClock()
-    config = make_config(tmp_path, mqtt, **gpio)
+    config = make_config(tmp_path, mqtt, imu, **gpio)
     sim = simulated_hardware(
         config.imu, config.gpio, clock, motion if motion is not None else Standing()
     )

@@ -3,6 +3,7 @@ metric's minimal detectable change; and ``retroguard sessions`` showing them fro
 
 from __future__ import annotations
 
+import datetime as dt
 import math
 from pathlib import Path
 
@@ -15,6 +16,7 @@ from firmware.storage.database import connect
 from firmware.storage.sessions import save_session
 from launcher.cli import main
 
+UTC = dt.UTC
 STEP_CV = next(m for m in METRICS if m.key == "step_time_cv")
 SWAY_AP = next(m for m in METRICS if m.key == "sway_rms_ap")
 CADENCE = next(m for m in METRICS if m.key == "cadence")
@@ -63,8 +65,8 @@ def record(day: str, cv: float, sway: float | None, n: int = 0) -> SessionRecord
         device_id="tm-1",
         plan="backward-10",
         status="completed",
-        started_wall=f"{day}T09:00:00+00:00",
-        ended_wall=f"{day}T09:12:00+00:00",
+        started_wall=f"{day}T12:00:00+00:00",
+        ended_wall=f"{day}T12:12:00+00:00",
         planned_s=600.0,
         planned_backward_s=600.0,
         done_s=600.0,
@@ -97,37 +99,38 @@ def record(day: str, cv: float, sway: float | None, n: int = 0) -> SessionRecord
     )
 
 
-# Week 10 of 2026 (Mon 2 March) and week 14 (Mon 30 March).
-WEEK_A = [record("2026-03-02", 6.0, 0.080, 1), record("2026-03-04", 6.4, 0.090, 2),
-          record("2026-03-06", 5.8, None, 3)]  # fmt: skip
-WEEK_B = [record("2026-03-30", 1.9, 0.075, 4), record("2026-04-01", 2.1, 0.070, 5),
-          record("2026-04-03", 2.0, 0.085, 6)]  # fmt: skip
+# Week 10 of 2026 (Mon 2 March) and week 14 (Mon 30 March), Tuesday to Thursday at noon UTC:
+# the same ISO weeks in any zone (``retroguard sessions`` counts weeks in the system's).
+WEEK_A = [record("2026-03-03", 6.0, 0.080, 1), record("2026-03-04", 6.4, 0.090, 2),
+          record("2026-03-05", 5.8, None, 3)]  # fmt: skip
+WEEK_B = [record("2026-03-31", 1.9, 0.075, 4), record("2026-04-01", 2.1, 0.070, 5),
+          record("2026-04-02", 2.0, 0.085, 6)]  # fmt: skip
 
 
 def test_a_week_is_the_median_of_its_measured_sessions_with_a_band_that_narrows_with_n() -> None:
-    (week,) = weekly(STEP_CV, WEEK_A)
+    (week,) = weekly(STEP_CV, WEEK_A, UTC)
     assert week.week == "2026-W10" and week.sessions == 3 and week.median == 6.0
     half = 1.96 * 1.2533 * STEP_CV.within_sd / math.sqrt(3)
     assert (week.low, week.high) == pytest.approx((6.0 - half, 6.0 + half))
     # The check in which the walker moved gives no sway value: two sessions count.
-    (sway,) = weekly(SWAY_AP, WEEK_A)
+    (sway,) = weekly(SWAY_AP, WEEK_A, UTC)
     assert sway.sessions == 2 and sway.median == pytest.approx(0.085)
-    one = weekly(STEP_CV, WEEK_A[:1])[0]
+    one = weekly(STEP_CV, WEEK_A[:1], UTC)[0]
     assert one.high - one.low > week.high - week.low
 
 
 def test_a_change_is_named_only_beyond_the_minimal_detectable_change() -> None:
-    before, after = weekly(STEP_CV, WEEK_A)[0], weekly(STEP_CV, WEEK_A + WEEK_B)[1]
+    before, after = weekly(STEP_CV, WEEK_A, UTC)[0], weekly(STEP_CV, WEEK_A + WEEK_B, UTC)[1]
     assert STEP_CV.mdc95 == pytest.approx(1.96 * math.sqrt(2) * STEP_CV.within_sd)
     big = change(STEP_CV, before, after)  # 6.0 % -> 2.0 %: beyond 3.7 points
     assert big.delta == pytest.approx(-4.0) and big.verdict == "improved"
     assert change(STEP_CV, after, before).verdict == "worsened"
     # Sway 0.085 -> 0.075 m/s²: lower, but well within its noise.
-    sway_a, sway_b = weekly(SWAY_AP, WEEK_A + WEEK_B)
+    sway_a, sway_b = weekly(SWAY_AP, WEEK_A + WEEK_B, UTC)
     assert change(SWAY_AP, sway_a, sway_b).verdict == "within noise"
     # Cadence has no better direction: beyond noise it is only "up" or "down".
     fast = [msgspec.structs.replace(r, gait_backward=gait(5.0, 110.0)) for r in WEEK_B]
-    c_a, c_b = weekly(CADENCE, WEEK_A)[0], weekly(CADENCE, fast)[0]
+    c_a, c_b = weekly(CADENCE, WEEK_A, UTC)[0], weekly(CADENCE, fast, UTC)[0]
     assert change(CADENCE, c_a, c_b).verdict == "up"
 
 

@@ -207,7 +207,7 @@ def test_the_progress_counts_this_weeks_sessions_and_shows_the_newest(tmp_path: 
     monday = dt.datetime(2026, 3, 2, 9, 0, tzinfo=dt.UTC)  # ISO week 2026-W10
     now = monday + dt.timedelta(days=2)
     clock = [now]
-    status = RetainedStatus(db, Topics("retroguard", DEVICE), now=lambda: clock[0])
+    status = RetainedStatus(db, Topics("retroguard", DEVICE), now=lambda: clock[0], zone=dt.UTC)
     first = status.progress()
     assert first is not None
     empty = decode_as(ProgressMessage, first.payload.encode())
@@ -293,7 +293,7 @@ def test_the_progress_carries_the_latest_balance_check_and_step_time_variability
 
     db = tmp_path / "device.db"
     monday = dt.datetime(2026, 3, 2, 9, 0, tzinfo=dt.UTC)
-    status = RetainedStatus(db, Topics("retroguard", DEVICE), now=lambda: monday)
+    status = RetainedStatus(db, Topics("retroguard", DEVICE), now=lambda: monday, zone=dt.UTC)
     first = status.progress()
     assert first is not None
     none_yet = decode_as(ProgressMessage, first.payload.encode())
@@ -339,3 +339,25 @@ def test_the_progress_carries_the_latest_balance_check_and_step_time_variability
     assert message.sway_wall == older.started_wall
     assert message.step_time_cv_pct == 4.2 and message.gait_wall == older.started_wall
     status.close()
+
+
+def test_the_progress_counts_weeks_in_the_devices_zone(tmp_path: Path) -> None:
+    """Monday 00:30 in Berlin is still Sunday in UTC: in Berlin it is this week's session."""
+    from zoneinfo import ZoneInfo
+
+    berlin = ZoneInfo("Europe/Berlin")
+    db = tmp_path / "device.db"
+    monday_early = dt.datetime(2026, 3, 2, 0, 30, tzinfo=berlin)  # 2026-W10; Sunday 23:30 UTC
+    conn = connect(db)
+    save_session(conn, session_record(DEVICE, monday_early, backward_min=12, longest_min=11))
+    conn.close()
+    now = lambda: monday_early + dt.timedelta(hours=8)  # noqa: E731
+    counted = {}
+    for zone in (berlin, dt.UTC):
+        status = RetainedStatus(db, Topics("retroguard", DEVICE), now=now, zone=zone)
+        message = status.progress()
+        assert message is not None
+        progress = decode_as(ProgressMessage, message.payload.encode())
+        counted[str(zone)] = (progress.week, progress.week_sessions)
+        status.close()
+    assert counted == {"Europe/Berlin": ("2026-W10", 1), "UTC": ("2026-W10", 0)}

@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, TextIO
 
 from core.gait_trends import METRICS, change, weekly
-from core.progress import GOAL_BACKWARD_MIN, GOAL_SESSIONS_PER_WEEK, weekly_progress
+from core.progress import GOAL_BACKWARD_MIN, GOAL_SESSIONS_PER_WEEK, started_utc, weekly_progress
 from core.protocol.messages import BalanceFigures, GaitFigures
+from core.zones import system_zone, zone_name
 from firmware.storage.sessions import StoredSession, load_sessions
 
 ACTIONS = ("start", "pause", "resume", "stop", "status", "demo")
@@ -103,32 +105,40 @@ def _minutes(seconds: float) -> str:
 
 
 def print_sessions(
-    sessions: Sequence[StoredSession], out: TextIO, *, intervals: bool = False
+    sessions: Sequence[StoredSession],
+    out: TextIO,
+    zone: dt.tzinfo | None = None,
+    *,
+    intervals: bool = False,
 ) -> None:
     """The session log, the balance checks and gait (:func:`print_measures`), then weekly
-    progress against the 10-minute, 3-a-week goal."""
+    progress against the 10-minute, 3-a-week goal, in ``zone`` (default: the system's):
+    start times, and the weeks sessions count in."""
     if not sessions:
         out.write("No guided sessions recorded yet.\n")
         return
+    zone = zone if zone is not None else system_zone()
+    out.write(f"Times in {zone_name(zone)}.\n")
     out.write(
-        "started (UTC)     plan                 status     min  back  longest  steps  "
+        "started           plan                 status     min  back  longest  steps  "
         "cadence  trips  stumbles\n"
     )
     for s in sessions:
         r = s.record
+        started = started_utc(r).astimezone(zone)
         out.write(
-            f"{s.started:%Y-%m-%d %H:%M}  {r.plan[:20]:20} {r.status:9} "
+            f"{started:%Y-%m-%d %H:%M}  {r.plan[:20]:20} {r.status:9} "
             f"{_minutes(r.done_s)}  {_minutes(r.backward_s)}  "
             f"{_minutes(r.longest_backward_s):>7}  {r.steps:5d}  "
             f"{r.cadence_spm:7.1f}  {r.trips:5d}  {r.stumbles:8d}\n"
         )
-    print_measures(sessions, out, intervals=intervals)
+    print_measures(sessions, out, zone, intervals=intervals)
     out.write(
         f"\nWeekly progress (goal: {GOAL_BACKWARD_MIN:g} straight minutes backward, "
         f"{GOAL_SESSIONS_PER_WEEK} times a week)\n"
     )
     out.write("week        sessions  at goal  min backward  longest  goal met\n")
-    for w in weekly_progress(s.record for s in sessions):
+    for w in weekly_progress((s.record for s in sessions), zone):
         out.write(
             f"{w.week:10}  {w.sessions:8d}  {w.at_goal:7d}  {w.backward_s / 60:12.1f}  "
             f"{w.longest_backward_s / 60:7.1f}  {'yes' if w.goal_met else 'no'}\n"
@@ -169,9 +179,14 @@ def describe_gait(g: GaitFigures) -> str:
 
 
 def print_measures(
-    sessions: Sequence[StoredSession], out: TextIO, *, intervals: bool = False
+    sessions: Sequence[StoredSession],
+    out: TextIO,
+    zone: dt.tzinfo,
+    *,
+    intervals: bool = False,
 ) -> None:
-    """Each session's balance check and gait, then weekly medians with their noise band."""
+    """Each session's balance check and gait, then weekly medians (weeks in ``zone``) with
+    their noise band."""
     records = [s.record for s in sessions]
     if not any(r.balance or r.gait_backward or r.gait_forward for r in records):
         return
@@ -180,7 +195,7 @@ def print_measures(
         r = s.record
         if not (r.balance or r.gait_backward or r.gait_forward):
             continue
-        out.write(f"{s.started:%Y-%m-%d %H:%M}\n")
+        out.write(f"{started_utc(r).astimezone(zone):%Y-%m-%d %H:%M}\n")
         for b in r.balance:
             out.write(f"  balance {describe_balance(b)}\n")
         for name, g in (("backward", r.gait_backward), ("forward", r.gait_forward)):
@@ -190,7 +205,7 @@ def print_measures(
             for i in r.intervals:
                 if i.gait is not None:
                     out.write(f"    interval {i.index} {i.direction:8} {describe_gait(i.gait)}\n")
-    trends = [(metric, weeks) for metric in METRICS if (weeks := weekly(metric, records))]
+    trends = [(metric, weeks) for metric in METRICS if (weeks := weekly(metric, records, zone))]
     if trends:
         out.write(
             "\nWeekly medians [95 % band]; a change counts only beyond the metric's "

@@ -177,6 +177,22 @@ MIGRATIONS: tuple[Migration, ...] = (
 )""",
         ),
     ),
+    Migration(
+        3,
+        "caregivers limited to some devices (no rows: the account sees every device)",
+        (
+            """CREATE TABLE user_devices (
+    username TEXT NOT NULL,
+    device_id TEXT NOT NULL,
+    PRIMARY KEY (username, device_id)
+) WITHOUT ROWID""",
+        ),
+    ),
+    Migration(
+        4,
+        "each queued notification's urgency (its Apprise type and priority); older rows: normal",
+        ("ALTER TABLE notifications ADD COLUMN urgency TEXT NOT NULL DEFAULT 'normal'",),
+    ),
 )
 """Every schema change in order; ``MIGRATIONS[i]`` takes a database from version i to i + 1."""
 

@@ -45,6 +45,7 @@ from core.protocol.messages import (
     SessionRecord,
 )
 from core.protocol.topics import Topics
+from core.zones import system_zone
 from firmware.storage.database import Database, as_database
 from firmware.storage.status import (
     IncidentEventRow,
@@ -176,9 +177,11 @@ def progress_message(
     latest: SessionRecord | None,
     recent: Sequence[SessionRecord],
     now: dt.datetime,
+    zone: dt.tzinfo,
     newest: Sequence[SessionRecord] = (),
 ) -> ProgressMessage:
-    """The ``progress`` message: the newest session, and the sessions of ``now``'s week.
+    """The ``progress`` message: the newest session, and the sessions of ``now``'s week,
+    weeks counted in ``zone`` (the device's: ``retroguard sessions`` counts the same).
 
     ``recent`` may hold sessions from before the week (the caller reads a
     little early); only those that :func:`core.progress.week_of` puts in the
@@ -186,8 +189,8 @@ def progress_message(
     step-time variability are looked for: a walker who skipped a check keeps
     the last one measured.
     """
-    week = week_of(now)
-    this_week = [s for s in recent if week_of(started_utc(s)) == week]
+    week = week_of(now, zone)
+    this_week = [s for s in recent if week_of(started_utc(s), zone) == week]
     sway = next(
         (
             (s, b)
@@ -256,8 +259,11 @@ class RetainedStatus:
         topics: Topics,
         *,
         now: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.UTC),
+        zone: dt.tzinfo | None = None,
     ) -> None:
         self._database = database
+        self._zone = zone if zone is not None else system_zone()
+        """Weeks are counted in it (default: the system's zone)."""
         self._db: Database | None = None
         self._owned = False
         self._topics = topics
@@ -307,8 +313,9 @@ class RetainedStatus:
     def progress(self) -> Retained | None:
         device = self._topics.device_id
         now = self._now()
-        earliest = dt.datetime.combine(week_start(week_of(now)), dt.time(), dt.UTC)
-        since = (earliest - dt.timedelta(days=1)).isoformat()
+        monday = week_start(week_of(now, self._zone))
+        earliest = dt.datetime.combine(monday, dt.time(), self._zone).astimezone(dt.UTC)
+        since = (earliest - dt.timedelta(days=1)).isoformat()  # UTC, as sessions store theirs
         latest, week, newest = self._read(
             lambda conn: (
                 latest_session(conn, device),
@@ -316,7 +323,7 @@ class RetainedStatus:
                 newest_sessions(conn, device, MEASURES_LOOKBACK),
             )
         )
-        message = progress_message(device, latest, week, now, newest)
+        message = progress_message(device, latest, week, now, self._zone, newest)
         # wall_time moves on every computation: compare what it says, not when it was said.
         view = payloads.encode(msgspec.structs.replace(message, wall_time=""))
         return self._if_changed(self._topics.progress, view, payloads.encode(message))
