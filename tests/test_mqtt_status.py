@@ -286,6 +286,61 @@ def test_a_restarted_reporter_reads_the_open_incident_back(tmp_path: Path) -> No
     assert decode_as(IncidentMessage, closed.payload.encode()).closed_by == "Ann"
 
 
+def test_the_progress_carries_the_latest_balance_check_and_step_time_variability(
+    tmp_path: Path,
+) -> None:
+    from core.protocol.messages import BalanceFigures, GaitFigures
+
+    db = tmp_path / "device.db"
+    monday = dt.datetime(2026, 3, 2, 9, 0, tzinfo=dt.UTC)
+    status = RetainedStatus(db, Topics("retroguard", DEVICE), now=lambda: monday, zone=dt.UTC)
+    first = status.progress()
+    assert first is not None
+    none_yet = decode_as(ProgressMessage, first.payload.encode())
+    assert none_yet.sway_rms_ap_ms2 is None and none_yet.step_time_cv_pct is None
+
+    def check(rms_ap: float | None) -> BalanceFigures:
+        if rms_ap is None:
+            return BalanceFigures(condition="eyes open", status="moved", duration_s=9.0)
+        return BalanceFigures(
+            condition="eyes open",
+            status="measured",
+            duration_s=30.0,
+            rms_ap_ms2=rms_ap,
+            rms_ml_ms2=0.02,
+        )
+
+    gait = GaitFigures(
+        analysed_s=600.0, steady_s=500.0, steady_share=0.83, steps=700, step_time_cv_pct=4.2
+    )
+    conn = connect(db)
+    # Two weeks ago: measured check and gait; last week: a check the walker moved in, gait
+    # too short to measure; this week: not yet walked.
+    older = msgspec.structs.replace(
+        session_record(DEVICE, monday - dt.timedelta(days=14), backward_min=10, longest_min=10),
+        balance=[check(0.07)],
+        gait_backward=gait,
+    )
+    moved = msgspec.structs.replace(
+        session_record(DEVICE, monday - dt.timedelta(days=7), backward_min=10, longest_min=10),
+        balance=[check(None)],
+        gait_backward=GaitFigures(analysed_s=20.0, steady_s=0.0, steady_share=0.0, steps=0),
+    )
+    for record in (older, moved):
+        save_session(conn, record)
+    conn.close()
+    changed = status.progress()
+    assert changed is not None
+    message = decode_as(ProgressMessage, changed.payload.encode())
+    jsonschema.validate(json.loads(changed.payload), schema("progress"))
+    assert message.session_id == moved.id  # the newest session ...
+    # ... but the newest *measured* balance check and step-time variability are the older's
+    assert (message.sway_rms_ap_ms2, message.sway_rms_ml_ms2) == (0.07, 0.02)
+    assert message.sway_wall == older.started_wall
+    assert message.step_time_cv_pct == 4.2 and message.gait_wall == older.started_wall
+    status.close()
+
+
 def test_the_progress_counts_weeks_in_the_devices_zone(tmp_path: Path) -> None:
     """Monday 00:30 in Berlin is still Sunday in UTC: in Berlin it is this week's session."""
     from zoneinfo import ZoneInfo
