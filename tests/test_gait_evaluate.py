@@ -49,7 +49,7 @@ def test_a_kfall_file_is_read_and_a_bad_line_is_named(tmp_path: Path) -> None:
     assert samples[0].ay == pytest.approx(-1.0, abs=0.01)  # y points down, as KFall's
     bad = tmp_path / "S06T01R02.csv"
     bad.write_text(good.read_text().replace("\n0.5,", "\nhalf,", 1))
-    with pytest.raises(DatasetFormatError, match=r"R02\.csv:51: bad sample line"):
+    with pytest.raises(DatasetFormatError, match=r"R02\.csv:51: non-numeric column"):
         read_kfall(bad)
 
 

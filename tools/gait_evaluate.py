@@ -42,7 +42,6 @@ import functools
 import json
 import math
 import os
-import re
 import sys
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Sequence
@@ -56,13 +55,9 @@ from firmware.gait.balance import BalanceMeter, SwayMetrics
 from firmware.gait.frame import AxisLearner
 from firmware.gait.stream import Decimator
 from firmware.gait.walking import GaitMeasure, GaitMeter
-from tools.datasets import DatasetFormatError, describe, discover, is_tuning_subject
+from tools.datasets import describe, discover, is_tuning_subject
+from tools.datasets.kfall import KFALL_MOUNTING, KFALL_RATE_HZ, find_kfall, parse_name, read_kfall
 from tools.datasets.sisfall import SISFALL_RATE_HZ, read_sisfall
-
-KFALL_RATE_HZ = 100.0
-KFALL_MOUNTING = SISFALL_MOUNTING
-"""KFall's low-back sensor reads (-0.05, -1.00, 0.00) g standing: ``y`` down, ``z`` forward."""
-_KFALL_NAME = re.compile(r"^S(?P<subject>\d\d)T(?P<task>\d\d)R(?P<trial>\d\d)\.csv$")
 
 SISFALL_WALKS = {"D01": "SisFall D01 walk slowly", "D02": "SisFall D02 walk quickly"}
 KFALL_WALKS = {6: "KFall T06 walk + turn", 7: "KFall T07 walk fast + turn"}
@@ -103,27 +98,6 @@ SPLITS = ("held-out", "tuning", "all")
 # ----------------------------------------------------------------- reading
 
 
-def read_kfall(path: Path) -> list[ImuSample]:
-    """One KFall sensor file: time, frame, acceleration (g), rate (deg/s), Euler (unused)."""
-    samples: list[ImuSample] = []
-    with open(path, encoding="ascii", errors="replace") as f:
-        header = f.readline()
-        if not header.startswith("TimeStamp"):
-            raise DatasetFormatError(path, 1, "not a KFall sensor file (no TimeStamp header)")
-        for lineno, line in enumerate(f, start=2):
-            if not line.strip():
-                continue
-            parts = line.split(",")
-            try:
-                t, ax, ay, az, gx, gy, gz = (float(parts[i]) for i in (0, 2, 3, 4, 5, 6, 7))
-            except (ValueError, IndexError) as e:
-                raise DatasetFormatError(path, lineno, f"bad sample line: {e}") from None
-            samples.append(ImuSample(t, ax, ay, az, gx, gy, gz))
-    if not samples:
-        raise DatasetFormatError(path, 1, "no samples")
-    return samples
-
-
 @dataclass(frozen=True, slots=True)
 class Walk:
     group: str
@@ -157,10 +131,10 @@ def sisfall_walks(root: Path) -> list[Walk]:
 def kfall_files(root: Path, task: int) -> list[tuple[str, str, Path]]:
     """(subject ``SA06``, trial ``R01``, path) of one task's files under ``root``."""
     found = []
-    for p in sorted(root.rglob("*.csv")):
-        m = _KFALL_NAME.match(p.name)
-        if m and int(m["task"]) == task:
-            found.append((f"SA{m['subject']}", f"R{m['trial']}", p))
+    for p in find_kfall(root, frozenset({task})):
+        name = parse_name(p)
+        assert name is not None  # find_kfall keeps only what parse_name reads
+        found.append((name.subject, f"R{name.trial:02d}", p))
     return found
 
 
