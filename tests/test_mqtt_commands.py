@@ -17,7 +17,8 @@ from typing import Any
 
 import pytest
 
-from core.protocol.commands import Ack
+from core.plan_presets import PRESETS
+from core.protocol.commands import Ack, AssignPlan, encode_command
 from core.protocol.events import Event
 from core.protocol.messages import DeviceHealth, DeviceState
 from core.samples import ImuSample
@@ -74,6 +75,10 @@ class Target:
         self.calls.append(("test_alarm", by))
         return {"test_alarm": "sent", "by": by}
 
+    def assign_plan(self, command: AssignPlan, request_id: str | None) -> Mapping[str, Any]:
+        self.calls.append(("plan", (command.plan.name, request_id)))
+        return {"plan": command.plan.name}
+
 
 def test_valid_commands_reach_only_their_target_verb() -> None:
     target = Target()
@@ -86,6 +91,18 @@ def test_valid_commands_reach_only_their_target_verb() -> None:
     assert not missing.ok and "no unacknowledged alert" in (missing.error or "")
     assert handler.handle("self_test", b"{}").result["passed"] is True
     assert [c[0] for c in target.calls] == ["silence", "ack", "ack", "self_test"]
+
+
+def test_a_plan_reaches_only_the_plan_verb_and_a_bad_one_nothing() -> None:
+    target = Target()
+    handler = CommandHandler(target)
+    plan = PRESETS["progression-week-3"]
+    reply = handler.handle("plan", encode_command(AssignPlan(plan, "Jo"), "p1").encode())
+    assert reply.ok and reply.request_id == "p1" and reply.result == {"plan": plan.name}
+    bad = handler.handle("plan", b'{"id":"p2","plan":{"name":"x","intervals":[]}}')
+    assert not bad.ok and bad.request_id == "p2"
+    assert (bad.error or "").startswith("plan.intervals:")
+    assert target.calls == [("plan", (plan.name, "p1"))]
 
 
 @pytest.mark.parametrize(("name", "payload"), GARBAGE)
@@ -248,13 +265,20 @@ def test_no_arming_object_is_reachable_from_the_command_handler(
     assert any(isinstance(o, SafetyController) for o in _reachable(reporter._telemetry))
 
 
+def _valid_payload(name: str, request_id: str) -> bytes:
+    """``{"id": ...}`` is a whole command, except ``plan``, which carries the plan."""
+    if name == "plan":
+        return encode_command(AssignPlan(PRESETS["alternate-2-2"]), request_id).encode()
+    return json.dumps({"id": request_id}).encode()
+
+
 def test_every_command_and_garbage_over_mqtt_leave_safety_unchanged(
     mosquitto: Mosquitto, reporter: MqttReporter, tripped: Rig
 ) -> None:
     controller, relay = tripped.controller, tripped.relay
     holds_before, transitions_before = relay.holds, len(controller.transitions)
     sent: list[tuple[str, bytes]] = [
-        (name, b'{"id":"c-%d"}' % i) for i, name in enumerate(COMMANDS)
+        (name, _valid_payload(name, f"c-{i}")) for i, name in enumerate(COMMANDS)
     ]
     sent += [(name, payload) for name, payload in GARBAGE if "/" not in name]
     with subscriber(mosquitto, ["retroguard/tm1/reply"]) as sub:

@@ -37,10 +37,10 @@ pytestmark = pytest.mark.usefixtures("close_rigs")
 SHORT = Plan(
     "short",
     (
-        Interval("backward", 30.0),
-        Interval("forward", 20.0),
-        Interval("rest", 10.0),
-        Interval("backward", 150.0),
+        Interval.of_seconds("backward", 30.0),
+        Interval.of_seconds("forward", 20.0),
+        Interval.of_seconds("rest", 10.0),
+        Interval.of_seconds("backward", 150.0),
     ),
 )
 """Cues expected: backward 0, forward 30, rest 50, backward 60, one minute left 150, done 210."""
@@ -425,7 +425,7 @@ def _ask(rig: Rig, runner: SessionRunner, command: str) -> None:
 
 def test_every_session_transition_in_the_table_is_taken(tmp_path: Path) -> None:
     """Each edge of SESSION_TRANSITIONS happens in a scenario, and nothing is refused."""
-    long_plan = Plan("long", (Interval("backward", 600.0),))
+    long_plan = Plan("long", (Interval.of_seconds("backward", 600.0),))
     rig = make_rig(tmp_path / "a", detector=TripAt(20.0))
     rig.run_for(1.0)
     a = _traced(rig, long_plan, balance_check=False)
@@ -446,7 +446,7 @@ def test_every_session_transition_in_the_table_is_taken(tmp_path: Path) -> None:
         _ask(rig, a, command)
     assert a.state is SessionState.FINISHED
     rig = _armed_rig(tmp_path / "b")
-    b = _traced(rig, Plan("tiny", (Interval("backward", 10.0),)), max_pause_s=5.0)
+    b = _traced(rig, Plan("tiny", (Interval.of_seconds("backward", 10.0),)), max_pause_s=5.0)
     _ask(rig, b, "start")
     rig.run_for(11.0)
     assert b.finished[-1].status == "completed"

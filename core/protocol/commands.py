@@ -16,8 +16,11 @@ from enum import StrEnum
 from typing import Any
 
 from core.protocol.ids import EVENT_ID_PATTERN, is_event_id, is_request_id
+from core.protocol.plan import Plan, PlanInvalid, plan_from_builtins, plan_to_builtins
 
 MAX_PAYLOAD_BYTES = 4096
+MAX_PLAN_PAYLOAD_BYTES = 16384
+"""A ``plan`` carries up to :data:`core.protocol.plan.MAX_INTERVALS` intervals."""
 LATEST = "latest"
 """``ack``'s event id meaning "the newest alert not yet acknowledged"."""
 
@@ -28,6 +31,7 @@ class CommandName(StrEnum):
     SELF_TEST = "self_test"
     PING = "ping"
     TEST_ALARM = "test_alarm"
+    PLAN = "plan"
 
 
 COMMANDS = tuple(c.value for c in CommandName)
@@ -73,7 +77,20 @@ class TestAlarm:
     by: str = "caregiver"
 
 
-Command = Ack | Silence | SelfTest | Ping | TestAlarm
+@dataclass(frozen=True, slots=True)
+class AssignPlan:
+    """A physio's plan for this treadmill: stored, used from the next session start on.
+
+    It never starts, stops or restarts anything: a session under way keeps its
+    plan, and the relay and the safety controller are out of reach as for
+    every command.
+    """
+
+    plan: Plan
+    by: str = "caregiver"
+
+
+Command = Ack | Silence | SelfTest | Ping | TestAlarm | AssignPlan
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,12 +108,10 @@ class CommandRefused(Exception):
         self.request_id = request_id
 
 
-def _decode(payload: bytes) -> dict[str, Any]:
+def _decode(payload: bytes, limit: int = MAX_PAYLOAD_BYTES) -> dict[str, Any]:
     """An empty payload means ``{}``, otherwise a JSON object."""
-    if len(payload) > MAX_PAYLOAD_BYTES:
-        raise CommandRefused(
-            f"payload too large ({len(payload)} bytes, at most {MAX_PAYLOAD_BYTES})"
-        )
+    if len(payload) > limit:
+        raise CommandRefused(f"payload too large ({len(payload)} bytes, at most {limit})")
     if not payload.strip():
         return {}
     try:
@@ -119,7 +134,7 @@ _ACK_TARGET = re.compile(f"^({LATEST}|{EVENT_ID_PATTERN[1:-1]})$")
 
 def parse_command(name: str, payload: bytes) -> CommandRequest:
     """Check a command; :class:`CommandRefused` says what is wrong with it."""
-    data = _decode(payload)
+    data = _decode(payload, MAX_PLAN_PAYLOAD_BYTES if name == "plan" else MAX_PAYLOAD_BYTES)
     request_id: str | None = None
     raw_id = data.get("id")
     if raw_id is not None:
@@ -162,6 +177,15 @@ def parse_command(name: str, payload: bytes) -> CommandRequest:
         case CommandName.TEST_ALARM:
             _only(data, {"by"}, request_id)
             command = TestAlarm(_by(data, request_id))
+        case CommandName.PLAN:
+            _only(data, {"plan", "by"}, request_id)
+            if "plan" not in data:
+                raise CommandRefused("plan: missing (the plan to assign)", request_id)
+            try:
+                plan = plan_from_builtins(data["plan"], prefix="plan.")
+            except PlanInvalid as exc:
+                raise CommandRefused(str(exc), request_id) from None
+            command = AssignPlan(plan, _by(data, request_id))
     return CommandRequest(command_name, request_id, command)
 
 
@@ -184,6 +208,8 @@ def command_name(command: Command) -> CommandName:
             return CommandName.PING
         case TestAlarm():
             return CommandName.TEST_ALARM
+        case AssignPlan():
+            return CommandName.PLAN
 
 
 def encode_command(command: Command, request_id: str | None = None) -> str:
@@ -199,5 +225,8 @@ def encode_command(command: Command, request_id: str | None = None) -> str:
         if command.via is not None:
             data["via"] = command.via
     elif isinstance(command, TestAlarm):
+        data["by"] = command.by
+    elif isinstance(command, AssignPlan):
+        data["plan"] = plan_to_builtins(command.plan)
         data["by"] = command.by
     return json.dumps(data, separators=(",", ":"))

@@ -55,6 +55,7 @@ from firmware.sinks import EventSink, LogSink, StoreSink
 from firmware.storage.damage import MovedAside
 from firmware.storage.events import EventStore
 from firmware.storage.fallback import FallbackDatabase
+from firmware.storage.plans import current_plan, current_revision
 from firmware.storage.retention import (
     Retention,
     RetentionPolicy,
@@ -129,6 +130,7 @@ class Courier:
                 database=self.db,
                 on_silence=lambda: self.channel.send(messages.SilenceBuzzer()),
                 on_test_alarm=self._test_alarm,
+                on_plan=self.forward_plan,
             )
             self.reporter.set_providers(telemetry=self._telemetry, self_test=self._self_test)
             persist = self.reporter.sink  # stores and queues in one transaction
@@ -148,6 +150,9 @@ class Courier:
             summary_topic=self.reporter.topics.session if self.reporter is not None else None,
             on_queued=self.reporter.wake if self.reporter is not None else None,
         )
+        self._plan_lock = threading.Lock()
+        self._plan_sent = 0
+        """The plan revision the loop was last told (0: none yet, or none stored)."""
         self._stop = threading.Event()
         self._heartbeat = threading.Thread(
             target=self._beat, name="retroguard-courier-heartbeat", daemon=True
@@ -162,6 +167,7 @@ class Courier:
             self.reporter.start()
         self._report_opening()
         self._begin_run()
+        self.forward_plan()
         self._heartbeat.start()
         try:
             for message in self.channel.messages():
@@ -226,6 +232,26 @@ class Courier:
             )
         )
 
+    def forward_plan(self) -> None:
+        """Tell the loop the plan in force when it changed (any thread; cheap when it did not).
+
+        The loop uses it from the next session start; a session under way keeps its plan.
+        """
+        with self._plan_lock:
+            try:
+                if self.db.read(current_revision) == self._plan_sent:
+                    return
+                assignment = self.db.read(current_plan)
+            except Exception:
+                log.exception("storage: the assigned plan could not be read")
+                return
+            if assignment is None:
+                return
+            if self.channel.send(
+                messages.PlanAssigned(assignment.revision, assignment.plan, assignment.by)
+            ):
+                self._plan_sent = assignment.revision
+
     def _self_test(self) -> dict[str, dict[str, object]]:
         checks = dict(self.checks)
         fault = self.db.fault
@@ -254,6 +280,7 @@ class Courier:
                     self.db.probe()
                 self.db.recover()
                 self.retention.tick()
+                self.forward_plan()  # `retroguard plan set` writes the database directly
             except Exception:
                 log.exception("storage: probing, trying the disk again or retention failed")
             if not self._alive():

@@ -30,6 +30,7 @@ import msgspec
 
 from core.protocol.events import PROTECTED_TYPES, Event
 from core.protocol.messages import DeviceHealth, SessionRecord
+from core.protocol.plan import Plan
 from firmware.link import messages
 from firmware.link.framing import FrameError, FrameReader, FrameWriter
 
@@ -92,6 +93,8 @@ class CourierLink:
         self.chirp_requests = 0
         self._polled_real = 0.0
         self._heard_real = 0.0
+        self._plan_revision = 0
+        self._new_plan: tuple[Plan | None] | None = None
 
     # ------------------------------------------------ any thread (supervisor)
 
@@ -237,6 +240,11 @@ class CourierLink:
             return True
         return False
 
+    def take_plan(self) -> tuple[Plan | None] | None:
+        """A newly assigned plan once, boxed (``(None,)``: back to the config's); else None."""
+        new, self._new_plan = self._new_plan, None
+        return new
+
     def take_silence(self) -> bool:
         """True once per batch of caregiver silence requests since the last call."""
         if self.silence_requests:
@@ -333,3 +341,13 @@ class CourierLink:
                 self.chirp_requests += 1
             case messages.CourierAlive(broker_connected=connected, outbox_depth=depth):
                 self.broker_connected, self.outbox_depth = connected, depth
+            case messages.PlanAssigned(revision=revision, plan=plan, by=by):
+                if revision != self._plan_revision:
+                    self._plan_revision = revision
+                    self._new_plan = (plan,)
+                    log.info(
+                        "plan %s (revision %d, by %s): from the next session start",
+                        "of the config" if plan is None else repr(plan.name),
+                        revision,
+                        by,
+                    )

@@ -12,6 +12,7 @@ import msgspec
 
 from core.protocol.events import Event
 from core.protocol.messages import DeviceHealth, SessionRecord
+from core.protocol.plan import Plan
 from firmware.config import Config
 
 # ------------------------------------------------------------ loop -> courier
@@ -104,7 +105,20 @@ class CourierAlive(msgspec.Struct, tag="alive"):
     outbox_depth: int
 
 
-ToLoop = Persisted | StorageHealth | SilenceBuzzer | Chirp | CourierAlive
+class PlanAssigned(msgspec.Struct, tag="plan"):
+    """The plan in force changed (or the courier started): use it from the next session start.
+
+    ``plan`` None: the config's ``session.plan`` again. ``revision`` grows with
+    every assignment, so a courier restarted mid-run that says the same again
+    changes nothing.
+    """
+
+    revision: int
+    plan: Plan | None
+    by: str
+
+
+ToLoop = Persisted | StorageHealth | SilenceBuzzer | Chirp | CourierAlive | PlanAssigned
 
 _encoder = msgspec.msgpack.Encoder()
 _to_courier = msgspec.msgpack.Decoder(ToCourier)

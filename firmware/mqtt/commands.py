@@ -1,4 +1,4 @@
-"""Caregiver commands: ``ack``, ``silence``, ``self_test``, ``ping``.
+"""Caregiver commands: ``ack``, ``silence``, ``self_test``, ``ping``, ``test_alarm``, ``plan``.
 
 The safety argument is structural. A :class:`CommandHandler` is built from a
 :class:`CommandTarget` and nothing else, and that interface has no verb that
@@ -23,6 +23,7 @@ from typing import Any, Protocol
 
 from core.protocol.commands import (
     Ack,
+    AssignPlan,
     Command,
     CommandRefused,
     Ping,
@@ -57,6 +58,10 @@ class CommandTarget(Protocol):
 
     def test_alarm(self, by: str) -> Mapping[str, Any]:
         """A test alarm: a chirp on the buzzer and a ``test`` event to every consumer."""
+        ...
+
+    def assign_plan(self, command: AssignPlan, request_id: str | None) -> Mapping[str, Any]:
+        """Store the plan (checked already) for the next session start; say so."""
         ...
 
 
@@ -143,7 +148,7 @@ class CommandHandler:
         try:
             request = parse_command(name, payload)
             request_id = request.request_id
-            result = self._run(request.command)
+            result = self._run(request.command, request_id)
         except (CommandRefused, CommandError) as exc:
             if isinstance(exc, CommandRefused):
                 request_id = exc.request_id
@@ -157,7 +162,7 @@ class CommandHandler:
         log.info("MQTT command %s done (request %s)", name, request_id)
         return Reply(name, request_id, True, result=result)
 
-    def _run(self, command: Command) -> Mapping[str, Any]:
+    def _run(self, command: Command, request_id: str | None) -> Mapping[str, Any]:
         match command:
             case Ping():
                 return {"pong": True}
@@ -170,3 +175,5 @@ class CommandHandler:
                 return dict(self._target.acknowledge(command))
             case TestAlarm(by=by):
                 return dict(self._target.test_alarm(by))
+            case AssignPlan():
+                return dict(self._target.assign_plan(command, request_id))

@@ -43,7 +43,7 @@ from paho.mqtt.reasoncodes import ReasonCode
 
 from core.mqttlink import MqttSetupError, make_client
 from core.protocol import payloads
-from core.protocol.commands import Ack
+from core.protocol.commands import Ack, AssignPlan
 from core.protocol.events import Event, EventType
 from core.protocol.ids import check_device_id
 from core.protocol.messages import DeviceHealth, ProtocolError, ReceiptMessage
@@ -61,6 +61,7 @@ from firmware.mqtt.status import RetainedStatus
 from firmware.sinks import OutboxSink
 from firmware.storage.database import Database
 from firmware.storage.outbox import Outbox
+from firmware.storage.plans import assign_plan
 from firmware.storage.status import INCIDENT_EVENT_TYPES
 
 log = logging.getLogger(__name__)
@@ -272,8 +273,10 @@ class _DefaultTarget:
         self_test: SelfTestProvider | None,
         test_alarm: Callable[[str], object] | None = None,
         clock: Callable[[], float] = time.monotonic,
+        on_plan: Callable[[], object] | None = None,
     ) -> None:
         self._silence = silence
+        self._on_plan = on_plan
         self._outbox = outbox
         self._status = status
         self._self_test = self_test
@@ -288,6 +291,35 @@ class _DefaultTarget:
 
     def set_self_test(self, self_test: SelfTestProvider) -> None:
         self._self_test = self_test
+
+    def assign_plan(self, command: AssignPlan, request_id: str | None) -> Mapping[str, Any]:
+        """Store the plan; ``on_plan`` tells the courier, which hands it to the loop.
+
+        Storing is the whole effect here: the loop's session runner takes the
+        plan at the next session start. Nothing is started or restarted.
+        """
+        plan = command.plan
+        revision = self._outbox.database.write(
+            lambda conn: assign_plan(
+                conn,
+                plan,
+                by=command.by,
+                via="mqtt",
+                assigned_wall=payloads.wall_now(),
+                request_id=request_id,
+            )
+        )
+        log.info("plan %r assigned by %s (revision %d)", plan.name, command.by, revision)
+        if self._on_plan is not None:
+            self._on_plan()
+        return {
+            "plan": plan.name,
+            "revision": revision,
+            "intervals": len(plan.intervals),
+            "minutes": round(plan.duration_s / 60.0, 2),
+            "backward_minutes": round(plan.backward_s / 60.0, 2),
+            "applies": "at the next session start",
+        }
 
     def request_silence(self) -> None:
         self._silence.request()
@@ -373,6 +405,7 @@ class MqttReporter:
         command_target: CommandTarget | None = None,
         on_silence: Callable[[], object] | None = None,
         on_test_alarm: Callable[[str], object] | None = None,
+        on_plan: Callable[[], object] | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         try:
@@ -397,7 +430,7 @@ class MqttReporter:
         self._clock = clock
         self._box = _StatusBox()
         self._default_target = _DefaultTarget(
-            self.silence, self.outbox, self._box.get, self_test, on_test_alarm, clock
+            self.silence, self.outbox, self._box.get, self_test, on_test_alarm, clock, on_plan
         )
         self._commands = CommandHandler(command_target or self._default_target)
         self._client: mqtt.Client | None = None

@@ -1,21 +1,11 @@
-"""Session plans: intervals of backward, forward or rest walking, presets, plan files.
+"""Session plans on the device: presets by name, plan files, and the config's reference.
 
-A plan is what the therapist prescribed, as data: a list of
-:class:`Interval` (direction, duration, the treadmill speed as a note — the
-monitor cannot set or read the belt speed, so it is shown, never enforced).
-
-Presets (:data:`PRESETS`):
-
-* ``alternate-2-2`` — the common start: two minutes backward, two minutes
-  forward, seven times, then two minutes forward: 30 minutes at about
-  0.5 mph, 14 of them backward.
-* ``progression-week-1`` ... ``progression-week-9`` — toward 10 straight
-  minutes backward: the backward block is ``week + 1`` minutes long (2 in
-  week 1, 10 in week 9) and repeated so that each session holds about ten
-  minutes backward (5 x 2, 4 x 3, 3 x 4, 2 x 5 ... 1 x 10), with two minutes
-  forward as warm-up, between blocks and as cool-down. The clinical goal is
-  then week 9's single 10-minute block three times a week; balance and knee
-  benefits are expected after about four weeks at that level.
+The plan itself is data in the wire contract (:class:`core.protocol.plan.Plan`:
+intervals of backward, forward or rest, minutes, a speed note) and the presets
+are shared with the dashboard (:mod:`core.plan_presets`); this module reads
+plan files and resolves ``session.plan``. A plan a physio assigns later (the
+``cmd/plan`` command, ``retroguard plan set``) is stored in the device
+database and replaces this one from the next session on (docs/sessions.md).
 
 A plan file is a small TOML file::
 
@@ -37,106 +27,40 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, get_args
+from typing import Any
 
 from core import tomlschema
 from core.errors import ConfigError
-from core.progress import GOAL_BACKWARD_MIN
+from core.plan_presets import PRESETS, PROGRESSION_WEEKS, alternate_2_2, progression_week
 from core.protocol.messages import Direction
+from core.protocol.plan import (
+    DEFAULT_SPEED,
+    DIRECTIONS,
+    MIN_INTERVAL_S,
+    Interval,
+    Plan,
+    PlanInvalid,
+    plan_from_builtins,
+    plan_to_builtins,
+)
 
-DIRECTIONS: tuple[str, ...] = get_args(Direction)
+__all__ = [
+    "DEFAULT_SPEED",
+    "PRESETS",
+    "PROGRESSION_WEEKS",
+    "Interval",
+    "Plan",
+    "alternate_2_2",
+    "check_plan_reference",
+    "load_plan_file",
+    "parse_plan",
+    "progression_week",
+    "resolve_plan",
+]
 
-MIN_INTERVAL_S = 10.0
-"""Shorter intervals are typing mistakes (and would cue faster than anyone can turn)."""
 MAX_INTERVAL_S = 3600.0
 MAX_SESSION_S = 3 * 3600.0
-DEFAULT_SPEED = "0.5 mph"
-
-
-PROGRESSION_WEEKS = 9
-
-
-@dataclass(frozen=True, slots=True)
-class Interval:
-    direction: Direction
-    duration_s: float
-    speed: str = DEFAULT_SPEED
-    """The treadmill speed the therapist prescribed, as a note (e.g. "0.5 mph")."""
-
-    @property
-    def walking(self) -> bool:
-        return self.direction != "rest"
-
-
-@dataclass(frozen=True, slots=True)
-class Plan:
-    name: str
-    intervals: tuple[Interval, ...]
-
-    @property
-    def duration_s(self) -> float:
-        return sum(i.duration_s for i in self.intervals)
-
-    @property
-    def backward_s(self) -> float:
-        return sum(i.duration_s for i in self.intervals if i.direction == "backward")
-
-    def starts(self) -> list[float]:
-        """Plan time at which each interval starts."""
-        out: list[float] = []
-        t = 0.0
-        for interval in self.intervals:
-            out.append(t)
-            t += interval.duration_s
-        return out
-
-    def scaled(self, factor: float) -> Plan:
-        """The same plan ``factor`` times shorter (the demo's time compression)."""
-        if not factor > 0:
-            raise ValueError("scale factor must be positive")
-        return Plan(
-            f"{self.name} (1/{factor:g} time)",
-            tuple(replace(i, duration_s=i.duration_s / factor) for i in self.intervals),
-        )
-
-    def describe(self) -> str:
-        """One line: "alternate-2-2: 30 min, 14 min backward, 15 intervals"."""
-        return (
-            f"{self.name}: {self.duration_s / 60:g} min, {self.backward_s / 60:g} min backward, "
-            f"{len(self.intervals)} intervals"
-        )
-
-
-def _minutes(direction: Direction, minutes: float, speed: str = DEFAULT_SPEED) -> Interval:
-    return Interval(direction, minutes * 60.0, speed)
-
-
-def alternate_2_2() -> Plan:
-    intervals: list[Interval] = []
-    for _ in range(7):
-        intervals += [_minutes("backward", 2), _minutes("forward", 2)]
-    intervals.append(_minutes("forward", 2))
-    return Plan("alternate-2-2", tuple(intervals))
-
-
-def progression_week(week: int) -> Plan:
-    """Week ``week`` (1-9) of the progression toward 10 straight minutes backward."""
-    if not 1 <= week <= PROGRESSION_WEEKS:
-        raise ValueError(f"progression weeks are 1 to {PROGRESSION_WEEKS}, not {week}")
-    block = float(week + 1)
-    blocks = max(1, math.ceil(GOAL_BACKWARD_MIN / block))
-    intervals = [_minutes("forward", 2)]
-    for _ in range(blocks):
-        intervals += [_minutes("backward", block), _minutes("forward", 2)]
-    return Plan(f"progression-week-{week}", tuple(intervals))
-
-
-PRESETS: Mapping[str, Plan] = {
-    "alternate-2-2": alternate_2_2(),
-    **{f"progression-week-{w}": progression_week(w) for w in range(1, PROGRESSION_WEEKS + 1)},
-}
 
 
 def check_plan_reference(value: str) -> str | None:
@@ -194,7 +118,11 @@ def parse_plan(data: Mapping[str, Any], source: str, default_name: str = "plan")
             )
     if problems:
         raise ConfigError([f"{source}: {p}" for p in problems])
-    return Plan(name.strip(), tuple(intervals))
+    plan = Plan(name.strip(), tuple(intervals))
+    try:  # the wire contract's own limits (name and note lengths, number of intervals)
+        return plan_from_builtins(plan_to_builtins(plan))
+    except PlanInvalid as exc:
+        raise ConfigError([f"{source}: {p}" for p in exc.problems]) from None
 
 
 def _parse_interval(
@@ -234,7 +162,7 @@ def _parse_interval(
     if len(problems) > before or duration is None or direction not in DIRECTIONS:
         return None
     checked: Direction = direction
-    return Interval(checked, duration, speed)
+    return Interval.of_seconds(checked, duration, speed)
 
 
 def load_plan_file(path: str | Path) -> Plan:

@@ -358,10 +358,18 @@ class SessionRunner:
         speaker: Speaker | None = None,
         time_scale: float = 1.0,
         measurements: Measurements | None = None,
+        new_plans: Callable[[], tuple[Plan | None] | None] | None = None,
     ) -> None:
         if not time_scale > 0:
             raise ValueError("time_scale must be positive")
         self.plan = plan
+        """The plan of the session under way, or of the next one when none is."""
+        self.configured_plan = plan
+        """The config's plan: what an assignment of "no plan" goes back to."""
+        self.next_plan: Plan | None = None
+        """A plan assigned since the last start (``cmd/plan``, ``retroguard plan set``): it
+        becomes :attr:`plan` at the next start, never during a session."""
+        self._new_plans = new_plans
         self.time_scale = time_scale
         """Plan seconds per loop second: 1 for real sessions; the demo compresses time."""
         self.control: ControlServer | None = None
@@ -416,6 +424,8 @@ class SessionRunner:
         """The session as the CLI's ``status`` shows it (built on the loop thread)."""
         s = self.session
         data: dict[str, Any] = {"state": self.state.value, "plan": self.plan.name}
+        if self.next_plan is not None:
+            data["next_plan"] = self.next_plan.name
         if self.pause_reason:
             data["pause_reason"] = self.pause_reason
         if s is not None:
@@ -459,7 +469,22 @@ class SessionRunner:
                 reply.put_nowait((ok, message))
         self._advance(now)
         self._collect()
+        self._take_new_plan()
         self._last_now = now
+
+    def _take_new_plan(self) -> None:
+        if self._new_plans is None:
+            return
+        new = self._new_plans()
+        if new is None:
+            return
+        (plan,) = new
+        self.assign_plan(plan)
+
+    def assign_plan(self, plan: Plan | None) -> None:
+        """Use ``plan`` (None: the config's) from the next session start on; the loop thread."""
+        self.next_plan = self.configured_plan if plan is None else plan
+        log.info("next session's plan: %s", self.next_plan.describe())
 
     def start(self, now: float) -> tuple[bool, str]:
         if self.state in (SessionState.RUNNING, SessionState.PAUSED, SessionState.BALANCE):
@@ -467,6 +492,8 @@ class SessionRunner:
         if self._final_due is not None:
             self._final_due = 0.0  # the last session's record goes now, with what is there
             self._collect()
+        if self.next_plan is not None:
+            self.plan, self.next_plan = self.next_plan, None
         intervals = [
             IntervalLog(n, i.direction, i.speed, i.duration_s)
             for n, i in enumerate(self.plan.intervals)
@@ -991,6 +1018,7 @@ def attach_session(
         speaker=speaker,
         time_scale=time_scale,
         measurements=measurements,
+        new_plans=app.link.take_plan,
     )
     if control_socket is not None:
         from firmware.session.control import ControlServer, default_socket_path

@@ -12,6 +12,7 @@ these, never through SQL of their own:
 * :mod:`~firmware.storage.outbox` — :class:`Outbox`, the MQTT outbox and the
   caregivers' acknowledgements;
 * :mod:`~firmware.storage.sessions` — the guided-session log;
+* :mod:`~firmware.storage.plans` — the plans a physio assigned (the newest is in force);
 * :mod:`~firmware.storage.runs` — the run log (a start after an unclean stop says so);
 * :mod:`~firmware.storage.errors` — :class:`SchemaError`, why a file was refused;
 * :mod:`~firmware.storage.faults` — damage (move the file aside) told from a disk

@@ -159,6 +159,11 @@ class Outbox:
         self._db, self._owned = as_database(database)
 
     @property
+    def database(self) -> Database:
+        """The database the outbox lives in (the commands' bookkeeping shares it)."""
+        return self._db
+
+    @property
     def generation(self) -> int:
         """Changes when the rows moved to another database: a reader starts over from id 0."""
         return self._db.generation

@@ -180,6 +180,21 @@ MIGRATIONS: tuple[Migration, ...] = (
             "CREATE INDEX incidents_open ON incidents (device_id, closed_wall, opened_seq)",
         ),
     ),
+    Migration(
+        4,
+        "plans (firmware/storage/plans.py): each plan a physio assigned, over MQTT or the CLI, "
+        "newest in force from the next session start; NULL plan = the config's again",
+        (
+            """CREATE TABLE plans (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    plan TEXT,
+    assigned_by TEXT NOT NULL,
+    via TEXT NOT NULL,
+    request_id TEXT,
+    assigned_wall TEXT NOT NULL
+)""",
+        ),
+    ),
 )
 
 SCHEMA_VERSION = MIGRATIONS[-1].version

@@ -1,0 +1,54 @@
+"""The preset plans every RetroGuard knows by name, shared by the device, the CLI and the dashboard.
+
+* ``alternate-2-2`` — the common start: two minutes backward, two minutes
+  forward, seven times, then two minutes forward: 30 minutes at about
+  0.5 mph, 14 of them backward.
+* ``progression-week-1`` ... ``progression-week-9`` — toward 10 straight
+  minutes backward: the backward block is ``week + 1`` minutes long (2 in
+  week 1, 10 in week 9) and repeated so that each session holds about ten
+  minutes backward (5 x 2, 4 x 3, 3 x 4, 2 x 5 ... 1 x 10), with two minutes
+  forward as warm-up, between blocks and as cool-down. The clinical goal is
+  then week 9's single 10-minute block three times a week; balance and knee
+  benefits are expected after about four weeks at that level.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+
+from core.progress import GOAL_BACKWARD_MIN
+from core.protocol.messages import Direction
+from core.protocol.plan import DEFAULT_SPEED, Interval, Plan
+
+PROGRESSION_WEEKS = 9
+
+
+def _minutes(direction: Direction, minutes: float, speed: str = DEFAULT_SPEED) -> Interval:
+    return Interval(direction, float(minutes), speed)
+
+
+def alternate_2_2() -> Plan:
+    intervals: list[Interval] = []
+    for _ in range(7):
+        intervals += [_minutes("backward", 2), _minutes("forward", 2)]
+    intervals.append(_minutes("forward", 2))
+    return Plan("alternate-2-2", tuple(intervals))
+
+
+def progression_week(week: int) -> Plan:
+    """Week ``week`` (1-9) of the progression toward 10 straight minutes backward."""
+    if not 1 <= week <= PROGRESSION_WEEKS:
+        raise ValueError(f"progression weeks are 1 to {PROGRESSION_WEEKS}, not {week}")
+    block = float(week + 1)
+    blocks = max(1, math.ceil(GOAL_BACKWARD_MIN / block))
+    intervals = [_minutes("forward", 2)]
+    for _ in range(blocks):
+        intervals += [_minutes("backward", block), _minutes("forward", 2)]
+    return Plan(f"progression-week-{week}", tuple(intervals))
+
+
+PRESETS: Mapping[str, Plan] = {
+    "alternate-2-2": alternate_2_2(),
+    **{f"progression-week-{w}": progression_week(w) for w in range(1, PROGRESSION_WEEKS + 1)},
+}

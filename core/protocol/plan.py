@@ -1,0 +1,194 @@
+"""A walking plan as data: what a physiotherapist prescribes, on the wire and on the device.
+
+A :class:`Plan` is a name and a list of :class:`Interval` (direction,
+minutes, the treadmill speed as a note — the monitor can neither read nor
+set the belt speed, so the note is shown and logged, never enforced). The
+same type is a plan file's content (``firmware.session.plan``), the
+``plan`` field of the ``cmd/plan`` command (:mod:`core.protocol.commands`),
+the row the device stores (``firmware.storage.plans``) and what the
+courier hands the monitor loop, so a plan is checked once, here, wherever
+it came from.
+
+Checking has two layers, and both name the field:
+
+* the type (msgspec): shapes, directions, ranges a JSON Schema can state
+  (``docs/mqtt/schemas/plan.schema.json``);
+* :func:`plan_problems`: the rules across fields (an interval of at least
+  :data:`MIN_INTERVAL_S`, at least one walking interval, a session of at
+  most :data:`MAX_SESSION_MIN`).
+
+:func:`plan_from_builtins` runs both and raises :class:`PlanInvalid`,
+whose ``problems`` read ``intervals[2].minutes: ...``.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Any, get_args
+
+import msgspec
+from msgspec import Meta, Struct
+
+from core.protocol.messages import Direction
+
+DIRECTIONS: tuple[str, ...] = get_args(Direction)
+DEFAULT_SPEED = "0.5 mph"
+MIN_INTERVAL_S = 10.0
+"""Shorter intervals are typing mistakes (and would cue faster than anyone can turn)."""
+MAX_INTERVAL_MIN = 60.0
+MAX_SESSION_MIN = 180.0
+MAX_INTERVALS = 60
+"""Enough for 30 alternations; keeps a plan command well under a few kilobytes."""
+
+Minutes = Annotated[float, Meta(gt=0, le=MAX_INTERVAL_MIN)]
+SpeedNote = Annotated[str, Meta(max_length=40)]
+PlanName = Annotated[str, Meta(min_length=1, max_length=80)]
+
+
+class Interval(Struct, frozen=True, forbid_unknown_fields=True):
+    """One stretch of the plan: which way to walk (or rest), how long, at what speed (a note)."""
+
+    direction: Direction
+    minutes: Minutes
+    speed: SpeedNote = DEFAULT_SPEED
+    """The treadmill speed the physio prescribed, as a note (e.g. "0.5 mph")."""
+
+    @classmethod
+    def of_seconds(
+        cls, direction: Direction, seconds: float, speed: str = DEFAULT_SPEED
+    ) -> Interval:
+        return cls(direction, seconds / 60.0, speed)
+
+    @property
+    def duration_s(self) -> float:
+        return self.minutes * 60.0
+
+    @property
+    def walking(self) -> bool:
+        return self.direction != "rest"
+
+
+class Plan(Struct, frozen=True, forbid_unknown_fields=True):
+    """A session plan: intervals in order. Immutable; equal when name and intervals are."""
+
+    name: PlanName
+    intervals: Annotated[tuple[Interval, ...], Meta(min_length=1, max_length=MAX_INTERVALS)]
+
+    @property
+    def duration_s(self) -> float:
+        return sum(i.duration_s for i in self.intervals)
+
+    @property
+    def backward_s(self) -> float:
+        return sum(i.duration_s for i in self.intervals if i.direction == "backward")
+
+    def starts(self) -> list[float]:
+        """Plan time at which each interval starts."""
+        out: list[float] = []
+        t = 0.0
+        for interval in self.intervals:
+            out.append(t)
+            t += interval.duration_s
+        return out
+
+    def scaled(self, factor: float) -> Plan:
+        """The same plan ``factor`` times shorter (the demo's time compression)."""
+        if not factor > 0:
+            raise ValueError("scale factor must be positive")
+        return Plan(
+            f"{self.name} (1/{factor:g} time)",
+            tuple(msgspec.structs.replace(i, minutes=i.minutes / factor) for i in self.intervals),
+        )
+
+    def describe(self) -> str:
+        """One line: "alternate-2-2: 30 min, 14 min backward, 15 intervals"."""
+        return (
+            f"{self.name}: {self.duration_s / 60:g} min, {self.backward_s / 60:g} min backward, "
+            f"{len(self.intervals)} intervals"
+        )
+
+
+class PlanInvalid(ValueError):
+    """A plan that breaks the contract; ``problems`` name each field (``intervals[1].minutes``)."""
+
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__("; ".join(problems))
+        self.problems = problems
+
+
+def plan_problems(plan: Plan) -> list[str]:
+    """The cross-field rules a type cannot state, each as ``field: what is wrong``."""
+    problems: list[str] = []
+    if not plan.name.strip() or not plan.name.isprintable():
+        problems.append("name: must be printable text, not blank")
+    for n, interval in enumerate(plan.intervals):
+        if interval.duration_s < MIN_INTERVAL_S - 1e-9:
+            problems.append(
+                f"intervals[{n}].minutes: an interval lasts at least {MIN_INTERVAL_S:g} s "
+                f"({MIN_INTERVAL_S / 60:.2g} min), not {interval.duration_s:g} s"
+            )
+        if not interval.speed.isprintable():
+            problems.append(f"intervals[{n}].speed: must be printable text")
+    if not any(i.walking for i in plan.intervals):
+        problems.append("intervals: the plan has no walking interval (all are rest)")
+    total_min = plan.duration_s / 60.0
+    if total_min > MAX_SESSION_MIN:
+        problems.append(
+            f"intervals: the plan lasts {total_min:g} min, over the {MAX_SESSION_MIN:g} min "
+            "a session may last"
+        )
+    return problems
+
+
+_AT = re.compile(r"^(?P<what>.*) - at `\$(?P<path>[^`]*)`$", re.DOTALL)
+
+
+def _field_first(message: str, prefix: str) -> str:
+    """msgspec's "Expected `str`, got `int` - at `$.intervals[0].direction`" as
+    "intervals[0].direction: expected `str`, got `int`" (and a missing field under its name)."""
+    match = _AT.match(message)
+    what, path = (message, "") if match is None else (match["what"], match["path"])
+    missing = _MISSING.match(what)
+    if missing is not None:
+        path, what = f"{path}.{missing['field']}", "missing"
+    where = f"{prefix.rstrip('.')}{path}".lstrip(".") or "plan"
+    return f"{where}: {what[:1].lower()}{what[1:]}"
+
+
+_MISSING = re.compile(r"^Object missing required field `(?P<field>[^`]+)`$")
+
+
+def plan_from_builtins(data: Any, prefix: str = "") -> Plan:
+    """A checked :class:`Plan` from decoded JSON (or TOML); :class:`PlanInvalid` otherwise.
+
+    ``prefix`` is put before every field name (``plan.`` inside a command).
+    """
+    if not isinstance(data, dict):
+        raise PlanInvalid([f"{prefix.rstrip('.') or 'plan'}: must be an object"])
+    try:
+        plan = msgspec.convert(data, Plan)
+    except msgspec.ValidationError as exc:
+        raise PlanInvalid([_field_first(str(exc), prefix)]) from None
+    problems = plan_problems(plan)
+    if problems:
+        raise PlanInvalid([f"{prefix}{p}" for p in problems])
+    return plan
+
+
+def plan_from_json(payload: bytes | str) -> Plan:
+    """A checked plan from its JSON text (the CLI's file, the dashboard's form)."""
+    try:
+        data = msgspec.json.decode(payload)
+    except msgspec.DecodeError as exc:
+        raise PlanInvalid([f"plan: not JSON: {exc}"]) from None
+    return plan_from_builtins(data)
+
+
+def plan_to_builtins(plan: Plan) -> dict[str, Any]:
+    """The JSON-ready form (what :func:`plan_from_builtins` reads back)."""
+    data: dict[str, Any] = msgspec.json.decode(msgspec.json.encode(plan))  # lists, not tuples
+    return data
+
+
+def plan_json(plan: Plan) -> str:
+    return msgspec.json.encode(plan).decode()

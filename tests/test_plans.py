@@ -1,0 +1,316 @@
+"""Plans set by the physio: data with a schema, delivered over MQTT, stored on the device, used
+from the next session start — and never a belt started, a relay touched or a monitor restarted.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import msgspec
+import pytest
+from referencing import Registry, Resource
+
+from core.plan_presets import PRESETS
+from core.protocol.commands import (
+    AssignPlan,
+    CommandName,
+    CommandRefused,
+    encode_command,
+    parse_command,
+)
+from core.protocol.plan import (
+    Interval,
+    Plan,
+    PlanInvalid,
+    plan_from_builtins,
+    plan_from_json,
+    plan_json,
+    plan_to_builtins,
+)
+from firmware.session.runner import SessionState, attach_session, detach_session
+from firmware.storage.database import connect
+from firmware.storage.plans import assign_plan, current_plan, current_revision
+from tests.app_support import Rig, close_rigs, make_rig, pump_link_until
+from tests.mqtt_helpers import WAIT, Subscriber, config_for, validate
+from tools.broker import Mosquitto
+
+pytestmark = pytest.mark.usefixtures(close_rigs.__name__)
+
+SCHEMA_DIR = Path(__file__).resolve().parent.parent / "docs" / "mqtt" / "schemas"
+DEVICE = "treadmill-1"
+
+ANNA = Plan(
+    "Anna, week 3",
+    (
+        Interval("forward", 2.0),
+        Interval("backward", 3.0, "0.4 mph"),
+        Interval("forward", 2.0),
+        Interval("backward", 3.0, "0.4 mph"),
+        Interval("rest", 1.0),
+    ),
+)
+
+
+def _schema(name: str) -> dict[str, Any]:
+    return json.loads((SCHEMA_DIR / f"{name}.schema.json").read_text())  # type: ignore[no-any-return]
+
+
+def _validator(name: str) -> jsonschema.Draft202012Validator:
+    registry: Registry[Any] = Registry().with_resources(
+        (schema["$id"], Resource.from_contents(schema))
+        for schema in (_schema("plan"), _schema("command"))
+    )
+    return jsonschema.Draft202012Validator(_schema(name), registry=registry)
+
+
+# ------------------------------------------------------------------ the type
+
+
+def test_presets_and_a_custom_plan_round_trip_and_meet_the_documented_schema() -> None:
+    validator = _validator("plan")
+    for plan in (*PRESETS.values(), ANNA):
+        data = plan_to_builtins(plan)
+        validator.validate(data)
+        assert plan_from_builtins(data) == plan
+        assert plan_from_json(plan_json(plan)) == plan
+    assert PRESETS["alternate-2-2"].duration_s == 30 * 60
+    assert [i.minutes for i in ANNA.intervals] == [2.0, 3.0, 2.0, 3.0, 1.0]
+
+
+def test_the_documented_plan_schema_agrees_with_the_type() -> None:
+    generated = msgspec.json.schema(Plan)
+    defs = generated["$defs"]
+    documented = _schema("plan")
+    assert set(documented["required"]) == set(defs["Plan"]["required"])
+    assert set(documented["properties"]) == set(defs["Plan"]["properties"])
+    interval = documented["$defs"]["interval"]
+    assert set(interval["required"]) == set(defs["Interval"]["required"])
+    assert set(interval["properties"]) == set(defs["Interval"]["properties"])
+    assert (
+        interval["properties"]["direction"]["enum"]
+        == defs["Interval"]["properties"]["direction"]["enum"]
+    )
+    for key in ("maxItems", "minItems"):
+        assert (
+            documented["properties"]["intervals"][key]
+            == defs["Plan"]["properties"]["intervals"][key]
+        )
+
+
+@pytest.mark.parametrize(
+    ("data", "problem"),
+    [
+        ({"intervals": [{"direction": "backward", "minutes": 2}]}, "name: missing"),
+        ({"name": "x", "intervals": []}, "intervals: expected `array` of length >= 1"),
+        (
+            {"name": "x", "intervals": [{"direction": "sideways", "minutes": 2}]},
+            "intervals[0].direction: invalid enum value 'sideways'",
+        ),
+        (
+            {"name": "x", "intervals": [{"direction": "backward", "minutes": "2"}]},
+            "intervals[0].minutes: expected `float`, got `str`",
+        ),
+        (
+            {"name": "x", "intervals": [{"direction": "backward", "minutes": 61}]},
+            "intervals[0].minutes: expected `float` <= 60.0",
+        ),
+        (
+            {"name": "x", "intervals": [{"direction": "backward"}]},
+            "intervals[0].minutes: missing",
+        ),
+        (
+            {"name": "x", "intervals": [{"direction": "backward", "minutes": 2, "arm": True}]},
+            "intervals[0]: object contains unknown field `arm`",
+        ),
+        (
+            {
+                "name": "x",
+                "intervals": [
+                    {"direction": "forward", "minutes": 2},
+                    {"direction": "backward", "minutes": 0.1},
+                ],
+            },
+            "intervals[1].minutes: an interval lasts at least 10 s (0.17 min), not 6 s",
+        ),
+        (
+            {"name": "x", "intervals": [{"direction": "rest", "minutes": 2}]},
+            "intervals: the plan has no walking interval (all are rest)",
+        ),
+        (
+            {"name": "x", "intervals": [{"direction": "backward", "minutes": 60}] * 4},
+            "intervals: the plan lasts 240 min, over the 180 min a session may last",
+        ),
+        ({"name": " ", "intervals": [{"direction": "backward", "minutes": 2}]}, "name: must"),
+    ],
+)
+def test_a_malformed_plan_is_refused_naming_the_field(data: Any, problem: str) -> None:
+    with pytest.raises(PlanInvalid) as err:
+        plan_from_builtins(data)
+    assert err.value.problems[0].startswith(problem), err.value.problems
+
+
+def test_the_plan_command_round_trips_and_names_the_field_when_refused() -> None:
+    command = AssignPlan(ANNA, by="physio Jo")
+    payload = encode_command(command, "p1")
+    _validator("command").validate(json.loads(payload))
+    request = parse_command("plan", payload.encode())
+    assert request.name is CommandName.PLAN and request.request_id == "p1"
+    assert request.command == command
+    bad = json.loads(payload)
+    bad["plan"]["intervals"][1]["direction"] = "sideways"
+    with pytest.raises(CommandRefused) as err:
+        parse_command("plan", json.dumps(bad).encode())
+    assert str(err.value).startswith("plan.intervals[1].direction: invalid enum value")
+    assert err.value.request_id == "p1"
+    with pytest.raises(CommandRefused, match=r"^plan: missing"):
+        parse_command("plan", b'{"id":"p2"}')
+
+
+# --------------------------------------------------------------- the storage
+
+
+def test_assignments_are_kept_newest_in_force_and_a_cleared_plan_means_the_config(
+    tmp_path: Path,
+) -> None:
+    conn = connect(tmp_path / "device.db")
+    assert current_plan(conn) is None and current_revision(conn) == 0
+    with conn:
+        first = assign_plan(conn, ANNA, by="Jo", via="mqtt", assigned_wall="w1", request_id="p1")
+    with conn:
+        second = assign_plan(conn, None, by="root", via="cli", assigned_wall="w2")
+    assert second > first == 1
+    now = current_plan(conn)
+    assert now is not None and now.plan is None and now.via == "cli"
+    with conn:
+        assign_plan(conn, PRESETS["progression-week-2"], by="Jo", via="mqtt", assigned_wall="w3")
+    now = current_plan(conn)
+    assert now is not None and now.plan == PRESETS["progression-week-2"]
+    assert conn.execute("SELECT count(*) FROM plans").fetchone()[0] == 3  # the history stays
+    # A row this release cannot read is "the config's plan", not a crash.
+    with conn:
+        conn.execute(
+            "INSERT INTO plans (plan, assigned_by, via, assigned_wall)"
+            " VALUES ('{\"name\": 1}', 'x', 'cli', 'w4')"
+        )
+    broken = current_plan(conn)
+    assert broken is not None and broken.plan is None
+    conn.close()
+
+
+# ------------------------------------------------- end to end, over Mosquitto
+
+
+def _armed(rig: Rig) -> None:
+    rig.run_for(1.0)
+    rig.press_reset()
+    assert rig.state == "ARMED" and rig.hardware.contact_closed()
+
+
+def _send(sub: Subscriber, payload: str | bytes) -> dict[str, Any]:
+    """Publish a plan command; the device's reply to it (validated against the schema)."""
+    data = json.loads(payload)
+    request_id = data["id"]
+    sub.client.publish(f"retroguard/{DEVICE}/cmd/plan", payload, qos=1).wait_for_publish(WAIT)
+
+    def replies() -> list[dict[str, Any]]:
+        return [
+            r
+            for r in (json.loads(m.payload) for m in sub.on("/reply"))
+            if r.get("request_id") == request_id
+        ]
+
+    assert sub.wait(lambda: bool(replies()))
+    reply = replies()[0]
+    validate("reply", json.dumps(reply))
+    return reply
+
+
+def test_a_plan_sent_over_mqtt_applies_at_the_next_session_without_touching_the_relay(
+    tmp_path: Path, mosquitto: Mosquitto
+) -> None:
+    rig = make_rig(tmp_path, mqtt=config_for(mosquitto))
+    assert rig.courier.reporter is not None
+    assert rig.courier.reporter.wait_until(lambda s: s.ready, WAIT)
+    _armed(rig)
+    runner = attach_session(rig.app, PRESETS["alternate-2-2"])
+    runner.request("start")
+    rig.run_for(30.0)
+    assert runner.state is SessionState.RUNNING
+    relay_before = list(rig.hardware.history)
+    attaches = rig.app.link.attaches
+
+    sub = Subscriber(mosquitto, [f"retroguard/{DEVICE}/reply"])
+    try:
+        reply = _send(sub, encode_command(AssignPlan(ANNA, by="physio Jo"), "p1"))
+        assert reply["ok"] and reply["command"] == "plan"
+        assert reply["result"]["plan"] == ANNA.name
+        assert reply["result"]["applies"] == "at the next session start"
+        # The courier hands it to the loop; the loop keeps walking the session under way.
+        assert pump_link_until(rig.app.link, lambda: rig.app.link._new_plan is not None)
+        rig.run_for(0.05)
+        assert runner.next_plan == ANNA
+        assert runner.state is SessionState.RUNNING
+        assert runner.session is not None and runner.session.plan.name == "alternate-2-2"
+        rig.run_for(60.0)
+        assert runner.session.plan.name == "alternate-2-2"
+
+        # A malformed plan is refused naming the field, and changes nothing.
+        bad = json.loads(encode_command(AssignPlan(ANNA), "p2"))
+        bad["plan"]["intervals"][0]["minutes"] = 0.05
+        refused = _send(sub, json.dumps(bad))
+        assert not refused["ok"]
+        assert refused["error"].startswith("plan.intervals[0].minutes: an interval lasts at least")
+        refused = _send(sub, b'{"id":"p3","plan":{"name":"x","intervals":[{"direction":"up"}]}}')
+        assert not refused["ok"] and refused["error"].startswith("plan.intervals[0].direction")
+    finally:
+        sub.close()
+    stored = rig.courier.db.read(current_plan)
+    assert stored is not None and stored.plan == ANNA and stored.request_id == "p1"
+    assert stored.by == "physio Jo" and rig.courier.db.read(current_revision) == 1
+
+    runner.request("stop")
+    rig.run_for(0.1)
+    assert runner.state is SessionState.FINISHED
+    assert runner.finished[-1].plan == "alternate-2-2"
+    runner.request("start")  # the walker's next session: the physio's plan
+    rig.run_for(0.1)
+    assert runner.plan == ANNA and runner.next_plan is None
+    assert runner.session is not None and runner.session.plan == ANNA
+    assert [i.direction for i in runner.session.intervals][:2] == ["forward", "backward"]
+    assert runner.session.intervals[1].speed == "0.4 mph"
+    rig.run_for(10.0)
+    assert runner.state is SessionState.RUNNING
+    # Neither the plan nor its refusal moved the relay, stopped the monitor or its courier.
+    assert rig.hardware.history == relay_before
+    assert rig.state == "ARMED" and rig.hardware.contact_closed()
+    assert rig.app.link.attaches == attaches
+    detach_session(rig.app, runner)
+
+
+def test_the_stored_plan_is_the_next_session_s_after_a_restart(tmp_path: Path) -> None:
+    conn = connect(tmp_path / "events.db")
+    with conn:
+        assign_plan(conn, ANNA, by="Jo", via="mqtt", assigned_wall="w1")
+    conn.close()
+    rig = make_rig(tmp_path)  # no broker at all: the plan is local
+    runner = attach_session(rig.app, PRESETS["alternate-2-2"])
+    assert pump_link_until(rig.app.link, lambda: rig.app.link._new_plan is not None)
+    rig.run_for(0.05)
+    assert runner.plan.name == "alternate-2-2" and runner.next_plan == ANNA
+    _armed(rig)
+    runner.request("start")
+    rig.run_for(0.1)
+    assert runner.session is not None and runner.session.plan == ANNA
+    detach_session(rig.app, runner)
+
+
+def test_the_plan_table_is_migration_4(tmp_path: Path) -> None:
+    conn = connect(tmp_path / "device.db")
+    columns = [row[1] for row in conn.execute("PRAGMA table_info(plans)")]
+    assert columns == ["id", "plan", "assigned_by", "via", "request_id", "assigned_wall"]
+    assert isinstance(conn, sqlite3.Connection)
+    conn.close()
