@@ -130,6 +130,10 @@ for _module, _commands in (
             "sessions": "print the session log and weekly progress",
         },
     ),
+    (
+        "tools.plans",
+        {"plan": "show or set this treadmill's session plan (used from the next session)"},
+    ),
     ("tools.evaluate", {"evaluate": "score the detector on SisFall or a directory of traces"}),
     (
         "tools.gait_evaluate",

@@ -314,3 +314,38 @@ def test_the_plan_table_is_migration_4(tmp_path: Path) -> None:
     assert columns == ["id", "plan", "assigned_by", "via", "request_id", "assigned_wall"]
     assert isinstance(conn, sqlite3.Connection)
     conn.close()
+
+
+def test_the_cli_sets_a_plan_a_running_monitor_uses_from_its_next_session(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from launcher.cli import main
+
+    rig = make_rig(tmp_path)
+    _armed(rig)
+    runner = attach_session(rig.app, PRESETS["alternate-2-2"])
+    relay_before = list(rig.hardware.history)
+    db = str(tmp_path / "events.db")
+    bad = tmp_path / "bad.json"
+    bad.write_text('{"name": "x", "intervals": [{"direction": "rest", "minutes": 1}]}')
+    assert main(["plan", "--db", db, "set", str(bad)]) == 2
+    assert "intervals: the plan has no walking interval" in capsys.readouterr().err
+    assert main(["plan", "--db", db, "set", "progression-week-2", "--by", "Jo"]) == 0
+    assert "from the next session start" in capsys.readouterr().out
+    # The courier notices the new row on its heartbeat and hands the plan to the loop.
+    assert pump_link_until(rig.app.link, lambda: rig.app.link._new_plan is not None)
+    rig.run_for(0.05)
+    assert runner.next_plan == PRESETS["progression-week-2"]
+    runner.request("start")
+    rig.run_for(0.1)
+    assert runner.session is not None and runner.session.plan.name == "progression-week-2"
+    assert main(["plan", "--db", db, "show"]) == 0
+    shown = capsys.readouterr().out
+    assert "In force: plan 1, assigned by Jo via cli" in shown
+    assert main(["plan", "--db", db, "clear"]) == 0
+    assert pump_link_until(rig.app.link, lambda: rig.app.link._new_plan is not None)
+    rig.run_for(0.05)
+    assert runner.next_plan == PRESETS["alternate-2-2"]  # the config's again, next time
+    assert runner.session.plan.name == "progression-week-2"  # the walk under way keeps its own
+    assert rig.hardware.history == relay_before and rig.state == "ARMED"
+    detach_session(rig.app, runner)

@@ -49,19 +49,10 @@ def assign_plan(
     return int(cursor.lastrowid or 0)
 
 
-def current_plan(conn: sqlite3.Connection) -> PlanAssignment | None:
-    """The assignment in force, or None when no plan was ever assigned here.
+_COLUMNS = "id, plan, assigned_by, via, request_id, assigned_wall"
 
-    A stored plan this release cannot read (written by hand, or by a newer one
-    with other rules) counts as "the config's plan", never as an error that
-    could stop the courier.
-    """
-    row = conn.execute(
-        "SELECT id, plan, assigned_by, via, request_id, assigned_wall FROM plans"
-        " ORDER BY id DESC LIMIT 1"
-    ).fetchone()
-    if row is None:
-        return None
+
+def _assignment(row: tuple[object, ...]) -> PlanAssignment:
     revision, text, by, via, request_id, wall = row
     plan: Plan | None = None
     if text is not None:
@@ -70,13 +61,32 @@ def current_plan(conn: sqlite3.Connection) -> PlanAssignment | None:
         except PlanInvalid:
             plan = None
     return PlanAssignment(
-        int(revision),
+        int(str(revision)),
         plan,
         str(by),
         str(via),
         None if request_id is None else str(request_id),
         str(wall),
     )
+
+
+def current_plan(conn: sqlite3.Connection) -> PlanAssignment | None:
+    """The assignment in force, or None when no plan was ever assigned here.
+
+    A stored plan this release cannot read (written by hand, or by a newer one
+    with other rules) counts as "the config's plan", never as an error that
+    could stop the courier.
+    """
+    history = plan_history(conn, 1)
+    return history[0] if history else None
+
+
+def plan_history(conn: sqlite3.Connection, limit: int = 10) -> list[PlanAssignment]:
+    """The newest ``limit`` assignments, newest first."""
+    rows = conn.execute(
+        f"SELECT {_COLUMNS} FROM plans ORDER BY id DESC LIMIT ?", (limit,)
+    ).fetchall()
+    return [_assignment(row) for row in rows]
 
 
 def current_revision(conn: sqlite3.Connection) -> int:

@@ -1,0 +1,124 @@
+"""``retroguard plan show|set|clear|presets``: the session plan of this treadmill, set locally.
+
+The same store as a plan sent over MQTT (``cmd/plan``, the dashboard's plan
+form): a row in the device database (:mod:`firmware.storage.plans`). A
+running monitor's courier notices the new row within a second and hands the
+plan to the loop, which uses it from the next session start — the monitor is
+not restarted, the relay is not touched, a session under way keeps its plan.
+Without a row, the config's ``session.plan`` is in force.
+"""
+
+from __future__ import annotations
+
+import argparse
+import getpass
+import sys
+from pathlib import Path
+from typing import Any, TextIO
+
+from core.errors import ConfigError
+from core.plan_presets import PRESETS
+from core.protocol.payloads import wall_now
+from core.protocol.plan import Plan, PlanInvalid, plan_from_json
+
+
+def add_parser(sub: Any) -> None:
+    p = sub.add_parser(
+        "plan", help="show or set this treadmill's session plan (used from the next session)"
+    )
+    p.add_argument("-c", "--config", type=Path, default=None, help="the monitor's config file")
+    p.add_argument("--db", type=Path, default=None, help="database (default: the config's)")
+    actions = p.add_subparsers(dest="action", required=True, metavar="ACTION")
+    actions.add_parser("show", help="the plan in force and the last assignments")
+    s = actions.add_parser("set", help="assign a preset or a plan file (.toml or .json)")
+    s.add_argument("plan", help="a preset name (see `retroguard plan presets`) or a file")
+    s.add_argument("--by", default=None, help="who assigns it (default: the user name)")
+    actions.add_parser("clear", help="back to the config's session.plan")
+    actions.add_parser("presets", help="list the preset plans")
+    p.set_defaults(func=run_plan)
+
+
+def _config(path: Path | None) -> Any:
+    from tools.sessions import _config as config_of
+
+    return config_of(path)
+
+
+def read_plan(reference: str) -> Plan:
+    """A preset, a plan file (TOML, as ``session.plan`` takes) or the JSON the wire carries."""
+    if reference in PRESETS:
+        return PRESETS[reference]
+    if reference.endswith(".json"):
+        try:
+            return plan_from_json(Path(reference).read_bytes())
+        except OSError as exc:
+            raise ConfigError([f"{reference}: cannot read: {exc.strerror}"]) from None
+        except PlanInvalid as exc:
+            raise ConfigError([f"{reference}: {p}" for p in exc.problems]) from None
+    from firmware.session.plan import resolve_plan
+
+    return resolve_plan(reference, Path.cwd())
+
+
+def print_plan(plan: Plan, out: TextIO) -> None:
+    out.write(f"{plan.describe()}\n")
+    for n, i in enumerate(plan.intervals, 1):
+        out.write(f"  {n:2d}. {i.direction:8} {i.minutes:5g} min  {i.speed}\n")
+
+
+def run_plan(args: argparse.Namespace) -> int:
+    out = sys.stdout
+    if args.action == "presets":
+        for preset in PRESETS.values():
+            out.write(f"{preset.describe()}\n")
+        return 0
+    config = _config(args.config)
+    database = args.db if args.db is not None else Path(config.storage.database)
+    from firmware.storage.database import connect
+    from firmware.storage.plans import assign_plan, plan_history
+
+    if args.action in ("set", "clear"):
+        plan: Plan | None = None
+        if args.action == "set":
+            try:
+                plan = read_plan(args.plan)
+            except ConfigError as exc:
+                for problem in exc.problems:
+                    print(f"retroguard plan: {problem}", file=sys.stderr)
+                return 2
+        by = getattr(args, "by", None) or getpass.getuser()
+        conn = connect(database)
+        try:
+            with conn:
+                revision = assign_plan(conn, plan, by=by, via="cli", assigned_wall=wall_now())
+        finally:
+            conn.close()
+        what = f"{plan.describe()}" if plan is not None else f"the config's ({config.session.plan})"
+        out.write(
+            f"Plan {revision} stored: {what}.\nA running monitor uses it from the next session "
+            "start; it is not restarted and a session under way keeps its plan.\n"
+        )
+        return 0
+    conn = connect(database)
+    try:
+        history = plan_history(conn, 5)
+    finally:
+        conn.close()
+    assignment = history[0] if history else None
+    if assignment is None or assignment.plan is None:
+        from firmware.session.plan import resolve_plan
+
+        out.write(f"In force: the config's session.plan ({config.session.plan})\n")
+        print_plan(resolve_plan(config.session.plan), out)
+    else:
+        out.write(
+            f"In force: plan {assignment.revision}, assigned by {assignment.by} via "
+            f"{assignment.via} at {assignment.assigned_wall}\n"
+        )
+        print_plan(assignment.plan, out)
+    if history:
+        out.write("Last assignments:\n")
+        for a in history:
+            name = a.plan.name if a.plan is not None else "(the config's)"
+            out.write(f"  {a.revision:3d}  {a.assigned_wall}  {name}, by {a.by} via {a.via}\n")
+    return 0
