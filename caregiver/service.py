@@ -37,7 +37,8 @@ from caregiver.notify import Notifier, Sender, apprise_send
 from caregiver.retention import RetentionSweeper
 from caregiver.storage import Store
 from caregiver.web import create_app
-from core.protocol.commands import TestAlarm
+from core.protocol.commands import AssignPlan, TestAlarm
+from core.protocol.plan import Plan
 
 log = logging.getLogger(__name__)
 
@@ -107,6 +108,11 @@ class CaregiverService:
         """Ask the device for a test alarm (it chirps and publishes a ``test`` event, which
         pages every contact as a TEST); the command's request id."""
         return self.commands.send(device_id, TestAlarm(by[:64] or "caregiver"))
+
+    def assign_plan(self, device_id: str, plan: Plan, by: str) -> str:
+        """Send a physio's plan (checked already); the device stores it for the next session.
+        The command's request id."""
+        return self.commands.send(device_id, AssignPlan(plan, by[:64] or "caregiver"))
 
     # ------------------------------------------------------------ threads
 

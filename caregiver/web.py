@@ -30,7 +30,16 @@ from starlette.routing import Mount
 from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from caregiver.routes import acks, api, device_commands, login, pages, progress, stream
+from caregiver.routes import (
+    acks,
+    api,
+    device_commands,
+    login,
+    pages,
+    plans,
+    progress,
+    stream,
+)
 from caregiver.routes.site import Backend, SessionCookieAuth, Site, caregiver_of
 from caregiver.routes.stream import LiveFeed
 
@@ -104,6 +113,7 @@ def create_app(backend: Backend) -> Dashboard:
         *pages.routes(site),
         *acks.routes(site),
         *device_commands.routes(site),
+        *plans.routes(site),
         *progress.routes(site),
         *api.routes(site),
         *stream.routes(site),

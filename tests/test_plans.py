@@ -5,6 +5,7 @@ from the next session start — and never a belt started, a relay touched or a m
 from __future__ import annotations
 
 import json
+import re
 import sqlite3
 from pathlib import Path
 from typing import Any
@@ -347,5 +348,64 @@ def test_the_cli_sets_a_plan_a_running_monitor_uses_from_its_next_session(
     rig.run_for(0.05)
     assert runner.next_plan == PRESETS["alternate-2-2"]  # the config's again, next time
     assert runner.session.plan.name == "progression-week-2"  # the walk under way keeps its own
+    assert rig.hardware.history == relay_before and rig.state == "ARMED"
+    detach_session(rig.app, runner)
+
+
+def test_a_plan_sent_from_the_dashboard_reaches_the_device_and_applies_at_the_next_session(
+    tmp_path: Path, mosquitto: Mosquitto
+) -> None:
+    from tests.caregiver_support import Http, running_service
+    from tests.caregiver_support import make_config as caregiver_config
+
+    rig = make_rig(tmp_path, mqtt=config_for(mosquitto))
+    assert rig.courier.reporter is not None
+    assert rig.courier.reporter.wait_until(lambda s: s.ready, WAIT)
+    _armed(rig)
+    runner = attach_session(rig.app, PRESETS["alternate-2-2"])
+    runner.request("start")
+    rig.run_for(5.0)
+    relay_before = list(rig.hardware.history)
+    (tmp_path / "cg").mkdir()
+    with running_service(caregiver_config(mosquitto, tmp_path / "cg"), background=False) as cg:
+        assert cg.ingestor.wait_for(lambda: cg.store.device(DEVICE) is not None)
+        web = Http(cg.port)
+        assert web.login() == 303
+        _, _, device_page = web.request("GET", f"/devices/{DEVICE}")
+        assert f'href="/devices/{DEVICE}/plan"' in device_page
+        _, _, page = web.request("GET", f"/devices/{DEVICE}/plan")
+        token = re.search(r'name="csrf" value="([^"]+)"', page)
+        assert token and "alternate-2-2: 30 min" in page
+        rows = [("backward", "3", "0.4 mph"), ("forward", "2", ""), ("backward", "", "")]
+
+        def form(name: str, minutes: tuple[str, ...]) -> list[tuple[str, str]]:
+            fields = [("csrf", token[1]), ("preset", ""), ("name", name)]
+            for (direction, _, speed), m in zip(rows, minutes, strict=True):
+                fields += [("direction", direction), ("minutes", m), ("speed", speed)]
+            return fields
+
+        status, _, refused = web.request(
+            "POST", f"/devices/{DEVICE}/plan", form("A", ("3", "x", ""))
+        )
+        assert status == 400 and "intervals[1].minutes: expected `float`, got `str`" in refused
+        no_token = form("A", ("3", "2", ""))[1:]
+        assert web.request("POST", f"/devices/{DEVICE}/plan", no_token)[0] == 403
+        status, headers, _ = web.request(
+            "POST", f"/devices/{DEVICE}/plan", form("Anna, week 3", ("3", "2", ""))
+        )
+        assert status == 303 and "?sent=cg-" in headers["location"]
+        request_id = headers["location"].split("sent=")[1]
+        assert pump_link_until(rig.app.link, lambda: rig.app.link._new_plan is not None)
+    stored = rig.courier.db.read(current_plan)
+    assert stored is not None and stored.request_id == request_id and stored.by == "ann"
+    rig.run_for(0.05)
+    assert runner.session is not None and runner.session.plan.name == "alternate-2-2"
+    runner.request("stop")
+    rig.run_for(0.1)
+    runner.request("start")
+    rig.run_for(0.1)
+    assert runner.session.plan == Plan(
+        "Anna, week 3", (Interval("backward", 3.0, "0.4 mph"), Interval("forward", 2.0))
+    )
     assert rig.hardware.history == relay_before and rig.state == "ARMED"
     detach_session(rig.app, runner)

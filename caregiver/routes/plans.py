@@ -1,0 +1,115 @@
+"""A physio's plan for a device: a form on the dashboard that publishes the ``plan`` command.
+
+``GET /devices/<id>/plan`` shows the presets and a custom plan's rows
+(direction, minutes, speed note); ``POST`` (CSRF, and only for a device this
+caregiver may see) checks the plan with the wire contract's own rules
+(:func:`core.protocol.plan.plan_from_builtins`: a bad one is shown again
+with the problem naming the field, and nothing is sent) and publishes it.
+The device stores it and uses it from the walker's next session start; it
+never starts, stops or restarts anything (docs/sessions.md).
+"""
+
+from __future__ import annotations
+
+import contextlib
+from typing import Any
+
+from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import FormData
+from starlette.requests import Request
+from starlette.responses import PlainTextResponse, RedirectResponse, Response
+from starlette.routing import BaseRoute, Route
+
+from caregiver.auth import Session
+from caregiver.routes.site import Site
+from core.plan_presets import PRESETS
+from core.protocol.plan import DEFAULT_SPEED, DIRECTIONS, Plan, PlanInvalid, plan_from_builtins
+
+FORM_ROWS = 16
+"""Interval rows the custom form offers (a plan may hold more: send it with the CLI)."""
+
+
+def plan_from_form(form: FormData) -> Plan:
+    """The plan a form describes: a preset by name, else the custom rows with minutes filled in.
+
+    Field names in problems are the plan's (``intervals[1].minutes``): row N of
+    the form is ``intervals[N-1]`` once blank rows are left out.
+    """
+    preset = str(form.get("preset") or "")
+    if preset:
+        if preset not in PRESETS:
+            raise PlanInvalid([f"preset: no preset called {preset!r}"])
+        return PRESETS[preset]
+    intervals: list[dict[str, Any]] = []
+    for direction, minutes, speed in zip(
+        form.getlist("direction"), form.getlist("minutes"), form.getlist("speed"), strict=False
+    ):
+        text = str(minutes).strip()
+        if not text:
+            continue
+        value: Any = text  # not a number: the contract names the field and what it expected
+        with contextlib.suppress(ValueError):
+            value = float(text)
+        interval = {"direction": str(direction), "minutes": value}
+        if str(speed).strip():
+            interval["speed"] = str(speed).strip()
+        intervals.append(interval)
+    return plan_from_builtins({"name": str(form.get("name") or "").strip(), "intervals": intervals})
+
+
+def routes(site: Site) -> list[BaseRoute]:
+    backend = site.backend
+
+    async def visible(request: Request) -> str | None:
+        device_id: str = request.path_params["device_id"]
+        if not site.may_see(request, device_id) or (
+            await run_in_threadpool(backend.store.device, device_id) is None
+        ):
+            return None
+        return device_id
+
+    def page(request: Request, device_id: str, status: int = 200, **context: Any) -> Response:
+        context.setdefault("form", {})
+        return site.render(
+            request,
+            "plan.html",
+            status_code=status,
+            device_id=device_id,
+            presets=list(PRESETS.values()),
+            directions=DIRECTIONS,
+            rows=FORM_ROWS,
+            default_speed=DEFAULT_SPEED,
+            sent=request.query_params.get("sent"),
+            **context,
+        )
+
+    @site.authed
+    async def plan_page(request: Request) -> Response:
+        device_id = await visible(request)
+        if device_id is None:
+            return site.not_found("device")
+        return page(request, device_id)
+
+    @site.authed
+    async def plan_post(request: Request) -> Response:
+        session: Session = request.state.session
+        device_id = await visible(request)
+        if device_id is None:
+            return site.not_found("device")
+        form = await request.form()
+        try:
+            plan = plan_from_form(form)
+        except PlanInvalid as exc:
+            return page(request, device_id, 400, problems=exc.problems, form=form)
+        try:
+            request_id = await run_in_threadpool(
+                backend.assign_plan, device_id, plan, session.username
+            )
+        except RuntimeError as exc:
+            return PlainTextResponse(f"could not send the plan: {exc}", 503)
+        return RedirectResponse(f"/devices/{device_id}/plan?sent={request_id}", status_code=303)
+
+    return [
+        Route("/devices/{device_id}/plan", plan_page, methods=["GET"]),
+        Route("/devices/{device_id}/plan", plan_post, methods=["POST"]),
+    ]
