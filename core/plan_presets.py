@@ -19,7 +19,7 @@ from collections.abc import Mapping
 
 from core.progress import GOAL_BACKWARD_MIN
 from core.protocol.messages import Direction
-from core.protocol.plan import DEFAULT_SPEED, Interval, Plan
+from core.protocol.plan import DEFAULT_SPEED, Interval, Plan, Progression, Stage
 
 PROGRESSION_WEEKS = 9
 
@@ -52,3 +52,15 @@ PRESETS: Mapping[str, Plan] = {
     "alternate-2-2": alternate_2_2(),
     **{f"progression-week-{w}": progression_week(w) for w in range(1, PROGRESSION_WEEKS + 1)},
 }
+
+
+def toward_10_minutes() -> Progression:
+    """The prescription's path: two weeks of 2/2, then one longer backward block a week
+    (3, 4 ... 10 minutes; ``progression-week-2`` ... ``-9``), each week three completed
+    sessions; the last stage, one 10-minute block, is where the walker stays."""
+    stages = [Stage(alternate_2_2(), weeks=2)]
+    stages += [Stage(progression_week(w)) for w in range(2, PROGRESSION_WEEKS + 1)]
+    return Progression("toward-10-minutes", tuple(stages))
+
+
+PROGRESSIONS: Mapping[str, Progression] = {"toward-10-minutes": toward_10_minutes()}

@@ -17,8 +17,14 @@ from typing import Any
 
 import pytest
 
-from core.plan_presets import PRESETS
-from core.protocol.commands import Ack, AssignPlan, encode_command
+from core.plan_presets import PRESETS, PROGRESSIONS
+from core.protocol.commands import (
+    Ack,
+    AssignPlan,
+    AssignProgression,
+    ChangeProgression,
+    encode_command,
+)
 from core.protocol.events import Event
 from core.protocol.messages import DeviceHealth, DeviceState
 from core.samples import ImuSample
@@ -78,6 +84,12 @@ class Target:
     def assign_plan(self, command: AssignPlan, request_id: str | None) -> Mapping[str, Any]:
         self.calls.append(("plan", (command.plan.name, request_id)))
         return {"plan": command.plan.name}
+
+    def progression(
+        self, command: AssignProgression | ChangeProgression, request_id: str | None
+    ) -> Mapping[str, Any]:
+        self.calls.append(("progression", request_id))
+        return {}
 
 
 def test_valid_commands_reach_only_their_target_verb() -> None:
@@ -266,9 +278,12 @@ def test_no_arming_object_is_reachable_from_the_command_handler(
 
 
 def _valid_payload(name: str, request_id: str) -> bytes:
-    """``{"id": ...}`` is a whole command, except ``plan``, which carries the plan."""
+    """``{"id": ...}`` is a whole command, except ``plan`` and ``progression``, which carry one."""
     if name == "plan":
         return encode_command(AssignPlan(PRESETS["alternate-2-2"]), request_id).encode()
+    if name == "progression":
+        progression = PROGRESSIONS["toward-10-minutes"]
+        return encode_command(AssignProgression(progression), request_id).encode()
     return json.dumps({"id": request_id}).encode()
 
 

@@ -4,6 +4,7 @@ from the next session start — and never a belt started, a relay touched or a m
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import re
 import sqlite3
@@ -15,9 +16,11 @@ import msgspec
 import pytest
 from referencing import Registry, Resource
 
-from core.plan_presets import PRESETS
+from core.plan_presets import PRESETS, PROGRESSIONS
 from core.protocol.commands import (
     AssignPlan,
+    AssignProgression,
+    ChangeProgression,
     CommandName,
     CommandRefused,
     encode_command,
@@ -27,14 +30,23 @@ from core.protocol.plan import (
     Interval,
     Plan,
     PlanInvalid,
+    Progression,
+    Stage,
     plan_from_builtins,
     plan_from_json,
     plan_json,
     plan_to_builtins,
+    progression_to_builtins,
 )
 from firmware.session.runner import SessionState, attach_session, detach_session
 from firmware.storage.database import connect
 from firmware.storage.plans import assign_plan, current_plan, current_revision
+from firmware.storage.progressions import (
+    advance_if_done,
+    change_progression,
+    current_progression,
+    start_progression,
+)
 from tests.app_support import Rig, close_rigs, make_rig, pump_link_until
 from tests.mqtt_helpers import WAIT, Subscriber, config_for, validate
 from tools.broker import Mosquitto
@@ -63,7 +75,7 @@ def _schema(name: str) -> dict[str, Any]:
 def _validator(name: str) -> jsonschema.Draft202012Validator:
     registry: Registry[Any] = Registry().with_resources(
         (schema["$id"], Resource.from_contents(schema))
-        for schema in (_schema("plan"), _schema("command"))
+        for schema in (_schema("plan"), _schema("progression"), _schema("command"))
     )
     return jsonschema.Draft202012Validator(_schema(name), registry=registry)
 
@@ -211,11 +223,11 @@ def _armed(rig: Rig) -> None:
     assert rig.state == "ARMED" and rig.hardware.contact_closed()
 
 
-def _send(sub: Subscriber, payload: str | bytes) -> dict[str, Any]:
-    """Publish a plan command; the device's reply to it (validated against the schema)."""
+def _send(sub: Subscriber, payload: str | bytes, name: str = "plan") -> dict[str, Any]:
+    """Publish a command; the device's reply to it (validated against the schema)."""
     data = json.loads(payload)
     request_id = data["id"]
-    sub.client.publish(f"retroguard/{DEVICE}/cmd/plan", payload, qos=1).wait_for_publish(WAIT)
+    sub.client.publish(f"retroguard/{DEVICE}/cmd/{name}", payload, qos=1).wait_for_publish(WAIT)
 
     def replies() -> list[dict[str, Any]]:
         return [
@@ -407,5 +419,139 @@ def test_a_plan_sent_from_the_dashboard_reaches_the_device_and_applies_at_the_ne
     assert runner.session.plan == Plan(
         "Anna, week 3", (Interval("backward", 3.0, "0.4 mph"), Interval("forward", 2.0))
     )
+    assert rig.hardware.history == relay_before and rig.state == "ARMED"
+    detach_session(rig.app, runner)
+
+
+# ---------------------------------------------------------------- progression
+
+
+def _completed(
+    conn: sqlite3.Connection, plan: str, started: str, status: str = "completed"
+) -> None:
+    """A session row as the session archive writes it (only what the rule reads matters)."""
+    conn.execute(
+        "INSERT INTO sessions (id, device_id, plan, status, started_wall, ended_wall, planned_s,"
+        " done_s, backward_s, longest_backward_s, steps, walking_s, trips, stumbles, body)"
+        " VALUES (?, 'tm', ?, ?, ?, NULL, 1, 1, 1, 1, 0, 0, 0, 0, '{}')",
+        (f"{plan}-{started}", plan, status, started),
+    )
+
+
+def test_a_progression_advances_when_the_week_s_prescribed_sessions_are_done_and_holds(
+    tmp_path: Path,
+) -> None:
+    progression = PROGRESSIONS["toward-10-minutes"]
+    assert progression.stages[0].plan.name == "alternate-2-2" and progression.stages[0].weeks == 2
+    assert progression.stages[-1].plan.name == "progression-week-9"
+    _validator("progression").validate(progression_to_builtins(progression))
+    conn = connect(tmp_path / "device.db")
+    with conn:
+        start_progression(conn, progression, stage=0, by="Jo", wall="2026-11-02T08:00:00+00:00")
+    assigned = current_plan(conn)
+    assert assigned is not None and assigned.plan == PRESETS["alternate-2-2"]
+    assert assigned.via == "progression"
+    zone = dt.UTC
+    # Week 45: three completed 2/2 sessions (and a stopped one, and one of another plan).
+    with conn:
+        for day in ("03", "05", "07"):
+            _completed(conn, "alternate-2-2", f"2026-11-{day}T09:00:00+00:00")
+        _completed(conn, "alternate-2-2", "2026-11-06T09:00:00+00:00", status="stopped")
+        _completed(conn, "progression-week-4", "2026-11-06T10:00:00+00:00")
+    with conn:
+        assert advance_if_done(conn, zone, "2026-11-07T10:00:00+00:00") is None  # 1 of 2 weeks
+    # Week 46: two completed only — not the prescribed three.
+    with conn:
+        for day in ("10", "12"):
+            _completed(conn, "alternate-2-2", f"2026-11-{day}T09:00:00+00:00")
+        assert advance_if_done(conn, zone, "2026-11-12T10:00:00+00:00") is None
+        _completed(conn, "alternate-2-2", "2026-11-13T09:00:00+00:00")
+    # The physio holds it: the third session does not move it on.
+    with conn:
+        held = change_progression(conn, "hold", by="Jo", wall="2026-11-13T09:30:00+00:00")
+    assert held.held and held.stage == 0
+    with conn:
+        assert advance_if_done(conn, zone, "2026-11-13T10:00:00+00:00") is None
+        change_progression(conn, "release", by="Jo", wall="2026-11-13T10:10:00+00:00")
+        advanced = advance_if_done(conn, zone, "2026-11-13T10:20:00+00:00")
+    assert advanced is not None and advanced.stage == 1 and advanced.changed == "advanced"
+    now = current_plan(conn)
+    assert now is not None and now.plan is not None and now.plan.name == "progression-week-2"
+    # The new stage counts only its own sessions, from its start.
+    with conn:
+        assert advance_if_done(conn, zone, "2026-11-13T10:30:00+00:00") is None
+        back = change_progression(conn, "step_back", by="Jo", wall="2026-11-14T08:00:00+00:00")
+    assert back.stage == 0 and back.stage_started_wall == "2026-11-14T08:00:00+00:00"
+    now = current_plan(conn)
+    assert now is not None and now.plan == PRESETS["alternate-2-2"]
+    conn.close()
+    fresh = connect(tmp_path / "other.db")
+    with pytest.raises(LookupError, match="no progression"), fresh:
+        change_progression(fresh, "hold", by="Jo", wall="w")
+    fresh.close()
+
+
+def test_progression_commands_are_checked_and_name_the_field() -> None:
+    progression = PROGRESSIONS["toward-10-minutes"]
+    payload = encode_command(AssignProgression(progression, 2, "Jo"), "g1")
+    _validator("command").validate(json.loads(payload))
+    request = parse_command("progression", payload.encode())
+    assert request.command == AssignProgression(progression, 2, "Jo")
+    hold = encode_command(ChangeProgression("hold", "Jo"), "g2")
+    _validator("command").validate(json.loads(hold))
+    assert parse_command("progression", hold.encode()).command == ChangeProgression("hold", "Jo")
+    bad = json.loads(payload)
+    bad["progression"]["stages"][3]["plan"]["intervals"][0]["minutes"] = 0.01
+    with pytest.raises(CommandRefused, match=r"^progression\.stages\[3\]\.plan\.intervals\[0\]"):
+        parse_command("progression", json.dumps(bad).encode())
+    for wrong, problem in (
+        ({"action": "skip"}, "action: must be one of hold, release, step_back"),
+        ({}, "progression: give either"),
+        ({**json.loads(payload), "stage": 9}, "stage: must be 0 to 8"),
+    ):
+        with pytest.raises(CommandRefused, match=f"^{re.escape(problem)}"):
+            parse_command("progression", json.dumps(wrong).encode())
+
+
+def test_a_progression_advances_on_the_device_after_the_session_that_completes_its_stage(
+    tmp_path: Path, mosquitto: Mosquitto
+) -> None:
+    short = Plan("short", (Interval.of_seconds("backward", 20.0),))
+    longer = Plan("longer", (Interval.of_seconds("backward", 40.0),))
+    progression = Progression("test", (Stage(short, weeks=1, sessions_per_week=2), Stage(longer)))
+    rig = make_rig(tmp_path, mqtt=config_for(mosquitto))
+    assert rig.courier.reporter is not None
+    assert rig.courier.reporter.wait_until(lambda s: s.ready, WAIT)
+    _armed(rig)
+    runner = attach_session(rig.app, PRESETS["alternate-2-2"])
+    relay_before = list(rig.hardware.history)
+    sub = Subscriber(mosquitto, [f"retroguard/{DEVICE}/reply"])
+    try:
+        reply = _send(
+            sub, encode_command(AssignProgression(progression, by="Jo"), "g1"), "progression"
+        )
+    finally:
+        sub.close()
+    assert reply["ok"] and reply["result"]["stage"] == 1 and reply["result"]["plan"] == "short"
+    assert pump_link_until(rig.app.link, lambda: rig.app.link._new_plan is not None)
+    rig.run_for(0.05)
+    for n in range(2):  # the stage's two prescribed sessions, completed (same week: a test run)
+        runner.request("start")
+        rig.run_for(25.0)
+        assert runner.state is SessionState.FINISHED
+        assert runner.finished[-1].plan == "short" and runner.finished[-1].status == "completed"
+        if n == 0:
+            assert rig.app.link.flush(WAIT)
+            assert rig.courier.db.read(current_progression) is not None
+            stage = rig.courier.db.read(current_progression)
+            assert stage is not None and stage.stage == 0  # one of two: not yet
+    # The final record reaches the courier, which advances and hands the next plan over.
+    # (The loop may already have taken it while the session ended.)
+    link = rig.app.link
+    assert pump_link_until(link, lambda: link._new_plan is not None or runner.next_plan == longer)
+    rig.run_for(0.05)
+    assert runner.next_plan == longer
+    state = rig.courier.db.read(current_progression)
+    assert state is not None and state.stage == 1 and state.changed == "advanced"
     assert rig.hardware.history == relay_before and rig.state == "ARMED"
     detach_session(rig.app, runner)

@@ -328,7 +328,7 @@ def test_commands_round_trip_and_the_home_assistant_payload_is_unchanged() -> No
     assert (
         {c.value for c in CommandName}
         == set(COMMANDS)
-        == {"ack", "silence", "self_test", "ping", "test_alarm", "plan"}
+        == {"ack", "silence", "self_test", "ping", "test_alarm", "plan", "progression"}
     )
 
 

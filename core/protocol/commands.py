@@ -16,11 +16,23 @@ from enum import StrEnum
 from typing import Any
 
 from core.protocol.ids import EVENT_ID_PATTERN, is_event_id, is_request_id
-from core.protocol.plan import Plan, PlanInvalid, plan_from_builtins, plan_to_builtins
+from core.protocol.plan import (
+    MAX_STAGES,
+    Plan,
+    PlanInvalid,
+    Progression,
+    plan_from_builtins,
+    plan_to_builtins,
+    progression_from_builtins,
+    progression_to_builtins,
+)
 
 MAX_PAYLOAD_BYTES = 4096
 MAX_PLAN_PAYLOAD_BYTES = 16384
 """A ``plan`` carries up to :data:`core.protocol.plan.MAX_INTERVALS` intervals."""
+MAX_PROGRESSION_PAYLOAD_BYTES = 49152
+"""A ``progression`` carries up to :data:`core.protocol.plan.MAX_STAGES` plans."""
+PROGRESSION_ACTIONS = ("hold", "release", "step_back")
 LATEST = "latest"
 """``ack``'s event id meaning "the newest alert not yet acknowledged"."""
 
@@ -32,6 +44,7 @@ class CommandName(StrEnum):
     PING = "ping"
     TEST_ALARM = "test_alarm"
     PLAN = "plan"
+    PROGRESSION = "progression"
 
 
 COMMANDS = tuple(c.value for c in CommandName)
@@ -90,7 +103,29 @@ class AssignPlan:
     by: str = "caregiver"
 
 
-Command = Ack | Silence | SelfTest | Ping | TestAlarm | AssignPlan
+@dataclass(frozen=True, slots=True)
+class AssignProgression:
+    """A physio's schedule (stages of plans), starting at ``stage`` (0-based): the stage's plan
+    is assigned at once, like :class:`AssignPlan`; later stages follow when the walker has
+    completed the prescribed sessions."""
+
+    progression: Progression
+    stage: int = 0
+    by: str = "caregiver"
+
+
+@dataclass(frozen=True, slots=True)
+class ChangeProgression:
+    """``hold`` (no automatic advance), ``release`` (advance again) or ``step_back``
+    (the previous stage's plan from the next session; its count starts again)."""
+
+    action: str
+    by: str = "caregiver"
+
+
+Command = (
+    Ack | Silence | SelfTest | Ping | TestAlarm | AssignPlan | AssignProgression | ChangeProgression
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -134,7 +169,8 @@ _ACK_TARGET = re.compile(f"^({LATEST}|{EVENT_ID_PATTERN[1:-1]})$")
 
 def parse_command(name: str, payload: bytes) -> CommandRequest:
     """Check a command; :class:`CommandRefused` says what is wrong with it."""
-    data = _decode(payload, MAX_PLAN_PAYLOAD_BYTES if name == "plan" else MAX_PAYLOAD_BYTES)
+    limit = {"plan": MAX_PLAN_PAYLOAD_BYTES, "progression": MAX_PROGRESSION_PAYLOAD_BYTES}
+    data = _decode(payload, limit.get(name, MAX_PAYLOAD_BYTES))
     request_id: str | None = None
     raw_id = data.get("id")
     if raw_id is not None:
@@ -186,7 +222,46 @@ def parse_command(name: str, payload: bytes) -> CommandRequest:
             except PlanInvalid as exc:
                 raise CommandRefused(str(exc), request_id) from None
             command = AssignPlan(plan, _by(data, request_id))
+        case CommandName.PROGRESSION:
+            _only(data, {"progression", "stage", "action", "by"}, request_id)
+            command = _progression_command(data, request_id)
     return CommandRequest(command_name, request_id, command)
+
+
+def _progression_command(
+    data: dict[str, Any], request_id: str | None
+) -> AssignProgression | ChangeProgression:
+    if ("progression" in data) == ("action" in data):
+        raise CommandRefused(
+            "progression: give either a progression to assign or an action "
+            f"({', '.join(PROGRESSION_ACTIONS)})",
+            request_id,
+        )
+    by = _by(data, request_id)
+    if "action" in data:
+        if "stage" in data:
+            raise CommandRefused("stage: only with a progression to assign", request_id)
+        action = data["action"]
+        if action not in PROGRESSION_ACTIONS:
+            raise CommandRefused(
+                f"action: must be one of {', '.join(PROGRESSION_ACTIONS)}, not {action!r}",
+                request_id,
+            )
+        return ChangeProgression(action, by)
+    try:
+        progression = progression_from_builtins(data["progression"], prefix="progression.")
+    except PlanInvalid as exc:
+        raise CommandRefused(str(exc), request_id) from None
+    stage = data.get("stage", 0)
+    if isinstance(stage, bool) or not isinstance(stage, int):
+        raise CommandRefused("stage: must be a whole number (0 = the first stage)", request_id)
+    if not 0 <= stage < len(progression.stages):
+        raise CommandRefused(
+            f"stage: must be 0 to {len(progression.stages) - 1} (of at most {MAX_STAGES}), "
+            f"not {stage}",
+            request_id,
+        )
+    return AssignProgression(progression, stage, by)
 
 
 def _by(data: dict[str, Any], request_id: str | None) -> str:
@@ -210,6 +285,8 @@ def command_name(command: Command) -> CommandName:
             return CommandName.TEST_ALARM
         case AssignPlan():
             return CommandName.PLAN
+        case AssignProgression() | ChangeProgression():
+            return CommandName.PROGRESSION
 
 
 def encode_command(command: Command, request_id: str | None = None) -> str:
@@ -228,5 +305,12 @@ def encode_command(command: Command, request_id: str | None = None) -> str:
         data["by"] = command.by
     elif isinstance(command, AssignPlan):
         data["plan"] = plan_to_builtins(command.plan)
+        data["by"] = command.by
+    elif isinstance(command, AssignProgression):
+        data["progression"] = progression_to_builtins(command.progression)
+        data["stage"] = command.stage
+        data["by"] = command.by
+    elif isinstance(command, ChangeProgression):
+        data["action"] = command.action
         data["by"] = command.by
     return json.dumps(data, separators=(",", ":"))

@@ -192,3 +192,51 @@ def plan_to_builtins(plan: Plan) -> dict[str, Any]:
 
 def plan_json(plan: Plan) -> str:
     return msgspec.json.encode(plan).decode()
+
+
+# ------------------------------------------------------------------ progression
+
+MAX_STAGES = 12
+StageWeeks = Annotated[int, Meta(ge=1, le=52)]
+SessionsPerWeek = Annotated[int, Meta(ge=1, le=14)]
+
+
+class Stage(Struct, frozen=True, forbid_unknown_fields=True):
+    """One step of a progression: its plan, and what the walker must do before the next."""
+
+    plan: Plan
+    weeks: StageWeeks = 1
+    """Weeks in which the walker completed ``sessions_per_week`` sessions of this plan."""
+    sessions_per_week: SessionsPerWeek = 3
+    """The week's prescribed sessions (a session counts when it was completed, not stopped)."""
+
+
+class Progression(Struct, frozen=True, forbid_unknown_fields=True):
+    """A physio's schedule: stages in order, advanced automatically when the prescribed
+    sessions are done (the physio can hold it or step back; ``cmd/progression``)."""
+
+    name: PlanName
+    stages: Annotated[tuple[Stage, ...], Meta(min_length=1, max_length=MAX_STAGES)]
+
+
+def progression_from_builtins(data: Any, prefix: str = "") -> Progression:
+    """A checked :class:`Progression`; :class:`PlanInvalid` naming the field otherwise."""
+    if not isinstance(data, dict):
+        raise PlanInvalid([f"{prefix.rstrip('.') or 'progression'}: must be an object"])
+    try:
+        progression = msgspec.convert(data, Progression)
+    except msgspec.ValidationError as exc:
+        raise PlanInvalid([_field_first(str(exc), prefix)]) from None
+    problems = [
+        f"{prefix}stages[{n}].plan.{p}"
+        for n, stage in enumerate(progression.stages)
+        for p in plan_problems(stage.plan)
+    ]
+    if problems:
+        raise PlanInvalid(problems)
+    return progression
+
+
+def progression_to_builtins(progression: Progression) -> dict[str, Any]:
+    data: dict[str, Any] = msgspec.json.decode(msgspec.json.encode(progression))
+    return data

@@ -47,6 +47,7 @@ import msgspec
 from core.protocol.events import Event, EventType
 from core.protocol.messages import DeviceHealth
 from core.protocol.payloads import wall_now
+from core.zones import system_zone
 from firmware.config import Config
 from firmware.courier.channel import SEND_TIMEOUT_S, LoopChannel
 from firmware.link import messages
@@ -56,6 +57,7 @@ from firmware.storage.damage import MovedAside
 from firmware.storage.events import EventStore
 from firmware.storage.fallback import FallbackDatabase
 from firmware.storage.plans import current_plan, current_revision
+from firmware.storage.progressions import advance_if_done
 from firmware.storage.retention import (
     Retention,
     RetentionPolicy,
@@ -193,6 +195,7 @@ class Courier:
                     self.reporter.sessions_changed()  # the retained progress follows at once
                 if saved and final:
                     self._confirm([record.id])
+                    self._advance_progression()
             case messages.Goodbye(reason=reason):
                 log.info("monitor stopping: %s", reason)
                 self.clean_stop = True
@@ -231,6 +234,23 @@ class Courier:
                 f"test alarm sent by {by}: if this reached you, alerts from this treadmill do",
             )
         )
+
+    def _advance_progression(self) -> None:
+        """A session ended: the physio's progression moves on if its stage is done."""
+        try:
+            state = self.db.write(lambda conn: advance_if_done(conn, system_zone(), wall_now()))
+        except Exception:
+            log.exception("storage: the progression could not be advanced")
+            return
+        if state is not None:
+            log.info(
+                "progression %r advanced to stage %d of %d: %s from the next session",
+                state.progression.name,
+                state.stage + 1,
+                len(state.progression.stages),
+                state.progression.stages[state.stage].plan.name,
+            )
+            self.forward_plan()
 
     def forward_plan(self) -> None:
         """Tell the loop the plan in force when it changed (any thread; cheap when it did not).

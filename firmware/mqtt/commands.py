@@ -24,6 +24,8 @@ from typing import Any, Protocol
 from core.protocol.commands import (
     Ack,
     AssignPlan,
+    AssignProgression,
+    ChangeProgression,
     Command,
     CommandRefused,
     Ping,
@@ -62,6 +64,13 @@ class CommandTarget(Protocol):
 
     def assign_plan(self, command: AssignPlan, request_id: str | None) -> Mapping[str, Any]:
         """Store the plan (checked already) for the next session start; say so."""
+        ...
+
+    def progression(
+        self, command: AssignProgression | ChangeProgression, request_id: str | None
+    ) -> Mapping[str, Any]:
+        """Store a progression (its stage's plan with it), or hold, release or step it back;
+        :class:`CommandError` for a change without a progression."""
         ...
 
 
@@ -177,3 +186,5 @@ class CommandHandler:
                 return dict(self._target.test_alarm(by))
             case AssignPlan():
                 return dict(self._target.assign_plan(command, request_id))
+            case AssignProgression() | ChangeProgression():
+                return dict(self._target.progression(command, request_id))

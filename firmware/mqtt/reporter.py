@@ -43,7 +43,7 @@ from paho.mqtt.reasoncodes import ReasonCode
 
 from core.mqttlink import MqttSetupError, make_client
 from core.protocol import payloads
-from core.protocol.commands import Ack, AssignPlan
+from core.protocol.commands import Ack, AssignPlan, AssignProgression, ChangeProgression
 from core.protocol.events import Event, EventType
 from core.protocol.ids import check_device_id
 from core.protocol.messages import DeviceHealth, ProtocolError, ReceiptMessage
@@ -62,6 +62,7 @@ from firmware.sinks import OutboxSink
 from firmware.storage.database import Database
 from firmware.storage.outbox import Outbox
 from firmware.storage.plans import assign_plan
+from firmware.storage.progressions import change_progression, start_progression
 from firmware.storage.status import INCIDENT_EVENT_TYPES
 
 log = logging.getLogger(__name__)
@@ -318,6 +319,37 @@ class _DefaultTarget:
             "intervals": len(plan.intervals),
             "minutes": round(plan.duration_s / 60.0, 2),
             "backward_minutes": round(plan.backward_s / 60.0, 2),
+            "applies": "at the next session start",
+        }
+
+    def progression(
+        self, command: AssignProgression | ChangeProgression, request_id: str | None
+    ) -> Mapping[str, Any]:
+        """Store the progression or the physio's change; the stage's plan rides with it."""
+        wall = payloads.wall_now()
+        try:
+            if isinstance(command, AssignProgression):
+                state = self._outbox.database.write(
+                    lambda conn: start_progression(
+                        conn, command.progression, stage=command.stage, by=command.by, wall=wall
+                    )
+                )
+            else:
+                state = self._outbox.database.write(
+                    lambda conn: change_progression(conn, command.action, by=command.by, wall=wall)
+                )
+        except LookupError as exc:
+            raise CommandError(str(exc)) from None
+        log.info("progression %r: %s by %s", state.progression.name, state.changed, state.by)
+        if self._on_plan is not None:
+            self._on_plan()
+        return {
+            "progression": state.progression.name,
+            "change": state.changed,
+            "stage": state.stage + 1,
+            "stages": len(state.progression.stages),
+            "plan": state.progression.stages[state.stage].plan.name,
+            "held": state.held,
             "applies": "at the next session start",
         }
 

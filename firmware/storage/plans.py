@@ -16,7 +16,7 @@ from typing import Literal
 
 from core.protocol.plan import Plan, PlanInvalid, plan_from_json, plan_json
 
-Via = Literal["mqtt", "cli"]
+Via = Literal["mqtt", "cli", "progression"]
 
 
 @dataclass(frozen=True, slots=True)

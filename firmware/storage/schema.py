@@ -183,7 +183,8 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(
         4,
         "plans (firmware/storage/plans.py): each plan a physio assigned, over MQTT or the CLI, "
-        "newest in force from the next session start; NULL plan = the config's again",
+        "newest in force from the next session start; NULL plan = the config's again; "
+        "progressions (firmware/storage/progressions.py): the physio's schedule and its stage",
         (
             """CREATE TABLE plans (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -192,6 +193,16 @@ MIGRATIONS: tuple[Migration, ...] = (
     via TEXT NOT NULL,
     request_id TEXT,
     assigned_wall TEXT NOT NULL
+)""",
+            """CREATE TABLE progressions (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    progression TEXT,
+    stage INTEGER NOT NULL,
+    stage_started_wall TEXT NOT NULL,
+    held INTEGER NOT NULL DEFAULT 0,
+    changed_by TEXT NOT NULL,
+    change TEXT NOT NULL,
+    changed_wall TEXT NOT NULL
 )""",
         ),
     ),

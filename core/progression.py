@@ -1,0 +1,47 @@
+"""When a progression moves on: the rule, written once, over the sessions a stage saw.
+
+A stage is done when, in ``stage.weeks`` different weeks since it began, the
+walker completed ``stage.sessions_per_week`` sessions of the stage's plan
+(completed: the plan ran to its end; a stopped or abandoned session does not
+count). Weeks are ISO weeks in the walker's zone, as the weekly goal's
+(:mod:`core.progress`). The last stage is never "done": the walker stays there.
+The rule only decides; the device applies it (``firmware.storage.progressions``)
+and a physio's hold stops it.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections import Counter
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from core.progress import utc_of, week_of
+from core.protocol.plan import Stage
+
+
+@dataclass(frozen=True, slots=True)
+class StageSession:
+    started_wall: str
+    plan: str
+    """The plan's name, as the session record keeps it."""
+    completed: bool
+
+
+def weeks_done(
+    stage: Stage, since_wall: str, sessions: Iterable[StageSession], zone: dt.tzinfo
+) -> int:
+    """Weeks since ``since_wall`` in which the stage's prescribed sessions were completed."""
+    since = utc_of(since_wall).replace(microsecond=0)  # sessions keep whole seconds
+    per_week: Counter[str] = Counter()
+    for s in sessions:
+        started = utc_of(s.started_wall)
+        if s.completed and s.plan == stage.plan.name and started >= since:
+            per_week[week_of(started, zone)] += 1
+    return sum(1 for n in per_week.values() if n >= stage.sessions_per_week)
+
+
+def stage_done(
+    stage: Stage, since_wall: str, sessions: Iterable[StageSession], zone: dt.tzinfo
+) -> bool:
+    return weeks_done(stage, since_wall, sessions, zone) >= stage.weeks

@@ -1,0 +1,170 @@
+"""The progression a physio assigned, and where the walker is on it.
+
+Table ``progressions``: one row per change (assigned, advanced, held,
+released, stepped back), newest last and in force, never rewritten. A row
+holds the whole :class:`core.protocol.plan.Progression` as JSON, the stage
+(0-based), when that stage began (sessions before it do not count toward
+it) and whether a physio holds it there. Whenever the stage changes the
+stage's plan is assigned too (:func:`firmware.storage.plans.assign_plan`,
+``via`` = ``progression``), so the device's one path for plans carries it to
+the next session.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import sqlite3
+from dataclasses import dataclass
+
+import msgspec
+
+from core.progression import StageSession, stage_done
+from core.protocol.plan import Progression
+from firmware.storage.plans import assign_plan
+
+
+@dataclass(frozen=True, slots=True)
+class ProgressionState:
+    revision: int
+    progression: Progression
+    stage: int
+    stage_started_wall: str
+    held: bool
+    by: str
+    changed: str
+    """What this row recorded: assigned, advanced, held, released, stepped back."""
+
+    @property
+    def last(self) -> bool:
+        return self.stage >= len(self.progression.stages) - 1
+
+
+def current_progression(conn: sqlite3.Connection) -> ProgressionState | None:
+    row = conn.execute(
+        "SELECT id, progression, stage, stage_started_wall, held, changed_by, change"
+        " FROM progressions ORDER BY id DESC LIMIT 1"
+    ).fetchone()
+    if row is None or row[1] is None:
+        return None
+    revision, text, stage, started, held, by, change = row
+    try:
+        progression = msgspec.json.decode(str(text), type=Progression)
+    except msgspec.MsgspecError:
+        return None  # unreadable by this release: as if none were assigned
+    return ProgressionState(
+        int(revision),
+        progression,
+        min(int(stage), len(progression.stages) - 1),
+        str(started),
+        bool(held),
+        str(by),
+        str(change),
+    )
+
+
+def _record(
+    conn: sqlite3.Connection,
+    progression: Progression,
+    stage: int,
+    *,
+    stage_started_wall: str,
+    held: bool,
+    by: str,
+    change: str,
+    wall: str,
+    plan_too: bool,
+) -> ProgressionState:
+    cursor = conn.execute(
+        "INSERT INTO progressions (progression, stage, stage_started_wall, held, changed_by,"
+        " change, changed_wall) VALUES (?, ?, ?, ?, ?, ?, ?)",
+        (
+            msgspec.json.encode(progression).decode(),
+            stage,
+            stage_started_wall,
+            int(held),
+            by,
+            change,
+            wall,
+        ),
+    )
+    if plan_too:
+        assign_plan(
+            conn, progression.stages[stage].plan, by=by, via="progression", assigned_wall=wall
+        )
+    return ProgressionState(
+        int(cursor.lastrowid or 0), progression, stage, stage_started_wall, held, by, change
+    )
+
+
+def start_progression(
+    conn: sqlite3.Connection, progression: Progression, *, stage: int, by: str, wall: str
+) -> ProgressionState:
+    """Assign a progression at ``stage``; its plan is assigned with it."""
+    return _record(
+        conn,
+        progression,
+        stage,
+        stage_started_wall=wall,
+        held=False,
+        by=by,
+        change="assigned",
+        wall=wall,
+        plan_too=True,
+    )
+
+
+def change_progression(
+    conn: sqlite3.Connection, action: str, *, by: str, wall: str
+) -> ProgressionState:
+    """``hold``, ``release`` or ``step_back``; :class:`LookupError` without a progression."""
+    state = current_progression(conn)
+    if state is None:
+        raise LookupError("no progression is assigned to this device")
+    if action == "hold":
+        return _record(
+            conn, state.progression, state.stage, stage_started_wall=state.stage_started_wall,
+            held=True, by=by, change="held", wall=wall, plan_too=False,
+        )  # fmt: skip
+    if action == "release":
+        return _record(
+            conn, state.progression, state.stage, stage_started_wall=state.stage_started_wall,
+            held=False, by=by, change="released", wall=wall, plan_too=False,
+        )  # fmt: skip
+    if action == "step_back":
+        return _record(
+            conn, state.progression, max(0, state.stage - 1), stage_started_wall=wall,
+            held=state.held, by=by, change="stepped back", wall=wall, plan_too=True,
+        )  # fmt: skip
+    raise ValueError(f"unknown progression action {action!r}")
+
+
+def advance_if_done(
+    conn: sqlite3.Connection, zone: dt.tzinfo, wall: str
+) -> ProgressionState | None:
+    """After a session: move to the next stage if this one's prescribed sessions are done.
+
+    Returns the new state when it advanced (its plan is assigned), else None:
+    no progression, held, at the last stage, or not done yet.
+    """
+    state = current_progression(conn)
+    if state is None or state.held or state.last:
+        return None
+    rows = conn.execute(
+        "SELECT started_wall, plan, status FROM sessions WHERE started_wall >= ?",
+        (state.stage_started_wall[:19],),
+    ).fetchall()
+    sessions = [StageSession(str(s), str(p), str(status) == "completed") for s, p, status in rows]
+    stage = state.progression.stages[state.stage]
+    if not stage_done(stage, state.stage_started_wall, sessions, zone):
+        return None
+    return _record(
+        conn,
+        state.progression,
+        state.stage + 1,
+        stage_started_wall=wall,
+        held=False,
+        by="progression",
+        change="advanced",
+        wall=wall,
+        plan_too=True,
+    )
