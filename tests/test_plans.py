@@ -555,3 +555,29 @@ def test_a_progression_advances_on_the_device_after_the_session_that_completes_i
     assert state is not None and state.stage == 1 and state.changed == "advanced"
     assert rig.hardware.history == relay_before and rig.state == "ARMED"
     detach_session(rig.app, runner)
+
+
+def test_the_cli_sets_holds_and_steps_back_a_progression(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from launcher.cli import main
+
+    db = str(tmp_path / "device.db")
+    assert main(["plan", "--db", db, "progression", "hold"]) == 1
+    assert "no progression is assigned" in capsys.readouterr().err
+    assert (
+        main(["plan", "--db", db, "progression", "set", "toward-10-minutes", "--stage", "0"]) == 2
+    )
+    assert "--stage must be 1 to 9" in capsys.readouterr().err
+    assert (
+        main(["plan", "--db", db, "progression", "set", "toward-10-minutes", "--stage", "3"]) == 0
+    )
+    assert "stage 3 of 9" in capsys.readouterr().out
+    assert main(["plan", "--db", db, "progression", "step-back", "--by", "Jo"]) == 0
+    assert "stage 2 of 9" in capsys.readouterr().out
+    assert main(["plan", "--db", db, "progression", "hold"]) == 0
+    assert "(held)" in capsys.readouterr().out
+    conn = connect(db)
+    now = current_plan(conn)
+    assert now is not None and now.plan == PRESETS["progression-week-2"] and now.by == "Jo"
+    conn.close()

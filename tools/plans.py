@@ -17,9 +17,15 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from core.errors import ConfigError
-from core.plan_presets import PRESETS
+from core.plan_presets import PRESETS, PROGRESSIONS
 from core.protocol.payloads import wall_now
-from core.protocol.plan import Plan, PlanInvalid, plan_from_json
+from core.protocol.plan import (
+    Plan,
+    PlanInvalid,
+    Progression,
+    plan_from_json,
+    progression_from_builtins,
+)
 
 
 def add_parser(sub: Any) -> None:
@@ -34,7 +40,15 @@ def add_parser(sub: Any) -> None:
     s.add_argument("plan", help="a preset name (see `retroguard plan presets`) or a file")
     s.add_argument("--by", default=None, help="who assigns it (default: the user name)")
     actions.add_parser("clear", help="back to the config's session.plan")
-    actions.add_parser("presets", help="list the preset plans")
+    actions.add_parser("presets", help="list the preset plans and progressions")
+    g = actions.add_parser(
+        "progression",
+        help="a physio's schedule of plans: show, set, hold, release or step-back",
+    )
+    g.add_argument("what", choices=("show", "set", "hold", "release", "step-back"))
+    g.add_argument("progression", nargs="?", help="set: a preset name or a .json file")
+    g.add_argument("--stage", type=int, default=1, help="set: the stage to start at (1 = first)")
+    g.add_argument("--by", default=None, help="who (default: the user name)")
     p.set_defaults(func=run_plan)
 
 
@@ -71,12 +85,16 @@ def run_plan(args: argparse.Namespace) -> int:
     if args.action == "presets":
         for preset in PRESETS.values():
             out.write(f"{preset.describe()}\n")
+        for name, progression in PROGRESSIONS.items():
+            out.write(f"progression {name}: {len(progression.stages)} stages\n")
         return 0
     config = _config(args.config)
     database = args.db if args.db is not None else Path(config.storage.database)
     from firmware.storage.database import connect
     from firmware.storage.plans import assign_plan, plan_history
 
+    if args.action == "progression":
+        return run_progression(args, database, out)
     if args.action in ("set", "clear"):
         plan: Plan | None = None
         if args.action == "set":
@@ -122,3 +140,86 @@ def run_plan(args: argparse.Namespace) -> int:
             name = a.plan.name if a.plan is not None else "(the config's)"
             out.write(f"  {a.revision:3d}  {a.assigned_wall}  {name}, by {a.by} via {a.via}\n")
     return 0
+
+
+def read_progression(reference: str) -> Progression:
+    if reference in PROGRESSIONS:
+        return PROGRESSIONS[reference]
+    try:
+        import msgspec
+
+        return progression_from_builtins(msgspec.json.decode(Path(reference).read_bytes()))
+    except OSError as exc:
+        raise ConfigError([f"{reference}: cannot read: {exc.strerror}"]) from None
+    except PlanInvalid as exc:
+        raise ConfigError([f"{reference}: {p}" for p in exc.problems]) from None
+    except ValueError as exc:  # msgspec.DecodeError
+        raise ConfigError([f"{reference}: not JSON: {exc}"]) from None
+
+
+def print_progression(state: Any, out: TextIO) -> None:
+    progression = state.progression
+    out.write(
+        f"Progression {progression.name}: stage {state.stage + 1} of {len(progression.stages)}"
+        f"{' (held)' if state.held else ''}, since {state.stage_started_wall} "
+        f"({state.changed} by {state.by})\n"
+    )
+    for n, stage in enumerate(progression.stages):
+        mark = "->" if n == state.stage else "  "
+        out.write(
+            f"  {mark} {n + 1:2d}. {stage.plan.describe()}; {stage.sessions_per_week} completed "
+            f"a week for {stage.weeks} week{'s' if stage.weeks != 1 else ''}\n"
+        )
+
+
+def run_progression(args: argparse.Namespace, database: Path, out: TextIO) -> int:
+    from firmware.storage.database import connect
+    from firmware.storage.progressions import (
+        change_progression,
+        current_progression,
+        start_progression,
+    )
+
+    by = getattr(args, "by", None) or getpass.getuser()
+    conn = connect(database)
+    try:
+        if args.what == "show":
+            state = current_progression(conn)
+            if state is None:
+                out.write("No progression assigned.\n")
+            else:
+                print_progression(state, out)
+            return 0
+        if args.what == "set":
+            if not args.progression:
+                print("retroguard plan progression set: name a progression", file=sys.stderr)
+                return 2
+            try:
+                progression = read_progression(args.progression)
+            except ConfigError as exc:
+                for problem in exc.problems:
+                    print(f"retroguard plan: {problem}", file=sys.stderr)
+                return 2
+            if not 1 <= args.stage <= len(progression.stages):
+                print(
+                    f"retroguard plan: --stage must be 1 to {len(progression.stages)}",
+                    file=sys.stderr,
+                )
+                return 2
+            with conn:
+                state = start_progression(
+                    conn, progression, stage=args.stage - 1, by=by, wall=wall_now()
+                )
+        else:
+            action = args.what.replace("-", "_")
+            try:
+                with conn:
+                    state = change_progression(conn, action, by=by, wall=wall_now())
+            except LookupError as exc:
+                print(f"retroguard plan: {exc}", file=sys.stderr)
+                return 1
+        print_progression(state, out)
+        out.write("A running monitor uses the stage's plan from the next session start.\n")
+        return 0
+    finally:
+        conn.close()
