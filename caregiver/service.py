@@ -37,7 +37,7 @@ from caregiver.notify import Notifier, Sender, apprise_send
 from caregiver.retention import RetentionSweeper
 from caregiver.storage import Store
 from caregiver.web import create_app
-from core.protocol.commands import AssignPlan, TestAlarm
+from core.protocol.commands import AssignPlan, Command, TestAlarm
 from core.protocol.plan import Plan
 
 log = logging.getLogger(__name__)
@@ -113,6 +113,10 @@ class CaregiverService:
         """Send a physio's plan (checked already); the device stores it for the next session.
         The command's request id."""
         return self.commands.send(device_id, AssignPlan(plan, by[:64] or "caregiver"))
+
+    def send_command(self, device_id: str, command: Command) -> str:
+        """Send a command the web layer built and checked; its request id."""
+        return self.commands.send(device_id, command)
 
     # ------------------------------------------------------------ threads
 

@@ -581,3 +581,45 @@ def test_the_cli_sets_holds_and_steps_back_a_progression(
     now = current_plan(conn)
     assert now is not None and now.plan == PRESETS["progression-week-2"] and now.by == "Jo"
     conn.close()
+
+
+def test_a_progression_from_the_dashboard_reaches_the_device_and_can_be_held(
+    tmp_path: Path, mosquitto: Mosquitto
+) -> None:
+    from tests.caregiver_support import Http, running_service
+    from tests.caregiver_support import make_config as caregiver_config
+
+    rig = make_rig(tmp_path, mqtt=config_for(mosquitto))
+    assert rig.courier.reporter is not None
+    assert rig.courier.reporter.wait_until(lambda s: s.ready, WAIT)
+    runner = attach_session(rig.app, PRESETS["alternate-2-2"])
+    (tmp_path / "cg").mkdir()
+    with running_service(caregiver_config(mosquitto, tmp_path / "cg"), background=False) as cg:
+        assert cg.ingestor.wait_for(lambda: cg.store.device(DEVICE) is not None)
+        web = Http(cg.port)
+        assert web.login() == 303
+        _, _, page = web.request("GET", f"/devices/{DEVICE}/plan")
+        token = re.search(r'name="csrf" value="([^"]+)"', page)
+        assert token and 'action="/devices/treadmill-1/progression"' in page
+        url = f"/devices/{DEVICE}/progression"
+        pick = [("csrf", token[1]), ("progression", "toward-10-minutes")]
+        status, _, refused = web.request("POST", url, [*pick, ("stage", "12")])
+        assert status == 400 and "stage: must be 1 to 9" in refused
+        status, headers, _ = web.request("POST", url, [*pick, ("stage", "2")])
+        assert status == 303 and "?sent=cg-" in headers["location"]
+        week_2 = PRESETS["progression-week-2"]
+        link = rig.app.link
+        assert pump_link_until(link, lambda: link._new_plan is not None)
+        rig.run_for(0.05)
+        assert runner.next_plan == week_2
+        status, _, _ = web.request("POST", url, [("csrf", token[1]), ("action", "hold")])
+        assert status == 303
+
+        def held() -> bool:
+            state = rig.courier.db.read(current_progression)
+            return state is not None and state.held
+
+        assert pump_link_until(link, held)
+    state = rig.courier.db.read(current_progression)
+    assert state is not None and state.stage == 1 and state.by == "ann"
+    detach_session(rig.app, runner)

@@ -22,7 +22,13 @@ from starlette.routing import BaseRoute, Route
 
 from caregiver.auth import Session
 from caregiver.routes.site import Site
-from core.plan_presets import PRESETS
+from core.plan_presets import PRESETS, PROGRESSIONS
+from core.protocol.commands import (
+    PROGRESSION_ACTIONS,
+    AssignProgression,
+    ChangeProgression,
+    Command,
+)
 from core.protocol.plan import DEFAULT_SPEED, DIRECTIONS, Plan, PlanInvalid, plan_from_builtins
 
 FORM_ROWS = 16
@@ -57,6 +63,26 @@ def plan_from_form(form: FormData) -> Plan:
     return plan_from_builtins({"name": str(form.get("name") or "").strip(), "intervals": intervals})
 
 
+def progression_command_from_form(form: FormData, by: str) -> Command:
+    """A preset progression to assign (at a 1-based stage), or a hold, release or step back."""
+    action = str(form.get("action") or "")
+    if action:
+        if action not in PROGRESSION_ACTIONS:
+            raise PlanInvalid([f"action: must be one of {', '.join(PROGRESSION_ACTIONS)}"])
+        return ChangeProgression(action, by)
+    name = str(form.get("progression") or "")
+    if name not in PROGRESSIONS:
+        raise PlanInvalid([f"progression: no preset progression called {name!r}"])
+    progression = PROGRESSIONS[name]
+    try:
+        stage = int(str(form.get("stage") or "1"))
+    except ValueError:
+        stage = 0
+    if not 1 <= stage <= len(progression.stages):
+        raise PlanInvalid([f"stage: must be 1 to {len(progression.stages)}"])
+    return AssignProgression(progression, stage - 1, by)
+
+
 def routes(site: Site) -> list[BaseRoute]:
     backend = site.backend
 
@@ -76,6 +102,7 @@ def routes(site: Site) -> list[BaseRoute]:
             status_code=status,
             device_id=device_id,
             presets=list(PRESETS.values()),
+            progressions=PROGRESSIONS,
             directions=DIRECTIONS,
             rows=FORM_ROWS,
             default_speed=DEFAULT_SPEED,
@@ -109,7 +136,25 @@ def routes(site: Site) -> list[BaseRoute]:
             return PlainTextResponse(f"could not send the plan: {exc}", 503)
         return RedirectResponse(f"/devices/{device_id}/plan?sent={request_id}", status_code=303)
 
+    @site.authed
+    async def progression_post(request: Request) -> Response:
+        session: Session = request.state.session
+        device_id = await visible(request)
+        if device_id is None:
+            return site.not_found("device")
+        form = await request.form()
+        try:
+            command = progression_command_from_form(form, session.username[:64] or "caregiver")
+        except PlanInvalid as exc:
+            return page(request, device_id, 400, problems=exc.problems)
+        try:
+            request_id = await run_in_threadpool(backend.send_command, device_id, command)
+        except RuntimeError as exc:
+            return PlainTextResponse(f"could not send the progression: {exc}", 503)
+        return RedirectResponse(f"/devices/{device_id}/plan?sent={request_id}", status_code=303)
+
     return [
         Route("/devices/{device_id}/plan", plan_page, methods=["GET"]),
         Route("/devices/{device_id}/plan", plan_post, methods=["POST"]),
+        Route("/devices/{device_id}/progression", progression_post, methods=["POST"]),
     ]

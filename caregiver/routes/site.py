@@ -36,6 +36,7 @@ from caregiver.config import CaregiverConfig
 from caregiver.hub import Hub
 from caregiver.localtime import iso_utc, readable
 from caregiver.storage import Store
+from core.protocol.commands import Command
 from core.protocol.plan import Plan
 
 TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
@@ -78,6 +79,10 @@ class Backend(Protocol):
 
     def assign_plan(self, device_id: str, plan: Plan, by: str) -> str:
         """Send the device's plan command (not on the loop); its request id.
+        :class:`RuntimeError` when the service has no broker connection."""
+
+    def send_command(self, device_id: str, command: Command) -> str:
+        """Send a checked command (not on the loop); its request id.
         :class:`RuntimeError` when the service has no broker connection."""
 
 
