@@ -38,9 +38,12 @@ from core.protocol.plan import (
     plan_to_builtins,
     progression_to_builtins,
 )
+from core.protocol.topics import Topics
 from firmware.session.runner import SessionState, attach_session, detach_session
 from firmware.storage.database import connect
-from firmware.storage.plans import assign_plan, current_plan, current_revision
+from firmware.storage.fallback import DISK_RETRY_S, FallbackDatabase
+from firmware.storage.outbox import Outbox
+from firmware.storage.plans import assign_plan, current_plan, current_revision, plan_history
 from firmware.storage.progressions import (
     advance_if_done,
     change_progression,
@@ -49,6 +52,7 @@ from firmware.storage.progressions import (
 )
 from tests.app_support import Rig, close_rigs, make_rig, pump_link_until
 from tests.mqtt_helpers import WAIT, Subscriber, config_for, validate
+from tests.storage_support import FillableDisk, alert
 from tools.broker import Mosquitto
 
 pytestmark = pytest.mark.usefixtures(close_rigs.__name__)
@@ -623,3 +627,35 @@ def test_a_progression_from_the_dashboard_reaches_the_device_and_can_be_held(
     state = rig.courier.db.read(current_progression)
     assert state is not None and state.stage == 1 and state.by == "ann"
     detach_session(rig.app, runner)
+
+
+def test_the_plan_in_force_stays_while_records_are_in_memory_and_new_ones_reach_the_file(
+    tmp_path: Path, disk: FillableDisk
+) -> None:
+    path = tmp_path / "events.db"
+    clock = [0.0]
+    db = FallbackDatabase(path, clock=lambda: clock[0])
+    db.open()
+    outbox = Outbox(db, Topics("retroguard", "tm-1"))
+    week_2 = PRESETS["progression-week-2"]
+    db.write(lambda conn: assign_plan(conn, ANNA, by="Jo", via="mqtt", assigned_wall="w1"))
+    db.write(
+        lambda conn: start_progression(
+            conn, PROGRESSIONS["toward-10-minutes"], stage=1, by="Jo", wall="w2"
+        )
+    )
+    disk.fill()
+    outbox.enqueue_event(alert())  # bigger than a page: it cannot fit in a full file
+    assert db.in_memory
+    in_memory = db.read(current_plan)
+    assert in_memory is not None and in_memory.plan == week_2  # the progression's stage plan
+    progression = db.read(current_progression)
+    assert progression is not None and progression.stage == 1
+    db.write(lambda conn: assign_plan(conn, ANNA, by="Jo", via="cli", assigned_wall="w3"))
+    disk.free()
+    clock[0] += DISK_RETRY_S + 1.0
+    assert db.recover() and not db.in_memory
+    on_file = db.read(current_plan)
+    assert on_file is not None and on_file.plan == ANNA and on_file.via == "cli"
+    assert [a.assigned_wall for a in db.read(plan_history)] == ["w3", "w2", "w1"]
+    db.close()

@@ -14,7 +14,9 @@ transaction: new events (their sequence numbers kept where free), the
 outbox as memory has it (rows copied at the switch and delivered since are
 deleted, the rest updated with their receipt state, new ones inserted with
 their ids), recordings, incidents (a closing made in memory is kept),
-acknowledgements, sessions and runs.
+acknowledgements, sessions, runs, and the plans and progressions a physio
+assigned meanwhile (the one in force when memory took over is copied in, so
+the plan does not change with the disk).
 """
 
 from __future__ import annotations
@@ -80,6 +82,20 @@ INTERVAL_COLUMNS = (
     "stumbles",
 )
 RUN_COLUMNS = ("id", "monitor", "started_wall", "ended_wall", "clean", "reported")
+PLAN_COLUMNS = ("id", "plan", "assigned_by", "via", "request_id", "assigned_wall")
+PROGRESSION_COLUMNS = (
+    "id",
+    "progression",
+    "stage",
+    "stage_started_wall",
+    "held",
+    "changed_by",
+    "change",
+    "changed_wall",
+)
+ASSIGNMENTS = (("plans", PLAN_COLUMNS), ("progressions", PROGRESSION_COLUMNS))
+"""The physio's plan and progression: the newest row of each goes to memory (the one in force),
+and every row made there comes back."""
 RUNS_KEPT = 16
 """Runs copied into memory: enough to find the last unclean one."""
 
@@ -132,7 +148,15 @@ def seed(memory: sqlite3.Connection, disk: sqlite3.Connection) -> frozenset[int]
     runs = disk.execute(
         f"SELECT {_names(RUN_COLUMNS)} FROM runs ORDER BY id DESC LIMIT ?", (RUNS_KEPT,)
     ).fetchall()
+    in_force = {
+        table: disk.execute(
+            f"SELECT {_names(columns)} FROM {table} ORDER BY id DESC LIMIT 1"
+        ).fetchall()
+        for table, columns in ASSIGNMENTS
+    }
     with transaction(memory):
+        for table, columns in ASSIGNMENTS:
+            memory.executemany(_insert(table, columns), in_force[table])
         memory.executemany(_insert("events", EVENT_COLUMNS), events)
         memory.executemany(_insert("recordings", RECORDING_COLUMNS), recordings)
         memory.executemany(_insert("incidents", INCIDENT_COLUMNS), incidents)
@@ -162,6 +186,11 @@ def merge(memory: sqlite3.Connection, disk: sqlite3.Connection, copied: frozense
     _merge_outbox(memory, disk, copied, seqs)
     _merge_sessions(memory, disk)
     _merge_runs(memory, disk)
+    for table, columns in ASSIGNMENTS:  # ids made in memory follow the file's (continue_numbering)
+        disk.executemany(
+            f"INSERT OR IGNORE INTO {table} ({_names(columns)}) VALUES ({_marks(columns)})",
+            memory.execute(f"SELECT {_names(columns)} FROM {table} ORDER BY id").fetchall(),
+        )
 
 
 def _merge_events(memory: sqlite3.Connection, disk: sqlite3.Connection) -> dict[int, int]:
