@@ -44,13 +44,16 @@ def _config(path: Path) -> Any:
 
 
 def run(args: argparse.Namespace) -> int:
-    from caregiver.storage import SchemaError
+    from caregiver.storage import SchemaError, StorageFault
 
     try:
         return _run(args)
     except SchemaError as exc:  # a database from a later release, or not the service's own
         print(f"retroguard caregiver: {exc}", file=sys.stderr)
         return 2
+    except StorageFault as exc:  # e.g. the PostgreSQL server refused or is unreachable
+        print(f"retroguard caregiver: {exc}", file=sys.stderr)
+        return 1
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -59,7 +62,7 @@ def _run(args: argparse.Namespace) -> int:
     config = _config(args.config)
     if args.caregiver_command == "add-user":
         from caregiver.auth import Accounts
-        from caregiver.storage import Store
+        from caregiver.storage import Store, redacted
 
         if args.password_file:
             password = (
@@ -80,7 +83,7 @@ def _run(args: argparse.Namespace) -> int:
             return 2
         finally:
             store.close()
-        print(f"user {args.username} saved in {config.server.database}")
+        print(f"user {args.username} saved in {redacted(config.server.database)}")
         return 0
     if args.port is not None:
         config = dataclasses.replace(

@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from caregiver.storage.engines import database_problem, engine_of
 from core import tomlschema
 from core.errors import ConfigError
 from core.mqttlink import BrokerLink
@@ -44,7 +45,9 @@ class ServerConfig:
     """Address the dashboard listens on ("0.0.0.0" for the whole LAN; put HTTPS in front)."""
     port: int = 8080
     database: str = "/var/lib/retroguard/caregiver.db"
-    """The service's own SQLite database. Relative paths are relative to the config file."""
+    """The service's own database: a SQLite file (relative paths are relative to the config
+    file), or a PostgreSQL URL, ``postgresql://user@host:port/dbname``, for several instances
+    sharing one database (docs/provider.md; the password in ``~/.pgpass`` or ``passfile=``)."""
     public_url: str = ""
     """Base URL used in notification links ("" = http://<host>:<port>)."""
     secure_cookies: bool = False
@@ -189,6 +192,7 @@ def _port(value: Any) -> str | None:
 
 _CHECKS: dict[str, typing.Callable[[Any], str | None]] = {
     "server.port": _port,
+    "server.database": database_problem,
     "server.session_hours": _positive,
     "server.login_attempts": _positive,
     "server.login_window_s": _positive,
@@ -228,7 +232,7 @@ def load_config(path: str | Path) -> CaregiverConfig:
     data = tomlschema.read_toml(path)
     config = parse_config(data, str(path))
     db = Path(config.server.database)
-    if not db.is_absolute():
+    if engine_of(config.server.database) == "sqlite" and not db.is_absolute():
         server = dataclasses.replace(config.server, database=str(path.parent / db))
         config = dataclasses.replace(config, server=server)
     return config

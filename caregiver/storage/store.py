@@ -1,6 +1,8 @@
-"""The caregiver store on SQLite (WAL): every query the service runs, behind named operations.
+"""The caregiver store: every query the service runs, behind named operations, on either engine.
 
-One connection guarded by one lock: every statement is short (no network I/O is
+The queries are written once, in the SQL SQLite and PostgreSQL share; a
+:class:`caregiver.storage.engines.Database` runs them on the engine the config
+names. One connection guarded by one lock: every statement is short (no network I/O is
 ever done while the lock is held), so the MQTT thread, the notifier, the
 escalation ticker and the web handlers' worker threads share it without
 contention worth a pool. Operations that must commit together run on a
@@ -17,7 +19,6 @@ import contextlib
 import json
 import logging
 import math
-import sqlite3
 import threading
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -25,6 +26,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from caregiver.storage.engines import (
+    Cursor,
+    Database,
+    PostgresDatabase,
+    SqliteDatabase,
+    open_database,
+)
 from caregiver.storage.faults import StorageFault
 from caregiver.storage.records import (
     OPEN_STATUSES,
@@ -40,7 +48,7 @@ from caregiver.storage.records import (
     WalkOutcome,
     WalkSession,
 )
-from caregiver.storage.sqlite_schema import SchemaUpgrade, migrate
+from caregiver.storage.schema import SchemaUpgrade, migrate
 
 log = logging.getLogger(__name__)
 
@@ -71,6 +79,12 @@ _DEVICE_SELECT = (
 )
 
 
+_ANY_ENGINE_ERRORS: tuple[type[Exception], ...] = (
+    *SqliteDatabase.errors,
+    *PostgresDatabase.errors,
+)
+
+
 def _marks(values: Sequence[object]) -> str:
     return ", ".join("?" * len(values))
 
@@ -79,7 +93,7 @@ class Transaction:
     """The named operations on one open transaction (from :meth:`Store.transaction`):
     everything done through it commits together, or nothing does."""
 
-    def __init__(self, db: sqlite3.Connection) -> None:
+    def __init__(self, db: Database) -> None:
         self._db = db
 
     # ------------------------------------------------------------ devices
@@ -147,7 +161,7 @@ class Transaction:
                 event.wall_time,
                 now,
                 json.dumps(event.figures),
-                event.has_window,
+                int(event.has_window),
                 event.payload,
                 event.incident,
             ),
@@ -168,7 +182,7 @@ class Transaction:
     def events_for(self, device_id: str, limit: int) -> list[StoredEvent]:
         rows = self._db.execute(
             f"SELECT {_EVENT_COLUMNS} FROM events WHERE device_id = ? "
-            "ORDER BY received_at DESC, seq DESC LIMIT ?",
+            "ORDER BY received_at DESC, seq DESC NULLS LAST LIMIT ?",
             (device_id, limit),
         ).fetchall()
         return [_event(r) for r in rows]
@@ -185,7 +199,7 @@ class Transaction:
     def imu_window(self, event_id: str) -> object | None:
         """The ``imu_window`` of the event as received (unchecked), or None without one."""
         row = self._db.execute(
-            "SELECT payload FROM events WHERE id = ? AND has_window", (event_id,)
+            "SELECT payload FROM events WHERE id = ? AND has_window <> 0", (event_id,)
         ).fetchone()
         if row is None:
             return None
@@ -302,13 +316,12 @@ class Transaction:
         incident: str | None = None,
     ) -> int:
         """An alert paging its first contact now (one send); returns its id."""
-        cur = self._db.execute(
+        (alert_id,) = self._db.execute(
             "INSERT INTO alerts (kind, device_id, event_id, status, created_at, next_at, sends, "
-            "incident) VALUES (?, ?, ?, 'paging', ?, ?, 1, ?)",
+            "incident) VALUES (?, ?, ?, 'paging', ?, ?, 1, ?) RETURNING id",
             (kind, device_id, event_id, now, next_at, incident),
-        )
-        assert cur.lastrowid is not None
-        return cur.lastrowid
+        ).fetchone()
+        return int(alert_id)
 
     def open_alert_of(self, incident: str) -> Alert | None:
         row = self._db.execute(
@@ -392,7 +405,8 @@ class Transaction:
 
     def incident_events(self, incident_id: str) -> list[StoredEvent]:
         rows = self._db.execute(
-            f"SELECT {_EVENT_COLUMNS} FROM events WHERE incident = ? ORDER BY received_at, seq",
+            f"SELECT {_EVENT_COLUMNS} FROM events WHERE incident = ? "
+            "ORDER BY received_at, seq NULLS FIRST",
             (incident_id,),
         ).fetchall()
         return [_event(r) for r in rows]
@@ -416,7 +430,7 @@ class Transaction:
         row = self._db.execute(
             "SELECT r.trip_event_id, r.recording FROM recordings r "
             "JOIN events e ON e.id = r.trip_event_id WHERE e.incident = ? "
-            "ORDER BY e.received_at, e.seq LIMIT 1",
+            "ORDER BY e.received_at, e.seq NULLS FIRST LIMIT 1",
             (incident_id,),
         ).fetchone()
         return (str(row[0]), bytes(row[1])) if row else None
@@ -465,6 +479,7 @@ class Transaction:
         self._db.execute("UPDATE alerts SET paged = ? WHERE id = ?", (json.dumps(paged), alert_id))
 
     def alerts(self, device_id: str | None) -> list[Alert]:
+        rows: Cursor
         if device_id is None:
             rows = self._db.execute(f"SELECT {_ALERT_COLUMNS} FROM alerts ORDER BY id")
         else:
@@ -588,16 +603,10 @@ class Transaction:
                 "recordings r JOIN events e ON e.id = r.window_event_id WHERE e.received_at < ?)",
                 (recordings_before,),
             ).rowcount
-            windows = db.execute(
-                "UPDATE events SET payload = json_remove(payload, '$.imu_window') "
-                "WHERE has_window AND received_at < ? AND json_valid(payload) "
-                "AND json_type(payload, '$.imu_window') IS NOT NULL",
-                (recordings_before,),
-            ).rowcount
+            windows = self._cut_windows(recordings_before)
             db.execute(
-                "UPDATE events SET has_window = 0 WHERE has_window AND received_at < ? "
-                "AND id NOT IN (SELECT trip_event_id FROM recordings) "
-                "AND (NOT json_valid(payload) OR json_type(payload, '$.imu_window') IS NULL)",
+                "UPDATE events SET has_window = 0 WHERE has_window <> 0 AND received_at < ? "
+                "AND id NOT IN (SELECT trip_event_id FROM recordings)",
                 (recordings_before,),
             )
         if notifications_before is not None:
@@ -615,6 +624,27 @@ class Transaction:
         logins = db.execute("DELETE FROM sessions WHERE expires_at < ?", (now,)).rowcount
         return recordings, windows, notifications, routine, logins
 
+    def _cut_windows(self, before: float) -> int:
+        """Cut the IMU window out of older monitors' event payloads received before ``before``;
+        how many were cut. Done here rather than in SQL, whose JSON functions differ between
+        the engines; a payload that is not a JSON object is left as it is."""
+        rows = self._db.execute(
+            "SELECT id, payload FROM events WHERE has_window <> 0 AND received_at < ?", (before,)
+        ).fetchall()
+        cut = 0
+        for event_id, payload in rows:
+            try:
+                body = json.loads(payload)
+            except ValueError:
+                continue
+            if isinstance(body, dict) and body.pop("imu_window", None) is not None:
+                self._db.execute(
+                    "UPDATE events SET payload = ? WHERE id = ?",
+                    (json.dumps(body, separators=(",", ":")), event_id),
+                )
+                cut += 1
+        return cut
+
 
 @dataclass(frozen=True, slots=True)
 class Pruned:
@@ -630,35 +660,35 @@ class Pruned:
 
 
 class Store:
-    """The caregiver database: opened (and migrated) once, shared by every thread."""
+    """The caregiver database: opened (and migrated) once, shared by every thread.
 
-    def __init__(self, path: str | Path) -> None:
-        self.path = Path(path)
-        if str(path) != ":memory:":
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._db = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None)
+    ``database`` is a SQLite file path or a ``postgresql://`` URL (see
+    :mod:`caregiver.storage.engines`).
+    """
+
+    def __init__(self, database: str | Path) -> None:
+        self.location = str(database)
         self._lock = threading.RLock()
+        with _as_storage_fault():
+            self._db = open_database(database)
+        self.engine = self._db.engine
+        self.name = self._db.name
+        """The database as logs name it (a URL without its password)."""
         try:
             with self._lock:
-                self._incremental_vacuum()
-                self._db.execute("PRAGMA journal_mode=WAL")
-                self._db.execute("PRAGMA synchronous=NORMAL")
-                self.schema: SchemaUpgrade = migrate(self._db, str(path))
+                if isinstance(self._db, SqliteDatabase):
+                    self._prepare_sqlite(self._db)
+                self.schema: SchemaUpgrade = migrate(self._db)
         except BaseException:
             self._db.close()
             raise
 
-    def _incremental_vacuum(self) -> None:
-        """Pages freed by the retention sweep can go back to the disk: a new file is made so,
-        an older one is rewritten once (VACUUM: a while for a big file, logged)."""
-        (mode,) = self._db.execute("PRAGMA auto_vacuum").fetchone()
-        if mode == 2:
-            return
-        self._db.execute("PRAGMA auto_vacuum = INCREMENTAL")
-        (tables,) = self._db.execute("SELECT COUNT(*) FROM sqlite_master").fetchone()
-        if tables:
-            log.info("%s: rewriting the database once to allow incremental vacuum", self.path)
-            self._db.execute("VACUUM")
+    def _prepare_sqlite(self, db: SqliteDatabase) -> None:
+        if db.name != ":memory:" and Path(db.name).exists() and Path(db.name).stat().st_size:
+            (mode,) = db.execute("PRAGMA auto_vacuum").fetchone()
+            if mode != 2:
+                log.info("%s: rewriting the database once to allow incremental vacuum", db.name)
+        db.prepare_file()
 
     def prune(
         self,
@@ -669,7 +699,7 @@ class Store:
         now: float,
     ) -> Pruned:
         """Delete what is older than the given times (None keeps it; see
-        :class:`caregiver.config.RetentionConfig`), then give the freed pages back."""
+        :class:`caregiver.config.RetentionConfig`), then give the freed space back."""
         with self.transaction() as tx:
             counts = tx.prune(
                 recordings_before=recordings_before,
@@ -678,18 +708,13 @@ class Store:
                 now=now,
             )
         with self._lock, _as_storage_fault():
-            (free,) = self._db.execute("PRAGMA freelist_count").fetchone()
-            # sqlite3's execute() steps this pragma once, and each step frees one page;
-            # executescript runs it to the end
-            self._db.executescript("PRAGMA incremental_vacuum;")
-        return Pruned(*counts, pages_freed=int(free))
+            freed = self._db.reclaim_space()
+        return Pruned(*counts, pages_freed=freed)
 
     def file_bytes(self) -> int:
-        """The database's size on disk (its pages; the WAL aside)."""
+        """The database's size on disk (SQLite: its file's pages, the WAL aside)."""
         with self._lock, _as_storage_fault():
-            (pages,) = self._db.execute("PRAGMA page_count").fetchone()
-            (size,) = self._db.execute("PRAGMA page_size").fetchone()
-        return int(pages) * int(size)
+            return self._db.size_bytes()
 
     def close(self) -> None:
         with self._lock:
@@ -700,20 +725,20 @@ class Store:
         """Operations that commit together (rolled back if the block raises). Keep the block
         short and free of I/O: every other thread waits for it. A database failure is a
         :class:`StorageFault`."""
-        with self._lock, _as_storage_fault():
-            self._db.execute("BEGIN IMMEDIATE")
+        with self._lock, _as_storage_fault(self._db):
+            self._db.begin()
             try:
                 yield Transaction(self._db)
             except BaseException:
-                with contextlib.suppress(sqlite3.Error):
-                    self._db.execute("ROLLBACK")
+                with contextlib.suppress(*self._db.errors):
+                    self._db.rollback()
                 raise
-            self._db.execute("COMMIT")
+            self._db.commit()
 
     @contextmanager
     def _statement(self) -> Iterator[Transaction]:
         """For an operation of one statement: SQLite runs it as its own transaction."""
-        with self._lock, _as_storage_fault():
+        with self._lock, _as_storage_fault(self._db):
             yield Transaction(self._db)
 
     # ------------------------------------------------------------ devices
@@ -964,10 +989,11 @@ def _alert(row: tuple[Any, ...]) -> Alert:
 
 
 @contextmanager
-def _as_storage_fault() -> Iterator[None]:
+def _as_storage_fault(db: Database | None = None) -> Iterator[None]:
+    errors = db.errors if db is not None else _ANY_ENGINE_ERRORS
     try:
         yield
-    except (sqlite3.Error, OSError) as exc:
+    except errors as exc:
         raise StorageFault(f"caregiver database: {exc}") from exc
 
 
