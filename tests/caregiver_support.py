@@ -430,12 +430,15 @@ def make_config(
     policy: PolicyConfig | None = None,
     escalation: EscalationConfig | None = None,
     client_id: str = "caregiver-test",
+    database: str | None = None,
 ) -> CaregiverConfig:
+    """A service config on ``broker``; its database is ``database`` (the ``caregiver_db``
+    fixture: a SQLite file or a PostgreSQL URL), else a SQLite file in ``tmp_path``."""
     return CaregiverConfig(
         server=ServerConfig(
             host="127.0.0.1",
             port=0,
-            database=str(tmp_path / "caregiver.db"),
+            database=database or str(tmp_path / "caregiver.db"),
             public_url="http://dash.example",
             login_attempts=3,
         ),

@@ -198,8 +198,8 @@ def test_a_failing_migration_leaves_the_database_as_it_was(
 # ----------------------------------------------------------------- transactions
 
 
-def test_a_transaction_that_raises_stores_nothing(tmp_path: Path) -> None:
-    store = Store(tmp_path / "caregiver.db")
+def test_a_transaction_that_raises_stores_nothing(caregiver_db: str) -> None:
+    store = Store(caregiver_db)
     event = NewEvent(
         id="f0" * 16,
         device_id="treadmill-1",

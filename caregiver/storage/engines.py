@@ -163,6 +163,7 @@ class SqliteDatabase(Database):
         self._db.execute("BEGIN IMMEDIATE")
 
     def close(self) -> None:
+        self._closed = True
         self._db.close()
 
     def lock_schema(self) -> None:
@@ -246,12 +247,15 @@ class PostgresDatabase(Database):
     def __init__(self, url: str) -> None:
         self.url = url
         self.name = redacted(url)
+        self._closed = False
         self._db: psycopg.Connection[Any] = self._connect()
 
     def _connect(self) -> psycopg.Connection[Any]:
         return psycopg.connect(self.url, autocommit=True, connect_timeout=10)
 
     def _connection(self) -> psycopg.Connection[Any]:
+        if self._closed:
+            raise psycopg.OperationalError("the store was closed")
         if self._db.broken or self._db.closed:
             self._db.close()
             self._db = self._connect()
@@ -271,6 +275,7 @@ class PostgresDatabase(Database):
             self.execute("ROLLBACK")
 
     def close(self) -> None:
+        self._closed = True
         self._db.close()
 
     def lock_schema(self) -> None:
