@@ -33,6 +33,7 @@ from caregiver.storage.engines import database_problem, engine_of
 from core import tomlschema
 from core.errors import ConfigError
 from core.mqttlink import BrokerLink
+from core.protocol.topics import share_group_problem
 
 Action = Literal["page", "page_unless_reset", "log"]
 """What an alert of one kind does: page at once; page only if the walker has not reset the
@@ -85,6 +86,13 @@ class CaregiverMqttConfig:
     session_expiry_s: int = 7 * 24 * 3600
     """How long the broker keeps the session and its queued events after a disconnect."""
     keepalive_s: int = 30
+    shared_group: str = ""
+    """Several instances of the service (each its own ``client_id``, all on one
+    ``postgresql://`` database) share the device streams through MQTT 5 shared subscriptions
+    (``$share/<group>/...``) when they name the same group here: the broker hands each event,
+    session summary, reply and telemetry message to one of them. Availability and state are
+    retained, and every instance subscribes to them itself. "" (the default): one instance
+    takes everything (docs/provider.md)."""
 
     def link(self) -> BrokerLink:
         """The connection settings, for :func:`core.mqttlink.make_client`."""
@@ -186,6 +194,10 @@ def _must_page(value: Any) -> str | None:
     return None if value == "page" else "must be 'page': falls and no-recovery alerts always page"
 
 
+def _share_group(value: Any) -> str | None:
+    return None if value == "" else share_group_problem(value)
+
+
 def _port(value: Any) -> str | None:
     return None if 0 <= value <= 65535 else "must be a TCP port (0-65535)"
 
@@ -198,6 +210,7 @@ _CHECKS: dict[str, typing.Callable[[Any], str | None]] = {
     "server.login_window_s": _positive,
     "mqtt.port": _port,
     "mqtt.session_expiry_s": _not_negative,
+    "mqtt.shared_group": _share_group,
     "policy.fall": _must_page,
     "policy.no_recovery": _must_page,
     "policy.reset_grace_s": _not_negative,

@@ -1,5 +1,5 @@
 """MQTT ingestion: every device's availability, state, events, telemetry, replies and
-guided-session summaries → SQLite.
+guided-session summaries → the store (SQLite, or PostgreSQL shared by several instances).
 
 The client connects with a fixed client id, ``clean_start=False`` and a session
 expiry (MQTT 5), so the broker keeps the subscriptions and queues QoS 1 events
@@ -14,6 +14,15 @@ broker that loses its queue cannot lose it. Events are keyed by id: a redelivery
 or a device's republication is stored once and raises no second alert, but is
 receipted again. Session summaries are keyed by session id the same way; one
 re-published for the same id (e.g. a later, fuller summary) replaces the row.
+
+Several instances on one PostgreSQL database share the streams through MQTT 5
+shared subscriptions (``[mqtt] shared_group``): the broker hands each message to
+one of them. The database keeps them honest where the broker cannot: an event
+redelivered to another instance (its first one died before acknowledging) waits
+on the first row with that id and is then stored by nobody; the retained
+availability and state, which every instance takes, change a device's row under
+its row lock, so an "offline while armed" alert is raised by the one transaction
+that saw the change.
 
 After each commit the change goes to ``on_change`` (the dashboard's live feed)
 and due notifications wake the notifier — neither waits on the network.
@@ -54,11 +63,13 @@ from core.protocol.messages import (
 from core.protocol.payloads import decode, decode_availability, encode, receipt_payload
 from core.protocol.topics import (
     CONSUMED_KINDS,
+    RETAINED_KINDS,
     BadTopic,
     TopicKind,
     Topics,
     all_devices,
     parse_topic,
+    shared,
 )
 
 log = logging.getLogger(__name__)
@@ -84,6 +95,7 @@ class Ingestor:
         self.on_change = on_change
         self.clock = clock
         self.prefix = config.mqtt.topic_prefix
+        self.subscriptions = subscriptions(self.prefix, config.mqtt.shared_group)
         self.messages = 0
         self.events_stored = 0
         self.duplicates = 0
@@ -300,7 +312,7 @@ class Ingestor:
             "connected to the broker (session %s)",
             "resumed" if flags.session_present else "new",
         )
-        client.subscribe([(all_devices(self.prefix, kind), 1) for kind in CONSUMED_KINDS])
+        client.subscribe([(topic_filter, 1) for topic_filter in self.subscriptions])
 
     def _on_subscribe(
         self,
@@ -311,8 +323,8 @@ class Ingestor:
         properties: Properties | None,
     ) -> None:
         refused = [
-            all_devices(self.prefix, kind)
-            for kind, rc in zip(CONSUMED_KINDS, reason_codes, strict=False)
+            topic_filter
+            for topic_filter, rc in zip(self.subscriptions, reason_codes, strict=False)
             if rc.is_failure
         ]
         if refused:
@@ -375,6 +387,18 @@ class Ingestor:
             qos=1,
         )
         return request_id
+
+
+def subscriptions(prefix: str, shared_group: str = "") -> list[str]:
+    """The topic filters the service subscribes to, one per consumed kind: with a
+    ``shared_group``, through MQTT 5 shared subscriptions (each message to one instance of the
+    group), save the retained kinds, which a broker sends only to plain subscriptions."""
+    return [
+        shared(shared_group, all_devices(prefix, kind))
+        if shared_group and kind not in RETAINED_KINDS
+        else all_devices(prefix, kind)
+        for kind in CONSUMED_KINDS
+    ]
 
 
 def _iso_now() -> str:

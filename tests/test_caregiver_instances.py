@@ -1,0 +1,112 @@
+"""Several caregiver instances on one PostgreSQL database and one Mosquitto (issue 16, item 2):
+MQTT 5 shared subscriptions hand each message to one instance, the database stores each
+event once however often it is delivered, and every instance knows every device's status."""
+
+from __future__ import annotations
+
+import dataclasses
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from caregiver.config import CaregiverConfig, parse_config
+from caregiver.ingest import subscriptions
+from caregiver.service import CaregiverService
+from core.errors import ConfigError
+from tests.caregiver_support import WAIT, SimDevice, make_config, running_service
+from tools.broker import Mosquitto
+from tools.pgcluster import PostgresCluster
+
+GROUP = "caregivers"
+
+
+def _instance(mosquitto: Mosquitto, tmp_path: Path, database: str, name: str) -> CaregiverConfig:
+    config = make_config(mosquitto, tmp_path / name, database=database, client_id=f"care-{name}")
+    return dataclasses.replace(config, mqtt=dataclasses.replace(config.mqtt, shared_group=GROUP))
+
+
+def _until(predicate: Callable[[], bool]) -> bool:
+    """Wait for state that two instances' threads reach (bounded; the predicate decides)."""
+    deadline = time.monotonic() + WAIT
+    pause = threading.Event()
+    while not predicate():
+        if time.monotonic() > deadline:
+            return False
+        pause.wait(0.02)
+    return True
+
+
+def test_shared_subscriptions_leave_the_retained_status_to_every_instance() -> None:
+    assert subscriptions("retroguard", "") == [
+        f"retroguard/+/{kind}"
+        for kind in ("availability", "state", "event", "telemetry", "reply", "session")
+    ]
+    assert subscriptions("retroguard", "care") == [
+        "retroguard/+/availability",
+        "retroguard/+/state",
+        "$share/care/retroguard/+/event",
+        "$share/care/retroguard/+/telemetry",
+        "$share/care/retroguard/+/reply",
+        "$share/care/retroguard/+/session",
+    ]
+
+
+def test_a_bad_share_group_is_a_clear_error() -> None:
+    with pytest.raises(ConfigError) as err:
+        parse_config({"mqtt": {"shared_group": "a/b"}}, "care.toml")
+    assert "care.toml: mqtt.shared_group: must not contain '/', '+' or '#'" in str(err.value)
+
+
+def test_two_instances_share_the_stream_and_store_each_event_once(
+    mosquitto: Mosquitto, tmp_path: Path, postgres_cluster: PostgresCluster
+) -> None:
+    url = postgres_cluster.new_database()
+    device = SimDevice(mosquitto, "treadmill-1")
+    device.online()  # retained: each instance must learn it on subscribing
+    a_config = _instance(mosquitto, tmp_path, url, "a")
+    b_config = _instance(mosquitto, tmp_path, url, "b")
+    with (
+        running_service(a_config, web=False, background=False) as a,
+        running_service(b_config, web=False, background=False) as b,
+    ):
+        instances: list[CaregiverService] = [a, b]
+        for s in instances:  # the retained availability and state reached both
+            assert s.ingestor.wait_for(lambda s=s: s.ingestor.messages >= 2)
+        sent = [
+            device.event("start", severity="info", state="STARTING", reason="monitor started")
+            for _ in range(20)
+        ]
+        for event in sent[:6]:  # the device republishes these (no receipt reached it, say)
+            device.event(
+                "start",
+                severity="info",
+                state="STARTING",
+                reason="monitor started",
+                event_id=event["id"],
+            )
+
+        def stored() -> int:
+            return sum(s.ingestor.events_stored for s in instances)
+
+        def duplicates() -> int:
+            return sum(s.ingestor.duplicates for s in instances)
+
+        assert _until(lambda: stored() + duplicates() == 26), (stored(), duplicates())
+        assert (stored(), duplicates()) == (20, 6)
+        assert a.store.event_count() == 20
+        assert {e.id for e in a.store.events_for("treadmill-1", 100)} == {e["id"] for e in sent}
+        # the broker shared the stream: each instance stored some of it
+        assert a.ingestor.events_stored > 0 and b.ingestor.events_stored > 0
+
+        # going offline while armed: both instances take the retained message, one alert
+        seen = [s.ingestor.messages for s in instances]
+        device.set_state("ARMED")
+        device.offline()
+        for s, before in zip(instances, seen, strict=True):
+            assert s.ingestor.wait_for(lambda s=s, n=before: s.ingestor.messages >= n + 2)
+        offline = [alert for alert in a.store.alerts("treadmill-1") if alert.kind == "offline"]
+        assert len(offline) == 1
+        device.close()
