@@ -5,10 +5,14 @@ event once however often it is delivered, and every instance knows every device'
 from __future__ import annotations
 
 import dataclasses
+import http.client
+import json
+import re
 import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -16,7 +20,7 @@ from caregiver.config import CaregiverConfig, parse_config
 from caregiver.ingest import subscriptions
 from caregiver.service import CaregiverService
 from core.errors import ConfigError
-from tests.caregiver_support import WAIT, SimDevice, make_config, running_service
+from tests.caregiver_support import WAIT, Http, SimDevice, make_config, running_service
 from tools.broker import Mosquitto
 from tools.pgcluster import PostgresCluster
 
@@ -110,3 +114,76 @@ def test_two_instances_share_the_stream_and_store_each_event_once(
         offline = [alert for alert in a.store.alerts("treadmill-1") if alert.kind == "offline"]
         assert len(offline) == 1
         device.close()
+
+
+class EventStream:
+    """A logged-in browser's ``/stream`` (server-sent events) on one instance."""
+
+    def __init__(self, port: int, cookies: dict[str, str]) -> None:
+        self.conn = http.client.HTTPConnection("127.0.0.1", port, timeout=WAIT)
+        cookie = "; ".join(f"{k}={v}" for k, v in cookies.items())
+        self.conn.request(
+            "GET", "/stream", headers={"accept": "text/event-stream", "cookie": cookie}
+        )
+        self.response = self.conn.getresponse()
+        assert self.response.status == 200
+
+    def next_message(self, kind: str) -> dict[str, Any]:
+        """The next ``data:`` message of this kind (the read times out after WAIT: a hang)."""
+        while True:
+            line = self.response.fp.readline().decode()
+            assert line, "the stream ended"
+            if line.startswith("data: "):
+                message: dict[str, Any] = json.loads(line[6:])
+                if message.get("kind") == kind:
+                    return message
+
+    def close(self) -> None:
+        self.conn.close()
+
+
+def test_a_caregiver_on_instance_b_sees_live_what_instance_a_ingested_and_stays_logged_in(
+    mosquitto: Mosquitto, tmp_path: Path, postgres_cluster: PostgresCluster
+) -> None:
+    """B takes no device messages at all (another topic prefix): everything its browser shows
+    live came from A through the database. The login made on A is valid on B (sessions and
+    CSRF tokens are rows in the shared database)."""
+    url = postgres_cluster.new_database()
+    a_config = make_config(mosquitto, tmp_path / "a", database=url, client_id="care-a")
+    b_config = make_config(mosquitto, tmp_path / "b", database=url, client_id="care-b")
+    b_config = dataclasses.replace(
+        b_config, mqtt=dataclasses.replace(b_config.mqtt, topic_prefix="elsewhere")
+    )
+    with (
+        running_service(a_config, background=False) as a,
+        running_service(b_config, background=False) as b,
+    ):
+        assert b.listener is not None and b.listener.listening.wait(WAIT)
+        browser = Http(a.port)
+        assert browser.login() == 303  # on A
+        browser.port = b.port  # the reverse proxy sends the next requests to B
+        status, _, page = browser.request("GET", "/")
+        assert status == 200 and "Treadmills" in page
+        stream = EventStream(b.port, browser.cookies)
+        try:
+            assert _until(lambda: b.hub.clients == 1)
+            device = SimDevice(mosquitto, "treadmill-1")
+            device.online()
+            fall = device.fall()
+            message = stream.next_message("event")
+            assert message["event"]["id"] == fall["id"]
+            assert message["device_name"] == "Dad's treadmill"
+            assert b.ingestor.events_stored == 0 and a.ingestor.events_stored == 1
+            # acknowledging on B (CSRF token from B's page, session from A's login) works
+            _, _, event_page = browser.request("GET", f"/events/{fall['id']}")
+            token = re.search(r'name="csrf" value="([^"]+)"', event_page)
+            assert token is not None
+            status, _, _ = browser.request(
+                "POST", f"/events/{fall['id']}/ack", {"csrf": token.group(1)}
+            )
+            assert status == 303
+            stored = a.store.event(fall["id"])
+            assert stored is not None and stored.acked_by == "ann"
+            device.close()
+        finally:
+            stream.close()

@@ -7,7 +7,7 @@ URL, for providers running several instances), through :mod:`.engines`;
 :mod:`.schema` owns the tables and their versioned migrations, one path for both.
 """
 
-from caregiver.storage.engines import database_problem, engine_of, redacted
+from caregiver.storage.engines import Listener, database_problem, engine_of, redacted
 from caregiver.storage.faults import StorageFault
 from caregiver.storage.records import (
     OPEN_STATUSES,
@@ -39,6 +39,7 @@ __all__ = [
     "DeviceStatus",
     "Incident",
     "LastEvent",
+    "Listener",
     "LoginSession",
     "NewEvent",
     "PendingNotification",

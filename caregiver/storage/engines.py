@@ -15,17 +15,26 @@ connection, used by one thread at a time.
 from __future__ import annotations
 
 import functools
+import logging
 import re
 import sqlite3
+import threading
 import urllib.parse
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, Literal, Protocol
 
 import psycopg
 import psycopg.conninfo
 
+log = logging.getLogger(__name__)
+
 Engine = Literal["sqlite", "postgresql"]
+
+CHANGES_CHANNEL = "retroguard_changes"
+"""The PostgreSQL notification channel on which instances tell each other what they changed."""
+NOTIFY_LIMIT = 7900
+"""PostgreSQL refuses a notification payload of 8000 bytes or more."""
 
 POSTGRES_SCHEMES = ("postgresql", "postgres")
 
@@ -138,6 +147,11 @@ class Database:
 
     def size_bytes(self) -> int:
         raise NotImplementedError
+
+    # ----------------------------------------------------- other instances
+
+    def announce(self, message: str) -> None:
+        """Tell the other instances on this database (none on SQLite)."""
 
 
 class SqliteDatabase(Database):
@@ -317,6 +331,53 @@ class PostgresDatabase(Database):
     def size_bytes(self) -> int:
         (size,) = self.execute("SELECT pg_database_size(current_database())").fetchone()
         return int(size)
+
+    def announce(self, message: str) -> None:
+        if len(message.encode()) <= NOTIFY_LIMIT:
+            self.execute("SELECT pg_notify(?, ?)", (CHANGES_CHANNEL, message))
+
+
+class Listener:
+    """A thread that hears what the other instances :meth:`~Database.announce` on a PostgreSQL
+    database (``LISTEN``, its own connection) and hands each message to ``on_message``.
+
+    A dropped connection is opened again after a second; what was announced meanwhile is
+    not heard (a browser shows it on its next reload).
+    """
+
+    def __init__(self, url: str, on_message: Callable[[str], None]) -> None:
+        self._url = url
+        self._on_message = on_message
+        self._stop = threading.Event()
+        self.listening = threading.Event()
+        """Set while the LISTEN is in place (tests wait for it)."""
+        self._thread = threading.Thread(target=self._run, name="caregiver-listen", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                with psycopg.connect(self._url, autocommit=True, connect_timeout=10) as db:
+                    db.execute(f"LISTEN {CHANGES_CHANNEL}")
+                    self.listening.set()
+                    while not self._stop.is_set():
+                        for note in db.notifies(timeout=0.5):
+                            self._deliver(note.payload)
+            except psycopg.Error as exc:
+                self.listening.clear()
+                log.warning("listening for other instances' changes failed: %s (again in 1 s)", exc)
+                self._stop.wait(1.0)
+        self.listening.clear()
+
+    def _deliver(self, payload: str) -> None:
+        try:
+            self._on_message(payload)
+        except Exception:
+            log.exception("could not handle another instance's change")
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(5)
 
 
 def open_database(target: str | Path) -> Database:

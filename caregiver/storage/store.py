@@ -20,7 +20,7 @@ import json
 import logging
 import math
 import threading
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,6 +29,7 @@ from typing import Any
 from caregiver.storage.engines import (
     Cursor,
     Database,
+    Listener,
     PostgresDatabase,
     SqliteDatabase,
     open_database,
@@ -719,6 +720,28 @@ class Store:
     def close(self) -> None:
         with self._lock:
             self._db.close()
+
+    # ----------------------------------------------------- other instances
+
+    @property
+    def shared(self) -> bool:
+        """Other instances may use this database too (PostgreSQL): changes are announced."""
+        return isinstance(self._db, PostgresDatabase)
+
+    def announce(self, message: str) -> None:
+        """Tell every other instance on this database ``message`` (a no-op on SQLite);
+        a failure is logged, never raised: the change itself is committed."""
+        try:
+            with self._lock, _as_storage_fault(self._db):
+                self._db.announce(message)
+        except StorageFault as exc:
+            log.warning("could not announce a change to the other instances: %s", exc)
+
+    def listen(self, on_message: Callable[[str], None]) -> Listener | None:
+        """Hear what the other instances announce (a thread; None on SQLite)."""
+        if not isinstance(self._db, PostgresDatabase):
+            return None
+        return Listener(self._db.url, on_message)
 
     @contextmanager
     def transaction(self) -> Iterator[Transaction]:
