@@ -5,7 +5,8 @@
                           │ in the same transaction
                           ▼
                       Alerting ─► notifications rows ─► Notifier thread ─► Apprise
- ticker thread (1 s) ─► Alerting.tick (escalation, held stumbles)
+ ticker thread (1 s) ─► Alerting.tick (escalation, held stumbles)   } only on the holder of
+ Notifier thread ─► due notifications                                 } the escalation lease
  uvicorn thread ─► Starlette app (web.py, routes/) ─► worker threads ─► Store
  on PostgreSQL: on_change ─► NOTIFY ─► every other instance's listener thread ─► its LiveFeed
 ```
@@ -33,6 +34,7 @@ from caregiver.changes import Change, DeviceChanged, EventStored, decode, encode
 from caregiver.config import CaregiverConfig
 from caregiver.hub import Hub
 from caregiver.ingest import Ingestor
+from caregiver.lease import Lease
 from caregiver.notify import Notifier, Sender, apprise_send
 from caregiver.retention import RetentionSweeper
 from caregiver.storage import Listener, Store
@@ -55,8 +57,11 @@ class CaregiverService:
         self.instance = secrets.token_hex(8)
         """This process among the instances sharing a database (its own changes come back)."""
         self.listener: Listener | None = None
-        self.notifier = Notifier(self.store, config, clock, send)
-        self.alerting = Alerting(self.store, config, clock, self.notifier.wake)
+        self.lease = Lease(self.store, self.instance, clock)
+        self.notifier = Notifier(self.store, config, clock, send, may_send=self.lease.held)
+        self.alerting = Alerting(
+            self.store, config, clock, self.notifier.wake, may_escalate=self.lease.held
+        )
         self.accounts = Accounts(self.store)
         self.limiter = LoginThrottle(config.server.login_attempts, config.server.login_window_s)
         self.hub = Hub()
@@ -84,6 +89,7 @@ class CaregiverService:
         decoded = decode(message)
         if decoded is not None and decoded[0] != self.instance:
             self._feed.publish(decoded[1])
+            self.notifier.wake()  # its ingest may have queued pages this instance sends
 
     def device_name(self, device_id: str) -> str:
         return self.alerting.device_name(device_id)

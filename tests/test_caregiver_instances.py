@@ -16,11 +16,20 @@ from typing import Any
 
 import pytest
 
-from caregiver.config import CaregiverConfig, parse_config
+from caregiver.config import CaregiverConfig, Contact, EscalationConfig, parse_config
 from caregiver.ingest import subscriptions
 from caregiver.service import CaregiverService
+from caregiver.storage import Store
 from core.errors import ConfigError
-from tests.caregiver_support import WAIT, Http, SimDevice, make_config, running_service
+from tests.caregiver_support import (
+    WAIT,
+    FakeClock,
+    Http,
+    Receiver,
+    SimDevice,
+    make_config,
+    running_service,
+)
 from tools.broker import Mosquitto
 from tools.pgcluster import PostgresCluster
 
@@ -187,3 +196,74 @@ def test_a_caregiver_on_instance_b_sees_live_what_instance_a_ingested_and_stays_
             device.close()
         finally:
             stream.close()
+
+
+def test_a_lease_is_held_by_one_instance_until_it_runs_out(caregiver_db: str) -> None:
+    store = Store(caregiver_db)
+    try:
+        assert store.hold_lease("escalation", "a", 100.0, 110.0)
+        assert not store.hold_lease("escalation", "b", 105.0, 115.0)  # a's runs to 110
+        assert store.hold_lease("escalation", "a", 109.0, 119.0)  # a renews
+        assert not store.hold_lease("escalation", "b", 118.0, 128.0)
+        assert store.lease_holder("escalation", 118.0) == "a"
+        assert store.hold_lease("escalation", "b", 119.5, 129.5)  # a stopped renewing
+        assert not store.hold_lease("escalation", "a", 120.0, 130.0)
+        assert store.lease_holder("escalation", 120.0) == "b"
+    finally:
+        store.close()
+
+
+def test_two_instances_page_once_and_escalation_goes_on_when_its_holder_is_lost(
+    mosquitto: Mosquitto, tmp_path: Path, postgres_cluster: PostgresCluster
+) -> None:
+    """Both instances try to escalate and to send, as their threads would every second; the
+    lease lets one of them. When that one is gone, the other takes over once the lease has
+    run out and carries on from the rows: the reminder, then the next contact."""
+    url = postgres_cluster.new_database()
+    receiver = Receiver()
+    clock = FakeClock()
+    contacts = (
+        Contact(name="Ann", urls=(receiver.url("ann"),)),
+        Contact(name="Bob", urls=(receiver.url("bob"),)),
+    )
+    escalation = EscalationConfig(ack_timeout_s=300, resends=1, retry_s=10, max_attempts=3)
+    services = []
+    for name in ("a", "b"):
+        config = _instance(mosquitto, tmp_path, url, name)
+        config = dataclasses.replace(config, contacts=contacts, escalation=escalation)
+        service = CaregiverService(config, clock=clock)
+        service.start(web=False, background=False)
+        assert service.ingestor.connected.wait(WAIT)
+        services.append(service)
+    a, b = services
+    try:
+        device = SimDevice(mosquitto, "treadmill-1")
+        device.online()
+        fall = device.fall()
+        assert _until(lambda: a.store.event(fall["id"]) is not None)
+
+        def rounds() -> tuple[int, int]:
+            """One escalation tick and one delivery round on each instance, A first."""
+            ticks = a.alerting.tick() + b.alerting.tick()
+            sent = a.notifier.deliver_due() + b.notifier.deliver_due()
+            return ticks, sent
+
+        assert rounds() == (0, 1)  # the fall paged Ann once
+        assert a.store.lease_holder("escalation", clock()) == a.instance
+        clock.advance(300)
+        assert rounds() == (1, 1)  # one reminder to Ann, from A
+        assert [m["path"] for m in receiver.messages] == ["/ann", "/ann"]
+
+        a.stop()  # A is lost
+        clock.advance(5)
+        assert b.alerting.tick() == 0 and b.notifier.deliver_due() == 0  # A's lease runs
+        clock.advance(300)
+        assert b.alerting.tick() == 1  # B took the lease: on to Bob
+        assert b.notifier.deliver_due() == 1
+        assert [m["path"] for m in receiver.messages] == ["/ann", "/ann", "/bob"]
+        assert receiver.messages[2]["message"].startswith("ESCALATED")
+        device.close()
+    finally:
+        for service in services:
+            service.stop()
+        receiver.close()

@@ -183,6 +183,18 @@ MIGRATIONS: tuple[Migration, ...] = (
 )""",
         ),
     ),
+    Migration(
+        3,
+        "leases (docs/provider.md): which of several instances on one database runs the "
+        "escalation timers and sends the notifications, until when",
+        (
+            """CREATE TABLE leases (
+    name TEXT PRIMARY KEY,
+    holder TEXT NOT NULL,          -- the instance that holds it
+    expires_at REAL NOT NULL       -- unless renewed by then, another instance may take it
+)""",
+        ),
+    ),
 )
 """Every schema change in order; ``MIGRATIONS[i]`` takes a database from version i to i + 1."""
 

@@ -584,6 +584,28 @@ class Transaction:
     def end_login_session(self, token_hash: str) -> None:
         self._db.execute("DELETE FROM sessions WHERE token_hash = ?", (token_hash,))
 
+    # -------------------------------------------------------------- leases
+
+    def hold_lease(self, name: str, holder: str, now: float, until: float) -> bool:
+        """Take the lease ``name`` for ``holder`` until ``until``, or renew it: True when
+        ``holder`` has it now; False while another holder's lease runs (past ``now``).
+        Two instances asking at once: the database's row lock makes one of them wait and
+        then see the other's lease."""
+        row = self._db.execute(
+            "INSERT INTO leases (name, holder, expires_at) VALUES (?, ?, ?) "
+            "ON CONFLICT (name) DO UPDATE SET holder = excluded.holder, "
+            "expires_at = excluded.expires_at "
+            "WHERE leases.holder = excluded.holder OR leases.expires_at < ? RETURNING holder",
+            (name, holder, until, now),
+        ).fetchone()
+        return row is not None
+
+    def lease_holder(self, name: str, now: float) -> str | None:
+        row = self._db.execute(
+            "SELECT holder FROM leases WHERE name = ? AND expires_at >= ?", (name, now)
+        ).fetchone()
+        return str(row[0]) if row else None
+
     # ----------------------------------------------------------- retention
 
     def prune(
@@ -895,6 +917,16 @@ class Store:
     def drop_notification(self, notification_id: int, reason: str) -> None:
         with self._statement() as ops:
             ops.drop_notification(notification_id, reason)
+
+    # -------------------------------------------------------------- leases
+
+    def hold_lease(self, name: str, holder: str, now: float, until: float) -> bool:
+        with self._statement() as ops:
+            return ops.hold_lease(name, holder, now, until)
+
+    def lease_holder(self, name: str, now: float) -> str | None:
+        with self._statement() as ops:
+            return ops.lease_holder(name, now)
 
     # ------------------------------------------------- users and logins
 
