@@ -18,6 +18,7 @@ server-sent-events feed) against a real Mosquitto, with N simulated devices
 Target: event-to-browser p99 < 1 s with 50 devices.
 
     .venv/bin/python benchmarks/caregiver.py [--devices 50] [--events 10] [--backlog 5000]
+        [--engine sqlite|postgresql]
 """
 
 from __future__ import annotations
@@ -49,6 +50,7 @@ from caregiver.config import CaregiverConfig, CaregiverMqttConfig, ServerConfig 
 from caregiver.headless import CHROMIUM, launch_chromium  # noqa: E402
 from caregiver.service import CaregiverService  # noqa: E402
 from tools.broker import Mosquitto  # noqa: E402
+from tools.pgcluster import PostgresCluster  # noqa: E402
 
 PASSWORD = "benchmark-password"
 
@@ -184,6 +186,12 @@ def main() -> int:
     ap.add_argument("--telemetry-interval", type=float, default=1.0)
     ap.add_argument("--backlog", type=int, default=5000)
     ap.add_argument("--no-browser", action="store_true", help="measure with a raw SSE client")
+    ap.add_argument(
+        "--engine",
+        choices=("sqlite", "postgresql"),
+        default="sqlite",
+        help="the service's database: a SQLite file, or a throwaway local PostgreSQL cluster",
+    )
     args = ap.parse_args()
 
     work = Path(tempfile.mkdtemp(prefix="retroguard-bench-caregiver-"))
@@ -191,8 +199,14 @@ def main() -> int:
     # drops the rest; a service taking a 5,000-message burst needs more (docs/caregiver.md).
     broker = Mosquitto(persistence=False, extra_config="max_queued_messages 0")
     broker.start()
+    cluster: PostgresCluster | None = None
+    database = str(work / "caregiver.db")
+    if args.engine == "postgresql":
+        cluster = PostgresCluster()
+        cluster.start()
+        database = cluster.new_database("bench")
     config = CaregiverConfig(
-        server=ServerConfig(host="127.0.0.1", port=0, database=str(work / "caregiver.db")),
+        server=ServerConfig(host="127.0.0.1", port=0, database=database),
         mqtt=CaregiverMqttConfig(host=broker.host, port=broker.port, client_id="bench-caregiver"),
     )
     service = CaregiverService(config)
@@ -298,7 +312,7 @@ def main() -> int:
     taken = service.ingestor.messages - before
 
     print(
-        f"caregiver benchmark: {args.devices} devices, "
+        f"caregiver benchmark ({args.engine}): {args.devices} devices, "
         f"telemetry every {args.telemetry_interval:g} s each "
         f"({telemetry_sent[0]} sent during the run)"
     )
@@ -328,6 +342,8 @@ def main() -> int:
         d.close()
     service.stop()
     broker.cleanup()
+    if cluster is not None:
+        cluster.cleanup()
     ok = bool(latencies) and len(latencies) == n_events and percentile(latencies, 99) < 1000
     return 0 if ok else 1
 
