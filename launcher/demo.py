@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import io
+import logging
 import socket
 import sys
 import tempfile
@@ -39,7 +40,7 @@ from tools.broker import BrokerError, Mosquitto, mosquitto_available
 from tools.session_demo import CuePrinter
 
 if TYPE_CHECKING:
-    from caregiver.demo import DemoCaregiver
+    from caregiver.demo import DemoCaregiverProcess
 
 ARM_AT_S = 1.5
 """The walker's helper presses reset once the IMU has settled."""
@@ -316,7 +317,7 @@ def run_demo(
         f"Event store: {database}\n"
     )
     with contextlib.ExitStack() as stack:
-        dashboard: DemoCaregiver | None = None
+        dashboard: DemoCaregiverProcess | None = None
         broker = _start_broker(out) if broker_ok else None
         if broker is not None:
             stack.callback(broker.cleanup)
@@ -343,12 +344,18 @@ def run_demo(
         return code
 
 
-def _start_dashboard(broker: Mosquitto, workdir: Path, out: TextIO) -> DemoCaregiver | None:
-    """The caregivers' side of the story: the dashboard, subscribed to the demo's broker."""
-    try:
-        from caregiver.demo import start_demo_caregiver
+def _start_dashboard(broker: Mosquitto, workdir: Path, out: TextIO) -> DemoCaregiverProcess | None:
+    """The caregivers' side of the story: the dashboard, subscribed to the demo's broker.
 
-        dashboard = start_demo_caregiver(broker.host, broker.port, workdir / "caregiver")
+    In its own process, as installed: its CPU never competes with the loop for the GIL.
+    """
+    try:
+        from caregiver.demo import spawn_demo_caregiver
+
+        level = logging.getLogger().getEffectiveLevel()
+        dashboard = spawn_demo_caregiver(
+            broker.host, broker.port, workdir / "caregiver", log_level=level
+        )
     except Exception as exc:  # the monitor demo still runs without the dashboard
         out.write(f"Caregiver dashboard: could not start ({type(exc).__name__}: {exc}).\n")
         return None

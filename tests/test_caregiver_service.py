@@ -466,6 +466,24 @@ def test_a_failing_notifier_is_retried_and_never_blocks_ingestion(
         service.stop()
 
 
+def test_the_demo_runs_the_caregiver_in_its_own_process_and_stops_it(
+    mosquitto: Mosquitto, tmp_path: Path
+) -> None:
+    from caregiver.demo import spawn_demo_caregiver
+
+    demo = spawn_demo_caregiver(mosquitto.host, mosquitto.port, tmp_path / "care")
+    try:
+        assert demo.exitcode is None  # running, elsewhere
+        client = Http(int(demo.url.rsplit(":", 1)[1]))
+        assert client.login(demo.username, demo.password) == 303
+        status, _, page = client.request("GET", "/")
+        assert status == 200 and "Treadmills" in page
+    finally:
+        demo.stop()
+    assert demo.exitcode == 0
+    assert (tmp_path / "care" / "caregiver.db").exists()
+
+
 def test_demo_caregiver_serves_the_dashboard_with_the_printed_login(
     mosquitto: Mosquitto, tmp_path: Path
 ) -> None:
