@@ -21,6 +21,7 @@ from caregiver.ingest import subscriptions
 from caregiver.service import CaregiverService
 from caregiver.storage import Store
 from core.errors import ConfigError
+from core.protocol.topics import TopicKind, all_devices, shared
 from tests.caregiver_support import (
     WAIT,
     FakeClock,
@@ -30,6 +31,7 @@ from tests.caregiver_support import (
     make_config,
     running_service,
 )
+from tests.mqtt_helpers import subscriber
 from tools.broker import Mosquitto
 from tools.pgcluster import PostgresCluster
 
@@ -267,3 +269,24 @@ def test_two_instances_page_once_and_escalation_goes_on_when_its_holder_is_lost(
         for service in services:
             service.stop()
         receiver.close()
+
+
+def test_the_documented_acl_lets_a_caregiver_account_share_the_event_stream() -> None:
+    """docs/provider.md: the ACL of docs/mqtt/mosquitto.acl needs no change for $share."""
+    acl = (Path(__file__).resolve().parent.parent / "docs/mqtt/mosquitto.acl").read_text()
+    broker = Mosquitto(users={"caregiver": "pw-c", "treadmill-1": "pw-d"}, acl=acl)
+    broker.start()
+    try:
+        with subscriber(
+            broker,
+            [shared(GROUP, all_devices("retroguard", TopicKind.EVENT))],
+            username="caregiver",
+            password="pw-c",
+        ) as caregiver:
+            device = SimDevice(broker, "treadmill-1", username="treadmill-1", password="pw-d")
+            event = device.fall()
+            assert caregiver.wait_events(1)
+            assert caregiver.event_ids() == [event["id"]]
+            device.close()
+    finally:
+        broker.cleanup()
