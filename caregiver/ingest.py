@@ -329,6 +329,12 @@ class Ingestor:
         ]
         if refused:
             log.error("the broker refused the subscriptions %s (check its ACL)", ", ".join(refused))
+        else:
+            group = self.config.mqtt.shared_group
+            log.info(
+                "subscribed to every device%s",
+                f" (sharing the streams with group {group!r})" if group else "",
+            )
         self.connected.set()
 
     def _on_disconnect(
