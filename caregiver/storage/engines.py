@@ -15,7 +15,9 @@ connection, used by one thread at a time.
 from __future__ import annotations
 
 import functools
+import json
 import logging
+import queue
 import re
 import sqlite3
 import threading
@@ -147,11 +149,6 @@ class Database:
 
     def size_bytes(self) -> int:
         raise NotImplementedError
-
-    # ----------------------------------------------------- other instances
-
-    def announce(self, message: str) -> None:
-        """Tell the other instances on this database (none on SQLite)."""
 
 
 class SqliteDatabase(Database):
@@ -332,9 +329,63 @@ class PostgresDatabase(Database):
         (size,) = self.execute("SELECT pg_database_size(current_database())").fetchone()
         return int(size)
 
+
+class Announcer:
+    """Sends this instance's messages to the others (``NOTIFY``) from a thread of its own, on
+    a connection of its own: the committing thread (ingest) only queues them, and a burst
+    goes out as a few notifications, each a JSON list of as many messages as fit.
+
+    A message that cannot be sent (the server is down) is dropped after a warning: the
+    change itself is committed, and the other instances' browsers show it on reload.
+    """
+
+    def __init__(self, url: str) -> None:
+        self._url = url
+        self._queue: queue.SimpleQueue[str | None] = queue.SimpleQueue()
+        self._db: psycopg.Connection[Any] | None = None
+        self._thread = threading.Thread(target=self._run, name="caregiver-announce", daemon=True)
+        self._thread.start()
+
     def announce(self, message: str) -> None:
-        if len(message.encode()) <= NOTIFY_LIMIT:
-            self.execute("SELECT pg_notify(?, ?)", (CHANGES_CHANNEL, message))
+        if len(message.encode()) < NOTIFY_LIMIT - 8:
+            self._queue.put(message)
+
+    def _run(self) -> None:
+        while True:
+            first = self._queue.get()
+            if first is None:
+                break
+            batch, size, stop = [first], len(first.encode()), False
+            while True:  # what else is waiting, as long as it fits in one notification
+                try:
+                    more = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                if more is None:
+                    stop = True
+                    break
+                if size + len(more.encode()) + 4 * len(batch) > NOTIFY_LIMIT - 8:
+                    self._send(batch)
+                    batch, size = [], 0
+                batch.append(more)
+                size += len(more.encode())
+            self._send(batch)
+            if stop:
+                break
+        if self._db is not None:
+            self._db.close()
+
+    def _send(self, batch: list[str]) -> None:
+        try:
+            if self._db is None or self._db.broken or self._db.closed:
+                self._db = psycopg.connect(self._url, autocommit=True, connect_timeout=10)
+            self._db.execute("SELECT pg_notify(%s, %s)", (CHANGES_CHANNEL, json.dumps(batch)))
+        except psycopg.Error as exc:
+            log.warning("could not tell the other instances of %d changes: %s", len(batch), exc)
+
+    def stop(self) -> None:
+        self._queue.put(None)
+        self._thread.join(5)
 
 
 class Listener:
@@ -362,18 +413,27 @@ class Listener:
                     self.listening.set()
                     while not self._stop.is_set():
                         for note in db.notifies(timeout=0.5):
-                            self._deliver(note.payload)
+                            self._deliver_batch(note.payload)
             except psycopg.Error as exc:
                 self.listening.clear()
                 log.warning("listening for other instances' changes failed: %s (again in 1 s)", exc)
                 self._stop.wait(1.0)
         self.listening.clear()
 
-    def _deliver(self, payload: str) -> None:
+    def _deliver_batch(self, payload: str) -> None:
         try:
-            self._on_message(payload)
-        except Exception:
-            log.exception("could not handle another instance's change")
+            batch = json.loads(payload)
+        except ValueError:
+            return  # not an Announcer's: someone else's NOTIFY on our channel
+        if not isinstance(batch, list):
+            return
+        for message in batch:
+            if not isinstance(message, str):
+                continue
+            try:
+                self._on_message(message)
+            except Exception:
+                log.exception("could not handle another instance's change")
 
     def stop(self) -> None:
         self._stop.set()

@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from caregiver.storage.engines import (
+    Announcer,
     Cursor,
     Database,
     Listener,
@@ -120,17 +121,22 @@ class Transaction:
     def set_state(
         self, device_id: str, state: str, reason: str, wall_time: str, now: float
     ) -> None:
-        self._touch(device_id, now)
+        """One statement (no transaction around it needed: one round trip on PostgreSQL)."""
         self._db.execute(
-            "UPDATE devices SET state = ?, state_reason = ?, state_time = ? WHERE device_id = ?",
-            (state, reason, wall_time, device_id),
+            "INSERT INTO devices (device_id, last_seen, state, state_reason, state_time) "
+            "VALUES (?, ?, ?, ?, ?) ON CONFLICT (device_id) DO UPDATE SET "
+            "last_seen = excluded.last_seen, state = excluded.state, "
+            "state_reason = excluded.state_reason, state_time = excluded.state_time",
+            (device_id, now, state, reason, wall_time),
         )
 
     def set_telemetry(self, device_id: str, telemetry: Mapping[str, Any], now: float) -> None:
-        self._touch(device_id, now)
+        """One statement, as :meth:`set_state`: telemetry is most of a fleet's messages."""
         self._db.execute(
-            "UPDATE devices SET telemetry = ? WHERE device_id = ?",
-            (json.dumps(_finite_only(telemetry)), device_id),
+            "INSERT INTO devices (device_id, last_seen, telemetry) VALUES (?, ?, ?) "
+            "ON CONFLICT (device_id) DO UPDATE SET last_seen = excluded.last_seen, "
+            "telemetry = excluded.telemetry",
+            (device_id, now, json.dumps(_finite_only(telemetry))),
         )
 
     def device(self, device_id: str) -> Device | None:
@@ -697,6 +703,7 @@ class Store:
         self.engine = self._db.engine
         self.name = self._db.name
         """The database as logs name it (a URL without its password)."""
+        self._announcer: Announcer | None = None
         try:
             with self._lock:
                 if isinstance(self._db, SqliteDatabase):
@@ -705,6 +712,8 @@ class Store:
         except BaseException:
             self._db.close()
             raise
+        if isinstance(self._db, PostgresDatabase):
+            self._announcer = Announcer(self._db.url)
 
     def _prepare_sqlite(self, db: SqliteDatabase) -> None:
         if db.name != ":memory:" and Path(db.name).exists() and Path(db.name).stat().st_size:
@@ -740,6 +749,9 @@ class Store:
             return self._db.size_bytes()
 
     def close(self) -> None:
+        if self._announcer is not None:
+            self._announcer.stop()
+            self._announcer = None
         with self._lock:
             self._db.close()
 
@@ -751,13 +763,11 @@ class Store:
         return isinstance(self._db, PostgresDatabase)
 
     def announce(self, message: str) -> None:
-        """Tell every other instance on this database ``message`` (a no-op on SQLite);
-        a failure is logged, never raised: the change itself is committed."""
-        try:
-            with self._lock, _as_storage_fault(self._db):
-                self._db.announce(message)
-        except StorageFault as exc:
-            log.warning("could not announce a change to the other instances: %s", exc)
+        """Tell every other instance on this database ``message`` (a no-op on SQLite). Only
+        queued here: a thread sends it (:class:`~caregiver.storage.engines.Announcer`), so the
+        committing thread never waits on it, and a failure is logged, never raised."""
+        if self._announcer is not None:
+            self._announcer.announce(message)
 
     def listen(self, on_message: Callable[[str], None]) -> Listener | None:
         """Hear what the other instances announce (a thread; None on SQLite)."""
@@ -791,12 +801,12 @@ class Store:
     def set_state(
         self, device_id: str, state: str, reason: str, wall_time: str, now: float
     ) -> None:
-        with self.transaction() as tx:
-            tx.set_state(device_id, state, reason, wall_time, now)
+        with self._statement() as ops:
+            ops.set_state(device_id, state, reason, wall_time, now)
 
     def set_telemetry(self, device_id: str, telemetry: Mapping[str, Any], now: float) -> None:
-        with self.transaction() as tx:
-            tx.set_telemetry(device_id, telemetry, now)
+        with self._statement() as ops:
+            ops.set_telemetry(device_id, telemetry, now)
 
     def devices(self) -> list[Device]:
         with self._statement() as ops:
