@@ -241,3 +241,33 @@ def test_psycopg_is_the_driver_behind_a_postgresql_url(postgres_cluster: Postgre
             store.close()
         row = witness.execute("SELECT id, received_at FROM events").fetchone()
     assert row == ("cd" * 16, 5.0)
+
+
+def test_a_burst_of_announcements_reaches_the_other_instance_whole_and_in_order(
+    postgres_cluster: PostgresCluster,
+) -> None:
+    """Announcements are batched into as few NOTIFYs as fit (8,000 bytes each): 500 of
+    them, some long, arrive one by one, none lost, none twice, in order."""
+    url = postgres_cluster.new_database()
+    sender = Store(url)
+    heard: list[str] = []
+    done = threading.Condition()
+
+    def on_message(message: str) -> None:
+        with done:
+            heard.append(message)
+            done.notify_all()
+
+    listener = sender.listen(on_message)
+    assert listener is not None
+    try:
+        assert listener.listening.wait(WAIT)
+        sent = [json.dumps({"n": i, "pad": "x" * (i % 7 * 300)}) for i in range(500)]
+        for message in sent:
+            sender.announce(message)
+        with done:
+            assert done.wait_for(lambda: len(heard) >= len(sent), WAIT), len(heard)
+        assert heard == sent
+    finally:
+        listener.stop()
+        sender.close()
