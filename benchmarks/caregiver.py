@@ -156,7 +156,8 @@ class SseClient:
 
     def _read(self) -> None:
         self.ready.set()
-        with contextlib.suppress(OSError, ValueError, http.client.HTTPException):
+        # AttributeError: http.client reading a response whose connection close() released
+        with contextlib.suppress(OSError, ValueError, AttributeError, http.client.HTTPException):
             self._lines()  # ends when the connection is closed at the end of the run
 
     def _lines(self) -> None:
