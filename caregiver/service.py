@@ -58,6 +58,11 @@ class CaregiverService:
         """This process among the instances sharing a database (its own changes come back)."""
         self.listener: Listener | None = None
         self.lease = Lease(self.store, self.instance, clock)
+        if config.mqtt.shared_group and not self.store.shared:
+            log.warning(
+                "[mqtt] shared_group is set but the database is a SQLite file: the instances "
+                "of a group need one postgresql:// database to share (docs/provider.md)"
+            )
         self.notifier = Notifier(self.store, config, clock, send, may_send=self.lease.held)
         self.alerting = Alerting(
             self.store, config, clock, self.notifier.wake, may_escalate=self.lease.held
