@@ -49,8 +49,9 @@ class SafetyConfig:
     """Bit-identical samples for this long mean a stuck sensor: FAULT."""
     healthy_before_arm_s: float = 0.5
     """The IMU must have delivered good samples for this long before arming is allowed."""
-    window_before_s: float = 3.0
-    """Seconds of IMU data kept with each stumble or fall event."""
+    window_before_s: float = 4.0
+    """Seconds of IMU before each stumble or fall in its recording (the ``window`` event sent
+    10 s after the trip, docs/incidents.md)."""
     contact_debounce_s: float = 0.1
     """How long the relay's contact, read back (gpio.relay_sense_wired), may disagree with
     the state before it is a FAULT: open while ARMED, or closed while released. It covers the
@@ -62,6 +63,14 @@ class SafetyConfig:
 class StorageConfig:
     database: str = "/var/lib/retroguard/retroguard.db"
     """SQLite event store (WAL). Relative paths are relative to the config file."""
+    keep_telemetry_days: float = 7.0
+    """Telemetry the broker never took is dropped after this many days (0: kept until sent)."""
+    keep_windows_days: float = 365.0
+    """The IMU recordings of trips (about 10 kB each) are deleted after this many days; the
+    events stay (0: forever). Nothing of an alert still waiting in the outbox is deleted."""
+    keep_events_days: float = 0.0
+    """Events (about 1 kB each) are deleted after this many days (0: forever). An alert still
+    waiting in the outbox for the broker or a caregiver service's receipt is never deleted."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -249,6 +258,9 @@ _CHECKS: dict[str, Callable[[Any], str | None]] = {
     "safety.healthy_before_arm_s": _positive,
     "safety.window_before_s": _positive,
     "safety.contact_debounce_s": _contact_debounce,
+    "storage.keep_telemetry_days": _not_negative,
+    "storage.keep_windows_days": _not_negative,
+    "storage.keep_events_days": _not_negative,
     "mqtt.port": _tcp_port,
     "mqtt.keepalive_s": _positive,
     "mqtt.reconnect_min_s": _positive,

@@ -45,6 +45,7 @@ from __future__ import annotations
 
 import logging
 import math
+import uuid
 from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -57,6 +58,7 @@ from firmware.config import SafetyConfig
 from firmware.contact import ContactWatch, Mismatch
 from firmware.detection.base import TRIPPING_KINDS, Detection, DetectionKind, Detector
 from firmware.fsm import TransitionTable
+from firmware.windows import KnowsImpact, KnowsUpright, Recording, WindowRecorder
 from hal.errors import ImuBusError, ImuError, ImuFifoOverflowError
 from hal.interfaces import Buzzer, Relay
 
@@ -255,9 +257,13 @@ class SafetyController:
         self._start_reason = start_reason
         self._arm_gate = arm_gate
         """Asked at each reset press: why a new walk may not be armed now (None: it may)."""
-        self._window: deque[ImuSample] = deque(
-            maxlen=max(1, int(config.window_before_s * sample_rate_hz))
+        self._recorder = WindowRecorder(
+            sample_rate_hz, limits.accel_g, limits.gyro_dps, before_s=config.window_before_s
         )
+        """The recent IMU, and the recordings around trips under way (docs/incidents.md)."""
+        self._upright = detector if isinstance(detector, KnowsUpright) else None
+        self._impact = detector if isinstance(detector, KnowsImpact) else None
+        self._incident: str | None = None
         self.state = SafetyState.STARTING
         self.reason = "starting"
         self.since = 0.0
@@ -280,6 +286,11 @@ class SafetyController:
         self._stall_s: float | None = None
         self._closed_since_armed = False
 
+    @property
+    def incident(self) -> str | None:
+        """The incident open now (from the first trip or fault until the walker re-arms)."""
+        return self._incident
+
     # ----------------------------------------------------------------- inputs
 
     def start(self, now: float) -> None:
@@ -296,7 +307,7 @@ class SafetyController:
             if problem is not None:
                 self._fault(problem.kind, problem.reason, now)
                 return
-            self._window.append(sample)
+            self._recorder.add(sample)
             self.samples_seen += 1
             try:
                 detections = self._detector.update(sample)
@@ -310,6 +321,8 @@ class SafetyController:
         if not batch:
             self.on_idle(now)
             return
+        if self._recorder.recording:
+            self._send_windows(self._recorder.take_done(now), now)
         self._last_good_at = now
         if self._healthy_since is None:
             self._healthy_since = now
@@ -329,6 +342,8 @@ class SafetyController:
         if silence > self._config.sample_timeout_s and self.state is not SafetyState.FAULT:
             reason = f"no IMU sample for {silence * 1000:.0f} ms"
             self._fault(FaultKind.IMU_SILENT, reason, now)
+        if self._recorder.recording:
+            self._send_windows(self._recorder.take_done(now), now)
         self._buzzer.update(now)
 
     def on_imu_error(self, error: ImuError, now: float) -> None:
@@ -357,13 +372,34 @@ class SafetyController:
         if refusal is not None:
             self._refuse_arming(f"cannot arm: alerts cannot be stored: {refusal}", now)
             return
+        # What is recorded goes out before the walk is armed: no recording is ever encoded
+        # while the relay is held.
+        self._send_windows(self._recorder.take_all(), now)
+        incident = self._incident
+        if incident is not None:
+            self._emit(
+                Event.now(
+                    EventType.OK,
+                    self._device_id,
+                    now,
+                    self.state,
+                    "I'm OK: the walker re-armed at the machine",
+                    incident=incident,
+                    by="walker",
+                )
+            )
         previous = self.state
         reason = f"armed by local reset from {previous}"
         if not self._enter(SafetyState.ARMED, LocalReset(), reason, now):
             return
         self._buzzer.stop()
         self._buzzer.play("chirp", now)
-        self._emit(Event.now(EventType.RESET, self._device_id, now, self.state, self.reason))
+        self._emit(
+            Event.now(
+                EventType.RESET, self._device_id, now, self.state, self.reason, incident=incident
+            )
+        )
+        self._incident = None  # re-armed: the incident is over
 
     def on_contact(self, closed: bool, now: float) -> None:
         """The relay's contact, read back once per loop iteration, against what was asked.
@@ -435,7 +471,12 @@ class SafetyController:
     def stop(self, now: float, reason: str = "monitor stopped") -> None:
         self._relay.release()
         self._buzzer.stop()
-        self._emit(Event.now(EventType.STOP, self._device_id, now, self.state, reason))
+        self._send_windows(self._recorder.take_all(), now)
+        self._emit(
+            Event.now(
+                EventType.STOP, self._device_id, now, self.state, reason, incident=self._incident
+            )
+        )
 
     # ---------------------------------------------------------------- helpers
 
@@ -539,22 +580,72 @@ class SafetyController:
         if tripping and self.state is SafetyState.ARMED:
             self._relay.release()
             self._tripped_at = now
+            self._open_incident()
             reason = f"{detection.kind.value}: {detection.reason}"
             self._enter(SafetyState.TRIPPED, Detected(detection.kind), reason, now)
         if tripping or detection.kind is DetectionKind.NO_RECOVERY:
             self._buzzer.play("alarm", now)
-        window = tuple(self._window) if tripping else ()
-        self._emit(
-            Event.now(
-                _DETECTION_EVENTS[detection.kind],
-                self._device_id,
-                now,
-                self.state,
-                detection.reason,
-                figures=detection.figures,
-                imu_window=window,
-            )
+        event = Event.now(
+            _DETECTION_EVENTS[detection.kind],
+            self._device_id,
+            now,
+            self.state,
+            detection.reason,
+            figures=detection.figures,
+            incident=self._incident,
         )
+        self._emit(event)
+        if tripping:
+            self._record_around(event, detection, now)
+
+    def _open_incident(self) -> None:
+        """A new incident at the first trip or fault; the one open stays open otherwise."""
+        if self._incident is None:
+            self._incident = uuid.uuid4().hex
+
+    def _record_around(self, event: Event, detection: Detection, now: float) -> None:
+        """Record the IMU around a stumble or fall, or mark it in the recording that holds it.
+
+        A fall confirmed within a recording under way (the stumble that
+        tripped before it) is marked there, with its landing: one plot tells
+        the story. Any other stumble or fall gets a recording of its own.
+        """
+        recorder = self._recorder
+        covering = recorder.covering(detection.t)
+        impact: float | None = None
+        if detection.kind is DetectionKind.FALL:
+            impact_g = detection.figures.get("impact_g")
+            if self._impact is not None:
+                impact = self._impact.impact_t  # the detector knows it: no search on the loop
+            elif impact_g is not None:
+                impact = recorder.impact_before(detection.t, impact_g)
+        if not covering:
+            upright = self._upright.upright if self._upright is not None else None
+            covering = [recorder.start(event, detection.t, now, upright)]
+        if detection.kind is DetectionKind.FALL:
+            for recording in covering:
+                recording.confirm = detection.t - recording.trip_t
+                if impact is not None:
+                    recording.impact = impact - recording.trip_t
+
+    def _send_windows(self, recordings: list[Recording], now: float) -> None:
+        """A ``window`` event for each recording: the IMU around its trip, in its incident."""
+        for recording in recordings:
+            trip = recording.trip
+            imu = self._recorder.finish(recording)
+            end = imu.start_s + imu.period_s * max(0, imu.count - 1)
+            self._emit(
+                Event.now(
+                    EventType.WINDOW,
+                    self._device_id,
+                    now,
+                    self.state,
+                    f"IMU {imu.start_s:+.1f} .. {end:+.1f} s around the {trip.type.value}",
+                    incident=trip.incident,
+                    of=trip.id,
+                    recording=imu,
+                )
+            )
 
     def _fault(self, kind: FaultKind, reason: str, now: float) -> None:
         self._relay.release()
@@ -572,8 +663,13 @@ class SafetyController:
         self._frozen_since = None
 
     def _announce_fault(self, reason: str, now: float) -> None:
+        self._open_incident()
         self._buzzer.play("fault", now)
-        self._emit(Event.now(EventType.FAULT, self._device_id, now, self.state, reason))
+        self._emit(
+            Event.now(
+                EventType.FAULT, self._device_id, now, self.state, reason, incident=self._incident
+            )
+        )
 
     def _enter(self, state: SafetyState, cause: Cause, reason: str, now: float) -> bool:
         """Go to ``state`` if :data:`SAFETY_TRANSITIONS` allows it; True if it did."""

@@ -41,13 +41,19 @@ def test_trip_reaches_the_caregiver_with_state_and_window(
 ) -> None:
     sub = Subscriber(mosquitto, [f"retroguard/{DEVICE}/#"])
     try:
-        tripped_rig(tmp_path, mosquitto)
+        rig = tripped_rig(tmp_path, mosquitto)
         assert sub.wait(lambda: any(b'"stumble"' in m.payload for m in sub.on("/event")))
         stumble = next(
             validate("event", m.payload) for m in sub.on("/event") if b'"stumble"' in m.payload
         )
         assert stumble["state"] == "TRIPPED"
-        assert len(stumble["imu_window"]["rows"]) > 100
+        rig.run_for(10.0)  # the IMU around the trip follows it, 10 s later, in a window event
+        assert sub.wait(lambda: any(b'"window"' in m.payload for m in sub.on("/event")))
+        window = next(
+            validate("event", m.payload) for m in sub.on("/event") if b'"window"' in m.payload
+        )
+        assert window["of"] == stumble["id"] and window["incident"] == stumble["incident"]
+        assert window["recording"]["count"] > 100
         assert sub.wait(
             lambda: any(json.loads(m.payload)["state"] == "TRIPPED" for m in sub.on("/state"))
         )

@@ -32,8 +32,9 @@ def test_demo_ends_tripped_with_relay_released(demo: object) -> None:
 def test_demo_events_tell_the_story(demo: object) -> None:
     kinds = [s.event.type for s in demo.events]  # type: ignore[attr-defined]
     assert kinds[0] is EventType.START and kinds[-1] is EventType.STOP
-    # armed, tripped by the stumble, re-armed, tripped by the fall, escalated
-    story = [k for k in kinds if k is not EventType.FALL]
+    # armed, tripped by the stumble, re-armed, tripped by the fall, escalated; each trip's IMU
+    # follows it in a window event, and each re-arming closes its incident ("I'm OK") first
+    story = [k for k in kinds if k not in (EventType.FALL, EventType.WINDOW, EventType.OK)]
     assert story == [
         EventType.START,
         EventType.RESET,
@@ -44,6 +45,7 @@ def test_demo_events_tell_the_story(demo: object) -> None:
         EventType.STOP,
     ]
     assert EventType.FALL in kinds
+    assert kinds.count(EventType.WINDOW) == 2 and kinds.count(EventType.OK) == 1
 
 
 def test_demo_trips_on_the_stumble_and_before_the_fall_impact(demo: object) -> None:
@@ -67,11 +69,17 @@ def test_relay_released_within_one_sample_of_each_trip(demo: object) -> None:
         for s in demo.events  # type: ignore[attr-defined]
         if s.event.type is EventType.STUMBLE
     ]
+    windows = {
+        s.event.of: s.event.recording
+        for s in demo.events  # type: ignore[attr-defined]
+        if s.event.type is EventType.WINDOW
+    }
     opens = [t for t, closed in hardware.history if not closed]
     assert len(opens) == len(trips) == 2
     for trip, opened in zip(trips, opens, strict=True):
         assert 0 <= opened - trip.t_monotonic <= PERIOD
-        assert len(trip.imu_window) > 0
+        recording = windows[trip.id]  # the trip's IMU, in the window event that follows it
+        assert recording is not None and recording.count > 0
 
 
 def test_record_then_replay_reports_the_fall(
@@ -158,6 +166,9 @@ def test_demo_reports_a_host_stall_and_carries_on(tmp_path: Path) -> None:
     result = run_session(demo_config(tmp_path / "events.db"), clock, on_started=stall_once)
     assert result.ok and result.final_state is SafetyState.TRIPPED
     kinds = [s.event.type for s in result.events]
+    # the re-arming press closes the fault's incident ("I'm OK") before it arms
+    assert kinds[3] is EventType.OK
+    kinds = [k for k in kinds if k is not EventType.OK]
     assert kinds[:4] == [EventType.START, EventType.RESET, EventType.FAULT, EventType.RESET]
     fault = result.events[2].event
     assert fault.reason.startswith("relay opened by its hold circuit while armed: the loop stalled")

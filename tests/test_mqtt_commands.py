@@ -17,6 +17,7 @@ from typing import Any
 
 import pytest
 
+from core.protocol.commands import Ack
 from core.protocol.events import Event
 from core.protocol.messages import DeviceHealth, DeviceState
 from core.samples import ImuSample
@@ -58,7 +59,8 @@ class Target:
     def request_silence(self) -> None:
         self.calls.append(("silence", None))
 
-    def acknowledge(self, event_id: str, by: str) -> Mapping[str, Any]:
+    def acknowledge(self, ack: Ack) -> Mapping[str, Any]:
+        event_id, by = ack.event_id, ack.by
         self.calls.append(("ack", (event_id, by)))
         if event_id == "latest":
             raise CommandError("no unacknowledged alert")
@@ -289,3 +291,37 @@ def test_ack_records_latest_alert_and_self_test_reports(
     assert not second["ok"] and "no unacknowledged alert" in second["error"]
     assert test["ok"] and test["result"]["checks"]["broker"]["ok"] is True
     assert reporter.outbox.acknowledged_by(fall_id) == "Ann"
+
+
+def test_one_ack_closes_the_incident_and_a_closed_event_says_who_and_how(
+    mosquitto: Mosquitto, reporter: MqttReporter, tripped: Rig
+) -> None:
+    trip = next(e for e in tripped.events if e.type.value == "fall")
+    assert trip.incident is not None
+    ack = {"id": "h1", "by": "home-assistant", "via": "home-assistant"}
+    again = {"id": "h2", "by": "Ann", "incident": trip.incident, "via": "dashboard"}
+    unknown = {"id": "h3", "by": "Ann", "incident": "0" * 32}
+    with subscriber(mosquitto, ["retroguard/tm1/reply", "retroguard/tm1/event"]) as sub:
+        for payload in (ack, again, unknown):
+            sub.client.publish("retroguard/tm1/cmd/ack", json.dumps(payload), qos=1)
+        assert sub.wait(lambda: len(sub.on("/reply")) == 3)
+        assert sub.wait(lambda: any(b'"closed"' in m.payload for m in sub.on("/event")))
+        first, second, third = (validate("reply", m.payload) for m in sub.on("/reply"))
+        closed = [
+            validate("event", m.payload) for m in sub.on("/event") if b'"closed"' in m.payload
+        ]
+    # The first ack (Home Assistant's button: "latest") closes the incident, once.
+    assert first["ok"] and first["result"]["incident"] == trip.incident
+    assert not first["result"]["already"] and first["result"]["via"] == "home-assistant"
+    (event,) = closed
+    assert event["incident"] == trip.incident and event["state"] == "TRIPPED"
+    assert (event["by"], event["via"]) == ("home-assistant", "home-assistant")
+    # The dashboard's ack of the same incident is told who closed it; nothing more is sent.
+    assert second["ok"] and second["result"]["already"]
+    assert (second["result"]["by"], second["result"]["via"]) == ("home-assistant", "home-assistant")
+    assert not third["ok"] and "no incident" in third["error"]
+    # Every alert of the incident counts as acknowledged, by whoever closed it.
+    assert reporter.outbox.acknowledged_by(trip.id) == "home-assistant"
+    # The belt stays stopped: closing is bookkeeping.
+    tripped.run(1.0)
+    assert tripped.controller.state is SafetyState.TRIPPED and not tripped.relay.holding

@@ -7,8 +7,10 @@ import subprocess
 import sys
 from pathlib import Path
 
-from core.protocol.events import EventType
+from core.protocol import payloads
+from core.protocol.events import Event, EventType
 from firmware.mqtt import MqttReporter
+from sim.recordings import fall_recording
 from tests.mqtt_helpers import WAIT, config_for, fall, info
 from tools.broker import Mosquitto
 from tools.watch import format_message
@@ -61,3 +63,33 @@ def test_format_handles_garbage() -> None:
     assert format_message("retroguard/tm1/event", b"\xff not json").startswith(" ")  # type: ignore[union-attr]
     assert format_message("retroguard", b"{}") is None
     assert format_message("retroguard/tm1/event", b"[1]") is None
+
+
+def test_watch_shows_the_incident_who_closed_it_and_the_recording() -> None:
+    incident = "ab" * 16
+    window = Event.now(
+        EventType.WINDOW,
+        "tm1",
+        12.0,
+        "TRIPPED",
+        "IMU",
+        incident=incident,
+        recording=fall_recording(),
+    )
+    closed = Event.now(
+        EventType.CLOSED,
+        "tm1",
+        13.0,
+        "TRIPPED",
+        "closed",
+        incident=incident,
+        by="Ann",
+        via="dashboard",
+    )
+    lines = [
+        format_message("retroguard/tm1/event", payloads.event_payload(e, i).encode())
+        for i, e in enumerate((window, closed), start=1)
+    ]
+    assert all(line is not None and "incident=abababab" in line for line in lines)
+    assert "[1400 IMU samples]" in str(lines[0])
+    assert "by Ann via dashboard" in str(lines[1])

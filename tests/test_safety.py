@@ -84,10 +84,13 @@ def test_detection_releases_within_one_sample(tmp_path: Path) -> None:
     assert rig.events()[-1] is EventType.STUMBLE
     stumble = rig.app.stored_events()[-1].event
     assert stumble.state == "TRIPPED" and stumble.figures == {"tilt_deg": 40.0}
-    assert len(stumble.imu_window) > 100  # the seconds before the trip, for plotting
     trip = rig.app.controller.transitions[-1]
     assert trip.cause == Detected(DetectionKind.STUMBLE) and trip.source is SafetyState.ARMED
     assert trip.reason == "stumble: test trip"  # the words stay as they were
+    rig.run_for(10.0)  # the IMU around the trip follows it, 10 s later, in a window event
+    (window,) = [s.event for s in rig.app.stored_events() if s.event.of == stumble.id]
+    assert window.recording is not None
+    assert window.recording.count > 100  # the seconds before the trip, for plotting
 
 
 def test_rearm_needs_a_press_after_the_trip(tmp_path: Path) -> None:

@@ -13,7 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from core.protocol.events import EventType
+from core.protocol.commands import Ack
+from core.protocol.events import Event, EventType
 from core.protocol.topics import Topics
 from firmware.storage.damage import MovedAside, move_aside, moved_aside_files
 from firmware.storage.database import FileDatabase, connect, transaction
@@ -23,10 +24,12 @@ from firmware.storage.faults import Trouble, trouble
 from firmware.storage.outbox import Outbox
 from firmware.storage.runs import begin_run, find_run
 from firmware.storage.sessions import load_sessions, write_session
+from sim.recordings import fall_recording
 from tests.storage_support import DAMAGE, FillableDisk, alert, damage
 from tests.test_session_record_format import RECORD
 
 TOPICS = Topics("retroguard", "tm-1")
+RECORDING = fall_recording()
 
 
 class Heard:
@@ -331,3 +334,58 @@ def test_a_file_database_is_what_tools_open(tmp_path: Path) -> None:
     assert db.write(lambda conn: begin_run(conn, "1", "t"))
     assert db.read(lambda conn: find_run(conn, "1", "t")) is not None
     db.close()
+
+
+def test_recordings_and_incidents_cross_into_memory_and_back(
+    tmp_path: Path, disk: FillableDisk
+) -> None:
+    """A trip's recording queued on the file is still published from memory; an incident
+    closed while in memory, and a recording made there, land on the file."""
+    clock = Clock()
+    path = tmp_path / "events.db"
+    db = opened(path, Heard(), clock=clock)
+    outbox = Outbox(db, TOPICS)
+    incident = "e" * 32
+    trip = Event.now(EventType.FALL, "tm-1", 1.0, "TRIPPED", "fall", incident=incident)
+    first = window_of(trip, 11.0)
+    outbox.enqueue_event(trip)
+    outbox.enqueue_event(first)
+
+    disk.fill()
+    second = window_of(trip, 12.0)  # too big for the full disk: memory from here
+    outbox.enqueue_event(second)
+    assert db.in_memory
+    assert sum('"recording"' in r.payload for r in outbox.fetch_after(0, 100)) == 2
+    done = outbox.close_incident(Ack(incident=incident, by="Ann", via="dashboard"), closed_by)
+    assert done.closed_event is not None and not done.already
+
+    disk.free()
+    clock.now += DISK_RETRY_S + 0.1
+    assert db.recover() and not db.in_memory
+    assert file_rows(path, "SELECT event_id FROM recordings ORDER BY event_id") == sorted(
+        [(first.id,), (second.id,)]
+    )
+    assert file_rows(path, "SELECT closed_by, closed_via FROM incidents") == [("Ann", "dashboard")]
+    with EventStore(path) as on_disk:
+        stored = {s.event.id: s.event for s in on_disk.events()}
+    assert stored[second.id].recording == second.recording
+    db.close()
+
+
+def window_of(trip: Event, t: float) -> Event:
+    return Event.now(
+        EventType.WINDOW,
+        "tm-1",
+        t,
+        "TRIPPED",
+        "IMU around the fall",
+        incident=trip.incident,
+        of=trip.id,
+        recording=RECORDING,
+    )
+
+
+def closed_by(incident: str, by: str, via: str) -> Event:
+    return Event.now(
+        EventType.CLOSED, "tm-1", 20.0, "TRIPPED", "closed", incident=incident, by=by, via=via
+    )

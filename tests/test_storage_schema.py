@@ -27,7 +27,16 @@ from launcher.cli import main
 
 ROOT = Path(__file__).resolve().parent.parent
 FIXTURE = ROOT / "tests" / "fixtures" / "device-3f29ca7.db"
-DEVICE_TABLES = ("events", "outbox", "event_acks", "sessions", "session_intervals", "runs")
+DEVICE_TABLES = (
+    "events",
+    "outbox",
+    "event_acks",
+    "sessions",
+    "session_intervals",
+    "runs",
+    "recordings",
+    "incidents",
+)
 TABLES_V1 = ("events", "outbox", "event_acks", "sessions", "session_intervals", "sqlite_sequence")
 SQL_ON_DEVICE_TABLES = re.compile(
     r"\b(?:FROM|INTO|UPDATE|JOIN|TABLE(?: IF NOT EXISTS)?|ON)\s+"
@@ -42,6 +51,8 @@ def old_copy(tmp_path: Path) -> Path:
 
 
 OUTBOX_V1_COLUMNS = "id, kind, priority, event_seq, topic, payload, queued_wall"
+EVENTS_V1_COLUMNS = "seq, id, device_id, type, severity, wall_time, body"
+V1_COLUMNS = {"outbox": OUTBOX_V1_COLUMNS, "events": EVENTS_V1_COLUMNS}
 
 
 def rows(db: Path) -> dict[str, list[tuple[object, ...]]]:
@@ -50,9 +61,7 @@ def rows(db: Path) -> dict[str, list[tuple[object, ...]]]:
     conn = sqlite3.connect(db)
     try:
         return {
-            t: conn.execute(
-                f"SELECT {OUTBOX_V1_COLUMNS if t == 'outbox' else '*'} FROM {t} ORDER BY rowid"
-            ).fetchall()
+            t: conn.execute(f"SELECT {V1_COLUMNS.get(t, '*')} FROM {t} ORDER BY rowid").fetchall()
             for t in TABLES_V1
         }
     finally:
@@ -183,7 +192,7 @@ def test_opening_an_up_to_date_file_again_changes_nothing(tmp_path: Path) -> Non
 
 def test_the_first_open_reports_the_migration_it_applied(tmp_path: Path) -> None:
     conn = sqlite3.connect(old_copy(tmp_path), isolation_level=None)
-    assert migrate(conn, "device.db") == (1, 2)
+    assert migrate(conn, "device.db") == (1, 2, 3)
     assert migrate(conn, "device.db") == ()
     conn.close()
 

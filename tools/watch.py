@@ -146,6 +146,12 @@ def _event_line(device: str, event: EventMessage) -> str:
         line += f" ({figures})"
     if event.imu_window is not None:
         line += f" [{len(event.imu_window.rows)} IMU samples]"
+    if event.recording is not None:
+        line += f" [{event.recording.count} IMU samples]"
+    if event.by is not None:
+        line += f" by {event.by}" + (f" via {event.via}" if event.via is not None else "")
+    if event.incident is not None:
+        line += f" incident={event.incident[:8]}"  # the lines of one incident read together
     return line + f" id={event.id}"
 
 

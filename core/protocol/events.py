@@ -16,6 +16,8 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
+import msgspec
+
 from core.samples import ImuSample
 
 SCHEMA_VERSION = 1
@@ -91,7 +93,18 @@ class Event:
     id: str = field(default_factory=lambda: uuid.uuid4().hex)
     figures: Mapping[str, float] = field(default_factory=dict)
     imu_window: tuple[ImuSample, ...] = ()
-    """Samples up to the detection (stumble and fall only), for plotting."""
+    """Samples up to the detection, for plotting: events from before incidents (a monitor now
+    sends a ``window`` event after each trip instead)."""
+    incident: str | None = None
+    """The incident this event belongs to (docs/incidents.md); None outside incidents."""
+    of: str | None = None
+    """``window``: the id of the trip event the recording is about."""
+    by: str | None = None
+    """``ok`` and ``closed``: who closed the incident."""
+    via: str | None = None
+    """``closed``: how (dashboard, home-assistant, ...)."""
+    recording: _messages.ImuRecording | None = None
+    """``window``: the IMU around the trip (int16 counts, zlib; :mod:`core.protocol.recording`)."""
 
     @classmethod
     def now(
@@ -103,6 +116,12 @@ class Event:
         reason: str,
         figures: Mapping[str, float] | None = None,
         imu_window: Sequence[ImuSample] = (),
+        *,
+        incident: str | None = None,
+        of: str | None = None,
+        by: str | None = None,
+        via: str | None = None,
+        recording: _messages.ImuRecording | None = None,
     ) -> Event:
         return cls(
             type=type,
@@ -114,6 +133,11 @@ class Event:
             wall_time=dt.datetime.now(dt.UTC).isoformat(timespec="milliseconds"),
             figures=dict(figures or {}),
             imu_window=tuple(imu_window),
+            incident=incident,
+            of=of,
+            by=by,
+            via=via,
+            recording=recording,
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -137,6 +161,13 @@ class Event:
                     [round(s.t - t0, 4), *(round(v, 3) for v in s[1:])] for s in self.imu_window
                 ],
             }
+        # Keys only grow, and only when set: an event without them is what it always was.
+        for key in ("incident", "of", "by", "via"):
+            value = getattr(self, key)
+            if value is not None:
+                data[key] = value
+        if self.recording is not None:
+            data["recording"] = msgspec.to_builtins(self.recording)
         return data
 
     def to_json(self) -> str:
@@ -161,8 +192,24 @@ class Event:
             id=str(data["id"]),
             figures={str(k): float(v) for k, v in data.get("figures", {}).items()},
             imu_window=tuple(window),
+            incident=_text(data.get("incident")),
+            of=_text(data.get("of")),
+            by=_text(data.get("by")),
+            via=_text(data.get("via")),
+            recording=None
+            if data.get("recording") is None
+            else msgspec.convert(data["recording"], _messages.ImuRecording),
         )
 
     @classmethod
     def from_json(cls, text: str) -> Event:
         return cls.from_dict(json.loads(text))
+
+
+def _text(value: object) -> str | None:
+    return None if value is None else str(value)
+
+
+# At the end, not the top: messages imports this module's enums, and the ``recording`` field's
+# type (resolved by msgspec when an Event is first encoded) lives there.
+from core.protocol import messages as _messages  # noqa: E402

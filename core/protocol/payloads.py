@@ -122,6 +122,11 @@ def event_message(event: Event, seq: int) -> EventMessage:
         imu_window=None
         if window is None
         else ImuWindow(columns=window["columns"], rows=[tuple(r) for r in window["rows"]]),
+        incident=event.incident,
+        of=event.of,
+        by=event.by,
+        via=event.via,
+        recording=event.recording,
     )
 
 

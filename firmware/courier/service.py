@@ -24,6 +24,11 @@ persisted, so it keeps them until they reach the disk.
 Runs: each monitor run is recorded at its hello and marked clean at its
 goodbye (:mod:`firmware.storage.runs`); a run that ended otherwise is
 reported once, by this courier when the loop vanishes, or by the next run's.
+
+Retention (:mod:`firmware.storage.retention`): the heartbeat thread deletes
+what the policy no longer keeps, a little at a time, and gives the space
+back to the card; a file from before incremental vacuum is converted once,
+at start, before anything else uses it (arming waits meanwhile).
 """
 
 from __future__ import annotations
@@ -50,6 +55,12 @@ from firmware.sinks import EventSink, LogSink, StoreSink
 from firmware.storage.damage import MovedAside
 from firmware.storage.events import EventStore
 from firmware.storage.fallback import FallbackDatabase
+from firmware.storage.retention import (
+    Retention,
+    RetentionPolicy,
+    enable_incremental_vacuum,
+    incremental_vacuum_enabled,
+)
 from firmware.storage.runs import begin_run, end_run, mark_reported, unreported_unclean_runs
 
 if TYPE_CHECKING:
@@ -122,6 +133,16 @@ class Courier:
             self.reporter.set_providers(telemetry=self._telemetry, self_test=self._self_test)
             persist = self.reporter.sink  # stores and queues in one transaction
         self._sinks: list[EventSink] = [persist, LogSink()]
+        storage = config.storage
+        self.retention = Retention(
+            self.db,
+            RetentionPolicy(
+                keep_telemetry_days=storage.keep_telemetry_days,
+                keep_windows_days=storage.keep_windows_days,
+                keep_events_days=storage.keep_events_days,
+            ),
+            paused=lambda: self.db.in_memory,
+        )
         self.sessions = SessionArchive(
             self.db,
             summary_topic=self.reporter.topics.session if self.reporter is not None else None,
@@ -136,6 +157,7 @@ class Courier:
 
     def run(self) -> None:
         """Serve until the loop closes the link; then drain and close."""
+        self._enable_incremental_vacuum()
         if self.reporter is not None:
             self.reporter.start()
         self._report_opening()
@@ -160,7 +182,10 @@ class Courier:
                 self.checks = {n: {"ok": c.ok, "detail": c.detail} for n, c in checks.items()}
                 self._alive()  # an answer per report: the loop hears us on its own clock
             case messages.SessionReport(record=record, final=final):
-                if self.sessions.save(record, final) and final:
+                saved = self.sessions.save(record, final)
+                if saved and self.reporter is not None:
+                    self.reporter.sessions_changed()  # the retained progress follows at once
+                if saved and final:
                     self._confirm([record.id])
             case messages.Goodbye(reason=reason):
                 log.info("monitor stopping: %s", reason)
@@ -228,12 +253,62 @@ class Courier:
                     next_probe = time.monotonic() + PROBE_S
                     self.db.probe()
                 self.db.recover()
+                self.retention.tick()
             except Exception:
-                log.exception("storage: probing or trying the disk again failed")
+                log.exception("storage: probing, trying the disk again or retention failed")
             if not self._alive():
                 return
 
     # ---------------------------------------------------------------- storage
+
+    def _enable_incremental_vacuum(self) -> None:
+        """Convert a file from before incremental vacuum, once, before anything else uses it.
+
+        A ``VACUUM`` rewrites the whole file and holds the write lock while it
+        does, so it runs here, before the publisher and the heartbeat start;
+        the loop hears that storage is not ready (arming waits) and that the
+        courier is alive. A failure (no room for the copy) leaves the file as
+        it was; it is tried again at the next start.
+        """
+        if self.db.in_memory:
+            return
+        path = self.db.path
+        try:
+            if self.db.read(incremental_vacuum_enabled):
+                return
+            megabytes = path.stat().st_size / 1e6
+        except Exception:
+            log.exception("storage: cannot read the vacuum mode of %s", path)
+            return
+        detail = (
+            f"compacting the device database once after an upgrade ({megabytes:.0f} MB): "
+            "arming waits until it is done"
+        )
+        log.warning("storage: %s", detail)
+        self.channel.send(messages.StorageHealth(False, detail))
+        done = threading.Event()
+
+        def tell_the_loop_we_are_alive() -> None:
+            while not done.wait(HEARTBEAT_S):
+                self._alive()
+
+        ticker = threading.Thread(target=tell_the_loop_we_are_alive, daemon=True)
+        ticker.start()
+        started = time.monotonic()
+        conn = sqlite3.connect(str(path), timeout=5.0, isolation_level=None)
+        try:
+            enable_incremental_vacuum(conn)
+            log.info(
+                "storage: %s converted to incremental vacuum in %.1f s",
+                path,
+                time.monotonic() - started,
+            )
+        except sqlite3.Error as exc:
+            log.error("storage: could not convert %s (tried at the next start): %s", path, exc)
+        finally:
+            conn.close()
+            done.set()
+            ticker.join()
 
     def _report_opening(self) -> None:
         opened = self.opened

@@ -135,6 +135,21 @@ class FallDetector:
         self._still_since: float | None = None
         self._upright_since: float | None = None
         self._no_recovery_sent = False
+        self._impact_t: float | None = None
+
+    @property
+    def upright(self) -> tuple[float, float, float] | None:
+        """The upright reference, read-only: sensor-frame "up" (where the accelerometer reads
+        +1 g) as learned while the wearer stood; None until the warm-up is over. The monitor
+        sends it with each trip's IMU recording, so tilt is measured from the walker's own
+        standing posture."""
+        return (self._ux, self._uy, self._uz) if self._warm else None
+
+    @property
+    def impact_t(self) -> float | None:
+        """Sample time of the landing the latest fall confirmed (its peak), read-only; None
+        before any. The monitor marks it on the trip's recording without searching for it."""
+        return self._impact_t
 
     # ----------------------------------------------------------------- update
     def update(self, sample: ImuSample) -> Sequence[Detection]:
@@ -404,6 +419,7 @@ class FallDetector:
         if landings:
             fall = self._judge_landings(t, dt, dev, tilt, lying)
             if fall is not None:
+                self._impact_t = fall.t
                 det = Detection(
                     DetectionKind.FALL,
                     t,

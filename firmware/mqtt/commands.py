@@ -4,8 +4,9 @@ The safety argument is structural. A :class:`CommandHandler` is built from a
 :class:`CommandTarget` and nothing else, and that interface has no verb that
 could hold the relay or arm the controller: silencing is a request flag the
 real-time loop applies (it only ever calls ``buzzer.stop()``), acknowledging
-is bookkeeping in the database, the self-test only reads, and ping only
-answers. So no payload, however crafted, can start the treadmill — the code
+is bookkeeping in the database (closing an incident stores and publishes a
+``closed`` event; the belt stays stopped), the self-test only reads, and ping
+only answers. So no payload, however crafted, can start the treadmill — the code
 that could is not reachable from here (``tests/test_mqtt_commands.py``
 checks this by walking the object graph as well as by behaviour).
 
@@ -45,8 +46,9 @@ class CommandTarget(Protocol):
         """Ask the real-time loop to silence the buzzer at its next iteration; never blocks."""
         ...
 
-    def acknowledge(self, event_id: str, by: str) -> Mapping[str, Any]:
-        """Record a caregiver's acknowledgement; raise :class:`CommandError` if impossible."""
+    def acknowledge(self, ack: Ack) -> Mapping[str, Any]:
+        """Close the incident the ack names, once (docs/incidents.md); raise
+        :class:`CommandError` if it names nothing this device knows."""
         ...
 
     def self_test(self) -> Mapping[str, Any]:
@@ -164,7 +166,7 @@ class CommandHandler:
                 return {"silence": "requested"}
             case SelfTest():
                 return dict(self._target.self_test())
-            case Ack(event_id=event_id, by=by):
-                return dict(self._target.acknowledge(event_id, by))
+            case Ack():
+                return dict(self._target.acknowledge(command))
             case TestAlarm(by=by):
                 return dict(self._target.test_alarm(by))

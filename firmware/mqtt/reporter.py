@@ -43,7 +43,8 @@ from paho.mqtt.reasoncodes import ReasonCode
 
 from core.mqttlink import MqttSetupError, make_client
 from core.protocol import payloads
-from core.protocol.events import Event
+from core.protocol.commands import Ack
+from core.protocol.events import Event, EventType
 from core.protocol.ids import check_device_id
 from core.protocol.messages import DeviceHealth, ProtocolError, ReceiptMessage
 from core.protocol.topics import Topics, discovery_topic, ha_status_topic
@@ -106,6 +107,9 @@ class ReporterStatus:
     """Commands answered since start (valid or not)."""
     pokes: int = 0
     """Wake-ups from :meth:`MqttReporter.wait_drained` handled; makes its wait see fresh figures."""
+    device_state: str | None = None
+    """The safety state the loop last reported (the state a ``closed`` event carries); None
+    before the first report (then the newest stored event's state is used)."""
 
 
 class _StatusBox:
@@ -267,12 +271,14 @@ class _DefaultTarget:
         status: Callable[[], ReporterStatus],
         self_test: SelfTestProvider | None,
         test_alarm: Callable[[str], object] | None = None,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._silence = silence
         self._outbox = outbox
         self._status = status
         self._self_test = self_test
         self._test_alarm = test_alarm
+        self._clock = clock
 
     def test_alarm(self, by: str) -> Mapping[str, Any]:
         if self._test_alarm is None:
@@ -286,12 +292,41 @@ class _DefaultTarget:
     def request_silence(self) -> None:
         self._silence.request()
 
-    def acknowledge(self, event_id: str, by: str) -> Mapping[str, Any]:
+    def acknowledge(self, ack: Ack) -> Mapping[str, Any]:
+        """Close the incident (once: a ``closed`` event stored and queued), or say who did."""
+        # Read before the closing transaction, never inside it (in memory, one lock serves both).
+        state = self._status().device_state or self._outbox.last_state()
+
+        def closed_event(incident: str, by: str, via: str) -> Event:
+            """The ``closed`` event: every consumer sees who closed the incident, and how."""
+            return Event.now(
+                EventType.CLOSED,
+                self._outbox.topics.device_id,
+                self._clock(),
+                state,
+                f"closed by {by} via {via}: the belt stays stopped until a reset at the machine",
+                incident=incident,
+                by=by,
+                via=via,
+            )
+
         try:
-            found, new = self._outbox.acknowledge(event_id, by)
+            done = self._outbox.close_incident(ack, closed_event)
         except LookupError as exc:
             raise CommandError(str(exc)) from None
-        return {"event_id": found, "acknowledged": True, "already": not new, "by": by}
+        if done.closed_event is not None:
+            log.info("incident %s closed by %s via %s", done.incident, done.by, done.via)
+        result: dict[str, Any] = {
+            "event_id": done.event_id,
+            "acknowledged": True,
+            "already": done.already,
+            "by": done.by,
+        }
+        if done.incident is not None:
+            result["incident"] = done.incident
+        if done.via is not None:
+            result["via"] = done.via
+        return result
 
     def self_test(self) -> Mapping[str, Any]:
         checks: dict[str, dict[str, Any]] = {}
@@ -362,7 +397,7 @@ class MqttReporter:
         self._clock = clock
         self._box = _StatusBox()
         self._default_target = _DefaultTarget(
-            self.silence, self.outbox, self._box.get, self_test, on_test_alarm
+            self.silence, self.outbox, self._box.get, self_test, on_test_alarm, clock
         )
         self._commands = CommandHandler(command_target or self._default_target)
         self._client: mqtt.Client | None = None
@@ -776,6 +811,7 @@ class MqttReporter:
                 case _StateChange(state=state, reason=why, wall_time=wall):
                     self._state = (state, why, wall)
                     self._state_dirty = True
+                    self._update(device_state=state)
                 case _Subscribed(generation=generation):
                     if generation == self._generation:
                         self._ready = True

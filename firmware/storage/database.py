@@ -41,6 +41,11 @@ def connect(path: str | Path) -> sqlite3.Connection:
     conn = sqlite3.connect(str(path), timeout=5.0, isolation_level=None, check_same_thread=False)
     try:
         check_known(conn, str(path))
+        if not conn.execute("SELECT 1 FROM sqlite_master LIMIT 1").fetchone():
+            # A new file: space freed by retention can be given back page by page
+            # (firmware/storage/retention.py). Only possible before the first table, and before
+            # the journal mode is set; an older file is converted once by the courier.
+            conn.execute("PRAGMA auto_vacuum = INCREMENTAL")
         conn.execute("PRAGMA journal_mode=WAL")
         conn.execute("PRAGMA synchronous=FULL")
         conn.execute("PRAGMA foreign_keys=ON")

@@ -4,16 +4,27 @@ Only the event worker thread writes here — never the real-time thread. With a
 broker configured the outbox stores events instead (:meth:`Outbox.enqueue_event
 <firmware.storage.outbox.Outbox.enqueue_event>`), in the same table, so
 :class:`EventStore` reads them either way.
+
+A ``window`` event's recording is stored once, compactly, in ``recordings``
+(msgpack: the int16 counts stay bytes), not in the event's JSON body, where
+it would be base64 text; readers put the two back together.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import sqlite3
 from dataclasses import dataclass
 from pathlib import Path
 
+import msgspec
+
 from core.protocol.events import Event
+from core.protocol.messages import ImuRecording
+from firmware.storage import incidents
 from firmware.storage.database import Database, as_database
+
+_recording_decoder = msgspec.msgpack.Decoder(ImuRecording)
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,20 +41,48 @@ def insert_event(conn: sqlite3.Connection, event: Event) -> int:
     event and queue it in one transaction (an event is never stored without
     being queued, nor queued without being stored). Idempotent by event id.
     """
-    conn.execute(
-        "INSERT OR IGNORE INTO events (id, device_id, type, severity, wall_time, body)"
-        " VALUES (?, ?, ?, ?, ?, ?)",
+    body = dataclasses.replace(event, recording=None) if event.recording is not None else event
+    cur = conn.execute(
+        "INSERT OR IGNORE INTO events (id, device_id, type, severity, wall_time, body, incident)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?)",
         (
             event.id,
             event.device_id,
             event.type.value,
             event.severity.value,
             event.wall_time,
-            event.to_json(),
+            body.to_json(),
+            event.incident,
         ),
     )
+    new = cur.rowcount > 0
     row = conn.execute("SELECT seq FROM events WHERE id = ?", (event.id,)).fetchone()
-    return int(row[0])
+    seq = int(row[0])
+    if new:
+        if event.recording is not None:
+            conn.execute(
+                "INSERT INTO recordings (event_id, recording) VALUES (?, ?)",
+                (event.id, encode_recording(event.recording)),
+            )
+        incidents.note_event(conn, event, seq)
+    return seq
+
+
+def encode_recording(recording: ImuRecording) -> bytes:
+    """The ``recordings.recording`` column: msgpack, the samples as raw bytes."""
+    return msgspec.msgpack.encode(recording)
+
+
+def decode_recording(blob: bytes) -> ImuRecording:
+    return _recording_decoder.decode(blob)
+
+
+def event_from_row(body: str, recording: bytes | None) -> Event:
+    """An event as stored: its JSON body, and its recording if it has one."""
+    event = Event.from_json(body)
+    if recording is None:
+        return event
+    return dataclasses.replace(event, recording=decode_recording(recording))
 
 
 def probe_write(conn: sqlite3.Connection) -> None:
@@ -74,17 +113,23 @@ class EventStore:
 
     def events(self, device_id: str | None = None, limit: int | None = None) -> list[StoredEvent]:
         """Events in commit order (the newest ``limit`` if given)."""
-        query = "SELECT seq, body FROM events"
+        query = (
+            "SELECT e.seq, e.body, r.recording FROM events e"
+            " LEFT JOIN recordings r ON r.event_id = e.id"
+        )
         params: list[object] = []
         if device_id is not None:
-            query += " WHERE device_id = ?"
+            query += " WHERE e.device_id = ?"
             params.append(device_id)
-        query += " ORDER BY seq DESC"
+        query += " ORDER BY e.seq DESC"
         if limit is not None:
             query += " LIMIT ?"
             params.append(limit)
         rows = self._db.read(lambda conn: conn.execute(query, params).fetchall())
-        return [StoredEvent(int(seq), Event.from_json(body)) for seq, body in reversed(rows)]
+        return [
+            StoredEvent(int(seq), event_from_row(body, recording))
+            for seq, body, recording in reversed(rows)
+        ]
 
     def __enter__(self) -> EventStore:
         return self

@@ -8,6 +8,10 @@ row is deleted only when the broker has acknowledged it (PUBACK). Another
 writer that must store something and queue it together (the session log)
 calls :func:`queue_message` inside its own transaction.
 
+An event's row holds no copy of it: its payload is built from the event (and
+its recording) when it is published, so a trip's IMU is stored once
+(``payload`` is empty; rows queued before that keep their text).
+
 Bound: ``max_rows``. When an insert takes the outbox over it, the oldest
 telemetry goes first, then the oldest informational events (start, stop,
 reset). Fall, stumble, no-recovery and fault events are never dropped: the
@@ -23,16 +27,18 @@ from __future__ import annotations
 
 import logging
 import sqlite3
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
 
 from core.protocol import payloads
+from core.protocol.commands import Ack
 from core.protocol.events import ALERT_TYPES, PROTECTED_TYPES, Event
 from core.protocol.topics import Topics
+from firmware.storage import incidents
 from firmware.storage.database import Database, as_database, connect
-from firmware.storage.events import insert_event
+from firmware.storage.events import event_from_row, insert_event
 
 log = logging.getLogger(__name__)
 
@@ -82,6 +88,43 @@ class OutboxRow:
     id: int
     topic: str
     payload: str
+
+
+BUILT_FROM_EVENT = ""
+"""The ``payload`` of an event's row: built from the event when it is published."""
+
+_ROWS = (
+    "SELECT o.id, o.topic, o.payload, e.seq, e.body, r.recording FROM outbox o"
+    " LEFT JOIN events e ON o.payload = '' AND e.seq = o.event_seq"
+    " LEFT JOIN recordings r ON r.event_id = e.id"
+)
+
+
+def _row(row: tuple[object, ...]) -> OutboxRow:
+    """A row as published: an event's payload built from the event as stored."""
+    row_id, topic, payload, seq, body, recording = row
+    text = str(payload)
+    if text == BUILT_FROM_EVENT and body is not None:
+        event = event_from_row(str(body), recording if isinstance(recording, bytes) else None)
+        text = payloads.event_payload(event, int(str(seq)))
+    return OutboxRow(int(str(row_id)), str(topic), text)
+
+
+@dataclass(frozen=True, slots=True)
+class Acknowledged:
+    """What an ``ack`` did (the command's reply)."""
+
+    event_id: str | None
+    """The alert named, or the incident's newest one."""
+    incident: str | None
+    """The incident closed; None for an alert from before incidents (acknowledged alone)."""
+    already: bool
+    """It was closed (or acknowledged) before: nothing changed, no ``closed`` event."""
+    by: str
+    """Who closed it (for ``already``: who did, first)."""
+    via: str | None
+    closed_event: Event | None = None
+    """The ``closed`` event stored and queued, when this ack closed the incident."""
 
 
 class Outbox:
@@ -143,7 +186,7 @@ class Outbox:
                     MessageKind.EVENT,
                     priority,
                     self.topics.event,
-                    payloads.event_payload(event, seq),
+                    BUILT_FROM_EVENT,
                     event_seq=seq,
                     message_id=event.id,
                 )
@@ -201,11 +244,10 @@ class Outbox:
         """The next ``limit`` queued rows with ``id > after_id``, oldest first."""
         rows = self._db.read(
             lambda conn: conn.execute(
-                "SELECT id, topic, payload FROM outbox WHERE id > ? ORDER BY id LIMIT ?",
-                (after_id, limit),
+                f"{_ROWS} WHERE o.id > ? ORDER BY o.id LIMIT ?", (after_id, limit)
             ).fetchall()
         )
-        return [OutboxRow(int(i), str(t), str(p)) for i, t, p in rows]
+        return [_row(row) for row in rows]
 
     def delete(self, ids: Iterable[int]) -> None:
         """Forget rows whatever they carry (one transaction for the whole batch)."""
@@ -253,12 +295,10 @@ class Outbox:
         """The oldest rows the broker has but no consumer has confirmed (to publish again)."""
         rows = self._db.read(
             lambda conn: conn.execute(
-                "SELECT id, topic, payload FROM outbox WHERE awaiting_receipt = 1"
-                " ORDER BY id LIMIT ?",
-                (limit,),
+                f"{_ROWS} WHERE o.awaiting_receipt = 1 ORDER BY o.id LIMIT ?", (limit,)
             ).fetchall()
         )
-        return [OutboxRow(int(i), str(t), str(p)) for i, t, p in rows]
+        return [_row(row) for row in rows]
 
     def awaiting_count(self) -> int:
         return self._count("SELECT COUNT(*) FROM outbox WHERE awaiting_receipt = 1")
@@ -272,39 +312,96 @@ class Outbox:
 
     # -------------------------------------------------------- acknowledgement
 
+    def close_incident(self, ack: Ack, closing: Callable[[str, str, str], Event]) -> Acknowledged:
+        """A caregiver's ``ack``: close the incident it names, once (docs/incidents.md).
+
+        The incident is the one named, that of the event named, or with
+        ``"latest"`` the newest open one. Closing it stores and queues the
+        ``closed`` event ``closing(incident, by, via)`` makes, in the same
+        transaction that records who closed it; an incident already closed
+        (by the walker or a caregiver) is answered ``already`` and nothing is
+        sent. An alert outside any incident is acknowledged alone, as before
+        (:meth:`acknowledge`). ``LookupError`` when the ack names nothing
+        this device knows, or nothing is open.
+        """
+        via = ack.via or "mqtt"
+
+        def work(conn: sqlite3.Connection) -> Acknowledged:
+            target = incidents.resolve(conn, self.topics.device_id, ack)
+            if target is None or target.incident is None:
+                named = ack.incident if ack.incident is not None else ack.event_id
+                found, new = self._acknowledge(conn, named, ack.by)
+                return Acknowledged(found, None, not new, ack.by, via)
+            incident = target.incident
+            if not incident.open:
+                return Acknowledged(
+                    target.event_id,
+                    incident.id,
+                    True,
+                    incident.closed_by or ack.by,
+                    incident.closed_via,
+                )
+            event = closing(incident.id, ack.by, via)
+            seq = insert_event(conn, event)
+            incidents.acknowledge_alerts(conn, incident.id, ack.by, event.wall_time)
+            queue_message(
+                conn,
+                MessageKind.EVENT,
+                PRIORITY_PROTECTED,
+                self.topics.event,
+                BUILT_FROM_EVENT,
+                event_seq=seq,
+                message_id=event.id,
+            )
+            return Acknowledged(target.event_id, incident.id, False, ack.by, via, event)
+
+        return self._db.write(work)
+
     def acknowledge(self, event_id: str, by: str) -> tuple[str, bool]:
         """Record that a caregiver acknowledged an alert; return (event id, newly acknowledged).
 
-        ``event_id == "latest"`` means the newest alert not yet acknowledged.
-        Raises ``LookupError`` when there is no such alert.
+        ``event_id == "latest"`` means the newest alert outside any incident not
+        yet acknowledged (incidents are closed with :meth:`close_incident`). Raises
+        ``LookupError`` when there is no such alert.
         """
+        return self._db.write(lambda conn: self._acknowledge(conn, event_id, by))
 
-        def work(conn: sqlite3.Connection) -> tuple[str, bool]:
-            alert_types = tuple(t.value for t in ALERT_TYPES)
-            marks = ",".join("?" * len(alert_types))
-            if event_id == "latest":
-                row = conn.execute(
-                    f"SELECT id FROM events WHERE device_id = ? AND type IN ({marks})"
-                    " AND id NOT IN (SELECT event_id FROM event_acks) ORDER BY seq DESC LIMIT 1",
-                    (self.topics.device_id, *alert_types),
-                ).fetchone()
-                if row is None:
-                    raise LookupError("no unacknowledged alert")
-            else:
-                row = conn.execute(
-                    f"SELECT id FROM events WHERE id = ? AND device_id = ? AND type IN ({marks})",
-                    (event_id, self.topics.device_id, *alert_types),
-                ).fetchone()
-                if row is None:
-                    raise LookupError(f"no alert with id {event_id}")
-            found = str(row[0])
-            cur = conn.execute(
-                "INSERT OR IGNORE INTO event_acks (event_id, acked_by, wall_time) VALUES (?, ?, ?)",
-                (found, by, payloads.wall_now()),
-            )
-            return found, cur.rowcount > 0
+    def _acknowledge(self, conn: sqlite3.Connection, event_id: str, by: str) -> tuple[str, bool]:
+        alert_types = tuple(t.value for t in ALERT_TYPES)
+        marks = ",".join("?" * len(alert_types))
+        if event_id == "latest":
+            row = conn.execute(
+                f"SELECT id FROM events WHERE device_id = ? AND type IN ({marks})"
+                " AND incident IS NULL AND id NOT IN (SELECT event_id FROM event_acks)"
+                " ORDER BY seq DESC LIMIT 1",
+                (self.topics.device_id, *alert_types),
+            ).fetchone()
+            if row is None:
+                raise LookupError("no unacknowledged alert (and no open incident)")
+        else:
+            row = conn.execute(
+                f"SELECT id FROM events WHERE id = ? AND device_id = ? AND type IN ({marks})",
+                (event_id, self.topics.device_id, *alert_types),
+            ).fetchone()
+            if row is None:
+                raise LookupError(f"no alert with id {event_id}")
+        found = str(row[0])
+        cur = conn.execute(
+            "INSERT OR IGNORE INTO event_acks (event_id, acked_by, wall_time) VALUES (?, ?, ?)",
+            (found, by, payloads.wall_now()),
+        )
+        return found, cur.rowcount > 0
 
-        return self._db.write(work)
+    def last_state(self) -> str:
+        """The safety state of the device's newest stored event (STARTING before any)."""
+        row = self._db.read(
+            lambda conn: conn.execute(
+                "SELECT json_extract(body, '$.state') FROM events WHERE device_id = ?"
+                " ORDER BY seq DESC LIMIT 1",
+                (self.topics.device_id,),
+            ).fetchone()
+        )
+        return "STARTING" if row is None or row[0] is None else str(row[0])
 
     def acknowledged_by(self, event_id: str) -> str | None:
         row = self._db.read(

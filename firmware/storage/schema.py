@@ -20,6 +20,11 @@ To change the schema, append a migration with the next version and the
 statements that take the previous version there; never edit one that has
 shipped. Write each statement so it runs inside a transaction (no VACUUM, no
 ``PRAGMA journal_mode``).
+
+Columns the code reads: ``recordings.recording`` is a
+:class:`~core.protocol.messages.ImuRecording` as msgpack (int16 counts, zlib);
+an outbox row of an event with an empty ``payload`` is built from the event
+(and its recording) when it is published.
 """
 
 from __future__ import annotations
@@ -146,6 +151,33 @@ MIGRATIONS: tuple[Migration, ...] = (
     clean INTEGER NOT NULL DEFAULT 0,
     reported INTEGER NOT NULL DEFAULT 0
 )""",
+        ),
+    ),
+    Migration(
+        3,
+        "incidents (docs/incidents.md): each event names its incident, and each incident records "
+        "its worst event and who closed it, how and when; recordings: a trip's IMU stored once, "
+        "compactly, beside the window event that carries it (no longer in the event's body, nor "
+        "in the outbox, whose event payloads are now built when they are published)",
+        (
+            "ALTER TABLE events ADD COLUMN incident TEXT",
+            "CREATE INDEX events_incident ON events (incident)",
+            """CREATE TABLE recordings (
+    event_id TEXT PRIMARY KEY REFERENCES events (id) ON DELETE CASCADE,
+    recording BLOB NOT NULL
+)""",
+            """CREATE TABLE incidents (
+    id TEXT PRIMARY KEY,
+    device_id TEXT NOT NULL,
+    opened_seq INTEGER NOT NULL,
+    opened_wall TEXT NOT NULL,
+    severity TEXT NOT NULL,
+    closed_by TEXT,
+    closed_via TEXT,
+    closed_wall TEXT,
+    closed_severity TEXT
+)""",
+            "CREATE INDEX incidents_open ON incidents (device_id, closed_wall, opened_seq)",
         ),
     ),
 )

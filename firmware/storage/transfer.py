@@ -3,15 +3,18 @@
 :func:`seed` fills a fresh in-memory database with what the publisher and the
 run log need while the file cannot be written: every queued outbox row with
 its id, receipt state and event (so queued alerts are still sent and
-receipts still land), and the last runs; and it sets the numbering so rows
-made in memory get ids after the file's. Row ids then mean the same message
-in both databases.
+receipts still land) and that event's recording (its payload is built from
+both), the incidents still open and those of the events copied (so a
+caregiver can still close them), and the last runs; and it sets the
+numbering so rows made in memory get ids after the file's. Row ids then mean
+the same message in both databases.
 
 :func:`merge` writes what memory holds back into the file, in the caller's
 transaction: new events (their sequence numbers kept where free), the
 outbox as memory has it (rows copied at the switch and delivered since are
 deleted, the rest updated with their receipt state, new ones inserted with
-their ids), acknowledgements, sessions and runs.
+their ids), recordings, incidents (a closing made in memory is kept),
+acknowledgements, sessions and runs.
 """
 
 from __future__ import annotations
@@ -20,7 +23,19 @@ import sqlite3
 
 from firmware.storage.database import transaction
 
-EVENT_COLUMNS = ("seq", "id", "device_id", "type", "severity", "wall_time", "body")
+EVENT_COLUMNS = ("seq", "id", "device_id", "type", "severity", "wall_time", "body", "incident")
+RECORDING_COLUMNS = ("event_id", "recording")
+INCIDENT_COLUMNS = (
+    "id",
+    "device_id",
+    "opened_seq",
+    "opened_wall",
+    "severity",
+    "closed_by",
+    "closed_via",
+    "closed_wall",
+    "closed_severity",
+)
 OUTBOX_COLUMNS = (
     "id",
     "kind",
@@ -106,11 +121,21 @@ def seed(memory: sqlite3.Connection, disk: sqlite3.Connection) -> frozenset[int]
         f"SELECT {_names(ACK_COLUMNS)} FROM event_acks WHERE event_id IN"
         f" (SELECT id FROM events WHERE seq IN ({carried}))"
     ).fetchall()
+    recordings = disk.execute(
+        f"SELECT {_names(RECORDING_COLUMNS)} FROM recordings WHERE event_id IN"
+        f" (SELECT id FROM events WHERE seq IN ({carried}))"
+    ).fetchall()
+    incidents = disk.execute(
+        f"SELECT {_names(INCIDENT_COLUMNS)} FROM incidents WHERE closed_wall IS NULL OR id IN"
+        f" (SELECT incident FROM events WHERE seq IN ({carried}))"
+    ).fetchall()
     runs = disk.execute(
         f"SELECT {_names(RUN_COLUMNS)} FROM runs ORDER BY id DESC LIMIT ?", (RUNS_KEPT,)
     ).fetchall()
     with transaction(memory):
         memory.executemany(_insert("events", EVENT_COLUMNS), events)
+        memory.executemany(_insert("recordings", RECORDING_COLUMNS), recordings)
+        memory.executemany(_insert("incidents", INCIDENT_COLUMNS), incidents)
         memory.executemany(_insert("event_acks", ACK_COLUMNS), acks)
         memory.executemany(_insert("outbox", OUTBOX_COLUMNS), outbox)
         memory.executemany(_insert("runs", RUN_COLUMNS), reversed(runs))
@@ -124,6 +149,12 @@ def merge(memory: sqlite3.Connection, disk: sqlite3.Connection, copied: frozense
     now were delivered meanwhile).
     """
     seqs = _merge_events(memory, disk)
+    disk.executemany(
+        f"INSERT OR IGNORE INTO recordings ({_names(RECORDING_COLUMNS)})"
+        f" VALUES ({_marks(RECORDING_COLUMNS)})",
+        memory.execute(f"SELECT {_names(RECORDING_COLUMNS)} FROM recordings").fetchall(),
+    )
+    _merge_incidents(memory, disk)
     disk.executemany(
         f"INSERT OR IGNORE INTO event_acks ({_names(ACK_COLUMNS)}) VALUES ({_marks(ACK_COLUMNS)})",
         memory.execute(f"SELECT {_names(ACK_COLUMNS)} FROM event_acks").fetchall(),
@@ -168,16 +199,26 @@ def _merge_outbox(
         values = list(row)
         values[3] = None if event_seq is None else seqs.get(int(str(event_seq)))
         found = disk.execute(
-            "SELECT topic, payload FROM outbox WHERE id = ?", (outbox_id,)
+            "SELECT topic, payload, message_id FROM outbox WHERE id = ?", (outbox_id,)
         ).fetchone()
         if found is None:
             disk.execute(_insert("outbox", OUTBOX_COLUMNS), values)
-        elif tuple(found) == (topic, payload):  # the same message: its receipt state
+        elif tuple(found) == (topic, payload, row[7]):  # the same message: its receipt state
             disk.execute(
                 "UPDATE outbox SET awaiting_receipt = ? WHERE id = ?", (awaiting, outbox_id)
             )
         else:  # the id is taken by another message: a new id
             disk.execute(_insert("outbox", without_id), values[1:])
+
+
+def _merge_incidents(memory: sqlite3.Connection, disk: sqlite3.Connection) -> None:
+    """Incidents memory knows: new ones inserted; a closing or a worse event made in memory
+    kept (memory saw everything since the switch, so its view of an incident is the newer)."""
+    updates = ", ".join(f"{c} = excluded.{c}" for c in INCIDENT_COLUMNS[4:])
+    disk.executemany(
+        f"{_insert('incidents', INCIDENT_COLUMNS)} ON CONFLICT (id) DO UPDATE SET {updates}",
+        memory.execute(f"SELECT {_names(INCIDENT_COLUMNS)} FROM incidents").fetchall(),
+    )
 
 
 def _merge_sessions(memory: sqlite3.Connection, disk: sqlite3.Connection) -> None:

@@ -1,0 +1,181 @@
+"""The IMU recording around a trip: from 4 s before to 10 s after, compact, with its marks.
+
+A real SafetyController on fake outputs and a scripted detector; the samples
+are synthetic so that what comes back out of the recording can be checked
+against what went in.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import pytest
+
+from core.protocol.events import Event, EventType
+from core.protocol.recording import decode_recording
+from core.samples import ImuSample
+from firmware.config import SafetyConfig
+from firmware.detection.base import Detection, DetectionKind
+from firmware.safety import SafetyController, SafetyState, SensorLimits
+from firmware.windows import AFTER_S, BEFORE_S
+
+RATE = 200.0
+UP = (0.0, 0.6, 0.8)
+
+
+class Relay:
+    drive = "static"
+
+    def __init__(self) -> None:
+        self.holding = False
+
+    def hold(self) -> None:
+        self.holding = True
+
+    def release(self) -> None:
+        self.holding = False
+
+    def close(self) -> None:
+        self.holding = False
+
+
+class Buzzer:
+    def play(self, pattern: str, now: float) -> None:
+        pass
+
+    def update(self, now: float) -> None:
+        pass
+
+    def stop(self) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+class Planned:
+    """Decides each planned (time, kind) at the first sample at or past it; knows the upright
+    and, for a fall, when its landing was (as the real detector does)."""
+
+    def __init__(self, plan: list[tuple[float, DetectionKind]], impact_t: float = 0.0) -> None:
+        self._plan = plan
+        self.upright = UP
+        self.impact_t: float | None = impact_t
+
+    def update(self, sample: ImuSample) -> Sequence[Detection]:
+        due = []
+        while self._plan and sample.t >= self._plan[0][0]:
+            _, kind = self._plan.pop(0)
+            due.append(Detection(kind, sample.t, kind.value, {"impact_g": 3.0}))
+        return due
+
+    def reset(self) -> None:
+        pass
+
+
+def wave(t: float) -> ImuSample:
+    """A sample whose values say when it was taken (slowly, so averaging pairs barely moves
+    them)."""
+    return ImuSample(t, 0.5 * math.sin(t), 0.25, 0.9, 100 * math.sin(t / 2), -20.0, 3.0)
+
+
+class Walk:
+    def __init__(self, detector: Planned) -> None:
+        self.events: list[Event] = []
+        self.relay = Relay()
+        self.controller = SafetyController(
+            relay=self.relay,
+            buzzer=Buzzer(),
+            detector=detector,
+            emit=self.events.append,
+            config=SafetyConfig(),
+            limits=SensorLimits(16.0, 2000.0),
+            sample_rate_hz=RATE,
+            device_id="tm1",
+        )
+        self.t = 0.0
+        self.controller.start(self.t)
+
+    def run_until(self, until: float) -> None:
+        while self.t < until - 1e-9:
+            self.t = round(self.t + 1 / RATE, 9)
+            self.controller.on_samples([wave(self.t)], self.t)
+
+    def arm(self) -> None:
+        self.controller.on_button(self.t, self.t + 0.001)
+        assert self.controller.state is SafetyState.ARMED
+
+    def of(self, kind: EventType) -> list[Event]:
+        return [e for e in self.events if e.type is kind]
+
+
+def test_the_window_event_follows_the_trip_with_the_seconds_around_it() -> None:
+    walk = Walk(Planned([(20.0, DetectionKind.STUMBLE)]))
+    walk.run_until(5.0)
+    walk.arm()
+    walk.run_until(20.0 + AFTER_S - 0.5)
+    (trip,) = walk.of(EventType.STUMBLE)
+    assert trip.imu_window == () and walk.of(EventType.WINDOW) == []  # the alert went at once
+    walk.run_until(20.0 + AFTER_S + 0.5)
+    (window,) = walk.of(EventType.WINDOW)
+    assert window.of == trip.id and window.incident == trip.incident is not None
+    recording = window.recording
+    assert recording is not None
+    assert recording.upright == UP and recording.marks.trip == 0.0
+    assert recording.period_s == pytest.approx(0.01, rel=0.01)  # 200 Hz averaged to 100 Hz
+    samples = decode_recording(recording)
+    assert samples[0].t == pytest.approx(-BEFORE_S, abs=0.02)
+    assert samples[-1].t == pytest.approx(AFTER_S, abs=0.02)
+    for sample in samples[::50]:  # what went in comes back, to the counts' resolution
+        expected = wave(20.0 + sample.t)
+        assert sample.ax == pytest.approx(expected.ax, abs=0.002)
+        assert sample.gx == pytest.approx(expected.gx, abs=0.2)
+    assert len(recording.samples) < 12 * recording.count  # int16 counts, compressed
+
+
+def test_a_fall_after_the_trip_is_marked_in_its_recording_with_its_landing() -> None:
+    walk = Walk(Planned([(20.0, DetectionKind.STUMBLE), (22.4, DetectionKind.FALL)], 20.4))
+    walk.run_until(5.0)
+    walk.arm()
+    walk.run_until(35.0)
+    (trip,) = walk.of(EventType.STUMBLE)
+    (fall,) = walk.of(EventType.FALL)
+    assert fall.incident == trip.incident
+    (window,) = walk.of(EventType.WINDOW)  # one plot tells the story
+    assert window.of == trip.id and window.recording is not None
+    marks = window.recording.marks
+    assert marks.impact == pytest.approx(0.4, abs=0.006)
+    assert marks.confirm == pytest.approx(2.4, abs=0.006)
+
+
+def test_a_reset_before_the_end_sends_what_was_recorded_first_and_ends_the_incident() -> None:
+    walk = Walk(Planned([(20.0, DetectionKind.STUMBLE), (40.0, DetectionKind.STUMBLE)]))
+    walk.run_until(5.0)
+    walk.arm()
+    walk.run_until(23.0)
+    walk.arm()
+    kinds = [e.type for e in walk.events]
+    assert kinds[-4:] == [EventType.STUMBLE, EventType.WINDOW, EventType.OK, EventType.RESET]
+    window, ok, reset = walk.events[-3:]
+    assert window.recording is not None
+    assert decode_recording(window.recording)[-1].t == pytest.approx(3.0, abs=0.02)
+    assert ok.by == "walker" and ok.incident == reset.incident == window.incident
+    walk.run_until(45.0)
+    first, second = walk.of(EventType.STUMBLE)
+    assert second.incident is not None and second.incident != first.incident  # a new one
+
+
+def test_a_recording_whose_samples_stop_is_sent_with_what_it_has() -> None:
+    walk = Walk(Planned([(20.0, DetectionKind.STUMBLE)]))
+    walk.run_until(5.0)
+    walk.arm()
+    walk.run_until(22.0)
+    for step in range(1, 200):  # the IMU went silent: the loop idles on its own clock
+        walk.controller.on_idle(22.0 + step * 0.1)
+    assert walk.controller.state is SafetyState.FAULT
+    (window,) = walk.of(EventType.WINDOW)
+    assert window.recording is not None
+    assert decode_recording(window.recording)[-1].t == pytest.approx(2.0, abs=0.02)
+    (fault,) = walk.of(EventType.FAULT)
+    assert fault.incident == window.incident  # the fault joins the trip's incident
