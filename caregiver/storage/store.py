@@ -151,8 +151,13 @@ class Transaction:
 
     def record_event(self, event: NewEvent, now: float) -> bool:
         """Store a device's event and make it the device's latest; False if that id is already
-        stored (a QoS 1 redelivery), which then changes nothing."""
-        self._touch(event.device_id, now)
+        stored (a QoS 1 redelivery), which then changes nothing but the device's last seen.
+
+        Two statements (round trips on PostgreSQL): the event, then the device row. An
+        instance racing another on the same id waits on the first statement until the other
+        commits; what follows in the transaction (the incident and its alert) runs under the
+        device row's lock, so two instances' events of one device are decided one at a time.
+        """
         cur = self._db.execute(
             "INSERT INTO events (id, device_id, seq, type, severity, state, reason, wall_time, "
             "received_at, figures, has_window, payload, incident) "
@@ -174,9 +179,13 @@ class Transaction:
             ),
         )
         if cur.rowcount == 0:
+            self._touch(event.device_id, now)
             return False
         self._db.execute(
-            "UPDATE devices SET last_event_id = ? WHERE device_id = ?", (event.id, event.device_id)
+            "INSERT INTO devices (device_id, last_seen, last_event_id) VALUES (?, ?, ?) "
+            "ON CONFLICT (device_id) DO UPDATE SET last_seen = excluded.last_seen, "
+            "last_event_id = excluded.last_event_id",
+            (event.device_id, now, event.id),
         )
         return True
 
@@ -481,6 +490,8 @@ class Transaction:
 
     def mark_paged(self, alert_id: int, contact_indexes: Sequence[int]) -> None:
         """Remember these contacts were paged for the alert (they get its follow-ups)."""
+        if not contact_indexes:
+            return  # nobody new (no contacts configured): two round trips saved
         row = self._db.execute("SELECT paged FROM alerts WHERE id = ?", (alert_id,)).fetchone()
         paged = sorted(set(json.loads(row[0])) | set(contact_indexes))
         self._db.execute("UPDATE alerts SET paged = ? WHERE id = ?", (json.dumps(paged), alert_id))
