@@ -149,6 +149,8 @@ class SseClient:
     def __init__(self, port: int, cookie: str) -> None:
         self.arrivals: dict[str, float] = {}
         self.ready = threading.Event()
+        self.ended = threading.Event()
+        """The server ended the stream (it drops a browser that falls 1,000 messages behind)."""
         self.conn = http.client.HTTPConnection("127.0.0.1", port)
         self.conn.request("GET", "/stream", headers={"cookie": cookie})
         self.resp = self.conn.getresponse()
@@ -159,6 +161,7 @@ class SseClient:
         # AttributeError: http.client reading a response whose connection close() released
         with contextlib.suppress(OSError, ValueError, AttributeError, http.client.HTTPException):
             self._lines()  # ends when the connection is closed at the end of the run
+        self.ended.set()
 
     def _lines(self) -> None:
         for raw in self.resp:

@@ -262,7 +262,10 @@ def test_a_burst_of_announcements_reaches_the_other_instance_whole_and_in_order(
     assert listener is not None
     try:
         assert listener.listening.wait(WAIT)
-        sent = [json.dumps({"n": i, "pad": "x" * (i % 7 * 300)}) for i in range(500)]
+        # JSON messages, as the service's are: every quote is escaped once in the list
+        sent = [
+            json.dumps({"n": i, "kind": "event", "pad": ['"q"'] * (i % 7 * 40)}) for i in range(500)
+        ]
         for message in sent:
             sender.announce(message)
         with done:

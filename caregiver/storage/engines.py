@@ -330,6 +330,12 @@ class PostgresDatabase(Database):
         return int(size)
 
 
+def _listed_size(message: str) -> int:
+    """The bytes ``message`` takes in a notification's JSON list: quoted and escaped (a JSON
+    message's every quote doubles up), plus its separating comma."""
+    return len(json.dumps(message).encode()) + 1
+
+
 class Announcer:
     """Sends this instance's messages to the others (``NOTIFY``) from a thread of its own, on
     a connection of its own: the committing thread (ingest) only queues them, and a burst
@@ -347,7 +353,7 @@ class Announcer:
         self._thread.start()
 
     def announce(self, message: str) -> None:
-        if len(message.encode()) < NOTIFY_LIMIT - 8:
+        if _listed_size(message) + 2 <= NOTIFY_LIMIT:
             self._queue.put(message)
 
     def _run(self) -> None:
@@ -355,7 +361,7 @@ class Announcer:
             first = self._queue.get()
             if first is None:
                 break
-            batch, size, stop = [first], len(first.encode()), False
+            batch, size, stop = [first], 2 + _listed_size(first), False
             while True:  # what else is waiting, as long as it fits in one notification
                 try:
                     more = self._queue.get_nowait()
@@ -364,11 +370,11 @@ class Announcer:
                 if more is None:
                     stop = True
                     break
-                if size + len(more.encode()) + 4 * len(batch) > NOTIFY_LIMIT - 8:
+                if size + _listed_size(more) > NOTIFY_LIMIT:
                     self._send(batch)
-                    batch, size = [], 0
+                    batch, size = [], 2
                 batch.append(more)
-                size += len(more.encode())
+                size += _listed_size(more)
             self._send(batch)
             if stop:
                 break
