@@ -1,24 +1,36 @@
-"""Caregiver service figures on loopback: 50 devices, a burst of events, event-to-browser latency.
+"""Caregiver service figures on loopback: event to browser, fall to phone, and its memory.
 
-One caregiver service (the real one: paho ingest, SQLite, Starlette/uvicorn, the
-server-sent-events feed) against a real Mosquitto, with N simulated devices
-(one paho client each, publishing the documented payloads):
+Three kinds of process, so that what is measured is the service alone:
 
-1. steady load: every device sends telemetry every ``--telemetry-interval`` s
-   (devices default to 60 s; the default here, 1 s, is 60 times that), while
-2. a burst of events arrives: every device publishes ``--events`` stumble/fall
-   events (each with a 3 s IMU window, as real ones carry) as fast as it can;
-   each event's latency is measured from just before ``publish()`` to its
-   arrival in the browser — headless Chromium (Debian's, via Playwright) with an
-   ``EventSource`` on the dashboard's feed, logged in as a caregiver; without
-   Chromium, a raw SSE client reading the same stream stands in (said so);
-3. ingest rate: a backlog of ``--backlog`` telemetry messages published at once;
-   messages stored per second until the service has taken them all.
+* the **caregiver service**, as deployed: ``retroguard caregiver -c <config>`` in its
+  own process (paho ingest, SQLite, Starlette/uvicorn, the live feed, the Apprise
+  notifier), its contact a ``json://`` URL to a receiver in this process;
+* the **load generator**, another process (``multiprocessing``, spawned): one paho
+  client per simulated device publishing the documented payloads;
+* this process: a real Mosquitto, Debian's headless Chromium (Playwright) logged in
+  through the login form with an ``EventSource`` on the dashboard's feed, the
+  notification receiver, and the clock all latencies are taken with (one machine,
+  one wall clock: ``time.time()`` here and in the generator, ``Date.now()`` in
+  Chromium).
 
-Target: event-to-browser p99 < 1 s with 50 devices.
+For each fleet size (``--devices 50 200``):
 
-    .venv/bin/python benchmarks/caregiver.py [--devices 50] [--events 10] [--backlog 5000]
-        [--engine sqlite|postgresql]
+1. steady load: every device sends telemetry every ``--telemetry-interval`` s (60 times
+   the devices' default of 60 s unless told otherwise);
+2. falls, one every ``--fall-interval`` s (``--falls`` of them; each, as this release's
+   monitor sends it, a trip, the fall and the 14 s recording around the trip under one
+   incident id; ``--format json``: one event with a 3 s JSON-float window as older
+   monitors sent): fall to notification delivered at the local receiver (the service
+   pages the first contact at once), and fall to the browser;
+3. a burst: ``--burst`` events at once across the fleet (whole falls: trips, falls and
+   recordings): event to browser, and how long until the last is there;
+4. the service's memory from ``/proc/<pid>/status``: VmHWM (peak resident set) before
+   anyone logged in and at the end.
+
+Targets (issue 14): event to browser p99 < 500 ms, fall to notification p99 < 2 s,
+caregiver peak RSS <= 60 MB.
+
+    .venv/bin/python benchmarks/caregiver.py [--devices 50 200] [--burst 500] [--falls 40]
 """
 
 from __future__ import annotations
@@ -26,33 +38,44 @@ from __future__ import annotations
 import argparse
 import contextlib
 import http.client
+import http.server
 import json
+import multiprocessing
+import multiprocessing.connection
+import os
 import re
 import statistics
+import subprocess
 import sys
 import tempfile
 import threading
 import time
 import urllib.parse
 import uuid
+from collections.abc import Collection
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-
-import paho.mqtt.client as mqtt
-from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
 
 # This file is named like the package it measures: run as a script, its own directory comes
 # first on sys.path and would shadow the ``caregiver`` package. Take it out before importing.
 _HERE = Path(__file__).resolve().parent
 sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != _HERE]
 
-from caregiver.config import CaregiverConfig, CaregiverMqttConfig, ServerConfig  # noqa: E402
 from caregiver.headless import CHROMIUM, launch_chromium  # noqa: E402
-from caregiver.service import CaregiverService  # noqa: E402
-from tools.broker import Mosquitto  # noqa: E402
+from tools.broker import Mosquitto, free_port  # noqa: E402
 from tools.pgcluster import PostgresCluster  # noqa: E402
 
 PASSWORD = "benchmark-password"
+WAIT = 120.0
+"""Upper bound for every wait: a guard against hangs, not a measurement."""
+
+BROWSER_P99_MS = 500.0
+NOTIFY_P99_MS = 2000.0
+PEAK_RSS_MB = 60.0
+
+
+# ------------------------------------------------------------------ the load generator
 
 
 def window() -> dict[str, Any]:
@@ -60,9 +83,21 @@ def window() -> dict[str, Any]:
     return {"columns": ["dt", "ax", "ay", "az", "gx", "gy", "gz"], "rows": rows}
 
 
+FORMATS = ("incident", "json", "none")
+"""What the simulated monitors send (``--format``): ``incident``, this release's monitor —
+each fall a trip, the fall and the recording around the trip (14 s at 200 Hz as int16
+counts, zlib: :class:`core.protocol.messages.ImuRecording`), all under one incident id;
+``json``, an older monitor — one event carrying a 3 s IMU window as JSON floats; ``none``,
+events without any window."""
+
+
 class Device:
-    def __init__(self, broker: Mosquitto, device_id: str) -> None:
+    def __init__(self, host: str, port: int, device_id: str, form: str = "incident") -> None:
+        import paho.mqtt.client as mqtt
+        from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
+
         self.device_id = device_id
+        self.form = form
         self.client = mqtt.Client(
             CallbackAPIVersion.VERSION2,
             client_id=f"bench-{device_id}",
@@ -70,52 +105,334 @@ class Device:
         )
         self.client.max_inflight_messages_set(1000)
         self.client.max_queued_messages_set(0)
-        self.client.connect(broker.host, broker.port)
+        self.client.connect(host, port)
         self.client.loop_start()
         self.seq = 0
 
-    def send(self, kind: str, payload: str, retain: bool = False) -> mqtt.MQTTMessageInfo:
+    def send(self, kind: str, payload: str, retain: bool = False) -> Any:
         return self.client.publish(
             f"retroguard/{self.device_id}/{kind}", payload, qos=1, retain=retain
         )
 
-    def telemetry(self) -> mqtt.MQTTMessageInfo:
+    def announce(self) -> None:
+        self.send("availability", "online", retain=True)
+        state = {
+            "schema": 1,
+            "device_id": self.device_id,
+            "state": "ARMED",
+            "reason": "armed",
+            "wall_time": _now_iso(),
+        }
+        self.send("state", json.dumps(state), retain=True).wait_for_publish(WAIT)
+
+    def telemetry(self) -> None:
         data = {
             "schema": 1,
             "device_id": self.device_id,
-            "wall_time": "2025-01-01T00:00:00.000+00:00",
+            "wall_time": _now_iso(),
             "outbox_depth": 0,
             "sample_rate_hz": 200.0,
             "imu_ok": True,
             "state": "ARMED",
         }
-        return self.send("telemetry", json.dumps(data))
+        self.send("telemetry", json.dumps(data))
 
-    def event(self, sent: dict[str, float]) -> None:
+    def fall(self) -> list[Prepared]:
+        """The messages of one fall, encoded (a real device encodes its own events on its
+        own CPU: what is timed is from the first publish on)."""
+        if self.form != "incident":
+            return [self.prepare("fall")]
+        incident = uuid.uuid4().hex
+        trip = self.prepare("stumble", incident=incident, figures={"tilt_deg": 40.0})
+        fall = self.prepare("fall", incident=incident)
+        window = self.prepare("window", incident=incident, of=trip.event_id)
+        return [trip, fall, window]
+
+    def prepare(self, kind: str, **extra: Any) -> Prepared:
         self.seq += 1
-        kind = "fall" if self.seq % 2 else "stumble"
         event_id = uuid.uuid4().hex
-        data = {
+        severity = {"fall": "critical", "stumble": "warning"}.get(kind, "info")
+        data: dict[str, Any] = {
             "schema": 1,
             "id": event_id,
             "seq": self.seq,
             "type": kind,
             "device_id": self.device_id,
-            "severity": "critical" if kind == "fall" else "warning",
+            "severity": severity,
             "state": "TRIPPED",
             "reason": "benchmark",
-            "wall_time": "2025-01-01T00:00:00.000+00:00",
+            "wall_time": _now_iso(),
             "t_monotonic": float(self.seq),
-            "figures": {"peak_g": 3.0},
-            "imu_window": window(),
+            "figures": {"impact_g": 3.2, "tilt_deg": 83.0} if kind == "fall" else {},
         }
-        text = json.dumps(data, separators=(",", ":"))
-        sent[event_id] = time.time()
-        self.send("event", text)
+        data.update(extra)
+        if kind == "window":
+            data["recording"] = recording()
+        elif self.form == "json":
+            data["imu_window"] = json_window()
+        return Prepared(
+            event_id, kind, extra.get("incident"), json.dumps(data, separators=(",", ":"))
+        )
 
     def close(self) -> None:
         self.client.disconnect()
         self.client.loop_stop()
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """One encoded event, ready to publish."""
+
+    event_id: str
+    kind: str
+    incident: str | None
+    text: str
+
+
+_RECORDING: dict[str, Any] = {}
+
+
+def recording() -> dict[str, Any]:
+    """The recording of sim.recordings (a trip that became a fall), at the belt's 200 Hz, as
+    the monitor's JSON carries it (samples in base64)."""
+    if not _RECORDING:
+        import msgspec
+
+        from sim.recordings import fall_recording
+
+        _RECORDING.update(msgspec.to_builtins(fall_recording(rate_hz=200.0)))
+    return _RECORDING
+
+
+def json_window() -> dict[str, Any]:
+    rows = [[round(-3.0 + i / 200, 3), 0.01, 0.02, 0.98, 0.4, -0.2, 0.1] for i in range(601)]
+    return {"columns": ["dt", "ax", "ay", "az", "gx", "gy", "gz"], "rows": rows}
+
+
+def _now_iso() -> str:
+    import datetime as dt
+
+    return dt.datetime.now(dt.UTC).isoformat(timespec="milliseconds")
+
+
+@dataclass
+class Sent:
+    """What the generator published, by event id: when, and the fall's other ids."""
+
+    at: dict[str, float] = field(default_factory=dict)
+    kinds: dict[str, str] = field(default_factory=dict)
+    incident_of: dict[str, str] = field(default_factory=dict)
+    """Each event id of an incident -> the incident's fall id (the notification names one)."""
+
+
+def generator(
+    conn: multiprocessing.connection.Connection, host: str, port: int, n: int, form: str
+) -> None:
+    """The load generator's process: does what the pipe asks, answers with its figures."""
+    devices = [Device(host, port, f"treadmill-{i:03d}", form) for i in range(n)]
+    for d in devices:
+        d.announce()
+    stop = threading.Event()
+    sent_telemetry = [0]
+
+    def telemetry(interval: float) -> None:
+        i = 0
+        while not stop.wait(interval / len(devices)):
+            devices[i % len(devices)].telemetry()
+            sent_telemetry[0] += 1
+            i += 1
+
+    def note(sent: Sent, messages: list[Prepared]) -> None:
+        fall = next((m.event_id for m in messages if m.kind == "fall"), None)
+        for m in messages:
+            sent.kinds[m.event_id] = m.kind
+            if fall is not None:
+                sent.incident_of[m.event_id] = fall
+
+    conn.send(("ready", None))
+    next_device = 0
+    while True:
+        command, arg = conn.recv()
+        if command == "telemetry":
+            threading.Thread(target=telemetry, args=(arg,), daemon=True).start()
+            conn.send(("ok", None))
+        elif command == "falls":
+            count, interval = arg
+            sent = Sent()
+            for i in range(count):
+                device = devices[(next_device + i) % n]
+                messages = device.fall()
+                note(sent, messages)
+                for m in messages:
+                    sent.at[m.event_id] = time.time()
+                    device.send("event", m.text)
+                stop.wait(interval)
+            next_device += count
+            conn.send(("sent", (sent.at, sent.kinds, sent.incident_of)))
+        elif command == "burst":
+            ready: list[tuple[Device, Prepared]] = []
+            sent = Sent()
+            i = 0
+            while len(ready) < arg:  # whole falls (a trip, the fall, its recording)
+                device = devices[(next_device + i) % n]
+                messages = device.fall()[: arg - len(ready)]
+                note(sent, messages)
+                ready += [(device, m) for m in messages]
+                i += 1
+            for device, m in ready:
+                sent.at[m.event_id] = time.time()
+                device.send("event", m.text)
+            next_device += i
+            conn.send(("sent", (sent.at, sent.kinds, sent.incident_of)))
+        elif command == "stop":
+            stop.set()
+            for d in devices:
+                d.close()
+            conn.send(("stopped", sent_telemetry[0]))
+            return
+
+
+# ------------------------------------------------------------------ this process
+
+
+class NotificationReceiver:
+    """Apprise's json:// target: notes when each fall's notification arrived (by the event
+    id in its link)."""
+
+    def __init__(self) -> None:
+        self.arrivals: dict[str, float] = {}
+        self.cond = threading.Condition()
+        receiver = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers.get("content-length", "0")))
+                now = time.time()
+                match = re.search(r"/events/([0-9a-f]{32})", json.loads(body).get("message", ""))
+                if match:
+                    with receiver.cond:
+                        receiver.arrivals.setdefault(match.group(1), now)
+                        receiver.cond.notify_all()
+                self.send_response(200)
+                self.end_headers()
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.port = self.server.server_address[1]
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def wait(
+        self, falls: Collection[str], incident_of: dict[str, str], timeout: float
+    ) -> dict[str, float]:
+        """When each fall's first notification arrived, by fall id (its link may name the
+        incident's first event, the trip, rather than the fall itself)."""
+
+        def arrived() -> dict[str, float]:
+            got: dict[str, float] = {}
+            for event_id, when in self.arrivals.items():
+                fall = incident_of.get(event_id, event_id)
+                if fall in falls:
+                    got[fall] = min(when, got.get(fall, when))
+            return got
+
+        with self.cond:
+            self.cond.wait_for(lambda: len(arrived()) == len(falls), timeout)
+            return arrived()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def memory_kib(pid: int) -> dict[str, int]:
+    """VmRSS and VmHWM (the peak) of a process, in KiB, from /proc."""
+    figures = {}
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        key, _, value = line.partition(":")
+        if key in ("VmRSS", "VmHWM"):
+            figures[key] = int(value.split()[0])
+    return figures
+
+
+def cpu_s(pid: int) -> float:
+    """CPU time (user + system) a process has used, in seconds, from /proc/<pid>/stat."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+@dataclass
+class Service:
+    """``retroguard caregiver`` in its own process, on a config written for the run."""
+
+    work: Path
+    broker: Mosquitto
+    notify_port: int | None
+    """The receiver's port; None: no contact (nobody is paged)."""
+    database: str = "caregiver.db"
+    """A SQLite file next to the config, or a postgresql:// URL (``--engine postgresql``)."""
+    port: int = field(default_factory=free_port)
+    process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        config = self.work / "caregiver.toml"
+        contact = (
+            f'[[contacts]]\nname = "Receiver"\nurls = ["json://127.0.0.1:{self.notify_port}/ann"]\n'
+            if self.notify_port is not None
+            else ""
+        )
+        config.write_text(
+            f"""[server]
+port = {self.port}
+database = "{self.database}"
+timezone = "UTC"
+
+[mqtt]
+host = "{self.broker.host}"
+port = {self.broker.port}
+client_id = "bench-caregiver-{uuid.uuid4().hex[:6]}"
+session_expiry_s = 0
+
+{contact}"""
+        )
+        retroguard = str(Path(sys.executable).parent / "retroguard")
+        secret = self.work / "password"
+        secret.write_text(PASSWORD + "\n")
+        subprocess.run(  # the account is made by another process, as an installer does
+            [retroguard, "caregiver", "add-user", "bench", "--password-file", str(secret),
+             "-c", str(config)],
+            check=True, capture_output=True,
+        )  # fmt: skip
+        log = (self.work / "service.log").open("wb")
+        self.process = subprocess.Popen(
+            [retroguard, "caregiver", "-c", str(config)], stdout=log, stderr=log
+        )
+        deadline = time.monotonic() + WAIT
+        while time.monotonic() < deadline:  # readiness: the login page answers
+            with contextlib.suppress(OSError):
+                conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=5)
+                conn.request("GET", "/login")
+                if conn.getresponse().status == 200:
+                    return
+            if self.process.poll() is not None:
+                raise RuntimeError(f"the service stopped: see {self.work / 'service.log'}")
+            threading.Event().wait(0.1)
+        raise RuntimeError("the service did not start")
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def fleet_size(self, cookie: str) -> int:
+        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=30)
+        conn.request("GET", "/api/fleet", headers={"cookie": cookie, "accept": "application/json"})
+        return len(json.loads(conn.getresponse().read())["devices"])
+
+    def stop(self) -> None:
+        if self.process is not None:
+            self.process.terminate()
+            self.process.wait(30)
 
 
 def login_cookie(port: int) -> str:
@@ -143,110 +460,66 @@ def login_cookie(port: int) -> str:
     raise RuntimeError("login failed")
 
 
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(q / 100 * (len(ordered) - 1)))]
+
+
+def spread(values: list[float]) -> str:
+    if not values:
+        return "none arrived"
+    return (
+        f"p50 {statistics.median(values):.0f} ms, p99 {percentile(values, 99):.0f} ms, "
+        f"max {max(values):.0f} ms"
+    )
+
+
 class SseClient:
-    """Stand-in for the browser: reads /stream and timestamps each event message."""
+    """The feed read off the socket in this process, beside the browser: when each event
+    left the service, apart from the page's own work (read1: what has arrived, without
+    waiting for a buffer to fill)."""
 
     def __init__(self, port: int, cookie: str) -> None:
         self.arrivals: dict[str, float] = {}
-        self.ready = threading.Event()
-        self.ended = threading.Event()
-        """The server ended the stream (it drops a browser that falls 1,000 messages behind)."""
         self.conn = http.client.HTTPConnection("127.0.0.1", port)
         self.conn.request("GET", "/stream", headers={"cookie": cookie})
         self.resp = self.conn.getresponse()
         threading.Thread(target=self._read, daemon=True).start()
 
     def _read(self) -> None:
-        self.ready.set()
-        # AttributeError: http.client reading a response whose connection close() released
+        pending = b""
         with contextlib.suppress(OSError, ValueError, AttributeError, http.client.HTTPException):
-            self._lines()  # ends when the connection is closed at the end of the run
-        self.ended.set()
-
-    def _lines(self) -> None:
-        for raw in self.resp:
-            line = raw.decode()
-            if line.startswith("data: "):
+            while chunk := self.resp.read1(1 << 16):
                 now = time.time()
-                msg = json.loads(line[6:])
-                if msg.get("kind") == "event":
-                    self.arrivals[msg["event"]["id"]] = now
+                pending += chunk
+                *lines, pending = pending.split(b"\n")
+                for line in lines:
+                    if line.startswith(b"data: "):
+                        msg = json.loads(line[6:])
+                        if msg.get("kind") == "event":
+                            self.arrivals.setdefault(msg["event"]["id"], now)
 
     def close(self) -> None:
         self.conn.close()
 
 
-def percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(q / 100 * (len(ordered) - 1)))]
+class Browser:
+    """Headless Chromium on the fleet page, logged in through the form, timestamping each
+    event the live feed brings (an EventSource beside the page's own)."""
 
-
-def main() -> int:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
-    ap.add_argument("--devices", type=int, default=50)
-    ap.add_argument(
-        "--events", type=int, default=2, help="events per device in the burst (all at once)"
-    )
-    ap.add_argument("--telemetry-interval", type=float, default=1.0)
-    ap.add_argument("--backlog", type=int, default=5000)
-    ap.add_argument("--no-browser", action="store_true", help="measure with a raw SSE client")
-    ap.add_argument(
-        "--engine",
-        choices=("sqlite", "postgresql"),
-        default="sqlite",
-        help="the service's database: a SQLite file, or a throwaway local PostgreSQL cluster",
-    )
-    args = ap.parse_args()
-
-    work = Path(tempfile.mkdtemp(prefix="retroguard-bench-caregiver-"))
-    # Mosquitto queues at most 1,000 messages per client by default (max_queued_messages) and
-    # drops the rest; a service taking a 5,000-message burst needs more (docs/caregiver.md).
-    broker = Mosquitto(persistence=False, extra_config="max_queued_messages 0")
-    broker.start()
-    cluster: PostgresCluster | None = None
-    database = str(work / "caregiver.db")
-    if args.engine == "postgresql":
-        cluster = PostgresCluster()
-        cluster.start()
-        database = cluster.new_database("bench")
-    config = CaregiverConfig(
-        server=ServerConfig(host="127.0.0.1", port=0, database=database),
-        mqtt=CaregiverMqttConfig(host=broker.host, port=broker.port, client_id="bench-caregiver"),
-    )
-    service = CaregiverService(config)
-    service.accounts.add_user("bench", PASSWORD)
-    service.start(port=0)
-    assert service.ingestor.connected.wait(20)
-    devices = [Device(broker, f"treadmill-{i:02d}") for i in range(args.devices)]
-    for d in devices:
-        d.send("availability", "online", retain=True)
-        state = {
-            "schema": 1,
-            "device_id": d.device_id,
-            "state": "ARMED",
-            "reason": "armed",
-            "wall_time": "2025-01-01T00:00:00.000+00:00",
-        }
-        d.send("state", json.dumps(state), retain=True)
-    total = 2 * args.devices
-    service.ingestor.wait_for(lambda: service.ingestor.messages >= total, 60)
-
-    cookie = login_cookie(service.port)
-    browser_ctx: Any = None
-    page: Any = None
-    sse: SseClient | None = None
-    use_browser = CHROMIUM.exists() and not args.no_browser
-    if use_browser:
+    def __init__(self, url: str) -> None:
         from playwright.sync_api import sync_playwright
 
-        pw = sync_playwright().start()
-        browser = launch_chromium(pw)
-        browser_ctx = browser.new_context()
-        name, _, value = cookie.partition("=")
-        browser_ctx.add_cookies([{"name": name, "value": value, "url": service.url}])
-        page = browser_ctx.new_page()
-        page.goto(service.url + "/")
-        page.evaluate(
+        self.pw = sync_playwright().start()
+        self.browser = launch_chromium(self.pw)
+        self.page = self.browser.new_page(viewport={"width": 1280, "height": 800})
+        self.page.set_default_timeout(WAIT * 1000)
+        self.page.goto(url + "/login")
+        self.page.fill("#username", "bench")
+        self.page.fill("#password", PASSWORD)
+        self.page.click("button[type=submit]")
+        self.page.wait_for_selector("body[data-live='1']")
+        self.page.evaluate(
             """() => new Promise(ok => {
                 window.__arrivals = {};
                 const s = new EventSource('/stream');
@@ -255,100 +528,206 @@ def main() -> int:
                     if (d.kind === 'event') window.__arrivals[d.event.id] = Date.now(); };
             })"""
         )
-        where = "headless Chromium (EventSource on the dashboard page)"
-    else:
-        sse = SseClient(service.port, cookie)
-        sse.ready.wait(10)
-        where = "raw SSE client (no Chromium)"
 
-    stop = threading.Event()
-    telemetry_sent = [0]
+    def arrivals(self, ids: set[str], timeout: float) -> dict[str, float]:
+        deadline = time.monotonic() + timeout
+        got: dict[str, float] = {}
+        while time.monotonic() < deadline:
+            got = {k: v / 1000.0 for k, v in self.page.evaluate("window.__arrivals").items()}
+            if ids <= set(got):
+                break
+            self.page.wait_for_timeout(200)
+        return {k: v for k, v in got.items() if k in ids}
 
-    def telemetry_loop() -> None:
-        interval = args.telemetry_interval / max(1, args.devices)
-        i = 0
-        while not stop.wait(interval):
-            devices[i % len(devices)].telemetry()
-            telemetry_sent[0] += 1
-            i += 1
+    def close(self) -> None:
+        self.browser.close()
+        self.pw.stop()
 
-    ticker = threading.Thread(target=telemetry_loop, daemon=True)
-    ticker.start()
-    stop.wait(2 * args.telemetry_interval)  # settle into the steady load
 
-    sent: dict[str, float] = {}
-    stored_before = service.ingestor.events_stored
-    burst_start = time.time()
-    threads = [
-        threading.Thread(target=lambda d=d: [d.event(sent) for _ in range(args.events)])
-        for d in devices
-    ]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    n_events = args.devices * args.events
-    service.ingestor.wait_for(
-        lambda: service.ingestor.events_stored - stored_before >= n_events, 120
-    )
-    ingest_s = time.time() - burst_start
+@dataclass
+class Figures:
+    devices: int
+    falls_to_phone_ms: list[float]
+    falls_to_browser_ms: list[float]
+    burst: int
+    burst_stored_s: float
+    burst_to_browser_ms: list[float]
+    burst_to_socket_ms: list[float]
+    telemetry_sent: int
+    rss_before_login_kib: dict[str, int]
+    rss_end_kib: dict[str, int]
+    burst_cpu_s: float
+    """The service's CPU time from just before the burst until its last event was in the
+    browser: what the burst cost, apart from how busy the machine was."""
+    load: tuple[float, float, float]
+    """The machine's load average as the run began (1, 5, 15 min)."""
 
-    arrivals: dict[str, float] = {}
-    deadline = time.time() + 60
-    while time.time() < deadline:
-        if page is not None:
-            arrivals = {k: v / 1000.0 for k, v in page.evaluate("window.__arrivals").items()}
-        elif sse is not None:
-            arrivals = dict(sse.arrivals)
-        if len(arrivals) >= n_events:
-            break
-        stop.wait(0.2)
-    stop.set()
-    latencies = [(arrivals[k] - sent[k]) * 1000 for k in sent if k in arrivals]
 
-    # ingest rate: a backlog published at once
-    before = service.ingestor.messages
-    t0 = time.time()
-    for i in range(args.backlog):
-        devices[i % len(devices)].telemetry()
-    service.ingestor.wait_for(lambda: service.ingestor.messages - before >= args.backlog, 120)
-    backlog_s = time.time() - t0
-    taken = service.ingestor.messages - before
+def run(n: int, args: argparse.Namespace) -> Figures:
+    work = Path(tempfile.mkdtemp(prefix=f"retroguard-bench-caregiver-{n}-"))
+    load_at_start = os.getloadavg()
+    # Mosquitto queues at most 1,000 messages per client by default and drops the rest; a
+    # service taking a burst needs more (docs/caregiver.md, "Scaling the broker side").
+    broker = Mosquitto(persistence=False, extra_config="max_queued_messages 0")
+    broker.start()
+    receiver = NotificationReceiver()
+    cluster: PostgresCluster | None = None
+    database = "caregiver.db"
+    if args.engine == "postgresql":
+        cluster = PostgresCluster()
+        cluster.start()
+        database = cluster.new_database("bench")
+    service = Service(work, broker, None if args.no_contacts else receiver.port, database)
+    ctx = multiprocessing.get_context("spawn")
+    ours, theirs = ctx.Pipe()
+    load = ctx.Process(target=generator, args=(theirs, broker.host, broker.port, n, args.format))
+    browser: Browser | None = None
+    socket: SseClient | None = None
+    try:
+        service.start()
+        assert service.process is not None
+        pid = service.process.pid
+        before_login = memory_kib(pid)
+        load.start()
+        assert ours.poll(WAIT) and ours.recv()[0] == "ready"
+        cookie = login_cookie(service.port)
+        deadline = time.monotonic() + WAIT
+        while service.fleet_size(cookie) < n and time.monotonic() < deadline:
+            threading.Event().wait(0.2)
+        browser = Browser(service.url)
+        socket = SseClient(service.port, cookie)
+        ours.send(("telemetry", args.telemetry_interval))
+        ours.recv()
+        threading.Event().wait(2 * args.telemetry_interval)  # settle into the steady load
 
+        ours.send(("falls", (args.falls, args.fall_interval)))
+        _, (at, kinds, incident_of) = ours.recv()
+        falls = {k: t for k, t in at.items() if kinds[k] == "fall"}
+        phone = {} if args.no_contacts else receiver.wait(falls, incident_of, WAIT)
+        seen = browser.arrivals(set(falls), WAIT)
+        falls_to_phone = [(phone[k] - t) * 1000 for k, t in falls.items() if k in phone]
+        falls_to_browser = [(seen[k] - t) * 1000 for k, t in falls.items() if k in seen]
+
+        cpu_before = cpu_s(pid)
+        ours.send(("burst", args.burst))
+        _, (burst, _, _) = ours.recv()
+        started = min(burst.values())
+        seen = browser.arrivals(set(burst), WAIT)
+        burst_cpu = cpu_s(pid) - cpu_before
+        burst_to_browser = [(seen[k] - t) * 1000 for k, t in burst.items() if k in seen]
+        off_socket = socket.arrivals
+        burst_to_socket = [(off_socket[k] - t) * 1000 for k, t in burst.items() if k in off_socket]
+        stored_s = (max(seen.values()) - started) if seen else float("nan")
+
+        ours.send(("stop", None))
+        _, telemetry_sent = ours.recv()
+        end = memory_kib(pid)
+    finally:
+        if socket is not None:
+            socket.close()
+        if browser is not None:
+            browser.close()
+        if load.pid is not None:
+            if load.is_alive():
+                load.terminate()
+            load.join(30)
+        service.stop()
+        receiver.close()
+        broker.cleanup()
+        if cluster is not None:
+            cluster.cleanup()
+    return Figures(
+        n, falls_to_phone, falls_to_browser, args.burst, stored_s, burst_to_browser,
+        burst_to_socket, telemetry_sent, before_login, end, burst_cpu, load_at_start,
+    )  # fmt: skip
+
+
+def report(f: Figures, args: argparse.Namespace) -> bool:
+    mb = 1024.0
+    window = {
+        "incident": "incidents (each fall: trip, fall, 14 s int16 recording)",
+        "json": "3 s IMU windows as JSON floats (older monitors)",
+        "none": "no IMU windows",
+    }[args.format]
     print(
-        f"caregiver benchmark ({args.engine}): {args.devices} devices, "
-        f"telemetry every {args.telemetry_interval:g} s each "
-        f"({telemetry_sent[0]} sent during the run)"
+        f"caregiver benchmark on {os.cpu_count()} cores, load average "
+        f"{' '.join(f'{x:.1f}' for x in f.load)} when it began (other work on the machine "
+        "slows every figure but the CPU time)"
     )
     print(
-        f"  event burst: {n_events} events with 3 s IMU windows stored in {ingest_s:.2f} s "
-        f"({n_events / ingest_s:.0f} events/s)"
+        f"caregiver benchmark: {f.devices} devices (load generator in its own process), "
+        f"telemetry every {args.telemetry_interval:g} s each ({f.telemetry_sent} sent), "
+        f"events with {window}"
     )
-    print(f"  event-to-browser latency, measured in {where}:")
-    if latencies:
-        print(
-            f"    received {len(latencies)}/{n_events}; p50 {statistics.median(latencies):.0f} ms, "
-            f"p99 {percentile(latencies, 99):.0f} ms, max {max(latencies):.0f} ms "
-            f"(target p99 < 1000 ms)"
-        )
-    else:
-        print("    no events arrived")
+    phone = (
+        "no contact configured (--no-contacts): nobody paged"
+        if args.no_contacts
+        else f"to the notification receiver {spread(f.falls_to_phone_ms)} "
+        f"({len(f.falls_to_phone_ms)}/{args.falls}; target p99 < {NOTIFY_P99_MS:.0f} ms)"
+    )
+    print(f"  {args.falls} falls, one every {args.fall_interval:g} s: {phone}")
+    print(f"    to the browser {spread(f.falls_to_browser_ms)}")
     print(
-        f"  ingest rate: {taken}/{args.backlog} telemetry messages in {backlog_s:.2f} s "
-        f"({taken / backlog_s:.0f} messages/s)"
+        f"  burst of {f.burst} events at once: all in the browser {f.burst_stored_s:.2f} s after "
+        f"the first was sent; event to browser {spread(f.burst_to_browser_ms)} "
+        f"({len(f.burst_to_browser_ms)}/{f.burst}; target p99 < {BROWSER_P99_MS:.0f} ms)"
+    )
+    print(f"    the same events read off the feed's socket: {spread(f.burst_to_socket_ms)}")
+    print(
+        f"    the service's CPU time for the burst: {f.burst_cpu_s:.2f} s "
+        f"({f.burst_cpu_s / f.burst * 1000:.2f} ms an event)"
+    )
+    print(
+        f"  caregiver process: VmHWM {f.rss_before_login_kib['VmHWM'] / mb:.1f} MB when the "
+        f"login page first answered; at the end VmRSS {f.rss_end_kib['VmRSS'] / mb:.1f} MB, "
+        f"VmHWM (peak) {f.rss_end_kib['VmHWM'] / mb:.1f} MB (target <= {PEAK_RSS_MB:.0f} MB)"
+    )
+    paged = args.no_contacts or (
+        len(f.falls_to_phone_ms) == args.falls
+        and percentile(f.falls_to_phone_ms, 99) < NOTIFY_P99_MS
+    )
+    return (
+        paged
+        and len(f.burst_to_browser_ms) == f.burst
+        and percentile(f.burst_to_browser_ms, 99) < BROWSER_P99_MS
+        and f.rss_end_kib["VmHWM"] / mb <= PEAK_RSS_MB
     )
 
-    if browser_ctx is not None:
-        browser_ctx.close()
-    if sse is not None:
-        sse.close()
-    for d in devices:
-        d.close()
-    service.stop()
-    broker.cleanup()
-    if cluster is not None:
-        cluster.cleanup()
-    ok = bool(latencies) and len(latencies) == n_events and percentile(latencies, 99) < 1000
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    ap.add_argument("--devices", type=int, nargs="+", default=[50, 200])
+    ap.add_argument("--burst", type=int, default=500, help="events published at once")
+    ap.add_argument("--falls", type=int, default=40, help="falls one at a time, for the phone")
+    ap.add_argument("--fall-interval", type=float, default=0.5)
+    ap.add_argument("--telemetry-interval", type=float, default=1.0)
+    ap.add_argument(
+        "--format",
+        choices=FORMATS,
+        default="incident",
+        help="what the monitors send: incidents as this release does (a trip, the fall and a "
+        "compact recording), one event with a JSON-float window as older monitors did, or "
+        "events without a window",
+    )
+    ap.add_argument(
+        "--no-contacts",
+        action="store_true",
+        help="configure no contact: what the service costs without paging anyone (each "
+        "notification is some 3 ms of Apprise and requests CPU)",
+    )
+    ap.add_argument(
+        "--engine",
+        choices=("sqlite", "postgresql"),
+        default="sqlite",
+        help="the service's database: a SQLite file, or a throwaway local PostgreSQL cluster",
+    )
+    args = ap.parse_args()
+    if not CHROMIUM.exists():
+        print("caregiver benchmark: needs Debian's chromium (apt-get install -y chromium)")
+        return 2
+    ok = True
+    for n in args.devices:
+        ok = report(run(n, args), args) and ok
     return 0 if ok else 1
 
 

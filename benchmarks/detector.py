@@ -10,6 +10,14 @@
    SisFall file when ``../shared`` is present, resampled 200 -> 100 Hz too).
 3. Latency: each ``update()`` timed on its own (sample in -> decision out),
    p50 and p99. Target: p99 < 50 us.
+4. Against a yardstick, streaming *real* walking (SisFall D01, where heel
+   strikes start a landing check on most samples; the synthetic session
+   flatters the detector): the pure-Python detector, the compiled one (when
+   built, ``setup.py``) and the plain orientation + vertical-velocity filter
+   of ``benchmarks/reference_filter.py``, interleaved in one process, best
+   of several runs each, and each detector's speed as a ratio of the
+   filter's. Ratios measured in the same run are what to compare across
+   machines and loads. Target: compiled >= 1.0x the filter.
 
 Everything runs in one process on one core.
 
@@ -20,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import subprocess
 import sys
 import tempfile
@@ -31,9 +40,12 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from benchmarks.reference_filter import VerticalVelocityFilter  # noqa: E402
 from core.samples import ImuSample  # noqa: E402
 from core.trace import write_trace  # noqa: E402
 from firmware.detection import DetectorConfig, build_detector  # noqa: E402
+from firmware.detection.factory import compiled_class  # noqa: E402
+from firmware.detection.retro import FallDetector  # noqa: E402
 from sim.scenarios import (  # noqa: E402
     BackwardFall,
     Sequence,
@@ -144,12 +156,56 @@ def _clock_overhead(clock: Callable[[], int]) -> int:
     return best
 
 
+def against_the_filter(
+    samples: list[ImuSample], up: tuple[float, float, float] | None
+) -> dict[str, float | None]:
+    """Samples/s of the pure and compiled detectors and of the reference
+    filter on the same samples, interleaved (best of 7 each), and the ratios."""
+    compiled = compiled_class()
+    classes: dict[str, type[FallDetector] | None] = {"pure": FallDetector, "compiled": compiled}
+
+    def detector(cls: type[FallDetector]) -> Callable[[], int]:
+        def run() -> int:
+            update = cls(DetectorConfig(), RATE, up=up).update
+            for s in samples:
+                update(s)
+            return len(samples)
+
+        return run
+
+    def reference() -> int:
+        update = VerticalVelocityFilter(RATE).update
+        for s in samples:
+            update(s)
+        return len(samples)
+
+    runs: dict[str, Callable[[], int]] = {"filter": reference}
+    runs |= {name: detector(cls) for name, cls in classes.items() if cls is not None}
+    best = dict.fromkeys(runs, 0.0)
+    for _ in range(7):
+        for name, run in runs.items():
+            best[name] = max(best[name], best_rate(run, repeats=1))
+    out: dict[str, float | None] = {f"{name}_samples_per_s": rate for name, rate in best.items()}
+    for name in classes:
+        out[f"{name}_vs_filter"] = best[name] / best["filter"] if name in best else None
+    if "compiled" not in best:
+        out["compiled_samples_per_s"] = None
+    return out
+
+
 def sisfall_file() -> Path | None:
+    """SisFall D01_SA01_R01 (walking slowly, 100 s): from ``RETROGUARD_SISFALL``
+    or ``../shared/datasets/unpack``."""
+    override = os.environ.get("RETROGUARD_SISFALL")
     unpack = ROOT.parent / "shared" / "datasets" / "unpack"
-    if not unpack.exists():
+    if override:
+        root = Path(override)
+    elif unpack.exists():
+        out = subprocess.run([str(unpack)], check=True, capture_output=True, text=True).stdout
+        root = Path(out.strip().splitlines()[-1])
+    else:
         return None
-    out = subprocess.run([str(unpack)], check=True, capture_output=True, text=True).stdout
-    p = Path(out.strip().splitlines()[-1]) / "SA01" / "D01_SA01_R01.txt"
+    p = root / "SA01" / "D01_SA01_R01.txt"
     return p if p.exists() else None
 
 
@@ -173,6 +229,11 @@ def main() -> int:
         figures["replay_sisfall_samples_per_s"] = replay(sis, RATE)
         figures["replay_sisfall_resampled_100hz_samples_per_s"] = replay(sis, 100.0)
     figures["latency_us"] = latency_us(samples)
+    if sis is not None:
+        rec = describe(sis)
+        walking = list(open_samples(rec, RATE))
+        figures["real_walking"] = against_the_filter(walking, rec.up)
+    figures["synthetic_session"] = against_the_filter(samples, None)
 
     print(f"session: {len(samples)} samples at {RATE:g} Hz ({len(samples) / RATE:.0f} s)")
     print(f"detector alone        {figures['detector_samples_per_s']:>12,.0f} samples/s per core")
@@ -195,6 +256,25 @@ def main() -> int:
     )
     budget = 1e6 / RATE
     print(f"budget at {RATE:g} Hz: {budget:.0f} us per sample; p99 uses {lat['p99'] / budget:.2%}")
+    for key, what in (
+        ("real_walking", "real walking (SisFall D01)"),
+        ("synthetic_session", "synthetic session"),
+    ):
+        f = figures.get(key)
+        if f is None:
+            continue
+        print(
+            f"{what}, same run, samples/s and ratio to the orientation + vertical-velocity filter:"
+        )
+        print(f"  filter    {f['filter_samples_per_s']:>12,.0f}")
+        print(f"  pure      {f['pure_samples_per_s']:>12,.0f}   {f['pure_vs_filter']:.2f}x")
+        if f["compiled_samples_per_s"] is None:
+            print(
+                "  compiled  not built (no C compiler, RETROGUARD_PURE, or stale: pip install -e .)"
+            )
+        else:
+            rate, ratio = f["compiled_samples_per_s"], f["compiled_vs_filter"]
+            print(f"  compiled  {rate:>12,.0f}   {ratio:.2f}x")
     if args.json is not None:
         args.json.write_text(json.dumps(figures, indent=2) + "\n")
     return 0

@@ -41,6 +41,7 @@ from collections.abc import Callable
 from typing import NamedTuple
 
 from caregiver.config import CaregiverConfig
+from caregiver.localtime import readable
 from caregiver.storage import OPEN_STATUSES, Alert, Store, Transaction, worse
 from core.protocol.events import INCIDENT_TYPES, EventType
 from core.protocol.messages import EventMessage
@@ -88,12 +89,17 @@ class Alerting:
     def device_name(self, device_id: str) -> str:
         return self.config.devices.get(device_id, device_id)
 
+    def _when(self, wall_time: str) -> str:
+        """A device's UTC time as the caregivers read it: in ``[server] timezone`` (default
+        the system's), with the zone's name ("Sun 1 Mar 2026, 14:05:12 CET")."""
+        return readable(wall_time, self.config.zone)
+
     def _event_text(self, device: str, kind: str, told: _Told) -> tuple[str, str]:
         name = self.device_name(device)
         what = _WHAT.get(kind, kind)
         label = name if name == device else f"{name} ({device})"
         body = (
-            f"{what} on {label} at {_when(told.wall_time)} UTC: {told.reason}. "
+            f"{what} on {label} at {self._when(told.wall_time)}: {told.reason}. "
             f"Treadmill state: {told.state}. "
             f"Open and acknowledge: {self.config.base_url}/events/{told.event_id}"
         )
@@ -104,7 +110,7 @@ class Alerting:
         what = _WHAT["offline"]
         label = name if name == device else f"{name} ({device})"
         body = (
-            f"{what}: {label} stopped reporting at {_when(wall_time)} UTC while armed. "
+            f"{what}: {label} stopped reporting at {self._when(wall_time)} while armed. "
             f"Check on the walker. Dashboard: {self.config.base_url}/devices/{device}"
         )
         return f"RetroGuard: {what} - {name}", body
@@ -306,7 +312,7 @@ class Alerting:
         """The walker pressed reset after a trip: "I'm OK". Held alerts become logged (never
         paged); paging alerts stop escalating and the contacts already paged are told."""
         name = self.device_name(device)
-        when = _when(wall_time)
+        when = self._when(wall_time)
         for alert in tx.open_alerts(device, ALERT_TYPES):
             if alert.status == "held":
                 self._close(tx, alert, "logged", "walker reset (I'm OK) within the grace time")
@@ -316,7 +322,7 @@ class Alerting:
                 tx,
                 alert,
                 f"RetroGuard: I'm OK - {name}",
-                f"I'm OK: the walker on {name} pressed reset at {when} UTC after the "
+                f"I'm OK: the walker on {name} pressed reset at {when} after the "
                 f"{_WHAT.get(alert.kind, alert.kind).lower()}. No further reminders. "
                 f"Details: {self.config.base_url}/devices/{device}",
             )
@@ -427,11 +433,6 @@ class Alerting:
 
     def alerts(self, device_id: str | None = None) -> list[Alert]:
         return self.store.alerts(device_id)
-
-
-def _when(wall_time: str) -> str:
-    """ "2026-12-01T21:00:00.123+00:00" -> "2026-12-01 21:00:00" (display only)."""
-    return wall_time[:19].replace("T", " ")
 
 
 class _Told(NamedTuple):

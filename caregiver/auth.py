@@ -1,36 +1,67 @@
 """Caregiver accounts, sessions, CSRF tokens and the login rate limit.
 
-* Passwords are hashed with Argon2id (``argon2-cffi``'s defaults); a login for an
-  unknown user still runs one verification so timing does not reveal names.
+* Passwords are hashed with Argon2id at the lowest-memory of OWASP's equally
+  strong minimum configurations (7 MiB, 5 passes, 1 lane; the others trade
+  memory for passes, e.g. 19 MiB and 2): argon2-cffi's default (64 MiB, 4 lanes)
+  made every login touch 64 MiB, more than the whole service otherwise holds,
+  and on a Pi memory, not time, is what is short. A password hashed with other
+  parameters (an older release's) is re-hashed at its next login. At most
+  :data:`HASHES_AT_ONCE` hashes run at once (a burst of logins queues instead of
+  taking 7 MiB each), never on the event loop: callers run
+  :meth:`Accounts.verify` and :meth:`Accounts.add_user` in a worker thread.
+  Nothing is hashed at import: a login for an unknown user checks against a
+  dummy hash made at the first such login, so timing still does not reveal names.
 * A session is a random 256-bit token in an HttpOnly, SameSite=Lax cookie; the
   database keeps only its SHA-256, so a copied database holds no usable session.
+  Removing an account ends its sessions at once.
 * Each session has its own CSRF token, required on every state-changing request
   (form field ``csrf`` or header ``X-CSRF-Token``); the login form uses a
   double-submit cookie since there is no session yet.
+* An account may be limited to some devices (:meth:`Accounts.limit`).
 * Failed logins are limited per user name and per client address (sliding window).
 """
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import hmac
 import math
 import secrets
+import threading
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 
-from caregiver.storage import LoginSession, Store
+from caregiver.storage import Account, LoginSession, Store
 
-_hasher = PasswordHasher()
-_DUMMY_HASH = _hasher.hash("not a real password")
+HASHES_AT_ONCE = 2
+"""Argon2 computations running at the same time (each holds 7 MiB while it runs)."""
+
+_hasher = PasswordHasher(time_cost=5, memory_cost=7 * 1024, parallelism=1)
+_hashing = threading.BoundedSemaphore(HASHES_AT_ONCE)
+
+
+@functools.cache
+def _dummy_hash() -> str:
+    return hash_password(secrets.token_urlsafe(16))
 
 
 def hash_password(password: str) -> str:
-    return _hasher.hash(password)
+    """An Argon2id hash (slow on purpose: call it from a worker thread, never the loop)."""
+    with _hashing:
+        return _hasher.hash(password)
+
+
+def _matches(stored: str, password: str) -> bool:
+    with _hashing:
+        try:
+            return _hasher.verify(stored, password)
+        except (VerifyMismatchError, VerificationError, InvalidHashError):
+            return False
 
 
 def check_username(username: str) -> str | None:
@@ -59,18 +90,35 @@ class Accounts:
         self.clock = clock
 
     def add_user(self, username: str, password: str) -> None:
+        """Create the account, or set its password (its device limit stays)."""
         problem = check_username(username) or check_password(password)
         if problem:
             raise ValueError(problem)
         self.store.add_user(username, hash_password(password), self.clock())
 
     def verify(self, username: str, password: str) -> bool:
+        """The password is the account's (an older release's hash is replaced on success)."""
         stored = self.store.password_hash(username)
-        try:
-            _hasher.verify(stored or _DUMMY_HASH, password)
-        except (VerifyMismatchError, VerificationError, InvalidHashError):
+        if stored is None:
+            _matches(_dummy_hash(), password)  # as long as a real check: names stay secret
             return False
-        return stored is not None
+        if not _matches(stored, password):
+            return False
+        if _hasher.check_needs_rehash(stored):
+            self.store.add_user(username, hash_password(password), self.clock())
+        return True
+
+    def users(self) -> list[Account]:
+        return self.store.users(self.clock())
+
+    def remove_user(self, username: str) -> bool:
+        """Delete the account and end its logins; False if there is no such account."""
+        return self.store.remove_user(username)
+
+    def limit(self, username: str, devices: Sequence[str] | None) -> bool:
+        """Let the account see only ``devices`` (None: every device); False if no such
+        account. :class:`ValueError` for an empty list (remove the account instead)."""
+        return self.store.set_user_devices(username, devices)
 
     def create_session(self, username: str, hours: float) -> tuple[str, Session]:
         token = secrets.token_urlsafe(32)

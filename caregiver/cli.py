@@ -1,12 +1,24 @@
-"""``retroguard caregiver`` (serve the dashboard) and ``retroguard caregiver add-user``."""
+"""``retroguard caregiver`` (serve the dashboard) and its account commands.
+
+* ``add-user NAME [--device ID ...]``: create an account (or set its password);
+* ``users``: list the accounts, the devices each may see and its open logins;
+* ``remove-user NAME``: delete an account and end its logins at once;
+* ``limit-user NAME (DEVICE ... | --all)``: which devices an account sees.
+"""
 
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 import getpass
 import sys
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # imported when a command runs: `retroguard --help` stays quick
+    from caregiver.auth import Accounts
+    from caregiver.storage import Account
 
 DEFAULT_CONFIG = Path("/etc/retroguard/caregiver.toml")
 
@@ -24,13 +36,32 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     parser.add_argument("--port", type=int, default=None, help="override [server] port")
     parser.set_defaults(func=run, caregiver_command="serve")
     sub = parser.add_subparsers(dest="caregiver_command", metavar="SUBCOMMAND")
-    add = sub.add_parser("add-user", help="create a caregiver account (or set its password)")
+
+    def command(name: str, help: str) -> argparse.ArgumentParser:
+        p: argparse.ArgumentParser = sub.add_parser(name, help=help, description=help)
+        p.add_argument("-c", "--config", type=Path, default=argparse.SUPPRESS, help="TOML")
+        p.set_defaults(func=run, caregiver_command=name)
+        return p
+
+    add = command("add-user", "create a caregiver account (or set its password)")
     add.add_argument("username")
     add.add_argument(
         "--password-file", type=Path, help="read the password from the first line of this file"
     )
-    add.add_argument("-c", "--config", type=Path, default=argparse.SUPPRESS, help="TOML")
-    add.set_defaults(func=run, caregiver_command="add-user")
+    add.add_argument(
+        "--device",
+        action="append",
+        metavar="ID",
+        help="let the account see only this device (repeat for more; default: every device, "
+        "or the limit it already has)",
+    )
+    command("users", "list the caregiver accounts and the devices each may see")
+    remove = command("remove-user", "delete a caregiver account and end its logins")
+    remove.add_argument("username")
+    limit = command("limit-user", "let an account see only some devices (or --all)")
+    limit.add_argument("username")
+    limit.add_argument("devices", nargs="*", metavar="DEVICE", help="device ids it may see")
+    limit.add_argument("--all", action="store_true", help="every device (the default)")
     return parser
 
 
@@ -60,31 +91,15 @@ def _run(args: argparse.Namespace) -> int:
     import dataclasses
 
     config = _config(args.config)
-    if args.caregiver_command == "add-user":
+    if args.caregiver_command not in (None, "serve"):  # None: no subcommand, i.e. serve
         from caregiver.auth import Accounts
         from caregiver.storage import Store, redacted
 
-        if args.password_file:
-            password = (
-                args.password_file.read_text().splitlines()[0]
-                if args.password_file.stat().st_size
-                else ""
-            )
-        else:
-            password = getpass.getpass(f"password for {args.username}: ")
-            if password != getpass.getpass("again: "):
-                print("the passwords differ", file=sys.stderr)
-                return 2
         store = Store(config.server.database)
         try:
-            Accounts(store).add_user(args.username, password)
-        except ValueError as exc:
-            print(f"retroguard caregiver add-user: {exc}", file=sys.stderr)
-            return 2
+            return _account_command(args, Accounts(store), redacted(config.server.database))
         finally:
             store.close()
-        print(f"user {args.username} saved in {redacted(config.server.database)}")
-        return 0
     if args.port is not None:
         config = dataclasses.replace(
             config, server=dataclasses.replace(config.server, port=args.port)
@@ -92,4 +107,67 @@ def _run(args: argparse.Namespace) -> int:
     from caregiver.service import CaregiverService
 
     CaregiverService(config).serve_forever()
+    return 0
+
+
+def _account_command(args: argparse.Namespace, accounts: Accounts, database: str) -> int:
+    name = f"retroguard caregiver {args.caregiver_command}"
+    if args.caregiver_command == "users":
+        return _list_users(accounts.users())
+    if args.caregiver_command == "remove-user":
+        if not accounts.remove_user(args.username):
+            print(f"{name}: no account {args.username!r} in {database}", file=sys.stderr)
+            return 2
+        print(f"user {args.username} removed; its logins are ended")
+        return 0
+    if args.caregiver_command == "limit-user":
+        if args.all == bool(args.devices):
+            print(f"{name}: name the devices, or give --all", file=sys.stderr)
+            return 2
+        if not accounts.limit(args.username, None if args.all else args.devices):
+            print(f"{name}: no account {args.username!r} in {database}", file=sys.stderr)
+            return 2
+        print(f"user {args.username} sees {_devices(None if args.all else args.devices)}")
+        return 0
+    password = _password(args)
+    if password is None:
+        return 2
+    try:
+        accounts.add_user(args.username, password)
+    except ValueError as exc:
+        print(f"{name}: {exc}", file=sys.stderr)
+        return 2
+    if args.device:
+        accounts.limit(args.username, args.device)
+    print(f"user {args.username} saved in {database}")
+    return 0
+
+
+def _password(args: argparse.Namespace) -> str | None:
+    if args.password_file:
+        lines = args.password_file.read_text().splitlines()
+        return lines[0] if lines else ""
+    password = getpass.getpass(f"password for {args.username}: ")
+    if password != getpass.getpass("again: "):
+        print("the passwords differ", file=sys.stderr)
+        return None
+    return password
+
+
+def _devices(devices: Sequence[str] | None) -> str:
+    return "every device" if devices is None else "only " + ", ".join(sorted(devices))
+
+
+def _list_users(users: list[Account]) -> int:
+    if not users:
+        print("no caregiver accounts yet (add one: retroguard caregiver add-user NAME)")
+        return 0
+    width = max(len(u.username) for u in users)
+    for user in users:
+        created = dt.datetime.fromtimestamp(user.created_at).astimezone()
+        logins = f"{user.sessions} login{'' if user.sessions == 1 else 's'} open"
+        print(
+            f"{user.username:<{width}}  since {created:%Y-%m-%d}  {logins:<15} "
+            f"{_devices(user.devices)}"
+        )
     return 0

@@ -8,6 +8,7 @@ problem is collected and reported as ``file: key: what is wrong``, all at once.
 [server]
 port = 8080
 public_url = "http://carepc.home.lan:8080"
+timezone = "Europe/Berlin"
 
 [mqtt]
 host = "broker.home.lan"
@@ -23,6 +24,7 @@ urls = ["ntfy://ntfy.sh/ann-retroguard", "mailto://ann:pw@example.com"]
 from __future__ import annotations
 
 import dataclasses
+import datetime as dt
 import typing
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -34,6 +36,7 @@ from core import tomlschema
 from core.errors import ConfigError
 from core.mqttlink import BrokerLink
 from core.protocol.topics import share_group_problem
+from core.zones import named_zone
 
 Action = Literal["page", "page_unless_reset", "log"]
 """What an alert of one kind does: page at once; page only if the walker has not reset the
@@ -61,6 +64,10 @@ class ServerConfig:
     account failing from many addresses at once is slowed for at most 30 s."""
     login_window_s: float = 300.0
     """Failed logins are forgotten after this."""
+    timezone: str = ""
+    """IANA time zone ("Europe/Berlin") for the times notifications and the progress page state
+    and the weeks sessions count in; "" = the system's. The dashboard shows times in each
+    browser's own zone."""
     trusted_proxies: tuple[str, ...] = ()
     """Addresses of reverse proxies whose X-Forwarded-For header is believed (e.g. ["127.0.0.1"]
     behind nginx on the same machine). Empty: the header is ignored, so a client cannot pick
@@ -176,6 +183,11 @@ class CaregiverConfig:
     """Display names: device id = "Dad's treadmill"."""
 
     @property
+    def zone(self) -> dt.tzinfo:
+        """``[server] timezone`` (checked when the file was read), or the system's zone."""
+        return named_zone(self.server.timezone)
+
+    @property
     def base_url(self) -> str:
         if self.server.public_url:
             return self.server.public_url.rstrip("/")
@@ -198,6 +210,14 @@ def _share_group(value: Any) -> str | None:
     return None if value == "" else share_group_problem(value)
 
 
+def _zone(value: Any) -> str | None:
+    try:
+        named_zone(value)
+    except ValueError as exc:
+        return str(exc)
+    return None
+
+
 def _port(value: Any) -> str | None:
     return None if 0 <= value <= 65535 else "must be a TCP port (0-65535)"
 
@@ -205,6 +225,7 @@ def _port(value: Any) -> str | None:
 _CHECKS: dict[str, typing.Callable[[Any], str | None]] = {
     "server.port": _port,
     "server.database": database_problem,
+    "server.timezone": _zone,
     "server.session_hours": _positive,
     "server.login_attempts": _positive,
     "server.login_window_s": _positive,

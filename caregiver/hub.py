@@ -3,7 +3,9 @@
 The service's threads (MQTT ingest, acknowledgements in the web's worker
 threads) call :meth:`Hub.publish`; it hands the message to the web server's
 event loop, which puts it on every browser's queue. A browser that stops
-reading is dropped when its queue fills (it reconnects and reloads).
+reading is dropped when its queue fills (it reconnects and reloads). Each
+stream says which devices its caregiver may see; a change about another device
+never goes down it.
 """
 
 from __future__ import annotations
@@ -12,15 +14,19 @@ import asyncio
 import contextlib
 import json
 import threading
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any
+
+SEND_AT_ONCE = 100
+"""Change messages written to a browser in one go at most."""
 
 
 class Hub:
     """Fans change messages out to every open ``/stream`` (thread-safe :meth:`publish`)."""
 
     def __init__(self, max_queue: int = 1000) -> None:
-        self._clients: set[asyncio.Queue[str | None]] = set()
+        self._clients: dict[asyncio.Queue[str | None], Callable[[str], bool]] = {}
+        """Each open stream's queue, and which devices its caregiver may see."""
         self._loop: asyncio.AbstractEventLoop | None = None
         self._max = max_queue
         self.attached = threading.Event()
@@ -32,19 +38,22 @@ class Hub:
         self.attached.set()
 
     def publish(self, message: dict[str, Any]) -> None:
+        """Send ``message`` (about ``message["device_id"]``) to every stream that may see it."""
         loop = self._loop
         if loop is None or loop.is_closed():
             return
         text = json.dumps(message, separators=(",", ":"))
         with contextlib.suppress(RuntimeError):  # the loop is shutting down
-            loop.call_soon_threadsafe(self._fanout, text)
+            loop.call_soon_threadsafe(self._fanout, text, str(message.get("device_id", "")))
 
-    def _fanout(self, text: str | None) -> None:
-        for queue in list(self._clients):
+    def _fanout(self, text: str | None, device_id: str = "") -> None:
+        for queue, may_see in list(self._clients.items()):
+            if text is not None and not may_see(device_id):
+                continue
             try:
                 queue.put_nowait(text)
             except asyncio.QueueFull:  # a stalled browser: drop it, it reconnects and reloads
-                self._clients.discard(queue)
+                self._clients.pop(queue, None)
                 with contextlib.suppress(asyncio.QueueFull):
                     queue.get_nowait()
                     queue.put_nowait(None)
@@ -60,9 +69,12 @@ class Hub:
             with contextlib.suppress(RuntimeError):
                 loop.call_soon_threadsafe(self._fanout, None)
 
-    async def stream(self) -> AsyncIterator[str]:
+    async def stream(
+        self, may_see: Callable[[str], bool] = lambda device: True
+    ) -> AsyncIterator[str]:
+        """Server-sent events: the changes about the devices ``may_see`` admits."""
         queue: asyncio.Queue[str | None] = asyncio.Queue(self._max)
-        self._clients.add(queue)
+        self._clients[queue] = may_see
         try:
             yield "retry: 2000\n\n"
             while True:
@@ -73,9 +85,20 @@ class Hub:
                     continue
                 if text is None:
                     return
-                yield f"data: {text}\n\n"
+                # what else is queued goes in the same write: a burst is a few writes, not
+                # one per change per browser
+                texts, ended = [text], False
+                while not queue.empty() and len(texts) < SEND_AT_ONCE:
+                    more = queue.get_nowait()
+                    if more is None:
+                        ended = True
+                        break
+                    texts.append(more)
+                yield "".join(f"data: {t}\n\n" for t in texts)
+                if ended:
+                    return
         finally:
-            self._clients.discard(queue)
+            self._clients.pop(queue, None)
 
     @property
     def clients(self) -> int:

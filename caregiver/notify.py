@@ -6,6 +6,9 @@ bad credentials, no network) is logged at WARNING with the contact's name — ne
 the URL, which may hold a password — and retried after ``retry_s``, doubling,
 up to ``max_attempts``; then it is logged at ERROR and given up. The dashboard
 keeps showing the alert either way. Ingestion never waits on any of this.
+
+Each message goes with its urgency (chosen where it was worded): Apprise's type
+and the service's own priority, :mod:`caregiver.priority`.
 """
 
 from __future__ import annotations
@@ -18,20 +21,33 @@ from collections.abc import Callable
 import apprise
 
 from caregiver.config import CaregiverConfig
-from caregiver.storage import Store
+from caregiver.priority import notify_type, prioritised
+from caregiver.storage import Store, Urgency
 
 log = logging.getLogger(__name__)
 
-Sender = Callable[[str, str, str], bool]
-"""``send(url, title, body)`` -> delivered?"""
+Sender = Callable[[str, str, str, Urgency], bool]
+"""``send(url, title, body, urgency)`` -> delivered?"""
 
 
-def apprise_send(url: str, title: str, body: str) -> bool:
+def apprise_send(url: str, title: str, body: str, urgency: Urgency = Urgency.NORMAL) -> bool:
     notifier = apprise.Apprise()
-    if not notifier.add(url):
+    if not notifier.add(prioritised(url, urgency)):
         log.error("not a usable Apprise URL (check the contact's urls in the config)")
         return False
-    return bool(notifier.notify(title=title, body=body))
+    return bool(notifier.notify(title=title, body=body, notify_type=notify_type(urgency)))
+
+
+def warm_up() -> None:
+    """Load Apprise's service plugins now, not at the first alarm: Apprise imports all of
+    them (some 300 modules, 15 MB) the first time a URL is read, which took 0.6 s on the
+    benchmark machine and would take seconds on a Pi, all of it added to the first fall's
+    notification. The service does this on the notifier's thread at start when contacts are
+    configured (the memory is taken at the first notification anyway)."""
+    try:
+        apprise.Apprise.instantiate("json://localhost")
+    except Exception:  # a plugin that fails to load must not stop the notifier
+        log.exception("loading Apprise's plugins failed")
 
 
 class Notifier:
@@ -73,7 +89,7 @@ class Notifier:
                 self.store.drop_notification(note.id, "contact no longer in the config")
                 continue
             try:
-                ok = self.send(url, note.title, note.body)
+                ok = self.send(url, note.title, note.body, note.urgency)
                 error = "" if ok else "the notification service did not accept it"
             except Exception as exc:  # a notifier plugin bug must not stop the worker
                 ok, error = False, f"{type(exc).__name__}: {exc}"
@@ -111,6 +127,8 @@ class Notifier:
 
     def start(self, poll_s: float = 1.0) -> None:
         def loop() -> None:
+            if self.config.contacts:
+                warm_up()
             while not self._stop.is_set():
                 self._wake.wait(poll_s)
                 self._wake.clear()

@@ -5,7 +5,8 @@ Ingest decodes a summary with the protocol first (types, ranges, ids:
 makes the stored row (a :class:`caregiver.storage.WalkSession`) and refuses
 what types cannot say (stumbles beyond trips, an unreadable start time).
 
-The week and goal rule (ISO week of ``started_wall`` in UTC; a session counts
+The week and goal rule (ISO week of ``started_wall`` in the service's time zone,
+``[server] timezone``; a session counts
 when its longest backward interval reached 10 minutes; three such sessions a
 week) lives in :mod:`core.progress`, shared with
 ``retroguard sessions``.
@@ -30,6 +31,7 @@ from core.progress import (
     week_start,
     weekly_progress,
 )
+from core.zones import zone_name
 
 _SESSION_ID = re.compile(r"^[0-9a-f]{32}$")
 _NUMBERS = (
@@ -107,14 +109,15 @@ def _week_label(week: str) -> str:
     return f"{monday.day} {monday:%b}"
 
 
-def progress_view(sessions: Sequence[WalkSession], now: float) -> dict[str, Any]:
-    """What the progress page shows: this week against the goal, the weeks, the chart series.
+def progress_view(sessions: Sequence[WalkSession], now: float, zone: dt.tzinfo) -> dict[str, Any]:
+    """What the progress page shows: this week against the goal, the weeks, the chart series,
+    with weeks counted in ``zone``.
 
     ``sessions`` are the device's stored rows (any order).
     """
-    today = dt.datetime.fromtimestamp(now, dt.UTC)
-    current = week_of(today)
-    weeks = {w.week: w for w in weekly_progress(sessions)}
+    today = dt.datetime.fromtimestamp(now, zone)
+    current = week_of(today, zone)
+    weeks = {w.week: w for w in weekly_progress(sessions, zone)}
     this_week = weeks.get(current, WeekProgress(current, 0, 0, 0.0, 0.0))
     # the chart: every week (with or without sessions) from the first one to this one
     first = min([*weeks, current])
@@ -124,7 +127,7 @@ def progress_view(sessions: Sequence[WalkSession], now: float) -> dict[str, Any]
     at_goal_counts: list[int] = []
     day = start
     while day <= week_start(current):
-        key = week_of(dt.datetime.combine(day, dt.time(12), dt.UTC))
+        key = week_of(dt.datetime.combine(day, dt.time(12), zone), zone)
         week = weeks.get(key)
         labels.append(_week_label(key))
         minutes.append(round(week.backward_s / 60, 1) if week else 0.0)
@@ -135,6 +138,7 @@ def progress_view(sessions: Sequence[WalkSession], now: float) -> dict[str, Any]
         "goal_sessions": GOAL_SESSIONS_PER_WEEK,
         "this_week": this_week,
         "week_label": _week_label(current),
+        "zone": zone_name(zone),
         "weeks": sorted(weeks.values(), key=lambda w: w.week, reverse=True),
         "at_goal": {s.id: at_goal(s) for s in sessions},
         "chart": {

@@ -1,7 +1,7 @@
 """The caregiver service: the parts wired together, and the threads that run them.
 
 ```
- MQTT (paho thread) ─► Ingestor ─► Store ─► on_change ─► LiveFeed ─► Hub ─► /stream (browsers)
+ MQTT (paho thread) ─► Ingestor ─► Store ─► on_change ─► LiveFeed (feed thread) ─► Hub ─► /stream
                           │ in the same transaction
                           ▼
                       Alerting ─► notifications rows ─► Notifier thread ─► Apprise
@@ -31,14 +31,17 @@ import uvicorn
 from caregiver.alerts import Alerting
 from caregiver.auth import Accounts, LoginThrottle
 from caregiver.changes import Change, DeviceChanged, EventStored, decode, encode
+from caregiver.commands import CommandSender
 from caregiver.config import CaregiverConfig
 from caregiver.hub import Hub
 from caregiver.ingest import Ingestor
 from caregiver.lease import Lease
+from caregiver.memory import compact_malloc
 from caregiver.notify import Notifier, Sender, apprise_send
 from caregiver.retention import RetentionSweeper
 from caregiver.storage import Listener, Store
 from caregiver.web import create_app
+from core.protocol.commands import TestAlarm
 
 log = logging.getLogger(__name__)
 
@@ -71,6 +74,7 @@ class CaregiverService:
         self.limiter = LoginThrottle(config.server.login_attempts, config.server.login_window_s)
         self.hub = Hub()
         self.ingestor = Ingestor(self.store, config, self.alerting, self._changed, clock)
+        self.commands = CommandSender(lambda: self.ingestor.client, config.mqtt.topic_prefix)
         dashboard = create_app(self)
         self.app = dashboard.app
         self._feed = dashboard.feed
@@ -123,6 +127,11 @@ class CaregiverService:
         if event_id is not None:
             self._changed(EventStored(device_id, event_id))
         self._changed(DeviceChanged(device_id))
+
+    def test_alarm(self, device_id: str, by: str) -> str:
+        """Ask the device for a test alarm (it chirps and publishes a ``test`` event, which
+        pages every contact as a TEST); the command's request id."""
+        return self.commands.send(device_id, TestAlarm(by[:64] or "caregiver"))
 
     # ------------------------------------------------------------ threads
 
@@ -193,6 +202,7 @@ class CaregiverService:
 
     def serve_forever(self) -> None:
         """``retroguard caregiver``: the dashboard in this thread (Ctrl-C / SIGTERM stop it)."""
+        compact_malloc()  # before any thread allocates
         self.start(web=False)
         sock = self._bind(self.config.server.port)
         server = self._uvicorn()
@@ -220,6 +230,7 @@ class CaregiverService:
         if self.listener is not None:
             self.listener.stop()
             self.listener = None
+        self._feed.close()
         for thread in self._threads:
             thread.join(timeout=10)
         self._threads.clear()

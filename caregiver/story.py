@@ -21,6 +21,7 @@ from dataclasses import dataclass
 
 from caregiver.plot import AfterTheTrip
 from caregiver.storage import CardIncident, Device, Incident, StoredEvent
+from core.protocol.messages import SENSOR_NOT_WORN
 
 RECENT_S = 12 * 3600.0
 """How long a closed incident stays the card's headline."""
@@ -133,6 +134,8 @@ def belt(state: str, reason: str, offline: bool) -> str:
     text = _BELT.get(state, state or "No report from the monitor yet")
     if state == "FAULT" and reason:
         text = f"{text}: {reason}"
+    elif reason.startswith(SENSOR_NOT_WORN):
+        text = "Belt stopped: the sensor is not worn - it must be clipped on the walker's belt"
     return f"Last known: {text[0].lower()}{text[1:]}" if offline and state else text
 
 

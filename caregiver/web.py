@@ -1,9 +1,16 @@
 """The dashboard: a Starlette app with Jinja2 templates, a server-sent-events feed and uPlot.
 
 :func:`create_app` assembles the route modules (:mod:`caregiver.routes`) around
-one service seen through :class:`~caregiver.routes.site.Backend`, adds the
-security headers and the session-guarded static files, and hands back the live
-feed the service pushes its changes into. Nothing here imports the service.
+one service seen through :class:`~caregiver.routes.site.Backend`, adds Starlette's
+authentication middleware (the session cookie, :class:`~caregiver.routes.site.
+SessionCookieAuth`), the security headers and the static files, and hands back
+the live feed the service pushes its changes into. Nothing here imports the service.
+
+Static files: ``static/public/`` (the login page's stylesheet) is served to
+anyone, everything else under ``/static`` only to a caregiver. Which is which is
+decided by the routing (two mounts), never by comparing paths: a path compared
+inside a mount changed meaning between Starlette 0.x and 1.x, and the login page
+lost its stylesheet.
 """
 
 from __future__ import annotations
@@ -15,19 +22,21 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.middleware.authentication import AuthenticationMiddleware
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse
 from starlette.routing import Mount
 from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from caregiver.routes import acks, api, login, pages, progress, stream
-from caregiver.routes.site import Backend, Site
+from caregiver.routes import acks, api, device_commands, login, pages, progress, stream
+from caregiver.routes.site import Backend, SessionCookieAuth, Site, caregiver_of
 from caregiver.routes.stream import LiveFeed
 
 STATIC = Path(__file__).resolve().parent / "static"
-PUBLIC_STATIC = {"/app.css"}
-"""Static files served without a session (the login page's stylesheet only)."""
+PUBLIC_STATIC = STATIC / "public"
+"""Static files served without a session (the login page's stylesheet), at /static/public/."""
 
 CSP = (
     "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
@@ -75,11 +84,8 @@ def create_app(backend: Backend) -> Dashboard:
     site = Site(backend)
     static = StaticFiles(directory=str(STATIC))
 
-    async def guarded_static(scope: Scope, receive: Receive, send: Send) -> None:
-        if (
-            scope.get("path", "") not in PUBLIC_STATIC
-            and await site.session_of(Request(scope)) is None
-        ):
+    async def caregivers_only(scope: Scope, receive: Receive, send: Send) -> None:
+        if caregiver_of(Request(scope)) is None:
             response = PlainTextResponse("authentication required", status_code=401)
             await response(scope, receive, send)
             return
@@ -97,10 +103,13 @@ def create_app(backend: Backend) -> Dashboard:
         *login.routes(site),
         *pages.routes(site),
         *acks.routes(site),
+        *device_commands.routes(site),
         *progress.routes(site),
         *api.routes(site),
         *stream.routes(site),
-        Mount("/static", app=guarded_static),
+        Mount("/static/public", app=StaticFiles(directory=str(PUBLIC_STATIC))),
+        Mount("/static", app=caregivers_only),
     ]
-    app = Starlette(routes=routes, lifespan=lifespan)
+    middleware = [Middleware(AuthenticationMiddleware, backend=SessionCookieAuth(backend.accounts))]
+    app = Starlette(routes=routes, middleware=middleware, lifespan=lifespan)
     return Dashboard(SecurityHeaders(app), LiveFeed(site))

@@ -8,8 +8,11 @@ sleeps, and the demo runs the very same code on the real clock.
 
 from __future__ import annotations
 
+import heapq
+import itertools
 import threading
 import time
+from collections.abc import Callable
 from typing import Protocol, runtime_checkable
 
 
@@ -23,6 +26,14 @@ class Clock(Protocol):
 
     def sleep(self, seconds: float) -> None:
         """Wait ``seconds`` of this clock's time (returns at once if <= 0)."""
+        ...
+
+    def wait(self, event: threading.Event, timeout: float) -> bool:
+        """Wait up to ``timeout`` of this clock's seconds for ``event``; True if it is set.
+
+        Another thread (a GPIO edge callback) sets the event; the waiter
+        blocks without spinning.
+        """
         ...
 
 
@@ -47,17 +58,31 @@ class RealClock:
         if seconds > 0:
             time.sleep(seconds / self.speed)
 
+    def wait(self, event: threading.Event, timeout: float) -> bool:
+        if timeout <= 0:
+            return event.is_set()
+        return event.wait(timeout / self.speed)
+
 
 class SimClock:
     """A clock that only moves when someone sleeps on it or advances it.
 
     ``sleep`` advances time instantly, so single-threaded simulations are
     deterministic. Thread-safe: other threads may read it at any time.
+
+    Simulated hardware that acts on its own schedule (a sensor raising its
+    data-ready line every sample period) registers actions with
+    :meth:`call_at`; advancing the clock runs each one at its own instant,
+    in time order, in the advancing thread. :meth:`wait` advances from one
+    such instant to the next until the event is set, so a loop waiting for
+    an edge is woken exactly when the simulated chip makes it.
     """
 
     def __init__(self, start: float = 0.0) -> None:
         self._now = start
         self._lock = threading.Lock()
+        self._timers: list[tuple[float, int, Callable[[], None]]] = []
+        self._order = itertools.count()
 
     def monotonic(self) -> float:
         with self._lock:
@@ -71,4 +96,38 @@ class SimClock:
         if seconds < 0:
             raise ValueError("a monotonic clock cannot go backwards")
         with self._lock:
-            self._now += seconds
+            target = self._now + seconds
+        self._run_until(target)
+
+    def call_at(self, when: float, action: Callable[[], None]) -> None:
+        """Run ``action()`` when the clock reaches ``when`` (at once on the next advance if
+        ``when`` has passed). Actions run in the thread that advances the clock."""
+        with self._lock:
+            heapq.heappush(self._timers, (when, next(self._order), action))
+
+    def wait(self, event: threading.Event, timeout: float) -> bool:
+        with self._lock:
+            deadline = self._now + max(0.0, timeout)
+        while not event.is_set():
+            with self._lock:
+                due = self._timers[0][0] if self._timers else None
+                now = self._now
+            last = due is None or due > deadline
+            target = deadline if due is None or last else max(due, now)
+            if target > now:
+                self.advance(target - now)  # through advance(): subclasses that hook it see it
+            self._run_until(target)  # exactly there, whatever the float sum above gave
+            if last:
+                return event.is_set()
+        return True
+
+    def _run_until(self, target: float) -> None:
+        """Move to ``target``, stopping at each timer on the way to run it."""
+        while True:
+            with self._lock:
+                if not self._timers or self._timers[0][0] > target:
+                    self._now = max(self._now, target)
+                    return
+                when, _, action = heapq.heappop(self._timers)
+                self._now = max(self._now, when)
+            action()

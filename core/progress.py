@@ -6,7 +6,10 @@ Pure functions over sessions (anything with the summary's ``started_wall``,
 :class:`~core.protocol.messages.SessionRecord`) and the caregiver dashboard's
 progress page (its stored rows), so the week and goal rule is written once:
 
-* a session's week is the ISO week of its ``started_wall`` in UTC ("2025-W07");
+* a session's week is the ISO week of its ``started_wall`` in the walker's time zone
+  ("2025-W07"): the caller gives the zone (the caregiver service its configured one,
+  ``retroguard sessions`` the device's, :func:`core.zones.system_zone`), so a session on
+  Monday 00:30 in Berlin counts in Monday's week, not in the Sunday's week it is in UTC;
 * a session is *at goal* when its longest backward interval reached 10 minutes
   (``GOAL_BACKWARD_MIN``, with one second of slack for the plan clock);
 * a week's goal is met with ``GOAL_SESSIONS_PER_WEEK`` (3) sessions at goal.
@@ -75,11 +78,11 @@ def started_utc(session: SessionProgress) -> dt.datetime:
     return utc_of(session.started_wall)
 
 
-def week_of(moment: dt.datetime) -> str:
-    """The ISO week of ``moment`` in UTC, as "2025-W07"."""
+def week_of(moment: dt.datetime, zone: dt.tzinfo) -> str:
+    """The ISO week of ``moment`` in ``zone``, as "2025-W07" (a naive moment is UTC)."""
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=dt.UTC)
-    year, week, _ = moment.astimezone(dt.UTC).isocalendar()
+    year, week, _ = moment.astimezone(zone).isocalendar()
     return f"{year}-W{week:02d}"
 
 
@@ -109,11 +112,12 @@ class WeekProgress:
         return self.at_goal >= GOAL_SESSIONS_PER_WEEK
 
 
-def weekly_progress(sessions: Iterable[SessionProgress]) -> list[WeekProgress]:
-    """Sessions grouped by ISO week, oldest week first (weeks without sessions are absent)."""
+def weekly_progress(sessions: Iterable[SessionProgress], zone: dt.tzinfo) -> list[WeekProgress]:
+    """Sessions grouped by ISO week in ``zone``, oldest week first (weeks without sessions are
+    absent)."""
     weeks: dict[str, list[SessionProgress]] = {}
     for s in sessions:
-        weeks.setdefault(week_of(started_utc(s)), []).append(s)
+        weeks.setdefault(week_of(started_utc(s), zone), []).append(s)
     return [
         WeekProgress(
             week=week,

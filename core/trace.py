@@ -35,7 +35,7 @@ LABELS: tuple[Label, ...] = get_args(Label)
 _LABEL_BY_NAME: dict[str, Label] = {lb: lb for lb in LABELS}
 
 REQUIRED_KEYS = ("format", "sample_rate_hz", "units", "sensor", "mounting", "label")
-OPTIONAL_KEYS = ("activity", "impact_t", "subject", "source", "description")
+OPTIONAL_KEYS = ("activity", "impact_t", "onset_t", "subject", "source", "description")
 KNOWN_KEYS = REQUIRED_KEYS + OPTIONAL_KEYS
 
 _KEY_RE = re.compile(r"[a-z][a-z0-9_]*\Z")
@@ -84,6 +84,8 @@ class TraceHeader:
     source: str | None = None
     """Where the data came from (file, dataset, generator and seed)."""
     description: str | None = None
+    onset_t: float | None = None
+    """Time of the labelled fall onset (the body starts to fall), as KFall labels it."""
     extra: dict[str, str] = field(default_factory=dict)
 
     def validate(self) -> None:
@@ -96,6 +98,8 @@ class TraceHeader:
             raise ValueError(f"label must be one of {', '.join(LABELS)}, not {self.label!r}")
         if self.impact_t is not None and not math.isfinite(self.impact_t):
             raise ValueError(f"impact_t must be finite, not {self.impact_t}")
+        if self.onset_t is not None and not math.isfinite(self.onset_t):
+            raise ValueError(f"onset_t must be finite, not {self.onset_t}")
         for key, value in self._items():
             if key in self.extra and key in KNOWN_KEYS:
                 raise ValueError(f"extra key {key!r} collides with a standard header key")
@@ -121,6 +125,7 @@ class TraceHeader:
         optional: list[tuple[str, str | None]] = [
             ("activity", self.activity),
             ("impact_t", None if self.impact_t is None else _fmt_float(self.impact_t)),
+            ("onset_t", None if self.onset_t is None else _fmt_float(self.onset_t)),
             ("subject", self.subject),
             ("source", self.source),
             ("description", self.description),
@@ -370,6 +375,7 @@ class TraceReader:
             subject=values.get("subject"),
             source=values.get("source"),
             description=values.get("description"),
+            onset_t=number("onset_t") if "onset_t" in values else None,
             extra={k: v for k, v in values.items() if k not in KNOWN_KEYS},
         )
 

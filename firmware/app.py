@@ -29,7 +29,8 @@ from firmware.link import messages
 from firmware.link.endpoint import CourierLink
 from firmware.link.supervisor import CourierSupervisor, ProcessCourier, SpawnCourier
 from firmware.monitor import Monitor
-from firmware.preflight import BENCH_WARNING
+from firmware.pacing import open_pacing
+from firmware.preflight import BENCH_WARNING, WORN_CHECK_OFF_WARNING
 from firmware.safety import SafetyController, SensorLimits
 from firmware.watchdog import ServiceWatchdog
 from hal.gpio_factory import GpioDevices, open_gpio
@@ -74,6 +75,7 @@ class App:
             self.controller.stop(now)
         finally:
             self.gpio.relay.release()
+            self.monitor.pacing.close()
             self.imu.close()
             if self.supervisor is not None:
                 disk_ok = self.link.storage_ok is not False
@@ -160,21 +162,24 @@ def build_app(
         device_id=config.device.id,
         on_state=lambda state, reason: link.report_state(state, reason, wall_now()),
         start_reason="monitor started"
-        + (f"; {BENCH_WARNING}" if config.gpio.relay_drive == "static" else ""),
+        + (f"; {BENCH_WARNING}" if config.gpio.relay_drive == "static" else "")
+        + ("" if config.safety.worn_check else f"; {WORN_CHECK_OFF_WARNING}"),
         heartbeat_hold_s=(
             config.gpio.heartbeat_hold_s if config.gpio.relay_drive == "heartbeat" else None
         ),
         edge_clock=clock.monotonic,
         arm_gate=link.storage_problem,
     )
+    read_timeout_s = config.safety.sample_timeout_s / 4
     monitor = Monitor(
         imu=imu,
         relay=gpio.relay,
         button=gpio.button,
         controller=controller,
         clock=clock,
-        read_timeout_s=config.safety.sample_timeout_s / 4,
+        read_timeout_s=read_timeout_s,
         relay_sense=gpio.relay_sense,
+        pacing=open_pacing(config.imu, config.gpio, gpio.factory, clock, read_timeout_s),
     )
 
     def take_requests(monitor: Monitor) -> None:
@@ -234,8 +239,27 @@ class HealthReports:
             ),
             "loop": (monitor.stats.iterations > 0, f"{monitor.stats} "),
             "relay-contact": _contact_check(monitor),
+            "imu-pacing": monitor.pacing.check(),
+            "sensor-worn": _worn_check(monitor),
         }
         self._link.report_health(health, checks)
+
+
+def _worn_check(monitor: Monitor) -> tuple[bool, str]:
+    """The self-test's line for the sensor-worn check: what it reads now (docs/safety.md).
+
+    Not worn is not a failure of the device (no one may be on the treadmill), and a check
+    switched off is a choice made in the config (a bench), said in words like an unwired
+    contact feedback: the line is always OK."""
+    worn = monitor.controller.worn
+    if worn is None:
+        return True, "off (safety.worn_check = false): a sensor not worn can arm the belt"
+    if not worn.ready:
+        return True, "measuring the body signal"
+    figure = f"{worn.rotation_dps:.3f} deg/s, a body shows {worn.threshold_dps:g} or more"
+    if worn.worn:
+        return True, f"worn: body signal {figure}"
+    return True, f"not worn ({figure}): arming is refused until it is"
 
 
 def _contact_check(monitor: Monitor) -> tuple[bool, str]:

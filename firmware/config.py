@@ -52,6 +52,20 @@ class SafetyConfig:
     window_before_s: float = 4.0
     """Seconds of IMU before each stumble or fall in its recording (the ``window`` event sent
     10 s after the trip, docs/incidents.md)."""
+    worn_check: bool = True
+    """Arm only while the IMU shows a body (postural sway, breathing, gait), and release the
+    relay while ARMED when it stops showing one for ``not_worn_trip_s``: a sensor lying on the
+    console or fallen off the belt protects no one (docs/safety.md, "Sensor-worn check").
+    false only on a bench where no one wears the sensor."""
+    worn_min_rotation_dps: float = 0.05
+    """The body signal's threshold: the gyro's variation below 2 Hz about each block's mean,
+    RMS over three axes. A resting or vibrating MPU-6050 reads about 0.015 deg/s, the quietest
+    standing recording 0.155 deg/s (docs/safety.md has the measurements behind this default)."""
+    worn_block_s: float = 3.0
+    """The block the body signal is measured over (seconds)."""
+    not_worn_trip_s: float = 6.0
+    """While ARMED, this long without a body signal releases the relay (FAULT "sensor not
+    worn"), like a lost IMU. At least two blocks, so one quiet block cannot trip."""
     contact_debounce_s: float = 0.1
     """How long the relay's contact, read back (gpio.relay_sense_wired), may disagree with
     the state before it is a FAULT: open while ARMED, or closed while released. It covers the
@@ -227,6 +241,27 @@ def _contact_debounce(value: Any) -> str | None:
     )
 
 
+def _worn_threshold(value: Any) -> str | None:
+    if 0.02 <= value <= 0.5:
+        return None
+    return (
+        "must be between 0.02 deg/s (a resting sensor's own noise reads as a body below it) and "
+        "0.5 deg/s (a walker standing quietly reads as no body above it)"
+    )
+
+
+def _worn_block(value: Any) -> str | None:
+    if 1.0 <= value <= 10.0:
+        return None
+    return "must be between 1 s (shorter misses slow sway) and 10 s (longer decides too late)"
+
+
+def _not_worn_trip(value: Any) -> str | None:
+    if 2.0 <= value <= 30.0:
+        return None
+    return "must be between 2 s and 30 s (the belt runs unprotected for that long)"
+
+
 def _non_empty(value: Any) -> str | None:
     return None if value.strip() else "must not be empty"
 
@@ -251,6 +286,7 @@ _CHECKS: dict[str, Callable[[Any], str | None]] = {
     "imu.gyro_range_dps": _one_of(GYRO_RANGES_DPS),
     "imu.stale_timeout_s": _positive,
     "imu.mounting": _mounting,
+    "imu.samples_per_wake": _positive,
     "gpio.button_bounce_s": _positive,
     "gpio.heartbeat_hold_s": _positive,
     "safety.sample_timeout_s": _positive,
@@ -258,6 +294,9 @@ _CHECKS: dict[str, Callable[[Any], str | None]] = {
     "safety.healthy_before_arm_s": _positive,
     "safety.window_before_s": _positive,
     "safety.contact_debounce_s": _contact_debounce,
+    "safety.worn_min_rotation_dps": _worn_threshold,
+    "safety.worn_block_s": _worn_block,
+    "safety.not_worn_trip_s": _not_worn_trip,
     "storage.keep_telemetry_days": _not_negative,
     "storage.keep_windows_days": _not_negative,
     "storage.keep_events_days": _not_negative,
@@ -349,6 +388,15 @@ def _cross_checks(config: Config, problems: list[str]) -> None:
             f"relay drive: the loop toggles once per sample, so a sample period must be under "
             f"half of gpio.heartbeat_hold_s ({config.gpio.heartbeat_hold_s:g} s)"
         )
+    wake_s = config.imu.samples_per_wake * period
+    quarter_hold_s = config.gpio.heartbeat_hold_s / 4
+    if config.gpio.relay_drive == "heartbeat" and wake_s > quarter_hold_s * (1 + 1e-9):
+        problems.append(
+            f"imu.samples_per_wake: {config.imu.samples_per_wake} samples "
+            f"({wake_s * 1000:g} ms) between reads is too long for the heartbeat relay drive: "
+            f"the loop sends one edge per read, and waits for the interrupt at most a quarter "
+            f"of gpio.heartbeat_hold_s ({quarter_hold_s * 1000:g} ms)"
+        )
     det = config.detector
     if det.soft_impact_g > det.impact_g:
         problems.append(
@@ -360,6 +408,12 @@ def _cross_checks(config: Config, problems: list[str]) -> None:
             f"detector.soft_confirm_s: {det.soft_confirm_s:g} s must not be shorter than "
             f"detector.confirm_window_s ({det.confirm_window_s:g} s): a soft landing needs "
             "the longer lie"
+        )
+    if config.safety.not_worn_trip_s < 2 * config.safety.worn_block_s:
+        problems.append(
+            f"safety.not_worn_trip_s: {config.safety.not_worn_trip_s:g} s must be at least two "
+            f"blocks of safety.worn_block_s ({2 * config.safety.worn_block_s:g} s): one quiet "
+            "block must not stop the belt"
         )
     if config.safety.sample_timeout_s < 2.0 / config.imu.sample_rate_hz:
         problems.append(

@@ -3,8 +3,9 @@
 Each iteration also reads the relay's contact back (one pin read, when it is
 wired) and hands it to the controller, which compares it with what it asked for.
 
-The loop is paced by the IMU itself (``read_batch`` waits for the sensor's
-own sample clock), so there is no second timer to drift against it. Nothing
+The loop is paced by the IMU itself — its data-ready interrupt, or polling
+its FIFO (:mod:`firmware.pacing`) — so there is no second timer to drift
+against the sensor's own sample clock. Nothing
 here touches disk or network: events leave through a non-blocking link to
 the courier process. Any exception that escapes the controller releases the
 relay before it propagates — the last thing a dying loop does is make the
@@ -20,6 +21,7 @@ from dataclasses import dataclass
 
 from core.clock import Clock
 from core.samples import ImuSample
+from firmware.pacing import Pacing, PollPacing
 from firmware.safety import RESTART_MAY_CURE, Faulted, SafetyController, SafetyState
 from hal.errors import ImuError
 from hal.interfaces import Button, Imu, Relay, RelaySense
@@ -48,6 +50,7 @@ class Monitor:
         clock: Clock,
         read_timeout_s: float,
         relay_sense: RelaySense | None = None,
+        pacing: Pacing | None = None,
     ) -> None:
         self.imu = imu
         self.relay = relay
@@ -57,6 +60,8 @@ class Monitor:
         self.controller = controller
         self.clock = clock
         self.read_timeout_s = read_timeout_s
+        self.pacing: Pacing = pacing or PollPacing(read_timeout_s, why="no data-ready line")
+        """What wakes the loop to read: the IMU's data-ready interrupt or a timer."""
         self.stats = LoopStats()
         self.on_iteration: list[Callable[[Monitor], None]] = []
         """Run after each iteration on the loop thread (e.g. the watchdog ping); must not block."""
@@ -80,7 +85,7 @@ class Monitor:
         controller = self.controller
         self.last_batch = ()
         try:
-            batch = self.imu.read_batch(self.read_timeout_s)
+            batch = self.pacing.read(self.imu)
         except ImuError as exc:
             self.stats.imu_errors += 1
             controller.on_imu_error(exc, self.clock.monotonic())

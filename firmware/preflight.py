@@ -28,6 +28,10 @@ from firmware.config import Config
 
 BENCH_WARNING = "bench mode: a hung loop does not stop the belt (gpio.relay_drive = 'static')"
 """What every start, doctor and the dashboard say about a bench rig."""
+WORN_CHECK_OFF_WARNING = (
+    "sensor-worn check off (safety.worn_check = false): a sensor not worn can arm the belt"
+)
+"""What every start and doctor say when the sensor-worn check is switched off."""
 
 
 @dataclass(slots=True)
@@ -44,6 +48,8 @@ def preflight(config: Config, source: str = "<config>") -> Preflight:
     _backends(config, result)
     _detector(config, result)
     _relay(config, result)
+    if not config.safety.worn_check:
+        result.warnings.append(WORN_CHECK_OFF_WARNING)
     _session(config, result)
     _mqtt(config, result)
     _storage(config, result)

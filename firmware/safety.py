@@ -18,10 +18,12 @@ same block is in docs/safety.md, and a test keeps the three equal)::
 The relay is held only in ARMED, and only for a batch that passed every
 check: each healthy batch calls :meth:`Relay.hold` once (one heartbeat edge).
 Everything else — a detection, IMU silence, frozen or impossible data, FIFO
-overflow, a detector exception — releases it on the spot, before the next
-sample is looked at. Arming needs a local button press that happened after
-the trip, with the IMU healthy for a while; there is no other way in: the
-table has no edge into ARMED but "local reset".
+overflow, a detector exception, a sensor that stopped showing a body for
+``safety.not_worn_trip_s`` — releases it on the spot, before the next sample
+is looked at. Arming needs a local button press that happened after the
+trip, with the IMU healthy for a while and showing a body (the sensor-worn
+check, :mod:`firmware.detection.worn`); there is no other way in: the table
+has no edge into ARMED but "local reset".
 
 Every change of state goes through :meth:`SafetyController._enter`, which
 releases the relay for every state but ARMED and checks the table. A
@@ -53,10 +55,12 @@ from enum import StrEnum
 from typing import ClassVar
 
 from core.protocol.events import Event, EventType
+from core.protocol.messages import SENSOR_NOT_WORN
 from core.samples import ImuSample
 from firmware.config import SafetyConfig
 from firmware.contact import ContactWatch, Mismatch
 from firmware.detection.base import TRIPPING_KINDS, Detection, DetectionKind, Detector
+from firmware.detection.worn import WornCheck
 from firmware.fsm import TransitionTable
 from firmware.windows import KnowsImpact, KnowsUpright, Recording, WindowRecorder
 from hal.errors import ImuBusError, ImuError, ImuFifoOverflowError
@@ -112,6 +116,9 @@ class FaultKind(StrEnum):
     """The contact read back open while ARMED for ``contact_debounce_s``: the hold circuit
     dropped the latch (the loop stalled for longer than its hold time, or the latch let go on
     its own), or the relay never closed after the reset press."""
+    NOT_WORN = SENSOR_NOT_WORN
+    """While ARMED, no body signal (sway, breathing, gait) for ``not_worn_trip_s``: the sensor
+    fell off or was left on the console; it watches no one (see :mod:`firmware.detection.worn`)."""
     CONTACT_CLOSED_WHILE_RELEASED = "relay contact closed while released"
     """The contact read back closed while the relay was released, for ``contact_debounce_s``:
     a welded contact, a wiring fault, or a cut sense wire. FAULT while it lasts."""
@@ -285,6 +292,18 @@ class SafetyController:
         self._last_hold_at: float | None = None
         self._stall_s: float | None = None
         self._closed_since_armed = False
+        self._worn: WornCheck | None = (
+            WornCheck(
+                sample_rate_hz,
+                threshold_dps=config.worn_min_rotation_dps,
+                block_s=config.worn_block_s,
+            )
+            if config.worn_check
+            else None
+        )
+        """Is the sensor on a body? None when ``safety.worn_check`` is off (a bench)."""
+        self._said_not_worn = False
+        """STANDBY's reason says "sensor not worn" (so it is said once, and taken back once)."""
 
     @property
     def incident(self) -> str | None:
@@ -302,6 +321,7 @@ class SafetyController:
 
     def on_samples(self, batch: Sequence[ImuSample], now: float) -> None:
         """Check and detect on each sample; hold the relay if the whole batch was good."""
+        worn = self._worn
         for sample in batch:
             problem = self._check(sample)
             if problem is not None:
@@ -323,6 +343,11 @@ class SafetyController:
             return
         if self._recorder.recording:
             self._send_windows(self._recorder.take_done(now), now)
+        if worn is not None:
+            worn.update_batch(batch)
+            if not self._body_still_there(worn, batch[-1].t, now):
+                self._buzzer.update(now)
+                return
         self._last_good_at = now
         if self._healthy_since is None:
             self._healthy_since = now
@@ -367,6 +392,9 @@ class SafetyController:
             return  # pressed before the trip: not a reset of this trip
         if not self._healthy_long_enough(now):
             log.warning("reset ignored: IMU not healthy long enough")
+            return
+        if self._worn is not None and not self._worn.worn:
+            self._refuse_arming(self._not_worn_reason(self._worn), now, pattern="not_worn")
             return
         refusal = self._arm_gate(now) if self._arm_gate is not None else None
         if refusal is not None:
@@ -450,7 +478,59 @@ class SafetyController:
         """The longest disagreement of the contact that ended by itself (the debounce's margin)."""
         return self._contact.longest_settled_s
 
-    def _refuse_arming(self, reason: str, now: float) -> None:
+    @property
+    def worn(self) -> WornCheck | None:
+        """The sensor-worn check (read-only for reports); None when it is switched off."""
+        return self._worn
+
+    def _body_still_there(self, worn: WornCheck, t: float, now: float) -> bool:
+        """After a batch: trip an ARMED walk whose sensor stopped showing a body; in STANDBY,
+        say "sensor not worn" (and take it back) so the dashboard shows why it cannot arm.
+
+        False when it released the relay (FAULT): the batch must not hold it."""
+        state = self.state
+        if state is SafetyState.ARMED:
+            quiet = worn.quiet_for(t)
+            if quiet >= self._config.not_worn_trip_s:
+                reason = (
+                    f"{SENSOR_NOT_WORN}: no body movement for {quiet:.0f} s "
+                    f"({worn.rotation_dps:.3f} deg/s, a body shows "
+                    f"{worn.threshold_dps:g} deg/s or more): it fell off or was left on the "
+                    "console - clip it on the belt and press reset"
+                )
+                self._fault(FaultKind.NOT_WORN, reason, now)
+                return False
+            return True
+        if state is SafetyState.STANDBY and worn.ready:
+            if not worn.worn and not self._said_not_worn:
+                self._said_not_worn = True
+                self._say(self._not_worn_reason(worn))
+            elif worn.worn and self._said_not_worn:
+                self._said_not_worn = False
+                self._say("IMU healthy; sensor worn; press reset to arm")
+        return True
+
+    @staticmethod
+    def _not_worn_reason(worn: WornCheck) -> str:
+        if not worn.ready:
+            return (
+                f"{SENSOR_NOT_WORN}: still measuring the body signal (a few seconds after a start "
+                "or a fault); press reset again"
+            )
+        return (
+            f"{SENSOR_NOT_WORN}: no body movement ({worn.rotation_dps:.3f} deg/s, a body shows "
+            f"{worn.threshold_dps:g} deg/s or more): clip the sensor on the belt, stand on "
+            "the treadmill, then press reset"
+        )
+
+    def _say(self, reason: str) -> None:
+        """A new reason for the current state, without a transition (dashboard, MQTT, logs)."""
+        self.reason = reason
+        log.info("still %s: %s", self.state.value, reason)
+        if self._on_state is not None:
+            self._on_state(self.state.value, reason)
+
+    def _refuse_arming(self, reason: str, now: float, pattern: str = "refused") -> None:
         """Stay where we are (no transition), say why, and sound the refusal.
 
         The press was the walker's: it ends the alarm as arming would, so the
@@ -460,7 +540,7 @@ class SafetyController:
         self.reason = reason
         log.warning("reset refused in %s: %s", self.state.value, reason)
         self._buzzer.stop()
-        self._buzzer.play("refused", now)
+        self._buzzer.play(pattern, now)
         if self._on_state is not None:
             self._on_state(self.state.value, reason)
 
@@ -661,6 +741,8 @@ class SafetyController:
         self._healthy_since = None
         self._last_values = None
         self._frozen_since = None
+        if self._worn is not None:
+            self._worn.reset()
 
     def _announce_fault(self, reason: str, now: float) -> None:
         self._open_incident()
@@ -708,6 +790,7 @@ class SafetyController:
         self, source: SafetyState | None, state: SafetyState, cause: Cause, reason: str, now: float
     ) -> None:
         self._started = True
+        self._said_not_worn = False
         if state is SafetyState.ARMED:
             self._closed_since_armed = False
             self._stall_s = None

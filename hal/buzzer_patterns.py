@@ -15,11 +15,15 @@ higher-priority one that is still playing, see :class:`PatternPlayer`):
   and walk backward), ``cue_forward`` (one long beep: turn and walk forward),
   ``cue_rest`` (two long beeps: stop walking and rest), ``cue_one_minute``
   (two medium beeps: one minute left) and ``cue_done`` (long-short-long:
-  session done). They sit below ``fault`` and ``alarm`` so a cue can never
-  mask a safety signal, and above ``chirp`` so a cue is not lost to one.
+  session done), and the balance check's ``sway_start`` (short-short-long:
+  stand still, feet together), ``sway_eyes_closed`` (three medium beeps)
+  and ``sway_done`` (long-short). They sit below ``fault`` and ``alarm`` so a
+  cue can never mask a safety signal, and above ``chirp`` so a cue is not lost
+  to one.
 * ``50`` to ``89``: ``fault`` (the monitor cannot watch: IMU lost, FIFO overflow)
-  and ``refused`` (a reset press did not arm: alerts cannot be stored now,
-  see :meth:`firmware.safety.SafetyController.on_button`). Safety signals:
+  ``refused`` (a reset press did not arm: alerts cannot be stored now,
+  see :meth:`firmware.safety.SafetyController.on_button`) and ``not_worn``
+  (a reset press did not arm: the sensor shows no body). Safety signals:
   no cue or chirp may mask them.
 * ``90`` to ``100``: ``alarm`` (a fall or stumble was detected; the relay dropped).
 
@@ -140,6 +144,18 @@ PATTERNS: Mapping[str, Pattern] = MappingProxyType(
             Pattern("cue_one_minute", ((0.25, 0.25), (0.25, 0.0)), repeat=False, priority=25),
             # Long-short-long: "session done".
             Pattern("cue_done", ((0.6, 0.2), (0.15, 0.2), (0.6, 0.0)), repeat=False, priority=35),
+            # The standing balance check before a session (priority 20-49 too; named
+            # sway_* because the cue_* names are the walking cues' vocabulary).
+            # Short-short-long: "stand still, feet together, look ahead".
+            Pattern(
+                "sway_start", ((0.12, 0.12), (0.12, 0.3), (0.6, 0.0)), repeat=False, priority=30
+            ),
+            # Three medium beeps: "close your eyes and stand still".
+            Pattern(
+                "sway_eyes_closed", ((0.3, 0.2), (0.3, 0.2), (0.3, 0.0)), repeat=False, priority=30
+            ),
+            # Long-short: "balance check done, you may move".
+            Pattern("sway_done", ((0.5, 0.15), (0.12, 0.0)), repeat=False, priority=35),
             # Slow double beep every 3 s: the monitor is not watching.
             Pattern("fault", ((0.4, 0.2), (0.4, 2.0)), repeat=True, priority=50),
             # Three quick beeps and a long one, once: "no - not armed" (alerts cannot be stored).
@@ -149,6 +165,8 @@ PATTERNS: Mapping[str, Pattern] = MappingProxyType(
                 repeat=False,
                 priority=60,
             ),
+            # Three long beeps, once: "no - not armed: the sensor is not on a body".
+            Pattern("not_worn", ((0.5, 0.25), (0.5, 0.25), (0.5, 0.0)), repeat=False, priority=60),
             # 5 Hz continuous until stopped: a fall was detected.
             Pattern("alarm", ((0.1, 0.1),), repeat=True, priority=100),
         )

@@ -16,6 +16,7 @@ from hal.interfaces import RelayDrive
 ImuBackend = Literal["mpu6050", "simulated"]
 GpioBackend = Literal["gpiozero", "simulated"]
 PinFactoryName = Literal["lgpio", "rpigpio", "mock", "native", "pigpio"]
+ImuPacing = Literal["auto", "interrupt", "poll"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,6 +41,19 @@ class ImuConfig:
     "unknown" to learn gravity online (``retroguard calibrate`` measures it)."""
     gyro_bias_dps: tuple[float, float, float] = (0.0, 0.0, 0.0)
     """Subtracted from every gyro reading (``retroguard calibrate`` measures it)."""
+    pacing: ImuPacing = "auto"
+    """What wakes the loop to read the FIFO (wiring/README.md, section 8). "auto" and
+    "interrupt": the chip's data-ready pulse on gpio.pins.imu_int, one per sample; "poll": a
+    timer, about once a sample period (about twice the I2C traffic and more CPU); use it when
+    INT is not wired. The loop waits for a pulse at most a quarter of gpio.heartbeat_hold_s,
+    then reads anyway, so the relay never depends on the line. A line that gives no pulse while
+    samples arrive (a cut wire, the wrong pin) is given up for polling within 0.25 s and
+    reported by the self-test: a note with "auto", a failed check with "interrupt"."""
+    samples_per_wake: int = 1
+    """With interrupt pacing, the loop wakes every this many samples (one FIFO read each).
+    More saves CPU but delays every decision, a trip included, by up to this many sample
+    periods, and the heartbeat edge comes once per wake: this many sample periods must stay
+    within a quarter of gpio.heartbeat_hold_s (so at most 2 at 200 Hz with a 50 ms hold)."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -41,6 +41,7 @@ from gpiozero import LED, DigitalInputDevice, DigitalOutputDevice
 from gpiozero import Buzzer as _GpiozeroBuzzer
 
 from core.clock import Clock
+from core.realtime import SchedulingPolicy
 from hal.buzzer_patterns import Pattern, PatternPlayer, get_pattern
 from hal.errors import HalError
 from hal.interfaces import RelayDrive
@@ -386,6 +387,92 @@ class GpioRelaySense:
             log.exception("closing the relay sense pin GPIO %s failed", self._pin)
 
 
+# -- IMU data-ready line ----------------------------------------------------------
+
+
+class GpioDataReady:
+    """The MPU-6050's INT pin (see :class:`hal.interfaces.DataReady`).
+
+    The driver sets the chip to pulse INT (active high, push-pull, 50 us)
+    for every sample. gpiozero calls :meth:`_on_edge` for each rising edge
+    — on the pin factory's callback thread with lgpio, in the driving thread
+    on mock pins — and it only counts and, once the count the loop waits
+    for is reached, sets a ``threading.Event``. The loop's
+    :meth:`wait_for` waits on that event through the clock with a timeout,
+    so it never blocks on the callback thread and never waits longer than
+    the caller allows: a dead line costs one timeout, not a stall.
+
+    Counting in the callback lets the loop sleep through several samples
+    and read them in one FIFO burst: the callback runs per sample, the loop
+    (and its I2C reads) once per wake.
+
+    Under systemd the monitor runs ``SCHED_FIFO`` (priority 20), reset on
+    fork, which on Linux also means new threads start at normal priority:
+    lgpio's callback thread would count edges late on a busy Pi, and worse,
+    could be preempted while it holds the GIL the loop needs. So the
+    callback thread adopts the policy of the thread that opened the line
+    (the loop's) on its first edge (:mod:`core.realtime`); after that the
+    callback is a few bytecodes and cannot hold the loop off. The input has
+    a pull-down, so a cut wire reads low and gives no edges at all.
+    """
+
+    def __init__(self, pin: int | str, factory: Any, clock: Clock) -> None:
+        self._pin = pin
+        self._clock = clock
+        self._event = threading.Event()
+        self._edges = 0
+        self._target = 1
+        self._closed = False
+        self._policy = SchedulingPolicy.of_this_thread()
+        self._callback_thread: int | None = None
+        self._device = _open_device(
+            "IMU data-ready input",
+            pin,
+            lambda: DigitalInputDevice(pin, pull_up=False, pin_factory=factory),
+        )
+        self._device.when_activated = self._on_edge
+
+    def _on_edge(self) -> None:
+        if threading.get_ident() != self._callback_thread:
+            self._callback_thread = threading.get_ident()
+            if self._policy is not None:
+                self._policy.apply(f"the GPIO{self._pin} data-ready callback thread")
+        # The only writer of _edges: one callback thread (lgpio), or mock pins driven in turn.
+        self._edges += 1
+        if self._edges >= self._target:
+            self._event.set()
+
+    @property
+    def pin(self) -> int | str:
+        return self._pin
+
+    @property
+    def edges(self) -> int:
+        return self._edges
+
+    def wait_for(self, edges: int, timeout: float) -> int:
+        """Wait until ``edges`` pulses have been counted in all (or ``timeout``); the count."""
+        self._target = edges
+        if self._edges >= edges or self._closed:
+            return self._edges
+        self._event.clear()
+        # An edge between the check above and clear() set the event too early: look again.
+        if self._edges < edges:
+            self._clock.wait(self._event, timeout)
+        return self._edges
+
+    def close(self) -> None:
+        """Stop listening and give the pin back. Idempotent; never raises."""
+        if self._closed:
+            return
+        self._closed = True
+        self._event.set()
+        try:
+            self._device.close()
+        except Exception:
+            log.exception("closing the IMU data-ready pin GPIO %s failed", self._pin)
+
+
 # -- buzzer and LED ---------------------------------------------------------------
 
 
@@ -648,6 +735,7 @@ __all__ = [
     "PIN_FACTORY_NAMES",
     "GpioButton",
     "GpioBuzzer",
+    "GpioDataReady",
     "GpioRelay",
     "GpioRelaySense",
     "GpioStatusLed",

@@ -48,6 +48,29 @@ class Imu(Protocol):
 
 
 @runtime_checkable
+class DataReady(Protocol):
+    """The IMU's data-ready line: it counts the chip's pulses and lets the loop wait for them.
+
+    The count is kept by the pin's edge callback, on whatever thread the pin
+    factory runs it; :meth:`wait_for` blocks the loop without spinning and
+    without taking a lock the callback holds.
+    """
+
+    @property
+    def edges(self) -> int:
+        """Pulses seen since the line was opened."""
+        ...
+
+    def wait_for(self, edges: int, timeout: float) -> int:
+        """Wait until :attr:`edges` reaches ``edges`` or ``timeout`` seconds pass; return it."""
+        ...
+
+    def close(self) -> None:
+        """Stop listening and give the pin back. Idempotent; never raises."""
+        ...
+
+
+@runtime_checkable
 class Relay(Protocol):
     """The treadmill stop relay. Released (contact open) is the safe state.
 

@@ -446,7 +446,13 @@ class Mpu6050:
                 f"{self._where()}: configuration did not stick (wrote {config_values} and "
                 f"PWR_MGMT_1=0x{reg.CLKSEL_PLL_XGYRO:02x}, read {readback} and 0x{power:02x})"
             )
-        self._write(reg.INT_ENABLE, reg.FIFO_OFLOW_EN)
+        if self._config.pacing == "poll":
+            self._write(reg.INT_ENABLE, reg.FIFO_OFLOW_EN)
+        else:
+            # INT: active high, push-pull, one 50 us pulse per sample (counted by the GPIO
+            # callback, see firmware/pacing.py); the flags still clear when INT_STATUS is read.
+            self._write(reg.INT_PIN_CFG, 0)
+            self._write(reg.INT_ENABLE, reg.FIFO_OFLOW_EN | reg.DATA_RDY_EN)
         self._write(reg.FIFO_EN, self._checks.fifo_sources)
         self._reset_fifo()
 

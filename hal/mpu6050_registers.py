@@ -52,6 +52,18 @@ YG_FIFO_EN: Final = 1 << 5
 ZG_FIFO_EN: Final = 1 << 4
 ACCEL_FIFO_EN: Final = 1 << 3
 
+# --- INT_PIN_CFG (0x37) bits ----------------------------------------------------
+INT_LEVEL: Final = 1 << 7
+"""1: the INT pin is active low; 0: active high."""
+INT_OPEN: Final = 1 << 6
+"""1: open drain; 0: push-pull."""
+LATCH_INT_EN: Final = 1 << 5
+"""1: the INT pin is held until the interrupt is cleared; 0: it emits a 50 us pulse."""
+INT_RD_CLEAR: Final = 1 << 4
+"""1: interrupt status bits are cleared on any read operation; 0: only by reading INT_STATUS."""
+INT_PULSE_S: Final = 50e-6
+"""Width of the INT pulse when LATCH_INT_EN is 0."""
+
 # --- INT_ENABLE (0x38) / INT_STATUS (0x3A) bits -------------------------------
 FIFO_OFLOW_EN: Final = 1 << 4
 DATA_RDY_EN: Final = 1 << 0

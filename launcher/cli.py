@@ -131,6 +131,10 @@ for _module, _commands in (
         },
     ),
     ("tools.evaluate", {"evaluate": "score the detector on SisFall or a directory of traces"}),
+    (
+        "tools.gait_evaluate",
+        {"evaluate-gait": "the gait and balance meters on SisFall and KFall: steps, repeatability"},
+    ),
 ):
     for _name, _help in _commands.items():
         LAZY[_name] = Subcommand(_help, _module, tuple(_commands))

@@ -42,14 +42,17 @@ from tools.session_demo import CuePrinter
 if TYPE_CHECKING:
     from caregiver.demo import DemoCaregiverProcess
 
-ARM_AT_S = 1.5
-"""The walker's helper presses reset once the IMU has settled."""
+ARM_AT_S = 4.5
+"""The walker's helper presses reset once the IMU has settled and the sensor-worn check has
+seen the walker's body (its first 3 s block, after 1 s of settling)."""
 PRESS_S = 0.4
 """How long a finger holds the reset button."""
 RESET_AFTER_STUMBLE_S = 4.0
 """Into the pause after the stumble, the walker presses reset to carry on."""
-REARM_AFTER_FAULT_S = 0.25
-"""After a fault has cleared (back in STANDBY), the helper presses reset this much later."""
+REARM_AFTER_FAULT_S = 4.0
+"""After a fault has cleared (back in STANDBY), the helper presses reset this much later:
+the sensor-worn check measures the body afresh after a fault (1 s settling and a 3 s block,
+from the fault; STANDBY comes 0.5 s after it)."""
 MAX_SPEED = 10.0
 """Faster, and the host cannot keep up with the simulated sensor: 2,000 loop iterations a
 second of real time, and the FIFO's 425 ms of simulated time last under 43 ms of real time."""
@@ -375,7 +378,7 @@ def _start_broker(out: TextIO) -> Mosquitto | None:
         return None
     port = DEFAULT_MQTT_PORT if _port_free(DEFAULT_MQTT_PORT) else None
     # A caregiver dashboard that is slow to start must not lose the first events.
-    broker = Mosquitto(port=port, persistence=False, extra_config="max_queued_messages 10000\n")
+    broker = Mosquitto(port=port, extra_config="max_queued_messages 10000\n")
     try:
         broker.start()
     except BrokerError as exc:

@@ -22,9 +22,10 @@ python=${PYTHON:-python3}
 if [ ! -x .venv/bin/python ]; then
     "$python" -m venv .venv
 fi
+# constraints.txt pins every package to the version the tests ran with (scripts/lock.sh makes it).
 stamp=.venv/.retroguard-installed
-if [ ! -e "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
+if [ ! -e "$stamp" ] || [ pyproject.toml -nt "$stamp" ] || [ constraints.txt -nt "$stamp" ]; then
     .venv/bin/python -m pip install -q --upgrade pip >&2
-    .venv/bin/python -m pip install -q -e ".[dev]" >&2
+    .venv/bin/python -m pip install -q -c constraints.txt -e ".[dev]" >&2
     touch "$stamp"
 fi

@@ -1,12 +1,19 @@
 """Plot one recording through the detector: signals, thresholds, trip point.
 
-Makes the figure in ``docs/detector.md`` (a real SisFall backward slip, F02).
-Needs matplotlib (``pip install -e '.[plot]'``); nothing else in RetroGuard does.
+Makes the figures in ``docs/detector.md``: a real SisFall backward slip (F02)
+and a KFall backward slip while walking (F15) with its video-labelled fall
+onset and impact. Needs matplotlib (``pip install -e '.[plot]'``); nothing
+else in RetroGuard does.
 
     .venv/bin/python scripts/plot_detection.py [FILE] [--out docs/detector-f02.png]
+    .venv/bin/python scripts/plot_detection.py KFall/sensor_data/SA10/S10T34R01.csv \
+        --out docs/detector-kfall-f15.png
 
 FILE defaults to ``F02_SA02_R01.txt`` (a held-out subject) in the SisFall
-subset that ``../shared/datasets/unpack`` provides.
+subset that ``../shared/datasets/unpack`` provides. Where the recording
+carries a labelled onset (KFall) it is marked (green dashed) beside the
+impact (red: labelled, else the peak of |a|) and the detections (orange
+dotted: trips, grey: FALL confirmation).
 """
 
 from __future__ import annotations
@@ -119,11 +126,19 @@ def main() -> int:
         label=f"rotation rule only below {cfg.rotation_max_activity_g:g} g",
     )
     ax.set_ylabel("g")
-    ax.set_xlabel("time from impact (s)  [impact = peak |a|]")
+    ax.set_xlabel(
+        "time from impact (s)  [impact: "
+        + ("video label" if rec.impact_t is not None else "peak |a|")
+        + ("; green dashed: labelled fall onset" if rec.onset_t is not None else "")
+        + "; orange dotted: STUMBLE, then FALL]"
+    )
     ax.legend(loc="upper left", fontsize=8)
 
+    onset = None if rec.onset_t is None else rec.onset_t - impact
     for a in axes:
         a.axvline(0.0, color="tab:red", lw=1.5)
+        if onset is not None:
+            a.axvline(onset, color="tab:green", lw=1.5, ls="--")
         for et, kind, _ in events:
             if lo <= et <= hi:
                 color = "tab:orange" if kind in TRIPPING_KINDS else "tab:gray"
@@ -131,7 +146,10 @@ def main() -> int:
     first = next(((et, r) for et, k, r in events if k in TRIPPING_KINDS), None)
     title = f"{path.name}: "
     if first is not None:
-        title += f"trip at {1000 * (impact - first[0]):.0f} ms before impact ({first[1]})"
+        title += f"trip at {1000 * (impact - first[0]):.0f} ms before impact"
+        if rec.onset_t is not None:
+            title += f", {1000 * (first[0] - rec.onset_t):.0f} ms after onset"
+        title += f"\n({first[1]})"
     else:
         title += "no trip"
     falls = [et for et, k, _ in events if k is DetectionKind.FALL]

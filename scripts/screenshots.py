@@ -134,7 +134,7 @@ def main() -> int:
 
     args.out.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix="retroguard-shots-"))
-    with Mosquitto(persistence=False) as broker:
+    with Mosquitto() as broker:
         demo = start_demo_caregiver(broker.host, broker.port, work)
         svc = demo.service
         svc.config = type(svc.config)(

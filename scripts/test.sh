@@ -13,6 +13,11 @@ if [ -z "${RETROGUARD_SISFALL:-}" ] && [ -x ../shared/datasets/unpack ]; then
     RETROGUARD_SISFALL=$(../shared/datasets/unpack)
     export RETROGUARD_SISFALL
 fi
+# The KFall subset likewise (tests/kfall_support.py).
+if [ -z "${RETROGUARD_KFALL:-}" ] && [ -x ../shared/datasets/unpack-kfall ]; then
+    RETROGUARD_KFALL=$(../shared/datasets/unpack-kfall)
+    export RETROGUARD_KFALL
+fi
 
 echo "== ruff" >&2
 .venv/bin/ruff check core hal sim firmware tools caregiver launcher tests benchmarks scripts wiring

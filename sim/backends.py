@@ -10,6 +10,7 @@ what the simulated walker does and to reach the models for fault injection.
 
 from __future__ import annotations
 
+import weakref
 from dataclasses import dataclass
 from typing import NamedTuple
 
@@ -32,6 +33,8 @@ from sim.relay_hardware import (
 
 SIM_MAX_PIN_STATES = 100_000
 """History kept per simulated pin: hours of heartbeat would otherwise grow without bound."""
+INT_PIN_HISTORY = 2_000
+"""Changes the simulated INT pin keeps: 5 s of pulses at 200 Hz."""
 
 IDLE_SIMULATION_S = 365 * 24 * 3600.0
 """``retroguard run`` on simulated hardware: a walker standing still for a year."""
@@ -55,8 +58,23 @@ class SimulatedGpio(GpioDevices):
     """A finger for the simulated reset button."""
     contact_sense: ContactSense | None = None
     """The wire reading the relay's contact back (None when ``relay_sense_wired`` is off)."""
+    imu_int: SimulatedMpu6050 | None = None
+    """The simulated chip whose INT drives ``gpio.pins.imu_int`` (None: not wired to one)."""
+
+    def wire_imu_int(self, chip: SimulatedMpu6050, pin: int) -> None:
+        """Connect ``chip``'s INT output to GPIO ``pin``, as the wiring guide's U1 INT.
+
+        The pin keeps its last :data:`INT_PIN_HISTORY` changes only: it pulses at the sample
+        rate, and a long demo or benchmark would otherwise grow its history (memory the
+        firmware on a Pi does not have) by megabytes."""
+        int_pin = self.factory.observed_pin(pin)
+        int_pin.limit_history(INT_PIN_HISTORY)
+        chip.connect_int(int_pin)
+        self.imu_int = chip
 
     def _close_models(self) -> None:
+        if self.imu_int is not None:
+            self.imu_int.disconnect_int()
         if self.contact_sense is not None:
             self.contact_sense.detach()
         if self.hardware is not None:
@@ -77,17 +95,63 @@ def build_simulated_imu(
     """The real driver on a fake bus with a simulated chip at ``config.address``."""
     chip = SimulatedMpu6050(motion, clock, seed=seed)
     bus = FakeI2cBus({config.address: chip}, seed=seed)
-    return SimulatedImuRig(Mpu6050(bus, config, clock, owns_bus=True), bus, chip)
+    rig = SimulatedImuRig(Mpu6050(bus, config, clock, owns_bus=True), bus, chip)
+    _rigs[rig.imu] = rig
+    return rig
+
+
+@dataclass(slots=True)
+class _Bench:
+    """What the two entry points opened on one clock, so the INT wire can join them."""
+
+    chip: SimulatedMpu6050 | None = None
+    gpio: SimulatedGpio | None = None
+    int_pin: int = 0
+
+
+_benches: weakref.WeakKeyDictionary[Clock, _Bench] = weakref.WeakKeyDictionary()
+"""One simulated rig per clock: the entry points are called separately (IMU, then GPIO) with
+the clock they share, and the chip's INT must reach the pin factory's imu_int pin."""
+
+
+def _wire_bench(clock: Clock) -> None:
+    bench = _benches.get(clock)
+    if bench is not None and bench.chip is not None and bench.gpio is not None:
+        bench.gpio.wire_imu_int(bench.chip, bench.int_pin)
+        del _benches[clock]
 
 
 def open_simulated_imu(config: ImuConfig, clock: Clock) -> Mpu6050:
     """Entry point ``simulated``: a walker standing still on the belt, for a year."""
     motion = scenarios.scenario(scenarios.Standing(IDLE_SIMULATION_S))
-    return build_simulated_imu(config, clock, motion).imu
+    rig = build_simulated_imu(config, clock, motion)
+    _benches.setdefault(clock, _Bench()).chip = rig.chip
+    _wire_bench(clock)
+    return rig.imu
+
+
+def simulated_imu_rig(imu: object) -> SimulatedImuRig | None:
+    """The bus and chip under a driver the ``simulated`` entry point opened (benchmarks count
+    its I2C traffic and time its chip); None for any other IMU."""
+    return _rigs.get(imu)
+
+
+_rigs: weakref.WeakKeyDictionary[object, SimulatedImuRig] = weakref.WeakKeyDictionary()
 
 
 def open_simulated_gpio(config: GpioConfig, clock: Clock) -> SimulatedGpio:
-    """Entry point ``simulated``: mock pins on ``clock`` and a model of the relay circuit."""
+    """Entry point ``simulated``: mock pins on ``clock`` and a model of the relay circuit.
+
+    If the ``simulated`` IMU was opened on the same clock, its INT is wired to
+    ``pins.imu_int`` (either order)."""
+    gpio = _open_simulated_gpio(config, clock)
+    bench = _benches.setdefault(clock, _Bench())
+    bench.gpio, bench.int_pin = gpio, config.pins.imu_int
+    _wire_bench(clock)
+    return gpio
+
+
+def _open_simulated_gpio(config: GpioConfig, clock: Clock) -> SimulatedGpio:
     factory = ClockedMockFactory(clock, max_states=SIM_MAX_PIN_STATES)
     devices = open_gpio_on(factory, config, clock)
     pins = config.pins
@@ -136,8 +200,9 @@ def simulated_hardware(
         motion = scenarios.scenario(scenarios.Standing(IDLE_SIMULATION_S))
     rig = build_simulated_imu(imu_config, clock, motion, seed=seed)
     try:
-        gpio = open_simulated_gpio(gpio_config, clock)
+        gpio = _open_simulated_gpio(gpio_config, clock)
     except BaseException:
         rig.imu.close()
         raise
+    gpio.wire_imu_int(rig.chip, gpio_config.pins.imu_int)
     return SimulatedHardware(rig, gpio)

@@ -23,6 +23,17 @@ The model follows RM-MPU-6000A-00 rev 4.2 where it matters to a driver:
 * Reading INT_STATUS clears it. A status bit latches only if its INT_ENABLE
   bit is set. The real part may be more lenient, so the model is the
   stricter of the two readings of the datasheet.
+* The INT pin (:meth:`SimulatedMpu6050.connect_int`, a gpiozero mock pin)
+  follows INT_PIN_CFG: each enabled interrupt (DATA_RDY per sample,
+  FIFO_OFLOW per overflowing sample) gives one pulse (50 us on the chip,
+  modelled as a rise and a fall at the same instant) with LATCH_INT_EN = 0;
+  with LATCH_INT_EN = 1 the pin stays asserted until the status is cleared,
+  by reading INT_STATUS or, with INT_RD_CLEAR = 1, by any read. INT_LEVEL = 1
+  makes it active low; with INT_OPEN = 1 (open drain) a released pin goes to
+  its pull. Once connected, the chip runs on its own sample clock
+  (:mod:`sim.sample_clock`): timers on a :class:`core.clock.SimClock`, a
+  thread on the real clock, so the pin moves at the sample instants whether
+  or not anyone reads the bus.
 * The data registers ACCEL_XOUT_H..GYRO_ZOUT_L hold the newest sample, and the
   FIFO is loaded from them, so a burst read of the registers equals that
   sample's FIFO frame byte for byte. TEMP_OUT follows the die temperature
@@ -37,7 +48,7 @@ CONFIG changes. Motion time zero is the first wake-up, or the
 the wearer keeps moving while the driver re-initialises the chip.
 
 Not modelled: cycle mode, standby bits, self-test, the auxiliary I2C master,
-DMP, motion interrupts. The DLPF's effect on amplitude is not modelled
+DMP, motion and FSYNC interrupts. The DLPF's effect on amplitude is not modelled
 either; only its group delay is, as a shift of the motion time.
 """
 
@@ -46,6 +57,8 @@ from __future__ import annotations
 import math
 import random
 import struct
+import threading
+import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -54,6 +67,8 @@ from typing import Final
 from core.clock import Clock
 from hal import mpu6050_registers as reg
 from sim.motion import MotionSource
+from sim.pins import ObservedMockPin
+from sim.sample_clock import SampleClock, sample_clock_for
 
 _REGISTER_COUNT: Final = 128
 _DATA_FIRST: Final = reg.ACCEL_XOUT_H
@@ -167,6 +182,18 @@ class SimulatedMpu6050:
         """Times the FIFO overwrote data (once per overflowing sample)."""
         self.history: deque[tuple[int, ...]] = deque(maxlen=keep_samples)
         """The newest samples as raw register values (ax, ay, az, temp, gx, gy, gz)."""
+        self.emit_cpu_s = 0.0
+        """Thread CPU seconds spent computing samples (motion, noise, FIFO frames): the
+        silicon's work, which a benchmark of the firmware subtracts."""
+        self.interrupts = 0
+        """Enabled interrupts raised (DATA_RDY, FIFO_OFLOW), whether or not INT is wired."""
+        self._lock = threading.RLock()
+        """The bus and the chip's own sample clock (a thread on the real clock) both drive it."""
+        self._int_pin: ObservedMockPin | None = None
+        self._int_asserted = False
+        self._int_moves: list[bool] = []
+        """Levels to put on the INT pin once the current operation has finished."""
+        self._sample_clock: SampleClock | None = None
         self._load_defaults()
 
     # --- inspection (no side effects, unlike a bus read) -------------------------
@@ -179,8 +206,72 @@ class SimulatedMpu6050:
     @property
     def fifo_level(self) -> int:
         """Bytes in the FIFO now (after catching up with the clock)."""
-        self._catch_up(self._clock.monotonic())
-        return len(self._fifo)
+        with self._lock:
+            self._catch_up(self._clock.monotonic())
+            self._move_int_pin()
+            return len(self._fifo)
+
+    # --- the INT pin ---------------------------------------------------------------------
+    def connect_int(self, pin: ObservedMockPin) -> None:
+        """Wire the chip's INT output to ``pin`` and start the chip's own sample clock."""
+        with self._lock:
+            self.disconnect_int()
+            self._int_pin = pin
+            self._int_moves.append(self._int_level(self._int_asserted))
+            self._move_int_pin()
+            self._sample_clock = sample_clock_for(self._clock, self)
+            self._sample_clock.reschedule()
+
+    def disconnect_int(self) -> None:
+        """Cut the INT wire: the pin goes to its pull, the chip's sample clock stops.
+
+        Samples are still made lazily, at the next bus access, as without a wire."""
+        with self._lock:
+            sample_clock, self._sample_clock = self._sample_clock, None
+            pin, self._int_pin = self._int_pin, None
+        if sample_clock is not None:
+            sample_clock.stop()
+        if pin is not None and pin.function == "input" and pin.pull in ("up", "down"):
+            (pin.drive_high if pin.pull == "up" else pin.drive_low)()
+
+    @property
+    def int_connected(self) -> bool:
+        return self._int_pin is not None
+
+    def next_interrupt_at(self) -> float | None:
+        """Clock time of the next interrupt the chip will raise by itself (None: none due).
+
+        DATA_RDY: the next sample. FIFO_OFLOW alone: the sample that overflows the FIFO.
+        """
+        with self._lock:
+            origin = self._run_origin
+            enabled = self._regs[reg.INT_ENABLE]
+            if origin is None or self.stalled or self._reset_done_at is not None:
+                return None
+            if enabled & reg.DATA_RDY_EN:
+                ahead = 1
+            elif enabled & reg.FIFO_OFLOW_EN and (frame := self._fifo_frame_bytes()):
+                ahead = (reg.FIFO_SIZE - len(self._fifo)) // frame + 1
+            else:
+                return None
+            return origin + (self._run_emitted + ahead) * self._run_period
+
+    @property
+    def sample_clock(self) -> SampleClock | None:
+        """The chip's own sample clock while INT is wired (see :mod:`sim.sample_clock`)."""
+        return self._sample_clock
+
+    def make_due_samples(self) -> None:
+        """Make the samples due by now; their INT moves wait for :meth:`update_int_pin`."""
+        with self._lock:
+            self._catch_up(self._clock.monotonic())
+
+    def update_int_pin(self) -> None:
+        """Move INT as the samples made so far say, then look for the next interrupt."""
+        with self._lock:
+            self._move_int_pin()
+            if self._sample_clock is not None:
+                self._sample_clock.reschedule()
 
     @property
     def sleeping(self) -> bool:
@@ -194,24 +285,35 @@ class SimulatedMpu6050:
 
     # --- I2cDevice -------------------------------------------------------------------
     def i2c_write(self, data: bytes) -> None:
-        now = self._clock.monotonic()
-        self._catch_up(now)
-        if not data:
-            return
-        self._pointer = data[0] % _REGISTER_COUNT
-        for value in data[1:]:
-            self._write_register(self._pointer, value, now)
-            self._advance_pointer()
+        with self._lock:
+            now = self._clock.monotonic()
+            self._catch_up(now)
+            if data:
+                self._pointer = data[0] % _REGISTER_COUNT
+                for value in data[1:]:
+                    self._write_register(self._pointer, value, now)
+                    self._advance_pointer()
+            self._move_int_pin()
+            if self._sample_clock is not None:
+                self._sample_clock.reschedule()
 
     def i2c_read(self, length: int) -> bytes:
-        self._catch_up(self._clock.monotonic())
-        if self._pointer == reg.FIFO_R_W:
-            return self._pop_fifo(length)
-        out = bytearray()
-        for _ in range(length):
-            out.append(self._read_register(self._pointer))
-            self._advance_pointer()
-        return bytes(out)
+        with self._lock:
+            self._catch_up(self._clock.monotonic())
+            if self._pointer == reg.FIFO_R_W:
+                out = self._pop_fifo(length)
+            else:
+                data = bytearray()
+                for _ in range(length):
+                    data.append(self._read_register(self._pointer))
+                    self._advance_pointer()
+                out = bytes(data)
+            if self._regs[reg.INT_PIN_CFG] & reg.INT_RD_CLEAR:
+                self._clear_interrupts()
+            self._move_int_pin()
+            if self._sample_clock is not None:
+                self._sample_clock.reschedule()  # e.g. the FIFO now overflows later
+            return out
 
     # --- registers ---------------------------------------------------------------------
     def _load_defaults(self) -> None:
@@ -219,6 +321,7 @@ class SimulatedMpu6050:
         self._regs[reg.PWR_MGMT_1] = reg.PWR_MGMT_1_RESET_VALUE
         self._fifo.clear()
         self._run_origin = None
+        self._set_int(False)
 
     def _advance_pointer(self) -> None:
         # FIFO_R_W does not auto-increment: that is what makes burst FIFO reads work.
@@ -230,7 +333,7 @@ class SimulatedMpu6050:
             return self.who_am_i & 0xFF
         if register == reg.INT_STATUS:
             value = self._regs[reg.INT_STATUS]
-            self._regs[reg.INT_STATUS] = 0
+            self._clear_interrupts()
             return value
         if register == reg.FIFO_COUNTH:
             self._count_latch = len(self._fifo)
@@ -254,6 +357,9 @@ class SimulatedMpu6050:
             self._reset_signal_paths(value)
         elif register == reg.FIFO_R_W:
             self._push_fifo(bytes((value,)))
+        elif register == reg.INT_PIN_CFG:
+            self._regs[register] = value
+            self._set_int(self._int_asserted)  # the idle level may have changed
         elif register not in _READ_ONLY:
             self._regs[register] = value
 
@@ -298,6 +404,7 @@ class SimulatedMpu6050:
             self.fifo_overflows += 1
             if self._regs[reg.INT_ENABLE] & reg.FIFO_OFLOW_EN:
                 self._regs[reg.INT_STATUS] |= reg.FIFO_OFLOW_INT
+                self._interrupt()
 
     def _pop_fifo(self, length: int) -> bytes:
         take = min(length, len(self._fifo))
@@ -349,9 +456,14 @@ class SimulatedMpu6050:
         # The kept ones still overflow the FIFO, so its bytes and flags match a full replay.
         frame = self._fifo_frame_bytes()
         keep = reg.FIFO_SIZE // frame + 2 if frame else 1
+        if due - keep + 1 > first and self._regs[reg.INT_ENABLE] & reg.DATA_RDY_EN:
+            for _ in range(due - keep + 1 - first):
+                self._interrupt()  # the skipped samples pulsed INT all the same
         first = max(first, due - keep + 1)
+        started = time.thread_time()
         for n in range(first, due + 1):
             self._emit(origin + n * period)
+        self.emit_cpu_s += time.thread_time() - started
         self._run_emitted = due
 
     def _fifo_frame_bytes(self) -> int:
@@ -398,10 +510,11 @@ class SimulatedMpu6050:
         self.samples_computed += 1
         if self.history.maxlen:
             self.history.append(raw)
-        if regs[reg.INT_ENABLE] & reg.DATA_RDY_EN:
-            regs[reg.INT_STATUS] |= reg.DATA_RDY_INT
         if regs[reg.USER_CTRL] & reg.USER_FIFO_EN and regs[reg.FIFO_EN]:
             self._push_fifo(self._fifo_frame(raw))
+        if regs[reg.INT_ENABLE] & reg.DATA_RDY_EN:
+            regs[reg.INT_STATUS] |= reg.DATA_RDY_INT
+            self._interrupt()
 
     def _fifo_frame(self, raw: tuple[int, ...]) -> bytes:
         """The enabled data registers of one sample, in register order, as the FIFO gets them."""
@@ -415,3 +528,45 @@ class SimulatedMpu6050:
             if sources & bit:
                 values.append(raw[index])
         return struct.pack(f">{len(values)}h", *values)
+
+    # --- INT pin logic (datasheet: INT_PIN_CFG, INT_ENABLE, INT_STATUS) ---------------------
+    def _interrupt(self) -> None:
+        """An enabled status bit was raised: pulse INT, or assert it until cleared (latched)."""
+        self.interrupts += 1
+        if self._regs[reg.INT_PIN_CFG] & reg.LATCH_INT_EN:
+            self._set_int(True)
+        else:
+            self._set_int(True)
+            self._set_int(False)
+
+    def _clear_interrupts(self) -> None:
+        self._regs[reg.INT_STATUS] = 0
+        self._set_int(False)
+
+    def _set_int(self, asserted: bool) -> None:
+        self._int_asserted = asserted
+        if self._int_pin is not None:
+            self._int_moves.append(self._int_level(asserted))
+
+    def _int_level(self, asserted: bool) -> bool:
+        """The electrical level of INT: asserted or not, through INT_LEVEL and INT_OPEN."""
+        config = self._regs[reg.INT_PIN_CFG]
+        active = not config & reg.INT_LEVEL
+        if asserted:
+            return active
+        if config & reg.INT_OPEN and self._int_pin is not None:
+            return bool(self._int_pin.pull == "up")  # released: the pull resistor decides
+        return not active
+
+    def _move_int_pin(self) -> None:
+        """Put the levels this operation produced on the pin, in order (under the lock, so two
+        threads never interleave a pulse)."""
+        moves, self._int_moves = self._int_moves, []
+        pin = self._int_pin
+        if pin is None or pin.function != "input":
+            return
+        for level in moves:
+            if level:
+                pin.drive_high()
+            else:
+                pin.drive_low()

@@ -141,6 +141,13 @@ class ObservedMockPin(MockPin):  # type: ignore[misc]  # gpiozero is untyped
             listener(t, value)
         return True
 
+    def limit_history(self, max_states: int) -> None:
+        """Keep only the newest ``max_states`` changes from now on (a pin that toggles at the
+        sample rate would otherwise hold the factory's whole allowance)."""
+        self._max_states = max_states
+        self.states = deque(self.states, maxlen=max_states)
+        self.transitions = deque(self.transitions, maxlen=max_states)
+
     def clear_states(self) -> None:
         """Forget the history; the current level becomes the first entry (as in MockPin)."""
         self._last_change = self._clock.monotonic()

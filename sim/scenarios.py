@@ -701,6 +701,92 @@ class _LyingMotion:
         )
 
 
+@dataclass(frozen=True, slots=True)
+class Resting:
+    """The sensor off the body, lying still on a surface (the console, a shelf, the floor).
+
+    No rotation and no acceleration: the accelerometer reads gravity at a fixed
+    tilt (``pitch_deg``, ``roll_deg``; -80° pitch is a box lying on its back on
+    a sloping console) and both sensors read only their noise — the
+    :class:`Sequence`'s, the MPU-6050 datasheet's noise density. What the
+    sensor-worn check (:mod:`firmware.detection.worn`) must call "not worn".
+    """
+
+    duration: float
+    pitch_deg: float = -80.0
+    roll_deg: float = 3.0
+    label: str = "resting"
+
+    def realise(self, ctx: SegmentContext) -> SegmentMotion:
+        return _VibratingMotion(self.pitch_deg * _D2R, self.roll_deg * _D2R, 0.0, 0.0, 0.0)
+
+
+@dataclass(frozen=True, slots=True)
+class Vibrating:
+    """The sensor off the body, resting on a console shaken by the treadmill's motor.
+
+    A motor and its belt shake the frame at tens of Hz (``freq_hz``) with a
+    tiny amplitude (``accel_g`` of vertical acceleration: 0.05 g at 25 Hz is a
+    20 µm shake). The console also rocks about its mounting, ``lever_m`` below
+    the sensor: the angle is the displacement over the lever, so the angular
+    rate's amplitude is ``accel / (2 pi f lever)`` — 0.3 °/s for the defaults.
+    What the sensor-worn check must call "not worn" although the data move.
+    """
+
+    duration: float
+    freq_hz: float = 25.0
+    accel_g: float = 0.05
+    lever_m: float = 0.3
+    pitch_deg: float = -80.0
+    roll_deg: float = 3.0
+    label: str = "vibrating"
+
+    def __post_init__(self) -> None:
+        if not (self.freq_hz > 0 and self.lever_m > 0 and self.accel_g >= 0):
+            raise ValueError("vibration frequency and lever must be positive")
+
+    @property
+    def rocking_dps(self) -> float:
+        """Amplitude of the console's rocking rate (°/s)."""
+        return self.accel_g * _G / (_TAU * self.freq_hz * self.lever_m) * _R2D
+
+    def realise(self, ctx: SegmentContext) -> SegmentMotion:
+        w = _TAU * self.freq_hz
+        return _VibratingMotion(
+            self.pitch_deg * _D2R, self.roll_deg * _D2R, w, self.accel_g, self.rocking_dps * _D2R
+        )
+
+
+class _VibratingMotion:
+    __slots__ = ("_accel", "_pitch", "_rate", "_roll", "_w")
+    yaw_change = 0.0
+    events: tuple[tuple[float, EventKind], ...] = ()
+
+    def __init__(self, pitch: float, roll: float, w: float, accel_g: float, rate: float) -> None:
+        self._pitch = pitch
+        self._roll = roll
+        self._w = w
+        self._accel = accel_g
+        self._rate = rate
+
+    def kin(self, t: float) -> Kin:
+        if self._w == 0.0:
+            return (0.0, self._pitch, self._roll, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0)
+        s, c = math.sin(self._w * t), math.cos(self._w * t)
+        rock = self._rate / self._w  # angle amplitude (rad) of a rate amplitude ``_rate``
+        return (
+            0.0,
+            self._pitch + rock * s,
+            self._roll + 0.5 * rock * c,
+            0.0,
+            self._rate * c,
+            -0.5 * self._rate * s,
+            0.0,
+            0.0,
+            self._accel * s,
+        )
+
+
 # ---------------------------------------------------------------- sequence
 
 _NOISE_N = 4096
@@ -891,8 +977,10 @@ class Sequence:
     def trace_header(
         self, sample_rate_hz: float, sensor: str = "MPU-6050 (simulated)"
     ) -> TraceHeader:
-        """A trace header describing this sequence (label, first impact, provenance)."""
+        """A trace header describing this sequence (label, first impact and
+        fall onset, provenance)."""
         impacts = [e.t for e in self.events if e.kind == "impact"]
+        onsets = [e.t for e in self.events if e.kind == "fall_onset"]
         return TraceHeader(
             sample_rate_hz=sample_rate_hz,
             sensor=sensor,
@@ -902,6 +990,7 @@ class Sequence:
             impact_t=impacts[0] if impacts else None,
             source=f"sim.scenarios seed={self.seed}",
             description=", ".join(f"{s.label} {s.start:.2f}-{s.end:.2f}s" for s in self.segments),
+            onset_t=onsets[0] if onsets else None,
         )
 
 

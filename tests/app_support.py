@@ -22,6 +22,7 @@ from firmware.courier.service import Courier
 from firmware.detection.base import NO_DETECTIONS, Detection, DetectionKind, Detector
 from firmware.link.endpoint import CourierLink
 from firmware.link.supervisor import SpawnCourier, ThreadCourier
+from hal.config import ImuConfig
 from sim.backends import SimulatedHardware, simulated_hardware
 from sim.motion import Vector6
 from sim.relay_hardware import ContactSense, SimulatedButton
@@ -87,12 +88,25 @@ class Explodes:
         pass
 
 
-def make_config(tmp_path: Path, mqtt: MqttConfig | None = None, **gpio: Any) -> Config:
+def make_config(
+    tmp_path: Path,
+    mqtt: MqttConfig | None = None,
+    imu: ImuConfig | None = None,
+    *,
+    worn_check: bool = False,
+    **gpio: Any,
+) -> Config:
+    """The monitor's defaults on simulated hardware, storage in ``tmp_path``.
+
+    ``worn_check`` is off unless a test asks for it: the sensor-worn check needs a few
+    seconds of a body before the first arming, and these rigs arm 1 s after the start
+    to test other things (tests/test_worn.py tests the check itself, end to end)."""
     config = Config()
     return dataclasses.replace(
         config,
+        imu=imu or config.imu,
         gpio=dataclasses.replace(config.gpio, **gpio),
-        safety=SafetyConfig(),
+        safety=SafetyConfig(worn_check=worn_check),
         storage=StorageConfig(database=str(tmp_path / "events.db")),
         mqtt=mqtt or MqttConfig(),
     )
@@ -174,10 +188,12 @@ def make_rig(
     extra: Sequence[Any] = (),
     mqtt: MqttConfig | None = None,
     courier: SpawnCourier = ThreadCourier,
+    imu: ImuConfig | None = None,
+    worn_check: bool = False,
     **gpio: Any,
 ) -> Rig:
     clock = SimClock()
-    config = make_config(tmp_path, mqtt, **gpio)
+    config = make_config(tmp_path, mqtt, imu, worn_check=worn_check, **gpio)
     sim = simulated_hardware(
         config.imu, config.gpio, clock, motion if motion is not None else Standing()
     )

@@ -328,7 +328,9 @@ class Receiver:
                         self.send_response(500)
                         self.end_headers()
                         return
-                    receiver.messages.append({"path": self.path, **json.loads(body)})
+                    receiver.messages.append(
+                        {"path": self.path, "headers": dict(self.headers), **json.loads(body)}
+                    )
                     receiver.cond.notify_all()
                 self.send_response(200)
                 self.end_headers()
@@ -341,8 +343,10 @@ class Receiver:
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
         self.thread.start()
 
-    def url(self, name: str) -> str:
-        return f"json://127.0.0.1:{self.port}/{name}"
+    def url(self, name: str, scheme: str = "json") -> str:
+        """An Apprise URL of ``scheme`` (json, ntfy, gotify: each posts JSON) to this receiver;
+        ``name`` is the path (json), topic (ntfy) or application token (gotify)."""
+        return f"{scheme}://127.0.0.1:{self.port}/{name}"
 
     def for_(self, name: str) -> list[dict[str, Any]]:
         with self.cond:
@@ -446,6 +450,7 @@ def make_config(
             database=database or str(tmp_path / "caregiver.db"),
             public_url="http://dash.example",
             login_attempts=3,
+            timezone="UTC",  # the tests' weeks are UTC weeks, whatever the machine's zone
         ),
         mqtt=CaregiverMqttConfig(host=broker.host, port=broker.port, client_id=client_id),
         policy=policy or PolicyConfig(),

@@ -28,12 +28,18 @@ def run(det: Detector, samples: Iterable[ImuSample]) -> list[Detection]:
 def _plain(value: Any) -> Any:
     if isinstance(value, deque | list):
         return [_plain(v) for v in value]
-    slots = getattr(type(value), "__slots__", None)
+    slots = getattr(type(value), "__slots__", None) or getattr(type(value), "__mypyc_attrs__", None)
     if slots and not isinstance(value, tuple):
-        return (type(value).__name__, *(getattr(value, name) for name in slots))
+        names = sorted(name for name in slots if not name.startswith("__"))
+        return (type(value).__name__, *((name, getattr(value, name)) for name in names))
     return value
 
 
 def detector_state(det: FallDetector) -> dict[str, Any]:
-    """Every attribute of ``det`` (deques and landings as plain lists)."""
-    return {name: _plain(value) for name, value in vars(det).items()}
+    """Every attribute of ``det`` (deques and landings as plain lists), for
+    the pure-Python class (its ``__dict__``) and the compiled one (mypyc
+    lists a native class's attributes in ``__mypyc_attrs__``)."""
+    names = getattr(type(det), "__mypyc_attrs__", None)
+    if names is None:
+        return {name: _plain(value) for name, value in vars(det).items()}
+    return {name: _plain(getattr(det, name)) for name in names if not name.startswith("__")}

@@ -263,3 +263,180 @@ def test_progress_page_sessions_weekly_goal_and_chart(
     assert box is not None and box["x"] >= 0 and box["x"] + box["width"] <= 360
     page.context.close()
     device.close()
+
+
+ASSETS = """() => [
+    ...Array.from(document.querySelectorAll('link[rel=stylesheet]'), l => l.href),
+    ...Array.from(document.querySelectorAll('script[src]'), s => s.src),
+]"""
+STYLED = """() => Array.from(document.styleSheets, s => [s.href, s.cssRules.length])"""
+
+
+@pytest.mark.parametrize("width", [1280, 360])
+def test_every_page_loads_all_its_stylesheets_and_scripts(
+    browser: Any, service: CaregiverService, mosquitto: Mosquitto, width: int
+) -> None:
+    """Login, fleet, device, event and progress pages: every stylesheet and script each one
+    links answers 200 and applies, no request the page makes (its plot's data too) answers
+    an error, and nothing is refused (CSP), fails or throws."""
+    from playwright.sync_api import expect
+
+    device = SimDevice(mosquitto, "treadmill-1")
+    device.online()
+    event = device.fall()
+    now = dt.datetime.now(dt.UTC)
+    device.session(session_record("treadmill-1", now, backward_min=10, longest_min=10))
+    store = service.store
+    assert service.ingestor.wait_for(
+        lambda: store.event(event["id"]) is not None and store.walk_session_count() == 1
+    )
+    context = browser.new_context(viewport={"width": width, "height": 800})
+    context.set_default_timeout(WAIT * 1000)
+    context.route("**/*", lambda route: route.continue_())  # routing turns the cache off
+    loaded: dict[str, int] = {}
+    problems: list[str] = []
+    context.on("response", lambda r: loaded.__setitem__(r.url, r.status))
+
+    def failed(request: Any) -> None:
+        if not (request.url.endswith("/stream") and request.failure == "net::ERR_ABORTED"):
+            problems.append(f"failed: {request.url} {request.failure}")  # not: leaving a page
+
+    context.on("requestfailed", failed)
+    page = context.new_page()
+    page.on("console", lambda m: problems.append(f"console: {m.text}") if m.type == "error" else 0)
+    page.on("pageerror", lambda exc: problems.append(f"page error: {exc}"))
+
+    def check(path: str, ready: str) -> None:
+        loaded.clear()
+        page.goto(service.url + path)
+        expect(page.locator(ready)).to_have_count(1)
+        assets = page.evaluate(ASSETS)
+        assert any(a.endswith(".css") for a in assets), path
+        for url in assets:
+            assert loaded.get(url) == 200, (path, url, loaded.get(url))
+        refused = {url: status for url, status in loaded.items() if status >= 400}
+        assert refused == {}, (path, refused)  # nothing else the page asked for (plot data...)
+        for href, rules in page.evaluate(STYLED):
+            assert rules > 0, (path, href)  # the sheet was parsed and applies
+        assert page.evaluate("document.documentElement.scrollWidth") <= width, path
+        assert problems == [], (path, problems)
+
+    check("/login", "form[action='/login']")
+    assert page.evaluate("getComputedStyle(document.querySelector('.btn')).cursor") == "pointer"
+    page.fill("#username", "ann")
+    page.fill("#password", PASSWORD)
+    page.click("button[type=submit]")
+    expect(page.locator("body")).to_have_attribute("data-live", "1")
+    check("/", "body[data-live='1'] #card-treadmill-1")
+    check("/devices/treadmill-1", "body[data-live='1'] #timeline")
+    check(f"/events/{event['id']}", "#plots[data-rendered='1']")
+    check("/devices/treadmill-1/progress", "#progress-chart[data-rendered='1']")
+    context.close()
+    device.close()
+
+
+def test_times_show_in_the_browsers_zone_and_the_service_zone_without_script(
+    browser: Any, mosquitto: Mosquitto, tmp_path: Path
+) -> None:
+    """The service says Berlin; a caregiver's browser in New York reads New York time."""
+    import dataclasses
+    from zoneinfo import ZoneInfo
+
+    from playwright.sync_api import expect
+
+    config = make_config(mosquitto, tmp_path)
+    config = dataclasses.replace(
+        config, server=dataclasses.replace(config.server, timezone="Europe/Berlin")
+    )
+    started = dt.datetime.now(dt.UTC).replace(microsecond=0) - dt.timedelta(hours=2)
+    with running_service(config, background=False) as service:
+        device = SimDevice(mosquitto, "treadmill-1")
+        device.online()
+        event = device.fall()
+        device.session(session_record("treadmill-1", started, backward_min=10, longest_min=10))
+        store = service.store
+        assert service.ingestor.wait_for(lambda: store.walk_session_count() == 1)
+        context = browser.new_context(timezone_id="America/New_York", locale="en-GB")
+        context.set_default_timeout(WAIT * 1000)
+        page = context.new_page()
+        page.goto(service.url + "/login")
+        page.fill("#username", "ann")
+        page.fill("#password", PASSWORD)
+        page.click("button[type=submit]")
+        expect(page.locator("body")).to_have_attribute("data-live", "1")
+
+        moment = dt.datetime.fromisoformat(event["wall_time"])
+        new_york, berlin = (moment.astimezone(ZoneInfo(z)) for z in ("America/New_York",
+                                                                      "Europe/Berlin"))  # fmt: skip
+        expect(page.locator("#incidents time").first).to_have_attribute("data-local", "1")
+        page.goto(f"{service.url}/devices/treadmill-1")  # the event's own row
+        when = page.locator(f'#timeline [data-event="{event["id"]}"] time')
+        expect(when).to_have_attribute("data-local", "1")
+        assert when.get_attribute("datetime") == moment.astimezone(dt.UTC).isoformat(
+            timespec="milliseconds"
+        ).replace("+00:00", "Z")
+        text, title = when.text_content() or "", when.get_attribute("title") or ""
+        assert f"{new_york:%H:%M:%S}" in text and f"{new_york.day} {new_york:%b}" in text
+        assert f"{berlin:%H:%M:%S} {berlin.tzname()}" in title  # the service's own text
+
+        page.goto(f"{service.url}/devices/treadmill-1/progress")
+        expect(page.locator("#goal")).to_contain_text("(Europe/Berlin)")
+        cell = page.locator('#sessions [data-label="Date"] time')
+        expect(cell).to_have_attribute("data-local", "1")
+        local = started.astimezone(ZoneInfo("America/New_York"))
+        assert f"{local:%H:%M}" in (cell.text_content() or "")
+        assert f"{started.astimezone(ZoneInfo('Europe/Berlin')):%H:%M}" in (
+            cell.get_attribute("title") or ""
+        )
+
+        # without JavaScript the service's zone is what a person reads, with its name
+        plain = browser.new_context(java_script_enabled=False)
+        plain.add_cookies(context.cookies())
+        raw = plain.new_page()
+        raw.goto(f"{service.url}/events/{event['id']}")
+        assert f"{berlin:%H:%M:%S} {berlin.tzname()}" in (
+            raw.locator(".when time").first.text_content() or ""
+        )
+        plain.close()
+        context.close()
+        device.close()
+
+
+def test_alarm_sound_is_remembered_and_a_test_alarm_reaches_the_device(
+    browser: Any, service: CaregiverService, mosquitto: Mosquitto
+) -> None:
+    from playwright.sync_api import expect
+
+    device = SimDevice(mosquitto, "treadmill-1")
+    device.online()
+    page = _login(browser, service)
+    sound = page.locator("#enable-alerts")
+    expect(sound).to_have_attribute("aria-pressed", "false")
+    sound.click()
+    expect(sound).to_have_attribute("data-sound", "on")
+
+    # another page, and the next visit: still on (the browser lets it sound after a click)
+    page.goto(service.url + "/devices/treadmill-1")
+    expect(sound).to_have_attribute("aria-pressed", "true")
+    page.locator("h2").first.click()
+    expect(sound).to_have_attribute("data-sound", "on")
+    expect(sound).to_have_text("Alarm sound on")
+    sound.click()  # and off again, remembered too
+    expect(sound).to_have_attribute("aria-pressed", "false")
+    page.reload()
+    expect(sound).to_have_attribute("aria-pressed", "false")
+
+    questions: list[str] = []
+
+    def answer(dialog: Any) -> None:
+        questions.append(dialog.message)
+        dialog.accept()
+
+    page.on("dialog", answer)
+    page.click("#test-alarm-form button")
+    command = device.wait_command("test_alarm")
+    assert command["by"] == "ann" and command["id"].startswith("cg-")
+    assert questions and "every contact" in questions[0]
+    expect(page.locator("#test-alarm-status")).to_contain_text("Test alarm sent")
+    page.context.close()
+    device.close()

@@ -7,6 +7,7 @@ import datetime as dt
 import json
 from pathlib import Path
 
+import pytest
 from msgspec.structs import replace
 
 from caregiver.progress import parse_summary, progress_view
@@ -34,8 +35,9 @@ def test_weekly_progress_counts_sessions_at_goal_per_iso_week() -> None:
         ),
         session_record("t", MONDAY + dt.timedelta(days=7), backward_min=10, longest_min=9.99),
     ]
-    assert week_of(MONDAY + dt.timedelta(days=6, hours=14)) == "2025-W47"  # Sunday 23:00 UTC
-    weeks = weekly_progress(records)
+    sunday_late = MONDAY + dt.timedelta(days=6, hours=14)
+    assert week_of(sunday_late, dt.UTC) == "2025-W47"  # Sunday 23:00 UTC
+    weeks = weekly_progress(records, dt.UTC)
     assert [(w.week, w.sessions, w.at_goal, w.goal_met) for w in weeks] == [
         ("2025-W47", 3, 2, False),
         ("2025-W48", 1, 1, False),
@@ -54,7 +56,9 @@ def test_progress_view_this_week_and_a_chart_without_gaps() -> None:
           for d in (0, 2, 4)),
     ]  # fmt: skip
     assert all(r is not None for r in rows)
-    view = progress_view([r for r in rows if r], (MONDAY + dt.timedelta(days=5)).timestamp())
+    view = progress_view(
+        [r for r in rows if r], (MONDAY + dt.timedelta(days=5)).timestamp(), dt.UTC
+    )
     assert (view["this_week"].sessions, view["this_week"].at_goal) == (3, 3)
     assert view["this_week"].goal_met and view["week_label"] == "17 Nov"
     chart = view["chart"]
@@ -127,3 +131,26 @@ def test_a_session_summary_is_stored_once_by_id_updated_when_republished(
         assert service.store.walk_sessions("treadmill-1")[1].backward_s == 600.0
         device.close()
         intruder.close()
+
+
+def test_weeks_count_in_the_configured_zone_and_a_bad_zone_is_refused() -> None:
+    from zoneinfo import ZoneInfo
+
+    from caregiver.config import parse_config
+    from core.errors import ConfigError
+
+    berlin = ZoneInfo("Europe/Berlin")
+    sunday_late_utc = MONDAY + dt.timedelta(days=6, hours=14, minutes=30)  # Mon 00:30 Berlin
+    row, _ = parse_summary(
+        received(session_record("t", sunday_late_utc, backward_min=10, longest_min=10)), "t"
+    )
+    assert row is not None
+    now = (MONDAY + dt.timedelta(days=8)).timestamp()  # Tuesday of the next week
+    view = progress_view([row], now, berlin)
+    assert (view["this_week"].week, view["this_week"].sessions) == ("2025-W48", 1)
+    assert (view["week_label"], view["zone"]) == ("24 Nov", "Europe/Berlin")
+    view = progress_view([row], now, dt.UTC)
+    assert (view["this_week"].week, view["this_week"].sessions) == ("2025-W48", 0)
+    assert parse_config({"server": {"timezone": "Europe/Berlin"}}).zone == berlin
+    with pytest.raises(ConfigError, match=r"server\.timezone: unknown time zone 'Berlin'"):
+        parse_config({"server": {"timezone": "Berlin"}})

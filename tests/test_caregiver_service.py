@@ -7,6 +7,8 @@ escalation tests run the service on a fake clock and drive it with
 
 from __future__ import annotations
 
+import dataclasses
+import datetime as dt
 import http.client
 import re
 import threading
@@ -16,7 +18,9 @@ from typing import Any
 import pytest
 
 from caregiver.config import Contact, EscalationConfig, PolicyConfig, parse_config
+from caregiver.priority import prioritised, urgency_of
 from caregiver.service import CaregiverService
+from caregiver.storage import Urgency
 from core.errors import ConfigError
 from tests.caregiver_support import (
     PASSWORD,
@@ -127,6 +131,29 @@ def test_nothing_but_the_login_page_without_a_session(
         assert "httponly" in headers["set-cookie"].lower()
         assert "Dad" not in page and "treadmill" not in page
         device.close()
+
+
+def test_the_login_pages_stylesheet_is_public_and_nothing_else_static_is(
+    mosquitto: Mosquitto, tmp_path: Path
+) -> None:
+    """Issue 14: under Starlette 1.x the stylesheet answered 401 before login (a path compared
+    inside the /static mount). Every stylesheet and script the login page links must load."""
+    with running_service(make_config(mosquitto, tmp_path), background=False) as service:
+        client = Http(service.port)
+        _, _, page = client.request("GET", "/login")
+        assets = re.findall(r'(?:href|src)="(/static/[^"]+)"', page)
+        assert assets == ["/static/public/app.css"]  # the login page needs no script
+        for path in assets:
+            status, headers, body = client.request("GET", path, headers={"accept": "text/css"})
+            assert status == 200, path
+            assert headers["content-type"].startswith("text/css") and ".card" in body
+        for path in ("/static/app.js", "/static/public/../app.js", "/static/public/%2e%2e/app.js"):
+            status, _, body = client.request("GET", path, headers={"accept": "*/*"})
+            assert status in (401, 404), path
+            assert "EventSource" not in body
+        assert client.login() == 303  # and with a session, the scripts load too
+        status, headers, body = client.request("GET", "/static/app.js", headers={"accept": "*/*"})
+        assert status == 200 and "EventSource" in body
 
 
 def test_login_cookie_flags_csrf_and_rate_limit(
@@ -269,9 +296,34 @@ def test_a_fall_is_delivered_through_apprise_with_device_what_when_and_link(
         assert message["title"] == "RetroGuard: FALL - Dad's treadmill"
         body = message["message"]
         assert "FALL on Dad's treadmill (treadmill-1)" in body
-        assert event["wall_time"][:19].replace("T", " ") in body
+        moment = dt.datetime.fromisoformat(event["wall_time"])  # [server] timezone: UTC here
+        assert f"{moment.day} {moment:%b %Y}, {moment:%H:%M:%S} UTC" in body
         assert "impact 3.2 g then lying" in body
         assert f"http://dash.example/events/{event['id']}" in body
+        device.close()
+
+
+def test_a_notification_says_the_time_in_the_configured_zone(
+    mosquitto: Mosquitto, tmp_path: Path, receiver: Receiver
+) -> None:
+    """The caregivers read Berlin time, with its name, whatever the device's clock sends."""
+    from zoneinfo import ZoneInfo
+
+    config = make_config(mosquitto, tmp_path, contacts=_contacts(receiver))
+    config = dataclasses.replace(
+        config, server=dataclasses.replace(config.server, timezone="Europe/Berlin")
+    )
+    with running_service(config, web=False, background=True):
+        device = SimDevice(mosquitto, "treadmill-1")
+        device.online()
+        event = device.fall()
+        (message,) = receiver.wait(1)
+        berlin = dt.datetime.fromisoformat(event["wall_time"]).astimezone(ZoneInfo("Europe/Berlin"))
+        assert (
+            f"at {berlin:%a} {berlin.day} {berlin:%b %Y}, {berlin:%H:%M:%S} {berlin.tzname()}"
+            in (message["message"])
+        )
+        assert " UTC" not in message["message"]
         device.close()
 
 
@@ -498,3 +550,66 @@ def test_demo_caregiver_serves_the_dashboard_with_the_printed_login(
         assert status == 200 and "Treadmills" in page
     finally:
         demo.stop()
+
+
+def test_each_message_goes_with_its_apprise_type_and_the_services_priority(
+    mosquitto: Mosquitto, tmp_path: Path, receiver: Receiver
+) -> None:
+    """Real Apprise to a local receiver standing in for json://, ntfy and Gotify: a fall at
+    each service's highest priority, a follow-up at its normal one, a test alarm as a fall."""
+    ann = Contact(
+        name="Ann",
+        urls=(
+            receiver.url("ann"),
+            receiver.url("ann-phone", "ntfy") + "?priority=low&tags=retroguard",
+            receiver.url("gotifytoken0123", "gotify"),
+        ),
+    )
+    config = make_config(mosquitto, tmp_path, contacts=(ann,))
+    with running_service(config, web=False, background=False) as service:
+        store = service.store
+        for urgency in (Urgency.CRITICAL, Urgency.NORMAL, Urgency.TEST):
+            with store.transaction() as tx:
+                alert = tx.page_alert("fall", "treadmill-1", None, 1.0, 301.0)
+                for url_index in range(3):
+                    tx.queue_notification(
+                        alert, "Ann", 0, url_index, f"{urgency}", "body", 1.0, urgency=urgency
+                    )
+            assert service.notifier.deliver_due() == 3
+        sent = receiver.wait(9)
+    by = {(m["title"], m["path"]): m for m in sent}
+    assert [by[(u, "/ann")]["type"] for u in ("critical", "normal", "test")] == [
+        "failure",
+        "info",
+        "info",
+    ]
+    ntfy = [by[(u, "/")] for u in ("critical", "normal", "test")]  # ntfy posts to its root
+    assert [m["topic"] for m in ntfy] == ["ann-phone"] * 3
+    assert [m["headers"].get("X-Priority") for m in ntfy] == ["max", None, "max"]  # None: default
+    assert all(m["headers"].get("X-Tags") == "retroguard" for m in ntfy)  # the rest is kept
+    gotify = [by[(u, "/message")] for u in ("critical", "normal", "test")]
+    assert [m["priority"] for m in gotify] == [10, 5, 10]
+
+
+def test_priorities_per_service_replace_only_the_priority() -> None:
+    assert prioritised("ntfy://ntfy.sh/ann-7f3c", Urgency.CRITICAL) == (
+        "ntfy://ntfy.sh/ann-7f3c?priority=max"
+    )
+    assert prioritised("ntfys://me:p%40ss@ntfy.home/ann?Priority=min&click=x", Urgency.HIGH) == (
+        "ntfys://me:p%40ss@ntfy.home/ann?click=x&priority=high"
+    )
+    assert prioritised("pover://user@token/phone?interval=60", Urgency.CRITICAL) == (
+        "pover://user@token/phone?interval=60&priority=emergency"
+    )
+    assert prioritised("pover://user@token", Urgency.TEST).endswith("?priority=emergency")
+    assert prioritised("pover://user@token", Urgency.NORMAL).endswith("?priority=normal")
+    assert prioritised("psafer://key", Urgency.CRITICAL).endswith("?priority=2")
+    for url in ("tgram://bot/chat", "mailto://a:b@example.com?to=c@example.com", "json://h/x"):
+        assert prioritised(url, Urgency.CRITICAL) == url
+    assert [urgency_of(k) for k in ("fall", "no_recovery", "stumble", "offline", "test")] == [
+        Urgency.CRITICAL,
+        Urgency.CRITICAL,
+        Urgency.HIGH,
+        Urgency.HIGH,
+        Urgency.TEST,
+    ]

@@ -8,6 +8,7 @@ what the store did.
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import json
 import shutil
@@ -21,7 +22,7 @@ from caregiver import plot
 from caregiver.auth import Accounts
 from caregiver.progress import progress_view
 from caregiver.service import CaregiverService
-from caregiver.storage import SCHEMA_VERSION, NewEvent, SchemaError, Store, schema
+from caregiver.storage import SCHEMA_VERSION, NewEvent, SchemaError, Store, Urgency, schema
 from caregiver.storage.schema import MIGRATIONS
 from launcher.cli import main
 from tests.caregiver_support import FakeClock, Http, make_config
@@ -275,7 +276,7 @@ def test_the_service_shows_what_the_old_database_holds(
         # progress: both sessions in the fixture's week, the second at the goal
         sessions = store.walk_sessions("treadmill-1")
         assert [s.id for s in sessions] == ["6f" * 16, "5e" * 16]
-        view = progress_view(sessions, FIXTURE_WEEK)
+        view = progress_view(sessions, FIXTURE_WEEK, dt.UTC)
         assert (view["this_week"].sessions, view["this_week"].at_goal) == (2, 1)
         # the user logs in with the old password, and the old login session still works
         assert Accounts(store).verify("ann", OLD_FACTS["password"])
@@ -297,3 +298,22 @@ def test_the_service_shows_what_the_old_database_holds(
         assert kept.request("GET", "/")[0] == 200
     finally:
         service.stop()
+
+
+def test_queued_notifications_keep_their_urgency_and_older_ones_read_as_normal(
+    old_copy: Path,
+) -> None:
+    store = Store(old_copy)
+    try:
+        (old,) = store.notifications_due(FIXTURE_WEEK)  # queued before urgencies existed
+        assert old.urgency is Urgency.NORMAL
+        with store.transaction() as tx:
+            tx.queue_notification(
+                3, "Ann", 0, 0, "FALL", "b", FIXTURE_WEEK, urgency=Urgency.CRITICAL
+            )
+        assert [n.urgency for n in store.notifications_due(FIXTURE_WEEK)] == [
+            Urgency.NORMAL,
+            Urgency.CRITICAL,
+        ]
+    finally:
+        store.close()

@@ -105,6 +105,8 @@ def test_backward_fall_trips_before_impact_then_confirms_and_escalates(seed: int
     assert impact < fall.t <= impact + 3.0
     at_rest = seq.event_time("at_rest")
     assert no_recovery.t >= at_rest + DetectorConfig().no_recovery_s
+    # The caregiver's story tells how long the walker lay still.
+    assert no_recovery.figures["still_s"] == pytest.approx(DetectorConfig().no_recovery_s, abs=0.05)
 
 
 def test_no_recovery_time_is_configurable() -> None:
@@ -113,6 +115,7 @@ def test_no_recovery_time_is_configurable() -> None:
     fall = [d for d in found if d.kind is DetectionKind.FALL]
     assert nr and fall
     assert nr[0].t - fall[0].t < 6.0
+    assert nr[0].figures["still_s"] == pytest.approx(4.0, abs=0.05)
 
 
 def test_lying_still_from_the_start_is_not_a_fall() -> None:

@@ -14,7 +14,7 @@ from core.trace import write_trace
 from firmware.config import load_config
 from firmware.detection import DetectorConfig, build_detector
 from firmware.detection.factory import build_detector as factory_build
-from firmware.detection.retro import FallDetector
+from firmware.detection.factory import detector_class
 from sim.scenarios import BackwardFall, Sequence, Standing, Turn, Walking
 from tests.sisfall_support import sisfall_file
 
@@ -49,7 +49,7 @@ def test_evaluate_builds_the_detector_like_the_monitor() -> None:
     assert firmware.app.build_detector is factory_build
     config = DetectorConfig(stumble_velocity_mps=0.7)
     det = evaluate.detector_for(config, RATE, None, use_mounting=True)
-    assert isinstance(det, FallDetector)
+    assert isinstance(det, detector_class())  # compiled or pure FallDetector
     assert det.config is config
     assert det.sample_rate_hz == RATE
 
@@ -257,3 +257,133 @@ def test_fast_jogging_with_the_datasheet_gyro_factor_does_not_trip() -> None:
     )
     assert old.trips > 0, "the old threshold's jogging trip"
     assert evaluate.evaluate_file(path, RATE, DetectorConfig(), gyro_scale=1.1428).trips == 0
+
+
+# --- onset-labelled falls -----------------------------------------------------------
+
+
+def test_a_fall_with_a_known_onset_is_scored_between_onset_and_impact(trace_dir: Path) -> None:
+    """The synthesised backward fall carries its onset and impact in the trace
+    header: the trip comes between them, and lead and delay add up to the
+    labelled fall's duration."""
+    res = evaluate.evaluate_file(str(trace_dir / "fall_P01.csv"), RATE, DetectorConfig())
+    assert res.onset_t is not None and res.impact_t is not None
+    assert res.trips_before_onset == 0
+    assert res.tripped_in_fall
+    lead, delay = res.onset_lead_ms, res.onset_delay_ms
+    assert lead is not None and delay is not None
+    assert lead + delay == pytest.approx((res.impact_t - res.onset_t) * 1000.0)
+    assert lead == pytest.approx(res.lead_ms)
+    doc = evaluate.summarise([res], "all")
+    onset = doc["onset"]["all_falls"]
+    assert onset["falls"] == 1
+    assert onset["tripped_between_onset_and_impact"] == 1.0
+    assert onset["tripped_before_onset"] == 0.0
+
+
+def _fall_result(onset: float, impact: float, trips: list[float]) -> evaluate.FileResult:
+    before = [t for t in trips if t < onset]
+    after = [t for t in trips if t >= onset]
+    return evaluate.FileResult(
+        path="x",
+        code="F15",
+        subject="SA06",
+        label="fall",
+        tuning=False,
+        duration_s=8.0,
+        impact_t=impact,
+        first_trip_t=trips[0] if trips else None,
+        first_trip_kind="stumble" if trips else None,
+        first_fall_t=None,
+        trips=len(trips),
+        no_recovery=False,
+        dataset="kfall",
+        group="walking fall",
+        backward=True,
+        onset_t=onset,
+        trips_before_onset=len(before),
+        first_trip_after_onset_t=after[0] if after else None,
+    )
+
+
+def test_onset_scoring_counts_early_late_and_missed_trips_apart() -> None:
+    """Four falls, onset at 3.0 s and impact at 3.6 s: one tripped at 3.2 s,
+    one before its onset (and again in time), one only after its impact, one
+    never: the shares and the lead/delay figures follow the literature's rule."""
+    results = [
+        _fall_result(3.0, 3.6, [3.2]),
+        _fall_result(3.0, 3.6, [2.5, 3.1]),
+        _fall_result(3.0, 3.6, [5.0]),
+        _fall_result(3.0, 3.6, []),
+    ]
+    figures = evaluate.onset_figures(results)
+    assert figures["falls"] == 4
+    assert figures["tripped_between_onset_and_impact"] == 0.5
+    assert figures["tripped_before_onset"] == 0.25
+    assert figures["tripped_only_after_impact"] == 0.25
+    assert figures["never_tripped_after_onset"] == 0.25
+    assert figures["lead_to_impact_ms_median"] == pytest.approx(450.0)
+    assert figures["delay_after_onset_ms_median"] == pytest.approx(150.0)
+
+
+def test_a_trip_just_before_the_video_onset_counts_in_the_tolerant_figure_only() -> None:
+    """Onset 3.0 s, impact 3.6 s: a trip 50 ms before the label (and none
+    again until after the impact) is the same fall seen early, a trip 0.5 s
+    before it is not; neither counts in the strict figure."""
+    just_before = _fall_result(3.0, 3.6, [2.95, 5.0])
+    long_before = _fall_result(3.0, 3.6, [2.5, 5.0])
+    in_time = _fall_result(3.0, 3.6, [3.2])
+    assert just_before.tripped_near_onset and not just_before.tripped_in_fall
+    assert not long_before.tripped_near_onset
+    figures = evaluate.onset_figures([just_before, long_before, in_time])
+    assert figures["tripped_between_onset_and_impact"] == pytest.approx(1 / 3)
+    assert figures["tripped_near_onset"] == pytest.approx(2 / 3)
+    assert figures["tripped_before_onset"] == pytest.approx(2 / 3)
+
+
+# --- played backward in time ------------------------------------------------------------
+
+
+def test_time_reversal_keeps_acceleration_and_negates_angular_rate() -> None:
+    samples = [
+        ImuSample(0.01 * i, 0.1 * i, -1.0, 0.02 * i, 10.0 + i, -5.0 * i, 0.5) for i in range(1, 6)
+    ]
+    out = list(evaluate.time_reversed(samples))
+    assert [s.t for s in out] == pytest.approx([0.01 * i for i in range(1, 6)])
+    for s, r in zip(out, reversed(samples), strict=True):
+        assert (s.ax, s.ay, s.az) == (r.ax, r.ay, r.az)
+        assert (s.gx, s.gy, s.gz) == (-r.gx, -r.gy, -r.gz)
+
+
+def test_reversed_walks_do_not_trip_and_falls_are_left_out(
+    trace_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    walk = evaluate.evaluate_file(
+        str(trace_dir / "walk_P01.csv"), RATE, DetectorConfig(), reverse=True
+    )
+    assert walk.error is None and walk.trips == 0
+    out = tmp_path / "reversed.json"
+    assert evaluate.main([str(trace_dir), "--reverse", "--json", str(out), "-j", "1"]) == 0
+    capsys.readouterr()
+    doc = json.loads(out.read_text())
+    assert doc["time_reversed"] is True
+    assert doc["splits"]["all"]["fall"]["falls"] == 0
+    assert doc["files"]["read"] == 2
+
+
+def test_two_datasets_are_reported_side_by_side(
+    trace_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Traces and a KFall tree in one run: each dataset has its own halves, and
+    codes are qualified (SisFall's D01 is not KFall's D01)."""
+    from tests.test_kfall import kfall_tree
+
+    kfall = kfall_tree(tmp_path)
+    out = tmp_path / "both.json"
+    assert evaluate.main([str(trace_dir), str(kfall), "--json", str(out), "-j", "1"]) == 0
+    table = capsys.readouterr().out
+    assert "KFall held-out" in table and "traces tuning" in table
+    doc = json.loads(out.read_text())
+    assert set(doc["datasets"]) == {"kfall", "trace"}
+    assert doc["datasets"]["kfall"]["held-out"]["files"] == 2
+    assert "kfall:F15" in doc["per_code"] or "kfall:F15" in doc["splits"]["all"]["per_code"]

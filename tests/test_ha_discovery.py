@@ -16,6 +16,7 @@ from typing import Any
 
 import pytest
 
+from core.gait_trends import METRICS
 from core.protocol import commands, payloads
 from core.protocol.commands import LATEST, Ack, SelfTest, Silence, parse_command
 from core.protocol.events import EventType, Severity
@@ -114,6 +115,8 @@ def test_the_discovery_message_meets_home_assistants_rules(dashboard_url: str) -
             "session",
             "week_at_goal",
             "week_backward",
+            "sway",
+            "step_time_cv",
             "outbox",
         },
         "event": {"event"},
@@ -357,6 +360,35 @@ def test_the_session_sensors_follow_the_retained_progress() -> None:
         "longest_backward_s": 640.0,
     }
     assert ha.attributes[ha.component("_session").key]["plan"] == "alternate-2-2"
+
+
+def test_the_balance_and_gait_sensors_show_the_latest_measure_with_its_noise() -> None:
+    ha = home_assistant()
+    ha.receive(TOPICS.progress, progress(), retain=True)
+    assert ha.state("_sway") is None and ha.state("_step_time_cv") is None  # unknown, not 0
+    ha.receive(
+        TOPICS.progress,
+        progress(
+            sway_rms_ap_ms2=0.0712,
+            sway_rms_ml_ms2=0.021,
+            sway_wall="2026-03-02T09:00:00+00:00",
+            step_time_cv_pct=4.25,
+            gait_wall="2026-03-02T09:00:00+00:00",
+        ),
+    )
+    assert ha.state("_sway") == "0.0712"
+    assert ha.state("_step_time_cv") == "4.25"
+    sway = ha.attributes[ha.component("_sway").key]
+    assert sway == {
+        "rms_ml_ms2": 0.021,
+        "session_started": "2026-03-02T09:00:00+00:00",
+        "mdc95": round(next(m for m in METRICS if m.key == "sway_rms_ap").mdc95, 4),
+        "mdc95_unit": "m/s²",
+    }
+    cv = ha.attributes[ha.component("_step_time_cv").key]
+    assert cv["mdc95"] == pytest.approx(3.66, abs=0.01)
+    assert cv["mdc95_unit"] == "percentage points"
+    assert ha.component("_sway").config["unit_of_measurement"] == "m/s²"
 
 
 def test_the_last_event_and_the_outbox_keep_working() -> None:

@@ -45,7 +45,13 @@ def test_shellcheck_clean() -> None:
     if shellcheck is None:
         pytest.skip("shellcheck not installed (Debian package 'shellcheck')")
     result = subprocess.run(
-        [shellcheck, "--severity=style", str(SCRIPT), str(ROOT / "scripts" / "bootstrap.sh")],
+        [
+            shellcheck,
+            "--severity=style",
+            str(SCRIPT),
+            str(ROOT / "scripts" / "bootstrap.sh"),
+            str(ROOT / "scripts" / "lock.sh"),
+        ],
         capture_output=True,
         text=True,
         check=False,

@@ -272,3 +272,18 @@ def test_a_monitor_that_vanishes_without_goodbye_is_recorded_as_a_fault(
     assert stored[0].id == alert.id
     assert [e.type for e in stored] == [EventType.FALL, EventType.FAULT]
     assert "stopped without shutting down" in stored[1].reason
+
+
+def test_what_the_loop_sent_before_it_died_is_read_even_after_a_send_to_it_failed() -> None:
+    """A kill -9 of the monitor just after an alert: the alert is already in the courier's
+    socket, but the courier's next word to the loop (a heartbeat, a confirmation) fails first.
+    The courier must still read, store and publish what had arrived (found by the fault soak)."""
+    loop_end, courier_end = socket.socketpair()
+    channel = LoopChannel(courier_end)
+    alert = event()
+    loop_end.sendall(frame(messages.encode(messages.EventRecord(alert))))
+    loop_end.close()  # the monitor process is gone
+    assert not channel.send(messages.SilenceBuzzer())
+    received = [m for m in channel.messages() if isinstance(m, messages.EventRecord)]
+    assert [m.event.id for m in received] == [alert.id]
+    channel.close()

@@ -76,7 +76,11 @@ def test_impossible_configs_are_rejected_clearly(config: ImuConfig, message: str
 
 
 def test_start_writes_the_configuration() -> None:
-    rig = make_rig(ImuConfig(sample_rate_hz=200, dlpf_hz=44, accel_range_g=8, gyro_range_dps=1000))
+    rig = make_rig(
+        ImuConfig(
+            sample_rate_hz=200, dlpf_hz=44, accel_range_g=8, gyro_range_dps=1000, pacing="poll"
+        )
+    )
     chip = rig.chip
     assert chip.device_resets == 1
     assert chip.peek(reg.PWR_MGMT_1) == reg.CLKSEL_PLL_XGYRO  # awake, PLL on gyro X

@@ -170,7 +170,7 @@ class Rig:
             buzzer=self.buzzer,
             detector=self.detector,
             emit=self.events.append,
-            config=SafetyConfig(),
+            config=SafetyConfig(worn_check=False),  # its samples are made up, not a body
             limits=SensorLimits(16.0, 2000.0),
             sample_rate_hz=200.0,
             device_id="tm1",

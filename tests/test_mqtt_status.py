@@ -207,7 +207,7 @@ def test_the_progress_counts_this_weeks_sessions_and_shows_the_newest(tmp_path: 
     monday = dt.datetime(2026, 3, 2, 9, 0, tzinfo=dt.UTC)  # ISO week 2026-W10
     now = monday + dt.timedelta(days=2)
     clock = [now]
-    status = RetainedStatus(db, Topics("retroguard", DEVICE), now=lambda: clock[0])
+    status = RetainedStatus(db, Topics("retroguard", DEVICE), now=lambda: clock[0], zone=dt.UTC)
     first = status.progress()
     assert first is not None
     empty = decode_as(ProgressMessage, first.payload.encode())
@@ -284,3 +284,80 @@ def test_a_restarted_reporter_reads_the_open_incident_back(tmp_path: Path) -> No
     fresh = RetainedStatus(db, topics).incident()  # a restart now reads the same
     assert closed is not None and fresh is not None and closed.payload == fresh.payload
     assert decode_as(IncidentMessage, closed.payload.encode()).closed_by == "Ann"
+
+
+def test_the_progress_carries_the_latest_balance_check_and_step_time_variability(
+    tmp_path: Path,
+) -> None:
+    from core.protocol.messages import BalanceFigures, GaitFigures
+
+    db = tmp_path / "device.db"
+    monday = dt.datetime(2026, 3, 2, 9, 0, tzinfo=dt.UTC)
+    status = RetainedStatus(db, Topics("retroguard", DEVICE), now=lambda: monday, zone=dt.UTC)
+    first = status.progress()
+    assert first is not None
+    none_yet = decode_as(ProgressMessage, first.payload.encode())
+    assert none_yet.sway_rms_ap_ms2 is None and none_yet.step_time_cv_pct is None
+
+    def check(rms_ap: float | None) -> BalanceFigures:
+        if rms_ap is None:
+            return BalanceFigures(condition="eyes open", status="moved", duration_s=9.0)
+        return BalanceFigures(
+            condition="eyes open",
+            status="measured",
+            duration_s=30.0,
+            rms_ap_ms2=rms_ap,
+            rms_ml_ms2=0.02,
+        )
+
+    gait = GaitFigures(
+        analysed_s=600.0, steady_s=500.0, steady_share=0.83, steps=700, step_time_cv_pct=4.2
+    )
+    conn = connect(db)
+    # Two weeks ago: measured check and gait; last week: a check the walker moved in, gait
+    # too short to measure; this week: not yet walked.
+    older = msgspec.structs.replace(
+        session_record(DEVICE, monday - dt.timedelta(days=14), backward_min=10, longest_min=10),
+        balance=[check(0.07)],
+        gait_backward=gait,
+    )
+    moved = msgspec.structs.replace(
+        session_record(DEVICE, monday - dt.timedelta(days=7), backward_min=10, longest_min=10),
+        balance=[check(None)],
+        gait_backward=GaitFigures(analysed_s=20.0, steady_s=0.0, steady_share=0.0, steps=0),
+    )
+    for record in (older, moved):
+        save_session(conn, record)
+    conn.close()
+    changed = status.progress()
+    assert changed is not None
+    message = decode_as(ProgressMessage, changed.payload.encode())
+    jsonschema.validate(json.loads(changed.payload), schema("progress"))
+    assert message.session_id == moved.id  # the newest session ...
+    # ... but the newest *measured* balance check and step-time variability are the older's
+    assert (message.sway_rms_ap_ms2, message.sway_rms_ml_ms2) == (0.07, 0.02)
+    assert message.sway_wall == older.started_wall
+    assert message.step_time_cv_pct == 4.2 and message.gait_wall == older.started_wall
+    status.close()
+
+
+def test_the_progress_counts_weeks_in_the_devices_zone(tmp_path: Path) -> None:
+    """Monday 00:30 in Berlin is still Sunday in UTC: in Berlin it is this week's session."""
+    from zoneinfo import ZoneInfo
+
+    berlin = ZoneInfo("Europe/Berlin")
+    db = tmp_path / "device.db"
+    monday_early = dt.datetime(2026, 3, 2, 0, 30, tzinfo=berlin)  # 2026-W10; Sunday 23:30 UTC
+    conn = connect(db)
+    save_session(conn, session_record(DEVICE, monday_early, backward_min=12, longest_min=11))
+    conn.close()
+    now = lambda: monday_early + dt.timedelta(hours=8)  # noqa: E731
+    counted = {}
+    for zone in (berlin, dt.UTC):
+        status = RetainedStatus(db, Topics("retroguard", DEVICE), now=now, zone=zone)
+        message = status.progress()
+        assert message is not None
+        progress = decode_as(ProgressMessage, message.payload.encode())
+        counted[str(zone)] = (progress.week, progress.week_sessions)
+        status.close()
+    assert counted == {"Europe/Berlin": ("2026-W10", 1), "UTC": ("2026-W10", 0)}

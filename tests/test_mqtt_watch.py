@@ -65,6 +65,19 @@ def test_format_handles_garbage() -> None:
     assert format_message("retroguard/tm1/event", b"[1]") is None
 
 
+def test_watch_shows_times_in_the_local_zone_with_its_name() -> None:
+    """The device sends UTC; the person at the terminal reads local time (a Berlin winter
+    afternoon here), said as such; what is not a time is shown as sent."""
+    from zoneinfo import ZoneInfo
+
+    from tools.watch import _when
+
+    berlin = ZoneInfo("Europe/Berlin")
+    assert _when("2026-03-01T13:05:12.250+00:00", berlin) == "2026-03-01 14:05:12.250 CET"
+    assert _when("2026-07-01T13:05:12.250", berlin) == "2026-07-01 15:05:12.250 CEST"  # naive: UTC
+    assert _when("not a time", berlin) == "not a time"
+
+
 def test_watch_shows_the_incident_who_closed_it_and_the_recording() -> None:
     incident = "ab" * 16
     window = Event.now(

@@ -247,7 +247,7 @@ def test_the_documented_schema_agrees_with_the_type(kind: str) -> None:
     documented = doc_schema(kind)
     assert set(documented["required"]) == set(typed["required"])
     assert set(typed["properties"]) <= set(documented["properties"])
-    doc_enums = _enums(documented, {})
+    doc_enums = _enums(documented, documented.get("$defs", {}))
     for name, values in _enums(typed, defs).items():
         assert doc_enums.get(name) == values, name
     for name, node in typed["properties"].items():
@@ -263,7 +263,27 @@ def test_the_session_intervals_schema_agrees_with_its_type() -> None:
     documented = doc_schema("session")["properties"]["intervals"]["items"]
     assert set(documented["required"]) == set(typed["required"])
     assert set(typed["properties"]) <= set(documented["properties"])
-    assert _enums(documented, {})["direction"] == _enums(typed, defs)["direction"]
+    doc_defs = doc_schema("session")["$defs"]
+    assert _enums(documented, doc_defs)["direction"] == _enums(typed, defs)["direction"]
+
+
+@pytest.mark.parametrize(
+    ("documented_name", "type_name"), [("balance", "BalanceFigures"), ("gait", "GaitFigures")]
+)
+def test_the_session_balance_and_gait_schemas_agree_with_their_types(
+    documented_name: str, type_name: str
+) -> None:
+    generated = msgspec.json.schema(SessionSummary)
+    defs = generated["$defs"]
+    typed = defs[type_name]
+    documented = doc_schema("session")["$defs"][documented_name]
+    assert set(documented["required"]) == set(typed["required"])
+    assert set(typed["properties"]) <= set(documented["properties"])
+    assert _enums(documented, {}) == _enums(typed, defs)
+    session = doc_schema("session")["properties"]
+    assert session["balance"]["items"]["$ref"] == "#/$defs/balance"
+    assert session["gait_backward"]["$ref"] == session["gait_forward"]["$ref"] == "#/$defs/gait"
+    assert session["intervals"]["items"]["properties"]["gait"]["$ref"] == "#/$defs/gait"
 
 
 def test_event_types_and_alerts_are_listed_once() -> None:

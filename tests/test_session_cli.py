@@ -50,3 +50,15 @@ def test_session_command_without_a_monitor(
 ) -> None:
     assert main(["session", "start", "--socket", str(tmp_path / "nobody.sock")]) == 1
     assert "no monitor is listening" in capsys.readouterr().err
+
+
+def test_guided_demo_with_the_balance_check_prints_its_figures(tmp_path: Path) -> None:
+    out = io.StringIO()
+    db = tmp_path / "demo.db"
+    assert run_guided_demo(clock=SimClock(), out=out, database=db, balance=True) == 0
+    text = out.getvalue()
+    cues = [line.split("] cue ")[1].split()[0] for line in text.splitlines() if "] cue " in line]
+    assert cues[:3] == ["balance", "balance_done", "backward"]
+    # The check stood still (the demo walker arms only once it is done): measured, in m/s².
+    assert "Balance check eyes open: sway RMS AP" in text
+    assert "noise floor" in text and "not measured" not in text

@@ -17,6 +17,8 @@ from firmware.session.control import ControlServer, send_command
 from firmware.session.cues import Cue
 from firmware.session.plan import PRESETS, Interval, Plan
 from firmware.session.runner import (
+    BALANCE_MEASURE_S,
+    BALANCE_SETTLE_S,
     SESSION_TRANSITIONS,
     PauseCause,
     SessionRunner,
@@ -147,10 +149,18 @@ def test_a_trip_pauses_and_rearming_resumes(tmp_path: Path) -> None:
     detach_session(rig.app, runner)
 
 
+def _without_balance_check(rig: Rig) -> None:
+    """The session config without the standing balance check (tests of what comes after)."""
+    config = rig.app.config
+    session = dataclasses.replace(config.session, balance_check=False)
+    rig.app.config = dataclasses.replace(config, session=session)
+
+
 def test_starting_a_session_never_arms(tmp_path: Path) -> None:
     rig = make_rig(tmp_path)
     rig.run_for(1.0)
     assert rig.state == "STANDBY"
+    _without_balance_check(rig)  # the check's own cues: test_the_balance_check_...
     runner = attach_session(rig.app, SHORT)
     before = _relay_history(rig)
     runner.request("start")
@@ -394,7 +404,7 @@ class TracedRunner(SessionRunner):
         self._run(now, trigger)
 
 
-def _traced(rig: Rig, plan: Plan, **config: float) -> TracedRunner:
+def _traced(rig: Rig, plan: Plan, **config: float | bool) -> TracedRunner:
     button = rig.app.gpio.button
     runner = TracedRunner(
         plan,
@@ -418,7 +428,7 @@ def test_every_session_transition_in_the_table_is_taken(tmp_path: Path) -> None:
     long_plan = Plan("long", (Interval("backward", 600.0),))
     rig = make_rig(tmp_path / "a", detector=TripAt(20.0))
     rig.run_for(1.0)
-    a = _traced(rig, long_plan)
+    a = _traced(rig, long_plan, balance_check=False)
     _ask(rig, a, "start")  # STANDBY: waits for arming
     _ask(rig, a, "resume")  # still not armed: waits on
     rig.press_reset()
@@ -444,8 +454,28 @@ def test_every_session_transition_in_the_table_is_taken(tmp_path: Path) -> None:
     _ask(rig, b, "pause")
     rig.run_for(6.0)
     assert b.finished[-1].status == "abandoned"
-    assert a.refused == b.refused == []
-    assert set(a.taken) | set(b.taken) == set(SESSION_TRANSITIONS.edges)
+    # The standing balance check, in STANDBY: done, stopped by the walker, stopped, cut short
+    # by a fault and by arming.
+    rig = make_rig(tmp_path / "c")
+    rig.run_for(1.0)
+    c = _traced(rig, long_plan)
+    _ask(rig, c, "start")
+    assert c.state is SessionState.BALANCE
+    rig.run_for(BALANCE_SETTLE_S + BALANCE_MEASURE_S)
+    assert c.state is SessionState.PAUSED and c.pause_cause is PauseCause.WAITING_FOR_ARMING
+    for command in ("stop", "start", "pause", "stop", "start", "stop", "start"):
+        _ask(rig, c, command)
+    rig.sim_imu.bus.disconnect()
+    rig.run_for(0.5)
+    assert rig.state == "FAULT" and c.pause_cause is PauseCause.FAULT
+    rig.sim_imu.bus.reconnect()
+    rig.run_for(3.0)
+    _ask(rig, c, "stop")
+    _ask(rig, c, "start")
+    rig.press_reset()
+    assert c.state is SessionState.RUNNING
+    assert a.refused == b.refused == c.refused == []
+    assert set(a.taken) | set(b.taken) | set(c.taken) == set(SESSION_TRANSITIONS.edges)
 
 
 @pytest.mark.parametrize(

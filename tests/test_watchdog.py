@@ -128,7 +128,7 @@ class Rig:
             buzzer=SilentBuzzer(),
             detector=self.detector,
             emit=self.events.append,
-            config=SafetyConfig(),
+            config=SafetyConfig(worn_check=False),  # its samples are made up, not a body
             limits=SensorLimits(accel_g=8.0, gyro_dps=1000.0),
             sample_rate_hz=200.0,
             device_id="tm-test",

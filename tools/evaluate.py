@@ -39,7 +39,7 @@ import sys
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor, as_completed
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -48,6 +48,7 @@ from firmware.detection import TRIPPING_KINDS, DetectionKind, Detector, Detector
 from firmware.detection.factory import build_detector
 from hal.config import ImuConfig
 from tools.datasets import (
+    Activity,
     DatasetFormatError,
     Recording,
     describe,
@@ -55,29 +56,31 @@ from tools.datasets import (
     is_tuning_subject,
     open_samples,
 )
-from tools.datasets.sisfall import (
-    ACCELEROMETERS,
-    BACKWARD_FALL_CODES,
-    WALKING_ADL_CODES,
-    WALKING_FALL_CODES,
-)
+from tools.datasets.sisfall import ACCELEROMETERS, SISFALL_TASKS
+from tools.datasets.tasks import task_from_words
 
 SPLITS = ("held-out", "tuning", "all")
-_WALKING_WORDS = ("walk", "jog", "run")
+HALVES = ("held-out", "tuning")
+ONSET_TOLERANCE_S = 0.2
+"""How far before a *video-labelled* onset a trip still counts as the same
+fall in the tolerant onset figure (``tripped_near_onset``). The onset is a
+person's judgement of the frame in which the fall began; the detector often
+sees the body leave its course a few tens of ms sooner (KFall: most trips
+before onset in slips and falls while sitting down come 5-200 ms before the
+label), and its stumble refractory then keeps the fall from tripping again
+inside [onset, impact). Reported beside the strict figure, never instead."""
 
 
 def is_walking_adl(code: str | None) -> bool:
     """Walking or jogging ADL: SisFall D01-D04, or a trace activity naming gait."""
-    if code is None:
-        return False
-    return code in WALKING_ADL_CODES or code.lower().startswith(_WALKING_WORDS)
+    task = SISFALL_TASKS.get(code or "") or task_from_words(code, "adl")
+    return task is not None and task.group in (Activity.WALKING, Activity.JOGGING)
 
 
 def is_walking_fall(code: str | None) -> bool:
     """A fall that starts while walking or jogging: SisFall F01-F07, or a named one."""
-    if code is None:
-        return False
-    return code in WALKING_FALL_CODES or any(w in code.lower() for w in _WALKING_WORDS)
+    task = SISFALL_TASKS.get(code or "") or task_from_words(code, "fall")
+    return task is not None and task.group is Activity.WALKING_FALL
 
 
 def detector_for(
@@ -165,6 +168,23 @@ def rotated(samples: Iterable[ImuSample], m: Rotation) -> Iterator[ImuSample]:
         yield ImuSample(s.t, a[0], a[1], a[2], g[0], g[1], g[2])
 
 
+def time_reversed(samples: Iterable[ImuSample]) -> Iterator[ImuSample]:
+    """The recording played backward in time: the same path through the same
+    postures in reverse order. Sample ``i`` of the output is input sample
+    ``n-1-i`` at time ``t_first + t_last - t`` (so time still increases with
+    the same spacing); acceleration is kept and angular rate negated, which is
+    exactly what a sensor sees when a motion runs the other way (position
+    reversed in time keeps its second derivative and flips its first).
+    Forward walking reversed is close to backward walking: the proxy for the
+    gait RetroGuard is built for. Needs the whole recording in memory."""
+    buffered = list(samples)
+    if not buffered:
+        return
+    span = buffered[0].t + buffered[-1].t
+    for s in reversed(buffered):
+        yield ImuSample(span - s.t, s.ax, s.ay, s.az, -s.gx, -s.gy, -s.gz)
+
+
 def gyro_scaled(samples: Iterable[ImuSample], scale: float) -> Iterator[ImuSample]:
     """The same motion seen by a gyro whose sensitivity is off by ``scale``
     (a dataset converted with another counts-per-deg/s factor)."""
@@ -193,6 +213,20 @@ class FileResult:
     trips: int
     no_recovery: bool
     error: str | None = None
+    dataset: str = "trace"
+    """Where the recording comes from: ``sisfall``, ``kfall`` or ``trace``."""
+    group: str = Activity.OTHER_ADL.value
+    """Its :class:`~tools.datasets.Activity` group (from the task table)."""
+    backward: bool = False
+    """A backward fall."""
+    onset_t: float | None = None
+    """Labelled fall onset, when the recording has one."""
+    trips_before_onset: int = 0
+    """Trips (STUMBLE or FALL) before the labelled onset: while the person was
+    still doing whatever preceded the fall (the pre-impact literature counts
+    those as false alarms, not as detections)."""
+    first_trip_after_onset_t: float | None = None
+    """The first trip at or after the labelled onset."""
 
     @property
     def lead_ms(self) -> float | None:
@@ -201,6 +235,38 @@ class FileResult:
             return None
         lead = self.impact_t - self.first_trip_t
         return lead * 1000.0 if lead > 0 else None
+
+    @property
+    def tripped_in_fall(self) -> bool:
+        """A trip between the labelled onset and the impact (onset-labelled falls)."""
+        t = self.first_trip_after_onset_t
+        return t is not None and self.impact_t is not None and t < self.impact_t
+
+    @property
+    def tripped_near_onset(self) -> bool:
+        """Tripped in the fall, or first tripped at most ``ONSET_TOLERANCE_S``
+        before its labelled onset (and not earlier): the same fall seen a
+        little before the video label."""
+        if self.tripped_in_fall:
+            return True
+        t, onset = self.first_trip_t, self.onset_t
+        return t is not None and onset is not None and onset - ONSET_TOLERANCE_S <= t < onset
+
+    @property
+    def onset_lead_ms(self) -> float | None:
+        """Impact minus the first trip after onset, when that trip came before impact."""
+        if not self.tripped_in_fall:
+            return None
+        assert self.impact_t is not None and self.first_trip_after_onset_t is not None
+        return (self.impact_t - self.first_trip_after_onset_t) * 1000.0
+
+    @property
+    def onset_delay_ms(self) -> float | None:
+        """The first trip after onset minus the onset, when it came before impact."""
+        if not self.tripped_in_fall:
+            return None
+        assert self.onset_t is not None and self.first_trip_after_onset_t is not None
+        return (self.first_trip_after_onset_t - self.onset_t) * 1000.0
 
 
 def evaluate_file(
@@ -211,21 +277,27 @@ def evaluate_file(
     rotation: Rotation | None = None,
     sisfall_accelerometer: str = "adxl345",
     gyro_scale: float = 1.0,
+    reverse: bool = False,
 ) -> FileResult:
     """Stream one recording through a fresh detector. Never raises for bad data:
     a malformed file comes back with ``error`` set (and is counted as skipped).
     ``rotation``: rotate every sample's axes first (another mounting);
     ``sisfall_accelerometer``: which accelerometer of a SisFall file to read;
-    ``gyro_scale``: multiply every gyro reading (another gyro calibration)."""
+    ``gyro_scale``: multiply every gyro reading (another gyro calibration);
+    ``reverse``: play the recording backward in time (:func:`time_reversed`;
+    its labels, which describe the forward recording, are dropped)."""
     try:
         rec = describe(path)
     except (DatasetFormatError, OSError) as e:
         return _failed(path, str(e))
     det = detector_for(config, rate_hz, rec, use_mounting, rotation)
     update = det.update
+    onset = None if reverse else rec.onset_t
     first_trip_t: float | None = None
     first_trip_kind: str | None = None
     first_fall_t: float | None = None
+    first_after_onset: float | None = None
+    trips_before_onset = 0
     trips = 0
     no_recovery = False
     peak = -1.0
@@ -234,6 +306,8 @@ def evaluate_file(
     t = 0.0
     try:
         stream: Iterable[ImuSample] = open_samples(rec, rate_hz, sisfall_accelerometer)
+        if reverse:
+            stream = time_reversed(stream)
         if gyro_scale != 1.0:
             stream = gyro_scaled(stream, gyro_scale)
         if rotation is not None:
@@ -250,6 +324,11 @@ def evaluate_file(
                     trips += 1
                     if first_trip_t is None:
                         first_trip_t, first_trip_kind = d.t, d.kind.value
+                    if onset is not None:
+                        if d.t < onset:
+                            trips_before_onset += 1
+                        elif first_after_onset is None:
+                            first_after_onset = d.t
                 if d.kind is DetectionKind.FALL and first_fall_t is None:
                     first_fall_t = d.t
                 if d.kind is DetectionKind.NO_RECOVERY:
@@ -258,7 +337,8 @@ def evaluate_file(
         return _failed(path, str(e), rec)
     if t0 is None:
         return _failed(path, f"{path}: no samples", rec)
-    impact = rec.impact_t if rec.impact_t is not None else peak_t
+    impact = rec.impact_t if (rec.impact_t is not None and not reverse) else peak_t
+    task = rec.task
     return FileResult(
         path=str(path),
         code=rec.code or "?",
@@ -272,7 +352,17 @@ def evaluate_file(
         first_fall_t=first_fall_t,
         trips=trips,
         no_recovery=no_recovery,
+        dataset=rec.source,
+        group=(task.group if task is not None else _unknown_group(rec.label)).value,
+        backward=task.backward if task is not None else False,
+        onset_t=onset,
+        trips_before_onset=trips_before_onset,
+        first_trip_after_onset_t=first_after_onset,
     )
+
+
+def _unknown_group(label: str) -> Activity:
+    return Activity.FALL if label == "fall" else Activity.OTHER_ADL
 
 
 def _failed(path: str, error: str, rec: Recording | None = None) -> FileResult:
@@ -294,7 +384,7 @@ def _failed(path: str, error: str, rec: Recording | None = None) -> FileResult:
 
 
 def _evaluate_job(
-    job: tuple[str, float, DetectorConfig, bool, Rotation | None, str, float],
+    job: tuple[str, float, DetectorConfig, bool, Rotation | None, str, float, bool],
 ) -> FileResult:
     return evaluate_file(*job)
 
@@ -312,6 +402,7 @@ def run_files(
     rotation: Rotation | None = None,
     sisfall_accelerometer: str = "adxl345",
     gyro_scale: float = 1.0,
+    reverse: bool = False,
     jobs: int | None = None,
     progress: Callable[[int, int], None] | None = None,
 ) -> list[FileResult]:
@@ -322,10 +413,8 @@ def run_files(
     first (by size) so that one 100 s walk does not finish last alone.
     """
     jobs = jobs or os.cpu_count() or 1
-    work = [
-        (str(p), rate_hz, config, use_mounting, rotation, sisfall_accelerometer, gyro_scale)
-        for p in paths
-    ]
+    options = (use_mounting, rotation, sisfall_accelerometer, gyro_scale, reverse)
+    work = [(str(p), rate_hz, config, *options) for p in paths]
     total = len(work)
     if progress:
         progress(0, total)
@@ -425,6 +514,9 @@ def group_figures(results: Sequence[FileResult]) -> dict[str, Any]:
             "lead_time_ms_median": percentile(leads, 50),
             "lead_time_ms_p10": percentile(leads, 10),
         }
+        labelled = [r for r in falls if r.onset_t is not None]
+        if labelled:
+            out["onset"] = onset_figures(labelled)
     if adls:
         hours = sum(r.duration_s for r in adls) / 3600.0
         trips = sum(r.trips for r in adls)
@@ -434,23 +526,68 @@ def group_figures(results: Sequence[FileResult]) -> dict[str, Any]:
             "trip_rate": _ratio(sum(r.trips > 0 for r in adls), len(adls)),
             "trips": trips,
             "trips_per_hour": trips / hours if hours > 0 else None,
+            "hours": hours,
         }
     return out
+
+
+def onset_figures(falls: Sequence[FileResult]) -> dict[str, Any]:
+    """Falls with a labelled onset, scored as the pre-impact literature does.
+
+    A fall is *tripped in time* when a trip comes between its onset and its
+    impact; ``lead_to_impact`` is impact minus that trip, ``delay_after_onset``
+    the trip minus the onset. A trip before the onset (during whatever the
+    person did before falling) is counted apart, as the false alarm it is in
+    that literature; the first trip after the onset is still scored.
+    """
+    labelled = [r for r in falls if r.onset_t is not None]
+    n = len(labelled)
+    leads = [r.onset_lead_ms for r in labelled if r.onset_lead_ms is not None]
+    delays = [r.onset_delay_ms for r in labelled if r.onset_delay_ms is not None]
+    late = [r for r in labelled if not r.tripped_in_fall and r.first_trip_after_onset_t is not None]
+    return {
+        "falls": n,
+        "tripped_between_onset_and_impact": _ratio(len(leads), n),
+        "lead_to_impact_ms_median": percentile(leads, 50),
+        "lead_to_impact_ms_p10": percentile(leads, 10),
+        "delay_after_onset_ms_median": percentile(delays, 50),
+        "delay_after_onset_ms_p90": percentile(delays, 90),
+        "tripped_near_onset": _ratio(sum(r.tripped_near_onset for r in labelled), n),
+        "tripped_before_onset": _ratio(sum(r.trips_before_onset > 0 for r in labelled), n),
+        "tripped_only_after_impact": _ratio(len(late), n),
+        "never_tripped_after_onset": _ratio(
+            sum(r.first_trip_after_onset_t is None for r in labelled), n
+        ),
+    }
+
+
+def _in(results: Iterable[FileResult], *groups: Activity) -> list[FileResult]:
+    names = {g.value for g in groups}
+    return [r for r in results if r.group in names]
+
+
+def _hours(results: Iterable[FileResult]) -> float:
+    return sum(r.duration_s for r in results) / 3600.0
 
 
 def split_figures(results: Sequence[FileResult]) -> dict[str, Any]:
     """The headline figures (the issue's JSON schema) for one split."""
     falls = [r for r in results if r.label == "fall"]
     adls = [r for r in results if r.label == "adl"]
-    walking_falls = [r for r in falls if is_walking_fall(r.code)]
-    walking = [r for r in adls if is_walking_adl(r.code)]
-    d18 = [r for r in adls if r.code == "D18"]
-    other = [r for r in adls if not is_walking_adl(r.code) and r.code != "D18"]
-    backward = [r for r in falls if r.code in BACKWARD_FALL_CODES]
+    walking_falls = _in(falls, Activity.WALKING_FALL)
+    walking = _in(adls, Activity.WALKING)
+    jogging = _in(adls, Activity.JOGGING)
+    gait = walking + jogging
+    stumble = _in(adls, Activity.STUMBLE)
+    lying = _in(adls, Activity.LYING_DOWN)
+    other = _in(adls, Activity.STAIRS, Activity.LYING_DOWN, Activity.OTHER_ADL)
+    backward = [r for r in falls if r.backward]
     leads = _leads(walking_falls)
-    walk_hours = sum(r.duration_s for r in walking) / 3600.0
+    walk_hours, jog_hours = _hours(walking), _hours(jogging)
     walk_trips = sum(r.trips for r in walking)
+    jog_trips = sum(r.trips for r in jogging)
     codes = sorted({r.code for r in results})
+    labelled = [r for r in falls if r.onset_t is not None]
     return {
         "fall": {
             "sensitivity": _ratio(sum(r.first_fall_t is not None for r in falls), len(falls)),
@@ -463,14 +600,31 @@ def split_figures(results: Sequence[FileResult]) -> dict[str, Any]:
             "walking_falls_tripped_before_impact": _ratio(len(leads), len(walking_falls)),
             "lead_time_ms_median": percentile(leads, 50),
             "lead_time_ms_p10": percentile(leads, 10),
-            "walking_jogging_trips": walk_trips,
-            "walking_jogging_hours": walk_hours,
-            "walking_jogging_trips_per_hour": walk_trips / walk_hours if walk_hours else None,
-            "d18_trip_rate": _ratio(sum(r.trips > 0 for r in d18), len(d18)),
+            "walking_jogging_trips": walk_trips + jog_trips,
+            "walking_jogging_hours": walk_hours + jog_hours,
+            "walking_jogging_trips_per_hour": (
+                (walk_trips + jog_trips) / (walk_hours + jog_hours) if gait else None
+            ),
+            "walking_trips": walk_trips,
+            "walking_recordings_tripped": sum(r.trips > 0 for r in walking),
+            "walking_hours": walk_hours,
+            "jogging_trips": jog_trips,
+            "jogging_hours": jog_hours,
+            "jogging_trips_per_hour": jog_trips / jog_hours if jog_hours else None,
+            "d18_trip_rate": _ratio(sum(r.trips > 0 for r in stumble), len(stumble)),
             "other_adl_trip_rate": _ratio(sum(r.trips > 0 for r in other), len(other)),
             "falls_tripped_before_impact": _ratio(len(_leads(falls)), len(falls)),
         },
+        "lying_down": group_figures(lying),
         "backward_falls": group_figures(backward),
+        "onset": {
+            "all_falls": onset_figures(labelled),
+            "walking_falls": onset_figures([r for r in walking_falls if r.onset_t is not None]),
+            "backward_falls": onset_figures([r for r in backward if r.onset_t is not None]),
+        }
+        if labelled
+        else None,
+        "groups": {g.value: group_figures(_in(results, g)) for g in Activity if _in(results, g)},
         "per_code": {c: group_figures([r for r in results if r.code == c]) for c in codes},
     }
 
@@ -478,29 +632,56 @@ def split_figures(results: Sequence[FileResult]) -> dict[str, Any]:
 def summarise(
     results: Sequence[FileResult], split: str = "held-out", config: DetectorConfig | None = None
 ) -> dict[str, Any]:
-    """The JSON document: top-level figures for ``split``, every split below."""
+    """The JSON document: top-level figures for ``split``, every split below,
+    and the same per dataset (``datasets``: SisFall, KFall, traces) so two
+    datasets evaluated together are reported side by side."""
     ok = [r for r in results if r.error is None]
-    halves = {
-        "held-out": [r for r in ok if not r.tuning],
-        "tuning": [r for r in ok if r.tuning],
-        "all": ok,
-    }
-    doc: dict[str, Any] = split_figures(halves[split])
+    datasets = sorted({r.dataset for r in ok})
+    if len(datasets) > 1:
+        # The same code means different things in two datasets (SisFall's D01
+        # is walking, KFall's standing): qualify them.
+        ok = [_qualified(r) for r in ok]
+    doc: dict[str, Any] = split_figures(_halves(ok)[split])
     doc["split"] = split
     doc["files"] = {
         "read": len(ok),
         "skipped": len(results) - len(ok),
         "errors": [r.error for r in results if r.error is not None],
     }
+    halves = _halves(ok)
     doc["splits"] = {name: split_figures(rs) | {"files": len(rs)} for name, rs in halves.items()}
+    doc["datasets"] = {
+        ds: {
+            name: split_figures(rs) | {"files": len(rs)}
+            for name, rs in _halves([r for r in ok if r.dataset == ds]).items()
+        }
+        for ds in datasets
+    }
     doc["split_rule"] = (
         "by subject id: odd subject number = tuning half, even = held-out "
         "(ids without digits: CRC-32 parity; no subject: file name)"
     )
-    doc["impact_rule"] = "header impact_t if present, else the sample of peak |acceleration|"
+    doc["impact_rule"] = (
+        "labelled impact (KFall, a trace's impact_t) if present, else the sample of peak "
+        "|acceleration|; onset-labelled falls also scored between onset and impact"
+    )
     if config is not None:
         doc["detector_config"] = asdict(config)
     return doc
+
+
+def _halves(ok: Sequence[FileResult]) -> dict[str, list[FileResult]]:
+    return {
+        "held-out": [r for r in ok if not r.tuning],
+        "tuning": [r for r in ok if r.tuning],
+        "all": list(ok),
+    }
+
+
+def _qualified(r: FileResult) -> FileResult:
+    from dataclasses import replace
+
+    return replace(r, code=f"{r.dataset}:{r.code}")
 
 
 # ----------------------------------------------------------------------------
@@ -515,17 +696,19 @@ def _ms(x: float | None) -> str:
     return "   - " if x is None else f"{x:5.0f}"
 
 
-def format_report(doc: dict[str, Any]) -> str:
-    """The human table: per code (held-out | tuning), then the headline figures."""
+_DATASET_NAMES = {"sisfall": "SisFall", "kfall": "KFall", "trace": "traces"}
+
+
+def _per_code_table(splits: dict[str, Any]) -> list[str]:
     lines: list[str] = []
-    per = {name: doc["splits"][name]["per_code"] for name in ("held-out", "tuning")}
+    per = {name: splits[name]["per_code"] for name in HALVES}
     codes = sorted(set(per["held-out"]) | set(per["tuning"]))
     head = "        n  fall/FP  trip  lead50  lead10"
-    lines.append(f"{'code':<6}|{'held-out':^40}|{'tuning':^40}")
-    lines.append(f"{'':<6}|{head:<40}|{head:<40}")
+    lines.append(f"{'code':<10}|{'held-out':^40}|{'tuning':^40}")
+    lines.append(f"{'':<10}|{head:<40}|{head:<40}")
     for c in codes:
         cells = []
-        for name in ("held-out", "tuning"):
+        for name in HALVES:
             g = per[name].get(c)
             if g is None:
                 cells.append(f"{'':<40}")
@@ -539,48 +722,119 @@ def format_report(doc: dict[str, Any]) -> str:
                 fp = None if g["specificity"] is None else 1 - g["specificity"]
                 cell = f"{g['files']:>5}  {_pct(fp)} {_pct(g['trip_rate'])}"
             cells.append(f"{cell:<40}")
-        lines.append(f"{c:<6}|{cells[0]}|{cells[1]}".rstrip())
+        lines.append(f"{c:<10}|{cells[0]}|{cells[1]}".rstrip())
+    return lines
+
+
+def _onset(key: str, field: str) -> Callable[[dict[str, Any]], Any]:
+    def get(s: dict[str, Any]) -> Any:
+        onset = s.get("onset")
+        return None if not onset else onset[key].get(field)
+
+    return get
+
+
+_ROWS: list[tuple[str, Callable[[dict[str, Any]], Any], str]] = [
+    ("recordings", lambda s: s["files"], "n"),
+    ("fall sensitivity (FALL on falls)", lambda s: s["fall"]["sensitivity"], "%"),
+    ("fall specificity (no FALL on ADLs)", lambda s: s["fall"]["specificity"], "%"),
+    (
+        "walking falls tripped before impact",
+        lambda s: s["trip"]["walking_falls_tripped_before_impact"],
+        "%",
+    ),
+    ("  lead time median (ms)", lambda s: s["trip"]["lead_time_ms_median"], "ms"),
+    ("  lead time 10th percentile (ms)", lambda s: s["trip"]["lead_time_ms_p10"], "ms"),
+    ("walking/jogging trips", lambda s: s["trip"]["walking_jogging_trips"], "n"),
+    ("  walking trips", lambda s: s["trip"]["walking_trips"], "n"),
+    ("  jogging trips per hour", lambda s: s["trip"]["jogging_trips_per_hour"], "x"),
+    ("  per hour of walking/jogging", lambda s: s["trip"]["walking_jogging_trips_per_hour"], "x"),
+    ("stumble without fall: trip rate", lambda s: s["trip"]["d18_trip_rate"], "%"),
+    ("lying down: false FALL rate", lambda s: _fp(s["lying_down"]), "%"),
+    ("other ADL trip rate", lambda s: s["trip"]["other_adl_trip_rate"], "%"),
+    ("backward falls detected", lambda s: s["backward_falls"].get("sensitivity"), "%"),
+    (
+        "  tripped before impact",
+        lambda s: s["backward_falls"].get("tripped_before_impact"),
+        "%",
+    ),
+    ("  lead median (ms)", lambda s: s["backward_falls"].get("lead_time_ms_median"), "ms"),
+    ("onset-labelled falls", _onset("all_falls", "falls"), "n"),
+    (
+        "  tripped between onset and impact",
+        _onset("all_falls", "tripped_between_onset_and_impact"),
+        "%",
+    ),
+    ("    lead to impact median (ms)", _onset("all_falls", "lead_to_impact_ms_median"), "ms"),
+    ("    lead to impact p10 (ms)", _onset("all_falls", "lead_to_impact_ms_p10"), "ms"),
+    ("    delay after onset median (ms)", _onset("all_falls", "delay_after_onset_ms_median"), "ms"),
+    (
+        f"  tripped in [onset - {ONSET_TOLERANCE_S:g} s, impact)",
+        _onset("all_falls", "tripped_near_onset"),
+        "%",
+    ),
+    ("  tripped before onset", _onset("all_falls", "tripped_before_onset"), "%"),
+    ("  tripped only after impact", _onset("all_falls", "tripped_only_after_impact"), "%"),
+    (
+        "  walking falls in [onset, impact)",
+        _onset("walking_falls", "tripped_between_onset_and_impact"),
+        "%",
+    ),
+    (
+        "  backward falls in [onset, impact)",
+        _onset("backward_falls", "tripped_between_onset_and_impact"),
+        "%",
+    ),
+]
+
+
+def _fp(group: dict[str, Any]) -> float | None:
+    spec = group.get("specificity")
+    return None if spec is None else 1.0 - spec
+
+
+def _cell(value: Any, kind: str) -> str:
+    if value is None:
+        return "-"
+    if kind == "%":
+        return f"{100 * value:.1f}%"
+    if kind == "ms":
+        return f"{value:.0f}"
+    if kind == "x":
+        return f"{value:.2f}"
+    return str(value)
+
+
+def format_report(doc: dict[str, Any]) -> str:
+    """The human table: per code (held-out | tuning) for each dataset, then the
+    headline figures, the datasets side by side."""
+    lines: list[str] = []
+    datasets = doc["datasets"]
+    for ds, splits in datasets.items():
+        if len(datasets) > 1:
+            lines.append(f"== {_DATASET_NAMES.get(ds, ds)}")
+        lines.extend(_per_code_table(splits))
     lines.append(
         "fall/FP: falls detected (F codes) or ADL recordings with a false FALL (D codes); "
         "trip: tripped before impact (F) or any trip (D); lead in ms (median, 10th pct)"
     )
     lines.append("")
-    lines.append(f"{'overall':<44}{'held-out':>10}{'tuning':>10}{'all':>10}")
-    rows: list[tuple[str, Callable[[dict[str, Any]], str]]] = [
-        ("recordings", lambda s: f"{s['files']:>10}"),
-        ("fall sensitivity (F01-F15)", lambda s: f"{_pct(s['fall']['sensitivity']):>10}"),
-        ("fall specificity (D01-D19)", lambda s: f"{_pct(s['fall']['specificity']):>10}"),
-        (
-            "walking falls tripped before impact (F01-F07)",
-            lambda s: f"{_pct(s['trip']['walking_falls_tripped_before_impact']):>10}",
-        ),
-        ("  lead time median (ms)", lambda s: f"{_ms(s['trip']['lead_time_ms_median']):>10}"),
-        ("  lead time 10th percentile (ms)", lambda s: f"{_ms(s['trip']['lead_time_ms_p10']):>10}"),
-        ("walking/jogging trips (D01-D04)", lambda s: f"{s['trip']['walking_jogging_trips']:>10}"),
-        (
-            "  per hour of walking/jogging",
-            lambda s: f"{_num(s['trip']['walking_jogging_trips_per_hour']):>10}",
-        ),
-        ("D18 (stumble, no fall) trip rate", lambda s: f"{_pct(s['trip']['d18_trip_rate']):>10}"),
-        ("other ADL trip rate", lambda s: f"{_pct(s['trip']['other_adl_trip_rate']):>10}"),
-        (
-            "backward falls (F02/F11/F14) detected",
-            lambda s: f"{_pct(s['backward_falls'].get('sensitivity')):>10}",
-        ),
-        (
-            "  tripped before impact",
-            lambda s: f"{_pct(s['backward_falls'].get('tripped_before_impact')):>10}",
-        ),
-        (
-            "  lead median / p10 (ms)",
-            lambda s: (
-                f"{_ms(s['backward_falls'].get('lead_time_ms_median'))}/"
-                f"{_ms(s['backward_falls'].get('lead_time_ms_p10')).strip():<4}"
-            ),
-        ),
-    ]
-    for label, fmt in rows:
-        lines.append(f"{label:<44}" + "".join(fmt(doc["splits"][n]) for n in SPLITS))
+    columns: list[tuple[str, dict[str, Any]]]
+    if len(datasets) > 1:
+        columns = [
+            (f"{_DATASET_NAMES.get(ds, ds)} {half}", splits[half])
+            for ds, splits in datasets.items()
+            for half in HALVES
+        ]
+    else:
+        columns = [(name, doc["splits"][name]) for name in SPLITS]
+    width = max(10, *(len(name) + 2 for name, _ in columns))
+    lines.append(f"{'overall':<40}" + "".join(f"{name:>{width}}" for name, _ in columns))
+    for label, get, kind in _ROWS:
+        values = [get(s) for _, s in columns]
+        if kind != "n" and all(v is None for v in values):
+            continue
+        lines.append(f"{label:<40}" + "".join(f"{_cell(v, kind):>{width}}" for v in values))
     f = doc["files"]
     lines.append(f"files read {f['read']}, skipped {f['skipped']}")
     for err in f["errors"][:10]:
@@ -588,10 +842,6 @@ def format_report(doc: dict[str, Any]) -> str:
     lines.append(f"split: {doc['split_rule']}")
     lines.append(f"impact: {doc['impact_rule']}")
     return "\n".join(lines)
-
-
-def _num(x: float | None) -> str:
-    return "-" if x is None else f"{x:.2f}"
 
 
 # ----------------------------------------------------------------------------
@@ -610,7 +860,13 @@ def add_parser(subparsers: Any) -> None:
 
 
 def configure_parser(p: argparse.ArgumentParser) -> None:
-    p.add_argument("path", type=Path, help="SisFall_dataset directory, trace directory or a file")
+    p.add_argument(
+        "path",
+        type=Path,
+        nargs="+",
+        help="SisFall_dataset or KFall directory, trace directory or a file (several: "
+        "reported side by side)",
+    )
     p.add_argument(
         "--config", type=Path, default=None, help="TOML config ([detector] and imu rate)"
     )
@@ -618,6 +874,13 @@ def configure_parser(p: argparse.ArgumentParser) -> None:
         "--rate", type=float, default=None, help="monitor sample rate in Hz (default: config)"
     )
     p.add_argument("--json", type=Path, default=None, metavar="FILE", help="write figures as JSON")
+    p.add_argument(
+        "--per-file",
+        type=Path,
+        default=None,
+        metavar="FILE",
+        help="write every recording's result as CSV (what the figures are made of)",
+    )
     p.add_argument("-j", "--jobs", type=int, default=None, help="worker processes (default: cores)")
     p.add_argument(
         "--split", choices=SPLITS, default="held-out", help="which half the JSON headline is"
@@ -645,6 +908,12 @@ def configure_parser(p: argparse.ArgumentParser) -> None:
         metavar="K",
         help="multiply every gyro reading by K (another gyro calibration; SisFall's readme "
         "factor against the ITG3200 datasheet's is K = 1.1428)",
+    )
+    p.add_argument(
+        "--reverse",
+        action="store_true",
+        help="play every ADL recording backward in time (acceleration kept, angular rate "
+        "negated: forward walking becomes a backward-walking proxy); falls are left out",
     )
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument(
@@ -687,13 +956,16 @@ def _config_from_args(args: argparse.Namespace) -> tuple[DetectorConfig, float]:
 def run(args: argparse.Namespace) -> int:
     """Evaluate, print the table, optionally write JSON; 0 on success, 2 on no input."""
     config, rate = _config_from_args(args)
-    if not args.path.exists():
-        print(f"evaluate: {args.path}: no such file or directory", file=sys.stderr)
-        return 2
-    paths = discover(args.path)
-    if not paths:
-        print(f"evaluate: no recordings under {args.path}", file=sys.stderr)
-        return 2
+    paths: list[Path] = []
+    for root in args.path:
+        if not root.exists():
+            print(f"evaluate: {root}: no such file or directory", file=sys.stderr)
+            return 2
+        found = discover(root)
+        if not found:
+            print(f"evaluate: no recordings under {root}", file=sys.stderr)
+            return 2
+        paths.extend(found)
     if not (math.isfinite(args.gyro_scale) and args.gyro_scale > 0):
         print(
             f"evaluate: --gyro-scale {args.gyro_scale}: must be a positive number", file=sys.stderr
@@ -704,6 +976,11 @@ def run(args: argparse.Namespace) -> int:
     except ValueError as e:
         print(f"evaluate: {e}", file=sys.stderr)
         return 2
+    if args.reverse:
+        paths = [p for p in paths if not _is_fall(p)]
+        if not paths:
+            print("evaluate: --reverse: no ADL recordings to play backward", file=sys.stderr)
+            return 2
     progress = None if args.no_progress else Progress(sys.stderr)
     results = run_files(
         paths,
@@ -713,6 +990,7 @@ def run(args: argparse.Namespace) -> int:
         rotation=rotation,
         sisfall_accelerometer=args.sisfall_accel,
         gyro_scale=args.gyro_scale,
+        reverse=args.reverse,
         jobs=args.jobs,
         progress=progress,
     )
@@ -724,10 +1002,35 @@ def run(args: argparse.Namespace) -> int:
         doc["sisfall_accelerometer"] = args.sisfall_accel
     if args.gyro_scale != 1.0:
         doc["gyro_scale"] = args.gyro_scale
+    if args.reverse:
+        doc["time_reversed"] = True
     print(format_report(doc))
     if args.json is not None:
         args.json.write_text(json.dumps(doc, indent=2, sort_keys=False) + "\n")
+    if args.per_file is not None:
+        write_per_file(args.per_file, results)
     return 0
+
+
+def write_per_file(path: Path, results: Sequence[FileResult]) -> None:
+    """One CSV row per recording, every :class:`FileResult` field."""
+    import csv
+
+    names = [f.name for f in fields(FileResult)]
+    with open(path, "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(names)
+        for r in results:
+            w.writerow(["" if getattr(r, n) is None else getattr(r, n) for n in names])
+
+
+def _is_fall(path: Path) -> bool:
+    """Whether a recording is a fall (a file that cannot be described is kept:
+    evaluate reports it as skipped)."""
+    try:
+        return describe(path).label == "fall"
+    except (DatasetFormatError, OSError):
+        return False
 
 
 def main(argv: Sequence[str] | None = None) -> int:

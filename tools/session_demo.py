@@ -5,7 +5,9 @@ or :func:`attach_demo_printer`): the walker arms with the reset button, the
 session starts, the plan runs ``time_scale`` times faster than real time (60:
 the 30-minute ``alternate-2-2`` plan in 30 s), each cue is printed with the
 plan time and the buzzer pattern it played, and the session's record is
-printed at the end.
+printed at the end. ``--balance`` starts the session in STANDBY, so it opens
+with the standing balance check, and prints its figures and each interval's
+gait (docs/gait.md).
 """
 
 from __future__ import annotations
@@ -22,12 +24,19 @@ from firmware.app import build_app
 from firmware.config import Config, StorageConfig
 from firmware.session.cues import PATTERN
 from firmware.session.plan import Plan, resolve_plan
-from firmware.session.runner import SessionRunner, attach_session, detach_session
+from firmware.session.runner import (
+    BALANCE_MEASURE_S,
+    BALANCE_SETTLE_S,
+    SessionRunner,
+    attach_session,
+    detach_session,
+)
 from firmware.storage.sessions import load_sessions
 from sim import scenarios
 from sim.backends import simulated_hardware
 
-ARM_AT_S = 1.5
+ARM_AT_S = 4.5
+"""The walker presses reset once the sensor-worn check has seen a body (1 s + a 3 s block)."""
 PRESS_S = 0.3
 
 
@@ -92,8 +101,14 @@ def run_guided_demo(
     database: Path | None = None,
     out: TextIO | None = None,
     clock: Clock | None = None,
+    balance: bool = False,
 ) -> int:
-    """Run the demo; 0 when the session completed with the relay never touched by it."""
+    """Run the demo; 0 when the session completed with the relay never touched by it.
+
+    With ``balance`` the session is started in STANDBY, so it opens with the standing
+    balance check (5 s settling and 30 s measured, in real time: it is not compressed), and
+    the walker arms once it is done; the check's figures and each interval's gait are printed
+    at the end (an interval needs some 20 s of walking for gait figures: ``time_scale`` 6)."""
     out = out or sys.stdout
     if not speed > 0 or not time_scale > 0:
         print("retroguard session demo: --speed and --scale must be positive", file=sys.stderr)
@@ -103,8 +118,9 @@ def run_guided_demo(
         db = database or Path(tmp) / "events.db"
         config = dataclasses.replace(Config(), storage=StorageConfig(database=str(db)))
         walk_s = the_plan.duration_s / time_scale + 5.0
+        arm_at = ARM_AT_S + (BALANCE_SETTLE_S + BALANCE_MEASURE_S + 1.0 if balance else 0.0)
         motion = scenarios.Sequence(
-            [scenarios.Standing(ARM_AT_S + 1.0), scenarios.Walking(walk_s, 0.6, "backward")],
+            [scenarios.Standing(arm_at + 1.0), scenarios.Walking(walk_s, 0.6, "backward")],
             seed=5,
             name="guided_session",
         )
@@ -124,12 +140,16 @@ def run_guided_demo(
         )
         app.start()
         start = clock.monotonic()
-        button.press_at(start + ARM_AT_S, start + ARM_AT_S + PRESS_S)
+        button.press_at(start + arm_at, start + arm_at + PRESS_S)
         printer = CuePrinter(runner, out).start()
         try:
-            app.monitor.run(until=start + ARM_AT_S + PRESS_S + 0.2)
-            runner.request("start")
-            app.monitor.run(until=start + ARM_AT_S + 1.0 + the_plan.duration_s / time_scale + 1.5)
+            if balance:  # in STANDBY: the session opens with the balance check
+                app.monitor.run(until=start + 0.5)
+                runner.request("start")
+            app.monitor.run(until=start + arm_at + PRESS_S + 0.2)
+            if not balance:
+                runner.request("start")
+            app.monitor.run(until=start + arm_at + 1.0 + the_plan.duration_s / time_scale + 1.5)
         finally:
             printer.stop()
             detach_session(app, runner)
@@ -147,6 +167,14 @@ def run_guided_demo(
             f"{r.trips} trips. Stored in the sessions table"
             f"{' and queued for MQTT' if app.config.mqtt.host else ''}.\n"
         )
+        if balance:
+            from tools.sessions import describe_balance, describe_gait
+
+            for b in r.balance:
+                out.write(f"Balance check {describe_balance(b)}\n")
+            for i in r.intervals:
+                if i.gait is not None:
+                    out.write(f"  interval {i.index + 1} {i.direction}: {describe_gait(i.gait)}\n")
         # The relay closed once, at arming, and the session never moved it.
         ok = r.status == "completed" and [closed for _, closed in history] == [True]
         if not ok:

@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, TextIO
 
-from core.progress import GOAL_BACKWARD_MIN, GOAL_SESSIONS_PER_WEEK, weekly_progress
+from core.gait_trends import METRICS, change, weekly
+from core.progress import GOAL_BACKWARD_MIN, GOAL_SESSIONS_PER_WEEK, started_utc, weekly_progress
+from core.protocol.messages import BalanceFigures, GaitFigures
+from core.zones import system_zone, zone_name
 from firmware.storage.sessions import StoredSession, load_sessions
 
 ACTIONS = ("start", "pause", "resume", "stop", "status", "demo")
@@ -31,12 +35,21 @@ def add_parser(sub: Any) -> None:
     p.add_argument("--speed", type=float, default=1.0, help="demo: times faster than real time")
     p.add_argument("--scale", type=float, default=60.0, help="demo: plan minutes per real second")
     p.add_argument("--plan", default=None, help="demo: preset or plan file (default: config's)")
+    p.add_argument(
+        "--balance",
+        action="store_true",
+        help="demo: start in standby, so the session opens with the 30 s balance check "
+        "(real time); with --scale 6 each interval is long enough for gait figures",
+    )
     p.set_defaults(func=run_session_command)
 
     p = sub.add_parser("sessions", help="print the session log and weekly progress")
     p.add_argument("-c", "--config", type=Path, default=None, help="the monitor's config file")
     p.add_argument("--db", type=Path, default=None, help="database (default: the config's)")
     p.add_argument("--device", default=None, help="only this device id")
+    p.add_argument(
+        "--intervals", action="store_true", help="also the gait measured in every interval"
+    )
     p.set_defaults(func=run_sessions)
 
 
@@ -53,7 +66,9 @@ def run_session_command(args: argparse.Namespace) -> int:
     if args.action == "demo":
         from tools.session_demo import run_guided_demo
 
-        return run_guided_demo(speed=args.speed, time_scale=args.scale, plan=args.plan)
+        return run_guided_demo(
+            speed=args.speed, time_scale=args.scale, plan=args.plan, balance=args.balance
+        )
     from firmware.session.control import default_socket_path, send_command
 
     socket_path = args.socket
@@ -81,7 +96,7 @@ def run_sessions(args: argparse.Namespace) -> int:
     if database is None:
         database = Path(_config(args.config).storage.database)
     sessions = load_sessions(database, args.device)
-    print_sessions(sessions, sys.stdout)
+    print_sessions(sessions, sys.stdout, intervals=args.intervals)
     return 0
 
 
@@ -89,30 +104,122 @@ def _minutes(seconds: float) -> str:
     return f"{seconds / 60:4.1f}"
 
 
-def print_sessions(sessions: Sequence[StoredSession], out: TextIO) -> None:
-    """The session log, then weekly progress against the 10-minute, 3-a-week goal."""
+def print_sessions(
+    sessions: Sequence[StoredSession],
+    out: TextIO,
+    zone: dt.tzinfo | None = None,
+    *,
+    intervals: bool = False,
+) -> None:
+    """The session log, the balance checks and gait (:func:`print_measures`), then weekly
+    progress against the 10-minute, 3-a-week goal, in ``zone`` (default: the system's):
+    start times, and the weeks sessions count in."""
     if not sessions:
         out.write("No guided sessions recorded yet.\n")
         return
+    zone = zone if zone is not None else system_zone()
+    out.write(f"Times in {zone_name(zone)}.\n")
     out.write(
-        "started (UTC)     plan                 status     min  back  longest  steps  "
+        "started           plan                 status     min  back  longest  steps  "
         "cadence  trips  stumbles\n"
     )
     for s in sessions:
         r = s.record
+        started = started_utc(r).astimezone(zone)
         out.write(
-            f"{s.started:%Y-%m-%d %H:%M}  {r.plan[:20]:20} {r.status:9} "
+            f"{started:%Y-%m-%d %H:%M}  {r.plan[:20]:20} {r.status:9} "
             f"{_minutes(r.done_s)}  {_minutes(r.backward_s)}  "
             f"{_minutes(r.longest_backward_s):>7}  {r.steps:5d}  "
             f"{r.cadence_spm:7.1f}  {r.trips:5d}  {r.stumbles:8d}\n"
         )
+    print_measures(sessions, out, zone, intervals=intervals)
     out.write(
         f"\nWeekly progress (goal: {GOAL_BACKWARD_MIN:g} straight minutes backward, "
         f"{GOAL_SESSIONS_PER_WEEK} times a week)\n"
     )
     out.write("week        sessions  at goal  min backward  longest  goal met\n")
-    for w in weekly_progress(s.record for s in sessions):
+    for w in weekly_progress((s.record for s in sessions), zone):
         out.write(
             f"{w.week:10}  {w.sessions:8d}  {w.at_goal:7d}  {w.backward_s / 60:12.1f}  "
             f"{w.longest_backward_s / 60:7.1f}  {'yes' if w.goal_met else 'no'}\n"
         )
+
+
+def _n(x: float | None, fmt: str) -> str:
+    return "-" if x is None else format(x, fmt)
+
+
+def describe_balance(b: BalanceFigures) -> str:
+    """One balance check in a line, with units (and what was not measured, and why)."""
+    if b.status != "measured":
+        why = "the walker moved" if b.status == "moved" else "interrupted (armed or stopped)"
+        return f"{b.condition}: not measured, {why}"
+    return (
+        f"{b.condition}: sway RMS AP {_n(b.rms_ap_ms2, '.3f')} ML {_n(b.rms_ml_ms2, '.3f')} m/s², "
+        f"path {_n(b.path_ms2, '.2f')} m/s², ellipse {_n(b.ellipse_area_m2s4, '.4f')} m²/s⁴, "
+        f"jerk {_n(b.jerk_m2s5, '.2f')} m²/s⁵ (noise floor {_n(b.noise_floor_ms2, '.3f')} m/s²)"
+    )
+
+
+def describe_gait(g: GaitFigures) -> str:
+    """One interval's (or direction's) gait in a line, with units."""
+    if g.cadence_spm is None:
+        return (
+            f"{g.analysed_s:.0f} s analysed, {g.steady_s:.0f} s steady: "
+            "too little steady walking to measure"
+        )
+    return (
+        f"{g.steps} steady steps ({100 * g.steady_share:.0f} % steady): "
+        f"cadence {_n(g.cadence_spm, '.1f')}/min, step time {_n(g.step_time_s, '.3f')} s "
+        f"CV {_n(g.step_time_cv_pct, '.1f')} %, asymmetry {_n(g.step_asymmetry_pct, '.1f')} %, "
+        f"regularity step {_n(g.step_regularity, '.2f')} stride {_n(g.stride_regularity, '.2f')}, "
+        f"harmonic ratio V {_n(g.harmonic_ratio_v, '.2f')}, "
+        f"trunk RMS AP {_n(g.rms_ap_ms2, '.2f')} ML {_n(g.rms_ml_ms2, '.2f')} m/s²"
+    )
+
+
+def print_measures(
+    sessions: Sequence[StoredSession],
+    out: TextIO,
+    zone: dt.tzinfo,
+    *,
+    intervals: bool = False,
+) -> None:
+    """Each session's balance check and gait, then weekly medians (weeks in ``zone``) with
+    their noise band."""
+    records = [s.record for s in sessions]
+    if not any(r.balance or r.gait_backward or r.gait_forward for r in records):
+        return
+    out.write("\nBalance check and gait (docs/gait.md: what they are and are not)\n")
+    for s in sessions:
+        r = s.record
+        if not (r.balance or r.gait_backward or r.gait_forward):
+            continue
+        out.write(f"{started_utc(r).astimezone(zone):%Y-%m-%d %H:%M}\n")
+        for b in r.balance:
+            out.write(f"  balance {describe_balance(b)}\n")
+        for name, g in (("backward", r.gait_backward), ("forward", r.gait_forward)):
+            if g is not None:
+                out.write(f"  {name:8} {describe_gait(g)}\n")
+        if intervals:
+            for i in r.intervals:
+                if i.gait is not None:
+                    out.write(f"    interval {i.index} {i.direction:8} {describe_gait(i.gait)}\n")
+    trends = [(metric, weeks) for metric in METRICS if (weeks := weekly(metric, records, zone))]
+    if trends:
+        out.write(
+            "\nWeekly medians [95 % band]; a change counts only beyond the metric's "
+            "minimal detectable change (MDC95)\n"
+        )
+    for metric, weeks in trends:
+        unit = f" {metric.unit}" if metric.unit else ""
+        cells = ", ".join(
+            f"{w.week} {w.median:.3g} [{w.low:.3g}-{w.high:.3g}] n={w.sessions}" for w in weeks
+        )
+        out.write(f"  {metric.label}{unit}: {cells}\n")
+        if len(weeks) >= 2:
+            c = change(metric, weeks[0], weeks[-1])
+            out.write(
+                f"    {c.from_week} to {c.to_week}: {c.delta:+.3g}{unit} "
+                f"(MDC95 {c.mdc95:.3g}): {c.verdict}\n"
+            )

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import datetime as dt
 import sys
 import threading
 from typing import Any, TextIO
@@ -33,6 +34,7 @@ from core.protocol.messages import (
 )
 from core.protocol.payloads import decode, decode_as
 from core.protocol.topics import BadTopic, TopicKind, Topics, parse_topic
+from core.zones import system_zone
 from firmware.config import MqttConfig
 
 
@@ -122,24 +124,34 @@ def format_message(topic: str, payload: bytes, prefix: str = DEFAULT_PREFIX) -> 
         case EventMessage():
             return _event_line(device, message)
         case StateMessage(state=state, reason=reason, wall_time=wall):
-            return f"{_when(wall):<24} {device:<14} -> {state.value}: {reason}"
+            return f"{_when(wall):<28} {device:<14} -> {state.value}: {reason}"
         case ReplyMessage(command=command, request_id=request_id, ok=ok, error=error):
             verdict = "ok" if ok else f"REFUSED: {error}"
             return (
-                f"{_when(message.wall_time):<24} {device:<14} <- {command} ({request_id}) {verdict}"
+                f"{_when(message.wall_time):<28} {device:<14} <- {command} ({request_id}) {verdict}"
             )
     return None
 
 
-def _when(wall_time: str) -> str:
-    return wall_time[:23].replace("T", " ")
+def _when(wall_time: str, zone: dt.tzinfo | None = None) -> str:
+    """A device's UTC wall time as the person at this terminal reads it: in ``zone`` (default
+    the system's), with the zone's name; the text as sent if it is not a time."""
+    try:
+        moment = dt.datetime.fromisoformat(wall_time)
+    except ValueError:
+        return wall_time[:23]
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=dt.UTC)
+    local = moment.astimezone(zone if zone is not None else system_zone())
+    millis = local.microsecond // 1000
+    return f"{local:%Y-%m-%d %H:%M:%S}.{millis:03d} {local.tzname() or ''}".rstrip()
 
 
 def _event_line(device: str, event: EventMessage) -> str:
     mark = _SEVERITY_MARK[event.severity]
     figures = " ".join(f"{k}={v:g}" for k, v in sorted(event.figures.items()))
     line = (
-        f"{_when(event.wall_time):<24} {device:<14} {mark} {event.type.value.upper():<11} "
+        f"{_when(event.wall_time):<28} {device:<14} {mark} {event.type.value.upper():<11} "
         f"#{event.seq:<5} state={event.state.value} {event.reason}"
     )
     if figures:

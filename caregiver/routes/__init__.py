@@ -5,6 +5,7 @@
 * :mod:`.login` — sign in and out;
 * :mod:`.pages` — the fleet, a device's timeline, an event;
 * :mod:`.acks` — acknowledging an event or a device's alerts;
+* :mod:`.device_commands` — a test alarm from a device's page;
 * :mod:`.api` — JSON for the scripts (fleet, an event's plot);
 * :mod:`.progress` — a walker's guided sessions against the goal;
 * :mod:`.stream` — the live feed (server-sent events).

@@ -26,8 +26,8 @@ def routes(site: Site) -> list[BaseRoute]:
     async def ack_event(request: Request) -> Response:
         session: Session = request.state.session
         event = await run_in_threadpool(store.event, request.path_params["event_id"])
-        if event is None:
-            return PlainTextResponse("no such event", status_code=404)
+        if event is None or not site.may_see(request, event.device_id):
+            return site.not_found("event")
         try:
             await run_in_threadpool(
                 backend.acknowledge, event.device_id, event.id, session.username
@@ -40,8 +40,10 @@ def routes(site: Site) -> list[BaseRoute]:
     async def ack_device(request: Request) -> Response:
         session: Session = request.state.session
         device_id = request.path_params["device_id"]
-        if await run_in_threadpool(store.device, device_id) is None:
-            return PlainTextResponse("no such device", status_code=404)
+        if not site.may_see(request, device_id) or (
+            await run_in_threadpool(store.device, device_id) is None
+        ):
+            return site.not_found("device")
         try:
             await run_in_threadpool(backend.acknowledge, device_id, None, session.username)
         except RuntimeError as exc:

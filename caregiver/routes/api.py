@@ -9,6 +9,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from caregiver import plot
+from caregiver.auth import Session
 from caregiver.routes.site import Site
 from caregiver.storage import Store
 from core.protocol.messages import ImuRecording
@@ -34,16 +35,26 @@ def event_plot_series(store: Store, event_id: str) -> plot.PlotSeries | None:
 def routes(site: Site) -> list[BaseRoute]:
     store = site.backend.store
 
+    def plot_for(event_id: str, session: Session) -> plot.PlotSeries | None:
+        event = store.event(event_id)
+        if event is None or not session.may_see(event.device_id):
+            return None
+        return event_plot_series(store, event_id)
+
     @site.authed
     async def event_plot(request: Request) -> Response:
-        series = await run_in_threadpool(event_plot_series, store, request.path_params["event_id"])
+        series = await run_in_threadpool(
+            plot_for, request.path_params["event_id"], request.state.session
+        )
         if series is None:
             return JSONResponse({"error": "this event has no IMU recording"}, status_code=404)
         return Response(msgspec.json.encode(series), media_type="application/json")
 
     @site.authed
     async def fleet_json(request: Request) -> Response:
-        return JSONResponse({"devices": await run_in_threadpool(store.devices)})
+        session: Session = request.state.session
+        devices = await run_in_threadpool(store.devices)
+        return JSONResponse({"devices": [d for d in devices if session.may_see(d["device_id"])]})
 
     return [
         Route("/api/events/{event_id}/plot", event_plot, methods=["GET"]),

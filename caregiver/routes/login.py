@@ -17,7 +17,7 @@ from starlette.responses import PlainTextResponse, RedirectResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from caregiver.auth import same_token
-from caregiver.routes.site import COOKIE, LOGIN_COOKIE, Site
+from caregiver.routes.site import COOKIE, LOGIN_COOKIE, Site, caregiver_of
 
 
 def routes(site: Site) -> list[BaseRoute]:
@@ -43,7 +43,7 @@ def routes(site: Site) -> list[BaseRoute]:
         return response
 
     async def login_get(request: Request) -> Response:
-        if await site.session_of(request) is not None:
+        if caregiver_of(request) is not None:
             return RedirectResponse("/", status_code=303)
         return login_page(request)
 

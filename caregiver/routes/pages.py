@@ -7,10 +7,11 @@ from typing import Any
 
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
-from starlette.responses import PlainTextResponse, Response
+from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
 from caregiver import plot, story
+from caregiver.auth import Session
 from caregiver.routes.api import event_plot_series
 from caregiver.routes.site import Site
 from caregiver.storage import Device, Incident, Store, StoredEvent
@@ -39,12 +40,13 @@ def event_page_data(store: Store, event_id: str) -> dict[str, Any] | None:
 def routes(site: Site) -> list[BaseRoute]:
     store = site.backend.store
 
-    def fleet_data() -> tuple[list[Device], list[Incident]]:
-        return store.devices(), store.recent_incidents(limit=10)
+    def fleet_data(session: Session) -> tuple[list[Device], list[Incident]]:
+        devices = [d for d in store.devices() if session.may_see(d["device_id"])]
+        return devices, store.recent_incidents(limit=10, devices=session.devices)
 
     @site.authed
     async def fleet(request: Request) -> Response:
-        devices, incidents = await run_in_threadpool(fleet_data)
+        devices, incidents = await run_in_threadpool(fleet_data, request.state.session)
         return site.render(request, "fleet.html", devices=devices, incidents=incidents)
 
     def device_data(device_id: str) -> tuple[Device | None, list[StoredEvent]]:
@@ -53,16 +55,23 @@ def routes(site: Site) -> list[BaseRoute]:
 
     @site.authed
     async def device_page(request: Request) -> Response:
-        device, events = await run_in_threadpool(device_data, request.path_params["device_id"])
+        device_id = request.path_params["device_id"]
+        if not site.may_see(request, device_id):
+            return site.not_found("device")
+        device, events = await run_in_threadpool(device_data, device_id)
         if device is None:
-            return PlainTextResponse("no such device", status_code=404)
+            return site.not_found("device")
         return site.render(request, "device.html", device=device, events=events)
 
     @site.authed
     async def event_page(request: Request) -> Response:
-        page = await run_in_threadpool(event_page_data, store, request.path_params["event_id"])
+        event_id = request.path_params["event_id"]
+        event = await run_in_threadpool(store.event, event_id)
+        if event is None or not site.may_see(request, event.device_id):
+            return site.not_found("event")
+        page = await run_in_threadpool(event_page_data, store, event_id)
         if page is None:
-            return PlainTextResponse("no such event", status_code=404)
+            return site.not_found("event")
         return site.render(request, "event.html", **page)
 
     return [

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
-from starlette.responses import JSONResponse, PlainTextResponse, Response
+from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from caregiver.progress import progress_view
@@ -23,18 +23,26 @@ def routes(site: Site) -> list[BaseRoute]:
 
     @site.authed
     async def progress_page(request: Request) -> Response:
-        device, sessions = await run_in_threadpool(sessions_of, request.path_params["device_id"])
+        device_id = request.path_params["device_id"]
+        if not site.may_see(request, device_id):
+            return site.not_found("device")
+        device, sessions = await run_in_threadpool(sessions_of, device_id)
         if device is None:
-            return PlainTextResponse("no such device", status_code=404)
-        view = progress_view(sessions, backend.clock())
+            return site.not_found("device")
+        view = progress_view(sessions, backend.clock(), backend.config.zone)
         return site.render(request, "progress.html", device=device, sessions=sessions, **view)
 
     @site.authed
     async def progress_json(request: Request) -> Response:
-        device, sessions = await run_in_threadpool(sessions_of, request.path_params["device_id"])
+        device_id = request.path_params["device_id"]
+        device, sessions = (
+            await run_in_threadpool(sessions_of, device_id)
+            if site.may_see(request, device_id)
+            else (None, [])
+        )
         if device is None:
             return JSONResponse({"error": "no such device"}, status_code=404)
-        return JSONResponse(progress_view(sessions, backend.clock())["chart"])
+        return JSONResponse(progress_view(sessions, backend.clock(), backend.config.zone)["chart"])
 
     return [
         Route("/devices/{device_id}/progress", progress_page, methods=["GET"]),

@@ -1,20 +1,32 @@
-"""What every route shares: the service interface, templates, the session and CSRF checks.
+"""What every route shares: the service interface, templates, who is logged in, the checks.
 
-Everything but the login page (and its stylesheet) needs a session; pages
-redirect to the login, anything else gets 401. Every POST needs the session's
-CSRF token (form field ``csrf`` or header ``X-CSRF-Token``).
+Who is logged in is Starlette's own authentication middleware's job
+(:class:`SessionCookieAuth`, installed by :func:`caregiver.web.create_app`): it
+looks the session cookie up (in a worker thread) for every request and sets
+``request.user`` — a :class:`Caregiver`, or Starlette's ``UnauthenticatedUser``.
+Everything but the login page (and ``/static/public/``) needs a caregiver;
+pages redirect to the login, anything else gets 401. Every POST needs the
+session's CSRF token (form field ``csrf`` or header ``X-CSRF-Token``). A
+caregiver limited to some devices gets 404 for any other device's pages, as if
+it did not exist.
 """
 
 from __future__ import annotations
 
-import datetime as dt
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any, Protocol
 from urllib.parse import quote
 
+from markupsafe import Markup, escape
+from starlette.authentication import (
+    AuthCredentials,
+    AuthenticationBackend,
+    BaseUser,
+    UnauthenticatedUser,
+)
 from starlette.concurrency import run_in_threadpool
-from starlette.requests import Request
+from starlette.requests import HTTPConnection, Request
 from starlette.responses import PlainTextResponse, RedirectResponse, Response
 from starlette.templating import Jinja2Templates
 
@@ -22,6 +34,7 @@ from caregiver import story
 from caregiver.auth import Accounts, LoginThrottle, Session, same_token
 from caregiver.config import CaregiverConfig
 from caregiver.hub import Hub
+from caregiver.localtime import iso_utc, readable
 from caregiver.storage import Store
 
 TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
@@ -58,6 +71,52 @@ class Backend(Protocol):
     def acknowledge(self, device_id: str, event_id: str | None, by: str) -> None:
         """Send the device's ack command and record it (network and disk: not on the loop)."""
 
+    def test_alarm(self, device_id: str, by: str) -> str:
+        """Send the device's test_alarm command (not on the loop); its request id.
+        :class:`RuntimeError` when the service has no broker connection."""
+
+
+class Caregiver(BaseUser):
+    """A logged-in caregiver, as ``request.user``."""
+
+    def __init__(self, session: Session) -> None:
+        self.session = session
+
+    @property
+    def is_authenticated(self) -> bool:
+        return True
+
+    @property
+    def display_name(self) -> str:
+        return self.session.username
+
+    @property
+    def identity(self) -> str:
+        return self.session.username
+
+
+class SessionCookieAuth(AuthenticationBackend):
+    """Starlette's authentication backend for the dashboard's own sessions: the cookie's
+    token is looked up (by its hash, in a worker thread) in the service's database."""
+
+    def __init__(self, accounts: Accounts) -> None:
+        self.accounts = accounts
+
+    async def authenticate(self, conn: HTTPConnection) -> tuple[AuthCredentials, BaseUser] | None:
+        token = conn.cookies.get(COOKIE)
+        if not token:
+            return None
+        session = await run_in_threadpool(self.accounts.session, token)
+        if session is None:
+            return None
+        return AuthCredentials(["authenticated"]), Caregiver(session)
+
+
+def caregiver_of(request: HTTPConnection) -> Caregiver | None:
+    """The logged-in caregiver (from the authentication middleware), or None."""
+    user = request.scope.get("user", UnauthenticatedUser())
+    return user if isinstance(user, Caregiver) else None
+
 
 class Site:
     """The templates and the request checks, bound to one service."""
@@ -65,22 +124,39 @@ class Site:
     def __init__(self, backend: Backend) -> None:
         self.backend = backend
         self.templates = Jinja2Templates(directory=str(TEMPLATES))
+        # The templates are package files: no stat() of each one at every render (the live
+        # feed renders a card and a row per event).
+        self.templates.env.auto_reload = False
         self.templates.env.globals["device_name"] = backend.device_name
+        self.templates.env.filters["when"] = self.time_element
         self.templates.env.globals["card_story"] = lambda d: story.card(d, backend.clock())
-        self.templates.env.filters["iso"] = iso_utc
         self.templates.env.globals["incident_headline"] = lambda i: story.headline(
             i, f"/events/{i.first_event_id}"
         )
 
-    async def session_of(self, request: Request) -> Session | None:
-        return await run_in_threadpool(self.backend.accounts.session, request.cookies.get(COOKIE))
+    def time_element(self, value: str | float | None, format: str = "datetime") -> Markup:
+        """``<time datetime="<UTC>">`` for a stored time: the browser shows it in its own zone
+        (``static/time.js``); the text until then is the service's zone, said. ``format``:
+        datetime (to the second), minute, date, or time (of day, to the second)."""
+        if value is None or value == "":
+            return Markup("")
+        text = readable(value, self.backend.config.zone, seconds=format in ("datetime", "time"))
+        if format == "date":
+            text = text.split(",")[0]
+        elif format == "time":
+            text = text.split(", ")[-1]
+        return Markup(
+            f'<time datetime="{escape(iso_utc(value))}" data-format="{escape(format)}">'
+            f"{escape(text)}</time>"
+        )
 
     def authed(self, handler: Handler) -> Handler:
         """Only with a session (pages redirect to the login), and POSTs only with its CSRF
         token; the handler finds the session in ``request.state.session``."""
 
         async def wrapper(request: Request) -> Response:
-            session = await self.session_of(request)
+            caregiver = caregiver_of(request)
+            session = caregiver.session if caregiver is not None else None
             if session is None:
                 wants_html = "text/html" in request.headers.get("accept", "")
                 if request.method == "GET" and wants_html:
@@ -101,6 +177,18 @@ class Site:
 
         return wrapper
 
+    @staticmethod
+    def may_see(request: Request, device_id: str) -> bool:
+        """The logged-in caregiver (of an :meth:`authed` handler) may see this device."""
+        session: Session = request.state.session
+        return session.may_see(device_id)
+
+    @staticmethod
+    def not_found(what: str) -> Response:
+        """The answer for something that does not exist, or that this caregiver may not see
+        (the same: a limited account learns nothing of the other devices)."""
+        return PlainTextResponse(f"no such {what}", status_code=404)
+
     def render(
         self, request: Request, name: str, status_code: int = 200, **context: Any
     ) -> Response:
@@ -112,9 +200,3 @@ class Site:
     def fragment(self, name: str, **context: Any) -> str:
         """A partial template (a card, a timeline row) as the live feed sends it."""
         return self.templates.env.get_template(name).render(**context)
-
-
-def iso_utc(epoch: float) -> str:
-    """An epoch time as ISO 8601 UTC, for a ``<time class="local">`` the page's script shows
-    in the reader's time zone."""
-    return dt.datetime.fromtimestamp(epoch, dt.UTC).isoformat(timespec="seconds")

@@ -1,20 +1,22 @@
 """The live feed: ``/stream`` (server-sent events) and what goes down it.
 
 Cards and timeline rows are rendered by the same templates as on the first page
-load, so the browser only swaps HTML fragments in. :class:`LiveFeed` runs on the
-thread that made the change (MQTT ingest, an acknowledgement's worker thread),
-never on the event loop; :class:`caregiver.hub.Hub` carries the result over.
+load, so the browser only swaps HTML fragments in. :class:`LiveFeed` renders on
+its own thread (never the event loop's, nor ingest's); :class:`caregiver.hub.Hub`
+carries the result over.
 """
 
 from __future__ import annotations
 
 import logging
+import threading
 
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 from starlette.routing import BaseRoute, Route
 
 from caregiver import story
+from caregiver.auth import Session
 from caregiver.changes import Change, DeviceChanged, EventStored, SessionStored
 from caregiver.routes.site import Site
 
@@ -26,8 +28,9 @@ def routes(site: Site) -> list[BaseRoute]:
 
     @site.authed
     async def stream(request: Request) -> Response:
+        session: Session = request.state.session
         return StreamingResponse(
-            hub.stream(),
+            hub.stream(session.may_see),
             media_type="text/event-stream",
             headers={"cache-control": "no-store", "x-accel-buffering": "no"},
         )
@@ -36,17 +39,72 @@ def routes(site: Site) -> list[BaseRoute]:
 
 
 class LiveFeed:
-    """Renders the card or timeline row a change concerns and pushes it to every browser."""
+    """Renders the card or timeline row a change concerns and pushes it to every browser.
+
+    The rendering runs on the feed's own thread, never on the thread that made the
+    change: ingest goes on with the next message meanwhile. Changes are taken in
+    batches; within one, rows and session notices go in order (a row changed twice
+    — a trip, then its recording — is rendered once, from the store as it is then)
+    and each changed card is rendered once, after them — a burst of ten events on
+    one device costs one card, not ten.
+    """
 
     def __init__(self, site: Site) -> None:
         self.site = site
+        self._pending: list[Change] = []
+        self._cond = threading.Condition()
+        self._thread: threading.Thread | None = None
+        self._closed = False
 
     def publish(self, change: Change) -> None:
-        """After a commit (any thread but the event loop's; reads the store)."""
+        """After a commit (any thread but the event loop's): queue it for the browsers."""
+        if self.site.backend.hub.clients == 0:
+            return
+        with self._cond:
+            if self._closed:
+                return
+            self._pending.append(change)
+            if self._thread is None:
+                self._thread = threading.Thread(
+                    target=self._run, name="caregiver-feed", daemon=True
+                )
+                self._thread.start()
+            self._cond.notify()
+
+    def close(self) -> None:
+        """Stop the feed's thread (what is still queued is dropped: the browsers reload)."""
+        with self._cond:
+            self._closed = True
+            self._cond.notify()
+            thread = self._thread
+        if thread is not None:
+            thread.join(timeout=10)
+
+    def _run(self) -> None:
+        while True:
+            with self._cond:
+                self._cond.wait_for(lambda: self._pending or self._closed)
+                if self._closed:
+                    return
+                batch, self._pending = self._pending, []
+            cards: dict[str, None] = {}
+            rows: set[str] = set()
+            for change in batch:
+                if isinstance(change, DeviceChanged):
+                    cards[change.device_id] = None
+                elif isinstance(change, EventStored):
+                    if change.event_id not in rows:  # a trip and its recording: one row
+                        rows.add(change.event_id)
+                        self._push(change)
+                else:
+                    self._push(change)
+            for device_id in cards:
+                self._push(DeviceChanged(device_id))
+
+    def _push(self, change: Change) -> None:
+        """Render one change and hand it to the hub (reads the store)."""
         backend = self.site.backend
         hub = backend.hub
-        if hub.clients == 0:
-            return
         try:
             if isinstance(change, DeviceChanged):
                 device = backend.store.device(change.device_id)
@@ -67,6 +125,7 @@ class LiveFeed:
                     hub.publish(
                         {
                             "kind": "incident",
+                            "device_id": change.device_id,
                             "incident": incident.id,
                             "html": self.site.fragment("_incident_row.html", i=incident),
                         }

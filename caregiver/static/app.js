@@ -16,23 +16,9 @@
     if (seconds < 86400) return Math.floor(seconds / 3600) + " h ago";
     return Math.floor(seconds / 86400) + " days ago";
   }
-  // Times reach the page in UTC; people read them in their own time zone (the browser's).
-  function sameDay(a, b) { return a.toDateString() === b.toDateString(); }
-  function localText(d) {
-    var opts = { hour: "2-digit", minute: "2-digit", second: "2-digit" };
-    var time = d.toLocaleTimeString([], opts);
-    return sameDay(d, new Date()) ? time : d.toLocaleDateString([], { day: "numeric", month: "short" }) + " " + time;
-  }
-  function localTimes(root) {
-    (root || document).querySelectorAll("time.local[datetime]").forEach(function (el) {
-      var d = new Date(el.getAttribute("datetime"));
-      if (!isNaN(d.getTime())) { el.textContent = localText(d); el.title = d.toString(); }
-    });
-  }
-  function updateSince() {
-    localTimes();
+  function updateSince(root) {
     var now = Date.now() / 1000;
-    document.querySelectorAll(".since[data-since]").forEach(function (el) {
+    (root || document).querySelectorAll(".since[data-since]").forEach(function (el) {
       var t = parseFloat(el.dataset.since);
       if (!isNaN(t)) el.textContent = "(" + ago(Math.max(0, now - t)) + ")";
     });
@@ -43,6 +29,8 @@
     t.innerHTML = html.trim();
     var el = t.content.firstElementChild;
     fillCsrf(t.content);
+    if (window.retroguardLocalTime) window.retroguardLocalTime(t.content);
+    updateSince(t.content);  // only the new fragment: the whole page every 15 s
     return el;
   }
 
@@ -76,13 +64,59 @@
     document.title = "RetroGuard caregiver";
   }
   document.getElementById("alarm-silence").addEventListener("click", silence);
+
+  // "Enable alarm sound" is remembered in this browser (localStorage) across pages and visits.
+  // Browsers start sound only after a click on the page, so on a new page the sound is ready
+  // at the first click or key press anywhere, and the button says so until then.
+  var SOUND_KEY = "retroguard.alarmSound";
   var enable = document.getElementById("enable-alerts");
-  if (enable) enable.addEventListener("click", function () {
-    try { audio = audio || new (window.AudioContext || window.webkitAudioContext)(); audio.resume(); } catch (e) { audio = null; }
+  function remembered() {
+    try { return localStorage.getItem(SOUND_KEY) === "on"; } catch (e) { return false; }
+  }
+  function remember(on) {
+    try { if (on) localStorage.setItem(SOUND_KEY, "on"); else localStorage.removeItem(SOUND_KEY); } catch (e) { /* private mode */ }
+  }
+  function showSound() {
+    if (!enable) return;
+    var on = remembered();
+    var running = on && audio && audio.state === "running";
+    enable.setAttribute("aria-pressed", on ? "true" : "false");
+    enable.dataset.sound = on ? (running ? "on" : "waiting") : "off";
+    enable.textContent = !on ? "Enable alarm sound"
+      : running ? "Alarm sound on" : "Alarm sound on — click anywhere to allow";
+  }
+  function startAudio() {
+    try {
+      audio = audio || new (window.AudioContext || window.webkitAudioContext)();
+      var resumed = audio.resume();
+      if (resumed && resumed.then) resumed.then(showSound, showSound);
+    } catch (e) { audio = null; }
+    showSound();
+  }
+  if (enable) enable.addEventListener("click", function (ev) {
+    ev.stopPropagation();
+    if (remembered() && audio && audio.state === "running") {
+      remember(false);
+      if (audio) audio.suspend();
+      showSound();
+      return;
+    }
+    remember(true);
+    startAudio();
     if ("Notification" in window && Notification.permission === "default") Notification.requestPermission();
-    enable.textContent = "Alarm sound on";
     beep();
   });
+  if (remembered()) {
+    startAudio();
+    var wake = function () {
+      if (remembered()) startAudio();
+      document.removeEventListener("pointerdown", wake, true);
+      document.removeEventListener("keydown", wake, true);
+    };
+    document.addEventListener("pointerdown", wake, true);
+    document.addEventListener("keydown", wake, true);
+  }
+  showSound();
 
   function onDevice(msg) {
     var old = document.getElementById("card-" + msg.device_id);
@@ -95,6 +129,7 @@
       fleet.appendChild(el);
     }
   }
+  var RECENT_ALERTS = 50;
   function onEvent(msg) {
     var e = msg.event;
     var list = document.getElementById("timeline");
@@ -104,8 +139,13 @@
         var empty = list.querySelector(".empty");
         if (empty) empty.remove();
         list.insertBefore(fragment(msg.html), list.firstChild);
+        // the fleet's list of recent alerts stays short (a device's timeline keeps all)
+        while (list.dataset.device === "*" && list.children.length > RECENT_ALERTS) list.lastElementChild.remove();
       }
     }
+  }
+  function alarmFor(msg) {
+    var e = msg.event;
     if (e.severity === "critical") {
       alarm(e.type.replace("_", " ").toUpperCase() + " on " + msg.device_name, "/events/" + e.id);
     }
@@ -133,12 +173,27 @@
     source.onerror = function () { status.textContent = "reconnecting\u2026"; document.body.dataset.live = "0"; };
     source.onmessage = function (m) {
       var msg = JSON.parse(m.data);
-      if (msg.kind === "device") onDevice(msg);
+      if (msg.kind === "event") alarmFor(msg);  // at once; the page's changes in a moment
+      queue.push(msg);
+      if (!flushing) { flushing = true; setTimeout(flush, 50); }
+    };
+  }
+
+  // The page changes in batches (at most 20 a second): a burst of events is one layout, and
+  // a card or incident line changed ten times in it is replaced once (Map: first-seen order).
+  // An alarm does not wait for this.
+  var queue = [], flushing = false;
+  function flush() {
+    var batch = queue, cards = {}, incidents = new Map();
+    queue = []; flushing = false;
+    batch.forEach(function (msg) {
+      if (msg.kind === "device") cards[msg.device_id] = msg;
       else if (msg.kind === "event") onEvent(msg);
       else if (msg.kind === "session") onSession(msg);
-      else if (msg.kind === "incident") onIncident(msg);
-      updateSince();
-    };
+      else if (msg.kind === "incident") incidents.set(msg.incident, msg);  // its latest line
+    });
+    incidents.forEach(onIncident);
+    Object.keys(cards).forEach(function (id) { onDevice(cards[id]); });
   }
 
   // Acknowledge without leaving the page (the form also works without JavaScript).
@@ -155,6 +210,22 @@
         if (form.id === "ack-form") location.reload(); else button.textContent = "Acknowledged";
       })
       .catch(function (err) { button.disabled = false; button.textContent = "Acknowledge (failed: " + err.message + ")"; });
+  });
+
+  // A test alarm pages every contact: ask first, then say what to expect.
+  var testForm = document.getElementById("test-alarm-form");
+  if (testForm) testForm.addEventListener("submit", function (ev) {
+    ev.preventDefault();
+    if (!window.confirm("Send a test alarm? The treadmill chirps and every contact is notified (marked TEST).")) return;
+    var button = testForm.querySelector("button"), note = document.getElementById("test-alarm-status");
+    button.disabled = true;
+    fetch(testForm.action, { method: "POST", headers: { "X-CSRF-Token": csrf, "Accept": "application/json" }, credentials: "same-origin" })
+      .then(function (r) {
+        if (!r.ok) throw new Error("HTTP " + r.status);
+        note.textContent = "Test alarm sent: listen for the chirp, and check that every phone got the TEST notification.";
+      })
+      .catch(function (err) { note.textContent = "The test alarm could not be sent (" + err.message + ")."; })
+      .then(function () { button.disabled = false; });
   });
 
   fillCsrf(document);

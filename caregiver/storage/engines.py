@@ -225,7 +225,8 @@ _SCHEMA_LOCK = 0x5245_5452_4F47  # "RETROG": the advisory lock two instances mig
 _VERSION_TABLE = "retroguard_schema"
 
 # SQLite's column types in the migrations, as PostgreSQL spells them: 64-bit integers
-# (SQLite's INTEGER is), double precision (PostgreSQL's REAL is single), bytea for blobs.
+# (SQLite's INTEGER is), double precision (PostgreSQL's REAL is single), bytea for blobs;
+# SQLite's WITHOUT ROWID tables are plain tables.
 _PG_TYPES = (
     (
         re.compile(r"\bINTEGER PRIMARY KEY AUTOINCREMENT\b"),
@@ -234,6 +235,7 @@ _PG_TYPES = (
     (re.compile(r"\bINTEGER\b"), "BIGINT"),
     (re.compile(r"\bREAL\b"), "DOUBLE PRECISION"),
     (re.compile(r"\bBLOB\b"), "BYTEA"),
+    (re.compile(r"\)\s*WITHOUT ROWID\b"), ")"),  # SQLite's storage choice; PostgreSQL has none
 )
 
 

@@ -7,6 +7,7 @@ the store's named operations take and return.
 from __future__ import annotations
 
 from dataclasses import dataclass, fields
+from enum import StrEnum
 from typing import Any, Literal, TypedDict
 
 OPEN_STATUSES = ("held", "paging")
@@ -167,6 +168,21 @@ class Alert:
     incident: str | None = None
 
 
+class Urgency(StrEnum):
+    """How hard a queued message should push through to a phone (its Apprise type and each
+    service's priority: :mod:`caregiver.priority`). Whoever words a message chooses it."""
+
+    CRITICAL = "critical"
+    """A fall, no recovery, a call for help: the service's highest priority (past Do Not
+    Disturb where the service can)."""
+    HIGH = "high"
+    """A stumble not reset in time, a fault, offline while armed."""
+    NORMAL = "normal"
+    """Follow-ups: I'm OK, acknowledged, back online."""
+    TEST = "test"
+    """A test alarm: delivered exactly as a critical one (it proves that path), typed info."""
+
+
 @dataclass(frozen=True, slots=True)
 class PendingNotification:
     """A queued message for one URL of one contact, due now."""
@@ -178,14 +194,33 @@ class PendingNotification:
     title: str
     body: str
     attempts: int
+    urgency: Urgency = Urgency.NORMAL
 
 
 @dataclass(frozen=True, slots=True)
 class LoginSession:
-    """A caregiver's login: who, and the CSRF token every state-changing request must carry."""
+    """A caregiver's login: who, the CSRF token every state-changing request must carry, and
+    the devices the account may see."""
 
     username: str
     csrf: str
+    devices: frozenset[str] | None = None
+    """The only devices this caregiver sees; None: every device."""
+
+    def may_see(self, device_id: str) -> bool:
+        return self.devices is None or device_id in self.devices
+
+
+@dataclass(frozen=True, slots=True)
+class Account:
+    """A caregiver account as ``retroguard caregiver users`` lists it."""
+
+    username: str
+    created_at: float
+    devices: tuple[str, ...] | None
+    """The only devices it sees, sorted; None: every device."""
+    sessions: int
+    """Logins not yet expired."""
 
 
 SEVERITY_ORDER = ("test", "stumble", "fault", "fall", "help", "no_recovery")

@@ -185,6 +185,22 @@ MIGRATIONS: tuple[Migration, ...] = (
     ),
     Migration(
         3,
+        "caregivers limited to some devices (no rows: the account sees every device)",
+        (
+            """CREATE TABLE user_devices (
+    username TEXT NOT NULL,
+    device_id TEXT NOT NULL,
+    PRIMARY KEY (username, device_id)
+) WITHOUT ROWID""",
+        ),
+    ),
+    Migration(
+        4,
+        "each queued notification's urgency (its Apprise type and priority); older rows: normal",
+        ("ALTER TABLE notifications ADD COLUMN urgency TEXT NOT NULL DEFAULT 'normal'",),
+    ),
+    Migration(
+        5,
         "leases (docs/provider.md): which of several instances on one database runs the "
         "escalation timers and sends the notifications, until when",
         (

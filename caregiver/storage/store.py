@@ -20,7 +20,7 @@ import json
 import logging
 import math
 import threading
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -39,6 +39,7 @@ from caregiver.storage.faults import StorageFault
 from caregiver.storage.records import (
     OPEN_STATUSES,
     WALK_FIELDS,
+    Account,
     Alert,
     Device,
     DeviceStatus,
@@ -47,6 +48,7 @@ from caregiver.storage.records import (
     NewEvent,
     PendingNotification,
     StoredEvent,
+    Urgency,
     WalkOutcome,
     WalkSession,
 )
@@ -203,12 +205,19 @@ class Transaction:
         ).fetchall()
         return [_event(r) for r in rows]
 
-    def recent_events(self, types: Sequence[str], limit: int) -> list[StoredEvent]:
-        """The latest events of these types over every device, newest first."""
+    def recent_events(
+        self, types: Sequence[str], limit: int, devices: Collection[str] | None = None
+    ) -> list[StoredEvent]:
+        """The latest events of these types over every device (or only ``devices``), newest
+        first."""
+        where = f"type IN ({_marks(types)})"
+        args: list[object] = [*types]
+        if devices is not None:
+            where += f" AND device_id IN ({_marks(list(devices))})"
+            args += list(devices)
         rows = self._db.execute(
-            f"SELECT {_EVENT_COLUMNS} FROM events WHERE type IN ({_marks(types)}) "
-            "ORDER BY received_at DESC LIMIT ?",
-            (*types, limit),
+            f"SELECT {_EVENT_COLUMNS} FROM events WHERE {where} ORDER BY received_at DESC LIMIT ?",
+            (*args, limit),
         ).fetchall()
         return [_event(r) for r in rows]
 
@@ -405,9 +414,15 @@ class Transaction:
         ).fetchall()
         return [_incident(r) for r in rows]
 
-    def recent_incidents(self, limit: int) -> list[Incident]:
+    def recent_incidents(
+        self, limit: int, devices: Collection[str] | None = None
+    ) -> list[Incident]:
+        where, args = "", []
+        if devices is not None:
+            where, args = f"WHERE device_id IN ({_marks(list(devices))})", list(devices)
         rows = self._db.execute(
-            f"SELECT {_INCIDENT_COLUMNS} FROM incidents ORDER BY opened_at DESC LIMIT ?", (limit,)
+            f"SELECT {_INCIDENT_COLUMNS} FROM incidents {where} ORDER BY opened_at DESC LIMIT ?",
+            (*args, limit),
         ).fetchall()
         return [_incident(r) for r in rows]
 
@@ -518,21 +533,27 @@ class Transaction:
         title: str,
         body: str,
         now: float,
+        *,
+        urgency: Urgency = Urgency.NORMAL,
     ) -> None:
-        """A message for one URL of one contact, due now (the notifier sends it)."""
+        """A message for one URL of one contact, due now (the notifier sends it with the
+        Apprise type and the service's priority ``urgency`` calls for)."""
         self._db.execute(
             "INSERT INTO notifications (alert_id, contact, contact_index, url_index, "
-            "title, body, next_at, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-            (alert_id, contact, contact_index, url_index, title, body, now, now),
+            "title, body, next_at, created_at, urgency) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (alert_id, contact, contact_index, url_index, title, body, now, now, urgency.value),
         )
 
     def notifications_due(self, now: float) -> list[PendingNotification]:
         rows = self._db.execute(
-            "SELECT id, contact, contact_index, url_index, title, body, attempts "
+            "SELECT id, contact, contact_index, url_index, title, body, attempts, urgency "
             "FROM notifications WHERE status = 'pending' AND next_at <= ? ORDER BY id",
             (now,),
         ).fetchall()
-        return [PendingNotification(*r) for r in rows]
+        return [
+            PendingNotification(r[0], r[1], r[2], r[3], r[4], r[5], r[6], _urgency(r[7]))
+            for r in rows
+        ]
 
     def notification_sent(self, notification_id: int, attempts: int) -> None:
         self._db.execute(
@@ -592,11 +613,15 @@ class Transaction:
         )
 
     def login_session(self, token_hash: str, now: float) -> LoginSession | None:
+        """The login with this token's hash, while it lasts and its account exists."""
         row = self._db.execute(
-            "SELECT username, csrf FROM sessions WHERE token_hash = ? AND expires_at >= ?",
+            "SELECT s.username, s.csrf FROM sessions s JOIN users u ON u.username = s.username "
+            "WHERE s.token_hash = ? AND s.expires_at >= ?",
             (token_hash, now),
         ).fetchone()
-        return LoginSession(row[0], row[1]) if row else None
+        if row is None:
+            return None
+        return LoginSession(row[0], row[1], self._user_devices(row[0]))
 
     def end_login_session(self, token_hash: str) -> None:
         self._db.execute("DELETE FROM sessions WHERE token_hash = ?", (token_hash,))
@@ -622,6 +647,55 @@ class Transaction:
             "SELECT holder FROM leases WHERE name = ? AND expires_at >= ?", (name, now)
         ).fetchone()
         return str(row[0]) if row else None
+
+    def _user_devices(self, username: str) -> frozenset[str] | None:
+        rows = self._db.execute(
+            "SELECT device_id FROM user_devices WHERE username = ?", (username,)
+        ).fetchall()
+        return frozenset(r[0] for r in rows) if rows else None
+
+    def users(self, now: float) -> list[Account]:
+        """Every account, by name, with its device limit and how many logins it has open."""
+        rows = self._db.execute(
+            "SELECT u.username, u.created_at, (SELECT COUNT(*) FROM sessions s "
+            "WHERE s.username = u.username AND s.expires_at >= ?) FROM users u "
+            "ORDER BY u.username",
+            (now,),
+        ).fetchall()
+        accounts = []
+        for username, created_at, sessions in rows:
+            devices = self._user_devices(username)
+            accounts.append(
+                Account(
+                    username,
+                    created_at,
+                    tuple(sorted(devices)) if devices is not None else None,
+                    int(sessions),
+                )
+            )
+        return accounts
+
+    def remove_user(self, username: str) -> bool:
+        """Delete the account, its logins and its device limit; False if there was none."""
+        self._db.execute("DELETE FROM sessions WHERE username = ?", (username,))
+        self._db.execute("DELETE FROM user_devices WHERE username = ?", (username,))
+        return self._db.execute("DELETE FROM users WHERE username = ?", (username,)).rowcount > 0
+
+    def set_user_devices(self, username: str, devices: Sequence[str] | None) -> bool:
+        """Limit the account to ``devices`` (None: every device; never empty, which would read
+        as every device); False if there is no such account."""
+        if devices is not None and not devices:
+            raise ValueError("an account limited to no device at all: remove it instead")
+        if self.password_hash(username) is None:
+            return False
+        self._db.execute("DELETE FROM user_devices WHERE username = ?", (username,))
+        if devices is not None:
+            for device_id in sorted(set(devices)):
+                self._db.execute(
+                    "INSERT INTO user_devices (username, device_id) VALUES (?, ?)",
+                    (username, device_id),
+                )
+        return True
 
     # ----------------------------------------------------------- retention
 
@@ -715,6 +789,8 @@ class Store:
         self.name = self._db.name
         """The database as logs name it (a URL without its password)."""
         self._announcer: Announcer | None = None
+        self._batching = False
+        """In :meth:`batch` (read and written only with ``_lock`` held)."""
         try:
             with self._lock:
                 if isinstance(self._db, SqliteDatabase):
@@ -790,8 +866,20 @@ class Store:
     def transaction(self) -> Iterator[Transaction]:
         """Operations that commit together (rolled back if the block raises). Keep the block
         short and free of I/O: every other thread waits for it. A database failure is a
-        :class:`StorageFault`."""
+        :class:`StorageFault`. Inside :meth:`batch` it is a savepoint: rolled back alone if
+        the block raises, committed with the batch."""
         with self._lock, _as_storage_fault(self._db):
+            if self._batching:
+                self._db.execute("SAVEPOINT one")
+                try:
+                    yield Transaction(self._db)
+                except BaseException:
+                    with contextlib.suppress(*self._db.errors):
+                        self._db.execute("ROLLBACK TO SAVEPOINT one")
+                        self._db.execute("RELEASE SAVEPOINT one")
+                    raise
+                self._db.execute("RELEASE SAVEPOINT one")
+                return
             self._db.begin()
             try:
                 yield Transaction(self._db)
@@ -800,6 +888,31 @@ class Store:
                     self._db.rollback()
                 raise
             self._db.commit()
+
+    @contextmanager
+    def batch(self) -> Iterator[None]:
+        """Group commit: every :meth:`transaction` in the block commits at its end, in one
+        commit (a commit costs as much as the rest of a message's work: a burst of messages
+        is stored in half the time). All or nothing: if the block raises, nothing of it is
+        kept. Other threads wait for the whole block: keep it to a bounded number of
+        messages."""
+        with self._lock, _as_storage_fault(self._db):
+            self._db.begin()
+            self._batching = True
+            try:
+                yield
+            except BaseException:
+                self._batching = False
+                with contextlib.suppress(*self._db.errors):
+                    self._db.rollback()
+                raise
+            self._batching = False
+            try:
+                self._db.commit()
+            except self._db.errors:
+                with contextlib.suppress(*self._db.errors):
+                    self._db.rollback()
+                raise
 
     @contextmanager
     def _statement(self) -> Iterator[Transaction]:
@@ -838,9 +951,11 @@ class Store:
         with self._statement() as ops:
             return ops.events_for(device_id, limit)
 
-    def recent_events(self, types: Sequence[str], limit: int = 10) -> list[StoredEvent]:
+    def recent_events(
+        self, types: Sequence[str], limit: int = 10, devices: Collection[str] | None = None
+    ) -> list[StoredEvent]:
         with self._statement() as ops:
-            return ops.recent_events(types, limit)
+            return ops.recent_events(types, limit, devices)
 
     def imu_window(self, event_id: str) -> object | None:
         with self._statement() as ops:
@@ -865,10 +980,13 @@ class Store:
         with self._statement() as ops:
             return ops.incidents_for(device_id, limit)
 
-    def recent_incidents(self, limit: int = 10) -> list[Incident]:
-        """Every device's incidents, newest first (the fleet page's list)."""
+    def recent_incidents(
+        self, limit: int = 10, devices: Collection[str] | None = None
+    ) -> list[Incident]:
+        """Every device's incidents (or only ``devices``'), newest first (the fleet page's
+        list)."""
         with self._statement() as ops:
-            return ops.recent_incidents(limit)
+            return ops.recent_incidents(limit, devices)
 
     def open_incidents(self, device_id: str) -> list[Incident]:
         with self._statement() as ops:
@@ -966,12 +1084,31 @@ class Store:
             tx.start_login_session(token_hash, username, csrf, expires_at, now)
 
     def login_session(self, token_hash: str, now: float) -> LoginSession | None:
-        with self._statement() as ops:
+        with self._statement() as ops:  # the lock keeps its two reads together
             return ops.login_session(token_hash, now)
 
     def end_login_session(self, token_hash: str) -> None:
         with self._statement() as ops:
             ops.end_login_session(token_hash)
+
+    def users(self, now: float) -> list[Account]:
+        with self.transaction() as tx:
+            return tx.users(now)
+
+    def remove_user(self, username: str) -> bool:
+        with self.transaction() as tx:
+            return tx.remove_user(username)
+
+    def set_user_devices(self, username: str, devices: Sequence[str] | None) -> bool:
+        with self.transaction() as tx:
+            return tx.set_user_devices(username, devices)
+
+
+def _urgency(value: str) -> Urgency:
+    try:
+        return Urgency(value)
+    except ValueError:  # written by a later release: deliver it, at least as high
+        return Urgency.HIGH
 
 
 def _finite_only(value: Any) -> Any:

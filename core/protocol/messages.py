@@ -23,7 +23,7 @@ from enum import StrEnum
 from typing import Annotated, Any, Literal
 
 import msgspec
-from msgspec import Meta, Struct, structs
+from msgspec import Meta, Struct, field, structs
 
 from core.protocol.events import EventType, Severity
 from core.protocol.ids import DEVICE_ID_PATTERN, EVENT_ID_PATTERN
@@ -151,6 +151,12 @@ class EventMessage(Struct, kw_only=True, omit_defaults=True):
     """``window``: the IMU around the trip."""
 
 
+SENSOR_NOT_WORN = "sensor not worn"
+"""How a state's ``reason`` begins when the belt sensor shows no body (docs/safety.md,
+"Sensor-worn check"): STANDBY or TRIPPED that cannot be armed, or the FAULT of a sensor that
+stopped being worn while ARMED. Dashboards show such a reason whatever the state."""
+
+
 class StateMessage(Struct, kw_only=True):
     """``<prefix>/<device>/state`` (retained): the safety state and why, in words."""
 
@@ -252,7 +258,81 @@ RecordStatus = Literal["running", "completed", "stopped", "abandoned"]
 """A session record's status: ``running`` until it ends, then how it ended."""
 
 
-class IntervalSummary(Struct, kw_only=True):
+AxesSource = Literal["mounting", "learned", "unknown"]
+"""How AP and ML were told apart: the configured ``imu.mounting``, learned from the
+walker's stride (an unknown mounting), or not (yet): then AP/ML figures are absent."""
+BalanceCondition = Literal["eyes open", "eyes closed"]
+BalanceStatus = Literal["measured", "moved", "interrupted"]
+"""``measured``: the figures are there; ``moved``: the walker stepped or reached (no
+figures); ``interrupted``: the monitor was armed or stopped before the end (no figures)."""
+Ms2 = Annotated[float, Meta(ge=0)]
+"""An acceleration figure in m/s² (RMS, range, path)."""
+Ratio = Annotated[float, Meta(ge=0)]
+
+
+class BalanceFigures(Struct, kw_only=True, omit_defaults=True, frozen=True):
+    """A standing balance check (30 s, feet together): the ISway sway measures of the
+    lower trunk (Mancini et al. 2012), see docs/gait.md. Not a diagnosis."""
+
+    condition: BalanceCondition
+    status: BalanceStatus
+    duration_s: Seconds
+    """Seconds measured (30 for a complete check)."""
+    axes: AxesSource = "unknown"
+    rms_ap_ms2: Ms2 | None = None
+    rms_ml_ms2: Ms2 | None = None
+    range_ap_ms2: Ms2 | None = None
+    range_ml_ms2: Ms2 | None = None
+    rms_ms2: Ms2 | None = None
+    """RMS of the horizontal acceleration, AP and ML together (known without the axes)."""
+    path_ms2: Ms2 | None = None
+    """Length of the acceleration trajectory in the horizontal plane."""
+    mean_velocity_ms: Annotated[float, Meta(ge=0)] | None = None
+    jerk_m2s5: Annotated[float, Meta(ge=0)] | None = None
+    """½ ∫ |d(acceleration)/dt|² dt, per 30 s."""
+    ellipse_area_m2s4: Annotated[float, Meta(ge=0)] | None = None
+    """95 % confidence ellipse of (AP, ML)."""
+    noise_floor_ms2: Ms2 | None = None
+    """What a still sensor would add to each RMS, measured in the same recording."""
+
+
+class GaitFigures(Struct, kw_only=True, omit_defaults=True, frozen=True):
+    """Gait in one interval (or pooled over a session's intervals of one direction), from
+    its steady walking only; see docs/gait.md. Not a diagnosis, not a fall-risk score."""
+
+    analysed_s: Seconds
+    """Seconds of IMU data measured."""
+    steady_s: Seconds
+    """Of those, steady walking: runs of six or more regular steps, no turn."""
+    steady_share: Annotated[float, Meta(ge=0, le=1)]
+    steps: Count
+    """Steady step times measured."""
+    axes: AxesSource = "unknown"
+    dropped_s: Seconds = 0.0
+    """Seconds the measurement thread could not take (it was behind): not analysed."""
+    cadence_spm: Seconds | None = None
+    step_time_s: Seconds | None = None
+    step_time_cv_pct: Ratio | None = None
+    """Step-time variability: SD / mean, %."""
+    step_asymmetry_pct: Ratio | None = None
+    """|mean of odd steps - mean of even steps| / mean step time, %."""
+    step_regularity: float | None = None
+    """Ad1: the unbiased autocorrelation of vertical acceleration at one step (1 = identical
+    steps; Moe-Nilssen & Helbostad 2004)."""
+    stride_regularity: float | None = None
+    """Ad2: the same at one stride."""
+    step_symmetry: float | None = None
+    """Ad1 / Ad2 (1 = left and right steps alike)."""
+    harmonic_ratio_v: Ratio | None = None
+    harmonic_ratio_ap: Ratio | None = None
+    harmonic_ratio_ml: Ratio | None = None
+    rms_v_ms2: Ms2 | None = None
+    rms_ap_ms2: Ms2 | None = None
+    rms_ml_ms2: Ms2 | None = None
+    """Trunk sway while walking: RMS of the ML acceleration."""
+
+
+class IntervalSummary(Struct, kw_only=True, omit_defaults=True):
     """One planned interval of a guided session and what was measured in it."""
 
     index: Count
@@ -267,9 +347,11 @@ class IntervalSummary(Struct, kw_only=True):
     cadence_spm: Seconds
     trips: Count
     stumbles: Count
+    gait: GaitFigures | None = None
+    """Gait measured in the interval (absent: rest, nothing measured, or an older release)."""
 
 
-class SessionFigures(Struct, kw_only=True, frozen=True):
+class SessionFigures(Struct, kw_only=True, omit_defaults=True, frozen=True):
     """What a guided session's record and its summary share: one definition of the figures.
 
     :class:`SessionRecord` (the device's record, kept while the session runs)
@@ -309,6 +391,12 @@ class SessionFigures(Struct, kw_only=True, frozen=True):
     stumbles: Count
     """Of those, trips on a stumble (the rest are falls)."""
     intervals: list[IntervalSummary]
+    balance: list[BalanceFigures] = field(default_factory=list)
+    """The standing balance checks before the walk (eyes open, then eyes closed if set)."""
+    gait_backward: GaitFigures | None = None
+    """Gait pooled over the backward intervals (each interval weighted by its steady steps)."""
+    gait_forward: GaitFigures | None = None
+    """The same over the forward intervals."""
 
 
 class SessionRecord(SessionFigures, kw_only=True, frozen=True):
@@ -417,6 +505,15 @@ class ProgressMessage(Struct, kw_only=True, omit_defaults=True):
     planned_s: Seconds | None = None
     done_s: Seconds | None = None
     backward_s: Seconds | None = None
+    sway_rms_ap_ms2: Ms2 | None = None
+    """The newest measured eyes-open balance check's sway RMS, AP (docs/gait.md)."""
+    sway_rms_ml_ms2: Ms2 | None = None
+    sway_wall: WallTime | None = None
+    """When the session of that balance check started."""
+    step_time_cv_pct: Ratio | None = None
+    """The newest session's backward step-time variability (SD / mean, %)."""
+    gait_wall: WallTime | None = None
+    """When the session of that step-time variability started."""
 
 
 JSON_MESSAGES: dict[str, type[Struct]] = {

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import select
 import socket
 import threading
 from collections.abc import Iterator
@@ -53,7 +54,9 @@ class LoopChannel:
 
     def _read(self) -> Iterator[link_messages.ToCourier]:
         reader = FrameReader()
-        while not self.closed.is_set():
+        while True:
+            if self.closed.is_set() and not self._arrived():
+                break
             try:
                 data = self._sock.recv(65536)
             except TimeoutError:
@@ -70,6 +73,19 @@ class LoopChannel:
                 log.error("the monitor sent something that is not a link message: %s", exc)
                 break
         self.closed.set()
+
+    def _arrived(self) -> bool:
+        """Whether bytes (or the end of the stream) wait in the socket now, without waiting.
+
+        Once a send to the loop has failed the loop is gone, but what it sent before
+        dying (an alert a moment before a kill -9) may still sit in the socket, behind
+        the heartbeat or confirmation that failed: it is read to the end, then reading stops.
+        """
+        try:
+            readable, _, _ = select.select([self._sock], [], [], 0)
+        except (OSError, ValueError):  # closed by :meth:`close`
+            return False
+        return bool(readable)
 
     def close(self) -> None:
         self.closed.set()

@@ -58,9 +58,19 @@ class DetectorConfig:
 
     gravity_level_tau_s: float = 10.0
     """Time constant (s) of the running 1 g level subtracted before
-    integrating: absorbs the accelerometer's scale error and the small bias the
-    orientation filter has during vigorous gait, yet barely moves in the
-    second a fall takes."""
+    integrating: the mean vertical specific force, which over whole strides
+    is exactly the sensor's own 1 g (it absorbs the accelerometer's scale
+    error and barely moves in the second a fall takes). Seeded by standing
+    still during the warm-up; without that, a plain average of everything
+    seen until this much has been seen."""
+    gravity_level_lag_s: float = 1.0
+    """The level is taken from the samples this many seconds old, so that a
+    fall in progress (under a second) does not enter its own reference."""
+    gravity_level_min_s: float = 1.0
+    """Without a standing seed, the level counts as known after this many
+    seconds of (lagged) samples; until then the rules on downward velocity
+    alone wait: a warm-up taken in motion had read the first strides of a
+    jog as 1.07-1.13 g, a phantom descent of 0.7-1.3 m/s."""
 
     # --- stumble / loss of balance (pre-impact; opens the relay) --------------
     stumble_velocity_mps: float = 0.6
@@ -118,6 +128,26 @@ class DetectorConfig:
     during a slow jog (F05) cross it at 0.54-0.60 g: 0.6 takes those and
     keeps a margin to jogging (it was 0.5; 20 Hz band-limited input, which
     flattens the activity, still gives no walking or jogging trip)."""
+    collapse_velocity_mps: float = 1.0
+    """Upright collapse: downward velocity (m/s) ..."""
+    collapse_gain_mps: float = 0.9
+    """... of which at least this much (m/s) was gained since the body last
+    bore its weight ..."""
+    collapse_descent_s: float = 0.2
+    """... going down without a pause for at least this long (s): the
+    flight phase of a jog and a gentle jump leave the body unsupported for
+    up to about 0.2 s, and their first strides come before the landing
+    vigour has risen. Measured: at 0.1 s KFall jogging trips 35 times per
+    hour and most jumps trip (KFall D04 61 -> 95 %), for one more backward
+    slip tripped before impact (S06T34R04: 1.2 m/s down after 0.17 s of
+    near free fall at 10 deg of tilt, then a 4 g contact)."""
+    collapse_max_descent_s: float = 1.5
+    """... and at most this long: a body cannot keep going down for longer
+    than the pelvis is above the ground; a steady descent of seconds is a
+    level error (reversed elderly jogging read 3.6 s)."""
+    collapse_max_vigour_g: float = 0.5
+    """... outside vigorous gait (landing vigour below this, g)."""
+    balance_max_vigour_g: float = 0.55
     freefall_min_s: float = 0.3
     """Continuous free-fall time (s) that trips on its own: 0.3 s of free fall
     is a 44 cm drop, far longer than the flight phase of jogging (up to
@@ -142,6 +172,12 @@ class DetectorConfig:
     trip. Slow treadmill walking (0.3 m/s) still reads about 0.1 g."""
     activity_tau_s: float = 1.0
     """Time constant (s) of that running mean."""
+    vigour_tau_s: float = 0.5
+    """Time constant (s) of the landing vigour: the running mean of twice
+    the excess of |a| over 1 g (the landings of gait; a falling body reads
+    below 1 g until it hits). Jogging shows it from its first steps, while
+    the activity mean above takes a second to get there."""
+
     stumble_upright_within_s: float = 5.0
     """A loss of balance starts from standing, walking or at worst sitting,
     not from lying: the stumble rules apply only if the trunk was less than
@@ -158,7 +194,11 @@ class DetectorConfig:
     trip. At 50 deg that fall tripped nothing at all, for 14 fewer tuning
     D14 recordings tripping (25.5 % of them trip at 65 deg, 0 % at 50)."""
     stumble_refractory_s: float = 2.0
-    """Minimum time (s) between two stumble detections."""
+    """Minimum time (s) between two stumble detections of one episode ..."""
+    stumble_clear_s: float = 0.3
+    """... unless no stumble rule held for this long (s) in between: then
+    the next is a new episode (sitting down hard, then falling off the
+    chair) and is reported on its own."""
 
     # --- fall confirmation (upright, impact, then lying) ----------------------
     impact_g: float = 2.0
@@ -195,6 +235,24 @@ class DetectorConfig:
     2-5 s (D12, D13); the value is the shortest on the tuning half that
     keeps those out (4 s: 13 false FALLs, 5 s: 6, 6 s: 1, 7 s: 1 but two
     falls fewer), so read it as "longer than a deliberate short rest"."""
+    drop_min_s: float = 0.2
+    """A landing met at the end of at least this much free fall (s, below
+    ``freefall_g``: 0.2 s is a 20 cm drop) is a fall candidate whatever the
+    posture before it: someone rolling off a bed lies before and after the
+    fall, but lying down deliberately never goes through the air. For such
+    a landing "lying" is judged without the rise over the pre-event posture
+    (``lying_rise_deg``)."""
+    soft_min_turn_dps: float = 100.0
+    """A *soft* landing confirms by the long lie only if the body got there
+    out of control: the trunk left upright faster than this (deg/s) ...
+    (a deliberate recline onto a bed turns it at 50-90 deg/s)"""
+    soft_min_descent_mps: float = 0.4
+    """... or the body went down faster than this (m/s) in the
+    ``descent_window_s`` before it. Lying down on a bed on purpose is slow
+    descent, low impact, controlled rotation (D12_SA08_R04: 0.24 m/s, 50
+    deg/s, then 6 s lying: a false FALL before); every soft fall of both
+    datasets turned faster or went down faster (the closest: 108 deg/s at
+    0.31 m/s, 88 deg/s at 0.42 m/s)."""
     upright_before_deg: float = 50.0
     """The trunk must have been within this tilt (degrees) of upright..."""
     upright_before_s: float = 2.0
@@ -217,6 +275,13 @@ class DetectorConfig:
     confirm_window_s: float = 2.0
     """... until this many seconds after it: lying through that window
     confirms the fall (and the FALL detection comes at the end of it)."""
+    stepping_after_s: float = 1.0
+    """A fall ends the gait: a landing followed by another contact (above
+    ``soft_impact_g``) with the trunk not lying (a step) more than this many
+    seconds later is not confirmed. A body on the
+    ground may bounce or brace within the first second; a climber keeps
+    landing every half second (D06_SA10_R05, stairs quickly, trunk leaning
+    20-30 deg: it passed the hard-impact path)."""
     confirm_upright_max_s: float = 0.15
     """Time (s) within that window the trunk may spend back above
     ``lying_tilt_deg`` without cancelling the fall: after an impact the

@@ -19,12 +19,16 @@ than the whole update). The detector knows the body rather than a mounting:
 4. **Vertical velocity.** Acceleration projected on the gravity direction,
    minus 1 g, integrated with a leak: the body's downward speed.
 5. **Decisions.** STUMBLE (pre-impact, opens the relay) when the body moves
-   down fast *and* the trunk has left upright, or moves down very fast, or is
-   in free fall for longer than a jogging flight phase, or (during calm gait)
-   the trunk suddenly rotates away from upright. FALL (confirmed) when
-   the trunk was upright shortly before an impact and lies through the
-   seconds after it (a brief rebound allowed); after a landing too soft to
-   tell from lying down onto a bed, only a long lie confirms it.
+   down fast *and* the trunk has left upright, or moves down very fast, or
+   drops unsupported with the trunk still upright (an upright collapse), or
+   is in free fall for longer than a jogging flight phase, or (during calm
+   gait) the trunk suddenly rotates away from upright (the table in
+   :mod:`firmware.detection.rules`). FALL (confirmed) when the trunk was
+   upright shortly before an impact, or the body dropped onto it in free
+   fall (off a bed), and lies through the seconds after it (a brief rebound
+   allowed); after a landing too soft to tell from lying down onto a bed,
+   only a long lie confirms it, and only if the body got there out of
+   control (a fast turn or a fast descent).
    NO_RECOVERY when the wearer stays lying and still for ``no_recovery_s``
    after a fall.
 """
@@ -38,6 +42,7 @@ from collections.abc import Sequence
 from core.samples import ImuSample
 from firmware.detection.base import NO_DETECTIONS, Detection, DetectionKind
 from firmware.detection.config import DetectorConfig
+from firmware.detection.rules import STUMBLE_RULES
 
 G_MPS2 = 9.80665
 """Standard gravity: converts g to m/s² for the vertical velocity."""
@@ -49,6 +54,9 @@ trunk lies, so there are a few at most (8 seen in a jogging trip, F05); the
 bound keeps the memory fixed whatever comes."""
 _HISTORY_STEP_S = 0.02
 """Spacing (s) of the pre-event tilt and velocity history read at an impact."""
+_ROTATION_STEP_S = 0.009
+"""Spacing (s) of the entries of the tilt-gain window (just under 10 ms, so
+that a 100 Hz stream keeps every sample)."""
 
 
 class FallDetector:
@@ -80,6 +88,33 @@ class FallDetector:
         self.config = config
         self.sample_rate_hz = float(sample_rate_hz)
         self._up_hint = _normalised(up) if up is not None else None
+        # The numbers read on every sample, copied out of the configuration
+        # once: the compiled build reads its own attributes directly, whereas
+        # each read from the (Python) dataclass is a lookup.
+        c = config
+        self._warmup_s = c.warmup_s
+        self._gravity_tau_s = c.gravity_tau_s
+        self._accel_lowpass_s = c.accel_lowpass_s
+        self._accel_gate_g = c.accel_gate_g
+        self._activity_tau_s = c.activity_tau_s
+        self._vigour_tau_s = c.vigour_tau_s
+        self._tilt_speed_tau_s = c.tilt_speed_tau_s
+        self._upright_max_tilt_deg = c.upright_max_tilt_deg
+        self._upright_tau_s = c.upright_tau_s
+        self._velocity_tau_s = c.velocity_tau_s
+        self._freefall_g = c.freefall_g
+        self._freefall_min_s = c.freefall_min_s
+        self._rotation_window_s = c.rotation_window_s
+        self._rotation_gain_deg = c.rotation_gain_deg
+        self._upright_before_deg = c.upright_before_deg
+        self._upright_before_s = c.upright_before_s
+        self._stumble_upright_tilt_deg = c.stumble_upright_tilt_deg
+        self._lying_tilt_deg = c.lying_tilt_deg
+        self._descent_window_s = c.descent_window_s
+        self._impact_window_s = c.impact_window_s
+        self._confirm_delay_s = c.confirm_delay_s
+        self._drop_min_s = c.drop_min_s
+        self._nominal_s = 1.0 / self.sample_rate_hz
         self.reset()
 
     # ------------------------------------------------------------------ state
@@ -98,13 +133,37 @@ class FallDetector:
         self._lx, self._ly, self._lz = self._rx, self._ry, self._rz
         self.tilt_deg = 0.0
         self.tilt_rate_dps = 0.0
+        self.yaw_rate_dps = 0.0
         self.vz_mps = 0.0
+        self.down_mps = 0.0
+        self._supported_down = 0.0
+        self.unsupported_gain_mps = 0.0
+        self.descending_s = 0.0
         self._g_est = 1.0
         self._g_sum = 0.0
         self._g_n = 0
+        # The 1 g level's window: blocks (end time, sum of a_along x dt,
+        # duration) waiting out the lag, then the ones averaged.
+        self._lvl_sum = 0.0
+        self._lvl_dur = 0.0
+        self._lvl_block_end = -math.inf
+        self._lvl_pending: deque[tuple[float, float, float]] = deque()
+        self._lvl_mean = 0.0
+        self._lvl_seen = 0.0
+        # Whether the 1 g level is known (from standing still, or from a
+        # second of whole strides): until then a downward velocity cannot be
+        # told from a level error, and the rules on velocity alone wait.
+        self.level_known = False
+        # The warm-up's motionless samples: |a| summed (the sensor's own 1 g)
+        # and the gravity directions summed (the posture standing still).
+        self._still_g_sum = 0.0
+        self._still_n = 0
+        self._still_rx, self._still_ry, self._still_rz = 0.0, 0.0, 0.0
+        self.still = False
         self.accel_g = 1.0
         self.freefall_s = 0.0
         self.activity_g = 0.0
+        self.vigour_g = 0.0
         self.tilt_gain_deg = 0.0
         # Rate of change of the tilt (deg/s, smoothed; positive = leaving
         # upright). Unknown until two tilts have been computed.
@@ -116,13 +175,20 @@ class FallDetector:
         # pre-event posture and descent read at an impact.
         self._pre_tilt: deque[tuple[float, float]] = deque()
         self._pre_down: deque[tuple[float, float]] = deque()
+        self._pre_turn: deque[tuple[float, float]] = deque()
         self._history_next_t = -math.inf
+        self._rotation_next_t = -math.inf
         self._stumble_ready_t = -math.inf
+        self._evidence_t = -math.inf
         self._upright_t = -math.inf
         self._risen_t = -math.inf
         # Any landing above this starts watching for a fall; a firm impact
         # (impact_g and impact_impulse_gs) is confirmed sooner than a soft one.
         self._candidate_g = min(self.config.impact_g, self.config.soft_impact_g)
+        self._still_gyro2 = self.config.still_gyro_dps * self.config.still_gyro_dps
+        # Every stumble rule needs at least this downward velocity, free fall
+        # or a tilt gain (see _stumble).
+        self._stumble_gate_mps = min(rule.gate_mps(self.config) for rule in STUMBLE_RULES)
         # Recent |a| - 1 g deviations (time, deviation x dt) for the impulse.
         self._dev_window: deque[tuple[float, float]] = deque(
             maxlen=int(self.config.impact_window_s * self.sample_rate_hz) + 2
@@ -131,6 +197,10 @@ class FallDetector:
         # on what follows it, so a heel strike just before a fall cannot
         # hide the fall's own, softer landing.
         self._landings: list[_Landing] = []
+        self._last_step_t = -math.inf
+        # The last free fall: how long, and when it ended.
+        self._drop_s = 0.0
+        self._drop_end_t = -math.inf
         self._fallen_t: float | None = None
         self._still_since: float | None = None
         self._upright_since: float | None = None
@@ -175,32 +245,85 @@ class FallDetector:
         path (:func:`tools.batch.detect_block`) computes for a
         whole block at once; it must equal ``sqrt(ax*ax + ay*ay + az*az)``
         evaluated in that order, bit for bit.
+
+        The stages, in order: the clock, the orientation
+        (:meth:`_orient`), the gait activity (:meth:`_track_activity`), the
+        warm-up (:meth:`_warm_up`), the kinematics (:meth:`_kinematics`:
+        tilt, rates, vertical velocity, free fall), the windows over the
+        recent past (:meth:`_windows`), the stumble rules (:data:`STUMBLE_RULES`),
+        the landings (:meth:`_follow_landings`) and, after a fall, recovery
+        or escalation (:meth:`_after_fall`).
         """
-        cfg = self.config
+        # The clock. One NaN would poison every filter for good; a timestamp
+        # that does not advance cannot be integrated. Such a sample is not
+        # seen at all (the monitor rejects both before they get here;
+        # replayed files may not): NaN fails every comparison, inf makes
+        # the sum non-finite.
         t_prev = self._t_prev
-        # One NaN would poison every filter for good; a timestamp that does
-        # not advance cannot be integrated. Such a sample is not seen at all
-        # (the monitor rejects both before they get here; replayed files may
-        # not). NaN fails every comparison, inf makes the sum non-finite.
         if not (math.isfinite(amag + gx + gy + gz + t) and (t_prev is None or t > t_prev)):
             return NO_DETECTIONS
-        nominal = 1.0 / self.sample_rate_hz
+        nominal = self._nominal_s
         if t_prev is None:
             self._t_start = t
             dt = nominal
         else:
             dt = t - t_prev
-            # A gap (lost samples) must not blow up the integrators: step one
-            # nominal period. What happened to the body in the gap is unknown,
-            # so no landing can be confirmed across it.
             if dt > 5.0 * nominal:
-                dt = nominal
+                # A gap (lost samples) must not blow up the integrators: it
+                # counts as one nominal period. What happened to the body in
+                # the gap is unknown: no landing is confirmed across it.
                 self._landings = []
+                dt = nominal
         self._t_prev = t
-
         self.accel_g = amag
+        self._orient(t, dt, ax, ay, az, gx, gy, gz, amag)
+        self._track_activity(t, dt, amag)
+        a_along = ax * self._rx + ay * self._ry + az * self._rz
+        if not self._warm:
+            self.still = (
+                gx * gx + gy * gy + gz * gz < self._still_gyro2
+                and abs(amag - 1.0) < self.config.still_accel_g
+            )
+            if not self._warm_up(t, a_along):
+                return NO_DETECTIONS
+        self._kinematics(t, dt, a_along, gx, gy, gz, amag)
+        self._windows(t)
 
-        # --- orientation: propagate gravity with the gyro (r' = r x w) ----
+        out: list[Detection] | None = None
+        # Every stumble rule needs one of these: most samples pass none.
+        if (
+            self.down_mps > self._stumble_gate_mps
+            or self.freefall_s >= self._freefall_min_s
+            or self.tilt_gain_deg > self._rotation_gain_deg
+        ):
+            stumble = self._stumble(t)
+            if stumble is not None:
+                out = [stumble]
+        fall = self._follow_landings(t, dt, amag)
+        if fall is not None:
+            out = [fall] if out is None else [*out, fall]
+        if self._fallen_t is not None:
+            escalation = self._after_fall(t, amag)
+            if escalation is not None:
+                out = [escalation] if out is None else [*out, escalation]
+        return NO_DETECTIONS if out is None else out
+
+    # ------------------------------------------------------------------ stages
+    def _orient(
+        self,
+        t: float,
+        dt: float,
+        ax: float,
+        ay: float,
+        az: float,
+        gx: float,
+        gy: float,
+        gz: float,
+        amag: float,
+    ) -> None:
+        """Orientation: the gravity direction in the sensor frame, propagated
+        by the gyro (``r' = r x w``) and pulled toward the *low-passed*
+        accelerometer while that reads close to 1 g."""
         wx = gx * _D2R
         wy = gy * _D2R
         wz = gz * _D2R
@@ -218,16 +341,16 @@ class FallDetector:
             # Correct toward the *low-passed* accelerometer: over a gait cycle
             # the trunk's linear acceleration averages out and what remains is
             # gravity, whereas single samples during jogging rarely read 1 g.
-            warming = t - self._t_start < cfg.warmup_s
-            tau = cfg.gravity_tau_s * (0.2 if warming else 1.0)
+            warming = t - self._t_start < self._warmup_s
+            tau = self._gravity_tau_s * (0.2 if warming else 1.0)
             lx, ly, lz = self._lx, self._ly, self._lz
-            kl = dt / cfg.accel_lowpass_s
+            kl = dt / self._accel_lowpass_s
             lx += kl * (ax - lx)
             ly += kl * (ay - ly)
             lz += kl * (az - lz)
             self._lx, self._ly, self._lz = lx, ly, lz
             lmag = math.sqrt(lx * lx + ly * ly + lz * lz)
-            if lmag > 0.0 and abs(lmag - 1.0) < cfg.accel_gate_g:
+            if lmag > 0.0 and abs(lmag - 1.0) < self._accel_gate_g:
                 k = dt / tau if dt < tau else 1.0
                 inv = k / lmag
                 rx += lx * inv - k * rx
@@ -240,49 +363,124 @@ class FallDetector:
             rz /= n
         self._rx, self._ry, self._rz = rx, ry, rz
 
-        # Gait vigour: a running mean of how far |a| strays from 1 g. Slow to
-        # medium walking stays below ~0.3 g, jogging reaches ~1 g; the rotation
-        # rule below only applies to calm gait, where the trunk is steady. It
-        # runs from the first sample (a cumulative mean until activity_tau_s
-        # has passed), so it is at its true level when decisions start.
+    def _track_activity(self, t: float, dt: float, amag: float) -> None:
+        """Gait vigour: a running mean of how far |a| strays from 1 g.
+
+        Slow to medium walking stays below ~0.3 g, jogging reaches ~1 g; the
+        rotation rule only applies to calm gait, where the trunk is steady.
+        It runs from the first sample (a cumulative mean until
+        ``activity_tau_s`` has passed), so it is at its true level when
+        decisions start."""
         span = t - self._t_start + dt
-        tau_act = cfg.activity_tau_s if span > cfg.activity_tau_s else span
+        tau_act = self._activity_tau_s if span > self._activity_tau_s else span
         act = self.activity_g
         act += (abs(amag - 1.0) - act) * dt / tau_act
         self.activity_g = act
+        # Landing vigour: how hard the feet land, from the first step on.
+        push = 2.0 * (amag - 1.0) if amag > 1.0 else 0.0
+        vig = self.vigour_g
+        vig += (push - vig) * dt / self._vigour_tau_s
+        self.vigour_g = vig
 
-        a_along = ax * rx + ay * ry + az * rz
-        if not self._warm:
-            self._ux, self._uy, self._uz = rx, ry, rz
-            self._g_sum += a_along
-            self._g_n += 1
-            self._g_est = self._g_sum / self._g_n
-            if t - self._t_start < cfg.warmup_s:
-                return NO_DETECTIONS
-            self._warm = True
-            hint = self._up_hint
-            if hint is not None and (
-                rx * hint[0] + ry * hint[1] + rz * hint[2]
-                < math.cos(cfg.mounting_tolerance_deg * _D2R)
-            ):
-                # The warm-up did not see an upright wearer (started lying or
-                # bending): trust the mounting's "up" instead.
-                self._ux, self._uy, self._uz = hint
+    def _warm_up(self, t: float, a_along: float) -> bool:
+        """Learn "upright" and the 1 g level during the warm-up; True once it is over.
 
+        Both come from the *motionless* samples of the warm-up when there are
+        any (standing still before the belt starts): a body that has started
+        to move is accelerating, and its mean vertical specific force over a
+        part of a stride is not 1 g (the first steps of a jog read 1.07 g on
+        average, which the velocity integrator then takes for a steady
+        descent of 0.7 m/s), nor is its posture the one it stands in. A
+        recording that starts in motion has no such samples: then the mean
+        over the warm-up and its last gravity direction are the best there is.
+        """
+        cfg = self.config
+        rx, ry, rz = self._rx, self._ry, self._rz
+        self._ux, self._uy, self._uz = rx, ry, rz
+        self._g_sum += a_along
+        self._g_n += 1
+        if self.still:
+            self._still_g_sum += self.accel_g
+            self._still_n += 1
+            self._still_rx += rx
+            self._still_ry += ry
+            self._still_rz += rz
+        self._g_est = self._g_sum / self._g_n
+        if t - self._t_start < cfg.warmup_s:
+            return False
+        self._warm = True
+        if self._still_n > 0:
+            # Standing still measured the level: it counts as a whole
+            # averaging time's worth of data.
+            self._g_est = self._lvl_mean = self._still_g_sum / self._still_n
+            self._lvl_seen = cfg.gravity_level_tau_s
+            self.level_known = True
+            sx, sy, sz = self._still_rx, self._still_ry, self._still_rz
+            n = math.sqrt(sx * sx + sy * sy + sz * sz)
+            if n > 0.0:
+                self._ux, self._uy, self._uz = sx / n, sy / n, sz / n
+        ux, uy, uz = self._ux, self._uy, self._uz
+        hint = self._up_hint
+        if hint is not None and (
+            ux * hint[0] + uy * hint[1] + uz * hint[2] < math.cos(cfg.mounting_tolerance_deg * _D2R)
+        ):
+            # The warm-up did not see an upright wearer (started lying or
+            # bending): trust the mounting's "up" instead.
+            self._ux, self._uy, self._uz = hint
+        return True
+
+    def _level_block(self, t: float) -> None:
+        """The sensor's 1 g along the vertical, from the vertical specific
+        force of the past, a ``gravity_level_lag_s`` behind (0 while unknown).
+
+        Over whole strides the vertical specific force averages to exactly
+        the sensor's own 1 g (the body neither rises nor sinks on average).
+        Staying a second behind keeps a fall in progress out of its own
+        reference. The level seeded by standing still during the warm-up is
+        followed with the time constant ``gravity_level_tau_s``; without
+        that seed (a recording that starts in motion) everything seen so far
+        is averaged until ``gravity_level_tau_s`` has been seen, so the
+        first partial strides do not linger. Kept in blocks of
+        ``_HISTORY_STEP_S``: :meth:`_kinematics` sums the samples, this
+        closes a block and takes in the ones old enough."""
+        cfg = self.config
+        self._lvl_block_end = t + _HISTORY_STEP_S
+        pending = self._lvl_pending
+        pending.append((t, self._lvl_sum, self._lvl_dur))
+        self._lvl_sum = 0.0
+        self._lvl_dur = 0.0
+        lag_edge = t - cfg.gravity_level_lag_s
+        tau = cfg.gravity_level_tau_s
+        while pending and pending[0][0] <= lag_edge:
+            _, bsum, bdur = pending.popleft()
+            seen = self._lvl_seen + bdur
+            self._lvl_seen = seen
+            weight = bdur / (seen if seen < tau else tau)
+            self._lvl_mean += (bsum / bdur - self._lvl_mean) * weight
+            if not self.level_known and seen >= cfg.gravity_level_min_s:
+                self.level_known = True
+
+    def _kinematics(
+        self, t: float, dt: float, a_along: float, gx: float, gy: float, gz: float, amag: float
+    ) -> None:
+        """What the body does: trunk tilt and its speed, the upright
+        reference, the horizontal and vertical angular rates, the vertical
+        velocity and the time in free fall."""
+        rx, ry, rz = self._rx, self._ry, self._rz
         # --- tilt from the upright reference --------------------------------
         ux, uy, uz = self._ux, self._uy, self._uz
         c = rx * ux + ry * uy + rz * uz
         c = 1.0 if c > 1.0 else (-1.0 if c < -1.0 else c)
         tilt = math.acos(c) * _R2D
         if self._have_tilt:
-            ks = dt / cfg.tilt_speed_tau_s
+            ks = dt / self._tilt_speed_tau_s
             speed = self.tilt_speed_dps
             speed += ((tilt - self.tilt_deg) / dt - speed) * (ks if ks < 1.0 else 1.0)
             self.tilt_speed_dps = speed
         self._have_tilt = True
         self.tilt_deg = tilt
-        if tilt < cfg.upright_max_tilt_deg:
-            ku = dt / cfg.upright_tau_s
+        if tilt < self._upright_max_tilt_deg:
+            ku = dt / self._upright_tau_s
             ux += ku * (rx - ux)
             uy += ku * (ry - uy)
             uz += ku * (rz - uz)
@@ -292,8 +490,8 @@ class FallDetector:
         # --- rates: horizontal part only (turns are about the vertical) -----
         w_vert = gx * rx + gy * ry + gz * rz
         wh2 = gx * gx + gy * gy + gz * gz - w_vert * w_vert
-        wh = math.sqrt(wh2) if wh2 > 0.0 else 0.0
-        self.tilt_rate_dps = wh
+        self.tilt_rate_dps = math.sqrt(wh2) if wh2 > 0.0 else 0.0
+        self.yaw_rate_dps = w_vert
 
         # --- vertical velocity (positive up) --------------------------------
         # The sensor's own 1 g is not exactly 1 g (scale error, temperature),
@@ -301,164 +499,211 @@ class FallDetector:
         # slow average of the vertical specific force instead of 1 g.
         g_est = self._g_est
         a_vert = a_along - g_est
-        self._g_est = g_est + a_vert * dt / cfg.gravity_level_tau_s
+        self._lvl_sum += a_along * dt
+        self._lvl_dur += dt
+        if t >= self._lvl_block_end:
+            self._level_block(t)
+            if self.level_known:
+                self._g_est = self._lvl_mean
         vz = self.vz_mps
-        vz += (a_vert * G_MPS2 - vz / cfg.velocity_tau_s) * dt
+        vz += (a_vert * G_MPS2 - vz / self._velocity_tau_s) * dt
         self.vz_mps = vz
-        down = -vz
-
-        if amag < cfg.freefall_g:
-            self.freefall_s += dt
+        self.down_mps = -vz
+        # Downward speed gained since the body last bore its weight (the
+        # vertical specific force at or above 1 g): what an unsupported
+        # pelvis picks up, which a phantom velocity (a level error) is not.
+        if a_vert >= 0.0:
+            self._supported_down = -vz
+        self.unsupported_gain_mps = -vz - self._supported_down
+        # How long the body has been going down without a pause.
+        if vz < 0.0:
+            self.descending_s += dt
         else:
+            self.descending_s = 0.0
+
+        if amag < self._freefall_g:
+            self.freefall_s += dt
+        elif self.freefall_s > 0.0:
+            # A free fall just ended (the body met something): remember it.
+            self._drop_s = self.freefall_s
+            self._drop_end_t = t
             self.freefall_s = 0.0
-        ff = self.freefall_s
 
-        # Tilt gained within the last rotation_window_s: a sliding-window
-        # minimum kept in a monotonic deque (amortised O(1) per sample).
+    def _windows(self, t: float) -> None:
+        """The recent past: tilt gained within ``rotation_window_s`` (a
+        sliding-window minimum in a monotonic deque, amortised O(1) per
+        sample), and the pre-event history read at an impact (least tilt
+        over ``upright_before_s``, greatest downward velocity over
+        ``descent_window_s``), kept every ``_HISTORY_STEP_S`` only: tilt and
+        velocity are smooth at that scale, and it halves the cost."""
+        tilt = self.tilt_deg
         win = self._tilt_window
-        while win and win[-1][1] >= tilt:
-            win.pop()
-        win.append((t, tilt))
-        horizon = t - cfg.rotation_window_s
-        while win[0][0] < horizon:
-            win.popleft()
-        gain = tilt - win[0][1]
-        self.tilt_gain_deg = gain
+        if t >= self._rotation_next_t:
+            # Kept every _ROTATION_STEP_S: a minimum missed between two
+            # entries is within half a step of the trunk's motion (0.5 deg at
+            # 200 deg/s) of the one kept, and it halves the cost at 200 Hz.
+            self._rotation_next_t = t + _ROTATION_STEP_S
+            while win and win[-1][1] >= tilt:
+                win.pop()
+            win.append((t, tilt))
+            horizon = t - self._rotation_window_s
+            while win[0][0] < horizon:
+                win.popleft()
+        low = win[0][1]
+        self.tilt_gain_deg = tilt - (low if low < tilt else tilt)
 
-        # Pre-event history, kept every _HISTORY_STEP_S only (tilt and
-        # velocity are smooth at that scale; it halves the cost per sample).
-        ptw = self._pre_tilt
-        pdw = self._pre_down
         if t >= self._history_next_t:
+            down = self.down_mps
+            ptw = self._pre_tilt
+            pdw = self._pre_down
             self._history_next_t = t + _HISTORY_STEP_S
             while ptw and ptw[-1][1] >= tilt:
                 ptw.pop()
             ptw.append((t, tilt))
-            horizon = t - cfg.upright_before_s
+            horizon = t - self._upright_before_s
             while ptw[0][0] < horizon:
                 ptw.popleft()
             while pdw and pdw[-1][1] <= down:
                 pdw.pop()
             pdw.append((t, down))
-            horizon = t - cfg.descent_window_s
+            horizon = t - self._descent_window_s
             while pdw[0][0] < horizon:
                 pdw.popleft()
+            turn = self.tilt_speed_dps
+            ptn = self._pre_turn
+            while ptn and ptn[-1][1] <= turn:
+                ptn.pop()
+            ptn.append((t, turn))
+            while ptn[0][0] < horizon:
+                ptn.popleft()
 
-        out: list[Detection] | None = None
+    def _stumble(self, t: float) -> Detection | None:
+        """A STUMBLE when the first of :data:`STUMBLE_RULES` that holds may
+        fire: not after a fall, only if the trunk was recently not lying, and
+        not within ``stumble_refractory_s`` of the last one unless the
+        evidence has cleared in between (no rule held for
+        ``stumble_clear_s``): a new loss of balance after the last one has
+        settled is a new episode, worth its own report. (:meth:`step` calls
+        this only when the body goes down faster than some rule needs, or
+        free fall or a tilt gain is under way.)"""
+        cfg = self.config
+        for rule in STUMBLE_RULES:
+            if rule.holds(self):
+                cleared = t - self._evidence_t >= cfg.stumble_clear_s
+                self._evidence_t = t
+                if (
+                    (t >= self._stumble_ready_t or cleared)
+                    and self._fallen_t is None
+                    and t - self._risen_t <= cfg.stumble_upright_within_s
+                ):
+                    self._stumble_ready_t = t + cfg.stumble_refractory_s
+                    return Detection(DetectionKind.STUMBLE, t, rule.explain(self), self._figures())
+                return None
+        return None
 
-        # --- stumble: pre-impact loss of balance ----------------------------
-        # During calm gait the score looks at where the tilt is heading: a
-        # trunk tipping over at 100 deg/s is 10 deg further a tenth of a
-        # second later.
-        tilt_ahead = tilt
-        speed = self.tilt_speed_dps
-        if speed > 0.0 and act < cfg.balance_extrapolate_max_activity_g:
-            tilt_ahead += cfg.balance_extrapolate_s * speed
-        reason = ""
-        if down > cfg.stumble_velocity_mps and tilt > cfg.stumble_tilt_deg:
-            reason = f"down {down:.2f} m/s, tilt {tilt:.0f} deg"
-        elif (
-            down > cfg.balance_min_velocity_mps
-            and tilt > cfg.balance_min_tilt_deg
-            and down * tilt_ahead > cfg.balance_score
-            and act < cfg.balance_max_activity_g
-        ):
-            reason = f"loss of balance: down {down:.2f} m/s x tilt {tilt:.0f} deg"
-            if tilt_ahead > tilt + 0.5:
-                reason += f" (heading for {tilt_ahead:.0f})"
-        elif down > cfg.stumble_fast_velocity_mps:
-            reason = f"down {down:.2f} m/s"
-        elif ff >= cfg.freefall_min_s:
-            reason = f"free fall {ff * 1000:.0f} ms"
-        elif (
-            gain > cfg.rotation_gain_deg
-            and tilt > cfg.rotation_tilt_deg
-            and cfg.rotation_min_activity_g <= act < cfg.rotation_max_activity_g
-        ):
-            reason = (
-                f"trunk rotated {gain:.0f} deg in {cfg.rotation_window_s:.1f} s to {tilt:.0f} deg"
-            )
-        if (
-            reason
-            and t >= self._stumble_ready_t
-            and self._fallen_t is None
-            and t - self._risen_t <= cfg.stumble_upright_within_s
-        ):
-            self._stumble_ready_t = t + cfg.stumble_refractory_s
-            out = [Detection(DetectionKind.STUMBLE, t, reason, self._figures(wh))]
-
-        # --- fall: upright, then an impact, then lying ------------------------
-        # A fall is a transition: the trunk was upright shortly before the
-        # impact and lies for a while after it. Requiring the "upright
-        # before" keeps turning over in bed (already lying) from counting.
-        if tilt < cfg.upright_before_deg:
+    def _follow_landings(self, t: float, dt: float, amag: float) -> Detection | None:
+        """Landings: a fall is a transition, upright shortly before an impact
+        and lying for a while after it. Requiring the "upright before" keeps
+        turning over in bed (already lying) from counting. Every contact above
+        the candidate level is followed on its own (:meth:`_judge_landings`)."""
+        tilt = self.tilt_deg
+        if tilt < self._upright_before_deg:
             self._upright_t = t
-        if tilt < cfg.stumble_upright_tilt_deg:
+        if tilt < self._stumble_upright_tilt_deg:
             self._risen_t = t  # not lying: a stumble may follow
         dev = abs(amag - 1.0) * dt
         self._dev_window.append((t, dev))
         landings = self._landings
+        # A landing is a fall candidate when the trunk was upright shortly
+        # before it, or when the body dropped onto it in free fall (off a
+        # bed: lying before and after, but nobody lies down through the air).
+        dropped = t - self._drop_end_t <= self._impact_window_s and self._drop_s >= self._drop_min_s
         if (
             amag > self._candidate_g
             and self._fallen_t is None
-            and t - self._upright_t <= cfg.upright_before_s
+            and (t - self._upright_t <= self._upright_before_s or dropped)
         ):
             last = landings[-1] if landings else None
-            if last is not None and t - last.t <= cfg.impact_window_s:
+            if last is not None and t - last.t <= self._impact_window_s:
                 # The same contact: keep its strongest sample as the peak.
                 if amag > last.peak:
-                    self._start_landing(last, t, amag, dt, tilt, down)
+                    self._start_landing(last, t, amag, dt, tilt, self.down_mps)
             else:
+                if tilt < self._lying_tilt_deg:
+                    self._last_step_t = t  # a contact with the trunk up: a step
                 landing = _Landing()
-                self._start_landing(landing, t, amag, dt, tilt, down)
+                landing.dropped = dropped
+                self._start_landing(landing, t, amag, dt, tilt, self.down_mps)
                 if len(landings) >= _MAX_LANDINGS:
                     # Keep the ones furthest along; forget the weakest.
                     landings.remove(min(landings, key=_peak))
                 landings.append(landing)
-        lying = tilt > cfg.lying_tilt_deg
-        if landings:
-            fall = self._judge_landings(t, dt, dev, tilt, lying)
-            if fall is not None:
-                self._impact_t = fall.t
-                det = Detection(
-                    DetectionKind.FALL,
-                    t,
-                    f"impact {fall.peak:.1f} g ({fall.impulse:.2f} g s), "
-                    f"{'lying' if lying else 'down'} {tilt:.0f} deg",
-                    self._figures(wh)
-                    | {"impact_g": round(fall.peak, 2), "impulse_gs": round(fall.impulse, 3)},
-                )
-                out = [det] if out is None else [*out, det]
+        if not landings:
+            return None
+        # A new contact starts a new landing only impact_window_s after the
+        # last one: so only the newest can still be gathering its impulse,
+        # and only the oldest can be confirm_delay_s old, when the posture
+        # after it starts to count. Until then there is nothing to judge.
+        newest = landings[-1]
+        since = t - newest.t
+        if 0.0 < since <= self._impact_window_s:
+            newest.impulse += dev
+        if t - landings[0].t < self._confirm_delay_s:
+            return None
+        lying = tilt > self._lying_tilt_deg
+        fall = self._judge_landings(t, dt, tilt, lying)
+        if fall is None:
+            return None
+        self._impact_t = fall.t
+        return Detection(
+            DetectionKind.FALL,
+            t,
+            f"impact {fall.peak:.1f} g ({fall.impulse:.2f} g s), "
+            f"{'lying' if lying else 'down'} {tilt:.0f} deg",
+            self._figures()
+            | {
+                "impact_g": round(fall.peak, 2),
+                "impulse_gs": round(fall.impulse, 3),
+                "descent_mps": round(fall.descent, 2),
+                "turn_dps": round(fall.turn, 0),
+                "pre_tilt_deg": round(fall.pre_tilt, 1),
+            },
+        )
 
-        # --- after a fall: recovery or escalation -----------------------------
-        fallen_t = self._fallen_t
-        if fallen_t is not None:
-            if tilt < cfg.upright_max_tilt_deg:
-                if self._upright_since is None:
-                    self._upright_since = t
-                elif t - self._upright_since >= 2.0:
-                    # Back on their feet: the episode is over.
-                    self._fallen_t = None
-                    self._still_since = None
-            else:
-                self._upright_since = None
-            still = wh < cfg.still_gyro_dps and abs(amag - 1.0) < cfg.still_accel_g
-            if lying and still and abs(w_vert) < cfg.still_gyro_dps:
-                if self._still_since is None:
-                    self._still_since = t
-                elif not self._no_recovery_sent and t - self._still_since >= cfg.no_recovery_s:
-                    self._no_recovery_sent = True
-                    det = Detection(
-                        DetectionKind.NO_RECOVERY,
-                        t,
-                        f"lying still {t - self._still_since:.0f} s after a fall",
-                        self._figures(wh),
-                    )
-                    out = [det] if out is None else [*out, det]
-            else:
+    def _after_fall(self, t: float, amag: float) -> Detection | None:
+        """After a fall: standing up again ends the episode; lying still for
+        ``no_recovery_s`` escalates it (NO_RECOVERY, once)."""
+        cfg = self.config
+        tilt = self.tilt_deg
+        if tilt < cfg.upright_max_tilt_deg:
+            if self._upright_since is None:
+                self._upright_since = t
+            elif t - self._upright_since >= 2.0:
+                # Back on their feet: the episode is over.
+                self._fallen_t = None
                 self._still_since = None
-
-        return NO_DETECTIONS if out is None else out
+        else:
+            self._upright_since = None
+        wh = self.tilt_rate_dps
+        lying = tilt > cfg.lying_tilt_deg
+        still = wh < cfg.still_gyro_dps and abs(amag - 1.0) < cfg.still_accel_g
+        if lying and still and abs(self.yaw_rate_dps) < cfg.still_gyro_dps:
+            if self._still_since is None:
+                self._still_since = t
+            elif not self._no_recovery_sent and t - self._still_since >= cfg.no_recovery_s:
+                self._no_recovery_sent = True
+                still_s = t - self._still_since
+                # still_s: how long the wearer has lain still, the figure the
+                # caregiver's story tells ("lying still: yes, 10 s or more").
+                return Detection(
+                    DetectionKind.NO_RECOVERY,
+                    t,
+                    f"lying still {still_s:.0f} s after a fall",
+                    self._figures() | {"still_s": round(still_s, 1)},
+                )
+        else:
+            self._still_since = None
+        return None
 
     def _start_landing(
         self, landing: _Landing, t: float, amag: float, dt: float, tilt: float, down: float
@@ -474,23 +719,25 @@ class FallDetector:
         pdw = self._pre_down
         landing.pre_tilt = min(ptw[0][1], tilt) if ptw else tilt
         landing.descent = max(pdw[0][1], down) if pdw else down
+        ptn = self._pre_turn
+        turn = self.tilt_speed_dps
+        landing.turn = max(ptn[0][1], turn) if ptn else turn
         landing.not_lying_s = 0.0
         landing.not_down_s = 0.0
 
-    def _judge_landings(
-        self, t: float, dt: float, dev: float, tilt: float, lying: bool
-    ) -> _Landing | None:
-        """Follow every landing still in question; return the one that a
+    def _judge_landings(self, t: float, dt: float, tilt: float, lying: bool) -> _Landing | None:
+        """Judge the landings old enough to judge (the oldest ones, in time
+        order; the younger ones wait, not visited); return the one that a
         fall is confirmed from (and forget them all), or None."""
+        landings = self._landings
+        delay = self._confirm_delay_s
         cfg = self.config
         keep: list[_Landing] = []
-        for landing in self._landings:
+        for i, landing in enumerate(landings):
             since = t - landing.t
-            if 0.0 < since <= cfg.impact_window_s:
-                landing.impulse += dev
-            if since < cfg.confirm_delay_s:
-                keep.append(landing)
-                continue
+            if since < delay:
+                keep.extend(landings[i:])
+                break
             firm = landing.peak > cfg.impact_g and landing.impulse >= cfg.impact_impulse_gs
             hard = (
                 firm
@@ -498,7 +745,7 @@ class FallDetector:
                 and landing.impulse > cfg.hard_impact_impulse_gs
                 and landing.descent > cfg.hard_descent_mps
             )
-            if not lying or tilt <= landing.pre_tilt + cfg.lying_rise_deg:
+            if not lying or (tilt <= landing.pre_tilt + cfg.lying_rise_deg and not landing.dropped):
                 landing.not_lying_s += dt
             if tilt <= cfg.hard_down_tilt_deg:
                 landing.not_down_s += dt
@@ -506,6 +753,12 @@ class FallDetector:
                 hard and landing.not_down_s <= cfg.confirm_upright_max_s
             ):
                 continue  # back up (or never down): not a fall, or a recovered one
+            if self._last_step_t - landing.t > cfg.stepping_after_s:
+                continue  # still stepping well after it: the gait went on
+            if not (firm or hard or landing.dropped) and (
+                landing.turn < cfg.soft_min_turn_dps and landing.descent < cfg.soft_min_descent_mps
+            ):
+                continue  # a soft landing reached under control: lying down, not falling
             if since >= (cfg.confirm_window_s if firm else cfg.soft_confirm_s):
                 self._landings = []
                 self._fallen_t = t
@@ -517,10 +770,10 @@ class FallDetector:
         self._landings = keep
         return None
 
-    def _figures(self, wh: float) -> dict[str, float]:
+    def _figures(self) -> dict[str, float]:
         return {
             "tilt_deg": round(self.tilt_deg, 1),
-            "tilt_rate_dps": round(wh, 1),
+            "tilt_rate_dps": round(self.tilt_rate_dps, 1),
             "vz_mps": round(self.vz_mps, 3),
             "accel_g": round(self.accel_g, 3),
             "freefall_s": round(self.freefall_s, 3),
@@ -530,7 +783,17 @@ class FallDetector:
 class _Landing:
     """One impact candidate and what has been seen since."""
 
-    __slots__ = ("descent", "impulse", "not_down_s", "not_lying_s", "peak", "pre_tilt", "t")
+    __slots__ = (
+        "descent",
+        "dropped",
+        "impulse",
+        "not_down_s",
+        "not_lying_s",
+        "peak",
+        "pre_tilt",
+        "t",
+        "turn",
+    )
 
     def __init__(self) -> None:
         self.t = 0.0
@@ -541,6 +804,10 @@ class _Landing:
         """Least tilt in the upright_before_s before the peak."""
         self.descent = 0.0
         """Greatest downward velocity in the descent_window_s before the peak."""
+        self.turn = 0.0
+        """Greatest rate (deg/s) at which the trunk left upright in that window."""
+        self.dropped = False
+        """The body met this contact at the end of a free fall."""
         self.not_lying_s = 0.0
         self.not_down_s = 0.0
 

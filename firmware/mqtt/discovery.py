@@ -17,7 +17,9 @@ who announced it (``o``) and its components (``cmps``):
   **Self-test** (its verdict is the **Self-test** problem sensor, from the
   command replies) and **Test alarm**;
 * **Guided session**, **Sessions at goal this week** and **Backward walking
-  this week** from the retained ``progress`` topic;
+  this week** from the retained ``progress`` topic, and from it too **Latest
+  sway (balance check)** and **Latest step-time variability**, each with its
+  minimal detectable change as an attribute (``docs/gait.md``);
 * the last event, the outbox depth and a **Storage fault** (on while the
   device's disk refuses writes: alerts are kept in memory and no new walk can
   be armed).
@@ -42,6 +44,7 @@ import json
 from collections.abc import Mapping
 from typing import Any, get_args
 
+from core.gait_trends import METRICS, Metric
 from core.protocol import payloads
 from core.protocol.commands import LATEST, Ack, CommandName, TestAlarm, encode_command
 from core.protocol.events import EventType
@@ -102,6 +105,33 @@ def _attributes(fields: Mapping[str, str]) -> str:
     """A ``json_attributes_template`` making ``{name: value_json.get(key)}`` of ``fields``."""
     pairs = ", ".join(f"{_jinja(name)}: value_json.get({_jinja(k)})" for name, k in fields.items())
     return "{{ {" + pairs + "} | tojson }}"
+
+
+def _with_noise(fields: Mapping[str, str], mdc95: float, unit: str) -> str:
+    """Attributes from the payload plus the metric's minimal detectable change (constant):
+    Home Assistant users see the noise band beside the value, never a bare number."""
+    pairs = [f"{_jinja(name)}: value_json.get({_jinja(k)})" for name, k in fields.items()]
+    pairs.append(f"{_jinja('mdc95')}: {_jinja(round(mdc95, 4))}")
+    pairs.append(f"{_jinja('mdc95_unit')}: {_jinja(unit)}")
+    return "{{ {" + ", ".join(pairs) + "} | tojson }}"
+
+
+def _sway_attributes() -> str:
+    return _with_noise(
+        {"rms_ml_ms2": "sway_rms_ml_ms2", "session_started": "sway_wall"},
+        _metric("sway_rms_ap").mdc95,
+        "m/s²",
+    )
+
+
+def _step_cv_attributes() -> str:
+    return _with_noise(
+        {"session_started": "gait_wall"}, _metric("step_time_cv").mdc95, "percentage points"
+    )
+
+
+def _metric(key: str) -> Metric:
+    return next(m for m in METRICS if m.key == key)
 
 
 EVENT_TEMPLATE = (
@@ -333,6 +363,33 @@ def discovery_payload(topics: Topics, device_name: str, dashboard_url: str = "")
         stat_cla="total_increasing",  # falls to 0 each Monday: a new cycle, not a loss
         stat_t=topics.progress,
         val_tpl="{{ (value_json.week_backward_s / 60) | round(1) }}",
+    )
+    # -- balance and gait (docs/gait.md: what they are, and what change is more than noise)
+    add(
+        "sway",
+        "sensor",
+        "Latest sway (balance check)",
+        unit_of_meas="m/s²",
+        stat_cla="measurement",
+        sug_dsp_prc=3,
+        stat_t=topics.progress,
+        val_tpl="{{ value_json.get('sway_rms_ap_ms2') }}",
+        json_attr_t=topics.progress,
+        json_attr_tpl=_sway_attributes(),
+        ic="mdi:human-handsdown",
+    )
+    add(
+        "step_time_cv",
+        "sensor",
+        "Latest step-time variability",
+        unit_of_meas="%",
+        stat_cla="measurement",
+        sug_dsp_prc=1,
+        stat_t=topics.progress,
+        val_tpl="{{ value_json.get('step_time_cv_pct') }}",
+        json_attr_t=topics.progress,
+        json_attr_tpl=_step_cv_attributes(),
+        ic="mdi:shoe-print",
     )
     # -- diagnostics
     add(

@@ -45,12 +45,14 @@ from core.protocol.messages import (
     SessionRecord,
 )
 from core.protocol.topics import Topics
+from core.zones import system_zone
 from firmware.storage.database import Database, as_database
 from firmware.storage.status import (
     IncidentEventRow,
     incident_events,
     latest_session,
     newest_event_seq,
+    newest_sessions,
     sessions_started_since,
 )
 
@@ -76,6 +78,8 @@ SEVERITY_NAME: dict[EventType, IncidentSeverity] = {
 """The wire's name for each severity (a test checks both tables cover INCIDENT_TYPES)."""
 
 FIRST_READ = 200
+MEASURES_LOOKBACK = 20
+"""Sessions searched for the latest balance check and step-time variability (progress)."""
 """Events bearing on incidents read at start: an incident is decided by its last few."""
 
 CLOSING_TYPES = frozenset({EventType.OK, EventType.CLOSED, EventType.RESET})
@@ -173,15 +177,37 @@ def progress_message(
     latest: SessionRecord | None,
     recent: Sequence[SessionRecord],
     now: dt.datetime,
+    zone: dt.tzinfo,
+    newest: Sequence[SessionRecord] = (),
 ) -> ProgressMessage:
-    """The ``progress`` message: the newest session, and the sessions of ``now``'s week.
+    """The ``progress`` message: the newest session, and the sessions of ``now``'s week,
+    weeks counted in ``zone`` (the device's: ``retroguard sessions`` counts the same).
 
     ``recent`` may hold sessions from before the week (the caller reads a
     little early); only those that :func:`core.progress.week_of` puts in the
-    week count.
+    week count. ``newest`` (newest first) is where the latest balance check and
+    step-time variability are looked for: a walker who skipped a check keeps
+    the last one measured.
     """
-    week = week_of(now)
-    this_week = [s for s in recent if week_of(started_utc(s)) == week]
+    week = week_of(now, zone)
+    this_week = [s for s in recent if week_of(started_utc(s), zone) == week]
+    sway = next(
+        (
+            (s, b)
+            for s in newest
+            for b in s.balance
+            if b.condition == "eyes open" and b.status == "measured" and b.rms_ap_ms2 is not None
+        ),
+        None,
+    )
+    gait = next(
+        (
+            (s, s.gait_backward.step_time_cv_pct)
+            for s in newest
+            if s.gait_backward is not None and s.gait_backward.step_time_cv_pct is not None
+        ),
+        None,
+    )
     return ProgressMessage(
         schema=SCHEMA_VERSION,
         device_id=device_id,
@@ -201,6 +227,11 @@ def progress_message(
         planned_s=None if latest is None else latest.planned_s,
         done_s=None if latest is None else latest.done_s,
         backward_s=None if latest is None else latest.backward_s,
+        sway_rms_ap_ms2=None if sway is None else sway[1].rms_ap_ms2,
+        sway_rms_ml_ms2=None if sway is None else sway[1].rms_ml_ms2,
+        sway_wall=None if sway is None else sway[0].started_wall,
+        step_time_cv_pct=None if gait is None else gait[1],
+        gait_wall=None if gait is None else gait[0].started_wall,
     )
 
 
@@ -228,8 +259,11 @@ class RetainedStatus:
         topics: Topics,
         *,
         now: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.UTC),
+        zone: dt.tzinfo | None = None,
     ) -> None:
         self._database = database
+        self._zone = zone if zone is not None else system_zone()
+        """Weeks are counted in it (default: the system's zone)."""
         self._db: Database | None = None
         self._owned = False
         self._topics = topics
@@ -279,15 +313,17 @@ class RetainedStatus:
     def progress(self) -> Retained | None:
         device = self._topics.device_id
         now = self._now()
-        earliest = dt.datetime.combine(week_start(week_of(now)), dt.time(), dt.UTC)
-        since = (earliest - dt.timedelta(days=1)).isoformat()
-        latest, week = self._read(
+        monday = week_start(week_of(now, self._zone))
+        earliest = dt.datetime.combine(monday, dt.time(), self._zone).astimezone(dt.UTC)
+        since = (earliest - dt.timedelta(days=1)).isoformat()  # UTC, as sessions store theirs
+        latest, week, newest = self._read(
             lambda conn: (
                 latest_session(conn, device),
                 sessions_started_since(conn, device, since),
+                newest_sessions(conn, device, MEASURES_LOOKBACK),
             )
         )
-        message = progress_message(device, latest, week, now)
+        message = progress_message(device, latest, week, now, self._zone, newest)
         # wall_time moves on every computation: compare what it says, not when it was said.
         view = payloads.encode(msgspec.structs.replace(message, wall_time=""))
         return self._if_changed(self._topics.progress, view, payloads.encode(message))

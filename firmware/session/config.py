@@ -23,6 +23,15 @@ class SessionConfig:
     """Button: most time between letting go and pressing again that makes a double press."""
     long_press_s: float = 2.0
     """Button: holding at least this long is a long press (stop the session)."""
+    balance_check: bool = True
+    """Start each session begun in STANDBY with a 30 s standing balance check (feet together,
+    eyes open), guided by cues; arming with the reset button skips it. Never while armed."""
+    balance_eyes_closed: bool = False
+    """After the eyes-open check, a second 30 s with the eyes closed (harder; only where a
+    therapist asks for it)."""
+    measure_gait: bool = True
+    """Measure gait per interval and the balance check's sway on a background thread
+    (docs/gait.md); false: steps and cadence only."""
     control_socket: str = ""
     """Unix socket of `retroguard session start|pause|stop` ("" = session.sock in the runtime
     directory: $RUNTIME_DIRECTORY, else /run/retroguard)."""

@@ -5,6 +5,9 @@
 * rest: ``cue_rest``, two long beeps; "Stop walking and rest."
 * one minute left: ``cue_one_minute``, two medium beeps; "One minute left."
 * session done: ``cue_done``, long, short, long; "Session done. Well walked."
+* balance check: ``sway_start``, short, short, long; "Stand still, feet together, look
+  ahead." — ``sway_eyes_closed``, three medium beeps; "Now close your eyes and stand
+  still." — ``sway_done``, long, short; "Balance check done. You may move."
 
 The patterns live in :data:`hal.buzzer_patterns.PATTERNS` at priorities 25-35:
 above the arming chirp, below ``fault`` (50) and ``alarm`` (100), so a trip's
@@ -41,6 +44,9 @@ class Cue(StrEnum):
     REST = "rest"
     ONE_MINUTE = "one_minute"
     DONE = "done"
+    BALANCE = "balance"
+    BALANCE_EYES_CLOSED = "balance_eyes_closed"
+    BALANCE_DONE = "balance_done"
 
 
 PATTERN: dict[Cue, str] = {
@@ -49,6 +55,9 @@ PATTERN: dict[Cue, str] = {
     Cue.REST: "cue_rest",
     Cue.ONE_MINUTE: "cue_one_minute",
     Cue.DONE: "cue_done",
+    Cue.BALANCE: "sway_start",
+    Cue.BALANCE_EYES_CLOSED: "sway_eyes_closed",
+    Cue.BALANCE_DONE: "sway_done",
 }
 """The buzzer pattern of each cue (names in :data:`hal.buzzer_patterns.PATTERNS`)."""
 
@@ -58,6 +67,9 @@ TEXT: dict[Cue, str] = {
     Cue.REST: "Stop walking and rest.",
     Cue.ONE_MINUTE: "One minute left.",
     Cue.DONE: "Session done. Well walked.",
+    Cue.BALANCE: "Stand still, feet together, look ahead.",
+    Cue.BALANCE_EYES_CLOSED: "Now close your eyes and stand still.",
+    Cue.BALANCE_DONE: "Balance check done. You may move.",
 }
 """What a spoken prompt says, and what the demo and the log print."""
 

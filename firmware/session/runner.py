@@ -6,6 +6,12 @@ same block is in docs/sessions.md, and a test keeps the three equal)::
     stateDiagram-v2
         IDLE --> RUNNING : start (armed)
         IDLE --> PAUSED : start (not armed)
+        IDLE --> BALANCE : start (standby, balance check)
+        BALANCE --> PAUSED : check done
+        BALANCE --> PAUSED : pause
+        BALANCE --> PAUSED : trip or fault
+        BALANCE --> RUNNING : armed during the check
+        BALANCE --> FINISHED : stop
         RUNNING --> PAUSED : pause
         RUNNING --> PAUSED : trip or fault
         RUNNING --> FINISHED : plan ends
@@ -18,6 +24,7 @@ same block is in docs/sessions.md, and a test keeps the three equal)::
         PAUSED --> FINISHED : max pause
         FINISHED --> RUNNING : start (armed)
         FINISHED --> PAUSED : start (not armed)
+        FINISHED --> BALANCE : start (standby, balance check)
 
 "pause", "resume", "start" and "stop" come from the walker (a press pattern)
 or the local CLI; "trip or fault" and "re-armed" from the safety
@@ -35,6 +42,13 @@ Safety, by construction:
 * Starting a session never arms: a session started while the monitor is in
   STANDBY (or TRIPPED) waits, paused, until the walker arms with the reset
   button as always. The plan's clock only runs while the controller is ARMED.
+* The standing balance check (``session.balance_check``) runs only in
+  STANDBY, before the walk: a session started in STANDBY begins with it (its
+  cues, 5 s to settle, 30 s measured, optionally 30 s more with the eyes
+  closed) and then waits for arming as before. If the monitor leaves
+  STANDBY — the walker arms with the reset button, or it faults — the check
+  stops at once on that iteration and is recorded as interrupted; its
+  samples come only from STANDBY iterations. It measures, it never decides.
 * A trip (or a fault) pauses the session on the iteration it happens;
   re-arming resumes it, with the current interval's cue repeated a moment
   after the arming chirp. A pause by the walker stays until the walker
@@ -46,6 +60,11 @@ Safety, by construction:
   and does nothing else; in ARMED the controller ignores presses, and only
   the session listens.
 
+Gait and sway are computed on a measurement thread
+(:mod:`firmware.gait.worker`): the loop hands it references to the samples it
+read and collects the figures a later iteration; a session's last record
+waits for its last interval's figures (at most :data:`FINAL_WAIT_S`).
+
 All methods run on the real-time thread except :meth:`SessionRunner.request`
 (any thread: a non-blocking put) and :meth:`SessionRunner.snapshot` (reads).
 """
@@ -55,6 +74,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import queue
+import time
 import uuid
 from collections import deque
 from collections.abc import Callable, Sequence
@@ -62,8 +82,12 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 
+from core.mounting import Mounting
 from core.protocol.messages import (
+    BalanceCondition,
+    BalanceFigures,
     Direction,
+    GaitFigures,
     IntervalSummary,
     RecordStatus,
     SessionRecord,
@@ -71,6 +95,15 @@ from core.protocol.messages import (
 )
 from firmware.detection.base import DetectionKind
 from firmware.fsm import TransitionTable
+from firmware.gait import figures as gait_figures
+from firmware.gait.worker import (
+    MAX_BACKLOG_S,
+    BalanceJob,
+    BalanceResult,
+    GaitJob,
+    GaitResult,
+    Measurements,
+)
 from firmware.safety import Detected, SafetyState, Transition
 from firmware.session.config import SessionConfig
 from firmware.session.cues import PATTERN, TEXT, Cue, Speaker, cue_for
@@ -90,10 +123,19 @@ ONE_MINUTE_S = 60.0
 WARN_INTERVALS_LONGER_THAN_S = 120.0
 RESUME_CUE_DELAY_S = 1.0
 """After re-arming, the interval's cue waits this long so the arming chirp is heard first."""
+BALANCE_SETTLE_S = 5.0
+"""After the balance check's cue, seconds for the walker to settle (and the prompt to end)."""
+BALANCE_MEASURE_S = 30.0
+"""Seconds of standing measured per condition (Mancini et al. 2012: 30 s)."""
+FINAL_WAIT_S = 30.0
+"""A finished session's last record waits at most this long (real time) for the figures
+of its last interval from the measurement thread."""
 
 
 class SessionState(StrEnum):
     IDLE = "IDLE"
+    BALANCE = "BALANCE"
+    """The standing balance check before the walk: only while the monitor is in STANDBY."""
     RUNNING = "RUNNING"
     PAUSED = "PAUSED"
     FINISHED = "FINISHED"
@@ -105,6 +147,14 @@ class SessionTrigger(StrEnum):
     START_ARMED = "start (armed)"
     START_NOT_ARMED = "start (not armed)"
     """Starting never arms: the session waits, paused, for the walker to arm."""
+    START_BALANCE = "start (standby, balance check)"
+    """Started in STANDBY with ``session.balance_check``: the check comes first."""
+    CHECK_DONE = "check done"
+    """The balance check's 30 s (twice with the eyes-closed variant) are over: the session
+    waits for the walker to arm."""
+    ARMED_DURING_CHECK = "armed during the check"
+    """The walker armed (the reset button) before the check ended: it is cut short, and the
+    walk begins. The check never measures while armed."""
     PAUSE = "pause"
     """The walker's pause; over a pause of another cause it makes that pause the walker's."""
     RESUME_ARMED = "resume (armed)"
@@ -157,7 +207,16 @@ _St = SessionState
 _Tr = SessionTrigger
 SESSION_TRANSITIONS: TransitionTable[SessionState, SessionTrigger] = TransitionTable(
     {
-        _St.IDLE: {_St.RUNNING: _Tr.START_ARMED, _St.PAUSED: _Tr.START_NOT_ARMED},
+        _St.IDLE: {
+            _St.RUNNING: _Tr.START_ARMED,
+            _St.PAUSED: _Tr.START_NOT_ARMED,
+            _St.BALANCE: _Tr.START_BALANCE,
+        },
+        _St.BALANCE: {
+            _St.PAUSED: (_Tr.CHECK_DONE, _Tr.PAUSE, _Tr.DISARMED),
+            _St.RUNNING: _Tr.ARMED_DURING_CHECK,
+            _St.FINISHED: _Tr.STOP,
+        },
         _St.RUNNING: {
             _St.PAUSED: (_Tr.PAUSE, _Tr.DISARMED),
             _St.FINISHED: (_Tr.PLAN_ENDS, _Tr.STOP),
@@ -167,7 +226,11 @@ SESSION_TRANSITIONS: TransitionTable[SessionState, SessionTrigger] = TransitionT
             _St.RUNNING: (_Tr.RESUME_ARMED, _Tr.REARMED),
             _St.FINISHED: (_Tr.STOP, _Tr.MAX_PAUSE),
         },
-        _St.FINISHED: {_St.RUNNING: _Tr.START_ARMED, _St.PAUSED: _Tr.START_NOT_ARMED},
+        _St.FINISHED: {
+            _St.RUNNING: _Tr.START_ARMED,
+            _St.PAUSED: _Tr.START_NOT_ARMED,
+            _St.BALANCE: _Tr.START_BALANCE,
+        },
     }
 )
 """The only transitions the runner makes; it starts IDLE."""
@@ -199,6 +262,7 @@ class IntervalLog:
     walking_s: float = 0.0
     trips: int = 0
     stumbles: int = 0
+    gait: GaitFigures | None = None
 
     @property
     def cadence_spm(self) -> float:
@@ -217,7 +281,19 @@ class IntervalLog:
             cadence_spm=round(self.cadence_spm, 1),
             trips=self.trips,
             stumbles=self.stumbles,
+            gait=self.gait,
         )
+
+
+@dataclass(slots=True)
+class _Check:
+    """The balance check in progress: which condition, when its cue played, when it ends."""
+
+    index: int
+    condition: BalanceCondition
+    started: float
+    ends: float
+    steps_before: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -251,6 +327,10 @@ class _Session:
     current: int = 0
     warned: set[int] = field(default_factory=set)
     ever_ran: bool = False
+    balance: dict[int, BalanceFigures] = field(default_factory=dict)
+    """Balance checks by index (0 eyes open, 1 eyes closed), as measured so far."""
+    moved_in_check: set[int] = field(default_factory=set)
+    """Checks during which the step counter counted steps: their figures are not sway."""
 
 
 def _wall_now() -> str:
@@ -277,6 +357,7 @@ class SessionRunner:
         record: Callable[[SessionRecord, bool], None] | None = None,
         speaker: Speaker | None = None,
         time_scale: float = 1.0,
+        measurements: Measurements | None = None,
     ) -> None:
         if not time_scale > 0:
             raise ValueError("time_scale must be positive")
@@ -314,6 +395,11 @@ class SessionRunner:
         self._paused_at = 0.0
         self._pending_cue: tuple[float, Cue] | None = None
         self._seen_transitions = False
+        self.measurements = measurements
+        """The gait and sway measurement thread's loop-side end (None: not measured)."""
+        self._check: _Check | None = None
+        self._final_due: float | None = None
+        """Real (monotonic) time until which the final record waits for figures."""
 
     # ------------------------------------------------------------ any thread
 
@@ -340,6 +426,11 @@ class SessionRunner:
                 i = s.intervals[s.current]
                 data["interval"] = f"{i.index + 1}/{len(s.intervals)} {i.direction} {i.speed}"
             data["steps"] = sum(i.steps for i in s.intervals)
+        check = self._check
+        if check is not None:
+            data["balance_check"] = (
+                f"{check.condition}, ends in {check.ends - (self._last_now or check.started):.0f} s"
+            )
         return data
 
     # -------------------------------------------------------- loop thread
@@ -353,6 +444,7 @@ class SessionRunner:
         for sample in batch:
             self.steps.update(sample)
         self._follow_safety(now)
+        self._measure(batch)
         if self._button is not None:
             edges = self._button.take_edges()
             for gesture in self._gestures.feed(edges, now):
@@ -366,11 +458,15 @@ class SessionRunner:
             if reply is not None:
                 reply.put_nowait((ok, message))
         self._advance(now)
+        self._collect()
         self._last_now = now
 
     def start(self, now: float) -> tuple[bool, str]:
-        if self.state in (SessionState.RUNNING, SessionState.PAUSED):
+        if self.state in (SessionState.RUNNING, SessionState.PAUSED, SessionState.BALANCE):
             return False, "a session is already running; stop it first"
+        if self._final_due is not None:
+            self._final_due = 0.0  # the last session's record goes now, with what is there
+            self._collect()
         intervals = [
             IntervalLog(n, i.direction, i.speed, i.duration_s)
             for n, i in enumerate(self.plan.intervals)
@@ -384,10 +480,19 @@ class SessionRunner:
         )
         self._last_counts = self.steps.counts
         log.info("session %s started: %s", self.session.id, self.plan.describe())
+        if self.measurements is not None:
+            self.measurements.new_session(self.session.id)
         self._emit(final=False)
         if self._safety.state is SafetyState.ARMED:
             self._run(now, SessionTrigger.START_ARMED)
             return True, f"session started: {self.plan.describe()}"
+        if self.config.balance_check and self._safety.state is SafetyState.STANDBY:
+            if self._go(SessionState.BALANCE, SessionTrigger.START_BALANCE):
+                self._begin_check(now, 0)
+            return True, (
+                f"session started with the balance check: {TEXT[Cue.BALANCE]} "
+                f"({BALANCE_MEASURE_S:.0f} s; press the reset button to skip it and walk)"
+            )
         self._pause(now, SessionTrigger.START_NOT_ARMED, PauseCause.WAITING_FOR_ARMING)
         return True, (
             f"session started, waiting for arming (state {self._safety.state.value}); "
@@ -395,6 +500,10 @@ class SessionRunner:
         )
 
     def pause(self, now: float, by: WalkerCause = PauseCause.CLI) -> tuple[bool, str]:
+        if self.state is SessionState.BALANCE:
+            self._end_check(now, complete=False)
+            self._pause(now, SessionTrigger.PAUSE, by)
+            return True, "balance check stopped, session paused"
         if self.state is SessionState.RUNNING or (
             self.state is SessionState.PAUSED and not self._paused_by_walker
         ):
@@ -413,7 +522,7 @@ class SessionRunner:
         return True, "session will resume once armed (press the reset button)"
 
     def stop(self, now: float) -> tuple[bool, str]:
-        if self.state not in (SessionState.RUNNING, SessionState.PAUSED):
+        if self.state not in (SessionState.RUNNING, SessionState.PAUSED, SessionState.BALANCE):
             return False, f"no session to stop (session {self.state.value})"
         self._finish(now, SessionTrigger.STOP)
         return True, f"session {_FINISH_STATUS[SessionTrigger.STOP]}"
@@ -430,7 +539,7 @@ class SessionRunner:
         if command == "resume":
             return self.resume(now)
         if command == "toggle":
-            if self.state is SessionState.RUNNING:
+            if self.state in (SessionState.RUNNING, SessionState.BALANCE):
                 return self.pause(now, by)
             if self.state is SessionState.PAUSED:
                 return self.resume(now)
@@ -473,7 +582,14 @@ class SessionRunner:
                         if kind is DetectionKind.STUMBLE:
                             interval.stumbles += 1
         state = self._safety.state
-        if self.state is SessionState.RUNNING and state is not SafetyState.ARMED:
+        if self.state is SessionState.BALANCE and state is not SafetyState.STANDBY:
+            # The check measures only in STANDBY: it ends on this iteration, unfinished.
+            self._end_check(now, complete=False)
+            if state is SafetyState.ARMED:
+                self._run(now, SessionTrigger.ARMED_DURING_CHECK)
+            else:
+                self._pause(now, SessionTrigger.DISARMED, PauseCause.FAULT)
+        elif self.state is SessionState.RUNNING and state is not SafetyState.ARMED:
             cause = PauseCause.TRIP if state is SafetyState.TRIPPED else PauseCause.FAULT
             self._pause(now, SessionTrigger.DISARMED, cause)
         elif (
@@ -556,12 +672,16 @@ class SessionRunner:
         self._last_counts = counts
         if s is None:
             return
+        if self.state is SessionState.BALANCE:
+            self._advance_check(now)
+            return
         if self.state is SessionState.PAUSED:
             if now - self._paused_at >= self.config.max_pause_s:
                 self._finish(now, SessionTrigger.MAX_PAUSE)
             return
         if self.state is not SessionState.RUNNING:
             return
+        self._measure_interval(s)
         last = self._last_now if self._last_now is not None else now
         elapsed = max(0.0, now - last) * self.time_scale
         interval = s.intervals[s.current]
@@ -588,6 +708,7 @@ class SessionRunner:
             s.intervals[s.current].done_s += over
             self._pending_cue = None
             self._cue(cue_for(self.plan.intervals[s.current].direction), now)
+            self._measure_interval(s)
             self._emit(final=False)
         self._maybe_warn(s, now, starts)
 
@@ -632,14 +753,140 @@ class SessionRunner:
         s.ended_wall = _wall_now()
         self._set_pause_cause(None)
         self._pending_cue = None
+        self._end_check(now, complete=False)
         if trigger is SessionTrigger.PLAN_ENDS:
             self._cue(Cue.DONE, now)
         elif self._safety.state is SafetyState.ARMED:
             self._cue(Cue.DONE, now)  # the walker feels the stop was taken
         log.info("session %s %s after %.0f s of plan", s.id, status, s.plan_t)
-        record = self._emit(final=True)
+        m = self.measurements
+        if m is not None:
+            m.end()
+        if m is not None and m.busy:
+            # Stored now, summarised once the last interval's figures are in (_collect).
+            self._final_due = time.monotonic() + FINAL_WAIT_S
+            record = self._emit(final=False)
+        else:
+            record = self._emit(final=True)
         if record is not None:
             self.finished.append(record)
+
+    # ------------------------------------------------- balance and gait
+
+    def _begin_check(self, now: float, index: int) -> None:
+        s = self.session
+        assert s is not None
+        condition: BalanceCondition = "eyes open" if index == 0 else "eyes closed"
+        self._check = _Check(
+            index,
+            condition,
+            now,
+            now + BALANCE_SETTLE_S + BALANCE_MEASURE_S,
+            self.steps.steps,
+        )
+        self._cue(Cue.BALANCE if index == 0 else Cue.BALANCE_EYES_CLOSED, now)
+        if self.measurements is not None:
+            self.measurements.begin(BalanceJob(s.id, index, condition, BALANCE_SETTLE_S))
+        log.info("balance check (%s) for %.0f s", condition, BALANCE_MEASURE_S)
+
+    def _advance_check(self, now: float) -> None:
+        check = self._check
+        if check is None or now < check.ends:
+            return
+        self._end_check(now, complete=True)
+        if check.index == 0 and self.config.balance_eyes_closed:
+            self._begin_check(now, 1)
+            return
+        self._cue(Cue.BALANCE_DONE, now)
+        self._pause(now, SessionTrigger.CHECK_DONE, PauseCause.WAITING_FOR_ARMING)
+
+    def _end_check(self, now: float, *, complete: bool) -> None:
+        """The check in progress ends: measured to its end, or cut short (no figures)."""
+        check, self._check = self._check, None
+        s = self.session
+        if check is None or s is None:
+            return
+        if self.steps.steps > check.steps_before:
+            s.moved_in_check.add(check.index)
+        m = self.measurements
+        if complete:
+            if m is not None:
+                m.end()
+            return
+        measured = max(0.0, now - check.started - BALANCE_SETTLE_S)
+        s.balance[check.index] = gait_figures.interrupted(check.condition, measured)
+        if m is not None:
+            m.end(discard=True)
+        log.info("balance check (%s) interrupted after %.0f s", check.condition, measured)
+
+    def _measure(self, batch: Sequence[Any]) -> None:
+        """Hand this iteration's samples to the measurement thread (references, no copy of
+        the data): a balance check's only while the monitor is in STANDBY."""
+        m = self.measurements
+        if m is None or m.job is None or not batch:
+            return
+        if self.state is SessionState.RUNNING or (
+            self.state is SessionState.BALANCE and self._safety.state is SafetyState.STANDBY
+        ):
+            m.feed(batch)
+
+    def _measure_interval(self, s: _Session) -> None:
+        """The measurement job follows the current interval (none for a rest)."""
+        m = self.measurements
+        if m is None:
+            return
+        job = m.job
+        if self.plan.intervals[s.current].direction == "rest":
+            if job is not None:
+                m.end()
+            return
+        if not (isinstance(job, GaitJob) and job.session == s.id and job.interval == s.current):
+            m.begin(GaitJob(s.id, s.current))
+
+    def _collect(self) -> None:
+        """Figures from the measurement thread into the session; the deferred last record."""
+        m = self.measurements
+        if m is None:
+            return
+        idle = not m.busy  # before take(): every answer of the work done is then in the queue
+        s = self.session
+        changed = False
+        for result in m.take():
+            if s is None or result.session != s.id:
+                continue
+            if isinstance(result, GaitResult):
+                if 0 <= result.interval < len(s.intervals):
+                    s.intervals[result.interval].gait = result.figures
+                    changed = True
+            elif isinstance(result, BalanceResult):
+                figures = result.figures
+                if result.index in s.moved_in_check and figures.status == "measured":
+                    figures = BalanceFigures(
+                        condition=figures.condition, status="moved", duration_s=figures.duration_s
+                    )
+                s.balance[result.index] = figures
+                changed = True
+        if self._final_due is not None:
+            if idle or time.monotonic() >= self._final_due:
+                if not idle:
+                    log.warning("session record stored without the last gait figures: late")
+                self._final_due = None
+                record = self._emit(final=True)
+                if record is not None and self.finished and self.finished[-1].id == record.id:
+                    self.finished[-1] = record
+            return
+        if changed:
+            self._emit(final=False)
+
+    def settle_measurements(self, timeout: float) -> None:
+        """Wait for the measurement thread and store what is due (not on the loop thread:
+        :func:`detach_session` calls it once the loop has stopped)."""
+        m = self.measurements
+        if m is not None and not m.wait_idle(timeout):
+            log.error("gait measurements not finished within %.0f s", timeout)
+        if self._final_due is not None:
+            self._final_due = 0.0
+        self._collect()
 
     def _emit(self, *, final: bool) -> SessionRecord | None:
         s = self.session
@@ -657,6 +904,8 @@ class SessionRunner:
 def session_record(s: _Session, device_id: str) -> SessionRecord:
     """The session as stored and published (its summary: docs/mqtt/schemas/session.schema.json)."""
     intervals = [i.summary() for i in s.intervals]
+    backward_gait = [i.gait for i in s.intervals if i.direction == "backward" and i.gait]
+    forward_gait = [i.gait for i in s.intervals if i.direction == "forward" and i.gait]
     # Seconds are floats even when a plan has no backward interval (the link decodes them so).
     backward = [i.done_s for i in s.intervals if i.direction == "backward"]
     steps = sum(i.steps for i in s.intervals)
@@ -681,6 +930,9 @@ def session_record(s: _Session, device_id: str) -> SessionRecord:
         trips=sum(i.trips for i in s.intervals),
         stumbles=sum(i.stumbles for i in s.intervals),
         intervals=intervals,
+        balance=[s.balance[k] for k in sorted(s.balance)],
+        gait_backward=gait_figures.pool(backward_gait),
+        gait_forward=gait_figures.pool(forward_gait),
     )
 
 
@@ -692,6 +944,7 @@ def attach_session(
     speaker: Speaker | None = None,
     control_socket: str | None = None,
     time_scale: float = 1.0,
+    gait_backlog_s: float = MAX_BACKLOG_S,
 ) -> SessionRunner:
     """Add a guided session to a built app: an ``on_iteration`` hook; returns the runner.
 
@@ -699,7 +952,10 @@ def attach_session(
     sessions go, through the courier, to the app's SQLite database (table ``sessions``) and, when
     MQTT is configured, through the outbox as ``.../session`` summaries. With
     ``control_socket`` (a path; "" = the config's or the runtime directory's)
-    ``retroguard session start|pause|stop`` can reach the runner. Call
+    ``retroguard session start|pause|stop`` can reach the runner. With
+    ``session.measure_gait`` a measurement thread computes gait and sway
+    (:mod:`firmware.gait.worker`; ``gait_backlog_s``: seconds of samples it may
+    fall behind before blocks are dropped). Call
     :func:`detach_session` (before ``app.close``, which flushes the records to the courier)
     when done. Nothing here can arm: see the module docstring.
     """
@@ -716,6 +972,14 @@ def attach_session(
         else:
             log.warning("session.voice is set but espeak-ng is not installed: buzzer cues only")
     button = app.gpio.button if isinstance(app.gpio.button, PressEdges) else None
+    measurements = None
+    if config.measure_gait:
+        measurements = Measurements(
+            app.imu.sample_rate_hz,
+            Mounting.parse(app.config.imu.mounting),
+            bandwidth_hz=float(app.config.imu.dlpf_hz),
+            max_backlog_s=gait_backlog_s,
+        )
     runner = SessionRunner(
         plan,
         safety=app.controller,
@@ -726,6 +990,7 @@ def attach_session(
         record=app.link.submit_session if record else None,
         speaker=speaker,
         time_scale=time_scale,
+        measurements=measurements,
     )
     if control_socket is not None:
         from firmware.session.control import ControlServer, default_socket_path
@@ -746,6 +1011,9 @@ def detach_session(app: App, runner: SessionRunner, timeout: float = 5.0) -> Non
     """
     if runner in app.monitor.on_iteration:
         app.monitor.on_iteration.remove(runner)
+    runner.settle_measurements(timeout)
+    if runner.measurements is not None:
+        runner.measurements.close()
     if app.supervisor is not None and not app.link.flush(timeout):
         log.error("session records not confirmed on disk within %.0f s", timeout)
     if runner.control is not None:

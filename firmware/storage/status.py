@@ -98,6 +98,16 @@ def latest_session(conn: sqlite3.Connection, device_id: str) -> SessionRecord | 
     return None if row is None else _decoded(row[0])
 
 
+def newest_sessions(conn: sqlite3.Connection, device_id: str, limit: int) -> list[SessionRecord]:
+    """The ``limit`` newest sessions, newest first."""
+    rows = conn.execute(
+        "SELECT body FROM sessions WHERE device_id = ? ORDER BY started_wall DESC, rowid DESC"
+        " LIMIT ?",
+        (device_id, limit),
+    ).fetchall()
+    return [record for (body,) in rows if (record := _decoded(body)) is not None]
+
+
 def sessions_started_since(
     conn: sqlite3.Connection, device_id: str, earliest_wall: str
 ) -> list[SessionRecord]:

@@ -1,6 +1,7 @@
 """Recordings from datasets as :class:`~core.samples.ImuSample` streams.
 
-Two sources, one shape: SisFall files (:mod:`tools.datasets.sisfall`) and
+Three sources, one shape: SisFall files (:mod:`tools.datasets.sisfall`),
+KFall files with their onset labels (:mod:`tools.datasets.kfall`) and
 project traces (:mod:`tools.datasets.traces`, the format every other
 dataset is converted to). :func:`describe` reads what a file says about
 itself (cheaply: a file name or a header), :func:`open_samples` streams its
@@ -20,8 +21,12 @@ from typing import Literal
 from core.mounting import SISFALL_MOUNTING, up_vector
 from core.samples import ImuSample
 from tools.datasets.errors import DatasetFormatError
+from tools.datasets.kfall import HEADER as KFALL_HEADER
+from tools.datasets.kfall import KFALL_MOUNTING, KFALL_RATE_HZ, fall_label, iter_kfall
+from tools.datasets.kfall import parse_name as parse_kfall_name
 from tools.datasets.resample import MAX_RATE_HZ, MIN_RATE_HZ, at_rate, resample
-from tools.datasets.sisfall import SISFALL_RATE_HZ, iter_sisfall, parse_name
+from tools.datasets.sisfall import SISFALL_RATE_HZ, SISFALL_TASKS, iter_sisfall, parse_name
+from tools.datasets.tasks import Activity, Task, task_from_words
 from tools.datasets.traces import (
     iter_trace_samples,
     looks_like_trace,
@@ -31,8 +36,10 @@ from tools.datasets.traces import (
 __all__ = [
     "MAX_RATE_HZ",
     "MIN_RATE_HZ",
+    "Activity",
     "DatasetFormatError",
     "Recording",
+    "Task",
     "describe",
     "discover",
     "is_tuning_subject",
@@ -48,9 +55,9 @@ class Recording:
     """What a recording file says about itself, before its samples are read."""
 
     path: Path
-    source: Literal["sisfall", "trace"]
+    source: Literal["sisfall", "kfall", "trace"]
     code: str | None
-    """Activity code (SisFall ``F02``/``D01``, or a trace's ``activity``)."""
+    """Activity code (SisFall ``F02``/``D01``, KFall's, or a trace's ``activity``)."""
     subject: str | None
     label: Label
     sample_rate_hz: float
@@ -59,13 +66,21 @@ class Recording:
     """Labelled impact time, when the data has one (SisFall has none)."""
     up: tuple[float, float, float] | None
     """Sensor-frame "up" from the recording's mounting, when fully known."""
+    onset_t: float | None = None
+    """Labelled fall onset (KFall, or a trace's ``onset_t``): when the body
+    starts to fall, on the samples' clock."""
+    task: Task | None = None
+    """What the person was doing, from the dataset's task table (or a
+    trace's activity name): decides which figures the recording counts in."""
 
 
 _SISFALL_UP = up_vector(SISFALL_MOUNTING)
+_KFALL_UP = up_vector(KFALL_MOUNTING)
 
 
 def describe(path: str | Path) -> Recording:
-    """Describe a SisFall file (from its name) or a trace (from its header)."""
+    """Describe a SisFall file (from its name), a KFall file (from its name
+    and its subject's label file) or a trace (from its header)."""
     p = Path(path)
     name = parse_name(p)
     if name is not None:
@@ -78,7 +93,10 @@ def describe(path: str | Path) -> Recording:
             sample_rate_hz=SISFALL_RATE_HZ,
             impact_t=None,
             up=_SISFALL_UP,
+            task=SISFALL_TASKS.get(name.code),
         )
+    if _is_kfall(p):
+        return _describe_kfall(p)
     header = read_trace_header(p)
     if not MIN_RATE_HZ <= header.sample_rate_hz <= MAX_RATE_HZ:
         raise DatasetFormatError(
@@ -96,6 +114,44 @@ def describe(path: str | Path) -> Recording:
         sample_rate_hz=header.sample_rate_hz,
         impact_t=header.impact_t,
         up=up_vector(header.mounting),
+        onset_t=header.onset_t,
+        task=task_from_words(header.activity, header.label),
+    )
+
+
+def _is_kfall(p: Path) -> bool:
+    """A KFall file name and a KFall header line (a trace may not be named so)."""
+    if parse_kfall_name(p) is None:
+        return False
+    try:
+        with open(p, encoding="ascii", errors="replace") as f:
+            first = f.readline()
+    except OSError:
+        return False
+    return first.strip().startswith(KFALL_HEADER[0])
+
+
+def _describe_kfall(p: Path) -> Recording:
+    name = parse_kfall_name(p)
+    assert name is not None
+    task = name.task
+    if task is None:
+        raise DatasetFormatError(p, 1, f"task {name.task_id} is not in KFall's task table")
+    onset = impact = None
+    if task.is_fall:
+        label = fall_label(p, name)
+        onset, impact = label.onset_t, label.impact_t
+    return Recording(
+        path=p,
+        source="kfall",
+        code=task.code,
+        subject=name.subject,
+        label="fall" if task.is_fall else "adl",
+        sample_rate_hz=KFALL_RATE_HZ,
+        impact_t=impact,
+        up=_KFALL_UP,
+        onset_t=onset,
+        task=task,
     )
 
 
@@ -105,20 +161,23 @@ def open_samples(
     """Stream the recording's samples at ``rate_hz`` (resampled if needed).
     ``sisfall_accelerometer``: which of a SisFall line's two accelerometers
     to read (:data:`tools.datasets.sisfall.ACCELEROMETERS`)."""
-    raw = (
-        iter_sisfall(recording.path, sisfall_accelerometer)
-        if recording.source == "sisfall"
-        else iter_trace_samples(recording.path)
-    )
+    raw: Iterator[ImuSample]
+    if recording.source == "sisfall":
+        raw = iter_sisfall(recording.path, sisfall_accelerometer)
+    elif recording.source == "kfall":
+        raw = iter_kfall(recording.path)
+    else:
+        raw = iter_trace_samples(recording.path)
     return at_rate(raw, recording.sample_rate_hz, rate_hz)
 
 
 def discover(root: str | Path) -> list[Path]:
     """Recording files under ``root`` (a file or a directory), sorted.
 
-    SisFall-named ``*.txt`` files and traces (``*.csv``, ``*.trace`` or any
-    file starting with ``# format:``); everything else (``Readme.txt``) is
-    ignored. Sorted so that runs and their summaries are deterministic.
+    SisFall-named ``*.txt`` files, KFall sensor files and traces (``*.csv``,
+    ``*.trace`` or any file starting with ``# format:``); everything else
+    (``Readme.txt``, KFall's label workbooks) is ignored. Sorted so that
+    runs and their summaries are deterministic.
     """
     r = Path(root)
     if r.is_file():

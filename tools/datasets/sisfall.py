@@ -26,6 +26,7 @@ from pathlib import Path
 
 from core.samples import ImuSample
 from tools.datasets.errors import DatasetFormatError
+from tools.datasets.tasks import Activity, Task
 
 SISFALL_RATE_HZ = 200.0
 ACCEL_G_PER_COUNT = 2 * 16 / 2**13
@@ -43,11 +44,83 @@ ACCELEROMETERS: dict[str, tuple[int, float]] = {
 
 _NAME = re.compile(r"^(?P<code>[DF]\d\d)_(?P<subject>S[AE]\d\d)_(?P<trial>R\d\d)\.txt$")
 
-BACKWARD_FALL_CODES = frozenset({"F02", "F11", "F14"})
+_A = Activity
+SISFALL_TASKS: dict[str, Task] = {
+    t.code: t
+    for t in (
+        Task("D01", "Walking slowly", _A.WALKING),
+        Task("D02", "Walking quickly", _A.WALKING),
+        Task("D03", "Jogging slowly", _A.JOGGING),
+        Task("D04", "Jogging quickly", _A.JOGGING),
+        Task("D05", "Walking upstairs and downstairs slowly", _A.STAIRS),
+        Task("D06", "Walking upstairs and downstairs quickly", _A.STAIRS),
+        Task(
+            "D07",
+            "Slowly sit in a half height chair, wait a moment, and up slowly",
+            _A.OTHER_ADL,
+        ),
+        Task(
+            "D08",
+            "Quickly sit in a half height chair, wait a moment, and up quickly",
+            _A.OTHER_ADL,
+        ),
+        Task("D09", "Slowly sit in a low height chair, wait a moment, and up slowly", _A.OTHER_ADL),
+        Task(
+            "D10",
+            "Quickly sit in a low height chair, wait a moment, and up quickly",
+            _A.OTHER_ADL,
+        ),
+        Task("D11", "Sitting a moment, trying to get up, and collapse into a chair", _A.OTHER_ADL),
+        Task("D12", "Sitting a moment, lying slowly, wait a moment, and sit again", _A.LYING_DOWN),
+        Task("D13", "Sitting a moment, lying quickly, wait a moment, and sit again", _A.LYING_DOWN),
+        Task(
+            "D14",
+            "Being on one's back change to lateral position, wait a moment, "
+            "and change to one's back",
+            _A.LYING_DOWN,
+        ),
+        Task("D15", "Standing, slowly bending at knees, and getting up", _A.OTHER_ADL),
+        Task("D16", "Standing, slowly bending without bending knees, and getting up", _A.OTHER_ADL),
+        Task("D17", "Standing, get into a car, remain seated and get out of the car", _A.OTHER_ADL),
+        Task("D18", "Stumble while walking", _A.STUMBLE),
+        Task("D19", "Gently jump without falling (trying to reach a high object)", _A.OTHER_ADL),
+        Task("F01", "Fall forward while walking caused by a slip", _A.WALKING_FALL),
+        Task("F02", "Fall backward while walking caused by a slip", _A.WALKING_FALL, True),
+        Task("F03", "Lateral fall while walking caused by a slip", _A.WALKING_FALL),
+        Task("F04", "Fall forward while walking caused by a trip", _A.WALKING_FALL),
+        Task("F05", "Fall forward while jogging caused by a trip", _A.WALKING_FALL),
+        Task("F06", "Vertical fall while walking caused by fainting", _A.WALKING_FALL),
+        Task(
+            "F07",
+            "Fall while walking, with use of hands in a table to dampen fall, caused by fainting",
+            _A.WALKING_FALL,
+        ),
+        Task("F08", "Fall forward when trying to get up", _A.FALL),
+        Task("F09", "Lateral fall when trying to get up", _A.FALL),
+        Task("F10", "Fall forward when trying to sit down", _A.FALL),
+        Task("F11", "Fall backward when trying to sit down", _A.FALL, True),
+        Task("F12", "Lateral fall when trying to sit down", _A.FALL),
+        Task("F13", "Fall forward while sitting, caused by fainting or falling asleep", _A.FALL),
+        Task(
+            "F14",
+            "Fall backward while sitting, caused by fainting or falling asleep",
+            _A.FALL,
+            backward=True,
+        ),
+        Task("F15", "Lateral fall while sitting, caused by fainting or falling asleep", _A.FALL),
+    )
+}
+"""SisFall's protocol (its Readme), each activity in its :class:`Activity` group."""
+
+BACKWARD_FALL_CODES = frozenset(c for c, t in SISFALL_TASKS.items() if t.backward)
 """SisFall falls that go backward (the ones that matter most for RetroGuard)."""
-WALKING_FALL_CODES = frozenset({"F01", "F02", "F03", "F04", "F05", "F06", "F07"})
+WALKING_FALL_CODES = frozenset(
+    c for c, t in SISFALL_TASKS.items() if t.group is Activity.WALKING_FALL
+)
 """Falls that start while walking or jogging: the trip must come before impact."""
-WALKING_ADL_CODES = frozenset({"D01", "D02", "D03", "D04"})
+WALKING_ADL_CODES = frozenset(
+    c for c, t in SISFALL_TASKS.items() if t.group in (Activity.WALKING, Activity.JOGGING)
+)
 """Walking and jogging: the trip output must never fire on these."""
 
 

@@ -1,0 +1,379 @@
+"""What does the monitor cost at 200 Hz, polling the FIFO against waiting on the data-ready
+interrupt? CPU (``/proc`` user + sys) and memory of the monitor process, side by side.
+
+One monitor per mode runs *at the same time*, so both windows see the same
+host load (the development machine is shared): each as ``retroguard run``
+would (its own process, the courier as a child process, heartbeat relay
+drive on simulated pins, the simulated MPU-6050 on a simulated I2C bus,
+SCHED_FIFO reset-on-fork like the unit), armed by a simulated finger. After
+a warm-up the parent reads each monitor's user + system time from
+``/proc/<pid>/stat`` at the start and end of a window (default 60 s), and
+its RSS from ``/proc/<pid>/status``. The courier is a separate process and
+is not counted. ``--modes interrupt:2`` also runs ``samples_per_wake = 2``.
+
+What this measures, honestly: the "hardware" runs inside the monitor
+process. The chip model answers every bus transaction and computes every
+sample in Python; with interrupt pacing a thread plays the chip's sample
+clock and moves the mock INT pin, whose edge reaches the firmware's
+callback through gpiozero's own dispatch. The process figure includes all
+of that. The breakdown times the chip model itself (``thread_time`` around
+its bus answers, and the sample-clock thread's CPU from ``/proc``) and the
+"firmware estimate" subtracts it, keeping what a Pi would also pay: the
+driver, the fake bus's per-transaction Python (a Pi pays smbus2, a system
+call and the transfer instead — hence the transactions per second, which
+carry over), the edge dispatch to the callback (lgpio's callback thread on
+a Pi), the decision and everything else the loop does. So the figures
+compare the pacings fairly on this machine; they are not a Pi's figures (a
+Pi Zero 2 W core is several times slower).
+
+    .venv/bin/python benchmarks/monitor_cpu.py [--seconds 60] [--modes poll interrupt]
+
+Prints figures; asserts nothing (speed is not a test).
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import itertools
+import json
+import os
+import select
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+REALTIME_PRIORITY = 20
+"""The unit's CPUSchedulingPriority (SCHED_FIFO, reset on fork: the courier runs normally)."""
+TARGET_CPU_PCT = 2.0
+TARGET_RSS_MB = 30.0
+WARM_UP_S = 3.0
+"""After arming, before the window: start-up work (imports, the courier, arming) is not measured."""
+
+CONFIG = """\
+[device]
+id = "cpu-1"
+[imu]
+backend = "simulated"
+sample_rate_hz = 200
+pacing = "{pacing}"
+samples_per_wake = {per_wake}
+[gpio]
+backend = "simulated"
+[storage]
+database = "events.db"
+[logging]
+level = "warning"
+"""
+
+
+def snapshot(
+    app: Any, rig: Any, edges: list[float], decision_cpu_s: float, chip_bus_cpu_s: float
+) -> dict[str, Any]:
+    """Counters of the monitor's own parts, taken on the loop thread."""
+    stats = app.monitor.stats
+    sample_clock = rig.chip.sample_clock
+    return {
+        "t": time.monotonic(),
+        "loop_cpu_s": time.thread_time(),
+        "decision_cpu_s": decision_cpu_s,
+        "iterations": stats.iterations,
+        "samples": stats.samples,
+        "empty_reads": stats.empty_reads,
+        "bus_transactions": sum(rig.bus.counts.values()),
+        "chip_emit_cpu_s": rig.chip.emit_cpu_s,
+        "chip_bus_cpu_s": chip_bus_cpu_s,
+        "sim_thread_cpu_s": thread_cpu_s(getattr(sample_clock, "native_id", None)),
+        "edge_cpu_s": getattr(sample_clock, "edge_cpu_s", 0.0),
+        "edges": len(edges),
+    }
+
+
+def thread_cpu_s(native_id: int | None) -> float:
+    """User + system CPU seconds of one thread of this process (0 without one)."""
+    if native_id is None:
+        return 0.0
+    fields = Path(f"/proc/self/task/{native_id}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def monitor_child(config_path: str, out_path: str) -> int:
+    """The service's monitor, armed at STANDBY. SIGUSR1 starts the window, SIGTERM ends it."""
+    sys.path.insert(0, str(ROOT))
+    from core.clock import RealClock
+    from firmware.app import build_app, favour_realtime_thread
+    from firmware.config import load_config
+    from firmware.monitor import Monitor
+    from firmware.safety import SafetyState
+    from sim.backends import SimulatedGpio, simulated_imu_rig
+
+    config = load_config(config_path)
+    favour_realtime_thread()
+    clock = RealClock()
+    app = build_app(config, clock)
+    gpio = app.gpio
+    rig = simulated_imu_rig(app.imu)
+    assert isinstance(gpio, SimulatedGpio) and gpio.button_sim is not None and rig is not None
+    finger = gpio.button_sim
+    stop = threading.Event()
+    edges: list[float] = []
+    marks: dict[str, dict[str, Any]] = {}
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    hold = gpio.relay.hold
+    pressed = announced = False
+    decide = app.controller.on_samples
+    decisions = {"cpu_s": 0.0}
+    gc_pauses: list[float] = []
+    gc_started = [0.0]
+
+    def timed_decision(*args: Any) -> None:
+        started = time.thread_time()
+        try:
+            decide(*args)
+        finally:
+            decisions["cpu_s"] += time.thread_time() - started
+
+    app.controller.on_samples = timed_decision  # type: ignore[method-assign]
+    chip = rig.chip
+    answering = {"cpu_s": 0.0}
+
+    def timed(method: Any) -> Any:
+        def answer(*args: Any) -> Any:
+            started = time.thread_time()
+            try:
+                return method(*args)
+            finally:
+                answering["cpu_s"] += time.thread_time() - started
+
+        return answer
+
+    # The chip model answering the bus (it computes lazily due samples too): silicon's work.
+    chip.i2c_read, chip.i2c_write = timed(chip.i2c_read), timed(chip.i2c_write)
+
+    def time_gc(phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            gc_started[0] = time.perf_counter()
+        elif "start" in marks:
+            gc_pauses.append(time.perf_counter() - gc_started[0])
+
+    gc.callbacks.append(time_gc)
+
+    def start_window(*_: object) -> None:
+        marks.setdefault("start", snapshot(app, rig, edges, decisions["cpu_s"], answering["cpu_s"]))
+
+    signal.signal(signal.SIGUSR1, start_window)
+
+    def hold_and_record() -> None:
+        edges.append(time.monotonic())  # each hold() is one heartbeat edge on the pin
+        hold()
+
+    gpio.relay.hold = hold_and_record  # type: ignore[method-assign]
+
+    def arm_once(monitor: Monitor) -> None:
+        nonlocal pressed, announced
+        finger.poll()
+        state = monitor.controller.state
+        if state is SafetyState.STANDBY and not pressed:
+            pressed = True
+            now = clock.monotonic()
+            finger.press_at(now, now + 0.3)
+        if state is SafetyState.ARMED and not announced:
+            announced = True
+            print("armed", flush=True)
+
+    app.monitor.on_iteration.append(arm_once)
+    try:
+        app.start()
+        app.monitor.run(stop=stop)
+        marks["end"] = snapshot(app, rig, edges, decisions["cpu_s"], answering["cpu_s"])
+        pacing, (_, pacing_check) = app.monitor.pacing.mode, app.monitor.pacing.check()
+    finally:
+        app.close()
+    start = marks.get("start", {}).get("edges", 0)
+    window = edges[start : marks["end"]["edges"]]
+    gaps = sorted(b - a for a, b in itertools.pairwise(window))
+    result = {
+        "marks": marks,
+        "state": app.controller.state.value,
+        "pacing": pacing,
+        "pacing_check": pacing_check,
+        "p99_gap_s": gaps[int(0.99 * (len(gaps) - 1))] if gaps else 0.0,
+        "max_gap_s": gaps[-1] if gaps else 0.0,
+        "gc_max_s": max(gc_pauses, default=0.0),
+        "gc_count": len(gc_pauses),
+    }
+    Path(out_path).write_text(json.dumps(result))
+    return 0
+
+
+def cpu_seconds(pid: int) -> tuple[float, float]:
+    """(user, system) CPU seconds of a process, all its threads (from /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    ticks = os.sysconf("SC_CLK_TCK")
+    return int(fields[11]) / ticks, int(fields[12]) / ticks
+
+
+def memory_mb(pid: int) -> tuple[float, float]:
+    """(VmRSS, VmHWM) in MB: resident now, and the peak."""
+    found: dict[str, float] = {}
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        key, _, value = line.partition(":")
+        if key in ("VmRSS", "VmHWM"):
+            found[key] = int(value.split()[0]) / 1024
+    return found["VmRSS"], found["VmHWM"]
+
+
+def wait_for_line(process: subprocess.Popen[str], expected: str, timeout: float) -> None:
+    assert process.stdout is not None
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        ready, _, _ = select.select([process.stdout], [], [], 1.0)
+        if ready and process.stdout.readline().strip() == expected:
+            return
+        if process.poll() is not None:
+            raise RuntimeError(f"the monitor exited ({process.returncode}) before {expected!r}")
+    raise RuntimeError(f"the monitor never said {expected!r}")
+
+
+def measure(modes: list[str], seconds: float, realtime: bool) -> dict[str, dict[str, Any]]:
+    """Run one monitor per mode at the same time, so each window sees the same host load."""
+    me = str(Path(__file__).resolve())
+    results: dict[str, dict[str, Any]] = {}
+    with tempfile.TemporaryDirectory(prefix="retroguard-cpu-") as tmp:
+        env = dict(os.environ, PYTHONPATH=str(ROOT))
+        monitors: dict[str, subprocess.Popen[str]] = {}
+        try:
+            for mode in modes:
+                folder = Path(tmp) / mode.replace(":", "-")
+                folder.mkdir()
+                pacing, _, per_wake = mode.partition(":")
+                (folder / "config.toml").write_text(
+                    CONFIG.format(pacing=pacing, per_wake=per_wake or "1")
+                )
+                argv = [sys.executable, me, "--monitor-child", "config.toml", "result.json"]
+                if realtime:  # as systemd/retroguard.service runs it
+                    argv = ["chrt", "--fifo", "--reset-on-fork", str(REALTIME_PRIORITY), *argv]
+                monitors[mode] = subprocess.Popen(
+                    argv, cwd=folder, env=env, stdout=subprocess.PIPE, text=True
+                )
+            for monitor in monitors.values():
+                wait_for_line(monitor, "armed", 120.0)
+            time.sleep(WARM_UP_S)
+            start: dict[str, tuple[float, float]] = {}
+            for mode, monitor in monitors.items():
+                monitor.send_signal(signal.SIGUSR1)
+                start[mode] = cpu_seconds(monitor.pid)
+            t0 = time.monotonic()
+            time.sleep(seconds)
+            wall = time.monotonic() - t0
+            for mode, monitor in monitors.items():
+                user, system = cpu_seconds(monitor.pid)
+                rss, peak = memory_mb(monitor.pid)
+                results[mode] = {
+                    "wall_s": wall,
+                    "user_s": user - start[mode][0],
+                    "sys_s": system - start[mode][1],
+                    "rss_mb": rss,
+                    "peak_mb": peak,
+                }
+                monitor.send_signal(signal.SIGTERM)
+            for mode, monitor in monitors.items():
+                monitor.wait(60)
+                result = Path(tmp) / mode.replace(":", "-") / "result.json"
+                results[mode].update(json.loads(result.read_text()))
+        finally:
+            for monitor in monitors.values():
+                if monitor.poll() is None:
+                    monitor.kill()
+    return results
+
+
+def rows(result: dict[str, Any]) -> dict[str, str]:
+    wall = result["wall_s"]
+    start, end = result["marks"]["start"], result["marks"]["end"]
+    span = end["t"] - start["t"]
+
+    def rate(key: str) -> float:
+        return float(end[key] - start[key]) / span
+
+    user, system = result["user_s"] / wall, result["sys_s"] / wall
+    total = user + system
+    chip_bus, sim_thread, edge = (
+        rate("chip_bus_cpu_s"),
+        rate("sim_thread_cpu_s"),
+        rate("edge_cpu_s"),
+    )
+    silicon = chip_bus + max(0.0, sim_thread - edge)
+    return {
+        "paced by": result["pacing"],
+        "monitor process CPU, % of one core": f"{100 * total:.2f}",
+        "  user / sys, %": f"{100 * user:.2f} / {100 * system:.2f}",
+        "  loop thread, %": f"{100 * rate('loop_cpu_s'):.2f}",
+        "    deciding (safety + detector), %": f"{100 * rate('decision_cpu_s'):.2f}",
+        "    sim chip answering the bus, %": f"{100 * chip_bus:.2f}",
+        "  sim chip's sample-clock thread, %": f"{100 * sim_thread:.2f}",
+        "    of which INT edge to callback, %": f"{100 * edge:.2f}",
+        "firmware estimate (minus the chip), %": f"{100 * (total - silicon):.2f}",
+        "RSS / peak, MB": f"{result['rss_mb']:.1f} / {result['peak_mb']:.1f}",
+        "I2C transactions / s": f"{rate('bus_transactions'):.0f}",
+        "loop wakes / s": f"{rate('iterations'):.0f}",
+        "empty reads / s": f"{rate('empty_reads'):.0f}",
+        "samples / s": f"{rate('samples'):.1f}",
+        "heartbeat gap p99 / max, ms": (
+            f"{1000 * result['p99_gap_s']:.1f} / {1000 * result['max_gap_s']:.1f}"
+        ),
+        "GC runs / longest pause, ms": (f"{result['gc_count']} / {1000 * result['gc_max_s']:.1f}"),
+        "state at the end": result["state"],
+    }
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seconds", type=float, default=60.0, help="measured window per mode")
+    parser.add_argument(
+        "--modes",
+        nargs="+",
+        default=["poll", "interrupt"],
+        help='imu.pacing values, run side by side; "interrupt:2" sets imu.samples_per_wake = 2',
+    )
+    parser.add_argument(
+        "--no-realtime",
+        dest="realtime",
+        action="store_false",
+        help="run the monitor at normal priority instead of the unit's SCHED_FIFO",
+    )
+    parser.add_argument("--monitor-child", nargs=2, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.monitor_child:
+        return monitor_child(*args.monitor_child)
+
+    results = measure(args.modes, args.seconds, args.realtime)
+    table = {mode: rows(result) for mode, result in results.items()}
+    load = os.getloadavg()
+    print(
+        f"python {sys.version.split()[0]}, {os.cpu_count()} CPUs, load {load[0]:.1f}, "
+        f"monitor {f'SCHED_FIFO {REALTIME_PRIORITY}' if args.realtime else 'normal priority'}, "
+        f"200 Hz, {args.seconds:g} s, the modes side by side at the same time"
+    )
+    names = list(next(iter(table.values())))
+    width = max(map(len, names))
+    print(f"{'':{width}}  " + "  ".join(f"{mode:>12}" for mode in table))
+    for name in names:
+        print(f"{name:{width}}  " + "  ".join(f"{table[m][name]:>12}" for m in table))
+    for mode, result in results.items():
+        print(f"{mode}: {result['pacing_check']}")
+    print(
+        f"targets: <= {TARGET_CPU_PCT:g} % of one core, <= {TARGET_RSS_MB:g} MB RSS "
+        "(see the docstring for what the simulation adds)"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

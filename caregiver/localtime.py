@@ -1,0 +1,50 @@
+"""Times as people read them: in a zone, with the zone said, from what the service stores.
+
+The service stores and sends UTC (ISO 8601 wall times from the devices, epoch
+seconds of its own). A person reads local time: notifications and the weekly
+progress in ``[server] timezone`` (:attr:`caregiver.config.CaregiverConfig.zone`),
+the dashboard in each browser's own zone — the pages carry the UTC moment in
+``<time datetime>`` and ``static/time.js`` rewrites the text, which is
+:func:`readable` in the service's zone until then (or without JavaScript).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+__all__ = ["iso_utc", "moment_of", "readable"]
+
+
+def moment_of(value: str | float | None) -> dt.datetime | None:
+    """An ISO 8601 time (naive: UTC) or epoch seconds as an aware UTC datetime; None for
+    nothing or something unreadable."""
+    if value is None or value == "":
+        return None
+    try:
+        if isinstance(value, str):
+            moment = dt.datetime.fromisoformat(value)
+            if moment.tzinfo is None:
+                moment = moment.replace(tzinfo=dt.UTC)
+            return moment.astimezone(dt.UTC)
+        return dt.datetime.fromtimestamp(float(value), dt.UTC)
+    except (ValueError, OverflowError, OSError):
+        return None
+
+
+def readable(value: str | float | None, zone: dt.tzinfo, *, seconds: bool = True) -> str:
+    """ "Sun 1 Mar 2026, 14:05:12 CET": the moment in ``zone``, with the zone's name (the
+    text as it was received when it cannot be read as a time)."""
+    moment = moment_of(value)
+    if moment is None:
+        return "" if value is None else str(value)
+    local = moment.astimezone(zone)
+    clock = f"{local:%H:%M:%S}" if seconds else f"{local:%H:%M}"
+    return f"{local:%a} {local.day} {local:%b %Y}, {clock} {local.tzname() or ''}".rstrip()
+
+
+def iso_utc(value: str | float | None) -> str:
+    """The moment as ISO 8601 in UTC ("2026-03-01T13:05:12.250Z"), for ``<time datetime>``."""
+    moment = moment_of(value)
+    if moment is None:
+        return ""
+    return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")

@@ -1,0 +1,57 @@
+"""Giving the loop's helper threads the loop's own scheduling policy.
+
+systemd runs the monitor ``SCHED_FIFO`` with ``CPUSchedulingResetOnFork``,
+and on Linux that flag resets every new *thread* too, not only forked
+processes: a thread the monitor starts (lgpio's callback thread, the
+simulated chip's sample clock) runs ``SCHED_OTHER``. A helper that wakes
+the loop at normal priority is worse than late: while it holds the GIL, a
+busy Pi can preempt it, and the real-time loop then waits behind it
+(priority inversion; measured here as 50 ms loop stalls under load, more
+than the relay's hold time). Such a helper adopts the policy of the thread
+that created it, from its own thread, with :meth:`SchedulingPolicy.apply`.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class SchedulingPolicy:
+    """A Linux scheduling policy and its static priority."""
+
+    policy: int
+    priority: int
+
+    @classmethod
+    def of_this_thread(cls) -> SchedulingPolicy | None:
+        """The calling thread's policy; None where the OS cannot say (not Linux)."""
+        try:
+            policy = (
+                os.sched_getscheduler(0) & ~os.SCHED_RESET_ON_FORK
+            )  # the flag comes back ORed in
+            return cls(policy, os.sched_getparam(0).sched_priority)
+        except (AttributeError, OSError):
+            return None
+
+    @property
+    def realtime(self) -> bool:
+        return self.policy in (os.SCHED_FIFO, os.SCHED_RR)
+
+    def apply(self, what: str) -> bool:
+        """Give the *calling thread* this policy (reset on fork, as the unit's); True if it
+        now has it. Nothing to do for a normal policy; a refusal is logged, never raised."""
+        if not self.realtime:
+            return False
+        try:
+            os.sched_setscheduler(
+                0, self.policy | os.SCHED_RESET_ON_FORK, os.sched_param(self.priority)
+            )
+        except (AttributeError, OSError) as exc:
+            log.warning("%s stays at normal priority: %s", what, exc)
+            return False
+        return True

@@ -1,0 +1,76 @@
+"""Time zones for times people read: the system's (with its daylight-saving rules) or a named one.
+
+Everything is stored and sent in UTC; only what a person reads (a weekly
+progress table, a notification, the dashboard's fallback text) is shown in a
+zone, and the week a walking session counts in is the week of the walker's own
+calendar. ``datetime.now().astimezone()`` would give a fixed UTC offset, which
+puts a session in the wrong week across a daylight-saving change: this gives
+the system's real zone (``TZ``, else what ``/etc/localtime`` names or holds).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import functools
+import os
+from pathlib import Path
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+__all__ = ["LOCALTIME", "named_zone", "system_zone", "zone_name"]
+
+LOCALTIME = Path("/etc/localtime")
+
+
+def system_zone(localtime: Path = LOCALTIME) -> dt.tzinfo:
+    """The machine's zone: ``TZ`` when it names one, else the zone ``/etc/localtime`` links
+    to or contains, else UTC. (Read once per ``TZ`` value: a change of /etc/localtime is seen
+    after a restart.)"""
+    return _system_zone(os.environ.get("TZ", ""), localtime)
+
+
+@functools.cache
+def _system_zone(tz: str, localtime: Path) -> dt.tzinfo:
+    name = tz.removeprefix(":")
+    if name:
+        try:
+            return ZoneInfo(name)
+        except (ZoneInfoNotFoundError, ValueError):
+            pass  # a POSIX rule string or a typo: fall back to the system file
+    try:
+        target = localtime.resolve(strict=True)
+    except OSError:
+        return dt.UTC
+    parts = target.parts
+    if "zoneinfo" in parts:
+        key = "/".join(parts[parts.index("zoneinfo") + 1 :])
+        try:
+            return ZoneInfo(key)
+        except (ZoneInfoNotFoundError, ValueError):
+            pass
+    try:
+        with target.open("rb") as file:
+            return ZoneInfo.from_file(file, key="localtime")
+    except (OSError, ValueError):
+        return dt.UTC
+
+
+def named_zone(name: str) -> dt.tzinfo:
+    """The IANA zone ``name`` ("Europe/Berlin"), or the system's for ""; :class:`ValueError`
+    naming the problem for an unknown one."""
+    if not name:
+        return system_zone()
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ValueError(
+            f"unknown time zone {name!r} (an IANA name such as 'Europe/Berlin', or '' for "
+            "the system's)"
+        ) from None
+
+
+def zone_name(zone: dt.tzinfo) -> str:
+    """How a person knows the zone: its IANA key ("Europe/Berlin"), else its name now."""
+    key = getattr(zone, "key", None)
+    if isinstance(key, str) and key != "localtime":
+        return key
+    return dt.datetime.now(zone).tzname() or "UTC"

@@ -1,0 +1,229 @@
+"""What wakes the loop to read the IMU: the chip's data-ready interrupt, or a timer.
+
+The loop is paced by the sensor's own clock either way; the FIFO holds the
+samples, so pacing decides only *when* the loop reads, never *what* it gets.
+
+* :class:`PollPacing` (``imu.pacing = "poll"``, and the fallback): the
+  driver reads the FIFO count, and when it is empty sleeps a sample period
+  and reads again. The timer and the chip drift against each other, so
+  some reads find nothing, and each read costs I2C transactions.
+* :class:`InterruptPacing` (``"interrupt"``, ``"auto"``): the MPU-6050
+  pulses INT for every sample; the GPIO callback counts the pulses
+  (:class:`hal.gpio.GpioDataReady`) and wakes the loop every
+  ``imu.samples_per_wake`` of them, which then reads the FIFO once without
+  waiting. No empty reads, and one count/status/burst exchange per wake
+  rather than per sample.
+
+A wait for pulses never lasts longer than :attr:`InterruptPacing.wait_s`
+(at most a quarter of the relay's hold time with heartbeat drive): if the pulses
+stop, the loop reads the FIFO anyway, so the samples keep flowing and the
+heartbeat keeps its cadence. When the chip keeps delivering samples but the
+line has given no edge for :data:`DEAD_AFTER_SAMPLES` of them, the line is
+declared dead (a cut wire, the wrong pin, a broken input): the loop polls
+from then on, logs it once, and reports it in the health checks (the
+``imu-pacing`` line of the self-test). Samples that do not arrive at all (a
+lost bus) say nothing about the line: that is the safety controller's
+business.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Sequence
+from typing import Any, Final, Protocol
+
+from core.clock import Clock
+from core.samples import ImuSample
+from hal.config import GpioConfig, ImuConfig
+from hal.errors import HalError
+from hal.gpio import GpioDataReady
+from hal.interfaces import DataReady, Imu
+
+log = logging.getLogger(__name__)
+
+DEAD_AFTER_SAMPLES_S: Final = 0.25
+"""Seconds of samples, delivered with no edge on the line, after which the line is dead.
+Far beyond any scheduling hiccup of the callback thread (the loop's own worst gap under a
+network flood was 16 ms, benchmarks/flood.py), and short enough not to matter."""
+
+
+def dead_after_samples(sample_rate_hz: float) -> int:
+    """:data:`DEAD_AFTER_SAMPLES_S` in samples at ``sample_rate_hz``."""
+    return max(1, math.ceil(DEAD_AFTER_SAMPLES_S * sample_rate_hz))
+
+
+class Pacing(Protocol):
+    """How the loop reads the IMU: :meth:`read` returns the next batch."""
+
+    @property
+    def mode(self) -> str:
+        """``"interrupt"`` or ``"poll"``: what paces the reads now."""
+        ...
+
+    def read(self, imu: Imu) -> Sequence[ImuSample]:
+        """Wait for samples (boundedly) and return them; :class:`hal.ImuError` as the IMU's."""
+        ...
+
+    def check(self) -> tuple[bool, str]:
+        """``(ok, detail)`` for the health checks."""
+        ...
+
+    def close(self) -> None: ...
+
+
+class PollPacing:
+    """The driver polls the FIFO, sleeping a sample period between empty reads."""
+
+    mode = "poll"
+
+    def __init__(self, timeout_s: float, *, why: str, ok: bool = True) -> None:
+        self.timeout_s = timeout_s
+        self._why = why
+        self._ok = ok
+
+    def read(self, imu: Imu) -> Sequence[ImuSample]:
+        return imu.read_batch(self.timeout_s)
+
+    def check(self) -> tuple[bool, str]:
+        return self._ok, f"polling the FIFO ({self._why})"
+
+    def close(self) -> None:
+        pass
+
+
+class InterruptPacing:
+    """Reads paced by the data-ready line, falling back to polling when the line is dead.
+
+    ``required``: the config asked for the interrupt (``"interrupt"``), so a
+    dead line is a failed health check; with ``"auto"`` it is a note.
+    """
+
+    def __init__(
+        self,
+        line: DataReady,
+        *,
+        pin: int,
+        samples_per_wake: int,
+        wait_s: float,
+        poll_timeout_s: float,
+        dead_after: int,
+        required: bool,
+    ) -> None:
+        if samples_per_wake < 1:
+            raise ValueError("samples_per_wake must be at least 1")
+        self._line: DataReady | None = line
+        self._pin = pin
+        self._per_wake = samples_per_wake
+        self.wait_s = wait_s
+        """Longest wait for pulses before the FIFO is read anyway."""
+        self._poll_timeout_s = poll_timeout_s
+        self._dead_after = dead_after
+        self._required = required
+        self._seen = line.edges
+        self._unsignalled = 0
+        self.edges = 0
+        """Pulses counted so far (frozen at the fallback)."""
+        self.wakes = 0
+        self.timeouts = 0
+        """Waits that ended before ``samples_per_wake`` pulses came."""
+        self.fallback: str | None = None
+        """Why the loop polls now; None while the interrupt paces it."""
+
+    @property
+    def mode(self) -> str:
+        return "poll" if self._line is None else "interrupt"
+
+    def read(self, imu: Imu) -> Sequence[ImuSample]:
+        line = self._line
+        if line is None:
+            return imu.read_batch(self._poll_timeout_s)
+        target = self._seen + self._per_wake
+        edges = line.wait_for(target, self.wait_s)
+        self.wakes += 1
+        if edges < target:
+            self.timeouts += 1
+        signalled = edges > self._seen
+        self._seen = self.edges = edges
+        batch = imu.read_batch(0.0)  # never waits: the pulses (or the timeout) said when
+        if signalled:
+            self._unsignalled = 0
+        else:
+            self._unsignalled += len(batch)
+            if self._unsignalled >= self._dead_after:
+                self._fall_back()
+        return batch
+
+    def _fall_back(self) -> None:
+        self.fallback = (
+            f"GPIO{self._pin} gave no data-ready edge while the IMU delivered "
+            f"{self._unsignalled} samples: the INT wire is cut or not connected, or "
+            "gpio.pins.imu_int names the wrong pin (wiring/README.md, section 8)"
+        )
+        (log.error if self._required else log.warning)(
+            "IMU pacing falls back to polling: %s", self.fallback
+        )
+        line, self._line = self._line, None
+        if line is not None:
+            line.close()
+
+    def check(self) -> tuple[bool, str]:
+        if self.fallback is not None:
+            return (
+                not self._required,
+                f"polling the FIFO since the interrupt failed: {self.fallback}",
+            )
+        return True, (
+            f"paced by the data-ready interrupt on GPIO{self._pin}: {self.edges} edges, a read "
+            f"every {self._per_wake} samples, {self.timeouts} of {self.wakes} waits timed out"
+        )
+
+    def close(self) -> None:
+        line, self._line = self._line, None
+        if line is not None:
+            line.close()
+
+
+def wait_bound_s(gpio: GpioConfig, read_timeout_s: float) -> float:
+    """The longest wait for pulses: the loop's read timeout, and with heartbeat drive at most
+    a quarter of the hold time (12.5 ms of 50).
+
+    A quarter, not a half: the wait is only part of an iteration's gap between heartbeat
+    edges. The rest — the read, the decision, a busy host's scheduling — was measured at up to
+    16 ms under a network flood (benchmarks/flood.py) and 25 ms on a loaded development
+    machine (benchmarks/monitor_cpu.py), so a dead line (wait, time out, read, edge) still
+    leaves the hold circuit twice the margin it needs. A working line wakes the loop every
+    sample period (5 ms at 200 Hz), long before the bound.
+    """
+    if gpio.relay_drive == "heartbeat":
+        return min(read_timeout_s, gpio.heartbeat_hold_s / 4)
+    return read_timeout_s
+
+
+def open_pacing(
+    imu: ImuConfig, gpio: GpioConfig, factory: Any, clock: Clock, read_timeout_s: float
+) -> Pacing:
+    """The pacing ``imu.pacing`` asks for, on the GPIO devices' pin ``factory``.
+
+    Never raises for the line: a pin that cannot be claimed gives polling,
+    reported in the health checks, because the interrupt saves CPU and
+    protects nothing.
+    """
+    if imu.pacing == "poll":
+        return PollPacing(read_timeout_s, why="imu.pacing = 'poll'")
+    pin = gpio.pins.imu_int
+    required = imu.pacing == "interrupt"
+    try:
+        line = GpioDataReady(pin, factory, clock)
+    except HalError as exc:
+        (log.error if required else log.warning)("IMU pacing: %s; polling instead", exc)
+        return PollPacing(read_timeout_s, why=f"the data-ready line: {exc}", ok=not required)
+    return InterruptPacing(
+        line,
+        pin=pin,
+        samples_per_wake=imu.samples_per_wake,
+        wait_s=wait_bound_s(gpio, read_timeout_s),
+        poll_timeout_s=read_timeout_s,
+        dead_after=dead_after_samples(imu.sample_rate_hz),
+        required=required,
+    )

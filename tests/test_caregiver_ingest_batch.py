@@ -1,0 +1,98 @@
+"""Group commit: what arrives together is stored in one commit, all or nothing.
+
+The ingest thread stores the messages that arrived while it worked as one batch
+(:meth:`caregiver.ingest.Ingestor.handle_batch`). A bad message in a batch is
+rejected alone; a database that refuses the batch keeps none of it, announces
+none of it, and the same messages are stored whole when it works again. Real
+SQLite file; no broker needed (the batch is what the MQTT thread hands over).
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from pathlib import Path
+
+from caregiver.changes import Change, EventStored
+from caregiver.config import CaregiverConfig, CaregiverMqttConfig, ServerConfig
+from caregiver.service import CaregiverService
+
+DEVICE = "treadmill-1"
+
+
+def _service(tmp_path: Path, changes: list[Change]) -> CaregiverService:
+    config = CaregiverConfig(
+        server=ServerConfig(host="127.0.0.1", port=0, database=str(tmp_path / "c.db")),
+        mqtt=CaregiverMqttConfig(host="127.0.0.1", port=1),
+    )
+    service = CaregiverService(config)
+    service.ingestor.on_change = changes.append
+    return service
+
+
+def _event(seq: int, kind: str = "stumble", reason: str = "benchmark") -> tuple[str, bytes]:
+    data = {
+        "schema": 1,
+        "id": uuid.uuid4().hex,
+        "seq": seq,
+        "type": kind,
+        "device_id": DEVICE,
+        "severity": "warning",
+        "state": "TRIPPED",
+        "reason": reason,
+        "wall_time": "2026-12-01T21:00:00.000+00:00",
+        "t_monotonic": float(seq),
+        "figures": {},
+    }
+    return f"retroguard/{DEVICE}/event", json.dumps(data).encode()
+
+
+def _id(message: tuple[str, bytes]) -> str:
+    return str(json.loads(message[1])["id"])
+
+
+def test_a_bad_message_in_a_batch_is_rejected_alone(tmp_path: Path) -> None:
+    changes: list[Change] = []
+    service = _service(tmp_path, changes)
+    try:
+        first, second = _event(1), _event(2)
+        broken = (f"retroguard/{DEVICE}/event", b'{"schema": 1, "id": ')
+        assert service.ingestor.handle_batch([first, broken, second])
+        stored = {e.id for e in service.store.events_for(DEVICE)}
+        assert stored == {_id(first), _id(second)}
+        assert service.ingestor.rejected == 1 and service.ingestor.events_stored == 2
+        assert service.ingestor.messages == 3
+        announced = [c.event_id for c in changes if isinstance(c, EventStored)]
+        assert announced == [_id(first), _id(second)]
+    finally:
+        service.store.close()
+
+
+def test_a_batch_the_database_refuses_keeps_and_announces_nothing(tmp_path: Path) -> None:
+    changes: list[Change] = []
+    service = _service(tmp_path, changes)
+    store = service.store
+    try:
+        (pages,) = store._db.execute("PRAGMA page_count").fetchone()
+        store._db.execute(f"PRAGMA max_page_count = {pages}")  # what a full disk does to it
+        fits = _event(1)
+        assert service.ingestor.handle_batch([fits])  # a small event still fits
+        changes.clear()
+        small, big = _event(2), _event(3, reason="x" * 200_000)  # the big one cannot fit
+        assert not service.ingestor.handle_batch([small, big])
+        assert service.ingestor.storage_fault is not None
+        assert [e.id for e in store.events_for(DEVICE)] == [_id(fits)]  # small is not kept
+        assert changes == [] and service.ingestor.events_stored == 1
+        assert service.ingestor.messages == 1
+
+        store._db.execute("PRAGMA max_page_count = 1073741823")  # space again
+        assert service.ingestor.handle_batch([small, big])
+        assert service.ingestor.storage_fault is None
+        assert {e.id for e in store.events_for(DEVICE)} == {_id(fits), _id(small), _id(big)}
+        assert service.ingestor.events_stored == 3
+        assert [c.event_id for c in changes if isinstance(c, EventStored)] == [
+            _id(small),
+            _id(big),
+        ]
+    finally:
+        store.close()

@@ -1,0 +1,386 @@
+"""Interrupt-paced reading: the MPU-6050's data-ready pulse on GPIO4 wakes the loop.
+
+The simulated chip drives its INT output onto a gpiozero mock pin at its own
+sample instants; the firmware listens with a real ``DigitalInputDevice`` on
+the same pin factory. A dead line (a cut wire, the wrong pin) must never let
+the relay's hold circuit lapse: the loop waits at most a quarter of the hold
+time, then reads anyway, and soon settles on polling.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+import os
+import threading
+import tomllib
+from collections.abc import Mapping
+from pathlib import Path
+from typing import cast
+
+import pytest
+
+from core.clock import RealClock, SimClock
+from core.errors import ConfigError
+from firmware.app import HealthReports
+from firmware.config import parse_config
+from firmware.link.endpoint import CourierLink
+from firmware.pacing import InterruptPacing, PollPacing, open_pacing, wait_bound_s
+from hal import mpu6050_registers as reg
+from hal.config import GpioConfig, ImuConfig
+from hal.gpio import GpioDataReady
+from sim.backends import SimulatedHardware, simulated_hardware
+from sim.pins import ClockedMockFactory, ObservedMockPin
+from tests.app_support import PERIOD, Rig, Standing, TripAt, close_rigs, make_rig
+
+pytestmark = pytest.mark.usefixtures(close_rigs.__name__)
+
+INT_PIN = GpioConfig().pins.imu_int
+HOLD_S = GpioConfig().heartbeat_hold_s
+
+
+def started_hardware(clock: SimClock, imu: ImuConfig | None = None) -> SimulatedHardware:
+    sim = simulated_hardware(imu or ImuConfig(), GpioConfig(), clock, Standing())
+    sim.imu_rig.imu.start()
+    return sim
+
+
+def int_pin(sim: SimulatedHardware) -> ObservedMockPin:
+    return sim.gpio.factory.observed_pin(INT_PIN)
+
+
+# --- the simulated chip's INT output ---------------------------------------------------
+
+
+def test_the_chip_pulses_int_once_per_sample_and_the_gpio_line_counts_them() -> None:
+    clock = SimClock()
+    sim = started_hardware(clock)
+    line = GpioDataReady(INT_PIN, sim.gpio.factory, clock)
+    try:
+        first = line.wait_for(1, 1.0)
+        assert first == 1
+        woke_at = clock.monotonic()
+        assert line.wait_for(first + 10, 1.0) == first + 10
+        # The waiter wakes at the tenth sample's instant, not at the timeout.
+        assert clock.monotonic() - woke_at == pytest.approx(10 * PERIOD)
+        rises = [t for t, high in int_pin(sim).transitions if high]
+        assert len(rises) == line.edges
+        assert not int_pin(sim).state  # a pulse, not a level: low between samples
+    finally:
+        line.close()
+        sim.gpio.close()
+        sim.imu_rig.imu.close()
+
+
+def test_with_polling_configured_the_chip_never_raises_int() -> None:
+    clock = SimClock()
+    sim = started_hardware(clock, ImuConfig(pacing="poll"))
+    line = GpioDataReady(INT_PIN, sim.gpio.factory, clock)
+    try:
+        assert sim.imu_rig.chip.peek(reg.INT_ENABLE) == reg.FIFO_OFLOW_EN
+        # 0.2 s: fewer samples than fill the FIFO, whose overflow would pulse INT.
+        assert line.wait_for(1, 0.2) == 0  # the full timeout, and no edge
+        assert clock.monotonic() >= 0.2
+    finally:
+        line.close()
+        sim.gpio.close()
+        sim.imu_rig.imu.close()
+
+
+def test_the_driver_asks_for_a_push_pull_active_high_pulse_per_sample() -> None:
+    clock = SimClock()
+    sim = started_hardware(clock)
+    try:
+        chip = sim.imu_rig.chip
+        assert chip.peek(reg.INT_ENABLE) == reg.FIFO_OFLOW_EN | reg.DATA_RDY_EN
+        assert chip.peek(reg.INT_PIN_CFG) == 0  # active high, push-pull, 50 us pulse
+    finally:
+        sim.gpio.close()
+        sim.imu_rig.imu.close()
+
+
+def test_a_latched_active_low_int_stays_asserted_until_the_status_is_read() -> None:
+    clock = SimClock()
+    sim = started_hardware(clock)
+    try:
+        bus, address = sim.imu_rig.bus, ImuConfig().address
+        bus.write_byte_data(address, reg.INT_PIN_CFG, reg.INT_LEVEL | reg.LATCH_INT_EN)
+        pin = int_pin(sim)
+        assert pin.state  # active low, nothing pending: high
+        clock.sleep(3 * PERIOD)
+        assert not pin.state  # asserted by the first sample, and held there
+        bus.read_byte_data(address, reg.INT_STATUS)
+        assert pin.state  # reading the status released it
+    finally:
+        sim.gpio.close()
+        sim.imu_rig.imu.close()
+
+
+def test_the_chip_drives_int_on_its_own_thread_on_the_real_clock() -> None:
+    """On the real clock (the demo, the benchmark) nobody advances time: the chip's sample
+    clock is a thread, and a waiter is woken by the edge itself."""
+    clock = RealClock()
+    sim = simulated_hardware(ImuConfig(), GpioConfig(), clock, Standing())
+    sim.imu_rig.imu.start()
+    line = GpioDataReady(INT_PIN, sim.gpio.factory, clock)
+    try:
+        assert line.wait_for(10, 10.0) >= 10  # a net against a hang, not a timing
+        assert len(sim.imu_rig.imu.read_batch(0.0)) >= 10
+    finally:
+        line.close()
+        sim.gpio.close()
+        sim.imu_rig.imu.close()
+
+
+def test_a_cut_int_wire_leaves_the_pin_at_its_pull_down() -> None:
+    clock = SimClock()
+    sim = started_hardware(clock)
+    line = GpioDataReady(INT_PIN, sim.gpio.factory, clock)
+    try:
+        assert line.wait_for(5, 1.0) == 5
+        sim.imu_rig.chip.disconnect_int()
+        assert line.wait_for(6, 0.2) == 5
+        assert not int_pin(sim).state
+    finally:
+        line.close()
+        sim.gpio.close()
+        sim.imu_rig.imu.close()
+
+
+# --- the loop ----------------------------------------------------------------------------
+
+
+def armed(rig: Rig) -> Rig:
+    rig.run_for(1.0)
+    rig.press_reset()
+    assert rig.state == "ARMED" and rig.hardware.contact_closed()
+    return rig
+
+
+def heartbeat_gaps(rig: Rig, since: float) -> list[float]:
+    """Gaps between the loop's edges on the relay pin from ``since`` (simulated seconds)."""
+    pin = rig.app.gpio.factory.observed_pin(GpioConfig().pins.relay)
+    times = [t for t, _ in pin.transitions if t >= since]
+    return [b - a for a, b in itertools.pairwise(times)]
+
+
+class HealthLink:
+    """Collects what the loop hands the courier for the self-test."""
+
+    def __init__(self) -> None:
+        self.checks: list[Mapping[str, tuple[bool, str]]] = []
+
+    def report_health(self, health: object, checks: Mapping[str, tuple[bool, str]]) -> None:
+        self.checks.append(checks)
+
+
+def self_test(rig: Rig) -> Mapping[str, tuple[bool, str]]:
+    """The self-test's lines as the loop reports them."""
+    link = HealthLink()
+    reports = HealthReports(rig.app.monitor, cast(CourierLink, link), rig.clock)
+    rig.app.monitor.on_iteration.append(reports)
+    rig.run_for(HealthReports.INTERVAL_S + 0.05)
+    rig.app.monitor.on_iteration.remove(reports)
+    return link.checks[-1]
+
+
+def test_the_loop_is_paced_by_the_interrupt_one_read_per_sample(tmp_path: Path) -> None:
+    paced = make_rig(tmp_path / "irq")
+    polled = make_rig(tmp_path / "poll", imu=ImuConfig(pacing="poll"))
+    for rig in (paced, polled):
+        rig.run_for(0.5)
+        rig.sim_imu.bus.counts.clear()
+        rig.app.monitor.stats.iterations = rig.app.monitor.stats.empty_reads = 0
+        rig.app.monitor.stats.samples = 0
+        rig.run_for(2.0)
+    assert paced.app.monitor.pacing.mode == "interrupt"
+    assert polled.app.monitor.pacing.mode == "poll"
+    irq, poll = paced.app.monitor.stats, polled.app.monitor.stats
+    assert irq.samples == pytest.approx(400, abs=2) and poll.samples == pytest.approx(400, abs=2)
+    assert irq.empty_reads == 0  # woken by the sample itself: never a read for nothing
+    assert irq.iterations == irq.samples  # one wake, one read, one heartbeat edge per sample
+    irq_ops = sum(paced.sim_imu.bus.counts.values())
+    poll_ops = sum(polled.sim_imu.bus.counts.values())
+    assert irq_ops < poll_ops
+    ok, detail = self_test(paced)["imu-pacing"]
+    assert ok and f"data-ready interrupt on GPIO{INT_PIN}" in detail
+    assert self_test(polled)["imu-pacing"] == (True, "polling the FIFO (imu.pacing = 'poll')")
+
+
+def test_a_trip_still_opens_the_relay_within_one_sample_when_paced_by_interrupt(
+    tmp_path: Path,
+) -> None:
+    detector = TripAt(3.0)
+    rig = armed(make_rig(tmp_path, detector=detector, imu=ImuConfig(pacing="interrupt")))
+    rig.run_for(2.0)
+    assert rig.state == "TRIPPED" and detector.fired_at is not None
+    opened = rig.hardware.opened_after(detector.fired_at - PERIOD)
+    assert opened is not None and opened - detector.fired_at <= PERIOD
+
+
+@pytest.mark.parametrize("pacing", ["auto", "interrupt"])
+def test_a_line_that_dies_while_armed_keeps_the_relay_held_and_falls_back_to_polling(
+    tmp_path: Path, pacing: str
+) -> None:
+    """The decision: a dead interrupt line is not a reason to stop the belt. It protects
+    nothing (the FIFO holds the samples; the IMU-silent fault still trips on a lost sensor), so
+    the loop reads anyway after at most a quarter of the hold time, then polls for good and
+    says so."""
+    rig = armed(make_rig(tmp_path, imu=ImuConfig(pacing=pacing)))  # type: ignore[arg-type]
+    cut_at = rig.clock.monotonic()
+    rig.sim_imu.chip.disconnect_int()
+    rig.run_for(3.0)
+    assert rig.state == "ARMED"
+    assert rig.hardware.opened_after(cut_at) is None  # the hold circuit never lapsed
+    assert max(heartbeat_gaps(rig, cut_at)) <= HOLD_S / 4 + 1e-9
+    assert rig.app.monitor.pacing.mode == "poll"
+    ok, detail = self_test(rig)["imu-pacing"]
+    assert ok is (pacing == "auto")  # asked for the interrupt: a failed self-test line
+    assert f"GPIO{INT_PIN} gave no data-ready edge" in detail
+    assert rig.app.monitor.stats.imu_errors == 0
+
+
+def test_a_line_dead_from_the_start_still_arms_and_holds(tmp_path: Path) -> None:
+    """INT never wired (or gpio.pins.imu_int names the wrong pin): the loop starts waiting
+    for edges that never come, each wait bounded, and settles on polling."""
+    rig = make_rig(tmp_path)
+    rig.sim_imu.chip.disconnect_int()
+    armed(rig)
+    since = rig.clock.monotonic()
+    rig.run_for(2.0)
+    assert rig.state == "ARMED" and rig.hardware.opened_after(since) is None
+    assert rig.app.monitor.pacing.mode == "poll"
+    assert max(heartbeat_gaps(rig, 0.0)) <= HOLD_S / 4 + 1e-9
+
+
+def test_the_wait_for_an_edge_is_bounded_by_a_quarter_of_the_hold_time() -> None:
+    short_hold = GpioConfig(heartbeat_hold_s=0.02)
+    assert wait_bound_s(short_hold, read_timeout_s=0.025) == pytest.approx(0.005)
+    assert wait_bound_s(GpioConfig(), read_timeout_s=0.025) == pytest.approx(0.0125)
+    static = GpioConfig(relay_drive="static", bench_rig=True)
+    assert wait_bound_s(static, read_timeout_s=0.025) == pytest.approx(0.025)
+
+
+def test_a_busy_pin_gives_polling_with_a_reason() -> None:
+    clock = SimClock()
+    sim = started_hardware(clock)
+    taken = GpioDataReady(INT_PIN, sim.gpio.factory, clock)
+    try:
+        pacing = open_pacing(ImuConfig(), GpioConfig(), sim.gpio.factory, clock, 0.025)
+        assert isinstance(pacing, PollPacing)
+        ok, detail = pacing.check()
+        assert ok and f"GPIO {INT_PIN}" in detail  # "auto": a note, not a failure
+        required = dataclasses.replace(ImuConfig(), pacing="interrupt")
+        refused = open_pacing(required, GpioConfig(), sim.gpio.factory, clock, 0.025)
+        assert refused.check()[0] is False
+    finally:
+        taken.close()
+        sim.gpio.close()
+        sim.imu_rig.imu.close()
+
+
+def test_poll_configured_never_opens_the_line() -> None:
+    clock = SimClock()
+    sim = started_hardware(clock, ImuConfig(pacing="poll"))
+    try:
+        pacing = open_pacing(ImuConfig(pacing="poll"), GpioConfig(), sim.gpio.factory, clock, 0.025)
+        assert isinstance(pacing, PollPacing)
+        assert pacing.check() == (True, "polling the FIFO (imu.pacing = 'poll')")
+        # The pin is free for anything else.
+        GpioDataReady(INT_PIN, sim.gpio.factory, clock).close()
+    finally:
+        sim.gpio.close()
+        sim.imu_rig.imu.close()
+
+
+def test_an_edge_before_the_wait_ends_it_at_once() -> None:
+    """The edge callback runs on the pin factory's thread, so an edge may land while the loop
+    is getting ready to wait: it must be counted, not waited for again."""
+    clock = SimClock()
+    sim = started_hardware(clock, ImuConfig(pacing="poll"))
+    sim.imu_rig.chip.disconnect_int()  # the test drives the line
+    line = GpioDataReady(INT_PIN, sim.gpio.factory, clock)
+    try:
+        int_pin(sim).drive_high()
+        int_pin(sim).drive_low()
+        assert line.wait_for(1, 3600.0) == 1
+        assert clock.monotonic() < 1.0  # it did not sit out the hour
+    finally:
+        line.close()
+        sim.gpio.close()
+        sim.imu_rig.imu.close()
+
+
+@pytest.mark.parametrize(
+    ("toml", "message"),
+    [
+        ('[imu]\npacing = "edge"\n', "imu.pacing"),
+        ("[imu]\nsamples_per_wake = 0\n", "imu.samples_per_wake: must be greater than 0"),
+        ("[imu]\nsamples_per_wake = 3\n", "too long for the heartbeat relay drive"),
+    ],
+)
+def test_pacing_settings_are_checked(toml: str, message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        parse_config(tomllib.loads(toml))
+
+
+def test_interrupt_pacing_refuses_zero_samples_per_wake() -> None:
+    class Never:
+        edges = 0
+
+        def wait_for(self, edges: int, timeout: float) -> int:
+            return 0
+
+        def close(self) -> None:
+            pass
+
+    with pytest.raises(ValueError, match="samples_per_wake"):
+        InterruptPacing(
+            Never(),
+            pin=INT_PIN,
+            samples_per_wake=0,
+            wait_s=0.025,
+            poll_timeout_s=0.025,
+            dead_after=50,
+            required=False,
+        )
+
+
+def test_two_samples_per_wake_fit_a_quarter_of_the_hold_time() -> None:
+    config = parse_config(tomllib.loads("[imu]\nsamples_per_wake = 2\n"))
+    assert config.imu.samples_per_wake == 2
+
+
+def test_the_edge_callback_thread_adopts_the_loops_realtime_policy() -> None:
+    """systemd's reset-on-fork starts every new thread at normal priority, the pin factory's
+    callback thread included: on its first edge it takes the policy of the thread that opened
+    the line, so it never holds the GIL at normal priority while the loop waits for it."""
+    factory = ClockedMockFactory(SimClock())
+    opened: list[GpioDataReady] = []
+    seen: list[tuple[int, int]] = []
+
+    def loop_thread() -> None:
+        try:
+            os.sched_setscheduler(0, os.SCHED_FIFO | os.SCHED_RESET_ON_FORK, os.sched_param(1))
+        except PermissionError:
+            return
+        opened.append(GpioDataReady(INT_PIN, factory, factory.clock))
+
+    def callback_thread() -> None:
+        pin = factory.observed_pin(INT_PIN)
+        pin.drive_high()  # gpiozero runs the edge callback here, in this thread
+        pin.drive_low()
+        seen.append((os.sched_getscheduler(0) & ~os.SCHED_RESET_ON_FORK, opened[0].edges))
+
+    for target in (loop_thread, callback_thread):
+        if target is callback_thread and not opened:
+            factory.close()
+            pytest.skip("this host does not allow SCHED_FIFO")
+        thread = threading.Thread(target=target)
+        thread.start()
+        thread.join()
+    try:
+        assert seen == [(os.SCHED_FIFO, 1)]
+    finally:
+        opened[0].close()
+        factory.close()

@@ -1,0 +1,119 @@
+"""The cells of a spreadsheet's first sheet, read with the standard library.
+
+An ``.xlsx`` file is a zip archive of XML parts (ECMA-376, "Office Open
+XML"): ``xl/workbook.xml`` lists the sheets, ``xl/_rels/workbook.xml.rels``
+says which part holds each, and a sheet part holds ``<row>``s of ``<c>``
+cells whose text is a number (``<v>``), an inline string (``<is><t>``) or an
+index into ``xl/sharedStrings.xml``. Reading that takes ``zipfile`` and
+``xml.etree`` and some forty lines, so the KFall labels need no third-party
+dependency (openpyxl would be the alternative: well kept, but 4 MB and a
+dependency of the offline tools for one table per subject).
+
+Only what a data table needs is supported: cell text as strings, no
+formulas evaluated (their cached value is read), no dates, no styles.
+"""
+
+from __future__ import annotations
+
+import re
+import zipfile
+from pathlib import Path
+from xml.etree import ElementTree
+
+from tools.datasets.errors import DatasetFormatError
+
+_MAIN = "{http://schemas.openxmlformats.org/spreadsheetml/2006/main}"
+_REL = "{http://schemas.openxmlformats.org/officeDocument/2006/relationships}"
+_PKG_REL = "{http://schemas.openxmlformats.org/package/2006/relationships}"
+_CELL_REF = re.compile(r"^([A-Z]+)(\d+)$")
+
+
+def read_first_sheet(path: str | Path) -> list[list[str]]:
+    """Every row of the workbook's first sheet as a list of cell texts
+    (``""`` for an empty cell), rows in sheet order, gaps kept as empty rows.
+
+    Raises :class:`DatasetFormatError` (line = the sheet row, or 1 for the
+    file as a whole) for anything that is not a readable workbook.
+    """
+    p = Path(path)
+    try:
+        with zipfile.ZipFile(p) as z:
+            names = set(z.namelist())
+            shared = _shared_strings(z) if "xl/sharedStrings.xml" in names else []
+            sheet = _first_sheet_part(z, names)
+            root = ElementTree.fromstring(z.read(sheet))
+    except (zipfile.BadZipFile, KeyError, ElementTree.ParseError, OSError) as e:
+        raise DatasetFormatError(p, 1, f"not a readable .xlsx workbook: {e}") from None
+    rows: list[list[str]] = []
+    data = root.find(f"{_MAIN}sheetData")
+    if data is None:
+        raise DatasetFormatError(p, 1, "the first sheet has no sheetData")
+    for row in data.iter(f"{_MAIN}row"):
+        number = len(rows) + 1
+        r = row.get("r")
+        if r is not None:
+            if not r.isdigit() or int(r) < number:
+                raise DatasetFormatError(p, number, f"row number {r!r} out of order")
+            number = int(r)
+        while len(rows) < number - 1:
+            rows.append([])
+        cells: list[str] = []
+        for c in row.iter(f"{_MAIN}c"):
+            ref = c.get("r")
+            if ref is not None:
+                m = _CELL_REF.match(ref)
+                if m is None:
+                    raise DatasetFormatError(p, number, f"bad cell reference {ref!r}")
+                col = _column_index(m.group(1))
+                while len(cells) < col:
+                    cells.append("")
+            cells.append(_cell_text(c, shared, p, number))
+        rows.append(cells)
+    return rows
+
+
+def _column_index(letters: str) -> int:
+    n = 0
+    for ch in letters:
+        n = n * 26 + (ord(ch) - ord("A") + 1)
+    return n - 1
+
+
+def _cell_text(c: ElementTree.Element, shared: list[str], path: Path, row: int) -> str:
+    kind = c.get("t", "n")
+    if kind == "inlineStr":
+        node = c.find(f"{_MAIN}is")
+        return "" if node is None else "".join(t.text or "" for t in node.iter(f"{_MAIN}t"))
+    v = c.find(f"{_MAIN}v")
+    text = "" if v is None or v.text is None else v.text
+    if kind == "s" and text:
+        try:
+            return shared[int(text)]
+        except (ValueError, IndexError):
+            raise DatasetFormatError(path, row, f"shared string {text!r} does not exist") from None
+    return text
+
+
+def _shared_strings(z: zipfile.ZipFile) -> list[str]:
+    root = ElementTree.fromstring(z.read("xl/sharedStrings.xml"))
+    return ["".join(t.text or "" for t in si.iter(f"{_MAIN}t")) for si in root.iter(f"{_MAIN}si")]
+
+
+def _first_sheet_part(z: zipfile.ZipFile, names: set[str]) -> str:
+    """The zip member holding the workbook's first sheet."""
+    workbook = ElementTree.fromstring(z.read("xl/workbook.xml"))
+    sheet = workbook.find(f"{_MAIN}sheets/{_MAIN}sheet")
+    if sheet is None:
+        raise KeyError("the workbook lists no sheet")
+    rel_id = sheet.get(f"{_REL}id")
+    if rel_id is not None and "xl/_rels/workbook.xml.rels" in names:
+        rels = ElementTree.fromstring(z.read("xl/_rels/workbook.xml.rels"))
+        for rel in rels.iter(f"{_PKG_REL}Relationship"):
+            if rel.get("Id") == rel_id:
+                target = rel.get("Target", "")
+                part = target.lstrip("/") if target.startswith("/") else f"xl/{target}"
+                if part in names:
+                    return part
+    if "xl/worksheets/sheet1.xml" in names:
+        return "xl/worksheets/sheet1.xml"
+    raise KeyError("the first sheet's part is missing")
