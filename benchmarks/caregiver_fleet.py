@@ -207,6 +207,8 @@ class Instance:
             stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True,
         )  # fmt: skip
         self.subscribed = threading.Event()
+        self.troubles: list[str] = []
+        """Its log's warnings and errors (a refused batch, a deadlock, a dropped notification)."""
         threading.Thread(target=self._read, daemon=True).start()
 
     def _read(self) -> None:
@@ -214,6 +216,8 @@ class Instance:
         for line in self.proc.stderr:
             if "subscribed to every device" in line:
                 self.subscribed.set()
+            elif any(level in line for level in ("WARNING", "ERROR", "<4>", "<3>")):
+                self.troubles.append(line.strip())
 
     def stop(self) -> None:
         self.proc.terminate()
@@ -336,6 +340,11 @@ def main() -> int:
             )
         ok = ok and len(latencies) == len(sent) and p99 < 1000
 
+    for i, instance in enumerate(instances):
+        if instance.troubles:
+            print(f"  instance {i} logged {len(instance.troubles)} warnings, e.g.:")
+            for line in instance.troubles[:3]:
+                print(f"    {line[:160]}")
     for stream in streams:
         stream.close()
     db.close()
