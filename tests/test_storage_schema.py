@@ -36,6 +36,8 @@ DEVICE_TABLES = (
     "runs",
     "recordings",
     "incidents",
+    "plans",
+    "progressions",
 )
 TABLES_V1 = ("events", "outbox", "event_acks", "sessions", "session_intervals", "sqlite_sequence")
 SQL_ON_DEVICE_TABLES = re.compile(
