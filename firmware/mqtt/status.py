@@ -30,10 +30,13 @@ import msgspec
 from core.progress import (
     GOAL_BACKWARD_MIN,
     GOAL_SESSIONS_PER_WEEK,
+    PRESCRIBED_SESSIONS_PER_WEEK,
     at_goal,
+    done,
+    milestone,
     started_utc,
     week_of,
-    week_start,
+    weekly_progress,
 )
 from core.protocol import payloads
 from core.protocol.events import EventType
@@ -179,6 +182,7 @@ def progress_message(
     now: dt.datetime,
     zone: dt.tzinfo,
     newest: Sequence[SessionRecord] = (),
+    history: Sequence[SessionRecord] | None = None,
 ) -> ProgressMessage:
     """The ``progress`` message: the newest session, and the sessions of ``now``'s week,
     weeks counted in ``zone`` (the device's: ``retroguard sessions`` counts the same).
@@ -187,10 +191,12 @@ def progress_message(
     little early); only those that :func:`core.progress.week_of` puts in the
     week count. ``newest`` (newest first) is where the latest balance check and
     step-time variability are looked for: a walker who skipped a check keeps
-    the last one measured.
+    the last one measured. ``history`` (every session; default ``recent``) gives the weeks
+    at goal toward the milestone.
     """
     week = week_of(now, zone)
     this_week = [s for s in recent if week_of(started_utc(s), zone) == week]
+    reached = milestone(weekly_progress(recent if history is None else history, zone))
     sway = next(
         (
             (s, b)
@@ -220,6 +226,10 @@ def progress_message(
         week_longest_backward_s=round(max((s.longest_backward_s for s in this_week), default=0), 1),
         goal_sessions=GOAL_SESSIONS_PER_WEEK,
         goal_backward_s=GOAL_BACKWARD_MIN * 60,
+        week_done=sum(1 for s in this_week if done(s)),
+        week_prescribed=PRESCRIBED_SESSIONS_PER_WEEK,
+        weeks_at_goal=reached.weeks_at_goal,
+        milestone_weeks=reached.needed,
         session_id=None if latest is None else latest.id[:64],
         plan=None if latest is None else latest.plan,
         started_wall=None if latest is None else latest.started_wall,
@@ -313,17 +323,16 @@ class RetainedStatus:
     def progress(self) -> Retained | None:
         device = self._topics.device_id
         now = self._now()
-        monday = week_start(week_of(now, self._zone))
-        earliest = dt.datetime.combine(monday, dt.time(), self._zone).astimezone(dt.UTC)
-        since = (earliest - dt.timedelta(days=1)).isoformat()  # UTC, as sessions store theirs
-        latest, week, newest = self._read(
+        # Every session: this week's figures and the weeks at goal toward the milestone
+        # (a few hundred small rows after years of three a week; the publisher thread's).
+        latest, history, newest = self._read(
             lambda conn: (
                 latest_session(conn, device),
-                sessions_started_since(conn, device, since),
+                sessions_started_since(conn, device, ""),
                 newest_sessions(conn, device, MEASURES_LOOKBACK),
             )
         )
-        message = progress_message(device, latest, week, now, self._zone, newest)
+        message = progress_message(device, latest, history, now, self._zone, newest)
         # wall_time moves on every computation: compare what it says, not when it was said.
         view = payloads.encode(msgspec.structs.replace(message, wall_time=""))
         return self._if_changed(self._topics.progress, view, payloads.encode(message))
