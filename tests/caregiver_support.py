@@ -30,7 +30,14 @@ from caregiver.config import (
     ServerConfig,
 )
 from caregiver.service import CaregiverService
-from core.protocol.messages import Direction, IntervalSummary, RecordStatus, SessionRecord
+from core.protocol.messages import (
+    BalanceFigures,
+    Direction,
+    GaitFigures,
+    IntervalSummary,
+    RecordStatus,
+    SessionRecord,
+)
 from sim.recordings import FALL_FIGURES, fall_recording
 from tools.broker import Mosquitto
 
@@ -129,6 +136,31 @@ def session_record(
         stumbles=stumbles,
         intervals=intervals,
     )
+
+
+def with_measures(
+    record: SessionRecord,
+    *,
+    sway_ap: float,
+    sway_ml: float,
+    step_cv: float,
+    cadence: float = 88.0,
+    regularity: float = 0.7,
+) -> SessionRecord:
+    """``record`` with a measured eyes-open balance check and backward gait, as the monitor's
+    measurement thread adds them (figures in m/s², %, steps/min)."""
+    balance = BalanceFigures(
+        condition="eyes open", status="measured", duration_s=30.0, axes="mounting",
+        rms_ap_ms2=sway_ap, rms_ml_ms2=sway_ml, rms_ms2=math.hypot(sway_ap, sway_ml),
+        path_ms2=7.3, noise_floor_ms2=0.004,
+    )  # fmt: skip
+    gait = GaitFigures(
+        analysed_s=record.backward_s, steady_s=record.backward_s * 0.8, steady_share=0.8,
+        steps=int(record.backward_s * 0.8 * cadence / 60), axes="mounting",
+        cadence_spm=cadence, step_time_s=60 / cadence, step_time_cv_pct=step_cv,
+        step_regularity=regularity, stride_regularity=regularity + 0.05, rms_ml_ms2=0.9,
+    )  # fmt: skip
+    return msgspec.structs.replace(record, balance=[balance], gait_backward=gait)
 
 
 def received(record: SessionRecord) -> dict[str, Any]:
