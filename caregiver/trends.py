@@ -71,8 +71,8 @@ class Trend:
             return ""
         unit = f" {self.unit}" if self.unit else ""
         return (
-            f"{c.from_week} to {c.to_week}: {c.delta:+.3g}{unit}, "
-            f"noise (MDC95) {c.mdc95:.3g}{unit}: {c.verdict}"
+            f"Week of {week_label(c.from_week)} to week of {week_label(c.to_week)}: "
+            f"{c.delta:+.3g}{unit}, noise (MDC95) {c.mdc95:.3g}{unit}: {c.verdict}"
         )
 
 

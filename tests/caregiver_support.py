@@ -163,6 +163,38 @@ def with_measures(
     return msgspec.structs.replace(record, balance=[balance], gait_backward=gait)
 
 
+def physio_month(device_id: str, first_monday: dt.datetime) -> list[SessionRecord]:
+    """Four weeks from ``first_monday``, three sessions a week: the 2/2 plan for two weeks (one
+    session stopped early in the second, one with a stumble), then 10 straight minutes
+    backward; eyes-open sway falls by more than its noise (0.20 to 0.12 m/s² against an MDC95
+    of 0.046), step-time CV by less (4.0 to 3.5 % against 3.66)."""
+    from firmware.session.plan import alternate_2_2
+
+    plan = alternate_2_2()
+    sway = iter([0.20, 0.21, 0.19, 0.18, 0.17, 0.19, 0.14, 0.15, 0.13, 0.12, 0.12, 0.13])
+    cv = iter([4.0, 4.2, 3.9, 4.1, 3.8, 4.0, 3.7, 3.6, 3.8, 3.5, 3.6, 3.4])
+    out: list[SessionRecord] = []
+    for week in range(4):
+        for n, day in enumerate((0, 2, 4)):
+            started = first_monday + dt.timedelta(weeks=week, days=day)
+            if week < 2:
+                record = session_record(
+                    device_id, started, backward_min=plan.backward_s / 60, longest_min=2,
+                    total_min=plan.duration_s / 60, plan=plan.name,
+                )  # fmt: skip
+                if week == 1 and n == 2:
+                    # stopped after 15 of 30 minutes: four 2-minute stretches backward
+                    record = msgspec.structs.replace(
+                        record, status="stopped", done_s=900.0, backward_s=480.0
+                    )
+            else:
+                record = session_record(device_id, started, backward_min=12, longest_min=10)
+            if week == 1 and n == 1:
+                record = msgspec.structs.replace(record, trips=1, stumbles=1)
+            out.append(with_measures(record, sway_ap=next(sway), sway_ml=0.08, step_cv=next(cv)))
+    return out
+
+
 def received(record: SessionRecord) -> dict[str, Any]:
     """``record``'s summary as the caregiver's ingest hands it to ``parse_summary``: the
     decoded JSON the monitor publishes."""

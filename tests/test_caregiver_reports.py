@@ -11,7 +11,6 @@ import io
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
-import msgspec
 import pytest
 from pypdf import PdfReader
 
@@ -21,47 +20,14 @@ from caregiver.report_pdf import report_pdf
 from caregiver.storage import Incident, Store
 from caregiver.trends import measures_of, trends
 from core.progress import week_of
-from core.protocol.messages import SessionRecord
 from core.zones import system_zone
-from firmware.session.plan import alternate_2_2
 from firmware.session.record import session_payload
 from launcher.cli import main
-from tests.caregiver_support import received, session_record, with_measures
+from tests.caregiver_support import physio_month, received
 
 DEVICE = "treadmill-1"
 MONDAY = dt.datetime(2026, 3, 2, 9, 0, tzinfo=dt.UTC)  # 2026-W10
 NOW = (MONDAY + dt.timedelta(weeks=3, days=5)).timestamp()  # Saturday of 2026-W13
-PLAN = alternate_2_2()
-
-
-def two_two(started: dt.datetime, **changes: object) -> SessionRecord:
-    record = session_record(
-        DEVICE, started, backward_min=PLAN.backward_s / 60, longest_min=2,
-        total_min=PLAN.duration_s / 60, plan=PLAN.name,
-    )  # fmt: skip
-    return msgspec.structs.replace(record, **changes)
-
-
-def four_weeks() -> list[SessionRecord]:
-    """The 2/2 plan for two weeks (one session stopped early in the second), then 10 straight
-    minutes three times a week; sway falls by more than its noise, step-time CV by less."""
-    out: list[SessionRecord] = []
-    sway = iter([0.20, 0.21, 0.19, 0.18, 0.17, 0.19, 0.14, 0.15, 0.13, 0.12, 0.12, 0.13])
-    cv = iter([4.0, 4.2, 3.9, 4.1, 3.8, 4.0, 3.7, 3.6, 3.8, 3.5, 3.6, 3.4])
-    for week in range(4):
-        for n, day in enumerate((0, 2, 4)):
-            started = MONDAY + dt.timedelta(weeks=week, days=day)
-            if week < 2:
-                stopped = week == 1 and n == 2
-                record = two_two(started, status="stopped", done_s=900.0) if stopped else (
-                    two_two(started)
-                )  # fmt: skip
-            else:
-                record = session_record(DEVICE, started, backward_min=12, longest_min=10)
-            if week == 1 and n == 1:
-                record = msgspec.structs.replace(record, trips=1, stumbles=1)
-            out.append(with_measures(record, sway_ap=next(sway), sway_ml=0.08, step_cv=next(cv)))
-    return out
 
 
 def incident(opened: dt.datetime, severity: str, *, open_: bool) -> Incident:
@@ -77,7 +43,7 @@ def incident(opened: dt.datetime, severity: str, *, open_: bool) -> Incident:
 
 def stored(tmp_path: Path) -> Store:
     store = Store(str(tmp_path / "caregiver.db"))
-    for record in four_weeks():
+    for record in physio_month(DEVICE, MONDAY):
         row, problem = parse_summary(received(record), DEVICE)
         assert row is not None, problem
         store.record_walk_session(row, session_payload(record), NOW)
@@ -95,7 +61,7 @@ def test_the_trends_come_from_the_stored_summaries_with_band_and_noise(tmp_path:
     assert all(w.low < w.median < w.high for w in sway.weeks)
     assert sway.change is not None and sway.change.verdict == "improved"
     assert sway.describe_change() == (
-        "2026-W10 to 2026-W13: -0.08 m/s², noise (MDC95) 0.0457 m/s²: improved"
+        "Week of 2 Mar to week of 23 Mar: -0.08 m/s², noise (MDC95) 0.0457 m/s²: improved"
     )
     cv = found["step_time_cv"]
     assert cv.change is not None and cv.change.verdict == "within noise"  # -0.5 % < 3.66 %

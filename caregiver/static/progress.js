@@ -73,7 +73,9 @@
       ctx.setLineDash([]);
       ctx.fillStyle = "#3a3a3a"; ctx.font = (13 * r) + "px sans-serif";
       ctx.textAlign = "left"; ctx.textBaseline = "bottom";
-      ctx.fillText("noise \u00b1" + mdc.toPrecision(2) + (unit ? " " + unit : "") + " (MDC95)",
+      var amount = mdc.toPrecision(2) + (unit ? " " + unit : "");
+      var narrow = u.bbox.width / r < 420;
+      ctx.fillText(narrow ? "noise \u00b1" + amount : "first week \u00b1 noise (MDC95 " + amount + ")",
         x0 + 4 * r, u.valToPos(centre + mdc, "y", true) - 3 * r);
       ctx.restore();
     };
