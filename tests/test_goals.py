@@ -130,7 +130,6 @@ def test_the_progress_message_carries_adherence_and_weeks_at_goal(tmp_path: Path
     now = MONDAY + dt.timedelta(days=3)
     status = RetainedStatus(db, Topics("retroguard", DEVICE), now=lambda: now, zone=BERLIN)
     retained = status.progress()
-    status.close()
     assert retained is not None
     jsonschema.validate(json.loads(retained.payload), schema("progress"))
     message = decode_as(ProgressMessage, retained.payload.encode())
@@ -138,6 +137,18 @@ def test_the_progress_message_carries_adherence_and_weeks_at_goal(tmp_path: Path
     assert (message.week_prescribed, message.week_at_goal) == (3, 0)
     assert message.week_longest_backward_s == 120.0
     assert (message.weeks_at_goal, message.milestone_weeks) == (4, 4)
+
+    # three sessions of 10 straight minutes later this week: a fifth week at goal, counted
+    # again because the newest session changed
+    conn = connect(db)
+    for hours in (1, 2, 3):
+        save_session(conn, ten_straight(MONDAY + dt.timedelta(days=2, hours=hours)))
+    conn.close()
+    again = status.progress()
+    status.close()
+    assert again is not None
+    later = decode_as(ProgressMessage, again.payload.encode())
+    assert (later.week_at_goal, later.week_done, later.weeks_at_goal) == (3, 5, 5)
 
 
 def test_retroguard_sessions_prints_adherence_progression_and_weeks_at_goal() -> None:
