@@ -84,13 +84,16 @@ def _config(path: Path) -> Any:
 
 
 def run(args: argparse.Namespace) -> int:
-    from caregiver.storage import SchemaError
+    from caregiver.storage import SchemaError, StorageFault
 
     try:
         return _run(args)
     except SchemaError as exc:  # a database from a later release, or not the service's own
         print(f"retroguard caregiver: {exc}", file=sys.stderr)
         return 2
+    except StorageFault as exc:  # e.g. the PostgreSQL server refused or is unreachable
+        print(f"retroguard caregiver: {exc}", file=sys.stderr)
+        return 1
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -99,13 +102,13 @@ def _run(args: argparse.Namespace) -> int:
     config = _config(args.config)
     if args.caregiver_command not in (None, "serve"):  # None: no subcommand, i.e. serve
         from caregiver.auth import Accounts
-        from caregiver.storage import Store
+        from caregiver.storage import Store, redacted
 
         store = Store(config.server.database)
         try:
             if args.caregiver_command == "report":
                 return _report(args, store, config)
-            return _account_command(args, Accounts(store), config.server.database)
+            return _account_command(args, Accounts(store), redacted(config.server.database))
         finally:
             store.close()
     if args.port is not None:
@@ -124,10 +127,14 @@ def _report(args: argparse.Namespace, store: Any, config: Any) -> int:
     import time
 
     from caregiver.report import report_csv, report_for
+    from caregiver.storage import redacted
 
     name = "retroguard caregiver report"
     if store.device(args.device) is None:
-        print(f"{name}: no device {args.device!r} in {config.server.database}", file=sys.stderr)
+        print(
+            f"{name}: no device {args.device!r} in {redacted(config.server.database)}",
+            file=sys.stderr,
+        )
         return 2
     walker = config.devices.get(args.device, args.device)
     report = report_for(store, args.device, walker, config.zone, time.time())

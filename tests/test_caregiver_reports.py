@@ -41,8 +41,9 @@ def incident(opened: dt.datetime, severity: str, *, open_: bool) -> Incident:
     )  # fmt: skip
 
 
-def stored(tmp_path: Path) -> Store:
-    store = Store(str(tmp_path / "caregiver.db"))
+def stored(database: str) -> Store:
+    """A store (SQLite or PostgreSQL) holding :func:`physio_month`'s summaries as received."""
+    store = Store(database)
     for record in physio_month(DEVICE, MONDAY):
         row, problem = parse_summary(received(record), DEVICE)
         assert row is not None, problem
@@ -50,8 +51,8 @@ def stored(tmp_path: Path) -> Store:
     return store
 
 
-def test_the_trends_come_from_the_stored_summaries_with_band_and_noise(tmp_path: Path) -> None:
-    store = stored(tmp_path)
+def test_the_trends_come_from_the_stored_summaries_with_band_and_noise(caregiver_db: str) -> None:
+    store = stored(caregiver_db)
     found = {t.metric.key: t for t in trends(measures_of(store.walk_session_payloads(DEVICE)),
                                              dt.UTC)}  # fmt: skip
     store.close()
@@ -69,9 +70,9 @@ def test_the_trends_come_from_the_stored_summaries_with_band_and_noise(tmp_path:
 
 
 def test_the_csv_has_a_row_a_week_with_adherence_progression_incidents_and_trends(
-    tmp_path: Path,
+    caregiver_db: str,
 ) -> None:
-    store = stored(tmp_path)
+    store = stored(caregiver_db)
     report = make_report(
         DEVICE, "Anna", store.walk_sessions(DEVICE),
         measures_of(store.walk_session_payloads(DEVICE)),
@@ -98,7 +99,7 @@ def test_the_csv_has_a_row_a_week_with_adherence_progression_incidents_and_trend
 def test_the_pdf_is_one_page_with_the_table_adherence_longest_stretch_and_incidents(
     tmp_path: Path,
 ) -> None:
-    store = stored(tmp_path)
+    store = stored(str(tmp_path / "caregiver.db"))
     report = make_report(
         DEVICE, "Anna", store.walk_sessions(DEVICE),
         measures_of(store.walk_session_payloads(DEVICE)),
@@ -123,7 +124,7 @@ def test_the_pdf_is_one_page_with_the_table_adherence_longest_stretch_and_incide
 def test_the_cli_writes_both_reports_from_the_services_database(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    stored(tmp_path).close()
+    stored(str(tmp_path / "caregiver.db")).close()
     config = tmp_path / "caregiver.toml"
     config.write_text(f'[server]\ndatabase = "{tmp_path / "caregiver.db"}"\n'
                       '[devices]\n"treadmill-1" = "Anna"\n')  # fmt: skip
