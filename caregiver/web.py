@@ -38,6 +38,7 @@ from caregiver.routes import (
     pages,
     plans,
     progress,
+    reports,
     stream,
 )
 from caregiver.routes.site import Backend, SessionCookieAuth, Site, caregiver_of
@@ -115,6 +116,7 @@ def create_app(backend: Backend) -> Dashboard:
         *device_commands.routes(site),
         *plans.routes(site),
         *progress.routes(site),
+        *reports.routes(site),
         *api.routes(site),
         *stream.routes(site),
         Mount("/static/public", app=StaticFiles(directory=str(PUBLIC_STATIC))),
