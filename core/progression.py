@@ -2,8 +2,9 @@
 
 A stage is done when, in ``stage.weeks`` different weeks since it began, the
 walker completed ``stage.sessions_per_week`` sessions of the stage's plan
-(completed: the plan ran to its end; a stopped or abandoned session does not
-count). Weeks are ISO weeks in the walker's zone, as the weekly goal's
+(completed as adherence counts it, :func:`core.progress.done`: the plan
+walked through; a session stopped early or ended by a trip does not count).
+Weeks are ISO weeks in the walker's zone, as the weekly goal's
 (:mod:`core.progress`). The last stage is never "done": the walker stays there.
 The rule only decides; the device applies it (``firmware.storage.progressions``)
 and a physio's hold stops it.
@@ -16,16 +17,22 @@ from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from core.progress import utc_of, week_of
+from core.progress import done, utc_of, week_of
 from core.protocol.plan import Stage
 
 
 @dataclass(frozen=True, slots=True)
 class StageSession:
+    """What the rule reads of a stored session."""
+
     started_wall: str
     plan: str
     """The plan's name, as the session record keeps it."""
-    completed: bool
+    status: str
+    planned_s: float
+    done_s: float
+    backward_s: float
+    longest_backward_s: float
 
 
 def weeks_done(
@@ -36,7 +43,7 @@ def weeks_done(
     per_week: Counter[str] = Counter()
     for s in sessions:
         started = utc_of(s.started_wall)
-        if s.completed and s.plan == stage.plan.name and started >= since:
+        if done(s) and s.plan == stage.plan.name and started >= since:
             per_week[week_of(started, zone)] += 1
     return sum(1 for n in per_week.values() if n >= stage.sessions_per_week)
 

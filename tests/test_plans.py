@@ -437,8 +437,8 @@ def _completed(
     conn.execute(
         "INSERT INTO sessions (id, device_id, plan, status, started_wall, ended_wall, planned_s,"
         " done_s, backward_s, longest_backward_s, steps, walking_s, trips, stumbles, body)"
-        " VALUES (?, 'tm', ?, ?, ?, NULL, 1, 1, 1, 1, 0, 0, 0, 0, '{}')",
-        (f"{plan}-{started}", plan, status, started),
+        " VALUES (?, 'tm', ?, ?, ?, NULL, 1800, ?, 1, 1, 0, 0, 0, 0, '{}')",
+        (f"{plan}-{started}", plan, status, started, 1800.0 if status == "completed" else 600.0),
     )
 
 

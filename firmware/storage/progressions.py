@@ -150,10 +150,14 @@ def advance_if_done(
     if state is None or state.held or state.last:
         return None
     rows = conn.execute(
-        "SELECT started_wall, plan, status FROM sessions WHERE started_wall >= ?",
+        "SELECT started_wall, plan, status, planned_s, done_s, backward_s, longest_backward_s"
+        " FROM sessions WHERE started_wall >= ?",
         (state.stage_started_wall[:19],),
     ).fetchall()
-    sessions = [StageSession(str(s), str(p), str(status) == "completed") for s, p, status in rows]
+    sessions = [
+        StageSession(str(row[0]), str(row[1]), str(row[2]), *(float(x) for x in row[3:]))
+        for row in rows
+    ]
     stage = state.progression.stages[state.stage]
     if not stage_done(stage, state.stage_started_wall, sessions, zone):
         return None
