@@ -659,3 +659,34 @@ def test_the_plan_in_force_stays_while_records_are_in_memory_and_new_ones_reach_
     assert on_file is not None and on_file.plan == ANNA and on_file.via == "cli"
     assert [a.assigned_wall for a in db.read(plan_history)] == ["w3", "w2", "w1"]
     db.close()
+
+
+def test_the_retained_progress_prescribes_what_the_progression_s_stage_says(
+    tmp_path: Path,
+) -> None:
+    from core.protocol.messages import ProgressMessage
+    from core.protocol.payloads import decode_as
+    from firmware.mqtt.status import RetainedStatus
+
+    path = tmp_path / "device.db"
+    conn = connect(path)
+    conn.close()
+    status = RetainedStatus(path, Topics("retroguard", DEVICE), zone=dt.UTC)
+
+    def prescribed() -> int | None:
+        status.forget()
+        retained = status.progress()
+        assert retained is not None
+        return decode_as(ProgressMessage, retained.payload.encode()).week_prescribed
+
+    assert prescribed() == 3  # no progression: the prescription's three a week
+    twice = Progression("twice", (Stage(ANNA, sessions_per_week=2), Stage(ANNA, 1, 4)))
+    conn = connect(path)
+    with conn:
+        start_progression(conn, twice, stage=0, by="Jo", wall="w1")
+    assert prescribed() == 2
+    with conn:
+        start_progression(conn, twice, stage=1, by="Jo", wall="w2")
+    conn.close()
+    assert prescribed() == 4
+    status.close()

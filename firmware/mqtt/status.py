@@ -52,6 +52,7 @@ from core.protocol.messages import (
 from core.protocol.topics import Topics
 from core.zones import system_zone
 from firmware.storage.database import Database, as_database
+from firmware.storage.progressions import current_progression
 from firmware.storage.status import (
     IncidentEventRow,
     incident_events,
@@ -185,6 +186,7 @@ def progress_message(
     zone: dt.tzinfo,
     newest: Sequence[SessionRecord] = (),
     reached: Milestone | None = None,
+    prescribed: int = PRESCRIBED_SESSIONS_PER_WEEK,
 ) -> ProgressMessage:
     """The ``progress`` message: the newest session, and the sessions of ``now``'s week,
     weeks counted in ``zone`` (the device's: ``retroguard sessions`` counts the same).
@@ -194,7 +196,8 @@ def progress_message(
     week count. ``newest`` (newest first) is where the latest balance check and
     step-time variability are looked for: a walker who skipped a check keeps
     the last one measured. ``reached`` is the weeks at goal over every session (default:
-    counted from ``recent``).
+    counted from ``recent``). ``prescribed``: the week's sessions the physio prescribed (the
+    progression's stage says, when one is assigned).
     """
     week = week_of(now, zone)
     this_week = [s for s in recent if week_of(started_utc(s), zone) == week]
@@ -230,7 +233,7 @@ def progress_message(
         goal_sessions=GOAL_SESSIONS_PER_WEEK,
         goal_backward_s=GOAL_BACKWARD_MIN * 60,
         week_done=sum(1 for s in this_week if done(s)),
-        week_prescribed=PRESCRIBED_SESSIONS_PER_WEEK,
+        week_prescribed=prescribed,
         weeks_at_goal=reached.weeks_at_goal,
         milestone_weeks=reached.needed,
         session_id=None if latest is None else latest.id[:64],
@@ -331,15 +334,28 @@ class RetainedStatus:
         monday = week_start(week_of(now, self._zone))
         earliest = dt.datetime.combine(monday, dt.time(), self._zone).astimezone(dt.UTC)
         since = (earliest - dt.timedelta(days=1)).isoformat()  # UTC, as sessions store theirs
-        latest, week, newest = self._read(
+        latest, week, newest, progression = self._read(
             lambda conn: (
                 latest_session(conn, device),
                 sessions_started_since(conn, device, since),
                 newest_sessions(conn, device, MEASURES_LOOKBACK),
+                current_progression(conn),
             )
         )
+        prescribed = (
+            PRESCRIBED_SESSIONS_PER_WEEK
+            if progression is None
+            else progression.progression.stages[progression.stage].sessions_per_week
+        )
         message = progress_message(
-            device, latest, week, now, self._zone, newest, self._weeks_at_goal(latest)
+            device,
+            latest,
+            week,
+            now,
+            self._zone,
+            newest,
+            self._weeks_at_goal(latest),
+            prescribed,
         )
         # wall_time moves on every computation: compare what it says, not when it was said.
         view = payloads.encode(msgspec.structs.replace(message, wall_time=""))
