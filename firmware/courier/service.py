@@ -132,7 +132,7 @@ class Courier:
                 database=self.db,
                 on_silence=lambda: self.channel.send(messages.SilenceBuzzer()),
                 on_test_alarm=self._test_alarm,
-                on_plan=self.forward_plan,
+                on_plan=self._plan_changed,
             )
             self.reporter.set_providers(telemetry=self._telemetry, self_test=self._self_test)
             persist = self.reporter.sink  # stores and queues in one transaction
@@ -250,7 +250,14 @@ class Courier:
                 len(state.progression.stages),
                 state.progression.stages[state.stage].plan.name,
             )
-            self.forward_plan()
+            self._plan_changed()
+
+    def _plan_changed(self) -> None:
+        """A plan or progression was stored: the loop hears of it, and the retained progress
+        (whose prescribed sessions a progression sets) is computed again."""
+        self.forward_plan()
+        if self.reporter is not None:
+            self.reporter.sessions_changed()
 
     def forward_plan(self) -> None:
         """Tell the loop the plan in force when it changed (any thread; cheap when it did not).
