@@ -639,12 +639,15 @@ class GpioButton:
         *,
         pull_up: bool = True,
         bounce_s: float = 0.02,
+        what: str = "reset button",
     ) -> None:
+        """``what`` names the button in errors and logs (the optional help button is one too)."""
         if bounce_s < 0:
             raise ValueError("bounce_s must be >= 0")
         self._clock = clock
         self._bounce_s = bounce_s
         self._pin = pin
+        self._what = what
         self._presses: deque[float] = deque(maxlen=self.MAX_QUEUED)
         self._edges: deque[tuple[float, bool]] = deque(maxlen=2 * self.MAX_QUEUED)
         self._down = False
@@ -653,7 +656,7 @@ class GpioButton:
         self._rejected = 0
         self._closed = False
         self._device = _open_device(
-            "reset button",
+            what,
             pin,
             lambda: DigitalInputDevice(
                 pin,
@@ -698,6 +701,8 @@ class GpioButton:
 
     def take_presses(self) -> list[float]:
         """Monotonic times of presses since the last call, oldest first. Never blocks."""
+        if not self._presses:
+            return []  # the usual call, once per loop iteration: no exception raised
         presses: list[float] = []
         while True:
             try:
@@ -713,6 +718,8 @@ class GpioButton:
         release after it ``(t, False)``, so a reader can tell press patterns
         (double, long) apart. See :class:`hal.interfaces.PressEdges`.
         """
+        if not self._edges:
+            return []
         edges: list[tuple[float, bool]] = []
         while True:
             try:
@@ -728,7 +735,7 @@ class GpioButton:
         try:
             self._device.close()
         except Exception:
-            log.exception("closing the reset button pin GPIO %s failed", self._pin)
+            log.exception("closing the %s pin GPIO %s failed", self._what, self._pin)
 
 
 __all__ = [
