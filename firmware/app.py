@@ -180,6 +180,8 @@ def build_app(
         read_timeout_s=read_timeout_s,
         relay_sense=gpio.relay_sense,
         pacing=open_pacing(config.imu, config.gpio, gpio.factory, clock, read_timeout_s),
+        help_button=gpio.help_button,
+        press_gap_s=config.session.double_press_gap_s,
     )
 
     def take_requests(monitor: Monitor) -> None:

@@ -37,7 +37,8 @@ from sim.backends import simulated_hardware
 
 ARM_AT_S = 4.5
 """The walker presses reset once the sensor-worn check has seen a body (1 s + a 3 s block)."""
-PRESS_S = 0.3
+PRESS_S = 0.6
+"""Held past the chirp (firmware.presses.ARM_HOLD_S): the latch closes while it is down."""
 
 
 def _discard(value: object) -> None:

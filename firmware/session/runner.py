@@ -55,10 +55,11 @@ Safety, by construction:
   resumes.
 * Button press patterns (:mod:`.gestures`) count only when the whole pattern
   was made while ARMED, after the press that armed: the first press of a
-  pattern must come after the controller entered ARMED. So a double press
-  in STANDBY or TRIPPED arms (its first press is a reset press, as ever)
-  and does nothing else; in ARMED the controller ignores presses, and only
-  the session listens.
+  pattern must come after the controller entered ARMED. The loop reads the
+  button first (:mod:`firmware.presses`: a reset press is a sequence's first
+  press held until the chirp, three quick presses call for help) and passes
+  its edges on; a double press in STANDBY or TRIPPED does nothing at all.
+  Every pattern is in one table: docs/safety.md, "Button press patterns".
 
 Gait and sway are computed on a measurement thread
 (:mod:`firmware.gait.worker`): the loop hands it references to the samples it
@@ -971,7 +972,8 @@ def attach_session(
             speaker = EspeakSpeaker(config.voice, config.speech_rate_wpm)
         else:
             log.warning("session.voice is set but espeak-ng is not installed: buzzer cues only")
-    button = app.gpio.button if isinstance(app.gpio.button, PressEdges) else None
+    # The loop reads the reset button first (reset presses, help) and passes its edges on.
+    button = app.monitor.press_edges if isinstance(app.gpio.button, PressEdges) else None
     measurements = None
     if config.measure_gait:
         measurements = Measurements(
