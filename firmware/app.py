@@ -189,6 +189,8 @@ def build_app(
             buzzer.stop()
         if link.take_chirp():  # a test alarm: below every safety pattern, never cuts one
             buzzer.play("chirp", monitor.clock.monotonic())
+        for incident in link.take_closed_incidents():
+            controller.on_incident_closed(incident, monitor.clock.monotonic())
 
     monitor.on_iteration += [link.poll, take_requests, HealthReports(monitor, link, clock)]
     return App(

@@ -307,6 +307,8 @@ class SafetyController:
         )
         """Is the sensor on a body? None when ``safety.worn_check`` is off (a bench)."""
         self._last_help_at: float | None = None
+        self._help_incidents: deque[str] = deque(maxlen=8)
+        """Incidents the walker asked for help in, until a caregiver answers (closes) one."""
         self._said_not_worn = False
         """STANDBY's reason says "sensor not worn" (so it is said once, and taken back once)."""
 
@@ -454,6 +456,7 @@ class SafetyController:
             return
         self._last_help_at = pressed_at
         incident = self._incident if self._incident is not None else uuid.uuid4().hex
+        self._help_incidents.append(incident)
         log.warning("help requested with %s in %s", source, self.state.value)
         self._emit(
             Event.now(
@@ -465,6 +468,14 @@ class SafetyController:
                 incident=incident,
             )
         )
+
+    def on_incident_closed(self, incident: str, now: float) -> None:
+        """A caregiver closed ``incident`` (an ``ack``): if the walker asked for help in it,
+        ``help_answered`` tells them someone answered. Bookkeeping and a sound; nothing else."""
+        if incident in self._help_incidents:
+            self._help_incidents.remove(incident)
+            log.info("help answered: a caregiver closed incident %s", incident)
+            self._buzzer.play("help_answered", now)
 
     def on_contact(self, closed: bool, now: float) -> None:
         """The relay's contact, read back once per loop iteration, against what was asked.

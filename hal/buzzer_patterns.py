@@ -25,7 +25,9 @@ higher-priority one that is still playing, see :class:`PatternPlayer`):
   see :meth:`firmware.safety.SafetyController.on_button`) and ``not_worn``
   (a reset press did not arm: the sensor shows no body), and ``help_sent``
   (two groups of four quick beeps: the walker's call for help went to the
-  caregivers; see :meth:`firmware.safety.SafetyController.on_help`). Safety
+  caregivers; see :meth:`firmware.safety.SafetyController.on_help`) and
+  ``help_answered`` (a long beep and three quick ones: a caregiver closed the
+  incident the walker called about). Safety
   signals: no cue or chirp may mask them.
 * ``90`` to ``100``: ``alarm`` (a fall or stumble was detected; the relay dropped).
 
@@ -174,6 +176,13 @@ PATTERNS: Mapping[str, Pattern] = MappingProxyType(
             Pattern(
                 "help_sent",
                 ((0.06, 0.06),) * 3 + ((0.06, 0.4),) + ((0.06, 0.06),) * 3 + ((0.06, 0.0),),
+                repeat=False,
+                priority=70,
+            ),
+            # One long beep and three quick ones, once: "a caregiver answered your call".
+            Pattern(
+                "help_answered",
+                ((0.8, 0.25), (0.06, 0.06), (0.06, 0.06), (0.06, 0.0)),
                 repeat=False,
                 priority=70,
             ),

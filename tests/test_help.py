@@ -7,7 +7,8 @@ sends a help alert through a real Mosquitto to the real caregiver service.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -27,7 +28,7 @@ from sim.pins import ClockedMockFactory
 from sim.relay_hardware import SimulatedButton
 from tests.app_support import Rig, TripAt, close_rigs, make_rig
 from tests.caregiver_support import Receiver
-from tests.mqtt_helpers import config_for
+from tests.mqtt_helpers import WAIT, config_for
 from tests.test_caregiver_service import _fake_clock_service
 from tools.broker import Mosquitto
 
@@ -275,5 +276,35 @@ def test_a_help_pattern_reaches_the_caregiver_service_and_pages(
         (incident,) = service.store.incidents_for(device)
         assert incident.id == help_event.incident and incident.severity == "help"
         assert rig.state == "ARMED" and rig.hardware.contact_closed()
+        # A caregiver answers: the ack travels back over the broker, the walker hears it.
+        service.acknowledge(device, help_event.id, "Ann")
+        assert _loop_until(rig, lambda: rig.app.gpio.buzzer.pattern == "help_answered")
+        assert rig.state == "ARMED" and rig.hardware.contact_closed()
     finally:
         service.stop()
+
+
+def _loop_until(rig: Rig, done: Callable[[], bool]) -> bool:
+    """Run the loop in short steps until ``done()``; the real-time bound is a safety net for
+    the broker's round trip, not a timing assertion."""
+    deadline = time.monotonic() + WAIT
+    while time.monotonic() < deadline:
+        rig.run_for(0.02)
+        if done():
+            return True
+    return False
+
+
+def test_an_answer_to_an_incident_without_help_is_silent(tmp_path: Path) -> None:
+    rig = _armed(make_rig(tmp_path, detector=TripAt(4.0)))
+    rig.run_for(2.0)
+    (trip,) = _events(rig, EventType.STUMBLE)
+    controller = rig.app.controller
+    rig.app.gpio.buzzer.stop()
+    assert trip.incident is not None
+    controller.on_incident_closed(trip.incident, rig.clock.monotonic())
+    assert rig.app.gpio.buzzer.pattern is None  # no one called: nothing to answer
+    _help_presses(rig)
+    rig.run_for(3.0)
+    controller.on_incident_closed(trip.incident, rig.clock.monotonic())
+    assert rig.app.gpio.buzzer.pattern == "help_answered"

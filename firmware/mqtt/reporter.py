@@ -272,8 +272,12 @@ class _DefaultTarget:
         self_test: SelfTestProvider | None,
         test_alarm: Callable[[str], object] | None = None,
         clock: Callable[[], float] = time.monotonic,
+        on_closed: Callable[[str], object] | None = None,
     ) -> None:
+        """``on_closed``: told the incident a caregiver has just closed (the walker who asked
+        for help hears it)."""
         self._silence = silence
+        self._on_closed = on_closed
         self._outbox = outbox
         self._status = status
         self._self_test = self_test
@@ -316,6 +320,8 @@ class _DefaultTarget:
             raise CommandError(str(exc)) from None
         if done.closed_event is not None:
             log.info("incident %s closed by %s via %s", done.incident, done.by, done.via)
+            if self._on_closed is not None and done.incident is not None:
+                self._on_closed(done.incident)
         result: dict[str, Any] = {
             "event_id": done.event_id,
             "acknowledged": True,
@@ -374,6 +380,7 @@ class MqttReporter:
         on_silence: Callable[[], object] | None = None,
         on_test_alarm: Callable[[str], object] | None = None,
         clock: Callable[[], float] = time.monotonic,
+        on_incident_closed: Callable[[str], object] | None = None,
     ) -> None:
         try:
             check_device_id(device_id)
@@ -397,7 +404,13 @@ class MqttReporter:
         self._clock = clock
         self._box = _StatusBox()
         self._default_target = _DefaultTarget(
-            self.silence, self.outbox, self._box.get, self_test, on_test_alarm, clock
+            self.silence,
+            self.outbox,
+            self._box.get,
+            self_test,
+            on_test_alarm,
+            clock,
+            on_closed=on_incident_closed,
         )
         self._commands = CommandHandler(command_target or self._default_target)
         self._client: mqtt.Client | None = None
