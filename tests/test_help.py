@@ -23,6 +23,7 @@ from firmware.presses import (
     ResetPress,
 )
 from firmware.safety import HELP_REPEAT_S
+from hal.config import GpioConfig
 from hal.gpio import GpioButton
 from sim.pins import ClockedMockFactory
 from sim.relay_hardware import SimulatedButton
@@ -31,6 +32,8 @@ from tests.caregiver_support import Receiver
 from tests.mqtt_helpers import WAIT, config_for
 from tests.test_caregiver_service import _fake_clock_service
 from tools.broker import Mosquitto
+from tools.diagnostics.gpio_checks import HELP_BUTTON, run_gpio_checks
+from tools.diagnostics.result import Status
 
 __all__ = ["close_rigs"]
 
@@ -145,6 +148,15 @@ def test_in_armed_a_long_first_press_is_no_reset_press_and_help_still_works(pins
     pins.taps((0.0, 0.5), (0.8, 0.95), (1.2, 1.35))
     pins.run(3.0, armable=False)
     assert [type(o) for o in pins.what()] == [HelpPattern]
+
+
+def test_the_doctor_checks_the_help_button_only_when_it_is_wired() -> None:
+    clock = SimClock(T0)
+    wired = run_gpio_checks(GpioConfig(help_button_wired=True), clock, factory=None)
+    (check,) = [r for r in wired if r.name == HELP_BUTTON]
+    assert check.status is Status.PASS and check.detail == "GPIO25 reads released"
+    plain = run_gpio_checks(GpioConfig(), clock, factory=None)
+    assert HELP_BUTTON not in {r.name for r in plain}
 
 
 # -- the monitor: help changes nothing on the belt, and nothing arms ------------------------
