@@ -26,7 +26,6 @@ import queue
 import shutil
 import struct
 import subprocess
-import threading
 import wave
 from dataclasses import dataclass
 from enum import StrEnum
@@ -34,6 +33,7 @@ from pathlib import Path
 from typing import Protocol
 
 from core.protocol.messages import Direction
+from core.realtime import LoopHelperThread
 
 log = logging.getLogger(__name__)
 
@@ -161,7 +161,7 @@ class EspeakSpeaker:
         self.spoken = 0
         self._queue: queue.SimpleQueue[str | None] = queue.SimpleQueue()
         self._failed = False
-        self._thread = threading.Thread(target=self._run, name="retroguard-speech", daemon=True)
+        self._thread = LoopHelperThread(self._run, "retroguard-speech")
         self._thread.start()
 
     def say(self, text: str) -> None:
