@@ -80,6 +80,7 @@ from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 from core.mounting import Mounting
@@ -110,10 +111,12 @@ from firmware.session.cues import PATTERN, TEXT, Cue, Speaker, cue_for
 from firmware.session.gestures import GestureKind, GestureRecognizer
 from firmware.session.plan import Plan
 from firmware.session.steps import StepCounts, StepDetector
+from firmware.session.voice import Prompts
 from hal.interfaces import Buzzer, PressEdges
 
 if TYPE_CHECKING:
     from firmware.app import App
+    from firmware.config import Config
     from firmware.monitor import Monitor
     from firmware.session.control import ControlServer
 
@@ -306,6 +309,9 @@ class CueRecord:
     interval: int
     played: bool
     """False when the buzzer refused it (a higher-priority pattern was sounding)."""
+    spoken: str = ""
+    """The sentence of the spoken prompt (:mod:`.voice`): queued to the speaker when there is
+    one and the cue played; the demo prints it either way."""
 
     @property
     def text(self) -> str:
@@ -356,6 +362,7 @@ class SessionRunner:
         button: PressEdges | None = None,
         record: Callable[[SessionRecord, bool], None] | None = None,
         speaker: Speaker | None = None,
+        prompts: Prompts | None = None,
         time_scale: float = 1.0,
         measurements: Measurements | None = None,
     ) -> None:
@@ -373,6 +380,8 @@ class SessionRunner:
         self._button = button
         self._record = record
         self._speaker = speaker
+        self.prompts = prompts or Prompts.for_language(self.config.language)
+        """The spoken prompts' sentences (the interval, the time left, the turn, the end)."""
         self._gestures = GestureRecognizer(
             double_gap_s=self.config.double_press_gap_s, long_press_s=self.config.long_press_s
         )
@@ -432,6 +441,14 @@ class SessionRunner:
                 f"{check.condition}, ends in {check.ends - (self._last_now or check.started):.0f} s"
             )
         return data
+
+    def interval_now(self) -> tuple[int, Direction] | None:
+        """The interval running now, ``(index, direction)``; None unless RUNNING (the status
+        LED shows it: :class:`firmware.status_light.StatusLight`)."""
+        s = self.session
+        if self.state is not SessionState.RUNNING or s is None:
+            return None
+        return s.current, self.plan.intervals[s.current].direction
 
     # -------------------------------------------------------- loop thread
 
@@ -734,11 +751,13 @@ class SessionRunner:
         except Exception:  # a buzzer problem must not stop the session (nor the loop)
             log.exception("cue %s failed", cue.value)
             played = False
-        record = CueRecord(cue, now, s.plan_t if s else 0.0, s.current if s else 0, played=played)
+        index = s.current if s else 0
+        spoken = self.prompts.for_cue(cue, self.plan, index)
+        record = CueRecord(cue, now, s.plan_t if s else 0.0, index, played=played, spoken=spoken)
         self.cues.append(record)
         log.info("cue %s: %s", cue.value, TEXT[cue])
         if self._speaker is not None and played:
-            self._speaker.say(TEXT[cue])
+            self._speaker.say(spoken)  # a put: the speaker's own thread plays it
 
     def _finish(self, now: float, trigger: SessionTrigger) -> None:
         s = self.session
@@ -964,13 +983,18 @@ def attach_session(
     config = app.config.session
     if plan is None:
         plan = resolve_plan(config.plan)
-    if speaker is None and config.voice:
-        from firmware.session.cues import EspeakSpeaker, espeak_available
+    prompts: Prompts | None = None
+    if speaker is None:
+        from firmware.session.voice import open_player
 
-        if espeak_available():
-            speaker = EspeakSpeaker(config.voice, config.speech_rate_wpm)
-        else:
-            log.warning("session.voice is set but espeak-ng is not installed: buzzer cues only")
+        speaker, prompts = open_player(
+            config.voice,
+            config.language,
+            config.speech_rate_wpm,
+            prompt_cache_dir(app.config),
+            plan,
+            real_hardware=app.config.gpio.backend == "gpiozero",
+        )
     button = app.gpio.button if isinstance(app.gpio.button, PressEdges) else None
     measurements = None
     if config.measure_gait:
@@ -989,6 +1013,7 @@ def attach_session(
         button=button,
         record=app.link.submit_session if record else None,
         speaker=speaker,
+        prompts=prompts,
         time_scale=time_scale,
         measurements=measurements,
     )
@@ -999,7 +1024,17 @@ def attach_session(
         runner.control = ControlServer(path, runner)
         runner.control.start()
     app.monitor.on_iteration.append(runner)
+    if app.status_light is not None:
+        app.status_light.interval_now = runner.interval_now
     return runner
+
+
+def prompt_cache_dir(config: Config) -> Path:
+    """Where the spoken prompts are rendered: ``session.prompt_cache``, else ``prompts/``
+    beside the event store (the service's state directory, writable by it)."""
+    if config.session.prompt_cache:
+        return Path(config.session.prompt_cache)
+    return Path(config.storage.database).parent / "prompts"
 
 
 def detach_session(app: App, runner: SessionRunner, timeout: float = 5.0) -> None:
@@ -1011,6 +1046,8 @@ def detach_session(app: App, runner: SessionRunner, timeout: float = 5.0) -> Non
     """
     if runner in app.monitor.on_iteration:
         app.monitor.on_iteration.remove(runner)
+    if app.status_light is not None:
+        app.status_light.interval_now = None
     runner.settle_measurements(timeout)
     if runner.measurements is not None:
         runner.measurements.close()
