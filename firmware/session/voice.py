@@ -86,6 +86,7 @@ class DurationWords:
 
     minute: str = ""
     minutes: str = ""
+    minute_seconds: str = ""
     minutes_seconds: str = ""
     seconds: str = ""
 
@@ -156,6 +157,8 @@ class Prompts:
         words = self.file.durations
         total = round(seconds)
         n, s = divmod(total, 60)
+        if n == 1 and s:
+            return words.minute_seconds.format(n=n, s=s)
         if n and s:
             return words.minutes_seconds.format(n=n, s=s)
         if n == 1:
