@@ -85,6 +85,8 @@ class StatusLight:
         self._led = led
         self._safety = safety
         self.interval_now: IntervalNow | None = None
+        self.flash_s = self.FLASH_S
+        """How long a new interval flickers (a time-compressed demo shortens it)."""
         self.shown: deque[tuple[float, str]] = deque(maxlen=256)
         self._interval: tuple[int, Direction] | None = None
         self._flash_until = float("-inf")
@@ -103,7 +105,7 @@ class StatusLight:
         """The pattern for ``now`` (and note a new session interval, for its flash)."""
         interval = self.interval_now() if self.interval_now is not None else None
         if interval is not None and interval != self._interval:
-            self._flash_until = now + self.FLASH_S
+            self._flash_until = now + self.flash_s
         self._interval = interval
         by_safety = safety_pattern(self._safety.state, self._safety.reason)
         if by_safety is not None:

@@ -53,3 +53,19 @@ LED_PATTERNS: Mapping[str, Pattern] = MappingProxyType(
     }
 )
 """Every pattern the status LED shows, by name."""
+
+LOOKS: Mapping[str, str] = MappingProxyType(
+    {
+        "starting": "even 1 Hz blink: starting",
+        "standby": "one short flash every 2 s: press reset to arm",
+        "not_worn": "three short flashes every 2 s: the sensor is not worn",
+        "armed": "steady on: the belt is protected",
+        "walk_backward": "on, two dark blips every 2 s: walk backward",
+        "walk_forward": "on, one dark blip every 2 s: walk forward",
+        "rest": "slow blink: rest",
+        "interval_change": "fast flicker: a new interval",
+        "tripped": "fast flashing: tripped, the belt stopped",
+        "fault": "double flash every 2 s: fault, the monitor cannot watch",
+    }
+)
+"""What each pattern looks like and means, in words (the demo prints these)."""

@@ -1026,6 +1026,7 @@ def attach_session(
     app.monitor.on_iteration.append(runner)
     if app.status_light is not None:
         app.status_light.interval_now = runner.interval_now
+        app.status_light.flash_s = app.status_light.FLASH_S / time_scale
     return runner
 
 
@@ -1048,6 +1049,7 @@ def detach_session(app: App, runner: SessionRunner, timeout: float = 5.0) -> Non
         app.monitor.on_iteration.remove(runner)
     if app.status_light is not None:
         app.status_light.interval_now = None
+        app.status_light.flash_s = app.status_light.FLASH_S
     runner.settle_measurements(timeout)
     if runner.measurements is not None:
         runner.measurements.close()
