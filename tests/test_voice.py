@@ -178,19 +178,21 @@ def test_the_player_plays_each_prompt_in_order_with_its_wav(tmp_path: Path) -> N
 
 def test_say_never_waits_for_the_sound_card(tmp_path: Path) -> None:
     """The fake player blocks until the test lets it go: say() still returns at once."""
-    gate = tmp_path / "gate"
-    os.mkfifo(gate)
     cache = PromptCache(tmp_path / "prompts")
-    fake_wav(cache.path_for("first"))
-    fake_wav(cache.path_for("second"))
-    player = PromptPlayer(cache, command=["sh", "-c", f'read line < "{gate}"', "player"])
+    gates = {}
+    for text in ("first", "second"):
+        wav = cache.path_for(text)
+        fake_wav(wav)
+        gates[text] = Path(f"{wav}.gate")
+        os.mkfifo(gates[text])
+    # Each prompt "plays" until a line arrives on its own FIFO, <wav>.gate.
+    player = PromptPlayer(cache, command=["sh", "-c", 'read line < "$1.gate"', "player"])
     player.say("first")
     player.say("second")  # returned although the first is still "playing"
     assert player.played == []
-    with gate.open("w") as g:  # blocks until the player opens it: it is playing "first"
-        g.write("go\n")
-    with gate.open("w") as g:
-        g.write("go\n")
+    for text in ("first", "second"):
+        with gates[text].open("w") as gate:  # opens once the player is waiting on it
+            gate.write("go\n")
     player.close()
     assert player.played == ["first", "second"]
 
@@ -296,6 +298,7 @@ class Armed:
     state: SafetyState = SafetyState.ARMED
     since: float = 0.0
     transitions: Sequence[Transition] = ()
+    reason: str = "armed by local reset from STANDBY"
 
 
 @dataclass
@@ -344,3 +347,25 @@ def test_a_session_speaks_interval_time_left_turn_and_end() -> None:
         "Session done. Well walked.",
     ]
     assert [c.spoken for c in runner.cues] == heard.said
+
+
+def test_a_refused_arming_or_a_sensor_that_fell_off_is_said_once() -> None:
+    heard = Heard()
+    safety = Armed(SafetyState.STANDBY, reason="sensor not worn: no body movement (0.01 deg/s)")
+    buzzer = QuietBuzzer()
+    runner = SessionRunner(
+        resolve_plan("alternate-2-2"), safety=safety, buzzer=buzzer, device_id="t", speaker=heard
+    )
+    runner.tick(1.0)
+    assert heard.said == []  # lying on the console with nobody there: nothing to say
+    buzzer.play("not_worn", 2.0)  # the walker pressed reset and was refused
+    for t in (2.0, 2.5, 3.0):
+        runner.tick(t)
+    not_worn = "The sensor is not on your body. Clip it on your belt, then press reset."
+    assert heard.said == [not_worn]
+    buzzer.stop()
+    runner.tick(4.0)
+    safety.state, safety.reason = SafetyState.FAULT, "sensor not worn: no body movement for 20 s"
+    runner.tick(5.0)
+    runner.tick(6.0)
+    assert heard.said == [not_worn, not_worn]

@@ -85,6 +85,7 @@ from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 from core.mounting import Mounting
 from core.protocol.messages import (
+    SENSOR_NOT_WORN,
     BalanceCondition,
     BalanceFigures,
     Direction,
@@ -251,6 +252,9 @@ class SafetyView(Protocol):
     @property
     def transitions(self) -> Sequence[Transition]: ...
 
+    @property
+    def reason(self) -> str: ...
+
 
 @dataclass(slots=True)
 class IntervalLog:
@@ -409,6 +413,7 @@ class SessionRunner:
         self._check: _Check | None = None
         self._final_due: float | None = None
         """Real (monotonic) time until which the final record waits for figures."""
+        self._told_not_worn = False
 
     # ------------------------------------------------------------ any thread
 
@@ -476,7 +481,25 @@ class SessionRunner:
                 reply.put_nowait((ok, message))
         self._advance(now)
         self._collect()
+        self._tell_not_worn()
         self._last_now = now
+
+    def _tell_not_worn(self) -> None:
+        """Say why the belt will not arm (or stopped) when the sensor shows no body.
+
+        Only when the safety controller has just signalled it to the walker — a refused reset
+        press (its ``not_worn`` buzzer pattern) or the FAULT of a sensor that fell off — not
+        while the sensor merely lies on the console with nobody there."""
+        if self._speaker is None:
+            return
+        safety = self._safety
+        signalled = safety.reason.startswith(SENSOR_NOT_WORN) and (
+            self._buzzer.pattern == "not_worn" or safety.state is SafetyState.FAULT
+        )
+        if signalled and not self._told_not_worn:
+            self._speaker.say(self.prompts.file.prompts.not_worn)
+            log.info("said: %s", self.prompts.file.prompts.not_worn)
+        self._told_not_worn = signalled
 
     def start(self, now: float) -> tuple[bool, str]:
         if self.state in (SessionState.RUNNING, SessionState.PAUSED, SessionState.BALANCE):
