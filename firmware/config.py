@@ -460,4 +460,8 @@ def load_config(path: str | Path) -> Config:
     if plan.endswith(".toml") and not Path(plan).is_absolute():
         session = dataclasses.replace(config.session, plan=str(path.parent / plan))
         config = dataclasses.replace(config, session=session)
+    cache = config.session.prompt_cache
+    if cache and not Path(cache).is_absolute():
+        session = dataclasses.replace(config.session, prompt_cache=str(path.parent / cache))
+        config = dataclasses.replace(config, session=session)
     return config

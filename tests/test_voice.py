@@ -369,3 +369,21 @@ def test_a_refused_arming_or_a_sensor_that_fell_off_is_said_once() -> None:
     runner.tick(5.0)
     runner.tick(6.0)
     assert heard.said == [not_worn, not_worn]
+
+
+def test_the_prompt_cache_lives_beside_the_event_store_or_where_the_config_says(
+    tmp_path: Path,
+) -> None:
+    from firmware.config import load_config
+    from firmware.session.runner import prompt_cache_dir
+
+    plain = tmp_path / "plain.toml"
+    plain.write_text('[storage]\ndatabase = "state/events.db"\n')
+    assert prompt_cache_dir(load_config(plain)) == tmp_path / "state" / "prompts"
+    chosen = tmp_path / "chosen.toml"
+    chosen.write_text('[session]\nprompt_cache = "cache"\nlanguage = "en"\nvoice = "off"\n')
+    assert prompt_cache_dir(load_config(chosen)) == tmp_path / "cache"
+    wrong = tmp_path / "wrong.toml"
+    wrong.write_text('[session]\nlanguage = "tlh"\n')
+    with pytest.raises(ConfigError, match=r"session.language: no prompt file for this language"):
+        load_config(wrong)

@@ -17,7 +17,8 @@ class SessionConfig:
     language: str = "en"
     """Language of the spoken prompts: firmware/session/prompts/<language>.toml."""
     prompt_cache: str = ""
-    """Directory of the prompts rendered to WAV ("" = prompts/ beside the event store)."""
+    """Directory of the prompts rendered to WAV ("" = prompts/ beside the event store; relative
+    to this file)."""
     speech_rate_wpm: int = 150
     """Speaking rate of the spoken prompts (words per minute)."""
     one_minute_warning: bool = True
