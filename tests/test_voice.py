@@ -171,7 +171,7 @@ def test_the_player_plays_each_prompt_in_order_with_its_wav(tmp_path: Path) -> N
     player = PromptPlayer(cache, command=recorder(log))
     for text in texts:
         player.say(text)
-    player.close()
+    player.close(drain=True)
     assert player.played == texts
     assert log.read_text().splitlines() == [str(cache.path_for(t)) for t in texts]
 
@@ -193,7 +193,7 @@ def test_say_never_waits_for_the_sound_card(tmp_path: Path) -> None:
     for text in ("first", "second"):
         with gates[text].open("w") as gate:  # opens once the player is waiting on it
             gate.write("go\n")
-    player.close()
+    player.close(drain=True)
     assert player.played == ["first", "second"]
 
 
@@ -205,7 +205,7 @@ def test_a_failing_player_is_logged_once_and_goes_on(
     player = PromptPlayer(cache, command=["false"])
     for _ in range(3):
         player.say("a")
-    player.close()
+    player.close(drain=True)
     assert player.failures == 3 and player.played == []
     assert caplog.text.count("a spoken prompt failed") == 1
 
@@ -218,7 +218,7 @@ def test_the_player_renders_the_plan_before_it_plays(tmp_path: Path, prompts: Pr
     log = tmp_path / "played.log"
     player = PromptPlayer(cache, command=recorder(log), prerender=ahead)
     player.say(prompts.interval(plan, 1))
-    player.close(timeout=120.0)
+    player.close(timeout=120.0, drain=True)
     assert player.figures is not None and player.figures.rendered == len(ahead)
     assert all(cache.cached(t) is not None for t in ahead)
     assert log.read_text().splitlines() == [str(cache.path_for(prompts.interval(plan, 1)))]
@@ -271,7 +271,7 @@ def test_open_player_with_sound_renders_into_the_cache_and_plays(tmp_path: Path)
     assert player.cache.voice == "en" and player.cache.directory == tmp_path / "c"
     first = prompts.interval(plan, 0)
     player.say(first)
-    player.close(timeout=120.0)
+    player.close(timeout=120.0, drain=True)
     assert log.read_text().splitlines() == [str(player.cache.path_for(first))]
     assert len(list((tmp_path / "c").glob("*.wav"))) == len(prompts.all_for_plan(plan))
 
@@ -387,3 +387,22 @@ def test_the_prompt_cache_lives_beside_the_event_store_or_where_the_config_says(
     wrong.write_text('[session]\nlanguage = "tlh"\n')
     with pytest.raises(ConfigError, match=r"session.language: no prompt file for this language"):
         load_config(wrong)
+
+
+def test_closing_drops_the_queue_and_cuts_the_prompt_playing(tmp_path: Path) -> None:
+    """The monitor stopping never waits for speech: the prompt playing is cut short."""
+    cache = PromptCache(tmp_path / "prompts")
+    for text in ("long", "queued"):
+        fake_wav(cache.path_for(text))
+    os.mkfifo(f"{cache.path_for('long')}.gate")  # nobody ever writes it: "plays" forever
+    player = PromptPlayer(cache, command=["sh", "-c", 'exec cat "$1.gate"', "player"])
+    player.say("long")
+    player.say("queued")
+    for _ in range(3000):  # until the worker is "playing" (a state, bounded; not a timing)
+        if player._playing is not None:
+            break
+        player._thread.join(0.01)
+    assert player._playing is not None
+    player.close(timeout=30.0)
+    assert not player._thread.is_alive()
+    assert player.played == [] and player.failures == 0

@@ -26,6 +26,7 @@ simulated rig (demo, tests) prints its prompts instead; ``"off"`` keeps beeps.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
 import logging
@@ -266,11 +267,16 @@ class PromptCache:
             partial.unlink(missing_ok=True)
         return path
 
-    def render_all(self, texts: Sequence[str]) -> RenderFigures:
+    def render_all(
+        self, texts: Sequence[str], stop: threading.Event | None = None
+    ) -> RenderFigures:
+        """Render what is not in the cache yet; ``stop`` set ends it early (a monitor stopping)."""
         started = time.monotonic()
         rendered = 0
         size = 0
         for text in texts:
+            if stop is not None and stop.is_set():
+                break
             if self.cached(text) is None:
                 rendered += 1
             size += self.render(text).stat().st_size
@@ -302,6 +308,8 @@ class PromptPlayer:
         self.failures = 0
         self._prerender = tuple(prerender)
         self._queue: queue.SimpleQueue[str | None] = queue.SimpleQueue()
+        self._stopping = threading.Event()
+        self._playing: subprocess.Popen[bytes] | None = None
         self._thread = threading.Thread(target=self._run, name="retroguard-prompts", daemon=True)
         self._thread.start()
 
@@ -309,33 +317,55 @@ class PromptPlayer:
         """Ask for ``text`` to be spoken. Never blocks: safe on the real-time thread."""
         self._queue.put_nowait(text)
 
-    def close(self, timeout: float = 10.0) -> None:
-        """Let the queued prompts play (up to ``timeout``), then stop the worker."""
+    def close(self, timeout: float = 2.0, *, drain: bool = False) -> None:
+        """Stop the worker, waiting at most ``timeout``.
+
+        With ``drain`` every queued prompt plays first (tests). Without it (the
+        monitor stopping) the queue is dropped and the prompt playing is cut
+        short: a stop never waits for speech (the unit allows the whole stop 5 s).
+        """
+        if not drain:
+            self._stopping.set()
+            playing = self._playing
+            if playing is not None:
+                with contextlib.suppress(OSError):
+                    playing.terminate()
         self._queue.put_nowait(None)
         self._thread.join(timeout=timeout)
 
     def _run(self) -> None:
         if self._prerender:
             try:
-                self.figures = self.cache.render_all(self._prerender)
+                self.figures = self.cache.render_all(self._prerender, stop=self._stopping)
                 log.info("spoken prompts ready in %s: %s", self.cache.directory, self.figures)
             except (OSError, subprocess.SubprocessError) as exc:
                 self._failed("rendering the spoken prompts failed", exc)
         while True:
             text = self._queue.get()
-            if text is None:
+            if text is None or self._stopping.is_set():
                 return
             try:
-                path = self.cache.render(text)
-                subprocess.run(
-                    [*self.command, str(path)],
-                    check=True,
-                    capture_output=True,
-                    timeout=PLAY_TIMEOUT_S,
-                )
-                self.played.append(text)
+                self._play(self.cache.render(text))
+                if not self._stopping.is_set():  # else it was cut short
+                    self.played.append(text)
             except (OSError, subprocess.SubprocessError) as exc:
                 self._failed("a spoken prompt failed (buzzer cues go on)", exc)
+
+    def _play(self, wav: Path) -> None:
+        with subprocess.Popen(
+            [*self.command, str(wav)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+        ) as process:
+            self._playing = process
+            try:
+                _, stderr = process.communicate(timeout=PLAY_TIMEOUT_S)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.communicate()
+                raise
+            finally:
+                self._playing = None
+        if process.returncode != 0 and not self._stopping.is_set():
+            raise subprocess.CalledProcessError(process.returncode, process.args, stderr=stderr)
 
     def _failed(self, what: str, exc: BaseException) -> None:
         self.failures += 1
