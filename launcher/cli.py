@@ -114,6 +114,7 @@ for _module, _commands in (
     ),
     ("tools.doctor", {"doctor": "check the wiring, sensor, pins, broker, store and clock"}),
     ("tools.calibrate", {"calibrate": "measure the gyro bias and the IMU mounting"}),
+    ("tools.prompts", {"prompts": "render the spoken prompts of the configured plan to WAV now"}),
     (
         "caregiver.cli",
         {"caregiver": "the caregivers' service: MQTT ingest, dashboard, notifications"},

@@ -406,3 +406,22 @@ def test_closing_drops_the_queue_and_cuts_the_prompt_playing(tmp_path: Path) -> 
     player.close(timeout=30.0)
     assert not player._thread.is_alive()
     assert player.played == [] and player.failures == 0
+
+
+@needs_espeak
+def test_the_prompts_command_renders_the_plan_into_the_cache(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from launcher.cli import main
+
+    config = tmp_path / "config.toml"
+    config.write_text('[storage]\ndatabase = "events.db"\n[session]\nplan = "alternate-2-2"\n')
+    assert main(["prompts", "-c", str(config)]) == 0
+    first = capsys.readouterr().out
+    assert first.startswith("alternate-2-2 in English (voice en, 150 words/min): 22 prompts (22 ")
+    assert len(list((tmp_path / "prompts").glob("*.wav"))) == 22
+    assert main(["prompts", "-c", str(config), "--list"]) == 0
+    again = capsys.readouterr().out.splitlines()
+    assert "22 prompts (0 rendered" in again[0]
+    assert again[1].endswith("Interval 1 of 15. Walk backward for 2 minutes. 30 minutes to go.")
+    assert len(again) == 23
