@@ -64,6 +64,7 @@ sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != _HERE]
 
 from caregiver.headless import CHROMIUM, launch_chromium  # noqa: E402
 from tools.broker import Mosquitto, free_port  # noqa: E402
+from tools.pgcluster import PostgresCluster  # noqa: E402
 
 PASSWORD = "benchmark-password"
 WAIT = 120.0
@@ -369,6 +370,8 @@ class Service:
     broker: Mosquitto
     notify_port: int | None
     """The receiver's port; None: no contact (nobody is paged)."""
+    database: str = "caregiver.db"
+    """A SQLite file next to the config, or a postgresql:// URL (``--engine postgresql``)."""
     port: int = field(default_factory=free_port)
     process: subprocess.Popen[bytes] | None = None
 
@@ -382,7 +385,7 @@ class Service:
         config.write_text(
             f"""[server]
 port = {self.port}
-database = "caregiver.db"
+database = "{self.database}"
 timezone = "UTC"
 
 [mqtt]
@@ -568,7 +571,13 @@ def run(n: int, args: argparse.Namespace) -> Figures:
     broker = Mosquitto(persistence=False, extra_config="max_queued_messages 0")
     broker.start()
     receiver = NotificationReceiver()
-    service = Service(work, broker, None if args.no_contacts else receiver.port)
+    cluster: PostgresCluster | None = None
+    database = "caregiver.db"
+    if args.engine == "postgresql":
+        cluster = PostgresCluster()
+        cluster.start()
+        database = cluster.new_database("bench")
+    service = Service(work, broker, None if args.no_contacts else receiver.port, database)
     ctx = multiprocessing.get_context("spawn")
     ours, theirs = ctx.Pipe()
     load = ctx.Process(target=generator, args=(theirs, broker.host, broker.port, n, args.format))
@@ -625,6 +634,8 @@ def run(n: int, args: argparse.Namespace) -> Figures:
         service.stop()
         receiver.close()
         broker.cleanup()
+        if cluster is not None:
+            cluster.cleanup()
     return Figures(
         n, falls_to_phone, falls_to_browser, args.burst, stored_s, burst_to_browser,
         burst_to_socket, telemetry_sent, before_login, end, burst_cpu, load_at_start,
@@ -703,6 +714,12 @@ def main() -> int:
         action="store_true",
         help="configure no contact: what the service costs without paging anyone (each "
         "notification is some 3 ms of Apprise and requests CPU)",
+    )
+    ap.add_argument(
+        "--engine",
+        choices=("sqlite", "postgresql"),
+        default="sqlite",
+        help="the service's database: a SQLite file, or a throwaway local PostgreSQL cluster",
     )
     args = ap.parse_args()
     if not CHROMIUM.exists():

@@ -106,7 +106,7 @@ from core.protocol.events import PROTECTED_TYPES  # noqa: E402
 from tools.broker import BrokerError  # noqa: E402
 
 if TYPE_CHECKING:
-    from caregiver.storage.sqlite import Store
+    from caregiver.storage import Store
 
 HOLD_S = 0.05
 """``gpio.heartbeat_hold_s``: the hold circuit drops the relay this long after the last edge."""
@@ -602,8 +602,8 @@ class CaregiverProcess:
         """Every event of the soak's device the service has committed, read through the
         service's own store (one connection for the scenario: WAL lets it read beside the
         service, and a killed service leaves it valid)."""
+        from caregiver.storage import Store
         from caregiver.storage.faults import StorageFault
-        from caregiver.storage.sqlite import Store
 
         try:
             if self._store is None:

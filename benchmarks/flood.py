@@ -82,6 +82,7 @@ def monitor_child(config_path: str, out_path: str) -> int:
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     edges: list[float] = []
     pressed = False
+    next_press = 0.0
     hold = gpio.relay.hold
 
     def hold_and_record() -> None:
@@ -91,11 +92,16 @@ def monitor_child(config_path: str, out_path: str) -> int:
     gpio.relay.hold = hold_and_record  # type: ignore[method-assign]
 
     def press_when_standby(monitor: Monitor) -> None:
-        nonlocal pressed
+        # Press at STANDBY, again each second while the sensor-worn check still waits for
+        # a body; never again once armed (a trip during the run must stay a trip).
+        nonlocal pressed, next_press
         finger.poll()
-        if monitor.controller.state is SafetyState.STANDBY and not pressed:
+        state = monitor.controller.state
+        now = clock.monotonic()
+        if state is SafetyState.ARMED:
             pressed = True
-            now = clock.monotonic()
+        elif state is SafetyState.STANDBY and not pressed and now >= next_press:
+            next_press = now + 1.0
             finger.press_at(now, now + 0.3)
 
     app.monitor.on_iteration.append(press_when_standby)

@@ -127,6 +127,7 @@ def monitor_child(config_path: str, out_path: str) -> int:
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     hold = gpio.relay.hold
     pressed = announced = False
+    next_press = 0.0
     decide = app.controller.on_samples
     decisions = {"cpu_s": 0.0}
     gc_pauses: list[float] = []
@@ -176,12 +177,16 @@ def monitor_child(config_path: str, out_path: str) -> int:
     gpio.relay.hold = hold_and_record  # type: ignore[method-assign]
 
     def arm_once(monitor: Monitor) -> None:
-        nonlocal pressed, announced
+        # Press at STANDBY, again each second while the sensor-worn check still waits for
+        # a body; never again once armed.
+        nonlocal pressed, announced, next_press
         finger.poll()
         state = monitor.controller.state
-        if state is SafetyState.STANDBY and not pressed:
+        now = clock.monotonic()
+        if state is SafetyState.ARMED:
             pressed = True
-            now = clock.monotonic()
+        elif state is SafetyState.STANDBY and not pressed and now >= next_press:
+            next_press = now + 1.0
             finger.press_at(now, now + 0.3)
         if state is SafetyState.ARMED and not announced:
             announced = True

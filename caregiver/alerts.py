@@ -73,11 +73,14 @@ class Alerting:
         config: CaregiverConfig,
         clock: Clock = time.time,
         wake_notifier: Callable[[], None] = lambda: None,
+        may_escalate: Callable[[], bool] = lambda: True,
     ) -> None:
         self.store = store
         self.config = config
         self.clock = clock
         self.wake_notifier = wake_notifier
+        self.may_escalate = may_escalate
+        """False while another instance holds the escalation lease (:mod:`caregiver.lease`)."""
         if not config.contacts:
             log.warning("no [[contacts]] configured: alerts are shown on the dashboard only")
 
@@ -353,7 +356,10 @@ class Alerting:
 
     def tick(self) -> int:
         """Act on every alert that is due (held past its grace, or paging past its timeout).
-        Returns how many alerts were acted on. The service calls this every second."""
+        Returns how many alerts were acted on. The service calls this every second; of several
+        instances on one database, only the escalation lease's holder acts."""
+        if not self.may_escalate():
+            return 0
         now = self.clock()
         acted = 0
         with self.store.transaction() as tx:

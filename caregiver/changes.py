@@ -2,11 +2,14 @@
 
 Ingestion calls ``on_change`` after each commit; the dashboard's feed
 (:mod:`caregiver.routes.stream`) renders the card or timeline row it concerns and
-pushes it to every open browser.
+pushes it to every open browser. Instances sharing a PostgreSQL database tell each
+other their changes (:func:`encode` / :func:`decode`, over ``NOTIFY``), so a caregiver
+connected to one sees what another ingested.
 """
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 
 
@@ -34,3 +37,31 @@ class SessionStored:
 
 
 Change = DeviceChanged | EventStored | SessionStored
+
+
+def encode(change: Change, origin: str) -> str:
+    """``change`` as another instance reads it; ``origin`` names the instance that made it."""
+    fields: dict[str, str] = {"origin": origin, "device_id": change.device_id}
+    if isinstance(change, DeviceChanged):
+        fields["kind"] = "device"
+    elif isinstance(change, EventStored):
+        fields.update(kind="event", event_id=change.event_id)
+    else:
+        fields.update(kind="session", session_id=change.session_id)
+    return json.dumps(fields, separators=(",", ":"))
+
+
+def decode(text: str) -> tuple[str, Change] | None:
+    """The origin and the change :func:`encode` wrote; None for anything else."""
+    try:
+        fields = json.loads(text)
+        origin, kind, device_id = fields["origin"], fields["kind"], fields["device_id"]
+        if kind == "device":
+            return origin, DeviceChanged(device_id)
+        if kind == "event":
+            return origin, EventStored(device_id, fields["event_id"])
+        if kind == "session":
+            return origin, SessionStored(device_id, fields["session_id"])
+    except (ValueError, KeyError, TypeError):
+        pass
+    return None

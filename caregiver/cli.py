@@ -75,13 +75,16 @@ def _config(path: Path) -> Any:
 
 
 def run(args: argparse.Namespace) -> int:
-    from caregiver.storage import SchemaError
+    from caregiver.storage import SchemaError, StorageFault
 
     try:
         return _run(args)
     except SchemaError as exc:  # a database from a later release, or not the service's own
         print(f"retroguard caregiver: {exc}", file=sys.stderr)
         return 2
+    except StorageFault as exc:  # e.g. the PostgreSQL server refused or is unreachable
+        print(f"retroguard caregiver: {exc}", file=sys.stderr)
+        return 1
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -90,11 +93,11 @@ def _run(args: argparse.Namespace) -> int:
     config = _config(args.config)
     if args.caregiver_command not in (None, "serve"):  # None: no subcommand, i.e. serve
         from caregiver.auth import Accounts
-        from caregiver.storage import Store
+        from caregiver.storage import Store, redacted
 
         store = Store(config.server.database)
         try:
-            return _account_command(args, Accounts(store), config.server.database)
+            return _account_command(args, Accounts(store), redacted(config.server.database))
         finally:
             store.close()
     if args.port is not None:

@@ -31,9 +31,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from caregiver.storage.engines import database_problem, engine_of
 from core import tomlschema
 from core.errors import ConfigError
 from core.mqttlink import BrokerLink
+from core.protocol.topics import share_group_problem
 from core.zones import named_zone
 
 Action = Literal["page", "page_unless_reset", "log"]
@@ -47,7 +49,9 @@ class ServerConfig:
     """Address the dashboard listens on ("0.0.0.0" for the whole LAN; put HTTPS in front)."""
     port: int = 8080
     database: str = "/var/lib/retroguard/caregiver.db"
-    """The service's own SQLite database. Relative paths are relative to the config file."""
+    """The service's own database: a SQLite file (relative paths are relative to the config
+    file), or a PostgreSQL URL, ``postgresql://user@host:port/dbname``, for several instances
+    sharing one database (docs/provider.md; the password in ``~/.pgpass`` or ``passfile=``)."""
     public_url: str = ""
     """Base URL used in notification links ("" = http://<host>:<port>)."""
     secure_cookies: bool = False
@@ -89,6 +93,13 @@ class CaregiverMqttConfig:
     session_expiry_s: int = 7 * 24 * 3600
     """How long the broker keeps the session and its queued events after a disconnect."""
     keepalive_s: int = 30
+    shared_group: str = ""
+    """Several instances of the service (each its own ``client_id``, all on one
+    ``postgresql://`` database) share the device streams through MQTT 5 shared subscriptions
+    (``$share/<group>/...``) when they name the same group here: the broker hands each event,
+    session summary, reply and telemetry message to one of them. Availability and state are
+    retained, and every instance subscribes to them itself. "" (the default): one instance
+    takes everything (docs/provider.md)."""
 
     def link(self) -> BrokerLink:
         """The connection settings, for :func:`core.mqttlink.make_client`."""
@@ -195,6 +206,10 @@ def _must_page(value: Any) -> str | None:
     return None if value == "page" else "must be 'page': falls and no-recovery alerts always page"
 
 
+def _share_group(value: Any) -> str | None:
+    return None if value == "" else share_group_problem(value)
+
+
 def _zone(value: Any) -> str | None:
     try:
         named_zone(value)
@@ -209,12 +224,14 @@ def _port(value: Any) -> str | None:
 
 _CHECKS: dict[str, typing.Callable[[Any], str | None]] = {
     "server.port": _port,
+    "server.database": database_problem,
     "server.timezone": _zone,
     "server.session_hours": _positive,
     "server.login_attempts": _positive,
     "server.login_window_s": _positive,
     "mqtt.port": _port,
     "mqtt.session_expiry_s": _not_negative,
+    "mqtt.shared_group": _share_group,
     "policy.fall": _must_page,
     "policy.no_recovery": _must_page,
     "policy.reset_grace_s": _not_negative,
@@ -249,7 +266,7 @@ def load_config(path: str | Path) -> CaregiverConfig:
     data = tomlschema.read_toml(path)
     config = parse_config(data, str(path))
     db = Path(config.server.database)
-    if not db.is_absolute():
+    if engine_of(config.server.database) == "sqlite" and not db.is_absolute():
         server = dataclasses.replace(config.server, database=str(path.parent / db))
         config = dataclasses.replace(config, server=server)
     return config

@@ -1,5 +1,5 @@
 """MQTT ingestion: every device's availability, state, events, telemetry, replies and
-guided-session summaries → SQLite.
+guided-session summaries → the store (SQLite, or PostgreSQL shared by several instances).
 
 The client connects with a fixed client id, ``clean_start=False`` and a session
 expiry (MQTT 5), so the broker keeps the subscriptions and queues QoS 1 events
@@ -21,6 +21,15 @@ commit costs as much as the rest of a message's work; a burst is stored in
 half the time). The batch is acknowledged, receipted and announced only once
 committed; if it cannot be committed, none of it is kept and its messages are
 held, in order, like any message the database refused.
+
+Several instances on one PostgreSQL database share the streams through MQTT 5
+shared subscriptions (``[mqtt] shared_group``): the broker hands each message to
+one of them. The database keeps them honest where the broker cannot: an event
+redelivered to another instance (its first one died before acknowledging) waits
+on the first row with that id and is then stored by nobody; the retained
+availability and state, which every instance takes, change a device's row under
+its row lock, so an "offline while armed" alert is raised by the one transaction
+that saw the change.
 
 After each commit the change goes to ``on_change`` (the dashboard's live feed)
 and due notifications wake the notifier — neither waits on the network.
@@ -61,11 +70,13 @@ from core.protocol.messages import (
 from core.protocol.payloads import decode, decode_availability, encode, receipt_payload
 from core.protocol.topics import (
     CONSUMED_KINDS,
+    RETAINED_KINDS,
     BadTopic,
     TopicKind,
     Topics,
     all_devices,
     parse_topic,
+    shared,
 )
 
 log = logging.getLogger(__name__)
@@ -91,6 +102,7 @@ class Ingestor:
         self.on_change = on_change
         self.clock = clock
         self.prefix = config.mqtt.topic_prefix
+        self.subscriptions = subscriptions(self.prefix, config.mqtt.shared_group)
         self.messages = 0
         self.events_stored = 0
         self.duplicates = 0
@@ -383,7 +395,7 @@ class Ingestor:
             "connected to the broker (session %s)",
             "resumed" if flags.session_present else "new",
         )
-        client.subscribe([(all_devices(self.prefix, kind), 1) for kind in CONSUMED_KINDS])
+        client.subscribe([(topic_filter, 1) for topic_filter in self.subscriptions])
 
     def _on_subscribe(
         self,
@@ -394,12 +406,18 @@ class Ingestor:
         properties: Properties | None,
     ) -> None:
         refused = [
-            all_devices(self.prefix, kind)
-            for kind, rc in zip(CONSUMED_KINDS, reason_codes, strict=False)
+            topic_filter
+            for topic_filter, rc in zip(self.subscriptions, reason_codes, strict=False)
             if rc.is_failure
         ]
         if refused:
             log.error("the broker refused the subscriptions %s (check its ACL)", ", ".join(refused))
+        else:
+            group = self.config.mqtt.shared_group
+            log.info(
+                "subscribed to every device%s",
+                f" (sharing the streams with group {group!r})" if group else "",
+            )
         self.connected.set()
 
     def _on_disconnect(
@@ -476,6 +494,18 @@ class Ingestor:
             qos=1,
         )
         return request_id
+
+
+def subscriptions(prefix: str, shared_group: str = "") -> list[str]:
+    """The topic filters the service subscribes to, one per consumed kind: with a
+    ``shared_group``, through MQTT 5 shared subscriptions (each message to one instance of the
+    group), save the retained kinds, which a broker sends only to plain subscriptions."""
+    return [
+        shared(shared_group, all_devices(prefix, kind))
+        if shared_group and kind not in RETAINED_KINDS
+        else all_devices(prefix, kind)
+        for kind in CONSUMED_KINDS
+    ]
 
 
 def _iso_now() -> str:

@@ -57,11 +57,15 @@ class Notifier:
         config: CaregiverConfig,
         clock: Callable[[], float] = time.time,
         send: Sender = apprise_send,
+        may_send: Callable[[], bool] = lambda: True,
     ) -> None:
         self.store = store
         self.config = config
         self.clock = clock
         self.send = send
+        self.may_send = may_send
+        """False while another instance holds the escalation lease (:mod:`caregiver.lease`):
+        that instance sends, so that nobody is paged twice."""
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -73,6 +77,8 @@ class Notifier:
 
     def deliver_due(self) -> int:
         """Send every notification due now; return how many were delivered."""
+        if not self.may_send():
+            return 0
         now = self.clock()
         delivered = 0
         esc = self.config.escalation

@@ -5,8 +5,10 @@
                           │ in the same transaction
                           ▼
                       Alerting ─► notifications rows ─► Notifier thread ─► Apprise
- ticker thread (1 s) ─► Alerting.tick (escalation, held stumbles)
+ ticker thread (1 s) ─► Alerting.tick (escalation, held stumbles)   } only on the holder of
+ Notifier thread ─► due notifications                                 } the escalation lease
  uvicorn thread ─► Starlette app (web.py, routes/) ─► worker threads ─► Store
+ on PostgreSQL: on_change ─► NOTIFY ─► every other instance's listener thread ─► its LiveFeed
 ```
 
 The service builds the dashboard with :func:`caregiver.web.create_app`, passing
@@ -17,6 +19,7 @@ never imports this module.
 from __future__ import annotations
 
 import logging
+import secrets
 import socket
 import threading
 import time
@@ -27,15 +30,16 @@ import uvicorn
 
 from caregiver.alerts import Alerting
 from caregiver.auth import Accounts, LoginThrottle
-from caregiver.changes import Change, DeviceChanged, EventStored
+from caregiver.changes import Change, DeviceChanged, EventStored, decode, encode
 from caregiver.commands import CommandSender
 from caregiver.config import CaregiverConfig
 from caregiver.hub import Hub
 from caregiver.ingest import Ingestor
+from caregiver.lease import Lease
 from caregiver.memory import compact_malloc
 from caregiver.notify import Notifier, Sender, apprise_send
 from caregiver.retention import RetentionSweeper
-from caregiver.storage import Store
+from caregiver.storage import Listener, Store
 from caregiver.web import create_app
 from core.protocol.commands import TestAlarm
 
@@ -53,8 +57,19 @@ class CaregiverService:
         self.config = config
         self.clock = clock
         self.store = Store(config.server.database)
-        self.notifier = Notifier(self.store, config, clock, send)
-        self.alerting = Alerting(self.store, config, clock, self.notifier.wake)
+        self.instance = secrets.token_hex(8)
+        """This process among the instances sharing a database (its own changes come back)."""
+        self.listener: Listener | None = None
+        self.lease = Lease(self.store, self.instance, clock)
+        if config.mqtt.shared_group and not self.store.shared:
+            log.warning(
+                "[mqtt] shared_group is set but the database is a SQLite file: the instances "
+                "of a group need one postgresql:// database to share (docs/provider.md)"
+            )
+        self.notifier = Notifier(self.store, config, clock, send, may_send=self.lease.held)
+        self.alerting = Alerting(
+            self.store, config, clock, self.notifier.wake, may_escalate=self.lease.held
+        )
         self.accounts = Accounts(self.store)
         self.limiter = LoginThrottle(config.server.login_attempts, config.server.login_window_s)
         self.hub = Hub()
@@ -72,8 +87,18 @@ class CaregiverService:
     # ------------------------------------------------------------ changes
 
     def _changed(self, change: Change) -> None:
-        """After a commit: the changed card / timeline row goes to the browsers."""
+        """After a commit: the changed card / timeline row goes to the browsers, this
+        instance's and (through the database) every other instance's."""
         self._feed.publish(change)
+        if self.store.shared:
+            self.store.announce(encode(change, self.instance))
+
+    def _heard(self, message: str) -> None:
+        """Another instance committed a change: this instance's browsers see it too."""
+        decoded = decode(message)
+        if decoded is not None and decoded[0] != self.instance:
+            self._feed.publish(decoded[1])
+            self.notifier.wake()  # its ingest may have queued pages this instance sends
 
     def device_name(self, device_id: str) -> str:
         return self.alerting.device_name(device_id)
@@ -114,6 +139,7 @@ class CaregiverService:
         """Connect to the broker; with ``background`` also run the notifier and the escalation
         ticker (tests on a fake clock drive :meth:`Alerting.tick` and
         :meth:`Notifier.deliver_due` themselves); with ``web`` serve the dashboard in a thread."""
+        self.listener = self.store.listen(self._heard)
         self.ingestor.start()
         if background:
             self.notifier.start()
@@ -201,6 +227,9 @@ class CaregiverService:
             self._server.should_exit = True
         self.ingestor.stop()
         self.notifier.stop()
+        if self.listener is not None:
+            self.listener.stop()
+            self.listener = None
         self._feed.close()
         for thread in self._threads:
             thread.join(timeout=10)

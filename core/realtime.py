@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import logging
 import os
+import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 
 log = logging.getLogger(__name__)
@@ -38,6 +40,14 @@ class SchedulingPolicy:
         except (AttributeError, OSError):
             return None
 
+    def below(self) -> SchedulingPolicy:
+        """The same policy one priority step lower (never below the lowest real-time one):
+        a helper that never takes the CPU from the loop, nor lets the rest of the machine
+        preempt it while it holds the GIL."""
+        if not self.realtime:
+            return self
+        return SchedulingPolicy(self.policy, max(1, self.priority - 1))
+
     @property
     def realtime(self) -> bool:
         return self.policy in (os.SCHED_FIFO, os.SCHED_RR)
@@ -55,3 +65,24 @@ class SchedulingPolicy:
             log.warning("%s stays at normal priority: %s", what, exc)
             return False
         return True
+
+
+class LoopHelperThread(threading.Thread):
+    """A daemon thread of the monitor process, run one priority step below its creator.
+
+    Every Python thread in the loop's process can hold the GIL the loop needs; at
+    normal priority, a busy machine may preempt it mid-bytecode and the loop waits
+    behind it (the supervisor restarting the courier, the gait meter, the session
+    socket). Created from the loop's thread, it adopts that thread's real-time policy
+    one step lower; under a normal policy (tests, a bench without the unit) it is a
+    plain thread.
+    """
+
+    def __init__(self, target: Callable[[], object], name: str) -> None:
+        super().__init__(target=target, name=name, daemon=True)
+        self._policy = SchedulingPolicy.of_this_thread()
+
+    def run(self) -> None:
+        if self._policy is not None:
+            self._policy.below().apply(self.name)
+        super().run()

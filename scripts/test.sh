@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
-# The whole test suite: lint, type-check, then pytest (real Mosquitto, SQLite, gpiozero mock pins).
+# The whole test suite: lint, type-check, then pytest (real Mosquitto, SQLite, PostgreSQL, gpiozero
+# mock pins).
 # Installs what it needs (Debian packages, .venv); extra arguments go to pytest.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
-export RETROGUARD_DEBS="mosquitto:mosquitto mosquitto_pub:mosquitto-clients systemd-analyze:systemd shellcheck:shellcheck chromium:chromium espeak-ng:espeak-ng"
+export RETROGUARD_DEBS="mosquitto:mosquitto mosquitto_pub:mosquitto-clients pg_ctlcluster:postgresql systemd-analyze:systemd shellcheck:shellcheck chromium:chromium espeak-ng:espeak-ng"
 bash scripts/bootstrap.sh
 
 # The SisFall subset lives beside the project (never in it); tests skip with a reason without it.

@@ -149,13 +149,18 @@ class SimDevice:
     seq: int = 0
     commands: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
     got_command: threading.Condition = field(default_factory=threading.Condition)
+    username: str = ""
+    """The device's broker account (a broker with users makes it the client id)."""
+    password: str = ""
 
     def __post_init__(self) -> None:
         self.client = mqtt.Client(
             CallbackAPIVersion.VERSION2,
-            client_id=f"sim-{self.device_id}-{uuid.uuid4().hex[:6]}",
+            client_id=self.username or f"sim-{self.device_id}-{uuid.uuid4().hex[:6]}",
             protocol=MQTTProtocolVersion.MQTTv5,
         )
+        if self.username:
+            self.client.username_pw_set(self.username, self.password)
         self.client.will_set(self.topic("availability"), "offline", qos=1, retain=True)
         subscribed = threading.Event()
         self.client.on_message = self._on_message
@@ -434,12 +439,15 @@ def make_config(
     policy: PolicyConfig | None = None,
     escalation: EscalationConfig | None = None,
     client_id: str = "caregiver-test",
+    database: str | None = None,
 ) -> CaregiverConfig:
+    """A service config on ``broker``; its database is ``database`` (the ``caregiver_db``
+    fixture: a SQLite file or a PostgreSQL URL), else a SQLite file in ``tmp_path``."""
     return CaregiverConfig(
         server=ServerConfig(
             host="127.0.0.1",
             port=0,
-            database=str(tmp_path / "caregiver.db"),
+            database=database or str(tmp_path / "caregiver.db"),
             public_url="http://dash.example",
             login_attempts=3,
             timezone="UTC",  # the tests' weeks are UTC weeks, whatever the machine's zone

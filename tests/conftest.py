@@ -5,6 +5,14 @@ MQTT tests' promises are the broker's behaviour, so no fake). Tests that
 need it are skipped with a clear reason when the Debian package is absent;
 ``scripts/test.sh`` installs it.
 
+``postgres_cluster``: a real PostgreSQL cluster on a free 127.0.0.1 port, started
+once per test session (``initdb`` + ``pg_ctl start`` take a second or two) and
+thrown away at its end; each test gets a database of its own in it.
+``caregiver_db``: the caregiver's ``[server] database`` for one test, once per
+engine: a SQLite file in ``tmp_path``, then a new PostgreSQL database. The
+PostgreSQL run is skipped with the reason when the server programs are absent;
+``scripts/test.sh`` installs them.
+
 ``disk``: the courier's disk, made fillable on command
 (:class:`tests.storage_support.FillableDisk`).
 """
@@ -13,11 +21,15 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
 from tests.storage_support import FillableDisk
 from tools.broker import Mosquitto, mosquitto_available
+from tools.pgcluster import PostgresCluster, postgres_available
+
+ENGINES = ("sqlite", "postgresql")
 
 
 @pytest.fixture(autouse=True)
@@ -40,6 +52,27 @@ def mosquitto() -> Iterator[Mosquitto]:
         yield broker
     finally:
         broker.cleanup()
+
+
+@pytest.fixture(scope="session")
+def postgres_cluster() -> Iterator[PostgresCluster]:
+    reason = postgres_available()
+    if reason is not None:
+        pytest.skip(reason)
+    cluster = PostgresCluster()
+    try:
+        cluster.start()
+        yield cluster
+    finally:
+        cluster.cleanup()
+
+
+@pytest.fixture(params=ENGINES)
+def caregiver_db(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    if request.param == "sqlite":
+        return str(tmp_path / "caregiver.db")
+    cluster: PostgresCluster = request.getfixturevalue("postgres_cluster")
+    return cluster.new_database()
 
 
 @pytest.fixture

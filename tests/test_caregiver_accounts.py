@@ -38,19 +38,21 @@ from tools.broker import Mosquitto
 # ------------------------------------------------------------------ the command line
 
 
-def _cli(tmp_path: Path, *argv: str) -> int:
+def _cli(tmp_path: Path, *argv: str, database: str | None = None) -> int:
+    """``retroguard caregiver ...`` on a config naming ``database`` (the first call's; a
+    SQLite file in ``tmp_path`` when None)."""
     config = tmp_path / "caregiver.toml"
     if not config.exists():
-        config.write_text(f'[server]\ndatabase = "{tmp_path / "caregiver.db"}"\n')
+        config.write_text(f'[server]\ndatabase = "{database or tmp_path / "caregiver.db"}"\n')
     return main(["caregiver", *argv, "-c", str(config)])
 
 
 def test_accounts_are_listed_limited_and_removed_from_the_command_line(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], caregiver_db: str
 ) -> None:
     secret = tmp_path / "pw"
     secret.write_text(PASSWORD + "\n")
-    assert _cli(tmp_path, "users") == 0
+    assert _cli(tmp_path, "users", database=caregiver_db) == 0
     assert "no caregiver accounts yet" in capsys.readouterr().out
     assert _cli(tmp_path, "add-user", "ann", "--password-file", str(secret)) == 0
     argv = ["add-user", "bob", "--password-file", str(secret), "--device", "treadmill-2"]
@@ -79,7 +81,7 @@ def test_accounts_are_listed_limited_and_removed_from_the_command_line(
     assert _cli(tmp_path, "remove-user", "bob") == 2
     assert _cli(tmp_path, "limit-user", "bob", "--all") == 2
     assert "no account 'bob'" in capsys.readouterr().err
-    store = Store(tmp_path / "caregiver.db")
+    store = Store(caregiver_db)
     try:
         assert [a.username for a in Accounts(store).users()] == ["ann"]
         assert not Accounts(store).verify("bob", PASSWORD)
@@ -101,8 +103,9 @@ def test_without_a_subcommand_it_serves(tmp_path: Path, monkeypatch: pytest.Monk
 
 
 @pytest.fixture
-def service(mosquitto: Mosquitto, tmp_path: Path) -> Iterator[CaregiverService]:
-    with running_service(make_config(mosquitto, tmp_path), background=False) as s:
+def service(mosquitto: Mosquitto, tmp_path: Path, caregiver_db: str) -> Iterator[CaregiverService]:
+    config = make_config(mosquitto, tmp_path, database=caregiver_db)
+    with running_service(config, background=False) as s:
         yield s
 
 
@@ -274,8 +277,8 @@ def test_every_hash_and_check_runs_off_the_event_loop(
     assert "caregiver-web" not in callers  # uvicorn's thread runs the event loop
 
 
-def test_a_password_hashed_by_an_older_release_is_rehashed_at_login(tmp_path: Path) -> None:
-    store = Store(tmp_path / "caregiver.db")
+def test_a_password_hashed_by_an_older_release_is_rehashed_at_login(caregiver_db: str) -> None:
+    store = Store(caregiver_db)
     try:
         old = PasswordHasher()  # argon2-cffi's defaults, as earlier releases hashed: 64 MiB
         store.add_user("ann", old.hash(PASSWORD), 1.0)

@@ -51,8 +51,9 @@ def browser() -> Iterator[Any]:
 
 
 @pytest.fixture
-def service(mosquitto: Mosquitto, tmp_path: Path) -> Iterator[CaregiverService]:
-    with running_service(make_config(mosquitto, tmp_path), background=False) as s:
+def service(mosquitto: Mosquitto, tmp_path: Path, caregiver_db: str) -> Iterator[CaregiverService]:
+    config = make_config(mosquitto, tmp_path, database=caregiver_db)
+    with running_service(config, background=False) as s:
         yield s
 
 

@@ -7,29 +7,33 @@ from pathlib import Path
 import pytest
 
 from caregiver.auth import Accounts
-from caregiver.storage import Store
+from caregiver.storage import Store, engine_of
 from launcher.cli import main
+from tests.caregiver_db import execute
+from tools.broker import free_port
 
 
 def test_add_user_stores_a_hash_that_verifies(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], caregiver_db: str
 ) -> None:
-    db = tmp_path / "caregiver.db"
     config = tmp_path / "caregiver.toml"
-    config.write_text(f'[server]\ndatabase = "{db}"\n')
+    config.write_text(f'[server]\ndatabase = "{caregiver_db}"\n')
     secret = tmp_path / "pw"
     secret.write_text("correct horse battery\n")
     argv = ["caregiver", "add-user", "ann", "--password-file", str(secret), "-c", str(config)]
     assert main(argv) == 0
     assert "user ann saved" in capsys.readouterr().out
-    store = Store(str(db))
+    store = Store(caregiver_db)
     try:
         accounts = Accounts(store)
         assert accounts.verify("ann", "correct horse battery")
         assert not accounts.verify("ann", "wrong")
     finally:
         store.close()
-    assert b"correct horse battery" not in db.read_bytes()
+    rows = execute(caregiver_db, "SELECT username, password_hash FROM users")
+    assert rows and "correct horse battery" not in repr(rows)
+    if engine_of(caregiver_db) == "sqlite":
+        assert b"correct horse battery" not in Path(caregiver_db).read_bytes()
 
 
 def test_bad_caregiver_config_is_a_clear_error(
@@ -39,3 +43,33 @@ def test_bad_caregiver_config_is_a_clear_error(
     config.write_text("[server]\nprot = 8080\n")
     assert main(["caregiver", "-c", str(config)]) == 2
     assert f"{config}: server.prot: unknown key (did you mean 'port'?)" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("database", "problem"),
+    [
+        ("mysql://care@db/retroguard", "mysql:// databases are not supported"),
+        ("postgresql://care@db:port/retroguard", "not a valid postgresql:// URL"),
+        ("postgresql://care@db:5432/", "the postgresql:// URL names no database"),
+    ],
+)
+def test_a_bad_database_url_is_a_clear_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], database: str, problem: str
+) -> None:
+    config = tmp_path / "caregiver.toml"
+    config.write_text(f'[server]\ndatabase = "{database}"\n')
+    assert main(["caregiver", "-c", str(config)]) == 2
+    assert f"{config}: server.database: {problem}" in capsys.readouterr().err
+
+
+def test_an_unreachable_postgresql_is_a_clear_error_not_a_traceback(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = tmp_path / "caregiver.toml"
+    port = free_port()  # nothing listens there
+    config.write_text(f'[server]\ndatabase = "postgresql://care:secret@127.0.0.1:{port}/rg"\n')
+    argv = ["caregiver", "add-user", "ann", "--password-file", str(config), "-c", str(config)]
+    assert main(argv) == 1
+    err = capsys.readouterr().err
+    assert "retroguard caregiver: caregiver database:" in err
+    assert "secret" not in err

@@ -41,9 +41,9 @@ def _stored(service: CaregiverService, event_id: str) -> bool:
 
 
 def test_a_stumble_that_becomes_a_fall_is_one_incident_paged_as_a_fall_and_closed_once(
-    mosquitto: Mosquitto, tmp_path: Path, receiver: Receiver
+    mosquitto: Mosquitto, tmp_path: Path, receiver: Receiver, caregiver_db: str
 ) -> None:
-    service, clock = _fake_clock_service(mosquitto, tmp_path, receiver)
+    service, clock = _fake_clock_service(mosquitto, tmp_path, receiver, database=caregiver_db)
     try:
         device = SimDevice(mosquitto, DEVICE)
         device.online()
@@ -91,9 +91,9 @@ def test_a_stumble_that_becomes_a_fall_is_one_incident_paged_as_a_fall_and_close
 
 
 def test_the_walker_pressing_reset_closes_a_stumble_without_paging_anyone(
-    mosquitto: Mosquitto, tmp_path: Path, receiver: Receiver
+    mosquitto: Mosquitto, tmp_path: Path, receiver: Receiver, caregiver_db: str
 ) -> None:
-    service, clock = _fake_clock_service(mosquitto, tmp_path, receiver)
+    service, clock = _fake_clock_service(mosquitto, tmp_path, receiver, database=caregiver_db)
     try:
         device = SimDevice(mosquitto, DEVICE)
         incident = _incident()
@@ -114,10 +114,10 @@ def test_the_walker_pressing_reset_closes_a_stumble_without_paging_anyone(
 
 
 def test_home_assistants_acknowledgement_relayed_by_the_device_stops_the_paging(
-    mosquitto: Mosquitto, tmp_path: Path, receiver: Receiver
+    mosquitto: Mosquitto, tmp_path: Path, receiver: Receiver, caregiver_db: str
 ) -> None:
     """Before incidents HA's button acked "latest" on the device and the service kept paging."""
-    service, clock = _fake_clock_service(mosquitto, tmp_path, receiver)
+    service, clock = _fake_clock_service(mosquitto, tmp_path, receiver, database=caregiver_db)
     try:
         device = SimDevice(mosquitto, DEVICE)
         incident = _incident()
@@ -142,9 +142,9 @@ def test_home_assistants_acknowledgement_relayed_by_the_device_stops_the_paging(
 
 
 def test_a_fall_after_a_stumble_was_acknowledged_reopens_the_incident(
-    mosquitto: Mosquitto, tmp_path: Path, receiver: Receiver
+    mosquitto: Mosquitto, tmp_path: Path, receiver: Receiver, caregiver_db: str
 ) -> None:
-    service, _ = _fake_clock_service(mosquitto, tmp_path, receiver)
+    service, _ = _fake_clock_service(mosquitto, tmp_path, receiver, database=caregiver_db)
     try:
         device = SimDevice(mosquitto, DEVICE)
         incident = _incident()
@@ -165,9 +165,9 @@ def test_a_fall_after_a_stumble_was_acknowledged_reopens_the_incident(
 
 
 def test_a_window_is_stored_once_compactly_and_plotted_with_its_marks(
-    mosquitto: Mosquitto, tmp_path: Path, receiver: Receiver
+    mosquitto: Mosquitto, tmp_path: Path, receiver: Receiver, caregiver_db: str
 ) -> None:
-    service, _ = _fake_clock_service(mosquitto, tmp_path, receiver)
+    service, _ = _fake_clock_service(mosquitto, tmp_path, receiver, database=caregiver_db)
     try:
         device = SimDevice(mosquitto, DEVICE)
         incident = _incident()
@@ -206,9 +206,9 @@ def test_a_window_is_stored_once_compactly_and_plotted_with_its_marks(
 
 
 def test_a_test_alarm_reaches_every_contact_as_a_test(
-    mosquitto: Mosquitto, tmp_path: Path, receiver: Receiver
+    mosquitto: Mosquitto, tmp_path: Path, receiver: Receiver, caregiver_db: str
 ) -> None:
-    service, _ = _fake_clock_service(mosquitto, tmp_path, receiver)
+    service, _ = _fake_clock_service(mosquitto, tmp_path, receiver, database=caregiver_db)
     try:
         device = SimDevice(mosquitto, DEVICE)
         test = device.event(

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import sqlite3
 from pathlib import Path
 
 import pytest
 
 from caregiver.auth import LoginThrottle
+from tests.caregiver_db import execute
 from tests.caregiver_support import PASSWORD, Http, make_config, running_service
 from tools.broker import Mosquitto, mosquitto_available
 
@@ -63,9 +63,11 @@ def test_old_failures_are_forgotten() -> None:
 
 @pytest.mark.skipif(not mosquitto_available(), reason="mosquitto not installed")
 def test_a_forged_forwarded_address_does_not_dodge_the_throttle(
-    mosquitto: Mosquitto, tmp_path: Path
+    mosquitto: Mosquitto, tmp_path: Path, caregiver_db: str
 ) -> None:
-    with running_service(make_config(mosquitto, tmp_path), background=False) as service:
+    with running_service(
+        make_config(mosquitto, tmp_path, database=caregiver_db), background=False
+    ) as service:
         service.accounts.add_user("ben", PASSWORD)
         attacker = Http(service.port)
         for i in range(3):
@@ -79,18 +81,16 @@ def test_a_forged_forwarded_address_does_not_dodge_the_throttle(
 
 @pytest.mark.skipif(not mosquitto_available(), reason="mosquitto not installed")
 def test_a_nan_stored_by_an_older_version_does_not_break_the_fleet(
-    mosquitto: Mosquitto, tmp_path: Path
+    mosquitto: Mosquitto, tmp_path: Path, caregiver_db: str
 ) -> None:
-    config = make_config(mosquitto, tmp_path)
+    config = make_config(mosquitto, tmp_path, database=caregiver_db)
     with running_service(config, background=False) as service:
         service.store.set_state("treadmill-1", "ARMED", "armed", "2026-12-01T21:00:00Z", 1.0)
-        db = sqlite3.connect(config.server.database)
-        db.execute(
+        execute(
+            config.server.database,
             "UPDATE devices SET telemetry = ? WHERE device_id = 'treadmill-1'",
             ('{"sample_rate_hz": NaN, "imu_ok": true}',),
         )
-        db.commit()
-        db.close()
         client = Http(service.port)
         assert client.login() == 303
         status, _, body = client.request("GET", "/api/fleet")

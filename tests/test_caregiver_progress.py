@@ -87,9 +87,9 @@ def test_malformed_summaries_are_refused_with_a_reason() -> None:
 
 
 def test_a_session_summary_is_stored_once_by_id_updated_when_republished(
-    mosquitto: Mosquitto, tmp_path: Path
+    mosquitto: Mosquitto, tmp_path: Path, caregiver_db: str
 ) -> None:
-    config = make_config(mosquitto, tmp_path)
+    config = make_config(mosquitto, tmp_path, database=caregiver_db)
     with running_service(config, web=False, background=False) as service:
         ingestor = service.ingestor
         device = SimDevice(mosquitto, "treadmill-1")

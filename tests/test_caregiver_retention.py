@@ -63,8 +63,10 @@ def _fill(store: Store, n: int, at: float) -> None:
             tx.notification_sent(pending.id, 1)
 
 
-def test_a_year_on_recordings_go_incidents_stay_and_the_file_shrinks(tmp_path: Path) -> None:
-    store = Store(tmp_path / "caregiver.db")
+def test_a_year_on_recordings_go_incidents_stay_and_the_file_shrinks(caregiver_db: str) -> None:
+    """On SQLite the file shrinks too; PostgreSQL's autovacuum makes the space reusable."""
+    store = Store(caregiver_db)
+    sqlite = store.engine == "sqlite"
     try:
         _fill(store, 200, T0)
         with store.transaction() as tx:
@@ -79,8 +81,9 @@ def test_a_year_on_recordings_go_incidents_stay_and_the_file_shrinks(tmp_path: P
         assert pruned.recordings == 200
         assert pruned.notifications == 200  # the sent ones; the pending 200 wait for delivery
         assert pruned.routine_events == 200  # not "recent": the device's latest event stays
-        assert pruned.pages_freed > 0
-        assert store.file_bytes() < full / 2
+        if sqlite:
+            assert pruned.pages_freed > 0
+            assert store.file_bytes() < full / 2
         trip = store.event("trip0007")
         assert trip is not None and not trip.has_window  # the page no longer offers a plot
         assert store.recording("trip0007") is None
@@ -91,15 +94,18 @@ def test_a_year_on_recordings_go_incidents_stay_and_the_file_shrinks(tmp_path: P
         ]
         assert len(store.notifications_due(T0 + 366 * DAY)) == 200
         assert store.event("recent") is not None
-        db = sqlite3.connect(tmp_path / "caregiver.db")
-        assert db.execute("PRAGMA freelist_count").fetchone() == (0,)
-        db.close()
+        if sqlite:
+            db = sqlite3.connect(caregiver_db)
+            assert db.execute("PRAGMA freelist_count").fetchone() == (0,)
+            db.close()
     finally:
         store.close()
 
 
-def test_an_older_monitors_window_is_cut_out_of_its_event_after_a_year(tmp_path: Path) -> None:
-    store = Store(tmp_path / "caregiver.db")
+def test_an_older_monitors_window_is_cut_out_of_its_event_after_a_year(
+    caregiver_db: str,
+) -> None:
+    store = Store(caregiver_db)
     try:
         payload = json.dumps({"id": "old", "imu_window": fall_window(), "reason": "fall"})
         with store.transaction() as tx:
@@ -130,9 +136,9 @@ def test_a_database_made_before_incremental_vacuum_is_rewritten_once(tmp_path: P
 
 
 def test_the_sweeper_runs_at_start_then_every_sweep_hours_and_survives_a_fault(
-    tmp_path: Path, caplog: pytest.LogCaptureFixture
+    caregiver_db: str, caplog: pytest.LogCaptureFixture
 ) -> None:
-    store = Store(tmp_path / "caregiver.db")
+    store = Store(caregiver_db)
     ticks = [1000.0]
     sweeper = RetentionSweeper(
         store, RetentionConfig(sweep_hours=6), clock=lambda: T0, monotonic=lambda: ticks[0]

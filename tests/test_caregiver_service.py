@@ -38,9 +38,9 @@ from tools.broker import Mosquitto
 
 
 def test_events_stored_once_by_id_and_device_state_tracked(
-    mosquitto: Mosquitto, tmp_path: Path
+    mosquitto: Mosquitto, tmp_path: Path, caregiver_db: str
 ) -> None:
-    config = make_config(mosquitto, tmp_path)
+    config = make_config(mosquitto, tmp_path, database=caregiver_db)
     with running_service(config, web=False, background=False) as service:
         device = SimDevice(mosquitto, "treadmill-1")
         device.online()
@@ -64,9 +64,11 @@ def test_events_stored_once_by_id_and_device_state_tracked(
 
 
 def test_events_published_while_the_service_is_down_arrive_on_restart(
-    mosquitto: Mosquitto, tmp_path: Path
+    mosquitto: Mosquitto, tmp_path: Path, caregiver_db: str
 ) -> None:
-    config = make_config(mosquitto, tmp_path, client_id="caregiver-persistent")
+    config = make_config(
+        mosquitto, tmp_path, database=caregiver_db, client_id="caregiver-persistent"
+    )
     device = SimDevice(mosquitto, "treadmill-1")
     with running_service(config, web=False, background=False):
         pass  # first start: the broker now holds the session and its subscriptions
@@ -98,8 +100,12 @@ def test_config_refuses_a_fall_policy_that_does_not_page_and_unknown_keys() -> N
 # ------------------------------------------------------------ access control
 
 
-def test_nothing_but_the_login_page_without_a_session(mosquitto: Mosquitto, tmp_path: Path) -> None:
-    with running_service(make_config(mosquitto, tmp_path), background=False) as service:
+def test_nothing_but_the_login_page_without_a_session(
+    mosquitto: Mosquitto, tmp_path: Path, caregiver_db: str
+) -> None:
+    with running_service(
+        make_config(mosquitto, tmp_path, database=caregiver_db), background=False
+    ) as service:
         device = SimDevice(mosquitto, "treadmill-1")
         device.online()
         event = device.fall()
@@ -150,8 +156,12 @@ def test_the_login_pages_stylesheet_is_public_and_nothing_else_static_is(
         assert status == 200 and "EventSource" in body
 
 
-def test_login_cookie_flags_csrf_and_rate_limit(mosquitto: Mosquitto, tmp_path: Path) -> None:
-    with running_service(make_config(mosquitto, tmp_path), background=False) as service:
+def test_login_cookie_flags_csrf_and_rate_limit(
+    mosquitto: Mosquitto, tmp_path: Path, caregiver_db: str
+) -> None:
+    with running_service(
+        make_config(mosquitto, tmp_path, database=caregiver_db), background=False
+    ) as service:
         device = SimDevice(mosquitto, "treadmill-1")
         device.online()
         event = device.fall()
@@ -189,8 +199,12 @@ def test_login_cookie_flags_csrf_and_rate_limit(mosquitto: Mosquitto, tmp_path: 
         device.close()
 
 
-def test_session_cookie_is_httponly_and_samesite(mosquitto: Mosquitto, tmp_path: Path) -> None:
-    with running_service(make_config(mosquitto, tmp_path), background=False) as service:
+def test_session_cookie_is_httponly_and_samesite(
+    mosquitto: Mosquitto, tmp_path: Path, caregiver_db: str
+) -> None:
+    with running_service(
+        make_config(mosquitto, tmp_path, database=caregiver_db), background=False
+    ) as service:
         client = Http(service.port)
         _, _, page = client.request("GET", "/login")
         token = re.search(r'name="csrf" value="([^"]+)"', page)
@@ -204,11 +218,13 @@ def test_session_cookie_is_httponly_and_samesite(mosquitto: Mosquitto, tmp_path:
 
 
 def test_the_dashboard_reaches_the_database_only_from_worker_threads(
-    mosquitto: Mosquitto, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    mosquitto: Mosquitto, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caregiver_db: str
 ) -> None:
     """One event loop serves every browser: the store (and the Argon2 check behind a login)
     must run in worker threads. Every store operation notes the thread that called it."""
-    with running_service(make_config(mosquitto, tmp_path), background=False) as service:
+    with running_service(
+        make_config(mosquitto, tmp_path, database=caregiver_db), background=False
+    ) as service:
         device = SimDevice(mosquitto, "treadmill-1")
         device.online()
         event = device.fall()
@@ -268,9 +284,9 @@ def _contacts(receiver: Receiver) -> tuple[Contact, ...]:
 
 
 def test_a_fall_is_delivered_through_apprise_with_device_what_when_and_link(
-    mosquitto: Mosquitto, tmp_path: Path, receiver: Receiver
+    mosquitto: Mosquitto, tmp_path: Path, receiver: Receiver, caregiver_db: str
 ) -> None:
-    config = make_config(mosquitto, tmp_path, contacts=_contacts(receiver))
+    config = make_config(mosquitto, tmp_path, database=caregiver_db, contacts=_contacts(receiver))
     with running_service(config, web=False, background=True):
         device = SimDevice(mosquitto, "treadmill-1")
         device.online()
@@ -312,12 +328,17 @@ def test_a_notification_says_the_time_in_the_configured_zone(
 
 
 def _fake_clock_service(
-    mosquitto: Mosquitto, tmp_path: Path, receiver: Receiver, **policy: object
+    mosquitto: Mosquitto,
+    tmp_path: Path,
+    receiver: Receiver,
+    database: str | None = None,
+    **policy: object,
 ) -> tuple[CaregiverService, FakeClock]:
     clock = FakeClock()
     config = make_config(
         mosquitto,
         tmp_path,
+        database=database,
         contacts=_contacts(receiver),
         policy=PolicyConfig(**policy),  # type: ignore[arg-type]
         escalation=EscalationConfig(ack_timeout_s=300, resends=1, retry_s=10, max_attempts=3),
@@ -333,9 +354,9 @@ def _paths(receiver: Receiver) -> list[str]:
 
 
 def test_escalation_resends_then_moves_to_the_next_contact_until_acknowledged(
-    mosquitto: Mosquitto, tmp_path: Path, receiver: Receiver
+    mosquitto: Mosquitto, tmp_path: Path, receiver: Receiver, caregiver_db: str
 ) -> None:
-    service, clock = _fake_clock_service(mosquitto, tmp_path, receiver)
+    service, clock = _fake_clock_service(mosquitto, tmp_path, receiver, database=caregiver_db)
     try:
         device = SimDevice(mosquitto, "treadmill-1")
         device.online()
@@ -383,9 +404,9 @@ def test_escalation_resends_then_moves_to_the_next_contact_until_acknowledged(
 
 
 def test_im_ok_reset_after_a_fall_sends_a_follow_up_and_stops_escalation(
-    mosquitto: Mosquitto, tmp_path: Path, receiver: Receiver
+    mosquitto: Mosquitto, tmp_path: Path, receiver: Receiver, caregiver_db: str
 ) -> None:
-    service, clock = _fake_clock_service(mosquitto, tmp_path, receiver)
+    service, clock = _fake_clock_service(mosquitto, tmp_path, receiver, database=caregiver_db)
     try:
         device = SimDevice(mosquitto, "treadmill-1")
         device.online()
@@ -407,9 +428,11 @@ def test_im_ok_reset_after_a_fall_sends_a_follow_up_and_stops_escalation(
 
 
 def test_a_stumble_reset_in_time_is_logged_not_paged_and_one_not_reset_pages(
-    mosquitto: Mosquitto, tmp_path: Path, receiver: Receiver
+    mosquitto: Mosquitto, tmp_path: Path, receiver: Receiver, caregiver_db: str
 ) -> None:
-    service, clock = _fake_clock_service(mosquitto, tmp_path, receiver, reset_grace_s=30.0)
+    service, clock = _fake_clock_service(
+        mosquitto, tmp_path, receiver, database=caregiver_db, reset_grace_s=30.0
+    )
     try:
         device = SimDevice(mosquitto, "treadmill-1")
         device.online()
@@ -438,9 +461,9 @@ def test_a_stumble_reset_in_time_is_logged_not_paged_and_one_not_reset_pages(
 
 
 def test_offline_while_armed_pages_and_back_online_follows_up(
-    mosquitto: Mosquitto, tmp_path: Path, receiver: Receiver
+    mosquitto: Mosquitto, tmp_path: Path, receiver: Receiver, caregiver_db: str
 ) -> None:
-    service, _ = _fake_clock_service(mosquitto, tmp_path, receiver)
+    service, _ = _fake_clock_service(mosquitto, tmp_path, receiver, database=caregiver_db)
     try:
         idle = SimDevice(mosquitto, "treadmill-2")
         idle.online(state="STANDBY")
@@ -467,9 +490,13 @@ def test_offline_while_armed_pages_and_back_online_follows_up(
 
 
 def test_a_failing_notifier_is_retried_and_never_blocks_ingestion(
-    mosquitto: Mosquitto, tmp_path: Path, receiver: Receiver, caplog: pytest.LogCaptureFixture
+    mosquitto: Mosquitto,
+    tmp_path: Path,
+    receiver: Receiver,
+    caplog: pytest.LogCaptureFixture,
+    caregiver_db: str,
 ) -> None:
-    service, clock = _fake_clock_service(mosquitto, tmp_path, receiver)
+    service, clock = _fake_clock_service(mosquitto, tmp_path, receiver, database=caregiver_db)
     try:
         receiver.fail_next = 1
         device = SimDevice(mosquitto, "treadmill-1")

@@ -22,8 +22,8 @@ from caregiver import plot
 from caregiver.auth import Accounts
 from caregiver.progress import progress_view
 from caregiver.service import CaregiverService
-from caregiver.storage import SCHEMA_VERSION, NewEvent, SchemaError, Store, Urgency, sqlite_schema
-from caregiver.storage.sqlite_schema import MIGRATIONS
+from caregiver.storage import SCHEMA_VERSION, NewEvent, SchemaError, Store, Urgency, schema
+from caregiver.storage.schema import MIGRATIONS
 from launcher.cli import main
 from tests.caregiver_support import FakeClock, Http, make_config
 from tools.broker import Mosquitto
@@ -181,13 +181,13 @@ def test_an_unversioned_file_of_another_shape_is_refused_untouched(tmp_path: Pat
 def test_a_failing_migration_leaves_the_database_as_it_was(
     old_copy: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    broken = sqlite_schema.Migration(
+    broken = schema.Migration(
         SCHEMA_VERSION + 1,
         "a test migration that fails half way",
         ("ALTER TABLE devices ADD COLUMN room TEXT", "ALTER TABLE no_such_table ADD COLUMN x"),
     )
-    monkeypatch.setattr(sqlite_schema, "MIGRATIONS", (*sqlite_schema.MIGRATIONS, broken))
-    monkeypatch.setattr(sqlite_schema, "SCHEMA_VERSION", SCHEMA_VERSION + 1)
+    monkeypatch.setattr(schema, "MIGRATIONS", (*schema.MIGRATIONS, broken))
+    monkeypatch.setattr(schema, "SCHEMA_VERSION", SCHEMA_VERSION + 1)
     before = dump(old_copy)
     with pytest.raises(SchemaError, match=r"a test migration that fails half way.*no_such_table"):
         Store(old_copy)
@@ -199,8 +199,8 @@ def test_a_failing_migration_leaves_the_database_as_it_was(
 # ----------------------------------------------------------------- transactions
 
 
-def test_a_transaction_that_raises_stores_nothing(tmp_path: Path) -> None:
-    store = Store(tmp_path / "caregiver.db")
+def test_a_transaction_that_raises_stores_nothing(caregiver_db: str) -> None:
+    store = Store(caregiver_db)
     event = NewEvent(
         id="f0" * 16,
         device_id="treadmill-1",
@@ -238,7 +238,7 @@ def test_the_service_shows_what_the_old_database_holds(
 ) -> None:
     config = make_config(mosquitto, tmp_path)
     service = CaregiverService(config, clock=FakeClock(FIXTURE_WEEK))
-    assert str(service.store.path) == str(old_copy)
+    assert service.store.location == str(old_copy)
     service.start(background=False, port=0)
     try:
         store = service.store

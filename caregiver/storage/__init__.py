@@ -1,11 +1,13 @@
 """The caregiver service's database, and the only code that knows its SQL.
 
 The service calls named operations (``store.event(...)``, ``tx.record_event(...)``,
-``tx.open_alerts_due(...)``) and gets records back; :mod:`.sqlite` runs them on
-SQLite and :mod:`.sqlite_schema` owns the tables and their versioned migrations.
-Another database would be another module offering the same operations.
+``tx.open_alerts_due(...)``) and gets records back; :mod:`.store` runs them on
+SQLite (a file, the single-machine default) or PostgreSQL (a ``postgresql://``
+URL, for providers running several instances), through :mod:`.engines`;
+:mod:`.schema` owns the tables and their versioned migrations, one path for both.
 """
 
+from caregiver.storage.engines import Listener, database_problem, engine_of, redacted
 from caregiver.storage.faults import StorageFault
 from caregiver.storage.records import (
     OPEN_STATUSES,
@@ -26,8 +28,8 @@ from caregiver.storage.records import (
     WalkSession,
     worse,
 )
-from caregiver.storage.sqlite import Pruned, Store, Transaction
-from caregiver.storage.sqlite_schema import SCHEMA_VERSION, SchemaError, SchemaUpgrade
+from caregiver.storage.schema import SCHEMA_VERSION, SchemaError, SchemaUpgrade
+from caregiver.storage.store import Pruned, Store, Transaction
 
 __all__ = [
     "OPEN_STATUSES",
@@ -40,6 +42,7 @@ __all__ = [
     "DeviceStatus",
     "Incident",
     "LastEvent",
+    "Listener",
     "LoginSession",
     "NewEvent",
     "PendingNotification",
@@ -53,5 +56,8 @@ __all__ = [
     "Urgency",
     "WalkOutcome",
     "WalkSession",
+    "database_problem",
+    "engine_of",
+    "redacted",
     "worse",
 ]

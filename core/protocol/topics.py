@@ -53,6 +53,11 @@ CONSUMED_KINDS = (
 )
 """What a consumer of every device (the caregiver service) subscribes to."""
 
+RETAINED_KINDS = (TopicKind.AVAILABILITY, TopicKind.STATE)
+"""Consumed kinds a device publishes retained: a consumer that starts late learns them on
+subscribing. A broker never sends retained messages to a shared subscription (MQTT 5, 4.8.2),
+so consumers sharing the stream subscribe to these each on their own."""
+
 
 @dataclass(frozen=True, slots=True)
 class DeviceTopic:
@@ -134,6 +139,21 @@ class Topics:
 def all_devices(prefix: str, kind: TopicKind) -> str:
     """Subscription filter for one kind of message from every device."""
     return f"{prefix}/+/{kind.value}"
+
+
+def shared(group: str, topic_filter: str) -> str:
+    """The MQTT 5 shared subscription to ``topic_filter`` for consumers in ``group``: the
+    broker gives each matching message to one member of the group, not to all of them."""
+    return f"$share/{group}/{topic_filter}"
+
+
+def share_group_problem(group: str) -> str | None:
+    """Why ``group`` cannot name a shared subscription group (MQTT 5, 4.8.2), or None."""
+    if not group:
+        return "must not be empty"
+    if any(c in group for c in "/+#"):
+        return "must not contain '/', '+' or '#'"
+    return None
 
 
 class BadTopic(ValueError):

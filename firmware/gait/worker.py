@@ -49,6 +49,7 @@ from dataclasses import dataclass
 
 from core.mounting import Mounting
 from core.protocol.messages import AxesSource, BalanceCondition, BalanceFigures, GaitFigures
+from core.realtime import LoopHelperThread
 from core.samples import ImuSample
 from firmware.gait.balance import BalanceMeter, SwaySignal
 from firmware.gait.figures import balance_figures, gait_figures
@@ -161,7 +162,7 @@ class Measurements:
         self._cond = threading.Condition()
         self.dropped_total_s = 0.0
         self.failures = 0
-        self._thread = threading.Thread(target=self._run, name="retroguard-gait", daemon=True)
+        self._thread = LoopHelperThread(self._run, "retroguard-gait")
         self._thread.start()
 
     # ------------------------------------------------------------- loop

@@ -25,6 +25,7 @@ import time
 from collections.abc import Callable
 from typing import Protocol
 
+from core.realtime import LoopHelperThread
 from firmware.link.endpoint import COURIER_SILENT_S, CourierLink
 
 log = logging.getLogger(__name__)
@@ -121,7 +122,7 @@ class CourierSupervisor:
         self.link = link
         self._spawn = spawn
         self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="retroguard-supervisor", daemon=True)
+        self._thread = LoopHelperThread(self._run, "retroguard-supervisor")
         self.current: CourierHandle | None = None
         self.starts = 0
 

@@ -25,6 +25,8 @@ import threading
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from core.realtime import LoopHelperThread
+
 if TYPE_CHECKING:
     from firmware.session.runner import SessionRunner
 
@@ -61,9 +63,7 @@ class ControlServer:
         sock.listen(4)
         sock.settimeout(0.2)
         self._sock = sock
-        self._thread = threading.Thread(
-            target=self._serve, name="retroguard-session-control", daemon=True
-        )
+        self._thread = LoopHelperThread(self._serve, "retroguard-session-control")
         self._thread.start()
         log.info("session control on %s", self.path)
 

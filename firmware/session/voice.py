@@ -41,6 +41,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from core.errors import ConfigError
+from core.realtime import LoopHelperThread
 from core.tomlschema import build, read_toml
 from firmware.session.cues import ESPEAK, Cue, render_wav
 from firmware.session.plan import Plan
@@ -310,7 +311,10 @@ class PromptPlayer:
         self._queue: queue.SimpleQueue[str | None] = queue.SimpleQueue()
         self._stopping = threading.Event()
         self._playing: subprocess.Popen[bytes] | None = None
-        self._thread = threading.Thread(target=self._run, name="retroguard-prompts", daemon=True)
+        # One real-time step below the loop when made on the loop's thread (core.realtime): it
+        # holds the GIL only briefly; espeak-ng and aplay are children, reset to normal
+        # priority by the unit's CPUSchedulingResetOnFork.
+        self._thread = LoopHelperThread(self._run, "retroguard-prompts")
         self._thread.start()
 
     def say(self, text: str) -> None:

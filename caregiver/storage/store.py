@@ -1,6 +1,8 @@
-"""The caregiver store on SQLite (WAL): every query the service runs, behind named operations.
+"""The caregiver store: every query the service runs, behind named operations, on either engine.
 
-One connection guarded by one lock: every statement is short (no network I/O is
+The queries are written once, in the SQL SQLite and PostgreSQL share; a
+:class:`caregiver.storage.engines.Database` runs them on the engine the config
+names. One connection guarded by one lock: every statement is short (no network I/O is
 ever done while the lock is held), so the MQTT thread, the notifier, the
 escalation ticker and the web handlers' worker threads share it without
 contention worth a pool. Operations that must commit together run on a
@@ -17,14 +19,22 @@ import contextlib
 import json
 import logging
 import math
-import sqlite3
 import threading
-from collections.abc import Collection, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from caregiver.storage.engines import (
+    Announcer,
+    Cursor,
+    Database,
+    Listener,
+    PostgresDatabase,
+    SqliteDatabase,
+    open_database,
+)
 from caregiver.storage.faults import StorageFault
 from caregiver.storage.records import (
     OPEN_STATUSES,
@@ -42,7 +52,7 @@ from caregiver.storage.records import (
     WalkOutcome,
     WalkSession,
 )
-from caregiver.storage.sqlite_schema import SchemaUpgrade, migrate
+from caregiver.storage.schema import SchemaUpgrade, migrate
 
 log = logging.getLogger(__name__)
 
@@ -73,6 +83,12 @@ _DEVICE_SELECT = (
 )
 
 
+_ANY_ENGINE_ERRORS: tuple[type[Exception], ...] = (
+    *SqliteDatabase.errors,
+    *PostgresDatabase.errors,
+)
+
+
 def _marks(values: Sequence[object]) -> str:
     return ", ".join("?" * len(values))
 
@@ -81,7 +97,7 @@ class Transaction:
     """The named operations on one open transaction (from :meth:`Store.transaction`):
     everything done through it commits together, or nothing does."""
 
-    def __init__(self, db: sqlite3.Connection) -> None:
+    def __init__(self, db: Database) -> None:
         self._db = db
 
     # ------------------------------------------------------------ devices
@@ -107,17 +123,22 @@ class Transaction:
     def set_state(
         self, device_id: str, state: str, reason: str, wall_time: str, now: float
     ) -> None:
-        self._touch(device_id, now)
+        """One statement (no transaction around it needed: one round trip on PostgreSQL)."""
         self._db.execute(
-            "UPDATE devices SET state = ?, state_reason = ?, state_time = ? WHERE device_id = ?",
-            (state, reason, wall_time, device_id),
+            "INSERT INTO devices (device_id, last_seen, state, state_reason, state_time) "
+            "VALUES (?, ?, ?, ?, ?) ON CONFLICT (device_id) DO UPDATE SET "
+            "last_seen = excluded.last_seen, state = excluded.state, "
+            "state_reason = excluded.state_reason, state_time = excluded.state_time",
+            (device_id, now, state, reason, wall_time),
         )
 
     def set_telemetry(self, device_id: str, telemetry: Mapping[str, Any], now: float) -> None:
-        self._touch(device_id, now)
+        """One statement, as :meth:`set_state`: telemetry is most of a fleet's messages."""
         self._db.execute(
-            "UPDATE devices SET telemetry = ? WHERE device_id = ?",
-            (json.dumps(_finite_only(telemetry)), device_id),
+            "INSERT INTO devices (device_id, last_seen, telemetry) VALUES (?, ?, ?) "
+            "ON CONFLICT (device_id) DO UPDATE SET last_seen = excluded.last_seen, "
+            "telemetry = excluded.telemetry",
+            (device_id, now, json.dumps(_finite_only(telemetry))),
         )
 
     def device(self, device_id: str) -> Device | None:
@@ -132,8 +153,13 @@ class Transaction:
 
     def record_event(self, event: NewEvent, now: float) -> bool:
         """Store a device's event and make it the device's latest; False if that id is already
-        stored (a QoS 1 redelivery), which then changes nothing."""
-        self._touch(event.device_id, now)
+        stored (a QoS 1 redelivery), which then changes nothing but the device's last seen.
+
+        Two statements (round trips on PostgreSQL): the event, then the device row. An
+        instance racing another on the same id waits on the first statement until the other
+        commits; what follows in the transaction (the incident and its alert) runs under the
+        device row's lock, so two instances' events of one device are decided one at a time.
+        """
         cur = self._db.execute(
             "INSERT INTO events (id, device_id, seq, type, severity, state, reason, wall_time, "
             "received_at, figures, has_window, payload, incident) "
@@ -149,15 +175,19 @@ class Transaction:
                 event.wall_time,
                 now,
                 json.dumps(event.figures),
-                event.has_window,
+                int(event.has_window),
                 event.payload,
                 event.incident,
             ),
         )
         if cur.rowcount == 0:
+            self._touch(event.device_id, now)
             return False
         self._db.execute(
-            "UPDATE devices SET last_event_id = ? WHERE device_id = ?", (event.id, event.device_id)
+            "INSERT INTO devices (device_id, last_seen, last_event_id) VALUES (?, ?, ?) "
+            "ON CONFLICT (device_id) DO UPDATE SET last_seen = excluded.last_seen, "
+            "last_event_id = excluded.last_event_id",
+            (event.device_id, now, event.id),
         )
         return True
 
@@ -170,7 +200,7 @@ class Transaction:
     def events_for(self, device_id: str, limit: int) -> list[StoredEvent]:
         rows = self._db.execute(
             f"SELECT {_EVENT_COLUMNS} FROM events WHERE device_id = ? "
-            "ORDER BY received_at DESC, seq DESC LIMIT ?",
+            "ORDER BY received_at DESC, seq DESC NULLS LAST LIMIT ?",
             (device_id, limit),
         ).fetchall()
         return [_event(r) for r in rows]
@@ -194,7 +224,7 @@ class Transaction:
     def imu_window(self, event_id: str) -> object | None:
         """The ``imu_window`` of the event as received (unchecked), or None without one."""
         row = self._db.execute(
-            "SELECT payload FROM events WHERE id = ? AND has_window", (event_id,)
+            "SELECT payload FROM events WHERE id = ? AND has_window <> 0", (event_id,)
         ).fetchone()
         if row is None:
             return None
@@ -311,13 +341,12 @@ class Transaction:
         incident: str | None = None,
     ) -> int:
         """An alert paging its first contact now (one send); returns its id."""
-        cur = self._db.execute(
+        (alert_id,) = self._db.execute(
             "INSERT INTO alerts (kind, device_id, event_id, status, created_at, next_at, sends, "
-            "incident) VALUES (?, ?, ?, 'paging', ?, ?, 1, ?)",
+            "incident) VALUES (?, ?, ?, 'paging', ?, ?, 1, ?) RETURNING id",
             (kind, device_id, event_id, now, next_at, incident),
-        )
-        assert cur.lastrowid is not None
-        return cur.lastrowid
+        ).fetchone()
+        return int(alert_id)
 
     def open_alert_of(self, incident: str) -> Alert | None:
         row = self._db.execute(
@@ -407,7 +436,8 @@ class Transaction:
 
     def incident_events(self, incident_id: str) -> list[StoredEvent]:
         rows = self._db.execute(
-            f"SELECT {_EVENT_COLUMNS} FROM events WHERE incident = ? ORDER BY received_at, seq",
+            f"SELECT {_EVENT_COLUMNS} FROM events WHERE incident = ? "
+            "ORDER BY received_at, seq NULLS FIRST",
             (incident_id,),
         ).fetchall()
         return [_event(r) for r in rows]
@@ -431,7 +461,7 @@ class Transaction:
         row = self._db.execute(
             "SELECT r.trip_event_id, r.recording FROM recordings r "
             "JOIN events e ON e.id = r.trip_event_id WHERE e.incident = ? "
-            "ORDER BY e.received_at, e.seq LIMIT 1",
+            "ORDER BY e.received_at, e.seq NULLS FIRST LIMIT 1",
             (incident_id,),
         ).fetchone()
         return (str(row[0]), bytes(row[1])) if row else None
@@ -475,11 +505,14 @@ class Transaction:
 
     def mark_paged(self, alert_id: int, contact_indexes: Sequence[int]) -> None:
         """Remember these contacts were paged for the alert (they get its follow-ups)."""
+        if not contact_indexes:
+            return  # nobody new (no contacts configured): two round trips saved
         row = self._db.execute("SELECT paged FROM alerts WHERE id = ?", (alert_id,)).fetchone()
         paged = sorted(set(json.loads(row[0])) | set(contact_indexes))
         self._db.execute("UPDATE alerts SET paged = ? WHERE id = ?", (json.dumps(paged), alert_id))
 
     def alerts(self, device_id: str | None) -> list[Alert]:
+        rows: Cursor
         if device_id is None:
             rows = self._db.execute(f"SELECT {_ALERT_COLUMNS} FROM alerts ORDER BY id")
         else:
@@ -593,6 +626,28 @@ class Transaction:
     def end_login_session(self, token_hash: str) -> None:
         self._db.execute("DELETE FROM sessions WHERE token_hash = ?", (token_hash,))
 
+    # -------------------------------------------------------------- leases
+
+    def hold_lease(self, name: str, holder: str, now: float, until: float) -> bool:
+        """Take the lease ``name`` for ``holder`` until ``until``, or renew it: True when
+        ``holder`` has it now; False while another holder's lease runs (past ``now``).
+        Two instances asking at once: the database's row lock makes one of them wait and
+        then see the other's lease."""
+        row = self._db.execute(
+            "INSERT INTO leases (name, holder, expires_at) VALUES (?, ?, ?) "
+            "ON CONFLICT (name) DO UPDATE SET holder = excluded.holder, "
+            "expires_at = excluded.expires_at "
+            "WHERE leases.holder = excluded.holder OR leases.expires_at < ? RETURNING holder",
+            (name, holder, until, now),
+        ).fetchone()
+        return row is not None
+
+    def lease_holder(self, name: str, now: float) -> str | None:
+        row = self._db.execute(
+            "SELECT holder FROM leases WHERE name = ? AND expires_at >= ?", (name, now)
+        ).fetchone()
+        return str(row[0]) if row else None
+
     def _user_devices(self, username: str) -> frozenset[str] | None:
         rows = self._db.execute(
             "SELECT device_id FROM user_devices WHERE username = ?", (username,)
@@ -635,10 +690,11 @@ class Transaction:
             return False
         self._db.execute("DELETE FROM user_devices WHERE username = ?", (username,))
         if devices is not None:
-            self._db.executemany(
-                "INSERT INTO user_devices (username, device_id) VALUES (?, ?)",
-                [(username, d) for d in sorted(set(devices))],
-            )
+            for device_id in sorted(set(devices)):
+                self._db.execute(
+                    "INSERT INTO user_devices (username, device_id) VALUES (?, ?)",
+                    (username, device_id),
+                )
         return True
 
     # ----------------------------------------------------------- retention
@@ -661,16 +717,10 @@ class Transaction:
                 "recordings r JOIN events e ON e.id = r.window_event_id WHERE e.received_at < ?)",
                 (recordings_before,),
             ).rowcount
-            windows = db.execute(
-                "UPDATE events SET payload = json_remove(payload, '$.imu_window') "
-                "WHERE has_window AND received_at < ? AND json_valid(payload) "
-                "AND json_type(payload, '$.imu_window') IS NOT NULL",
-                (recordings_before,),
-            ).rowcount
+            windows = self._cut_windows(recordings_before)
             db.execute(
-                "UPDATE events SET has_window = 0 WHERE has_window AND received_at < ? "
-                "AND id NOT IN (SELECT trip_event_id FROM recordings) "
-                "AND (NOT json_valid(payload) OR json_type(payload, '$.imu_window') IS NULL)",
+                "UPDATE events SET has_window = 0 WHERE has_window <> 0 AND received_at < ? "
+                "AND id NOT IN (SELECT trip_event_id FROM recordings)",
                 (recordings_before,),
             )
         if notifications_before is not None:
@@ -688,6 +738,27 @@ class Transaction:
         logins = db.execute("DELETE FROM sessions WHERE expires_at < ?", (now,)).rowcount
         return recordings, windows, notifications, routine, logins
 
+    def _cut_windows(self, before: float) -> int:
+        """Cut the IMU window out of older monitors' event payloads received before ``before``;
+        how many were cut. Done here rather than in SQL, whose JSON functions differ between
+        the engines; a payload that is not a JSON object is left as it is."""
+        rows = self._db.execute(
+            "SELECT id, payload FROM events WHERE has_window <> 0 AND received_at < ?", (before,)
+        ).fetchall()
+        cut = 0
+        for event_id, payload in rows:
+            try:
+                body = json.loads(payload)
+            except ValueError:
+                continue
+            if isinstance(body, dict) and body.pop("imu_window", None) is not None:
+                self._db.execute(
+                    "UPDATE events SET payload = ? WHERE id = ?",
+                    (json.dumps(body, separators=(",", ":")), event_id),
+                )
+                cut += 1
+        return cut
+
 
 @dataclass(frozen=True, slots=True)
 class Pruned:
@@ -703,37 +774,40 @@ class Pruned:
 
 
 class Store:
-    """The caregiver database: opened (and migrated) once, shared by every thread."""
+    """The caregiver database: opened (and migrated) once, shared by every thread.
 
-    def __init__(self, path: str | Path) -> None:
-        self.path = Path(path)
-        if str(path) != ":memory:":
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._db = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None)
+    ``database`` is a SQLite file path or a ``postgresql://`` URL (see
+    :mod:`caregiver.storage.engines`).
+    """
+
+    def __init__(self, database: str | Path) -> None:
+        self.location = str(database)
         self._lock = threading.RLock()
+        with _as_storage_fault():
+            self._db = open_database(database)
+        self.engine = self._db.engine
+        self.name = self._db.name
+        """The database as logs name it (a URL without its password)."""
+        self._announcer: Announcer | None = None
         self._batching = False
         """In :meth:`batch` (read and written only with ``_lock`` held)."""
         try:
             with self._lock:
-                self._incremental_vacuum()
-                self._db.execute("PRAGMA journal_mode=WAL")
-                self._db.execute("PRAGMA synchronous=NORMAL")
-                self.schema: SchemaUpgrade = migrate(self._db, str(path))
+                if isinstance(self._db, SqliteDatabase):
+                    self._prepare_sqlite(self._db)
+                self.schema: SchemaUpgrade = migrate(self._db)
         except BaseException:
             self._db.close()
             raise
+        if isinstance(self._db, PostgresDatabase):
+            self._announcer = Announcer(self._db.url)
 
-    def _incremental_vacuum(self) -> None:
-        """Pages freed by the retention sweep can go back to the disk: a new file is made so,
-        an older one is rewritten once (VACUUM: a while for a big file, logged)."""
-        (mode,) = self._db.execute("PRAGMA auto_vacuum").fetchone()
-        if mode == 2:
-            return
-        self._db.execute("PRAGMA auto_vacuum = INCREMENTAL")
-        (tables,) = self._db.execute("SELECT COUNT(*) FROM sqlite_master").fetchone()
-        if tables:
-            log.info("%s: rewriting the database once to allow incremental vacuum", self.path)
-            self._db.execute("VACUUM")
+    def _prepare_sqlite(self, db: SqliteDatabase) -> None:
+        if db.name != ":memory:" and Path(db.name).exists() and Path(db.name).stat().st_size:
+            (mode,) = db.execute("PRAGMA auto_vacuum").fetchone()
+            if mode != 2:
+                log.info("%s: rewriting the database once to allow incremental vacuum", db.name)
+        db.prepare_file()
 
     def prune(
         self,
@@ -744,7 +818,7 @@ class Store:
         now: float,
     ) -> Pruned:
         """Delete what is older than the given times (None keeps it; see
-        :class:`caregiver.config.RetentionConfig`), then give the freed pages back."""
+        :class:`caregiver.config.RetentionConfig`), then give the freed space back."""
         with self.transaction() as tx:
             counts = tx.prune(
                 recordings_before=recordings_before,
@@ -753,22 +827,40 @@ class Store:
                 now=now,
             )
         with self._lock, _as_storage_fault():
-            (free,) = self._db.execute("PRAGMA freelist_count").fetchone()
-            # sqlite3's execute() steps this pragma once, and each step frees one page;
-            # executescript runs it to the end
-            self._db.executescript("PRAGMA incremental_vacuum;")
-        return Pruned(*counts, pages_freed=int(free))
+            freed = self._db.reclaim_space()
+        return Pruned(*counts, pages_freed=freed)
 
     def file_bytes(self) -> int:
-        """The database's size on disk (its pages; the WAL aside)."""
+        """The database's size on disk (SQLite: its file's pages, the WAL aside)."""
         with self._lock, _as_storage_fault():
-            (pages,) = self._db.execute("PRAGMA page_count").fetchone()
-            (size,) = self._db.execute("PRAGMA page_size").fetchone()
-        return int(pages) * int(size)
+            return self._db.size_bytes()
 
     def close(self) -> None:
+        if self._announcer is not None:
+            self._announcer.stop()
+            self._announcer = None
         with self._lock:
             self._db.close()
+
+    # ----------------------------------------------------- other instances
+
+    @property
+    def shared(self) -> bool:
+        """Other instances may use this database too (PostgreSQL): changes are announced."""
+        return isinstance(self._db, PostgresDatabase)
+
+    def announce(self, message: str) -> None:
+        """Tell every other instance on this database ``message`` (a no-op on SQLite). Only
+        queued here: a thread sends it (:class:`~caregiver.storage.engines.Announcer`), so the
+        committing thread never waits on it, and a failure is logged, never raised."""
+        if self._announcer is not None:
+            self._announcer.announce(message)
+
+    def listen(self, on_message: Callable[[str], None]) -> Listener | None:
+        """Hear what the other instances announce (a thread; None on SQLite)."""
+        if not isinstance(self._db, PostgresDatabase):
+            return None
+        return Listener(self._db.url, on_message)
 
     @contextmanager
     def transaction(self) -> Iterator[Transaction]:
@@ -776,26 +868,26 @@ class Store:
         short and free of I/O: every other thread waits for it. A database failure is a
         :class:`StorageFault`. Inside :meth:`batch` it is a savepoint: rolled back alone if
         the block raises, committed with the batch."""
-        with self._lock, _as_storage_fault():
+        with self._lock, _as_storage_fault(self._db):
             if self._batching:
                 self._db.execute("SAVEPOINT one")
                 try:
                     yield Transaction(self._db)
                 except BaseException:
-                    with contextlib.suppress(sqlite3.Error):
-                        self._db.execute("ROLLBACK TO one")
-                        self._db.execute("RELEASE one")
+                    with contextlib.suppress(*self._db.errors):
+                        self._db.execute("ROLLBACK TO SAVEPOINT one")
+                        self._db.execute("RELEASE SAVEPOINT one")
                     raise
-                self._db.execute("RELEASE one")
+                self._db.execute("RELEASE SAVEPOINT one")
                 return
-            self._db.execute("BEGIN IMMEDIATE")
+            self._db.begin()
             try:
                 yield Transaction(self._db)
             except BaseException:
-                with contextlib.suppress(sqlite3.Error):
-                    self._db.execute("ROLLBACK")
+                with contextlib.suppress(*self._db.errors):
+                    self._db.rollback()
                 raise
-            self._db.execute("COMMIT")
+            self._db.commit()
 
     @contextmanager
     def batch(self) -> Iterator[None]:
@@ -804,28 +896,28 @@ class Store:
         is stored in half the time). All or nothing: if the block raises, nothing of it is
         kept. Other threads wait for the whole block: keep it to a bounded number of
         messages."""
-        with self._lock, _as_storage_fault():
-            self._db.execute("BEGIN IMMEDIATE")
+        with self._lock, _as_storage_fault(self._db):
+            self._db.begin()
             self._batching = True
             try:
                 yield
             except BaseException:
                 self._batching = False
-                with contextlib.suppress(sqlite3.Error):
-                    self._db.execute("ROLLBACK")
+                with contextlib.suppress(*self._db.errors):
+                    self._db.rollback()
                 raise
             self._batching = False
             try:
-                self._db.execute("COMMIT")
-            except sqlite3.Error:
-                with contextlib.suppress(sqlite3.Error):
-                    self._db.execute("ROLLBACK")
+                self._db.commit()
+            except self._db.errors:
+                with contextlib.suppress(*self._db.errors):
+                    self._db.rollback()
                 raise
 
     @contextmanager
     def _statement(self) -> Iterator[Transaction]:
         """For an operation of one statement: SQLite runs it as its own transaction."""
-        with self._lock, _as_storage_fault():
+        with self._lock, _as_storage_fault(self._db):
             yield Transaction(self._db)
 
     # ------------------------------------------------------------ devices
@@ -833,12 +925,12 @@ class Store:
     def set_state(
         self, device_id: str, state: str, reason: str, wall_time: str, now: float
     ) -> None:
-        with self.transaction() as tx:
-            tx.set_state(device_id, state, reason, wall_time, now)
+        with self._statement() as ops:
+            ops.set_state(device_id, state, reason, wall_time, now)
 
     def set_telemetry(self, device_id: str, telemetry: Mapping[str, Any], now: float) -> None:
-        with self.transaction() as tx:
-            tx.set_telemetry(device_id, telemetry, now)
+        with self._statement() as ops:
+            ops.set_telemetry(device_id, telemetry, now)
 
     def devices(self) -> list[Device]:
         with self._statement() as ops:
@@ -964,6 +1056,16 @@ class Store:
     def drop_notification(self, notification_id: int, reason: str) -> None:
         with self._statement() as ops:
             ops.drop_notification(notification_id, reason)
+
+    # -------------------------------------------------------------- leases
+
+    def hold_lease(self, name: str, holder: str, now: float, until: float) -> bool:
+        with self._statement() as ops:
+            return ops.hold_lease(name, holder, now, until)
+
+    def lease_holder(self, name: str, now: float) -> str | None:
+        with self._statement() as ops:
+            return ops.lease_holder(name, now)
 
     # ------------------------------------------------- users and logins
 
@@ -1100,10 +1202,11 @@ def _alert(row: tuple[Any, ...]) -> Alert:
 
 
 @contextmanager
-def _as_storage_fault() -> Iterator[None]:
+def _as_storage_fault(db: Database | None = None) -> Iterator[None]:
+    errors = db.errors if db is not None else _ANY_ENGINE_ERRORS
     try:
         yield
-    except (sqlite3.Error, OSError) as exc:
+    except errors as exc:
         raise StorageFault(f"caregiver database: {exc}") from exc
 
 

@@ -1,9 +1,14 @@
-"""The caregiver database's schema and its migrations, versioned by ``PRAGMA user_version``.
+"""The caregiver database's schema and its migrations, one path for both engines.
+
+The version is SQLite's ``PRAGMA user_version``, or PostgreSQL's one-row
+``retroguard_schema`` table; the statements are written once, in SQLite's types,
+and :meth:`caregiver.storage.engines.Database.ddl` spells them for PostgreSQL.
 
 Every change to the tables is a new :class:`Migration` at the end of
 :data:`MIGRATIONS`, never an edit of an old one: a database says which version
 it is at, and opening it applies the ones after that, all in one transaction
-(SQLite's DDL is transactional, ``user_version`` included), so a failed upgrade
+(both engines' DDL is transactional, the version included; PostgreSQL's under an
+advisory lock, SQLite's under its write lock), so a failed upgrade
 leaves the file as it was. A database at a version this code does not know (a
 later release wrote it) is refused rather than guessed at.
 
@@ -18,8 +23,9 @@ the file lacks (all of it, for a new file).
 from __future__ import annotations
 
 import logging
-import sqlite3
 from dataclasses import dataclass
+
+from caregiver.storage.engines import Database, SqliteDatabase
 
 log = logging.getLogger(__name__)
 
@@ -193,6 +199,18 @@ MIGRATIONS: tuple[Migration, ...] = (
         "each queued notification's urgency (its Apprise type and priority); older rows: normal",
         ("ALTER TABLE notifications ADD COLUMN urgency TEXT NOT NULL DEFAULT 'normal'",),
     ),
+    Migration(
+        5,
+        "leases (docs/provider.md): which of several instances on one database runs the "
+        "escalation timers and sends the notifications, until when",
+        (
+            """CREATE TABLE leases (
+    name TEXT PRIMARY KEY,
+    holder TEXT NOT NULL,          -- the instance that holds it
+    expires_at REAL NOT NULL       -- unless renewed by then, another instance may take it
+)""",
+        ),
+    ),
 )
 """Every schema change in order; ``MIGRATIONS[i]`` takes a database from version i to i + 1."""
 
@@ -200,12 +218,13 @@ SCHEMA_VERSION = len(MIGRATIONS)
 """The version this code reads and writes."""
 
 
-def migrate(db: sqlite3.Connection, name: str) -> SchemaUpgrade:
+def migrate(db: Database) -> SchemaUpgrade:
     """Bring the database to :data:`SCHEMA_VERSION` in one transaction, or raise
-    :class:`SchemaError` and leave it untouched. ``db`` is in autocommit mode."""
-    db.execute("BEGIN IMMEDIATE")  # two processes opening one file upgrade it once
+    :class:`SchemaError` and leave it untouched."""
+    name = db.name
+    db.lock_schema()  # two processes opening one database upgrade it once
     try:
-        before = user_version(db)
+        before = db.schema_version()
         if before > SCHEMA_VERSION:
             raise SchemaError(
                 f"{name}: the caregiver database is at schema version {before}, newer than this "
@@ -217,50 +236,37 @@ def migrate(db: sqlite3.Connection, name: str) -> SchemaUpgrade:
         for migration in MIGRATIONS[before:]:
             _apply(db, migration, name)
         if before != SCHEMA_VERSION:
-            db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+            db.set_schema_version(SCHEMA_VERSION)
     except BaseException:
-        db.execute("ROLLBACK")
+        db.rollback()
         raise
-    db.execute("COMMIT")
+    db.commit()
     if before != SCHEMA_VERSION:
         log.info("%s: caregiver database schema %d -> %d", name, before, SCHEMA_VERSION)
     return SchemaUpgrade(before, SCHEMA_VERSION)
 
 
-def _apply(db: sqlite3.Connection, migration: Migration, name: str) -> None:
+def _apply(db: Database, migration: Migration, name: str) -> None:
     try:
         for statement in migration.statements:
-            db.execute(statement)
-    except sqlite3.Error as exc:
+            db.execute(db.ddl(statement))
+    except db.errors as exc:
         raise SchemaError(
             f"{name}: upgrading the caregiver database to schema version {migration.version} "
             f"({migration.why}) failed: {exc}. The database is unchanged."
         ) from exc
 
 
-def user_version(db: sqlite3.Connection) -> int:
-    return int(db.execute("PRAGMA user_version").fetchone()[0])
-
-
-def _columns(db: sqlite3.Connection) -> dict[str, set[str]]:
-    tables = db.execute(
-        "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'"
-    ).fetchall()
-    return {
-        table: {row[1] for row in db.execute(f"PRAGMA table_info({table})")} for (table,) in tables
-    }
-
-
-def _check_adoptable(db: sqlite3.Connection, name: str) -> None:
-    """Version 1 keeps an unversioned file's tables as they are: each one it has must have
+def _check_adoptable(db: Database, name: str) -> None:
+    """Version 1 keeps an unversioned database's tables as they are: each one it has must have
     every column of version 1 (built afresh in memory to compare); missing ones are created."""
-    reference = sqlite3.connect(":memory:")
+    reference = SqliteDatabase(":memory:")
     try:
         _apply(reference, MIGRATIONS[0], ":memory:")
-        expected = _columns(reference)
+        expected = reference.columns()
     finally:
         reference.close()
-    found = _columns(db)
+    found = db.columns()
     problems = [
         f"table {table} lacks {', '.join(sorted(expected[table] - columns))}"
         for table, columns in sorted(found.items())

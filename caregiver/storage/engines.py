@@ -1,0 +1,455 @@
+"""The two databases the caregiver store runs on, behind one small connection interface.
+
+SQLite (the standard library's driver) is the single-machine default: a file path in
+``[server] database``. PostgreSQL (psycopg 3) is the provider engine: a
+``postgresql://`` URL there. The store writes each query once, in the SQL both
+engines share (``?`` placeholders, ``ON CONFLICT``, ``RETURNING``); a
+:class:`Database` runs it on its engine and knows the little that differs: how a
+transaction that writes begins, where the schema version is kept, how the
+migrations' column types are spelt, and how space is given back.
+
+Every method is called with the store's lock held: a :class:`Database` is one
+connection, used by one thread at a time.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import logging
+import queue
+import re
+import sqlite3
+import threading
+import urllib.parse
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any, Literal, Protocol
+
+import psycopg
+import psycopg.conninfo
+
+log = logging.getLogger(__name__)
+
+Engine = Literal["sqlite", "postgresql"]
+
+CHANGES_CHANNEL = "retroguard_changes"
+"""The PostgreSQL notification channel on which instances tell each other what they changed."""
+NOTIFY_LIMIT = 7900
+"""PostgreSQL refuses a notification payload of 8000 bytes or more."""
+
+POSTGRES_SCHEMES = ("postgresql", "postgres")
+
+
+class Cursor(Protocol):
+    """What the store reads from a statement (sqlite3's and psycopg's cursors both offer it)."""
+
+    @property
+    def rowcount(self) -> int: ...
+
+    def fetchone(self) -> Any: ...
+
+    def fetchall(self) -> list[Any]: ...
+
+
+def engine_of(target: str | Path) -> Engine:
+    """Which engine ``[server] database`` names: a ``postgresql://`` URL, else a SQLite file."""
+    return "postgresql" if _scheme(str(target)) in POSTGRES_SCHEMES else "sqlite"
+
+
+def database_problem(target: str) -> str | None:
+    """Why ``[server] database`` cannot be used, or None (the config loader reports it)."""
+    scheme = _scheme(target)
+    if not scheme:
+        return None if target.strip() else "give a SQLite file path or a postgresql:// URL"
+    if scheme not in POSTGRES_SCHEMES:
+        return (
+            f"{scheme}:// databases are not supported: give a SQLite file path or a "
+            "postgresql://user@host:port/dbname URL"
+        )
+    try:
+        parts = urllib.parse.urlsplit(target)
+        parts.port  # noqa: B018 - raises ValueError for a port that is not a number
+        psycopg.conninfo.conninfo_to_dict(target)
+    except (ValueError, psycopg.Error) as exc:
+        return f"not a valid postgresql:// URL ({exc})"
+    if not parts.path.strip("/"):
+        return "the postgresql:// URL names no database (postgresql://user@host:port/dbname)"
+    return None
+
+
+def redacted(target: str) -> str:
+    """The database as logs and error messages may show it: a URL's password replaced."""
+    if engine_of(target) == "sqlite":
+        return target
+    parts = urllib.parse.urlsplit(target)
+    if parts.password is None:
+        return target
+    netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
+    return urllib.parse.urlunsplit(parts._replace(netloc=netloc))
+
+
+def _scheme(target: str) -> str:
+    match = re.match(r"([A-Za-z][A-Za-z0-9+.-]*)://", target)
+    return match.group(1).lower() if match else ""
+
+
+class Database:
+    """One connection to the caregiver database (see the module docstring)."""
+
+    engine: Engine
+    name: str
+    """The database as messages name it (a URL without its password)."""
+    errors: tuple[type[Exception], ...]
+    """What the driver raises when the database fails (the store reports a StorageFault)."""
+
+    def execute(self, sql: str, params: Sequence[object] = ()) -> Cursor:
+        raise NotImplementedError
+
+    def begin(self) -> None:
+        """Start a transaction that will write."""
+        raise NotImplementedError
+
+    def commit(self) -> None:
+        self.execute("COMMIT")
+
+    def rollback(self) -> None:
+        self.execute("ROLLBACK")
+
+    def close(self) -> None:
+        raise NotImplementedError
+
+    # -------------------------------------------------------------- schema
+
+    def lock_schema(self) -> None:
+        """Begin the migration's transaction so that two processes opening one database
+        upgrade it once."""
+        raise NotImplementedError
+
+    def schema_version(self) -> int:
+        raise NotImplementedError
+
+    def set_schema_version(self, version: int) -> None:
+        raise NotImplementedError
+
+    def columns(self) -> dict[str, set[str]]:
+        """Every table of the store and its columns."""
+        raise NotImplementedError
+
+    def ddl(self, statement: str) -> str:
+        """A migration's statement (written in SQLite's types) as this engine spells it."""
+        return statement
+
+    # --------------------------------------------------------- maintenance
+
+    def reclaim_space(self) -> int:
+        """Give space freed by deletions back; the pages given back (0 when the engine's own
+        vacuuming does it)."""
+        raise NotImplementedError
+
+    def size_bytes(self) -> int:
+        raise NotImplementedError
+
+
+class SqliteDatabase(Database):
+    """A SQLite file in WAL mode, on the standard library's driver (autocommit: the store
+    says where transactions begin and end)."""
+
+    engine: Engine = "sqlite"
+    errors = (sqlite3.Error, OSError)
+
+    def __init__(self, path: str | Path) -> None:
+        self.name = str(path)
+        if self.name != ":memory:":
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+        self._db = sqlite3.connect(self.name, check_same_thread=False, isolation_level=None)
+
+    def execute(self, sql: str, params: Sequence[object] = ()) -> Cursor:
+        return self._db.execute(sql, params)
+
+    def executescript(self, script: str) -> None:
+        self._db.executescript(script)
+
+    def begin(self) -> None:
+        self._db.execute("BEGIN IMMEDIATE")
+
+    def close(self) -> None:
+        self._closed = True
+        self._db.close()
+
+    def lock_schema(self) -> None:
+        self.begin()
+
+    def schema_version(self) -> int:
+        return int(self._db.execute("PRAGMA user_version").fetchone()[0])
+
+    def set_schema_version(self, version: int) -> None:
+        self._db.execute(f"PRAGMA user_version = {int(version)}")
+
+    def columns(self) -> dict[str, set[str]]:
+        tables = self._db.execute(
+            "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'"
+        ).fetchall()
+        return {
+            table: {row[1] for row in self._db.execute(f"PRAGMA table_info({table})")}
+            for (table,) in tables
+        }
+
+    def reclaim_space(self) -> int:
+        (free,) = self._db.execute("PRAGMA freelist_count").fetchone()
+        # sqlite3's execute() steps this pragma once, and each step frees one page;
+        # executescript runs it to the end
+        self._db.executescript("PRAGMA incremental_vacuum;")
+        return int(free)
+
+    def size_bytes(self) -> int:
+        """The file's pages (the WAL aside)."""
+        (pages,) = self._db.execute("PRAGMA page_count").fetchone()
+        (size,) = self._db.execute("PRAGMA page_size").fetchone()
+        return int(pages) * int(size)
+
+    def prepare_file(self) -> None:
+        """WAL, and pages freed by the retention sweep able to go back to the disk: a new file
+        is made so, an older one is rewritten once (VACUUM: a while for a big file)."""
+        (mode,) = self._db.execute("PRAGMA auto_vacuum").fetchone()
+        if mode != 2:
+            self._db.execute("PRAGMA auto_vacuum = INCREMENTAL")
+            (tables,) = self._db.execute("SELECT COUNT(*) FROM sqlite_master").fetchone()
+            if tables:
+                self._db.execute("VACUUM")
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=NORMAL")
+
+
+_SCHEMA_LOCK = 0x5245_5452_4F47  # "RETROG": the advisory lock two instances migrate under
+_VERSION_TABLE = "retroguard_schema"
+
+# SQLite's column types in the migrations, as PostgreSQL spells them: 64-bit integers
+# (SQLite's INTEGER is), double precision (PostgreSQL's REAL is single), bytea for blobs;
+# SQLite's WITHOUT ROWID tables are plain tables.
+_PG_TYPES = (
+    (
+        re.compile(r"\bINTEGER PRIMARY KEY AUTOINCREMENT\b"),
+        "BIGINT GENERATED BY DEFAULT AS IDENTITY PRIMARY KEY",
+    ),
+    (re.compile(r"\bINTEGER\b"), "BIGINT"),
+    (re.compile(r"\bREAL\b"), "DOUBLE PRECISION"),
+    (re.compile(r"\bBLOB\b"), "BYTEA"),
+    (re.compile(r"\)\s*WITHOUT ROWID\b"), ")"),  # SQLite's storage choice; PostgreSQL has none
+)
+
+
+@functools.lru_cache(maxsize=512)
+def _pyformat(sql: str) -> str:
+    """The store's ``?`` placeholders as psycopg's ``%s`` (its queries hold no ``?`` of their
+    own, and a literal ``%`` is doubled)."""
+    return sql.replace("%", "%%").replace("?", "%s")
+
+
+class PostgresDatabase(Database):
+    """A PostgreSQL database on psycopg 3, in autocommit mode like the SQLite one.
+
+    A connection the server dropped (a restart, a failover) is opened again on the
+    next call: the statement that found it broken fails as a StorageFault (ingest holds
+    the message and tries again), the one after it works.
+    """
+
+    engine: Engine = "postgresql"
+    errors = (psycopg.Error, OSError)
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.name = redacted(url)
+        self._closed = False
+        self._db: psycopg.Connection[Any] = self._connect()
+
+    def _connect(self) -> psycopg.Connection[Any]:
+        return psycopg.connect(self.url, autocommit=True, connect_timeout=10)
+
+    def _connection(self) -> psycopg.Connection[Any]:
+        if self._closed:
+            raise psycopg.OperationalError("the store was closed")
+        if self._db.broken or self._db.closed:
+            self._db.close()
+            self._db = self._connect()
+        return self._db
+
+    def execute(self, sql: str, params: Sequence[object] = ()) -> Cursor:
+        db = self._connection()
+        if params:
+            return db.execute(_pyformat(sql), tuple(params))
+        return db.execute(sql.encode())  # bytes: psycopg takes it as it is, no placeholders
+
+    def begin(self) -> None:
+        self.execute("BEGIN")
+
+    def rollback(self) -> None:
+        if not self._db.broken:
+            self.execute("ROLLBACK")
+
+    def close(self) -> None:
+        self._closed = True
+        self._db.close()
+
+    def lock_schema(self) -> None:
+        self.begin()
+        self.execute("SELECT pg_advisory_xact_lock(?)", (_SCHEMA_LOCK,))
+
+    def schema_version(self) -> int:
+        (table,) = self.execute("SELECT to_regclass(?)", (_VERSION_TABLE,)).fetchone()
+        if table is None:
+            return 0
+        row = self.execute(f"SELECT version FROM {_VERSION_TABLE}").fetchone()
+        return int(row[0]) if row else 0
+
+    def set_schema_version(self, version: int) -> None:
+        self.execute(f"CREATE TABLE IF NOT EXISTS {_VERSION_TABLE} (version INTEGER NOT NULL)")
+        self.execute(f"DELETE FROM {_VERSION_TABLE}")
+        self.execute(f"INSERT INTO {_VERSION_TABLE} (version) VALUES (?)", (version,))
+
+    def columns(self) -> dict[str, set[str]]:
+        found: dict[str, set[str]] = {}
+        rows = self.execute(
+            "SELECT table_name, column_name FROM information_schema.columns "
+            "WHERE table_schema = current_schema() AND table_name <> ?",
+            (_VERSION_TABLE,),
+        ).fetchall()
+        for table, column in rows:
+            found.setdefault(table, set()).add(column)
+        return found
+
+    def ddl(self, statement: str) -> str:
+        for pattern, spelling in _PG_TYPES:
+            statement = pattern.sub(spelling, statement)
+        return statement
+
+    def reclaim_space(self) -> int:
+        """Autovacuum makes deleted rows' space reusable; nothing to do here."""
+        return 0
+
+    def size_bytes(self) -> int:
+        (size,) = self.execute("SELECT pg_database_size(current_database())").fetchone()
+        return int(size)
+
+
+def _listed_size(message: str) -> int:
+    """The bytes ``message`` takes in a notification's JSON list: quoted and escaped (a JSON
+    message's every quote doubles up), plus its separating comma."""
+    return len(json.dumps(message).encode()) + 1
+
+
+class Announcer:
+    """Sends this instance's messages to the others (``NOTIFY``) from a thread of its own, on
+    a connection of its own: the committing thread (ingest) only queues them, and a burst
+    goes out as a few notifications, each a JSON list of as many messages as fit.
+
+    A message that cannot be sent (the server is down) is dropped after a warning: the
+    change itself is committed, and the other instances' browsers show it on reload.
+    """
+
+    def __init__(self, url: str) -> None:
+        self._url = url
+        self._queue: queue.SimpleQueue[str | None] = queue.SimpleQueue()
+        self._db: psycopg.Connection[Any] | None = None
+        self._thread = threading.Thread(target=self._run, name="caregiver-announce", daemon=True)
+        self._thread.start()
+
+    def announce(self, message: str) -> None:
+        if _listed_size(message) + 2 <= NOTIFY_LIMIT:
+            self._queue.put(message)
+
+    def _run(self) -> None:
+        while True:
+            first = self._queue.get()
+            if first is None:
+                break
+            batch, size, stop = [first], 2 + _listed_size(first), False
+            while True:  # what else is waiting, as long as it fits in one notification
+                try:
+                    more = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                if more is None:
+                    stop = True
+                    break
+                if size + _listed_size(more) > NOTIFY_LIMIT:
+                    self._send(batch)
+                    batch, size = [], 2
+                batch.append(more)
+                size += _listed_size(more)
+            self._send(batch)
+            if stop:
+                break
+        if self._db is not None:
+            self._db.close()
+
+    def _send(self, batch: list[str]) -> None:
+        try:
+            if self._db is None or self._db.broken or self._db.closed:
+                self._db = psycopg.connect(self._url, autocommit=True, connect_timeout=10)
+            self._db.execute("SELECT pg_notify(%s, %s)", (CHANGES_CHANNEL, json.dumps(batch)))
+        except psycopg.Error as exc:
+            log.warning("could not tell the other instances of %d changes: %s", len(batch), exc)
+
+    def stop(self) -> None:
+        self._queue.put(None)
+        self._thread.join(5)
+
+
+class Listener:
+    """A thread that hears what the other instances :meth:`~Database.announce` on a PostgreSQL
+    database (``LISTEN``, its own connection) and hands each message to ``on_message``.
+
+    A dropped connection is opened again after a second; what was announced meanwhile is
+    not heard (a browser shows it on its next reload).
+    """
+
+    def __init__(self, url: str, on_message: Callable[[str], None]) -> None:
+        self._url = url
+        self._on_message = on_message
+        self._stop = threading.Event()
+        self.listening = threading.Event()
+        """Set while the LISTEN is in place (tests wait for it)."""
+        self._thread = threading.Thread(target=self._run, name="caregiver-listen", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                with psycopg.connect(self._url, autocommit=True, connect_timeout=10) as db:
+                    db.execute(f"LISTEN {CHANGES_CHANNEL}")
+                    self.listening.set()
+                    while not self._stop.is_set():
+                        for note in db.notifies(timeout=0.5):
+                            self._deliver_batch(note.payload)
+            except psycopg.Error as exc:
+                self.listening.clear()
+                log.warning("listening for other instances' changes failed: %s (again in 1 s)", exc)
+                self._stop.wait(1.0)
+        self.listening.clear()
+
+    def _deliver_batch(self, payload: str) -> None:
+        try:
+            batch = json.loads(payload)
+        except ValueError:
+            return  # not an Announcer's: someone else's NOTIFY on our channel
+        if not isinstance(batch, list):
+            return
+        for message in batch:
+            if not isinstance(message, str):
+                continue
+            try:
+                self._on_message(message)
+            except Exception:
+                log.exception("could not handle another instance's change")
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(5)
+
+
+def open_database(target: str | Path) -> Database:
+    """Connect to what ``[server] database`` names (see :func:`engine_of`)."""
+    if engine_of(target) == "postgresql":
+        return PostgresDatabase(str(target))
+    return SqliteDatabase(target)

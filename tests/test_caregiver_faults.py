@@ -1,0 +1,169 @@
+"""Two caregiver instances on one PostgreSQL and one Mosquitto, with real faults (issue 16,
+item 3): an instance killed with SIGKILL during a burst, and the database server restarted
+during ingest. Nothing is lost and nothing is stored twice.
+
+The killed instance is a real ``retroguard caregiver`` process; it comes back as systemd's
+``Restart=always`` would bring it back, with the same client id: Mosquitto keeps handing a
+share of the stream to a dead member's persistent session (docs/provider.md), and the
+returning instance takes it from there.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.caregiver_db import execute
+from tests.caregiver_support import WAIT, SimDevice, make_config, running_service
+from tools.broker import Mosquitto
+from tools.pgcluster import PostgresCluster
+
+GROUP = "caregivers"
+BURST = 120
+
+
+def _until(predicate: Callable[[], bool], timeout: float = WAIT) -> bool:
+    """Wait for state other processes reach (bounded; the predicate decides)."""
+    deadline = time.monotonic() + timeout
+    pause = threading.Event()
+    while not predicate():
+        if time.monotonic() > deadline:
+            return False
+        pause.wait(0.05)
+    return True
+
+
+def _stored(url: str) -> int:
+    return int(execute(url, "SELECT count(*) FROM events")[0][0])
+
+
+class Instance:
+    """``retroguard caregiver -c <file>`` in a process of its own; its log is collected."""
+
+    def __init__(self, config_file: Path) -> None:
+        self.config_file = config_file
+        self.lines: list[str] = []
+        self._cond = threading.Condition()
+        self.proc = subprocess.Popen(
+            [sys.executable, "-c", "import sys; from launcher.cli import main; sys.exit(main())",
+             "caregiver", "-c", str(config_file)],
+            stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True,
+        )  # fmt: skip
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+
+    def _read(self) -> None:
+        assert self.proc.stderr is not None
+        for line in self.proc.stderr:
+            with self._cond:
+                self.lines.append(line)
+                self._cond.notify_all()
+
+    def wait_log(self, text: str) -> bool:
+        with self._cond:
+            return self._cond.wait_for(lambda: any(text in line for line in self.lines), WAIT)
+
+    def kill(self) -> None:
+        os.kill(self.proc.pid, signal.SIGKILL)
+        self.proc.wait(WAIT)
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(WAIT)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(WAIT)
+
+
+def _config_file(tmp_path: Path, broker: Mosquitto, url: str, name: str) -> Path:
+    path = tmp_path / f"{name}.toml"
+    path.write_text(
+        f'[server]\nport = 0\ndatabase = "{url}"\n\n'
+        f'[mqtt]\nhost = "{broker.host}"\nport = {broker.port}\nclient_id = "care-{name}"\n'
+        f'shared_group = "{GROUP}"\n'
+    )
+    return path
+
+
+@pytest.fixture
+def instances() -> Iterator[list[Instance]]:
+    started: list[Instance] = []
+    yield started
+    for instance in started:
+        instance.stop()
+
+
+def _burst(device: SimDevice, count: int) -> list[str]:
+    return [
+        device.event("start", severity="info", state="STARTING", reason="monitor started")["id"]
+        for _ in range(count)
+    ]
+
+
+def test_an_instance_killed_during_a_burst_loses_nothing_and_duplicates_nothing(
+    mosquitto: Mosquitto,
+    tmp_path: Path,
+    postgres_cluster: PostgresCluster,
+    instances: list[Instance],
+) -> None:
+    url = postgres_cluster.new_database()
+    a_file = _config_file(tmp_path, mosquitto, url, "a")
+    b_file = _config_file(tmp_path, mosquitto, url, "b")
+    for path in (a_file, b_file):
+        instances.append(Instance(path))
+        assert instances[-1].wait_log("subscribed to every device"), instances[-1].lines
+    a = instances[0]
+    device = SimDevice(mosquitto, "treadmill-1")
+    device.online()
+    sent = _burst(device, BURST)
+    assert _until(lambda: _stored(url) >= BURST // 4)
+    a.kill()  # mid-burst: some of its messages are taken but not acknowledged
+    sent += _burst(device, BURST)
+    instances.append(Instance(a_file))  # back, as systemd restarts it: the same session
+    assert instances[-1].wait_log("subscribed to every device"), instances[-1].lines
+    assert _until(lambda: _stored(url) >= len(sent), 60), (_stored(url), len(sent))
+    rows = execute(url, "SELECT id FROM events")
+    assert sorted(r[0] for r in rows) == sorted(sent)  # every one, once
+    device.close()
+
+
+def test_a_database_restart_during_ingest_loses_nothing(
+    mosquitto: Mosquitto, tmp_path: Path, postgres_cluster: PostgresCluster
+) -> None:
+    """The messages that meet the stopped server stay unacknowledged with the broker (QoS 1)
+    and are stored once it is back."""
+    url = postgres_cluster.new_database()
+    configs = []
+    for name in ("a", "b"):
+        config = make_config(mosquitto, tmp_path / name, database=url, client_id=f"care-{name}")
+        configs.append(
+            dataclasses.replace(config, mqtt=dataclasses.replace(config.mqtt, shared_group=GROUP))
+        )
+    with (
+        running_service(configs[0], web=False, background=False) as a,
+        running_service(configs[1], web=False, background=False) as b,
+    ):
+        device = SimDevice(mosquitto, "treadmill-1")
+        device.online()
+        sent = _burst(device, BURST // 2)
+        assert _until(lambda: _stored(url) >= BURST // 4)
+        postgres_cluster.stop("fast")
+        sent += _burst(device, BURST // 2)  # the broker takes them; the database is down
+        assert _until(lambda: a.ingestor.storage_fault is not None
+                      or b.ingestor.storage_fault is not None)  # fmt: skip
+        postgres_cluster.start()
+        assert _until(lambda: _stored(url) >= len(sent), 60), (_stored(url), len(sent))
+        assert sorted(r[0] for r in execute(url, "SELECT id FROM events")) == sorted(sent)
+        assert a.ingestor.events_stored + b.ingestor.events_stored == len(sent)
+        device.close()

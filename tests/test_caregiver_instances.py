@@ -1,0 +1,292 @@
+"""Several caregiver instances on one PostgreSQL database and one Mosquitto (issue 16, item 2):
+MQTT 5 shared subscriptions hand each message to one instance, the database stores each
+event once however often it is delivered, and every instance knows every device's status."""
+
+from __future__ import annotations
+
+import dataclasses
+import http.client
+import json
+import re
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from caregiver.config import CaregiverConfig, Contact, EscalationConfig, parse_config
+from caregiver.ingest import subscriptions
+from caregiver.service import CaregiverService
+from caregiver.storage import Store
+from core.errors import ConfigError
+from core.protocol.topics import TopicKind, all_devices, shared
+from tests.caregiver_support import (
+    WAIT,
+    FakeClock,
+    Http,
+    Receiver,
+    SimDevice,
+    make_config,
+    running_service,
+)
+from tests.mqtt_helpers import subscriber
+from tools.broker import Mosquitto
+from tools.pgcluster import PostgresCluster
+
+GROUP = "caregivers"
+
+
+def _instance(mosquitto: Mosquitto, tmp_path: Path, database: str, name: str) -> CaregiverConfig:
+    config = make_config(mosquitto, tmp_path / name, database=database, client_id=f"care-{name}")
+    return dataclasses.replace(config, mqtt=dataclasses.replace(config.mqtt, shared_group=GROUP))
+
+
+def _until(predicate: Callable[[], bool]) -> bool:
+    """Wait for state that two instances' threads reach (bounded; the predicate decides)."""
+    deadline = time.monotonic() + WAIT
+    pause = threading.Event()
+    while not predicate():
+        if time.monotonic() > deadline:
+            return False
+        pause.wait(0.02)
+    return True
+
+
+def test_shared_subscriptions_leave_the_retained_status_to_every_instance() -> None:
+    assert subscriptions("retroguard", "") == [
+        f"retroguard/+/{kind}"
+        for kind in ("availability", "state", "event", "telemetry", "reply", "session")
+    ]
+    assert subscriptions("retroguard", "care") == [
+        "retroguard/+/availability",
+        "retroguard/+/state",
+        "$share/care/retroguard/+/event",
+        "$share/care/retroguard/+/telemetry",
+        "$share/care/retroguard/+/reply",
+        "$share/care/retroguard/+/session",
+    ]
+
+
+def test_a_bad_share_group_is_a_clear_error() -> None:
+    with pytest.raises(ConfigError) as err:
+        parse_config({"mqtt": {"shared_group": "a/b"}}, "care.toml")
+    assert "care.toml: mqtt.shared_group: must not contain '/', '+' or '#'" in str(err.value)
+
+
+def test_two_instances_share_the_stream_and_store_each_event_once(
+    mosquitto: Mosquitto, tmp_path: Path, postgres_cluster: PostgresCluster
+) -> None:
+    url = postgres_cluster.new_database()
+    device = SimDevice(mosquitto, "treadmill-1")
+    device.online()  # retained: each instance must learn it on subscribing
+    a_config = _instance(mosquitto, tmp_path, url, "a")
+    b_config = _instance(mosquitto, tmp_path, url, "b")
+    with (
+        running_service(a_config, web=False, background=False) as a,
+        running_service(b_config, web=False, background=False) as b,
+    ):
+        instances: list[CaregiverService] = [a, b]
+        for s in instances:  # the retained availability and state reached both
+            assert s.ingestor.wait_for(lambda s=s: s.ingestor.messages >= 2)
+        sent = [
+            device.event("start", severity="info", state="STARTING", reason="monitor started")
+            for _ in range(20)
+        ]
+        for event in sent[:6]:  # the device republishes these (no receipt reached it, say)
+            device.event(
+                "start",
+                severity="info",
+                state="STARTING",
+                reason="monitor started",
+                event_id=event["id"],
+            )
+
+        def stored() -> int:
+            return sum(s.ingestor.events_stored for s in instances)
+
+        def duplicates() -> int:
+            return sum(s.ingestor.duplicates for s in instances)
+
+        assert _until(lambda: stored() + duplicates() == 26), (stored(), duplicates())
+        assert (stored(), duplicates()) == (20, 6)
+        assert a.store.event_count() == 20
+        assert {e.id for e in a.store.events_for("treadmill-1", 100)} == {e["id"] for e in sent}
+        # the broker shared the stream: each instance stored some of it
+        assert a.ingestor.events_stored > 0 and b.ingestor.events_stored > 0
+
+        # going offline while armed: both instances take the retained message, one alert
+        seen = [s.ingestor.messages for s in instances]
+        device.set_state("ARMED")
+        device.offline()
+        for s, before in zip(instances, seen, strict=True):
+            assert s.ingestor.wait_for(lambda s=s, n=before: s.ingestor.messages >= n + 2)
+        offline = [alert for alert in a.store.alerts("treadmill-1") if alert.kind == "offline"]
+        assert len(offline) == 1
+        device.close()
+
+
+class EventStream:
+    """A logged-in browser's ``/stream`` (server-sent events) on one instance."""
+
+    def __init__(self, port: int, cookies: dict[str, str]) -> None:
+        self.conn = http.client.HTTPConnection("127.0.0.1", port, timeout=WAIT)
+        cookie = "; ".join(f"{k}={v}" for k, v in cookies.items())
+        self.conn.request(
+            "GET", "/stream", headers={"accept": "text/event-stream", "cookie": cookie}
+        )
+        self.response = self.conn.getresponse()
+        assert self.response.status == 200
+
+    def next_message(self, kind: str) -> dict[str, Any]:
+        """The next ``data:`` message of this kind (the read times out after WAIT: a hang)."""
+        while True:
+            line = self.response.fp.readline().decode()
+            assert line, "the stream ended"
+            if line.startswith("data: "):
+                message: dict[str, Any] = json.loads(line[6:])
+                if message.get("kind") == kind:
+                    return message
+
+    def close(self) -> None:
+        self.conn.close()
+
+
+def test_a_caregiver_on_instance_b_sees_live_what_instance_a_ingested_and_stays_logged_in(
+    mosquitto: Mosquitto, tmp_path: Path, postgres_cluster: PostgresCluster
+) -> None:
+    """B takes no device messages at all (another topic prefix): everything its browser shows
+    live came from A through the database. The login made on A is valid on B (sessions and
+    CSRF tokens are rows in the shared database)."""
+    url = postgres_cluster.new_database()
+    a_config = make_config(mosquitto, tmp_path / "a", database=url, client_id="care-a")
+    b_config = make_config(mosquitto, tmp_path / "b", database=url, client_id="care-b")
+    b_config = dataclasses.replace(
+        b_config, mqtt=dataclasses.replace(b_config.mqtt, topic_prefix="elsewhere")
+    )
+    with (
+        running_service(a_config, background=False) as a,
+        running_service(b_config, background=False) as b,
+    ):
+        assert b.listener is not None and b.listener.listening.wait(WAIT)
+        browser = Http(a.port)
+        assert browser.login() == 303  # on A
+        browser.port = b.port  # the reverse proxy sends the next requests to B
+        status, _, page = browser.request("GET", "/")
+        assert status == 200 and "Treadmills" in page
+        stream = EventStream(b.port, browser.cookies)
+        try:
+            assert _until(lambda: b.hub.clients == 1)
+            device = SimDevice(mosquitto, "treadmill-1")
+            device.online()
+            fall = device.fall()
+            message = stream.next_message("event")
+            assert message["event"]["id"] == fall["id"]
+            assert message["device_name"] == "Dad's treadmill"
+            assert b.ingestor.events_stored == 0 and a.ingestor.events_stored == 1
+            # acknowledging on B (CSRF token from B's page, session from A's login) works
+            _, _, event_page = browser.request("GET", f"/events/{fall['id']}")
+            token = re.search(r'name="csrf" value="([^"]+)"', event_page)
+            assert token is not None
+            status, _, _ = browser.request(
+                "POST", f"/events/{fall['id']}/ack", {"csrf": token.group(1)}
+            )
+            assert status == 303
+            stored = a.store.event(fall["id"])
+            assert stored is not None and stored.acked_by == "ann"
+            device.close()
+        finally:
+            stream.close()
+
+
+def test_a_lease_is_held_by_one_instance_until_it_runs_out(caregiver_db: str) -> None:
+    store = Store(caregiver_db)
+    try:
+        assert store.hold_lease("escalation", "a", 100.0, 110.0)
+        assert not store.hold_lease("escalation", "b", 105.0, 115.0)  # a's runs to 110
+        assert store.hold_lease("escalation", "a", 109.0, 119.0)  # a renews
+        assert not store.hold_lease("escalation", "b", 118.0, 128.0)
+        assert store.lease_holder("escalation", 118.0) == "a"
+        assert store.hold_lease("escalation", "b", 119.5, 129.5)  # a stopped renewing
+        assert not store.hold_lease("escalation", "a", 120.0, 130.0)
+        assert store.lease_holder("escalation", 120.0) == "b"
+    finally:
+        store.close()
+
+
+def test_two_instances_page_once_and_escalation_goes_on_when_its_holder_is_lost(
+    mosquitto: Mosquitto, tmp_path: Path, postgres_cluster: PostgresCluster
+) -> None:
+    """Both instances try to escalate and to send, as their threads would every second; the
+    lease lets one of them. When that one is gone, the other takes over once the lease has
+    run out and carries on from the rows: the reminder, then the next contact."""
+    url = postgres_cluster.new_database()
+    receiver = Receiver()
+    clock = FakeClock()
+    contacts = (
+        Contact(name="Ann", urls=(receiver.url("ann"),)),
+        Contact(name="Bob", urls=(receiver.url("bob"),)),
+    )
+    escalation = EscalationConfig(ack_timeout_s=300, resends=1, retry_s=10, max_attempts=3)
+    services = []
+    for name in ("a", "b"):
+        config = _instance(mosquitto, tmp_path, url, name)
+        config = dataclasses.replace(config, contacts=contacts, escalation=escalation)
+        service = CaregiverService(config, clock=clock)
+        service.start(web=False, background=False)
+        assert service.ingestor.connected.wait(WAIT)
+        services.append(service)
+    a, b = services
+    try:
+        device = SimDevice(mosquitto, "treadmill-1")
+        device.online()
+        fall = device.fall()
+        assert _until(lambda: a.store.event(fall["id"]) is not None)
+
+        def rounds() -> tuple[int, int]:
+            """One escalation tick and one delivery round on each instance, A first."""
+            ticks = a.alerting.tick() + b.alerting.tick()
+            sent = a.notifier.deliver_due() + b.notifier.deliver_due()
+            return ticks, sent
+
+        assert rounds() == (0, 1)  # the fall paged Ann once
+        assert a.store.lease_holder("escalation", clock()) == a.instance
+        clock.advance(300)
+        assert rounds() == (1, 1)  # one reminder to Ann, from A
+        assert [m["path"] for m in receiver.messages] == ["/ann", "/ann"]
+
+        a.stop()  # A is lost
+        clock.advance(5)
+        assert b.alerting.tick() == 0 and b.notifier.deliver_due() == 0  # A's lease runs
+        clock.advance(300)
+        assert b.alerting.tick() == 1  # B took the lease: on to Bob
+        assert b.notifier.deliver_due() == 1
+        assert [m["path"] for m in receiver.messages] == ["/ann", "/ann", "/bob"]
+        assert receiver.messages[2]["message"].startswith("ESCALATED")
+        device.close()
+    finally:
+        for service in services:
+            service.stop()
+        receiver.close()
+
+
+def test_the_documented_acl_lets_a_caregiver_account_share_the_event_stream() -> None:
+    """docs/provider.md: the ACL of docs/mqtt/mosquitto.acl needs no change for $share."""
+    acl = (Path(__file__).resolve().parent.parent / "docs/mqtt/mosquitto.acl").read_text()
+    broker = Mosquitto(users={"caregiver": "pw-c", "treadmill-1": "pw-d"}, acl=acl)
+    broker.start()
+    try:
+        with subscriber(
+            broker,
+            [shared(GROUP, all_devices("retroguard", TopicKind.EVENT))],
+            username="caregiver",
+            password="pw-c",
+        ) as caregiver:
+            device = SimDevice(broker, "treadmill-1", username="treadmill-1", password="pw-d")
+            event = device.fall()
+            assert caregiver.wait_events(1)
+            assert caregiver.event_ids() == [event["id"]]
+            device.close()
+    finally:
+        broker.cleanup()

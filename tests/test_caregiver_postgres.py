@@ -1,0 +1,276 @@
+"""The caregiver database on PostgreSQL: the one migration path, concurrent instances, the
+columns PostgreSQL spells differently, and a server restart under the store.
+
+Every storage test runs on both engines (the ``caregiver_db`` fixture); these are what only
+a server shared by several instances can show. The database is read with psycopg directly,
+as an independent witness of what the store did.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Callable
+
+import psycopg
+import pytest
+
+from caregiver.storage import SCHEMA_VERSION, NewEvent, SchemaError, StorageFault, Store, schema
+from tests.caregiver_db import execute
+from tools.pgcluster import PostgresCluster
+
+WAIT = 20.0
+"""Upper bound for waits: a safety net against hangs, not a timing assertion."""
+
+
+def _event(event_id: str, device_id: str = "treadmill-1") -> NewEvent:
+    return NewEvent(
+        id=event_id,
+        device_id=device_id,
+        seq=7,
+        type="fall",
+        severity="critical",
+        state="TRIPPED",
+        reason="impact 3.1 g",
+        wall_time="2026-12-02T01:00:00+00:00",
+        figures={"peak_g": 3.1},
+        has_window=False,
+        payload=json.dumps({"id": event_id}),
+    )
+
+
+def _wait_until(predicate: Callable[[], bool]) -> bool:
+    """Poll ``predicate`` on the server's own state (bounded; no fixed sleep decides)."""
+    done = threading.Event()
+    for _ in range(int(WAIT * 100)):
+        if predicate():
+            return True
+        done.wait(0.01)
+    return False
+
+
+def _waiting_on_a_lock(url: str) -> bool:
+    rows = execute(
+        url,
+        "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+        "AND wait_event_type = 'Lock'",
+    )
+    return bool(rows[0][0])
+
+
+def test_a_new_database_gets_every_migration_and_the_types_it_needs(
+    postgres_cluster: PostgresCluster,
+) -> None:
+    url = postgres_cluster.new_database()
+    store = Store(url)
+    try:
+        assert (store.schema.before, store.schema.after) == (0, SCHEMA_VERSION)
+        assert store.engine == "postgresql"
+    finally:
+        store.close()
+    assert execute(url, "SELECT version FROM retroguard_schema") == [(SCHEMA_VERSION,)]
+    types = dict(
+        execute(
+            url,
+            "SELECT table_name || '.' || column_name, data_type FROM information_schema.columns "
+            "WHERE table_schema = 'public'",
+        )
+    )
+    # epoch seconds need double precision (PostgreSQL's REAL is 4 bytes: minutes of error)
+    assert types["events.received_at"] == "double precision"
+    assert types["events.seq"] == "bigint"
+    assert types["recordings.recording"] == "bytea"
+    assert types["alerts.id"] == "bigint"
+    again = Store(url)
+    try:
+        assert (again.schema.before, again.schema.after) == (SCHEMA_VERSION, SCHEMA_VERSION)
+    finally:
+        again.close()
+
+
+def test_two_instances_opening_a_new_database_at_once_migrate_it_once(
+    postgres_cluster: PostgresCluster,
+) -> None:
+    url = postgres_cluster.new_database()
+    start = threading.Barrier(2)
+    stores: list[Store] = []
+    failures: list[BaseException] = []
+
+    def open_store() -> None:
+        start.wait(WAIT)
+        try:
+            stores.append(Store(url))
+        except BaseException as exc:  # reported by the assertion below
+            failures.append(exc)
+
+    threads = [threading.Thread(target=open_store) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(WAIT)
+    try:
+        assert failures == []
+        assert sorted(s.schema.before for s in stores) == [0, SCHEMA_VERSION]
+    finally:
+        for s in stores:
+            s.close()
+    assert execute(url, "SELECT version FROM retroguard_schema") == [(SCHEMA_VERSION,)]
+
+
+def test_a_database_from_a_later_release_is_refused_untouched(
+    postgres_cluster: PostgresCluster,
+) -> None:
+    url = postgres_cluster.new_database()
+    Store(url).close()
+    execute(url, "UPDATE retroguard_schema SET version = ?", (SCHEMA_VERSION + 1,))
+    with pytest.raises(SchemaError, match=f"schema version {SCHEMA_VERSION + 1}, newer than"):
+        Store(url)
+    assert execute(url, "SELECT version FROM retroguard_schema") == [(SCHEMA_VERSION + 1,)]
+
+
+def test_a_failing_migration_leaves_the_database_as_it_was(
+    postgres_cluster: PostgresCluster, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    url = postgres_cluster.new_database()
+    broken = schema.Migration(
+        SCHEMA_VERSION + 1,
+        "a test migration that fails half way",
+        ("ALTER TABLE devices ADD COLUMN room TEXT", "ALTER TABLE no_such_table ADD COLUMN x TEXT"),
+    )
+    monkeypatch.setattr(schema, "MIGRATIONS", (*schema.MIGRATIONS, broken))
+    monkeypatch.setattr(schema, "SCHEMA_VERSION", SCHEMA_VERSION + 1)
+    with pytest.raises(SchemaError, match=r"a test migration that fails half way.*no_such_table"):
+        Store(url)
+    # not even version 1: one transaction for all of them
+    assert execute(url, "SELECT to_regclass('retroguard_schema'), to_regclass('devices')") == [
+        (None, None)
+    ]
+
+
+def test_two_instances_racing_on_a_redelivered_event_store_it_once(
+    postgres_cluster: PostgresCluster,
+) -> None:
+    """Instance A has inserted the event and not yet committed when B, given the same message
+    (a QoS 1 redelivery to another member of the shared subscription), tries to store it: B
+    waits on A's row, then finds it there and stores nothing."""
+    url = postgres_cluster.new_database()
+    a, b = Store(url), Store(url)
+    event = _event("ab" * 16)
+    b_stored: list[bool] = []
+    try:
+        with a.transaction() as tx:
+            assert tx.record_event(event, 1000.0)
+
+            def b_ingests() -> None:
+                with b.transaction() as tx_b:
+                    b_stored.append(tx_b.record_event(event, 1000.5))
+
+            racer = threading.Thread(target=b_ingests)
+            racer.start()
+            assert _wait_until(lambda: _waiting_on_a_lock(url)), "B never waited on A's row"
+        racer.join(WAIT)
+        assert b_stored == [False]
+        assert a.event_count() == b.event_count() == 1
+        stored = b.event(event.id)
+        assert stored is not None and stored.received_at == 1000.0  # A's row, untouched
+    finally:
+        a.close()
+        b.close()
+
+
+def test_many_racers_on_many_redelivered_events_store_each_once(
+    postgres_cluster: PostgresCluster,
+) -> None:
+    url = postgres_cluster.new_database()
+    stores = [Store(url) for _ in range(4)]
+    events = [_event(f"{i:032x}", f"treadmill-{i % 5}") for i in range(200)]
+    start = threading.Barrier(len(stores))
+    stored: list[list[str]] = [[] for _ in stores]
+
+    def ingest(k: int) -> None:
+        start.wait(WAIT)
+        for event in events[k::2] + events:  # every instance sees every event, some twice
+            with stores[k].transaction() as tx:
+                if tx.record_event(event, 1000.0):
+                    stored[k].append(event.id)
+
+    threads = [threading.Thread(target=ingest, args=(k,)) for k in range(len(stores))]
+    try:
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(WAIT * 3)
+        winners = [event_id for per_store in stored for event_id in per_store]
+        assert sorted(winners) == sorted(e.id for e in events)  # each stored by exactly one
+        assert stores[0].event_count() == len(events)
+    finally:
+        for s in stores:
+            s.close()
+
+
+def test_a_server_restart_is_one_storage_fault_then_the_store_carries_on(
+    postgres_cluster: PostgresCluster,
+) -> None:
+    """The operation that finds the connection dropped fails as a StorageFault (ingest holds
+    the message and tries again); the next one reconnects. (The session's cluster restarts:
+    the tests run one at a time and every other test's stores are closed.)"""
+    url = postgres_cluster.new_database()
+    store = Store(url)
+    try:
+        with store.transaction() as tx:
+            assert tx.record_event(_event("01" * 16), 1.0)
+        postgres_cluster.stop("fast")
+        postgres_cluster.start()
+        with pytest.raises(StorageFault), store.transaction() as tx:
+            tx.record_event(_event("02" * 16), 2.0)
+        with store.transaction() as tx:
+            assert tx.record_event(_event("02" * 16), 2.0)
+        assert store.event_count() == 2
+    finally:
+        store.close()
+
+
+def test_psycopg_is_the_driver_behind_a_postgresql_url(postgres_cluster: PostgresCluster) -> None:
+    url = postgres_cluster.new_database()
+    with psycopg.connect(url) as witness:
+        store = Store(url)
+        try:
+            with store.transaction() as tx:
+                tx.record_event(_event("cd" * 16), 5.0)
+        finally:
+            store.close()
+        row = witness.execute("SELECT id, received_at FROM events").fetchone()
+    assert row == ("cd" * 16, 5.0)
+
+
+def test_a_burst_of_announcements_reaches_the_other_instance_whole_and_in_order(
+    postgres_cluster: PostgresCluster,
+) -> None:
+    """Announcements are batched into as few NOTIFYs as fit (8,000 bytes each): 500 of
+    them, some long, arrive one by one, none lost, none twice, in order."""
+    url = postgres_cluster.new_database()
+    sender = Store(url)
+    heard: list[str] = []
+    done = threading.Condition()
+
+    def on_message(message: str) -> None:
+        with done:
+            heard.append(message)
+            done.notify_all()
+
+    listener = sender.listen(on_message)
+    assert listener is not None
+    try:
+        assert listener.listening.wait(WAIT)
+        # JSON messages, as the service's are: every quote is escaped once in the list
+        sent = [
+            json.dumps({"n": i, "kind": "event", "pad": ['"q"'] * (i % 7 * 40)}) for i in range(500)
+        ]
+        for message in sent:
+            sender.announce(message)
+        with done:
+            assert done.wait_for(lambda: len(heard) >= len(sent), WAIT), len(heard)
+        assert heard == sent
+    finally:
+        listener.stop()
+        sender.close()
