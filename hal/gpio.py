@@ -594,7 +594,6 @@ class GpioStatusLed(_PatternOutput):
         """Show ``pattern`` from ``now`` (:mod:`hal.led_patterns`); the one already shown
         keeps its phase, any other replaces it at once (the LED shows a state, so the
         newest state wins: no priorities here)."""
-        self._player.level(now)  # a finished flash expires before the comparison
         current = self._player.pattern
         if current is None or current.name != pattern.name:
             self._player.play(pattern, now, force=True)
