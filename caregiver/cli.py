@@ -3,7 +3,8 @@
 * ``add-user NAME [--device ID ...]``: create an account (or set its password);
 * ``users``: list the accounts, the devices each may see and its open logins;
 * ``remove-user NAME``: delete an account and end its logins at once;
-* ``limit-user NAME (DEVICE ... | --all)``: which devices an account sees.
+* ``limit-user NAME (DEVICE ... | --all)``: which devices an account sees;
+* ``report DEVICE [--csv FILE] [--pdf FILE]``: the physio's report, as the dashboard gives it.
 """
 
 from __future__ import annotations
@@ -62,6 +63,14 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     limit.add_argument("username")
     limit.add_argument("devices", nargs="*", metavar="DEVICE", help="device ids it may see")
     limit.add_argument("--all", action="store_true", help="every device (the default)")
+    report = command(
+        "report", "write a device's report (weekly table, adherence, incidents) as CSV or PDF"
+    )
+    report.add_argument("device", metavar="DEVICE", help="device id")
+    report.add_argument("--csv", type=Path, default=None, metavar="FILE", help="write CSV here")
+    report.add_argument(
+        "--pdf", type=Path, default=None, metavar="FILE", help="write the one-page PDF here"
+    )
     return parser
 
 
@@ -97,6 +106,8 @@ def _run(args: argparse.Namespace) -> int:
 
         store = Store(config.server.database)
         try:
+            if args.caregiver_command == "report":
+                return _report(args, store, config)
             return _account_command(args, Accounts(store), redacted(config.server.database))
         finally:
             store.close()
@@ -107,6 +118,39 @@ def _run(args: argparse.Namespace) -> int:
     from caregiver.service import CaregiverService
 
     CaregiverService(config).serve_forever()
+    return 0
+
+
+def _report(args: argparse.Namespace, store: Any, config: Any) -> int:
+    """``report DEVICE [--csv FILE] [--pdf FILE]``: the dashboard's report downloads, from the
+    service's database (the CSV to standard output when no file is named)."""
+    import time
+
+    from caregiver.report import report_csv, report_for
+    from caregiver.storage import redacted
+
+    name = "retroguard caregiver report"
+    if store.device(args.device) is None:
+        print(
+            f"{name}: no device {args.device!r} in {redacted(config.server.database)}",
+            file=sys.stderr,
+        )
+        return 2
+    walker = config.devices.get(args.device, args.device)
+    report = report_for(store, args.device, walker, config.zone, time.time())
+    if args.pdf is not None:
+        try:
+            from caregiver.report_pdf import report_pdf
+        except ImportError as exc:
+            print(f"{name}: {exc}; install retroguard[caregiver]", file=sys.stderr)
+            return 2
+        args.pdf.write_bytes(report_pdf(report))
+        print(f"PDF report of {args.device} written to {args.pdf}", file=sys.stderr)
+    if args.csv is not None:
+        args.csv.write_text(report_csv(report), encoding="utf-8")
+        print(f"CSV report of {args.device} written to {args.csv}", file=sys.stderr)
+    elif args.pdf is None:
+        sys.stdout.write(report_csv(report))
     return 0
 
 

@@ -6,10 +6,11 @@ makes the stored row (a :class:`caregiver.storage.WalkSession`) and refuses
 what types cannot say (stumbles beyond trips, an unreadable start time).
 
 The week and goal rule (ISO week of ``started_wall`` in the service's time zone,
-``[server] timezone``; a session counts
-when its longest backward interval reached 10 minutes; three such sessions a
-week) lives in :mod:`core.progress`, shared with
-``retroguard sessions``.
+``[server] timezone``; adherence: sessions done, the plan walked through, against
+those prescribed; progression: the week's longest backward stretch against 10
+minutes; a week at goal: three sessions with 10 straight minutes; four weeks at goal
+the milestone) lives in :mod:`core.progress`, shared with ``retroguard sessions``
+and the device's progress message.
 """
 
 from __future__ import annotations
@@ -24,8 +25,12 @@ from caregiver.storage import WalkSession
 from core.progress import (
     GOAL_BACKWARD_MIN,
     GOAL_SESSIONS_PER_WEEK,
+    MILESTONE_WEEKS,
+    PRESCRIBED_SESSIONS_PER_WEEK,
     WeekProgress,
     at_goal,
+    done,
+    milestone,
     utc_of,
     week_of,
     week_start,
@@ -125,6 +130,8 @@ def progress_view(sessions: Sequence[WalkSession], now: float, zone: dt.tzinfo) 
     labels: list[str] = []
     minutes: list[float] = []
     at_goal_counts: list[int] = []
+    done_counts: list[int] = []
+    longest: list[float] = []
     day = start
     while day <= week_start(current):
         key = week_of(dt.datetime.combine(day, dt.time(12), zone), zone)
@@ -132,19 +139,29 @@ def progress_view(sessions: Sequence[WalkSession], now: float, zone: dt.tzinfo) 
         labels.append(_week_label(key))
         minutes.append(round(week.backward_s / 60, 1) if week else 0.0)
         at_goal_counts.append(week.at_goal if week else 0)
+        done_counts.append(week.done if week else 0)
+        longest.append(round(week.longest_backward_s / 60, 1) if week else 0.0)
         day += dt.timedelta(weeks=1)
     return {
         "goal_minutes": GOAL_BACKWARD_MIN,
         "goal_sessions": GOAL_SESSIONS_PER_WEEK,
+        "prescribed": PRESCRIBED_SESSIONS_PER_WEEK,
+        "milestone": milestone(weeks.values()),
+        "milestone_weeks": MILESTONE_WEEKS,
         "this_week": this_week,
         "week_label": _week_label(current),
         "zone": zone_name(zone),
         "weeks": sorted(weeks.values(), key=lambda w: w.week, reverse=True),
         "at_goal": {s.id: at_goal(s) for s in sessions},
+        "done": {s.id: done(s) for s in sessions},
         "chart": {
             "labels": labels,
             "backward_min": minutes,
             "at_goal": at_goal_counts,
+            "done": done_counts,
+            "prescribed": PRESCRIBED_SESSIONS_PER_WEEK,
+            "longest_min": longest,
             "goal_min": GOAL_BACKWARD_MIN * GOAL_SESSIONS_PER_WEEK,
+            "goal_longest_min": GOAL_BACKWARD_MIN,
         },
     }

@@ -30,7 +30,16 @@ from starlette.routing import Mount
 from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from caregiver.routes import acks, api, device_commands, login, pages, progress, stream
+from caregiver.routes import (
+    acks,
+    api,
+    device_commands,
+    login,
+    pages,
+    progress,
+    reports,
+    stream,
+)
 from caregiver.routes.site import Backend, SessionCookieAuth, Site, caregiver_of
 from caregiver.routes.stream import LiveFeed
 
@@ -105,6 +114,7 @@ def create_app(backend: Backend) -> Dashboard:
         *acks.routes(site),
         *device_commands.routes(site),
         *progress.routes(site),
+        *reports.routes(site),
         *api.routes(site),
         *stream.routes(site),
         Mount("/static/public", app=StaticFiles(directory=str(PUBLIC_STATIC))),

@@ -12,7 +12,20 @@ progress page (its stored rows), so the week and goal rule is written once:
   Monday 00:30 in Berlin counts in Monday's week, not in the Sunday's week it is in UTC;
 * a session is *at goal* when its longest backward interval reached 10 minutes
   (``GOAL_BACKWARD_MIN``, with one second of slack for the plan clock);
-* a week's goal is met with ``GOAL_SESSIONS_PER_WEEK`` (3) sessions at goal.
+* a week's goal is met with ``GOAL_SESSIONS_PER_WEEK`` (3) sessions at goal: that week is
+  a *week at goal*, and ``MILESTONE_WEEKS`` (4) of them (in any order: a missed week delays
+  the milestone, it does not reset it) are the level after which the clinicians expect a
+  difference in balance and joint strength (:func:`milestone`).
+
+The physio reads a week on two separate axes, so a walker on the 2/2 plan sees the
+plan counted before they can hold 10 minutes:
+
+* **adherence**: sessions *done* (the plan walked through: :func:`done`) against the
+  sessions prescribed a week (``PRESCRIBED_SESSIONS_PER_WEEK``, 3, until per-walker
+  plans say otherwise); the 2/2 plan followed three times is 3 of 3 even though no
+  session is at goal;
+* **progression**: the week's longest continuous backward stretch against the goal's
+  10 minutes.
 """
 
 from __future__ import annotations
@@ -26,14 +39,24 @@ GOAL_BACKWARD_MIN = 10.0
 """The clinical goal: about 10 straight minutes backward ..."""
 GOAL_SESSIONS_PER_WEEK = 3
 """... three times a week."""
+PRESCRIBED_SESSIONS_PER_WEEK = 3
+"""Sessions a week the prescription asks for, whatever the plan (adherence counts against it)."""
+MILESTONE_WEEKS = 4
+"""Weeks at goal after which a difference in balance and joint strength is expected."""
 
 
 __all__ = [
     "GOAL_BACKWARD_MIN",
     "GOAL_SESSIONS_PER_WEEK",
+    "MILESTONE_WEEKS",
+    "PRESCRIBED_SESSIONS_PER_WEEK",
+    "Milestone",
     "SessionProgress",
     "WeekProgress",
     "at_goal",
+    "describe_week",
+    "done",
+    "milestone",
     "started_utc",
     "utc_of",
     "week_of",
@@ -61,6 +84,21 @@ class SessionProgress(Protocol):
     @property
     def longest_backward_s(self) -> float:
         """The longest backward interval done."""
+        ...
+
+    @property
+    def status(self) -> str:
+        """ "running" until the session ends."""
+        ...
+
+    @property
+    def planned_s(self) -> float:
+        """The plan's length."""
+        ...
+
+    @property
+    def done_s(self) -> float:
+        """Plan time walked through."""
         ...
 
 
@@ -97,6 +135,17 @@ def at_goal(session: SessionProgress) -> bool:
     return session.longest_backward_s >= GOAL_BACKWARD_MIN * 60 - _SLACK_S
 
 
+def done(session: SessionProgress) -> bool:
+    """True when the session ended with its plan walked through (to within the plan clock's
+    second): one the walker stopped early, or a trip ended, is not done; one still running
+    is not done yet."""
+    return (
+        session.status != "running"
+        and session.planned_s > 0
+        and session.done_s >= session.planned_s - _SLACK_S
+    )
+
+
 @dataclass(frozen=True, slots=True)
 class WeekProgress:
     week: str
@@ -106,10 +155,26 @@ class WeekProgress:
     """Sessions whose longest backward interval reached the goal's 10 minutes."""
     backward_s: float
     longest_backward_s: float
+    """Progression: the week's longest continuous backward stretch."""
+    done: int = 0
+    """Adherence: sessions that walked their plan through."""
+    prescribed: int = PRESCRIBED_SESSIONS_PER_WEEK
+    """Adherence: sessions the prescription asks for this week."""
 
     @property
     def goal_met(self) -> bool:
+        """A *week at goal*: three sessions each with 10 straight minutes backward."""
         return self.at_goal >= GOAL_SESSIONS_PER_WEEK
+
+    @property
+    def adherence_met(self) -> bool:
+        return self.done >= self.prescribed
+
+    @property
+    def progression(self) -> float:
+        """The longest backward stretch as a share of the goal's 10 minutes (1.0 = reached,
+        never more)."""
+        return min(1.0, (self.longest_backward_s + _SLACK_S) / (GOAL_BACKWARD_MIN * 60))
 
 
 def weekly_progress(sessions: Iterable[SessionProgress], zone: dt.tzinfo) -> list[WeekProgress]:
@@ -125,6 +190,40 @@ def weekly_progress(sessions: Iterable[SessionProgress], zone: dt.tzinfo) -> lis
             at_goal=sum(1 for s in rows if at_goal(s)),
             backward_s=sum(float(s.backward_s) for s in rows),
             longest_backward_s=max(float(s.longest_backward_s) for s in rows),
+            done=sum(1 for s in rows if done(s)),
         )
         for week, rows in sorted(weeks.items())
     ]
+
+
+@dataclass(frozen=True, slots=True)
+class Milestone:
+    """Weeks at goal toward the four after which a benefit is expected."""
+
+    weeks_at_goal: int
+    needed: int = MILESTONE_WEEKS
+
+    @property
+    def reached(self) -> bool:
+        return self.weeks_at_goal >= self.needed
+
+
+def milestone(weeks: Iterable[WeekProgress]) -> Milestone:
+    """The weeks at goal so far (any order: a missed week delays the milestone, it does not
+    reset it)."""
+    return Milestone(sum(1 for w in weeks if w.goal_met))
+
+
+def describe_week(week: WeekProgress, reached: Milestone) -> str:
+    """The week in the physio's two terms and the milestone, as one sentence (the device's
+    session summary, ``retroguard sessions``)."""
+    return (
+        f"Week {week.week}: {week.done} of {week.prescribed} prescribed sessions done; "
+        f"longest backward stretch {week.longest_backward_s / 60:.1f} of "
+        f"{GOAL_BACKWARD_MIN:g} min; {week.at_goal} of {GOAL_SESSIONS_PER_WEEK} sessions at goal. "
+        + (
+            f"Weeks at goal: {reached.weeks_at_goal}, the {reached.needed}-week milestone reached."
+            if reached.reached
+            else f"Weeks at goal: {reached.weeks_at_goal} of {reached.needed}."
+        )
+    )

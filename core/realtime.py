@@ -13,10 +13,11 @@ that created it, from its own thread, with :meth:`SchedulingPolicy.apply`.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 log = logging.getLogger(__name__)
@@ -86,3 +87,22 @@ class LoopHelperThread(threading.Thread):
         if self._policy is not None:
             self._policy.below().apply(self.name)
         super().run()
+
+
+@contextlib.contextmanager
+def realtime_section(priority: int, what: str) -> Iterator[bool]:
+    """Run the calling thread ``SCHED_FIFO`` at ``priority`` (reset on fork) inside the block,
+    as the systemd unit runs the monitor; yields whether the OS allowed it.
+
+    For a loop started outside the unit (``retroguard demo``): a shared, busy machine then
+    cannot stall it past the relay's hold time. The thread's policy before is restored
+    after the block, so a caller that goes on (a test process) is not left real-time.
+    """
+    before = SchedulingPolicy.of_this_thread()
+    applied = SchedulingPolicy(os.SCHED_FIFO, priority).apply(what)
+    try:
+        yield applied
+    finally:
+        if applied and before is not None:
+            with contextlib.suppress(OSError):
+                os.sched_setscheduler(0, before.policy, os.sched_param(before.priority))

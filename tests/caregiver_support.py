@@ -30,7 +30,14 @@ from caregiver.config import (
     ServerConfig,
 )
 from caregiver.service import CaregiverService
-from core.protocol.messages import Direction, IntervalSummary, RecordStatus, SessionRecord
+from core.protocol.messages import (
+    BalanceFigures,
+    Direction,
+    GaitFigures,
+    IntervalSummary,
+    RecordStatus,
+    SessionRecord,
+)
 from sim.recordings import FALL_FIGURES, fall_recording
 from tools.broker import Mosquitto
 
@@ -129,6 +136,63 @@ def session_record(
         stumbles=stumbles,
         intervals=intervals,
     )
+
+
+def with_measures(
+    record: SessionRecord,
+    *,
+    sway_ap: float,
+    sway_ml: float,
+    step_cv: float,
+    cadence: float = 88.0,
+    regularity: float = 0.7,
+) -> SessionRecord:
+    """``record`` with a measured eyes-open balance check and backward gait, as the monitor's
+    measurement thread adds them (figures in m/s², %, steps/min)."""
+    balance = BalanceFigures(
+        condition="eyes open", status="measured", duration_s=30.0, axes="mounting",
+        rms_ap_ms2=sway_ap, rms_ml_ms2=sway_ml, rms_ms2=math.hypot(sway_ap, sway_ml),
+        path_ms2=7.3, noise_floor_ms2=0.004,
+    )  # fmt: skip
+    gait = GaitFigures(
+        analysed_s=record.backward_s, steady_s=record.backward_s * 0.8, steady_share=0.8,
+        steps=int(record.backward_s * 0.8 * cadence / 60), axes="mounting",
+        cadence_spm=cadence, step_time_s=60 / cadence, step_time_cv_pct=step_cv,
+        step_regularity=regularity, stride_regularity=regularity + 0.05, rms_ml_ms2=0.9,
+    )  # fmt: skip
+    return msgspec.structs.replace(record, balance=[balance], gait_backward=gait)
+
+
+def physio_month(device_id: str, first_monday: dt.datetime) -> list[SessionRecord]:
+    """Four weeks from ``first_monday``, three sessions a week: the 2/2 plan for two weeks (one
+    session stopped early in the second, one with a stumble), then 10 straight minutes
+    backward; eyes-open sway falls by more than its noise (0.20 to 0.12 m/s² against an MDC95
+    of 0.046), step-time CV by less (4.0 to 3.5 % against 3.66)."""
+    from firmware.session.plan import alternate_2_2
+
+    plan = alternate_2_2()
+    sway = iter([0.20, 0.21, 0.19, 0.18, 0.17, 0.19, 0.14, 0.15, 0.13, 0.12, 0.12, 0.13])
+    cv = iter([4.0, 4.2, 3.9, 4.1, 3.8, 4.0, 3.7, 3.6, 3.8, 3.5, 3.6, 3.4])
+    out: list[SessionRecord] = []
+    for week in range(4):
+        for n, day in enumerate((0, 2, 4)):
+            started = first_monday + dt.timedelta(weeks=week, days=day)
+            if week < 2:
+                record = session_record(
+                    device_id, started, backward_min=plan.backward_s / 60, longest_min=2,
+                    total_min=plan.duration_s / 60, plan=plan.name,
+                )  # fmt: skip
+                if week == 1 and n == 2:
+                    # stopped after 15 of 30 minutes: four 2-minute stretches backward
+                    record = msgspec.structs.replace(
+                        record, status="stopped", done_s=900.0, backward_s=480.0
+                    )
+            else:
+                record = session_record(device_id, started, backward_min=12, longest_min=10)
+            if week == 1 and n == 1:
+                record = msgspec.structs.replace(record, trips=1, stumbles=1)
+            out.append(with_measures(record, sway_ap=next(sway), sway_ml=0.08, step_cv=next(cv)))
+    return out
 
 
 def received(record: SessionRecord) -> dict[str, Any]:

@@ -9,7 +9,10 @@ Playwright's ``expect`` (condition polling), never sleeps.
 
 from __future__ import annotations
 
+import csv
 import datetime as dt
+import io
+import os
 import re
 from collections.abc import Iterator
 from pathlib import Path
@@ -24,6 +27,7 @@ from tests.caregiver_support import (
     WAIT,
     SimDevice,
     make_config,
+    physio_month,
     running_service,
     session_record,
 )
@@ -261,6 +265,98 @@ def test_progress_page_sessions_weekly_goal_and_chart(
     assert bar > 200 and red > 50
     box = page.locator("#sessions tbody tr").first.bounding_box()
     assert box is not None and box["x"] >= 0 and box["x"] + box["width"] <= 360
+    page.context.close()
+    device.close()
+
+
+def _screenshot_dir(tmp_path: Path) -> Path:
+    """Where the progress page's screenshots go: $RETROGUARD_SCREENSHOTS (to look at them),
+    else the test's own directory."""
+    chosen = os.environ.get("RETROGUARD_SCREENSHOTS")
+    folder = Path(chosen) if chosen else tmp_path
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
+def test_progress_page_goals_trends_and_both_reports_at_1280_and_360(
+    browser: Any, service: CaregiverService, mosquitto: Mosquitto, tmp_path: Path
+) -> None:
+    """A month of the physio's plan over MQTT (the summaries carry the balance check and gait):
+    the page shows adherence, the longest stretch and weeks at goal, each balance/gait metric's
+    weekly medians with units, band and noise, charted; the CSV and PDF download with them."""
+    from playwright.sync_api import expect
+    from pypdf import PdfReader
+
+    device = SimDevice(mosquitto, "treadmill-1")
+    device.online()
+    year, week, _ = dt.datetime.now(dt.UTC).isocalendar()
+    monday = dt.datetime.combine(dt.date.fromisocalendar(year, week, 1), dt.time(), dt.UTC)
+    sessions = physio_month("treadmill-1", monday - dt.timedelta(weeks=3))
+    for record in sessions:
+        device.session(record)
+    device.incident_fall()
+    store = service.store
+    assert service.ingestor.wait_for(
+        lambda: (
+            store.walk_session_count() == len(sessions)
+            and len(store.incidents_for("treadmill-1", 10)) == 1
+        ),
+        WAIT,
+    )
+    shots = _screenshot_dir(tmp_path)
+    page = _login(browser, service, width=1280)
+    page.goto(service.url + "/devices/treadmill-1/progress")
+    expect(page.locator("#adherence")).to_contain_text("3 of 3 prescribed sessions done")
+    expect(page.locator("#progression")).to_contain_text("Longest backward stretch 10.0 of 10 min")
+    expect(page.locator("#milestone")).to_contain_text("2 of 4")
+    two_two_week = page.locator("#weeks li[data-week]").nth(2)  # newest first: 3 weeks ago, 2nd
+    expect(two_two_week).to_contain_text("0 of 3 at goal")
+    expect(two_two_week).to_contain_text("2 of 3 done, longest 2.0 min")
+
+    trends = page.locator("#trends .trend")
+    expect(trends).to_have_count(7)
+    sway = page.locator("#trend-sway_rms_ap")
+    expect(sway.locator("h3")).to_have_text("balance: sway RMS AP (m/s²)")
+    expect(sway.locator("tbody tr")).to_have_count(4)
+    expect(sway.locator("tbody tr").last.locator(".median")).to_have_text("0.12 m/s²")
+    expect(sway.locator("tbody tr").last.locator(".band")).to_contain_text(" to ")
+    expect(sway.locator(".trend-change")).to_contain_text("noise (MDC95) 0.0457 m/s²: improved")
+    cv = page.locator("#trend-step_time_cv .trend-change")
+    expect(cv).to_contain_text("-0.5 %, noise (MDC95) 3.66 %: within noise")
+    for verdict in page.locator("#trends .trend-change").all_inner_texts():
+        assert "MDC95" in verdict  # never a bare better or worse
+    expect(page.locator("#trends")).to_have_attribute("data-rendered", "7")
+    width, height, line, _ = page.evaluate(PAINT, "#trend-sway_rms_ap canvas")
+    assert width > 0 and height > 0 and line > 200, (width, height, line)
+    page.screenshot(path=str(shots / "progress-1280.png"), full_page=True)
+
+    with page.expect_download() as csv_download:
+        page.click("#report-csv")
+    assert csv_download.value.suggested_filename.endswith(".csv")
+    rows = list(csv.DictReader(io.StringIO(Path(csv_download.value.path()).read_text())))
+    assert [r["sessions_done"] for r in rows] == ["3", "2", "3", "3"]
+    assert [r["longest_backward_min"] for r in rows] == ["2.0", "2.0", "10.0", "10.0"]
+    assert rows[-1]["incidents"] == "1"
+    assert rows[-1]["balance: sway RMS AP median (m/s²; MDC95 0.0457)"] == "0.12"
+    with page.expect_download() as pdf_download:
+        page.click("#report-pdf")
+    assert pdf_download.value.suggested_filename.endswith(".pdf")
+    pdf = PdfReader(pdf_download.value.path())
+    assert len(pdf.pages) == 1
+    text = pdf.pages[0].extract_text()
+    assert "RetroGuard walking report: Dad's treadmill" in text
+    assert "Adherence: 11 of 12 prescribed sessions done over 4 weeks (92 %)" in text
+    assert "Longest backward stretch: 10.0 of 10 min" in text
+    assert "Weeks at goal: 2 of 4." in text and "Incidents (newest 1 of 1)" in text
+    assert "fall" in text and "improved" in text
+
+    page.set_viewport_size({"width": 360, "height": 800})
+    page.reload()
+    expect(page.locator("#trends")).to_have_attribute("data-rendered", "7")
+    assert page.evaluate("document.documentElement.scrollWidth") <= 360
+    box = page.locator("#trend-sway_rms_ap canvas").bounding_box()
+    assert box is not None and box["x"] >= 0 and box["x"] + box["width"] <= 360
+    page.screenshot(path=str(shots / "progress-360.png"), full_page=True)
     page.context.close()
     device.close()
 

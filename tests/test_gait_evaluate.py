@@ -91,8 +91,11 @@ def test_the_command_reports_steps_and_repeatability_on_kfall_shaped_data(
 
 
 def test_the_command_says_what_is_missing(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    # Only what the command line names: not the datasets the test command exports.
+    monkeypatch.delenv("RETROGUARD_SISFALL", raising=False)
+    monkeypatch.delenv("RETROGUARD_KFALL", raising=False)
     assert retroguard(["evaluate-gait", "--kfall", str(tmp_path / "nowhere")]) == 2
     assert "not a directory" in capsys.readouterr().err
     assert retroguard(["evaluate-gait", "--kfall", str(tmp_path)]) == 2

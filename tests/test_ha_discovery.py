@@ -115,6 +115,9 @@ def test_the_discovery_message_meets_home_assistants_rules(dashboard_url: str) -
             "session",
             "week_at_goal",
             "week_backward",
+            "week_done",
+            "week_longest",
+            "weeks_at_goal",
             "sway",
             "step_time_cv",
             "outbox",
@@ -406,3 +409,26 @@ def test_an_empty_discovery_message_removes_the_device() -> None:
     ha.receive(TOPICS.state, payloads.state_payload(DEVICE, "ARMED", "armed").encode())
     ha.receive(TOPIC, b"")
     assert ha.removed and ha.device is None and not ha.states
+
+
+def test_the_goal_sensors_show_adherence_progression_and_weeks_at_goal() -> None:
+    ha = home_assistant()
+    ha.receive(TOPICS.progress, progress(), retain=True)
+    assert ha.state("_week_done") is None  # an older device: unknown, not 0 of 3
+    assert ha.state("_weeks_at_goal") is None
+    ha.receive(
+        TOPICS.progress,
+        progress(
+            week_sessions=2,
+            week_longest_backward_s=120.0,
+            week_done=2,
+            week_prescribed=3,
+            weeks_at_goal=1,
+            milestone_weeks=4,
+        ),
+    )
+    assert ha.state("_week_done") == "2"
+    assert ha.attributes[ha.component("_week_done").key] == {"week": "2026-W10", "prescribed": 3}
+    assert ha.state("_week_longest") == "2.0"
+    assert ha.state("_weeks_at_goal") == "1"
+    assert ha.attributes[ha.component("_weeks_at_goal").key] == {"milestone_weeks": 4}

@@ -59,3 +59,33 @@ def test_a_helper_of_the_lowest_realtime_priority_stays_realtime() -> None:
 def test_a_helper_of_a_normal_thread_stays_normal() -> None:
     policy = _policy_of_a_helper_made_by(None)
     assert policy is not None and not policy.realtime
+
+
+def test_a_realtime_section_restores_the_policy_after_it() -> None:
+    """The demo's loop runs real-time inside the section; the test process after it does not."""
+    from core.realtime import realtime_section
+
+    seen: list[tuple[bool, SchedulingPolicy | None, SchedulingPolicy | None]] = []
+
+    def caller() -> None:
+        with realtime_section(20, "a test loop") as applied:
+            inside = SchedulingPolicy.of_this_thread()
+        seen.append((applied, inside, SchedulingPolicy.of_this_thread()))
+
+    thread = threading.Thread(target=caller)
+    thread.start()
+    thread.join()
+    applied, inside, after = seen[0]
+    if not applied:
+        pytest.skip("this host does not allow SCHED_FIFO")
+    assert inside == SchedulingPolicy(os.SCHED_FIFO, 20)
+    assert after is not None and not after.realtime
+
+
+def test_the_demo_loop_runs_at_the_units_priority() -> None:
+    from pathlib import Path
+
+    from launcher.demo import DEMO_LOOP_PRIORITY
+
+    unit = (Path(__file__).resolve().parent.parent / "systemd" / "retroguard.service").read_text()
+    assert f"CPUSchedulingPriority={DEMO_LOOP_PRIORITY}" in unit.splitlines()

@@ -21,6 +21,8 @@ from pathlib import Path
 from typing import TextIO
 
 from core.clock import Clock, RealClock
+from core.progress import describe_week, milestone, started_utc, week_of, weekly_progress
+from core.zones import system_zone
 from firmware.app import build_app
 from firmware.config import Config, StorageConfig
 from firmware.session.cues import PATTERN
@@ -207,6 +209,10 @@ def run_guided_demo(
             f"{r.trips} trips. Stored in the sessions table"
             f"{' and queued for MQTT' if app.config.mqtt.host else ''}.\n"
         )
+        zone = system_zone()
+        weeks = weekly_progress((s.record for s in sessions), zone)
+        this_week = next(w for w in weeks if w.week == week_of(started_utc(r), zone))
+        out.write(describe_week(this_week, milestone(weeks)) + "\n")
         if balance:
             from tools.sessions import describe_balance, describe_gait
 

@@ -10,7 +10,15 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from core.gait_trends import METRICS, change, weekly
-from core.progress import GOAL_BACKWARD_MIN, GOAL_SESSIONS_PER_WEEK, started_utc, weekly_progress
+from core.progress import (
+    GOAL_BACKWARD_MIN,
+    GOAL_SESSIONS_PER_WEEK,
+    MILESTONE_WEEKS,
+    PRESCRIBED_SESSIONS_PER_WEEK,
+    milestone,
+    started_utc,
+    weekly_progress,
+)
 from core.protocol.messages import BalanceFigures, GaitFigures
 from core.zones import system_zone, zone_name
 from firmware.storage.sessions import StoredSession, load_sessions
@@ -137,11 +145,20 @@ def print_sessions(
         f"\nWeekly progress (goal: {GOAL_BACKWARD_MIN:g} straight minutes backward, "
         f"{GOAL_SESSIONS_PER_WEEK} times a week)\n"
     )
-    out.write("week        sessions  at goal  min backward  longest  goal met\n")
-    for w in weekly_progress((s.record for s in sessions), zone):
+    weeks = weekly_progress((s.record for s in sessions), zone)
+    reached = milestone(weeks)
+    out.write(
+        f"Adherence: sessions done (plan walked through) of {PRESCRIBED_SESSIONS_PER_WEEK} "
+        f"prescribed. Progression: the longest backward stretch against {GOAL_BACKWARD_MIN:g} "
+        f"min. Weeks at goal: {reached.weeks_at_goal} of {MILESTONE_WEEKS}"
+        f"{' (milestone reached)' if reached.reached else ''}.\n"
+    )
+    out.write("week        sessions  at goal  min backward  longest  done  goal met\n")
+    for w in weeks:
         out.write(
             f"{w.week:10}  {w.sessions:8d}  {w.at_goal:7d}  {w.backward_s / 60:12.1f}  "
-            f"{w.longest_backward_s / 60:7.1f}  {'yes' if w.goal_met else 'no'}\n"
+            f"{w.longest_backward_s / 60:7.1f}  {w.done:>2d}/{w.prescribed:<2d} "
+            f"{'yes' if w.goal_met else 'no'}\n"
         )
 
 

@@ -7,7 +7,8 @@
 * :mod:`.acks` — acknowledging an event or a device's alerts;
 * :mod:`.device_commands` — a test alarm from a device's page;
 * :mod:`.api` — JSON for the scripts (fleet, an event's plot);
-* :mod:`.progress` — a walker's guided sessions against the goal;
+* :mod:`.progress` — a walker's guided sessions against the goal, balance and gait trends;
+* :mod:`.reports` — the physio's report (CSV, one-page PDF);
 * :mod:`.stream` — the live feed (server-sent events).
 
 Handlers never call the store on the event loop: each store call (and the

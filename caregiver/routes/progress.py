@@ -1,5 +1,6 @@
-"""A walker's progress: the guided sessions against the weekly goal, as a page and as the
-chart's JSON (figures from :func:`caregiver.progress.progress_view`)."""
+"""A walker's progress: the guided sessions against the weekly goal and the weekly trends of
+balance and gait, as a page and as the charts' JSON (figures from
+:func:`caregiver.progress.progress_view` and :func:`caregiver.trends.trends`)."""
 
 from __future__ import annotations
 
@@ -11,6 +12,8 @@ from starlette.routing import BaseRoute, Route
 from caregiver.progress import progress_view
 from caregiver.routes.site import Site
 from caregiver.storage import Device, WalkSession
+from caregiver.trends import Trend, measures_of, trends, trends_json
+from core.zones import zone_name
 
 
 def routes(site: Site) -> list[BaseRoute]:
@@ -21,6 +24,9 @@ def routes(site: Site) -> list[BaseRoute]:
         device = store.device(device_id)
         return device, store.walk_sessions(device_id) if device is not None else []
 
+    def trends_of(device_id: str) -> list[Trend]:
+        return trends(measures_of(store.walk_session_payloads(device_id)), backend.config.zone)
+
     @site.authed
     async def progress_page(request: Request) -> Response:
         device_id = request.path_params["device_id"]
@@ -30,7 +36,10 @@ def routes(site: Site) -> list[BaseRoute]:
         if device is None:
             return site.not_found("device")
         view = progress_view(sessions, backend.clock(), backend.config.zone)
-        return site.render(request, "progress.html", device=device, sessions=sessions, **view)
+        found = await run_in_threadpool(trends_of, device_id)
+        return site.render(
+            request, "progress.html", device=device, sessions=sessions, trends=found, **view
+        )
 
     @site.authed
     async def progress_json(request: Request) -> Response:
@@ -44,7 +53,21 @@ def routes(site: Site) -> list[BaseRoute]:
             return JSONResponse({"error": "no such device"}, status_code=404)
         return JSONResponse(progress_view(sessions, backend.clock(), backend.config.zone)["chart"])
 
+    @site.authed
+    async def trends_api(request: Request) -> Response:
+        device_id = request.path_params["device_id"]
+        device = (
+            await run_in_threadpool(store.device, device_id)
+            if site.may_see(request, device_id)
+            else None
+        )
+        if device is None:
+            return JSONResponse({"error": "no such device"}, status_code=404)
+        found = await run_in_threadpool(trends_of, device_id)
+        return JSONResponse({"zone": zone_name(backend.config.zone), "trends": trends_json(found)})
+
     return [
         Route("/devices/{device_id}/progress", progress_page, methods=["GET"]),
         Route("/api/devices/{device_id}/progress", progress_json, methods=["GET"]),
+        Route("/api/devices/{device_id}/trends", trends_api, methods=["GET"]),
     ]

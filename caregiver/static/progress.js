@@ -51,3 +51,78 @@
     .then(draw)
     .catch(function (err) { box.textContent = "The chart could not be loaded: " + err.message; });
 })();
+
+// Balance and gait, week by week: each metric's weekly median (line and points) inside its
+// 95 % band (shaded), and dashed lines at the first week's median +/- the metric's MDC95:
+// a later week outside them is a change beyond the measured noise, inside them it is not.
+(function () {
+  "use strict";
+  var box = document.getElementById("trends");
+  if (!box || !window.uPlot || !box.querySelector(".trend")) return;
+
+  function noiseLines(centre, mdc, unit) {
+    return function (u) {
+      var ctx = u.ctx, r = devicePixelRatio;
+      var x0 = u.bbox.left, x1 = u.bbox.left + u.bbox.width;
+      ctx.save();
+      ctx.strokeStyle = "#6a6a6a"; ctx.lineWidth = 2 * r; ctx.setLineDash([8 * r, 5 * r]);
+      [centre - mdc, centre + mdc].forEach(function (v) {
+        var y = u.valToPos(v, "y", true);
+        ctx.beginPath(); ctx.moveTo(x0, y); ctx.lineTo(x1, y); ctx.stroke();
+      });
+      ctx.setLineDash([]);
+      ctx.fillStyle = "#3a3a3a"; ctx.font = (13 * r) + "px sans-serif";
+      ctx.textAlign = "left"; ctx.textBaseline = "bottom";
+      var amount = mdc.toPrecision(2) + (unit ? " " + unit : "");
+      var narrow = u.bbox.width / r < 420;
+      ctx.fillText(narrow ? "noise \u00b1" + amount : "first week \u00b1 noise (MDC95 " + amount + ")",
+        x0 + 4 * r, u.valToPos(centre + mdc, "y", true) - 3 * r);
+      ctx.restore();
+    };
+  }
+
+  function draw(t, el) {
+    var n = t.labels.length;
+    var x = t.labels.map(function (_, i) { return i; });
+    var centre = t.median[0];
+    var lows = t.low.concat([centre - t.mdc95]), highs = t.high.concat([centre + t.mdc95]);
+    var lo = Math.min.apply(null, lows), hi = Math.max.apply(null, highs);
+    var pad = (hi - lo) * 0.12 || 1;
+    var width = Math.max(280, Math.min(el.clientWidth || box.clientWidth, 1100));
+    new uPlot({
+      width: width, height: width < 500 ? 200 : 240,
+      scales: { x: { time: false, range: [-0.5, Math.max(n - 0.5, 0.5)] }, y: { range: [lo - pad, hi + pad] } },
+      axes: [
+        { font: "14px sans-serif", stroke: "#000", grid: { show: false },
+          splits: function () { return x; },
+          values: function (u, splits) {
+            var every = Math.ceil(n / Math.max(1, Math.floor(u.bbox.width / devicePixelRatio / 70)));
+            return splits.map(function (v) { return (v % every === 0 || v === n - 1) ? t.labels[v] : ""; });
+          } },
+        { label: t.unit || "", font: "14px sans-serif", labelFont: "bold 14px sans-serif", stroke: "#000", size: 60 }
+      ],
+      series: [
+        {},
+        { label: "band high", stroke: "rgba(31,63,119,0.5)", width: 1, points: { show: false } },
+        { label: "band low", stroke: "rgba(31,63,119,0.5)", width: 1, points: { show: false } },
+        { label: "median", stroke: "#1f3f77", width: 3, points: { show: true, size: 9, fill: "#1f3f77" } }
+      ],
+      bands: [{ series: [1, 2], fill: "rgba(31,63,119,0.18)" }],
+      legend: { show: false },
+      cursor: { show: false },
+      hooks: { draw: [noiseLines(centre, t.mdc95, t.unit)] }
+    }, [x, t.high, t.low, t.median], el);
+  }
+
+  fetch(box.dataset.plot, { credentials: "same-origin" })
+    .then(function (r) { if (!r.ok) throw new Error("HTTP " + r.status); return r.json(); })
+    .then(function (data) {
+      data.trends.forEach(function (t) {
+        var wrap = document.getElementById("trend-" + t.key);
+        var el = wrap && wrap.querySelector(".trend-chart");
+        if (el) draw(t, el);
+      });
+      box.dataset.rendered = String(data.trends.length);
+    })
+    .catch(function (err) { box.insertAdjacentText("afterbegin", "The trend charts could not be loaded: " + err.message); });
+})();

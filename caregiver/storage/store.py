@@ -295,6 +295,14 @@ class Transaction:
         ).fetchall()
         return [WalkSession(*r) for r in rows]
 
+    def walk_session_payloads(self, device_id: str, limit: int) -> list[str]:
+        rows = self._db.execute(
+            "SELECT payload FROM walk_sessions WHERE device_id = ? "
+            "ORDER BY started_wall DESC, id LIMIT ?",
+            (device_id, limit),
+        ).fetchall()
+        return [str(r[0]) for r in rows]
+
     def walk_session_count(self) -> int:
         return int(self._db.execute("SELECT COUNT(*) FROM walk_sessions").fetchone()[0])
 
@@ -1019,6 +1027,12 @@ class Store:
         """The device's guided sessions, newest first."""
         with self._statement() as ops:
             return ops.walk_sessions(device_id, limit)
+
+    def walk_session_payloads(self, device_id: str, limit: int = 500) -> list[str]:
+        """The device's session summaries as received (JSON text), newest first: what the
+        stored row leaves out (the balance check and gait figures) is read from them."""
+        with self._statement() as ops:
+            return ops.walk_session_payloads(device_id, limit)
 
     def walk_session_count(self) -> int:
         with self._statement() as ops:

@@ -498,6 +498,15 @@ class ProgressMessage(Struct, kw_only=True, omit_defaults=True):
     """Sessions at goal a week that meet the goal (3)."""
     goal_backward_s: Seconds
     """Straight backward walking that makes a session count toward the goal (600 s)."""
+    week_done: Count | None = None
+    """Adherence: sessions this week that walked their plan through (absent from older
+    releases)."""
+    week_prescribed: Count | None = None
+    """Adherence: sessions the prescription asks for a week (3)."""
+    weeks_at_goal: Count | None = None
+    """Weeks so far whose goal was met, toward ``milestone_weeks``."""
+    milestone_weeks: Count | None = None
+    """Weeks at goal after which a difference in balance and strength is expected (4)."""
     session_id: Annotated[str, Meta(max_length=64)] | None = None
     plan: str | None = None
     started_wall: WallTime | None = None

@@ -364,6 +364,44 @@ def discovery_payload(topics: Topics, device_name: str, dashboard_url: str = "")
         stat_t=topics.progress,
         val_tpl="{{ (value_json.week_backward_s / 60) | round(1) }}",
     )
+    # -- the physio's goals (core/progress.py): adherence, progression, weeks at goal
+    add(
+        "week_done",
+        "sensor",
+        "Sessions done this week",
+        stat_t=topics.progress,
+        # unknown (not 0) from a device that predates adherence
+        val_tpl="{{ value_json.get('week_done') }}",
+        stat_cla="measurement",
+        json_attr_t=topics.progress,
+        json_attr_tpl=_attributes({"week": "week", "prescribed": "week_prescribed"}),
+        ic="mdi:calendar-check",
+    )
+    add(
+        "week_longest",
+        "sensor",
+        "Longest backward stretch this week",
+        dev_cla="duration",
+        unit_of_meas="min",
+        stat_cla="measurement",
+        sug_dsp_prc=1,
+        stat_t=topics.progress,
+        val_tpl="{{ (value_json.week_longest_backward_s / 60) | round(1) }}",
+        json_attr_t=topics.progress,
+        json_attr_tpl=_attributes({"week": "week", "goal_backward_s": "goal_backward_s"}),
+        ic="mdi:timer-sand",
+    )
+    add(
+        "weeks_at_goal",
+        "sensor",
+        "Weeks at goal",
+        stat_t=topics.progress,
+        val_tpl="{{ value_json.get('weeks_at_goal') }}",
+        stat_cla="measurement",
+        json_attr_t=topics.progress,
+        json_attr_tpl=_attributes({"milestone_weeks": "milestone_weeks"}),
+        ic="mdi:flag-checkered",
+    )
     # -- balance and gait (docs/gait.md: what they are, and what change is more than noise)
     add(
         "sway",

@@ -1,0 +1,188 @@
+"""The physio's report on one walker (one device until walker profiles exist): what goes in
+the patient's file, as CSV (:func:`report_csv`) and one PDF page (:mod:`caregiver.report_pdf`).
+
+Week by week: sessions, adherence (done of prescribed), sessions at goal and whether
+the week was at goal, minutes backward, the longest backward stretch (progression),
+trips, stumbles and incidents, and the weekly medians of balance and gait; then the
+weeks at goal toward the four-week milestone. Every figure comes from the shared
+rules (:mod:`core.progress`, :mod:`core.gait_trends`), so the report says what the
+dashboard, ``retroguard sessions`` and Home Assistant say.
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import io
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from caregiver.storage import Incident, Store, WalkSession
+from caregiver.trends import SessionMeasures, Trend, measures_of, trends, week_label
+from core.progress import (
+    GOAL_BACKWARD_MIN,
+    GOAL_SESSIONS_PER_WEEK,
+    Milestone,
+    WeekProgress,
+    milestone,
+    utc_of,
+    week_of,
+    week_start,
+    weekly_progress,
+)
+from core.zones import zone_name
+
+INCIDENT_LIMIT = 1000
+"""The newest incidents a report reads (years of a walker's)."""
+
+
+@dataclass(frozen=True, slots=True)
+class ReportWeek:
+    progress: WeekProgress
+    trips: int
+    stumbles: int
+    incidents: int
+    """Incidents opened in the week (falls, stumbles, help requests, faults)."""
+
+    @property
+    def label(self) -> str:
+        return week_label(self.progress.week)
+
+
+@dataclass(frozen=True, slots=True)
+class Report:
+    device_id: str
+    walker: str
+    """Who the report is about: the device's name until walker profiles exist."""
+    zone: str
+    generated: dt.datetime
+    weeks: list[ReportWeek]
+    """Oldest first, every week from the first session's to the generation's."""
+    milestone: Milestone
+    trends: list[Trend]
+    incidents: list[Incident]
+    """Newest first."""
+
+    @property
+    def period(self) -> str:
+        if not self.weeks:
+            return "no sessions yet"
+        first, last = self.weeks[0].progress.week, self.weeks[-1].progress.week
+        end = week_start(last) + dt.timedelta(days=6)
+        return f"{week_start(first):%d %b %Y} to {end:%d %b %Y}"
+
+
+def make_report(
+    device_id: str,
+    walker: str,
+    sessions: Sequence[WalkSession],
+    measures: Sequence[SessionMeasures],
+    incidents: Sequence[Incident],
+    zone: dt.tzinfo,
+    now: float,
+) -> Report:
+    """The report from the stored rows (weeks counted in ``zone``); weeks without a session
+    between the first one and ``now`` are in it, with zero sessions done."""
+    generated = dt.datetime.fromtimestamp(now, zone)
+    by_week = {w.week: w for w in weekly_progress(sessions, zone)}
+    trips: dict[str, list[int]] = {}
+    for s in sessions:
+        counts = trips.setdefault(week_of(utc_of(s.started_wall), zone), [0, 0])
+        counts[0] += s.trips
+        counts[1] += s.stumbles
+    opened: dict[str, int] = {}
+    for i in incidents:
+        week = week_of(dt.datetime.fromtimestamp(i.opened_at, dt.UTC), zone)
+        opened[week] = opened.get(week, 0) + 1
+    weeks: list[ReportWeek] = []
+    if by_week:
+        day, last = week_start(min(by_week)), week_start(week_of(generated, zone))
+        while day <= last:
+            key = f"{day.isocalendar()[0]}-W{day.isocalendar()[1]:02d}"
+            progress = by_week.get(key, WeekProgress(key, 0, 0, 0.0, 0.0))
+            t, st = trips.get(key, [0, 0])
+            weeks.append(ReportWeek(progress, t, st, opened.get(key, 0)))
+            day += dt.timedelta(weeks=1)
+    return Report(
+        device_id=device_id,
+        walker=walker,
+        zone=zone_name(zone),
+        generated=generated,
+        weeks=weeks,
+        milestone=milestone(by_week.values()),
+        trends=trends(measures, zone),
+        incidents=sorted(incidents, key=lambda i: i.opened_at, reverse=True),
+    )
+
+
+def report_for(store: Store, device_id: str, walker: str, zone: dt.tzinfo, now: float) -> Report:
+    """The report of one device from the store (its named reads only)."""
+    return make_report(
+        device_id,
+        walker,
+        store.walk_sessions(device_id),
+        measures_of(store.walk_session_payloads(device_id)),
+        store.incidents_for(device_id, INCIDENT_LIMIT),
+        zone,
+        now,
+    )
+
+
+def _cell(value: float | None, digits: int = 3) -> str:
+    return "" if value is None else f"{value:.{digits}g}"
+
+
+def report_csv(report: Report) -> str:
+    """One row a week (oldest first): a table a spreadsheet opens as it is. The balance and
+    gait columns are the week's median (empty: not measured that week); their noise (MDC95)
+    is in the header, so no change is read without it."""
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    trend_columns = [
+        f"{t.metric.label} median ({t.unit or 'ratio'}; MDC95 {t.metric.mdc95:.3g})"
+        for t in report.trends
+    ]
+    writer.writerow(
+        [
+            "week",
+            "week_starts",
+            "sessions",
+            "sessions_done",
+            "sessions_prescribed",
+            f"sessions_at_goal ({GOAL_BACKWARD_MIN:g} min straight backward)",
+            f"week_at_goal ({GOAL_SESSIONS_PER_WEEK} sessions at goal)",
+            "backward_min",
+            "longest_backward_min",
+            "trips",
+            "stumbles",
+            "incidents",
+            *trend_columns,
+        ]
+    )
+    medians = [{w.week: w.median for w in t.weeks} for t in report.trends]
+    for w in report.weeks:
+        p = w.progress
+        writer.writerow(
+            [
+                p.week,
+                week_start(p.week).isoformat(),
+                p.sessions,
+                p.done,
+                p.prescribed,
+                p.at_goal,
+                "yes" if p.goal_met else "no",
+                f"{p.backward_s / 60:.1f}",
+                f"{p.longest_backward_s / 60:.1f}",
+                w.trips,
+                w.stumbles,
+                w.incidents,
+                *(_cell(m.get(p.week)) for m in medians),
+            ]
+        )
+    return out.getvalue()
+
+
+def file_name(report: Report, extension: str) -> str:
+    """ "retroguard-treadmill-1-2026-12-02.pdf": safe in a Content-Disposition header."""
+    safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in report.device_id)
+    return f"retroguard-{safe}-{report.generated:%Y-%m-%d}.{extension}"

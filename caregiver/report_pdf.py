@@ -1,0 +1,264 @@
+"""The physio's report as one A4 page, drawn with fpdf2 (vector charts, core fonts).
+
+Imported only when a PDF is asked for: fpdf2 is the ``caregiver`` extra's, and the
+service runs without it (the CSV needs nothing). The page holds the newest
+:data:`TABLE_WEEKS` weeks and :data:`INCIDENT_ROWS` incidents, so it is always one
+page; the CSV has every week.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable, Sequence
+
+from fpdf import FPDF
+from fpdf.enums import XPos, YPos
+
+from caregiver.report import Report, ReportWeek
+from core.progress import GOAL_BACKWARD_MIN, GOAL_SESSIONS_PER_WEEK
+
+TABLE_WEEKS = 12
+CHART_WEEKS = 12
+INCIDENT_ROWS = 6
+_INK = (0, 0, 0)
+_BAR = (31, 63, 119)
+_GOAL = (176, 0, 0)
+_GREY = (110, 110, 110)
+_MARGIN = 14.0
+_WIDTH = 210.0 - 2 * _MARGIN
+
+
+def _text(value: str) -> str:
+    """The core fonts speak Latin-1: anything else (a walker's name in another script)
+    becomes "?" rather than an error."""
+    return value.encode("latin-1", "replace").decode("latin-1")
+
+
+class _Page:
+    def __init__(self) -> None:
+        pdf = FPDF(orientation="portrait", unit="mm", format="A4")
+        pdf.set_auto_page_break(False)
+        pdf.set_margins(_MARGIN, _MARGIN, _MARGIN)
+        pdf.add_page()
+        self.pdf = pdf
+
+    def font(self, size: float, style: str = "") -> None:
+        self.pdf.set_font("Helvetica", style, size)
+
+    def line(self, text: str, size: float = 9.5, style: str = "", height: float = 5.0) -> None:
+        self.font(size, style)
+        self.pdf.multi_cell(_WIDTH, height, _text(text), new_x=XPos.LMARGIN, new_y=YPos.NEXT)
+
+    def heading(self, text: str) -> None:
+        self.pdf.ln(1.5)
+        self.line(text, 11.5, "B", 6.5)
+
+    def table(
+        self, header: Sequence[str], rows: Sequence[Sequence[str]], widths: Sequence[float]
+    ) -> None:
+        pdf = self.pdf
+        self.font(8, "B")
+        pdf.set_fill_color(225, 230, 240)
+        for text, w in zip(header, widths, strict=True):
+            pdf.cell(w, 5.2, _text(text), border=1, align="C", fill=True)
+        pdf.ln(5.2)
+        self.font(8)
+        for row in rows:
+            for i, (text, w) in enumerate(zip(row, widths, strict=True)):
+                pdf.cell(w, 4.6, _text(text), border=1, align="L" if i == 0 else "R")
+            pdf.ln(4.6)
+
+
+def _bars(
+    page: _Page,
+    x: float,
+    y: float,
+    w: float,
+    h: float,
+    title: str,
+    weeks: Sequence[ReportWeek],
+    value: Callable[[ReportWeek], float],
+    goal: float,
+    goal_label: str,
+) -> None:
+    """A small bar chart with a dashed goal line, axis labels in the chart's units."""
+    pdf = page.pdf
+    page.font(9, "B")
+    pdf.set_xy(x, y)
+    pdf.cell(w, 5, _text(title))
+    top_value = max([goal * 1.2, *(value(wk) * 1.1 for wk in weeks)])
+    left, bottom, plot_w, plot_h = x + 9, y + 6 + h, w - 10, h
+    pdf.set_draw_color(*_INK)
+    pdf.set_line_width(0.25)
+    pdf.line(left, bottom, left + plot_w, bottom)
+    pdf.line(left, bottom, left, bottom - plot_h)
+    page.font(7)
+    for tick in (0.0, goal):
+        ty = bottom - plot_h * tick / top_value
+        pdf.set_xy(x - 1, ty - 2)
+        pdf.cell(9, 4, f"{tick:g}", align="R")
+    n = max(1, len(weeks))
+    slot = plot_w / n
+    pdf.set_fill_color(*_BAR)
+    for i, wk in enumerate(weeks):
+        bar_h = plot_h * value(wk) / top_value
+        if bar_h > 0:
+            pdf.rect(left + i * slot + slot * 0.15, bottom - bar_h, slot * 0.7, bar_h, style="F")
+        if i % max(1, n // 6) == 0 or i == n - 1:
+            pdf.set_xy(left + i * slot - 2, bottom + 0.5)
+            pdf.cell(slot + 4, 3.5, _text(wk.label), align="C")
+    gy = bottom - plot_h * goal / top_value
+    pdf.set_draw_color(*_GOAL)
+    pdf.set_line_width(0.5)
+    pdf.set_dash_pattern(dash=1.6, gap=1.0)
+    pdf.line(left, gy, left + plot_w, gy)
+    pdf.set_dash_pattern()
+    pdf.set_text_color(*_GOAL)
+    page.font(7, "B")
+    pdf.set_xy(left + 1, gy - 4)
+    pdf.cell(plot_w - 2, 3.5, _text(goal_label))
+    pdf.set_text_color(*_INK)
+    pdf.set_draw_color(*_INK)
+
+
+def _when(report: Report, timestamp: float) -> str:
+    zone = report.generated.tzinfo or dt.UTC
+    return f"{dt.datetime.fromtimestamp(timestamp, zone):%d %b %Y %H:%M}"
+
+
+def report_pdf(report: Report) -> bytes:
+    """The report as a one-page PDF."""
+    page = _Page()
+    pdf = page.pdf
+    page.line(f"RetroGuard walking report: {report.walker}", 16, "B", 8)
+    page.line(
+        f"Device {report.device_id}. Weeks {report.period} (ISO weeks, {report.zone}). "
+        f"Made {report.generated:%d %b %Y %H:%M}.",
+        8.5,
+    )
+    page.line(
+        f"Prescription: backward walking on the treadmill; goal {GOAL_BACKWARD_MIN:g} straight "
+        f"minutes backward, {GOAL_SESSIONS_PER_WEEK} times a week; a difference in balance "
+        f"and joint strength is expected after about {report.milestone.needed} weeks at goal.",
+        8.5,
+    )
+    weeks = report.weeks
+    page.heading("Summary")
+    if weeks:
+        now = weeks[-1].progress
+        done = sum(w.progress.done for w in weeks)
+        prescribed = sum(w.progress.prescribed for w in weeks)
+        page.line(
+            f"Adherence: {done} of {prescribed} prescribed sessions done over {len(weeks)} "
+            f"week{'s' if len(weeks) != 1 else ''} ({100 * done / max(1, prescribed):.0f} %); "
+            f"this week {now.done} of {now.prescribed}."
+        )
+        longest = max(w.progress.longest_backward_s for w in weeks)
+        page.line(
+            f"Longest backward stretch: {longest / 60:.1f} of {GOAL_BACKWARD_MIN:g} min "
+            f"(this week {now.longest_backward_s / 60:.1f} min)."
+        )
+    else:
+        page.line("No guided session recorded yet.")
+    m = report.milestone
+    page.line(
+        f"Weeks at goal: {m.weeks_at_goal} of {m.needed}"
+        + (" - the milestone is reached." if m.reached else ".")
+        + f" Incidents: {len(report.incidents)}"
+        + f" ({sum(1 for i in report.incidents if i.open)} open)."
+    )
+
+    chart_weeks = weeks[-CHART_WEEKS:]
+    y = pdf.get_y() + 2
+    half = (_WIDTH - 6) / 2
+    _bars(page, _MARGIN, y, half, 34, "Sessions done per week", chart_weeks,
+          lambda wk: float(wk.progress.done), float(chart_weeks[-1].progress.prescribed)
+          if chart_weeks else float(GOAL_SESSIONS_PER_WEEK), "prescribed")  # fmt: skip
+    _bars(page, _MARGIN + half + 6, y, half, 34, "Longest backward stretch (min)", chart_weeks,
+          lambda wk: wk.progress.longest_backward_s / 60, GOAL_BACKWARD_MIN,
+          f"goal {GOAL_BACKWARD_MIN:g} min")  # fmt: skip
+    pdf.set_xy(_MARGIN, y + 46)
+
+    page.heading(f"Week by week (newest {min(len(weeks), TABLE_WEEKS)} of {len(weeks)})")
+    header = ["Week of", "Sessions", "Done/presc.", "At goal", "Week at goal",
+              "Min back", "Longest min", "Trips", "Stumbles", "Incidents"]  # fmt: skip
+    widths: list[float] = [30, 15, 19, 14, 21, 16, 20, 13, 16, 16]
+    rows = [
+        [
+            f"{w.label} ({w.progress.week})",
+            str(w.progress.sessions),
+            f"{w.progress.done}/{w.progress.prescribed}",
+            str(w.progress.at_goal),
+            "yes" if w.progress.goal_met else "no",
+            f"{w.progress.backward_s / 60:.1f}",
+            f"{w.progress.longest_backward_s / 60:.1f}",
+            str(w.trips),
+            str(w.stumbles),
+            str(w.incidents),
+        ]
+        for w in reversed(weeks[-TABLE_WEEKS:])
+    ]
+    widths[0] = _WIDTH - sum(widths[1:])
+    page.table(header, rows, widths)
+
+    page.heading("Balance and gait (weekly medians; a change counts only beyond MDC95)")
+    if report.trends:
+        t_rows = []
+        for t in report.trends:
+            unit = t.unit or "-"
+            first, last = t.weeks[0], t.weeks[-1]
+            c = t.change
+            t_rows.append(
+                [
+                    t.metric.label,
+                    unit,
+                    f"{first.median:.3g} ({first.week})",
+                    f"{last.median:.3g} [{last.low:.3g} to {last.high:.3g}]",
+                    "-" if c is None else f"{c.delta:+.3g}",
+                    f"{t.metric.mdc95:.3g}",
+                    "one week only" if c is None else c.verdict,
+                ]
+            )
+        page.table(
+            [
+                "Metric",
+                "Unit",
+                "First week",
+                "Latest week [95 % band]",
+                "Change",
+                "MDC95",
+                "Reading",
+            ],
+            t_rows,
+            [44, 17, 27, 42, 16, 14, _WIDTH - 160],
+        )
+    else:
+        page.line("No balance check or gait measured yet.")
+
+    page.heading(f"Incidents (newest {min(len(report.incidents), INCIDENT_ROWS)} of "
+                 f"{len(report.incidents)})")  # fmt: skip
+    if report.incidents:
+        i_rows = [
+            [
+                _when(report, i.opened_at),
+                i.severity,
+                "open" if i.open else f"closed by {i.closed_by or '?'} ({i.closed_via or '?'})",
+            ]
+            for i in report.incidents[:INCIDENT_ROWS]
+        ]
+        page.table(["Opened", "Worst", "Status"], i_rows, [40, 30, _WIDTH - 70])
+    else:
+        page.line("No incident recorded.")
+    pdf.set_xy(_MARGIN, 297 - _MARGIN - 8)
+    pdf.set_text_color(*_GREY)
+    page.font(7)
+    pdf.multi_cell(
+        _WIDTH,
+        3.4,
+        _text(
+            "Measures of walking and standing from the belt sensor, not a diagnosis and not a "
+            "fall-risk score. Weeks, goals and noise thresholds as in RetroGuard's docs "
+            "(core/progress.py, docs/gait.md). The CSV report has every week."
+        ),
+    )
+    return bytes(pdf.output())

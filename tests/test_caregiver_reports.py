@@ -1,0 +1,156 @@
+"""The physio's report (CSV and one-page PDF) and the balance/gait trends it shares with the
+progress page, from stored rows: a real SQLite store, real session payloads as the monitor
+publishes them, the PDF read back with pypdf. The dashboard's downloads are tested in
+Chromium (tests/test_caregiver_browser.py); ``retroguard caregiver report`` here."""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import io
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import pytest
+from pypdf import PdfReader
+
+from caregiver.progress import parse_summary
+from caregiver.report import make_report, report_csv, report_for
+from caregiver.report_pdf import report_pdf
+from caregiver.storage import Incident, Store
+from caregiver.trends import measures_of, trends
+from core.progress import week_of
+from core.zones import system_zone
+from firmware.session.record import session_payload
+from launcher.cli import main
+from tests.caregiver_support import physio_month, received
+
+DEVICE = "treadmill-1"
+MONDAY = dt.datetime(2026, 3, 2, 9, 0, tzinfo=dt.UTC)  # 2026-W10
+NOW = (MONDAY + dt.timedelta(weeks=3, days=5)).timestamp()  # Saturday of 2026-W13
+
+
+def incident(opened: dt.datetime, severity: str, *, open_: bool) -> Incident:
+    return Incident(
+        id=f"{int(opened.timestamp()):032x}", device_id=DEVICE, severity=severity,
+        status="open" if open_ else "closed", opened_at=opened.timestamp(),
+        opened_wall=opened.isoformat(), first_event_id="e" * 32,
+        last_event_at=opened.timestamp(), closed_at=None if open_ else opened.timestamp() + 60,
+        closed_by=None if open_ else "ann", closed_via=None if open_ else "dashboard",
+        closed_severity=None if open_ else severity,
+    )  # fmt: skip
+
+
+def stored(database: str) -> Store:
+    """A store (SQLite or PostgreSQL) holding :func:`physio_month`'s summaries as received."""
+    store = Store(database)
+    for record in physio_month(DEVICE, MONDAY):
+        row, problem = parse_summary(received(record), DEVICE)
+        assert row is not None, problem
+        store.record_walk_session(row, session_payload(record), NOW)
+    return store
+
+
+def test_the_trends_come_from_the_stored_summaries_with_band_and_noise(caregiver_db: str) -> None:
+    store = stored(caregiver_db)
+    found = {t.metric.key: t for t in trends(measures_of(store.walk_session_payloads(DEVICE)),
+                                             dt.UTC)}  # fmt: skip
+    store.close()
+    sway = found["sway_rms_ap"]
+    assert [w.week for w in sway.weeks] == ["2026-W10", "2026-W11", "2026-W12", "2026-W13"]
+    assert [round(w.median, 2) for w in sway.weeks] == [0.20, 0.18, 0.14, 0.12]
+    assert all(w.low < w.median < w.high for w in sway.weeks)
+    assert sway.change is not None and sway.change.verdict == "improved"
+    assert sway.describe_change() == (
+        "Week of 2 Mar to week of 23 Mar: -0.08 m/s², noise (MDC95) 0.0457 m/s²: improved"
+    )
+    cv = found["step_time_cv"]
+    assert cv.change is not None and cv.change.verdict == "within noise"  # -0.5 % < 3.66 %
+    assert "noise (MDC95) 3.66 %" in cv.describe_change()
+
+
+def test_the_csv_has_a_row_a_week_with_adherence_progression_incidents_and_trends(
+    caregiver_db: str,
+) -> None:
+    store = stored(caregiver_db)
+    report = make_report(
+        DEVICE, "Anna", store.walk_sessions(DEVICE),
+        measures_of(store.walk_session_payloads(DEVICE)),
+        [incident(MONDAY + dt.timedelta(weeks=3, days=1), "help", open_=True),
+         incident(MONDAY + dt.timedelta(weeks=1, days=2), "fall", open_=False)],
+        dt.UTC, NOW,
+    )  # fmt: skip
+    store.close()
+    rows = list(csv.DictReader(io.StringIO(report_csv(report))))
+    assert [r["week"] for r in rows] == ["2026-W10", "2026-W11", "2026-W12", "2026-W13"]
+    done = [(r["sessions"], r["sessions_done"], r["sessions_prescribed"]) for r in rows]
+    assert done == [("3", "3", "3"), ("3", "2", "3"), ("3", "3", "3"), ("3", "3", "3")]
+    assert [r["longest_backward_min"] for r in rows] == ["2.0", "2.0", "10.0", "10.0"]
+    at_goal = [r["week_at_goal (3 sessions at goal)"] for r in rows]
+    assert at_goal == ["no", "no", "yes", "yes"]
+    assert [(r["trips"], r["stumbles"], r["incidents"]) for r in rows] == [
+        ("0", "0", "0"), ("1", "1", "1"), ("0", "0", "0"), ("0", "0", "1"),
+    ]  # fmt: skip
+    sway = "balance: sway RMS AP median (m/s²; MDC95 0.0457)"
+    assert [r[sway] for r in rows] == ["0.2", "0.18", "0.14", "0.12"]
+    assert report.milestone.weeks_at_goal == 2
+
+
+def test_the_pdf_is_one_page_with_the_table_adherence_longest_stretch_and_incidents(
+    tmp_path: Path,
+) -> None:
+    store = stored(str(tmp_path / "caregiver.db"))
+    report = make_report(
+        DEVICE, "Anna", store.walk_sessions(DEVICE),
+        measures_of(store.walk_session_payloads(DEVICE)),
+        [incident(MONDAY + dt.timedelta(weeks=1, days=2), "fall", open_=False)],
+        ZoneInfo("Europe/Berlin"), NOW,
+    )  # fmt: skip
+    store.close()
+    pdf = PdfReader(io.BytesIO(report_pdf(report)))
+    assert len(pdf.pages) == 1
+    text = pdf.pages[0].extract_text()
+    assert "RetroGuard walking report: Anna" in text
+    assert "Adherence: 11 of 12 prescribed sessions done over 4 weeks (92 %)" in text
+    assert "Longest backward stretch: 10.0 of 10 min" in text
+    assert "Weeks at goal: 2 of 4." in text
+    assert "Sessions done per week" in text and "Longest backward stretch (min)" in text
+    assert "16 Mar (2026-W12)" in text  # a row of the weekly table
+    assert "balance: sway RMS AP" in text and "improved" in text and "within noise" in text
+    assert "closed by ann (dashboard)" in text and "fall" in text
+    assert "not a diagnosis" in text
+
+
+def test_the_cli_writes_both_reports_from_the_services_database(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    stored(str(tmp_path / "caregiver.db")).close()
+    config = tmp_path / "caregiver.toml"
+    config.write_text(f'[server]\ndatabase = "{tmp_path / "caregiver.db"}"\n'
+                      '[devices]\n"treadmill-1" = "Anna"\n')  # fmt: skip
+    pdf, table = tmp_path / "r.pdf", tmp_path / "r.csv"
+    args = [
+        "caregiver",
+        "report",
+        "-c",
+        str(config),
+        DEVICE,
+        "--pdf",
+        str(pdf),
+        "--csv",
+        str(table),
+    ]
+    assert main(args) == 0
+    assert "RetroGuard walking report: Anna" in PdfReader(pdf).pages[0].extract_text()
+    assert table.read_text().splitlines()[0].startswith("week,week_starts,sessions,sessions_done")
+    assert main(["caregiver", "report", "-c", str(config), "nobody"]) == 2
+    assert "no device 'nobody'" in capsys.readouterr().err
+    # no file named: the CSV on standard output, every week up to this one (empty ones 0 done)
+    assert main(["caregiver", "report", "-c", str(config), DEVICE]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[1].startswith("2026-W10,2026-03-02,3,3,3,0,no,")
+    assert lines[-1].startswith(week_of(dt.datetime.now(dt.UTC), system_zone()) + ",")
+    # report_for reads the same through the store's named operations
+    store = Store(str(tmp_path / "caregiver.db"))
+    assert len(report_for(store, DEVICE, "Anna", dt.UTC, NOW).weeks) == 4
+    store.close()

@@ -1,0 +1,167 @@
+"""The physio's goals (core.progress): adherence (sessions done against prescribed),
+progression (the longest backward stretch against 10 minutes) and weeks at goal toward the
+four-week milestone, as ``retroguard sessions``, the device's session summary and the
+retained ``progress`` message (Home Assistant) show them."""
+
+from __future__ import annotations
+
+import datetime as dt
+import io
+import json
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import jsonschema
+import msgspec
+
+from core.progress import (
+    describe_week,
+    done,
+    milestone,
+    weekly_progress,
+)
+from core.protocol.messages import ProgressMessage, SessionRecord
+from core.protocol.payloads import decode_as
+from core.protocol.topics import Topics
+from firmware.mqtt.status import RetainedStatus
+from firmware.session.plan import alternate_2_2
+from firmware.storage.database import connect
+from firmware.storage.sessions import StoredSession, save_session
+from tests.caregiver_support import session_record
+from tests.mqtt_helpers import schema
+from tools.sessions import print_sessions
+
+BERLIN = ZoneInfo("Europe/Berlin")
+MONDAY = dt.datetime(2026, 3, 2, 9, 0, tzinfo=dt.UTC)  # ISO week 2026-W10
+DEVICE = "tm-1"
+PLAN_2_2 = alternate_2_2()
+
+
+def two_two(started: dt.datetime, **changes: object) -> SessionRecord:
+    """The 2/2 plan walked through: 30 min, 14 of them backward in 2-minute stretches."""
+    record = session_record(
+        DEVICE,
+        started,
+        backward_min=PLAN_2_2.backward_s / 60,
+        longest_min=2,
+        total_min=PLAN_2_2.duration_s / 60,
+        plan=PLAN_2_2.name,
+    )
+    return msgspec.structs.replace(record, **changes)
+
+
+def ten_straight(started: dt.datetime) -> SessionRecord:
+    return session_record(DEVICE, started, backward_min=12, longest_min=10)
+
+
+def test_the_2_2_plan_followed_perfectly_counts_toward_adherence() -> None:
+    week = [two_two(MONDAY + dt.timedelta(days=d)) for d in (0, 2, 4)]
+    [w] = weekly_progress(week, dt.UTC)
+    assert (w.sessions, w.done, w.prescribed, w.adherence_met) == (3, 3, 3, True)
+    # progression is its own axis: two straight minutes of the ten, no session at goal
+    assert (w.at_goal, w.goal_met) == (0, False)
+    assert w.longest_backward_s == 120 and round(w.progression, 2) == 0.2
+    text = describe_week(w, milestone([w]))
+    assert "3 of 3 prescribed sessions done" in text
+    assert "longest backward stretch 2.0 of 10 min" in text
+    assert "Weeks at goal: 0 of 4." in text
+
+
+def test_a_session_stopped_early_or_still_running_is_not_done() -> None:
+    stopped = two_two(MONDAY, status="stopped", done_s=20 * 60.0)
+    running = two_two(MONDAY, status="running", ended_wall=None)
+    last_second = two_two(MONDAY, done_s=PLAN_2_2.duration_s - 0.5)  # the plan clock's slack
+    assert [done(s) for s in (stopped, running, last_second)] == [False, False, True]
+    # a walker who stopped a 2/2 session once still did the other two
+    week = [two_two(MONDAY), stopped, two_two(MONDAY + dt.timedelta(days=2))]
+    [w] = weekly_progress(week, dt.UTC)
+    assert (w.sessions, w.done, w.adherence_met) == (3, 2, False)
+
+
+def test_weeks_at_goal_count_toward_the_four_week_milestone_and_a_gap_only_delays_it() -> None:
+    sessions = []
+    for week in (0, 1, 3, 4, 5):  # week 2 missed; week 5 has only two sessions at goal
+        monday = MONDAY + dt.timedelta(weeks=week)
+        days = (0, 2) if week == 5 else (0, 2, 4)
+        sessions += [ten_straight(monday + dt.timedelta(days=d)) for d in days]
+    weeks = weekly_progress(sessions, dt.UTC)
+    assert [(w.week, w.at_goal, w.goal_met) for w in weeks] == [
+        ("2026-W10", 3, True),
+        ("2026-W11", 3, True),
+        ("2026-W13", 3, True),
+        ("2026-W14", 3, True),
+        ("2026-W15", 2, False),
+    ]
+    assert (milestone(weeks[:3]).weeks_at_goal, milestone(weeks[:3]).reached) == (3, False)
+    reached = milestone(weeks)
+    assert (reached.weeks_at_goal, reached.needed, reached.reached) == (4, 4, True)
+    assert "Weeks at goal: 4, the 4-week milestone reached." in describe_week(weeks[-1], reached)
+
+
+def test_week_boundaries_follow_the_configured_zone() -> None:
+    # Monday 00:30 in Berlin is Sunday 23:30 UTC: in Berlin the 2/2 session opens a new week
+    monday_night = dt.datetime(2026, 3, 9, 0, 30, tzinfo=BERLIN)
+    sunday = two_two(monday_night - dt.timedelta(days=1))
+    late = two_two(monday_night)
+    berlin = weekly_progress([sunday, late], BERLIN)
+    utc = weekly_progress([sunday, late], dt.UTC)
+    assert [(w.week, w.done) for w in berlin] == [("2026-W10", 1), ("2026-W11", 1)]
+    assert [(w.week, w.done) for w in utc] == [("2026-W10", 2)]
+
+
+def test_the_progress_message_carries_adherence_and_weeks_at_goal(tmp_path: Path) -> None:
+    """The retained ``progress`` (Home Assistant's sensors): every session is read for the
+    weeks at goal; this week's adherence counts the 2/2 plan; weeks counted in Berlin."""
+    db = tmp_path / "device.db"
+    conn = connect(db)
+    for week in range(4):  # four weeks at goal before this one
+        monday = MONDAY - dt.timedelta(weeks=4 - week)
+        for d in (0, 2, 4):
+            save_session(conn, ten_straight(monday + dt.timedelta(days=d)))
+    # this week in Berlin: the 2/2 plan twice, one of them late on Monday night local time
+    # (Sunday in UTC), and one stopped early
+    berlin_monday = dt.datetime(2026, 3, 2, 0, 20, tzinfo=BERLIN)
+    save_session(conn, two_two(berlin_monday))
+    save_session(conn, two_two(berlin_monday + dt.timedelta(days=1)))
+    save_session(
+        conn, two_two(berlin_monday + dt.timedelta(days=2), status="stopped", done_s=600.0)
+    )
+    conn.close()
+    now = MONDAY + dt.timedelta(days=3)
+    status = RetainedStatus(db, Topics("retroguard", DEVICE), now=lambda: now, zone=BERLIN)
+    retained = status.progress()
+    assert retained is not None
+    jsonschema.validate(json.loads(retained.payload), schema("progress"))
+    message = decode_as(ProgressMessage, retained.payload.encode())
+    assert (message.week, message.week_sessions, message.week_done) == ("2026-W10", 3, 2)
+    assert (message.week_prescribed, message.week_at_goal) == (3, 0)
+    assert message.week_longest_backward_s == 120.0
+    assert (message.weeks_at_goal, message.milestone_weeks) == (4, 4)
+
+    # three sessions of 10 straight minutes later this week: a fifth week at goal, counted
+    # again because the newest session changed
+    conn = connect(db)
+    for hours in (1, 2, 3):
+        save_session(conn, ten_straight(MONDAY + dt.timedelta(days=2, hours=hours)))
+    conn.close()
+    again = status.progress()
+    status.close()
+    assert again is not None
+    later = decode_as(ProgressMessage, again.payload.encode())
+    assert (later.week_at_goal, later.week_done, later.weeks_at_goal) == (3, 5, 5)
+
+
+def test_retroguard_sessions_prints_adherence_progression_and_weeks_at_goal() -> None:
+    sessions = [
+        StoredSession(r)
+        for r in (
+            *(ten_straight(MONDAY + dt.timedelta(days=d)) for d in (0, 2, 4)),
+            *(two_two(MONDAY + dt.timedelta(weeks=1, days=d)) for d in (0, 2)),
+        )
+    ]
+    out = io.StringIO()
+    print_sessions(sessions, out, dt.UTC)
+    lines = out.getvalue().splitlines()
+    assert "Weeks at goal: 1 of 4." in out.getvalue()
+    assert lines[-2].split() == ["2026-W10", "3", "3", "36.0", "10.0", "3/3", "yes"]
+    assert lines[-1].split() == ["2026-W11", "2", "0", "28.0", "2.0", "2/3", "no"]
