@@ -584,6 +584,21 @@ class GpioStatusLed(_PatternOutput):
     def is_lit(self) -> bool:
         return self._level
 
+    @property
+    def pattern(self) -> str | None:
+        """Name of the pattern shown (None when steady or dark, or a finite one has ended)."""
+        current = self._player.pattern
+        return None if current is None else current.name
+
+    def show(self, pattern: Pattern, now: float) -> None:
+        """Show ``pattern`` from ``now`` (:mod:`hal.led_patterns`); the one already shown
+        keeps its phase, any other replaces it at once (the LED shows a state, so the
+        newest state wins: no priorities here)."""
+        current = self._player.pattern
+        if current is None or current.name != pattern.name:
+            self._player.play(pattern, now, force=True)
+        self.update(now)
+
     def on(self) -> None:
         """Light steadily (cancels blinking)."""
         self._player.stop()

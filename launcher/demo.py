@@ -411,7 +411,9 @@ def _run_and_report(
         if status is not None:
             status.start(app, walk)
         if runner is not None:
-            printers.append(CuePrinter(runner, cast(TextIO, _LineAbove(out))).start())
+            printers.append(
+                CuePrinter(runner, cast(TextIO, _LineAbove(out)), light=app.status_light).start()
+            )
 
     out.write(
         f"Guided session: {config.session.plan} at {GUIDED_TIME_SCALE:g}x "
