@@ -76,7 +76,7 @@ def child(config_path: str) -> int:
         now = clock.monotonic()
         if state is SafetyState.STANDBY and now >= next_press:
             next_press = now + 1.0
-            finger.press_at(now, now + 0.3)
+            finger.press_at(now, now + 0.6)  # held past the chirp (firmware.presses)
         elif state is SafetyState.ARMED:
             stop.set()
 

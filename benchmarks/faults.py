@@ -115,7 +115,7 @@ REALTIME_PRIORITY = 20
 DEVICE = "soak-1"
 RECEIPT_RETRY_S = 3.0
 RECONNECT_MAX_S = 3.0
-PRESS_S = 0.3
+PRESS_S = 0.6
 RECOVERY_TIMEOUT_S = 60.0
 UNCLEAN = "stopped without shutting down"
 """In the FAULT the courier raises for a monitor that died (reported once per death)."""

@@ -102,7 +102,7 @@ def monitor_child(config_path: str, out_path: str) -> int:
             pressed = True
         elif state is SafetyState.STANDBY and not pressed and now >= next_press:
             next_press = now + 1.0
-            finger.press_at(now, now + 0.3)
+            finger.press_at(now, now + 0.6)  # held past the chirp (firmware.presses)
 
     app.monitor.on_iteration.append(press_when_standby)
     try:

@@ -187,7 +187,7 @@ def monitor_child(config_path: str, out_path: str) -> int:
             pressed = True
         elif state is SafetyState.STANDBY and not pressed and now >= next_press:
             next_press = now + 1.0
-            finger.press_at(now, now + 0.3)
+            finger.press_at(now, now + 0.6)  # held past the chirp (firmware.presses)
         if state is SafetyState.ARMED and not announced:
             announced = True
             print("armed", flush=True)

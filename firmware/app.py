@@ -32,6 +32,7 @@ from firmware.monitor import Monitor
 from firmware.pacing import open_pacing
 from firmware.preflight import BENCH_WARNING, WORN_CHECK_OFF_WARNING
 from firmware.safety import SafetyController, SensorLimits
+from firmware.status_light import StatusLight
 from firmware.watchdog import ServiceWatchdog
 from hal.gpio_factory import GpioDevices, open_gpio
 from hal.imu_factory import open_imu
@@ -58,6 +59,8 @@ class App:
     """The loop's end of the link to the courier (storage and network)."""
     supervisor: CourierSupervisor | None
     """Keeps a courier running; None when the app was built without one (tests of the loop)."""
+    status_light: StatusLight | None = None
+    """Drives the status LED from the loop (sessions tell it which interval runs)."""
 
     def start(self) -> None:
         if self.supervisor is not None:
@@ -180,6 +183,8 @@ def build_app(
         read_timeout_s=read_timeout_s,
         relay_sense=gpio.relay_sense,
         pacing=open_pacing(config.imu, config.gpio, gpio.factory, clock, read_timeout_s),
+        help_button=gpio.help_button,
+        press_gap_s=config.session.double_press_gap_s,
     )
 
     def take_requests(monitor: Monitor) -> None:
@@ -187,8 +192,11 @@ def build_app(
             buzzer.stop()
         if link.take_chirp():  # a test alarm: below every safety pattern, never cuts one
             buzzer.play("chirp", monitor.clock.monotonic())
+        for incident in link.take_closed_incidents():
+            controller.on_incident_closed(incident, monitor.clock.monotonic())
 
-    monitor.on_iteration += [link.poll, take_requests, HealthReports(monitor, link, clock)]
+    light = StatusLight(gpio.status_led, controller)
+    monitor.on_iteration += [link.poll, take_requests, light, HealthReports(monitor, link, clock)]
     return App(
         config=config,
         clock=clock,
@@ -198,6 +206,7 @@ def build_app(
         monitor=monitor,
         link=link,
         supervisor=CourierSupervisor(link, courier) if courier is not None else None,
+        status_light=light,
     )
 
 

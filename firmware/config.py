@@ -24,6 +24,7 @@ from core.tomlschema import Check
 from firmware.detection.config import DetectorConfig
 from firmware.session.config import SessionConfig
 from firmware.session.plan import check_plan_reference
+from firmware.session.voice import check_language
 from hal.config import GpioConfig, ImuConfig, PinConfig
 
 LogLevel = Literal["debug", "info", "warning", "error"]
@@ -312,6 +313,7 @@ _CHECKS: dict[str, Callable[[Any], str | None]] = {
     "mqtt.dashboard_url": _web_address,
     "session.plan": check_plan_reference,
     "session.speech_rate_wpm": _positive,
+    "session.language": check_language,
     "session.max_pause_s": _positive,
     "session.double_press_gap_s": _positive,
     "session.long_press_s": _positive,
@@ -457,5 +459,9 @@ def load_config(path: str | Path) -> Config:
     plan = config.session.plan
     if plan.endswith(".toml") and not Path(plan).is_absolute():
         session = dataclasses.replace(config.session, plan=str(path.parent / plan))
+        config = dataclasses.replace(config, session=session)
+    cache = config.session.prompt_cache
+    if cache and not Path(cache).is_absolute():
+        session = dataclasses.replace(config.session, prompt_cache=str(path.parent / cache))
         config = dataclasses.replace(config, session=session)
     return config

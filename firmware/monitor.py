@@ -1,7 +1,10 @@
 """The real-time loop: IMU batch → detector → safety controller, in one thread.
 
-Each iteration also reads the relay's contact back (one pin read, when it is
-wired) and hands it to the controller, which compares it with what it asked for.
+Each iteration also reads the buttons — the reset button's presses become
+reset presses or a call for help (:mod:`firmware.presses`), and any press of
+the optional help button is a call for help — and reads the relay's contact
+back (one pin read, when it is wired) and hands it to the controller, which
+compares it with what it asked for.
 
 The loop is paced by the IMU itself — its data-ready interrupt, or polling
 its FIFO (:mod:`firmware.pacing`) — so there is no second timer to drift
@@ -22,9 +25,17 @@ from dataclasses import dataclass
 from core.clock import Clock
 from core.samples import ImuSample
 from firmware.pacing import Pacing, PollPacing
+from firmware.presses import (
+    PATTERN_GAP_S,
+    EdgeFeed,
+    HelpPattern,
+    HelpSource,
+    ResetButtonPatterns,
+    ResetPress,
+)
 from firmware.safety import RESTART_MAY_CURE, Faulted, SafetyController, SafetyState
 from hal.errors import ImuError
-from hal.interfaces import Button, Imu, Relay, RelaySense
+from hal.interfaces import Button, Imu, PressEdges, Relay, RelaySense
 
 log = logging.getLogger(__name__)
 
@@ -51,12 +62,22 @@ class Monitor:
         read_timeout_s: float,
         relay_sense: RelaySense | None = None,
         pacing: Pacing | None = None,
+        help_button: Button | None = None,
+        press_gap_s: float = PATTERN_GAP_S,
     ) -> None:
+        """``help_button``: the optional dedicated help button. ``press_gap_s``: the gap that
+        ends a press sequence (the session's double-press gap, so both read the same ones)."""
         self.imu = imu
         self.relay = relay
         self.relay_sense = relay_sense
         """The relay's contact read back; None when it is not wired."""
         self.button = button
+        self.help_button = help_button
+        self._edges: PressEdges | None = button if isinstance(button, PressEdges) else None
+        """Without release edges (a bare test button) every press is a reset press."""
+        self._patterns = ResetButtonPatterns(gap_s=press_gap_s)
+        self.press_edges = EdgeFeed()
+        """The reset button's edges, passed on after the loop read them (the session's)."""
         self.controller = controller
         self.clock = clock
         self.read_timeout_s = read_timeout_s
@@ -80,10 +101,14 @@ class Monitor:
             self.controller.on_imu_error(exc, self.clock.monotonic())
 
     def step(self) -> None:
-        """One iteration: read what the IMU has, decide, handle the reset button, read the
-        contact back (last, so it sees this iteration's heartbeat edge)."""
+        """One iteration: handle the buttons, read what the IMU has, decide, read the contact
+        back (last, so it sees this iteration's heartbeat edge).
+
+        The buttons come first so that a reset press that arms is followed by its first
+        heartbeat edge in the same iteration, while the walker still holds the button."""
         controller = self.controller
         self.last_batch = ()
+        self._read_buttons()
         try:
             batch = self.pacing.read(self.imu)
         except ImuError as exc:
@@ -98,13 +123,33 @@ class Monitor:
             else:
                 self.stats.empty_reads += 1
                 controller.on_idle(now)
-        for pressed_at in self.button.take_presses():
-            controller.on_button(pressed_at, self.clock.monotonic())
         if self.relay_sense is not None:
             controller.on_contact(self.relay_sense.contact_closed, self.clock.monotonic())
         self.stats.iterations += 1
         for hook in self.on_iteration:
             hook(self)
+
+    def _read_buttons(self) -> None:
+        controller = self.controller
+        edges_source = self._edges
+        if edges_source is None:
+            for pressed_at in self.button.take_presses():
+                controller.on_button(pressed_at, self.clock.monotonic())
+        else:
+            self.button.take_presses()  # the edges say it all; keep the other queue empty
+            edges = edges_source.take_edges()
+            self.press_edges.publish(edges)
+            now = self.clock.monotonic()
+            armable = controller.state in (SafetyState.STANDBY, SafetyState.TRIPPED)
+            for outcome in self._patterns.feed(edges, now, armable=armable):
+                match outcome:
+                    case ResetPress(pressed_at=pressed_at):
+                        controller.on_button(pressed_at, now)
+                    case HelpPattern(first_press=first):
+                        controller.on_help(HelpSource.RESET_BUTTON, first, now)
+        if self.help_button is not None:
+            for pressed_at in self.help_button.take_presses():
+                controller.on_help(HelpSource.HELP_BUTTON, pressed_at, self.clock.monotonic())
 
     def run(self, stop: threading.Event | None = None, until: float | None = None) -> None:
         """Loop until ``stop`` is set or the clock reaches ``until``.

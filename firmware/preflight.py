@@ -125,7 +125,10 @@ def _session(config: Config, result: Preflight) -> None:
         resolve_plan(config.session.plan)
     except ConfigError as exc:
         result.problems.extend(exc.problems)
-    if config.session.voice and shutil.which("espeak-ng") is None:
+    voice = config.session.voice
+    if voice not in ("", "off", "auto") and shutil.which("espeak-ng") is None:
+        # An explicit voice is a promise; "auto" falls back to beeps by design (the doctor
+        # says why on its audio line).
         result.warnings.append(
             "session.voice: espeak-ng is not installed, so cues will be beeps only"
         )

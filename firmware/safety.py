@@ -189,6 +189,10 @@ machine library: see docs/safety.md, "Why a table".
 """
 
 
+HELP_REPEAT_S = 10.0
+"""A second call for help this soon after the last is confirmed to the walker, not re-sent."""
+
+
 _DETECTION_EVENTS = {
     DetectionKind.STUMBLE: EventType.STUMBLE,
     DetectionKind.FALL: EventType.FALL,
@@ -302,6 +306,9 @@ class SafetyController:
             else None
         )
         """Is the sensor on a body? None when ``safety.worn_check`` is off (a bench)."""
+        self._last_help_at: float | None = None
+        self._help_incidents: deque[str] = deque(maxlen=8)
+        """Incidents the walker asked for help in, until a caregiver answers (closes) one."""
         self._said_not_worn = False
         """STANDBY's reason says "sensor not worn" (so it is said once, and taken back once)."""
 
@@ -428,6 +435,47 @@ class SafetyController:
             )
         )
         self._incident = None  # re-armed: the incident is over
+
+    def on_help(self, source: str, pressed_at: float, now: float) -> None:
+        """The walker asked for help (a press pattern or the help button): tell the caregivers.
+
+        Nothing else: no transition, no relay call — an ARMED walk stays
+        ARMED with its heartbeat, a TRIPPED one stays stopped. The ``help``
+        event joins the incident open now (the trip or fault the walker is
+        calling about) or opens one of its own, which is not kept: a later
+        trip is a new incident. The walker hears ``help_sent`` at once; the
+        press ends any alarm, as a reset press does. Asking again within
+        :data:`HELP_REPEAT_S` is confirmed but not sent again (the caregivers
+        are already being paged).
+        """
+        self._buzzer.stop()
+        self._buzzer.play("help_sent", now)
+        last = self._last_help_at
+        if last is not None and pressed_at - last < HELP_REPEAT_S:
+            log.info("help asked again (%s): already sent %.1f s ago", source, pressed_at - last)
+            return
+        self._last_help_at = pressed_at
+        incident = self._incident if self._incident is not None else uuid.uuid4().hex
+        self._help_incidents.append(incident)
+        log.warning("help requested with %s in %s", source, self.state.value)
+        self._emit(
+            Event.now(
+                EventType.HELP,
+                self._device_id,
+                now,
+                self.state,
+                f"the walker asked for help with {source}",
+                incident=incident,
+            )
+        )
+
+    def on_incident_closed(self, incident: str, now: float) -> None:
+        """A caregiver closed ``incident`` (an ``ack``): if the walker asked for help in it,
+        ``help_answered`` tells them someone answered. Bookkeeping and a sound; nothing else."""
+        if incident in self._help_incidents:
+            self._help_incidents.remove(incident)
+            log.info("help answered: a caregiver closed incident %s", incident)
+            self._buzzer.play("help_answered", now)
 
     def on_contact(self, closed: bool, now: float) -> None:
         """The relay's contact, read back once per loop iteration, against what was asked.

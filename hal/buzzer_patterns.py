@@ -23,8 +23,12 @@ higher-priority one that is still playing, see :class:`PatternPlayer`):
 * ``50`` to ``89``: ``fault`` (the monitor cannot watch: IMU lost, FIFO overflow)
   ``refused`` (a reset press did not arm: alerts cannot be stored now,
   see :meth:`firmware.safety.SafetyController.on_button`) and ``not_worn``
-  (a reset press did not arm: the sensor shows no body). Safety signals:
-  no cue or chirp may mask them.
+  (a reset press did not arm: the sensor shows no body), and ``help_sent``
+  (two groups of four quick beeps: the walker's call for help went to the
+  caregivers; see :meth:`firmware.safety.SafetyController.on_help`) and
+  ``help_answered`` (a long beep and three quick ones: a caregiver closed the
+  incident the walker called about). Safety
+  signals: no cue or chirp may mask them.
 * ``90`` to ``100``: ``alarm`` (a fall or stumble was detected; the relay dropped).
 
 Adding a pattern is one entry in :data:`PATTERNS`; names are the public
@@ -167,6 +171,21 @@ PATTERNS: Mapping[str, Pattern] = MappingProxyType(
             ),
             # Three long beeps, once: "no - not armed: the sensor is not on a body".
             Pattern("not_worn", ((0.5, 0.25), (0.5, 0.25), (0.5, 0.0)), repeat=False, priority=60),
+            # Four quick beeps, a pause, four again, once: "help is called". Unlike every
+            # other pattern (no group of four anywhere), so it cannot be taken for a cue.
+            Pattern(
+                "help_sent",
+                ((0.06, 0.06),) * 3 + ((0.06, 0.4),) + ((0.06, 0.06),) * 3 + ((0.06, 0.0),),
+                repeat=False,
+                priority=70,
+            ),
+            # One long beep and three quick ones, once: "a caregiver answered your call".
+            Pattern(
+                "help_answered",
+                ((0.8, 0.25), (0.06, 0.06), (0.06, 0.06), (0.06, 0.0)),
+                repeat=False,
+                priority=70,
+            ),
             # 5 Hz continuous until stopped: a fall was detected.
             Pattern("alarm", ((0.1, 0.1),), repeat=True, priority=100),
         )

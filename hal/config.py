@@ -68,6 +68,8 @@ class PinConfig:
     """The relay's mirror contact through an optocoupler: high = contact closed (or wire cut)."""
     buzzer: int = 18  # physical 12
     reset_button: int = 27  # physical 13
+    help_button: int = 25  # physical 22
+    """The optional help button (``gpio.help_button_wired``): any press asks for help."""
     status_led: int = 22  # physical 15
     imu_int: int = 4  # physical 7
     i2c_sda: int = 2  # physical 3
@@ -89,6 +91,10 @@ class GpioConfig:
     bench_rig: bool = False
     """true only on a rig with no walker on it: allows relay_drive = "static", where a hung loop
     keeps the relay held (every start, doctor and the dashboard then say so)."""
+    help_button_wired: bool = False
+    """Whether a dedicated help button is wired to gpio.pins.help_button (wiring/README.md,
+    section 7). Without it, three quick presses of the reset button ask for help (docs/safety.md,
+    "Button press patterns")."""
     relay_sense_wired: bool = True
     """Whether the relay's contact is read back on gpio.pins.relay_sense (wiring/README.md,
     section 6). Without it the monitor still runs, but cannot see a latch dropped by a

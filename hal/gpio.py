@@ -584,6 +584,21 @@ class GpioStatusLed(_PatternOutput):
     def is_lit(self) -> bool:
         return self._level
 
+    @property
+    def pattern(self) -> str | None:
+        """Name of the pattern shown (None when steady or dark, or a finite one has ended)."""
+        current = self._player.pattern
+        return None if current is None else current.name
+
+    def show(self, pattern: Pattern, now: float) -> None:
+        """Show ``pattern`` from ``now`` (:mod:`hal.led_patterns`); the one already shown
+        keeps its phase, any other replaces it at once (the LED shows a state, so the
+        newest state wins: no priorities here)."""
+        current = self._player.pattern
+        if current is None or current.name != pattern.name:
+            self._player.play(pattern, now, force=True)
+        self.update(now)
+
     def on(self) -> None:
         """Light steadily (cancels blinking)."""
         self._player.stop()
@@ -639,12 +654,15 @@ class GpioButton:
         *,
         pull_up: bool = True,
         bounce_s: float = 0.02,
+        what: str = "reset button",
     ) -> None:
+        """``what`` names the button in errors and logs (the optional help button is one too)."""
         if bounce_s < 0:
             raise ValueError("bounce_s must be >= 0")
         self._clock = clock
         self._bounce_s = bounce_s
         self._pin = pin
+        self._what = what
         self._presses: deque[float] = deque(maxlen=self.MAX_QUEUED)
         self._edges: deque[tuple[float, bool]] = deque(maxlen=2 * self.MAX_QUEUED)
         self._down = False
@@ -653,7 +671,7 @@ class GpioButton:
         self._rejected = 0
         self._closed = False
         self._device = _open_device(
-            "reset button",
+            what,
             pin,
             lambda: DigitalInputDevice(
                 pin,
@@ -698,6 +716,8 @@ class GpioButton:
 
     def take_presses(self) -> list[float]:
         """Monotonic times of presses since the last call, oldest first. Never blocks."""
+        if not self._presses:
+            return []  # the usual call, once per loop iteration: no exception raised
         presses: list[float] = []
         while True:
             try:
@@ -713,6 +733,8 @@ class GpioButton:
         release after it ``(t, False)``, so a reader can tell press patterns
         (double, long) apart. See :class:`hal.interfaces.PressEdges`.
         """
+        if not self._edges:
+            return []
         edges: list[tuple[float, bool]] = []
         while True:
             try:
@@ -728,7 +750,7 @@ class GpioButton:
         try:
             self._device.close()
         except Exception:
-            log.exception("closing the reset button pin GPIO %s failed", self._pin)
+            log.exception("closing the %s pin GPIO %s failed", self._what, self._pin)
 
 
 __all__ = [

@@ -49,11 +49,14 @@ class GpioDevices:
     """The gpiozero pin factory the devices share."""
     relay_sense: RelaySense | None = None
     """The relay's contact read back; None when ``gpio.relay_sense_wired`` is false."""
+    help_button: Button | None = None
+    """The dedicated help button; None when ``gpio.help_button_wired`` is false."""
 
     def close(self) -> None:
         """Release the relay first, then everything else. Idempotent; never raises."""
         self.relay.close()
-        for part in (self.relay_sense, self.buzzer, self.status_led, self.button):
+        parts = (self.relay_sense, self.buzzer, self.status_led, self.button, self.help_button)
+        for part in parts:
             if part is None:
                 continue
             try:
@@ -114,6 +117,17 @@ def open_gpio_on(factory: Any, config: GpioConfig, clock: Clock) -> GpioDevices:
         opened.append(button)
         led = GpioStatusLed(pins.status_led, factory)
         opened.append(led)
+        help_button: Button | None = None
+        if config.help_button_wired:
+            help_button = GpioButton(
+                pins.help_button,
+                factory,
+                clock,
+                pull_up=config.button_pull_up,
+                bounce_s=config.button_bounce_s,
+                what="help button",
+            )
+            opened.append(help_button)
         sense: RelaySense | None = None
         if config.relay_sense_wired:
             sense = GpioRelaySense(pins.relay_sense, factory)
@@ -133,6 +147,7 @@ def open_gpio_on(factory: Any, config: GpioConfig, clock: Clock) -> GpioDevices:
         status_led=led,
         factory=factory,
         relay_sense=sense,
+        help_button=help_button,
     )
 
 

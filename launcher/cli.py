@@ -112,8 +112,9 @@ for _module, _commands in (
         "tools.safe_outputs",
         {"safe-outputs": "drive the relay lines and buzzer to their released levels"},
     ),
-    ("tools.doctor", {"doctor": "check the wiring, sensor, pins, broker, store and clock"}),
+    ("tools.doctor", {"doctor": "check the wiring, sensor, pins, broker, store, clock and audio"}),
     ("tools.calibrate", {"calibrate": "measure the gyro bias and the IMU mounting"}),
+    ("tools.prompts", {"prompts": "render the spoken prompts of the configured plan to WAV now"}),
     (
         "caregiver.cli",
         {"caregiver": "the caregivers' service: MQTT ingest, dashboard, notifications"},

@@ -46,8 +46,8 @@ if TYPE_CHECKING:
 ARM_AT_S = 4.5
 """The walker's helper presses reset once the IMU has settled and the sensor-worn check has
 seen the walker's body (its first 3 s block, after 1 s of settling)."""
-PRESS_S = 0.4
-"""How long a finger holds the reset button."""
+PRESS_S = 0.6
+"""How long a finger holds the reset button: past the chirp (firmware.presses.ARM_HOLD_S)."""
 RESET_AFTER_STUMBLE_S = 4.0
 """Into the pause after the stumble, the walker presses reset to carry on."""
 REARM_AFTER_FAULT_S = 4.0
@@ -411,7 +411,9 @@ def _run_and_report(
         if status is not None:
             status.start(app, walk)
         if runner is not None:
-            printers.append(CuePrinter(runner, cast(TextIO, _LineAbove(out))).start())
+            printers.append(
+                CuePrinter(runner, cast(TextIO, _LineAbove(out)), light=app.status_light).start()
+            )
 
     out.write(
         f"Guided session: {config.session.plan} at {GUIDED_TIME_SCALE:g}x "

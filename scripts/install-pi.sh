@@ -27,7 +27,10 @@ CONFIG=$ETC_DIR/config.toml
 WATCHDOG_DROPIN=$SYSTEM_CONF_DIR/60-retroguard-watchdog.conf
 # The Pi's BCM2835 watchdog accepts at most about 15 s.
 HW_WATCHDOG_SEC=10s
-APT_PACKAGES=(python3-venv python3-dev gcc i2c-tools)
+# espeak-ng renders the spoken prompts to WAV; alsa-utils' aplay plays them (docs/sessions.md).
+APT_PACKAGES=(python3-venv python3-dev gcc i2c-tools espeak-ng alsa-utils)
+# gpio and i2c for the pins and the sensor, audio for /dev/snd (the spoken prompts).
+SVC_GROUPS=(gpio i2c audio)
 
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 dry_run=0
@@ -148,9 +151,9 @@ enable_i2c() {
 }
 
 create_user() {
-    step "Create system user '$SVC_USER' in groups gpio and i2c"
+    step "Create system user '$SVC_USER' in groups ${SVC_GROUPS[*]}"
     local group
-    for group in gpio i2c; do
+    for group in "${SVC_GROUPS[@]}"; do
         if ! getent group "$group" >/dev/null; then
             note "group '$group' missing (not Raspberry Pi OS?): creating it"
             run groupadd --system "$group"
@@ -162,7 +165,7 @@ create_user() {
         run useradd --system --user-group --no-create-home --home-dir "$STATE_DIR" \
             --shell /usr/sbin/nologin --comment "RetroGuard fall-safety monitor" "$SVC_USER"
     fi
-    for group in gpio i2c; do
+    for group in "${SVC_GROUPS[@]}"; do
         if id -nG "$SVC_USER" 2>/dev/null | tr ' ' '\n' | grep -qx "$group"; then
             note "already in $group"
         else

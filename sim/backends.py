@@ -56,6 +56,8 @@ class SimulatedGpio(GpioDevices):
     """The relay's hold circuit and latch (or plain coil, for static drive)."""
     button_sim: SimulatedButton | None = None
     """A finger for the simulated reset button."""
+    help_button_sim: SimulatedButton | None = None
+    """A finger for the simulated help button (None when ``help_button_wired`` is off)."""
     contact_sense: ContactSense | None = None
     """The wire reading the relay's contact back (None when ``relay_sense_wired`` is off)."""
     imu_int: SimulatedMpu6050 | None = None
@@ -184,6 +186,14 @@ def _open_simulated_gpio(config: GpioConfig, clock: Clock) -> SimulatedGpio:
         hardware=hardware,
         button_sim=SimulatedButton(button_pin, clock, active_low=config.button_pull_up),
         contact_sense=sense,
+        help_button=devices.help_button,
+        help_button_sim=(
+            SimulatedButton(
+                factory.observed_pin(pins.help_button), clock, active_low=config.button_pull_up
+            )
+            if devices.help_button is not None
+            else None
+        ),
     )
 
 

@@ -125,7 +125,14 @@ class Rig:
         self.hardware = sim.gpio.hardware
         self.sense: ContactSense | None = sim.gpio.contact_sense
         """The wire reading the contact back (None with ``relay_sense_wired=False``)."""
-        app.monitor.on_iteration.append(lambda monitor: self.button.poll())
+        self.help_button: SimulatedButton | None = sim.gpio.help_button_sim
+        """A finger on the optional help button (``help_button_wired=True``)."""
+        app.monitor.on_iteration.append(lambda monitor: self._poll_fingers())
+
+    def _poll_fingers(self) -> None:
+        self.button.poll()
+        if self.help_button is not None:
+            self.help_button.poll()
 
     @property
     def state(self) -> str:
@@ -134,8 +141,8 @@ class Rig:
     def run_for(self, seconds: float) -> None:
         self.app.monitor.run(until=self.clock.monotonic() + seconds)
 
-    def press_reset(self, hold: float = 0.3) -> None:
-        """A person presses reset now and lets go ``hold`` seconds later."""
+    def press_reset(self, hold: float = 0.5) -> None:
+        """A person presses reset now and lets go ``hold`` seconds later (past the chirp)."""
         now = self.clock.monotonic()
         self.button.press_at(now, now + hold)
         self.run_for(hold + 0.05)

@@ -123,7 +123,11 @@ def test_simulated_rig_passes_every_check(config: Config, clock: SimClock) -> No
     assert text[16] == (
         "PASS  config           everything retroguard run checks before starting is fine"
     )
-    assert text[17] == "all checks passed (16 run or skipped)"
+    assert text[17] == (
+        "SKIP  audio            simulated pins: spoken prompts are printed, not played "
+        '(session.voice = "auto" speaks on the board)'
+    )
+    assert text[18] == "all checks passed (17 run or skipped)"
     assert not Path(db).parent.exists()  # nothing left behind
 
 
@@ -524,4 +528,4 @@ def test_report_exit_status_on_failure(config: Config, clock: SimClock) -> None:
     out = io.StringIO()
     status = report(config, Bench(clock=clock, wall_time=lambda: 0.0), Path("x.toml"), out)
     assert status == 1
-    assert out.getvalue().splitlines()[-1] == "1 of 16 checks FAILED: clock"
+    assert out.getvalue().splitlines()[-1] == "1 of 17 checks FAILED: clock"  # 17: + audio

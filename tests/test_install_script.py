@@ -92,6 +92,12 @@ def test_dry_run_lists_every_install_step_and_changes_nothing(tmp_path: Path) ->
     if "user exists" not in out:
         assert "+ useradd --system --user-group" in out
     assert "gpio" in out and "i2c" in out
+    # The spoken prompts: the speech engine, the player, and the sound device's group.
+    assert (
+        "Install Debian packages: python3-venv python3-dev gcc i2c-tools espeak-ng alsa-utils"
+        in out
+    )
+    assert "Create system user 'retroguard' in groups gpio i2c audio" in out
     assert list(tmp_path.iterdir()) == []  # a dry run writes nothing
 
 

@@ -26,6 +26,24 @@ def test_guided_demo_prints_the_cues_in_order(tmp_path: Path) -> None:
     assert "Session completed: 30 plan minutes, 14 backward" in text
 
 
+def test_guided_demo_prints_the_spoken_prompts_and_the_status_led(tmp_path: Path) -> None:
+    out = io.StringIO()
+    assert run_guided_demo(clock=SimClock(), out=out, database=tmp_path / "demo.db") == 0
+    lines = out.getvalue().splitlines()
+    says = [line.strip() for line in lines if line.strip().startswith("says ")]
+    assert says[0] == 'says "Interval 1 of 15. Walk backward for 2 minutes. 30 minutes to go."'
+    assert says[1] == (
+        'says "Slow the belt and hold the rail before you turn. Interval 2 of 15. '
+        'Walk forward for 2 minutes. 28 minutes to go."'
+    )
+    assert says[-1] == 'says "Session done. Well walked."'
+    assert len(says) == 17  # one per cue
+    led = [line.split(" LED ")[1].split()[0] for line in lines if " LED " in line]
+    assert led[:4] == ["starting", "standby", "armed", "walk_backward"]
+    assert led[4:6] == ["walk_forward", "walk_backward"]
+    assert led[-1] == "armed"  # session done, still armed
+
+
 def test_sessions_prints_log_and_weekly_progress(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

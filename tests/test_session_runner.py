@@ -228,8 +228,13 @@ def test_press_patterns_start_pause_and_stop_only_while_armed(tmp_path: Path) ->
         rig.button.press_at(now + 0.35, now + 0.5)
         rig.run_for(1.5)
 
-    # In STANDBY a double press is a reset press: it arms, and starts nothing.
+    # In STANDBY a double press is not a reset press (no press pattern arms, issue 15 and
+    # docs/safety.md "Button press patterns"): it arms nothing and starts nothing.
     double_press()
+    assert rig.state == "STANDBY"
+    assert runner.state is SessionState.IDLE
+    rig.press_reset()  # the one way to arm: a press held until the chirp
+    rig.run_for(1.0)  # a pause, so the next presses are a sequence of their own
     assert rig.state == "ARMED"
     assert runner.state is SessionState.IDLE
     # Armed: double press starts, double press pauses, double press resumes.
@@ -412,7 +417,8 @@ def _traced(rig: Rig, plan: Plan, **config: float | bool) -> TracedRunner:
         buzzer=rig.app.gpio.buzzer,
         device_id=rig.app.config.device.id,
         config=dataclasses.replace(rig.app.config.session, **config),
-        button=button if isinstance(button, PressEdges) else None,
+        # The loop reads the button first and passes its edges on, as attach_session wires it.
+        button=rig.app.monitor.press_edges if isinstance(button, PressEdges) else None,
     )
     rig.app.monitor.on_iteration.append(runner)
     return runner

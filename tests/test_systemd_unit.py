@@ -37,14 +37,15 @@ def test_unit_has_the_required_settings() -> None:
     assert single["ExecStart"].startswith(INSTALLED_BIN + " run ")
     assert single["ExecStopPost"].startswith(INSTALLED_BIN + " safe-outputs ")
     assert single["User"] == "retroguard"
-    assert set(single["SupplementaryGroups"].split()) == {"gpio", "i2c"}
+    # audio: the spoken prompts play on /dev/snd (docs/sessions.md)
+    assert set(single["SupplementaryGroups"].split()) == {"gpio", "i2c", "audio"}
     assert single["ProtectSystem"] == "strict"
     assert single["StateDirectory"] == "retroguard"
     assert single["RuntimeDirectory"] == "retroguard"
     assert "LG_WD=/run/retroguard" in d["Environment"]
     assert single["NoNewPrivileges"] == "yes"
     assert single["DevicePolicy"] == "closed"
-    assert {"char-gpiochip rw", "char-i2c rw"} <= set(d["DeviceAllow"])
+    assert {"char-gpiochip rw", "char-i2c rw", "char-alsa rw"} <= set(d["DeviceAllow"])
     assert single["WantedBy"] == "multi-user.target"
     # the loop is scheduled first; the courier it forks is not (benchmarks/flood.py)
     assert single["CPUSchedulingPolicy"] == "fifo"

@@ -5,14 +5,15 @@ arm. It examines exactly what the monitor will use, through the same HAL
 classes and the same config file: the I2C bus, the MPU-6050 (identity, a
 couple of seconds of streaming for the sample rate and the FIFO), every
 output pin, the reset button, the heartbeat drive, the MQTT broker, the
-event store and the clocks. Exit status 0 when nothing failed (skipped
-checks are fine), 1 when something did, 2 when the config does not load.
+event store, the clocks, and the spoken prompts (a test prompt rendered and
+played). Exit status 0 when nothing failed (skipped checks are fine), 1 when
+something did, 2 when the config does not load.
 
 Run it with the service stopped and as the service user
 (``sudo systemctl stop retroguard``, then
 ``sudo -u retroguard retroguard doctor -c /etc/retroguard/config.toml``):
 the service holds the pins and drives the sensor, and only the service
-user's own permissions (groups ``gpio`` and ``i2c``, the state directory)
+user's own permissions (groups ``gpio``, ``i2c`` and ``audio``, the state directory)
 are the ones that matter. The doctor never closes the treadmill's relay:
 the heartbeat wiring needs a person on the reset button for that, and with
 static wiring the drive is not exercised at all.
@@ -39,6 +40,7 @@ from hal.mpu6050 import I2cBus
 from sim import scenarios
 from sim.backends import SimulatedImuRig, build_simulated_imu
 from tools.diagnostics import gpio_checks, imu_checks, system_checks
+from tools.diagnostics.audio_checks import AudioBench, check_audio
 from tools.diagnostics.result import CheckResult
 
 DEFAULT_CONFIG = Path("/etc/retroguard/config.toml")
@@ -68,6 +70,8 @@ class Bench:
     broker_timeout_s: float = BROKER_TIMEOUT_S
     wall_time: Callable[[], float] = time.time
     monotonic: Callable[[], float] = time.monotonic
+    audio: AudioBench = field(default_factory=AudioBench)
+    """The spoken prompts' engine, devices and player (tests replace the commands)."""
 
 
 def _simulated_rig(config: Config, clock: Clock) -> SimulatedImuRig:
@@ -93,6 +97,7 @@ def diagnose(config: Config, bench: Bench) -> Iterator[CheckResult]:
     yield system_checks.check_store(config)
     yield system_checks.check_clock(bench.wall_time, bench.monotonic)
     yield system_checks.check_config(config)
+    yield check_audio(config, bench.audio)
 
 
 def describe(config: Config, source: Path | None) -> str:
@@ -135,7 +140,7 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     """Register ``doctor`` on the CLI's subparsers (``run`` is its handler)."""
     parser: argparse.ArgumentParser = subparsers.add_parser(
         "doctor",
-        help="check the wiring, sensor, pins, broker, store and clock; one line per check",
+        help="check the wiring, sensor, pins, broker, store, clock and audio; one line per check",
         description=(
             "Check everything the monitor needs, one PASS/FAIL/SKIP line per check with what "
             "to do on failure. Run with the service stopped, as the service user. Exit 0 when "

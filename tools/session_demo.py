@@ -1,13 +1,14 @@
-"""A time-compressed guided session on simulated hardware, with the cues printed as they play.
+"""A time-compressed guided session on simulated hardware, cues, prompts and LED printed.
 
 ``retroguard session demo`` (and the README demo, through :func:`run_guided_demo`
 or :func:`attach_demo_printer`): the walker arms with the reset button, the
 session starts, the plan runs ``time_scale`` times faster than real time (60:
 the 30-minute ``alternate-2-2`` plan in 30 s), each cue is printed with the
-plan time and the buzzer pattern it played, and the session's record is
-printed at the end. ``--balance`` starts the session in STANDBY, so it opens
-with the standing balance check, and prints its figures and each interval's
-gait (docs/gait.md).
+plan time and the buzzer pattern it played, then the sentence the spoken prompt
+says (played on a board with audio; printed here), and every change of the
+status LED with what it means; the session's record is printed at the end.
+``--balance`` starts the session in STANDBY, so it opens with the standing
+balance check, and prints its figures and each interval's gait (docs/gait.md).
 """
 
 from __future__ import annotations
@@ -33,13 +34,16 @@ from firmware.session.runner import (
     attach_session,
     detach_session,
 )
+from firmware.status_light import StatusLight
 from firmware.storage.sessions import load_sessions
+from hal.led_patterns import LOOKS
 from sim import scenarios
 from sim.backends import simulated_hardware
 
 ARM_AT_S = 4.5
 """The walker presses reset once the sensor-worn check has seen a body (1 s + a 3 s block)."""
-PRESS_S = 0.3
+PRESS_S = 0.6
+"""Held past the chirp (firmware.presses.ARM_HOLD_S): the latch closes while it is down."""
 
 
 def _discard(value: object) -> None:
@@ -58,13 +62,35 @@ def format_cue(runner: SessionRunner, index: int) -> str:
     )
 
 
-class CuePrinter:
-    """Prints each new cue from its own thread: terminal output never runs on the loop thread."""
+def format_spoken(runner: SessionRunner, index: int) -> str:
+    """The spoken prompt of a cue: played on a board with audio, printed here."""
+    cue = runner.cues[index]
+    return f'{"":10}says "{cue.spoken}"'
 
-    def __init__(self, runner: SessionRunner, out: TextIO, poll_s: float = 0.05) -> None:
+
+def format_light(t: float, name: str, since: float) -> str:
+    return f"  (loop {t - since:5.1f} s) LED {name:13} {LOOKS[name]}"
+
+
+class CuePrinter:
+    """Prints each new cue, what it says, and the status LED's changes, from its own thread:
+    terminal output never runs on the loop thread.
+
+    The LED's brief interval flicker is not printed (each cue line stands for it)."""
+
+    def __init__(
+        self,
+        runner: SessionRunner,
+        out: TextIO,
+        poll_s: float = 0.05,
+        light: StatusLight | None = None,
+    ) -> None:
         self._runner = runner
         self._out = out
         self._poll_s = poll_s
+        self._light = light
+        self._lit = 0
+        self._since: float | None = None
         self._printed = 0
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="session-cues", daemon=True)
@@ -78,11 +104,24 @@ class CuePrinter:
             self.drain()
 
     def drain(self) -> None:
+        lines: list[tuple[float, str]] = []
         cues = self._runner.cues
         while self._printed < len(cues):
-            self._out.write(format_cue(self._runner, self._printed) + "\n")
-            self._out.flush()
+            t = cues[self._printed].t
+            lines.append((t, format_cue(self._runner, self._printed)))
+            lines.append((t, format_spoken(self._runner, self._printed)))
             self._printed += 1
+        shown = list(self._light.shown) if self._light is not None else []
+        while self._lit < len(shown):
+            t, name = shown[self._lit]
+            self._lit += 1
+            if self._since is None:
+                self._since = t
+            if name != "interval_change":
+                lines.append((t, format_light(t, name, self._since)))
+        for _, line in sorted(lines, key=lambda item: item[0]):
+            self._out.write(line + "\n")
+        self._out.flush()
 
     def stop(self) -> None:
         self._stop.set()
@@ -90,9 +129,11 @@ class CuePrinter:
         self.drain()
 
 
-def attach_demo_printer(runner: SessionRunner, out: TextIO | None = None) -> CuePrinter:
-    """For the lead's README demo: print this runner's cues as they play."""
-    return CuePrinter(runner, out or sys.stdout).start()
+def attach_demo_printer(
+    runner: SessionRunner, out: TextIO | None = None, light: StatusLight | None = None
+) -> CuePrinter:
+    """For the lead's README demo: print this runner's cues (and the LED) as they play."""
+    return CuePrinter(runner, out or sys.stdout, light=light).start()
 
 
 def run_guided_demo(
@@ -143,7 +184,7 @@ def run_guided_demo(
         app.start()
         start = clock.monotonic()
         button.press_at(start + arm_at, start + arm_at + PRESS_S)
-        printer = CuePrinter(runner, out).start()
+        printer = CuePrinter(runner, out, light=app.status_light).start()
         try:
             if balance:  # in STANDBY: the session opens with the balance check
                 app.monitor.run(until=start + 0.5)

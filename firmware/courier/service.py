@@ -133,6 +133,9 @@ class Courier:
                 on_silence=lambda: self.channel.send(messages.SilenceBuzzer()),
                 on_test_alarm=self._test_alarm,
                 on_plan=self._plan_changed,
+                on_incident_closed=lambda incident: self.channel.send(
+                    messages.IncidentClosed(incident)
+                ),
             )
             self.reporter.set_providers(telemetry=self._telemetry, self_test=self._self_test)
             persist = self.reporter.sink  # stores and queues in one transaction

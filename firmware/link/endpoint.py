@@ -22,7 +22,7 @@ import logging
 import select
 import socket
 import time
-from collections import OrderedDict
+from collections import OrderedDict, deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
@@ -91,6 +91,7 @@ class CourierLink:
         self.attaches = 0
         self.silence_requests = 0
         self.chirp_requests = 0
+        self._closed_incidents: deque[str] = deque(maxlen=16)
         self._polled_real = 0.0
         self._heard_real = 0.0
         self._plan_revision = 0
@@ -245,6 +246,14 @@ class CourierLink:
         new, self._new_plan = self._new_plan, None
         return new
 
+    def take_closed_incidents(self) -> list[str]:
+        """Incidents caregivers closed since the last call (oldest first). Never blocks."""
+        if not self._closed_incidents:
+            return []
+        closed = list(self._closed_incidents)
+        self._closed_incidents.clear()
+        return closed
+
     def take_silence(self) -> bool:
         """True once per batch of caregiver silence requests since the last call."""
         if self.silence_requests:
@@ -339,6 +348,8 @@ class CourierLink:
                 self.silence_requests += 1
             case messages.Chirp():
                 self.chirp_requests += 1
+            case messages.IncidentClosed(incident=incident):
+                self._closed_incidents.append(incident)
             case messages.CourierAlive(broker_connected=connected, outbox_depth=depth):
                 self.broker_connected, self.outbox_depth = connected, depth
             case messages.PlanAssigned(revision=revision, plan=plan, by=by):

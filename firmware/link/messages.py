@@ -98,6 +98,13 @@ class Chirp(msgspec.Struct, tag="chirp"):
     """A caregiver's test alarm: play the confirmation chirp (the loop decides when)."""
 
 
+class IncidentClosed(msgspec.Struct, tag="incident_closed"):
+    """A caregiver closed an incident (MQTT ``ack``): the loop tells a walker who asked for
+    help that someone answered."""
+
+    incident: str
+
+
 class CourierAlive(msgspec.Struct, tag="alive"):
     """The courier's heartbeat, about once a second."""
 
@@ -118,7 +125,9 @@ class PlanAssigned(msgspec.Struct, tag="plan"):
     by: str
 
 
-ToLoop = Persisted | StorageHealth | SilenceBuzzer | Chirp | CourierAlive | PlanAssigned
+ToLoop = (
+    Persisted | StorageHealth | SilenceBuzzer | Chirp | IncidentClosed | CourierAlive | PlanAssigned
+)
 
 _encoder = msgspec.msgpack.Encoder()
 _to_courier = msgspec.msgpack.Decoder(ToCourier)

@@ -275,9 +275,13 @@ class _DefaultTarget:
         test_alarm: Callable[[str], object] | None = None,
         clock: Callable[[], float] = time.monotonic,
         on_plan: Callable[[], object] | None = None,
+        on_closed: Callable[[str], object] | None = None,
     ) -> None:
+        """``on_closed``: told the incident a caregiver has just closed (the walker who asked
+        for help hears it)."""
         self._silence = silence
         self._on_plan = on_plan
+        self._on_closed = on_closed
         self._outbox = outbox
         self._status = status
         self._self_test = self_test
@@ -380,6 +384,8 @@ class _DefaultTarget:
             raise CommandError(str(exc)) from None
         if done.closed_event is not None:
             log.info("incident %s closed by %s via %s", done.incident, done.by, done.via)
+            if self._on_closed is not None and done.incident is not None:
+                self._on_closed(done.incident)
         result: dict[str, Any] = {
             "event_id": done.event_id,
             "acknowledged": True,
@@ -439,6 +445,7 @@ class MqttReporter:
         on_test_alarm: Callable[[str], object] | None = None,
         on_plan: Callable[[], object] | None = None,
         clock: Callable[[], float] = time.monotonic,
+        on_incident_closed: Callable[[str], object] | None = None,
     ) -> None:
         try:
             check_device_id(device_id)
@@ -462,7 +469,14 @@ class MqttReporter:
         self._clock = clock
         self._box = _StatusBox()
         self._default_target = _DefaultTarget(
-            self.silence, self.outbox, self._box.get, self_test, on_test_alarm, clock, on_plan
+            self.silence,
+            self.outbox,
+            self._box.get,
+            self_test,
+            on_test_alarm,
+            clock,
+            on_closed=on_incident_closed,
+            on_plan=on_plan,
         )
         self._commands = CommandHandler(command_target or self._default_target)
         self._client: mqtt.Client | None = None

@@ -10,8 +10,15 @@ class SessionConfig:
     plan: str = "alternate-2-2"
     """The session plan: a preset name ("alternate-2-2", "progression-week-1" ... "-9", see
     docs/sessions.md) or a plan file ending in .toml (relative to this file)."""
-    voice: str = ""
-    """espeak-ng voice for spoken prompts, e.g. "en" ("" = buzzer cues only)."""
+    voice: str = "auto"
+    """Spoken prompts: "auto" speaks on the real GPIO backend where sound can play (espeak-ng,
+    aplay and a sound card), beeps otherwise; "off" beeps only; an espeak-ng voice name (e.g.
+    "en-gb") speaks with that voice. The buzzer cues sound either way."""
+    language: str = "en"
+    """Language of the spoken prompts: firmware/session/prompts/<language>.toml."""
+    prompt_cache: str = ""
+    """Directory of the prompts rendered to WAV ("" = prompts/ beside the event store; relative
+    to this file)."""
     speech_rate_wpm: int = 150
     """Speaking rate of the spoken prompts (words per minute)."""
     one_minute_warning: bool = True

@@ -14,16 +14,16 @@ above the arming chirp, below ``fault`` (50) and ``alarm`` (100), so a trip's
 alarm always wins — a cue asked for while the alarm sounds is refused, and
 the alarm cuts a cue short.
 
-Spoken prompts go through ``espeak-ng`` on a worker thread of their own: the
-loop only puts the text on a queue, never waits for the speech synthesiser.
+Spoken prompts (:mod:`firmware.session.voice`) say more than these short texts:
+the interval's number and length, the time left, and "slow the belt and hold
+the rail before you turn". They are rendered to WAV files with ``espeak-ng``
+before the walk and played by a worker thread: the loop only queues the text.
 """
 
 from __future__ import annotations
 
 import logging
 import math
-import queue
-import shutil
 import struct
 import subprocess
 import wave
@@ -33,7 +33,6 @@ from pathlib import Path
 from typing import Protocol
 
 from core.protocol.messages import Direction
-from core.realtime import LoopHelperThread
 
 log = logging.getLogger(__name__)
 
@@ -90,10 +89,6 @@ class Speaker(Protocol):
 ESPEAK = "espeak-ng"
 
 
-def espeak_available() -> bool:
-    return shutil.which(ESPEAK) is not None
-
-
 def espeak_command(
     text: str, *, voice: str = "en", rate_wpm: int = 150, wav: str | Path | None = None
 ) -> list[str]:
@@ -105,7 +100,7 @@ def espeak_command(
 
 
 def render_wav(text: str, path: str | Path, *, voice: str = "en", rate_wpm: int = 150) -> Path:
-    """Speak ``text`` into a WAV file (tests, and to check a speaker set-up); returns ``path``."""
+    """Speak ``text`` into a WAV file (the prompt cache, the doctor, tests); returns ``path``."""
     subprocess.run(
         espeak_command(text, voice=voice, rate_wpm=rate_wpm, wav=path),
         check=True,
@@ -145,46 +140,3 @@ def wav_figures(path: str | Path) -> WavFigures:
         if math.sqrt(sum((s * scale) ** 2 for s in chunk) / frame) > loud:
             voiced += 1
     return WavFigures(count / rate, rms, voiced * frame / rate)
-
-
-class EspeakSpeaker:
-    """Spoken prompts through ``espeak-ng`` on a worker thread.
-
-    :meth:`say` is a non-blocking put, safe on the real-time thread. Prompts
-    are spoken one after another (cues come minutes apart). A failing
-    ``espeak-ng`` is logged once and never disturbs the loop.
-    """
-
-    def __init__(self, voice: str = "en", rate_wpm: int = 150) -> None:
-        self.voice = voice
-        self.rate_wpm = rate_wpm
-        self.spoken = 0
-        self._queue: queue.SimpleQueue[str | None] = queue.SimpleQueue()
-        self._failed = False
-        self._thread = LoopHelperThread(self._run, "retroguard-speech")
-        self._thread.start()
-
-    def say(self, text: str) -> None:
-        self._queue.put_nowait(text)
-
-    def close(self) -> None:
-        self._queue.put_nowait(None)
-        self._thread.join(timeout=5.0)
-
-    def _run(self) -> None:
-        while True:
-            text = self._queue.get()
-            if text is None:
-                return
-            try:
-                subprocess.run(
-                    espeak_command(text, voice=self.voice, rate_wpm=self.rate_wpm),
-                    check=True,
-                    capture_output=True,
-                    timeout=30,
-                )
-                self.spoken += 1
-            except (OSError, subprocess.SubprocessError) as exc:
-                if not self._failed:
-                    log.error("spoken prompt failed (buzzer cues go on): %s", exc)
-                    self._failed = True

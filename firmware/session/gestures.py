@@ -1,10 +1,12 @@
 """Press patterns on the one local button: double press and long press.
 
-The button is the safety controller's reset button first. Its meaning to
-the controller does not change: every press in STANDBY or TRIPPED is a
-reset (arm) request, and presses in ARMED are ignored by the controller.
-Press patterns only ever mean something to the session, and only when made
-entirely while ARMED (see :func:`firmware.session.runner.SessionRunner`):
+The button is the safety controller's reset button first: the loop reads it
+(:mod:`firmware.presses`) for reset presses — a sequence's first press held
+until the chirp — and calls for help (three quick presses), then passes its
+edges on. Double and long presses only ever mean something to the session,
+and only when made entirely while ARMED (see
+:func:`firmware.session.runner.SessionRunner`); the one table of every
+pattern is in docs/safety.md, "Button press patterns":
 
 * **double press** — two short presses (each shorter than
   :data:`SHORT_PRESS_S`, the second starting within ``double_gap_s`` of
@@ -14,8 +16,9 @@ entirely while ARMED (see :func:`firmware.session.runner.SessionRunner`):
   session. It fires while still held, so the walker feels the "session done"
   cue as confirmation.
 
-A single press while ARMED does nothing. Three or more quick presses, or a
-press between short and long, are ignored, so a fumble does nothing.
+A single press while ARMED does nothing for the session. Three or more quick
+presses (a call for help, handled by the loop) or a press between short and
+long are ignored here, so a fumble does nothing to the session.
 
 This module is pure: edges ``(t, pressed)`` in, :class:`Gesture` out, time
 from the caller.

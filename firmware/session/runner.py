@@ -55,10 +55,11 @@ Safety, by construction:
   resumes.
 * Button press patterns (:mod:`.gestures`) count only when the whole pattern
   was made while ARMED, after the press that armed: the first press of a
-  pattern must come after the controller entered ARMED. So a double press
-  in STANDBY or TRIPPED arms (its first press is a reset press, as ever)
-  and does nothing else; in ARMED the controller ignores presses, and only
-  the session listens.
+  pattern must come after the controller entered ARMED. The loop reads the
+  button first (:mod:`firmware.presses`: a reset press is a sequence's first
+  press held until the chirp, three quick presses call for help) and passes
+  its edges on; a double press in STANDBY or TRIPPED does nothing at all.
+  Every pattern is in one table: docs/safety.md, "Button press patterns".
 
 Gait and sway are computed on a measurement thread
 (:mod:`firmware.gait.worker`): the loop hands it references to the samples it
@@ -80,10 +81,12 @@ from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 from core.mounting import Mounting
 from core.protocol.messages import (
+    SENSOR_NOT_WORN,
     BalanceCondition,
     BalanceFigures,
     Direction,
@@ -110,10 +113,12 @@ from firmware.session.cues import PATTERN, TEXT, Cue, Speaker, cue_for
 from firmware.session.gestures import GestureKind, GestureRecognizer
 from firmware.session.plan import Plan
 from firmware.session.steps import StepCounts, StepDetector
+from firmware.session.voice import Prompts
 from hal.interfaces import Buzzer, PressEdges
 
 if TYPE_CHECKING:
     from firmware.app import App
+    from firmware.config import Config
     from firmware.monitor import Monitor
     from firmware.session.control import ControlServer
 
@@ -248,6 +253,9 @@ class SafetyView(Protocol):
     @property
     def transitions(self) -> Sequence[Transition]: ...
 
+    @property
+    def reason(self) -> str: ...
+
 
 @dataclass(slots=True)
 class IntervalLog:
@@ -306,6 +314,9 @@ class CueRecord:
     interval: int
     played: bool
     """False when the buzzer refused it (a higher-priority pattern was sounding)."""
+    spoken: str = ""
+    """The sentence of the spoken prompt (:mod:`.voice`): queued to the speaker when there is
+    one and the cue played; the demo prints it either way."""
 
     @property
     def text(self) -> str:
@@ -356,6 +367,7 @@ class SessionRunner:
         button: PressEdges | None = None,
         record: Callable[[SessionRecord, bool], None] | None = None,
         speaker: Speaker | None = None,
+        prompts: Prompts | None = None,
         time_scale: float = 1.0,
         measurements: Measurements | None = None,
         new_plans: Callable[[], tuple[Plan | None] | None] | None = None,
@@ -381,6 +393,8 @@ class SessionRunner:
         self._button = button
         self._record = record
         self._speaker = speaker
+        self.prompts = prompts or Prompts.for_language(self.config.language)
+        """The spoken prompts' sentences (the interval, the time left, the turn, the end)."""
         self._gestures = GestureRecognizer(
             double_gap_s=self.config.double_press_gap_s, long_press_s=self.config.long_press_s
         )
@@ -408,6 +422,7 @@ class SessionRunner:
         self._check: _Check | None = None
         self._final_due: float | None = None
         """Real (monotonic) time until which the final record waits for figures."""
+        self._told_not_worn = False
 
     # ------------------------------------------------------------ any thread
 
@@ -443,6 +458,14 @@ class SessionRunner:
             )
         return data
 
+    def interval_now(self) -> tuple[int, Direction] | None:
+        """The interval running now, ``(index, direction)``; None unless RUNNING (the status
+        LED shows it: :class:`firmware.status_light.StatusLight`)."""
+        s = self.session
+        if self.state is not SessionState.RUNNING or s is None:
+            return None
+        return s.current, self.plan.intervals[s.current].direction
+
     # -------------------------------------------------------- loop thread
 
     def __call__(self, monitor: Monitor) -> None:
@@ -470,6 +493,7 @@ class SessionRunner:
         self._advance(now)
         self._collect()
         self._take_new_plan()
+        self._tell_not_worn()
         self._last_now = now
 
     def _take_new_plan(self) -> None:
@@ -485,6 +509,23 @@ class SessionRunner:
         """Use ``plan`` (None: the config's) from the next session start on; the loop thread."""
         self.next_plan = self.configured_plan if plan is None else plan
         log.info("next session's plan: %s", self.next_plan.describe())
+
+    def _tell_not_worn(self) -> None:
+        """Say why the belt will not arm (or stopped) when the sensor shows no body.
+
+        Only when the safety controller has just signalled it to the walker — a refused reset
+        press (its ``not_worn`` buzzer pattern) or the FAULT of a sensor that fell off — not
+        while the sensor merely lies on the console with nobody there."""
+        if self._speaker is None:
+            return
+        safety = self._safety
+        signalled = safety.reason.startswith(SENSOR_NOT_WORN) and (
+            self._buzzer.pattern == "not_worn" or safety.state is SafetyState.FAULT
+        )
+        if signalled and not self._told_not_worn:
+            self._speaker.say(self.prompts.file.prompts.not_worn)
+            log.info("said: %s", self.prompts.file.prompts.not_worn)
+        self._told_not_worn = signalled
 
     def start(self, now: float) -> tuple[bool, str]:
         if self.state in (SessionState.RUNNING, SessionState.PAUSED, SessionState.BALANCE):
@@ -761,11 +802,13 @@ class SessionRunner:
         except Exception:  # a buzzer problem must not stop the session (nor the loop)
             log.exception("cue %s failed", cue.value)
             played = False
-        record = CueRecord(cue, now, s.plan_t if s else 0.0, s.current if s else 0, played=played)
+        index = s.current if s else 0
+        spoken = self.prompts.for_cue(cue, self.plan, index)
+        record = CueRecord(cue, now, s.plan_t if s else 0.0, index, played=played, spoken=spoken)
         self.cues.append(record)
         log.info("cue %s: %s", cue.value, TEXT[cue])
         if self._speaker is not None and played:
-            self._speaker.say(TEXT[cue])
+            self._speaker.say(spoken)  # a put: the speaker's own thread plays it
 
     def _finish(self, now: float, trigger: SessionTrigger) -> None:
         s = self.session
@@ -991,14 +1034,20 @@ def attach_session(
     config = app.config.session
     if plan is None:
         plan = resolve_plan(config.plan)
-    if speaker is None and config.voice:
-        from firmware.session.cues import EspeakSpeaker, espeak_available
+    prompts: Prompts | None = None
+    if speaker is None:
+        from firmware.session.voice import open_player
 
-        if espeak_available():
-            speaker = EspeakSpeaker(config.voice, config.speech_rate_wpm)
-        else:
-            log.warning("session.voice is set but espeak-ng is not installed: buzzer cues only")
-    button = app.gpio.button if isinstance(app.gpio.button, PressEdges) else None
+        speaker, prompts = open_player(
+            config.voice,
+            config.language,
+            config.speech_rate_wpm,
+            prompt_cache_dir(app.config),
+            plan,
+            real_hardware=app.config.gpio.backend == "gpiozero",
+        )
+    # The loop reads the reset button first (reset presses, help) and passes its edges on.
+    button = app.monitor.press_edges if isinstance(app.gpio.button, PressEdges) else None
     measurements = None
     if config.measure_gait:
         measurements = Measurements(
@@ -1016,6 +1065,7 @@ def attach_session(
         button=button,
         record=app.link.submit_session if record else None,
         speaker=speaker,
+        prompts=prompts,
         time_scale=time_scale,
         measurements=measurements,
         new_plans=app.link.take_plan,
@@ -1027,7 +1077,18 @@ def attach_session(
         runner.control = ControlServer(path, runner)
         runner.control.start()
     app.monitor.on_iteration.append(runner)
+    if app.status_light is not None:
+        app.status_light.interval_now = runner.interval_now
+        app.status_light.flash_s = app.status_light.FLASH_S / time_scale
     return runner
+
+
+def prompt_cache_dir(config: Config) -> Path:
+    """Where the spoken prompts are rendered: ``session.prompt_cache``, else ``prompts/``
+    beside the event store (the service's state directory, writable by it)."""
+    if config.session.prompt_cache:
+        return Path(config.session.prompt_cache)
+    return Path(config.storage.database).parent / "prompts"
 
 
 def detach_session(app: App, runner: SessionRunner, timeout: float = 5.0) -> None:
@@ -1039,6 +1100,9 @@ def detach_session(app: App, runner: SessionRunner, timeout: float = 5.0) -> Non
     """
     if runner in app.monitor.on_iteration:
         app.monitor.on_iteration.remove(runner)
+    if app.status_light is not None:
+        app.status_light.interval_now = None
+        app.status_light.flash_s = app.status_light.FLASH_S
     runner.settle_measurements(timeout)
     if runner.measurements is not None:
         runner.measurements.close()

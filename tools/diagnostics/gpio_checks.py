@@ -52,6 +52,7 @@ from sim.relay_hardware import (
 from tools.diagnostics.result import CheckResult, blocked, failed, passed, skipped
 
 FACTORY, BUTTON, HEARTBEAT, SENSE = "gpio", "reset-button", "heartbeat", "relay-sense"
+HELP_BUTTON = "help-button"
 
 EDGES = 8
 """Holds the drive check sends; each must change the pin's level."""
@@ -144,6 +145,34 @@ def check_button(
             "check gpio.button_pull_up against the wiring",
         )
     return passed(BUTTON, f"GPIO{pin} reads released; a simulated press reads pressed")
+
+
+def check_help_button(config: GpioConfig, factory: Any, clock: Clock) -> CheckResult:
+    """The optional help button (``gpio.help_button_wired``) must read released now: a stuck
+    one calls for help once and then never again."""
+    pin = config.pins.help_button
+    try:
+        button = GpioButton(
+            pin,
+            factory,
+            clock,
+            pull_up=config.button_pull_up,
+            bounce_s=config.button_bounce_s,
+            what="help button",
+        )
+    except HalError as exc:
+        return failed(HELP_BUTTON, f"GPIO{pin} cannot be claimed: {_reason(exc)}", _HELD_FIX)
+    try:
+        if button.is_pressed:
+            return failed(
+                HELP_BUTTON,
+                f"GPIO{pin} reads pressed while nobody presses it",
+                "let go of it; otherwise the help button is stuck or shorted, or "
+                "gpio.button_pull_up is wrong (wiring/README.md, section 6)",
+            )
+        return passed(HELP_BUTTON, f"GPIO{pin} reads released")
+    finally:
+        button.close()
 
 
 def _toggle(relay: GpioRelay, clock: Clock, period: float, pin: int, edges: int = EDGES) -> None:
@@ -392,7 +421,8 @@ def _open_button(config: GpioConfig, factory: Any, clock: Clock) -> Iterator[Gpi
 
 
 def run_gpio_checks(config: GpioConfig, clock: Clock, *, factory: Any | None) -> list[CheckResult]:
-    """Factory, each output pin, the reset button, the heartbeat drive and the contact sense.
+    """Factory, each output pin, the reset button (and the help button, when wired), the
+    heartbeat drive and the contact sense.
 
     ``factory`` is the gpiozero pin factory to examine; None builds the one
     the config names (tests pass one with pins already taken). The doctor
@@ -405,6 +435,8 @@ def run_gpio_checks(config: GpioConfig, clock: Clock, *, factory: Any | None) ->
     except HalError as exc:
         result = failed(FACTORY, str(exc), "see docs/deployment.md, Troubleshooting")
         names = [_pin_name(n) for n, _, _ in output_pins(config)] + [BUTTON, HEARTBEAT, SENSE]
+        if config.help_button_wired:
+            names.append(HELP_BUTTON)
         return [result, *(blocked(name, FACTORY) for name in names)]
     kind = "simulated pins" if isinstance(factory, ClockedMockFactory) else config.pin_factory
     results = [passed(FACTORY, f"pin factory: {kind}")]
@@ -430,6 +462,8 @@ def run_gpio_checks(config: GpioConfig, clock: Clock, *, factory: Any | None) ->
             results.append(blocked(SENSE, BUTTON))
             return results
         results.append(check_button(button, config, finger))
+        if config.help_button_wired:
+            results.append(check_help_button(config, factory, clock))
         results.append(check_heartbeat(config, factory, clock, finger))
         results.append(check_relay_sense(config, factory, clock, finger))
     return results

@@ -1,0 +1,183 @@
+"""What the reset button's presses mean to the safety loop: a reset press, or a call for help.
+
+One button arms the belt and calls for help, so the two must never be
+confused (docs/safety.md, "Button press patterns", has the one table of every
+pattern). Presses come in *sequences*: each press of a sequence starts within
+``gap_s`` of letting go of the one before.
+
+* **Reset press** — the first press of a sequence, in STANDBY or TRIPPED,
+  held for :data:`ARM_HOLD_S` ("press and hold until the chirp"). It is
+  reported while the button is still down, because the hardware latch closes
+  only while the button is held as the heartbeat edges begin (wiring/README.md,
+  section 6). A lone press let go sooner is reported once its sequence is over
+  (``gap_s`` after the release), so the controller still hears it and says
+  "hold reset until the chirp" when the latch stays open. Only a reset press
+  can arm, and only the controller decides whether it does.
+* **Help** — three presses of one sequence within :data:`HELP_WINDOW_S`
+  (the first let go before the chirp), in any state. Reported when the third
+  press goes down, so the walker hears "sent" at once.
+
+Why three quick presses and not a long hold: the arming press *is* a hold,
+so a long hold would begin as an arming press and close the latch before it
+could be told apart; and a 2 s hold already stops a guided session. Three
+presses cannot be taken for the arming press: the sequence's first press is
+let go before the chirp, and the second and third are never reset presses.
+A double press arms nothing either: it is left to the session, which acts on
+it only while ARMED.
+
+Pure: ``(t, pressed)`` edges in (:meth:`hal.interfaces.PressEdges.take_edges`),
+outcomes out, time from the caller's monotonic clock; no thread, no sleep.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Sequence
+from dataclasses import dataclass
+from enum import StrEnum
+
+ARM_HOLD_S = 0.4
+"""A sequence's first press held this long is a reset press (the chirp follows at once)."""
+PATTERN_GAP_S = 0.6
+"""Most time between letting go and pressing again within one sequence (the session's
+double-press gap, so both read the same sequences)."""
+HELP_PRESSES = 3
+HELP_WINDOW_S = 2.0
+"""The help presses must all go down within this (first press to third)."""
+
+
+class HelpSource(StrEnum):
+    """Which input asked for help (said in the event's reason)."""
+
+    RESET_BUTTON = "three presses of the reset button"
+    HELP_BUTTON = "the help button"
+
+
+@dataclass(frozen=True, slots=True)
+class ResetPress:
+    """A reset press: the controller arms on it when it may."""
+
+    pressed_at: float
+
+
+@dataclass(frozen=True, slots=True)
+class HelpPattern:
+    """Help was asked for with the reset button."""
+
+    first_press: float
+    at: float
+
+
+PressOutcome = ResetPress | HelpPattern
+
+
+class ResetButtonPatterns:
+    """Turns the reset button's debounced edges into reset presses and help patterns."""
+
+    def __init__(
+        self,
+        *,
+        arm_hold_s: float = ARM_HOLD_S,
+        gap_s: float = PATTERN_GAP_S,
+        help_window_s: float = HELP_WINDOW_S,
+    ) -> None:
+        if not (arm_hold_s > 0 and gap_s > 0 and help_window_s > 0):
+            raise ValueError("arm_hold_s, gap_s and help_window_s must be > 0")
+        self.arm_hold_s = arm_hold_s
+        self.gap_s = gap_s
+        self.help_window_s = help_window_s
+        self._down_at: float | None = None
+        self._downs: list[float] = []
+        """When each press of the sequence under way went down."""
+        self._last_up = 0.0
+        self._consumed = False
+        """The press down now was reported as a reset press: it ends its sequence."""
+        self._helped = False
+
+    def feed(
+        self, edges: Sequence[tuple[float, bool]], now: float, *, armable: bool
+    ) -> list[PressOutcome]:
+        """The edges since the last call (oldest first); what they completed by ``now``.
+
+        ``armable``: the controller is in STANDBY or TRIPPED, where a held
+        first press is a reset press. Elsewhere presses only count toward help.
+        """
+        if not edges and self._down_at is None and not self._downs:
+            return []  # the usual iteration: nothing pressed, nothing pending
+        out: list[PressOutcome] = []
+        for t, pressed in edges:
+            self._settle(t, armable, out)
+            if pressed:
+                self._press(t, out)
+            else:
+                self._release(t)
+        self._settle(now, armable, out)
+        return out
+
+    def _press(self, t: float, out: list[PressOutcome]) -> None:
+        if self._down_at is not None:
+            return  # two presses without a release: keep the first
+        self._down_at = t
+        downs = self._downs
+        downs.append(t)
+        if (
+            not self._helped
+            and len(downs) >= HELP_PRESSES
+            and t - downs[-HELP_PRESSES] <= self.help_window_s
+        ):
+            self._helped = True
+            out.append(HelpPattern(downs[0], t))
+
+    def _release(self, t: float) -> None:
+        if self._down_at is None:
+            return
+        self._down_at = None
+        self._last_up = t
+        if self._consumed:
+            self._consumed = False
+            self._end_sequence()
+
+    def _settle(self, now: float, armable: bool, out: list[PressOutcome]) -> None:
+        """A first press held long enough; a sequence whose pause has run out."""
+        down = self._down_at
+        if down is not None:
+            first = len(self._downs) == 1
+            if first and armable and not self._consumed and now - down >= self.arm_hold_s:
+                self._consumed = True
+                out.append(ResetPress(down))
+            return
+        if not self._downs or now - self._last_up <= self.gap_s:
+            return
+        if len(self._downs) == 1:
+            # A lone press let go before the chirp: still the walker's reset press.
+            out.append(ResetPress(self._downs[0]))
+        self._end_sequence()
+
+    def _end_sequence(self) -> None:
+        self._downs.clear()
+        self._helped = False
+
+
+class EdgeFeed:
+    """The reset button's edges passed on to one more reader (the guided session).
+
+    The monitor takes the button's edges first (:meth:`publish`); a reader
+    drains them with :meth:`take_edges` (the :class:`hal.interfaces.PressEdges`
+    protocol). Bounded: edges nobody reads are dropped oldest first.
+    """
+
+    MAX_EDGES = 128
+
+    def __init__(self) -> None:
+        self._edges: deque[tuple[float, bool]] = deque(maxlen=self.MAX_EDGES)
+
+    def publish(self, edges: Sequence[tuple[float, bool]]) -> None:
+        if edges:
+            self._edges.extend(edges)
+
+    def take_edges(self) -> list[tuple[float, bool]]:
+        if not self._edges:
+            return []
+        edges = list(self._edges)
+        self._edges.clear()
+        return edges

@@ -1,0 +1,466 @@
+"""Spoken prompts that work as installed: localised text, rendered ahead of time, played aside.
+
+Three parts, each with one job:
+
+* :class:`Prompts` turns a cue and the plan into a sentence, from one TOML file
+  per language (``firmware/session/prompts/<language>.toml``; English ships).
+  Every sentence a plan can need is known before the walk
+  (:meth:`Prompts.all_for_plan`): the interval's number, its length, the time
+  left in the session, "slow the belt and hold the rail before you turn"
+  before a turn, and the end.
+* :class:`PromptCache` renders a sentence to a WAV file with ``espeak-ng``
+  once, into a cache directory (beside the event store by default), keyed by
+  voice, rate and text; a file is written under a temporary name and renamed,
+  so a half-written prompt is never played.
+* :class:`PromptPlayer` (a :class:`~firmware.session.cues.Speaker`) owns one
+  worker thread: it first renders every prompt of the plan, then plays what
+  the loop asks for with ``aplay``. :meth:`PromptPlayer.say` is a
+  non-blocking put: the loop never renders, never starts a process, never
+  waits for a sound card. A failing ``aplay`` or ``espeak-ng`` is logged once;
+  the buzzer cues go on regardless.
+
+Voice is on by default where audio exists (``session.voice = "auto"``: on the
+real GPIO backend, with ``espeak-ng``, ``aplay`` and a sound card); the
+simulated rig (demo, tests) prints its prompts instead; ``"off"`` keeps beeps.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import hashlib
+import logging
+import os
+import queue
+import shutil
+import subprocess
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from core.errors import ConfigError
+from core.realtime import LoopHelperThread
+from core.tomlschema import build, read_toml
+from firmware.session.cues import ESPEAK, Cue, render_wav
+from firmware.session.plan import Plan
+
+log = logging.getLogger(__name__)
+
+PROMPTS_DIR = Path(__file__).parent / "prompts"
+"""One ``<language>.toml`` per language."""
+
+APLAY = "aplay"
+PLAY_COMMAND: tuple[str, ...] = (APLAY, "-q")
+"""How a rendered prompt is played: ALSA's player, quiet (the WAV path is appended)."""
+PLAY_TIMEOUT_S = 60.0
+RENDER_TIMEOUT_S = 30.0
+SOUND_CARDS = Path("/proc/asound/cards")
+
+VOICE_AUTO = "auto"
+VOICE_OFF = ("", "off")
+
+
+@dataclass(frozen=True, slots=True)
+class PromptTexts:
+    """The ``[prompts]`` table: one template per prompt ("" = missing from the file)."""
+
+    backward: str = ""
+    forward: str = ""
+    rest: str = ""
+    turn: str = ""
+    left: str = ""
+    last: str = ""
+    one_minute: str = ""
+    one_minute_session: str = ""
+    done: str = ""
+    balance: str = ""
+    balance_eyes_closed: str = ""
+    balance_done: str = ""
+    not_worn: str = ""
+    test: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class DurationWords:
+    """The ``[durations]`` table: how a length is said ({n} minutes, {s} seconds)."""
+
+    minute: str = ""
+    minutes: str = ""
+    minute_seconds: str = ""
+    minutes_seconds: str = ""
+    seconds: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class PromptFile:
+    language: str = ""
+    voice: str = ""
+    """The espeak-ng voice that speaks this language."""
+    prompts: PromptTexts = PromptTexts()
+    durations: DurationWords = DurationWords()
+
+
+_SAMPLE = {"number": 1, "count": 2, "length": "x", "left": "y", "n": 2, "s": 30}
+
+
+def prompt_file_path(language: str) -> Path:
+    return PROMPTS_DIR / f"{language}.toml"
+
+
+def languages() -> list[str]:
+    """The languages shipped (names of the prompt files)."""
+    return sorted(p.stem for p in PROMPTS_DIR.glob("*.toml"))
+
+
+def check_language(value: str) -> str | None:
+    """Config check of ``session.language``: a prompt file must exist for it."""
+    if prompt_file_path(value).is_file():
+        return None
+    return "no prompt file for this language (shipped: " + ", ".join(languages()) + ")"
+
+
+def load_prompts(language: str = "en", path: Path | None = None) -> PromptFile:
+    """Read and check a prompt file; :class:`ConfigError` names every missing key and every
+    unknown placeholder, so a translator fixes the file in one pass."""
+    path = path or prompt_file_path(language)
+    problems: list[str] = []
+    file: PromptFile = build(PromptFile, read_toml(path, "prompt file"), problems)
+    for table in ("prompts", "durations"):
+        for field in dataclasses.fields(getattr(file, table)):
+            template = getattr(getattr(file, table), field.name)
+            if not template:
+                problems.append(f"{table}.{field.name}: missing")
+                continue
+            try:
+                template.format(**_SAMPLE)
+            except (KeyError, IndexError, ValueError) as exc:
+                problems.append(f"{table}.{field.name}: bad placeholder {exc}")
+    if not file.voice:
+        problems.append("voice: missing (an espeak-ng voice, e.g. en)")
+    if problems:
+        raise ConfigError([f"{path}: {p}" for p in problems])
+    return file
+
+
+class Prompts:
+    """The sentences of one language, filled in from the plan."""
+
+    def __init__(self, file: PromptFile) -> None:
+        self.file = file
+
+    @classmethod
+    def for_language(cls, language: str = "en") -> Prompts:
+        return cls(load_prompts(language))
+
+    def length(self, seconds: float) -> str:
+        """A duration in words: whole minutes, minutes and seconds, or seconds."""
+        words = self.file.durations
+        total = round(seconds)
+        n, s = divmod(total, 60)
+        if n == 1 and s:
+            return words.minute_seconds.format(n=n, s=s)
+        if n and s:
+            return words.minutes_seconds.format(n=n, s=s)
+        if n == 1:
+            return words.minute.format(n=n, s=s)
+        if n:
+            return words.minutes.format(n=n, s=s)
+        return words.seconds.format(n=n, s=s)
+
+    def interval(self, plan: Plan, index: int) -> str:
+        """What the walker hears as interval ``index`` begins (or resumes)."""
+        texts = self.file.prompts
+        intervals = plan.intervals
+        interval = intervals[index]
+        parts = []
+        if index > 0 and {intervals[index - 1].direction, interval.direction} == {
+            "backward",
+            "forward",
+        }:
+            parts.append(texts.turn)
+        template = getattr(texts, interval.direction)
+        parts.append(
+            template.format(
+                number=index + 1, count=len(intervals), length=self.length(interval.duration_s)
+            )
+        )
+        if index + 1 < len(intervals):
+            left = plan.duration_s - plan.starts()[index]
+            parts.append(texts.left.format(left=self.length(left)))
+        else:
+            parts.append(texts.last)
+        return " ".join(parts)
+
+    def for_cue(self, cue: Cue, plan: Plan, index: int) -> str:
+        """The sentence for ``cue`` played in interval ``index`` of ``plan``."""
+        texts = self.file.prompts
+        if cue in (Cue.BACKWARD, Cue.FORWARD, Cue.REST):
+            return self.interval(plan, min(index, len(plan.intervals) - 1))
+        if cue is Cue.ONE_MINUTE:
+            last = index >= len(plan.intervals) - 1
+            return texts.one_minute_session if last else texts.one_minute
+        return str(getattr(texts, cue.value))
+
+    def all_for_plan(self, plan: Plan) -> list[str]:
+        """Every sentence a session of ``plan`` can speak, each once: what is rendered ahead."""
+        texts = self.file.prompts
+        sentences = [self.interval(plan, i) for i in range(len(plan.intervals))]
+        sentences += [
+            texts.one_minute,
+            texts.one_minute_session,
+            texts.done,
+            texts.balance,
+            texts.balance_eyes_closed,
+            texts.balance_done,
+            texts.not_worn,
+        ]
+        return list(dict.fromkeys(sentences))
+
+
+@dataclass(frozen=True, slots=True)
+class RenderFigures:
+    """What :meth:`PromptCache.render_all` did: for the log, the doctor and the report."""
+
+    prompts: int
+    rendered: int
+    """Of which rendered now (the rest were in the cache already)."""
+    seconds: float
+    """Wall time spent rendering."""
+    wav_bytes: int
+    """Total size of the prompts' WAV files."""
+
+    def __str__(self) -> str:
+        return (
+            f"{self.prompts} prompts ({self.rendered} rendered in {self.seconds:.1f} s), "
+            f"{self.wav_bytes / 1024:.0f} KiB of WAV"
+        )
+
+
+class PromptCache:
+    """Rendered prompts on disk: one WAV per (voice, rate, text), made once."""
+
+    def __init__(self, directory: Path, voice: str = "en", rate_wpm: int = 150) -> None:
+        self.directory = Path(directory)
+        self.voice = voice
+        self.rate_wpm = rate_wpm
+
+    def path_for(self, text: str) -> Path:
+        key = hashlib.sha256(f"{self.voice}\n{self.rate_wpm}\n{text}".encode()).hexdigest()
+        return self.directory / f"{key[:20]}.wav"
+
+    def cached(self, text: str) -> Path | None:
+        path = self.path_for(text)
+        return path if path.is_file() else None
+
+    def render(self, text: str) -> Path:
+        """The prompt's WAV, rendered now if it is not in the cache (seconds: never on the loop)."""
+        path = self.path_for(text)
+        if path.is_file():
+            return path
+        self.directory.mkdir(parents=True, exist_ok=True)
+        partial = path.with_name(f".{path.stem}.{os.getpid()}.part.wav")
+        try:
+            render_wav(text, partial, voice=self.voice, rate_wpm=self.rate_wpm)
+            os.replace(partial, path)
+        finally:
+            partial.unlink(missing_ok=True)
+        return path
+
+    def render_all(
+        self, texts: Sequence[str], stop: threading.Event | None = None
+    ) -> RenderFigures:
+        """Render what is not in the cache yet; ``stop`` set ends it early (a monitor stopping)."""
+        started = time.monotonic()
+        rendered = 0
+        size = 0
+        for text in texts:
+            if stop is not None and stop.is_set():
+                break
+            if self.cached(text) is None:
+                rendered += 1
+            size += self.render(text).stat().st_size
+        return RenderFigures(len(texts), rendered, time.monotonic() - started, size)
+
+
+class PromptPlayer:
+    """Plays rendered prompts on its own thread; the loop only enqueues (a Speaker).
+
+    The worker renders ``prerender`` first (what a session of the plan can say),
+    then plays each prompt the loop asks for, one after another, with
+    ``command`` + the WAV's path (``aplay -q`` by default; tests pass a fake).
+    A prompt not rendered ahead is rendered on the worker when asked for.
+    """
+
+    def __init__(
+        self,
+        cache: PromptCache,
+        *,
+        command: Sequence[str] = PLAY_COMMAND,
+        prerender: Sequence[str] = (),
+    ) -> None:
+        self.cache = cache
+        self.command = tuple(command)
+        self.played: list[str] = []
+        """Texts played so far, in order (read after :meth:`close`)."""
+        self.figures: RenderFigures | None = None
+        """What the prerendering did, once it is done."""
+        self.failures = 0
+        self._prerender = tuple(prerender)
+        self._queue: queue.SimpleQueue[str | None] = queue.SimpleQueue()
+        self._stopping = threading.Event()
+        self._playing: subprocess.Popen[bytes] | None = None
+        # One real-time step below the loop when made on the loop's thread (core.realtime): it
+        # holds the GIL only briefly; espeak-ng and aplay are children, reset to normal
+        # priority by the unit's CPUSchedulingResetOnFork.
+        self._thread = LoopHelperThread(self._run, "retroguard-prompts")
+        self._thread.start()
+
+    def say(self, text: str) -> None:
+        """Ask for ``text`` to be spoken. Never blocks: safe on the real-time thread."""
+        self._queue.put_nowait(text)
+
+    def close(self, timeout: float = 2.0, *, drain: bool = False) -> None:
+        """Stop the worker, waiting at most ``timeout``.
+
+        With ``drain`` every queued prompt plays first (tests). Without it (the
+        monitor stopping) the queue is dropped and the prompt playing is cut
+        short: a stop never waits for speech (the unit allows the whole stop 5 s).
+        """
+        if not drain:
+            self._stopping.set()
+            playing = self._playing
+            if playing is not None:
+                with contextlib.suppress(OSError):
+                    playing.terminate()
+        self._queue.put_nowait(None)
+        self._thread.join(timeout=timeout)
+
+    def _run(self) -> None:
+        if self._prerender:
+            try:
+                self.figures = self.cache.render_all(self._prerender, stop=self._stopping)
+                log.info("spoken prompts ready in %s: %s", self.cache.directory, self.figures)
+            except (OSError, subprocess.SubprocessError) as exc:
+                self._failed("rendering the spoken prompts failed", exc)
+        while True:
+            text = self._queue.get()
+            if text is None or self._stopping.is_set():
+                return
+            try:
+                self._play(self.cache.render(text))
+                if not self._stopping.is_set():  # else it was cut short
+                    self.played.append(text)
+            except (OSError, subprocess.SubprocessError) as exc:
+                self._failed("a spoken prompt failed (buzzer cues go on)", exc)
+
+    def _play(self, wav: Path) -> None:
+        with subprocess.Popen(
+            [*self.command, str(wav)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+        ) as process:
+            self._playing = process
+            try:
+                _, stderr = process.communicate(timeout=PLAY_TIMEOUT_S)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.communicate()
+                raise
+            finally:
+                self._playing = None
+        if process.returncode != 0 and not self._stopping.is_set():
+            raise subprocess.CalledProcessError(process.returncode, process.args, stderr=stderr)
+
+    def _failed(self, what: str, exc: BaseException) -> None:
+        self.failures += 1
+        if self.failures == 1:
+            stderr = getattr(exc, "stderr", b"") or b""
+            detail = stderr.decode(errors="replace").strip() if isinstance(stderr, bytes) else ""
+            log.error("%s: %s%s", what, exc, f" ({detail})" if detail else "")
+
+
+# ------------------------------------------------------------------ sound output
+
+
+def sound_cards(path: Path = SOUND_CARDS) -> list[str]:
+    """The ALSA sound cards, as the kernel lists them (e.g. "0 [Headphones ]: bcm2835 ...")."""
+    try:
+        text = path.read_text()
+    except OSError:
+        return []
+    return [line.strip() for line in text.splitlines() if line[:3].strip().isdigit()]
+
+
+@dataclass(frozen=True, slots=True)
+class SoundOutput:
+    """Whether spoken prompts can play here, and if not, why not (in words)."""
+
+    espeak: bool
+    aplay: bool
+    cards: tuple[str, ...]
+
+    @property
+    def ok(self) -> bool:
+        return self.espeak and self.aplay and bool(self.cards)
+
+    def missing(self) -> str:
+        """What is missing, for a log line or the doctor ("" when nothing is)."""
+        gaps = []
+        if not self.espeak:
+            gaps.append("espeak-ng is not installed")
+        if not self.aplay:
+            gaps.append("aplay (alsa-utils) is not installed")
+        if not self.cards:
+            gaps.append(
+                "no sound card (a Pi Zero 2 W or Pi 5 has no audio out: add a USB speaker or "
+                "an I2S DAC, wiring/README.md)"
+            )
+        return "; ".join(gaps)
+
+
+def probe_sound(
+    which: Callable[[str], str | None] = shutil.which,
+    cards: Callable[[], list[str]] = sound_cards,
+) -> SoundOutput:
+    return SoundOutput(which(ESPEAK) is not None, which(APLAY) is not None, tuple(cards()))
+
+
+def voice_wanted(voice: str, *, real_hardware: bool, sound: SoundOutput) -> bool:
+    """Whether ``session.voice`` asks for spoken prompts on this machine now.
+
+    "auto" speaks on the real GPIO backend where sound can play; "off" (or "")
+    never; an espeak-ng voice name always (a missing part is logged, beeps go on).
+    """
+    if voice in VOICE_OFF:
+        return False
+    if voice == VOICE_AUTO:
+        return real_hardware and sound.ok
+    return True
+
+
+def open_player(
+    voice: str,
+    language: str,
+    rate_wpm: int,
+    cache_dir: Path,
+    plan: Plan,
+    *,
+    real_hardware: bool,
+    sound: SoundOutput | None = None,
+    command: Sequence[str] = PLAY_COMMAND,
+) -> tuple[PromptPlayer | None, Prompts]:
+    """The prompt player the config asks for on this machine (None: beeps only), and the
+    prompts' sentences (the session's log and the demo print them either way)."""
+    prompts = Prompts.for_language(language)
+    sound = sound or probe_sound()
+    if not voice_wanted(voice, real_hardware=real_hardware, sound=sound):
+        if voice == VOICE_AUTO and real_hardware:
+            log.info("spoken prompts off: %s; cues are beeps", sound.missing())
+        return None, prompts
+    if not sound.ok:
+        log.warning("session.voice = %r but %s: cues are beeps", voice, sound.missing())
+        if not sound.espeak:
+            return None, prompts
+    espeak_voice = prompts.file.voice if voice == VOICE_AUTO else voice
+    cache = PromptCache(cache_dir, espeak_voice, rate_wpm)
+    return PromptPlayer(cache, command=command, prerender=prompts.all_for_plan(plan)), prompts

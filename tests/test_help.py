@@ -1,0 +1,322 @@
+"""Calling for help (issue 15, item 2): press patterns, the help button, and the alert's way out.
+
+Patterns are read on gpiozero MockFactory pins driven by a simulated finger on a
+SimClock; the app tests run the whole monitor on simulated hardware; the last one
+sends a help alert through a real Mosquitto to the real caregiver service.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from core.clock import SimClock
+from core.protocol.events import Event, EventType
+from firmware.presses import (
+    ARM_HOLD_S,
+    HelpPattern,
+    PressOutcome,
+    ResetButtonPatterns,
+    ResetPress,
+)
+from firmware.safety import HELP_REPEAT_S
+from hal.config import GpioConfig
+from hal.gpio import GpioButton
+from sim.pins import ClockedMockFactory
+from sim.relay_hardware import SimulatedButton
+from tests.app_support import Rig, TripAt, close_rigs, make_rig
+from tests.caregiver_support import Receiver
+from tests.mqtt_helpers import WAIT, config_for
+from tests.test_caregiver_service import _fake_clock_service
+from tools.broker import Mosquitto
+from tools.diagnostics.gpio_checks import HELP_BUTTON, run_gpio_checks
+from tools.diagnostics.result import Status
+
+__all__ = ["close_rigs"]
+
+T0 = 100.0
+STEP = 0.005
+"""The loop's period at 200 Hz: the finger and the recogniser are polled this often."""
+PIN = 27
+
+
+class Pins:
+    """The reset button on mock pins, a finger on it, and the recogniser the loop runs."""
+
+    def __init__(self) -> None:
+        self.clock = SimClock(T0)
+        self.factory = ClockedMockFactory(self.clock)
+        self.button = GpioButton(PIN, self.factory, self.clock)
+        self.finger = SimulatedButton(self.factory.observed_pin(PIN), self.clock)
+        self.patterns = ResetButtonPatterns()
+        self.outcomes: list[tuple[float, PressOutcome, bool]] = []
+        """(when, what, was the finger still down then)."""
+
+    def run(self, seconds: float, armable: bool = True) -> None:
+        end = self.clock.monotonic() + seconds
+        while self.clock.monotonic() < end - 1e-9:
+            self.clock.advance(STEP)
+            self.finger.poll()
+            now = self.clock.monotonic()
+            for outcome in self.patterns.feed(self.button.take_edges(), now, armable=armable):
+                self.outcomes.append((now, outcome, self.finger.is_down))
+
+    def taps(self, *spans: tuple[float, float]) -> None:
+        """Presses at (down, up) offsets from now."""
+        now = self.clock.monotonic()
+        for down, up in spans:
+            self.finger.press_at(now + down, now + up)
+
+    def what(self) -> list[PressOutcome]:
+        return [outcome for _, outcome, _ in self.outcomes]
+
+    def close(self) -> None:
+        self.button.close()
+        self.factory.close()
+
+
+@pytest.fixture
+def pins() -> Iterator[Pins]:
+    p = Pins()
+    yield p
+    p.close()
+
+
+# -- the patterns, on mock pins -----------------------------------------------------------
+
+
+def test_a_held_press_is_a_reset_press_reported_while_still_held(pins: Pins) -> None:
+    pins.taps((0.1, 0.7))
+    pins.run(2.0)
+    ((at, outcome, still_down),) = pins.outcomes
+    assert isinstance(outcome, ResetPress)
+    assert outcome.pressed_at == pytest.approx(T0 + 0.1, abs=STEP * 1.01)
+    assert still_down, "the latch closes only while the button is down: arm before the release"
+    assert at == pytest.approx(T0 + 0.1 + ARM_HOLD_S, abs=2 * STEP)
+
+
+def test_three_quick_presses_ask_for_help_and_are_no_reset_press(pins: Pins) -> None:
+    pins.taps((0.1, 0.25), (0.45, 0.6), (0.8, 0.95))
+    pins.run(3.0)
+    ((at, outcome, _),) = pins.outcomes
+    assert isinstance(outcome, HelpPattern) and outcome.at == at
+    assert outcome.first_press == pytest.approx(T0 + 0.1, abs=STEP * 1.01)
+    assert at == pytest.approx(T0 + 0.8, abs=2 * STEP)  # the third press, not later
+
+
+def test_slow_presses_of_an_older_walker_still_ask_for_help(pins: Pins) -> None:
+    # Presses held 0.35 s (short of the chirp), let go for 0.45 s: the third at 1.6 s.
+    pins.taps((0.0, 0.35), (0.8, 1.15), (1.6, 1.95))
+    pins.run(3.0)
+    assert [type(o) for o in pins.what()] == [HelpPattern]
+
+
+def test_contact_bounce_does_not_make_one_press_three(pins: Pins) -> None:
+    # One arming press with 2 ms chatter as it closes and as it opens.
+    for _ in range(4):
+        pins.finger.down()
+        pins.run(0.002)
+        pins.finger.up()
+        pins.run(0.002)
+    pins.finger.down()
+    pins.run(0.6)
+    for _ in range(4):
+        pins.finger.up()
+        pins.run(0.002)
+        pins.finger.down()
+        pins.run(0.002)
+    pins.finger.up()
+    pins.run(2.0)
+    assert pins.button.rejected > 0  # the chatter reached the debounce
+    assert [type(o) for o in pins.what()] == [ResetPress]
+
+
+def test_a_double_press_and_four_slow_presses_are_neither(pins: Pins) -> None:
+    pins.taps((0.0, 0.15), (0.35, 0.5))
+    pins.run(2.0)
+    assert pins.what() == []
+    # Presses 1.1 s apart (each let go for more than the gap): separate lone presses, no help.
+    pins.taps((0.0, 0.2), (1.1, 1.3), (2.2, 2.4))
+    pins.run(4.0, armable=False)
+    assert all(isinstance(o, ResetPress) for o in pins.what())
+
+
+def test_in_armed_a_long_first_press_is_no_reset_press_and_help_still_works(pins: Pins) -> None:
+    pins.taps((0.0, 0.5), (0.8, 0.95), (1.2, 1.35))
+    pins.run(3.0, armable=False)
+    assert [type(o) for o in pins.what()] == [HelpPattern]
+
+
+def test_the_doctor_checks_the_help_button_only_when_it_is_wired() -> None:
+    clock = SimClock(T0)
+    wired = run_gpio_checks(GpioConfig(help_button_wired=True), clock, factory=None)
+    (check,) = [r for r in wired if r.name == HELP_BUTTON]
+    assert check.status is Status.PASS and check.detail == "GPIO25 reads released"
+    plain = run_gpio_checks(GpioConfig(), clock, factory=None)
+    assert HELP_BUTTON not in {r.name for r in plain}
+
+
+# -- the monitor: help changes nothing on the belt, and nothing arms ------------------------
+
+
+def _help_presses(rig: Rig) -> None:
+    now = rig.clock.monotonic()
+    for k in range(3):
+        rig.button.press_at(now + 0.35 * k, now + 0.35 * k + 0.15)
+
+
+def _events(rig: Rig, kind: EventType) -> list[Event]:
+    return [s.event for s in rig.app.stored_events() if s.event.type is kind]
+
+
+def _armed(rig: Rig) -> Rig:
+    rig.run_for(1.0)
+    rig.press_reset()
+    rig.run_for(1.0)
+    assert rig.state == "ARMED" and rig.hardware.contact_closed()
+    return rig
+
+
+def test_help_while_armed_keeps_the_relay_held_and_the_state_armed(tmp_path: Path) -> None:
+    rig = _armed(make_rig(tmp_path))
+    history = list(rig.hardware.history)
+    transitions = len(rig.app.controller.transitions)
+    _help_presses(rig)
+    rig.run_for(0.75)
+    assert rig.app.gpio.buzzer.pattern == "help_sent"  # the walker hears it was sent
+    rig.run_for(5.0)
+    assert rig.state == "ARMED" and rig.hardware.contact_closed()
+    assert rig.hardware.history == history  # the contact never opened
+    assert rig.app.gpio.relay.holding
+    assert len(rig.app.controller.transitions) == transitions
+    (help_event,) = _events(rig, EventType.HELP)
+    assert help_event.state == "ARMED"
+    assert help_event.incident
+    assert help_event.reason == ("the walker asked for help with three presses of the reset button")
+
+
+def test_help_while_tripped_joins_the_trip_incident_and_never_arms(tmp_path: Path) -> None:
+    rig = _armed(make_rig(tmp_path, detector=TripAt(4.0)))
+    rig.run_for(2.0)
+    assert rig.state == "TRIPPED"
+    _help_presses(rig)
+    rig.run_for(3.0)
+    assert rig.state == "TRIPPED" and not rig.hardware.contact_closed()
+    (trip,) = _events(rig, EventType.STUMBLE)
+    (help_event,) = _events(rig, EventType.HELP)
+    assert help_event.incident == trip.incident
+    assert _events(rig, EventType.OK) == []  # no "I'm OK": the walker did not re-arm
+    assert len(_events(rig, EventType.RESET)) == 1  # the first arming only
+
+
+def test_no_press_pattern_and_no_help_button_press_arms(tmp_path: Path) -> None:
+    rig = make_rig(tmp_path, help_button_wired=True)
+    rig.run_for(1.5)
+    assert rig.state == "STANDBY"
+    assert rig.help_button is not None
+    now = rig.clock.monotonic()
+    rig.button.press_at(now, now + 0.15)  # double press
+    rig.button.press_at(now + 0.35, now + 0.5)
+    rig.run_for(1.5)
+    _help_presses(rig)  # three presses, the first short of the chirp
+    rig.run_for(1.5)
+    now = rig.clock.monotonic()
+    rig.button.press_at(now, now + 0.3)  # three presses, the later ones held past the
+    rig.button.press_at(now + 0.5, now + 1.2)  # chirp: only a sequence's first press can arm
+    rig.button.press_at(now + 1.4, now + 2.1)
+    rig.run_for(3.5)
+    rig.help_button.press_at(rig.clock.monotonic(), rig.clock.monotonic() + 3.0)
+    rig.run_for(4.0)
+    assert rig.state == "STANDBY" and not rig.hardware.contact_closed()
+    assert rig.hardware.history == []
+    assert _events(rig, EventType.RESET) == []
+    assert len(_events(rig, EventType.HELP)) == 1  # the later calls came within HELP_REPEAT_S
+    # ... and the one arming press still arms.
+    rig.press_reset()
+    assert rig.state == "ARMED" and rig.hardware.contact_closed()
+
+
+def test_the_help_button_asks_for_help_in_any_state(tmp_path: Path) -> None:
+    rig = _armed(make_rig(tmp_path, help_button_wired=True))
+    finger = rig.help_button
+    assert finger is not None
+    now = rig.clock.monotonic()
+    finger.press_at(now, now + 0.2)
+    rig.run_for(1.0)
+    assert rig.state == "ARMED" and rig.hardware.contact_closed()
+    assert rig.app.gpio.relay.holding
+    (help_event,) = _events(rig, EventType.HELP)
+    assert help_event.reason == "the walker asked for help with the help button"
+    # Again, after the repeat window: a second alert.
+    rig.run_for(HELP_REPEAT_S)
+    now = rig.clock.monotonic()
+    finger.press_at(now, now + 0.2)
+    rig.run_for(1.0)
+    assert len(_events(rig, EventType.HELP)) == 2
+    assert rig.state == "ARMED" and rig.hardware.contact_closed()
+
+
+# -- over a real broker, to the caregivers -------------------------------------------------
+
+
+@pytest.fixture
+def receiver() -> Iterator[Receiver]:
+    r = Receiver()
+    yield r
+    r.close()
+
+
+def test_a_help_pattern_reaches_the_caregiver_service_and_pages(
+    tmp_path: Path, mosquitto: Mosquitto, receiver: Receiver
+) -> None:
+    service, _ = _fake_clock_service(mosquitto, tmp_path / "caregiver", receiver)
+    try:
+        (tmp_path / "device").mkdir()
+        rig = _armed(make_rig(tmp_path / "device", mqtt=config_for(mosquitto)))
+        _help_presses(rig)
+        rig.run_for(2.0)
+        (help_event,) = _events(rig, EventType.HELP)
+        device = rig.app.config.device.id
+        assert service.ingestor.wait_for(lambda: service.store.event(help_event.id) is not None)
+        assert service.notifier.deliver_due() == 1  # paged at once
+        assert receiver.messages[0]["title"].startswith("RetroGuard: HELP requested")
+        (alert,) = service.store.alerts(device)
+        assert alert.kind == "help"
+        (incident,) = service.store.incidents_for(device)
+        assert incident.id == help_event.incident and incident.severity == "help"
+        assert rig.state == "ARMED" and rig.hardware.contact_closed()
+        # A caregiver answers: the ack travels back over the broker, the walker hears it.
+        service.acknowledge(device, help_event.id, "Ann")
+        assert _loop_until(rig, lambda: rig.app.gpio.buzzer.pattern == "help_answered")
+        assert rig.state == "ARMED" and rig.hardware.contact_closed()
+    finally:
+        service.stop()
+
+
+def _loop_until(rig: Rig, done: Callable[[], bool]) -> bool:
+    """Run the loop in short steps until ``done()``; the real-time bound is a safety net for
+    the broker's round trip, not a timing assertion."""
+    deadline = time.monotonic() + WAIT
+    while time.monotonic() < deadline:
+        rig.run_for(0.02)
+        if done():
+            return True
+    return False
+
+
+def test_an_answer_to_an_incident_without_help_is_silent(tmp_path: Path) -> None:
+    rig = _armed(make_rig(tmp_path, detector=TripAt(4.0)))
+    rig.run_for(2.0)
+    (trip,) = _events(rig, EventType.STUMBLE)
+    controller = rig.app.controller
+    rig.app.gpio.buzzer.stop()
+    assert trip.incident is not None
+    controller.on_incident_closed(trip.incident, rig.clock.monotonic())
+    assert rig.app.gpio.buzzer.pattern is None  # no one called: nothing to answer
+    _help_presses(rig)
+    rig.run_for(3.0)
+    controller.on_incident_closed(trip.incident, rig.clock.monotonic())
+    assert rig.app.gpio.buzzer.pattern == "help_answered"

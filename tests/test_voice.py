@@ -1,0 +1,427 @@
+"""Spoken prompts: the sentences, the WAV cache, the non-blocking player, when voice is on.
+
+No sound card is needed: rendering uses espeak-ng when it is installed (the test
+command installs it; skipped with the reason otherwise), and the player runs a
+fake command in place of ``aplay`` that records what it was given.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+import wave
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+from core.errors import ConfigError
+from firmware.safety import SafetyState, Transition
+from firmware.session.cues import Cue, wav_figures
+from firmware.session.plan import Interval, Plan, resolve_plan
+from firmware.session.runner import SessionRunner, SessionState
+from firmware.session.voice import (
+    PromptCache,
+    PromptPlayer,
+    Prompts,
+    SoundOutput,
+    languages,
+    load_prompts,
+    open_player,
+    sound_cards,
+    voice_wanted,
+)
+
+needs_espeak = pytest.mark.skipif(
+    shutil.which("espeak-ng") is None, reason="espeak-ng is not installed"
+)
+TURN = "Slow the belt and hold the rail before you turn."
+
+
+@pytest.fixture(scope="module")
+def prompts() -> Prompts:
+    return Prompts.for_language("en")
+
+
+def recorder(log: Path) -> list[str]:
+    """A stand-in for ``aplay -q``: appends the WAV path it is given to ``log``."""
+    script = f"import sys; open({str(log)!r}, 'a').write(sys.argv[1] + '\\n')"
+    return [sys.executable, "-c", script]
+
+
+def fake_wav(path: Path) -> None:
+    """A short silent WAV, so the player needs no speech engine."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with wave.open(str(path), "wb") as w:
+        w.setnchannels(1)
+        w.setsampwidth(2)
+        w.setframerate(22050)
+        w.writeframes(b"\0\0" * 2205)
+
+
+# ------------------------------------------------------------------ the sentences
+
+
+def test_english_ships_and_every_other_language_file_is_complete() -> None:
+    assert "en" in languages()
+    for language in languages():
+        assert load_prompts(language).voice
+
+
+def test_interval_prompts_say_number_length_time_left_and_the_turn(prompts: Prompts) -> None:
+    plan = resolve_plan("alternate-2-2")
+    assert prompts.interval(plan, 0) == (
+        "Interval 1 of 15. Walk backward for 2 minutes. 30 minutes to go."
+    )
+    assert prompts.interval(plan, 1) == (
+        f"{TURN} Interval 2 of 15. Walk forward for 2 minutes. 28 minutes to go."
+    )
+    last = prompts.interval(plan, 14)
+    assert last.endswith("Interval 15 of 15. Walk forward for 2 minutes. Last interval.")
+    assert prompts.for_cue(Cue.DONE, plan, 14) == "Session done. Well walked."
+    assert prompts.for_cue(Cue.ONE_MINUTE, plan, 3) == "One minute left."
+    assert prompts.for_cue(Cue.ONE_MINUTE, plan, 14) == "One minute left in the session."
+
+
+def test_the_turn_is_said_only_before_a_change_of_walking_direction(prompts: Prompts) -> None:
+    plan = Plan(
+        "custom",
+        (
+            Interval("forward", 90.0),
+            Interval("forward", 60.0),
+            Interval("backward", 150.0),
+            Interval("rest", 30.0),
+            Interval("forward", 45.0),
+        ),
+    )
+    said = [prompts.interval(plan, i) for i in range(5)]
+    assert [s.startswith(TURN) for s in said] == [False, False, True, False, False]
+    assert "Walk forward for 1 minute 30 seconds. 6 minutes 15 seconds to go." in said[0]
+    assert "Walk backward for 2 minutes 30 seconds." in said[2]
+    assert "Stop walking and rest for 30 seconds." in said[3]
+    assert said[4].endswith("Walk forward for 45 seconds. Last interval.")
+
+
+def test_every_sentence_of_a_plan_is_known_before_the_walk(prompts: Prompts) -> None:
+    plan = resolve_plan("alternate-2-2")
+    ahead = prompts.all_for_plan(plan)
+    assert len(ahead) == len(set(ahead))
+    for cue in Cue:
+        for index in range(len(plan.intervals)):
+            assert prompts.for_cue(cue, plan, index) in ahead
+
+
+def test_a_translation_missing_a_key_or_with_a_wrong_placeholder_is_refused(
+    tmp_path: Path,
+) -> None:
+    english = Path(load_prompts.__code__.co_filename).parent / "prompts" / "en.toml"
+    text = english.read_text().replace('last = "Last interval."\n', "")
+    text = text.replace("{number} of {count}. Walk backward", "{nummer} of {count}. Walk backward")
+    broken = tmp_path / "xx.toml"
+    broken.write_text(text)
+    with pytest.raises(ConfigError) as exc:
+        load_prompts(path=broken)
+    assert exc.value.problems == [
+        f"{broken}: prompts.backward: bad placeholder 'nummer'",
+        f"{broken}: prompts.last: missing",
+    ]
+
+
+# ------------------------------------------------------------------ rendering
+
+
+@needs_espeak
+def test_every_prompt_of_a_plan_renders_once_as_speech(tmp_path: Path, prompts: Prompts) -> None:
+    texts = prompts.all_for_plan(resolve_plan("alternate-2-2"))
+    cache = PromptCache(tmp_path / "prompts", "en", 150)
+    first = cache.render_all(texts)
+    assert (first.prompts, first.rendered) == (len(texts), len(texts))
+    for text in texts:
+        path = cache.cached(text)
+        assert path is not None
+        figures = wav_figures(path)
+        words = len(text.split())
+        assert 0.2 * words <= figures.duration_s <= 0.8 * words + 1.5
+        assert figures.voiced_s >= 0.5 * figures.duration_s  # speech, not silence
+    assert not list((tmp_path / "prompts").glob(".*"))  # no partial files left behind
+    again = cache.render_all(texts)
+    assert (again.rendered, again.wav_bytes) == (0, first.wav_bytes)  # all from the cache
+    print(f"\nrendered {first}; {first.wav_bytes / len(texts) / 1024:.0f} KiB a prompt")
+
+
+def test_the_cache_key_is_voice_rate_and_text(tmp_path: Path) -> None:
+    a = PromptCache(tmp_path, "en", 150)
+    assert a.path_for("x") == PromptCache(tmp_path, "en", 150).path_for("x")
+    assert a.path_for("x") != a.path_for("y")
+    assert a.path_for("x") != PromptCache(tmp_path, "en", 160).path_for("x")
+    assert a.path_for("x") != PromptCache(tmp_path, "de", 150).path_for("x")
+
+
+# ------------------------------------------------------------------ the player
+
+
+def test_the_player_plays_each_prompt_in_order_with_its_wav(tmp_path: Path) -> None:
+    cache = PromptCache(tmp_path / "prompts")
+    texts = ["Interval 1 of 3.", "One minute left.", "Session done."]
+    for text in texts:
+        fake_wav(cache.path_for(text))
+    log = tmp_path / "played.log"
+    player = PromptPlayer(cache, command=recorder(log))
+    for text in texts:
+        player.say(text)
+    player.close(drain=True)
+    assert player.played == texts
+    assert log.read_text().splitlines() == [str(cache.path_for(t)) for t in texts]
+
+
+def test_say_never_waits_for_the_sound_card(tmp_path: Path) -> None:
+    """The fake player blocks until the test lets it go: say() still returns at once."""
+    cache = PromptCache(tmp_path / "prompts")
+    gates = {}
+    for text in ("first", "second"):
+        wav = cache.path_for(text)
+        fake_wav(wav)
+        gates[text] = Path(f"{wav}.gate")
+        os.mkfifo(gates[text])
+    # Each prompt "plays" until a line arrives on its own FIFO, <wav>.gate.
+    player = PromptPlayer(cache, command=["sh", "-c", 'read line < "$1.gate"', "player"])
+    player.say("first")
+    player.say("second")  # returned although the first is still "playing"
+    assert player.played == []
+    for text in ("first", "second"):
+        with gates[text].open("w") as gate:  # opens once the player is waiting on it
+            gate.write("go\n")
+    player.close(drain=True)
+    assert player.played == ["first", "second"]
+
+
+def test_a_failing_player_is_logged_once_and_goes_on(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    cache = PromptCache(tmp_path / "prompts")
+    fake_wav(cache.path_for("a"))
+    player = PromptPlayer(cache, command=["false"])
+    for _ in range(3):
+        player.say("a")
+    player.close(drain=True)
+    assert player.failures == 3 and player.played == []
+    assert caplog.text.count("a spoken prompt failed") == 1
+
+
+@needs_espeak
+def test_the_player_renders_the_plan_before_it_plays(tmp_path: Path, prompts: Prompts) -> None:
+    plan = Plan("short", (Interval("backward", 60.0), Interval("forward", 60.0)))
+    ahead = prompts.all_for_plan(plan)
+    cache = PromptCache(tmp_path / "prompts", "en", 150)
+    log = tmp_path / "played.log"
+    player = PromptPlayer(cache, command=recorder(log), prerender=ahead)
+    player.say(prompts.interval(plan, 1))
+    player.close(timeout=120.0, drain=True)
+    assert player.figures is not None and player.figures.rendered == len(ahead)
+    assert all(cache.cached(t) is not None for t in ahead)
+    assert log.read_text().splitlines() == [str(cache.path_for(prompts.interval(plan, 1)))]
+
+
+# ------------------------------------------------------------------ when voice is on
+
+
+SOUND = SoundOutput(espeak=True, aplay=True, cards=("0 [Headphones]: bcm2835",))
+SILENT = SoundOutput(espeak=True, aplay=True, cards=())
+
+
+def test_voice_is_on_by_default_where_audio_exists() -> None:
+    assert voice_wanted("auto", real_hardware=True, sound=SOUND)
+    assert not voice_wanted("auto", real_hardware=True, sound=SILENT)  # beeps otherwise
+    assert not voice_wanted("auto", real_hardware=False, sound=SOUND)  # the sim prints them
+    assert not voice_wanted("off", real_hardware=True, sound=SOUND)
+    assert voice_wanted("en-gb", real_hardware=False, sound=SILENT)  # asked for by name
+    assert "no sound card" in SILENT.missing() and "USB speaker" in SILENT.missing()
+    assert (
+        SoundOutput(False, False, ())
+        .missing()
+        .startswith("espeak-ng is not installed; aplay (alsa-utils) is not installed")
+    )
+
+
+def test_open_player_gives_beeps_on_a_board_without_audio(tmp_path: Path) -> None:
+    plan = resolve_plan("alternate-2-2")
+    player, prompts = open_player(
+        "auto", "en", 150, tmp_path, plan, real_hardware=True, sound=SILENT
+    )
+    assert player is None and prompts.interval(plan, 0).startswith("Interval 1 of 15.")
+
+
+@needs_espeak
+def test_open_player_with_sound_renders_into_the_cache_and_plays(tmp_path: Path) -> None:
+    plan = Plan("one", (Interval("backward", 60.0),))
+    log = tmp_path / "played.log"
+    player, prompts = open_player(
+        "auto",
+        "en",
+        150,
+        tmp_path / "c",
+        plan,
+        real_hardware=True,
+        sound=SOUND,
+        command=recorder(log),
+    )
+    assert player is not None
+    assert player.cache.voice == "en" and player.cache.directory == tmp_path / "c"
+    first = prompts.interval(plan, 0)
+    player.say(first)
+    player.close(timeout=120.0, drain=True)
+    assert log.read_text().splitlines() == [str(player.cache.path_for(first))]
+    assert len(list((tmp_path / "c").glob("*.wav"))) == len(prompts.all_for_plan(plan))
+
+
+def test_sound_cards_are_read_from_the_kernel_list(tmp_path: Path) -> None:
+    cards = tmp_path / "cards"
+    cards.write_text(
+        " 0 [Headphones     ]: bcm2835_headpho - bcm2835 Headphones\n"
+        "                      bcm2835 Headphones\n"
+        " 1 [Device         ]: USB-Audio - USB Audio Device\n"
+    )
+    assert sound_cards(cards) == [
+        "0 [Headphones     ]: bcm2835_headpho - bcm2835 Headphones",
+        "1 [Device         ]: USB-Audio - USB Audio Device",
+    ]
+    assert sound_cards(tmp_path / "absent") == []
+
+
+# ------------------------------------------------------------------ the runner
+
+
+@dataclass
+class Armed:
+    state: SafetyState = SafetyState.ARMED
+    since: float = 0.0
+    transitions: Sequence[Transition] = ()
+    reason: str = "armed by local reset from STANDBY"
+
+
+@dataclass
+class QuietBuzzer:
+    pattern: str | None = None
+
+    def play(self, pattern: str, now: float) -> None:
+        self.pattern = pattern
+
+    def update(self, now: float) -> None: ...
+
+    def stop(self) -> None:
+        self.pattern = None
+
+    def close(self) -> None: ...
+
+
+@dataclass
+class Heard:
+    said: list[str] = field(default_factory=list)
+
+    def say(self, text: str) -> None:
+        self.said.append(text)
+
+    def close(self) -> None: ...
+
+
+def test_a_session_speaks_interval_time_left_turn_and_end() -> None:
+    plan = Plan(
+        "short",
+        (Interval("backward", 180.0), Interval("forward", 60.0), Interval("backward", 120.0)),
+    )
+    heard = Heard()
+    runner = SessionRunner(plan, safety=Armed(), buzzer=QuietBuzzer(), device_id="t", speaker=heard)
+    runner.start(1.0)
+    t = 1.0
+    while runner.state is SessionState.RUNNING:
+        t += 0.5
+        runner.tick(t)
+    assert heard.said == [
+        "Interval 1 of 3. Walk backward for 3 minutes. 6 minutes to go.",
+        "One minute left.",
+        f"{TURN} Interval 2 of 3. Walk forward for 1 minute. 3 minutes to go.",
+        f"{TURN} Interval 3 of 3. Walk backward for 2 minutes. Last interval.",
+        "One minute left in the session.",
+        "Session done. Well walked.",
+    ]
+    assert [c.spoken for c in runner.cues] == heard.said
+
+
+def test_a_refused_arming_or_a_sensor_that_fell_off_is_said_once() -> None:
+    heard = Heard()
+    safety = Armed(SafetyState.STANDBY, reason="sensor not worn: no body movement (0.01 deg/s)")
+    buzzer = QuietBuzzer()
+    runner = SessionRunner(
+        resolve_plan("alternate-2-2"), safety=safety, buzzer=buzzer, device_id="t", speaker=heard
+    )
+    runner.tick(1.0)
+    assert heard.said == []  # lying on the console with nobody there: nothing to say
+    buzzer.play("not_worn", 2.0)  # the walker pressed reset and was refused
+    for t in (2.0, 2.5, 3.0):
+        runner.tick(t)
+    not_worn = "The sensor is not on your body. Clip it on your belt, then press reset."
+    assert heard.said == [not_worn]
+    buzzer.stop()
+    runner.tick(4.0)
+    safety.state, safety.reason = SafetyState.FAULT, "sensor not worn: no body movement for 20 s"
+    runner.tick(5.0)
+    runner.tick(6.0)
+    assert heard.said == [not_worn, not_worn]
+
+
+def test_the_prompt_cache_lives_beside_the_event_store_or_where_the_config_says(
+    tmp_path: Path,
+) -> None:
+    from firmware.config import load_config
+    from firmware.session.runner import prompt_cache_dir
+
+    plain = tmp_path / "plain.toml"
+    plain.write_text('[storage]\ndatabase = "state/events.db"\n')
+    assert prompt_cache_dir(load_config(plain)) == tmp_path / "state" / "prompts"
+    chosen = tmp_path / "chosen.toml"
+    chosen.write_text('[session]\nprompt_cache = "cache"\nlanguage = "en"\nvoice = "off"\n')
+    assert prompt_cache_dir(load_config(chosen)) == tmp_path / "cache"
+    wrong = tmp_path / "wrong.toml"
+    wrong.write_text('[session]\nlanguage = "tlh"\n')
+    with pytest.raises(ConfigError, match=r"session.language: no prompt file for this language"):
+        load_config(wrong)
+
+
+def test_closing_drops_the_queue_and_cuts_the_prompt_playing(tmp_path: Path) -> None:
+    """The monitor stopping never waits for speech: the prompt playing is cut short."""
+    cache = PromptCache(tmp_path / "prompts")
+    for text in ("long", "queued"):
+        fake_wav(cache.path_for(text))
+    os.mkfifo(f"{cache.path_for('long')}.gate")  # nobody ever writes it: "plays" forever
+    player = PromptPlayer(cache, command=["sh", "-c", 'exec cat "$1.gate"', "player"])
+    player.say("long")
+    player.say("queued")
+    for _ in range(3000):  # until the worker is "playing" (a state, bounded; not a timing)
+        if player._playing is not None:
+            break
+        player._thread.join(0.01)
+    assert player._playing is not None
+    player.close(timeout=30.0)
+    assert not player._thread.is_alive()
+    assert player.played == [] and player.failures == 0
+
+
+@needs_espeak
+def test_the_prompts_command_renders_the_plan_into_the_cache(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from launcher.cli import main
+
+    config = tmp_path / "config.toml"
+    config.write_text('[storage]\ndatabase = "events.db"\n[session]\nplan = "alternate-2-2"\n')
+    assert main(["prompts", "-c", str(config)]) == 0
+    first = capsys.readouterr().out
+    assert first.startswith("alternate-2-2 in English (voice en, 150 words/min): 22 prompts (22 ")
+    assert len(list((tmp_path / "prompts").glob("*.wav"))) == 22
+    assert main(["prompts", "-c", str(config), "--list"]) == 0
+    again = capsys.readouterr().out.splitlines()
+    assert "22 prompts (0 rendered" in again[0]
+    assert again[1].endswith("Interval 1 of 15. Walk backward for 2 minutes. 30 minutes to go.")
+    assert len(again) == 23

@@ -1,0 +1,72 @@
+"""``retroguard prompts``: render the spoken prompts of the configured plan now, and say so.
+
+The monitor renders them itself at its first start (on the prompt player's
+thread, never on the loop); this command does the same ahead of time — after
+installing, after changing ``session.plan`` or ``session.language`` — and
+prints what it did: how many prompts, how many were rendered now, how long it
+took and how much WAV they take. ``--list`` prints each sentence with its
+length and file size. Run it as the service user, so the cache is the
+service's (``sudo -u retroguard retroguard prompts -c /etc/retroguard/config.toml``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Any
+
+DEFAULT_CONFIG = Path("/etc/retroguard/config.toml")
+
+
+def add_parser(subparsers: Any) -> argparse.ArgumentParser:
+    parser: argparse.ArgumentParser = subparsers.add_parser(
+        "prompts",
+        help="render the spoken prompts of the configured plan to WAV now",
+        description=(
+            "Render every spoken prompt of the configured session plan with espeak-ng into "
+            "the prompt cache (the monitor does it at its first start otherwise); print the "
+            "figures. Exit 1 when espeak-ng is missing or fails."
+        ),
+    )
+    parser.add_argument("-c", "--config", type=Path, default=None, help="TOML config file")
+    parser.add_argument("--list", action="store_true", help="print each prompt and its WAV")
+    parser.set_defaults(func=run)
+    return parser
+
+
+def run(args: argparse.Namespace) -> int:
+    import subprocess
+
+    from firmware.config import Config, load_config
+    from firmware.session.cues import ESPEAK, wav_figures
+    from firmware.session.plan import resolve_plan
+    from firmware.session.runner import prompt_cache_dir
+    from firmware.session.voice import VOICE_AUTO, VOICE_OFF, PromptCache, Prompts
+
+    source: Path | None = args.config
+    if source is None and DEFAULT_CONFIG.exists():
+        source = DEFAULT_CONFIG
+    config = load_config(source) if source is not None else Config()
+    session = config.session
+    prompts = Prompts.for_language(session.language)
+    voice = prompts.file.voice if session.voice in (VOICE_AUTO, *VOICE_OFF) else session.voice
+    cache = PromptCache(prompt_cache_dir(config), voice, session.speech_rate_wpm)
+    texts = prompts.all_for_plan(resolve_plan(session.plan))
+    try:
+        figures = cache.render_all(texts)
+    except (OSError, subprocess.SubprocessError) as exc:
+        print(f"retroguard prompts: {ESPEAK} failed: {exc}", file=sys.stderr)
+        return 1
+    print(
+        f"{session.plan} in {prompts.file.language} (voice {voice}, "
+        f"{session.speech_rate_wpm} words/min): {figures}; in {cache.directory}"
+    )
+    if args.list:
+        for text in texts:
+            path = cache.path_for(text)
+            length = wav_figures(path).duration_s
+            print(f"  {length:4.1f} s {path.stat().st_size / 1024:5.0f} KiB  {text}")
+    if session.voice in VOICE_OFF:
+        print('note: session.voice = "off": the monitor will not play them')
+    return 0
