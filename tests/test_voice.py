@@ -89,11 +89,11 @@ def test_the_turn_is_said_only_before_a_change_of_walking_direction(prompts: Pro
     plan = Plan(
         "custom",
         (
-            Interval("forward", 90.0),
-            Interval("forward", 60.0),
-            Interval("backward", 150.0),
-            Interval("rest", 30.0),
-            Interval("forward", 45.0),
+            Interval.of_seconds("forward", 90.0),
+            Interval.of_seconds("forward", 60.0),
+            Interval.of_seconds("backward", 150.0),
+            Interval.of_seconds("rest", 30.0),
+            Interval.of_seconds("forward", 45.0),
         ),
     )
     said = [prompts.interval(plan, i) for i in range(5)]
@@ -212,7 +212,9 @@ def test_a_failing_player_is_logged_once_and_goes_on(
 
 @needs_espeak
 def test_the_player_renders_the_plan_before_it_plays(tmp_path: Path, prompts: Prompts) -> None:
-    plan = Plan("short", (Interval("backward", 60.0), Interval("forward", 60.0)))
+    plan = Plan(
+        "short", (Interval.of_seconds("backward", 60.0), Interval.of_seconds("forward", 60.0))
+    )
     ahead = prompts.all_for_plan(plan)
     cache = PromptCache(tmp_path / "prompts", "en", 150)
     log = tmp_path / "played.log"
@@ -255,7 +257,7 @@ def test_open_player_gives_beeps_on_a_board_without_audio(tmp_path: Path) -> Non
 
 @needs_espeak
 def test_open_player_with_sound_renders_into_the_cache_and_plays(tmp_path: Path) -> None:
-    plan = Plan("one", (Interval("backward", 60.0),))
+    plan = Plan("one", (Interval.of_seconds("backward", 60.0),))
     log = tmp_path / "played.log"
     player, prompts = open_player(
         "auto",
@@ -329,7 +331,11 @@ class Heard:
 def test_a_session_speaks_interval_time_left_turn_and_end() -> None:
     plan = Plan(
         "short",
-        (Interval("backward", 180.0), Interval("forward", 60.0), Interval("backward", 120.0)),
+        (
+            Interval.of_seconds("backward", 180.0),
+            Interval.of_seconds("forward", 60.0),
+            Interval.of_seconds("backward", 120.0),
+        ),
     )
     heard = Heard()
     runner = SessionRunner(plan, safety=Armed(), buzzer=QuietBuzzer(), device_id="t", speaker=heard)
