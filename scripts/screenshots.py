@@ -17,6 +17,8 @@ import datetime as dt
 import json
 import sys
 import tempfile
+import threading
+import time
 import uuid
 from pathlib import Path
 
@@ -26,6 +28,7 @@ from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
 
 from caregiver.demo import start_demo_caregiver
 from caregiver.headless import CHROMIUM, launch_chromium
+from caregiver.service import CaregiverService
 from core.protocol.messages import SessionRecord
 from firmware.session.record import session_payload
 from sim.recordings import FALL_FIGURES, fall_recording
@@ -123,6 +126,16 @@ def sessions(client: mqtt.Client, device_id: str) -> None:
         publish(client, f"retroguard/{device_id}/session", session_payload(record))
 
 
+def stored_all(service: CaregiverService, device_id: str, count: int) -> None:
+    """Wait until the service has stored ``count`` sessions (it commits in batches)."""
+    pause = threading.Event()
+    deadline = time.monotonic() + 30.0
+    while len(service.store.walk_sessions(device_id)) < count:
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"the caregiver stored fewer than {count} sessions in 30 s")
+        pause.wait(0.05)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--out", type=Path, default=Path("docs/img"))
@@ -179,6 +192,7 @@ def main() -> int:
                     page.screenshot(path=str(args.out / shot), full_page=True)
                     if name == "fleet":
                         sessions(client, "treadmill-1")
+                        stored_all(svc, "treadmill-1", 13)
                         page.set_viewport_size({"width": 1024, "height": 720})
                         page.goto(f"{demo.url}/devices/treadmill-1/progress")
                         expect(page.locator("#sessions tbody tr")).to_have_count(13)
