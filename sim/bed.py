@@ -34,6 +34,7 @@ from sim.scenarios import (
     SegmentMotion,
     _pulse,
     _ramp,
+    fall_events,
 )
 
 _PI = math.pi
@@ -82,13 +83,7 @@ class _BedFallMotion:
         self._tumble = side * spec.tumble_deg * _D2R
         # The half-sine absorbs the fall speed g x drop_s: area P x impact_s x 2/pi.
         self._impact = spec.drop_s * _PI / (2.0 * spec.impact_s)
-        on = spec.lead_in_s
-        hit = on + spec.drop_s
-        self.events: tuple[tuple[float, EventKind], ...] = (
-            (on, "fall_onset"),
-            (hit + spec.impact_s / 2.0, "impact"),
-            (hit + spec.settle_s, "at_rest"),
-        )
+        self.events = fall_events(spec.lead_in_s, spec.drop_s, spec.impact_s, spec.settle_s)
 
     def kin(self, t: float) -> Kin:
         s = self._spec

@@ -71,6 +71,15 @@ DEFAULT_MOUNTING: Mounting = SISFALL_MOUNTING
 Direction = Literal["forward", "backward"]
 EventKind = Literal["stumble_onset", "fall_onset", "impact", "at_rest"]
 
+
+def fall_events(
+    onset: float, descent_s: float, impact_s: float, settle_s: float
+) -> tuple[tuple[float, EventKind], ...]:
+    """A fall's labelled moments: onset, the middle of the impact pulse, at rest."""
+    hit = onset + descent_s
+    return ((onset, "fall_onset"), (hit + impact_s / 2.0, "impact"), (hit + settle_s, "at_rest"))
+
+
 _PI = math.pi
 _TAU = 2.0 * math.pi
 _D2R = math.pi / 180.0
@@ -604,13 +613,7 @@ class _FallMotion:
         self._imp_z = _FALL_DOWN_G * spec.fall_s / 2.0 * _PI / (2.0 * spec.impact_s)
         self._imp_x = _FALL_BACK_G * spec.fall_s / spec.impact_s
         self.yaw_change = self._twist
-        on = spec.lead_in_s
-        hit = on + spec.fall_s
-        self.events: tuple[tuple[float, EventKind], ...] = (
-            (on, "fall_onset"),
-            (hit + spec.impact_s / 2.0, "impact"),
-            (hit + spec.settle_s, "at_rest"),
-        )
+        self.events = fall_events(spec.lead_in_s, spec.fall_s, spec.impact_s, spec.settle_s)
 
     def kin(self, t: float) -> Kin:
         s = self._spec

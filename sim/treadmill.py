@@ -79,6 +79,7 @@ from sim.scenarios import (
     _Gait,
     _pulse,
     _ramp,
+    fall_events,
 )
 
 _PI = math.pi
@@ -331,13 +332,7 @@ class _UprightFallMotion:
         self._end = rng.uniform(lo, hi) * _D2R
         # The half-sine seat impact absorbs the drop's speed: area P·impact_s·2/pi.
         self._imp = spec.impact_speed_mps / _G * _PI / (2.0 * spec.impact_s)
-        on = spec.lead_in_s
-        hit = on + spec.drop_s
-        self.events: tuple[tuple[float, EventKind], ...] = (
-            (on, "fall_onset"),
-            (hit + spec.impact_s / 2.0, "impact"),
-            (hit + spec.settle_s, "at_rest"),
-        )
+        self.events = fall_events(spec.lead_in_s, spec.drop_s, spec.impact_s, spec.settle_s)
 
     def kin(self, t: float) -> Kin:
         s = self._spec
