@@ -111,7 +111,8 @@ def test_two_instances_share_the_stream_and_store_each_event_once(
 
         assert _until(lambda: stored() + duplicates() == 26), (stored(), duplicates())
         assert (stored(), duplicates()) == (20, 6)
-        assert a.store.event_count() == 20
+        # The counters move as each batch is handled; its commit follows.
+        assert _until(lambda: a.store.event_count() == 20), a.store.event_count()
         assert {e.id for e in a.store.events_for("treadmill-1", 100)} == {e["id"] for e in sent}
         # the broker shared the stream: each instance stored some of it
         assert a.ingestor.events_stored > 0 and b.ingestor.events_stored > 0
