@@ -18,7 +18,7 @@ from core.clock import SimClock
 from core.protocol.commands import COMMANDS
 from firmware.storage.outbox import outbox_depth
 from launcher.demo import demo_config, run_session
-from tests.app_support import Rig, TripAt, close_rigs, make_rig
+from tests.app_support import Rig, TripAt, close_rigs, make_rig, pump_link_until
 from tests.mqtt_helpers import WAIT, Subscriber, config_for, validate
 from tools.broker import Mosquitto
 
@@ -181,6 +181,9 @@ def test_a_test_alarm_chirps_the_device_and_reaches_every_consumer(
     reporter = rig.courier.reporter
     assert reporter is not None and reporter.wait_until(lambda s: s.ready, WAIT)
     rig.app.gpio.buzzer.stop()  # the trip's alarm: silenced, so the chirp can be heard
+    # The courier stamps the test event with the loop's last reported state; the stepped loop
+    # may not have handed the TRIPPED report over yet.
+    assert pump_link_until(rig.app.link, lambda: rig.courier.state == "TRIPPED")
     sub = Subscriber(mosquitto, [f"retroguard/{DEVICE}/reply", f"retroguard/{DEVICE}/event"])
     try:
         sub.client.publish(f"retroguard/{DEVICE}/cmd/test_alarm", b'{"id":"t1","by":"Ann"}', 1)
