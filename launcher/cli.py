@@ -135,6 +135,10 @@ for _module, _commands in (
         "tools.plans",
         {"plan": "show or set this treadmill's session plan (used from the next session)"},
     ),
+    (
+        "tools.walkers",
+        {"walker": "list, add, remove or select the walker profiles of this treadmill"},
+    ),
     ("tools.evaluate", {"evaluate": "score the detector on SisFall or a directory of traces"}),
     (
         "tools.gait_evaluate",

@@ -32,7 +32,7 @@ from core.protocol.events import Event, EventType
 from core.protocol.topics import Topics
 from firmware.storage import database
 from firmware.storage.outbox import Outbox
-from firmware.storage.schema import SCHEMA_VERSION
+from firmware.storage.schema import MIGRATIONS, SCHEMA_VERSION
 
 FIXTURE = Path(__file__).resolve().parent / "fixtures" / "device-3f29ca7.db"
 
@@ -159,3 +159,14 @@ def damage(kind: str, path: Path) -> bytes:
         if companion.exists():
             os.remove(companion)
     return path.read_bytes()
+
+
+def database_at_version(path: Path, version: int) -> sqlite3.Connection:
+    """A device database as release ``version`` of the schema made it (for migration tests)."""
+    conn = sqlite3.connect(str(path), isolation_level=None)
+    for migration in MIGRATIONS:
+        if migration.version <= version:
+            for statement in migration.statements:
+                conn.execute(statement)
+    conn.execute(f"PRAGMA user_version = {version}")
+    return conn

@@ -326,10 +326,16 @@ def test_the_stored_plan_is_the_next_session_s_after_a_restart(tmp_path: Path) -
 
 
 def test_the_plan_table_is_migration_4(tmp_path: Path) -> None:
-    conn = connect(tmp_path / "device.db")
+    from tests.storage_support import database_at_version
+
+    conn = database_at_version(tmp_path / "device.db", 4)
     columns = [row[1] for row in conn.execute("PRAGMA table_info(plans)")]
     assert columns == ["id", "plan", "assigned_by", "via", "request_id", "assigned_wall"]
     assert isinstance(conn, sqlite3.Connection)
+    conn.close()
+    conn = connect(tmp_path / "device.db")  # migration 5 names each plan's walker
+    columns = [row[1] for row in conn.execute("PRAGMA table_info(plans)")]
+    assert columns[-1] == "walker"
     conn.close()
 
 

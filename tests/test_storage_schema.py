@@ -54,7 +54,15 @@ def old_copy(tmp_path: Path) -> Path:
 
 OUTBOX_V1_COLUMNS = "id, kind, priority, event_seq, topic, payload, queued_wall"
 EVENTS_V1_COLUMNS = "seq, id, device_id, type, severity, wall_time, body"
-V1_COLUMNS = {"outbox": OUTBOX_V1_COLUMNS, "events": EVENTS_V1_COLUMNS}
+SESSIONS_V1_COLUMNS = (
+    "id, device_id, plan, status, started_wall, ended_wall, planned_s, done_s, backward_s,"
+    " longest_backward_s, steps, walking_s, trips, stumbles, body, published"
+)
+V1_COLUMNS = {
+    "outbox": OUTBOX_V1_COLUMNS,
+    "events": EVENTS_V1_COLUMNS,
+    "sessions": SESSIONS_V1_COLUMNS,
+}
 
 
 def rows(db: Path) -> dict[str, list[tuple[object, ...]]]:
@@ -194,7 +202,7 @@ def test_opening_an_up_to_date_file_again_changes_nothing(tmp_path: Path) -> Non
 
 def test_the_first_open_reports_the_migration_it_applied(tmp_path: Path) -> None:
     conn = sqlite3.connect(old_copy(tmp_path), isolation_level=None)
-    assert migrate(conn, "device.db") == (1, 2, 3, 4)
+    assert migrate(conn, "device.db") == (1, 2, 3, 4, 5)
     assert migrate(conn, "device.db") == ()
     conn.close()
 

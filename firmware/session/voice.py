@@ -80,6 +80,8 @@ class PromptTexts:
     balance_done: str = ""
     not_worn: str = ""
     test: str = ""
+    walker: str = ""
+    """The walker profile the button chose: {name}."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,7 +104,7 @@ class PromptFile:
     durations: DurationWords = DurationWords()
 
 
-_SAMPLE = {"number": 1, "count": 2, "length": "x", "left": "y", "n": 2, "s": 30}
+_SAMPLE = {"number": 1, "count": 2, "length": "x", "left": "y", "n": 2, "s": 30, "name": "z"}
 
 
 def prompt_file_path(language: str) -> Path:
@@ -202,6 +204,10 @@ class Prompts:
             last = index >= len(plan.intervals) - 1
             return texts.one_minute_session if last else texts.one_minute
         return str(getattr(texts, cue.value))
+
+    def walker(self, name: str) -> str:
+        """What the walker hears when the button chooses their profile."""
+        return self.file.prompts.walker.format(name=name)
 
     def all_for_plan(self, plan: Plan) -> list[str]:
         """Every sentence a session of ``plan`` can speak, each once: what is rendered ahead."""

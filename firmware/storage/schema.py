@@ -206,6 +206,37 @@ MIGRATIONS: tuple[Migration, ...] = (
 )""",
         ),
     ),
+    Migration(
+        5,
+        "walker profiles (firmware/storage/walkers.py): the walkers of this treadmill, in the "
+        "order the button cycles them, and every add, remove and selection; sessions, plans, "
+        "progressions and incidents name their walker (what was recorded before: the default "
+        "walker's)",
+        (
+            """CREATE TABLE walkers (
+    id TEXT PRIMARY KEY,
+    name TEXT NOT NULL,
+    position INTEGER NOT NULL,
+    added_wall TEXT NOT NULL,
+    removed_wall TEXT
+)""",
+            "INSERT INTO walkers (id, name, position, added_wall)"
+            " VALUES ('default', 'Default walker', 0, '')",
+            """CREATE TABLE walker_changes (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    walker TEXT NOT NULL,
+    change TEXT NOT NULL CHECK (change IN ('added', 'removed', 'selected')),
+    changed_by TEXT NOT NULL,
+    via TEXT NOT NULL,
+    changed_wall TEXT NOT NULL
+)""",
+            "ALTER TABLE sessions ADD COLUMN walker TEXT NOT NULL DEFAULT 'default'",
+            "CREATE INDEX sessions_walker ON sessions (device_id, walker, started_wall)",
+            "ALTER TABLE plans ADD COLUMN walker TEXT NOT NULL DEFAULT 'default'",
+            "ALTER TABLE progressions ADD COLUMN walker TEXT NOT NULL DEFAULT 'default'",
+            "ALTER TABLE incidents ADD COLUMN walker TEXT NOT NULL DEFAULT 'default'",
+        ),
+    ),
 )
 
 SCHEMA_VERSION = MIGRATIONS[-1].version

@@ -1,0 +1,162 @@
+"""The walker registry of this treadmill: who walks here, in button order, and who is chosen.
+
+Table ``walkers``: one row per profile (id, name, its place in the button's
+cycle, when it was added and, once removed, when). A removed walker's row
+stays, so the sessions and incidents recorded for them keep a name; its id
+is not given to anyone else. Table ``walker_changes``: every add, remove and
+selection, newest last, never rewritten; the newest ``selected`` row is the
+walker chosen for the next session (the default walker without one).
+
+Written by the local CLI (``retroguard walker``) and by the courier when the
+walker picked a profile with the button (:class:`firmware.link.messages.WalkerChosen`);
+nothing from the network adds, removes or selects a walker. The courier hands
+the roster to the loop whenever :func:`roster_revision` moves.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from dataclasses import dataclass
+from typing import Literal
+
+from core.protocol.walker import (
+    DEFAULT_WALKER,
+    DEFAULT_WALKER_ID,
+    MAX_WALKERS,
+    Walker,
+    WalkerInvalid,
+    check_walker_id,
+    check_walker_name,
+    walker_id_for,
+)
+
+Via = Literal["cli", "button"]
+
+
+@dataclass(frozen=True, slots=True)
+class Roster:
+    """The walkers in button order and the one chosen; ``revision`` grows with every change."""
+
+    revision: int
+    walkers: tuple[Walker, ...]
+    selected: Walker
+
+    def find(self, walker_id: str) -> Walker | None:
+        return next((w for w in self.walkers if w.id == walker_id), None)
+
+
+def _record(
+    conn: sqlite3.Connection, walker: str, change: str, by: str, via: str, wall: str
+) -> int:
+    cursor = conn.execute(
+        "INSERT INTO walker_changes (walker, change, changed_by, via, changed_wall)"
+        " VALUES (?, ?, ?, ?, ?)",
+        (walker, change, by, via, wall),
+    )
+    return int(cursor.lastrowid or 0)
+
+
+def active_walkers(conn: sqlite3.Connection) -> tuple[Walker, ...]:
+    rows = conn.execute(
+        "SELECT id, name FROM walkers WHERE removed_wall IS NULL ORDER BY position, id"
+    ).fetchall()
+    return tuple(Walker(str(i), str(n)) for i, n in rows) or (DEFAULT_WALKER,)
+
+
+def walker_names(conn: sqlite3.Connection) -> dict[str, str]:
+    """Every walker ever registered here (removed ones too), id -> name: for old records."""
+    names = {str(i): str(n) for i, n in conn.execute("SELECT id, name FROM walkers")}
+    names.setdefault(DEFAULT_WALKER_ID, DEFAULT_WALKER.name)
+    return names
+
+
+def add_walker(
+    conn: sqlite3.Connection,
+    name: str,
+    *,
+    walker_id: str | None = None,
+    by: str,
+    wall: str,
+) -> Walker:
+    """Register a walker (inside the caller's transaction); :class:`WalkerInvalid` if not.
+
+    Without ``walker_id`` one is made from the name. An id that was removed
+    comes back (with this name): the walker's old records are theirs again.
+    """
+    name = check_walker_name(name)
+    active = active_walkers(conn)
+    if len(active) >= MAX_WALKERS:
+        raise WalkerInvalid(
+            f"this treadmill has {len(active)} walkers, the most the button can cycle through "
+            f"({MAX_WALKERS}): remove one first"
+        )
+    known = {str(r[0]): r[1] for r in conn.execute("SELECT id, removed_wall FROM walkers")}
+    if walker_id is None:
+        walker_id = walker_id_for(name, set(known))
+    check_walker_id(walker_id)
+    if walker_id in known and known[walker_id] is None:
+        raise WalkerInvalid(f"walker id {walker_id!r} is taken (retroguard walker list)")
+    if any(w.name.casefold() == name.casefold() for w in active):
+        raise WalkerInvalid(
+            f"walker name {name!r} is taken: the button speaks names, so each must differ"
+        )
+    (position,) = conn.execute("SELECT coalesce(max(position), 0) + 1 FROM walkers").fetchone()
+    conn.execute(
+        "INSERT INTO walkers (id, name, position, added_wall) VALUES (?, ?, ?, ?)"
+        " ON CONFLICT (id) DO UPDATE SET name = excluded.name, position = excluded.position,"
+        " added_wall = excluded.added_wall, removed_wall = NULL",
+        (walker_id, name, int(position), wall),
+    )
+    _record(conn, walker_id, "added", by, "cli", wall)
+    return Walker(walker_id, name)
+
+
+def remove_walker(conn: sqlite3.Connection, walker_id: str, *, by: str, wall: str) -> Walker:
+    """Take a walker off the button's cycle (their records stay); the default walker cannot
+    be removed. A removed walker who was chosen leaves the default walker chosen."""
+    if walker_id == DEFAULT_WALKER_ID:
+        raise WalkerInvalid("the default walker cannot be removed (records without one are theirs)")
+    walker = next((w for w in active_walkers(conn) if w.id == walker_id), None)
+    if walker is None:
+        raise WalkerInvalid(f"no walker {walker_id!r} here (retroguard walker list)")
+    was_selected = selected_walker(conn).id == walker_id
+    conn.execute("UPDATE walkers SET removed_wall = ? WHERE id = ?", (wall, walker_id))
+    _record(conn, walker_id, "removed", by, "cli", wall)
+    if was_selected:
+        _record(conn, DEFAULT_WALKER_ID, "selected", by, "cli", wall)
+    return walker
+
+
+def select_walker(
+    conn: sqlite3.Connection, walker_id: str, *, by: str, via: Via, wall: str
+) -> Walker:
+    """Choose the walker of the next session (inside the caller's transaction). It starts
+    nothing: a session still starts with the walker's own press or command, arming still
+    takes the reset button held until the chirp."""
+    walker = next((w for w in active_walkers(conn) if w.id == walker_id), None)
+    if walker is None:
+        raise WalkerInvalid(f"no walker {walker_id!r} here (retroguard walker list)")
+    _record(conn, walker_id, "selected", by, via, wall)
+    return walker
+
+
+def selected_walker(conn: sqlite3.Connection) -> Walker:
+    row = conn.execute(
+        "SELECT walker FROM walker_changes WHERE change = 'selected' ORDER BY id DESC LIMIT 1"
+    ).fetchone()
+    active = active_walkers(conn)
+    if row is not None:
+        for walker in active:
+            if walker.id == row[0]:
+                return walker
+    return next((w for w in active if w.id == DEFAULT_WALKER_ID), active[0])
+
+
+def roster_revision(conn: sqlite3.Connection) -> int:
+    """The newest change's id (0: none yet): what the courier polls, cheaply."""
+    (revision,) = conn.execute("SELECT coalesce(max(id), 0) FROM walker_changes").fetchone()
+    return int(revision)
+
+
+def roster(conn: sqlite3.Connection) -> Roster:
+    return Roster(roster_revision(conn), active_walkers(conn), selected_walker(conn))

@@ -1,0 +1,123 @@
+"""``retroguard walker list|add|remove|select``: the walker profiles of this treadmill, locally.
+
+Local only: it writes the device database (:mod:`firmware.storage.walkers`)
+as the user at the machine; no MQTT command adds, removes or selects a
+walker, so nobody on the network can change whose session the next one is.
+None of it arms or starts anything: a running monitor's courier notices the
+change within a second and hands the roster to the loop, which uses the
+chosen walker from the next session start (a session under way keeps its
+walker). At the machine, a double press in STANDBY cycles the profiles and
+says each name (docs/safety.md, "Button press patterns").
+
+``add`` renders the name's spoken prompt ahead of time, as ``retroguard
+prompts`` does for a plan, when the speech engine is there and
+``session.voice`` is not "off" (else the button beeps the profile's number).
+"""
+
+from __future__ import annotations
+
+import argparse
+import getpass
+import shutil
+import sys
+from pathlib import Path
+from typing import Any, TextIO
+
+from core.protocol.payloads import wall_now
+from core.protocol.walker import WalkerInvalid
+
+
+def add_parser(sub: Any) -> None:
+    p = sub.add_parser(
+        "walker", help="list, add, remove or select the walker profiles of this treadmill"
+    )
+    p.add_argument("-c", "--config", type=Path, default=None, help="the monitor's config file")
+    p.add_argument("--db", type=Path, default=None, help="database (default: the config's)")
+    actions = p.add_subparsers(dest="action", required=True, metavar="ACTION")
+    actions.add_parser("list", help="the walkers in button order; * marks the chosen one")
+    a = actions.add_parser("add", help="add a walker (the button cycles to them; name spoken)")
+    a.add_argument("name", help='the name the device says and the dashboard shows ("Anna B")')
+    a.add_argument("--id", default=None, help="the walker's id (default: made from the name)")
+    r = actions.add_parser("remove", help="take a walker off the button (their records stay)")
+    r.add_argument("walker", help="the walker's id")
+    s = actions.add_parser("select", help="choose the walker of the next session")
+    s.add_argument("walker", help="the walker's id")
+    for action in (a, r, s):
+        action.add_argument("--by", default=None, help="who (default: the user name)")
+    p.set_defaults(func=run_walker)
+
+
+def run_walker(args: argparse.Namespace) -> int:
+    from firmware.storage.database import connect, transaction
+    from firmware.storage.walkers import (
+        add_walker,
+        remove_walker,
+        roster,
+        select_walker,
+    )
+    from tools.sessions import _config
+
+    config = _config(args.config)
+    database = args.db if args.db is not None else Path(config.storage.database)
+    out = sys.stdout
+    by = getattr(args, "by", None) or getpass.getuser()
+    conn = connect(database)
+    try:
+        if args.action == "list":
+            print_roster(roster(conn), out)
+            return 0
+        wall = wall_now()
+        try:
+            with transaction(conn):
+                if args.action == "add":
+                    walker = add_walker(conn, args.name, walker_id=args.id, by=by, wall=wall)
+                    out.write(f"Walker {walker.id} added: {walker.name}.\n")
+                elif args.action == "remove":
+                    walker = remove_walker(conn, args.walker, by=by, wall=wall)
+                    out.write(f"Walker {walker.id} ({walker.name}) removed; their records stay.\n")
+                else:
+                    walker = select_walker(conn, args.walker, by=by, via="cli", wall=wall)
+                    out.write(
+                        f"Walker {walker.id} ({walker.name}) chosen: a running monitor uses it "
+                        "from the next session start. Nothing was armed or started.\n"
+                    )
+        except WalkerInvalid as exc:
+            print(f"retroguard walker: {exc}", file=sys.stderr)
+            return 2
+        if args.action == "add":
+            out.write(render_name_prompt(config, walker.name))
+        print_roster(roster(conn), out)
+        return 0
+    finally:
+        conn.close()
+
+
+def print_roster(current: Any, out: TextIO) -> None:
+    out.write("Walkers (a double press in standby cycles them in this order):\n")
+    for n, walker in enumerate(current.walkers, 1):
+        mark = "*" if walker.id == current.selected.id else " "
+        out.write(f"  {mark} {n}. {walker.id:20} {walker.name}\n")
+
+
+def render_name_prompt(config: Any, name: str) -> str:
+    """Render "Walker: <name>." into the prompt cache now; a line saying what happened."""
+    import subprocess
+
+    from firmware.session.cues import ESPEAK
+    from firmware.session.runner import prompt_cache_dir
+    from firmware.session.voice import VOICE_AUTO, VOICE_OFF, PromptCache, Prompts
+
+    session = config.session
+    if session.voice in VOICE_OFF:
+        return 'session.voice = "off": the button beeps the walker\'s number instead.\n'
+    if shutil.which(ESPEAK) is None:
+        return f"{ESPEAK} is not installed: the button beeps the walker's number instead.\n"
+    prompts = Prompts.for_language(session.language)
+    voice = prompts.file.voice if session.voice == VOICE_AUTO else session.voice
+    cache = PromptCache(prompt_cache_dir(config), voice, session.speech_rate_wpm)
+    text = prompts.walker(name)
+    try:
+        path = cache.render(text)
+    except (OSError, subprocess.SubprocessError) as exc:
+        return f"The name prompt could not be rendered ({exc}): it is tried again when spoken.\n"
+    return f"Name prompt rendered: {text!r} ({path}).\n"
