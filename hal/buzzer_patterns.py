@@ -17,9 +17,10 @@ higher-priority one that is still playing, see :class:`PatternPlayer`):
   (two medium beeps: one minute left) and ``cue_done`` (long-short-long:
   session done), and the balance check's ``sway_start`` (short-short-long:
   stand still, feet together), ``sway_eyes_closed`` (three medium beeps)
-  and ``sway_done`` (long-short). They sit below ``fault`` and ``alarm`` so a
-  cue can never mask a safety signal, and above ``chirp`` so a cue is not lost
-  to one.
+  and ``sway_done`` (long-short), and ``walker_1`` .. ``walker_8`` (a long
+  lead-in and n ticks: the button chose walker n, when there is no voice).
+  They sit below ``fault`` and ``alarm`` so a cue can never mask a safety
+  signal, and above ``chirp`` so a cue is not lost to one.
 * ``50`` to ``89``: ``fault`` (the monitor cannot watch: IMU lost, FIFO overflow)
   ``refused`` (a reset press did not arm: alerts cannot be stored now,
   see :meth:`firmware.safety.SafetyController.on_button`) and ``not_worn``
@@ -129,6 +130,27 @@ class Pattern:
         return out
 
 
+MAX_WALKER_BEEPS = 8
+"""The walker profiles the button can beep (``walker_1`` .. ``walker_8``)."""
+
+
+def walker_pattern_name(position: int) -> str:
+    """The pattern that says "walker number ``position``" (1-based) when there is no voice."""
+    return f"walker_{max(1, min(position, MAX_WALKER_BEEPS))}"
+
+
+WALKER_PATTERNS = tuple(
+    # The button chose walker n (a double press in STANDBY, voice off): a 0.5 s lead-in, then n
+    # ticks to count. Cue band (20-49): below every safety signal; unlike any cue by its lead-in.
+    Pattern(
+        walker_pattern_name(n),
+        ((0.5, 0.35), *(((0.08, 0.22),) * (n - 1)), (0.08, 0.0)),
+        repeat=False,
+        priority=28,
+    )
+    for n in range(1, MAX_WALKER_BEEPS + 1)
+)
+
 PATTERNS: Mapping[str, Pattern] = MappingProxyType(
     {
         p.name: p
@@ -188,6 +210,7 @@ PATTERNS: Mapping[str, Pattern] = MappingProxyType(
             ),
             # 5 Hz continuous until stopped: a fall was detected.
             Pattern("alarm", ((0.1, 0.1),), repeat=True, priority=100),
+            *WALKER_PATTERNS,
         )
     }
 )

@@ -4,6 +4,7 @@ and the local CLI, which writes the database and arms nothing."""
 from __future__ import annotations
 
 import sqlite3
+from collections import deque
 from pathlib import Path
 
 import msgspec
@@ -163,3 +164,163 @@ def test_adding_a_walker_renders_the_name_prompt(
     assert "Name prompt rendered: 'Walker: Anna.'" in out
     wavs = list((tmp_path / "prompts").glob("*.wav"))
     assert len(wavs) == 1 and wavs[0].stat().st_size > 1000
+
+
+# -- at the machine: a double press in STANDBY cycles the profiles, and never arms ----------
+
+from core.plan_presets import PRESETS  # noqa: E402
+from core.protocol.events import EventType  # noqa: E402
+from firmware.session.runner import (  # noqa: E402
+    SessionRunner,
+    SessionState,
+    attach_session,
+    detach_session,
+)
+from tests.app_support import Rig, close_rigs, make_rig, pump_link_until  # noqa: E402
+
+ANNA = Walker("anna", "Anna")
+BEN = Walker("ben", "Ben")
+
+
+class Heard:
+    """A speaker that remembers what it was asked to say."""
+
+    def __init__(self) -> None:
+        self.said: list[str] = []
+
+    def say(self, text: str) -> None:
+        self.said.append(text)
+
+    def close(self) -> None:
+        pass
+
+
+def _registered(tmp_path: Path) -> None:
+    conn = connect(tmp_path / "events.db")
+    try:
+        with transaction(conn):
+            add_walker(conn, "Anna", walker_id="anna", by="Jo", wall="w1")
+            add_walker(conn, "Ben", walker_id="ben", by="Jo", wall="w2")
+    finally:
+        conn.close()
+
+
+def _rig_with_walkers(tmp_path: Path, speaker: Heard | None) -> tuple[Rig, SessionRunner]:
+    _registered(tmp_path)
+    rig = make_rig(tmp_path)
+    runner = attach_session(rig.app, PRESETS["alternate-2-2"], speaker=speaker)
+    assert pump_link_until(rig.app.link, lambda: rig.app.link._new_roster is not None)
+    rig.run_for(1.0)
+    assert runner.walkers == (DEFAULT_WALKER, ANNA, BEN) and runner.walker == DEFAULT_WALKER
+    assert rig.state == "STANDBY"
+    return rig, runner
+
+
+def _double_press(rig: Rig, first_s: float = 0.15) -> None:
+    now = rig.clock.monotonic()
+    rig.button.press_at(now, now + first_s)
+    rig.button.press_at(now + first_s + 0.2, now + first_s + 0.35)
+
+
+def _until_chosen(rig: Rig, runner: SessionRunner, count: int) -> None:
+    for _ in range(300):  # a bound in loop seconds (3 s), not a timing
+        if len(runner.walker_choices) >= count:
+            return
+        rig.run_for(0.01)
+    raise AssertionError(f"no walker chosen (choices: {list(runner.walker_choices)})")
+
+
+@pytest.mark.usefixtures(close_rigs.__name__)
+def test_a_double_press_in_standby_says_each_walker_in_turn_and_never_arms(
+    tmp_path: Path,
+) -> None:
+    heard = Heard()
+    rig, runner = _rig_with_walkers(tmp_path, heard)
+    for expected in (ANNA, BEN, DEFAULT_WALKER, ANNA):
+        _double_press(rig)
+        _until_chosen(rig, runner, len(heard.said) + 1)
+        assert runner.walker == expected
+        assert heard.said[-1] == f"Walker: {expected.name}."
+        rig.run_for(1.0)
+    assert rig.state == "STANDBY" and not rig.hardware.contact_closed()
+    assert rig.hardware.history == []  # the relay was never asked to close
+    assert EventType.RESET not in rig.events()
+    assert "ARMED" not in [t.state.value for t in rig.app.controller.transitions]
+    # The courier stores each choice: the CLI, the progress and a restart agree.
+    assert pump_link_until(rig.app.link, lambda: rig.courier.db.read(roster).selected == ANNA)
+    # The chosen walker's session: arming is still the reset button held to the chirp.
+    rig.press_reset()
+    assert rig.state == "ARMED"
+    runner.request("start")
+    rig.run_for(0.1)
+    assert runner.session is not None and runner.session.walker == ANNA
+    runner.request("stop")
+    rig.run_for(0.1)
+    assert runner.finished[-1].walker == ANNA
+    detach_session(rig.app, runner)
+    stored = load_sessions(tmp_path / "events.db", walker="anna")
+    assert [s.record.walker for s in stored] == [ANNA]
+    assert load_sessions(tmp_path / "events.db", walker="default") == []
+
+
+@pytest.mark.usefixtures(close_rigs.__name__)
+def test_without_a_voice_the_walker_s_number_is_beeped(tmp_path: Path) -> None:
+    rig, runner = _rig_with_walkers(tmp_path, None)
+    _double_press(rig)
+    _until_chosen(rig, runner, 1)
+    (choice,) = runner.walker_choices
+    assert (choice.walker, choice.position, choice.spoken) == (ANNA, 2, "")
+    assert rig.app.gpio.buzzer.pattern == "walker_2"
+    rig.run_for(3.0)
+    assert rig.state == "STANDBY" and rig.hardware.history == []
+
+
+@pytest.mark.usefixtures(close_rigs.__name__)
+def test_the_other_patterns_choose_no_walker_and_the_choice_cannot_arm(tmp_path: Path) -> None:
+    heard = Heard()
+    rig, runner = _rig_with_walkers(tmp_path, heard)
+    # Three quick presses: a call for help, not a walker.
+    now = rig.clock.monotonic()
+    for k in range(3):
+        rig.button.press_at(now + 0.35 * k, now + 0.35 * k + 0.15)
+    rig.run_for(2.0)
+    assert EventType.HELP in rig.events() and runner.walker_choices == deque()
+    rig.run_for(11.0)
+    # A session under way (started in STANDBY, waiting for arming) keeps its walker.
+    runner.request("start")
+    rig.run_for(0.1)
+    assert runner.state in (SessionState.PAUSED, SessionState.BALANCE)
+    _double_press(rig)
+    rig.run_for(1.5)
+    assert runner.walker_choices == deque() and runner.walker == DEFAULT_WALKER
+    runner.request("stop")
+    rig.run_for(0.1)
+    # A double press whose first press is held to the chirp is the arming press: it arms (as
+    # it always did), and chooses no walker.
+    _double_press(rig, first_s=0.5)
+    rig.run_for(2.0)
+    assert rig.state == "ARMED" and runner.walker == DEFAULT_WALKER
+    assert runner.walker_choices == deque()
+    assert not any(text.startswith("Walker:") for text in heard.said)
+    # While ARMED a double press is the session's (it starts one), never a walker choice.
+    _double_press(rig)
+    rig.run_for(1.5)
+    assert runner.state is SessionState.RUNNING and runner.walker_choices == deque()
+    assert runner.session is not None and runner.session.walker == DEFAULT_WALKER
+    detach_session(rig.app, runner)
+
+
+@pytest.mark.usefixtures(close_rigs.__name__)
+def test_the_cli_chooses_the_walker_of_a_running_monitor_without_arming(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from launcher.cli import main
+
+    rig, runner = _rig_with_walkers(tmp_path, Heard())
+    assert main(["walker", "--db", str(tmp_path / "events.db"), "select", "ben"]) == 0
+    capsys.readouterr()
+    assert pump_link_until(rig.app.link, lambda: rig.app.link._new_roster is not None)
+    rig.run_for(0.5)
+    assert runner.walker == BEN and runner.state is SessionState.IDLE
+    assert rig.state == "STANDBY" and rig.hardware.history == []
+    detach_session(rig.app, runner)

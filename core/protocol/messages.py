@@ -27,6 +27,7 @@ from msgspec import Meta, Struct, field, structs
 
 from core.protocol.events import EventType, Severity
 from core.protocol.ids import DEVICE_ID_PATTERN, EVENT_ID_PATTERN
+from core.protocol.walker import DEFAULT_WALKER, Walker
 
 SCHEMA_VERSION = 1
 
@@ -397,6 +398,9 @@ class SessionFigures(Struct, kw_only=True, omit_defaults=True, frozen=True):
     """Gait pooled over the backward intervals (each interval weighted by its steady steps)."""
     gait_forward: GaitFigures | None = None
     """The same over the forward intervals."""
+    walker: Walker = DEFAULT_WALKER
+    """Who walked (the profile chosen at the start: a double press in standby, or
+    ``retroguard walker select``). Absent: the default walker (and every older release)."""
 
 
 class SessionRecord(SessionFigures, kw_only=True, frozen=True):
@@ -523,6 +527,9 @@ class ProgressMessage(Struct, kw_only=True, omit_defaults=True):
     """The newest session's backward step-time variability (SD / mean, %)."""
     gait_wall: WallTime | None = None
     """When the session of that step-time variability started."""
+    walker: Walker | None = None
+    """Whose week this is: the walker chosen for the next session (absent from older
+    releases: the device's one walker)."""
 
 
 JSON_MESSAGES: dict[str, type[Struct]] = {

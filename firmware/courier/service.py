@@ -56,7 +56,7 @@ from firmware.sinks import EventSink, LogSink, StoreSink
 from firmware.storage.damage import MovedAside
 from firmware.storage.events import EventStore
 from firmware.storage.fallback import FallbackDatabase
-from firmware.storage.plans import current_plan, current_revision
+from firmware.storage.plans import current_plans, current_revision
 from firmware.storage.progressions import advance_if_done
 from firmware.storage.retention import (
     Retention,
@@ -65,6 +65,7 @@ from firmware.storage.retention import (
     incremental_vacuum_enabled,
 )
 from firmware.storage.runs import begin_run, end_run, mark_reported, unreported_unclean_runs
+from firmware.storage.walkers import roster, roster_revision, select_walker
 
 if TYPE_CHECKING:
     from firmware.mqtt import MqttReporter
@@ -158,6 +159,8 @@ class Courier:
         self._plan_lock = threading.Lock()
         self._plan_sent = 0
         """The plan revision the loop was last told (0: none yet, or none stored)."""
+        self._roster_sent = -1
+        """The walker roster's revision the loop was last told (-1: none yet)."""
         self._stop = threading.Event()
         self._heartbeat = threading.Thread(
             target=self._beat, name="retroguard-courier-heartbeat", daemon=True
@@ -172,6 +175,7 @@ class Courier:
             self.reporter.start()
         self._report_opening()
         self._begin_run()
+        self.forward_roster()
         self.forward_plan()
         self._heartbeat.start()
         try:
@@ -198,11 +202,13 @@ class Courier:
                     self.reporter.sessions_changed()  # the retained progress follows at once
                 if saved and final:
                     self._confirm([record.id])
-                    self._advance_progression()
+                    self._advance_progression(record.walker.id)
             case messages.Goodbye(reason=reason):
                 log.info("monitor stopping: %s", reason)
                 self.clean_stop = True
                 self._end_run(clean=True)
+            case messages.WalkerChosen(walker=walker):
+                self._walker_chosen(walker)
             case messages.Hello():
                 log.warning("a second hello from the monitor ignored")
 
@@ -238,10 +244,12 @@ class Courier:
             )
         )
 
-    def _advance_progression(self) -> None:
-        """A session ended: the physio's progression moves on if its stage is done."""
+    def _advance_progression(self, walker: str) -> None:
+        """A session ended: the walker's progression moves on if its stage is done."""
         try:
-            state = self.db.write(lambda conn: advance_if_done(conn, system_zone(), wall_now()))
+            state = self.db.write(
+                lambda conn: advance_if_done(conn, system_zone(), wall_now(), walker=walker)
+            )
         except Exception:
             log.exception("storage: the progression could not be advanced")
             return
@@ -269,18 +277,49 @@ class Courier:
         """
         with self._plan_lock:
             try:
-                if self.db.read(current_revision) == self._plan_sent:
+                revision = self.db.read(current_revision)
+                if revision == self._plan_sent:
                     return
-                assignment = self.db.read(current_plan)
+                assignments = self.db.read(current_plans)
             except Exception:
                 log.exception("storage: the assigned plan could not be read")
                 return
-            if assignment is None:
+            sent = all(
+                self.channel.send(messages.PlanAssigned(a.revision, a.plan, a.by, walker))
+                for walker, a in assignments.items()
+                if a.revision > self._plan_sent
+            )
+            if sent:
+                self._plan_sent = revision
+
+    def forward_roster(self) -> None:
+        """Tell the loop the walker profiles and the one chosen when they changed (any
+        thread; cheap when they did not). ``retroguard walker`` writes the database directly."""
+        with self._plan_lock:
+            try:
+                if self.db.read(roster_revision) == self._roster_sent:
+                    return
+                current = self.db.read(roster)
+            except Exception:
+                log.exception("storage: the walker profiles could not be read")
                 return
-            if self.channel.send(
-                messages.PlanAssigned(assignment.revision, assignment.plan, assignment.by)
-            ):
-                self._plan_sent = assignment.revision
+            message = messages.WalkerRoster(
+                current.revision, list(current.walkers), current.selected
+            )
+            if self.channel.send(message):
+                self._roster_sent = current.revision
+
+    def _walker_chosen(self, walker: str) -> None:
+        """The button chose a walker: store it (a removed one meanwhile: the roster says so)."""
+        try:
+            self.db.write(
+                lambda conn: select_walker(conn, walker, by="walker", via="button", wall=wall_now())
+            )
+        except Exception:
+            log.exception("storage: the walker chosen with the button could not be stored")
+        self.forward_roster()
+        if self.reporter is not None:
+            self.reporter.sessions_changed()  # the retained progress is the chosen walker's
 
     def _self_test(self) -> dict[str, dict[str, object]]:
         checks = dict(self.checks)
@@ -311,6 +350,7 @@ class Courier:
                 self.db.recover()
                 self.retention.tick()
                 self.forward_plan()  # `retroguard plan set` writes the database directly
+                self.forward_roster()  # and `retroguard walker` too
             except Exception:
                 log.exception("storage: probing, trying the disk again or retention failed")
             if not self._alive():

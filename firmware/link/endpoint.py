@@ -94,8 +94,11 @@ class CourierLink:
         self._closed_incidents: deque[str] = deque(maxlen=16)
         self._polled_real = 0.0
         self._heard_real = 0.0
-        self._plan_revision = 0
-        self._new_plan: tuple[Plan | None] | None = None
+        self._plan_revisions: dict[str, int] = {}
+        self._new_plan: dict[str, Plan | None] | None = None
+        """Plans assigned since the loop last looked, by walker (None: none waiting)."""
+        self._roster_revision = -1
+        self._new_roster: messages.WalkerRoster | None = None
 
     # ------------------------------------------------ any thread (supervisor)
 
@@ -241,10 +244,20 @@ class CourierLink:
             return True
         return False
 
-    def take_plan(self) -> tuple[Plan | None] | None:
-        """A newly assigned plan once, boxed (``(None,)``: back to the config's); else None."""
+    def take_plan(self) -> dict[str, Plan | None] | None:
+        """Newly assigned plans once, by walker (a None plan: back to the config's); else
+        None."""
         new, self._new_plan = self._new_plan, None
         return new
+
+    def take_roster(self) -> messages.WalkerRoster | None:
+        """The walker roster once when it changed; else None. Never blocks."""
+        new, self._new_roster = self._new_roster, None
+        return new
+
+    def choose_walker(self, walker_id: str) -> None:
+        """The button chose a walker: the courier stores it. Never blocks (a put)."""
+        self._writer.put(messages.encode(messages.WalkerChosen(walker_id)))
 
     def take_closed_incidents(self) -> list[str]:
         """Incidents caregivers closed since the last call (oldest first). Never blocks."""
@@ -352,13 +365,20 @@ class CourierLink:
                 self._closed_incidents.append(incident)
             case messages.CourierAlive(broker_connected=connected, outbox_depth=depth):
                 self.broker_connected, self.outbox_depth = connected, depth
-            case messages.PlanAssigned(revision=revision, plan=plan, by=by):
-                if revision != self._plan_revision:
-                    self._plan_revision = revision
-                    self._new_plan = (plan,)
+            case messages.PlanAssigned(revision=revision, plan=plan, by=by, walker=walker):
+                if revision != self._plan_revisions.get(walker):
+                    self._plan_revisions[walker] = revision
+                    if self._new_plan is None:
+                        self._new_plan = {}
+                    self._new_plan[walker] = plan
                     log.info(
-                        "plan %s (revision %d, by %s): from the next session start",
+                        "plan %s for walker %s (revision %d, by %s): from their next session",
                         "of the config" if plan is None else repr(plan.name),
+                        walker,
                         revision,
                         by,
                     )
+            case messages.WalkerRoster(revision=revision):
+                if revision != self._roster_revision:
+                    self._roster_revision = revision
+                    self._new_roster = message

@@ -13,6 +13,7 @@ import msgspec
 from core.protocol.events import Event
 from core.protocol.messages import DeviceHealth, SessionRecord
 from core.protocol.plan import Plan
+from core.protocol.walker import DEFAULT_WALKER_ID, Walker
 from firmware.config import Config
 
 # ------------------------------------------------------------ loop -> courier
@@ -67,7 +68,16 @@ class Goodbye(msgspec.Struct, tag="goodbye"):
     reason: str
 
 
-ToCourier = Hello | EventRecord | StateReport | HealthReport | SessionReport | Goodbye
+class WalkerChosen(msgspec.Struct, tag="walker_chosen"):
+    """The walker picked a profile with the button (a double press in STANDBY): store the
+    selection, so the CLI, the progress and a restarted monitor agree."""
+
+    walker: str
+
+
+ToCourier = (
+    Hello | EventRecord | StateReport | HealthReport | SessionReport | Goodbye | WalkerChosen
+)
 
 # ------------------------------------------------------------ courier -> loop
 
@@ -123,10 +133,28 @@ class PlanAssigned(msgspec.Struct, tag="plan"):
     revision: int
     plan: Plan | None
     by: str
+    walker: str = DEFAULT_WALKER_ID
+    """Whose plan it is: the walker's next session uses it."""
+
+
+class WalkerRoster(msgspec.Struct, tag="walkers"):
+    """The walker profiles (button order) and the one chosen, when they changed (or the
+    courier started). ``revision`` grows with every change: the same roster again is ignored."""
+
+    revision: int
+    walkers: list[Walker]
+    selected: Walker
 
 
 ToLoop = (
-    Persisted | StorageHealth | SilenceBuzzer | Chirp | IncidentClosed | CourierAlive | PlanAssigned
+    Persisted
+    | StorageHealth
+    | SilenceBuzzer
+    | Chirp
+    | IncidentClosed
+    | CourierAlive
+    | PlanAssigned
+    | WalkerRoster
 )
 
 _encoder = msgspec.msgpack.Encoder()

@@ -45,6 +45,8 @@ class Gesture:
     """When the first press of the pattern went down (monotonic)."""
     at: float
     """When the pattern was recognised."""
+    longest_s: float = 0.0
+    """A double press: its longer press (one held to the arming chirp was a reset press)."""
 
 
 class GestureRecognizer:
@@ -111,8 +113,9 @@ class GestureRecognizer:
         if now - self._last_up <= self.double_gap_s:
             return  # the pattern may still go on
         if len(self._strokes) == 2 and not self._spoilt:
-            (first, first_up), (second, _) = self._strokes
+            (first, first_up), (second, second_up) = self._strokes
             if second - first_up <= self.double_gap_s:
-                out.append(Gesture(GestureKind.DOUBLE, first, now))
+                longest = max(first_up - first, second_up - second)
+                out.append(Gesture(GestureKind.DOUBLE, first, now, longest))
         self._strokes.clear()
         self._spoilt = False

@@ -96,6 +96,7 @@ from core.protocol.messages import (
     SessionRecord,
     SessionStatus,
 )
+from core.protocol.walker import DEFAULT_WALKER, DEFAULT_WALKER_ID, Walker
 from firmware.detection.base import DetectionKind
 from firmware.fsm import TransitionTable
 from firmware.gait import figures as gait_figures
@@ -107,18 +108,21 @@ from firmware.gait.worker import (
     GaitResult,
     Measurements,
 )
+from firmware.presses import ARM_HOLD_S
 from firmware.safety import Detected, SafetyState, Transition
 from firmware.session.config import SessionConfig
 from firmware.session.cues import PATTERN, TEXT, Cue, Speaker, cue_for
-from firmware.session.gestures import GestureKind, GestureRecognizer
+from firmware.session.gestures import Gesture, GestureKind, GestureRecognizer
 from firmware.session.plan import Plan
 from firmware.session.steps import StepCounts, StepDetector
 from firmware.session.voice import Prompts
+from hal.buzzer_patterns import walker_pattern_name
 from hal.interfaces import Buzzer, PressEdges
 
 if TYPE_CHECKING:
     from firmware.app import App
     from firmware.config import Config
+    from firmware.link.messages import WalkerRoster
     from firmware.monitor import Monitor
     from firmware.session.control import ControlServer
 
@@ -323,6 +327,19 @@ class CueRecord:
         return TEXT[self.cue]
 
 
+@dataclass(frozen=True, slots=True)
+class WalkerChoice:
+    """A walker profile chosen with the button (a double press in STANDBY)."""
+
+    walker: Walker
+    t: float
+    position: int
+    """1-based, in button order."""
+    spoken: str
+    """The sentence queued to the speaker ("" with no speaker: the beep pattern played)."""
+    pattern: str
+
+
 @dataclass(slots=True)
 class _Session:
     id: str
@@ -342,6 +359,7 @@ class _Session:
     """Balance checks by index (0 eyes open, 1 eyes closed), as measured so far."""
     moved_in_check: set[int] = field(default_factory=set)
     """Checks during which the step counter counted steps: their figures are not sway."""
+    walker: Walker = DEFAULT_WALKER
 
 
 def _wall_now() -> str:
@@ -370,7 +388,9 @@ class SessionRunner:
         prompts: Prompts | None = None,
         time_scale: float = 1.0,
         measurements: Measurements | None = None,
-        new_plans: Callable[[], tuple[Plan | None] | None] | None = None,
+        new_plans: Callable[[], dict[str, Plan | None] | None] | None = None,
+        new_roster: Callable[[], WalkerRoster | None] | None = None,
+        walker_chosen: Callable[[str], None] | None = None,
     ) -> None:
         if not time_scale > 0:
             raise ValueError("time_scale must be positive")
@@ -378,10 +398,21 @@ class SessionRunner:
         """The plan of the session under way, or of the next one when none is."""
         self.configured_plan = plan
         """The config's plan: what an assignment of "no plan" goes back to."""
-        self.next_plan: Plan | None = None
-        """A plan assigned since the last start (``cmd/plan``, ``retroguard plan set``): it
-        becomes :attr:`plan` at the next start, never during a session."""
+        self._pending_plans: dict[str, Plan] = {}
+        """Plans assigned since each walker's last start (``cmd/plan``, ``retroguard plan
+        set``), by walker: one becomes :attr:`plan` at its walker's next start, never during a
+        session."""
+        self._walker_plans: dict[str, Plan] = {}
+        """The plan each walker's sessions use (absent: the config's)."""
         self._new_plans = new_plans
+        self._new_roster = new_roster
+        self._walker_chosen = walker_chosen
+        self.walkers: tuple[Walker, ...] = (DEFAULT_WALKER,)
+        """The walker profiles in button order (from the device database, via the courier)."""
+        self.walker: Walker = DEFAULT_WALKER
+        """The walker of the next session (of the one under way: ``session.walker``)."""
+        self.walker_choices: deque[WalkerChoice] = deque(maxlen=64)
+        """Profiles chosen with the button, newest last (the demo prints these)."""
         self.time_scale = time_scale
         """Plan seconds per loop second: 1 for real sessions; the demo compresses time."""
         self.control: ControlServer | None = None
@@ -438,7 +469,11 @@ class SessionRunner:
     def snapshot(self) -> dict[str, Any]:
         """The session as the CLI's ``status`` shows it (built on the loop thread)."""
         s = self.session
-        data: dict[str, Any] = {"state": self.state.value, "plan": self.plan.name}
+        data: dict[str, Any] = {
+            "state": self.state.value,
+            "plan": self.plan.name,
+            "walker": (s.walker if s is not None and self.under_way else self.walker).name,
+        }
         if self.next_plan is not None:
             data["next_plan"] = self.next_plan.name
         if self.pause_reason:
@@ -481,7 +516,7 @@ class SessionRunner:
         if self._button is not None:
             edges = self._button.take_edges()
             for gesture in self._gestures.feed(edges, now):
-                self._on_gesture(gesture.kind, gesture.first_press, now)
+                self._on_gesture(gesture, now)
         while True:
             try:
                 command, reply = self._requests.get_nowait()
@@ -492,6 +527,7 @@ class SessionRunner:
                 reply.put_nowait((ok, message))
         self._advance(now)
         self._collect()
+        self._take_roster()
         self._take_new_plan()
         self._tell_not_worn()
         self._last_now = now
@@ -502,13 +538,73 @@ class SessionRunner:
         new = self._new_plans()
         if new is None:
             return
-        (plan,) = new
-        self.assign_plan(plan)
+        for walker, plan in new.items():
+            self.assign_plan(plan, walker)
 
-    def assign_plan(self, plan: Plan | None) -> None:
-        """Use ``plan`` (None: the config's) from the next session start on; the loop thread."""
-        self.next_plan = self.configured_plan if plan is None else plan
-        log.info("next session's plan: %s", self.next_plan.describe())
+    @property
+    def next_plan(self) -> Plan | None:
+        """The plan assigned to the chosen walker since their last start (None: none), which
+        their next session uses."""
+        return self._pending_plans.get(self.walker.id)
+
+    def assign_plan(self, plan: Plan | None, walker: str = DEFAULT_WALKER_ID) -> None:
+        """Use ``plan`` (None: the config's) from ``walker``'s next session start on; the loop
+        thread."""
+        chosen = self.configured_plan if plan is None else plan
+        self._pending_plans[walker] = chosen
+        log.info("walker %s's next session's plan: %s", walker, chosen.describe())
+
+    def _plan_of(self, walker: str) -> Plan:
+        return self._walker_plans.get(walker, self.configured_plan)
+
+    @property
+    def under_way(self) -> bool:
+        return self.state in (SessionState.RUNNING, SessionState.PAUSED, SessionState.BALANCE)
+
+    # ------------------------------------------------------------------ walkers
+
+    def _take_roster(self) -> None:
+        if self._new_roster is None:
+            return
+        roster = self._new_roster()
+        if roster is None:
+            return
+        self.walkers = tuple(roster.walkers) or (DEFAULT_WALKER,)
+        if roster.selected != self.walker:
+            log.info(
+                "walker of the next session: %s (%s)", roster.selected.name, roster.selected.id
+            )
+        self.walker = roster.selected
+        if not self.under_way:
+            self.plan = self._pending_plans.get(self.walker.id, self._plan_of(self.walker.id))
+
+    def _cycle_walker(self, now: float) -> None:
+        """A double press in STANDBY, no session under way: the next walker profile, said by
+        name (or beeped: its number). It only chooses whose next session it is; it cannot arm
+        (the runner has no way to the relay) and it starts nothing."""
+        walkers = self.walkers
+        index = next((n for n, w in enumerate(walkers) if w.id == self.walker.id), -1)
+        position = (index + 1) % len(walkers)
+        walker = walkers[position]
+        self.walker = walker
+        self.plan = self._pending_plans.get(walker.id, self._plan_of(walker.id))
+        spoken = ""
+        pattern = walker_pattern_name(position + 1)
+        if self._speaker is not None:
+            spoken = self.prompts.walker(walker.name)
+            self._speaker.say(spoken)
+            pattern = "chirp"
+        try:
+            self._buzzer.play(pattern, now)
+        except Exception:  # a buzzer problem must not stop the loop
+            log.exception("walker pattern %s failed", pattern)
+        self.walker_choices.append(WalkerChoice(walker, now, position + 1, spoken, pattern))
+        log.info("walker %d/%d chosen with the button: %s", position + 1, len(walkers), walker.name)
+        if self._walker_chosen is not None:
+            try:
+                self._walker_chosen(walker.id)
+            except Exception:
+                log.exception("the walker chosen could not be handed to the courier")
 
     def _tell_not_worn(self) -> None:
         """Say why the belt will not arm (or stopped) when the sensor shows no body.
@@ -533,8 +629,10 @@ class SessionRunner:
         if self._final_due is not None:
             self._final_due = 0.0  # the last session's record goes now, with what is there
             self._collect()
-        if self.next_plan is not None:
-            self.plan, self.next_plan = self.next_plan, None
+        walker = self.walker
+        if walker.id in self._pending_plans:
+            self._walker_plans[walker.id] = self._pending_plans.pop(walker.id)
+        self.plan = self._plan_of(walker.id)
         intervals = [
             IntervalLog(n, i.direction, i.speed, i.duration_s)
             for n, i in enumerate(self.plan.intervals)
@@ -545,9 +643,12 @@ class SessionRunner:
             started_wall=_wall_now(),
             started_t=now,
             intervals=intervals,
+            walker=walker,
         )
         self._last_counts = self.steps.counts
-        log.info("session %s started: %s", self.session.id, self.plan.describe())
+        log.info(
+            "session %s started for %s: %s", self.session.id, walker.name, self.plan.describe()
+        )
         if self.measurements is not None:
             self.measurements.new_session(self.session.id)
         self._emit(final=False)
@@ -618,8 +719,21 @@ class SessionRunner:
             return True, " ".join(f"{k}={v}" for k, v in self.snapshot().items())
         return False, f"unknown session command {command!r}"
 
-    def _on_gesture(self, kind: GestureKind, first_press: float, now: float) -> None:
+    def _on_gesture(self, gesture: Gesture, now: float) -> None:
+        kind, first_press = gesture.kind, gesture.first_press
         safety = self._safety
+        if (
+            kind is GestureKind.DOUBLE
+            and safety.state is SafetyState.STANDBY
+            and first_press > safety.since
+            and gesture.longest_s < ARM_HOLD_S
+        ):
+            # Made wholly in STANDBY, no press held to the chirp: never a reset press.
+            if self.under_way:
+                log.info("double press in standby ignored: a session is under way")
+            else:
+                self._cycle_walker(now)
+            return
         if safety.state is not SafetyState.ARMED or first_press <= safety.since:
             # Made (partly) outside ARMED: its presses were reset presses. Nothing more.
             log.info("button %s press ignored by the session: not made while armed", kind.value)
@@ -1003,6 +1117,7 @@ def session_record(s: _Session, device_id: str) -> SessionRecord:
         balance=[s.balance[k] for k in sorted(s.balance)],
         gait_backward=gait_figures.pool(backward_gait),
         gait_forward=gait_figures.pool(forward_gait),
+        walker=s.walker,
     )
 
 
@@ -1069,6 +1184,8 @@ def attach_session(
         time_scale=time_scale,
         measurements=measurements,
         new_plans=app.link.take_plan,
+        new_roster=app.link.take_roster,
+        walker_chosen=app.link.choose_walker,
     )
     if control_socket is not None:
         from firmware.session.control import ControlServer, default_socket_path

@@ -88,8 +88,10 @@ def note_event(conn: sqlite3.Connection, event: Event, seq: int) -> None:
         return
     kind = event.type.value if event.type in INCIDENT_TYPES else ""
     conn.execute(
-        "INSERT INTO incidents (id, device_id, opened_seq, opened_wall, severity)"
-        " VALUES (?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING",
+        "INSERT INTO incidents (id, device_id, opened_seq, opened_wall, severity, walker)"
+        " VALUES (?, ?, ?, ?, ?, coalesce((SELECT walker FROM walker_changes"
+        " WHERE change = 'selected' ORDER BY id DESC LIMIT 1), 'default'))"
+        " ON CONFLICT (id) DO NOTHING",
         (incident_id, event.device_id, seq, event.wall_time, kind),
     )
     severity, closed_via, closed_severity = conn.execute(

@@ -1,7 +1,8 @@
 """The progression a physio assigned, and where the walker is on it.
 
 Table ``progressions``: one row per change (assigned, advanced, held,
-released, stepped back), newest last and in force, never rewritten. A row
+released, stepped back), newest last and in force, never rewritten; each names
+its walker (migration 5), and a walker's newest row is their progression. A row
 holds the whole :class:`core.protocol.plan.Progression` as JSON, the stage
 (0-based), when that stage began (sessions before it do not count toward
 it) and whether a physio holds it there. Whenever the stage changes the
@@ -20,6 +21,7 @@ import msgspec
 
 from core.progression import StageSession, stage_done
 from core.protocol.plan import Progression
+from core.protocol.walker import DEFAULT_WALKER_ID
 from firmware.storage.plans import assign_plan
 
 
@@ -39,10 +41,13 @@ class ProgressionState:
         return self.stage >= len(self.progression.stages) - 1
 
 
-def current_progression(conn: sqlite3.Connection) -> ProgressionState | None:
+def current_progression(
+    conn: sqlite3.Connection, walker: str = DEFAULT_WALKER_ID
+) -> ProgressionState | None:
     row = conn.execute(
         "SELECT id, progression, stage, stage_started_wall, held, changed_by, change"
-        " FROM progressions ORDER BY id DESC LIMIT 1"
+        " FROM progressions WHERE walker = ? ORDER BY id DESC LIMIT 1",
+        (walker,),
     ).fetchone()
     if row is None or row[1] is None:
         return None
@@ -73,10 +78,11 @@ def _record(
     change: str,
     wall: str,
     plan_too: bool,
+    walker: str,
 ) -> ProgressionState:
     cursor = conn.execute(
         "INSERT INTO progressions (progression, stage, stage_started_wall, held, changed_by,"
-        " change, changed_wall) VALUES (?, ?, ?, ?, ?, ?, ?)",
+        " change, changed_wall, walker) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
         (
             msgspec.json.encode(progression).decode(),
             stage,
@@ -85,11 +91,17 @@ def _record(
             by,
             change,
             wall,
+            walker,
         ),
     )
     if plan_too:
         assign_plan(
-            conn, progression.stages[stage].plan, by=by, via="progression", assigned_wall=wall
+            conn,
+            progression.stages[stage].plan,
+            by=by,
+            via="progression",
+            assigned_wall=wall,
+            walker=walker,
         )
     return ProgressionState(
         int(cursor.lastrowid or 0), progression, stage, stage_started_wall, held, by, change
@@ -97,9 +109,15 @@ def _record(
 
 
 def start_progression(
-    conn: sqlite3.Connection, progression: Progression, *, stage: int, by: str, wall: str
+    conn: sqlite3.Connection,
+    progression: Progression,
+    *,
+    stage: int,
+    by: str,
+    wall: str,
+    walker: str = DEFAULT_WALKER_ID,
 ) -> ProgressionState:
-    """Assign a progression at ``stage``; its plan is assigned with it."""
+    """Assign ``walker`` a progression at ``stage``; its plan is assigned with it."""
     return _record(
         conn,
         progression,
@@ -110,49 +128,58 @@ def start_progression(
         change="assigned",
         wall=wall,
         plan_too=True,
+        walker=walker,
     )
 
 
 def change_progression(
-    conn: sqlite3.Connection, action: str, *, by: str, wall: str
+    conn: sqlite3.Connection,
+    action: str,
+    *,
+    by: str,
+    wall: str,
+    walker: str = DEFAULT_WALKER_ID,
 ) -> ProgressionState:
     """``hold``, ``release`` or ``step_back``; :class:`LookupError` without a progression."""
-    state = current_progression(conn)
+    state = current_progression(conn, walker)
     if state is None:
+        if walker != DEFAULT_WALKER_ID:
+            raise LookupError(f"no progression is assigned to walker {walker} on this device")
         raise LookupError("no progression is assigned to this device")
     if action == "hold":
         return _record(
             conn, state.progression, state.stage, stage_started_wall=state.stage_started_wall,
-            held=True, by=by, change="held", wall=wall, plan_too=False,
+            held=True, by=by, change="held", wall=wall, plan_too=False, walker=walker,
         )  # fmt: skip
     if action == "release":
         return _record(
             conn, state.progression, state.stage, stage_started_wall=state.stage_started_wall,
-            held=False, by=by, change="released", wall=wall, plan_too=False,
+            held=False, by=by, change="released", wall=wall, plan_too=False, walker=walker,
         )  # fmt: skip
     if action == "step_back":
         return _record(
             conn, state.progression, max(0, state.stage - 1), stage_started_wall=wall,
-            held=state.held, by=by, change="stepped back", wall=wall, plan_too=True,
+            held=state.held, by=by, change="stepped back", wall=wall, plan_too=True, walker=walker,
         )  # fmt: skip
     raise ValueError(f"unknown progression action {action!r}")
 
 
 def advance_if_done(
-    conn: sqlite3.Connection, zone: dt.tzinfo, wall: str
+    conn: sqlite3.Connection, zone: dt.tzinfo, wall: str, *, walker: str = DEFAULT_WALKER_ID
 ) -> ProgressionState | None:
-    """After a session: move to the next stage if this one's prescribed sessions are done.
+    """After ``walker``'s session: move to the next stage if this one's prescribed sessions
+    (theirs) are done.
 
     Returns the new state when it advanced (its plan is assigned), else None:
     no progression, held, at the last stage, or not done yet.
     """
-    state = current_progression(conn)
+    state = current_progression(conn, walker)
     if state is None or state.held or state.last:
         return None
     rows = conn.execute(
         "SELECT started_wall, plan, status, planned_s, done_s, backward_s, longest_backward_s"
-        " FROM sessions WHERE started_wall >= ?",
-        (state.stage_started_wall[:19],),
+        " FROM sessions WHERE started_wall >= ? AND walker = ?",
+        (state.stage_started_wall[:19], walker),
     ).fetchall()
     sessions = [
         StageSession(str(row[0]), str(row[1]), str(row[2]), *(float(x) for x in row[3:]))
@@ -171,4 +198,5 @@ def advance_if_done(
         change="advanced",
         wall=wall,
         plan_too=True,
+        walker=walker,
     )

@@ -67,7 +67,7 @@ def write_session(
     conn.execute(
         "INSERT INTO sessions (id, device_id, plan, status, started_wall, ended_wall,"
         " planned_s, done_s, backward_s, longest_backward_s, steps, walking_s, trips,"
-        " stumbles, body) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+        " stumbles, body, walker) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
         " ON CONFLICT (id) DO UPDATE SET status = excluded.status,"
         " ended_wall = excluded.ended_wall, done_s = excluded.done_s,"
         " backward_s = excluded.backward_s, longest_backward_s = excluded.longest_backward_s,"
@@ -89,6 +89,7 @@ def write_session(
             record.trips,
             record.stumbles,
             encode(record),
+            record.walker.id,
         ),
     )
     conn.execute("DELETE FROM session_intervals WHERE session_id = ?", (record.id,))
@@ -143,8 +144,11 @@ class StoredSession:
 _decode_record = msgspec.json.Decoder(SessionRecord).decode
 
 
-def load_sessions(database: str | Path, device_id: str | None = None) -> list[StoredSession]:
-    """Every stored session, oldest first (none when the file does not exist yet).
+def load_sessions(
+    database: str | Path, device_id: str | None = None, walker: str | None = None
+) -> list[StoredSession]:
+    """Every stored session (of ``walker``, when given), oldest first (none when the file does
+    not exist yet).
 
     A row whose body is not a session record (it was not written by this
     program) is logged and left out: one bad row does not hide the log.
@@ -155,10 +159,16 @@ def load_sessions(database: str | Path, device_id: str | None = None) -> list[St
     conn = connect(path)
     try:
         query = "SELECT id, body FROM sessions"
-        params: tuple[str, ...] = ()
+        where: list[str] = []
+        params: list[str] = []
         if device_id is not None:
-            query += " WHERE device_id = ?"
-            params = (device_id,)
+            where.append("device_id = ?")
+            params.append(device_id)
+        if walker is not None:
+            where.append("walker = ?")
+            params.append(walker)
+        if where:
+            query += " WHERE " + " AND ".join(where)
         rows = conn.execute(query + " ORDER BY started_wall, rowid", params).fetchall()
     finally:
         conn.close()
