@@ -3,13 +3,29 @@ and the local CLI, which writes the database and arms nothing."""
 
 from __future__ import annotations
 
+import datetime as dt
+import json
 import sqlite3
 from collections import deque
 from pathlib import Path
+from typing import Any
 
+import jsonschema
 import msgspec
 import pytest
 
+from core.plan_presets import PRESETS
+from core.protocol.commands import (
+    AssignPlan,
+    ChangeProgression,
+    CommandRefused,
+    encode_command,
+    parse_command,
+)
+from core.protocol.events import EventType
+from core.protocol.messages import ProgressMessage, ProtocolError, SessionRecord, SessionSummary
+from core.protocol.payloads import decode_as, encode
+from core.protocol.topics import Topics
 from core.protocol.walker import (
     DEFAULT_WALKER,
     MAX_WALKERS,
@@ -18,8 +34,15 @@ from core.protocol.walker import (
     check_walker_name,
     walker_id_for,
 )
+from firmware.mqtt.status import RetainedStatus
+from firmware.session.runner import (
+    SessionRunner,
+    SessionState,
+    attach_session,
+    detach_session,
+)
 from firmware.storage.database import connect, transaction
-from firmware.storage.sessions import load_sessions
+from firmware.storage.sessions import load_sessions, save_session
 from firmware.storage.walkers import (
     add_walker,
     remove_walker,
@@ -28,7 +51,11 @@ from firmware.storage.walkers import (
     select_walker,
     walker_names,
 )
+from tests.app_support import Rig, close_rigs, make_rig, pump_link_until
+from tests.caregiver_support import session_record
+from tests.mqtt_helpers import schema
 from tests.storage_support import database_at_version
+from tools.broker import Mosquitto
 
 
 def test_a_walker_is_an_id_and_a_name_checked_on_the_wire() -> None:
@@ -168,15 +195,6 @@ def test_adding_a_walker_renders_the_name_prompt(
 
 # -- at the machine: a double press in STANDBY cycles the profiles, and never arms ----------
 
-from core.plan_presets import PRESETS  # noqa: E402
-from core.protocol.events import EventType  # noqa: E402
-from firmware.session.runner import (  # noqa: E402
-    SessionRunner,
-    SessionState,
-    attach_session,
-    detach_session,
-)
-from tests.app_support import Rig, close_rigs, make_rig, pump_link_until  # noqa: E402
 
 ANNA = Walker("anna", "Anna")
 BEN = Walker("ben", "Ben")
@@ -323,4 +341,220 @@ def test_the_cli_chooses_the_walker_of_a_running_monitor_without_arming(
     rig.run_for(0.5)
     assert runner.walker == BEN and runner.state is SessionState.IDLE
     assert rig.state == "STANDBY" and rig.hardware.history == []
+    detach_session(rig.app, runner)
+
+
+# -- records per walker and per treadmill: sessions, progress, plans on the wire ------------
+
+
+MONDAY = dt.datetime(2026, 3, 2, 9, 0, tzinfo=dt.UTC)
+
+
+def _of(record: SessionRecord, walker: Walker) -> SessionRecord:
+    return msgspec.structs.replace(record, walker=walker)
+
+
+def test_the_walker_schemas_agree_with_the_type_and_old_payloads_are_the_default_s() -> None:
+    typed = msgspec.json.schema(Walker)["$defs"]["Walker"]
+    for kind in ("session", "progress"):
+        documented = schema(kind)["$defs"]["walker"]
+        assert set(documented["required"]) == set(typed["required"])
+        assert set(documented["properties"]) == set(typed["properties"])
+        assert documented["properties"]["id"]["pattern"] == typed["properties"]["id"]["pattern"]
+        assert schema(kind)["properties"]["walker"]["$ref"] == "#/$defs/walker"
+    record = _of(session_record("tm-1", MONDAY, backward_min=10, longest_min=10), ANNA)
+    summary = record.summary("2026-03-02T10:00:00+00:00")
+    payload = encode(summary)
+    jsonschema.validate(json.loads(payload), schema("session"))
+    assert json.loads(payload)["walker"] == {"id": "anna", "name": "Anna"}
+    assert decode_as(SessionSummary, payload.encode()).walker == ANNA
+    old = json.loads(payload)
+    del old["walker"]  # a summary from a release before profiles
+    assert decode_as(SessionSummary, json.dumps(old).encode()).walker == DEFAULT_WALKER
+    bad = json.loads(payload)
+    bad["walker"]["id"] = "Anna B"
+    with pytest.raises(ProtocolError, match=r"walker\.id"):
+        decode_as(SessionSummary, json.dumps(bad).encode())
+
+
+def test_plan_commands_name_their_walker_and_a_bad_one_is_refused() -> None:
+    plan = PRESETS["alternate-2-2"]
+    from tests.test_plans import _validator
+
+    payload = encode_command(AssignPlan(plan, by="Jo", walker="anna"), "r1")
+    _validator("command").validate(json.loads(payload))
+    parsed = parse_command("plan", payload.encode()).command
+    assert parsed == AssignPlan(plan, "Jo", "anna")
+    assert "walker" not in json.loads(encode_command(AssignPlan(plan), "r2"))  # as before
+    assert parse_command("plan", encode_command(AssignPlan(plan)).encode()).command == (
+        AssignPlan(plan)
+    )
+    hold = encode_command(ChangeProgression("hold", walker="ben"))
+    assert parse_command("progression", hold.encode()).command == ChangeProgression(
+        "hold", "caregiver", "ben"
+    )
+    with pytest.raises(CommandRefused, match="walker: must be a walker id"):
+        parse_command(
+            "plan", json.dumps({"plan": json.loads(payload)["plan"], "walker": "A/B"}).encode()
+        )
+
+
+def test_retroguard_sessions_groups_per_walker_and_per_treadmill(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from launcher.cli import main
+
+    db = tmp_path / "device.db"
+    conn = connect(db)
+    for day in (0, 2, 4):  # Anna: three sessions of 10 straight minutes, a week at goal
+        save_session(conn, _of(session_record("tm-1", MONDAY + dt.timedelta(days=day),
+                                              backward_min=10, longest_min=10), ANNA))  # fmt: skip
+    save_session(conn, session_record("tm-1", MONDAY, backward_min=4, longest_min=2))
+    save_session(conn, _of(session_record("tm-2", MONDAY, backward_min=6, longest_min=3), ANNA))
+    conn.close()
+    assert main(["sessions", "--db", str(db)]) == 0
+    text = capsys.readouterr().out
+    headers = [line for line in text.splitlines() if line.startswith("== ")]
+    assert headers == [
+        "== Anna (anna) on treadmill tm-1: 3 sessions ==",
+        "== Default walker (default) on treadmill tm-1: 1 session ==",
+        "== Anna (anna) on treadmill tm-2: 1 session ==",
+    ]
+    anna_tm1 = text.split(headers[0])[1].split(headers[1])[0]
+    assert "2026-W10           3        3          30.0     10.0   3/3  yes" in anna_tm1
+    default_tm1 = text.split(headers[1])[1].split(headers[2])[0]
+    assert "2026-W10           1        0           4.0      2.0   1/3  no" in default_tm1
+    assert main(["sessions", "--db", str(db), "--walker", "default"]) == 0
+    only = capsys.readouterr().out
+    assert [line for line in only.splitlines() if line.startswith("== ")] == [headers[1]]
+
+
+def test_the_retained_progress_is_the_chosen_walker_s_week(tmp_path: Path) -> None:
+    db = tmp_path / "device.db"
+    conn = connect(db)
+    with transaction(conn):
+        add_walker(conn, "Anna", walker_id="anna", by="Jo", wall="w")
+    for day in (0, 1, 2):
+        save_session(conn, _of(session_record("tm-1", MONDAY + dt.timedelta(days=day),
+                                              backward_min=10, longest_min=10), ANNA))  # fmt: skip
+    save_session(conn, session_record("tm-1", MONDAY, backward_min=4, longest_min=2))
+    conn.close()
+    now = MONDAY + dt.timedelta(days=3)
+    status = RetainedStatus(db, Topics("retroguard", "tm-1"), now=lambda: now, zone=dt.UTC)
+    try:
+        first = status.progress()
+        assert first is not None
+        jsonschema.validate(json.loads(first.payload), schema("progress"))
+        message = decode_as(ProgressMessage, first.payload.encode())
+        assert message.walker == DEFAULT_WALKER
+        assert (message.week_sessions, message.week_at_goal, message.weeks_at_goal) == (1, 0, 0)
+        conn = connect(db)
+        with transaction(conn):
+            select_walker(conn, "anna", by="walker", via="button", wall="w")
+        conn.close()
+        second = status.progress()
+        assert second is not None
+        jsonschema.validate(json.loads(second.payload), schema("progress"))
+        message = decode_as(ProgressMessage, second.payload.encode())
+        assert message.walker == ANNA
+        assert (message.week_sessions, message.week_at_goal, message.weeks_at_goal) == (3, 3, 1)
+    finally:
+        status.close()
+
+
+def test_a_progression_advances_on_its_own_walker_s_sessions_only(tmp_path: Path) -> None:
+    from core.protocol.plan import Progression, Stage
+    from firmware.storage.plans import current_plan
+    from firmware.storage.progressions import (
+        advance_if_done,
+        current_progression,
+        start_progression,
+    )
+
+    short = PRESETS["alternate-2-2"]
+    progression = Progression("two", (Stage(short, 1, 2), Stage(PRESETS["progression-week-2"])))
+    conn = connect(tmp_path / "device.db")
+    try:
+        with transaction(conn):
+            add_walker(conn, "Anna", walker_id="anna", by="Jo", wall="w")
+            start_progression(conn, progression, stage=0, by="Jo", wall="2026-03-02T08:00:00+00:00",
+                              walker="anna")  # fmt: skip
+        assert current_progression(conn) is None  # the default walker has none
+        assert current_plan(conn) is None and current_plan(conn, "anna") is not None
+        for day in (0, 1):  # the default walker's completed sessions count nothing for Anna
+            rec = session_record("tm-1", MONDAY + dt.timedelta(days=day), backward_min=14,
+                                 longest_min=2, plan=short.name)  # fmt: skip
+            save_session(conn, rec)
+        with transaction(conn):
+            assert advance_if_done(conn, dt.UTC, "w2", walker="anna") is None
+        for day in (0, 1):
+            rec = session_record("tm-1", MONDAY + dt.timedelta(days=day, hours=2),
+                                 backward_min=14, longest_min=2, plan=short.name)  # fmt: skip
+            save_session(conn, _of(rec, ANNA))
+        with transaction(conn):
+            state = advance_if_done(conn, dt.UTC, "w3", walker="anna")
+        assert state is not None and state.stage == 1
+        now = current_plan(conn, "anna")
+        assert now is not None and now.plan == PRESETS["progression-week-2"]
+        assert current_plan(conn) is None
+    finally:
+        conn.close()
+
+
+@pytest.mark.usefixtures(close_rigs.__name__)
+def test_a_walker_s_plan_over_mqtt_applies_to_their_next_session_whose_summary_names_them(
+    tmp_path: Path, mosquitto: Mosquitto
+) -> None:
+    """Real Mosquitto: a physio's plan for Anna (cmd/plan with ``walker``) reaches the device;
+    the walker chooses Anna with the button; her session walks her plan, and its summary on
+    ``.../session`` names her. A plan for a walker the device does not have is refused, naming
+    the field. Nothing of it touches the relay."""
+    from tests.mqtt_helpers import WAIT, Subscriber, config_for, validate
+    from tests.test_plans import DEVICE, _send
+
+    _registered(tmp_path)
+    rig = make_rig(tmp_path, mqtt=config_for(mosquitto))
+    assert rig.courier.reporter is not None
+    assert rig.courier.reporter.wait_until(lambda s: s.ready, WAIT)
+    heard = Heard()
+    runner = attach_session(rig.app, PRESETS["alternate-2-2"], speaker=heard)
+    assert pump_link_until(rig.app.link, lambda: rig.app.link._new_roster is not None)
+    rig.run_for(1.0)
+    from core.protocol.plan import Interval, Plan
+
+    short = Plan(
+        "Anna, week 1", (Interval.of_seconds("forward", 10), Interval.of_seconds("backward", 20))
+    )
+    sub = Subscriber(mosquitto, [f"retroguard/{DEVICE}/reply", f"retroguard/{DEVICE}/session"])
+    try:
+        reply = _send(sub, encode_command(AssignPlan(short, by="Jo", walker="anna"), "w1"))
+        assert reply["ok"] and reply["result"]["walker"] == "anna"
+        refused = _send(sub, encode_command(AssignPlan(short, walker="zed"), "w2"))
+        assert not refused["ok"] and refused["error"].startswith("walker: no walker 'zed'")
+        assert pump_link_until(rig.app.link, lambda: rig.app.link._new_plan is not None)
+        rig.run_for(0.05)
+        assert runner.next_plan is None  # the default walker's plan is unchanged
+        _double_press(rig)
+        _until_chosen(rig, runner, 1)
+        assert runner.walker == ANNA and runner.next_plan == short
+        rig.run_for(1.0)
+        rig.press_reset()
+        assert rig.state == "ARMED"
+        history = list(rig.hardware.history)
+        runner.request("start")
+        rig.run_for(35.0)
+        assert runner.state is SessionState.FINISHED
+        assert runner.finished[-1].plan == short.name and runner.finished[-1].walker == ANNA
+
+        def summaries() -> list[dict[str, Any]]:
+            return [json.loads(m.payload) for m in sub.on("/session")]
+
+        assert pump_link_until(rig.app.link, lambda: bool(summaries()))
+        (summary,) = summaries()
+        validate("session", json.dumps(summary))
+        assert summary["walker"] == {"id": "anna", "name": "Anna"}
+        assert summary["plan"] == short.name
+        assert rig.hardware.history == history and rig.state == "ARMED"
+    finally:
+        sub.close()
     detach_session(rig.app, runner)

@@ -26,6 +26,7 @@ from core.protocol.plan import (
     plan_from_json,
     progression_from_builtins,
 )
+from core.protocol.walker import DEFAULT_WALKER_ID
 
 
 def add_parser(sub: Any) -> None:
@@ -34,6 +35,11 @@ def add_parser(sub: Any) -> None:
     )
     p.add_argument("-c", "--config", type=Path, default=None, help="the monitor's config file")
     p.add_argument("--db", type=Path, default=None, help="database (default: the config's)")
+    p.add_argument(
+        "--walker",
+        default=DEFAULT_WALKER_ID,
+        help="whose plan (a walker id: retroguard walker list; default: the default walker)",
+    )
     actions = p.add_subparsers(dest="action", required=True, metavar="ACTION")
     actions.add_parser("show", help="the plan in force and the last assignments")
     s = actions.add_parser("set", help="assign a preset or a plan file (.toml or .json)")
@@ -92,7 +98,21 @@ def run_plan(args: argparse.Namespace) -> int:
     database = args.db if args.db is not None else Path(config.storage.database)
     from firmware.storage.database import connect
     from firmware.storage.plans import assign_plan, plan_history
+    from firmware.storage.walkers import active_walkers
 
+    walker = args.walker
+    conn = connect(database)
+    try:
+        known = [w.id for w in active_walkers(conn)]
+    finally:
+        conn.close()
+    if walker not in known:
+        print(
+            f"retroguard plan: --walker: no walker {walker!r} here ({', '.join(known)}; "
+            "retroguard walker add)",
+            file=sys.stderr,
+        )
+        return 2
     if args.action == "progression":
         return run_progression(args, database, out)
     if args.action in ("set", "clear"):
@@ -108,18 +128,21 @@ def run_plan(args: argparse.Namespace) -> int:
         conn = connect(database)
         try:
             with conn:
-                revision = assign_plan(conn, plan, by=by, via="cli", assigned_wall=wall_now())
+                revision = assign_plan(
+                    conn, plan, by=by, via="cli", assigned_wall=wall_now(), walker=walker
+                )
         finally:
             conn.close()
         what = f"{plan.describe()}" if plan is not None else f"the config's ({config.session.plan})"
+        whose = "" if walker == DEFAULT_WALKER_ID else f" for walker {walker}"
         out.write(
-            f"Plan {revision} stored: {what}.\nA running monitor uses it from the next session "
-            "start; it is not restarted and a session under way keeps its plan.\n"
+            f"Plan {revision} stored{whose}: {what}.\nA running monitor uses it from the next "
+            "session start; it is not restarted and a session under way keeps its plan.\n"
         )
         return 0
     conn = connect(database)
     try:
-        history = plan_history(conn, 5)
+        history = plan_history(conn, 5, walker)
     finally:
         conn.close()
     assignment = history[0] if history else None
@@ -184,7 +207,7 @@ def run_progression(args: argparse.Namespace, database: Path, out: TextIO) -> in
     conn = connect(database)
     try:
         if args.what == "show":
-            state = current_progression(conn)
+            state = current_progression(conn, args.walker)
             if state is None:
                 out.write("No progression assigned.\n")
             else:
@@ -208,13 +231,20 @@ def run_progression(args: argparse.Namespace, database: Path, out: TextIO) -> in
                 return 2
             with conn:
                 state = start_progression(
-                    conn, progression, stage=args.stage - 1, by=by, wall=wall_now()
+                    conn,
+                    progression,
+                    stage=args.stage - 1,
+                    by=by,
+                    wall=wall_now(),
+                    walker=args.walker,
                 )
         else:
             action = args.what.replace("-", "_")
             try:
                 with conn:
-                    state = change_progression(conn, action, by=by, wall=wall_now())
+                    state = change_progression(
+                        conn, action, by=by, wall=wall_now(), walker=args.walker
+                    )
             except LookupError as exc:
                 print(f"retroguard plan: {exc}", file=sys.stderr)
                 return 1

@@ -55,6 +55,7 @@ def add_parser(sub: Any) -> None:
     p.add_argument("-c", "--config", type=Path, default=None, help="the monitor's config file")
     p.add_argument("--db", type=Path, default=None, help="database (default: the config's)")
     p.add_argument("--device", default=None, help="only this device id")
+    p.add_argument("--walker", default=None, help="only this walker id (retroguard walker list)")
     p.add_argument(
         "--intervals", action="store_true", help="also the gait measured in every interval"
     )
@@ -103,9 +104,29 @@ def run_sessions(args: argparse.Namespace) -> int:
     database = args.db
     if database is None:
         database = Path(_config(args.config).storage.database)
-    sessions = load_sessions(database, args.device)
-    print_sessions(sessions, sys.stdout, intervals=args.intervals)
+    sessions = load_sessions(database, args.device, args.walker)
+    groups = by_walker_and_treadmill(sessions)
+    if not groups:
+        print_sessions([], sys.stdout)
+    for n, ((device, _), group) in enumerate(groups.items()):
+        walker = group[-1].record.walker
+        sys.stdout.write(
+            f"{'' if n == 0 else chr(10)}== {walker.name} ({walker.id}) on treadmill {device}: "
+            f"{len(group)} session{'' if len(group) == 1 else 's'} ==\n"
+        )
+        print_sessions(group, sys.stdout, intervals=args.intervals)
     return 0
+
+
+def by_walker_and_treadmill(
+    sessions: Sequence[StoredSession],
+) -> dict[tuple[str, str], list[StoredSession]]:
+    """Sessions by (treadmill, walker), each group oldest first, walkers in order of their
+    first session: a clinic treadmill shared by five walkers is five logs, five weeks' goals."""
+    groups: dict[tuple[str, str], list[StoredSession]] = {}
+    for s in sessions:
+        groups.setdefault((s.record.device_id, s.record.walker.id), []).append(s)
+    return groups
 
 
 def _minutes(seconds: float) -> str:

@@ -26,6 +26,7 @@ from core.protocol.plan import (
     progression_from_builtins,
     progression_to_builtins,
 )
+from core.protocol.walker import DEFAULT_WALKER_ID, is_walker_id
 
 MAX_PAYLOAD_BYTES = 4096
 MAX_PLAN_PAYLOAD_BYTES = 16384
@@ -101,6 +102,8 @@ class AssignPlan:
 
     plan: Plan
     by: str = "caregiver"
+    walker: str = DEFAULT_WALKER_ID
+    """Whose plan (a walker id of the device; refused there when it has no such walker)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,6 +115,7 @@ class AssignProgression:
     progression: Progression
     stage: int = 0
     by: str = "caregiver"
+    walker: str = DEFAULT_WALKER_ID
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,6 +125,7 @@ class ChangeProgression:
 
     action: str
     by: str = "caregiver"
+    walker: str = DEFAULT_WALKER_ID
 
 
 Command = (
@@ -214,16 +219,16 @@ def parse_command(name: str, payload: bytes) -> CommandRequest:
             _only(data, {"by"}, request_id)
             command = TestAlarm(_by(data, request_id))
         case CommandName.PLAN:
-            _only(data, {"plan", "by"}, request_id)
+            _only(data, {"plan", "by", "walker"}, request_id)
             if "plan" not in data:
                 raise CommandRefused("plan: missing (the plan to assign)", request_id)
             try:
                 plan = plan_from_builtins(data["plan"], prefix="plan.")
             except PlanInvalid as exc:
                 raise CommandRefused(str(exc), request_id) from None
-            command = AssignPlan(plan, _by(data, request_id))
+            command = AssignPlan(plan, _by(data, request_id), _walker(data, request_id))
         case CommandName.PROGRESSION:
-            _only(data, {"progression", "stage", "action", "by"}, request_id)
+            _only(data, {"progression", "stage", "action", "by", "walker"}, request_id)
             command = _progression_command(data, request_id)
     return CommandRequest(command_name, request_id, command)
 
@@ -247,7 +252,7 @@ def _progression_command(
                 f"action: must be one of {', '.join(PROGRESSION_ACTIONS)}, not {action!r}",
                 request_id,
             )
-        return ChangeProgression(action, by)
+        return ChangeProgression(action, by, _walker(data, request_id))
     try:
         progression = progression_from_builtins(data["progression"], prefix="progression.")
     except PlanInvalid as exc:
@@ -261,7 +266,17 @@ def _progression_command(
             f"not {stage}",
             request_id,
         )
-    return AssignProgression(progression, stage, by)
+    return AssignProgression(progression, stage, by, _walker(data, request_id))
+
+
+def _walker(data: dict[str, Any], request_id: str | None) -> str:
+    walker = data.get("walker", DEFAULT_WALKER_ID)
+    if not is_walker_id(walker):
+        raise CommandRefused(
+            "walker: must be a walker id (1-32 lowercase letters, digits, '_' or '-')",
+            request_id,
+        )
+    return str(walker)
 
 
 def _by(data: dict[str, Any], request_id: str | None) -> str:
@@ -313,4 +328,7 @@ def encode_command(command: Command, request_id: str | None = None) -> str:
     elif isinstance(command, ChangeProgression):
         data["action"] = command.action
         data["by"] = command.by
+    walker = getattr(command, "walker", DEFAULT_WALKER_ID)
+    if walker != DEFAULT_WALKER_ID:  # absent: as every release before profiles
+        data["walker"] = walker
     return json.dumps(data, separators=(",", ":"))

@@ -47,6 +47,7 @@ import msgspec
 from core.protocol.events import Event, EventType
 from core.protocol.messages import DeviceHealth
 from core.protocol.payloads import wall_now
+from core.protocol.walker import WalkerInvalid
 from core.zones import system_zone
 from firmware.config import Config
 from firmware.courier.channel import SEND_TIMEOUT_S, LoopChannel
@@ -308,6 +309,8 @@ class Courier:
             )
             if self.channel.send(message):
                 self._roster_sent = current.revision
+        if self.reporter is not None:
+            self.reporter.sessions_changed()  # the retained progress is the chosen walker's
 
     def _walker_chosen(self, walker: str) -> None:
         """The button chose a walker: store it (a removed one meanwhile: the roster says so)."""
@@ -315,11 +318,11 @@ class Courier:
             self.db.write(
                 lambda conn: select_walker(conn, walker, by="walker", via="button", wall=wall_now())
             )
+        except WalkerInvalid as exc:  # removed with the CLI meanwhile: the roster says so
+            log.warning("the walker chosen with the button was not stored: %s", exc)
         except Exception:
             log.exception("storage: the walker chosen with the button could not be stored")
         self.forward_roster()
-        if self.reporter is not None:
-            self.reporter.sessions_changed()  # the retained progress is the chosen walker's
 
     def _self_test(self) -> dict[str, dict[str, object]]:
         checks = dict(self.checks)

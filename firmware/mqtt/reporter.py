@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import logging
 import queue
+import sqlite3
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -62,8 +63,13 @@ from firmware.sinks import OutboxSink
 from firmware.storage.database import Database
 from firmware.storage.outbox import Outbox
 from firmware.storage.plans import assign_plan
-from firmware.storage.progressions import change_progression, start_progression
+from firmware.storage.progressions import (
+    ProgressionState,
+    change_progression,
+    start_progression,
+)
 from firmware.storage.status import INCIDENT_EVENT_TYPES
+from firmware.storage.walkers import active_walkers
 
 log = logging.getLogger(__name__)
 
@@ -304,17 +310,27 @@ class _DefaultTarget:
         plan at the next session start. Nothing is started or restarted.
         """
         plan = command.plan
-        revision = self._outbox.database.write(
-            lambda conn: assign_plan(
+
+        def store(conn: sqlite3.Connection) -> int:
+            _known_walker(conn, command.walker)
+            return assign_plan(
                 conn,
                 plan,
                 by=command.by,
                 via="mqtt",
                 assigned_wall=payloads.wall_now(),
                 request_id=request_id,
+                walker=command.walker,
             )
+
+        revision = self._outbox.database.write(store)
+        log.info(
+            "plan %r assigned to walker %s by %s (revision %d)",
+            plan.name,
+            command.walker,
+            command.by,
+            revision,
         )
-        log.info("plan %r assigned by %s (revision %d)", plan.name, command.by, revision)
         if self._on_plan is not None:
             self._on_plan()
         return {
@@ -324,6 +340,7 @@ class _DefaultTarget:
             "minutes": round(plan.duration_s / 60.0, 2),
             "backward_minutes": round(plan.backward_s / 60.0, 2),
             "applies": "at the next session start",
+            "walker": command.walker,
         }
 
     def progression(
@@ -331,17 +348,23 @@ class _DefaultTarget:
     ) -> Mapping[str, Any]:
         """Store the progression or the physio's change; the stage's plan rides with it."""
         wall = payloads.wall_now()
-        try:
+        walker = command.walker
+
+        def store(conn: sqlite3.Connection) -> ProgressionState:
+            _known_walker(conn, walker)
             if isinstance(command, AssignProgression):
-                state = self._outbox.database.write(
-                    lambda conn: start_progression(
-                        conn, command.progression, stage=command.stage, by=command.by, wall=wall
-                    )
+                return start_progression(
+                    conn,
+                    command.progression,
+                    stage=command.stage,
+                    by=command.by,
+                    wall=wall,
+                    walker=walker,
                 )
-            else:
-                state = self._outbox.database.write(
-                    lambda conn: change_progression(conn, command.action, by=command.by, wall=wall)
-                )
+            return change_progression(conn, command.action, by=command.by, wall=wall, walker=walker)
+
+        try:
+            state = self._outbox.database.write(store)
         except LookupError as exc:
             raise CommandError(str(exc)) from None
         log.info("progression %r: %s by %s", state.progression.name, state.changed, state.by)
@@ -355,6 +378,7 @@ class _DefaultTarget:
             "plan": state.progression.stages[state.stage].plan.name,
             "held": state.held,
             "applies": "at the next session start",
+            "walker": walker,
         }
 
     def request_silence(self) -> None:
@@ -1077,3 +1101,12 @@ class MqttReporter:
         client.loop_stop()
         self._update(connected=False, ready=False)
         self._client = None
+
+
+def _known_walker(conn: sqlite3.Connection, walker: str) -> None:
+    """A plan for a walker this device does not have is refused, naming the field: walkers are
+    added only at the device (``retroguard walker add``), never from the network."""
+    if all(w.id != walker for w in active_walkers(conn)):
+        raise CommandError(
+            f"walker: no walker {walker!r} on this device (add one with retroguard walker add)"
+        )

@@ -50,9 +50,10 @@ from core.protocol.messages import (
     SessionRecord,
 )
 from core.protocol.topics import Topics
+from core.protocol.walker import Walker
 from core.zones import system_zone
 from firmware.storage.database import Database, as_database
-from firmware.storage.progressions import current_progression
+from firmware.storage.progressions import ProgressionState, current_progression
 from firmware.storage.status import (
     IncidentEventRow,
     incident_events,
@@ -61,6 +62,7 @@ from firmware.storage.status import (
     newest_sessions,
     sessions_started_since,
 )
+from firmware.storage.walkers import selected_walker
 
 T = TypeVar("T")
 
@@ -187,6 +189,7 @@ def progress_message(
     newest: Sequence[SessionRecord] = (),
     reached: Milestone | None = None,
     prescribed: int = PRESCRIBED_SESSIONS_PER_WEEK,
+    walker: Walker | None = None,
 ) -> ProgressMessage:
     """The ``progress`` message: the newest session, and the sessions of ``now``'s week,
     weeks counted in ``zone`` (the device's: ``retroguard sessions`` counts the same).
@@ -197,7 +200,7 @@ def progress_message(
     step-time variability are looked for: a walker who skipped a check keeps
     the last one measured. ``reached`` is the weeks at goal over every session (default:
     counted from ``recent``). ``prescribed``: the week's sessions the physio prescribed (the
-    progression's stage says, when one is assigned).
+    progression's stage says, when one is assigned). ``walker``: whose sessions these are.
     """
     week = week_of(now, zone)
     this_week = [s for s in recent if week_of(started_utc(s), zone) == week]
@@ -248,6 +251,7 @@ def progress_message(
         sway_wall=None if sway is None else sway[0].started_wall,
         step_time_cv_pct=None if gait is None else gait[1],
         gait_wall=None if gait is None else gait[0].started_wall,
+        walker=walker,
     )
 
 
@@ -334,14 +338,26 @@ class RetainedStatus:
         monday = week_start(week_of(now, self._zone))
         earliest = dt.datetime.combine(monday, dt.time(), self._zone).astimezone(dt.UTC)
         since = (earliest - dt.timedelta(days=1)).isoformat()  # UTC, as sessions store theirs
-        latest, week, newest, progression = self._read(
-            lambda conn: (
-                latest_session(conn, device),
-                sessions_started_since(conn, device, since),
-                newest_sessions(conn, device, MEASURES_LOOKBACK),
-                current_progression(conn),
+
+        def read(
+            conn: sqlite3.Connection,
+        ) -> tuple[
+            Walker,
+            SessionRecord | None,
+            list[SessionRecord],
+            list[SessionRecord],
+            ProgressionState | None,
+        ]:
+            walker = selected_walker(conn)  # the week of the walker chosen for the next session
+            return (
+                walker,
+                latest_session(conn, device, walker.id),
+                sessions_started_since(conn, device, since, walker.id),
+                newest_sessions(conn, device, MEASURES_LOOKBACK, walker.id),
+                current_progression(conn, walker.id),
             )
-        )
+
+        walker, latest, week, newest, progression = self._read(read)
         prescribed = (
             PRESCRIBED_SESSIONS_PER_WEEK
             if progression is None
@@ -354,24 +370,26 @@ class RetainedStatus:
             now,
             self._zone,
             newest,
-            self._weeks_at_goal(latest),
+            self._weeks_at_goal(latest, walker.id),
             prescribed,
+            walker,
         )
         # wall_time moves on every computation: compare what it says, not when it was said.
         view = payloads.encode(msgspec.structs.replace(message, wall_time=""))
         return self._if_changed(self._topics.progress, view, payloads.encode(message))
 
-    def _weeks_at_goal(self, latest: SessionRecord | None) -> Milestone:
+    def _weeks_at_goal(self, latest: SessionRecord | None, walker: str) -> Milestone:
         """The weeks at goal over every session, counted again only when the newest session
         changed (a new one, or the running one stored again) or the rows moved to another
         database: three years of sessions take ~36 ms to decode here, every minute."""
         key = (
             self._opened().generation,
+            walker,
             None if latest is None else (latest.id, latest.status, latest.done_s),
         )
         if self._milestone is None or self._milestone[0] != key:
             device = self._topics.device_id
-            history = self._read(lambda conn: sessions_started_since(conn, device, ""))
+            history = self._read(lambda conn: sessions_started_since(conn, device, "", walker))
             self._milestone = key, milestone(weekly_progress(history, self._zone))
         return self._milestone[1]
 

@@ -88,28 +88,40 @@ def _text(value: object) -> str | None:
 _decode_record = msgspec.json.Decoder(SessionRecord).decode
 
 
-def latest_session(conn: sqlite3.Connection, device_id: str) -> SessionRecord | None:
-    """The newest guided session (running or ended), or None before the first."""
+def _of_walker(walker: str | None) -> tuple[str, tuple[str, ...]]:
+    """The SQL condition and parameter of "sessions of ``walker``" (None: of every walker)."""
+    return ("", ()) if walker is None else (" AND walker = ?", (walker,))
+
+
+def latest_session(
+    conn: sqlite3.Connection, device_id: str, walker: str | None = None
+) -> SessionRecord | None:
+    """The newest guided session (running or ended; ``walker``'s when given), or None before
+    the first."""
+    where, param = _of_walker(walker)
     row = conn.execute(
-        "SELECT body FROM sessions WHERE device_id = ? ORDER BY started_wall DESC, rowid DESC"
-        " LIMIT 1",
-        (device_id,),
+        f"SELECT body FROM sessions WHERE device_id = ?{where}"
+        " ORDER BY started_wall DESC, rowid DESC LIMIT 1",
+        (device_id, *param),
     ).fetchone()
     return None if row is None else _decoded(row[0])
 
 
-def newest_sessions(conn: sqlite3.Connection, device_id: str, limit: int) -> list[SessionRecord]:
-    """The ``limit`` newest sessions, newest first."""
+def newest_sessions(
+    conn: sqlite3.Connection, device_id: str, limit: int, walker: str | None = None
+) -> list[SessionRecord]:
+    """The ``limit`` newest sessions (``walker``'s when given), newest first."""
+    where, param = _of_walker(walker)
     rows = conn.execute(
-        "SELECT body FROM sessions WHERE device_id = ? ORDER BY started_wall DESC, rowid DESC"
-        " LIMIT ?",
-        (device_id, limit),
+        f"SELECT body FROM sessions WHERE device_id = ?{where}"
+        " ORDER BY started_wall DESC, rowid DESC LIMIT ?",
+        (device_id, *param, limit),
     ).fetchall()
     return [record for (body,) in rows if (record := _decoded(body)) is not None]
 
 
 def sessions_started_since(
-    conn: sqlite3.Connection, device_id: str, earliest_wall: str
+    conn: sqlite3.Connection, device_id: str, earliest_wall: str, walker: str | None = None
 ) -> list[SessionRecord]:
     """Sessions whose ``started_wall`` sorts at or after ``earliest_wall`` (ISO 8601 text).
 
@@ -117,10 +129,11 @@ def sessions_started_since(
     by its own rule (:func:`core.progress.week_of`): times written with
     another UTC offset still land in the right week.
     """
+    where, param = _of_walker(walker)
     rows = conn.execute(
-        "SELECT body FROM sessions WHERE device_id = ? AND started_wall >= ?"
+        f"SELECT body FROM sessions WHERE device_id = ? AND started_wall >= ?{where}"
         " ORDER BY started_wall, rowid",
-        (device_id, earliest_wall),
+        (device_id, earliest_wall, *param),
     ).fetchall()
     return [record for (body,) in rows if (record := _decoded(body)) is not None]
 
