@@ -4,7 +4,8 @@
 * ``users``: list the accounts, the devices each may see and its open logins;
 * ``remove-user NAME``: delete an account and end its logins at once;
 * ``limit-user NAME (DEVICE ... | --all)``: which devices an account sees;
-* ``report DEVICE [--csv FILE] [--pdf FILE]``: the physio's report, as the dashboard gives it.
+* ``report DEVICE [--csv FILE] [--pdf FILE] [--walker ID]``: the physio's report, as the
+  dashboard gives it (one walker's, with ``--walker``).
 """
 
 from __future__ import annotations
@@ -70,6 +71,12 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     report.add_argument("--csv", type=Path, default=None, metavar="FILE", help="write CSV here")
     report.add_argument(
         "--pdf", type=Path, default=None, metavar="FILE", help="write the one-page PDF here"
+    )
+    report.add_argument(
+        "--walker",
+        default=None,
+        metavar="ID",
+        help="the walker profile (a shared treadmill; default: every session of the device)",
     )
     return parser
 
@@ -137,7 +144,15 @@ def _report(args: argparse.Namespace, store: Any, config: Any) -> int:
         )
         return 2
     walker = config.devices.get(args.device, args.device)
-    report = report_for(store, args.device, walker, config.zone, time.time())
+    if args.walker is not None:
+        names = dict(store.walkers(args.device))
+        if args.walker not in names:
+            known = ", ".join(names) or "none yet"
+            print(f"{name}: no walker {args.walker!r} on {args.device} ({known})", file=sys.stderr)
+            return 2
+        if args.walker != "default":
+            walker = names[args.walker]
+    report = report_for(store, args.device, walker, config.zone, time.time(), args.walker)
     if args.pdf is not None:
         try:
             from caregiver.report_pdf import report_pdf

@@ -21,6 +21,8 @@ import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+import msgspec
+
 from caregiver.storage import WalkSession
 from core.progress import (
     GOAL_BACKWARD_MIN,
@@ -36,6 +38,7 @@ from core.progress import (
     week_start,
     weekly_progress,
 )
+from core.protocol.walker import DEFAULT_WALKER, Walker
 from core.zones import zone_name
 
 _SESSION_ID = re.compile(r"^[0-9a-f]{32}$")
@@ -89,6 +92,10 @@ def parse_summary(data: Mapping[str, Any], device_id: str) -> tuple[WalkSession 
         counts[key] = int(value)
     if counts["stumbles"] > counts["trips"]:
         return None, "more stumbles than trips"
+    try:
+        walker = msgspec.convert(data.get("walker", DEFAULT_WALKER), Walker)
+    except msgspec.ValidationError as exc:
+        return None, f"walker: {exc}"
     return WalkSession(
         id=session_id,
         device_id=device_id,
@@ -105,6 +112,8 @@ def parse_summary(data: Mapping[str, Any], device_id: str) -> tuple[WalkSession 
         cadence_spm=numbers["cadence_spm"],
         trips=counts["trips"],
         stumbles=counts["stumbles"],
+        walker=walker.id,
+        walker_name=walker.name,
     ), ""
 
 

@@ -1,5 +1,10 @@
-"""The physio's report on one walker (one device until walker profiles exist): what goes in
-the patient's file, as CSV (:func:`report_csv`) and one PDF page (:mod:`caregiver.report_pdf`).
+"""The physio's report on one walker of one device: what goes in the patient's file, as CSV
+(:func:`report_csv`) and one PDF page (:mod:`caregiver.report_pdf`).
+
+A shared treadmill has several walkers (their profiles on the device); a report is one
+walker's sessions. Incidents do not name a walker on the wire yet, so on a device with several
+walkers a walker's report counts the incidents opened during their sessions
+(:func:`incidents_during`); on a device with one walker, every incident.
 
 Week by week: sessions, adherence (done of prescribed), sessions at goal and whether
 the week was at goal, minutes backward, the longest backward stretch (progression),
@@ -15,7 +20,7 @@ import csv
 import datetime as dt
 import io
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from caregiver.storage import Incident, Store, WalkSession
 from caregiver.trends import SessionMeasures, Trend, measures_of, trends, week_label
@@ -30,6 +35,7 @@ from core.progress import (
     week_start,
     weekly_progress,
 )
+from core.protocol.walker import DEFAULT_WALKER
 from core.zones import zone_name
 
 INCIDENT_LIMIT = 1000
@@ -62,6 +68,8 @@ class Report:
     trends: list[Trend]
     incidents: list[Incident]
     """Newest first."""
+    walker_id: str = DEFAULT_WALKER.id
+    """The walker profile's id ("default" on a device with one walker)."""
 
     @property
     def period(self) -> str:
@@ -115,17 +123,51 @@ def make_report(
     )
 
 
-def report_for(store: Store, device_id: str, walker: str, zone: dt.tzinfo, now: float) -> Report:
-    """The report of one device from the store (its named reads only)."""
-    return make_report(
+def report_for(
+    store: Store,
+    device_id: str,
+    walker: str,
+    zone: dt.tzinfo,
+    now: float,
+    walker_id: str | None = None,
+) -> Report:
+    """The report of one device (``walker_id``'s sessions, when given) from the store (its
+    named reads only); ``walker`` is the name it is about."""
+    sessions = store.walk_sessions(device_id, walker=walker_id)
+    incidents = store.incidents_for(device_id, INCIDENT_LIMIT)
+    if walker_id is not None and len(store.walkers(device_id)) > 1:
+        incidents = incidents_during(incidents, sessions)
+    report = make_report(
         device_id,
         walker,
-        store.walk_sessions(device_id),
-        measures_of(store.walk_session_payloads(device_id)),
-        store.incidents_for(device_id, INCIDENT_LIMIT),
+        sessions,
+        measures_of(store.walk_session_payloads(device_id, walker=walker_id)),
+        incidents,
         zone,
         now,
     )
+    return replace(report, walker_id=walker_id or DEFAULT_WALKER.id)
+
+
+SESSION_END_MARGIN_S = 300.0
+"""An incident opened this long after a session's end still belongs to it (a fall at the end,
+the help asked for while getting off the belt)."""
+
+
+def incidents_during(
+    incidents: Sequence[Incident], sessions: Sequence[WalkSession]
+) -> list[Incident]:
+    """The incidents opened during one of ``sessions`` (from its start to its end plus
+    :data:`SESSION_END_MARGIN_S`; a session without an end: the day after its start)."""
+    spans = []
+    for s in sessions:
+        start = utc_of(s.started_wall).timestamp()
+        try:
+            end = utc_of(s.ended_wall).timestamp() + SESSION_END_MARGIN_S
+        except ValueError:
+            end = start + 86400.0
+        spans.append((start, end))
+    return [i for i in incidents if any(a <= i.opened_at <= b for a, b in spans)]
 
 
 def _cell(value: float | None, digits: int = 3) -> str:
@@ -185,4 +227,6 @@ def report_csv(report: Report) -> str:
 def file_name(report: Report, extension: str) -> str:
     """ "retroguard-treadmill-1-2026-12-02.pdf": safe in a Content-Disposition header."""
     safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in report.device_id)
+    if report.walker_id != DEFAULT_WALKER.id:
+        safe += f"-{report.walker_id}"  # a walker id is safe: [a-z0-9_-]
     return f"retroguard-{safe}-{report.generated:%Y-%m-%d}.{extension}"

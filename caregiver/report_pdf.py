@@ -132,7 +132,9 @@ def report_pdf(report: Report) -> bytes:
     pdf = page.pdf
     page.line(f"RetroGuard walking report: {report.walker}", 16, "B", 8)
     page.line(
-        f"Device {report.device_id}. Weeks {report.period} (ISO weeks, {report.zone}). "
+        f"Device {report.device_id}"
+        f"{'' if report.walker_id == 'default' else f', walker profile {report.walker_id}'}. "
+        f"Weeks {report.period} (ISO weeks, {report.zone}). "
         f"Made {report.generated:%d %b %Y %H:%M}.",
         8.5,
     )

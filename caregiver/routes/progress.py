@@ -1,8 +1,13 @@
 """A walker's progress: the guided sessions against the weekly goal and the weekly trends of
 balance and gait, as a page and as the charts' JSON (figures from
-:func:`caregiver.progress.progress_view` and :func:`caregiver.trends.trends`)."""
+:func:`caregiver.progress.progress_view` and :func:`caregiver.trends.trends`).
+
+A shared treadmill has several walkers: each page and chart is one walker's (``?walker=``,
+a walker id; the page has a selector), never a mix; without one, the walker who walked last."""
 
 from __future__ import annotations
+
+from urllib.parse import urlencode
 
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
@@ -13,6 +18,7 @@ from caregiver.progress import progress_view
 from caregiver.routes.site import Site
 from caregiver.storage import Device, WalkSession
 from caregiver.trends import Trend, measures_of, trends, trends_json
+from core.protocol.walker import DEFAULT_WALKER
 from core.zones import zone_name
 
 
@@ -20,34 +26,57 @@ def routes(site: Site) -> list[BaseRoute]:
     backend = site.backend
     store = backend.store
 
-    def sessions_of(device_id: str) -> tuple[Device | None, list[WalkSession]]:
-        device = store.device(device_id)
-        return device, store.walk_sessions(device_id) if device is not None else []
+    def walker_of(device_id: str, asked: str | None) -> tuple[str, list[tuple[str, str]]]:
+        """The walker to show (the one asked for if the device has them, else the one who
+        walked last) and every walker of the device, ``(id, name)``."""
+        walkers = store.walkers(device_id) or [(DEFAULT_WALKER.id, DEFAULT_WALKER.name)]
+        ids = [w for w, _ in walkers]
+        return (asked if asked in ids else ids[0]), walkers
 
-    def trends_of(device_id: str) -> list[Trend]:
-        return trends(measures_of(store.walk_session_payloads(device_id)), backend.config.zone)
+    def sessions_of(
+        device_id: str, asked: str | None
+    ) -> tuple[Device | None, str, list[tuple[str, str]], list[WalkSession]]:
+        device = store.device(device_id)
+        walker, walkers = walker_of(device_id, asked)
+        sessions = store.walk_sessions(device_id, walker=walker) if device is not None else []
+        return device, walker, walkers, sessions
+
+    def trends_of(device_id: str, walker: str) -> list[Trend]:
+        payloads = store.walk_session_payloads(device_id, walker=walker)
+        return trends(measures_of(payloads), backend.config.zone)
 
     @site.authed
     async def progress_page(request: Request) -> Response:
         device_id = request.path_params["device_id"]
         if not site.may_see(request, device_id):
             return site.not_found("device")
-        device, sessions = await run_in_threadpool(sessions_of, device_id)
+        asked = request.query_params.get("walker")
+        device, walker, walkers, sessions = await run_in_threadpool(sessions_of, device_id, asked)
         if device is None:
             return site.not_found("device")
         view = progress_view(sessions, backend.clock(), backend.config.zone)
-        found = await run_in_threadpool(trends_of, device_id)
+        found = await run_in_threadpool(trends_of, device_id, walker)
         return site.render(
-            request, "progress.html", device=device, sessions=sessions, trends=found, **view
+            request,
+            "progress.html",
+            device=device,
+            sessions=sessions,
+            trends=found,
+            walker=walker,
+            walker_name=dict(walkers)[walker],
+            walkers=walkers,
+            walker_query="?" + urlencode({"walker": walker}),
+            **view,
         )
 
     @site.authed
     async def progress_json(request: Request) -> Response:
         device_id = request.path_params["device_id"]
-        device, sessions = (
-            await run_in_threadpool(sessions_of, device_id)
+        asked = request.query_params.get("walker")
+        device, _, _, sessions = (
+            await run_in_threadpool(sessions_of, device_id, asked)
             if site.may_see(request, device_id)
-            else (None, [])
+            else (None, "", [], [])
         )
         if device is None:
             return JSONResponse({"error": "no such device"}, status_code=404)
@@ -63,7 +92,10 @@ def routes(site: Site) -> list[BaseRoute]:
         )
         if device is None:
             return JSONResponse({"error": "no such device"}, status_code=404)
-        found = await run_in_threadpool(trends_of, device_id)
+        walker, _ = await run_in_threadpool(
+            walker_of, device_id, request.query_params.get("walker")
+        )
+        found = await run_in_threadpool(trends_of, device_id, walker)
         return JSONResponse({"zone": zone_name(backend.config.zone), "trends": trends_json(found)})
 
     return [

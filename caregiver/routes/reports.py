@@ -1,4 +1,5 @@
-"""The physio's report on one device, as CSV and as a one-page PDF (downloads).
+"""The physio's report on one walker of one device, as CSV and as a one-page PDF (downloads;
+``?walker=`` a walker id, default: the one who walked last).
 
 The figures are :func:`caregiver.report.report_for`'s; the PDF library (fpdf2, the
 ``caregiver`` extra) is imported on the first PDF asked for, so a service installed
@@ -16,6 +17,7 @@ from starlette.routing import BaseRoute, Route
 
 from caregiver.report import Report, file_name, report_csv, report_for
 from caregiver.routes.site import Site
+from core.protocol.walker import DEFAULT_WALKER
 
 log = logging.getLogger(__name__)
 
@@ -32,15 +34,20 @@ def _pdf(report: Report) -> bytes | None:
 def routes(site: Site) -> list[BaseRoute]:
     backend = site.backend
 
-    def report_of(device_id: str) -> Report | None:
-        if backend.store.device(device_id) is None:
+    def report_of(device_id: str, asked: str | None) -> Report | None:
+        store = backend.store
+        if store.device(device_id) is None:
             return None
+        walkers = store.walkers(device_id) or [(DEFAULT_WALKER.id, DEFAULT_WALKER.name)]
+        walker, name = next(((w, n) for w, n in walkers if w == asked), walkers[0])
         return report_for(
-            backend.store,
+            store,
             device_id,
-            backend.device_name(device_id),
+            # A device with one walker: the report is about it, by its name (as before profiles).
+            backend.device_name(device_id) if walker == DEFAULT_WALKER.id else name,
             backend.config.zone,
             backend.clock(),
+            walker,
         )
 
     def download(body: bytes, media_type: str, name: str) -> Response:
@@ -56,7 +63,8 @@ def routes(site: Site) -> list[BaseRoute]:
     @site.authed
     async def csv_report(request: Request) -> Response:
         device_id = request.path_params["device_id"]
-        report = await run_in_threadpool(report_of, device_id) if site.may_see(
+        asked = request.query_params.get("walker")
+        report = await run_in_threadpool(report_of, device_id, asked) if site.may_see(
             request, device_id
         ) else None  # fmt: skip
         if report is None:
@@ -67,7 +75,8 @@ def routes(site: Site) -> list[BaseRoute]:
     @site.authed
     async def pdf_report(request: Request) -> Response:
         device_id = request.path_params["device_id"]
-        report = await run_in_threadpool(report_of, device_id) if site.may_see(
+        asked = request.query_params.get("walker")
+        report = await run_in_threadpool(report_of, device_id, asked) if site.may_see(
             request, device_id
         ) else None  # fmt: skip
         if report is None:

@@ -10,6 +10,8 @@ from dataclasses import dataclass, fields
 from enum import StrEnum
 from typing import Any, Literal, TypedDict
 
+from core.protocol.walker import DEFAULT_WALKER
+
 OPEN_STATUSES = ("held", "paging")
 """Alert statuses that still want a caregiver (the others: acknowledged, resolved, logged)."""
 
@@ -44,6 +46,10 @@ class WalkSession:
     cadence_spm: float
     trips: int
     stumbles: int
+    walker: str = DEFAULT_WALKER.id
+    """Who walked (a walker id of the device; "default" for a device with one walker)."""
+    walker_name: str = DEFAULT_WALKER.name
+    """The walker's name as the summary gave it (the device's profile, at the time)."""
 
 
 WALK_FIELDS = tuple(f.name for f in fields(WalkSession))

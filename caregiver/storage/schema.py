@@ -211,6 +211,18 @@ MIGRATIONS: tuple[Migration, ...] = (
 )""",
         ),
     ),
+    Migration(
+        6,
+        "walker profiles: each guided session names its walker (a clinic treadmill is shared); "
+        "sessions from before are the device's default walker's",
+        (
+            "ALTER TABLE walk_sessions ADD COLUMN walker TEXT NOT NULL DEFAULT 'default'",
+            "ALTER TABLE walk_sessions ADD COLUMN walker_name TEXT NOT NULL "
+            "DEFAULT 'Default walker'",
+            "CREATE INDEX walk_sessions_by_walker ON walk_sessions "
+            "(device_id, walker, started_wall)",
+        ),
+    ),
 )
 """Every schema change in order; ``MIGRATIONS[i]`` takes a database from version i to i + 1."""
 

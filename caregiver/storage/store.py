@@ -287,21 +287,38 @@ class Transaction:
         )
         return "new" if row is None else "updated"
 
-    def walk_sessions(self, device_id: str, limit: int) -> list[WalkSession]:
+    def walk_sessions(
+        self, device_id: str, limit: int, walker: str | None = None
+    ) -> list[WalkSession]:
+        of_walker = "" if walker is None else " AND walker = ?"
         rows = self._db.execute(
-            f"SELECT {', '.join(WALK_FIELDS)} FROM walk_sessions WHERE device_id = ? "
+            f"SELECT {', '.join(WALK_FIELDS)} FROM walk_sessions WHERE device_id = ?{of_walker} "
             "ORDER BY started_wall DESC, id LIMIT ?",
-            (device_id, limit),
+            (device_id, *(() if walker is None else (walker,)), limit),
         ).fetchall()
         return [WalkSession(*r) for r in rows]
 
-    def walk_session_payloads(self, device_id: str, limit: int) -> list[str]:
+    def walk_session_payloads(
+        self, device_id: str, limit: int, walker: str | None = None
+    ) -> list[str]:
+        of_walker = "" if walker is None else " AND walker = ?"
         rows = self._db.execute(
-            "SELECT payload FROM walk_sessions WHERE device_id = ? "
+            f"SELECT payload FROM walk_sessions WHERE device_id = ?{of_walker} "
             "ORDER BY started_wall DESC, id LIMIT ?",
-            (device_id, limit),
+            (device_id, *(() if walker is None else (walker,)), limit),
         ).fetchall()
         return [str(r[0]) for r in rows]
+
+    def walkers(self, device_id: str) -> list[tuple[str, str]]:
+        rows = self._db.execute(
+            "SELECT walker, walker_name, MAX(started_wall) FROM walk_sessions"
+            " WHERE device_id = ? GROUP BY walker, walker_name ORDER BY MAX(started_wall) DESC",
+            (device_id,),
+        ).fetchall()
+        names: dict[str, str] = {}
+        for walker, name, _ in rows:
+            names.setdefault(str(walker), str(name))  # the newest name of each id
+        return list(names.items())
 
     def walk_session_count(self) -> int:
         return int(self._db.execute("SELECT COUNT(*) FROM walk_sessions").fetchone()[0])
@@ -1023,16 +1040,27 @@ class Store:
         with self.transaction() as tx:
             return tx.record_walk_session(session, payload, now)
 
-    def walk_sessions(self, device_id: str, limit: int = 500) -> list[WalkSession]:
-        """The device's guided sessions, newest first."""
+    def walk_sessions(
+        self, device_id: str, limit: int = 500, walker: str | None = None
+    ) -> list[WalkSession]:
+        """The device's guided sessions (``walker``'s, when given), newest first."""
         with self._statement() as ops:
-            return ops.walk_sessions(device_id, limit)
+            return ops.walk_sessions(device_id, limit, walker)
 
-    def walk_session_payloads(self, device_id: str, limit: int = 500) -> list[str]:
-        """The device's session summaries as received (JSON text), newest first: what the
-        stored row leaves out (the balance check and gait figures) is read from them."""
+    def walk_session_payloads(
+        self, device_id: str, limit: int = 500, walker: str | None = None
+    ) -> list[str]:
+        """The device's session summaries as received (JSON text; ``walker``'s, when given),
+        newest first: what the stored row leaves out (the balance check and gait figures) is
+        read from them."""
         with self._statement() as ops:
-            return ops.walk_session_payloads(device_id, limit)
+            return ops.walk_session_payloads(device_id, limit, walker)
+
+    def walkers(self, device_id: str) -> list[tuple[str, str]]:
+        """The walkers of the device's stored sessions, ``(id, name)``, the one who walked last
+        first (a device with sessions only from before profiles: the default walker)."""
+        with self._statement() as ops:
+            return ops.walkers(device_id)
 
     def walk_session_count(self) -> int:
         with self._statement() as ops:

@@ -1,0 +1,124 @@
+"""Walker profiles in the caregiver service: each session stored with its walker (over a real
+Mosquitto), the progress page with a walker selector, and one walker's CSV and PDF report."""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import http.client
+import io
+import json
+from pathlib import Path
+
+import msgspec
+from pypdf import PdfReader
+
+from caregiver.progress import parse_summary
+from core.protocol.messages import SessionRecord
+from core.protocol.walker import DEFAULT_WALKER, Walker
+from tests.caregiver_support import (
+    WAIT,
+    Http,
+    SimDevice,
+    make_config,
+    received,
+    running_service,
+    session_record,
+)
+from tools.broker import Mosquitto
+
+DEVICE = "treadmill-1"
+ANNA = Walker("anna", "Anna")
+
+
+def _of(record: SessionRecord, walker: Walker) -> SessionRecord:
+    return msgspec.structs.replace(record, walker=walker)
+
+
+def test_a_summary_is_stored_with_its_walker_and_an_old_one_is_the_default_s() -> None:
+    now = dt.datetime(2026, 3, 2, 9, tzinfo=dt.UTC)
+    anna = _of(session_record(DEVICE, now, backward_min=10, longest_min=10), ANNA)
+    row, _ = parse_summary(received(anna), DEVICE)
+    assert row is not None and (row.walker, row.walker_name) == ("anna", "Anna")
+    old = received(session_record(DEVICE, now, backward_min=10, longest_min=10))
+    assert "walker" not in old  # as a release before profiles sends it
+    row, _ = parse_summary(old, DEVICE)
+    assert row is not None and (row.walker, row.walker_name) == (
+        DEFAULT_WALKER.id,
+        DEFAULT_WALKER.name,
+    )
+    assert parse_summary({**received(anna), "walker": {"id": "A B", "name": "x"}}, DEVICE)[1]
+
+
+def _weeks(text: str) -> list[dict[str, str]]:
+    return list(csv.DictReader(io.StringIO(text)))
+
+
+def test_the_progress_page_and_the_reports_are_one_walker_s(
+    mosquitto: Mosquitto, tmp_path: Path
+) -> None:
+    now = dt.datetime.now(dt.UTC)
+    with running_service(make_config(mosquitto, tmp_path), background=False) as cg:
+        device = SimDevice(mosquitto, DEVICE)
+        try:
+            for days in (2, 1):
+                device.session(session_record(DEVICE, now - dt.timedelta(days=days, hours=1),
+                                              backward_min=4, longest_min=2))  # fmt: skip
+            for minutes in (3 * 24 * 60, 10):  # Anna walks last: ten minutes ago, and now
+                started = now - dt.timedelta(minutes=minutes)
+                record = session_record(DEVICE, started, backward_min=10, longest_min=10)
+                device.session(_of(record, ANNA))
+            device.incident_fall()  # during Anna's session under way
+            assert cg.ingestor.wait_for(lambda: cg.ingestor.sessions_stored >= 4, WAIT)
+            assert cg.ingestor.wait_for(lambda: len(cg.store.incidents_for(DEVICE, 10)) == 1)
+        finally:
+            device.close()
+        store = cg.store
+        assert store.walkers(DEVICE) == [("anna", "Anna"), ("default", "Default walker")]
+        assert len(store.walk_sessions(DEVICE, walker="anna")) == 2
+        assert len(store.walk_sessions(DEVICE, walker="default")) == 2
+        assert len(store.walk_sessions(DEVICE)) == 4
+
+        web = Http(cg.port)
+        assert web.login() == 303
+        status, _, page = web.request("GET", f"/devices/{DEVICE}/progress")
+        assert status == 200
+        assert '<option value="anna" selected>Anna</option>' in page  # who walked last
+        assert '<option value="default">Default walker</option>' in page
+        assert f'href="/devices/{DEVICE}/report.csv?walker=anna"' in page
+        assert f'data-plot="/api/devices/{DEVICE}/progress?walker=anna"' in page
+        _, _, page = web.request("GET", f"/devices/{DEVICE}/progress?walker=default")
+        assert '<option value="default" selected>Default walker</option>' in page
+        _, _, unknown = web.request("GET", f"/devices/{DEVICE}/progress?walker=nobody")
+        assert '<option value="anna" selected>' in unknown  # not a mix: the last walker's
+
+        charts = {}
+        for walker in ("anna", "default"):
+            status, _, body = web.request(
+                "GET", f"/api/devices/{DEVICE}/progress?walker={walker}", headers={"accept": "*/*"}
+            )
+            assert status == 200
+            charts[walker] = json.loads(body)
+        assert charts["anna"] != charts["default"]
+
+        status, headers, anna_csv = web.request("GET", f"/devices/{DEVICE}/report.csv?walker=anna")
+        assert status == 200 and f"retroguard-{DEVICE}-anna-" in headers["content-disposition"]
+        anna_weeks = _weeks(anna_csv)
+        assert sum(int(w["sessions"]) for w in anna_weeks) == 2
+        assert sum(int(w["incidents"]) for w in anna_weeks) == 1
+        _, headers, default_csv = web.request("GET", f"/devices/{DEVICE}/report.csv?walker=default")
+        assert f'filename="retroguard-{DEVICE}-2' in headers["content-disposition"]
+        default_weeks = _weeks(default_csv)
+        assert sum(int(w["sessions"]) for w in default_weeks) == 2
+        assert sum(int(w["incidents"]) for w in default_weeks) == 0  # not during theirs
+
+        conn = http.client.HTTPConnection("127.0.0.1", cg.port, timeout=WAIT)
+        cookie = "; ".join(f"{k}={v}" for k, v in web.cookies.items())
+        conn.request("GET", f"/devices/{DEVICE}/report.pdf?walker=anna", headers={"cookie": cookie})
+        response = conn.getresponse()
+        pdf = response.read()
+        conn.close()
+        assert response.status == 200
+        text = PdfReader(io.BytesIO(pdf)).pages[0].extract_text()
+        assert "RetroGuard walking report: Anna" in text
+        assert "walker profile anna" in text
