@@ -558,3 +558,32 @@ def test_a_walker_s_plan_over_mqtt_applies_to_their_next_session_whose_summary_n
     finally:
         sub.close()
     detach_session(rig.app, runner)
+
+
+def test_retroguard_plan_sets_a_walker_s_plan_and_refuses_an_unknown_walker(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from firmware.storage.plans import current_plan, current_plans
+    from launcher.cli import main
+
+    db = str(tmp_path / "device.db")
+    assert main(["walker", "--db", db, "add", "Anna", "--id", "anna"]) == 0
+    capsys.readouterr()
+    assert main(["plan", "--db", db, "--walker", "zed", "set", "alternate-2-2"]) == 2
+    assert "--walker: no walker 'zed' here (default, anna" in capsys.readouterr().err
+    assert main(["plan", "--db", db, "--walker", "anna", "set", "progression-week-2"]) == 0
+    assert "stored for walker anna" in capsys.readouterr().out
+    assert (
+        main(["plan", "--db", db, "--walker", "anna", "progression", "set", "toward-10-minutes"])
+        == 0
+    )
+    assert main(["plan", "--db", db, "show"]) == 0
+    assert "In force: the config's session.plan" in capsys.readouterr().out  # the default's
+    conn = connect(db)
+    try:
+        assert current_plan(conn) is None
+        anna = current_plan(conn, "anna")
+        assert anna is not None and anna.walker == "anna" and anna.via == "progression"
+        assert set(current_plans(conn)) == {"anna"}
+    finally:
+        conn.close()
