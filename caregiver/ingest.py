@@ -54,6 +54,7 @@ from paho.mqtt.reasoncodes import ReasonCode
 from caregiver.alerts import Alerting
 from caregiver.changes import Change, DeviceChanged, EventStored, SessionStored
 from caregiver.config import CaregiverConfig
+from caregiver.plan_answers import answer_of
 from caregiver.progress import parse_summary
 from caregiver.storage import NewEvent, StorageFault, Store
 from core.mqttlink import make_client
@@ -85,6 +86,8 @@ RECEIVE_MAXIMUM = 100
 """Unacknowledged messages the broker may send at once (MQTT 5): while the database
 fails, at most this many wait in memory and the rest stay with the broker."""
 HELD_RETRY_S = 2.0
+_ANSWERED = (CommandName.PLAN, CommandName.PROGRESSION)
+"""Commands whose replies are recorded for the plan page."""
 
 
 class Ingestor:
@@ -334,6 +337,11 @@ class Ingestor:
             confirmed = self.store.confirm_ack(device_id, reply.request_id)
             if confirmed:
                 self._changed(DeviceChanged(device_id))
+        elif reply.command in _ANSWERED and reply.request_id is not None:
+            # the plan page shows it (caregiver.plan_answers); not a change the live feed shows
+            self.store.command_answered(
+                device_id, reply.request_id, reply.ok, answer_of(reply), self.clock()
+            )
 
     # --------------------------------------------------------------- MQTT
 
