@@ -14,7 +14,14 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from caregiver.storage import SentCommand
-from core.protocol.commands import AssignPlan, AssignProgression, ChangeProgression, Command
+from core.protocol.commands import (
+    Ack,
+    AssignPlan,
+    AssignProgression,
+    ChangeProgression,
+    Command,
+    TestAlarm,
+)
 from core.protocol.messages import ReplyMessage
 
 ANSWER_TIMEOUT_S = 30.0
@@ -44,8 +51,14 @@ def summary_of(command: Command) -> str:
 
 
 def sent_by(command: Command) -> str:
-    by = getattr(command, "by", None)
-    return by if isinstance(by, str) else "caregiver"
+    """Who the command says sent it (the caregiver's user name)."""
+    match command:
+        case AssignPlan(by=by) | AssignProgression(by=by) | ChangeProgression(by=by):
+            return by
+        case Ack(by=by) | TestAlarm(by=by):
+            return by
+        case _:
+            return "caregiver"
 
 
 def answer_of(reply: ReplyMessage) -> str:
