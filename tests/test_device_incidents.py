@@ -106,19 +106,29 @@ def test_an_alert_from_before_incidents_is_acknowledged_alone(outbox: Outbox) ->
         outbox.close_incident(Ack(incident="d" * 32, by="Ann"), closing)
 
 
+CLOSINGS: dict[str, Event | None] = {
+    "open": None,
+    "ok": event(EventType.OK, by="walker"),
+    "closed": closing(INCIDENT, "Ann", "dashboard"),
+}
+
+
+@pytest.mark.parametrize("between", sorted(CLOSINGS))
 @pytest.mark.parametrize(
     "first, then",
     sorted(itertools.permutations(INCIDENT_TYPES, 2)),
     ids=lambda kind: kind.value,
 )
-def test_the_record_and_the_retained_message_rank_an_incident_alike(
-    tmp_path: Path, first: EventType, then: EventType
+def test_the_record_and_the_retained_message_tell_an_incident_alike(
+    tmp_path: Path, first: EventType, then: EventType, between: str
 ) -> None:
     """The device's record (what an ``ack`` answers with) and its retained ``incident``
-    message (what Home Assistant shows) name the same worst event, whatever came first —
-    they once disagreed on a help request after a fall."""
+    message (what Home Assistant shows) name the same worst event and agree whether it is
+    open, whatever came first and whoever closed it between — they once disagreed on a help
+    request after a fall, and on a worse event after the walker's "I'm OK"."""
     outbox = Outbox(FileDatabase(tmp_path / "d.db"), Topics("retroguard", DEVICE))
-    events = [event(first), event(then)]
+    closer = CLOSINGS[between]
+    events = [event(first), *([closer] if closer is not None else []), event(then)]
     for stored in events:
         outbox.enqueue_event(stored)
     rows = [
@@ -126,7 +136,8 @@ def test_the_record_and_the_retained_message_rank_an_incident_alike(
         for n, e in enumerate(events, start=1)
     ]
     retained = incident_message(DEVICE, rows, events[-1].wall_time)
-    assert retained.severity == record(tmp_path).severity
+    recorded = record(tmp_path)
+    assert (retained.severity, retained.open) == (recorded.severity, recorded.open)
 
 
 def test_a_call_for_help_after_a_fall_makes_it_a_help_incident(
