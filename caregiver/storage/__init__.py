@@ -29,7 +29,6 @@ from caregiver.storage.records import (
     Urgency,
     WalkOutcome,
     WalkSession,
-    worse,
 )
 from caregiver.storage.schema import SCHEMA_VERSION, SchemaError, SchemaUpgrade
 from caregiver.storage.store import Pruned, Store, Transaction
@@ -65,5 +64,4 @@ __all__ = [
     "database_problem",
     "engine_of",
     "redacted",
-    "worse",
 ]

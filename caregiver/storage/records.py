@@ -268,16 +268,6 @@ class SentCommand:
     ``plan.intervals[1].minutes: ...``)."""
 
 
-SEVERITY_ORDER = ("test", "stumble", "fault", "fall", "help", "no_recovery")
-"""Incident severities from mildest to worst: an incident's severity is its worst event."""
-
-
-def worse(a: str, b: str) -> bool:
-    """True when severity ``a`` is worse than ``b`` (unknown kinds rank with stumbles)."""
-    rank = {kind: i for i, kind in enumerate(SEVERITY_ORDER)}
-    return rank.get(a, 1) > rank.get(b, 1)
-
-
 @dataclass(frozen=True, slots=True)
 class Incident:
     """One bad moment on a belt: its events, worst severity, and who closed it, how, when."""
