@@ -134,7 +134,8 @@ class Accounts:
         csrf = secrets.token_urlsafe(32)
         now = self.clock()
         self.store.start_login_session(_digest(token), username, csrf, now + hours * 3600.0, now)
-        return token, Session(username, csrf)
+        # read back: the account's device limit and role, as every later request sees them
+        return token, self.store.login_session(_digest(token), now) or Session(username, csrf)
 
     def session(self, token: str | None) -> Session | None:
         if not token:
