@@ -16,6 +16,7 @@ start; it never starts, stops or restarts anything (docs/sessions.md).
 from __future__ import annotations
 
 import contextlib
+import datetime as dt
 from typing import Any
 
 from starlette.concurrency import run_in_threadpool
@@ -28,6 +29,7 @@ from caregiver.auth import Session
 from caregiver.plan_answers import CommandView, view_of
 from caregiver.routes.site import Site
 from core.plan_presets import PRESETS, PROGRESSIONS
+from core.progress import prescribed_in, week_of
 from core.protocol.commands import (
     PROGRESSION_ACTIONS,
     AssignProgression,
@@ -103,6 +105,15 @@ def routes(site: Site) -> list[BaseRoute]:
         now = backend.clock()
         return [view_of(c, now) for c in backend.store.sent_commands(device_id)]
 
+    def in_force(device_id: str) -> tuple[str | None, int]:
+        """The plan of the walker's latest session, and the sessions prescribed this week
+        (as the device's progress message said: :func:`core.progress.prescribed_in`)."""
+        zone = backend.config.zone
+        week = week_of(dt.datetime.fromtimestamp(backend.clock(), zone), zone)
+        latest = backend.store.walk_sessions(device_id, 1)
+        prescribed = prescribed_in(week, backend.store.prescribed_weeks(device_id))
+        return (latest[0].plan if latest else None), prescribed
+
     def may_prescribe(request: Request) -> bool:
         session: Session = request.state.session
         return session.may_prescribe
@@ -122,6 +133,7 @@ def routes(site: Site) -> list[BaseRoute]:
             sent=request.query_params.get("sent"),
             may_prescribe=may_prescribe(request),
             answers=await run_in_threadpool(answers, device_id),
+            in_force=await run_in_threadpool(in_force, device_id),
             **context,
         )
 
