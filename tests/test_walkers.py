@@ -587,3 +587,46 @@ def test_retroguard_plan_sets_a_walker_s_plan_and_refuses_an_unknown_walker(
         assert set(current_plans(conn)) == {"anna"}
     finally:
         conn.close()
+
+
+def test_the_walkers_names_are_rendered_ahead_and_kept_with_the_plans_prompts() -> None:
+    """The prompt cache is pruned of what no plan in use needs: the walkers' names are kept
+    (and rendered ahead), so a double press never waits for espeak-ng."""
+    from collections.abc import Sequence
+
+    from core.protocol.plan import Plan
+    from firmware.link.messages import WalkerRoster
+    from tests.test_voice import Armed, QuietBuzzer
+
+    class Preparing:
+        def __init__(self) -> None:
+            self.prepared: list[tuple[tuple[Plan, ...], tuple[str, ...]]] = []
+
+        def say(self, text: str) -> None:
+            pass
+
+        def close(self) -> None:
+            pass
+
+        def prepare(self, plans: Sequence[Plan], extra: Sequence[str] = ()) -> None:
+            self.prepared.append((tuple(plans), tuple(extra)))
+
+    rosters = [WalkerRoster(1, [DEFAULT_WALKER, ANNA, BEN], DEFAULT_WALKER)]
+    speaker = Preparing()
+    first = PRESETS["alternate-2-2"]
+    runner = SessionRunner(
+        first,
+        safety=Armed(),
+        buzzer=QuietBuzzer(),
+        device_id="t",
+        speaker=speaker,
+        new_roster=lambda: rosters.pop() if rosters else None,
+        new_plans=lambda: None,
+    )
+    runner.tick(0.0)
+    runner.assign_plan(PRESETS["progression-week-2"], "anna")
+    names = ("Walker: Default walker.", "Walker: Anna.", "Walker: Ben.")
+    assert speaker.prepared == [
+        ((first,), names),
+        ((first, PRESETS["progression-week-2"]), names),
+    ]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -105,16 +105,23 @@ def run_sessions(args: argparse.Namespace) -> int:
     if database is None:
         database = Path(_config(args.config).storage.database)
     sessions = load_sessions(database, args.device, args.walker)
+    zone = system_zone()
     groups = by_walker_and_treadmill(sessions)
     if not groups:
-        print_sessions([], sys.stdout)
-    for n, ((device, _), group) in enumerate(groups.items()):
+        print_sessions([], sys.stdout, zone)
+    for n, ((device, walker_id), group) in enumerate(groups.items()):
         walker = group[-1].record.walker
         sys.stdout.write(
             f"{'' if n == 0 else chr(10)}== {walker.name} ({walker.id}) on treadmill {device}: "
             f"{len(group)} session{'' if len(group) == 1 else 's'} ==\n"
         )
-        print_sessions(group, sys.stdout, intervals=args.intervals)
+        print_sessions(
+            group,
+            sys.stdout,
+            zone,
+            intervals=args.intervals,
+            prescribed=_prescribed(database, zone, walker_id),
+        )
     return 0
 
 
@@ -129,6 +136,21 @@ def by_walker_and_treadmill(
     return groups
 
 
+def _prescribed(database: str | Path, zone: dt.tzinfo, walker: str) -> dict[str, int]:
+    """Week -> the sessions the walker's progression prescribed in it (none: no progression, or
+    no database yet)."""
+    from firmware.storage.database import connect
+    from firmware.storage.progressions import prescribed_by_week
+
+    if not Path(database).exists():
+        return {}
+    conn = connect(Path(database))
+    try:
+        return prescribed_by_week(conn, zone, walker)
+    finally:
+        conn.close()
+
+
 def _minutes(seconds: float) -> str:
     return f"{seconds / 60:4.1f}"
 
@@ -139,10 +161,13 @@ def print_sessions(
     zone: dt.tzinfo | None = None,
     *,
     intervals: bool = False,
+    prescribed: Mapping[str, int] | None = None,
 ) -> None:
     """The session log, the balance checks and gait (:func:`print_measures`), then weekly
     progress against the 10-minute, 3-a-week goal, in ``zone`` (default: the system's):
-    start times, and the weeks sessions count in."""
+    start times, and the weeks sessions count in. Adherence counts against ``prescribed``
+    (week -> the sessions the progression's stage prescribed: :func:`core.progress.prescribed_in`;
+    none: 3 a week)."""
     if not sessions:
         out.write("No guided sessions recorded yet.\n")
         return
@@ -166,11 +191,12 @@ def print_sessions(
         f"\nWeekly progress (goal: {GOAL_BACKWARD_MIN:g} straight minutes backward, "
         f"{GOAL_SESSIONS_PER_WEEK} times a week)\n"
     )
-    weeks = weekly_progress((s.record for s in sessions), zone)
+    weeks = weekly_progress((s.record for s in sessions), zone, prescribed)
     reached = milestone(weeks)
     out.write(
-        f"Adherence: sessions done (plan walked through) of {PRESCRIBED_SESSIONS_PER_WEEK} "
-        f"prescribed. Progression: the longest backward stretch against {GOAL_BACKWARD_MIN:g} "
+        "Adherence: sessions done (plan walked through) of those prescribed (the progression "
+        f"stage's count that week, else {PRESCRIBED_SESSIONS_PER_WEEK}). "
+        f"Progression: the longest backward stretch against {GOAL_BACKWARD_MIN:g} "
         f"min. Weeks at goal: {reached.weeks_at_goal} of {MILESTONE_WEEKS}"
         f"{' (milestone reached)' if reached.reached else ''}.\n"
     )

@@ -7,6 +7,7 @@ a walker id; the page has a selector), never a mix; without one, the walker who 
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from urllib.parse import urlencode
 
 from starlette.concurrency import run_in_threadpool
@@ -22,6 +23,18 @@ from core.protocol.walker import DEFAULT_WALKER
 from core.zones import zone_name
 
 
+@dataclass(frozen=True, slots=True)
+class Shown:
+    """What the progress page and its chart show: one walker of one device."""
+
+    device: Device
+    walker: str
+    walkers: list[tuple[str, str]]
+    """Every walker of the device, ``(id, name)``, the one who walked last first."""
+    sessions: list[WalkSession]
+    prescribed: dict[str, int]
+
+
 def routes(site: Site) -> list[BaseRoute]:
     backend = site.backend
     store = backend.store
@@ -33,13 +46,20 @@ def routes(site: Site) -> list[BaseRoute]:
         ids = [w for w, _ in walkers]
         return (asked if asked in ids else ids[0]), walkers
 
-    def sessions_of(
-        device_id: str, asked: str | None
-    ) -> tuple[Device | None, str, list[tuple[str, str]], list[WalkSession]]:
+    def sessions_of(device_id: str, asked: str | None) -> Shown | None:
+        """The device, the walker shown, its sessions and the sessions the device's progression
+        prescribed by week (the device's: its retained progress does not say per walker yet)."""
         device = store.device(device_id)
+        if device is None:
+            return None
         walker, walkers = walker_of(device_id, asked)
-        sessions = store.walk_sessions(device_id, walker=walker) if device is not None else []
-        return device, walker, walkers, sessions
+        return Shown(
+            device,
+            walker,
+            walkers,
+            store.walk_sessions(device_id, walker=walker),
+            store.prescribed_weeks(device_id),
+        )
 
     def trends_of(device_id: str, walker: str) -> list[Trend]:
         payloads = store.walk_session_payloads(device_id, walker=walker)
@@ -51,21 +71,21 @@ def routes(site: Site) -> list[BaseRoute]:
         if not site.may_see(request, device_id):
             return site.not_found("device")
         asked = request.query_params.get("walker")
-        device, walker, walkers, sessions = await run_in_threadpool(sessions_of, device_id, asked)
-        if device is None:
+        shown = await run_in_threadpool(sessions_of, device_id, asked)
+        if shown is None:
             return site.not_found("device")
-        view = progress_view(sessions, backend.clock(), backend.config.zone)
-        found = await run_in_threadpool(trends_of, device_id, walker)
+        view = progress_view(shown.sessions, backend.clock(), backend.config.zone, shown.prescribed)
+        found = await run_in_threadpool(trends_of, device_id, shown.walker)
         return site.render(
             request,
             "progress.html",
-            device=device,
-            sessions=sessions,
+            device=shown.device,
+            sessions=shown.sessions,
             trends=found,
-            walker=walker,
-            walker_name=dict(walkers)[walker],
-            walkers=walkers,
-            walker_query="?" + urlencode({"walker": walker}),
+            walker=shown.walker,
+            walker_name=dict(shown.walkers)[shown.walker],
+            walkers=shown.walkers,
+            walker_query="?" + urlencode({"walker": shown.walker}),
             **view,
         )
 
@@ -73,14 +93,15 @@ def routes(site: Site) -> list[BaseRoute]:
     async def progress_json(request: Request) -> Response:
         device_id = request.path_params["device_id"]
         asked = request.query_params.get("walker")
-        device, _, _, sessions = (
+        shown = (
             await run_in_threadpool(sessions_of, device_id, asked)
             if site.may_see(request, device_id)
-            else (None, "", [], [])
+            else None
         )
-        if device is None:
+        if shown is None:
             return JSONResponse({"error": "no such device"}, status_code=404)
-        return JSONResponse(progress_view(sessions, backend.clock(), backend.config.zone)["chart"])
+        view = progress_view(shown.sessions, backend.clock(), backend.config.zone, shown.prescribed)
+        return JSONResponse(view["chart"])
 
     @site.authed
     async def trends_api(request: Request) -> Response:

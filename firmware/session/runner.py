@@ -111,7 +111,7 @@ from firmware.gait.worker import (
 from firmware.presses import ARM_HOLD_S
 from firmware.safety import Detected, SafetyState, Transition
 from firmware.session.config import SessionConfig
-from firmware.session.cues import PATTERN, TEXT, Cue, Speaker, cue_for
+from firmware.session.cues import PATTERN, TEXT, Cue, PreparesPrompts, Speaker, cue_for
 from firmware.session.gestures import Gesture, GestureKind, GestureRecognizer
 from firmware.session.plan import Plan
 from firmware.session.steps import StepCounts, StepDetector
@@ -527,8 +527,8 @@ class SessionRunner:
                 reply.put_nowait((ok, message))
         self._advance(now)
         self._collect()
+        self._take_new_plan()  # first: the roster's prompt preparation then keeps its prompts
         self._take_roster()
-        self._take_new_plan()
         self._tell_not_worn()
         self._last_now = now
 
@@ -553,6 +553,18 @@ class SessionRunner:
         chosen = self.configured_plan if plan is None else plan
         self._pending_plans[walker] = chosen
         log.info("walker %s's next session's plan: %s", walker, chosen.describe())
+        self._prepare_prompts()
+
+    def _prepare_prompts(self) -> None:
+        """Have the speaker render what the plans in use can say, and the walkers' names, and
+        prune the rest (a put: its thread renders and prunes)."""
+        if isinstance(self._speaker, PreparesPrompts):
+            plans = (self.plan, *self._walker_plans.values(), *self._pending_plans.values())
+            if len(self.walkers) == 1:
+                self._speaker.prepare(plans)  # one walker: the button has nobody to name
+                return
+            names = tuple(self.prompts.walker(w.name) for w in self.walkers)
+            self._speaker.prepare(plans, names)
 
     def _plan_of(self, walker: str) -> Plan:
         return self._walker_plans.get(walker, self.configured_plan)
@@ -577,6 +589,7 @@ class SessionRunner:
         self.walker = roster.selected
         if not self.under_way:
             self.plan = self._pending_plans.get(self.walker.id, self._plan_of(self.walker.id))
+        self._prepare_prompts()  # the names are rendered (and kept) before anyone cycles
 
     def _cycle_walker(self, now: float) -> None:
         """A double press in STANDBY, no session under way: the next walker profile, said by

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 
 import msgspec
 
+from core.progress import PRESCRIBED_SESSIONS_PER_WEEK, utc_of, week_of
 from core.progression import StageSession, stage_done
 from core.protocol.plan import Progression
 from core.protocol.walker import DEFAULT_WALKER_ID
@@ -65,6 +66,34 @@ def current_progression(
         str(by),
         str(change),
     )
+
+
+def prescribed_by_week(
+    conn: sqlite3.Connection, zone: dt.tzinfo, walker: str = DEFAULT_WALKER_ID
+) -> dict[str, int]:
+    """Week ("2026-W49", in ``zone``) -> the sessions a week of ``walker``'s stage in force at
+    the end of it, for every week in which their progression changed
+    (:func:`core.progress.prescribed_in` carries a week's count on to the weeks after it). A
+    cleared or unreadable progression prescribes the default again."""
+    known: dict[str, int] = {}
+    for text, stage, wall in conn.execute(
+        "SELECT progression, stage, changed_wall FROM progressions WHERE walker = ? ORDER BY id",
+        (walker,),
+    ):
+        try:
+            week = week_of(utc_of(str(wall)), zone)
+        except ValueError:
+            continue
+        count = PRESCRIBED_SESSIONS_PER_WEEK
+        if text is not None:
+            try:
+                progression = msgspec.json.decode(str(text), type=Progression)
+                in_force = progression.stages[min(int(stage), len(progression.stages) - 1)]
+                count = in_force.sessions_per_week
+            except msgspec.MsgspecError:
+                pass
+        known[week] = count
+    return known
 
 
 def _record(
