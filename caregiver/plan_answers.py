@@ -23,6 +23,7 @@ from core.protocol.commands import (
     TestAlarm,
 )
 from core.protocol.messages import ReplyMessage
+from core.protocol.walker import DEFAULT_WALKER_ID
 
 ANSWER_TIMEOUT_S = 30.0
 """A device on line answers within a second; after this the page says it did not."""
@@ -34,18 +35,22 @@ AnswerState = Literal["pending", "accepted", "refused", "no answer"]
 _ACTIONS = {"hold": "hold", "release": "release the hold", "step_back": "step back a stage"}
 
 
+def _for(walker: str) -> str:
+    return "" if walker == DEFAULT_WALKER_ID else f", for walker {walker}"
+
+
 def summary_of(command: Command) -> str:
     """What was sent, in the words the plan page shows."""
     match command:
-        case AssignPlan(plan=plan):
-            return f"plan {plan.describe()}"
-        case AssignProgression(progression=progression, stage=stage):
+        case AssignPlan(plan=plan, walker=walker):
+            return f"plan {plan.describe()}{_for(walker)}"
+        case AssignProgression(progression=progression, stage=stage, walker=walker):
             return (
                 f"progression {progression.name}, from stage {stage + 1} of "
-                f"{len(progression.stages)} ({progression.stages[stage].plan.name})"
+                f"{len(progression.stages)} ({progression.stages[stage].plan.name}){_for(walker)}"
             )
-        case ChangeProgression(action=action):
-            return f"progression: {_ACTIONS.get(action, action)}"
+        case ChangeProgression(action=action, walker=walker):
+            return f"progression: {_ACTIONS.get(action, action)}{_for(walker)}"
         case _:
             return type(command).__name__
 

@@ -44,6 +44,7 @@ from caregiver.storage import Listener, SentCommand, Store
 from caregiver.web import create_app
 from core.protocol.commands import AssignPlan, Command, TestAlarm, command_name
 from core.protocol.plan import Plan
+from core.protocol.walker import DEFAULT_WALKER_ID
 
 log = logging.getLogger(__name__)
 
@@ -135,10 +136,13 @@ class CaregiverService:
         pages every contact as a TEST); the command's request id."""
         return self.commands.send(device_id, TestAlarm(by[:64] or "caregiver"))
 
-    def assign_plan(self, device_id: str, plan: Plan, by: str) -> str:
-        """Send a physio's plan (checked already); the device stores it for the next session.
-        The command's request id; the plan page shows the device's answer."""
-        return self.send_command(device_id, AssignPlan(plan, by[:64] or "caregiver"))
+    def assign_plan(
+        self, device_id: str, plan: Plan, by: str, walker: str = DEFAULT_WALKER_ID
+    ) -> str:
+        """Send a physio's plan (checked already) for ``walker``; the device stores it for
+        their next session. The command's request id; the plan page shows the device's
+        answer."""
+        return self.send_command(device_id, AssignPlan(plan, by[:64] or "caregiver", walker))
 
     def send_command(self, device_id: str, command: Command) -> str:
         """Send a command the web layer built and checked; its request id. Recorded as

@@ -122,3 +122,53 @@ def test_the_progress_page_and_the_reports_are_one_walker_s(
         text = PdfReader(io.BytesIO(pdf)).pages[0].extract_text()
         assert "RetroGuard walking report: Anna" in text
         assert "walker profile anna" in text
+
+
+def test_a_physio_sends_a_plan_for_one_walker_from_the_plan_page(
+    mosquitto: Mosquitto, tmp_path: Path
+) -> None:
+    """The plan form names the walker (a field, known walkers offered): the ``plan`` command
+    carries it; a walker id that cannot be one is refused naming the field, nothing sent."""
+    import re
+
+    from tests.mqtt_helpers import Subscriber
+
+    with running_service(make_config(mosquitto, tmp_path), background=False) as cg:
+        device = SimDevice(mosquitto, DEVICE)
+        try:
+            record = session_record(DEVICE, dt.datetime.now(dt.UTC), backward_min=4, longest_min=2)
+            device.session(_of(record, ANNA))
+            assert cg.ingestor.wait_for(lambda: cg.ingestor.sessions_stored >= 1, WAIT)
+        finally:
+            device.close()
+        sub = Subscriber(mosquitto, [f"retroguard/{DEVICE}/cmd/#"])
+        try:
+            web = Http(cg.port)
+            assert web.login() == 303
+            _, _, page = web.request("GET", f"/devices/{DEVICE}/plan")
+            assert '<option value="anna">Anna</option>' in page  # offered in the walker field
+            token = re.search(r'name="csrf" value="([^"]+)"', page)
+            assert token
+            form = [("csrf", token[1]), ("preset", "alternate-2-2")]
+            status, _, refused = web.request(
+                "POST", f"/devices/{DEVICE}/plan", [*form, ("walker", "Anna B")]
+            )
+            assert status == 400 and "walker: &#39;Anna B&#39; is not a walker id" in refused
+            status, _, _ = web.request(
+                "POST", f"/devices/{DEVICE}/plan", [*form, ("walker", "anna")]
+            )
+            assert status == 303
+            url = f"/devices/{DEVICE}/progression"
+            status, _, _ = web.request(
+                "POST", url, [("csrf", token[1]), ("action", "hold"), ("walker", "anna")]
+            )
+            assert status == 303
+            assert sub.wait(lambda: len(sub.on("/cmd/plan")) + len(sub.on("/cmd/progression")) >= 2)
+            (plan,) = [json.loads(m.payload) for m in sub.on("/cmd/plan")]
+            (hold,) = [json.loads(m.payload) for m in sub.on("/cmd/progression")]
+            assert plan["walker"] == "anna" and plan["plan"]["name"] == "alternate-2-2"
+            assert (hold["action"], hold["walker"]) == ("hold", "anna")
+            _, _, page = web.request("GET", f"/devices/{DEVICE}/plan")
+            assert "for walker anna" in page  # the sent commands list says whose
+        finally:
+            sub.close()

@@ -37,6 +37,7 @@ from core.protocol.commands import (
     Command,
 )
 from core.protocol.plan import DEFAULT_SPEED, DIRECTIONS, Plan, PlanInvalid, plan_from_builtins
+from core.protocol.walker import DEFAULT_WALKER_ID, is_walker_id
 
 FORM_ROWS = 16
 """Interval rows the custom form offers (a plan may hold more: send it with the CLI)."""
@@ -70,13 +71,23 @@ def plan_from_form(form: FormData) -> Plan:
     return plan_from_builtins({"name": str(form.get("name") or "").strip(), "intervals": intervals})
 
 
+def walker_from_form(form: FormData) -> str:
+    """The walker the form names (a walker id of the treadmill; blank: the default walker).
+    The device refuses one it does not have; walkers are added only at the treadmill."""
+    walker = str(form.get("walker") or DEFAULT_WALKER_ID).strip()
+    if not is_walker_id(walker):
+        raise PlanInvalid([f"walker: {walker[:40]!r} is not a walker id (retroguard walker list)"])
+    return walker
+
+
 def progression_command_from_form(form: FormData, by: str) -> Command:
     """A preset progression to assign (at a 1-based stage), or a hold, release or step back."""
+    walker = walker_from_form(form)
     action = str(form.get("action") or "")
     if action:
         if action not in PROGRESSION_ACTIONS:
             raise PlanInvalid([f"action: must be one of {', '.join(PROGRESSION_ACTIONS)}"])
-        return ChangeProgression(action, by)
+        return ChangeProgression(action, by, walker)
     name = str(form.get("progression") or "")
     if name not in PROGRESSIONS:
         raise PlanInvalid([f"progression: no preset progression called {name!r}"])
@@ -87,7 +98,7 @@ def progression_command_from_form(form: FormData, by: str) -> Command:
         stage = 0
     if not 1 <= stage <= len(progression.stages):
         raise PlanInvalid([f"stage: must be 1 to {len(progression.stages)}"])
-    return AssignProgression(progression, stage - 1, by)
+    return AssignProgression(progression, stage - 1, by, walker)
 
 
 def routes(site: Site) -> list[BaseRoute]:
@@ -133,6 +144,7 @@ def routes(site: Site) -> list[BaseRoute]:
             sent=request.query_params.get("sent"),
             may_prescribe=may_prescribe(request),
             answers=await run_in_threadpool(answers, device_id),
+            walkers=await run_in_threadpool(backend.store.walkers, device_id),
             in_force=await run_in_threadpool(in_force, device_id),
             **context,
         )
@@ -168,11 +180,12 @@ def routes(site: Site) -> list[BaseRoute]:
         form = await request.form()
         try:
             plan = plan_from_form(form)
+            walker = walker_from_form(form)
         except PlanInvalid as exc:
             return await page(request, device_id, 400, problems=exc.problems, form=form)
         try:
             request_id = await run_in_threadpool(
-                backend.assign_plan, device_id, plan, session.username
+                backend.assign_plan, device_id, plan, session.username, walker
             )
         except RuntimeError as exc:
             return PlainTextResponse(f"could not send the plan: {exc}", 503)

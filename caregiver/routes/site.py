@@ -77,8 +77,8 @@ class Backend(Protocol):
         """Send the device's test_alarm command (not on the loop); its request id.
         :class:`RuntimeError` when the service has no broker connection."""
 
-    def assign_plan(self, device_id: str, plan: Plan, by: str) -> str:
-        """Send the device's plan command (not on the loop); its request id.
+    def assign_plan(self, device_id: str, plan: Plan, by: str, walker: str = "default") -> str:
+        """Send the device's plan command (for ``walker``; not on the loop); its request id.
         :class:`RuntimeError` when the service has no broker connection."""
 
     def send_command(self, device_id: str, command: Command) -> str:
