@@ -474,8 +474,9 @@ class SessionRunner:
             "plan": self.plan.name,
             "walker": (s.walker if s is not None and self.under_way else self.walker).name,
         }
-        if self.next_plan is not None:
-            data["next_plan"] = self.next_plan.name
+        upcoming = self.next_plan or self._plan_of(self.walker.id)
+        if self.next_plan is not None or upcoming != self.plan:
+            data["next_plan"] = upcoming.name  # the chosen walker's next session's
         if self.pause_reason:
             data["pause_reason"] = self.pause_reason
         if s is not None:
@@ -587,8 +588,6 @@ class SessionRunner:
                 "walker of the next session: %s (%s)", roster.selected.name, roster.selected.id
             )
         self.walker = roster.selected
-        if not self.under_way:
-            self.plan = self._pending_plans.get(self.walker.id, self._plan_of(self.walker.id))
         self._prepare_prompts()  # the names are rendered (and kept) before anyone cycles
 
     def _cycle_walker(self, now: float) -> None:
@@ -600,7 +599,6 @@ class SessionRunner:
         position = (index + 1) % len(walkers)
         walker = walkers[position]
         self.walker = walker
-        self.plan = self._pending_plans.get(walker.id, self._plan_of(walker.id))
         spoken = ""
         pattern = walker_pattern_name(position + 1)
         if self._speaker is not None:
