@@ -213,13 +213,15 @@ MIGRATIONS: tuple[Migration, ...] = (
         "progressions and incidents name their walker (what was recorded before: the default "
         "walker's)",
         (
+            # WITHOUT ROWID and no index on sessions.walker: a handful of walkers, a device's
+            # sessions are few; each page counts in the in-memory fallback's bound.
             """CREATE TABLE walkers (
     id TEXT PRIMARY KEY,
     name TEXT NOT NULL,
     position INTEGER NOT NULL,
     added_wall TEXT NOT NULL,
     removed_wall TEXT
-)""",
+) WITHOUT ROWID""",
             "INSERT INTO walkers (id, name, position, added_wall)"
             " VALUES ('default', 'Default walker', 0, '')",
             """CREATE TABLE walker_changes (
@@ -231,7 +233,6 @@ MIGRATIONS: tuple[Migration, ...] = (
     changed_wall TEXT NOT NULL
 )""",
             "ALTER TABLE sessions ADD COLUMN walker TEXT NOT NULL DEFAULT 'default'",
-            "CREATE INDEX sessions_walker ON sessions (device_id, walker, started_wall)",
             "ALTER TABLE plans ADD COLUMN walker TEXT NOT NULL DEFAULT 'default'",
             "ALTER TABLE progressions ADD COLUMN walker TEXT NOT NULL DEFAULT 'default'",
             "ALTER TABLE incidents ADD COLUMN walker TEXT NOT NULL DEFAULT 'default'",
