@@ -80,6 +80,7 @@ from core.protocol.topics import (
     parse_topic,
     shared,
 )
+from core.protocol.walker import DEFAULT_WALKER
 
 log = logging.getLogger(__name__)
 
@@ -259,9 +260,13 @@ class Ingestor:
                 self._reply(device_id, message)
             case SessionSummary():
                 self._session(device_id, message, payload, now)
-            case ProgressMessage(week=week, week_prescribed=prescribed) if prescribed is not None:
-                # the week's count in the device's zone; one row a week, changed when the stage is
-                self.store.set_prescribed(device_id, week, prescribed)
+            case ProgressMessage(week=week, week_prescribed=prescribed, walker=walker) if (
+                prescribed is not None
+            ):
+                # the week's count in the device's zone, of the walker it is about (the one
+                # chosen for the next session); one row a week, changed when the stage is
+                who = DEFAULT_WALKER.id if walker is None else walker.id
+                self.store.set_prescribed(device_id, week, prescribed, who)
 
     def _availability(self, device_id: str, value: Availability, now: float) -> None:
         with self.store.transaction() as tx:

@@ -151,7 +151,7 @@ def report_for(
         incidents,
         zone,
         now,
-        store.prescribed_weeks(device_id),
+        store.prescribed_weeks(device_id, walker_id or DEFAULT_WALKER.id),
     )
     return replace(report, walker_id=walker_id or DEFAULT_WALKER.id)
 

@@ -172,3 +172,37 @@ def test_a_physio_sends_a_plan_for_one_walker_from_the_plan_page(
             assert "for walker anna" in page  # the sent commands list says whose
         finally:
             sub.close()
+
+
+def test_each_walker_s_prescription_is_kept_from_the_retained_progress(
+    mosquitto: Mosquitto, tmp_path: Path
+) -> None:
+    """The device's retained progress is the chosen walker's week: the sessions it prescribes
+    are kept per walker, so one walker's progression does not set another's adherence."""
+    from core.protocol.messages import SCHEMA_VERSION, ProgressMessage
+    from core.protocol.payloads import encode
+
+    def progress(walker: Walker | None, prescribed: int) -> str:
+        return encode(
+            ProgressMessage(
+                schema=SCHEMA_VERSION, device_id=DEVICE, wall_time="2026-03-02T09:00:00+00:00",
+                session="none", week="2026-W10", week_sessions=0, week_at_goal=0,
+                week_backward_s=0.0, week_longest_backward_s=0.0, goal_sessions=3,
+                goal_backward_s=600.0, week_prescribed=prescribed, walker=walker,
+            )
+        )  # fmt: skip
+
+    with running_service(make_config(mosquitto, tmp_path), web=False, background=False) as cg:
+        device = SimDevice(mosquitto, DEVICE)
+        try:
+            device.publish("progress", progress(ANNA, 2))
+            assert cg.ingestor.wait_for(
+                lambda: cg.store.prescribed_weeks(DEVICE, "anna") == {"2026-W10": 2}, WAIT
+            )
+            device.publish("progress", progress(None, 4))  # a release before profiles
+            assert cg.ingestor.wait_for(
+                lambda: cg.store.prescribed_weeks(DEVICE) == {"2026-W10": 4}, WAIT
+            )
+            assert cg.store.prescribed_weeks(DEVICE, "anna") == {"2026-W10": 2}
+        finally:
+            device.close()

@@ -122,7 +122,8 @@ def routes(site: Site) -> list[BaseRoute]:
         zone = backend.config.zone
         week = week_of(dt.datetime.fromtimestamp(backend.clock(), zone), zone)
         latest = backend.store.walk_sessions(device_id, 1)
-        prescribed = prescribed_in(week, backend.store.prescribed_weeks(device_id))
+        walker = latest[0].walker if latest else DEFAULT_WALKER_ID  # their prescription
+        prescribed = prescribed_in(week, backend.store.prescribed_weeks(device_id, walker))
         return (latest[0].plan if latest else None), prescribed
 
     def may_prescribe(request: Request) -> bool:

@@ -47,8 +47,8 @@ def routes(site: Site) -> list[BaseRoute]:
         return (asked if asked in ids else ids[0]), walkers
 
     def sessions_of(device_id: str, asked: str | None) -> Shown | None:
-        """The device, the walker shown, its sessions and the sessions the device's progression
-        prescribed by week (the device's: its retained progress does not say per walker yet)."""
+        """The device, the walker shown, their sessions and the sessions their progression
+        prescribed by week."""
         device = store.device(device_id)
         if device is None:
             return None
@@ -58,7 +58,7 @@ def routes(site: Site) -> list[BaseRoute]:
             walker,
             walkers,
             store.walk_sessions(device_id, walker=walker),
-            store.prescribed_weeks(device_id),
+            store.prescribed_weeks(device_id, walker),
         )
 
     def trends_of(device_id: str, walker: str) -> list[Trend]:

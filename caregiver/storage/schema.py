@@ -252,13 +252,21 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(
         9,
         "walker profiles: each guided session names its walker (a clinic treadmill is shared); "
-        "sessions from before are the device's default walker's",
+        "sessions from before are the device's default walker's; the sessions each walker's "
+        "progression prescribes (prescribed_weeks stays the default walker's)",
         (
             "ALTER TABLE walk_sessions ADD COLUMN walker TEXT NOT NULL DEFAULT 'default'",
             "ALTER TABLE walk_sessions ADD COLUMN walker_name TEXT NOT NULL "
             "DEFAULT 'Default walker'",
             "CREATE INDEX walk_sessions_by_walker ON walk_sessions "
             "(device_id, walker, started_wall)",
+            """CREATE TABLE walker_prescribed_weeks (  -- prescribed_weeks of the other walkers
+    device_id TEXT NOT NULL,
+    walker TEXT NOT NULL,
+    week TEXT NOT NULL,            -- ISO week in the device's zone, "2026-W49"
+    sessions INTEGER NOT NULL,
+    PRIMARY KEY (device_id, walker, week)
+)""",
         ),
     ),
 )

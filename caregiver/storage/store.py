@@ -55,6 +55,7 @@ from caregiver.storage.records import (
     WalkSession,
 )
 from caregiver.storage.schema import SchemaUpgrade, migrate
+from core.protocol.walker import DEFAULT_WALKER
 
 log = logging.getLogger(__name__)
 
@@ -388,8 +389,12 @@ class Transaction:
 
     # ------------------------------------------------- prescribed sessions
 
-    def set_prescribed(self, device_id: str, week: str, sessions: int) -> bool:
-        """The sessions the device's progression prescribes in ``week``; True when it changed."""
+    def set_prescribed(
+        self, device_id: str, week: str, sessions: int, walker: str = DEFAULT_WALKER.id
+    ) -> bool:
+        """The sessions ``walker``'s progression prescribes in ``week``; True when it changed."""
+        if walker != DEFAULT_WALKER.id:
+            return self._set_walker_prescribed(device_id, walker, week, sessions)
         row = self._db.execute(
             "SELECT sessions FROM prescribed_weeks WHERE device_id = ? AND week = ?",
             (device_id, week),
@@ -403,10 +408,33 @@ class Transaction:
         )
         return True
 
-    def prescribed_weeks(self, device_id: str) -> dict[str, int]:
-        rows = self._db.execute(
-            "SELECT week, sessions FROM prescribed_weeks WHERE device_id = ?", (device_id,)
-        ).fetchall()
+    def _set_walker_prescribed(self, device_id: str, walker: str, week: str, sessions: int) -> bool:
+        row = self._db.execute(
+            "SELECT sessions FROM walker_prescribed_weeks"
+            " WHERE device_id = ? AND walker = ? AND week = ?",
+            (device_id, walker, week),
+        ).fetchone()
+        if row is not None and int(row[0]) == sessions:
+            return False
+        self._db.execute(
+            "INSERT INTO walker_prescribed_weeks (device_id, walker, week, sessions)"
+            " VALUES (?, ?, ?, ?) ON CONFLICT (device_id, walker, week)"
+            " DO UPDATE SET sessions = excluded.sessions",
+            (device_id, walker, week, sessions),
+        )
+        return True
+
+    def prescribed_weeks(self, device_id: str, walker: str = DEFAULT_WALKER.id) -> dict[str, int]:
+        if walker != DEFAULT_WALKER.id:
+            rows = self._db.execute(
+                "SELECT week, sessions FROM walker_prescribed_weeks"
+                " WHERE device_id = ? AND walker = ?",
+                (device_id, walker),
+            ).fetchall()
+        else:
+            rows = self._db.execute(
+                "SELECT week, sessions FROM prescribed_weeks WHERE device_id = ?", (device_id,)
+            ).fetchall()
         return {str(r[0]): int(r[1]) for r in rows}
 
     # ------------------------------------------------------------- alerts
@@ -1191,15 +1219,17 @@ class Store:
 
     # ------------------------------------------------- prescribed sessions
 
-    def set_prescribed(self, device_id: str, week: str, sessions: int) -> bool:
+    def set_prescribed(
+        self, device_id: str, week: str, sessions: int, walker: str = DEFAULT_WALKER.id
+    ) -> bool:
         with self.transaction() as tx:
-            return tx.set_prescribed(device_id, week, sessions)
+            return tx.set_prescribed(device_id, week, sessions, walker)
 
-    def prescribed_weeks(self, device_id: str) -> dict[str, int]:
-        """Week ("2026-W49") -> sessions the device's progression prescribed in it (weeks the
+    def prescribed_weeks(self, device_id: str, walker: str = DEFAULT_WALKER.id) -> dict[str, int]:
+        """Week ("2026-W49") -> sessions ``walker``'s progression prescribed in it (weeks the
         service never heard of are absent: the default three)."""
         with self._statement() as ops:
-            return ops.prescribed_weeks(device_id)
+            return ops.prescribed_weeks(device_id, walker)
 
     # ------------------------------------------------------------- alerts
 
