@@ -26,7 +26,19 @@ a Pi), the decision and everything else the loop does. So the figures
 compare the pacings fairly on this machine; they are not a Pi's figures (a
 Pi Zero 2 W core is several times slower).
 
+Each monitor runs what ``retroguard run`` runs on the loop: the systemd
+watchdog hook and the guided-session runner (its press patterns, its LED
+interval, its gait measurement thread) as well as the monitor itself.
+
+``--before TREE`` runs every mode a second time, at the same time, from
+another checkout of the project (``git worktree add /tmp/before main``, say):
+before and after side by side under the same host load, which a shared
+machine's load average makes the only fair comparison. The trees share this
+virtualenv; a tree without the compiled detector (``firmware/detection/compiled``)
+runs the pure-Python one, so build it there or copy it in.
+
     .venv/bin/python benchmarks/monitor_cpu.py [--seconds 60] [--modes poll interrupt]
+        [--before /tmp/before]
 
 Prints figures; asserts nothing (speed is not a test).
 """
@@ -53,6 +65,8 @@ REALTIME_PRIORITY = 20
 """The unit's CPUSchedulingPriority (SCHED_FIFO, reset on fork: the courier runs normally)."""
 TARGET_CPU_PCT = 2.0
 TARGET_RSS_MB = 30.0
+TREE_VARIABLE = "RETROGUARD_BENCH_TREE"
+"""Which checkout a monitor child imports (``--before``)."""
 WARM_UP_S = 3.0
 """After arming, before the window: start-up work (imports, the courier, arming) is not measured."""
 
@@ -104,19 +118,30 @@ def thread_cpu_s(native_id: int | None) -> float:
 
 
 def monitor_child(config_path: str, out_path: str) -> int:
-    """The service's monitor, armed at STANDBY. SIGUSR1 starts the window, SIGTERM ends it."""
-    sys.path.insert(0, str(ROOT))
+    """The service's monitor, armed at STANDBY. SIGUSR1 starts the window, SIGTERM ends it.
+
+    Runs the tree named by ``RETROGUARD_BENCH_TREE`` (this one by default)."""
+    tree = Path(os.environ.get(TREE_VARIABLE, str(ROOT))).resolve()
+    sys.path.insert(0, str(tree))
     from core.clock import RealClock
     from firmware.app import build_app, favour_realtime_thread
     from firmware.config import load_config
     from firmware.monitor import Monitor
     from firmware.safety import SafetyState
+    from firmware.session.runner import attach_session, detach_session
+    from firmware.watchdog import ServiceWatchdog
     from sim.backends import SimulatedGpio, simulated_imu_rig
 
+    if not Path(sys.modules["firmware"].__file__ or "").is_relative_to(tree):
+        raise RuntimeError(f"firmware was not imported from {tree}")
     config = load_config(config_path)
     favour_realtime_thread()
     clock = RealClock()
     app = build_app(config, clock)
+    # As run_forever (firmware/app.py): the watchdog hook, then the session runner.
+    watchdog = ServiceWatchdog.from_env()
+    app.monitor.on_iteration.append(watchdog)
+    runner = attach_session(app, control_socket=str(Path("session.sock").resolve()))
     gpio = app.gpio
     rig = simulated_imu_rig(app.imu)
     assert isinstance(gpio, SimulatedGpio) and gpio.button_sim is not None and rig is not None
@@ -199,6 +224,8 @@ def monitor_child(config_path: str, out_path: str) -> int:
         marks["end"] = snapshot(app, rig, edges, decisions["cpu_s"], answering["cpu_s"])
         pacing, (_, pacing_check) = app.monitor.pacing.mode, app.monitor.pacing.check()
     finally:
+        runner.stop(clock.monotonic())
+        detach_session(app, runner)
         app.close()
     start = marks.get("start", {}).get("edges", 0)
     window = edges[start : marks["end"]["edges"]]
@@ -246,16 +273,23 @@ def wait_for_line(process: subprocess.Popen[str], expected: str, timeout: float)
     raise RuntimeError(f"the monitor never said {expected!r}")
 
 
-def measure(modes: list[str], seconds: float, realtime: bool) -> dict[str, dict[str, Any]]:
-    """Run one monitor per mode at the same time, so each window sees the same host load."""
+def measure(
+    modes: list[str], seconds: float, realtime: bool, before: Path | None = None
+) -> dict[str, dict[str, Any]]:
+    """Run one monitor per mode (and per tree) at the same time, so each window sees the same
+    host load. With ``before``, mode ``m`` of that tree is reported as ``m before``."""
     me = str(Path(__file__).resolve())
     results: dict[str, dict[str, Any]] = {}
+    runs = [(mode, ROOT) for mode in modes]
+    if before is not None:
+        runs = [run for mode in modes for run in ((f"{mode} before", before), (mode, ROOT))]
     with tempfile.TemporaryDirectory(prefix="retroguard-cpu-") as tmp:
-        env = dict(os.environ, PYTHONPATH=str(ROOT))
         monitors: dict[str, subprocess.Popen[str]] = {}
         try:
-            for mode in modes:
-                folder = Path(tmp) / mode.replace(":", "-")
+            for label, tree in runs:
+                mode = label.removesuffix(" before")
+                env = dict(os.environ, PYTHONPATH=str(tree), **{TREE_VARIABLE: str(tree)})
+                folder = Path(tmp) / label.replace(":", "-").replace(" ", "-")
                 folder.mkdir()
                 pacing, _, per_wake = mode.partition(":")
                 (folder / "config.toml").write_text(
@@ -264,7 +298,7 @@ def measure(modes: list[str], seconds: float, realtime: bool) -> dict[str, dict[
                 argv = [sys.executable, me, "--monitor-child", "config.toml", "result.json"]
                 if realtime:  # as systemd/retroguard.service runs it
                     argv = ["chrt", "--fifo", "--reset-on-fork", str(REALTIME_PRIORITY), *argv]
-                monitors[mode] = subprocess.Popen(
+                monitors[label] = subprocess.Popen(
                     argv, cwd=folder, env=env, stdout=subprocess.PIPE, text=True
                 )
             for monitor in monitors.values():
@@ -290,7 +324,7 @@ def measure(modes: list[str], seconds: float, realtime: bool) -> dict[str, dict[
                 monitor.send_signal(signal.SIGTERM)
             for mode, monitor in monitors.items():
                 monitor.wait(60)
-                result = Path(tmp) / mode.replace(":", "-") / "result.json"
+                result = Path(tmp) / mode.replace(":", "-").replace(" ", "-") / "result.json"
                 results[mode].update(json.loads(result.read_text()))
         finally:
             for monitor in monitors.values():
@@ -353,24 +387,32 @@ def main() -> int:
         action="store_false",
         help="run the monitor at normal priority instead of the unit's SCHED_FIFO",
     )
+    parser.add_argument(
+        "--before",
+        type=Path,
+        metavar="TREE",
+        help="also run every mode from this checkout, side by side (before / after)",
+    )
     parser.add_argument("--monitor-child", nargs=2, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.monitor_child:
         return monitor_child(*args.monitor_child)
 
-    results = measure(args.modes, args.seconds, args.realtime)
+    results = measure(args.modes, args.seconds, args.realtime, args.before)
     table = {mode: rows(result) for mode, result in results.items()}
     load = os.getloadavg()
     print(
         f"python {sys.version.split()[0]}, {os.cpu_count()} CPUs, load {load[0]:.1f}, "
         f"monitor {f'SCHED_FIFO {REALTIME_PRIORITY}' if args.realtime else 'normal priority'}, "
         f"200 Hz, {args.seconds:g} s, the modes side by side at the same time"
+        + (f"; 'before': {args.before}" if args.before else "")
     )
     names = list(next(iter(table.values())))
     width = max(map(len, names))
-    print(f"{'':{width}}  " + "  ".join(f"{mode:>12}" for mode in table))
+    column = max(12, *map(len, table))
+    print(f"{'':{width}}  " + "  ".join(f"{mode:>{column}}" for mode in table))
     for name in names:
-        print(f"{name:{width}}  " + "  ".join(f"{table[m][name]:>12}" for m in table))
+        print(f"{name:{width}}  " + "  ".join(f"{table[m][name]:>{column}}" for m in table))
     for mode, result in results.items():
         print(f"{mode}: {result['pacing_check']}")
     print(
