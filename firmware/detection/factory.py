@@ -18,7 +18,7 @@ import importlib
 import importlib.machinery
 import os
 from pathlib import Path
-from typing import Any
+from typing import Protocol
 
 from firmware.detection.base import Detector
 from firmware.detection.config import DetectorConfig
@@ -36,13 +36,20 @@ def source_digest() -> str:
     return h.hexdigest()
 
 
-def _sha256() -> Any:
+class _Hash(Protocol):
+    def update(self, data: bytes, /) -> None: ...
+
+    def hexdigest(self) -> str: ...
+
+
+def _sha256() -> _Hash:
     """A SHA-256 hash, from Python's own implementation where it has one: ``hashlib`` loads
     OpenSSL's libcrypto, 3.5 MB of the monitor's resident memory for one digest at start-up.
     Same digest either way (``setup.py`` uses ``hashlib``)."""
     for builtin in ("_sha2", "_sha256"):  # Python 3.12+, 3.11
         try:
-            return importlib.import_module(builtin).sha256()
+            hash_: _Hash = importlib.import_module(builtin).sha256()
+            return hash_
         except ImportError:
             continue
     import hashlib
