@@ -18,8 +18,8 @@ import importlib
 import importlib.machinery
 import os
 from pathlib import Path
-from typing import Protocol
 
+from core.digest import sha256
 from firmware.detection.base import Detector
 from firmware.detection.config import DetectorConfig
 from firmware.detection.retro import FallDetector
@@ -30,31 +30,10 @@ _SOURCES = ("retro", "rules")
 def source_digest() -> str:
     """SHA-256 over the detector's sources (``setup.py`` stamps it into the compiled copy)."""
     here = Path(__file__).resolve().parent
-    h = _sha256()
+    h = sha256()  # hashlib's digest, without loading OpenSSL (core.digest)
     for name in _SOURCES:
         h.update((here / f"{name}.py").read_bytes())
     return h.hexdigest()
-
-
-class _Hash(Protocol):
-    def update(self, data: bytes, /) -> None: ...
-
-    def hexdigest(self) -> str: ...
-
-
-def _sha256() -> _Hash:
-    """A SHA-256 hash, from Python's own implementation where it has one: ``hashlib`` loads
-    OpenSSL's libcrypto, 3.5 MB of the monitor's resident memory for one digest at start-up.
-    Same digest either way (``setup.py`` uses ``hashlib``)."""
-    for builtin in ("_sha2", "_sha256"):  # Python 3.12+, 3.11
-        try:
-            hash_: _Hash = importlib.import_module(builtin).sha256()
-            return hash_
-        except ImportError:
-            continue
-    import hashlib
-
-    return hashlib.sha256()
 
 
 @functools.cache
