@@ -396,8 +396,9 @@ class GpioRelaySense:
         if self._closed:
             return False
         try:
-            # pull_up=True makes gpiozero's "active" the low level: mirror closed, relay released.
-            return not self._device.is_active
+            # The pin's electrical level, read once an iteration without gpiozero's device
+            # layers (pull_up=True makes its "active" the low level: mirror closed, released).
+            return bool(self._device.pin.state)
         except Exception:
             log.exception("reading the relay sense on GPIO %s failed", self._pin)
             return True  # what a broken input reads: closed, i.e. "cannot confirm released"
