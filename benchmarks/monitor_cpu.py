@@ -24,7 +24,9 @@ call and the transfer instead — hence the transactions per second, which
 carry over), the edge dispatch to the callback (lgpio's callback thread on
 a Pi), the decision and everything else the loop does. So the figures
 compare the pacings fairly on this machine; they are not a Pi's figures (a
-Pi Zero 2 W core is several times slower).
+Pi Zero 2 W core is several times slower). The timings themselves cost the
+loop about twenty ``thread_time()`` calls an iteration (0.7 µs each here: some
+0.3 % of a core at 200 wakes a second), in every column alike.
 
 Each monitor runs what ``retroguard run`` runs on the loop: the systemd
 watchdog hook and the guided-session runner (its press patterns, its LED
