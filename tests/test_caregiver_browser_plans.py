@@ -56,8 +56,7 @@ def _page(browser: Any, service: CaregiverService, user: str, password: str) -> 
     problems: list[str] = []
 
     def console(message: Any) -> None:
-        # Chromium asks for /favicon.ico by itself, and the service has none
-        if message.type == "error" and "/favicon.ico" not in message.location.get("url", ""):
+        if message.type == "error":
             problems.append(f"{message.text} {message.location}")
 
     page.on("console", console)
