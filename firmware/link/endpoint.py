@@ -92,6 +92,7 @@ class CourierLink:
         self.silence_requests = 0
         self.chirp_requests = 0
         self._closed_incidents: deque[str] = deque(maxlen=16)
+        self._open_incident: str | None = None
         self._polled_real = 0.0
         self._heard_real = 0.0
         self._plan_revision = 0
@@ -254,6 +255,11 @@ class CourierLink:
         self._closed_incidents.clear()
         return closed
 
+    def take_open_incident(self) -> str | None:
+        """The open incident the courier found on record, once (None: none, or taken)."""
+        found, self._open_incident = self._open_incident, None
+        return found
+
     def take_silence(self) -> bool:
         """True once per batch of caregiver silence requests since the last call."""
         if self.silence_requests:
@@ -350,6 +356,8 @@ class CourierLink:
                 self.chirp_requests += 1
             case messages.IncidentClosed(incident=incident):
                 self._closed_incidents.append(incident)
+            case messages.OpenIncident(incident=incident):
+                self._open_incident = incident
             case messages.CourierAlive(broker_connected=connected, outbox_depth=depth):
                 self.broker_connected, self.outbox_depth = connected, depth
             case messages.PlanAssigned(revision=revision, plan=plan, by=by):
