@@ -35,7 +35,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import hashlib
 import logging
 import os
 import queue
@@ -48,6 +47,7 @@ from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from core.digest import sha256
 from core.errors import ConfigError
 from core.realtime import LoopHelperThread
 from core.tomlschema import build, read_toml
@@ -266,7 +266,7 @@ class PromptCache:
         self.rate_wpm = rate_wpm
 
     def path_for(self, text: str) -> Path:
-        key = hashlib.sha256(f"{self.voice}\n{self.rate_wpm}\n{text}".encode()).hexdigest()
+        key = sha256(f"{self.voice}\n{self.rate_wpm}\n{text}".encode()).hexdigest()
         return self.directory / f"{key[:20]}.wav"
 
     def cached(self, text: str) -> Path | None:
