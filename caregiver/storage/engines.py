@@ -14,6 +14,7 @@ connection, used by one thread at a time.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import logging
@@ -22,14 +23,17 @@ import re
 import sqlite3
 import threading
 import urllib.parse
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import Any, Literal, Protocol
+from typing import Any, Literal, Protocol, TypeVar
 
 import psycopg
 import psycopg.conninfo
+import psycopg_pool
 
 log = logging.getLogger(__name__)
+
+_T = TypeVar("_T")
 
 Engine = Literal["sqlite", "postgresql"]
 
@@ -118,6 +122,13 @@ class Database:
 
     def close(self) -> None:
         raise NotImplementedError
+
+    @contextlib.contextmanager
+    def pipeline(self) -> Iterator[None]:
+        """Statements in the block are sent without waiting for each one's answer, where the
+        engine can (PostgreSQL's pipeline mode): a batch pays a round trip only where it reads
+        a result. Errors may surface at a later statement or at the block's end."""
+        yield
 
     # -------------------------------------------------------------- schema
 
@@ -261,6 +272,7 @@ class PostgresDatabase(Database):
         self.url = url
         self.name = redacted(url)
         self._closed = False
+        self._pipeline: psycopg.Pipeline | None = None
         self._db: psycopg.Connection[Any] = self._connect()
 
     def _connect(self) -> psycopg.Connection[Any]:
@@ -275,10 +287,7 @@ class PostgresDatabase(Database):
         return self._db
 
     def execute(self, sql: str, params: Sequence[object] = ()) -> Cursor:
-        db = self._connection()
-        if params:
-            return db.execute(_pyformat(sql), tuple(params))
-        return db.execute(sql.encode())  # bytes: psycopg takes it as it is, no placeholders
+        return _pg_execute(self._connection(), sql, params, self._pipeline)
 
     def begin(self) -> None:
         self.execute("BEGIN")
@@ -290,6 +299,15 @@ class PostgresDatabase(Database):
     def close(self) -> None:
         self._closed = True
         self._db.close()
+
+    @contextlib.contextmanager
+    def pipeline(self) -> Iterator[None]:
+        with self._connection().pipeline() as pipeline:
+            self._pipeline = pipeline
+            try:
+                yield
+            finally:
+                self._pipeline = None
 
     def lock_schema(self) -> None:
         self.begin()
@@ -330,6 +348,87 @@ class PostgresDatabase(Database):
     def size_bytes(self) -> int:
         (size,) = self.execute("SELECT pg_database_size(current_database())").fetchone()
         return int(size)
+
+
+def _pg_execute(
+    db: psycopg.Connection[Any],
+    sql: str,
+    params: Sequence[object],
+    pipeline: psycopg.Pipeline | None = None,
+) -> Cursor:
+    cursor = (
+        db.execute(_pyformat(sql), tuple(params))
+        if params
+        else db.execute(sql.encode())  # bytes: psycopg takes it as it is, no placeholders
+    )
+    return _PipelinedCursor(cursor, pipeline) if pipeline is not None else cursor
+
+
+class _PipelinedCursor:
+    """A statement's cursor in pipeline mode: its answer may not have arrived yet. Fetching
+    waits for it (psycopg does that); the row count is read after a sync."""
+
+    def __init__(self, cursor: psycopg.Cursor[Any], pipeline: psycopg.Pipeline) -> None:
+        self._cursor = cursor
+        self._pipeline = pipeline
+
+    @property
+    def rowcount(self) -> int:
+        self._pipeline.sync()
+        return self._cursor.rowcount
+
+    def fetchone(self) -> Any:
+        return self._cursor.fetchone()
+
+    def fetchall(self) -> list[Any]:
+        return self._cursor.fetchall()
+
+
+class PooledReads:
+    """Connections for reads on PostgreSQL (psycopg_pool), beside the store's one writing
+    connection: the dashboard's pages and its live feed read without waiting for ingest's
+    batch to commit, and ingest's commits never wait for them."""
+
+    def __init__(self, url: str, size: int) -> None:
+        self._pool = psycopg_pool.ConnectionPool(
+            url,
+            min_size=1,
+            max_size=size,
+            kwargs={"autocommit": True, "connect_timeout": 10},
+            name="caregiver-reads",
+            open=True,
+        )
+
+    def run(self, read: Callable[[Database], _T]) -> _T:
+        """``read`` on a pooled connection. One that the server dropped since it was last
+        used (a restart, a failover) is found out by the read and replaced, with every other
+        idle one, and the read runs again: reads are safe to repeat."""
+        for again in (False, True):
+            with self._pool.connection(timeout=10) as db:
+                try:
+                    return read(_PooledDatabase(db))
+                except psycopg.OperationalError:
+                    if again or not db.broken:
+                        raise
+            self._pool.check()
+        raise AssertionError("unreachable")
+
+    def close(self) -> None:
+        self._pool.close()
+
+
+class _PooledDatabase(Database):
+    """One of :class:`PooledReads`' connections, lent for one read."""
+
+    engine: Engine = "postgresql"
+    errors = (psycopg.Error, OSError)  # the pool's timeout is a psycopg.OperationalError
+
+    def __init__(self, db: psycopg.Connection[Any]) -> None:
+        self._db = db
+        self.name = "pooled"
+
+    def execute(self, sql: str, params: Sequence[object] = ()) -> Cursor:
+        return _pg_execute(self._db, sql, params)
 
 
 def _listed_size(message: str) -> int:

@@ -24,13 +24,14 @@ from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from caregiver.storage.engines import (
     Announcer,
     Cursor,
     Database,
     Listener,
+    PooledReads,
     PostgresDatabase,
     SqliteDatabase,
     open_database,
@@ -55,6 +56,8 @@ from caregiver.storage.records import (
 from caregiver.storage.schema import SchemaUpgrade, migrate
 
 log = logging.getLogger(__name__)
+
+_T = TypeVar("_T")
 
 _EVENT_COLUMNS = (
     "id, device_id, seq, type, severity, state, reason, wall_time, received_at, figures, "
@@ -141,6 +144,44 @@ class Transaction:
             (device_id, now, json.dumps(_finite_only(telemetry))),
         )
 
+    def lock_devices(self, device_ids: Collection[str], now: float) -> None:
+        """Take these devices' rows (made if new, last seen now) for the rest of the
+        transaction, in device id order.
+
+        Every write of a device's messages (its events, incidents, alerts, replies) is done
+        under its row's lock. A batch that takes all of its devices' locks first, in one
+        order every instance shares, waits for another instance's batch at its first
+        common device instead of holding one device the other needs while it waits for
+        another the other holds: two instances' batches cannot deadlock over devices.
+        """
+        ordered = sorted(set(device_ids))
+        if not ordered:
+            return
+        self._db.execute(
+            "INSERT INTO devices (device_id, last_seen) VALUES "
+            + ", ".join("(?, ?)" for _ in ordered)
+            + " ON CONFLICT (device_id) DO UPDATE SET last_seen = excluded.last_seen",
+            [value for device_id in ordered for value in (device_id, now)],
+        )
+
+    def set_telemetries(self, telemetry: Mapping[str, tuple[Mapping[str, Any], float]]) -> None:
+        """The latest telemetry of several devices (device id → (telemetry, received at)) in
+        one statement, in device id order: a batch's telemetry costs one round trip."""
+        ordered = sorted(telemetry.items())
+        if not ordered:
+            return
+        self._db.execute(
+            "INSERT INTO devices (device_id, last_seen, telemetry) VALUES "
+            + ", ".join("(?, ?, ?)" for _ in ordered)
+            + " ON CONFLICT (device_id) DO UPDATE SET last_seen = excluded.last_seen, "
+            "telemetry = excluded.telemetry",
+            [
+                value
+                for device_id, (values, now) in ordered
+                for value in (device_id, now, json.dumps(_finite_only(values)))
+            ],
+        )
+
     def device(self, device_id: str) -> Device | None:
         row = self._db.execute(_DEVICE_SELECT + " WHERE d.device_id = ?", (device_id,)).fetchone()
         return _device(row) if row else None
@@ -163,7 +204,7 @@ class Transaction:
         cur = self._db.execute(
             "INSERT INTO events (id, device_id, seq, type, severity, state, reason, wall_time, "
             "received_at, figures, has_window, payload, incident) "
-            "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?) ON CONFLICT (id) DO NOTHING",
+            "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?) ON CONFLICT (id) DO NOTHING RETURNING id",
             (
                 event.id,
                 event.device_id,
@@ -180,7 +221,7 @@ class Transaction:
                 event.incident,
             ),
         )
-        if cur.rowcount == 0:
+        if cur.fetchone() is None:  # (a fetch, not the row count: one wait in a pipeline)
             self._touch(event.device_id, now)
             return False
         self._db.execute(
@@ -788,9 +829,16 @@ class Store:
     :mod:`caregiver.storage.engines`).
     """
 
+    READ_CONNECTIONS = 4
+    """On PostgreSQL: connections for reads (pages, the live feed), beside the writing one."""
+
     def __init__(self, database: str | Path) -> None:
         self.location = str(database)
         self._lock = threading.RLock()
+        self._writing = threading.local()
+        """``depth``: this thread's open transactions and batches (its reads then see what they
+        wrote, so they stay on the writing connection)."""
+        self._reads: PooledReads | None = None
         with _as_storage_fault():
             self._db = open_database(database)
         self.engine = self._db.engine
@@ -809,6 +857,7 @@ class Store:
             raise
         if isinstance(self._db, PostgresDatabase):
             self._announcer = Announcer(self._db.url)
+            self._reads = PooledReads(self._db.url, self.READ_CONNECTIONS)
 
     def _prepare_sqlite(self, db: SqliteDatabase) -> None:
         if db.name != ":memory:" and Path(db.name).exists() and Path(db.name).stat().st_size:
@@ -847,6 +896,9 @@ class Store:
         if self._announcer is not None:
             self._announcer.stop()
             self._announcer = None
+        if self._reads is not None:
+            self._reads.close()
+            self._reads = None
         with self._lock:
             self._db.close()
 
@@ -876,7 +928,7 @@ class Store:
         short and free of I/O: every other thread waits for it. A database failure is a
         :class:`StorageFault`. Inside :meth:`batch` it is a savepoint: rolled back alone if
         the block raises, committed with the batch."""
-        with self._lock, _as_storage_fault(self._db):
+        with self._lock, _as_storage_fault(self._db), self._written():
             if self._batching:
                 self._db.execute("SAVEPOINT one")
                 try:
@@ -898,35 +950,58 @@ class Store:
             self._db.commit()
 
     @contextmanager
-    def batch(self) -> Iterator[None]:
+    def batch(self, devices: Collection[str] = (), now: float = 0.0) -> Iterator[None]:
         """Group commit: every :meth:`transaction` in the block commits at its end, in one
         commit (a commit costs as much as the rest of a message's work: a burst of messages
         is stored in half the time). All or nothing: if the block raises, nothing of it is
         kept. Other threads wait for the whole block: keep it to a bounded number of
-        messages."""
-        with self._lock, _as_storage_fault(self._db):
-            self._db.begin()
-            self._batching = True
+        messages.
+
+        ``devices``: every device the block writes for, locked first in id order
+        (:meth:`Transaction.lock_devices`: two instances' batches cannot deadlock) and seen
+        at ``now``. On PostgreSQL the block's statements go out in pipeline mode: only a
+        statement whose result is read waits for the server."""
+        with self._lock, _as_storage_fault(self._db), self._written():
             try:
-                yield
+                with self._db.pipeline():
+                    self._db.begin()
+                    Transaction(self._db).lock_devices(devices, now)
+                    self._batching = True
+                    yield
+                    self._batching = False
+                    self._db.commit()
             except BaseException:
                 self._batching = False
                 with contextlib.suppress(*self._db.errors):
                     self._db.rollback()
                 raise
-            self._batching = False
-            try:
-                self._db.commit()
-            except self._db.errors:
-                with contextlib.suppress(*self._db.errors):
-                    self._db.rollback()
-                raise
+
+    @contextmanager
+    def _written(self) -> Iterator[None]:
+        self._writing.depth = getattr(self._writing, "depth", 0) + 1
+        try:
+            yield
+        finally:
+            self._writing.depth -= 1
 
     @contextmanager
     def _statement(self) -> Iterator[Transaction]:
         """For an operation of one statement: SQLite runs it as its own transaction."""
         with self._lock, _as_storage_fault(self._db):
             yield Transaction(self._db)
+
+    def _read(self, read: Callable[[Transaction], _T]) -> _T:
+        """Run an operation that only reads: on PostgreSQL on one of the pooled connections,
+        so that it waits neither for nor on ingest's batch (a thread inside a transaction or
+        batch reads on its own connection, and sees its own writes); on SQLite on the one
+        connection."""
+        reads = self._reads
+        depth: int = getattr(self._writing, "depth", 0)
+        if reads is None or depth > 0:
+            with self._statement() as ops:
+                return read(ops)
+        with _as_storage_fault(self._db):
+            return reads.run(lambda db: read(Transaction(db)))
 
     # ------------------------------------------------------------ devices
 
@@ -941,37 +1016,30 @@ class Store:
             ops.set_telemetry(device_id, telemetry, now)
 
     def devices(self) -> list[Device]:
-        with self._statement() as ops:
-            return ops.devices()
+        return self._read(lambda ops: ops.devices())
 
     def device(self, device_id: str) -> Device | None:
-        with self._statement() as ops:
-            return ops.device(device_id)
+        return self._read(lambda ops: ops.device(device_id))
 
     # ------------------------------------------------------------- events
 
     def event(self, event_id: str) -> StoredEvent | None:
-        with self._statement() as ops:
-            return ops.event(event_id)
+        return self._read(lambda ops: ops.event(event_id))
 
     def events_for(self, device_id: str, limit: int = 200) -> list[StoredEvent]:
         """The device's timeline, newest first."""
-        with self._statement() as ops:
-            return ops.events_for(device_id, limit)
+        return self._read(lambda ops: ops.events_for(device_id, limit))
 
     def recent_events(
         self, types: Sequence[str], limit: int = 10, devices: Collection[str] | None = None
     ) -> list[StoredEvent]:
-        with self._statement() as ops:
-            return ops.recent_events(types, limit, devices)
+        return self._read(lambda ops: ops.recent_events(types, limit, devices))
 
     def imu_window(self, event_id: str) -> object | None:
-        with self._statement() as ops:
-            return ops.imu_window(event_id)
+        return self._read(lambda ops: ops.imu_window(event_id))
 
     def event_count(self) -> int:
-        with self._statement() as ops:
-            return ops.event_count()
+        return self._read(lambda ops: ops.event_count())
 
     def confirm_ack(self, device_id: str, request_id: str) -> bool:
         with self._statement() as ops:
@@ -980,42 +1048,39 @@ class Store:
     # ----------------------------------------------------------- incidents
 
     def incident(self, incident_id: str) -> Incident | None:
-        with self._statement() as ops:
-            return ops.incident(incident_id)
+        return self._read(lambda ops: ops.incident(incident_id))
 
     def incidents_for(self, device_id: str, limit: int = 50) -> list[Incident]:
         """The device's incidents, newest first."""
-        with self._statement() as ops:
-            return ops.incidents_for(device_id, limit)
+        return self._read(lambda ops: ops.incidents_for(device_id, limit))
 
     def recent_incidents(
         self, limit: int = 10, devices: Collection[str] | None = None
     ) -> list[Incident]:
         """Every device's incidents (or only ``devices``'), newest first (the fleet page's
         list)."""
-        with self._statement() as ops:
-            return ops.recent_incidents(limit, devices)
+        return self._read(lambda ops: ops.recent_incidents(limit, devices))
 
     def open_incidents(self, device_id: str) -> list[Incident]:
-        with self._statement() as ops:
-            return ops.open_incidents(device_id)
+        return self._read(lambda ops: ops.open_incidents(device_id))
 
     def incident_events(self, incident_id: str) -> list[StoredEvent]:
-        with self._statement() as ops:
-            return ops.incident_events(incident_id)
+        return self._read(lambda ops: ops.incident_events(incident_id))
 
     def recording(self, trip_event_id: str) -> bytes | None:
-        with self._statement() as ops:
-            return ops.recording(trip_event_id)
+        return self._read(lambda ops: ops.recording(trip_event_id))
 
     def recording_for(self, event: StoredEvent) -> tuple[str, bytes] | None:
         """The recording to show with ``event``: its own if it tripped the monitor, else its
         incident's (a fall confirmed after a trip is plotted in the trip's recording)."""
-        with self._statement() as ops:
+
+        def read(ops: Transaction) -> tuple[str, bytes] | None:
             own = ops.recording(event.id)
             if own is not None:
                 return event.id, own
             return ops.incident_recording(event.incident) if event.incident else None
+
+        return self._read(read)
 
     # ----------------------------------------------------- guided sessions
 
@@ -1025,31 +1090,26 @@ class Store:
 
     def walk_sessions(self, device_id: str, limit: int = 500) -> list[WalkSession]:
         """The device's guided sessions, newest first."""
-        with self._statement() as ops:
-            return ops.walk_sessions(device_id, limit)
+        return self._read(lambda ops: ops.walk_sessions(device_id, limit))
 
     def walk_session_payloads(self, device_id: str, limit: int = 500) -> list[str]:
         """The device's session summaries as received (JSON text), newest first: what the
         stored row leaves out (the balance check and gait figures) is read from them."""
-        with self._statement() as ops:
-            return ops.walk_session_payloads(device_id, limit)
+        return self._read(lambda ops: ops.walk_session_payloads(device_id, limit))
 
     def walk_session_count(self) -> int:
-        with self._statement() as ops:
-            return ops.walk_session_count()
+        return self._read(lambda ops: ops.walk_session_count())
 
     # ------------------------------------------------------------- alerts
 
     def alerts(self, device_id: str | None = None) -> list[Alert]:
         """Every alert (of the device), oldest first."""
-        with self._statement() as ops:
-            return ops.alerts(device_id)
+        return self._read(lambda ops: ops.alerts(device_id))
 
     # ------------------------------------------------------ notifications
 
     def notifications_due(self, now: float) -> list[PendingNotification]:
-        with self._statement() as ops:
-            return ops.notifications_due(now)
+        return self._read(lambda ops: ops.notifications_due(now))
 
     def notification_sent(self, notification_id: int, attempts: int) -> None:
         with self._statement() as ops:
@@ -1078,8 +1138,7 @@ class Store:
             return ops.hold_lease(name, holder, now, until)
 
     def lease_holder(self, name: str, now: float) -> str | None:
-        with self._statement() as ops:
-            return ops.lease_holder(name, now)
+        return self._read(lambda ops: ops.lease_holder(name, now))
 
     # ------------------------------------------------- users and logins
 
@@ -1088,8 +1147,7 @@ class Store:
             ops.add_user(username, password_hash, now)
 
     def password_hash(self, username: str) -> str | None:
-        with self._statement() as ops:
-            return ops.password_hash(username)
+        return self._read(lambda ops: ops.password_hash(username))
 
     def start_login_session(
         self, token_hash: str, username: str, csrf: str, expires_at: float, now: float
