@@ -155,8 +155,9 @@ class Ingestor:
         try:
             decoded = [self._decode_one(topic, payload) for topic, payload in messages]
             devices = {m.device_id for m in decoded if m is not None}
+            events = [(m.event, m.now) for m in decoded if m is not None and m.event is not None]
             telemetry: dict[str, tuple[dict[str, Any], float]] = {}
-            with self.store.batch(devices, self.clock()):
+            with self.store.batch(devices, self.clock(), events):
                 for message in decoded:
                     if message is not None and isinstance(message.body, TelemetryMessage):
                         # only the latest matters: the batch's telemetry is one statement
@@ -268,7 +269,8 @@ class Ingestor:
             log.warning("%s: %s; ignored", topic, exc)
             self.rejected += 1
             return None
-        return _Received(topic, device_id, body, payload, now)
+        event = _new_event(device_id, body, payload) if isinstance(body, EventMessage) else None
+        return _Received(topic, device_id, body, payload, now, event)
 
     def _store(self, received: _Received) -> None:
         device_id, now, payload = received.device_id, received.now, received.payload
@@ -276,7 +278,8 @@ class Ingestor:
             case Availability() as value:
                 self._availability(device_id, value, now)
             case EventMessage() as message:
-                self._event(device_id, message, payload, now)
+                event = received.event or _new_event(device_id, message, payload)
+                self._event(device_id, message, event, now)
             case StateMessage(state=state, reason=reason, wall_time=wall_time):
                 self.store.set_state(device_id, state.value, reason, wall_time, now)
                 self._changed(DeviceChanged(device_id))
@@ -299,27 +302,8 @@ class Ingestor:
         self._after_commit(self.alerting.wake_notifier)
         self._changed(DeviceChanged(device_id))
 
-    def _event(self, device_id: str, message: EventMessage, payload: bytes, now: float) -> None:
-        # The topic names the device (the broker's ACL vouches for it), not the body.
+    def _event(self, device_id: str, message: EventMessage, event: NewEvent, now: float) -> None:
         recording = message.recording
-        stored_payload = payload.decode("utf-8", "replace")
-        if recording is not None:
-            # stored once, compactly, beside the trip it is about; not as base64 in the payload
-            stored_payload = encode(msgspec.structs.replace(message, recording=None))
-        event = NewEvent(
-            id=message.id,
-            device_id=device_id,
-            seq=message.seq,
-            type=message.type.value,
-            severity=message.severity.value,
-            state=message.state.value,
-            reason=message.reason,
-            wall_time=message.wall_time,
-            figures=dict(message.figures),
-            has_window=message.imu_window is not None,
-            payload=stored_payload,
-            incident=message.incident,
-        )
         with self.store.transaction() as tx:
             new = tx.record_event(event, now)
             if new:
@@ -544,6 +528,31 @@ class _Received:
     payload: bytes
     now: float
     """When it was received (the clock's time)."""
+    event: NewEvent | None
+    """An event message's row (a batch inserts its events before handling them)."""
+
+
+def _new_event(device_id: str, message: EventMessage, payload: bytes) -> NewEvent:
+    """The row an event message is stored as. The topic names the device (the broker's ACL
+    vouches for it), not the body."""
+    stored_payload = payload.decode("utf-8", "replace")
+    if message.recording is not None:
+        # stored once, compactly, beside the trip it is about; not as base64 in the payload
+        stored_payload = encode(msgspec.structs.replace(message, recording=None))
+    return NewEvent(
+        id=message.id,
+        device_id=device_id,
+        seq=message.seq,
+        type=message.type.value,
+        severity=message.severity.value,
+        state=message.state.value,
+        reason=message.reason,
+        wall_time=message.wall_time,
+        figures=dict(message.figures),
+        has_window=message.imu_window is not None,
+        payload=stored_payload,
+        incident=message.incident,
+    )
 
 
 def subscriptions(prefix: str, shared_group: str = "") -> list[str]:

@@ -20,9 +20,9 @@ from caregiver.service import CaregiverService
 DEVICE = "treadmill-1"
 
 
-def _service(tmp_path: Path, changes: list[Change]) -> CaregiverService:
+def _service(tmp_path: Path, changes: list[Change], database: str = "") -> CaregiverService:
     config = CaregiverConfig(
-        server=ServerConfig(host="127.0.0.1", port=0, database=str(tmp_path / "c.db")),
+        server=ServerConfig(host="127.0.0.1", port=0, database=database or str(tmp_path / "c.db")),
         mqtt=CaregiverMqttConfig(host="127.0.0.1", port=1),
     )
     service = CaregiverService(config)
@@ -96,3 +96,33 @@ def test_a_batch_the_database_refuses_keeps_and_announces_nothing(tmp_path: Path
         ]
     finally:
         store.close()
+
+
+def test_a_batch_stores_each_event_once_however_often_it_comes(
+    tmp_path: Path, caregiver_db: str
+) -> None:
+    """A batch inserts its events up front: one already stored (a redelivery) and one twice in
+    the batch are each stored once, raise one incident each, and are receipted every time;
+    the device's latest event is the batch's newest."""
+    changes: list[Change] = []
+    service = _service(tmp_path, changes, caregiver_db)
+    try:
+        earlier, new = _event(1, "fall"), _event(2, "fall")
+        assert service.ingestor.handle_batch([earlier])
+        changes.clear()
+        assert service.ingestor.handle_batch([new, earlier, new])
+        ingestor = service.ingestor
+        assert (ingestor.events_stored, ingestor.duplicates, ingestor.messages) == (2, 2, 4)
+        assert sorted(e.id for e in service.store.events_for(DEVICE)) == sorted(
+            [_id(earlier), _id(new)]
+        )
+        assert [c.event_id for c in changes if isinstance(c, EventStored)] == [_id(new)]
+        assert sorted(i.id for i in service.store.incidents_for(DEVICE)) == sorted(
+            [_id(earlier), _id(new)]
+        )
+        assert len(service.store.alerts(DEVICE)) == 2
+        device = service.store.device(DEVICE)
+        assert device is not None and device["last_event"] is not None
+        assert device["last_event"]["id"] == _id(new)
+    finally:
+        service.store.close()

@@ -22,7 +22,7 @@ import math
 import threading
 from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -96,12 +96,55 @@ def _marks(values: Sequence[object]) -> str:
     return ", ".join("?" * len(values))
 
 
+_EVENT_INSERT = (
+    "INSERT INTO events (id, device_id, seq, type, severity, state, reason, wall_time, "
+    "received_at, figures, has_window, payload, incident) VALUES "
+)
+_EVENT_VALUES = "(?,?,?,?,?,?,?,?,?,?,?,?,?)"
+_CHUNK = 200
+"""Rows per multi-row statement (SQLite allows 32,766 parameters; an event has 13)."""
+
+
+def _event_row(event: NewEvent, now: float) -> tuple[object, ...]:
+    return (
+        event.id,
+        event.device_id,
+        event.seq,
+        event.type,
+        event.severity,
+        event.state,
+        event.reason,
+        event.wall_time,
+        now,
+        json.dumps(event.figures),
+        int(event.has_window),
+        event.payload,
+        event.incident,
+    )
+
+
+@dataclass(slots=True)
+class _Prepared:
+    """What a batch wrote or read for all of its messages at once, before their one-by-one
+    handling (:meth:`Store.batch`), and what that handling leaves to the batch's end."""
+
+    events: set[str] = field(default_factory=set)
+    """Every event id the batch inserted up front (stored now, or found stored before)."""
+    new_events: set[str] = field(default_factory=set)
+    """The ones that were new and that no message has recorded yet."""
+    absent_incidents: set[str] = field(default_factory=set)
+    """Incident ids the batch looked up and found missing (none opened since)."""
+    latest_events: dict[str, tuple[str, float]] = field(default_factory=dict)
+    """Each device's newest recorded event and when: its row is updated at the batch's end."""
+
+
 class Transaction:
     """The named operations on one open transaction (from :meth:`Store.transaction`):
     everything done through it commits together, or nothing does."""
 
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: Database, prepared: _Prepared | None = None) -> None:
         self._db = db
+        self._prepared = prepared
 
     # ------------------------------------------------------------ devices
 
@@ -192,6 +235,54 @@ class Transaction:
 
     # ------------------------------------------------------------- events
 
+    def prepare(self, events: Sequence[tuple[NewEvent, float]]) -> _Prepared:
+        """A batch's events (each with when it was received) inserted in a few statements,
+        in (device id, event id) order, and their incidents looked up at once: its messages'
+        :meth:`record_event` and :meth:`incident` then wait for no answer (a round trip each,
+        on PostgreSQL, under a loaded machine the bulk of an event's time). An event inserted
+        here stays if its message's later handling fails; it is stored, as a received event
+        must be."""
+        prepared = _Prepared()
+        first: dict[str, tuple[NewEvent, float]] = {}
+        for event, now in events:
+            first.setdefault(event.id, (event, now))
+        ordered = sorted(first.values(), key=lambda item: (item[0].device_id, item[0].id))
+        for start in range(0, len(ordered), _CHUNK):
+            chunk = ordered[start : start + _CHUNK]
+            rows = self._db.execute(
+                _EVENT_INSERT
+                + ", ".join(_EVENT_VALUES for _ in chunk)
+                + " ON CONFLICT (id) DO NOTHING RETURNING id",
+                [value for event, now in chunk for value in _event_row(event, now)],
+            ).fetchall()
+            prepared.new_events.update(str(row[0]) for row in rows)
+        prepared.events.update(first)
+        incidents = sorted({i for e, _ in ordered for i in (e.incident, e.id) if i is not None})
+        for start in range(0, len(incidents), _CHUNK):
+            ids = incidents[start : start + _CHUNK]
+            found = self._db.execute(
+                f"SELECT id FROM incidents WHERE id IN ({_marks(ids)})", ids
+            ).fetchall()
+            prepared.absent_incidents.update(set(ids) - {str(row[0]) for row in found})
+        return prepared
+
+    def finish(self) -> None:
+        """The batch's end: each device's newest event recorded, in device id order."""
+        prepared = self._prepared
+        if prepared is None or not prepared.latest_events:
+            return
+        ordered = sorted(prepared.latest_events.items())
+        prepared.latest_events.clear()
+        for start in range(0, len(ordered), _CHUNK):
+            chunk = ordered[start : start + _CHUNK]
+            self._db.execute(
+                "INSERT INTO devices (device_id, last_seen, last_event_id) VALUES "
+                + ", ".join("(?, ?, ?)" for _ in chunk)
+                + " ON CONFLICT (device_id) DO UPDATE SET last_seen = excluded.last_seen, "
+                "last_event_id = excluded.last_event_id",
+                [v for device_id, (event_id, now) in chunk for v in (device_id, now, event_id)],
+            )
+
     def record_event(self, event: NewEvent, now: float) -> bool:
         """Store a device's event and make it the device's latest; False if that id is already
         stored (a QoS 1 redelivery), which then changes nothing but the device's last seen.
@@ -200,26 +291,21 @@ class Transaction:
         instance racing another on the same id waits on the first statement until the other
         commits; what follows in the transaction (the incident and its alert) runs under the
         device row's lock, so two instances' events of one device are decided one at a time.
+        In a batch that :meth:`prepare` d the event: no statement now (the batch inserted
+        it, under its devices' locks, and updates the device row at its end).
         """
+        prepared = self._prepared
+        if prepared is not None and event.id in prepared.events:
+            if event.id not in prepared.new_events:
+                return (
+                    False  # stored before, or earlier in this batch; the batch touched the device
+                )
+            prepared.new_events.discard(event.id)
+            prepared.latest_events[event.device_id] = (event.id, now)
+            return True
         cur = self._db.execute(
-            "INSERT INTO events (id, device_id, seq, type, severity, state, reason, wall_time, "
-            "received_at, figures, has_window, payload, incident) "
-            "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?) ON CONFLICT (id) DO NOTHING RETURNING id",
-            (
-                event.id,
-                event.device_id,
-                event.seq,
-                event.type,
-                event.severity,
-                event.state,
-                event.reason,
-                event.wall_time,
-                now,
-                json.dumps(event.figures),
-                int(event.has_window),
-                event.payload,
-                event.incident,
-            ),
+            _EVENT_INSERT + _EVENT_VALUES + " ON CONFLICT (id) DO NOTHING RETURNING id",
+            _event_row(event, now),
         )
         if cur.fetchone() is None:  # (a fetch, not the row count: one wait in a pipeline)
             self._touch(event.device_id, now)
@@ -414,6 +500,8 @@ class Transaction:
     # ----------------------------------------------------------- incidents
 
     def incident(self, incident_id: str) -> Incident | None:
+        if self._prepared is not None and incident_id in self._prepared.absent_incidents:
+            return None
         row = self._db.execute(
             f"SELECT {_INCIDENT_COLUMNS} FROM incidents WHERE id = ?", (incident_id,)
         ).fetchone()
@@ -422,6 +510,8 @@ class Transaction:
     def open_incident(
         self, incident_id: str, device_id: str, severity: str, event_id: str, wall: str, now: float
     ) -> None:
+        if self._prepared is not None:
+            self._prepared.absent_incidents.discard(incident_id)
         self._db.execute(
             f"INSERT INTO incidents ({_INCIDENT_COLUMNS}) "
             "VALUES (?, ?, ?, 'open', ?, ?, ?, ?, NULL, NULL, NULL, NULL) "
@@ -847,6 +937,8 @@ class Store:
         self._announcer: Announcer | None = None
         self._batching = False
         """In :meth:`batch` (read and written only with ``_lock`` held)."""
+        self._prepared: _Prepared | None = None
+        """The open batch's events and incidents (:meth:`Transaction.prepare`)."""
         try:
             with self._lock:
                 if isinstance(self._db, SqliteDatabase):
@@ -932,7 +1024,7 @@ class Store:
             if self._batching:
                 self._db.execute("SAVEPOINT one")
                 try:
-                    yield Transaction(self._db)
+                    yield Transaction(self._db, self._prepared)
                 except BaseException:
                     with contextlib.suppress(*self._db.errors):
                         self._db.execute("ROLLBACK TO SAVEPOINT one")
@@ -950,7 +1042,12 @@ class Store:
             self._db.commit()
 
     @contextmanager
-    def batch(self, devices: Collection[str] = (), now: float = 0.0) -> Iterator[None]:
+    def batch(
+        self,
+        devices: Collection[str] = (),
+        now: float = 0.0,
+        events: Sequence[tuple[NewEvent, float]] = (),
+    ) -> Iterator[None]:
         """Group commit: every :meth:`transaction` in the block commits at its end, in one
         commit (a commit costs as much as the rest of a message's work: a burst of messages
         is stored in half the time). All or nothing: if the block raises, nothing of it is
@@ -959,19 +1056,26 @@ class Store:
 
         ``devices``: every device the block writes for, locked first in id order
         (:meth:`Transaction.lock_devices`: two instances' batches cannot deadlock) and seen
-        at ``now``. On PostgreSQL the block's statements go out in pipeline mode: only a
-        statement whose result is read waits for the server."""
+        at ``now``; ``events``: the events (and when each was received) its messages will
+        record, inserted up front (:meth:`Transaction.prepare`). On PostgreSQL the block's
+        statements go out in pipeline mode: only a statement whose result is read waits for
+        the server."""
         with self._lock, _as_storage_fault(self._db), self._written():
             try:
                 with self._db.pipeline():
                     self._db.begin()
-                    Transaction(self._db).lock_devices(devices, now)
+                    ops = Transaction(self._db)
+                    ops.lock_devices(devices, now)
+                    self._prepared = ops.prepare(events) if events else None
                     self._batching = True
                     yield
                     self._batching = False
+                    Transaction(self._db, self._prepared).finish()
+                    self._prepared = None
                     self._db.commit()
             except BaseException:
                 self._batching = False
+                self._prepared = None
                 with contextlib.suppress(*self._db.errors):
                     self._db.rollback()
                 raise
