@@ -96,6 +96,13 @@ def _marks(values: Sequence[object]) -> str:
     return ", ".join("?" * len(values))
 
 
+def _chunks(values: Collection[str]) -> Iterator[list[str]]:
+    """Distinct ``values`` in sorted slices of at most :data:`_CHUNK` (one statement each)."""
+    ordered = sorted(set(values))
+    for start in range(0, len(ordered), _CHUNK):
+        yield ordered[start : start + _CHUNK]
+
+
 _EVENT_INSERT = (
     "INSERT INTO events (id, device_id, seq, type, severity, state, reason, wall_time, "
     "received_at, figures, has_window, payload, incident) VALUES "
@@ -233,6 +240,15 @@ class Transaction:
         rows = self._db.execute(_DEVICE_SELECT + " ORDER BY d.device_id").fetchall()
         return [_device(r) for r in rows]
 
+    def devices_by_id(self, device_ids: Collection[str]) -> dict[str, Device]:
+        found: dict[str, Device] = {}
+        for ids in _chunks(device_ids):
+            rows = self._db.execute(
+                _DEVICE_SELECT + f" WHERE d.device_id IN ({_marks(ids)})", ids
+            ).fetchall()
+            found.update((row[0], _device(row)) for row in rows)
+        return found
+
     # ------------------------------------------------------------- events
 
     def prepare(self, events: Sequence[tuple[NewEvent, float]]) -> _Prepared:
@@ -323,6 +339,15 @@ class Transaction:
             f"SELECT {_EVENT_COLUMNS} FROM events WHERE id = ?", (event_id,)
         ).fetchone()
         return _event(row) if row else None
+
+    def events_by_id(self, event_ids: Collection[str]) -> dict[str, StoredEvent]:
+        found: dict[str, StoredEvent] = {}
+        for ids in _chunks(event_ids):
+            rows = self._db.execute(
+                f"SELECT {_EVENT_COLUMNS} FROM events WHERE id IN ({_marks(ids)})", ids
+            ).fetchall()
+            found.update((row[0], _event(row)) for row in rows)
+        return found
 
     def events_for(self, device_id: str, limit: int) -> list[StoredEvent]:
         rows = self._db.execute(
@@ -506,6 +531,15 @@ class Transaction:
             f"SELECT {_INCIDENT_COLUMNS} FROM incidents WHERE id = ?", (incident_id,)
         ).fetchone()
         return _incident(row) if row else None
+
+    def incidents_by_id(self, incident_ids: Collection[str]) -> dict[str, Incident]:
+        found: dict[str, Incident] = {}
+        for ids in _chunks(incident_ids):
+            rows = self._db.execute(
+                f"SELECT {_INCIDENT_COLUMNS} FROM incidents WHERE id IN ({_marks(ids)})", ids
+            ).fetchall()
+            found.update((row[0], _incident(row)) for row in rows)
+        return found
 
     def open_incident(
         self, incident_id: str, device_id: str, severity: str, event_id: str, wall: str, now: float
@@ -1125,10 +1159,19 @@ class Store:
     def device(self, device_id: str) -> Device | None:
         return self._read(lambda ops: ops.device(device_id))
 
+    def devices_by_id(self, device_ids: Collection[str]) -> dict[str, Device]:
+        """These devices' cards (those known), by id, read at once (see :meth:`events_by_id`)."""
+        return self._read(lambda ops: ops.devices_by_id(device_ids))
+
     # ------------------------------------------------------------- events
 
     def event(self, event_id: str) -> StoredEvent | None:
         return self._read(lambda ops: ops.event(event_id))
+
+    def events_by_id(self, event_ids: Collection[str]) -> dict[str, StoredEvent]:
+        """These events (those stored), by id, in a statement or a few: what the live feed
+        renders for a batch of changes, read at once instead of a round trip each."""
+        return self._read(lambda ops: ops.events_by_id(event_ids))
 
     def events_for(self, device_id: str, limit: int = 200) -> list[StoredEvent]:
         """The device's timeline, newest first."""
@@ -1153,6 +1196,10 @@ class Store:
 
     def incident(self, incident_id: str) -> Incident | None:
         return self._read(lambda ops: ops.incident(incident_id))
+
+    def incidents_by_id(self, incident_ids: Collection[str]) -> dict[str, Incident]:
+        """These incidents (those stored), by id, read at once (see :meth:`events_by_id`)."""
+        return self._read(lambda ops: ops.incidents_by_id(incident_ids))
 
     def incidents_for(self, device_id: str, limit: int = 50) -> list[Incident]:
         """The device's incidents, newest first."""
