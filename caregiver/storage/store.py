@@ -20,6 +20,7 @@ import json
 import logging
 import math
 import threading
+from collections import deque
 from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -103,10 +104,23 @@ def _chunks(values: Collection[str]) -> Iterator[list[str]]:
         yield ordered[start : start + _CHUNK]
 
 
-_EVENT_INSERT = (
-    "INSERT INTO events (id, device_id, seq, type, severity, state, reason, wall_time, "
-    "received_at, figures, has_window, payload, incident) VALUES "
+_EVENT_COLUMN_TYPES = (
+    ("id", "TEXT"),
+    ("device_id", "TEXT"),
+    ("seq", "INTEGER"),
+    ("type", "TEXT"),
+    ("severity", "TEXT"),
+    ("state", "TEXT"),
+    ("reason", "TEXT"),
+    ("wall_time", "TEXT"),
+    ("received_at", "REAL"),
+    ("figures", "TEXT"),
+    ("has_window", "INTEGER"),
+    ("payload", "TEXT"),
+    ("incident", "TEXT"),
 )
+_EVENT_INSERT_INTO = f"INSERT INTO events ({', '.join(c for c, _ in _EVENT_COLUMN_TYPES)})"
+_EVENT_INSERT = _EVENT_INSERT_INTO + " VALUES "
 _EVENT_VALUES = "(?,?,?,?,?,?,?,?,?,?,?,?,?)"
 _CHUNK = 200
 """Rows per multi-row statement (SQLite allows 32,766 parameters; an event has 13)."""
@@ -143,6 +157,8 @@ class _Prepared:
     """Incident ids the batch looked up and found missing (none opened since)."""
     latest_events: dict[str, tuple[str, float]] = field(default_factory=dict)
     """Each device's newest recorded event and when: its row is updated at the batch's end."""
+    alert_ids: deque[int] = field(default_factory=deque)
+    """Alert ids taken for the batch's pages, in order (where the engine hands them out)."""
 
 
 class Transaction:
@@ -207,11 +223,13 @@ class Transaction:
         ordered = sorted(set(device_ids))
         if not ordered:
             return
+        source, params = self._db.rows(
+            (("device_id", "TEXT"), ("last_seen", "REAL")), [(d, now) for d in ordered]
+        )
         self._db.execute(
-            "INSERT INTO devices (device_id, last_seen) VALUES "
-            + ", ".join("(?, ?)" for _ in ordered)
-            + " ON CONFLICT (device_id) DO UPDATE SET last_seen = excluded.last_seen",
-            [value for device_id in ordered for value in (device_id, now)],
+            f"INSERT INTO devices (device_id, last_seen) {source} "
+            "ON CONFLICT (device_id) DO UPDATE SET last_seen = excluded.last_seen",
+            params,
         )
 
     def set_telemetries(self, telemetry: Mapping[str, tuple[Mapping[str, Any], float]]) -> None:
@@ -220,16 +238,18 @@ class Transaction:
         ordered = sorted(telemetry.items())
         if not ordered:
             return
-        self._db.execute(
-            "INSERT INTO devices (device_id, last_seen, telemetry) VALUES "
-            + ", ".join("(?, ?, ?)" for _ in ordered)
-            + " ON CONFLICT (device_id) DO UPDATE SET last_seen = excluded.last_seen, "
-            "telemetry = excluded.telemetry",
+        source, params = self._db.rows(
+            (("device_id", "TEXT"), ("last_seen", "REAL"), ("telemetry", "TEXT")),
             [
-                value
+                (device_id, now, json.dumps(_finite_only(values)))
                 for device_id, (values, now) in ordered
-                for value in (device_id, now, json.dumps(_finite_only(values)))
             ],
+        )
+        self._db.execute(
+            f"INSERT INTO devices (device_id, last_seen, telemetry) {source} "
+            "ON CONFLICT (device_id) DO UPDATE SET last_seen = excluded.last_seen, "
+            "telemetry = excluded.telemetry",
+            params,
         )
 
     def device(self, device_id: str) -> Device | None:
@@ -243,9 +263,8 @@ class Transaction:
     def devices_by_id(self, device_ids: Collection[str]) -> dict[str, Device]:
         found: dict[str, Device] = {}
         for ids in _chunks(device_ids):
-            rows = self._db.execute(
-                _DEVICE_SELECT + f" WHERE d.device_id IN ({_marks(ids)})", ids
-            ).fetchall()
+            where, params = self._db.one_of("d.device_id", ids)
+            rows = self._db.execute(f"{_DEVICE_SELECT} WHERE {where}", params).fetchall()
             found.update((row[0], _device(row)) for row in rows)
         return found
 
@@ -254,7 +273,8 @@ class Transaction:
     def prepare(self, events: Sequence[tuple[NewEvent, float]]) -> _Prepared:
         """A batch's events (each with when it was received) inserted in a few statements,
         in (device id, event id) order, and their incidents looked up at once: its messages'
-        :meth:`record_event` and :meth:`incident` then wait for no answer (a round trip each,
+        :meth:`record_event`, :meth:`incident` and :meth:`page_alert` (an alert id reserved
+        for each new event) then wait for no answer (a round trip each,
         on PostgreSQL, under a loaded machine the bulk of an event's time). An event inserted
         here stays if its message's later handling fails; it is stored, as a received event
         must be."""
@@ -265,21 +285,21 @@ class Transaction:
         ordered = sorted(first.values(), key=lambda item: (item[0].device_id, item[0].id))
         for start in range(0, len(ordered), _CHUNK):
             chunk = ordered[start : start + _CHUNK]
+            source, params = self._db.rows(
+                _EVENT_COLUMN_TYPES, [_event_row(event, now) for event, now in chunk]
+            )
             rows = self._db.execute(
-                _EVENT_INSERT
-                + ", ".join(_EVENT_VALUES for _ in chunk)
-                + " ON CONFLICT (id) DO NOTHING RETURNING id",
-                [value for event, now in chunk for value in _event_row(event, now)],
+                f"{_EVENT_INSERT_INTO} {source} ON CONFLICT (id) DO NOTHING RETURNING id", params
             ).fetchall()
             prepared.new_events.update(str(row[0]) for row in rows)
         prepared.events.update(first)
         incidents = sorted({i for e, _ in ordered for i in (e.incident, e.id) if i is not None})
         for start in range(0, len(incidents), _CHUNK):
             ids = incidents[start : start + _CHUNK]
-            found = self._db.execute(
-                f"SELECT id FROM incidents WHERE id IN ({_marks(ids)})", ids
-            ).fetchall()
+            where, params = self._db.one_of("id", ids)
+            found = self._db.execute(f"SELECT id FROM incidents WHERE {where}", params).fetchall()
             prepared.absent_incidents.update(set(ids) - {str(row[0]) for row in found})
+        prepared.alert_ids.extend(self._db.reserve_ids("alerts", len(prepared.new_events)))
         return prepared
 
     def finish(self) -> None:
@@ -291,12 +311,15 @@ class Transaction:
         prepared.latest_events.clear()
         for start in range(0, len(ordered), _CHUNK):
             chunk = ordered[start : start + _CHUNK]
+            source, params = self._db.rows(
+                (("device_id", "TEXT"), ("last_seen", "REAL"), ("last_event_id", "TEXT")),
+                [(device_id, now, event_id) for device_id, (event_id, now) in chunk],
+            )
             self._db.execute(
-                "INSERT INTO devices (device_id, last_seen, last_event_id) VALUES "
-                + ", ".join("(?, ?, ?)" for _ in chunk)
-                + " ON CONFLICT (device_id) DO UPDATE SET last_seen = excluded.last_seen, "
+                f"INSERT INTO devices (device_id, last_seen, last_event_id) {source} "
+                "ON CONFLICT (device_id) DO UPDATE SET last_seen = excluded.last_seen, "
                 "last_event_id = excluded.last_event_id",
-                [v for device_id, (event_id, now) in chunk for v in (device_id, now, event_id)],
+                params,
             )
 
     def record_event(self, event: NewEvent, now: float) -> bool:
@@ -343,8 +366,9 @@ class Transaction:
     def events_by_id(self, event_ids: Collection[str]) -> dict[str, StoredEvent]:
         found: dict[str, StoredEvent] = {}
         for ids in _chunks(event_ids):
+            where, params = self._db.one_of("id", ids)
             rows = self._db.execute(
-                f"SELECT {_EVENT_COLUMNS} FROM events WHERE id IN ({_marks(ids)})", ids
+                f"SELECT {_EVENT_COLUMNS} FROM events WHERE {where}", params
             ).fetchall()
             found.update((row[0], _event(row)) for row in rows)
         return found
@@ -500,7 +524,17 @@ class Transaction:
         next_at: float,
         incident: str | None = None,
     ) -> int:
-        """An alert paging its first contact now (one send); returns its id."""
+        """An alert paging its first contact now (one send); returns its id (in a batch, one
+        it reserved: nothing to wait for)."""
+        reserved = self._prepared.alert_ids if self._prepared is not None else None
+        if reserved:
+            alert_id = reserved.popleft()
+            self._db.execute(
+                "INSERT INTO alerts (id, kind, device_id, event_id, status, created_at, next_at, "
+                "sends, incident) VALUES (?, ?, ?, ?, 'paging', ?, ?, 1, ?)",
+                (alert_id, kind, device_id, event_id, now, next_at, incident),
+            )
+            return alert_id
         (alert_id,) = self._db.execute(
             "INSERT INTO alerts (kind, device_id, event_id, status, created_at, next_at, sends, "
             "incident) VALUES (?, ?, ?, 'paging', ?, ?, 1, ?) RETURNING id",
@@ -535,8 +569,9 @@ class Transaction:
     def incidents_by_id(self, incident_ids: Collection[str]) -> dict[str, Incident]:
         found: dict[str, Incident] = {}
         for ids in _chunks(incident_ids):
+            where, params = self._db.one_of("id", ids)
             rows = self._db.execute(
-                f"SELECT {_INCIDENT_COLUMNS} FROM incidents WHERE id IN ({_marks(ids)})", ids
+                f"SELECT {_INCIDENT_COLUMNS} FROM incidents WHERE {where}", params
             ).fetchall()
             found.update((row[0], _incident(row)) for row in rows)
         return found
