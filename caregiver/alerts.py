@@ -42,8 +42,8 @@ from typing import NamedTuple
 
 from caregiver.config import CaregiverConfig
 from caregiver.localtime import readable
-from caregiver.storage import OPEN_STATUSES, Alert, Store, Transaction, worse
-from core.protocol.events import INCIDENT_TYPES, EventType
+from caregiver.storage import OPEN_STATUSES, Alert, Store, Transaction
+from core.protocol.events import INCIDENT_TYPES, EventType, worse
 from core.protocol.messages import EventMessage
 
 log = logging.getLogger(__name__)

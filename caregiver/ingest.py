@@ -55,6 +55,7 @@ from paho.mqtt.reasoncodes import ReasonCode
 from caregiver.alerts import Alerting
 from caregiver.changes import Change, DeviceChanged, EventStored, SessionStored
 from caregiver.config import CaregiverConfig
+from caregiver.plan_answers import answer_of
 from caregiver.progress import parse_summary
 from caregiver.storage import NewEvent, StorageFault, Store
 from core.mqttlink import make_client
@@ -62,6 +63,7 @@ from core.protocol.commands import LATEST, Ack, CommandName, encode_command
 from core.protocol.messages import (
     Availability,
     EventMessage,
+    ProgressMessage,
     ProtocolError,
     ReplyMessage,
     SessionSummary,
@@ -86,6 +88,11 @@ RECEIVE_MAXIMUM = 100
 """Unacknowledged messages the broker may send at once (MQTT 5): while the database
 fails, at most this many wait in memory and the rest stay with the broker."""
 HELD_RETRY_S = 2.0
+_ANSWERED = (CommandName.PLAN, CommandName.PROGRESSION)
+"""Commands whose replies are recorded for the plan page."""
+INGESTED_KINDS = (*CONSUMED_KINDS, TopicKind.PROGRESS)
+"""What the service reads: every consumed kind, and the retained progress message for the
+sessions a week the device's progression prescribes (adherence counts against them)."""
 
 
 class Ingestor:
@@ -103,7 +110,10 @@ class Ingestor:
         self.on_change = on_change
         self.clock = clock
         self.prefix = config.mqtt.topic_prefix
-        self.subscriptions = subscriptions(self.prefix, config.mqtt.shared_group)
+        self.subscriptions = [
+            *subscriptions(self.prefix, config.mqtt.shared_group),
+            progress_subscription(self.prefix),
+        ]
         self.messages = 0
         self.events_stored = 0
         self.duplicates = 0
@@ -255,7 +265,7 @@ class Ingestor:
             log.warning("%s", exc)
             self.rejected += 1
             return None
-        if parsed is None or parsed.kind not in CONSUMED_KINDS:
+        if parsed is None or parsed.kind not in INGESTED_KINDS:
             return None
         device_id, kind = parsed.device_id, parsed.kind
         now = self.clock()
@@ -290,6 +300,9 @@ class Ingestor:
                 self._reply(device_id, message)
             case SessionSummary() as message:
                 self._session(device_id, message, payload, now)
+            case ProgressMessage(week=week, week_prescribed=prescribed) if prescribed is not None:
+                # the week's count in the device's zone; one row a week, changed when the stage is
+                self.store.set_prescribed(device_id, week, prescribed)
 
     def _availability(self, device_id: str, value: Availability, now: float) -> None:
         with self.store.transaction() as tx:
@@ -356,6 +369,11 @@ class Ingestor:
             confirmed = self.store.confirm_ack(device_id, reply.request_id)
             if confirmed:
                 self._changed(DeviceChanged(device_id))
+        elif reply.command in _ANSWERED and reply.request_id is not None:
+            # the plan page shows it (caregiver.plan_answers); not a change the live feed shows
+            self.store.command_answered(
+                device_id, reply.request_id, reply.ok, answer_of(reply), self.clock()
+            )
 
     # --------------------------------------------------------------- MQTT
 
@@ -565,6 +583,13 @@ def subscriptions(prefix: str, shared_group: str = "") -> list[str]:
         else all_devices(prefix, kind)
         for kind in CONSUMED_KINDS
     ]
+
+
+def progress_subscription(prefix: str) -> str:
+    """The devices' retained progress messages, for the sessions a week each prescribes: a
+    plain subscription on every instance (a broker sends retained messages to no shared one;
+    every instance writes the same row)."""
+    return all_devices(prefix, TopicKind.PROGRESS)
 
 
 def _iso_now() -> str:

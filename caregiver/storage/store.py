@@ -49,6 +49,8 @@ from caregiver.storage.records import (
     LoginSession,
     NewEvent,
     PendingNotification,
+    Role,
+    SentCommand,
     StoredEvent,
     Urgency,
     WalkOutcome,
@@ -482,6 +484,90 @@ class Transaction:
     def walk_session_count(self) -> int:
         return int(self._db.execute("SELECT COUNT(*) FROM walk_sessions").fetchone()[0])
 
+    # ------------------------------------------- plan commands and answers
+
+    def command_sent(self, command: SentCommand, keep: int) -> None:
+        """Record a command about to be published (pending); keep the device's newest ``keep``."""
+        self._db.execute(
+            "INSERT INTO device_commands (request_id, device_id, command, summary, sent_by, "
+            "sent_at, status) VALUES (?, ?, ?, ?, ?, ?, 'pending')",
+            (
+                command.request_id,
+                command.device_id,
+                command.command,
+                command.summary,
+                command.sent_by,
+                command.sent_at,
+            ),
+        )
+        self._db.execute(
+            "DELETE FROM device_commands WHERE device_id = ? AND request_id NOT IN "
+            "(SELECT request_id FROM device_commands WHERE device_id = ? "
+            "ORDER BY sent_at DESC, request_id LIMIT ?)",
+            (command.device_id, command.device_id, keep),
+        )
+
+    def forget_command(self, request_id: str) -> None:
+        """A command that could not be published."""
+        self._db.execute("DELETE FROM device_commands WHERE request_id = ?", (request_id,))
+
+    def command_answered(
+        self, device_id: str, request_id: str, ok: bool, answer: str, now: float
+    ) -> bool:
+        """The device's reply to a command this service sent it (the first answer counts; a
+        reply naming another device's request changes nothing); True when it changed a row."""
+        cursor = self._db.execute(
+            "UPDATE device_commands SET status = ?, answered_at = ?, answer = ? "
+            "WHERE request_id = ? AND device_id = ? AND status = 'pending'",
+            ("accepted" if ok else "refused", now, answer, request_id, device_id),
+        )
+        return cursor.rowcount > 0
+
+    def sent_commands(self, device_id: str, limit: int) -> list[SentCommand]:
+        rows = self._db.execute(
+            "SELECT request_id, device_id, command, summary, sent_by, sent_at, status, "
+            "answered_at, answer FROM device_commands WHERE device_id = ? "
+            "ORDER BY sent_at DESC, request_id LIMIT ?",
+            (device_id, limit),
+        ).fetchall()
+        return [
+            SentCommand(
+                str(r[0]),
+                str(r[1]),
+                str(r[2]),
+                str(r[3]),
+                str(r[4]),
+                float(r[5]),
+                "accepted" if r[6] == "accepted" else "refused" if r[6] == "refused" else "pending",
+                None if r[7] is None else float(r[7]),
+                None if r[8] is None else str(r[8]),
+            )
+            for r in rows
+        ]
+
+    # ------------------------------------------------- prescribed sessions
+
+    def set_prescribed(self, device_id: str, week: str, sessions: int) -> bool:
+        """The sessions the device's progression prescribes in ``week``; True when it changed."""
+        row = self._db.execute(
+            "SELECT sessions FROM prescribed_weeks WHERE device_id = ? AND week = ?",
+            (device_id, week),
+        ).fetchone()
+        if row is not None and int(row[0]) == sessions:
+            return False
+        self._db.execute(
+            "INSERT INTO prescribed_weeks (device_id, week, sessions) VALUES (?, ?, ?) "
+            "ON CONFLICT (device_id, week) DO UPDATE SET sessions = excluded.sessions",
+            (device_id, week, sessions),
+        )
+        return True
+
+    def prescribed_weeks(self, device_id: str) -> dict[str, int]:
+        rows = self._db.execute(
+            "SELECT week, sessions FROM prescribed_weeks WHERE device_id = ?", (device_id,)
+        ).fetchall()
+        return {str(r[0]): int(r[1]) for r in rows}
+
     # ------------------------------------------------------------- alerts
 
     def log_alert(
@@ -796,12 +882,26 @@ class Transaction:
 
     # ------------------------------------------------- users and logins
 
-    def add_user(self, username: str, password_hash: str, now: float) -> None:
-        """Create the account, or set its password."""
+    def add_user(
+        self, username: str, password_hash: str, now: float, role: Role | None = None
+    ) -> None:
+        """Create the account (a caregiver unless ``role`` says), or set its password (and its
+        role when ``role`` is given; otherwise the account keeps its own)."""
         self._db.execute(
-            "INSERT INTO users (username, password_hash, created_at) VALUES (?, ?, ?) "
+            "INSERT INTO users (username, password_hash, created_at, role) VALUES (?, ?, ?, ?) "
             "ON CONFLICT (username) DO UPDATE SET password_hash = excluded.password_hash",
-            (username, password_hash, now),
+            (username, password_hash, now, (role or Role.CAREGIVER).value),
+        )
+        if role is not None:
+            self.set_role(username, role)
+
+    def set_role(self, username: str, role: Role) -> bool:
+        """False if there is no such account. Its open logins have the new role at once."""
+        return (
+            self._db.execute(
+                "UPDATE users SET role = ? WHERE username = ?", (role.value, username)
+            ).rowcount
+            > 0
         )
 
     def password_hash(self, username: str) -> str | None:
@@ -823,13 +923,14 @@ class Transaction:
     def login_session(self, token_hash: str, now: float) -> LoginSession | None:
         """The login with this token's hash, while it lasts and its account exists."""
         row = self._db.execute(
-            "SELECT s.username, s.csrf FROM sessions s JOIN users u ON u.username = s.username "
+            "SELECT s.username, s.csrf, u.role FROM sessions s "
+            "JOIN users u ON u.username = s.username "
             "WHERE s.token_hash = ? AND s.expires_at >= ?",
             (token_hash, now),
         ).fetchone()
         if row is None:
             return None
-        return LoginSession(row[0], row[1], self._user_devices(row[0]))
+        return LoginSession(row[0], row[1], self._user_devices(row[0]), _role(row[2]))
 
     def end_login_session(self, token_hash: str) -> None:
         self._db.execute("DELETE FROM sessions WHERE token_hash = ?", (token_hash,))
@@ -866,12 +967,12 @@ class Transaction:
         """Every account, by name, with its device limit and how many logins it has open."""
         rows = self._db.execute(
             "SELECT u.username, u.created_at, (SELECT COUNT(*) FROM sessions s "
-            "WHERE s.username = u.username AND s.expires_at >= ?) FROM users u "
+            "WHERE s.username = u.username AND s.expires_at >= ?), u.role FROM users u "
             "ORDER BY u.username",
             (now,),
         ).fetchall()
         accounts = []
-        for username, created_at, sessions in rows:
+        for username, created_at, sessions, role in rows:
             devices = self._user_devices(username)
             accounts.append(
                 Account(
@@ -879,6 +980,7 @@ class Transaction:
                     created_at,
                     tuple(sorted(devices)) if devices is not None else None,
                     int(sessions),
+                    _role(role),
                 )
             )
         return accounts
@@ -1286,6 +1388,39 @@ class Store:
     def walk_session_count(self) -> int:
         return self._read(lambda ops: ops.walk_session_count())
 
+    # ------------------------------------------- plan commands and answers
+
+    def command_sent(self, command: SentCommand, keep: int = 20) -> None:
+        with self.transaction() as tx:
+            tx.command_sent(command, keep)
+
+    def forget_command(self, request_id: str) -> None:
+        with self._statement() as ops:
+            ops.forget_command(request_id)
+
+    def command_answered(
+        self, device_id: str, request_id: str, ok: bool, answer: str, now: float
+    ) -> bool:
+        with self._statement() as ops:
+            return ops.command_answered(device_id, request_id, ok, answer, now)
+
+    def sent_commands(self, device_id: str, limit: int = 20) -> list[SentCommand]:
+        """The plan and progression commands sent to the device, newest first."""
+        with self._statement() as ops:
+            return ops.sent_commands(device_id, limit)
+
+    # ------------------------------------------------- prescribed sessions
+
+    def set_prescribed(self, device_id: str, week: str, sessions: int) -> bool:
+        with self.transaction() as tx:
+            return tx.set_prescribed(device_id, week, sessions)
+
+    def prescribed_weeks(self, device_id: str) -> dict[str, int]:
+        """Week ("2026-W49") -> sessions the device's progression prescribed in it (weeks the
+        service never heard of are absent: the default three)."""
+        with self._statement() as ops:
+            return ops.prescribed_weeks(device_id)
+
     # ------------------------------------------------------------- alerts
 
     def alerts(self, device_id: str | None = None) -> list[Alert]:
@@ -1328,9 +1463,15 @@ class Store:
 
     # ------------------------------------------------- users and logins
 
-    def add_user(self, username: str, password_hash: str, now: float) -> None:
-        with self._statement() as ops:
-            ops.add_user(username, password_hash, now)
+    def add_user(
+        self, username: str, password_hash: str, now: float, role: Role | None = None
+    ) -> None:
+        with self.transaction() as tx:
+            tx.add_user(username, password_hash, now, role)
+
+    def set_role(self, username: str, role: Role) -> bool:
+        with self.transaction() as tx:
+            return tx.set_role(username, role)
 
     def password_hash(self, username: str) -> str | None:
         return self._read(lambda ops: ops.password_hash(username))
@@ -1360,6 +1501,13 @@ class Store:
     def set_user_devices(self, username: str, devices: Sequence[str] | None) -> bool:
         with self.transaction() as tx:
             return tx.set_user_devices(username, devices)
+
+
+def _role(value: object) -> Role:
+    try:
+        return Role(str(value))
+    except ValueError:  # written by a later release: the least it may do
+        return Role.CAREGIVER
 
 
 def _urgency(value: str) -> Urgency:
