@@ -402,3 +402,34 @@ def test_a_batch_takes_its_devices_in_id_order(postgres_cluster: PostgresCluster
     finally:
         a.close()
         b.close()
+
+
+def test_holding_a_device_waits_for_a_batch_of_its_messages(
+    postgres_cluster: PostgresCluster,
+) -> None:
+    """An acknowledgement takes the device's row first (Transaction.hold_devices): while a
+    batch of that device's messages is open it waits at the row, before writing anything
+    the batch may need, and goes on once the batch has committed."""
+    url = postgres_cluster.new_database()
+    a, b = Store(url), Store(url)
+    held: list[bool] = []
+
+    def acknowledge() -> None:
+        with b.transaction() as tx:
+            tx.hold_devices(["treadmill-1"])
+            held.append(tx.event("a1" * 16) is not None)  # the batch's event, committed
+
+    try:
+        with a.batch(["treadmill-1"], 999.0):
+            pass  # the device is known (an acknowledged device always is)
+        with a.batch(["treadmill-1"], 1000.0):
+            _write(a, "a1" * 16, "treadmill-1")
+            racer = threading.Thread(target=acknowledge)
+            racer.start()
+            assert _wait_until(lambda: _waiting_on_a_lock(url)), "B never waited on A's row"
+            assert held == []
+        racer.join(WAIT)
+        assert held == [True]
+    finally:
+        a.close()
+        b.close()

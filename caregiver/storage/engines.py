@@ -160,6 +160,10 @@ class Database:
         marks = "(" + ", ".join("?" for _ in columns) + ")"
         return "VALUES " + ", ".join(marks for _ in rows), [v for row in rows for v in row]
 
+    row_locks = ""
+    """What makes a SELECT lock the rows it reads for the transaction (SQLite: nothing; its
+    writing transactions take the whole file, one at a time)."""
+
     def one_of(self, column: str, values: Sequence[object]) -> tuple[str, list[object]]:
         """A condition that ``column`` is one of ``values``, and its parameters (SQLite:
         ``IN (?, ...)``)."""
@@ -287,6 +291,7 @@ class PostgresDatabase(Database):
 
     engine: Engine = "postgresql"
     errors = (psycopg.Error, OSError)
+    row_locks = " FOR UPDATE"
 
     def __init__(self, url: str) -> None:
         self.url = url

@@ -234,6 +234,22 @@ class Transaction:
             params,
         )
 
+    def hold_devices(self, device_ids: Collection[str]) -> None:
+        """Take these devices' rows (those that exist) for the rest of the transaction, in id
+        order, without changing them: a transaction that writes a device's events, incidents
+        or alerts outside ingest (an acknowledgement) queues behind a batch of that device's
+        messages, as :meth:`lock_devices` makes batches queue behind each other, instead of
+        holding one of its rows while the batch holds another."""
+        if not self._db.row_locks:
+            return
+        for ids in _chunks(device_ids):
+            where, params = self._db.one_of("device_id", ids)
+            self._db.execute(
+                f"SELECT device_id FROM devices WHERE {where} ORDER BY device_id"
+                + self._db.row_locks,
+                params,
+            ).fetchall()
+
     def set_telemetries(self, telemetry: Mapping[str, tuple[Mapping[str, Any], float]]) -> None:
         """The latest telemetry of several devices (device id → (telemetry, received at)) in
         one statement, in device id order: a batch's telemetry costs one round trip."""
