@@ -127,3 +127,34 @@ def test_a_batch_stores_each_event_once_however_often_it_comes(
         assert device["last_event"]["id"] == _id(new)
     finally:
         service.store.close()
+
+
+def test_an_incident_opened_and_closed_in_one_batch_ends_closed(
+    tmp_path: Path, caregiver_db: str
+) -> None:
+    """A fall and the walker's "I'm OK" for it arrive in one batch: the incident the batch
+    found missing is opened, its alert (its id reserved by the batch on PostgreSQL) pages,
+    and the OK closes both, as when they come one by one."""
+    changes: list[Change] = []
+    service = _service(tmp_path, changes, caregiver_db)
+    incident = uuid.uuid4().hex
+
+    def message(kind: str, severity: str, **extra: object) -> tuple[str, bytes]:
+        data = {
+            "schema": 1, "id": uuid.uuid4().hex, "seq": 1, "type": kind, "device_id": DEVICE,
+            "severity": severity, "state": "TRIPPED", "reason": kind,
+            "wall_time": "2026-12-01T21:00:00.000+00:00", "t_monotonic": 1.0, "figures": {},
+            "incident": incident, **extra,
+        }  # fmt: skip
+        return f"retroguard/{DEVICE}/event", json.dumps(data).encode()
+
+    try:
+        fall = message("fall", "critical")
+        ok = message("ok", "info", by="walker")
+        assert service.ingestor.handle_batch([fall, ok])
+        closed = service.store.incident(incident)
+        assert closed is not None and closed.closed_by_walker
+        [alert] = service.store.alerts(DEVICE)
+        assert (alert.event_id, alert.status) == (_id(fall), "resolved")
+    finally:
+        service.store.close()
