@@ -433,3 +433,36 @@ def test_holding_a_device_waits_for_a_batch_of_its_messages(
     finally:
         a.close()
         b.close()
+
+
+def test_escalation_waits_for_a_batch_of_the_devices_it_escalates(
+    postgres_cluster: PostgresCluster,
+) -> None:
+    """The escalation's transaction takes the due alerts' devices first: while a batch of
+    that device's messages is open it waits, and then sees what the batch did (the alert
+    the batch closed is no longer due: nobody is paged for it again)."""
+    url = postgres_cluster.new_database()
+    a, b = Store(url), Store(url)
+    due: list[list[int]] = []
+    with a.transaction() as tx:
+        assert tx.record_event(_event("a1" * 16), 1000.0)
+        alert_id = tx.page_alert("fall", "treadmill-1", "a1" * 16, 1000.0, 1300.0)
+
+    def escalate() -> None:
+        with b.transaction() as tx:
+            due.append([alert.id for alert in tx.open_alerts_due(2000.0)])
+
+    try:
+        with a.batch(["treadmill-1"], 1500.0):
+            with a.transaction() as tx:
+                tx.close_alert(alert_id, "resolved", "walker reset (I'm OK)", 1500.0)
+                assert tx.device("treadmill-1") is not None  # the close is done, not only sent
+            racer = threading.Thread(target=escalate)
+            racer.start()
+            assert _wait_until(lambda: _waiting_on_a_lock(url)), "B never waited on A's row"
+            assert due == []
+        racer.join(WAIT)
+        assert due == [[]]
+    finally:
+        a.close()
+        b.close()

@@ -785,7 +785,20 @@ class Transaction:
         return [_alert(r) for r in rows]
 
     def open_alerts_due(self, now: float) -> list[Alert]:
-        """Open alerts whose next look is due (held past their grace, paging past a timeout)."""
+        """Open alerts whose next look is due (held past their grace, paging past a timeout).
+
+        Where rows are locked (PostgreSQL), their devices' rows are taken first, in id order
+        (:meth:`hold_devices`), and the alerts read again: the escalation that writes them
+        queues behind a batch of those devices' messages instead of forming a lock cycle
+        with it, and sees what that batch did (an alert it closed is no longer due)."""
+        due = self._alerts_due(now)
+        if not due or not self._db.row_locks:
+            return due
+        devices = {alert.device_id for alert in due}
+        self.hold_devices(devices)
+        return [alert for alert in self._alerts_due(now) if alert.device_id in devices]
+
+    def _alerts_due(self, now: float) -> list[Alert]:
         rows = self._db.execute(
             f"SELECT {_ALERT_COLUMNS} FROM alerts WHERE status IN {_OPEN} AND next_at <= ? "
             "ORDER BY id",
