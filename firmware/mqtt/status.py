@@ -41,7 +41,7 @@ from core.progress import (
     weekly_progress,
 )
 from core.protocol import payloads
-from core.protocol.events import INCIDENT_TYPES, EventType, worse
+from core.protocol.events import INCIDENT_TYPES, EventType, reopens, worse
 from core.protocol.messages import (
     SCHEMA_VERSION,
     IncidentMessage,
@@ -114,7 +114,7 @@ def _apply(current: _Incident | None, event: IncidentEventRow) -> _Incident | No
                 changed_wall=event.wall_time,
             )
         graver = worse(event.type.value, current.severity.value)
-        if not current.open and not graver:
+        if not current.open and not reopens(event.type.value, current.severity.value):
             return replace(current, last_event=event.id)  # stays closed: nothing new to page
         return replace(
             current,
