@@ -35,6 +35,7 @@ from core.protocol.walker import (
     walker_id_for,
 )
 from firmware.mqtt.status import RetainedStatus
+from firmware.safety import SafetyState
 from firmware.session.runner import (
     SessionRunner,
     SessionState,
@@ -611,7 +612,7 @@ def test_the_walkers_names_are_rendered_ahead_and_kept_with_the_plans_prompts() 
         def prepare(self, plans: Sequence[Plan], extra: Sequence[str] = ()) -> None:
             self.prepared.append((tuple(plans), tuple(extra)))
 
-    rosters = [WalkerRoster(1, [DEFAULT_WALKER, ANNA, BEN], DEFAULT_WALKER)]
+    rosters = [(WalkerRoster(1, [DEFAULT_WALKER, ANNA, BEN], DEFAULT_WALKER), True)]
     speaker = Preparing()
     first = PRESETS["alternate-2-2"]
     runner = SessionRunner(
@@ -630,3 +631,50 @@ def test_the_walkers_names_are_rendered_ahead_and_kept_with_the_plans_prompts() 
         ((first,), names),
         ((first, PRESETS["progression-week-2"]), names),
     ]
+
+
+def test_an_older_selection_from_the_courier_does_not_undo_the_walker_s_latest_press() -> None:
+    """The walker presses twice quickly (Anna, then Ben); the courier's roster after storing
+    the first press says Anna. It must not take the loop back to Anna: the link says whether a
+    roster's selection counts every choice the loop made (its ``choices``)."""
+    from firmware.link.endpoint import CourierLink
+    from firmware.link.messages import WalkerRoster
+    from tests.test_voice import QuietBuzzer
+
+    class Standby:
+        state = SafetyState.STANDBY
+        since = -10.0
+        transitions: tuple[object, ...] = ()
+        reason = "IMU healthy; press reset to arm"
+
+    link = CourierLink.__new__(CourierLink)  # only its roster bookkeeping, no socket
+    link._choices_sent, link._roster_revision, link._new_roster = 0, None, None
+    sent: list[str] = []
+
+    def choose(walker: str) -> None:
+        link._choices_sent += 1
+        sent.append(walker)
+
+    runner = SessionRunner(
+        PRESETS["alternate-2-2"],
+        safety=Standby(),  # type: ignore[arg-type]
+        buzzer=QuietBuzzer(),
+        device_id="t",
+        new_roster=link.take_roster,
+        walker_chosen=choose,
+    )
+    everyone = [DEFAULT_WALKER, ANNA, BEN]
+    link._new_roster = WalkerRoster(1, everyone, DEFAULT_WALKER, 0)
+    runner.tick(0.0)
+    runner._cycle_walker(1.0)
+    runner._cycle_walker(2.0)
+    assert runner.walker == BEN and sent == ["anna", "ben"]
+    link._new_roster = WalkerRoster(2, everyone, ANNA, 1)  # the first press stored
+    runner.tick(2.1)
+    assert runner.walker == BEN  # not undone
+    link._new_roster = WalkerRoster(3, everyone, BEN, 2)  # both stored
+    runner.tick(2.2)
+    assert runner.walker == BEN
+    link._new_roster = WalkerRoster(4, everyone, ANNA, 2)  # then `retroguard walker select`
+    runner.tick(2.3)
+    assert runner.walker == ANNA

@@ -163,6 +163,9 @@ class Courier:
         """The plan revision the loop was last told (0: none yet, or none stored)."""
         self._roster_sent = -1
         """The walker roster's revision the loop was last told (-1: none yet)."""
+        self._choices = 0
+        """Walker choices from the button stored (or refused) by this courier: the roster says
+        how many, so the loop can tell an older selection from its latest choice."""
         self._stop = threading.Event()
         self._heartbeat = threading.Thread(
             target=self._beat, name="retroguard-courier-heartbeat", daemon=True
@@ -295,19 +298,19 @@ class Courier:
             if sent:
                 self._plan_sent = revision
 
-    def forward_roster(self) -> None:
+    def forward_roster(self, *, force: bool = False) -> None:
         """Tell the loop the walker profiles and the one chosen when they changed (any
         thread; cheap when they did not). ``retroguard walker`` writes the database directly."""
         with self._plan_lock:
             try:
-                if self.db.read(roster_revision) == self._roster_sent:
+                if self.db.read(roster_revision) == self._roster_sent and not force:
                     return
                 current = self.db.read(roster)
             except Exception:
                 log.exception("storage: the walker profiles could not be read")
                 return
             message = messages.WalkerRoster(
-                current.revision, list(current.walkers), current.selected
+                current.revision, list(current.walkers), current.selected, self._choices
             )
             if self.channel.send(message):
                 self._roster_sent = current.revision
@@ -324,7 +327,8 @@ class Courier:
             log.warning("the walker chosen with the button was not stored: %s", exc)
         except Exception:
             log.exception("storage: the walker chosen with the button could not be stored")
-        self.forward_roster()
+        self._choices += 1
+        self.forward_roster(force=True)  # the loop learns its choice is in (or why not)
 
     def _carry_on_open_incident(self) -> None:
         """Tell the loop of a trip or fault incident still open on record (a monitor that

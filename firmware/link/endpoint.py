@@ -100,8 +100,10 @@ class CourierLink:
         self._plan_revisions: dict[str, int] = {}
         self._new_plan: dict[str, Plan | None] | None = None
         """Plans assigned since the loop last looked, by walker (None: none waiting)."""
-        self._roster_revision = -1
+        self._roster_revision: tuple[int, int] | None = None
         self._new_roster: messages.WalkerRoster | None = None
+        self._choices_sent = 0
+        """Walker choices handed to this courier (it counts those it stored the same way)."""
 
     # ------------------------------------------------ any thread (supervisor)
 
@@ -253,13 +255,18 @@ class CourierLink:
         new, self._new_plan = self._new_plan, None
         return new
 
-    def take_roster(self) -> messages.WalkerRoster | None:
-        """The walker roster once when it changed; else None. Never blocks."""
+    def take_roster(self) -> tuple[messages.WalkerRoster, bool] | None:
+        """The walker roster once when it changed, and whether its ``selected`` is current (the
+        courier has stored every choice the loop made: else it is an older state, which must
+        not undo the walker's latest press); else None. Never blocks."""
         new, self._new_roster = self._new_roster, None
-        return new
+        if new is None:
+            return None
+        return new, new.choices >= self._choices_sent
 
     def choose_walker(self, walker_id: str) -> None:
         """The button chose a walker: the courier stores it. Never blocks (a put)."""
+        self._choices_sent += 1
         self._writer.put(messages.encode(messages.WalkerChosen(walker_id)))
 
     def take_closed_incidents(self) -> list[str]:
@@ -290,6 +297,8 @@ class CourierLink:
         self._readable = select.poll()
         self._readable.register(sock, select.POLLIN)
         self.attaches += 1
+        self._choices_sent = 0  # a new courier: choices not yet on its way are not counted
+        self._roster_revision = None
         self._writer.clear()
         self._reader.clear()
         if self._hello is not None:
@@ -396,7 +405,7 @@ class CourierLink:
                         revision,
                         by,
                     )
-            case messages.WalkerRoster(revision=revision):
-                if revision != self._roster_revision:
-                    self._roster_revision = revision
+            case messages.WalkerRoster(revision=revision, choices=choices):
+                if (revision, choices) != self._roster_revision:
+                    self._roster_revision = (revision, choices)
                     self._new_roster = message

@@ -153,6 +153,9 @@ class WalkerRoster(msgspec.Struct, tag="walkers"):
     revision: int
     walkers: list[Walker]
     selected: Walker
+    choices: int = 0
+    """Button choices (:class:`WalkerChosen`) this courier has stored: while the loop has made
+    more, ``selected`` predates its latest choice and must not undo it."""
 
 
 ToLoop = (

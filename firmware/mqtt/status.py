@@ -35,6 +35,7 @@ from core.progress import (
     at_goal,
     done,
     milestone,
+    prescribed_in,
     started_utc,
     week_of,
     week_start,
@@ -53,7 +54,7 @@ from core.protocol.topics import Topics
 from core.protocol.walker import Walker
 from core.zones import system_zone
 from firmware.storage.database import Database, as_database
-from firmware.storage.progressions import ProgressionState, current_progression
+from firmware.storage.progressions import prescribed_by_week
 from firmware.storage.status import (
     IncidentEventRow,
     incident_events,
@@ -333,11 +334,7 @@ class RetainedStatus:
         def read(
             conn: sqlite3.Connection,
         ) -> tuple[
-            Walker,
-            SessionRecord | None,
-            list[SessionRecord],
-            list[SessionRecord],
-            ProgressionState | None,
+            Walker, SessionRecord | None, list[SessionRecord], list[SessionRecord], dict[str, int]
         ]:
             walker = selected_walker(conn)  # the week of the walker chosen for the next session
             return (
@@ -345,15 +342,11 @@ class RetainedStatus:
                 latest_session(conn, device, walker.id),
                 sessions_started_since(conn, device, since, walker.id),
                 newest_sessions(conn, device, MEASURES_LOOKBACK, walker.id),
-                current_progression(conn, walker.id),
+                prescribed_by_week(conn, self._zone, walker.id),
             )
 
-        walker, latest, week, newest, progression = self._read(read)
-        prescribed = (
-            PRESCRIBED_SESSIONS_PER_WEEK
-            if progression is None
-            else progression.progression.stages[progression.stage].sessions_per_week
-        )
+        walker, latest, week, newest, weeks = self._read(read)
+        prescribed = prescribed_in(week_of(now, self._zone), weeks)  # as `retroguard sessions`
         message = progress_message(
             device,
             latest,

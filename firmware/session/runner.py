@@ -389,7 +389,7 @@ class SessionRunner:
         time_scale: float = 1.0,
         measurements: Measurements | None = None,
         new_plans: Callable[[], dict[str, Plan | None] | None] | None = None,
-        new_roster: Callable[[], WalkerRoster | None] | None = None,
+        new_roster: Callable[[], tuple[WalkerRoster, bool] | None] | None = None,
         walker_chosen: Callable[[str], None] | None = None,
     ) -> None:
         if not time_scale > 0:
@@ -579,10 +579,15 @@ class SessionRunner:
     def _take_roster(self) -> None:
         if self._new_roster is None:
             return
-        roster = self._new_roster()
-        if roster is None:
+        new = self._new_roster()
+        if new is None:
             return
+        roster, current = new
         self.walkers = tuple(roster.walkers) or (DEFAULT_WALKER,)
+        if not current and self.walker in self.walkers:
+            # The courier has not stored the walker's latest press yet: its selection is older.
+            self._prepare_prompts()
+            return
         if roster.selected != self.walker:
             log.info(
                 "walker of the next session: %s (%s)", roster.selected.name, roster.selected.id

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 import msgspec
 
-from core.progress import PRESCRIBED_SESSIONS_PER_WEEK, utc_of, week_of
+from core.progress import PRESCRIBED_SESSIONS_PER_WEEK, prescribed_weeks, utc_of, week_of
 from core.progression import StageSession, stage_done
 from core.protocol.plan import Progression
 from core.protocol.walker import DEFAULT_WALKER_ID
@@ -71,11 +71,12 @@ def current_progression(
 def prescribed_by_week(
     conn: sqlite3.Connection, zone: dt.tzinfo, walker: str = DEFAULT_WALKER_ID
 ) -> dict[str, int]:
-    """Week ("2026-W49", in ``zone``) -> the sessions a week of ``walker``'s stage in force at
-    the end of it, for every week in which their progression changed
-    (:func:`core.progress.prescribed_in` carries a week's count on to the weeks after it). A
-    cleared or unreadable progression prescribes the default again."""
-    known: dict[str, int] = {}
+    """Week ("2026-W49", in ``zone``) -> the sessions prescribed to ``walker`` in it, around
+    every week in which their progression changed (the rule:
+    :func:`core.progress.prescribed_weeks`; :func:`core.progress.prescribed_in` carries a
+    week's count on to the weeks after it). A cleared or unreadable progression prescribes the
+    default again."""
+    changes: list[tuple[str, int]] = []
     for text, stage, wall in conn.execute(
         "SELECT progression, stage, changed_wall FROM progressions WHERE walker = ? ORDER BY id",
         (walker,),
@@ -92,8 +93,8 @@ def prescribed_by_week(
                 count = in_force.sessions_per_week
             except msgspec.MsgspecError:
                 pass
-        known[week] = count
-    return known
+        changes.append((week, count))
+    return prescribed_weeks(changes)
 
 
 def _record(
