@@ -37,14 +37,16 @@ import threading
 from collections import deque
 from typing import Any
 
-from gpiozero import LED, DigitalInputDevice, DigitalOutputDevice
-from gpiozero import Buzzer as _GpiozeroBuzzer
-
 from core.clock import Clock
 from core.realtime import SchedulingPolicy
 from hal.buzzer_patterns import Pattern, PatternPlayer, get_pattern
 from hal.errors import HalError
+from hal.gpiozero_import import lazy_entry_points
 from hal.interfaces import RelayDrive
+
+with lazy_entry_points():  # gpiozero without importlib.metadata (hal.gpiozero_import)
+    from gpiozero import LED, DigitalInputDevice, DigitalOutputDevice
+    from gpiozero import Buzzer as _GpiozeroBuzzer
 
 log = logging.getLogger(__name__)
 
@@ -144,7 +146,8 @@ def _make_pigpio() -> Any:
 
 
 def _make_mock() -> Any:
-    from gpiozero.pins.mock import MockFactory
+    with lazy_entry_points():
+        from gpiozero.pins.mock import MockFactory
 
     return MockFactory()
 
