@@ -23,6 +23,7 @@ from __future__ import annotations
 import math
 import struct
 import zlib
+from array import array
 from collections import deque
 from dataclasses import dataclass, field
 from typing import Protocol, runtime_checkable
@@ -48,6 +49,8 @@ ZLIB_LEVEL = 1
 half the time of level 6 (0.9 ms against 2.1 ms here) for 2.5 % more bytes (11.0 kB, 10.7 kB)."""
 _COUNT_MAX = 32767
 _ROW = struct.Struct("<6h")
+_RAW_FIELDS = 4
+"""Kept of each raw sample for the impact search: ``t, ax, ay, az``."""
 
 
 @runtime_checkable
@@ -111,7 +114,12 @@ class WindowRecorder:
         row_rate = sample_rate_hz / self.factor
         self._row_period = 1.0 / row_rate
         self._ring: deque[tuple[float, bytes]] = deque(maxlen=math.ceil(before_s * row_rate) + 2)
-        self._raw: deque[ImuSample] = deque(maxlen=max(1, int(IMPACT_SEARCH_S * sample_rate_hz)))
+        self._raw_size = max(1, int(IMPACT_SEARCH_S * sample_rate_hz))
+        self._raw = array("d", bytes(8 * _RAW_FIELDS * self._raw_size))
+        """The last :data:`IMPACT_SEARCH_S` of samples' ``t, ax, ay, az``, a ring of doubles
+        (for :meth:`impact_before`): 50 kB at 200 Hz where the samples themselves took 450."""
+        self._raw_next = 0
+        self._raw_count = 0
         self._group: list[ImuSample] = []
         self._active: list[Recording] = []
 
@@ -119,7 +127,13 @@ class WindowRecorder:
 
     def add(self, sample: ImuSample) -> None:
         """One good sample (in order). A list append; a ``struct`` pack every ``factor``."""
-        self._raw.append(sample)
+        raw, i = self._raw, self._raw_next
+        at = i * _RAW_FIELDS
+        raw[at], raw[at + 1], raw[at + 2], raw[at + 3] = sample[:_RAW_FIELDS]
+        i += 1
+        self._raw_next = 0 if i == self._raw_size else i
+        if self._raw_count < self._raw_size:
+            self._raw_count += 1
         group = self._group
         group.append(sample)
         if len(group) < self.factor:
@@ -190,14 +204,18 @@ class WindowRecorder:
         """
         low, high = (impact_g - 0.005) ** 2, (impact_g + 0.005) ** 2
         horizon = t - IMPACT_SEARCH_S
-        for s in reversed(self._raw):
-            if s.t > t:
+        raw, size = self._raw, self._raw_size
+        for back in range(1, self._raw_count + 1):
+            at = ((self._raw_next - back) % size) * _RAW_FIELDS
+            st = raw[at]
+            if st > t:
                 continue
-            if s.t < horizon:
+            if st < horizon:
                 break
-            squared = s.ax * s.ax + s.ay * s.ay + s.az * s.az
+            ax, ay, az = raw[at + 1], raw[at + 2], raw[at + 3]
+            squared = ax * ax + ay * ay + az * az
             if low <= squared <= high:
-                return s.t
+                return st
         return None
 
     def take_done(self, now: float) -> list[Recording]:
