@@ -26,6 +26,7 @@ import zlib
 from array import array
 from collections import deque
 from dataclasses import dataclass, field
+from itertools import chain
 from typing import Protocol, runtime_checkable
 
 from core.protocol.events import Event
@@ -114,12 +115,13 @@ class WindowRecorder:
         row_rate = sample_rate_hz / self.factor
         self._row_period = 1.0 / row_rate
         self._ring: deque[tuple[float, bytes]] = deque(maxlen=math.ceil(before_s * row_rate) + 2)
-        self._raw_size = max(1, int(IMPACT_SEARCH_S * sample_rate_hz))
-        self._raw = array("d", bytes(8 * _RAW_FIELDS * self._raw_size))
+        size = max(1, int(IMPACT_SEARCH_S * sample_rate_hz))
+        self._raw = array("d", (-math.inf,)) * (_RAW_FIELDS * size)
         """The last :data:`IMPACT_SEARCH_S` of samples' ``t, ax, ay, az``, a ring of doubles
-        (for :meth:`impact_before`): 50 kB at 200 Hz where the samples themselves took 450."""
-        self._raw_next = 0
-        self._raw_count = 0
+        (for :meth:`impact_before`; an unused slot's time is -inf): 50 kB at 200 Hz where
+        the samples themselves took 450."""
+        self._raw_at = 0
+        """Where the next sample's ``t`` goes in :attr:`_raw`."""
         self._group: list[ImuSample] = []
         self._active: list[Recording] = []
 
@@ -127,13 +129,10 @@ class WindowRecorder:
 
     def add(self, sample: ImuSample) -> None:
         """One good sample (in order). A list append; a ``struct`` pack every ``factor``."""
-        raw, i = self._raw, self._raw_next
-        at = i * _RAW_FIELDS
+        raw, at = self._raw, self._raw_at
         raw[at], raw[at + 1], raw[at + 2], raw[at + 3] = sample[:_RAW_FIELDS]
-        i += 1
-        self._raw_next = 0 if i == self._raw_size else i
-        if self._raw_count < self._raw_size:
-            self._raw_count += 1
+        at += _RAW_FIELDS
+        self._raw_at = 0 if at == len(raw) else at
         group = self._group
         group.append(sample)
         if len(group) < self.factor:
@@ -204,13 +203,15 @@ class WindowRecorder:
         """
         low, high = (impact_g - 0.005) ** 2, (impact_g + 0.005) ** 2
         horizon = t - IMPACT_SEARCH_S
-        raw, size = self._raw, self._raw_size
-        for back in range(1, self._raw_count + 1):
-            at = ((self._raw_next - back) % size) * _RAW_FIELDS
+        raw, newest = self._raw, self._raw_at - _RAW_FIELDS
+        for at in chain(
+            range(newest, -1, -_RAW_FIELDS),
+            range(len(raw) - _RAW_FIELDS, newest, -_RAW_FIELDS),
+        ):
             st = raw[at]
             if st > t:
                 continue
-            if st < horizon:
+            if st < horizon:  # also an unused slot (-inf): nothing older is kept
                 break
             ax, ay, az = raw[at + 1], raw[at + 2], raw[at + 3]
             squared = ax * ax + ay * ay + az * az
