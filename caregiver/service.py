@@ -121,6 +121,7 @@ class CaregiverService:
         for target in targets:
             request_id = self.ingestor.send_ack(device_id, event_id, by, incident=target, via=via)
         with self.store.transaction() as tx:
+            tx.hold_devices([device_id])  # after any batch of its messages: no lock cycle
             tx.acknowledge_events(device_id, event_id, by, now, request_id)
             for incident in incidents:
                 self.alerting.acknowledge_incident(tx, device_id, incident, by, via)

@@ -362,7 +362,7 @@ def test_progress_page_goals_trends_and_both_reports_at_1280_and_360(
 
 
 ASSETS = """() => [
-    ...Array.from(document.querySelectorAll('link[rel=stylesheet], link[rel=icon]'), l => l.href),
+    ...Array.from(document.querySelectorAll('link[rel=stylesheet]'), l => l.href),
     ...Array.from(document.querySelectorAll('script[src]'), s => s.src),
 ]"""
 STYLED = """() => Array.from(document.styleSheets, s => [s.href, s.cssRules.length])"""

@@ -96,6 +96,19 @@ def test_a_worse_event_after_a_caregiver_closed_it_opens_it_again(
     assert not done.already and record(tmp_path).closed_by == "Bob"
 
 
+@pytest.mark.parametrize("then", [EventType.HELP, EventType.FAULT])
+def test_a_call_for_help_or_a_fault_after_a_caregiver_closed_it_opens_it_again(
+    outbox: Outbox, tmp_path: Path, then: EventType
+) -> None:
+    fall = event(EventType.NO_RECOVERY)
+    outbox.enqueue_event(fall)
+    outbox.close_incident(Ack(fall.id, "Ann", via="dashboard"), closing)
+    assert not record(tmp_path).open
+    outbox.enqueue_event(event(then))
+    again = record(tmp_path)
+    assert again.open and again.severity == "no_recovery"
+
+
 def test_an_alert_from_before_incidents_is_acknowledged_alone(outbox: Outbox) -> None:
     old = event(EventType.FALL, incident=None)
     outbox.enqueue_event(old)
@@ -203,6 +216,11 @@ def test_a_run_that_moved_on_keeps_its_own_incident(tmp_path: Path) -> None:
     assert own is not None
     assert not controller.carry_on_incident("a" * 32)
     assert controller.incident == own
+    rig.press_reset()  # re-armed: its incident is over
+    assert rig.state == "ARMED" and controller.incident is None
+    # a restarted courier reads the record before the re-arm reached it
+    assert not controller.carry_on_incident(own)
+    assert controller.incident is None
     rig.app.close()
 
 

@@ -20,17 +20,19 @@ import json
 import logging
 import math
 import threading
+from collections import deque
 from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from caregiver.storage.engines import (
     Announcer,
     Cursor,
     Database,
     Listener,
+    PooledReads,
     PostgresDatabase,
     SqliteDatabase,
     open_database,
@@ -57,6 +59,8 @@ from caregiver.storage.records import (
 from caregiver.storage.schema import SchemaUpgrade, migrate
 
 log = logging.getLogger(__name__)
+
+_T = TypeVar("_T")
 
 _EVENT_COLUMNS = (
     "id, device_id, seq, type, severity, state, reason, wall_time, received_at, figures, "
@@ -95,12 +99,77 @@ def _marks(values: Sequence[object]) -> str:
     return ", ".join("?" * len(values))
 
 
+def _chunks(values: Collection[str]) -> Iterator[list[str]]:
+    """Distinct ``values`` in sorted slices of at most :data:`_CHUNK` (one statement each)."""
+    ordered = sorted(set(values))
+    for start in range(0, len(ordered), _CHUNK):
+        yield ordered[start : start + _CHUNK]
+
+
+_EVENT_COLUMN_TYPES = (
+    ("id", "TEXT"),
+    ("device_id", "TEXT"),
+    ("seq", "INTEGER"),
+    ("type", "TEXT"),
+    ("severity", "TEXT"),
+    ("state", "TEXT"),
+    ("reason", "TEXT"),
+    ("wall_time", "TEXT"),
+    ("received_at", "REAL"),
+    ("figures", "TEXT"),
+    ("has_window", "INTEGER"),
+    ("payload", "TEXT"),
+    ("incident", "TEXT"),
+)
+_EVENT_INSERT_INTO = f"INSERT INTO events ({', '.join(c for c, _ in _EVENT_COLUMN_TYPES)})"
+_EVENT_INSERT = _EVENT_INSERT_INTO + " VALUES "
+_EVENT_VALUES = "(?,?,?,?,?,?,?,?,?,?,?,?,?)"
+_CHUNK = 200
+"""Rows per multi-row statement (SQLite allows 32,766 parameters; an event has 13)."""
+
+
+def _event_row(event: NewEvent, now: float) -> tuple[object, ...]:
+    return (
+        event.id,
+        event.device_id,
+        event.seq,
+        event.type,
+        event.severity,
+        event.state,
+        event.reason,
+        event.wall_time,
+        now,
+        json.dumps(event.figures),
+        int(event.has_window),
+        event.payload,
+        event.incident,
+    )
+
+
+@dataclass(slots=True)
+class _Prepared:
+    """What a batch wrote or read for all of its messages at once, before their one-by-one
+    handling (:meth:`Store.batch`), and what that handling leaves to the batch's end."""
+
+    events: set[str] = field(default_factory=set)
+    """Every event id the batch inserted up front (stored now, or found stored before)."""
+    new_events: set[str] = field(default_factory=set)
+    """The ones that were new and that no message has recorded yet."""
+    absent_incidents: set[str] = field(default_factory=set)
+    """Incident ids the batch looked up and found missing (none opened since)."""
+    latest_events: dict[str, tuple[str, float]] = field(default_factory=dict)
+    """Each device's newest recorded event and when: its row is updated at the batch's end."""
+    alert_ids: deque[int] = field(default_factory=deque)
+    """Alert ids taken for the batch's pages, in order (where the engine hands them out)."""
+
+
 class Transaction:
     """The named operations on one open transaction (from :meth:`Store.transaction`):
     everything done through it commits together, or nothing does."""
 
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: Database, prepared: _Prepared | None = None) -> None:
         self._db = db
+        self._prepared = prepared
 
     # ------------------------------------------------------------ devices
 
@@ -143,6 +212,64 @@ class Transaction:
             (device_id, now, json.dumps(_finite_only(telemetry))),
         )
 
+    def lock_devices(self, device_ids: Collection[str], now: float) -> None:
+        """Take these devices' rows (made if new, last seen now) for the rest of the
+        transaction, in device id order.
+
+        Every write of a device's messages (its events, incidents, alerts, replies) is done
+        under its row's lock. A batch that takes all of its devices' locks first, in one
+        order every instance shares, waits for another instance's batch at its first
+        common device instead of holding one device the other needs while it waits for
+        another the other holds: two instances' batches cannot deadlock over devices.
+        """
+        ordered = sorted(set(device_ids))
+        if not ordered:
+            return
+        source, params = self._db.rows(
+            (("device_id", "TEXT"), ("last_seen", "REAL")), [(d, now) for d in ordered]
+        )
+        self._db.execute(
+            f"INSERT INTO devices (device_id, last_seen) {source} "
+            "ON CONFLICT (device_id) DO UPDATE SET last_seen = excluded.last_seen",
+            params,
+        )
+
+    def hold_devices(self, device_ids: Collection[str]) -> None:
+        """Take these devices' rows (those that exist) for the rest of the transaction, in id
+        order, without changing them: a transaction that writes a device's events, incidents
+        or alerts outside ingest (an acknowledgement) queues behind a batch of that device's
+        messages, as :meth:`lock_devices` makes batches queue behind each other, instead of
+        holding one of its rows while the batch holds another."""
+        if not self._db.row_locks:
+            return
+        for ids in _chunks(device_ids):
+            where, params = self._db.one_of("device_id", ids)
+            self._db.execute(
+                f"SELECT device_id FROM devices WHERE {where} ORDER BY device_id"
+                + self._db.row_locks,
+                params,
+            ).fetchall()
+
+    def set_telemetries(self, telemetry: Mapping[str, tuple[Mapping[str, Any], float]]) -> None:
+        """The latest telemetry of several devices (device id → (telemetry, received at)) in
+        one statement, in device id order: a batch's telemetry costs one round trip."""
+        ordered = sorted(telemetry.items())
+        if not ordered:
+            return
+        source, params = self._db.rows(
+            (("device_id", "TEXT"), ("last_seen", "REAL"), ("telemetry", "TEXT")),
+            [
+                (device_id, now, json.dumps(_finite_only(values)))
+                for device_id, (values, now) in ordered
+            ],
+        )
+        self._db.execute(
+            f"INSERT INTO devices (device_id, last_seen, telemetry) {source} "
+            "ON CONFLICT (device_id) DO UPDATE SET last_seen = excluded.last_seen, "
+            "telemetry = excluded.telemetry",
+            params,
+        )
+
     def device(self, device_id: str) -> Device | None:
         row = self._db.execute(_DEVICE_SELECT + " WHERE d.device_id = ?", (device_id,)).fetchone()
         return _device(row) if row else None
@@ -151,7 +278,67 @@ class Transaction:
         rows = self._db.execute(_DEVICE_SELECT + " ORDER BY d.device_id").fetchall()
         return [_device(r) for r in rows]
 
+    def devices_by_id(self, device_ids: Collection[str]) -> dict[str, Device]:
+        found: dict[str, Device] = {}
+        for ids in _chunks(device_ids):
+            where, params = self._db.one_of("d.device_id", ids)
+            rows = self._db.execute(f"{_DEVICE_SELECT} WHERE {where}", params).fetchall()
+            found.update((row[0], _device(row)) for row in rows)
+        return found
+
     # ------------------------------------------------------------- events
+
+    def prepare(self, events: Sequence[tuple[NewEvent, float]]) -> _Prepared:
+        """A batch's events (each with when it was received) inserted in a few statements,
+        in (device id, event id) order, and their incidents looked up at once: its messages'
+        :meth:`record_event`, :meth:`incident` and :meth:`page_alert` (an alert id reserved
+        for each new event) then wait for no answer (a round trip each,
+        on PostgreSQL, under a loaded machine the bulk of an event's time). An event inserted
+        here stays if its message's later handling fails; it is stored, as a received event
+        must be."""
+        prepared = _Prepared()
+        first: dict[str, tuple[NewEvent, float]] = {}
+        for event, now in events:
+            first.setdefault(event.id, (event, now))
+        ordered = sorted(first.values(), key=lambda item: (item[0].device_id, item[0].id))
+        for start in range(0, len(ordered), _CHUNK):
+            chunk = ordered[start : start + _CHUNK]
+            source, params = self._db.rows(
+                _EVENT_COLUMN_TYPES, [_event_row(event, now) for event, now in chunk]
+            )
+            rows = self._db.execute(
+                f"{_EVENT_INSERT_INTO} {source} ON CONFLICT (id) DO NOTHING RETURNING id", params
+            ).fetchall()
+            prepared.new_events.update(str(row[0]) for row in rows)
+        prepared.events.update(first)
+        incidents = sorted({i for e, _ in ordered for i in (e.incident, e.id) if i is not None})
+        for start in range(0, len(incidents), _CHUNK):
+            ids = incidents[start : start + _CHUNK]
+            where, params = self._db.one_of("id", ids)
+            found = self._db.execute(f"SELECT id FROM incidents WHERE {where}", params).fetchall()
+            prepared.absent_incidents.update(set(ids) - {str(row[0]) for row in found})
+        prepared.alert_ids.extend(self._db.reserve_ids("alerts", len(prepared.new_events)))
+        return prepared
+
+    def finish(self) -> None:
+        """The batch's end: each device's newest event recorded, in device id order."""
+        prepared = self._prepared
+        if prepared is None or not prepared.latest_events:
+            return
+        ordered = sorted(prepared.latest_events.items())
+        prepared.latest_events.clear()
+        for start in range(0, len(ordered), _CHUNK):
+            chunk = ordered[start : start + _CHUNK]
+            source, params = self._db.rows(
+                (("device_id", "TEXT"), ("last_seen", "REAL"), ("last_event_id", "TEXT")),
+                [(device_id, now, event_id) for device_id, (event_id, now) in chunk],
+            )
+            self._db.execute(
+                f"INSERT INTO devices (device_id, last_seen, last_event_id) {source} "
+                "ON CONFLICT (device_id) DO UPDATE SET last_seen = excluded.last_seen, "
+                "last_event_id = excluded.last_event_id",
+                params,
+            )
 
     def record_event(self, event: NewEvent, now: float) -> bool:
         """Store a device's event and make it the device's latest; False if that id is already
@@ -161,28 +348,23 @@ class Transaction:
         instance racing another on the same id waits on the first statement until the other
         commits; what follows in the transaction (the incident and its alert) runs under the
         device row's lock, so two instances' events of one device are decided one at a time.
+        In a batch that :meth:`prepare` d the event: no statement now (the batch inserted
+        it, under its devices' locks, and updates the device row at its end).
         """
+        prepared = self._prepared
+        if prepared is not None and event.id in prepared.events:
+            if event.id not in prepared.new_events:
+                return (
+                    False  # stored before, or earlier in this batch; the batch touched the device
+                )
+            prepared.new_events.discard(event.id)
+            prepared.latest_events[event.device_id] = (event.id, now)
+            return True
         cur = self._db.execute(
-            "INSERT INTO events (id, device_id, seq, type, severity, state, reason, wall_time, "
-            "received_at, figures, has_window, payload, incident) "
-            "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?) ON CONFLICT (id) DO NOTHING",
-            (
-                event.id,
-                event.device_id,
-                event.seq,
-                event.type,
-                event.severity,
-                event.state,
-                event.reason,
-                event.wall_time,
-                now,
-                json.dumps(event.figures),
-                int(event.has_window),
-                event.payload,
-                event.incident,
-            ),
+            _EVENT_INSERT + _EVENT_VALUES + " ON CONFLICT (id) DO NOTHING RETURNING id",
+            _event_row(event, now),
         )
-        if cur.rowcount == 0:
+        if cur.fetchone() is None:  # (a fetch, not the row count: one wait in a pipeline)
             self._touch(event.device_id, now)
             return False
         self._db.execute(
@@ -198,6 +380,16 @@ class Transaction:
             f"SELECT {_EVENT_COLUMNS} FROM events WHERE id = ?", (event_id,)
         ).fetchone()
         return _event(row) if row else None
+
+    def events_by_id(self, event_ids: Collection[str]) -> dict[str, StoredEvent]:
+        found: dict[str, StoredEvent] = {}
+        for ids in _chunks(event_ids):
+            where, params = self._db.one_of("id", ids)
+            rows = self._db.execute(
+                f"SELECT {_EVENT_COLUMNS} FROM events WHERE {where}", params
+            ).fetchall()
+            found.update((row[0], _event(row)) for row in rows)
+        return found
 
     def events_for(self, device_id: str, limit: int) -> list[StoredEvent]:
         rows = self._db.execute(
@@ -434,7 +626,17 @@ class Transaction:
         next_at: float,
         incident: str | None = None,
     ) -> int:
-        """An alert paging its first contact now (one send); returns its id."""
+        """An alert paging its first contact now (one send); returns its id (in a batch, one
+        it reserved: nothing to wait for)."""
+        reserved = self._prepared.alert_ids if self._prepared is not None else None
+        if reserved:
+            alert_id = reserved.popleft()
+            self._db.execute(
+                "INSERT INTO alerts (id, kind, device_id, event_id, status, created_at, next_at, "
+                "sends, incident) VALUES (?, ?, ?, ?, 'paging', ?, ?, 1, ?)",
+                (alert_id, kind, device_id, event_id, now, next_at, incident),
+            )
+            return alert_id
         (alert_id,) = self._db.execute(
             "INSERT INTO alerts (kind, device_id, event_id, status, created_at, next_at, sends, "
             "incident) VALUES (?, ?, ?, 'paging', ?, ?, 1, ?) RETURNING id",
@@ -459,14 +661,28 @@ class Transaction:
     # ----------------------------------------------------------- incidents
 
     def incident(self, incident_id: str) -> Incident | None:
+        if self._prepared is not None and incident_id in self._prepared.absent_incidents:
+            return None
         row = self._db.execute(
             f"SELECT {_INCIDENT_COLUMNS} FROM incidents WHERE id = ?", (incident_id,)
         ).fetchone()
         return _incident(row) if row else None
 
+    def incidents_by_id(self, incident_ids: Collection[str]) -> dict[str, Incident]:
+        found: dict[str, Incident] = {}
+        for ids in _chunks(incident_ids):
+            where, params = self._db.one_of("id", ids)
+            rows = self._db.execute(
+                f"SELECT {_INCIDENT_COLUMNS} FROM incidents WHERE {where}", params
+            ).fetchall()
+            found.update((row[0], _incident(row)) for row in rows)
+        return found
+
     def open_incident(
         self, incident_id: str, device_id: str, severity: str, event_id: str, wall: str, now: float
     ) -> None:
+        if self._prepared is not None:
+            self._prepared.absent_incidents.discard(incident_id)
         self._db.execute(
             f"INSERT INTO incidents ({_INCIDENT_COLUMNS}) "
             "VALUES (?, ?, ?, 'open', ?, ?, ?, ?, NULL, NULL, NULL, NULL) "
@@ -569,7 +785,20 @@ class Transaction:
         return [_alert(r) for r in rows]
 
     def open_alerts_due(self, now: float) -> list[Alert]:
-        """Open alerts whose next look is due (held past their grace, paging past a timeout)."""
+        """Open alerts whose next look is due (held past their grace, paging past a timeout).
+
+        Where rows are locked (PostgreSQL), their devices' rows are taken first, in id order
+        (:meth:`hold_devices`), and the alerts read again: the escalation that writes them
+        queues behind a batch of those devices' messages instead of forming a lock cycle
+        with it, and sees what that batch did (an alert it closed is no longer due)."""
+        due = self._alerts_due(now)
+        if not due or not self._db.row_locks:
+            return due
+        devices = {alert.device_id for alert in due}
+        self.hold_devices(devices)
+        return [alert for alert in self._alerts_due(now) if alert.device_id in devices]
+
+    def _alerts_due(self, now: float) -> list[Alert]:
         rows = self._db.execute(
             f"SELECT {_ALERT_COLUMNS} FROM alerts WHERE status IN {_OPEN} AND next_at <= ? "
             "ORDER BY id",
@@ -890,9 +1119,16 @@ class Store:
     :mod:`caregiver.storage.engines`).
     """
 
+    READ_CONNECTIONS = 4
+    """On PostgreSQL: connections for reads (pages, the live feed), beside the writing one."""
+
     def __init__(self, database: str | Path) -> None:
         self.location = str(database)
         self._lock = threading.RLock()
+        self._writing = threading.local()
+        """``depth``: this thread's open transactions and batches (its reads then see what they
+        wrote, so they stay on the writing connection)."""
+        self._reads: PooledReads | None = None
         with _as_storage_fault():
             self._db = open_database(database)
         self.engine = self._db.engine
@@ -901,6 +1137,8 @@ class Store:
         self._announcer: Announcer | None = None
         self._batching = False
         """In :meth:`batch` (read and written only with ``_lock`` held)."""
+        self._prepared: _Prepared | None = None
+        """The open batch's events and incidents (:meth:`Transaction.prepare`)."""
         try:
             with self._lock:
                 if isinstance(self._db, SqliteDatabase):
@@ -911,6 +1149,7 @@ class Store:
             raise
         if isinstance(self._db, PostgresDatabase):
             self._announcer = Announcer(self._db.url)
+            self._reads = PooledReads(self._db.url, self.READ_CONNECTIONS)
 
     def _prepare_sqlite(self, db: SqliteDatabase) -> None:
         if db.name != ":memory:" and Path(db.name).exists() and Path(db.name).stat().st_size:
@@ -949,6 +1188,9 @@ class Store:
         if self._announcer is not None:
             self._announcer.stop()
             self._announcer = None
+        if self._reads is not None:
+            self._reads.close()
+            self._reads = None
         with self._lock:
             self._db.close()
 
@@ -978,11 +1220,11 @@ class Store:
         short and free of I/O: every other thread waits for it. A database failure is a
         :class:`StorageFault`. Inside :meth:`batch` it is a savepoint: rolled back alone if
         the block raises, committed with the batch."""
-        with self._lock, _as_storage_fault(self._db):
+        with self._lock, _as_storage_fault(self._db), self._written():
             if self._batching:
                 self._db.execute("SAVEPOINT one")
                 try:
-                    yield Transaction(self._db)
+                    yield Transaction(self._db, self._prepared)
                 except BaseException:
                     with contextlib.suppress(*self._db.errors):
                         self._db.execute("ROLLBACK TO SAVEPOINT one")
@@ -1000,35 +1242,70 @@ class Store:
             self._db.commit()
 
     @contextmanager
-    def batch(self) -> Iterator[None]:
+    def batch(
+        self,
+        devices: Collection[str] = (),
+        now: float = 0.0,
+        events: Sequence[tuple[NewEvent, float]] = (),
+    ) -> Iterator[None]:
         """Group commit: every :meth:`transaction` in the block commits at its end, in one
         commit (a commit costs as much as the rest of a message's work: a burst of messages
         is stored in half the time). All or nothing: if the block raises, nothing of it is
         kept. Other threads wait for the whole block: keep it to a bounded number of
-        messages."""
-        with self._lock, _as_storage_fault(self._db):
-            self._db.begin()
-            self._batching = True
+        messages.
+
+        ``devices``: every device the block writes for, locked first in id order
+        (:meth:`Transaction.lock_devices`: two instances' batches cannot deadlock) and seen
+        at ``now``; ``events``: the events (and when each was received) its messages will
+        record, inserted up front (:meth:`Transaction.prepare`). On PostgreSQL the block's
+        statements go out in pipeline mode: only a statement whose result is read waits for
+        the server."""
+        with self._lock, _as_storage_fault(self._db), self._written():
             try:
-                yield
+                with self._db.pipeline():
+                    self._db.begin()
+                    ops = Transaction(self._db)
+                    ops.lock_devices(devices, now)
+                    self._prepared = ops.prepare(events) if events else None
+                    self._batching = True
+                    yield
+                    self._batching = False
+                    Transaction(self._db, self._prepared).finish()
+                    self._prepared = None
+                    self._db.commit()
             except BaseException:
                 self._batching = False
+                self._prepared = None
                 with contextlib.suppress(*self._db.errors):
                     self._db.rollback()
                 raise
-            self._batching = False
-            try:
-                self._db.commit()
-            except self._db.errors:
-                with contextlib.suppress(*self._db.errors):
-                    self._db.rollback()
-                raise
+
+    @contextmanager
+    def _written(self) -> Iterator[None]:
+        self._writing.depth = getattr(self._writing, "depth", 0) + 1
+        try:
+            yield
+        finally:
+            self._writing.depth -= 1
 
     @contextmanager
     def _statement(self) -> Iterator[Transaction]:
         """For an operation of one statement: SQLite runs it as its own transaction."""
         with self._lock, _as_storage_fault(self._db):
             yield Transaction(self._db)
+
+    def _read(self, read: Callable[[Transaction], _T]) -> _T:
+        """Run an operation that only reads: on PostgreSQL on one of the pooled connections,
+        so that it waits neither for nor on ingest's batch (a thread inside a transaction or
+        batch reads on its own connection, and sees its own writes); on SQLite on the one
+        connection."""
+        reads = self._reads
+        depth: int = getattr(self._writing, "depth", 0)
+        if reads is None or depth > 0:
+            with self._statement() as ops:
+                return read(ops)
+        with _as_storage_fault(self._db):
+            return reads.run(lambda db: read(Transaction(db)))
 
     # ------------------------------------------------------------ devices
 
@@ -1043,37 +1320,39 @@ class Store:
             ops.set_telemetry(device_id, telemetry, now)
 
     def devices(self) -> list[Device]:
-        with self._statement() as ops:
-            return ops.devices()
+        return self._read(lambda ops: ops.devices())
 
     def device(self, device_id: str) -> Device | None:
-        with self._statement() as ops:
-            return ops.device(device_id)
+        return self._read(lambda ops: ops.device(device_id))
+
+    def devices_by_id(self, device_ids: Collection[str]) -> dict[str, Device]:
+        """These devices' cards (those known), by id, read at once (see :meth:`events_by_id`)."""
+        return self._read(lambda ops: ops.devices_by_id(device_ids))
 
     # ------------------------------------------------------------- events
 
     def event(self, event_id: str) -> StoredEvent | None:
-        with self._statement() as ops:
-            return ops.event(event_id)
+        return self._read(lambda ops: ops.event(event_id))
+
+    def events_by_id(self, event_ids: Collection[str]) -> dict[str, StoredEvent]:
+        """These events (those stored), by id, in a statement or a few: what the live feed
+        renders for a batch of changes, read at once instead of a round trip each."""
+        return self._read(lambda ops: ops.events_by_id(event_ids))
 
     def events_for(self, device_id: str, limit: int = 200) -> list[StoredEvent]:
         """The device's timeline, newest first."""
-        with self._statement() as ops:
-            return ops.events_for(device_id, limit)
+        return self._read(lambda ops: ops.events_for(device_id, limit))
 
     def recent_events(
         self, types: Sequence[str], limit: int = 10, devices: Collection[str] | None = None
     ) -> list[StoredEvent]:
-        with self._statement() as ops:
-            return ops.recent_events(types, limit, devices)
+        return self._read(lambda ops: ops.recent_events(types, limit, devices))
 
     def imu_window(self, event_id: str) -> object | None:
-        with self._statement() as ops:
-            return ops.imu_window(event_id)
+        return self._read(lambda ops: ops.imu_window(event_id))
 
     def event_count(self) -> int:
-        with self._statement() as ops:
-            return ops.event_count()
+        return self._read(lambda ops: ops.event_count())
 
     def confirm_ack(self, device_id: str, request_id: str) -> bool:
         with self._statement() as ops:
@@ -1082,42 +1361,43 @@ class Store:
     # ----------------------------------------------------------- incidents
 
     def incident(self, incident_id: str) -> Incident | None:
-        with self._statement() as ops:
-            return ops.incident(incident_id)
+        return self._read(lambda ops: ops.incident(incident_id))
+
+    def incidents_by_id(self, incident_ids: Collection[str]) -> dict[str, Incident]:
+        """These incidents (those stored), by id, read at once (see :meth:`events_by_id`)."""
+        return self._read(lambda ops: ops.incidents_by_id(incident_ids))
 
     def incidents_for(self, device_id: str, limit: int = 50) -> list[Incident]:
         """The device's incidents, newest first."""
-        with self._statement() as ops:
-            return ops.incidents_for(device_id, limit)
+        return self._read(lambda ops: ops.incidents_for(device_id, limit))
 
     def recent_incidents(
         self, limit: int = 10, devices: Collection[str] | None = None
     ) -> list[Incident]:
         """Every device's incidents (or only ``devices``'), newest first (the fleet page's
         list)."""
-        with self._statement() as ops:
-            return ops.recent_incidents(limit, devices)
+        return self._read(lambda ops: ops.recent_incidents(limit, devices))
 
     def open_incidents(self, device_id: str) -> list[Incident]:
-        with self._statement() as ops:
-            return ops.open_incidents(device_id)
+        return self._read(lambda ops: ops.open_incidents(device_id))
 
     def incident_events(self, incident_id: str) -> list[StoredEvent]:
-        with self._statement() as ops:
-            return ops.incident_events(incident_id)
+        return self._read(lambda ops: ops.incident_events(incident_id))
 
     def recording(self, trip_event_id: str) -> bytes | None:
-        with self._statement() as ops:
-            return ops.recording(trip_event_id)
+        return self._read(lambda ops: ops.recording(trip_event_id))
 
     def recording_for(self, event: StoredEvent) -> tuple[str, bytes] | None:
         """The recording to show with ``event``: its own if it tripped the monitor, else its
         incident's (a fall confirmed after a trip is plotted in the trip's recording)."""
-        with self._statement() as ops:
+
+        def read(ops: Transaction) -> tuple[str, bytes] | None:
             own = ops.recording(event.id)
             if own is not None:
                 return event.id, own
             return ops.incident_recording(event.incident) if event.incident else None
+
+        return self._read(read)
 
     # ----------------------------------------------------- guided sessions
 
@@ -1127,18 +1407,15 @@ class Store:
 
     def walk_sessions(self, device_id: str, limit: int = 500) -> list[WalkSession]:
         """The device's guided sessions, newest first."""
-        with self._statement() as ops:
-            return ops.walk_sessions(device_id, limit)
+        return self._read(lambda ops: ops.walk_sessions(device_id, limit))
 
     def walk_session_payloads(self, device_id: str, limit: int = 500) -> list[str]:
         """The device's session summaries as received (JSON text), newest first: what the
         stored row leaves out (the balance check and gait figures) is read from them."""
-        with self._statement() as ops:
-            return ops.walk_session_payloads(device_id, limit)
+        return self._read(lambda ops: ops.walk_session_payloads(device_id, limit))
 
     def walk_session_count(self) -> int:
-        with self._statement() as ops:
-            return ops.walk_session_count()
+        return self._read(lambda ops: ops.walk_session_count())
 
     # ------------------------------------------- plan commands and answers
 
@@ -1177,14 +1454,12 @@ class Store:
 
     def alerts(self, device_id: str | None = None) -> list[Alert]:
         """Every alert (of the device), oldest first."""
-        with self._statement() as ops:
-            return ops.alerts(device_id)
+        return self._read(lambda ops: ops.alerts(device_id))
 
     # ------------------------------------------------------ notifications
 
     def notifications_due(self, now: float) -> list[PendingNotification]:
-        with self._statement() as ops:
-            return ops.notifications_due(now)
+        return self._read(lambda ops: ops.notifications_due(now))
 
     def notification_sent(self, notification_id: int, attempts: int) -> None:
         with self._statement() as ops:
@@ -1213,8 +1488,7 @@ class Store:
             return ops.hold_lease(name, holder, now, until)
 
     def lease_holder(self, name: str, now: float) -> str | None:
-        with self._statement() as ops:
-            return ops.lease_holder(name, now)
+        return self._read(lambda ops: ops.lease_holder(name, now))
 
     # ------------------------------------------------- users and logins
 
@@ -1229,8 +1503,7 @@ class Store:
             return tx.set_role(username, role)
 
     def password_hash(self, username: str) -> str | None:
-        with self._statement() as ops:
-            return ops.password_hash(username)
+        return self._read(lambda ops: ops.password_hash(username))
 
     def start_login_session(
         self, token_hash: str, username: str, csrf: str, expires_at: float, now: float

@@ -71,6 +71,14 @@ lying still after a fall is worst of all."""
 _SEVERITY_RANK = {kind: rank for rank, kind in enumerate(SEVERITY_ORDER)}
 
 
+def reopens(kind: str, closed_severity: str) -> bool:
+    """An event of ``kind`` opens again an incident a caregiver (or the walker) closed as
+    ``closed_severity``: anything worse (a fall after an acknowledged stumble), and a call
+    for help or a fault whatever the severity — news someone must hear, which joining a
+    closed incident would otherwise swallow."""
+    return kind in (EventType.HELP.value, EventType.FAULT.value) or worse(kind, closed_severity)
+
+
 def worse(a: str, b: str) -> bool:
     """Severity ``a`` is worse than ``b`` (an unknown kind ranks with a stumble, "" lowest)."""
     stumble = _SEVERITY_RANK["stumble"]

@@ -35,13 +35,14 @@ from core.progress import (
     at_goal,
     done,
     milestone,
+    prescribed_in,
     started_utc,
     week_of,
     week_start,
     weekly_progress,
 )
 from core.protocol import payloads
-from core.protocol.events import INCIDENT_TYPES, EventType, worse
+from core.protocol.events import INCIDENT_TYPES, EventType, reopens, worse
 from core.protocol.messages import (
     SCHEMA_VERSION,
     IncidentMessage,
@@ -52,7 +53,7 @@ from core.protocol.messages import (
 from core.protocol.topics import Topics
 from core.zones import system_zone
 from firmware.storage.database import Database, as_database
-from firmware.storage.progressions import current_progression
+from firmware.storage.progressions import prescribed_by_week
 from firmware.storage.status import (
     IncidentEventRow,
     incident_events,
@@ -112,7 +113,7 @@ def _apply(current: _Incident | None, event: IncidentEventRow) -> _Incident | No
                 changed_wall=event.wall_time,
             )
         graver = worse(event.type.value, current.severity.value)
-        if not current.open and not graver:
+        if not current.open and not reopens(event.type.value, current.severity.value):
             return replace(current, last_event=event.id)  # stays closed: nothing new to page
         return replace(
             current,
@@ -325,19 +326,15 @@ class RetainedStatus:
         monday = week_start(week_of(now, self._zone))
         earliest = dt.datetime.combine(monday, dt.time(), self._zone).astimezone(dt.UTC)
         since = (earliest - dt.timedelta(days=1)).isoformat()  # UTC, as sessions store theirs
-        latest, week, newest, progression = self._read(
+        latest, week, newest, weeks = self._read(
             lambda conn: (
                 latest_session(conn, device),
                 sessions_started_since(conn, device, since),
                 newest_sessions(conn, device, MEASURES_LOOKBACK),
-                current_progression(conn),
+                prescribed_by_week(conn, self._zone),
             )
         )
-        prescribed = (
-            PRESCRIBED_SESSIONS_PER_WEEK
-            if progression is None
-            else progression.progression.stages[progression.stage].sessions_per_week
-        )
+        prescribed = prescribed_in(week_of(now, self._zone), weeks)  # as `retroguard sessions`
         message = progress_message(
             device,
             latest,

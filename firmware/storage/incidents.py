@@ -17,7 +17,7 @@ import sqlite3
 from dataclasses import dataclass
 
 from core.protocol.commands import LATEST, Ack
-from core.protocol.events import ALERT_TYPES, INCIDENT_TYPES, Event, EventType, worse
+from core.protocol.events import ALERT_TYPES, INCIDENT_TYPES, Event, EventType, reopens, worse
 
 WALKER = "walker"
 """``closed_via`` of an incident the walker closed by re-arming."""
@@ -106,14 +106,13 @@ def note_event(conn: sqlite3.Connection, event: Event, seq: int) -> None:
     ).fetchone()
     if kind and (not severity or worse(kind, str(severity))):
         conn.execute("UPDATE incidents SET severity = ? WHERE id = ?", (kind, incident_id))
-        severity = kind
-        if closed_severity is not None and worse(kind, str(closed_severity)):
-            # closed as something milder (a fall after an acknowledged stumble): open again
-            conn.execute(
-                "UPDATE incidents SET closed_by = NULL, closed_via = NULL, closed_wall = NULL,"
-                " closed_severity = NULL WHERE id = ?",
-                (incident_id,),
-            )
+    if kind and closed_severity is not None and reopens(kind, str(closed_severity)):
+        # a fall after an acknowledged stumble, a call for help after a close: open again
+        conn.execute(
+            "UPDATE incidents SET closed_by = NULL, closed_via = NULL, closed_wall = NULL,"
+            " closed_severity = NULL WHERE id = ?",
+            (incident_id,),
+        )
     closing: tuple[str, str] | None = None
     if event.type is EventType.OK or event.type is EventType.RESET:
         closing = (event.by or WALKER, WALKER)
