@@ -87,7 +87,7 @@ def answer_of(reply: ReplyMessage) -> str:
                     f"stage {now.stage} of {now.stages}"
                 )
     except msgspec.ValidationError as exc:  # a device of another version: still accepted
-        return f"accepted (the treadmill's answer was not understood: {exc})"
+        return f"stored (the treadmill's answer was not understood: {exc})"
     return "accepted"
 
 

@@ -141,7 +141,7 @@ def test_an_answer_from_a_device_of_another_version_is_still_accepted() -> None:
         wall_time="2026-12-02T10:00:00.000+00:00",
         result={"revision": "seven"},
     )
-    assert answer_of(odd).startswith("accepted (the treadmill's answer was not understood:")
+    assert answer_of(odd).startswith("stored (the treadmill's answer was not understood:")
 
 
 def test_a_command_that_could_not_be_sent_is_not_listed(

@@ -10,6 +10,7 @@ from dataclasses import dataclass, fields
 from enum import StrEnum
 from typing import Any, Literal, TypedDict
 
+from core.protocol.commands import CommandName
 from core.protocol.walker import DEFAULT_WALKER
 
 OPEN_STATUSES = ("held", "paging")
@@ -261,15 +262,15 @@ class SentCommand:
 
     request_id: str
     device_id: str
-    command: str
+    command: CommandName
     """plan or progression."""
     summary: str
     """What was sent, in words ("plan alternate-2-2: 30 min, ...", "progression: hold")."""
     sent_by: str
     sent_at: float
-    status: CommandStatus
-    answered_at: float | None
-    answer: str | None
+    status: CommandStatus = "pending"
+    answered_at: float | None = None
+    answer: str | None = None
     """accepted: what the device did; refused: why (naming the field, e.g.
     ``plan.intervals[1].minutes: ...``)."""
 
