@@ -18,8 +18,6 @@ import threading
 import time
 from collections.abc import Callable
 
-import apprise
-
 from caregiver.config import CaregiverConfig
 from caregiver.priority import notify_type, prioritised
 from caregiver.storage import Store, Urgency
@@ -31,6 +29,8 @@ Sender = Callable[[str, str, str, Urgency], bool]
 
 
 def apprise_send(url: str, title: str, body: str, urgency: Urgency = Urgency.NORMAL) -> bool:
+    import apprise  # here, not at the top: only the notifier's process pays its 33 MB
+
     notifier = apprise.Apprise()
     if not notifier.add(prioritised(url, urgency)):
         log.error("not a usable Apprise URL (check the contact's urls in the config)")
@@ -44,6 +44,8 @@ def warm_up() -> None:
     benchmark machine and would take seconds on a Pi, all of it added to the first fall's
     notification. The service does this on the notifier's thread at start when contacts are
     configured (the memory is taken at the first notification anyway)."""
+    import apprise
+
     try:
         apprise.Apprise.instantiate("json://localhost")
     except Exception:  # a plugin that fails to load must not stop the notifier
@@ -74,6 +76,12 @@ class Notifier:
 
     def wake(self) -> None:
         self._wake.set()
+
+    def woken(self, timeout: float) -> bool:
+        """Wait up to ``timeout`` for :meth:`wake`; whether it came (and take it)."""
+        came = self._wake.wait(timeout)
+        self._wake.clear()
+        return came
 
     def deliver_due(self) -> int:
         """Send every notification due now; return how many were delivered."""
