@@ -1,7 +1,8 @@
 """The live feed: ``/stream`` (server-sent events) and what goes down it.
 
-Cards and timeline rows are rendered by the same templates as on the first page
-load, so the browser only swaps HTML fragments in. :class:`LiveFeed` renders on
+Cards and timeline rows go as data (:mod:`caregiver.feed`): the first page load is
+rendered by the templates, the browser builds what changes after it in the same
+markup (``static/app.js``). :class:`LiveFeed` reads the store and words the story on
 its own thread (never the event loop's, nor ingest's); :class:`caregiver.hub.Hub`
 carries the result over.
 """
@@ -15,7 +16,7 @@ from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 from starlette.routing import BaseRoute, Route
 
-from caregiver import story
+from caregiver import feed
 from caregiver.auth import Session
 from caregiver.changes import Change, DeviceChanged, EventStored, SessionStored
 from caregiver.routes.site import Site
@@ -102,55 +103,35 @@ class LiveFeed:
                 self._push(DeviceChanged(device_id))
 
     def _push(self, change: Change) -> None:
-        """Render one change and hand it to the hub (reads the store)."""
+        """Word one change and hand it to the hub (reads the store)."""
         backend = self.site.backend
         hub = backend.hub
+        site = self.site
         try:
             if isinstance(change, DeviceChanged):
                 device = backend.store.device(change.device_id)
                 if device is None:
                     return
-                html = self.site.fragment("_card.html", d=device)
-                hub.publish(
-                    {
-                        "kind": "device",
-                        "device_id": change.device_id,
-                        "level": story.card(device, backend.clock()).level,
-                        "html": html,
-                    }
-                )
+                name = backend.device_name(change.device_id)
+                card = feed.card(device, name, backend.clock(), site.moment)
+                hub.publish(feed.DeviceMessage(change.device_id, card.level, card))
                 latest = device["incident"]
                 incident = backend.store.incident(latest["id"]) if latest else None
                 if incident is not None:  # its line in the fleet's list of incidents
-                    hub.publish(
-                        {
-                            "kind": "incident",
-                            "device_id": change.device_id,
-                            "incident": incident.id,
-                            "html": self.site.fragment("_incident_row.html", i=incident),
-                        }
-                    )
+                    row = feed.incident_row(incident, name, site.moment(incident.opened_wall))
+                    hub.publish(feed.IncidentMessage(change.device_id, incident.id, row))
             elif isinstance(change, SessionStored):  # the progress page reloads itself
-                hub.publish(
-                    {
-                        "kind": "session",
-                        "device_id": change.device_id,
-                        "session_id": change.session_id,
-                    }
-                )
+                hub.publish(feed.SessionMessage(change.device_id, change.session_id))
             elif isinstance(change, EventStored):
                 event = backend.store.event(change.event_id)
                 if event is None:
                     return
-                html = self.site.fragment("_event_row.html", e=event)
                 hub.publish(
-                    {
-                        "kind": "event",
-                        "device_id": change.device_id,
-                        "device_name": backend.device_name(change.device_id),
-                        "event": event.as_json(),
-                        "html": html,
-                    }
+                    feed.EventMessage(
+                        change.device_id,
+                        backend.device_name(change.device_id),
+                        feed.event_row(event, site.moment(event.wall_time)),
+                    )
                 )
         except Exception:
             log.exception("could not push a change to the dashboard")
