@@ -142,9 +142,14 @@ def test_the_notifier_ends_with_the_service(mosquitto: Mosquitto, tmp_path: Path
         receiver.close()
 
 
-def test_the_service_process_never_loads_apprise() -> None:
-    """Apprise's 33 MB are the notifier's: importing the service must not load it."""
-    probe = "import sys, caregiver.service; print('apprise' in sys.modules)"
+def test_the_service_process_loads_neither_apprise_nor_psycopg() -> None:
+    """Apprise's 33 MB are the notifier's, and psycopg's 20 MB are for a postgresql://
+    database only: importing the service (and opening a SQLite store) loads neither."""
+    probe = (
+        "import sys, tempfile, caregiver.service, caregiver.storage\n"
+        "caregiver.storage.Store(tempfile.mkdtemp() + '/c.db').close()\n"
+        "print(sorted(m for m in ('apprise', 'psycopg') if m in sys.modules))"
+    )
     result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
-    assert result.stdout.strip() == "False"
+    assert result.stdout.strip() == "[]"

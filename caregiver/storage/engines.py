@@ -24,10 +24,10 @@ import threading
 import urllib.parse
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, Literal, Protocol
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 
-import psycopg
-import psycopg.conninfo
+if TYPE_CHECKING:  # imported where a postgresql:// database is used: psycopg and its libpq
+    import psycopg  # are some 20 MB of resident memory a SQLite service need not carry
 
 log = logging.getLogger(__name__)
 
@@ -67,6 +67,8 @@ def database_problem(target: str) -> str | None:
             f"{scheme}:// databases are not supported: give a SQLite file path or a "
             "postgresql://user@host:port/dbname URL"
         )
+    import psycopg.conninfo
+
     try:
         parts = urllib.parse.urlsplit(target)
         parts.port  # noqa: B018 - raises ValueError for a port that is not a number
@@ -255,18 +257,24 @@ class PostgresDatabase(Database):
     """
 
     engine: Engine = "postgresql"
-    errors = (psycopg.Error, OSError)
 
     def __init__(self, url: str) -> None:
+        import psycopg
+
+        self.errors = (psycopg.Error, OSError)
         self.url = url
         self.name = redacted(url)
         self._closed = False
         self._db: psycopg.Connection[Any] = self._connect()
 
     def _connect(self) -> psycopg.Connection[Any]:
+        import psycopg
+
         return psycopg.connect(self.url, autocommit=True, connect_timeout=10)
 
     def _connection(self) -> psycopg.Connection[Any]:
+        import psycopg
+
         if self._closed:
             raise psycopg.OperationalError("the store was closed")
         if self._db.broken or self._db.closed:
@@ -384,6 +392,8 @@ class Announcer:
             self._db.close()
 
     def _send(self, batch: list[str]) -> None:
+        import psycopg
+
         try:
             if self._db is None or self._db.broken or self._db.closed:
                 self._db = psycopg.connect(self._url, autocommit=True, connect_timeout=10)
@@ -414,6 +424,8 @@ class Listener:
         self._thread.start()
 
     def _run(self) -> None:
+        import psycopg
+
         while not self._stop.is_set():
             try:
                 with psycopg.connect(self._url, autocommit=True, connect_timeout=10) as db:
