@@ -356,6 +356,17 @@ def memory_kib(pid: int) -> dict[str, int]:
     return figures
 
 
+def children(pid: int) -> list[int]:
+    """The processes ``pid`` started (the service's notifier process), from /proc."""
+    kids = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            with contextlib.suppress(OSError, IndexError):
+                if int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1]) == pid:
+                    kids.append(int(entry.name))
+    return kids
+
+
 def cpu_s(pid: int) -> float:
     """CPU time (user + system) a process has used, in seconds, from /proc/<pid>/stat."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
@@ -481,6 +492,8 @@ class SseClient:
 
     def __init__(self, port: int, cookie: str) -> None:
         self.arrivals: dict[str, float] = {}
+        self.ingested: dict[str, float] = {}
+        """When the service's ingest handled each event (its ``received_at``, if it says)."""
         self.conn = http.client.HTTPConnection("127.0.0.1", port)
         self.conn.request("GET", "/stream", headers={"cookie": cookie})
         self.resp = self.conn.getresponse()
@@ -498,6 +511,8 @@ class SseClient:
                         msg = json.loads(line[6:])
                         if msg.get("kind") == "event":
                             self.arrivals.setdefault(msg["event"]["id"], now)
+                            if "received_at" in msg["event"]:
+                                self.ingested[msg["event"]["id"]] = msg["event"]["received_at"]
 
     def close(self) -> None:
         self.conn.close()
@@ -553,9 +568,17 @@ class Figures:
     burst_stored_s: float
     burst_to_browser_ms: list[float]
     burst_to_socket_ms: list[float]
+    burst_to_ingest_ms: list[float]
+    """Sent -> the service's ingest thread took it (its ``received_at``): the generator's
+    publishing, the broker, and the service's queue of received messages."""
+    burst_ingest_to_socket_ms: list[float]
     telemetry_sent: int
     rss_before_login_kib: dict[str, int]
     rss_end_kib: dict[str, int]
+    notifier_end_kib: dict[str, int]
+    """The notifier process's (the service's child sending through Apprise) at the end; empty
+    when the service has none (no contacts, or an older service that sends in-process)."""
+    notifier_burst_cpu_s: float
     burst_cpu_s: float
     """The service's CPU time from just before the burst until its last event was in the
     browser: what the burst cost, apart from how busy the machine was."""
@@ -609,19 +632,33 @@ def run(n: int, args: argparse.Namespace) -> Figures:
         falls_to_browser = [(seen[k] - t) * 1000 for k, t in falls.items() if k in seen]
 
         cpu_before = cpu_s(pid)
+        kids = children(pid)
+        kids_cpu_before = sum(cpu_s(k) for k in kids)
         ours.send(("burst", args.burst))
-        _, (burst, _, _) = ours.recv()
+        _, (burst, burst_kinds, burst_incidents) = ours.recv()
         started = min(burst.values())
         seen = browser.arrivals(set(burst), WAIT)
         burst_cpu = cpu_s(pid) - cpu_before
+        if not args.no_contacts:  # the burst's notifications, sent by the notifier if any
+            receiver.wait(
+                {k for k, kind in burst_kinds.items() if kind == "fall"}, burst_incidents, 30.0
+            )
+        kids_cpu = sum(cpu_s(k) for k in kids if Path(f"/proc/{k}").exists()) - kids_cpu_before
         burst_to_browser = [(seen[k] - t) * 1000 for k, t in burst.items() if k in seen]
         off_socket = socket.arrivals
         burst_to_socket = [(off_socket[k] - t) * 1000 for k, t in burst.items() if k in off_socket]
+        ingested = socket.ingested
+        burst_to_ingest = [(ingested[k] - t) * 1000 for k, t in burst.items() if k in ingested]
+        ingest_to_socket = [
+            (off_socket[k] - ingested[k]) * 1000 for k in burst if k in ingested and k in off_socket
+        ]
         stored_s = (max(seen.values()) - started) if seen else float("nan")
 
         ours.send(("stop", None))
         _, telemetry_sent = ours.recv()
         end = memory_kib(pid)
+        kids = children(pid)
+        notifier_end = memory_kib(kids[0]) if kids else {}
     finally:
         if socket is not None:
             socket.close()
@@ -638,7 +675,8 @@ def run(n: int, args: argparse.Namespace) -> Figures:
             cluster.cleanup()
     return Figures(
         n, falls_to_phone, falls_to_browser, args.burst, stored_s, burst_to_browser,
-        burst_to_socket, telemetry_sent, before_login, end, burst_cpu, load_at_start,
+        burst_to_socket, burst_to_ingest, ingest_to_socket, telemetry_sent, before_login, end,
+        notifier_end, kids_cpu, burst_cpu, load_at_start,
     )  # fmt: skip
 
 
@@ -673,15 +711,32 @@ def report(f: Figures, args: argparse.Namespace) -> bool:
         f"({len(f.burst_to_browser_ms)}/{f.burst}; target p99 < {BROWSER_P99_MS:.0f} ms)"
     )
     print(f"    the same events read off the feed's socket: {spread(f.burst_to_socket_ms)}")
+    if f.burst_to_ingest_ms:
+        print(
+            f"      of which sent -> taken by the service's ingest: "
+            f"{spread(f.burst_to_ingest_ms)}; ingest -> socket: "
+            f"{spread(f.burst_ingest_to_socket_ms)}"
+        )
     print(
         f"    the service's CPU time for the burst: {f.burst_cpu_s:.2f} s "
-        f"({f.burst_cpu_s / f.burst * 1000:.2f} ms an event)"
+        f"({f.burst_cpu_s / f.burst * 1000:.2f} ms an event); its notifier process's, for "
+        f"the burst's notifications: {f.notifier_burst_cpu_s:.2f} s"
     )
     print(
         f"  caregiver process: VmHWM {f.rss_before_login_kib['VmHWM'] / mb:.1f} MB when the "
         f"login page first answered; at the end VmRSS {f.rss_end_kib['VmRSS'] / mb:.1f} MB, "
         f"VmHWM (peak) {f.rss_end_kib['VmHWM'] / mb:.1f} MB (target <= {PEAK_RSS_MB:.0f} MB)"
     )
+    if f.notifier_end_kib:
+        kid = f.notifier_end_kib
+        print(
+            f"  its notifier process (Apprise): VmRSS {kid['VmRSS'] / mb:.1f} MB, VmHWM "
+            f"{kid['VmHWM'] / mb:.1f} MB; both processes together: VmRSS "
+            f"{(kid['VmRSS'] + f.rss_end_kib['VmRSS']) / mb:.1f} MB, peaks summed "
+            f"{(kid['VmHWM'] + f.rss_end_kib['VmHWM']) / mb:.1f} MB"
+        )
+    else:
+        print("  no notifier process (nobody to page, or the service sends in its own process)")
     paged = args.no_contacts or (
         len(f.falls_to_phone_ms) == args.falls
         and percentile(f.falls_to_phone_ms, 99) < NOTIFY_P99_MS

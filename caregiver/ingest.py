@@ -55,7 +55,7 @@ from caregiver.alerts import Alerting
 from caregiver.changes import Change, DeviceChanged, EventStored, SessionStored
 from caregiver.config import CaregiverConfig
 from caregiver.progress import parse_summary
-from caregiver.storage import NewEvent, StorageFault, Store
+from caregiver.storage import NewEvent, StorageFault, Store, StoredEvent
 from core.mqttlink import make_client
 from core.protocol.commands import LATEST, Ack, CommandName, encode_command
 from core.protocol.messages import (
@@ -294,7 +294,7 @@ class Ingestor:
             return
         self.events_stored += 1
         self._after_commit(self.alerting.wake_notifier)
-        self._changed(EventStored(device_id, message.id))
+        self._changed(EventStored(device_id, message.id, _as_stored(event, now)))
         if message.of is not None:
             self._changed(EventStored(device_id, message.of))  # its plot can be drawn now
         self._changed(DeviceChanged(device_id))
@@ -512,3 +512,25 @@ def _iso_now() -> str:
     import datetime as dt
 
     return dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
+
+
+def _as_stored(event: NewEvent, now: float) -> StoredEvent:
+    """A just-recorded event as the store would return it (``record_event`` stores ``now`` as
+    its arrival): what the live feed sends, without reading the row back."""
+    return StoredEvent(
+        id=event.id,
+        device_id=event.device_id,
+        seq=event.seq,
+        type=event.type,
+        severity=event.severity,
+        state=event.state,
+        reason=event.reason,
+        wall_time=event.wall_time,
+        received_at=now,
+        figures=event.figures,
+        has_window=event.has_window,
+        acked_by=None,
+        acked_at=None,
+        ack_confirmed=False,
+        incident=event.incident,
+    )

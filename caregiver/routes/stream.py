@@ -40,14 +40,17 @@ def routes(site: Site) -> list[BaseRoute]:
 
 
 class LiveFeed:
-    """Renders the card or timeline row a change concerns and pushes it to every browser.
+    """Words the card or timeline row a change concerns and pushes it to every browser.
 
-    The rendering runs on the feed's own thread, never on the thread that made the
-    change: ingest goes on with the next message meanwhile. Changes are taken in
-    batches; within one, rows and session notices go in order (a row changed twice
-    — a trip, then its recording — is rendered once, from the store as it is then)
-    and each changed card is rendered once, after them — a burst of ten events on
-    one device costs one card, not ten.
+    The work runs on the feed's own thread, never on the thread that made the change:
+    ingest goes on with the next message meanwhile. Events go first: each new event's
+    row is sent as soon as the feed sees it (from the row ingest stored, without reading
+    it back), and a changed card waits until no event is queued, so a burst's events
+    reach the browsers at the pace they are stored, not behind a card per device. Cards
+    are coalesced while they wait — a device changed ten times during a burst costs one
+    card (read and worded from the store as it is then), not ten. Rows and session
+    notices go in order; a row changed twice in one take (a trip, then its recording)
+    is sent once.
     """
 
     def __init__(self, site: Site) -> None:
@@ -82,13 +85,14 @@ class LiveFeed:
             thread.join(timeout=10)
 
     def _run(self) -> None:
+        cards: dict[str, None] = {}
+        """Devices whose card is still to send, in the order they changed."""
         while True:
             with self._cond:
-                self._cond.wait_for(lambda: self._pending or self._closed)
+                self._cond.wait_for(lambda: self._pending or self._closed or cards)
                 if self._closed:
                     return
                 batch, self._pending = self._pending, []
-            cards: dict[str, None] = {}
             rows: set[str] = set()
             for change in batch:
                 if isinstance(change, DeviceChanged):
@@ -99,7 +103,9 @@ class LiveFeed:
                         self._push(change)
                 else:
                     self._push(change)
-            for device_id in cards:
+            while cards and not self._pending and not self._closed:  # events before cards
+                device_id = next(iter(cards))
+                del cards[device_id]
                 self._push(DeviceChanged(device_id))
 
     def _push(self, change: Change) -> None:
@@ -123,7 +129,7 @@ class LiveFeed:
             elif isinstance(change, SessionStored):  # the progress page reloads itself
                 hub.publish(feed.SessionMessage(change.device_id, change.session_id))
             elif isinstance(change, EventStored):
-                event = backend.store.event(change.event_id)
+                event = change.row or backend.store.event(change.event_id)
                 if event is None:
                     return
                 hub.publish(
