@@ -292,6 +292,33 @@ def generator(
             return
 
 
+def broker_probe(conn: multiprocessing.connection.Connection, host: str, port: int) -> None:
+    """A process of its own subscribed to every event: when each passed the broker. Splits
+    the service's latency from the generator's (its ~200 paho clients share one process and
+    one GIL, unlike real devices) and the broker's."""
+    import paho.mqtt.client as mqtt
+    from paho.mqtt.enums import CallbackAPIVersion
+
+    seen: dict[str, float] = {}
+    pattern = re.compile(rb'"id":"([0-9a-f]{32})"')
+
+    def on_message(client: Any, userdata: Any, message: Any) -> None:
+        now = time.time()
+        match = pattern.search(message.payload, 0, 200)
+        if match:
+            seen.setdefault(match.group(1).decode(), now)
+
+    client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="bench-probe")
+    client.on_message = on_message
+    client.on_connect = lambda c, u, f, r, p: c.subscribe("retroguard/+/event", qos=0)
+    client.connect(host, port)
+    client.loop_start()
+    conn.send(("ready", None))
+    while conn.recv() == "report":
+        conn.send(dict(seen))
+    client.loop_stop()
+
+
 # ------------------------------------------------------------------ this process
 
 
@@ -572,6 +599,9 @@ class Figures:
     """Sent -> the service's ingest thread took it (its ``received_at``): the generator's
     publishing, the broker, and the service's queue of received messages."""
     burst_ingest_to_socket_ms: list[float]
+    burst_to_broker_ms: list[float]
+    """Sent -> seen by a subscriber in a process of its own (the generator and the broker)."""
+    burst_broker_to_ingest_ms: list[float]
     telemetry_sent: int
     rss_before_login_kib: dict[str, int]
     rss_end_kib: dict[str, int]
@@ -604,6 +634,8 @@ def run(n: int, args: argparse.Namespace) -> Figures:
     ctx = multiprocessing.get_context("spawn")
     ours, theirs = ctx.Pipe()
     load = ctx.Process(target=generator, args=(theirs, broker.host, broker.port, n, args.format))
+    probe_end, probe_theirs = ctx.Pipe()
+    probe = ctx.Process(target=broker_probe, args=(probe_theirs, broker.host, broker.port))
     browser: Browser | None = None
     socket: SseClient | None = None
     try:
@@ -612,6 +644,8 @@ def run(n: int, args: argparse.Namespace) -> Figures:
         pid = service.process.pid
         before_login = memory_kib(pid)
         load.start()
+        probe.start()
+        assert probe_end.poll(WAIT) and probe_end.recv()[0] == "ready"
         assert ours.poll(WAIT) and ours.recv()[0] == "ready"
         cookie = login_cookie(service.port)
         deadline = time.monotonic() + WAIT
@@ -648,6 +682,12 @@ def run(n: int, args: argparse.Namespace) -> Figures:
         off_socket = socket.arrivals
         burst_to_socket = [(off_socket[k] - t) * 1000 for k, t in burst.items() if k in off_socket]
         ingested = socket.ingested
+        probe_end.send("report")
+        passed: dict[str, float] = probe_end.recv()
+        burst_to_broker = [(passed[k] - t) * 1000 for k, t in burst.items() if k in passed]
+        broker_to_ingest = [
+            (ingested[k] - passed[k]) * 1000 for k in burst if k in ingested and k in passed
+        ]
         burst_to_ingest = [(ingested[k] - t) * 1000 for k, t in burst.items() if k in ingested]
         ingest_to_socket = [
             (off_socket[k] - ingested[k]) * 1000 for k in burst if k in ingested and k in off_socket
@@ -664,6 +704,12 @@ def run(n: int, args: argparse.Namespace) -> Figures:
             socket.close()
         if browser is not None:
             browser.close()
+        if probe.pid is not None:
+            with contextlib.suppress(OSError):
+                probe_end.send("stop")
+            probe.join(10)
+            if probe.is_alive():
+                probe.terminate()
         if load.pid is not None:
             if load.is_alive():
                 load.terminate()
@@ -675,7 +721,8 @@ def run(n: int, args: argparse.Namespace) -> Figures:
             cluster.cleanup()
     return Figures(
         n, falls_to_phone, falls_to_browser, args.burst, stored_s, burst_to_browser,
-        burst_to_socket, burst_to_ingest, ingest_to_socket, telemetry_sent, before_login, end,
+        burst_to_socket, burst_to_ingest, ingest_to_socket, burst_to_broker, broker_to_ingest,
+        telemetry_sent, before_login, end,
         notifier_end, kids_cpu, burst_cpu, load_at_start,
     )  # fmt: skip
 
@@ -716,6 +763,11 @@ def report(f: Figures, args: argparse.Namespace) -> bool:
             f"      of which sent -> taken by the service's ingest: "
             f"{spread(f.burst_to_ingest_ms)}; ingest -> socket: "
             f"{spread(f.burst_ingest_to_socket_ms)}"
+        )
+        print(
+            f"      sent -> past the broker (the generator, one process for {f.devices} devices; "
+            f"Mosquitto): {spread(f.burst_to_broker_ms)}; broker -> taken by ingest: "
+            f"{spread(f.burst_broker_to_ingest_ms)}"
         )
     print(
         f"    the service's CPU time for the burst: {f.burst_cpu_s:.2f} s "
