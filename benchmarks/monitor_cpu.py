@@ -24,9 +24,23 @@ call and the transfer instead — hence the transactions per second, which
 carry over), the edge dispatch to the callback (lgpio's callback thread on
 a Pi), the decision and everything else the loop does. So the figures
 compare the pacings fairly on this machine; they are not a Pi's figures (a
-Pi Zero 2 W core is several times slower).
+Pi Zero 2 W core is several times slower). The timings themselves cost the
+loop about twenty ``thread_time()`` calls an iteration (0.7 µs each here: some
+0.3 % of a core at 200 wakes a second), in every column alike.
+
+Each monitor runs what ``retroguard run`` runs on the loop: the systemd
+watchdog hook and the guided-session runner (its press patterns, its LED
+interval, its gait measurement thread) as well as the monitor itself.
+
+``--before TREE`` runs every mode a second time, at the same time, from
+another checkout of the project (``git worktree add /tmp/before main``, say):
+before and after side by side under the same host load, which a shared
+machine's load average makes the only fair comparison. The trees share this
+virtualenv; a tree without the compiled detector (``firmware/detection/compiled``)
+runs the pure-Python one, so build it there or copy it in.
 
     .venv/bin/python benchmarks/monitor_cpu.py [--seconds 60] [--modes poll interrupt]
+        [--before /tmp/before]
 
 Prints figures; asserts nothing (speed is not a test).
 """
@@ -34,6 +48,7 @@ Prints figures; asserts nothing (speed is not a test).
 from __future__ import annotations
 
 import argparse
+import array
 import gc
 import itertools
 import json
@@ -45,6 +60,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -53,6 +69,8 @@ REALTIME_PRIORITY = 20
 """The unit's CPUSchedulingPriority (SCHED_FIFO, reset on fork: the courier runs normally)."""
 TARGET_CPU_PCT = 2.0
 TARGET_RSS_MB = 30.0
+TREE_VARIABLE = "RETROGUARD_BENCH_TREE"
+"""Which checkout a monitor child imports (``--before``)."""
 WARM_UP_S = 3.0
 """After arming, before the window: start-up work (imports, the courier, arming) is not measured."""
 
@@ -73,22 +91,22 @@ level = "warning"
 """
 
 
-def snapshot(
-    app: Any, rig: Any, edges: list[float], decision_cpu_s: float, chip_bus_cpu_s: float
-) -> dict[str, Any]:
+def snapshot(app: Any, rig: Any, edges: Sequence[float], costs: dict[str, float]) -> dict[str, Any]:
     """Counters of the monitor's own parts, taken on the loop thread."""
     stats = app.monitor.stats
     sample_clock = rig.chip.sample_clock
     return {
         "t": time.monotonic(),
         "loop_cpu_s": time.thread_time(),
-        "decision_cpu_s": decision_cpu_s,
+        "decision_cpu_s": costs["decision"],
+        "session_cpu_s": costs["session"],
+        "bus_cpu_s": costs["bus"],
         "iterations": stats.iterations,
         "samples": stats.samples,
         "empty_reads": stats.empty_reads,
         "bus_transactions": sum(rig.bus.counts.values()),
         "chip_emit_cpu_s": rig.chip.emit_cpu_s,
-        "chip_bus_cpu_s": chip_bus_cpu_s,
+        "chip_bus_cpu_s": costs["chip_bus"],
         "sim_thread_cpu_s": thread_cpu_s(getattr(sample_clock, "native_id", None)),
         "edge_cpu_s": getattr(sample_clock, "edge_cpu_s", 0.0),
         "edges": len(edges),
@@ -104,58 +122,67 @@ def thread_cpu_s(native_id: int | None) -> float:
 
 
 def monitor_child(config_path: str, out_path: str) -> int:
-    """The service's monitor, armed at STANDBY. SIGUSR1 starts the window, SIGTERM ends it."""
-    sys.path.insert(0, str(ROOT))
+    """The service's monitor, armed at STANDBY. SIGUSR1 starts the window, SIGTERM ends it.
+
+    Runs the tree named by ``RETROGUARD_BENCH_TREE`` (this one by default)."""
+    tree = Path(os.environ.get(TREE_VARIABLE, str(ROOT))).resolve()
+    sys.path.insert(0, str(tree))
     from core.clock import RealClock
     from firmware.app import build_app, favour_realtime_thread
     from firmware.config import load_config
     from firmware.monitor import Monitor
     from firmware.safety import SafetyState
+    from firmware.session.runner import attach_session, detach_session
+    from firmware.watchdog import ServiceWatchdog
     from sim.backends import SimulatedGpio, simulated_imu_rig
 
+    if not Path(sys.modules["firmware"].__file__ or "").is_relative_to(tree):
+        raise RuntimeError(f"firmware was not imported from {tree}")
     config = load_config(config_path)
     favour_realtime_thread()
     clock = RealClock()
     app = build_app(config, clock)
+    # As run_forever (firmware/app.py): the watchdog hook, then the session runner.
+    watchdog = ServiceWatchdog.from_env()
+    app.monitor.on_iteration.append(watchdog)
+    runner = attach_session(app, control_socket=str(Path("session.sock").resolve()))
     gpio = app.gpio
     rig = simulated_imu_rig(app.imu)
     assert isinstance(gpio, SimulatedGpio) and gpio.button_sim is not None and rig is not None
     finger = gpio.button_sim
     stop = threading.Event()
-    edges: list[float] = []
+    edges = array.array("d")  # 8 bytes an edge: the benchmark's own memory stays out of RSS
     marks: dict[str, dict[str, Any]] = {}
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     hold = gpio.relay.hold
     pressed = announced = False
     next_press = 0.0
-    decide = app.controller.on_samples
-    decisions = {"cpu_s": 0.0}
     gc_pauses: list[float] = []
     gc_started = [0.0]
+    costs = {"decision": 0.0, "chip_bus": 0.0, "bus": 0.0, "session": 0.0}
+    """Thread CPU seconds of parts of the loop (each timing costs two thread_time() calls)."""
 
-    def timed_decision(*args: Any) -> None:
-        started = time.thread_time()
-        try:
-            decide(*args)
-        finally:
-            decisions["cpu_s"] += time.thread_time() - started
-
-    app.controller.on_samples = timed_decision  # type: ignore[method-assign]
-    chip = rig.chip
-    answering = {"cpu_s": 0.0}
-
-    def timed(method: Any) -> Any:
-        def answer(*args: Any) -> Any:
+    def timed(part: str, method: Any) -> Any:
+        def run(*args: Any) -> Any:
             started = time.thread_time()
             try:
                 return method(*args)
             finally:
-                answering["cpu_s"] += time.thread_time() - started
+                costs[part] += time.thread_time() - started
 
-        return answer
+        return run
 
+    app.controller.on_samples = timed("decision", app.controller.on_samples)  # type: ignore[method-assign]
     # The chip model answering the bus (it computes lazily due samples too): silicon's work.
-    chip.i2c_read, chip.i2c_write = timed(chip.i2c_read), timed(chip.i2c_write)
+    chip = rig.chip
+    chip.i2c_read = timed("chip_bus", chip.i2c_read)
+    chip.i2c_write = timed("chip_bus", chip.i2c_write)
+    # The fake bus around it: its own Python is what smbus2 and the ioctl cost on a Pi.
+    bus = rig.bus
+    for name in ("read_byte_data", "write_byte_data", "read_i2c_block_data", "i2c_rdwr"):
+        setattr(bus, name, timed("bus", getattr(bus, name)))
+    hooks = app.monitor.on_iteration
+    hooks[hooks.index(runner)] = timed("session", runner)
 
     def time_gc(phase: str, info: dict[str, int]) -> None:
         if phase == "start":
@@ -166,7 +193,7 @@ def monitor_child(config_path: str, out_path: str) -> int:
     gc.callbacks.append(time_gc)
 
     def start_window(*_: object) -> None:
-        marks.setdefault("start", snapshot(app, rig, edges, decisions["cpu_s"], answering["cpu_s"]))
+        marks.setdefault("start", snapshot(app, rig, edges, costs))
 
     signal.signal(signal.SIGUSR1, start_window)
 
@@ -196,9 +223,11 @@ def monitor_child(config_path: str, out_path: str) -> int:
     try:
         app.start()
         app.monitor.run(stop=stop)
-        marks["end"] = snapshot(app, rig, edges, decisions["cpu_s"], answering["cpu_s"])
+        marks["end"] = snapshot(app, rig, edges, costs)
         pacing, (_, pacing_check) = app.monitor.pacing.mode, app.monitor.pacing.check()
     finally:
+        runner.stop(clock.monotonic())
+        detach_session(app, runner)
         app.close()
     start = marks.get("start", {}).get("edges", 0)
     window = edges[start : marks["end"]["edges"]]
@@ -246,16 +275,23 @@ def wait_for_line(process: subprocess.Popen[str], expected: str, timeout: float)
     raise RuntimeError(f"the monitor never said {expected!r}")
 
 
-def measure(modes: list[str], seconds: float, realtime: bool) -> dict[str, dict[str, Any]]:
-    """Run one monitor per mode at the same time, so each window sees the same host load."""
+def measure(
+    modes: list[str], seconds: float, realtime: bool, before: Path | None = None
+) -> dict[str, dict[str, Any]]:
+    """Run one monitor per mode (and per tree) at the same time, so each window sees the same
+    host load. With ``before``, mode ``m`` of that tree is reported as ``m before``."""
     me = str(Path(__file__).resolve())
     results: dict[str, dict[str, Any]] = {}
+    runs = [(mode, ROOT) for mode in modes]
+    if before is not None:
+        runs = [run for mode in modes for run in ((f"{mode} before", before), (mode, ROOT))]
     with tempfile.TemporaryDirectory(prefix="retroguard-cpu-") as tmp:
-        env = dict(os.environ, PYTHONPATH=str(ROOT))
         monitors: dict[str, subprocess.Popen[str]] = {}
         try:
-            for mode in modes:
-                folder = Path(tmp) / mode.replace(":", "-")
+            for label, tree in runs:
+                mode = label.removesuffix(" before")
+                env = dict(os.environ, PYTHONPATH=str(tree), **{TREE_VARIABLE: str(tree)})
+                folder = Path(tmp) / label.replace(":", "-").replace(" ", "-")
                 folder.mkdir()
                 pacing, _, per_wake = mode.partition(":")
                 (folder / "config.toml").write_text(
@@ -264,7 +300,7 @@ def measure(modes: list[str], seconds: float, realtime: bool) -> dict[str, dict[
                 argv = [sys.executable, me, "--monitor-child", "config.toml", "result.json"]
                 if realtime:  # as systemd/retroguard.service runs it
                     argv = ["chrt", "--fifo", "--reset-on-fork", str(REALTIME_PRIORITY), *argv]
-                monitors[mode] = subprocess.Popen(
+                monitors[label] = subprocess.Popen(
                     argv, cwd=folder, env=env, stdout=subprocess.PIPE, text=True
                 )
             for monitor in monitors.values():
@@ -290,7 +326,7 @@ def measure(modes: list[str], seconds: float, realtime: bool) -> dict[str, dict[
                 monitor.send_signal(signal.SIGTERM)
             for mode, monitor in monitors.items():
                 monitor.wait(60)
-                result = Path(tmp) / mode.replace(":", "-") / "result.json"
+                result = Path(tmp) / mode.replace(":", "-").replace(" ", "-") / "result.json"
                 results[mode].update(json.loads(result.read_text()))
         finally:
             for monitor in monitors.values():
@@ -315,12 +351,15 @@ def rows(result: dict[str, Any]) -> dict[str, str]:
         rate("edge_cpu_s"),
     )
     silicon = chip_bus + max(0.0, sim_thread - edge)
+    fake_bus = rate("bus_cpu_s") - chip_bus
     return {
         "paced by": result["pacing"],
         "monitor process CPU, % of one core": f"{100 * total:.2f}",
         "  user / sys, %": f"{100 * user:.2f} / {100 * system:.2f}",
         "  loop thread, %": f"{100 * rate('loop_cpu_s'):.2f}",
         "    deciding (safety + detector), %": f"{100 * rate('decision_cpu_s'):.2f}",
+        "    session runner hook, %": f"{100 * rate('session_cpu_s'):.2f}",
+        "    sim I2C bus (smbus2 on a Pi), %": f"{100 * fake_bus:.2f}",
         "    sim chip answering the bus, %": f"{100 * chip_bus:.2f}",
         "  sim chip's sample-clock thread, %": f"{100 * sim_thread:.2f}",
         "    of which INT edge to callback, %": f"{100 * edge:.2f}",
@@ -353,24 +392,32 @@ def main() -> int:
         action="store_false",
         help="run the monitor at normal priority instead of the unit's SCHED_FIFO",
     )
+    parser.add_argument(
+        "--before",
+        type=Path,
+        metavar="TREE",
+        help="also run every mode from this checkout, side by side (before / after)",
+    )
     parser.add_argument("--monitor-child", nargs=2, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.monitor_child:
         return monitor_child(*args.monitor_child)
 
-    results = measure(args.modes, args.seconds, args.realtime)
+    results = measure(args.modes, args.seconds, args.realtime, args.before)
     table = {mode: rows(result) for mode, result in results.items()}
     load = os.getloadavg()
     print(
         f"python {sys.version.split()[0]}, {os.cpu_count()} CPUs, load {load[0]:.1f}, "
         f"monitor {f'SCHED_FIFO {REALTIME_PRIORITY}' if args.realtime else 'normal priority'}, "
         f"200 Hz, {args.seconds:g} s, the modes side by side at the same time"
+        + (f"; 'before': {args.before}" if args.before else "")
     )
     names = list(next(iter(table.values())))
     width = max(map(len, names))
-    print(f"{'':{width}}  " + "  ".join(f"{mode:>12}" for mode in table))
+    column = max(12, *map(len, table))
+    print(f"{'':{width}}  " + "  ".join(f"{mode:>{column}}" for mode in table))
     for name in names:
-        print(f"{name:{width}}  " + "  ".join(f"{table[m][name]:>12}" for m in table))
+        print(f"{name:{width}}  " + "  ".join(f"{table[m][name]:>{column}}" for m in table))
     for mode, result in results.items():
         print(f"{mode}: {result['pacing_check']}")
     print(

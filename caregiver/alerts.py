@@ -42,8 +42,8 @@ from typing import NamedTuple
 
 from caregiver.config import CaregiverConfig
 from caregiver.localtime import readable
-from caregiver.storage import OPEN_STATUSES, Alert, Store, Transaction, worse
-from core.protocol.events import INCIDENT_TYPES, EventType
+from caregiver.storage import OPEN_STATUSES, Alert, Store, Transaction
+from core.protocol.events import INCIDENT_TYPES, EventType, reopens, worse
 from core.protocol.messages import EventMessage
 
 log = logging.getLogger(__name__)
@@ -159,8 +159,10 @@ class Alerting:
             tx.worsen_incident(incident_id, kind, now)
             self._worsen(tx, device_id, incident_id, kind, event.id, now, text)
             return
-        if incident.closed_severity is not None and worse(kind, incident.closed_severity):
-            tx.reopen_incident(incident_id, kind, now)  # closed as a stumble, now a fall
+        if incident.closed_severity is not None and reopens(kind, incident.closed_severity):
+            # closed as a stumble, now a fall; or a call for help, a fault after it was closed
+            severity = kind if worse(kind, incident.severity) else incident.severity
+            tx.reopen_incident(incident_id, severity, now)
             self._open(tx, kind, device_id, event.id, self._action(kind), now, text, incident_id)
             return
         tx.touch_incident(incident_id, now)
@@ -314,6 +316,8 @@ class Alerting:
         name = self.device_name(device)
         when = self._when(wall_time)
         for alert in tx.open_alerts(device, ALERT_TYPES):
+            if alert.kind == EventType.HELP.value:
+                continue  # newer than incidents: only a caregiver answers a call for help
             if alert.status == "held":
                 self._close(tx, alert, "logged", "walker reset (I'm OK) within the grace time")
                 continue

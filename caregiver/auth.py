@@ -18,6 +18,9 @@
   (form field ``csrf`` or header ``X-CSRF-Token``); the login form uses a
   double-submit cookie since there is no session yet.
 * An account may be limited to some devices (:meth:`Accounts.limit`).
+* An account has a role (:class:`~caregiver.storage.Role`): only a physio sets plans and
+  progressions; a caregiver sees them read-only. New accounts are caregivers unless
+  given the physio role; accounts from before roles were made physios by the upgrade.
 * Failed logins are limited per user name and per client address (sliding window).
 """
 
@@ -36,7 +39,7 @@ from collections.abc import Callable, Sequence
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 
-from caregiver.storage import Account, LoginSession, Store
+from caregiver.storage import Account, LoginSession, Role, Store
 
 HASHES_AT_ONCE = 2
 """Argon2 computations running at the same time (each holds 7 MiB while it runs)."""
@@ -89,12 +92,18 @@ class Accounts:
         self.store = store
         self.clock = clock
 
-    def add_user(self, username: str, password: str) -> None:
-        """Create the account, or set its password (its device limit stays)."""
+    def add_user(self, username: str, password: str, role: Role | None = None) -> None:
+        """Create the account (a caregiver unless ``role`` says), or set its password (its
+        device limit stays, and its role unless ``role`` is given)."""
         problem = check_username(username) or check_password(password)
         if problem:
             raise ValueError(problem)
-        self.store.add_user(username, hash_password(password), self.clock())
+        self.store.add_user(username, hash_password(password), self.clock(), role)
+
+    def set_role(self, username: str, role: Role) -> bool:
+        """Make the account a caregiver or a physio (its open logins too, from their next
+        request); False if there is no such account."""
+        return self.store.set_role(username, role)
 
     def verify(self, username: str, password: str) -> bool:
         """The password is the account's (an older release's hash is replaced on success)."""
@@ -125,7 +134,8 @@ class Accounts:
         csrf = secrets.token_urlsafe(32)
         now = self.clock()
         self.store.start_login_session(_digest(token), username, csrf, now + hours * 3600.0, now)
-        return token, Session(username, csrf)
+        # read back: the account's device limit and role, as every later request sees them
+        return token, self.store.login_session(_digest(token), now) or Session(username, csrf)
 
     def session(self, token: str | None) -> Session | None:
         if not token:

@@ -1,7 +1,9 @@
 """``retroguard caregiver`` (serve the dashboard) and its account commands.
 
-* ``add-user NAME [--device ID ...]``: create an account (or set its password);
-* ``users``: list the accounts, the devices each may see and its open logins;
+* ``add-user NAME [--role caregiver|physio] [--device ID ...]``: create an account (a
+  caregiver unless ``--role physio``) or set its password;
+* ``set-role NAME caregiver|physio``: only a physio sets plans and progressions;
+* ``users``: list the accounts, their roles, the devices each may see and its open logins;
 * ``remove-user NAME``: delete an account and end its logins at once;
 * ``limit-user NAME (DEVICE ... | --all)``: which devices an account sees;
 * ``report DEVICE [--csv FILE] [--pdf FILE]``: the physio's report, as the dashboard gives it.
@@ -22,6 +24,8 @@ if TYPE_CHECKING:  # imported when a command runs: `retroguard --help` stays qui
     from caregiver.storage import Account
 
 DEFAULT_CONFIG = Path("/etc/retroguard/caregiver.toml")
+ROLES = ("caregiver", "physio")
+"""The values of :class:`caregiver.storage.Role` (not imported here: ``--help`` stays quick)."""
 
 
 def add_parser(subparsers: Any) -> argparse.ArgumentParser:
@@ -56,7 +60,17 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         help="let the account see only this device (repeat for more; default: every device, "
         "or the limit it already has)",
     )
-    command("users", "list the caregiver accounts and the devices each may see")
+    add.add_argument(
+        "--role",
+        choices=ROLES,
+        default=None,
+        help="physio: may set plans and progressions; caregiver: sees them read-only "
+        "(default for a new account: caregiver; an existing one keeps its role)",
+    )
+    role = command("set-role", "make an account a caregiver or a physio (who sets plans)")
+    role.add_argument("username")
+    role.add_argument("role", choices=ROLES)
+    command("users", "list the caregiver accounts, their roles and the devices each may see")
     remove = command("remove-user", "delete a caregiver account and end its logins")
     remove.add_argument("username")
     limit = command("limit-user", "let an account see only some devices (or --all)")
@@ -164,6 +178,14 @@ def _account_command(args: argparse.Namespace, accounts: Accounts, database: str
             return 2
         print(f"user {args.username} removed; its logins are ended")
         return 0
+    if args.caregiver_command == "set-role":
+        from caregiver.storage import Role
+
+        if not accounts.set_role(args.username, Role(args.role)):
+            print(f"{name}: no account {args.username!r} in {database}", file=sys.stderr)
+            return 2
+        print(f"user {args.username} is a {args.role}")
+        return 0
     if args.caregiver_command == "limit-user":
         if args.all == bool(args.devices):
             print(f"{name}: name the devices, or give --all", file=sys.stderr)
@@ -176,8 +198,10 @@ def _account_command(args: argparse.Namespace, accounts: Accounts, database: str
     password = _password(args)
     if password is None:
         return 2
+    from caregiver.storage import Role
+
     try:
-        accounts.add_user(args.username, password)
+        accounts.add_user(args.username, password, None if args.role is None else Role(args.role))
     except ValueError as exc:
         print(f"{name}: {exc}", file=sys.stderr)
         return 2
@@ -211,7 +235,7 @@ def _list_users(users: list[Account]) -> int:
         created = dt.datetime.fromtimestamp(user.created_at).astimezone()
         logins = f"{user.sessions} login{'' if user.sessions == 1 else 's'} open"
         print(
-            f"{user.username:<{width}}  since {created:%Y-%m-%d}  {logins:<15} "
-            f"{_devices(user.devices)}"
+            f"{user.username:<{width}}  {user.role.value:<9}  since {created:%Y-%m-%d}  "
+            f"{logins:<15} {_devices(user.devices)}"
         )
     return 0

@@ -16,6 +16,10 @@ from core.protocol.commands import Command, command_name, encode_command
 from core.protocol.topics import Topics
 
 
+def new_request_id() -> str:
+    return "cg-" + secrets.token_hex(8)
+
+
 class NotConnected(RuntimeError):
     """The service has no broker connection to publish on (yet)."""
 
@@ -26,12 +30,13 @@ class CommandSender:
         """The connection ingest holds now (None before it starts or after it stops)."""
         self.prefix = prefix
 
-    def send(self, device_id: str, command: Command) -> str:
-        """Publish ``command`` to the device (QoS 1); the request id it carries."""
+    def send(self, device_id: str, command: Command, request_id: str | None = None) -> str:
+        """Publish ``command`` to the device (QoS 1) with ``request_id`` (default: a fresh
+        one); the request id it carries."""
         client = self._client()
         if client is None:
             raise NotConnected("not connected to the broker")
-        request_id = "cg-" + secrets.token_hex(8)
+        request_id = request_id or new_request_id()
         client.publish(
             Topics(self.prefix, device_id).command(command_name(command)),
             encode_command(command, request_id),

@@ -20,6 +20,7 @@ from pathlib import Path
 
 from caregiver.config import CaregiverConfig, CaregiverMqttConfig, ServerConfig
 from caregiver.service import CaregiverService
+from caregiver.storage import Role
 from core.logsetup import setup_logging
 
 
@@ -51,7 +52,7 @@ def start_demo_caregiver(broker_host: str, broker_port: int, workdir: Path) -> D
     )
     service = CaregiverService(config)
     username, password = "demo", "demo-" + secrets.token_hex(6)
-    service.accounts.add_user(username, password)
+    service.accounts.add_user(username, password, Role.PHYSIO)  # the demo shows plans too
     service.start(port=0)
     server = dataclasses.replace(config.server, public_url=service.url)
     service.config = dataclasses.replace(config, server=server)

@@ -43,6 +43,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import msgspec
@@ -54,6 +55,7 @@ from paho.mqtt.reasoncodes import ReasonCode
 from caregiver.alerts import Alerting
 from caregiver.changes import Change, DeviceChanged, EventStored, SessionStored
 from caregiver.config import CaregiverConfig
+from caregiver.plan_answers import answer_of
 from caregiver.progress import parse_summary
 from caregiver.storage import NewEvent, StorageFault, Store, StoredEvent
 from core.mqttlink import make_client
@@ -61,6 +63,7 @@ from core.protocol.commands import LATEST, Ack, CommandName, encode_command
 from core.protocol.messages import (
     Availability,
     EventMessage,
+    ProgressMessage,
     ProtocolError,
     ReplyMessage,
     SessionSummary,
@@ -91,6 +94,11 @@ before its commit, and with the whole receive window (100) in one batch a burst'
 went out in clumps 100-250 ms apart (benchmarks/caregiver.py: ingest -> socket p50 83-144 ms
 with 100, 14-41 ms with 16, the burst's CPU time the same)."""
 HELD_RETRY_S = 2.0
+_ANSWERED = (CommandName.PLAN, CommandName.PROGRESSION)
+"""Commands whose replies are recorded for the plan page."""
+INGESTED_KINDS = (*CONSUMED_KINDS, TopicKind.PROGRESS)
+"""What the service reads: every consumed kind, and the retained progress message for the
+sessions a week the device's progression prescribes (adherence counts against them)."""
 
 
 class Ingestor:
@@ -108,7 +116,10 @@ class Ingestor:
         self.on_change = on_change
         self.clock = clock
         self.prefix = config.mqtt.topic_prefix
-        self.subscriptions = subscriptions(self.prefix, config.mqtt.shared_group)
+        self.subscriptions = [
+            *subscriptions(self.prefix, config.mqtt.shared_group),
+            progress_subscription(self.prefix),
+        ]
         self.messages = 0
         self.events_stored = 0
         self.duplicates = 0
@@ -158,9 +169,24 @@ class Ingestor:
         counters = self._counters()
         self._local.later = later
         try:
-            with self.store.batch():
-                for topic, payload in messages:
-                    self._store_one(topic, payload)
+            decoded = [self._decode_one(topic, payload) for topic, payload in messages]
+            devices = {m.device_id for m in decoded if m is not None}
+            events = [(m.event, m.now) for m in decoded if m is not None and m.event is not None]
+            telemetry: dict[str, tuple[dict[str, Any], float]] = {}
+            with self.store.batch(devices, self.clock(), events):
+                for message in decoded:
+                    if message is not None and isinstance(message.body, TelemetryMessage):
+                        # only the latest matters: the batch's telemetry is one statement
+                        telemetry[message.device_id] = (
+                            msgspec.to_builtins(message.body),
+                            message.now,
+                        )
+                    elif message is not None:
+                        self._store_decoded(message)
+                    self._after_commit(self._count_message)
+                if telemetry:
+                    with self.store.transaction() as tx:
+                        tx.set_telemetries(telemetry)
         except StorageFault as exc:
             self._restore(counters)
             self._refused(exc)
@@ -174,14 +200,30 @@ class Ingestor:
 
     def _store_one(self, topic: str, payload: bytes) -> None:
         """One message; bad input is logged and counted, a :class:`StorageFault` raised."""
+        message = self._decode_one(topic, payload)
+        if message is not None:
+            self._store_decoded(message)
+        self._after_commit(self._count_message)
+
+    def _decode_one(self, topic: str, payload: bytes) -> _Received | None:
+        """The message, or None (bad input logged and counted, or a kind not consumed)."""
         try:
-            self._handle(topic, payload)
-        except StorageFault:
-            raise
+            return self._decode(topic, payload)
         except Exception:
             log.exception("could not ingest a message on %s", topic)
             self.rejected += 1
-        self._after_commit(self._count_message)
+            return None
+
+    def _store_decoded(self, message: _Received) -> None:
+        """Store one decoded message; bad input is logged and counted, a
+        :class:`StorageFault` raised."""
+        try:
+            self._store(message)
+        except StorageFault:
+            raise
+        except Exception:
+            log.exception("could not ingest a message on %s", message.topic)
+            self.rejected += 1
 
     def _after_commit(self, action: Callable[[], None]) -> None:
         """Now, or when this thread's batch has committed (never if it fails)."""
@@ -222,39 +264,51 @@ class Ingestor:
         with self._cond:
             return self._cond.wait_for(predicate, timeout)
 
-    def _handle(self, topic: str, payload: bytes) -> None:
+    def _decode(self, topic: str, payload: bytes) -> _Received | None:
         try:
             parsed = parse_topic(self.prefix, topic)
         except BadTopic as exc:
             log.warning("%s", exc)
             self.rejected += 1
-            return
-        if parsed is None or parsed.kind not in CONSUMED_KINDS:
-            return
+            return None
+        if parsed is None or parsed.kind not in INGESTED_KINDS:
+            return None
         device_id, kind = parsed.device_id, parsed.kind
         now = self.clock()
         try:
-            if kind is TopicKind.AVAILABILITY:
-                self._availability(device_id, decode_availability(payload), now)
-                return
-            message = decode(kind, payload)
+            body: Availability | msgspec.Struct = (
+                decode_availability(payload)
+                if kind is TopicKind.AVAILABILITY
+                else decode(kind, payload)
+            )
         except ProtocolError as exc:
             log.warning("%s: %s; ignored", topic, exc)
             self.rejected += 1
-            return
-        match message:
-            case EventMessage():
-                self._event(device_id, message, payload, now)
+            return None
+        event = _new_event(device_id, body, payload) if isinstance(body, EventMessage) else None
+        return _Received(topic, device_id, body, payload, now, event)
+
+    def _store(self, received: _Received) -> None:
+        device_id, now, payload = received.device_id, received.now, received.payload
+        match received.body:
+            case Availability() as value:
+                self._availability(device_id, value, now)
+            case EventMessage() as message:
+                event = received.event or _new_event(device_id, message, payload)
+                self._event(device_id, message, event, now)
             case StateMessage(state=state, reason=reason, wall_time=wall_time):
                 self.store.set_state(device_id, state.value, reason, wall_time, now)
                 self._changed(DeviceChanged(device_id))
-            case TelemetryMessage():
+            case TelemetryMessage() as message:
                 self.store.set_telemetry(device_id, msgspec.to_builtins(message), now)
                 # no live push: the cards do not show telemetry, and it is the bulk of the traffic
-            case ReplyMessage():
+            case ReplyMessage() as message:
                 self._reply(device_id, message)
-            case SessionSummary():
+            case SessionSummary() as message:
                 self._session(device_id, message, payload, now)
+            case ProgressMessage(week=week, week_prescribed=prescribed) if prescribed is not None:
+                # the week's count in the device's zone; one row a week, changed when the stage is
+                self.store.set_prescribed(device_id, week, prescribed)
 
     def _availability(self, device_id: str, value: Availability, now: float) -> None:
         with self.store.transaction() as tx:
@@ -267,27 +321,8 @@ class Ingestor:
         self._after_commit(self.alerting.wake_notifier)
         self._changed(DeviceChanged(device_id))
 
-    def _event(self, device_id: str, message: EventMessage, payload: bytes, now: float) -> None:
-        # The topic names the device (the broker's ACL vouches for it), not the body.
+    def _event(self, device_id: str, message: EventMessage, event: NewEvent, now: float) -> None:
         recording = message.recording
-        stored_payload = payload.decode("utf-8", "replace")
-        if recording is not None:
-            # stored once, compactly, beside the trip it is about; not as base64 in the payload
-            stored_payload = encode(msgspec.structs.replace(message, recording=None))
-        event = NewEvent(
-            id=message.id,
-            device_id=device_id,
-            seq=message.seq,
-            type=message.type.value,
-            severity=message.severity.value,
-            state=message.state.value,
-            reason=message.reason,
-            wall_time=message.wall_time,
-            figures=dict(message.figures),
-            has_window=message.imu_window is not None,
-            payload=stored_payload,
-            incident=message.incident,
-        )
         with self.store.transaction() as tx:
             new = tx.record_event(event, now)
             if new:
@@ -340,6 +375,11 @@ class Ingestor:
             confirmed = self.store.confirm_ack(device_id, reply.request_id)
             if confirmed:
                 self._changed(DeviceChanged(device_id))
+        elif reply.command in _ANSWERED and reply.request_id is not None:
+            # the plan page shows it (caregiver.plan_answers); not a change the live feed shows
+            self.store.command_answered(
+                device_id, reply.request_id, reply.ok, answer_of(reply), self.clock()
+            )
 
     # --------------------------------------------------------------- MQTT
 
@@ -501,6 +541,43 @@ class Ingestor:
         return request_id
 
 
+@dataclass(frozen=True, slots=True)
+class _Received:
+    """A message decoded from its topic and payload, not yet stored."""
+
+    topic: str
+    device_id: str
+    body: Availability | msgspec.Struct
+    payload: bytes
+    now: float
+    """When it was received (the clock's time)."""
+    event: NewEvent | None
+    """An event message's row (a batch inserts its events before handling them)."""
+
+
+def _new_event(device_id: str, message: EventMessage, payload: bytes) -> NewEvent:
+    """The row an event message is stored as. The topic names the device (the broker's ACL
+    vouches for it), not the body."""
+    stored_payload = payload.decode("utf-8", "replace")
+    if message.recording is not None:
+        # stored once, compactly, beside the trip it is about; not as base64 in the payload
+        stored_payload = encode(msgspec.structs.replace(message, recording=None))
+    return NewEvent(
+        id=message.id,
+        device_id=device_id,
+        seq=message.seq,
+        type=message.type.value,
+        severity=message.severity.value,
+        state=message.state.value,
+        reason=message.reason,
+        wall_time=message.wall_time,
+        figures=dict(message.figures),
+        has_window=message.imu_window is not None,
+        payload=stored_payload,
+        incident=message.incident,
+    )
+
+
 def subscriptions(prefix: str, shared_group: str = "") -> list[str]:
     """The topic filters the service subscribes to, one per consumed kind: with a
     ``shared_group``, through MQTT 5 shared subscriptions (each message to one instance of the
@@ -511,6 +588,13 @@ def subscriptions(prefix: str, shared_group: str = "") -> list[str]:
         else all_devices(prefix, kind)
         for kind in CONSUMED_KINDS
     ]
+
+
+def progress_subscription(prefix: str) -> str:
+    """The devices' retained progress messages, for the sessions a week each prescribes: a
+    plain subscription on every instance (a broker sends retained messages to no shared one;
+    every instance writes the same row)."""
+    return all_devices(prefix, TopicKind.PROGRESS)
 
 
 def _iso_now() -> str:

@@ -26,11 +26,11 @@ from core.progress import (
     GOAL_BACKWARD_MIN,
     GOAL_SESSIONS_PER_WEEK,
     MILESTONE_WEEKS,
-    PRESCRIBED_SESSIONS_PER_WEEK,
     WeekProgress,
     at_goal,
     done,
     milestone,
+    prescribed_in,
     utc_of,
     week_of,
     week_start,
@@ -114,16 +114,26 @@ def _week_label(week: str) -> str:
     return f"{monday.day} {monday:%b}"
 
 
-def progress_view(sessions: Sequence[WalkSession], now: float, zone: dt.tzinfo) -> dict[str, Any]:
+def progress_view(
+    sessions: Sequence[WalkSession],
+    now: float,
+    zone: dt.tzinfo,
+    prescribed: Mapping[str, int] | None = None,
+) -> dict[str, Any]:
     """What the progress page shows: this week against the goal, the weeks, the chart series,
     with weeks counted in ``zone``.
 
-    ``sessions`` are the device's stored rows (any order).
+    ``sessions`` are the device's stored rows (any order); ``prescribed`` the weeks' sessions
+    its progression prescribed, as its progress messages said (``Store.prescribed_weeks``:
+    adherence counts against them, :func:`core.progress.prescribed_in`).
     """
     today = dt.datetime.fromtimestamp(now, zone)
     current = week_of(today, zone)
-    weeks = {w.week: w for w in weekly_progress(sessions, zone)}
-    this_week = weeks.get(current, WeekProgress(current, 0, 0, 0.0, 0.0))
+    weeks = {w.week: w for w in weekly_progress(sessions, zone, prescribed)}
+    this_week = weeks.get(
+        current,
+        WeekProgress(current, 0, 0, 0.0, 0.0, prescribed=prescribed_in(current, prescribed or {})),
+    )
     # the chart: every week (with or without sessions) from the first one to this one
     first = min([*weeks, current])
     start = max(week_start(first), week_start(current) - dt.timedelta(weeks=CHART_WEEKS - 1))
@@ -145,7 +155,7 @@ def progress_view(sessions: Sequence[WalkSession], now: float, zone: dt.tzinfo) 
     return {
         "goal_minutes": GOAL_BACKWARD_MIN,
         "goal_sessions": GOAL_SESSIONS_PER_WEEK,
-        "prescribed": PRESCRIBED_SESSIONS_PER_WEEK,
+        "prescribed": this_week.prescribed,
         "milestone": milestone(weeks.values()),
         "milestone_weeks": MILESTONE_WEEKS,
         "this_week": this_week,
@@ -159,7 +169,7 @@ def progress_view(sessions: Sequence[WalkSession], now: float, zone: dt.tzinfo) 
             "backward_min": minutes,
             "at_goal": at_goal_counts,
             "done": done_counts,
-            "prescribed": PRESCRIBED_SESSIONS_PER_WEEK,
+            "prescribed": this_week.prescribed,
             "longest_min": longest,
             "goal_min": GOAL_BACKWARD_MIN * GOAL_SESSIONS_PER_WEEK,
             "goal_longest_min": GOAL_BACKWARD_MIN,

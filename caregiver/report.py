@@ -14,7 +14,7 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import io
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from caregiver.storage import Incident, Store, WalkSession
@@ -25,6 +25,7 @@ from core.progress import (
     Milestone,
     WeekProgress,
     milestone,
+    prescribed_in,
     utc_of,
     week_of,
     week_start,
@@ -80,11 +81,13 @@ def make_report(
     incidents: Sequence[Incident],
     zone: dt.tzinfo,
     now: float,
+    prescribed: Mapping[str, int] | None = None,
 ) -> Report:
     """The report from the stored rows (weeks counted in ``zone``); weeks without a session
-    between the first one and ``now`` are in it, with zero sessions done."""
+    between the first one and ``now`` are in it, with zero sessions done. Adherence counts
+    against ``prescribed`` (the weeks' sessions the progression prescribed; none: 3)."""
     generated = dt.datetime.fromtimestamp(now, zone)
-    by_week = {w.week: w for w in weekly_progress(sessions, zone)}
+    by_week = {w.week: w for w in weekly_progress(sessions, zone, prescribed)}
     trips: dict[str, list[int]] = {}
     for s in sessions:
         counts = trips.setdefault(week_of(utc_of(s.started_wall), zone), [0, 0])
@@ -99,7 +102,10 @@ def make_report(
         day, last = week_start(min(by_week)), week_start(week_of(generated, zone))
         while day <= last:
             key = f"{day.isocalendar()[0]}-W{day.isocalendar()[1]:02d}"
-            progress = by_week.get(key, WeekProgress(key, 0, 0, 0.0, 0.0))
+            progress = by_week.get(
+                key,
+                WeekProgress(key, 0, 0, 0.0, 0.0, prescribed=prescribed_in(key, prescribed or {})),
+            )
             t, st = trips.get(key, [0, 0])
             weeks.append(ReportWeek(progress, t, st, opened.get(key, 0)))
             day += dt.timedelta(weeks=1)
@@ -125,6 +131,7 @@ def report_for(store: Store, device_id: str, walker: str, zone: dt.tzinfo, now: 
         store.incidents_for(device_id, INCIDENT_LIMIT),
         zone,
         now,
+        store.prescribed_weeks(device_id),
     )
 
 

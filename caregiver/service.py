@@ -31,7 +31,7 @@ import uvicorn
 from caregiver.alerts import Alerting
 from caregiver.auth import Accounts, LoginThrottle
 from caregiver.changes import Change, DeviceChanged, EventStored, decode, encode
-from caregiver.commands import CommandSender
+from caregiver.commands import CommandSender, new_request_id
 from caregiver.config import CaregiverConfig
 from caregiver.hub import Hub
 from caregiver.ingest import Ingestor
@@ -39,10 +39,11 @@ from caregiver.lease import Lease
 from caregiver.memory import compact_malloc
 from caregiver.notify import Notifier, Sender, apprise_send
 from caregiver.notify_process import NotifierProcess
+from caregiver.plan_answers import KEPT_PER_DEVICE, sent_by, summary_of
 from caregiver.retention import RetentionSweeper
-from caregiver.storage import Listener, Store
+from caregiver.storage import Listener, SentCommand, Store
 from caregiver.web import create_app
-from core.protocol.commands import AssignPlan, Command, TestAlarm
+from core.protocol.commands import AssignPlan, Command, TestAlarm, command_name
 from core.protocol.plan import Plan
 
 log = logging.getLogger(__name__)
@@ -133,6 +134,7 @@ class CaregiverService:
         for target in targets:
             request_id = self.ingestor.send_ack(device_id, event_id, by, incident=target, via=via)
         with self.store.transaction() as tx:
+            tx.hold_devices([device_id])  # after any batch of its messages: no lock cycle
             tx.acknowledge_events(device_id, event_id, by, now, request_id)
             for incident in incidents:
                 self.alerting.acknowledge_incident(tx, device_id, incident, by, via)
@@ -149,12 +151,32 @@ class CaregiverService:
 
     def assign_plan(self, device_id: str, plan: Plan, by: str) -> str:
         """Send a physio's plan (checked already); the device stores it for the next session.
-        The command's request id."""
-        return self.commands.send(device_id, AssignPlan(plan, by[:64] or "caregiver"))
+        The command's request id; the plan page shows the device's answer."""
+        return self.send_command(device_id, AssignPlan(plan, by[:64] or "caregiver"))
 
     def send_command(self, device_id: str, command: Command) -> str:
-        """Send a command the web layer built and checked; its request id."""
-        return self.commands.send(device_id, command)
+        """Send a command the web layer built and checked; its request id. Recorded as
+        pending first (a prompt reply must find its row), forgotten if it cannot be sent."""
+        request_id = new_request_id()
+        self.store.command_sent(
+            SentCommand(
+                request_id,
+                device_id,
+                command_name(command).value,
+                summary_of(command),
+                sent_by(command),
+                self.clock(),
+                "pending",
+                None,
+                None,
+            ),
+            KEPT_PER_DEVICE,
+        )
+        try:
+            return self.commands.send(device_id, command, request_id)
+        except RuntimeError:
+            self.store.forget_command(request_id)
+            raise
 
     # ------------------------------------------------------------ threads
 

@@ -21,9 +21,11 @@ The physio reads a week on two separate axes, so a walker on the 2/2 plan sees t
 plan counted before they can hold 10 minutes:
 
 * **adherence**: sessions *done* (the plan walked through: :func:`done`) against the
-  sessions prescribed a week (``PRESCRIBED_SESSIONS_PER_WEEK``, 3, until per-walker
-  plans say otherwise); the 2/2 plan followed three times is 3 of 3 even though no
-  session is at goal;
+  sessions prescribed that week: the ``sessions_per_week`` of the progression stage in
+  force at the week's end (:func:`prescribed_in`; the device's retained progress message
+  says the same for the week under way), ``PRESCRIBED_SESSIONS_PER_WEEK`` (3) before any
+  progression; the 2/2 plan followed three times is 3 of 3 even though no session is at
+  goal;
 * **progression**: the week's longest continuous backward stretch against the goal's
   10 minutes.
 """
@@ -31,7 +33,7 @@ plan counted before they can hold 10 minutes:
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -57,6 +59,7 @@ __all__ = [
     "describe_week",
     "done",
     "milestone",
+    "prescribed_in",
     "started_utc",
     "utc_of",
     "week_of",
@@ -177,9 +180,24 @@ class WeekProgress:
         return min(1.0, (self.longest_backward_s + _SLACK_S) / (GOAL_BACKWARD_MIN * 60))
 
 
-def weekly_progress(sessions: Iterable[SessionProgress], zone: dt.tzinfo) -> list[WeekProgress]:
+def prescribed_in(week: str, known: Mapping[str, int]) -> int:
+    """The sessions prescribed in ``week`` ("2026-W49"): ``known``'s count for that week (the
+    stage in force at its end), else the latest known week's before it (a stage stays in
+    force until it changes), else ``PRESCRIBED_SESSIONS_PER_WEEK``."""
+    if week in known:
+        return known[week]
+    earlier = [w for w in known if w < week]  # "YYYY-Www" sorts as the weeks do
+    return known[max(earlier)] if earlier else PRESCRIBED_SESSIONS_PER_WEEK
+
+
+def weekly_progress(
+    sessions: Iterable[SessionProgress],
+    zone: dt.tzinfo,
+    prescribed: Mapping[str, int] | None = None,
+) -> list[WeekProgress]:
     """Sessions grouped by ISO week in ``zone``, oldest week first (weeks without sessions are
-    absent)."""
+    absent); each week's adherence against :func:`prescribed_in` of ``prescribed`` (weeks to
+    the sessions the progression prescribed in them; none: 3 every week)."""
     weeks: dict[str, list[SessionProgress]] = {}
     for s in sessions:
         weeks.setdefault(week_of(started_utc(s), zone), []).append(s)
@@ -191,6 +209,7 @@ def weekly_progress(sessions: Iterable[SessionProgress], zone: dt.tzinfo) -> lis
             backward_s=sum(float(s.backward_s) for s in rows),
             longest_backward_s=max(float(s.longest_backward_s) for s in rows),
             done=sum(1 for s in rows if done(s)),
+            prescribed=prescribed_in(week, prescribed or {}),
         )
         for week, rows in sorted(weeks.items())
     ]

@@ -194,6 +194,9 @@ def build_app(
             buzzer.play("chirp", monitor.clock.monotonic())
         for incident in link.take_closed_incidents():
             controller.on_incident_closed(incident, monitor.clock.monotonic())
+        still_open = link.take_open_incident()
+        if still_open is not None:
+            controller.carry_on_incident(still_open)
 
     light = StatusLight(gpio.status_led, controller)
     monitor.on_iteration += [link.poll, take_requests, light, HealthReports(monitor, link, clock)]

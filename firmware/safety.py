@@ -469,9 +469,28 @@ class SafetyController:
             )
         )
 
+    def carry_on_incident(self, incident: str) -> bool:
+        """The record says ``incident`` is still open from before this monitor started: it is
+        the incident open now, so the walker's re-arming closes it ("I'm OK") — unless this
+        run already has one of its own, or is ARMED (a walk re-armed since: the record only
+        lags). Once re-armed, a run leaves ARMED only by a trip or a fault, each opening an
+        incident of its own, so an incident it closed by re-arming is never carried on again,
+        however late a restarted courier reads the record. Bookkeeping only: nothing here
+        touches the relay. True when carried on."""
+        if self._incident is not None or self.state is SafetyState.ARMED:
+            log.info("incident %s on record left to the caregivers: this run moved on", incident)
+            return False
+        log.warning("incident %s open from before this start: re-arming closes it", incident)
+        self._incident = incident
+        return True
+
     def on_incident_closed(self, incident: str, now: float) -> None:
         """A caregiver closed ``incident`` (an ``ack``): if the walker asked for help in it,
-        ``help_answered`` tells them someone answered. Bookkeeping and a sound; nothing else."""
+        ``help_answered`` tells them someone answered. The incident stays the one open on the
+        belt until the walker re-arms: what follows joins it, and a call for help, a fault or
+        anything worse than it was opens it again everywhere
+        (:func:`core.protocol.events.reopens`). Bookkeeping
+        and a sound; nothing else."""
         if incident in self._help_incidents:
             self._help_incidents.remove(incident)
             log.info("help answered: a caregiver closed incident %s", incident)

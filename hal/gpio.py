@@ -250,6 +250,11 @@ class GpioRelay:
             if self._enable is not None:
                 self._enable.close()
             raise
+        self._active_high = active_high
+        self._active: bool | None = False
+        """The relay pin's level as this object last wrote it (True: active); None after a
+        write failed, when only reading the pin can tell."""
+        self._enable_on = False
         self._holding = False
         self._closed = False
 
@@ -286,15 +291,31 @@ class GpioRelay:
             raise HalError("the relay is closed")
         try:
             if self._drive == "heartbeat":
-                if self._enable is not None and not self._enable.is_active:
+                if self._enable is not None and not self._enable_on:
                     self._enable.on()
-                self._device.toggle()
+                    self._enable_on = True
+                self._edge()
             else:
                 self._device.on()
         except Exception as exc:
             self.release()
             raise HalError(f"cannot drive the relay on GPIO {self._pin}: {exc}") from exc
         self._holding = True
+
+    def _edge(self) -> None:
+        """Invert the relay pin: one heartbeat edge, every loop iteration while ARMED.
+
+        Written on the gpiozero pin (its documented ``state``, the electrical level) from the
+        level this object last wrote, rather than ``toggle()``, which takes the device's lock,
+        reads the pin back and goes through the device's layers: about half the cost of a
+        hold, 200 times a second."""
+        active = self._active
+        if active is None:
+            active = bool(self._device.is_active)
+        self._active = None  # until the write below is known to have happened
+        active = not active
+        self._device.pin.state = active == self._active_high
+        self._active = active
 
     def release(self) -> None:
         """Drop the relay: enable (if any) inactive first, then the relay pin. Never raises.
@@ -306,6 +327,8 @@ class GpioRelay:
         self._holding = False
         if self._closed:
             return
+        self._enable_on = False
+        self._active = None
         for what, device, pin in (
             ("relay enable", self._enable, self._enable_pin),
             ("relay", self._device, self._pin),
@@ -318,6 +341,9 @@ class GpioRelay:
                 log.exception(
                     "%s release on GPIO %s failed; the hardware pull must drop it", what, pin
                 )
+            else:
+                if device is self._device:
+                    self._active = False
 
     def close(self) -> None:
         """Release the relay and give the pins back. Idempotent; never raises."""
@@ -370,8 +396,9 @@ class GpioRelaySense:
         if self._closed:
             return False
         try:
-            # pull_up=True makes gpiozero's "active" the low level: mirror closed, relay released.
-            return not self._device.is_active
+            # The pin's electrical level, read once an iteration without gpiozero's device
+            # layers (pull_up=True makes its "active" the low level: mirror closed, released).
+            return bool(self._device.pin.state)
         except Exception:
             log.exception("reading the relay sense on GPIO %s failed", self._pin)
             return True  # what a broken input reads: closed, i.e. "cannot confirm released"
@@ -430,9 +457,14 @@ class GpioDataReady:
             pin,
             lambda: DigitalInputDevice(pin, pull_up=False, pin_factory=factory),
         )
-        self._device.when_activated = self._on_edge
+        # Counted at the pin (gpiozero's documented ``edges`` and ``when_changed``), on rising
+        # edges only: each pulse's falling edge would be a second interrupt and dispatch that
+        # says nothing, and the device's own events would track its state on every edge.
+        line = self._device.pin
+        line.edges = "rising"
+        line.when_changed = self._on_edge
 
-    def _on_edge(self) -> None:
+    def _on_edge(self, ticks: object = None, state: object = None) -> None:
         if threading.get_ident() != self._callback_thread:
             self._callback_thread = threading.get_ident()
             if self._policy is not None:

@@ -35,6 +35,14 @@ SIM_MAX_PIN_STATES = 100_000
 """History kept per simulated pin: hours of heartbeat would otherwise grow without bound."""
 INT_PIN_HISTORY = 2_000
 """Changes the simulated INT pin keeps: 5 s of pulses at 200 Hz."""
+HEARTBEAT_PIN_HISTORY = 4_000
+"""Changes a heartbeat-driven relay pin keeps: 20 s of edges at 200 Hz. The hold-circuit model
+hears every edge as it happens; the history is for tests that look at the last seconds, and
+at :data:`SIM_MAX_PIN_STATES` it grew by 20 MB over the first eight minutes of a run."""
+
+RUN_BUS_LOG_SIZE = 256
+"""Transactions the ``simulated`` entry point's bus keeps (a monitor run, not a test that reads
+the log): the default 10,000 held 1.4 MB in a process whose budget is 30 MB."""
 
 IDLE_SIMULATION_S = 365 * 24 * 3600.0
 """``retroguard run`` on simulated hardware: a walker standing still for a year."""
@@ -92,11 +100,18 @@ class SimulatedHardware:
 
 
 def build_simulated_imu(
-    config: ImuConfig, clock: Clock, motion: MotionSource, *, seed: int = 0
+    config: ImuConfig,
+    clock: Clock,
+    motion: MotionSource,
+    *,
+    seed: int = 0,
+    bus_log_size: int = 10_000,
 ) -> SimulatedImuRig:
-    """The real driver on a fake bus with a simulated chip at ``config.address``."""
+    """The real driver on a fake bus with a simulated chip at ``config.address``.
+
+    ``bus_log_size``: transactions the bus keeps in :attr:`FakeI2cBus.log` for tests."""
     chip = SimulatedMpu6050(motion, clock, seed=seed)
-    bus = FakeI2cBus({config.address: chip}, seed=seed)
+    bus = FakeI2cBus({config.address: chip}, seed=seed, log_size=bus_log_size)
     rig = SimulatedImuRig(Mpu6050(bus, config, clock, owns_bus=True), bus, chip)
     _rigs[rig.imu] = rig
     return rig
@@ -126,7 +141,7 @@ def _wire_bench(clock: Clock) -> None:
 def open_simulated_imu(config: ImuConfig, clock: Clock) -> Mpu6050:
     """Entry point ``simulated``: a walker standing still on the belt, for a year."""
     motion = scenarios.scenario(scenarios.Standing(IDLE_SIMULATION_S))
-    rig = build_simulated_imu(config, clock, motion)
+    rig = build_simulated_imu(config, clock, motion, bus_log_size=RUN_BUS_LOG_SIZE)
     _benches.setdefault(clock, _Bench()).chip = rig.chip
     _wire_bench(clock)
     return rig.imu
@@ -163,6 +178,7 @@ def _open_simulated_gpio(config: GpioConfig, clock: Clock) -> SimulatedGpio:
     button_pin = factory.observed_pin(pins.reset_button)
     hardware: RelayHardware
     if config.relay_drive == "heartbeat":
+        relay_pin.limit_history(HEARTBEAT_PIN_HISTORY)
         hardware = HeartbeatRelayHardware(clock, hold_s=config.heartbeat_hold_s).attach(
             relay_pin,
             button_pin,

@@ -30,6 +30,7 @@ from caregiver.config import (
     ServerConfig,
 )
 from caregiver.service import CaregiverService
+from caregiver.storage import Role
 from core.protocol.messages import (
     BalanceFigures,
     Direction,
@@ -529,7 +530,7 @@ def running_service(
     config: CaregiverConfig, *, web: bool = True, background: bool = True, **kwargs: Any
 ) -> Iterator[CaregiverService]:
     service = CaregiverService(config, **kwargs)
-    service.accounts.add_user("ann", PASSWORD)
+    service.accounts.add_user("ann", PASSWORD, Role.PHYSIO)  # she sets plans in the tests
     service.start(web=web, background=background, port=0)
     try:
         assert service.ingestor.connected.wait(WAIT), "the service did not connect to the broker"

@@ -164,6 +164,57 @@ def test_a_fall_after_a_stumble_was_acknowledged_reopens_the_incident(
         service.stop()
 
 
+@pytest.mark.parametrize("then", ["help", "fault"])
+def test_a_call_for_help_or_a_fault_after_a_fall_was_acknowledged_pages_again(
+    mosquitto: Mosquitto, tmp_path: Path, receiver: Receiver, caregiver_db: str, then: str
+) -> None:
+    """Neither ranks above a fall, yet someone must hear it: joining the closed incident
+    must not swallow it (it did: the incident stayed closed and nobody was paged)."""
+    service, _ = _fake_clock_service(mosquitto, tmp_path, receiver, database=caregiver_db)
+    try:
+        device = SimDevice(mosquitto, DEVICE)
+        incident = _incident()
+        fall = device.event(
+            "no_recovery", severity="critical", state="TRIPPED", reason="r", incident=incident
+        )
+        assert _stored(service, fall["id"])
+        service.notifier.deliver_due()
+        service.acknowledge(DEVICE, fall["id"], "Ann")
+        service.notifier.deliver_due()  # whoever was paged hears Ann answered
+        closed = service.store.incident(incident)
+        assert closed is not None and not closed.open
+        later = device.event(
+            then, severity="critical", state="TRIPPED", reason="r", incident=incident
+        )
+        assert _stored(service, later["id"])
+        reopened = service.store.incident(incident)
+        assert reopened is not None and reopened.open
+        assert reopened.severity == "no_recovery"  # still its worst event
+        assert service.notifier.deliver_due() == 1  # paged again
+    finally:
+        service.stop()
+
+
+def test_an_arming_press_does_not_answer_a_call_for_help(
+    mosquitto: Mosquitto, tmp_path: Path, receiver: Receiver, caregiver_db: str
+) -> None:
+    """A call for help made in STANDBY is an incident of its own; the walk armed after it
+    (a reset without an incident) leaves it to a caregiver (docs/incidents.md)."""
+    service, _ = _fake_clock_service(mosquitto, tmp_path, receiver, database=caregiver_db)
+    try:
+        device = SimDevice(mosquitto, DEVICE)
+        incident = _incident()
+        device.event("help", severity="critical", state="STANDBY", reason="r", incident=incident)
+        armed = device.reset()
+        assert _stored(service, armed["id"])
+        (alert,) = service.store.alerts(DEVICE)
+        assert alert.kind == "help" and alert.status == "paging"
+        still = service.store.incident(incident)
+        assert still is not None and still.open
+    finally:
+        service.stop()
+
+
 def test_a_window_is_stored_once_compactly_and_plotted_with_its_marks(
     mosquitto: Mosquitto, tmp_path: Path, receiver: Receiver, caregiver_db: str
 ) -> None:

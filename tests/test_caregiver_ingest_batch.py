@@ -20,9 +20,9 @@ from caregiver.service import CaregiverService
 DEVICE = "treadmill-1"
 
 
-def _service(tmp_path: Path, changes: list[Change]) -> CaregiverService:
+def _service(tmp_path: Path, changes: list[Change], database: str = "") -> CaregiverService:
     config = CaregiverConfig(
-        server=ServerConfig(host="127.0.0.1", port=0, database=str(tmp_path / "c.db")),
+        server=ServerConfig(host="127.0.0.1", port=0, database=database or str(tmp_path / "c.db")),
         mqtt=CaregiverMqttConfig(host="127.0.0.1", port=1),
     )
     service = CaregiverService(config)
@@ -96,3 +96,65 @@ def test_a_batch_the_database_refuses_keeps_and_announces_nothing(tmp_path: Path
         ]
     finally:
         store.close()
+
+
+def test_a_batch_stores_each_event_once_however_often_it_comes(
+    tmp_path: Path, caregiver_db: str
+) -> None:
+    """A batch inserts its events up front: one already stored (a redelivery) and one twice in
+    the batch are each stored once, raise one incident each, and are receipted every time;
+    the device's latest event is the batch's newest."""
+    changes: list[Change] = []
+    service = _service(tmp_path, changes, caregiver_db)
+    try:
+        earlier, new = _event(1, "fall"), _event(2, "fall")
+        assert service.ingestor.handle_batch([earlier])
+        changes.clear()
+        assert service.ingestor.handle_batch([new, earlier, new])
+        ingestor = service.ingestor
+        assert (ingestor.events_stored, ingestor.duplicates, ingestor.messages) == (2, 2, 4)
+        assert sorted(e.id for e in service.store.events_for(DEVICE)) == sorted(
+            [_id(earlier), _id(new)]
+        )
+        assert [c.event_id for c in changes if isinstance(c, EventStored)] == [_id(new)]
+        assert sorted(i.id for i in service.store.incidents_for(DEVICE)) == sorted(
+            [_id(earlier), _id(new)]
+        )
+        # oldest first (by id), whether its id was reserved by the batch or given on insert
+        assert [a.event_id for a in service.store.alerts(DEVICE)] == [_id(earlier), _id(new)]
+        device = service.store.device(DEVICE)
+        assert device is not None and device["last_event"] is not None
+        assert device["last_event"]["id"] == _id(new)
+    finally:
+        service.store.close()
+
+
+def test_an_incident_opened_and_closed_in_one_batch_ends_closed(
+    tmp_path: Path, caregiver_db: str
+) -> None:
+    """A fall and the walker's "I'm OK" for it arrive in one batch: the incident the batch
+    found missing is opened, its alert (its id reserved by the batch on PostgreSQL) pages,
+    and the OK closes both, as when they come one by one."""
+    changes: list[Change] = []
+    service = _service(tmp_path, changes, caregiver_db)
+    incident = uuid.uuid4().hex
+
+    def message(kind: str, severity: str, **extra: object) -> tuple[str, bytes]:
+        data = {
+            "schema": 1, "id": uuid.uuid4().hex, "seq": 1, "type": kind, "device_id": DEVICE,
+            "severity": severity, "state": "TRIPPED", "reason": kind,
+            "wall_time": "2026-12-01T21:00:00.000+00:00", "t_monotonic": 1.0, "figures": {},
+            "incident": incident, **extra,
+        }  # fmt: skip
+        return f"retroguard/{DEVICE}/event", json.dumps(data).encode()
+
+    try:
+        fall = message("fall", "critical")
+        ok = message("ok", "info", by="walker")
+        assert service.ingestor.handle_batch([fall, ok])
+        closed = service.store.incident(incident)
+        assert closed is not None and closed.closed_by_walker
+        [alert] = service.store.alerts(DEVICE)
+        assert (alert.event_id, alert.status) == (_id(fall), "resolved")
+    finally:
+        service.store.close()

@@ -274,3 +274,195 @@ def test_a_burst_of_announcements_reaches_the_other_instance_whole_and_in_order(
     finally:
         listener.stop()
         sender.close()
+
+
+def _write(store: Store, event_id: str, device_id: str) -> None:
+    """One message's writes in the open batch, waited for (in pipeline mode a write is only
+    sent: the read makes it done before the test goes on)."""
+    with store.transaction() as tx:
+        assert tx.record_event(_event(event_id, device_id), 1000.0)
+        assert tx.device(device_id) is not None
+
+
+def _run(*steps: Callable[[], None]) -> list[BaseException]:
+    """Run each step in a thread of its own; what they raised."""
+    failures: list[BaseException] = []
+
+    def run(step: Callable[[], None]) -> None:
+        try:
+            step()
+        except BaseException as exc:  # reported by the caller's assertions
+            failures.append(exc)
+
+    threads = [threading.Thread(target=run, args=(step,)) for step in steps]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(WAIT * 2)
+    assert not any(t.is_alive() for t in threads), "a batch never finished"
+    return failures
+
+
+def test_batches_writing_devices_in_opposite_orders_deadlock_unless_locked_first(
+    postgres_cluster: PostgresCluster,
+) -> None:
+    """The hazard the batch's device locks remove (group commit on two instances): A writes
+    device 1 then 2 in one batch, B writes 2 then 1. Each holds its first device's row when
+    it asks for the other's: PostgreSQL finds the deadlock and aborts one batch."""
+    url = postgres_cluster.new_database()
+    a, b = Store(url), Store(url)
+    a_first, b_first = threading.Event(), threading.Event()
+
+    def batch_a() -> None:
+        with a.batch():
+            _write(a, "a1" * 16, "treadmill-1")
+            a_first.set()
+            assert b_first.wait(WAIT)
+            _write(a, "a2" * 16, "treadmill-2")  # waits on B's row for device 2
+
+    def batch_b() -> None:
+        assert a_first.wait(WAIT)
+        with b.batch():
+            _write(b, "b2" * 16, "treadmill-2")
+            b_first.set()
+            assert _wait_until(lambda: _waiting_on_a_lock(url)), "A never waited on B"
+            _write(b, "b1" * 16, "treadmill-1")  # waits on A's row: a cycle
+
+    try:
+        failures = _run(batch_a, batch_b)
+        assert len(failures) == 1
+        assert isinstance(failures[0], StorageFault) and "deadlock" in str(failures[0])
+        assert a.event_count() == 2  # the other batch committed whole
+    finally:
+        a.close()
+        b.close()
+
+
+def test_batches_that_lock_their_devices_first_in_id_order_both_commit(
+    postgres_cluster: PostgresCluster,
+) -> None:
+    """The same two batches, each naming its devices (as ingest does): B, starting while A
+    holds its devices, waits for A's commit before it writes anything, then commits too."""
+    url = postgres_cluster.new_database()
+    a, b = Store(url), Store(url)
+    a_first = threading.Event()
+
+    def batch_a() -> None:
+        with a.batch(["treadmill-1", "treadmill-2"], 1000.0):
+            _write(a, "a1" * 16, "treadmill-1")
+            a_first.set()
+            assert _wait_until(lambda: _waiting_on_a_lock(url)), "B never waited on A"
+            _write(a, "a2" * 16, "treadmill-2")
+
+    def batch_b() -> None:
+        assert a_first.wait(WAIT)
+        with b.batch(["treadmill-2", "treadmill-1"], 1000.0):
+            _write(b, "b2" * 16, "treadmill-2")
+            _write(b, "b1" * 16, "treadmill-1")
+
+    try:
+        assert _run(batch_a, batch_b) == []
+        stored = execute(url, "SELECT id FROM events ORDER BY id")
+        assert [row[0] for row in stored] == ["a1" * 16, "a2" * 16, "b1" * 16, "b2" * 16]
+    finally:
+        a.close()
+        b.close()
+
+
+def test_a_batch_takes_its_devices_in_id_order(postgres_cluster: PostgresCluster) -> None:
+    """B's batch names device 2 before device 1, and device 1 is held by A: B waits for it
+    without holding device 2 (it takes them in id order), so a third writer of device 2 alone
+    is not held up behind B."""
+    url = postgres_cluster.new_database()
+    a, b = Store(url), Store(url)
+    b_done = threading.Event()
+
+    def batch_b() -> None:
+        with b.batch(["treadmill-2", "treadmill-1"], 1000.0):
+            _write(b, "b2" * 16, "treadmill-2")
+        b_done.set()
+
+    try:
+        with a.batch(["treadmill-1", "treadmill-2"], 999.0):
+            pass  # both devices' rows exist (a new row is not seen by others until committed)
+        with a.batch(["treadmill-1"], 1000.0):
+            _write(a, "a1" * 16, "treadmill-1")
+            racer = threading.Thread(target=batch_b)
+            racer.start()
+            assert _wait_until(lambda: _waiting_on_a_lock(url)), "B never waited on A"
+            with psycopg.connect(url, autocommit=True) as witness:
+                free = witness.execute(
+                    "SELECT device_id FROM devices WHERE device_id = 'treadmill-2' "
+                    "FOR UPDATE NOWAIT"
+                ).fetchall()
+            assert free == [("treadmill-2",)]  # free: B did not take it before device 1
+            assert not b_done.is_set()
+        racer.join(WAIT)
+        assert b_done.is_set()
+    finally:
+        a.close()
+        b.close()
+
+
+def test_holding_a_device_waits_for_a_batch_of_its_messages(
+    postgres_cluster: PostgresCluster,
+) -> None:
+    """An acknowledgement takes the device's row first (Transaction.hold_devices): while a
+    batch of that device's messages is open it waits at the row, before writing anything
+    the batch may need, and goes on once the batch has committed."""
+    url = postgres_cluster.new_database()
+    a, b = Store(url), Store(url)
+    held: list[bool] = []
+
+    def acknowledge() -> None:
+        with b.transaction() as tx:
+            tx.hold_devices(["treadmill-1"])
+            held.append(tx.event("a1" * 16) is not None)  # the batch's event, committed
+
+    try:
+        with a.batch(["treadmill-1"], 999.0):
+            pass  # the device is known (an acknowledged device always is)
+        with a.batch(["treadmill-1"], 1000.0):
+            _write(a, "a1" * 16, "treadmill-1")
+            racer = threading.Thread(target=acknowledge)
+            racer.start()
+            assert _wait_until(lambda: _waiting_on_a_lock(url)), "B never waited on A's row"
+            assert held == []
+        racer.join(WAIT)
+        assert held == [True]
+    finally:
+        a.close()
+        b.close()
+
+
+def test_escalation_waits_for_a_batch_of_the_devices_it_escalates(
+    postgres_cluster: PostgresCluster,
+) -> None:
+    """The escalation's transaction takes the due alerts' devices first: while a batch of
+    that device's messages is open it waits, and then sees what the batch did (the alert
+    the batch closed is no longer due: nobody is paged for it again)."""
+    url = postgres_cluster.new_database()
+    a, b = Store(url), Store(url)
+    due: list[list[int]] = []
+    with a.transaction() as tx:
+        assert tx.record_event(_event("a1" * 16), 1000.0)
+        alert_id = tx.page_alert("fall", "treadmill-1", "a1" * 16, 1000.0, 1300.0)
+
+    def escalate() -> None:
+        with b.transaction() as tx:
+            due.append([alert.id for alert in tx.open_alerts_due(2000.0)])
+
+    try:
+        with a.batch(["treadmill-1"], 1500.0):
+            with a.transaction() as tx:
+                tx.close_alert(alert_id, "resolved", "walker reset (I'm OK)", 1500.0)
+                assert tx.device("treadmill-1") is not None  # the close is done, not only sent
+            racer = threading.Thread(target=escalate)
+            racer.start()
+            assert _wait_until(lambda: _waiting_on_a_lock(url)), "B never waited on A's row"
+            assert due == []
+        racer.join(WAIT)
+        assert due == [[]]
+    finally:
+        a.close()
+        b.close()

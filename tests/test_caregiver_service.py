@@ -142,11 +142,14 @@ def test_the_login_pages_stylesheet_is_public_and_nothing_else_static_is(
         client = Http(service.port)
         _, _, page = client.request("GET", "/login")
         assets = re.findall(r'(?:href|src)="(/static/[^"]+)"', page)
-        assert assets == ["/static/public/app.css"]  # the login page needs no script
-        for path in assets:
-            status, headers, body = client.request("GET", path, headers={"accept": "text/css"})
-            assert status == 200, path
-            assert headers["content-type"].startswith("text/css") and ".card" in body
+        # the login page needs no script; its icon is public too (no /favicon.ico 404)
+        assert assets == ["/static/public/app.css", "/static/public/icon.svg"]
+        status, headers, body = client.request("GET", assets[0], headers={"accept": "text/css"})
+        assert status == 200
+        assert headers["content-type"].startswith("text/css") and ".card" in body
+        status, headers, body = client.request("GET", assets[1], headers={"accept": "image/*"})
+        assert status == 200
+        assert headers["content-type"].startswith("image/svg+xml") and "<svg" in body
         for path in ("/static/app.js", "/static/public/../app.js", "/static/public/%2e%2e/app.js"):
             status, _, body = client.request("GET", path, headers={"accept": "*/*"})
             assert status in (401, 404), path

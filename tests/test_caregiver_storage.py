@@ -230,6 +230,41 @@ def test_a_transaction_that_raises_stores_nothing(caregiver_db: str) -> None:
         store.close()
 
 
+def test_records_read_by_their_ids_at_once_are_those_read_one_by_one(caregiver_db: str) -> None:
+    """The live feed reads a batch's events, cards and incidents in a statement each; what it
+    gets is what one read each gives, and an id that is not there is left out."""
+    store = Store(caregiver_db)
+    events = [
+        NewEvent(
+            id=f"{n:032x}",
+            device_id=f"treadmill-{n % 2}",
+            seq=n,
+            type="fall",
+            severity="critical",
+            state="TRIPPED",
+            reason="impact",
+            wall_time="2026-11-17T09:55:00+00:00",
+            figures={"peak_g": 3.0 + n},
+            has_window=False,
+            payload="{}",
+        )
+        for n in range(1, 4)
+    ]
+    try:
+        with store.transaction() as tx:
+            for n, event in enumerate(events):
+                assert tx.record_event(event, 10.0 + n)
+                tx.open_incident(event.id, event.device_id, "fall", event.id, event.wall_time, 10.0)
+        event_ids = [e.id for e in events] + ["not-stored"]
+        assert store.events_by_id(event_ids) == {e.id: store.event(e.id) for e in events}
+        devices = ["treadmill-0", "treadmill-1", "treadmill-9"]
+        assert store.devices_by_id(devices) == {d: store.device(d) for d in devices[:2]}
+        assert store.incidents_by_id(event_ids) == {e.id: store.incident(e.id) for e in events}
+        assert store.events_by_id([]) == {}
+    finally:
+        store.close()
+
+
 # ------------------------------------------- the service on the adopted database
 
 

@@ -21,8 +21,8 @@ from firmware.detection.factory import build_detector, compiled_class, detector_
 from firmware.detection.retro import FallDetector
 from sim import treadmill
 from sim.bed import BedFall, LieDown
+from sim.scenarios import BackwardFall, Standing
 from sim.scenarios import Sequence as Scenario
-from sim.scenarios import Standing
 from tests.detector_support import detector_state, run
 from tests.kfall_support import kfall_file
 from tests.sisfall_support import sisfall_file
@@ -70,6 +70,7 @@ KFALL = [
     "S08T23R02.csv",  # forward fall getting up: a trip before onset, then the fall
     "S09T09R01.csv",  # jogging quickly with a turn
     "S06T19R01.csv",  # lying down quickly on a bed
+    "S06T27R05.csv",  # impact 0.53 s after the first sample: a landing in the warm-up
 ]
 
 
@@ -90,6 +91,19 @@ def test_compiled_and_pure_agree_on_a_synthesised_treadmill_fall() -> None:
     n = int(seq.duration * RATE)
     samples = [ImuSample(i / RATE, *seq.at(i / RATE)) for i in range(n)]
     assert_identical(samples, up_vector(seq.mounting))
+
+
+def test_compiled_and_pure_agree_on_a_fall_in_the_warm_up() -> None:
+    """A quiet quarter second ends the warm-up, then a fall; and a fall whose
+    impact comes inside the warm-up (landings against the provisional upright)."""
+    for segments in (
+        [Standing(0.3), BackwardFall(lead_in_s=0.0, fall_s=0.6, lie_s=4.0)],
+        [BackwardFall(lead_in_s=0.0, fall_s=0.6, lie_s=4.0)],
+    ):
+        seq = Scenario(segments, seed=2, blend_s=0.05)
+        n = int(seq.duration * RATE)
+        samples = [ImuSample(i / RATE, *seq.at(i / RATE)) for i in range(n)]
+        assert_identical(samples, up_vector(seq.mounting))
 
 
 def test_compiled_and_pure_agree_on_a_fall_off_a_bed() -> None:

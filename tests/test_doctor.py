@@ -127,7 +127,11 @@ def test_simulated_rig_passes_every_check(config: Config, clock: SimClock) -> No
         "SKIP  audio            simulated pins: spoken prompts are printed, not played "
         '(session.voice = "auto" speaks on the board)'
     )
-    assert text[18] == "all checks passed (17 run or skipped)"
+    assert text[18] == (  # last: it needs the IMU and the pins
+        "PASS  imu-int          100 rising edge(s) on GPIO4 for 100 samples in 0.5 s: the "
+        "data-ready interrupt paces the loop"
+    )
+    assert text[19] == "all checks passed (18 run or skipped)"  # 18: + imu-int
     assert not Path(db).parent.exists()  # nothing left behind
 
 
@@ -528,4 +532,65 @@ def test_report_exit_status_on_failure(config: Config, clock: SimClock) -> None:
     out = io.StringIO()
     status = report(config, Bench(clock=clock, wall_time=lambda: 0.0), Path("x.toml"), out)
     assert status == 1
-    assert out.getvalue().splitlines()[-1] == "1 of 17 checks FAILED: clock"  # 17: + audio
+    # 18: + audio, + imu-int
+    assert out.getvalue().splitlines()[-1] == "1 of 18 checks FAILED: clock"
+
+
+# ------------------------------------------------------------------ the IMU's INT line
+
+INT_WIRING = (
+    "check the wire from the MPU-6050's INT pad to GPIO4 (header pin 7) in the belt cable and "
+    "its connector, and that gpio.pins.imu_int names the pin it is on (wiring/README.md, "
+    'section 8); if INT is not wired, set imu.pacing = "poll"'
+)
+
+
+def test_a_dead_int_line_is_a_warning_that_says_what_to_check(
+    config: Config, clock: SimClock
+) -> None:
+    out = io.StringIO()
+    status = report(config, Bench(clock=clock, sim_int_wired=False), None, out)
+    assert status == 0  # "auto": the monitor polls instead, nothing fails
+    assert out.getvalue().splitlines()[-2] == (
+        "WARN  imu-int          no data-ready pulse: 0 rising edge(s) on GPIO4 for 100 samples "
+        "in 0.5 s; the monitor falls back to polling (more I2C traffic and CPU); " + INT_WIRING
+    )
+
+
+def test_a_dead_int_line_fails_when_the_interrupt_is_required(tmp_path: Path) -> None:
+    clock = SimClock(100.0)
+    config = make_config(tmp_path)
+    config = dataclasses.replace(config, imu=dataclasses.replace(config.imu, pacing="interrupt"))
+    found = lines(config, Bench(clock=clock, sim_int_wired=False))
+    assert found["imu-int"] == (
+        "FAIL  imu-int          no data-ready pulse: 0 rising edge(s) on GPIO4 for 100 samples "
+        'in 0.5 s; with imu.pacing = "interrupt" the monitor falls back to polling (more I2C '
+        "traffic and CPU); fix: " + INT_WIRING
+    )
+    wired = lines(config, Bench(clock=SimClock(100.0)))
+    assert wired["imu-int"].startswith("PASS  imu-int          100 rising edge(s) on GPIO4")
+
+
+def test_with_polling_configured_the_int_line_is_not_checked(tmp_path: Path) -> None:
+    config = make_config(tmp_path)
+    config = dataclasses.replace(config, imu=dataclasses.replace(config.imu, pacing="poll"))
+    found = lines(config, Bench(clock=SimClock(100.0)))
+    assert found["imu-int"] == (
+        'SKIP  imu-int          imu.pacing = "poll": the monitor does not use the INT line'
+    )
+
+
+def test_an_int_pin_held_by_another_process_is_said(config: Config, clock: SimClock) -> None:
+    factory = ClockedMockFactory(clock)
+    holder = DigitalOutputDevice(4, pin_factory=factory)
+    try:
+        found = lines(config, Bench(clock=clock, pin_factory=factory))
+    finally:
+        holder.close()
+        factory.close()
+    assert found["imu-int"].startswith(
+        "WARN  imu-int          GPIO4 cannot be opened for the data-ready line: "
+    )
+    assert found["imu-int"].endswith(
+        "stop the monitor (sudo systemctl stop retroguard) and run the doctor again"
+    )

@@ -281,6 +281,31 @@ def test_a_fall_with_a_known_onset_is_scored_between_onset_and_impact(trace_dir:
     assert onset["tripped_before_onset"] == 0.0
 
 
+def test_a_recording_started_just_before_its_onset_still_has_its_fall(trace_dir: Path) -> None:
+    """``--start-before-onset``: the synthesised fall played from 0.2 s before
+    its labelled onset (the walk before it dropped, so the detector's
+    warm-up meets the fall): it starts there, and the fall is still
+    confirmed; recordings without an onset are played whole."""
+    path = str(trace_dir / "fall_P01.csv")
+    whole = evaluate.evaluate_file(path, RATE, DetectorConfig())
+    cut = evaluate.evaluate_file(path, RATE, DetectorConfig(), start_before_onset=0.2)
+    assert whole.onset_t is not None and cut.onset_t == whole.onset_t
+    assert cut.duration_s == pytest.approx(whole.duration_s - (whole.onset_t - 0.2), abs=0.01)
+    assert cut.first_fall_t is not None and cut.first_fall_t > cut.impact_t
+    walk = str(trace_dir / "walk_P01.csv")
+    assert (
+        evaluate.evaluate_file(walk, RATE, DetectorConfig(), start_before_onset=0.2).duration_s
+        == evaluate.evaluate_file(walk, RATE, DetectorConfig()).duration_s
+    )
+
+
+def test_a_negative_start_before_onset_is_refused(
+    trace_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert evaluate.main([str(trace_dir), "--start-before-onset", "-1", "--no-progress"]) == 2
+    assert "--start-before-onset" in capsys.readouterr().err
+
+
 def _fall_result(onset: float, impact: float, trips: list[float]) -> evaluate.FileResult:
     before = [t for t in trips if t < onset]
     after = [t for t in trips if t >= onset]

@@ -245,6 +245,30 @@ def test_relay_release_never_raises(
     relay.close()
 
 
+def test_heartbeat_edge_after_a_failed_release_comes_from_the_pin(
+    factory: ClockedMockFactory,
+) -> None:
+    """The edge is written from the level last written; after a write that raised, the level
+    is unknown and the next edge is taken from the pin itself, so it is still an edge."""
+    relay = GpioRelay(RELAY, factory, "heartbeat")
+    pin = factory.observed_pin(RELAY)
+    relay.hold()
+    assert pin.level is True
+
+    def broken(t: float, level: bool) -> None:
+        raise OSError("pin write failed")
+
+    pin.add_listener(broken)
+    relay.release()  # the level changed, then the write raised: logged, not raised
+    pin.remove_listener(broken)
+    pin.clear_states()
+    relay.hold()
+    assert [level for _, level in pin.transitions] == [True]
+    relay.hold()
+    assert [level for _, level in pin.transitions] == [True, False]
+    relay.close()
+
+
 def test_relay_hold_failure_is_a_hal_error(factory: ClockedMockFactory) -> None:
     relay = GpioRelay(RELAY, factory, "heartbeat")
 

@@ -411,7 +411,18 @@ def test_a_plan_sent_from_the_dashboard_reaches_the_device_and_applies_at_the_ne
         )
         assert status == 303 and "?sent=cg-" in headers["location"]
         request_id = headers["location"].split("sent=")[1]
+        _, _, sent_page = web.request("GET", headers["location"])
+        assert f'data-request-id="{request_id}" data-state="pending"' in sent_page
         assert pump_link_until(rig.app.link, lambda: rig.app.link._new_plan is not None)
+
+        def answered() -> bool:
+            return cg.store.sent_commands(DEVICE)[0].status != "pending"
+
+        assert cg.ingestor.wait_for(answered)  # the device's reply, not just "sent"
+        _, _, answered_page = web.request("GET", headers["location"])
+        assert f'data-request-id="{request_id}" data-state="accepted"' in answered_page
+        assert "accepted: stored as plan Anna, week 3 (revision" in answered_page
+        assert "used from the walker&#39;s next session" in answered_page
     stored = rig.courier.db.read(current_plan)
     assert stored is not None and stored.request_id == request_id and stored.by == "ann"
     rig.run_for(0.05)
@@ -606,6 +617,19 @@ def test_a_progression_from_the_dashboard_reaches_the_device_and_can_be_held(
         token = re.search(r'name="csrf" value="([^"]+)"', page)
         assert token and 'action="/devices/treadmill-1/progression"' in page
         url = f"/devices/{DEVICE}/progression"
+        status, headers, _ = web.request("POST", url, [("csrf", token[1]), ("action", "step_back")])
+        assert status == 303  # sent; the device refuses it: nothing to step back on
+
+        def step_back_refused() -> bool:
+            return cg.store.sent_commands(DEVICE)[0].status == "refused"
+
+        assert cg.ingestor.wait_for(step_back_refused)
+        _, _, answers = web.request("GET", f"/api/devices/{DEVICE}/plan-commands")
+        (step_back,) = json.loads(answers)["commands"]
+        assert step_back["state"] == "refused" and step_back["summary"] == (
+            "progression: step back a stage"
+        )
+        assert step_back["text"] == "refused: no progression is assigned to this device"
         pick = [("csrf", token[1]), ("progression", "toward-10-minutes")]
         status, _, refused = web.request("POST", url, [*pick, ("stage", "12")])
         assert status == 400 and "stage: must be 1 to 9" in refused

@@ -431,3 +431,133 @@ def test_the_prompts_command_renders_the_plan_into_the_cache(
     assert "22 prompts (0 rendered" in again[0]
     assert again[1].endswith("Interval 1 of 15. Walk backward for 2 minutes. 30 minutes to go.")
     assert len(again) == 23
+
+
+# ------------------------------------------------------------------ pruning the cache
+
+
+def _plan(name: str, minutes: float) -> Plan:
+    return Plan(name, (Interval("backward", minutes), Interval("forward", minutes)))
+
+
+def test_pruning_keeps_the_plans_in_use_and_removes_only_rendered_prompts(
+    tmp_path: Path, prompts: Prompts
+) -> None:
+    cache = PromptCache(tmp_path / "prompts")
+    old, new = prompts.all_for_plan(_plan("old", 3)), prompts.all_for_plan(_plan("new", 4))
+    other_voice = PromptCache(cache.directory, "de", 150)
+    for text in (*old, *new):
+        fake_wav(cache.path_for(text))
+    fake_wav(other_voice.path_for(new[0]))
+    mine = cache.directory / "notes.wav"
+    mine.write_bytes(b"not a prompt")  # nothing the cache did not name is touched
+    gone = {cache.path_for(t) for t in old if t not in new} | {other_voice.path_for(new[0])}
+    size = (cache.directory / cache.path_for(new[0]).name).stat().st_size
+    pruned = cache.prune(new)
+    assert (pruned.removed, pruned.removed_bytes) == (len(gone), len(gone) * size)
+    assert pruned.left_bytes == len(new) * size
+    assert all(cache.cached(t) is not None for t in new) and mine.exists()
+    assert not any(path.exists() for path in gone)
+    assert str(pruned) == (
+        f"{len(gone)} unused prompt(s) removed ({len(gone) * size / 1024:.0f} KiB), "
+        f"{len(new) * size / 1024:.0f} KiB left"
+    )
+
+
+def test_a_bound_removes_the_least_recently_used_prompts_first_never_those_kept(
+    tmp_path: Path,
+) -> None:
+    cache = PromptCache(tmp_path / "prompts")
+    texts = [f"prompt {n}" for n in range(6)]
+    for age, text in enumerate(texts):  # "prompt 0" is the newest
+        fake_wav(cache.path_for(text))
+        os.utime(cache.path_for(text), (1000.0 - age, 1000.0 - age))
+    size = cache.path_for(texts[0]).stat().st_size
+    cache.render(texts[5])  # played just now: used, so newest
+    pruned = cache.prune(keep=[texts[4]], max_bytes=3 * size)
+    assert pruned.removed == 3 and pruned.left_bytes == 3 * size
+    left = [t for t in texts if cache.cached(t) is not None]
+    assert left == [texts[0], texts[4], texts[5]]  # kept one, the newest, the one used
+    assert cache.prune(keep=texts, max_bytes=0).removed == 0  # kept ones stay, over the bound
+
+
+def test_a_new_plan_is_rendered_ahead_and_the_unused_prompts_go(
+    tmp_path: Path, prompts: Prompts
+) -> None:
+    """The player's worker does it (the loop only puts the plans in the queue)."""
+    configured, session, new, old = (
+        _plan(n, m) for n, m in (("c", 1), ("s", 2), ("n", 3), ("o", 5))
+    )
+    cache = PromptCache(tmp_path / "prompts")
+    for plan in (configured, session, new, old):
+        for text in prompts.all_for_plan(plan):
+            fake_wav(cache.path_for(text))  # "rendered" already: no speech engine needed
+    player = PromptPlayer(
+        cache,
+        command=recorder(tmp_path / "played.log"),
+        prerender=prompts.all_for_plan(configured),
+        texts_for=prompts.all_for_plan,
+    )
+    player.prepare((session, new))
+    player.close(drain=True)
+    assert player.pruned is not None and player.pruned.removed > 0
+    for plan in (configured, session, new):
+        assert all(cache.cached(t) is not None for t in prompts.all_for_plan(plan)), plan.name
+    in_use = {t for p in (configured, session, new) for t in prompts.all_for_plan(p)}
+    assert all(cache.cached(t) is None for t in prompts.all_for_plan(old) if t not in in_use)
+
+
+def test_a_plan_assigned_to_the_runner_goes_to_a_speaker_that_prepares() -> None:
+    class Preparing:
+        def __init__(self) -> None:
+            self.prepared: list[tuple[Plan, ...]] = []
+
+        def say(self, text: str) -> None:
+            pass
+
+        def close(self) -> None:
+            pass
+
+        def prepare(self, plans: Sequence[Plan]) -> None:
+            self.prepared.append(tuple(plans))
+
+    speaker = Preparing()
+    first, new = resolve_plan("alternate-2-2"), _plan("new", 3)
+    runner = SessionRunner(
+        first, safety=Armed(), buzzer=QuietBuzzer(), device_id="t", speaker=speaker
+    )
+    runner.assign_plan(new)
+    runner.assign_plan(None)  # back to the config's
+    assert speaker.prepared == [(first, new), (first, runner.configured_plan)]
+
+
+@needs_espeak
+def test_the_prompts_command_renders_the_assigned_plan_and_prunes_the_old_one(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], prompts: Prompts
+) -> None:
+    from firmware.storage.database import connect
+    from firmware.storage.plans import assign_plan
+    from launcher.cli import main
+
+    config = tmp_path / "config.toml"
+    config.write_text('[storage]\ndatabase = "events.db"\n[session]\nplan = "alternate-2-2"\n')
+    cache = PromptCache(tmp_path / "prompts", "en", 150)
+    first, second = _plan("Anna, week 1", 3), _plan("Anna, week 2", 4)
+    for plan in (first, second):
+        conn = connect(tmp_path / "events.db")
+        assign_plan(conn, plan, by="Jo", via="mqtt", assigned_wall="2026-03-02T09:00:00+00:00")
+        conn.commit()
+        conn.close()
+        assert main(["prompts", "-c", str(config)]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[0].startswith("alternate-2-2 and Anna, week 1 in English")
+    assert out[1].startswith("alternate-2-2 and Anna, week 2 in English")
+    configured = prompts.all_for_plan(resolve_plan("alternate-2-2"))
+    in_use = {*configured, *prompts.all_for_plan(second)}
+    dropped = [t for t in prompts.all_for_plan(first) if t not in in_use]
+    assert dropped and all(cache.cached(t) is None for t in dropped)
+    assert all(cache.cached(t) is not None for t in in_use)
+    assert out[2].startswith(f"no plan in use needs the others: {len(dropped)} unused prompt(s)")
+    assert len(list(cache.directory.glob("*.wav"))) == len(in_use)
+    plan_bytes = sum(cache.path_for(t).stat().st_size for t in configured)
+    print(f"\n{out[2]}; the 2/2 plan's {len(configured)} prompts: {plan_bytes / 2**20:.1f} MiB")

@@ -5,9 +5,11 @@ arm. It examines exactly what the monitor will use, through the same HAL
 classes and the same config file: the I2C bus, the MPU-6050 (identity, a
 couple of seconds of streaming for the sample rate and the FIFO), every
 output pin, the reset button, the heartbeat drive, the MQTT broker, the
-event store, the clocks, and the spoken prompts (a test prompt rendered and
-played). Exit status 0 when nothing failed (skipped checks are fine), 1 when
-something did, 2 when the config does not load.
+event store, the clocks, the spoken prompts (a test prompt rendered and
+played), and last the IMU's data-ready line (INT on ``gpio.pins.imu_int``
+pulsing for every sample, when ``imu.pacing`` uses it). Exit status 0 when
+nothing failed (skipped checks are fine), 1 when something did, 2 when the
+config does not load.
 
 Run it with the service stopped and as the service user
 (``sudo systemctl stop retroguard``, then
@@ -41,6 +43,7 @@ from sim import scenarios
 from sim.backends import SimulatedImuRig, build_simulated_imu
 from tools.diagnostics import gpio_checks, imu_checks, system_checks
 from tools.diagnostics.audio_checks import AudioBench, check_audio
+from tools.diagnostics.int_checks import INT_SECONDS, check_int_line
 from tools.diagnostics.result import CheckResult
 
 DEFAULT_CONFIG = Path("/etc/retroguard/config.toml")
@@ -72,6 +75,8 @@ class Bench:
     monotonic: Callable[[], float] = time.monotonic
     audio: AudioBench = field(default_factory=AudioBench)
     """The spoken prompts' engine, devices and player (tests replace the commands)."""
+    sim_int_wired: bool = True
+    """Simulated hardware: the chip's INT reaches ``gpio.pins.imu_int`` (tests cut it)."""
 
 
 def _simulated_rig(config: Config, clock: Clock) -> SimulatedImuRig:
@@ -98,6 +103,19 @@ def diagnose(config: Config, bench: Bench) -> Iterator[CheckResult]:
     yield system_checks.check_clock(bench.wall_time, bench.monotonic)
     yield system_checks.check_config(config)
     yield check_audio(config, bench.audio)
+    # last: it needs the IMU and the pins, each checked above
+    yield check_int_line(
+        config,
+        bench.clock,
+        make_sim_rig=(
+            (lambda: _simulated_rig(config, bench.clock))
+            if config.imu.backend == "simulated"
+            else None
+        ),
+        factory=bench.pin_factory,
+        seconds=min(INT_SECONDS, bench.stream_seconds),
+        int_wired=bench.sim_int_wired,
+    )
 
 
 def describe(config: Config, source: Path | None) -> str:

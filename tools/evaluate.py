@@ -278,6 +278,7 @@ def evaluate_file(
     sisfall_accelerometer: str = "adxl345",
     gyro_scale: float = 1.0,
     reverse: bool = False,
+    start_before_onset: float | None = None,
 ) -> FileResult:
     """Stream one recording through a fresh detector. Never raises for bad data:
     a malformed file comes back with ``error`` set (and is counted as skipped).
@@ -285,7 +286,10 @@ def evaluate_file(
     ``sisfall_accelerometer``: which accelerometer of a SisFall file to read;
     ``gyro_scale``: multiply every gyro reading (another gyro calibration);
     ``reverse``: play the recording backward in time (:func:`time_reversed`;
-    its labels, which describe the forward recording, are dropped)."""
+    its labels, which describe the forward recording, are dropped);
+    ``start_before_onset``: an onset-labelled recording starts this many
+    seconds before its labelled onset, the samples before dropped (a
+    detector started just before the fall; others are played whole)."""
     try:
         rec = describe(path)
     except (DatasetFormatError, OSError) as e:
@@ -308,6 +312,8 @@ def evaluate_file(
         stream: Iterable[ImuSample] = open_samples(rec, rate_hz, sisfall_accelerometer)
         if reverse:
             stream = time_reversed(stream)
+        if start_before_onset is not None and onset is not None:
+            stream = _from(stream, onset - start_before_onset)
         if gyro_scale != 1.0:
             stream = gyro_scaled(stream, gyro_scale)
         if rotation is not None:
@@ -361,6 +367,11 @@ def evaluate_file(
     )
 
 
+def _from(samples: Iterable[ImuSample], start_t: float) -> Iterator[ImuSample]:
+    """The samples at or after ``start_t``."""
+    return (s for s in samples if s.t >= start_t)
+
+
 def _unknown_group(label: str) -> Activity:
     return Activity.FALL if label == "fall" else Activity.OTHER_ADL
 
@@ -384,7 +395,7 @@ def _failed(path: str, error: str, rec: Recording | None = None) -> FileResult:
 
 
 def _evaluate_job(
-    job: tuple[str, float, DetectorConfig, bool, Rotation | None, str, float, bool],
+    job: tuple[str, float, DetectorConfig, bool, Rotation | None, str, float, bool, float | None],
 ) -> FileResult:
     return evaluate_file(*job)
 
@@ -403,6 +414,7 @@ def run_files(
     sisfall_accelerometer: str = "adxl345",
     gyro_scale: float = 1.0,
     reverse: bool = False,
+    start_before_onset: float | None = None,
     jobs: int | None = None,
     progress: Callable[[int, int], None] | None = None,
 ) -> list[FileResult]:
@@ -413,7 +425,14 @@ def run_files(
     first (by size) so that one 100 s walk does not finish last alone.
     """
     jobs = jobs or os.cpu_count() or 1
-    options = (use_mounting, rotation, sisfall_accelerometer, gyro_scale, reverse)
+    options = (
+        use_mounting,
+        rotation,
+        sisfall_accelerometer,
+        gyro_scale,
+        reverse,
+        start_before_onset,
+    )
     work = [(str(p), rate_hz, config, *options) for p in paths]
     total = len(work)
     if progress:
@@ -915,6 +934,14 @@ def configure_parser(p: argparse.ArgumentParser) -> None:
         help="play every ADL recording backward in time (acceleration kept, angular rate "
         "negated: forward walking becomes a backward-walking proxy); falls are left out",
     )
+    p.add_argument(
+        "--start-before-onset",
+        type=float,
+        default=None,
+        metavar="S",
+        help="start every onset-labelled recording S seconds before its labelled fall onset "
+        "(a detector started just before the fall: its warm-up meets the fall)",
+    )
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument(
         "--set",
@@ -976,6 +1003,14 @@ def run(args: argparse.Namespace) -> int:
     except ValueError as e:
         print(f"evaluate: {e}", file=sys.stderr)
         return 2
+    if args.start_before_onset is not None and not (
+        math.isfinite(args.start_before_onset) and args.start_before_onset >= 0
+    ):
+        print(
+            f"evaluate: --start-before-onset {args.start_before_onset}: must be a number >= 0",
+            file=sys.stderr,
+        )
+        return 2
     if args.reverse:
         paths = [p for p in paths if not _is_fall(p)]
         if not paths:
@@ -991,6 +1026,7 @@ def run(args: argparse.Namespace) -> int:
         sisfall_accelerometer=args.sisfall_accel,
         gyro_scale=args.gyro_scale,
         reverse=args.reverse,
+        start_before_onset=args.start_before_onset,
         jobs=args.jobs,
         progress=progress,
     )
@@ -1004,6 +1040,8 @@ def run(args: argparse.Namespace) -> int:
         doc["gyro_scale"] = args.gyro_scale
     if args.reverse:
         doc["time_reversed"] = True
+    if args.start_before_onset is not None:
+        doc["start_before_onset_s"] = args.start_before_onset
     print(format_report(doc))
     if args.json is not None:
         args.json.write_text(json.dumps(doc, indent=2, sort_keys=False) + "\n")

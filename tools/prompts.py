@@ -1,11 +1,14 @@
-"""``retroguard prompts``: render the spoken prompts of the configured plan now, and say so.
+"""``retroguard prompts``: render the spoken prompts of the plans in use now, and say so.
 
 The monitor renders them itself at its first start (on the prompt player's
 thread, never on the loop); this command does the same ahead of time — after
-installing, after changing ``session.plan`` or ``session.language`` — and
-prints what it did: how many prompts, how many were rendered now, how long it
-took and how much WAV they take. ``--list`` prints each sentence with its
-length and file size. Run it as the service user, so the cache is the
+installing, after changing ``session.plan`` or ``session.language`` — for the
+configured plan and the plan a physio assigned (stored in the event store),
+and prints what it did: how many prompts, how many were rendered now, how long
+it took and how much WAV they take. It then deletes every other rendered
+prompt (older plans', another voice's or rate's: about 6.6 MiB a plan) and
+says how much it freed. ``--list`` prints each sentence with its length and
+file size. Run it as the service user, so the cache is the
 service's (``sudo -u retroguard retroguard prompts -c /etc/retroguard/config.toml``).
 """
 
@@ -52,16 +55,21 @@ def run(args: argparse.Namespace) -> int:
     prompts = Prompts.for_language(session.language)
     voice = prompts.file.voice if session.voice in (VOICE_AUTO, *VOICE_OFF) else session.voice
     cache = PromptCache(prompt_cache_dir(config), voice, session.speech_rate_wpm)
-    texts = prompts.all_for_plan(resolve_plan(session.plan))
+    plans = [resolve_plan(session.plan), *_assigned_plan(Path(config.storage.database))]
+    texts = list(dict.fromkeys(t for plan in plans for t in prompts.all_for_plan(plan)))
     try:
         figures = cache.render_all(texts)
     except (OSError, subprocess.SubprocessError) as exc:
         print(f"retroguard prompts: {ESPEAK} failed: {exc}", file=sys.stderr)
         return 1
+    names = " and ".join(dict.fromkeys([session.plan, *(p.name for p in plans[1:])]))
     print(
-        f"{session.plan} in {prompts.file.language} (voice {voice}, "
+        f"{names} in {prompts.file.language} (voice {voice}, "
         f"{session.speech_rate_wpm} words/min): {figures}; in {cache.directory}"
     )
+    pruned = cache.prune(texts)
+    if pruned.removed:
+        print(f"no plan in use needs the others: {pruned}")
     if args.list:
         for text in texts:
             path = cache.path_for(text)
@@ -70,3 +78,18 @@ def run(args: argparse.Namespace) -> int:
     if session.voice in VOICE_OFF:
         print('note: session.voice = "off": the monitor will not play them')
     return 0
+
+
+def _assigned_plan(database: Path) -> list[Any]:
+    """The plan a physio assigned to this device (stored in the event store), if any."""
+    from firmware.storage.database import connect
+    from firmware.storage.plans import current_plan
+
+    if not database.exists():
+        return []
+    conn = connect(database)
+    try:
+        assigned = current_plan(conn)
+    finally:
+        conn.close()
+    return [] if assigned is None or assigned.plan is None else [assigned.plan]

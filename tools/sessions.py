@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -104,8 +104,26 @@ def run_sessions(args: argparse.Namespace) -> int:
     if database is None:
         database = Path(_config(args.config).storage.database)
     sessions = load_sessions(database, args.device)
-    print_sessions(sessions, sys.stdout, intervals=args.intervals)
+    zone = system_zone()
+    print_sessions(
+        sessions, sys.stdout, zone, intervals=args.intervals, prescribed=_prescribed(database, zone)
+    )
     return 0
+
+
+def _prescribed(database: str | Path, zone: dt.tzinfo) -> dict[str, int]:
+    """Week -> the sessions the device's progression prescribed in it (none: no progression, or
+    no database yet)."""
+    from firmware.storage.database import connect
+    from firmware.storage.progressions import prescribed_by_week
+
+    if not Path(database).exists():
+        return {}
+    conn = connect(Path(database))
+    try:
+        return prescribed_by_week(conn, zone)
+    finally:
+        conn.close()
 
 
 def _minutes(seconds: float) -> str:
@@ -118,10 +136,13 @@ def print_sessions(
     zone: dt.tzinfo | None = None,
     *,
     intervals: bool = False,
+    prescribed: Mapping[str, int] | None = None,
 ) -> None:
     """The session log, the balance checks and gait (:func:`print_measures`), then weekly
     progress against the 10-minute, 3-a-week goal, in ``zone`` (default: the system's):
-    start times, and the weeks sessions count in."""
+    start times, and the weeks sessions count in. Adherence counts against ``prescribed``
+    (week -> the sessions the progression's stage prescribed: :func:`core.progress.prescribed_in`;
+    none: 3 a week)."""
     if not sessions:
         out.write("No guided sessions recorded yet.\n")
         return
@@ -145,11 +166,12 @@ def print_sessions(
         f"\nWeekly progress (goal: {GOAL_BACKWARD_MIN:g} straight minutes backward, "
         f"{GOAL_SESSIONS_PER_WEEK} times a week)\n"
     )
-    weeks = weekly_progress((s.record for s in sessions), zone)
+    weeks = weekly_progress((s.record for s in sessions), zone, prescribed)
     reached = milestone(weeks)
     out.write(
-        f"Adherence: sessions done (plan walked through) of {PRESCRIBED_SESSIONS_PER_WEEK} "
-        f"prescribed. Progression: the longest backward stretch against {GOAL_BACKWARD_MIN:g} "
+        "Adherence: sessions done (plan walked through) of those prescribed (the progression "
+        f"stage's count that week, else {PRESCRIBED_SESSIONS_PER_WEEK}). "
+        f"Progression: the longest backward stretch against {GOAL_BACKWARD_MIN:g} "
         f"min. Weeks at goal: {reached.weeks_at_goal} of {MILESTONE_WEEKS}"
         f"{' (milestone reached)' if reached.reached else ''}.\n"
     )

@@ -1,28 +1,35 @@
 """A physio's plan for a device: a form on the dashboard that publishes the ``plan`` command.
 
-``GET /devices/<id>/plan`` shows the presets and a custom plan's rows
-(direction, minutes, speed note); ``POST`` (CSRF, and only for a device this
-caregiver may see) checks the plan with the wire contract's own rules
-(:func:`core.protocol.plan.plan_from_builtins`: a bad one is shown again
-with the problem naming the field, and nothing is sent) and publishes it.
-The device stores it and uses it from the walker's next session start; it
-never starts, stops or restarts anything (docs/sessions.md).
+``GET /devices/<id>/plan`` shows the plans and progressions sent to the device
+with the device's answer to each (pending, accepted, refused with the reason
+naming the field, or no answer: :mod:`caregiver.plan_answers`; the page's
+script follows a pending one through ``GET /api/devices/<id>/plan-commands``)
+and, to a physio, the presets and a custom plan's rows (direction, minutes,
+speed note). ``POST`` (CSRF, only for a device this caregiver may see, and only
+by a physio: a caregiver's is refused with 403) checks the plan with the wire
+contract's own rules (:func:`core.protocol.plan.plan_from_builtins`: a bad one
+is shown again with the problem naming the field, and nothing is sent) and
+publishes it. The device stores it and uses it from the walker's next session
+start; it never starts, stops or restarts anything (docs/sessions.md).
 """
 
 from __future__ import annotations
 
 import contextlib
+import datetime as dt
 from typing import Any
 
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import FormData
 from starlette.requests import Request
-from starlette.responses import PlainTextResponse, RedirectResponse, Response
+from starlette.responses import JSONResponse, PlainTextResponse, RedirectResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from caregiver.auth import Session
+from caregiver.plan_answers import CommandView, view_of
 from caregiver.routes.site import Site
 from core.plan_presets import PRESETS, PROGRESSIONS
+from core.progress import prescribed_in, week_of
 from core.protocol.commands import (
     PROGRESSION_ACTIONS,
     AssignProgression,
@@ -94,7 +101,24 @@ def routes(site: Site) -> list[BaseRoute]:
             return None
         return device_id
 
-    def page(request: Request, device_id: str, status: int = 200, **context: Any) -> Response:
+    def answers(device_id: str) -> list[CommandView]:
+        now = backend.clock()
+        return [view_of(c, now) for c in backend.store.sent_commands(device_id)]
+
+    def in_force(device_id: str) -> tuple[str | None, int]:
+        """The plan of the walker's latest session, and the sessions prescribed this week
+        (as the device's progress message said: :func:`core.progress.prescribed_in`)."""
+        zone = backend.config.zone
+        week = week_of(dt.datetime.fromtimestamp(backend.clock(), zone), zone)
+        latest = backend.store.walk_sessions(device_id, 1)
+        prescribed = prescribed_in(week, backend.store.prescribed_weeks(device_id))
+        return (latest[0].plan if latest else None), prescribed
+
+    def may_prescribe(request: Request) -> bool:
+        session: Session = request.state.session
+        return session.may_prescribe
+
+    async def page(request: Request, device_id: str, status: int = 200, **context: Any) -> Response:
         context.setdefault("form", {})
         return site.render(
             request,
@@ -107,7 +131,15 @@ def routes(site: Site) -> list[BaseRoute]:
             rows=FORM_ROWS,
             default_speed=DEFAULT_SPEED,
             sent=request.query_params.get("sent"),
+            may_prescribe=may_prescribe(request),
+            answers=await run_in_threadpool(answers, device_id),
+            in_force=await run_in_threadpool(in_force, device_id),
             **context,
+        )
+
+    def forbidden() -> Response:
+        return PlainTextResponse(
+            "only a physio sets plans and progressions (retroguard caregiver set-role)", 403
         )
 
     @site.authed
@@ -115,7 +147,15 @@ def routes(site: Site) -> list[BaseRoute]:
         device_id = await visible(request)
         if device_id is None:
             return site.not_found("device")
-        return page(request, device_id)
+        return await page(request, device_id)
+
+    @site.authed
+    async def answers_json(request: Request) -> Response:
+        device_id = await visible(request)
+        if device_id is None:
+            return JSONResponse({"error": "no such device"}, status_code=404)
+        found = await run_in_threadpool(answers, device_id)
+        return JSONResponse({"commands": [a.as_json() for a in found]})
 
     @site.authed
     async def plan_post(request: Request) -> Response:
@@ -123,11 +163,13 @@ def routes(site: Site) -> list[BaseRoute]:
         device_id = await visible(request)
         if device_id is None:
             return site.not_found("device")
+        if not may_prescribe(request):
+            return forbidden()
         form = await request.form()
         try:
             plan = plan_from_form(form)
         except PlanInvalid as exc:
-            return page(request, device_id, 400, problems=exc.problems, form=form)
+            return await page(request, device_id, 400, problems=exc.problems, form=form)
         try:
             request_id = await run_in_threadpool(
                 backend.assign_plan, device_id, plan, session.username
@@ -142,11 +184,13 @@ def routes(site: Site) -> list[BaseRoute]:
         device_id = await visible(request)
         if device_id is None:
             return site.not_found("device")
+        if not may_prescribe(request):
+            return forbidden()
         form = await request.form()
         try:
             command = progression_command_from_form(form, session.username[:64] or "caregiver")
         except PlanInvalid as exc:
-            return page(request, device_id, 400, problems=exc.problems)
+            return await page(request, device_id, 400, problems=exc.problems)
         try:
             request_id = await run_in_threadpool(backend.send_command, device_id, command)
         except RuntimeError as exc:
@@ -157,4 +201,5 @@ def routes(site: Site) -> list[BaseRoute]:
         Route("/devices/{device_id}/plan", plan_page, methods=["GET"]),
         Route("/devices/{device_id}/plan", plan_post, methods=["POST"]),
         Route("/devices/{device_id}/progression", progression_post, methods=["POST"]),
+        Route("/api/devices/{device_id}/plan-commands", answers_json, methods=["GET"]),
     ]

@@ -20,9 +20,12 @@ def routes(site: Site) -> list[BaseRoute]:
     backend = site.backend
     store = backend.store
 
-    def sessions_of(device_id: str) -> tuple[Device | None, list[WalkSession]]:
+    def sessions_of(device_id: str) -> tuple[Device | None, list[WalkSession], dict[str, int]]:
+        """The device, its sessions and the sessions its progression prescribed by week."""
         device = store.device(device_id)
-        return device, store.walk_sessions(device_id) if device is not None else []
+        if device is None:
+            return None, [], {}
+        return device, store.walk_sessions(device_id), store.prescribed_weeks(device_id)
 
     def trends_of(device_id: str) -> list[Trend]:
         return trends(measures_of(store.walk_session_payloads(device_id)), backend.config.zone)
@@ -32,10 +35,10 @@ def routes(site: Site) -> list[BaseRoute]:
         device_id = request.path_params["device_id"]
         if not site.may_see(request, device_id):
             return site.not_found("device")
-        device, sessions = await run_in_threadpool(sessions_of, device_id)
+        device, sessions, prescribed = await run_in_threadpool(sessions_of, device_id)
         if device is None:
             return site.not_found("device")
-        view = progress_view(sessions, backend.clock(), backend.config.zone)
+        view = progress_view(sessions, backend.clock(), backend.config.zone, prescribed)
         found = await run_in_threadpool(trends_of, device_id)
         return site.render(
             request, "progress.html", device=device, sessions=sessions, trends=found, **view
@@ -44,14 +47,15 @@ def routes(site: Site) -> list[BaseRoute]:
     @site.authed
     async def progress_json(request: Request) -> Response:
         device_id = request.path_params["device_id"]
-        device, sessions = (
+        device, sessions, prescribed = (
             await run_in_threadpool(sessions_of, device_id)
             if site.may_see(request, device_id)
-            else (None, [])
+            else (None, [], {})
         )
         if device is None:
             return JSONResponse({"error": "no such device"}, status_code=404)
-        return JSONResponse(progress_view(sessions, backend.clock(), backend.config.zone)["chart"])
+        view = progress_view(sessions, backend.clock(), backend.config.zone, prescribed)
+        return JSONResponse(view["chart"])
 
     @site.authed
     async def trends_api(request: Request) -> Response:

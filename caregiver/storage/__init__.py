@@ -15,6 +15,7 @@ from caregiver.storage.records import (
     Account,
     Alert,
     CardIncident,
+    CommandStatus,
     Device,
     DeviceStatus,
     Incident,
@@ -22,11 +23,12 @@ from caregiver.storage.records import (
     LoginSession,
     NewEvent,
     PendingNotification,
+    Role,
+    SentCommand,
     StoredEvent,
     Urgency,
     WalkOutcome,
     WalkSession,
-    worse,
 )
 from caregiver.storage.schema import SCHEMA_VERSION, SchemaError, SchemaUpgrade
 from caregiver.storage.store import Pruned, Store, Transaction
@@ -38,6 +40,7 @@ __all__ = [
     "Account",
     "Alert",
     "CardIncident",
+    "CommandStatus",
     "Device",
     "DeviceStatus",
     "Incident",
@@ -47,8 +50,10 @@ __all__ = [
     "NewEvent",
     "PendingNotification",
     "Pruned",
+    "Role",
     "SchemaError",
     "SchemaUpgrade",
+    "SentCommand",
     "StorageFault",
     "Store",
     "StoredEvent",
@@ -59,5 +64,4 @@ __all__ = [
     "database_problem",
     "engine_of",
     "redacted",
-    "worse",
 ]

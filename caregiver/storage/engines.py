@@ -14,7 +14,9 @@ connection, used by one thread at a time.
 
 from __future__ import annotations
 
+import contextlib
 import functools
+import importlib
 import json
 import logging
 import queue
@@ -22,14 +24,46 @@ import re
 import sqlite3
 import threading
 import urllib.parse
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal, Protocol
-
-if TYPE_CHECKING:  # imported where a postgresql:// database is used: psycopg and its libpq
-    import psycopg  # are some 20 MB of resident memory a SQLite service need not carry
+from typing import TYPE_CHECKING, Any, Literal, Protocol, TypeVar
 
 log = logging.getLogger(__name__)
+
+
+class _Lazy:
+    """A module imported at its first attribute read. psycopg and its bundled libpq and
+    OpenSSL are ~20 MB of resident memory: a service on a SQLite file (and its notifier
+    process) never reads them, so never loads them."""
+
+    def __init__(self, name: str) -> None:
+        self._name = name
+
+    def __getattr__(self, attr: str) -> Any:
+        module = importlib.import_module(self._name)
+        try:
+            return getattr(module, attr)
+        except AttributeError:  # a submodule the package does not import itself
+            return importlib.import_module(f"{self._name}.{attr}")
+
+
+if TYPE_CHECKING:
+    import psycopg
+    import psycopg.conninfo
+    import psycopg_pool
+else:
+    psycopg = _Lazy("psycopg")
+    psycopg_pool = _Lazy("psycopg_pool")
+
+
+class _PsycopgErrors:
+    """A PostgreSQL database's ``errors``, read when first needed (psycopg loads then)."""
+
+    def __get__(self, obj: object, owner: type | None = None) -> tuple[type[Exception], ...]:
+        return (psycopg.Error, OSError)
+
+
+_T = TypeVar("_T")
 
 Engine = Literal["sqlite", "postgresql"]
 
@@ -67,8 +101,6 @@ def database_problem(target: str) -> str | None:
             f"{scheme}:// databases are not supported: give a SQLite file path or a "
             "postgresql://user@host:port/dbname URL"
         )
-    import psycopg.conninfo
-
     try:
         parts = urllib.parse.urlsplit(target)
         parts.port  # noqa: B018 - raises ValueError for a port that is not a number
@@ -121,6 +153,13 @@ class Database:
     def close(self) -> None:
         raise NotImplementedError
 
+    @contextlib.contextmanager
+    def pipeline(self) -> Iterator[None]:
+        """Statements in the block are sent without waiting for each one's answer, where the
+        engine can (PostgreSQL's pipeline mode): a batch pays a round trip only where it reads
+        a result. Errors may surface at a later statement or at the block's end."""
+        yield
+
     # -------------------------------------------------------------- schema
 
     def lock_schema(self) -> None:
@@ -141,6 +180,30 @@ class Database:
     def ddl(self, statement: str) -> str:
         """A migration's statement (written in SQLite's types) as this engine spells it."""
         return statement
+
+    def rows(
+        self, columns: Sequence[tuple[str, str]], rows: Sequence[Sequence[object]]
+    ) -> tuple[str, list[object]]:
+        """Several rows as the source of an ``INSERT INTO table (columns) <source>``, in their
+        order, and its parameters; ``columns``: each column's name and (SQLite's) type.
+        SQLite: ``VALUES (?, ...), ...``."""
+        marks = "(" + ", ".join("?" for _ in columns) + ")"
+        return "VALUES " + ", ".join(marks for _ in rows), [v for row in rows for v in row]
+
+    row_locks = ""
+    """What makes a SELECT lock the rows it reads for the transaction (SQLite: nothing; its
+    writing transactions take the whole file, one at a time)."""
+
+    def one_of(self, column: str, values: Sequence[object]) -> tuple[str, list[object]]:
+        """A condition that ``column`` is one of ``values``, and its parameters (SQLite:
+        ``IN (?, ...)``)."""
+        return f"{column} IN ({', '.join('?' for _ in values)})", list(values)
+
+    def reserve_ids(self, table: str, count: int) -> list[int]:
+        """``count`` ids of ``table``'s generated key that no other writer will be given, for
+        rows inserted later without waiting for their ``RETURNING``; none where asking
+        costs more than it saves (SQLite: its statements wait for no server)."""
+        return []
 
     # --------------------------------------------------------- maintenance
 
@@ -257,24 +320,20 @@ class PostgresDatabase(Database):
     """
 
     engine: Engine = "postgresql"
+    errors = _PsycopgErrors()
+    row_locks = " FOR UPDATE"
 
     def __init__(self, url: str) -> None:
-        import psycopg
-
-        self.errors = (psycopg.Error, OSError)
         self.url = url
         self.name = redacted(url)
         self._closed = False
+        self._pipeline: psycopg.Pipeline | None = None
         self._db: psycopg.Connection[Any] = self._connect()
 
     def _connect(self) -> psycopg.Connection[Any]:
-        import psycopg
-
         return psycopg.connect(self.url, autocommit=True, connect_timeout=10)
 
     def _connection(self) -> psycopg.Connection[Any]:
-        import psycopg
-
         if self._closed:
             raise psycopg.OperationalError("the store was closed")
         if self._db.broken or self._db.closed:
@@ -283,10 +342,7 @@ class PostgresDatabase(Database):
         return self._db
 
     def execute(self, sql: str, params: Sequence[object] = ()) -> Cursor:
-        db = self._connection()
-        if params:
-            return db.execute(_pyformat(sql), tuple(params))
-        return db.execute(sql.encode())  # bytes: psycopg takes it as it is, no placeholders
+        return _pg_execute(self._connection(), sql, params, self._pipeline)
 
     def begin(self) -> None:
         self.execute("BEGIN")
@@ -298,6 +354,15 @@ class PostgresDatabase(Database):
     def close(self) -> None:
         self._closed = True
         self._db.close()
+
+    @contextlib.contextmanager
+    def pipeline(self) -> Iterator[None]:
+        with self._connection().pipeline() as pipeline:
+            self._pipeline = pipeline
+            try:
+                yield
+            finally:
+                self._pipeline = None
 
     def lock_schema(self) -> None:
         self.begin()
@@ -331,6 +396,34 @@ class PostgresDatabase(Database):
             statement = pattern.sub(spelling, statement)
         return statement
 
+    def rows(
+        self, columns: Sequence[tuple[str, str]], rows: Sequence[Sequence[object]]
+    ) -> tuple[str, list[object]]:
+        """The rows as one JSON parameter (``json_to_recordset``), not a placeholder per
+        value: psycopg parses a statement of more than 50 parameters again every time and
+        escapes text arrays in Python (milliseconds for a batch), where ``json.dumps`` is
+        C and the statement's text is the same for any number of rows."""
+        names = ", ".join(name for name, _ in columns)
+        types = ", ".join(f"{name} {self.ddl(kind)}" for name, kind in columns)
+        source = (
+            f"SELECT {names} FROM json_to_recordset(?::json) AS r(n BIGINT, {types}) ORDER BY n"
+        )
+        keys = [name for name, _ in columns]
+        records = [{"n": n, **dict(zip(keys, row, strict=True))} for n, row in enumerate(rows)]
+        return source, [json.dumps(records)]
+
+    def one_of(self, column: str, values: Sequence[object]) -> tuple[str, list[object]]:
+        return f"{column} = ANY(?)", [list(values)]
+
+    def reserve_ids(self, table: str, count: int) -> list[int]:
+        if count <= 0:
+            return []
+        rows = self.execute(
+            "SELECT nextval(pg_get_serial_sequence(?, 'id')) FROM generate_series(1, ?)",
+            (table, count),
+        ).fetchall()
+        return sorted(int(row[0]) for row in rows)
+
     def reclaim_space(self) -> int:
         """Autovacuum makes deleted rows' space reusable; nothing to do here."""
         return 0
@@ -338,6 +431,87 @@ class PostgresDatabase(Database):
     def size_bytes(self) -> int:
         (size,) = self.execute("SELECT pg_database_size(current_database())").fetchone()
         return int(size)
+
+
+def _pg_execute(
+    db: psycopg.Connection[Any],
+    sql: str,
+    params: Sequence[object],
+    pipeline: psycopg.Pipeline | None = None,
+) -> Cursor:
+    cursor = (
+        db.execute(_pyformat(sql), tuple(params))
+        if params
+        else db.execute(sql.encode())  # bytes: psycopg takes it as it is, no placeholders
+    )
+    return _PipelinedCursor(cursor, pipeline) if pipeline is not None else cursor
+
+
+class _PipelinedCursor:
+    """A statement's cursor in pipeline mode: its answer may not have arrived yet. Fetching
+    waits for it (psycopg does that); the row count is read after a sync."""
+
+    def __init__(self, cursor: psycopg.Cursor[Any], pipeline: psycopg.Pipeline) -> None:
+        self._cursor = cursor
+        self._pipeline = pipeline
+
+    @property
+    def rowcount(self) -> int:
+        self._pipeline.sync()
+        return self._cursor.rowcount
+
+    def fetchone(self) -> Any:
+        return self._cursor.fetchone()
+
+    def fetchall(self) -> list[Any]:
+        return self._cursor.fetchall()
+
+
+class PooledReads:
+    """Connections for reads on PostgreSQL (psycopg_pool), beside the store's one writing
+    connection: the dashboard's pages and its live feed read without waiting for ingest's
+    batch to commit, and ingest's commits never wait for them."""
+
+    def __init__(self, url: str, size: int) -> None:
+        self._pool = psycopg_pool.ConnectionPool(
+            url,
+            min_size=1,
+            max_size=size,
+            kwargs={"autocommit": True, "connect_timeout": 10},
+            name="caregiver-reads",
+            open=True,
+        )
+
+    def run(self, read: Callable[[Database], _T]) -> _T:
+        """``read`` on a pooled connection. One that the server dropped since it was last
+        used (a restart, a failover) is found out by the read and replaced, with every other
+        idle one, and the read runs again: reads are safe to repeat."""
+        for again in (False, True):
+            with self._pool.connection(timeout=10) as db:
+                try:
+                    return read(_PooledDatabase(db))
+                except psycopg.OperationalError:
+                    if again or not db.broken:
+                        raise
+            self._pool.check()
+        raise AssertionError("unreachable")
+
+    def close(self) -> None:
+        self._pool.close()
+
+
+class _PooledDatabase(Database):
+    """One of :class:`PooledReads`' connections, lent for one read."""
+
+    engine: Engine = "postgresql"
+    errors = _PsycopgErrors()  # the pool's timeout is a psycopg.OperationalError
+
+    def __init__(self, db: psycopg.Connection[Any]) -> None:
+        self._db = db
+        self.name = "pooled"
+
+    def execute(self, sql: str, params: Sequence[object] = ()) -> Cursor:
+        return _pg_execute(self._db, sql, params)
 
 
 def _listed_size(message: str) -> int:
@@ -392,8 +566,6 @@ class Announcer:
             self._db.close()
 
     def _send(self, batch: list[str]) -> None:
-        import psycopg
-
         try:
             if self._db is None or self._db.broken or self._db.closed:
                 self._db = psycopg.connect(self._url, autocommit=True, connect_timeout=10)
@@ -424,8 +596,6 @@ class Listener:
         self._thread.start()
 
     def _run(self) -> None:
-        import psycopg
-
         while not self._stop.is_set():
             try:
                 with psycopg.connect(self._url, autocommit=True, connect_timeout=10) as db:

@@ -197,18 +197,39 @@ class PendingNotification:
     urgency: Urgency = Urgency.NORMAL
 
 
+class Role(StrEnum):
+    """What an account may change (docs/caregiver.md, "Accounts and roles").
+
+    Both see every page of the devices the account may see; only a physio sets
+    a walker's plan and progression. New accounts are caregivers unless made
+    physios; accounts from before roles became physios on the upgrade
+    (schema version 6), since every account could set plans then.
+    """
+
+    CAREGIVER = "caregiver"
+    """Sees plans and progress, read-only; acknowledges alerts, sends test alarms."""
+    PHYSIO = "physio"
+    """A caregiver who also sets plans and progressions (assign, hold, release, step back)."""
+
+
 @dataclass(frozen=True, slots=True)
 class LoginSession:
-    """A caregiver's login: who, the CSRF token every state-changing request must carry, and
-    the devices the account may see."""
+    """A caregiver's login: who, the CSRF token every state-changing request must carry, the
+    devices the account may see and its role."""
 
     username: str
     csrf: str
     devices: frozenset[str] | None = None
     """The only devices this caregiver sees; None: every device."""
+    role: Role = Role.CAREGIVER
 
     def may_see(self, device_id: str) -> bool:
         return self.devices is None or device_id in self.devices
+
+    @property
+    def may_prescribe(self) -> bool:
+        """May set plans and progressions."""
+        return self.role is Role.PHYSIO
 
 
 @dataclass(frozen=True, slots=True)
@@ -221,16 +242,30 @@ class Account:
     """The only devices it sees, sorted; None: every device."""
     sessions: int
     """Logins not yet expired."""
+    role: Role = Role.CAREGIVER
 
 
-SEVERITY_ORDER = ("test", "stumble", "fault", "fall", "help", "no_recovery")
-"""Incident severities from mildest to worst: an incident's severity is its worst event."""
+CommandStatus = Literal["pending", "accepted", "refused"]
+"""A sent command's answer so far (one pending too long is shown as "no answer")."""
 
 
-def worse(a: str, b: str) -> bool:
-    """True when severity ``a`` is worse than ``b`` (unknown kinds rank with stumbles)."""
-    rank = {kind: i for i, kind in enumerate(SEVERITY_ORDER)}
-    return rank.get(a, 1) > rank.get(b, 1)
+@dataclass(frozen=True, slots=True)
+class SentCommand:
+    """A plan or progression command the service sent a device, and the device's answer."""
+
+    request_id: str
+    device_id: str
+    command: str
+    """plan or progression."""
+    summary: str
+    """What was sent, in words ("plan alternate-2-2: 30 min, ...", "progression: hold")."""
+    sent_by: str
+    sent_at: float
+    status: CommandStatus
+    answered_at: float | None
+    answer: str | None
+    """accepted: what the device did; refused: why (naming the field, e.g.
+    ``plan.intervals[1].minutes: ...``)."""
 
 
 @dataclass(frozen=True, slots=True)

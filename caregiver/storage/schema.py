@@ -211,6 +211,44 @@ MIGRATIONS: tuple[Migration, ...] = (
 )""",
         ),
     ),
+    Migration(
+        6,
+        "account roles (caregiver: plans read-only; physio: sets plans and progressions); "
+        "accounts from before roles become physios, as every account could set plans then",
+        ("ALTER TABLE users ADD COLUMN role TEXT NOT NULL DEFAULT 'physio'",),
+    ),
+    Migration(
+        7,
+        "plan and progression commands sent to devices, and each device's answer (accepted, "
+        "or refused with the reason), shown on the plan page",
+        (
+            """CREATE TABLE device_commands (
+    request_id TEXT PRIMARY KEY,
+    device_id TEXT NOT NULL,
+    command TEXT NOT NULL,         -- plan, progression
+    summary TEXT NOT NULL,         -- what was sent, as the plan page says it
+    sent_by TEXT NOT NULL,
+    sent_at REAL NOT NULL,
+    status TEXT NOT NULL,          -- pending, accepted, refused (no answer: pending too long)
+    answered_at REAL,
+    answer TEXT                    -- accepted: what the device says it did; refused: why
+)""",
+            "CREATE INDEX device_commands_by_device ON device_commands (device_id, sent_at)",
+        ),
+    ),
+    Migration(
+        8,
+        "the sessions a week each device's progression prescribes (from its retained progress "
+        "message): adherence counts against them instead of three",
+        (
+            """CREATE TABLE prescribed_weeks (
+    device_id TEXT NOT NULL,
+    week TEXT NOT NULL,            -- ISO week in the device's zone, "2026-W49"
+    sessions INTEGER NOT NULL,
+    PRIMARY KEY (device_id, week)
+)""",
+        ),
+    ),
 )
 """Every schema change in order; ``MIGRATIONS[i]`` takes a database from version i to i + 1."""
 

@@ -21,17 +21,19 @@ import logging
 import math
 import sys
 import threading
+from collections import deque
 from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from caregiver.storage.engines import (
     Announcer,
     Cursor,
     Database,
     Listener,
+    PooledReads,
     PostgresDatabase,
     SqliteDatabase,
     open_database,
@@ -48,6 +50,8 @@ from caregiver.storage.records import (
     LoginSession,
     NewEvent,
     PendingNotification,
+    Role,
+    SentCommand,
     StoredEvent,
     Urgency,
     WalkOutcome,
@@ -56,6 +60,8 @@ from caregiver.storage.records import (
 from caregiver.storage.schema import SchemaUpgrade, migrate
 
 log = logging.getLogger(__name__)
+
+_T = TypeVar("_T")
 
 _EVENT_COLUMNS = (
     "id, device_id, seq, type, severity, state, reason, wall_time, received_at, figures, "
@@ -95,12 +101,77 @@ def _marks(values: Sequence[object]) -> str:
     return ", ".join("?" * len(values))
 
 
+def _chunks(values: Collection[str]) -> Iterator[list[str]]:
+    """Distinct ``values`` in sorted slices of at most :data:`_CHUNK` (one statement each)."""
+    ordered = sorted(set(values))
+    for start in range(0, len(ordered), _CHUNK):
+        yield ordered[start : start + _CHUNK]
+
+
+_EVENT_COLUMN_TYPES = (
+    ("id", "TEXT"),
+    ("device_id", "TEXT"),
+    ("seq", "INTEGER"),
+    ("type", "TEXT"),
+    ("severity", "TEXT"),
+    ("state", "TEXT"),
+    ("reason", "TEXT"),
+    ("wall_time", "TEXT"),
+    ("received_at", "REAL"),
+    ("figures", "TEXT"),
+    ("has_window", "INTEGER"),
+    ("payload", "TEXT"),
+    ("incident", "TEXT"),
+)
+_EVENT_INSERT_INTO = f"INSERT INTO events ({', '.join(c for c, _ in _EVENT_COLUMN_TYPES)})"
+_EVENT_INSERT = _EVENT_INSERT_INTO + " VALUES "
+_EVENT_VALUES = "(?,?,?,?,?,?,?,?,?,?,?,?,?)"
+_CHUNK = 200
+"""Rows per multi-row statement (SQLite allows 32,766 parameters; an event has 13)."""
+
+
+def _event_row(event: NewEvent, now: float) -> tuple[object, ...]:
+    return (
+        event.id,
+        event.device_id,
+        event.seq,
+        event.type,
+        event.severity,
+        event.state,
+        event.reason,
+        event.wall_time,
+        now,
+        json.dumps(event.figures),
+        int(event.has_window),
+        event.payload,
+        event.incident,
+    )
+
+
+@dataclass(slots=True)
+class _Prepared:
+    """What a batch wrote or read for all of its messages at once, before their one-by-one
+    handling (:meth:`Store.batch`), and what that handling leaves to the batch's end."""
+
+    events: set[str] = field(default_factory=set)
+    """Every event id the batch inserted up front (stored now, or found stored before)."""
+    new_events: set[str] = field(default_factory=set)
+    """The ones that were new and that no message has recorded yet."""
+    absent_incidents: set[str] = field(default_factory=set)
+    """Incident ids the batch looked up and found missing (none opened since)."""
+    latest_events: dict[str, tuple[str, float]] = field(default_factory=dict)
+    """Each device's newest recorded event and when: its row is updated at the batch's end."""
+    alert_ids: deque[int] = field(default_factory=deque)
+    """Alert ids taken for the batch's pages, in order (where the engine hands them out)."""
+
+
 class Transaction:
     """The named operations on one open transaction (from :meth:`Store.transaction`):
     everything done through it commits together, or nothing does."""
 
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: Database, prepared: _Prepared | None = None) -> None:
         self._db = db
+        self._prepared = prepared
 
     # ------------------------------------------------------------ devices
 
@@ -143,6 +214,64 @@ class Transaction:
             (device_id, now, json.dumps(_finite_only(telemetry))),
         )
 
+    def lock_devices(self, device_ids: Collection[str], now: float) -> None:
+        """Take these devices' rows (made if new, last seen now) for the rest of the
+        transaction, in device id order.
+
+        Every write of a device's messages (its events, incidents, alerts, replies) is done
+        under its row's lock. A batch that takes all of its devices' locks first, in one
+        order every instance shares, waits for another instance's batch at its first
+        common device instead of holding one device the other needs while it waits for
+        another the other holds: two instances' batches cannot deadlock over devices.
+        """
+        ordered = sorted(set(device_ids))
+        if not ordered:
+            return
+        source, params = self._db.rows(
+            (("device_id", "TEXT"), ("last_seen", "REAL")), [(d, now) for d in ordered]
+        )
+        self._db.execute(
+            f"INSERT INTO devices (device_id, last_seen) {source} "
+            "ON CONFLICT (device_id) DO UPDATE SET last_seen = excluded.last_seen",
+            params,
+        )
+
+    def hold_devices(self, device_ids: Collection[str]) -> None:
+        """Take these devices' rows (those that exist) for the rest of the transaction, in id
+        order, without changing them: a transaction that writes a device's events, incidents
+        or alerts outside ingest (an acknowledgement) queues behind a batch of that device's
+        messages, as :meth:`lock_devices` makes batches queue behind each other, instead of
+        holding one of its rows while the batch holds another."""
+        if not self._db.row_locks:
+            return
+        for ids in _chunks(device_ids):
+            where, params = self._db.one_of("device_id", ids)
+            self._db.execute(
+                f"SELECT device_id FROM devices WHERE {where} ORDER BY device_id"
+                + self._db.row_locks,
+                params,
+            ).fetchall()
+
+    def set_telemetries(self, telemetry: Mapping[str, tuple[Mapping[str, Any], float]]) -> None:
+        """The latest telemetry of several devices (device id → (telemetry, received at)) in
+        one statement, in device id order: a batch's telemetry costs one round trip."""
+        ordered = sorted(telemetry.items())
+        if not ordered:
+            return
+        source, params = self._db.rows(
+            (("device_id", "TEXT"), ("last_seen", "REAL"), ("telemetry", "TEXT")),
+            [
+                (device_id, now, json.dumps(_finite_only(values)))
+                for device_id, (values, now) in ordered
+            ],
+        )
+        self._db.execute(
+            f"INSERT INTO devices (device_id, last_seen, telemetry) {source} "
+            "ON CONFLICT (device_id) DO UPDATE SET last_seen = excluded.last_seen, "
+            "telemetry = excluded.telemetry",
+            params,
+        )
+
     def device(self, device_id: str) -> Device | None:
         row = self._db.execute(_DEVICE_SELECT + " WHERE d.device_id = ?", (device_id,)).fetchone()
         return _device(row) if row else None
@@ -151,7 +280,67 @@ class Transaction:
         rows = self._db.execute(_DEVICE_SELECT + " ORDER BY d.device_id").fetchall()
         return [_device(r) for r in rows]
 
+    def devices_by_id(self, device_ids: Collection[str]) -> dict[str, Device]:
+        found: dict[str, Device] = {}
+        for ids in _chunks(device_ids):
+            where, params = self._db.one_of("d.device_id", ids)
+            rows = self._db.execute(f"{_DEVICE_SELECT} WHERE {where}", params).fetchall()
+            found.update((row[0], _device(row)) for row in rows)
+        return found
+
     # ------------------------------------------------------------- events
+
+    def prepare(self, events: Sequence[tuple[NewEvent, float]]) -> _Prepared:
+        """A batch's events (each with when it was received) inserted in a few statements,
+        in (device id, event id) order, and their incidents looked up at once: its messages'
+        :meth:`record_event`, :meth:`incident` and :meth:`page_alert` (an alert id reserved
+        for each new event) then wait for no answer (a round trip each,
+        on PostgreSQL, under a loaded machine the bulk of an event's time). An event inserted
+        here stays if its message's later handling fails; it is stored, as a received event
+        must be."""
+        prepared = _Prepared()
+        first: dict[str, tuple[NewEvent, float]] = {}
+        for event, now in events:
+            first.setdefault(event.id, (event, now))
+        ordered = sorted(first.values(), key=lambda item: (item[0].device_id, item[0].id))
+        for start in range(0, len(ordered), _CHUNK):
+            chunk = ordered[start : start + _CHUNK]
+            source, params = self._db.rows(
+                _EVENT_COLUMN_TYPES, [_event_row(event, now) for event, now in chunk]
+            )
+            rows = self._db.execute(
+                f"{_EVENT_INSERT_INTO} {source} ON CONFLICT (id) DO NOTHING RETURNING id", params
+            ).fetchall()
+            prepared.new_events.update(str(row[0]) for row in rows)
+        prepared.events.update(first)
+        incidents = sorted({i for e, _ in ordered for i in (e.incident, e.id) if i is not None})
+        for start in range(0, len(incidents), _CHUNK):
+            ids = incidents[start : start + _CHUNK]
+            where, params = self._db.one_of("id", ids)
+            found = self._db.execute(f"SELECT id FROM incidents WHERE {where}", params).fetchall()
+            prepared.absent_incidents.update(set(ids) - {str(row[0]) for row in found})
+        prepared.alert_ids.extend(self._db.reserve_ids("alerts", len(prepared.new_events)))
+        return prepared
+
+    def finish(self) -> None:
+        """The batch's end: each device's newest event recorded, in device id order."""
+        prepared = self._prepared
+        if prepared is None or not prepared.latest_events:
+            return
+        ordered = sorted(prepared.latest_events.items())
+        prepared.latest_events.clear()
+        for start in range(0, len(ordered), _CHUNK):
+            chunk = ordered[start : start + _CHUNK]
+            source, params = self._db.rows(
+                (("device_id", "TEXT"), ("last_seen", "REAL"), ("last_event_id", "TEXT")),
+                [(device_id, now, event_id) for device_id, (event_id, now) in chunk],
+            )
+            self._db.execute(
+                f"INSERT INTO devices (device_id, last_seen, last_event_id) {source} "
+                "ON CONFLICT (device_id) DO UPDATE SET last_seen = excluded.last_seen, "
+                "last_event_id = excluded.last_event_id",
+                params,
+            )
 
     def record_event(self, event: NewEvent, now: float) -> bool:
         """Store a device's event and make it the device's latest; False if that id is already
@@ -161,28 +350,23 @@ class Transaction:
         instance racing another on the same id waits on the first statement until the other
         commits; what follows in the transaction (the incident and its alert) runs under the
         device row's lock, so two instances' events of one device are decided one at a time.
+        In a batch that :meth:`prepare` d the event: no statement now (the batch inserted
+        it, under its devices' locks, and updates the device row at its end).
         """
+        prepared = self._prepared
+        if prepared is not None and event.id in prepared.events:
+            if event.id not in prepared.new_events:
+                return (
+                    False  # stored before, or earlier in this batch; the batch touched the device
+                )
+            prepared.new_events.discard(event.id)
+            prepared.latest_events[event.device_id] = (event.id, now)
+            return True
         cur = self._db.execute(
-            "INSERT INTO events (id, device_id, seq, type, severity, state, reason, wall_time, "
-            "received_at, figures, has_window, payload, incident) "
-            "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?) ON CONFLICT (id) DO NOTHING",
-            (
-                event.id,
-                event.device_id,
-                event.seq,
-                event.type,
-                event.severity,
-                event.state,
-                event.reason,
-                event.wall_time,
-                now,
-                json.dumps(event.figures),
-                int(event.has_window),
-                event.payload,
-                event.incident,
-            ),
+            _EVENT_INSERT + _EVENT_VALUES + " ON CONFLICT (id) DO NOTHING RETURNING id",
+            _event_row(event, now),
         )
-        if cur.rowcount == 0:
+        if cur.fetchone() is None:  # (a fetch, not the row count: one wait in a pipeline)
             self._touch(event.device_id, now)
             return False
         self._db.execute(
@@ -198,6 +382,16 @@ class Transaction:
             f"SELECT {_EVENT_COLUMNS} FROM events WHERE id = ?", (event_id,)
         ).fetchone()
         return _event(row) if row else None
+
+    def events_by_id(self, event_ids: Collection[str]) -> dict[str, StoredEvent]:
+        found: dict[str, StoredEvent] = {}
+        for ids in _chunks(event_ids):
+            where, params = self._db.one_of("id", ids)
+            rows = self._db.execute(
+                f"SELECT {_EVENT_COLUMNS} FROM events WHERE {where}", params
+            ).fetchall()
+            found.update((row[0], _event(row)) for row in rows)
+        return found
 
     def events_for(self, device_id: str, limit: int) -> list[StoredEvent]:
         rows = self._db.execute(
@@ -308,6 +502,90 @@ class Transaction:
     def walk_session_count(self) -> int:
         return int(self._db.execute("SELECT COUNT(*) FROM walk_sessions").fetchone()[0])
 
+    # ------------------------------------------- plan commands and answers
+
+    def command_sent(self, command: SentCommand, keep: int) -> None:
+        """Record a command about to be published (pending); keep the device's newest ``keep``."""
+        self._db.execute(
+            "INSERT INTO device_commands (request_id, device_id, command, summary, sent_by, "
+            "sent_at, status) VALUES (?, ?, ?, ?, ?, ?, 'pending')",
+            (
+                command.request_id,
+                command.device_id,
+                command.command,
+                command.summary,
+                command.sent_by,
+                command.sent_at,
+            ),
+        )
+        self._db.execute(
+            "DELETE FROM device_commands WHERE device_id = ? AND request_id NOT IN "
+            "(SELECT request_id FROM device_commands WHERE device_id = ? "
+            "ORDER BY sent_at DESC, request_id LIMIT ?)",
+            (command.device_id, command.device_id, keep),
+        )
+
+    def forget_command(self, request_id: str) -> None:
+        """A command that could not be published."""
+        self._db.execute("DELETE FROM device_commands WHERE request_id = ?", (request_id,))
+
+    def command_answered(
+        self, device_id: str, request_id: str, ok: bool, answer: str, now: float
+    ) -> bool:
+        """The device's reply to a command this service sent it (the first answer counts; a
+        reply naming another device's request changes nothing); True when it changed a row."""
+        cursor = self._db.execute(
+            "UPDATE device_commands SET status = ?, answered_at = ?, answer = ? "
+            "WHERE request_id = ? AND device_id = ? AND status = 'pending'",
+            ("accepted" if ok else "refused", now, answer, request_id, device_id),
+        )
+        return cursor.rowcount > 0
+
+    def sent_commands(self, device_id: str, limit: int) -> list[SentCommand]:
+        rows = self._db.execute(
+            "SELECT request_id, device_id, command, summary, sent_by, sent_at, status, "
+            "answered_at, answer FROM device_commands WHERE device_id = ? "
+            "ORDER BY sent_at DESC, request_id LIMIT ?",
+            (device_id, limit),
+        ).fetchall()
+        return [
+            SentCommand(
+                str(r[0]),
+                str(r[1]),
+                str(r[2]),
+                str(r[3]),
+                str(r[4]),
+                float(r[5]),
+                "accepted" if r[6] == "accepted" else "refused" if r[6] == "refused" else "pending",
+                None if r[7] is None else float(r[7]),
+                None if r[8] is None else str(r[8]),
+            )
+            for r in rows
+        ]
+
+    # ------------------------------------------------- prescribed sessions
+
+    def set_prescribed(self, device_id: str, week: str, sessions: int) -> bool:
+        """The sessions the device's progression prescribes in ``week``; True when it changed."""
+        row = self._db.execute(
+            "SELECT sessions FROM prescribed_weeks WHERE device_id = ? AND week = ?",
+            (device_id, week),
+        ).fetchone()
+        if row is not None and int(row[0]) == sessions:
+            return False
+        self._db.execute(
+            "INSERT INTO prescribed_weeks (device_id, week, sessions) VALUES (?, ?, ?) "
+            "ON CONFLICT (device_id, week) DO UPDATE SET sessions = excluded.sessions",
+            (device_id, week, sessions),
+        )
+        return True
+
+    def prescribed_weeks(self, device_id: str) -> dict[str, int]:
+        rows = self._db.execute(
+            "SELECT week, sessions FROM prescribed_weeks WHERE device_id = ?", (device_id,)
+        ).fetchall()
+        return {str(r[0]): int(r[1]) for r in rows}
+
     # ------------------------------------------------------------- alerts
 
     def log_alert(
@@ -350,7 +628,17 @@ class Transaction:
         next_at: float,
         incident: str | None = None,
     ) -> int:
-        """An alert paging its first contact now (one send); returns its id."""
+        """An alert paging its first contact now (one send); returns its id (in a batch, one
+        it reserved: nothing to wait for)."""
+        reserved = self._prepared.alert_ids if self._prepared is not None else None
+        if reserved:
+            alert_id = reserved.popleft()
+            self._db.execute(
+                "INSERT INTO alerts (id, kind, device_id, event_id, status, created_at, next_at, "
+                "sends, incident) VALUES (?, ?, ?, ?, 'paging', ?, ?, 1, ?)",
+                (alert_id, kind, device_id, event_id, now, next_at, incident),
+            )
+            return alert_id
         (alert_id,) = self._db.execute(
             "INSERT INTO alerts (kind, device_id, event_id, status, created_at, next_at, sends, "
             "incident) VALUES (?, ?, ?, 'paging', ?, ?, 1, ?) RETURNING id",
@@ -375,14 +663,28 @@ class Transaction:
     # ----------------------------------------------------------- incidents
 
     def incident(self, incident_id: str) -> Incident | None:
+        if self._prepared is not None and incident_id in self._prepared.absent_incidents:
+            return None
         row = self._db.execute(
             f"SELECT {_INCIDENT_COLUMNS} FROM incidents WHERE id = ?", (incident_id,)
         ).fetchone()
         return _incident(row) if row else None
 
+    def incidents_by_id(self, incident_ids: Collection[str]) -> dict[str, Incident]:
+        found: dict[str, Incident] = {}
+        for ids in _chunks(incident_ids):
+            where, params = self._db.one_of("id", ids)
+            rows = self._db.execute(
+                f"SELECT {_INCIDENT_COLUMNS} FROM incidents WHERE {where}", params
+            ).fetchall()
+            found.update((row[0], _incident(row)) for row in rows)
+        return found
+
     def open_incident(
         self, incident_id: str, device_id: str, severity: str, event_id: str, wall: str, now: float
     ) -> None:
+        if self._prepared is not None:
+            self._prepared.absent_incidents.discard(incident_id)
         self._db.execute(
             f"INSERT INTO incidents ({_INCIDENT_COLUMNS}) "
             "VALUES (?, ?, ?, 'open', ?, ?, ?, ?, NULL, NULL, NULL, NULL) "
@@ -485,7 +787,20 @@ class Transaction:
         return [_alert(r) for r in rows]
 
     def open_alerts_due(self, now: float) -> list[Alert]:
-        """Open alerts whose next look is due (held past their grace, paging past a timeout)."""
+        """Open alerts whose next look is due (held past their grace, paging past a timeout).
+
+        Where rows are locked (PostgreSQL), their devices' rows are taken first, in id order
+        (:meth:`hold_devices`), and the alerts read again: the escalation that writes them
+        queues behind a batch of those devices' messages instead of forming a lock cycle
+        with it, and sees what that batch did (an alert it closed is no longer due)."""
+        due = self._alerts_due(now)
+        if not due or not self._db.row_locks:
+            return due
+        devices = {alert.device_id for alert in due}
+        self.hold_devices(devices)
+        return [alert for alert in self._alerts_due(now) if alert.device_id in devices]
+
+    def _alerts_due(self, now: float) -> list[Alert]:
         rows = self._db.execute(
             f"SELECT {_ALERT_COLUMNS} FROM alerts WHERE status IN {_OPEN} AND next_at <= ? "
             "ORDER BY id",
@@ -598,12 +913,26 @@ class Transaction:
 
     # ------------------------------------------------- users and logins
 
-    def add_user(self, username: str, password_hash: str, now: float) -> None:
-        """Create the account, or set its password."""
+    def add_user(
+        self, username: str, password_hash: str, now: float, role: Role | None = None
+    ) -> None:
+        """Create the account (a caregiver unless ``role`` says), or set its password (and its
+        role when ``role`` is given; otherwise the account keeps its own)."""
         self._db.execute(
-            "INSERT INTO users (username, password_hash, created_at) VALUES (?, ?, ?) "
+            "INSERT INTO users (username, password_hash, created_at, role) VALUES (?, ?, ?, ?) "
             "ON CONFLICT (username) DO UPDATE SET password_hash = excluded.password_hash",
-            (username, password_hash, now),
+            (username, password_hash, now, (role or Role.CAREGIVER).value),
+        )
+        if role is not None:
+            self.set_role(username, role)
+
+    def set_role(self, username: str, role: Role) -> bool:
+        """False if there is no such account. Its open logins have the new role at once."""
+        return (
+            self._db.execute(
+                "UPDATE users SET role = ? WHERE username = ?", (role.value, username)
+            ).rowcount
+            > 0
         )
 
     def password_hash(self, username: str) -> str | None:
@@ -625,13 +954,14 @@ class Transaction:
     def login_session(self, token_hash: str, now: float) -> LoginSession | None:
         """The login with this token's hash, while it lasts and its account exists."""
         row = self._db.execute(
-            "SELECT s.username, s.csrf FROM sessions s JOIN users u ON u.username = s.username "
+            "SELECT s.username, s.csrf, u.role FROM sessions s "
+            "JOIN users u ON u.username = s.username "
             "WHERE s.token_hash = ? AND s.expires_at >= ?",
             (token_hash, now),
         ).fetchone()
         if row is None:
             return None
-        return LoginSession(row[0], row[1], self._user_devices(row[0]))
+        return LoginSession(row[0], row[1], self._user_devices(row[0]), _role(row[2]))
 
     def end_login_session(self, token_hash: str) -> None:
         self._db.execute("DELETE FROM sessions WHERE token_hash = ?", (token_hash,))
@@ -668,12 +998,12 @@ class Transaction:
         """Every account, by name, with its device limit and how many logins it has open."""
         rows = self._db.execute(
             "SELECT u.username, u.created_at, (SELECT COUNT(*) FROM sessions s "
-            "WHERE s.username = u.username AND s.expires_at >= ?) FROM users u "
+            "WHERE s.username = u.username AND s.expires_at >= ?), u.role FROM users u "
             "ORDER BY u.username",
             (now,),
         ).fetchall()
         accounts = []
-        for username, created_at, sessions in rows:
+        for username, created_at, sessions, role in rows:
             devices = self._user_devices(username)
             accounts.append(
                 Account(
@@ -681,6 +1011,7 @@ class Transaction:
                     created_at,
                     tuple(sorted(devices)) if devices is not None else None,
                     int(sessions),
+                    _role(role),
                 )
             )
         return accounts
@@ -790,9 +1121,16 @@ class Store:
     :mod:`caregiver.storage.engines`).
     """
 
+    READ_CONNECTIONS = 4
+    """On PostgreSQL: connections for reads (pages, the live feed), beside the writing one."""
+
     def __init__(self, database: str | Path) -> None:
         self.location = str(database)
         self._lock = threading.RLock()
+        self._writing = threading.local()
+        """``depth``: this thread's open transactions and batches (its reads then see what they
+        wrote, so they stay on the writing connection)."""
+        self._reads: PooledReads | None = None
         with _as_storage_fault():
             self._db = open_database(database)
         self.engine = self._db.engine
@@ -801,6 +1139,8 @@ class Store:
         self._announcer: Announcer | None = None
         self._batching = False
         """In :meth:`batch` (read and written only with ``_lock`` held)."""
+        self._prepared: _Prepared | None = None
+        """The open batch's events and incidents (:meth:`Transaction.prepare`)."""
         try:
             with self._lock:
                 if isinstance(self._db, SqliteDatabase):
@@ -811,6 +1151,7 @@ class Store:
             raise
         if isinstance(self._db, PostgresDatabase):
             self._announcer = Announcer(self._db.url)
+            self._reads = PooledReads(self._db.url, self.READ_CONNECTIONS)
 
     def _prepare_sqlite(self, db: SqliteDatabase) -> None:
         if db.name != ":memory:" and Path(db.name).exists() and Path(db.name).stat().st_size:
@@ -849,6 +1190,9 @@ class Store:
         if self._announcer is not None:
             self._announcer.stop()
             self._announcer = None
+        if self._reads is not None:
+            self._reads.close()
+            self._reads = None
         with self._lock:
             self._db.close()
 
@@ -878,11 +1222,11 @@ class Store:
         short and free of I/O: every other thread waits for it. A database failure is a
         :class:`StorageFault`. Inside :meth:`batch` it is a savepoint: rolled back alone if
         the block raises, committed with the batch."""
-        with self._lock, _as_storage_fault(self._db):
+        with self._lock, _as_storage_fault(self._db), self._written():
             if self._batching:
                 self._db.execute("SAVEPOINT one")
                 try:
-                    yield Transaction(self._db)
+                    yield Transaction(self._db, self._prepared)
                 except BaseException:
                     with contextlib.suppress(*self._db.errors):
                         self._db.execute("ROLLBACK TO SAVEPOINT one")
@@ -900,35 +1244,70 @@ class Store:
             self._db.commit()
 
     @contextmanager
-    def batch(self) -> Iterator[None]:
+    def batch(
+        self,
+        devices: Collection[str] = (),
+        now: float = 0.0,
+        events: Sequence[tuple[NewEvent, float]] = (),
+    ) -> Iterator[None]:
         """Group commit: every :meth:`transaction` in the block commits at its end, in one
         commit (a commit costs as much as the rest of a message's work: a burst of messages
         is stored in half the time). All or nothing: if the block raises, nothing of it is
         kept. Other threads wait for the whole block: keep it to a bounded number of
-        messages."""
-        with self._lock, _as_storage_fault(self._db):
-            self._db.begin()
-            self._batching = True
+        messages.
+
+        ``devices``: every device the block writes for, locked first in id order
+        (:meth:`Transaction.lock_devices`: two instances' batches cannot deadlock) and seen
+        at ``now``; ``events``: the events (and when each was received) its messages will
+        record, inserted up front (:meth:`Transaction.prepare`). On PostgreSQL the block's
+        statements go out in pipeline mode: only a statement whose result is read waits for
+        the server."""
+        with self._lock, _as_storage_fault(self._db), self._written():
             try:
-                yield
+                with self._db.pipeline():
+                    self._db.begin()
+                    ops = Transaction(self._db)
+                    ops.lock_devices(devices, now)
+                    self._prepared = ops.prepare(events) if events else None
+                    self._batching = True
+                    yield
+                    self._batching = False
+                    Transaction(self._db, self._prepared).finish()
+                    self._prepared = None
+                    self._db.commit()
             except BaseException:
                 self._batching = False
+                self._prepared = None
                 with contextlib.suppress(*self._db.errors):
                     self._db.rollback()
                 raise
-            self._batching = False
-            try:
-                self._db.commit()
-            except self._db.errors:
-                with contextlib.suppress(*self._db.errors):
-                    self._db.rollback()
-                raise
+
+    @contextmanager
+    def _written(self) -> Iterator[None]:
+        self._writing.depth = getattr(self._writing, "depth", 0) + 1
+        try:
+            yield
+        finally:
+            self._writing.depth -= 1
 
     @contextmanager
     def _statement(self) -> Iterator[Transaction]:
         """For an operation of one statement: SQLite runs it as its own transaction."""
         with self._lock, _as_storage_fault(self._db):
             yield Transaction(self._db)
+
+    def _read(self, read: Callable[[Transaction], _T]) -> _T:
+        """Run an operation that only reads: on PostgreSQL on one of the pooled connections,
+        so that it waits neither for nor on ingest's batch (a thread inside a transaction or
+        batch reads on its own connection, and sees its own writes); on SQLite on the one
+        connection."""
+        reads = self._reads
+        depth: int = getattr(self._writing, "depth", 0)
+        if reads is None or depth > 0:
+            with self._statement() as ops:
+                return read(ops)
+        with _as_storage_fault(self._db):
+            return reads.run(lambda db: read(Transaction(db)))
 
     # ------------------------------------------------------------ devices
 
@@ -943,37 +1322,39 @@ class Store:
             ops.set_telemetry(device_id, telemetry, now)
 
     def devices(self) -> list[Device]:
-        with self._statement() as ops:
-            return ops.devices()
+        return self._read(lambda ops: ops.devices())
 
     def device(self, device_id: str) -> Device | None:
-        with self._statement() as ops:
-            return ops.device(device_id)
+        return self._read(lambda ops: ops.device(device_id))
+
+    def devices_by_id(self, device_ids: Collection[str]) -> dict[str, Device]:
+        """These devices' cards (those known), by id, read at once (see :meth:`events_by_id`)."""
+        return self._read(lambda ops: ops.devices_by_id(device_ids))
 
     # ------------------------------------------------------------- events
 
     def event(self, event_id: str) -> StoredEvent | None:
-        with self._statement() as ops:
-            return ops.event(event_id)
+        return self._read(lambda ops: ops.event(event_id))
+
+    def events_by_id(self, event_ids: Collection[str]) -> dict[str, StoredEvent]:
+        """These events (those stored), by id, in a statement or a few: what the live feed
+        renders for a batch of changes, read at once instead of a round trip each."""
+        return self._read(lambda ops: ops.events_by_id(event_ids))
 
     def events_for(self, device_id: str, limit: int = 200) -> list[StoredEvent]:
         """The device's timeline, newest first."""
-        with self._statement() as ops:
-            return ops.events_for(device_id, limit)
+        return self._read(lambda ops: ops.events_for(device_id, limit))
 
     def recent_events(
         self, types: Sequence[str], limit: int = 10, devices: Collection[str] | None = None
     ) -> list[StoredEvent]:
-        with self._statement() as ops:
-            return ops.recent_events(types, limit, devices)
+        return self._read(lambda ops: ops.recent_events(types, limit, devices))
 
     def imu_window(self, event_id: str) -> object | None:
-        with self._statement() as ops:
-            return ops.imu_window(event_id)
+        return self._read(lambda ops: ops.imu_window(event_id))
 
     def event_count(self) -> int:
-        with self._statement() as ops:
-            return ops.event_count()
+        return self._read(lambda ops: ops.event_count())
 
     def confirm_ack(self, device_id: str, request_id: str) -> bool:
         with self._statement() as ops:
@@ -982,42 +1363,43 @@ class Store:
     # ----------------------------------------------------------- incidents
 
     def incident(self, incident_id: str) -> Incident | None:
-        with self._statement() as ops:
-            return ops.incident(incident_id)
+        return self._read(lambda ops: ops.incident(incident_id))
+
+    def incidents_by_id(self, incident_ids: Collection[str]) -> dict[str, Incident]:
+        """These incidents (those stored), by id, read at once (see :meth:`events_by_id`)."""
+        return self._read(lambda ops: ops.incidents_by_id(incident_ids))
 
     def incidents_for(self, device_id: str, limit: int = 50) -> list[Incident]:
         """The device's incidents, newest first."""
-        with self._statement() as ops:
-            return ops.incidents_for(device_id, limit)
+        return self._read(lambda ops: ops.incidents_for(device_id, limit))
 
     def recent_incidents(
         self, limit: int = 10, devices: Collection[str] | None = None
     ) -> list[Incident]:
         """Every device's incidents (or only ``devices``'), newest first (the fleet page's
         list)."""
-        with self._statement() as ops:
-            return ops.recent_incidents(limit, devices)
+        return self._read(lambda ops: ops.recent_incidents(limit, devices))
 
     def open_incidents(self, device_id: str) -> list[Incident]:
-        with self._statement() as ops:
-            return ops.open_incidents(device_id)
+        return self._read(lambda ops: ops.open_incidents(device_id))
 
     def incident_events(self, incident_id: str) -> list[StoredEvent]:
-        with self._statement() as ops:
-            return ops.incident_events(incident_id)
+        return self._read(lambda ops: ops.incident_events(incident_id))
 
     def recording(self, trip_event_id: str) -> bytes | None:
-        with self._statement() as ops:
-            return ops.recording(trip_event_id)
+        return self._read(lambda ops: ops.recording(trip_event_id))
 
     def recording_for(self, event: StoredEvent) -> tuple[str, bytes] | None:
         """The recording to show with ``event``: its own if it tripped the monitor, else its
         incident's (a fall confirmed after a trip is plotted in the trip's recording)."""
-        with self._statement() as ops:
+
+        def read(ops: Transaction) -> tuple[str, bytes] | None:
             own = ops.recording(event.id)
             if own is not None:
                 return event.id, own
             return ops.incident_recording(event.incident) if event.incident else None
+
+        return self._read(read)
 
     # ----------------------------------------------------- guided sessions
 
@@ -1027,31 +1409,59 @@ class Store:
 
     def walk_sessions(self, device_id: str, limit: int = 500) -> list[WalkSession]:
         """The device's guided sessions, newest first."""
-        with self._statement() as ops:
-            return ops.walk_sessions(device_id, limit)
+        return self._read(lambda ops: ops.walk_sessions(device_id, limit))
 
     def walk_session_payloads(self, device_id: str, limit: int = 500) -> list[str]:
         """The device's session summaries as received (JSON text), newest first: what the
         stored row leaves out (the balance check and gait figures) is read from them."""
-        with self._statement() as ops:
-            return ops.walk_session_payloads(device_id, limit)
+        return self._read(lambda ops: ops.walk_session_payloads(device_id, limit))
 
     def walk_session_count(self) -> int:
+        return self._read(lambda ops: ops.walk_session_count())
+
+    # ------------------------------------------- plan commands and answers
+
+    def command_sent(self, command: SentCommand, keep: int = 20) -> None:
+        with self.transaction() as tx:
+            tx.command_sent(command, keep)
+
+    def forget_command(self, request_id: str) -> None:
         with self._statement() as ops:
-            return ops.walk_session_count()
+            ops.forget_command(request_id)
+
+    def command_answered(
+        self, device_id: str, request_id: str, ok: bool, answer: str, now: float
+    ) -> bool:
+        with self._statement() as ops:
+            return ops.command_answered(device_id, request_id, ok, answer, now)
+
+    def sent_commands(self, device_id: str, limit: int = 20) -> list[SentCommand]:
+        """The plan and progression commands sent to the device, newest first."""
+        with self._statement() as ops:
+            return ops.sent_commands(device_id, limit)
+
+    # ------------------------------------------------- prescribed sessions
+
+    def set_prescribed(self, device_id: str, week: str, sessions: int) -> bool:
+        with self.transaction() as tx:
+            return tx.set_prescribed(device_id, week, sessions)
+
+    def prescribed_weeks(self, device_id: str) -> dict[str, int]:
+        """Week ("2026-W49") -> sessions the device's progression prescribed in it (weeks the
+        service never heard of are absent: the default three)."""
+        with self._statement() as ops:
+            return ops.prescribed_weeks(device_id)
 
     # ------------------------------------------------------------- alerts
 
     def alerts(self, device_id: str | None = None) -> list[Alert]:
         """Every alert (of the device), oldest first."""
-        with self._statement() as ops:
-            return ops.alerts(device_id)
+        return self._read(lambda ops: ops.alerts(device_id))
 
     # ------------------------------------------------------ notifications
 
     def notifications_due(self, now: float) -> list[PendingNotification]:
-        with self._statement() as ops:
-            return ops.notifications_due(now)
+        return self._read(lambda ops: ops.notifications_due(now))
 
     def notification_sent(self, notification_id: int, attempts: int) -> None:
         with self._statement() as ops:
@@ -1080,18 +1490,22 @@ class Store:
             return ops.hold_lease(name, holder, now, until)
 
     def lease_holder(self, name: str, now: float) -> str | None:
-        with self._statement() as ops:
-            return ops.lease_holder(name, now)
+        return self._read(lambda ops: ops.lease_holder(name, now))
 
     # ------------------------------------------------- users and logins
 
-    def add_user(self, username: str, password_hash: str, now: float) -> None:
-        with self._statement() as ops:
-            ops.add_user(username, password_hash, now)
+    def add_user(
+        self, username: str, password_hash: str, now: float, role: Role | None = None
+    ) -> None:
+        with self.transaction() as tx:
+            tx.add_user(username, password_hash, now, role)
+
+    def set_role(self, username: str, role: Role) -> bool:
+        with self.transaction() as tx:
+            return tx.set_role(username, role)
 
     def password_hash(self, username: str) -> str | None:
-        with self._statement() as ops:
-            return ops.password_hash(username)
+        return self._read(lambda ops: ops.password_hash(username))
 
     def start_login_session(
         self, token_hash: str, username: str, csrf: str, expires_at: float, now: float
@@ -1118,6 +1532,13 @@ class Store:
     def set_user_devices(self, username: str, devices: Sequence[str] | None) -> bool:
         with self.transaction() as tx:
             return tx.set_user_devices(username, devices)
+
+
+def _role(value: object) -> Role:
+    try:
+        return Role(str(value))
+    except ValueError:  # written by a later release: the least it may do
+        return Role.CAREGIVER
 
 
 def _urgency(value: str) -> Urgency:

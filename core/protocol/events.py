@@ -62,6 +62,29 @@ PROTECTED_TYPES = INCIDENT_TYPES | {
 """Events no bound ever drops on the way to a caregiver (the outbox keeps them until a
 consumer's receipt): alerts, faults, and what closes or explains an incident."""
 
+SEVERITY_ORDER: tuple[str, ...] = ("test", "stumble", "fault", "fall", "help", "no_recovery")
+"""Incident severities from mildest to worst; an incident's severity is its worst event. One
+order for the device's incident record, its retained ``incident`` message and the caregiver
+service, so all three name the same incident alike. A call for help ranks above a fall: the
+walker is saying someone must come (a fall the walker gets up from is closed by "I'm OK");
+lying still after a fall is worst of all."""
+_SEVERITY_RANK = {kind: rank for rank, kind in enumerate(SEVERITY_ORDER)}
+
+
+def reopens(kind: str, closed_severity: str) -> bool:
+    """An event of ``kind`` opens again an incident a caregiver (or the walker) closed as
+    ``closed_severity``: anything worse (a fall after an acknowledged stumble), and a call
+    for help or a fault whatever the severity — news someone must hear, which joining a
+    closed incident would otherwise swallow."""
+    return kind in (EventType.HELP.value, EventType.FAULT.value) or worse(kind, closed_severity)
+
+
+def worse(a: str, b: str) -> bool:
+    """Severity ``a`` is worse than ``b`` (an unknown kind ranks with a stumble, "" lowest)."""
+    stumble = _SEVERITY_RANK["stumble"]
+    return _SEVERITY_RANK.get(a, stumble if a else -1) > _SEVERITY_RANK.get(b, stumble if b else -1)
+
+
 DEFAULT_SEVERITY: Mapping[EventType, Severity] = {
     EventType.STUMBLE: Severity.WARNING,
     EventType.FALL: Severity.CRITICAL,

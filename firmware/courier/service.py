@@ -53,6 +53,7 @@ from firmware.courier.channel import SEND_TIMEOUT_S, LoopChannel
 from firmware.link import messages
 from firmware.session.record import SessionArchive
 from firmware.sinks import EventSink, LogSink, StoreSink
+from firmware.storage import incidents
 from firmware.storage.damage import MovedAside
 from firmware.storage.events import EventStore
 from firmware.storage.fallback import FallbackDatabase
@@ -170,6 +171,7 @@ class Courier:
         self._enable_incremental_vacuum()
         if self.reporter is not None:
             self.reporter.start()
+        self._carry_on_open_incident()  # before the storage report a test waits for
         self._report_opening()
         self._begin_run()
         self.forward_plan()
@@ -281,6 +283,18 @@ class Courier:
                 messages.PlanAssigned(assignment.revision, assignment.plan, assignment.by)
             ):
                 self._plan_sent = assignment.revision
+
+    def _carry_on_open_incident(self) -> None:
+        """Tell the loop of a trip or fault incident still open on record (a monitor that
+        restarted mid-incident carries it on)."""
+        device = self.config.device.id
+        try:
+            still_open = self.db.read(lambda conn: incidents.open_on_the_belt(conn, device))
+        except Exception:
+            log.exception("storage: open incidents could not be read")
+            return
+        if still_open is not None:
+            self.channel.send(messages.OpenIncident(still_open))
 
     def _self_test(self) -> dict[str, dict[str, object]]:
         checks = dict(self.checks)

@@ -14,12 +14,12 @@ the compiled one is about three times faster.
 from __future__ import annotations
 
 import functools
-import hashlib
 import importlib
 import importlib.machinery
 import os
 from pathlib import Path
 
+from core.digest import sha256
 from firmware.detection.base import Detector
 from firmware.detection.config import DetectorConfig
 from firmware.detection.retro import FallDetector
@@ -30,7 +30,7 @@ _SOURCES = ("retro", "rules")
 def source_digest() -> str:
     """SHA-256 over the detector's sources (``setup.py`` stamps it into the compiled copy)."""
     here = Path(__file__).resolve().parent
-    h = hashlib.sha256()
+    h = sha256()  # hashlib's digest, without loading OpenSSL (core.digest)
     for name in _SOURCES:
         h.update((here / f"{name}.py").read_bytes())
     return h.hexdigest()

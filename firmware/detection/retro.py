@@ -8,7 +8,9 @@ than the whole update). The detector knows the body rather than a mounting:
    propagated by the gyro and pulled gently toward the accelerometer when the
    accelerometer reads close to 1 g (a complementary filter). It never assumes
    which sensor axis points up: the first ``warmup_s`` seconds learn it, or
-   the caller passes an ``up`` vector derived from a known mounting.
+   the caller passes an ``up`` vector derived from a known mounting. Landings
+   are followed during the warm-up too, against a provisional upright, so a
+   fall in the first second is not missed.
 2. **Upright reference.** The trunk's usual gravity direction, followed slowly
    while upright. Trunk *tilt* is the angle between the current gravity
    direction and this reference, so a belt worn crooked reads 0° when upright.
@@ -129,6 +131,9 @@ class FallDetector:
         # Upright reference (same convention), learned during the warm-up.
         self._ux, self._uy, self._uz = self._rx, self._ry, self._rz
         self._have_gravity = False
+        # The first sample's gravity direction: the provisional upright of a
+        # warm-up with neither a motionless sample nor a known mounting.
+        self._first_rx, self._first_ry, self._first_rz = self._rx, self._ry, self._rz
         # Low-passed accelerometer (g), the filter's reference for gravity.
         self._lx, self._ly, self._lz = self._rx, self._ry, self._rz
         self.tilt_deg = 0.0
@@ -285,7 +290,15 @@ class FallDetector:
                 and abs(amag - 1.0) < self.config.still_accel_g
             )
             if not self._warm_up(t, a_along):
-                return NO_DETECTIONS
+                # Not blind: landings are followed from the first sample,
+                # against the provisional upright (:meth:`_warm_up`), and
+                # judged later against the learned one. The stumble rules
+                # wait: they need the 1 g level and the posture the
+                # warm-up is still learning.
+                self._measure_tilt(dt, self._ux, self._uy, self._uz)
+                self._windows(t)
+                fall = self._follow_landings(t, dt, amag)
+                return NO_DETECTIONS if fall is None else [fall]
         self._kinematics(t, dt, a_along, gx, gy, gz, amag)
         self._windows(t)
 
@@ -396,7 +409,8 @@ class FallDetector:
         """
         cfg = self.config
         rx, ry, rz = self._rx, self._ry, self._rz
-        self._ux, self._uy, self._uz = rx, ry, rz
+        if self._g_n == 0:
+            self._first_rx, self._first_ry, self._first_rz = rx, ry, rz
         self._g_sum += a_along
         self._g_n += 1
         if self.still:
@@ -407,27 +421,69 @@ class FallDetector:
             self._still_rz += rz
         self._g_est = self._g_sum / self._g_n
         if t - self._t_start < cfg.warmup_s:
+            self._provisional_upright()
             return False
         self._warm = True
+        # From here on tilt is measured from the learned upright: the tilt
+        # gain and tilt speed gathered against the provisional one would
+        # read the change of reference as a rotation of the trunk.
+        self._tilt_window.clear()
+        self._rotation_next_t = -math.inf
+        self._have_tilt = False
+        self.tilt_speed_dps = 0.0
+        # Likewise "not lying lately", which only the stumble rules read:
+        # they start with the learned upright, the landings' 50 deg margin
+        # is what the provisional one is good for.
+        self._risen_t = -math.inf
         if self._still_n > 0:
             # Standing still measured the level: it counts as a whole
             # averaging time's worth of data.
             self._g_est = self._lvl_mean = self._still_g_sum / self._still_n
             self._lvl_seen = cfg.gravity_level_tau_s
             self.level_known = True
-            sx, sy, sz = self._still_rx, self._still_ry, self._still_rz
-            n = math.sqrt(sx * sx + sy * sy + sz * sz)
-            if n > 0.0:
-                self._ux, self._uy, self._uz = sx / n, sy / n, sz / n
-        ux, uy, uz = self._ux, self._uy, self._uz
+        self._upright_from_warm_up(rx, ry, rz)
+        return True
+
+    def _upright_from_warm_up(self, rx: float, ry: float, rz: float) -> None:
+        """Set the upright reference from what the warm-up has seen: the mean
+        gravity direction of its motionless samples (standing still), else
+        ``r`` (the caller's fallback); and the mounting's "up" instead when
+        that disagrees with it by more than ``mounting_tolerance_deg``."""
+        sx, sy, sz = self._still_rx, self._still_ry, self._still_rz
+        n = math.sqrt(sx * sx + sy * sy + sz * sz)
+        if self._still_n > 0 and n > 0.0:
+            rx, ry, rz = sx / n, sy / n, sz / n
         hint = self._up_hint
         if hint is not None and (
-            ux * hint[0] + uy * hint[1] + uz * hint[2] < math.cos(cfg.mounting_tolerance_deg * _D2R)
+            rx * hint[0] + ry * hint[1] + rz * hint[2]
+            < math.cos(self.config.mounting_tolerance_deg * _D2R)
         ):
             # The warm-up did not see an upright wearer (started lying or
             # bending): trust the mounting's "up" instead.
-            self._ux, self._uy, self._uz = hint
-        return True
+            rx, ry, rz = hint
+        self._ux, self._uy, self._uz = rx, ry, rz
+
+    def _provisional_upright(self) -> None:
+        """The provisional "upright" while the warm-up is still learning it,
+        for the landings followed meanwhile: the posture standing still so
+        far (the mean gravity direction of the motionless samples), else the
+        mounting's "up" when it is known, else the first sample's gravity
+        direction (with the same check against the mounting as at the end
+        of the warm-up, :meth:`_upright_from_warm_up`).
+
+        A landing needs the trunk within ``upright_before_deg`` (50 deg) of
+        upright shortly before it, and lying after it judged against the
+        learned upright once the warm-up is over: a belt worn 10-20 deg off
+        its mounting's axis, or a first sample taken mid-stride, is well
+        inside that margin. So a fall in the first second of a recording (a
+        device switched on just before it, a dataset that starts 0.1 s
+        before the onset) is judged like any other, instead of falling into
+        a blind second."""
+        hint = self._up_hint
+        if hint is not None:
+            self._upright_from_warm_up(hint[0], hint[1], hint[2])
+        else:
+            self._upright_from_warm_up(self._first_rx, self._first_ry, self._first_rz)
 
     def _level_block(self, t: float) -> None:
         """The sensor's 1 g along the vertical, from the vertical specific
@@ -528,6 +584,23 @@ class FallDetector:
             self._drop_s = self.freefall_s
             self._drop_end_t = t
             self.freefall_s = 0.0
+
+    def _measure_tilt(self, dt: float, ux: float, uy: float, uz: float) -> float:
+        """Trunk tilt (deg) of the gravity direction from the upright ``u``,
+        and its smoothed rate of change; returns the tilt. For the warm-up:
+        :meth:`_kinematics` does the same inline, a call per sample being
+        measurable in the pure-Python build."""
+        c = self._rx * ux + self._ry * uy + self._rz * uz
+        c = 1.0 if c > 1.0 else (-1.0 if c < -1.0 else c)
+        tilt = math.acos(c) * _R2D
+        if self._have_tilt:
+            ks = dt / self._tilt_speed_tau_s
+            speed = self.tilt_speed_dps
+            speed += ((tilt - self.tilt_deg) / dt - speed) * (ks if ks < 1.0 else 1.0)
+            self.tilt_speed_dps = speed
+        self._have_tilt = True
+        self.tilt_deg = tilt
+        return tilt
 
     def _windows(self, t: float) -> None:
         """The recent past: tilt gained within ``rotation_window_s`` (a

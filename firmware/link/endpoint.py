@@ -72,6 +72,8 @@ class CourierLink:
         self._on_silence = on_silence
         self._sock: socket.socket | None = None
         self._incoming_sock: socket.socket | None = None
+        self._readable: select.poll | None = None
+        """Tells whether the courier sent anything, without a recv() (see :meth:`_receive`)."""
         self._writer = FrameWriter()
         self._reader = FrameReader()
         self._pending: OrderedDict[str, _Pending] = OrderedDict()
@@ -92,6 +94,7 @@ class CourierLink:
         self.silence_requests = 0
         self.chirp_requests = 0
         self._closed_incidents: deque[str] = deque(maxlen=16)
+        self._open_incident: str | None = None
         self._polled_real = 0.0
         self._heard_real = 0.0
         self._plan_revision = 0
@@ -254,6 +257,11 @@ class CourierLink:
         self._closed_incidents.clear()
         return closed
 
+    def take_open_incident(self) -> str | None:
+        """The open incident the courier found on record, once (None: none, or taken)."""
+        found, self._open_incident = self._open_incident, None
+        return found
+
     def take_silence(self) -> bool:
         """True once per batch of caregiver silence requests since the last call."""
         if self.silence_requests:
@@ -266,6 +274,8 @@ class CourierLink:
     def _switch_to(self, sock: socket.socket) -> None:
         self._drop_socket()
         self._sock = sock
+        self._readable = select.poll()
+        self._readable.register(sock, select.POLLIN)
         self.attaches += 1
         self._writer.clear()
         self._reader.clear()
@@ -286,6 +296,7 @@ class CourierLink:
             self._writer.put(record.payload)
 
     def _drop_socket(self) -> None:
+        self._readable = None
         sock, self._sock = self._sock, None
         if sock is not None:
             sock.close()
@@ -319,8 +330,13 @@ class CourierLink:
             self._pending_bytes -= len(record.payload)
 
     def _receive(self, sock: socket.socket) -> None:
+        # Asked first whether anything came: most polls find nothing, and a recv() that finds
+        # nothing raises, which costs the loop several times the question (every iteration).
+        readable = self._readable
         handled = 0
         while handled < MAX_MESSAGES_PER_POLL:
+            if readable is not None and not readable.poll(0):
+                return
             try:
                 data = sock.recv(READ_CHUNK)
             except BlockingIOError:
@@ -350,6 +366,8 @@ class CourierLink:
                 self.chirp_requests += 1
             case messages.IncidentClosed(incident=incident):
                 self._closed_incidents.append(incident)
+            case messages.OpenIncident(incident=incident):
+                self._open_incident = incident
             case messages.CourierAlive(broker_connected=connected, outbox_depth=depth):
                 self.broker_connected, self.outbox_depth = connected, depth
             case messages.PlanAssigned(revision=revision, plan=plan, by=by):

@@ -105,6 +105,15 @@ class IncidentClosed(msgspec.Struct, tag="incident_closed"):
     incident: str
 
 
+class OpenIncident(msgspec.Struct, tag="open_incident"):
+    """The device's record has a trip or fault incident still open (the courier says so when
+    it starts): a monitor that restarted — a crash, a power cut while the walker was on the
+    floor — carries it on, so the walker's re-arming closes it as "I'm OK" everywhere
+    instead of leaving it open until a caregiver acknowledges it."""
+
+    incident: str
+
+
 class CourierAlive(msgspec.Struct, tag="alive"):
     """The courier's heartbeat, about once a second."""
 
@@ -126,7 +135,14 @@ class PlanAssigned(msgspec.Struct, tag="plan"):
 
 
 ToLoop = (
-    Persisted | StorageHealth | SilenceBuzzer | Chirp | IncidentClosed | CourierAlive | PlanAssigned
+    Persisted
+    | StorageHealth
+    | SilenceBuzzer
+    | Chirp
+    | IncidentClosed
+    | OpenIncident
+    | CourierAlive
+    | PlanAssigned
 )
 
 _encoder = msgspec.msgpack.Encoder()

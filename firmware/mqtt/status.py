@@ -41,7 +41,7 @@ from core.progress import (
     weekly_progress,
 )
 from core.protocol import payloads
-from core.protocol.events import EventType
+from core.protocol.events import INCIDENT_TYPES, EventType, reopens, worse
 from core.protocol.messages import (
     SCHEMA_VERSION,
     IncidentMessage,
@@ -64,16 +64,6 @@ from firmware.storage.status import (
 
 T = TypeVar("T")
 
-SEVERITY_RANK: dict[EventType, int] = {
-    EventType.STUMBLE: 1,
-    EventType.FAULT: 2,
-    EventType.HELP: 3,
-    EventType.FALL: 4,
-    EventType.NO_RECOVERY: 5,
-}
-"""How bad each incident-opening event is; an incident's severity is its worst (the lead's
-incident table ranks paging, this ranks words: a no-recovery is worse than the fall it follows)."""
-
 SEVERITY_NAME: dict[EventType, IncidentSeverity] = {
     EventType.STUMBLE: "stumble",
     EventType.FAULT: "fault",
@@ -81,7 +71,8 @@ SEVERITY_NAME: dict[EventType, IncidentSeverity] = {
     EventType.FALL: "fall",
     EventType.NO_RECOVERY: "no_recovery",
 }
-"""The wire's name for each severity (a test checks both tables cover INCIDENT_TYPES)."""
+"""The wire's name for each severity (a test checks it covers INCIDENT_TYPES, ranked by
+:data:`core.protocol.events.SEVERITY_ORDER`)."""
 
 FIRST_READ = 200
 MEASURES_LOOKBACK = 20
@@ -108,7 +99,7 @@ class _Incident:
 
 def _apply(current: _Incident | None, event: IncidentEventRow) -> _Incident | None:
     """The incident after ``event`` (one step of the rules in the module docstring)."""
-    if event.type in SEVERITY_RANK:
+    if event.type in INCIDENT_TYPES:
         same = current is not None and (
             event.incident == current.id or (event.incident is None and current.open)
         )
@@ -120,14 +111,14 @@ def _apply(current: _Incident | None, event: IncidentEventRow) -> _Incident | No
                 last_event=event.id,
                 changed_wall=event.wall_time,
             )
-        worse = SEVERITY_RANK[event.type] > SEVERITY_RANK[current.severity]
-        if not current.open and not worse:
+        graver = worse(event.type.value, current.severity.value)
+        if not current.open and not reopens(event.type.value, current.severity.value):
             return replace(current, last_event=event.id)  # stays closed: nothing new to page
         return replace(
             current,
-            severity=event.type if worse else current.severity,
+            severity=event.type if graver else current.severity,
             last_event=event.id,
-            changed_wall=event.wall_time if worse or not current.open else current.changed_wall,
+            changed_wall=event.wall_time if graver or not current.open else current.changed_wall,
             open=True,
             closed_by=None,
             closed_via=None,

@@ -27,12 +27,14 @@ import math
 import struct
 import subprocess
 import wave
+from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 from core.protocol.messages import Direction
+from core.protocol.plan import Plan
 
 log = logging.getLogger(__name__)
 
@@ -84,6 +86,15 @@ class Speaker(Protocol):
     def say(self, text: str) -> None: ...
 
     def close(self) -> None: ...
+
+
+@runtime_checkable
+class PreparesPrompts(Protocol):
+    """A speaker that renders a plan's prompts ahead and forgets those no plan in use needs."""
+
+    def prepare(self, plans: Sequence[Plan]) -> None:
+        """The plans in use now; never blocks (the loop thread calls it)."""
+        ...
 
 
 ESPEAK = "espeak-ng"

@@ -109,7 +109,7 @@ from firmware.gait.worker import (
 )
 from firmware.safety import Detected, SafetyState, Transition
 from firmware.session.config import SessionConfig
-from firmware.session.cues import PATTERN, TEXT, Cue, Speaker, cue_for
+from firmware.session.cues import PATTERN, TEXT, Cue, PreparesPrompts, Speaker, cue_for
 from firmware.session.gestures import GestureKind, GestureRecognizer
 from firmware.session.plan import Plan
 from firmware.session.steps import StepCounts, StepDetector
@@ -509,6 +509,8 @@ class SessionRunner:
         """Use ``plan`` (None: the config's) from the next session start on; the loop thread."""
         self.next_plan = self.configured_plan if plan is None else plan
         log.info("next session's plan: %s", self.next_plan.describe())
+        if isinstance(self._speaker, PreparesPrompts):  # a put: its thread renders and prunes
+            self._speaker.prepare((self.plan, self.next_plan))
 
     def _tell_not_worn(self) -> None:
         """Say why the belt will not arm (or stopped) when the sensor shows no body.

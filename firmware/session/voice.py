@@ -11,13 +11,20 @@ Three parts, each with one job:
 * :class:`PromptCache` renders a sentence to a WAV file with ``espeak-ng``
   once, into a cache directory (beside the event store by default), keyed by
   voice, rate and text; a file is written under a temporary name and renamed,
-  so a half-written prompt is never played.
+  so a half-written prompt is never played. A plan's prompts take about
+  6.6 MiB, and every plan a physio sends (or a progression's next stage) adds
+  its own, so the cache is pruned (:meth:`PromptCache.prune`): when the plans
+  are known, of every prompt none of them uses (the config's plan, the
+  session's, the next session's); at start, before they are, down to
+  :data:`CACHE_MAX_BYTES`, least recently used first.
 * :class:`PromptPlayer` (a :class:`~firmware.session.cues.Speaker`) owns one
   worker thread: it first renders every prompt of the plan, then plays what
-  the loop asks for with ``aplay``. :meth:`PromptPlayer.say` is a
-  non-blocking put: the loop never renders, never starts a process, never
-  waits for a sound card. A failing ``aplay`` or ``espeak-ng`` is logged once;
-  the buzzer cues go on regardless.
+  the loop asks for with ``aplay``, and renders a newly assigned plan's
+  prompts ahead (:meth:`PromptPlayer.prepare`). :meth:`PromptPlayer.say` and
+  :meth:`PromptPlayer.prepare` are non-blocking puts: the loop never renders,
+  never starts a process, never deletes a file, never waits for a sound card.
+  A failing ``aplay`` or ``espeak-ng`` is logged once; the buzzer cues go on
+  regardless.
 
 Voice is on by default where audio exists (``session.voice = "auto"``: on the
 real GPIO backend, with ``espeak-ng``, ``aplay`` and a sound card); the
@@ -28,18 +35,19 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import hashlib
 import logging
 import os
 import queue
+import re
 import shutil
 import subprocess
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from core.digest import sha256
 from core.errors import ConfigError
 from core.realtime import LoopHelperThread
 from core.tomlschema import build, read_toml
@@ -57,6 +65,11 @@ PLAY_COMMAND: tuple[str, ...] = (APLAY, "-q")
 PLAY_TIMEOUT_S = 60.0
 RENDER_TIMEOUT_S = 30.0
 SOUND_CARDS = Path("/proc/asound/cards")
+
+CACHE_MAX_BYTES = 48 * 1024 * 1024
+"""The prompt cache's bound before the plans are known (about seven plans' prompts)."""
+_CACHED_WAV = re.compile(r"^[0-9a-f]{20}\.wav$")
+"""A rendered prompt's file name (:meth:`PromptCache.path_for`): nothing else is pruned."""
 
 VOICE_AUTO = "auto"
 VOICE_OFF = ("", "off")
@@ -247,7 +260,7 @@ class PromptCache:
         self.rate_wpm = rate_wpm
 
     def path_for(self, text: str) -> Path:
-        key = hashlib.sha256(f"{self.voice}\n{self.rate_wpm}\n{text}".encode()).hexdigest()
+        key = sha256(f"{self.voice}\n{self.rate_wpm}\n{text}".encode()).hexdigest()
         return self.directory / f"{key[:20]}.wav"
 
     def cached(self, text: str) -> Path | None:
@@ -255,9 +268,12 @@ class PromptCache:
         return path if path.is_file() else None
 
     def render(self, text: str) -> Path:
-        """The prompt's WAV, rendered now if it is not in the cache (seconds: never on the loop)."""
+        """The prompt's WAV, rendered now if it is not in the cache (seconds: never on the loop).
+        A cached one is marked used now (its mtime), for :meth:`prune`'s bound."""
         path = self.path_for(text)
         if path.is_file():
+            with contextlib.suppress(OSError):
+                os.utime(path)
             return path
         self.directory.mkdir(parents=True, exist_ok=True)
         partial = path.with_name(f".{path.stem}.{os.getpid()}.part.wav")
@@ -283,6 +299,55 @@ class PromptCache:
             size += self.render(text).stat().st_size
         return RenderFigures(len(texts), rendered, time.monotonic() - started, size)
 
+    def prune(self, keep: Collection[str], max_bytes: int | None = None) -> PruneFigures:
+        """Delete rendered prompts whose text is not in ``keep``: all of them (``max_bytes``
+        None: the plans in use are known), or the least recently used first until the cache
+        holds at most ``max_bytes``. Prompts in ``keep`` are never deleted; neither is any
+        file not named as this cache names its WAVs."""
+        kept = {self.path_for(text).name for text in keep}
+        files: list[tuple[float, int, Path]] = []
+        total = 0
+        with contextlib.suppress(FileNotFoundError):
+            for entry in os.scandir(self.directory):
+                if not _CACHED_WAV.match(entry.name):
+                    continue
+                with contextlib.suppress(FileNotFoundError):
+                    stat = entry.stat()
+                    total += stat.st_size
+                    if entry.name not in kept:
+                        files.append((stat.st_mtime, stat.st_size, Path(entry.path)))
+        removed = removed_bytes = 0
+        for _, size, path in sorted(files):
+            if max_bytes is not None and total - removed_bytes <= max_bytes:
+                break
+            with contextlib.suppress(FileNotFoundError):
+                path.unlink()
+                removed += 1
+                removed_bytes += size
+        return PruneFigures(removed, removed_bytes, total - removed_bytes)
+
+
+@dataclass(frozen=True, slots=True)
+class PruneFigures:
+    """What :meth:`PromptCache.prune` did."""
+
+    removed: int
+    removed_bytes: int
+    left_bytes: int
+
+    def __str__(self) -> str:
+        return (
+            f"{self.removed} unused prompt(s) removed ({self.removed_bytes / 1024:.0f} KiB), "
+            f"{self.left_bytes / 1024:.0f} KiB left"
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class _Prepare:
+    """The worker's job for a newly assigned plan: render the plans' prompts, prune the rest."""
+
+    plans: tuple[Plan, ...]
+
 
 class PromptPlayer:
     """Plays rendered prompts on its own thread; the loop only enqueues (a Speaker).
@@ -299,16 +364,21 @@ class PromptPlayer:
         *,
         command: Sequence[str] = PLAY_COMMAND,
         prerender: Sequence[str] = (),
+        texts_for: Callable[[Plan], Sequence[str]] | None = None,
     ) -> None:
         self.cache = cache
+        self._texts_for = texts_for
+        """A plan's sentences (:meth:`Prompts.all_for_plan`), for :meth:`prepare`."""
         self.command = tuple(command)
         self.played: list[str] = []
         """Texts played so far, in order (read after :meth:`close`)."""
         self.figures: RenderFigures | None = None
         """What the prerendering did, once it is done."""
+        self.pruned: PruneFigures | None = None
+        """What the last pruning of the cache did."""
         self.failures = 0
         self._prerender = tuple(prerender)
-        self._queue: queue.SimpleQueue[str | None] = queue.SimpleQueue()
+        self._queue: queue.SimpleQueue[str | _Prepare | None] = queue.SimpleQueue()
         self._stopping = threading.Event()
         self._playing: subprocess.Popen[bytes] | None = None
         # One real-time step below the loop when made on the loop's thread (core.realtime): it
@@ -320,6 +390,12 @@ class PromptPlayer:
     def say(self, text: str) -> None:
         """Ask for ``text`` to be spoken. Never blocks: safe on the real-time thread."""
         self._queue.put_nowait(text)
+
+    def prepare(self, plans: Sequence[Plan]) -> None:
+        """The plans in use now (the session's, the next session's; the first plan's is kept
+        too): their prompts are rendered ahead, then every other rendered prompt is deleted,
+        on the worker. Never blocks: safe on the real-time thread."""
+        self._queue.put_nowait(_Prepare(tuple(plans)))
 
     def close(self, timeout: float = 2.0, *, drain: bool = False) -> None:
         """Stop the worker, waiting at most ``timeout``.
@@ -342,18 +418,44 @@ class PromptPlayer:
             try:
                 self.figures = self.cache.render_all(self._prerender, stop=self._stopping)
                 log.info("spoken prompts ready in %s: %s", self.cache.directory, self.figures)
+                # the plans in use are not known yet: only a bound, least recently used first
+                self._prune(self._prerender, CACHE_MAX_BYTES)
             except (OSError, subprocess.SubprocessError) as exc:
                 self._failed("rendering the spoken prompts failed", exc)
         while True:
             text = self._queue.get()
             if text is None or self._stopping.is_set():
                 return
+            if isinstance(text, _Prepare):
+                self._prepare(text.plans)
+                continue
             try:
                 self._play(self.cache.render(text))
                 if not self._stopping.is_set():  # else it was cut short
                     self.played.append(text)
             except (OSError, subprocess.SubprocessError) as exc:
                 self._failed("a spoken prompt failed (buzzer cues go on)", exc)
+
+    def _prepare(self, plans: tuple[Plan, ...]) -> None:
+        if self._texts_for is None:
+            return
+        texts = list(dict.fromkeys(t for plan in plans for t in self._texts_for(plan)))
+        try:
+            self.cache.render_all(texts, stop=self._stopping)
+        except (OSError, subprocess.SubprocessError) as exc:
+            self._failed("rendering the new plan's spoken prompts failed", exc)
+            return  # nothing deleted: a prompt that failed to render may still be needed
+        if not self._stopping.is_set():
+            self._prune((*self._prerender, *texts), None)
+
+    def _prune(self, keep: Sequence[str], max_bytes: int | None) -> None:
+        try:
+            self.pruned = self.cache.prune(keep, max_bytes)
+        except OSError as exc:
+            log.warning("pruning the spoken prompt cache %s failed: %s", self.cache.directory, exc)
+            return
+        if self.pruned.removed:
+            log.info("spoken prompt cache %s: %s", self.cache.directory, self.pruned)
 
     def _play(self, wav: Path) -> None:
         with subprocess.Popen(
@@ -463,4 +565,10 @@ def open_player(
             return None, prompts
     espeak_voice = prompts.file.voice if voice == VOICE_AUTO else voice
     cache = PromptCache(cache_dir, espeak_voice, rate_wpm)
-    return PromptPlayer(cache, command=command, prerender=prompts.all_for_plan(plan)), prompts
+    player = PromptPlayer(
+        cache,
+        command=command,
+        prerender=prompts.all_for_plan(plan),
+        texts_for=prompts.all_for_plan,
+    )
+    return player, prompts

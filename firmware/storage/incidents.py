@@ -17,18 +17,10 @@ import sqlite3
 from dataclasses import dataclass
 
 from core.protocol.commands import LATEST, Ack
-from core.protocol.events import ALERT_TYPES, INCIDENT_TYPES, Event, EventType
+from core.protocol.events import ALERT_TYPES, INCIDENT_TYPES, Event, EventType, reopens, worse
 
-SEVERITY_ORDER = ("stumble", "fault", "fall", "help", "no_recovery")
-"""Incident severities from mildest to worst (the caregiver service ranks them the same)."""
-_RANK = {kind: i for i, kind in enumerate(SEVERITY_ORDER)}
 WALKER = "walker"
 """``closed_via`` of an incident the walker closed by re-arming."""
-
-
-def worse(a: str, b: str) -> bool:
-    """Severity ``a`` is worse than ``b`` (an unknown one ranks with stumbles)."""
-    return _RANK.get(a, 0) > _RANK.get(b, 0)
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,7 +28,8 @@ class Incident:
     id: str
     device_id: str
     severity: str
-    """Its worst event so far (a :data:`SEVERITY_ORDER` kind; "" before any)."""
+    """Its worst event so far (a :data:`core.protocol.events.SEVERITY_ORDER` kind; "" before
+    any)."""
     opened_wall: str
     closed_by: str | None
     closed_via: str | None
@@ -81,6 +74,21 @@ def newest_open(conn: sqlite3.Connection, device_id: str) -> Incident | None:
     return None if row is None else _incident(row)
 
 
+def open_on_the_belt(conn: sqlite3.Connection, device_id: str) -> str | None:
+    """The newest open incident with a trip or fault in it: one the monitor opened and the
+    walker's re-arming would have closed (a help request made while walking is closed by a
+    caregiver, docs/incidents.md, so it is not one)."""
+    kinds = tuple(t.value for t in INCIDENT_TYPES if t is not EventType.HELP)
+    row = conn.execute(
+        "SELECT i.id FROM incidents i WHERE i.device_id = ? AND i.closed_wall IS NULL"
+        " AND EXISTS (SELECT 1 FROM events e WHERE e.incident = i.id"
+        f" AND e.type IN ({','.join('?' * len(kinds))}))"
+        " ORDER BY i.opened_seq DESC LIMIT 1",
+        (device_id, *kinds),
+    ).fetchone()
+    return None if row is None else str(row[0])
+
+
 def note_event(conn: sqlite3.Connection, event: Event, seq: int) -> None:
     """Record what a newly stored event says about its incident (in the caller's transaction)."""
     incident_id = event.incident
@@ -92,20 +100,19 @@ def note_event(conn: sqlite3.Connection, event: Event, seq: int) -> None:
         " VALUES (?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING",
         (incident_id, event.device_id, seq, event.wall_time, kind),
     )
-    severity, closed_via, closed_severity = conn.execute(
-        "SELECT severity, closed_via, closed_severity FROM incidents WHERE id = ?",
+    severity, closed_severity = conn.execute(
+        "SELECT severity, closed_severity FROM incidents WHERE id = ?",
         (incident_id,),
     ).fetchone()
     if kind and (not severity or worse(kind, str(severity))):
         conn.execute("UPDATE incidents SET severity = ? WHERE id = ?", (kind, incident_id))
-        severity = kind
-        if closed_via not in (None, WALKER) and worse(kind, str(closed_severity or "")):
-            # closed by a caregiver as something milder: it is open again
-            conn.execute(
-                "UPDATE incidents SET closed_by = NULL, closed_via = NULL, closed_wall = NULL,"
-                " closed_severity = NULL WHERE id = ?",
-                (incident_id,),
-            )
+    if kind and closed_severity is not None and reopens(kind, str(closed_severity)):
+        # a fall after an acknowledged stumble, a call for help after a close: open again
+        conn.execute(
+            "UPDATE incidents SET closed_by = NULL, closed_via = NULL, closed_wall = NULL,"
+            " closed_severity = NULL WHERE id = ?",
+            (incident_id,),
+        )
     closing: tuple[str, str] | None = None
     if event.type is EventType.OK or event.type is EventType.RESET:
         closing = (event.by or WALKER, WALKER)

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 
 import msgspec
 
+from core.progress import PRESCRIBED_SESSIONS_PER_WEEK, utc_of, week_of
 from core.progression import StageSession, stage_done
 from core.protocol.plan import Progression
 from firmware.storage.plans import assign_plan
@@ -60,6 +61,31 @@ def current_progression(conn: sqlite3.Connection) -> ProgressionState | None:
         str(by),
         str(change),
     )
+
+
+def prescribed_by_week(conn: sqlite3.Connection, zone: dt.tzinfo) -> dict[str, int]:
+    """Week ("2026-W49", in ``zone``) -> the sessions a week of the stage in force at the end
+    of it, for every week in which a progression changed (:func:`core.progress.prescribed_in`
+    carries a week's count on to the weeks after it). A cleared or unreadable progression
+    prescribes the default again."""
+    known: dict[str, int] = {}
+    for text, stage, wall in conn.execute(
+        "SELECT progression, stage, changed_wall FROM progressions ORDER BY id"
+    ):
+        try:
+            week = week_of(utc_of(str(wall)), zone)
+        except ValueError:
+            continue
+        count = PRESCRIBED_SESSIONS_PER_WEEK
+        if text is not None:
+            try:
+                progression = msgspec.json.decode(str(text), type=Progression)
+                in_force = progression.stages[min(int(stage), len(progression.stages) - 1)]
+                count = in_force.sessions_per_week
+            except msgspec.MsgspecError:
+                pass
+        known[week] = count
+    return known
 
 
 def _record(

@@ -1,0 +1,118 @@
+"""The caregiver's ingest path alone: CPU and wall time per fall event, SQLite vs PostgreSQL.
+
+No broker and no browser: a ``CaregiverService`` (not started) is handed ``--events``
+fall events of ``--devices`` devices in batches of ``--batch`` (what the ingest thread
+hands :meth:`caregiver.ingest.Ingestor.handle_batch` in a burst: at most the broker's
+receive maximum, 100), each a new incident paging its first contact (none configured).
+The service's process CPU (``time.process_time``: this process only, PostgreSQL's
+server not counted) and wall time per event are printed for each engine named, one after
+the other in the same run, so their ratio is what to compare; the machine's load average
+is printed with them. ``--profile`` prints the hottest functions (cProfile).
+
+    .venv/bin/python benchmarks/caregiver_ingest.py [--engine sqlite postgresql]
+        [--events 2000] [--devices 1000] [--batch 100] [--profile]
+
+Prints figures; asserts nothing (speed is not a test).
+"""
+
+from __future__ import annotations
+
+import argparse
+import cProfile
+import json
+import os
+import pstats
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+_HERE = Path(__file__).resolve().parent
+sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != _HERE]
+
+from caregiver.config import CaregiverConfig, CaregiverMqttConfig, ServerConfig  # noqa: E402
+from caregiver.service import CaregiverService  # noqa: E402
+from tools.pgcluster import PostgresCluster  # noqa: E402
+
+
+def fall(n: int, devices: int) -> tuple[str, bytes]:
+    device_id = f"tm-{n % devices:04d}"
+    data = {
+        "schema": 1, "id": uuid.uuid4().hex, "seq": n // devices + 1, "type": "fall",
+        "device_id": device_id, "severity": "critical", "state": "TRIPPED",
+        "reason": "impact 3.1 g then lying", "wall_time": "2026-12-02T00:00:00.000+00:00",
+        "t_monotonic": float(n), "figures": {"peak_g": 3.1, "tilt_deg": 80.0},
+    }  # fmt: skip
+    return f"retroguard/{device_id}/event", json.dumps(data).encode()
+
+
+def measure(database: str, args: argparse.Namespace) -> tuple[float, float]:
+    """CPU and wall seconds for the events' batches."""
+    config = CaregiverConfig(
+        server=ServerConfig(host="127.0.0.1", port=0, database=database),
+        mqtt=CaregiverMqttConfig(host="127.0.0.1", port=1),
+    )
+    service = CaregiverService(config)
+    messages = [fall(n, args.devices) for n in range(args.events)]
+    profile = cProfile.Profile() if args.profile else None
+    try:
+        cpu, wall = time.process_time(), time.perf_counter()
+        if profile is not None:
+            profile.enable()
+        for start in range(0, len(messages), args.batch):
+            if not service.ingestor.handle_batch(messages[start : start + args.batch]):
+                raise RuntimeError(
+                    f"the database refused a batch: {service.ingestor.storage_fault}"
+                )
+        if profile is not None:
+            profile.disable()
+        cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
+        stored = service.store.event_count()
+        if stored != args.events:
+            raise RuntimeError(f"{stored} of {args.events} events stored")
+    finally:
+        service.store.close()
+    if profile is not None:
+        pstats.Stats(profile).sort_stats("cumulative").print_stats(25)
+    return cpu, wall
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    ap.add_argument("--engine", nargs="+", default=["sqlite", "postgresql"])
+    ap.add_argument("--events", type=int, default=2000)
+    ap.add_argument("--devices", type=int, default=1000)
+    ap.add_argument("--batch", type=int, default=100)
+    ap.add_argument("--profile", action="store_true")
+    args = ap.parse_args()
+    work = Path(tempfile.mkdtemp(prefix="retroguard-bench-ingest-"))
+    cluster: PostgresCluster | None = None
+    print(
+        f"caregiver ingest: {args.events} fall events of {args.devices} devices in batches of "
+        f"{args.batch}, each a new incident paging (no contact configured); "
+        f"load average {os.getloadavg()[0]:.1f}"
+    )
+    try:
+        for engine in args.engine:
+            if engine == "postgresql":
+                if cluster is None:
+                    cluster = PostgresCluster()
+                    cluster.start()
+                database = cluster.new_database()
+            else:
+                database = str(work / f"{uuid.uuid4().hex}.db")
+            cpu, wall = measure(database, args)
+            print(
+                f"  {engine:>10}: {args.events / wall:5.0f} events/s; per event "
+                f"{cpu / args.events * 1000:.2f} ms CPU, {wall / args.events * 1000:.2f} ms wall "
+                f"(load average now {os.getloadavg()[0]:.1f})"
+            )
+    finally:
+        if cluster is not None:
+            cluster.cleanup()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

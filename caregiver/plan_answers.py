@@ -1,0 +1,120 @@
+"""What became of a plan or progression sent to a device: pending, accepted, refused, no answer.
+
+The service records each ``plan`` / ``progression`` command (pending) before it
+publishes it; ingest records the device's reply on ``.../reply`` (matched by
+request id), so every instance on one database shows the same answer. A
+command still pending :data:`ANSWER_TIMEOUT_S` after it was sent shows as
+"no answer" (the device is off or away); the broker keeps it (QoS 1) and a
+late reply still turns it into accepted or refused.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from caregiver.storage import SentCommand
+from core.protocol.commands import (
+    Ack,
+    AssignPlan,
+    AssignProgression,
+    ChangeProgression,
+    Command,
+    TestAlarm,
+)
+from core.protocol.messages import ReplyMessage
+
+ANSWER_TIMEOUT_S = 30.0
+"""A device on line answers within a second; after this the page says it did not."""
+KEPT_PER_DEVICE = 20
+"""Commands the plan page lists per device (older ones are forgotten)."""
+
+AnswerState = Literal["pending", "accepted", "refused", "no answer"]
+
+_ACTIONS = {"hold": "hold", "release": "release the hold", "step_back": "step back a stage"}
+
+
+def summary_of(command: Command) -> str:
+    """What was sent, in the words the plan page shows."""
+    match command:
+        case AssignPlan(plan=plan):
+            return f"plan {plan.describe()}"
+        case AssignProgression(progression=progression, stage=stage):
+            return (
+                f"progression {progression.name}, from stage {stage + 1} of "
+                f"{len(progression.stages)} ({progression.stages[stage].plan.name})"
+            )
+        case ChangeProgression(action=action):
+            return f"progression: {_ACTIONS.get(action, action)}"
+        case _:
+            return type(command).__name__
+
+
+def sent_by(command: Command) -> str:
+    """Who the command says sent it (the caregiver's user name)."""
+    match command:
+        case AssignPlan(by=by) | AssignProgression(by=by) | ChangeProgression(by=by):
+            return by
+        case Ack(by=by) | TestAlarm(by=by):
+            return by
+        case _:
+            return "caregiver"
+
+
+def answer_of(reply: ReplyMessage) -> str:
+    """The reply in words: what the device did, or why it refused (naming the field)."""
+    if not reply.ok:
+        return reply.error or "refused"
+    result: dict[str, Any] = reply.result or {}
+    if "revision" in result:
+        return (
+            f"stored as plan {result.get('plan', '?')} (revision {result['revision']}); "
+            "used from the walker's next session"
+        )
+    if "stage" in result:
+        return (
+            f"progression {result.get('progression', '?')}: {result.get('change', 'changed')}, "
+            f"stage {result['stage']} of {result.get('stages', '?')}"
+        )
+    return "accepted"
+
+
+@dataclass(frozen=True, slots=True)
+class CommandView:
+    """A sent command as the plan page shows it."""
+
+    sent: SentCommand
+    state: AnswerState
+
+    @property
+    def text(self) -> str:
+        match self.state:
+            case "pending":
+                return "sent, waiting for the treadmill's answer"
+            case "accepted":
+                return f"accepted: {self.sent.answer or 'stored'}"
+            case "refused":
+                return f"refused: {self.sent.answer or 'no reason given'}"
+            case _:
+                return (
+                    f"no answer after {ANSWER_TIMEOUT_S:g} s: the treadmill may be off or off "
+                    "line; it gets the command when it is back (or send it again)"
+                )
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "request_id": self.sent.request_id,
+            "command": self.sent.command,
+            "summary": self.sent.summary,
+            "by": self.sent.sent_by,
+            "sent_at": self.sent.sent_at,
+            "state": self.state,
+            "answer": self.sent.answer,
+            "text": self.text,
+        }
+
+
+def view_of(sent: SentCommand, now: float, timeout_s: float = ANSWER_TIMEOUT_S) -> CommandView:
+    if sent.status == "pending" and now - sent.sent_at >= timeout_s:
+        return CommandView(sent, "no answer")
+    return CommandView(sent, sent.status)

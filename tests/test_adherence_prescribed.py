@@ -1,0 +1,182 @@
+"""Adherence counts against the sessions the progression's stage prescribes, not always three.
+
+The rule is :func:`core.progress.prescribed_in`: a week's count is the stage's in
+force at its end, carried on to the weeks after it until it changes; 3 before
+any progression. ``retroguard sessions`` reads the stages from the device's own
+progression history; the caregiver service from the device's retained progress
+message (over a real Mosquitto here), on its progress page, its JSON and the report.
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import io
+import re
+from pathlib import Path
+
+import msgspec
+import pytest
+
+from core.plan_presets import PRESETS
+from core.progress import PRESCRIBED_SESSIONS_PER_WEEK, prescribed_in, week_of, weekly_progress
+from core.protocol.messages import ProgressMessage, SessionRecord
+from core.protocol.payloads import SCHEMA_VERSION, encode
+from core.protocol.plan import Progression, Stage
+from firmware.storage.database import connect
+from firmware.storage.progressions import change_progression, start_progression
+from firmware.storage.sessions import save_session
+from launcher.cli import main
+from tests.caregiver_support import Http, SimDevice, make_config, running_service, session_record
+from tests.mqtt_helpers import validate
+from tools.broker import Mosquitto
+
+MONDAY = dt.datetime(2026, 3, 2, 9, 0, tzinfo=dt.UTC)  # ISO week 2026-W10
+TWO_TWO = PRESETS["alternate-2-2"]
+TWICE_THEN_FOUR = Progression(
+    "twice, then four times a week",
+    (
+        Stage(TWO_TWO, weeks=2, sessions_per_week=2),
+        Stage(PRESETS["progression-week-2"], weeks=1, sessions_per_week=4),
+    ),
+)
+
+
+def _walked(device_id: str, started: dt.datetime) -> SessionRecord:
+    """A 2/2 session walked through (it counts as done)."""
+    return session_record(
+        device_id,
+        started,
+        backward_min=TWO_TWO.backward_s / 60,
+        longest_min=2,
+        total_min=TWO_TWO.duration_s / 60,
+        plan=TWO_TWO.name,
+    )
+
+
+def test_a_week_counts_against_its_stage_and_the_stage_carries_on_until_it_changes() -> None:
+    known = {"2026-W10": 2, "2026-W13": 4}
+    assert prescribed_in("2026-W09", known) == PRESCRIBED_SESSIONS_PER_WEEK  # before any
+    assert [prescribed_in(f"2026-W{n}", known) for n in (10, 11, 12, 13, 14)] == [2, 2, 2, 4, 4]
+    assert prescribed_in("2027-W01", known) == 4  # the year turns; the stage stays
+    assert prescribed_in("2026-W10", {}) == PRESCRIBED_SESSIONS_PER_WEEK
+    sessions = [
+        _walked("tm", MONDAY + dt.timedelta(weeks=w, days=d)) for w in (0, 3) for d in (0, 2)
+    ]
+    w10, w13 = weekly_progress(sessions, dt.UTC, known)
+    assert (w10.done, w10.prescribed, w10.adherence_met) == (2, 2, True)
+    assert (w13.done, w13.prescribed, w13.adherence_met) == (2, 4, False)
+    assert [w.prescribed for w in weekly_progress(sessions, dt.UTC)] == [3, 3]  # as before
+
+
+def test_retroguard_sessions_counts_each_week_against_the_stage_in_force(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("TZ", "UTC")
+    db = tmp_path / "events.db"
+    conn = connect(db)
+    for week, days in ((-1, (0, 2, 4)), (0, (0, 3)), (1, (0, 1, 2)), (2, (0, 2))):
+        for d in days:
+            save_session(conn, _walked("tm", MONDAY + dt.timedelta(weeks=week, days=d)))
+    wall = (MONDAY - dt.timedelta(hours=2)).isoformat()  # assigned on Monday of 2026-W10
+    start_progression(conn, TWICE_THEN_FOUR, stage=0, by="Jo", wall=wall)
+    # the physio moves the walker on in 2026-W12 (and holds there)
+    later = (MONDAY + dt.timedelta(weeks=2, days=1)).isoformat()
+    start_progression(conn, TWICE_THEN_FOUR, stage=1, by="Jo", wall=later)
+    change_progression(conn, "hold", by="Jo", wall=later)
+    conn.commit()
+    conn.close()
+    assert main(["sessions", "--db", str(db)]) == 0
+    out = capsys.readouterr().out
+    assert "of those prescribed (the progression stage's count that week, else 3)" in out
+    rows = {line.split()[0]: line.split() for line in out.splitlines() if line.startswith("2026-W")}
+    assert rows["2026-W09"][5] == "3/3"  # before the progression: three
+    assert rows["2026-W10"][5] == "2/2"  # stage 1: twice a week
+    assert rows["2026-W11"][5] == "3/2"
+    assert rows["2026-W12"][5] == "2/4"  # stage 2 from this week: four
+
+
+def _progress(device_id: str, week: str, prescribed: int, done: int) -> str:
+    """The retained progress message as the device publishes it (only what matters here)."""
+    payload = encode(
+        ProgressMessage(
+            schema=SCHEMA_VERSION,
+            device_id=device_id,
+            wall_time=dt.datetime.now(dt.UTC).isoformat(timespec="milliseconds"),
+            session="none",
+            week=week,
+            week_sessions=done,
+            week_at_goal=0,
+            week_backward_s=0.0,
+            week_longest_backward_s=0.0,
+            goal_sessions=3,
+            goal_backward_s=600.0,
+            week_done=done,
+            week_prescribed=prescribed,
+        )
+    )
+    validate("progress", payload)
+    return payload
+
+
+def test_the_dashboard_and_the_report_count_against_what_the_device_prescribes(
+    mosquitto: Mosquitto, tmp_path: Path, caregiver_db: str
+) -> None:
+    device_id = "treadmill-1"
+    config = make_config(mosquitto, tmp_path, database=caregiver_db)
+    with running_service(config, background=False) as service:
+        store, ingestor = service.store, service.ingestor
+        now = dt.datetime.fromtimestamp(service.clock(), dt.UTC)
+        monday = dt.datetime.combine(
+            now.date() - dt.timedelta(days=now.weekday()), dt.time(0, 30), dt.UTC
+        )
+        this_week, last_week = (
+            week_of(monday, dt.UTC),
+            week_of(monday - dt.timedelta(weeks=1), dt.UTC),
+        )
+        two_ago = week_of(monday - dt.timedelta(weeks=2), dt.UTC)
+        device = SimDevice(mosquitto, device_id)
+        device.online()
+        for weeks_ago, count in ((2, 3), (1, 2), (0, 1)):
+            for n in range(count):
+                started = monday - dt.timedelta(weeks=weeks_ago) + dt.timedelta(minutes=40 * n)
+                device.session(_walked(device_id, started))
+        # the device said last week's stage prescribed 2, and this week's (advanced) 4
+        device.publish("progress", _progress(device_id, last_week, 2, 2), retain=True)
+        device.publish("progress", _progress(device_id, this_week, 4, 1), retain=True)
+        assert ingestor.wait_for(
+            lambda: store.walk_session_count() == 6 and len(store.prescribed_weeks(device_id)) == 2
+        )
+        assert store.prescribed_weeks(device_id) == {last_week: 2, this_week: 4}
+
+        web = Http(service.port)
+        assert web.login() == 303
+        _, _, page = web.request("GET", f"/devices/{device_id}/progress")
+        assert "<strong>1 of 4</strong> prescribed sessions done" in page
+        _, _, plan_page = web.request("GET", f"/devices/{device_id}/plan")  # read-only too
+        assert "latest session walked the plan <strong>alternate-2-2</strong>" in plan_page
+        assert "This week <strong>4</strong> sessions are prescribed" in plan_page
+
+        def week_done(week: str) -> str:
+            found = re.search(
+                rf'data-week="{week}".*?<span class="week-done">([^<]+)</span>', page, re.S
+            )
+            assert found, week
+            return found[1]
+
+        assert week_done(this_week) == "1 of 4 done"
+        assert week_done(last_week) == "2 of 2 done"
+        assert week_done(two_ago) == "3 of 3 done"  # before the device said: three
+        _, _, chart = web.request("GET", f"/api/devices/{device_id}/progress")
+        assert msgspec.json.decode(chart)["prescribed"] == 4
+        _, _, report = web.request("GET", f"/devices/{device_id}/report.csv")
+        rows = {r["week"]: r for r in csv.DictReader(io.StringIO(report))}
+        assert [rows[w]["sessions_prescribed"] for w in (two_ago, last_week, this_week)] == [
+            "3",
+            "2",
+            "4",
+        ]
+        # a new message for the week (the physio stepped back) changes its count
+        device.publish("progress", _progress(device_id, this_week, 2, 1), retain=True)
+        assert ingestor.wait_for(lambda: store.prescribed_weeks(device_id)[this_week] == 2)
+        device.close()

@@ -1,0 +1,105 @@
+"""The plan page in Debian's headless Chromium (Playwright), against the real service.
+
+A physio sends a preset; the row says "sent, waiting" and turns into the
+device's answer without a reload (``static/plan.js``); a caregiver's page has
+no forms. A plain paho client on a real Mosquitto answers as a device does.
+Waits are Playwright's ``expect`` (condition polling), never sleeps.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from caregiver.headless import CHROMIUM, launch_chromium
+from caregiver.service import CaregiverService
+from core.protocol.payloads import reply_payload
+from tests.caregiver_support import PASSWORD, WAIT, SimDevice, make_config, running_service
+from tools.broker import Mosquitto
+
+pytestmark = pytest.mark.skipif(
+    not CHROMIUM.exists(),
+    reason="Debian chromium not installed (apt-get install -y chromium); "
+    "Playwright's own browser download cannot work here",
+)
+
+DEVICE = "treadmill-1"
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    sync_api = pytest.importorskip("playwright.sync_api")
+    with sync_api.sync_playwright() as pw:
+        b = launch_chromium(pw)
+        sync_api.expect.set_options(timeout=int(WAIT * 1000))  # a safety net, not a timing
+        try:
+            yield b
+        finally:
+            b.close()
+
+
+@pytest.fixture
+def service(mosquitto: Mosquitto, tmp_path: Path) -> Iterator[CaregiverService]:
+    with running_service(make_config(mosquitto, tmp_path), background=False) as s:
+        yield s
+
+
+def _page(browser: Any, service: CaregiverService, user: str, password: str) -> Any:
+    from playwright.sync_api import expect
+
+    context = browser.new_context(viewport={"width": 1024, "height": 800})
+    context.set_default_timeout(WAIT * 1000)
+    page = context.new_page()
+    problems: list[str] = []
+
+    def console(message: Any) -> None:
+        if message.type == "error":
+            problems.append(f"{message.text} {message.location}")
+
+    page.on("console", console)
+    page.on("pageerror", lambda exc: problems.append(str(exc)))
+    page.problems = problems
+    page.goto(service.url + "/login")
+    page.fill("#username", user)
+    page.fill("#password", password)
+    page.click("button[type=submit]")
+    expect(page.locator("h1")).to_have_text("Treadmills")
+    page.goto(f"{service.url}/devices/{DEVICE}/plan")
+    return page
+
+
+def test_the_physio_sees_the_device_s_answer_arrive_and_a_caregiver_has_no_form(
+    browser: Any, service: CaregiverService, mosquitto: Mosquitto
+) -> None:
+    from playwright.sync_api import expect
+
+    device = SimDevice(mosquitto, DEVICE)
+    device.online()
+    assert service.ingestor.wait_for(lambda: service.store.device(DEVICE) is not None)
+    page = _page(browser, service, "ann", PASSWORD)
+    page.select_option("#preset", "alternate-2-2")
+    page.click("#plan-form button[type=submit]")
+    row = page.locator("#plan-answers tr.just-sent")
+    expect(row).to_have_attribute("data-state", "pending")
+    expect(row.locator(".answer")).to_have_text("sent, waiting for the treadmill's answer")
+    command = device.wait_command("plan")
+    assert command["plan"]["name"] == "alternate-2-2"
+    result = {"plan": "alternate-2-2", "revision": 3}
+    device.publish("reply", reply_payload(DEVICE, "plan", command["id"], True, result))
+    expect(row).to_have_attribute("data-state", "accepted")  # no reload: plan.js asked
+    expect(row.locator(".answer")).to_have_text(
+        "accepted: stored as plan alternate-2-2 (revision 3); used from the walker's next session"
+    )
+    assert page.problems == []
+
+    service.accounts.add_user("bob", "another good password")  # a caregiver
+    other = _page(browser, service, "bob", "another good password")
+    expect(other.locator("#plan-read-only")).to_have_count(1)
+    expect(other.locator("#plan-form")).to_have_count(0)
+    expect(other.locator("#progression-form")).to_have_count(0)
+    expect(other.locator("#plan-answers tr[data-state='accepted']")).to_have_count(1)
+    assert other.problems == []
+    device.close()

@@ -1,0 +1,143 @@
+"""The plan page shows what the device answered: pending, accepted, refused (why), no answer.
+
+A plain paho client on a real Mosquitto stands in for the device here, so the
+test decides what it answers (tests/test_plans.py has the simulated monitor's
+own answers, accepted and refused); the service runs on a clock the test moves
+to see a command nobody answered.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from caregiver.plan_answers import ANSWER_TIMEOUT_S
+from caregiver.service import CaregiverService
+from core.protocol.payloads import reply_payload
+from tests.caregiver_support import Http, SimDevice, make_config, running_service
+from tools.broker import Mosquitto
+
+DEVICE = "treadmill-2"
+
+
+@dataclass
+class Later:
+    """Wall time plus however far the test has moved it on."""
+
+    ahead_s: float = 0.0
+
+    def __call__(self) -> float:
+        return time.time() + self.ahead_s
+
+
+@pytest.fixture
+def clock() -> Later:
+    return Later()
+
+
+@pytest.fixture
+def service(
+    mosquitto: Mosquitto, tmp_path: Path, caregiver_db: str, clock: Later
+) -> Iterator[CaregiverService]:
+    config = make_config(mosquitto, tmp_path, database=caregiver_db)
+    with running_service(config, background=False, clock=clock) as s:
+        yield s
+
+
+def _answers(web: Http) -> list[dict[str, str]]:
+    status, _, body = web.request("GET", f"/api/devices/{DEVICE}/plan-commands")
+    assert status == 200
+    commands: list[dict[str, str]] = json.loads(body)["commands"]
+    return commands
+
+
+def test_a_refusal_names_the_field_and_an_unanswered_command_says_so(
+    service: CaregiverService, mosquitto: Mosquitto, clock: Later
+) -> None:
+    device = SimDevice(mosquitto, DEVICE)
+    device.online()
+    assert service.ingestor.wait_for(lambda: service.store.device(DEVICE) is not None)
+    web = Http(service.port)
+    assert web.login() == 303
+    _, _, page = web.request("GET", f"/devices/{DEVICE}/plan")
+    token = re.search(r'name="csrf" value="([^"]+)"', page)
+    assert token and "No plan or progression sent from this dashboard yet." in page
+
+    def send(preset: str) -> str:
+        status, headers, _ = web.request(
+            "POST", f"/devices/{DEVICE}/plan", [("csrf", token[1]), ("preset", preset)]
+        )
+        assert status == 303
+        return headers["location"].split("sent=")[1]
+
+    refused_id = send("alternate-2-2")
+    assert device.wait_command("plan")["id"] == refused_id
+    (pending,) = _answers(web)
+    assert pending["state"] == "pending" and pending["request_id"] == refused_id
+    assert pending["summary"].startswith("plan alternate-2-2: 30 min") and pending["by"] == "ann"
+    # a device of another release refuses what this one accepts, naming the field
+    problem = "plan.intervals[1].minutes: Expected `float` <= 30.0, got 40.0"
+    # a reply that names this request from another device changes nothing (had it, the
+    # command would read accepted: the first answer counts)
+    other = SimDevice(mosquitto, "treadmill-9")
+    other.publish("reply", reply_payload("treadmill-9", "plan", refused_id, True, {"revision": 1}))
+    device.publish("reply", reply_payload(DEVICE, "plan", refused_id, False, error=problem))
+    assert service.ingestor.wait_for(
+        lambda: service.store.sent_commands(DEVICE)[0].status == "refused"
+    )
+    (refused,) = _answers(web)
+    assert refused["state"] == "refused" and refused["text"] == f"refused: {problem}"
+    _, _, page = web.request("GET", f"/devices/{DEVICE}/plan?sent={refused_id}")
+    assert f'data-request-id="{refused_id}" data-state="refused"' in page
+    assert "refused: plan.intervals[1].minutes: Expected `float` &lt;= 30.0, got 40.0" in page
+
+    silent_id = send("progression-week-2")
+    unanswered, _ = _answers(web)
+    assert unanswered["request_id"] == silent_id and unanswered["state"] == "pending"
+    clock.ahead_s = ANSWER_TIMEOUT_S + 1
+    unanswered, still_refused = _answers(web)
+    assert unanswered["state"] == "no answer" and still_refused["state"] == "refused"
+    assert unanswered["text"].startswith(f"no answer after {ANSWER_TIMEOUT_S:g} s")
+    # a late answer still counts (the broker kept the command for the device)
+    late = {"plan": "progression-week-2", "revision": 7}
+    device.publish("reply", reply_payload(DEVICE, "plan", silent_id, True, late))
+    assert service.ingestor.wait_for(
+        lambda: service.store.sent_commands(DEVICE)[0].status == "accepted"
+    )
+    accepted, _ = _answers(web)
+    assert accepted["state"] == "accepted"
+    assert accepted["text"] == (
+        "accepted: stored as plan progression-week-2 (revision 7); used from the walker's next "
+        "session"
+    )
+    device.close()
+    other.close()
+
+
+def test_a_command_that_could_not_be_sent_is_not_listed(
+    service: CaregiverService, mosquitto: Mosquitto
+) -> None:
+    device = SimDevice(mosquitto, DEVICE)
+    device.online()
+    assert service.ingestor.wait_for(lambda: service.store.device(DEVICE) is not None)
+    web = Http(service.port)
+    assert web.login() == 303
+    _, _, page = web.request("GET", f"/devices/{DEVICE}/plan")
+    token = re.search(r'name="csrf" value="([^"]+)"', page)
+    assert token
+    client, service.ingestor.client = service.ingestor.client, None  # as before it connects
+    try:
+        status, _, body = web.request(
+            "POST", f"/devices/{DEVICE}/plan", [("csrf", token[1]), ("preset", "alternate-2-2")]
+        )
+    finally:
+        service.ingestor.client = client
+    assert status == 503 and "not connected" in body
+    assert _answers(web) == [] and device.commands == []
+    device.close()
