@@ -28,6 +28,12 @@ Pi Zero 2 W core is several times slower). The timings themselves cost the
 loop about twenty ``thread_time()`` calls an iteration (0.7 µs each here: some
 0.3 % of a core at 200 wakes a second), in every column alike.
 
+The RSS includes the simulation too: its modules and histories, and
+``importlib.metadata`` (with ``email``, ``zipfile``, ``csv``: about 1.3 MB),
+which only the simulated backends' entry-point lookup loads
+(:func:`hal.backends.load_backend`); a Pi's monitor, on the real drivers,
+never imports it (:mod:`hal.gpiozero_import`).
+
 Each monitor runs what ``retroguard run`` runs on the loop: the systemd
 watchdog hook and the guided-session runner (its press patterns, its LED
 interval, its gait measurement thread) as well as the monitor itself.

@@ -38,7 +38,6 @@ and due notifications wake the notifier — neither waits on the network.
 from __future__ import annotations
 
 import logging
-import secrets
 import threading
 import time
 from collections import deque
@@ -54,6 +53,7 @@ from paho.mqtt.reasoncodes import ReasonCode
 
 from caregiver.alerts import Alerting
 from caregiver.changes import Change, DeviceChanged, EventStored, SessionStored
+from caregiver.commands import new_request_id
 from caregiver.config import CaregiverConfig
 from caregiver.plan_answers import answer_of
 from caregiver.progress import parse_summary
@@ -529,7 +529,7 @@ class Ingestor:
         via: str | None = None,
     ) -> str:
         """Publish the device's ``ack`` command (QoS 1); return the request id."""
-        request_id = "cg-" + secrets.token_hex(8)
+        request_id = new_request_id()
         command = Ack(event_id or LATEST, by[:64] or "caregiver", incident, via)
         if self.client is None:
             raise RuntimeError("not connected to the broker")

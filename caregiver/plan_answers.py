@@ -13,6 +13,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Literal
 
+import msgspec
+
 from caregiver.storage import SentCommand
 from core.protocol.commands import (
     Ack,
@@ -22,7 +24,7 @@ from core.protocol.commands import (
     Command,
     TestAlarm,
 )
-from core.protocol.messages import ReplyMessage
+from core.protocol.messages import PlanStored, ProgressionStored, ReplyMessage
 
 ANSWER_TIMEOUT_S = 30.0
 """A device on line answers within a second; after this the page says it did not."""
@@ -65,17 +67,22 @@ def answer_of(reply: ReplyMessage) -> str:
     """The reply in words: what the device did, or why it refused (naming the field)."""
     if not reply.ok:
         return reply.error or "refused"
-    result: dict[str, Any] = reply.result or {}
-    if "revision" in result:
-        return (
-            f"stored as plan {result.get('plan', '?')} (revision {result['revision']}); "
-            "used from the walker's next session"
-        )
-    if "stage" in result:
-        return (
-            f"progression {result.get('progression', '?')}: {result.get('change', 'changed')}, "
-            f"stage {result['stage']} of {result.get('stages', '?')}"
-        )
+    try:
+        match reply.command:
+            case "plan":
+                plan = msgspec.convert(reply.result, PlanStored)
+                return (
+                    f"stored as plan {plan.plan} (revision {plan.revision}); "
+                    "used from the walker's next session"
+                )
+            case "progression":
+                now = msgspec.convert(reply.result, ProgressionStored)
+                return (
+                    f"progression {now.progression}: {now.change}, "
+                    f"stage {now.stage} of {now.stages}"
+                )
+    except msgspec.ValidationError as exc:  # a device of another version: still accepted
+        return f"stored (the treadmill's answer was not understood: {exc})"
     return "accepted"
 
 

@@ -160,15 +160,12 @@ class CaregiverService:
         request_id = new_request_id()
         self.store.command_sent(
             SentCommand(
-                request_id,
-                device_id,
-                command_name(command).value,
-                summary_of(command),
-                sent_by(command),
-                self.clock(),
-                "pending",
-                None,
-                None,
+                request_id=request_id,
+                device_id=device_id,
+                command=command_name(command),
+                summary=summary_of(command),
+                sent_by=sent_by(command),
+                sent_at=self.clock(),
             ),
             KEPT_PER_DEVICE,
         )

@@ -180,9 +180,28 @@ class WeekProgress:
         return min(1.0, (self.longest_backward_s + _SLACK_S) / (GOAL_BACKWARD_MIN * 60))
 
 
+def prescribed_weeks(changes: Iterable[tuple[str, int]]) -> dict[str, int]:
+    """Week -> sessions prescribed, from a progression's changes (each: the week it happened
+    in, the sessions a week prescribed from then on; oldest first), for :func:`prescribed_in`.
+
+    A week in which the count changed counts against the least in force during it, and the
+    week after it against the count the change left: a stage advanced because the week's
+    sessions were done, or raised mid-week, never turns that week into a missed one after
+    the fact, and a step back counts at once.
+    """
+    known: dict[str, int] = {}
+    in_force = PRESCRIBED_SESSIONS_PER_WEEK
+    for week, count in changes:
+        known[week] = min(known.get(week, in_force), count)
+        in_force = count
+        year, number, _ = (week_start(week) + dt.timedelta(weeks=1)).isocalendar()
+        known[f"{year}-W{number:02d}"] = in_force
+    return known
+
+
 def prescribed_in(week: str, known: Mapping[str, int]) -> int:
-    """The sessions prescribed in ``week`` ("2026-W49"): ``known``'s count for that week (the
-    stage in force at its end), else the latest known week's before it (a stage stays in
+    """The sessions prescribed in ``week`` ("2026-W49"): ``known``'s count for that week
+    (:func:`prescribed_weeks`), else the latest known week's before it (a stage stays in
     force until it changes), else ``PRESCRIBED_SESSIONS_PER_WEEK``."""
     if week in known:
         return known[week]

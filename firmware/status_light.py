@@ -102,11 +102,13 @@ class StatusLight:
         self._flash_until = float("-inf")
         self._due = float("-inf")
         self._failed = False
+        self._name: str | None = None
+        """The pattern shown now (:attr:`pattern`, without reading :attr:`shown`)."""
 
     @property
     def pattern(self) -> str | None:
         """The pattern shown now (None before the first tick)."""
-        return self.shown[-1][1] if self.shown else None
+        return self._name
 
     def __call__(self, monitor: Monitor) -> None:
         """The ``on_iteration`` hook."""
@@ -133,7 +135,8 @@ class StatusLight:
         if now < self._due:
             return
         name = self.choose(now)
-        if name != self.pattern:
+        if name != self._name:
+            self._name = name
             self.shown.append((now, name))
             self._due = now + STEP_S  # a new pattern starts now: its steps count from here
         else:

@@ -23,8 +23,10 @@ from __future__ import annotations
 import math
 import struct
 import zlib
+from array import array
 from collections import deque
 from dataclasses import dataclass, field
+from itertools import chain
 from typing import Protocol, runtime_checkable
 
 from core.protocol.events import Event
@@ -48,6 +50,8 @@ ZLIB_LEVEL = 1
 half the time of level 6 (0.9 ms against 2.1 ms here) for 2.5 % more bytes (11.0 kB, 10.7 kB)."""
 _COUNT_MAX = 32767
 _ROW = struct.Struct("<6h")
+_RAW_FIELDS = 4
+"""Kept of each raw sample for the impact search: ``t, ax, ay, az``."""
 
 
 @runtime_checkable
@@ -111,7 +115,13 @@ class WindowRecorder:
         row_rate = sample_rate_hz / self.factor
         self._row_period = 1.0 / row_rate
         self._ring: deque[tuple[float, bytes]] = deque(maxlen=math.ceil(before_s * row_rate) + 2)
-        self._raw: deque[ImuSample] = deque(maxlen=max(1, int(IMPACT_SEARCH_S * sample_rate_hz)))
+        size = max(1, int(IMPACT_SEARCH_S * sample_rate_hz))
+        self._raw = array("d", (-math.inf,)) * (_RAW_FIELDS * size)
+        """The last :data:`IMPACT_SEARCH_S` of samples' ``t, ax, ay, az``, a ring of doubles
+        (for :meth:`impact_before`; an unused slot's time is -inf): 50 kB at 200 Hz where
+        the samples themselves took 450."""
+        self._raw_at = 0
+        """Where the next sample's ``t`` goes in :attr:`_raw`."""
         self._group: list[ImuSample] = []
         self._active: list[Recording] = []
 
@@ -119,7 +129,10 @@ class WindowRecorder:
 
     def add(self, sample: ImuSample) -> None:
         """One good sample (in order). A list append; a ``struct`` pack every ``factor``."""
-        self._raw.append(sample)
+        raw, at = self._raw, self._raw_at
+        raw[at], raw[at + 1], raw[at + 2], raw[at + 3] = sample[:_RAW_FIELDS]
+        at += _RAW_FIELDS
+        self._raw_at = 0 if at == len(raw) else at
         group = self._group
         group.append(sample)
         if len(group) < self.factor:
@@ -190,14 +203,20 @@ class WindowRecorder:
         """
         low, high = (impact_g - 0.005) ** 2, (impact_g + 0.005) ** 2
         horizon = t - IMPACT_SEARCH_S
-        for s in reversed(self._raw):
-            if s.t > t:
+        raw, newest = self._raw, self._raw_at - _RAW_FIELDS
+        for at in chain(
+            range(newest, -1, -_RAW_FIELDS),
+            range(len(raw) - _RAW_FIELDS, newest, -_RAW_FIELDS),
+        ):
+            st = raw[at]
+            if st > t:
                 continue
-            if s.t < horizon:
+            if st < horizon:  # also an unused slot (-inf): nothing older is kept
                 break
-            squared = s.ax * s.ax + s.ay * s.ay + s.az * s.az
+            ax, ay, az = raw[at + 1], raw[at + 2], raw[at + 3]
+            squared = ax * ax + ay * ay + az * az
             if low <= squared <= high:
-                return s.t
+                return st
         return None
 
     def take_done(self, now: float) -> list[Recording]:

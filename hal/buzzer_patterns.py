@@ -38,7 +38,7 @@ vocabulary the firmware uses (``buzzer.play("alarm", now)``).
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from types import MappingProxyType
 
 
@@ -56,8 +56,12 @@ class Pattern:
     segments: tuple[tuple[float, float], ...]
     repeat: bool
     priority: int
+    period: float = field(init=False, repr=False, compare=False)
+    """Length of one pass through all segments, in seconds (summed once: the loop asks for
+    it at every step of an LED or buzzer pattern)."""
 
     def __post_init__(self) -> None:
+        object.__setattr__(self, "period", sum(on_s + off_s for on_s, off_s in self.segments))
         if not self.name:
             raise ValueError("a pattern needs a name")
         if not self.segments:
@@ -68,11 +72,6 @@ class Pattern:
         if self.period <= 0:
             # A zero-length pattern would make a repeating player spin forever.
             raise ValueError(f"pattern {self.name!r} has zero total duration")
-
-    @property
-    def period(self) -> float:
-        """Length of one pass through all segments, in seconds."""
-        return sum(on_s + off_s for on_s, off_s in self.segments)
 
     def level_at(self, elapsed: float) -> bool | None:
         """Output level ``elapsed`` seconds after the pattern started.

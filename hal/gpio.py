@@ -37,14 +37,16 @@ import threading
 from collections import deque
 from typing import Any
 
-from gpiozero import LED, DigitalInputDevice, DigitalOutputDevice
-from gpiozero import Buzzer as _GpiozeroBuzzer
-
 from core.clock import Clock
 from core.realtime import SchedulingPolicy
 from hal.buzzer_patterns import Pattern, PatternPlayer, get_pattern
 from hal.errors import HalError
+from hal.gpiozero_import import lazy_entry_points
 from hal.interfaces import RelayDrive
+
+with lazy_entry_points():  # gpiozero without importlib.metadata (hal.gpiozero_import)
+    from gpiozero import LED, DigitalInputDevice, DigitalOutputDevice
+    from gpiozero import Buzzer as _GpiozeroBuzzer
 
 log = logging.getLogger(__name__)
 
@@ -144,7 +146,8 @@ def _make_pigpio() -> Any:
 
 
 def _make_mock() -> Any:
-    from gpiozero.pins.mock import MockFactory
+    with lazy_entry_points():
+        from gpiozero.pins.mock import MockFactory
 
     return MockFactory()
 
@@ -417,6 +420,43 @@ class GpioRelaySense:
 # -- IMU data-ready line ----------------------------------------------------------
 
 
+class _Wakeup(threading.Event):
+    """A ``threading.Event`` for one waiting thread, on a bare lock: locked is "not set".
+
+    ``threading.Event`` waits through a ``Condition``: each wait allocates a
+    lock and queues it, each ``set`` takes the condition's lock and notifies,
+    all in Python — some 10 µs of CPU a wake on this machine between the
+    callback thread and the loop, 200 times a second. Here ``set`` releases
+    one lock and ``wait`` acquires it with a timeout and lets go again: about
+    half. Same contract for one waiter (the loop, the only one that clears it)
+    and any setters; a subclass, so a :class:`core.clock.Clock` waits on it as
+    on any event.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._unset = threading.Lock()
+        self._unset.acquire()
+
+    def is_set(self) -> bool:
+        return not self._unset.locked()
+
+    def set(self) -> None:
+        if self._unset.locked():
+            with contextlib.suppress(RuntimeError):  # another setter came first
+                self._unset.release()
+
+    def clear(self) -> None:
+        self._unset.acquire(False)
+
+    def wait(self, timeout: float | None = None) -> bool:
+        if not self._unset.acquire(True, -1 if timeout is None else max(0.0, timeout)):
+            return False
+        with contextlib.suppress(RuntimeError):  # a set() while it was held released it
+            self._unset.release()
+        return True
+
+
 class GpioDataReady:
     """The MPU-6050's INT pin (see :class:`hal.interfaces.DataReady`).
 
@@ -446,7 +486,7 @@ class GpioDataReady:
     def __init__(self, pin: int | str, factory: Any, clock: Clock) -> None:
         self._pin = pin
         self._clock = clock
-        self._event = threading.Event()
+        self._event: threading.Event = _Wakeup()
         self._edges = 0
         self._target = 1
         self._closed = False

@@ -28,9 +28,11 @@ from collections import deque
 from collections.abc import Callable, MutableSequence
 from typing import Any
 
-from gpiozero.pins.mock import MockFactory, MockPin, PinState
-
 from core.clock import Clock
+from hal.gpiozero_import import lazy_entry_points
+
+with lazy_entry_points():  # gpiozero's mock pins without importlib.metadata (hal.gpiozero_import)
+    from gpiozero.pins.mock import MockFactory, MockPin, PinState
 
 PinListener = Callable[[float, bool], None]
 """Called as ``listener(t, state)`` with the clock time of a change and the new level."""

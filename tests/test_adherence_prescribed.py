@@ -1,8 +1,10 @@
 """Adherence counts against the sessions the progression's stage prescribes, not always three.
 
-The rule is :func:`core.progress.prescribed_in`: a week's count is the stage's in
-force at its end, carried on to the weeks after it until it changes; 3 before
-any progression. ``retroguard sessions`` reads the stages from the device's own
+The rule is :func:`core.progress.prescribed_weeks` and :func:`core.progress.prescribed_in`:
+a week in which the stage changed counts against the least in force during it (an
+advance earned by the week's sessions never makes it a missed week after the fact; a
+step back counts at once), the weeks after it against the stage in force, until it
+changes; 3 before any progression. ``retroguard sessions`` reads the stages from the device's own
 progression history; the caregiver service from the device's retained progress
 message (over a real Mosquitto here), on its progress page, its JSON and the report.
 """
@@ -19,7 +21,13 @@ import msgspec
 import pytest
 
 from core.plan_presets import PRESETS
-from core.progress import PRESCRIBED_SESSIONS_PER_WEEK, prescribed_in, week_of, weekly_progress
+from core.progress import (
+    PRESCRIBED_SESSIONS_PER_WEEK,
+    prescribed_in,
+    prescribed_weeks,
+    week_of,
+    weekly_progress,
+)
 from core.protocol.messages import ProgressMessage, SessionRecord
 from core.protocol.payloads import SCHEMA_VERSION, encode
 from core.protocol.plan import Progression, Stage
@@ -69,13 +77,22 @@ def test_a_week_counts_against_its_stage_and_the_stage_carries_on_until_it_chang
     assert [w.prescribed for w in weekly_progress(sessions, dt.UTC)] == [3, 3]  # as before
 
 
+def test_a_change_counts_in_full_from_the_next_week_and_a_step_back_at_once() -> None:
+    # twice a week from W10; moved on to four in W12 (the week's two were done); stepped
+    # back to one and on to three within W15
+    known = prescribed_weeks([("2026-W10", 2), ("2026-W12", 4), ("2026-W15", 1), ("2026-W15", 3)])
+    weeks = [prescribed_in(f"2026-W{n}", known) for n in range(9, 18)]
+    assert weeks == [3, 2, 2, 2, 4, 4, 1, 3, 3]
+    assert prescribed_weeks([("2026-W53", 4)])["2027-W01"] == 4  # the year turns
+
+
 def test_retroguard_sessions_counts_each_week_against_the_stage_in_force(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("TZ", "UTC")
     db = tmp_path / "events.db"
     conn = connect(db)
-    for week, days in ((-1, (0, 2, 4)), (0, (0, 3)), (1, (0, 1, 2)), (2, (0, 2))):
+    for week, days in ((-1, (0, 2, 4)), (0, (0, 3)), (1, (0, 1, 2)), (2, (0, 2)), (3, (0, 1))):
         for d in days:
             save_session(conn, _walked("tm", MONDAY + dt.timedelta(weeks=week, days=d)))
     wall = (MONDAY - dt.timedelta(hours=2)).isoformat()  # assigned on Monday of 2026-W10
@@ -93,7 +110,8 @@ def test_retroguard_sessions_counts_each_week_against_the_stage_in_force(
     assert rows["2026-W09"][5] == "3/3"  # before the progression: three
     assert rows["2026-W10"][5] == "2/2"  # stage 1: twice a week
     assert rows["2026-W11"][5] == "3/2"
-    assert rows["2026-W12"][5] == "2/4"  # stage 2 from this week: four
+    assert rows["2026-W12"][5] == "2/2"  # moved on to four this week: counts from the next
+    assert rows["2026-W13"][5] == "2/4"
 
 
 def _progress(device_id: str, week: str, prescribed: int, done: int) -> str:

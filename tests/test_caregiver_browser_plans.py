@@ -12,10 +12,12 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import msgspec
 import pytest
 
 from caregiver.headless import CHROMIUM, launch_chromium
 from caregiver.service import CaregiverService
+from core.protocol.messages import PlanStored
 from core.protocol.payloads import reply_payload
 from tests.caregiver_support import PASSWORD, WAIT, SimDevice, make_config, running_service
 from tools.broker import Mosquitto
@@ -87,7 +89,16 @@ def test_the_physio_sees_the_device_s_answer_arrive_and_a_caregiver_has_no_form(
     expect(row.locator(".answer")).to_have_text("sent, waiting for the treadmill's answer")
     command = device.wait_command("plan")
     assert command["plan"]["name"] == "alternate-2-2"
-    result = {"plan": "alternate-2-2", "revision": 3}
+    result = msgspec.structs.asdict(
+        PlanStored(
+            plan="alternate-2-2",
+            revision=3,
+            intervals=15,
+            minutes=30.0,
+            backward_minutes=14.0,
+            applies="at the next session start",
+        )
+    )
     device.publish("reply", reply_payload(DEVICE, "plan", command["id"], True, result))
     expect(row).to_have_attribute("data-state", "accepted")  # no reload: plan.js asked
     expect(row.locator(".answer")).to_have_text(

@@ -59,6 +59,12 @@ def test_accounts_from_before_roles_become_physios_and_new_ones_are_caregivers(
             "bob": Role.PHYSIO,
             "cat": Role.PHYSIO,
         }
+        with store.transaction() as tx:  # a row written without a role gets the lesser one
+            tx._db.execute(
+                "INSERT INTO users (username, password_hash, created_at) VALUES (?, ?, ?)",
+                ("dan", hash_password(PASSWORD), 2.0),
+            )
+        assert {a.username: a.role for a in accounts.users()}["dan"] is Role.CAREGIVER
         token, session = accounts.create_session("bob", 1.0)
         assert session.may_prescribe and accounts.session(token).may_prescribe  # type: ignore[union-attr]
         assert accounts.set_role("bob", Role.CAREGIVER)

@@ -23,6 +23,7 @@ from sim import scenarios
 from sim.backends import SimulatedImuRig, build_simulated_imu
 from sim.pins import ClockedMockFactory
 from tools.broker import Mosquitto, free_port
+from tools.diagnostics import int_checks
 from tools.doctor import Bench, diagnose, report
 
 FIX_WIRING = (
@@ -594,3 +595,20 @@ def test_an_int_pin_held_by_another_process_is_said(config: Config, clock: SimCl
     assert found["imu-int"].endswith(
         "stop the monitor (sudo systemctl stop retroguard) and run the doctor again"
     )
+
+
+@pytest.mark.parametrize(
+    ("edges", "required", "verdict"),
+    [(90, False, "PASS"), (89, False, "WARN"), (50, False, "WARN"), (50, True, "FAIL")],
+)
+def test_an_int_line_that_loses_pulses_is_a_marginal_wire(
+    edges: int, required: bool, verdict: str
+) -> None:
+    """Up to a tenth of the samples may come without their own edge (two samples in one
+    wait); more is a marginal wire, failed only where the interrupt is required."""
+    result = int_checks._judge(edges, 100, 0.5, 4, required)
+    text = f"{result.status.value} {result.detail} {result.fix}"
+    assert text.startswith(verdict), text
+    if verdict != "PASS":
+        assert f"pulses lost: {edges} rising edge(s) on GPIO4 for 100 samples in 0.5 s" in text
+        assert "a marginal wire" in text and "header pin 7" in text

@@ -632,3 +632,26 @@ def test_open_gpio_failure_closes_what_was_opened(
     assert relay_pin.function == "input"
     for pin in (PinConfig().relay, PinConfig().relay_enable):
         GpioRelay(pin, factory, "static").close()  # free again: this would raise if not
+
+
+def test_the_data_ready_wakeup_keeps_an_events_contract() -> None:
+    """The data-ready line's event on a bare lock: set stays set until cleared, a set from
+    another thread wakes the waiter, setting twice is harmless, a timeout says False."""
+    import threading
+
+    from hal.gpio import _Wakeup
+
+    wakeup = _Wakeup()
+    assert isinstance(wakeup, threading.Event)
+    assert not wakeup.is_set() and wakeup.wait(0.0) is False
+    wakeup.set()
+    wakeup.set()
+    assert wakeup.is_set() and wakeup.wait(0.0) and wakeup.wait(None) and wakeup.is_set()
+    wakeup.clear()
+    wakeup.clear()
+    assert not wakeup.is_set() and wakeup.wait(0.001) is False
+    setter = threading.Thread(target=wakeup.set)
+    setter.start()
+    assert wakeup.wait(10.0) is True  # returns as soon as the other thread sets it
+    setter.join()
+    assert wakeup.is_set()

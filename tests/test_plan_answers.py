@@ -15,10 +15,12 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import msgspec
 import pytest
 
-from caregiver.plan_answers import ANSWER_TIMEOUT_S
+from caregiver.plan_answers import ANSWER_TIMEOUT_S, answer_of
 from caregiver.service import CaregiverService
+from core.protocol.messages import PlanStored, ReplyMessage
 from core.protocol.payloads import reply_payload
 from tests.caregiver_support import Http, SimDevice, make_config, running_service
 from tools.broker import Mosquitto
@@ -105,7 +107,16 @@ def test_a_refusal_names_the_field_and_an_unanswered_command_says_so(
     assert unanswered["state"] == "no answer" and still_refused["state"] == "refused"
     assert unanswered["text"].startswith(f"no answer after {ANSWER_TIMEOUT_S:g} s")
     # a late answer still counts (the broker kept the command for the device)
-    late = {"plan": "progression-week-2", "revision": 7}
+    late = msgspec.structs.asdict(
+        PlanStored(
+            plan="progression-week-2",
+            revision=7,
+            intervals=6,
+            minutes=30.0,
+            backward_minutes=18.0,
+            applies="at the next session start",
+        )
+    )
     device.publish("reply", reply_payload(DEVICE, "plan", silent_id, True, late))
     assert service.ingestor.wait_for(
         lambda: service.store.sent_commands(DEVICE)[0].status == "accepted"
@@ -118,6 +129,19 @@ def test_a_refusal_names_the_field_and_an_unanswered_command_says_so(
     )
     device.close()
     other.close()
+
+
+def test_an_answer_from_a_device_of_another_version_is_still_accepted() -> None:
+    odd = ReplyMessage(
+        schema=1,
+        device_id=DEVICE,
+        command="plan",
+        request_id="cg-1",
+        ok=True,
+        wall_time="2026-12-02T10:00:00.000+00:00",
+        result={"revision": "seven"},
+    )
+    assert answer_of(odd).startswith("stored (the treadmill's answer was not understood:")
 
 
 def test_a_command_that_could_not_be_sent_is_not_listed(

@@ -704,13 +704,20 @@ def test_the_retained_progress_prescribes_what_the_progression_s_stage_says(
         return decode_as(ProgressMessage, retained.payload.encode()).week_prescribed
 
     assert prescribed() == 3  # no progression: the prescription's three a week
-    twice = Progression("twice", (Stage(ANNA, sessions_per_week=2), Stage(ANNA, 1, 4)))
+    twice = Progression(
+        "twice", (Stage(ANNA, sessions_per_week=2), Stage(ANNA, 1, 4), Stage(ANNA, 1, 1))
+    )
+    now = dt.datetime.now(dt.UTC)
     conn = connect(path)
-    with conn:
-        start_progression(conn, twice, stage=0, by="Jo", wall="w1")
+    last_week = (now - dt.timedelta(days=8)).isoformat()
+    with conn:  # assigned last week: twice a week since
+        start_progression(conn, twice, stage=0, by="Jo", wall=last_week)
     assert prescribed() == 2
-    with conn:
-        start_progression(conn, twice, stage=1, by="Jo", wall="w2")
+    with conn:  # moved on this week (it counts in full from the next)
+        start_progression(conn, twice, stage=1, by="Jo", wall=now.isoformat())
+    assert prescribed() == 2  # the week that earned the advance is not missed after the fact
+    with conn:  # a step back counts at once
+        start_progression(conn, twice, stage=2, by="Jo", wall=now.isoformat())
     conn.close()
-    assert prescribed() == 4
+    assert prescribed() == 1
     status.close()

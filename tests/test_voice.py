@@ -507,6 +507,36 @@ def test_a_new_plan_is_rendered_ahead_and_the_unused_prompts_go(
     assert all(cache.cached(t) is None for t in prompts.all_for_plan(old) if t not in in_use)
 
 
+@needs_espeak
+def test_a_cue_asked_for_plays_before_a_new_plans_prompts_are_rendered(tmp_path: Path) -> None:
+    """A plan sent mid-session is rendered while nothing is asked for: the session's cue
+    waiting in the queue plays first (rendering every prompt first held it up)."""
+    cache = PromptCache(tmp_path / "prompts")
+    gates = {}
+    for text in ("first", "second"):
+        wav = cache.path_for(text)
+        fake_wav(wav)
+        gates[text] = Path(f"{wav}.gate")
+        os.mkfifo(gates[text])
+    new_prompts = ["Interval one of four.", "Walk backward for two minutes."]
+    player = PromptPlayer(
+        cache,
+        command=["sh", "-c", 'read line < "$1.gate"', "player"],
+        texts_for=lambda plan: new_prompts,
+    )
+    player.say("first")
+    with gates["first"].open("w") as gate:  # opens once "first" is playing
+        player.prepare((_plan("new", 2),))
+        player.say("second")
+        gate.write("go\n")
+    with gates["second"].open("w") as gate:  # "second" is playing now
+        assert all(cache.cached(t) is None for t in new_prompts)  # not rendered before it
+        gate.write("go\n")
+    player.close(drain=True)
+    assert player.played == ["first", "second"]
+    assert all(cache.cached(t) is not None for t in new_prompts)  # then rendered
+
+
 def test_a_plan_assigned_to_the_runner_goes_to_a_speaker_that_prepares() -> None:
     class Preparing:
         def __init__(self) -> None:

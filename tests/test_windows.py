@@ -179,3 +179,28 @@ def test_a_recording_whose_samples_stop_is_sent_with_what_it_has() -> None:
     assert decode_recording(window.recording)[-1].t == pytest.approx(2.0, abs=0.02)
     (fault,) = walk.of(EventType.FAULT)
     assert fault.incident == window.incident  # the fault joins the trip's incident
+
+
+def test_the_impact_search_finds_the_latest_matching_peak_within_its_horizon() -> None:
+    """The raw ring (t, ax, ay, az of the last 8 s) wraps many times and still answers like
+    the samples themselves: the newest peak at or before ``t``, nothing past the horizon."""
+    from firmware.windows import IMPACT_SEARCH_S, WindowRecorder
+
+    recorder = WindowRecorder(RATE, 16.0, 2000.0)
+    peaks = {3.0: 3.0, 20.0: 3.0, 24.0: 3.0, 27.5: 3.0}  # sample time -> |a| in g
+
+    def magnitude(t: float) -> float:
+        return next((g for at, g in peaks.items() if abs(t - at) < 1e-9), 1.0)
+
+    n = int(30.0 * RATE)
+    for i in range(n):
+        t = i / RATE
+        g = magnitude(t)
+        recorder.add(ImuSample(t, 0.0, g * 0.6, g * 0.8, 1.0, 2.0, 3.0))
+    assert recorder.impact_before(27.6, 3.0) == pytest.approx(27.5)
+    assert recorder.impact_before(27.4, 3.0) == pytest.approx(24.0)  # newer samples skipped
+    assert recorder.impact_before(27.6, 2.5) is None  # no sample of that magnitude
+    # The ring keeps the last IMPACT_SEARCH_S: the peak at 20 s is gone, though within 8 s of 23.9.
+    assert 23.9 - IMPACT_SEARCH_S < 20.0
+    assert recorder.impact_before(23.9, 3.0) is None
+    assert recorder.impact_before(29.99, 3.0) == pytest.approx(27.5)

@@ -10,6 +10,8 @@ from dataclasses import dataclass, fields
 from enum import StrEnum
 from typing import Any, Literal, TypedDict
 
+from core.protocol.commands import CommandName
+
 OPEN_STATUSES = ("held", "paging")
 """Alert statuses that still want a caregiver (the others: acknowledged, resolved, logged)."""
 
@@ -255,15 +257,15 @@ class SentCommand:
 
     request_id: str
     device_id: str
-    command: str
+    command: CommandName
     """plan or progression."""
     summary: str
     """What was sent, in words ("plan alternate-2-2: 30 min, ...", "progression: hold")."""
     sent_by: str
     sent_at: float
-    status: CommandStatus
-    answered_at: float | None
-    answer: str | None
+    status: CommandStatus = "pending"
+    answered_at: float | None = None
+    answer: str | None = None
     """accepted: what the device did; refused: why (naming the field, e.g.
     ``plan.intervals[1].minutes: ...``)."""
 

@@ -215,7 +215,12 @@ MIGRATIONS: tuple[Migration, ...] = (
         6,
         "account roles (caregiver: plans read-only; physio: sets plans and progressions); "
         "accounts from before roles become physios, as every account could set plans then",
-        ("ALTER TABLE users ADD COLUMN role TEXT NOT NULL DEFAULT 'physio'",),
+        (
+            # the default is the lesser role: a row written without one never gains plan rights
+            "ALTER TABLE users ADD COLUMN role TEXT NOT NULL DEFAULT 'caregiver'"
+            " CHECK (role IN ('caregiver', 'physio'))",
+            "UPDATE users SET role = 'physio'",
+        ),
     ),
     Migration(
         7,

@@ -58,6 +58,7 @@ from caregiver.storage.records import (
     WalkSession,
 )
 from caregiver.storage.schema import SchemaUpgrade, migrate
+from core.protocol.commands import CommandName
 
 log = logging.getLogger(__name__)
 
@@ -550,15 +551,19 @@ class Transaction:
         ).fetchall()
         return [
             SentCommand(
-                str(r[0]),
-                str(r[1]),
-                str(r[2]),
-                str(r[3]),
-                str(r[4]),
-                float(r[5]),
-                "accepted" if r[6] == "accepted" else "refused" if r[6] == "refused" else "pending",
-                None if r[7] is None else float(r[7]),
-                None if r[8] is None else str(r[8]),
+                request_id=str(r[0]),
+                device_id=str(r[1]),
+                command=CommandName(str(r[2])),
+                summary=str(r[3]),
+                sent_by=str(r[4]),
+                sent_at=float(r[5]),
+                status="accepted"
+                if r[6] == "accepted"
+                else "refused"
+                if r[6] == "refused"
+                else "pending",
+                answered_at=None if r[7] is None else float(r[7]),
+                answer=None if r[8] is None else str(r[8]),
             )
             for r in rows
         ]

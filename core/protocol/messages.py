@@ -232,6 +232,33 @@ class ReplyMessage(Struct, kw_only=True, omit_defaults=True):
     """Refused commands: why. Nothing was changed."""
 
 
+class PlanStored(Struct, kw_only=True):
+    """The ``result`` of an accepted ``plan`` command: what the device stored."""
+
+    plan: str
+    revision: int
+    """Grows with every assignment on this device."""
+    intervals: int
+    minutes: float
+    backward_minutes: float
+    applies: str
+    """When it takes effect, in words ("at the next session start")."""
+
+
+class ProgressionStored(Struct, kw_only=True):
+    """The ``result`` of an accepted ``progression`` command: the progression as it is now."""
+
+    progression: str
+    change: str
+    stage: int
+    """1-based, as people count stages."""
+    stages: int
+    plan: str
+    """The plan of the stage in force."""
+    held: bool
+    applies: str
+
+
 class ReceiptMessage(Struct, kw_only=True):
     """``<prefix>/<device>/receipt``: an alert consumer has these messages on its own disk.
 

@@ -93,6 +93,9 @@ class CourierLink:
         self.attaches = 0
         self.silence_requests = 0
         self.chirp_requests = 0
+        self.requests_arrived = 0
+        """Bumped with every request for the loop (silence, chirp, an incident closed or still
+        open); its reader resets it after taking them all, so an idle loop looks at one int."""
         self._closed_incidents: deque[str] = deque(maxlen=16)
         self._open_incident: str | None = None
         self._polled_real = 0.0
@@ -154,7 +157,8 @@ class CourierLink:
         if sock is None:
             return
         try:
-            self._writer.send_some(sock, SEND_BUDGET)
+            if self._writer.queued_bytes:  # most iterations have nothing to send
+                self._writer.send_some(sock, SEND_BUDGET)
             self._receive(sock)
         except (OSError, FrameError, msgspec.DecodeError) as exc:
             log.warning("courier link lost: %s", exc)
@@ -362,12 +366,16 @@ class CourierLink:
                 self.storage_ok, self.storage_detail = ok, detail
             case messages.SilenceBuzzer():
                 self.silence_requests += 1
+                self.requests_arrived += 1
             case messages.Chirp():
                 self.chirp_requests += 1
+                self.requests_arrived += 1
             case messages.IncidentClosed(incident=incident):
                 self._closed_incidents.append(incident)
+                self.requests_arrived += 1
             case messages.OpenIncident(incident=incident):
                 self._open_incident = incident
+                self.requests_arrived += 1
             case messages.CourierAlive(broker_connected=connected, outbox_depth=depth):
                 self.broker_connected, self.outbox_depth = connected, depth
             case messages.PlanAssigned(revision=revision, plan=plan, by=by):

@@ -35,6 +35,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+import msgspec
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import MQTTErrorCode
 from paho.mqtt.packettypes import PacketTypes
@@ -46,7 +47,13 @@ from core.protocol import payloads
 from core.protocol.commands import Ack, AssignPlan, AssignProgression, ChangeProgression
 from core.protocol.events import Event, EventType
 from core.protocol.ids import check_device_id
-from core.protocol.messages import DeviceHealth, ProtocolError, ReceiptMessage
+from core.protocol.messages import (
+    DeviceHealth,
+    PlanStored,
+    ProgressionStored,
+    ProtocolError,
+    ReceiptMessage,
+)
 from core.protocol.topics import Topics, discovery_topic, ha_status_topic
 from firmware.config import MqttConfig
 from firmware.mqtt.commands import (
@@ -317,14 +324,15 @@ class _DefaultTarget:
         log.info("plan %r assigned by %s (revision %d)", plan.name, command.by, revision)
         if self._on_plan is not None:
             self._on_plan()
-        return {
-            "plan": plan.name,
-            "revision": revision,
-            "intervals": len(plan.intervals),
-            "minutes": round(plan.duration_s / 60.0, 2),
-            "backward_minutes": round(plan.backward_s / 60.0, 2),
-            "applies": "at the next session start",
-        }
+        stored = PlanStored(
+            plan=plan.name,
+            revision=revision,
+            intervals=len(plan.intervals),
+            minutes=round(plan.duration_s / 60.0, 2),
+            backward_minutes=round(plan.backward_s / 60.0, 2),
+            applies="at the next session start",
+        )
+        return msgspec.structs.asdict(stored)
 
     def progression(
         self, command: AssignProgression | ChangeProgression, request_id: str | None
@@ -347,15 +355,16 @@ class _DefaultTarget:
         log.info("progression %r: %s by %s", state.progression.name, state.changed, state.by)
         if self._on_plan is not None:
             self._on_plan()
-        return {
-            "progression": state.progression.name,
-            "change": state.changed,
-            "stage": state.stage + 1,
-            "stages": len(state.progression.stages),
-            "plan": state.progression.stages[state.stage].plan.name,
-            "held": state.held,
-            "applies": "at the next session start",
-        }
+        stored = ProgressionStored(
+            progression=state.progression.name,
+            change=state.changed,
+            stage=state.stage + 1,
+            stages=len(state.progression.stages),
+            plan=state.progression.stages[state.stage].plan.name,
+            held=state.held,
+            applies="at the next session start",
+        )
+        return msgspec.structs.asdict(stored)
 
     def request_silence(self) -> None:
         self._silence.request()

@@ -35,6 +35,7 @@ from core.progress import (
     at_goal,
     done,
     milestone,
+    prescribed_in,
     started_utc,
     week_of,
     week_start,
@@ -52,7 +53,7 @@ from core.protocol.messages import (
 from core.protocol.topics import Topics
 from core.zones import system_zone
 from firmware.storage.database import Database, as_database
-from firmware.storage.progressions import current_progression
+from firmware.storage.progressions import prescribed_by_week
 from firmware.storage.status import (
     IncidentEventRow,
     incident_events,
@@ -325,19 +326,15 @@ class RetainedStatus:
         monday = week_start(week_of(now, self._zone))
         earliest = dt.datetime.combine(monday, dt.time(), self._zone).astimezone(dt.UTC)
         since = (earliest - dt.timedelta(days=1)).isoformat()  # UTC, as sessions store theirs
-        latest, week, newest, progression = self._read(
+        latest, week, newest, weeks = self._read(
             lambda conn: (
                 latest_session(conn, device),
                 sessions_started_since(conn, device, since),
                 newest_sessions(conn, device, MEASURES_LOOKBACK),
-                current_progression(conn),
+                prescribed_by_week(conn, self._zone),
             )
         )
-        prescribed = (
-            PRESCRIBED_SESSIONS_PER_WEEK
-            if progression is None
-            else progression.progression.stages[progression.stage].sessions_per_week
-        )
+        prescribed = prescribed_in(week_of(now, self._zone), weeks)  # as `retroguard sessions`
         message = progress_message(
             device,
             latest,

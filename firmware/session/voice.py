@@ -349,13 +349,24 @@ class _Prepare:
     plans: tuple[Plan, ...]
 
 
+@dataclass(slots=True)
+class _Preparing:
+    """A :class:`_Prepare` under way: the prompts still to render, one per turn of the worker
+    with nothing to play, and every prompt of the plans in use (kept when pruning)."""
+
+    left: list[str]
+    keep: tuple[str, ...]
+
+
 class PromptPlayer:
     """Plays rendered prompts on its own thread; the loop only enqueues (a Speaker).
 
     The worker renders ``prerender`` first (what a session of the plan can say),
     then plays each prompt the loop asks for, one after another, with
     ``command`` + the WAV's path (``aplay -q`` by default; tests pass a fake).
-    A prompt not rendered ahead is rendered on the worker when asked for.
+    A prompt not rendered ahead is rendered on the worker when asked for. A new plan's
+    prompts (:meth:`prepare`) are rendered one at a time while nothing is asked for: a
+    plan sent mid-session never holds up that session's cues.
     """
 
     def __init__(
@@ -422,12 +433,24 @@ class PromptPlayer:
                 self._prune(self._prerender, CACHE_MAX_BYTES)
             except (OSError, subprocess.SubprocessError) as exc:
                 self._failed("rendering the spoken prompts failed", exc)
+        preparing: _Preparing | None = None
         while True:
-            text = self._queue.get()
-            if text is None or self._stopping.is_set():
+            if preparing is None:
+                text = self._queue.get()
+            else:
+                try:
+                    text = self._queue.get_nowait()
+                except queue.Empty:
+                    preparing = self._prepare_one(preparing)
+                    continue
+            if text is None:  # closing; draining, a preparation under way finishes first
+                while preparing is not None and not self._stopping.is_set():
+                    preparing = self._prepare_one(preparing)
+                return
+            if self._stopping.is_set():
                 return
             if isinstance(text, _Prepare):
-                self._prepare(text.plans)
+                preparing = self._preparing(text.plans)  # a newer plan supersedes it
                 continue
             try:
                 self._play(self.cache.render(text))
@@ -436,17 +459,25 @@ class PromptPlayer:
             except (OSError, subprocess.SubprocessError) as exc:
                 self._failed("a spoken prompt failed (buzzer cues go on)", exc)
 
-    def _prepare(self, plans: tuple[Plan, ...]) -> None:
+    def _preparing(self, plans: tuple[Plan, ...]) -> _Preparing | None:
         if self._texts_for is None:
-            return
-        texts = list(dict.fromkeys(t for plan in plans for t in self._texts_for(plan)))
-        try:
-            self.cache.render_all(texts, stop=self._stopping)
-        except (OSError, subprocess.SubprocessError) as exc:
-            self._failed("rendering the new plan's spoken prompts failed", exc)
-            return  # nothing deleted: a prompt that failed to render may still be needed
+            return None
+        texts = tuple(dict.fromkeys(t for plan in plans for t in self._texts_for(plan)))
+        return _Preparing([t for t in texts if self.cache.cached(t) is None], texts)
+
+    def _prepare_one(self, preparing: _Preparing) -> _Preparing | None:
+        """Render the next prompt of the plans in use; once all are, prune every other
+        prompt. None when the preparation is over."""
+        if preparing.left:
+            try:
+                self.cache.render(preparing.left.pop(0))
+            except (OSError, subprocess.SubprocessError) as exc:
+                self._failed("rendering the new plan's spoken prompts failed", exc)
+                return None  # nothing deleted: a prompt that failed to render may be needed
+            return preparing
         if not self._stopping.is_set():
-            self._prune((*self._prerender, *texts), None)
+            self._prune((*self._prerender, *preparing.keep), None)
+        return None
 
     def _prune(self, keep: Sequence[str], max_bytes: int | None) -> None:
         try:

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 import msgspec
 
-from core.progress import PRESCRIBED_SESSIONS_PER_WEEK, utc_of, week_of
+from core.progress import PRESCRIBED_SESSIONS_PER_WEEK, prescribed_weeks, utc_of, week_of
 from core.progression import StageSession, stage_done
 from core.protocol.plan import Progression
 from firmware.storage.plans import assign_plan
@@ -64,11 +64,11 @@ def current_progression(conn: sqlite3.Connection) -> ProgressionState | None:
 
 
 def prescribed_by_week(conn: sqlite3.Connection, zone: dt.tzinfo) -> dict[str, int]:
-    """Week ("2026-W49", in ``zone``) -> the sessions a week of the stage in force at the end
-    of it, for every week in which a progression changed (:func:`core.progress.prescribed_in`
-    carries a week's count on to the weeks after it). A cleared or unreadable progression
-    prescribes the default again."""
-    known: dict[str, int] = {}
+    """Week ("2026-W49", in ``zone``) -> the sessions prescribed in it, around every week in
+    which the progression changed (the rule: :func:`core.progress.prescribed_weeks`;
+    :func:`core.progress.prescribed_in` carries a week's count on to the weeks after it). A
+    cleared or unreadable progression prescribes the default again."""
+    changes: list[tuple[str, int]] = []
     for text, stage, wall in conn.execute(
         "SELECT progression, stage, changed_wall FROM progressions ORDER BY id"
     ):
@@ -84,8 +84,8 @@ def prescribed_by_week(conn: sqlite3.Connection, zone: dt.tzinfo) -> dict[str, i
                 count = in_force.sessions_per_week
             except msgspec.MsgspecError:
                 pass
-        known[week] = count
-    return known
+        changes.append((week, count))
+    return prescribed_weeks(changes)
 
 
 def _record(
