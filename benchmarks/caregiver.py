@@ -36,6 +36,7 @@ caregiver peak RSS <= 60 MB.
 from __future__ import annotations
 
 import argparse
+import atexit
 import contextlib
 import http.client
 import http.server
@@ -44,6 +45,7 @@ import multiprocessing
 import multiprocessing.connection
 import os
 import re
+import shutil
 import statistics
 import subprocess
 import sys
@@ -618,6 +620,7 @@ class Figures:
 
 def run(n: int, args: argparse.Namespace) -> Figures:
     work = Path(tempfile.mkdtemp(prefix=f"retroguard-bench-caregiver-{n}-"))
+    atexit.register(shutil.rmtree, work, ignore_errors=True)  # databases, logs: scratch
     load_at_start = os.getloadavg()
     # Mosquitto queues at most 1,000 messages per client by default and drops the rest; a
     # service taking a burst needs more (docs/caregiver.md, "Scaling the broker side").
