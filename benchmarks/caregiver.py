@@ -36,6 +36,7 @@ caregiver peak RSS <= 60 MB.
 from __future__ import annotations
 
 import argparse
+import atexit
 import contextlib
 import http.client
 import http.server
@@ -44,6 +45,7 @@ import multiprocessing
 import multiprocessing.connection
 import os
 import re
+import shutil
 import statistics
 import subprocess
 import sys
@@ -292,6 +294,33 @@ def generator(
             return
 
 
+def broker_probe(conn: multiprocessing.connection.Connection, host: str, port: int) -> None:
+    """A process of its own subscribed to every event: when each passed the broker. Splits
+    the service's latency from the generator's (its ~200 paho clients share one process and
+    one GIL, unlike real devices) and the broker's."""
+    import paho.mqtt.client as mqtt
+    from paho.mqtt.enums import CallbackAPIVersion
+
+    seen: dict[str, float] = {}
+    pattern = re.compile(rb'"id":"([0-9a-f]{32})"')
+
+    def on_message(client: Any, userdata: Any, message: Any) -> None:
+        now = time.time()
+        match = pattern.search(message.payload, 0, 200)
+        if match:
+            seen.setdefault(match.group(1).decode(), now)
+
+    client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="bench-probe")
+    client.on_message = on_message
+    client.on_connect = lambda c, u, f, r, p: c.subscribe("retroguard/+/event", qos=0)
+    client.connect(host, port)
+    client.loop_start()
+    conn.send(("ready", None))
+    while conn.recv() == "report":
+        conn.send(dict(seen))
+    client.loop_stop()
+
+
 # ------------------------------------------------------------------ this process
 
 
@@ -354,6 +383,17 @@ def memory_kib(pid: int) -> dict[str, int]:
         if key in ("VmRSS", "VmHWM"):
             figures[key] = int(value.split()[0])
     return figures
+
+
+def children(pid: int) -> list[int]:
+    """The processes ``pid`` started (the service's notifier process), from /proc."""
+    kids = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            with contextlib.suppress(OSError, IndexError):
+                if int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1]) == pid:
+                    kids.append(int(entry.name))
+    return kids
 
 
 def cpu_s(pid: int) -> float:
@@ -481,6 +521,8 @@ class SseClient:
 
     def __init__(self, port: int, cookie: str) -> None:
         self.arrivals: dict[str, float] = {}
+        self.ingested: dict[str, float] = {}
+        """When the service's ingest handled each event (its ``received_at``, if it says)."""
         self.conn = http.client.HTTPConnection("127.0.0.1", port)
         self.conn.request("GET", "/stream", headers={"cookie": cookie})
         self.resp = self.conn.getresponse()
@@ -498,6 +540,8 @@ class SseClient:
                         msg = json.loads(line[6:])
                         if msg.get("kind") == "event":
                             self.arrivals.setdefault(msg["event"]["id"], now)
+                            if "received_at" in msg["event"]:
+                                self.ingested[msg["event"]["id"]] = msg["event"]["received_at"]
 
     def close(self) -> None:
         self.conn.close()
@@ -553,9 +597,20 @@ class Figures:
     burst_stored_s: float
     burst_to_browser_ms: list[float]
     burst_to_socket_ms: list[float]
+    burst_to_ingest_ms: list[float]
+    """Sent -> the service's ingest thread took it (its ``received_at``): the generator's
+    publishing, the broker, and the service's queue of received messages."""
+    burst_ingest_to_socket_ms: list[float]
+    burst_to_broker_ms: list[float]
+    """Sent -> seen by a subscriber in a process of its own (the generator and the broker)."""
+    burst_broker_to_ingest_ms: list[float]
     telemetry_sent: int
     rss_before_login_kib: dict[str, int]
     rss_end_kib: dict[str, int]
+    notifier_end_kib: dict[str, int]
+    """The notifier process's (the service's child sending through Apprise) at the end; empty
+    when the service has none (no contacts, or an older service that sends in-process)."""
+    notifier_burst_cpu_s: float
     burst_cpu_s: float
     """The service's CPU time from just before the burst until its last event was in the
     browser: what the burst cost, apart from how busy the machine was."""
@@ -565,6 +620,7 @@ class Figures:
 
 def run(n: int, args: argparse.Namespace) -> Figures:
     work = Path(tempfile.mkdtemp(prefix=f"retroguard-bench-caregiver-{n}-"))
+    atexit.register(shutil.rmtree, work, ignore_errors=True)  # databases, logs: scratch
     load_at_start = os.getloadavg()
     # Mosquitto queues at most 1,000 messages per client by default and drops the rest; a
     # service taking a burst needs more (docs/caregiver.md, "Scaling the broker side").
@@ -581,6 +637,8 @@ def run(n: int, args: argparse.Namespace) -> Figures:
     ctx = multiprocessing.get_context("spawn")
     ours, theirs = ctx.Pipe()
     load = ctx.Process(target=generator, args=(theirs, broker.host, broker.port, n, args.format))
+    probe_end, probe_theirs = ctx.Pipe()
+    probe = ctx.Process(target=broker_probe, args=(probe_theirs, broker.host, broker.port))
     browser: Browser | None = None
     socket: SseClient | None = None
     try:
@@ -589,6 +647,8 @@ def run(n: int, args: argparse.Namespace) -> Figures:
         pid = service.process.pid
         before_login = memory_kib(pid)
         load.start()
+        probe.start()
+        assert probe_end.poll(WAIT) and probe_end.recv()[0] == "ready"
         assert ours.poll(WAIT) and ours.recv()[0] == "ready"
         cookie = login_cookie(service.port)
         deadline = time.monotonic() + WAIT
@@ -609,24 +669,50 @@ def run(n: int, args: argparse.Namespace) -> Figures:
         falls_to_browser = [(seen[k] - t) * 1000 for k, t in falls.items() if k in seen]
 
         cpu_before = cpu_s(pid)
+        kids = children(pid)
+        kids_cpu_before = sum(cpu_s(k) for k in kids)
         ours.send(("burst", args.burst))
-        _, (burst, _, _) = ours.recv()
+        _, (burst, burst_kinds, burst_incidents) = ours.recv()
         started = min(burst.values())
         seen = browser.arrivals(set(burst), WAIT)
         burst_cpu = cpu_s(pid) - cpu_before
+        if not args.no_contacts:  # the burst's notifications, sent by the notifier if any
+            receiver.wait(
+                {k for k, kind in burst_kinds.items() if kind == "fall"}, burst_incidents, 30.0
+            )
+        kids_cpu = sum(cpu_s(k) for k in kids if Path(f"/proc/{k}").exists()) - kids_cpu_before
         burst_to_browser = [(seen[k] - t) * 1000 for k, t in burst.items() if k in seen]
         off_socket = socket.arrivals
         burst_to_socket = [(off_socket[k] - t) * 1000 for k, t in burst.items() if k in off_socket]
+        ingested = socket.ingested
+        probe_end.send("report")
+        passed: dict[str, float] = probe_end.recv()
+        burst_to_broker = [(passed[k] - t) * 1000 for k, t in burst.items() if k in passed]
+        broker_to_ingest = [
+            (ingested[k] - passed[k]) * 1000 for k in burst if k in ingested and k in passed
+        ]
+        burst_to_ingest = [(ingested[k] - t) * 1000 for k, t in burst.items() if k in ingested]
+        ingest_to_socket = [
+            (off_socket[k] - ingested[k]) * 1000 for k in burst if k in ingested and k in off_socket
+        ]
         stored_s = (max(seen.values()) - started) if seen else float("nan")
 
         ours.send(("stop", None))
         _, telemetry_sent = ours.recv()
         end = memory_kib(pid)
+        kids = children(pid)
+        notifier_end = memory_kib(kids[0]) if kids else {}
     finally:
         if socket is not None:
             socket.close()
         if browser is not None:
             browser.close()
+        if probe.pid is not None:
+            with contextlib.suppress(OSError):
+                probe_end.send("stop")
+            probe.join(10)
+            if probe.is_alive():
+                probe.terminate()
         if load.pid is not None:
             if load.is_alive():
                 load.terminate()
@@ -638,7 +724,9 @@ def run(n: int, args: argparse.Namespace) -> Figures:
             cluster.cleanup()
     return Figures(
         n, falls_to_phone, falls_to_browser, args.burst, stored_s, burst_to_browser,
-        burst_to_socket, telemetry_sent, before_login, end, burst_cpu, load_at_start,
+        burst_to_socket, burst_to_ingest, ingest_to_socket, burst_to_broker, broker_to_ingest,
+        telemetry_sent, before_login, end,
+        notifier_end, kids_cpu, burst_cpu, load_at_start,
     )  # fmt: skip
 
 
@@ -673,15 +761,37 @@ def report(f: Figures, args: argparse.Namespace) -> bool:
         f"({len(f.burst_to_browser_ms)}/{f.burst}; target p99 < {BROWSER_P99_MS:.0f} ms)"
     )
     print(f"    the same events read off the feed's socket: {spread(f.burst_to_socket_ms)}")
+    if f.burst_to_ingest_ms:
+        print(
+            f"      of which sent -> taken by the service's ingest: "
+            f"{spread(f.burst_to_ingest_ms)}; ingest -> socket: "
+            f"{spread(f.burst_ingest_to_socket_ms)}"
+        )
+        print(
+            f"      sent -> past the broker (the generator, one process for {f.devices} devices; "
+            f"Mosquitto): {spread(f.burst_to_broker_ms)}; broker -> taken by ingest: "
+            f"{spread(f.burst_broker_to_ingest_ms)}"
+        )
     print(
         f"    the service's CPU time for the burst: {f.burst_cpu_s:.2f} s "
-        f"({f.burst_cpu_s / f.burst * 1000:.2f} ms an event)"
+        f"({f.burst_cpu_s / f.burst * 1000:.2f} ms an event); its notifier process's, for "
+        f"the burst's notifications: {f.notifier_burst_cpu_s:.2f} s"
     )
     print(
         f"  caregiver process: VmHWM {f.rss_before_login_kib['VmHWM'] / mb:.1f} MB when the "
         f"login page first answered; at the end VmRSS {f.rss_end_kib['VmRSS'] / mb:.1f} MB, "
         f"VmHWM (peak) {f.rss_end_kib['VmHWM'] / mb:.1f} MB (target <= {PEAK_RSS_MB:.0f} MB)"
     )
+    if f.notifier_end_kib:
+        kid = f.notifier_end_kib
+        print(
+            f"  its notifier process (Apprise): VmRSS {kid['VmRSS'] / mb:.1f} MB, VmHWM "
+            f"{kid['VmHWM'] / mb:.1f} MB; both processes together: VmRSS "
+            f"{(kid['VmRSS'] + f.rss_end_kib['VmRSS']) / mb:.1f} MB, peaks summed "
+            f"{(kid['VmHWM'] + f.rss_end_kib['VmHWM']) / mb:.1f} MB"
+        )
+    else:
+        print("  no notifier process (nobody to page, or the service sends in its own process)")
     paged = args.no_contacts or (
         len(f.falls_to_phone_ms) == args.falls
         and percentile(f.falls_to_phone_ms, 99) < NOTIFY_P99_MS

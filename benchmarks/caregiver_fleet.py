@@ -23,11 +23,13 @@ Target: p99 < 1 s (issue 16).
 from __future__ import annotations
 
 import argparse
+import atexit
 import contextlib
 import http.client
 import json
 import multiprocessing as mp
 import re
+import shutil
 import statistics
 import subprocess
 import sys
@@ -233,6 +235,7 @@ def main() -> int:
     args = ap.parse_args()
 
     work = Path(tempfile.mkdtemp(prefix="retroguard-bench-fleet-"))
+    atexit.register(shutil.rmtree, work, ignore_errors=True)  # databases, logs: scratch
     broker = Mosquitto(persistence=False, extra_config="max_queued_messages 0")
     broker.start()
     cluster = PostgresCluster()

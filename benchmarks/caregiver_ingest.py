@@ -18,10 +18,12 @@ Prints figures; asserts nothing (speed is not a test).
 from __future__ import annotations
 
 import argparse
+import atexit
 import cProfile
 import json
 import os
 import pstats
+import shutil
 import sys
 import tempfile
 import time
@@ -87,6 +89,7 @@ def main() -> int:
     ap.add_argument("--profile", action="store_true")
     args = ap.parse_args()
     work = Path(tempfile.mkdtemp(prefix="retroguard-bench-ingest-"))
+    atexit.register(shutil.rmtree, work, ignore_errors=True)  # databases, logs: scratch
     cluster: PostgresCluster | None = None
     print(
         f"caregiver ingest: {args.events} fall events of {args.devices} devices in batches of "

@@ -10,7 +10,9 @@ connected to one sees what another ingested.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+
+from caregiver.storage import StoredEvent
 
 
 @dataclass(frozen=True, slots=True)
@@ -26,6 +28,9 @@ class EventStored:
 
     device_id: str
     event_id: str
+    row: StoredEvent | None = field(default=None, compare=False)
+    """The event as stored, when the one who stored it has it at hand (ingest of a new
+    event): the feed sends it without reading it back (None: the feed reads the store)."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -12,10 +12,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import threading
 from collections.abc import AsyncIterator, Callable
-from typing import Any
+
+import msgspec
+
+from caregiver.feed import FeedMessage
+
+_encoder = msgspec.json.Encoder()
 
 SEND_AT_ONCE = 100
 """Change messages written to a browser in one go at most."""
@@ -37,14 +41,15 @@ class Hub:
         self._loop = loop
         self.attached.set()
 
-    def publish(self, message: dict[str, Any]) -> None:
-        """Send ``message`` (about ``message["device_id"]``) to every stream that may see it."""
+    def publish(self, message: FeedMessage) -> None:
+        """Send ``message`` (about ``message.device_id``) to every stream that may see it
+        (encoded once, whatever the number of streams)."""
         loop = self._loop
         if loop is None or loop.is_closed():
             return
-        text = json.dumps(message, separators=(",", ":"))
+        text = _encoder.encode(message).decode()
         with contextlib.suppress(RuntimeError):  # the loop is shutting down
-            loop.call_soon_threadsafe(self._fanout, text, str(message.get("device_id", "")))
+            loop.call_soon_threadsafe(self._fanout, text, message.device_id)
 
     def _fanout(self, text: str | None, device_id: str = "") -> None:
         for queue, may_see in list(self._clients.items()):

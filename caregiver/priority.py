@@ -14,9 +14,12 @@ says what each service does.
 
 from __future__ import annotations
 
-from apprise import NotifyType
+from typing import TYPE_CHECKING
 
 from caregiver.storage import Urgency
+
+if TYPE_CHECKING:  # Apprise is imported where messages are sent: the notifier's process
+    from apprise import NotifyType
 
 __all__ = ["PRIORITIES", "notify_type", "prioritised", "urgency_of"]
 
@@ -42,11 +45,12 @@ PRIORITIES: dict[str, dict[Urgency, str]] = {
 """URL scheme -> the ``priority`` parameter for each urgency (a test alarm: as critical)."""
 
 _TYPES = {
-    Urgency.CRITICAL: NotifyType.FAILURE,
-    Urgency.HIGH: NotifyType.WARNING,
-    Urgency.NORMAL: NotifyType.INFO,
-    Urgency.TEST: NotifyType.INFO,
+    Urgency.CRITICAL: "FAILURE",
+    Urgency.HIGH: "WARNING",
+    Urgency.NORMAL: "INFO",
+    Urgency.TEST: "INFO",
 }
+"""Urgency -> the name of Apprise's ``NotifyType`` member."""
 
 
 _KINDS = {
@@ -68,7 +72,9 @@ def urgency_of(kind: str) -> Urgency:
 
 def notify_type(urgency: Urgency) -> NotifyType:
     """Apprise's message type (icon, colour) for ``urgency``."""
-    return _TYPES[urgency]
+    from apprise import NotifyType
+
+    return NotifyType[_TYPES[urgency]]
 
 
 def prioritised(url: str, urgency: Urgency) -> str:

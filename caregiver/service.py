@@ -4,9 +4,9 @@
  MQTT (paho thread) ─► Ingestor ─► Store ─► on_change ─► LiveFeed (feed thread) ─► Hub ─► /stream
                           │ in the same transaction
                           ▼
-                      Alerting ─► notifications rows ─► Notifier thread ─► Apprise
+                      Alerting ─► notifications rows ─► wake ─► notifier process ─► Apprise
  ticker thread (1 s) ─► Alerting.tick (escalation, held stumbles)   } only on the holder of
- Notifier thread ─► due notifications                                 } the escalation lease
+ notifier process ─► due notifications (from the database)           } the escalation lease
  uvicorn thread ─► Starlette app (web.py, routes/) ─► worker threads ─► Store
  on PostgreSQL: on_change ─► NOTIFY ─► every other instance's listener thread ─► its LiveFeed
 ```
@@ -38,6 +38,7 @@ from caregiver.ingest import Ingestor
 from caregiver.lease import Lease
 from caregiver.memory import compact_malloc
 from caregiver.notify import Notifier, Sender, apprise_send
+from caregiver.notify_process import NotifierProcess
 from caregiver.plan_answers import KEPT_PER_DEVICE, sent_by, summary_of
 from caregiver.retention import RetentionSweeper
 from caregiver.storage import Listener, SentCommand, Store
@@ -70,8 +71,13 @@ class CaregiverService:
                 "of a group need one postgresql:// database to share (docs/provider.md)"
             )
         self.notifier = Notifier(self.store, config, clock, send, may_send=self.lease.held)
+        """Sends due notifications in this process: what tests on a fake clock drive, and the
+        background sender when ``send`` is not Apprise's."""
+        self.notifier_process: NotifierProcess | None = None
+        """The background sender with Apprise (:meth:`start`): a child process of its own
+        (:mod:`caregiver.notify_process`)."""
         self.alerting = Alerting(
-            self.store, config, clock, self.notifier.wake, may_escalate=self.lease.held
+            self.store, config, clock, self._wake_notifier, may_escalate=self.lease.held
         )
         self.accounts = Accounts(self.store)
         self.limiter = LoginThrottle(config.server.login_attempts, config.server.login_window_s)
@@ -101,7 +107,14 @@ class CaregiverService:
         decoded = decode(message)
         if decoded is not None and decoded[0] != self.instance:
             self._feed.publish(decoded[1])
-            self.notifier.wake()  # its ingest may have queued pages this instance sends
+            self._wake_notifier()  # its ingest may have queued pages this instance sends
+
+    def _wake_notifier(self) -> None:
+        """Notifications were queued (committed): whichever sender runs, send them now."""
+        if self.notifier_process is not None:
+            self.notifier_process.wake()
+        else:
+            self.notifier.wake()
 
     def device_name(self, device_id: str) -> str:
         return self.alerting.device_name(device_id)
@@ -127,7 +140,7 @@ class CaregiverService:
             for incident in incidents:
                 self.alerting.acknowledge_incident(tx, device_id, incident, by, via)
             self.alerting.acknowledge(tx, device_id, event_id, by)  # offline and older alerts
-        self.notifier.wake()
+        self._wake_notifier()
         if event_id is not None:
             self._changed(EventStored(device_id, event_id))
         self._changed(DeviceChanged(device_id))
@@ -175,7 +188,11 @@ class CaregiverService:
         self.listener = self.store.listen(self._heard)
         self.ingestor.start()
         if background:
-            self.notifier.start()
+            if self.notifier.send is apprise_send:
+                self.notifier_process = NotifierProcess(self.config, self.instance)
+                self.notifier_process.start()
+            else:
+                self.notifier.start()
             ticker = threading.Thread(target=self._tick_loop, name="caregiver-tick", daemon=True)
             ticker.start()
             self._threads.append(ticker)
@@ -260,6 +277,8 @@ class CaregiverService:
             self._server.should_exit = True
         self.ingestor.stop()
         self.notifier.stop()
+        if self.notifier_process is not None:
+            self.notifier_process.stop()
         if self.listener is not None:
             self.listener.stop()
             self.listener = None
@@ -273,10 +292,11 @@ class CaregiverService:
         self.store.close()
 
     def status(self) -> dict[str, Any]:
+        process = self.notifier_process
         return {
             "messages": self.ingestor.messages,
             "events": self.ingestor.events_stored,
             "duplicates": self.ingestor.duplicates,
-            "notified": self.notifier.sent,
-            "notify_failures": self.notifier.failed,
+            "notified": self.notifier.sent + (process.sent if process else 0),
+            "notify_failures": self.notifier.failed + (process.failed if process else 0),
         }

@@ -536,3 +536,49 @@ def test_alarm_sound_is_remembered_and_a_test_alarm_reaches_the_device(
     expect(page.locator("#test-alarm-status")).to_contain_text("Test alarm sent")
     page.context.close()
     device.close()
+
+
+_SHAPE = """el => {
+    // an element as a tree of tags, attributes and text, whitespace between tags aside
+    const shape = n => n.nodeType === 3 ? n.textContent.replace(/\\s+/g, ' ').trim()
+        : [n.tagName, Array.from(n.attributes).map(a => a.name + '=' + a.value).sort(),
+           Array.from(n.childNodes).map(shape).filter(c => c !== '')];
+    return shape(el);
+}"""
+
+
+def test_cards_and_rows_built_from_the_live_feed_match_the_servers_pages(
+    browser: Any, service: CaregiverService, mosquitto: Mosquitto
+) -> None:
+    """The feed sends data and the page builds the card, the incident line and the event
+    row from it: they come out as the server's templates render them on a reload."""
+    from playwright.sync_api import expect
+
+    device = SimDevice(mosquitto, "treadmill-1")
+    device.online()
+    page = _login(browser, service)
+    card = page.locator("#card-treadmill-1")
+    expect(card).to_have_attribute("data-level", "ok")
+    ids = device.incident_fall()  # arrives by the feed: no reload
+    expect(card.locator(".headline a")).to_have_text("FALL — not acknowledged")
+    incident = page.locator(f"#incident-{ids['incident']}")
+    expect(incident.locator("time")).to_have_attribute("data-local", "1")
+    live = card.evaluate(_SHAPE), incident.evaluate(_SHAPE)
+    page.reload()
+    expect(page.locator("body")).to_have_attribute("data-live", "1")
+    expect(incident.locator("time")).to_have_attribute("data-local", "1")
+    assert (card.evaluate(_SHAPE), incident.evaluate(_SHAPE)) == live
+
+    page.goto(f"{service.url}/devices/treadmill-1")
+    expect(page.locator("body")).to_have_attribute("data-live", "1")
+    event = device.event("fault", severity="warning", state="FAULT", reason="IMU lost")
+    row = page.locator(f'#timeline [data-event="{event["id"]}"]')  # arrives by the feed
+    expect(row).to_contain_text("FAULT")
+    expect(row).to_contain_text("IMU lost")
+    expect(row.locator("time")).to_have_attribute("data-local", "1")
+    built = row.evaluate(_SHAPE)
+    page.reload()
+    expect(row.locator("time")).to_have_attribute("data-local", "1")
+    assert row.evaluate(_SHAPE) == built
+    page.context.close()
+    device.close()

@@ -33,6 +33,7 @@ from starlette.templating import Jinja2Templates
 from caregiver import story
 from caregiver.auth import Accounts, LoginThrottle, Session, same_token
 from caregiver.config import CaregiverConfig
+from caregiver.feed import Moment
 from caregiver.hub import Hub
 from caregiver.localtime import iso_utc, readable
 from caregiver.storage import Store
@@ -144,20 +145,29 @@ class Site:
             i, f"/events/{i.first_event_id}"
         )
 
-    def time_element(self, value: str | float | None, format: str = "datetime") -> Markup:
-        """``<time datetime="<UTC>">`` for a stored time: the browser shows it in its own zone
-        (``static/time.js``); the text until then is the service's zone, said. ``format``:
-        datetime (to the second), minute, date, or time (of day, to the second)."""
+    def moment(self, value: str | float | None, format: str = "datetime") -> Moment | None:
+        """A stored time as the page shows it: UTC for the browser, and the service zone's
+        words until the browser has put it in its own (:meth:`time_element`, and the live
+        feed's messages, :mod:`caregiver.feed`). ``format``: datetime (to the second),
+        minute, date, or time (of day, to the second)."""
         if value is None or value == "":
-            return Markup("")
+            return None
         text = readable(value, self.backend.config.zone, seconds=format in ("datetime", "time"))
         if format == "date":
             text = text.split(",")[0]
         elif format == "time":
             text = text.split(", ")[-1]
+        return Moment(iso_utc(value), text, format)
+
+    def time_element(self, value: str | float | None, format: str = "datetime") -> Markup:
+        """``<time datetime="<UTC>">`` for a stored time: the browser shows it in its own zone
+        (``static/time.js``); the text until then is the service's zone, said."""
+        moment = self.moment(value, format)
+        if moment is None:
+            return Markup("")
         return Markup(
-            f'<time datetime="{escape(iso_utc(value))}" data-format="{escape(format)}">'
-            f"{escape(text)}</time>"
+            f'<time datetime="{escape(moment.iso)}" data-format="{escape(moment.format)}">'
+            f"{escape(moment.text)}</time>"
         )
 
     def authed(self, handler: Handler) -> Handler:

@@ -1,7 +1,8 @@
 """The live feed: ``/stream`` (server-sent events) and what goes down it.
 
-Cards and timeline rows are rendered by the same templates as on the first page
-load, so the browser only swaps HTML fragments in. :class:`LiveFeed` renders on
+Cards and timeline rows go as data (:mod:`caregiver.feed`): the first page load is
+rendered by the templates, the browser builds what changes after it in the same
+markup (``static/app.js``). :class:`LiveFeed` reads the store and words the story on
 its own thread (never the event loop's, nor ingest's); :class:`caregiver.hub.Hub`
 carries the result over.
 """
@@ -16,7 +17,7 @@ from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 from starlette.routing import BaseRoute, Route
 
-from caregiver import story
+from caregiver import feed
 from caregiver.auth import Session
 from caregiver.changes import Change, DeviceChanged, EventStored, SessionStored
 from caregiver.routes.site import Site
@@ -41,14 +42,18 @@ def routes(site: Site) -> list[BaseRoute]:
 
 
 class LiveFeed:
-    """Renders the card or timeline row a change concerns and pushes it to every browser.
+    """Words the card or timeline row a change concerns and pushes it to every browser.
 
-    The rendering runs on the feed's own thread, never on the thread that made the
-    change: ingest goes on with the next message meanwhile. Changes are taken in
-    batches; within one, rows and session notices go in order (a row changed twice
-    — a trip, then its recording — is rendered once, from the store as it is then)
-    and each changed card is rendered once, after them — a burst of ten events on
-    one device costs one card, not ten.
+    The work runs on the feed's own thread, never on the thread that made the change:
+    ingest goes on with the next message meanwhile. Events go first: each new event's
+    row is sent as soon as the feed sees it (from the row ingest stored, without reading
+    it back), and a changed card waits until no event is queued, so a burst's events
+    reach the browsers at the pace they are stored, not behind a card per device. Cards
+    are coalesced while they wait — a device changed ten times during a burst costs one
+    card (read and worded from the store as it is then), not ten; the waiting cards are
+    read at once (:class:`_Snapshot`: three statements, not a round trip per card). Rows and session
+    notices go in order; a row changed twice in one take (a trip, then its recording)
+    is sent once.
     """
 
     def __init__(self, site: Site) -> None:
@@ -83,16 +88,19 @@ class LiveFeed:
             thread.join(timeout=10)
 
     def _run(self) -> None:
+        cards: dict[str, None] = {}
+        """Devices whose card is still to send, in the order they changed."""
         while True:
             with self._cond:
-                self._cond.wait_for(lambda: self._pending or self._closed)
+                self._cond.wait_for(lambda: self._pending or self._closed or cards)
                 if self._closed:
                     return
                 batch, self._pending = self._pending, []
-            cards: dict[str, None] = {}
+            store = self.site.backend.store
             rows: set[str] = set()
+            unread: list[Change] = [c for c in batch if isinstance(c, EventStored) and not c.row]
             try:
-                seen = _Snapshot.read(self.site.backend.store, batch)
+                seen = _Snapshot.read(store, unread)  # events ingest did not hand over
             except Exception:
                 log.exception("could not read a batch of changes for the dashboard")
                 continue
@@ -105,59 +113,47 @@ class LiveFeed:
                         self._push(change, seen)
                 else:
                     self._push(change, seen)
-            for device_id in cards:
-                self._push(DeviceChanged(device_id), seen)
+            if cards and not self._pending:  # events first: the cards once none is queued
+                waiting: list[Change] = [DeviceChanged(device_id) for device_id in cards]
+                cards.clear()
+                try:
+                    seen = _Snapshot.read(store, waiting)
+                except Exception:
+                    log.exception("could not read the changed cards for the dashboard")
+                    continue
+                for change in waiting:
+                    self._push(change, seen)
 
     def _push(self, change: Change, seen: _Snapshot) -> None:
-        """Render one change and hand it to the hub (from what the batch read)."""
+        """Word one change and hand it to the hub (from what was read at once)."""
         backend = self.site.backend
         hub = backend.hub
+        site = self.site
         try:
             if isinstance(change, DeviceChanged):
                 device = seen.devices.get(change.device_id)
                 if device is None:
                     return
-                html = self.site.fragment("_card.html", d=device)
-                hub.publish(
-                    {
-                        "kind": "device",
-                        "device_id": change.device_id,
-                        "level": story.card(device, backend.clock()).level,
-                        "html": html,
-                    }
-                )
+                name = backend.device_name(change.device_id)
+                card = feed.card(device, name, backend.clock(), site.moment)
+                hub.publish(feed.DeviceMessage(change.device_id, card.level, card))
                 latest = device["incident"]
                 incident = seen.incidents.get(latest["id"]) if latest else None
                 if incident is not None:  # its line in the fleet's list of incidents
-                    hub.publish(
-                        {
-                            "kind": "incident",
-                            "device_id": change.device_id,
-                            "incident": incident.id,
-                            "html": self.site.fragment("_incident_row.html", i=incident),
-                        }
-                    )
+                    row = feed.incident_row(incident, name, site.moment(incident.opened_wall))
+                    hub.publish(feed.IncidentMessage(change.device_id, incident.id, row))
             elif isinstance(change, SessionStored):  # the progress page reloads itself
-                hub.publish(
-                    {
-                        "kind": "session",
-                        "device_id": change.device_id,
-                        "session_id": change.session_id,
-                    }
-                )
+                hub.publish(feed.SessionMessage(change.device_id, change.session_id))
             elif isinstance(change, EventStored):
-                event = seen.events.get(change.event_id)
+                event = change.row or seen.events.get(change.event_id)
                 if event is None:
                     return
-                html = self.site.fragment("_event_row.html", e=event)
                 hub.publish(
-                    {
-                        "kind": "event",
-                        "device_id": change.device_id,
-                        "device_name": backend.device_name(change.device_id),
-                        "event": event.as_json(),
-                        "html": html,
-                    }
+                    feed.EventMessage(
+                        change.device_id,
+                        backend.device_name(change.device_id),
+                        feed.event_row(event, site.moment(event.wall_time)),
+                    )
                 )
         except Exception:
             log.exception("could not push a change to the dashboard")

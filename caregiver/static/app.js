@@ -24,14 +24,64 @@
     });
   }
 
-  function fragment(html) {
-    var t = document.createElement("template");
-    t.innerHTML = html.trim();
-    var el = t.content.firstElementChild;
-    fillCsrf(t.content);
-    if (window.retroguardLocalTime) window.retroguardLocalTime(t.content);
-    updateSince(t.content);  // only the new fragment: the whole page every 15 s
+  // The live feed sends data (caregiver/feed.py); these build the same markup as the
+  // server's templates (_card.html, _event_row.html, _incident_row.html) for the first load.
+  function node(tag, attrs, children) {
+    var el = document.createElement(tag);
+    Object.keys(attrs || {}).forEach(function (k) { el.setAttribute(k, attrs[k]); });
+    (children || []).forEach(function (c) {
+      if (c === null || c === undefined || c === false) return;
+      el.appendChild(typeof c === "string" ? document.createTextNode(c) : c);
+    });
     return el;
+  }
+  function spaced(items) {  // inline elements with the templates' whitespace between them
+    var out = [];
+    items.forEach(function (c) { if (c) { if (out.length) out.push(" "); out.push(c); } });
+    return out;
+  }
+  function timeEl(m) {
+    return m ? node("time", { datetime: m.iso, "data-format": m.format }, [m.text]) : null;
+  }
+  function since(t) { return node("span", { "class": "since", "data-since": String(t) }); }
+  function finish(el) {
+    if (window.retroguardLocalTime) window.retroguardLocalTime(el);
+    updateSince(el);  // only the new element: the whole page every 15 s
+    return el;
+  }
+  function renderCard(id, c) {
+    var h = c.headline;
+    var seen = c.offline ? node("p", { "class": "seen" }, ["Monitor offline"].concat(
+      c.last_seen ? [" \u2014 last seen ", timeEl(c.last_seen_at), " ", since(c.last_seen)] : [])) : null;
+    var ack = c.can_acknowledge ? node("form", { method: "post", action: "/devices/" + id + "/ack", "class": "ack-form" }, [
+      node("input", { type: "hidden", name: "csrf", value: csrf }),
+      node("button", { type: "submit", "class": "btn btn-big btn-ack" }, ["Acknowledge"])]) : null;
+    return finish(node("article", { "class": "card level-" + c.level, id: "card-" + id, "data-device": id, "data-level": c.level }, [
+      node("h2", {}, [node("a", { href: "/devices/" + id }, [c.name])]),
+      h ? node("p", { "class": "headline" + (h.open ? " headline-open" : "") },
+        [node("a", { href: h.link }, [h.text]), " ", since(h.since)]) : null,
+      node("p", { "class": "belt" }, [c.belt]),
+      seen,
+      node("p", { "class": "links" }, [node("a", { href: "/devices/" + id + "/progress" }, ["Walking progress"])]),
+      ack]));
+  }
+  function renderEvent(e, deviceName) {
+    return finish(node("li", { "class": "event sev-" + e.severity, "data-event": e.id }, [
+      node("a", { href: "/events/" + e.id }, spaced([
+        node("strong", { "class": "etype" }, [e.type.replace(/_/g, " ").toUpperCase()]),
+        node("span", { "class": "edevice" }, [deviceName]),
+        node("span", { "class": "ewhen" }, [timeEl(e.when)]),
+        since(e.received_at),
+        node("span", { "class": "ereason" }, [e.reason]),
+        e.acked_by ? node("span", { "class": "eack" }, ["acknowledged by " + e.acked_by]) : null]))]));
+  }
+  function renderIncident(id, r) {
+    return finish(node("li", { "class": "incident sev-" + r.severity, id: "incident-" + id, "data-incident": id }, [
+      node("a", { href: r.link }, spaced([
+        node("strong", { "class": "etype" }, [r.text]),
+        node("span", { "class": "edevice" }, [r.device_name]),
+        node("span", { "class": "ewhen" }, [timeEl(r.opened)]),
+        since(r.opened_at)]))]));
   }
 
   function beep() {
@@ -120,7 +170,7 @@
 
   function onDevice(msg) {
     var old = document.getElementById("card-" + msg.device_id);
-    var el = fragment(msg.html);
+    var el = renderCard(msg.device_id, msg.card);
     if (old) { old.replaceWith(el); return; }
     var fleet = document.getElementById("fleet");
     if (fleet && fleet.dataset.page === "fleet") {
@@ -138,7 +188,7 @@
       if (!list.querySelector('[data-event="' + e.id + '"]')) {
         var empty = list.querySelector(".empty");
         if (empty) empty.remove();
-        list.insertBefore(fragment(msg.html), list.firstChild);
+        list.insertBefore(renderEvent(e, msg.device_name), list.firstChild);
         // the fleet's list of recent alerts stays short (a device's timeline keeps all)
         while (list.dataset.device === "*" && list.children.length > RECENT_ALERTS) list.lastElementChild.remove();
       }
@@ -154,7 +204,7 @@
   function onIncident(msg) {
     var list = document.getElementById("incidents");
     if (!list) return;
-    var el = fragment(msg.html);
+    var el = renderIncident(msg.incident, msg.row);
     var old = document.getElementById("incident-" + msg.incident);
     if (old) { old.replaceWith(el); return; }
     var empty = list.querySelector(".empty");

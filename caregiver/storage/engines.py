@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import importlib
 import json
 import logging
 import queue
@@ -25,13 +26,42 @@ import threading
 import urllib.parse
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import Any, Literal, Protocol, TypeVar
-
-import psycopg
-import psycopg.conninfo
-import psycopg_pool
+from typing import TYPE_CHECKING, Any, Literal, Protocol, TypeVar
 
 log = logging.getLogger(__name__)
+
+
+class _Lazy:
+    """A module imported at its first attribute read. psycopg and its bundled libpq and
+    OpenSSL are ~20 MB of resident memory: a service on a SQLite file (and its notifier
+    process) never reads them, so never loads them."""
+
+    def __init__(self, name: str) -> None:
+        self._name = name
+
+    def __getattr__(self, attr: str) -> Any:
+        module = importlib.import_module(self._name)
+        try:
+            return getattr(module, attr)
+        except AttributeError:  # a submodule the package does not import itself
+            return importlib.import_module(f"{self._name}.{attr}")
+
+
+if TYPE_CHECKING:
+    import psycopg
+    import psycopg.conninfo
+    import psycopg_pool
+else:
+    psycopg = _Lazy("psycopg")
+    psycopg_pool = _Lazy("psycopg_pool")
+
+
+class _PsycopgErrors:
+    """A PostgreSQL database's ``errors``, read when first needed (psycopg loads then)."""
+
+    def __get__(self, obj: object, owner: type | None = None) -> tuple[type[Exception], ...]:
+        return (psycopg.Error, OSError)
+
 
 _T = TypeVar("_T")
 
@@ -290,7 +320,7 @@ class PostgresDatabase(Database):
     """
 
     engine: Engine = "postgresql"
-    errors = (psycopg.Error, OSError)
+    errors = _PsycopgErrors()
     row_locks = " FOR UPDATE"
 
     def __init__(self, url: str) -> None:
@@ -474,7 +504,7 @@ class _PooledDatabase(Database):
     """One of :class:`PooledReads`' connections, lent for one read."""
 
     engine: Engine = "postgresql"
-    errors = (psycopg.Error, OSError)  # the pool's timeout is a psycopg.OperationalError
+    errors = _PsycopgErrors()  # the pool's timeout is a psycopg.OperationalError
 
     def __init__(self, db: psycopg.Connection[Any]) -> None:
         self._db = db

@@ -19,6 +19,7 @@ import contextlib
 import json
 import logging
 import math
+import sys
 import threading
 from collections import deque
 from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
@@ -91,10 +92,11 @@ _DEVICE_SELECT = (
 )
 
 
-_ANY_ENGINE_ERRORS: tuple[type[Exception], ...] = (
-    *SqliteDatabase.errors,
-    *PostgresDatabase.errors,
-)
+def _any_engine_errors() -> tuple[type[Exception], ...]:
+    """Either engine's errors, while no database is open yet (psycopg's only once it is
+    loaded: until then it raised none)."""
+    psycopg = sys.modules.get("psycopg")
+    return (*SqliteDatabase.errors, *((psycopg.Error,) if psycopg is not None else ()))
 
 
 def _marks(values: Sequence[object]) -> str:
@@ -1700,7 +1702,7 @@ def _alert(row: tuple[Any, ...]) -> Alert:
 
 @contextmanager
 def _as_storage_fault(db: Database | None = None) -> Iterator[None]:
-    errors = db.errors if db is not None else _ANY_ENGINE_ERRORS
+    errors = db.errors if db is not None else _any_engine_errors()
     try:
         yield
     except errors as exc:

@@ -1,0 +1,144 @@
+"""What the live feed (``/stream``) sends: typed messages, data rather than HTML.
+
+The dashboard's first page load is rendered on the server (``templates/_card.html``,
+``_event_row.html``, ``_incident_row.html``); after that each change arrives as one
+of these messages and ``static/app.js`` builds the card or row from it, in the same
+markup. Sending data instead of rendered fragments keeps Jinja off the service's one
+core during a burst (it rendered a row, a card and an incident line for every event)
+and makes each message a third of the size; what a card *says* — the story — is still
+decided once, on the server (:func:`caregiver.story.card`), and sent as words.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import msgspec
+
+from caregiver import story
+from caregiver.storage import Device, Incident, StoredEvent
+
+
+class Moment(msgspec.Struct, frozen=True):
+    """A time as the page shows it: UTC for the browser to localise (``static/time.js``),
+    and the service zone's words until it has."""
+
+    iso: str
+    text: str
+    format: str = "datetime"
+
+
+class CardHeadline(msgspec.Struct, frozen=True):
+    text: str
+    link: str
+    since: float
+    open: bool
+
+
+class Card(msgspec.Struct, frozen=True):
+    """One device's card (``_card.html``)."""
+
+    name: str
+    level: str
+    headline: CardHeadline | None
+    belt: str
+    offline: bool
+    last_seen: float | None
+    last_seen_at: Moment | None
+    can_acknowledge: bool
+
+
+class EventRow(msgspec.Struct, frozen=True):
+    """An event as the timelines list it (``_event_row.html``), with what the alarm needs."""
+
+    id: str
+    device_id: str
+    type: str
+    severity: str
+    reason: str
+    wall_time: str
+    when: Moment | None
+    received_at: float
+    acked_by: str | None
+    has_window: bool
+
+
+class IncidentRow(msgspec.Struct, frozen=True):
+    """A line in the fleet's list of incidents (``_incident_row.html``)."""
+
+    text: str
+    link: str
+    severity: str
+    """Its colour: critical (open and urgent), warning (open) or closed."""
+    device_name: str
+    opened: Moment | None
+    opened_at: float
+
+
+class DeviceMessage(msgspec.Struct, frozen=True, tag_field="kind", tag="device"):
+    device_id: str
+    level: str
+    card: Card
+
+
+class EventMessage(msgspec.Struct, frozen=True, tag_field="kind", tag="event"):
+    device_id: str
+    device_name: str
+    event: EventRow
+
+
+class IncidentMessage(msgspec.Struct, frozen=True, tag_field="kind", tag="incident"):
+    device_id: str
+    incident: str
+    row: IncidentRow
+
+
+class SessionMessage(msgspec.Struct, frozen=True, tag_field="kind", tag="session"):
+    """A walking session was stored: the device's progress page reloads itself."""
+
+    device_id: str
+    session_id: str
+
+
+FeedMessage = DeviceMessage | EventMessage | IncidentMessage | SessionMessage
+
+
+def card(device: Device, name: str, now: float, moment: Callable[[float], Moment | None]) -> Card:
+    s = story.card(device, now)
+    headline = s.headline
+    last_seen = s.last_seen if s.offline else None
+    return Card(
+        name=name,
+        level=s.level,
+        headline=(
+            CardHeadline(headline.text, headline.link, headline.since, headline.open)
+            if headline is not None
+            else None
+        ),
+        belt=s.belt,
+        offline=s.offline,
+        last_seen=last_seen,
+        last_seen_at=moment(last_seen) if last_seen else None,
+        can_acknowledge=s.can_acknowledge,
+    )
+
+
+def event_row(event: StoredEvent, when: Moment | None) -> EventRow:
+    return EventRow(
+        id=event.id,
+        device_id=event.device_id,
+        type=event.type,
+        severity=event.severity,
+        reason=event.reason,
+        wall_time=event.wall_time,
+        when=when,
+        received_at=event.received_at,
+        acked_by=event.acked_by,
+        has_window=event.has_window,
+    )
+
+
+def incident_row(incident: Incident, name: str, opened: Moment | None) -> IncidentRow:
+    h = story.headline(incident, f"/events/{incident.first_event_id}")
+    severity = "critical" if h.open and h.urgent else ("warning" if h.open else "closed")
+    return IncidentRow(h.text, h.link, severity, name, opened, incident.opened_at)

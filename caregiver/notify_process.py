@@ -1,0 +1,301 @@
+"""Phone notifications sent from a process of their own, which the service owns.
+
+Why a process: Apprise costs the process that imports it some 33 MB (it loads all
+of its ~300 service plugins at the first URL it reads, and cannot load one) and
+each notification some 3 ms of CPU in Apprise and ``requests``. In the service's
+own process both were paid by the process that ingests and serves the live feed:
+during a burst of falls its one core (the GIL) went to Apprise while events waited
+for the browsers. In a child process the web and ingest side stays small and a
+burst's notifications run on the machine's other core.
+
+Nothing is lost when the child dies, because the child holds nothing: every
+notification is a row in the database, written by :mod:`caregiver.alerts` in the
+ingest transaction (the outbox), and marked sent only after Apprise delivered it.
+The child sends what is due from the database when it starts and whenever the
+service wakes it; if it is killed between sending and marking, the row is still
+due and the next child sends it again (at least once, never lost). The service
+restarts a child that exits (:class:`NotifierProcess`): at once if it had run a while,
+else after a pause growing from 1 s to 30 s (a child that cannot start is not respawned
+in a tight loop).
+
+The two processes speak typed messages (:data:`ToNotifier`, :data:`FromNotifier`),
+one JSON line each, over the child's stdin and a pipe of its own (the child's
+stdout is sent to its stderr, so a library printing cannot garble them). The child
+ends when its stdin closes: a service that dies takes its notifier with it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import subprocess
+import sys
+import threading
+import time
+from typing import IO
+
+import msgspec
+
+from caregiver.config import CaregiverConfig
+
+log = logging.getLogger(__name__)
+
+
+class Begin(msgspec.Struct, tag="begin", frozen=True):
+    """The first message to a new child: what it needs to send as this service instance."""
+
+    config: CaregiverConfig
+    instance: str
+    """The service's instance id: the child holds the escalation lease as the service does
+    (:mod:`caregiver.lease`), so that of several instances only one pages."""
+    log_level: int = logging.INFO
+    poll_s: float = 1.0
+    """Due notifications are looked for this often even unwoken (retries come due so)."""
+
+
+class Wake(msgspec.Struct, tag="wake", frozen=True):
+    """Notifications were queued: send what is due now."""
+
+
+class Stop(msgspec.Struct, tag="stop", frozen=True):
+    """Finish the round in hand and exit."""
+
+
+class Delivered(msgspec.Struct, tag="delivered", frozen=True):
+    """The child's counters since it started, after each round that sent anything."""
+
+    sent: int
+    failed: int
+
+
+class Ready(msgspec.Struct, tag="ready", frozen=True):
+    """The child has loaded Apprise and sent what was due when it started."""
+
+
+ToNotifier = Begin | Wake | Stop
+FromNotifier = Delivered | Ready
+
+MAX_PAUSE_S = 30.0
+"""The longest wait before restarting a child that keeps dying."""
+STEADY_S = 60.0
+"""A child that lived this long died by accident, not of a fault in starting: restart at once."""
+
+
+class NotifierProcess:
+    """The service's side: starts the child, wakes it, restarts it when it dies."""
+
+    def __init__(self, config: CaregiverConfig, instance: str, poll_s: float = 1.0) -> None:
+        self.config = config
+        self.instance = instance
+        self.poll_s = poll_s
+        self.sent = 0
+        """Notifications delivered, over every child this service started."""
+        self.failed = 0
+        self.restarts = 0
+        self.ready = threading.Event()
+        """Set when the current child has started and sent what was due (tests wait on it)."""
+        self._counted = Delivered(0, 0)
+        self._process: subprocess.Popen[bytes] | None = None
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._lock = threading.Lock()
+        self._thread: threading.Thread | None = None
+
+    @property
+    def pid(self) -> int | None:
+        process = self._process
+        return process.pid if process is not None and process.poll() is None else None
+
+    def start(self) -> None:
+        self._spawn()
+        self._thread = threading.Thread(
+            target=self._supervise, name="caregiver-notify", daemon=True
+        )
+        self._thread.start()
+
+    def wake(self) -> None:
+        """Any thread, never blocks: the supervisor passes it on (many wakes, one message)."""
+        self._wake.set()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._wake.set()
+        if self._thread is not None:
+            self._thread.join(timeout=15)
+            self._thread = None
+        process = self._process
+        if process is not None and process.poll() is None:
+            with contextlib.suppress(OSError):
+                self._send(process, Stop())
+                assert process.stdin is not None
+                process.stdin.close()
+            try:
+                process.wait(10)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait(10)
+
+    # ------------------------------------------------------------ the child's keeper
+
+    def _spawn(self) -> None:
+        read_fd, write_fd = os.pipe()
+        try:
+            process = subprocess.Popen(
+                [sys.executable, "-m", "caregiver.notify_process", str(write_fd)],
+                stdin=subprocess.PIPE,
+                pass_fds=(write_fd,),
+                close_fds=True,
+            )
+        finally:
+            os.close(write_fd)
+        self.ready.clear()
+        with self._lock:
+            self._process = process
+            self._counted = Delivered(0, 0)
+        begin = Begin(self.config, self.instance, logging.getLogger().getEffectiveLevel())
+        self._send(process, msgspec.structs.replace(begin, poll_s=self.poll_s))
+        reader = threading.Thread(
+            target=self._read,
+            args=(process, os.fdopen(read_fd, "rb")),
+            name="caregiver-notify-reader",
+            daemon=True,
+        )
+        reader.start()
+        log.info("notifier process %d started", process.pid)
+
+    @staticmethod
+    def _send(process: subprocess.Popen[bytes], message: ToNotifier) -> None:
+        assert process.stdin is not None
+        process.stdin.write(msgspec.json.encode(message) + b"\n")
+        process.stdin.flush()
+
+    def _read(self, process: subprocess.Popen[bytes], pipe: IO[bytes]) -> None:
+        decoder = msgspec.json.Decoder(FromNotifier)
+        with pipe:
+            for line in pipe:
+                try:
+                    message = decoder.decode(line)
+                except msgspec.ValidationError:
+                    log.error("the notifier process sent something unreadable: %r", line[:200])
+                    continue
+                if isinstance(message, Ready):
+                    self.ready.set()
+                    continue
+                with self._lock:
+                    if self._process is process:
+                        self.sent += message.sent - self._counted.sent
+                        self.failed += message.failed - self._counted.failed
+                        self._counted = message
+        self._wake.set()  # the pipe closed: the child is gone, the supervisor restarts it
+
+    def _supervise(self) -> None:
+        pause = 0.0
+        started = time.monotonic()
+        while not self._stop.is_set():
+            self._wake.wait(self.poll_s)
+            self._wake.clear()
+            if self._stop.is_set():
+                return
+            process = self._process
+            assert process is not None
+            if process.poll() is None:
+                try:
+                    self._send(process, Wake())
+                    continue
+                except OSError:  # it is dying: its exit is seen below
+                    process.wait(10)
+            if process.poll() is None:
+                continue
+            log.error(
+                "the notifier process %d exited (%s): starting another, which sends what is "
+                "still due from the database",
+                process.pid,
+                process.returncode,
+            )
+            pause = (
+                0.0
+                if time.monotonic() - started > STEADY_S
+                else min(MAX_PAUSE_S, max(1.0, pause * 2))
+            )
+            if pause and self._stop.wait(pause):
+                return
+            self.restarts += 1
+            started = time.monotonic()
+            try:
+                self._spawn()
+            except OSError:
+                log.exception("could not start the notifier process")
+
+
+# ------------------------------------------------------------------ the child
+
+
+def _child(out: IO[bytes]) -> int:
+    from caregiver.lease import Lease
+    from caregiver.notify import Notifier, warm_up
+    from caregiver.storage import Store
+
+    decoder = msgspec.json.Decoder(ToNotifier)
+    first = decoder.decode(sys.stdin.buffer.readline())
+    if not isinstance(first, Begin):
+        return 2
+    logging.basicConfig(
+        level=first.log_level, format="%(levelname)s notifier: %(name)s: %(message)s"
+    )
+    store = Store(first.config.server.database)
+    lease = Lease(store, first.instance, time.time)
+    notifier = Notifier(store, first.config, may_send=lease.held)
+    stop = threading.Event()
+
+    def listen() -> None:
+        for line in sys.stdin.buffer:
+            message = decoder.decode(line)
+            if isinstance(message, Stop):
+                break
+            notifier.wake()
+        stop.set()  # Stop, or the service closed our stdin (it exited)
+        notifier.wake()
+
+    def report(message: FromNotifier) -> None:
+        out.write(msgspec.json.encode(message) + b"\n")
+        out.flush()
+
+    if first.config.contacts:
+        warm_up()
+    threading.Thread(target=listen, name="notify-listen", daemon=True).start()
+    counted = (-1, -1)
+    woken = True  # the first round sends whatever a dead predecessor left due
+    while not stop.is_set():
+        if not woken:
+            notifier.woken(first.poll_s)
+        woken = False
+        if stop.is_set():
+            break
+        try:
+            notifier.deliver_due()
+        except Exception:
+            log.exception("notifier round failed")
+        if (notifier.sent, notifier.failed) != counted:
+            first_round = counted == (-1, -1)
+            counted = (notifier.sent, notifier.failed)
+            report(Delivered(*counted))
+            if first_round:
+                report(Ready())
+    store.close()
+    return 0
+
+
+def main() -> int:
+    """``python -m caregiver.notify_process <fd>``: the child, reporting on file descriptor
+    ``fd`` (started by :class:`NotifierProcess`, not by hand)."""
+    out = os.fdopen(int(sys.argv[1]), "wb")
+    os.dup2(2, 1)  # anything printed goes to the log, not into the message pipe
+    try:
+        return _child(out)
+    except (BrokenPipeError, KeyboardInterrupt):
+        return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,155 @@
+"""Phone notifications from the service's own notifier process: none is lost when it dies.
+
+The service sends through Apprise from a child process (:mod:`caregiver.notify_process`);
+the notifications are rows in the database. These tests kill the child with SIGKILL at
+the worst moments — while Apprise is delivering, and while nothing is running to take a
+new page — and check that a fall's notification still reaches the receiver, sent by the
+child the service started in its place.
+"""
+
+from __future__ import annotations
+
+import http.server
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+from caregiver.config import Contact
+from tests.caregiver_support import WAIT, SimDevice, make_config, running_service
+from tools.broker import Mosquitto
+
+
+class HoldingReceiver:
+    """Apprise's json:// target that keeps the first request open until told to answer: the
+    notifier is then between sending and marking the row sent."""
+
+    def __init__(self) -> None:
+        self.messages: list[dict[str, Any]] = []
+        self.holding = threading.Event()
+        self.release = threading.Event()
+        self.cond = threading.Condition()
+        receiver = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = json.loads(self.rfile.read(int(self.headers.get("content-length", "0"))))
+                with receiver.cond:
+                    receiver.messages.append(body)
+                    receiver.cond.notify_all()
+                    first = len(receiver.messages) == 1
+                if first:
+                    receiver.holding.set()
+                    receiver.release.wait(WAIT)
+                self.send_response(200)
+                self.end_headers()
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"json://127.0.0.1:{self.server.server_address[1]}/ann"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def wait(self, count: int) -> list[dict[str, Any]]:
+        with self.cond:
+            assert self.cond.wait_for(lambda: len(self.messages) >= count, WAIT), self.messages
+            return list(self.messages)
+
+    def close(self) -> None:
+        self.release.set()
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+def test_a_notifier_killed_while_sending_is_replaced_and_the_page_sent_again(
+    mosquitto: Mosquitto, tmp_path: Path
+) -> None:
+    receiver = HoldingReceiver()
+    config = make_config(mosquitto, tmp_path, contacts=(Contact("Ann", (receiver.url,)),))
+    try:
+        with running_service(config, web=False, background=True) as service:
+            notifier = service.notifier_process
+            assert notifier is not None and notifier.ready.wait(WAIT)
+            first = notifier.pid
+            assert first is not None and first != os.getpid()
+            device = SimDevice(mosquitto, "treadmill-1")
+            device.online()
+            fall = device.fall()
+            assert receiver.holding.wait(WAIT)  # Apprise is delivering; nothing marked yet
+            os.kill(first, signal.SIGKILL)
+            receiver.release.set()
+            again = receiver.wait(2)  # the next notifier resends it from the database
+            assert all(f"/events/{fall['id']}" in m["message"] for m in again)
+            assert notifier.ready.wait(WAIT)
+            assert notifier.pid not in (None, first) and notifier.restarts == 1
+            assert service.store.notifications_due(time.time() + 1e6) == []  # marked sent
+            assert service.status()["notified"] >= 1
+            device.close()
+    finally:
+        receiver.close()
+
+
+def test_a_page_queued_while_no_notifier_runs_is_sent_by_the_next(
+    mosquitto: Mosquitto, tmp_path: Path
+) -> None:
+    receiver = HoldingReceiver()
+    receiver.release.set()  # answer at once
+    config = make_config(mosquitto, tmp_path, contacts=(Contact("Ann", (receiver.url,)),))
+    try:
+        with running_service(config, web=False, background=True) as service:
+            notifier = service.notifier_process
+            assert notifier is not None and notifier.ready.wait(WAIT)
+            first = notifier.pid
+            assert first is not None
+            os.kill(first, signal.SIGKILL)
+            device = SimDevice(mosquitto, "treadmill-1")
+            device.online()
+            fall = device.fall()  # queued, and its wake-up sent, while the child is dead
+            (message,) = receiver.wait(1)
+            assert f"/events/{fall['id']}" in message["message"]
+            assert notifier.pid != first
+            device.close()
+        assert not _alive(first)
+    finally:
+        receiver.close()
+
+
+def test_the_notifier_ends_with_the_service(mosquitto: Mosquitto, tmp_path: Path) -> None:
+    receiver = HoldingReceiver()
+    config = make_config(mosquitto, tmp_path, contacts=(Contact("Ann", (receiver.url,)),))
+    try:
+        with running_service(config, web=False, background=True) as service:
+            notifier = service.notifier_process
+            assert notifier is not None and notifier.ready.wait(WAIT)
+            pid = notifier.pid
+            assert pid is not None and _alive(pid)
+        assert notifier.pid is None and not _alive(pid)
+    finally:
+        receiver.close()
+
+
+def test_the_service_process_loads_neither_apprise_nor_psycopg() -> None:
+    """Apprise's 33 MB are the notifier's, and psycopg's 20 MB are for a postgresql://
+    database only: importing the service (and opening a SQLite store) loads neither."""
+    probe = (
+        "import sys, tempfile, caregiver.service, caregiver.storage\n"
+        "caregiver.storage.Store(tempfile.mkdtemp() + '/c.db').close()\n"
+        "print(sorted(m for m in ('apprise', 'psycopg') if m in sys.modules))"
+    )
+    result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "[]"
