@@ -45,6 +45,7 @@ from caregiver.localtime import readable
 from caregiver.storage import OPEN_STATUSES, Alert, Store, Transaction
 from core.protocol.events import INCIDENT_TYPES, EventType, reopens, worse
 from core.protocol.messages import EventMessage
+from core.protocol.walker import DEFAULT_WALKER_ID
 
 log = logging.getLogger(__name__)
 
@@ -149,7 +150,8 @@ class Alerting:
 
         incident = tx.incident(incident_id)
         if incident is None:
-            tx.open_incident(incident_id, device_id, kind, event.id, event.wall_time, now)
+            walker = event.walker or DEFAULT_WALKER_ID  # absent: the device's one walker
+            tx.open_incident(incident_id, device_id, kind, event.id, event.wall_time, now, walker)
             self._open(tx, kind, device_id, event.id, self._action(kind), now, text, incident_id)
             return
         if incident.open:

@@ -2,9 +2,9 @@
 (:func:`report_csv`) and one PDF page (:mod:`caregiver.report_pdf`).
 
 A shared treadmill has several walkers (their profiles on the device); a report is one
-walker's sessions. Incidents do not name a walker on the wire yet, so on a device with several
-walkers a walker's report counts the incidents opened during their sessions
-(:func:`incidents_during`); on a device with one walker, every incident.
+walker's sessions and incidents. An incident names its walker (the event's ``walker`` on the
+wire); one stored before that (unknown walker) counts, on a device with several walkers, for
+the walker during whose session it opened (:func:`incidents_during`); with one walker, for them.
 
 Week by week: sessions, adherence (done of prescribed), sessions at goal and whether
 the week was at goal, minutes backward, the longest backward stretch (progression),
@@ -141,8 +141,10 @@ def report_for(
     named reads only); ``walker`` is the name it is about."""
     sessions = store.walk_sessions(device_id, walker=walker_id)
     incidents = store.incidents_for(device_id, INCIDENT_LIMIT)
-    if walker_id is not None and len(store.walkers(device_id)) > 1:
-        incidents = incidents_during(incidents, sessions)
+    if walker_id is not None:
+        incidents = walker_incidents(
+            incidents, walker_id, sessions, several=len(store.walkers(device_id)) > 1
+        )
     report = make_report(
         device_id,
         walker,
@@ -154,6 +156,21 @@ def report_for(
         store.prescribed_weeks(device_id, walker_id or DEFAULT_WALKER.id),
     )
     return replace(report, walker_id=walker_id or DEFAULT_WALKER.id)
+
+
+def walker_incidents(
+    incidents: Sequence[Incident],
+    walker_id: str,
+    sessions: Sequence[WalkSession],
+    *,
+    several: bool,
+) -> list[Incident]:
+    """``walker_id``'s incidents: those naming them; of those from before incidents named
+    their walker (caregiver schema 10), on a device with ``several`` walkers, the ones opened
+    during ``sessions`` (theirs, :func:`incidents_during`), else all of them."""
+    named = [i for i in incidents if i.walker == walker_id]
+    unknown = [i for i in incidents if i.walker is None]
+    return named + (incidents_during(unknown, sessions) if several else unknown)
 
 
 SESSION_END_MARGIN_S = 300.0

@@ -313,11 +313,13 @@ class SimDevice:
             window=fall_window(),
         )
 
-    def incident_fall(self) -> dict[str, Any]:
+    def incident_fall(self, walker: str | None = None) -> dict[str, Any]:
         """A trip that became a fall, as a monitor with incidents sends it: the stumble that
-        stopped the belt, the fall confirmed 2.4 s later, then the recording around the trip.
+        stopped the belt, the fall confirmed 2.4 s later, then the recording around the trip
+        (each naming ``walker``, when given: a device with several walkers).
         Returns the three events by name and the incident id."""
         incident = uuid.uuid4().hex
+        named = {} if walker is None else {"walker": walker}
         self.set_state("TRIPPED", "stumble: trunk rotated 40 deg in 0.3 s")
         trip = self.event(
             "stumble",
@@ -325,6 +327,7 @@ class SimDevice:
             state="TRIPPED",
             reason="trunk rotated 40 deg in 0.3 s",
             incident=incident,
+            **named,
             figures={"tilt_deg": 40.0, "tilt_rate_dps": 130.0},
         )
         fall = self.event(
@@ -333,6 +336,7 @@ class SimDevice:
             state="TRIPPED",
             reason="impact 3.2 g then lying 83 deg",
             incident=incident,
+            **named,
             figures=FALL_FIGURES,
         )
         window = self.event(
@@ -341,6 +345,7 @@ class SimDevice:
             state="TRIPPED",
             reason="IMU around the trip",
             incident=incident,
+            **named,
             of=trip["id"],
             recording=msgspec.to_builtins(fall_recording()),
         )

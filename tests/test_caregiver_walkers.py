@@ -68,7 +68,7 @@ def test_the_progress_page_and_the_reports_are_one_walker_s(
                 started = now - dt.timedelta(minutes=minutes)
                 record = session_record(DEVICE, started, backward_min=10, longest_min=10)
                 device.session(_of(record, ANNA))
-            device.incident_fall()  # during Anna's session under way
+            device.incident_fall(walker="anna")  # during Anna's session under way
             assert cg.ingestor.wait_for(lambda: cg.ingestor.sessions_stored >= 4, WAIT)
             assert cg.ingestor.wait_for(lambda: len(cg.store.incidents_for(DEVICE, 10)) == 1)
         finally:

@@ -292,6 +292,9 @@ class Incident:
     closed_by: str | None
     closed_via: str | None
     closed_severity: str | None
+    walker: str | None = None
+    """Whose incident (a walker id of the device); None: from before incidents named their
+    walker (caregiver schema 10), unknown."""
 
     @property
     def open(self) -> bool:

@@ -274,6 +274,13 @@ MIGRATIONS: tuple[Migration, ...] = (
 )""",
         ),
     ),
+    Migration(
+        10,
+        "each incident names its walker (the event's walker on the wire, absent: the default "
+        "walker); incidents from before are unknown (NULL): a walker's report counts those "
+        "opened during their sessions, as before",
+        ("ALTER TABLE incidents ADD COLUMN walker TEXT",),
+    ),
 )
 """Every schema change in order; ``MIGRATIONS[i]`` takes a database from version i to i + 1."""
 

@@ -75,7 +75,7 @@ _ALERT_COLUMNS = (
 )
 _INCIDENT_COLUMNS = (
     "id, device_id, severity, status, opened_at, opened_wall, first_event_id, last_event_at, "
-    "closed_at, closed_by, closed_via, closed_severity"
+    "closed_at, closed_by, closed_via, closed_severity, walker"
 )
 _OPEN = "(" + ", ".join(f"'{status}'" for status in OPEN_STATUSES) + ")"
 _DEVICE_SELECT = (
@@ -731,15 +731,22 @@ class Transaction:
         return found
 
     def open_incident(
-        self, incident_id: str, device_id: str, severity: str, event_id: str, wall: str, now: float
+        self,
+        incident_id: str,
+        device_id: str,
+        severity: str,
+        event_id: str,
+        wall: str,
+        now: float,
+        walker: str = DEFAULT_WALKER.id,
     ) -> None:
         if self._prepared is not None:
             self._prepared.absent_incidents.discard(incident_id)
         self._db.execute(
             f"INSERT INTO incidents ({_INCIDENT_COLUMNS}) "
-            "VALUES (?, ?, ?, 'open', ?, ?, ?, ?, NULL, NULL, NULL, NULL) "
+            "VALUES (?, ?, ?, 'open', ?, ?, ?, ?, NULL, NULL, NULL, NULL, ?) "
             "ON CONFLICT (id) DO NOTHING",
-            (incident_id, device_id, severity, now, wall, event_id, now),
+            (incident_id, device_id, severity, now, wall, event_id, now, walker),
         )
 
     def worsen_incident(self, incident_id: str, severity: str, now: float) -> None:

@@ -27,7 +27,7 @@ from msgspec import Meta, Struct, field, structs
 
 from core.protocol.events import EventType, Severity
 from core.protocol.ids import DEVICE_ID_PATTERN, EVENT_ID_PATTERN
-from core.protocol.walker import DEFAULT_WALKER, Walker
+from core.protocol.walker import DEFAULT_WALKER, Walker, WalkerId
 
 SCHEMA_VERSION = 1
 
@@ -150,6 +150,10 @@ class EventMessage(Struct, kw_only=True, omit_defaults=True):
     """``closed``: how (dashboard, home-assistant, notification, cli, ...)."""
     recording: ImuRecording | None = None
     """``window``: the IMU around the trip."""
+    walker: WalkerId | None = None
+    """The walker whose incident this event belongs to: the one chosen on the device when the
+    incident opened. Absent: the default walker (a device with one walker, every older
+    release) or no incident."""
 
 
 SENSOR_NOT_WORN = "sensor not worn"

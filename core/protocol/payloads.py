@@ -36,6 +36,7 @@ from core.protocol.messages import (
     TelemetryMessage,
 )
 from core.protocol.topics import TopicKind
+from core.protocol.walker import DEFAULT_WALKER_ID
 
 __all__ = [
     "OFFLINE",
@@ -103,8 +104,10 @@ def decode_availability(payload: bytes) -> Availability:
 # --------------------------------------------------------------- producers
 
 
-def event_message(event: Event, seq: int) -> EventMessage:
-    """The ``/event`` message: the event record plus its per-device sequence number."""
+def event_message(event: Event, seq: int, walker: str | None = None) -> EventMessage:
+    """The ``/event`` message: the event record plus its per-device sequence number, and
+    ``walker``, its incident's walker (the default walker is left out: a device with one
+    walker sends what it sent before profiles)."""
     data = event.to_dict()
     window = data.get("imu_window")
     return EventMessage(
@@ -127,11 +130,12 @@ def event_message(event: Event, seq: int) -> EventMessage:
         by=event.by,
         via=event.via,
         recording=event.recording,
+        walker=None if walker == DEFAULT_WALKER_ID else walker,
     )
 
 
-def event_payload(event: Event, seq: int) -> str:
-    return encode(event_message(event, seq))
+def event_payload(event: Event, seq: int, walker: str | None = None) -> str:
+    return encode(event_message(event, seq, walker))
 
 
 def state_payload(device_id: str, state: str, reason: str, wall_time: str | None = None) -> str:

@@ -94,19 +94,21 @@ BUILT_FROM_EVENT = ""
 """The ``payload`` of an event's row: built from the event when it is published."""
 
 _ROWS = (
-    "SELECT o.id, o.topic, o.payload, e.seq, e.body, r.recording FROM outbox o"
+    "SELECT o.id, o.topic, o.payload, e.seq, e.body, r.recording, i.walker FROM outbox o"
     " LEFT JOIN events e ON o.payload = '' AND e.seq = o.event_seq"
     " LEFT JOIN recordings r ON r.event_id = e.id"
+    " LEFT JOIN incidents i ON i.id = e.incident"
 )
 
 
 def _row(row: tuple[object, ...]) -> OutboxRow:
-    """A row as published: an event's payload built from the event as stored."""
-    row_id, topic, payload, seq, body, recording = row
+    """A row as published: an event's payload built from the event as stored, naming the
+    walker its incident records (:func:`firmware.storage.incidents.note_event`)."""
+    row_id, topic, payload, seq, body, recording, walker = row
     text = str(payload)
     if text == BUILT_FROM_EVENT and body is not None:
         event = event_from_row(str(body), recording if isinstance(recording, bytes) else None)
-        text = payloads.event_payload(event, int(str(seq)))
+        text = payloads.event_payload(event, int(str(seq)), None if walker is None else str(walker))
     return OutboxRow(int(str(row_id)), str(topic), text)
 
 

@@ -37,6 +37,7 @@ INCIDENT_COLUMNS = (
     "closed_via",
     "closed_wall",
     "closed_severity",
+    "walker",
 )
 OUTBOX_COLUMNS = (
     "id",

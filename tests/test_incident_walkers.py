@@ -1,0 +1,171 @@
+"""An incident names its walker: the device puts the walker its incident record chose on the
+event payload (absent for the default walker), the caregiver stores it with the incident, and
+a walker's report counts their incidents from it, not from when their sessions were."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from pathlib import Path
+
+import msgspec
+import pytest
+
+from caregiver.progress import parse_summary
+from caregiver.report import incidents_during, walker_incidents
+from caregiver.storage.records import Incident
+from core.plan_presets import PRESETS
+from core.protocol.payloads import event_payload
+from firmware.session.record import session_payload
+from firmware.session.runner import attach_session, detach_session
+from firmware.storage.walkers import roster
+from tests.app_support import TripAt, close_rigs, make_rig, pump_link_until
+from tests.caregiver_support import Http, running_service, session_record
+from tests.caregiver_support import make_config as caregiver_config
+from tests.mqtt_helpers import WAIT, Subscriber, config_for, validate
+from tests.test_walkers import ANNA, BEN, Heard, _double_press, _registered, _until_chosen
+from tools.broker import Mosquitto
+
+DEVICE = "treadmill-1"
+
+pytestmark = pytest.mark.usefixtures(close_rigs.__name__)
+
+
+def _incidents_in_report(web: Http, walker: str) -> int:
+    import csv
+    import io
+
+    status, _, text = web.request("GET", f"/devices/{DEVICE}/report.csv?walker={walker}")
+    assert status == 200
+    return sum(int(week["incidents"]) for week in csv.DictReader(io.StringIO(text)))
+
+
+def test_an_incident_opened_while_ben_is_chosen_is_ben_s_on_the_caregiver(
+    tmp_path: Path, mosquitto: Mosquitto, caregiver_db: str
+) -> None:
+    """Real Mosquitto, the monitor on simulated hardware, the caregiver service (SQLite and
+    PostgreSQL): Ben chosen with the button, a trip opens an incident; every event of it names
+    Ben on the wire, the caregiver stores Ben with it, and Ben's report counts it, Anna's does
+    not — although it opened while Anna's session was under way, which the guess from session
+    times would have given her."""
+    (tmp_path / "cg").mkdir()
+    config = caregiver_config(mosquitto, tmp_path / "cg", database=caregiver_db)
+    with running_service(config, background=False) as cg:
+        now = dt.datetime.now(dt.UTC)
+        # Anna's 30-minute session began 10 minutes ago (her walking now); Ben's, two days ago
+        for walker, started in (
+            (ANNA, now - dt.timedelta(minutes=10)),
+            (BEN, now - dt.timedelta(days=2)),
+        ):
+            record = msgspec.structs.replace(
+                session_record(DEVICE, started, backward_min=10, longest_min=10), walker=walker
+            )
+            row, problem = parse_summary(json.loads(session_payload(record)), DEVICE)
+            assert row is not None, problem
+            cg.store.record_walk_session(row, session_payload(record), now.timestamp())
+        assert sorted(cg.store.walkers(DEVICE)) == [("anna", "Anna"), ("ben", "Ben")]
+
+        _registered(tmp_path)
+        rig = make_rig(tmp_path, detector=TripAt(8.0), mqtt=config_for(mosquitto))
+        sub = Subscriber(mosquitto, [f"retroguard/{DEVICE}/event"])
+        try:
+            heard = Heard()
+            runner = attach_session(rig.app, PRESETS["alternate-2-2"], speaker=heard)
+            assert pump_link_until(rig.app.link, lambda: rig.app.link._new_roster is not None)
+            rig.run_for(1.0)
+            for count, expected in ((1, ANNA), (2, BEN)):
+                _double_press(rig)
+                _until_chosen(rig, runner, count)
+                assert runner.walker == expected
+                rig.run_for(1.0)
+            # the courier has stored the choice the incident record reads
+            assert pump_link_until(
+                rig.app.link, lambda: rig.courier.db.read(roster).selected == BEN
+            )
+            rig.press_reset()
+            assert rig.state == "ARMED"
+            rig.run_for(4.0)
+            assert rig.state == "TRIPPED"
+            rig.run_for(10.0)  # the recording around the trip follows as a window event
+
+            def published() -> list[dict[str, object]]:
+                return [validate("event", m.payload) for m in sub.on("/event")]
+
+            assert sub.wait(lambda: {"stumble", "window"} <= {e["type"] for e in published()})
+            of_incident = [e for e in published() if e.get("incident") is not None]
+            assert {e["type"] for e in of_incident} >= {"stumble", "window"}
+            assert {e.get("walker") for e in of_incident} == {"ben"}
+            detach_session(rig.app, runner)
+        finally:
+            sub.close()
+
+        assert cg.ingestor.wait_for(lambda: len(cg.store.incidents_for(DEVICE, 10)) == 1, WAIT)
+        (incident,) = cg.store.incidents_for(DEVICE, 10)
+        assert incident.walker == "ben"
+        sessions = cg.store.walk_sessions(DEVICE, walker="anna")
+        assert incidents_during([incident], sessions) == [incident]  # what the guess would say
+
+        web = Http(cg.port)
+        assert web.login() == 303
+        status, _, page = web.request("GET", f"/devices/{DEVICE}/progress?walker=ben")
+        assert status == 200 and f'href="/devices/{DEVICE}/report.csv?walker=ben"' in page
+        assert _incidents_in_report(web, "ben") == 1
+        assert _incidents_in_report(web, "anna") == 0
+
+
+def test_a_single_walker_device_s_event_payloads_have_no_walker_key(
+    tmp_path: Path, mosquitto: Mosquitto
+) -> None:
+    """A device nobody added a walker to sends, for an incident's events, the bytes it sent
+    before profiles: no ``walker`` key (absent is the default walker)."""
+    sub = Subscriber(mosquitto, [f"retroguard/{DEVICE}/event"])
+    try:
+        rig = make_rig(tmp_path, detector=TripAt(3.0), mqtt=config_for(mosquitto))
+        rig.run_for(1.0)
+        rig.press_reset()
+        rig.run_for(12.0)
+        assert rig.state == "TRIPPED"
+        assert sub.wait(lambda: any(b'"window"' in m.payload for m in sub.on("/event")))
+        stored = {s.event.id: s for s in rig.app.stored_events()}
+        seen = 0
+        for message in sub.on("/event"):
+            body = json.loads(message.payload)
+            assert "walker" not in body
+            seen += body.get("incident") is not None
+            kept = stored[body["id"]]
+            assert message.payload.decode() == event_payload(kept.event, kept.seq)
+        assert seen >= 2  # the stumble and its window, at least
+    finally:
+        sub.close()
+
+
+def _incident(incident_id: str, opened_at: float, walker: str | None) -> Incident:
+    return Incident(
+        incident_id, DEVICE, "stumble", "closed", opened_at, "", incident_id, opened_at,
+        None, None, None, None, walker,
+    )  # fmt: skip
+
+
+def test_a_walker_s_incidents_are_those_naming_them_and_unknown_ones_by_their_sessions() -> None:
+    """Incidents from before they named their walker (NULL) count, on a device with several
+    walkers, for the walker whose session they opened during (up to 5 min after its end);
+    with one walker, for them. A named incident counts only for its walker."""
+    started = dt.datetime(2026, 3, 2, 9, tzinfo=dt.UTC)
+    anna_session = msgspec.structs.replace(
+        session_record(DEVICE, started, backward_min=10, longest_min=10), walker=ANNA
+    )
+    row, _ = parse_summary(json.loads(session_payload(anna_session)), DEVICE)
+    assert row is not None
+    t0 = started.timestamp()
+    named_ben = _incident("a" * 32, t0 + 60, "ben")  # during Anna's session, but Ben's
+    named_anna = _incident("b" * 32, t0 - 86400, "anna")  # outside any session, but Anna's
+    unknown_during = _incident("c" * 32, t0 + 120, None)
+    unknown_outside = _incident("d" * 32, t0 - 7200, None)
+    every = [named_ben, named_anna, unknown_during, unknown_outside]
+    assert walker_incidents(every, "anna", [row], several=True) == [named_anna, unknown_during]
+    assert walker_incidents(every, "ben", [], several=True) == [named_ben]
+    assert walker_incidents(every, "anna", [row], several=False) == [
+        named_anna,
+        unknown_during,
+        unknown_outside,
+    ]
