@@ -372,6 +372,45 @@ def test_recordings_and_incidents_cross_into_memory_and_back(
     db.close()
 
 
+def test_a_walker_chosen_in_memory_names_the_incident_opened_there_and_lands_on_the_file(
+    tmp_path: Path, disk: FillableDisk
+) -> None:
+    """The walker profiles cross into memory: Ben chosen while the disk is full is the walker an
+    incident opened then names on the wire, and his choice and the incident reach the file."""
+    from firmware.storage.walkers import add_walker, roster, select_walker
+
+    clock = Clock()
+    path = tmp_path / "events.db"
+    conn = connect(path)
+    with transaction(conn):
+        add_walker(conn, "Ben", walker_id="ben", by="Jo", wall="w1")
+    conn.close()
+    db = opened(path, Heard(), clock=clock)
+    outbox = Outbox(db, TOPICS)
+    outbox.enqueue_event(alert())  # queued on the file, carried into memory
+
+    disk.fill()
+    outbox.enqueue_event(alert(t=1.2))  # too big for the full disk: memory from here
+    assert db.in_memory
+    db.write(lambda c: select_walker(c, "ben", by="walker", via="button", wall="w2"))
+    trip = Event.now(EventType.FALL, "tm-1", 2.0, "TRIPPED", "fall", incident="b" * 32)
+    outbox.enqueue_event(trip)
+    outbox.enqueue_event(window_of(trip, 12.0))
+    assert db.read(roster).selected.id == "ben"
+    published = [r.payload for r in outbox.fetch_after(0, 100) if trip.id in r.payload]
+    assert published and all('"walker":"ben"' in p for p in published)
+
+    disk.free()
+    clock.now += DISK_RETRY_S + 0.1
+    assert db.recover() and not db.in_memory
+    assert file_rows(path, "SELECT walker FROM incidents") == [("ben",)]
+    assert file_rows(
+        path, "SELECT walker FROM walker_changes WHERE change = 'selected' ORDER BY id"
+    ) == [("ben",)]
+    assert file_rows(path, "SELECT id FROM walkers ORDER BY id") == [("ben",), ("default",)]
+    db.close()
+
+
 def window_of(trip: Event, t: float) -> Event:
     return Event.now(
         EventType.WINDOW,

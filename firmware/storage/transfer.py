@@ -5,7 +5,9 @@ run log need while the file cannot be written: every queued outbox row with
 its id, receipt state and event (so queued alerts are still sent and
 receipts still land) and that event's recording (its payload is built from
 both), the incidents still open and those of the events copied (so a
-caregiver can still close them), and the last runs; and it sets the
+caregiver can still close them), the walker profiles and their changes
+(the button still chooses, an incident names the chosen walker), and the
+last runs; and it sets the
 numbering so rows made in memory get ids after the file's. Row ids then mean
 the same message in both databases.
 
@@ -14,7 +16,7 @@ transaction: new events (their sequence numbers kept where free), the
 outbox as memory has it (rows copied at the switch and delivered since are
 deleted, the rest updated with their receipt state, new ones inserted with
 their ids), recordings, incidents (a closing made in memory is kept),
-acknowledgements, sessions, runs, and the plans and progressions a physio
+acknowledgements, sessions, runs, walker choices, and the plans and progressions a physio
 assigned meanwhile (the one in force when memory took over is copied in, so
 the plan does not change with the disk).
 """
@@ -97,6 +99,11 @@ PROGRESSION_COLUMNS = (
 ASSIGNMENTS = (("plans", PLAN_COLUMNS), ("progressions", PROGRESSION_COLUMNS))
 """The physio's plan and progression: the newest row of each goes to memory (the one in force),
 and every row made there comes back."""
+WALKER_COLUMNS = ("id", "name", "position", "added_wall", "removed_wall")
+WALKER_CHANGE_COLUMNS = ("id", "walker", "change", "changed_by", "via", "changed_wall")
+"""The walker profiles and their changes (a handful of rows): all go to memory, so the button
+chooses among them there and an incident opened there names the chosen walker; every change
+made there comes back."""
 RUNS_KEPT = 16
 """Runs copied into memory: enough to find the last unclean one."""
 
@@ -155,9 +162,19 @@ def seed(memory: sqlite3.Connection, disk: sqlite3.Connection) -> frozenset[int]
         ).fetchall()
         for table, columns in ASSIGNMENTS
     }
+    walkers = disk.execute(f"SELECT {_names(WALKER_COLUMNS)} FROM walkers").fetchall()
+    walker_changes = disk.execute(
+        f"SELECT {_names(WALKER_CHANGE_COLUMNS)} FROM walker_changes ORDER BY id"
+    ).fetchall()
     with transaction(memory):
         for table, columns in ASSIGNMENTS:
             memory.executemany(_insert(table, columns), in_force[table])
+        memory.executemany(  # the default walker is there already: migration 5 made it
+            f"INSERT OR REPLACE INTO walkers ({_names(WALKER_COLUMNS)})"
+            f" VALUES ({_marks(WALKER_COLUMNS)})",
+            walkers,
+        )
+        memory.executemany(_insert("walker_changes", WALKER_CHANGE_COLUMNS), walker_changes)
         memory.executemany(_insert("events", EVENT_COLUMNS), events)
         memory.executemany(_insert("recordings", RECORDING_COLUMNS), recordings)
         memory.executemany(_insert("incidents", INCIDENT_COLUMNS), incidents)
@@ -187,11 +204,17 @@ def merge(memory: sqlite3.Connection, disk: sqlite3.Connection, copied: frozense
     _merge_outbox(memory, disk, copied, seqs)
     _merge_sessions(memory, disk)
     _merge_runs(memory, disk)
-    for table, columns in ASSIGNMENTS:  # ids made in memory follow the file's (continue_numbering)
+    for table, columns in (*ASSIGNMENTS, ("walker_changes", WALKER_CHANGE_COLUMNS)):
+        # ids made in memory follow the file's (continue_numbering)
         disk.executemany(
             f"INSERT OR IGNORE INTO {table} ({_names(columns)}) VALUES ({_marks(columns)})",
             memory.execute(f"SELECT {_names(columns)} FROM {table} ORDER BY id").fetchall(),
         )
+    updates = ", ".join(f"{c} = excluded.{c}" for c in WALKER_COLUMNS[1:])
+    disk.executemany(
+        f"{_insert('walkers', WALKER_COLUMNS)} ON CONFLICT (id) DO UPDATE SET {updates}",
+        memory.execute(f"SELECT {_names(WALKER_COLUMNS)} FROM walkers").fetchall(),
+    )
 
 
 def _merge_events(memory: sqlite3.Connection, disk: sqlite3.Connection) -> dict[int, int]:
