@@ -192,6 +192,11 @@ class Ingestor:
             self._restore(counters)
             self._refused(exc)
             return False
+        except Exception as exc:  # a bug here must hold the batch, not end the ingest thread
+            log.exception("ingesting a batch of %d messages failed", len(messages))
+            self._restore(counters)
+            self._refused(StorageFault(f"ingest failed: {type(exc).__name__}: {exc}"))
+            return False
         finally:
             del self._local.later
         self._works()

@@ -47,8 +47,10 @@ class Begin(msgspec.Struct, tag="begin", frozen=True):
 
     config: CaregiverConfig
     instance: str
-    """The service's instance id: the child holds the escalation lease as the service does
-    (:mod:`caregiver.lease`), so that of several instances only one pages."""
+    """The service's instance id: the child sends only while the service holds the escalation
+    lease (:mod:`caregiver.lease`), so that of several instances only one pages. It never
+    renews the lease itself: a service whose own escalation is stuck loses the lease to
+    another instance, notifications included."""
     log_level: int = logging.INFO
     poll_s: float = 1.0
     """Due notifications are looked for this often even unwoken (retries come due so)."""
@@ -63,7 +65,7 @@ class Stop(msgspec.Struct, tag="stop", frozen=True):
 
 
 class Delivered(msgspec.Struct, tag="delivered", frozen=True):
-    """The child's counters since it started, after each round that sent anything."""
+    """The child's counters since it started, after every round: its heartbeat too."""
 
     sent: int
     failed: int
@@ -80,15 +82,28 @@ MAX_PAUSE_S = 30.0
 """The longest wait before restarting a child that keeps dying."""
 STEADY_S = 60.0
 """A child that lived this long died by accident, not of a fault in starting: restart at once."""
+STUCK_S = 120.0
+"""A child silent this long (no round finished: a send or the database hangs) is killed and
+replaced; Apprise's own network timeouts are far shorter, and the row is sent again."""
 
 
 class NotifierProcess:
     """The service's side: starts the child, wakes it, restarts it when it dies."""
 
-    def __init__(self, config: CaregiverConfig, instance: str, poll_s: float = 1.0) -> None:
+    def __init__(
+        self,
+        config: CaregiverConfig,
+        instance: str,
+        poll_s: float = 1.0,
+        stuck_s: float = STUCK_S,
+    ) -> None:
         self.config = config
         self.instance = instance
         self.poll_s = poll_s
+        self.stuck_s = stuck_s
+        self.killed_stuck = 0
+        """Children killed because they stopped finishing rounds."""
+        self._heard_at = time.monotonic()
         self.sent = 0
         """Notifications delivered, over every child this service started."""
         self.failed = 0
@@ -153,6 +168,7 @@ class NotifierProcess:
         with self._lock:
             self._process = process
             self._counted = Delivered(0, 0)
+            self._heard_at = time.monotonic()  # its first round comes after Apprise loads
         begin = Begin(self.config, self.instance, logging.getLogger().getEffectiveLevel())
         self._send(process, msgspec.structs.replace(begin, poll_s=self.poll_s))
         reader = threading.Thread(
@@ -184,6 +200,7 @@ class NotifierProcess:
                     continue
                 with self._lock:
                     if self._process is process:
+                        self._heard_at = time.monotonic()
                         self.sent += message.sent - self._counted.sent
                         self.failed += message.failed - self._counted.failed
                         self._counted = message
@@ -193,13 +210,24 @@ class NotifierProcess:
         pause = 0.0
         started = time.monotonic()
         while not self._stop.is_set():
-            self._wake.wait(self.poll_s)
+            woken = self._wake.wait(self.poll_s)
             self._wake.clear()
             if self._stop.is_set():
                 return
             process = self._process
             assert process is not None
+            if process.poll() is None and time.monotonic() - self._heard_at > self.stuck_s:
+                log.error(
+                    "the notifier process %d finished no round in %.0f s: killing it",
+                    process.pid,
+                    self.stuck_s,
+                )
+                self.killed_stuck += 1
+                process.kill()
+                process.wait(10)
             if process.poll() is None:
+                if not woken:
+                    continue  # it looks for what is due every poll_s by itself
                 try:
                     self._send(process, Wake())
                     continue
@@ -232,9 +260,9 @@ class NotifierProcess:
 
 
 def _child(out: IO[bytes]) -> int:
-    from caregiver.lease import Lease
+    from caregiver.lease import ESCALATION
     from caregiver.notify import Notifier, warm_up
-    from caregiver.storage import Store
+    from caregiver.storage import StorageFault, Store
 
     decoder = msgspec.json.Decoder(ToNotifier)
     first = decoder.decode(sys.stdin.buffer.readline())
@@ -244,8 +272,15 @@ def _child(out: IO[bytes]) -> int:
         level=first.log_level, format="%(levelname)s notifier: %(name)s: %(message)s"
     )
     store = Store(first.config.server.database)
-    lease = Lease(store, first.instance, time.time)
-    notifier = Notifier(store, first.config, may_send=lease.held)
+
+    def may_send() -> bool:
+        """While the service holds the escalation lease (checked, never renewed here)."""
+        try:
+            return store.lease_holder(ESCALATION, time.time()) == first.instance
+        except StorageFault:
+            return False
+
+    notifier = Notifier(store, first.config, may_send=may_send)
     stop = threading.Event()
 
     def listen() -> None:
@@ -276,12 +311,11 @@ def _child(out: IO[bytes]) -> int:
             notifier.deliver_due()
         except Exception:
             log.exception("notifier round failed")
-        if (notifier.sent, notifier.failed) != counted:
-            first_round = counted == (-1, -1)
-            counted = (notifier.sent, notifier.failed)
-            report(Delivered(*counted))
-            if first_round:
-                report(Ready())
+        first_round = counted == (-1, -1)
+        counted = (notifier.sent, notifier.failed)
+        report(Delivered(*counted))  # every round: the service knows it is not stuck
+        if first_round:
+            report(Ready())
     store.close()
     return 0
 

@@ -13,6 +13,8 @@ import json
 import uuid
 from pathlib import Path
 
+import pytest
+
 from caregiver.changes import Change, EventStored
 from caregiver.config import CaregiverConfig, CaregiverMqttConfig, ServerConfig
 from caregiver.service import CaregiverService
@@ -156,5 +158,50 @@ def test_an_incident_opened_and_closed_in_one_batch_ends_closed(
         assert closed is not None and closed.closed_by_walker
         [alert] = service.store.alerts(DEVICE)
         assert (alert.event_id, alert.status) == (_id(fall), "resolved")
+    finally:
+        service.store.close()
+
+
+def test_a_message_no_database_can_store_is_rejected_alone(
+    tmp_path: Path, caregiver_db: str
+) -> None:
+    """Text holding U+0000: PostgreSQL refuses it, and as a database failure it held its batch
+    — another device's fall included — and every batch after it. Refused as bad input, on
+    both engines alike; a backslash and "u0000" typed as text is fine."""
+    changes: list[Change] = []
+    service = _service(tmp_path, changes, caregiver_db)
+    try:
+        nul = _event(1, "fall", reason="impact\u0000")
+        fall, typed = _event(2, "fall"), _event(3, "stumble", reason="a \\u0000 typed")
+        assert b"\\u0000" in nul[1] and b"\\\\u0000" in typed[1]
+        assert service.ingestor.handle_batch([nul, fall, typed])
+        stored = {e.id for e in service.store.events_for(DEVICE)}
+        assert stored == {_id(fall), _id(typed)}
+        assert service.ingestor.rejected == 1 and service.ingestor.storage_fault is None
+    finally:
+        service.store.close()
+
+
+def test_a_bug_in_a_batch_holds_it_and_says_so(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Anything a batch raises (not only a database fault) holds it for the broker and shows
+    as a storage fault; before, it ended the ingest thread and the service looked up."""
+    changes: list[Change] = []
+    service = _service(tmp_path, changes)
+    try:
+        original = service.store.batch
+
+        def broken(*args: object, **kwargs: object) -> object:
+            raise KeyError("a bug")
+
+        monkeypatch.setattr(service.store, "batch", broken)
+        fall = _event(1, "fall")
+        assert not service.ingestor.handle_batch([fall])
+        assert service.ingestor.storage_fault == "ingest failed: KeyError: 'a bug'"
+        assert service.store.events_for(DEVICE) == [] and changes == []
+        monkeypatch.setattr(service.store, "batch", original)
+        assert service.ingestor.handle_batch([fall])  # handed over again: stored
+        assert [e.id for e in service.store.events_for(DEVICE)] == [_id(fall)]
     finally:
         service.store.close()

@@ -103,6 +103,33 @@ def test_a_notifier_killed_while_sending_is_replaced_and_the_page_sent_again(
         receiver.close()
 
 
+def test_a_notifier_that_stops_finishing_rounds_is_killed_and_the_page_sent_again(
+    mosquitto: Mosquitto, tmp_path: Path
+) -> None:
+    """A child alive but stuck (here: a delivery that never answers, past the service's
+    patience but within Apprise's own timeout) is noticed by its silence, killed and replaced;
+    the page goes out again from the database."""
+    receiver = HoldingReceiver()
+    config = make_config(mosquitto, tmp_path, contacts=(Contact("Ann", (receiver.url,)),))
+    try:
+        with running_service(config, web=False, background=True) as service:
+            notifier = service.notifier_process
+            assert notifier is not None and notifier.ready.wait(WAIT)
+            first = notifier.pid
+            notifier.stuck_s = 1.0  # Apprise's json:// read timeout is 4 s
+            device = SimDevice(mosquitto, "treadmill-1")
+            device.online()
+            fall = device.fall()
+            assert receiver.holding.wait(WAIT)  # the first delivery hangs
+            again = receiver.wait(2)  # sent again by the child that replaced the stuck one
+            assert all(f"/events/{fall['id']}" in m["message"] for m in again)
+            assert notifier.killed_stuck == 1 and notifier.restarts == 1
+            assert first is not None and not _alive(first)
+            device.close()
+    finally:
+        receiver.close()
+
+
 def test_a_page_queued_while_no_notifier_runs_is_sent_by_the_next(
     mosquitto: Mosquitto, tmp_path: Path
 ) -> None:

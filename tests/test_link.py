@@ -287,3 +287,37 @@ def test_what_the_loop_sent_before_it_died_is_read_even_after_a_send_to_it_faile
     received = [m for m in channel.messages() if isinstance(m, messages.EventRecord)]
     assert [m.event.id for m in received] == [alert.id]
     channel.close()
+
+
+def test_a_walker_chosen_while_the_courier_is_replaced_is_stored_by_the_next(
+    tmp_path: Path, link_with: Callable[..., tuple[CourierLink, CourierSupervisor]]
+) -> None:
+    """The button's choice, handed over while the courier is dead, is sent again to its
+    successor (the new link dropped it with the old courier's unsent bytes, and the new
+    courier's roster then undid the walker's press)."""
+    from firmware.storage.database import connect
+    from firmware.storage.walkers import add_walker, selected_walker
+
+    conn = connect(tmp_path / "events.db")
+    with conn:
+        add_walker(conn, "Anna", by="physio", wall="2026-12-02T10:00:00+00:00")
+    conn.close()
+    link, supervisor = link_with(ProcessCourier)
+    supervisor.start()
+    assert pump_until(link, lambda: link.storage_ok is not None)
+    current = supervisor.current
+    assert isinstance(current, ProcessCourier)
+    os.kill(current.pid, signal.SIGKILL)
+    link.choose_walker("anna")  # while the courier is dead or being replaced
+    link.poll()
+
+    def stored() -> bool:
+        taken = link.take_roster()
+        return taken is not None and taken[1] and taken[0].selected.id == "anna"
+
+    assert pump_until(link, lambda: supervisor.starts == 2 and stored())
+    conn = connect(tmp_path / "events.db")
+    try:
+        assert selected_walker(conn).id == "anna"
+    finally:
+        conn.close()

@@ -62,7 +62,8 @@ from tools.broker import Mosquitto
 def test_a_walker_is_an_id_and_a_name_checked_on_the_wire() -> None:
     anna = msgspec.json.decode(b'{"id": "anna-b", "name": "Anna B"}', type=Walker)
     assert anna == Walker("anna-b", "Anna B")
-    for bad in (b'{"id": "Anna", "name": "x"}', b'{"id": "a/b", "name": "x"}', b'{"id": "a"}'):
+    bad_ids = (b'"Anna"', b'"a/b"', b'"anna\\n"')  # "$" would let a final newline through
+    for bad in (*(b'{"id": %s, "name": "x"}' % i for i in bad_ids), b'{"id": "a"}'):
         with pytest.raises(msgspec.ValidationError):
             msgspec.json.decode(bad, type=Walker)
     assert walker_id_for("Anna B.") == "anna-b"
@@ -280,6 +281,23 @@ def test_a_double_press_in_standby_says_each_walker_in_turn_and_never_arms(
     stored = load_sessions(tmp_path / "events.db", walker="anna")
     assert [s.record.walker for s in stored] == [ANNA]
     assert load_sessions(tmp_path / "events.db", walker="default") == []
+
+
+@pytest.mark.usefixtures(close_rigs.__name__)
+def test_two_double_presses_without_waiting_for_the_name_are_a_call_for_help(
+    tmp_path: Path,
+) -> None:
+    """Four quick presses are one sequence whose third press comes within 2 s of the first:
+    a call for help (the safe reading), and no walker is chosen; waiting for the name
+    (more than the 0.6 s sequence gap) makes two choices (docs/safety.md)."""
+    heard = Heard()
+    rig, runner = _rig_with_walkers(tmp_path, heard)
+    now = rig.clock.monotonic()
+    for k in range(4):
+        rig.button.press_at(now + 0.3 * k, now + 0.3 * k + 0.1)
+    rig.run_for(2.5)
+    assert EventType.HELP in rig.events() and runner.walker_choices == deque()
+    assert rig.state == "STANDBY" and rig.hardware.history == []
 
 
 @pytest.mark.usefixtures(close_rigs.__name__)

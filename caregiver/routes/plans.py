@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+from dataclasses import dataclass
 from typing import Any
 
 from starlette.concurrency import run_in_threadpool
@@ -41,6 +42,16 @@ from core.protocol.walker import DEFAULT_WALKER_ID, is_walker_id
 
 FORM_ROWS = 16
 """Interval rows the custom form offers (a plan may hold more: send it with the CLI)."""
+
+
+@dataclass(frozen=True, slots=True)
+class InForce:
+    """What the plan page says is in force for everyone who may see it."""
+
+    latest_plan: str | None
+    """The plan the walker's latest session walked (None: no session yet)."""
+    prescribed: int
+    """Sessions prescribed this week."""
 
 
 def plan_from_form(form: FormData) -> Plan:
@@ -116,7 +127,7 @@ def routes(site: Site) -> list[BaseRoute]:
         now = backend.clock()
         return [view_of(c, now) for c in backend.store.sent_commands(device_id)]
 
-    def in_force(device_id: str) -> tuple[str | None, int]:
+    def in_force(device_id: str) -> InForce:
         """The plan of the walker's latest session, and the sessions prescribed this week
         (as the device's progress message said: :func:`core.progress.prescribed_in`)."""
         zone = backend.config.zone
@@ -124,7 +135,7 @@ def routes(site: Site) -> list[BaseRoute]:
         latest = backend.store.walk_sessions(device_id, 1)
         walker = latest[0].walker if latest else DEFAULT_WALKER_ID  # their prescription
         prescribed = prescribed_in(week, backend.store.prescribed_weeks(device_id, walker))
-        return (latest[0].plan if latest else None), prescribed
+        return InForce(latest[0].plan if latest else None, prescribed)
 
     def may_prescribe(request: Request) -> bool:
         session: Session = request.state.session

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import re
 from collections.abc import Mapping
 from typing import Any, TypeVar
 
@@ -83,8 +84,18 @@ def decode(kind: TopicKind, payload: bytes) -> msgspec.Struct:
     return decode_as(message_type, payload)
 
 
+_NUL_ESCAPE = re.compile(rb"(?<!\\)(?:\\\\)*\\u0000")
+"""A JSON string's escape for U+0000 (an odd run of backslashes before ``u0000``)."""
+
+
 def decode_as(message_type: type[M], payload: bytes) -> M:
-    """Decode and check ``payload`` as ``message_type``; :class:`ProtocolError` if it is not."""
+    """Decode and check ``payload`` as ``message_type``; :class:`ProtocolError` if it is not.
+
+    Text holding U+0000 is refused: PostgreSQL cannot store it, and a message its database
+    refuses would be held, and hold every message after it, as if the database had failed.
+    """
+    if _NUL_ESCAPE.search(payload):
+        raise InvalidMessage(f"invalid {message_type.__name__}: text holds a NUL (\\u0000)")
     try:
         return msgspec.json.decode(payload, type=message_type)
     except msgspec.ValidationError as exc:

@@ -19,7 +19,9 @@ from typing import Annotated
 
 from msgspec import Meta, Struct
 
-WALKER_ID_PATTERN = r"^[a-z0-9][a-z0-9_-]{0,31}$"
+WALKER_ID_PATTERN = r"^[a-z0-9][a-z0-9_-]{0,31}$(?!\n)"
+r"""Python's ``$`` also matches before a final newline ("anna\n"); ``(?!\n)`` refuses it and
+means nothing to the JSON schemas' (ECMA-262) ``$``, so both read the same pattern."""
 MAX_NAME = 40
 MAX_WALKERS = 8
 """Profiles on one device: the button cycles through them, so a handful (a clinic treadmill

@@ -106,6 +106,9 @@ class CourierLink:
         self._roster_revision: tuple[int, int] | None = None
         self._new_roster: messages.WalkerRoster | None = None
         self._choices_sent = 0
+        self._unconfirmed_choice: str | None = None
+        """The walker last chosen with the button until a roster says the courier stored it:
+        sent again to a courier that replaces one which may never have had it."""
         """Walker choices handed to this courier (it counts those it stored the same way)."""
 
     # ------------------------------------------------ any thread (supervisor)
@@ -266,11 +269,15 @@ class CourierLink:
         new, self._new_roster = self._new_roster, None
         if new is None:
             return None
-        return new, new.choices >= self._choices_sent
+        current = new.choices >= self._choices_sent
+        if current:
+            self._unconfirmed_choice = None
+        return new, current
 
     def choose_walker(self, walker_id: str) -> None:
         """The button chose a walker: the courier stores it. Never blocks (a put)."""
         self._choices_sent += 1
+        self._unconfirmed_choice = walker_id
         self._writer.put(messages.encode(messages.WalkerChosen(walker_id)))
 
     def take_closed_incidents(self) -> list[str]:
@@ -311,6 +318,9 @@ class CourierLink:
             self._writer.put(self._last_state)
         for record in self._pending.values():
             self._writer.put(record.payload)
+        if self._unconfirmed_choice is not None:  # the old courier may have lost it unsent
+            self._choices_sent = 1
+            self._writer.put(messages.encode(messages.WalkerChosen(self._unconfirmed_choice)))
 
     def _resend_pending(self) -> None:
         """Storage is back: hand over again what is still not on disk (the courier stores by id).

@@ -3,8 +3,9 @@
 The button is the safety controller's reset button first: the loop reads it
 (:mod:`firmware.presses`) for reset presses — a sequence's first press held
 until the chirp — and calls for help (three quick presses), then passes its
-edges on. Double and long presses only ever mean something to the session,
-and only when made entirely while ARMED (see
+edges on. Double and long presses only ever mean something to the session:
+made entirely while ARMED they steer it, and a double press in STANDBY with
+no session under way chooses the next walker (see
 :func:`firmware.session.runner.SessionRunner`); the one table of every
 pattern is in docs/safety.md, "Button press patterns":
 

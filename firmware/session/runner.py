@@ -58,7 +58,10 @@ Safety, by construction:
   pattern must come after the controller entered ARMED. The loop reads the
   button first (:mod:`firmware.presses`: a reset press is a sequence's first
   press held until the chirp, three quick presses call for help) and passes
-  its edges on; a double press in STANDBY or TRIPPED does nothing at all.
+  its edges on. A double press in STANDBY, with no session under way and neither
+  press held to the chirp, chooses the next walker (it cannot arm: this runner
+  has no relay, and the loop never takes a two-press sequence for a reset
+  press); in TRIPPED it does nothing at all.
   Every pattern is in one table: docs/safety.md, "Button press patterns".
 
 Gait and sway are computed on a measurement thread
