@@ -283,11 +283,22 @@ class Transaction:
         return [_device(r) for r in rows]
 
     def devices_by_id(self, device_ids: Collection[str]) -> dict[str, Device]:
-        found: dict[str, Device] = {}
-        for ids in _chunks(device_ids):
-            where, params = self._db.one_of("d.device_id", ids)
-            rows = self._db.execute(f"{_DEVICE_SELECT} WHERE {where}", params).fetchall()
-            found.update((row[0], _device(row)) for row in rows)
+        return self._by_id(_DEVICE_SELECT, "d.device_id", device_ids, _device)
+
+    def _by_id(
+        self,
+        select: str,
+        key: str,
+        ids: Collection[str],
+        decode: Callable[[tuple[Any, ...]], _T],
+    ) -> dict[str, _T]:
+        """The rows of ``select`` whose ``key`` is one of ``ids`` (first column: the id),
+        decoded, by id, in a statement per :data:`_CHUNK` ids."""
+        found: dict[str, _T] = {}
+        for chunk in _chunks(ids):
+            where, params = self._db.one_of(key, chunk)
+            rows = self._db.execute(f"{select} WHERE {where}", params).fetchall()
+            found.update((row[0], decode(row)) for row in rows)
         return found
 
     # ------------------------------------------------------------- events
@@ -386,14 +397,7 @@ class Transaction:
         return _event(row) if row else None
 
     def events_by_id(self, event_ids: Collection[str]) -> dict[str, StoredEvent]:
-        found: dict[str, StoredEvent] = {}
-        for ids in _chunks(event_ids):
-            where, params = self._db.one_of("id", ids)
-            rows = self._db.execute(
-                f"SELECT {_EVENT_COLUMNS} FROM events WHERE {where}", params
-            ).fetchall()
-            found.update((row[0], _event(row)) for row in rows)
-        return found
+        return self._by_id(f"SELECT {_EVENT_COLUMNS} FROM events", "id", event_ids, _event)
 
     def events_for(self, device_id: str, limit: int) -> list[StoredEvent]:
         rows = self._db.execute(
@@ -721,14 +725,8 @@ class Transaction:
         return _incident(row) if row else None
 
     def incidents_by_id(self, incident_ids: Collection[str]) -> dict[str, Incident]:
-        found: dict[str, Incident] = {}
-        for ids in _chunks(incident_ids):
-            where, params = self._db.one_of("id", ids)
-            rows = self._db.execute(
-                f"SELECT {_INCIDENT_COLUMNS} FROM incidents WHERE {where}", params
-            ).fetchall()
-            found.update((row[0], _incident(row)) for row in rows)
-        return found
+        select = f"SELECT {_INCIDENT_COLUMNS} FROM incidents"
+        return self._by_id(select, "id", incident_ids, _incident)
 
     def open_incident(
         self,
