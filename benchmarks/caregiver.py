@@ -52,7 +52,6 @@ import sys
 import tempfile
 import threading
 import time
-import urllib.parse
 import uuid
 from collections.abc import Collection
 from dataclasses import dataclass, field
@@ -63,12 +62,14 @@ from typing import Any
 # first on sys.path and would shadow the ``caregiver`` package. Take it out before importing.
 _HERE = Path(__file__).resolve().parent
 sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != _HERE]
+if str(_HERE.parent) not in sys.path:
+    sys.path.insert(0, str(_HERE.parent))  # the project: benchmarks.feed_client
 
+from benchmarks.feed_client import PASSWORD, SseClient, login_cookie, percentile  # noqa: E402
 from caregiver.headless import CHROMIUM, launch_chromium  # noqa: E402
 from tools.broker import Mosquitto, free_port  # noqa: E402
 from tools.pgcluster import PostgresCluster  # noqa: E402
 
-PASSWORD = "benchmark-password"
 WAIT = 120.0
 """Upper bound for every wait: a guard against hangs, not a measurement."""
 
@@ -475,36 +476,6 @@ session_expiry_s = 0
             self.process.wait(30)
 
 
-def login_cookie(port: int) -> str:
-    conn = http.client.HTTPConnection("127.0.0.1", port)
-    conn.request("GET", "/login")
-    resp = conn.getresponse()
-    page = resp.read().decode()
-    login = resp.getheader("set-cookie", "").split(";", 1)[0]
-    match = re.search(r'name="csrf" value="([^"]+)"', page)
-    assert match
-    body = urllib.parse.urlencode(
-        {"csrf": match.group(1), "username": "bench", "password": PASSWORD}
-    )
-    conn.request(
-        "POST",
-        "/login",
-        body=body,
-        headers={"content-type": "application/x-www-form-urlencoded", "cookie": login},
-    )
-    resp = conn.getresponse()
-    resp.read()
-    for name, value in resp.getheaders():
-        if name.lower() == "set-cookie" and value.startswith("rg_session="):
-            return value.split(";", 1)[0]
-    raise RuntimeError("login failed")
-
-
-def percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(q / 100 * (len(ordered) - 1)))]
-
-
 def spread(values: list[float]) -> str:
     if not values:
         return "none arrived"
@@ -512,39 +483,6 @@ def spread(values: list[float]) -> str:
         f"p50 {statistics.median(values):.0f} ms, p99 {percentile(values, 99):.0f} ms, "
         f"max {max(values):.0f} ms"
     )
-
-
-class SseClient:
-    """The feed read off the socket in this process, beside the browser: when each event
-    left the service, apart from the page's own work (read1: what has arrived, without
-    waiting for a buffer to fill)."""
-
-    def __init__(self, port: int, cookie: str) -> None:
-        self.arrivals: dict[str, float] = {}
-        self.ingested: dict[str, float] = {}
-        """When the service's ingest handled each event (its ``received_at``, if it says)."""
-        self.conn = http.client.HTTPConnection("127.0.0.1", port)
-        self.conn.request("GET", "/stream", headers={"cookie": cookie})
-        self.resp = self.conn.getresponse()
-        threading.Thread(target=self._read, daemon=True).start()
-
-    def _read(self) -> None:
-        pending = b""
-        with contextlib.suppress(OSError, ValueError, AttributeError, http.client.HTTPException):
-            while chunk := self.resp.read1(1 << 16):
-                now = time.time()
-                pending += chunk
-                *lines, pending = pending.split(b"\n")
-                for line in lines:
-                    if line.startswith(b"data: "):
-                        msg = json.loads(line[6:])
-                        if msg.get("kind") == "event":
-                            self.arrivals.setdefault(msg["event"]["id"], now)
-                            if "received_at" in msg["event"]:
-                                self.ingested[msg["event"]["id"]] = msg["event"]["received_at"]
-
-    def close(self) -> None:
-        self.conn.close()
 
 
 class Browser:

@@ -24,11 +24,8 @@ from __future__ import annotations
 
 import argparse
 import atexit
-import contextlib
-import http.client
 import json
 import multiprocessing as mp
-import re
 import shutil
 import statistics
 import subprocess
@@ -36,7 +33,6 @@ import sys
 import tempfile
 import threading
 import time
-import urllib.parse
 import uuid
 from multiprocessing.synchronize import Event as MpEvent
 from pathlib import Path
@@ -44,79 +40,17 @@ from typing import Any
 
 _HERE = Path(__file__).resolve().parent
 sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != _HERE]
+if str(_HERE.parent) not in sys.path:
+    sys.path.insert(0, str(_HERE.parent))  # the project: benchmarks.feed_client
 
 import paho.mqtt.client as mqtt  # noqa: E402
 from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion  # noqa: E402
 
+from benchmarks.feed_client import PASSWORD, SseClient, login_cookie, percentile  # noqa: E402
 from caregiver.auth import Accounts  # noqa: E402
 from caregiver.storage import Store  # noqa: E402
 from tools.broker import Mosquitto, free_port  # noqa: E402
 from tools.pgcluster import PostgresCluster  # noqa: E402
-
-PASSWORD = "benchmark-password"
-
-
-def login_cookie(port: int) -> str:
-    conn = http.client.HTTPConnection("127.0.0.1", port)
-    conn.request("GET", "/login")
-    resp = conn.getresponse()
-    page = resp.read().decode()
-    login = resp.getheader("set-cookie", "").split(";", 1)[0]
-    match = re.search(r'name="csrf" value="([^"]+)"', page)
-    assert match
-    body = urllib.parse.urlencode(
-        {"csrf": match.group(1), "username": "bench", "password": PASSWORD}
-    )
-    conn.request(
-        "POST",
-        "/login",
-        body=body,
-        headers={"content-type": "application/x-www-form-urlencoded", "cookie": login},
-    )
-    resp = conn.getresponse()
-    resp.read()
-    for name, value in resp.getheaders():
-        if name.lower() == "set-cookie" and value.startswith("rg_session="):
-            return value.split(";", 1)[0]
-    raise RuntimeError("login failed")
-
-
-class SseClient:
-    """Stand-in for a browser: reads one instance's /stream, timestamps each event message."""
-
-    def __init__(self, port: int, cookie: str) -> None:
-        self.arrivals: dict[str, float] = {}
-        self.ready = threading.Event()
-        self.ended = threading.Event()
-        """The server ended the stream (it drops a browser that falls far behind)."""
-        self.conn = http.client.HTTPConnection("127.0.0.1", port)
-        self.conn.request("GET", "/stream", headers={"cookie": cookie})
-        self.resp = self.conn.getresponse()
-        threading.Thread(target=self._read, daemon=True).start()
-
-    def _read(self) -> None:
-        self.ready.set()
-        pending = b""
-        with contextlib.suppress(OSError, ValueError, AttributeError, http.client.HTTPException):
-            while chunk := self.resp.read1(1 << 16):
-                now = time.time()
-                pending += chunk
-                *lines, pending = pending.split(b"\n")
-                for line in lines:
-                    if line.startswith(b"data: "):
-                        msg = json.loads(line[6:])
-                        if msg.get("kind") == "event":
-                            self.arrivals.setdefault(msg["event"]["id"], now)
-        self.ended.set()
-
-    def close(self) -> None:
-        self.conn.close()
-
-
-def percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(q / 100 * (len(ordered) - 1)))]
-
 
 GROUP = "caregivers"
 
