@@ -123,7 +123,8 @@ def test_a_notifier_that_stops_finishing_rounds_is_killed_and_the_page_sent_agai
             assert receiver.holding.wait(WAIT)  # the first delivery hangs
             again = receiver.wait(2)  # sent again by the child that replaced the stuck one
             assert all(f"/events/{fall['id']}" in m["message"] for m in again)
-            assert notifier.killed_stuck == 1 and notifier.restarts == 1
+            # a successor still loading Apprise may be judged stuck by this test's 1 s too
+            assert notifier.killed_stuck >= 1 and notifier.restarts == notifier.killed_stuck
             assert first is not None and not _alive(first)
             device.close()
     finally:
