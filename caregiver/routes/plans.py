@@ -181,15 +181,23 @@ def routes(site: Site) -> list[BaseRoute]:
         found = await run_in_threadpool(answers, device_id)
         return JSONResponse({"commands": [a.as_json() for a in found]})
 
-    @site.authed
-    async def plan_post(request: Request) -> Response:
-        session: Session = request.state.session
+    async def prescription(request: Request) -> tuple[str, FormData] | Response:
+        """A physio's POST for a device they may see: the device and the form; else the
+        answer (404, or 403 for anyone who may not prescribe)."""
         device_id = await visible(request)
         if device_id is None:
             return site.not_found("device")
         if not may_prescribe(request):
             return forbidden()
-        form = await request.form()
+        return device_id, await request.form()
+
+    @site.authed
+    async def plan_post(request: Request) -> Response:
+        session: Session = request.state.session
+        allowed = await prescription(request)
+        if isinstance(allowed, Response):
+            return allowed
+        device_id, form = allowed
         try:
             plan = plan_from_form(form)
             walker = walker_from_form(form)
@@ -206,12 +214,10 @@ def routes(site: Site) -> list[BaseRoute]:
     @site.authed
     async def progression_post(request: Request) -> Response:
         session: Session = request.state.session
-        device_id = await visible(request)
-        if device_id is None:
-            return site.not_found("device")
-        if not may_prescribe(request):
-            return forbidden()
-        form = await request.form()
+        allowed = await prescription(request)
+        if isinstance(allowed, Response):
+            return allowed
+        device_id, form = allowed
         try:
             command = progression_command_from_form(form, session.username[:64] or "caregiver")
         except PlanInvalid as exc:
