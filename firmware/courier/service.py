@@ -47,13 +47,13 @@ import msgspec
 from core.protocol.events import Event, EventType
 from core.protocol.messages import DeviceHealth
 from core.protocol.payloads import wall_now
-from core.protocol.walker import WalkerInvalid
+from core.protocol.walker import WalkerInvalid, is_walker_id
 from core.zones import system_zone
 from firmware.config import Config
 from firmware.courier.channel import SEND_TIMEOUT_S, LoopChannel
 from firmware.link import messages
 from firmware.session.record import SessionArchive
-from firmware.sinks import EventSink, LogSink, StoreSink
+from firmware.sinks import EventSink, LogSink, StoreSink, StoringSink
 from firmware.storage import incidents
 from firmware.storage.damage import MovedAside
 from firmware.storage.events import EventStore
@@ -124,7 +124,7 @@ class Courier:
         self.db = FallbackDatabase(config.storage.database, listener=self)
         self.opened = self.db.open()
         self.store = EventStore(self.db)
-        persist: EventSink = StoreSink(self.store)
+        persist: StoringSink = StoreSink(self.store)
         if config.mqtt.host:
             from firmware.mqtt import MqttReporter
 
@@ -142,7 +142,9 @@ class Courier:
             )
             self.reporter.set_providers(telemetry=self._telemetry, self_test=self._self_test)
             persist = self.reporter.sink  # stores and queues in one transaction
-        self._sinks: list[EventSink] = [persist, LogSink()]
+        self._storing = persist
+        self._sinks: list[EventSink] = [LogSink()]
+        """After the storing sink, in order."""
         storage = config.storage
         self.retention = Retention(
             self.db,
@@ -192,8 +194,11 @@ class Courier:
 
     def apply(self, message: messages.ToCourier) -> None:
         match message:
-            case messages.EventRecord(event=event):
-                self._persist(event)
+            case messages.EventRecord(event=event, walker=walker):
+                if walker is not None and not is_walker_id(walker):
+                    log.warning("event %s: walker %r is not a walker id; ignored", event.id, walker)
+                    walker = None
+                self._persist(event, walker)
             case messages.StateReport(state=state, reason=reason):
                 self.state = state
                 if self.reporter is not None:
@@ -218,14 +223,18 @@ class Courier:
             case messages.Hello():
                 log.warning("a second hello from the monitor ignored")
 
-    def _persist(self, event: Event) -> None:
+    def _persist(self, event: Event, walker: str | None = None) -> None:
+        """Store ``event`` (``walker``: whose session is under way), then the other sinks."""
+        try:
+            self._storing.handle(event, walker)
+        except Exception:
+            log.exception("storing event %s failed", event.id)
+            return  # not stored: the loop keeps it and sends it again
         for sink in self._sinks:
             try:
                 sink.handle(event)
             except Exception:
                 log.exception("event sink %s failed for event %s", type(sink).__name__, event.id)
-                if sink is self._sinks[0]:
-                    return  # not stored: the loop keeps it and sends it again
         self._confirm([event.id])
 
     def _confirm(self, ids: Sequence[str]) -> None:
@@ -535,7 +544,7 @@ class Courier:
         self.db.close()
 
     def _persist_quietly(self, event: Event) -> None:
-        for sink in self._sinks:
+        for sink in (self._storing, *self._sinks):
             try:
                 sink.handle(event)
             except Exception:

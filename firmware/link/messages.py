@@ -33,6 +33,10 @@ class EventRecord(msgspec.Struct, tag="event"):
     """Store this event and publish it; answer :class:`Persisted` once it is on disk."""
 
     event: Event
+    walker: str | None = None
+    """The walker of the guided session under way when the loop decided it (None: none under
+    way). An incident this event opens is theirs: a walker chosen meanwhile (``retroguard
+    walker select``) walks from the next session, and the incident must not become theirs."""
 
 
 class StateReport(msgspec.Struct, tag="state"):
