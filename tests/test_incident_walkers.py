@@ -117,9 +117,10 @@ def test_an_incident_opened_while_ben_is_chosen_is_ben_s_on_the_caregiver(
 def test_a_single_walker_device_s_event_payloads_have_no_walker_key(
     tmp_path: Path, mosquitto: Mosquitto
 ) -> None:
-    """A device nobody added a walker to sends, for an incident's events, the bytes it sent
-    before profiles: no ``walker`` key (absent is the default walker)."""
-    sub = Subscriber(mosquitto, [f"retroguard/{DEVICE}/event"])
+    """A device nobody added a walker to sends, for an incident's events and the retained
+    incident, the bytes it sent before profiles: no ``walker`` key (absent is the default
+    walker)."""
+    sub = Subscriber(mosquitto, [f"retroguard/{DEVICE}/event", f"retroguard/{DEVICE}/incident"])
     try:
         rig = make_rig(tmp_path, detector=TripAt(3.0), mqtt=config_for(mosquitto))
         rig.run_for(1.0)
@@ -136,6 +137,9 @@ def test_a_single_walker_device_s_event_payloads_have_no_walker_key(
             kept = stored[body["id"]]
             assert message.payload.decode() == event_payload(kept.event, kept.seq)
         assert seen >= 2  # the stumble and its window, at least
+        assert sub.wait(lambda: any(b'"incident":' in m.payload for m in sub.on("/incident")))
+        for message in sub.on("/incident"):
+            assert "walker" not in validate("incident", message.payload)
     finally:
         sub.close()
 
@@ -186,7 +190,7 @@ def test_a_walker_chosen_with_the_cli_mid_session_walks_next_and_the_incident_st
     assert main(["walker", "--db", db, "select", "anna"]) == 0
     trip = TripAt(1e9)  # armed below, once the session is under way
     rig = make_rig(tmp_path, detector=trip, mqtt=config_for(mosquitto))
-    sub = Subscriber(mosquitto, [f"retroguard/{DEVICE}/event"])
+    sub = Subscriber(mosquitto, [f"retroguard/{DEVICE}/event", f"retroguard/{DEVICE}/incident"])
     try:
         runner = attach_session(rig.app, PRESETS["alternate-2-2"], speaker=Heard())
         assert pump_link_until(rig.app.link, lambda: rig.app.link._new_roster is not None)
@@ -227,6 +231,10 @@ def test_a_walker_chosen_with_the_cli_mid_session_walks_next_and_the_incident_st
             lambda conn: conn.execute("SELECT walker FROM incidents").fetchall()
         )
         assert walkers == [("anna",)]
+        # the retained incident (and so Home Assistant's attributes) names her too
+        assert sub.wait(lambda: any(b'"open":true' in m.payload for m in sub.on("/incident")))
+        retained = [validate("incident", m.payload) for m in sub.on("/incident")]
+        assert {r.get("walker") for r in retained if r.get("incident")} == {"anna"}
 
         runner.request("stop")
         rig.run_for(0.5)

@@ -151,9 +151,9 @@ class EventMessage(Struct, kw_only=True, omit_defaults=True):
     recording: ImuRecording | None = None
     """``window``: the IMU around the trip."""
     walker: WalkerId | None = None
-    """The walker whose incident this event belongs to: the one chosen on the device when the
-    incident opened. Absent: the default walker (a device with one walker, every older
-    release) or no incident."""
+    """The walker whose incident this event belongs to: the walker of the guided session under
+    way when the incident opened, else the one chosen on the device. Absent: the default
+    walker (a device with one walker, every older release) or no incident."""
 
 
 SENSOR_NOT_WORN = "sensor not worn"
@@ -507,6 +507,10 @@ class IncidentMessage(Struct, kw_only=True, omit_defaults=True):
     closed_via: Annotated[str, Meta(max_length=32)] | None = None
     """A closed incident: how (dashboard, home-assistant, button, ...)."""
     closed_wall: WallTime | None = None
+    walker: WalkerId | None = None
+    """The walker whose incident it is: the walker of the session under way when it opened,
+    else the one chosen on the device. Absent: the default walker (a device with one walker,
+    every older release) or no incident yet."""
 
 
 SessionState = Literal["none", "running", "completed", "stopped", "abandoned"]

@@ -51,7 +51,7 @@ from core.protocol.messages import (
     SessionRecord,
 )
 from core.protocol.topics import Topics
-from core.protocol.walker import Walker
+from core.protocol.walker import DEFAULT_WALKER_ID, Walker
 from core.zones import system_zone
 from firmware.storage.database import Database, as_database
 from firmware.storage.progressions import prescribed_by_week
@@ -98,6 +98,9 @@ class _Incident:
     closed_by: str | None = None
     closed_via: str | None = None
     closed_wall: str | None = None
+    walker: str | None = None
+    """Whose incident it is (the device's incident record); None: the default walker's, or
+    not recorded (events from before incidents)."""
 
 
 def _apply(current: _Incident | None, event: IncidentEventRow) -> _Incident | None:
@@ -113,6 +116,7 @@ def _apply(current: _Incident | None, event: IncidentEventRow) -> _Incident | No
                 opened_wall=event.wall_time,
                 last_event=event.id,
                 changed_wall=event.wall_time,
+                walker=event.walker,
             )
         graver = worse(event.type.value, current.severity.value)
         if not current.open and not reopens(event.type.value, current.severity.value):
@@ -169,6 +173,8 @@ def _message(device_id: str, current: _Incident | None, now_wall: str) -> Incide
         closed_by=None if current.open else current.closed_by,
         closed_via=None if current.open else current.closed_via,
         closed_wall=None if current.open else current.closed_wall,
+        # absent for the default walker: a device with one walker sends what it sent before
+        walker=None if current.walker == DEFAULT_WALKER_ID else current.walker,
     )
 
 
