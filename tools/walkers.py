@@ -99,16 +99,15 @@ def under_way_note(conn: Any, chosen: Any) -> str:
     """A line naming the session the device database records as under way (the newest, not
     ended: a monitor that crashed mid-session leaves one so until the next), whose walker it
     stays; "" when none is, or it is ``chosen``'s."""
+    from firmware.storage.sessions import under_way
     from firmware.storage.walkers import walker_names
 
-    row = conn.execute(
-        "SELECT walker, started_wall, status FROM sessions ORDER BY started_wall DESC LIMIT 1"
-    ).fetchone()
-    if row is None or row[2] != "running" or str(row[0]) == chosen.id:
+    session = under_way(conn)
+    if session is None or session.walker == chosen.id:
         return ""
-    name = walker_names(conn).get(str(row[0]), str(row[0]))
+    name = walker_names(conn).get(session.walker, session.walker)
     return (
-        f"The session recorded as under way (started {row[1]}) stays {name}'s; "
+        f"The session recorded as under way (started {session.started_wall}) stays {name}'s; "
         f"{chosen.name} walks from the next one.\n"
     )
 

@@ -325,6 +325,7 @@ class Courier:
                 self._roster_sent = current.revision
         if self.reporter is not None:
             self.reporter.sessions_changed()  # the retained progress is the chosen walker's
+            self.reporter.walkers_changed()  # and the retained walkers, if one was added
 
     def _walker_chosen(self, walker: str) -> None:
         """The button chose a walker: store it (a removed one meanwhile: the roster says so)."""

@@ -49,6 +49,7 @@ from core.protocol.messages import (
     IncidentSeverity,
     ProgressMessage,
     SessionRecord,
+    WalkersMessage,
 )
 from core.protocol.topics import Topics
 from core.protocol.walker import DEFAULT_WALKER_ID, Walker
@@ -63,7 +64,7 @@ from firmware.storage.status import (
     newest_sessions,
     sessions_started_since,
 )
-from firmware.storage.walkers import selected_walker
+from firmware.storage.walkers import active_walkers, profiles_changed_wall, selected_walker
 
 T = TypeVar("T")
 
@@ -382,6 +383,22 @@ class RetainedStatus:
             history = self._read(lambda conn: sessions_started_since(conn, device, "", walker))
             self._milestone = key, milestone(weekly_progress(history, self._zone))
         return self._milestone[1]
+
+    def walkers(self) -> Retained | None:
+        """The treadmill's walker profiles (button order), when they changed."""
+
+        def read(conn: sqlite3.Connection) -> tuple[tuple[Walker, ...], str | None]:
+            return active_walkers(conn), profiles_changed_wall(conn)
+
+        walkers, changed_wall = self._read(read)
+        message = WalkersMessage(
+            schema=SCHEMA_VERSION,
+            device_id=self._topics.device_id,
+            wall_time=changed_wall or self._started_wall,
+            walkers=list(walkers),
+        )
+        payload = payloads.encode(message)
+        return self._if_changed(self._topics.walkers, payload, payload)
 
     def _if_changed(self, topic: str, view: str, payload: str) -> Retained | None:
         if self._said.get(topic) == view:
