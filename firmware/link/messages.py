@@ -29,7 +29,7 @@ class Hello(msgspec.Struct, tag="hello"):
     restarted within one run does not count a new run."""
 
 
-class EventRecord(msgspec.Struct, tag="event"):
+class EventRecord(msgspec.Struct, tag="event", omit_defaults=True):
     """Store this event and publish it; answer :class:`Persisted` once it is on disk."""
 
     event: Event

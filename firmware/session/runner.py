@@ -415,6 +415,8 @@ class SessionRunner:
         """Told the walker of the session under way whenever it changes (None: none under
         way): the events the loop records meanwhile name them (the link stamps them)."""
         self._told_walker: str | None = None
+        self._told_session: _Session | None = None
+        self._told_state: SessionState | None = None
         self.walkers: tuple[Walker, ...] = (DEFAULT_WALKER,)
         """The walker profiles in button order (from the device database, via the courier)."""
         self.walker: Walker = DEFAULT_WALKER
@@ -604,7 +606,10 @@ class SessionRunner:
     def _tell_session_walker(self) -> None:
         """Tell the link whose session is under way when that changes: the walker fixed at its
         start, whoever is chosen for the next session meanwhile (the CLI, a roster)."""
-        s = self.session
+        s, state = self.session, self.state
+        if s is self._told_session and state is self._told_state:
+            return  # the usual tick: two identity checks
+        self._told_session, self._told_state = s, state
         walker = s.walker.id if s is not None and self.under_way else None
         if walker == self._told_walker or self._session_walker is None:
             return
