@@ -538,6 +538,9 @@ class Transaction:
                 " position = excluded.position",
                 (device_id, walker, name, position),
             )
+        if not walkers:  # the wire never says so (the default walker is always there)
+            self._db.execute("DELETE FROM device_walkers WHERE device_id = ?", (device_id,))
+            return True
         kept, params = self._db.one_of("walker", [w for w, _ in walkers])
         self._db.execute(
             f"DELETE FROM device_walkers WHERE device_id = ? AND NOT {kept}", (device_id, *params)
