@@ -11,6 +11,12 @@ from __future__ import annotations
 import subprocess
 import sys
 import textwrap
+from pathlib import Path
+
+import msgspec
+
+from caregiver.config import CaregiverConfig, Contact, ServerConfig
+from caregiver.notify_process import Begin, Stop
 
 
 def _probe(code: str) -> list[str]:
@@ -81,3 +87,33 @@ def test_each_listed_scheme_is_served_by_the_plugin_apprise_itself_maps_it_to() 
         """
     )
     assert out and all(line.endswith(":True") for line in out), out
+
+
+def test_the_notifier_process_runs_on_its_contacts_plugin_and_nothing_of_the_web_side(
+    tmp_path: Path,
+) -> None:
+    """The child's own code (:func:`caregiver.notify_process._child`) from its first message
+    to its last, in a fresh interpreter: Apprise's json plugin only, and none of the
+    service's web framework, templates, MQTT client, password hashing or PDF reports."""
+    config = CaregiverConfig(
+        server=ServerConfig(database=str(tmp_path / "caregiver.db")),
+        contacts=(Contact("Ann", ("json://127.0.0.1:9/ann",)),),
+    )
+    messages = b"".join(
+        msgspec.json.encode(m) + b"\n" for m in (Begin(config, "instance-1"), Stop())
+    )
+    probe = textwrap.dedent(
+        """
+        import os, sys
+        from caregiver.apprise_plugins import loaded_plugins
+        from caregiver.notify_process import _child
+        assert _child(open(os.devnull, "wb")) == 0
+        web_side = {"starlette", "uvicorn", "jinja2", "paho", "argon2", "fpdf", "psycopg"}
+        print(*loaded_plugins(), *sorted(web_side & {m.split(".")[0] for m in sys.modules}))
+        """
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", probe], input=messages, capture_output=True, timeout=120
+    )
+    assert result.returncode == 0, result.stderr.decode()
+    assert result.stdout.split() == [b"custom_json"]
