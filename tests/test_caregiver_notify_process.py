@@ -185,6 +185,15 @@ def test_the_notifier_process_loads_only_its_contacts_apprise_plugins(
         receiver.close()
 
 
+def test_no_contact_no_notifier_process(mosquitto: Mosquitto, tmp_path: Path) -> None:
+    """Without contacts nothing is ever queued (alerts are shown on the dashboard only): the
+    service starts no notifier process, which would hold some 20 MB for nothing."""
+    config = make_config(mosquitto, tmp_path)
+    with running_service(config, web=False, background=True) as service:
+        assert service.notifier_process is None
+        assert service.status()["notified"] == 0
+
+
 def test_the_service_process_loads_neither_apprise_nor_psycopg() -> None:
     """Apprise's 33 MB are the notifier's, and psycopg's 20 MB are for a postgresql://
     database only: importing the service (and opening a SQLite store) loads neither."""
