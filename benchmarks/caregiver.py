@@ -843,7 +843,8 @@ def report(f: Figures, args: argparse.Namespace) -> bool:
         print("  no notifier process (nobody to page, or the service sends in its own process)")
     end = f.all_end_kib
     print(
-        f"  the service, all {end['processes']} of its processes: peak resident "
+        f"  the service ({end['processes']} process{'es' if end['processes'] > 1 else ''}): "
+        f"peak resident "
         f"{f.all_peak_resident_kib / mb:.1f} MB (their pages, each counted once, at the "
         f"highest of samples every 0.5 s; target <= {PEAK_RSS_MB:.0f} MB); their summed RSS "
         f"at its highest {f.all_peak_rss_sampled_kib / mb:.1f} MB, each one's peak (VmHWM) "
