@@ -42,7 +42,7 @@ def test_only_the_contacts_services_plugins_are_imported_and_they_send() -> None
     assert out == ["custom_json", "ntfy", "True", "custom_json", "ntfy"]
 
 
-def test_a_service_not_in_the_list_gets_all_of_apprise_and_is_still_paged() -> None:
+def test_a_service_not_in_the_list_gets_all_of_apprise_and_its_url_is_accepted() -> None:
     """Telegram is listed, a Discord webhook's own https:// URL is not (Apprise recognises it
     by asking every plugin): the first loads one plugin, the second all of them."""
     out = _probe(

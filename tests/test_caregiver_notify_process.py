@@ -195,7 +195,7 @@ def test_no_contact_no_notifier_process(mosquitto: Mosquitto, tmp_path: Path) ->
 
 
 def test_the_service_process_loads_neither_apprise_nor_psycopg() -> None:
-    """Apprise's 33 MB are the notifier's, and psycopg's 20 MB are for a postgresql://
+    """Apprise's memory is the notifier's, and psycopg's 20 MB are for a postgresql://
     database only: importing the service (and opening a SQLite store) loads neither."""
     probe = (
         "import sys, tempfile, caregiver.service, caregiver.storage\n"
