@@ -190,7 +190,8 @@ def test_a_walker_chosen_with_the_cli_mid_session_walks_next_and_the_incident_st
     assert main(["walker", "--db", db, "select", "anna"]) == 0
     trip = TripAt(1e9)  # armed below, once the session is under way
     rig = make_rig(tmp_path, detector=trip, mqtt=config_for(mosquitto))
-    sub = Subscriber(mosquitto, [f"retroguard/{DEVICE}/event", f"retroguard/{DEVICE}/incident"])
+    kinds = ("event", "incident", "progress")
+    sub = Subscriber(mosquitto, [f"retroguard/{DEVICE}/{kind}" for kind in kinds])
     try:
         runner = attach_session(rig.app, PRESETS["alternate-2-2"], speaker=Heard())
         assert pump_link_until(rig.app.link, lambda: rig.app.link._new_roster is not None)
@@ -205,6 +206,7 @@ def test_a_walker_chosen_with_the_cli_mid_session_walks_next_and_the_incident_st
         assert pump_link_until(rig.app.link, lambda: len(load_sessions(db)) == 1)
         relay_before = list(rig.hardware.history)
         capsys.readouterr()
+        progress_before = len(sub.on("/progress"))
 
         assert main(["walker", "--db", db, "select", "ben"]) == 0
         out = capsys.readouterr().out
@@ -227,6 +229,11 @@ def test_a_walker_chosen_with_the_cli_mid_session_walks_next_and_the_incident_st
         of_incident = [e for e in published() if e.get("incident") is not None]
         assert {e["type"] for e in of_incident} >= {"stumble", "window"}
         assert {e.get("walker") for e in of_incident} == {"anna"}
+        # the retained progress stayed the session's (her week, her session running): the
+        # trip's pause changed it, and it was published again with her name
+        assert sub.wait(lambda: len(sub.on("/progress")) > progress_before)
+        since = [validate("progress", m.payload) for m in sub.on("/progress")[progress_before:]]
+        assert {(p["walker"]["id"], p["session"]) for p in since} == {("anna", "running")}
         walkers = rig.courier.db.read(
             lambda conn: conn.execute("SELECT walker FROM incidents").fetchall()
         )

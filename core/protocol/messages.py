@@ -567,8 +567,8 @@ class ProgressMessage(Struct, kw_only=True, omit_defaults=True):
     gait_wall: WallTime | None = None
     """When the session of that step-time variability started."""
     walker: Walker | None = None
-    """Whose week this is: the walker chosen for the next session (absent from older
-    releases: the device's one walker)."""
+    """Whose week this is: the walker of the guided session under way, else the walker chosen
+    for the next session (absent from older releases: the device's one walker)."""
 
 
 class WalkersMessage(Struct, kw_only=True):

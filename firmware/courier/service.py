@@ -209,6 +209,8 @@ class Courier:
                 self._alive()  # an answer per report: the loop hears us on its own clock
             case messages.SessionReport(record=record, final=final):
                 saved = self.sessions.save(record, final)
+                if self.reporter is not None:  # the progress is the session's walker's
+                    self.reporter.session_walker_is(None if record.ended else record.walker.id)
                 if saved and self.reporter is not None:
                     self.reporter.sessions_changed()  # the retained progress follows at once
                 if saved and final:

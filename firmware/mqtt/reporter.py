@@ -164,6 +164,13 @@ class _SessionsChanged:
 
 
 @dataclass(frozen=True, slots=True)
+class _SessionWalker:
+    """Whose guided session is under way (None: none): the retained progress is theirs."""
+
+    walker: str | None
+
+
+@dataclass(frozen=True, slots=True)
 class _WalkersChanged:
     """The walker profiles may have changed (``retroguard walker add`` or ``remove``)."""
 
@@ -243,6 +250,7 @@ _Token = (
     | _IncidentEvent
     | _SessionsChanged
     | _WalkersChanged
+    | _SessionWalker
     | _Acked
     | _StateChange
     | _Subscribed
@@ -641,6 +649,11 @@ class MqttReporter:
         """
         self._wake.put_nowait(_SessionsChanged())
 
+    def session_walker_is(self, walker: str | None) -> None:
+        """The walker of the guided session under way (None: none ended it, or none runs):
+        the retained progress is theirs until it ends. Non-blocking."""
+        self._wake.put_nowait(_SessionWalker(walker))
+
     def walkers_changed(self) -> None:
         """The walker profiles may have changed (``retroguard walker``): recompute the retained
         ``walkers`` and publish it if it did. Non-blocking."""
@@ -954,6 +967,10 @@ class MqttReporter:
                     self._progress_due = True
                 case _WalkersChanged():
                     self._walkers_due = True
+                case _SessionWalker(walker=walker):
+                    if walker != self._retained.session_walker:
+                        self._retained.session_walker = walker
+                        self._progress_due = True
                 case _CommandArrived(name=name, payload=payload):
                     self._guarded(f"command {name}", lambda: self._run_command(name, payload))
                 case _ReceiptArrived(payload=payload):

@@ -64,7 +64,12 @@ from firmware.storage.status import (
     newest_sessions,
     sessions_started_since,
 )
-from firmware.storage.walkers import active_walkers, profiles_changed_wall, selected_walker
+from firmware.storage.walkers import (
+    active_walkers,
+    profiles_changed_wall,
+    selected_walker,
+    walker_names,
+)
 
 T = TypeVar("T")
 
@@ -296,6 +301,10 @@ class RetainedStatus:
         self._generation: int | None = None
         self._milestone: tuple[object, Milestone] | None = None
         """The weeks at goal and the newest session (and database) they were counted for."""
+        self.session_walker: str | None = None
+        """The walker of the guided session under way (None: none), as the courier last heard
+        from the loop: while one is, the progress is theirs — that session and their week —
+        whoever is chosen for the next session meanwhile."""
 
     def _opened(self) -> Database:
         if self._db is None:
@@ -344,6 +353,9 @@ class RetainedStatus:
             Walker, SessionRecord | None, list[SessionRecord], list[SessionRecord], dict[str, int]
         ]:
             walker = selected_walker(conn)  # the week of the walker chosen for the next session
+            walking = self.session_walker
+            if walking is not None and walking != walker.id:  # unless a session is under way
+                walker = Walker(walking, walker_names(conn).get(walking, walking))
             return (
                 walker,
                 latest_session(conn, device, walker.id),
