@@ -320,7 +320,8 @@ class Ingestor:
                 prescribed is not None
             ):
                 # the week's count in the device's zone, of the walker it is about (the one
-                # chosen for the next session); one row a week, changed when the stage is
+                # walking, else the one chosen for the next session); one row a week, changed
+                # when the stage is
                 who = DEFAULT_WALKER.id if walker is None else walker.id
                 self.store.set_prescribed(device_id, week, prescribed, who)
             case WalkersMessage(walkers=walkers):
