@@ -35,14 +35,16 @@ timed call costs two ``thread_time()`` calls and a wrapper (about 1.5 µs
 here, some fifteen an iteration); the child measures that cost on the loop
 thread after the window and subtracts it per timed call.
 
-The RSS includes the simulation too: its modules and histories, and
-``importlib.metadata`` (with ``email``, ``zipfile``, ``csv``: about 1.3 MB),
-which only the simulated backends' entry-point lookup loads
-(:func:`hal.backends.load_backend`); a Pi's monitor, on the real drivers,
-never imports it (:mod:`hal.gpiozero_import`).
-The child imports what ``retroguard run`` has loaded besides the monitor
-(the launcher's CLI module, with ``argparse``) and nothing of the parent's
-(``tempfile``, with ``shutil``, ``bz2`` and ``lzma``: 0.9 MB, is the parent's only).
+The RSS includes the simulation's own modules and state (``sim``: the chip,
+bus and pin models and their histories). Not ``importlib.metadata`` (with
+``email``, ``zipfile``, ``csv``: 1.3 MB and more), which only the simulated
+backends' entry-point lookup would load (:func:`hal.backends.load_backend`)
+and a Pi's monitor, on the real drivers, never imports
+(:mod:`hal.gpiozero_import`): the child hands the HAL the simulated backends
+directly (:func:`load_simulation_without_metadata`). It imports what
+``retroguard run`` has loaded besides the monitor (the launcher's CLI module,
+with ``argparse``) and nothing of the parent's (``tempfile``, with ``shutil``,
+``bz2`` and ``lzma``: 0.9 MB, is the parent's only).
 
 Each monitor runs what ``retroguard run`` runs on the loop: the systemd
 watchdog hook and the guided-session runner (its press patterns, its LED
@@ -141,6 +143,31 @@ def snapshot(
     }
 
 
+def load_simulation_without_metadata() -> None:
+    """Give the HAL the simulated backends without the entry-point scan that finds them.
+
+    ``hal.backends.load_backend`` looks backends up with ``importlib.metadata``, which brings
+    ``email``, ``zipfile`` and ``csv`` (1.3 MB and more of RSS): only the simulation asks for
+    a backend by name, a Pi's monitor on the real drivers never does. The same functions as
+    the ``simulated`` entry points (``pyproject.toml``), so the RSS is the monitor's."""
+    import hal.backends
+    import hal.gpio_factory
+    import hal.imu_factory
+    from sim.backends import open_simulated_gpio, open_simulated_imu
+
+    simulated = {
+        (hal.backends.IMU_BACKENDS, "simulated"): open_simulated_imu,
+        (hal.backends.GPIO_BACKENDS, "simulated"): open_simulated_gpio,
+    }
+    scan = hal.backends.load_backend
+
+    def load_backend(group: str, name: str) -> Any:
+        return simulated.get((group, name)) or scan(group, name)
+
+    for module in (hal.backends, hal.gpio_factory, hal.imu_factory):
+        module.load_backend = load_backend  # type: ignore[attr-defined]
+
+
 def timing_overhead(timed: Any, costs: dict[str, float], calls: int = 50_000) -> dict[str, float]:
     """What one timed call costs the loop thread: ``total`` seconds in all, ``inside`` of them
     within its own timing (already counted in the part it times)."""
@@ -187,6 +214,7 @@ def monitor_child(config_path: str, out_path: str) -> int:
 
     if not Path(sys.modules["firmware"].__file__ or "").is_relative_to(tree):
         raise RuntimeError(f"firmware was not imported from {tree}")
+    load_simulation_without_metadata()
     config = load_config(config_path)
     favour_realtime_thread()
     clock = RealClock()
