@@ -188,11 +188,11 @@ class CaregiverService:
         self.listener = self.store.listen(self._heard)
         self.ingestor.start()
         if background:
-            if self.notifier.send is apprise_send:
+            if self.notifier.send is not apprise_send:
+                self.notifier.start()
+            elif self.config.contacts:  # nobody to page, no process: nothing is ever queued
                 self.notifier_process = NotifierProcess(self.config, self.instance)
                 self.notifier_process.start()
-            else:
-                self.notifier.start()
             ticker = threading.Thread(target=self._tick_loop, name="caregiver-tick", daemon=True)
             ticker.start()
             self._threads.append(ticker)

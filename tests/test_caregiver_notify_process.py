@@ -170,8 +170,32 @@ def test_the_notifier_ends_with_the_service(mosquitto: Mosquitto, tmp_path: Path
         receiver.close()
 
 
+def test_the_notifier_process_loads_only_its_contacts_apprise_plugins(
+    mosquitto: Mosquitto, tmp_path: Path
+) -> None:
+    """A json:// contact: the child imports Apprise's json plugin, not all ~190 (17 MB)."""
+    receiver = HoldingReceiver()
+    config = make_config(mosquitto, tmp_path, contacts=(Contact("Ann", (receiver.url,)),))
+    try:
+        with running_service(config, web=False, background=True) as service:
+            notifier = service.notifier_process
+            assert notifier is not None and notifier.ready.wait(WAIT)
+            assert notifier.plugins == ("custom_json",)
+    finally:
+        receiver.close()
+
+
+def test_no_contact_no_notifier_process(mosquitto: Mosquitto, tmp_path: Path) -> None:
+    """Without contacts nothing is ever queued (alerts are shown on the dashboard only): the
+    service starts no notifier process, which would hold some 20 MB for nothing."""
+    config = make_config(mosquitto, tmp_path)
+    with running_service(config, web=False, background=True) as service:
+        assert service.notifier_process is None
+        assert service.status()["notified"] == 0
+
+
 def test_the_service_process_loads_neither_apprise_nor_psycopg() -> None:
-    """Apprise's 33 MB are the notifier's, and psycopg's 20 MB are for a postgresql://
+    """Apprise's memory is the notifier's, and psycopg's 20 MB are for a postgresql://
     database only: importing the service (and opening a SQLite store) loads neither."""
     probe = (
         "import sys, tempfile, caregiver.service, caregiver.storage\n"
