@@ -650,7 +650,8 @@ class Figures:
     all_end_kib: dict[str, int]
     """The service and its processes together at the end: VmRSS, Pss, Uss summed."""
     all_peaks_summed_kib: int
-    """Each process's own peak (VmHWM), summed: the upper bound the target is checked on."""
+    """Each process's own peak (VmHWM), summed: an upper bound (shared pages count twice,
+    peaks at different moments add up), printed beside the target's sampled figure."""
     all_peak_rss_sampled_kib: int
     """The peak of the processes' summed RSS, sampled every 0.5 s."""
     all_peak_resident_kib: int

@@ -76,34 +76,46 @@ def load_plugins(urls: Iterable[str]) -> None:
     """Make Apprise able to send to every URL in ``urls``, importing as few plugins as it can.
 
     Call it before Apprise reads a URL (Apprise would load everything first); later calls add
-    what new URLs need. A plugin that fails to import is logged, and Apprise then loads all."""
+    what new URLs need. It never raises: anything that goes wrong on the short path (a plugin
+    that fails to import, an Apprise release whose manager no longer registers a listed
+    scheme, no writable temporary directory) is logged and Apprise loads all of its plugins,
+    its own behaviour — more memory, never a contact left unpaged."""
     from apprise.manager_plugins import NotificationManager
 
     # Apprise's one plugin manager (a singleton); its methods have no type annotations
     manager = NotificationManager()  # type: ignore[no-untyped-call]
     with _lock:
-        if not manager:  # nothing loaded yet: from now on, only what is added
-            with tempfile.TemporaryDirectory() as nothing:
-                manager.load_modules(path=nothing, name="retroguard.no_plugins")  # type: ignore[no-untyped-call]
-        for scheme in sorted({scheme_of(url) for url in urls}):
-            if scheme in manager:
-                continue
-            if scheme not in PLUGINS:
-                log.info(
-                    "Apprise loads all of its plugins: %s:// is not among the services "
-                    "caregiver/apprise_plugins.py names",
-                    scheme,
-                )
-                _load_all(manager)
-                return
-            module, name = PLUGINS[scheme]
-            try:
-                plugin = getattr(importlib.import_module(f"apprise.plugins.{module}"), name)
-                manager.add(plugin)  # type: ignore[no-untyped-call]
-            except Exception:
-                log.exception("Apprise's plugin for %s:// did not load; loading them all", scheme)
-                _load_all(manager)
-                return
+        try:
+            _load_schemes(manager, {scheme_of(url) for url in urls})
+        except Exception:
+            log.exception("Apprise's plugins could not be loaded one by one; loading them all")
+            _load_all(manager)
+
+
+def _load_schemes(manager: NotificationManager, schemes: set[str]) -> None:
+    if not manager:  # nothing loaded yet: from now on, only what is added
+        with tempfile.TemporaryDirectory() as nothing:
+            manager.load_modules(path=nothing, name="retroguard.no_plugins")  # type: ignore[no-untyped-call]
+    for scheme in sorted(schemes):
+        if scheme in manager:
+            continue
+        if scheme not in PLUGINS:
+            log.info(
+                "Apprise loads all of its plugins: %s:// is not among the services "
+                "caregiver/apprise_plugins.py names",
+                scheme,
+            )
+            _load_all(manager)
+            return
+        module, name = PLUGINS[scheme]
+        plugin = getattr(importlib.import_module(f"apprise.plugins.{module}"), name)
+        manager.add(plugin)  # type: ignore[no-untyped-call]
+        if scheme not in manager:  # this Apprise serves the scheme with another plugin, or not
+            log.info(
+                "Apprise's %s plugin does not serve %s:// here; loading them all", name, scheme
+            )
+            _load_all(manager)
+            return
 
 
 def _load_all(manager: NotificationManager) -> None:

@@ -14,6 +14,7 @@ import textwrap
 from pathlib import Path
 
 import msgspec
+import pytest
 
 from caregiver.config import CaregiverConfig, Contact, ServerConfig
 from caregiver.notify_process import Begin, Stop
@@ -74,7 +75,9 @@ def test_no_contact_no_apprise() -> None:
 
 def test_each_listed_scheme_is_served_by_the_plugin_apprise_itself_maps_it_to() -> None:
     """The list against the installed Apprise's own map (all plugins loaded its way): an
-    Apprise release that moves or renames a plugin fails here, not at a caregiver's phone."""
+    Apprise release that moves or renames a plugin fails here, not at a caregiver's phone.
+    A scheme the installed Apprise does not know at all (``simplepush://`` before Apprise
+    2.x learnt it) is refused with or without the list, so it passes."""
     out = _probe(
         """
         import importlib
@@ -83,10 +86,43 @@ def test_each_listed_scheme_is_served_by_the_plugin_apprise_itself_maps_it_to() 
         manager = NotificationManager()
         for scheme, (module, name) in sorted(PLUGINS.items()):
             ours = getattr(importlib.import_module("apprise.plugins." + module), name)
-            print(f"{scheme}:{manager[scheme] is ours}")
+            known = scheme in manager
+            print(f"{scheme}:{not known or manager[scheme] is ours}")
         """
     )
     assert out and all(line.endswith(":True") for line in out), out
+
+
+FALLBACKS = {
+    "a listed plugin that fails to import": (
+        "import caregiver.apprise_plugins as p\n"
+        "p.PLUGINS['json'] = ('no_such_plugin_module', 'NotifyNothing')"
+    ),
+    "a listed plugin that does not serve its scheme in this Apprise": (
+        "import caregiver.apprise_plugins as p\np.PLUGINS['json'] = ('ntfy', 'NotifyNtfy')"
+    ),
+    "no writable temporary directory": "import tempfile\ntempfile.tempdir = '/nonexistent/ro'",
+}
+
+
+@pytest.mark.parametrize("why", FALLBACKS)
+def test_when_the_short_path_fails_apprise_loads_everything_and_the_contact_is_paged(
+    why: str,
+) -> None:
+    """Loading plugins one by one is a memory saving, never a reason not to page: each way it
+    can go wrong ends in Apprise's own load-everything, and the json:// contact is usable."""
+    out = _probe(
+        FALLBACKS[why]
+        + """
+from caregiver.apprise_plugins import loaded_plugins
+from caregiver.notify import _apprise_for, warm_up
+from caregiver.storage import Urgency
+warm_up(["json://127.0.0.1:9/ann"])
+made = _apprise_for("json://127.0.0.1:9/ann", Urgency.CRITICAL)
+print(made is not None and len(made) == 1, len(loaded_plugins()) > 100)
+"""
+    )
+    assert out == ["True", "True"]
 
 
 def test_the_notifier_process_runs_on_its_contacts_plugin_and_nothing_of_the_web_side(

@@ -9,6 +9,7 @@ child the service started in its place.
 
 from __future__ import annotations
 
+import dataclasses
 import http.server
 import json
 import os
@@ -205,3 +206,24 @@ def test_the_service_process_loads_neither_apprise_nor_psycopg() -> None:
     result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "[]"
+
+
+def test_pages_queued_before_the_contacts_were_removed_are_not_left_pending(
+    mosquitto: Mosquitto, tmp_path: Path
+) -> None:
+    """A fall paged Ann; the service restarts with no contacts (and so no notifier process to
+    look at the queue): her page is marked failed at start, never left pending for whoever
+    later takes her place in the list."""
+    ann = Contact("Ann", ("json://127.0.0.1:9/ann",))
+    config = make_config(mosquitto, tmp_path, contacts=(ann,))
+    with running_service(config, web=False, background=False) as service:
+        device = SimDevice(mosquitto, "treadmill-1")
+        device.online()
+        device.fall()
+        assert service.ingestor.wait_for(
+            lambda: service.store.notifications_due(time.time() + 1e6) != []
+        )
+        device.close()
+    with running_service(dataclasses.replace(config, contacts=()), web=False) as service:
+        assert service.notifier_process is None
+        assert service.store.notifications_due(time.time() + 1e6) == []

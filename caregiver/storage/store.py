@@ -995,6 +995,15 @@ class Transaction:
             (reason, notification_id),
         )
 
+    def drop_notifications_beyond(self, contacts: int, reason: str) -> int:
+        """Every pending notification for a contact index the config no longer has."""
+        cursor = self._db.execute(
+            "UPDATE notifications SET status = 'failed', last_error = ? "
+            "WHERE status = 'pending' AND contact_index >= ?",
+            (reason, contacts),
+        )
+        return max(0, cursor.rowcount)
+
     # ------------------------------------------------- users and logins
 
     def add_user(
@@ -1600,6 +1609,10 @@ class Store:
     def drop_notification(self, notification_id: int, reason: str) -> None:
         with self._statement() as ops:
             ops.drop_notification(notification_id, reason)
+
+    def drop_notifications_beyond(self, contacts: int, reason: str) -> int:
+        with self._statement() as ops:
+            return ops.drop_notifications_beyond(contacts, reason)
 
     # -------------------------------------------------------------- leases
 
