@@ -24,15 +24,27 @@ call and the transfer instead — hence the transactions per second, which
 carry over), the edge dispatch to the callback (lgpio's callback thread on
 a Pi), the decision and everything else the loop does. So the figures
 compare the pacings fairly on this machine; they are not a Pi's figures (a
-Pi Zero 2 W core is several times slower). The timings themselves cost the
-loop about twenty ``thread_time()`` calls an iteration (0.7 µs each here: some
-0.3 % of a core at 200 wakes a second), in every column alike.
+Pi Zero 2 W core is several times slower).
 
-The RSS includes the simulation too: its modules and histories, and
-``importlib.metadata`` (with ``email``, ``zipfile``, ``csv``: about 1.3 MB),
-which only the simulated backends' entry-point lookup loads
-(:func:`hal.backends.load_backend`); a Pi's monitor, on the real drivers,
-never imports it (:mod:`hal.gpiozero_import`).
+The estimate also leaves out what only this benchmark runs, each timed and
+shown on its own line: the models of the circuit outside the Pi (the relay's
+hold circuit and latch hearing every heartbeat edge, the contact-sense wire
+settled on every read of its pin: ``sim.relay_hardware``), the benchmark's
+own hook (the simulated finger that arms once), and the timing itself. Each
+timed call costs two ``thread_time()`` calls and a wrapper (about 1.5 µs
+here, some fifteen an iteration); the child measures that cost on the loop
+thread after the window and subtracts it per timed call.
+
+The RSS includes the simulation's own modules and state (``sim``: the chip,
+bus and pin models and their histories). Not ``importlib.metadata`` (with
+``email``, ``zipfile``, ``csv``: 1.3 MB and more), which only the simulated
+backends' entry-point lookup would load (:func:`hal.backends.load_backend`)
+and a Pi's monitor, on the real drivers, never imports
+(:mod:`hal.gpiozero_import`): the child hands the HAL the simulated backends
+directly (:func:`load_simulation_without_metadata`). It imports what
+``retroguard run`` has loaded besides the monitor (the launcher's CLI module,
+with ``argparse``) and nothing of the parent's (``tempfile``, with ``shutil``,
+``bz2`` and ``lzma``: 0.9 MB, is the parent's only).
 
 Each monitor runs what ``retroguard run`` runs on the loop: the systemd
 watchdog hook and the guided-session runner (its press patterns, its LED
@@ -63,7 +75,6 @@ import select
 import signal
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 from collections.abc import Sequence
@@ -77,6 +88,10 @@ TARGET_CPU_PCT = 2.0
 TARGET_RSS_MB = 30.0
 TREE_VARIABLE = "RETROGUARD_BENCH_TREE"
 """Which checkout a monitor child imports (``--before``)."""
+TIMED_PARTS = ("decision", "chip_bus", "bus", "session", "circuit", "bench", "calibration")
+"""What the child times on the loop thread (see :func:`rows` for what each is)."""
+SILICON_PARTS = ("chip_bus", "circuit", "bench")
+"""Timed parts a Pi does not run: the estimate subtracts them (and only their timing's outside)."""
 WARM_UP_S = 3.0
 """After arming, before the window: start-up work (imports, the courier, arming) is not measured."""
 
@@ -97,7 +112,13 @@ level = "warning"
 """
 
 
-def snapshot(app: Any, rig: Any, edges: Sequence[float], costs: dict[str, float]) -> dict[str, Any]:
+def snapshot(
+    app: Any,
+    rig: Any,
+    edges: Sequence[float],
+    costs: dict[str, float],
+    timed_calls: dict[str, int],
+) -> dict[str, Any]:
     """Counters of the monitor's own parts, taken on the loop thread."""
     stats = app.monitor.stats
     sample_clock = rig.chip.sample_clock
@@ -107,6 +128,9 @@ def snapshot(app: Any, rig: Any, edges: Sequence[float], costs: dict[str, float]
         "decision_cpu_s": costs["decision"],
         "session_cpu_s": costs["session"],
         "bus_cpu_s": costs["bus"],
+        "circuit_cpu_s": costs["circuit"],
+        "bench_cpu_s": costs["bench"],
+        "timed_calls": dict(timed_calls),
         "iterations": stats.iterations,
         "samples": stats.samples,
         "empty_reads": stats.empty_reads,
@@ -117,6 +141,50 @@ def snapshot(app: Any, rig: Any, edges: Sequence[float], costs: dict[str, float]
         "edge_cpu_s": getattr(sample_clock, "edge_cpu_s", 0.0),
         "edges": len(edges),
     }
+
+
+def load_simulation_without_metadata() -> None:
+    """Give the HAL the simulated backends without the entry-point scan that finds them.
+
+    ``hal.backends.load_backend`` looks backends up with ``importlib.metadata``, which brings
+    ``email``, ``zipfile`` and ``csv`` (1.3 MB and more of RSS): only the simulation asks for
+    a backend by name, a Pi's monitor on the real drivers never does. The same functions as
+    the ``simulated`` entry points (``pyproject.toml``), so the RSS is the monitor's."""
+    import hal.backends
+    import hal.gpio_factory
+    import hal.imu_factory
+    from sim.backends import open_simulated_gpio, open_simulated_imu
+
+    simulated = {
+        (hal.backends.IMU_BACKENDS, "simulated"): open_simulated_imu,
+        (hal.backends.GPIO_BACKENDS, "simulated"): open_simulated_gpio,
+    }
+    scan = hal.backends.load_backend
+
+    def load_backend(group: str, name: str) -> Any:
+        return simulated.get((group, name)) or scan(group, name)
+
+    for module in (hal.backends, hal.gpio_factory, hal.imu_factory):
+        module.load_backend = load_backend  # type: ignore[attr-defined]
+
+
+def timing_overhead(timed: Any, costs: dict[str, float], calls: int = 50_000) -> dict[str, float]:
+    """What one timed call costs the loop thread: ``total`` seconds in all, ``inside`` of them
+    within its own timing (already counted in the part it times)."""
+
+    def nothing() -> None:
+        pass
+
+    wrapped = timed("calibration", nothing)
+    started = time.thread_time()
+    for _ in range(calls):
+        nothing()
+    bare = time.thread_time() - started
+    started = time.thread_time()
+    for _ in range(calls):
+        wrapped()
+    total = max(0.0, time.thread_time() - started - bare) / calls
+    return {"total": total, "inside": costs["calibration"] / calls}
 
 
 def thread_cpu_s(native_id: int | None) -> float:
@@ -140,10 +208,13 @@ def monitor_child(config_path: str, out_path: str) -> int:
     from firmware.safety import SafetyState
     from firmware.session.runner import attach_session, detach_session
     from firmware.watchdog import ServiceWatchdog
+    from launcher import cli  # noqa: F401  (loaded in the service: it runs `retroguard run`)
     from sim.backends import SimulatedGpio, simulated_imu_rig
+    from sim.pins import ObservedMockPin
 
     if not Path(sys.modules["firmware"].__file__ or "").is_relative_to(tree):
         raise RuntimeError(f"firmware was not imported from {tree}")
+    load_simulation_without_metadata()
     config = load_config(config_path)
     favour_realtime_thread()
     clock = RealClock()
@@ -165,8 +236,9 @@ def monitor_child(config_path: str, out_path: str) -> int:
     next_press = 0.0
     gc_pauses: list[float] = []
     gc_started = [0.0]
-    costs = {"decision": 0.0, "chip_bus": 0.0, "bus": 0.0, "session": 0.0}
+    costs = dict.fromkeys(TIMED_PARTS, 0.0)
     """Thread CPU seconds of parts of the loop (each timing costs two thread_time() calls)."""
+    timed_calls = dict.fromkeys(TIMED_PARTS, 0)
 
     def timed(part: str, method: Any) -> Any:
         def run(*args: Any) -> Any:
@@ -175,6 +247,7 @@ def monitor_child(config_path: str, out_path: str) -> int:
                 return method(*args)
             finally:
                 costs[part] += time.thread_time() - started
+                timed_calls[part] += 1
 
         return run
 
@@ -189,6 +262,12 @@ def monitor_child(config_path: str, out_path: str) -> int:
         setattr(bus, name, timed("bus", getattr(bus, name)))
     hooks = app.monitor.on_iteration
     hooks[hooks.index(runner)] = timed("session", runner)
+    # The circuit outside the Pi: the models listening to the pins and settling on reads.
+    for pin in gpio.factory.pins.values():
+        if isinstance(pin, ObservedMockPin):
+            pin._listeners[:] = [timed("circuit", listener) for listener in pin._listeners]
+            if pin._read_hook is not None:
+                pin.set_read_hook(timed("circuit", pin._read_hook))
 
     def time_gc(phase: str, info: dict[str, int]) -> None:
         if phase == "start":
@@ -199,7 +278,7 @@ def monitor_child(config_path: str, out_path: str) -> int:
     gc.callbacks.append(time_gc)
 
     def start_window(*_: object) -> None:
-        marks.setdefault("start", snapshot(app, rig, edges, costs))
+        marks.setdefault("start", snapshot(app, rig, edges, costs, timed_calls))
 
     signal.signal(signal.SIGUSR1, start_window)
 
@@ -225,11 +304,12 @@ def monitor_child(config_path: str, out_path: str) -> int:
             announced = True
             print("armed", flush=True)
 
-    app.monitor.on_iteration.append(arm_once)
+    app.monitor.on_iteration.append(timed("bench", arm_once))
     try:
         app.start()
         app.monitor.run(stop=stop)
-        marks["end"] = snapshot(app, rig, edges, costs)
+        marks["end"] = snapshot(app, rig, edges, costs, timed_calls)
+        timing_cost = timing_overhead(timed, costs)
         pacing, (_, pacing_check) = app.monitor.pacing.mode, app.monitor.pacing.check()
     finally:
         runner.stop(clock.monotonic())
@@ -247,6 +327,7 @@ def monitor_child(config_path: str, out_path: str) -> int:
         "max_gap_s": gaps[-1] if gaps else 0.0,
         "gc_max_s": max(gc_pauses, default=0.0),
         "gc_count": len(gc_pauses),
+        "timing_cost": timing_cost,
     }
     Path(out_path).write_text(json.dumps(result))
     return 0
@@ -286,6 +367,8 @@ def measure(
 ) -> dict[str, dict[str, Any]]:
     """Run one monitor per mode (and per tree) at the same time, so each window sees the same
     host load. With ``before``, mode ``m`` of that tree is reported as ``m before``."""
+    import tempfile  # here, not at the top: the monitor children would carry it (0.9 MB)
+
     me = str(Path(__file__).resolve())
     results: dict[str, dict[str, Any]] = {}
     runs = [(mode, ROOT) for mode in modes]
@@ -358,6 +441,19 @@ def rows(result: dict[str, Any]) -> dict[str, str]:
     )
     silicon = chip_bus + max(0.0, sim_thread - edge)
     fake_bus = rate("bus_cpu_s") - chip_bus
+    circuit, bench = rate("circuit_cpu_s"), rate("bench_cpu_s")
+    # The timings' own cost: all of it for a part the estimate keeps, the part outside the
+    # timed window for one it subtracts (the inside is subtracted with the part).
+    cost = result["timing_cost"]
+    calls = {
+        part: (end["timed_calls"][part] - start["timed_calls"][part]) / span
+        for part in end["timed_calls"]
+    }
+    timing = sum(
+        n * (cost["total"] - (cost["inside"] if part in SILICON_PARTS else 0.0))
+        for part, n in calls.items()
+    )
+    not_on_a_pi = silicon + circuit + bench + timing
     return {
         "paced by": result["pacing"],
         "monitor process CPU, % of one core": f"{100 * total:.2f}",
@@ -369,7 +465,14 @@ def rows(result: dict[str, Any]) -> dict[str, str]:
         "    sim chip answering the bus, %": f"{100 * chip_bus:.2f}",
         "  sim chip's sample-clock thread, %": f"{100 * sim_thread:.2f}",
         "    of which INT edge to callback, %": f"{100 * edge:.2f}",
-        "firmware estimate (minus the chip), %": f"{100 * (total - silicon):.2f}",
+        "  relay circuit models (sim), %": f"{100 * circuit:.2f}",
+        "  benchmark's finger hook, %": f"{100 * bench:.2f}",
+        "  benchmark's timing, %": (
+            f"{100 * timing:.2f} ({sum(calls.values()) / max(1.0, rate('iterations')):.0f} "
+            f"calls a wake, {1e6 * cost['total']:.2f} µs each)"
+        ),
+        "firmware estimate (minus all the above), %": f"{100 * (total - not_on_a_pi):.2f}",
+        "  as before this change (minus the chip), %": f"{100 * (total - silicon):.2f}",
         "RSS / peak, MB": f"{result['rss_mb']:.1f} / {result['peak_mb']:.1f}",
         "I2C transactions / s": f"{rate('bus_transactions'):.0f}",
         "loop wakes / s": f"{rate('iterations'):.0f}",

@@ -1,12 +1,12 @@
 """Phone notifications sent from a process of their own, which the service owns.
 
-Why a process: Apprise costs the process that imports it some 33 MB (it loads all
-of its ~300 service plugins at the first URL it reads, and cannot load one) and
-each notification some 3 ms of CPU in Apprise and ``requests``. In the service's
-own process both were paid by the process that ingests and serves the live feed:
-during a burst of falls its one core (the GIL) went to Apprise while events waited
-for the browsers. In a child process the web and ingest side stays small and a
-burst's notifications run on the machine's other core.
+Why a process: Apprise costs the process that imports it some 16 MB with the plugins
+of a json:// or ntfy:// contact (:mod:`caregiver.apprise_plugins`; 27 MB with all
+~190, Apprise's own way) and each notification some 3 ms of CPU in Apprise and
+``requests``. In the service's own process both were paid by the process that
+ingests and serves the live feed: during a burst of falls its one core (the GIL)
+went to Apprise while events waited for the browsers. In a child process the web and
+ingest side stays small and a burst's notifications run on the machine's other core.
 
 Nothing is lost when the child dies, because the child holds nothing: every
 notification is a row in the database, written by :mod:`caregiver.alerts` in the
@@ -74,6 +74,10 @@ class Delivered(msgspec.Struct, tag="delivered", frozen=True):
 class Ready(msgspec.Struct, tag="ready", frozen=True):
     """The child has loaded Apprise and sent what was due when it started."""
 
+    plugins: tuple[str, ...] = ()
+    """The Apprise plugin modules it imported (:mod:`caregiver.apprise_plugins`): the
+    contacts' services only, or all ~190 when one of them is not in its list."""
+
 
 ToNotifier = Begin | Wake | Stop
 FromNotifier = Delivered | Ready
@@ -108,6 +112,8 @@ class NotifierProcess:
         """Notifications delivered, over every child this service started."""
         self.failed = 0
         self.restarts = 0
+        self.plugins: tuple[str, ...] = ()
+        """The Apprise plugins the current child loaded (it says so when ready)."""
         self.ready = threading.Event()
         """Set when the current child has started and sent what was due (tests wait on it)."""
         self._counted = Delivered(0, 0)
@@ -196,6 +202,14 @@ class NotifierProcess:
                     log.error("the notifier process sent something unreadable: %r", line[:200])
                     continue
                 if isinstance(message, Ready):
+                    self.plugins = message.plugins
+                    log.info(
+                        "notifier process %d ready; Apprise plugins loaded: %s",
+                        process.pid,
+                        ", ".join(message.plugins)
+                        if len(message.plugins) < 10
+                        else f"all {len(message.plugins)}",
+                    )
                     self.ready.set()
                     continue
                 with self._lock:
@@ -260,8 +274,9 @@ class NotifierProcess:
 
 
 def _child(out: IO[bytes]) -> int:
+    from caregiver.apprise_plugins import loaded_plugins
     from caregiver.lease import ESCALATION
-    from caregiver.notify import Notifier, warm_up
+    from caregiver.notify import Notifier, contact_urls, warm_up
     from caregiver.storage import StorageFault, Store
 
     decoder = msgspec.json.Decoder(ToNotifier)
@@ -296,8 +311,7 @@ def _child(out: IO[bytes]) -> int:
         out.write(msgspec.json.encode(message) + b"\n")
         out.flush()
 
-    if first.config.contacts:
-        warm_up()
+    warm_up(contact_urls(first.config))
     threading.Thread(target=listen, name="notify-listen", daemon=True).start()
     counted = (-1, -1)
     woken = True  # the first round sends whatever a dead predecessor left due
@@ -315,7 +329,7 @@ def _child(out: IO[bytes]) -> int:
         counted = (notifier.sent, notifier.failed)
         report(Delivered(*counted))  # every round: the service knows it is not stuck
         if first_round:
-            report(Ready())
+            report(Ready(loaded_plugins()))
     store.close()
     return 0
 

@@ -41,7 +41,7 @@ from caregiver.notify import Notifier, Sender, apprise_send
 from caregiver.notify_process import NotifierProcess
 from caregiver.plan_answers import KEPT_PER_DEVICE, sent_by, summary_of
 from caregiver.retention import RetentionSweeper
-from caregiver.storage import Listener, SentCommand, Store
+from caregiver.storage import Listener, SentCommand, StorageFault, Store
 from caregiver.web import create_app
 from core.protocol.commands import AssignPlan, Command, TestAlarm, command_name
 from core.protocol.plan import Plan
@@ -188,16 +188,35 @@ class CaregiverService:
         self.listener = self.store.listen(self._heard)
         self.ingestor.start()
         if background:
-            if self.notifier.send is apprise_send:
+            self._drop_orphan_notifications()
+            if self.notifier.send is not apprise_send:
+                self.notifier.start()
+            elif self.config.contacts:  # nobody to page, no process: nothing is ever queued
                 self.notifier_process = NotifierProcess(self.config, self.instance)
                 self.notifier_process.start()
-            else:
-                self.notifier.start()
             ticker = threading.Thread(target=self._tick_loop, name="caregiver-tick", daemon=True)
             ticker.start()
             self._threads.append(ticker)
         if web:
             self._serve_in_thread(port if port is not None else self.config.server.port)
+
+    def _drop_orphan_notifications(self) -> None:
+        """Rows queued for contacts a config change removed (all of them, when no contact is
+        left and no notifier process runs to find them): marked failed, never sent to
+        whoever holds that place in the list now. A database that cannot say is left to
+        the notifier, which drops each such row when it comes due."""
+        try:
+            dropped = self.store.drop_notifications_beyond(
+                len(self.config.contacts), "contact no longer in the config"
+            )
+        except StorageFault as exc:
+            log.warning("could not look for notifications to removed contacts: %s", exc)
+            return
+        if dropped:
+            log.warning(
+                "%d queued notification(s) were for contacts no longer in the config: not sent",
+                dropped,
+            )
 
     def _tick_loop(self) -> None:
         sweeper = RetentionSweeper(self.store, self.config.retention, self.clock)

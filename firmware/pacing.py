@@ -12,7 +12,9 @@ samples, so pacing decides only *when* the loop reads, never *what* it gets.
   (:class:`hal.gpio.GpioDataReady`) and wakes the loop every
   ``imu.samples_per_wake`` of them, which then reads the FIFO once without
   waiting. No empty reads, and one count/status/burst exchange per wake
-  rather than per sample.
+  rather than per sample; after a single pulse the driver is told so and
+  skips the count (:meth:`hal.mpu6050.Mpu6050.read_signalled`): two
+  transactions a sample.
 
 A wait for pulses never lasts longer than :attr:`InterruptPacing.wait_s`
 (at most a quarter of the relay's hold time with heartbeat drive): if the pulses
@@ -38,7 +40,7 @@ from core.samples import ImuSample
 from hal.config import GpioConfig, ImuConfig
 from hal.errors import HalError
 from hal.gpio import GpioDataReady
-from hal.interfaces import DataReady, Imu
+from hal.interfaces import DataReady, Imu, PulseCountedImu
 
 log = logging.getLogger(__name__)
 
@@ -128,6 +130,9 @@ class InterruptPacing:
         self.timeouts = 0
         """Waits that ended before ``samples_per_wake`` pulses came."""
         self.fallback: str | None = None
+        self._imu: Imu | None = None
+        self._counted_imu: PulseCountedImu | None = None
+        """The IMU last read, when it can use the pulse count (checked once per IMU)."""
         """Why the loop polls now; None while the interrupt paces it."""
 
     @property
@@ -143,9 +148,16 @@ class InterruptPacing:
         self.wakes += 1
         if edges < target:
             self.timeouts += 1
-        signalled = edges > self._seen
+        pulses = edges - self._seen
         self._seen = self.edges = edges
-        batch = imu.read_batch(0.0)  # never waits: the pulses (or the timeout) said when
+        # Never waits: the pulses (or the timeout) said when. A driver that can use the count
+        # of pulses (one: skip the FIFO count) is told it.
+        if imu is not self._imu:
+            self._imu = imu
+            self._counted_imu = imu if isinstance(imu, PulseCountedImu) else None
+        counted = self._counted_imu
+        batch = imu.read_batch(0.0) if counted is None else counted.read_signalled(pulses)
+        signalled = pulses > 0
         if signalled:
             self._unsignalled = 0
         else:

@@ -41,10 +41,10 @@ from core.clock import Clock
 from core.realtime import SchedulingPolicy
 from hal.buzzer_patterns import Pattern, PatternPlayer, get_pattern
 from hal.errors import HalError
-from hal.gpiozero_import import lazy_entry_points
+from hal.gpiozero_import import lazy_lookups
 from hal.interfaces import RelayDrive
 
-with lazy_entry_points():  # gpiozero without importlib.metadata (hal.gpiozero_import)
+with lazy_lookups():  # without importlib.metadata/.resources (hal.gpiozero_import)
     from gpiozero import LED, DigitalInputDevice, DigitalOutputDevice
     from gpiozero import Buzzer as _GpiozeroBuzzer
 
@@ -146,7 +146,7 @@ def _make_pigpio() -> Any:
 
 
 def _make_mock() -> Any:
-    with lazy_entry_points():
+    with lazy_lookups():
         from gpiozero.pins.mock import MockFactory
 
     return MockFactory()

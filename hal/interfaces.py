@@ -48,6 +48,17 @@ class Imu(Protocol):
 
 
 @runtime_checkable
+class PulseCountedImu(Imu, Protocol):
+    """An IMU that reads more cheaply when told how many data-ready pulses came since its
+    last read (:class:`hal.mpu6050.Mpu6050`: after one, it need not ask the FIFO's count)."""
+
+    def read_signalled(self, pulses: int) -> Sequence[ImuSample]:
+        """``read_batch(0.0)``, knowing ``pulses`` pulses came since the last read: the same
+        samples and errors; the count only chooses how to read them."""
+        ...
+
+
+@runtime_checkable
 class DataReady(Protocol):
     """The IMU's data-ready line: it counts the chip's pulses and lets the loop wait for them.
 

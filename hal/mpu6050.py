@@ -34,6 +34,21 @@ How a read works (:meth:`Mpu6050.read_batch`):
    for any gap. ``benchmarks/imu_fifo.py`` measures what is caught and what
    it costs.
 
+With interrupt pacing the caller counts the data-ready pulses and says how
+many came since its last read (:meth:`Mpu6050.read_signalled`). For exactly
+one, the usual case, the driver skips the count: it reads INT_STATUS and the
+data registers (step 1's second read) and, when DATA_RDY_INT says a sample
+came since the last status read, pops one frame, which must equal the
+snapshot. Two transactions a sample instead of three. This never reads past
+the FIFO's end, because a set DATA_RDY_INT always has an unread frame behind
+it: a burst only ever pops frames taken before the last status read, except
+the follow-up reads of step 4, after which the next read counts again (its
+status read clears the flag of a frame already popped). Anything else — two
+pulses or none, the flag clear, the first read after a FIFO reset, every
+:data:`COUNTED_READ_EVERY`-th read — takes the counted read above, so its
+count checks keep running. An overflow flag raises as in step 2; a snapshot
+that is not the frame makes the driver count and read the rest, as in step 4.
+
 Bus errors (``OSError``; errno 121 when the chip does not ACK, 5 for a
 generic I/O error) become :class:`hal.ImuBusError` and are retried inside
 the stale-data budget ``ImuConfig.stale_timeout_s``. The budget runs from
@@ -93,6 +108,10 @@ RESET_TIMEOUT_S: Final = 0.1
 RESET_POLL_S: Final = 0.002
 REANCHOR_PERIODS: Final = 2.0
 """How many periods the timestamp grid may fall behind before it jumps forward."""
+COUNTED_READ_EVERY: Final = 20
+"""With one-pulse reads (:meth:`Mpu6050.read_signalled`), every this many reads still count
+the FIFO (10 times a second at 200 Hz): its level and alignment checked as in a polled read,
+whatever the pulses said."""
 MIN_PULLBACK_SPACING: Final = 0.5
 """When a fast sensor clock is pulled back, spacing never drops below this fraction of a period."""
 
@@ -308,6 +327,8 @@ class Mpu6050:
         self._fifo_needs_reset = False
         self._pending_gap: str | None = None
         self._stream_start = 0.0
+        self._uncounted_left = 0
+        """One-pulse reads allowed before the next counted read (0: the next one counts)."""
 
         self.bus_errors = 0
         self.reinits = 0
@@ -378,6 +399,17 @@ class Mpu6050:
         the timeout. A re-initialisation after persistent bus errors can
         take longer than the timeout, by up to the reset deadline.
         """
+        return self._read(timeout, 0)
+
+    def read_signalled(self, pulses: int) -> Sequence[ImuSample]:
+        """``read_batch(0.0)`` for a caller that counted the data-ready pulses since its last
+        read (:class:`firmware.pacing.InterruptPacing`): after exactly one, the driver reads
+        without asking the FIFO's count when the chip's flags allow it (module docstring).
+
+        Same samples, same errors; the pulses only choose how the FIFO is read."""
+        return self._read(0.0, pulses)
+
+    def _read(self, timeout: float, pulses: int) -> Sequence[ImuSample]:
         clock = self._clock
         deadline = clock.monotonic() + max(0.0, timeout)
         if self._state != "streaming":
@@ -385,7 +417,7 @@ class Mpu6050:
         while True:
             attempt_start = clock.monotonic()
             try:
-                samples = self._poll()
+                samples = self._poll(pulses)
             except ImuBusError as exc:
                 self._on_bus_error(exc, attempt_start)
             except ImuFifoOverflowError:
@@ -397,6 +429,7 @@ class Mpu6050:
                 self._reinit_tried = False
                 if samples:
                     return samples
+            pulses = 0  # a retry counts
             now = clock.monotonic()
             if now >= deadline:
                 return []
@@ -487,6 +520,7 @@ class Mpu6050:
         self._read_byte(reg.INT_STATUS)  # clears an overflow flag from before the reset
         self._fifo_needs_reset = False
         self._pending_gap = None  # whoever reset the FIFO reports the gap
+        self._uncounted_left = 0  # the first read after a reset counts
         self._stream_start = self._clock.monotonic()
         self._timestamps.reset()
 
@@ -526,13 +560,20 @@ class Mpu6050:
 
     # --- streaming ---------------------------------------------------------------------
 
-    def _poll(self) -> list[ImuSample]:
-        """One exchange with the chip: count, status and snapshot, then the whole frames."""
+    def _poll(self, pulses: int = 0) -> list[ImuSample]:
+        """One exchange with the chip: count, status and snapshot, then the whole frames;
+        after one data-ready pulse, when the flags allow, status and snapshot then one frame."""
         if self._fifo_needs_reset:
             gap = self._pending_gap
             self._reset_fifo()
             if gap is not None:
                 raise ImuFifoOverflowError(gap)
+        if pulses == 1 and self._uncounted_left > 0:
+            self._uncounted_left -= 1
+            one = self._poll_one()
+            if one is not None:
+                return one
+        self._uncounted_left = COUNTED_READ_EVERY - 1 if self._checks.registers else 0
         checks = self._checks
         size = self._frame_bytes
         if not checks.registers:
@@ -558,6 +599,64 @@ class Mpu6050:
         if snapshot is not None and not self._plausibility.snapshot_is_last(data, snapshot):
             # Usually the chip sampled between the count and the snapshot: read on to it.
             data, frames, read_time = self._read_on(data, frames, newer, read_time)
+        return self._checked(data, frames, snapshot, counted, newer, read_time)
+
+    def _poll_one(self) -> list[ImuSample] | None:
+        """Status and snapshot, then one frame, which must be the snapshot; None when the
+        flags say nothing new (a spurious pulse, a flag already read): count instead."""
+        size = self._frame_bytes
+        snapshot_at = self._clock.monotonic()  # the chip copies its registers as the read starts
+        head = self._read_block(reg.INT_STATUS, self._checks.status_read_bytes)
+        read_time = self._clock.monotonic()
+        status = head[0]
+        if status & reg.FIFO_OFLOW_INT:
+            self._overflow(status, 0, read_time)
+        if not status & reg.DATA_RDY_INT:
+            return None
+        snapshot = bytes(head[1:])
+        data = self._read_fifo(size)
+        frames = counted = 1
+        newer = 1
+        if not self._plausibility.snapshot_is_last(data, snapshot):
+            # Frames older than the snapshot were waiting (a pulse went uncounted): read on to it.
+            more, read_on_at = self._read_rest()
+            data += more
+            frames += len(more) // size
+            # The snapshot is one of the frames read; the chip took at most `newer` - 1 after it.
+            newer = samples_between(read_on_at - snapshot_at, self._period) + 1
+            counted = max(0, frames - newer)
+            read_time = read_on_at
+        return self._checked(data, frames, snapshot, counted, newer, read_time)
+
+    def _read_rest(self) -> tuple[bytes, float]:
+        """Count the FIFO and read all of it (after a one-pulse read found older frames)."""
+        self.follow_ups += 1
+        self._uncounted_left = 0  # these frames' flags may still be set: count next time
+        try:
+            high, low = self._read_block(reg.FIFO_COUNTH, 2)
+            count_at = self._clock.monotonic()
+            count = (high << 8) | low
+            if count % self._frame_bytes or count >= reg.FIFO_SIZE or count == 0:
+                return b"", count_at  # the check fails; it resets the FIFO
+            return self._read_fifo(count), count_at
+        except ImuBusError:
+            self._fifo_needs_reset = True
+            self._pending_gap = (
+                f"{self._where()}: I2C error while checking a FIFO frame against the data "
+                "registers; frame discarded, FIFO reset"
+            )
+            raise
+
+    def _checked(
+        self,
+        data: bytes,
+        frames: int,
+        snapshot: bytes | None,
+        counted: int,
+        newer: int,
+        read_time: float,
+    ) -> list[ImuSample]:
+        """The burst decoded, once the plausibility checks pass (else discarded, raising)."""
         values = self._unpacker(frames).unpack(data)
         problem = self._plausibility.check(
             data, values, frames, snapshot, counted, newer, read_time
@@ -572,6 +671,7 @@ class Mpu6050:
         """Append the frames the chip took between the count and the snapshot (at most
         ``newer``): the snapshot should be the last of them. Later ones stay in the FIFO."""
         self.follow_ups += 1
+        self._uncounted_left = 0  # a frame read here may have come after the status read
         try:
             high, low = self._read_block(reg.FIFO_COUNTH, 2)
             more_at = self._clock.monotonic()

@@ -29,9 +29,9 @@ from collections.abc import Callable, MutableSequence
 from typing import Any
 
 from core.clock import Clock
-from hal.gpiozero_import import lazy_entry_points
+from hal.gpiozero_import import lazy_lookups
 
-with lazy_entry_points():  # gpiozero's mock pins without importlib.metadata (hal.gpiozero_import)
+with lazy_lookups():  # mock pins without importlib.metadata/.resources (hal.gpiozero_import)
     from gpiozero.pins.mock import MockFactory, MockPin, PinState
 
 PinListener = Callable[[float, bool], None]

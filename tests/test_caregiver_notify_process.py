@@ -9,6 +9,7 @@ child the service started in its place.
 
 from __future__ import annotations
 
+import dataclasses
 import http.server
 import json
 import os
@@ -170,8 +171,32 @@ def test_the_notifier_ends_with_the_service(mosquitto: Mosquitto, tmp_path: Path
         receiver.close()
 
 
+def test_the_notifier_process_loads_only_its_contacts_apprise_plugins(
+    mosquitto: Mosquitto, tmp_path: Path
+) -> None:
+    """A json:// contact: the child imports Apprise's json plugin, not all ~190 (17 MB)."""
+    receiver = HoldingReceiver()
+    config = make_config(mosquitto, tmp_path, contacts=(Contact("Ann", (receiver.url,)),))
+    try:
+        with running_service(config, web=False, background=True) as service:
+            notifier = service.notifier_process
+            assert notifier is not None and notifier.ready.wait(WAIT)
+            assert notifier.plugins == ("custom_json",)
+    finally:
+        receiver.close()
+
+
+def test_no_contact_no_notifier_process(mosquitto: Mosquitto, tmp_path: Path) -> None:
+    """Without contacts nothing is ever queued (alerts are shown on the dashboard only): the
+    service starts no notifier process, which would hold some 20 MB for nothing."""
+    config = make_config(mosquitto, tmp_path)
+    with running_service(config, web=False, background=True) as service:
+        assert service.notifier_process is None
+        assert service.status()["notified"] == 0
+
+
 def test_the_service_process_loads_neither_apprise_nor_psycopg() -> None:
-    """Apprise's 33 MB are the notifier's, and psycopg's 20 MB are for a postgresql://
+    """Apprise's memory is the notifier's, and psycopg's 20 MB are for a postgresql://
     database only: importing the service (and opening a SQLite store) loads neither."""
     probe = (
         "import sys, tempfile, caregiver.service, caregiver.storage\n"
@@ -181,3 +206,24 @@ def test_the_service_process_loads_neither_apprise_nor_psycopg() -> None:
     result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "[]"
+
+
+def test_pages_queued_before_the_contacts_were_removed_are_not_left_pending(
+    mosquitto: Mosquitto, tmp_path: Path
+) -> None:
+    """A fall paged Ann; the service restarts with no contacts (and so no notifier process to
+    look at the queue): her page is marked failed at start, never left pending for whoever
+    later takes her place in the list."""
+    ann = Contact("Ann", ("json://127.0.0.1:9/ann",))
+    config = make_config(mosquitto, tmp_path, contacts=(ann,))
+    with running_service(config, web=False, background=False) as service:
+        device = SimDevice(mosquitto, "treadmill-1")
+        device.online()
+        device.fall()
+        assert service.ingestor.wait_for(
+            lambda: service.store.notifications_due(time.time() + 1e6) != []
+        )
+        device.close()
+    with running_service(dataclasses.replace(config, contacts=()), web=False) as service:
+        assert service.notifier_process is None
+        assert service.store.notifications_due(time.time() + 1e6) == []

@@ -352,3 +352,18 @@ def test_queued_notifications_keep_their_urgency_and_older_ones_read_as_normal(
         ]
     finally:
         store.close()
+
+
+def test_notifications_for_contacts_beyond_the_config_are_dropped_and_only_those(
+    caregiver_db: str,
+) -> None:
+    store = Store(caregiver_db)
+    try:
+        with store.transaction() as tx:
+            for index, name in enumerate(("Ann", "Bob", "Cy")):
+                tx.queue_notification(0, name, index, 0, "FALL", "b", FIXTURE_WEEK)
+        assert store.drop_notifications_beyond(1, "contact no longer in the config") == 2
+        assert [n.contact for n in store.notifications_due(FIXTURE_WEEK)] == ["Ann"]
+        assert store.drop_notifications_beyond(1, "again") == 0  # failed rows stay as they were
+    finally:
+        store.close()

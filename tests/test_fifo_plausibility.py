@@ -185,6 +185,36 @@ def test_garbage_in_any_read_of_a_poll_never_becomes_samples() -> None:
     assert errors > 250
 
 
+def test_garbage_in_a_one_pulse_read_never_becomes_samples() -> None:
+    """The reads that skip the FIFO count (after one data-ready pulse) check the same way:
+    garbage in the status, the frame, a catch-up count, or a misread pointer never becomes a
+    sample, with one frame or two (an uncounted pulse) waiting."""
+    rig = noisy_rig()
+    rng = random.Random(9)
+    errors = fast = 0
+    for _ in range(300):
+        wait_for_frames(rig, rng.choice([1, 1, 2]))
+        counts_before = rig.bus.counts["read_i2c_block_data"]
+        if rng.random() < 0.25:
+            register = rng.choice([reg.INT_STATUS, reg.FIFO_R_W])
+            rig.bus.inject_misread(register=register, read_from=rng.choice([0x00, 0x3B, 0x72]))
+        else:
+            register = rng.choice([reg.FIFO_COUNTH, reg.INT_STATUS, reg.FIFO_R_W])
+            rig.bus.inject_garbage(register=register)
+        try:
+            batch = list(rig.imu.read_signalled(1))
+        except ImuError:
+            errors += 1
+        else:
+            assert wrong_samples(rig, batch) == 0
+        fast += (
+            rig.bus.log[-1].register == reg.FIFO_R_W
+            and counts_before + 2 == (rig.bus.counts["read_i2c_block_data"])
+        )
+        rig.bus.clear_faults()
+    assert errors > 150 and fast > 50
+
+
 def test_without_the_checks_the_same_garbage_passes() -> None:
     # What the checks are for: the driver with them off delivers the damaged samples.
     clock_rig = noisy_rig()

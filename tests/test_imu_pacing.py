@@ -29,6 +29,7 @@ from firmware.pacing import InterruptPacing, PollPacing, open_pacing, wait_bound
 from hal import mpu6050_registers as reg
 from hal.config import GpioConfig, ImuConfig
 from hal.gpio import GpioDataReady
+from hal.mpu6050 import COUNTED_READ_EVERY
 from sim.backends import SimulatedHardware, simulated_hardware
 from sim.pins import ClockedMockFactory, ObservedMockPin
 from tests.app_support import PERIOD, Rig, Standing, TripAt, close_rigs, make_rig
@@ -205,6 +206,21 @@ def test_the_loop_is_paced_by_the_interrupt_one_read_per_sample(tmp_path: Path) 
     ok, detail = self_test(paced)["imu-pacing"]
     assert ok and f"data-ready interrupt on GPIO{INT_PIN}" in detail
     assert self_test(polled)["imu-pacing"] == (True, "polling the FIFO (imu.pacing = 'poll')")
+
+
+def test_a_read_after_one_pulse_skips_the_fifo_count(tmp_path: Path) -> None:
+    """Each wake after one pulse reads status + snapshot and one frame: two transactions a
+    sample, the FIFO counted every COUNTED_READ_EVERY reads (three a sample otherwise)."""
+    rig = make_rig(tmp_path)
+    rig.run_for(0.5)
+    rig.sim_imu.bus.counts.clear()
+    stats = rig.app.monitor.stats
+    samples_before, errors_before = stats.samples, stats.imu_errors
+    rig.run_for(2.0)
+    samples = stats.samples - samples_before
+    assert samples == pytest.approx(400, abs=2) and stats.imu_errors == errors_before
+    ops = sum(rig.sim_imu.bus.counts.values())
+    assert ops <= samples * (2 + 1 / COUNTED_READ_EVERY) + 2
 
 
 def test_a_trip_still_opens_the_relay_within_one_sample_when_paced_by_interrupt(

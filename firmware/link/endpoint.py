@@ -110,6 +110,10 @@ class CourierLink:
         """The walker last chosen with the button until a roster says the courier stored it:
         sent again to a courier that replaces one which may never have had it."""
         """Walker choices handed to this courier (it counts those it stored the same way)."""
+        self.session_walker: str | None = None
+        """The walker of the guided session under way (None: none), set by the session runner:
+        every event handed over names them, so an incident it opens is theirs whoever is
+        chosen for the next session meanwhile."""
 
     # ------------------------------------------------ any thread (supervisor)
 
@@ -126,7 +130,7 @@ class CourierLink:
 
     def submit(self, event: Event) -> None:
         """Hand an event over: stored by the courier, then published. Never blocks."""
-        payload = messages.encode(messages.EventRecord(event))
+        payload = messages.encode(messages.EventRecord(event, self.session_walker))
         self._remember(event.id, payload, event.type in PROTECTED_TYPES)
         self._writer.put(payload)
 
@@ -279,6 +283,10 @@ class CourierLink:
         self._choices_sent += 1
         self._unconfirmed_choice = walker_id
         self._writer.put(messages.encode(messages.WalkerChosen(walker_id)))
+
+    def session_walker_is(self, walker_id: str | None) -> None:
+        """The session runner's word: whose session is under way (None: none). Never blocks."""
+        self.session_walker = walker_id
 
     def take_closed_incidents(self) -> list[str]:
         """Incidents caregivers closed since the last call (oldest first). Never blocks."""

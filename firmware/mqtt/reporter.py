@@ -164,6 +164,18 @@ class _SessionsChanged:
 
 
 @dataclass(frozen=True, slots=True)
+class _SessionWalker:
+    """Whose guided session is under way (None: none): the retained progress is theirs."""
+
+    walker: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class _WalkersChanged:
+    """The walker profiles may have changed (``retroguard walker add`` or ``remove``)."""
+
+
+@dataclass(frozen=True, slots=True)
 class _Acked:
     """The broker answered a publish (paho thread)."""
 
@@ -237,6 +249,8 @@ _Token = (
     _Queued
     | _IncidentEvent
     | _SessionsChanged
+    | _WalkersChanged
+    | _SessionWalker
     | _Acked
     | _StateChange
     | _Subscribed
@@ -266,8 +280,8 @@ class _ReporterSink(OutboxSink):
         super().__init__(outbox, on_queued=on_queued)
         self._on_incident = on_incident
 
-    def handle(self, event: Event) -> None:
-        super().handle(event)
+    def handle(self, event: Event, walker: str | None = None) -> None:
+        super().handle(event, walker)
         if event.type in INCIDENT_EVENT_TYPES:
             self._on_incident()
 
@@ -539,6 +553,7 @@ class MqttReporter:
         """The retained ``incident`` and ``progress`` topics, computed from the database."""
         self._incident_due = True
         self._progress_due = True
+        self._walkers_due = True
         self._next_progress = clock() + PROGRESS_REFRESH_S
         self._logged_status_error = False
         self._withdrawn = False
@@ -633,6 +648,16 @@ class MqttReporter:
         session shows within :data:`PROGRESS_REFRESH_S`.
         """
         self._wake.put_nowait(_SessionsChanged())
+
+    def session_walker_is(self, walker: str | None) -> None:
+        """The walker of the guided session under way (None: none ended it, or none runs):
+        the retained progress is theirs until it ends. Non-blocking."""
+        self._wake.put_nowait(_SessionWalker(walker))
+
+    def walkers_changed(self) -> None:
+        """The walker profiles may have changed (``retroguard walker``): recompute the retained
+        ``walkers`` and publish it if it did. Non-blocking."""
+        self._wake.put_nowait(_WalkersChanged())
 
     def report_telemetry(self) -> None:
         """Queue a telemetry message now (a figure it shows changed). Non-blocking.
@@ -930,7 +955,7 @@ class MqttReporter:
                         self._state_dirty = True
                         self._republish_due = True  # a new broker session may not have them
                         self._retained.forget()  # nor these retained ones
-                        self._incident_due = self._progress_due = True
+                        self._incident_due = self._progress_due = self._walkers_due = True
                         if self.config.discovery or not self._withdrawn:
                             self._publish_discovery()
                 case _Down():
@@ -940,6 +965,12 @@ class MqttReporter:
                         self._publish_discovery()
                 case _SessionsChanged():
                     self._progress_due = True
+                case _WalkersChanged():
+                    self._walkers_due = True
+                case _SessionWalker(walker=walker):
+                    if walker != self._retained.session_walker:
+                        self._retained.session_walker = walker
+                        self._progress_due = True
                 case _CommandArrived(name=name, payload=payload):
                     self._guarded(f"command {name}", lambda: self._run_command(name, payload))
                 case _ReceiptArrived(payload=payload):
@@ -1000,7 +1031,8 @@ class MqttReporter:
             self._cursor = row.id
 
     def _publish_retained(self, client: mqtt.Client) -> None:
-        """The retained ``incident`` and ``progress``, when what they say may have changed."""
+        """The retained ``incident``, ``progress`` and ``walkers``, when what they say may have
+        changed."""
         try:
             changed = []
             if self._incident_due:
@@ -1009,10 +1041,13 @@ class MqttReporter:
             if self._progress_due:
                 changed.append(self._retained.progress())
                 self._progress_due = False
+            if self._walkers_due:
+                changed.append(self._retained.walkers())
+                self._walkers_due = False
         except Exception:
             # A database that cannot be read now: the events still go out; try again later.
             if not self._logged_status_error:
-                log.exception("MQTT: the retained incident / progress could not be computed")
+                log.exception("MQTT: the retained status messages could not be computed")
                 self._logged_status_error = True
             return
         self._logged_status_error = False

@@ -49,9 +49,10 @@ from core.protocol.messages import (
     IncidentSeverity,
     ProgressMessage,
     SessionRecord,
+    WalkersMessage,
 )
 from core.protocol.topics import Topics
-from core.protocol.walker import Walker
+from core.protocol.walker import DEFAULT_WALKER_ID, Walker
 from core.zones import system_zone
 from firmware.storage.database import Database, as_database
 from firmware.storage.progressions import prescribed_by_week
@@ -63,7 +64,12 @@ from firmware.storage.status import (
     newest_sessions,
     sessions_started_since,
 )
-from firmware.storage.walkers import selected_walker
+from firmware.storage.walkers import (
+    active_walkers,
+    profiles_changed_wall,
+    selected_walker,
+    walker_names,
+)
 
 T = TypeVar("T")
 
@@ -98,6 +104,9 @@ class _Incident:
     closed_by: str | None = None
     closed_via: str | None = None
     closed_wall: str | None = None
+    walker: str | None = None
+    """Whose incident it is (the device's incident record); None: the default walker's, or
+    not recorded (events from before incidents)."""
 
 
 def _apply(current: _Incident | None, event: IncidentEventRow) -> _Incident | None:
@@ -113,6 +122,7 @@ def _apply(current: _Incident | None, event: IncidentEventRow) -> _Incident | No
                 opened_wall=event.wall_time,
                 last_event=event.id,
                 changed_wall=event.wall_time,
+                walker=event.walker,
             )
         graver = worse(event.type.value, current.severity.value)
         if not current.open and not reopens(event.type.value, current.severity.value):
@@ -169,6 +179,8 @@ def _message(device_id: str, current: _Incident | None, now_wall: str) -> Incide
         closed_by=None if current.open else current.closed_by,
         closed_via=None if current.open else current.closed_via,
         closed_wall=None if current.open else current.closed_wall,
+        # absent for the default walker: a device with one walker sends what it sent before
+        walker=None if current.walker == DEFAULT_WALKER_ID else current.walker,
     )
 
 
@@ -289,6 +301,10 @@ class RetainedStatus:
         self._generation: int | None = None
         self._milestone: tuple[object, Milestone] | None = None
         """The weeks at goal and the newest session (and database) they were counted for."""
+        self.session_walker: str | None = None
+        """The walker of the guided session under way (None: none), as the courier last heard
+        from the loop: while one is, the progress is theirs — that session and their week —
+        whoever is chosen for the next session meanwhile."""
 
     def _opened(self) -> Database:
         if self._db is None:
@@ -337,6 +353,9 @@ class RetainedStatus:
             Walker, SessionRecord | None, list[SessionRecord], list[SessionRecord], dict[str, int]
         ]:
             walker = selected_walker(conn)  # the week of the walker chosen for the next session
+            walking = self.session_walker
+            if walking is not None and walking != walker.id:  # unless a session is under way
+                walker = Walker(walking, walker_names(conn).get(walking, walking))
             return (
                 walker,
                 latest_session(conn, device, walker.id),
@@ -376,6 +395,22 @@ class RetainedStatus:
             history = self._read(lambda conn: sessions_started_since(conn, device, "", walker))
             self._milestone = key, milestone(weekly_progress(history, self._zone))
         return self._milestone[1]
+
+    def walkers(self) -> Retained | None:
+        """The treadmill's walker profiles (button order), when they changed."""
+
+        def read(conn: sqlite3.Connection) -> tuple[tuple[Walker, ...], str | None]:
+            return active_walkers(conn), profiles_changed_wall(conn)
+
+        walkers, changed_wall = self._read(read)
+        message = WalkersMessage(
+            schema=SCHEMA_VERSION,
+            device_id=self._topics.device_id,
+            wall_time=changed_wall or self._started_wall,
+            walkers=list(walkers),
+        )
+        payload = payloads.encode(message)
+        return self._if_changed(self._topics.walkers, payload, payload)
 
     def _if_changed(self, topic: str, view: str, payload: str) -> Retained | None:
         if self._said.get(topic) == view:

@@ -26,7 +26,6 @@ import logging
 import math
 import struct
 import subprocess
-import wave
 from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import StrEnum
@@ -133,6 +132,8 @@ class WavFigures:
 
 def wav_figures(path: str | Path) -> WavFigures:
     """Length and loudness of a 16-bit mono WAV file, to tell speech from silence."""
+    import wave  # here: the tools and tests measure WAVs, the monitor never does
+
     with wave.open(str(path), "rb") as wav:
         if wav.getsampwidth() != 2 or wav.getnchannels() != 1:
             raise ValueError(f"{path}: expected 16-bit mono, not {wav.getparams()}")
