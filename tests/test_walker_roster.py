@@ -89,13 +89,16 @@ def test_the_retained_walkers_follow_adds_and_removes_not_selections(tmp_path: P
     db = tmp_path / "device.db"
     status = RetainedStatus(db, Topics("retroguard", DEVICE))
     first = status.walkers()
-    assert first is not None and status.walkers() is None  # the same: nothing to publish
+    assert first is not None
+    status.published(first)  # the client took it
+    assert status.walkers() is None  # the same: nothing to publish
     _change(db, lambda c: add_walker(c, "Anna B", by="Jo", wall="2026-03-02T09:00:00+00:00"))
     added = status.walkers()
     assert added is not None
     message = decode_as(WalkersMessage, added.payload.encode())
     assert message.walkers == [DEFAULT_WALKER, ANNA_B]
     assert message.wall_time == "2026-03-02T09:00:00+00:00"  # the change's: repeats are equal
+    status.published(added)
     _change(db, lambda c: select_walker(c, "anna-b", by="Jo", via="cli", wall="w"))
     assert status.walkers() is None  # whose next session it is: not the roster
     status.forget()  # after a reconnect: the same bytes again

@@ -261,20 +261,27 @@ def progress_message(
 
 @dataclass(frozen=True, slots=True)
 class Retained:
-    """One retained message to publish."""
+    """One retained message to publish; once the client has it, tell
+    :meth:`RetainedStatus.published` (until then the topic is still owed)."""
 
     topic: str
     payload: str
+    view: str
+    """What it says (``payload`` without what moves on every computation): compared to tell
+    whether it changed."""
 
 
 class RetainedStatus:
     """Computes the retained status messages from the database and says which changed.
 
     Owned by the publisher thread (its own read connection, opened on first
-    use). :meth:`incident` and :meth:`progress` return the message to
-    publish, or None when it says the same as the last one returned;
-    :meth:`forget` makes the next calls return them again (after a reconnect:
-    a broker that lost its retained copies gets them back).
+    use). :meth:`incident`, :meth:`progress` and :meth:`walkers` return the
+    message to publish, or None when it says the same as the last one
+    :meth:`published` (the client took it): a message computed and then not
+    handed over — the client refused it, or the caller failed before — is
+    returned again by the next call. :meth:`forget` makes the next calls return
+    them all again (after a reconnect: a broker that lost its retained copies
+    gets them back).
     """
 
     def __init__(
@@ -415,8 +422,11 @@ class RetainedStatus:
     def _if_changed(self, topic: str, view: str, payload: str) -> Retained | None:
         if self._said.get(topic) == view:
             return None
-        self._said[topic] = view
-        return Retained(topic, payload)
+        return Retained(topic, payload, view)
+
+    def published(self, message: Retained) -> None:
+        """The client took ``message``: the topic says it until something changes."""
+        self._said[message.topic] = message.view
 
     def forget(self) -> None:
         self._said.clear()
