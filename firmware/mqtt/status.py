@@ -56,6 +56,7 @@ from core.protocol.walker import DEFAULT_WALKER_ID, Walker
 from core.zones import system_zone
 from firmware.storage.database import Database, as_database
 from firmware.storage.progressions import prescribed_by_week
+from firmware.storage.runs import first_run_wall
 from firmware.storage.status import (
     IncidentEventRow,
     incident_events,
@@ -404,10 +405,15 @@ class RetainedStatus:
         return self._milestone[1]
 
     def walkers(self) -> Retained | None:
-        """The treadmill's walker profiles (button order), when they changed."""
+        """The treadmill's walker profiles (button order), when they changed.
+
+        Its ``wall_time`` is the last add or remove, or on a device where none was ever made
+        the monitor's first run on this database: a repeat — after a reconnect, or a restart
+        of the courier — is byte for byte the same. Only a database with no run recorded (a
+        courier serving no monitor, tests) falls back to this courier's start."""
 
         def read(conn: sqlite3.Connection) -> tuple[tuple[Walker, ...], str | None]:
-            return active_walkers(conn), profiles_changed_wall(conn)
+            return active_walkers(conn), profiles_changed_wall(conn) or first_run_wall(conn)
 
         walkers, changed_wall = self._read(read)
         message = WalkersMessage(
