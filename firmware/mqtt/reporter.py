@@ -550,7 +550,8 @@ class MqttReporter:
         self.receipted = 0
         """Outbox rows forgotten on a consumer's receipt since start."""
         self._retained = RetainedStatus(database, self.topics)
-        """The retained ``incident`` and ``progress`` topics, computed from the database."""
+        """The retained ``incident``, ``progress`` and ``walkers`` topics, computed from the
+        database."""
         self._incident_due = True
         self._progress_due = True
         self._walkers_due = True
