@@ -37,9 +37,13 @@ frame can have (:meth:`FifoPlausibility.could_be_sample`) came from an empty FIF
 dropped.
 
 Neither catches a changed accelerometer or gyro byte, in a frame before the burst's last,
-that leaves its temperature word alone. The monitor reads the FIFO about as often as the chip
-samples, so most bursts are one frame; ``benchmarks/imu_fifo.py`` measures what each check
-catches and what it costs.
+that leaves its temperature word alone. Nor can anything here tell a one-frame read whose
+pointer the chip misread as ACCEL_XOUT_H from a true pop: it returns the data registers,
+byte for byte the snapshot, while the FIFO keeps its frames, so that true sample comes early
+and then again in its place (``tests/test_fifo_plausibility.py``, a strict xfail).
+
+The monitor reads the FIFO about as often as the chip samples, so most bursts are one frame;
+``benchmarks/imu_fifo.py`` measures what each check catches and what it costs.
 """
 
 from __future__ import annotations
