@@ -340,6 +340,9 @@ class Mpu6050:
         self._stream_start = 0.0
         self._uncounted_left = 0
         """One-pulse reads allowed before the next counted read (0: the next one counts)."""
+        self._empty_fifo_byte: int | None = None
+        """What a read of the empty FIFO returns (the last byte read from it), repeated; None
+        after a FIFO reset, when the register map does not say."""
 
         self.bus_errors = 0
         self.reinits = 0
@@ -534,6 +537,7 @@ class Mpu6050:
         self._fifo_needs_reset = False
         self._pending_gap = None  # whoever reset the FIFO reports the gap
         self._uncounted_left = 0  # the first read after a reset counts
+        self._empty_fifo_byte = None
         self._stream_start = self._clock.monotonic()
         self._timestamps.reset()
 
@@ -633,16 +637,20 @@ class Mpu6050:
           snapshot, and is delivered first, in order), or the FIFO was still empty because the
           chip writes it after DATA_RDY (``fifo_lag_s`` in the simulation): the popped frame
           is one byte repeated, and the snapshot's frame is among those that follow.
-        * A popped frame of one repeated byte is dropped only when its temperature word is one
+        * A popped frame is dropped as an empty read only when it is the last byte read from
+          the FIFO (tracked since the last FIFO reset), repeated, and its temperature word is one
           no true frame can have (:meth:`FifoPlausibility.could_be_sample`): then it is not a
           sample, and dropping it loses nothing. If it could be one (a sample whose seven words
           are equal cannot be told from an empty read; about one empty read in 256, when the
-          repeated byte makes the die's temperature), it is kept, and the burst check refuses
+          repeated byte makes the die's temperature), or its byte is not the last one read (a
+          stuck data line, say, over a true frame), it is kept, and the burst check refuses
           every frame of one repeated byte: a reported gap (fail-safe), never a guess.
 
-        So every frame popped is delivered in FIFO order or the read raises; the only frame
-        dropped quietly is one that cannot be a sample. Frames read after the pop are vouched
-        for as in a counted read (temperature, and the snapshot among them).
+        So on a clean bus every frame popped is delivered in FIFO order or the read raises;
+        the only frame dropped quietly is one that cannot be a sample. Frames read after the
+        pop are vouched for as in a counted read (temperature, and the snapshot among them).
+        Damage on the wire could lose a true frame quietly only by turning it into exactly
+        the empty read (the last byte, fourteen times) while a pulse went uncounted.
         """
         size = self._frame_bytes
         snapshot_at = self._clock.monotonic()  # the chip copies its registers as the read starts
@@ -654,12 +662,17 @@ class Mpu6050:
         if not status & reg.DATA_RDY_INT:
             return None
         snapshot = bytes(head[1:])
+        empty_byte = self._empty_fifo_byte
         popped = self._read_fifo(size)
         if not uniform(popped) and self._plausibility.snapshot_is_last(popped, snapshot):
             return self._checked(popped, 1, snapshot, 1, 1, read_time)
         rest, read_on_at = self._read_rest()
         data = popped + rest
-        if uniform(popped) and not self._plausibility.could_be_sample(popped, read_on_at):
+        if (
+            uniform(popped)
+            and popped[0] == empty_byte
+            and not self._plausibility.could_be_sample(popped, read_on_at)
+        ):
             self.empty_reads += 1  # the FIFO was empty: nothing was popped
             data = rest
         frames = len(data) // size
@@ -775,11 +788,14 @@ class Mpu6050:
     def _read_fifo(self, nbytes: int) -> bytes:
         try:
             if nbytes <= reg.SMBUS_BLOCK_MAX:
-                return bytes(self._bus.read_i2c_block_data(self._address, reg.FIFO_R_W, nbytes))
-            pointer = i2c_msg.write(self._address, [reg.FIFO_R_W])
-            burst = i2c_msg.read(self._address, nbytes)
-            self._bus.i2c_rdwr(pointer, burst)
-            return ctypes.string_at(burst.buf, nbytes)
+                data = bytes(self._bus.read_i2c_block_data(self._address, reg.FIFO_R_W, nbytes))
+            else:
+                pointer = i2c_msg.write(self._address, [reg.FIFO_R_W])
+                burst = i2c_msg.read(self._address, nbytes)
+                self._bus.i2c_rdwr(pointer, burst)
+                data = ctypes.string_at(burst.buf, nbytes)
+            self._empty_fifo_byte = data[-1]
+            return data
         except OSError as exc:
             error = self._bus_error(exc, f"reading {nbytes} FIFO bytes")
             if exc.errno != errno_codes.EREMOTEIO:

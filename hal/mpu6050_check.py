@@ -32,9 +32,9 @@ FIFO is 14 copies of one byte (:func:`uniform`). A real sample is that only if i
 accelerations, three rates and temperature are the same word: with any sensor noise, never in
 practice, but possible, so such a frame makes the burst fail (a reported gap) rather than
 being dropped quietly. The one exception is the driver's one-pulse read
-(``Mpu6050._poll_one``): a popped frame of one repeated byte whose temperature word no real
-frame can have (:meth:`FifoPlausibility.could_be_sample`) came from an empty FIFO and is
-dropped.
+(``Mpu6050._poll_one``): a popped frame that is the last byte read from the FIFO, repeated,
+with a temperature word no real frame can have (:meth:`FifoPlausibility.could_be_sample`),
+came from an empty FIFO and is dropped.
 
 Neither catches a changed accelerometer or gyro byte, in a frame before the burst's last,
 that leaves its temperature word alone. Nor can anything here tell a one-frame read whose

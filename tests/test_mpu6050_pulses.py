@@ -212,6 +212,20 @@ def test_an_empty_pop_that_could_be_a_sample_is_a_reported_gap() -> None:
     assert len(after) == 3
 
 
+def test_a_true_frame_damaged_into_one_repeated_byte_is_a_gap_not_an_empty_read() -> None:
+    """Two frames behind one pulse, and a stuck line turns the first into fourteen 0x55
+    bytes: one repeated byte, with an impossible temperature, but not the last byte read from
+    the FIFO, so not what an empty FIFO returns. Dropping it would lose a true sample
+    unreported; the read fails instead."""
+    rig = between_samples(make_rig(motion=RampMotion(), keep_samples=20))
+    steady(rig)
+    rig.clock.advance(2 * PERIOD)
+    rig.bus.inject_garbage(register=reg.FIFO_R_W, corrupt=lambda data, _: b"\x55" * len(data))
+    with pytest.raises(ImuCorruptDataError, match="one byte repeated"):
+        rig.imu.read_signalled(1)
+    assert rig.imu.empty_reads == 0
+
+
 def test_with_the_fifo_write_trailing_data_ready_no_sample_is_made_up_lost_or_repeated() -> None:
     """Many die temperatures, every last-byte value, reads racing the FIFO write, missed
     pulses: every sample delivered is one the chip took, in the chip's order, none twice, none
