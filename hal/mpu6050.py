@@ -641,7 +641,7 @@ class Mpu6050:
           the FIFO (tracked since the last FIFO reset), repeated, and its temperature word is one
           no true frame can have (:meth:`FifoPlausibility.could_be_sample`): then it is not a
           sample, and dropping it loses nothing. If it could be one (a sample whose seven words
-          are equal cannot be told from an empty read; about one empty read in 256, when the
+          are equal cannot be told from an empty read; about one empty read in 200, when the
           repeated byte makes the die's temperature), or its byte is not the last one read (a
           stuck data line, say, over a true frame), it is kept, and the burst check refuses
           every frame of one repeated byte: a reported gap (fail-safe), never a guess.
