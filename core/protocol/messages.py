@@ -152,8 +152,10 @@ class EventMessage(Struct, kw_only=True, omit_defaults=True):
     """``window``: the IMU around the trip."""
     walker: WalkerId | None = None
     """The walker whose incident this event belongs to: the walker of the guided session under
-    way when the incident opened, else the one chosen on the device. Absent: the default
-    walker (a device with one walker, every older release) or no incident."""
+    way when the incident opened, else the one chosen on the device; an event of no incident
+    (a test alarm, a fault the courier raises): the walker of the session under way when it
+    was raised. Absent: the default walker (a device with one walker, every older release),
+    or no incident and no session under way."""
 
 
 SENSOR_NOT_WORN = "sensor not worn"
