@@ -11,6 +11,7 @@ import os
 import select
 import signal
 import socket
+import sqlite3
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -420,3 +421,35 @@ def test_the_courier_stores_an_event_whose_walker_is_not_an_id_without_that_walk
     assert f"event {alert.id}: walker 'Anna; DROP TABLE' is not a walker id; ignored" in (
         caplog.text
     )
+
+
+def test_a_monitor_that_vanishes_mid_session_is_a_fault_of_the_session_s_walker(
+    tmp_path: Path, link_with: Callable[..., tuple[CourierLink, CourierSupervisor]]
+) -> None:
+    """Anna's session is under way (its running record handed over) when the monitor dies:
+    the fault the courier raises names her, as the loop's events of her session do; before,
+    it named nobody (no incident to take a walker from), whoever walked."""
+    import datetime as dt
+
+    from core.protocol.walker import Walker
+    from tests.caregiver_support import session_record
+
+    link, supervisor = link_with(ProcessCourier)
+    supervisor.start()
+    done = session_record("tm-1", dt.datetime.now(dt.UTC), backward_min=2, longest_min=2)
+    running = msgspec.structs.replace(
+        done, status="running", ended_wall=None, walker=Walker("anna", "Anna")
+    )
+    link.session_walker_is("anna")
+    link.submit_session(running, final=False)
+    alert = event(EventType.STUMBLE)
+    link.submit(alert)
+    assert pump_until(link, lambda: link.pending == 0)
+    link.close()  # the monitor's end is gone (crash, kill -9), no goodbye said
+    assert supervisor.stop(WAIT)
+    conn = sqlite3.connect(tmp_path / "events.db")
+    try:
+        rows = conn.execute("SELECT type, walker FROM events ORDER BY seq").fetchall()
+    finally:
+        conn.close()
+    assert rows == [("stumble", "anna"), ("fault", "anna")]
