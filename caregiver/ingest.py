@@ -187,7 +187,6 @@ class Ingestor:
                         )
                     elif message is not None:
                         self._store_decoded(message)
-                    self._after_commit(self._count_message)
                 if telemetry:
                     with self.store.transaction() as tx:
                         tx.set_telemetries(telemetry)
@@ -206,8 +205,14 @@ class Ingestor:
         self._works()
         for device_id, ids in receipts.items():  # one receipt a device, not one an event
             self._publish_receipt(device_id, ids)
+        woken = False
         for action in later:
+            if action == self.alerting.wake_notifier:  # once a batch: it reads every due row
+                if woken:
+                    continue
+                woken = True
             action()
+        self._count_messages(len(messages))
         return True
 
     def _store_one(self, topic: str, payload: bytes) -> None:
@@ -215,7 +220,7 @@ class Ingestor:
         message = self._decode_one(topic, payload)
         if message is not None:
             self._store_decoded(message)
-        self._after_commit(self._count_message)
+        self._after_commit(lambda: self._count_messages(1))
 
     def _decode_one(self, topic: str, payload: bytes) -> _Received | None:
         """The message, or None (bad input logged and counted, or a kind not consumed)."""
@@ -245,9 +250,9 @@ class Ingestor:
         else:
             later.append(action)
 
-    def _count_message(self) -> None:
+    def _count_messages(self, count: int) -> None:
         with self._cond:
-            self.messages += 1
+            self.messages += count
             self._cond.notify_all()
 
     def _changed(self, change: Change) -> None:

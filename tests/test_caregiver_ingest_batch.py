@@ -243,3 +243,22 @@ def test_a_batch_receipts_each_device_once_naming_all_its_events(
     finally:
         service.ingestor.stop()
         service.store.close()
+
+
+def test_a_batch_wakes_the_notifier_once_after_its_commit(tmp_path: Path) -> None:
+    """The notifier reads every due notification when woken: a batch of falls wakes it once,
+    after the commit (with its rows there to read), not once per fall."""
+    changes: list[Change] = []
+    service = _service(tmp_path, changes)
+    alerts_seen: list[int] = []
+
+    def wake() -> None:
+        alerts_seen.append(len(service.store.alerts(DEVICE)))
+
+    service.alerting.wake_notifier = wake
+    try:
+        falls = [_event(n, "fall") for n in range(1, 4)]
+        assert service.ingestor.handle_batch(falls)
+        assert alerts_seen == [3]
+    finally:
+        service.store.close()
