@@ -586,7 +586,28 @@ def spread(values: list[float]) -> str:
 
 class Browser:
     """Headless Chromium on the fleet page, logged in through the form, timestamping each
-    event the live feed brings (an EventSource beside the page's own)."""
+    event as the page's own live feed brings it.
+
+    The page's ``EventSource`` is wrapped before its script runs (an init script) and each
+    event message is noted when it is dispatched, before the page's handler. (This used to be
+    a second ``EventSource`` beside the page's: it doubled what the service wrote to the
+    browser and what the browser parsed, a load no caregiver's page makes, and its
+    arrivals then waited behind the page's work on the same thread.)"""
+
+    _NOTE_ARRIVALS = """(() => {
+        window.__arrivals = {};
+        const Native = window.EventSource;
+        const marker = /^[{]"kind":"event".*?"event":[{]"id":"([0-9a-f]{32})"/;
+        window.EventSource = function (url, options) {
+            const source = new Native(url, options);
+            source.addEventListener('message', m => {
+                const id = marker.exec(m.data);
+                if (id && !(id[1] in window.__arrivals)) window.__arrivals[id[1]] = Date.now();
+            });
+            return source;
+        };
+        window.EventSource.prototype = Native.prototype;
+    })()"""
 
     def __init__(self, url: str) -> None:
         from playwright.sync_api import sync_playwright
@@ -595,30 +616,23 @@ class Browser:
         self.browser = launch_chromium(self.pw)
         self.page = self.browser.new_page(viewport={"width": 1280, "height": 800})
         self.page.set_default_timeout(WAIT * 1000)
+        self.page.add_init_script(self._NOTE_ARRIVALS)
         self.page.goto(url + "/login")
         self.page.fill("#username", "bench")
         self.page.fill("#password", PASSWORD)
         self.page.click("button[type=submit]")
-        self.page.wait_for_selector("body[data-live='1']")
-        self.page.evaluate(
-            """() => new Promise(ok => {
-                window.__arrivals = {};
-                const s = new EventSource('/stream');
-                s.onopen = () => ok();
-                s.onmessage = m => { const d = JSON.parse(m.data);
-                    if (d.kind === 'event') window.__arrivals[d.event.id] = Date.now(); };
-            })"""
-        )
+        self.page.wait_for_selector("body[data-live='1']")  # the page's feed is open
 
     def arrivals(self, ids: set[str], timeout: float) -> dict[str, float]:
+        """When each of ``ids`` reached the page (those that did within ``timeout``). Polls
+        how many are there, not the whole record: the page's thread is the one measured."""
         deadline = time.monotonic() + timeout
-        got: dict[str, float] = {}
-        while time.monotonic() < deadline:
-            got = {k: v / 1000.0 for k, v in self.page.evaluate("window.__arrivals").items()}
-            if ids <= set(got):
-                break
+        self.page.evaluate("ids => { window.__wanted = ids; }", sorted(ids))
+        count = "window.__wanted.filter(k => k in window.__arrivals).length"
+        while time.monotonic() < deadline and self.page.evaluate(count) < len(ids):
             self.page.wait_for_timeout(200)
-        return {k: v for k, v in got.items() if k in ids}
+        got: dict[str, int] = self.page.evaluate("window.__arrivals")
+        return {k: v / 1000.0 for k, v in got.items() if k in ids}
 
     def close(self) -> None:
         self.browser.close()
