@@ -56,6 +56,7 @@ from caregiver.alerts import Alerting
 from caregiver.changes import Change, DeviceChanged, EventStored, SessionStored
 from caregiver.commands import new_request_id
 from caregiver.config import CaregiverConfig
+from caregiver.paho_tables import share_property_tables
 from caregiver.plan_answers import answer_of
 from caregiver.progress import parse_summary
 from caregiver.storage import NewEvent, StorageFault, Store, StoredEvent
@@ -410,6 +411,7 @@ class Ingestor:
     # --------------------------------------------------------------- MQTT
 
     def start(self) -> None:
+        share_property_tables()  # paho's MQTT 5 tables once, not once per message received
         cfg = self.config.mqtt
         client = make_client(cfg.link(), cfg.client_id, manual_ack=True)
         client.reconnect_delay_set(1, 30)
