@@ -8,10 +8,10 @@ Three kinds of process, so that what is measured is the service alone:
 * the **load generator**, another process (``multiprocessing``, spawned): one paho
   client per simulated device publishing the documented payloads;
 * this process: a real Mosquitto, Debian's headless Chromium (Playwright) logged in
-  through the login form with an ``EventSource`` on the dashboard's feed, the
-  notification receiver, and the clock all latencies are taken with (one machine,
-  one wall clock: ``time.time()`` here and in the generator, ``Date.now()`` in
-  Chromium).
+  through the login form on the fleet page, each event timed as the page's own live
+  feed delivers it (:class:`Browser`), the notification receiver, and the clock all
+  latencies are taken with (one machine, one wall clock: ``time.time()`` here and in the
+  generator, ``Date.now()`` in Chromium).
 
 For each fleet size (``--devices 50 200``):
 
