@@ -672,6 +672,8 @@ class Figures:
     """The peak of their distinct resident pages (:class:`MemoryWatch`), sampled every 0.5 s:
     the target's figure."""
     notifier_burst_cpu_s: float
+    burst_falls_to_phone_ms: list[float]
+    """The burst's falls, each to its first notification at the receiver (none: no contact)."""
     burst_cpu_s: float
     """The service's CPU time from just before the burst until its last event was in the
     browser: what the burst cost, apart from how busy the machine was."""
@@ -739,10 +741,13 @@ def run(n: int, args: argparse.Namespace) -> Figures:
         started = min(burst.values())
         seen = browser.arrivals(set(burst), WAIT)
         burst_cpu = cpu_s(pid) - cpu_before
+        burst_phone: dict[str, float] = {}
+        burst_falls = {k: t for k, t in burst.items() if burst_kinds[k] == "fall"}
         if not args.no_contacts:  # the burst's notifications, sent by the notifier if any
-            receiver.wait(
-                {k for k, kind in burst_kinds.items() if kind == "fall"}, burst_incidents, 30.0
-            )
+            burst_phone = receiver.wait(set(burst_falls), burst_incidents, 30.0)
+        burst_to_phone = [
+            (burst_phone[k] - t) * 1000 for k, t in burst_falls.items() if k in burst_phone
+        ]
         kids_cpu = sum(cpu_s(k) for k in kids if Path(f"/proc/{k}").exists()) - kids_cpu_before
         burst_to_browser = [(seen[k] - t) * 1000 for k, t in burst.items() if k in seen]
         off_socket = socket.arrivals
@@ -791,7 +796,7 @@ def run(n: int, args: argparse.Namespace) -> Figures:
         burst_to_socket, burst_to_ingest, ingest_to_socket, burst_to_broker, broker_to_ingest,
         telemetry_sent, before_login, end,
         notifier_end, all_end, watch.peaks_summed, watch.peak_rss_sum,
-        watch.peak_resident, kids_cpu, burst_cpu,
+        watch.peak_resident, kids_cpu, burst_to_phone, burst_cpu,
         load_at_start,
     )  # fmt: skip
 
@@ -837,6 +842,11 @@ def report(f: Figures, args: argparse.Namespace) -> bool:
             f"      sent -> past the broker (the generator, one process for {f.devices} devices; "
             f"Mosquitto): {spread(f.burst_to_broker_ms)}; broker -> taken by ingest: "
             f"{spread(f.burst_broker_to_ingest_ms)}"
+        )
+    if f.burst_falls_to_phone_ms:
+        print(
+            f"    the burst's {len(f.burst_falls_to_phone_ms)} falls to the notification "
+            f"receiver: {spread(f.burst_falls_to_phone_ms)}"
         )
     print(
         f"    the service's CPU time for the burst: {f.burst_cpu_s:.2f} s "
