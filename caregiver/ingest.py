@@ -1,5 +1,6 @@
 """MQTT ingestion: every device's availability, state, events, telemetry, replies and
-guided-session summaries → the store (SQLite, or PostgreSQL shared by several instances).
+guided-session summaries, and its retained progress and walker profiles → the store (SQLite,
+or PostgreSQL shared by several instances).
 
 The client connects with a fixed client id, ``clean_start=False`` and a session
 expiry (MQTT 5), so the broker keeps the subscriptions and queues QoS 1 events
@@ -71,6 +72,7 @@ from core.protocol.messages import (
     SessionSummary,
     StateMessage,
     TelemetryMessage,
+    WalkersMessage,
 )
 from core.protocol.payloads import decode, decode_availability, encode, receipt_payload
 from core.protocol.topics import (
@@ -99,9 +101,10 @@ with 100, 14-41 ms with 16, the burst's CPU time the same)."""
 HELD_RETRY_S = 2.0
 _ANSWERED = (CommandName.PLAN, CommandName.PROGRESSION)
 """Commands whose replies are recorded for the plan page."""
-INGESTED_KINDS = (*CONSUMED_KINDS, TopicKind.PROGRESS)
-"""What the service reads: every consumed kind, and the retained progress message for the
-sessions a week the device's progression prescribes (adherence counts against them)."""
+INGESTED_KINDS = (*CONSUMED_KINDS, TopicKind.PROGRESS, TopicKind.WALKERS)
+"""What the service reads: every consumed kind, the retained progress message for the
+sessions a week the device's progression prescribes (adherence counts against them), and the
+retained walkers message, the walkers the plan page offers."""
 
 
 class Ingestor:
@@ -122,6 +125,7 @@ class Ingestor:
         self.subscriptions = [
             *subscriptions(self.prefix, config.mqtt.shared_group),
             progress_subscription(self.prefix),
+            walkers_subscription(self.prefix),
         ]
         self.messages = 0
         self.events_stored = 0
@@ -328,9 +332,13 @@ class Ingestor:
                 prescribed is not None
             ):
                 # the week's count in the device's zone, of the walker it is about (the one
-                # chosen for the next session); one row a week, changed when the stage is
+                # walking, else the one chosen for the next session); one row a week, changed
+                # when the stage is
                 who = DEFAULT_WALKER.id if walker is None else walker.id
                 self.store.set_prescribed(device_id, week, prescribed, who)
+            case WalkersMessage(walkers=walkers):
+                # what the plan page offers; it adds, removes or chooses nobody on the device
+                self.store.set_device_walkers(device_id, [(w.id, w.name) for w in walkers])
 
     def _availability(self, device_id: str, value: Availability, now: float) -> None:
         with self.store.transaction() as tx:
@@ -623,6 +631,12 @@ def progress_subscription(prefix: str) -> str:
     plain subscription on every instance (a broker sends retained messages to no shared one;
     every instance writes the same row)."""
     return all_devices(prefix, TopicKind.PROGRESS)
+
+
+def walkers_subscription(prefix: str) -> str:
+    """The devices' retained walker profiles, for the plan page: a plain subscription on every
+    instance, like the progress (every instance writes the same rows)."""
+    return all_devices(prefix, TopicKind.WALKERS)
 
 
 def _iso_now() -> str:

@@ -27,6 +27,13 @@ class EventSink(Protocol):
     def handle(self, event: Event) -> None: ...
 
 
+class StoringSink(Protocol):
+    """The courier's first sink, which persists the event: told also whose session is under
+    way, so the incident the event opens is that walker's (None: no session under way)."""
+
+    def handle(self, event: Event, walker: str | None = None) -> None: ...
+
+
 class LogSink:
     """Writes each event as one log line (journald picks up the level)."""
 
@@ -56,8 +63,8 @@ class StoreSink:
     def __init__(self, store: EventStore) -> None:
         self.store = store
 
-    def handle(self, event: Event) -> None:
-        self.store.append(event)
+    def handle(self, event: Event, walker: str | None = None) -> None:
+        self.store.append(event, walker)
 
 
 class OutboxSink:
@@ -72,7 +79,7 @@ class OutboxSink:
         self.outbox = outbox
         self._on_queued = on_queued
 
-    def handle(self, event: Event) -> None:
-        self.outbox.enqueue_event(event)
+    def handle(self, event: Event, walker: str | None = None) -> None:
+        self.outbox.enqueue_event(event, walker)
         if self._on_queued is not None:
             self._on_queued()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 import pytest
@@ -412,3 +413,51 @@ def test_two_datasets_are_reported_side_by_side(
     assert set(doc["datasets"]) == {"kfall", "trace"}
     assert doc["datasets"]["kfall"]["held-out"]["files"] == 2
     assert "kfall:F15" in doc["per_code"] or "kfall:F15" in doc["splits"]["all"]["per_code"]
+
+
+def _posture_path(
+    legs: list[tuple[float, float]], contacts: dict[float, float], rate: float = 200.0
+) -> list[tuple[float, float, float, float]]:
+    """``(t, ax, ay, az)`` of a sensor whose z axis points up when upright:
+    the trunk's tilt follows ``legs`` (``(t_end, tilt_deg_end)``, linear from
+    0 deg at 0 s), and at each ``contacts`` time a 20 ms contact of that peak
+    |a| (g) along gravity."""
+    out: list[tuple[float, float, float, float]] = []
+    t0, th0 = 0.0, 0.0
+    for t1, th1 in legs:
+        for i in range(round((t1 - t0) * rate)):
+            t = t0 + i / rate
+            th = math.radians(th0 + (th1 - th0) * (t - t0) / (t1 - t0))
+            g = 1.0
+            for tc, peak in contacts.items():
+                if abs(t - tc) < 0.01:
+                    g = peak
+            out.append((t, 0.0, g * math.sin(th), g * math.cos(th)))
+        t0, th0 = t1, th1
+    return out
+
+
+def test_the_impact_of_an_unlabelled_fall_is_the_landing_the_trunk_lies_after() -> None:
+    """A 2.0 g heel strike with the trunk upright at 2 s, then the trunk goes
+    down (2.5-3.0 s) and lands at 1.8 g at 3.0 s, lying from then on: the
+    impact is the landing, not the harder step (the whole recording's peak,
+    the old rule: an elderly subject's step before her soft landing). A
+    buttocks-first landing at 8 g with the trunk still upright (5.0 s), the
+    trunk lying back 0.3 s later and the back meeting the floor at 3 g: the
+    impact is the first, upright contact. A fall that ends seated (never
+    lying) keeps the whole recording's peak."""
+    up = (0.0, 0.0, 1.0)
+    step_then_landing = _posture_path([(2.5, 0.0), (3.0, 85.0), (6.0, 85.0)], {2.0: 2.0, 3.0: 1.8})
+    assert evaluate.fall_impact_t(step_then_landing, up) == pytest.approx(3.0, abs=0.011)
+    assert evaluate.fall_impact_t(step_then_landing, None) == pytest.approx(3.0, abs=0.011)
+    buttocks_first = _posture_path([(5.0, 5.0), (5.4, 85.0), (8.0, 85.0)], {5.0: 8.0, 5.4: 3.0})
+    assert evaluate.fall_impact_t(buttocks_first, up) == pytest.approx(5.0, abs=0.011)
+    seated = _posture_path([(5.0, 5.0), (5.4, 30.0), (8.0, 30.0)], {4.0: 2.5, 5.0: 2.0})
+    assert evaluate.fall_impact_t(seated, up) == pytest.approx(4.0, abs=0.011)
+    # A body dropping reads far less than 1 g, in no telling direction: 0.4 s
+    # at 0.3 g pointing sideways before a seated landing is not lying.
+    dropping = [
+        (t, 0.3, 0.0, 0.0) if 4.5 <= t < 4.9 else (t, ax, ay, az)
+        for t, ax, ay, az in _posture_path([(8.0, 10.0)], {3.0: 1.8, 4.9: 6.0})
+    ]
+    assert evaluate.fall_impact_t(dropping, up) == pytest.approx(4.9, abs=0.011)

@@ -432,3 +432,24 @@ def test_the_goal_sensors_show_adherence_progression_and_weeks_at_goal() -> None
     assert ha.state("_week_longest") == "2.0"
     assert ha.state("_weeks_at_goal") == "1"
     assert ha.attributes[ha.component("_weeks_at_goal").key] == {"milestone_weeks": 4}
+
+
+def test_the_incident_sensors_and_the_events_name_the_walker_the_default_one_when_absent() -> None:
+    """The walker whose incident it is, as an attribute of the Fall and Incident sensors, the
+    Last event sensor and the Safety event entity: the payload's ``walker``, ``default`` when
+    the payload leaves the default walker out, none without an incident."""
+    ha = home_assistant()
+    ha.receive(TOPICS.incident, incident(open=True, incident=INCIDENT, severity="fall",
+                                         walker="anna"))  # fmt: skip
+    assert ha.state("_fall") == "on"
+    for key in ("_fall", "_incident"):
+        assert ha.attributes[ha.component(key).key]["walker"] == "anna"
+    ha.receive(TOPICS.incident, incident(open=True, incident=INCIDENT, severity="fall"))
+    assert ha.attributes[ha.component("_fall").key]["walker"] == "default"
+    ha.receive(TOPICS.incident, incident())  # none yet
+    assert ha.attributes[ha.component("_incident").key]["walker"] is None
+    ha.receive(TOPICS.event, event(EventType.FALL, incident=INCIDENT, walker="ben"))
+    ha.receive(TOPICS.event, event(EventType.FALL, incident=INCIDENT))
+    ha.receive(TOPICS.event, event(EventType.FALL))  # from before incidents
+    assert [attrs["walker"] for _, _, attrs in ha.events] == ["ben", "default", None]
+    assert ha.attributes[ha.component("_last_event").key]["walker"] is None

@@ -223,7 +223,7 @@ def test_retroguard_ha_remove_clears_a_gone_device(
     )
     topics = ["homeassistant/#", "retroguard/tm1/#"]
     everything = {CONFIG_TOPIC, TOPICS.availability, TOPICS.state, TOPICS.incident}
-    everything.add(TOPICS.progress)
+    everything |= {TOPICS.progress, TOPICS.walkers}
     with subscriber(mosquitto, topics) as sub:
         gone.start()
         gone.sink.handle(fall(DEVICE))

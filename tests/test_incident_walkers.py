@@ -18,6 +18,7 @@ from core.plan_presets import PRESETS
 from core.protocol.payloads import event_payload
 from firmware.session.record import session_payload
 from firmware.session.runner import attach_session, detach_session
+from firmware.storage.sessions import load_sessions
 from firmware.storage.walkers import roster
 from tests.app_support import TripAt, close_rigs, make_rig, pump_link_until
 from tests.caregiver_support import Http, running_service, session_record
@@ -116,9 +117,10 @@ def test_an_incident_opened_while_ben_is_chosen_is_ben_s_on_the_caregiver(
 def test_a_single_walker_device_s_event_payloads_have_no_walker_key(
     tmp_path: Path, mosquitto: Mosquitto
 ) -> None:
-    """A device nobody added a walker to sends, for an incident's events, the bytes it sent
-    before profiles: no ``walker`` key (absent is the default walker)."""
-    sub = Subscriber(mosquitto, [f"retroguard/{DEVICE}/event"])
+    """A device nobody added a walker to sends, for an incident's events and the retained
+    incident, the bytes it sent before profiles: no ``walker`` key (absent is the default
+    walker)."""
+    sub = Subscriber(mosquitto, [f"retroguard/{DEVICE}/event", f"retroguard/{DEVICE}/incident"])
     try:
         rig = make_rig(tmp_path, detector=TripAt(3.0), mqtt=config_for(mosquitto))
         rig.run_for(1.0)
@@ -135,6 +137,9 @@ def test_a_single_walker_device_s_event_payloads_have_no_walker_key(
             kept = stored[body["id"]]
             assert message.payload.decode() == event_payload(kept.event, kept.seq)
         assert seen >= 2  # the stumble and its window, at least
+        assert sub.wait(lambda: any(b'"incident":' in m.payload for m in sub.on("/incident")))
+        for message in sub.on("/incident"):
+            assert "walker" not in validate("incident", message.payload)
     finally:
         sub.close()
 
@@ -169,3 +174,85 @@ def test_a_walker_s_incidents_are_those_naming_them_and_unknown_ones_by_their_se
         unknown_during,
         unknown_outside,
     ]
+
+
+def test_a_walker_chosen_with_the_cli_mid_session_walks_next_and_the_incident_stays_the_session_s(
+    tmp_path: Path, mosquitto: Mosquitto, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Anna's session is under way when Ben is chosen with ``retroguard walker select``: the
+    CLI says the session stays Anna's, the relay is not touched, a trip then opens an incident
+    that is Anna's on the device and on the wire (every event of it), and the next session is
+    Ben's. Before: the incident took the walker selected when it opened — Ben."""
+    from launcher.cli import main
+
+    db = str(tmp_path / "events.db")
+    _registered(tmp_path)
+    assert main(["walker", "--db", db, "select", "anna"]) == 0
+    trip = TripAt(1e9)  # armed below, once the session is under way
+    rig = make_rig(tmp_path, detector=trip, mqtt=config_for(mosquitto))
+    kinds = ("event", "incident", "progress")
+    sub = Subscriber(mosquitto, [f"retroguard/{DEVICE}/{kind}" for kind in kinds])
+    try:
+        runner = attach_session(rig.app, PRESETS["alternate-2-2"], speaker=Heard())
+        assert pump_link_until(rig.app.link, lambda: rig.app.link._new_roster is not None)
+        rig.run_for(0.2)
+        assert runner.walker == ANNA
+        rig.press_reset()
+        assert rig.state == "ARMED"
+        runner.request("start")
+        rig.run_for(0.5)
+        assert runner.session is not None and runner.session.walker == ANNA
+        # the courier has stored the session's start (the CLI reads it from the database)
+        assert pump_link_until(rig.app.link, lambda: len(load_sessions(db)) == 1)
+        relay_before = list(rig.hardware.history)
+        capsys.readouterr()
+        progress_before = len(sub.on("/progress"))
+
+        assert main(["walker", "--db", db, "select", "ben"]) == 0
+        out = capsys.readouterr().out
+        assert "chosen for the next session" in out and "Nothing was armed or started" in out
+        assert "stays Anna's; Ben walks from the next one" in out
+        assert pump_link_until(rig.app.link, lambda: rig.app.link._new_roster is not None)
+        rig.run_for(0.2)
+        assert runner.walker == BEN and runner.session.walker == ANNA
+        assert rig.state == "ARMED" and rig.hardware.history == relay_before
+
+        trip.t = rig.clock.monotonic() + 0.2
+        rig.run_for(1.0)
+        assert rig.state == "TRIPPED"
+        rig.run_for(10.0)  # the recording around the trip follows as a window event
+
+        def published() -> list[dict[str, object]]:
+            return [validate("event", m.payload) for m in sub.on("/event")]
+
+        assert sub.wait(lambda: {"stumble", "window"} <= {e["type"] for e in published()})
+        of_incident = [e for e in published() if e.get("incident") is not None]
+        assert {e["type"] for e in of_incident} >= {"stumble", "window"}
+        assert {e.get("walker") for e in of_incident} == {"anna"}
+        # the retained progress stayed the session's (her week, her session running): the
+        # trip's pause changed it, and it was published again with her name
+        assert sub.wait(lambda: len(sub.on("/progress")) > progress_before)
+        since = [validate("progress", m.payload) for m in sub.on("/progress")[progress_before:]]
+        assert {(p["walker"]["id"], p["session"]) for p in since} == {("anna", "running")}
+        walkers = rig.courier.db.read(
+            lambda conn: conn.execute("SELECT walker FROM incidents").fetchall()
+        )
+        assert walkers == [("anna",)]
+        # the retained incident (and so Home Assistant's attributes) names her too
+        assert sub.wait(lambda: any(b'"open":true' in m.payload for m in sub.on("/incident")))
+        retained = [validate("incident", m.payload) for m in sub.on("/incident")]
+        assert {r.get("walker") for r in retained if r.get("incident")} == {"anna"}
+
+        runner.request("stop")
+        rig.run_for(0.5)
+        rig.press_reset()  # "I'm OK": the belt may run again
+        assert rig.state == "ARMED"
+        runner.request("start")
+        rig.run_for(0.5)
+        assert runner.session is not None and runner.session.walker == BEN
+        runner.request("stop")
+        rig.run_for(0.5)
+        detach_session(rig.app, runner)
+    finally:
+        sub.close()
+    assert [s.record.walker for s in load_sessions(db)] == [ANNA, BEN]

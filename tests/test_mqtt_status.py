@@ -7,6 +7,7 @@ rows. The publication over a real broker is in ``tests/test_ha_mqtt.py``.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import json
 import sqlite3
@@ -17,6 +18,7 @@ import jsonschema
 import msgspec
 import pytest
 
+from core.protocol import payloads
 from core.protocol.events import INCIDENT_TYPES, SEVERITY_ORDER, Event, EventType
 from core.protocol.messages import IncidentMessage, IncidentSeverity, ProgressMessage
 from core.protocol.payloads import decode_as
@@ -172,6 +174,8 @@ def test_the_incident_is_read_from_the_event_log(tmp_path: Path) -> None:
     none_yet = decode_as(IncidentMessage, first.payload.encode())
     assert not none_yet.open and none_yet.incident is None
     jsonschema.validate(json.loads(first.payload), schema("incident"))
+    assert status.incident() is not None  # not handed to the client yet: still owed
+    status.published(first)
     assert status.incident() is None  # nothing changed: nothing to publish
 
     with EventStore(db) as store:  # a monitor before incidents
@@ -245,6 +249,7 @@ def test_the_progress_counts_this_weeks_sessions_and_shows_the_newest(tmp_path: 
     assert message.week_at_goal == 1
     assert message.week_backward_s == (14 + 8 + 2) * 60
     assert message.week_longest_backward_s == 10.5 * 60
+    status.published(changed)
     assert status.progress() is None  # the same figures: nothing new to publish
 
     clock[0] = now + dt.timedelta(days=5)  # next Monday: the week starts from nothing
@@ -361,3 +366,46 @@ def test_the_progress_counts_weeks_in_the_devices_zone(tmp_path: Path) -> None:
         counted[str(zone)] = (progress.week, progress.week_sessions)
         status.close()
     assert counted == {"Europe/Berlin": ("2026-W10", 1), "UTC": ("2026-W10", 0)}
+
+
+def test_the_retained_incident_names_its_walker_and_leaves_the_default_one_out(
+    tmp_path: Path,
+) -> None:
+    """The walker the device's incident record holds (the walker of the session under way
+    when it opened) is on the retained incident; the default walker's incident has no
+    ``walker`` key, byte for byte what a device with one walker published before."""
+    db = tmp_path / "device.db"
+    status = RetainedStatus(db, Topics("retroguard", DEVICE))
+    with EventStore(db) as store:
+        trip = dataclasses.replace(_event(EventType.STUMBLE, 1.0), incident=I1)
+        store.append(trip)  # no session under way, none chosen: the default walker's
+    first = status.incident()
+    assert first is not None
+    body = json.loads(first.payload)
+    assert body["incident"] == I1 and "walker" not in body
+    assert first.payload == payloads.encode(
+        IncidentMessage(
+            schema=1, device_id=DEVICE, open=True, wall_time=trip.wall_time, incident=I1,
+            severity="stumble", opened_wall=trip.wall_time, last_event=trip.id,
+        )
+    )  # fmt: skip
+    with EventStore(db) as store:
+        store.append(dataclasses.replace(_event(EventType.RESET, 2.0, "ARMED"), incident=I1))
+        anna_s = dataclasses.replace(_event(EventType.FALL, 3.0), incident=I2)
+        store.append(anna_s, walker="anna")  # during Anna's session
+    after = status.incident()
+    assert after is not None
+    message = decode_as(IncidentMessage, after.payload.encode())
+    assert (message.incident, message.open, message.walker) == (I2, True, "anna")
+    jsonschema.validate(json.loads(after.payload), schema("incident"))
+    with EventStore(db) as store:  # it stays hers when it closes
+        closing = dataclasses.replace(_event(EventType.OK, 4.0, "ARMED"), incident=I2)
+        store.append(closing, walker="ben")
+    closed = status.incident()
+    assert closed is not None
+    message = decode_as(IncidentMessage, closed.payload.encode())
+    assert (message.open, message.walker) == (False, "anna")
+    status.close()
+    bad = json.loads(closed.payload) | {"walker": "Anna B"}
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate(bad, schema("incident"))

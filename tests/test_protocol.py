@@ -48,6 +48,7 @@ from core.protocol.messages import (
     SessionSummary,
     StateMessage,
     TelemetryMessage,
+    WalkersMessage,
 )
 from core.protocol.payloads import (
     decode,
@@ -218,6 +219,7 @@ _TYPED = {
     "receipt": ReceiptMessage,
     "incident": IncidentMessage,
     "progress": ProgressMessage,
+    "walkers": WalkersMessage,
 }
 
 
@@ -400,7 +402,7 @@ def test_the_retained_status_topics_are_device_topics_no_consumer_is_made_to_rea
     topics = Topics("retroguard", "tm-1")
     assert topics.incident == "retroguard/tm-1/incident"
     assert topics.progress == "retroguard/tm-1/progress"
-    for kind in (TopicKind.INCIDENT, TopicKind.PROGRESS):
+    for kind in (TopicKind.INCIDENT, TopicKind.PROGRESS, TopicKind.WALKERS):
         assert parse_topic("retroguard", topics.of(kind)) == DeviceTopic("tm-1", kind)
         assert kind not in CONSUMED_KINDS  # additive: existing consumers subscribe as before
     assert set(_TYPED) == set(JSON_MESSAGES)  # every JSON kind has a documented schema

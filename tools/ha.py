@@ -5,7 +5,7 @@
 * ``retroguard ha remove`` publishes the empty retained discovery message, so
   Home Assistant removes the device and its entities instead of keeping a
   ghost; ``--all`` also clears the device's retained topics on the broker
-  (availability, state, incident, progress) for a device that is gone for good.
+  (availability, state, incident, progress, walkers) for a device that is gone for good.
 
 A running monitor with ``mqtt.discovery = false`` withdraws itself the same
 way at its next connect; ``remove`` is for a device that no longer runs. It
@@ -55,7 +55,8 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     parser.add_argument(
         "--all",
         action="store_true",
-        help="remove: also clear the device's retained availability, state, incident and progress",
+        help="remove: also clear the device's retained availability, state, incident, progress "
+        "and walkers",
     )
     parser.set_defaults(func=run)
     return parser
@@ -82,6 +83,7 @@ def retained_to_clear(config: Config, *, everything: bool) -> list[str]:
     cleared = [discovery_topic(config.mqtt.discovery_prefix, config.device.id)]
     if everything:
         cleared += [topics.availability, topics.state, topics.incident, topics.progress]
+        cleared.append(topics.walkers)
     return cleared
 
 

@@ -78,9 +78,12 @@ def run_walker(args: argparse.Namespace) -> int:
                 else:
                     walker = select_walker(conn, args.walker, by=by, via="cli", wall=wall)
                     out.write(
-                        f"Walker {walker.id} ({walker.name}) chosen: a running monitor uses it "
-                        "from the next session start. Nothing was armed or started.\n"
+                        f"Walker {walker.id} ({walker.name}) chosen for the next session: a "
+                        "running monitor uses it from the next session start; a session under "
+                        "way stays its walker's, and so do its incidents. "
+                        "Nothing was armed or started.\n"
                     )
+                    out.write(under_way_note(conn, walker))
         except WalkerInvalid as exc:
             print(f"retroguard walker: {exc}", file=sys.stderr)
             return 2
@@ -90,6 +93,23 @@ def run_walker(args: argparse.Namespace) -> int:
         return 0
     finally:
         conn.close()
+
+
+def under_way_note(conn: Any, chosen: Any) -> str:
+    """A line naming the session the device database records as under way (the newest, not
+    ended: a monitor that crashed mid-session leaves one so until the next), whose walker it
+    stays; "" when none is, or it is ``chosen``'s."""
+    from firmware.storage.sessions import under_way
+    from firmware.storage.walkers import walker_names
+
+    session = under_way(conn)
+    if session is None or session.walker == chosen.id:
+        return ""
+    name = walker_names(conn).get(session.walker, session.walker)
+    return (
+        f"The session recorded as under way (started {session.started_wall}) stays {name}'s; "
+        f"{chosen.name} walks from the next one.\n"
+    )
 
 
 def print_roster(current: Any, out: TextIO) -> None:

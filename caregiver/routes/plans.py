@@ -156,7 +156,7 @@ def routes(site: Site) -> list[BaseRoute]:
             sent=request.query_params.get("sent"),
             may_prescribe=may_prescribe(request),
             answers=await run_in_threadpool(answers, device_id),
-            walkers=await run_in_threadpool(backend.store.walkers, device_id),
+            walkers=await run_in_threadpool(backend.store.walkers_to_offer, device_id),
             in_force=await run_in_threadpool(in_force, device_id),
             **context,
         )

@@ -281,6 +281,20 @@ MIGRATIONS: tuple[Migration, ...] = (
         "opened during their sessions, as before",
         ("ALTER TABLE incidents ADD COLUMN walker TEXT",),
     ),
+    Migration(
+        11,
+        "each treadmill's walker profiles as it publishes them (retained walkers message): the "
+        "plan page offers a walker who has not walked yet, with their name",
+        (
+            """CREATE TABLE device_walkers (   -- the device's word: none added from here
+    device_id TEXT NOT NULL,
+    walker TEXT NOT NULL,
+    name TEXT NOT NULL,
+    position INTEGER NOT NULL,     -- the button's order on the treadmill, from 0
+    PRIMARY KEY (device_id, walker)
+)""",
+        ),
+    ),
 )
 """Every schema change in order; ``MIGRATIONS[i]`` takes a database from version i to i + 1."""
 

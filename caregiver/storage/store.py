@@ -525,6 +525,35 @@ class Transaction:
     def walk_session_count(self) -> int:
         return int(self._db.execute("SELECT COUNT(*) FROM walk_sessions").fetchone()[0])
 
+    def set_device_walkers(self, device_id: str, walkers: Sequence[tuple[str, str]]) -> bool:
+        """The device's walker profiles, ``(id, name)`` in button order, as it published them;
+        True when they changed. Every instance writes the same rows (the message is retained):
+        upserts and one delete, so two at once do not collide on a key."""
+        if self.device_walkers(device_id) == list(walkers):
+            return False
+        for position, (walker, name) in enumerate(walkers):
+            self._db.execute(
+                "INSERT INTO device_walkers (device_id, walker, name, position) VALUES (?, ?, ?, ?)"
+                " ON CONFLICT (device_id, walker) DO UPDATE SET name = excluded.name,"
+                " position = excluded.position",
+                (device_id, walker, name, position),
+            )
+        if not walkers:  # the wire never says so (the default walker is always there)
+            self._db.execute("DELETE FROM device_walkers WHERE device_id = ?", (device_id,))
+            return True
+        kept, params = self._db.one_of("walker", [w for w, _ in walkers])
+        self._db.execute(
+            f"DELETE FROM device_walkers WHERE device_id = ? AND NOT {kept}", (device_id, *params)
+        )
+        return True
+
+    def device_walkers(self, device_id: str) -> list[tuple[str, str]]:
+        rows = self._db.execute(
+            "SELECT walker, name FROM device_walkers WHERE device_id = ? ORDER BY position, walker",
+            (device_id,),
+        ).fetchall()
+        return [(str(w), str(n)) for w, n in rows]
+
     # ------------------------------------------- plan commands and answers
 
     def command_sent(self, command: SentCommand, keep: int) -> None:
@@ -1492,6 +1521,28 @@ class Store:
 
     def walk_session_count(self) -> int:
         return self._read(lambda ops: ops.walk_session_count())
+
+    def set_device_walkers(self, device_id: str, walkers: Sequence[tuple[str, str]]) -> bool:
+        """Store the device's walker profiles (its retained ``walkers`` message); True when
+        they changed."""
+        with self.transaction() as tx:
+            return tx.set_device_walkers(device_id, walkers)
+
+    def device_walkers(self, device_id: str) -> list[tuple[str, str]]:
+        """The device's walker profiles as it last published them, ``(id, name)`` in the
+        button's order (none before its first message)."""
+        return self._read(lambda ops: ops.device_walkers(device_id))
+
+    def walkers_to_offer(self, device_id: str) -> list[tuple[str, str]]:
+        """The walkers a plan may be for: the device's profiles (button order), then any other
+        walker seen in its sessions (a release before the roster was published)."""
+
+        def read(ops: Transaction) -> list[tuple[str, str]]:
+            offered = ops.device_walkers(device_id)
+            known = {w for w, _ in offered}
+            return offered + [(w, n) for w, n in ops.walkers(device_id) if w not in known]
+
+        return self._read(read)
 
     # ------------------------------------------- plan commands and answers
 

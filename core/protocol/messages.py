@@ -27,7 +27,7 @@ from msgspec import Meta, Struct, field, structs
 
 from core.protocol.events import EventType, Severity
 from core.protocol.ids import DEVICE_ID_PATTERN, EVENT_ID_PATTERN
-from core.protocol.walker import DEFAULT_WALKER, Walker, WalkerId
+from core.protocol.walker import DEFAULT_WALKER, MAX_WALKERS, Walker, WalkerId
 
 SCHEMA_VERSION = 1
 
@@ -151,9 +151,9 @@ class EventMessage(Struct, kw_only=True, omit_defaults=True):
     recording: ImuRecording | None = None
     """``window``: the IMU around the trip."""
     walker: WalkerId | None = None
-    """The walker whose incident this event belongs to: the one chosen on the device when the
-    incident opened. Absent: the default walker (a device with one walker, every older
-    release) or no incident."""
+    """The walker whose incident this event belongs to: the walker of the guided session under
+    way when the incident opened, else the one chosen on the device. Absent: the default
+    walker (a device with one walker, every older release) or no incident."""
 
 
 SENSOR_NOT_WORN = "sensor not worn"
@@ -507,6 +507,10 @@ class IncidentMessage(Struct, kw_only=True, omit_defaults=True):
     closed_via: Annotated[str, Meta(max_length=32)] | None = None
     """A closed incident: how (dashboard, home-assistant, button, ...)."""
     closed_wall: WallTime | None = None
+    walker: WalkerId | None = None
+    """The walker whose incident it is: the walker of the session under way when it opened,
+    else the one chosen on the device. Absent: the default walker (a device with one walker,
+    every older release) or no incident yet."""
 
 
 SessionState = Literal["none", "running", "completed", "stopped", "abandoned"]
@@ -563,8 +567,33 @@ class ProgressMessage(Struct, kw_only=True, omit_defaults=True):
     gait_wall: WallTime | None = None
     """When the session of that step-time variability started."""
     walker: Walker | None = None
-    """Whose week this is: the walker chosen for the next session (absent from older
-    releases: the device's one walker)."""
+    """Whose week this is: the walker of the guided session under way, else the walker chosen
+    for the next session (absent from older releases: the device's one walker)."""
+
+
+class WalkersMessage(Struct, kw_only=True):
+    """``<prefix>/<device>/walkers`` (retained): the treadmill's walker profiles, button order.
+
+    Published again on every connect and whenever ``retroguard walker add`` or
+    ``remove`` changed them; ``wall_time`` is the newest such change's, so a
+    repeat is byte for byte the same message. It is the device's word on who
+    walks there: consumers offer these walkers (a plan for a walker who has not
+    walked yet); nothing a consumer sends can add, remove or choose one.
+    """
+
+    schema: SchemaVersion
+    device_id: DeviceId
+    wall_time: WallTime
+    """When the profiles last changed (an add or a remove), or when first published."""
+    walkers: Annotated[list[Walker], Meta(min_length=1, max_length=MAX_WALKERS)]
+    """Every walker of the treadmill, in the order the button cycles them (the default walker
+    among them)."""
+
+    def __post_init__(self) -> None:
+        ids = [w.id for w in self.walkers]
+        if len(set(ids)) != len(ids):
+            twice = sorted({i for i in ids if ids.count(i) > 1})
+            raise ValueError(f"walkers: the walker id {twice[0]!r} is listed twice")
 
 
 JSON_MESSAGES: dict[str, type[Struct]] = {
@@ -576,5 +605,6 @@ JSON_MESSAGES: dict[str, type[Struct]] = {
     "receipt": ReceiptMessage,
     "incident": IncidentMessage,
     "progress": ProgressMessage,
+    "walkers": WalkersMessage,
 }
 """Topic kind -> payload type, for the JSON-encoded kinds (availability is plain text)."""

@@ -41,6 +41,10 @@ class TopicKind(StrEnum):
     starts late (Home Assistant after a restart) needs without replaying the event stream."""
     PROGRESS = "progress"
     """Retained: the guided session's state and this week's progress toward the goal."""
+    WALKERS = "walkers"
+    """Retained: the treadmill's walker profiles (``retroguard walker``), so the dashboard can
+    offer a plan to a walker who has not walked yet. Information only: walkers are added,
+    removed and chosen at the treadmill, never from the network."""
 
 
 CONSUMED_KINDS = (
@@ -109,6 +113,10 @@ class Topics:
     @property
     def progress(self) -> str:
         return self.of(TopicKind.PROGRESS)
+
+    @property
+    def walkers(self) -> str:
+        return self.of(TopicKind.WALKERS)
 
     @property
     def command_filter(self) -> str:

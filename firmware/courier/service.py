@@ -47,13 +47,13 @@ import msgspec
 from core.protocol.events import Event, EventType
 from core.protocol.messages import DeviceHealth
 from core.protocol.payloads import wall_now
-from core.protocol.walker import WalkerInvalid
+from core.protocol.walker import WalkerInvalid, is_walker_id
 from core.zones import system_zone
 from firmware.config import Config
 from firmware.courier.channel import SEND_TIMEOUT_S, LoopChannel
 from firmware.link import messages
 from firmware.session.record import SessionArchive
-from firmware.sinks import EventSink, LogSink, StoreSink
+from firmware.sinks import EventSink, LogSink, StoreSink, StoringSink
 from firmware.storage import incidents
 from firmware.storage.damage import MovedAside
 from firmware.storage.events import EventStore
@@ -124,7 +124,7 @@ class Courier:
         self.db = FallbackDatabase(config.storage.database, listener=self)
         self.opened = self.db.open()
         self.store = EventStore(self.db)
-        persist: EventSink = StoreSink(self.store)
+        persist: StoringSink = StoreSink(self.store)
         if config.mqtt.host:
             from firmware.mqtt import MqttReporter
 
@@ -142,7 +142,9 @@ class Courier:
             )
             self.reporter.set_providers(telemetry=self._telemetry, self_test=self._self_test)
             persist = self.reporter.sink  # stores and queues in one transaction
-        self._sinks: list[EventSink] = [persist, LogSink()]
+        self._storing = persist
+        self._sinks: list[EventSink] = [LogSink()]
+        """After the storing sink, in order."""
         storage = config.storage
         self.retention = Retention(
             self.db,
@@ -192,8 +194,11 @@ class Courier:
 
     def apply(self, message: messages.ToCourier) -> None:
         match message:
-            case messages.EventRecord(event=event):
-                self._persist(event)
+            case messages.EventRecord(event=event, walker=walker):
+                if walker is not None and not is_walker_id(walker):
+                    log.warning("event %s: walker %r is not a walker id; ignored", event.id, walker)
+                    walker = None
+                self._persist(event, walker)
             case messages.StateReport(state=state, reason=reason):
                 self.state = state
                 if self.reporter is not None:
@@ -204,6 +209,8 @@ class Courier:
                 self._alive()  # an answer per report: the loop hears us on its own clock
             case messages.SessionReport(record=record, final=final):
                 saved = self.sessions.save(record, final)
+                if self.reporter is not None:  # the progress is the session's walker's
+                    self.reporter.session_walker_is(None if record.ended else record.walker.id)
                 if saved and self.reporter is not None:
                     self.reporter.sessions_changed()  # the retained progress follows at once
                 if saved and final:
@@ -218,14 +225,18 @@ class Courier:
             case messages.Hello():
                 log.warning("a second hello from the monitor ignored")
 
-    def _persist(self, event: Event) -> None:
+    def _persist(self, event: Event, walker: str | None = None) -> None:
+        """Store ``event`` (``walker``: whose session is under way), then the other sinks."""
+        try:
+            self._storing.handle(event, walker)
+        except Exception:
+            log.exception("storing event %s failed", event.id)
+            return  # not stored: the loop keeps it and sends it again
         for sink in self._sinks:
             try:
                 sink.handle(event)
             except Exception:
                 log.exception("event sink %s failed for event %s", type(sink).__name__, event.id)
-                if sink is self._sinks[0]:
-                    return  # not stored: the loop keeps it and sends it again
         self._confirm([event.id])
 
     def _confirm(self, ids: Sequence[str]) -> None:
@@ -316,6 +327,7 @@ class Courier:
                 self._roster_sent = current.revision
         if self.reporter is not None:
             self.reporter.sessions_changed()  # the retained progress is the chosen walker's
+            self.reporter.walkers_changed()  # and the retained walkers, if one was added
 
     def _walker_chosen(self, walker: str) -> None:
         """The button chose a walker: store it (a removed one meanwhile: the roster says so)."""
@@ -535,7 +547,7 @@ class Courier:
         self.db.close()
 
     def _persist_quietly(self, event: Event) -> None:
-        for sink in self._sinks:
+        for sink in (self._storing, *self._sinks):
             try:
                 sink.handle(event)
             except Exception:

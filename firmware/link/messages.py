@@ -29,10 +29,14 @@ class Hello(msgspec.Struct, tag="hello"):
     restarted within one run does not count a new run."""
 
 
-class EventRecord(msgspec.Struct, tag="event"):
+class EventRecord(msgspec.Struct, tag="event", omit_defaults=True):
     """Store this event and publish it; answer :class:`Persisted` once it is on disk."""
 
     event: Event
+    walker: str | None = None
+    """The walker of the guided session under way when the loop decided it (None: none under
+    way). An incident this event opens is theirs: a walker chosen meanwhile (``retroguard
+    walker select``) walks from the next session, and the incident must not become theirs."""
 
 
 class StateReport(msgspec.Struct, tag="state"):

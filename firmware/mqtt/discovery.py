@@ -50,6 +50,7 @@ from core.protocol.commands import LATEST, Ack, CommandName, TestAlarm, encode_c
 from core.protocol.events import EventType
 from core.protocol.messages import DeviceState, IncidentSeverity, SessionState
 from core.protocol.topics import Topics
+from core.protocol.walker import DEFAULT_WALKER_ID
 
 try:
     from importlib.metadata import version as _version
@@ -101,10 +102,20 @@ def _jinja(value: object) -> str:
     return json.dumps(value)
 
 
-def _attributes(fields: Mapping[str, str]) -> str:
-    """A ``json_attributes_template`` making ``{name: value_json.get(key)}`` of ``fields``."""
-    pairs = ", ".join(f"{_jinja(name)}: value_json.get({_jinja(k)})" for name, k in fields.items())
-    return "{{ {" + pairs + "} | tojson }}"
+WALKER_ATTRIBUTE = (
+    f"value_json.get('walker', {_jinja(DEFAULT_WALKER_ID)}) if value_json.get('incident') else none"
+)
+"""Whose incident it is, as a Jinja expression: the payload's ``walker``, the default walker's
+id when absent (payloads leave the default walker out), none without an incident."""
+
+
+def _attributes(fields: Mapping[str, str], *, walker: bool = False) -> str:
+    """A ``json_attributes_template`` making ``{name: value_json.get(key)}`` of ``fields``
+    (and, with ``walker``, a ``walker`` attribute: :data:`WALKER_ATTRIBUTE`)."""
+    pairs = [f"{_jinja(name)}: value_json.get({_jinja(k)})" for name, k in fields.items()]
+    if walker:
+        pairs.append(f"{_jinja('walker')}: {WALKER_ATTRIBUTE}")
+    return "{{ {" + ", ".join(pairs) + "} | tojson }}"
 
 
 def _with_noise(fields: Mapping[str, str], mdc95: float, unit: str) -> str:
@@ -141,7 +152,9 @@ EVENT_TEMPLATE = (
     + '"id": value_json.id, "incident": value_json.get("incident"), '
     + '"severity": value_json.severity, "reason": value_json.reason, '
     + '"state": value_json.state, "by": value_json.get("by"), '
-    + '"time": value_json.wall_time} | tojson }}{% endif %}'
+    + '"walker": '
+    + WALKER_ATTRIBUTE
+    + ', "time": value_json.wall_time} | tojson }}{% endif %}'
 )
 """The event entity's template: the JSON Home Assistant expects (``event_type`` plus attributes)
 for the types it knows, and nothing — which it ignores — for the others."""
@@ -186,7 +199,8 @@ def discovery_payload(topics: Topics, device_name: str, dashboard_url: str = "")
                 "opened": "opened_wall",
                 "closed_by": "closed_by",
                 "closed_via": "closed_via",
-            }
+            },
+            walker=True,
         ),
         **always,
     )
@@ -200,7 +214,8 @@ def discovery_payload(topics: Topics, device_name: str, dashboard_url: str = "")
         val_tpl="{{ value_json.severity if value_json.open else 'none' }}",
         json_attr_t=topics.incident,
         json_attr_tpl=_attributes(
-            {"incident": "incident", "opened": "opened_wall", "closed_by": "closed_by"}
+            {"incident": "incident", "opened": "opened_wall", "closed_by": "closed_by"},
+            walker=True,
         ),
         ic="mdi:alert-octagon",
         **always,
@@ -264,7 +279,8 @@ def discovery_payload(topics: Topics, device_name: str, dashboard_url: str = "")
                 "reason": "reason",
                 "state": "state",
                 "time": "wall_time",
-            }
+            },
+            walker=True,
         ),
         ic="mdi:history",
     )

@@ -65,7 +65,7 @@ from firmware.mqtt.commands import (
     SilenceRequest,
 )
 from firmware.mqtt.discovery import REMOVE_PAYLOAD, discovery_payload
-from firmware.mqtt.status import RetainedStatus
+from firmware.mqtt.status import Retained, RetainedStatus
 from firmware.sinks import OutboxSink
 from firmware.storage.database import Database
 from firmware.storage.outbox import Outbox
@@ -164,6 +164,18 @@ class _SessionsChanged:
 
 
 @dataclass(frozen=True, slots=True)
+class _SessionWalker:
+    """Whose guided session is under way (None: none): the retained progress is theirs."""
+
+    walker: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class _WalkersChanged:
+    """The walker profiles may have changed (``retroguard walker add`` or ``remove``)."""
+
+
+@dataclass(frozen=True, slots=True)
 class _Acked:
     """The broker answered a publish (paho thread)."""
 
@@ -237,6 +249,8 @@ _Token = (
     _Queued
     | _IncidentEvent
     | _SessionsChanged
+    | _WalkersChanged
+    | _SessionWalker
     | _Acked
     | _StateChange
     | _Subscribed
@@ -266,8 +280,8 @@ class _ReporterSink(OutboxSink):
         super().__init__(outbox, on_queued=on_queued)
         self._on_incident = on_incident
 
-    def handle(self, event: Event) -> None:
-        super().handle(event)
+    def handle(self, event: Event, walker: str | None = None) -> None:
+        super().handle(event, walker)
         if event.type in INCIDENT_EVENT_TYPES:
             self._on_incident()
 
@@ -536,11 +550,16 @@ class MqttReporter:
         self.receipted = 0
         """Outbox rows forgotten on a consumer's receipt since start."""
         self._retained = RetainedStatus(database, self.topics)
-        """The retained ``incident`` and ``progress`` topics, computed from the database."""
+        """The retained ``incident``, ``progress`` and ``walkers`` topics, computed from the
+        database."""
         self._incident_due = True
         self._progress_due = True
+        self._walkers_due = True
         self._next_progress = clock() + PROGRESS_REFRESH_S
         self._logged_status_error = False
+        self._retained_retry_at: float | None = None
+        """When a retained topic that could not be computed or handed over is tried again."""
+        self._retained_pause = RETRY_FIRST_S
         self._withdrawn = False
         """``discovery = false``: the empty discovery message went out (once per start)."""
 
@@ -633,6 +652,16 @@ class MqttReporter:
         session shows within :data:`PROGRESS_REFRESH_S`.
         """
         self._wake.put_nowait(_SessionsChanged())
+
+    def session_walker_is(self, walker: str | None) -> None:
+        """The walker of the guided session under way (None: none ended it, or none runs):
+        the retained progress is theirs until it ends. Non-blocking."""
+        self._wake.put_nowait(_SessionWalker(walker))
+
+    def walkers_changed(self) -> None:
+        """The walker profiles may have changed (``retroguard walker``): recompute the retained
+        ``walkers`` and publish it if it did. Non-blocking."""
+        self._wake.put_nowait(_WalkersChanged())
 
     def report_telemetry(self) -> None:
         """Queue a telemetry message now (a figure it shows changed). Non-blocking.
@@ -803,6 +832,8 @@ class MqttReporter:
                     wake_at.append(next_telemetry)
                 if retry_at is not None:
                     wake_at.append(retry_at)
+                if self._retained_retry_at is not None:
+                    wake_at.append(self._retained_retry_at)
                 timeout = max(0.0, min(wake_at) - self._clock())
                 try:
                     first = self._wake.get(timeout=timeout)
@@ -823,6 +854,9 @@ class MqttReporter:
                 if self._clock() >= self._next_progress:
                     self._next_progress = self._clock() + PROGRESS_REFRESH_S
                     self._progress_due = True
+                retained_retry = self._retained_retry_at
+                if retained_retry is not None and self._clock() >= retained_retry:
+                    self._retained_retry_at = None  # this pass tries them; a failure sets it anew
                 if stop:
                     return
                 if retry_at is not None and self._clock() < retry_at:
@@ -930,7 +964,7 @@ class MqttReporter:
                         self._state_dirty = True
                         self._republish_due = True  # a new broker session may not have them
                         self._retained.forget()  # nor these retained ones
-                        self._incident_due = self._progress_due = True
+                        self._incident_due = self._progress_due = self._walkers_due = True
                         if self.config.discovery or not self._withdrawn:
                             self._publish_discovery()
                 case _Down():
@@ -940,6 +974,12 @@ class MqttReporter:
                         self._publish_discovery()
                 case _SessionsChanged():
                     self._progress_due = True
+                case _WalkersChanged():
+                    self._walkers_due = True
+                case _SessionWalker(walker=walker):
+                    if walker != self._retained.session_walker:
+                        self._retained.session_walker = walker
+                        self._progress_due = True
                 case _CommandArrived(name=name, payload=payload):
                     self._guarded(f"command {name}", lambda: self._run_command(name, payload))
                 case _ReceiptArrived(payload=payload):
@@ -1000,25 +1040,49 @@ class MqttReporter:
             self._cursor = row.id
 
     def _publish_retained(self, client: mqtt.Client) -> None:
-        """The retained ``incident`` and ``progress``, when what they say may have changed."""
+        """The retained ``incident``, ``progress`` and ``walkers``, when what they say may have
+        changed: each computed and handed to the client on its own, so one that cannot be read
+        now (a busy database) costs the others nothing. A topic stops being due only once the
+        client has its message (or it says what the broker has); one that failed stays due and
+        is tried again after a growing pause (:data:`RETRY_FIRST_S` up to :data:`RETRY_MAX_S`),
+        whatever else wakes the publisher meanwhile."""
+        if self._incident_due:
+            self._incident_due = not self._publish_status(client, self._retained.incident)
+        if self._progress_due:
+            self._progress_due = not self._publish_status(client, self._retained.progress)
+        if self._walkers_due:
+            self._walkers_due = not self._publish_status(client, self._retained.walkers)
+        if self._incident_due or self._progress_due or self._walkers_due:
+            self._retained_retry_at = self._clock() + self._retained_pause
+            self._retained_pause = min(RETRY_MAX_S, self._retained_pause * 2)
+        else:
+            self._retained_retry_at, self._retained_pause = None, RETRY_FIRST_S
+            self._logged_status_error = False
+
+    def _publish_status(self, client: mqtt.Client, compute: Callable[[], Retained | None]) -> bool:
+        """Compute one retained status message and hand it to the client; False: it is still
+        owed (the database could not be read, or the client did not take it)."""
         try:
-            changed = []
-            if self._incident_due:
-                changed.append(self._retained.incident())
-                self._incident_due = False
-            if self._progress_due:
-                changed.append(self._retained.progress())
-                self._progress_due = False
+            message = compute()
         except Exception:
             # A database that cannot be read now: the events still go out; try again later.
             if not self._logged_status_error:
-                log.exception("MQTT: the retained incident / progress could not be computed")
+                log.exception("MQTT: a retained status message could not be computed")
                 self._logged_status_error = True
-            return
-        self._logged_status_error = False
-        for message in changed:
-            if message is not None:
-                client.publish(message.topic, message.payload, qos=1, retain=True)
+            return False
+        if message is None:
+            return True  # says what the broker has
+        try:
+            info = client.publish(message.topic, message.payload, qos=1, retain=True)
+        except ValueError as exc:  # e.g. over the broker's size limit
+            log.error("MQTT retained %s cannot be published: %s", message.topic, exc)
+            return False
+        if info.rc not in (MQTTErrorCode.MQTT_ERR_SUCCESS, MQTTErrorCode.MQTT_ERR_NO_CONN):
+            log.warning("MQTT publish of %s: %s", message.topic, mqtt.error_string(info.rc))
+            return False
+        # NO_CONN still leaves the message in paho's session; a reconnect sends them all anew.
+        self._retained.published(message)
+        return True
 
     def _take_receipt(self, payload: bytes) -> None:
         try:

@@ -49,12 +49,14 @@ from core.protocol.messages import (
     IncidentSeverity,
     ProgressMessage,
     SessionRecord,
+    WalkersMessage,
 )
 from core.protocol.topics import Topics
-from core.protocol.walker import Walker
+from core.protocol.walker import DEFAULT_WALKER_ID, Walker
 from core.zones import system_zone
 from firmware.storage.database import Database, as_database
 from firmware.storage.progressions import prescribed_by_week
+from firmware.storage.runs import first_run_wall
 from firmware.storage.status import (
     IncidentEventRow,
     incident_events,
@@ -63,7 +65,12 @@ from firmware.storage.status import (
     newest_sessions,
     sessions_started_since,
 )
-from firmware.storage.walkers import selected_walker
+from firmware.storage.walkers import (
+    active_walkers,
+    profiles_changed_wall,
+    selected_walker,
+    walker_names,
+)
 
 T = TypeVar("T")
 
@@ -98,6 +105,9 @@ class _Incident:
     closed_by: str | None = None
     closed_via: str | None = None
     closed_wall: str | None = None
+    walker: str | None = None
+    """Whose incident it is (the device's incident record); None: the default walker's, or
+    not recorded (events from before incidents)."""
 
 
 def _apply(current: _Incident | None, event: IncidentEventRow) -> _Incident | None:
@@ -113,6 +123,7 @@ def _apply(current: _Incident | None, event: IncidentEventRow) -> _Incident | No
                 opened_wall=event.wall_time,
                 last_event=event.id,
                 changed_wall=event.wall_time,
+                walker=event.walker,
             )
         graver = worse(event.type.value, current.severity.value)
         if not current.open and not reopens(event.type.value, current.severity.value):
@@ -169,6 +180,8 @@ def _message(device_id: str, current: _Incident | None, now_wall: str) -> Incide
         closed_by=None if current.open else current.closed_by,
         closed_via=None if current.open else current.closed_via,
         closed_wall=None if current.open else current.closed_wall,
+        # absent for the default walker: a device with one walker sends what it sent before
+        walker=None if current.walker == DEFAULT_WALKER_ID else current.walker,
     )
 
 
@@ -249,20 +262,27 @@ def progress_message(
 
 @dataclass(frozen=True, slots=True)
 class Retained:
-    """One retained message to publish."""
+    """One retained message to publish; once the client has it, tell
+    :meth:`RetainedStatus.published` (until then the topic is still owed)."""
 
     topic: str
     payload: str
+    view: str
+    """What it says (``payload`` without what moves on every computation): compared to tell
+    whether it changed."""
 
 
 class RetainedStatus:
     """Computes the retained status messages from the database and says which changed.
 
     Owned by the publisher thread (its own read connection, opened on first
-    use). :meth:`incident` and :meth:`progress` return the message to
-    publish, or None when it says the same as the last one returned;
-    :meth:`forget` makes the next calls return them again (after a reconnect:
-    a broker that lost its retained copies gets them back).
+    use). :meth:`incident`, :meth:`progress` and :meth:`walkers` return the
+    message to publish, or None when it says the same as the last one
+    :meth:`published` (the client took it): a message computed and then not
+    handed over — the client refused it, or the caller failed before — is
+    returned again by the next call. :meth:`forget` makes the next calls return
+    them all again (after a reconnect: a broker that lost its retained copies
+    gets them back).
     """
 
     def __init__(
@@ -289,6 +309,10 @@ class RetainedStatus:
         self._generation: int | None = None
         self._milestone: tuple[object, Milestone] | None = None
         """The weeks at goal and the newest session (and database) they were counted for."""
+        self.session_walker: str | None = None
+        """The walker of the guided session under way (None: none), as the courier last heard
+        from the loop: while one is, the progress is theirs — that session and their week —
+        whoever is chosen for the next session meanwhile."""
 
     def _opened(self) -> Database:
         if self._db is None:
@@ -337,6 +361,9 @@ class RetainedStatus:
             Walker, SessionRecord | None, list[SessionRecord], list[SessionRecord], dict[str, int]
         ]:
             walker = selected_walker(conn)  # the week of the walker chosen for the next session
+            walking = self.session_walker
+            if walking is not None and walking != walker.id:  # unless a session is under way
+                walker = Walker(walking, walker_names(conn).get(walking, walking))
             return (
                 walker,
                 latest_session(conn, device, walker.id),
@@ -377,11 +404,35 @@ class RetainedStatus:
             self._milestone = key, milestone(weekly_progress(history, self._zone))
         return self._milestone[1]
 
+    def walkers(self) -> Retained | None:
+        """The treadmill's walker profiles (button order), when they changed.
+
+        Its ``wall_time`` is the last add or remove, or on a device where none was ever made
+        the monitor's first run on this database: a repeat — after a reconnect, or a restart
+        of the courier — is byte for byte the same. Only a database with no run recorded (a
+        courier serving no monitor, tests) falls back to this courier's start."""
+
+        def read(conn: sqlite3.Connection) -> tuple[tuple[Walker, ...], str | None]:
+            return active_walkers(conn), profiles_changed_wall(conn) or first_run_wall(conn)
+
+        walkers, changed_wall = self._read(read)
+        message = WalkersMessage(
+            schema=SCHEMA_VERSION,
+            device_id=self._topics.device_id,
+            wall_time=changed_wall or self._started_wall,
+            walkers=list(walkers),
+        )
+        payload = payloads.encode(message)
+        return self._if_changed(self._topics.walkers, payload, payload)
+
     def _if_changed(self, topic: str, view: str, payload: str) -> Retained | None:
         if self._said.get(topic) == view:
             return None
-        self._said[topic] = view
-        return Retained(topic, payload)
+        return Retained(topic, payload, view)
+
+    def published(self, message: Retained) -> None:
+        """The client took ``message``: the topic says it until something changes."""
+        self._said[message.topic] = message.view
 
     def forget(self) -> None:
         self._said.clear()

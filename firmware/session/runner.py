@@ -394,6 +394,7 @@ class SessionRunner:
         new_plans: Callable[[], dict[str, Plan | None] | None] | None = None,
         new_roster: Callable[[], tuple[WalkerRoster, bool] | None] | None = None,
         walker_chosen: Callable[[str], None] | None = None,
+        session_walker: Callable[[str | None], None] | None = None,
     ) -> None:
         if not time_scale > 0:
             raise ValueError("time_scale must be positive")
@@ -410,6 +411,12 @@ class SessionRunner:
         self._new_plans = new_plans
         self._new_roster = new_roster
         self._walker_chosen = walker_chosen
+        self._session_walker = session_walker
+        """Told the walker of the session under way whenever it changes (None: none under
+        way): the events the loop records meanwhile name them (the link stamps them)."""
+        self._told_walker: str | None = None
+        self._told_session: _Session | None = None
+        self._told_state: SessionState | None = None
         self.walkers: tuple[Walker, ...] = (DEFAULT_WALKER,)
         """The walker profiles in button order (from the device database, via the courier)."""
         self.walker: Walker = DEFAULT_WALKER
@@ -527,6 +534,7 @@ class SessionRunner:
             if reply is not None:
                 reply.put_nowait((ok, message))
         self._advance(now)
+        self._tell_session_walker()
         self._collect()
         self._take_new_plan()  # first: the roster's prompt preparation then keeps its prompts
         self._take_roster()
@@ -594,6 +602,19 @@ class SessionRunner:
             )
         self.walker = roster.selected
         self._prepare_prompts()  # the names are rendered (and kept) before anyone cycles
+
+    def _tell_session_walker(self) -> None:
+        """Tell the link whose session is under way when that changes: the walker fixed at its
+        start, whoever is chosen for the next session meanwhile (the CLI, a roster)."""
+        s, state = self.session, self.state
+        if s is self._told_session and state is self._told_state:
+            return  # the usual tick: two identity checks
+        self._told_session, self._told_state = s, state
+        walker = s.walker.id if s is not None and self.under_way else None
+        if walker == self._told_walker or self._session_walker is None:
+            return
+        self._told_walker = walker
+        self._session_walker(walker)
 
     def _cycle_walker(self, now: float) -> None:
         """A double press in STANDBY, no session under way: the next walker profile, said by
@@ -1202,6 +1223,7 @@ def attach_session(
         new_plans=app.link.take_plan,
         new_roster=app.link.take_roster,
         walker_chosen=app.link.choose_walker,
+        session_walker=app.link.session_walker_is,
     )
     if control_socket is not None:
         from firmware.session.control import ControlServer, default_socket_path
@@ -1233,6 +1255,7 @@ def detach_session(app: App, runner: SessionRunner, timeout: float = 5.0) -> Non
     """
     if runner in app.monitor.on_iteration:
         app.monitor.on_iteration.remove(runner)
+    app.link.session_walker_is(None)  # no session of this runner's is under way any more
     if app.status_light is not None:
         app.status_light.interval_now = None
         app.status_light.flash_s = app.status_light.FLASH_S

@@ -34,12 +34,13 @@ class StoredEvent:
     event: Event
 
 
-def insert_event(conn: sqlite3.Connection, event: Event) -> int:
+def insert_event(conn: sqlite3.Connection, event: Event, walker: str | None = None) -> int:
     """Insert ``event`` inside the caller's transaction and return its ``seq``.
 
     Shared by :class:`EventStore` and the MQTT outbox, which must store the
     event and queue it in one transaction (an event is never stored without
     being queued, nor queued without being stored). Idempotent by event id.
+    ``walker``: the walker of the session under way (:func:`incidents.note_event`).
     """
     body = dataclasses.replace(event, recording=None) if event.recording is not None else event
     cur = conn.execute(
@@ -64,7 +65,7 @@ def insert_event(conn: sqlite3.Connection, event: Event) -> int:
                 "INSERT INTO recordings (event_id, recording) VALUES (?, ?)",
                 (event.id, encode_recording(event.recording)),
             )
-        incidents.note_event(conn, event, seq)
+        incidents.note_event(conn, event, seq, walker)
     return seq
 
 
@@ -107,9 +108,10 @@ class EventStore:
     def __init__(self, database: str | Path | Database) -> None:
         self._db, self._owned = as_database(database)
 
-    def append(self, event: Event) -> int:
-        """Commit ``event`` and return its sequence number (idempotent by id)."""
-        return self._db.write(lambda conn: insert_event(conn, event), key=event.id)
+    def append(self, event: Event, walker: str | None = None) -> int:
+        """Commit ``event`` and return its sequence number (idempotent by id); ``walker``:
+        the walker of the session under way, whose incident it opens (None: none)."""
+        return self._db.write(lambda conn: insert_event(conn, event, walker), key=event.id)
 
     def events(self, device_id: str | None = None, limit: int | None = None) -> list[StoredEvent]:
         """Events in commit order (the newest ``limit`` if given)."""

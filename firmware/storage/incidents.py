@@ -89,18 +89,24 @@ def open_on_the_belt(conn: sqlite3.Connection, device_id: str) -> str | None:
     return None if row is None else str(row[0])
 
 
-def note_event(conn: sqlite3.Connection, event: Event, seq: int) -> None:
-    """Record what a newly stored event says about its incident (in the caller's transaction)."""
+def note_event(conn: sqlite3.Connection, event: Event, seq: int, walker: str | None = None) -> None:
+    """Record what a newly stored event says about its incident (in the caller's transaction).
+
+    The incident an event opens is ``walker``'s — the walker of the guided session under way
+    when the loop decided the event — and, outside a session (None), the walker chosen for
+    the next one. A walker chosen during a session walks from the next: the session's
+    incident stays its walker's.
+    """
     incident_id = event.incident
     if incident_id is None:
         return
     kind = event.type.value if event.type in INCIDENT_TYPES else ""
     conn.execute(
         "INSERT INTO incidents (id, device_id, opened_seq, opened_wall, severity, walker)"
-        " VALUES (?, ?, ?, ?, ?, coalesce((SELECT walker FROM walker_changes"
+        " VALUES (?, ?, ?, ?, ?, coalesce(?, (SELECT walker FROM walker_changes"
         " WHERE change = 'selected' ORDER BY id DESC LIMIT 1), 'default'))"
         " ON CONFLICT (id) DO NOTHING",
-        (incident_id, event.device_id, seq, event.wall_time, kind),
+        (incident_id, event.device_id, seq, event.wall_time, kind, walker),
     )
     severity, closed_severity = conn.execute(
         "SELECT severity, closed_severity FROM incidents WHERE id = ?",

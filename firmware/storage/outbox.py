@@ -177,15 +177,16 @@ class Outbox:
 
     # ------------------------------------------------------------ producers
 
-    def enqueue_event(self, event: Event) -> int:
+    def enqueue_event(self, event: Event, walker: str | None = None) -> int:
         """Store ``event`` and queue its ``/event`` message in one transaction; return its seq.
 
-        Idempotent by event id: a second call stores and queues nothing new.
+        Idempotent by event id: a second call stores and queues nothing new. ``walker``: the
+        walker of the session under way, whose incident the event opens (None: none).
         """
 
         def work(conn: sqlite3.Connection) -> int:
             before = conn.total_changes
-            seq = insert_event(conn, event)
+            seq = insert_event(conn, event, walker)
             if conn.total_changes != before:  # a new event, not a repeat
                 priority = PRIORITY_PROTECTED if event.type in PROTECTED_TYPES else PRIORITY_INFO
                 queue_message(

@@ -133,6 +133,25 @@ def write_session(
 
 
 @dataclass(frozen=True, slots=True)
+class UnderWay:
+    """The newest session, still ``running`` on record: under way, or left so by a monitor
+    that stopped mid-session (until the next one starts)."""
+
+    walker: str
+    started_wall: str
+
+
+def under_way(conn: sqlite3.Connection) -> UnderWay | None:
+    """The session the database records as under way (see :class:`UnderWay`), else None."""
+    row = conn.execute(
+        "SELECT walker, started_wall, status FROM sessions ORDER BY started_wall DESC LIMIT 1"
+    ).fetchone()
+    if row is None or row[2] != "running":
+        return None
+    return UnderWay(str(row[0]), str(row[1]))
+
+
+@dataclass(frozen=True, slots=True)
 class StoredSession:
     record: SessionRecord
 

@@ -35,6 +35,9 @@ class IncidentEventRow:
     """``incident`` of the event record (absent from events written before incidents)."""
     by: str | None
     via: str | None
+    walker: str | None = None
+    """The walker of the incident on the device's record (None: no incident, or none
+    recorded for it)."""
 
 
 def newest_event_seq(conn: sqlite3.Connection, device_id: str) -> int:
@@ -61,10 +64,11 @@ def incident_events(
     types = sorted(t.value for t in INCIDENT_EVENT_TYPES)
     marks = ",".join("?" * len(types))
     rows = conn.execute(
-        "SELECT seq, id, type, wall_time, json_extract(body, '$.incident'),"
-        " json_extract(body, '$.by'), json_extract(body, '$.via')"
-        f" FROM events WHERE device_id = ? AND seq > ? AND seq <= ? AND type IN ({marks})"
-        " ORDER BY seq DESC LIMIT ?",
+        "SELECT e.seq, e.id, e.type, e.wall_time, json_extract(e.body, '$.incident'),"
+        " json_extract(e.body, '$.by'), json_extract(e.body, '$.via'), i.walker"
+        " FROM events e LEFT JOIN incidents i ON i.id = json_extract(e.body, '$.incident')"
+        f" WHERE e.device_id = ? AND e.seq > ? AND e.seq <= ? AND e.type IN ({marks})"
+        " ORDER BY e.seq DESC LIMIT ?",
         (device_id, -1 if after is None else after, up_to, *types, -1 if limit is None else limit),
     ).fetchall()
     return [
@@ -76,8 +80,9 @@ def incident_events(
             _text(incident),
             _text(by),
             _text(via),
+            _text(walker),
         )
-        for seq, event_id, kind, wall, incident, by, via in reversed(rows)
+        for seq, event_id, kind, wall, incident, by, via, walker in reversed(rows)
     ]
 
 

@@ -158,5 +158,14 @@ def roster_revision(conn: sqlite3.Connection) -> int:
     return int(revision)
 
 
+def profiles_changed_wall(conn: sqlite3.Connection) -> str | None:
+    """When a walker was last added or removed (None: never): the published roster's time."""
+    row = conn.execute(
+        "SELECT changed_wall FROM walker_changes WHERE change IN ('added', 'removed')"
+        " ORDER BY id DESC LIMIT 1"
+    ).fetchone()
+    return None if row is None else str(row[0])
+
+
 def roster(conn: sqlite3.Connection) -> Roster:
     return Roster(roster_revision(conn), active_walkers(conn), selected_walker(conn))
