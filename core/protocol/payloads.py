@@ -94,7 +94,9 @@ def decode_as(message_type: type[M], payload: bytes) -> M:
     Text holding U+0000 is refused: PostgreSQL cannot store it, and a message its database
     refuses would be held, and hold every message after it, as if the database had failed.
     """
-    if _NUL_ESCAPE.search(payload):
+    # the plain substring search first (a match needs it): the pattern alone costs ~50 ns a
+    # byte, 0.34 ms for a 7 kB recording, about a sixth of the caregiver's CPU in a burst
+    if b"\\u0000" in payload and _NUL_ESCAPE.search(payload):
         raise InvalidMessage(f"invalid {message_type.__name__}: text holds a NUL (\\u0000)")
     try:
         return msgspec.json.decode(payload, type=message_type)
