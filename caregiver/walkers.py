@@ -1,5 +1,4 @@
-"""Which walkers of a device the progress page and the reports offer, and whose they show
-first.
+"""Which walkers of a device the plan page, the progress page and the reports offer.
 
 Every walker on the device's roster (its retained ``walkers`` message) is offered, sessions
 or not: a physio who prescribed a plan for a walker who has not walked yet must find them and
@@ -41,3 +40,12 @@ def offered(store: Store, device_id: str) -> Offered:
     if not walkers:
         walkers = [(DEFAULT_WALKER.id, DEFAULT_WALKER.name)]
     return Offered(walkers, walkers[0][0])
+
+
+def for_plans(store: Store, device_id: str) -> list[tuple[str, str]]:
+    """``(id, name)`` a plan may be for: the device's profiles in button order (the order
+    the walker hears them at the machine), then any other walker seen in its sessions (a
+    release before the roster was published)."""
+    roster = store.device_walkers(device_id)
+    known = {w for w, _ in roster}
+    return roster + [(w, n) for w, n in store.walkers(device_id) if w not in known]
