@@ -238,14 +238,44 @@ class Ingestor:
 
     def _store_decoded(self, message: _Received) -> None:
         """Store one decoded message; bad input is logged and counted, a
-        :class:`StorageFault` raised."""
+        :class:`StorageFault` raised. A message whose handling fails leaves nothing of itself
+        (:meth:`Store.message`): no row, no alert, no receipt, nothing announced; a device
+        sends an event it got no receipt for again."""
+        undo = self._undo_point()
         try:
-            self._store(message)
+            with self.store.message(message.event.id if message.event is not None else None):
+                self._store(message)
         except StorageFault:
             raise
         except Exception:
             log.exception("could not ingest a message on %s", message.topic)
+            self._undo(undo)
             self.rejected += 1
+
+    def _undo_point(self) -> _UndoPoint:
+        """This thread's batch's after-commit actions and receipts, and the counters, now."""
+        later: list[Callable[[], None]] | None = getattr(self._local, "later", None)
+        receipts: dict[str, list[str]] | None = getattr(self._local, "receipts", None)
+        return _UndoPoint(
+            len(later) if later is not None else 0,
+            {d: len(ids) for d, ids in receipts.items()} if receipts is not None else {},
+            self._counters(),
+        )
+
+    def _undo(self, point: _UndoPoint) -> None:
+        """Forget what a message whose handling failed left for its batch's commit."""
+        later: list[Callable[[], None]] | None = getattr(self._local, "later", None)
+        if later is not None:
+            del later[point.later :]
+        receipts: dict[str, list[str]] | None = getattr(self._local, "receipts", None)
+        if receipts is not None:
+            for device_id in list(receipts):
+                kept = point.receipts.get(device_id)
+                if kept is None:
+                    del receipts[device_id]
+                else:
+                    del receipts[device_id][kept:]
+        self._restore(point.counters)
 
     def _after_commit(self, action: Callable[[], None]) -> None:
         """Now, or when this thread's batch has committed (never if it fails)."""
@@ -573,6 +603,17 @@ class Ingestor:
             qos=1,
         )
         return request_id
+
+
+@dataclass(frozen=True, slots=True)
+class _UndoPoint:
+    """What a batch had gathered before one of its messages (:meth:`Ingestor._undo_point`)."""
+
+    later: int
+    """After-commit actions."""
+    receipts: dict[str, int]
+    """Ids to receipt, by device."""
+    counters: tuple[int, int, int, int]
 
 
 @dataclass(frozen=True, slots=True)

@@ -166,6 +166,21 @@ class _Prepared:
     alert_ids: deque[int] = field(default_factory=deque)
     """Alert ids taken for the batch's pages, in order (where the engine hands them out)."""
 
+    def copy(self) -> _Prepared:
+        """What it holds now, to go back to if a message's handling is undone."""
+        return _Prepared(
+            set(self.events),
+            set(self.new_events),
+            set(self.absent_incidents),
+            dict(self.latest_events),
+            deque(self.alert_ids),
+        )
+
+    def restore(self, before: _Prepared) -> None:
+        self.events, self.new_events = before.events, before.new_events
+        self.absent_incidents, self.latest_events = before.absent_incidents, before.latest_events
+        self.alert_ids = before.alert_ids
+
 
 class Transaction:
     """The named operations on one open transaction (from :meth:`Store.transaction`):
@@ -309,8 +324,8 @@ class Transaction:
         :meth:`record_event`, :meth:`incident` and :meth:`page_alert` (an alert id reserved
         for each new event) then wait for no answer (a round trip each,
         on PostgreSQL, under a loaded machine the bulk of an event's time). An event inserted
-        here stays if its message's later handling fails; it is stored, as a received event
-        must be."""
+        here is deleted again if its message's handling fails (:meth:`Store.message`): it is
+        stored only with its incident and alert."""
         prepared = _Prepared()
         first: dict[str, tuple[NewEvent, float]] = {}
         for event, now in events:
@@ -1335,6 +1350,46 @@ class Store:
                     self._db.rollback()
                 raise
             self._db.commit()
+
+    @contextmanager
+    def message(self, event_id: str | None = None) -> Iterator[None]:
+        """One message's handling in a :meth:`batch` (``event_id``: its event's, if it is one):
+        if the block raises anything but a :class:`StorageFault`, all it wrote is undone, its
+        event's row the batch inserted up front with it, and the batch goes on without it.
+
+        Without this, a bug in the alerting left the event stored with no alert and no
+        receipt: the device sent it again, the service took it for a duplicate, and the fall
+        paged nobody. Undone, the event is not stored, so a resent one is new and alerted.
+        Outside a batch the message's own transaction is its undo (nothing to do here).
+        A savepoint: on PostgreSQL it also keeps the batch's transaction usable after the
+        rollback."""
+        with self._lock:
+            if not self._batching:
+                yield
+                return
+            prepared = self._prepared
+            before = prepared.copy() if prepared is not None else None
+            with _as_storage_fault(self._db):
+                self._db.execute("SAVEPOINT message")
+            try:
+                yield
+            except StorageFault:
+                raise  # the batch is rolled back whole
+            except Exception:
+                with _as_storage_fault(self._db):
+                    self._db.execute("ROLLBACK TO SAVEPOINT message")
+                    if before is not None and event_id in before.new_events:
+                        # inserted for this message, before its savepoint: undone by hand, and
+                        # a copy later in the batch is then inserted as a new event
+                        self._db.execute("DELETE FROM events WHERE id = ?", (event_id,))
+                        before.events.discard(event_id)
+                        before.new_events.discard(event_id)
+                    self._db.execute("RELEASE SAVEPOINT message")
+                if prepared is not None and before is not None:
+                    prepared.restore(before)
+                raise
+            with _as_storage_fault(self._db):
+                self._db.execute("RELEASE SAVEPOINT message")
 
     @contextmanager
     def batch(

@@ -1,0 +1,129 @@
+"""A message whose handling fails in a batch leaves nothing of itself behind.
+
+A batch inserts its events up front, then handles its messages one by one (incident, alert,
+receipt). If one message's handling raises (a bug in the alerting, say), its event must not
+stay stored without its alert: the device would resend it, the service would take the resend
+for a duplicate, receipt it, and the fall would never page anyone. So that message is undone
+whole (no row, no alert, no receipt: the device keeps it and sends it again), and the batch's
+other messages are stored, alerted and receipted as if it had not been there. Both engines;
+real database, real Mosquitto for the receipts.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+
+from caregiver.config import CaregiverConfig, CaregiverMqttConfig, ServerConfig
+from caregiver.service import CaregiverService
+from core.protocol.messages import EventMessage
+from tests.mqtt_helpers import WAIT, Subscriber, subscriber
+from tests.test_caregiver_ingest_batch import DEVICE, _event, _id
+from tools.broker import Mosquitto
+
+MARKER = "receipt marker"
+
+
+@contextmanager
+def _receipted(
+    tmp_path: Path, database: str, mosquitto: Mosquitto
+) -> Iterator[tuple[CaregiverService, Subscriber]]:
+    """A service on ``database`` whose receipts go through the broker to a subscriber."""
+    config = CaregiverConfig(
+        server=ServerConfig(host="127.0.0.1", port=0, database=database),
+        mqtt=CaregiverMqttConfig(
+            host=mosquitto.host, port=mosquitto.port, client_id="failing", session_expiry_s=0
+        ),
+    )
+    service = CaregiverService(config)
+    try:
+        with subscriber(mosquitto, ["retroguard/+/receipt"]) as sub:
+            service.ingestor.start()
+            assert service.ingestor.connected.wait(WAIT)
+            yield service, sub
+    finally:
+        service.ingestor.stop()
+        service.store.close()
+
+
+def _receipts(service: CaregiverService, sub: Subscriber) -> list[list[str]]:
+    """Every receipt sent so far: a marker event's receipt, sent after all of them on the one
+    connection, says that they have all arrived (the markers' receipts are left out)."""
+    marker = _event(99, reason=MARKER)
+    assert service.ingestor.handle_batch([marker])
+    assert sub.wait(lambda: any(_id(marker) in m.payload.decode() for m in sub.messages))
+    ids = [list(json.loads(m.payload)["ids"]) for m in sub.on("/receipt")]
+    assert ids[-1] == [_id(marker)]
+    markers = {e.id for e in service.store.events_for(DEVICE) if e.reason == MARKER}
+    return [receipt for receipt in ids if not markers.issuperset(receipt)]
+
+
+def _break_alerting_for(
+    service: CaregiverService, monkeypatch: pytest.MonkeyPatch, broken: set[str]
+) -> None:
+    """The alerting raises (a bug) for the events in ``broken``, after writing its incident and
+    alert: the message's handling fails half done."""
+    real = service.alerting.on_event
+
+    def buggy(tx: object, device_id: str, event: EventMessage) -> None:
+        real(tx, device_id, event)  # type: ignore[arg-type]
+        if event.id in broken:
+            broken.discard(event.id)
+            raise KeyError("a bug in the alerting")
+
+    monkeypatch.setattr(service.alerting, "on_event", buggy)
+
+
+def test_a_message_whose_handling_fails_is_undone_whole_and_stored_when_resent(
+    tmp_path: Path, caregiver_db: str, mosquitto: Mosquitto, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with _receipted(tmp_path, caregiver_db, mosquitto) as (service, sub):
+        store, ingestor = service.store, service.ingestor
+        first, middle, last = _event(1, "fall"), _event(2, "fall"), _event(3, "fall")
+        _break_alerting_for(service, monkeypatch, {_id(middle)})
+
+        assert ingestor.handle_batch([first, middle, last])
+
+        assert {e.id for e in store.events_for(DEVICE)} == {_id(first), _id(last)}
+        assert sorted(a.event_id or "" for a in store.alerts(DEVICE)) == sorted(
+            [_id(first), _id(last)]
+        )
+        assert {i.id for i in store.incidents_for(DEVICE)} == {_id(first), _id(last)}
+        device = store.device(DEVICE)
+        assert device is not None and device["last_event"] is not None
+        assert device["last_event"]["id"] == _id(last)
+        assert ingestor.rejected == 1 and ingestor.events_stored == 2
+        assert _receipts(service, sub) == [[_id(first), _id(last)]]
+
+        # the device never got a receipt for it: it sends it again, the alerting now works
+        assert ingestor.handle_batch([middle])
+
+        assert store.event(_id(middle)) is not None
+        assert [a.event_id for a in store.alerts(DEVICE)].count(_id(middle)) == 1
+        assert store.incident(_id(middle)) is not None
+        assert ingestor.events_stored == 3 + 1  # and the first marker
+        assert _receipts(service, sub)[1:] == [[_id(middle)]]
+
+
+def test_a_copy_later_in_the_batch_of_a_failed_message_is_stored_in_full(
+    tmp_path: Path, caregiver_db: str, mosquitto: Mosquitto, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The batch inserted the event once, up front, for both copies: when the first copy's
+    handling is undone, the second is not taken for a duplicate of a row no longer there."""
+    with _receipted(tmp_path, caregiver_db, mosquitto) as (service, sub):
+        store = service.store
+        fall, other = _event(1, "fall"), _event(2, "fall")
+        _break_alerting_for(service, monkeypatch, {_id(fall)})  # its first copy only
+
+        assert service.ingestor.handle_batch([fall, other, fall])
+
+        assert {e.id for e in store.events_for(DEVICE)} == {_id(fall), _id(other)}
+        assert sorted(a.event_id or "" for a in store.alerts(DEVICE)) == sorted(
+            [_id(fall), _id(other)]
+        )
+        assert service.ingestor.rejected == 1 and service.ingestor.duplicates == 0
+        assert _receipts(service, sub) == [[_id(other), _id(fall)]]
