@@ -22,7 +22,9 @@ works waits in a queue and is then stored as one batch, in one commit (a
 commit costs as much as the rest of a message's work; a burst is stored in
 half the time). The batch is acknowledged, receipted and announced only once
 committed; if it cannot be committed, none of it is kept and its messages are
-held, in order, like any message the database refused.
+held, in order, like any message the database refused. A message whose handling fails
+(a bug) is undone alone, its event's row too: not stored, not receipted, so the device sends
+it again and it is then new, alerted and receipted; never stored without its alert.
 
 Several instances on one PostgreSQL database share the streams through MQTT 5
 shared subscriptions (``[mqtt] shared_group``): the broker hands each message to

@@ -11,6 +11,7 @@ real database, real Mosquitto for the receipts.
 
 from __future__ import annotations
 
+import contextlib
 import json
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -20,6 +21,7 @@ import pytest
 
 from caregiver.config import CaregiverConfig, CaregiverMqttConfig, ServerConfig
 from caregiver.service import CaregiverService
+from caregiver.storage.store import MessageUndone, Store
 from core.protocol.messages import EventMessage
 from tests.mqtt_helpers import WAIT, Subscriber, subscriber
 from tests.test_caregiver_ingest_batch import DEVICE, _event, _id
@@ -127,3 +129,27 @@ def test_a_copy_later_in_the_batch_of_a_failed_message_is_stored_in_full(
         )
         assert service.ingestor.rejected == 1 and service.ingestor.duplicates == 0
         assert _receipts(service, sub) == [[_id(other), _id(fall)]]
+
+
+def test_a_message_is_undone_whole_even_if_its_failed_transaction_is_let_go(
+    caregiver_db: str,
+) -> None:
+    """A transaction inside a batch's message has no savepoint of its own (the message's is
+    its): one that raised undoes the whole message even when the caller went on, and says so,
+    rather than keep half of it. The batch's other messages commit."""
+    store = Store(caregiver_db)
+    try:
+        with store.batch(["kept", "undone"], 1.0):
+            with store.message(), store.transaction() as tx:
+                tx.set_state("kept", "ARMED", "armed", "2026-12-02T08:00:00Z", 1.0)
+            with pytest.raises(MessageUndone), store.message():
+                with store.transaction() as tx:
+                    tx.set_state("undone", "ARMED", "armed", "2026-12-02T08:00:00Z", 1.0)
+                with contextlib.suppress(KeyError), store.transaction() as tx:
+                    tx.set_state("undone", "TRIPPED", "fall", "2026-12-02T08:00:01Z", 1.0)
+                    raise KeyError("a bug, let go")
+        states = {d["device_id"]: d["state"] for d in store.devices()}
+        assert states["kept"] == "ARMED"
+        assert states["undone"] != "ARMED" and states["undone"] != "TRIPPED"
+    finally:
+        store.close()
