@@ -251,32 +251,32 @@ class Ingestor:
             raise
         except Exception:
             log.exception("could not ingest a message on %s", message.topic)
-            self._undo(undo)
+            if undo is not None:
+                self._undo(undo)
             self.rejected += 1
 
-    def _undo_point(self) -> _UndoPoint:
-        """This thread's batch's after-commit actions and receipts, and the counters, now."""
+    def _undo_point(self) -> _UndoPoint | None:
+        """This thread's batch's after-commit actions and receipts, and the counters, now
+        (None outside a batch: what a message committed alone stays, and is told)."""
         later: list[Callable[[], None]] | None = getattr(self._local, "later", None)
         receipts: dict[str, list[str]] | None = getattr(self._local, "receipts", None)
+        if later is None or receipts is None:
+            return None
         return _UndoPoint(
-            len(later) if later is not None else 0,
-            {d: len(ids) for d, ids in receipts.items()} if receipts is not None else {},
-            self._counters(),
+            len(later), {d: len(ids) for d, ids in receipts.items()}, self._counters()
         )
 
     def _undo(self, point: _UndoPoint) -> None:
         """Forget what a message whose handling failed left for its batch's commit."""
-        later: list[Callable[[], None]] | None = getattr(self._local, "later", None)
-        if later is not None:
-            del later[point.later :]
-        receipts: dict[str, list[str]] | None = getattr(self._local, "receipts", None)
-        if receipts is not None:
-            for device_id in list(receipts):
-                kept = point.receipts.get(device_id)
-                if kept is None:
-                    del receipts[device_id]
-                else:
-                    del receipts[device_id][kept:]
+        later: list[Callable[[], None]] = self._local.later
+        del later[point.later :]
+        receipts: dict[str, list[str]] = self._local.receipts
+        for device_id in list(receipts):
+            kept = point.receipts.get(device_id)
+            if kept is None:
+                del receipts[device_id]
+            else:
+                del receipts[device_id][kept:]
         self._restore(point.counters)
 
     def _after_commit(self, action: Callable[[], None]) -> None:

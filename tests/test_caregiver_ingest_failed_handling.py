@@ -131,6 +131,22 @@ def test_a_copy_later_in_the_batch_of_a_failed_message_is_stored_in_full(
         assert _receipts(service, sub) == [[_id(other), _id(fall)]]
 
 
+def test_a_message_stored_alone_whose_handling_fails_is_not_stored_either(
+    tmp_path: Path, caregiver_db: str, mosquitto: Mosquitto, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The held messages' retry stores one message at a time (not a batch): there the
+    message's one transaction is its undo."""
+    with _receipted(tmp_path, caregiver_db, mosquitto) as (service, sub):
+        fall = _event(1, "fall")
+        _break_alerting_for(service, monkeypatch, {_id(fall)})
+
+        assert service.ingestor.handle(*fall)
+        assert service.store.event(_id(fall)) is None and service.store.alerts(DEVICE) == []
+        assert service.ingestor.handle(*fall)  # sent again, the alerting works
+        assert [a.event_id for a in service.store.alerts(DEVICE)] == [_id(fall)]
+        assert _receipts(service, sub) == [[_id(fall)]]
+
+
 def test_a_message_is_undone_whole_even_if_its_failed_transaction_is_let_go(
     caregiver_db: str,
 ) -> None:
