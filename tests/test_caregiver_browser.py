@@ -643,6 +643,70 @@ def test_a_burst_of_falls_alarms_at_once_then_shows_the_newest_with_the_next_cha
     assert page.evaluate("window.__titles") == 2
 
 
+_NOTIFICATIONS = """(() => {
+    window.__notes = [];  // the system notifications the page raised, by their text
+    window.Notification = function (title, options) { window.__notes.push(options.body); };
+    window.Notification.permission = 'granted';
+    window.Notification.requestPermission = () => Promise.resolve('granted');
+})()"""
+
+
+def _critical(n: int, kind: str) -> dict[str, Any]:
+    return {
+        "kind": "event",
+        "device_id": f"treadmill-{n}",
+        "device_name": f"Treadmill {n}",
+        "event": {
+            "id": f"{kind}{n:028x}",
+            "device_id": f"treadmill-{n}",
+            "type": kind,
+            "severity": "critical",
+            "reason": "impact",
+            "wall_time": "",
+            "when": None,
+            "received_at": 0,
+            "acked_by": None,
+            "has_window": False,
+        },
+    }
+
+
+def test_every_device_in_a_burst_of_critical_events_gets_its_notification(
+    browser: Any, service: CaregiverService
+) -> None:
+    """Coalescing spares the tab's title and the banner, never a device: falls on three
+    treadmills in one moment notify all three (the banner shows the newest, "+2 more"), and
+    a fall on 1, a fall on 2, then HELP on 1 still notify treadmill 2 (before: only the first
+    and the newest critical event of a batch alarmed)."""
+    from playwright.sync_api import expect
+
+    page = _login(browser, service, init_script=_KEEP_THE_FEED + ";" + _NOTIFICATIONS)
+    send = """events => {
+        window.__notes = [];
+        for (const e of events)
+            window.__feed.dispatchEvent(new MessageEvent('message', {data: JSON.stringify(e)}));
+    }"""
+    page.evaluate(send, [_critical(1, "fall"), _critical(2, "fall"), _critical(3, "fall")])
+    expect(page.locator("#alarm-text")).to_have_text("FALL on Treadmill 3")  # the batch shown
+    assert page.evaluate("window.__notes") == [
+        "FALL on Treadmill 1",
+        "FALL on Treadmill 2",
+        "FALL on Treadmill 3",
+    ]
+    expect(page.locator("#alarm-more")).to_have_text("+2 more: Treadmill 1, Treadmill 2")
+    expect(page).to_have_title("\u26a0 FALL on Treadmill 3 (+2 more)")
+
+    page.evaluate(send, [_critical(1, "fall"), _critical(2, "fall"), _critical(1, "help")])
+    expect(page.locator("#alarm-text")).to_have_text("HELP on Treadmill 1")
+    assert page.evaluate("window.__notes") == [
+        "FALL on Treadmill 1",
+        "FALL on Treadmill 2",
+        "HELP on Treadmill 1",
+    ]
+    expect(page.locator("#alarm-more")).to_have_text("+1 more: Treadmill 2")
+    page.context.close()
+
+
 _KEEP_THE_FEED = """(() => {
     const Native = window.EventSource;  // the page's live feed, kept where a test can reach it
     window.EventSource = function (url, options) {

@@ -94,14 +94,20 @@
       o.connect(g); g.connect(audio.destination); o.start(t + dt); o.stop(t + dt + 0.3);
     });
   }
-  function alarm(text, link) {
+  // The banner, the tab's title and the beeping: one at a time, the newest ("+N more" names
+  // the other devices alarmed with it).
+  function showAlarm(text, link, more) {
     document.getElementById("alarm-text").textContent = text;
+    document.getElementById("alarm-more").textContent = more.length ? "+" + more.length + " more: " + more.join(", ") : "";
     document.getElementById("alarm-link").setAttribute("href", link);
     banner.hidden = false;
-    document.title = "\u26A0 " + text;
+    document.title = "\u26A0 " + text + (more.length ? " (+" + more.length + " more)" : "");
     beep();
     if (alarmTimer) clearInterval(alarmTimer);
     alarmTimer = setInterval(beep, 2000);
+  }
+  // The system's notification: one for every device that alarms, never coalesced.
+  function notify(text, link) {
     if ("Notification" in window && Notification.permission === "granted") {
       var n = new Notification("RetroGuard", { body: text, tag: link, requireInteraction: true });
       n.onclick = function () { window.focus(); location.href = link; };
@@ -109,6 +115,7 @@
   }
   function silence() {
     banner.hidden = true;
+    document.getElementById("alarm-more").textContent = "";
     if (alarmTimer) clearInterval(alarmTimer);
     alarmTimer = null;
     document.title = "RetroGuard caregiver";
@@ -195,17 +202,34 @@
     }
   }
   // The first critical event alarms at once; more of them before the page's next batch of
-  // changes (a burst: falls on many treadmills) show as the newest one with that batch. Each
-  // alarm renames the tab, and the browser's own process redraws it: one a fall in a burst of
-  // 170 cost the browser more CPU than the service spent storing them.
-  var alarmed = false, nextAlarm = null;
+  // changes (a burst: falls on many treadmills) wait for that batch, one per device (its
+  // newest): each device gets its notification then, and the banner and the tab's title
+  // change once, to the newest. Each change of the title costs the browser's own process a
+  // redraw: one a fall in a burst of 170 cost it more CPU than the service spent storing them.
+  var alarmed = [], pendingAlarms = new Map();
+  function raiseAlarm(device, name, text, link) {
+    if (!alarmed.length) {
+      alarmed.push(name);
+      showAlarm(text, link, []);
+      notify(text, link);
+      return;
+    }
+    pendingAlarms.delete(device);  // its newest, in the order they came
+    pendingAlarms.set(device, { name: name, text: text, link: link });
+  }
   function alarmFor(msg) {
     var e = msg.event;
     if (e.severity !== "critical") return;
-    var text = e.type.replace("_", " ").toUpperCase() + " on " + msg.device_name;
-    if (alarmed) { nextAlarm = [text, "/events/" + e.id]; return; }
-    alarmed = true;
-    alarm(text, "/events/" + e.id);
+    raiseAlarm(e.device_id, msg.device_name, e.type.replace("_", " ").toUpperCase() + " on " + msg.device_name, "/events/" + e.id);
+  }
+  function raisePendingAlarms() {
+    var waiting = Array.from(pendingAlarms.values()), newest = waiting[waiting.length - 1];
+    var names = alarmed;
+    alarmed = []; pendingAlarms = new Map();
+    if (!newest) return;
+    waiting.forEach(function (a) { notify(a.text, a.link); });
+    waiting.forEach(function (a) { if (names.indexOf(a.name) < 0) names.push(a.name); });
+    showAlarm(newest.text, newest.link, names.filter(function (n) { return n !== newest.name; }));
   }
 
   function onIncident(msg) {
@@ -232,7 +256,7 @@
       var msg = JSON.parse(m.data);
       if (msg.kind === "event") alarmFor(msg);  // at once; the page's changes in a moment
       queue.push(msg);
-      if (!flushing) { flushing = true; setTimeout(flush, 50); }
+      schedule();
     };
   }
 
@@ -240,10 +264,14 @@
   // a card or incident line changed ten times in it is replaced once (Map: first-seen order).
   // The first alarm does not wait for this (alarmFor).
   var queue = [], flushing = false;
+  function schedule() {
+    if (!flushing) { flushing = true; setTimeout(flush, 50); }
+  }
   function flush() {
-    var batch = queue, cards = {}, incidents = new Map(), newest = nextAlarm;
-    queue = []; flushing = false; alarmed = false; nextAlarm = null;
-    if (newest) alarm(newest[0], newest[1]);
+    flushing = false;
+    raisePendingAlarms();
+    var batch = queue, cards = {}, incidents = new Map();
+    queue = [];
     batch.forEach(function (msg) {
       if (msg.kind === "device") cards[msg.device_id] = msg;
       else if (msg.kind === "event") onEvent(msg);
