@@ -707,6 +707,50 @@ def test_every_device_in_a_burst_of_critical_events_gets_its_notification(
     page.context.close()
 
 
+class _StoredAtOnce(SimDevice):
+    """A device whose messages the service has stored when :meth:`publish` returns (handed
+    to its ingest directly, not through the broker): the test knows what was stored while
+    the page's feed was down."""
+
+    service: CaregiverService | None = None
+
+    def publish(self, kind: str, payload: str, retain: bool = False) -> None:
+        assert self.service is not None
+        assert self.service.ingestor.handle_batch([(self.topic(kind), payload.encode())])
+
+
+def test_a_feed_that_broke_brings_the_page_up_to_date_and_alarms_what_it_missed(
+    browser: Any, service: CaregiverService, mosquitto: Mosquitto
+) -> None:
+    """The service dropped the page's feed (as it drops a browser that does not keep up),
+    and a treadmill fell before the feed was back: once it is, the page fetches itself —
+    the card turns red, the incident is listed, and the fall alarms (before: the page went
+    on showing a green card, silently)."""
+    from playwright.sync_api import expect
+
+    device = _StoredAtOnce(mosquitto, "treadmill-1")
+    device.service = service
+    device.online()
+    page = _login(browser, service, init_script=_NOTIFICATIONS)
+    card = page.locator("#card-treadmill-1")
+    expect(card).to_have_attribute("data-level", "ok")
+
+    page.route("**/stream", lambda route: route.abort())  # the feed cannot come back yet
+    service.hub.shutdown()  # every stream ends, as a dropped browser's does
+    expect(page.locator("body")).to_have_attribute("data-live", "0")
+    ids = device.incident_fall()  # stored while the page has no feed
+    page.unroute("**/stream")
+
+    expect(page.locator("body")).to_have_attribute("data-live", "1")
+    expect(card).to_have_attribute("data-level", "danger")
+    expect(card.locator(".headline a")).to_have_text("FALL — not acknowledged")
+    expect(page.locator(f"#incident-{ids['incident']}")).to_contain_text("FALL")
+    expect(page.locator("#alarm-text")).to_have_text("FALL — not acknowledged — Dad's treadmill")
+    assert page.evaluate("window.__notes") == ["FALL — not acknowledged — Dad's treadmill"]
+    page.context.close()
+    device.close()
+
+
 _KEEP_THE_FEED = """(() => {
     const Native = window.EventSource;  // the page's live feed, kept where a test can reach it
     window.EventSource = function (url, options) {

@@ -248,10 +248,52 @@
     if (progress && progress.dataset.device === msg.device_id) location.reload();
   }
 
+  // A feed that broke (the network, a restart, or the service dropped this page for not
+  // reading fast enough) missed what changed meanwhile: once it is back the page fetches
+  // itself and takes the live parts from there, and a device that went red meanwhile alarms.
+  var LIVE_PARTS = ["fleet", "incidents", "timeline"], resyncing = false;
+  function dangerCards() {
+    var seen = {};
+    document.querySelectorAll('#fleet .card[data-level="danger"]').forEach(function (c) {
+      var h = c.querySelector(".headline a");
+      seen[c.dataset.device] = h ? h.getAttribute("href") : "";
+    });
+    return seen;
+  }
+  function resync() {
+    if (document.getElementById("progress")) { location.reload(); return; }
+    if (!LIVE_PARTS.some(function (id) { return document.getElementById(id); })) return;
+    resyncing = true;
+    fetch(location.href, { credentials: "same-origin", headers: { "Accept": "text/html" } })
+      .then(function (r) {
+        if (!r.ok || r.redirected) { location.reload(); return; }  // e.g. logged out meanwhile
+        return r.text().then(function (html) {
+          var fresh = new DOMParser().parseFromString(html, "text/html"), before = dangerCards();
+          LIVE_PARTS.forEach(function (id) {
+            var old = document.getElementById(id), part = fresh.getElementById(id);
+            if (old && part) old.replaceWith(finish(document.importNode(part, true)));
+          });
+          var now = dangerCards();
+          Object.keys(now).forEach(function (device) {
+            if (before[device] === now[device]) return;  // alarmed already
+            var card = document.getElementById("card-" + device), h = card.querySelector(".headline a");
+            var name = card.querySelector("h2").textContent;
+            raiseAlarm(device, name, (h ? h.textContent : "ALERT") + " \u2014 " + name, now[device] || "/devices/" + device);
+          });
+        });
+      })
+      .catch(function () { lost = true; })  // the next time the feed opens
+      .then(function () { resyncing = false; schedule(); });
+  }
+
+  var lost = false;
   function connect() {
     var source = new EventSource("/stream");
-    source.onopen = function () { status.textContent = "live"; document.body.dataset.live = "1"; };
-    source.onerror = function () { status.textContent = "reconnecting\u2026"; document.body.dataset.live = "0"; };
+    source.onopen = function () {
+      status.textContent = "live"; document.body.dataset.live = "1";
+      if (lost) { lost = false; resync(); }
+    };
+    source.onerror = function () { lost = true; status.textContent = "reconnecting\u2026"; document.body.dataset.live = "0"; };
     source.onmessage = function (m) {
       var msg = JSON.parse(m.data);
       if (msg.kind === "event") alarmFor(msg);  // at once; the page's changes in a moment
@@ -263,6 +305,7 @@
   // The page changes in batches (at most 20 a second): a burst of events is one layout, and
   // a card or incident line changed ten times in it is replaced once (Map: first-seen order).
   // The first alarm does not wait for this (alarmFor).
+  // What comes while the page fetches itself (resync) waits, then goes on top of it.
   var queue = [], flushing = false;
   function schedule() {
     if (!flushing) { flushing = true; setTimeout(flush, 50); }
@@ -270,6 +313,7 @@
   function flush() {
     flushing = false;
     raisePendingAlarms();
+    if (resyncing) return;
     var batch = queue, cards = {}, incidents = new Map();
     queue = [];
     batch.forEach(function (msg) {
