@@ -719,14 +719,23 @@ class _StoredAtOnce(SimDevice):
         assert self.service.ingestor.handle_batch([(self.topic(kind), payload.encode())])
 
 
+@pytest.mark.parametrize("refused", ["network error", "HTTP 502"])
 def test_a_feed_that_broke_brings_the_page_up_to_date_and_alarms_what_it_missed(
-    browser: Any, service: CaregiverService, mosquitto: Mosquitto
+    browser: Any, service: CaregiverService, mosquitto: Mosquitto, refused: str
 ) -> None:
     """The service dropped the page's feed (as it drops a browser that does not keep up),
     and a treadmill fell before the feed was back: once it is, the page fetches itself —
     the card turns red, the incident is listed, and the fall alarms (before: the page went
-    on showing a green card, silently)."""
+    on showing a green card, silently). The feed comes back after a network error (the
+    browser retries) and after an HTTP error (a proxy's 502 while the service restarts:
+    the browser gives up, the page tries again)."""
     from playwright.sync_api import expect
+
+    def refuse(route: Any) -> None:
+        if refused == "HTTP 502":
+            route.fulfill(status=502, body="Bad Gateway")
+        else:
+            route.abort()
 
     device = _StoredAtOnce(mosquitto, "treadmill-1")
     device.service = service
@@ -735,8 +744,10 @@ def test_a_feed_that_broke_brings_the_page_up_to_date_and_alarms_what_it_missed(
     card = page.locator("#card-treadmill-1")
     expect(card).to_have_attribute("data-level", "ok")
 
-    page.route("**/stream", lambda route: route.abort())  # the feed cannot come back yet
-    service.hub.shutdown()  # every stream ends, as a dropped browser's does
+    page.route("**/stream", refuse)  # the feed cannot come back yet
+    refusal = "requestfailed" if refused == "network error" else "response"
+    with page.expect_event(refusal, lambda r: r.url.endswith("/stream")):
+        service.hub.shutdown()  # every stream ends, as a dropped browser's does
     expect(page.locator("body")).to_have_attribute("data-live", "0")
     ids = device.incident_fall()  # stored while the page has no feed
     page.unroute("**/stream")

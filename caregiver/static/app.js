@@ -287,13 +287,24 @@
   }
 
   var lost = false;
+  function reopen() {
+    fetch(location.href, { method: "HEAD", credentials: "same-origin" })
+      .then(function (r) { if (r.redirected) location.reload(); else connect(); },
+            function () { setTimeout(reopen, 2000); });
+  }
   function connect() {
     var source = new EventSource("/stream");
     source.onopen = function () {
       status.textContent = "live"; document.body.dataset.live = "1";
       if (lost) { lost = false; resync(); }
     };
-    source.onerror = function () { lost = true; status.textContent = "reconnecting\u2026"; document.body.dataset.live = "0"; };
+    source.onerror = function () {
+      lost = true; status.textContent = "reconnecting\u2026"; document.body.dataset.live = "0";
+      // The browser retries a broken connection itself, but gives up after an HTTP error
+      // (a proxy's 502 while the service restarts): try again the same way, unless the
+      // login ran out (the page reloads to say so).
+      if (source.readyState === EventSource.CLOSED) setTimeout(reopen, 2000);
+    };
     source.onmessage = function (m) {
       var msg = JSON.parse(m.data);
       if (msg.kind === "event") alarmFor(msg);  // at once; the page's changes in a moment
