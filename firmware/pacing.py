@@ -12,9 +12,10 @@ samples, so pacing decides only *when* the loop reads, never *what* it gets.
   (:class:`hal.gpio.GpioDataReady`) and wakes the loop every
   ``imu.samples_per_wake`` of them, which then reads the FIFO once without
   waiting. No empty reads, and one count/status/burst exchange per wake
-  rather than per sample; after a single pulse the driver is told so and
-  skips the count (:meth:`hal.mpu6050.Mpu6050.read_signalled`): two
-  transactions a sample.
+  rather than per sample. With ``imu.uncounted_reads`` (off by default: it
+  relies on chip timing not yet measured on hardware), after a single pulse
+  the driver is told so and skips the count
+  (:meth:`hal.mpu6050.Mpu6050.read_signalled`): two transactions a sample.
 
 A wait for pulses never lasts longer than :attr:`InterruptPacing.wait_s`
 (at most a quarter of the relay's hold time with heartbeat drive): if the pulses
@@ -33,7 +34,7 @@ from __future__ import annotations
 import logging
 import math
 from collections.abc import Sequence
-from typing import Any, Final, Protocol
+from typing import Any, Final, Protocol, cast
 
 from core.clock import Clock
 from core.samples import ImuSample
@@ -107,6 +108,7 @@ class InterruptPacing:
         *,
         pin: int,
         samples_per_wake: int,
+        uncounted_reads: bool = False,
         wait_s: float,
         poll_timeout_s: float,
         dead_after: int,
@@ -117,6 +119,7 @@ class InterruptPacing:
         self._line: DataReady | None = line
         self._pin = pin
         self._per_wake = samples_per_wake
+        self._uncounted_reads = uncounted_reads
         self.wait_s = wait_s
         """Longest wait for pulses before the FIFO is read anyway."""
         self._poll_timeout_s = poll_timeout_s
@@ -151,10 +154,11 @@ class InterruptPacing:
         pulses = edges - self._seen
         self._seen = self.edges = edges
         # Never waits: the pulses (or the timeout) said when. A driver that can use the count
-        # of pulses (one: skip the FIFO count) is told it.
+        # of pulses (one: skip the FIFO count) is told it, where imu.uncounted_reads allows.
         if imu is not self._imu:
             self._imu = imu
-            self._counted_imu = imu if isinstance(imu, PulseCountedImu) else None
+            told = self._uncounted_reads and isinstance(imu, PulseCountedImu)
+            self._counted_imu = cast(PulseCountedImu, imu) if told else None
         counted = self._counted_imu
         batch = imu.read_batch(0.0) if counted is None else counted.read_signalled(pulses)
         signalled = pulses > 0
@@ -234,6 +238,7 @@ def open_pacing(
         line,
         pin=pin,
         samples_per_wake=imu.samples_per_wake,
+        uncounted_reads=imu.uncounted_reads,
         wait_s=wait_bound_s(gpio, read_timeout_s),
         poll_timeout_s=read_timeout_s,
         dead_after=dead_after_samples(imu.sample_rate_hz),

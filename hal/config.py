@@ -54,6 +54,16 @@ class ImuConfig:
     More saves CPU but delays every decision, a trip included, by up to this many sample
     periods, and the heartbeat edge comes once per wake: this many sample periods must stay
     within a quarter of gpio.heartbeat_hold_s (so at most 2 at 200 Hz with a 50 ms hold)."""
+    uncounted_reads: bool = False
+    """With interrupt pacing, read after a single data-ready pulse without asking the FIFO's
+    count: the status and data registers, then one FIFO frame that must equal them (one I2C
+    transaction a sample less: 410 a second at 200 Hz instead of 600). Off by default: it
+    relies on two things the MPU-6050 register map states but no one here has measured on a
+    chip — that the FIFO holds the frame when DATA_RDY rises, and that reading an empty FIFO
+    returns its last byte repeated (hal/mpu6050.py; the simulated chip's ``fifo_lag_s``
+    shows what happens if not: the driver faults, and a wearer standing still can hit that
+    often). Turn it on only after the real chip has run with it and the driver's
+    ``empty_reads`` stayed 0."""
 
 
 @dataclass(frozen=True, slots=True)
