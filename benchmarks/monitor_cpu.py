@@ -243,7 +243,9 @@ def thread_cpu_s(native_id: int | None) -> float:
 
 
 def monitor_child(config_path: str, out_path: str) -> int:
-    """The service's monitor, armed at STANDBY. SIGUSR1 starts the window, SIGTERM ends it.
+    """The service's monitor, armed at STANDBY. SIGUSR1 starts the window, SIGUSR2 ends it
+    (every monitor's, before any stops: one stopping at real-time priority would otherwise
+    hold up the loops of those still in their window), SIGTERM stops the monitor.
 
     Runs the tree named by ``RETROGUARD_BENCH_TREE`` (this one by default)."""
     tree = Path(os.environ.get(TREE_VARIABLE, str(ROOT))).resolve()
@@ -339,6 +341,12 @@ def monitor_child(config_path: str, out_path: str) -> int:
 
     signal.signal(signal.SIGUSR1, start_window)
 
+    def end_window(*_: object) -> None:
+        if "start" in marks:
+            marks.setdefault("end", snapshot(app, rig, edges, costs, timed_calls))
+
+    signal.signal(signal.SIGUSR2, end_window)
+
     def hold_and_record() -> None:
         edges.append(time.monotonic())  # each hold() is one heartbeat edge on the pin
         hold()
@@ -365,7 +373,7 @@ def monitor_child(config_path: str, out_path: str) -> int:
     try:
         app.start()
         app.monitor.run(stop=stop)
-        marks["end"] = snapshot(app, rig, edges, costs, timed_calls)
+        marks.setdefault("end", snapshot(app, rig, edges, costs, timed_calls))
         timing_cost = timing_overhead(timed, costs)
         pacing, (_, pacing_check) = app.monitor.pacing.mode, app.monitor.pacing.check()
     finally:
@@ -471,6 +479,8 @@ def measure(
                     "rss_mb": rss,
                     "peak_mb": peak,
                 }
+                monitor.send_signal(signal.SIGUSR2)
+            for monitor in monitors.values():
                 monitor.send_signal(signal.SIGTERM)
             for mode, monitor in monitors.items():
                 monitor.wait(60)
