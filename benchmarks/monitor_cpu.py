@@ -66,6 +66,18 @@ runs the pure-Python one, so build it there or copy it in.
         [--before /tmp/before]
 
 Prints figures; asserts nothing (speed is not a test).
+
+Figures (issue 15 item 8, 2026-12-02, ``--seconds 60 --modes poll interrupt interrupt:2
+--before`` main, six monitors side by side, load 1.8; compiled detector in both trees),
+firmware estimate before → after the idle session runner's shortcut: poll 5.55 → 5.04 %,
+interrupt 6.24 → 5.69 %, interrupt:2 3.95 → 3.70 %; the session runner hook 0.82 → 0.37 %
+(interrupt) and 0.44 → 0.18 % (interrupt:2). The default went from ``interrupt`` (one read a
+pulse) to ``interrupt:2``: 6.24 → 3.70 %, 0.59 times. Capture to decision, mean / p99 / max:
+0.4 / 3.0 / 13.8 ms with a read a pulse, 2.9 / 5.7 / 16.1 ms with two (half the samples wait
+one period more); heartbeat gaps p99 10.4 ms, max 20.6 ms, against the 50 ms hold. RSS
+30.8-31.2 MB in both trees (±0.3 MB from run to run). The absolute figures depend on how
+many monitors share the two cores: four side by side (two modes) gave interrupt:2 2.3-2.5 %
+and interrupt 3.2-3.4 % under a heavier load average.
 """
 
 from __future__ import annotations
