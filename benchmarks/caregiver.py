@@ -8,10 +8,10 @@ Three kinds of process, so that what is measured is the service alone:
 * the **load generator**, another process (``multiprocessing``, spawned): one paho
   client per simulated device publishing the documented payloads;
 * this process: a real Mosquitto, Debian's headless Chromium (Playwright) logged in
-  through the login form with an ``EventSource`` on the dashboard's feed, the
-  notification receiver, and the clock all latencies are taken with (one machine,
-  one wall clock: ``time.time()`` here and in the generator, ``Date.now()`` in
-  Chromium).
+  through the login form on the fleet page, each event timed as the page's own live
+  feed delivers it (:class:`Browser`), the notification receiver, and the clock all
+  latencies are taken with (one machine, one wall clock: ``time.time()`` here and in the
+  generator, ``Date.now()`` in Chromium).
 
 For each fleet size (``--devices 50 200``):
 
@@ -586,7 +586,28 @@ def spread(values: list[float]) -> str:
 
 class Browser:
     """Headless Chromium on the fleet page, logged in through the form, timestamping each
-    event the live feed brings (an EventSource beside the page's own)."""
+    event as the page's own live feed brings it.
+
+    The page's ``EventSource`` is wrapped before its script runs (an init script) and each
+    event message is noted when it is dispatched, before the page's handler. (This used to be
+    a second ``EventSource`` beside the page's: it doubled what the service wrote to the
+    browser and what the browser parsed, a load no caregiver's page makes, and its
+    arrivals then waited behind the page's work on the same thread.)"""
+
+    _NOTE_ARRIVALS = """(() => {
+        window.__arrivals = {};
+        const Native = window.EventSource;
+        const marker = /^[{]"kind":"event".*?"event":[{]"id":"([0-9a-f]{32})"/;
+        window.EventSource = function (url, options) {
+            const source = new Native(url, options);
+            source.addEventListener('message', m => {
+                const id = marker.exec(m.data);
+                if (id && !(id[1] in window.__arrivals)) window.__arrivals[id[1]] = Date.now();
+            });
+            return source;
+        };
+        window.EventSource.prototype = Native.prototype;
+    })()"""
 
     def __init__(self, url: str) -> None:
         from playwright.sync_api import sync_playwright
@@ -595,30 +616,23 @@ class Browser:
         self.browser = launch_chromium(self.pw)
         self.page = self.browser.new_page(viewport={"width": 1280, "height": 800})
         self.page.set_default_timeout(WAIT * 1000)
+        self.page.add_init_script(self._NOTE_ARRIVALS)
         self.page.goto(url + "/login")
         self.page.fill("#username", "bench")
         self.page.fill("#password", PASSWORD)
         self.page.click("button[type=submit]")
-        self.page.wait_for_selector("body[data-live='1']")
-        self.page.evaluate(
-            """() => new Promise(ok => {
-                window.__arrivals = {};
-                const s = new EventSource('/stream');
-                s.onopen = () => ok();
-                s.onmessage = m => { const d = JSON.parse(m.data);
-                    if (d.kind === 'event') window.__arrivals[d.event.id] = Date.now(); };
-            })"""
-        )
+        self.page.wait_for_selector("body[data-live='1']")  # the page's feed is open
 
     def arrivals(self, ids: set[str], timeout: float) -> dict[str, float]:
+        """When each of ``ids`` reached the page (those that did within ``timeout``). Polls
+        how many are there, not the whole record: the page's thread is the one measured."""
         deadline = time.monotonic() + timeout
-        got: dict[str, float] = {}
-        while time.monotonic() < deadline:
-            got = {k: v / 1000.0 for k, v in self.page.evaluate("window.__arrivals").items()}
-            if ids <= set(got):
-                break
+        self.page.evaluate("ids => { window.__wanted = ids; }", sorted(ids))
+        count = "window.__wanted.filter(k => k in window.__arrivals).length"
+        while time.monotonic() < deadline and self.page.evaluate(count) < len(ids):
             self.page.wait_for_timeout(200)
-        return {k: v for k, v in got.items() if k in ids}
+        got: dict[str, int] = self.page.evaluate("window.__arrivals")
+        return {k: v / 1000.0 for k, v in got.items() if k in ids}
 
     def close(self) -> None:
         self.browser.close()
@@ -658,6 +672,8 @@ class Figures:
     """The peak of their distinct resident pages (:class:`MemoryWatch`), sampled every 0.5 s:
     the target's figure."""
     notifier_burst_cpu_s: float
+    burst_falls_to_phone_ms: list[float]
+    """The burst's falls, each to its first notification at the receiver (none: no contact)."""
     burst_cpu_s: float
     """The service's CPU time from just before the burst until its last event was in the
     browser: what the burst cost, apart from how busy the machine was."""
@@ -725,10 +741,13 @@ def run(n: int, args: argparse.Namespace) -> Figures:
         started = min(burst.values())
         seen = browser.arrivals(set(burst), WAIT)
         burst_cpu = cpu_s(pid) - cpu_before
+        burst_phone: dict[str, float] = {}
+        burst_falls = {k: t for k, t in burst.items() if burst_kinds[k] == "fall"}
         if not args.no_contacts:  # the burst's notifications, sent by the notifier if any
-            receiver.wait(
-                {k for k, kind in burst_kinds.items() if kind == "fall"}, burst_incidents, 30.0
-            )
+            burst_phone = receiver.wait(set(burst_falls), burst_incidents, 30.0)
+        burst_to_phone = [
+            (burst_phone[k] - t) * 1000 for k, t in burst_falls.items() if k in burst_phone
+        ]
         kids_cpu = sum(cpu_s(k) for k in kids if Path(f"/proc/{k}").exists()) - kids_cpu_before
         burst_to_browser = [(seen[k] - t) * 1000 for k, t in burst.items() if k in seen]
         off_socket = socket.arrivals
@@ -777,7 +796,7 @@ def run(n: int, args: argparse.Namespace) -> Figures:
         burst_to_socket, burst_to_ingest, ingest_to_socket, burst_to_broker, broker_to_ingest,
         telemetry_sent, before_login, end,
         notifier_end, all_end, watch.peaks_summed, watch.peak_rss_sum,
-        watch.peak_resident, kids_cpu, burst_cpu,
+        watch.peak_resident, kids_cpu, burst_to_phone, burst_cpu,
         load_at_start,
     )  # fmt: skip
 
@@ -823,6 +842,11 @@ def report(f: Figures, args: argparse.Namespace) -> bool:
             f"      sent -> past the broker (the generator, one process for {f.devices} devices; "
             f"Mosquitto): {spread(f.burst_to_broker_ms)}; broker -> taken by ingest: "
             f"{spread(f.burst_broker_to_ingest_ms)}"
+        )
+    if f.burst_falls_to_phone_ms:
+        print(
+            f"    the burst's {len(f.burst_falls_to_phone_ms)} falls to the notification "
+            f"receiver: {spread(f.burst_falls_to_phone_ms)}"
         )
     print(
         f"    the service's CPU time for the burst: {f.burst_cpu_s:.2f} s "

@@ -149,6 +149,7 @@ def _report(args: argparse.Namespace, store: Any, config: Any) -> int:
 
     from caregiver.report import report_csv, report_for
     from caregiver.storage import redacted
+    from caregiver.walkers import offered
 
     name = "retroguard caregiver report"
     if store.device(args.device) is None:
@@ -159,9 +160,9 @@ def _report(args: argparse.Namespace, store: Any, config: Any) -> int:
         return 2
     walker = config.devices.get(args.device, args.device)
     if args.walker is not None:
-        names = dict(store.walkers(args.device))
+        names = dict(offered(store, args.device).walkers)  # the roster's, sessions or not
         if args.walker not in names:
-            known = ", ".join(names) or "none yet"
+            known = ", ".join(names)
             print(f"{name}: no walker {args.walker!r} on {args.device} ({known})", file=sys.stderr)
             return 2
         if args.walker != "default":

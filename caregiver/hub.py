@@ -44,12 +44,22 @@ class Hub:
     def publish(self, message: FeedMessage) -> None:
         """Send ``message`` (about ``message.device_id``) to every stream that may see it
         (encoded once, whatever the number of streams)."""
+        self.publish_all([message])
+
+    def publish_all(self, messages: list[FeedMessage]) -> None:
+        """Send ``messages``, in order, as :meth:`publish` does, with one wake-up of the event
+        loop for all of them (a burst's live feed hands over its changes a take at a time:
+        a wake-up each cost the loop's thread about what sending them did)."""
         loop = self._loop
-        if loop is None or loop.is_closed():
+        if loop is None or loop.is_closed() or not messages:
             return
-        text = _encoder.encode(message).decode()
+        texts = [(_encoder.encode(m).decode(), m.device_id) for m in messages]
         with contextlib.suppress(RuntimeError):  # the loop is shutting down
-            loop.call_soon_threadsafe(self._fanout, text, message.device_id)
+            loop.call_soon_threadsafe(self._fanout_all, texts)
+
+    def _fanout_all(self, texts: list[tuple[str, str]]) -> None:
+        for text, device_id in texts:
+            self._fanout(text, device_id)
 
     def _fanout(self, text: str | None, device_id: str = "") -> None:
         for queue, may_see in list(self._clients.items()):

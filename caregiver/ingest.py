@@ -10,7 +10,8 @@ and only once it is committed: a full disk or a database error leaves the
 message with the broker, and ingest tries again (in order; the broker sends no
 more than :data:`RECEIVE_MAXIMUM` unacknowledged messages meanwhile). After
 committing an event or a session summary it publishes a *receipt* to the device
-(``<prefix>/<device>/receipt``): only then does the device forget the alert, so a
+(``<prefix>/<device>/receipt``; a batch sends one per device, naming each of its ids):
+only then does the device forget the alert, so a
 broker that loses its queue cannot lose it. Events are keyed by id: a redelivery
 or a device's republication is stored once and raises no second alert, but is
 receipted again. Session summaries are keyed by session id the same way; one
@@ -56,6 +57,7 @@ from caregiver.alerts import Alerting
 from caregiver.changes import Change, DeviceChanged, EventStored, SessionStored
 from caregiver.commands import new_request_id
 from caregiver.config import CaregiverConfig
+from caregiver.paho_tables import share_property_tables
 from caregiver.plan_answers import answer_of
 from caregiver.progress import parse_summary
 from caregiver.storage import NewEvent, StorageFault, Store, StoredEvent
@@ -72,7 +74,7 @@ from core.protocol.messages import (
     TelemetryMessage,
     WalkersMessage,
 )
-from core.protocol.payloads import decode, decode_availability, encode, receipt_payload
+from core.protocol.payloads import decode, decode_availability, encode, receipt_payloads
 from core.protocol.topics import (
     CONSUMED_KINDS,
     RETAINED_KINDS,
@@ -171,8 +173,10 @@ class Ingestor:
         bad input. False when the database failed: nothing of the batch is kept (no
         receipt, no change announced), and the caller hands them all over again later."""
         later: list[Callable[[], None]] = []
+        receipts: dict[str, list[str]] = {}
         counters = self._counters()
         self._local.later = later
+        self._local.receipts = receipts
         try:
             decoded = [self._decode_one(topic, payload) for topic, payload in messages]
             devices = {m.device_id for m in decoded if m is not None}
@@ -188,7 +192,6 @@ class Ingestor:
                         )
                     elif message is not None:
                         self._store_decoded(message)
-                    self._after_commit(self._count_message)
                 if telemetry:
                     with self.store.transaction() as tx:
                         tx.set_telemetries(telemetry)
@@ -203,9 +206,18 @@ class Ingestor:
             return False
         finally:
             del self._local.later
+            del self._local.receipts
         self._works()
+        for device_id, ids in receipts.items():  # one receipt a device, not one an event
+            self._publish_receipt(device_id, ids)
+        woken = False
         for action in later:
+            if action == self.alerting.wake_notifier:  # once a batch: it reads every due row
+                if woken:
+                    continue
+                woken = True
             action()
+        self._count_messages(len(messages))
         return True
 
     def _store_one(self, topic: str, payload: bytes) -> None:
@@ -213,7 +225,7 @@ class Ingestor:
         message = self._decode_one(topic, payload)
         if message is not None:
             self._store_decoded(message)
-        self._after_commit(self._count_message)
+        self._after_commit(lambda: self._count_messages(1))
 
     def _decode_one(self, topic: str, payload: bytes) -> _Received | None:
         """The message, or None (bad input logged and counted, or a kind not consumed)."""
@@ -243,9 +255,9 @@ class Ingestor:
         else:
             later.append(action)
 
-    def _count_message(self) -> None:
+    def _count_messages(self, count: int) -> None:
         with self._cond:
-            self.messages += 1
+            self.messages += count
             self._cond.notify_all()
 
     def _changed(self, change: Change) -> None:
@@ -374,19 +386,22 @@ class Ingestor:
 
     def _send_receipt(self, device_id: str, message_id: str) -> None:
         """Tell the device this alert is on our disk (it may forget it now): after the
-        commit."""
-        self._after_commit(lambda: self._publish_receipt(device_id, message_id))
+        commit. In a batch, the ids of each device go in one receipt once it has committed
+        (a QoS 1 publish costs the service about what storing the event does)."""
+        receipts: dict[str, list[str]] | None = getattr(self._local, "receipts", None)
+        if receipts is None:
+            self._after_commit(lambda: self._publish_receipt(device_id, [message_id]))
+        elif message_id not in (ids := receipts.setdefault(device_id, [])):
+            ids.append(message_id)
 
-    def _publish_receipt(self, device_id: str, message_id: str) -> None:
+    def _publish_receipt(self, device_id: str, ids: list[str]) -> None:
         client = self.client
         if client is None:
             return
-        client.publish(
-            Topics(self.prefix, device_id).receipt,
-            receipt_payload([message_id], self.config.mqtt.client_id or "caregiver"),
-            qos=1,
-        )
-        self.receipts_sent += 1
+        topic = Topics(self.prefix, device_id).receipt
+        for payload in receipt_payloads(ids, self.config.mqtt.client_id or "caregiver"):
+            client.publish(topic, payload, qos=1)
+            self.receipts_sent += 1
 
     def _reply(self, device_id: str, reply: ReplyMessage) -> None:
         if reply.command == CommandName.ACK and reply.ok and reply.request_id is not None:
@@ -402,6 +417,7 @@ class Ingestor:
     # --------------------------------------------------------------- MQTT
 
     def start(self) -> None:
+        share_property_tables()  # paho's MQTT 5 tables once, not once per message received
         cfg = self.config.mqtt
         client = make_client(cfg.link(), cfg.client_id, manual_ack=True)
         client.reconnect_delay_set(1, 30)

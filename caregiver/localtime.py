@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-__all__ = ["iso_utc", "moment_of", "readable"]
+__all__ = ["iso_of", "iso_utc", "moment_of", "readable", "words"]
 
 
 def moment_of(value: str | float | None) -> dt.datetime | None:
@@ -37,14 +37,26 @@ def readable(value: str | float | None, zone: dt.tzinfo, *, seconds: bool = True
     moment = moment_of(value)
     if moment is None:
         return "" if value is None else str(value)
+    return words(moment, zone, seconds=seconds)
+
+
+def words(moment: dt.datetime, zone: dt.tzinfo, *, seconds: bool = True) -> str:
+    """:func:`readable` of a moment already read (one ``strftime``: the live feed words
+    every event of a burst)."""
     local = moment.astimezone(zone)
-    clock = f"{local:%H:%M:%S}" if seconds else f"{local:%H:%M}"
-    return f"{local:%a} {local.day} {local:%b %Y}, {clock} {local.tzname() or ''}".rstrip()
+    text = local.strftime(
+        f"%a {local.day} %b %Y, %H:%M:%S" if seconds else f"%a {local.day} %b %Y, %H:%M"
+    )
+    name = local.tzname()
+    return f"{text} {name}" if name else text
 
 
 def iso_utc(value: str | float | None) -> str:
     """The moment as ISO 8601 in UTC ("2026-03-01T13:05:12.250Z"), for ``<time datetime>``."""
     moment = moment_of(value)
-    if moment is None:
-        return ""
+    return "" if moment is None else iso_of(moment)
+
+
+def iso_of(moment: dt.datetime) -> str:
+    """:func:`iso_utc` of a moment already read (aware, UTC)."""
     return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")

@@ -64,7 +64,8 @@ class Report:
     zone: str
     generated: dt.datetime
     weeks: list[ReportWeek]
-    """Oldest first, every week from the first session's to the generation's."""
+    """Oldest first, every week from the first session's to the generation's; a walker
+    without sessions: the generation's week alone (their sessions prescribed, none done)."""
     milestone: Milestone
     trends: list[Trend]
     incidents: list[Incident]
@@ -73,8 +74,12 @@ class Report:
     """The walker profile's id ("default" on a device with one walker)."""
 
     @property
+    def sessions(self) -> int:
+        return sum(w.progress.sessions for w in self.weeks)
+
+    @property
     def period(self) -> str:
-        if not self.weeks:
+        if not self.sessions:
             return "no sessions yet"
         first, last = self.weeks[0].progress.week, self.weeks[-1].progress.week
         end = week_start(last) + dt.timedelta(days=6)
@@ -92,8 +97,9 @@ def make_report(
     prescribed: Mapping[str, int] | None = None,
 ) -> Report:
     """The report from the stored rows (weeks counted in ``zone``); weeks without a session
-    between the first one and ``now`` are in it, with zero sessions done. Adherence counts
-    against ``prescribed`` (the weeks' sessions the progression prescribed; none: 3)."""
+    between the first one and ``now`` are in it, with zero sessions done, and without any
+    session the week of ``now`` is (adherence 0 of its prescribed, not nothing). Adherence
+    counts against ``prescribed`` (the weeks' sessions the progression prescribed; none: 3)."""
     generated = dt.datetime.fromtimestamp(now, zone)
     by_week = {w.week: w for w in weekly_progress(sessions, zone, prescribed)}
     trips: dict[str, list[int]] = {}
@@ -106,17 +112,17 @@ def make_report(
         week = week_of(dt.datetime.fromtimestamp(i.opened_at, dt.UTC), zone)
         opened[week] = opened.get(week, 0) + 1
     weeks: list[ReportWeek] = []
-    if by_week:
-        day, last = week_start(min(by_week)), week_start(week_of(generated, zone))
-        while day <= last:
-            key = f"{day.isocalendar()[0]}-W{day.isocalendar()[1]:02d}"
-            progress = by_week.get(
-                key,
-                WeekProgress(key, 0, 0, 0.0, 0.0, prescribed=prescribed_in(key, prescribed or {})),
-            )
-            t, st = trips.get(key, [0, 0])
-            weeks.append(ReportWeek(progress, t, st, opened.get(key, 0)))
-            day += dt.timedelta(weeks=1)
+    current = week_of(generated, zone)
+    day, last = week_start(min([*by_week, current])), week_start(current)
+    while day <= last:
+        key = f"{day.isocalendar()[0]}-W{day.isocalendar()[1]:02d}"
+        progress = by_week.get(
+            key,
+            WeekProgress(key, 0, 0, 0.0, 0.0, prescribed=prescribed_in(key, prescribed or {})),
+        )
+        t, st = trips.get(key, [0, 0])
+        weeks.append(ReportWeek(progress, t, st, opened.get(key, 0)))
+        day += dt.timedelta(weeks=1)
     return Report(
         device_id=device_id,
         walker=walker,

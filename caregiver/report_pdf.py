@@ -146,7 +146,7 @@ def report_pdf(report: Report) -> bytes:
     )
     weeks = report.weeks
     page.heading("Summary")
-    if weeks:
+    if report.sessions:
         now = weeks[-1].progress
         done = sum(w.progress.done for w in weeks)
         prescribed = sum(w.progress.prescribed for w in weeks)
@@ -159,6 +159,12 @@ def report_pdf(report: Report) -> bytes:
         page.line(
             f"Longest backward stretch: {longest / 60:.1f} of {GOAL_BACKWARD_MIN:g} min "
             f"(this week {now.longest_backward_s / 60:.1f} min)."
+        )
+    elif weeks:  # the walker has not walked yet: their week as prescribed, none done
+        now = weeks[-1].progress
+        page.line(
+            f"No guided session recorded yet: this week {now.done} of {now.prescribed} "
+            "prescribed sessions done."
         )
     else:
         page.line("No guided session recorded yet.")

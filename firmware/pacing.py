@@ -147,10 +147,10 @@ class InterruptPacing:
         self.timeouts = 0
         """Waits that ended before ``samples_per_wake`` pulses came."""
         self.fallback: str | None = None
+        """Why the loop polls now; None while the interrupt paces it."""
         self._imu: Imu | None = None
         self._counted_imu: PulseCountedImu | None = None
         """The IMU last read, when it can use the pulse count (checked once per IMU)."""
-        """Why the loop polls now; None while the interrupt paces it."""
 
     @property
     def mode(self) -> str:

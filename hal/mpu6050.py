@@ -39,11 +39,15 @@ many came since its last read (:meth:`Mpu6050.read_signalled`). For exactly
 one, the usual case, the driver skips the count: it reads INT_STATUS and the
 data registers (step 1's second read) and, when DATA_RDY_INT says a sample
 came since the last status read, pops one frame, which must equal the
-snapshot. Two transactions a sample instead of three. This never reads past
-the FIFO's end, because a set DATA_RDY_INT always has an unread frame behind
-it: a burst only ever pops frames taken before the last status read, except
-the follow-up reads of step 4, after which the next read counts again (its
-status read clears the flag of a frame already popped). Anything else — two
+snapshot. Two transactions a sample instead of three. A set DATA_RDY_INT
+has an unread frame behind it, because a burst only ever pops frames taken
+before the last status read, except the follow-up reads of step 4, after
+which the next read counts again (its status read clears the flag of a frame
+already popped) — provided the chip's FIFO write has landed by the pop. The
+register map promises only that DATA_RDY follows the data registers, so the
+pop may find the FIFO empty and read its last byte repeated: such a frame is
+never delivered (:meth:`Mpu6050._poll_one` gives the rule and why it neither
+makes up nor silently loses a sample; ``empty_reads`` counts these). Anything else — two
 pulses or none, the flag clear, the first read after a FIFO reset, every
 :data:`COUNTED_READ_EVERY`-th read — takes the counted read above, so its
 count checks keep running. An overflow flag raises as in step 2; a snapshot
@@ -101,7 +105,13 @@ from hal.errors import (
     ImuIdentityError,
     ImuTimeoutError,
 )
-from hal.mpu6050_check import BOTH_CHECKS, FifoChecks, FifoPlausibility, samples_between
+from hal.mpu6050_check import (
+    BOTH_CHECKS,
+    FifoChecks,
+    FifoPlausibility,
+    samples_between,
+    uniform,
+)
 
 RESET_TIMEOUT_S: Final = 0.1
 """Deadline for DEVICE_RESET to clear. InvenSense's Linux driver allows 100 ms after reset."""
@@ -280,7 +290,8 @@ class Mpu6050:
     ``ValueError``) but does not touch the bus; :meth:`start` does.
 
     The health counters ``bus_errors``, ``reinits``, ``overflows``,
-    ``corruptions``, ``follow_ups``, ``samples_read`` and ``timestamp_reanchors``
+    ``corruptions``, ``follow_ups``, ``empty_reads``, ``samples_read`` and
+    ``timestamp_reanchors``
     are plain attributes, cheap enough for telemetry to read on every loop pass.
 
     ``checks`` chooses the FIFO plausibility checks; leave the default (both)
@@ -329,12 +340,17 @@ class Mpu6050:
         self._stream_start = 0.0
         self._uncounted_left = 0
         """One-pulse reads allowed before the next counted read (0: the next one counts)."""
+        self._empty_fifo_byte: int | None = None
+        """What a read of the empty FIFO returns (the last byte read from it), repeated; None
+        after a FIFO reset, when the register map does not say."""
 
         self.bus_errors = 0
         self.reinits = 0
         self.overflows = 0
         self.corruptions = 0
         self.follow_ups = 0
+        self.empty_reads = 0
+        """One-pulse pops that found the FIFO empty (its write trailing DATA_RDY), dropped."""
         self.samples_read = 0
 
     # --- Imu protocol -----------------------------------------------------------
@@ -521,6 +537,7 @@ class Mpu6050:
         self._fifo_needs_reset = False
         self._pending_gap = None  # whoever reset the FIFO reports the gap
         self._uncounted_left = 0  # the first read after a reset counts
+        self._empty_fifo_byte = None
         self._stream_start = self._clock.monotonic()
         self._timestamps.reset()
 
@@ -602,8 +619,39 @@ class Mpu6050:
         return self._checked(data, frames, snapshot, counted, newer, read_time)
 
     def _poll_one(self) -> list[ImuSample] | None:
-        """Status and snapshot, then one frame, which must be the snapshot; None when the
-        flags say nothing new (a spurious pulse, a flag already read): count instead."""
+        """Status and snapshot, then one frame, delivered alone only when it is the snapshot;
+        None when the flags say nothing new (a spurious pulse, a flag already read): count.
+
+        The rule for the popped frame, and why it never delivers a made-up sample nor loses
+        a true one unreported:
+
+        * It is delivered alone only when it equals the snapshot and is not one byte
+          repeated. An empty FIFO returns its last byte repeated, so such a frame came out of
+          a FIFO that held data, and its bytes are those of the data registers just read: the
+          snapshot's sample. (The pop cannot return a sample older than the previous status
+          read's: those were all popped before a one-pulse read is allowed.)
+        * Otherwise the driver counts the FIFO and reads all of it (:meth:`_read_rest`), and
+          the snapshot must be one of the frames read, else the whole read is a fault. Two
+          things make the pop differ from the snapshot: frames older than the snapshot were
+          waiting (an uncounted pulse: the popped frame is a true sample, older than the
+          snapshot, and is delivered first, in order), or the FIFO was still empty because the
+          chip writes it after DATA_RDY (``fifo_lag_s`` in the simulation): the popped frame
+          is one byte repeated, and the snapshot's frame is among those that follow.
+        * A popped frame is dropped as an empty read only when it is the last byte read from
+          the FIFO (tracked since the last FIFO reset), repeated, and its temperature word is one
+          no true frame can have (:meth:`FifoPlausibility.could_be_sample`): then it is not a
+          sample, and dropping it loses nothing. If it could be one (a sample whose seven words
+          are equal cannot be told from an empty read; about one empty read in 200, when the
+          repeated byte makes the die's temperature), or its byte is not the last one read (a
+          stuck data line, say, over a true frame), it is kept, and the burst check refuses
+          every frame of one repeated byte: a reported gap (fail-safe), never a guess.
+
+        So on a clean bus every frame popped is delivered in FIFO order or the read raises;
+        the only frame dropped quietly is one that cannot be a sample. Frames read after the
+        pop are vouched for as in a counted read (temperature, and the snapshot among them).
+        Damage on the wire could lose a true frame quietly only by turning it into exactly
+        the empty read (the last byte, fourteen times) while a pulse went uncounted.
+        """
         size = self._frame_bytes
         snapshot_at = self._clock.monotonic()  # the chip copies its registers as the read starts
         head = self._read_block(reg.INT_STATUS, self._checks.status_read_bytes)
@@ -614,19 +662,26 @@ class Mpu6050:
         if not status & reg.DATA_RDY_INT:
             return None
         snapshot = bytes(head[1:])
-        data = self._read_fifo(size)
-        frames = counted = 1
-        newer = 1
-        if not self._plausibility.snapshot_is_last(data, snapshot):
-            # Frames older than the snapshot were waiting (a pulse went uncounted): read on to it.
-            more, read_on_at = self._read_rest()
-            data += more
-            frames += len(more) // size
-            # The snapshot is one of the frames read; the chip took at most `newer` - 1 after it.
-            newer = samples_between(read_on_at - snapshot_at, self._period) + 1
-            counted = max(0, frames - newer)
-            read_time = read_on_at
-        return self._checked(data, frames, snapshot, counted, newer, read_time)
+        empty_byte = self._empty_fifo_byte
+        popped = self._read_fifo(size)
+        if not uniform(popped) and self._plausibility.snapshot_is_last(popped, snapshot):
+            return self._checked(popped, 1, snapshot, 1, 1, read_time)
+        rest, read_on_at = self._read_rest()
+        data = popped + rest
+        if (
+            uniform(popped)
+            and popped[0] == empty_byte
+            and not self._plausibility.could_be_sample(popped, read_on_at)
+        ):
+            self.empty_reads += 1  # the FIFO was empty: nothing was popped
+            data = rest
+        frames = len(data) // size
+        if frames == 0:
+            self._discard_corrupt("DATA_RDY was set but no FIFO frame could be read after it", 1)
+        # The snapshot is one of the frames read; the chip took at most `newer` - 1 after it.
+        newer = samples_between(read_on_at - snapshot_at, self._period) + 1
+        counted = max(0, frames - newer)
+        return self._checked(data, frames, snapshot, counted, newer, read_on_at)
 
     def _read_rest(self) -> tuple[bytes, float]:
         """Count the FIFO and read all of it (after a one-pulse read found older frames)."""
@@ -733,11 +788,14 @@ class Mpu6050:
     def _read_fifo(self, nbytes: int) -> bytes:
         try:
             if nbytes <= reg.SMBUS_BLOCK_MAX:
-                return bytes(self._bus.read_i2c_block_data(self._address, reg.FIFO_R_W, nbytes))
-            pointer = i2c_msg.write(self._address, [reg.FIFO_R_W])
-            burst = i2c_msg.read(self._address, nbytes)
-            self._bus.i2c_rdwr(pointer, burst)
-            return ctypes.string_at(burst.buf, nbytes)
+                data = bytes(self._bus.read_i2c_block_data(self._address, reg.FIFO_R_W, nbytes))
+            else:
+                pointer = i2c_msg.write(self._address, [reg.FIFO_R_W])
+                burst = i2c_msg.read(self._address, nbytes)
+                self._bus.i2c_rdwr(pointer, burst)
+                data = ctypes.string_at(burst.buf, nbytes)
+            self._empty_fifo_byte = data[-1]
+            return data
         except OSError as exc:
             error = self._bus_error(exc, f"reading {nbytes} FIFO bytes")
             if exc.errno != errno_codes.EREMOTEIO:

@@ -19,7 +19,16 @@ The model follows RM-MPU-6000A-00 rev 4.2 where it matters to a driver:
   empties the FIFO, but only when written with ``FIFO_EN`` = 0, as the
   datasheet states.
 * Reading FIFO_COUNTH latches both count bytes. A burst from FIFO_R_W keeps
-  popping the FIFO. Reading an empty FIFO returns the last byte read.
+  popping the FIFO. Reading an empty FIFO returns the last byte read from it,
+  repeated (the register map, FIFO_R_W), so a frame popped from an empty FIFO
+  is 14 copies of one byte.
+* ``fifo_lag_s`` (default 0) delays each sample's FIFO write after its data
+  registers and DATA_RDY. The register map says only that DATA_RDY fires once
+  all sensor registers are written, not that the FIFO write has landed; with a
+  lag, a read right after the pulse can find the data registers new and the
+  FIFO still empty. Delayed writes land in order, only while ``USER_CTRL.FIFO_EN``
+  is set; a FIFO reset or a chip reset discards them (the datasheet does not say;
+  a write landing after the reset would only add an older true sample).
 * Reading INT_STATUS clears it. A status bit latches only if its INT_ENABLE
   bit is set. The real part may be more lenient, so the model is the
   stricter of the two readings of the datasheet.
@@ -123,6 +132,8 @@ class SimulatedMpu6050:
     * ``stalled``: the chip answers but makes no samples (a frozen sensor).
     * ``clock_skew``: relative error of the chip's sample clock. ``+0.01``
       runs 1 % fast, as a real part may across temperature.
+    * ``fifo_lag_s``: each sample's FIFO write lands this long after its data registers
+      and DATA_RDY (see the module docstring).
 
     ``temperature_c`` is the die temperature: a constant, or a function of the seconds since
     motion time zero (e.g. :class:`WarmingDie`). ``keep_samples`` keeps that many of the
@@ -145,9 +156,13 @@ class SimulatedMpu6050:
         temperature_c: float | Callable[[float], float] = 25.0,
         temperature_noise_c: float = 0.0,
         keep_samples: int = 0,
+        fifo_lag_s: float = 0.0,
     ) -> None:
         if clock_skew <= -1.0:
             raise ValueError("clock_skew must be greater than -1")
+        if not fifo_lag_s >= 0.0:
+            raise ValueError(f"fifo_lag_s must be zero or more, got {fifo_lag_s!r}")
+        self.fifo_lag_s = fifo_lag_s
         self.motion = motion
         self._clock = clock
         self.who_am_i = who_am_i
@@ -166,6 +181,8 @@ class SimulatedMpu6050:
         self._regs = bytearray(_REGISTER_COUNT)
         self._pointer = 0
         self._fifo = bytearray()
+        self._fifo_writes: deque[tuple[float, bytes]] = deque()
+        """FIFO frames not yet written (``fifo_lag_s``): when each lands, and its bytes."""
         self._last_fifo_byte = 0
         self._count_latch = 0
         self._reset_done_at: float | None = None
@@ -187,6 +204,8 @@ class SimulatedMpu6050:
         silicon's work, which a benchmark of the firmware subtracts."""
         self.interrupts = 0
         """Enabled interrupts raised (DATA_RDY, FIFO_OFLOW), whether or not INT is wired."""
+        self.empty_fifo_reads = 0
+        """Bytes read from FIFO_R_W while the FIFO was empty (each the last byte again)."""
         self._lock = threading.RLock()
         """The bus and the chip's own sample clock (a thread on the real clock) both drive it."""
         self._int_pin: ObservedMockPin | None = None
@@ -320,6 +339,7 @@ class SimulatedMpu6050:
         self._regs[:] = bytes(_REGISTER_COUNT)
         self._regs[reg.PWR_MGMT_1] = reg.PWR_MGMT_1_RESET_VALUE
         self._fifo.clear()
+        self._fifo_writes.clear()
         self._run_origin = None
         self._set_int(False)
 
@@ -382,6 +402,7 @@ class SimulatedMpu6050:
     def _write_user_ctrl(self, value: int) -> None:
         if value & reg.FIFO_RESET and not value & reg.USER_FIFO_EN:
             self._fifo.clear()
+            self._fifo_writes.clear()
         if value & reg.SIG_COND_RESET:
             self._regs[_DATA_FIRST : reg.GYRO_XOUT_H + 6] = bytes(reg.GYRO_XOUT_H + 6 - _DATA_FIRST)
         # The reset bits clear themselves (bit 1 is I2C_MST_RESET).
@@ -412,6 +433,7 @@ class SimulatedMpu6050:
         del self._fifo[:take]
         if take:
             self._last_fifo_byte = out[-1]
+        self.empty_fifo_reads += length - take
         return out + bytes((self._last_fifo_byte,)) * (length - take)
 
     # --- sampling ----------------------------------------------------------------------------
@@ -429,7 +451,16 @@ class SimulatedMpu6050:
         self._run_emitted = 0
 
     def _catch_up(self, now: float) -> None:
-        """Produce every sample due up to ``now`` (and finish a reset whose time has come)."""
+        """Produce every sample due up to ``now`` (and finish a reset whose time has come),
+        then land the FIFO writes due by ``now``."""
+        self._make_samples(now)
+        writes = self._fifo_writes
+        while writes and writes[0][0] <= now:
+            _, frame = writes.popleft()
+            if self._regs[reg.USER_CTRL] & reg.USER_FIFO_EN:
+                self._push_fifo(frame)
+
+    def _make_samples(self, now: float) -> None:
         if self._reset_done_at is not None:
             if self.reset_stuck or now < self._reset_done_at:
                 return
@@ -511,7 +542,10 @@ class SimulatedMpu6050:
         if self.history.maxlen:
             self.history.append(raw)
         if regs[reg.USER_CTRL] & reg.USER_FIFO_EN and regs[reg.FIFO_EN]:
-            self._push_fifo(self._fifo_frame(raw))
+            if self.fifo_lag_s > 0.0:
+                self._fifo_writes.append((t + self.fifo_lag_s, self._fifo_frame(raw)))
+            else:
+                self._push_fifo(self._fifo_frame(raw))
         if regs[reg.INT_ENABLE] & reg.DATA_RDY_EN:
             regs[reg.INT_STATUS] |= reg.DATA_RDY_INT
             self._interrupt()

@@ -35,13 +35,17 @@ class ConstantMotion:
 
 @dataclass
 class RampMotion:
-    """ax grows with time (g per second), so each sample's value tells when it was taken."""
+    """ax grows with time (g per second), so each sample's value tells when it was taken.
+
+    ``gyro_slope`` (degrees per second, per second) ramps gz too: its low byte, the last of
+    each FIFO frame, then runs through every value."""
 
     slope: float = 0.1
     duration: float = 1e9
+    gyro_slope: float = 0.0
 
     def at(self, t: float) -> Vector6:
-        return (self.slope * t, 0.0, 1.0, 0.0, 0.0, 0.0)
+        return (self.slope * t, 0.0, 1.0, 0.0, 0.0, self.gyro_slope * t)
 
 
 class HookClock(SimClock):
@@ -91,6 +95,30 @@ def untaken(
         )
         not in taken
     )
+
+
+def history_positions(
+    samples: Iterable[ImuSample], chip: SimulatedMpu6050, settings: RegisterSettings
+) -> list[int | None]:
+    """Where each of ``samples`` is in the chip's :attr:`SimulatedMpu6050.history` (None: a
+    sample the chip never took). With a motion whose samples all differ (a ramp), a true
+    stream gives consecutive positions: a repeat is a duplicate, a jump a lost sample."""
+    a = settings.accel_g_per_lsb
+    g = settings.gyro_dps_per_lsb
+    where = {(r[0], r[1], r[2], r[4], r[5], r[6]): i for i, r in enumerate(chip.history)}
+    return [
+        where.get(
+            (
+                round(s.ax / a),
+                round(s.ay / a),
+                round(s.az / a),
+                round(s.gx / g),
+                round(s.gy / g),
+                round(s.gz / g),
+            )
+        )
+        for s in samples
+    ]
 
 
 @dataclass

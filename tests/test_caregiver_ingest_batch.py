@@ -18,6 +18,8 @@ import pytest
 from caregiver.changes import Change, EventStored
 from caregiver.config import CaregiverConfig, CaregiverMqttConfig, ServerConfig
 from caregiver.service import CaregiverService
+from tests.mqtt_helpers import WAIT, subscriber
+from tools.broker import Mosquitto
 
 DEVICE = "treadmill-1"
 
@@ -32,13 +34,15 @@ def _service(tmp_path: Path, changes: list[Change], database: str = "") -> Careg
     return service
 
 
-def _event(seq: int, kind: str = "stumble", reason: str = "benchmark") -> tuple[str, bytes]:
+def _event(
+    seq: int, kind: str = "stumble", reason: str = "benchmark", device: str = DEVICE
+) -> tuple[str, bytes]:
     data = {
         "schema": 1,
         "id": uuid.uuid4().hex,
         "seq": seq,
         "type": kind,
-        "device_id": DEVICE,
+        "device_id": device,
         "severity": "warning",
         "state": "TRIPPED",
         "reason": reason,
@@ -46,7 +50,7 @@ def _event(seq: int, kind: str = "stumble", reason: str = "benchmark") -> tuple[
         "t_monotonic": float(seq),
         "figures": {},
     }
-    return f"retroguard/{DEVICE}/event", json.dumps(data).encode()
+    return f"retroguard/{device}/event", json.dumps(data).encode()
 
 
 def _id(message: tuple[str, bytes]) -> str:
@@ -203,5 +207,58 @@ def test_a_bug_in_a_batch_holds_it_and_says_so(
         monkeypatch.setattr(service.store, "batch", original)
         assert service.ingestor.handle_batch([fall])  # handed over again: stored
         assert [e.id for e in service.store.events_for(DEVICE)] == [_id(fall)]
+    finally:
+        service.store.close()
+
+
+def test_a_batch_receipts_each_device_once_naming_all_its_events(
+    tmp_path: Path, mosquitto: Mosquitto
+) -> None:
+    """After its commit, a batch publishes one receipt per device naming every event of that
+    device it stored (one QoS 1 publish per event cost the service about what storing the
+    event did); a device's event that came twice in the batch is named once."""
+    config = CaregiverConfig(
+        server=ServerConfig(host="127.0.0.1", port=0, database=str(tmp_path / "c.db")),
+        mqtt=CaregiverMqttConfig(
+            host=mosquitto.host, port=mosquitto.port, client_id="receipts", session_expiry_s=0
+        ),
+    )
+    service = CaregiverService(config)
+    other = "treadmill-2"
+    try:
+        with subscriber(mosquitto, ["retroguard/+/receipt"]) as sub:
+            service.ingestor.start()
+            assert service.ingestor.connected.wait(WAIT)
+            a1, b1, a2 = _event(1, "fall"), _event(1, "fall", device=other), _event(2)
+            assert service.ingestor.handle_batch([a1, b1, a2, a1])
+            last = _event(3)  # its receipt comes after the batch's (one connection, in order)
+            assert service.ingestor.handle_batch([last])
+            assert sub.wait(lambda: any(_id(last) in m.payload.decode() for m in sub.messages))
+            receipts = [(m.topic, json.loads(m.payload)["ids"]) for m in sub.on("/receipt")]
+        assert receipts == [
+            (f"retroguard/{DEVICE}/receipt", [_id(a1), _id(a2)]),
+            (f"retroguard/{other}/receipt", [_id(b1)]),
+            (f"retroguard/{DEVICE}/receipt", [_id(last)]),
+        ]
+    finally:
+        service.ingestor.stop()
+        service.store.close()
+
+
+def test_a_batch_wakes_the_notifier_once_after_its_commit(tmp_path: Path) -> None:
+    """The notifier reads every due notification when woken: a batch of falls wakes it once,
+    after the commit (with its rows there to read), not once per fall."""
+    changes: list[Change] = []
+    service = _service(tmp_path, changes)
+    alerts_seen: list[int] = []
+
+    def wake() -> None:
+        alerts_seen.append(len(service.store.alerts(DEVICE)))
+
+    service.alerting.wake_notifier = wake
+    try:
+        falls = [_event(n, "fall") for n in range(1, 4)]
+        assert service.ingestor.handle_batch(falls)
+        assert alerts_seen == [3]
     finally:
         service.store.close()

@@ -227,3 +227,23 @@ def test_pages_queued_before_the_contacts_were_removed_are_not_left_pending(
     with running_service(dataclasses.replace(config, contacts=()), web=False) as service:
         assert service.notifier_process is None
         assert service.store.notifications_due(time.time() + 1e6) == []
+
+
+def test_the_notifier_runs_behind_the_service_for_the_cpu(
+    mosquitto: Mosquitto, tmp_path: Path
+) -> None:
+    """Its work comes after ingest's (a page is due once its alert is stored): during a burst
+    it yields the CPU to the service, which then pages the burst's falls sooner too."""
+    from caregiver.notify_process import NICENESS
+
+    receiver = HoldingReceiver()
+    config = make_config(mosquitto, tmp_path, contacts=(Contact("Ann", (receiver.url,)),))
+    try:
+        with running_service(config, web=False, background=True) as service:
+            notifier = service.notifier_process
+            assert notifier is not None and notifier.ready.wait(WAIT)
+            assert notifier.pid is not None
+            ours = os.getpriority(os.PRIO_PROCESS, 0)
+            assert os.getpriority(os.PRIO_PROCESS, notifier.pid) == min(19, ours + NICENESS)
+    finally:
+        receiver.close()

@@ -154,3 +154,29 @@ def test_the_cli_writes_both_reports_from_the_services_database(
     store = Store(str(tmp_path / "caregiver.db"))
     assert len(report_for(store, DEVICE, "Anna", dt.UTC, NOW).weeks) == 4
     store.close()
+
+
+def test_the_cli_reports_on_a_roster_walker_who_has_not_walked(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Ben is on the treadmill's roster but has no session: his report is this week, none
+    done, "no sessions yet" (not a refusal naming only those who walked); a walker neither on
+    the roster nor in sessions is still refused, the walkers offered named."""
+    stored(str(tmp_path / "caregiver.db")).close()
+    store = Store(str(tmp_path / "caregiver.db"))
+    store.set_device_walkers(DEVICE, [("default", "Default walker"), ("ben", "Ben")])
+    store.close()
+    config = tmp_path / "caregiver.toml"
+    config.write_text(f'[server]\ndatabase = "{tmp_path / "caregiver.db"}"\n')
+    base = ["caregiver", "report", "-c", str(config), DEVICE]
+    assert main([*base, "--walker", "ben"]) == 0
+    weeks = list(csv.DictReader(io.StringIO(capsys.readouterr().out)))
+    assert [(w["week"], w["sessions"], w["sessions_done"]) for w in weeks] == [
+        (week_of(dt.datetime.now(dt.UTC), system_zone()), "0", "0")
+    ]
+    pdf = tmp_path / "ben.pdf"
+    assert main([*base, "--walker", "ben", "--pdf", str(pdf)]) == 0
+    text = " ".join(PdfReader(pdf).pages[0].extract_text().split())
+    assert "RetroGuard walking report: Ben" in text and "Weeks no sessions yet" in text
+    assert main([*base, "--walker", "zed"]) == 2
+    assert "no walker 'zed' on treadmill-1 (default, ben)" in capsys.readouterr().err

@@ -206,3 +206,100 @@ def test_each_walker_s_prescription_is_kept_from_the_retained_progress(
             assert cg.store.prescribed_weeks(DEVICE, "anna") == {"2026-W10": 2}
         finally:
             device.close()
+
+
+def test_a_roster_walker_who_has_not_walked_is_offered_with_no_sessions_yet(
+    mosquitto: Mosquitto, tmp_path: Path
+) -> None:
+    """Ben is on the treadmill's roster and has a progression (2 sessions this week) but has
+    not walked: the progress page, its chart JSON and both reports offer him by name and show
+    his week as 0 of 2 with "no sessions yet", not the last walker's figures nor nothing. A
+    caregiver limited to another treadmill still finds none of it."""
+    from core.progress import week_of
+    from core.protocol.messages import SCHEMA_VERSION, ProgressMessage, WalkersMessage
+    from core.protocol.payloads import encode
+
+    ben = Walker("ben", "Ben")
+    now = dt.datetime.now(dt.UTC)
+    week = week_of(now, dt.UTC)  # the service's zone is UTC (make_config)
+    with running_service(make_config(mosquitto, tmp_path), background=False) as cg:
+        device = SimDevice(mosquitto, DEVICE)
+        try:
+            record = session_record(DEVICE, now - dt.timedelta(hours=1), backward_min=10,
+                                    longest_min=10)  # fmt: skip
+            device.session(_of(record, ANNA))
+            roster = [DEFAULT_WALKER, ANNA, ben]
+            device.publish("walkers", encode(WalkersMessage(
+                schema=SCHEMA_VERSION, device_id=DEVICE, wall_time=now.isoformat(),
+                walkers=roster)))  # fmt: skip
+            device.publish("progress", encode(ProgressMessage(
+                schema=SCHEMA_VERSION, device_id=DEVICE, wall_time=now.isoformat(),
+                session="none", week=week, week_sessions=0, week_at_goal=0,
+                week_backward_s=0.0, week_longest_backward_s=0.0, goal_sessions=3,
+                goal_backward_s=600.0, week_prescribed=2, walker=ben)))  # fmt: skip
+            assert cg.ingestor.wait_for(
+                lambda: (
+                    cg.ingestor.sessions_stored >= 1
+                    and len(cg.store.device_walkers(DEVICE)) == 3
+                    and cg.store.prescribed_weeks(DEVICE, "ben") == {week: 2}
+                ),
+                WAIT,
+            )
+        finally:
+            device.close()
+        assert cg.store.walkers(DEVICE) == [("anna", "Anna")]  # only Anna has walked
+
+        web = Http(cg.port)
+        assert web.login() == 303
+        _, _, page = web.request("GET", f"/devices/{DEVICE}/progress")
+        assert '<option value="anna" selected>Anna</option>' in page  # who walked last
+        assert '<option value="ben">Ben</option>' in page
+        assert '<option value="default">Default walker</option>' in page
+        assert 'id="walker-no-sessions"' not in page
+
+        status, _, page = web.request("GET", f"/devices/{DEVICE}/progress?walker=ben")
+        assert status == 200
+        assert '<option value="ben" selected>Ben</option>' in page
+        assert "Ben: no sessions yet." in page and 'id="no-sessions"' in page
+        assert "<strong>0 of 2</strong> prescribed sessions done" in page
+        assert f'href="/devices/{DEVICE}/report.csv?walker=ben"' in page
+        assert f'data-plot="/api/devices/{DEVICE}/progress?walker=ben"' in page
+
+        status, _, body = web.request(
+            "GET", f"/api/devices/{DEVICE}/progress?walker=ben", headers={"accept": "*/*"}
+        )
+        assert status == 200
+        chart = json.loads(body)
+        assert chart["prescribed"] == 2 and chart["done"] == [0] * len(chart["labels"])
+        assert chart["backward_min"] == [0.0] * len(chart["labels"])  # not Anna's ten minutes
+
+        status, headers, text = web.request("GET", f"/devices/{DEVICE}/report.csv?walker=ben")
+        assert status == 200 and f"retroguard-{DEVICE}-ben-" in headers["content-disposition"]
+        (row,) = _weeks(text)  # this week: prescribed, none done
+        assert (row["week"], row["sessions"], row["sessions_done"]) == (week, "0", "0")
+        assert row["sessions_prescribed"] == "2"
+
+        conn = http.client.HTTPConnection("127.0.0.1", cg.port, timeout=WAIT)
+        cookie = "; ".join(f"{k}={v}" for k, v in web.cookies.items())
+        conn.request("GET", f"/devices/{DEVICE}/report.pdf?walker=ben", headers={"cookie": cookie})
+        response = conn.getresponse()
+        pdf = response.read()
+        conn.close()
+        assert response.status == 200
+        text = " ".join(PdfReader(io.BytesIO(pdf)).pages[0].extract_text().split())
+        assert "RetroGuard walking report: Ben" in text and "walker profile ben" in text
+        assert "Weeks no sessions yet" in text
+        assert "No guided session recorded yet: this week 0 of 2 prescribed sessions done" in text
+
+        cg.accounts.add_user("bob", "another good password")
+        assert cg.accounts.limit("bob", ["treadmill-2"])
+        bob = Http(cg.port)
+        assert bob.login("bob", "another good password") == 303
+        for path in (
+            f"/devices/{DEVICE}/progress?walker=ben",
+            f"/api/devices/{DEVICE}/progress?walker=ben",
+            f"/devices/{DEVICE}/report.csv?walker=ben",
+            f"/devices/{DEVICE}/report.pdf?walker=ben",
+        ):
+            status, _, body = bob.request("GET", path, headers={"accept": "*/*"})
+            assert status == 404 and "Ben" not in body, path

@@ -437,7 +437,8 @@ def test_the_goal_sensors_show_adherence_progression_and_weeks_at_goal() -> None
 def test_the_incident_sensors_and_the_events_name_the_walker_the_default_one_when_absent() -> None:
     """The walker whose incident it is, as an attribute of the Fall and Incident sensors, the
     Last event sensor and the Safety event entity: the payload's ``walker``, ``default`` when
-    the payload leaves the default walker out, none without an incident."""
+    the payload leaves the default walker out; without an incident, the session's walker the
+    event names, else none."""
     ha = home_assistant()
     ha.receive(TOPICS.incident, incident(open=True, incident=INCIDENT, severity="fall",
                                          walker="anna"))  # fmt: skip
@@ -453,3 +454,7 @@ def test_the_incident_sensors_and_the_events_name_the_walker_the_default_one_whe
     ha.receive(TOPICS.event, event(EventType.FALL))  # from before incidents
     assert [attrs["walker"] for _, _, attrs in ha.events] == ["ben", "default", None]
     assert ha.attributes[ha.component("_last_event").key]["walker"] is None
+    # no incident, raised during Anna's session (a test alarm): hers
+    ha.receive(TOPICS.event, event(EventType.TEST, severity=Severity.INFO, walker="anna"))
+    assert ha.events[-1][2]["walker"] == "anna"
+    assert ha.attributes[ha.component("_last_event").key]["walker"] == "anna"

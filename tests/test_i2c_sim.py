@@ -279,6 +279,35 @@ def test_empty_fifo_read_returns_the_last_byte() -> None:
     assert read_fifo(bus, 3) == bytes([frame[-1]] * 3)
 
 
+def test_a_fifo_write_trailing_data_ready_leaves_the_fifo_empty_until_it_lands() -> None:
+    # fifo_lag_s: the data registers and DATA_RDY at the sample, the FIFO frame later.
+    frame = reg.FIFO_FRAME_BYTES_WITH_TEMP
+    clock, bus, chip = make_chip(RampMotion(slope=1.0), fifo_lag_s=0.0004, keep_samples=8)
+    wake_streaming(bus, fifo_en=reg.TEMP_FIFO_EN | reg.SENSOR_FIFO_BITS)
+    bus.write_byte_data(ADDRESS, reg.INT_ENABLE, reg.DATA_RDY_EN)
+    clock.advance(0.0011)  # samples at 1.0 ms (landed at 1.4) ... not yet
+    assert fifo_count(bus) == 0
+    clock.advance(0.0004)  # 1.5 ms: the first frame has landed
+    first = read_fifo(bus, frame)
+    clock.advance(0.0006)  # 2.1 ms: the second sample is in the registers, not the FIFO
+    assert bus.read_byte_data(ADDRESS, reg.INT_STATUS) & reg.DATA_RDY_INT
+    registers = bytes(bus.read_i2c_block_data(ADDRESS, reg.ACCEL_XOUT_H, reg.DATA_BYTES))
+    assert struct.unpack(">7h", registers) == chip.history[-1]
+    empty = read_fifo(bus, frame)
+    assert empty == bytes([first[-1]] * frame)  # an empty FIFO: its last byte, repeated
+    assert chip.empty_fifo_reads == frame
+    clock.advance(0.0004)  # 2.5 ms: it lands, in order, and pops as the registers said
+    assert fifo_count(bus) == frame
+    assert read_fifo(bus, frame) == registers
+    clock.advance(0.0007)  # 3.2 ms: a write in flight when the FIFO is reset is dropped
+    bus.write_byte_data(ADDRESS, reg.USER_CTRL, reg.FIFO_RESET)
+    bus.write_byte_data(ADDRESS, reg.USER_CTRL, reg.USER_FIFO_EN)
+    clock.advance(0.0005)
+    assert fifo_count(bus) == 0
+    with pytest.raises(ValueError, match="fifo_lag_s"):
+        make_chip(fifo_lag_s=-0.001)
+
+
 def test_fifo_count_low_byte_is_latched_by_the_high_byte() -> None:
     clock, bus, _ = make_chip()
     wake_streaming(bus, dlpf=1)

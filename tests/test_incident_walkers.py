@@ -265,3 +265,76 @@ def test_a_walker_chosen_with_the_cli_mid_session_walks_next_and_the_incident_st
     finally:
         sub.close()
     assert [s.record.walker for s in load_sessions(db)] == [ANNA, BEN]
+
+
+def test_the_courier_s_own_events_mid_session_name_the_session_s_walker(
+    tmp_path: Path, mosquitto: Mosquitto
+) -> None:
+    """Anna's session is under way and Ben is chosen for the next one: the test alarm the
+    courier raises itself (a caregiver's ``test_alarm`` command) and a storage fault it raises
+    name Anna on the device and on the wire, as the loop's events do, and the caregiver books
+    the fault's incident to her. Before, they named no walker at all (no incident to take one
+    from; the caregiver booked the fault to the default walker). The relay is never touched
+    by either. Once her session ended, the next test alarm names nobody (none under way)."""
+    from launcher.cli import main
+
+    db = str(tmp_path / "events.db")
+    _registered(tmp_path)
+    assert main(["walker", "--db", db, "select", "anna"]) == 0
+    (tmp_path / "cg").mkdir()
+    caregiver = caregiver_config(mosquitto, tmp_path / "cg")
+    with running_service(caregiver, web=False, background=False) as cg:
+        rig = make_rig(tmp_path, mqtt=config_for(mosquitto))
+        sub = Subscriber(mosquitto, [f"retroguard/{DEVICE}/event"])
+
+        def published(kind: str) -> list[dict[str, object]]:
+            events = [validate("event", m.payload) for m in sub.on("/event")]
+            return [e for e in events if e["type"] == kind]
+
+        def test_alarm(request: str) -> dict[str, object]:
+            before = len(published("test"))
+            command = f'{{"id":"{request}","by":"Ann"}}'.encode()
+            sub.client.publish(f"retroguard/{DEVICE}/cmd/test_alarm", command, 1)
+            assert sub.wait(lambda: len(published("test")) > before)
+            return published("test")[-1]
+
+        try:
+            reporter = rig.courier.reporter
+            assert reporter is not None and reporter.wait_until(lambda s: s.ready, WAIT)
+            runner = attach_session(rig.app, PRESETS["alternate-2-2"], speaker=Heard())
+            assert pump_link_until(rig.app.link, lambda: rig.app.link._new_roster is not None)
+            rig.run_for(0.2)
+            rig.press_reset()
+            runner.request("start")
+            rig.run_for(0.5)
+            assert runner.session is not None and runner.session.walker == ANNA
+            assert pump_link_until(rig.app.link, lambda: rig.courier.session_walker == "anna")
+            assert main(["walker", "--db", db, "select", "ben"]) == 0
+            assert pump_link_until(rig.app.link, lambda: rig.app.link._new_roster is not None)
+            rig.run_for(0.2)
+            assert runner.walker == BEN and runner.session.walker == ANNA
+            relay_before = list(rig.hardware.history)
+
+            assert test_alarm("t1").get("walker") == "anna"
+            rig.courier.storage_lost("disk I/O error")  # what the database's listener calls
+            assert sub.wait(lambda: bool(published("fault")))
+            (fault,) = published("fault")
+            assert "storage fault" in str(fault["reason"]) and fault.get("walker") == "anna"
+            assert fault.get("incident") is None  # no incident of its own on the device
+            assert cg.ingestor.wait_for(
+                lambda: [i.walker for i in cg.store.incidents_for(DEVICE, 10)] == ["anna"], WAIT
+            )  # the caregiver's incident of that fault is Anna's: her report counts it
+            rig.run_for(0.2)
+            assert rig.hardware.history == relay_before
+
+            runner.request("stop")
+            rig.run_for(0.5)
+            assert pump_link_until(rig.app.link, lambda: rig.courier.session_walker is None)
+            assert "walker" not in test_alarm("t2")  # no session under way: none named
+            detach_session(rig.app, runner)
+        finally:
+            sub.close()
+    stored = rig.courier.db.read(
+        lambda conn: conn.execute("SELECT type, walker FROM events WHERE type = 'test'").fetchall()
+    )
+    assert stored == [("test", "anna"), ("test", None)]

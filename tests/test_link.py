@@ -11,10 +11,12 @@ import os
 import select
 import signal
 import socket
+import sqlite3
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+import msgspec
 import pytest
 
 from core.protocol.events import Event, EventType
@@ -321,3 +323,133 @@ def test_a_walker_chosen_while_the_courier_is_replaced_is_stored_by_the_next(
         assert selected_walker(conn).id == "anna"
     finally:
         conn.close()
+
+
+def _frames_to_courier(courier_end: socket.socket, link: CourierLink) -> list[messages.ToCourier]:
+    """What the link handed a courier listening on ``courier_end`` (all of it, once sent)."""
+    reader = FrameReader()
+    got: list[messages.ToCourier] = []
+    courier_end.setblocking(False)
+    while True:
+        link.poll()
+        ready, _, _ = select.select([courier_end], [], [], 0.05)
+        if not ready:
+            if not len(link._writer):
+                return got
+            continue
+        got += [messages.decode_for_courier(f) for f in reader.feed(courier_end.recv(65536))]
+
+
+def test_a_courier_that_replaces_one_mid_session_is_told_the_unfinished_session() -> None:
+    """Its retained progress is the session walker's, not the one chosen meanwhile for the
+    next session, from the start: the link hands it the session's last record as it does the
+    last state; once the session has ended, a new courier gets only what is not on disk."""
+    import datetime as dt
+
+    from core.protocol.walker import Walker
+    from tests.caregiver_support import session_record
+
+    link = CourierLink(time.monotonic)
+    link.hello(messages.encode(messages.Hello(Config(), os.getpid())))
+    first, first_courier = socket.socketpair()
+    link.attach(first)
+    started = dt.datetime(2026, 12, 2, 9, 0, tzinfo=dt.UTC)
+    done = session_record("tm-1", started, backward_min=2, longest_min=2)
+    running = msgspec.structs.replace(
+        done, status="running", ended_wall=None, walker=Walker("anna", "Anna")
+    )
+    link.session_walker_is("anna")
+    link.submit_session(running, final=False)
+    assert [type(m) for m in _frames_to_courier(first_courier, link)] == [
+        messages.Hello,
+        messages.SessionReport,
+    ]
+    first_courier.close()  # the courier dies mid-session
+
+    second, second_courier = socket.socketpair()
+    link.attach(second)
+    told = _frames_to_courier(second_courier, link)
+    assert [type(m) for m in told] == [messages.Hello, messages.SessionReport]
+    report = told[1]
+    assert isinstance(report, messages.SessionReport) and not report.final
+    assert report.record.id == running.id and report.record.walker.id == "anna"
+
+    ended = msgspec.structs.replace(done, walker=Walker("anna", "Anna"))
+    link.submit_session(ended, final=True)
+    link.session_walker_is(None)
+    _frames_to_courier(second_courier, link)
+    second_courier.close()
+    third, third_courier = socket.socketpair()
+    link.attach(third)
+    after = _frames_to_courier(third_courier, link)
+    reports = [m for m in after if isinstance(m, messages.SessionReport)]
+    assert [(r.record.status, r.final) for r in reports] == [("completed", True)]  # not on disk
+    third_courier.close()
+    link.close()
+
+
+def test_the_courier_stores_an_event_whose_walker_is_not_an_id_without_that_walker(
+    tmp_path: Path,
+    link_with: Callable[..., tuple[CourierLink, CourierSupervisor]],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A walker id that is not one (a bug on the loop's side) never reaches the incident
+    record: the event is stored, its incident is the chosen walker's, and the log says so."""
+    import dataclasses
+
+    from firmware.storage.database import connect
+    from firmware.storage.walkers import add_walker, select_walker
+
+    conn = connect(tmp_path / "events.db")
+    with conn:
+        add_walker(conn, "Anna", by="physio", wall="2026-12-02T10:00:00+00:00")
+        select_walker(conn, "anna", by="physio", via="cli", wall="2026-12-02T10:00:01+00:00")
+    conn.close()
+    link, supervisor = link_with(ThreadCourier)
+    supervisor.start()
+    link.session_walker_is("Anna; DROP TABLE")
+    alert = dataclasses.replace(event(), incident="1" * 32)
+    link.submit(alert)
+    assert pump_until(link, lambda: link.pending == 0)
+    assert stored_ids(tmp_path) == [alert.id]
+    conn = connect(tmp_path / "events.db")
+    try:
+        walkers = conn.execute("SELECT id, walker FROM incidents").fetchall()
+    finally:
+        conn.close()
+    assert walkers == [("1" * 32, "anna")]
+    assert f"event {alert.id}: walker 'Anna; DROP TABLE' is not a walker id; ignored" in (
+        caplog.text
+    )
+
+
+def test_a_monitor_that_vanishes_mid_session_is_a_fault_of_the_session_s_walker(
+    tmp_path: Path, link_with: Callable[..., tuple[CourierLink, CourierSupervisor]]
+) -> None:
+    """Anna's session is under way (its running record handed over) when the monitor dies:
+    the fault the courier raises names her, as the loop's events of her session do; before,
+    it named nobody (no incident to take a walker from), whoever walked."""
+    import datetime as dt
+
+    from core.protocol.walker import Walker
+    from tests.caregiver_support import session_record
+
+    link, supervisor = link_with(ProcessCourier)
+    supervisor.start()
+    done = session_record("tm-1", dt.datetime.now(dt.UTC), backward_min=2, longest_min=2)
+    running = msgspec.structs.replace(
+        done, status="running", ended_wall=None, walker=Walker("anna", "Anna")
+    )
+    link.session_walker_is("anna")
+    link.submit_session(running, final=False)
+    alert = event(EventType.STUMBLE)
+    link.submit(alert)
+    assert pump_until(link, lambda: link.pending == 0)
+    link.close()  # the monitor's end is gone (crash, kill -9), no goodbye said
+    assert supervisor.stop(WAIT)
+    conn = sqlite3.connect(tmp_path / "events.db")
+    try:
+        rows = conn.execute("SELECT type, walker FROM events ORDER BY seq").fetchall()
+    finally:
+        conn.close()
+    assert rows == [("stumble", "anna"), ("fault", "anna")]

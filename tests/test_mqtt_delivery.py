@@ -10,6 +10,7 @@ import signal
 import sqlite3
 import subprocess
 import sys
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -18,8 +19,10 @@ import pytest
 from core.protocol.events import EventType
 from core.protocol.messages import DeviceHealth
 from core.protocol.topics import Topics
+from core.protocol.walker import Walker
 from firmware.mqtt import MqttReporter
 from firmware.storage.outbox import Outbox
+from firmware.storage.walkers import active_walkers
 from tests.mqtt_helpers import WAIT, config_for, fall, info, subscriber, validate
 from tools.broker import Mosquitto
 
@@ -236,3 +239,74 @@ def test_the_publisher_thread_survives_database_errors(
     assert "MQTT publisher: database error: OperationalError: disk I/O error" in caplog.text
     assert "the database works again" in caplog.text
     reporter.close()
+
+
+def test_a_retained_topic_that_cannot_be_read_costs_the_others_nothing_and_is_tried_again(
+    tmp_path: Path, mosquitto: Mosquitto, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """While the walker profiles cannot be read (a busy database), the retained incident — Home
+    Assistant's Fall sensor — and progress still go out, an alert's open incident too; the
+    walkers follow once they can be read, with nothing else waking the publisher."""
+    monkeypatch.setattr("firmware.mqtt.reporter.RETRY_FIRST_S", 0.05)
+    busy = threading.Event()
+    busy.set()
+    readable = active_walkers
+
+    def walkers_unless_busy(conn: sqlite3.Connection) -> tuple[Walker, ...]:
+        if busy.is_set():
+            raise sqlite3.OperationalError("database is locked")
+        return readable(conn)
+
+    monkeypatch.setattr("firmware.mqtt.status.active_walkers", walkers_unless_busy)
+    reporter = MqttReporter(
+        config_for(mosquitto, alert_receipts=False),
+        device_id="tm1",
+        device_name="T",
+        database=tmp_path / "device.db",
+    )
+    retained = ["retroguard/tm1/incident", "retroguard/tm1/progress", "retroguard/tm1/walkers"]
+    with subscriber(mosquitto, retained) as sub:
+        reporter.start()
+        assert sub.wait(lambda: bool(sub.on("/incident") and sub.on("/progress")))
+        assert not validate("incident", sub.on("/incident")[0].payload)["open"]
+        alert = fall("tm1")
+        reporter.sink.handle(alert)
+        assert sub.wait(lambda: len(sub.on("/incident")) == 2)
+        opened = validate("incident", sub.on("/incident")[1].payload)
+        assert opened["open"] and opened["incident"] == alert.id
+        assert reporter.wait_drained(WAIT)
+        assert sub.on("/walkers") == []  # still owed while it cannot be read
+        busy.clear()
+        assert sub.wait(lambda: bool(sub.on("/walkers")))  # the retry, no other wake-up
+        walkers = validate("walkers", sub.on("/walkers")[0].payload)
+        assert [w["id"] for w in walkers["walkers"]] == ["default"]
+    reporter.close()
+
+
+def test_the_walkers_are_published_again_to_a_broker_that_lost_its_retained_messages(
+    tmp_path: Path,
+) -> None:
+    broker = Mosquitto(persistence=False).start()
+    try:
+        reporter = MqttReporter(
+            config_for(broker, alert_receipts=False),
+            device_id="tm1",
+            device_name="T",
+            database=tmp_path / "device.db",
+        )
+        reporter.start()
+        with subscriber(broker, ["retroguard/tm1/walkers"]) as sub:
+            assert sub.wait(lambda: bool(sub.on("/walkers")))
+        before = sub.on("/walkers")[0].payload
+        broker.kill()  # a crash that loses the broker's retained messages
+        broker.start()
+        assert reporter.wait_until(lambda s: s.connects == 2 and s.ready, WAIT)
+        with subscriber(broker, ["retroguard/tm1/walkers"]) as after:
+            assert after.wait(lambda: bool(after.on("/walkers")))
+        assert after.on("/walkers")[0].payload == before  # the same bytes again
+        with subscriber(broker, ["retroguard/tm1/walkers"]) as late:
+            assert late.wait(lambda: bool(late.on("/walkers")))
+        assert late.on("/walkers")[0].retain  # the broker keeps it again
+        reporter.close()
+    finally:
+        broker.cleanup()

@@ -21,6 +21,7 @@ from core.protocol.topics import TopicKind, Topics, parse_topic
 from core.protocol.walker import DEFAULT_WALKER, Walker
 from firmware.mqtt.status import RetainedStatus
 from firmware.storage.database import connect, transaction
+from firmware.storage.runs import begin_run
 from firmware.storage.walkers import add_walker, remove_walker, roster, select_walker
 from tests.app_support import close_rigs, make_rig, pump_link_until
 from tests.caregiver_support import Http, SimDevice, running_service
@@ -89,13 +90,16 @@ def test_the_retained_walkers_follow_adds_and_removes_not_selections(tmp_path: P
     db = tmp_path / "device.db"
     status = RetainedStatus(db, Topics("retroguard", DEVICE))
     first = status.walkers()
-    assert first is not None and status.walkers() is None  # the same: nothing to publish
+    assert first is not None
+    status.published(first)  # the client took it
+    assert status.walkers() is None  # the same: nothing to publish
     _change(db, lambda c: add_walker(c, "Anna B", by="Jo", wall="2026-03-02T09:00:00+00:00"))
     added = status.walkers()
     assert added is not None
     message = decode_as(WalkersMessage, added.payload.encode())
     assert message.walkers == [DEFAULT_WALKER, ANNA_B]
     assert message.wall_time == "2026-03-02T09:00:00+00:00"  # the change's: repeats are equal
+    status.published(added)
     _change(db, lambda c: select_walker(c, "anna-b", by="Jo", via="cli", wall="w"))
     assert status.walkers() is None  # whose next session it is: not the roster
     status.forget()  # after a reconnect: the same bytes again
@@ -106,6 +110,28 @@ def test_the_retained_walkers_follow_adds_and_removes_not_selections(tmp_path: P
     assert removed is not None
     assert decode_as(WalkersMessage, removed.payload.encode()).walkers == [DEFAULT_WALKER]
     status.close()
+
+
+def test_a_roster_never_changed_is_the_same_bytes_after_a_restart_of_the_courier(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """No walker was ever added or removed: the roster's time is the monitor's first run on
+    this database, not the courier's start, so a restarted courier says it byte for byte the
+    same (before: each start published a new wall_time)."""
+    db = tmp_path / "device.db"
+    _change(db, lambda c: begin_run(c, "101", "2026-03-01T08:00:00.000+00:00"))
+    _change(db, lambda c: begin_run(c, "202", "2026-03-05T08:00:00.000+00:00"))  # a later boot
+    said = []
+    for started in ("2026-03-05T08:00:01.000+00:00", "2026-03-06T10:00:00.000+00:00"):
+        monkeypatch.setattr("core.protocol.payloads.wall_now", lambda started=started: started)
+        courier = RetainedStatus(db, Topics("retroguard", DEVICE))  # one courier's start
+        message = courier.walkers()
+        assert message is not None
+        said.append(message.payload)
+        courier.close()
+    assert said[0] == said[1]
+    first = decode_as(WalkersMessage, said[0].encode())
+    assert first.wall_time == "2026-03-01T08:00:00.000+00:00" and first.walkers == [DEFAULT_WALKER]
 
 
 @pytest.mark.usefixtures(close_rigs.__name__)

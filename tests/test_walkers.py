@@ -363,6 +363,49 @@ def test_the_cli_chooses_the_walker_of_a_running_monitor_without_arming(
     detach_session(rig.app, runner)
 
 
+@pytest.mark.usefixtures(close_rigs.__name__)
+def test_a_session_detached_mid_way_leaves_no_session_walker_on_the_link(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Anna's session is under way, Ben is chosen for the next one, and the runner is detached
+    before her session ends: an incident opened afterwards is Ben's (the chosen walker's), not
+    that of a session no longer running; nothing touched the relay."""
+    import dataclasses
+
+    from core.protocol.events import Event
+    from launcher.cli import main
+
+    db = str(tmp_path / "events.db")
+    rig, runner = _rig_with_walkers(tmp_path, Heard())
+    assert main(["walker", "--db", db, "select", "anna"]) == 0
+    assert pump_link_until(rig.app.link, lambda: rig.app.link._new_roster is not None)
+    rig.run_for(0.5)
+    assert runner.walker == ANNA
+    rig.press_reset()
+    assert rig.state == "ARMED"
+    runner.request("start")
+    rig.run_for(0.5)
+    assert runner.session is not None and runner.session.walker == ANNA
+    assert rig.app.link.session_walker == "anna"
+    assert main(["walker", "--db", db, "select", "ben"]) == 0
+    capsys.readouterr()
+    assert pump_link_until(rig.app.link, lambda: rig.app.link._new_roster is not None)
+    rig.run_for(0.2)
+    assert runner.walker == BEN and rig.app.link.session_walker == "anna"
+    relay_before = list(rig.hardware.history)
+
+    detach_session(rig.app, runner)  # Anna's session never ended
+    assert rig.app.link.session_walker is None
+    help_call = Event.now(EventType.HELP, "treadmill-1", rig.clock.monotonic(), "ARMED", "help")
+    rig.app.link.submit(dataclasses.replace(help_call, incident="2" * 32))
+    assert pump_link_until(rig.app.link, lambda: rig.app.link.pending == 0)
+    walkers = rig.courier.db.read(
+        lambda conn: conn.execute("SELECT id, walker FROM incidents").fetchall()
+    )
+    assert walkers == [("2" * 32, "ben")]
+    assert rig.hardware.history == relay_before
+
+
 # -- records per walker and per treadmill: sessions, progress, plans on the wire ------------
 
 

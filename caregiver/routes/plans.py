@@ -29,6 +29,7 @@ from starlette.routing import BaseRoute, Route
 from caregiver.auth import Session
 from caregiver.plan_answers import CommandView, view_of
 from caregiver.routes.site import Site
+from caregiver.walkers import for_plans
 from core.plan_presets import PRESETS, PROGRESSIONS
 from core.progress import prescribed_in, week_of
 from core.protocol.commands import (
@@ -156,7 +157,7 @@ def routes(site: Site) -> list[BaseRoute]:
             sent=request.query_params.get("sent"),
             may_prescribe=may_prescribe(request),
             answers=await run_in_threadpool(answers, device_id),
-            walkers=await run_in_threadpool(backend.store.walkers_to_offer, device_id),
+            walkers=await run_in_threadpool(for_plans, backend.store, device_id),
             in_force=await run_in_threadpool(in_force, device_id),
             **context,
         )

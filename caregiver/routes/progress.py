@@ -3,7 +3,8 @@ balance and gait, as a page and as the charts' JSON (figures from
 :func:`caregiver.progress.progress_view` and :func:`caregiver.trends.trends`).
 
 A shared treadmill has several walkers: each page and chart is one walker's (``?walker=``,
-a walker id; the page has a selector), never a mix; without one, the walker who walked last."""
+a walker id; the page has a selector offering every walker on the device's roster and any seen
+in sessions, :mod:`caregiver.walkers`), never a mix; without one, the walker who walked last."""
 
 from __future__ import annotations
 
@@ -19,7 +20,7 @@ from caregiver.progress import progress_view
 from caregiver.routes.site import Site
 from caregiver.storage import Device, WalkSession
 from caregiver.trends import Trend, measures_of, trends, trends_json
-from core.protocol.walker import DEFAULT_WALKER
+from caregiver.walkers import offered
 from core.zones import zone_name
 
 
@@ -29,8 +30,9 @@ class Shown:
 
     device: Device
     walker: str
+    walker_name: str
     walkers: list[tuple[str, str]]
-    """Every walker of the device, ``(id, name)``, the one who walked last first."""
+    """Every walker of the device, ``(id, name)`` (:func:`caregiver.walkers.offered`)."""
     sessions: list[WalkSession]
     prescribed: dict[str, int]
 
@@ -39,12 +41,11 @@ def routes(site: Site) -> list[BaseRoute]:
     backend = site.backend
     store = backend.store
 
-    def walker_of(device_id: str, asked: str | None) -> tuple[str, list[tuple[str, str]]]:
-        """The walker to show (the one asked for if the device has them, else the one who
-        walked last) and every walker of the device, ``(id, name)``."""
-        walkers = store.walkers(device_id) or [(DEFAULT_WALKER.id, DEFAULT_WALKER.name)]
-        ids = [w for w, _ in walkers]
-        return (asked if asked in ids else ids[0]), walkers
+    def walker_of(device_id: str, asked: str | None) -> tuple[str, str, list[tuple[str, str]]]:
+        """The walker to show, ``id, name`` (the one asked for if the device has them, else
+        the one who walked last) and every walker of the device, ``(id, name)``."""
+        walkers = offered(store, device_id)
+        return *walkers.pick(asked), walkers.walkers
 
     def sessions_of(device_id: str, asked: str | None) -> Shown | None:
         """The device, the walker shown, their sessions and the sessions their progression
@@ -52,10 +53,11 @@ def routes(site: Site) -> list[BaseRoute]:
         device = store.device(device_id)
         if device is None:
             return None
-        walker, walkers = walker_of(device_id, asked)
+        walker, name, walkers = walker_of(device_id, asked)
         return Shown(
             device,
             walker,
+            name,
             walkers,
             store.walk_sessions(device_id, walker=walker),
             store.prescribed_weeks(device_id, walker),
@@ -83,7 +85,7 @@ def routes(site: Site) -> list[BaseRoute]:
             sessions=shown.sessions,
             trends=found,
             walker=shown.walker,
-            walker_name=dict(shown.walkers)[shown.walker],
+            walker_name=shown.walker_name,
             walkers=shown.walkers,
             walker_query="?" + urlencode({"walker": shown.walker}),
             **view,
@@ -113,7 +115,7 @@ def routes(site: Site) -> list[BaseRoute]:
         )
         if device is None:
             return JSONResponse({"error": "no such device"}, status_code=404)
-        walker, _ = await run_in_threadpool(
+        walker, _, _ = await run_in_threadpool(
             walker_of, device_id, request.query_params.get("walker")
         )
         found = await run_in_threadpool(trends_of, device_id, walker)

@@ -1,5 +1,5 @@
 """The physio's report on one walker of one device, as CSV and as a one-page PDF (downloads;
-``?walker=`` a walker id, default: the one who walked last).
+``?walker=`` a walker id of the device's roster or sessions, default: the one who walked last).
 
 The figures are :func:`caregiver.report.report_for`'s; the PDF library (fpdf2, the
 ``caregiver`` extra) is imported on the first PDF asked for, so a service installed
@@ -17,6 +17,7 @@ from starlette.routing import BaseRoute, Route
 
 from caregiver.report import Report, file_name, report_csv, report_for
 from caregiver.routes.site import Site
+from caregiver.walkers import offered
 from core.protocol.walker import DEFAULT_WALKER
 
 log = logging.getLogger(__name__)
@@ -38,8 +39,7 @@ def routes(site: Site) -> list[BaseRoute]:
         store = backend.store
         if store.device(device_id) is None:
             return None
-        walkers = store.walkers(device_id) or [(DEFAULT_WALKER.id, DEFAULT_WALKER.name)]
-        walker, name = next(((w, n) for w, n in walkers if w == asked), walkers[0])
+        walker, name = offered(store, device_id).pick(asked)  # the roster's, sessions or not
         return report_for(
             store,
             device_id,

@@ -35,7 +35,7 @@ from caregiver.auth import Accounts, LoginThrottle, Session, same_token
 from caregiver.config import CaregiverConfig
 from caregiver.feed import Moment
 from caregiver.hub import Hub
-from caregiver.localtime import iso_utc, readable
+from caregiver.localtime import iso_of, moment_of, words
 from caregiver.storage import Store
 from core.protocol.commands import Command
 from core.protocol.plan import Plan
@@ -152,12 +152,17 @@ class Site:
         minute, date, or time (of day, to the second)."""
         if value is None or value == "":
             return None
-        text = readable(value, self.backend.config.zone, seconds=format in ("datetime", "time"))
+        moment = moment_of(value)  # read once for both texts
+        if moment is None:
+            text, iso = str(value), ""
+        else:
+            seconds = format in ("datetime", "time")
+            text, iso = words(moment, self.backend.config.zone, seconds=seconds), iso_of(moment)
         if format == "date":
             text = text.split(",")[0]
         elif format == "time":
             text = text.split(", ")[-1]
-        return Moment(iso_utc(value), text, format)
+        return Moment(iso, text, format)
 
     def time_element(self, value: str | float | None, format: str = "datetime") -> Markup:
         """``<time datetime="<UTC>">`` for a stored time: the browser shows it in its own zone

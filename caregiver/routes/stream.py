@@ -104,15 +104,17 @@ class LiveFeed:
             except Exception:
                 log.exception("could not read a batch of changes for the dashboard")
                 continue
+            out: list[feed.FeedMessage] = []
             for change in batch:
                 if isinstance(change, DeviceChanged):
                     cards[change.device_id] = None
                 elif isinstance(change, EventStored):
                     if change.event_id not in rows:  # a trip and its recording: one row
                         rows.add(change.event_id)
-                        self._push(change, seen)
+                        self._push(change, seen, out)
                 else:
-                    self._push(change, seen)
+                    self._push(change, seen, out)
+            self._hand_over(out)  # this take's rows, before any card
             if cards and not self._pending:  # events first: the cards once none is queued
                 waiting: list[Change] = [DeviceChanged(device_id) for device_id in cards]
                 cards.clear()
@@ -121,13 +123,21 @@ class LiveFeed:
                 except Exception:
                     log.exception("could not read the changed cards for the dashboard")
                     continue
+                out = []
                 for change in waiting:
-                    self._push(change, seen)
+                    self._push(change, seen, out)
+                self._hand_over(out)
 
-    def _push(self, change: Change, seen: _Snapshot) -> None:
-        """Word one change and hand it to the hub (from what was read at once)."""
+    def _hand_over(self, messages: list[feed.FeedMessage]) -> None:
+        """To the hub, in one go: one wake-up of the web server's event loop for the take."""
+        try:
+            self.site.backend.hub.publish_all(messages)
+        except Exception:
+            log.exception("could not push changes to the dashboard")
+
+    def _push(self, change: Change, seen: _Snapshot, out: list[feed.FeedMessage]) -> None:
+        """Word one change and add its messages to ``out`` (from what was read at once)."""
         backend = self.site.backend
-        hub = backend.hub
         site = self.site
         try:
             if isinstance(change, DeviceChanged):
@@ -136,19 +146,19 @@ class LiveFeed:
                     return
                 name = backend.device_name(change.device_id)
                 card = feed.card(device, name, backend.clock(), site.moment)
-                hub.publish(feed.DeviceMessage(change.device_id, card.level, card))
+                out.append(feed.DeviceMessage(change.device_id, card.level, card))
                 latest = device["incident"]
                 incident = seen.incidents.get(latest["id"]) if latest else None
                 if incident is not None:  # its line in the fleet's list of incidents
                     row = feed.incident_row(incident, name, site.moment(incident.opened_wall))
-                    hub.publish(feed.IncidentMessage(change.device_id, incident.id, row))
+                    out.append(feed.IncidentMessage(change.device_id, incident.id, row))
             elif isinstance(change, SessionStored):  # the progress page reloads itself
-                hub.publish(feed.SessionMessage(change.device_id, change.session_id))
+                out.append(feed.SessionMessage(change.device_id, change.session_id))
             elif isinstance(change, EventStored):
                 event = change.row or seen.events.get(change.event_id)
                 if event is None:
                     return
-                hub.publish(
+                out.append(
                     feed.EventMessage(
                         change.device_id,
                         backend.device_name(change.device_id),

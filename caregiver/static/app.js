@@ -194,11 +194,18 @@
       }
     }
   }
+  // The first critical event alarms at once; more of them before the page's next batch of
+  // changes (a burst: falls on many treadmills) show as the newest one with that batch. Each
+  // alarm renames the tab, and the browser's own process redraws it: one a fall in a burst of
+  // 170 cost the browser more CPU than the service spent storing them.
+  var alarmed = false, nextAlarm = null;
   function alarmFor(msg) {
     var e = msg.event;
-    if (e.severity === "critical") {
-      alarm(e.type.replace("_", " ").toUpperCase() + " on " + msg.device_name, "/events/" + e.id);
-    }
+    if (e.severity !== "critical") return;
+    var text = e.type.replace("_", " ").toUpperCase() + " on " + msg.device_name;
+    if (alarmed) { nextAlarm = [text, "/events/" + e.id]; return; }
+    alarmed = true;
+    alarm(text, "/events/" + e.id);
   }
 
   function onIncident(msg) {
@@ -231,11 +238,12 @@
 
   // The page changes in batches (at most 20 a second): a burst of events is one layout, and
   // a card or incident line changed ten times in it is replaced once (Map: first-seen order).
-  // An alarm does not wait for this.
+  // The first alarm does not wait for this (alarmFor).
   var queue = [], flushing = false;
   function flush() {
-    var batch = queue, cards = {}, incidents = new Map();
-    queue = []; flushing = false;
+    var batch = queue, cards = {}, incidents = new Map(), newest = nextAlarm;
+    queue = []; flushing = false; alarmed = false; nextAlarm = null;
+    if (newest) alarm(newest[0], newest[1]);
     batch.forEach(function (msg) {
       if (msg.kind === "device") cards[msg.device_id] = msg;
       else if (msg.kind === "event") onEvent(msg);

@@ -1533,17 +1533,6 @@ class Store:
         button's order (none before its first message)."""
         return self._read(lambda ops: ops.device_walkers(device_id))
 
-    def walkers_to_offer(self, device_id: str) -> list[tuple[str, str]]:
-        """The walkers a plan may be for: the device's profiles (button order), then any other
-        walker seen in its sessions (a release before the roster was published)."""
-
-        def read(ops: Transaction) -> list[tuple[str, str]]:
-            offered = ops.device_walkers(device_id)
-            known = {w for w, _ in offered}
-            return offered + [(w, n) for w, n in ops.walkers(device_id) if w not in known]
-
-        return self._read(read)
-
     # ------------------------------------------- plan commands and answers
 
     def command_sent(self, command: SentCommand, keep: int = 20) -> None:

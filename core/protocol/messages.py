@@ -152,8 +152,10 @@ class EventMessage(Struct, kw_only=True, omit_defaults=True):
     """``window``: the IMU around the trip."""
     walker: WalkerId | None = None
     """The walker whose incident this event belongs to: the walker of the guided session under
-    way when the incident opened, else the one chosen on the device. Absent: the default
-    walker (a device with one walker, every older release) or no incident."""
+    way when the incident opened, else the one chosen on the device; an event of no incident
+    (a test alarm, a fault the courier raises): the walker of the session under way when it
+    was raised. Absent: the default walker (a device with one walker, every older release),
+    or no incident and no session under way."""
 
 
 SENSOR_NOT_WORN = "sensor not worn"
@@ -268,6 +270,10 @@ class ProgressionStored(Struct, kw_only=True):
     """Whose progression it is (absent from older releases: the default walker)."""
 
 
+RECEIPT_MAX_IDS = 1000
+"""The most ids one receipt may name (a longer list goes as several receipts)."""
+
+
 class ReceiptMessage(Struct, kw_only=True):
     """``<prefix>/<device>/receipt``: an alert consumer has these messages on its own disk.
 
@@ -281,7 +287,7 @@ class ReceiptMessage(Struct, kw_only=True):
     """
 
     schema: SchemaVersion
-    ids: Annotated[list[EventId], Meta(min_length=1, max_length=1000)]
+    ids: Annotated[list[EventId], Meta(min_length=1, max_length=RECEIPT_MAX_IDS)]
     """Event and session ids committed by the consumer."""
     by: Annotated[str, Meta(min_length=1, max_length=64)]
     """Who committed them (the consumer's name), for the device's log."""

@@ -21,6 +21,7 @@ import msgspec
 from core.protocol.events import Event
 from core.protocol.messages import (
     JSON_MESSAGES,
+    RECEIPT_MAX_IDS,
     SCHEMA_VERSION,
     Availability,
     DeviceHealth,
@@ -94,7 +95,9 @@ def decode_as(message_type: type[M], payload: bytes) -> M:
     Text holding U+0000 is refused: PostgreSQL cannot store it, and a message its database
     refuses would be held, and hold every message after it, as if the database had failed.
     """
-    if _NUL_ESCAPE.search(payload):
+    # the plain substring search first (a match needs it): the pattern alone costs ~50 ns a
+    # byte, 0.34 ms for a 7 kB recording, about a sixth of the caregiver's CPU in a burst
+    if b"\\u0000" in payload and _NUL_ESCAPE.search(payload):
         raise InvalidMessage(f"invalid {message_type.__name__}: text holds a NUL (\\u0000)")
     try:
         return msgspec.json.decode(payload, type=message_type)
@@ -207,5 +210,12 @@ def session_payload(summary: SessionSummary) -> str:
 
 
 def receipt_payload(ids: list[str], by: str) -> str:
-    """What an alert consumer publishes on ``.../receipt`` once ``ids`` are on its disk."""
+    """What an alert consumer publishes on ``.../receipt`` once ``ids`` are on its disk
+    (at most :data:`RECEIPT_MAX_IDS`: see :func:`receipt_payloads`)."""
     return encode(ReceiptMessage(schema=SCHEMA_VERSION, ids=ids, by=by))
+
+
+def receipt_payloads(ids: list[str], by: str) -> list[str]:
+    """``ids`` as receipts a device accepts: one per :data:`RECEIPT_MAX_IDS` of them."""
+    step = RECEIPT_MAX_IDS
+    return [receipt_payload(ids[i : i + step], by) for i in range(0, len(ids), step)]

@@ -117,6 +117,11 @@ class Courier:
         self.clean_stop = False
         self.state = "STARTING"
         """The loop's last reported safety state (for the events the courier itself raises)."""
+        self.session_walker: str | None = None
+        """The walker of the guided session under way, as the loop's session records say (None:
+        none under way): the events the courier itself raises (a test alarm, a storage or
+        crash fault) name them, as the loop's link names them on its own events, and not the
+        walker chosen meanwhile for the next session."""
         self.run_name = (str(monitor_pid), monitor_started) if monitor_started else None
         """(monitor pid, its start time): the run this courier serves; None when the monitor
         did not say when it started (then runs are not recorded)."""
@@ -209,8 +214,9 @@ class Courier:
                 self._alive()  # an answer per report: the loop hears us on its own clock
             case messages.SessionReport(record=record, final=final):
                 saved = self.sessions.save(record, final)
+                self.session_walker = None if record.ended else record.walker.id
                 if self.reporter is not None:  # the progress is the session's walker's
-                    self.reporter.session_walker_is(None if record.ended else record.walker.id)
+                    self.reporter.session_walker_is(self.session_walker)
                 if saved and self.reporter is not None:
                     self.reporter.sessions_changed()  # the retained progress follows at once
                 if saved and final:
@@ -258,7 +264,8 @@ class Courier:
                 self.clock(),
                 self.state,
                 f"test alarm sent by {by}: if this reached you, alerts from this treadmill do",
-            )
+            ),
+            self.session_walker,
         )
 
     def _advance_progression(self, walker: str) -> None:
@@ -547,7 +554,12 @@ class Courier:
         self.db.close()
 
     def _persist_quietly(self, event: Event) -> None:
-        for sink in (self._storing, *self._sinks):
+        """Record an event the courier raised itself, naming the session's walker (if any)."""
+        try:
+            self._storing.handle(event, self.session_walker)
+        except Exception:
+            log.exception("could not record %s", event.reason)
+        for sink in self._sinks:
             try:
                 sink.handle(event)
             except Exception:

@@ -80,6 +80,9 @@ class CourierLink:
         self._pending_bytes = 0
         self._hello: bytes | None = None
         self._last_state: bytes | None = None
+        self._last_session: bytes | None = None
+        """The unfinished session's last record, as handed over (None: no session under way):
+        a courier that replaces one mid-session learns whose session it is from it."""
         self.started_at = clock()
         self.last_heard: float | None = None
         """Monotonic time of the courier's last message (None: never heard)."""
@@ -153,6 +156,7 @@ class CourierLink:
         payload = messages.encode(messages.SessionReport(record, final))
         if final:
             self._remember(record.id, payload, protected=True)
+        self._last_session = None if final or record.ended else payload
         self._writer.put(payload)
 
     def goodbye(self, reason: str) -> None:
@@ -287,6 +291,8 @@ class CourierLink:
     def session_walker_is(self, walker_id: str | None) -> None:
         """The session runner's word: whose session is under way (None: none). Never blocks."""
         self.session_walker = walker_id
+        if walker_id is None:
+            self._last_session = None  # nothing under way to tell a new courier about
 
     def take_closed_incidents(self) -> list[str]:
         """Incidents caregivers closed since the last call (oldest first). Never blocks."""
@@ -324,6 +330,8 @@ class CourierLink:
             self._writer.put(self._hello)
         if self._last_state is not None:
             self._writer.put(self._last_state)
+        if self._last_session is not None:  # its progress is that session's walker's
+            self._writer.put(self._last_session)
         for record in self._pending.values():
             self._writer.put(record.payload)
         if self._unconfirmed_choice is not None:  # the old courier may have lost it unsent

@@ -103,10 +103,12 @@ def _jinja(value: object) -> str:
 
 
 WALKER_ATTRIBUTE = (
-    f"value_json.get('walker', {_jinja(DEFAULT_WALKER_ID)}) if value_json.get('incident') else none"
+    f"value_json.get('walker', {_jinja(DEFAULT_WALKER_ID)}) if value_json.get('incident')"
+    " else value_json.get('walker')"
 )
 """Whose incident it is, as a Jinja expression: the payload's ``walker``, the default walker's
-id when absent (payloads leave the default walker out), none without an incident."""
+id when absent (payloads leave the default walker out); without an incident, the walker of
+the session under way the event names (a test alarm, a courier's fault), else none."""
 
 
 def _attributes(fields: Mapping[str, str], *, walker: bool = False) -> str:

@@ -65,7 +65,7 @@ from firmware.mqtt.commands import (
     SilenceRequest,
 )
 from firmware.mqtt.discovery import REMOVE_PAYLOAD, discovery_payload
-from firmware.mqtt.status import RetainedStatus
+from firmware.mqtt.status import Retained, RetainedStatus
 from firmware.sinks import OutboxSink
 from firmware.storage.database import Database
 from firmware.storage.outbox import Outbox
@@ -550,12 +550,16 @@ class MqttReporter:
         self.receipted = 0
         """Outbox rows forgotten on a consumer's receipt since start."""
         self._retained = RetainedStatus(database, self.topics)
-        """The retained ``incident`` and ``progress`` topics, computed from the database."""
+        """The retained ``incident``, ``progress`` and ``walkers`` topics, computed from the
+        database."""
         self._incident_due = True
         self._progress_due = True
         self._walkers_due = True
         self._next_progress = clock() + PROGRESS_REFRESH_S
         self._logged_status_error = False
+        self._retained_retry_at: float | None = None
+        """When a retained topic that could not be computed or handed over is tried again."""
+        self._retained_pause = RETRY_FIRST_S
         self._withdrawn = False
         """``discovery = false``: the empty discovery message went out (once per start)."""
 
@@ -828,6 +832,8 @@ class MqttReporter:
                     wake_at.append(next_telemetry)
                 if retry_at is not None:
                     wake_at.append(retry_at)
+                if self._retained_retry_at is not None:
+                    wake_at.append(self._retained_retry_at)
                 timeout = max(0.0, min(wake_at) - self._clock())
                 try:
                     first = self._wake.get(timeout=timeout)
@@ -848,6 +854,9 @@ class MqttReporter:
                 if self._clock() >= self._next_progress:
                     self._next_progress = self._clock() + PROGRESS_REFRESH_S
                     self._progress_due = True
+                retained_retry = self._retained_retry_at
+                if retained_retry is not None and self._clock() >= retained_retry:
+                    self._retained_retry_at = None  # this pass tries them; a failure sets it anew
                 if stop:
                     return
                 if retry_at is not None and self._clock() < retry_at:
@@ -1032,28 +1041,48 @@ class MqttReporter:
 
     def _publish_retained(self, client: mqtt.Client) -> None:
         """The retained ``incident``, ``progress`` and ``walkers``, when what they say may have
-        changed."""
+        changed: each computed and handed to the client on its own, so one that cannot be read
+        now (a busy database) costs the others nothing. A topic stops being due only once the
+        client has its message (or it says what the broker has); one that failed stays due and
+        is tried again after a growing pause (:data:`RETRY_FIRST_S` up to :data:`RETRY_MAX_S`),
+        whatever else wakes the publisher meanwhile."""
+        if self._incident_due:
+            self._incident_due = not self._publish_status(client, self._retained.incident)
+        if self._progress_due:
+            self._progress_due = not self._publish_status(client, self._retained.progress)
+        if self._walkers_due:
+            self._walkers_due = not self._publish_status(client, self._retained.walkers)
+        if self._incident_due or self._progress_due or self._walkers_due:
+            self._retained_retry_at = self._clock() + self._retained_pause
+            self._retained_pause = min(RETRY_MAX_S, self._retained_pause * 2)
+        else:
+            self._retained_retry_at, self._retained_pause = None, RETRY_FIRST_S
+            self._logged_status_error = False
+
+    def _publish_status(self, client: mqtt.Client, compute: Callable[[], Retained | None]) -> bool:
+        """Compute one retained status message and hand it to the client; False: it is still
+        owed (the database could not be read, or the client did not take it)."""
         try:
-            changed = []
-            if self._incident_due:
-                changed.append(self._retained.incident())
-                self._incident_due = False
-            if self._progress_due:
-                changed.append(self._retained.progress())
-                self._progress_due = False
-            if self._walkers_due:
-                changed.append(self._retained.walkers())
-                self._walkers_due = False
+            message = compute()
         except Exception:
             # A database that cannot be read now: the events still go out; try again later.
             if not self._logged_status_error:
-                log.exception("MQTT: the retained status messages could not be computed")
+                log.exception("MQTT: a retained status message could not be computed")
                 self._logged_status_error = True
-            return
-        self._logged_status_error = False
-        for message in changed:
-            if message is not None:
-                client.publish(message.topic, message.payload, qos=1, retain=True)
+            return False
+        if message is None:
+            return True  # says what the broker has
+        try:
+            info = client.publish(message.topic, message.payload, qos=1, retain=True)
+        except ValueError as exc:  # e.g. over the broker's size limit
+            log.error("MQTT retained %s cannot be published: %s", message.topic, exc)
+            return False
+        if info.rc not in (MQTTErrorCode.MQTT_ERR_SUCCESS, MQTTErrorCode.MQTT_ERR_NO_CONN):
+            log.warning("MQTT publish of %s: %s", message.topic, mqtt.error_string(info.rc))
+            return False
+        # NO_CONN still leaves the message in paho's session; a reconnect sends them all anew.
+        self._retained.published(message)
+        return True
 
     def _take_receipt(self, payload: bytes) -> None:
         try:

@@ -56,6 +56,7 @@ from core.protocol.walker import DEFAULT_WALKER_ID, Walker
 from core.zones import system_zone
 from firmware.storage.database import Database, as_database
 from firmware.storage.progressions import prescribed_by_week
+from firmware.storage.runs import first_run_wall
 from firmware.storage.status import (
     IncidentEventRow,
     incident_events,
@@ -261,20 +262,27 @@ def progress_message(
 
 @dataclass(frozen=True, slots=True)
 class Retained:
-    """One retained message to publish."""
+    """One retained message to publish; once the client has it, tell
+    :meth:`RetainedStatus.published` (until then the topic is still owed)."""
 
     topic: str
     payload: str
+    view: str
+    """What it says (``payload`` without what moves on every computation): compared to tell
+    whether it changed."""
 
 
 class RetainedStatus:
     """Computes the retained status messages from the database and says which changed.
 
     Owned by the publisher thread (its own read connection, opened on first
-    use). :meth:`incident` and :meth:`progress` return the message to
-    publish, or None when it says the same as the last one returned;
-    :meth:`forget` makes the next calls return them again (after a reconnect:
-    a broker that lost its retained copies gets them back).
+    use). :meth:`incident`, :meth:`progress` and :meth:`walkers` return the
+    message to publish, or None when it says the same as the last one
+    :meth:`published` (the client took it): a message computed and then not
+    handed over — the client refused it, or the caller failed before — is
+    returned again by the next call. :meth:`forget` makes the next calls return
+    them all again (after a reconnect: a broker that lost its retained copies
+    gets them back).
     """
 
     def __init__(
@@ -397,10 +405,15 @@ class RetainedStatus:
         return self._milestone[1]
 
     def walkers(self) -> Retained | None:
-        """The treadmill's walker profiles (button order), when they changed."""
+        """The treadmill's walker profiles (button order), when they changed.
+
+        Its ``wall_time`` is the last add or remove, or on a device where none was ever made
+        the monitor's first run on this database: a repeat — after a reconnect, or a restart
+        of the courier — is byte for byte the same. Only a database with no run recorded (a
+        courier serving no monitor, tests) falls back to this courier's start."""
 
         def read(conn: sqlite3.Connection) -> tuple[tuple[Walker, ...], str | None]:
-            return active_walkers(conn), profiles_changed_wall(conn)
+            return active_walkers(conn), profiles_changed_wall(conn) or first_run_wall(conn)
 
         walkers, changed_wall = self._read(read)
         message = WalkersMessage(
@@ -415,8 +428,11 @@ class RetainedStatus:
     def _if_changed(self, topic: str, view: str, payload: str) -> Retained | None:
         if self._said.get(topic) == view:
             return None
-        self._said[topic] = view
-        return Retained(topic, payload)
+        return Retained(topic, payload, view)
+
+    def published(self, message: Retained) -> None:
+        """The client took ``message``: the topic says it until something changes."""
+        self._said[message.topic] = message.view
 
     def forget(self) -> None:
         self._said.clear()

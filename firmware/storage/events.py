@@ -40,12 +40,15 @@ def insert_event(conn: sqlite3.Connection, event: Event, walker: str | None = No
     Shared by :class:`EventStore` and the MQTT outbox, which must store the
     event and queue it in one transaction (an event is never stored without
     being queued, nor queued without being stored). Idempotent by event id.
-    ``walker``: the walker of the session under way (:func:`incidents.note_event`).
+    ``walker``: the walker of the session under way, stored with the event (an event of no
+    incident is published naming them) and given to the incident it opens
+    (:func:`incidents.note_event`).
     """
     body = dataclasses.replace(event, recording=None) if event.recording is not None else event
     cur = conn.execute(
-        "INSERT OR IGNORE INTO events (id, device_id, type, severity, wall_time, body, incident)"
-        " VALUES (?, ?, ?, ?, ?, ?, ?)",
+        "INSERT OR IGNORE INTO events"
+        " (id, device_id, type, severity, wall_time, body, incident, walker)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
         (
             event.id,
             event.device_id,
@@ -54,6 +57,7 @@ def insert_event(conn: sqlite3.Connection, event: Event, walker: str | None = No
             event.wall_time,
             body.to_json(),
             event.incident,
+            walker,
         ),
     )
     new = cur.rowcount > 0

@@ -94,7 +94,8 @@ BUILT_FROM_EVENT = ""
 """The ``payload`` of an event's row: built from the event when it is published."""
 
 _ROWS = (
-    "SELECT o.id, o.topic, o.payload, e.seq, e.body, r.recording, i.walker FROM outbox o"
+    "SELECT o.id, o.topic, o.payload, e.seq, e.body, r.recording, coalesce(i.walker, e.walker)"
+    " FROM outbox o"
     " LEFT JOIN events e ON o.payload = '' AND e.seq = o.event_seq"
     " LEFT JOIN recordings r ON r.event_id = e.id"
     " LEFT JOIN incidents i ON i.id = e.incident"
@@ -103,7 +104,8 @@ _ROWS = (
 
 def _row(row: tuple[object, ...]) -> OutboxRow:
     """A row as published: an event's payload built from the event as stored, naming the
-    walker its incident records (:func:`firmware.storage.incidents.note_event`)."""
+    walker its incident records (:func:`firmware.storage.incidents.note_event`), and for an
+    event of no incident the walker of the session under way when it was raised (if any)."""
     row_id, topic, payload, seq, body, recording, walker = row
     text = str(payload)
     if text == BUILT_FROM_EVENT and body is not None:

@@ -69,6 +69,13 @@ def begin_run(conn: sqlite3.Connection, monitor: str, started_wall: str) -> bool
     return True
 
 
+def first_run_wall(conn: sqlite3.Connection) -> str | None:
+    """When the monitor first ran on this database (None: no run recorded): runs are never
+    deleted, so it stays the same for the file's life."""
+    row = conn.execute("SELECT started_wall FROM runs ORDER BY id LIMIT 1").fetchone()
+    return None if row is None else str(row[0])
+
+
 def mark_reported(conn: sqlite3.Connection, run_ids: list[int]) -> None:
     """A FAULT about these runs' unclean ends is stored: never report them again."""
     conn.executemany("UPDATE runs SET reported = 1 WHERE id = ?", [(i,) for i in run_ids])

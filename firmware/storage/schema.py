@@ -238,6 +238,13 @@ MIGRATIONS: tuple[Migration, ...] = (
             "ALTER TABLE incidents ADD COLUMN walker TEXT NOT NULL DEFAULT 'default'",
         ),
     ),
+    Migration(
+        6,
+        "events name the walker of the guided session under way when they were raised (NULL: "
+        "none under way, and every event recorded before): an event of no incident, such as "
+        "the courier's test alarm or a fault it raises itself, is published naming them",
+        ("ALTER TABLE events ADD COLUMN walker TEXT",),
+    ),
 )
 
 SCHEMA_VERSION = MIGRATIONS[-1].version

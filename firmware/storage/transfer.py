@@ -27,7 +27,9 @@ import sqlite3
 
 from firmware.storage.database import transaction
 
-EVENT_COLUMNS = ("seq", "id", "device_id", "type", "severity", "wall_time", "body", "incident")
+EVENT_COLUMNS = (
+    "seq", "id", "device_id", "type", "severity", "wall_time", "body", "incident", "walker",
+)  # fmt: skip
 RECORDING_COLUMNS = ("event_id", "recording")
 INCIDENT_COLUMNS = (
     "id",

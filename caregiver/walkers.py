@@ -1,0 +1,51 @@
+"""Which walkers of a device the plan page, the progress page and the reports offer.
+
+Every walker on the device's roster (its retained ``walkers`` message) is offered, sessions
+or not: a physio who prescribed a plan for a walker who has not walked yet must find them and
+read "no sessions yet" and their adherence as 0 of the sessions prescribed, not miss them. A
+walker seen only in sessions (one since removed, or a release before the roster was
+published) is offered too, so no stored session becomes unreachable."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from caregiver.storage import Store
+from core.protocol.walker import DEFAULT_WALKER
+
+
+@dataclass(frozen=True, slots=True)
+class Offered:
+    walkers: list[tuple[str, str]]
+    """``(id, name)``: those who walked, the one who walked last first, then the roster's
+    others in button order; a roster name is the current one, so it wins over a session's."""
+    last: str
+    """Who is shown without a choice: the walker who walked last, else the roster's first."""
+
+    def pick(self, asked: str | None) -> tuple[str, str]:
+        """``asked``'s ``(id, name)`` if offered, else :attr:`last`'s (never a mix)."""
+        names = dict(self.walkers)
+        chosen = asked if asked in names else self.last
+        return chosen, names[chosen]
+
+
+def offered(store: Store, device_id: str) -> Offered:
+    """The device's walkers to offer (at least the default walker: a device never heard)."""
+    roster = store.device_walkers(device_id)
+    walked = store.walkers(device_id)
+    names = dict(roster)
+    walkers = [(w, names.get(w, n)) for w, n in walked]
+    seen = {w for w, _ in walked}
+    walkers += [(w, n) for w, n in roster if w not in seen]
+    if not walkers:
+        walkers = [(DEFAULT_WALKER.id, DEFAULT_WALKER.name)]
+    return Offered(walkers, walkers[0][0])
+
+
+def for_plans(store: Store, device_id: str) -> list[tuple[str, str]]:
+    """``(id, name)`` a plan may be for: the device's profiles in button order (the order
+    the walker hears them at the machine), then any other walker seen in its sessions (a
+    release before the roster was published)."""
+    roster = store.device_walkers(device_id)
+    known = {w for w, _ in roster}
+    return roster + [(w, n) for w, n in store.walkers(device_id) if w not in known]
