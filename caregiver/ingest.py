@@ -74,7 +74,7 @@ from core.protocol.messages import (
     TelemetryMessage,
     WalkersMessage,
 )
-from core.protocol.payloads import decode, decode_availability, encode, receipt_payload
+from core.protocol.payloads import decode, decode_availability, encode, receipt_payloads
 from core.protocol.topics import (
     CONSUMED_KINDS,
     RETAINED_KINDS,
@@ -398,12 +398,10 @@ class Ingestor:
         client = self.client
         if client is None:
             return
-        client.publish(
-            Topics(self.prefix, device_id).receipt,
-            receipt_payload(ids, self.config.mqtt.client_id or "caregiver"),
-            qos=1,
-        )
-        self.receipts_sent += 1
+        topic = Topics(self.prefix, device_id).receipt
+        for payload in receipt_payloads(ids, self.config.mqtt.client_id or "caregiver"):
+            client.publish(topic, payload, qos=1)
+            self.receipts_sent += 1
 
     def _reply(self, device_id: str, reply: ReplyMessage) -> None:
         if reply.command == CommandName.ACK and reply.ok and reply.request_id is not None:

@@ -37,8 +37,15 @@ def share_property_tables() -> bool:
     with _lock:
         if _shared:
             return True
-        template: Any = Properties(PacketTypes.PUBLISH)  # type: ignore[no-untyped-call]
-        if set(vars(template)) != set(_TABLES) or not isinstance(template.names, dict):
+        try:
+            template: Any = Properties(PacketTypes.PUBLISH)  # type: ignore[no-untyped-call]
+            same = _same_shape(
+                Properties, template, [*PacketTypes.indexes, PacketTypes.WILLMESSAGE]
+            )
+        except Exception:  # a paho whose class cannot be looked into this way (e.g. slots)
+            log.exception("paho's MQTT 5 Properties could not be checked")
+            same = False
+        if not same:
             log.warning("paho's MQTT 5 Properties changed shape: its tables stay per packet")
             return False
         types, names, properties = template.types, template.names, template.properties
@@ -60,3 +67,18 @@ def share_property_tables() -> bool:
         Properties.clear = clear  # type: ignore[method-assign]
         _shared = True
         return True
+
+
+def _same_shape(cls: Any, template: Any, packet_types: list[int]) -> bool:
+    """Whether ``cls`` is the class this module was written for: its instances hold exactly
+    the packet type and the three tables, and the tables do not depend on the packet type
+    (only then may every instance share one copy)."""
+    if set(vars(template)) != set(_TABLES) or not isinstance(template.names, dict):
+        return False
+    for packet_type in packet_types:
+        other = vars(cls(packet_type))
+        if set(other) != set(_TABLES) or any(
+            other[table] != getattr(template, table) for table in _TABLES[1:]
+        ):
+            return False
+    return True

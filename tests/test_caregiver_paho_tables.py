@@ -55,3 +55,51 @@ def test_shared_tables_decode_and_encode_as_paho_does() -> None:
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "same"
+
+
+UNLIKE = r"""
+import logging, sys
+logging.basicConfig(stream=sys.stdout, format="%(message)s")
+from paho.mqtt import properties
+from paho.mqtt.packettypes import PacketTypes
+original = properties.Properties
+{setup}
+from caregiver.paho_tables import share_property_tables
+print(share_property_tables())
+properties.Properties = original
+fresh = original(PacketTypes.PUBLISH)
+print(fresh.names is not original(PacketTypes.PUBACK).names)
+"""
+
+SLOTTED = """
+class Slotted:
+    __slots__ = ("packetType", "types", "names", "properties")
+    def __init__(self, packetType):
+        self.packetType, self.types, self.names, self.properties = packetType, [], {}, {}
+properties.Properties = Slotted
+"""
+
+PER_PACKET = """
+class PerPacket(original):
+    def __init__(self, packetType):
+        super().__init__(packetType)
+        self.names = dict(self.names, Extra=packetType)  # a table that depends on the packet
+properties.Properties = PerPacket
+"""
+
+
+def test_a_paho_whose_properties_are_not_the_class_checked_is_left_alone() -> None:
+    """A later paho with slotted ``Properties``, or tables that differ by packet type: the
+    service starts with paho as shipped and says so, instead of failing or sharing tables
+    that are not the same."""
+    for setup in (SLOTTED, PER_PACKET):
+        result = subprocess.run(
+            [sys.executable, "-c", UNLIKE.replace("{setup}", setup)],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert result.returncode == 0, result.stderr
+        lines = result.stdout.split("\n")
+        assert "False" in lines and "changed shape" in result.stdout, result.stdout
+        assert lines[-2] == "True", result.stdout  # paho's own class untouched

@@ -19,7 +19,8 @@ import pytest
 from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
 
 from core.protocol.events import EventType
-from core.protocol.payloads import receipt_payload
+from core.protocol.messages import RECEIPT_MAX_IDS, ReceiptMessage
+from core.protocol.payloads import decode_as, receipt_payload, receipt_payloads
 from firmware.mqtt import MqttReporter
 from tests.caregiver_support import make_config as caregiver_config
 from tests.caregiver_support import running_service
@@ -212,3 +213,13 @@ def test_the_documented_broker_config_binds_client_ids_and_persists() -> None:
         assert line in block, line
     assert "topic write retroguard/+/receipt" in ACL
     assert "pattern read retroguard/%u/receipt" in ACL
+
+
+def test_more_ids_than_one_receipt_may_name_go_as_several_the_device_accepts() -> None:
+    """A receipt names at most RECEIPT_MAX_IDS ids (the device refuses a longer list as
+    malformed, so none of them would be forgotten from its outbox — or ever receipted)."""
+    ids = [f"{i:032x}" for i in range(2 * RECEIPT_MAX_IDS + 1)]
+    payloads = receipt_payloads(ids, "caregiver")
+    named = [decode_as(ReceiptMessage, p.encode()).ids for p in payloads]
+    assert [len(n) for n in named] == [RECEIPT_MAX_IDS, RECEIPT_MAX_IDS, 1]
+    assert [i for n in named for i in n] == ids

@@ -270,6 +270,10 @@ class ProgressionStored(Struct, kw_only=True):
     """Whose progression it is (absent from older releases: the default walker)."""
 
 
+RECEIPT_MAX_IDS = 1000
+"""The most ids one receipt may name (a longer list goes as several receipts)."""
+
+
 class ReceiptMessage(Struct, kw_only=True):
     """``<prefix>/<device>/receipt``: an alert consumer has these messages on its own disk.
 
@@ -283,7 +287,7 @@ class ReceiptMessage(Struct, kw_only=True):
     """
 
     schema: SchemaVersion
-    ids: Annotated[list[EventId], Meta(min_length=1, max_length=1000)]
+    ids: Annotated[list[EventId], Meta(min_length=1, max_length=RECEIPT_MAX_IDS)]
     """Event and session ids committed by the consumer."""
     by: Annotated[str, Meta(min_length=1, max_length=64)]
     """Who committed them (the consumer's name), for the device's log."""

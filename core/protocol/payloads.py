@@ -21,6 +21,7 @@ import msgspec
 from core.protocol.events import Event
 from core.protocol.messages import (
     JSON_MESSAGES,
+    RECEIPT_MAX_IDS,
     SCHEMA_VERSION,
     Availability,
     DeviceHealth,
@@ -209,5 +210,12 @@ def session_payload(summary: SessionSummary) -> str:
 
 
 def receipt_payload(ids: list[str], by: str) -> str:
-    """What an alert consumer publishes on ``.../receipt`` once ``ids`` are on its disk."""
+    """What an alert consumer publishes on ``.../receipt`` once ``ids`` are on its disk
+    (at most :data:`RECEIPT_MAX_IDS`: see :func:`receipt_payloads`)."""
     return encode(ReceiptMessage(schema=SCHEMA_VERSION, ids=ids, by=by))
+
+
+def receipt_payloads(ids: list[str], by: str) -> list[str]:
+    """``ids`` as receipts a device accepts: one per :data:`RECEIPT_MAX_IDS` of them."""
+    step = RECEIPT_MAX_IDS
+    return [receipt_payload(ids[i : i + step], by) for i in range(0, len(ids), step)]
