@@ -3,8 +3,8 @@
 The service's threads (MQTT ingest, acknowledgements in the web's worker
 threads) call :meth:`Hub.publish`; it hands the message to the web server's
 event loop, which puts it on every browser's queue. A browser that stops
-reading is dropped when its queue fills (it reconnects and reloads). Each
-stream says which devices its caregiver may see; a change about another device
+reading is dropped when its queue fills (it reconnects and the page fetches
+what it missed). Each stream says which devices its caregiver may see; a change about another device
 never goes down it.
 """
 
@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import threading
+from collections import deque
 from collections.abc import AsyncIterator, Callable
 
 import msgspec
@@ -22,7 +23,8 @@ from caregiver.feed import FeedMessage
 _encoder = msgspec.json.Encoder()
 
 SEND_AT_ONCE = 100
-"""Change messages written to a browser in one go at most."""
+"""Change messages written to a browser in one go at most, and put on the browsers' queues
+in one turn of the event loop at most (the streams read them off between turns)."""
 
 
 class Hub:
@@ -33,6 +35,9 @@ class Hub:
         """Each open stream's queue, and which devices its caregiver may see."""
         self._loop: asyncio.AbstractEventLoop | None = None
         self._max = max_queue
+        self._backlog: deque[tuple[str, str]] = deque()
+        """Messages handed over and not yet on the browsers' queues (the event loop's only)."""
+        self._draining = False
         self.attached = threading.Event()
         """Set once the web server's event loop has started (see :meth:`attach`)."""
 
@@ -55,11 +60,25 @@ class Hub:
             return
         texts = [(_encoder.encode(m).decode(), m.device_id) for m in messages]
         with contextlib.suppress(RuntimeError):  # the loop is shutting down
-            loop.call_soon_threadsafe(self._fanout_all, texts)
+            loop.call_soon_threadsafe(self._take, texts)
 
-    def _fanout_all(self, texts: list[tuple[str, str]]) -> None:
-        for text, device_id in texts:
-            self._fanout(text, device_id)
+    def _take(self, texts: list[tuple[str, str]]) -> None:
+        self._backlog.extend(texts)
+        if not self._draining:
+            self._draining = True
+            self._drain()
+
+    def _drain(self) -> None:
+        """Put at most :data:`SEND_AT_ONCE` messages on the browsers' queues, and the rest in
+        later turns of the loop: the streams read in between. A take is unbounded (all that
+        piled up while the feed's thread was busy); in one turn, one longer than a queue
+        would drop every browser, even those reading."""
+        for _ in range(min(SEND_AT_ONCE, len(self._backlog))):
+            self._fanout(*self._backlog.popleft())
+        if self._backlog and self._loop is not None and not self._loop.is_closed():
+            self._loop.call_soon(self._drain)  # after the streams this turn woke up
+        else:
+            self._draining = False
 
     def _fanout(self, text: str | None, device_id: str = "") -> None:
         for queue, may_see in list(self._clients.items()):
@@ -94,7 +113,10 @@ class Hub:
             yield "retry: 2000\n\n"
             while True:
                 try:
-                    text = await asyncio.wait_for(queue.get(), timeout=15.0)
+                    # not wait_for: its own task would wake this stream turns after a chunk
+                    # landed on the queue, and the hub's next chunk would come first
+                    async with asyncio.timeout(15.0):
+                        text = await queue.get()
                 except TimeoutError:
                     yield ": keepalive\n\n"
                     continue

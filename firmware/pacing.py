@@ -10,11 +10,29 @@ samples, so pacing decides only *when* the loop reads, never *what* it gets.
 * :class:`InterruptPacing` (``"interrupt"``, ``"auto"``): the MPU-6050
   pulses INT for every sample; the GPIO callback counts the pulses
   (:class:`hal.gpio.GpioDataReady`) and wakes the loop every
-  ``imu.samples_per_wake`` of them, which then reads the FIFO once without
-  waiting. No empty reads, and one count/status/burst exchange per wake
-  rather than per sample; after a single pulse the driver is told so and
-  skips the count (:meth:`hal.mpu6050.Mpu6050.read_signalled`): two
-  transactions a sample.
+  ``imu.samples_per_wake`` of them (2 by default: a FIFO-watermark wake),
+  which then reads the FIFO once without waiting. No empty reads, and one
+  count/status/burst exchange per wake rather than per sample. With
+  ``samples_per_wake = 1`` and ``imu.uncounted_reads`` (off by default: it
+  relies on chip timing not yet measured on hardware), after a single pulse
+  the driver is told so and skips the count
+  (:meth:`hal.mpu6050.Mpu6050.read_signalled`): two transactions a sample.
+
+Why two samples a wake by default: a wake costs the loop the same whatever
+it reads (the wait and its wake-up, the edge dispatch, the read's fixed
+part, every ``on_iteration`` hook), and the price is small and bounded.
+The batch is decided sample by sample in the same iteration that read it,
+and a detection releases the relay in that call (the relay rule,
+docs/safety.md), so deciding → relay stays within the iteration. What
+grows is the wait from a sample's capture to its decision: the first
+sample of a pair waits for the second, one sample period (5 ms at 200 Hz)
+more than with a wake per sample — against a detector that trips a median
+340 ms before the impact (docs/detector.md), and 1.1 mm of belt at the
+prescribed 0.5 mph. ``benchmarks/monitor_cpu.py`` measures that wait per
+mode. The heartbeat edge comes once per wake, so ``firmware/config.py``
+keeps ``samples_per_wake`` sample periods within a quarter of the hold
+time (at most 2 at 200 Hz with the 50 ms hold), the same bound as
+:func:`wait_bound_s`.
 
 A wait for pulses never lasts longer than :attr:`InterruptPacing.wait_s`
 (at most a quarter of the relay's hold time with heartbeat drive): if the pulses
@@ -33,7 +51,7 @@ from __future__ import annotations
 import logging
 import math
 from collections.abc import Sequence
-from typing import Any, Final, Protocol
+from typing import Any, Final, Protocol, cast
 
 from core.clock import Clock
 from core.samples import ImuSample
@@ -107,6 +125,7 @@ class InterruptPacing:
         *,
         pin: int,
         samples_per_wake: int,
+        uncounted_reads: bool = False,
         wait_s: float,
         poll_timeout_s: float,
         dead_after: int,
@@ -117,6 +136,7 @@ class InterruptPacing:
         self._line: DataReady | None = line
         self._pin = pin
         self._per_wake = samples_per_wake
+        self._uncounted_reads = uncounted_reads
         self.wait_s = wait_s
         """Longest wait for pulses before the FIFO is read anyway."""
         self._poll_timeout_s = poll_timeout_s
@@ -151,10 +171,11 @@ class InterruptPacing:
         pulses = edges - self._seen
         self._seen = self.edges = edges
         # Never waits: the pulses (or the timeout) said when. A driver that can use the count
-        # of pulses (one: skip the FIFO count) is told it.
+        # of pulses (one: skip the FIFO count) is told it, where imu.uncounted_reads allows.
         if imu is not self._imu:
             self._imu = imu
-            self._counted_imu = imu if isinstance(imu, PulseCountedImu) else None
+            told = self._uncounted_reads and isinstance(imu, PulseCountedImu)
+            self._counted_imu = cast(PulseCountedImu, imu) if told else None
         counted = self._counted_imu
         batch = imu.read_batch(0.0) if counted is None else counted.read_signalled(pulses)
         signalled = pulses > 0
@@ -234,6 +255,7 @@ def open_pacing(
         line,
         pin=pin,
         samples_per_wake=imu.samples_per_wake,
+        uncounted_reads=imu.uncounted_reads,
         wait_s=wait_bound_s(gpio, read_timeout_s),
         poll_timeout_s=read_timeout_s,
         dead_after=dead_after_samples(imu.sample_rate_hz),

@@ -49,11 +49,25 @@ class ImuConfig:
     then reads anyway, so the relay never depends on the line. A line that gives no pulse while
     samples arrive (a cut wire, the wrong pin) is given up for polling within 0.25 s and
     reported by the self-test: a note with "auto", a failed check with "interrupt"."""
-    samples_per_wake: int = 1
-    """With interrupt pacing, the loop wakes every this many samples (one FIFO read each).
-    More saves CPU but delays every decision, a trip included, by up to this many sample
-    periods, and the heartbeat edge comes once per wake: this many sample periods must stay
-    within a quarter of gpio.heartbeat_hold_s (so at most 2 at 200 Hz with a 50 ms hold)."""
+    samples_per_wake: int = 2
+    """With interrupt pacing, the loop wakes every this many samples (one FIFO read each),
+    like a FIFO-watermark interrupt. Each wake costs the loop the same whatever it reads, so 2
+    roughly halves that cost; the price is that a sample waits for the next one before it is
+    decided: up to (this - 1) sample periods, 5 ms at 200 Hz, against a detector that trips
+    a median 300 ms or more before the impact (docs/safety.md, "Batched wakes"). Deciding and
+    the relay stay in one iteration. The heartbeat edge comes once per wake: this many sample
+    periods must stay within a quarter of gpio.heartbeat_hold_s (so at most 2 at 200 Hz with
+    a 50 ms hold). 1 wakes at every sample."""
+    uncounted_reads: bool = False
+    """With interrupt pacing, read after a single data-ready pulse without asking the FIFO's
+    count: the status and data registers, then one FIFO frame that must equal them (one I2C
+    transaction a sample less: 410 a second at 200 Hz instead of 600). Off by default: it
+    relies on two things the MPU-6050 register map states but no one here has measured on a
+    chip — that the FIFO holds the frame when DATA_RDY rises, and that reading an empty FIFO
+    returns its last byte repeated (hal/mpu6050.py; the simulated chip's ``fifo_lag_s``
+    shows what happens if not: the driver faults, and a wearer standing still can hit that
+    often). Turn it on only after the real chip has run with it and the driver's
+    ``empty_reads`` stayed 0."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -34,9 +34,11 @@ How a read works (:meth:`Mpu6050.read_batch`):
    for any gap. ``benchmarks/imu_fifo.py`` measures what is caught and what
    it costs.
 
-With interrupt pacing the caller counts the data-ready pulses and says how
-many came since its last read (:meth:`Mpu6050.read_signalled`). For exactly
-one, the usual case, the driver skips the count: it reads INT_STATUS and the
+With interrupt pacing and ``imu.uncounted_reads`` on (off by default: what
+follows rests on chip timing no one here has measured on hardware) the caller
+counts the data-ready pulses and says how many came since its last read
+(:meth:`Mpu6050.read_signalled`). For exactly one, the usual case, the driver
+skips the count: it reads INT_STATUS and the
 data registers (step 1's second read) and, when DATA_RDY_INT says a sample
 came since the last status read, pops one frame, which must equal the
 snapshot. Two transactions a sample instead of three. A set DATA_RDY_INT

@@ -643,6 +643,125 @@ def test_a_burst_of_falls_alarms_at_once_then_shows_the_newest_with_the_next_cha
     assert page.evaluate("window.__titles") == 2
 
 
+_NOTIFICATIONS = """(() => {
+    window.__notes = [];  // the system notifications the page raised, by their text
+    window.Notification = function (title, options) { window.__notes.push(options.body); };
+    window.Notification.permission = 'granted';
+    window.Notification.requestPermission = () => Promise.resolve('granted');
+})()"""
+
+
+def _critical(n: int, kind: str) -> dict[str, Any]:
+    return {
+        "kind": "event",
+        "device_id": f"treadmill-{n}",
+        "device_name": f"Treadmill {n}",
+        "event": {
+            "id": f"{kind}{n:028x}",
+            "device_id": f"treadmill-{n}",
+            "type": kind,
+            "severity": "critical",
+            "reason": "impact",
+            "wall_time": "",
+            "when": None,
+            "received_at": 0,
+            "acked_by": None,
+            "has_window": False,
+        },
+    }
+
+
+def test_every_device_in_a_burst_of_critical_events_gets_its_notification(
+    browser: Any, service: CaregiverService
+) -> None:
+    """Coalescing spares the tab's title and the banner, never a device: falls on three
+    treadmills in one moment notify all three (the banner shows the newest, "+2 more"), and
+    a fall on 1, a fall on 2, then HELP on 1 still notify treadmill 2 (before: only the first
+    and the newest critical event of a batch alarmed)."""
+    from playwright.sync_api import expect
+
+    page = _login(browser, service, init_script=_KEEP_THE_FEED + ";" + _NOTIFICATIONS)
+    send = """events => {
+        window.__notes = [];
+        for (const e of events)
+            window.__feed.dispatchEvent(new MessageEvent('message', {data: JSON.stringify(e)}));
+    }"""
+    page.evaluate(send, [_critical(1, "fall"), _critical(2, "fall"), _critical(3, "fall")])
+    expect(page.locator("#alarm-text")).to_have_text("FALL on Treadmill 3")  # the batch shown
+    assert page.evaluate("window.__notes") == [
+        "FALL on Treadmill 1",
+        "FALL on Treadmill 2",
+        "FALL on Treadmill 3",
+    ]
+    expect(page.locator("#alarm-more")).to_have_text("+2 more: Treadmill 1, Treadmill 2")
+    expect(page).to_have_title("\u26a0 FALL on Treadmill 3 (+2 more)")
+
+    page.evaluate(send, [_critical(1, "fall"), _critical(2, "fall"), _critical(1, "help")])
+    expect(page.locator("#alarm-text")).to_have_text("HELP on Treadmill 1")
+    assert page.evaluate("window.__notes") == [
+        "FALL on Treadmill 1",
+        "FALL on Treadmill 2",
+        "HELP on Treadmill 1",
+    ]
+    expect(page.locator("#alarm-more")).to_have_text("+1 more: Treadmill 2")
+    page.context.close()
+
+
+class _StoredAtOnce(SimDevice):
+    """A device whose messages the service has stored when :meth:`publish` returns (handed
+    to its ingest directly, not through the broker): the test knows what was stored while
+    the page's feed was down."""
+
+    service: CaregiverService | None = None
+
+    def publish(self, kind: str, payload: str, retain: bool = False) -> None:
+        assert self.service is not None
+        assert self.service.ingestor.handle_batch([(self.topic(kind), payload.encode())])
+
+
+@pytest.mark.parametrize("refused", ["network error", "HTTP 502"])
+def test_a_feed_that_broke_brings_the_page_up_to_date_and_alarms_what_it_missed(
+    browser: Any, service: CaregiverService, mosquitto: Mosquitto, refused: str
+) -> None:
+    """The service dropped the page's feed (as it drops a browser that does not keep up),
+    and a treadmill fell before the feed was back: once it is, the page fetches itself —
+    the card turns red, the incident is listed, and the fall alarms (before: the page went
+    on showing a green card, silently). The feed comes back after a network error (the
+    browser retries) and after an HTTP error (a proxy's 502 while the service restarts:
+    the browser gives up, the page tries again)."""
+    from playwright.sync_api import expect
+
+    def refuse(route: Any) -> None:
+        if refused == "HTTP 502":
+            route.fulfill(status=502, body="Bad Gateway")
+        else:
+            route.abort()
+
+    device = _StoredAtOnce(mosquitto, "treadmill-1")
+    device.service = service
+    device.online()
+    page = _login(browser, service, init_script=_NOTIFICATIONS)
+    card = page.locator("#card-treadmill-1")
+    expect(card).to_have_attribute("data-level", "ok")
+
+    page.route("**/stream", refuse)  # the feed cannot come back yet
+    refusal = "requestfailed" if refused == "network error" else "response"
+    with page.expect_event(refusal, lambda r: r.url.endswith("/stream")):
+        service.hub.shutdown()  # every stream ends, as a dropped browser's does
+    expect(page.locator("body")).to_have_attribute("data-live", "0")
+    ids = device.incident_fall()  # stored while the page has no feed
+    page.unroute("**/stream")
+
+    expect(page.locator("body")).to_have_attribute("data-live", "1")
+    expect(card).to_have_attribute("data-level", "danger")
+    expect(card.locator(".headline a")).to_have_text("FALL — not acknowledged")
+    expect(page.locator(f"#incident-{ids['incident']}")).to_contain_text("FALL")
+    expect(page.locator("#alarm-text")).to_have_text("FALL — not acknowledged — Dad's treadmill")
+    assert page.evaluate("window.__notes") == ["FALL — not acknowledged — Dad's treadmill"]
+    page.context.close()
+    device.close()
+
+
 _KEEP_THE_FEED = """(() => {
     const Native = window.EventSource;  // the page's live feed, kept where a test can reach it
     window.EventSource = function (url, options) {

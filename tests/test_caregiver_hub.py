@@ -60,3 +60,54 @@ def test_a_take_reaches_each_stream_in_order_with_one_wake_up_of_the_loop(
     )
     assert only_b.result(20) == 'data: {"kind":"session","device_id":"b","session_id":"s2"}\n\n'
     assert len(wake_ups) == 1
+
+
+def test_a_take_longer_than_a_queue_reaches_a_reading_stream_whole_and_a_stalled_one_is_dropped(
+    loop: asyncio.AbstractEventLoop,
+) -> None:
+    """All that piled up while the feed's thread was busy is one take, however long: put on
+    the queues in one turn of the loop, one longer than a queue dropped every browser, even
+    those reading. A browser that does not read is still dropped (its stream ends: it
+    reconnects and the page fetches what it missed)."""
+    hub = Hub(max_queue=1000)
+    hub.attach(loop)
+    take = [SessionMessage(f"d{n % 7}", f"s{n}") for n in range(3500)]
+
+    async def read_all(opened: threading.Event) -> list[str]:
+        stream = hub.stream()
+        assert await anext(stream) == "retry: 2000\n\n"
+        opened.set()
+        got: list[str] = []
+        async for text in stream:
+            got += [line for line in text.split("\n\n") if line.startswith("data: ")]
+            if len(got) >= len(take):
+                break
+        await stream.aclose()
+        return got
+
+    async def stall(opened: threading.Event) -> tuple[int, bool]:
+        stream = hub.stream()
+        assert await anext(stream) == "retry: 2000\n\n"
+        opened.set()
+        await reader_done.wait()  # reads nothing until the whole take reached the other
+        got = 0
+        async for text in stream:
+            got += text.count("data: ")
+        return got, True  # the stream ended: the hub dropped it
+
+    reader_done = asyncio.Event()
+    reader_open, staller_open = threading.Event(), threading.Event()
+    reader = asyncio.run_coroutine_threadsafe(read_all(reader_open), loop)
+    staller = asyncio.run_coroutine_threadsafe(stall(staller_open), loop)
+    assert reader_open.wait(20) and staller_open.wait(20)
+    hub.publish_all(take)
+    try:
+        got = reader.result(20)
+    finally:
+        loop.call_soon_threadsafe(reader_done.set)
+    assert got == [
+        f'data: {{"kind":"session","device_id":"{m.device_id}","session_id":"{m.session_id}"}}'
+        for m in take
+    ]
+    stalled, ended = staller.result(20)
+    assert ended and stalled < 1000

@@ -14,7 +14,7 @@ import itertools
 import os
 import threading
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import cast
 
@@ -22,6 +22,7 @@ import pytest
 
 from core.clock import RealClock, SimClock
 from core.errors import ConfigError
+from core.samples import ImuSample
 from firmware.app import HealthReports
 from firmware.config import parse_config
 from firmware.link.endpoint import CourierLink
@@ -185,8 +186,12 @@ def self_test(rig: Rig) -> Mapping[str, tuple[bool, str]]:
     return link.checks[-1]
 
 
+ONE_PER_WAKE = ImuConfig(samples_per_wake=1)
+"""A read at every pulse (the default reads every second one)."""
+
+
 def test_the_loop_is_paced_by_the_interrupt_one_read_per_sample(tmp_path: Path) -> None:
-    paced = make_rig(tmp_path / "irq")
+    paced = make_rig(tmp_path / "irq", imu=ONE_PER_WAKE)
     polled = make_rig(tmp_path / "poll", imu=ImuConfig(pacing="poll"))
     for rig in (paced, polled):
         rig.run_for(0.5)
@@ -208,10 +213,7 @@ def test_the_loop_is_paced_by_the_interrupt_one_read_per_sample(tmp_path: Path) 
     assert self_test(polled)["imu-pacing"] == (True, "polling the FIFO (imu.pacing = 'poll')")
 
 
-def test_a_read_after_one_pulse_skips_the_fifo_count(tmp_path: Path) -> None:
-    """Each wake after one pulse reads status + snapshot and one frame: two transactions a
-    sample, the FIFO counted every COUNTED_READ_EVERY reads (three a sample otherwise)."""
-    rig = make_rig(tmp_path)
+def _transactions_a_sample(rig: Rig) -> float:
     rig.run_for(0.5)
     rig.sim_imu.bus.counts.clear()
     stats = rig.app.monitor.stats
@@ -219,19 +221,83 @@ def test_a_read_after_one_pulse_skips_the_fifo_count(tmp_path: Path) -> None:
     rig.run_for(2.0)
     samples = stats.samples - samples_before
     assert samples == pytest.approx(400, abs=2) and stats.imu_errors == errors_before
-    ops = sum(rig.sim_imu.bus.counts.values())
-    assert ops <= samples * (2 + 1 / COUNTED_READ_EVERY) + 2
+    return float(sum(rig.sim_imu.bus.counts.values())) / samples
+
+
+def test_a_read_after_one_pulse_skips_the_fifo_count_when_configured(tmp_path: Path) -> None:
+    """With ``imu.uncounted_reads``, each wake after one pulse reads status + snapshot and one
+    frame: two transactions a sample, the FIFO counted every COUNTED_READ_EVERY reads."""
+    rig = make_rig(tmp_path, imu=dataclasses.replace(ONE_PER_WAKE, uncounted_reads=True))
+    assert _transactions_a_sample(rig) <= 2 + 1 / COUNTED_READ_EVERY + 0.01
+
+
+def test_by_default_every_read_asks_the_fifo_count(tmp_path: Path) -> None:
+    """Off by default (the chip behaviour the uncounted read relies on is not measured on
+    hardware): count, status + snapshot, frames — three transactions a sample."""
+    rig = make_rig(tmp_path, imu=ONE_PER_WAKE)
+    assert _transactions_a_sample(rig) >= 3 - 0.01
+
+
+def test_by_default_the_loop_reads_every_second_pulse_and_holds_once_a_read(
+    tmp_path: Path,
+) -> None:
+    """``imu.samples_per_wake = 2``, the default (a FIFO-watermark wake): one wake, one FIFO
+    read (count, status, burst: three transactions for two samples) and one heartbeat edge per
+    two samples, the edges 10 ms apart at 200 Hz: within a quarter of the hold time."""
+    assert ImuConfig().samples_per_wake == 2
+    rig = armed(make_rig(tmp_path))
+    rig.sim_imu.bus.counts.clear()
+    stats = rig.app.monitor.stats
+    since = rig.clock.monotonic()
+    iterations, samples_before, errors_before = stats.iterations, stats.samples, stats.imu_errors
+    rig.run_for(2.0)
+    samples, wakes = stats.samples - samples_before, stats.iterations - iterations
+    assert samples == pytest.approx(400, abs=2) and stats.imu_errors == errors_before
+    assert stats.empty_reads == 0
+    assert wakes == pytest.approx(samples / 2, abs=1)
+    assert sum(rig.sim_imu.bus.counts.values()) <= wakes * 3 + 2
+    gaps = heartbeat_gaps(rig, since)
+    assert len(gaps) == pytest.approx(wakes, abs=1)
+    assert max(gaps) <= 2 * PERIOD + 1e-9 <= HOLD_S / 4 + 1e-9
 
 
 def test_a_trip_still_opens_the_relay_within_one_sample_when_paced_by_interrupt(
     tmp_path: Path,
 ) -> None:
     detector = TripAt(3.0)
-    rig = armed(make_rig(tmp_path, detector=detector, imu=ImuConfig(pacing="interrupt")))
+    imu = ImuConfig(pacing="interrupt", samples_per_wake=1)
+    rig = armed(make_rig(tmp_path, detector=detector, imu=imu))
     rig.run_for(2.0)
     assert rig.state == "TRIPPED" and detector.fired_at is not None
     opened = rig.hardware.opened_after(detector.fired_at - PERIOD)
     assert opened is not None and opened - detector.fired_at <= PERIOD
+
+
+@pytest.mark.parametrize("trip_at", [3.0, 3.005])
+def test_with_two_samples_a_wake_a_trip_opens_the_relay_in_the_iteration_that_decides_it(
+    tmp_path: Path, trip_at: float
+) -> None:
+    """The batched default: the relay opens in the iteration that decided (at the clock time
+    of that iteration: no later wake), and the tripping sample waited at most one period more
+    for its read — whether it was the first of its pair or the second."""
+    detector = TripAt(trip_at)
+    decided: list[float] = []
+    rig = armed(make_rig(tmp_path, detector=detector, imu=ImuConfig(pacing="interrupt")))
+    controller = rig.app.controller
+    on_samples = controller.on_samples
+
+    def note_decision(batch: Sequence[ImuSample], now: float) -> None:
+        fired = detector.fired_at
+        on_samples(batch, now)
+        if fired is None and detector.fired_at is not None:
+            decided.append(now)
+
+    controller.on_samples = note_decision  # type: ignore[method-assign]
+    rig.run_for(2.0)
+    assert rig.state == "TRIPPED" and detector.fired_at is not None and len(decided) == 1
+    opened = rig.hardware.opened_after(detector.fired_at - PERIOD)
+    assert opened is not None and opened <= decided[0]
+    assert opened - detector.fired_at <= 2 * PERIOD
 
 
 @pytest.mark.parametrize("pacing", ["auto", "interrupt"])

@@ -176,6 +176,12 @@ def test_a_walker_s_incidents_are_those_naming_them_and_unknown_ones_by_their_se
     ]
 
 
+def _progress_of(sub: Subscriber) -> list[tuple[object, object]]:
+    """(walker id, session) of each retained progress received, oldest first."""
+    messages = [validate("progress", m.payload) for m in sub.on("/progress")]
+    return [(p["walker"]["id"], p["session"]) for p in messages]
+
+
 def test_a_walker_chosen_with_the_cli_mid_session_walks_next_and_the_incident_stays_the_session_s(
     tmp_path: Path, mosquitto: Mosquitto, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -204,6 +210,9 @@ def test_a_walker_chosen_with_the_cli_mid_session_walks_next_and_the_incident_st
         assert runner.session is not None and runner.session.walker == ANNA
         # the courier has stored the session's start (the CLI reads it from the database)
         assert pump_link_until(rig.app.link, lambda: len(load_sessions(db)) == 1)
+        # and the retained progress says so: one computed before (her session not yet stored)
+        # may still be on its way, and would be counted below as published since
+        assert sub.wait(lambda: _progress_of(sub)[-1:] == [("anna", "running")])
         relay_before = list(rig.hardware.history)
         capsys.readouterr()
         progress_before = len(sub.on("/progress"))

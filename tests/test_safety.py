@@ -36,6 +36,7 @@ from firmware.safety import (
     Started,
     Trigger,
 )
+from hal.config import ImuConfig
 from tests.app_support import PERIOD, Explodes, Frozen, Rig, TripAt, close_rigs, make_rig
 
 pytestmark = pytest.mark.usefixtures(close_rigs.__name__)
@@ -72,8 +73,10 @@ def test_press_before_imu_is_healthy_does_not_arm(tmp_path: Path) -> None:
 
 
 def test_detection_releases_within_one_sample(tmp_path: Path) -> None:
+    """A read at every sample: the tripping sample is decided as it arrives (with the default
+    two a wake it may wait one period more: tests/test_imu_pacing.py)."""
     detector = TripAt(3.0)
-    rig = armed_rig(tmp_path, detector=detector)
+    rig = armed_rig(tmp_path, detector=detector, imu=ImuConfig(samples_per_wake=1))
     rig.run_for(2.0)
     assert rig.state == "TRIPPED"
     assert detector.fired_at is not None

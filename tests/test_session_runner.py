@@ -558,3 +558,25 @@ def test_a_forbidden_session_transition_is_refused_and_logged(
     assert runner.session is not None and runner.session.status == "running"
     rig.run_for(2.0)
     assert runner.state is SessionState.RUNNING and len(runner.cues) == cues
+
+
+def test_a_trip_with_no_session_under_way_is_not_the_next_sessions(tmp_path: Path) -> None:
+    """With no session under way the runner only notes where the safety log is: a trip then
+    is no interval's, and the session started after re-arming counts only its own."""
+    detector = TripAt(2.0)
+    rig = _armed_rig(tmp_path, detector=detector)
+    runner = attach_session(rig.app, SHORT, record=False)
+    rig.run_for(1.5)
+    assert rig.state == "TRIPPED" and runner.state is SessionState.IDLE
+    rig.run_for(1.0)
+    rig.press_reset()
+    assert rig.state == "ARMED"
+    runner.request("start")
+    rig.run_for(1.0)
+    assert runner.state is SessionState.RUNNING and runner.session is not None
+    assert [i.trips for i in runner.session.intervals] == [0] * len(SHORT.intervals)
+    detector.t, detector.fired_at = rig.clock.monotonic() + 0.5, None
+    rig.run_for(1.0)
+    assert rig.state == "TRIPPED" and runner.state is SessionState.PAUSED
+    assert runner.session.intervals[0].trips == 1
+    detach_session(rig.app, runner)

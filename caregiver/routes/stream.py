@@ -129,7 +129,8 @@ class LiveFeed:
                 self._hand_over(out)
 
     def _hand_over(self, messages: list[feed.FeedMessage]) -> None:
-        """To the hub, in one go: one wake-up of the web server's event loop for the take."""
+        """To the hub, in one go: one wake-up of the web server's event loop for the take
+        (however long: the hub puts it on the browsers' queues a chunk at a time)."""
         try:
             self.site.backend.hub.publish_all(messages)
         except Exception:

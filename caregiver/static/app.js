@@ -94,14 +94,20 @@
       o.connect(g); g.connect(audio.destination); o.start(t + dt); o.stop(t + dt + 0.3);
     });
   }
-  function alarm(text, link) {
+  // The banner, the tab's title and the beeping: one at a time, the newest ("+N more" names
+  // the other devices alarmed with it).
+  function showAlarm(text, link, more) {
     document.getElementById("alarm-text").textContent = text;
+    document.getElementById("alarm-more").textContent = more.length ? "+" + more.length + " more: " + more.join(", ") : "";
     document.getElementById("alarm-link").setAttribute("href", link);
     banner.hidden = false;
-    document.title = "\u26A0 " + text;
+    document.title = "\u26A0 " + text + (more.length ? " (+" + more.length + " more)" : "");
     beep();
     if (alarmTimer) clearInterval(alarmTimer);
     alarmTimer = setInterval(beep, 2000);
+  }
+  // The system's notification: one for every device that alarms, never coalesced.
+  function notify(text, link) {
     if ("Notification" in window && Notification.permission === "granted") {
       var n = new Notification("RetroGuard", { body: text, tag: link, requireInteraction: true });
       n.onclick = function () { window.focus(); location.href = link; };
@@ -109,6 +115,7 @@
   }
   function silence() {
     banner.hidden = true;
+    document.getElementById("alarm-more").textContent = "";
     if (alarmTimer) clearInterval(alarmTimer);
     alarmTimer = null;
     document.title = "RetroGuard caregiver";
@@ -195,17 +202,34 @@
     }
   }
   // The first critical event alarms at once; more of them before the page's next batch of
-  // changes (a burst: falls on many treadmills) show as the newest one with that batch. Each
-  // alarm renames the tab, and the browser's own process redraws it: one a fall in a burst of
-  // 170 cost the browser more CPU than the service spent storing them.
-  var alarmed = false, nextAlarm = null;
+  // changes (a burst: falls on many treadmills) wait for that batch, one per device (its
+  // newest): each device gets its notification then, and the banner and the tab's title
+  // change once, to the newest. Each change of the title costs the browser's own process a
+  // redraw: one a fall in a burst of 170 cost it more CPU than the service spent storing them.
+  var alarmed = [], pendingAlarms = new Map();
+  function raiseAlarm(device, name, text, link) {
+    if (!alarmed.length) {
+      alarmed.push(name);
+      showAlarm(text, link, []);
+      notify(text, link);
+      return;
+    }
+    pendingAlarms.delete(device);  // its newest, in the order they came
+    pendingAlarms.set(device, { name: name, text: text, link: link });
+  }
   function alarmFor(msg) {
     var e = msg.event;
     if (e.severity !== "critical") return;
-    var text = e.type.replace("_", " ").toUpperCase() + " on " + msg.device_name;
-    if (alarmed) { nextAlarm = [text, "/events/" + e.id]; return; }
-    alarmed = true;
-    alarm(text, "/events/" + e.id);
+    raiseAlarm(e.device_id, msg.device_name, e.type.replace("_", " ").toUpperCase() + " on " + msg.device_name, "/events/" + e.id);
+  }
+  function raisePendingAlarms() {
+    var waiting = Array.from(pendingAlarms.values()), newest = waiting[waiting.length - 1];
+    var names = alarmed;
+    alarmed = []; pendingAlarms = new Map();
+    if (!newest) return;
+    waiting.forEach(function (a) { notify(a.text, a.link); });
+    waiting.forEach(function (a) { if (names.indexOf(a.name) < 0) names.push(a.name); });
+    showAlarm(newest.text, newest.link, names.filter(function (n) { return n !== newest.name; }));
   }
 
   function onIncident(msg) {
@@ -224,26 +248,85 @@
     if (progress && progress.dataset.device === msg.device_id) location.reload();
   }
 
+  // A feed that broke (the network, a restart, or the service dropped this page for not
+  // reading fast enough) missed what changed meanwhile: once it is back the page fetches
+  // itself and takes the live parts from there, and a device that went red meanwhile alarms.
+  var LIVE_PARTS = ["fleet", "incidents", "timeline"], resyncing = false;
+  function dangerCards() {
+    var seen = {};
+    document.querySelectorAll('#fleet .card[data-level="danger"]').forEach(function (c) {
+      var h = c.querySelector(".headline a");
+      seen[c.dataset.device] = h ? h.getAttribute("href") : "";
+    });
+    return seen;
+  }
+  function resync() {
+    if (document.getElementById("progress")) { location.reload(); return; }
+    if (!LIVE_PARTS.some(function (id) { return document.getElementById(id); })) return;
+    resyncing = true;
+    fetch(location.href, { credentials: "same-origin", headers: { "Accept": "text/html" } })
+      .then(function (r) {
+        if (!r.ok || r.redirected) { location.reload(); return; }  // e.g. logged out meanwhile
+        return r.text().then(function (html) {
+          var fresh = new DOMParser().parseFromString(html, "text/html"), before = dangerCards();
+          LIVE_PARTS.forEach(function (id) {
+            var old = document.getElementById(id), part = fresh.getElementById(id);
+            if (old && part) old.replaceWith(finish(document.importNode(part, true)));
+          });
+          var now = dangerCards();
+          Object.keys(now).forEach(function (device) {
+            if (before[device] === now[device]) return;  // alarmed already
+            var card = document.getElementById("card-" + device), h = card.querySelector(".headline a");
+            var name = card.querySelector("h2").textContent;
+            raiseAlarm(device, name, (h ? h.textContent : "ALERT") + " \u2014 " + name, now[device] || "/devices/" + device);
+          });
+        });
+      })
+      .catch(function () { lost = true; })  // the next time the feed opens
+      .then(function () { resyncing = false; schedule(); });
+  }
+
+  var lost = false;
+  function reopen() {
+    fetch(location.href, { method: "HEAD", credentials: "same-origin" })
+      .then(function (r) { if (r.redirected) location.reload(); else connect(); },
+            function () { setTimeout(reopen, 2000); });
+  }
   function connect() {
     var source = new EventSource("/stream");
-    source.onopen = function () { status.textContent = "live"; document.body.dataset.live = "1"; };
-    source.onerror = function () { status.textContent = "reconnecting\u2026"; document.body.dataset.live = "0"; };
+    source.onopen = function () {
+      status.textContent = "live"; document.body.dataset.live = "1";
+      if (lost) { lost = false; resync(); }
+    };
+    source.onerror = function () {
+      lost = true; status.textContent = "reconnecting\u2026"; document.body.dataset.live = "0";
+      // The browser retries a broken connection itself, but gives up after an HTTP error
+      // (a proxy's 502 while the service restarts): try again the same way, unless the
+      // login ran out (the page reloads to say so).
+      if (source.readyState === EventSource.CLOSED) setTimeout(reopen, 2000);
+    };
     source.onmessage = function (m) {
       var msg = JSON.parse(m.data);
       if (msg.kind === "event") alarmFor(msg);  // at once; the page's changes in a moment
       queue.push(msg);
-      if (!flushing) { flushing = true; setTimeout(flush, 50); }
+      schedule();
     };
   }
 
   // The page changes in batches (at most 20 a second): a burst of events is one layout, and
   // a card or incident line changed ten times in it is replaced once (Map: first-seen order).
   // The first alarm does not wait for this (alarmFor).
+  // What comes while the page fetches itself (resync) waits, then goes on top of it.
   var queue = [], flushing = false;
+  function schedule() {
+    if (!flushing) { flushing = true; setTimeout(flush, 50); }
+  }
   function flush() {
-    var batch = queue, cards = {}, incidents = new Map(), newest = nextAlarm;
-    queue = []; flushing = false; alarmed = false; nextAlarm = null;
-    if (newest) alarm(newest[0], newest[1]);
+    flushing = false;
+    raisePendingAlarms();
+    if (resyncing) return;
+    var batch = queue, cards = {}, incidents = new Map();
+    queue = [];
     batch.forEach(function (msg) {
       if (msg.kind === "device") cards[msg.device_id] = msg;
       else if (msg.kind === "event") onEvent(msg);

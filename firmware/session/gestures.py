@@ -64,6 +64,11 @@ class GestureRecognizer:
         self._spoilt = False
         self._last_up = 0.0
 
+    @property
+    def idle(self) -> bool:
+        """No press held and no pattern open: :meth:`feed` without edges completes nothing."""
+        return self._down_at is None and not self._strokes and not self._spoilt
+
     def feed(self, edges: list[tuple[float, bool]], now: float) -> list[Gesture]:
         """Take the edges since the last call (oldest first); return what they completed."""
         out: list[Gesture] = []

@@ -519,21 +519,33 @@ class SessionRunner:
         self.tick(monitor.clock.monotonic(), monitor.last_batch)
 
     def tick(self, now: float, batch: Sequence[Any] = ()) -> None:
-        """One loop iteration: measure, listen, follow the safety state, advance the plan."""
-        for sample in batch:
-            self.steps.update(sample)
-        self._follow_safety(now)
-        self._measure(batch)
+        """One loop iteration: measure, listen, follow the safety state, advance the plan.
+
+        With no session under way (IDLE, FINISHED) there is nothing to measure or advance:
+        the steps are not counted (nothing reads them until a start, which takes their
+        count from there), the safety state is only followed, and the press patterns are
+        looked at only when an edge came or a pattern is still open. Nothing waits for a
+        later iteration: a press, a command or a finished pattern is handled on the
+        iteration it would have been before."""
+        under_way = self.under_way
+        if under_way:
+            for sample in batch:
+                self.steps.update(sample)
+        self._follow_safety(now, under_way)
+        if under_way:
+            self._measure(batch)
         if self._button is not None:
             edges = self._button.take_edges()
-            for gesture in self._gestures.feed(edges, now):
-                self._on_gesture(gesture, now)
+            if edges or not self._gestures.idle:
+                for gesture in self._gestures.feed(edges, now):
+                    self._on_gesture(gesture, now)
         while not self._requests.empty():  # an empty get_nowait() raises: 0.66 µs a tick
             command, reply = self._requests.get_nowait()  # this thread alone takes from it
             ok, message = self._command(command, now)
             if reply is not None:
                 reply.put_nowait((ok, message))
-        self._advance(now)
+        if self.session is not None and self.state is not SessionState.FINISHED:
+            self._advance(now)
         self._tell_session_walker()
         self._collect()
         self._take_new_plan()  # first: the roster's prompt preparation then keeps its prompts
@@ -779,8 +791,14 @@ class SessionRunner:
         _, message = self._command(command, now, by=PauseCause.BUTTON)
         log.info("button %s press: %s", kind.value, message)
 
-    def _follow_safety(self, now: float) -> None:
+    def _follow_safety(self, now: float, under_way: bool = True) -> None:
         transitions = self._safety.transitions
+        if not under_way:
+            # No session to pause or to count trips in: only remember where the log is.
+            if transitions:
+                self._last_transition = transitions[-1]
+            self._seen_transitions = True
+            return
         new: list[Transition] = []
         for transition in reversed(transitions):
             if transition is self._last_transition:
