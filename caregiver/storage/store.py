@@ -1387,32 +1387,32 @@ class Store:
                 return
             prepared = self._prepared
             before = prepared.copy() if prepared is not None else None
-            with _as_storage_fault(self._db):
+            with _as_storage_fault(self._db):  # one for the whole: it costs what a statement does
                 self._db.execute("SAVEPOINT message")
-            self._in_message, self._message_failed = True, False
-            try:
-                yield
-                if self._message_failed:
-                    raise MessageUndone("a transaction of the message failed and was let go")
-            except StorageFault:
-                raise  # the batch is rolled back whole
-            except Exception:
-                self._in_message = False
-                with _as_storage_fault(self._db):
+                self._in_message, self._message_failed = True, False
+                try:
+                    yield
+                    if self._message_failed:
+                        raise MessageUndone("a transaction of the message failed and was let go")
+                except StorageFault:
+                    raise  # the batch is rolled back whole
+                except Exception as exc:
+                    if isinstance(exc, self._db.errors):
+                        raise  # a StorageFault (the with above): the batch is rolled back whole
+                    self._in_message = False
                     self._db.execute("ROLLBACK TO SAVEPOINT message")
                     if before is not None and event_id in before.new_events:
-                        # inserted for this message, before its savepoint: undone by hand, and
-                        # a copy later in the batch is then inserted as a new event
+                        # inserted for this message, before its savepoint: undone by hand, and a
+                        # copy later in the batch is then inserted as a new event
                         self._db.execute("DELETE FROM events WHERE id = ?", (event_id,))
                         before.events.discard(event_id)
                         before.new_events.discard(event_id)
                     self._db.execute("RELEASE SAVEPOINT message")
-                if prepared is not None and before is not None:
-                    prepared.restore(before)
-                raise
-            finally:
-                self._in_message = False
-            with _as_storage_fault(self._db):
+                    if prepared is not None and before is not None:
+                        prepared.restore(before)
+                    raise
+                finally:
+                    self._in_message = False
                 self._db.execute("RELEASE SAVEPOINT message")
 
     @contextmanager
