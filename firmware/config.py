@@ -390,9 +390,11 @@ def _cross_checks(config: Config, problems: list[str]) -> None:
             f"relay drive: the loop toggles once per sample, so a sample period must be under "
             f"half of gpio.heartbeat_hold_s ({config.gpio.heartbeat_hold_s:g} s)"
         )
-    wake_s = config.imu.samples_per_wake * period
+    per_wake = config.imu.samples_per_wake  # unset: chosen to fit (firmware.pacing)
+    wake_s = (per_wake or 1) * period
     quarter_hold_s = config.gpio.heartbeat_hold_s / 4
-    if config.gpio.relay_drive == "heartbeat" and wake_s > quarter_hold_s * (1 + 1e-9):
+    heartbeat = config.gpio.relay_drive == "heartbeat"
+    if per_wake is not None and heartbeat and wake_s > quarter_hold_s * (1 + 1e-9):
         problems.append(
             f"imu.samples_per_wake: {config.imu.samples_per_wake} samples "
             f"({wake_s * 1000:g} ms) between reads is too long for the heartbeat relay drive: "

@@ -10,7 +10,7 @@ samples, so pacing decides only *when* the loop reads, never *what* it gets.
 * :class:`InterruptPacing` (``"interrupt"``, ``"auto"``): the MPU-6050
   pulses INT for every sample; the GPIO callback counts the pulses
   (:class:`hal.gpio.GpioDataReady`) and wakes the loop every
-  ``imu.samples_per_wake`` of them (2 by default: a FIFO-watermark wake),
+  ``imu.samples_per_wake`` of them (2 by default at 200 Hz: a FIFO-watermark wake),
   which then reads the FIFO once without waiting. No empty reads, and one
   count/status/burst exchange per wake rather than per sample. With
   ``samples_per_wake = 1`` and ``imu.uncounted_reads`` (off by default: it
@@ -217,6 +217,18 @@ class InterruptPacing:
             line.close()
 
 
+def samples_per_wake(imu: ImuConfig, gpio: GpioConfig) -> int:
+    """``imu.samples_per_wake`` as set, else 2 where two sample periods fit within a quarter of
+    the heartbeat's hold time (the bound :func:`wait_bound_s` keeps), else 1: a slower sample
+    rate (100 Hz: 20 ms a pair against 12.5 ms) wakes at every sample rather than be refused
+    for a setting nobody made."""
+    if imu.samples_per_wake is not None:
+        return imu.samples_per_wake
+    if gpio.relay_drive != "heartbeat":
+        return 2
+    return 2 if 2 / imu.sample_rate_hz <= gpio.heartbeat_hold_s / 4 * (1 + 1e-9) else 1
+
+
 def wait_bound_s(gpio: GpioConfig, read_timeout_s: float) -> float:
     """The longest wait for pulses: the loop's read timeout, and with heartbeat drive at most
     a quarter of the hold time (12.5 ms of 50).
@@ -254,7 +266,7 @@ def open_pacing(
     return InterruptPacing(
         line,
         pin=pin,
-        samples_per_wake=imu.samples_per_wake,
+        samples_per_wake=samples_per_wake(imu, gpio),
         uncounted_reads=imu.uncounted_reads,
         wait_s=wait_bound_s(gpio, read_timeout_s),
         poll_timeout_s=read_timeout_s,

@@ -26,7 +26,13 @@ from core.samples import ImuSample
 from firmware.app import HealthReports
 from firmware.config import parse_config
 from firmware.link.endpoint import CourierLink
-from firmware.pacing import InterruptPacing, PollPacing, open_pacing, wait_bound_s
+from firmware.pacing import (
+    InterruptPacing,
+    PollPacing,
+    open_pacing,
+    samples_per_wake,
+    wait_bound_s,
+)
 from hal import mpu6050_registers as reg
 from hal.config import GpioConfig, ImuConfig
 from hal.gpio import GpioDataReady
@@ -244,7 +250,7 @@ def test_by_default_the_loop_reads_every_second_pulse_and_holds_once_a_read(
     """``imu.samples_per_wake = 2``, the default (a FIFO-watermark wake): one wake, one FIFO
     read (count, status, burst: three transactions for two samples) and one heartbeat edge per
     two samples, the edges 10 ms apart at 200 Hz: within a quarter of the hold time."""
-    assert ImuConfig().samples_per_wake == 2
+    assert samples_per_wake(ImuConfig(), GpioConfig()) == 2
     rig = armed(make_rig(tmp_path))
     rig.sim_imu.bus.counts.clear()
     stats = rig.app.monitor.stats
@@ -466,3 +472,16 @@ def test_the_edge_callback_thread_adopts_the_loops_realtime_policy() -> None:
     finally:
         opened[0].close()
         factory.close()
+
+
+def test_unset_samples_per_wake_is_chosen_to_fit_the_hold_time_and_a_set_one_is_checked() -> None:
+    """Unset, two samples a wake at 200 Hz and one at 100 Hz (a pair, 20 ms, would not fit a
+    quarter of the 50 ms hold), so a monitor config at 100 Hz is not refused for a setting it
+    never made; set to 2 at 100 Hz, it is refused, naming the key."""
+    at_100 = parse_config(tomllib.loads("[imu]\nsample_rate_hz = 100\n"))
+    assert samples_per_wake(at_100.imu, at_100.gpio) == 1
+    assert samples_per_wake(ImuConfig(samples_per_wake=1), GpioConfig()) == 1
+    relay_held = dataclasses.replace(GpioConfig(), relay_drive="static")
+    assert samples_per_wake(at_100.imu, relay_held) == 2
+    with pytest.raises(ConfigError, match=r"imu\.samples_per_wake: 2 samples"):
+        parse_config(tomllib.loads("[imu]\nsample_rate_hz = 100\nsamples_per_wake = 2\n"))

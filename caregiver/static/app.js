@@ -286,7 +286,9 @@
       .then(function () { resyncing = false; schedule(); });
   }
 
-  var lost = false;
+  // What changed between the server rendering this page and its feed opening reached neither:
+  // the first open fetches the page once more (not on the progress page, which would reload).
+  var lost = false, opened = false;
   function reopen() {
     fetch(location.href, { method: "HEAD", credentials: "same-origin" })
       .then(function (r) { if (r.redirected) location.reload(); else connect(); },
@@ -296,7 +298,9 @@
     var source = new EventSource("/stream");
     source.onopen = function () {
       status.textContent = "live"; document.body.dataset.live = "1";
-      if (lost) { lost = false; resync(); }
+      var missed = lost || (!opened && !document.getElementById("progress"));
+      opened = true;
+      if (missed) { lost = false; resync(); }
     };
     source.onerror = function () {
       lost = true; status.textContent = "reconnecting\u2026"; document.body.dataset.live = "0";
