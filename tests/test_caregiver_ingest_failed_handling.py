@@ -21,6 +21,7 @@ import pytest
 
 from caregiver.config import CaregiverConfig, CaregiverMqttConfig, ServerConfig
 from caregiver.service import CaregiverService
+from caregiver.storage import NewEvent
 from caregiver.storage.store import MessageUndone, Store
 from core.protocol.messages import EventMessage
 from tests.mqtt_helpers import WAIT, Subscriber, subscriber
@@ -169,3 +170,42 @@ def test_a_message_is_undone_whole_even_if_its_failed_transaction_is_let_go(
         assert states["undone"] != "ARMED" and states["undone"] != "TRIPPED"
     finally:
         store.close()
+
+
+def test_a_message_failing_after_its_receipt_was_queued_sends_no_receipt(
+    tmp_path: Path, caregiver_db: str, mosquitto: Mosquitto, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The handling fails after the event's receipt was queued for the batch's commit (here in
+    announcing it): the receipt goes with the rest of the message, or the device would forget
+    an event the service does not have."""
+    import caregiver.ingest as ingest
+
+    with _receipted(tmp_path, caregiver_db, mosquitto) as (service, sub):
+        kept, failing = _event(1, "fall"), _event(2, "fall")
+        real = ingest._as_stored
+
+        def buggy(event: NewEvent, now: float) -> object:
+            if event.id == _id(failing):
+                raise KeyError("a bug after the receipt was queued")
+            return real(event, now)
+
+        monkeypatch.setattr(ingest, "_as_stored", buggy)
+        assert service.ingestor.handle_batch([kept, failing])
+        monkeypatch.setattr(ingest, "_as_stored", real)
+
+        assert service.store.event(_id(failing)) is None
+        assert _receipts(service, sub) == [[_id(kept)]]
+
+
+def test_when_the_last_message_fails_the_device_s_latest_event_is_the_one_before(
+    tmp_path: Path, caregiver_db: str, mosquitto: Mosquitto, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with _receipted(tmp_path, caregiver_db, mosquitto) as (service, _sub):
+        first, last = _event(1, "fall"), _event(2, "fall")
+        _break_alerting_for(service, monkeypatch, {_id(last)})
+
+        assert service.ingestor.handle_batch([first, last])
+
+        device = service.store.device(DEVICE)
+        assert device is not None and device["last_event"] is not None
+        assert device["last_event"]["id"] == _id(first)

@@ -1378,8 +1378,9 @@ class Store:
         receipt: the device sent it again, the service took it for a duplicate, and the fall
         paged nobody. Undone, the event is not stored, so a resent one is new and alerted.
         Outside a batch the message's own transaction is its undo (nothing to do here).
-        A savepoint: on PostgreSQL it also keeps the batch's transaction usable after the
-        rollback. A :meth:`transaction` in the block that raised undoes the message even if
+        A savepoint: on PostgreSQL it also keeps the batch's transaction usable after a Python
+        exception is rolled back to it (after a database error the pipeline stays aborted and
+        the whole batch is held, as it should be). A :meth:`transaction` in the block that raised undoes the message even if
         the block went on (:class:`MessageUndone` then says so)."""
         with self._lock:
             if not self._batching or self._in_message:
