@@ -52,14 +52,14 @@ class ImuConfig:
     samples_per_wake: int | None = None
     """With interrupt pacing, the loop wakes every this many samples (one FIFO read each),
     like a FIFO-watermark interrupt. Unset (the default): 2 where two sample periods fit in a
-    quarter of gpio.heartbeat_hold_s (200 Hz with the 50 ms hold), else 1
-    (:func:`firmware.pacing.samples_per_wake`). Each wake costs the loop the same whatever it
-    reads, so 2 roughly halves that cost; the price is that a sample waits for the next one
-    before it is decided: up to (this - 1) sample periods, 5 ms at 200 Hz, against a detector
-    that trips a median 300 ms or more before the impact (docs/safety.md, "Batched wakes").
-    Deciding and the relay stay in one iteration. The heartbeat edge comes once per wake: this
-    many sample periods must stay within a quarter of gpio.heartbeat_hold_s (so at most 2 at
-    200 Hz with a 50 ms hold). 1 wakes at every sample."""
+    quarter of gpio.heartbeat_hold_s (200 Hz with the 50 ms hold), else 1. Each wake costs the
+    loop the same whatever it reads, so 2 roughly halves that cost; the price is that a sample
+    waits for the next one before it is decided: up to (this - 1) sample periods, 5 ms at
+    200 Hz, against a detector that trips a median 300 ms or more before the impact
+    (docs/safety.md, "Batched wakes"). Deciding and the relay stay in one iteration. The
+    heartbeat edge comes once per wake: this many sample periods must stay within a quarter of
+    gpio.heartbeat_hold_s (so at most 2 at 200 Hz with a 50 ms hold). 1 wakes at every
+    sample."""
     uncounted_reads: bool = False
     """With interrupt pacing, read after a single data-ready pulse without asking the FIFO's
     count: the status and data registers, then one FIFO frame that must equal them (one I2C

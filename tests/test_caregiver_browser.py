@@ -768,6 +768,41 @@ def test_a_feed_that_broke_brings_the_page_up_to_date_and_alarms_what_it_missed(
     device.close()
 
 
+def test_a_page_whose_catching_up_failed_tries_again(
+    browser: Any, service: CaregiverService, mosquitto: Mosquitto
+) -> None:
+    """The feed came back but the page's fetch of itself failed (the network, again): the page
+    tries again rather than stay on what it showed before the outage while saying "live" (it
+    went on showing a green card)."""
+    from playwright.sync_api import expect
+
+    device = _StoredAtOnce(mosquitto, "treadmill-1")
+    device.service = service
+    device.online()
+    page = _login(browser, service, init_script=_NOTIFICATIONS)
+    card = page.locator("#card-treadmill-1")
+    page.route("**/stream", lambda route: route.abort())
+    with page.expect_event("requestfailed", lambda r: r.url.endswith("/stream")):
+        service.hub.shutdown()
+    device.incident_fall()  # stored while the page has no feed
+    failed: list[str] = []
+
+    def once(route: Any) -> None:
+        if route.request.resource_type == "fetch" and not failed:
+            failed.append(route.request.url)
+            route.abort()
+        else:
+            route.continue_()
+
+    page.route(service.url + "/", once)
+    page.unroute("**/stream")
+    expect(page.locator("body")).to_have_attribute("data-live", "1")
+    expect(card).to_have_attribute("data-level", "danger")
+    assert failed == [service.url + "/"]
+    page.context.close()
+    device.close()
+
+
 def test_what_changed_between_the_page_and_its_feed_opening_is_not_missed(
     browser: Any, service: CaregiverService, mosquitto: Mosquitto
 ) -> None:

@@ -34,6 +34,8 @@ def test_example_mentions_every_field() -> None:
             if dataclasses.is_dataclass(value):
                 assert f"[{prefix}{f.name}]" in text
                 walk(value, f"{prefix}{f.name}.")
+            elif value is None:  # unset by default: shown commented out
+                assert f"\n# {f.name} = " in text, f"{prefix}{f.name} missing from the example"
             else:
                 assert f"\n{f.name} = " in text, f"{prefix}{f.name} missing from the example"
 

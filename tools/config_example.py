@@ -19,7 +19,8 @@ from firmware.config import Config
 
 _HEADER = """\
 # RetroGuard monitor configuration (TOML).
-# Every key is optional: the value shown is the default. Check a file with
+# Every key is optional: the value shown is the default (a key commented out is unset by
+# default, and its comment says what that means). Check a file with
 #   retroguard config --check FILE
 # Relative paths are relative to this file's directory.
 """
@@ -100,6 +101,9 @@ def _section(name: str, obj: Any, out: list[str]) -> None:
             continue
         if f.name in docs:
             out.extend(_comment(docs[f.name]))
+        if value is None:  # TOML has no "unset": the key is shown, commented out
+            out.append(f"# {f.name} = (unset by default)")
+            continue
         out.append(f"{f.name} = {_toml_value(f.name, value)}")
     for nested_name, nested_value in nested:
         _section(nested_name, nested_value, out)

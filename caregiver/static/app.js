@@ -260,14 +260,20 @@
     });
     return seen;
   }
+  // Only the newest fetch may write the page (an older one answering late would undo it); a
+  // fetch that fails is tried again in a moment, not left until the feed breaks again.
+  var resyncs = 0;
   function resync() {
     if (document.getElementById("progress")) { location.reload(); return; }
     if (!LIVE_PARTS.some(function (id) { return document.getElementById(id); })) return;
     resyncing = true;
+    var mine = ++resyncs;
     fetch(location.href, { credentials: "same-origin", headers: { "Accept": "text/html" } })
       .then(function (r) {
+        if (mine !== resyncs) return;
         if (!r.ok || r.redirected) { location.reload(); return; }  // e.g. logged out meanwhile
         return r.text().then(function (html) {
+          if (mine !== resyncs) return;
           var fresh = new DOMParser().parseFromString(html, "text/html"), before = dangerCards();
           LIVE_PARTS.forEach(function (id) {
             var old = document.getElementById(id), part = fresh.getElementById(id);
@@ -282,8 +288,12 @@
           });
         });
       })
-      .catch(function () { lost = true; })  // the next time the feed opens
-      .then(function () { resyncing = false; schedule(); });
+      .then(function () {
+        if (mine !== resyncs) return;
+        resyncing = false; schedule();
+      }, function () {
+        if (mine === resyncs) setTimeout(resync, 2000);  // the feed is open: try again
+      });
   }
 
   // What changed between the server rendering this page and its feed opening reached neither:

@@ -1380,8 +1380,9 @@ class Store:
         Outside a batch the message's own transaction is its undo (nothing to do here).
         A savepoint: on PostgreSQL it also keeps the batch's transaction usable after a Python
         exception is rolled back to it (after a database error the pipeline stays aborted and
-        the whole batch is held, as it should be). A :meth:`transaction` in the block that raised undoes the message even if
-        the block went on (:class:`MessageUndone` then says so)."""
+        the whole batch is held, as it should be). A :meth:`transaction` in the block that
+        raised undoes the message even if the block went on (:class:`MessageUndone` then says
+        so)."""
         with self._lock:
             if not self._batching or self._in_message:
                 yield
