@@ -596,59 +596,6 @@ def test_cards_and_rows_built_from_the_live_feed_match_the_servers_pages(
     device.close()
 
 
-def test_a_burst_of_falls_alarms_at_once_then_shows_the_newest_with_the_next_changes(
-    browser: Any, service: CaregiverService
-) -> None:
-    """Falls on five treadmills in one moment: the first alarms at once, the newest is on the
-    banner once the page shows the batch, and the tab's title changes twice, not five times
-    (each change costs the browser's own process a redraw: a burst of 170 falls cost it more
-    CPU than the service spent storing them). The messages go to the page's own live feed in
-    one task, as a burst read off the socket at once does."""
-    from playwright.sync_api import expect
-
-    page = _login(browser, service, init_script=_KEEP_THE_FEED)
-    page.evaluate(
-        """() => {
-            window.__titles = 0;
-            new MutationObserver(records => { window.__titles += records.length; })
-                .observe(document.querySelector('title'), {childList: true});
-        }"""
-    )
-    falls = [
-        {
-            "kind": "event",
-            "device_id": f"treadmill-{n}",
-            "device_name": f"Treadmill {n}",
-            "event": {
-                "id": f"{n:032x}",
-                "device_id": f"treadmill-{n}",
-                "type": "fall",
-                "severity": "critical",
-                "reason": "impact",
-                "wall_time": "",
-                "when": None,
-                "received_at": 0,
-                "acked_by": None,
-                "has_window": False,
-            },
-        }
-        for n in range(1, 6)
-    ]
-    first = page.evaluate(
-        """falls => {
-            for (const fall of falls)
-                window.__feed.dispatchEvent(
-                    new MessageEvent('message', {data: JSON.stringify(fall)}));
-            return document.getElementById('alarm-text').textContent;
-        }""",
-        falls,
-    )
-    assert first == "FALL on Treadmill 1"
-    expect(page.locator("#alarm-text")).to_have_text("FALL on Treadmill 5")
-    expect(page.locator("#alarm-link")).to_have_attribute("href", f"/events/{5:032x}")
-    assert page.evaluate("window.__titles") == 2
-
-
 _NOTIFICATIONS = """(() => {
     window.__notes = [];  // the system notifications the page raised, by their text
     window.Notification = function (title, options) { window.__notes.push(options.body); };
@@ -675,6 +622,40 @@ def _critical(n: int, kind: str) -> dict[str, Any]:
             "has_window": False,
         },
     }
+
+
+def test_a_burst_of_falls_alarms_at_once_then_shows_the_newest_with_the_next_changes(
+    browser: Any, service: CaregiverService
+) -> None:
+    """Falls on five treadmills in one moment: the first alarms at once, the newest is on the
+    banner once the page shows the batch, and the tab's title changes twice, not five times
+    (each change costs the browser's own process a redraw: a burst of 170 falls cost it more
+    CPU than the service spent storing them). The messages go to the page's own live feed in
+    one task, as a burst read off the socket at once does."""
+    from playwright.sync_api import expect
+
+    page = _login(browser, service, init_script=_KEEP_THE_FEED)
+    page.evaluate(
+        """() => {
+            window.__titles = 0;
+            new MutationObserver(records => { window.__titles += records.length; })
+                .observe(document.querySelector('title'), {childList: true});
+        }"""
+    )
+    falls = [_critical(n, "fall") for n in range(1, 6)]
+    first = page.evaluate(
+        """falls => {
+            for (const fall of falls)
+                window.__feed.dispatchEvent(
+                    new MessageEvent('message', {data: JSON.stringify(fall)}));
+            return document.getElementById('alarm-text').textContent;
+        }""",
+        falls,
+    )
+    assert first == "FALL on Treadmill 1"
+    expect(page.locator("#alarm-text")).to_have_text("FALL on Treadmill 5")
+    expect(page.locator("#alarm-link")).to_have_attribute("href", f"/events/fall{5:028x}")
+    assert page.evaluate("window.__titles") == 2
 
 
 def test_every_device_in_a_burst_of_critical_events_gets_its_notification(

@@ -18,10 +18,14 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 from caregiver.config import Contact
+from caregiver.notify_process import NotifierProcess
+from caregiver.service import CaregiverService
 from tests.caregiver_support import WAIT, SimDevice, make_config, running_service
 from tools.broker import Mosquitto
 
@@ -76,32 +80,43 @@ def _alive(pid: int) -> bool:
     return True
 
 
-def test_a_notifier_killed_while_sending_is_replaced_and_the_page_sent_again(
-    mosquitto: Mosquitto, tmp_path: Path
-) -> None:
+@contextmanager
+def _paging_service(
+    mosquitto: Mosquitto, tmp_path: Path, *, answer_at_once: bool = False
+) -> Iterator[tuple[CaregiverService, NotifierProcess, HoldingReceiver]]:
+    """A service paging Ann at a :class:`HoldingReceiver`, its notifier process ready."""
     receiver = HoldingReceiver()
+    if answer_at_once:
+        receiver.release.set()
     config = make_config(mosquitto, tmp_path, contacts=(Contact("Ann", (receiver.url,)),))
     try:
         with running_service(config, web=False, background=True) as service:
             notifier = service.notifier_process
             assert notifier is not None and notifier.ready.wait(WAIT)
-            first = notifier.pid
-            assert first is not None and first != os.getpid()
-            device = SimDevice(mosquitto, "treadmill-1")
-            device.online()
-            fall = device.fall()
-            assert receiver.holding.wait(WAIT)  # Apprise is delivering; nothing marked yet
-            os.kill(first, signal.SIGKILL)
-            receiver.release.set()
-            again = receiver.wait(2)  # the next notifier resends it from the database
-            assert all(f"/events/{fall['id']}" in m["message"] for m in again)
-            assert notifier.ready.wait(WAIT)
-            assert notifier.pid not in (None, first) and notifier.restarts == 1
-            assert service.store.notifications_due(time.time() + 1e6) == []  # marked sent
-            assert service.status()["notified"] >= 1
-            device.close()
+            yield service, notifier, receiver
     finally:
         receiver.close()
+
+
+def test_a_notifier_killed_while_sending_is_replaced_and_the_page_sent_again(
+    mosquitto: Mosquitto, tmp_path: Path
+) -> None:
+    with _paging_service(mosquitto, tmp_path) as (service, notifier, receiver):
+        first = notifier.pid
+        assert first is not None and first != os.getpid()
+        device = SimDevice(mosquitto, "treadmill-1")
+        device.online()
+        fall = device.fall()
+        assert receiver.holding.wait(WAIT)  # Apprise is delivering; nothing marked yet
+        os.kill(first, signal.SIGKILL)
+        receiver.release.set()
+        again = receiver.wait(2)  # the next notifier resends it from the database
+        assert all(f"/events/{fall['id']}" in m["message"] for m in again)
+        assert notifier.ready.wait(WAIT)
+        assert notifier.pid not in (None, first) and notifier.restarts == 1
+        assert service.store.notifications_due(time.time() + 1e6) == []  # marked sent
+        assert service.status()["notified"] >= 1
+        device.close()
 
 
 def test_a_notifier_that_stops_finishing_rounds_is_killed_and_the_page_sent_again(
@@ -110,80 +125,52 @@ def test_a_notifier_that_stops_finishing_rounds_is_killed_and_the_page_sent_agai
     """A child alive but stuck (here: a delivery that never answers, past the service's
     patience but within Apprise's own timeout) is noticed by its silence, killed and replaced;
     the page goes out again from the database."""
-    receiver = HoldingReceiver()
-    config = make_config(mosquitto, tmp_path, contacts=(Contact("Ann", (receiver.url,)),))
-    try:
-        with running_service(config, web=False, background=True) as service:
-            notifier = service.notifier_process
-            assert notifier is not None and notifier.ready.wait(WAIT)
-            first = notifier.pid
-            notifier.stuck_s = 1.0  # Apprise's json:// read timeout is 4 s
-            device = SimDevice(mosquitto, "treadmill-1")
-            device.online()
-            fall = device.fall()
-            assert receiver.holding.wait(WAIT)  # the first delivery hangs
-            again = receiver.wait(2)  # sent again by the child that replaced the stuck one
-            assert all(f"/events/{fall['id']}" in m["message"] for m in again)
-            # a successor still loading Apprise may be judged stuck by this test's 1 s too
-            assert notifier.killed_stuck >= 1 and notifier.restarts == notifier.killed_stuck
-            assert first is not None and not _alive(first)
-            device.close()
-    finally:
-        receiver.close()
+    with _paging_service(mosquitto, tmp_path) as (_service, notifier, receiver):
+        first = notifier.pid
+        notifier.stuck_s = 1.0  # Apprise's json:// read timeout is 4 s
+        device = SimDevice(mosquitto, "treadmill-1")
+        device.online()
+        fall = device.fall()
+        assert receiver.holding.wait(WAIT)  # the first delivery hangs
+        again = receiver.wait(2)  # sent again by the child that replaced the stuck one
+        assert all(f"/events/{fall['id']}" in m["message"] for m in again)
+        # a successor still loading Apprise may be judged stuck by this test's 1 s too
+        assert notifier.killed_stuck >= 1 and notifier.restarts == notifier.killed_stuck
+        assert first is not None and not _alive(first)
+        device.close()
 
 
 def test_a_page_queued_while_no_notifier_runs_is_sent_by_the_next(
     mosquitto: Mosquitto, tmp_path: Path
 ) -> None:
-    receiver = HoldingReceiver()
-    receiver.release.set()  # answer at once
-    config = make_config(mosquitto, tmp_path, contacts=(Contact("Ann", (receiver.url,)),))
-    try:
-        with running_service(config, web=False, background=True) as service:
-            notifier = service.notifier_process
-            assert notifier is not None and notifier.ready.wait(WAIT)
-            first = notifier.pid
-            assert first is not None
-            os.kill(first, signal.SIGKILL)
-            device = SimDevice(mosquitto, "treadmill-1")
-            device.online()
-            fall = device.fall()  # queued, and its wake-up sent, while the child is dead
-            (message,) = receiver.wait(1)
-            assert f"/events/{fall['id']}" in message["message"]
-            assert notifier.pid != first
-            device.close()
-        assert not _alive(first)
-    finally:
-        receiver.close()
+    paging = _paging_service(mosquitto, tmp_path, answer_at_once=True)
+    with paging as (_service, notifier, receiver):
+        first = notifier.pid
+        assert first is not None
+        os.kill(first, signal.SIGKILL)
+        device = SimDevice(mosquitto, "treadmill-1")
+        device.online()
+        fall = device.fall()  # queued, and its wake-up sent, while the child is dead
+        (message,) = receiver.wait(1)
+        assert f"/events/{fall['id']}" in message["message"]
+        assert notifier.pid != first
+        device.close()
+    assert not _alive(first)
 
 
 def test_the_notifier_ends_with_the_service(mosquitto: Mosquitto, tmp_path: Path) -> None:
-    receiver = HoldingReceiver()
-    config = make_config(mosquitto, tmp_path, contacts=(Contact("Ann", (receiver.url,)),))
-    try:
-        with running_service(config, web=False, background=True) as service:
-            notifier = service.notifier_process
-            assert notifier is not None and notifier.ready.wait(WAIT)
-            pid = notifier.pid
-            assert pid is not None and _alive(pid)
-        assert notifier.pid is None and not _alive(pid)
-    finally:
-        receiver.close()
+    with _paging_service(mosquitto, tmp_path) as (_service, notifier, _receiver):
+        pid = notifier.pid
+        assert pid is not None and _alive(pid)
+    assert notifier.pid is None and not _alive(pid)
 
 
 def test_the_notifier_process_loads_only_its_contacts_apprise_plugins(
     mosquitto: Mosquitto, tmp_path: Path
 ) -> None:
     """A json:// contact: the child imports Apprise's json plugin, not all ~190 (17 MB)."""
-    receiver = HoldingReceiver()
-    config = make_config(mosquitto, tmp_path, contacts=(Contact("Ann", (receiver.url,)),))
-    try:
-        with running_service(config, web=False, background=True) as service:
-            notifier = service.notifier_process
-            assert notifier is not None and notifier.ready.wait(WAIT)
-            assert notifier.plugins == ("custom_json",)
-    finally:
-        receiver.close()
+    with _paging_service(mosquitto, tmp_path) as (_service, notifier, _receiver):
+        assert notifier.plugins == ("custom_json",)
 
 
 def test_no_contact_no_notifier_process(mosquitto: Mosquitto, tmp_path: Path) -> None:
@@ -236,14 +223,7 @@ def test_the_notifier_runs_behind_the_service_for_the_cpu(
     it yields the CPU to the service, which then pages the burst's falls sooner too."""
     from caregiver.notify_process import NICENESS
 
-    receiver = HoldingReceiver()
-    config = make_config(mosquitto, tmp_path, contacts=(Contact("Ann", (receiver.url,)),))
-    try:
-        with running_service(config, web=False, background=True) as service:
-            notifier = service.notifier_process
-            assert notifier is not None and notifier.ready.wait(WAIT)
-            assert notifier.pid is not None
-            ours = os.getpriority(os.PRIO_PROCESS, 0)
-            assert os.getpriority(os.PRIO_PROCESS, notifier.pid) == min(19, ours + NICENESS)
-    finally:
-        receiver.close()
+    with _paging_service(mosquitto, tmp_path) as (_service, notifier, _receiver):
+        assert notifier.pid is not None
+        ours = os.getpriority(os.PRIO_PROCESS, 0)
+        assert os.getpriority(os.PRIO_PROCESS, notifier.pid) == min(19, ours + NICENESS)
