@@ -62,7 +62,7 @@ from sim.i2c_bus import (  # noqa: E402
     stuck_line,
     xor_every_byte,
 )
-from sim.mpu6050_sim import SimulatedMpu6050  # noqa: E402
+from sim.mpu6050_sim import SimulatedMpu6050, raw_motion  # noqa: E402
 
 RATE = 200.0
 PERIOD = 1.0 / RATE
@@ -171,21 +171,9 @@ def timing(clock: SimClock) -> BusTiming:
 
 def genuine(samples: list[ImuSample], chip: SimulatedMpu6050, imu: Mpu6050) -> bool:
     """True when every sample is one the chip took (its raw accel and gyro values)."""
-    a = imu.settings.accel_g_per_lsb
-    g = imu.settings.gyro_dps_per_lsb
-    taken = {(r[0], r[1], r[2], r[4], r[5], r[6]) for r in chip.history}
-    raw = (
-        (
-            round(s.ax / a),
-            round(s.ay / a),
-            round(s.az / a),
-            round(s.gx / g),
-            round(s.gy / g),
-            round(s.gz / g),
-        )
-        for s in samples
-    )
-    return all(values in taken for values in raw)
+    taken = set(chip.taken_motions())
+    scale = imu.settings.accel_g_per_lsb, imu.settings.gyro_dps_per_lsb
+    return all(raw_motion(s, *scale) in taken for s in samples)
 
 
 def run_trials(

@@ -74,6 +74,7 @@ from dataclasses import dataclass
 from typing import Final
 
 from core.clock import Clock
+from core.samples import ImuSample
 from hal import mpu6050_registers as reg
 from sim.motion import MotionSource
 from sim.pins import ObservedMockPin
@@ -216,6 +217,11 @@ class SimulatedMpu6050:
         self._load_defaults()
 
     # --- inspection (no side effects, unlike a bus read) -------------------------
+    def taken_motions(self) -> list[tuple[int, int, int, int, int, int]]:
+        """:attr:`history` as raw (ax, ay, az, gx, gy, gz): what :func:`raw_motion` of a
+        delivered sample is compared with (the temperature is not in a sample)."""
+        return [(r[0], r[1], r[2], r[4], r[5], r[6]) for r in self.history]
+
     def peek(self, register: int) -> int:
         """Register value as stored, without the read side effects (clear, pop, latch)."""
         if register == reg.WHO_AM_I:
@@ -604,3 +610,19 @@ class SimulatedMpu6050:
                 pin.drive_high()
             else:
                 pin.drive_low()
+
+
+def raw_motion(
+    sample: ImuSample, accel_g_per_lsb: float, gyro_dps_per_lsb: float
+) -> tuple[int, int, int, int, int, int]:
+    """A delivered sample back in the chip's raw units (needs a zero gyro bias), to find it in
+    :meth:`SimulatedMpu6050.taken_motions`."""
+    a, g = accel_g_per_lsb, gyro_dps_per_lsb
+    return (
+        round(sample.ax / a),
+        round(sample.ay / a),
+        round(sample.az / a),
+        round(sample.gx / g),
+        round(sample.gy / g),
+        round(sample.gz / g),
+    )

@@ -13,7 +13,7 @@ from hal.config import ImuConfig
 from hal.mpu6050 import Mpu6050, RegisterSettings
 from sim.i2c_bus import BusTiming, FakeI2cBus
 from sim.motion import Vector6
-from sim.mpu6050_sim import SimulatedMpu6050
+from sim.mpu6050_sim import SimulatedMpu6050, raw_motion
 
 ADDRESS = 0x68
 STANDING: Vector6 = (0.0, 0.0, 1.0, 0.0, 0.0, 0.0)
@@ -79,22 +79,9 @@ def untaken(
     Compares raw accel and gyro values with the chip's :attr:`SimulatedMpu6050.history`
     (make the chip with ``keep_samples``), and needs a zero gyro bias.
     """
-    a = settings.accel_g_per_lsb
-    g = settings.gyro_dps_per_lsb
-    taken = {(r[0], r[1], r[2], r[4], r[5], r[6]) for r in chip.history}
-    return sum(
-        1
-        for s in samples
-        if (
-            round(s.ax / a),
-            round(s.ay / a),
-            round(s.az / a),
-            round(s.gx / g),
-            round(s.gy / g),
-            round(s.gz / g),
-        )
-        not in taken
-    )
+    taken = set(chip.taken_motions())
+    scale = settings.accel_g_per_lsb, settings.gyro_dps_per_lsb
+    return sum(1 for s in samples if raw_motion(s, *scale) not in taken)
 
 
 def history_positions(
@@ -103,22 +90,9 @@ def history_positions(
     """Where each of ``samples`` is in the chip's :attr:`SimulatedMpu6050.history` (None: a
     sample the chip never took). With a motion whose samples all differ (a ramp), a true
     stream gives consecutive positions: a repeat is a duplicate, a jump a lost sample."""
-    a = settings.accel_g_per_lsb
-    g = settings.gyro_dps_per_lsb
-    where = {(r[0], r[1], r[2], r[4], r[5], r[6]): i for i, r in enumerate(chip.history)}
-    return [
-        where.get(
-            (
-                round(s.ax / a),
-                round(s.ay / a),
-                round(s.az / a),
-                round(s.gx / g),
-                round(s.gy / g),
-                round(s.gz / g),
-            )
-        )
-        for s in samples
-    ]
+    where = {motion: i for i, motion in enumerate(chip.taken_motions())}
+    scale = settings.accel_g_per_lsb, settings.gyro_dps_per_lsb
+    return [where.get(raw_motion(s, *scale)) for s in samples]
 
 
 @dataclass
