@@ -41,6 +41,19 @@ def _incidents_in_report(web: Http, walker: str) -> int:
     return sum(int(week["incidents"]) for week in csv.DictReader(io.StringIO(text)))
 
 
+def _walkers_of_the_incident(sub: Subscriber) -> set[object]:
+    """The walkers the incident's events name on the wire, once the trip (a stumble) and the
+    recording around it (a window event) are both out."""
+
+    def published() -> list[dict[str, object]]:
+        return [validate("event", m.payload) for m in sub.on("/event")]
+
+    assert sub.wait(lambda: {"stumble", "window"} <= {e["type"] for e in published()})
+    of_incident = [e for e in published() if e.get("incident") is not None]
+    assert {e["type"] for e in of_incident} >= {"stumble", "window"}
+    return {e.get("walker") for e in of_incident}
+
+
 def test_an_incident_opened_while_ben_is_chosen_is_ben_s_on_the_caregiver(
     tmp_path: Path, mosquitto: Mosquitto, caregiver_db: str
 ) -> None:
@@ -88,14 +101,7 @@ def test_an_incident_opened_while_ben_is_chosen_is_ben_s_on_the_caregiver(
             rig.run_for(4.0)
             assert rig.state == "TRIPPED"
             rig.run_for(10.0)  # the recording around the trip follows as a window event
-
-            def published() -> list[dict[str, object]]:
-                return [validate("event", m.payload) for m in sub.on("/event")]
-
-            assert sub.wait(lambda: {"stumble", "window"} <= {e["type"] for e in published()})
-            of_incident = [e for e in published() if e.get("incident") is not None]
-            assert {e["type"] for e in of_incident} >= {"stumble", "window"}
-            assert {e.get("walker") for e in of_incident} == {"ben"}
+            assert _walkers_of_the_incident(sub) == {"ben"}
             detach_session(rig.app, runner)
         finally:
             sub.close()
@@ -230,14 +236,7 @@ def test_a_walker_chosen_with_the_cli_mid_session_walks_next_and_the_incident_st
         rig.run_for(1.0)
         assert rig.state == "TRIPPED"
         rig.run_for(10.0)  # the recording around the trip follows as a window event
-
-        def published() -> list[dict[str, object]]:
-            return [validate("event", m.payload) for m in sub.on("/event")]
-
-        assert sub.wait(lambda: {"stumble", "window"} <= {e["type"] for e in published()})
-        of_incident = [e for e in published() if e.get("incident") is not None]
-        assert {e["type"] for e in of_incident} >= {"stumble", "window"}
-        assert {e.get("walker") for e in of_incident} == {"anna"}
+        assert _walkers_of_the_incident(sub) == {"anna"}
         # the retained progress stayed the session's (her week, her session running): the
         # trip's pause changed it, and it was published again with her name
         assert sub.wait(lambda: len(sub.on("/progress")) > progress_before)
