@@ -446,6 +446,17 @@ class Http:
         form: dict[str, str] | list[tuple[str, str]] | None = None,
         headers: dict[str, str] | None = None,
     ) -> tuple[int, dict[str, str], str]:
+        status, answered, body = self.download(method, path, form, headers)
+        return status, answered, body.decode()
+
+    def download(
+        self,
+        method: str,
+        path: str,
+        form: dict[str, str] | list[tuple[str, str]] | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> tuple[int, dict[str, str], bytes]:
+        """:meth:`request` with the body as it came (a PDF, say)."""
         conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=WAIT)
         hdrs = {"accept": "text/html", **(headers or {})}
         if self.cookies:
@@ -456,7 +467,7 @@ class Http:
             hdrs["content-type"] = "application/x-www-form-urlencoded"
         conn.request(method, path, body=body, headers=hdrs)
         resp = conn.getresponse()
-        text = resp.read().decode()
+        body_bytes = resp.read()
         for name, value in resp.getheaders():
             if name.lower() == "set-cookie":
                 key, _, rest = value.partition("=")
@@ -470,7 +481,7 @@ class Http:
         for name, value in resp.getheaders():  # several Set-Cookie headers: one per line
             key = name.lower()
             headers[key] = f"{headers[key]}\n{value}" if key in headers else value
-        return resp.status, headers, text
+        return resp.status, headers, body_bytes
 
     def login(
         self,

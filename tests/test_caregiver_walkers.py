@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import csv
 import datetime as dt
-import http.client
 import io
 import json
 from pathlib import Path
@@ -112,13 +111,8 @@ def test_the_progress_page_and_the_reports_are_one_walker_s(
         assert sum(int(w["sessions"]) for w in default_weeks) == 2
         assert sum(int(w["incidents"]) for w in default_weeks) == 0  # not during theirs
 
-        conn = http.client.HTTPConnection("127.0.0.1", cg.port, timeout=WAIT)
-        cookie = "; ".join(f"{k}={v}" for k, v in web.cookies.items())
-        conn.request("GET", f"/devices/{DEVICE}/report.pdf?walker=anna", headers={"cookie": cookie})
-        response = conn.getresponse()
-        pdf = response.read()
-        conn.close()
-        assert response.status == 200
+        status, _, pdf = web.download("GET", f"/devices/{DEVICE}/report.pdf?walker=anna")
+        assert status == 200
         text = PdfReader(io.BytesIO(pdf)).pages[0].extract_text()
         assert "RetroGuard walking report: Anna" in text
         assert "walker profile anna" in text
@@ -279,13 +273,8 @@ def test_a_roster_walker_who_has_not_walked_is_offered_with_no_sessions_yet(
         assert (row["week"], row["sessions"], row["sessions_done"]) == (week, "0", "0")
         assert row["sessions_prescribed"] == "2"
 
-        conn = http.client.HTTPConnection("127.0.0.1", cg.port, timeout=WAIT)
-        cookie = "; ".join(f"{k}={v}" for k, v in web.cookies.items())
-        conn.request("GET", f"/devices/{DEVICE}/report.pdf?walker=ben", headers={"cookie": cookie})
-        response = conn.getresponse()
-        pdf = response.read()
-        conn.close()
-        assert response.status == 200
+        status, _, pdf = web.download("GET", f"/devices/{DEVICE}/report.pdf?walker=ben")
+        assert status == 200
         text = " ".join(PdfReader(io.BytesIO(pdf)).pages[0].extract_text().split())
         assert "RetroGuard walking report: Ben" in text and "walker profile ben" in text
         assert "Weeks no sessions yet" in text
