@@ -170,8 +170,8 @@ def test_phone_width_one_column_no_horizontal_scroll(
         d.online()
     page = _login(browser, service, width=360)
     expect(page.locator(".card")).to_have_count(2)
-    boxes = [page.locator(".card").nth(i).bounding_box() for i in range(2)]
-    assert boxes[0]["x"] == boxes[1]["x"]  # stacked: one column
+    boxes = page.evaluate(BOXES, ".card")
+    assert len(boxes) == 2 and boxes[0]["x"] == boxes[1]["x"]  # stacked: one column
     assert boxes[0]["width"] <= 360
     assert page.evaluate("document.documentElement.scrollWidth") <= 360
     font = page.evaluate("parseFloat(getComputedStyle(document.body).fontSize)")
@@ -180,6 +180,13 @@ def test_phone_width_one_column_no_horizontal_scroll(
     for d in devices:
         d.close()
 
+
+BOXES = """(sel) => Array.from(document.querySelectorAll(sel), e => {
+    const r = e.getBoundingClientRect();
+    return {x: r.x, width: r.width};
+})"""
+"""Every match's box read in one go: the dashboard re-renders its cards when the live feed
+(re)connects, and a locator's bounding_box between two renders can find the old node gone."""
 
 PAINT = """(sel) => {
     const c = document.querySelector(sel);
@@ -267,8 +274,8 @@ def test_progress_page_sessions_weekly_goal_and_chart(
     assert page.evaluate("parseFloat(getComputedStyle(document.body).fontSize)") >= 18
     width, _, bar, red = page.evaluate(PAINT, "#progress-chart canvas")
     assert bar > 200 and red > 50
-    box = page.locator("#sessions tbody tr").first.bounding_box()
-    assert box is not None and box["x"] >= 0 and box["x"] + box["width"] <= 360
+    box = page.evaluate(BOXES, "#sessions tbody tr")[0]
+    assert box["x"] >= 0 and box["x"] + box["width"] <= 360
     page.context.close()
     device.close()
 
@@ -358,8 +365,8 @@ def test_progress_page_goals_trends_and_both_reports_at_1280_and_360(
     page.reload()
     expect(page.locator("#trends")).to_have_attribute("data-rendered", "7")
     assert page.evaluate("document.documentElement.scrollWidth") <= 360
-    box = page.locator("#trend-sway_rms_ap canvas").bounding_box()
-    assert box is not None and box["x"] >= 0 and box["x"] + box["width"] <= 360
+    box = page.evaluate(BOXES, "#trend-sway_rms_ap canvas")[0]
+    assert box["x"] >= 0 and box["x"] + box["width"] <= 360
     page.screenshot(path=str(shots / "progress-360.png"), full_page=True)
     page.context.close()
     device.close()
