@@ -30,7 +30,10 @@ For each fleet size (``--devices 50 200``):
    VmHWM summed, and at the end USS and PSS (``/proc/<pid>/smaps_rollup``).
 
 Targets (issue 14): event to browser p99 < 500 ms, fall to notification p99 < 2 s,
-caregiver peak RSS <= 60 MB.
+caregiver peak RSS <= 60 MB. Memory, last measured (2026-12-02, 50 devices, ``--burst 500
+--falls 40``): 73.0 MB over both processes (the service 46.6 MB RSS at the end, 49.3 MB at
+its peak, a login's Argon2 buffer; the notifier 39.0 MB RSS, 26.3 MB of it private); what
+each part costs and why no setting brings it under 60 MB: docs/caregiver.md, Figures.
 
     .venv/bin/python benchmarks/caregiver.py [--devices 50 200] [--burst 500] [--falls 40]
 """
@@ -856,13 +859,15 @@ def report(f: Figures, args: argparse.Namespace) -> bool:
     print(
         f"  caregiver process: VmHWM {f.rss_before_login_kib['VmHWM'] / mb:.1f} MB when the "
         f"login page first answered; at the end VmRSS {f.rss_end_kib['VmRSS'] / mb:.1f} MB, "
-        f"VmHWM (peak) {f.rss_end_kib['VmHWM'] / mb:.1f} MB"
+        f"VmHWM (peak) {f.rss_end_kib['VmHWM'] / mb:.1f} MB, USS {f.rss_end_kib['Uss'] / mb:.1f} "
+        f"MB, PSS {f.rss_end_kib['Pss'] / mb:.1f} MB"
     )
     if f.notifier_end_kib:
         kid = f.notifier_end_kib
         print(
             f"  its notifier process (Apprise): VmRSS {kid['VmRSS'] / mb:.1f} MB, VmHWM "
-            f"{kid['VmHWM'] / mb:.1f} MB, USS {kid['Uss'] / mb:.1f} MB"
+            f"{kid['VmHWM'] / mb:.1f} MB, USS {kid['Uss'] / mb:.1f} MB, PSS "
+            f"{kid['Pss'] / mb:.1f} MB"
         )
     else:
         print("  no notifier process (nobody to page, or the service sends in its own process)")
