@@ -92,6 +92,17 @@ _DEVICE_SELECT = (
 )
 
 
+_KEEP_NEWER_LAST_EVENT = (
+    # the device's latest event is the newest by the monitor's own order (its sequence, then
+    # its time), not the one stored last: a resent older event leaves it where it is
+    "last_event_id = CASE WHEN EXISTS (SELECT 1 FROM events o, events n "
+    "WHERE o.id = devices.last_event_id AND n.id = excluded.last_event_id "
+    "AND (COALESCE(o.seq, 0) > COALESCE(n.seq, 0) OR (COALESCE(o.seq, 0) = COALESCE(n.seq, 0) "
+    "AND o.wall_time > n.wall_time))) "
+    "THEN devices.last_event_id ELSE excluded.last_event_id END"
+)
+
+
 def _any_engine_errors() -> tuple[type[Exception], ...]:
     """Either engine's errors, while no database is open yet (psycopg's only once it is
     loaded: until then it raised none)."""
@@ -161,8 +172,9 @@ class _Prepared:
     """The ones that were new and that no message has recorded yet."""
     absent_incidents: set[str] = field(default_factory=set)
     """Incident ids the batch looked up and found missing (none opened since)."""
-    latest_events: dict[str, tuple[str, float]] = field(default_factory=dict)
-    """Each device's newest recorded event and when: its row is updated at the batch's end."""
+    latest_events: dict[str, tuple[tuple[int, str], str, float]] = field(default_factory=dict)
+    """Each device's newest recorded event (the monitor's order: sequence, time), its id and
+    when the batch last recorded one: its row is updated at the batch's end."""
     alert_ids: deque[int] = field(default_factory=deque)
     """Alert ids taken for the batch's pages, in order (where the engine hands them out)."""
 
@@ -365,12 +377,12 @@ class Transaction:
             chunk = ordered[start : start + _CHUNK]
             source, params = self._db.rows(
                 (("device_id", "TEXT"), ("last_seen", "REAL"), ("last_event_id", "TEXT")),
-                [(device_id, now, event_id) for device_id, (event_id, now) in chunk],
+                [(device_id, now, event_id) for device_id, (_, event_id, now) in chunk],
             )
             self._db.execute(
                 f"INSERT INTO devices (device_id, last_seen, last_event_id) {source} "
                 "ON CONFLICT (device_id) DO UPDATE SET last_seen = excluded.last_seen, "
-                "last_event_id = excluded.last_event_id",
+                + _KEEP_NEWER_LAST_EVENT,
                 params,
             )
 
@@ -392,7 +404,12 @@ class Transaction:
                     False  # stored before, or earlier in this batch; the batch touched the device
                 )
             prepared.new_events.discard(event.id)
-            prepared.latest_events[event.device_id] = (event.id, now)
+            order = (event.seq or 0, event.wall_time)
+            kept = prepared.latest_events.get(event.device_id)
+            if kept is None or kept[0] <= order:
+                prepared.latest_events[event.device_id] = (order, event.id, now)
+            else:  # an older one, resent: the newer stays the latest
+                prepared.latest_events[event.device_id] = (kept[0], kept[1], now)
             return True
         cur = self._db.execute(
             _EVENT_INSERT + _EVENT_VALUES + " ON CONFLICT (id) DO NOTHING RETURNING id",
@@ -404,7 +421,7 @@ class Transaction:
         self._db.execute(
             "INSERT INTO devices (device_id, last_seen, last_event_id) VALUES (?, ?, ?) "
             "ON CONFLICT (device_id) DO UPDATE SET last_seen = excluded.last_seen, "
-            "last_event_id = excluded.last_event_id",
+            + _KEEP_NEWER_LAST_EVENT,
             (event.device_id, now, event.id),
         )
         return True
