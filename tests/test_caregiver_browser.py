@@ -12,6 +12,7 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import io
+import json
 import os
 import re
 from collections.abc import Iterator
@@ -932,3 +933,30 @@ def test_a_page_whose_feed_opens_with_nothing_changed_does_not_fetch_itself_agai
     assert fetched == []
     page.context.close()
     device.close()
+
+
+def test_an_acknowledgement_of_a_fall_does_not_alarm_again(
+    browser: Any, service: CaregiverService
+) -> None:
+    """The feed sends a fall's row again when it is acknowledged (acked_by set) and, after a
+    reconnect, a page may hear an event twice: neither alarms a second time, nor does an
+    acknowledged fall the page never heard alarm at all."""
+    from playwright.sync_api import expect
+
+    page = _login(browser, service, init_script=_KEEP_THE_FEED + ";" + _NOTIFICATIONS)
+    fall, other = _critical(1, "fall"), _critical(2, "fall")
+    acked = json.loads(json.dumps(fall))
+    acked["event"]["acked_by"] = "ann"
+    unheard = _critical(3, "fall")
+    unheard["event"]["acked_by"] = "ann"
+    page.evaluate(
+        """events => {
+            window.__notes = [];
+            for (const e of events)
+                window.__feed.dispatchEvent(new MessageEvent('message', {data: JSON.stringify(e)}));
+        }""",
+        [fall, acked, fall, unheard, other],
+    )
+    expect(page.locator("#alarm-text")).to_have_text("FALL on Treadmill 2")
+    assert page.evaluate("window.__notes") == ["FALL on Treadmill 1", "FALL on Treadmill 2"]
+    page.context.close()

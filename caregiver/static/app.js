@@ -219,7 +219,7 @@
   }
   function alarmFor(msg) {
     var e = msg.event;
-    if (e.severity !== "critical" || heard.has(e.id)) return;
+    if (e.severity !== "critical" || e.acked_by || heard.has(e.id)) return;  // once; not its ack
     heard.add(e.id);
     raiseAlarm(e.device_id, msg.device_name, e.type.replace("_", " ").toUpperCase() + " on " + msg.device_name, "/events/" + e.id);
   }
