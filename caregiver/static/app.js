@@ -252,7 +252,7 @@
   // A feed that broke (the network, a restart, or the service dropped this page for not
   // reading fast enough) missed what changed meanwhile: once it is back the page fetches
   // itself and takes the live parts from there, and every page (not only the fleet's) asks
-  // the service for the critical events it missed and alarms for them (catchUp).
+  // the service for the critical events it missed and alarms for them (onHello).
   var LIVE_PARTS = ["fleet", "incidents", "timeline"], resyncing = false;
   function dangerCards() {
     var seen = {};
