@@ -269,7 +269,8 @@ def test_the_device_s_latest_event_is_the_monitor_s_newest_not_the_last_stored(
 ) -> None:
     """A monitor resends an older event (its outbox, after a reconnect) behind a newer one: in
     the same batch, in a later batch or stored alone, the device's latest event stays the
-    newest by the monitor's own order (its sequence number), not the one stored last."""
+    newest by the monitor's own order (its sequence number, not contradicted by its clock),
+    not the one stored last."""
     changes: list[Change] = []
     service = _service(tmp_path, changes, caregiver_db)
     store, ingestor = service.store, service.ingestor
@@ -293,6 +294,19 @@ def test_the_device_s_latest_event_is_the_monitor_s_newest_not_the_last_stored(
         seventh = _event(7)
         assert ingestor.handle(*seventh)
         assert latest() == _id(seventh)
-        assert ingestor.events_stored == 9
+
+        # a monitor whose event database started afresh (a damaged one moved aside): its
+        # sequence starts again, its clock goes on — its events are the newest
+        def afresh(seq: int, wall_time: str) -> tuple[str, bytes]:
+            topic, payload = _event(seq)
+            return topic, json.dumps({**json.loads(payload), "wall_time": wall_time}).encode()
+
+        first, second = (
+            afresh(1, "2026-12-01T22:00:00.000+00:00"),
+            afresh(2, "2026-12-01T22:00:01.000+00:00"),
+        )
+        assert ingestor.handle_batch([second, first])  # the first one resent behind the second
+        assert latest() == _id(second)
+        assert ingestor.events_stored == 11
     finally:
         service.store.close()

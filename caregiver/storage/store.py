@@ -93,14 +93,21 @@ _DEVICE_SELECT = (
 
 
 _KEEP_NEWER_LAST_EVENT = (
-    # the device's latest event is the newest by the monitor's own order (its sequence, then
-    # its time), not the one stored last: a resent older event leaves it where it is
+    # the device's latest event is the newest by the monitor's own order, not the one stored
+    # last: one older by its sequence and not later by its clock is a resent copy and leaves
+    # it where it is (_resent); a lower sequence at a later time is a monitor whose event
+    # database started afresh (a damaged one moved aside), whose events are the newest
     "last_event_id = CASE WHEN EXISTS (SELECT 1 FROM events o, events n "
     "WHERE o.id = devices.last_event_id AND n.id = excluded.last_event_id "
-    "AND (COALESCE(o.seq, 0) > COALESCE(n.seq, 0) OR (COALESCE(o.seq, 0) = COALESCE(n.seq, 0) "
-    "AND o.wall_time > n.wall_time))) "
+    "AND COALESCE(o.seq, 0) > COALESCE(n.seq, 0) AND o.wall_time >= n.wall_time) "
     "THEN devices.last_event_id ELSE excluded.last_event_id END"
 )
+
+
+def _resent(kept: tuple[int, str], event: tuple[int, str]) -> bool:
+    """``event`` (sequence, wall time) is older than ``kept`` by the monitor's own order: a
+    lower sequence, not a later time (as :data:`_KEEP_NEWER_LAST_EVENT` decides it)."""
+    return kept[0] > event[0] and kept[1] >= event[1]
 
 
 def _any_engine_errors() -> tuple[type[Exception], ...]:
@@ -173,8 +180,8 @@ class _Prepared:
     absent_incidents: set[str] = field(default_factory=set)
     """Incident ids the batch looked up and found missing (none opened since)."""
     latest_events: dict[str, tuple[tuple[int, str], str, float]] = field(default_factory=dict)
-    """Each device's newest recorded event (the monitor's order: sequence, time), its id and
-    when the batch last recorded one: its row is updated at the batch's end."""
+    """Each device's newest recorded event (the monitor's order: :func:`_resent`) as (sequence,
+    wall time), its id, and when the batch last recorded one: the row is updated at the end."""
     alert_ids: deque[int] = field(default_factory=deque)
     """Alert ids taken for the batch's pages, in order (where the engine hands them out)."""
 
@@ -406,7 +413,7 @@ class Transaction:
             prepared.new_events.discard(event.id)
             order = (event.seq or 0, event.wall_time)
             kept = prepared.latest_events.get(event.device_id)
-            if kept is None or kept[0] <= order:
+            if kept is None or not _resent(kept[0], order):
                 prepared.latest_events[event.device_id] = (order, event.id, now)
             else:  # an older one, resent: the newer stays the latest
                 prepared.latest_events[event.device_id] = (kept[0], kept[1], now)
