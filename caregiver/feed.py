@@ -100,6 +100,13 @@ class SessionMessage(msgspec.Struct, frozen=True, tag_field="kind", tag="session
     session_id: str
 
 
+class HelloMessage(msgspec.Struct, frozen=True, tag_field="kind", tag="hello"):
+    """A stream's first message: where the changes stood when it opened
+    (:attr:`caregiver.hub.Hub.marker`; the page compares it with its own)."""
+
+    changes: str
+
+
 FeedMessage = DeviceMessage | EventMessage | IncidentMessage | SessionMessage
 
 

@@ -12,13 +12,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import secrets
 import threading
 from collections import deque
 from collections.abc import AsyncIterator, Callable
 
 import msgspec
 
-from caregiver.feed import FeedMessage
+from caregiver.feed import FeedMessage, HelloMessage
 
 _encoder = msgspec.json.Encoder()
 
@@ -40,6 +41,23 @@ class Hub:
         self._draining = False
         self.attached = threading.Event()
         """Set once the web server's event loop has started (see :meth:`attach`)."""
+        self._boot = secrets.token_hex(4)
+        self._changes = 0
+        self._changes_lock = threading.Lock()
+
+    def changed(self) -> None:
+        """A change was committed (any thread; before it goes to the browsers, whether any
+        listens or not): :attr:`marker` moves on."""
+        with self._changes_lock:  # ingest's thread, the web's workers, other instances' news
+            self._changes += 1
+
+    @property
+    def marker(self) -> str:
+        """Where the changes stand: a page rendered now says it, and every stream's first
+        message (hello) says it again; the same on both means nothing changed between the
+        render and the stream's opening, so the page need not fetch itself again. This
+        process's (another instance's, or this one after a restart, differs)."""
+        return f"{self._boot}.{self._changes}"
 
     def attach(self, loop: asyncio.AbstractEventLoop) -> None:
         """The web server started on ``loop`` (from its lifespan startup)."""
@@ -109,8 +127,10 @@ class Hub:
         """Server-sent events: the changes about the devices ``may_see`` admits."""
         queue: asyncio.Queue[str | None] = asyncio.Queue(self._max)
         self._clients[queue] = may_see
+        # after the queue is in: a change counted after this marker reaches this stream
+        hello = _encoder.encode(HelloMessage(self.marker)).decode()
         try:
-            yield "retry: 2000\n\n"
+            yield f"retry: 2000\ndata: {hello}\n\n"
             while True:
                 try:
                     # not wait_for: its own task would wake this stream turns after a chunk

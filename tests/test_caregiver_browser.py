@@ -12,6 +12,7 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import io
+import json
 import os
 import re
 from collections.abc import Iterator
@@ -611,13 +612,15 @@ _NOTIFICATIONS = """(() => {
 })()"""
 
 
-def _critical(n: int, kind: str) -> dict[str, Any]:
+def _critical(n: int, kind: str, batch: int = 0) -> dict[str, Any]:
+    """A critical event of treadmill ``n`` as the feed sends it (its id is new in each
+    ``batch``: a page alarms once for an event)."""
     return {
         "kind": "event",
         "device_id": f"treadmill-{n}",
         "device_name": f"Treadmill {n}",
         "event": {
-            "id": f"{kind}{n:028x}",
+            "id": f"{kind}{batch:04x}{n:024x}",
             "device_id": f"treadmill-{n}",
             "type": kind,
             "severity": "critical",
@@ -690,7 +693,7 @@ def test_every_device_in_a_burst_of_critical_events_gets_its_notification(
     expect(page.locator("#alarm-more")).to_have_text("+2 more: Treadmill 1, Treadmill 2")
     expect(page).to_have_title("\u26a0 FALL on Treadmill 3 (+2 more)")
 
-    page.evaluate(send, [_critical(1, "fall"), _critical(2, "fall"), _critical(1, "help")])
+    page.evaluate(send, [_critical(1, "fall", 1), _critical(2, "fall", 1), _critical(1, "help", 1)])
     expect(page.locator("#alarm-text")).to_have_text("HELP on Treadmill 1")
     assert page.evaluate("window.__notes") == [
         "FALL on Treadmill 1",
@@ -827,3 +830,133 @@ _KEEP_THE_FEED = """(() => {
     };
     window.EventSource.prototype = Native.prototype;
 })()"""
+
+
+def _break_the_feed(page: Any, service: CaregiverService) -> None:
+    """The service drops the page's feed, which cannot come back until the test unroutes it."""
+    from playwright.sync_api import expect
+
+    page.route("**/stream", lambda route: route.abort())
+    with page.expect_event("requestfailed", lambda r: r.url.endswith("/stream")):
+        service.hub.shutdown()  # every stream ends, as a dropped browser's does
+    expect(page.locator("body")).to_have_attribute("data-live", "0")
+
+
+@pytest.mark.parametrize("where", ["progress", "plan", "event"])
+def test_a_fall_missed_while_the_feed_was_broken_alarms_on_every_page(
+    browser: Any, service: CaregiverService, mosquitto: Mosquitto, where: str
+) -> None:
+    """A caregiver sits on a walker's progress page (or the plan, an event) when the feed
+    breaks, and the treadmill falls before it is back: once it is, that page alarms too —
+    banner, notification — as the fleet's and a device's do (before: only the pages with
+    cards compared them; the progress page reloaded and forgot, the others did nothing)."""
+    from playwright.sync_api import expect
+
+    device = _StoredAtOnce(mosquitto, "treadmill-1")
+    device.service = service
+    device.online()
+    earlier = device.reset()
+    paths = {
+        "progress": "/devices/treadmill-1/progress",
+        "plan": "/devices/treadmill-1/plan",
+        "event": f"/events/{earlier['id']}",
+    }
+    page = _login(browser, service, init_script=_NOTIFICATIONS)
+    page.goto(service.url + paths[where])
+    expect(page.locator("body")).to_have_attribute("data-live", "1")
+
+    _break_the_feed(page, service)
+    device.incident_fall()  # stored while the page has no feed
+    page.unroute("**/stream")
+
+    expect(page.locator("#alarm-text")).to_have_text("FALL — not acknowledged — Dad's treadmill")
+    assert page.evaluate("window.__notes") == ["FALL — not acknowledged — Dad's treadmill"]
+    assert page.url == service.url + paths[where]
+    page.context.close()
+    device.close()
+
+
+def test_a_fall_heard_live_does_not_alarm_again_when_the_feed_comes_back(
+    browser: Any, service: CaregiverService, mosquitto: Mosquitto
+) -> None:
+    """The missed alarms are those the page did not hear: a fall that alarmed live on the
+    progress page, still open when the feed breaks and comes back (the page reloads), is
+    not notified a second time; one that came during the break is."""
+    from playwright.sync_api import expect
+
+    device = _StoredAtOnce(mosquitto, "treadmill-1")
+    device.service = service
+    device.online()
+    other = _StoredAtOnce(mosquitto, "treadmill-2")
+    other.service = service
+    other.online()
+    page = _login(browser, service, init_script=_NOTIFICATIONS)
+    page.goto(service.url + "/devices/treadmill-1/progress")
+    expect(page.locator("body")).to_have_attribute("data-live", "1")
+    device.incident_fall()  # heard live
+    expect(page.locator("#alarm-text")).to_have_text("FALL on Dad's treadmill")
+
+    _break_the_feed(page, service)
+    other.incident_fall()
+    page.unroute("**/stream")
+
+    expect(page.locator("#alarm-text")).to_have_text("FALL — not acknowledged — treadmill-2")
+    assert page.evaluate("window.__notes") == ["FALL — not acknowledged — treadmill-2"]
+    page.context.close()
+    device.close()
+    other.close()
+
+
+def test_a_page_whose_feed_opens_with_nothing_changed_does_not_fetch_itself_again(
+    browser: Any, service: CaregiverService, mosquitto: Mosquitto
+) -> None:
+    """The stream's first message says where the changes stood: the same as when the page was
+    rendered, the page stays as it is (before: the fleet page fetched itself and rendered its
+    cards a second time on every load). A change in between still brings it up to date
+    (test_what_changed_between_the_page_and_its_feed_opening_is_not_missed)."""
+    from playwright.sync_api import expect
+
+    device = SimDevice(mosquitto, "treadmill-1")
+    device.online()
+    assert service.ingestor.wait_for(lambda: service.store.device("treadmill-1") is not None)
+    page = _login(browser, service)
+    fetched: list[str] = []
+    page.on("request", lambda r: fetched.append(r.url) if r.resource_type == "fetch" else None)
+    marker = page.locator("body").get_attribute("data-changes")
+    page.reload()
+    expect(page.locator("body")).to_have_attribute("data-live", "1")
+    expect(page.locator("#card-treadmill-1")).to_have_count(1)
+    assert page.locator("body").get_attribute("data-changes") == marker  # nothing changed
+    # the feed's first message has been handled: a change now reaches the page live
+    device.set_state("TRIPPED", "stumble")
+    expect(page.locator("#card-treadmill-1 .belt")).to_contain_text("Belt stopped")
+    assert fetched == []
+    page.context.close()
+    device.close()
+
+
+def test_an_acknowledgement_of_a_fall_does_not_alarm_again(
+    browser: Any, service: CaregiverService
+) -> None:
+    """The feed sends a fall's row again when it is acknowledged (acked_by set) and, after a
+    reconnect, a page may hear an event twice: neither alarms a second time, nor does an
+    acknowledged fall the page never heard alarm at all."""
+    from playwright.sync_api import expect
+
+    page = _login(browser, service, init_script=_KEEP_THE_FEED + ";" + _NOTIFICATIONS)
+    fall, other = _critical(1, "fall"), _critical(2, "fall")
+    acked = json.loads(json.dumps(fall))
+    acked["event"]["acked_by"] = "ann"
+    unheard = _critical(3, "fall")
+    unheard["event"]["acked_by"] = "ann"
+    page.evaluate(
+        """events => {
+            window.__notes = [];
+            for (const e of events)
+                window.__feed.dispatchEvent(new MessageEvent('message', {data: JSON.stringify(e)}));
+        }""",
+        [fall, acked, fall, unheard, other],
+    )
+    expect(page.locator("#alarm-text")).to_have_text("FALL on Treadmill 2")
+    assert page.evaluate("window.__notes") == ["FALL on Treadmill 1", "FALL on Treadmill 2"]
+    page.context.close()

@@ -26,6 +26,34 @@ def loop() -> Iterator[asyncio.AbstractEventLoop]:
         running.close()
 
 
+def _opening(hub: Hub) -> str:
+    """A stream's first write: the browser's retry delay, and the hello naming the changes."""
+    return f'retry: 2000\ndata: {{"kind":"hello","changes":"{hub.marker}"}}\n\n'
+
+
+def test_a_stream_s_hello_names_the_changes_as_they_stood_when_it_opened(
+    loop: asyncio.AbstractEventLoop,
+) -> None:
+    """The page rendered with the marker compares it with its stream's hello: a change
+    counted before the stream opened makes them differ (the page fetches itself again)."""
+    hub = Hub()
+    hub.attach(loop)
+    rendered = hub.marker
+    assert Hub().marker != rendered  # another process (or this one restarted)
+
+    async def hello() -> str:
+        stream = hub.stream()
+        text = await anext(stream)
+        await stream.aclose()
+        return text
+
+    assert asyncio.run_coroutine_threadsafe(hello(), loop).result(20) == _opening(hub)
+    assert hub.marker == rendered
+    hub.changed()
+    assert hub.marker != rendered
+    assert asyncio.run_coroutine_threadsafe(hello(), loop).result(20) == _opening(hub)
+
+
 def test_a_take_reaches_each_stream_in_order_with_one_wake_up_of_the_loop(
     loop: asyncio.AbstractEventLoop, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -40,7 +68,7 @@ def test_a_take_reaches_each_stream_in_order_with_one_wake_up_of_the_loop(
 
     async def first_write(may_see: set[str]) -> str:
         stream = hub.stream(lambda device: device in may_see)
-        assert await anext(stream) == "retry: 2000\n\n"
+        assert await anext(stream) == _opening(hub)
         opened.release()
         text = await anext(stream)
         await stream.aclose()
@@ -75,7 +103,7 @@ def test_a_take_longer_than_a_queue_reaches_a_reading_stream_whole_and_a_stalled
 
     async def read_all(opened: threading.Event) -> list[str]:
         stream = hub.stream()
-        assert await anext(stream) == "retry: 2000\n\n"
+        assert await anext(stream) == _opening(hub)
         opened.set()
         got: list[str] = []
         async for text in stream:
@@ -87,7 +115,7 @@ def test_a_take_longer_than_a_queue_reaches_a_reading_stream_whole_and_a_stalled
 
     async def stall(opened: threading.Event) -> tuple[int, bool]:
         stream = hub.stream()
-        assert await anext(stream) == "retry: 2000\n\n"
+        assert await anext(stream) == _opening(hub)
         opened.set()
         await reader_done.wait()  # reads nothing until the whole take reached the other
         got = 0

@@ -262,3 +262,51 @@ def test_a_batch_wakes_the_notifier_once_after_its_commit(tmp_path: Path) -> Non
         assert alerts_seen == [3]
     finally:
         service.store.close()
+
+
+def test_the_device_s_latest_event_is_the_monitor_s_newest_not_the_last_stored(
+    tmp_path: Path, caregiver_db: str
+) -> None:
+    """A monitor resends an older event (its outbox, after a reconnect) behind a newer one: in
+    the same batch, in a later batch or stored alone, the device's latest event stays the
+    newest by the monitor's own order (its sequence number, not contradicted by its clock),
+    not the one stored last."""
+    changes: list[Change] = []
+    service = _service(tmp_path, changes, caregiver_db)
+    store, ingestor = service.store, service.ingestor
+
+    def latest() -> str:
+        device = store.device(DEVICE)
+        assert device is not None and device["last_event"] is not None
+        return str(device["last_event"]["id"])
+
+    try:
+        newer, older = _event(5), _event(3)
+        assert ingestor.handle_batch([newer, older])
+        assert latest() == _id(newer)
+        assert ingestor.handle_batch([_event(4), _event(2)])  # a later batch of older ones
+        assert latest() == _id(newer)
+        assert ingestor.handle(*_event(1))  # one stored alone (the held messages' retry)
+        assert latest() == _id(newer)
+        newest = _event(6)
+        assert ingestor.handle_batch([_event(1), newest, _event(4)])
+        assert latest() == _id(newest)
+        seventh = _event(7)
+        assert ingestor.handle(*seventh)
+        assert latest() == _id(seventh)
+
+        # a monitor whose event database started afresh (a damaged one moved aside): its
+        # sequence starts again, its clock goes on — its events are the newest
+        def afresh(seq: int, wall_time: str) -> tuple[str, bytes]:
+            topic, payload = _event(seq)
+            return topic, json.dumps({**json.loads(payload), "wall_time": wall_time}).encode()
+
+        first, second = (
+            afresh(1, "2026-12-01T22:00:00.000+00:00"),
+            afresh(2, "2026-12-01T22:00:01.000+00:00"),
+        )
+        assert ingestor.handle_batch([second, first])  # the first one resent behind the second
+        assert latest() == _id(second)
+        assert ingestor.events_stored == 11
+    finally:
+        service.store.close()

@@ -209,3 +209,42 @@ def test_when_the_last_message_fails_the_device_s_latest_event_is_the_one_before
         device = service.store.device(DEVICE)
         assert device is not None and device["last_event"] is not None
         assert device["last_event"]["id"] == _id(first)
+
+
+@pytest.mark.parametrize("alone", [False, True], ids=["batch", "alone"])
+def test_an_os_error_outside_the_database_undoes_its_message_not_the_batch(
+    tmp_path: Path,
+    caregiver_db: str,
+    mosquitto: Mosquitto,
+    monkeypatch: pytest.MonkeyPatch,
+    alone: bool,
+) -> None:
+    """An OSError from code that is not the database's (a notifier's pipe gone, a template
+    file unreadable) is a bug of that message's handling, not a database fault: the message
+    is undone and counted as rejected, the batch's others are stored and receipted, and
+    nothing is held (before: the whole batch was taken for a storage failure and held, and
+    tried again for as long as the error lasted)."""
+    with _receipted(tmp_path, caregiver_db, mosquitto) as (service, sub):
+        store, ingestor = service.store, service.ingestor
+        first, middle, last = _event(1, "fall"), _event(2, "fall"), _event(3, "fall")
+        real = service.alerting.on_event
+
+        def broken_pipe(tx: object, device_id: str, event: EventMessage) -> None:
+            real(tx, device_id, event)  # type: ignore[arg-type]
+            if event.id == _id(middle):
+                raise BrokenPipeError(32, "the notifier's pipe is gone")
+
+        monkeypatch.setattr(service.alerting, "on_event", broken_pipe)
+        if alone:
+            assert all(ingestor.handle(*message) for message in (first, middle, last))
+        else:
+            assert ingestor.handle_batch([first, middle, last])
+
+        assert ingestor.storage_fault is None and ingestor.held == 0
+        assert {e.id for e in store.events_for(DEVICE)} == {_id(first), _id(last)}
+        assert sorted(a.event_id or "" for a in store.alerts(DEVICE)) == sorted(
+            [_id(first), _id(last)]
+        )
+        assert ingestor.rejected == 1 and ingestor.events_stored == 2
+        receipted = [i for ids in _receipts(service, sub) for i in ids]
+        assert receipted == [_id(first), _id(last)]

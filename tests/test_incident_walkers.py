@@ -274,7 +274,9 @@ def test_the_courier_s_own_events_mid_session_name_the_session_s_walker(
     name Anna on the device and on the wire, as the loop's events do, and the caregiver books
     the fault's incident to her. Before, they named no walker at all (no incident to take one
     from; the caregiver booked the fault to the default walker). The relay is never touched
-    by either. Once her session ended, the next test alarm names nobody (none under way)."""
+    by either. Once her session ended, the next test alarm names Ben, the treadmill's current
+    walker (chosen for the next session), and with the default walker chosen, nobody (the
+    wire leaves the default walker out)."""
     from launcher.cli import main
 
     db = str(tmp_path / "events.db")
@@ -329,11 +331,16 @@ def test_the_courier_s_own_events_mid_session_name_the_session_s_walker(
             runner.request("stop")
             rig.run_for(0.5)
             assert pump_link_until(rig.app.link, lambda: rig.courier.session_walker is None)
-            assert "walker" not in test_alarm("t2")  # no session under way: none named
+            # no session under way: the treadmill's current walker, the one chosen for the
+            # next session (before: none named, and the caregiver booked it to the default)
+            assert test_alarm("t2").get("walker") == "ben"
             detach_session(rig.app, runner)
+            assert main(["walker", "--db", db, "select", "default"]) == 0
+            assert pump_link_until(rig.app.link, lambda: rig.courier.chosen_walker == "default")
+            assert "walker" not in test_alarm("t3")  # the default walker goes unnamed
         finally:
             sub.close()
     stored = rig.courier.db.read(
         lambda conn: conn.execute("SELECT type, walker FROM events WHERE type = 'test'").fetchall()
     )
-    assert stored == [("test", "anna"), ("test", None)]
+    assert stored == [("test", "anna"), ("test", "ben"), ("test", "default")]

@@ -1,6 +1,9 @@
-"""JSON for the dashboard's scripts: the fleet, and an event's plot series."""
+"""JSON for the dashboard's scripts: the fleet, an event's plot series, and the alarms a page
+whose live feed broke missed."""
 
 from __future__ import annotations
+
+from collections.abc import Callable
 
 import msgspec
 from starlette.concurrency import run_in_threadpool
@@ -8,11 +11,63 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from caregiver import plot
+from caregiver import plot, story
 from caregiver.auth import Session
 from caregiver.routes.site import Site
-from caregiver.storage import Store
+from caregiver.storage import Incident, Store
 from core.protocol.messages import ImuRecording
+
+ARRIVAL_LAG_S = 10.0
+"""How much earlier than a page's bearing (``since``) the missed alarms are looked for: an
+event's arrival time is taken before its batch commits (and another instance's clock may be
+a little behind), so one that arrived just before the page's bearing can reach the store
+after it. The page skips the events it has alarmed for already."""
+
+
+class MissedAlarm(msgspec.Struct, frozen=True):
+    """An open incident with critical events a page did not alarm for (``/api/alarms``):
+    worded as the fleet's card says it, so the page's two ways of catching up alarm alike."""
+
+    device_id: str
+    device_name: str
+    incident: str
+    text: str
+    link: str
+    events: list[str]
+    """Its critical events since, oldest first (the page skips those it heard live)."""
+    received_at: float
+    """When the newest of them came (the server's clock)."""
+
+
+def missed_alarms(
+    store: Store, since: float, session: Session, name: Callable[[str], str]
+) -> list[MissedAlarm]:
+    """The open incidents with a critical event that came at or after ``since`` (less
+    :data:`ARRIVAL_LAG_S`), of the devices ``session`` may see, oldest first."""
+    incidents: dict[str, Incident] = {}
+    events: dict[str, list[str]] = {}
+    newest: dict[str, float] = {}
+    for incident, event_id, received_at in store.critical_since(
+        since - ARRIVAL_LAG_S, session.devices
+    ):  # oldest first
+        incidents[incident.id] = incident
+        events.setdefault(incident.id, []).append(event_id)
+        newest[incident.id] = received_at
+    alarms = []
+    for incident in incidents.values():
+        headline = story.headline(incident, f"/events/{incident.first_event_id}")
+        alarms.append(
+            MissedAlarm(
+                incident.device_id,
+                name(incident.device_id),
+                incident.id,
+                headline.text,
+                headline.link,
+                events[incident.id],
+                newest[incident.id],
+            )
+        )
+    return sorted(alarms, key=lambda a: a.received_at)
 
 
 def event_plot_series(store: Store, event_id: str) -> plot.PlotSeries | None:
@@ -56,7 +111,28 @@ def routes(site: Site) -> list[BaseRoute]:
         devices = await run_in_threadpool(store.devices)
         return JSONResponse({"devices": [d for d in devices if session.may_see(d["device_id"])]})
 
+    @site.authed
+    async def alarms_json(request: Request) -> Response:
+        """``?since=<server time>``: what :func:`missed_alarms` finds (``static/app.js`` asks
+        once its feed is back after a break)."""
+        try:
+            since = float(request.query_params.get("since", ""))
+        except ValueError:
+            return JSONResponse({"error": "since: a time in seconds"}, status_code=400)
+        if since != since:  # NaN
+            return JSONResponse({"error": "since: a time in seconds"}, status_code=400)
+        session: Session = request.state.session
+        found = await run_in_threadpool(
+            missed_alarms, store, since, session, site.backend.device_name
+        )
+        return Response(
+            msgspec.json.encode({"alarms": found}),
+            media_type="application/json",
+            headers={"cache-control": "no-store"},
+        )
+
     return [
         Route("/api/events/{event_id}/plot", event_plot, methods=["GET"]),
         Route("/api/fleet", fleet_json, methods=["GET"]),
+        Route("/api/alarms", alarms_json, methods=["GET"]),
     ]

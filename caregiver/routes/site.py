@@ -198,6 +198,9 @@ class Site:
                 if not same_token(token, session.csrf):
                     return PlainTextResponse("missing or wrong CSRF token", status_code=403)
             request.state.session = session
+            # before the handler reads the store: what a page renders is at least this new
+            request.state.changes = self.backend.hub.marker
+            request.state.since = self.backend.clock()
             return await handler(request)
 
         return wrapper
@@ -220,6 +223,10 @@ class Site:
         session: Session | None = getattr(request.state, "session", None)
         context.setdefault("user", session.username if session else None)
         context.setdefault("csrf", session.csrf if session else "")
+        # the live feed's bearings (static/app.js): the changes this page has, and the
+        # server's time it was read at (critical events after it the page alarms for)
+        context.setdefault("changes", getattr(request.state, "changes", ""))
+        context.setdefault("since", getattr(request.state, "since", 0.0))
         return self.templates.TemplateResponse(request, name, context, status_code=status_code)
 
     def fragment(self, name: str, **context: Any) -> str:

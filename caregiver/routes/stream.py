@@ -65,7 +65,9 @@ class LiveFeed:
 
     def publish(self, change: Change) -> None:
         """After a commit (any thread but the event loop's): queue it for the browsers."""
-        if self.site.backend.hub.clients == 0:
+        hub = self.site.backend.hub
+        hub.changed()  # first: a stream opening after this check knows of it by its hello
+        if hub.clients == 0:
             return
         with self._cond:
             if self._closed:

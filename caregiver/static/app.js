@@ -219,7 +219,8 @@
   }
   function alarmFor(msg) {
     var e = msg.event;
-    if (e.severity !== "critical") return;
+    if (e.severity !== "critical" || e.acked_by || heard.has(e.id)) return;  // once; not its ack
+    heard.add(e.id);
     raiseAlarm(e.device_id, msg.device_name, e.type.replace("_", " ").toUpperCase() + " on " + msg.device_name, "/events/" + e.id);
   }
   function raisePendingAlarms() {
@@ -245,12 +246,13 @@
 
   function onSession(msg) {
     var progress = document.getElementById("progress");
-    if (progress && progress.dataset.device === msg.device_id) location.reload();
+    if (progress && progress.dataset.device === msg.device_id) reload();
   }
 
   // A feed that broke (the network, a restart, or the service dropped this page for not
   // reading fast enough) missed what changed meanwhile: once it is back the page fetches
-  // itself and takes the live parts from there, and a device that went red meanwhile alarms.
+  // itself and takes the live parts from there, and every page (not only the fleet's) asks
+  // the service for the critical events it missed and alarms for them (onHello).
   var LIVE_PARTS = ["fleet", "incidents", "timeline"], resyncing = false;
   function dangerCards() {
     var seen = {};
@@ -264,14 +266,14 @@
   // fetch that fails is tried again in a moment, not left until the feed breaks again.
   var resyncs = 0;
   function resync() {
-    if (document.getElementById("progress")) { location.reload(); return; }
+    if (document.getElementById("progress")) { reload(); return; }
     if (!LIVE_PARTS.some(function (id) { return document.getElementById(id); })) return;
     resyncing = true;
     var mine = ++resyncs;
     fetch(location.href, { credentials: "same-origin", headers: { "Accept": "text/html" } })
       .then(function (r) {
         if (mine !== resyncs) return;
-        if (!r.ok || r.redirected) { location.reload(); return; }  // e.g. logged out meanwhile
+        if (!r.ok || r.redirected) { reload(); return; }  // e.g. logged out meanwhile
         return r.text().then(function (html) {
           if (mine !== resyncs) return;
           var fresh = new DOMParser().parseFromString(html, "text/html"), before = dangerCards();
@@ -284,7 +286,7 @@
             if (before[device] === now[device]) return;  // alarmed already
             var card = document.getElementById("card-" + device), h = card.querySelector(".headline a");
             var name = card.querySelector("h2").textContent;
-            raiseAlarm(device, name, (h ? h.textContent : "ALERT") + " \u2014 " + name, now[device] || "/devices/" + device);
+            caughtUp(device, name, (h ? h.textContent : "ALERT") + " \u2014 " + name, now[device] || "/devices/" + device);
           });
         });
       })
@@ -296,8 +298,72 @@
       });
   }
 
-  // What changed between the server rendering this page and its feed opening reached neither:
-  // the first open fetches the page once more (not on the progress page, which would reload).
+  // Where this page stands (standsAt): the server's time it was rendered at; the events
+  // the live feed brought move it on, and the critical ones are remembered (heard): what
+  // came after it and was not heard, the page missed. A reload this script makes (the
+  // progress page's catching up, a new session) hands both to the next page, which asks.
+  var body = document.body, standsAt = parseFloat(body.dataset.since) || 0, heard = new Set(), owed = false;
+  var HANDOVER = "retroguard.catchUp";
+  try {
+    var handed = JSON.parse(sessionStorage.getItem(HANDOVER) || "null");
+    sessionStorage.removeItem(HANDOVER);
+    if (handed && handed.page === location.pathname && handed.since < standsAt) {
+      standsAt = handed.since; owed = true;
+      handed.heard.forEach(function (id) { heard.add(id); });
+    }
+  } catch (e) { /* no session storage: the page stands where it was rendered */ }
+  function reload() {
+    try {
+      sessionStorage.setItem(HANDOVER, JSON.stringify(
+        { page: location.pathname, since: standsAt, heard: Array.from(heard).slice(-200) }));
+    } catch (e) { /* private mode */ }
+    location.reload();
+  }
+  // One catching up alarms once a device, whichever way finds it first (the missed alarms,
+  // the fleet's cards turning red): both word it as the card does.
+  var caught = {};
+  function caughtUp(device, name, text, link) {
+    if (caught[device]) return;
+    caught[device] = true;
+    raiseAlarm(device, name, text, link);
+  }
+  function missedAlarms() {
+    fetch("/api/alarms?since=" + encodeURIComponent(String(standsAt)),
+          { credentials: "same-origin", headers: { "Accept": "application/json" } })
+      .then(function (r) {
+        if (r.status === 401 || r.status === 404) return null;  // logged out (resync says so)
+        if (!r.ok) throw new Error("HTTP " + r.status);
+        return r.json();
+      })
+      .then(function (found) {
+        if (!found) return;
+        found.alarms.forEach(function (a) {
+          var unheard = a.events.filter(function (id) { return !heard.has(id); });
+          standsAt = Math.max(standsAt, a.received_at);
+          if (!unheard.length) return;
+          unheard.forEach(function (id) { heard.add(id); });
+          caughtUp(a.device_id, a.device_name, a.text + " \u2014 " + a.device_name, a.link);
+        });
+        schedule();
+      }, function () { setTimeout(missedAlarms, 2000); });  // the feed is open: try again
+  }
+  // The stream's first message says where the changes stood when it opened: the same as
+  // this page's (rendered with them) on a first open means nothing reached neither, and the
+  // page is left as it is (before: every page fetched itself once, the fleet rendered twice).
+  // After a break, or with changes since the render, the page catches up.
+  function onHello(msg) {
+    var first = !opened, changed = msg.changes !== body.dataset.changes;
+    opened = true;
+    var refetch = lost || changed, ask = refetch || owed;
+    var progress = !!document.getElementById("progress");
+    lost = false; owed = false;
+    if (!ask) return;
+    caught = {};
+    if (refetch && progress && !first) { reload(); return; }  // it asks once reloaded
+    missedAlarms();
+    if (refetch && !progress) resync();
+  }
+
   var lost = false, opened = false;
   function reopen() {
     fetch(location.href, { method: "HEAD", credentials: "same-origin" })
@@ -308,9 +374,6 @@
     var source = new EventSource("/stream");
     source.onopen = function () {
       status.textContent = "live"; document.body.dataset.live = "1";
-      var missed = lost || (!opened && !document.getElementById("progress"));
-      opened = true;
-      if (missed) { lost = false; resync(); }
     };
     source.onerror = function () {
       lost = true; status.textContent = "reconnecting\u2026"; document.body.dataset.live = "0";
@@ -321,7 +384,11 @@
     };
     source.onmessage = function (m) {
       var msg = JSON.parse(m.data);
-      if (msg.kind === "event") alarmFor(msg);  // at once; the page's changes in a moment
+      if (msg.kind === "hello") { onHello(msg); return; }
+      if (msg.kind === "event") {
+        standsAt = Math.max(standsAt, msg.event.received_at);
+        alarmFor(msg);  // at once; the page's changes in a moment
+      }
       queue.push(msg);
       schedule();
     };
@@ -362,7 +429,7 @@
       .then(function (r) {
         if (!r.ok) throw new Error("HTTP " + r.status);
         silence();
-        if (form.id === "ack-form") location.reload(); else button.textContent = "Acknowledged";
+        if (form.id === "ack-form") reload(); else button.textContent = "Acknowledged";
       })
       .catch(function (err) { button.disabled = false; button.textContent = "Acknowledge (failed: " + err.message + ")"; });
   });

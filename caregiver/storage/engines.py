@@ -57,10 +57,11 @@ else:
 
 
 class _PsycopgErrors:
-    """A PostgreSQL database's ``errors``, read when first needed (psycopg loads then)."""
+    """A PostgreSQL database's ``errors``, read when first needed (psycopg loads then): psycopg's
+    own (it reports a broken socket as one, an ``OperationalError``)."""
 
     def __get__(self, obj: object, owner: type | None = None) -> tuple[type[Exception], ...]:
-        return (psycopg.Error, OSError)
+        return (psycopg.Error,)
 
 
 _T = TypeVar("_T")
@@ -135,7 +136,10 @@ class Database:
     name: str
     """The database as messages name it (a URL without its password)."""
     errors: tuple[type[Exception], ...]
-    """What the driver raises when the database fails (the store reports a StorageFault)."""
+    """What the driver raises when the database fails (the store reports a StorageFault).
+    Only the driver's: an OSError from other code inside a transaction (a notifier's pipe,
+    a file) is that code's fault, not the database's (ingest undoes its message alone);
+    the engine turns its own OS failures into the driver's errors."""
 
     def execute(self, sql: str, params: Sequence[object] = ()) -> Cursor:
         raise NotImplementedError
@@ -221,12 +225,15 @@ class SqliteDatabase(Database):
     says where transactions begin and end)."""
 
     engine: Engine = "sqlite"
-    errors = (sqlite3.Error, OSError)
+    errors = (sqlite3.Error,)
 
     def __init__(self, path: str | Path) -> None:
         self.name = str(path)
         if self.name != ":memory:":
-            Path(path).parent.mkdir(parents=True, exist_ok=True)
+            try:
+                Path(path).parent.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:  # the database's, as sqlite3 reports a file it cannot open
+                raise sqlite3.OperationalError(f"cannot make its directory: {exc}") from exc
         self._db = sqlite3.connect(self.name, check_same_thread=False, isolation_level=None)
 
     def execute(self, sql: str, params: Sequence[object] = ()) -> Cursor:

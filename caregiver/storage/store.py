@@ -92,6 +92,24 @@ _DEVICE_SELECT = (
 )
 
 
+_KEEP_NEWER_LAST_EVENT = (
+    # the device's latest event is the newest by the monitor's own order, not the one stored
+    # last: one older by its sequence and not later by its clock is a resent copy and leaves
+    # it where it is (_resent); a lower sequence at a later time is a monitor whose event
+    # database started afresh (a damaged one moved aside), whose events are the newest
+    "last_event_id = CASE WHEN EXISTS (SELECT 1 FROM events o, events n "
+    "WHERE o.id = devices.last_event_id AND n.id = excluded.last_event_id "
+    "AND COALESCE(o.seq, 0) > COALESCE(n.seq, 0) AND o.wall_time >= n.wall_time) "
+    "THEN devices.last_event_id ELSE excluded.last_event_id END"
+)
+
+
+def _resent(kept: tuple[int, str], event: tuple[int, str]) -> bool:
+    """``event`` (sequence, wall time) is older than ``kept`` by the monitor's own order: a
+    lower sequence, not a later time (as :data:`_KEEP_NEWER_LAST_EVENT` decides it)."""
+    return kept[0] > event[0] and kept[1] >= event[1]
+
+
 def _any_engine_errors() -> tuple[type[Exception], ...]:
     """Either engine's errors, while no database is open yet (psycopg's only once it is
     loaded: until then it raised none)."""
@@ -161,8 +179,9 @@ class _Prepared:
     """The ones that were new and that no message has recorded yet."""
     absent_incidents: set[str] = field(default_factory=set)
     """Incident ids the batch looked up and found missing (none opened since)."""
-    latest_events: dict[str, tuple[str, float]] = field(default_factory=dict)
-    """Each device's newest recorded event and when: its row is updated at the batch's end."""
+    latest_events: dict[str, tuple[tuple[int, str], str, float]] = field(default_factory=dict)
+    """Each device's newest recorded event (the monitor's order: :func:`_resent`) as (sequence,
+    wall time), its id, and when the batch last recorded one: the row is updated at the end."""
     alert_ids: deque[int] = field(default_factory=deque)
     """Alert ids taken for the batch's pages, in order (where the engine hands them out)."""
 
@@ -365,12 +384,12 @@ class Transaction:
             chunk = ordered[start : start + _CHUNK]
             source, params = self._db.rows(
                 (("device_id", "TEXT"), ("last_seen", "REAL"), ("last_event_id", "TEXT")),
-                [(device_id, now, event_id) for device_id, (event_id, now) in chunk],
+                [(device_id, now, event_id) for device_id, (_, event_id, now) in chunk],
             )
             self._db.execute(
                 f"INSERT INTO devices (device_id, last_seen, last_event_id) {source} "
                 "ON CONFLICT (device_id) DO UPDATE SET last_seen = excluded.last_seen, "
-                "last_event_id = excluded.last_event_id",
+                + _KEEP_NEWER_LAST_EVENT,
                 params,
             )
 
@@ -392,7 +411,12 @@ class Transaction:
                     False  # stored before, or earlier in this batch; the batch touched the device
                 )
             prepared.new_events.discard(event.id)
-            prepared.latest_events[event.device_id] = (event.id, now)
+            order = (event.seq or 0, event.wall_time)
+            kept = prepared.latest_events.get(event.device_id)
+            if kept is None or not _resent(kept[0], order):
+                prepared.latest_events[event.device_id] = (order, event.id, now)
+            else:  # an older one, resent: the newer stays the latest
+                prepared.latest_events[event.device_id] = (kept[0], kept[1], now)
             return True
         cur = self._db.execute(
             _EVENT_INSERT + _EVENT_VALUES + " ON CONFLICT (id) DO NOTHING RETURNING id",
@@ -404,7 +428,7 @@ class Transaction:
         self._db.execute(
             "INSERT INTO devices (device_id, last_seen, last_event_id) VALUES (?, ?, ?) "
             "ON CONFLICT (device_id) DO UPDATE SET last_seen = excluded.last_seen, "
-            "last_event_id = excluded.last_event_id",
+            + _KEEP_NEWER_LAST_EVENT,
             (event.device_id, now, event.id),
         )
         return True
@@ -840,6 +864,31 @@ class Transaction:
             (*args, limit),
         ).fetchall()
         return [_incident(r) for r in rows]
+
+    def critical_since(
+        self, since: float, devices: Collection[str] | None, limit: int
+    ) -> list[tuple[Incident, str, float]]:
+        """Open incidents' critical events received at or after ``since`` (of ``devices``
+        only, unless None), oldest first: each with its incident, its id and when it came.
+        Driven from the open incidents (few), each's events by the incident index; an event
+        from before incidents is its own incident (no ``incident`` of its own)."""
+        if devices is not None and not devices:
+            return []
+        columns = ", ".join(f"i.{c.strip()}" for c in _INCIDENT_COLUMNS.split(","))
+        where = "i.status = 'open' AND e.severity = 'critical' AND e.received_at >= ?"
+        args: list[object] = [since]
+        if devices is not None:
+            where += f" AND i.device_id IN ({_marks(list(devices))})"
+            args += list(devices)
+        rows = self._db.execute(
+            f"SELECT {columns}, e.id, e.received_at FROM incidents i "
+            f"JOIN events e ON e.incident = i.id WHERE {where} "
+            f"UNION ALL SELECT {columns}, e.id, e.received_at FROM incidents i "
+            f"JOIN events e ON e.id = i.id AND e.incident IS NULL WHERE {where} "
+            "ORDER BY 15, 14 LIMIT ?",
+            (*args, *args, limit),
+        ).fetchall()
+        return [(_incident(r[:13]), str(r[13]), float(r[14])) for r in rows]
 
     def open_incidents(self, device_id: str) -> list[Incident]:
         rows = self._db.execute(
@@ -1553,6 +1602,13 @@ class Store:
         """Every device's incidents (or only ``devices``'), newest first (the fleet page's
         list)."""
         return self._read(lambda ops: ops.recent_incidents(limit, devices))
+
+    def critical_since(
+        self, since: float, devices: Collection[str] | None = None, limit: int = 100
+    ) -> list[tuple[Incident, str, float]]:
+        """What a dashboard page whose live feed broke must still alarm for: the critical
+        events of incidents still open (not acknowledged) that came at or after ``since``."""
+        return self._read(lambda ops: ops.critical_since(since, devices, limit))
 
     def open_incidents(self, device_id: str) -> list[Incident]:
         return self._read(lambda ops: ops.open_incidents(device_id))

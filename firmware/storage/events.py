@@ -42,7 +42,8 @@ def insert_event(conn: sqlite3.Connection, event: Event, walker: str | None = No
     being queued, nor queued without being stored). Idempotent by event id.
     ``walker``: the walker of the session under way, stored with the event (an event of no
     incident is published naming them) and given to the incident it opens
-    (:func:`incidents.note_event`).
+    (:func:`incidents.note_event`); for the courier's own events outside a session, the walker
+    chosen for the next one (None: a loop's event outside a session).
     """
     body = dataclasses.replace(event, recording=None) if event.recording is not None else event
     cur = conn.execute(
