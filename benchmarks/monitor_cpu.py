@@ -106,7 +106,18 @@ TARGET_CPU_PCT = 2.0
 TARGET_RSS_MB = 30.0
 TREE_VARIABLE = "RETROGUARD_BENCH_TREE"
 """Which checkout a monitor child imports (``--before``)."""
-TIMED_PARTS = ("decision", "chip_bus", "bus", "session", "circuit", "bench", "calibration")
+TIMED_PARTS = (
+    "pacing",
+    "driver",
+    "hooks",
+    "decision",
+    "chip_bus",
+    "bus",
+    "session",
+    "circuit",
+    "bench",
+    "calibration",
+)
 """What the child times on the loop thread (see :func:`rows` for what each is)."""
 SILICON_PARTS = ("chip_bus", "circuit", "bench")
 """Timed parts a Pi does not run: the estimate subtracts them (and only their timing's outside)."""
@@ -143,6 +154,9 @@ def snapshot(
     return {
         "t": time.monotonic(),
         "loop_cpu_s": time.thread_time(),
+        "pacing_cpu_s": costs["pacing"],
+        "driver_cpu_s": costs["driver"],
+        "hooks_cpu_s": costs["hooks"],
         "decision_cpu_s": costs["decision"],
         "session_cpu_s": costs["session"],
         "bus_cpu_s": costs["bus"],
@@ -316,11 +330,13 @@ def monitor_child(config_path: str, out_path: str) -> int:
     latency = array.array("q", bytes(8 * LATENCY_BINS))  # allocated before the window
     decide = timed("decision", app.controller.on_samples)
 
+    measure_latency = timed("bench", latency_of_batch)  # the benchmark's own: not on a Pi
+
     def decide_and_time(batch: Sequence[Any], now: float) -> None:
         # Before deciding: how long each sample of the batch has waited since the chip took
         # it (the heartbeat edge and a trip's release come in this same call).
         if "start" in marks and "end" not in marks:
-            latency_of_batch(batch, time.monotonic(), chip, latency)
+            measure_latency(batch, time.monotonic(), chip, latency)
         decide(batch, now)
 
     app.controller.on_samples = decide_and_time  # type: ignore[method-assign]
@@ -332,7 +348,16 @@ def monitor_child(config_path: str, out_path: str) -> int:
     for name in ("read_byte_data", "write_byte_data", "read_i2c_block_data", "i2c_rdwr"):
         setattr(bus, name, timed("bus", getattr(bus, name)))
     hooks = app.monitor.on_iteration
-    hooks[hooks.index(runner)] = timed("session", runner)
+    # The loop's own hooks (the courier link, its requests, the status LED, the health
+    # reports, the systemd watchdog), then the session runner on its own line.
+    hooks[:] = [timed("session" if hook is runner else "hooks", hook) for hook in hooks]
+    # The wait for the wake and the read after it; the driver's read on its own (the bus
+    # under it is timed apart, so the driver's own Python is what is left of it).
+    paced = app.monitor.pacing
+    paced.read = timed("pacing", paced.read)  # type: ignore[method-assign]
+    imu = app.imu
+    for name in ("read_batch", "read_signalled"):
+        setattr(imu, name, timed("driver", getattr(imu, name)))
     # The circuit outside the Pi: the models listening to the pins and settling on reads.
     for pin in gpio.factory.pins.values():
         if isinstance(pin, ObservedMockPin):
@@ -523,6 +548,11 @@ def rows(result: dict[str, Any]) -> dict[str, str]:
     silicon = chip_bus + max(0.0, sim_thread - edge)
     fake_bus = rate("bus_cpu_s") - chip_bus
     circuit, bench = rate("circuit_cpu_s"), rate("bench_cpu_s")
+    bus = rate("bus_cpu_s")
+    driver = rate("driver_cpu_s")
+    loop = rate("loop_cpu_s")
+    pacing, hooks = rate("pacing_cpu_s"), rate("hooks_cpu_s")
+    deciding, session = rate("decision_cpu_s"), rate("session_cpu_s")
     # The timings' own cost: all of it for a part the estimate keeps, the part outside the
     # timed window for one it subtracts (the inside is subtracted with the part).
     cost = result["timing_cost"]
@@ -540,14 +570,20 @@ def rows(result: dict[str, Any]) -> dict[str, str]:
         "monitor process CPU, % of one core": f"{100 * total:.2f}",
         "  user / sys, %": f"{100 * user:.2f} / {100 * system:.2f}",
         "  loop thread, %": f"{100 * rate('loop_cpu_s'):.2f}",
-        "    deciding (safety + detector), %": f"{100 * rate('decision_cpu_s'):.2f}",
-        "    session runner hook, %": f"{100 * rate('session_cpu_s'):.2f}",
+        "    waiting for the wake (lock, kernel, GIL), %": f"{100 * (pacing - driver):.2f}",
+        "    IMU driver's own Python (decode, checks), %": f"{100 * (driver - bus):.2f}",
         "    sim I2C bus (smbus2 on a Pi), %": f"{100 * fake_bus:.2f}",
         "    sim chip answering the bus, %": f"{100 * chip_bus:.2f}",
+        "    deciding (safety + detector), %": f"{100 * deciding:.2f}",
+        "    loop hooks (link, LED, health, watchdog), %": f"{100 * hooks:.2f}",
+        "    session runner hook, %": f"{100 * session:.2f}",
+        "    the rest (buttons, contact, the loop), %": (
+            f"{100 * (loop - pacing - deciding - hooks - session - bench):.2f}"
+        ),
         "  sim chip's sample-clock thread, %": f"{100 * sim_thread:.2f}",
         "    of which INT edge to callback, %": f"{100 * edge:.2f}",
         "  relay circuit models (sim), %": f"{100 * circuit:.2f}",
-        "  benchmark's finger hook, %": f"{100 * bench:.2f}",
+        "  benchmark's finger hook and latency probe, %": f"{100 * bench:.2f}",
         "  benchmark's timing, %": (
             f"{100 * timing:.2f} ({sum(calls.values()) / max(1.0, rate('iterations')):.0f} "
             f"calls a wake, {1e6 * cost['total']:.2f} µs each)"
