@@ -32,6 +32,7 @@ from __future__ import annotations
 import contextlib
 import io
 import logging
+import math
 import os
 import threading
 from collections import deque
@@ -643,7 +644,14 @@ class GpioBuzzer(_PatternOutput):
 
 
 class GpioStatusLed(_PatternOutput):
-    """The status LED: steady on/off, or blinking advanced by :meth:`update`."""
+    """The status LED: steady on/off, or blinking advanced by :meth:`update`.
+
+    :meth:`show` is called every 10 ms (:mod:`firmware.status_light`) and a pattern's level
+    changes every few hundred ms at most (``armed``: never), so after writing a level it
+    notes when the span ends (:meth:`hal.buzzer_patterns.PatternPlayer.level_until`) and
+    until then a call with the same pattern is one comparison: the pin gets the same writes
+    at the same steps, for a tenth of the loop's time.
+    """
 
     def __init__(self, pin: int | str, factory: Any, active_high: bool = True) -> None:
         super().__init__(
@@ -651,6 +659,8 @@ class GpioStatusLed(_PatternOutput):
             pin,
             lambda: LED(pin, active_high=active_high, initial_value=False, pin_factory=factory),
         )
+        self._unchanged_until = -math.inf
+        """Until when the pattern shown keeps the level last written (only after a write)."""
 
     @property
     def is_lit(self) -> bool:
@@ -666,10 +676,16 @@ class GpioStatusLed(_PatternOutput):
         """Show ``pattern`` from ``now`` (:mod:`hal.led_patterns`); the one already shown
         keeps its phase, any other replaces it at once (the LED shows a state, so the
         newest state wins: no priorities here)."""
-        current = self._player.pattern
+        player = self._player
+        current = player.pattern
         if current is None or current.name != pattern.name:
-            self._player.play(pattern, now, force=True)
-        self.update(now)
+            player.play(pattern, now, force=True)
+        elif now < self._unchanged_until:
+            return  # within the span last written: the level is the one on the pin
+        level, until = player.level_until(now)
+        self._unchanged_until = -math.inf  # a write that fails is tried again next call
+        self._write(level)
+        self._unchanged_until = until
 
     def on(self) -> None:
         """Light steadily (cancels blinking)."""
