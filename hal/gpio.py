@@ -556,7 +556,15 @@ class GpioDataReady:
 
 
 class _PatternOutput:
-    """A digital output whose level follows a :class:`PatternPlayer` (shared by buzzer and LED)."""
+    """A digital output whose level follows a :class:`PatternPlayer` (shared by buzzer and LED).
+
+    The loop calls :meth:`update` every iteration (the buzzer) or every 10 ms (the LED, through
+    :meth:`GpioStatusLed.show`), and a pattern's level changes every few hundred ms at most
+    (silence, or ``armed``: never). So after a write it notes when the span ends
+    (:meth:`PatternPlayer.level_until`), and until then, unless a new pattern is played
+    (:meth:`_played`), an update is one comparison: the pin gets the same writes at the same
+    calls for a fraction of the loop's time.
+    """
 
     def __init__(self, what: str, pin: int | str, make: Any) -> None:
         self._what = what
@@ -565,6 +573,12 @@ class _PatternOutput:
         self._player = PatternPlayer()
         self._level = False
         self._closed = False
+        self._unchanged_until = -math.inf
+        """Until when the player keeps the level last written (only after a write)."""
+
+    def _played(self) -> None:
+        """The player was told something new: the next update asks it again."""
+        self._unchanged_until = -math.inf
 
     def _write(self, level: bool) -> None:
         if self._closed or level == self._level:
@@ -580,6 +594,7 @@ class _PatternOutput:
 
     def _silence(self) -> None:
         self._player.stop()
+        self._played()
         try:
             self._write(False)
         except HalError:
@@ -587,7 +602,12 @@ class _PatternOutput:
 
     def update(self, now: float) -> None:
         """Set the output for time ``now``; a finite pattern falls silent when it ends."""
-        self._write(self._player.level(now))
+        if now < self._unchanged_until:
+            return  # within the span last written: the level is the one on the pin
+        level, until = self._player.level_until(now)
+        self._unchanged_until = -math.inf  # a write that fails is tried again next call
+        self._write(level)
+        self._unchanged_until = until
 
     def close(self) -> None:
         """Switch off and give the pin back. Idempotent; never raises."""
@@ -642,6 +662,7 @@ class GpioBuzzer(_PatternOutput):
         (listing the known names) for an unknown pattern.
         """
         self._player.play(get_pattern(pattern), now, force=force)
+        self._played()
         self.update(now)
 
     def stop(self) -> None:
@@ -650,14 +671,7 @@ class GpioBuzzer(_PatternOutput):
 
 
 class GpioStatusLed(_PatternOutput):
-    """The status LED: steady on/off, or blinking advanced by :meth:`update`.
-
-    :meth:`show` is called every 10 ms (:mod:`firmware.status_light`) and a pattern's level
-    changes every few hundred ms at most (``armed``: never), so after writing a level it
-    notes when the span ends (:meth:`hal.buzzer_patterns.PatternPlayer.level_until`) and
-    until then a call with the same pattern is one comparison: the pin gets the same writes
-    at the same steps, for a tenth of the loop's time.
-    """
+    """The status LED: steady on/off, or blinking advanced by :meth:`update`."""
 
     def __init__(self, pin: int | str, factory: Any, active_high: bool = True) -> None:
         super().__init__(
@@ -665,8 +679,6 @@ class GpioStatusLed(_PatternOutput):
             pin,
             lambda: LED(pin, active_high=active_high, initial_value=False, pin_factory=factory),
         )
-        self._unchanged_until = -math.inf
-        """Until when the pattern shown keeps the level last written (only after a write)."""
 
     @property
     def is_lit(self) -> bool:
@@ -682,20 +694,16 @@ class GpioStatusLed(_PatternOutput):
         """Show ``pattern`` from ``now`` (:mod:`hal.led_patterns`); the one already shown
         keeps its phase, any other replaces it at once (the LED shows a state, so the
         newest state wins: no priorities here)."""
-        player = self._player
-        current = player.pattern
+        current = self._player.pattern
         if current is None or current.name != pattern.name:
-            player.play(pattern, now, force=True)
-        elif now < self._unchanged_until:
-            return  # within the span last written: the level is the one on the pin
-        level, until = player.level_until(now)
-        self._unchanged_until = -math.inf  # a write that fails is tried again next call
-        self._write(level)
-        self._unchanged_until = until
+            self._player.play(pattern, now, force=True)
+            self._played()
+        self.update(now)
 
     def on(self) -> None:
         """Light steadily (cancels blinking)."""
         self._player.stop()
+        self._played()
         self._write(True)
 
     def off(self) -> None:
@@ -711,6 +719,7 @@ class GpioStatusLed(_PatternOutput):
         pattern = Pattern(f"blink {on_s}/{off_s}", ((on_s, off_s),), repeat=True, priority=0)
         # Same timing -> same name -> the player keeps it running (phase kept).
         self._player.play(pattern, now)
+        self._played()
         self.update(now)
 
 
