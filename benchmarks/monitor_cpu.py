@@ -106,6 +106,8 @@ TARGET_CPU_PCT = 2.0
 TARGET_RSS_MB = 30.0
 TREE_VARIABLE = "RETROGUARD_BENCH_TREE"
 """Which checkout a monitor child imports (``--before``)."""
+BREAKDOWN_VARIABLE = "RETROGUARD_BENCH_BREAKDOWN"
+"""Set: the child also times the wait, the driver and the loop hooks (``--breakdown``)."""
 TIMED_PARTS = (
     "pacing",
     "driver",
@@ -348,16 +350,27 @@ def monitor_child(config_path: str, out_path: str) -> int:
     for name in ("read_byte_data", "write_byte_data", "read_i2c_block_data", "i2c_rdwr"):
         setattr(bus, name, timed("bus", getattr(bus, name)))
     hooks = app.monitor.on_iteration
-    # The loop's own hooks (the courier link, its requests, the status LED, the health
-    # reports, the systemd watchdog), then the session runner on its own line.
-    hooks[:] = [timed("session" if hook is runner else "hooks", hook) for hook in hooks]
-    # The wait for the wake and the read after it; the driver's read on its own (the bus
-    # under it is timed apart, so the driver's own Python is what is left of it).
-    paced = app.monitor.pacing
-    paced.read = timed("pacing", paced.read)  # type: ignore[method-assign]
-    imu = app.imu
-    for name in ("read_batch", "read_signalled"):
-        setattr(imu, name, timed("driver", getattr(imu, name)))
+    breakdown = bool(os.environ.get(BREAKDOWN_VARIABLE))
+    if breakdown:
+        # The loop's own hooks (the courier link, its requests, the status LED, the health
+        # reports, the systemd watchdog) in one timed call, then the session runner.
+        assert hooks[-1] is runner
+        own_hooks = hooks[:-1]
+
+        def loop_hooks(monitor: Monitor) -> None:
+            for hook in own_hooks:
+                hook(monitor)
+
+        hooks[:] = [timed("hooks", loop_hooks), timed("session", runner)]
+        # The wait for the wake and the read after it; the driver's read on its own (the
+        # bus under it is timed apart, so the driver's own Python is what is left of it).
+        paced = app.monitor.pacing
+        paced.read = timed("pacing", paced.read)  # type: ignore[method-assign]
+        imu = app.imu
+        for name in ("read_batch", "read_signalled"):
+            setattr(imu, name, timed("driver", getattr(imu, name)))
+    else:
+        hooks[hooks.index(runner)] = timed("session", runner)
     # The circuit outside the Pi: the models listening to the pins and settling on reads.
     for pin in gpio.factory.pins.values():
         if isinstance(pin, ObservedMockPin):
@@ -432,6 +445,7 @@ def monitor_child(config_path: str, out_path: str) -> int:
         "timing_cost": timing_cost,
         "latency_s": latency_figures(latency),
         "detector": type(app.controller._detector).__module__,
+        "breakdown": breakdown,
     }
     Path(out_path).write_text(json.dumps(result))
     return 0
@@ -467,7 +481,11 @@ def wait_for_line(process: subprocess.Popen[str], expected: str, timeout: float)
 
 
 def measure(
-    modes: list[str], seconds: float, realtime: bool, before: Path | None = None
+    modes: list[str],
+    seconds: float,
+    realtime: bool,
+    before: Path | None = None,
+    breakdown: bool = False,
 ) -> dict[str, dict[str, Any]]:
     """Run one monitor per mode (and per tree) at the same time, so each window sees the same
     host load. With ``before``, mode ``m`` of that tree is reported as ``m before``."""
@@ -484,6 +502,9 @@ def measure(
             for label, tree in runs:
                 mode = label.removesuffix(" before")
                 env = dict(os.environ, PYTHONPATH=str(tree), **{TREE_VARIABLE: str(tree)})
+                env.pop(BREAKDOWN_VARIABLE, None)
+                if breakdown:
+                    env[BREAKDOWN_VARIABLE] = "1"
                 folder = Path(tmp) / label.replace(":", "-").replace(" ", "-")
                 folder.mkdir()
                 pacing, _, per_wake = mode.partition(":")
@@ -553,6 +574,10 @@ def rows(result: dict[str, Any]) -> dict[str, str]:
     loop = rate("loop_cpu_s")
     pacing, hooks = rate("pacing_cpu_s"), rate("hooks_cpu_s")
     deciding, session = rate("decision_cpu_s"), rate("session_cpu_s")
+
+    def broken(share: float) -> str:
+        return f"{100 * share:.2f}" if result.get("breakdown") else "(--breakdown)"
+
     # The timings' own cost: all of it for a part the estimate keeps, the part outside the
     # timed window for one it subtracts (the inside is subtracted with the part).
     cost = result["timing_cost"]
@@ -570,15 +595,15 @@ def rows(result: dict[str, Any]) -> dict[str, str]:
         "monitor process CPU, % of one core": f"{100 * total:.2f}",
         "  user / sys, %": f"{100 * user:.2f} / {100 * system:.2f}",
         "  loop thread, %": f"{100 * rate('loop_cpu_s'):.2f}",
-        "    waiting for the wake (lock, kernel, GIL), %": f"{100 * (pacing - driver):.2f}",
-        "    IMU driver's own Python (decode, checks), %": f"{100 * (driver - bus):.2f}",
+        "    waiting for the wake (lock, kernel, GIL), %": broken(pacing - driver),
+        "    IMU driver's own Python (decode, checks), %": broken(driver - bus),
         "    sim I2C bus (smbus2 on a Pi), %": f"{100 * fake_bus:.2f}",
         "    sim chip answering the bus, %": f"{100 * chip_bus:.2f}",
         "    deciding (safety + detector), %": f"{100 * deciding:.2f}",
-        "    loop hooks (link, LED, health, watchdog), %": f"{100 * hooks:.2f}",
+        "    loop hooks (link, LED, health, watchdog), %": broken(hooks),
         "    session runner hook, %": f"{100 * session:.2f}",
-        "    the rest (buttons, contact, the loop), %": (
-            f"{100 * (loop - pacing - deciding - hooks - session - bench):.2f}"
+        "    the rest (buttons, contact, the loop), %": broken(
+            loop - pacing - deciding - hooks - session - bench
         ),
         "  sim chip's sample-clock thread, %": f"{100 * sim_thread:.2f}",
         "    of which INT edge to callback, %": f"{100 * edge:.2f}",
@@ -628,12 +653,18 @@ def main() -> int:
         metavar="TREE",
         help="also run every mode from this checkout, side by side (before / after)",
     )
+    parser.add_argument(
+        "--breakdown",
+        action="store_true",
+        help="also time the wait for the wake, the IMU driver and the loop hooks (three more "
+        "timed calls a wake, which raise the estimate: see the docstring)",
+    )
     parser.add_argument("--monitor-child", nargs=2, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.monitor_child:
         return monitor_child(*args.monitor_child)
 
-    results = measure(args.modes, args.seconds, args.realtime, args.before)
+    results = measure(args.modes, args.seconds, args.realtime, args.before, args.breakdown)
     table = {mode: rows(result) for mode, result in results.items()}
     load = os.getloadavg()
     print(
