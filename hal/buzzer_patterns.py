@@ -38,6 +38,7 @@ vocabulary the firmware uses (``buzzer.play("alarm", now)``).
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
@@ -96,6 +97,28 @@ class Pattern:
                 return False
         # Only reachable through float rounding at the very end of the period.
         return False
+
+    def span_end(self, elapsed: float) -> float:
+        """The end of the on or off span ``elapsed`` falls in: until then :meth:`level_at`
+        says what it says at ``elapsed`` (the same arithmetic). A finite pattern's last span
+        ends at its :attr:`period`, where it ends; after that, never."""
+        if elapsed < 0:
+            elapsed = 0.0
+        period = self.period
+        base = 0.0
+        if elapsed >= period:
+            if not self.repeat:
+                return math.inf
+            base = elapsed - elapsed % period
+            elapsed %= period
+        start = 0.0
+        for on_s, off_s in self.segments:
+            if elapsed < start + on_s:
+                return base + start + on_s
+            start += on_s + off_s
+            if elapsed < start:
+                return base + start
+        return base + period
 
     def edges(self, start: float = 0.0, until: float | None = None) -> list[tuple[float, bool]]:
         """The documented timeline: ``(time, level)`` at every change of level.
@@ -272,6 +295,19 @@ class PatternPlayer:
     def stop(self) -> None:
         """Forget the current pattern; :meth:`level` returns False from now on."""
         self._pattern = None
+
+    def level_until(self, now: float) -> tuple[bool, float]:
+        """:meth:`level` at ``now``, and until when it stays so at least (``inf``: for good,
+        while nothing new is played)."""
+        pattern = self._pattern
+        if pattern is None:
+            return False, math.inf
+        elapsed = now - self._started
+        level = pattern.level_at(elapsed)
+        if level is None:
+            self._pattern = None
+            return False, math.inf
+        return level, self._started + pattern.span_end(elapsed)
 
     def level(self, now: float) -> bool:
         """Output level at ``now``; clears a finite pattern once it has ended."""

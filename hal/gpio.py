@@ -32,6 +32,7 @@ from __future__ import annotations
 import contextlib
 import io
 import logging
+import math
 import os
 import threading
 from collections import deque
@@ -430,7 +431,9 @@ class _Wakeup(threading.Event):
     one lock and ``wait`` acquires it with a timeout and lets go again: about
     half. Same contract for one waiter (the loop, the only one that clears it)
     and any setters; a subclass, so a :class:`core.clock.Clock` waits on it as
-    on any event.
+    on any event. A lost race on the release is caught with ``try``, not
+    ``contextlib.suppress``, whose object and two calls cost three times as
+    much, twice a wake.
     """
 
     def __init__(self) -> None:
@@ -443,8 +446,10 @@ class _Wakeup(threading.Event):
 
     def set(self) -> None:
         if self._unset.locked():
-            with contextlib.suppress(RuntimeError):  # another setter came first
+            try:
                 self._unset.release()
+            except RuntimeError:  # another setter came first
+                return
 
     def clear(self) -> None:
         self._unset.acquire(False)
@@ -452,8 +457,10 @@ class _Wakeup(threading.Event):
     def wait(self, timeout: float | None = None) -> bool:
         if not self._unset.acquire(True, -1 if timeout is None else max(0.0, timeout)):
             return False
-        with contextlib.suppress(RuntimeError):  # a set() while it was held released it
+        try:
             self._unset.release()
+        except RuntimeError:  # a set() while it was held released it
+            return True
         return True
 
 
@@ -549,7 +556,15 @@ class GpioDataReady:
 
 
 class _PatternOutput:
-    """A digital output whose level follows a :class:`PatternPlayer` (shared by buzzer and LED)."""
+    """A digital output whose level follows a :class:`PatternPlayer` (shared by buzzer and LED).
+
+    The loop calls :meth:`update` every iteration (the buzzer) or every 10 ms (the LED, through
+    :meth:`GpioStatusLed.show`), and a pattern's level changes every few hundred ms at most
+    (silence, or ``armed``: never). So after a write it notes when the span ends
+    (:meth:`PatternPlayer.level_until`), and until then, unless a new pattern is played
+    (:meth:`_played`), an update is one comparison: the pin gets the same writes at the same
+    calls for a fraction of the loop's time.
+    """
 
     def __init__(self, what: str, pin: int | str, make: Any) -> None:
         self._what = what
@@ -558,6 +573,12 @@ class _PatternOutput:
         self._player = PatternPlayer()
         self._level = False
         self._closed = False
+        self._unchanged_until = -math.inf
+        """Until when the player keeps the level last written (only after a write)."""
+
+    def _played(self) -> None:
+        """The player was told something new: the next update asks it again."""
+        self._unchanged_until = -math.inf
 
     def _write(self, level: bool) -> None:
         if self._closed or level == self._level:
@@ -573,6 +594,7 @@ class _PatternOutput:
 
     def _silence(self) -> None:
         self._player.stop()
+        self._played()
         try:
             self._write(False)
         except HalError:
@@ -580,7 +602,12 @@ class _PatternOutput:
 
     def update(self, now: float) -> None:
         """Set the output for time ``now``; a finite pattern falls silent when it ends."""
-        self._write(self._player.level(now))
+        if now < self._unchanged_until:
+            return  # within the span last written: the level is the one on the pin
+        level, until = self._player.level_until(now)
+        self._unchanged_until = -math.inf  # a write that fails is tried again next call
+        self._write(level)
+        self._unchanged_until = until
 
     def close(self) -> None:
         """Switch off and give the pin back. Idempotent; never raises."""
@@ -635,6 +662,7 @@ class GpioBuzzer(_PatternOutput):
         (listing the known names) for an unknown pattern.
         """
         self._player.play(get_pattern(pattern), now, force=force)
+        self._played()
         self.update(now)
 
     def stop(self) -> None:
@@ -669,11 +697,13 @@ class GpioStatusLed(_PatternOutput):
         current = self._player.pattern
         if current is None or current.name != pattern.name:
             self._player.play(pattern, now, force=True)
+            self._played()
         self.update(now)
 
     def on(self) -> None:
         """Light steadily (cancels blinking)."""
         self._player.stop()
+        self._played()
         self._write(True)
 
     def off(self) -> None:
@@ -689,6 +719,7 @@ class GpioStatusLed(_PatternOutput):
         pattern = Pattern(f"blink {on_s}/{off_s}", ((on_s, off_s),), repeat=True, priority=0)
         # Same timing -> same name -> the player keeps it running (phase kept).
         self._player.play(pattern, now)
+        self._played()
         self.update(now)
 
 

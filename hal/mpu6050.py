@@ -823,15 +823,21 @@ class Mpu6050:
         words = self._frame_words
         gx = self._gyro_word  # after the temperature word, when the FIFO carries it
         self.samples_read += frames
+        # tuple.__new__ rather than ImuSample(...): the same NamedTuple, without the Python
+        # frame of its generated __new__ for every sample (a fifth of the decode).
+        new = tuple.__new__
         return [
-            ImuSample(
-                first + i * step,
-                values[j] * a,
-                values[j + 1] * a,
-                values[j + 2] * a,
-                values[j + gx] * g - bx,
-                values[j + gx + 1] * g - by,
-                values[j + gx + 2] * g - bz,
+            new(
+                ImuSample,
+                (
+                    first + i * step,
+                    values[j] * a,
+                    values[j + 1] * a,
+                    values[j + 2] * a,
+                    values[j + gx] * g - bx,
+                    values[j + gx + 1] * g - by,
+                    values[j + gx + 2] * g - bz,
+                ),
             )
             for i, j in enumerate(range(0, words * frames, words))
         ]

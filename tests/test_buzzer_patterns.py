@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from hal.buzzer_patterns import PATTERNS, Pattern, PatternPlayer, get_pattern
+from hal.led_patterns import LED_PATTERNS
 
 # Binary fractions keep every boundary exact in floating point.
 SQUARE = Pattern("square", ((0.25, 0.25),), repeat=True, priority=5)
@@ -133,3 +134,42 @@ def test_player_falls_silent_after_finite_pattern_and_on_stop() -> None:
     player.stop()
     assert player.level(1.0) is False
     assert player.pattern is None
+
+
+@pytest.mark.parametrize(
+    "pattern",
+    [*PATTERNS.values(), *LED_PATTERNS.values()],
+    ids=lambda p: p.name,
+)
+def test_the_level_holds_until_the_span_ends(pattern: Pattern) -> None:
+    """What the status LED relies on to skip its steps: from any time to the end of its span
+    the level is the same, and at the end it changes (or the pattern ends or starts over)."""
+    for step in range(int(3 * pattern.period / 0.01) + 2):
+        elapsed = step * 0.01
+        level = pattern.level_at(elapsed)
+        end = pattern.span_end(elapsed)
+        assert end > elapsed - 1e-9  # (at a span's very end it may round onto it: no skip)
+        if end == float("inf"):
+            assert level is None
+            continue
+        for t in (elapsed + (end - elapsed) * f for f in (0.0, 0.25, 0.5, 0.999)):
+            if t < end:  # (a span of one float step rounds the later ones onto its end)
+                assert pattern.level_at(t) == level
+        after = pattern.level_at(end + 1e-9)
+        assert (
+            after != level
+            or end % pattern.period < 1e-6
+            or pattern.period - end % pattern.period < 1e-6
+        )
+
+
+def test_the_player_says_until_when_its_level_holds() -> None:
+    player = PatternPlayer()
+    assert player.level_until(5.0) == (False, float("inf"))
+    player.play(LED_PATTERNS["standby"], 10.0)  # 0.1 s on, 1.9 s off, repeating
+    assert player.level_until(10.05) == (True, pytest.approx(10.1))
+    assert player.level_until(10.5) == (False, pytest.approx(12.0))
+    player.play(Pattern("once", ((0.1, 0.1),), repeat=False, priority=0), 20.0, force=True)
+    assert player.level_until(20.15) == (False, pytest.approx(20.2))
+    assert player.level_until(20.25) == (False, float("inf"))
+    assert player.pattern is None  # ended, as level() would have said
