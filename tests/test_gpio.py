@@ -390,6 +390,28 @@ def test_alarm_replaces_chirp_and_repeat_play_keeps_phase(
     buzzer.close()
 
 
+def test_alarm_over_a_long_cue_keeps_its_own_rhythm(
+    factory: ClockedMockFactory, clock: SimClock
+) -> None:
+    """The alarm played in the middle of a long beep (a cue's 0.7 s on) goes off after its own
+    0.1 s, not when the cue's beep would have ended: a new pattern is written at once and its
+    own span ends are followed (the skip between span ends must forget the old pattern's)."""
+    buzzer = GpioBuzzer(BUZZER, factory)
+    pin = factory.observed_pin(BUZZER)
+    buzzer.play("cue_forward", T0)
+    buzzer.update(at(clock, T0 + 0.2))
+    assert pin.level is True
+    buzzer.play("alarm", at(clock, T0 + 0.25))
+    assert buzzer.pattern == "alarm"
+    buzzer.update(at(clock, T0 + 0.349))
+    assert pin.level is True
+    buzzer.update(at(clock, T0 + 0.351))
+    assert pin.level is False  # the alarm's first off, long before the cue's beep would end
+    buzzer.update(at(clock, T0 + 0.451))
+    assert pin.level is True
+    buzzer.close()
+
+
 def test_stop_then_play_overrides_priority(factory: ClockedMockFactory, clock: SimClock) -> None:
     buzzer = GpioBuzzer(BUZZER, factory)
     buzzer.play("alarm", T0)
