@@ -60,6 +60,7 @@ from caregiver.changes import Change, DeviceChanged, EventStored, SessionStored
 from caregiver.commands import new_request_id
 from caregiver.config import CaregiverConfig
 from caregiver.paho_tables import share_property_tables
+from caregiver.paho_wakes import Wakeups, coalesce_wakeups
 from caregiver.plan_answers import answer_of
 from caregiver.progress import parse_summary
 from caregiver.storage import NewEvent, StorageFault, Store, StoredEvent
@@ -153,6 +154,8 @@ class Ingestor:
         self._ingest_thread: threading.Thread | None = None
         self._local = threading.local()
         """``later``: this thread's batch's after-commit actions (absent: not in a batch)."""
+        self._wakes = Wakeups(None)
+        """The ingest thread's receipts and acknowledgements wake paho's thread once a batch."""
 
     # --------------------------------------------------------- processing
 
@@ -473,6 +476,7 @@ class Ingestor:
         )
         self._ingest_thread.start()
         client.loop_start()
+        self._wakes = coalesce_wakeups(client)
 
     def stop(self) -> None:
         self._stop.set()
@@ -557,16 +561,17 @@ class Ingestor:
                 if self._stop.is_set():
                     return
                 batch = [self._queue.popleft() for _ in range(min(len(self._queue), BATCH_MAX))]
-            with self._held_lock:
-                if self._held or not self.handle_batch(
-                    [(m.topic, bytes(m.payload)) for m in batch]
-                ):
-                    self._held.extend(batch)  # after any held before them: order is kept
-                    continue
-            client = self.client
-            if client is not None:
-                for message in batch:
-                    client.ack(message.mid, message.qos)
+            with self._wakes.quiet():  # its receipts and acknowledgements: one wake-up
+                with self._held_lock:
+                    if self._held or not self.handle_batch(
+                        [(m.topic, bytes(m.payload)) for m in batch]
+                    ):
+                        self._held.extend(batch)  # after any held before them: order is kept
+                        continue
+                client = self.client
+                if client is not None:
+                    for message in batch:
+                        client.ack(message.mid, message.qos)
 
     def _retry_held(self) -> None:
         """While the database fails, try the oldest held message again every few seconds."""
