@@ -36,6 +36,7 @@ from caregiver.storage.engines import (
     PooledReads,
     PostgresDatabase,
     SqliteDatabase,
+    SqliteReads,
     open_database,
 )
 from caregiver.storage.faults import StorageFault
@@ -1242,7 +1243,7 @@ class Store:
         self._writing = threading.local()
         """``depth``: this thread's open transactions and batches (its reads then see what they
         wrote, so they stay on the writing connection)."""
-        self._reads: PooledReads | None = None
+        self._reads: PooledReads | SqliteReads | None = None
         with _as_storage_fault():
             self._db = open_database(database)
         self.engine = self._db.engine
@@ -1272,6 +1273,13 @@ class Store:
         if isinstance(self._db, PostgresDatabase):
             self._announcer = Announcer(self._db.url)
             self._reads = PooledReads(self._db.url, self.READ_CONNECTIONS)
+        elif self._db.name != ":memory:":  # a second connection to it would be another database
+            try:
+                with _as_storage_fault(self._db):
+                    self._reads = SqliteReads(self._db.name)
+            except BaseException:
+                self._db.close()
+                raise
 
     def _prepare_sqlite(self, db: SqliteDatabase) -> None:
         if db.name != ":memory:" and Path(db.name).exists() and Path(db.name).stat().st_size:
@@ -1503,10 +1511,11 @@ class Store:
             yield Transaction(self._db)
 
     def _read(self, read: Callable[[Transaction], _T]) -> _T:
-        """Run an operation that only reads: on PostgreSQL on one of the pooled connections,
-        so that it waits neither for nor on ingest's batch (a thread inside a transaction or
-        batch reads on its own connection, and sees its own writes); on SQLite on the one
-        connection."""
+        """Run an operation that only reads: on a connection of its own (PostgreSQL: one of
+        the pooled connections; a SQLite file: its reading connection), so that it waits
+        neither for nor on ingest's batch (a thread inside a transaction or batch reads on
+        the writing connection, and sees its own writes; an in-memory SQLite database has
+        only that one)."""
         reads = self._reads
         depth: int = getattr(self._writing, "depth", 0)
         if reads is None or depth > 0:
