@@ -35,6 +35,16 @@ caregiver peak RSS <= 60 MB. Memory, last measured (2026-12-02, 50 devices, ``--
 its peak, a login's Argon2 buffer; the notifier 39.0 MB RSS, 26.3 MB of it private); what
 each part costs and why no setting brings it under 60 MB: docs/caregiver.md, Figures.
 
+Measured (2 cores shared with other work, Dec 2026): the 500-event burst's event to browser
+p99 was 485 ms (50 devices) and 450 ms (200) at load average 0.2-0.5; after a batch's
+receipts and acknowledgements woke paho once, batches went without a savepoint per message
+and SQLite reads got a connection of their own, 298 and 290 ms at load 3 (burst CPU 0.16-0.20
+s, was 0.21-0.25 s); alternating old and new at 200 devices: p99 481/530/532 ms against
+399/501/509 ms. During a burst the two cores are full (the service 0.2-0.3 s of CPU, its
+notifier 0.25-0.5 s for the 167 pages, Chromium 0.3-0.5 s, the generator, the broker): the
+ingest thread's wall time is three to four times its CPU time, so the figure follows the
+machine's load (p99 280-750 ms for one build over one afternoon).
+
     .venv/bin/python benchmarks/caregiver.py [--devices 50 200] [--burst 500] [--falls 40]
 """
 

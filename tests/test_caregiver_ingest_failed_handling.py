@@ -172,6 +172,25 @@ def test_a_message_is_undone_whole_even_if_its_failed_transaction_is_let_go(
         store.close()
 
 
+def test_a_batch_without_savepoints_whose_message_failed_never_commits(
+    caregiver_db: str,
+) -> None:
+    """Without savepoints (ingest's first attempt at a batch) a failed message cannot be undone
+    alone: the batch refuses to commit even if its caller went on, and keeps nothing."""
+    store = Store(caregiver_db)
+    try:
+        with pytest.raises(MessageUndone), store.batch(["kept", "failed"], 1.0, savepoints=False):
+            with store.message(), store.transaction() as tx:
+                tx.set_state("kept", "ARMED", "armed", "2026-12-02T08:00:00Z", 1.0)
+            with contextlib.suppress(KeyError), store.message():
+                with store.transaction() as tx:
+                    tx.set_state("failed", "TRIPPED", "fall", "2026-12-02T08:00:01Z", 1.0)
+                raise KeyError("a bug, let go")
+        assert store.devices() == []
+    finally:
+        store.close()
+
+
 def test_a_message_failing_after_its_receipt_was_queued_sends_no_receipt(
     tmp_path: Path, caregiver_db: str, mosquitto: Mosquitto, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -36,6 +36,7 @@ from caregiver.storage.engines import (
     PooledReads,
     PostgresDatabase,
     SqliteDatabase,
+    SqliteReads,
     open_database,
 )
 from caregiver.storage.faults import StorageFault
@@ -1291,7 +1292,7 @@ class Store:
         self._writing = threading.local()
         """``depth``: this thread's open transactions and batches (its reads then see what they
         wrote, so they stay on the writing connection)."""
-        self._reads: PooledReads | None = None
+        self._reads: PooledReads | SqliteReads | None = None
         with _as_storage_fault():
             self._db = open_database(database)
         self.engine = self._db.engine
@@ -1306,6 +1307,10 @@ class Store:
         """In a batch's :meth:`message` (read and written only with ``_lock`` held)."""
         self._message_failed = False
         """A transaction in the open :meth:`message` raised: the message is undone whole."""
+        self._savepoints = True
+        """The open batch's messages each have a savepoint (:meth:`batch`)."""
+        self._spoilt = False
+        """A message of the open batch failed without a savepoint: it must not commit."""
         try:
             with self._lock:
                 if isinstance(self._db, SqliteDatabase):
@@ -1317,6 +1322,13 @@ class Store:
         if isinstance(self._db, PostgresDatabase):
             self._announcer = Announcer(self._db.url)
             self._reads = PooledReads(self._db.url, self.READ_CONNECTIONS)
+        elif self._db.name != ":memory:":  # a second connection to it would be another database
+            try:
+                with _as_storage_fault(self._db):
+                    self._reads = SqliteReads(self._db.name)
+            except BaseException:
+                self._db.close()
+                raise
 
     def _prepare_sqlite(self, db: SqliteDatabase) -> None:
         if db.name != ":memory:" and Path(db.name).exists() and Path(db.name).stat().st_size:
@@ -1431,10 +1443,14 @@ class Store:
         exception is rolled back to it (after a database error the pipeline stays aborted and
         the whole batch is held, as it should be). A :meth:`transaction` in the block that
         raised undoes the message even if the block went on (:class:`MessageUndone` then says
-        so)."""
+        so). In a batch opened with ``savepoints=False`` there is no savepoint: a block that
+        raises spoils the batch, which must then end (see :meth:`batch`)."""
         with self._lock:
             if not self._batching or self._in_message:
                 yield
+                return
+            if not self._savepoints:
+                yield from self._message_without_savepoint()
                 return
             prepared = self._prepared
             before = prepared.copy() if prepared is not None else None
@@ -1466,12 +1482,29 @@ class Store:
                     self._in_message = False
                 self._db.execute("RELEASE SAVEPOINT message")
 
+    def _message_without_savepoint(self) -> Iterator[None]:
+        """A message in a batch opened with ``savepoints=False``: nothing to undo it alone.
+        If its block raises, the batch is spoilt: it must end by that exception (rolled back
+        whole), and it refuses to commit if the caller went on instead."""
+        self._in_message, self._message_failed = True, False
+        try:
+            yield
+            if self._message_failed:
+                raise MessageUndone("a transaction of the message failed and was let go")
+        except BaseException:
+            self._spoilt = True
+            raise
+        finally:
+            self._in_message = False
+
     @contextmanager
     def batch(
         self,
         devices: Collection[str] = (),
         now: float = 0.0,
         events: Sequence[tuple[NewEvent, float]] = (),
+        *,
+        savepoints: bool = True,
     ) -> Iterator[None]:
         """Group commit: every :meth:`transaction` in the block commits at its end, in one
         commit (a commit costs as much as the rest of a message's work: a burst of messages
@@ -1484,7 +1517,12 @@ class Store:
         at ``now``; ``events``: the events (and when each was received) its messages will
         record, inserted up front (:meth:`Transaction.prepare`). On PostgreSQL the block's
         statements go out in pipeline mode: only a statement whose result is read waits for
-        the server."""
+        the server.
+
+        ``savepoints=False``: the block's :meth:`message` s get no savepoint (two statements
+        fewer each). A message whose block raises then cannot be undone alone: the batch
+        must end by that exception, and is stored again with savepoints (what
+        :meth:`caregiver.ingest.Ingestor.handle_batch` does); it never commits."""
         with self._lock, _as_storage_fault(self._db), self._written():
             try:
                 with self._db.pipeline():
@@ -1492,9 +1530,11 @@ class Store:
                     ops = Transaction(self._db)
                     ops.lock_devices(devices, now)
                     self._prepared = ops.prepare(events) if events else None
-                    self._batching = True
+                    self._batching, self._savepoints, self._spoilt = True, savepoints, False
                     yield
                     self._batching = False
+                    if self._spoilt:
+                        raise MessageUndone("a message without a savepoint failed: not committed")
                     Transaction(self._db, self._prepared).finish()
                     self._prepared = None
                     self._db.commit()
@@ -1520,10 +1560,11 @@ class Store:
             yield Transaction(self._db)
 
     def _read(self, read: Callable[[Transaction], _T]) -> _T:
-        """Run an operation that only reads: on PostgreSQL on one of the pooled connections,
-        so that it waits neither for nor on ingest's batch (a thread inside a transaction or
-        batch reads on its own connection, and sees its own writes); on SQLite on the one
-        connection."""
+        """Run an operation that only reads: on a connection of its own (PostgreSQL: one of
+        the pooled connections; a SQLite file: its reading connection), so that it waits
+        neither for nor on ingest's batch (a thread inside a transaction or batch reads on
+        the writing connection, and sees its own writes; an in-memory SQLite database has
+        only that one)."""
         reads = self._reads
         depth: int = getattr(self._writing, "depth", 0)
         if reads is None or depth > 0:
