@@ -9,18 +9,30 @@ events' arrival times are known. The browser's side: tests/test_caregiver_browse
 
 from __future__ import annotations
 
+import http.client
 import json
 import re
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from caregiver.changes import EventStored, encode
 from caregiver.routes.api import ARRIVAL_LAG_S
 from caregiver.service import CaregiverService
-from tests.caregiver_support import FakeClock, Http, SimDevice, make_config, running_service
+from caregiver.storage import StorageFault
+from tests.caregiver_support import (
+    WAIT,
+    FakeClock,
+    Http,
+    SimDevice,
+    make_config,
+    running_service,
+)
 from tools.broker import Mosquitto
+from tools.pgcluster import PostgresCluster
 
 JSON = {"accept": "application/json"}
 
@@ -128,3 +140,109 @@ def _csrf(client: Http) -> str:
     found = re.search(r'name="csrf" value="([^"]+)"', page)
     assert found
     return found[1]
+
+
+class _Stream:
+    """A logged-in page's ``/stream``."""
+
+    def __init__(self, port: int, client: Http) -> None:
+        self.conn = http.client.HTTPConnection("127.0.0.1", port, timeout=WAIT)
+        cookie = "; ".join(f"{k}={v}" for k, v in client.cookies.items())
+        self.conn.request(
+            "GET", "/stream", headers={"accept": "text/event-stream", "cookie": cookie}
+        )
+        self.response = self.conn.getresponse()
+        assert self.response.status == 200
+
+    def hello(self) -> str:
+        """The marker of the stream's first message."""
+        while True:
+            line = self.response.fp.readline().decode()
+            assert line, "the stream ended"
+            if line.startswith("data: "):
+                message = json.loads(line[6:])
+                assert message["kind"] == "hello"
+                return str(message["changes"])
+
+    def ends(self) -> bool:
+        """The stream ends (keepalives are read past; a stream left open times out: a
+        failure)."""
+        deadline = time.monotonic() + WAIT
+        while time.monotonic() < deadline:
+            if not self.response.fp.readline():
+                return True
+        return False
+
+    def close(self) -> None:
+        self.conn.close()
+
+
+def _marker(client: Http) -> str:
+    _, _, page = client.request("GET", "/")
+    found = re.search(r'data-changes="([^"]*)"', page)
+    assert found
+    return found[1]
+
+
+def test_a_take_the_feed_cannot_read_ends_every_stream_so_the_pages_catch_up(
+    service: CaregiverService, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Another instance's event reaches this one's feed without its row: the feed reads it.
+    When that read fails, the change cannot reach the pages: every stream ends, so each
+    page reconnects, its hello differs from its render's marker, and it fetches itself and
+    asks for the alarms it missed (before: the take was dropped with no stream ending, and
+    the fall never alarmed)."""
+    ann = Http(service.port)
+    assert ann.login() == 303
+    rendered = _marker(ann)
+    stream = _Stream(service.port, ann)
+    try:
+        assert stream.hello() == rendered
+
+        def unreadable(ids: object) -> object:
+            raise StorageFault("the database went away")
+
+        monkeypatch.setattr(service.store, "events_by_id", unreadable)
+        service._heard(encode(EventStored("treadmill-1", "a-fall-on-b"), "instance-b"))
+        assert stream.ends()
+    finally:
+        stream.close()
+    monkeypatch.undo()
+    again = _Stream(service.port, ann)
+    try:
+        assert again.hello() != rendered
+    finally:
+        again.close()
+
+
+def test_listening_again_after_a_loss_ends_every_stream_so_the_pages_catch_up(
+    mosquitto: Mosquitto, tmp_path: Path, postgres_cluster: PostgresCluster
+) -> None:
+    """The connection that hears the other instances dropped: what they announced meanwhile
+    was not heard. Once it listens again every stream ends and the marker moves on, so each
+    page fetches itself and asks for the alarms it missed."""
+    import psycopg
+
+    url = postgres_cluster.new_database()
+    with running_service(make_config(mosquitto, tmp_path, database=url), background=False) as s:
+        assert s.listener is not None and s.listener.listening.wait(WAIT)
+        ann = Http(s.port)
+        assert ann.login() == 303
+        rendered = _marker(ann)
+        stream = _Stream(s.port, ann)
+        try:
+            assert stream.hello() == rendered
+            with psycopg.connect(url, autocommit=True) as db:
+                killed = db.execute(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                    "WHERE query LIKE 'LISTEN %' AND pid <> pg_backend_pid()"
+                ).fetchall()
+            assert killed == [(True,)]
+            assert stream.ends()
+        finally:
+            stream.close()
+        again = _Stream(s.port, ann)
+        try:
+            assert again.hello() != rendered
+        finally:
+            again.close()

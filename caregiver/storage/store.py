@@ -1375,11 +1375,16 @@ class Store:
         if self._announcer is not None:
             self._announcer.announce(message)
 
-    def listen(self, on_message: Callable[[str], None]) -> Listener | None:
-        """Hear what the other instances announce (a thread; None on SQLite)."""
+    def listen(
+        self,
+        on_message: Callable[[str], None],
+        on_resumed: Callable[[], None] | None = None,
+    ) -> Listener | None:
+        """Hear what the other instances announce (a thread; None on SQLite); ``on_resumed``
+        once listening again after a loss (what was announced meanwhile was not heard)."""
         if not isinstance(self._db, PostgresDatabase):
             return None
-        return Listener(self._db.url, on_message)
+        return Listener(self._db.url, on_message, on_resumed)
 
     @contextmanager
     def transaction(self) -> Iterator[Transaction]:
