@@ -298,3 +298,29 @@ def test_listening_again_after_a_loss_ends_every_stream_so_the_pages_catch_up(
             assert again.hello() != rendered
         finally:
             again.close()
+
+
+def test_a_limited_caregiver_s_page_marker_moves_only_with_their_devices(
+    service: CaregiverService, mosquitto: Mosquitto
+) -> None:
+    """``data-changes`` and the stream's hello say nothing of devices the caregiver may not
+    see: another device's fall leaves Bob's marker as it was, Ann's moves on."""
+    service.accounts.add_user("bob", "another good password")
+    assert service.accounts.limit("bob", ["treadmill-2"])
+    ann, bob = Http(service.port), Http(service.port)
+    assert ann.login() == 303 and bob.login("bob", "another good password") == 303
+    dad = SimDevice(mosquitto, "treadmill-1")
+    try:
+        dad.online()
+        assert service.ingestor.wait_for(lambda: service.store.device("treadmill-1") is not None)
+        theirs, mine = _marker(bob), _marker(ann)
+        fall = dad.incident_fall()
+        _stored(service, fall["window"])
+        assert _marker(bob) == theirs and _marker(ann) != mine
+        stream = _Stream(service.port, bob)
+        try:
+            assert stream.hello() == theirs
+        finally:
+            stream.close()
+    finally:
+        dad.close()

@@ -212,7 +212,7 @@ class Site:
                     return PlainTextResponse("missing or wrong CSRF token", status_code=403)
             request.state.session = session
             # before the handler reads the store: what a page renders is at least this new
-            request.state.changes = self.backend.hub.marker
+            request.state.changes = self.backend.hub.marker_for(session.may_see)
             if request.method == "GET" and "text/html" in request.headers.get("accept", ""):
                 # after the marker: a critical event counted after it the page asks about
                 request.state.alarmed = await run_in_threadpool(

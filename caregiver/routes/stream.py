@@ -66,7 +66,7 @@ class LiveFeed:
     def publish(self, change: Change) -> None:
         """After a commit (any thread but the event loop's): queue it for the browsers."""
         hub = self.site.backend.hub
-        hub.changed()  # first: a stream opening after this check knows of it by its hello
+        hub.changed(change.device_id)  # first: a stream opening after this knows of it (hello)
         if hub.clients == 0:
             return
         with self._cond:
