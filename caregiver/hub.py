@@ -42,22 +42,41 @@ class Hub:
         self.attached = threading.Event()
         """Set once the web server's event loop has started (see :meth:`attach`)."""
         self._boot = secrets.token_hex(4)
-        self._changes = 0
+        self._changes: dict[str, int] = {}
+        """Changes committed about each device: a caregiver's marker counts only those of the
+        devices they may see (a fleet-wide count told a limited caregiver when devices they
+        cannot see were busy)."""
+        self._everyone = 0
+        """Changes every page must catch up on, whatever its devices (:meth:`changed` of None)."""
         self._changes_lock = threading.Lock()
 
-    def changed(self) -> None:
-        """A change was committed (any thread; before it goes to the browsers, whether any
-        listens or not): :attr:`marker` moves on."""
+    def changed(self, device_id: str | None = None) -> None:
+        """A change about ``device_id`` was committed (any thread; before it goes to the
+        browsers, whether any listens or not): the markers of those who may see it move on.
+        None: every marker moves on (changes that may have been missed, whoever's)."""
         with self._changes_lock:  # ingest's thread, the web's workers, other instances' news
-            self._changes += 1
+            if device_id is None:
+                self._everyone += 1
+            else:
+                self._changes[device_id] = self._changes.get(device_id, 0) + 1
+
+    def marker_for(self, may_see: Callable[[str], bool]) -> str:
+        """Where the changes a caregiver may see stand: a page rendered now says it, and every
+        stream's first message (hello) says it again; the same on both means nothing they may
+        see changed between the render and the stream's opening, so the page need not fetch
+        itself again. This process's (another instance's, or this one after a restart,
+        differs). A sum of counts that only grow: any visible change moves it on; the
+        devices a caregiver may not see move nothing."""
+        with self._changes_lock:
+            counts = list(self._changes.items())
+            total = self._everyone
+        total += sum(count for device, count in counts if may_see(device))
+        return f"{self._boot}.{total}"
 
     @property
     def marker(self) -> str:
-        """Where the changes stand: a page rendered now says it, and every stream's first
-        message (hello) says it again; the same on both means nothing changed between the
-        render and the stream's opening, so the page need not fetch itself again. This
-        process's (another instance's, or this one after a restart, differs)."""
-        return f"{self._boot}.{self._changes}"
+        """:meth:`marker_for` a caregiver who may see every device."""
+        return self.marker_for(lambda device: True)
 
     def attach(self, loop: asyncio.AbstractEventLoop) -> None:
         """The web server started on ``loop`` (from its lifespan startup)."""
@@ -128,7 +147,7 @@ class Hub:
         queue: asyncio.Queue[str | None] = asyncio.Queue(self._max)
         self._clients[queue] = may_see
         # after the queue is in: a change counted after this marker reaches this stream
-        hello = _encoder.encode(HelloMessage(self.marker)).decode()
+        hello = _encoder.encode(HelloMessage(self.marker_for(may_see))).decode()
         try:
             yield f"retry: 2000\ndata: {hello}\n\n"
             while True:

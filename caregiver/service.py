@@ -109,6 +109,15 @@ class CaregiverService:
             self._feed.publish(decoded[1])
             self._wake_notifier()  # its ingest may have queued pages this instance sends
 
+    def _deaf_meanwhile(self) -> None:
+        """Listening again after a loss: what the other instances changed meanwhile was not
+        heard. The marker moves on and every stream ends, so each page reconnects, fetches
+        itself and asks for the alarms it missed (before: another instance's fall during the
+        gap never alarmed)."""
+        self.hub.changed()
+        self.hub.shutdown()
+        self._wake_notifier()
+
     def _wake_notifier(self) -> None:
         """Notifications were queued (committed): whichever sender runs, send them now."""
         if self.notifier_process is not None:
@@ -185,7 +194,7 @@ class CaregiverService:
         """Connect to the broker; with ``background`` also run the notifier and the escalation
         ticker (tests on a fake clock drive :meth:`Alerting.tick` and
         :meth:`Notifier.deliver_due` themselves); with ``web`` serve the dashboard in a thread."""
-        self.listener = self.store.listen(self._heard)
+        self.listener = self.store.listen(self._heard, self._deaf_meanwhile)
         self.ingestor.start()
         if background:
             self._drop_orphan_notifications()

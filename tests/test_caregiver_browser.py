@@ -26,6 +26,7 @@ from caregiver.service import CaregiverService
 from tests.caregiver_support import (
     PASSWORD,
     WAIT,
+    FakeClock,
     SimDevice,
     make_config,
     physio_month,
@@ -960,3 +961,36 @@ def test_an_acknowledgement_of_a_fall_does_not_alarm_again(
     expect(page.locator("#alarm-text")).to_have_text("FALL on Treadmill 2")
     assert page.evaluate("window.__notes") == ["FALL on Treadmill 1", "FALL on Treadmill 2"]
     page.context.close()
+
+
+def test_a_missed_fall_alarms_whatever_time_it_arrived_at(
+    browser: Any, mosquitto: Mosquitto, tmp_path: Path, caregiver_db: str
+) -> None:
+    """The page knows events, not times: a fall stored while its feed was broken alarms even
+    though its arrival time is a minute before the page was rendered (the clock stepped
+    back, or the instance that stored it runs behind). The progress page reloads to catch
+    up and hands what it knew over (before: the page asked for critical events after its
+    render time, less 10 s, and this fall was never found)."""
+    from playwright.sync_api import expect
+
+    clock = FakeClock(dt.datetime.now(dt.UTC).timestamp())
+    config = make_config(mosquitto, tmp_path, database=caregiver_db)
+    with running_service(config, background=False, clock=clock) as service:
+        device = _StoredAtOnce(mosquitto, "treadmill-1")
+        device.service = service
+        device.online()
+        page = _login(browser, service, init_script=_NOTIFICATIONS)
+        page.goto(service.url + "/devices/treadmill-1/progress")
+        expect(page.locator("body")).to_have_attribute("data-live", "1")
+
+        _break_the_feed(page, service)
+        clock.advance(-60)
+        device.incident_fall()  # stored while the page has no feed, "before" its render
+        page.unroute("**/stream")
+
+        expect(page.locator("#alarm-text")).to_have_text(
+            "FALL — not acknowledged — Dad's treadmill"
+        )
+        assert page.evaluate("window.__notes") == ["FALL — not acknowledged — Dad's treadmill"]
+        page.context.close()
+        device.close()

@@ -54,6 +54,38 @@ def test_a_stream_s_hello_names_the_changes_as_they_stood_when_it_opened(
     assert asyncio.run_coroutine_threadsafe(hello(), loop).result(20) == _opening(hub)
 
 
+def test_a_caregiver_s_marker_counts_only_the_devices_they_may_see(
+    loop: asyncio.AbstractEventLoop,
+) -> None:
+    """A caregiver limited to some devices learns nothing of the others' activity from the
+    marker (before: one fleet-wide count moved with every device's change); a change that
+    may have been missed by anyone (None) moves every marker."""
+    hub = Hub()
+    hub.attach(loop)
+
+    def mine(device: str) -> bool:
+        return device == "treadmill-2"
+
+    limited, everyone = hub.marker_for(mine), hub.marker
+    hub.changed("treadmill-1")
+    assert hub.marker_for(mine) == limited and hub.marker != everyone
+    hub.changed("treadmill-2")
+    assert hub.marker_for(mine) != limited
+    limited = hub.marker_for(mine)
+    hub.changed()
+    assert hub.marker_for(mine) != limited
+
+    async def hello() -> str:
+        stream = hub.stream(mine)
+        text = await anext(stream)
+        await stream.aclose()
+        return text
+
+    hub.changed("treadmill-1")
+    said = asyncio.run_coroutine_threadsafe(hello(), loop).result(20)
+    assert f'"changes":"{hub.marker_for(mine)}"' in said
+
+
 def test_a_take_reaches_each_stream_in_order_with_one_wake_up_of_the_loop(
     loop: asyncio.AbstractEventLoop, monkeypatch: pytest.MonkeyPatch
 ) -> None:

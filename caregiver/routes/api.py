@@ -13,48 +13,32 @@ from starlette.routing import BaseRoute, Route
 
 from caregiver import plot, story
 from caregiver.auth import Session
-from caregiver.routes.site import Site
-from caregiver.storage import Incident, Store
+from caregiver.routes.site import OPEN_ALARMS, Site
+from caregiver.storage import Store
 from core.protocol.messages import ImuRecording
-
-ARRIVAL_LAG_S = 10.0
-"""How much earlier than a page's bearing (``since``) the missed alarms are looked for: an
-event's arrival time is taken before its batch commits (and another instance's clock may be
-a little behind), so one that arrived just before the page's bearing can reach the store
-after it. The page skips the events it has alarmed for already."""
 
 
 class MissedAlarm(msgspec.Struct, frozen=True):
-    """An open incident with critical events a page did not alarm for (``/api/alarms``):
-    worded as the fleet's card says it, so the page's two ways of catching up alarm alike."""
+    """An open incident with a critical event (``/api/alarms``): worded as the fleet's card
+    says it, so the page's two ways of catching up alarm alike. The page alarms for it
+    unless it rendered or heard :attr:`event` already."""
 
     device_id: str
     device_name: str
     incident: str
     text: str
     link: str
-    events: list[str]
-    """Its critical events since, oldest first (the page skips those it heard live)."""
-    received_at: float
-    """When the newest of them came (the server's clock)."""
+    event: str
+    """Its newest critical event's id."""
 
 
-def missed_alarms(
-    store: Store, since: float, session: Session, name: Callable[[str], str]
-) -> list[MissedAlarm]:
-    """The open incidents with a critical event that came at or after ``since`` (less
-    :data:`ARRIVAL_LAG_S`), of the devices ``session`` may see, oldest first."""
-    incidents: dict[str, Incident] = {}
-    events: dict[str, list[str]] = {}
-    newest: dict[str, float] = {}
-    for incident, event_id, received_at in store.critical_since(
-        since - ARRIVAL_LAG_S, session.devices
-    ):  # oldest first
-        incidents[incident.id] = incident
-        events.setdefault(incident.id, []).append(event_id)
-        newest[incident.id] = received_at
+def missed_alarms(store: Store, session: Session, name: Callable[[str], str]) -> list[MissedAlarm]:
+    """The open (unacknowledged) incidents with a critical event, of the devices ``session``
+    may see, newest first: a page whose feed broke alarms for those whose newest critical
+    event it has not rendered nor heard. No times: each instance's clock, the events'
+    arrival times and a page's bearings need not agree."""
     alarms = []
-    for incident in incidents.values():
+    for incident, event in store.open_critical(session.devices, OPEN_ALARMS):
         headline = story.headline(incident, f"/events/{incident.first_event_id}")
         alarms.append(
             MissedAlarm(
@@ -63,11 +47,10 @@ def missed_alarms(
                 incident.id,
                 headline.text,
                 headline.link,
-                events[incident.id],
-                newest[incident.id],
+                event,
             )
         )
-    return sorted(alarms, key=lambda a: a.received_at)
+    return alarms
 
 
 def event_plot_series(store: Store, event_id: str) -> plot.PlotSeries | None:
@@ -113,18 +96,10 @@ def routes(site: Site) -> list[BaseRoute]:
 
     @site.authed
     async def alarms_json(request: Request) -> Response:
-        """``?since=<server time>``: what :func:`missed_alarms` finds (``static/app.js`` asks
-        once its feed is back after a break)."""
-        try:
-            since = float(request.query_params.get("since", ""))
-        except ValueError:
-            return JSONResponse({"error": "since: a time in seconds"}, status_code=400)
-        if since != since:  # NaN
-            return JSONResponse({"error": "since: a time in seconds"}, status_code=400)
+        """What :func:`missed_alarms` finds (``static/app.js`` asks once its feed is back
+        after a break)."""
         session: Session = request.state.session
-        found = await run_in_threadpool(
-            missed_alarms, store, since, session, site.backend.device_name
-        )
+        found = await run_in_threadpool(missed_alarms, store, session, site.backend.device_name)
         return Response(
             msgspec.json.encode({"alarms": found}),
             media_type="application/json",

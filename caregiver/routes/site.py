@@ -47,6 +47,19 @@ LOGIN_COOKIE = "rg_login"
 Handler = Callable[[Request], Awaitable[Response]]
 
 
+OPEN_ALARMS = 50
+"""Open critical incidents a page is told of at most (the newest): in its render and by
+``/api/alarms`` alike. Counted by incidents, so one incident's many critical events (a
+device flapping) never hide another device's fall."""
+
+
+def open_alarms(store: Store, session: Session) -> list[str]:
+    """The newest critical event ids of the open incidents ``session`` may see: what a page
+    rendered now shows, so it does not alarm for them when its feed opens (``/api/alarms``
+    names the same ids; the page alarms for those it neither rendered nor heard)."""
+    return [event for _, event in store.open_critical(session.devices, OPEN_ALARMS)]
+
+
 class Backend(Protocol):
     """What the dashboard needs from the caregiver service (which the web layer never imports:
     :class:`caregiver.service.CaregiverService` is one)."""
@@ -199,8 +212,12 @@ class Site:
                     return PlainTextResponse("missing or wrong CSRF token", status_code=403)
             request.state.session = session
             # before the handler reads the store: what a page renders is at least this new
-            request.state.changes = self.backend.hub.marker
-            request.state.since = self.backend.clock()
+            request.state.changes = self.backend.hub.marker_for(session.may_see)
+            if request.method == "GET" and "text/html" in request.headers.get("accept", ""):
+                # after the marker: a critical event counted after it the page asks about
+                request.state.alarmed = await run_in_threadpool(
+                    open_alarms, self.backend.store, session
+                )
             return await handler(request)
 
         return wrapper
@@ -223,10 +240,10 @@ class Site:
         session: Session | None = getattr(request.state, "session", None)
         context.setdefault("user", session.username if session else None)
         context.setdefault("csrf", session.csrf if session else "")
-        # the live feed's bearings (static/app.js): the changes this page has, and the
-        # server's time it was read at (critical events after it the page alarms for)
+        # the live feed's bearings (static/app.js): the changes this page has, and the open
+        # critical incidents' newest critical events it shows (those it does not alarm for)
         context.setdefault("changes", getattr(request.state, "changes", ""))
-        context.setdefault("since", getattr(request.state, "since", 0.0))
+        context.setdefault("alarmed", getattr(request.state, "alarmed", []))
         return self.templates.TemplateResponse(request, name, context, status_code=status_code)
 
     def fragment(self, name: str, **context: Any) -> str:

@@ -66,7 +66,7 @@ class LiveFeed:
     def publish(self, change: Change) -> None:
         """After a commit (any thread but the event loop's): queue it for the browsers."""
         hub = self.site.backend.hub
-        hub.changed()  # first: a stream opening after this check knows of it by its hello
+        hub.changed(change.device_id)  # first: a stream opening after this knows of it (hello)
         if hub.clients == 0:
             return
         with self._cond:
@@ -105,6 +105,7 @@ class LiveFeed:
                 seen = _Snapshot.read(store, unread)  # events ingest did not hand over
             except Exception:
                 log.exception("could not read a batch of changes for the dashboard")
+                self._lost()
                 continue
             out: list[feed.FeedMessage] = []
             for change in batch:
@@ -124,11 +125,20 @@ class LiveFeed:
                     seen = _Snapshot.read(store, waiting)
                 except Exception:
                     log.exception("could not read the changed cards for the dashboard")
+                    self._lost()
                     continue
                 out = []
                 for change in waiting:
                     self._push(change, seen, out)
                 self._hand_over(out)
+
+    def _lost(self) -> None:
+        """A take could not be read: its changes never reach the browsers. Every stream
+        ends, so each page reconnects, its hello's marker (moved on by these changes) differs
+        from the page's, and the page fetches itself and asks for the alarms it missed
+        (before: the take was dropped, no stream ended, and another instance's fall — whose
+        row this feed always reads — never alarmed)."""
+        self.site.backend.hub.shutdown()
 
     def _hand_over(self, messages: list[feed.FeedMessage]) -> None:
         """To the hub, in one go: one wake-up of the web server's event loop for the take

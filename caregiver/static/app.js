@@ -298,24 +298,27 @@
       });
   }
 
-  // Where this page stands (standsAt): the server's time it was rendered at; the events
-  // the live feed brought move it on, and the critical ones are remembered (heard): what
-  // came after it and was not heard, the page missed. A reload this script makes (the
-  // progress page's catching up, a new session) hands both to the next page, which asks.
-  var body = document.body, standsAt = parseFloat(body.dataset.since) || 0, heard = new Set(), owed = false;
+  // What this page knows (heard): the newest critical event of each open incident it was
+  // rendered with (data-alarmed), and the critical events the live feed brought. The
+  // service names each open critical incident's newest critical event (/api/alarms); one
+  // the page does not know, it missed. No times: the service's clocks, the events' arrival
+  // times and the page's need not agree. A reload this script makes (the progress page's
+  // catching up, a new session) hands what it knew to the next page, which asks: the next
+  // page's render shows what this one missed, so it takes this one's knowledge instead.
+  var body = document.body, heard = new Set(), owed = false;
+  try { JSON.parse(body.dataset.alarmed || "[]").forEach(function (id) { heard.add(id); }); } catch (e) { /* none */ }
   var HANDOVER = "retroguard.catchUp";
   try {
     var handed = JSON.parse(sessionStorage.getItem(HANDOVER) || "null");
     sessionStorage.removeItem(HANDOVER);
-    if (handed && handed.page === location.pathname && handed.since < standsAt) {
-      standsAt = handed.since; owed = true;
-      handed.heard.forEach(function (id) { heard.add(id); });
+    if (handed && handed.page === location.pathname && Array.isArray(handed.heard)) {
+      heard = new Set(handed.heard); owed = true;
     }
-  } catch (e) { /* no session storage: the page stands where it was rendered */ }
+  } catch (e) { /* no session storage: the page knows what it was rendered with */ }
   function reload() {
     try {
       sessionStorage.setItem(HANDOVER, JSON.stringify(
-        { page: location.pathname, since: standsAt, heard: Array.from(heard).slice(-200) }));
+        { page: location.pathname, heard: Array.from(heard).slice(-500) }));
     } catch (e) { /* private mode */ }
     location.reload();
   }
@@ -328,8 +331,7 @@
     raiseAlarm(device, name, text, link);
   }
   function missedAlarms() {
-    fetch("/api/alarms?since=" + encodeURIComponent(String(standsAt)),
-          { credentials: "same-origin", headers: { "Accept": "application/json" } })
+    fetch("/api/alarms", { credentials: "same-origin", headers: { "Accept": "application/json" } })
       .then(function (r) {
         if (r.status === 401 || r.status === 404) return null;  // logged out (resync says so)
         if (!r.ok) throw new Error("HTTP " + r.status);
@@ -337,11 +339,10 @@
       })
       .then(function (found) {
         if (!found) return;
-        found.alarms.forEach(function (a) {
-          var unheard = a.events.filter(function (id) { return !heard.has(id); });
-          standsAt = Math.max(standsAt, a.received_at);
-          if (!unheard.length) return;
-          unheard.forEach(function (id) { heard.add(id); });
+        // newest first: the oldest alarms first, so the banner ends on the newest
+        found.alarms.slice().reverse().forEach(function (a) {
+          if (heard.has(a.event)) return;
+          heard.add(a.event);
           caughtUp(a.device_id, a.device_name, a.text + " \u2014 " + a.device_name, a.link);
         });
         schedule();
@@ -385,10 +386,7 @@
     source.onmessage = function (m) {
       var msg = JSON.parse(m.data);
       if (msg.kind === "hello") { onHello(msg); return; }
-      if (msg.kind === "event") {
-        standsAt = Math.max(standsAt, msg.event.received_at);
-        alarmFor(msg);  // at once; the page's changes in a moment
-      }
+      if (msg.kind === "event") alarmFor(msg);  // at once; the page's changes in a moment
       queue.push(msg);
       schedule();
     };

@@ -614,12 +614,19 @@ class Listener:
     database (``LISTEN``, its own connection) and hands each message to ``on_message``.
 
     A dropped connection is opened again after a second; what was announced meanwhile is
-    not heard (a browser shows it on its next reload).
+    not heard, so once the LISTEN is in place again ``on_resumed`` is called (the service
+    ends every browser's stream: each page fetches itself and asks for the alarms it missed).
     """
 
-    def __init__(self, url: str, on_message: Callable[[str], None]) -> None:
+    def __init__(
+        self,
+        url: str,
+        on_message: Callable[[str], None],
+        on_resumed: Callable[[], None] | None = None,
+    ) -> None:
         self._url = url
         self._on_message = on_message
+        self._on_resumed = on_resumed
         self._stop = threading.Event()
         self.listening = threading.Event()
         """Set while the LISTEN is in place (tests wait for it)."""
@@ -627,19 +634,31 @@ class Listener:
         self._thread.start()
 
     def _run(self) -> None:
+        lost = False
         while not self._stop.is_set():
             try:
                 with psycopg.connect(self._url, autocommit=True, connect_timeout=10) as db:
                     db.execute(f"LISTEN {CHANGES_CHANNEL}")
                     self.listening.set()
+                    if lost and self._on_resumed is not None:
+                        lost = False
+                        self._resumed()
                     while not self._stop.is_set():
                         for note in db.notifies(timeout=0.5):
                             self._deliver_batch(note.payload)
             except psycopg.Error as exc:
+                lost = True
                 self.listening.clear()
                 log.warning("listening for other instances' changes failed: %s (again in 1 s)", exc)
                 self._stop.wait(1.0)
         self.listening.clear()
+
+    def _resumed(self) -> None:
+        try:
+            assert self._on_resumed is not None
+            self._on_resumed()
+        except Exception:
+            log.exception("could not handle listening again after a loss")
 
     def _deliver_batch(self, payload: str) -> None:
         try:

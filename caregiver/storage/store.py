@@ -866,30 +866,39 @@ class Transaction:
         ).fetchall()
         return [_incident(r) for r in rows]
 
-    def critical_since(
-        self, since: float, devices: Collection[str] | None, limit: int
-    ) -> list[tuple[Incident, str, float]]:
-        """Open incidents' critical events received at or after ``since`` (of ``devices``
-        only, unless None), oldest first: each with its incident, its id and when it came.
-        Driven from the open incidents (few), each's events by the incident index; an event
-        from before incidents is its own incident (no ``incident`` of its own)."""
+    def open_critical(
+        self, devices: Collection[str] | None, limit: int
+    ) -> list[tuple[Incident, str]]:
+        """Open incidents with a critical event (of ``devices`` only, unless None), newest
+        first, at most ``limit`` of them: each with its newest critical event's id (by the
+        device's sequence: a clock stepped back, or another instance's behind, does not
+        make an older one the newest; by arrival for a monitor without one). Driven
+        from the open incidents (few), each's events by the incident index; an event from
+        before incidents is its own incident (no ``incident`` of its own)."""
         if devices is not None and not devices:
             return []
-        columns = ", ".join(f"i.{c.strip()}" for c in _INCIDENT_COLUMNS.split(","))
-        where = "i.status = 'open' AND e.severity = 'critical' AND e.received_at >= ?"
-        args: list[object] = [since]
+        names = [c.strip() for c in _INCIDENT_COLUMNS.split(",")]
+        columns = ", ".join(f"i.{c}" for c in names)
+        where = "i.status = 'open' AND e.severity = 'critical'"
+        args: list[object] = []
         if devices is not None:
             where += f" AND i.device_id IN ({_marks(list(devices))})"
             args += list(devices)
+        found = (
+            f"SELECT {columns}, e.id AS critical, e.seq AS seq, e.received_at AS came "
+            f"FROM incidents i JOIN events e ON e.incident = i.id WHERE {where} "
+            f"UNION ALL SELECT {columns}, e.id, e.seq, e.received_at FROM incidents i "
+            f"JOIN events e ON e.id = i.id AND e.incident IS NULL WHERE {where}"
+        )
+        plain = ", ".join(f"f.{c}" for c in names)
         rows = self._db.execute(
-            f"SELECT {columns}, e.id, e.received_at FROM incidents i "
-            f"JOIN events e ON e.incident = i.id WHERE {where} "
-            f"UNION ALL SELECT {columns}, e.id, e.received_at FROM incidents i "
-            f"JOIN events e ON e.id = i.id AND e.incident IS NULL WHERE {where} "
-            "ORDER BY 15, 14 LIMIT ?",
+            f"SELECT {', '.join(names)}, critical FROM (SELECT {plain}, f.critical, f.came, "
+            "ROW_NUMBER() OVER (PARTITION BY f.id "
+            "ORDER BY f.seq DESC NULLS LAST, f.came DESC, f.critical DESC) AS n "
+            f"FROM ({found}) f) r WHERE n = 1 ORDER BY came DESC, id LIMIT ?",
             (*args, *args, limit),
         ).fetchall()
-        return [(_incident(r[:13]), str(r[13]), float(r[14])) for r in rows]
+        return [(_incident(r[:13]), str(r[13])) for r in rows]
 
     def open_incidents(self, device_id: str) -> list[Incident]:
         rows = self._db.execute(
@@ -1387,11 +1396,16 @@ class Store:
         if self._announcer is not None:
             self._announcer.announce(message)
 
-    def listen(self, on_message: Callable[[str], None]) -> Listener | None:
-        """Hear what the other instances announce (a thread; None on SQLite)."""
+    def listen(
+        self,
+        on_message: Callable[[str], None],
+        on_resumed: Callable[[], None] | None = None,
+    ) -> Listener | None:
+        """Hear what the other instances announce (a thread; None on SQLite); ``on_resumed``
+        once listening again after a loss (what was announced meanwhile was not heard)."""
         if not isinstance(self._db, PostgresDatabase):
             return None
-        return Listener(self._db.url, on_message)
+        return Listener(self._db.url, on_message, on_resumed)
 
     @contextmanager
     def transaction(self) -> Iterator[Transaction]:
@@ -1644,12 +1658,13 @@ class Store:
         list)."""
         return self._read(lambda ops: ops.recent_incidents(limit, devices))
 
-    def critical_since(
-        self, since: float, devices: Collection[str] | None = None, limit: int = 100
-    ) -> list[tuple[Incident, str, float]]:
-        """What a dashboard page whose live feed broke must still alarm for: the critical
-        events of incidents still open (not acknowledged) that came at or after ``since``."""
-        return self._read(lambda ops: ops.critical_since(since, devices, limit))
+    def open_critical(
+        self, devices: Collection[str] | None = None, limit: int = 50
+    ) -> list[tuple[Incident, str]]:
+        """What a dashboard page alarms for if it has not yet: the open (not acknowledged)
+        incidents with a critical event, newest first, each with its newest critical event's
+        id (no times: the page compares ids it rendered and heard, whatever the clocks)."""
+        return self._read(lambda ops: ops.open_critical(devices, limit))
 
     def open_incidents(self, device_id: str) -> list[Incident]:
         return self._read(lambda ops: ops.open_incidents(device_id))

@@ -47,7 +47,7 @@ import msgspec
 from core.protocol.events import Event, EventType
 from core.protocol.messages import DeviceHealth
 from core.protocol.payloads import wall_now
-from core.protocol.walker import DEFAULT_WALKER_ID, WalkerInvalid, is_walker_id
+from core.protocol.walker import WalkerInvalid, is_walker_id
 from core.zones import system_zone
 from firmware.config import Config
 from firmware.courier.channel import SEND_TIMEOUT_S, LoopChannel
@@ -56,7 +56,7 @@ from firmware.session.record import SessionArchive
 from firmware.sinks import EventSink, LogSink, StoreSink, StoringSink
 from firmware.storage import incidents
 from firmware.storage.damage import MovedAside
-from firmware.storage.events import EventStore
+from firmware.storage.events import CHOSEN_WALKER, EventStore
 from firmware.storage.fallback import FallbackDatabase
 from firmware.storage.plans import current_plans, current_revision
 from firmware.storage.progressions import advance_if_done
@@ -67,7 +67,7 @@ from firmware.storage.retention import (
     incremental_vacuum_enabled,
 )
 from firmware.storage.runs import begin_run, end_run, mark_reported, unreported_unclean_runs
-from firmware.storage.walkers import roster, roster_revision, select_walker, selected_walker
+from firmware.storage.walkers import roster, roster_revision, select_walker
 
 if TYPE_CHECKING:
     from firmware.mqtt import MqttReporter
@@ -122,10 +122,6 @@ class Courier:
         none under way): the events the courier itself raises (a test alarm, a storage or
         crash fault) name them, as the loop's link names them on its own events, and not the
         walker chosen meanwhile for the next session."""
-        self.chosen_walker = DEFAULT_WALKER_ID
-        """The walker chosen for the next session, as the roster last read says: outside a
-        session the courier's own events name them (the treadmill's current walker), as an
-        incident opened then is theirs (:func:`firmware.storage.incidents.note_event`)."""
         self.run_name = (str(monitor_pid), monitor_started) if monitor_started else None
         """(monitor pid, its start time): the run this courier serves; None when the monitor
         did not say when it started (then runs are not recorded)."""
@@ -177,10 +173,6 @@ class Courier:
         self._choices = 0
         """Walker choices from the button stored (or refused) by this courier: the roster says
         how many, so the loop can tell an older selection from its latest choice."""
-        try:
-            self.chosen_walker = self.db.read(selected_walker).id
-        except Exception:
-            log.exception("storage: the chosen walker could not be read (the default walker's)")
         self._stop = threading.Event()
         self._heartbeat = threading.Thread(
             target=self._beat, name="retroguard-courier-heartbeat", daemon=True
@@ -278,9 +270,11 @@ class Courier:
 
     def _walker_now(self) -> str:
         """Whose an event the courier raises itself is: the session's walker while one is
-        under way, else the one chosen for the next (the default walker without a choice)."""
+        under way, else the one chosen for the next (the default walker without a choice),
+        read in the event's own transaction (:data:`CHOSEN_WALKER`; before: a copy refreshed
+        on the roster's heartbeat, a second behind a selection)."""
         walker = self.session_walker
-        return walker if walker is not None else self.chosen_walker
+        return walker if walker is not None else CHOSEN_WALKER
 
     def _advance_progression(self, walker: str) -> None:
         """A session ended: the walker's progression moves on if its stage is done."""
@@ -341,7 +335,6 @@ class Courier:
             except Exception:
                 log.exception("storage: the walker profiles could not be read")
                 return
-            self.chosen_walker = current.selected.id
             message = messages.WalkerRoster(
                 current.revision, list(current.walkers), current.selected, self._choices
             )

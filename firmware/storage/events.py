@@ -23,6 +23,11 @@ from core.protocol.events import Event
 from core.protocol.messages import ImuRecording
 from firmware.storage import incidents
 from firmware.storage.database import Database, as_database
+from firmware.storage.walkers import selected_walker
+
+CHOSEN_WALKER = "\0chosen"
+"""The ``walker`` of an event the courier raises itself outside a session: the walker chosen
+for the next one, read in the event's own transaction (never a valid walker id)."""
 
 _recording_decoder = msgspec.msgpack.Decoder(ImuRecording)
 
@@ -42,9 +47,12 @@ def insert_event(conn: sqlite3.Connection, event: Event, walker: str | None = No
     being queued, nor queued without being stored). Idempotent by event id.
     ``walker``: the walker of the session under way, stored with the event (an event of no
     incident is published naming them) and given to the incident it opens
-    (:func:`incidents.note_event`); for the courier's own events outside a session, the walker
-    chosen for the next one (None: a loop's event outside a session).
+    (:func:`incidents.note_event`); for the courier's own events outside a session,
+    :data:`CHOSEN_WALKER`: the walker chosen for the next one, as this transaction reads it
+    (None: a loop's event outside a session).
     """
+    if walker == CHOSEN_WALKER:
+        walker = selected_walker(conn).id
     body = dataclasses.replace(event, recording=None) if event.recording is not None else event
     cur = conn.execute(
         "INSERT OR IGNORE INTO events"
