@@ -165,11 +165,18 @@ class Ingestor:
         False when the database failed: the caller must not acknowledge the
         message, and should hand it over again later.
         """
+        counters = self._counters()
         try:
             self._store_one(topic, payload)
         except StorageFault as exc:
-            self._refused(exc)
-            return False
+            if not exc.refused_data:
+                self._refused(exc)
+                return False
+            # Alone, it is this message's data: held, it would stop every message behind it.
+            log.error("the database refuses a message on %s, let go: %s", topic, exc)
+            self._restore(counters)
+            self.rejected += 1
+            self._count_messages(1)
         self._works()
         return True
 

@@ -8,4 +8,14 @@ class StorageFault(Exception):
 
     Ingest keeps the message un-acknowledged (the broker holds it) and tries
     again; nothing above the storage package knows which engine failed.
+
+    ``refused_data``: the database answered, refusing the data itself (SQLSTATE class 22: a
+    number out of range, an invalid value). In a batch it cannot be told which message
+    brought it (PostgreSQL's pipeline reports an error at its next sync), so the batch is
+    held like any fault; a message stored alone that meets it would meet it on every try,
+    and ingest lets it go instead of holding every message behind it.
     """
+
+    def __init__(self, message: str, *, refused_data: bool = False) -> None:
+        super().__init__(message)
+        self.refused_data = refused_data

@@ -1957,7 +1957,14 @@ def _as_storage_fault(db: Database | None = None) -> Iterator[None]:
     try:
         yield
     except errors as exc:
-        raise StorageFault(f"caregiver database: {exc}") from exc
+        raise StorageFault(f"caregiver database: {exc}", refused_data=_refused_data(exc)) from exc
+
+
+def _refused_data(exc: BaseException) -> bool:
+    """The driver's error says the data is wrong, not the database (DB-API ``DataError``:
+    SQLSTATE class 22)."""
+    drivers = (sys.modules.get(name) for name in ("sqlite3", "psycopg"))
+    return isinstance(exc, tuple(d.DataError for d in drivers if d is not None))
 
 
 def _incident(r: tuple[Any, ...]) -> Incident:

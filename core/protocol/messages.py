@@ -34,10 +34,14 @@ SCHEMA_VERSION = 1
 DeviceId = Annotated[str, Meta(pattern=DEVICE_ID_PATTERN)]
 EventId = Annotated[str, Meta(pattern=EVENT_ID_PATTERN)]
 Seconds = Annotated[float, Meta(ge=0)]
-Count = Annotated[int, Meta(ge=0)]
+INT64_MAX = 2**63 - 1
+"""The largest integer either database stores (PostgreSQL's bigint, SQLite's INTEGER): a
+number beyond it is refused when the message is decoded, as bad input, not met by the
+database as a fault that would hold every message behind it."""
+Count = Annotated[int, Meta(ge=0, le=INT64_MAX)]
 WallTime = str
 """ISO 8601 UTC wall-clock time, for display only."""
-SchemaVersion = Annotated[int, Meta(ge=1)]
+SchemaVersion = Annotated[int, Meta(ge=1, le=INT64_MAX)]
 """Which version of the contract the producer wrote (always sent; producers pass
 :data:`SCHEMA_VERSION`)."""
 
@@ -126,7 +130,7 @@ class EventMessage(Struct, kw_only=True, omit_defaults=True):
 
     schema: SchemaVersion
     id: EventId
-    seq: Annotated[int, Meta(ge=1)]
+    seq: Annotated[int, Meta(ge=1, le=INT64_MAX)]
     type: EventType
     device_id: DeviceId
     severity: Severity
@@ -243,9 +247,9 @@ class PlanStored(Struct, kw_only=True):
     """The ``result`` of an accepted ``plan`` command: what the device stored."""
 
     plan: str
-    revision: int
+    revision: Count
     """Grows with every assignment on this device."""
-    intervals: int
+    intervals: Count
     minutes: float
     backward_minutes: float
     applies: str
@@ -259,9 +263,9 @@ class ProgressionStored(Struct, kw_only=True):
 
     progression: str
     change: str
-    stage: int
+    stage: Count
     """1-based, as people count stages."""
-    stages: int
+    stages: Count
     plan: str
     """The plan of the stage in force."""
     held: bool
