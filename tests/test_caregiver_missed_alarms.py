@@ -228,6 +228,12 @@ class _Stream:
     def close(self) -> None:
         self.conn.close()
 
+    def __enter__(self) -> _Stream:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
 
 def _marker(client: Http) -> str:
     _, _, page = client.request("GET", "/")
@@ -247,8 +253,7 @@ def test_a_take_the_feed_cannot_read_ends_every_stream_so_the_pages_catch_up(
     ann = Http(service.port)
     assert ann.login() == 303
     rendered = _marker(ann)
-    stream = _Stream(service.port, ann)
-    try:
+    with _Stream(service.port, ann) as stream:
         assert stream.hello() == rendered
 
         def unreadable(ids: object) -> object:
@@ -257,14 +262,9 @@ def test_a_take_the_feed_cannot_read_ends_every_stream_so_the_pages_catch_up(
         monkeypatch.setattr(service.store, "events_by_id", unreadable)
         service._heard(encode(EventStored("treadmill-1", "a-fall-on-b"), "instance-b"))
         assert stream.ends()
-    finally:
-        stream.close()
     monkeypatch.undo()
-    again = _Stream(service.port, ann)
-    try:
+    with _Stream(service.port, ann) as again:
         assert again.hello() != rendered
-    finally:
-        again.close()
 
 
 def test_listening_again_after_a_loss_ends_every_stream_so_the_pages_catch_up(
@@ -281,8 +281,7 @@ def test_listening_again_after_a_loss_ends_every_stream_so_the_pages_catch_up(
         ann = Http(s.port)
         assert ann.login() == 303
         rendered = _marker(ann)
-        stream = _Stream(s.port, ann)
-        try:
+        with _Stream(s.port, ann) as stream:
             assert stream.hello() == rendered
             with psycopg.connect(url, autocommit=True) as db:
                 killed = db.execute(
@@ -291,13 +290,8 @@ def test_listening_again_after_a_loss_ends_every_stream_so_the_pages_catch_up(
                 ).fetchall()
             assert killed == [(True,)]
             assert stream.ends()
-        finally:
-            stream.close()
-        again = _Stream(s.port, ann)
-        try:
+        with _Stream(s.port, ann) as again:
             assert again.hello() != rendered
-        finally:
-            again.close()
 
 
 def test_a_limited_caregiver_s_page_marker_moves_only_with_their_devices(
@@ -317,10 +311,7 @@ def test_a_limited_caregiver_s_page_marker_moves_only_with_their_devices(
         fall = dad.incident_fall()
         _stored(service, fall["window"])
         assert _marker(bob) == theirs and _marker(ann) != mine
-        stream = _Stream(service.port, bob)
-        try:
+        with _Stream(service.port, bob) as stream:
             assert stream.hello() == theirs
-        finally:
-            stream.close()
     finally:
         dad.close()
