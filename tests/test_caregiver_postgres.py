@@ -276,6 +276,44 @@ def test_a_burst_of_announcements_reaches_the_other_instance_whole_and_in_order(
         sender.close()
 
 
+def test_the_first_announcement_after_a_server_restart_reaches_the_other_instance(
+    postgres_cluster: PostgresCluster,
+) -> None:
+    """The sender's idle connection is found broken only when used: its first announcement
+    after a restart (typically the falls held during it, sent once the others listen again)
+    is sent again on a fresh connection, not dropped (before: dropped with a warning, and
+    the other instance's pages never heard of those falls)."""
+    url = postgres_cluster.new_database()
+    sender = Store(url)
+    heard: list[str] = []
+    resumed = threading.Event()
+    done = threading.Condition()
+
+    def on_message(message: str) -> None:
+        with done:
+            heard.append(message)
+            done.notify_all()
+
+    listener = sender.listen(on_message, resumed.set)
+    assert listener is not None
+    try:
+        assert listener.listening.wait(WAIT)
+        sender.announce("before")
+        with done:
+            assert done.wait_for(lambda: heard == ["before"], WAIT), heard
+        postgres_cluster.stop("fast")
+        postgres_cluster.start()
+        assert resumed.wait(WAIT * 2)
+        sender.announce("after the restart")
+        sender.announce("and the next")
+        with done:
+            assert done.wait_for(lambda: len(heard) >= 3, WAIT), heard
+        assert heard == ["before", "after the restart", "and the next"]
+    finally:
+        listener.stop()
+        sender.close()
+
+
 def _write(store: Store, event_id: str, device_id: str) -> None:
     """One message's writes in the open batch, waited for (in pipeline mode a write is only
     sent: the read makes it done before the test goes on)."""

@@ -597,12 +597,23 @@ class Announcer:
             self._db.close()
 
     def _send(self, batch: list[str]) -> None:
-        try:
-            if self._db is None or self._db.broken or self._db.closed:
-                self._db = psycopg.connect(self._url, autocommit=True, connect_timeout=10)
-            self._db.execute("SELECT pg_notify(%s, %s)", (CHANGES_CHANNEL, json.dumps(batch)))
-        except psycopg.Error as exc:
-            log.warning("could not tell the other instances of %d changes: %s", len(batch), exc)
+        """Once more on a fresh connection if it fails: an idle connection is found broken
+        (the server restarted) only when used, and the first batch after a restart is
+        typically the falls held during it — by then the others listen again, so a batch
+        dropped here would reach none of their pages."""
+        for attempt in (1, 2):
+            try:
+                if self._db is None or self._db.broken or self._db.closed:
+                    self._db = psycopg.connect(self._url, autocommit=True, connect_timeout=10)
+                self._db.execute("SELECT pg_notify(%s, %s)", (CHANGES_CHANNEL, json.dumps(batch)))
+                return
+            except psycopg.Error as exc:
+                if attempt == 2:
+                    log.warning(
+                        "could not tell the other instances of %d changes: %s", len(batch), exc
+                    )
+                elif self._db is not None:
+                    self._db.close()
 
     def stop(self) -> None:
         self._queue.put(None)
