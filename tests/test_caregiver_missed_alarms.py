@@ -315,3 +315,36 @@ def test_a_limited_caregiver_s_page_marker_moves_only_with_their_devices(
             assert stream.hello() == theirs
     finally:
         dad.close()
+
+
+def test_an_acknowledged_fall_reopened_by_a_fault_is_not_missed_again(
+    service: CaregiverService, mosquitto: Mosquitto
+) -> None:
+    """A caregiver closed the fall; then a fault reopens its incident (a warning, not
+    critical): the reopened incident has no unacknowledged critical event, so a page that
+    reconnects does not sound 'FALL' for the fall already acknowledged (before: it named
+    the acknowledged fall)."""
+    dad = SimDevice(mosquitto, "treadmill-1")
+    try:
+        dad.online()
+        ids = dad.incident_fall()
+        _stored(service, ids["window"])
+        ann = Http(service.port)
+        assert ann.login() == 303
+        assert [a["event"] for a in _alarms(ann)] == [ids["fall"]["id"]]
+        status, _, _ = ann.request(
+            "POST",
+            f"/events/{ids['fall']['id']}/ack",
+            {"csrf": _csrf(ann)},
+            headers={"accept": "text/html"},
+        )
+        assert status in (200, 303)
+        fault = dad.event(
+            "fault", severity="warning", state="FAULT", reason="IMU lost", incident=ids["incident"]
+        )
+        _stored(service, fault)
+        incident = service.store.incident(ids["incident"])
+        assert incident is not None and incident.open  # reopened by the fault
+        assert _alarms(ann) == []
+    finally:
+        dad.close()

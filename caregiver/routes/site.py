@@ -48,16 +48,22 @@ Handler = Callable[[Request], Awaitable[Response]]
 
 
 OPEN_ALARMS = 50
-"""Open critical incidents a page is told of at most (the newest): in its render and by
-``/api/alarms`` alike. Counted by incidents, so one incident's many critical events (a
-device flapping) never hide another device's fall."""
+"""Open critical incidents ``/api/alarms`` names at most (the newest). Counted by incidents,
+so one incident's many critical events (a device flapping) never hide another device's
+fall."""
+
+
+OPEN_ALARMS_SHOWN = 1000
+"""What a page's render tells it it has shown: more than ``/api/alarms`` names, so that an
+acknowledgement that brings an older open incident into the newest 50 does not alarm for it
+again (ids only: a few kB in a page at worst)."""
 
 
 def open_alarms(store: Store, session: Session) -> list[str]:
     """The newest critical event ids of the open incidents ``session`` may see: what a page
     rendered now shows, so it does not alarm for them when its feed opens (``/api/alarms``
     names the same ids; the page alarms for those it neither rendered nor heard)."""
-    return [event for _, event in store.open_critical(session.devices, OPEN_ALARMS)]
+    return [event for _, event in store.open_critical(session.devices, OPEN_ALARMS_SHOWN)]
 
 
 class Backend(Protocol):

@@ -879,7 +879,9 @@ class Transaction:
             return []
         names = [c.strip() for c in _INCIDENT_COLUMNS.split(",")]
         columns = ", ".join(f"i.{c}" for c in names)
-        where = "i.status = 'open' AND e.severity = 'critical'"
+        # unacknowledged: a fall closed by a caregiver, its incident reopened by a fault, is
+        # not missed again
+        where = "i.status = 'open' AND e.severity = 'critical' AND e.acked_by IS NULL"
         args: list[object] = []
         if devices is not None:
             where += f" AND i.device_id IN ({_marks(list(devices))})"
