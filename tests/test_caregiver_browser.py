@@ -877,6 +877,58 @@ def test_a_fall_missed_while_the_feed_was_broken_alarms_on_every_page(
     device.close()
 
 
+@pytest.mark.parametrize("where", ["fleet", "progress"])
+def test_a_page_whose_service_cannot_serve_it_when_its_feed_comes_back_keeps_trying(
+    browser: Any,
+    service: CaregiverService,
+    mosquitto: Mosquitto,
+    monkeypatch: pytest.MonkeyPatch,
+    where: str,
+) -> None:
+    """The feed comes back while the service's database is down, so the page's fetch of
+    itself answers an error: the page tries again in a moment, and once the database is
+    back it is live and alarms (before: it reloaded onto the error page, which has no
+    script — no feed, no alarms — until someone reloaded it by hand)."""
+    from playwright.sync_api import expect
+
+    from caregiver.storage.faults import StorageFault
+
+    device = _StoredAtOnce(mosquitto, "treadmill-1")
+    device.service = service
+    device.online()
+    page = _login(browser, service, init_script=_NOTIFICATIONS)
+    if where == "progress":
+        page.goto(service.url + "/devices/treadmill-1/progress")
+    expect(page.locator("body")).to_have_attribute("data-live", "1")
+    here = page.url
+    working = service.store.open_critical
+
+    def down(*args: object, **kwargs: object) -> object:
+        raise StorageFault("caregiver database: the server is down")
+
+    monkeypatch.setattr(service.store, "open_critical", down)
+
+    def refused(response: Any) -> bool:
+        return bool(response.url == here and response.status == 500)
+
+    with page.expect_response(refused):
+        service._deaf_meanwhile()  # the marker moves on and every stream ends
+    with page.expect_response(refused):  # it asks again (before: the page was the error)
+        pass
+    if where == "progress":  # it catches up by reloading: once it can, onto a working page
+        with page.expect_navigation():
+            monkeypatch.setattr(service.store, "open_critical", working)
+    else:
+        monkeypatch.setattr(service.store, "open_critical", working)
+    expect(page.locator("body")).to_have_attribute("data-live", "1")
+
+    device.incident_fall()
+    expect(page.locator("#alarm-text")).to_have_text(re.compile(r"^FALL .*Dad's treadmill$"))
+    assert page.url == here
+    page.context.close()
+    device.close()
+
+
 def test_a_fall_heard_live_does_not_alarm_again_when_the_feed_comes_back(
     browser: Any, service: CaregiverService, mosquitto: Mosquitto
 ) -> None:

@@ -273,7 +273,8 @@
     fetch(location.href, { credentials: "same-origin", headers: { "Accept": "text/html" } })
       .then(function (r) {
         if (mine !== resyncs) return;
-        if (!r.ok || r.redirected) { reload(); return; }  // e.g. logged out meanwhile
+        if (r.redirected || r.status === 401 || r.status === 404) { reload(); return; }  // e.g. logged out meanwhile
+        if (!r.ok) throw new Error("HTTP " + r.status);  // e.g. its database down: again in a moment
         return r.text().then(function (html) {
           if (mine !== resyncs) return;
           var fresh = new DOMParser().parseFromString(html, "text/html"), before = dangerCards();
@@ -315,12 +316,18 @@
       heard = new Set(handed.heard); owed = true;
     }
   } catch (e) { /* no session storage: the page knows what it was rendered with */ }
+  // Only onto a page the service can serve: with its database down it answers an error page,
+  // and a reload onto that would leave no script to come back (no feed, no alarms).
   function reload() {
-    try {
-      sessionStorage.setItem(HANDOVER, JSON.stringify(
-        { page: location.pathname, heard: Array.from(heard).slice(-500) }));
-    } catch (e) { /* private mode */ }
-    location.reload();
+    // asked as the reload will ask (a HEAD skips what only a page's render reads)
+    fetch(location.href, { credentials: "same-origin", headers: { "Accept": "text/html" } }).then(function (r) {
+      if (!r.ok && !r.redirected && r.status !== 401) { setTimeout(reload, 2000); return; }
+      try {
+        sessionStorage.setItem(HANDOVER, JSON.stringify(
+          { page: location.pathname, heard: Array.from(heard).slice(-500) }));
+      } catch (e) { /* private mode */ }
+      location.reload();
+    }, function () { setTimeout(reload, 2000); });
   }
   // One catching up alarms once a device, whichever way finds it first (the missed alarms,
   // the fleet's cards turning red): both word it as the card does.
