@@ -929,6 +929,30 @@ def test_a_page_whose_service_cannot_serve_it_when_its_feed_comes_back_keeps_try
     device.close()
 
 
+def test_a_page_gone_when_its_feed_comes_back_shows_that_it_is_gone(
+    browser: Any, service: CaregiverService, mosquitto: Mosquitto, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A page the service no longer serves (the caregiver's access to the device withdrawn:
+    404) is reloaded onto, so the caregiver reads that it is gone, instead of being asked
+    for again every 2 s behind a stale page (only a server's error is waited out)."""
+    from playwright.sync_api import expect
+
+    from caregiver.routes.site import Site
+
+    device = _StoredAtOnce(mosquitto, "treadmill-1")
+    device.service = service
+    device.online()
+    page = _login(browser, service)
+    page.goto(service.url + "/devices/treadmill-1")
+    expect(page.locator("body")).to_have_attribute("data-live", "1")
+    monkeypatch.setattr(Site, "may_see", staticmethod(lambda request, device_id: False))
+    with page.expect_navigation():
+        service._deaf_meanwhile()  # the marker moves on and every stream ends
+    expect(page.locator("body")).to_have_text("no such device")
+    page.context.close()
+    device.close()
+
+
 def test_a_fall_heard_live_does_not_alarm_again_when_the_feed_comes_back(
     browser: Any, service: CaregiverService, mosquitto: Mosquitto
 ) -> None:

@@ -308,7 +308,7 @@
   // page's render shows what this one missed, so it takes this one's knowledge instead.
   var body = document.body, heard = new Set(), owed = false;
   try { JSON.parse(body.dataset.alarmed || "[]").forEach(function (id) { heard.add(id); }); } catch (e) { /* none */ }
-  var HANDOVER = "retroguard.catchUp";
+  var HANDOVER = "retroguard.catchUp", HANDED_OVER = 1500;  // a render's ids (up to 1,000) and more
   try {
     var handed = JSON.parse(sessionStorage.getItem(HANDOVER) || "null");
     sessionStorage.removeItem(HANDOVER);
@@ -317,17 +317,24 @@
     }
   } catch (e) { /* no session storage: the page knows what it was rendered with */ }
   // Only onto a page the service can serve: with its database down it answers an error page,
-  // and a reload onto that would leave no script to come back (no feed, no alarms).
+  // and a reload onto that would leave no script to come back (no feed, no alarms). Any other
+  // answer (a page gone, logged out) is reloaded onto, to show it. One such wait at a time.
+  var reloading = false;
   function reload() {
+    if (reloading) return;
+    reloading = true;
+    tryReload();
+  }
+  function tryReload() {
     // asked as the reload will ask (a HEAD skips what only a page's render reads)
     fetch(location.href, { credentials: "same-origin", headers: { "Accept": "text/html" } }).then(function (r) {
-      if (!r.ok && !r.redirected && r.status !== 401) { setTimeout(reload, 2000); return; }
+      if (r.status >= 500) { setTimeout(tryReload, 2000); return; }
       try {
         sessionStorage.setItem(HANDOVER, JSON.stringify(
-          { page: location.pathname, heard: Array.from(heard).slice(-500) }));
+          { page: location.pathname, heard: Array.from(heard).slice(-HANDED_OVER) }));
       } catch (e) { /* private mode */ }
       location.reload();
-    }, function () { setTimeout(reload, 2000); });
+    }, function () { setTimeout(tryReload, 2000); });
   }
   // One catching up alarms once a device, whichever way finds it first (the missed alarms,
   // the fleet's cards turning red): both word it as the card does.

@@ -601,19 +601,21 @@ class Announcer:
         (the server restarted) only when used, and the first batch after a restart is
         typically the falls held during it — by then the others listen again, so a batch
         dropped here would reach none of their pages."""
-        for attempt in (1, 2):
+        while True:
+            fresh = self._db is None or self._db.broken or self._db.closed
             try:
-                if self._db is None or self._db.broken or self._db.closed:
+                if self._db is None or fresh:
                     self._db = psycopg.connect(self._url, autocommit=True, connect_timeout=10)
                 self._db.execute("SELECT pg_notify(%s, %s)", (CHANGES_CHANNEL, json.dumps(batch)))
                 return
             except psycopg.Error as exc:
-                if attempt == 2:
+                if self._db is not None:
+                    self._db.close()
+                if fresh:  # a new connection failed: the server is not there, no second try
                     log.warning(
                         "could not tell the other instances of %d changes: %s", len(batch), exc
                     )
-                elif self._db is not None:
-                    self._db.close()
+                    return
 
     def stop(self) -> None:
         self._queue.put(None)
