@@ -716,6 +716,16 @@ class _StoredAtOnce(SimDevice):
         assert self.service is not None
         assert self.service.ingestor.handle_batch([(self.topic(kind), payload.encode())])
 
+    @classmethod
+    def online_at(
+        cls, mosquitto: Mosquitto, service: CaregiverService, device_id: str
+    ) -> _StoredAtOnce:
+        """The device, reporting online to ``service``."""
+        device = cls(mosquitto, device_id)
+        device.service = service
+        device.online()
+        return device
+
 
 @pytest.mark.parametrize("refused", ["network error", "HTTP 502"])
 def test_a_feed_that_broke_brings_the_page_up_to_date_and_alarms_what_it_missed(
@@ -735,9 +745,7 @@ def test_a_feed_that_broke_brings_the_page_up_to_date_and_alarms_what_it_missed(
         else:
             route.abort()
 
-    device = _StoredAtOnce(mosquitto, "treadmill-1")
-    device.service = service
-    device.online()
+    device = _StoredAtOnce.online_at(mosquitto, service, "treadmill-1")
     page = _login(browser, service, init_script=_NOTIFICATIONS)
     card = page.locator("#card-treadmill-1")
     expect(card).to_have_attribute("data-level", "ok")
@@ -768,9 +776,7 @@ def test_a_page_whose_catching_up_failed_tries_again(
     went on showing a green card)."""
     from playwright.sync_api import expect
 
-    device = _StoredAtOnce(mosquitto, "treadmill-1")
-    device.service = service
-    device.online()
+    device = _StoredAtOnce.online_at(mosquitto, service, "treadmill-1")
     page = _login(browser, service, init_script=_NOTIFICATIONS)
     card = page.locator("#card-treadmill-1")
     page.route("**/stream", lambda route: route.abort())
@@ -803,9 +809,7 @@ def test_what_changed_between_the_page_and_its_feed_opening_is_not_missed(
     the page once more, so the card turns red and the fall alarms (before: a green card)."""
     from playwright.sync_api import expect
 
-    device = _StoredAtOnce(mosquitto, "treadmill-1")
-    device.service = service
-    device.online()
+    device = _StoredAtOnce.online_at(mosquitto, service, "treadmill-1")
     page = _login(browser, service, init_script=_NOTIFICATIONS)
     held: list[Any] = []
     page.route("**/stream", lambda route: held.append(route))  # the reloaded page's feed waits
@@ -853,9 +857,7 @@ def test_a_fall_missed_while_the_feed_was_broken_alarms_on_every_page(
     cards compared them; the progress page reloaded and forgot, the others did nothing)."""
     from playwright.sync_api import expect
 
-    device = _StoredAtOnce(mosquitto, "treadmill-1")
-    device.service = service
-    device.online()
+    device = _StoredAtOnce.online_at(mosquitto, service, "treadmill-1")
     earlier = device.reset()
     paths = {
         "progress": "/devices/treadmill-1/progress",
@@ -893,9 +895,7 @@ def test_a_page_whose_service_cannot_serve_it_when_its_feed_comes_back_keeps_try
 
     from caregiver.storage.faults import StorageFault
 
-    device = _StoredAtOnce(mosquitto, "treadmill-1")
-    device.service = service
-    device.online()
+    device = _StoredAtOnce.online_at(mosquitto, service, "treadmill-1")
     page = _login(browser, service, init_script=_NOTIFICATIONS)
     if where == "progress":
         page.goto(service.url + "/devices/treadmill-1/progress")
@@ -939,9 +939,7 @@ def test_a_page_gone_when_its_feed_comes_back_shows_that_it_is_gone(
 
     from caregiver.routes.site import Site
 
-    device = _StoredAtOnce(mosquitto, "treadmill-1")
-    device.service = service
-    device.online()
+    device = _StoredAtOnce.online_at(mosquitto, service, "treadmill-1")
     page = _login(browser, service)
     page.goto(service.url + "/devices/treadmill-1")
     expect(page.locator("body")).to_have_attribute("data-live", "1")
@@ -961,12 +959,8 @@ def test_a_fall_heard_live_does_not_alarm_again_when_the_feed_comes_back(
     not notified a second time; one that came during the break is."""
     from playwright.sync_api import expect
 
-    device = _StoredAtOnce(mosquitto, "treadmill-1")
-    device.service = service
-    device.online()
-    other = _StoredAtOnce(mosquitto, "treadmill-2")
-    other.service = service
-    other.online()
+    device = _StoredAtOnce.online_at(mosquitto, service, "treadmill-1")
+    other = _StoredAtOnce.online_at(mosquitto, service, "treadmill-2")
     page = _login(browser, service, init_script=_NOTIFICATIONS)
     page.goto(service.url + "/devices/treadmill-1/progress")
     expect(page.locator("body")).to_have_attribute("data-live", "1")
@@ -1052,9 +1046,7 @@ def test_a_missed_fall_alarms_whatever_time_it_arrived_at(
     clock = FakeClock(dt.datetime.now(dt.UTC).timestamp())
     config = make_config(mosquitto, tmp_path, database=caregiver_db)
     with running_service(config, background=False, clock=clock) as service:
-        device = _StoredAtOnce(mosquitto, "treadmill-1")
-        device.service = service
-        device.online()
+        device = _StoredAtOnce.online_at(mosquitto, service, "treadmill-1")
         page = _login(browser, service, init_script=_NOTIFICATIONS)
         page.goto(service.url + "/devices/treadmill-1/progress")
         expect(page.locator("body")).to_have_attribute("data-live", "1")
