@@ -102,7 +102,8 @@ class SessionMessage(msgspec.Struct, frozen=True, tag_field="kind", tag="session
 
 class HelloMessage(msgspec.Struct, frozen=True, tag_field="kind", tag="hello"):
     """A stream's first message: where the changes stood when it opened
-    (:attr:`caregiver.hub.Hub.marker`; the page compares it with its own)."""
+    (:meth:`caregiver.hub.Hub.marker_for` the stream's caregiver; the page compares it with
+    its own)."""
 
     changes: str
 
