@@ -61,11 +61,9 @@ def _alarms(client: Http) -> list[dict[str, Any]]:
 
 def _alarmed(client: Http) -> list[str]:
     """What a page rendered now knows of (its ``data-alarmed``)."""
-    status, _, page = client.request("GET", "/", headers={"accept": "text/html"})
-    assert status == 200
-    found = re.search(r'data-alarmed="([^"]*)"', page)
-    assert found
-    ids: list[str] = json.loads(html.unescape(found[1]))
+    ids: list[str] = json.loads(
+        html.unescape(_on_the_fleet_page(client, r'data-alarmed="([^"]*)"'))
+    )
     return ids
 
 
@@ -187,11 +185,17 @@ def test_an_incident_with_many_critical_events_does_not_hide_another_device_s_fa
         other.close()
 
 
-def _csrf(client: Http) -> str:
-    _, _, page = client.request("GET", "/")
-    found = re.search(r'name="csrf" value="([^"]+)"', page)
+def _on_the_fleet_page(client: Http, pattern: str) -> str:
+    """What ``pattern``'s group finds in the fleet page as ``client``'s browser gets it."""
+    status, _, page = client.request("GET", "/", headers={"accept": "text/html"})
+    assert status == 200
+    found = re.search(pattern, page)
     assert found
     return found[1]
+
+
+def _csrf(client: Http) -> str:
+    return _on_the_fleet_page(client, r'name="csrf" value="([^"]+)"')
 
 
 class _Stream:
@@ -236,10 +240,7 @@ class _Stream:
 
 
 def _marker(client: Http) -> str:
-    _, _, page = client.request("GET", "/")
-    found = re.search(r'data-changes="([^"]*)"', page)
-    assert found
-    return found[1]
+    return _on_the_fleet_page(client, r'data-changes="([^"]*)"')
 
 
 def test_a_take_the_feed_cannot_read_ends_every_stream_so_the_pages_catch_up(
