@@ -23,7 +23,7 @@ import pytest
 
 from caregiver.changes import EventStored, encode
 from caregiver.service import CaregiverService
-from caregiver.storage import StorageFault
+from caregiver.storage import SCHEMA_VERSION, StorageFault, Store, schema
 from tests.caregiver_support import (
     WAIT,
     FakeClock,
@@ -349,3 +349,131 @@ def test_an_acknowledged_fall_reopened_by_a_fault_is_not_missed_again(
         assert _alarms(ann) == []
     finally:
         dad.close()
+
+
+@pytest.mark.parametrize("closed_by", ["walker", "home-assistant", "no-recovery link"])
+def test_a_fall_closed_without_the_dashboard_and_reopened_by_a_fault_is_not_missed_again(
+    service: CaregiverService, mosquitto: Mosquitto, closed_by: str
+) -> None:
+    """The walker's I'm OK, Home Assistant (relayed by the device) or a notification's link
+    for the incident's no-recovery closed the fall: none of them marks the fall itself
+    acknowledged. A fault then reopens the incident: its critical events were all closed,
+    so neither a page rendered now nor a page that reconnects alarms for them (before: the
+    reopened incident's fall was named again, as if nobody had answered). A critical event
+    after the close is news, and is named."""
+    dad = SimDevice(mosquitto, "treadmill-1")
+    try:
+        dad.online()
+        ids = dad.incident_fall()
+        _stored(service, ids["window"])
+        ann = Http(service.port)
+        assert ann.login() == 303
+        assert [a["event"] for a in _alarms(ann)] == [ids["fall"]["id"]]
+        incident = ids["incident"]
+        if closed_by == "walker":
+            closing = dad.event(
+                "ok",
+                severity="info",
+                state="TRIPPED",
+                reason="I'm OK",
+                incident=incident,
+                by="walker",
+            )
+            _stored(service, closing)
+        elif closed_by == "home-assistant":
+            closing = dad.event(
+                "closed",
+                severity="info",
+                state="TRIPPED",
+                reason="acknowledged",
+                incident=incident,
+                by="home-assistant",
+                via="home-assistant",
+            )
+            _stored(service, closing)
+        else:
+            lying = dad.event(
+                "no_recovery",
+                severity="critical",
+                state="TRIPPED",
+                reason="still lying",
+                incident=incident,
+            )
+            _stored(service, lying)
+            assert [a["event"] for a in _alarms(ann)] == [lying["id"]]
+            service.acknowledge("treadmill-1", lying["id"], "ann", via="notification")
+        closed = service.store.incident(incident)
+        assert closed is not None and not closed.open
+        assert _alarms(ann) == [] and _alarmed(ann) == []
+        fault = dad.event(
+            "fault", severity="warning", state="FAULT", reason="IMU lost", incident=incident
+        )
+        _stored(service, fault)
+        reopened = service.store.incident(incident)
+        assert reopened is not None and reopened.open  # reopened by the fault
+        assert _alarms(ann) == [] and _alarmed(ann) == []
+        news = dad.event(  # after the close: the caregivers have not heard of this one
+            "help", severity="critical", state="FAULT", reason="help pressed", incident=incident
+        )
+        _stored(service, news)
+        assert [a["event"] for a in _alarms(ann)] == [news["id"]]
+        assert _alarmed(ann) == [news["id"]]
+    finally:
+        dad.close()
+
+
+def test_incidents_closed_before_the_upgrade_keep_their_answered_fall_across_a_reopen(
+    caregiver_db: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Schema 12 keeps each incident's newest critical event when it was closed. The upgrade
+    gives every closed incident its own (the newest by the device's sequence, not by arrival),
+    so one reopened after the upgrade does not alarm for its fall; one closed with no critical
+    event has none, and a fall that reopens it alarms."""
+    with monkeypatch.context() as before:  # the schema of the release before
+        before.setattr(schema, "MIGRATIONS", schema.MIGRATIONS[:11])
+        before.setattr(schema, "SCHEMA_VERSION", 11)
+        old = Store(caregiver_db)
+        with old.transaction() as tx:
+            for incident, severity in (("fell", "fall"), ("tripped", "stumble")):
+                tx._db.execute(
+                    "INSERT INTO incidents (id, device_id, severity, status, opened_at, "
+                    "opened_wall, first_event_id, last_event_at, closed_at, closed_by, "
+                    "closed_via, closed_severity) VALUES (?, 'treadmill-1', ?, 'closed', 1.0, "
+                    "'2026-03-01T10:00:00+00:00', ?, 2.0, 3.0, 'walker', 'walker', ?)",
+                    (incident, severity, f"{incident}-1", severity),
+                )
+            for event, incident, seq, kind, severity, received in (
+                ("fell-1", "fell", 1, "stumble", "warning", 1.0),
+                ("fell-2", "fell", 2, "fall", "critical", 1.5),
+                ("fell-3", "fell", 3, "no_recovery", "critical", 1.2),  # came first, is newer
+                ("tripped-1", "tripped", 4, "stumble", "warning", 1.0),
+            ):
+                tx._db.execute(
+                    "INSERT INTO events (id, device_id, seq, type, severity, state, reason, "
+                    "wall_time, received_at, incident) VALUES (?, 'treadmill-1', ?, ?, ?, "
+                    "'TRIPPED', '', '2026-03-01T10:00:00+00:00', ?, ?)",
+                    (event, seq, kind, severity, received, incident),
+                )
+        old.close()
+    store = Store(caregiver_db)
+    try:
+        assert (store.schema.before, store.schema.after) == (11, SCHEMA_VERSION)
+        with store.transaction() as tx:  # faults reopen both
+            tx.reopen_incident("fell", "fall", 4.0)
+            tx.reopen_incident("tripped", "stumble", 4.0)
+        assert store.open_critical(None, 50) == []
+        with store.transaction() as tx:
+            tx._db.execute(
+                "INSERT INTO events (id, device_id, seq, type, severity, state, reason, "
+                "wall_time, received_at, incident) VALUES ('tripped-2', 'treadmill-1', 5, "
+                "'fall', 'critical', 'TRIPPED', '', '2026-03-01T10:01:00+00:00', 5.0, 'tripped')"
+            )
+        assert [(i.id, event) for i, event in store.open_critical(None, 50)] == [
+            ("tripped", "tripped-2")
+        ]
+        with store.transaction() as tx:  # closed again, and reopened: answered now
+            assert tx.close_incident("tripped", "ann", "dashboard", 6.0)
+            tx.reopen_incident("tripped", "fall", 7.0)
+        assert store.open_critical(None, 50) == []
+    finally:
+        store.close()

@@ -295,6 +295,20 @@ MIGRATIONS: tuple[Migration, ...] = (
 )""",
         ),
     ),
+    Migration(
+        12,
+        "each incident's newest critical event when it was last closed, kept when a later "
+        "event reopens it: a dashboard catching up alarms only for critical events after the "
+        "close (closed incidents get theirs now; one reopened before has none: it alarms)",
+        (
+            "ALTER TABLE incidents ADD COLUMN closed_critical TEXT",
+            "UPDATE incidents SET closed_critical = (SELECT e.id FROM events e "
+            "WHERE (e.incident = incidents.id OR (e.id = incidents.id AND e.incident IS NULL)) "
+            "AND e.severity = 'critical' "
+            "ORDER BY e.seq DESC NULLS LAST, e.received_at DESC, e.id DESC LIMIT 1) "
+            "WHERE status = 'closed'",
+        ),
+    ),
 )
 """Every schema change in order; ``MIGRATIONS[i]`` takes a database from version i to i + 1."""
 

@@ -105,6 +105,12 @@ _KEEP_NEWER_LAST_EVENT = (
 )
 
 
+_NEWEST_CRITICAL = "e.seq DESC NULLS LAST, e.received_at DESC, e.id DESC"
+"""An incident's events newest first, as its critical ones are picked: by the device's
+sequence (a clock stepped back, or another instance's behind, does not make an older one the
+newest), by arrival for a monitor without one."""
+
+
 def _resent(kept: tuple[int, str], event: tuple[int, str]) -> bool:
     """``event`` (sequence, wall time) is older than ``kept`` by the monitor's own order: a
     lower sequence, not a later time (as :data:`_KEEP_NEWER_LAST_EVENT` decides it)."""
@@ -830,16 +836,23 @@ class Transaction:
         self._db.execute("UPDATE incidents SET last_event_at = ? WHERE id = ?", (now, incident_id))
 
     def close_incident(self, incident_id: str, by: str, via: str, now: float) -> bool:
-        """Close an open incident; False if it was not open (a repeat changes nothing)."""
+        """Close an open incident; False if it was not open (a repeat changes nothing). Its
+        newest critical event (as :meth:`open_critical` orders them) is kept as closed with
+        it: whoever closed it answered that one and those before it."""
         cur = self._db.execute(
             "UPDATE incidents SET status = 'closed', closed_at = ?, closed_by = ?, "
-            "closed_via = ?, closed_severity = severity WHERE id = ? AND status = 'open'",
+            "closed_via = ?, closed_severity = severity, closed_critical = COALESCE(("
+            "SELECT e.id FROM events e WHERE (e.incident = incidents.id "
+            "OR (e.id = incidents.id AND e.incident IS NULL)) AND e.severity = 'critical' "
+            f"ORDER BY {_NEWEST_CRITICAL} LIMIT 1), closed_critical) "
+            "WHERE id = ? AND status = 'open'",
             (now, by, via, incident_id),
         )
         return cur.rowcount > 0
 
     def reopen_incident(self, incident_id: str, severity: str, now: float) -> None:
-        """A worse event after the incident was closed: it is open again."""
+        """A worse event after the incident was closed: it is open again (its closed critical
+        event stays: what was answered before the reopening is not news)."""
         self._db.execute(
             "UPDATE incidents SET status = 'open', severity = ?, last_event_at = ?, "
             "closed_at = NULL, closed_by = NULL, closed_via = NULL WHERE id = ?",
@@ -879,25 +892,30 @@ class Transaction:
             return []
         names = [c.strip() for c in _INCIDENT_COLUMNS.split(",")]
         columns = ", ".join(f"i.{c}" for c in names)
-        # unacknowledged: a fall closed by a caregiver, its incident reopened by a fault, is
-        # not missed again
-        where = "i.status = 'open' AND e.severity = 'critical' AND e.acked_by IS NULL"
+        where = "i.status = 'open' AND e.severity = 'critical'"
         args: list[object] = []
         if devices is not None:
             where += f" AND i.device_id IN ({_marks(list(devices))})"
             args += list(devices)
+        picked = "e.id AS critical, e.seq AS seq, e.received_at AS came, e.acked_by AS acked"
         found = (
-            f"SELECT {columns}, e.id AS critical, e.seq AS seq, e.received_at AS came "
+            f"SELECT {columns}, i.closed_critical AS answered, {picked} "
             f"FROM incidents i JOIN events e ON e.incident = i.id WHERE {where} "
-            f"UNION ALL SELECT {columns}, e.id, e.seq, e.received_at FROM incidents i "
+            f"UNION ALL SELECT {columns}, i.closed_critical, {picked} FROM incidents i "
             f"JOIN events e ON e.id = i.id AND e.incident IS NULL WHERE {where}"
         )
         plain = ", ".join(f"f.{c}" for c in names)
+        newest = "f.seq DESC NULLS LAST, f.came DESC, f.critical DESC"  # _NEWEST_CRITICAL
+        # Each incident's newest critical event, then only if nobody answered it: neither
+        # acknowledged itself, nor the one its incident was closed with (a fall closed by the
+        # walker's I'm OK, its incident reopened by a fault, is not missed again); a critical
+        # event after the close is the newest, and is.
         rows = self._db.execute(
             f"SELECT {', '.join(names)}, critical FROM (SELECT {plain}, f.critical, f.came, "
-            "ROW_NUMBER() OVER (PARTITION BY f.id "
-            "ORDER BY f.seq DESC NULLS LAST, f.came DESC, f.critical DESC) AS n "
-            f"FROM ({found}) f) r WHERE n = 1 ORDER BY came DESC, id LIMIT ?",
+            "f.acked, f.answered, "
+            f"ROW_NUMBER() OVER (PARTITION BY f.id ORDER BY {newest}) AS n "
+            f"FROM ({found}) f) r WHERE n = 1 AND acked IS NULL "
+            "AND (answered IS NULL OR answered <> critical) ORDER BY came DESC, id LIMIT ?",
             (*args, *args, limit),
         ).fetchall()
         return [(_incident(r[:13]), str(r[13])) for r in rows]
