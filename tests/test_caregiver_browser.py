@@ -1062,3 +1062,48 @@ def test_a_missed_fall_alarms_whatever_time_it_arrived_at(
         assert page.evaluate("window.__notes") == ["FALL — not acknowledged — Dad's treadmill"]
         page.context.close()
         device.close()
+
+
+def test_a_fall_the_walker_answered_is_not_alarmed_again_when_a_fault_reopens_it_unseen(
+    browser: Any, service: CaregiverService, mosquitto: Mosquitto
+) -> None:
+    """A fall alarmed live, and the walker pressed I'm OK. While the page's feed was broken a
+    fault reopened that incident (its card is red again: the incident is open and was a fall)
+    and another treadmill fell. Once the feed is back, only the new fall alarms (before: the
+    answered fall alarmed again, from the missed alarms and from its card turning red)."""
+    from playwright.sync_api import expect
+
+    dad = _StoredAtOnce.online_at(mosquitto, service, "treadmill-1")
+    other = _StoredAtOnce.online_at(mosquitto, service, "treadmill-2")
+    third = _StoredAtOnce.online_at(mosquitto, service, "treadmill-3")
+    page = _login(browser, service, init_script=_NOTIFICATIONS)
+    ids = dad.incident_fall()
+    expect(page.locator("#alarm-text")).to_have_text("FALL on Dad's treadmill")  # heard live
+    dad.event(
+        "ok",
+        severity="info",
+        state="TRIPPED",
+        reason="I'm OK",
+        incident=ids["incident"],
+        by="walker",
+    )
+    card = page.locator("#card-treadmill-1")
+    expect(card).not_to_have_attribute("data-level", "danger")
+    page.evaluate("window.__notes = []")
+
+    _break_the_feed(page, service)
+    dad.event(
+        "fault", severity="warning", state="FAULT", reason="IMU lost", incident=ids["incident"]
+    )
+    other.incident_fall()
+    page.unroute("**/stream")
+
+    expect(card).to_have_attribute("data-level", "danger")  # the page fetched itself
+    missed = "FALL — not acknowledged — treadmill-2"
+    page.wait_for_function("note => window.__notes.includes(note)", arg=missed)
+    third.incident_fall()  # heard live: what the catching up raised has been shown by now
+    expect(page.locator("#alarm-text")).to_have_text("FALL on treadmill-3")
+    assert page.evaluate("window.__notes") == [missed, "FALL on treadmill-3"]
+    page.context.close()
+    for device in (dad, other, third):
+        device.close()

@@ -253,15 +253,9 @@
   // reading fast enough) missed what changed meanwhile: once it is back the page fetches
   // itself and takes the live parts from there, and every page (not only the fleet's) asks
   // the service for the critical events it missed and alarms for them (onHello).
+  // What alarms is the service's to say (missedAlarms), not a card's colour: a card is red
+  // again when a fault reopens an incident whose fall somebody already answered.
   var LIVE_PARTS = ["fleet", "incidents", "timeline"], resyncing = false;
-  function dangerCards() {
-    var seen = {};
-    document.querySelectorAll('#fleet .card[data-level="danger"]').forEach(function (c) {
-      var h = c.querySelector(".headline a");
-      seen[c.dataset.device] = h ? h.getAttribute("href") : "";
-    });
-    return seen;
-  }
   // Only the newest fetch may write the page (an older one answering late would undo it); a
   // fetch that fails is tried again in a moment, not left until the feed breaks again.
   var resyncs = 0;
@@ -277,17 +271,10 @@
         if (!r.ok) throw new Error("HTTP " + r.status);  // e.g. its database down: again in a moment
         return r.text().then(function (html) {
           if (mine !== resyncs) return;
-          var fresh = new DOMParser().parseFromString(html, "text/html"), before = dangerCards();
+          var fresh = new DOMParser().parseFromString(html, "text/html");
           LIVE_PARTS.forEach(function (id) {
             var old = document.getElementById(id), part = fresh.getElementById(id);
             if (old && part) old.replaceWith(finish(document.importNode(part, true)));
-          });
-          var now = dangerCards();
-          Object.keys(now).forEach(function (device) {
-            if (before[device] === now[device]) return;  // alarmed already
-            var card = document.getElementById("card-" + device), h = card.querySelector(".headline a");
-            var name = card.querySelector("h2").textContent;
-            caughtUp(device, name, (h ? h.textContent : "ALERT") + " \u2014 " + name, now[device] || "/devices/" + device);
           });
         });
       })
@@ -336,8 +323,7 @@
       location.reload();
     }, function () { setTimeout(tryReload, 2000); });
   }
-  // One catching up alarms once a device, whichever way finds it first (the missed alarms,
-  // the fleet's cards turning red): both word it as the card does.
+  // One catching up alarms once a device (its newest open incident's critical event).
   var caught = {};
   function caughtUp(device, name, text, link) {
     if (caught[device]) return;
