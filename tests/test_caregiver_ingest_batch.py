@@ -269,8 +269,9 @@ def test_the_device_s_latest_event_is_the_monitor_s_newest_not_the_last_stored(
 ) -> None:
     """A monitor resends an older event (its outbox, after a reconnect) behind a newer one: in
     the same batch, in a later batch or stored alone, the device's latest event stays the
-    newest by the monitor's own order (its sequence number, not contradicted by its clock),
-    not the one stored last."""
+    newest by the monitor's own order (its sequence number), not the one stored last, nor
+    the one its clock calls the latest: wall time is for people to read (before: an older
+    event stamped later — a clock stepped back between the two — became the latest)."""
     changes: list[Change] = []
     service = _service(tmp_path, changes, caregiver_db)
     store, ingestor = service.store, service.ingestor
@@ -279,6 +280,10 @@ def test_the_device_s_latest_event_is_the_monitor_s_newest_not_the_last_stored(
         device = store.device(DEVICE)
         assert device is not None and device["last_event"] is not None
         return str(device["last_event"]["id"])
+
+    def stamped(seq: int, wall_time: str) -> tuple[str, bytes]:
+        topic, payload = _event(seq)
+        return topic, json.dumps({**json.loads(payload), "wall_time": wall_time}).encode()
 
     try:
         newer, older = _event(5), _event(3)
@@ -291,22 +296,25 @@ def test_the_device_s_latest_event_is_the_monitor_s_newest_not_the_last_stored(
         newest = _event(6)
         assert ingestor.handle_batch([_event(1), newest, _event(4)])
         assert latest() == _id(newest)
-        seventh = _event(7)
+        # the monitor's clock was ahead and NTP stepped it back between its 4th and 7th
+        # events: the 7th is stamped earlier, and is the newest; the 4th, resent, is not
+        seventh = stamped(7, "2026-12-01T20:00:00.000+00:00")
         assert ingestor.handle(*seventh)
+        assert latest() == _id(seventh)
+        ahead = stamped(4, "2026-12-01T23:00:00.000+00:00")
+        assert ingestor.handle(*ahead)
+        assert latest() == _id(seventh)
+        assert ingestor.handle_batch([stamped(5, "2026-12-01T23:00:01.000+00:00")])
         assert latest() == _id(seventh)
 
         # a monitor whose event database started afresh (a damaged one moved aside): its
-        # sequence starts again, its clock goes on — its events are the newest
-        def afresh(seq: int, wall_time: str) -> tuple[str, bytes]:
-            topic, payload = _event(seq)
-            return topic, json.dumps({**json.loads(payload), "wall_time": wall_time}).encode()
-
-        first, second = (
-            afresh(1, "2026-12-01T22:00:00.000+00:00"),
-            afresh(2, "2026-12-01T22:00:01.000+00:00"),
-        )
+        # sequence starts again at 1, and its events are the newest from there on (until the
+        # first of them has come, the others look like older ones resent)
+        first, second, third = _event(1), _event(2), _event(3)
         assert ingestor.handle_batch([second, first])  # the first one resent behind the second
-        assert latest() == _id(second)
-        assert ingestor.events_stored == 11
+        assert latest() == _id(first)
+        assert ingestor.handle_batch([third, _event(2)])
+        assert latest() == _id(third)
+        assert ingestor.events_stored == 15
     finally:
         service.store.close()

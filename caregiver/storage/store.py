@@ -93,14 +93,25 @@ _DEVICE_SELECT = (
 )
 
 
+_FIRST_SEQ = 1
+"""A monitor's first event in an event database (SQLite's AUTOINCREMENT starts at 1)."""
+
+_STARTS_AGAIN = (
+    # the first event of a sequence started again: a seq of 1 where the device already had
+    # another (within one database each sequence number is one event's)
+    f"(n.seq = {_FIRST_SEQ} AND EXISTS (SELECT 1 FROM events p WHERE p.device_id = n.device_id "
+    f"AND p.seq = {_FIRST_SEQ} AND p.id <> n.id))"
+)
+
 _KEEP_NEWER_LAST_EVENT = (
-    # the device's latest event is the newest by the monitor's own order, not the one stored
-    # last: one older by its sequence and not later by its clock is a resent copy and leaves
-    # it where it is (_resent); a lower sequence at a later time is a monitor whose event
-    # database started afresh (a damaged one moved aside), whose events are the newest
+    # the device's latest event is the newest by the monitor's own order, its sequence, not the
+    # one stored last nor the one its clock calls latest (wall time is for people to read): one
+    # with a lower sequence is an older one resent and leaves it where it is (_resent), unless
+    # it starts a sequence again (a monitor whose event database started afresh, a damaged one
+    # moved aside: its events are the newest; those before its first look older until it came)
     "last_event_id = CASE WHEN EXISTS (SELECT 1 FROM events o, events n "
     "WHERE o.id = devices.last_event_id AND n.id = excluded.last_event_id "
-    "AND COALESCE(o.seq, 0) > COALESCE(n.seq, 0) AND o.wall_time >= n.wall_time) "
+    f"AND COALESCE(o.seq, 0) > COALESCE(n.seq, 0) AND NOT {_STARTS_AGAIN}) "
     "THEN devices.last_event_id ELSE excluded.last_event_id END"
 )
 
@@ -111,10 +122,11 @@ sequence (a clock stepped back, or another instance's behind, does not make an o
 newest), by arrival for a monitor without one."""
 
 
-def _resent(kept: tuple[int, str], event: tuple[int, str]) -> bool:
-    """``event`` (sequence, wall time) is older than ``kept`` by the monitor's own order: a
-    lower sequence, not a later time (as :data:`_KEEP_NEWER_LAST_EVENT` decides it)."""
-    return kept[0] > event[0] and kept[1] >= event[1]
+def _resent(kept: int, event: int, starts_again: Callable[[], bool]) -> bool:
+    """An event with sequence ``event`` is older than the one kept (sequence ``kept``) by the
+    monitor's own order: a lower sequence, unless it starts a sequence again (as
+    :data:`_KEEP_NEWER_LAST_EVENT` decides it; ``starts_again`` asks the database)."""
+    return kept > event and not (event == _FIRST_SEQ and starts_again())
 
 
 def _any_engine_errors() -> tuple[type[Exception], ...]:
@@ -186,9 +198,9 @@ class _Prepared:
     """The ones that were new and that no message has recorded yet."""
     absent_incidents: set[str] = field(default_factory=set)
     """Incident ids the batch looked up and found missing (none opened since)."""
-    latest_events: dict[str, tuple[tuple[int, str], str, float]] = field(default_factory=dict)
-    """Each device's newest recorded event (the monitor's order: :func:`_resent`) as (sequence,
-    wall time), its id, and when the batch last recorded one: the row is updated at the end."""
+    latest_events: dict[str, tuple[int, str, float]] = field(default_factory=dict)
+    """Each device's newest recorded event (the monitor's order: :func:`_resent`) as its
+    sequence, its id, and when the batch last recorded one: the row is updated at the end."""
     alert_ids: deque[int] = field(default_factory=deque)
     """Alert ids taken for the batch's pages, in order (where the engine hands them out)."""
 
@@ -418,9 +430,11 @@ class Transaction:
                     False  # stored before, or earlier in this batch; the batch touched the device
                 )
             prepared.new_events.discard(event.id)
-            order = (event.seq or 0, event.wall_time)
+            order = event.seq or 0
             kept = prepared.latest_events.get(event.device_id)
-            if kept is None or not _resent(kept[0], order):
+            if kept is None or not _resent(
+                kept[0], order, lambda: self._starts_again(event.device_id, event.id)
+            ):
                 prepared.latest_events[event.device_id] = (order, event.id, now)
             else:  # an older one, resent: the newer stays the latest
                 prepared.latest_events[event.device_id] = (kept[0], kept[1], now)
@@ -439,6 +453,17 @@ class Transaction:
             (event.device_id, now, event.id),
         )
         return True
+
+    def _starts_again(self, device_id: str, event_id: str) -> bool:
+        """The device has another event numbered :data:`_FIRST_SEQ` than ``event_id`` (also
+        one inserted earlier in this batch): ``event_id``'s sequence started again."""
+        return (
+            self._db.execute(
+                "SELECT 1 FROM events WHERE device_id = ? AND seq = ? AND id <> ? LIMIT 1",
+                (device_id, _FIRST_SEQ, event_id),
+            ).fetchone()
+            is not None
+        )
 
     def event(self, event_id: str) -> StoredEvent | None:
         row = self._db.execute(
