@@ -85,6 +85,8 @@ class EventMessage(msgspec.Struct, frozen=True, tag_field="kind", tag="event"):
     device_id: str
     device_name: str
     event: EventRow
+    alarm: str | None = None
+    """A critical event's alarm in words (:func:`caregiver.story.alarm`); None: no alarm."""
 
 
 class IncidentMessage(msgspec.Struct, frozen=True, tag_field="kind", tag="incident"):
@@ -129,6 +131,13 @@ def card(device: Device, name: str, now: float, moment: Callable[[float], Moment
         last_seen_at=moment(last_seen) if last_seen else None,
         can_acknowledge=s.can_acknowledge,
     )
+
+
+def event_message(event: StoredEvent, name: str, when: Moment | None) -> EventMessage:
+    """An event as the live feed sends it, with its alarm's words if it is critical."""
+    critical = event.severity == "critical"
+    alarm = story.alarm(event.type, name) if critical else None
+    return EventMessage(event.device_id, name, event_row(event, when), alarm)
 
 
 def event_row(event: StoredEvent, when: Moment | None) -> EventRow:

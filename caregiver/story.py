@@ -41,6 +41,11 @@ _CLOSED_TITLE = {
     "fault": "Monitor fault",
 }
 _URGENT = frozenset({"fall", "no_recovery", "help"})
+_ALARM_TITLE = {
+    "fall": "FALL",
+    "no_recovery": "NOT GETTING UP after a fall",
+    "help": "HELP requested",
+}
 _VIA = {
     "dashboard": "on the dashboard",
     "home-assistant": "from Home Assistant",
@@ -91,6 +96,15 @@ def headline(incident: CardIncident | Incident, first_event_link: str) -> Headli
     return Headline(
         f"{title} — {closed_how(by, via)}", closed_at or opened, first_event_link, False, False
     )
+
+
+def alarm(kind: str, device_name: str) -> str:
+    """What the dashboard's alarm says for a critical event of type ``kind`` — the banner, the
+    tab's title and the browser's notification — whether the page heard it live or caught up
+    on it after its feed broke ("FALL on Dad's treadmill"): worded here only, sent to the
+    page with the event (``caregiver/feed.py``) and with each missed alarm (``/api/alarms``)."""
+    title = _ALARM_TITLE.get(kind, kind.replace("_", " ").upper())
+    return f"{title} on {device_name}"
 
 
 def closed_how(by: str | None, via: str | None) -> str:

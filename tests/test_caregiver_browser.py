@@ -21,6 +21,7 @@ from typing import Any
 
 import pytest
 
+from caregiver import story
 from caregiver.headless import CHROMIUM, launch_chromium
 from caregiver.service import CaregiverService
 from tests.caregiver_support import (
@@ -632,6 +633,7 @@ def _critical(n: int, kind: str, batch: int = 0) -> dict[str, Any]:
             "acked_by": None,
             "has_window": False,
         },
+        "alarm": story.alarm(kind, f"Treadmill {n}"),  # the service's words
     }
 
 
@@ -695,11 +697,11 @@ def test_every_device_in_a_burst_of_critical_events_gets_its_notification(
     expect(page).to_have_title("\u26a0 FALL on Treadmill 3 (+2 more)")
 
     page.evaluate(send, [_critical(1, "fall", 1), _critical(2, "fall", 1), _critical(1, "help", 1)])
-    expect(page.locator("#alarm-text")).to_have_text("HELP on Treadmill 1")
+    expect(page.locator("#alarm-text")).to_have_text("HELP requested on Treadmill 1")
     assert page.evaluate("window.__notes") == [
         "FALL on Treadmill 1",
         "FALL on Treadmill 2",
-        "HELP on Treadmill 1",
+        "HELP requested on Treadmill 1",
     ]
     expect(page.locator("#alarm-more")).to_have_text("+1 more: Treadmill 2")
     page.context.close()
@@ -762,8 +764,8 @@ def test_a_feed_that_broke_brings_the_page_up_to_date_and_alarms_what_it_missed(
     expect(card).to_have_attribute("data-level", "danger")
     expect(card.locator(".headline a")).to_have_text("FALL — not acknowledged")
     expect(page.locator(f"#incident-{ids['incident']}")).to_contain_text("FALL")
-    expect(page.locator("#alarm-text")).to_have_text("FALL — not acknowledged — Dad's treadmill")
-    assert page.evaluate("window.__notes") == ["FALL — not acknowledged — Dad's treadmill"]
+    expect(page.locator("#alarm-text")).to_have_text("FALL on Dad's treadmill")
+    assert page.evaluate("window.__notes") == ["FALL on Dad's treadmill"]
     page.context.close()
     device.close()
 
@@ -822,7 +824,7 @@ def test_what_changed_between_the_page_and_its_feed_opening_is_not_missed(
     stream.continue_()
     expect(page.locator("body")).to_have_attribute("data-live", "1")
     expect(card).to_have_attribute("data-level", "danger")
-    expect(page.locator("#alarm-text")).to_have_text("FALL — not acknowledged — Dad's treadmill")
+    expect(page.locator("#alarm-text")).to_have_text("FALL on Dad's treadmill")
     page.context.close()
     device.close()
 
@@ -872,8 +874,8 @@ def test_a_fall_missed_while_the_feed_was_broken_alarms_on_every_page(
     device.incident_fall()  # stored while the page has no feed
     page.unroute("**/stream")
 
-    expect(page.locator("#alarm-text")).to_have_text("FALL — not acknowledged — Dad's treadmill")
-    assert page.evaluate("window.__notes") == ["FALL — not acknowledged — Dad's treadmill"]
+    expect(page.locator("#alarm-text")).to_have_text("FALL on Dad's treadmill")
+    assert page.evaluate("window.__notes") == ["FALL on Dad's treadmill"]
     assert page.url == service.url + paths[where]
     page.context.close()
     device.close()
@@ -971,8 +973,8 @@ def test_a_fall_heard_live_does_not_alarm_again_when_the_feed_comes_back(
     other.incident_fall()
     page.unroute("**/stream")
 
-    expect(page.locator("#alarm-text")).to_have_text("FALL — not acknowledged — treadmill-2")
-    assert page.evaluate("window.__notes") == ["FALL — not acknowledged — treadmill-2"]
+    expect(page.locator("#alarm-text")).to_have_text("FALL on treadmill-2")
+    assert page.evaluate("window.__notes") == ["FALL on treadmill-2"]
     page.context.close()
     device.close()
     other.close()
@@ -1056,10 +1058,8 @@ def test_a_missed_fall_alarms_whatever_time_it_arrived_at(
         device.incident_fall()  # stored while the page has no feed, "before" its render
         page.unroute("**/stream")
 
-        expect(page.locator("#alarm-text")).to_have_text(
-            "FALL — not acknowledged — Dad's treadmill"
-        )
-        assert page.evaluate("window.__notes") == ["FALL — not acknowledged — Dad's treadmill"]
+        expect(page.locator("#alarm-text")).to_have_text("FALL on Dad's treadmill")
+        assert page.evaluate("window.__notes") == ["FALL on Dad's treadmill"]
         page.context.close()
         device.close()
 
@@ -1099,7 +1099,7 @@ def test_a_fall_the_walker_answered_is_not_alarmed_again_when_a_fault_reopens_it
     page.unroute("**/stream")
 
     expect(card).to_have_attribute("data-level", "danger")  # the page fetched itself
-    missed = "FALL — not acknowledged — treadmill-2"
+    missed = "FALL on treadmill-2"
     page.wait_for_function("note => window.__notes.includes(note)", arg=missed)
     third.incident_fall()  # heard live: what the catching up raised has been shown by now
     expect(page.locator("#alarm-text")).to_have_text("FALL on treadmill-3")
@@ -1107,3 +1107,37 @@ def test_a_fall_the_walker_answered_is_not_alarmed_again_when_a_fault_reopens_it
     page.context.close()
     for device in (dad, other, third):
         device.close()
+
+
+def test_a_fall_reads_the_same_heard_live_or_caught_up_on(
+    browser: Any, service: CaregiverService, mosquitto: Mosquitto
+) -> None:
+    """One page hears a fall and its walker not getting up live; another page's feed was
+    broken meanwhile and catches up: both banners and notifications say the same words, the
+    service's (before: "NO_RECOVERY"-like "NO RECOVERY on X" live, "FALL — not getting up —
+    not acknowledged — X" caught up)."""
+    from playwright.sync_api import expect
+
+    dad = _StoredAtOnce.online_at(mosquitto, service, "treadmill-1")
+    missed = _login(browser, service, init_script=_NOTIFICATIONS)
+    _break_the_feed(missed, service)
+    live = _login(browser, service, init_script=_NOTIFICATIONS)  # its feed opened after that
+    ids = dad.incident_fall()
+    expect(live.locator("#alarm-text")).to_have_text("FALL on Dad's treadmill")
+    dad.event(
+        "no_recovery",
+        severity="critical",
+        state="TRIPPED",
+        reason="still lying",
+        incident=ids["incident"],
+    )
+    words = "NOT GETTING UP after a fall on Dad's treadmill"
+    expect(live.locator("#alarm-text")).to_have_text(words)
+    missed.unroute("**/stream")
+    expect(missed.locator("#alarm-text")).to_have_text(words)
+    assert live.evaluate("window.__notes") == ["FALL on Dad's treadmill", words]
+    assert missed.evaluate("window.__notes") == [words]
+    assert live.title() == missed.title() == f"\u26a0 {words}"
+    live.context.close()
+    missed.context.close()
+    dad.close()

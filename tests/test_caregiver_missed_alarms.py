@@ -121,14 +121,16 @@ def test_open_critical_incidents_of_the_caregiver_s_devices_only_newest_first(
                 "device_id": device,
                 "device_name": name,
                 "incident": ids["incident"],
-                "text": f"{text} — not acknowledged",
+                "text": f"{text} on {name}",  # as the live feed words the event's alarm
                 "link": f"/events/{ids['trip']['id']}",
                 "event": event,
             }
 
         found = _alarms(ann)
         assert found == [
-            alarm("treadmill-1", "Dad's treadmill", shown, again["id"], "FALL — not getting up"),
+            alarm(
+                "treadmill-1", "Dad's treadmill", shown, again["id"], "NOT GETTING UP after a fall"
+            ),
             alarm("treadmill-2", "treadmill-2", theirs, theirs["fall"]["id"]),
             alarm("treadmill-1", "Dad's treadmill", missed, missed["fall"]["id"]),
         ]

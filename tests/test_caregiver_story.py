@@ -175,3 +175,12 @@ def test_the_timeline_and_the_details_carry_units_and_skip_the_recording() -> No
         ("tilt rate", 130.0, "°/s"),
         ("impulse", 0.3, "g·s"),
     ]
+
+
+def test_an_alarm_is_worded_once_for_each_critical_event_type() -> None:
+    """The live alarm and the caught-up one both take these words (the browser test checks
+    the two banners agree)."""
+    assert story.alarm("fall", "Dad's treadmill") == "FALL on Dad's treadmill"
+    assert story.alarm("no_recovery", "T1") == "NOT GETTING UP after a fall on T1"
+    assert story.alarm("help", "T1") == "HELP requested on T1"
+    assert story.alarm("new_kind", "T1") == "NEW KIND on T1"  # a later monitor's type

@@ -19,8 +19,9 @@ from core.protocol.messages import ImuRecording
 
 
 class MissedAlarm(msgspec.Struct, frozen=True):
-    """An open incident with a critical event (``/api/alarms``): worded as the fleet's card
-    says it, so the page's two ways of catching up alarm alike. The page alarms for it
+    """An open incident with a critical event (``/api/alarms``): its :attr:`text` is worded
+    as the live feed's alarm for that event (:func:`caregiver.story.alarm`), so a fall
+    reads the same whether the page heard it or caught up on it. The page alarms for it
     unless it rendered or heard :attr:`event` already."""
 
     device_id: str
@@ -37,16 +38,20 @@ def missed_alarms(store: Store, session: Session, name: Callable[[str], str]) ->
     may see, newest first: a page whose feed broke alarms for those whose newest critical
     event it has not rendered nor heard. No times: each instance's clock, the events'
     arrival times and a page's bearings need not agree."""
+    found = store.open_critical(session.devices, OPEN_ALARMS)
+    events = store.events_by_id([event for _, event in found]) if found else {}
     alarms = []
-    for incident, event in store.open_critical(session.devices, OPEN_ALARMS):
-        headline = story.headline(incident, f"/events/{incident.first_event_id}")
+    for incident, event in found:
+        stored = events.get(event)
+        kind = stored.type if stored is not None else incident.severity
+        device_name = name(incident.device_id)
         alarms.append(
             MissedAlarm(
                 incident.device_id,
-                name(incident.device_id),
+                device_name,
                 incident.id,
-                headline.text,
-                headline.link,
+                story.alarm(kind, device_name),
+                f"/events/{incident.first_event_id}",
                 event,
             )
         )

@@ -171,13 +171,8 @@ class LiveFeed:
                 event = change.row or seen.events.get(change.event_id)
                 if event is None:
                     return
-                out.append(
-                    feed.EventMessage(
-                        change.device_id,
-                        backend.device_name(change.device_id),
-                        feed.event_row(event, site.moment(event.wall_time)),
-                    )
-                )
+                name = backend.device_name(change.device_id)
+                out.append(feed.event_message(event, name, site.moment(event.wall_time)))
         except Exception:
             log.exception("could not push a change to the dashboard")
 

@@ -219,9 +219,9 @@
   }
   function alarmFor(msg) {
     var e = msg.event;
-    if (e.severity !== "critical" || e.acked_by || heard.has(e.id)) return;  // once; not its ack
+    if (!msg.alarm || e.acked_by || heard.has(e.id)) return;  // once; not its ack
     heard.add(e.id);
-    raiseAlarm(e.device_id, msg.device_name, e.type.replace("_", " ").toUpperCase() + " on " + msg.device_name, "/events/" + e.id);
+    raiseAlarm(e.device_id, msg.device_name, msg.alarm, "/events/" + e.id);  // the service's words
   }
   function raisePendingAlarms() {
     var waiting = Array.from(pendingAlarms.values()), newest = waiting[waiting.length - 1];
@@ -343,7 +343,7 @@
         found.alarms.slice().reverse().forEach(function (a) {
           if (heard.has(a.event)) return;
           heard.add(a.event);
-          caughtUp(a.device_id, a.device_name, a.text + " \u2014 " + a.device_name, a.link);
+          caughtUp(a.device_id, a.device_name, a.text, a.link);  // worded as the live alarm
         });
         schedule();
       }, function () { setTimeout(missedAlarms, 2000); });  // the feed is open: try again
