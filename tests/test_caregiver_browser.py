@@ -1113,9 +1113,9 @@ def test_a_fall_reads_the_same_heard_live_or_caught_up_on(
     browser: Any, service: CaregiverService, mosquitto: Mosquitto
 ) -> None:
     """One page hears a fall and its walker not getting up live; another page's feed was
-    broken meanwhile and catches up: both banners and notifications say the same words, the
-    service's (before: "NO_RECOVERY"-like "NO RECOVERY on X" live, "FALL — not getting up —
-    not acknowledged — X" caught up)."""
+    broken meanwhile and catches up: both banners, titles and notifications say the same
+    words, the service's (before: "NO RECOVERY on X" live, "FALL — not getting up — not
+    acknowledged — X" caught up)."""
     from playwright.sync_api import expect
 
     dad = _StoredAtOnce.online_at(mosquitto, service, "treadmill-1")
