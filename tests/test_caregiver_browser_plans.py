@@ -49,10 +49,12 @@ def service(mosquitto: Mosquitto, tmp_path: Path) -> Iterator[CaregiverService]:
         yield s
 
 
-def _page(browser: Any, service: CaregiverService, user: str, password: str) -> Any:
+def _page(
+    browser: Any, service: CaregiverService, user: str, password: str, width: int = 1024
+) -> Any:
     from playwright.sync_api import expect
 
-    context = browser.new_context(viewport={"width": 1024, "height": 800})
+    context = browser.new_context(viewport={"width": width, "height": 800})
     context.set_default_timeout(WAIT * 1000)
     page = context.new_page()
     problems: list[str] = []
@@ -113,4 +115,32 @@ def test_the_physio_sees_the_device_s_answer_arrive_and_a_caregiver_has_no_form(
     expect(other.locator("#progression-form")).to_have_count(0)
     expect(other.locator("#plan-answers tr[data-state='accepted']")).to_have_count(1)
     assert other.problems == []
+    device.close()
+
+
+CONTROLS_RIGHT_EDGE = """() => Math.max(...Array.from(
+    document.querySelectorAll('main select, main input:not([type=hidden]), main button'),
+    e => e.getBoundingClientRect().right))"""
+"""The right edge of the page's rightmost form control, read in one evaluation."""
+
+
+@pytest.mark.parametrize("width", [1280, 360])
+def test_the_physio_s_plan_page_fits_the_screen(
+    browser: Any, service: CaregiverService, mosquitto: Mosquitto, width: int
+) -> None:
+    """A select is as wide as its longest option: the progressions' used to list every stage
+    and made the page four times a phone's width. Every control now fits the screen, and the
+    stages are still there to read (each progression's, in a list under the select)."""
+    from playwright.sync_api import expect
+
+    device = SimDevice(mosquitto, DEVICE)
+    device.online()
+    assert service.ingestor.wait_for(lambda: service.store.device(DEVICE) is not None)
+    page = _page(browser, service, "ann", PASSWORD, width=width)
+    expect(page.locator("#progression-form")).to_have_count(1)
+    assert page.evaluate("document.documentElement.scrollWidth") <= width
+    assert page.evaluate(CONTROLS_RIGHT_EDGE) <= width
+    stages = page.locator("#progression-stages ol.stages").first.locator("li")
+    assert stages.count() >= 2
+    assert page.problems == []
     device.close()
