@@ -314,11 +314,41 @@ def test_a_test_alarm_needs_the_csrf_token_and_the_device(
     assert bob.request("POST", "/devices/treadmill-1/test-alarm", {"csrf": csrf[1]})[0] == 404
     assert bob.request("POST", "/devices/nowhere/test-alarm", {"csrf": csrf[1]})[0] == 404
     status, headers, _ = bob.request("POST", "/devices/treadmill-2/test-alarm", {"csrf": csrf[1]})
-    assert status == 303 and headers["location"] == "/devices/treadmill-2?test_alarm=sent"
+    # this service has no contacts: the page says no phone will ring
+    assert status == 303
+    assert headers["location"] == "/devices/treadmill-2?test_alarm=sent-no-contacts"
     assert mine.wait_command("test_alarm")["by"] == "bob"
     assert [name for name, _ in mine.commands] == ["test_alarm"]  # the refused ones sent nothing
     _, _, page = bob.request("GET", headers["location"])
-    assert "Test alarm sent" in page
+    assert "Test alarm sent" in page and "no phone will be notified" in page
     assert other.commands == []
+
+    # a treadmill that is not online is sent nothing (its command would chirp whenever it
+    # came back), and the caregiver is told so, by the form and by the page's script
+    mine.offline()
+    assert service.ingestor.wait_for(
+        lambda: (service.store.device("treadmill-2") or {}).get("availability") == "offline"
+    )
+    status, headers, _ = bob.request("POST", "/devices/treadmill-2/test-alarm", {"csrf": csrf[1]})
+    assert status == 303 and headers["location"] == "/devices/treadmill-2?test_alarm=offline"
+    _, _, page = bob.request("GET", headers["location"])
+    assert "not online" in page and "nothing was sent" in page
+    status, _, body = bob.request(
+        "POST",
+        "/devices/treadmill-2/test-alarm",
+        {"csrf": csrf[1]},
+        headers={"accept": "application/json"},
+    )
+    assert status == 409 and json.loads(body)["ok"] is False
+    # back online, one more: it arrives, and nothing came before it (one publisher's messages
+    # arrive in order), so the two refused requests published nothing
+    mine.online()
+    assert service.ingestor.wait_for(
+        lambda: (service.store.device("treadmill-2") or {}).get("availability") == "online"
+    )
+    assert bob.request("POST", "/devices/treadmill-2/test-alarm", {"csrf": csrf[1]})[0] == 303
+    with mine.got_command:
+        assert mine.got_command.wait_for(lambda: len(mine.commands) >= 2, WAIT)
+    assert [name for name, _ in mine.commands] == ["test_alarm", "test_alarm"]
     mine.close()
     other.close()

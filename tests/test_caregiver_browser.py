@@ -556,6 +556,16 @@ def test_alarm_sound_is_remembered_and_a_test_alarm_reaches_the_device(
     assert command["by"] == "ann" and command["id"].startswith("cg-")
     assert questions and "every contact" in questions[0]
     expect(page.locator("#test-alarm-status")).to_contain_text("Test alarm sent")
+    expect(page.locator("#test-alarm-status")).to_contain_text("no phone will be notified")
+
+    # the treadmill goes offline: the page's script says nothing was sent
+    device.offline()
+    assert service.ingestor.wait_for(
+        lambda: (service.store.device("treadmill-1") or {}).get("availability") == "offline"
+    )
+    page.click("#test-alarm-form button")
+    expect(page.locator("#test-alarm-status")).to_contain_text("nothing was sent")
+    assert len(questions) == 2
     page.context.close()
     device.close()
 

@@ -4,7 +4,11 @@
 may see) publishes the device's ``test_alarm`` command: the device chirps its
 buzzer and publishes a ``test`` event, which the service pages to every contact
 as a TEST — the whole path a real alarm takes. The request answers JSON to the
-page's script and redirects a plain form post back to the device page.
+page's script and redirects a plain form post back to the device page; both say
+what the caregiver can expect (:data:`OUTCOMES`, one wording for both): a device
+that is not online is not sent anything (its command would wait in the broker and
+chirp whenever it came back), and a service without contacts says that no phone
+will ring.
 """
 
 from __future__ import annotations
@@ -17,24 +21,46 @@ from starlette.routing import BaseRoute, Route
 from caregiver.auth import Session
 from caregiver.routes.site import Site
 
+OUTCOMES: dict[str, str] = {
+    "sent": "Test alarm sent: listen for the chirp, and check that every phone got the TEST "
+    "notification.",
+    "sent-no-contacts": "Test alarm sent: listen for the chirp. No contacts are set up on "
+    "this service, so no phone will be notified.",
+    "offline": "The treadmill is not online, so the test alarm cannot reach it: nothing was "
+    "sent. Try again when its card says it is online.",
+}
+"""What a test alarm's request came to, by the key the device page is redirected with."""
+
 
 def routes(site: Site) -> list[BaseRoute]:
     backend = site.backend
+    site.templates.env.globals["test_alarm_outcomes"] = OUTCOMES  # device.html says it too
 
     @site.authed
     async def test_alarm(request: Request) -> Response:
         session: Session = request.state.session
         device_id = request.path_params["device_id"]
-        if not site.may_see(request, device_id) or (
-            await run_in_threadpool(backend.store.device, device_id) is None
-        ):
+        device = (
+            await run_in_threadpool(backend.store.device, device_id)
+            if site.may_see(request, device_id)
+            else None
+        )
+        if device is None:
             return site.not_found("device")
+        wants_json = "application/json" in request.headers.get("accept", "")
+        if device["availability"] != "online":
+            if wants_json:
+                return JSONResponse({"ok": False, "message": OUTCOMES["offline"]}, 409)
+            return RedirectResponse(f"/devices/{device_id}?test_alarm=offline", status_code=303)
         try:
             request_id = await run_in_threadpool(backend.test_alarm, device_id, session.username)
         except RuntimeError as exc:
             return PlainTextResponse(f"could not send the test alarm: {exc}", 503)
-        if "application/json" in request.headers.get("accept", ""):
-            return JSONResponse({"ok": True, "request_id": request_id})
-        return RedirectResponse(f"/devices/{device_id}?test_alarm=sent", status_code=303)
+        outcome = "sent" if backend.config.contacts else "sent-no-contacts"
+        if wants_json:
+            return JSONResponse(
+                {"ok": True, "request_id": request_id, "message": OUTCOMES[outcome]}
+            )
+        return RedirectResponse(f"/devices/{device_id}?test_alarm={outcome}", status_code=303)
 
     return [Route("/devices/{device_id}/test-alarm", test_alarm, methods=["POST"])]

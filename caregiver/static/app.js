@@ -441,8 +441,10 @@
     button.disabled = true;
     fetch(testForm.action, { method: "POST", headers: { "X-CSRF-Token": csrf, "Accept": "application/json" }, credentials: "same-origin" })
       .then(function (r) {
+        // the service words the outcome (routes/device_commands.py: OUTCOMES), sent or not
+        if (r.status === 409) return r.json().then(function (answer) { note.textContent = answer.message; });
         if (!r.ok) throw new Error("HTTP " + r.status);
-        note.textContent = "Test alarm sent: listen for the chirp, and check that every phone got the TEST notification.";
+        return r.json().then(function (answer) { note.textContent = answer.message; });
       })
       .catch(function (err) { note.textContent = "The test alarm could not be sent (" + err.message + ")."; })
       .then(function () { button.disabled = false; });
