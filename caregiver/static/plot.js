@@ -6,20 +6,28 @@
   if (!box || !window.uPlot) return;
   var COLOURS = { "trip: belt stopped": "#d00000", "impact": "#6a00a8", "fall confirmed": "#000000" };
 
+  var ROW = 16;  // CSS px: one label's row in the band above the plot
+
+  // Each mark's line runs through the plot; its label sits in a band above the plot, a row of
+  // its own per mark (the trip and the impact are often a few pixels apart), on a white
+  // ground, and on the line's left when the right would leave the plot: never across a trace.
   function markLines(marks) {
     return function (u) {
-      var ctx = u.ctx, px = devicePixelRatio;
+      var ctx = u.ctx, px = devicePixelRatio, right = u.bbox.left + u.bbox.width;
       ctx.save();
       ctx.font = (13 * px) + "px sans-serif";
       ctx.textAlign = "left"; ctx.textBaseline = "alphabetic";
       marks.forEach(function (m, i) {
         var x = u.valToPos(m.t, "x", true);
         var colour = COLOURS[m.label] || "#d00000";
-        ctx.strokeStyle = colour; ctx.fillStyle = colour; ctx.lineWidth = 2 * px;
+        var y = u.bbox.top - (marks.length - 1 - i) * ROW * px - 4 * px;
+        ctx.strokeStyle = colour; ctx.lineWidth = 2 * px;
         ctx.setLineDash(m.label.indexOf("trip") === 0 ? [] : [6 * px, 4 * px]);
-        ctx.beginPath(); ctx.moveTo(x, u.bbox.top); ctx.lineTo(x, u.bbox.top + u.bbox.height); ctx.stroke();
-        // labels stacked so that marks close together stay readable
-        ctx.fillText(m.label, x + 4 * px, u.bbox.top + (15 + 15 * i) * px);
+        ctx.beginPath(); ctx.moveTo(x, y + 2 * px); ctx.lineTo(x, u.bbox.top + u.bbox.height); ctx.stroke();
+        var w = ctx.measureText(m.label).width, at = x + 4 * px;
+        if (at + w > right) at = x - 4 * px - w;
+        ctx.fillStyle = "#ffffff"; ctx.fillRect(at - 2 * px, y - 12 * px, w + 4 * px, 15 * px);
+        ctx.fillStyle = colour; ctx.fillText(m.label, at, y);
       });
       ctx.restore();
     };
@@ -34,7 +42,8 @@
     box.appendChild(wrap);
     var width = Math.max(280, Math.min(box.clientWidth, 1100));
     return new uPlot({
-      width: width, height: 200,
+      width: width, height: 200 + ROW * marks.length,
+      padding: [ROW * marks.length + 4, null, null, null],
       scales: { x: { time: false } },
       axes: [{ label: "seconds (0 = belt stopped)", font: "14px sans-serif" }, { label: unit, font: "14px sans-serif", size: 60 }],
       series: [{}, { label: title, stroke: color, width: 2, spanGaps: false }],
