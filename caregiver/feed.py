@@ -54,6 +54,12 @@ class EventRow(msgspec.Struct, frozen=True):
     id: str
     device_id: str
     type: str
+    title: str
+    """The row's label in words (:func:`caregiver.story.row_title`)."""
+    text: str
+    """What happened in words (:func:`caregiver.story.row_text`)."""
+    listed: bool
+    """Whether a device's timeline shows it (:func:`caregiver.story.in_timeline`)."""
     severity: str
     reason: str
     wall_time: str
@@ -145,6 +151,9 @@ def event_row(event: StoredEvent, when: Moment | None) -> EventRow:
         id=event.id,
         device_id=event.device_id,
         type=event.type,
+        title=story.row_title(event.type),
+        text=story.row_text(event),
+        listed=story.in_timeline(event.type),
         severity=event.severity,
         reason=event.reason,
         wall_time=event.wall_time,

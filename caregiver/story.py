@@ -107,6 +107,38 @@ def alarm(kind: str, device_name: str) -> str:
     return f"{title} on {device_name}"
 
 
+_ROW_TITLE = {
+    "no_recovery": "NOT GETTING UP",
+    "ok": "I'M OK",
+    "help": "HELP",
+    "test": "TEST ALARM",
+}
+
+
+def row_title(kind: str) -> str:
+    """A timeline row's label: the event's type as a caregiver says it ("NOT GETTING UP")."""
+    return _ROW_TITLE.get(kind, kind.replace("_", " ").upper())
+
+
+def row_text(event: StoredEvent) -> str:
+    """A timeline row's words: a fall's impact and posture in plain words, with units
+    (:func:`impact_words`), instead of the detector's figures ("impact 5.1 g (0.30 g s),
+    lying 83 deg"); other events as the monitor said them, with degrees written as degrees."""
+    figures = event.figures
+    if event.type == "fall" and (impact := figures.get("impact_g")) is not None:
+        text = f"impact {impact_words(impact)}"
+        if (tilt := figures.get("tilt_deg")) is not None:
+            text += f", {tilt:.0f}° from upright" + (" — lying down" if tilt >= 60 else "")
+        return text
+    return event.reason.replace(" deg/s", "°/s").replace(" deg", "°")
+
+
+def in_timeline(kind: str) -> bool:
+    """Whether a device's timeline lists an event of this type: not the IMU recording,
+    which is the plot on its stumble's or fall's page, not a line of its own."""
+    return kind != "window"
+
+
 def closed_how(by: str | None, via: str | None) -> str:
     if via == "walker":
         return "walker pressed I'm OK"

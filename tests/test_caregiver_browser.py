@@ -612,6 +612,24 @@ def test_cards_and_rows_built_from_the_live_feed_match_the_servers_pages(
     page.reload()
     expect(row.locator("time")).to_have_attribute("data-local", "1")
     assert row.evaluate(_SHAPE) == built
+
+    # a fall's row in plain words, live and reloaded alike; its IMU recording is no row (it
+    # is the plot on the fall's page)
+    ids = device.incident_fall()
+    fall = page.locator(f'#timeline [data-event="{ids["fall"]["id"]}"]')
+    expect(fall.locator(".etype")).to_have_text("FALL")
+    expect(fall.locator(".ereason")).to_have_text(
+        "impact firm (3.2 g; standing still is 1 g), 83° from upright — lying down"
+    )
+    marker = device.event("fault", severity="warning", state="FAULT", reason="after the window")
+    expect(page.locator(f'#timeline [data-event="{marker["id"]}"]')).to_have_count(1)
+    window = page.locator(f'#timeline [data-event="{ids["window"]["id"]}"]')
+    expect(window).to_have_count(0)
+    built = fall.evaluate(_SHAPE)
+    page.reload()
+    expect(fall.locator("time")).to_have_attribute("data-local", "1")
+    assert fall.evaluate(_SHAPE) == built
+    expect(window).to_have_count(0)
     page.context.close()
     device.close()
 

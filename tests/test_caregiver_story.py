@@ -184,3 +184,21 @@ def test_an_alarm_is_worded_once_for_each_critical_event_type() -> None:
     assert story.alarm("no_recovery", "T1") == "NOT GETTING UP after a fall on T1"
     assert story.alarm("help", "T1") == "HELP requested on T1"
     assert story.alarm("new_kind", "T1") == "NEW KIND on T1"  # a later monitor's type
+
+
+def test_a_timeline_row_says_what_happened_in_plain_words() -> None:
+    fall = _event("fall", {"impact_g": 5.1, "tilt_deg": 83.0, "impulse_gs": 0.3})
+    assert story.row_title("fall") == "FALL"
+    assert story.row_title("no_recovery") == "NOT GETTING UP"
+    assert story.row_title("ok") == "I'M OK"
+    assert story.row_title("new_kind") == "NEW KIND"  # a later monitor's type
+    assert story.row_text(fall) == (
+        "impact hard (5.1 g; standing still is 1 g), 83° from upright — lying down"
+    )
+    light = _event("fall", {"impact_g": 1.5, "tilt_deg": 40.0})
+    assert story.row_text(light) == "impact light (1.5 g; standing still is 1 g), 40° from upright"
+    trip = _event("stumble", {}, severity="warning", reason="trunk rotated 12 deg in 0.3 s")
+    assert story.row_text(trip) == "trunk rotated 12° in 0.3 s"
+    bare = _event("fall", {}, reason="impact then lying")  # an older monitor: no figures
+    assert story.row_text(bare) == "impact then lying"
+    assert not story.in_timeline("window") and story.in_timeline("fall")

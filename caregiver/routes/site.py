@@ -160,6 +160,9 @@ class Site:
         self.templates.env.globals["device_name"] = backend.device_name
         self.templates.env.filters["when"] = self.time_element
         self.templates.env.globals["card_story"] = lambda d: story.card(d, backend.clock())
+        self.templates.env.globals["row_title"] = story.row_title
+        self.templates.env.globals["row_text"] = story.row_text
+        self.templates.env.globals["in_timeline"] = story.in_timeline
         self.templates.env.globals["incident_headline"] = lambda i: story.headline(
             i, f"/events/{i.first_event_id}"
         )

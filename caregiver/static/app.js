@@ -68,11 +68,11 @@
   function renderEvent(e, deviceName) {
     return finish(node("li", { "class": "event sev-" + e.severity, "data-event": e.id }, [
       node("a", { href: "/events/" + e.id }, spaced([
-        node("strong", { "class": "etype" }, [e.type.replace(/_/g, " ").toUpperCase()]),
+        node("strong", { "class": "etype" }, [e.title]),
         node("span", { "class": "edevice" }, [deviceName]),
         node("span", { "class": "ewhen" }, [timeEl(e.when)]),
         since(e.received_at),
-        node("span", { "class": "ereason" }, [e.reason]),
+        node("span", { "class": "ereason" }, [e.text]),
         e.acked_by ? node("span", { "class": "eack" }, ["acknowledged by " + e.acked_by]) : null]))]));
   }
   function renderIncident(id, r) {
@@ -191,7 +191,7 @@
     var e = msg.event;
     var list = document.getElementById("timeline");
     var alertType = ["stumble", "fall", "no_recovery", "fault"].indexOf(e.type) >= 0;
-    if (list && (list.dataset.device === e.device_id || (list.dataset.device === "*" && alertType))) {
+    if (list && e.listed && (list.dataset.device === e.device_id || (list.dataset.device === "*" && alertType))) {
       if (!list.querySelector('[data-event="' + e.id + '"]')) {
         var empty = list.querySelector(".empty");
         if (empty) empty.remove();
