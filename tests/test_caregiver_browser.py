@@ -179,6 +179,14 @@ def test_phone_width_one_column_no_horizontal_scroll(
     assert page.evaluate("document.documentElement.scrollWidth") <= 360
     font = page.evaluate("parseFloat(getComputedStyle(document.body).fontSize)")
     assert font >= 18
+    # the feed's "live" sits in the header, over none of the page's words
+    expect(page.locator("#live-status")).to_have_text("live")
+    inside = page.evaluate(
+        """() => { const s = document.getElementById('live-status').getBoundingClientRect(),
+                   h = document.querySelector('header.top').getBoundingClientRect();
+                   return s.top >= h.top && s.bottom <= h.bottom && s.right <= h.right; }"""
+    )
+    assert inside
     page.context.close()
     for d in devices:
         d.close()
