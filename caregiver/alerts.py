@@ -123,14 +123,21 @@ class Alerting:
         now = self.clock()
         match event.type:
             case EventType.OK:
-                self._close_incident(tx, device_id, event.incident, event.by or "walker", "walker")
+                self._close_incident(
+                    tx, device_id, event.incident, event.by or "walker", "walker", event.seq
+                )
             case EventType.CLOSED:
                 self._close_incident(
-                    tx, device_id, event.incident, event.by or "caregiver", event.via or "device"
+                    tx,
+                    device_id,
+                    event.incident,
+                    event.by or "caregiver",
+                    event.via or "device",
+                    event.seq,
                 )
             case EventType.RESET if event.incident is not None:
                 # the walker re-armed: the incident is over (an ok before it already closed it)
-                self._close_incident(tx, device_id, event.incident, "walker", "walker")
+                self._close_incident(tx, device_id, event.incident, "walker", "walker", event.seq)
             case EventType.RESET:
                 self._walker_reset(tx, device_id, event.wall_time, now)  # a device from before
             case EventType.TEST:
@@ -203,14 +210,21 @@ class Alerting:
             self._page(tx, alert.id, sorted({*alert.paged, alert.contact}), title, body, now)
 
     def _close_incident(
-        self, tx: Transaction, device_id: str, incident_id: str | None, by: str, via: str
+        self,
+        tx: Transaction,
+        device_id: str,
+        incident_id: str | None,
+        by: str,
+        via: str,
+        seq: int | None = None,
     ) -> None:
         """Close an incident everywhere it is open here: no more reminders, and whoever was
-        paged hears who answered (or that the walker is OK)."""
+        paged hears who answered (or that the walker is OK). ``seq``: the monitor's closing
+        event's sequence, when it closed it (what it answered came before that event)."""
         if incident_id is None:
             return
         now = self.clock()
-        tx.close_incident(incident_id, by, via, now)
+        tx.close_incident(incident_id, by, via, now, seq)
         alert = tx.open_alert_of(incident_id)
         if alert is None:
             return

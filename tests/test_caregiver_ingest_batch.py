@@ -166,6 +166,58 @@ def test_an_incident_opened_and_closed_in_one_batch_ends_closed(
         service.store.close()
 
 
+def _of_incident(
+    incident: str, seq: int, kind: str, severity: str, **extra: object
+) -> tuple[str, bytes]:
+    data = {
+        "schema": 1, "id": uuid.uuid4().hex, "seq": seq, "type": kind, "device_id": DEVICE,
+        "severity": severity, "state": "TRIPPED", "reason": kind,
+        "wall_time": "2026-12-01T21:00:00.000+00:00", "t_monotonic": float(seq), "figures": {},
+        "incident": incident, **extra,
+    }  # fmt: skip
+    return f"retroguard/{DEVICE}/event", json.dumps(data).encode()
+
+
+@pytest.mark.parametrize("batched", [False, True], ids=["one by one", "in one batch"])
+@pytest.mark.parametrize("closing", ["ok", "closed", "reset"])
+def test_a_call_for_help_after_the_walker_s_ok_is_not_taken_as_answered(
+    tmp_path: Path, caregiver_db: str, batched: bool, closing: str
+) -> None:
+    """A fall, the walker's I'm OK (or a close relayed by the device, or a re-arm), a fault
+    that reopens the incident and a call for help, in the monitor's order: the close answered
+    the fall, not the help the monitor sent after it, so the help is what a dashboard that
+    missed it alarms for — also when all four come in one batch, which stores them all before
+    it handles any (before: the close was taken to answer the newest critical event stored,
+    the help, and /api/alarms named nothing)."""
+    changes: list[Change] = []
+    service = _service(tmp_path, changes, caregiver_db)
+    incident = uuid.uuid4().hex
+    try:
+        messages = [
+            _of_incident(incident, 1, "fall", "critical"),
+            _of_incident(incident, 2, closing, "info", by="walker", via="home-assistant"),
+            _of_incident(incident, 3, "fault", "warning"),
+            _of_incident(incident, 4, "help", "critical"),
+        ]
+        if batched:
+            assert service.ingestor.handle_batch(messages)
+        else:
+            for message in messages:
+                assert service.ingestor.handle(*message)
+        reopened = service.store.incident(incident)
+        assert reopened is not None and reopened.open
+        assert [(i.id, event) for i, event in service.store.open_critical(None, 50)] == [
+            (incident, _id(messages[3]))
+        ]
+        # a caregiver's answer here is to all of it: nothing is left to alarm for
+        with service.store.transaction() as tx:
+            assert tx.close_incident(incident, "ann", "dashboard", 9.0)
+            tx.reopen_incident(incident, "fall", 10.0)
+        assert service.store.open_critical(None, 50) == []
+    finally:
+        service.store.close()
+
+
 def test_a_message_no_database_can_store_is_rejected_alone(
     tmp_path: Path, caregiver_db: str
 ) -> None:

@@ -860,18 +860,30 @@ class Transaction:
     def touch_incident(self, incident_id: str, now: float) -> None:
         self._db.execute("UPDATE incidents SET last_event_at = ? WHERE id = ?", (now, incident_id))
 
-    def close_incident(self, incident_id: str, by: str, via: str, now: float) -> bool:
+    def close_incident(
+        self, incident_id: str, by: str, via: str, now: float, seq: int | None = None
+    ) -> bool:
         """Close an open incident; False if it was not open (a repeat changes nothing). Its
         newest critical event (as :meth:`open_critical` orders them) is kept as closed with
-        it: whoever closed it answered that one and those before it."""
+        it: whoever closed it answered that one and those before it.
+
+        ``seq`` is the closing event's sequence when the monitor closed it (the walker's I'm
+        OK, a close relayed by the device, a re-arm): then the newest critical event *before*
+        it, by the monitor's order — a batch stores all its events before it handles any, so
+        a call for help the monitor sent after the I'm OK may be stored already, and was not
+        answered by it. None (a close made here: the dashboard, a notification's link): the
+        newest stored. None before it (a sequence started again since the fall): the one
+        kept from an earlier close stays, and a reopening alarms — rather too loud than
+        silent."""
+        before = "" if seq is None else "AND e.seq < ? "
         cur = self._db.execute(
             "UPDATE incidents SET status = 'closed', closed_at = ?, closed_by = ?, "
             "closed_via = ?, closed_severity = severity, closed_critical = COALESCE(("
             "SELECT e.id FROM events e WHERE (e.incident = incidents.id "
             "OR (e.id = incidents.id AND e.incident IS NULL)) AND e.severity = 'critical' "
-            f"ORDER BY {_NEWEST_CRITICAL} LIMIT 1), closed_critical) "
+            f"{before}ORDER BY {_NEWEST_CRITICAL} LIMIT 1), closed_critical) "
             "WHERE id = ? AND status = 'open'",
-            (now, by, via, incident_id),
+            (now, by, via, *(() if seq is None else (seq,)), incident_id),
         )
         return cur.rowcount > 0
 
