@@ -343,10 +343,10 @@ def test_the_device_s_latest_event_is_the_monitor_s_newest_not_the_last_stored(
         assert latest() == _id(newer)
         assert ingestor.handle_batch([_event(4), _event(2)])  # a later batch of older ones
         assert latest() == _id(newer)
-        assert ingestor.handle(*_event(1))  # one stored alone (the held messages' retry)
+        assert ingestor.handle(*_event(2))  # one stored alone (the held messages' retry)
         assert latest() == _id(newer)
         newest = _event(6)
-        assert ingestor.handle_batch([_event(1), newest, _event(4)])
+        assert ingestor.handle_batch([_event(3), newest, _event(4)])
         assert latest() == _id(newest)
         # the monitor's clock was ahead and NTP stepped it back between its 4th and 7th
         # events: the 7th is stamped earlier, and is the newest; the 4th, resent, is not
@@ -367,6 +367,61 @@ def test_the_device_s_latest_event_is_the_monitor_s_newest_not_the_last_stored(
         assert latest() == _id(first)
         assert ingestor.handle_batch([third, _event(2)])
         assert latest() == _id(third)
-        assert ingestor.events_stored == 15
+        # and again: one event numbered 1 is enough, whatever else is stored
+        again = _event(1)
+        assert ingestor.handle(*again)
+        assert latest() == _id(again)
+        assert ingestor.events_stored == 16
+    finally:
+        service.store.close()
+
+
+def _routine(seq: int) -> tuple[str, bytes]:
+    topic, payload = _event(seq)
+    return topic, json.dumps({**json.loads(payload), "type": "start", "severity": "info"}).encode()
+
+
+@pytest.mark.parametrize("batched", [False, True], ids=["one by one", "in one batch"])
+def test_a_sequence_started_again_is_known_with_the_old_one_s_first_event_gone(
+    tmp_path: Path, caregiver_db: str, batched: bool
+) -> None:
+    """The old sequence's event 1 is not stored — retention pruned its routine events, as
+    here (or the caregiver's database is younger than the monitor's) — and the monitor's event
+    database starts afresh: its new event 1 starts a sequence again all the same, and the
+    device's latest event follows the new sequence (before: a sequence started again was
+    known only by a second stored event numbered 1, and the latest stayed on the old
+    sequence's until the new one outnumbered it). The price, an event 1 resent late whose
+    first copy never came, is the latest until the device's next event."""
+    changes: list[Change] = []
+    service = _service(tmp_path, changes, caregiver_db)
+    store, ingestor = service.store, service.ingestor
+
+    def latest() -> str:
+        device = store.device(DEVICE)
+        assert device is not None and device["last_event"] is not None
+        return str(device["last_event"]["id"])
+
+    try:
+        old = [_routine(seq) for seq in range(1, 6)]
+        for message in old:
+            assert ingestor.handle(*message)
+        pruned = store.prune(
+            recordings_before=None, notifications_before=None, routine_before=1e12, now=1e12
+        )
+        assert pruned.routine_events == 4  # all but the device's latest
+        assert [e.seq for e in store.events_for(DEVICE)] == [5]
+        fresh = [_routine(seq) for seq in (1, 2, 3)]
+        if batched:
+            assert ingestor.handle_batch(fresh)
+        else:
+            for message in fresh:
+                assert ingestor.handle(*message)
+        assert latest() == _id(fresh[-1])
+        late = _routine(1)  # a first event resent late, its first copy never stored
+        assert ingestor.handle(*late)
+        assert latest() == _id(late)
+        following = _routine(4)
+        assert ingestor.handle(*following)
+        assert latest() == _id(following)
     finally:
         service.store.close()

@@ -96,24 +96,20 @@ _DEVICE_SELECT = (
 _FIRST_SEQ = 1
 """A monitor's first event in an event database (SQLite's AUTOINCREMENT starts at 1)."""
 
-_STARTS_AGAIN = (
-    # the first event of a sequence started again: a seq of 1 where the device already had
-    # another (within one database each sequence number is one event's)
-    f"(n.seq = {_FIRST_SEQ} AND EXISTS (SELECT 1 FROM events p WHERE p.device_id = n.device_id "
-    f"AND p.seq = {_FIRST_SEQ} AND p.id <> n.id))"
-)
-
 _KEEP_NEWER_LAST_EVENT = (
     # the device's latest event is the newest by the monitor's own order, its sequence, not the
     # one stored last nor the one its clock calls latest (wall time is for people to read): one
     # with a lower sequence is an older one resent and leaves it where it is (_resent), unless
-    # it starts a sequence again (a monitor whose event database started afresh, a damaged one
-    # moved aside: its events are the newest; those before its first look older until it came)
+    # it is numbered 1, which starts a sequence again (_resent says why)
     "last_event_id = CASE WHEN EXISTS (SELECT 1 FROM events o, events n "
     "WHERE o.id = devices.last_event_id AND n.id = excluded.last_event_id "
-    f"AND COALESCE(o.seq, 0) > COALESCE(n.seq, 0) AND NOT {_STARTS_AGAIN}) "
+    "AND COALESCE(o.seq, 0) > COALESCE(n.seq, 0) "
+    f"AND COALESCE(n.seq, 0) <> {_FIRST_SEQ}) "
     "THEN devices.last_event_id ELSE excluded.last_event_id END"
 )
+
+_NEW_LAST_EVENT = "last_event_id = excluded.last_event_id"
+"""A batch's newest event of a device whose sequence the batch started again."""
 
 
 _NEWEST_CRITICAL = "e.seq DESC NULLS LAST, e.received_at DESC, e.id DESC"
@@ -122,11 +118,25 @@ sequence (a clock stepped back, or another instance's behind, does not make an o
 newest), by arrival for a monitor without one."""
 
 
-def _resent(kept: int, event: int, starts_again: Callable[[], bool]) -> bool:
+def _resent(kept: int, event: int) -> bool:
     """An event with sequence ``event`` is older than the one kept (sequence ``kept``) by the
-    monitor's own order: a lower sequence, unless it starts a sequence again (as
-    :data:`_KEEP_NEWER_LAST_EVENT` decides it; ``starts_again`` asks the database)."""
-    return kept > event and not (event == _FIRST_SEQ and starts_again())
+    monitor's own order: a lower sequence — unless it is numbered 1 (as
+    :data:`_KEEP_NEWER_LAST_EVENT` decides it).
+
+    A monitor numbers its first event 1 and never again in one event database, so an event 1
+    (a new id: a redelivery is stored once, and never gets this far) arriving after a higher
+    one starts a sequence again: the monitor's event database started afresh (a damaged one
+    moved aside), and its events are the newest from there on. Nothing of the old sequence
+    need be stored for that (retention prunes its routine events; a caregiver database may
+    be younger than the monitor's). Until the new sequence's event 1 has come, its others
+    look older and leave the latest where it was; the monitor's outbox keeps it until
+    received, so it comes. The price: an event 1 resent late whose first copy never reached
+    this database — the same sequence's, behind its later ones, or an old sequence's after
+    a new one began — is taken as the latest until the device's next event (numbered above
+    it) moves it on. The monitor's events carry nothing else to tell a sequence by (its
+    clock is no order), and a briefly stale last event beats one stuck on the old sequence
+    until the new one outnumbers it."""
+    return kept > event and event != _FIRST_SEQ
 
 
 def _any_engine_errors() -> tuple[type[Exception], ...]:
@@ -198,9 +208,10 @@ class _Prepared:
     """The ones that were new and that no message has recorded yet."""
     absent_incidents: set[str] = field(default_factory=set)
     """Incident ids the batch looked up and found missing (none opened since)."""
-    latest_events: dict[str, tuple[int, str, float]] = field(default_factory=dict)
+    latest_events: dict[str, tuple[int, str, float, bool]] = field(default_factory=dict)
     """Each device's newest recorded event (the monitor's order: :func:`_resent`) as its
-    sequence, its id, and when the batch last recorded one: the row is updated at the end."""
+    sequence, its id, when the batch last recorded one, and whether the batch started its
+    sequence again (an event 1 before it, or itself): the row is updated at the end."""
     alert_ids: deque[int] = field(default_factory=deque)
     """Alert ids taken for the batch's pages, in order (where the engine hands them out)."""
 
@@ -399,18 +410,20 @@ class Transaction:
             return
         ordered = sorted(prepared.latest_events.items())
         prepared.latest_events.clear()
-        for start in range(0, len(ordered), _CHUNK):
-            chunk = ordered[start : start + _CHUNK]
-            source, params = self._db.rows(
-                (("device_id", "TEXT"), ("last_seen", "REAL"), ("last_event_id", "TEXT")),
-                [(device_id, now, event_id) for device_id, (_, event_id, now) in chunk],
-            )
-            self._db.execute(
-                f"INSERT INTO devices (device_id, last_seen, last_event_id) {source} "
-                "ON CONFLICT (device_id) DO UPDATE SET last_seen = excluded.last_seen, "
-                + _KEEP_NEWER_LAST_EVENT,
-                params,
-            )
+        # a device whose sequence the batch started again: its newest is newer than the one
+        # stored before, whatever their numbers (its event 1 came after that one)
+        for again, keep in ((False, _KEEP_NEWER_LAST_EVENT), (True, _NEW_LAST_EVENT)):
+            rows = [(d, now, e) for d, (_, e, now, restarted) in ordered if restarted is again]
+            for start in range(0, len(rows), _CHUNK):
+                source, params = self._db.rows(
+                    (("device_id", "TEXT"), ("last_seen", "REAL"), ("last_event_id", "TEXT")),
+                    rows[start : start + _CHUNK],
+                )
+                self._db.execute(
+                    f"INSERT INTO devices (device_id, last_seen, last_event_id) {source} "
+                    "ON CONFLICT (device_id) DO UPDATE SET last_seen = excluded.last_seen, " + keep,
+                    params,
+                )
 
     def record_event(self, event: NewEvent, now: float) -> bool:
         """Store a device's event and make it the device's latest; False if that id is already
@@ -432,12 +445,11 @@ class Transaction:
             prepared.new_events.discard(event.id)
             order = event.seq or 0
             kept = prepared.latest_events.get(event.device_id)
-            if kept is None or not _resent(
-                kept[0], order, lambda: self._starts_again(event.device_id, event.id)
-            ):
-                prepared.latest_events[event.device_id] = (order, event.id, now)
+            if kept is None or not _resent(kept[0], order):
+                again = order == _FIRST_SEQ or (kept is not None and kept[3])
+                prepared.latest_events[event.device_id] = (order, event.id, now, again)
             else:  # an older one, resent: the newer stays the latest
-                prepared.latest_events[event.device_id] = (kept[0], kept[1], now)
+                prepared.latest_events[event.device_id] = (kept[0], kept[1], now, kept[3])
             return True
         cur = self._db.execute(
             _EVENT_INSERT + _EVENT_VALUES + " ON CONFLICT (id) DO NOTHING RETURNING id",
@@ -453,17 +465,6 @@ class Transaction:
             (event.device_id, now, event.id),
         )
         return True
-
-    def _starts_again(self, device_id: str, event_id: str) -> bool:
-        """The device has another event numbered :data:`_FIRST_SEQ` than ``event_id`` (also
-        one inserted earlier in this batch): ``event_id``'s sequence started again."""
-        return (
-            self._db.execute(
-                "SELECT 1 FROM events WHERE device_id = ? AND seq = ? AND id <> ? LIMIT 1",
-                (device_id, _FIRST_SEQ, event_id),
-            ).fetchone()
-            is not None
-        )
 
     def event(self, event_id: str) -> StoredEvent | None:
         row = self._db.execute(
