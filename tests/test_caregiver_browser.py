@@ -743,6 +743,31 @@ def test_every_device_in_a_burst_of_critical_events_gets_its_notification(
     page.context.close()
 
 
+def test_a_critical_event_from_an_instance_older_than_the_alarm_words_still_alarms(
+    browser: Any, service: CaregiverService
+) -> None:
+    """During a rolling upgrade a page may be fed by an instance from before the service
+    worded the alarms (no ``alarm`` in its event message): a critical event then alarms in
+    the page's own words, a warning does not (before: the page stayed silent for a fall)."""
+    from playwright.sync_api import expect
+
+    page = _login(browser, service, init_script=_KEEP_THE_FEED + ";" + _NOTIFICATIONS)
+    send = """events => {
+        for (const e of events)
+            window.__feed.dispatchEvent(new MessageEvent('message', {data: JSON.stringify(e)}));
+    }"""
+    stumble = _critical(2, "stumble")
+    stumble["event"]["severity"] = "warning"
+    del stumble["alarm"]
+    page.evaluate(send, [stumble])
+    lying = _critical(1, "no_recovery")
+    del lying["alarm"]
+    page.evaluate(send, [lying])
+    expect(page.locator("#alarm-text")).to_have_text("NO RECOVERY on Treadmill 1")
+    assert page.evaluate("window.__notes") == ["NO RECOVERY on Treadmill 1"]
+    page.context.close()
+
+
 class _StoredAtOnce(SimDevice):
     """A device whose messages the service has stored when :meth:`publish` returns (handed
     to its ingest directly, not through the broker): the test knows what was stored while

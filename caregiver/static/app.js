@@ -219,9 +219,13 @@
   }
   function alarmFor(msg) {
     var e = msg.event;
-    if (!msg.alarm || e.acked_by || heard.has(e.id)) return;  // once; not its ack
+    // the service's words; an instance older than them (a rolling upgrade) sends none: a
+    // critical event then words its own alarm — worded differently beats a silent fall
+    var text = msg.alarm || (e.severity === "critical"
+      ? e.type.replace(/_/g, " ").toUpperCase() + " on " + msg.device_name : "");
+    if (!text || e.acked_by || heard.has(e.id)) return;  // once; not its ack
     heard.add(e.id);
-    raiseAlarm(e.device_id, msg.device_name, msg.alarm, "/events/" + e.id);  // the service's words
+    raiseAlarm(e.device_id, msg.device_name, text, "/events/" + e.id);
   }
   function raisePendingAlarms() {
     var waiting = Array.from(pendingAlarms.values()), newest = waiting[waiting.length - 1];
