@@ -479,3 +479,74 @@ def test_incidents_closed_before_the_upgrade_keep_their_answered_fall_across_a_r
         assert store.open_critical(None, 50) == []
     finally:
         store.close()
+
+
+def test_incidents_reopened_before_the_upgrade_learn_what_their_close_answered(
+    caregiver_db: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Schema 13 fills in the critical event an incident reopened before schema 12 was closed
+    with: the newest numbered below its last closing event (the walker's I'm OK), else the
+    one its answered alert was about (a close with no closing event stored). A fall answered
+    before the upgrade is then not alarmed again; a call for help after the OK is, and so is
+    a fall nobody answered (before: every incident reopened before the upgrade alarmed)."""
+    with monkeypatch.context() as before:  # the schema of the release before
+        before.setattr(schema, "MIGRATIONS", schema.MIGRATIONS[:12])
+        before.setattr(schema, "SCHEMA_VERSION", 12)
+        old = Store(caregiver_db)
+        with old.transaction() as tx:
+            for incident, closed in (
+                ("helped", "fall"),  # fall, I'm OK, fault (reopened), help
+                ("quiet", "fall"),  # fall, I'm OK, fault (reopened)
+                ("acked", "fall"),  # fall acknowledged, its closing event not stored; fault
+                ("unanswered", None),  # a fall, never closed
+            ):
+                tx._db.execute(
+                    "INSERT INTO incidents (id, device_id, severity, status, opened_at, "
+                    "opened_wall, first_event_id, last_event_at, closed_severity) VALUES "
+                    "(?, 'treadmill-1', 'fall', 'open', 1.0, '2026-03-01T10:00:00+00:00', ?, "
+                    "2.0, ?)",
+                    (incident, f"{incident}-1", closed),
+                )
+            for event, incident, seq, kind, severity, received in (
+                ("helped-1", "helped", 1, "fall", "critical", 1.0),
+                ("helped-2", "helped", 2, "ok", "info", 2.0),
+                ("helped-3", "helped", 3, "fault", "warning", 3.0),
+                ("helped-4", "helped", 4, "help", "critical", 4.0),
+                ("quiet-1", "quiet", 5, "fall", "critical", 5.0),
+                ("quiet-2", "quiet", 6, "ok", "info", 6.0),
+                ("quiet-3", "quiet", 7, "fault", "warning", 7.0),
+                ("acked-1", "acked", 8, "fall", "critical", 8.0),
+                ("acked-2", "acked", 9, "fault", "warning", 9.0),
+                ("unanswered-1", "unanswered", 10, "fall", "critical", 10.0),
+            ):
+                tx._db.execute(
+                    "INSERT INTO events (id, device_id, seq, type, severity, state, reason, "
+                    "wall_time, received_at, incident) VALUES (?, 'treadmill-1', ?, ?, ?, "
+                    "'TRIPPED', '', '2026-03-01T10:00:00+00:00', ?, ?)",
+                    (event, seq, kind, severity, received, incident),
+                )
+            for kind, event, status, incident in (
+                ("fall", "acked-1", "acknowledged", "acked"),
+                ("fault", "acked-2", "paging", "acked"),  # the reopening's own
+            ):
+                tx._db.execute(
+                    "INSERT INTO alerts (kind, device_id, event_id, status, created_at, "
+                    "incident) VALUES (?, 'treadmill-1', ?, ?, 1.0, ?)",
+                    (kind, event, status, incident),
+                )
+        assert [i.id for i, _ in old.open_critical(None, 50)] == [
+            "unanswered",
+            "acked",
+            "quiet",
+            "helped",
+        ]
+        old.close()
+    store = Store(caregiver_db)
+    try:
+        assert (store.schema.before, store.schema.after) == (12, SCHEMA_VERSION)
+        assert [(i.id, event) for i, event in store.open_critical(None, 50)] == [
+            ("unanswered", "unanswered-1"),
+            ("helped", "helped-4"),
+        ]
+    finally:
+        store.close()

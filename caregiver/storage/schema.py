@@ -309,6 +309,25 @@ MIGRATIONS: tuple[Migration, ...] = (
             "WHERE status = 'closed'",
         ),
     ),
+    Migration(
+        13,
+        "incidents reopened before schema 12 get the critical event they were closed with: "
+        "the newest numbered below the incident's last closing event (the walker's I'm OK, a "
+        "close the device relayed, a re-arm), else the one its answered alert was about — "
+        "a dashboard catching up does not alarm again for a fall answered before the upgrade "
+        "(none found: it alarms, as before)",
+        (
+            "UPDATE incidents SET closed_critical = COALESCE((SELECT e.id FROM events e "
+            "WHERE e.incident = incidents.id AND e.severity = 'critical' AND e.seq < ("
+            "SELECT MAX(c.seq) FROM events c WHERE c.incident = incidents.id "
+            "AND c.type IN ('ok', 'closed', 'reset')) "
+            "ORDER BY e.seq DESC, e.received_at DESC, e.id DESC LIMIT 1), "
+            "(SELECT a.event_id FROM alerts a JOIN events e ON e.id = a.event_id "
+            "WHERE a.incident = incidents.id AND a.status IN ('acknowledged', 'resolved', "
+            "'logged') AND e.severity = 'critical' ORDER BY a.id DESC LIMIT 1)) "
+            "WHERE status = 'open' AND closed_severity IS NOT NULL AND closed_critical IS NULL",
+        ),
+    ),
 )
 """Every schema change in order; ``MIGRATIONS[i]`` takes a database from version i to i + 1."""
 
