@@ -147,7 +147,8 @@ def test_sessions_prints_the_checks_the_gait_and_the_weekly_trend(
     assert "balance eyes open: sway RMS AP 0.080 ML 0.020 m/s²" in text
     assert "balance eyes open: not measured, the walker moved" in text
     assert "backward 800 steady steps (90 % steady): cadence 90.0/min" in text
-    assert "    interval 0 backward 800 steady steps" in text
+    # Counted from 1, as the spoken cues, `session demo` and the dashboard count.
+    assert "    interval 1 backward 800 steady steps" in text
     assert "  backward: step-time CV %: 2026-W10 6 [" in text
     assert "2026-W10 to 2026-W14: -4 % (MDC95 3.66): improved" in text
     assert "2026-W10 to 2026-W14: -0.01 m/s² (MDC95 0.0457): within noise" in text

@@ -268,7 +268,9 @@ def print_measures(
         if intervals:
             for i in r.intervals:
                 if i.gait is not None:
-                    out.write(f"    interval {i.index} {i.direction:8} {describe_gait(i.gait)}\n")
+                    out.write(
+                        f"    interval {i.index + 1} {i.direction:8} {describe_gait(i.gait)}\n"
+                    )
     trends = [(metric, weeks) for metric in METRICS if (weeks := weekly(metric, records, zone))]
     if trends:
         out.write(
