@@ -653,6 +653,26 @@ def test_retroguard_plan_sets_a_walker_s_plan_and_refuses_an_unknown_walker(
         conn.close()
 
 
+def test_plan_and_walker_take_their_options_after_the_action(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`plan set anna.toml --walker anna`: options typed after the action count as before it
+    (they were "unrecognized arguments" under the top-level usage); given on both sides, the
+    later one counts."""
+    from launcher.cli import main
+
+    db = str(tmp_path / "device.db")
+    assert main(["walker", "add", "Anna", "--id", "anna", "--db", db]) == 0
+    assert main(["walker", "list", "--db", db]) == 0
+    assert "2. anna" in capsys.readouterr().out
+    assert main(["plan", "set", "progression-week-2", "--walker", "anna", "--db", db]) == 0
+    assert "stored for walker anna" in capsys.readouterr().out
+    assert main(["plan", "--walker", "zed", "--db", db, "show", "--walker", "anna"]) == 0
+    assert "In force: plan 1, assigned by" in capsys.readouterr().out
+    assert main(["plan", "--db", db, "progression", "show", "--walker", "zed"]) == 2
+    assert "--walker: no walker 'zed' here" in capsys.readouterr().err
+
+
 def test_the_walkers_names_are_rendered_ahead_and_kept_with_the_plans_prompts() -> None:
     """The prompt cache is pruned of what no plan in use needs: the walkers' names are kept
     (and rendered ahead), so a double press never waits for espeak-ng."""

@@ -27,26 +27,20 @@ from core.protocol.plan import (
     progression_from_builtins,
 )
 from core.protocol.walker import DEFAULT_WALKER_ID
+from tools.device_db import add_common_options
 
 
 def add_parser(sub: Any) -> None:
     p = sub.add_parser(
         "plan", help="show or set this treadmill's session plan (used from the next session)"
     )
-    p.add_argument("-c", "--config", type=Path, default=None, help="the monitor's config file")
-    p.add_argument("--db", type=Path, default=None, help="database (default: the config's)")
-    p.add_argument(
-        "--walker",
-        default=DEFAULT_WALKER_ID,
-        help="whose plan (a walker id: retroguard walker list; default: the default walker)",
-    )
     actions = p.add_subparsers(dest="action", required=True, metavar="ACTION")
-    actions.add_parser("show", help="the plan in force and the last assignments")
+    show = actions.add_parser("show", help="the plan in force and the last assignments")
     s = actions.add_parser("set", help="assign a preset or a plan file (.toml or .json)")
     s.add_argument("plan", help="a preset name (see `retroguard plan presets`) or a file")
     s.add_argument("--by", default=None, help="who assigns it (default: the user name)")
-    actions.add_parser("clear", help="back to the config's session.plan")
-    actions.add_parser("presets", help="list the preset plans and progressions")
+    clear = actions.add_parser("clear", help="back to the config's session.plan")
+    presets = actions.add_parser("presets", help="list the preset plans and progressions")
     g = actions.add_parser(
         "progression",
         help="a physio's schedule of plans: show, set, hold, release or step-back",
@@ -55,7 +49,16 @@ def add_parser(sub: Any) -> None:
     g.add_argument("progression", nargs="?", help="set: a preset name or a .json file")
     g.add_argument("--stage", type=int, default=1, help="set: the stage to start at (1 = first)")
     g.add_argument("--by", default=None, help="who (default: the user name)")
+    add_common_options(p, (show, s, clear, presets, g), _walker_option)
     p.set_defaults(func=run_plan)
+
+
+def _walker_option(parser: argparse.ArgumentParser, default: object) -> None:
+    parser.add_argument(
+        "--walker",
+        default=DEFAULT_WALKER_ID if default is None else default,
+        help="whose plan (a walker id: retroguard walker list; default: the default walker)",
+    )
 
 
 def _config(path: Path | None) -> Any:

@@ -25,16 +25,15 @@ from typing import Any, TextIO
 
 from core.protocol.payloads import wall_now
 from core.protocol.walker import WalkerInvalid
+from tools.device_db import add_common_options
 
 
 def add_parser(sub: Any) -> None:
     p = sub.add_parser(
         "walker", help="list, add, remove or select the walker profiles of this treadmill"
     )
-    p.add_argument("-c", "--config", type=Path, default=None, help="the monitor's config file")
-    p.add_argument("--db", type=Path, default=None, help="database (default: the config's)")
     actions = p.add_subparsers(dest="action", required=True, metavar="ACTION")
-    actions.add_parser("list", help="the walkers in button order; * marks the chosen one")
+    listing = actions.add_parser("list", help="the walkers in button order; * marks the chosen one")
     a = actions.add_parser("add", help="add a walker (the button cycles to them; name spoken)")
     a.add_argument("name", help='the name the device says and the dashboard shows ("Anna B")')
     a.add_argument("--id", default=None, help="the walker's id (default: made from the name)")
@@ -44,6 +43,7 @@ def add_parser(sub: Any) -> None:
     s.add_argument("walker", help="the walker's id")
     for action in (a, r, s):
         action.add_argument("--by", default=None, help="who (default: the user name)")
+    add_common_options(p, (listing, a, r, s))
     p.set_defaults(func=run_walker)
 
 
