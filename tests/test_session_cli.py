@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from core.clock import SimClock
+from firmware.storage.database import connect
 from launcher.cli import main
 from tools.session_demo import run_guided_demo
 
@@ -58,9 +59,40 @@ def test_sessions_prints_log_and_weekly_progress(
     assert week_line.endswith("no")
 
 
-def test_sessions_with_no_log(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["sessions", "--db", str(tmp_path / "none.db")]) == 0
-    assert "No guided sessions recorded yet." in capsys.readouterr().out
+def test_sessions_with_no_log_names_the_database_it_read(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    db = tmp_path / "device.db"
+    connect(db).close()  # what the monitor's first start leaves
+    assert main(["sessions", "--db", str(db)]) == 0
+    assert f"No guided sessions recorded yet in {db}." in capsys.readouterr().out
+    assert main(["sessions", "--db", str(db), "--walker", "anna"]) == 0
+    assert f"No guided sessions recorded yet in {db} for walker anna." in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["sessions"],
+        ["plan", "show"],
+        ["plan", "progression", "show"],
+        ["walker", "list"],
+    ],
+)
+def test_a_read_only_command_never_creates_the_database(
+    command: list[str], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A mistyped --db, or a config whose database the monitor never made, is an error naming
+    the file — not an empty database made on the spot and read as "nothing recorded"."""
+    typo = tmp_path / "nope" / "typo.db"
+    assert main([*command, "--db", str(typo)]) == 2
+    err = capsys.readouterr().err
+    assert f"{typo}: no such database" in err and len(err.splitlines()) == 1
+    config = tmp_path / "config.toml"
+    config.write_text('[storage]\ndatabase = "never-started.db"\n')
+    assert main([*command, "-c", str(config)]) == 2
+    assert f"{tmp_path / 'never-started.db'}: no such database" in capsys.readouterr().err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["config.toml"]
 
 
 def test_session_command_without_a_monitor(

@@ -147,6 +147,7 @@ def test_the_cli_manages_walkers_locally_and_says_nothing_was_armed(
     from launcher.cli import main
 
     db = str(tmp_path / "device.db")
+    connect(db).close()  # what the monitor's first start leaves
     assert main(["walker", "--db", db, "list"]) == 0
     assert "* 1. default              Default walker" in capsys.readouterr().out
     assert main(["walker", "--db", db, "add", "Anna B", "--by", "Jo"]) == 0

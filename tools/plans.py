@@ -27,7 +27,7 @@ from core.protocol.plan import (
     progression_from_builtins,
 )
 from core.protocol.walker import DEFAULT_WALKER_ID
-from tools.device_db import add_common_options
+from tools.device_db import add_common_options, missing_database
 
 
 def add_parser(sub: Any) -> None:
@@ -99,6 +99,11 @@ def run_plan(args: argparse.Namespace) -> int:
         return 0
     config = _config(args.config)
     database = args.db if args.db is not None else Path(config.storage.database)
+    reads_only = args.action == "show" or (args.action == "progression" and args.what == "show")
+    problem = missing_database(database) if reads_only else None
+    if problem is not None:
+        print(f"retroguard plan: {problem}", file=sys.stderr)
+        return 2
     from firmware.storage.database import connect
     from firmware.storage.plans import assign_plan, plan_history
     from firmware.storage.walkers import active_walkers

@@ -22,6 +22,7 @@ from core.progress import (
 from core.protocol.messages import BalanceFigures, GaitFigures
 from core.zones import system_zone, zone_name
 from firmware.storage.sessions import StoredSession, load_sessions
+from tools.device_db import missing_database
 
 ACTIONS = ("start", "pause", "resume", "stop", "status", "demo")
 
@@ -104,11 +105,20 @@ def run_sessions(args: argparse.Namespace) -> int:
     database = args.db
     if database is None:
         database = Path(_config(args.config).storage.database)
+    problem = missing_database(database)
+    if problem is not None:
+        print(f"retroguard sessions: {problem}", file=sys.stderr)
+        return 2
     sessions = load_sessions(database, args.device, args.walker)
     zone = system_zone()
     groups = by_walker_and_treadmill(sessions)
     if not groups:
-        print_sessions([], sys.stdout, zone)
+        only = "".join(
+            f" for {what} {value}"
+            for what, value in (("device", args.device), ("walker", args.walker))
+            if value is not None
+        )
+        sys.stdout.write(f"No guided sessions recorded yet in {database}{only}.\n")
     for n, ((device, walker_id), group) in enumerate(groups.items()):
         walker = group[-1].record.walker
         sys.stdout.write(

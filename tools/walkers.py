@@ -25,7 +25,7 @@ from typing import Any, TextIO
 
 from core.protocol.payloads import wall_now
 from core.protocol.walker import WalkerInvalid
-from tools.device_db import add_common_options
+from tools.device_db import add_common_options, missing_database
 
 
 def add_parser(sub: Any) -> None:
@@ -59,6 +59,10 @@ def run_walker(args: argparse.Namespace) -> int:
 
     config = _config(args.config)
     database = args.db if args.db is not None else Path(config.storage.database)
+    problem = missing_database(database) if args.action == "list" else None
+    if problem is not None:
+        print(f"retroguard walker: {problem}", file=sys.stderr)
+        return 2
     out = sys.stdout
     by = getattr(args, "by", None) or getpass.getuser()
     conn = connect(database)
