@@ -100,7 +100,8 @@ class MqttConfig:
     password: str = field(default="", repr=False)
     """Broker password. Prefer password_file so the secret stays out of this file; never logged."""
     password_file: str = ""
-    """File whose first line is the broker password (used when password is "")."""
+    """File whose first line is the broker password (used when password is ""); either needs
+    username (a password without a user name is refused)."""
     tls: bool = False
     """Connect with TLS, checking the broker's certificate against ca_file (or the system CAs)."""
     ca_file: str = ""
@@ -419,6 +420,14 @@ def _cross_checks(config: Config, problems: list[str]) -> None:
             f"blocks of safety.worn_block_s ({2 * config.safety.worn_block_s:g} s): one quiet "
             "block must not stop the belt"
         )
+    if not config.mqtt.username:
+        for key in ("password_file", "password"):
+            if getattr(config.mqtt, key):
+                problems.append(
+                    f"mqtt.{key}: set, but mqtt.username is empty: a password is sent only "
+                    f"with a user name, so it would be ignored (set mqtt.username, or remove "
+                    f"mqtt.{key})"
+                )
     if config.safety.sample_timeout_s < 2.0 / config.imu.sample_rate_hz:
         problems.append(
             "safety.sample_timeout_s: must be at least two sample periods "

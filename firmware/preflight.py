@@ -167,9 +167,21 @@ def _mqtt(config: Config, result: Preflight) -> None:
 
 def _storage(config: Config, result: Preflight) -> None:
     database = Path(config.storage.database)
+    if database.is_dir():
+        # SQLite cannot open a directory: the monitor would start in a storage FAULT.
+        result.problems.append(
+            f"storage.database: {database} is a directory; name the database file in it "
+            f"(e.g. {database / 'retroguard.db'})"
+        )
+        return
     folder = database.parent
     while not folder.exists() and folder != folder.parent:
         folder = folder.parent
+    if not folder.is_dir():
+        result.problems.append(
+            f"storage.database: {folder} is not a directory, so {database} cannot be made"
+        )
+        return
     if not os.access(folder, os.W_OK | os.X_OK):
         result.warnings.append(
             f"storage.database: {folder} cannot be written by this user, so events could not be "

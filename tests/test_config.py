@@ -62,6 +62,7 @@ database = "events.db"
 host = "broker.lan"
 tls = true
 ca_file = "certs/ca.pem"
+username = "tm-7"
 password_file = "/etc/retroguard/mqtt.pass"
 """,
     )

@@ -79,6 +79,14 @@ REFUSED = {
         '[session]\nplan = "/nonexistent/plan.toml"\n',
         "plan file not found",
     ),
+    "a password file without a user name (the password would be ignored)": (
+        '[mqtt]\nhost = "127.0.0.1"\npassword_file = "/etc/hostname"\n',
+        "mqtt.password_file: set, but mqtt.username is empty",
+    ),
+    "a password without a user name": (
+        '[mqtt]\nhost = "127.0.0.1"\npassword = "secret-pw"\n',
+        "mqtt.password: set, but mqtt.username is empty",
+    ),
 }
 
 
@@ -87,7 +95,12 @@ def test_check_and_run_refuse_the_same_config_with_the_same_words(
     tmp_path: Path, case: str
 ) -> None:
     extra, words = REFUSED[case]
-    path = write(tmp_path, extra)
+    _refused_alike(write(tmp_path, extra), words)
+
+
+def _refused_alike(path: Path, words: str) -> None:
+    """``config --check`` and ``run`` both refuse ``path``, status 2, with the same lines (one
+    of them holding ``words``), without a traceback."""
     check = retroguard("config", "--check", str(path))
     run = retroguard("run", "-c", str(path))
     assert check.returncode == 2 and run.returncode == 2, (check.stderr, run.stderr)
@@ -95,6 +108,23 @@ def test_check_and_run_refuse_the_same_config_with_the_same_words(
     refusal = [line for line in check.stderr.splitlines() if line.startswith(str(path))]
     assert refusal and all(line in run.stderr for line in refusal)
     assert "Traceback" not in run.stderr
+
+
+@pytest.mark.parametrize(
+    ("database", "words"),
+    [
+        (".", "storage.database: {dir} is a directory; name the database file in it"),
+        ("config.toml/events.db", "storage.database: {dir}/config.toml is not a directory"),
+    ],
+)
+def test_a_database_path_sqlite_cannot_open_is_refused_by_check_and_run(
+    tmp_path: Path, database: str, words: str
+) -> None:
+    """A directory (`database = "/tmp"`) passed the check, and `run` then started in a storage
+    FAULT; so did a path under a file."""
+    path = tmp_path / "config.toml"
+    path.write_text(f'[storage]\ndatabase = "{database}"\n')
+    _refused_alike(path, words.format(dir=tmp_path))
 
 
 def test_every_detector_setting_has_a_physical_range() -> None:
