@@ -139,7 +139,10 @@ for _module, _commands in (
         "tools.walkers",
         {"walker": "list, add, remove or select the walker profiles of this treadmill"},
     ),
-    ("tools.evaluate", {"evaluate": "score the detector on SisFall or a directory of traces"}),
+    (
+        "tools.evaluate",
+        {"evaluate": "score the detector on SisFall, KFall or a directory of traces"},
+    ),
     (
         "tools.gait_evaluate",
         {"evaluate-gait": "the gait and balance meters on SisFall and KFall: steps, repeatability"},

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 import math
 from pathlib import Path
@@ -10,6 +11,7 @@ import pytest
 
 import firmware.app
 import tools.evaluate as evaluate
+from core.errors import ConfigError
 from core.samples import ImuSample
 from core.trace import write_trace
 from firmware.config import load_config
@@ -118,6 +120,72 @@ def test_command_prints_the_table_and_writes_json(
 def test_missing_path_is_an_error_not_a_crash(tmp_path: Path) -> None:
     assert evaluate.main([str(tmp_path / "nope"), "--no-progress"]) == 2
     assert evaluate.main([str(tmp_path), "--no-progress"]) == 2
+
+
+@pytest.mark.parametrize("value", ["-1", "100", "abc"])
+def test_a_set_detector_value_is_checked_as_the_config_checks_it(
+    value: str, trace_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`--set impact_g=abc` was a ValueError traceback, `=-1` and `=100` were taken: each is
+    refused with the words `config --check` uses for `[detector] impact_g = ...`."""
+    recording = str(trace_dir / "walk_P01.csv")
+    assert evaluate.main([recording, "--set", f"impact_g={value}", "--no-progress"]) == 2
+    err = capsys.readouterr().err.splitlines()
+    assert len(err) == 1 and err[0].startswith(f"--set impact_g={value}: detector.impact_g: ")
+    config = tmp_path / "config.toml"
+    config.write_text(f"[detector]\nimpact_g = {value if value != 'abc' else repr(value)}\n")
+    with pytest.raises(ConfigError) as refused:
+        load_config(config)
+    words = refused.value.problems[0].removeprefix(f"{config}: ")
+    assert err[0].removeprefix(f"--set impact_g={value}: ") == words
+
+
+def test_settings_that_pass_the_config_check_are_taken(tmp_path: Path) -> None:
+    args = argparse.Namespace(
+        config=None, rate=50.0, set=["impact_g=3", "soft_impact_g=2.5", "worn_check=true"]
+    )
+    with pytest.raises(ConfigError, match="worn_check: unknown key"):
+        evaluate._config_from_args(args)
+    args.set = args.set[:2]
+    detector, rate = evaluate._config_from_args(args)
+    assert (detector.impact_g, detector.soft_impact_g, rate) == (3.0, 2.5, 50.0)
+
+
+@pytest.mark.parametrize("rate", ["0", "-5", "nan", "5000"])
+def test_a_sample_rate_evaluate_cannot_resample_to_is_refused(
+    rate: str, trace_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    recording = str(trace_dir / "walk_P01.csv")
+    assert evaluate.main([recording, "--rate", rate, "--no-progress"]) == 2
+    err = capsys.readouterr().err.splitlines()
+    assert len(err) == 1
+    assert err[0].startswith(f"evaluate: --rate {float(rate):g}: must be between 20 and 1000 Hz")
+
+
+def test_a_path_without_recordings_is_an_error_naming_it(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`evaluate Readme.txt` printed a table of dashes and exited 0."""
+    readme = tmp_path / "Readme.txt"
+    readme.write_text("SisFall\n")
+    assert evaluate.main([str(readme), "--no-progress"]) == 2
+    assert f"evaluate: no recordings found in {readme}" in capsys.readouterr().err
+    broken = tmp_path / "broken.csv"
+    broken.write_text("# format: retroguard-trace/1\n# sample_rate_hz: 200\n")
+    assert evaluate.main([str(broken), "--no-progress"]) == 2
+    captured = capsys.readouterr()
+    assert f"evaluate: no recording in {broken} could be read (1 skipped; first: " in captured.err
+    assert captured.out == ""
+
+
+def test_the_help_names_kfall_in_plain_words(capsys: pytest.CaptureFixture[str]) -> None:
+    from launcher.cli import main
+
+    with pytest.raises(SystemExit) as done:
+        main(["evaluate", "--help"])
+    assert done.value.code == 0
+    text = capsys.readouterr().out
+    assert "KFall" in text and "``" not in text
 
 
 def test_percentile_interpolates() -> None:
@@ -298,6 +366,21 @@ def test_a_recording_started_just_before_its_onset_still_has_its_fall(trace_dir:
         evaluate.evaluate_file(walk, RATE, DetectorConfig(), start_before_onset=0.2).duration_s
         == evaluate.evaluate_file(walk, RATE, DetectorConfig()).duration_s
     )
+
+
+def test_start_before_onset_says_once_when_a_dataset_has_no_onsets(
+    trace_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """SisFall has no onset labels: `--start-before-onset` on it did nothing, silently."""
+    sisfall = [str(sisfall_file(n)) for n in ("D01_SA01_R01.txt", "F02_SA01_R01.txt")]
+    assert evaluate.main([*sisfall, "--start-before-onset", "0.5", "--no-progress"]) == 0
+    err = capsys.readouterr().err.splitlines()
+    assert err == [
+        "evaluate: --start-before-onset: SisFall recordings have no labelled onset: "
+        "they are played whole"
+    ]
+    assert evaluate.main([str(trace_dir), "--start-before-onset", "0.5", "--no-progress"]) == 0
+    assert "no labelled onset" not in capsys.readouterr().err
 
 
 def test_a_negative_start_before_onset_is_refused(

@@ -45,6 +45,7 @@ from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any, TextIO
 
+from core.errors import ConfigError
 from core.samples import ImuSample
 from firmware.detection import TRIPPING_KINDS, DetectionKind, Detector, DetectorConfig
 from firmware.detection.factory import build_detector
@@ -58,6 +59,7 @@ from tools.datasets import (
     is_tuning_subject,
     open_samples,
 )
+from tools.datasets.resample import MAX_RATE_HZ, MIN_RATE_HZ
 from tools.datasets.sisfall import ACCELEROMETERS, SISFALL_TASKS
 from tools.datasets.tasks import task_from_words
 
@@ -968,12 +970,20 @@ def format_report(doc: dict[str, Any]) -> str:
 # Command line
 
 
+DESCRIPTION = (
+    "Score the streaming fall detector on recordings: a SisFall or KFall dataset directory, a "
+    "directory of traces, or one file. Every recording is streamed sample by sample through "
+    "the detector the monitor builds, at the monitor's sample rate. Held-out subjects (even "
+    "numbers) are the figures that count (docs/detector.md)."
+)
+
+
 def add_parser(subparsers: Any) -> None:
     """Add ``evaluate`` to the ``retroguard`` command's subparsers."""
     p = subparsers.add_parser(
         "evaluate",
-        help="score the detector on a SisFall directory or a directory of traces",
-        description=__doc__.split("\n\n")[0] if __doc__ else None,
+        help="score the detector on SisFall, KFall or a directory of traces",
+        description=DESCRIPTION,
     )
     configure_parser(p)
     p.set_defaults(func=run)
@@ -991,7 +1001,10 @@ def configure_parser(p: argparse.ArgumentParser) -> None:
         "--config", type=Path, default=None, help="TOML config ([detector] and imu rate)"
     )
     p.add_argument(
-        "--rate", type=float, default=None, help="monitor sample rate in Hz (default: config)"
+        "--rate",
+        type=float,
+        default=None,
+        help=f"monitor sample rate in Hz, {MIN_RATE_HZ:g}-{MAX_RATE_HZ:g} (default: config)",
     )
     p.add_argument("--json", type=Path, default=None, metavar="FILE", help="write figures as JSON")
     p.add_argument(
@@ -1049,11 +1062,15 @@ def configure_parser(p: argparse.ArgumentParser) -> None:
         action="append",
         default=[],
         metavar="FIELD=VALUE",
-        help="override one detector threshold (for exploring; repeatable)",
+        help="override one [detector] setting, checked as the config's are (for exploring; "
+        "repeatable)",
     )
 
 
 def _config_from_args(args: argparse.Namespace) -> tuple[DetectorConfig, float]:
+    """The detector settings and the monitor's sample rate: the config's (or the defaults),
+    with ``--rate`` and every ``--set``; :class:`ConfigError` for a value the monitor's config
+    would refuse, with the words its check uses."""
     detector = DetectorConfig()
     rate = ImuConfig().sample_rate_hz
     if args.config is not None:
@@ -1063,27 +1080,49 @@ def _config_from_args(args: argparse.Namespace) -> tuple[DetectorConfig, float]:
         detector = cfg.detector
         rate = cfg.imu.sample_rate_hz
     if args.rate is not None:
-        rate = args.rate
-    overrides: dict[str, Any] = {}
-    fields = {f: type(getattr(detector, f)) for f in detector.__dataclass_fields__}
-    for item in args.set:
-        name, sep, value = item.partition("=")
-        if not sep or name not in fields:
-            raise SystemExit(
-                f"evaluate: --set {item!r}: expected FIELD=VALUE, FIELD a detector field"
+        if not MIN_RATE_HZ <= args.rate <= MAX_RATE_HZ:  # also refuses nan
+            raise ConfigError(
+                [
+                    f"evaluate: --rate {args.rate:g}: must be between {MIN_RATE_HZ:g} and "
+                    f"{MAX_RATE_HZ:g} Hz (the rates recordings are resampled between)"
+                ]
             )
-        tp = fields[name]
-        overrides[name] = value.lower() in ("1", "true", "yes") if tp is bool else tp(value)
-    if overrides:
-        from dataclasses import replace
-
-        detector = replace(detector, **overrides)
+        rate = args.rate
+    if args.set:
+        detector = _with_settings(detector, args.set)
     return detector, rate
 
 
+def _with_settings(detector: DetectorConfig, items: Sequence[str]) -> DetectorConfig:
+    """``detector`` with ``FIELD=VALUE`` settings (TOML values, a bare word a string),
+    validated as a config file's ``[detector]`` table is: the same ranges and cross-checks,
+    the same words, ``--set ...`` where a file's name would be."""
+    import tomllib
+
+    from firmware.config import parse_config
+
+    table: dict[str, Any] = asdict(detector)
+    for item in items:
+        name, sep, text = item.partition("=")
+        if not sep or not name.strip():
+            raise ConfigError([f"evaluate: --set {item!r}: expected FIELD=VALUE"])
+        try:
+            value = tomllib.loads(f"value = {text}")["value"]
+        except tomllib.TOMLDecodeError:
+            value = text  # not a TOML value: the type check names it
+        table[name.strip()] = value
+    return parse_config({"detector": table}, "--set " + " ".join(items)).detector
+
+
 def run(args: argparse.Namespace) -> int:
-    """Evaluate, print the table, optionally write JSON; 0 on success, 2 on no input."""
-    config, rate = _config_from_args(args)
+    """Evaluate, print the table, optionally write JSON; 0 on success, 2 on bad input
+    (settings, a path with no recordings, or none that could be read)."""
+    try:
+        config, rate = _config_from_args(args)
+    except ConfigError as exc:
+        for problem in exc.problems:
+            print(problem, file=sys.stderr)
+        return 2
     paths: list[Path] = []
     for root in args.path:
         if not root.exists():
@@ -1091,7 +1130,10 @@ def run(args: argparse.Namespace) -> int:
             return 2
         found = discover(root)
         if not found:
-            print(f"evaluate: no recordings under {root}", file=sys.stderr)
+            print(
+                f"evaluate: no recordings found in {root} (SisFall or KFall files, or traces)",
+                file=sys.stderr,
+            )
             return 2
         paths.extend(found)
     if not (math.isfinite(args.gyro_scale) and args.gyro_scale > 0):
@@ -1131,6 +1173,24 @@ def run(args: argparse.Namespace) -> int:
         jobs=args.jobs,
         progress=progress,
     )
+    if not any(r.error is None for r in results):
+        print(
+            f"evaluate: no recording in {', '.join(map(str, args.path))} could be read "
+            f"({len(results)} skipped; first: {results[0].error})",
+            file=sys.stderr,
+        )
+        return 2
+    if args.start_before_onset is not None:
+        unlabelled = sorted(
+            {_DATASET_NAMES.get(r.dataset, r.dataset) for r in results if r.error is None}
+            - {_DATASET_NAMES.get(r.dataset, r.dataset) for r in results if r.onset_t is not None}
+        )
+        if unlabelled:
+            print(
+                f"evaluate: --start-before-onset: {' and '.join(unlabelled)} recordings have no "
+                "labelled onset: they are played whole",
+                file=sys.stderr,
+            )
     doc = summarise(results, args.split, config)
     doc["sample_rate_hz"] = rate
     if args.rotate:
@@ -1174,7 +1234,7 @@ def _is_fall(path: Path) -> bool:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """``python -m tools.evaluate PATH`` (the same as ``retroguard evaluate``)."""
-    parser = argparse.ArgumentParser(prog="retroguard evaluate", description=__doc__)
+    parser = argparse.ArgumentParser(prog="retroguard evaluate", description=DESCRIPTION)
     configure_parser(parser)
     return run(parser.parse_args(argv))
 

@@ -177,19 +177,20 @@ def discover(root: str | Path) -> list[Path]:
     SisFall-named ``*.txt`` files, KFall sensor files and traces (``*.csv``,
     ``*.trace`` or any file starting with ``# format:``); everything else
     (``Readme.txt``, KFall's label workbooks) is ignored. Sorted so that
-    runs and their summaries are deterministic.
+    runs and their summaries are deterministic. A file given as ``root`` is
+    judged the same way (a ``Readme.txt`` is no recording).
     """
     r = Path(root)
     if r.is_file():
-        return [r]
+        return [r] if _is_recording(r) else []
     found = [
-        p
-        for p in r.rglob("*")
-        if p.is_file()
-        and not p.name.startswith(".")
-        and (parse_name(p) is not None or looks_like_trace(p))
+        p for p in r.rglob("*") if p.is_file() and not p.name.startswith(".") and _is_recording(p)
     ]
     return sorted(found)
+
+
+def _is_recording(p: Path) -> bool:
+    return parse_name(p) is not None or looks_like_trace(p)
 
 
 _DIGITS = re.compile(r"(\d+)\D*$")
