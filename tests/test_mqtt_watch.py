@@ -2,18 +2,25 @@
 
 from __future__ import annotations
 
+import argparse
 import os
+import queue
 import subprocess
 import sys
+import threading
 from pathlib import Path
+from typing import IO
 
+import pytest
+
+from core.errors import ConfigError
 from core.protocol import payloads
 from core.protocol.events import Event, EventType
 from firmware.mqtt import MqttReporter
 from sim.recordings import fall_recording
 from tests.mqtt_helpers import WAIT, config_for, fall, info
-from tools.broker import Mosquitto
-from tools.watch import format_message
+from tools.broker import Mosquitto, mosquitto_available
+from tools.watch import _settings, format_message
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -57,6 +64,84 @@ def test_watch_prints_events_once_and_exits_after_count(
     assert "FALL" in out and first.id in out and "[10 IMU samples]" in out
     assert "RESET" in out
     assert "-> TRIPPED: fall: impact then lying" in out
+
+
+def _lines(stream: IO[str]) -> queue.Queue[str]:
+    """The lines of a subprocess's pipe as they come, to wait for with a deadline."""
+    lines: queue.Queue[str] = queue.Queue()
+
+    def pump() -> None:
+        for line in stream:
+            lines.put(line)
+
+    threading.Thread(target=pump, daemon=True).start()
+    return lines
+
+
+def test_watch_says_it_cannot_reach_the_broker_and_watches_once_it_can() -> None:
+    """Nothing listening: it printed nothing and waited, which looks like a quiet device.
+    Now stderr says so at once (once, not per retry), when the broker answers, and when it is
+    lost again."""
+    if not mosquitto_available():
+        pytest.skip("mosquitto not installed")
+    broker = Mosquitto()  # its port chosen, not started: nothing listens there yet
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "tools.watch", "--port", str(broker.port)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=REPO,
+        env=dict(os.environ, PYTHONPATH=str(REPO)),
+    )
+    try:
+        assert proc.stdout is not None and proc.stderr is not None
+        out, err = _lines(proc.stdout), _lines(proc.stderr)
+        where = f"127.0.0.1:{broker.port}"
+        assert err.get(timeout=WAIT) == (
+            f"retroguard watch: cannot reach the broker at {where}; retrying (Ctrl-C to stop)\n"
+        )
+        broker.start()
+        try:
+            assert out.get(timeout=WAIT).startswith("watching ")
+            assert err.get(timeout=WAIT) == f"retroguard watch: reached the broker at {where}\n"
+            assert err.empty()  # one line for the outage, not one per retry
+        finally:
+            broker.cleanup()
+        assert err.get(timeout=WAIT) == (
+            f"retroguard watch: lost the broker at {where}; retrying (Ctrl-C to stop)\n"
+        )
+    finally:
+        proc.kill()
+        proc.wait()
+
+
+def _watch_parser() -> argparse.ArgumentParser:
+    from launcher.cli import build_parser
+
+    return build_parser(["watch"])
+
+
+def test_a_port_that_is_no_tcp_port_is_refused_by_argparse(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    for port, shown in (("70000", "70000"), ("0", "0"), ("http", "'http'")):
+        with pytest.raises(SystemExit) as refused:
+            _watch_parser().parse_args(["watch", "--port", port])
+        assert refused.value.code == 2
+        err = capsys.readouterr().err
+        assert f"argument --port: must be a TCP port (1-65535), not {shown}" in err
+
+
+def test_a_password_file_without_a_user_name_is_refused(tmp_path: Path) -> None:
+    """paho sends a password only with a user name: it was dropped without a word."""
+    password = tmp_path / "pw"
+    password.write_text("secret\n")
+    parser = _watch_parser()
+    alone = parser.parse_args(["watch", "--password-file", str(password)])
+    with pytest.raises(ConfigError, match="--password-file needs --username"):
+        _settings(alone)
+    named = parser.parse_args(["watch", "--password-file", str(password), "--username", "ann"])
+    assert _settings(named).username == "ann"
 
 
 def test_format_handles_garbage() -> None:

@@ -4,7 +4,9 @@ Subscribes (QoS 1) to availability, state, events and command replies and
 prints one line each, newest last. Events are de-duplicated by id, because
 delivery is at least once. Stops on Ctrl-C, or after ``--count`` events.
 The ``watching ...`` line is printed once the subscription is confirmed, so a
-script (or a test) knows from then on nothing will be missed.
+script (or a test) knows from then on nothing will be missed. Until then, and
+whenever the broker is lost, a line on stderr says it cannot be reached and
+is being retried: a broker that is down must not look like a quiet device.
 """
 
 from __future__ import annotations
@@ -58,7 +60,7 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     )
     parser.add_argument("--config", help="read [mqtt] from this config file")
     parser.add_argument("--host", help="broker host (default: [mqtt] host, else 127.0.0.1)")
-    parser.add_argument("--port", type=int, help="broker port (default: [mqtt] port)")
+    parser.add_argument("--port", type=tcp_port, help="broker port (default: [mqtt] port)")
     parser.add_argument("--username", help="broker user (default: [mqtt] username)")
     parser.add_argument(
         "--password-file", help="file whose first line is the password (never on the command line)"
@@ -71,6 +73,17 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     parser.add_argument("--json", action="store_true", help="print raw JSON payloads")
     parser.set_defaults(func=run)
     return parser
+
+
+def tcp_port(text: str) -> int:
+    """``--port``: a TCP port, 1-65535 (argparse names the option when this refuses)."""
+    try:
+        port = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a TCP port (1-65535), not {text!r}") from None
+    if not 1 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"must be a TCP port (1-65535), not {port}")
+    return port
 
 
 def _settings(args: argparse.Namespace) -> MqttConfig:
@@ -95,6 +108,13 @@ def _settings(args: argparse.Namespace) -> MqttConfig:
     if changes.get("password_file"):
         changes["password"] = ""
     config = dataclasses.replace(config, **changes)
+    if config.password_file and not config.username:
+        raise ConfigError(
+            [
+                "retroguard watch: --password-file needs --username (or [mqtt] username): a "
+                "password is sent only with a user name"
+            ]
+        )
     if not config.host:
         config = dataclasses.replace(config, host="127.0.0.1")
     return config
@@ -187,10 +207,15 @@ class Watcher:
         self.seen: set[str] = set()
         self.done = threading.Event()
         self.error: str | None = None
+        self.reachable = True
+        """False from a failed attempt to reach the broker until it answers: one line per
+        outage, not one per retry."""
         self.client = make_client(config.link(), "")
         # A terminal waiting for a local broker should notice it quickly.
         self.client.reconnect_delay_set(0.5, 2)  # type: ignore[arg-type]  # paho takes floats
         self.client.on_connect = self._on_connect
+        self.client.on_connect_fail = self._on_connect_fail
+        self.client.on_disconnect = self._on_disconnect
         self.client.on_subscribe = self._on_subscribe
         self.client.on_message = self._on_message
 
@@ -206,7 +231,36 @@ class Watcher:
             self.error = f"broker refused the connection: {reason_code}"
             self.done.set()
             return
+        if not self.reachable:
+            self.reachable = True
+            self._say(f"reached the broker at {self._where}")
         client.subscribe([(t, 1) for t in self.topics])
+
+    @property
+    def _where(self) -> str:
+        return f"{self.config.host}:{self.config.port}"
+
+    def _say(self, text: str) -> None:
+        print(f"retroguard watch: {text}", file=sys.stderr, flush=True)
+
+    def _on_connect_fail(self, client: mqtt.Client, userdata: Any) -> None:
+        # Nothing is watched until the broker answers: the person at the terminal must see
+        # that, not a silent screen that looks like a quiet device.
+        if self.reachable:
+            self.reachable = False
+            self._say(f"cannot reach the broker at {self._where}; retrying (Ctrl-C to stop)")
+
+    def _on_disconnect(
+        self,
+        client: mqtt.Client,
+        userdata: Any,
+        flags: mqtt.DisconnectFlags,
+        reason_code: ReasonCode,
+        properties: Properties | None,
+    ) -> None:
+        if reason_code.is_failure and self.reachable and not self.done.is_set():
+            self.reachable = False
+            self._say(f"lost the broker at {self._where}; retrying (Ctrl-C to stop)")
 
     def _on_subscribe(
         self,
@@ -254,6 +308,7 @@ class Watcher:
         except KeyboardInterrupt:
             pass
         finally:
+            self.done.set()  # what follows is our own leaving, not a lost broker
             self.client.disconnect()
             self.client.loop_stop()
         if self.error:
