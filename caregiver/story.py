@@ -41,6 +41,7 @@ _CLOSED_TITLE = {
     "fault": "Monitor fault",
 }
 _URGENT = frozenset({"fall", "no_recovery", "help"})
+_ANSWERED_WHAT = {"fall": "the fall", "no_recovery": "the fall", "help": "the call for help"}
 _ALARM_TITLE = {
     "fall": "FALL",
     "no_recovery": "NOT GETTING UP after a fall",
@@ -86,9 +87,22 @@ def headline(incident: CardIncident | Incident, first_event_link: str) -> Headli
     if isinstance(incident, Incident):
         kind, status, opened = incident.severity, incident.status, incident.opened_at
         closed_at, by, via = incident.closed_at, incident.closed_by, incident.closed_via
+        answered = incident.answered
     else:
         kind, status, opened = incident["kind"], incident["status"], incident["opened_at"]
         closed_at, by, via = incident["closed_at"], incident["closed_by"], incident["closed_via"]
+        answered = incident["answered"]
+    if status == "open" and answered:
+        # reopened by a milder alert (a fault) after its fall was answered: the fall is not
+        # news, and not an emergency again; the new alert is what waits for an answer
+        what = _ANSWERED_WHAT.get(kind, "the incident")
+        return Headline(
+            f"New alert after {what} was answered — not acknowledged",
+            opened,
+            first_event_link,
+            False,
+            True,
+        )
     if status == "open":
         text = f"{_OPEN_TITLE.get(kind, kind.replace('_', ' '))} — not acknowledged"
         return Headline(text, opened, first_event_link, kind in _URGENT, True)

@@ -1129,7 +1129,7 @@ def test_a_fall_the_walker_answered_is_not_alarmed_again_when_a_fault_reopens_it
     browser: Any, service: CaregiverService, mosquitto: Mosquitto
 ) -> None:
     """A fall alarmed live, and the walker pressed I'm OK. While the page's feed was broken a
-    fault reopened that incident (its card is red again: the incident is open and was a fall)
+    fault reopened that incident (its card turns amber: a new alert after the answered fall)
     and another treadmill fell. Once the feed is back, only the new fall alarms (before: the
     answered fall alarmed again, from the missed alarms and from its card turning red)."""
     from playwright.sync_api import expect
@@ -1159,7 +1159,11 @@ def test_a_fall_the_walker_answered_is_not_alarmed_again_when_a_fault_reopens_it
     other.incident_fall()
     page.unroute("**/stream")
 
-    expect(card).to_have_attribute("data-level", "danger")  # the page fetched itself
+    # the page fetched itself: the reopened card is amber and says the fall was answered
+    expect(card).to_have_attribute("data-level", "warn")
+    expect(card.locator(".headline a")).to_have_text(
+        "New alert after the fall was answered — not acknowledged"
+    )
     missed = "FALL on treadmill-2"
     page.wait_for_function("note => window.__notes.includes(note)", arg=missed)
     third.incident_fall()  # heard live: what the catching up raised has been shown by now

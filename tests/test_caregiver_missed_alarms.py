@@ -550,3 +550,44 @@ def test_incidents_reopened_before_the_upgrade_learn_what_their_close_answered(
         ]
     finally:
         store.close()
+
+
+def test_a_card_tells_a_fall_answered_before_a_fault_reopened_it_from_a_new_fall(
+    service: CaregiverService, mosquitto: Mosquitto
+) -> None:
+    """The walker's I'm OK answered the fall; a fault reopens the incident: the card and the
+    fleet's list of incidents say a new alert waits (amber), not 'FALL — not acknowledged'.
+    A call for help after that is news again: red, and named as it is."""
+    dad = SimDevice(mosquitto, "treadmill-1")
+    try:
+        dad.online()
+        ids = dad.incident_fall()
+        incident = ids["incident"]
+        ok = dad.event("ok", severity="info", state="TRIPPED", reason="I'm OK", incident=incident)
+        _stored(service, ok)
+        fault = dad.event(
+            "fault", severity="warning", state="FAULT", reason="IMU lost", incident=incident
+        )
+        _stored(service, fault)
+        card = service.store.device("treadmill-1")
+        assert card is not None and card["incident"] is not None
+        assert card["incident"]["status"] == "open" and card["incident"]["answered"]
+        (listed,) = service.store.recent_incidents()
+        assert listed.open and listed.answered
+        ann = Http(service.port)
+        assert ann.login() == 303
+        page = _on_the_fleet_page(ann, r'(<article class="card[^>]*>)')
+        assert 'data-level="warn"' in page
+        headline = "New alert after the fall was answered — not acknowledged"
+        assert headline in ann.request("GET", "/", headers={"accept": "text/html"})[2]
+
+        help_ = dad.event(
+            "help", severity="critical", state="FAULT", reason="help pressed", incident=incident
+        )
+        _stored(service, help_)
+        card = service.store.device("treadmill-1")
+        assert card is not None and card["incident"] is not None
+        assert not card["incident"]["answered"]
+        assert 'data-level="danger"' in _on_the_fleet_page(ann, r'(<article class="card[^>]*>)')
+    finally:
+        dad.close()

@@ -25,6 +25,7 @@ def _incident(kind: str, status: str = "open", **closed: Any) -> CardIncident:
         "closed_at": closed.get("closed_at"),
         "closed_by": closed.get("closed_by"),
         "closed_via": closed.get("closed_via"),
+        "answered": closed.get("answered", False),
     }
 
 
@@ -202,3 +203,14 @@ def test_a_timeline_row_says_what_happened_in_plain_words() -> None:
     bare = _event("fall", {}, reason="impact then lying")  # an older monitor: no figures
     assert story.row_text(bare) == "impact then lying"
     assert not story.in_timeline("window") and story.in_timeline("fall")
+
+
+def test_a_fall_answered_then_reopened_by_a_fault_is_not_an_emergency_again() -> None:
+    """The walker's I'm OK answered the fall; a fault then reopened the incident. The card
+    says a new alert waits, amber, not 'FALL — not acknowledged' in red."""
+    reopened = _incident("fall", answered=True)
+    told = story.card(_device("FAULT", incident=reopened, reason="IMU lost"), NOW)
+    assert told.headline is not None
+    assert told.headline.text == "New alert after the fall was answered — not acknowledged"
+    assert told.level == "warn" and told.can_acknowledge
+    assert story.card(_device("TRIPPED", incident=_incident("fall")), NOW).level == "danger"

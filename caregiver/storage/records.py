@@ -79,6 +79,9 @@ class CardIncident(TypedDict):
     closed_at: float | None
     closed_by: str | None
     closed_via: str | None
+    answered: bool
+    """Open again with nothing new to answer (a fault after the walker's I'm OK): see
+    :attr:`Incident.answered`."""
 
 
 class Device(TypedDict):
@@ -295,6 +298,10 @@ class Incident:
     walker: str | None = None
     """Whose incident (a walker id of the device); None: from before incidents named their
     walker (caregiver schema 10), unknown."""
+    answered: bool = False
+    """Open again, and its newest critical event is the one it was closed with: a fault (or
+    another milder event) reopened it after its fall was answered, so the fall is not news;
+    what is open is the milder alert. Read back with the incident (``_INCIDENT_READ``)."""
 
     @property
     def open(self) -> bool:

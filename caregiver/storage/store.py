@@ -79,13 +79,37 @@ _INCIDENT_COLUMNS = (
     "closed_at, closed_by, closed_via, closed_severity, walker"
 )
 _OPEN = "(" + ", ".join(f"'{status}'" for status in OPEN_STATUSES) + ")"
+
+
+_NEWEST_CRITICAL = "e.seq DESC NULLS LAST, e.received_at DESC, e.id DESC"
+"""An incident's events newest first, as its critical ones are picked: by the device's
+sequence (a clock stepped back, or another instance's behind, does not make an older one the
+newest), by arrival for a monitor without one."""
+
+
+def _answered(t: str) -> str:
+    """Whether incident ``t`` is open again with nothing new to answer: a fault reopened it
+    after its critical events were answered (its newest is the one it was closed with).
+    The card and the incident lists then tell the answered fall and the new alert apart."""
+    newest = (
+        f"(SELECT e.id FROM events e WHERE (e.incident = {t}.id OR (e.id = {t}.id AND "
+        f"e.incident IS NULL)) AND e.severity = 'critical' ORDER BY {_NEWEST_CRITICAL} LIMIT 1)"
+    )
+    return (
+        f"CASE WHEN {t}.status = 'open' AND {t}.closed_critical IS NOT NULL "
+        f"THEN CASE WHEN {t}.closed_critical = {newest} THEN 1 ELSE 0 END ELSE 0 END"
+    )
+
+
+_INCIDENT_READ = f"{_INCIDENT_COLUMNS}, {_answered('incidents')}"
+"""An incident as read back: its columns and whether it is answered (:func:`_answered`)."""
 _DEVICE_SELECT = (
     "SELECT d.device_id, d.availability, d.state, d.state_reason, d.state_time, "
     "d.last_seen, d.telemetry, e.id, e.type, e.severity, e.reason, e.wall_time, "
     "e.received_at, (SELECT COUNT(*) FROM alerts a WHERE a.device_id = d.device_id "
     f"AND a.status IN {_OPEN}), "
     "i.id, i.severity, i.status, i.opened_at, i.first_event_id, i.last_event_at, i.closed_at, "
-    "i.closed_by, i.closed_via FROM devices d "
+    f"i.closed_by, i.closed_via, {_answered('i')} FROM devices d "
     "LEFT JOIN events e ON e.id = d.last_event_id "
     # the card's incident: the open one if there is one, else the one that ended last
     "LEFT JOIN incidents i ON i.id = (SELECT id FROM incidents WHERE device_id = d.device_id "
@@ -110,12 +134,6 @@ _KEEP_NEWER_LAST_EVENT = (
 
 _NEW_LAST_EVENT = "last_event_id = excluded.last_event_id"
 """A batch's newest event of a device whose sequence the batch started again."""
-
-
-_NEWEST_CRITICAL = "e.seq DESC NULLS LAST, e.received_at DESC, e.id DESC"
-"""An incident's events newest first, as its critical ones are picked: by the device's
-sequence (a clock stepped back, or another instance's behind, does not make an older one the
-newest), by arrival for a monitor without one."""
 
 
 def _resent(kept: int, event: int) -> bool:
@@ -825,12 +843,12 @@ class Transaction:
         if self._prepared is not None and incident_id in self._prepared.absent_incidents:
             return None
         row = self._db.execute(
-            f"SELECT {_INCIDENT_COLUMNS} FROM incidents WHERE id = ?", (incident_id,)
+            f"SELECT {_INCIDENT_READ} FROM incidents WHERE id = ?", (incident_id,)
         ).fetchone()
         return _incident(row) if row else None
 
     def incidents_by_id(self, incident_ids: Collection[str]) -> dict[str, Incident]:
-        select = f"SELECT {_INCIDENT_COLUMNS} FROM incidents"
+        select = f"SELECT {_INCIDENT_READ} FROM incidents"
         return self._by_id(select, "id", incident_ids, _incident)
 
     def open_incident(
@@ -899,7 +917,7 @@ class Transaction:
 
     def incidents_for(self, device_id: str, limit: int) -> list[Incident]:
         rows = self._db.execute(
-            f"SELECT {_INCIDENT_COLUMNS} FROM incidents WHERE device_id = ? "
+            f"SELECT {_INCIDENT_READ} FROM incidents WHERE device_id = ? "
             "ORDER BY opened_at DESC LIMIT ?",
             (device_id, limit),
         ).fetchall()
@@ -912,7 +930,7 @@ class Transaction:
         if devices is not None:
             where, args = f"WHERE device_id IN ({_marks(list(devices))})", list(devices)
         rows = self._db.execute(
-            f"SELECT {_INCIDENT_COLUMNS} FROM incidents {where} ORDER BY opened_at DESC LIMIT ?",
+            f"SELECT {_INCIDENT_READ} FROM incidents {where} ORDER BY opened_at DESC LIMIT ?",
             (*args, limit),
         ).fetchall()
         return [_incident(r) for r in rows]
@@ -960,7 +978,7 @@ class Transaction:
 
     def open_incidents(self, device_id: str) -> list[Incident]:
         rows = self._db.execute(
-            f"SELECT {_INCIDENT_COLUMNS} FROM incidents WHERE device_id = ? AND status = 'open' "
+            f"SELECT {_INCIDENT_READ} FROM incidents WHERE device_id = ? AND status = 'open' "
             "ORDER BY opened_at DESC",
             (device_id,),
         ).fetchall()
@@ -1965,6 +1983,7 @@ def _device(r: tuple[Any, ...]) -> Device:
                 "closed_at": r[20],
                 "closed_by": r[21],
                 "closed_via": r[22],
+                "answered": bool(r[23]),
             }
             if r[14]
             else None
@@ -2026,4 +2045,10 @@ def _refused_data(exc: BaseException) -> bool:
 
 
 def _incident(r: tuple[Any, ...]) -> Incident:
+    if len(r) > _INCIDENT_FIELDS:  # read with _INCIDENT_READ: its answered column
+        fields: tuple[Any, ...] = (*r[:_INCIDENT_FIELDS], bool(r[_INCIDENT_FIELDS]))
+        return Incident(*fields)
     return Incident(*r)
+
+
+_INCIDENT_FIELDS = len(_INCIDENT_COLUMNS.split(","))
