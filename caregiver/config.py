@@ -254,6 +254,14 @@ def parse_config(data: Mapping[str, Any], source: str = "<config>") -> Caregiver
         for i, contact in enumerate(config.contacts):
             if not contact.urls:
                 problems.append(f"contacts[{i}].urls: give at least one Apprise URL")
+        if not config.mqtt.username:
+            for key in ("password_file", "password"):
+                if getattr(config.mqtt, key):
+                    problems.append(
+                        f"mqtt.{key}: set, but mqtt.username is empty: a password is sent "
+                        "only with a user name, so it would be ignored (set mqtt.username, or "
+                        f"remove mqtt.{key})"
+                    )
     if problems:
         raise ConfigError([f"{source}: {p}" for p in problems])
     assert isinstance(config, CaregiverConfig)

@@ -45,6 +45,19 @@ def test_bad_caregiver_config_is_a_clear_error(
     assert f"{config}: server.prot: unknown key (did you mean 'port'?)" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("key", ["password", "password_file"])
+def test_a_broker_password_without_a_user_name_is_refused(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], key: str
+) -> None:
+    """paho sends a password only with a user name: it was dropped without a word."""
+    config = tmp_path / "caregiver.toml"
+    config.write_text(f'[mqtt]\n{key} = "secret"\n')
+    assert main(["caregiver", "-c", str(config)]) == 2
+    err = capsys.readouterr().err
+    assert f"{config}: mqtt.{key}: set, but mqtt.username is empty" in err
+    assert "secret" not in err
+
+
 @pytest.mark.parametrize(
     ("database", "problem"),
     [
