@@ -151,3 +151,20 @@ def test_a_stored_body_that_is_not_a_record_is_left_out_of_the_log(
     conn.close()
     assert [s.record for s in load_sessions(db)] == [other]
     assert f"session {RECORD.id} in {db} is not a readable record" in caplog.text
+
+
+def test_an_old_record_without_falls_decodes_with_its_falls_derived() -> None:
+    """Every release kept trips = stumbles + falls: a record from before falls were counted
+    (no ``falls``, no ``no_recovery``) reads with falls = trips - stumbles, none unrecovered;
+    a record that counts them carries them on the wire."""
+    old = msgspec.json.decode(
+        STORED_BODY.replace(
+            '"stumbles":1,"trips":1,"walking_s":176.4}', '"stumbles":0,"trips":1,"walking_s":176.4}'
+        ),
+        type=SessionRecord,
+    )
+    assert (old.falls, old.fall_count, old.no_recovery) == (None, 1, 0)
+    assert old.intervals[0].fall_count == 0
+    new = msgspec.structs.replace(RECORD, stumbles=0, falls=1, no_recovery=1)
+    summary = decode_as(SessionSummary, session_payload(new, QUEUED_AT).encode())
+    assert (summary.falls, summary.fall_count, summary.no_recovery) == (1, 1, 1)

@@ -7,11 +7,13 @@ import concurrent.futures
 import dataclasses
 import sqlite3
 import tokenize
+from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
 
-from firmware.detection.base import DetectionKind
+from core.samples import ImuSample
+from firmware.detection.base import Detection, DetectionKind
 from firmware.safety import SafetyState
 from firmware.session.control import ControlServer, send_command
 from firmware.session.cues import Cue
@@ -29,6 +31,7 @@ from firmware.session.runner import (
 )
 from firmware.storage.sessions import load_sessions
 from hal.interfaces import PressEdges
+from launcher.cli import main
 from sim import scenarios
 from tests.app_support import Rig, TripAt, close_rigs, make_rig  # noqa: F401 - fixture
 
@@ -581,3 +584,67 @@ def test_a_trip_with_no_session_under_way_is_not_the_next_sessions(tmp_path: Pat
     assert rig.state == "TRIPPED" and runner.state is SessionState.PAUSED
     assert runner.session.intervals[0].trips == 1
     detach_session(rig.app, runner)
+
+
+class StumbleThenFall:
+    """A detector that trips on a stumble at ``t``, confirms a fall 2 s later in the same
+    incident, and then that the walker is still lying (no recovery) 8 s after the trip."""
+
+    def __init__(self, t: float) -> None:
+        self.script = [
+            (t, DetectionKind.STUMBLE),
+            (t + 2.0, DetectionKind.FALL),
+            (t + 8.0, DetectionKind.NO_RECOVERY),
+        ]
+
+    def update(self, sample: ImuSample) -> Sequence[Detection]:
+        if self.script and sample.t >= self.script[0][0]:
+            _, kind = self.script.pop(0)
+            return (Detection(kind, sample.t, f"test {kind.value}", {}),)
+        return ()
+
+    def reset(self) -> None:
+        pass
+
+
+def test_a_stumble_confirmed_as_a_fall_counts_as_a_fall(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The trip is a stumble when it happens; the fall confirmed later in the same incident
+    makes it a fall (not a stumble), the no-recovery is noted, and the stored record, the
+    log's row and the summary say so."""
+    rig = make_rig(tmp_path, detector=StumbleThenFall(20.0))
+    rig.run_for(1.0)
+    rig.press_reset()
+    runner = attach_session(rig.app, SHORT)
+    runner.request("start")
+    rig.run_for(21.0 - rig.clock.monotonic())
+    assert rig.state == "TRIPPED" and runner.session is not None
+    interval = runner.session.intervals[0]
+    assert (interval.trips, interval.stumbles, interval.falls) == (1, 1, 0)
+    rig.run_for(10.0)
+    assert (interval.trips, interval.stumbles, interval.falls) == (1, 0, 1)
+    assert interval.no_recovery == 1
+    runner.request("stop")
+    rig.run_for(0.05)
+    detach_session(rig.app, runner)
+    record = load_sessions(rig.app.config.storage.database)[-1].record
+    assert (record.status, record.trips, record.stumbles) == ("stopped", 1, 0)
+    assert (record.falls, record.fall_count, record.no_recovery) == (1, 1, 1)
+    assert (record.intervals[0].falls, record.intervals[0].no_recovery) == (1, 1)
+    conn = sqlite3.connect(rig.app.config.storage.database)
+    try:
+        row = conn.execute("SELECT trips, stumbles, falls, no_recovery FROM sessions").fetchone()
+        per_interval = conn.execute(
+            "SELECT falls, no_recovery FROM session_intervals WHERE idx = 0"
+        ).fetchone()
+    finally:
+        conn.close()
+    assert row == (1, 0, 1, 1) and per_interval == (1, 1)
+    capsys.readouterr()
+    assert main(["sessions", "--db", str(rig.app.config.storage.database)]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    header = next(line for line in lines if line.startswith("started"))
+    assert header.split()[-5:] == ["trips", "stumbles", "falls", "no", "recovery"]
+    (logged,) = [line for line in lines if " stopped " in line]
+    assert logged.split()[-4:] == ["1", "0", "1", "1"]

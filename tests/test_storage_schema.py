@@ -58,7 +58,12 @@ SESSIONS_V1_COLUMNS = (
     "id, device_id, plan, status, started_wall, ended_wall, planned_s, done_s, backward_s,"
     " longest_backward_s, steps, walking_s, trips, stumbles, body, published"
 )
+SESSION_INTERVALS_V1_COLUMNS = (
+    "session_id, idx, direction, speed, planned_s, done_s, steps, walking_s, cadence_spm,"
+    " trips, stumbles"
+)
 V1_COLUMNS = {
+    "session_intervals": SESSION_INTERVALS_V1_COLUMNS,
     "outbox": OUTBOX_V1_COLUMNS,
     "events": EVENTS_V1_COLUMNS,
     "sessions": SESSIONS_V1_COLUMNS,
@@ -202,7 +207,7 @@ def test_opening_an_up_to_date_file_again_changes_nothing(tmp_path: Path) -> Non
 
 def test_the_first_open_reports_the_migration_it_applied(tmp_path: Path) -> None:
     conn = sqlite3.connect(old_copy(tmp_path), isolation_level=None)
-    assert migrate(conn, "device.db") == (1, 2, 3, 4, 5, 6)
+    assert migrate(conn, "device.db") == (1, 2, 3, 4, 5, 6, 7)
     assert migrate(conn, "device.db") == ()
     conn.close()
 
@@ -275,3 +280,32 @@ def test_only_the_storage_package_has_sql_for_the_device_tables() -> None:
     assert {m.group(0).split()[-1] for m in SQL_ON_DEVICE_TABLES.finditer(owned)} == set(
         DEVICE_TABLES
     )  # the pattern does recognise each table's SQL
+
+
+def test_version_7_counts_the_falls_of_the_sessions_recorded_before(tmp_path: Path) -> None:
+    """A trip was a stumble or a fall, so a session of version 6 had trips - stumbles falls;
+    whether the walker recovered was not noted (0)."""
+    from tests.storage_support import database_at_version
+
+    db = tmp_path / "device.db"
+    old = database_at_version(db, 6)
+    old.execute(
+        "INSERT INTO sessions (id, device_id, plan, status, started_wall, planned_s, done_s,"
+        " backward_s, longest_backward_s, steps, walking_s, trips, stumbles, body)"
+        " VALUES ('s1', 'tm', 'p', 'stopped', '2026-11-30T10:00:00+00:00', 1, 1, 1, 1, 0,"
+        " 0, 3, 1, '{}')"
+    )
+    old.execute(
+        "INSERT INTO session_intervals (session_id, idx, direction, speed, planned_s, done_s,"
+        " steps, walking_s, cadence_spm, trips, stumbles)"
+        " VALUES ('s1', 0, 'backward', '', 1, 1, 0, 0, 0, 2, 0)"
+    )
+    old.close()
+    conn = connect(db)
+    try:
+        assert conn.execute("SELECT falls, no_recovery FROM sessions").fetchall() == [(2, 0)]
+        assert conn.execute("SELECT falls, no_recovery FROM session_intervals").fetchall() == [
+            (2, 0)
+        ]
+    finally:
+        conn.close()

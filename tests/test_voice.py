@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 
 from core.errors import ConfigError
+from firmware.detection.base import Detection
 from firmware.safety import SafetyState, Transition
 from firmware.session.cues import Cue, wav_figures
 from firmware.session.plan import Interval, Plan, resolve_plan
@@ -301,6 +302,7 @@ class Armed:
     since: float = 0.0
     transitions: Sequence[Transition] = ()
     reason: str = "armed by local reset from STANDBY"
+    last_detection: Detection | None = None
 
 
 @dataclass

@@ -185,7 +185,7 @@ def print_sessions(
     out.write(f"Times in {zone_name(zone)}.\n")
     out.write(
         "started           plan                 status     min  back  longest  steps  "
-        "cadence  trips  stumbles\n"
+        "cadence  trips  stumbles  falls  no recovery\n"
     )
     for s in sessions:
         r = s.record
@@ -194,7 +194,8 @@ def print_sessions(
             f"{started:%Y-%m-%d %H:%M}  {r.plan[:20]:20} {r.status:9} "
             f"{_minutes(r.done_s)}  {_minutes(r.backward_s)}  "
             f"{_minutes(r.longest_backward_s):>7}  {r.steps:5d}  "
-            f"{r.cadence_spm:7.1f}  {r.trips:5d}  {r.stumbles:8d}\n"
+            f"{r.cadence_spm:7.1f}  {r.trips:5d}  {r.stumbles:8d}  {r.fall_count:5d}  "
+            f"{r.no_recovery:11d}\n"
         )
     print_measures(sessions, out, zone, intervals=intervals)
     out.write(

@@ -395,6 +395,17 @@ class IntervalSummary(Struct, kw_only=True, omit_defaults=True):
     stumbles: Count
     gait: GaitFigures | None = None
     """Gait measured in the interval (absent: rest, nothing measured, or an older release)."""
+    falls: Count | None = None
+    """Of the trips, falls: tripped on a fall, or a stumble the detector then confirmed as a
+    fall in the same incident. Absent (an older release): ``trips - stumbles``."""
+    no_recovery: Count = 0
+    """Of the falls, those after which the walker lay without recovering (absent: none, or an
+    older release)."""
+
+    @property
+    def fall_count(self) -> int:
+        """Falls, also for a record written before they were counted."""
+        return self.falls if self.falls is not None else self.trips - self.stumbles
 
 
 class SessionFigures(Struct, kw_only=True, omit_defaults=True, frozen=True):
@@ -435,7 +446,7 @@ class SessionFigures(Struct, kw_only=True, omit_defaults=True, frozen=True):
     trips: Count
     """Times the monitor stopped the treadmill during the session."""
     stumbles: Count
-    """Of those, trips on a stumble (the rest are falls)."""
+    """Of those, trips on a stumble that stayed a stumble (the rest are falls)."""
     intervals: list[IntervalSummary]
     balance: list[BalanceFigures] = field(default_factory=list)
     """The standing balance checks before the walk (eyes open, then eyes closed if set)."""
@@ -446,6 +457,18 @@ class SessionFigures(Struct, kw_only=True, omit_defaults=True, frozen=True):
     walker: Walker = DEFAULT_WALKER
     """Who walked (the profile chosen at the start: a double press in standby, or
     ``retroguard walker select``). Absent: the default walker (and every older release)."""
+    falls: Count | None = None
+    """Of the trips, falls: tripped on a fall, or a stumble confirmed as a fall later in the
+    same incident (then it is not a stumble). Absent (an older release): ``trips - stumbles``,
+    which every release kept true."""
+    no_recovery: Count = 0
+    """Of the falls, those after which the walker lay without recovering (the detector's
+    no-recovery). Absent: none, or an older release."""
+
+    @property
+    def fall_count(self) -> int:
+        """Falls, also for a record written before they were counted."""
+        return self.falls if self.falls is not None else self.trips - self.stumbles
 
 
 class SessionRecord(SessionFigures, kw_only=True, frozen=True):

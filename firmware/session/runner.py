@@ -100,7 +100,7 @@ from core.protocol.messages import (
     SessionStatus,
 )
 from core.protocol.walker import DEFAULT_WALKER, DEFAULT_WALKER_ID, Walker
-from firmware.detection.base import DetectionKind
+from firmware.detection.base import Detection, DetectionKind
 from firmware.fsm import TransitionTable
 from firmware.gait import figures as gait_figures
 from firmware.gait.worker import (
@@ -263,6 +263,12 @@ class SafetyView(Protocol):
     @property
     def reason(self) -> str: ...
 
+    @property
+    def last_detection(self) -> Detection | None:
+        """The newest detection, also one while TRIPPED (a fall confirmed after the stumble
+        that tripped, a no-recovery): a new object each time."""
+        ...
+
 
 @dataclass(slots=True)
 class IntervalLog:
@@ -277,6 +283,8 @@ class IntervalLog:
     walking_s: float = 0.0
     trips: int = 0
     stumbles: int = 0
+    falls: int = 0
+    no_recovery: int = 0
     gait: GaitFigures | None = None
 
     @property
@@ -297,6 +305,8 @@ class IntervalLog:
             trips=self.trips,
             stumbles=self.stumbles,
             gait=self.gait,
+            falls=self.falls,
+            no_recovery=self.no_recovery,
         )
 
 
@@ -363,6 +373,18 @@ class _Session:
     moved_in_check: set[int] = field(default_factory=set)
     """Checks during which the step counter counted steps: their figures are not sway."""
     walker: Walker = DEFAULT_WALKER
+    trip: _Trip | None = None
+    """The trip of the incident open now (until re-armed): a fall confirmed later in it
+    makes its stumble a fall."""
+
+
+@dataclass(slots=True)
+class _Trip:
+    """A trip counted in an interval, while its incident is open."""
+
+    interval: IntervalLog
+    kind: DetectionKind
+    no_recovery: bool = False
 
 
 def _wall_now() -> str:
@@ -458,6 +480,7 @@ class SessionRunner:
         self._paused_at = 0.0
         self._pending_cue: tuple[float, Cue] | None = None
         self._seen_transitions = False
+        self._last_detection: Detection | None = None
         self.measurements = measurements
         """The gait and sway measurement thread's loop-side end (None: not measured)."""
         self._check: _Check | None = None
@@ -793,6 +816,9 @@ class SessionRunner:
 
     def _follow_safety(self, now: float, under_way: bool = True) -> None:
         transitions = self._safety.transitions
+        detection = self._safety.last_detection
+        new_detection = detection is not self._last_detection
+        self._last_detection = detection
         if not under_way:
             # No session to pause or to count trips in: only remember where the log is.
             if transitions:
@@ -818,6 +844,11 @@ class SessionRunner:
                         interval.trips += 1
                         if kind is DetectionKind.STUMBLE:
                             interval.stumbles += 1
+                        else:
+                            interval.falls += 1
+                        s.trip = _Trip(interval, kind)
+            if new_detection and detection is not None:
+                self._confirm(s, detection.kind)
         state = self._safety.state
         if self.state is SessionState.BALANCE and state is not SafetyState.STANDBY:
             # The check measures only in STANDBY: it ends on this iteration, unfinished.
@@ -835,6 +866,25 @@ class SessionRunner:
             and not self._paused_by_walker
         ):
             self._run(now, SessionTrigger.REARMED)
+        if s is not None and state is SafetyState.ARMED:
+            s.trip = None  # re-armed: the incident is over
+
+    @staticmethod
+    def _confirm(s: _Session, kind: DetectionKind) -> None:
+        """A detection while the trip's incident is open: a fall confirmed after a stumble
+        makes that trip a fall (the same incident; not a stumble any more); a no-recovery
+        is noted once on its trip."""
+        trip = s.trip
+        if trip is None:
+            return
+        if kind is DetectionKind.FALL and trip.kind is DetectionKind.STUMBLE:
+            trip.interval.stumbles -= 1
+            trip.interval.falls += 1
+            trip.kind = DetectionKind.FALL
+            log.info("the trip's stumble was confirmed as a fall")
+        elif kind is DetectionKind.NO_RECOVERY and not trip.no_recovery:
+            trip.no_recovery = True
+            trip.interval.no_recovery += 1
 
     @property
     def _paused_by_walker(self) -> bool:
@@ -1168,6 +1218,8 @@ def session_record(s: _Session, device_id: str) -> SessionRecord:
         cadence_spm=round(StepCounts(steps, walking_s).cadence_spm, 1),
         trips=sum(i.trips for i in s.intervals),
         stumbles=sum(i.stumbles for i in s.intervals),
+        falls=sum(i.falls for i in s.intervals),
+        no_recovery=sum(i.no_recovery for i in s.intervals),
         intervals=intervals,
         balance=[s.balance[k] for k in sorted(s.balance)],
         gait_backward=gait_figures.pool(backward_gait),

@@ -245,6 +245,21 @@ MIGRATIONS: tuple[Migration, ...] = (
         "the courier's test alarm or a fault it raises itself, is published naming them",
         ("ALTER TABLE events ADD COLUMN walker TEXT",),
     ),
+    Migration(
+        7,
+        "guided sessions count falls (a trip confirmed as a fall, also after the stumble that "
+        "tripped) and the falls with no recovery, per session and per interval; sessions "
+        "recorded before: falls = trips - stumbles (what every release kept true), no recovery "
+        "unknown (0)",
+        (
+            "ALTER TABLE sessions ADD COLUMN falls INTEGER NOT NULL DEFAULT 0",
+            "ALTER TABLE sessions ADD COLUMN no_recovery INTEGER NOT NULL DEFAULT 0",
+            "UPDATE sessions SET falls = trips - stumbles",
+            "ALTER TABLE session_intervals ADD COLUMN falls INTEGER NOT NULL DEFAULT 0",
+            "ALTER TABLE session_intervals ADD COLUMN no_recovery INTEGER NOT NULL DEFAULT 0",
+            "UPDATE session_intervals SET falls = trips - stumbles",
+        ),
+    ),
 )
 
 SCHEMA_VERSION = MIGRATIONS[-1].version

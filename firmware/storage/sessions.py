@@ -2,7 +2,8 @@
 
 Tables ``sessions`` (plan, status, wall times, totals, the JSON record) and
 ``session_intervals`` (planned direction, planned and done seconds, measured
-steps, walking time, cadence, trips, stumbles), beside the events.
+steps, walking time, cadence, trips, stumbles, falls, falls with no recovery),
+beside the events.
 
 :func:`save_session` runs in the courier process
 (:class:`firmware.session.record.SessionArchive`), never on the loop. The
@@ -67,12 +68,14 @@ def write_session(
     conn.execute(
         "INSERT INTO sessions (id, device_id, plan, status, started_wall, ended_wall,"
         " planned_s, done_s, backward_s, longest_backward_s, steps, walking_s, trips,"
-        " stumbles, body, walker) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+        " stumbles, body, walker, falls, no_recovery)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
         " ON CONFLICT (id) DO UPDATE SET status = excluded.status,"
         " ended_wall = excluded.ended_wall, done_s = excluded.done_s,"
         " backward_s = excluded.backward_s, longest_backward_s = excluded.longest_backward_s,"
         " steps = excluded.steps, walking_s = excluded.walking_s, trips = excluded.trips,"
-        " stumbles = excluded.stumbles, body = excluded.body",
+        " stumbles = excluded.stumbles, body = excluded.body, falls = excluded.falls,"
+        " no_recovery = excluded.no_recovery",
         (
             record.id,
             record.device_id,
@@ -90,13 +93,15 @@ def write_session(
             record.stumbles,
             encode(record),
             record.walker.id,
+            record.fall_count,
+            record.no_recovery,
         ),
     )
     conn.execute("DELETE FROM session_intervals WHERE session_id = ?", (record.id,))
     conn.executemany(
         "INSERT INTO session_intervals (session_id, idx, direction, speed, planned_s, done_s,"
-        " steps, walking_s, cadence_spm, trips, stumbles)"
-        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        " steps, walking_s, cadence_spm, trips, stumbles, falls, no_recovery)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         [
             (
                 record.id,
@@ -110,6 +115,8 @@ def write_session(
                 i.cadence_spm,
                 i.trips,
                 i.stumbles,
+                i.fall_count,
+                i.no_recovery,
             )
             for i in record.intervals
         ],
