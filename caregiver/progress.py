@@ -3,7 +3,7 @@
 Ingest decodes a summary with the protocol first (types, ranges, ids:
 :class:`core.protocol.messages.SessionSummary`); :func:`parse_summary` then
 makes the stored row (a :class:`caregiver.storage.WalkSession`) and refuses
-what types cannot say (stumbles beyond trips, an unreadable start time).
+what types cannot say (stumbles and falls beyond trips, an unreadable start time).
 
 The week and goal rule (ISO week of ``started_wall`` in the service's time zone,
 ``[server] timezone``; adherence: sessions done, the plan walked through, against
@@ -45,7 +45,7 @@ _SESSION_ID = re.compile(r"^[0-9a-f]{32}$")
 _NUMBERS = (
     "planned_s", "done_s", "backward_s", "longest_backward_s", "walking_s", "cadence_spm",
 )  # fmt: skip
-_COUNTS = ("steps", "trips", "stumbles")
+_COUNTS = ("steps", "trips", "stumbles", "no_recovery")
 _REQUIRED = ("backward_s", "longest_backward_s", "done_s", "trips", "stumbles")
 CHART_WEEKS = 26
 """The chart shows at most this many weeks, ending with the current one."""
@@ -92,6 +92,13 @@ def parse_summary(data: Mapping[str, Any], device_id: str) -> tuple[WalkSession 
         counts[key] = int(value)
     if counts["stumbles"] > counts["trips"]:
         return None, "more stumbles than trips"
+    falls = data.get("falls", counts["trips"] - counts["stumbles"])  # absent: an older device
+    if not (_number(falls) and float(falls).is_integer()):
+        return None, "falls is not a non-negative integer"
+    if counts["stumbles"] + int(falls) > counts["trips"]:
+        return None, "more stumbles and falls than trips"
+    if counts["no_recovery"] > int(falls):
+        return None, "more falls with no recovery than falls"
     try:
         walker = msgspec.convert(data.get("walker", DEFAULT_WALKER), Walker)
     except msgspec.ValidationError as exc:
@@ -114,6 +121,8 @@ def parse_summary(data: Mapping[str, Any], device_id: str) -> tuple[WalkSession 
         stumbles=counts["stumbles"],
         walker=walker.id,
         walker_name=walker.name,
+        falls=int(falls),
+        no_recovery=counts["no_recovery"],
     ), ""
 
 

@@ -8,10 +8,10 @@ the walker during whose session it opened (:func:`incidents_during`); with one w
 
 Week by week: sessions, adherence (done of prescribed), sessions at goal and whether
 the week was at goal, minutes backward, the longest backward stretch (progression),
-trips, stumbles and incidents, and the weekly medians of balance and gait; then the
-weeks at goal toward the four-week milestone. Every figure comes from the shared
-rules (:mod:`core.progress`, :mod:`core.gait_trends`), so the report says what the
-dashboard, ``retroguard sessions`` and Home Assistant say.
+trips, stumbles, falls (and of those, without recovery) and incidents, and the weekly
+medians of balance and gait; then the weeks at goal toward the four-week milestone. Every
+figure comes from the shared rules (:mod:`core.progress`, :mod:`core.gait_trends`), so the
+report says what the dashboard, ``retroguard sessions`` and Home Assistant say.
 """
 
 from __future__ import annotations
@@ -50,6 +50,10 @@ class ReportWeek:
     stumbles: int
     incidents: int
     """Incidents opened in the week (falls, stumbles, help requests, faults)."""
+    falls: int = 0
+    """Of the trips, falls (a stumble confirmed as a fall counts here, not as a stumble)."""
+    no_recovery: int = 0
+    """Of the falls, those after which the walker lay without recovering."""
 
     @property
     def label(self) -> str:
@@ -104,9 +108,11 @@ def make_report(
     by_week = {w.week: w for w in weekly_progress(sessions, zone, prescribed)}
     trips: dict[str, list[int]] = {}
     for s in sessions:
-        counts = trips.setdefault(week_of(utc_of(s.started_wall), zone), [0, 0])
+        counts = trips.setdefault(week_of(utc_of(s.started_wall), zone), [0, 0, 0, 0])
         counts[0] += s.trips
         counts[1] += s.stumbles
+        counts[2] += s.falls
+        counts[3] += s.no_recovery
     opened: dict[str, int] = {}
     for i in incidents:
         week = week_of(dt.datetime.fromtimestamp(i.opened_at, dt.UTC), zone)
@@ -120,8 +126,8 @@ def make_report(
             key,
             WeekProgress(key, 0, 0, 0.0, 0.0, prescribed=prescribed_in(key, prescribed or {})),
         )
-        t, st = trips.get(key, [0, 0])
-        weeks.append(ReportWeek(progress, t, st, opened.get(key, 0)))
+        t, st, falls, no_recovery = trips.get(key, [0, 0, 0, 0])
+        weeks.append(ReportWeek(progress, t, st, opened.get(key, 0), falls, no_recovery))
         day += dt.timedelta(weeks=1)
     return Report(
         device_id=device_id,
@@ -227,6 +233,8 @@ def report_csv(report: Report) -> str:
             "longest_backward_min",
             "trips",
             "stumbles",
+            "falls",
+            "falls_no_recovery",
             "incidents",
             *trend_columns,
         ]
@@ -247,6 +255,8 @@ def report_csv(report: Report) -> str:
                 f"{p.longest_backward_s / 60:.1f}",
                 w.trips,
                 w.stumbles,
+                w.falls,
+                w.no_recovery,
                 w.incidents,
                 *(_cell(m.get(p.week)) for m in medians),
             ]

@@ -189,8 +189,8 @@ def report_pdf(report: Report) -> bytes:
 
     page.heading(f"Week by week (newest {min(len(weeks), TABLE_WEEKS)} of {len(weeks)})")
     header = ["Week of", "Sessions", "Done/presc.", "At goal", "Week at goal",
-              "Min back", "Longest min", "Trips", "Stumbles", "Incidents"]  # fmt: skip
-    widths: list[float] = [30, 15, 19, 14, 21, 16, 20, 13, 16, 16]
+              "Min back", "Longest min", "Trips", "Stumb./falls", "Incidents"]  # fmt: skip
+    widths: list[float] = [30, 15, 19, 14, 21, 16, 20, 13, 20, 16]
     rows = [
         [
             f"{w.label} ({w.progress.week})",
@@ -201,7 +201,7 @@ def report_pdf(report: Report) -> bytes:
             f"{w.progress.backward_s / 60:.1f}",
             f"{w.progress.longest_backward_s / 60:.1f}",
             str(w.trips),
-            str(w.stumbles),
+            f"{w.stumbles}/{w.falls}",
             str(w.incidents),
         ]
         for w in reversed(weeks[-TABLE_WEEKS:])

@@ -51,6 +51,11 @@ class WalkSession:
     """Who walked (a walker id of the device; "default" for a device with one walker)."""
     walker_name: str = DEFAULT_WALKER.name
     """The walker's name as the summary gave it (the device's profile, at the time)."""
+    falls: int = 0
+    """Of the trips, falls (a stumble confirmed as a fall in its incident is one, not a
+    stumble); a summary without them (an older device): ``trips - stumbles``."""
+    no_recovery: int = 0
+    """Of the falls, those after which the walker lay without recovering."""
 
 
 WALK_FIELDS = tuple(f.name for f in fields(WalkSession))

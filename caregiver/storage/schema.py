@@ -328,6 +328,17 @@ MIGRATIONS: tuple[Migration, ...] = (
             "WHERE status = 'open' AND closed_severity IS NOT NULL AND closed_critical IS NULL",
         ),
     ),
+    Migration(
+        14,
+        "each guided session's falls (a trip confirmed as a fall, also after the stumble that "
+        "tripped) and the falls with no recovery; sessions stored before: falls = trips - "
+        "stumbles (what every summary kept true), no recovery unknown (0)",
+        (
+            "ALTER TABLE walk_sessions ADD COLUMN falls INTEGER NOT NULL DEFAULT 0",
+            "ALTER TABLE walk_sessions ADD COLUMN no_recovery INTEGER NOT NULL DEFAULT 0",
+            "UPDATE walk_sessions SET falls = trips - stumbles",
+        ),
+    ),
 )
 """Every schema change in order; ``MIGRATIONS[i]`` takes a database from version i to i + 1."""
 
