@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import concurrent.futures
 import dataclasses
+import math
 import sqlite3
 import tokenize
 from collections.abc import Sequence
@@ -648,3 +649,42 @@ def test_a_stumble_confirmed_as_a_fall_counts_as_a_fall(
     assert header.split()[-5:] == ["trips", "stumbles", "falls", "no", "recovery"]
     (logged,) = [line for line in lines if " stopped " in line]
     assert logged.split()[-4:] == ["1", "0", "1", "1"]
+
+
+def test_resuming_after_a_trip_says_to_resume_not_to_turn(tmp_path: Path) -> None:
+    """A trip in the forward interval that followed a backward one: the interval's own cue
+    told the walker to turn; re-arming resumes the same interval, and its cue says to carry
+    on forward, with the time left, and nothing about turning. The sentence is one of those
+    rendered ahead for the plan."""
+    rig = make_rig(tmp_path, detector=TripAt(40.0))
+    rig.run_for(1.0)
+    rig.press_reset()
+    runner = attach_session(rig.app, SHORT, record=False)
+    runner.request("start")
+    rig.run_for(41.0 - rig.clock.monotonic())
+    assert runner.state is SessionState.PAUSED and runner.session is not None
+    assert runner.session.current == 1
+    turned = runner.cues[-1]
+    assert (turned.cue, turned.text) == (Cue.FORWARD, "Turn around and walk forward.")
+    assert turned.spoken.startswith("Slow the belt and hold the rail before you turn.")
+    plan_t = runner.session.plan_t
+    rig.run_for(5.0)
+    rig.press_reset()
+    rig.run_for(2.0)
+    assert runner.state is SessionState.RUNNING
+    resumed = runner.cues[-1]
+    assert (resumed.cue, resumed.interval, resumed.resumed) == (Cue.FORWARD, 1, True)
+    assert resumed.text == "Resume walking forward."
+    left_min = math.ceil((SHORT.duration_s - resumed.plan_t) / 60)
+    assert resumed.plan_t == pytest.approx(plan_t + 1.0, abs=0.1)
+    assert resumed.spoken == f"Resume walking forward. Interval 2 of 4. {left_min} minutes to go."
+    assert "turn" not in resumed.spoken
+    rendered = runner.prompts.all_for_plan(SHORT)
+    assert "Resume walking forward. Interval 2 of 4." in rendered
+    assert f"{left_min} minutes to go." in rendered
+    # The first interval's cue has no turn; nor has a rest, or a backward one after a rest.
+    assert runner.cues[0].text == "Walk backward."
+    rig.run_for(20.0)
+    after = [(c.text, "turn" in c.spoken) for c in runner.cues if c.interval > 1]
+    assert after == [("Stop walking and rest.", False), ("Walk backward.", False)]
+    detach_session(rig.app, runner)

@@ -1,7 +1,10 @@
 """Session cues: buzzer patterns and, when a voice is configured, spoken prompts.
 
 * turn backward: ``cue_backward``, three short beeps; "Turn around and walk backward."
+  ("Walk backward." when there is no turn; "Resume walking backward." when the session
+  resumes the interval after a trip or a pause)
 * turn forward: ``cue_forward``, one long beep (0.7 s); "Turn around and walk forward."
+  (the same variants)
 * rest: ``cue_rest``, two long beeps; "Stop walking and rest."
 * one minute left: ``cue_one_minute``, two medium beeps; "One minute left."
 * session done: ``cue_done``, long, short, long; "Session done. Well walked."
@@ -72,6 +75,40 @@ TEXT: dict[Cue, str] = {
     Cue.BALANCE_DONE: "Balance check done. You may move.",
 }
 """What a spoken prompt says, and what the demo and the log print."""
+
+STRAIGHT_TEXT: dict[Cue, str] = {
+    Cue.BACKWARD: "Walk backward.",
+    Cue.FORWARD: "Walk forward.",
+}
+"""An interval's cue when the walker does not turn round for it (the first interval, or the
+same direction as the one before)."""
+
+RESUME_TEXT: dict[Cue, str] = {
+    Cue.BACKWARD: "Resume walking backward.",
+    Cue.FORWARD: "Resume walking forward.",
+    Cue.REST: "Carry on resting.",
+}
+"""The interval's cue repeated when the session resumes it (after re-arming or the walker's
+pause): the walker faces the way they were going, so nothing says to turn."""
+
+
+def cue_text(cue: Cue, *, turn: bool = True, resumed: bool = False) -> str:
+    """The short text of ``cue``: as it resumes an interval, starts one without a turn, or
+    (the rest) :data:`TEXT`."""
+    if resumed and cue in RESUME_TEXT:
+        return RESUME_TEXT[cue]
+    if not turn and cue in STRAIGHT_TEXT:
+        return STRAIGHT_TEXT[cue]
+    return TEXT[cue]
+
+
+def turns_at(plan: Plan, index: int) -> bool:
+    """Interval ``index`` turns the walker round: backward after forward or forward after
+    backward (a rest between them is no turn: the walker stops first)."""
+    intervals = plan.intervals
+    if not 0 < index < len(intervals):
+        return False
+    return {intervals[index - 1].direction, intervals[index].direction} == {"backward", "forward"}
 
 
 def cue_for(direction: Direction) -> Cue:

@@ -114,7 +114,16 @@ from firmware.gait.worker import (
 from firmware.presses import ARM_HOLD_S
 from firmware.safety import Detected, SafetyState, Transition
 from firmware.session.config import SessionConfig
-from firmware.session.cues import PATTERN, TEXT, Cue, PreparesPrompts, Speaker, cue_for
+from firmware.session.cues import (
+    PATTERN,
+    TEXT,
+    Cue,
+    PreparesPrompts,
+    Speaker,
+    cue_for,
+    cue_text,
+    turns_at,
+)
 from firmware.session.gestures import Gesture, GestureKind, GestureRecognizer
 from firmware.session.plan import Plan
 from firmware.session.steps import StepCounts, StepDetector
@@ -334,10 +343,15 @@ class CueRecord:
     spoken: str = ""
     """The sentence of the spoken prompt (:mod:`.voice`): queued to the speaker when there is
     one and the cue played; the demo prints it either way."""
+    turn: bool = True
+    """An interval's cue: the walker turns round for it (backward <-> forward)."""
+    resumed: bool = False
+    """The interval's cue repeated as the session resumes it (after re-arming or a pause):
+    the walker carries on the way they were going."""
 
     @property
     def text(self) -> str:
-        return TEXT[self.cue]
+        return cue_text(self.cue, turn=self.turn, resumed=self.resumed)
 
 
 @dataclass(frozen=True, slots=True)
@@ -977,7 +991,7 @@ class SessionRunner:
         s.plan_t += elapsed
         interval.done_s += elapsed
         if self._pending_cue is not None and now >= self._pending_cue[0]:
-            self._cue(self._pending_cue[1], now)
+            self._cue(self._pending_cue[1], now, resumed=True)
             self._pending_cue = None
         starts = self.plan.starts()
         while True:
@@ -1012,7 +1026,9 @@ class SessionRunner:
             s.warned.add(s.current)
             self._cue(Cue.ONE_MINUTE, now)
 
-    def _cue(self, cue: Cue, now: float) -> None:
+    def _cue(self, cue: Cue, now: float, *, resumed: bool = False) -> None:
+        """Play ``cue`` and queue its prompt; ``resumed``: the current interval's cue as the
+        session resumes it (it says to carry on, never to turn)."""
         s = self.session
         played = True
         try:
@@ -1022,12 +1038,27 @@ class SessionRunner:
             log.exception("cue %s failed", cue.value)
             played = False
         index = s.current if s else 0
-        spoken = self.prompts.for_cue(cue, self.plan, index)
-        record = CueRecord(cue, now, s.plan_t if s else 0.0, index, played=played, spoken=spoken)
+        if resumed:
+            left = self.plan.duration_s - (s.plan_t if s else 0.0)
+            prompts: tuple[str, ...] = self.prompts.resume(self.plan, index, left)
+        else:
+            prompts = (self.prompts.for_cue(cue, self.plan, index),)
+        spoken = " ".join(prompts)
+        record = CueRecord(
+            cue,
+            now,
+            s.plan_t if s else 0.0,
+            index,
+            played=played,
+            spoken=spoken,
+            turn=turns_at(self.plan, index),
+            resumed=resumed,
+        )
         self.cues.append(record)
-        log.info("cue %s: %s", cue.value, TEXT[cue])
+        log.info("cue %s: %s", cue.value, record.text)
         if self._speaker is not None and played:
-            self._speaker.say(spoken)  # a put: the speaker's own thread plays it
+            for prompt in prompts:
+                self._speaker.say(prompt)  # a put: the speaker's own thread plays them in turn
 
     def _finish(self, now: float, trigger: SessionTrigger) -> None:
         s = self.session

@@ -36,6 +36,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import logging
+import math
 import os
 import queue
 import re
@@ -51,7 +52,7 @@ from core.digest import sha256
 from core.errors import ConfigError
 from core.realtime import LoopHelperThread
 from core.tomlschema import build, read_toml
-from firmware.session.cues import ESPEAK, Cue, render_wav
+from firmware.session.cues import ESPEAK, Cue, render_wav, turns_at
 from firmware.session.plan import Plan
 
 log = logging.getLogger(__name__)
@@ -83,6 +84,10 @@ class PromptTexts:
     forward: str = ""
     rest: str = ""
     turn: str = ""
+    resume_backward: str = ""
+    resume_forward: str = ""
+    resume_rest: str = ""
+    """The interval resumed after a trip or a pause: {number} of {count}, no turn."""
     left: str = ""
     last: str = ""
     one_minute: str = ""
@@ -190,10 +195,7 @@ class Prompts:
         intervals = plan.intervals
         interval = intervals[index]
         parts = []
-        if index > 0 and {intervals[index - 1].direction, interval.direction} == {
-            "backward",
-            "forward",
-        }:
+        if turns_at(plan, index):
             parts.append(texts.turn)
         template = getattr(texts, interval.direction)
         parts.append(
@@ -207,6 +209,31 @@ class Prompts:
         else:
             parts.append(texts.last)
         return " ".join(parts)
+
+    def resume(self, plan: Plan, index: int, left_s: float) -> tuple[str, str]:
+        """What the walker hears as the session resumes interval ``index`` with ``left_s``
+        seconds of the plan to go, as two prompts played one after the other: to carry on
+        the way they were going (no turn) in the interval, then the time left in whole
+        minutes, rounded up (or "Last interval."). Two, so that every one is rendered
+        ahead with few files (:meth:`resume_all`): one a plan's interval, one a minute."""
+        texts = self.file.prompts
+        intervals = plan.intervals
+        index = min(index, len(intervals) - 1)
+        template = getattr(texts, f"resume_{intervals[index].direction}")
+        head = template.format(number=index + 1, count=len(intervals))
+        if index + 1 >= len(intervals):
+            return head, texts.last
+        minutes = max(1, math.ceil(left_s / 60.0 - 1e-9))
+        return head, texts.left.format(left=self.length(minutes * 60.0))
+
+    def resume_all(self, plan: Plan) -> list[str]:
+        """Every prompt :meth:`resume` can say in a session of ``plan``: each interval's,
+        and the time left in each whole minute up to the plan's length."""
+        sentences = [self.resume(plan, i, 0.0)[0] for i in range(len(plan.intervals))]
+        longest = max(1, math.ceil(plan.duration_s / 60.0 - 1e-9))
+        sentences += [self.file.prompts.left.format(left=self.length(m * 60.0))
+                      for m in range(1, longest + 1)]  # fmt: skip
+        return [*sentences, self.file.prompts.last]
 
     def for_cue(self, cue: Cue, plan: Plan, index: int) -> str:
         """The sentence for ``cue`` played in interval ``index`` of ``plan``."""
@@ -226,6 +253,7 @@ class Prompts:
         """Every sentence a session of ``plan`` can speak, each once: what is rendered ahead."""
         texts = self.file.prompts
         sentences = [self.interval(plan, i) for i in range(len(plan.intervals))]
+        sentences += self.resume_all(plan)
         sentences += [
             texts.one_minute,
             texts.one_minute_session,
