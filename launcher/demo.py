@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import io
 import logging
 import socket
 import sys
@@ -23,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, TextIO, cast
 
-from core.clock import Clock, RealClock
+from core.clock import Clock, RealClock, SimClock
 from core.protocol.events import EventType
 from core.realtime import realtime_section
 from firmware.app import App, build_app, favour_realtime_thread
@@ -31,9 +30,11 @@ from firmware.config import Config, StorageConfig
 from firmware.monitor import Monitor
 from firmware.safety import SafetyState
 from firmware.session.runner import SessionRunner, attach_session, detach_session
+from firmware.session.runner import SessionState as SessionRunnerState
 from firmware.storage.events import EventStore, StoredEvent
 from firmware.storage.outbox import outbox_depth
 from firmware.storage.sessions import load_sessions
+from launcher.live_line import LinesAbove, LiveLine, logging_above
 from sim import scenarios
 from sim.backends import SimulatedGpio, simulated_hardware
 from sim.relay_hardware import SimulatedButton
@@ -42,6 +43,8 @@ from tools.session_demo import CuePrinter
 
 if TYPE_CHECKING:
     from caregiver.demo import DemoCaregiverProcess
+
+log = logging.getLogger(__name__)
 
 ARM_AT_S = 4.5
 """The walker's helper presses reset once the IMU has settled and the sensor-worn check has
@@ -139,6 +142,8 @@ def run_session(
     if runner is not None:
         app.monitor.on_iteration.append(_StartWhenArmed(runner))
     app.start()
+    if isinstance(clock, SimClock):
+        _wait_for_courier(app)
     start = clock.monotonic()
     pause = session.span("reset_pause")
     for at in (ARM_AT_S, pause.start + RESET_AFTER_STUMBLE_S):
@@ -162,6 +167,21 @@ def run_session(
         final_state=final_state,
         runner=runner,
     )
+
+
+COURIER_WAIT_S = 30.0
+"""A net against a courier that never starts: how long a simulated walk waits for it."""
+
+
+def _wait_for_courier(app: App) -> None:
+    """On a simulated clock, before the walk: until the courier has said how storage is.
+
+    The walk runs far faster than real time, and the courier is a process that takes a real
+    second or more to start: past the monitor's start-up grace (simulated seconds), the reset
+    press after the stumble would be refused ("the courier has not started") on a busy host
+    and not on an idle one. On the real clock the grace covers the courier's start."""
+    if not app.link.wait_for_courier(COURIER_WAIT_S):
+        log.warning("the courier has not started within %.0f s", COURIER_WAIT_S)
 
 
 class _RearmAfterFault:
@@ -215,70 +235,69 @@ def _stored_events(config: Config) -> list[StoredEvent]:
         store.close()
 
 
-class LiveStatus:
-    """A status line redrawn from its own thread: terminal I/O stays off the real-time thread."""
+def walker_doing(state: SafetyState, runner: SessionRunner | None, scripted: str) -> str:
+    """What the walker is doing, as the status line says it: standing until armed; with a
+    guided session, its current interval's direction (or that it is paused); else the
+    scripted walk's part (``scripted``)."""
+    if state in (SafetyState.STARTING, SafetyState.STANDBY):
+        return "standing"
+    if runner is None:
+        return scripted.replace("_", " ")
+    now = runner.interval_now()
+    if now is not None:
+        _, direction = now
+        return "rest" if direction == "rest" else f"walk {direction}"
+    if runner.state is SessionRunnerState.PAUSED:
+        return "paused"
+    return "walking" if state is SafetyState.ARMED else "stopped"
 
-    def __init__(self, out: TextIO, interval_s: float = 0.25) -> None:
-        self._out = out
+
+class LiveStatus:
+    """A status line redrawn from its own thread: terminal I/O stays off the real-time thread.
+
+    Only on a terminal (:class:`~launcher.live_line.LiveLine`): log records and printed lines
+    are written above it, and it is drawn again below them."""
+
+    def __init__(self, line: LiveLine, interval_s: float = 0.25) -> None:
+        self.line = line
         self._interval = interval_s
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
-        self._tty = out.isatty()
-        self._last = ""
 
-    def start(self, app: App, session: scenarios.Sequence) -> None:
+    def start(self, app: App, session: scenarios.Sequence, runner: SessionRunner | None) -> None:
         start = app.clock.monotonic()
         self._thread = threading.Thread(
-            target=self._run, args=(app, session, start), name="demo-status", daemon=True
+            target=self._run, args=(app, session, runner, start), name="demo-status", daemon=True
         )
         self._thread.start()
 
-    def _fields(self, app: App, session: scenarios.Sequence, start: float) -> tuple[str, ...]:
+    def fields(
+        self, app: App, session: scenarios.Sequence, runner: SessionRunner | None, start: float
+    ) -> tuple[str, ...]:
         t = app.clock.monotonic() - start
-        doing = next((s.label for s in session.segments if s.start <= t < s.end), "done")
+        scripted = next((s.label for s in session.segments if s.start <= t < s.end), "done")
+        doing = walker_doing(app.controller.state, runner, scripted)
         hardware = app.gpio.hardware if isinstance(app.gpio, SimulatedGpio) else None
         relay = "CLOSED (belt may run)" if hardware and hardware.contact_closed() else "open"
         return (
             f"t={t:5.1f}s",
-            f"walker: {doing.replace('_', ' '):<16}",
+            f"walker: {doing:<13}",
             f"state: {app.controller.state.value:<8}",
             f"relay: {relay:<21}",
             f"buzzer: {app.gpio.buzzer.pattern or 'quiet'}",
         )
 
-    def _run(self, app: App, session: scenarios.Sequence, start: float) -> None:
+    def _run(
+        self, app: App, session: scenarios.Sequence, runner: SessionRunner | None, start: float
+    ) -> None:
         while not self._stop.wait(self._interval):
-            fields = self._fields(app, session, start)
-            line = "  ".join(fields)
-            if self._tty:
-                self._out.write("\r" + line + "\x1b[K")
-                self._out.flush()
-            elif "".join(fields[1:]) != self._last:  # a log file gets one line per change
-                self._last = "".join(fields[1:])
-                self._out.write(line + "\n")
-                self._out.flush()
+            self.line.show("  ".join(self.fields(app, session, runner, start)))
 
     def stop(self) -> None:
         self._stop.set()
         if self._thread is not None:
             self._thread.join()
-        if self._tty:
-            self._out.write("\n")
-
-
-class _LineAbove(io.TextIOBase):
-    """Writes whole lines above a live status line that is redrawn with ``\\r``."""
-
-    def __init__(self, out: TextIO) -> None:
-        self._out = out
-        self._tty = out.isatty()
-
-    def write(self, text: str) -> int:
-        self._out.write(("\r\x1b[K" if self._tty else "") + text)
-        return len(text)
-
-    def flush(self) -> None:
-        self._out.flush()
+        self.line.end()
 
 
 def print_events(events: list[StoredEvent], out: TextIO) -> None:
@@ -404,16 +423,16 @@ def _run_and_report(
     config: Config, session: scenarios.Sequence, speed: float, live: bool, out: TextIO
 ) -> int:
     favour_realtime_thread()
-    status = LiveStatus(out) if live else None
+    line = LiveLine(out)
+    status = LiveStatus(line) if live and line.tty else None  # no live line in a log file
     printers: list[CuePrinter] = []
 
     def on_started(app: App, walk: scenarios.Sequence, runner: SessionRunner | None) -> None:
         if status is not None:
-            status.start(app, walk)
+            status.start(app, walk, runner)
         if runner is not None:
-            printers.append(
-                CuePrinter(runner, cast(TextIO, _LineAbove(out)), light=app.status_light).start()
-            )
+            above = cast(TextIO, LinesAbove(line))
+            printers.append(CuePrinter(runner, above, light=app.status_light).start())
 
     out.write(
         f"Guided session: {config.session.plan} at {GUIDED_TIME_SCALE:g}x "
@@ -421,12 +440,17 @@ def _run_and_report(
     )
     # Real-time like the unit (CPUSchedulingPriority=20) where the OS allows it: at 4x speed
     # a busy machine would otherwise stall the loop past the relay's hold time.
-    with realtime_section(DEMO_LOOP_PRIORITY, "the demo's monitor loop"):
-        result = run_session(config, RealClock(speed), session=session, on_started=on_started)
-    for printer in printers:
-        printer.stop()
-    if status is not None:
-        status.stop()
+    with (
+        realtime_section(DEMO_LOOP_PRIORITY, "the demo's monitor loop"),
+        logging_above(line, sys.stderr),
+    ):
+        try:
+            result = run_session(config, RealClock(speed), session=session, on_started=on_started)
+        finally:  # the last lines above the status line, then the status line's last state
+            for printer in printers:
+                printer.stop()
+            if status is not None:
+                status.stop()
     for stored in load_sessions(config.storage.database)[-1:]:
         r = stored.record
         out.write(

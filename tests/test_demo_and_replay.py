@@ -173,3 +173,14 @@ def test_demo_reports_a_host_stall_and_carries_on(tmp_path: Path) -> None:
     fault = result.events[2].event
     assert fault.reason.startswith("relay opened by its hold circuit while armed: the loop stalled")
     assert EventType.FALL in kinds
+
+
+def test_the_demo_session_record_counts_the_fall(demo: object) -> None:
+    """The demo's second trip is a stumble the detector confirms as a fall, with no recovery:
+    the session's record counts one stumble (the first trip, recovered) and one fall."""
+    from firmware.storage.sessions import load_sessions
+
+    app = demo.app  # type: ignore[attr-defined]
+    record = load_sessions(app.config.storage.database)[-1].record
+    assert (record.status, record.trips, record.stumbles) == ("stopped", 2, 1)
+    assert (record.falls, record.no_recovery) == (1, 1)

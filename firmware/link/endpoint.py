@@ -204,6 +204,21 @@ class CourierLink:
             else:
                 time.sleep(min(remaining, 0.01))
 
+    def wait_for_courier(self, timeout: float) -> bool:
+        """Pump until the courier has said how storage is (``storage_ok`` known); False on
+        timeout. For a walk on a simulated clock, which outruns the start-up grace in a real
+        moment: call it only while the loop is not running (it polls on the caller's thread).
+        """
+        deadline = time.monotonic() + timeout
+        while self.storage_ok is None:
+            self.poll()
+            remaining = deadline - time.monotonic()
+            if self.storage_ok is not None or remaining <= 0:
+                break
+            sock = self._sock
+            select.select([sock] if sock is not None else [], [], [], min(remaining, 0.02))
+        return self.storage_ok is not None
+
     def close(self, timeout: float = 1.0) -> None:
         """Send what is queued (a goodbye, say) within ``timeout``, then close: the courier
         sees the end of the stream. Only once the loop has stopped."""

@@ -1,0 +1,115 @@
+"""A live status line at the bottom of a terminal that log records and printed lines share.
+
+The demo redraws one line in place (``\\r``, erase to the end) while the monitor logs
+to stderr and its printers write to stdout, all on one terminal. Written as they come, a log
+record lands on the end of the status line ("...buzzer: quiet13:35:01 INFO ..."). Here every
+writer goes through one lock: the status line is erased, the record or line is written, and
+the status line is drawn again below it. On anything but a terminal there is no live line:
+a log file gets whole lines only.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import logging
+import threading
+from collections.abc import Iterator
+from typing import TextIO
+
+ERASE = "\r\x1b[K"
+"""Back to the start of the line and erase it."""
+
+
+class LiveLine:
+    """The status line of ``out`` (a terminal), and writing whole lines above it."""
+
+    def __init__(self, out: TextIO) -> None:
+        self.out = out
+        self.tty = out.isatty()
+        self._lock = threading.Lock()
+        self._shown = ""
+
+    def show(self, line: str) -> None:
+        """Draw ``line`` as the status line (nothing when ``out`` is not a terminal)."""
+        if not self.tty:
+            return
+        with self._lock:
+            self._shown = line
+            self.out.write(ERASE + line)
+            self.out.flush()
+
+    def above(self, text: str, stream: TextIO | None = None) -> None:
+        """Write ``text`` (whole lines) to ``stream`` (default ``out``) above the status line."""
+        target = stream if stream is not None else self.out
+        with self._lock:
+            if self._shown:
+                self.out.write(ERASE)
+                self.out.flush()
+            target.write(text)
+            target.flush()
+            if self._shown:
+                self.out.write(self._shown)
+                self.out.flush()
+
+    def end(self) -> None:
+        """Leave the last status line as a line of its own; nothing is redrawn after this."""
+        with self._lock:
+            if self._shown:
+                self.out.write("\n")
+                self.out.flush()
+            self._shown = ""
+
+
+class LinesAbove(io.TextIOBase):
+    """A text stream whose lines go above ``line``'s status line (printers write to it)."""
+
+    def __init__(self, line: LiveLine) -> None:
+        self._line = line
+        self._partial = ""
+
+    def write(self, text: str) -> int:
+        whole, newline, rest = (self._partial + text).rpartition("\n")
+        self._partial = rest
+        if newline:
+            self._line.above(whole + "\n")
+        return len(text)
+
+    def flush(self) -> None:
+        if self._partial:
+            self._line.above(self._partial + "\n")
+            self._partial = ""
+
+
+class AboveLiveLine(logging.Handler):
+    """Hands each record, formatted by ``inner`` (the handler it stands in for), to ``line``
+    to write above its status line on ``stream``."""
+
+    def __init__(self, inner: logging.Handler, line: LiveLine, stream: TextIO) -> None:
+        super().__init__(inner.level)
+        self.inner = inner
+        self._line = line
+        self._stream = stream
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            self._line.above(self.inner.format(record) + "\n", self._stream)
+        except Exception:
+            self.handleError(record)
+
+
+@contextlib.contextmanager
+def logging_above(line: LiveLine, stream: TextIO) -> Iterator[None]:
+    """While inside, the root logger's records are written above ``line`` on ``stream`` (the
+    terminal's stderr), formatted as before; its handlers are put back after."""
+    root = logging.getLogger()
+    before = root.handlers[:]
+    if not line.tty:
+        yield
+        return
+    inner = before or ([logging.lastResort] if logging.lastResort is not None else [])
+    root.handlers[:] = [AboveLiveLine(h, line, stream) for h in inner]
+    try:
+        yield
+    finally:
+        root.handlers[:] = before
