@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import io
+import threading
 from pathlib import Path
 
 import pytest
 
 from core.clock import SimClock
 from firmware.storage.database import connect
+from firmware.storage.sessions import load_sessions
 from launcher.cli import main
 from tools.session_demo import run_guided_demo
 
@@ -110,5 +112,44 @@ def test_guided_demo_with_the_balance_check_prints_its_figures(tmp_path: Path) -
     cues = [line.split("] cue ")[1].split()[0] for line in text.splitlines() if "] cue " in line]
     assert cues[:3] == ["balance", "balance_done", "backward"]
     # The check stood still (the demo walker arms only once it is done): measured, in m/s².
-    assert "Balance check eyes open: sway RMS AP" in text
-    assert "noise floor" in text and "not measured" not in text
+    # The demo's mounting is unknown: AP and ML wait for the walking axes, and it says so.
+    assert "Balance check eyes open: sway RMS 0." in text
+    assert (
+        "(AP and ML apart: imu.mounting is unknown and the walking axes are learned from "
+        "walking, after the check), path"
+    ) in text
+    assert "noise floor" in text and "not measured" not in text and " - " not in text
+    assert "Session completed:" in text
+
+
+class StallsOnce(SimClock):
+    """A simulated clock whose loop thread is held up once, mid-walk, for four hold times:
+    the latch drops (a fault) and nobody re-arms, so the session is paused at the end."""
+
+    def __init__(self, at: float) -> None:
+        super().__init__()
+        self.at = at
+        self.stalled = False
+        self.thread = threading.get_ident()
+
+    def monotonic(self) -> float:
+        now = super().monotonic()
+        if not self.stalled and now >= self.at and threading.get_ident() == self.thread:
+            self.stalled = True
+            self.advance(0.2)
+            now = super().monotonic()
+        return now
+
+
+def test_a_session_paused_when_the_monitor_stops_is_recorded_stopped(tmp_path: Path) -> None:
+    out = io.StringIO()
+    db = tmp_path / "demo.db"
+    assert run_guided_demo(clock=StallsOnce(8.0), out=out, database=db) == 1
+    text = out.getvalue()
+    assert "Session running" not in text
+    assert (
+        "The monitor stopped before the plan's end (paused by the monitor (FAULT): re-arm "
+        "with the reset button to resume): the session is recorded as stopped."
+    ) in text
+    assert "Session stopped: " in text
+    assert load_sessions(db)[-1].record.status == "stopped"

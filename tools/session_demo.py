@@ -20,8 +20,9 @@ import threading
 from pathlib import Path
 from typing import TextIO
 
-from core.clock import Clock, RealClock
+from core.clock import Clock, RealClock, SimClock
 from core.progress import describe_week, milestone, started_utc, week_of, weekly_progress
+from core.realtime import realtime_section
 from core.zones import system_zone
 from firmware.app import build_app
 from firmware.config import Config, StorageConfig
@@ -44,6 +45,9 @@ ARM_AT_S = 4.5
 """The walker presses reset once the sensor-worn check has seen a body (1 s + a 3 s block)."""
 PRESS_S = 0.6
 """Held past the chirp (firmware.presses.ARM_HOLD_S): the latch closes while it is down."""
+DEMO_LOOP_PRIORITY = 20
+"""The unit's ``CPUSchedulingPriority`` (systemd/retroguard.service), where the OS allows
+it: a busy host would otherwise stall the loop past the relay's hold time (a fault)."""
 
 
 def _discard(value: object) -> None:
@@ -182,18 +186,28 @@ def run_guided_demo(
             "runs only while armed.\n"
         )
         app.start()
+        if isinstance(clock, SimClock):  # a simulated walk outruns the courier's start
+            app.link.wait_for_courier(30.0)
         start = clock.monotonic()
         button.press_at(start + arm_at, start + arm_at + PRESS_S)
         printer = CuePrinter(runner, out, light=app.status_light).start()
+        unfinished = ""
         try:
-            if balance:  # in STANDBY: the session opens with the balance check
-                app.monitor.run(until=start + 0.5)
-                runner.request("start")
-            app.monitor.run(until=start + arm_at + PRESS_S + 0.2)
-            if not balance:
-                runner.request("start")
-            app.monitor.run(until=start + arm_at + 1.0 + the_plan.duration_s / time_scale + 1.5)
+            with realtime_section(DEMO_LOOP_PRIORITY, "the session demo's monitor loop"):
+                if balance:  # in STANDBY: the session opens with the balance check
+                    app.monitor.run(until=start + 0.5)
+                    runner.request("start")
+                app.monitor.run(until=start + arm_at + PRESS_S + 0.2)
+                if not balance:
+                    runner.request("start")
+                end = start + arm_at + 1.0 + the_plan.duration_s / time_scale + 1.5
+                app.monitor.run(until=end)
         finally:
+            # The monitor has stopped: a session still under way ends here (stopped), so its
+            # record is final and nothing says it is running.
+            if runner.under_way:
+                unfinished = runner.pause_reason or f"session {runner.state.value.lower()}"
+                runner.stop(clock.monotonic())  # the loop has returned: this thread owns it
             printer.stop()
             detach_session(app, runner)
             history = hardware.history
@@ -203,11 +217,17 @@ def run_guided_demo(
             out.write("DEMO FAILED: no session was stored.\n")
             return 1
         r = sessions[-1].record
+        if unfinished:
+            out.write(
+                f"The monitor stopped before the plan's end ({unfinished}): the session is "
+                "recorded as stopped.\n"
+            )
         out.write(
             f"Session {r.status}: {r.done_s / 60:.0f} plan minutes, "
             f"{r.backward_s / 60:.0f} backward; measured {r.steps} steps in "
             f"{r.walking_s:.0f} s of walking ({r.cadence_spm:.0f} steps/min), "
-            f"{r.trips} trips. Stored in the sessions table"
+            f"{r.trips} trips ({r.stumbles} stumbles, {r.fall_count} falls). Stored in the "
+            "sessions table"
             f"{' and queued for MQTT' if app.config.mqtt.host else ''}.\n"
         )
         zone = system_zone()

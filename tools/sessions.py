@@ -229,8 +229,18 @@ def describe_balance(b: BalanceFigures) -> str:
     if b.status != "measured":
         why = "the walker moved" if b.status == "moved" else "interrupted (armed or stopped)"
         return f"{b.condition}: not measured, {why}"
+    if b.rms_ap_ms2 is None and b.rms_ml_ms2 is None:
+        # docs/gait.md: AP and ML need the walking axes (imu.mounting, or learned from walking).
+        why = (
+            "imu.mounting is unknown and the walking axes are learned from walking, after the check"
+            if b.axes == "unknown"
+            else "not measured"
+        )
+        sway = f"sway RMS {_n(b.rms_ms2, '.3f')} m/s² (AP and ML apart: {why})"
+    else:
+        sway = f"sway RMS AP {_n(b.rms_ap_ms2, '.3f')} ML {_n(b.rms_ml_ms2, '.3f')} m/s²"
     return (
-        f"{b.condition}: sway RMS AP {_n(b.rms_ap_ms2, '.3f')} ML {_n(b.rms_ml_ms2, '.3f')} m/s², "
+        f"{b.condition}: {sway}, "
         f"path {_n(b.path_ms2, '.2f')} m/s², ellipse {_n(b.ellipse_area_m2s4, '.4f')} m²/s⁴, "
         f"jerk {_n(b.jerk_m2s5, '.2f')} m²/s⁵ (noise floor {_n(b.noise_floor_ms2, '.3f')} m/s²)"
     )
