@@ -73,6 +73,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
         database=args.db,
         live=not args.no_live,
         keep_open=not args.no_live and sys.stdin.isatty(),
+        keep=args.keep,
     )
 
 
@@ -185,6 +186,11 @@ def build_parser(argv: Sequence[str] = ()) -> argparse.ArgumentParser:
     p.add_argument("--speed", type=float, default=1.0, help="times faster than real time")
     p.add_argument("--db", type=Path, default=None, help="event store (default: a temporary file)")
     p.add_argument("--no-live", action="store_true", help="no live status line")
+    p.add_argument(
+        "--keep",
+        action="store_true",
+        help="keep the demo's temporary folder (event store, dashboard database) after it ends",
+    )
     p.set_defaults(func=cmd_demo)
 
     p = sub.add_parser("replay", help="run a trace file through the detector, print detections")

@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import logging
+import shutil
 import socket
 import sys
 import tempfile
@@ -319,8 +320,12 @@ def run_demo(
     out: TextIO | None = None,
     broker_ok: bool = True,
     keep_open: bool = False,
+    keep: bool = False,
 ) -> int:
-    """The README's demo. Exit 0 when it ends with the fall tripped and the relay released."""
+    """The README's demo. Exit 0 when it ends with the fall tripped and the relay released.
+
+    Without ``database`` the demo's files (event store, the dashboard's database) go in a
+    temporary folder, removed at exit unless ``keep`` (``--keep``: to look at them after)."""
     out = out or sys.stdout
     if speed <= 0:
         print("retroguard demo: --speed must be positive", file=sys.stderr)
@@ -331,17 +336,24 @@ def run_demo(
             file=sys.stderr,
         )
         return 2
-    if database is None:
-        database = Path(tempfile.mkdtemp(prefix="retroguard-demo-")) / "retroguard.db"
-    config = at_speed(demo_config(database), speed)
-    session = scenarios.demo_session()
-    out.write(
-        f"RetroGuard demo: {session.duration:.0f} s of simulated backward walking"
-        f"{f' at {speed:g}x speed' if speed != 1 else ''}.\n"
-        "Reset is pressed to arm; the walker stumbles (trip), resets, walks on, then falls.\n"
-        f"Event store: {database}\n"
-    )
     with contextlib.ExitStack() as stack:
+        where = ""
+        if database is None:
+            folder = Path(tempfile.mkdtemp(prefix="retroguard-demo-"))
+            database = folder / "retroguard.db"
+            if keep:
+                where = " (kept after the demo: --keep)"
+            else:  # registered first, so removed last: after the dashboard and the broker
+                stack.callback(shutil.rmtree, folder, ignore_errors=True)
+                where = " (a temporary folder, removed at exit; --keep keeps it)"
+        config = at_speed(demo_config(database), speed)
+        session = scenarios.demo_session()
+        out.write(
+            f"RetroGuard demo: {session.duration:.0f} s of simulated backward walking"
+            f"{f' at {speed:g}x speed' if speed != 1 else ''}.\n"
+            "Reset is pressed to arm; the walker stumbles (trip), resets, walks on, then falls.\n"
+            f"Event store: {database}{where}\n"
+        )
         dashboard: DemoCaregiverProcess | None = None
         broker = _start_broker(out) if broker_ok else None
         if broker is not None:

@@ -184,3 +184,23 @@ def test_the_demo_session_record_counts_the_fall(demo: object) -> None:
     record = load_sessions(app.config.storage.database)[-1].record
     assert (record.status, record.trips, record.stumbles) == ("stopped", 2, 1)
     assert (record.falls, record.no_recovery) == (1, 1)
+
+
+def test_the_demo_removes_its_temporary_folder_unless_kept(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import io
+    import tempfile
+
+    from launcher.demo import run_demo
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    out = io.StringIO()
+    run_demo(speed=10, live=False, out=out, broker_ok=False)
+    assert "(a temporary folder, removed at exit; --keep keeps it)" in out.getvalue()
+    assert list(tmp_path.glob("retroguard-demo-*")) == []
+    out = io.StringIO()
+    run_demo(speed=10, live=False, out=out, broker_ok=False, keep=True)
+    (kept,) = tmp_path.glob("retroguard-demo-*")
+    assert f"Event store: {kept / 'retroguard.db'} (kept after the demo: --keep)" in out.getvalue()
+    assert (kept / "retroguard.db").is_file()
