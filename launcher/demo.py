@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import io
 import logging
 import shutil
 import socket
@@ -35,7 +36,7 @@ from firmware.session.runner import SessionState as SessionRunnerState
 from firmware.storage.events import EventStore, StoredEvent
 from firmware.storage.outbox import outbox_depth
 from firmware.storage.sessions import load_sessions
-from launcher.live_line import LinesAbove, LiveLine, logging_above
+from launcher.live_line import LinesAbove, LiveLine, logging_above, stderr_above
 from sim import scenarios
 from sim.backends import SimulatedGpio, simulated_hardware
 from sim.relay_hardware import SimulatedButton
@@ -337,6 +338,9 @@ def run_demo(
         )
         return 2
     with contextlib.ExitStack() as stack:
+        line = LiveLine(out)
+        # Registered first, so undone last: the children (courier, dashboard) are gone by then.
+        terminal = stack.enter_context(stderr_above(line)) if live else sys.stderr
         where = ""
         if database is None:
             folder = Path(tempfile.mkdtemp(prefix="retroguard-demo-"))
@@ -370,7 +374,7 @@ def run_demo(
             if dashboard is not None:
                 stack.callback(dashboard.stop)
         out.write("\n")
-        code = _run_and_report(config, session, speed, live, out)
+        code = _run_and_report(config, session, speed, line if live else None, out, terminal)
         if dashboard is not None and keep_open:
             out.write(
                 f"\nThe dashboard stays up at {dashboard.url} — press Enter (or Ctrl-C) to stop.\n"
@@ -432,11 +436,18 @@ def _port_free(port: int) -> bool:
 
 
 def _run_and_report(
-    config: Config, session: scenarios.Sequence, speed: float, live: bool, out: TextIO
+    config: Config,
+    session: scenarios.Sequence,
+    speed: float,
+    line: LiveLine | None,
+    out: TextIO,
+    terminal: TextIO,
 ) -> int:
+    """Run the walk and print what happened; with ``line`` (a terminal's) a live status line,
+    with every log record (``terminal``: the stderr they go to) written above it."""
     favour_realtime_thread()
-    line = LiveLine(out)
-    status = LiveStatus(line) if live and line.tty else None  # no live line in a log file
+    line = line or LiveLine(io.StringIO())  # off a terminal or --no-live: no live line
+    status = LiveStatus(line) if line.tty else None
     printers: list[CuePrinter] = []
 
     def on_started(app: App, walk: scenarios.Sequence, runner: SessionRunner | None) -> None:
@@ -454,7 +465,7 @@ def _run_and_report(
     # a busy machine would otherwise stall the loop past the relay's hold time.
     with (
         realtime_section(DEMO_LOOP_PRIORITY, "the demo's monitor loop"),
-        logging_above(line, sys.stderr),
+        logging_above(line, terminal),
     ):
         try:
             result = run_session(config, RealClock(speed), session=session, on_started=on_started)

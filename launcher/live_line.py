@@ -6,6 +6,11 @@ record lands on the end of the status line ("...buzzer: quiet13:35:01 INFO ...")
 writer goes through one lock: the status line is erased, the record or line is written, and
 the status line is drawn again below it. On anything but a terminal there is no live line:
 a log file gets whole lines only.
+
+The demo's other processes (the courier, the dashboard) log to the same terminal through the
+stderr they inherit, which no handler of this process sees: :func:`stderr_above` makes file
+descriptor 2 a pipe for as long as the live line is up, and a thread writes each line that
+comes through it above the status line.
 """
 
 from __future__ import annotations
@@ -13,6 +18,8 @@ from __future__ import annotations
 import contextlib
 import io
 import logging
+import os
+import sys
 import threading
 from collections.abc import Iterator
 from typing import TextIO
@@ -113,3 +120,51 @@ def logging_above(line: LiveLine, stream: TextIO) -> Iterator[None]:
         yield
     finally:
         root.handlers[:] = before
+
+
+RELAY_JOIN_S = 2.0
+"""At the end, how long the relay waits for the pipe's other writers (children) to finish."""
+
+
+@contextlib.contextmanager
+def stderr_above(line: LiveLine) -> Iterator[TextIO]:
+    """While inside, whatever this process and the processes it starts write to file
+    descriptor 2 goes above ``line``, line by line; yields the terminal's stderr (for this
+    process's own log records, written at once: :func:`logging_above`). Off a terminal it
+    changes nothing and yields ``sys.stderr``."""
+    if not line.tty:
+        yield sys.stderr
+        return
+    sys.stderr.flush()
+    saved = os.dup(2)
+    terminal = open(saved, "w", buffering=1, errors="replace", closefd=False)  # noqa: SIM115
+    read_end, write_end = os.pipe()
+    os.dup2(write_end, 2)  # inheritable: the children started from now on write here too
+    os.close(write_end)
+    relay = threading.Thread(
+        target=_relay, args=(read_end, line, terminal), name="demo-stderr", daemon=True
+    )
+    relay.start()
+    try:
+        yield terminal
+    finally:
+        sys.stderr.flush()
+        os.dup2(saved, 2)  # the pipe stays open only in children still running
+        relay.join(RELAY_JOIN_S)
+        terminal.flush()
+        os.close(saved)
+
+
+def _relay(read_end: int, line: LiveLine, terminal: TextIO) -> None:
+    """Lines from the pipe, above the status line; a last line without its newline too."""
+    pending = b""
+    try:
+        while chunk := os.read(read_end, 65536):
+            *whole, pending = (pending + chunk).split(b"\n")
+            if whole:
+                text = "".join(w.decode(errors="replace") + "\n" for w in whole)
+                line.above(text, terminal)
+        if pending:
+            line.above(pending.decode(errors="replace") + "\n", terminal)
+    finally:
+        os.close(read_end)

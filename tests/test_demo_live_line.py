@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import io
 import logging
+import subprocess
+import sys
 import threading
 from pathlib import Path
 
@@ -16,7 +18,7 @@ from firmware.safety import SafetyState
 from firmware.session.plan import Interval, Plan
 from firmware.session.runner import attach_session, detach_session
 from launcher.demo import LiveStatus, walker_doing
-from launcher.live_line import LinesAbove, LiveLine, logging_above
+from launcher.live_line import LinesAbove, LiveLine, logging_above, stderr_above
 from sim import scenarios
 from tests.app_support import TripAt, close_rigs, make_rig  # noqa: F401 - fixture
 
@@ -143,3 +145,25 @@ def test_the_status_line_says_what_the_plan_has_the_walker_do(tmp_path: Path) ->
     assert rig.state == "TRIPPED" and doing() == "paused"
     assert walker_doing(SafetyState.ARMED, None, "walk_backward") == "walk backward"
     detach_session(rig.app, runner)
+
+
+def test_what_child_processes_write_to_stderr_goes_above_the_status_line(
+    capfd: pytest.CaptureFixture[str],
+) -> None:
+    """The courier and the dashboard are processes of their own: their log lines come through
+    the stderr they inherit, and still each is a line of its own above the status line."""
+    term = Terminal()
+    line = LiveLine(term)
+    line.show("STATUS")
+    with stderr_above(line) as terminal:
+        child = subprocess.run(
+            [sys.executable, "-c", "import sys; sys.stderr.write('child one\\nchild two\\n')"],
+            check=True,
+        )
+        assert child.returncode == 0
+        terminal.write("")  # the terminal's own stderr stays usable meanwhile
+    line.end()
+    assert capfd.readouterr().err == "child one\nchild two\n"
+    # The status line was erased before the lines and drawn again after them.
+    assert term.getvalue().startswith("\r\x1b[KSTATUS\r\x1b[KSTATUS")
+    assert term.getvalue().endswith("STATUS\n")
