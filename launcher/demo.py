@@ -478,7 +478,8 @@ def _run_and_report(
         r = stored.record
         out.write(
             f"Guided session {r.status}: {r.done_s / 60:.0f} of its plan minutes done, "
-            f"{r.steps} steps measured, {r.trips} trips.\n"
+            f"{r.steps} steps measured, {r.trips} trips: {r.stumbles} stumbles, "
+            f"{r.fall_count} falls ({r.no_recovery} with no recovery).\n"
         )
     print_events(result.events, out)
     if config.mqtt.host:

@@ -133,6 +133,7 @@ def test_demo_command_runs_in_real_time_scaled(
     out = capsys.readouterr().out
     assert "Ended in TRIPPED with the relay released." in out
     assert re.search(r"fall\s+critical", out)
+    assert "2 trips: 1 stumbles, 1 falls (1 with no recovery)." in out
 
 
 def test_demo_guided_session_cues_pause_on_trips_and_never_touch_the_relay(demo: object) -> None:
