@@ -29,7 +29,7 @@ from tools.broker import Mosquitto
 
 DEVICE = "treadmill-1"
 MONDAY = dt.datetime(2025, 11, 17, 9, 0, tzinfo=dt.UTC)
-SCHEMA_11_COLUMNS = (
+SCHEMA_13_COLUMNS = (
     "id", "device_id", "plan", "status", "started_wall", "ended_wall", "planned_s", "done_s",
     "backward_s", "longest_backward_s", "steps", "walking_s", "cadence_spm", "trips",
     "stumbles", "received_at", "payload",
@@ -67,9 +67,9 @@ def test_rows_stored_before_schema_14_have_trips_minus_stumbles_falls(
 ) -> None:
     with monkeypatch.context() as before:  # the schema of the release before falls
         before.setattr(schema, "MIGRATIONS", schema.MIGRATIONS[:13])
-        before.setattr(schema, "SCHEMA_VERSION", 11)
+        before.setattr(schema, "SCHEMA_VERSION", 13)
         old = Store(caregiver_db)
-        columns = SCHEMA_11_COLUMNS
+        columns = SCHEMA_13_COLUMNS
         values = {
             "id": "a" * 32, "device_id": DEVICE, "plan": "p", "status": "stopped",
             "started_wall": "2025-11-17T09:00:00+00:00", "ended_wall": "", "planned_s": 60.0,
@@ -86,7 +86,7 @@ def test_rows_stored_before_schema_14_have_trips_minus_stumbles_falls(
         old.close()
     store = Store(caregiver_db)
     try:
-        assert (store.schema.before, store.schema.after) == (11, SCHEMA_VERSION)
+        assert (store.schema.before, store.schema.after) == (13, SCHEMA_VERSION)
         (row,) = store.walk_sessions(DEVICE, 10)
         assert (row.trips, row.stumbles, row.falls, row.no_recovery) == (3, 1, 2, 0)
     finally:
