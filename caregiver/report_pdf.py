@@ -15,6 +15,7 @@ from fpdf import FPDF
 from fpdf.enums import XPos, YPos
 
 from caregiver.report import Report, ReportWeek
+from caregiver.story import closed_how, incident_kind
 from core.progress import GOAL_BACKWARD_MIN, GOAL_SESSIONS_PER_WEEK
 
 TABLE_WEEKS = 12
@@ -249,8 +250,8 @@ def report_pdf(report: Report) -> bytes:
         i_rows = [
             [
                 _when(report, i.opened_at),
-                i.severity,
-                "open" if i.open else f"closed by {i.closed_by or '?'} ({i.closed_via or '?'})",
+                incident_kind(i.severity),
+                "open" if i.open else closed_how(i.closed_by, i.closed_via),
             ]
             for i in report.incidents[:INCIDENT_ROWS]
         ]

@@ -153,6 +153,11 @@ def in_timeline(kind: str) -> bool:
     return kind != "window"
 
 
+def incident_kind(kind: str) -> str:
+    """An incident's worst event as a report's reader says it ("Fall, not getting up")."""
+    return _CLOSED_TITLE.get(kind, kind.replace("_", " ").capitalize())
+
+
 def closed_how(by: str | None, via: str | None) -> str:
     if via == "walker":
         return "walker pressed I'm OK"

@@ -6,6 +6,7 @@ Chromium (tests/test_caregiver_browser.py); ``retroguard caregiver report`` here
 from __future__ import annotations
 
 import csv
+import dataclasses
 import datetime as dt
 import io
 from pathlib import Path
@@ -103,7 +104,13 @@ def test_the_pdf_is_one_page_with_the_table_adherence_longest_stretch_and_incide
     report = make_report(
         DEVICE, "Anna", store.walk_sessions(DEVICE),
         measures_of(store.walk_session_payloads(DEVICE)),
-        [incident(MONDAY + dt.timedelta(weeks=1, days=2), "fall", open_=False)],
+        [
+            incident(MONDAY + dt.timedelta(weeks=1, days=2), "fall", open_=False),
+            dataclasses.replace(
+                incident(MONDAY + dt.timedelta(weeks=2), "no_recovery", open_=False),
+                closed_by="walker", closed_via="walker",
+            ),
+        ],
         ZoneInfo("Europe/Berlin"), NOW,
     )  # fmt: skip
     store.close()
@@ -117,7 +124,10 @@ def test_the_pdf_is_one_page_with_the_table_adherence_longest_stretch_and_incide
     assert "Sessions done per week" in text and "Longest backward stretch (min)" in text
     assert "16 Mar (2026-W12)" in text  # a row of the weekly table
     assert "balance: sway RMS AP" in text and "improved" in text and "within noise" in text
-    assert "closed by ann (dashboard)" in text and "fall" in text
+    # the incidents in words, not the wire's terms ("no_recovery", "closed by walker (walker)")
+    assert "acknowledged by ann on the dashboard" in text and "Fall" in text
+    assert "Fall, not getting up" in text and "walker pressed I'm OK" in text
+    assert "no_recovery" not in text and "(walker)" not in text
     assert "not a diagnosis" in text
 
 
