@@ -1095,10 +1095,15 @@ def _config_from_args(args: argparse.Namespace) -> tuple[DetectorConfig, float]:
 
 def _with_settings(detector: DetectorConfig, items: Sequence[str]) -> DetectorConfig:
     """``detector`` with ``FIELD=VALUE`` settings (TOML values, a bare word a string),
-    validated as a config file's ``[detector]`` table is: the same ranges and cross-checks,
-    the same words, ``--set ...`` where a file's name would be."""
+    checked as a config file's ``[detector]`` table is, with the same words (``--set ...``
+    where a file's name would be). An unknown name or a wrong type is refused; a value the
+    monitor's config would refuse for its range or against another setting is taken, with a
+    warning for each, because ``--set`` is for exploring: the ablations in docs/detector.md
+    switch rules off with values no monitor may run (``lying_rise_deg=0``,
+    ``hard_descent_mps=-100``)."""
     import tomllib
 
+    from core import tomlschema
     from firmware.config import parse_config
 
     table: dict[str, Any] = asdict(detector)
@@ -1111,7 +1116,20 @@ def _with_settings(detector: DetectorConfig, items: Sequence[str]) -> DetectorCo
         except tomllib.TOMLDecodeError:
             value = text  # not a TOML value: the type check names it
         table[name.strip()] = value
-    return parse_config({"detector": table}, "--set " + " ".join(items)).detector
+    source = "--set " + " ".join(items)
+    try:
+        return parse_config({"detector": table}, source).detector
+    except ConfigError as refused:
+        problems: list[str] = []
+        built: DetectorConfig = tomlschema.build(DetectorConfig, table, problems, None, "detector.")
+        if problems:  # names and types: nothing to explore
+            raise ConfigError([f"{source}: {p}" for p in problems]) from None
+        for line in refused.problems:
+            print(
+                f"warning: {line} (taken for this evaluation: a monitor's config refuses it)",
+                file=sys.stderr,
+            )
+        return built
 
 
 def run(args: argparse.Namespace) -> int:
