@@ -296,6 +296,26 @@ def test_a_password_hashed_by_an_older_release_is_rehashed_at_login(caregiver_db
         store.close()
 
 
+def test_a_test_alarm_reaches_a_device_that_never_said_it_is_online(
+    service: CaregiverService, mosquitto: Mosquitto
+) -> None:
+    """A monitor that reported its state but no availability ("unknown") is connected: its
+    card does not say offline, and its test alarm is sent, not refused as offline."""
+    device = SimDevice(mosquitto, "treadmill-1")
+    device.set_state("STANDBY")
+    assert service.ingestor.wait_for(lambda: service.store.device("treadmill-1") is not None)
+    ann = Http(service.port)
+    assert ann.login("ann", PASSWORD) == 303
+    _, _, page = ann.request("GET", "/devices/treadmill-1")
+    csrf = re.search(r'name="csrf" value="([^"]+)"', page)
+    assert csrf
+    status, headers, _ = ann.request("POST", "/devices/treadmill-1/test-alarm", {"csrf": csrf[1]})
+    assert status == 303
+    assert headers["location"] == "/devices/treadmill-1?test_alarm=sent-no-contacts"
+    assert device.wait_command("test_alarm")["by"] == "ann"
+    device.close()
+
+
 def test_a_test_alarm_needs_the_csrf_token_and_the_device(
     service: CaregiverService, mosquitto: Mosquitto
 ) -> None:
@@ -323,7 +343,7 @@ def test_a_test_alarm_needs_the_csrf_token_and_the_device(
     assert "Test alarm sent" in page and "no phone will be notified" in page
     assert other.commands == []
 
-    # a treadmill that is not online is sent nothing (its command would chirp whenever it
+    # a treadmill that is offline is sent nothing (its command would chirp whenever it
     # came back), and the caregiver is told so, by the form and by the page's script
     mine.offline()
     assert service.ingestor.wait_for(
@@ -332,7 +352,7 @@ def test_a_test_alarm_needs_the_csrf_token_and_the_device(
     status, headers, _ = bob.request("POST", "/devices/treadmill-2/test-alarm", {"csrf": csrf[1]})
     assert status == 303 and headers["location"] == "/devices/treadmill-2?test_alarm=offline"
     _, _, page = bob.request("GET", headers["location"])
-    assert "not online" in page and "nothing was sent" in page
+    assert "is offline" in page and "nothing was sent" in page
     status, _, body = bob.request(
         "POST",
         "/devices/treadmill-2/test-alarm",

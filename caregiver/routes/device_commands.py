@@ -6,7 +6,7 @@ buzzer and publishes a ``test`` event, which the service pages to every contact
 as a TEST — the whole path a real alarm takes. The request answers JSON to the
 page's script and redirects a plain form post back to the device page; both say
 what the caregiver can expect (:data:`OUTCOMES`, one wording for both): a device
-that is not online is not sent anything (its command would wait in the broker and
+that is offline is not sent anything (its command would wait in the broker and
 chirp whenever it came back), and a service without contacts says that no phone
 will ring.
 """
@@ -26,8 +26,8 @@ OUTCOMES: dict[str, str] = {
     "notification.",
     "sent-no-contacts": "Test alarm sent: listen for the chirp. No contacts are set up on "
     "this service, so no phone will be notified.",
-    "offline": "The treadmill is not online, so the test alarm cannot reach it: nothing was "
-    "sent. Try again when its card says it is online.",
+    "offline": "The treadmill is offline, so the test alarm cannot reach it: nothing was "
+    "sent. Try again when it is back online.",
 }
 """What a test alarm's request came to, by the key the device page is redirected with."""
 
@@ -48,7 +48,7 @@ def routes(site: Site) -> list[BaseRoute]:
         if device is None:
             return site.not_found("device")
         wants_json = "application/json" in request.headers.get("accept", "")
-        if device["availability"] != "online":
+        if device["availability"] == "offline":  # "unknown": never said; it may well hear
             if wants_json:
                 return JSONResponse({"ok": False, "message": OUTCOMES["offline"]}, 409)
             return RedirectResponse(f"/devices/{device_id}?test_alarm=offline", status_code=303)
