@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import os
 import queue
+import socket
 import subprocess
 import sys
 import threading
@@ -113,6 +114,44 @@ def test_watch_says_it_cannot_reach_the_broker_and_watches_once_it_can() -> None
     finally:
         proc.kill()
         proc.wait()
+
+
+def test_a_port_that_takes_the_connection_but_speaks_no_mqtt_cannot_be_reached() -> None:
+    """A listener that accepts and hangs up (a wrong port, a broker expecting TLS): the broker
+    was never reached, so stderr says "cannot reach", not "lost"."""
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen()
+    port = listener.getsockname()[1]
+
+    def hang_up() -> None:
+        while True:
+            try:
+                conn, _ = listener.accept()
+            except OSError:
+                return  # closed: the test is over
+            conn.close()
+
+    threading.Thread(target=hang_up, daemon=True).start()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "tools.watch", "--port", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=REPO,
+        env=dict(os.environ, PYTHONPATH=str(REPO)),
+    )
+    try:
+        assert proc.stderr is not None
+        err = _lines(proc.stderr)
+        assert err.get(timeout=WAIT) == (
+            f"retroguard watch: cannot reach the broker at 127.0.0.1:{port}; "
+            "retrying (Ctrl-C to stop)\n"
+        )
+    finally:
+        proc.kill()
+        proc.wait()
+        listener.close()
 
 
 def _watch_parser() -> argparse.ArgumentParser:

@@ -210,6 +210,9 @@ class Watcher:
         self.reachable = True
         """False from a failed attempt to reach the broker until it answers: one line per
         outage, not one per retry."""
+        self.connected_once = False
+        """Whether the broker ever answered: a connection dropped before it did (a port that
+        takes TCP but speaks no MQTT, TLS expected) is "cannot reach", not "lost"."""
         self.client = make_client(config.link(), "")
         # A terminal waiting for a local broker should notice it quickly.
         self.client.reconnect_delay_set(0.5, 2)  # type: ignore[arg-type]  # paho takes floats
@@ -231,6 +234,7 @@ class Watcher:
             self.error = f"broker refused the connection: {reason_code}"
             self.done.set()
             return
+        self.connected_once = True
         if not self.reachable:
             self.reachable = True
             self._say(f"reached the broker at {self._where}")
@@ -260,7 +264,8 @@ class Watcher:
     ) -> None:
         if reason_code.is_failure and self.reachable and not self.done.is_set():
             self.reachable = False
-            self._say(f"lost the broker at {self._where}; retrying (Ctrl-C to stop)")
+            what = "lost" if self.connected_once else "cannot reach"
+            self._say(f"{what} the broker at {self._where}; retrying (Ctrl-C to stop)")
 
     def _on_subscribe(
         self,
