@@ -16,6 +16,7 @@ Nothing here reads the database or the clock: the routes pass both in.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
@@ -144,7 +145,11 @@ def row_text(event: StoredEvent) -> str:
         if (tilt := figures.get("tilt_deg")) is not None:
             text += f", {tilt:.0f}° from upright" + (" — lying down" if tilt >= 60 else "")
         return text
-    return event.reason.replace(" deg/s", "°/s").replace(" deg", "°")
+    return _DEGREES.sub(lambda m: "°/s" if m[1] else "°", event.reason)
+
+
+_DEGREES = re.compile(r" deg(/s)?\b")
+"""The monitor's "12 deg", "130 deg/s" — not a word that starts with "deg"."""
 
 
 def in_timeline(kind: str) -> bool:

@@ -200,6 +200,8 @@ def test_a_timeline_row_says_what_happened_in_plain_words() -> None:
     assert story.row_text(light) == "impact light (1.5 g; standing still is 1 g), 40° from upright"
     trip = _event("stumble", {}, severity="warning", reason="trunk rotated 12 deg in 0.3 s")
     assert story.row_text(trip) == "trunk rotated 12° in 0.3 s"
+    spun = _event("stumble", {}, reason="turned at 130 deg/s; IMU degraded")
+    assert story.row_text(spun) == "turned at 130°/s; IMU degraded"  # not "IMU°raded"
     bare = _event("fall", {}, reason="impact then lying")  # an older monitor: no figures
     assert story.row_text(bare) == "impact then lying"
     assert not story.in_timeline("window") and story.in_timeline("fall")
