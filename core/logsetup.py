@@ -4,13 +4,23 @@ Under systemd (``JOURNAL_STREAM`` is set) each line starts with the
 sd-daemon priority prefix (``<3>`` error … ``<7>`` debug) and carries no
 timestamp, because journald adds its own; on a terminal it gets a short
 monotonic-free wall-clock time for the reader.
+
+The monitor's real-time loop logs too (a refused reset, a help request, a state it stays
+in), and a write to stderr can block: journald's stream socket full while journald is busy
+writing to the SD card, a terminal scrolled back and paused. :func:`logging_off_this_thread`
+hands the records to the standard library's ``QueueListener`` thread, so the loop only puts
+a record on a bounded queue, and drops (and later counts) what does not fit rather than wait.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import logging.handlers
 import os
+import queue
 import sys
+from collections.abc import Iterator
 
 _PRIORITY = {
     logging.CRITICAL: 2,
@@ -56,3 +66,66 @@ def setup_logging(level: str = "info", verbose: bool = False) -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(logging.DEBUG if verbose else getattr(logging, level.upper()))
+
+
+LOG_QUEUE_RECORDS = 1000
+"""Records waiting for the writer thread before new ones are dropped (and counted)."""
+
+
+class DroppingQueueHandler(logging.handlers.QueueHandler):
+    """A ``QueueHandler`` that never waits: a record that does not fit is counted, not put."""
+
+    def __init__(self, records: queue.Queue[logging.LogRecord]) -> None:
+        super().__init__(records)
+        self.dropped = 0
+
+    def enqueue(self, record: logging.LogRecord) -> None:
+        try:
+            self.queue.put_nowait(record)
+        except queue.Full:
+            self.dropped += 1
+
+
+LOG_DRAIN_S = 5.0
+"""On the way out, how long to wait for the writer to write what is queued: a stderr stalled
+for good must not hold up the process's exit (the relay is released before it)."""
+
+
+class _Writer(logging.handlers.QueueListener):
+    """The standard library's listener, with an end that gives up on a stalled stderr."""
+
+    def stop(self) -> None:
+        thread = self._thread
+        if thread is None:
+            return
+        try:
+            self.queue.put(self._sentinel, timeout=LOG_DRAIN_S)  # type: ignore[attr-defined]
+        except queue.Full:
+            return  # the writer never took its queue: leave it (a daemon thread)
+        thread.join(LOG_DRAIN_S)
+        self._thread = None
+
+
+@contextlib.contextmanager
+def logging_off_this_thread(capacity: int = LOG_QUEUE_RECORDS) -> Iterator[DroppingQueueHandler]:
+    """While inside, the root logger's handlers write on a thread of their own; the logging
+    thread only queues (a record is formatted into its message there, as ``QueueHandler``
+    does). On the way out the writer writes what is queued, and how many records were
+    dropped if any were."""
+    root = logging.getLogger()
+    handlers = root.handlers[:]
+    records: queue.Queue[logging.LogRecord] = queue.Queue(capacity)
+    handler = DroppingQueueHandler(records)
+    listener = _Writer(records, *handlers, respect_handler_level=True)
+    listener.start()
+    root.handlers[:] = [handler]
+    try:
+        yield handler
+    finally:
+        root.handlers[:] = handlers
+        listener.stop()  # writes what is queued, then ends the thread (or gives up on it)
+        if handler.dropped:
+            logging.getLogger(__name__).warning(
+                "%d log records were dropped: stderr did not take them fast enough",
+                handler.dropped,
+            )

@@ -19,6 +19,7 @@ from types import FrameType
 from typing import TYPE_CHECKING
 
 from core.clock import Clock, RealClock
+from core.logsetup import logging_off_this_thread
 from core.mounting import Mounting, up_vector
 from core.protocol.messages import DeviceHealth, DeviceState
 from core.protocol.payloads import wall_now
@@ -326,12 +327,14 @@ def run_forever(config: Config) -> int:
     # Guided sessions: press patterns on the reset button, and `retroguard session ...`
     # over a local Unix socket. Neither can arm; see firmware/session/runner.py.
     runner = attach_session(app, control_socket="")
-    try:
-        app.start()
-        app.monitor.run(stop=stop)
-    finally:
-        watchdog.stopping("stopping: relay released")
-        runner.stop(app.clock.monotonic())
-        detach_session(app, runner)
-        app.close()
+    # The loop logs; stderr (journald's socket) may block: the loop only queues.
+    with logging_off_this_thread():
+        try:
+            app.start()
+            app.monitor.run(stop=stop)
+        finally:
+            watchdog.stopping("stopping: relay released")
+            runner.stop(app.clock.monotonic())
+            detach_session(app, runner)
+            app.close()
     return 0
