@@ -12,12 +12,14 @@ from __future__ import annotations
 import json
 import uuid
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from caregiver.changes import Change, EventStored
 from caregiver.config import CaregiverConfig, CaregiverMqttConfig, ServerConfig
 from caregiver.service import CaregiverService
+from caregiver.storage import NewEvent
 from tests.mqtt_helpers import WAIT, subscriber
 from tools.broker import Mosquitto
 
@@ -425,3 +427,108 @@ def test_a_sequence_started_again_is_known_with_the_old_one_s_first_event_gone(
         assert latest() == _id(following)
     finally:
         service.store.close()
+
+
+def _kind(message: tuple[str, bytes]) -> str:
+    return str(json.loads(message[1])["type"])
+
+
+def test_a_batch_s_incidents_and_alerts_are_each_stored_once_in_its_order(
+    tmp_path: Path, caregiver_db: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A batch inserts its new incidents and alerts together (a statement for a run of them,
+    not one per message): over several devices, falls paging and stumbles held mixed in one
+    batch, each event has its one incident and its one alert, of its kind and status, the
+    alerts of one kind in the batch's order. With a message whose handling fails (a bug) in
+    the middle of the next batch, the others are stored so, each once; the failed one left
+    nothing, and is stored whole when sent again."""
+    service = _service(tmp_path, [], caregiver_db)
+    store, ingestor = service.store, service.ingestor
+    devices = ("tm-0", "tm-1", "tm-2")
+    kinds = ["stumble", "stumble", "stumble", "fall", "fall", "fall", "stumble", "fall"]
+    status = {"fall": "paging", "stumble": "held"}
+
+    def check(batch: list[tuple[str, bytes]], in_order: bool = True) -> None:
+        ids = {_id(m) for m in batch}
+        alerts = [a for d in devices for a in store.alerts(d) if a.event_id in ids]
+        assert sorted(a.event_id or "" for a in alerts) == sorted(ids)  # one each
+        for message in batch:
+            kind = _kind(message)
+            [alert] = [a for a in alerts if a.event_id == _id(message)]
+            assert (alert.kind, alert.status, alert.incident) == (kind, status[kind], _id(message))
+            incident = store.incident(_id(message))
+            assert incident is not None and incident.severity == kind and incident.open
+        for kind in status if in_order else ():  # alerts of a kind: ids in the batch's order
+            ordered = sorted((a for a in alerts if a.kind == kind), key=lambda a: a.id)
+            assert [a.event_id for a in ordered] == [_id(m) for m in batch if _kind(m) == kind]
+
+    try:
+        first = [_event(n, kind, device=devices[n % 3]) for n, kind in enumerate(kinds, 1)]
+        assert ingestor.handle_batch(first)
+        assert (ingestor.events_stored, ingestor.rejected) == (len(first), 0)
+        check(first)
+
+        second = [_event(n, kind, device=devices[n % 3]) for n, kind in enumerate(kinds, 11)]
+        failing = _id(second[4])
+        real = service.alerting.on_event
+
+        def buggy(tx: Any, device_id: str, event: Any) -> None:
+            real(tx, device_id, event)  # its incident and alert written (deferred), then a bug
+            if event.id == failing:
+                raise KeyError("a bug in the alerting")
+
+        monkeypatch.setattr(service.alerting, "on_event", buggy)
+        assert ingestor.handle_batch(second)
+        assert (ingestor.events_stored, ingestor.rejected) == (2 * len(kinds) - 1, 1)
+        check([m for m in second if _id(m) != failing])
+        assert store.incident(failing) is None and store.event(failing) is None
+        assert not [a for d in devices for a in store.alerts(d) if a.event_id == failing]
+
+        monkeypatch.setattr(service.alerting, "on_event", real)
+        assert ingestor.handle_batch([second[4], first[0]])  # resent, beside a duplicate
+        check(second, in_order=False)  # the resent one's alert is newer than the others'
+        assert ingestor.duplicates == 1
+    finally:
+        store.close()
+
+
+def test_rows_a_batch_defers_are_seen_inside_it_and_gone_with_its_rollback(
+    tmp_path: Path, caregiver_db: str
+) -> None:
+    """An incident a batch's message opens waits to be inserted with the batch's others: a
+    read later in the batch sees it; a batch rolled back keeps none of them, and the next
+    transaction on the connection does not insert them either."""
+    service = _service(tmp_path, [], caregiver_db)
+    store = service.store
+    _, payload = _event(1, "fall")
+    event = json.loads(payload)
+    new = NewEvent(
+        id=event["id"], device_id=DEVICE, seq=1, type="fall", severity="critical",
+        state="TRIPPED", reason="r", wall_time=event["wall_time"], figures={},
+        has_window=False, payload=payload.decode(), incident=None,
+    )  # fmt: skip
+
+    class Undone(Exception):
+        pass
+
+    def open_incident(incident: str, read: bool) -> None:
+        with store.message(new.id), store.transaction() as tx:
+            tx.open_incident(incident, DEVICE, "fall", new.id, new.wall_time, 1.0)
+            if read:  # the batch's own read: it is there
+                found = tx.incident(incident)
+                assert found is not None and found.open and found.first_event_id == new.id
+
+    try:
+        with pytest.raises(Undone), store.batch([DEVICE], 1.0, [(new, 1.0)], savepoints=False):
+            open_incident("rolled-back", read=False)
+            raise Undone
+        with store.transaction() as tx:
+            tx.touch_incident("nothing", 2.0)  # a statement on the same connection
+        assert store.incident("rolled-back") is None
+
+        with store.batch([DEVICE], 1.0, [(new, 1.0)], savepoints=False):
+            open_incident("read", read=True)
+            open_incident("kept", read=False)
+        assert store.incident("read") is not None and store.incident("kept") is not None
+    finally:
+        store.close()

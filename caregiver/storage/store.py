@@ -78,6 +78,24 @@ _INCIDENT_COLUMNS = (
     "id, device_id, severity, status, opened_at, opened_wall, first_event_id, last_event_at, "
     "closed_at, closed_by, closed_via, closed_severity, walker"
 )
+_NEW_INCIDENT_COLUMNS = (
+    ("id", "TEXT"), ("device_id", "TEXT"), ("severity", "TEXT"), ("status", "TEXT"),
+    ("opened_at", "REAL"), ("opened_wall", "TEXT"), ("first_event_id", "TEXT"),
+    ("last_event_at", "REAL"), ("walker", "TEXT"),
+)  # fmt: skip
+"""What an incident is opened with (the rest: NULL until it closes)."""
+_ALERT_HEAD = (("kind", "TEXT"), ("device_id", "TEXT"), ("event_id", "TEXT"), ("status", "TEXT"))
+_PAGING_ALERT_COLUMNS = (
+    ("id", "INTEGER"), *_ALERT_HEAD, ("created_at", "REAL"), ("next_at", "REAL"),
+    ("sends", "INTEGER"), ("incident", "TEXT"),
+)  # fmt: skip
+_HELD_ALERT_COLUMNS = (
+    *_ALERT_HEAD, ("created_at", "REAL"), ("next_at", "REAL"), ("incident", "TEXT"),
+)  # fmt: skip
+_LOGGED_ALERT_COLUMNS = (
+    *_ALERT_HEAD, ("created_at", "REAL"), ("closed_by", "TEXT"), ("closed_at", "REAL"),
+    ("incident", "TEXT"),
+)  # fmt: skip
 _OPEN = "(" + ", ".join(f"'{status}'" for status in OPEN_STATUSES) + ")"
 
 
@@ -774,10 +792,14 @@ class Transaction:
         incident: str | None = None,
     ) -> None:
         """An alert the policy only records: closed as it opens."""
+        row = (kind, device_id, event_id, "logged", now, "policy: log", now, incident)
+        if self._prepared is not None:  # a batch's: with its others, in one statement
+            self._db.defer("alerts", _LOGGED_ALERT_COLUMNS, row)
+            return
         self._db.execute(
             "INSERT INTO alerts (kind, device_id, event_id, status, created_at, closed_by, "
-            "closed_at, incident) VALUES (?, ?, ?, 'logged', ?, 'policy: log', ?, ?)",
-            (kind, device_id, event_id, now, now, incident),
+            "closed_at, incident) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            row,
         )
 
     def hold_alert(
@@ -790,10 +812,14 @@ class Transaction:
         incident: str | None = None,
     ) -> None:
         """An alert that pages at ``until`` unless the walker resets first."""
+        row = (kind, device_id, event_id, "held", now, until, incident)
+        if self._prepared is not None:  # a batch's: with its others, in one statement
+            self._db.defer("alerts", _HELD_ALERT_COLUMNS, row)
+            return
         self._db.execute(
             "INSERT INTO alerts (kind, device_id, event_id, status, created_at, next_at, "
-            "incident) VALUES (?, ?, ?, 'held', ?, ?, ?)",
-            (kind, device_id, event_id, now, until, incident),
+            "incident) VALUES (?, ?, ?, ?, ?, ?, ?)",
+            row,
         )
 
     def page_alert(
@@ -806,15 +832,13 @@ class Transaction:
         incident: str | None = None,
     ) -> int:
         """An alert paging its first contact now (one send); returns its id (in a batch, one
-        it reserved: nothing to wait for)."""
+        it reserved: nothing to wait for, and inserted with the batch's others in one
+        statement)."""
         reserved = self._prepared.alert_ids if self._prepared is not None else None
         if reserved:
             alert_id = reserved.popleft()
-            self._db.execute(
-                "INSERT INTO alerts (id, kind, device_id, event_id, status, created_at, next_at, "
-                "sends, incident) VALUES (?, ?, ?, ?, 'paging', ?, ?, 1, ?)",
-                (alert_id, kind, device_id, event_id, now, next_at, incident),
-            )
+            row = (alert_id, kind, device_id, event_id, "paging", now, next_at, 1, incident)
+            self._db.defer("alerts", _PAGING_ALERT_COLUMNS, row)
             return alert_id
         (alert_id,) = self._db.execute(
             "INSERT INTO alerts (kind, device_id, event_id, status, created_at, next_at, sends, "
@@ -861,13 +885,16 @@ class Transaction:
         now: float,
         walker: str = DEFAULT_WALKER.id,
     ) -> None:
-        if self._prepared is not None:
+        row = (incident_id, device_id, severity, "open", now, wall, event_id, now, walker)
+        if self._prepared is not None:  # a batch's: with its others, in one statement
             self._prepared.absent_incidents.discard(incident_id)
+            self._db.defer("incidents", _NEW_INCIDENT_COLUMNS, row, "ON CONFLICT (id) DO NOTHING")
+            return
+        names = ", ".join(name for name, _ in _NEW_INCIDENT_COLUMNS)
         self._db.execute(
-            f"INSERT INTO incidents ({_INCIDENT_COLUMNS}) "
-            "VALUES (?, ?, ?, 'open', ?, ?, ?, ?, NULL, NULL, NULL, NULL, ?) "
+            f"INSERT INTO incidents ({names}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) "
             "ON CONFLICT (id) DO NOTHING",
-            (incident_id, device_id, severity, now, wall, event_id, now, walker),
+            row,
         )
 
     def worsen_incident(self, incident_id: str, severity: str, now: float) -> None:
