@@ -96,11 +96,20 @@ RECEIVE_MAXIMUM = 100
 """Unacknowledged messages the broker may send at once (MQTT 5): while the database
 fails, at most this many wait in memory and the rest stay with the broker."""
 BATCH_MAX = 16
-"""Messages stored in one commit at most. A commit costs about what a message's other work
-does, so grouping halves a burst's storage time; but nothing of a batch reaches the browsers
-before its commit, and with the whole receive window (100) in one batch a burst's events
-went out in clumps 100-250 ms apart (benchmarks/caregiver.py: ingest -> socket p50 83-144 ms
-with 100, 14-41 ms with 16, the burst's CPU time the same)."""
+"""Messages stored in one commit at most, on SQLite. A commit costs about what a message's
+other work does, so grouping halves a burst's storage time; but nothing of a batch reaches the
+browsers before its commit, and with the whole receive window (100) in one batch a burst's
+events went out in clumps 100-250 ms apart (benchmarks/caregiver.py: ingest -> socket p50
+83-144 ms with 100, 14-41 ms with 16, the burst's CPU time the same)."""
+BATCH_MAX_SHARED = 100
+"""The same on PostgreSQL, where a batch's own cost is not the same whatever its size: about
+nine statements (its devices' locks, its events, incidents and alerts, each device's latest
+event, the commit), a few of them waited for, each psycopg's and the server's CPU. A batch
+takes only what has arrived, so this matters only when ingest is behind (a burst): 2,000
+alerts over two instances (benchmarks/caregiver_fleet.py) cost PostgreSQL half the CPU with
+batches of up to 100 as with 16, the instances' ingest a third less, and were stored in two
+thirds of the time; the events of a batch then reach the browsers together, later in the
+batch's time but sooner in the burst's."""
 HELD_RETRY_S = 2.0
 _ANSWERED = (CommandName.PLAN, CommandName.PROGRESSION)
 """Commands whose replies are recorded for the plan page."""
@@ -154,6 +163,8 @@ class Ingestor:
         self._ingest_thread: threading.Thread | None = None
         self._local = threading.local()
         """``later``: this thread's batch's after-commit actions (absent: not in a batch)."""
+        self._batch_max = BATCH_MAX_SHARED if store.shared else BATCH_MAX
+        """Messages in one batch at most (a batch costs more on PostgreSQL)."""
         self._wakes = Wakeups(None)
         """The ingest thread's receipts and acknowledgements wake paho's thread once a batch."""
 
@@ -599,7 +610,8 @@ class Ingestor:
                 self._queued.wait_for(lambda: bool(self._queue) or self._stop.is_set())
                 if self._stop.is_set():
                     return
-                batch = [self._queue.popleft() for _ in range(min(len(self._queue), BATCH_MAX))]
+                take = min(len(self._queue), self._batch_max)
+                batch = [self._queue.popleft() for _ in range(take)]
             with self._wakes.quiet():  # its receipts and acknowledgements: one wake-up
                 with self._held_lock:
                     if self._held or not self.handle_batch(
