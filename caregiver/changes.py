@@ -11,8 +11,17 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
+from typing import Any
+
+import msgspec
 
 from caregiver.storage import StoredEvent
+
+ROW_LIMIT = 2000
+"""Characters an announced change may take with its event's row; a longer one (a long reason,
+many figures) goes without it, and the other instances read the row. A notification holds a
+few thousand (:data:`caregiver.storage.engines.NOTIFY_LIMIT`): a message that does not fit
+would be dropped."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,15 +54,28 @@ Change = DeviceChanged | EventStored | SessionStored
 
 
 def encode(change: Change, origin: str) -> str:
-    """``change`` as another instance reads it; ``origin`` names the instance that made it."""
-    fields: dict[str, str] = {"origin": origin, "device_id": change.device_id}
+    """``change`` as another instance reads it; ``origin`` names the instance that made it.
+    A new event goes with its row (as its ingest stored it), when it is short enough: the
+    other instances send it to their browsers without reading it back (in a burst, half of
+    each instance's events are the other's: a read of each take, on the feed's thread, while
+    the rows waited)."""
+    fields: dict[str, Any] = {"origin": origin, "device_id": change.device_id}
     if isinstance(change, DeviceChanged):
         fields["kind"] = "device"
     elif isinstance(change, EventStored):
         fields.update(kind="event", event_id=change.event_id)
+        if change.row is not None:
+            text = json.dumps(
+                {**fields, "row": msgspec.to_builtins(change.row)}, separators=_COMPACT
+            )
+            if len(text) <= ROW_LIMIT:
+                return text
     else:
         fields.update(kind="session", session_id=change.session_id)
-    return json.dumps(fields, separators=(",", ":"))
+    return json.dumps(fields, separators=_COMPACT)
+
+
+_COMPACT = (",", ":")
 
 
 def decode(text: str) -> tuple[str, Change] | None:
@@ -64,9 +86,22 @@ def decode(text: str) -> tuple[str, Change] | None:
         if kind == "device":
             return origin, DeviceChanged(device_id)
         if kind == "event":
-            return origin, EventStored(device_id, fields["event_id"])
+            event_id = fields["event_id"]
+            return origin, EventStored(device_id, event_id, _row(fields, device_id, event_id))
         if kind == "session":
             return origin, SessionStored(device_id, fields["session_id"])
     except (ValueError, KeyError, TypeError):
         pass
     return None
+
+
+def _row(fields: dict[str, Any], device_id: str, event_id: str) -> StoredEvent | None:
+    """The event's row an announcement carries, if it has a valid one of that event (None: the
+    feed reads it from the database, as for an announcement without one)."""
+    if "row" not in fields:
+        return None
+    try:
+        row = msgspec.convert(fields["row"], StoredEvent)
+    except msgspec.ValidationError:
+        return None
+    return row if (row.id, row.device_id) == (event_id, device_id) else None

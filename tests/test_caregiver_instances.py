@@ -177,6 +177,14 @@ def test_a_caregiver_on_instance_b_sees_live_what_instance_a_ingested_and_stays_
         status, _, page = browser.request("GET", "/")
         assert status == 200 and "Treadmills" in page
         stream = EventStream(b.port, browser.cookies)
+        read_by_b: list[str] = []
+        reads = b.store.events_by_id
+
+        def spied(ids: Any) -> Any:
+            read_by_b.extend(ids)
+            return reads(ids)
+
+        b.store.events_by_id = spied  # type: ignore[method-assign]
         try:
             assert _until(lambda: b.hub.clients == 1)
             device = SimDevice(mosquitto, "treadmill-1")
@@ -186,6 +194,12 @@ def test_a_caregiver_on_instance_b_sees_live_what_instance_a_ingested_and_stays_
             assert message["event"]["id"] == fall["id"]
             assert message["device_name"] == "Dad's treadmill"
             assert b.ingestor.events_stored == 0 and a.ingestor.events_stored == 1
+            # the row came with A's announcement, as A stored it: B did not read it back
+            assert fall["id"] not in read_by_b
+            stored_row = a.store.event(fall["id"])
+            assert stored_row is not None
+            assert message["event"]["received_at"] == stored_row.received_at
+            assert message["event"]["reason"] == stored_row.reason
             # acknowledging on B (CSRF token from B's page, session from A's login) works
             _, _, event_page = browser.request("GET", f"/events/{fall['id']}")
             token = re.search(r'name="csrf" value="([^"]+)"', event_page)
