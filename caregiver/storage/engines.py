@@ -250,11 +250,12 @@ class Database:
         ``IN (?, ...)``)."""
         return f"{column} IN ({', '.join('?' for _ in values)})", list(values)
 
-    def reserve_ids(self, table: str, count: int) -> list[int]:
+    def reserve_ids(self, table: str, count: int) -> Callable[[], list[int]]:
         """``count`` ids of ``table``'s generated key that no other writer will be given, for
         rows inserted later without waiting for their ``RETURNING``; none where asking
-        costs more than it saves (SQLite: its statements wait for no server)."""
-        return []
+        costs more than it saves (SQLite: its statements wait for no server). Asked now, read
+        when called (in a pipeline, the answer is waited for only then)."""
+        return list
 
     # --------------------------------------------------------- maintenance
 
@@ -510,14 +511,14 @@ class PostgresDatabase(Database):
     def one_of(self, column: str, values: Sequence[object]) -> tuple[str, list[object]]:
         return f"{column} = ANY(?)", [list(values)]
 
-    def reserve_ids(self, table: str, count: int) -> list[int]:
+    def reserve_ids(self, table: str, count: int) -> Callable[[], list[int]]:
         if count <= 0:
-            return []
-        rows = self.execute(
+            return list
+        cursor = self.execute(
             "SELECT nextval(pg_get_serial_sequence(?, 'id')) FROM generate_series(1, ?)",
             (table, count),
-        ).fetchall()
-        return sorted(int(row[0]) for row in rows)
+        )
+        return lambda: sorted(int(row[0]) for row in cursor.fetchall())
 
     def reclaim_space(self) -> int:
         """Autovacuum makes deleted rows' space reusable; nothing to do here."""

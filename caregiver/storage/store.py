@@ -420,23 +420,36 @@ class Transaction:
         for event, now in events:
             first.setdefault(event.id, (event, now))
         ordered = sorted(first.values(), key=lambda item: (item[0].device_id, item[0].id))
+        # every statement sent before any answer is read: on PostgreSQL one wait, not three
+        inserted: list[Cursor] = []
         for start in range(0, len(ordered), _CHUNK):
             chunk = ordered[start : start + _CHUNK]
             source, params = self._db.rows(
                 _EVENT_COLUMN_TYPES, [_event_row(event, now) for event, now in chunk]
             )
-            rows = self._db.execute(
-                f"{_EVENT_INSERT_INTO} {source} ON CONFLICT (id) DO NOTHING RETURNING id", params
-            ).fetchall()
-            prepared.new_events.update(str(row[0]) for row in rows)
-        prepared.events.update(first)
+            inserted.append(
+                self._db.execute(
+                    f"{_EVENT_INSERT_INTO} {source} ON CONFLICT (id) DO NOTHING RETURNING id",
+                    params,
+                )
+            )
         incidents = sorted({i for e, _ in ordered for i in (e.incident, e.id) if i is not None})
+        looked_up: list[tuple[list[str], Cursor]] = []
         for start in range(0, len(incidents), _CHUNK):
             ids = incidents[start : start + _CHUNK]
             where, params = self._db.one_of("id", ids)
-            found = self._db.execute(f"SELECT id FROM incidents WHERE {where}", params).fetchall()
-            prepared.absent_incidents.update(set(ids) - {str(row[0]) for row in found})
-        prepared.alert_ids.extend(self._db.reserve_ids("alerts", len(prepared.new_events)))
+            looked_up.append(
+                (ids, self._db.execute(f"SELECT id FROM incidents WHERE {where}", params))
+            )
+        # an alert id for each event, new or not (those of duplicates go unused)
+        reserved = self._db.reserve_ids("alerts", len(first))
+        for cursor in inserted:
+            prepared.new_events.update(str(row[0]) for row in cursor.fetchall())
+        prepared.events.update(first)
+        for ids, cursor in looked_up:
+            found = {str(row[0]) for row in cursor.fetchall()}
+            prepared.absent_incidents.update(set(ids) - found)
+        prepared.alert_ids.extend(reserved())
         return prepared
 
     def finish(self) -> None:
