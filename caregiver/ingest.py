@@ -294,7 +294,11 @@ class Ingestor:
         nothing of itself (:meth:`Store.message`): no row, no alert, no receipt, nothing
         announced; a device sends an event it got no receipt for again. In a batch stored
         without savepoints, :class:`_MessageFailed` says so (the batch is stored again)."""
-        undo = self._undo_point()
+        savepoints: bool = getattr(self._local, "savepoints", True)
+        # what to go back to if it fails: only where it can be undone alone (a batch stored
+        # without savepoints is stored again instead; taken for each message of a batch of
+        # 100, the copy of its receipts so far cost more than the message's other work)
+        undo = self._undo_point() if savepoints else None
         try:
             with self.store.message(message.event.id if message.event is not None else None):
                 self._store(message)
@@ -302,7 +306,7 @@ class Ingestor:
             raise
         except Exception as exc:
             log.exception("could not ingest a message on %s", message.topic)
-            if not getattr(self._local, "savepoints", True):
+            if not savepoints:
                 raise _MessageFailed(index) from exc
             if undo is not None:
                 self._undo(undo)
