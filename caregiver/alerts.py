@@ -314,7 +314,8 @@ class Alerting:
         alert_id = tx.page_alert(
             kind, device_id, event_id, now, now + self.config.escalation.ack_timeout_s, incident
         )
-        title, body = text()
+        # the page's words only for someone to page (without contacts: the dashboard only)
+        title, body = text() if self.config.contacts else ("", "")
         self._page(tx, alert_id, [0], title, body, now)
 
     # ----------------------------------------------------------- closing
