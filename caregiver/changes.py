@@ -64,18 +64,16 @@ def encode(change: Change, origin: str) -> str:
         fields["kind"] = "device"
     elif isinstance(change, EventStored):
         fields.update(kind="event", event_id=change.event_id)
-        if change.row is not None:
-            text = json.dumps(
-                {**fields, "row": msgspec.to_builtins(change.row)}, separators=_COMPACT
-            )
+        if change.row is not None:  # msgspec: a fraction of json.dumps's time (ingest's thread)
+            text = _encoder.encode({**fields, "row": change.row}).decode()
             if len(text) <= ROW_LIMIT:
                 return text
     else:
         fields.update(kind="session", session_id=change.session_id)
-    return json.dumps(fields, separators=_COMPACT)
+    return _encoder.encode(fields).decode()
 
 
-_COMPACT = (",", ":")
+_encoder = msgspec.json.Encoder()
 
 
 def decode(text: str) -> tuple[str, Change] | None:

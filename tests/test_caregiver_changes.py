@@ -54,3 +54,11 @@ def test_a_row_that_is_not_the_event_s_or_not_a_row_is_ignored() -> None:
         assert decoded is not None
         change = decoded[1]
         assert isinstance(change, EventStored) and change.event_id == "e-1" and change.row is None
+
+
+def test_a_row_json_cannot_say_whole_is_left_for_the_others_to_read() -> None:
+    odd = dataclasses.replace(ROW, figures={"peak_g": float("nan")})
+    decoded = decode(encode(EventStored("tm-1", "e-1", odd), "instance-a"))
+    assert decoded is not None
+    change = decoded[1]
+    assert isinstance(change, EventStored) and change.event_id == "e-1" and change.row is None
