@@ -101,15 +101,16 @@ other work does, so grouping halves a burst's storage time; but nothing of a bat
 browsers before its commit, and with the whole receive window (100) in one batch a burst's
 events went out in clumps 100-250 ms apart (benchmarks/caregiver.py: ingest -> socket p50
 83-144 ms with 100, 14-41 ms with 16, the burst's CPU time the same)."""
-BATCH_MAX_SHARED = 100
+BATCH_MAX_SHARED = 50
 """The same on PostgreSQL, where a batch's own cost is not the same whatever its size: about
 nine statements (its devices' locks, its events, incidents and alerts, each device's latest
-event, the commit), a few of them waited for, each psycopg's and the server's CPU. A batch
-takes only what has arrived, so this matters only when ingest is behind (a burst): 2,000
-alerts over two instances (benchmarks/caregiver_fleet.py) cost PostgreSQL half the CPU with
-batches of up to 100 as with 16, the instances' ingest a third less, and were stored in two
-thirds of the time; the events of a batch then reach the browsers together, later in the
-batch's time but sooner in the burst's."""
+event, the commit), two of them waited for, each psycopg's and the server's CPU. A batch
+takes only what has arrived, so this matters only when ingest is behind (a burst). 2,000
+alerts over two instances (benchmarks/caregiver_fleet.py, in alternated pairs, load average
+5-10): event -> stream p99 with 50 lower than with 16 in two pairs of three (0.6 / 1.3 s,
+1.2 / 1.5 s; 2.3 / 1.8 s) and than with 100 in two of three (0.7 / 0.9 s, 0.6 / 1.0 s;
+0.7 / 0.5 s); from its ingest to the stream an event took p50 40-80 ms with 16 or 50, 120-200
+ms with 100 (a batch's events reach the browsers together, at its commit)."""
 HELD_RETRY_S = 2.0
 _ANSWERED = (CommandName.PLAN, CommandName.PROGRESSION)
 """Commands whose replies are recorded for the plan page."""
