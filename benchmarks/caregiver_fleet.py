@@ -24,7 +24,11 @@ message (half of a fall's statements) and its receipts and acknowledgements waki
 later run at load 2.6: 893 events/s, p99 1.8 s). benchmarks/caregiver_ingest.py --batch 16:
 0.34-0.37 ms of ingest CPU a fall on PostgreSQL before, 0.27-0.29 ms after. The burst fills
 both cores (two instances, PostgreSQL, the generator, this process reading 4,000 feed lines):
-p99 is about the time the whole burst takes to be stored.
+p99 is about the time the whole burst takes to be stored. Later (2026-12-02, load average
+2.9-9.1, alternated with main at 123a167; docs/provider.md, *Figures*): a batch's incidents
+and alerts a statement per run, batches of up to 50 on PostgreSQL, the event's row in the
+NOTIFY: p99 0.74-0.99 s in 7 of 9 runs (1.3 and 1.7 s when other jobs kept both cores busy),
+from 1.3-4.7 s; about half, run for run; PostgreSQL's CPU for the burst about half.
 
     .venv/bin/python benchmarks/caregiver_fleet.py [--devices 1000] [--alerts 2000]
         [--instances 2] [--connections 20] [--telemetry-interval 60]
