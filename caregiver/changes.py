@@ -18,10 +18,11 @@ import msgspec
 from caregiver.storage import StoredEvent
 
 ROW_LIMIT = 2000
-"""Characters an announced change may take with its event's row; a longer one (a long reason,
-many figures) goes without it, and the other instances read the row. A notification holds a
-few thousand (:data:`caregiver.storage.engines.NOTIFY_LIMIT`): a message that does not fit
-would be dropped."""
+"""Bytes an announced change may take with its event's row *as a notification carries it*
+(JSON-quoted: each non-ASCII character escaped to 6 or 12 bytes); a longer one (a long
+reason, many figures, a reason in Japanese) goes without it, and the other instances read
+the row. A notification holds a few thousand (:data:`caregiver.storage.engines.NOTIFY_LIMIT`):
+a message that does not fit would not reach them at all."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,7 +67,7 @@ def encode(change: Change, origin: str) -> str:
         fields.update(kind="event", event_id=change.event_id)
         if change.row is not None:  # msgspec: a fraction of json.dumps's time (ingest's thread)
             text = _encoder.encode({**fields, "row": change.row}).decode()
-            if len(text) <= ROW_LIMIT:
+            if len(text) <= ROW_LIMIT and carried_size(text) <= ROW_LIMIT:  # cheap test first
                 return text
     else:
         fields.update(kind="session", session_id=change.session_id)
@@ -74,6 +75,12 @@ def encode(change: Change, origin: str) -> str:
 
 
 _encoder = msgspec.json.Encoder()
+
+
+def carried_size(message: str) -> int:
+    """The bytes ``message`` takes in a notification's JSON list (quoted and escaped as
+    ``json.dumps`` does, non-ASCII as ``\\uXXXX``), and its separating comma."""
+    return len(json.dumps(message)) + 1
 
 
 def decode(text: str) -> tuple[str, Change] | None:

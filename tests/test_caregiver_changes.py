@@ -7,7 +7,14 @@ from __future__ import annotations
 import dataclasses
 import json
 
-from caregiver.changes import ROW_LIMIT, DeviceChanged, EventStored, decode, encode
+from caregiver.changes import (
+    ROW_LIMIT,
+    DeviceChanged,
+    EventStored,
+    carried_size,
+    decode,
+    encode,
+)
 from caregiver.storage import StoredEvent
 
 ROW = StoredEvent(
@@ -42,6 +49,23 @@ def test_a_row_too_long_for_a_notification_is_left_for_the_others_to_read() -> N
     assert decoded is not None
     change = decoded[1]
     assert isinstance(change, EventStored) and change.event_id == "e-1" and change.row is None
+
+
+def test_a_row_that_escapes_long_in_a_notification_is_left_for_the_others_to_read() -> None:
+    """1,350 characters of Japanese fit in ROW_LIMIT characters but take 8 kB escaped in the
+    notification: the whole announcement (event id too) was dropped, and the other instance's
+    browsers never heard of the fall (from review). Now the row is left out."""
+    japanese = dataclasses.replace(ROW, reason="転倒を検知しました" * 150)
+    text = encode(EventStored("tm-1", "e-1", japanese), "instance-a")
+    assert carried_size(text) <= ROW_LIMIT
+    decoded = decode(text)
+    assert decoded is not None
+    change = decoded[1]
+    assert isinstance(change, EventStored) and change.event_id == "e-1" and change.row is None
+    short = dataclasses.replace(ROW, reason="転倒")  # a short one still goes with its row
+    decoded = decode(encode(EventStored("tm-1", "e-1", short), "instance-a"))
+    assert decoded is not None and isinstance(decoded[1], EventStored)
+    assert decoded[1].row == short
 
 
 def test_a_row_that_is_not_the_event_s_or_not_a_row_is_ignored() -> None:

@@ -636,6 +636,12 @@ class Announcer:
     def announce(self, message: str) -> None:
         if _listed_size(message) + 2 <= NOTIFY_LIMIT:
             self._queue.put(message)
+        else:  # caregiver.changes keeps its messages well under: never silent if one is not
+            log.error(
+                "a change too long to announce (%d bytes) was not sent to the other "
+                "instances: their browsers show it on their next reload",
+                _listed_size(message),
+            )
 
     def _run(self) -> None:
         while True:
