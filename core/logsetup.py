@@ -15,6 +15,7 @@ a record on a bounded queue, and drops (and later counts) what does not fit rath
 from __future__ import annotations
 
 import contextlib
+import copy
 import logging
 import logging.handlers
 import os
@@ -73,11 +74,21 @@ LOG_QUEUE_RECORDS = 1000
 
 
 class DroppingQueueHandler(logging.handlers.QueueHandler):
-    """A ``QueueHandler`` that never waits: a record that does not fit is counted, not put."""
+    """A ``QueueHandler`` that never waits: a record that does not fit is counted, not put.
+
+    It merges the message with its arguments and nothing more: a traceback is formatted by
+    the writer (the standard ``prepare`` formats it on the logging thread, reading source
+    lines from the SD card for every frame). The queue stays in this process, so the record
+    keeps its ``exc_info`` as it is."""
 
     def __init__(self, records: queue.Queue[logging.LogRecord]) -> None:
         super().__init__(records)
         self.dropped = 0
+
+    def prepare(self, record: logging.LogRecord) -> logging.LogRecord:
+        prepared = copy.copy(record)
+        prepared.msg, prepared.args = record.getMessage(), None
+        return prepared
 
     def enqueue(self, record: logging.LogRecord) -> None:
         try:
@@ -92,7 +103,16 @@ for good must not hold up the process's exit (the relay is released before it)."
 
 
 class _Writer(logging.handlers.QueueListener):
-    """The standard library's listener, with an end that gives up on a stalled stderr."""
+    """The standard library's listener on a :class:`core.realtime.LoopHelperThread` (one
+    step below the loop's real-time priority: at a normal one, a busy machine could preempt
+    it while it holds the GIL the loop needs), with an end that gives up on a stalled
+    stderr."""
+
+    def start(self) -> None:
+        from core.realtime import LoopHelperThread
+
+        self._thread = LoopHelperThread(self._monitor, "log-writer")  # type: ignore[attr-defined]
+        self._thread.start()
 
     def stop(self) -> None:
         thread = self._thread

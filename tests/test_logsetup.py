@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 
@@ -77,3 +78,31 @@ def test_records_keep_their_level_and_exception_text(stalled: StalledStderr) -> 
     assert line.startswith("ERROR detector failed\nTraceback")
     assert "ValueError: bad sample" in line
     assert threading.get_ident() not in stalled.threads
+
+
+def test_the_writer_runs_below_the_loop_and_formats_tracebacks_itself(
+    stalled: StalledStderr,
+) -> None:
+    """The writer is a LoopHelperThread (one step below a real-time loop, a plain thread
+    here), and a traceback is formatted there, not on the logging thread."""
+    from core.realtime import LoopHelperThread
+
+    formatted_on: list[int] = []
+
+    class Formatter(logging.Formatter):
+        def formatException(self, ei: Any) -> str:
+            formatted_on.append(threading.get_ident())
+            return super().formatException(ei)
+
+    stalled.setFormatter(Formatter("%(message)s"))
+    stalled.go.set()
+    with logging_off_this_thread():
+        try:
+            raise ValueError("bad")
+        except ValueError:
+            logging.getLogger("firmware.monitor").exception("detector failed %d", 7)
+        writers = [t for t in threading.enumerate() if t.name == "log-writer"]
+    assert len(writers) == 1 and isinstance(writers[0], LoopHelperThread)
+    assert formatted_on and threading.get_ident() not in formatted_on
+    (line,) = stalled.lines
+    assert line.startswith("detector failed 7\nTraceback") and "ValueError: bad" in line
