@@ -14,7 +14,7 @@ import os
 import signal
 import sys
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from types import FrameType
 from typing import TYPE_CHECKING
 
@@ -62,6 +62,9 @@ class App:
     """Keeps a courier running; None when the app was built without one (tests of the loop)."""
     status_light: StatusLight | None = None
     """Drives the status LED from the loop (sessions tell it which interval runs)."""
+    closed: bool = field(default=False, init=False)
+    """:meth:`close` has run: a second call returns at once (it would otherwise wait out
+    its whole flush on a link that is already closed)."""
 
     def start(self) -> None:
         if self.supervisor is not None:
@@ -74,6 +77,9 @@ class App:
         The courier then has up to ``drain_timeout`` for the broker to take
         what is queued; whatever is left stays in the outbox for the next start.
         """
+        if self.closed:
+            return
+        self.closed = True
         now = self.clock.monotonic()
         try:
             self.controller.stop(now)
