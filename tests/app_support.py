@@ -178,14 +178,20 @@ def pump_link_until(link: CourierLink, done: Any, timeout: float = WAIT) -> bool
 _open_rigs: list[Rig] = []
 
 
-@pytest.fixture
-def close_rigs() -> Iterator[None]:
-    """Close every rig a test made (relay released, event worker joined)."""
-    yield
+def close_open_rigs() -> None:
+    """Close every rig made so far (relay released, event worker joined)."""
     while _open_rigs:
         rig = _open_rigs.pop()
         with contextlib.suppress(Exception):  # a test may have closed it already
             rig.app.close()
+
+
+@pytest.fixture
+def close_rigs() -> Iterator[None]:
+    """Close every rig a test made (the ``mosquitto`` fixture closes them earlier, while
+    their broker still runs)."""
+    yield
+    close_open_rigs()
 
 
 def make_rig(

@@ -25,6 +25,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.app_support import close_open_rigs
 from tests.storage_support import FillableDisk
 from tools.broker import Mosquitto, mosquitto_available
 from tools.pgcluster import PostgresCluster, postgres_available
@@ -51,6 +52,9 @@ def mosquitto() -> Iterator[Mosquitto]:
     try:
         yield broker
     finally:
+        # The test's monitors stop while their broker still runs, as in a real shutdown:
+        # after it, each would wait out its whole drain (2 s) for a broker that is gone.
+        close_open_rigs()
         broker.cleanup()
 
 
