@@ -1,5 +1,6 @@
 """``retroguard evaluate-gait``: its statistics on numbers with a known answer, its KFall reader,
-and the whole command on a small KFall-shaped directory of synthesised walks and stands."""
+the whole command on a small KFall-shaped directory of synthesised walks and stands, and on
+two subjects' SisFall walks."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ import pytest
 from launcher.cli import main as retroguard
 from sim.gait_motion import SteppedWalking, SwayingStance, Wave, step_times
 from sim.motion import MotionSource
+from tests.sisfall_support import sisfall_file
 from tools.datasets import DatasetFormatError
 from tools.gait_evaluate import read_kfall, repeatability
 
@@ -54,8 +56,11 @@ def test_a_kfall_file_is_read_and_a_bad_line_is_named(tmp_path: Path) -> None:
 
 
 def test_the_command_reports_steps_and_repeatability_on_kfall_shaped_data(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    # Only the directory it is given: not the whole SisFall subset the test command exports
+    # (half a minute; two subjects of it are measured in the test below).
+    monkeypatch.delenv("RETROGUARD_SISFALL", raising=False)
     root = tmp_path / "KFall"
     for subject, mean_s in (("06", 0.55), ("07", 0.62)):
         for trial in (1, 2):
@@ -88,6 +93,36 @@ def test_the_command_reports_steps_and_repeatability_on_kfall_shaped_data(
     sway = doc["repeatability"]["KFall T01 stand 30 s"]["all"]["rms_ap"]
     assert sway["mean"] == pytest.approx(0.05 / math.sqrt(2.0), rel=0.1)
     assert doc["standing"]["noise_floor"] > 0.0
+
+
+def test_the_command_reports_steps_and_repeatability_on_sisfall_walks(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two subjects' slow and quick walks (one held-out, one tuning), each 100 s walk's two
+    halves its trials."""
+    monkeypatch.delenv("RETROGUARD_KFALL", raising=False)
+    root = tmp_path / "SisFall_dataset"
+    for subject in ("SA01", "SA02"):
+        (root / subject).mkdir(parents=True)
+        for code in ("D01", "D02"):
+            name = f"{code}_{subject}_R01.txt"
+            (root / subject / name).symlink_to(sisfall_file(name))
+    out = tmp_path / "gait.json"
+    assert (
+        retroguard(["evaluate-gait", "--sisfall", str(root), "--json", str(out), "--no-progress"])
+        == 0
+    )
+    report = capsys.readouterr().out
+    assert "SisFall D01 walk slowly" in report and "SisFall D02 walk quickly" in report
+    doc = json.loads(out.read_text())
+    for group in ("SisFall D01 walk slowly", "SisFall D02 walk quickly"):
+        steps = doc["steps"][group]["all"]
+        assert steps["recordings"] == 2
+        assert steps["matched_steps"] >= 0.95 * steps["reference_steps"] > 0
+        assert steps["unknown_mounting_learned"] == 2
+        cadence = doc["repeatability"][group]["all"]["cadence_spm"]
+        assert (cadence["subjects"], cadence["trials"]) == (2, 4)
+    assert "KFall" not in report
 
 
 def test_the_command_says_what_is_missing(
