@@ -113,7 +113,8 @@ class App:
         """
         from firmware.storage.events import EventStore
 
-        self.link.flush(LINK_FLUSH_S)
+        if not self.closed:  # after close the link is gone: what reached the disk is there
+            self.link.flush(LINK_FLUSH_S)
         with EventStore(self.config.storage.database) as store:
             return store.events(device_id)
 
