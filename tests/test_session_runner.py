@@ -289,11 +289,17 @@ def test_a_walker_pause_survives_rearming(tmp_path: Path) -> None:
 
 def test_a_long_pause_abandons_the_session(tmp_path: Path) -> None:
     rig = _armed_rig(tmp_path)
+    # A one-minute limit rather than the default quarter of an hour: the same rule in a
+    # fifteenth of the loop's steps.
+    session = dataclasses.replace(rig.app.config.session, max_pause_s=60.0)
+    rig.app.config = dataclasses.replace(rig.app.config, session=session)
     runner = attach_session(rig.app, SHORT)
     runner.request("start")
     rig.run_for(1.0)
     runner.request("pause")
-    rig.run_for(rig.app.config.session.max_pause_s + 1.0)
+    rig.run_for(59.0)
+    assert runner.state is SessionState.PAUSED  # not before the limit
+    rig.run_for(2.0)
     assert runner.state is SessionState.FINISHED
     assert runner.finished[-1].status == "abandoned"
     detach_session(rig.app, runner)
