@@ -66,9 +66,20 @@ class App:
     """:meth:`close` has run: a second call returns at once (it would otherwise wait out
     its whole flush on a link that is already closed)."""
 
-    def start(self) -> None:
+    def start(self, *, courier_wait_s: float = 0.0) -> None:
+        """Start the courier, then the loop's IMU.
+
+        ``courier_wait_s``: first wait up to that long for the courier to say how its storage
+        is. For the scripted demos: their simulated walker presses reset at a set loop time,
+        and a loop on a simulated clock outruns real time, so on a busy host it reached the
+        press before the courier process had started, and the press was refused (alerts
+        cannot be stored yet). The wait comes before the IMU starts, so its FIFO does not
+        fill meanwhile.
+        """
         if self.supervisor is not None:
             self.supervisor.start()
+            if courier_wait_s > 0 and not self.link.await_storage_report(courier_wait_s):
+                log.warning("the courier said nothing in %.0f s: starting anyway", courier_wait_s)
         self.monitor.start()
 
     def close(self, drain_timeout: float = 2.0) -> None:
@@ -119,6 +130,8 @@ class App:
             return store.events(device_id)
 
 
+COURIER_START_S = 30.0
+"""How long the scripted demos wait for a starting courier (:meth:`App.start`)."""
 LINK_FLUSH_S = 10.0
 """How long the records of the last moments may take to reach the courier's disk at shutdown."""
 COURIER_EXIT_S = 5.0

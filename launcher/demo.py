@@ -24,10 +24,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, TextIO, cast
 
-from core.clock import Clock, RealClock, SimClock
+from core.clock import Clock, RealClock
 from core.protocol.events import EventType
 from core.realtime import realtime_section
-from firmware.app import App, build_app, favour_realtime_thread
+from firmware.app import COURIER_START_S, App, build_app, favour_realtime_thread
 from firmware.config import Config, StorageConfig
 from firmware.monitor import Monitor
 from firmware.safety import SafetyState
@@ -143,9 +143,7 @@ def run_session(
     runner = attach_session(app, time_scale=GUIDED_TIME_SCALE) if guided else None
     if runner is not None:
         app.monitor.on_iteration.append(_StartWhenArmed(runner))
-    app.start()
-    if isinstance(clock, SimClock):
-        _wait_for_courier(app)
+    app.start(courier_wait_s=COURIER_START_S)  # its reset presses are scripted
     start = clock.monotonic()
     pause = session.span("reset_pause")
     for at in (ARM_AT_S, pause.start + RESET_AFTER_STUMBLE_S):
@@ -169,21 +167,6 @@ def run_session(
         final_state=final_state,
         runner=runner,
     )
-
-
-COURIER_WAIT_S = 30.0
-"""A net against a courier that never starts: how long a simulated walk waits for it."""
-
-
-def _wait_for_courier(app: App) -> None:
-    """On a simulated clock, before the walk: until the courier has said how storage is.
-
-    The walk runs far faster than real time, and the courier is a process that takes a real
-    second or more to start: past the monitor's start-up grace (simulated seconds), the reset
-    press after the stumble would be refused ("the courier has not started") on a busy host
-    and not on an idle one. On the real clock the grace covers the courier's start."""
-    if not app.link.wait_for_courier(COURIER_WAIT_S):
-        log.warning("the courier has not started within %.0f s", COURIER_WAIT_S)
 
 
 class _RearmAfterFault:

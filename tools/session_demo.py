@@ -20,11 +20,11 @@ import threading
 from pathlib import Path
 from typing import TextIO
 
-from core.clock import Clock, RealClock, SimClock
+from core.clock import Clock, RealClock
 from core.progress import describe_week, milestone, started_utc, week_of, weekly_progress
 from core.realtime import realtime_section
 from core.zones import system_zone
-from firmware.app import build_app
+from firmware.app import COURIER_START_S, build_app
 from firmware.config import Config, StorageConfig
 from firmware.session.cues import PATTERN
 from firmware.session.plan import Plan, resolve_plan
@@ -185,9 +185,7 @@ def run_guided_demo(
             "The walker arms with the reset button, then starts the session; the plan's clock "
             "runs only while armed.\n"
         )
-        app.start()
-        if isinstance(clock, SimClock):  # a simulated walk outruns the courier's start
-            app.link.wait_for_courier(30.0)
+        app.start(courier_wait_s=COURIER_START_S)  # its reset press is scripted
         start = clock.monotonic()
         button.press_at(start + arm_at, start + arm_at + PRESS_S)
         printer = CuePrinter(runner, out, light=app.status_light).start()

@@ -180,6 +180,25 @@ class CourierLink:
             log.warning("courier link lost: %s", exc)
             self._drop_socket()
 
+    def await_storage_report(self, timeout: float) -> bool:
+        """Pump until the courier has said how its storage is; False on timeout.
+
+        Only while the loop is not running (it polls on the caller's thread).
+        """
+        deadline = time.monotonic() + timeout
+        while True:
+            self.poll()
+            if self.storage_ok is not None:
+                return True
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return False
+            sock = self._sock
+            if sock is not None:
+                select.select([sock], [], [], min(remaining, 0.05))
+            else:
+                time.sleep(min(remaining, 0.01))
+
     def flush(self, timeout: float, *, on_disk: bool = True) -> bool:
         """Pump until everything handed over is sent and on disk; False on timeout.
 
@@ -203,21 +222,6 @@ class CourierLink:
                 select.select([sock], [sock] if len(self._writer) else [], [], min(remaining, 0.05))
             else:
                 time.sleep(min(remaining, 0.01))
-
-    def wait_for_courier(self, timeout: float) -> bool:
-        """Pump until the courier has said how storage is (``storage_ok`` known); False on
-        timeout. For a walk on a simulated clock, which outruns the start-up grace in a real
-        moment: call it only while the loop is not running (it polls on the caller's thread).
-        """
-        deadline = time.monotonic() + timeout
-        while self.storage_ok is None:
-            self.poll()
-            remaining = deadline - time.monotonic()
-            if self.storage_ok is not None or remaining <= 0:
-                break
-            sock = self._sock
-            select.select([sock] if sock is not None else [], [], [], min(remaining, 0.02))
-        return self.storage_ok is not None
 
     def close(self, timeout: float = 1.0) -> None:
         """Send what is queued (a goodbye, say) within ``timeout``, then close: the courier
