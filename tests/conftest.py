@@ -20,6 +20,7 @@ PostgreSQL run is skipped with the reason when the server programs are absent;
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -27,10 +28,21 @@ import pytest
 
 from tests.app_support import close_open_rigs
 from tests.storage_support import FillableDisk
+from tools import broker
 from tools.broker import Mosquitto, mosquitto_available
 from tools.pgcluster import PostgresCluster, postgres_available
 
 ENGINES = ("sqlite", "postgresql")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Under pytest-xdist each worker picks its brokers' and databases' ports from a slice of
+    its own (:data:`tools.broker.PORT_SLICE`): a port one worker's stopped broker is about
+    to restart on is never another's to take."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "")  # "gw0", "gw1", ...
+    count = os.environ.get("PYTEST_XDIST_WORKER_COUNT", "")
+    if worker.startswith("gw") and worker[2:].isdigit() and count.isdigit():
+        broker.PORT_SLICE = (int(worker[2:]), int(count))
 
 
 @pytest.fixture(autouse=True)

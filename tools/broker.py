@@ -51,6 +51,12 @@ def _ephemeral_range() -> tuple[int, int]:
         return 32768, 60999
 
 
+PORT_SLICE: tuple[int, int] = (0, 1)
+"""``(i, n)``: :func:`free_port` chooses from the ``i``-th of ``n`` equal slices of its range.
+Parallel test processes each take their own slice (tests/conftest.py), so none is handed
+the port on which another's stopped broker or database is about to start again."""
+
+
 def free_port(host: str = "127.0.0.1") -> int:
     """A TCP port free right now on ``host``, chosen *below* the ephemeral range.
 
@@ -60,9 +66,12 @@ def free_port(host: str = "127.0.0.1") -> int:
     open) — the restarted broker then finds its port taken.
     """
     low, _ = _ephemeral_range()
+    index, count = PORT_SLICE
+    span = max(1, (max(10001, low) - 10000) // count)
+    first = 10000 + index * span
     rng = random.Random()
     for _ in range(200):
-        port = rng.randrange(10000, max(10001, low))
+        port = rng.randrange(first, first + span)
         with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
             try:
                 sock.bind((host, port))
