@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -123,9 +124,22 @@ class Subscriber:
             self.messages.append(Message(msg.topic, bytes(msg.payload), bool(msg.retain)))
             self._cond.notify_all()
 
-    def wait(self, predicate: Callable[[], bool], timeout: float = WAIT) -> bool:
+    def wait(
+        self, predicate: Callable[[], bool], timeout: float = WAIT, *, poll_s: float | None = None
+    ) -> bool:
+        """Until ``predicate()`` holds (False after ``timeout``). It is checked at each message;
+        ``poll_s``: also that often, for a predicate that reads state outside this subscriber,
+        whose changes nothing here hears of (a bounded poll of a condition, not a sleep)."""
         with self._cond:
-            return self._cond.wait_for(predicate, timeout)
+            if poll_s is None:
+                return self._cond.wait_for(predicate, timeout)
+            deadline = time.monotonic() + timeout
+            while not predicate():
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    return False
+                self._cond.wait(min(poll_s, remaining))
+            return True
 
     def on(self, suffix: str) -> list[Message]:
         with self._cond:
