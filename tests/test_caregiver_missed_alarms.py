@@ -320,6 +320,18 @@ def test_a_limited_caregiver_s_page_marker_moves_only_with_their_devices(
         dad.close()
 
 
+def _a_fall_missed(service: CaregiverService, dad: SimDevice) -> tuple[dict[str, Any], Http]:
+    """``dad`` comes online and falls; ann logs in and /api/alarms names the fall. The fall's
+    events by name, and ann's client."""
+    dad.online()
+    ids = dad.incident_fall()
+    _stored(service, ids["window"])
+    ann = Http(service.port)
+    assert ann.login() == 303
+    assert [a["event"] for a in _alarms(ann)] == [ids["fall"]["id"]]
+    return ids, ann
+
+
 def test_an_acknowledged_fall_reopened_by_a_fault_is_not_missed_again(
     service: CaregiverService, mosquitto: Mosquitto
 ) -> None:
@@ -329,12 +341,7 @@ def test_an_acknowledged_fall_reopened_by_a_fault_is_not_missed_again(
     the acknowledged fall)."""
     dad = SimDevice(mosquitto, "treadmill-1")
     try:
-        dad.online()
-        ids = dad.incident_fall()
-        _stored(service, ids["window"])
-        ann = Http(service.port)
-        assert ann.login() == 303
-        assert [a["event"] for a in _alarms(ann)] == [ids["fall"]["id"]]
+        ids, ann = _a_fall_missed(service, dad)
         status, _, _ = ann.request(
             "POST",
             f"/events/{ids['fall']['id']}/ack",
@@ -365,12 +372,7 @@ def test_a_fall_closed_without_the_dashboard_and_reopened_by_a_fault_is_not_miss
     after the close is news, and is named."""
     dad = SimDevice(mosquitto, "treadmill-1")
     try:
-        dad.online()
-        ids = dad.incident_fall()
-        _stored(service, ids["window"])
-        ann = Http(service.port)
-        assert ann.login() == 303
-        assert [a["event"] for a in _alarms(ann)] == [ids["fall"]["id"]]
+        ids, ann = _a_fall_missed(service, dad)
         incident = ids["incident"]
         if closed_by == "walker":
             closing = dad.event(

@@ -26,25 +26,22 @@ from tools.watch import _settings, format_message
 REPO = Path(__file__).resolve().parent.parent
 
 
-def test_watch_prints_events_once_and_exits_after_count(
-    mosquitto: Mosquitto, tmp_path: Path
-) -> None:
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "tools.watch",
-            "--port",
-            str(mosquitto.port),
-            "--count",
-            "2",
-        ],
+def _watch(*args: str) -> subprocess.Popen[str]:
+    """``retroguard watch ARGS`` in a process of its own, its stdout and stderr piped."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "tools.watch", *args],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
         cwd=REPO,
         env=dict(os.environ, PYTHONPATH=str(REPO)),
     )
+
+
+def test_watch_prints_events_once_and_exits_after_count(
+    mosquitto: Mosquitto, tmp_path: Path
+) -> None:
+    proc = _watch("--port", str(mosquitto.port), "--count", "2")
     try:
         assert proc.stdout is not None
         assert proc.stdout.readline().startswith("watching ")  # subscribed: nothing missed now
@@ -86,14 +83,7 @@ def test_watch_says_it_cannot_reach_the_broker_and_watches_once_it_can() -> None
     if not mosquitto_available():
         pytest.skip("mosquitto not installed")
     broker = Mosquitto()  # its port chosen, not started: nothing listens there yet
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "tools.watch", "--port", str(broker.port)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        cwd=REPO,
-        env=dict(os.environ, PYTHONPATH=str(REPO)),
-    )
+    proc = _watch("--port", str(broker.port))
     try:
         assert proc.stdout is not None and proc.stderr is not None
         out, err = _lines(proc.stdout), _lines(proc.stderr)
@@ -133,14 +123,7 @@ def test_a_port_that_takes_the_connection_but_speaks_no_mqtt_cannot_be_reached()
             conn.close()
 
     threading.Thread(target=hang_up, daemon=True).start()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "tools.watch", "--port", str(port)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-        cwd=REPO,
-        env=dict(os.environ, PYTHONPATH=str(REPO)),
-    )
+    proc = _watch("--port", str(port))
     try:
         assert proc.stderr is not None
         err = _lines(proc.stderr)
