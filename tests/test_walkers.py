@@ -196,6 +196,25 @@ def test_adding_a_walker_renders_the_name_prompt(
     assert len(wavs) == 1 and wavs[0].stat().st_size > 1000
 
 
+def test_a_walker_added_to_a_database_named_on_the_command_line_keeps_its_prompt_beside_it(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`walker add --db X` without a config rendered the name into the default config's
+    /var/lib/retroguard/prompts (from review): the prompt goes beside X, where a monitor on
+    that database looks for it."""
+    import shutil
+
+    from launcher.cli import main
+
+    if shutil.which("espeak-ng") is None:
+        pytest.skip("espeak-ng is not installed")
+    db = tmp_path / "device.db"
+    assert main(["walker", "add", "Anna", "--db", str(db)]) == 0
+    out = capsys.readouterr().out
+    assert f"({tmp_path / 'prompts'}" in out
+    assert len(list((tmp_path / "prompts").glob("*.wav"))) == 1
+
+
 # -- at the machine: a double press in STANDBY cycles the profiles, and never arms ----------
 
 

@@ -17,6 +17,7 @@ prompts`` does for a plan, when the speech engine is there and
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import getpass
 import shutil
 import sys
@@ -59,6 +60,10 @@ def run_walker(args: argparse.Namespace) -> int:
 
     config = _config(args.config)
     database = args.db if args.db is not None else Path(config.storage.database)
+    if args.db is not None:  # the name prompt goes beside the database named, not the config's
+        config = dataclasses.replace(
+            config, storage=dataclasses.replace(config.storage, database=str(args.db))
+        )
     problem = missing_database(database) if args.action == "list" else None
     if problem is not None:
         print(f"retroguard walker: {problem}", file=sys.stderr)
