@@ -9,6 +9,7 @@ demo and the end-to-end tests, so what is tested is what runs.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import signal
@@ -87,35 +88,42 @@ class App:
 
         The courier then has up to ``drain_timeout`` for the broker to take
         what is queued; whatever is left stays in the outbox for the next start.
+        Every step is attempted even when one before it raised (an IMU that fails to
+        close must not keep the records from the courier or the courier running), and
+        an error is raised at the end. Once the relay has been released, a second call
+        returns at once.
         """
         if self.closed:
             return
-        self.closed = True
-        now = self.clock.monotonic()
-        try:
-            self.controller.stop(now)
-        finally:
-            self.gpio.relay.release()
-            self.monitor.pacing.close()
-            self.imu.close()
+        with contextlib.ExitStack() as steps:  # run last-registered first: so, in reverse
+            steps.callback(self.gpio.close)
             if self.supervisor is not None:
-                disk_ok = self.link.storage_ok is not False
-                if not self.link.flush(drain_timeout + LINK_FLUSH_S, on_disk=disk_ok):
-                    log.error(
-                        "%d records not confirmed on disk by the courier at shutdown",
-                        self.link.pending,
-                    )
-                elif self.link.pending:
-                    log.error(
-                        "%d records only in the courier's memory at shutdown (its disk refuses "
-                        "writes: %s): published, not on disk",
-                        self.link.pending,
-                        self.link.storage_detail,
-                    )
-                self.link.goodbye("monitor stopped")
-                self.link.close()
-                self.supervisor.stop(drain_timeout + COURIER_EXIT_S)
-            self.gpio.close()
+                steps.callback(self.supervisor.stop, drain_timeout + COURIER_EXIT_S)
+                steps.callback(self.link.close)
+                steps.callback(self.link.goodbye, "monitor stopped")
+                steps.callback(self._hand_over_records, drain_timeout)
+            steps.callback(self.imu.close)
+            steps.callback(self.monitor.pacing.close)
+            steps.callback(self._release_relay)
+            self.controller.stop(self.clock.monotonic())
+
+    def _release_relay(self) -> None:
+        self.gpio.relay.release()
+        self.closed = True  # released: what is left may be skipped by a second call
+
+    def _hand_over_records(self, drain_timeout: float) -> None:
+        disk_ok = self.link.storage_ok is not False
+        if not self.link.flush(drain_timeout + LINK_FLUSH_S, on_disk=disk_ok):
+            log.error(
+                "%d records not confirmed on disk by the courier at shutdown", self.link.pending
+            )
+        elif self.link.pending:
+            log.error(
+                "%d records only in the courier's memory at shutdown (its disk refuses "
+                "writes: %s): published, not on disk",
+                self.link.pending,
+                self.link.storage_detail,
+            )
 
     def stored_events(self, device_id: str | None = None) -> list[StoredEvent]:
         """Every event the courier has stored on disk so far, for the demo and tests.
