@@ -158,6 +158,17 @@ def test_a_set_value_a_monitor_may_not_run_is_taken_with_the_config_s_warning(
     assert f"warning: --set impact_g={value}: {words} (taken" in warnings[0]
 
 
+def test_a_set_value_the_detector_cannot_run_with_is_an_error_not_a_traceback(
+    trace_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A time constant of 0 is taken with a warning, then divided by (from review)."""
+    recording = str(trace_dir / "walk_P01.csv")
+    assert evaluate.main([recording, "--set", "velocity_tau_s=0", "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert "--set velocity_tau_s=0: the detector cannot run with these settings" in err
+    assert "Traceback" not in err
+
+
 def test_the_ablations_in_the_detector_docs_can_be_run() -> None:
     args = argparse.Namespace(
         config=None, rate=None, set=["lying_rise_deg=0", "hard_descent_mps=-100"]

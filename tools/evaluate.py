@@ -1132,11 +1132,29 @@ def _with_settings(detector: DetectorConfig, items: Sequence[str]) -> DetectorCo
         return built
 
 
+def _runnable(config: DetectorConfig, rate_hz: float, source: str) -> None:
+    """:class:`ConfigError` if the detector cannot run with ``config`` at all (a time constant
+    of 0 that ``--set`` took with a warning divides by zero): tried on 2 s of standing still,
+    here, rather than as a traceback from every worker."""
+    from core.samples import ImuSample
+
+    try:
+        detector = build_detector(config, rate_hz)
+        for n in range(int(2 * rate_hz)):
+            detector.update(ImuSample(n / rate_hz, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0))
+    except (ArithmeticError, ValueError) as exc:
+        raise ConfigError(
+            [f"{source}: the detector cannot run with these settings ({exc})"]
+        ) from None
+
+
 def run(args: argparse.Namespace) -> int:
     """Evaluate, print the table, optionally write JSON; 0 on success, 2 on bad input
     (settings, a path with no recordings, or none that could be read)."""
     try:
         config, rate = _config_from_args(args)
+        if args.set:
+            _runnable(config, rate, "--set " + " ".join(args.set))
     except ConfigError as exc:
         for problem in exc.problems:
             print(problem, file=sys.stderr)
