@@ -678,7 +678,8 @@ class Announcer:
             try:
                 if self._db is None or fresh:
                     self._db = psycopg.connect(self._url, autocommit=True, connect_timeout=10)
-                self._db.execute("SELECT pg_notify(%s, %s)", (CHANGES_CHANNEL, json.dumps(batch)))
+                payload = json.dumps(batch, separators=(",", ":"))  # as _listed_size counts
+                self._db.execute("SELECT pg_notify(%s, %s)", (CHANGES_CHANNEL, payload))
                 return
             except psycopg.Error as exc:
                 if self._db is not None:
