@@ -19,7 +19,7 @@ import pytest
 from caregiver.changes import Change, EventStored
 from caregiver.config import CaregiverConfig, CaregiverMqttConfig, ServerConfig
 from caregiver.service import CaregiverService
-from caregiver.storage import NewEvent
+from caregiver.storage import NewEvent, Store
 from tests.mqtt_helpers import WAIT, subscriber
 from tools.broker import Mosquitto
 
@@ -318,6 +318,13 @@ def test_a_batch_wakes_the_notifier_once_after_its_commit(tmp_path: Path) -> Non
         service.store.close()
 
 
+def _latest(store: Store) -> str:
+    """The id of the device's latest event, as its card shows it."""
+    device = store.device(DEVICE)
+    assert device is not None and device["last_event"] is not None
+    return str(device["last_event"]["id"])
+
+
 def test_the_device_s_latest_event_is_the_monitor_s_newest_not_the_last_stored(
     tmp_path: Path, caregiver_db: str
 ) -> None:
@@ -330,11 +337,6 @@ def test_the_device_s_latest_event_is_the_monitor_s_newest_not_the_last_stored(
     service = _service(tmp_path, changes, caregiver_db)
     store, ingestor = service.store, service.ingestor
 
-    def latest() -> str:
-        device = store.device(DEVICE)
-        assert device is not None and device["last_event"] is not None
-        return str(device["last_event"]["id"])
-
     def stamped(seq: int, wall_time: str) -> tuple[str, bytes]:
         topic, payload = _event(seq)
         return topic, json.dumps({**json.loads(payload), "wall_time": wall_time}).encode()
@@ -342,37 +344,37 @@ def test_the_device_s_latest_event_is_the_monitor_s_newest_not_the_last_stored(
     try:
         newer, older = _event(5), _event(3)
         assert ingestor.handle_batch([newer, older])
-        assert latest() == _id(newer)
+        assert _latest(store) == _id(newer)
         assert ingestor.handle_batch([_event(4), _event(2)])  # a later batch of older ones
-        assert latest() == _id(newer)
+        assert _latest(store) == _id(newer)
         assert ingestor.handle(*_event(2))  # one stored alone (the held messages' retry)
-        assert latest() == _id(newer)
+        assert _latest(store) == _id(newer)
         newest = _event(6)
         assert ingestor.handle_batch([_event(3), newest, _event(4)])
-        assert latest() == _id(newest)
+        assert _latest(store) == _id(newest)
         # the monitor's clock was ahead and NTP stepped it back between its 4th and 7th
         # events: the 7th is stamped earlier, and is the newest; the 4th, resent, is not
         seventh = stamped(7, "2026-12-01T20:00:00.000+00:00")
         assert ingestor.handle(*seventh)
-        assert latest() == _id(seventh)
+        assert _latest(store) == _id(seventh)
         ahead = stamped(4, "2026-12-01T23:00:00.000+00:00")
         assert ingestor.handle(*ahead)
-        assert latest() == _id(seventh)
+        assert _latest(store) == _id(seventh)
         assert ingestor.handle_batch([stamped(5, "2026-12-01T23:00:01.000+00:00")])
-        assert latest() == _id(seventh)
+        assert _latest(store) == _id(seventh)
 
         # a monitor whose event database started afresh (a damaged one moved aside): its
         # sequence starts again at 1, and its events are the newest from there on (until the
         # first of them has come, the others look like older ones resent)
         first, second, third = _event(1), _event(2), _event(3)
         assert ingestor.handle_batch([second, first])  # the first one resent behind the second
-        assert latest() == _id(first)
+        assert _latest(store) == _id(first)
         assert ingestor.handle_batch([third, _event(2)])
-        assert latest() == _id(third)
+        assert _latest(store) == _id(third)
         # and again: one event numbered 1 is enough, whatever else is stored
         again = _event(1)
         assert ingestor.handle(*again)
-        assert latest() == _id(again)
+        assert _latest(store) == _id(again)
         assert ingestor.events_stored == 16
     finally:
         service.store.close()
@@ -398,11 +400,6 @@ def test_a_sequence_started_again_is_known_with_the_old_one_s_first_event_gone(
     service = _service(tmp_path, changes, caregiver_db)
     store, ingestor = service.store, service.ingestor
 
-    def latest() -> str:
-        device = store.device(DEVICE)
-        assert device is not None and device["last_event"] is not None
-        return str(device["last_event"]["id"])
-
     try:
         old = [_routine(seq) for seq in range(1, 6)]
         for message in old:
@@ -418,13 +415,13 @@ def test_a_sequence_started_again_is_known_with_the_old_one_s_first_event_gone(
         else:
             for message in fresh:
                 assert ingestor.handle(*message)
-        assert latest() == _id(fresh[-1])
+        assert _latest(store) == _id(fresh[-1])
         late = _routine(1)  # a first event resent late, its first copy never stored
         assert ingestor.handle(*late)
-        assert latest() == _id(late)
+        assert _latest(store) == _id(late)
         following = _routine(4)
         assert ingestor.handle(*following)
-        assert latest() == _id(following)
+        assert _latest(store) == _id(following)
     finally:
         service.store.close()
 
