@@ -42,7 +42,8 @@ from typing import NamedTuple
 
 from caregiver.config import CaregiverConfig
 from caregiver.localtime import readable
-from caregiver.storage import OPEN_STATUSES, Alert, Store, Transaction
+from caregiver.seen import Acknowledged, Seen, StillOpen, newer_alerts, newest_first
+from caregiver.storage import OPEN_STATUSES, Alert, Store, StoredEvent, Transaction
 from core.protocol.events import INCIDENT_TYPES, EventType, reopens, worse
 from core.protocol.messages import EventMessage
 from core.protocol.walker import DEFAULT_WALKER_ID
@@ -348,30 +349,100 @@ class Alerting:
                 f"Details: {self.config.base_url}/devices/{device}",
             )
 
+    def pages(self, kind: str) -> bool:
+        """Whether an event of ``kind`` pages someone under ``[policy]``, at once or when the
+        walker does not reset in time: a call for help, a fall and no recovery always; a fault
+        and a stumble unless their policy only logs them."""
+        return kind in ALERT_TYPES and self._action(kind) != "log"
+
     def acknowledge_incident(
         self, tx: Transaction, device_id: str, incident_id: str, by: str, via: str
     ) -> None:
         """A caregiver closed an incident here (dashboard, a notification's link)."""
         self._close_incident(tx, device_id, incident_id, by, via)
 
-    def acknowledge(self, tx: Transaction, device_id: str, event_id: str | None, by: str) -> int:
-        """A caregiver acknowledged one event (or, with ``event_id`` None, every open alert of the
-        device). Returns how many alerts closed; the other contacts paged are told who answered."""
-        closed = 0
-        name = self.device_name(device_id)
-        for alert in tx.open_alerts(device_id, (*ALERT_TYPES, "offline")):
-            if event_id is not None and alert.event_id != event_id:
-                continue
-            self._close(tx, alert, "acknowledged", by)
-            closed += 1
-            self._follow_up(
-                tx,
-                alert,
-                f"RetroGuard: acknowledged - {name}",
-                f"{by} acknowledged the {_WHAT.get(alert.kind, alert.kind).lower()} alert "
-                f"on {name}. No further reminders.",
+    def acknowledge_seen(
+        self,
+        tx: Transaction,
+        device_id: str,
+        seen: Seen,
+        by: str,
+        via: str,
+        event: StoredEvent | None = None,
+    ) -> tuple[Acknowledged, list[str]]:
+        """A caregiver acknowledged what a page showed (:mod:`caregiver.seen`): ``event``'s
+        incident (an event's page), else the incident a card showed, and on a card the
+        alerts outside incidents up to the newest it showed. An incident closes only if no
+        event that :meth:`pages` joined it after the one seen; that, and on a card every
+        other open alert of the device, stays open and escalating and is reported. Returns
+        what closed and what stayed open, and the events to record as acknowledged.
+        :class:`ValueError` for an incident that is not this device's."""
+        closed: list[str] = []
+        still: list[StillOpen] = []
+        acked: list[str] = []
+        target = (event.incident or event.id) if event is not None else seen.incident
+        incident = tx.incident(target) if target is not None else None
+        if target is not None and (
+            (incident is None and event is None)
+            or (incident is not None and incident.device_id != device_id)
+        ):
+            raise ValueError(f"incident: no incident {target} on this device")
+        refused = False
+        if incident is not None and incident.open:
+            events = tx.incident_events(incident.id)
+            if not events:  # a monitor from before incidents: the alert is its own incident
+                events = [e for e in (tx.event(incident.id),) if e is not None]
+            newer = [e for e in newer_alerts(events, seen.event) if self.pages(e.type)]
+            if newer:
+                refused = True
+                for e in sorted(newer, key=newest_first):
+                    still.append(StillOpen(e.type, f"/events/{e.id}", incident.id))
+            else:
+                alert = tx.open_alert_of(incident.id)
+                if alert is not None and alert.event_id:
+                    acked.append(alert.event_id)
+                self._close_incident(tx, device_id, incident.id, by, via)
+                closed.append(incident.id)
+        if event is not None and not refused:
+            acked.append(event.id)
+        if event is None:  # a card: the device's other open alerts were not what it showed
+            for other in tx.open_incidents(device_id):
+                alert = tx.open_alert_of(other.id) if other.id != target else None
+                if alert is not None:
+                    link = f"/events/{alert.event_id or other.first_event_id}"
+                    still.append(StillOpen(alert.kind, link, other.id))
+        outside = [
+            a for a in tx.open_alerts(device_id, (*ALERT_TYPES, "offline")) if a.incident is None
+        ]
+        closed_alerts: list[int] = []
+        for alert in sorted(outside, key=lambda a: a.id):
+            shown = (
+                alert.event_id == event.id
+                if event is not None
+                else seen.alerts is not None and alert.id <= seen.alerts
             )
-        return closed
+            if shown:
+                self._acknowledge_alert(tx, device_id, alert, by)
+                closed_alerts.append(alert.id)
+                if alert.event_id:
+                    acked.append(alert.event_id)
+            elif event is None:
+                link = f"/events/{alert.event_id}" if alert.event_id else f"/devices/{device_id}"
+                still.append(StillOpen(alert.kind, link))
+        return Acknowledged(closed, closed_alerts, still), list(dict.fromkeys(acked))
+
+    def _acknowledge_alert(self, tx: Transaction, device_id: str, alert: Alert, by: str) -> None:
+        """An alert outside any incident (offline while armed, or from before incidents)
+        acknowledged; the other contacts paged are told who answered."""
+        name = self.device_name(device_id)
+        self._close(tx, alert, "acknowledged", by)
+        self._follow_up(
+            tx,
+            alert,
+            f"RetroGuard: acknowledged - {name}",
+            f"{by} acknowledged the {_WHAT.get(alert.kind, alert.kind).lower()} alert "
+            f"on {name}. No further reminders.",
+        )
 
     # --------------------------------------------------------- escalation
 

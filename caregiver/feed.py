@@ -35,6 +35,15 @@ class CardHeadline(msgspec.Struct, frozen=True):
     open: bool
 
 
+class CardSeen(msgspec.Struct, frozen=True):
+    """What the card's Acknowledge says it showed (:class:`caregiver.story.CardSeen`): its
+    form's hidden fields, current with every card the feed sends."""
+
+    incident: str
+    seen: str
+    alerts: str
+
+
 class Card(msgspec.Struct, frozen=True):
     """One device's card (``_card.html``)."""
 
@@ -46,6 +55,7 @@ class Card(msgspec.Struct, frozen=True):
     last_seen: float | None
     last_seen_at: Moment | None
     can_acknowledge: bool
+    seen: CardSeen
 
 
 class EventRow(msgspec.Struct, frozen=True):
@@ -136,6 +146,7 @@ def card(device: Device, name: str, now: float, moment: Callable[[float], Moment
         last_seen=last_seen,
         last_seen_at=moment(last_seen) if last_seen else None,
         can_acknowledge=s.can_acknowledge,
+        seen=CardSeen(s.seen.incident, s.seen.seen, s.seen.alerts),
     )
 
 

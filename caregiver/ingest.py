@@ -654,9 +654,11 @@ class Ingestor:
         *,
         incident: str | None = None,
         via: str | None = None,
+        request_id: str | None = None,
     ) -> str:
-        """Publish the device's ``ack`` command (QoS 1); return the request id."""
-        request_id = new_request_id()
+        """Publish the device's ``ack`` command (QoS 1); return the request id (a new one
+        unless given)."""
+        request_id = request_id or new_request_id()
         command = Ack(event_id or LATEST, by[:64] or "caregiver", incident, via)
         if self.client is None:
             raise RuntimeError("not connected to the broker")

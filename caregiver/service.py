@@ -41,9 +41,11 @@ from caregiver.notify import Notifier, Sender, apprise_send
 from caregiver.notify_process import NotifierProcess
 from caregiver.plan_answers import KEPT_PER_DEVICE, sent_by, summary_of
 from caregiver.retention import RetentionSweeper
+from caregiver.seen import Acknowledged, Seen
 from caregiver.storage import Listener, SentCommand, StorageFault, Store
 from caregiver.web import create_app
-from core.protocol.commands import AssignPlan, Command, TestAlarm, command_name
+from core.protocol.commands import LATEST, AssignPlan, Command, TestAlarm, command_name
+from core.protocol.ids import is_event_id
 from core.protocol.plan import Plan
 from core.protocol.walker import DEFAULT_WALKER_ID
 
@@ -129,30 +131,56 @@ class CaregiverService:
         return self.alerting.device_name(device_id)
 
     def acknowledge(
-        self, device_id: str, event_id: str | None, by: str, via: str = "dashboard"
-    ) -> None:
-        """Close the incident of ``event_id`` (or, with None, every open incident of the device):
-        record who and how, stop escalation here, and tell the device, which tells everyone."""
+        self,
+        device_id: str,
+        event_id: str,
+        by: str,
+        via: str = "dashboard",
+        seen: str | None = None,
+    ) -> Acknowledged:
+        """Close the incident of ``event_id`` as of ``seen``, its newest alert event the
+        caregiver saw (by default ``event_id`` itself: the one a notification was sent for).
+        If an event that pages joined it after that one, it stays open
+        (:meth:`acknowledge_seen`)."""
+        return self.acknowledge_seen(device_id, Seen(event=seen or event_id), by, via, event_id)
+
+    def acknowledge_seen(
+        self,
+        device_id: str,
+        seen: Seen,
+        by: str,
+        via: str = "dashboard",
+        event_id: str | None = None,
+    ) -> Acknowledged:
+        """Close what a page showed (:mod:`caregiver.seen`): ``event_id``'s incident (its
+        page), else the incident a card showed and the alerts outside incidents up to the
+        newest it showed — not what arrived after. Record who and how, stop escalation here,
+        and tell the device, which tells everyone. A post that said nothing closes nothing.
+        :class:`ValueError` for something that is not this device's; :class:`RuntimeError`
+        without a broker connection (nothing closed)."""
+        if not seen.said:
+            return Acknowledged(said=False)
+        if self.ingestor.client is None:
+            raise RuntimeError("not connected to the broker")
         now = self.clock()
-        if event_id is not None:
-            event = self.store.event(event_id)
-            incidents = [event.incident or event_id if event is not None else event_id]
-        else:
-            incidents = [i.id for i in self.store.open_incidents(device_id)]
-        request_id = ""
-        targets: list[str | None] = list(incidents) or [None]
-        for target in targets:
-            request_id = self.ingestor.send_ack(device_id, event_id, by, incident=target, via=via)
+        request_id = new_request_id()
         with self.store.transaction() as tx:
             tx.hold_devices([device_id])  # after any batch of its messages: no lock cycle
-            tx.acknowledge_events(device_id, event_id, by, now, request_id)
-            for incident in incidents:
-                self.alerting.acknowledge_incident(tx, device_id, incident, by, via)
-            self.alerting.acknowledge(tx, device_id, event_id, by)  # offline and older alerts
+            event = tx.event(event_id) if event_id is not None else None
+            if event_id is not None and (event is None or event.device_id != device_id):
+                raise ValueError(f"no event {event_id} on this device")
+            done, acked = self.alerting.acknowledge_seen(tx, device_id, seen, by, via, event)
+            tx.acknowledge_events(acked, by, now, request_id)
         self._wake_notifier()
-        if event_id is not None:
-            self._changed(EventStored(device_id, event_id))
+        named = next((e for e in (seen.event, event_id) if e and is_event_id(e)), LATEST)
+        for incident in done.closed:  # the device closes it too, and tells everyone
+            self.ingestor.send_ack(
+                device_id, named, by, incident=incident, via=via, request_id=request_id
+            )
+        for acked_event in acked:
+            self._changed(EventStored(device_id, acked_event))
         self._changed(DeviceChanged(device_id))
+        return done
 
     def test_alarm(self, device_id: str, by: str) -> str:
         """Ask the device for a test alarm (it chirps and publishes a ``test`` event, which

@@ -82,6 +82,18 @@ class CardStory:
     offline: bool
     last_seen: float | None
     can_acknowledge: bool
+    seen: CardSeen
+
+
+@dataclass(frozen=True, slots=True)
+class CardSeen:
+    """What the card's Acknowledge says it showed (its form's fields, :mod:`caregiver.seen`):
+    the open incident it tells, that incident's newest alert event, and the newest open alert
+    outside any incident ("" for none)."""
+
+    incident: str
+    seen: str
+    alerts: str
 
 
 def headline(incident: CardIncident | Incident, first_event_link: str) -> Headline:
@@ -197,6 +209,20 @@ def card(device: Device, now: float) -> CardStory:
         offline=offline,
         last_seen=device["last_seen"],
         can_acknowledge=device["open_alerts"] > 0 or (shown is not None and shown.open),
+        seen=card_seen(device),
+    )
+
+
+def card_seen(device: Device) -> CardSeen:
+    """What a card's Acknowledge closes: the open incident it tells, as of its newest alert
+    event, and the alerts outside incidents up to the newest open one — nothing newer."""
+    incident = device["incident"]
+    shown = incident is not None and incident["status"] == "open"
+    other = device["newest_other_alert"]
+    return CardSeen(
+        incident=incident["id"] if incident is not None and shown else "",
+        seen=(incident["newest_alert"] or "") if incident is not None and shown else "",
+        alerts="" if other is None else str(other),
     )
 
 

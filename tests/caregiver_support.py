@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import html
 import http.client
 import http.server
 import json
@@ -483,6 +484,14 @@ class Http:
             headers[key] = f"{headers[key]}\n{value}" if key in headers else value
         return resp.status, headers, body_bytes
 
+    def acknowledge(
+        self, page: str, action: str, headers: dict[str, str] | None = None
+    ) -> tuple[int, dict[str, str], str]:
+        """Open ``page`` and post its Acknowledge form to ``action`` as a browser without
+        scripts does: with the fields that say what the page showed (caregiver/seen.py)."""
+        _, _, shown = self.request("GET", page)
+        return self.request("POST", action, ack_fields(shown, action), headers=headers)
+
     def login(
         self,
         username: str = "ann",
@@ -499,6 +508,17 @@ class Http:
             headers=headers,
         )
         return status
+
+
+def ack_fields(page: str, action: str) -> dict[str, str]:
+    """The fields of ``page``'s Acknowledge form that posts to ``action`` (its CSRF token and
+    what it says the page showed)."""
+    form = re.search(
+        rf'<form method="post" action="{re.escape(action)}"[^>]*>(.*?)</form>', page, re.S
+    )
+    assert form is not None, f"no Acknowledge form posting to {action}"
+    fields = re.findall(r'<input type="hidden" name="([^"]+)" value="([^"]*)">', form.group(1))
+    return {name: html.unescape(value) for name, value in fields}
 
 
 class FakeClock:

@@ -78,7 +78,8 @@ def test_a_stumble_that_becomes_a_fall_is_one_incident_paged_as_a_fall_and_close
         (stored,) = service.store.incidents_for(DEVICE)
         assert stored.id == incident and stored.severity == "no_recovery" and stored.open
 
-        service.acknowledge(DEVICE, fall["id"], "Ann")  # any event of it closes the incident
+        # any event's page closes the incident it shows (up to its newest alert, seen there)
+        service.acknowledge(DEVICE, fall["id"], "Ann", seen=worse["id"])
         command = device.wait_command("ack")
         assert command["incident"] == incident and command["via"] == "dashboard"
         closed = service.store.incident(incident)

@@ -7,7 +7,6 @@ from __future__ import annotations
 import dataclasses
 import http.client
 import json
-import re
 import threading
 import time
 from collections.abc import Callable
@@ -201,12 +200,7 @@ def test_a_caregiver_on_instance_b_sees_live_what_instance_a_ingested_and_stays_
             assert message["event"]["received_at"] == stored_row.received_at
             assert message["event"]["reason"] == stored_row.reason
             # acknowledging on B (CSRF token from B's page, session from A's login) works
-            _, _, event_page = browser.request("GET", f"/events/{fall['id']}")
-            token = re.search(r'name="csrf" value="([^"]+)"', event_page)
-            assert token is not None
-            status, _, _ = browser.request(
-                "POST", f"/events/{fall['id']}/ack", {"csrf": token.group(1)}
-            )
+            status, _, _ = browser.acknowledge(f"/events/{fall['id']}", f"/events/{fall['id']}/ack")
             assert status == 303
             stored = a.store.event(fall["id"])
             assert stored is not None and stored.acked_by == "ann"

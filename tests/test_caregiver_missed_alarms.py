@@ -106,12 +106,8 @@ def test_open_critical_incidents_of_the_caregiver_s_devices_only_newest_first(
         _stored(service, stumble)
         acknowledged = third.incident_fall()
         _stored(service, acknowledged["window"])
-        status, _, _ = ann.request(
-            "POST",
-            f"/events/{acknowledged['fall']['id']}/ack",
-            {"csrf": _csrf(ann)},
-            headers={"accept": "text/html"},
-        )
+        page = f"/events/{acknowledged['fall']['id']}"
+        status, _, _ = ann.acknowledge(page, f"{page}/ack")
         assert status in (200, 303)
 
         def alarm(
@@ -194,10 +190,6 @@ def _on_the_fleet_page(client: Http, pattern: str) -> str:
     found = re.search(pattern, page)
     assert found
     return found[1]
-
-
-def _csrf(client: Http) -> str:
-    return _on_the_fleet_page(client, r'name="csrf" value="([^"]+)"')
 
 
 class _Stream:
@@ -342,12 +334,8 @@ def test_an_acknowledged_fall_reopened_by_a_fault_is_not_missed_again(
     dad = SimDevice(mosquitto, "treadmill-1")
     try:
         ids, ann = _a_fall_missed(service, dad)
-        status, _, _ = ann.request(
-            "POST",
-            f"/events/{ids['fall']['id']}/ack",
-            {"csrf": _csrf(ann)},
-            headers={"accept": "text/html"},
-        )
+        page = f"/events/{ids['fall']['id']}"
+        status, _, _ = ann.acknowledge(page, f"{page}/ack")
         assert status in (200, 303)
         fault = dad.event(
             "fault", severity="warning", state="FAULT", reason="IMU lost", incident=ids["incident"]

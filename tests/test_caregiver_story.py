@@ -26,6 +26,7 @@ def _incident(kind: str, status: str = "open", **closed: Any) -> CardIncident:
         "closed_by": closed.get("closed_by"),
         "closed_via": closed.get("closed_via"),
         "answered": closed.get("answered", False),
+        "newest_alert": "fall",
     }
 
 
@@ -47,6 +48,7 @@ def _device(
         "last_event": None,
         "open_alerts": open_alerts,
         "incident": incident,
+        "newest_other_alert": None,
     }
 
 

@@ -1,6 +1,9 @@
-"""Acknowledging: one event (from its page or the timeline), or every open alert of a device
-(from its card). The service sends the device's ack command and records who answered; the
-request answers JSON to the scripts and redirects a plain form post."""
+"""Acknowledging what a page showed: an event's incident (from its page), or what a device's
+card showed. Each form says what its page showed (:mod:`caregiver.seen`); the service closes
+only that — an alert that arrived after the page was shown stays open and escalating — sends
+the device's ack command and records who answered. The request answers JSON to the page's
+script (409 with the words when something stayed open) and redirects a plain form post back
+to the page, which then says the same in a notice."""
 
 from __future__ import annotations
 
@@ -11,44 +14,54 @@ from starlette.routing import BaseRoute, Route
 
 from caregiver.auth import Session
 from caregiver.routes.site import Site
+from caregiver.seen import Acknowledged, Seen, seen_from
 
 
 def routes(site: Site) -> list[BaseRoute]:
     backend = site.backend
     store = backend.store
 
-    def answer(request: Request, location: str) -> Response:
+    async def acknowledge(
+        request: Request, device_id: str, page: str, event_id: str | None = None
+    ) -> Response:
+        session: Session = request.state.session
+        try:
+            seen = seen_from(await request.form())
+        except ValueError as exc:
+            return PlainTextResponse(f"could not read the acknowledgement: {exc}", 400)
+        if event_id is not None and seen.said and seen.event is None:
+            seen = Seen(event=None, said=False)  # an event's page names the newest it showed
+        try:
+            done: Acknowledged = await run_in_threadpool(
+                backend.acknowledge_seen, device_id, seen, session.username, event_id=event_id
+            )
+        except ValueError as exc:
+            return PlainTextResponse(f"could not read the acknowledgement: {exc}", 400)
+        except RuntimeError as exc:
+            return PlainTextResponse(f"could not send the acknowledgement: {exc}", 503)
+        back = page if done.outcome == "done" else f"{page}?{done.query()}"
         if "application/json" in request.headers.get("accept", ""):
-            return JSONResponse({"ok": True})
-        return RedirectResponse(location, status_code=303)
+            answer = done.as_json()
+            if done.outcome == "done":
+                return JSONResponse(answer)
+            return JSONResponse({**answer, "location": back}, status_code=409)
+        return RedirectResponse(back, status_code=303)
 
     @site.authed
     async def ack_event(request: Request) -> Response:
-        session: Session = request.state.session
         event = await run_in_threadpool(store.event, request.path_params["event_id"])
         if event is None or not site.may_see(request, event.device_id):
             return site.not_found("event")
-        try:
-            await run_in_threadpool(
-                backend.acknowledge, event.device_id, event.id, session.username
-            )
-        except RuntimeError as exc:
-            return PlainTextResponse(f"could not send the acknowledgement: {exc}", 503)
-        return answer(request, f"/events/{event.id}")
+        return await acknowledge(request, event.device_id, f"/events/{event.id}", event.id)
 
     @site.authed
     async def ack_device(request: Request) -> Response:
-        session: Session = request.state.session
         device_id = request.path_params["device_id"]
         if not site.may_see(request, device_id) or (
             await run_in_threadpool(store.device, device_id) is None
         ):
             return site.not_found("device")
-        try:
-            await run_in_threadpool(backend.acknowledge, device_id, None, session.username)
-        except RuntimeError as exc:
-            return PlainTextResponse(f"could not send the acknowledgement: {exc}", 503)
-        return answer(request, f"/devices/{device_id}")
+        return await acknowledge(request, device_id, f"/devices/{device_id}")
 
     return [
         Route("/devices/{device_id}/ack", ack_device, methods=["POST"]),

@@ -10,7 +10,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
-from caregiver import plot, story
+from caregiver import plot, seen, story
 from caregiver.auth import Session
 from caregiver.routes.api import event_plot_series
 from caregiver.routes.site import Site
@@ -26,8 +26,11 @@ def event_page_data(store: Store, event_id: str) -> dict[str, Any] | None:
     events = store.incident_events(incident.id) if incident is not None else [event]
     series = event_plot_series(store, event_id)
     after = plot.after_the_fall(series) if series is not None else None
+    newest = seen.newest_alert(events) if incident is not None else event
     return {
         "event": event,
+        # what its Acknowledge says the page showed: the incident's newest alert event
+        "ack_seen": newest.id if newest is not None else "",
         "headline": story.headline(incident, f"/events/{event.id}") if incident else None,
         "step_text": story.steps([event], None)[0].text if event.type != "window" else "IMU",
         "steps": story.steps(events, incident) if incident is not None else [],

@@ -36,6 +36,7 @@ from caregiver.config import CaregiverConfig
 from caregiver.feed import Moment
 from caregiver.hub import Hub
 from caregiver.localtime import iso_of, moment_of, words
+from caregiver.seen import Acknowledged, Seen, notice
 from caregiver.storage import Store
 from core.protocol.commands import Command
 from core.protocol.plan import Plan
@@ -90,8 +91,13 @@ class Backend(Protocol):
 
     def device_name(self, device_id: str) -> str: ...
 
-    def acknowledge(self, device_id: str, event_id: str | None, by: str) -> None:
-        """Send the device's ack command and record it (network and disk: not on the loop)."""
+    def acknowledge_seen(
+        self, device_id: str, seen: Seen, by: str, *, event_id: str | None = None
+    ) -> Acknowledged:
+        """Close what a page showed (``event_id``'s incident, else a card's), record it and
+        send the device's ack command (network and disk: not on the loop); what closed and
+        what stayed open (:mod:`caregiver.seen`). :class:`ValueError` for an incident or
+        event not the device's; :class:`RuntimeError` without a broker connection."""
 
     def test_alarm(self, device_id: str, by: str) -> str:
         """Send the device's test_alarm command (not on the loop); its request id.
@@ -253,6 +259,9 @@ class Site:
         # critical incidents' newest critical events it shows (those it does not alarm for)
         context.setdefault("changes", getattr(request.state, "changes", ""))
         context.setdefault("alarmed", getattr(request.state, "alarmed", []))
+        # an acknowledgement sent back here (a plain form post) says what it left open
+        query = request.query_params
+        context.setdefault("ack_notice", notice(query, query.getlist("open")))
         return self.templates.TemplateResponse(request, name, context, status_code=status_code)
 
     def fragment(self, name: str, **context: Any) -> str:

@@ -53,8 +53,12 @@
     var h = c.headline;
     var seen = c.offline ? node("p", { "class": "seen" }, ["Monitor offline"].concat(
       c.last_seen ? [" \u2014 last seen ", timeEl(c.last_seen_at), " ", since(c.last_seen)] : [])) : null;
+    // the Acknowledge says what this card shows (caregiver/seen.py): current with each card
     var ack = c.can_acknowledge ? node("form", { method: "post", action: "/devices/" + id + "/ack", "class": "ack-form" }, [
       node("input", { type: "hidden", name: "csrf", value: csrf }),
+      node("input", { type: "hidden", name: "incident", value: c.seen.incident }),
+      node("input", { type: "hidden", name: "seen", value: c.seen.seen }),
+      node("input", { type: "hidden", name: "alerts", value: c.seen.alerts }),
       node("button", { type: "submit", "class": "btn btn-big btn-ack" }, ["Acknowledge"])]) : null;
     return finish(node("article", { "class": "card level-" + c.level, id: "card-" + id, "data-device": id, "data-level": c.level }, [
       node("h2", {}, [node("a", { href: "/devices/" + id }, [c.name])]),
@@ -310,22 +314,23 @@
   // Only onto a page the service can serve: with its database down it answers an error page,
   // and a reload onto that would leave no script to come back (no feed, no alarms). Any other
   // answer (a page gone, logged out) is reloaded onto, to show it. One such wait at a time.
+  // ``to``: this page at another address (its notice after an acknowledgement), else as it is.
   var reloading = false;
-  function reload() {
+  function reload(to) {
     if (reloading) return;
     reloading = true;
-    tryReload();
+    tryReload(to || location.href);
   }
-  function tryReload() {
+  function tryReload(to) {
     // asked as the reload will ask (a HEAD skips what only a page's render reads)
-    fetch(location.href, { credentials: "same-origin", headers: { "Accept": "text/html" } }).then(function (r) {
-      if (r.status >= 500) { setTimeout(tryReload, 2000); return; }
+    fetch(to, { credentials: "same-origin", headers: { "Accept": "text/html" } }).then(function (r) {
+      if (r.status >= 500) { setTimeout(function () { tryReload(to); }, 2000); return; }
       try {
         sessionStorage.setItem(HANDOVER, JSON.stringify(
           { page: location.pathname, heard: Array.from(heard).slice(-HANDED_OVER) }));
       } catch (e) { /* private mode */ }
-      location.reload();
-    }, function () { setTimeout(tryReload, 2000); });
+      if (to === location.href) location.reload(); else location.assign(to);
+    }, function () { setTimeout(function () { tryReload(to); }, 2000); });
   }
   // One catching up alarms once a device (its newest open incident's critical event).
   var caught = {};
@@ -420,18 +425,38 @@
     Object.keys(cards).forEach(function (id) { onDevice(cards[id]); });
   }
 
-  // Acknowledge without leaving the page (the form also works without JavaScript).
+  // Acknowledge without leaving the page (the form also works without JavaScript). The form
+  // says what the page shows; an alert that came after it stays open, and the service's
+  // answer (409) says so: the notice shows it, an event's page shows itself again with it
+  // (its form is current then), a card is kept current by the feed.
+  var notice = document.getElementById("ack-notice");
+  function showNotice(text) {
+    if (!notice) return;
+    notice.textContent = text || "";
+    notice.hidden = !text;
+  }
   document.addEventListener("submit", function (ev) {
     var form = ev.target;
     if (!form.matches || !form.matches(".ack-form, #ack-form")) return;
     ev.preventDefault();
     var button = form.querySelector("button");
+    var said = new URLSearchParams();
+    form.querySelectorAll('input[type="hidden"]').forEach(function (i) {
+      if (i.name !== "csrf") said.append(i.name, i.value);
+    });
     button.disabled = true; button.textContent = "Sending\u2026";
-    fetch(form.action, { method: "POST", headers: { "X-CSRF-Token": csrf, "Accept": "application/json" }, credentials: "same-origin" })
+    fetch(form.action, { method: "POST", body: said, credentials: "same-origin",
+                         headers: { "X-CSRF-Token": csrf, "Accept": "application/json" } })
       .then(function (r) {
+        if (r.status === 409) return r.json().then(function (answer) {
+          showNotice(answer.message);
+          if (form.id === "ack-form") { reload(answer.location); return; }
+          button.disabled = false; button.textContent = "Acknowledge";
+        });
         if (!r.ok) throw new Error("HTTP " + r.status);
+        showNotice("");
         silence();
-        if (form.id === "ack-form") reload(); else button.textContent = "Acknowledged";
+        if (form.id === "ack-form") reload(location.pathname); else button.textContent = "Acknowledged";
       })
       .catch(function (err) { button.disabled = false; button.textContent = "Acknowledge (failed: " + err.message + ")"; });
   });

@@ -87,6 +87,9 @@ class CardIncident(TypedDict):
     answered: bool
     """Open again with nothing new to answer (a fault after the walker's I'm OK): see
     :attr:`Incident.answered`."""
+    newest_alert: str | None
+    """Its newest event that opened or worsened it (by the device's sequence): what a card
+    that shows it open says it showed when acknowledged (:mod:`caregiver.seen`)."""
 
 
 class Device(TypedDict):
@@ -106,6 +109,9 @@ class Device(TypedDict):
     open_alerts: int
     incident: CardIncident | None
     """The open incident, else the latest closed one: what the card's headline tells."""
+    newest_other_alert: int | None
+    """The newest open alert outside any incident (the monitor went offline while armed): what
+    the card says it showed when acknowledged (:mod:`caregiver.seen`)."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -60,6 +60,7 @@ from caregiver.storage.records import (
 )
 from caregiver.storage.schema import SchemaUpgrade, migrate
 from core.protocol.commands import CommandName
+from core.protocol.events import INCIDENT_TYPES
 from core.protocol.walker import DEFAULT_WALKER
 
 log = logging.getLogger(__name__)
@@ -119,6 +120,20 @@ def _answered(t: str) -> str:
     )
 
 
+def _newest_alert(t: str) -> str:
+    """Incident ``t``'s newest event that opened or worsened it (:func:`caregiver.seen.
+    newest_alert` picks it alike from the events read): what a card showing it says it
+    showed when acknowledged."""
+    return (
+        f"(SELECT e.id FROM events e WHERE (e.incident = {t}.id OR (e.id = {t}.id AND "
+        f"e.incident IS NULL)) AND e.type IN ({_ALERT_EVENT_TYPES}) "
+        f"ORDER BY {_NEWEST_CRITICAL} LIMIT 1)"
+    )
+
+
+_ALERT_EVENT_TYPES = ", ".join(f"'{t.value}'" for t in sorted(INCIDENT_TYPES))
+"""Event types that open or worsen an incident, as SQL."""
+
 _INCIDENT_READ = f"{_INCIDENT_COLUMNS}, {_answered('incidents')}"
 """An incident as read back: its columns and whether it is answered (:func:`_answered`)."""
 _DEVICE_SELECT = (
@@ -127,7 +142,9 @@ _DEVICE_SELECT = (
     "e.received_at, (SELECT COUNT(*) FROM alerts a WHERE a.device_id = d.device_id "
     f"AND a.status IN {_OPEN}), "
     "i.id, i.severity, i.status, i.opened_at, i.first_event_id, i.last_event_at, i.closed_at, "
-    f"i.closed_by, i.closed_via, {_answered('i')} FROM devices d "
+    f"i.closed_by, i.closed_via, {_answered('i')}, {_newest_alert('i')}, "
+    "(SELECT MAX(a.id) FROM alerts a WHERE a.device_id = d.device_id AND a.incident IS NULL "
+    f"AND a.status IN {_OPEN}) FROM devices d "
     "LEFT JOIN events e ON e.id = d.last_event_id "
     # the card's incident: the open one if there is one, else the one that ended last
     "LEFT JOIN incidents i ON i.id = (SELECT id FROM incidents WHERE device_id = d.device_id "
@@ -562,23 +579,16 @@ class Transaction:
         return int(self._db.execute("SELECT COUNT(*) FROM events").fetchone()[0])
 
     def acknowledge_events(
-        self, device_id: str, event_id: str | None, by: str, now: float, request_id: str
+        self, event_ids: Collection[str], by: str, now: float, request_id: str
     ) -> None:
-        """Record who acknowledged the event (with ``event_id`` None: every event of the device
-        with an open alert) and the ack command's request id; a first acknowledgement stands."""
-        if event_id is not None:
+        """Record who acknowledged these events and the ack command's request id (what the
+        device's reply confirms); a first acknowledgement stands."""
+        for chunk in _chunks(event_ids):
             self._db.execute(
                 "UPDATE events SET acked_by = ?, acked_at = ?, ack_request_id = ? "
-                "WHERE id = ? AND acked_by IS NULL",
-                (by, now, request_id, event_id),
+                f"WHERE acked_by IS NULL AND id IN ({_marks(chunk)})",
+                (by, now, request_id, *chunk),
             )
-            return
-        self._db.execute(
-            "UPDATE events SET acked_by = ?, acked_at = ?, ack_request_id = ? "
-            "WHERE acked_by IS NULL AND id IN (SELECT event_id FROM alerts "
-            f"WHERE device_id = ? AND status IN {_OPEN})",
-            (by, now, request_id, device_id),
-        )
 
     def confirm_ack(self, device_id: str, request_id: str) -> bool:
         """The device confirmed the ack command ``request_id``; False if no event waited on it."""
@@ -2024,10 +2034,12 @@ def _device(r: tuple[Any, ...]) -> Device:
                 "closed_by": r[21],
                 "closed_via": r[22],
                 "answered": bool(r[23]),
+                "newest_alert": r[24],
             }
             if r[14]
             else None
         ),
+        "newest_other_alert": None if r[25] is None else int(r[25]),
     }
 
 

@@ -1,0 +1,336 @@
+"""An acknowledgement closes only what the caregiver saw (issue 14, ``caregiver/seen.py``).
+
+Each Acknowledge form says what its page showed; an alert that arrived between the page
+and the click — a call for help, a second fall, the walker not getting up, the monitor gone
+offline — stays open and keeps escalating, and the answer says so: 409 with the words to
+the page's script, a notice on the page to a plain form post. The seen incident still
+closes everywhere (the device's ack command, the escalation, who/how/when). Real
+Mosquitto, the real service with its dashboard on a fake clock, a local Apprise receiver,
+both engines. The browser's side: tests/test_caregiver_browser.py.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from caregiver.config import EscalationConfig
+from caregiver.service import CaregiverService
+from tests.caregiver_support import (
+    FakeClock,
+    Http,
+    Receiver,
+    SimDevice,
+    ack_fields,
+    make_config,
+    running_service,
+)
+from tests.test_caregiver_service import _contacts
+from tools.broker import Mosquitto, mosquitto_available
+
+pytestmark = pytest.mark.skipif(not mosquitto_available(), reason="mosquitto not installed")
+
+DEVICE = "treadmill-1"
+CARD = f"/devices/{DEVICE}"
+JSON = {"accept": "application/json"}
+TIMEOUT = 300.0
+
+
+@pytest.fixture
+def receiver() -> Iterator[Receiver]:
+    r = Receiver()
+    yield r
+    r.close()
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock()
+
+
+@pytest.fixture
+def service(
+    mosquitto: Mosquitto, tmp_path: Path, receiver: Receiver, caregiver_db: str, clock: FakeClock
+) -> Iterator[CaregiverService]:
+    config = make_config(
+        mosquitto,
+        tmp_path,
+        database=caregiver_db,
+        contacts=_contacts(receiver),
+        escalation=EscalationConfig(ack_timeout_s=TIMEOUT, resends=1, retry_s=10),
+    )
+    with running_service(config, background=False, clock=clock) as s:
+        yield s
+
+
+@pytest.fixture
+def device(mosquitto: Mosquitto, service: CaregiverService) -> Iterator[SimDevice]:
+    d = SimDevice(mosquitto, DEVICE)
+    d.online()
+    yield d
+    d.close()
+
+
+@pytest.fixture
+def ann(service: CaregiverService) -> Http:
+    client = Http(service.port)
+    assert client.login() == 303
+    return client
+
+
+def _stored(service: CaregiverService, event: dict[str, Any]) -> None:
+    assert service.ingestor.wait_for(lambda: service.store.event(event["id"]) is not None)
+
+
+def _event(device: SimDevice, service: CaregiverService, kind: str, incident: str) -> Any:
+    """A paging event of ``kind`` in ``incident``, stored by the service when this returns."""
+    event = device.event(kind, severity="critical", state="TRIPPED", reason=kind, incident=incident)
+    _stored(service, event)
+    return event
+
+
+def _shown(client: Http, page: str, action: str) -> dict[str, str]:
+    """What ``page``'s Acknowledge form sends (as rendered now)."""
+    _, _, body = client.request("GET", page)
+    return ack_fields(body, action)
+
+
+def _paging(service: CaregiverService) -> set[str | None]:
+    """The incidents whose alert is still open (paging) here."""
+    return {a.incident for a in service.store.alerts(DEVICE) if a.status in ("held", "paging")}
+
+
+def _acks(device: SimDevice, count: int) -> list[dict[str, Any]]:
+    """The ack commands the device got, once ``count`` have come; none of any other kind."""
+    with device.got_command:
+        assert device.got_command.wait_for(lambda: len(device.commands) >= count, 20)
+        assert {name for name, _ in device.commands} == {"ack"}
+        return [payload for _, payload in device.commands]
+
+
+def test_a_call_for_help_after_the_card_was_shown_stays_open_and_pages_while_the_fall_closes(
+    service: CaregiverService, device: SimDevice, ann: Http, clock: FakeClock
+) -> None:
+    """The card shows the fall; before the click the walker calls for help (an incident of
+    its own). The click closes the fall everywhere; the call for help stays open and keeps
+    escalating, and the page's script hears 409 and why (before: both closed, the help
+    unseen)."""
+    fall = device.incident_fall()
+    _stored(service, fall["window"])
+    shown = _shown(ann, CARD, f"{CARD}/ack")
+    assert (shown["incident"], shown["seen"]) == (fall["incident"], fall["fall"]["id"])
+    helped = uuid.uuid4().hex
+    help_event = _event(device, service, "help", helped)
+
+    status, _, body = ann.request("POST", f"{CARD}/ack", shown, headers=JSON)
+
+    assert status == 409
+    assert json.loads(body) == {
+        "ok": False,
+        "outcome": "partial",
+        "acknowledged": [fall["incident"]],
+        "still_open": [
+            {
+                "what": "HELP requested",
+                "kind": "help",
+                "incident": helped,
+                "link": f"/events/{help_event['id']}",
+            }
+        ],
+        "message": "Acknowledged what you saw. A new alert arrived before your click: HELP "
+        "requested — it is still open. Look at it, then acknowledge.",
+        "location": f"{CARD}?ack=partial&open=help",
+    }
+    closed = service.store.incident(fall["incident"])
+    assert closed is not None and not closed.open
+    assert (closed.closed_by, closed.closed_via) == ("ann", "dashboard")
+    (ack,) = _acks(device, 1)  # the seen incident closes everywhere, as of what was seen
+    assert (ack["incident"], ack["event_id"], ack["by"]) == (
+        fall["incident"],
+        fall["fall"]["id"],
+        "ann",
+    )
+    still = service.store.incident(helped)
+    assert still is not None and still.open
+    assert _paging(service) == {helped}
+    service.notifier.deliver_due()
+    clock.advance(TIMEOUT)
+    assert service.alerting.tick() == 1  # the call for help is reminded; the fall is not
+    service.notifier.deliver_due()
+
+    again = _shown(ann, CARD, f"{CARD}/ack")  # the card tells the call for help now
+    assert (again["incident"], again["seen"]) == (helped, help_event["id"])
+    status, _, body = ann.request("POST", f"{CARD}/ack", again, headers=JSON)
+    assert status == 200
+    assert json.loads(body) == {"ok": True, "outcome": "done", "acknowledged": [helped]}
+    assert [a["incident"] for a in _acks(device, 2)] == [fall["incident"], helped]
+    assert _paging(service) == set()
+    clock.advance(TIMEOUT)
+    assert service.alerting.tick() == 0
+
+
+def test_a_second_fall_in_the_incident_after_the_card_was_shown_keeps_it_open(
+    service: CaregiverService, device: SimDevice, ann: Http, clock: FakeClock
+) -> None:
+    """A plain form post (no script): the walker fell again in the incident the card shows
+    before the click. Nothing closes, the incident keeps paging, and the page the post is
+    sent back to says so in a notice."""
+    fall = device.incident_fall()
+    _stored(service, fall["window"])
+    shown = _shown(ann, CARD, f"{CARD}/ack")
+    second = _event(device, service, "fall", fall["incident"])
+
+    status, headers, _ = ann.request("POST", f"{CARD}/ack", shown)
+
+    assert status == 303
+    assert headers["location"] == f"{CARD}?ack=refused&open=fall"
+    _, _, page = ann.request("GET", headers["location"])
+    assert (
+        '<p id="ack-notice" class="ack-notice" role="alert">A new alert arrived before your '
+        "click: FALL — it is still open. Look at it, then acknowledge.</p>" in page
+    )
+    incident = service.store.incident(fall["incident"])
+    assert incident is not None and incident.open
+    assert _paging(service) == {fall["incident"]}
+    clock.advance(TIMEOUT)
+    assert service.alerting.tick() == 1  # still escalating
+    assert ack_fields(page, f"{CARD}/ack")["seen"] == second["id"]  # the page is current now
+
+    status, headers, _ = ann.acknowledge(CARD, f"{CARD}/ack")
+    assert (status, headers["location"]) == (303, CARD)
+    (ack,) = _acks(device, 1)  # the refused click sent the device nothing
+    assert (ack["incident"], ack["event_id"]) == (fall["incident"], second["id"])
+    assert _paging(service) == set()
+
+
+def test_the_event_pages_acknowledge_is_refused_when_a_newer_alert_joined_its_incident(
+    service: CaregiverService, device: SimDevice, ann: Http, clock: FakeClock
+) -> None:
+    """A notification's link opened the fall's page; the walker is not getting up by the
+    time of the click. Its incident stays open and paging (before: closed, with the
+    no-recovery unseen); the page shown again says why, and its Acknowledge then closes it."""
+    fall = device.incident_fall()
+    _stored(service, fall["window"])
+    page = f"/events/{fall['fall']['id']}"
+    shown = _shown(ann, page, f"{page}/ack")
+    assert shown["seen"] == fall["fall"]["id"]
+    lying = _event(device, service, "no_recovery", fall["incident"])
+
+    status, _, body = ann.request("POST", f"{page}/ack", shown, headers=JSON)
+
+    assert status == 409
+    assert json.loads(body) == {
+        "ok": False,
+        "outcome": "refused",
+        "acknowledged": [],
+        "still_open": [
+            {
+                "what": "FALL — not getting up",
+                "kind": "no_recovery",
+                "incident": fall["incident"],
+                "link": f"/events/{lying['id']}",
+            }
+        ],
+        "message": "A new alert arrived before your click: FALL — not getting up — it is "
+        "still open. Look at it, then acknowledge.",
+        "location": f"{page}?ack=refused&open=no_recovery",
+    }
+    incident = service.store.incident(fall["incident"])
+    assert incident is not None and incident.open
+    stored = service.store.event(fall["fall"]["id"])
+    assert stored is not None and stored.acked_by is None
+    clock.advance(TIMEOUT)
+    assert service.alerting.tick() == 1
+
+    status, _, body = ann.request("POST", f"{page}/ack", _shown(ann, page, f"{page}/ack"), JSON)
+    assert (status, json.loads(body)["acknowledged"]) == (200, [fall["incident"]])
+    (ack,) = _acks(device, 1)
+    assert (ack["incident"], ack["event_id"]) == (fall["incident"], lying["id"])
+    closed = service.store.incident(fall["incident"])
+    assert closed is not None and not closed.open and closed.closed_by == "ann"
+
+
+def test_the_monitor_gone_offline_after_the_card_was_shown_stays_open(
+    service: CaregiverService, device: SimDevice, ann: Http
+) -> None:
+    """The card shows a fall; the walker re-arms without the incident closing and the
+    monitor then drops off the network while armed: that alert was not on the card."""
+    fall = device.incident_fall()
+    _stored(service, fall["window"])
+    shown = _shown(ann, CARD, f"{CARD}/ack")
+    assert shown["alerts"] == ""
+    device.set_state("ARMED", "armed")
+    device.offline()
+    assert service.ingestor.wait_for(lambda: _paging(service) == {fall["incident"], None})
+
+    status, _, body = ann.request("POST", f"{CARD}/ack", shown, headers=JSON)
+
+    assert status == 409
+    answer = json.loads(body)
+    assert answer["acknowledged"] == [fall["incident"]]
+    assert answer["message"] == (
+        "Acknowledged what you saw. A new alert arrived before your click: Monitor went "
+        "offline while armed — it is still open. Look at it, then acknowledge."
+    )
+    assert _paging(service) == {None}
+    again = _shown(ann, CARD, f"{CARD}/ack")  # the card shows it now: the next click closes it
+    assert again["incident"] == "" and again["alerts"] != ""
+    status, _, _ = ann.request("POST", f"{CARD}/ack", again, headers=JSON)
+    assert status == 200 and _paging(service) == set()
+    assert len(_acks(device, 1)) == 1  # the offline alert is the service's own: no command
+
+
+@pytest.mark.parametrize("where", ["card", "event"])
+def test_an_acknowledge_that_does_not_say_what_was_shown_closes_nothing(
+    service: CaregiverService, device: SimDevice, ann: Http, where: str
+) -> None:
+    """A page from before this change, or a script, posts no fields: nothing is closed
+    (it cannot tell what was seen), and the answer says to look again."""
+    fall = device.incident_fall()
+    _stored(service, fall["window"])
+    page = CARD if where == "card" else f"/events/{fall['fall']['id']}"
+    csrf = {"csrf": _shown(ann, page, f"{page}/ack")["csrf"]}
+    words = (
+        "Not acknowledged: the page did not say which alert you saw (it was older than the "
+        "service). Look at it again, then acknowledge."
+    )
+
+    status, _, body = ann.request("POST", f"{page}/ack", csrf, headers=JSON)
+    assert status == 409
+    answer = json.loads(body)
+    assert (answer["outcome"], answer["acknowledged"], answer["message"]) == ("unsaid", [], words)
+    status, headers, _ = ann.request("POST", f"{page}/ack", csrf)
+    assert (status, headers["location"]) == (303, f"{page}?ack=unsaid")
+    _, _, shown = ann.request("GET", headers["location"])
+    assert words in shown
+    assert _paging(service) == {fall["incident"]}
+
+
+def test_acknowledge_fields_that_make_no_sense_are_a_clear_error(
+    service: CaregiverService, device: SimDevice, ann: Http, mosquitto: Mosquitto
+) -> None:
+    fall = device.incident_fall()
+    _stored(service, fall["window"])
+    shown = _shown(ann, CARD, f"{CARD}/ack")
+    other = SimDevice(mosquitto, "treadmill-2")
+    try:
+        theirs = other.incident_fall()
+        _stored(service, theirs["window"])
+    finally:
+        other.close()
+    for bad, words in (
+        ({"alerts": "many"}, "alerts: the id of an alert (a whole number)"),
+        (
+            {"incident": theirs["incident"]},
+            f"incident: no incident {theirs['incident']} on this device",
+        ),
+        ({"seen": "x" * 200}, "seen: at most 128 printable characters"),
+    ):
+        status, _, body = ann.request("POST", f"{CARD}/ack", {**shown, **bad})
+        assert (status, body) == (400, f"could not read the acknowledgement: {words}"), bad
+    assert _paging(service) == {fall["incident"]}
