@@ -163,6 +163,79 @@ def test_a_fall_is_one_red_incident_card_that_tells_its_story_and_one_click_clos
     device.close()
 
 
+def test_an_alert_that_came_after_the_page_was_shown_is_not_acknowledged_unseen(
+    browser: Any, service: CaregiverService, mosquitto: Mosquitto
+) -> None:
+    """The card shows a fall; the walker calls for help before the click reaches the card
+    (its feed is broken here, as when the click beats the card's next change). The click
+    leaves the incident open and the page says why; once the card shows the call for help,
+    the next click closes it. An event's page alike: the walker not getting up after the
+    page was shown keeps its incident open, the page shows itself again with the notice,
+    and its Acknowledge then closes it (before: both closed what nobody had seen)."""
+    from playwright.sync_api import expect
+
+    device = _StoredAtOnce.online_at(mosquitto, service, "treadmill-1")
+    page = _login(browser, service)
+    card = page.locator("#card-treadmill-1")
+    ids = device.incident_fall()
+    expect(card.locator(".headline a")).to_have_text("FALL — not acknowledged")
+    notice = page.locator("#ack-notice")
+    expect(notice).to_be_hidden()
+
+    _break_the_feed(page, service)
+    helped = device.event(
+        "help", severity="critical", state="TRIPPED", reason="help button", incident=ids["incident"]
+    )
+    card.locator(".ack-form button").click()
+    expect(notice).to_have_text(
+        "A new alert arrived before your click: HELP requested — it is still open. "
+        "Look at it, then acknowledge."
+    )
+    expect(card.locator(".ack-form button")).to_have_text("Acknowledge")
+    incident = service.store.incident(ids["incident"])
+    assert incident is not None and incident.open
+    page.unroute("**/stream")
+    expect(card.locator(".headline a")).to_have_text("HELP requested — not acknowledged")
+    card.locator(".ack-form button").click()
+    command = device.wait_command("ack")
+    assert (command["incident"], command["event_id"]) == (ids["incident"], helped["id"])
+    expect(notice).to_be_hidden()
+    expect(card.locator(".headline a")).to_have_text(
+        "Help requested — acknowledged by ann on the dashboard"
+    )
+
+    ids = device.incident_fall()
+    shown = f"{service.url}/events/{ids['fall']['id']}"
+    page.goto(shown)
+    expect(page.locator("body")).to_have_attribute("data-live", "1")
+    lying = device.event(
+        "no_recovery",
+        severity="critical",
+        state="TRIPPED",
+        reason="still lying",
+        incident=ids["incident"],
+    )
+    page.locator("#ack-form button").click()
+    expect(page).to_have_url(f"{shown}?ack=refused&open=no_recovery")
+    expect(notice).to_have_text(
+        "A new alert arrived before your click: FALL — not getting up — it is still open. "
+        "Look at it, then acknowledge."
+    )
+    expect(page.locator("ol.steps li").last).to_contain_text("Not getting up")
+    incident = service.store.incident(ids["incident"])
+    assert incident is not None and incident.open
+    page.locator("#ack-form button").click()
+    expect(page).to_have_url(shown)
+    expect(page.locator("h1")).to_contain_text("acknowledged by ann on the dashboard")
+    expect(notice).to_be_hidden()
+    with device.got_command:  # the refused click sent the device nothing
+        assert device.got_command.wait_for(lambda: len(device.commands) == 2, WAIT)
+        _, last = device.commands[1]
+        assert (last["incident"], last["event_id"]) == (ids["incident"], lying["id"])
+    page.context.close()
+    device.close()
+
+
 def test_phone_width_one_column_no_horizontal_scroll(
     browser: Any, service: CaregiverService, mosquitto: Mosquitto
 ) -> None:
