@@ -464,6 +464,11 @@ class SessionFigures(Struct, kw_only=True, omit_defaults=True, frozen=True):
     no_recovery: Count = 0
     """Of the falls, those after which the walker lay without recovering (the detector's
     no-recovery). Absent: none, or an older release."""
+    amended: Count = 0
+    """Times the record changed after the session had ended: an event of an incident that
+    began during the session arrived later (a stumble confirmed as a fall, a no-recovery) and
+    was credited to it. A summary replaces one of the same id with fewer, never one with more.
+    Absent: never (and every older release)."""
 
     @property
     def fall_count(self) -> int:

@@ -214,14 +214,16 @@ class Courier:
                 self._alive()  # an answer per report: the loop hears us on its own clock
             case messages.SessionReport(record=record, final=final):
                 saved = self.sessions.save(record, final)
-                self.session_walker = None if record.ended else record.walker.id
-                if self.reporter is not None:  # the progress is the session's walker's
-                    self.reporter.session_walker_is(self.session_walker)
+                if not record.amended:  # an amendment is of a session that ended before
+                    self.session_walker = None if record.ended else record.walker.id
+                    if self.reporter is not None:  # the progress is the session's walker's
+                        self.reporter.session_walker_is(self.session_walker)
                 if saved and self.reporter is not None:
                     self.reporter.sessions_changed()  # the retained progress follows at once
                 if saved and final:
-                    self._confirm([record.id])
-                    self._advance_progression(record.walker.id)
+                    self._confirm([messages.session_key(record)])
+                    if not record.amended:  # its end moved the progression on already
+                        self._advance_progression(record.walker.id)
             case messages.Goodbye(reason=reason):
                 log.info("monitor stopping: %s", reason)
                 self.clean_stop = True

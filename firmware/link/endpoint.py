@@ -155,8 +155,9 @@ class CourierLink:
     def submit_session(self, record: SessionRecord, final: bool) -> None:
         payload = messages.encode(messages.SessionReport(record, final))
         if final:
-            self._remember(record.id, payload, protected=True)
-        self._last_session = None if final or record.ended else payload
+            self._remember(messages.session_key(record), payload, protected=True)
+        if not record.amended:  # an ended session's amendment says nothing of the one now
+            self._last_session = None if final or record.ended else payload
         self._writer.put(payload)
 
     def goodbye(self, reason: str) -> None:

@@ -66,6 +66,14 @@ class SessionReport(msgspec.Struct, tag="session"):
     final: bool
 
 
+def session_key(record: SessionRecord) -> str:
+    """What a final session record is kept pending under in the loop, stored under by the
+    courier and confirmed with (:class:`Persisted`): the session id, and for a record amended
+    after the session ended the amendment too, so the confirmation of an earlier record never
+    forgets a later one that is not on disk yet."""
+    return record.id if not record.amended else f"{record.id}+{record.amended}"
+
+
 class Goodbye(msgspec.Struct, tag="goodbye"):
     """The monitor is stopping on purpose: not an unclean stop."""
 

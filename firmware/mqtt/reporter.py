@@ -1090,7 +1090,8 @@ class MqttReporter:
         except ProtocolError as exc:
             log.warning("MQTT receipt ignored: %s", exc)
             return
-        forgotten = self.outbox.receipted(receipt.ids)
+        # Only rows already sent: a summary amended since is queued under the same id.
+        forgotten = self.outbox.receipted(receipt.ids, published_up_to=self._cursor)
         self.receipted += forgotten
         log.info(
             "%s confirmed %d messages (%d left the outbox)", receipt.by, len(receipt.ids), forgotten

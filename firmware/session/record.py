@@ -7,7 +7,9 @@ database, ``storage.database``). A session's row is written when it starts
 running, at every interval's end and pause (so a power cut loses at most one
 interval), and a last time when it ends. With a broker configured, that last
 write also queues the ``<prefix>/<device>/session`` summary
-(:func:`session_payload`) in the MQTT outbox in the same transaction.
+(:func:`session_payload`) in the MQTT outbox in the same transaction. A record
+amended after its session ended (a fall confirmed later in the incident of its
+trip) is written and queued again, replacing the summary still queued.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from pathlib import Path
 
 from core.protocol import payloads
 from core.protocol.messages import SessionRecord
+from firmware.link.messages import session_key
 from firmware.storage.database import Database, as_database
 from firmware.storage.sessions import SummaryToQueue, write_session
 
@@ -54,7 +57,7 @@ class SessionArchive:
         summary = _summary(record, self._topic) if final else None
         try:
             queued = self._db.write(
-                lambda conn: write_session(conn, record, summary), key=record.id
+                lambda conn: write_session(conn, record, summary), key=session_key(record)
             )
         except Exception:
             log.exception("session %s could not be stored", record.id)

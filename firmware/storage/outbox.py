@@ -288,15 +288,22 @@ class Outbox:
 
         self._db.write(work)
 
-    def receipted(self, message_ids: Iterable[str]) -> int:
-        """A consumer committed these messages: forget their rows; how many were forgotten."""
-        batch = [(m,) for m in message_ids]
+    def receipted(self, message_ids: Iterable[str], published_up_to: int | None = None) -> int:
+        """A consumer committed these messages: forget their rows; how many were forgotten.
+
+        ``published_up_to``: the newest row the publisher has sent; a row after it cannot be
+        what the consumer committed and stays (an amended session summary queued after the
+        one the receipt is for, under the same session id)."""
+        newest = published_up_to if published_up_to is not None else -1
+        batch = [(m, newest, newest) for m in message_ids]
         if not batch:
             return 0
 
         def work(conn: sqlite3.Connection) -> int:
             before = conn.total_changes
-            conn.executemany("DELETE FROM outbox WHERE message_id = ?", batch)
+            conn.executemany(
+                "DELETE FROM outbox WHERE message_id = ? AND (? < 0 OR id <= ?)", batch
+            )
             return conn.total_changes - before
 
         return self._db.write(work)

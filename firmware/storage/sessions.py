@@ -9,9 +9,13 @@ beside the events.
 (:class:`firmware.session.record.SessionArchive`), never on the loop. The
 last save of a finished session also queues its MQTT summary with the
 outbox's :func:`~firmware.storage.outbox.queue_message` *in the same
-transaction*, once per session (the ``published`` flag): a summary is never
-stored without being queued nor queued twice, and the outbox delivers it like
-an alert (QoS 1, deleted on PUBACK, never dropped by the bound).
+transaction*, once per session and amendment (``published``: 0 before, then 1 +
+the ``amended`` of the record last queued): a summary is never stored without
+being queued nor queued twice, and the outbox delivers it like an alert (QoS 1,
+deleted on PUBACK, never dropped by the bound). A record amended after its
+session ended (an event of its trip's incident that came later) is queued again
+and replaces the summary of that session still in the outbox; an ended record
+older than the one stored (fewer amendments) is not written.
 """
 
 from __future__ import annotations
@@ -65,6 +69,20 @@ def write_session(
 ) -> bool:
     """:func:`save_session` inside the caller's transaction."""
     queued = False
+    before = conn.execute(
+        "SELECT published, status, CASE WHEN json_valid(body)"
+        " THEN coalesce(json_extract(body, '$.amended'), 0) ELSE 0 END"
+        " FROM sessions WHERE id = ?",
+        (record.id,),
+    ).fetchone()
+    if before is not None and before[1] != "running" and int(before[2]) > record.amended:
+        log.info(
+            "session %s: a record with %d amendments not written over one with %d",
+            record.id,
+            record.amended,
+            int(before[2]),
+        )
+        return False
     conn.execute(
         "INSERT INTO sessions (id, device_id, plan, status, started_wall, ended_wall,"
         " planned_s, done_s, backward_s, longest_backward_s, steps, walking_s, trips,"
@@ -121,21 +139,23 @@ def write_session(
             for i in record.intervals
         ],
     )
-    if summary is not None and record.ended:
-        (published,) = conn.execute(
-            "SELECT published FROM sessions WHERE id = ?", (record.id,)
-        ).fetchone()
-        if not published:
-            queue_message(
-                conn,
-                MessageKind.EVENT,
-                PRIORITY_PROTECTED,
-                summary.topic,
-                summary.payload(),
-                message_id=record.id,
-            )
-            conn.execute("UPDATE sessions SET published = 1 WHERE id = ?", (record.id,))
-            queued = True
+    published = 0 if before is None else int(before[0])
+    if summary is not None and record.ended and published <= record.amended:
+        # An amended record's summary replaces the one of the session still queued (the
+        # caregiver keeps one row per session id, and the newest counts).
+        conn.execute("DELETE FROM outbox WHERE message_id = ?", (record.id,))
+        queue_message(
+            conn,
+            MessageKind.EVENT,
+            PRIORITY_PROTECTED,
+            summary.topic,
+            summary.payload(),
+            message_id=record.id,
+        )
+        conn.execute(
+            "UPDATE sessions SET published = ? WHERE id = ?", (record.amended + 1, record.id)
+        )
+        queued = True
     return queued
 
 
