@@ -1,27 +1,270 @@
-"""A session record amended after its session ended (issue 15: a fall the detector confirms
-after the session stopped is still that session's): the device's session log stores it and
-queues its summary again in place of one still queued, a receipt for the summary sent before
-does not forget it, and the loop keeps it until the courier has it on disk."""
+"""A fall the detector confirms after the guided session ended is still that session's (issue
+15): the events of an incident that began during a session are credited to its record when
+they arrive after it ended — stopped by the walker, abandoned by the runner, after a fault, a
+new session started in the same incident, or the loop stopped before the runner saw them —
+and the stored record follows (amended, never a second row). An incident that began outside
+the session (after re-arming) is not its own."""
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import json
 import sqlite3
+from collections.abc import Sequence
 from pathlib import Path
 
 import msgspec
+import pytest
 
 from core.protocol.messages import SessionRecord
 from core.protocol.topics import Topics
+from core.protocol.walker import DEFAULT_WALKER_ID
+from core.samples import ImuSample
+from firmware.detection.base import Detection, DetectionKind
 from firmware.link import messages as link_messages
 from firmware.link.endpoint import CourierLink
+from firmware.monitor import Monitor
+from firmware.session.plan import Interval, Plan
 from firmware.session.record import session_payload
+from firmware.session.runner import SessionRunner, SessionState, attach_session, detach_session
 from firmware.storage.database import connect
 from firmware.storage.outbox import Outbox
 from firmware.storage.sessions import SummaryToQueue, load_sessions, save_session
+from tests.app_support import Rig, close_rigs, make_rig, pump_link_until  # noqa: F401 - fixture
 from tests.caregiver_support import session_record
 from tests.mqtt_helpers import validate
+
+pytestmark = pytest.mark.usefixtures("close_rigs")
+
+PLAN = Plan(
+    "late",
+    (Interval.of_seconds("backward", 120.0), Interval.of_seconds("forward", 120.0)),
+)
+TRIP_AT = 20.0
+
+
+class Scripted:
+    """A detector that decides each ``(t, kind)`` of its script on the first sample at or after
+    ``t``: by default a stumble at :data:`TRIP_AT` that trips, the fall it confirms 2 s later in
+    the same incident, and the no-recovery 8 s after the trip."""
+
+    def __init__(self, *script: tuple[float, DetectionKind]) -> None:
+        self.script = list(script) or [
+            (TRIP_AT, DetectionKind.STUMBLE),
+            (TRIP_AT + 2.0, DetectionKind.FALL),
+            (TRIP_AT + 8.0, DetectionKind.NO_RECOVERY),
+        ]
+
+    def update(self, sample: ImuSample) -> Sequence[Detection]:
+        if self.script and sample.t >= self.script[0][0]:
+            _, kind = self.script.pop(0)
+            return (Detection(kind, sample.t, f"test {kind.value}", {}),)
+        return ()
+
+    def reset(self) -> None:
+        pass
+
+
+def _session_on(rig: Rig, **config: float) -> SessionRunner:
+    """The rig armed and a session running on :data:`PLAN` (with ``config`` for the session)."""
+    if config:
+        session = dataclasses.replace(rig.app.config.session, **config)
+        rig.app.config = dataclasses.replace(rig.app.config, session=session)
+    rig.run_for(1.0)
+    rig.press_reset()
+    assert rig.state == "ARMED"
+    runner = attach_session(rig.app, PLAN)
+    runner.request("start")
+    rig.run_for(0.05)
+    assert runner.state is SessionState.RUNNING
+    return runner
+
+
+def _until_tripped(rig: Rig, runner: SessionRunner) -> None:
+    rig.run_for(TRIP_AT + 0.5 - rig.clock.monotonic())
+    assert rig.state == "TRIPPED" and runner.session is not None
+    assert [(i.trips, i.stumbles, i.falls) for i in runner.session.intervals[:1]] == [(1, 1, 0)]
+
+
+def _counts(record: SessionRecord) -> tuple[int, int, int | None, int]:
+    return record.trips, record.stumbles, record.falls, record.no_recovery
+
+
+def _stored(rig: Rig) -> list[SessionRecord]:
+    return [s.record for s in load_sessions(rig.app.config.storage.database)]
+
+
+def _rows(rig: Rig) -> list[tuple[object, ...]]:
+    conn = sqlite3.connect(rig.app.config.storage.database)
+    try:
+        return conn.execute(
+            "SELECT s.id, s.status, s.trips, s.stumbles, s.falls, s.no_recovery,"
+            " i.trips, i.stumbles, i.falls, i.no_recovery FROM sessions s"
+            " JOIN session_intervals i ON i.session_id = s.id AND i.idx = 0 ORDER BY s.rowid"
+        ).fetchall()
+    finally:
+        conn.close()
+
+
+def test_a_fall_confirmed_after_the_walker_stopped_the_session_is_its_fall(
+    tmp_path: Path,
+) -> None:
+    """The stumble trips, the walker stops the session (``retroguard session stop``: the button
+    counts only while armed), and the fall and the no-recovery the detector confirms in the
+    same incident afterwards make that session's stumble a fall, in the runner's finished
+    record and in the one row stored."""
+    rig = make_rig(tmp_path, detector=Scripted())
+    runner = _session_on(rig)
+    _until_tripped(rig, runner)
+    runner.request("stop")
+    rig.run_for(0.05)
+    assert runner.state is SessionState.FINISHED
+    stopped = runner.finished[-1]
+    assert stopped.status == "stopped" and _counts(stopped) == (1, 1, 0, 0)
+    rig.run_for(10.0)  # the fall at +2 s, the no-recovery at +8 s
+    record = runner.finished[-1]
+    assert record.id == stopped.id and len(runner.finished) == 1
+    assert _counts(record) == (1, 0, 1, 1)
+    assert (record.intervals[0].stumbles, record.intervals[0].falls) == (0, 1)
+    assert record.intervals[0].no_recovery == 1
+    assert record.status == "stopped" and record.ended_wall == stopped.ended_wall
+    assert record.amended == 2  # the fall, then the no-recovery
+    detach_session(rig.app, runner)
+    (stored,) = _stored(rig)
+    assert stored == record
+    assert _rows(rig) == [(record.id, "stopped", 1, 0, 1, 1, 1, 0, 1, 1)]
+
+
+def test_a_fall_confirmed_after_a_long_pause_abandoned_the_session_is_its_fall(
+    tmp_path: Path,
+) -> None:
+    """The runner ends the session itself (``max pause`` while tripped: abandoned) before the
+    detector confirms the fall."""
+    rig = make_rig(tmp_path, detector=Scripted())
+    runner = _session_on(rig, max_pause_s=1.0)
+    _until_tripped(rig, runner)
+    rig.run_for(1.0)
+    assert runner.state is SessionState.FINISHED
+    assert runner.finished[-1].status == "abandoned"
+    assert _counts(runner.finished[-1]) == (1, 1, 0, 0)
+    rig.run_for(10.0)
+    assert _counts(runner.finished[-1]) == (1, 0, 1, 1)
+    detach_session(rig.app, runner)
+    assert [(r.status, *_counts(r)) for r in _stored(rig)] == [("abandoned", 1, 0, 1, 1)]
+
+
+def test_a_fall_confirmed_after_a_fault_and_the_stop_is_its_fall(tmp_path: Path) -> None:
+    """The trip, then a fault (the sensor's bus lost in the fall) while the session is paused;
+    the walker stops the session; the sensor comes back and the detector confirms the fall,
+    still in the trip's incident (nobody has re-armed)."""
+    rig = make_rig(
+        tmp_path,
+        detector=Scripted((TRIP_AT, DetectionKind.STUMBLE), (TRIP_AT + 6.0, DetectionKind.FALL)),
+    )
+    runner = _session_on(rig)
+    _until_tripped(rig, runner)
+    incident = rig.app.controller.incident
+    rig.sim_imu.bus.disconnect()
+    rig.run_for(0.5)
+    assert rig.state == "FAULT"
+    runner.request("stop")
+    rig.run_for(0.05)
+    assert runner.finished[-1].status == "stopped"
+    rig.sim_imu.bus.reconnect()
+    rig.run_for(TRIP_AT + 7.0 - rig.clock.monotonic())
+    assert rig.state == "STANDBY" and rig.app.controller.incident == incident
+    assert _counts(runner.finished[-1]) == (1, 0, 1, 0)
+    detach_session(rig.app, runner)
+    assert [_counts(r) for r in _stored(rig)] == [(1, 0, 1, 0)]
+
+
+def test_a_fall_confirmed_after_a_new_session_started_is_the_earlier_session_s(
+    tmp_path: Path,
+) -> None:
+    """Stopped while tripped and started again before anyone re-armed: the fall confirmed then
+    belongs to the incident of the first session's trip, so it is the first session's fall; the
+    second session counts nothing of it."""
+    rig = make_rig(tmp_path, detector=Scripted())
+    runner = _session_on(rig)
+    _until_tripped(rig, runner)
+    runner.request("stop")
+    rig.run_for(0.05)
+    first = runner.finished[-1]
+    runner.request("start")  # not armed: it waits, paused
+    rig.run_for(0.05)
+    assert runner.state is SessionState.PAUSED and runner.session is not None
+    second = runner.session.id
+    rig.run_for(10.0)
+    assert [i.trips + i.falls + i.no_recovery for i in runner.session.intervals] == [0, 0]
+    # The amendments are of a session that ended: the courier still has the one under way as
+    # the session of the events it raises itself, and a new courier would learn it.
+    link = rig.app.link
+    assert link._last_session is not None
+    assert pump_link_until(link, lambda: link.pending == 0)
+    assert rig.courier.session_walker == DEFAULT_WALKER_ID
+    rig.press_reset()
+    rig.run_for(1.0)
+    assert runner.state is SessionState.RUNNING
+    runner.request("stop")
+    rig.run_for(0.05)
+    detach_session(rig.app, runner)
+    stored = {r.id: r for r in _stored(rig)}
+    assert set(stored) == {first.id, second}
+    assert _counts(stored[first.id]) == (1, 0, 1, 1)
+    assert _counts(stored[second]) == (0, 0, 0, 0)
+
+
+def test_a_fall_the_runner_never_saw_before_the_loop_stopped_is_in_the_last_record(
+    tmp_path: Path,
+) -> None:
+    """The app closes while the session is paused by the trip: the loop ends (here a Ctrl-C
+    between the safety controller and the hooks) on the iteration that confirmed the fall, so
+    the runner's hook never saw it; stopping the session afterwards, as ``retroguard run`` and
+    the demos do, still counts it."""
+    rig = make_rig(
+        tmp_path,
+        detector=Scripted((TRIP_AT, DetectionKind.STUMBLE), (TRIP_AT + 2.0, DetectionKind.FALL)),
+    )
+    runner = _session_on(rig)
+    _until_tripped(rig, runner)
+
+    def interrupt_on_the_fall(monitor: Monitor) -> None:
+        detection = monitor.controller.last_detection
+        if detection is not None and detection.kind is DetectionKind.FALL:
+            raise KeyboardInterrupt
+
+    hooks = rig.app.monitor.on_iteration
+    hooks.insert(hooks.index(runner), interrupt_on_the_fall)
+    with pytest.raises(KeyboardInterrupt):
+        rig.run_for(5.0)
+    hooks.remove(interrupt_on_the_fall)
+    runner.stop(rig.clock.monotonic())  # the loop has returned: this thread owns the runner
+    detach_session(rig.app, runner)
+    assert [(r.status, *_counts(r)) for r in _stored(rig)] == [("stopped", 1, 0, 1, 0)]
+
+
+def test_an_incident_after_re_arming_is_not_the_ended_session_s(tmp_path: Path) -> None:
+    """The session stopped while tripped; the walker re-arms (the incident is over) and falls
+    again with no session under way: that fall is a new incident, nobody's session."""
+    rig = make_rig(
+        tmp_path,
+        detector=Scripted((TRIP_AT, DetectionKind.STUMBLE), (TRIP_AT + 6.0, DetectionKind.FALL)),
+    )
+    runner = _session_on(rig)
+    _until_tripped(rig, runner)
+    runner.request("stop")
+    rig.run_for(0.05)
+    rig.run_for(2.0)
+    rig.press_reset()
+    assert rig.state == "ARMED"
+    rig.run_for(TRIP_AT + 7.0 - rig.clock.monotonic())
+    assert rig.state == "TRIPPED"  # the fall tripped on its own
+    assert _counts(runner.finished[-1]) == (1, 1, 0, 0)
+    assert runner.finished[-1].amended == 0
+    detach_session(rig.app, runner)
+    assert [_counts(r) for r in _stored(rig)] == [(1, 1, 0, 0)]
+
 
 # ------------------------------------------------ the stored record, the link, the summary
 

@@ -303,6 +303,7 @@ class Armed:
     transitions: Sequence[Transition] = ()
     reason: str = "armed by local reset from STANDBY"
     last_detection: Detection | None = None
+    incident: str | None = None
 
 
 @dataclass

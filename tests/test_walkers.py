@@ -750,6 +750,7 @@ def test_an_older_selection_from_the_courier_does_not_undo_the_walker_s_latest_p
         transitions: tuple[object, ...] = ()
         reason = "IMU healthy; press reset to arm"
         last_detection = None
+        incident = None
 
     link = CourierLink.__new__(CourierLink)  # only its roster bookkeeping, no socket
     link._choices_sent, link._roster_revision, link._new_roster = 0, None, None

@@ -52,7 +52,9 @@ Safety, by construction:
 * A trip (or a fault) pauses the session on the iteration it happens;
   re-arming resumes it, with the current interval's cue repeated a moment
   after the arming chirp. A pause by the walker stays until the walker
-  resumes.
+  resumes. What the detector decides later in the trip's incident (a fall
+  confirmed, a no-recovery) counts in the session the trip happened in, also
+  once that session has ended: its record is amended and handed over again.
 * Button press patterns (:mod:`.gestures`) count only when the whole pattern
   was made while ARMED, after the press that armed: the first press of a
   pattern must come after the controller entered ARMED. The loop reads the
@@ -278,6 +280,11 @@ class SafetyView(Protocol):
         that tripped, a no-recovery): a new object each time."""
         ...
 
+    @property
+    def incident(self) -> str | None:
+        """The incident open now: from a trip (or fault) until the walker re-arms."""
+        ...
+
 
 @dataclass(slots=True)
 class IntervalLog:
@@ -387,18 +394,38 @@ class _Session:
     moved_in_check: set[int] = field(default_factory=set)
     """Checks during which the step counter counted steps: their figures are not sway."""
     walker: Walker = DEFAULT_WALKER
-    trip: _Trip | None = None
-    """The trip of the incident open now (until re-armed): a fall confirmed later in it
-    makes its stumble a fall."""
+    amended: int = 0
+    """Times the record changed after the session ended (:meth:`SessionRunner._amend`)."""
 
 
 @dataclass(slots=True)
 class _Trip:
-    """A trip counted in an interval, while its incident is open."""
+    """A trip counted in a session's interval, while its incident is open (until the walker
+    re-arms): what the detector decides later in that incident is credited to it, also once
+    the session has ended."""
 
+    session: _Session
     interval: IntervalLog
     kind: DetectionKind
+    incident: str | None
+    """The safety controller's incident the trip opened."""
     no_recovery: bool = False
+
+    def credit(self, kind: DetectionKind) -> bool:
+        """A detection in the trip's incident: a fall confirmed after a stumble makes the trip
+        a fall (not a stumble any more); a no-recovery is noted once. True when it changed the
+        counts."""
+        if kind is DetectionKind.FALL and self.kind is DetectionKind.STUMBLE:
+            self.interval.stumbles -= 1
+            self.interval.falls += 1
+            self.kind = DetectionKind.FALL
+            log.info("the trip's stumble was confirmed as a fall")
+            return True
+        if kind is DetectionKind.NO_RECOVERY and not self.no_recovery:
+            self.no_recovery = True
+            self.interval.no_recovery += 1
+            return True
+        return False
 
 
 def _wall_now() -> str:
@@ -495,6 +522,10 @@ class SessionRunner:
         self._pending_cue: tuple[float, Cue] | None = None
         self._seen_transitions = False
         self._last_detection: Detection | None = None
+        self._trip: _Trip | None = None
+        """The newest trip counted in a session while its incident is open, whether or not
+        that session is still under way (one incident at most is open: a trip needs ARMED,
+        and re-arming ends the incident)."""
         self.measurements = measurements
         """The gait and sway measurement thread's loop-side end (None: not measured)."""
         self._check: _Check | None = None
@@ -777,6 +808,11 @@ class SessionRunner:
         return True, "session will resume once armed (press the reset button)"
 
     def stop(self, now: float) -> tuple[bool, str]:
+        """Stop the session under way. On the loop it follows the tick, which has looked at
+        the safety controller already; called once the loop has returned (``retroguard run``,
+        the demos), it first takes what the loop decided after the runner's last look (an
+        iteration that ended before its hooks ran), so the last record has it."""
+        self._follow_safety(now, self.under_way)
         if self.state not in (SessionState.RUNNING, SessionState.PAUSED, SessionState.BALANCE):
             return False, f"no session to stop (session {self.state.value})"
         self._finish(now, SessionTrigger.STOP)
@@ -834,10 +870,13 @@ class SessionRunner:
         new_detection = detection is not self._last_detection
         self._last_detection = detection
         if not under_way:
-            # No session to pause or to count trips in: only remember where the log is.
+            # No session to pause or to count trips in: only remember where the log is (and
+            # credit an ended session's trip with what its incident brings).
             if transitions:
                 self._last_transition = transitions[-1]
             self._seen_transitions = True
+            if self._trip is not None:
+                self._follow_trip(detection if new_detection else None)
             return
         new: list[Transition] = []
         for transition in reversed(transitions):
@@ -860,9 +899,9 @@ class SessionRunner:
                             interval.stumbles += 1
                         else:
                             interval.falls += 1
-                        s.trip = _Trip(interval, kind)
-            if new_detection and detection is not None:
-                self._confirm(s, detection.kind)
+                        self._trip = _Trip(s, interval, kind, self._safety.incident)
+        if self._trip is not None:
+            self._follow_trip(detection if new_detection else None)
         state = self._safety.state
         if self.state is SessionState.BALANCE and state is not SafetyState.STANDBY:
             # The check measures only in STANDBY: it ends on this iteration, unfinished.
@@ -880,25 +919,33 @@ class SessionRunner:
             and not self._paused_by_walker
         ):
             self._run(now, SessionTrigger.REARMED)
-        if s is not None and state is SafetyState.ARMED:
-            s.trip = None  # re-armed: the incident is over
 
-    @staticmethod
-    def _confirm(s: _Session, kind: DetectionKind) -> None:
-        """A detection while the trip's incident is open: a fall confirmed after a stumble
-        makes that trip a fall (the same incident; not a stumble any more); a no-recovery
-        is noted once on its trip."""
-        trip = s.trip
-        if trip is None:
+    def _follow_trip(self, detection: Detection | None) -> None:
+        """The newest trip's incident: ``detection`` (new since the last look) is credited to
+        the trip while the incident is open — to the session it happened in, under way or
+        ended, never to one started since; once the walker has re-armed it is over."""
+        trip = self._trip
+        assert trip is not None
+        if trip.incident is None or self._safety.incident != trip.incident:
+            self._trip = None  # re-armed: the incident is over
             return
-        if kind is DetectionKind.FALL and trip.kind is DetectionKind.STUMBLE:
-            trip.interval.stumbles -= 1
-            trip.interval.falls += 1
-            trip.kind = DetectionKind.FALL
-            log.info("the trip's stumble was confirmed as a fall")
-        elif kind is DetectionKind.NO_RECOVERY and not trip.no_recovery:
-            trip.no_recovery = True
-            trip.interval.no_recovery += 1
+        if detection is not None and trip.credit(detection.kind):
+            self._amend(trip.session)
+
+    def _amend(self, s: _Session) -> None:
+        """``s``'s counts changed in its trip's incident: its record goes to the courier again
+        (a put, as every record). A record of an ended session says it was amended and is final
+        again, so the stored summary is replaced and published again; one whose final record
+        still waits for the last gait figures (:meth:`_collect`) is stored now, final later."""
+        if s.status != "running":
+            s.amended += 1
+            log.info("session %s amended after it ended: its trip's incident went on", s.id)
+        waiting = s is self.session and self._final_due is not None
+        record = self._emit(final=s.status != "running" and not waiting, session=s)
+        if record is not None and record.ended:
+            for n, done in enumerate(self.finished):
+                if done.id == record.id:
+                    self.finished[n] = record
 
     @property
     def _paused_by_walker(self) -> bool:
@@ -1208,8 +1255,9 @@ class SessionRunner:
             self._final_due = 0.0
         self._collect()
 
-    def _emit(self, *, final: bool) -> SessionRecord | None:
-        s = self.session
+    def _emit(self, *, final: bool, session: _Session | None = None) -> SessionRecord | None:
+        """Hand ``session``'s record (by default the current session's) to the courier."""
+        s = session if session is not None else self.session
         if s is None:
             return None
         record = session_record(s, self.device_id)
@@ -1256,6 +1304,7 @@ def session_record(s: _Session, device_id: str) -> SessionRecord:
         gait_backward=gait_figures.pool(backward_gait),
         gait_forward=gait_figures.pool(forward_gait),
         walker=s.walker,
+        amended=s.amended,
     )
 
 
