@@ -45,7 +45,7 @@ _SESSION_ID = re.compile(r"^[0-9a-f]{32}$")
 _NUMBERS = (
     "planned_s", "done_s", "backward_s", "longest_backward_s", "walking_s", "cadence_spm",
 )  # fmt: skip
-_COUNTS = ("steps", "trips", "stumbles", "no_recovery")
+_COUNTS = ("steps", "trips", "stumbles", "no_recovery", "amended")
 _REQUIRED = ("backward_s", "longest_backward_s", "done_s", "trips", "stumbles")
 CHART_WEEKS = 26
 """The chart shows at most this many weeks, ending with the current one."""
@@ -123,6 +123,7 @@ def parse_summary(data: Mapping[str, Any], device_id: str) -> tuple[WalkSession 
         walker_name=walker.name,
         falls=int(falls),
         no_recovery=counts["no_recovery"],
+        amended=counts["amended"],
     ), ""
 
 

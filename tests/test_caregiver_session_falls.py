@@ -8,6 +8,7 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import io
+import json
 import re
 from pathlib import Path
 
@@ -16,6 +17,7 @@ from msgspec.structs import replace
 
 from caregiver.progress import parse_summary
 from caregiver.storage import SCHEMA_VERSION, Store, schema
+from firmware.session.record import session_payload
 from tests.caregiver_support import (
     WAIT,
     Http,
@@ -124,3 +126,33 @@ def test_the_progress_page_and_the_csv_show_the_fall(
             ("2", "1", "1", "1")
         ]
         device.close()
+
+
+def test_an_amended_summary_replaces_the_row_and_an_earlier_one_redelivered_does_not(
+    caregiver_db: str,
+) -> None:
+    """The device amends a stopped session's record when the fall is confirmed after the stop
+    (docs/sessions.md) and sends its summary again under the same id: the caregiver's one row
+    of that session now says fall, not stumble; the earlier summary delivered again after it
+    (a republication overtaken by the amendment) leaves the row as it is."""
+    stumbled = session_record(
+        DEVICE, MONDAY, backward_min=4, longest_min=2, trips=1, stumbles=1, status="stopped"
+    )
+    stumbled = replace(stumbled, falls=0)
+    intervals = [replace(i, stumbles=0, falls=1) if i.trips else i for i in stumbled.intervals]
+    fell = replace(stumbled, stumbles=0, falls=1, intervals=intervals, amended=1)
+    store = Store(caregiver_db)
+    try:
+        outcomes = []
+        for record in (stumbled, fell, stumbled, fell):
+            payload = session_payload(record)
+            row, problem = parse_summary(received(record), DEVICE)
+            assert row is not None, problem
+            outcomes.append(store.record_walk_session(row, payload, 1.0))
+        assert outcomes == ["new", "updated", "same", "updated"]
+        (row,) = store.walk_sessions(DEVICE, 10)
+        assert (row.id, row.trips, row.stumbles, row.falls, row.amended) == (fell.id, 1, 0, 1, 1)
+        (stored,) = store.walk_session_payloads(DEVICE, 10)
+        assert json.loads(stored)["amended"] == 1
+    finally:
+        store.close()

@@ -32,8 +32,10 @@ from firmware.storage.database import connect
 from firmware.storage.outbox import Outbox
 from firmware.storage.sessions import SummaryToQueue, load_sessions, save_session
 from tests.app_support import Rig, close_rigs, make_rig, pump_link_until  # noqa: F401 - fixture
-from tests.caregiver_support import session_record
-from tests.mqtt_helpers import validate
+from tests.caregiver_support import make_config as caregiver_config
+from tests.caregiver_support import running_service, session_record
+from tests.mqtt_helpers import WAIT, config_for, validate
+from tools.broker import Mosquitto
 
 pytestmark = pytest.mark.usefixtures("close_rigs")
 
@@ -42,6 +44,7 @@ PLAN = Plan(
     (Interval.of_seconds("backward", 120.0), Interval.of_seconds("forward", 120.0)),
 )
 TRIP_AT = 20.0
+DEVICE = "treadmill-1"
 
 
 class Scripted:
@@ -368,3 +371,37 @@ def test_the_loop_keeps_an_amended_record_until_the_courier_has_it_on_disk() -> 
     assert link.pending == 1
     link._apply(link_messages.Persisted([link_messages.session_key(fall)]))
     assert link.pending == 0
+
+
+def test_the_caregiver_s_copy_of_the_record_follows_the_amendment(
+    tmp_path: Path, mosquitto: Mosquitto, caregiver_db: str
+) -> None:
+    """Real Mosquitto, the monitor on simulated hardware, the caregiver service (SQLite and
+    PostgreSQL): the stopped session's summary reaches the caregiver saying stumble; the fall
+    and the no-recovery confirmed afterwards reach it too, and its one row of that session
+    says fall; every summary is receipted, so the device's outbox empties."""
+    (tmp_path / "cg").mkdir()
+    config = caregiver_config(mosquitto, tmp_path / "cg", database=caregiver_db)
+    with running_service(config, background=False) as cg:
+        rig = make_rig(tmp_path, detector=Scripted(), mqtt=config_for(mosquitto))
+        runner = _session_on(rig)
+        _until_tripped(rig, runner)
+        runner.request("stop")
+        rig.run_for(0.05)
+        session_id = runner.finished[-1].id
+
+        def rows() -> list[tuple[str, str, int, int, int, int, int]]:
+            return [
+                (r.id, r.status, r.trips, r.stumbles, r.falls, r.no_recovery, r.amended)
+                for r in cg.store.walk_sessions(DEVICE, 10)
+            ]
+
+        assert cg.ingestor.wait_for(lambda: len(rows()) == 1, WAIT)
+        assert rows() == [(session_id, "stopped", 1, 1, 0, 0, 0)]  # delivered: a stumble
+        rig.run_for(10.0)  # the fall at +2 s, the no-recovery at +8 s
+        assert cg.ingestor.wait_for(lambda: rows()[0][-1] == 2, WAIT)
+        assert rows() == [(session_id, "stopped", 1, 0, 1, 1, 2)]
+        reporter = rig.courier.reporter
+        assert reporter is not None
+        assert reporter.wait_until(lambda status: status.depth == 0, WAIT)
+        detach_session(rig.app, runner)

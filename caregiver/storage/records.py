@@ -56,6 +56,9 @@ class WalkSession:
     stumble); a summary without them (an older device): ``trips - stumbles``."""
     no_recovery: int = 0
     """Of the falls, those after which the walker lay without recovering."""
+    amended: int = 0
+    """How often the device changed the record after the session ended (a fall confirmed
+    later in the incident of its trip): a summary with fewer is an older one."""
 
 
 WALK_FIELDS = tuple(f.name for f in fields(WalkSession))

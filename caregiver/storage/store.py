@@ -603,9 +603,13 @@ class Transaction:
     def record_walk_session(self, session: WalkSession, payload: str, now: float) -> WalkOutcome:
         """Store one session summary by id (``payload``: the message as received).
 
-        A summary re-published for the same id replaces the row; one naming
-        another device's session is ignored ("same"), so no device can overwrite
-        another's log.
+        A summary re-published for the same id replaces the row — the device amends
+        a session's record when an event of its trip's incident comes after it ended
+        (a fall confirmed later) — unless it is older than the stored one (fewer
+        ``amended``: a redelivery overtaken by the amendment), which is ignored
+        ("same"), as is one naming another device's session, so no device can
+        overwrite another's log. The rule is in the upsert itself, so two instances
+        storing two summaries of one session at once keep the newer.
         """
         self._touch(session.device_id, now)
         row = self._db.execute(
@@ -615,13 +619,16 @@ class Transaction:
             return "same"
         columns = ", ".join(WALK_FIELDS)
         updates = ", ".join(f"{c} = excluded.{c}" for c in WALK_FIELDS[2:])
-        self._db.execute(
+        cur = self._db.execute(
             f"INSERT INTO walk_sessions ({columns}, received_at, payload) "
             f"VALUES ({', '.join('?' * (len(WALK_FIELDS) + 2))}) "
             f"ON CONFLICT (id) DO UPDATE SET {updates}, received_at = excluded.received_at, "
-            "payload = excluded.payload",
+            "payload = excluded.payload WHERE walk_sessions.device_id = excluded.device_id "
+            "AND walk_sessions.amended <= excluded.amended",
             (*(getattr(session, c) for c in WALK_FIELDS), now, payload),
         )
+        if cur.rowcount == 0:
+            return "same"
         return "new" if row is None else "updated"
 
     def walk_sessions(
