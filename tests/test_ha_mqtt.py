@@ -5,13 +5,14 @@ model of what Home Assistant does with each message (the discovery rules,
 the templates, availability, the buttons' payloads). The device side is the
 real MQTT reporter with a real SQLite database: the command handler answers
 the buttons; the retained incident and progress come from its event and
-session logs. Closing an incident on an ack is the monitor's own work (the
-courier records it and queues a ``closed`` event); here the test queues that
-``closed`` event itself and checks what Home Assistant then shows.
+session logs. The Acknowledge button's press travels the real command path:
+the device closes the incident, says so with a ``closed`` event, and the
+retained incident Home Assistant's Fall sensor reads says closed at once.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import json
 import threading
@@ -31,7 +32,7 @@ from firmware.storage.sessions import save_session
 from launcher.cli import main as retroguard
 from tests.caregiver_support import session_record
 from tests.ha_discovery import HomeAssistant
-from tests.mqtt_helpers import WAIT, Subscriber, config_for, fall, subscriber
+from tests.mqtt_helpers import WAIT, Message, Subscriber, config_for, fall, subscriber
 from tools.broker import Mosquitto
 
 DEVICE = "tm1"
@@ -39,6 +40,7 @@ TOPICS = Topics("retroguard", DEVICE)
 CONFIG_TOPIC = discovery_topic("homeassistant", DEVICE)
 DASHBOARD = "http://care.local:8080/"
 MARKER = "homeassistant/retroguard-test/marker"
+INCIDENT = "a1b2c3d4e5f60718293a4b5c6d7e8f90"
 RETAINED = {TOPICS.availability, TOPICS.state, TOPICS.incident, TOPICS.progress}
 """What the device publishes retained (docs/mqtt.md, "Topics")."""
 
@@ -91,6 +93,14 @@ def retained_now(broker: Mosquitto, topics: list[str]) -> list[tuple[str, bytes]
         return [(m.topic, m.payload) for m in probe.messages if m.retain and m.topic != MARKER]
 
 
+def closed_incident(messages: list[Message]) -> dict[str, Any] | None:
+    """The newest ``incident`` message when it says closed (None: none yet, or still open)."""
+    if not messages:
+        return None
+    last: dict[str, Any] = json.loads(messages[-1].payload)
+    return None if last["open"] else last
+
+
 def reply_to(sub: Subscriber, command: str, count: int = 1) -> list[ReplyMessage]:
     def replies() -> list[ReplyMessage]:
         decoded = [decode_as(ReplyMessage, m.payload) for m in sub.on("/reply")]
@@ -107,8 +117,11 @@ def test_home_assistant_round_trip(mosquitto: Mosquitto, device: Any, tmp_path: 
         seen = 0
         reporter.start()
         reporter.publish_state("ARMED", "armed by local reset from STANDBY")
-        trip = Event.now(EventType.STUMBLE, DEVICE, 1.0, "TRIPPED", "trunk rotated 12 deg")
-        the_fall = fall(DEVICE, 3.0)
+        # one incident, named on each of its events as the monitor names it
+        trip = Event.now(
+            EventType.STUMBLE, DEVICE, 1.0, "TRIPPED", "trunk rotated 12 deg", incident=INCIDENT
+        )
+        the_fall = dataclasses.replace(fall(DEVICE, 3.0), incident=INCIDENT)
         reporter.sink.handle(trip)
         reporter.sink.handle(the_fall)
         reporter.publish_state("TRIPPED", "fall: impact then lying")
@@ -126,7 +139,7 @@ def test_home_assistant_round_trip(mosquitto: Mosquitto, device: Any, tmp_path: 
         # The device appears with its link to the dashboard, and what happened is on it.
         assert ha.device is not None and ha.device.device["configuration_url"] == DASHBOARD
         assert ha.state("_fall") == "on" and ha.state("_incident") == "fall"
-        assert ha.attributes[ha.component("_fall").key]["incident"] == trip.id
+        assert ha.attributes[ha.component("_fall").key]["incident"] == INCIDENT
         assert ha.state("_state") == "TRIPPED" and ha.state("_fault") == "off"
         assert [t for _, t, _ in ha.events] == ["trip", "fall"]
         assert ha.triggered == [("fall", "walker")]
@@ -159,19 +172,21 @@ def test_home_assistant_round_trip(mosquitto: Mosquitto, device: Any, tmp_path: 
         seen = follow(ha, sub, seen)
         assert ha.state("_self_test_result") == "off"  # passed: no problem
 
-        # The device closes the incident (its courier does on that ack) and says so.
-        closed = Event.now(EventType.CLOSED, DEVICE, 5.0, "TRIPPED", "closed by home-assistant")
-        reporter.sink.handle(closed)
-
-        def closed_now() -> bool:
-            last = sub.on("/incident")[-1]
-            return json.loads(last.payload)["open"] is False
-
-        assert sub.wait(closed_now)
-        assert sub.wait(lambda: closed.id in sub.event_ids())
+        # That press closed the incident on the device, which says so: a ``closed`` event,
+        # and the retained incident (what Home Assistant's Fall sensor reads) no longer open.
+        assert sub.wait(lambda: closed_incident(sub.on("/incident")) is not None)
+        assert sub.wait(lambda: any(b'"closed"' in m.payload for m in sub.on("/event")))
         seen = follow(ha, sub, seen)
         assert ha.state("_fall") == "off" and ha.state("_incident") == "none"
         assert [t for _, t, _ in ha.events][-1] == "closed"
+        # A Home Assistant that starts now reads the same from the retained message alone.
+        (retained,) = retained_now(mosquitto, [TOPICS.incident])
+        incident = json.loads(retained[1])
+        assert incident["open"] is False and incident["incident"] == INCIDENT
+        assert incident["closed_by"] == "home-assistant"
+        fresh = HomeAssistant()
+        fresh.receive_all((t, p, True) for t, p in retained_now(mosquitto, topics))
+        assert fresh.state("_fall") == "off" and fresh.state("_incident") == "none"
 
         # A guided session starts: the progress follows the session log.
         conn = connect(tmp_path / "device.db")

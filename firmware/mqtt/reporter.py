@@ -26,6 +26,7 @@ which consumers drop by event ``id``.
 
 from __future__ import annotations
 
+import functools
 import logging
 import queue
 import sqlite3
@@ -303,12 +304,15 @@ class _DefaultTarget:
         clock: Callable[[], float] = time.monotonic,
         on_plan: Callable[[], object] | None = None,
         on_closed: Callable[[str], object] | None = None,
+        on_incident: Callable[[], object] | None = None,
     ) -> None:
         """``on_closed``: told the incident a caregiver has just closed (the walker who asked
-        for help hears it)."""
+        for help hears it). ``on_incident``: told when an ack stored a ``closed`` event, so the
+        retained ``incident`` is recomputed (the event is stored here, not through the sink)."""
         self._silence = silence
         self._on_plan = on_plan
         self._on_closed = on_closed
+        self._on_incident = on_incident
         self._outbox = outbox
         self._status = status
         self._self_test = self_test
@@ -431,6 +435,8 @@ class _DefaultTarget:
             raise CommandError(str(exc)) from None
         if done.closed_event is not None:
             log.info("incident %s closed by %s via %s", done.incident, done.by, done.via)
+            if self._on_incident is not None:
+                self._on_incident()  # the retained incident says closed: HA's Fall goes off
             if self._on_closed is not None and done.incident is not None:
                 self._on_closed(done.incident)
         result: dict[str, Any] = {
@@ -524,6 +530,9 @@ class MqttReporter:
             clock,
             on_closed=on_incident_closed,
             on_plan=on_plan,
+            # the wake-up queue alone, not the reporter (whose telemetry provider may hold the
+            # safety controller): nothing a command reaches can arm
+            on_incident=functools.partial(self._wake.put_nowait, _IncidentEvent()),
         )
         self._commands = CommandHandler(command_target or self._default_target)
         self._client: mqtt.Client | None = None
