@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import queue
 import socket
@@ -16,12 +17,15 @@ import pytest
 
 from core.errors import ConfigError
 from core.protocol import payloads
+from core.protocol.commands import LATEST, Ack, encode_command
 from core.protocol.events import Event, EventType
+from core.protocol.messages import IncidentMessage
+from core.protocol.topics import Topics
 from firmware.mqtt import MqttReporter
 from sim.recordings import fall_recording
-from tests.mqtt_helpers import WAIT, config_for, fall, info
+from tests.mqtt_helpers import WAIT, config_for, fall, info, subscriber
 from tools.broker import Mosquitto, mosquitto_available
-from tools.watch import _settings, format_message
+from tools.watch import _settings, format_message, incident_line
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -213,3 +217,72 @@ def test_watch_shows_the_incident_who_closed_it_and_the_recording() -> None:
     assert all(line is not None and "incident=abababab" in line for line in lines)
     assert "[1400 IMU samples]" in str(lines[0])
     assert "by Ann via dashboard" in str(lines[1])
+
+
+def test_watch_started_after_a_fall_says_it_is_open_and_then_who_closed_it(
+    mosquitto: Mosquitto, tmp_path: Path
+) -> None:
+    """The fall happened before the watch started: the stream of events is gone, but the
+    retained incident says a fall is open, in plain words. The caregiver's ack (the real
+    command, on the broker) closes it: the watch says by whom, and lists the incident's
+    events it saw, every line of it carrying the incident's short id."""
+    incident = "fe" * 16
+    reporter = MqttReporter(
+        config_for(mosquitto), device_id="tm1", device_name="T1", database=tmp_path / "w.db"
+    )
+    reporter.start()
+    trip = Event.now(EventType.STUMBLE, "tm1", 1.0, "TRIPPED", "trunk rotated", incident=incident)
+    reporter.sink.handle(trip)
+    reporter.sink.handle(dataclasses.replace(fall("tm1", 2.0), incident=incident))
+    reporter.publish_state("TRIPPED", "fall: impact then lying")
+    assert reporter.wait_drained(WAIT)
+    proc = _watch("--port", str(mosquitto.port), "--count", "1")
+    try:
+        assert proc.stdout is not None
+        out = _lines(proc.stdout)
+        assert out.get(timeout=WAIT).startswith("watching ")
+        retained = [out.get(timeout=WAIT), out.get(timeout=WAIT), out.get(timeout=WAIT)]
+        (opened,) = [line for line in retained if "INCIDENT" in line]
+        assert f"INCIDENT {incident[:8]} OPEN: a FALL (opened " in opened
+        assert opened.rstrip().endswith("not closed yet") and "!!" in opened
+        assert any("-> TRIPPED" in line for line in retained)
+        with subscriber(mosquitto, ["retroguard/tm1/reply"]) as caregiver:
+            ack = encode_command(Ack(LATEST, "Ann", via="dashboard"), "r1")
+            caregiver.client.publish(Topics("retroguard", "tm1").command("ack"), ack, qos=1)
+            after = [out.get(timeout=WAIT)]
+            while " INCIDENT " not in after[-1]:
+                after.append(out.get(timeout=WAIT))
+        assert any("<- ack (r1) ok" in line for line in after)
+        (closed_event,) = [line for line in after if " CLOSED " in line]
+        assert f"incident={incident[:8]}" in closed_event and "by Ann via dashboard" in closed_event
+        closing = after[-1]
+        assert f"INCIDENT {incident[:8]} closed by Ann on the dashboard: a FALL" in closing
+        assert closing.rstrip().endswith("seen here: closed")  # the trip and fall came before
+        proc.wait(timeout=WAIT)  # --count 1: the closed event
+    finally:
+        proc.kill()
+        proc.wait()
+        reporter.close()
+
+
+def test_the_incident_line_says_what_is_open_and_who_closed_it() -> None:
+    def line(**fields: object) -> str:
+        message = IncidentMessage(
+            schema=1, device_id="tm1", wall_time="2026-03-01T13:05:12.250+00:00", **fields
+        )
+        return incident_line("tm1", message, ["stumble", "fall", "no_recovery", "ok", "reset"])
+
+    assert "no incident open" in line(open=False)
+    lying = line(open=True, incident="ab" * 16, severity="no_recovery")
+    assert "!! INCIDENT abababab OPEN: a FALL, NOT GETTING UP, not closed yet" in lying
+    by_walker = line(open=False, incident="ab" * 16, severity="no_recovery", closed_by="walker")
+    assert 'closed by the walker at the machine ("I\'m OK")' in by_walker
+    assert by_walker.endswith("seen here: stumble, fall, no_recovery, ok, reset")
+    help_ha = line(
+        open=False,
+        incident="ab" * 16,
+        severity="help",
+        closed_by="home-assistant",
+        closed_via="home-assistant",
+    )
+    assert "closed by home-assistant from Home Assistant: a call for HELP" in help_ha

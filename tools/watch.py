@@ -1,8 +1,13 @@
 """``retroguard watch``: a caregiver's terminal view of one or all devices.
 
-Subscribes (QoS 1) to availability, state, events and command replies and
-prints one line each, newest last. Events are de-duplicated by id, because
-delivery is at least once. Stops on Ctrl-C, or after ``--count`` events.
+Subscribes (QoS 1) to availability, state, events, the open incident and
+command replies and prints one line each, newest last. Events are
+de-duplicated by id, because delivery is at least once. The retained
+``incident`` says in plain words whether a fall (or a trip, a call for help,
+a fault) is open — so a watch started after the fall says so — and, once it
+closes, who closed it and which of its events were seen here: every line of
+one incident carries its short id, so they read together. Stops on Ctrl-C, or
+after ``--count`` events.
 The ``watching ...`` line is printed once the subscription is confirmed, so a
 script (or a test) knows from then on nothing will be missed. Until then, and
 whenever the broker is lost, a line on stderr says it cannot be reached and
@@ -16,6 +21,7 @@ import dataclasses
 import datetime as dt
 import sys
 import threading
+from collections.abc import Sequence
 from typing import Any, TextIO
 
 import msgspec
@@ -28,6 +34,7 @@ from core.mqttlink import MqttSetupError, make_client
 from core.protocol.events import Severity
 from core.protocol.messages import (
     EventMessage,
+    IncidentMessage,
     InvalidMessage,
     NotJson,
     ProtocolError,
@@ -48,6 +55,24 @@ class EventId(msgspec.Struct):
 
 _SEVERITY_MARK = {Severity.CRITICAL: "!!", Severity.WARNING: "! ", Severity.INFO: "  "}
 DEFAULT_PREFIX = MqttConfig().topic_prefix
+
+INCIDENT_WORDS = {
+    "stumble": "a trip (stumble)",
+    "fall": "a FALL",
+    "no_recovery": "a FALL, NOT GETTING UP",
+    "help": "a call for HELP",
+    "fault": "a monitor fault",
+}
+"""What an incident is, by its severity (its worst event), as the line says it."""
+_INCIDENT_MARK = {"stumble": "! ", "fault": "! ", "fall": "!!", "no_recovery": "!!", "help": "!!"}
+_VIA_WORDS = {
+    "dashboard": "on the dashboard",
+    "home-assistant": "from Home Assistant",
+    "notification": "from a notification",
+    "walker": "at the machine",
+    "device": "at the monitor",
+    "mqtt": "by an MQTT command",
+}
 
 
 def add_parser(subparsers: Any) -> argparse.ArgumentParser:
@@ -131,7 +156,7 @@ def format_message(topic: str, payload: bytes, prefix: str = DEFAULT_PREFIX) -> 
     device, kind = parsed.device_id, parsed.kind
     if kind is TopicKind.AVAILABILITY:
         return f"{'':24} {device:<14} {'--':2} {payload.decode('utf-8', 'replace').upper()}"
-    if kind not in (TopicKind.EVENT, TopicKind.STATE, TopicKind.REPLY):
+    if kind not in (TopicKind.EVENT, TopicKind.STATE, TopicKind.REPLY, TopicKind.INCIDENT):
         return None
     try:
         message = decode(kind, payload)
@@ -143,6 +168,8 @@ def format_message(topic: str, payload: bytes, prefix: str = DEFAULT_PREFIX) -> 
     match message:
         case EventMessage():
             return _event_line(device, message)
+        case IncidentMessage():
+            return incident_line(device, message)
         case StateMessage(state=state, reason=reason, wall_time=wall):
             return f"{_when(wall):<28} {device:<14} -> {state.value}: {reason}"
         case ReplyMessage(command=command, request_id=request_id, ok=ok, error=error):
@@ -187,6 +214,34 @@ def _event_line(device: str, event: EventMessage) -> str:
     return line + f" id={event.id}"
 
 
+def incident_line(device: str, message: IncidentMessage, seen: Sequence[str] = ()) -> str:
+    """The retained ``incident`` in plain words: what is open, since when, or who closed it.
+
+    ``seen``: the event types of this incident that came past this watch, in order (its
+    closing line lists them, so an incident reads as one story).
+    """
+    if message.incident is None or message.severity is None:
+        return f"{_when(message.wall_time):<28} {device:<14} {'--':2} no incident open"
+    what = INCIDENT_WORDS.get(message.severity, message.severity)
+    head = f"{device:<14} {{mark}} INCIDENT {message.incident[:8]}"
+    opened = "" if message.opened_wall is None else f" (opened {_when(message.opened_wall)})"
+    walker = "" if message.walker is None else f" walker={message.walker}"
+    if message.open:
+        mark = _INCIDENT_MARK.get(message.severity, "! ")
+        line = f"{head.format(mark=mark)} OPEN: {what}{opened}, not closed yet"
+        return f"{_when(message.wall_time):<28} {line}{walker}"
+    if message.closed_by == "walker":
+        who = 'by the walker at the machine ("I\'m OK")'
+    else:
+        via = message.closed_via
+        how = "" if via is None else " " + _VIA_WORDS.get(via, f"via {via}")
+        who = f"by {message.closed_by or 'someone'}{how}"
+    line = f"{head.format(mark='  ')} closed {who}: {what}{opened}"
+    if seen:
+        line += f"; seen here: {', '.join(seen)}"
+    return f"{_when(message.closed_wall or message.wall_time):<28} {line}{walker}"
+
+
 class Watcher:
     """Subscribes and prints; :meth:`run` returns the exit status."""
 
@@ -202,9 +257,15 @@ class Watcher:
             topics.of(TopicKind.AVAILABILITY),
             topics.of(TopicKind.STATE),
             topics.of(TopicKind.EVENT),
+            topics.of(TopicKind.INCIDENT),
             topics.of(TopicKind.REPLY),
         ]
         self.seen: set[str] = set()
+        self._incident_said: dict[str, tuple[object, ...]] = {}
+        """Per device, what its incident line last said: the device sends the retained message
+        again on every connect, and a repeat is not news."""
+        self._incident_events: dict[tuple[str, str], list[str]] = {}
+        """The event types of each incident (device, id) seen here, for its closing line."""
         self.done = threading.Event()
         self.error: str | None = None
         self.reachable = True
@@ -297,12 +358,53 @@ class Watcher:
             self.seen.add(event_id)
         if self.raw:
             line: str | None = f"{message.topic} {payload.decode('utf-8', errors='replace')}"
+        elif message.topic.endswith("/" + TopicKind.INCIDENT.value):
+            line = self._incident(message.topic, payload)
         else:
             line = format_message(message.topic, payload, self.config.topic_prefix)
+            if is_event:
+                self._note_event(message.topic, payload)
         if line is not None:
             print(line, file=self.out, flush=True)
         if is_event and self.count and len(self.seen) >= self.count:
             self.done.set()
+
+    def _device(self, topic: str) -> str | None:
+        try:
+            parsed = parse_topic(self.config.topic_prefix, topic)
+        except BadTopic:
+            return None
+        return None if parsed is None else parsed.device_id
+
+    def _note_event(self, topic: str, payload: bytes) -> None:
+        """Remember an incident's event (its type), for the incident's closing line."""
+        device = self._device(topic)
+        try:
+            event = decode_as(EventMessage, payload)
+        except ProtocolError:
+            return
+        if device is not None and event.incident is not None:
+            self._incident_events.setdefault((device, event.incident), []).append(event.type.value)
+
+    def _incident(self, topic: str, payload: bytes) -> str | None:
+        """The incident's line when it says something new for its device (None: a repeat)."""
+        device = self._device(topic)
+        if device is None:
+            return None
+        try:
+            message = decode_as(IncidentMessage, payload)
+        except NotJson:
+            return format_message(topic, payload, self.config.topic_prefix)
+        except ProtocolError:
+            return None
+        said = (message.incident, message.open, message.severity, message.closed_by)
+        if self._incident_said.get(device) == said:
+            return None
+        self._incident_said[device] = said
+        seen: list[str] = []
+        if message.incident is not None and not message.open:
+            seen = self._incident_events.pop((device, message.incident), [])
+        return incident_line(device, message, seen)
 
     def run(self) -> int:
         self.client.connect_async(self.config.host, self.config.port, keepalive=30)
