@@ -93,6 +93,36 @@ PROGRESS_REFRESH_S = 60.0
 """How often the retained ``progress`` is recomputed without being asked: a running session's
 figures move, and a new week starts at midnight with nothing queued."""
 
+PAHO_LOGGER = "retroguard.mqtt.paho"
+"""The logger the reporter's paho client logs to."""
+
+
+class _OwnDisconnectIsNoError(logging.Filter):
+    """paho's "Client is not connected" after the client's own disconnect is the end of a clean
+    stop, not an error: it is logged at DEBUG instead.
+
+    In threaded mode paho's network thread writes the DISCONNECT :meth:`MqttReporter.stop`
+    asked for, closes the socket and runs its loop once more unless ``loop_stop()`` has told
+    it to end by then (a race inside paho 2.2: nothing is published after the disconnect);
+    that last pass logs the closed socket at ERROR. The state it names,
+    ``MQTT_CS_DISCONNECTED``, is only ever set by a disconnect the client asked for: a broker
+    that drops the link leaves ``MQTT_CS_CONNECTION_LOST``, which stays an ERROR.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.levelno < logging.ERROR or not str(record.msg).startswith(
+            "Client is not connected"
+        ):
+            return True
+        text = record.getMessage()
+        if "MQTT_CS_DISCONNECTED" not in text:
+            return True
+        log.debug("MQTT network thread ended after the reporter's own disconnect (%s)", text)
+        return False
+
+
+logging.getLogger(PAHO_LOGGER).addFilter(_OwnDisconnectIsNoError())
+
 TelemetryProvider = Callable[[], DeviceHealth]
 """Returns the monitor's figures for the telemetry message; called on the publisher thread."""
 
@@ -582,7 +612,7 @@ class MqttReporter:
         client = make_client(
             self.config.link(), client_id, will=(self.topics.availability, payloads.OFFLINE)
         )
-        client.enable_logger(logging.getLogger("retroguard.mqtt.paho"))
+        client.enable_logger(logging.getLogger(PAHO_LOGGER))
         client.reconnect_delay_set(
             self.config.reconnect_min_s,  # type: ignore[arg-type]  # paho accepts floats
             self.config.reconnect_max_s,  # type: ignore[arg-type]
