@@ -776,9 +776,14 @@ class SafetyController:
                     recording.impact = impact - recording.trip_t
 
     def _send_windows(self, recordings: list[Recording], now: float) -> None:
-        """A ``window`` event for each recording: the IMU around its trip, in its incident."""
+        """A ``window`` event for each recording: the IMU around its trip, in its incident.
+
+        Its reason names what the trip became: "around the fall" when a fall was confirmed in
+        it (the stumble that tripped was the start of a fall), else "around the trip".
+        """
         for recording in recordings:
             trip = recording.trip
+            fell = trip.type is EventType.FALL or recording.confirm is not None
             imu = self._recorder.finish(recording)
             end = imu.start_s + imu.period_s * max(0, imu.count - 1)
             self._emit(
@@ -787,7 +792,8 @@ class SafetyController:
                     self._device_id,
                     now,
                     self.state,
-                    f"IMU {imu.start_s:+.1f} .. {end:+.1f} s around the {trip.type.value}",
+                    f"IMU {imu.start_s:+.1f} .. {end:+.1f} s around the "
+                    + ("fall" if fell else "trip"),
                     incident=trip.incident,
                     of=trip.id,
                     recording=imu,

@@ -120,6 +120,7 @@ def test_the_window_event_follows_the_trip_with_the_seconds_around_it() -> None:
     walk.run_until(20.0 + AFTER_S + 0.5)
     (window,) = walk.of(EventType.WINDOW)
     assert window.of == trip.id and window.incident == trip.incident is not None
+    assert window.reason == "IMU -4.0 .. +10.0 s around the trip"  # a stumble, and only that
     recording = window.recording
     assert recording is not None
     assert recording.upright == UP and recording.marks.trip == 0.0
@@ -144,6 +145,7 @@ def test_a_fall_after_the_trip_is_marked_in_its_recording_with_its_landing() -> 
     assert fall.incident == trip.incident
     (window,) = walk.of(EventType.WINDOW)  # one plot tells the story
     assert window.of == trip.id and window.recording is not None
+    assert window.reason == "IMU -4.0 .. +10.0 s around the fall"  # what the trip became
     marks = window.recording.marks
     assert marks.impact == pytest.approx(0.4, abs=0.006)
     assert marks.confirm == pytest.approx(2.4, abs=0.006)
