@@ -22,6 +22,7 @@ from core.mounting import Mounting, MountingError
 from core.mqttlink import BrokerLink
 from core.tomlschema import Check
 from firmware.detection.config import DetectorConfig
+from firmware.presses import HELP_WINDOW_S, LONG_PRESS_MIN_S, PATTERN_GAP_MAX_S, PATTERN_GAP_MIN_S
 from firmware.session.config import SessionConfig
 from firmware.session.plan import check_plan_reference
 from firmware.session.voice import check_language
@@ -184,6 +185,27 @@ def _positive(value: Any) -> str | None:
     return None if value > 0 else "must be greater than 0"
 
 
+def _long_press(value: Any) -> str | None:
+    if value >= LONG_PRESS_MIN_S:
+        return None
+    return (
+        f"must be at least {LONG_PRESS_MIN_S:g} s, not {value:g}: the presses of a call for "
+        f"help go down within {HELP_WINDOW_S:g} s, and a shorter long press would stop the "
+        'session on one of them (docs/safety.md, "Button press patterns")'
+    )
+
+
+def _press_gap(value: Any) -> str | None:
+    if PATTERN_GAP_MIN_S <= value <= PATTERN_GAP_MAX_S:
+        return None
+    return (
+        f"must be between {PATTERN_GAP_MIN_S:g} and {PATTERN_GAP_MAX_S:g} s, not {value:g}: "
+        f"three quick presses must make one sequence within the {HELP_WINDOW_S:g} s help "
+        "window, or a call for help and a double press could be taken for each other "
+        '(docs/safety.md, "Button press patterns")'
+    )
+
+
 def _one_of(choices: tuple[int, ...]) -> Callable[[Any], str | None]:
     def check(value: Any) -> str | None:
         if value in choices:
@@ -316,8 +338,8 @@ _CHECKS: dict[str, Callable[[Any], str | None]] = {
     "session.speech_rate_wpm": _positive,
     "session.language": check_language,
     "session.max_pause_s": _positive,
-    "session.double_press_gap_s": _positive,
-    "session.long_press_s": _positive,
+    "session.double_press_gap_s": _press_gap,
+    "session.long_press_s": _long_press,
 }
 _CHECKS.update({f"gpio.pins.{f.name}": _bcm_pin for f in dataclasses.fields(PinConfig)})
 

@@ -45,6 +45,25 @@ HELP_PRESSES = 3
 HELP_WINDOW_S = 2.0
 """The help presses must all go down within this (first press to third)."""
 
+# What ``session.long_press_s`` and ``session.double_press_gap_s`` may be, derived from the
+# table of press patterns (docs/safety.md, "Button press patterns") so no two patterns can be
+# taken for each other; the config loader refuses a value outside (``config --check`` too).
+LONG_PRESS_MIN_S = HELP_WINDOW_S
+"""A call for help's presses go down within :data:`HELP_WINDOW_S`, so each but its last is
+shorter than that: a long press (stop the session) at least as long is never one of them (and
+never a press of a double press, which is shorter still)."""
+PATTERN_GAP_MAX_S = (HELP_WINDOW_S - (HELP_PRESSES - 1) * ARM_HOLD_S) / (HELP_PRESSES - 1)
+"""0.6 s: three presses each let go before the chirp, each within the gap of letting go of the
+one before, are one sequence; the third goes down at most ``2 * (ARM_HOLD_S + gap)`` after
+the first, inside the help window only up to this gap. A longer gap chains presses into
+sequences that are neither a call for help nor a double press (the session ignores three or
+more presses because they are help): a double press, then a press, would be lost, and two
+separate double presses would add up to a call for help."""
+PATTERN_GAP_MIN_S = 0.3
+"""The pause between a walker's quick presses is some 0.2-0.3 s: a shorter gap splits a call
+for help into sequences, its second and third presses then a double press (the session's start
+or pause) and its first a lone reset press in STANDBY."""
+
 
 class HelpSource(StrEnum):
     """Which input asked for help (said in the event's reason)."""

@@ -183,3 +183,92 @@ def test_cli_example_round_trips(tmp_path: Path, capsys: pytest.CaptureFixture[s
     assert main(["config", "--example"]) == 0
     path = write(tmp_path, capsys.readouterr().out)
     assert main(["config", "--check", str(path)]) == 0
+
+
+# ------------------------------------------------- press timings (docs/safety.md, the table)
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("long_press_s = 0.1", "session.long_press_s: must be at least 2 s, not 0.1: "),
+        ("long_press_s = 1.9", "session.long_press_s: must be at least 2 s, not 1.9: "),
+        (
+            "double_press_gap_s = 5",
+            "session.double_press_gap_s: must be between 0.3 and 0.6 s, not 5: ",
+        ),
+        (
+            "double_press_gap_s = 0.65",
+            "session.double_press_gap_s: must be between 0.3 and 0.6 s, not 0.65: ",
+        ),
+        (
+            "double_press_gap_s = 0.1",
+            "session.double_press_gap_s: must be between 0.3 and 0.6 s, not 0.1: ",
+        ),
+    ],
+)
+def test_press_timings_that_would_confuse_two_patterns_are_refused_by_check_and_run(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], text: str, expected: str
+) -> None:
+    path = write(tmp_path, f"[session]\n{text}\n")
+    assert main(["config", "--check", str(path)]) == 2
+    checked = capsys.readouterr().err
+    assert f"{path}: {expected}" in checked
+    assert main(["run", "-c", str(path)]) == 2  # the same loader: run refuses what check does
+    assert capsys.readouterr().err == checked
+
+
+def test_press_timings_at_their_limits_are_accepted(tmp_path: Path) -> None:
+    for gap in (0.3, 0.6):
+        text = f"[session]\nlong_press_s = 2.0\ndouble_press_gap_s = {gap}\n"
+        session = load_config(write(tmp_path, text)).session
+        assert (session.long_press_s, session.double_press_gap_s) == (2.0, gap)
+
+
+def _presses(*spans: tuple[float, float]) -> list[tuple[float, bool]]:
+    return [edge for down, up in spans for edge in ((down, True), (up, False))]
+
+
+def test_at_the_limits_a_call_for_help_is_help_and_never_a_session_gesture() -> None:
+    """Why the limits are what they are (firmware/presses.py): at the longest gap three presses
+    let go before the chirp are still help; at the shortest long press the longest first press
+    of a call for help does not stop the session; past either limit they would be confused."""
+    from firmware.presses import (
+        ARM_HOLD_S,
+        LONG_PRESS_MIN_S,
+        PATTERN_GAP_MAX_S,
+        HelpPattern,
+        ResetButtonPatterns,
+    )
+    from firmware.session.gestures import GestureKind, GestureRecognizer
+
+    gap = PATTERN_GAP_MAX_S - 0.001
+    hold = ARM_HOLD_S - 0.001  # let go just before the chirp
+    slowest = _presses(
+        (0.0, hold), (hold + gap, 2 * hold + gap), (2 * (hold + gap), 3 * hold + 2 * gap)
+    )
+    patterns = ResetButtonPatterns(gap_s=PATTERN_GAP_MAX_S)
+    found = patterns.feed(slowest, 5.0, armable=True)  # in STANDBY: and nothing arms
+    assert found == [HelpPattern(0.0, 2 * (hold + gap))]
+    gestures = GestureRecognizer(double_gap_s=PATTERN_GAP_MAX_S, long_press_s=LONG_PRESS_MIN_S)
+    assert gestures.feed(slowest, 5.0) == []  # three presses: help's, nothing for the session
+
+    # ARMED: a first press held 1.7 s, then two taps, the third within 2 s: help, no stop
+    held_first = _presses((0.0, 1.7), (1.75, 1.8), (1.85, 1.9))
+    found = ResetButtonPatterns(gap_s=PATTERN_GAP_MAX_S).feed(held_first, 5.0, armable=False)
+    assert found == [HelpPattern(0.0, 1.85)]
+    at_limit = GestureRecognizer(double_gap_s=PATTERN_GAP_MAX_S, long_press_s=LONG_PRESS_MIN_S)
+    assert at_limit.feed(held_first, 5.0) == []
+    below = GestureRecognizer(double_gap_s=PATTERN_GAP_MAX_S, long_press_s=1.5)
+    # below the limit (refused): the call for help stops the session, its taps a double press
+    assert [g.kind for g in below.feed(held_first, 5.0)] == [GestureKind.LONG, GestureKind.DOUBLE]
+
+    # two double presses 1.2 s apart: two double presses at the limit, help past it
+    two_doubles = _presses((0.0, 0.1), (0.3, 0.4), (1.6, 1.7), (1.9, 2.0))
+    at_limit = GestureRecognizer(double_gap_s=PATTERN_GAP_MAX_S, long_press_s=LONG_PRESS_MIN_S)
+    kinds = [g.kind for g in at_limit.feed(two_doubles[:4], 1.2)]
+    kinds += [g.kind for g in at_limit.feed(two_doubles[4:], 5.0)]
+    assert kinds == [GestureKind.DOUBLE, GestureKind.DOUBLE]
+    assert ResetButtonPatterns(gap_s=PATTERN_GAP_MAX_S).feed(two_doubles, 5.0, armable=False) == []
+    past = ResetButtonPatterns(gap_s=1.5).feed(two_doubles, 5.0, armable=False)
+    assert [type(p) for p in past] == [HelpPattern]

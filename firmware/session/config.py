@@ -27,9 +27,12 @@ class SessionConfig:
     max_pause_s: float = 900.0
     """A session paused (by the walker or by a trip) for this long ends as "abandoned"."""
     double_press_gap_s: float = 0.6
-    """Button: most time between letting go and pressing again that makes a double press."""
+    """Button: most time between letting go and pressing again that makes a double press (and
+    one sequence of presses: help too); 0.3-0.6 s, so a call for help and a double press cannot
+    be taken for each other (docs/safety.md, "Button press patterns")."""
     long_press_s: float = 2.0
-    """Button: holding at least this long is a long press (stop the session)."""
+    """Button: holding at least this long is a long press (stop the session); at least 2 s,
+    the help window, so no press of a call for help stops the session."""
     balance_check: bool = True
     """Start each session begun in STANDBY with a 30 s standing balance check (feet together,
     eyes open), guided by cues; arming with the reset button skips it. Never while armed."""
