@@ -14,8 +14,18 @@ from caregiver.storage import Store
 from core.protocol.walker import DEFAULT_WALKER
 
 
+class UnknownWalker(LookupError):
+    """A walker asked for by id who is not one of the device's: the page, chart or report
+    answers 404 saying so, as ``retroguard caregiver report --walker`` does, never another
+    walker's figures in their place."""
+
+    def __init__(self, device_id: str, walker: str) -> None:
+        super().__init__(f"no walker {walker[:40]!r} on {device_id}")
+
+
 @dataclass(frozen=True, slots=True)
 class Offered:
+    device_id: str
     walkers: list[tuple[str, str]]
     """``(id, name)``: those who walked, the one who walked last first, then the roster's
     others in button order; a roster name is the current one, so it wins over a session's."""
@@ -23,9 +33,14 @@ class Offered:
     """Who is shown without a choice: the walker who walked last, else the roster's first."""
 
     def pick(self, asked: str | None) -> tuple[str, str]:
-        """``asked``'s ``(id, name)`` if offered, else :attr:`last`'s (never a mix)."""
+        """``asked``'s ``(id, name)``; :attr:`last`'s when nobody is asked for (no
+        ``?walker=``, or an empty one). :class:`UnknownWalker` when ``asked`` is not offered:
+        a mistyped or stale link must not show the last walker's figures as if they were the
+        ones asked for."""
         names = dict(self.walkers)
-        chosen = asked if asked in names else self.last
+        chosen = asked or self.last
+        if chosen not in names:
+            raise UnknownWalker(self.device_id, chosen)
         return chosen, names[chosen]
 
 
@@ -39,7 +54,7 @@ def offered(store: Store, device_id: str) -> Offered:
     walkers += [(w, n) for w, n in roster if w not in seen]
     if not walkers:
         walkers = [(DEFAULT_WALKER.id, DEFAULT_WALKER.name)]
-    return Offered(walkers, walkers[0][0])
+    return Offered(device_id, walkers, walkers[0][0])
 
 
 def for_plans(store: Store, device_id: str) -> list[tuple[str, str]]:

@@ -88,8 +88,23 @@ def test_the_progress_page_and_the_reports_are_one_walker_s(
         assert f'data-plot="/api/devices/{DEVICE}/progress?walker=anna"' in page
         _, _, page = web.request("GET", f"/devices/{DEVICE}/progress?walker=default")
         assert '<option value="default" selected>Default walker</option>' in page
-        _, _, unknown = web.request("GET", f"/devices/{DEVICE}/progress?walker=nobody")
-        assert '<option value="anna" selected>' in unknown  # not a mix: the last walker's
+        # A walker the device does not have: 404 saying so, never the last walker's figures
+        for path in (
+            f"/devices/{DEVICE}/progress?walker=nobody",
+            f"/devices/{DEVICE}/report.csv?walker=nobody",
+            f"/devices/{DEVICE}/report.pdf?walker=nobody",
+        ):
+            status, _, body = web.request("GET", path)
+            assert (status, body) == (404, f"no walker 'nobody' on {DEVICE}"), path
+        for api in ("progress", "trends"):
+            status, _, body = web.request(
+                "GET", f"/api/devices/{DEVICE}/{api}?walker=nobody", headers={"accept": "*/*"}
+            )
+            assert status == 404 and json.loads(body) == {
+                "error": f"no walker 'nobody' on {DEVICE}"
+            }, api
+        status, _, page = web.request("GET", f"/devices/{DEVICE}/progress?walker=")
+        assert status == 200 and '<option value="anna" selected>' in page  # none asked: last
 
         charts = {}
         for walker in ("anna", "default"):

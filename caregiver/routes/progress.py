@@ -4,7 +4,8 @@ balance and gait, as a page and as the charts' JSON (figures from
 
 A shared treadmill has several walkers: each page and chart is one walker's (``?walker=``,
 a walker id; the page has a selector offering every walker on the device's roster and any seen
-in sessions, :mod:`caregiver.walkers`), never a mix; without one, the walker who walked last."""
+in sessions, :mod:`caregiver.walkers`), never a mix; without one, the walker who walked last;
+a walker the device does not have answers 404 "no walker ... on ...", not another's figures."""
 
 from __future__ import annotations
 
@@ -13,14 +14,14 @@ from urllib.parse import urlencode
 
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from caregiver.progress import progress_view
 from caregiver.routes.site import Site
 from caregiver.storage import Device, WalkSession
 from caregiver.trends import Trend, measures_of, trends, trends_json
-from caregiver.walkers import offered
+from caregiver.walkers import UnknownWalker, offered
 from core.zones import zone_name
 
 
@@ -42,8 +43,9 @@ def routes(site: Site) -> list[BaseRoute]:
     store = backend.store
 
     def walker_of(device_id: str, asked: str | None) -> tuple[str, str, list[tuple[str, str]]]:
-        """The walker to show, ``id, name`` (the one asked for if the device has them, else
-        the one who walked last) and every walker of the device, ``(id, name)``."""
+        """The walker to show, ``id, name`` (the one asked for, else the one who walked last)
+        and every walker of the device, ``(id, name)``; :class:`UnknownWalker` when the device
+        has no walker ``asked``."""
         walkers = offered(store, device_id)
         return *walkers.pick(asked), walkers.walkers
 
@@ -73,7 +75,10 @@ def routes(site: Site) -> list[BaseRoute]:
         if not site.may_see(request, device_id):
             return site.not_found("device")
         asked = request.query_params.get("walker")
-        shown = await run_in_threadpool(sessions_of, device_id, asked)
+        try:
+            shown = await run_in_threadpool(sessions_of, device_id, asked)
+        except UnknownWalker as exc:
+            return PlainTextResponse(str(exc), status_code=404)
         if shown is None:
             return site.not_found("device")
         view = progress_view(shown.sessions, backend.clock(), backend.config.zone, shown.prescribed)
@@ -95,11 +100,14 @@ def routes(site: Site) -> list[BaseRoute]:
     async def progress_json(request: Request) -> Response:
         device_id = request.path_params["device_id"]
         asked = request.query_params.get("walker")
-        shown = (
-            await run_in_threadpool(sessions_of, device_id, asked)
-            if site.may_see(request, device_id)
-            else None
-        )
+        try:
+            shown = (
+                await run_in_threadpool(sessions_of, device_id, asked)
+                if site.may_see(request, device_id)
+                else None
+            )
+        except UnknownWalker as exc:
+            return JSONResponse({"error": str(exc)}, status_code=404)
         if shown is None:
             return JSONResponse({"error": "no such device"}, status_code=404)
         view = progress_view(shown.sessions, backend.clock(), backend.config.zone, shown.prescribed)
@@ -115,9 +123,12 @@ def routes(site: Site) -> list[BaseRoute]:
         )
         if device is None:
             return JSONResponse({"error": "no such device"}, status_code=404)
-        walker, _, _ = await run_in_threadpool(
-            walker_of, device_id, request.query_params.get("walker")
-        )
+        try:
+            walker, _, _ = await run_in_threadpool(
+                walker_of, device_id, request.query_params.get("walker")
+            )
+        except UnknownWalker as exc:
+            return JSONResponse({"error": str(exc)}, status_code=404)
         found = await run_in_threadpool(trends_of, device_id, walker)
         return JSONResponse({"zone": zone_name(backend.config.zone), "trends": trends_json(found)})
 

@@ -1,5 +1,6 @@
 """The physio's report on one walker of one device, as CSV and as a one-page PDF (downloads;
-``?walker=`` a walker id of the device's roster or sessions, default: the one who walked last).
+``?walker=`` a walker id of the device's roster or sessions, default: the one who walked last;
+another id answers 404 "no walker ... on ...", never another walker's report).
 
 The figures are :func:`caregiver.report.report_for`'s; the PDF library (fpdf2, the
 ``caregiver`` extra) is imported on the first PDF asked for, so a service installed
@@ -17,7 +18,7 @@ from starlette.routing import BaseRoute, Route
 
 from caregiver.report import Report, file_name, report_csv, report_for
 from caregiver.routes.site import Site
-from caregiver.walkers import offered
+from caregiver.walkers import UnknownWalker, offered
 from core.protocol.walker import DEFAULT_WALKER
 
 log = logging.getLogger(__name__)
@@ -36,6 +37,8 @@ def routes(site: Site) -> list[BaseRoute]:
     backend = site.backend
 
     def report_of(device_id: str, asked: str | None) -> Report | None:
+        """The report, None for no such device; :class:`UnknownWalker` for a walker the device
+        does not have."""
         store = backend.store
         if store.device(device_id) is None:
             return None
@@ -60,27 +63,33 @@ def routes(site: Site) -> list[BaseRoute]:
             },
         )
 
+    async def asked_report(request: Request) -> Report | Response:
+        """The report the request asks for, or the 404 answer: no such device (or one this
+        caregiver may not see), or no such walker on it."""
+        device_id = request.path_params["device_id"]
+        if not site.may_see(request, device_id):
+            return site.not_found("device")
+        try:
+            report = await run_in_threadpool(
+                report_of, device_id, request.query_params.get("walker")
+            )
+        except UnknownWalker as exc:
+            return PlainTextResponse(str(exc), status_code=404)
+        return site.not_found("device") if report is None else report
+
     @site.authed
     async def csv_report(request: Request) -> Response:
-        device_id = request.path_params["device_id"]
-        asked = request.query_params.get("walker")
-        report = await run_in_threadpool(report_of, device_id, asked) if site.may_see(
-            request, device_id
-        ) else None  # fmt: skip
-        if report is None:
-            return site.not_found("device")
+        report = await asked_report(request)
+        if isinstance(report, Response):
+            return report
         body = report_csv(report).encode("utf-8")
         return download(body, "text/csv; charset=utf-8", file_name(report, "csv"))
 
     @site.authed
     async def pdf_report(request: Request) -> Response:
-        device_id = request.path_params["device_id"]
-        asked = request.query_params.get("walker")
-        report = await run_in_threadpool(report_of, device_id, asked) if site.may_see(
-            request, device_id
-        ) else None  # fmt: skip
-        if report is None:
-            return site.not_found("device")
+        report = await asked_report(request)
+        if isinstance(report, Response):
+            return report
         body = await run_in_threadpool(_pdf, report)
         if body is None:
             return PlainTextResponse(
