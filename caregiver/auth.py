@@ -30,6 +30,7 @@ import functools
 import hashlib
 import hmac
 import math
+import re
 import secrets
 import threading
 import time
@@ -67,9 +68,21 @@ def _matches(stored: str, password: str) -> bool:
             return False
 
 
+USERNAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._@-]{0,63}")
+"""A user name: 1-64 of the ASCII letters and digits and ``. _ - @`` (an e-mail address
+fits), starting with a letter or digit. Names show in logs, in commands a person types
+(``remove-user NAME``) and in the ``by`` of a plan sent to a device: none of these characters
+needs quoting, none is a path separator or a control character, and no two names look alike."""
+
+
 def check_username(username: str) -> str | None:
-    if not 1 <= len(username) <= 64 or not username.isprintable() or username != username.strip():
-        return "user names are 1-64 printable characters without leading or trailing spaces"
+    """Why ``username`` cannot be a new account's name (an account created before this rule
+    keeps its name and still logs in)."""
+    if USERNAME.fullmatch(username) is None:
+        return (
+            "a user name is 1-64 of the letters a-z and A-Z, the digits and . _ - @, "
+            "starting with a letter or a digit"
+        )
     return None
 
 

@@ -1,7 +1,9 @@
 """``retroguard caregiver`` (serve the dashboard) and its account commands.
 
 * ``add-user NAME [--role caregiver|physio] [--device ID ...]``: create an account (a
-  caregiver unless ``--role physio``) or set its password;
+  caregiver unless ``--role physio``) or set its password; NAME is 1-64 of the letters a-z
+  and A-Z, digits and ``. _ - @`` (:func:`caregiver.auth.check_username`); a ``--device``
+  no device has reported from yet is kept with a warning (it may come online later);
 * ``set-role NAME caregiver|physio``: only a physio sets plans and progressions;
 * ``users``: list the accounts, their roles, the devices each may see and its open logins;
 * ``remove-user NAME``: delete an account and end its logins at once;
@@ -19,6 +21,9 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+
+from core.cliargs import output_file
+from core.dbfile import database_file_problem
 
 if TYPE_CHECKING:  # imported when a command runs: `retroguard --help` stays quick
     from caregiver.auth import Accounts
@@ -82,9 +87,11 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         "report", "write a device's report (weekly table, adherence, incidents) as CSV or PDF"
     )
     report.add_argument("device", metavar="DEVICE", help="device id")
-    report.add_argument("--csv", type=Path, default=None, metavar="FILE", help="write CSV here")
     report.add_argument(
-        "--pdf", type=Path, default=None, metavar="FILE", help="write the one-page PDF here"
+        "--csv", type=output_file, default=None, metavar="FILE", help="write CSV here"
+    )
+    report.add_argument(
+        "--pdf", type=output_file, default=None, metavar="FILE", help="write the one-page PDF here"
     )
     report.add_argument(
         "--walker",
@@ -120,16 +127,29 @@ def run(args: argparse.Namespace) -> int:
 def _run(args: argparse.Namespace) -> int:
     import dataclasses
 
+    from caregiver.storage import engine_of
+
     config = _config(args.config)
+    database = config.server.database
+    problem = database_file_problem(database) if engine_of(database) == "sqlite" else None
+    if problem is not None:  # before SQLite: it would answer a traceback, for serve and all
+        print(f"retroguard caregiver: [server] database: {problem}", file=sys.stderr)
+        return 2
     if args.caregiver_command not in (None, "serve"):  # None: no subcommand, i.e. serve
         from caregiver.auth import Accounts
         from caregiver.storage import Store, redacted
 
+        password = None
+        if args.caregiver_command == "add-user":  # a bad name or file: no database touched
+            password = _new_account(args)
+            if password is None:
+                return 2
         store = Store(config.server.database)
         try:
             if args.caregiver_command == "report":
                 return _report(args, store, config)
-            return _account_command(args, Accounts(store), redacted(config.server.database))
+            database = redacted(config.server.database)
+            return _account_command(args, Accounts(store), database, password)
         finally:
             store.close()
     if args.port is not None:
@@ -174,17 +194,52 @@ def _report(args: argparse.Namespace, store: Any, config: Any) -> int:
         except ImportError as exc:
             print(f"{name}: {exc}; install retroguard[caregiver]", file=sys.stderr)
             return 2
-        args.pdf.write_bytes(report_pdf(report))
+        if not _write(name, args.pdf, report_pdf(report)):
+            return 2
         print(f"PDF report of {args.device} written to {args.pdf}", file=sys.stderr)
     if args.csv is not None:
-        args.csv.write_text(report_csv(report), encoding="utf-8")
+        if not _write(name, args.csv, report_csv(report).encode("utf-8")):
+            return 2
         print(f"CSV report of {args.device} written to {args.csv}", file=sys.stderr)
     elif args.pdf is None:
         sys.stdout.write(report_csv(report))
     return 0
 
 
-def _account_command(args: argparse.Namespace, accounts: Accounts, database: str) -> int:
+def _write(name: str, path: Path, body: bytes) -> bool:
+    """Write a report file; False, having said why, when it cannot be written (the option's
+    check has seen the directory, but the disk may be full or the file read-only)."""
+    try:
+        path.write_bytes(body)
+    except OSError as exc:
+        print(f"{name}: cannot write {path}: {exc.strerror or exc}", file=sys.stderr)
+        return False
+    return True
+
+
+def _new_account(args: argparse.Namespace) -> str | None:
+    """``add-user``'s name checked and its password read; None, having said why, when the name
+    cannot be one (before the password is asked for) or the password file cannot be read."""
+    from caregiver.auth import check_password, check_username
+
+    name = "retroguard caregiver add-user"
+    problem = check_username(args.username)
+    if problem is not None:
+        print(f"{name}: {args.username!r}: {problem}", file=sys.stderr)
+        return None
+    password = _password(args, name)
+    problem = None if password is None else check_password(password)
+    if problem is not None:
+        print(f"{name}: {problem}", file=sys.stderr)
+        return None
+    return password
+
+
+def _account_command(
+    args: argparse.Namespace, accounts: Accounts, database: str, password: str | None = None
+) -> int:
+    """``users``, ``remove-user``, ``set-role``, ``limit-user``, and ``add-user`` with the
+    ``password`` :func:`_new_account` read."""
     name = f"retroguard caregiver {args.caregiver_command}"
     if args.caregiver_command == "users":
         return _list_users(accounts.users())
@@ -209,10 +264,10 @@ def _account_command(args: argparse.Namespace, accounts: Accounts, database: str
         if not accounts.limit(args.username, None if args.all else args.devices):
             print(f"{name}: no account {args.username!r} in {database}", file=sys.stderr)
             return 2
+        _warn_unknown(name, accounts, None if args.all else args.devices)
         print(f"user {args.username} sees {_devices(None if args.all else args.devices)}")
         return 0
-    password = _password(args)
-    if password is None:
+    if password is None:  # add-user's is read before the database is opened (_new_account)
         return 2
     from caregiver.storage import Role
 
@@ -223,14 +278,41 @@ def _account_command(args: argparse.Namespace, accounts: Accounts, database: str
         return 2
     if args.device:
         accounts.limit(args.username, args.device)
+        _warn_unknown(name, accounts, args.device)
     print(f"user {args.username} saved in {database}")
     return 0
 
 
-def _password(args: argparse.Namespace) -> str | None:
+def _warn_unknown(name: str, accounts: Accounts, devices: Sequence[str] | None) -> None:
+    """A warning for each device the service has never heard from: kept all the same, since a
+    device may be set up for a caregiver before it first comes online (a mistyped id shows here
+    and in ``users``; ``limit-user`` corrects it)."""
+    for device in sorted(set(devices or ())):
+        if accounts.store.device(device) is None:
+            print(
+                f"{name}: warning: no device {device!r} has reported to this service yet; "
+                "the account will see it once it comes online (check the id if it should be "
+                "here already)",
+                file=sys.stderr,
+            )
+
+
+def _password(args: argparse.Namespace, name: str) -> str | None:
     if args.password_file:
-        lines = args.password_file.read_text().splitlines()
-        return lines[0] if lines else ""
+        try:
+            lines = args.password_file.read_text(encoding="utf-8").splitlines()
+        except FileNotFoundError:
+            problem = "no such file"
+        except IsADirectoryError:
+            problem = "a directory, not a file"
+        except OSError as exc:
+            problem = f"cannot read: {exc.strerror or exc}"
+        except UnicodeDecodeError:
+            problem = "not a text file in UTF-8"
+        else:
+            return lines[0] if lines else ""
+        print(f"{name}: --password-file {args.password_file}: {problem}", file=sys.stderr)
+        return None
     password = getpass.getpass(f"password for {args.username}: ")
     if password != getpass.getpass("again: "):
         print("the passwords differ", file=sys.stderr)

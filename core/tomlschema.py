@@ -31,7 +31,12 @@ Check = Callable[[Any], str | None]
 
 def read_toml(path: Path, what: str = "file") -> dict[str, Any]:
     """Parse a TOML file; a missing, unreadable or malformed one is a :class:`ConfigError`
-    naming the file (``what`` says which kind of file: "plan file", ...)."""
+    naming the file (``what`` says which kind of file: "plan file", ...).
+
+    Every command reads its TOML here, so none of them shows a traceback for a bad file: a
+    directory, bytes that are not UTF-8 (TOML is UTF-8 by definition: a file saved in
+    another encoding, or not text at all) and any other read error are problems too.
+    """
     try:
         with path.open("rb") as fh:
             return tomllib.load(fh)
@@ -39,6 +44,14 @@ def read_toml(path: Path, what: str = "file") -> dict[str, Any]:
         raise ConfigError([f"{path}: {what} not found"]) from None
     except PermissionError:
         raise ConfigError([f"{path}: permission denied"]) from None
+    except IsADirectoryError:
+        raise ConfigError([f"{path}: a directory, not a {what}"]) from None
+    except OSError as exc:
+        raise ConfigError([f"{path}: cannot read: {exc.strerror or exc}"]) from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(
+            [f"{path}: not a TOML text file: byte {exc.start} is not UTF-8 (save it as UTF-8)"]
+        ) from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError([f"{path}: not valid TOML: {exc}"]) from None
 

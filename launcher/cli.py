@@ -2,7 +2,8 @@
 
 Exit codes: 0 success, 1 runtime failure (e.g. a demo that did not end
 safe), 2 bad usage or bad input (config, trace file, a database written by a
-newer release).
+newer release or not a database at all), 141 standard output closed early
+(``| head``: quietly, as a process killed by SIGPIPE).
 """
 
 from __future__ import annotations
@@ -10,11 +11,13 @@ from __future__ import annotations
 import argparse
 import importlib
 import logging
+import os
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from core.cliargs import finite_float, output_file
 from core.errors import ConfigError
 from firmware import __version__
 from firmware.storage.errors import SchemaError
@@ -183,7 +186,7 @@ def build_parser(argv: Sequence[str] = ()) -> argparse.ArgumentParser:
     p = sub.add_parser(
         "demo", help="the whole monitor on simulated hardware, walking through a scripted session"
     )
-    p.add_argument("--speed", type=float, default=1.0, help="times faster than real time")
+    p.add_argument("--speed", type=finite_float, default=1.0, help="times faster than real time")
     p.add_argument("--db", type=Path, default=None, help="event store (default: a temporary file)")
     p.add_argument("--no-live", action="store_true", help="no live status line")
     p.add_argument(
@@ -199,9 +202,9 @@ def build_parser(argv: Sequence[str] = ()) -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_replay)
 
     p = sub.add_parser("record", help="record the configured IMU to a trace file")
-    p.add_argument("out", type=Path)
+    p.add_argument("out", type=output_file)
     _add_config_option(p, None)
-    p.add_argument("--seconds", type=float, default=10.0)
+    p.add_argument("--seconds", type=finite_float, default=10.0)
     p.add_argument(
         "--scenario",
         default=None,
@@ -228,6 +231,26 @@ def build_parser(argv: Sequence[str] = ()) -> argparse.ArgumentParser:
     return parser
 
 
+READER_GONE = 128 + 13
+"""The exit status of a command whose standard output was closed early (``retroguard plan
+show | head``): a shell's for a process killed by SIGPIPE (13), as other command-line tools
+end; Python ignores SIGPIPE, so the write raises :class:`BrokenPipeError` instead."""
+
+
+def _reader_gone() -> int:
+    """Stop quietly: nobody reads standard output any more. Python flushes it once more at
+    exit, which would fail on the same pipe with a traceback, so it is pointed at /dev/null."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        try:
+            os.dup2(devnull, sys.stdout.fileno())
+        finally:
+            os.close(devnull)
+    except (OSError, ValueError):  # no file descriptor (stdout replaced): nothing to flush
+        pass
+    return READER_GONE
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     from core.logsetup import setup_logging
 
@@ -237,6 +260,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     setup_logging(verbose=args.verbose)
     try:
         result: int = args.func(args)
+        sys.stdout.flush()  # a reader gone shows here, in the handler below, not at exit
+    except BrokenPipeError:
+        return _reader_gone()
     except ConfigError as exc:
         for problem in exc.problems:
             print(problem, file=sys.stderr)

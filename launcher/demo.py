@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, TextIO, cast
 
 from core.clock import Clock, RealClock
+from core.dbfile import database_file_problem
 from core.protocol.events import EventType
 from core.realtime import realtime_section
 from firmware.app import COURIER_START_S, App, build_app, favour_realtime_thread
@@ -311,14 +312,18 @@ def run_demo(
     Without ``database`` the demo's files (event store, the dashboard's database) go in a
     temporary folder, removed at exit unless ``keep`` (``--keep``: to look at them after)."""
     out = out or sys.stdout
-    if speed <= 0:
-        print("retroguard demo: --speed must be positive", file=sys.stderr)
+    if not speed > 0:  # NaN too: it fails every comparison
+        print("retroguard demo: --speed must be a positive number", file=sys.stderr)
         return 2
     if speed > MAX_SPEED:
         print(
             f"retroguard demo: --speed above {MAX_SPEED:g} outruns the monitor loop",
             file=sys.stderr,
         )
+        return 2
+    problem = None if database is None else database_file_problem(database)
+    if problem is not None:  # the monitor would move the file aside as a damaged database
+        print(f"retroguard demo: --db: {problem}", file=sys.stderr)
         return 2
     with contextlib.ExitStack() as stack:
         line = LiveLine(out)

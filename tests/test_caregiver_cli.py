@@ -81,7 +81,9 @@ def test_an_unreachable_postgresql_is_a_clear_error_not_a_traceback(
     config = tmp_path / "caregiver.toml"
     port = free_port()  # nothing listens there
     config.write_text(f'[server]\ndatabase = "postgresql://care:secret@127.0.0.1:{port}/rg"\n')
-    argv = ["caregiver", "add-user", "ann", "--password-file", str(config), "-c", str(config)]
+    secret = tmp_path / "pw"
+    secret.write_text("correct horse battery\n")  # a good one: read before the database
+    argv = ["caregiver", "add-user", "ann", "--password-file", str(secret), "-c", str(config)]
     assert main(argv) == 1
     err = capsys.readouterr().err
     assert "retroguard caregiver: caregiver database:" in err

@@ -589,8 +589,12 @@ def test_the_cli_sets_holds_and_steps_back_a_progression(
     from launcher.cli import main
 
     db = str(tmp_path / "device.db")
-    assert main(["plan", "--db", db, "progression", "hold"]) == 1
-    assert "no progression is assigned" in capsys.readouterr().err
+    for action in ("hold", "release", "step-back"):  # nothing to change: bad usage, exit 2
+        assert main(["plan", "--db", db, "progression", action]) == 2
+        assert (
+            f"retroguard plan progression {action}: no progression is assigned to this device "
+            "(assign one first: retroguard plan progression set NAME)"
+        ) in capsys.readouterr().err
     assert (
         main(["plan", "--db", db, "progression", "set", "toward-10-minutes", "--stage", "0"]) == 2
     )

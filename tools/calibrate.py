@@ -37,6 +37,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from core.cliargs import finite_float
 from core.clock import Clock, RealClock
 from core.mounting import Mounting
 from core.samples import ImuSample
@@ -196,7 +197,7 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     )
     parser.add_argument("-c", "--config", type=Path, default=None, help="TOML config file")
     parser.add_argument(
-        "--seconds", type=float, default=5.0, help="standing-still recording (default 5)"
+        "--seconds", type=finite_float, default=5.0, help="standing-still recording (default 5)"
     )
     parser.add_argument(
         "--write",

@@ -9,7 +9,9 @@ Two things every such command does alike, so they cannot drift apart:
 * a command that only reads never creates the database: a mistyped ``--db``,
   or no config on a machine where the monitor never ran, would otherwise
   leave an empty database behind and report "nothing recorded" from it as if
-  that were the device's.
+  that were the device's;
+* a file that is not a database (``--db report.pdf``) is refused with a sentence, by every
+  command, before SQLite is asked to open it.
 """
 
 from __future__ import annotations
@@ -17,6 +19,8 @@ from __future__ import annotations
 import argparse
 from collections.abc import Callable, Iterable
 from pathlib import Path
+
+from core.dbfile import database_file_problem
 
 
 def add_common_options(
@@ -45,14 +49,16 @@ def add_common_options(
             extra(target, default)
 
 
-def missing_database(database: Path) -> str | None:
-    """Why a read-only command cannot read ``database`` (None when it can): it does not exist,
-    or it is not a file. Named, so a mistyped path is seen for what it is."""
+def database_problem(database: Path, *, reads_only: bool) -> str | None:
+    """Why the command cannot use ``database`` (None when it can), named, so a mistyped path
+    is seen for what it is: a read-only command's database does not exist, or the file is not
+    a database at all (a directory, a PDF: :func:`core.dbfile.database_file_problem`; SQLite
+    would answer it with a traceback). Nothing is created or changed."""
     if not database.exists():
+        if not reads_only:
+            return None
         return (
             f"{database}: no such database (the monitor creates it on its first start; "
             "give the device's config with -c or its database with --db)"
         )
-    if not database.is_file():
-        return f"{database}: not a database file"
-    return None
+    return database_file_problem(database)

@@ -45,6 +45,7 @@ from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any, TextIO
 
+from core.cliargs import finite_float, output_file
 from core.errors import ConfigError
 from core.samples import ImuSample
 from firmware.detection import TRIPPING_KINDS, DetectionKind, Detector, DetectorConfig
@@ -1002,14 +1003,16 @@ def configure_parser(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument(
         "--rate",
-        type=float,
+        type=float,  # nan and inf too are refused by the range check, naming the range
         default=None,
         help=f"monitor sample rate in Hz, {MIN_RATE_HZ:g}-{MAX_RATE_HZ:g} (default: config)",
     )
-    p.add_argument("--json", type=Path, default=None, metavar="FILE", help="write figures as JSON")
+    p.add_argument(
+        "--json", type=output_file, default=None, metavar="FILE", help="write figures as JSON"
+    )
     p.add_argument(
         "--per-file",
-        type=Path,
+        type=output_file,
         default=None,
         metavar="FILE",
         help="write every recording's result as CSV (what the figures are made of)",
@@ -1036,7 +1039,7 @@ def configure_parser(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument(
         "--gyro-scale",
-        type=float,
+        type=finite_float,
         default=1.0,
         metavar="K",
         help="multiply every gyro reading by K (another gyro calibration; SisFall's readme "
@@ -1050,7 +1053,7 @@ def configure_parser(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument(
         "--start-before-onset",
-        type=float,
+        type=finite_float,
         default=None,
         metavar="S",
         help="start every onset-labelled recording S seconds before its labelled fall onset "

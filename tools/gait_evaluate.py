@@ -49,6 +49,7 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from core.cliargs import output_file
 from core.mounting import SISFALL_MOUNTING, UNKNOWN_MOUNTING, Mounting
 from core.samples import ImuSample
 from firmware.gait.balance import BalanceMeter, SwayMetrics
@@ -491,7 +492,9 @@ def configure_parser(p: argparse.ArgumentParser) -> None:
         default=os.environ.get("RETROGUARD_KFALL"),
         help="KFall directory (sensor_data/...; default: $RETROGUARD_KFALL)",
     )
-    p.add_argument("--json", type=Path, default=None, metavar="FILE", help="write figures as JSON")
+    p.add_argument(
+        "--json", type=output_file, default=None, metavar="FILE", help="write figures as JSON"
+    )
     p.add_argument("--no-progress", action="store_true", help="no progress on stderr")
 
 

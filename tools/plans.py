@@ -11,6 +11,7 @@ Without a row, the config's ``session.plan`` is in force.
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 import getpass
 import sys
 from pathlib import Path
@@ -18,6 +19,7 @@ from typing import Any, TextIO
 
 from core.errors import ConfigError
 from core.plan_presets import PRESETS, PROGRESSIONS
+from core.progress import utc_of
 from core.protocol.payloads import wall_now
 from core.protocol.plan import (
     Plan,
@@ -27,7 +29,8 @@ from core.protocol.plan import (
     progression_from_builtins,
 )
 from core.protocol.walker import DEFAULT_WALKER_ID
-from tools.device_db import add_common_options, missing_database
+from core.zones import system_zone, zone_name
+from tools.device_db import add_common_options, database_problem
 
 
 def add_parser(sub: Any) -> None:
@@ -67,20 +70,33 @@ def _config(path: Path | None) -> Any:
     return config_of(path)
 
 
+PLAN_ARGUMENT = (
+    "a preset name (retroguard plan presets lists them) or a plan file ending in .toml or .json"
+)
+"""What a command-line plan may be (``plan set``, ``session demo --plan``), in its messages."""
+
+
 def read_plan(reference: str) -> Plan:
-    """A preset, a plan file (TOML, as ``session.plan`` takes) or the JSON the wire carries."""
+    """A preset, a plan file (TOML, as ``session.plan`` takes) or the JSON the wire carries;
+    anything else is a :class:`ConfigError` saying what the command takes (not the config
+    key's wording: this is a command-line argument)."""
     if reference in PRESETS:
         return PRESETS[reference]
     if reference.endswith(".json"):
         try:
             return plan_from_json(Path(reference).read_bytes())
+        except IsADirectoryError:
+            raise ConfigError([f"{reference}: a directory, not a plan file"]) from None
         except OSError as exc:
             raise ConfigError([f"{reference}: cannot read: {exc.strerror}"]) from None
         except PlanInvalid as exc:
             raise ConfigError([f"{reference}: {p}" for p in exc.problems]) from None
-    from firmware.session.plan import resolve_plan
+    if not reference.endswith(".toml"):
+        what = "a directory" if Path(reference).is_dir() else "not a preset or a plan file"
+        raise ConfigError([f"{reference}: {what}: give {PLAN_ARGUMENT}"])
+    from firmware.session.plan import load_plan_file
 
-    return resolve_plan(reference, Path.cwd())
+    return load_plan_file(Path.cwd() / reference)
 
 
 def print_plan(plan: Plan, out: TextIO) -> None:
@@ -98,9 +114,17 @@ def run_plan(args: argparse.Namespace) -> int:
             out.write(f"progression {name}: {len(progression.stages)} stages\n")
         return 0
     config = _config(args.config)
+    plan: Plan | None = None
+    if args.action == "set":  # before the database: a bad argument creates and changes nothing
+        try:
+            plan = read_plan(args.plan)
+        except ConfigError as exc:
+            for line in exc.problems:
+                print(f"retroguard plan set: {line}", file=sys.stderr)
+            return 2
     database = args.db if args.db is not None else Path(config.storage.database)
     reads_only = args.action == "show" or (args.action == "progression" and args.what == "show")
-    problem = missing_database(database) if reads_only else None
+    problem = database_problem(database, reads_only=reads_only)
     if problem is not None:
         print(f"retroguard plan: {problem}", file=sys.stderr)
         return 2
@@ -124,14 +148,6 @@ def run_plan(args: argparse.Namespace) -> int:
     if args.action == "progression":
         return run_progression(args, database, out)
     if args.action in ("set", "clear"):
-        plan: Plan | None = None
-        if args.action == "set":
-            try:
-                plan = read_plan(args.plan)
-            except ConfigError as exc:
-                for problem in exc.problems:
-                    print(f"retroguard plan: {problem}", file=sys.stderr)
-                return 2
         by = getattr(args, "by", None) or getpass.getuser()
         conn = connect(database)
         try:
@@ -154,6 +170,9 @@ def run_plan(args: argparse.Namespace) -> int:
     finally:
         conn.close()
     assignment = history[0] if history else None
+    zone = system_zone()
+    if history:
+        out.write(f"Times in {zone_name(zone)}.\n")
     if assignment is None or assignment.plan is None:
         from firmware.session.plan import resolve_plan
 
@@ -162,15 +181,26 @@ def run_plan(args: argparse.Namespace) -> int:
     else:
         out.write(
             f"In force: plan {assignment.revision}, assigned by {assignment.by} via "
-            f"{assignment.via} at {assignment.assigned_wall}\n"
+            f"{assignment.via} at {local_time(assignment.assigned_wall, zone)}\n"
         )
         print_plan(assignment.plan, out)
     if history:
         out.write("Last assignments:\n")
         for a in history:
             name = a.plan.name if a.plan is not None else "(the config's)"
-            out.write(f"  {a.revision:3d}  {a.assigned_wall}  {name}, by {a.by} via {a.via}\n")
+            when = local_time(a.assigned_wall, zone)
+            out.write(f"  {a.revision:3d}  {when}  {name}, by {a.by} via {a.via}\n")
     return 0
+
+
+def local_time(wall: str, zone: dt.tzinfo) -> str:
+    """A stored UTC wall time as ``retroguard sessions`` prints times: in ``zone`` (the
+    system's, named once above), to the minute; the text as stored if it is not a time."""
+    try:
+        moment = utc_of(wall)
+    except ValueError:
+        return wall
+    return f"{moment.astimezone(zone):%Y-%m-%d %H:%M}"
 
 
 def read_progression(reference: str) -> Progression:
@@ -188,11 +218,15 @@ def read_progression(reference: str) -> Progression:
         raise ConfigError([f"{reference}: not JSON: {exc}"]) from None
 
 
-def print_progression(state: Any, out: TextIO) -> None:
+def print_progression(state: Any, out: TextIO, zone: dt.tzinfo | None = None) -> None:
+    """The progression and its stages; the stage's start in ``zone`` (default: the system's,
+    as ``retroguard sessions`` prints times)."""
     progression = state.progression
+    zone = zone if zone is not None else system_zone()
+    since = local_time(state.stage_started_wall, zone)
     out.write(
         f"Progression {progression.name}: stage {state.stage + 1} of {len(progression.stages)}"
-        f"{' (held)' if state.held else ''}, since {state.stage_started_wall} "
+        f"{' (held)' if state.held else ''}, since {since} {zone_name(zone)} "
         f"({state.changed} by {state.by})\n"
     )
     for n, stage in enumerate(progression.stages):
@@ -253,9 +287,13 @@ def run_progression(args: argparse.Namespace, database: Path, out: TextIO) -> in
                     state = change_progression(
                         conn, action, by=by, wall=wall_now(), walker=args.walker
                     )
-            except LookupError as exc:
-                print(f"retroguard plan: {exc}", file=sys.stderr)
-                return 1
+            except LookupError as exc:  # nothing to change: a usage error, as the others
+                print(
+                    f"retroguard plan progression {args.what}: {exc} (assign one first: "
+                    "retroguard plan progression set NAME)",
+                    file=sys.stderr,
+                )
+                return 2
         print_progression(state, out)
         out.write("A running monitor uses the stage's plan from the next session start.\n")
         return 0

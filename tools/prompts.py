@@ -82,11 +82,16 @@ def run(args: argparse.Namespace) -> int:
 
 def _assigned_plan(database: Path) -> list[Any]:
     """The plan a physio assigned to this device (stored in the event store), if any."""
+    from core.dbfile import database_file_problem
+    from core.errors import ConfigError
     from firmware.storage.database import connect
     from firmware.storage.plans import current_plan
 
     if not database.exists():
         return []
+    problem = database_file_problem(database)
+    if problem is not None:
+        raise ConfigError([f"storage.database: {problem}"])
     conn = connect(database)
     try:
         assigned = current_plan(conn)

@@ -18,7 +18,7 @@ from core.clock import Clock, RealClock, SimClock
 from core.mounting import UNKNOWN_MOUNTING
 from core.trace import Label, TraceHeader, TraceWriter
 from firmware.config import Config, load_config
-from hal.errors import ImuError
+from hal.errors import HalError, ImuError
 from hal.imu_factory import open_imu
 from hal.interfaces import Imu
 from sim import scenarios
@@ -97,15 +97,24 @@ def record(
         activity=activity or header.activity,
         description=description or header.description,
     )
-    if motion is not None:
-        imu: Imu = build_simulated_imu(config.imu, clock, motion).imu
-    else:
-        imu = open_imu(config.imu, clock)
     try:
-        imu.start()
-        end = clock.monotonic() + seconds
-        t0: float | None = None
-        with TraceWriter(out, header) as writer:
+        if motion is not None:
+            imu: Imu = build_simulated_imu(config.imu, clock, motion).imu
+        else:
+            imu = open_imu(config.imu, clock)
+    except HalError as exc:  # no sensor on the bus, a backend not installed
+        print(f"retroguard record: IMU: {exc}", file=sys.stderr)
+        return 1
+    try:
+        try:  # the file first: a path that cannot be written is said before any recording
+            writer = TraceWriter(out, header)
+        except OSError as exc:
+            print(f"retroguard record: cannot write {out}: {exc.strerror or exc}", file=sys.stderr)
+            return 2
+        with writer:
+            imu.start()
+            end = clock.monotonic() + seconds
+            t0: float | None = None
             while clock.monotonic() < end:
                 batch = imu.read_batch(0.1)
                 if batch and t0 is None:
@@ -114,6 +123,9 @@ def record(
                 writer.write_many(s._replace(t=s.t - t0) for s in batch if t0 is not None)
     except ImuError as exc:
         print(f"retroguard record: IMU: {exc}", file=sys.stderr)
+        return 1
+    except OSError as exc:  # e.g. the disk filled during the recording
+        print(f"retroguard record: writing {out}: {exc.strerror or exc}", file=sys.stderr)
         return 1
     finally:
         imu.close()

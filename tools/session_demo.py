@@ -21,13 +21,14 @@ from pathlib import Path
 from typing import TextIO
 
 from core.clock import Clock, RealClock
+from core.errors import ConfigError
 from core.progress import describe_week, milestone, started_utc, week_of, weekly_progress
 from core.realtime import realtime_section
 from core.zones import system_zone
 from firmware.app import COURIER_START_S, build_app
 from firmware.config import Config, StorageConfig
 from firmware.session.cues import PATTERN
-from firmware.session.plan import Plan, resolve_plan
+from firmware.session.plan import Plan
 from firmware.session.runner import (
     BALANCE_MEASURE_S,
     BALANCE_SETTLE_S,
@@ -160,7 +161,17 @@ def run_guided_demo(
     if not speed > 0 or not time_scale > 0:
         print("retroguard session demo: --speed and --scale must be positive", file=sys.stderr)
         return 2
-    the_plan = plan if isinstance(plan, Plan) else resolve_plan(plan or "alternate-2-2")
+    if isinstance(plan, Plan):
+        the_plan = plan
+    else:
+        from tools.plans import read_plan
+
+        try:
+            the_plan = read_plan(plan or "alternate-2-2")
+        except ConfigError as exc:
+            for problem in exc.problems:
+                print(f"retroguard session demo: --plan: {problem}", file=sys.stderr)
+            return 2
     with tempfile.TemporaryDirectory(prefix="retroguard-session-demo-") as tmp:
         db = database or Path(tmp) / "events.db"
         config = dataclasses.replace(Config(), storage=StorageConfig(database=str(db)))

@@ -9,6 +9,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, TextIO
 
+from core.cliargs import finite_float
 from core.gait_trends import METRICS, change, weekly
 from core.progress import (
     GOAL_BACKWARD_MIN,
@@ -22,7 +23,7 @@ from core.progress import (
 from core.protocol.messages import BalanceFigures, GaitFigures
 from core.zones import system_zone, zone_name
 from firmware.storage.sessions import StoredSession, load_sessions
-from tools.device_db import missing_database
+from tools.device_db import database_problem
 
 ACTIONS = ("start", "pause", "resume", "stop", "status", "demo")
 
@@ -41,9 +42,17 @@ def add_parser(sub: Any) -> None:
         help="control socket (default: session.control_socket, else the runtime directory's)",
     )
     p.add_argument("-c", "--config", type=Path, default=None, help="the monitor's config file")
-    p.add_argument("--speed", type=float, default=1.0, help="demo: times faster than real time")
-    p.add_argument("--scale", type=float, default=60.0, help="demo: plan minutes per real second")
-    p.add_argument("--plan", default=None, help="demo: preset or plan file (default: config's)")
+    p.add_argument(
+        "--speed", type=finite_float, default=1.0, help="demo: times faster than real time"
+    )
+    p.add_argument(
+        "--scale", type=finite_float, default=60.0, help="demo: plan minutes per real second"
+    )
+    p.add_argument(
+        "--plan",
+        default=None,
+        help="demo: a preset, or a plan file (.toml or .json); default: alternate-2-2",
+    )
     p.add_argument(
         "--balance",
         action="store_true",
@@ -105,7 +114,7 @@ def run_sessions(args: argparse.Namespace) -> int:
     database = args.db
     if database is None:
         database = Path(_config(args.config).storage.database)
-    problem = missing_database(database)
+    problem = database_problem(database, reads_only=True)
     if problem is not None:
         print(f"retroguard sessions: {problem}", file=sys.stderr)
         return 2

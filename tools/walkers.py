@@ -26,7 +26,7 @@ from typing import Any, TextIO
 
 from core.protocol.payloads import wall_now
 from core.protocol.walker import WalkerInvalid
-from tools.device_db import add_common_options, missing_database
+from tools.device_db import add_common_options, database_problem
 
 
 def add_parser(sub: Any) -> None:
@@ -64,7 +64,7 @@ def run_walker(args: argparse.Namespace) -> int:
         config = dataclasses.replace(
             config, storage=dataclasses.replace(config.storage, database=str(args.db))
         )
-    problem = missing_database(database) if args.action == "list" else None
+    problem = database_problem(database, reads_only=args.action == "list")
     if problem is not None:
         print(f"retroguard walker: {problem}", file=sys.stderr)
         return 2

@@ -1,0 +1,42 @@
+"""argparse types the command lines share, so bad input is refused where it is typed.
+
+A value argparse's own ``type=float`` takes but no command can use (``nan``, ``inf``), or an
+output file that cannot be written, is an argparse error naming the option (exit status 2),
+before anything runs: not a traceback later, after a recording or an evaluation, nor a
+temporary folder left behind.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import os
+from pathlib import Path
+
+
+def finite_float(text: str) -> float:
+    """A number, refusing ``nan`` and ``inf`` (which ``float`` accepts: NaN passes every
+    ``<= 0`` check, so a command would take it for a valid value)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"must be a finite number, not {text!r}")
+    return value
+
+
+def output_file(text: str) -> Path:
+    """A file to write: not a directory, in a directory that exists and may be written (the
+    write itself may still fail, e.g. on a full disk: the command says so then)."""
+    path = Path(text)
+    if path.is_dir():
+        raise argparse.ArgumentTypeError(f"{text}: a directory, not a file")
+    parent = path.parent
+    if not parent.is_dir():
+        raise argparse.ArgumentTypeError(f"{text}: no such directory {parent}")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise argparse.ArgumentTypeError(f"{text}: cannot write in {parent} (permission denied)")
+    if path.exists() and not os.access(path, os.W_OK):
+        raise argparse.ArgumentTypeError(f"{text}: cannot write it (permission denied)")
+    return path

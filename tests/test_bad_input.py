@@ -1,0 +1,402 @@
+"""Safety rule 6 at the command line: bad input is a clear error naming what is wrong, exit
+status 2, never a traceback, and a refused command creates and changes nothing.
+
+Each test is one fault a reviewer reproduced (a traceback, a silently accepted value, a
+message that named the wrong thing), run through ``launcher.cli.main`` as a person types it.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import pytest
+
+from caregiver.auth import Accounts
+from caregiver.storage import Store
+from core.dbfile import database_file_problem
+from core.errors import ConfigError
+from core.plan_presets import PRESETS, PROGRESSIONS
+from core.tomlschema import read_toml
+from firmware.storage.database import connect
+from firmware.storage.plans import assign_plan
+from firmware.storage.progressions import start_progression
+from launcher.cli import READER_GONE, main
+
+ROOT = Path(__file__).resolve().parent.parent
+DEVICE = "treadmill-1"
+NOT_UTF8 = b"\xff\xfe[session]\n"
+
+
+def _refused(argv: list[str], capsys: pytest.CaptureFixture[str]) -> str:
+    """Run the command; it must end with status 2 and no traceback; its standard error."""
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert "Traceback" not in err
+    return err
+
+
+def _usage_error(argv: list[str], capsys: pytest.CaptureFixture[str]) -> str:
+    """An argparse refusal (exit status 2, the option named); its standard error."""
+    with pytest.raises(SystemExit) as exited:
+        main(argv)
+    assert exited.value.code == 2
+    return capsys.readouterr().err
+
+
+# ------------------------------------------------------------------ TOML files
+
+
+def test_read_toml_names_a_file_that_is_not_utf8_or_is_a_directory(tmp_path: Path) -> None:
+    bad = tmp_path / "x.toml"
+    bad.write_bytes(NOT_UTF8)
+    with pytest.raises(ConfigError) as err:
+        read_toml(bad, "plan file")
+    assert err.value.problems == [
+        f"{bad}: not a TOML text file: byte 0 is not UTF-8 (save it as UTF-8)"
+    ]
+    folder = tmp_path / "d.toml"
+    folder.mkdir()
+    with pytest.raises(ConfigError) as err:
+        read_toml(folder, "plan file")
+    assert err.value.problems == [f"{folder}: a directory, not a plan file"]
+
+
+@pytest.mark.parametrize("kind", ["not UTF-8", "a directory"])
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["config", "--check", "{toml}"],
+        ["run", "-c", "{toml}"],
+        ["plan", "--db", "{db}", "set", "{toml}"],
+        ["session", "demo", "--plan", "{toml}"],
+        ["caregiver", "-c", "{toml}", "users"],
+    ],
+    ids=["config-check", "run", "plan-set", "session-demo", "caregiver-users"],
+)
+def test_every_command_reading_toml_refuses_a_bad_file_naming_it(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], kind: str, command: list[str]
+) -> None:
+    toml = tmp_path / "x.toml"
+    if kind == "a directory":
+        toml.mkdir()
+    else:
+        toml.write_bytes(NOT_UTF8)
+    db = tmp_path / "device.db"
+    err = _refused([a.format(toml=toml, db=db) for a in command], capsys)
+    assert str(toml.name) in err
+    assert ("is not UTF-8" if kind == "not UTF-8" else "a directory, not a") in err
+    assert not db.exists()  # plan set read its argument before opening the database
+
+
+# ------------------------------------------------------------------ caregiver accounts
+
+
+def _caregiver_config(tmp_path: Path) -> tuple[Path, Path]:
+    database = tmp_path / "caregiver.db"
+    config = tmp_path / "caregiver.toml"
+    config.write_text(f'[server]\ndatabase = "{database}"\n')
+    return config, database
+
+
+@pytest.mark.parametrize("kind", ["missing", "a directory", "not UTF-8"])
+def test_add_user_with_a_password_file_it_cannot_read_is_refused(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], kind: str
+) -> None:
+    config, database = _caregiver_config(tmp_path)
+    secret = tmp_path / "pw"
+    if kind == "a directory":
+        secret.mkdir()
+    elif kind == "not UTF-8":
+        secret.write_bytes(b"\xff\xfe secret\n")
+    argv = ["caregiver", "-c", str(config), "add-user", "ann", "--password-file", str(secret)]
+    err = _refused(argv, capsys)
+    expected = {
+        "missing": "no such file",
+        "a directory": "a directory, not a file",
+        "not UTF-8": "not a text file in UTF-8",
+    }[kind]
+    assert f"retroguard caregiver add-user: --password-file {secret}: {expected}" in err
+    assert not database.exists()  # nothing opened, nothing created
+
+
+@pytest.mark.parametrize(
+    "name",
+    ["bad user/\\n", "bad\nuser", "a b", " ann", ".ann", "ann/..", "ann'", "ännä", "", "a" * 65],
+)
+def test_add_user_refuses_a_name_outside_the_safe_set(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], name: str
+) -> None:
+    config, database = _caregiver_config(tmp_path)
+    secret = tmp_path / "pw"
+    secret.write_text("correct horse battery\n")
+    argv = ["caregiver", "-c", str(config), "add-user", name, "--password-file", str(secret)]
+    err = _refused(argv, capsys)
+    assert "a user name is 1-64 of the letters a-z and A-Z, the digits and . _ - @" in err
+    assert not database.exists()
+
+
+def test_add_user_takes_the_names_of_the_safe_set_and_warns_of_an_unknown_device(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config, database = _caregiver_config(tmp_path)
+    store = Store(str(database))
+    store.set_telemetry(DEVICE, {}, time.time())  # treadmill-1 has reported; treadmill-2 not
+    store.close()
+    secret = tmp_path / "pw"
+    secret.write_text("correct horse battery\n")
+    base = ["caregiver", "-c", str(config), "add-user", "--password-file", str(secret)]
+    for name in ("ann", "Ann.Smith@clinic.example", "bob_2", "c-3", "x" * 64):
+        assert main([*base, name]) == 0
+        assert "warning" not in capsys.readouterr().err
+    assert main([*base, "ben", "--device", DEVICE]) == 0
+    assert "warning" not in capsys.readouterr().err
+    assert main([*base, "cat", "--device", "treadmill-2", "--device", DEVICE]) == 0
+    err = capsys.readouterr().err
+    assert err.count("warning") == 1
+    assert "warning: no device 'treadmill-2' has reported to this service yet" in err
+    assert main(["caregiver", "-c", str(config), "limit-user", "ben", "treadmill-9"]) == 0
+    assert "warning: no device 'treadmill-9'" in capsys.readouterr().err
+    store = Store(str(database))
+    try:
+        users = {u.username: u.devices for u in Accounts(store).users()}
+    finally:
+        store.close()
+    assert users["cat"] == (DEVICE, "treadmill-2")
+    assert users["ben"] == ("treadmill-9",)  # kept: the device may come online later
+
+
+def test_a_report_to_a_path_that_cannot_be_written_is_refused(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from caregiver.cli import _write
+
+    config, database = _caregiver_config(tmp_path)
+    store = Store(str(database))
+    store.set_telemetry(DEVICE, {}, time.time())
+    store.close()
+    base = ["caregiver", "-c", str(config), "report", DEVICE]
+    for option in ("--pdf", "--csv"):
+        out = tmp_path / "no" / "dir" / "x"
+        err = _usage_error([*base, option, str(out)], capsys)
+        assert f"argument {option}: {out}: no such directory {out.parent}" in err
+        err = _usage_error([*base, option, str(tmp_path)], capsys)
+        assert f"argument {option}: {tmp_path}: a directory, not a file" in err
+    # a write that fails after the check (here: a full disk) is said, not a traceback
+    assert not _write("retroguard caregiver report", Path("/dev/full"), b"x" * 100_000)
+    assert "retroguard caregiver report: cannot write /dev/full: " in capsys.readouterr().err
+
+
+# ------------------------------------------------------------------ files written
+
+
+def test_record_to_a_path_that_cannot_be_written_is_refused_before_recording(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from tools.record import record
+
+    out = tmp_path / "nowhere" / "x.trace"
+    err = _usage_error(["record", str(out)], capsys)
+    assert f"argument out: {out}: no such directory {out.parent}" in err
+    assert record(out, seconds=1.0) == 2  # called directly, past the option's check
+    assert f"retroguard record: cannot write {out}: " in capsys.readouterr().err
+
+
+def test_evaluate_refuses_an_output_file_it_could_not_write_before_evaluating(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "nowhere" / "figures.json"
+    err = _usage_error(["evaluate", str(tmp_path), "--json", str(out)], capsys)
+    assert f"argument --json: {out}: no such directory" in err
+    err = _usage_error(["evaluate", str(tmp_path), "--per-file", str(out)], capsys)
+    assert f"argument --per-file: {out}: no such directory" in err
+    err = _usage_error(["evaluate-gait", "--json", str(out)], capsys)
+    assert f"argument --json: {out}: no such directory" in err
+
+
+# ------------------------------------------------------------------ databases
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["sessions", "--db", "{db}"],
+        ["walker", "list", "--db", "{db}"],
+        ["walker", "add", "Bob", "--db", "{db}"],
+        ["plan", "show", "--db", "{db}"],
+        ["plan", "set", "alternate-2-2", "--db", "{db}"],
+        ["plan", "progression", "show", "--db", "{db}"],
+        ["plan", "progression", "hold", "--db", "{db}"],
+        ["demo", "--no-live", "--db", "{db}"],
+    ],
+    ids=lambda c: "-".join(c[:2]),
+)
+def test_a_file_that_is_not_a_database_is_refused_and_left_as_it_is(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], command: list[str]
+) -> None:
+    report = tmp_path / "report.pdf"
+    report.write_bytes(b"%PDF-1.4 not a database\n" * 40)
+    before = report.read_bytes()
+    err = _refused([a.format(db=report) for a in command], capsys)
+    assert f"{report}: not a RetroGuard database (not an SQLite database file at all)" in err
+    assert report.read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["report.pdf"]  # nothing moved aside
+
+
+def test_the_caregiver_refuses_a_database_file_that_is_not_one(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    report = tmp_path / "report.pdf"
+    report.write_bytes(b"%PDF-1.4 not a database\n" * 40)
+    config = tmp_path / "caregiver.toml"
+    config.write_text(f'[server]\ndatabase = "{report}"\n')
+    for command in (["users"], ["report", DEVICE], []):  # [] serves: refused before starting
+        err = _refused(["caregiver", "-c", str(config), *command], capsys)
+        assert f"[server] database: {report}: not a RetroGuard database" in err
+
+
+def test_an_empty_or_absent_file_may_become_a_database(tmp_path: Path) -> None:
+    empty = tmp_path / "empty.db"
+    empty.touch()
+    assert database_file_problem(empty) is None  # SQLite starts an empty file as a database
+    assert database_file_problem(tmp_path / "absent.db") is None
+    conn = connect(tmp_path / "real.db")
+    conn.close()
+    assert database_file_problem(tmp_path / "real.db") is None
+    assert database_file_problem(tmp_path) == f"{tmp_path}: a directory, not a database file"
+
+
+# ------------------------------------------------------------------ numbers
+
+
+@pytest.mark.parametrize("value", ["nan", "inf", "-inf", "NaN"])
+@pytest.mark.parametrize(
+    ("command", "option"),
+    [
+        (["demo", "--no-live"], "--speed"),
+        (["record", "{tmp}/x.trace"], "--seconds"),
+        (["session", "demo"], "--speed"),
+        (["session", "demo"], "--scale"),
+        (["calibrate"], "--seconds"),
+        (["evaluate", "{tmp}"], "--gyro-scale"),
+        (["evaluate", "{tmp}"], "--start-before-onset"),
+    ],
+    ids=lambda c: c if isinstance(c, str) else c[0],
+)
+def test_float_options_refuse_values_that_are_not_finite(
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    command: list[str],
+    option: str,
+    value: str,
+) -> None:
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "temp"))
+    (tmp_path / "temp").mkdir()
+    argv = [*(a.format(tmp=tmp_path) for a in command), f"{option}={value}"]  # -inf too
+    err = _usage_error(argv, capsys)
+    assert f"argument {option}: must be a finite number, not {value!r}" in err
+    assert list((tmp_path / "temp").iterdir()) == []  # no demo folder left behind
+
+
+def test_the_demo_refuses_a_speed_that_is_not_a_number_when_called_directly() -> None:
+    from launcher.demo import run_demo
+
+    assert run_demo(speed=float("nan"), live=False) == 2
+
+
+# ------------------------------------------------------------------ plans
+
+
+@pytest.mark.parametrize("plan", ["nosuchpreset", "{tmp}", "plans/anna"])
+def test_plan_set_says_what_the_command_takes(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], plan: str
+) -> None:
+    db = tmp_path / "device.db"
+    given = plan.format(tmp=tmp_path)
+    err = _refused(["plan", "--db", str(db), "set", given], capsys)
+    assert err.startswith(f"retroguard plan set: {given}: ")
+    assert "a directory" in err if given == str(tmp_path) else "not a preset or a plan file" in err
+    assert (
+        "give a preset name (retroguard plan presets lists them) or a plan file ending in "
+        ".toml or .json"
+    ) in err
+    assert "session.plan" not in err  # a command-line argument, not the config key
+    assert not db.exists()
+    err = _refused(["session", "demo", "--plan", given], capsys)
+    assert err.startswith(f"retroguard session demo: --plan: {given}: ")
+
+
+def test_plan_and_progression_show_print_local_times(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """As ``retroguard sessions`` does: in the system's zone, named, not the stored UTC text."""
+    monkeypatch.setenv("TZ", "Pacific/Auckland")  # UTC+13 on 2 March (daylight saving)
+    db = tmp_path / "device.db"
+    conn = connect(db)
+    try:
+        with conn:
+            assign_plan(
+                conn,
+                PRESETS["alternate-2-2"],
+                by="Jo",
+                via="cli",
+                assigned_wall="2026-03-02T09:00:00.000+00:00",
+            )
+            start_progression(
+                conn,
+                PROGRESSIONS["toward-10-minutes"],
+                stage=0,
+                by="Jo",
+                wall="2026-03-02T09:30:00.000+00:00",
+            )
+    finally:
+        conn.close()
+    assert main(["plan", "--db", str(db), "show"]) == 0
+    shown = capsys.readouterr().out
+    assert "Times in Pacific/Auckland." in shown
+    assert "2026-03-02 22:00  alternate-2-2, by Jo via cli" in shown
+    assert "T09:00" not in shown
+    assert main(["plan", "--db", str(db), "progression", "show"]) == 0
+    shown = capsys.readouterr().out
+    assert "since 2026-03-02 22:30 Pacific/Auckland (assigned by Jo)" in shown
+    assert "T09:30" not in shown
+
+
+# ------------------------------------------------------------------ standard output closed
+
+
+@pytest.mark.parametrize("command", [["config", "--example"], ["plan", "show", "--db", "{db}"]])
+def test_a_command_whose_reader_went_away_ends_quietly(tmp_path: Path, command: list[str]) -> None:
+    """``retroguard plan show | head``: no BrokenPipeError traceback; the status a shell gives
+    a process SIGPIPE ended, as other tools."""
+    db = tmp_path / "device.db"
+    connect(db).close()
+    read, write = os.pipe()
+    os.close(read)  # the reader is gone before the first line: every write fails
+    try:
+        done = subprocess.run(
+            [sys.executable, "-c", "import sys; from launcher.cli import main; sys.exit(main())"]
+            + [a.format(db=db) for a in command],
+            stdout=write,
+            stderr=subprocess.PIPE,
+            text=True,
+            env={**os.environ, "PYTHONPATH": str(ROOT)},
+            timeout=60,
+            check=False,
+        )
+    finally:
+        os.close(write)
+    assert (done.returncode, done.stderr) == (READER_GONE, "")
+
+
+def test_the_local_time_of_a_stored_time_that_is_not_one_is_the_text() -> None:
+    from tools.plans import local_time
+
+    assert local_time("2026-03-02T09:00:00.000+00:00", dt.UTC) == "2026-03-02 09:00"
+    assert local_time("yesterday", dt.UTC) == "yesterday"
