@@ -61,8 +61,7 @@ from tools.datasets import (
     open_samples,
 )
 from tools.datasets.resample import MAX_RATE_HZ, MIN_RATE_HZ
-from tools.datasets.sisfall import ACCELEROMETERS, SISFALL_TASKS
-from tools.datasets.tasks import task_from_words
+from tools.datasets.sisfall import ACCELEROMETERS
 
 SPLITS = ("held-out", "tuning", "all")
 HALVES = ("held-out", "tuning")
@@ -168,18 +167,6 @@ def _mag2(s: tuple[float, float, float, float]) -> float:
 def _unit(v: tuple[float, float, float]) -> tuple[float, float, float] | None:
     n = math.sqrt(v[0] * v[0] + v[1] * v[1] + v[2] * v[2])
     return None if n == 0.0 else (v[0] / n, v[1] / n, v[2] / n)
-
-
-def is_walking_adl(code: str | None) -> bool:
-    """Walking or jogging ADL: SisFall D01-D04, or a trace activity naming gait."""
-    task = SISFALL_TASKS.get(code or "") or task_from_words(code, "adl")
-    return task is not None and task.group in (Activity.WALKING, Activity.JOGGING)
-
-
-def is_walking_fall(code: str | None) -> bool:
-    """A fall that starts while walking or jogging: SisFall F01-F07, or a named one."""
-    task = SISFALL_TASKS.get(code or "") or task_from_words(code, "fall")
-    return task is not None and task.group is Activity.WALKING_FALL
 
 
 def detector_for(
