@@ -144,7 +144,7 @@ for _module, _commands in (
         {"walker": "list, add, remove or select the walker profiles of this treadmill"},
     ),
     (
-        "tools.evaluate",
+        "tools.evaluate.cli",
         {"evaluate": "score the detector on SisFall, KFall or a directory of traces"},
     ),
     (

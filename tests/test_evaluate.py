@@ -10,7 +10,6 @@ from pathlib import Path
 import pytest
 
 import firmware.app
-import tools.evaluate as evaluate
 from core.errors import ConfigError
 from core.samples import ImuSample
 from core.trace import write_trace
@@ -20,6 +19,21 @@ from firmware.detection.factory import build_detector as factory_build
 from firmware.detection.factory import detector_class
 from sim.scenarios import BackwardFall, Sequence, Standing, Turn, Walking
 from tests.sisfall_support import sisfall_file
+from tools.datasets import discover
+from tools.evaluate import scoring
+from tools.evaluate.cli import _config_from_args, configure_parser, main
+from tools.evaluate.figures import onset_figures, percentile, summarise
+from tools.evaluate.impact import fall_impact_t
+from tools.evaluate.result import FileResult
+from tools.evaluate.runner import run_files
+from tools.evaluate.scoring import detector_for, evaluate_file
+from tools.evaluate.transforms import (
+    ROTATION_PRESETS,
+    apply_rotation,
+    gyro_scaled,
+    parse_rotation,
+    time_reversed,
+)
 
 RATE = 200.0
 
@@ -48,10 +62,10 @@ def trace_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def test_evaluate_builds_the_detector_like_the_monitor() -> None:
     """One factory: the monitor (firmware.app) and evaluate call the same function."""
-    assert evaluate.build_detector is factory_build
+    assert scoring.build_detector is factory_build
     assert firmware.app.build_detector is factory_build
     config = DetectorConfig(stumble_velocity_mps=0.7)
-    det = evaluate.detector_for(config, RATE, None, use_mounting=True)
+    det = detector_for(config, RATE, None, use_mounting=True)
     assert isinstance(det, detector_class())  # compiled or pure FallDetector
     assert det.config is config
     assert det.sample_rate_hz == RATE
@@ -60,10 +74,10 @@ def test_evaluate_builds_the_detector_like_the_monitor() -> None:
 def test_evaluate_takes_detector_and_rate_from_the_monitor_config(tmp_path: Path) -> None:
     cfg = tmp_path / "retroguard.toml"
     cfg.write_text("[imu]\nsample_rate_hz = 100\n\n[detector]\nrotation_gain_deg = 14.0\n")
-    parser = evaluate.argparse.ArgumentParser()
-    evaluate.configure_parser(parser)
+    parser = argparse.ArgumentParser()
+    configure_parser(parser)
     args = parser.parse_args([str(tmp_path), "--config", str(cfg)])
-    detector, rate = evaluate._config_from_args(args)
+    detector, rate = _config_from_args(args)
     monitor = load_config(cfg)
     assert detector == monitor.detector
     assert detector.rotation_gain_deg == 14.0
@@ -72,7 +86,7 @@ def test_evaluate_takes_detector_and_rate_from_the_monitor_config(tmp_path: Path
 
 def test_evaluate_file_matches_a_plain_detector_run(trace_dir: Path) -> None:
     path = trace_dir / "fall_P01.csv"
-    res = evaluate.evaluate_file(str(path), RATE, DetectorConfig())
+    res = evaluate_file(str(path), RATE, DetectorConfig())
     assert res.error is None
     assert (res.label, res.subject, res.tuning) == ("fall", "P01", True)
     assert res.impact_t is not None and res.first_trip_t is not None
@@ -82,8 +96,8 @@ def test_evaluate_file_matches_a_plain_detector_run(trace_dir: Path) -> None:
 
 
 def test_summary_follows_the_documented_schema(trace_dir: Path) -> None:
-    results = evaluate.run_files(evaluate.discover(trace_dir), RATE, DetectorConfig(), jobs=1)
-    doc = evaluate.summarise(results, "all")
+    results = run_files(discover(trace_dir), RATE, DetectorConfig(), jobs=1)
+    doc = summarise(results, "all")
     assert doc["files"]["read"] == 4
     assert doc["files"]["skipped"] == 1
     assert "broken.csv" in doc["files"]["errors"][0]
@@ -105,11 +119,11 @@ def test_command_prints_the_table_and_writes_json(
 ) -> None:
     out1 = tmp_path / "one.json"
     out2 = tmp_path / "two.json"
-    assert evaluate.main([str(trace_dir), "--json", str(out1), "-j", "1", "--no-progress"]) == 0
+    assert main([str(trace_dir), "--json", str(out1), "-j", "1", "--no-progress"]) == 0
     table = capsys.readouterr().out
     assert "fall sensitivity" in table and "held-out" in table
     assert "skipped 1" in table
-    assert evaluate.main([str(trace_dir), "--json", str(out2), "-j", "2"]) == 0
+    assert main([str(trace_dir), "--json", str(out2), "-j", "2"]) == 0
     capsys.readouterr()
     one, two = json.loads(out1.read_text()), json.loads(out2.read_text())
     assert one == two, "parallel and serial runs must give the same figures"
@@ -118,8 +132,8 @@ def test_command_prints_the_table_and_writes_json(
 
 
 def test_missing_path_is_an_error_not_a_crash(tmp_path: Path) -> None:
-    assert evaluate.main([str(tmp_path / "nope"), "--no-progress"]) == 2
-    assert evaluate.main([str(tmp_path), "--no-progress"]) == 2
+    assert main([str(tmp_path / "nope"), "--no-progress"]) == 2
+    assert main([str(tmp_path), "--no-progress"]) == 2
 
 
 def test_a_set_detector_value_of_the_wrong_type_is_refused_as_the_config_refuses_it(
@@ -128,7 +142,7 @@ def test_a_set_detector_value_of_the_wrong_type_is_refused_as_the_config_refuses
     """`--set impact_g=abc` was a ValueError traceback: it is refused with the words
     `config --check` uses for `[detector] impact_g = 'abc'`."""
     recording = str(trace_dir / "walk_P01.csv")
-    assert evaluate.main([recording, "--set", "impact_g=abc", "--no-progress"]) == 2
+    assert main([recording, "--set", "impact_g=abc", "--no-progress"]) == 2
     err = capsys.readouterr().err.splitlines()
     assert len(err) == 1 and err[0].startswith("--set impact_g=abc: detector.impact_g: ")
     config = tmp_path / "config.toml"
@@ -147,7 +161,7 @@ def test_a_set_value_a_monitor_may_not_run_is_taken_with_the_config_s_warning(
     ablations in docs/detector.md switch rules off with such values), each with a warning
     in the words `config --check` refuses it with."""
     recording = str(trace_dir / "walk_P01.csv")
-    assert evaluate.main([recording, "--set", f"impact_g={value}", "--no-progress"]) == 0
+    assert main([recording, "--set", f"impact_g={value}", "--no-progress"]) == 0
     warnings = [line for line in capsys.readouterr().err.splitlines() if "warning" in line]
     assert len(warnings) == 1
     config = tmp_path / "config.toml"
@@ -163,7 +177,7 @@ def test_a_set_value_the_detector_cannot_run_with_is_an_error_not_a_traceback(
 ) -> None:
     """A time constant of 0 is taken with a warning, then divided by (from review)."""
     recording = str(trace_dir / "walk_P01.csv")
-    assert evaluate.main([recording, "--set", "velocity_tau_s=0", "--no-progress"]) == 2
+    assert main([recording, "--set", "velocity_tau_s=0", "--no-progress"]) == 2
     err = capsys.readouterr().err
     assert "--set velocity_tau_s=0: the detector cannot run with these settings" in err
     assert "Traceback" not in err
@@ -173,7 +187,7 @@ def test_the_ablations_in_the_detector_docs_can_be_run() -> None:
     args = argparse.Namespace(
         config=None, rate=None, set=["lying_rise_deg=0", "hard_descent_mps=-100"]
     )
-    detector, _ = evaluate._config_from_args(args)
+    detector, _ = _config_from_args(args)
     assert (detector.lying_rise_deg, detector.hard_descent_mps) == (0.0, -100.0)
 
 
@@ -182,9 +196,9 @@ def test_settings_that_pass_the_config_check_are_taken(tmp_path: Path) -> None:
         config=None, rate=50.0, set=["impact_g=3", "soft_impact_g=2.5", "worn_check=true"]
     )
     with pytest.raises(ConfigError, match="worn_check: unknown key"):
-        evaluate._config_from_args(args)
+        _config_from_args(args)
     args.set = args.set[:2]
-    detector, rate = evaluate._config_from_args(args)
+    detector, rate = _config_from_args(args)
     assert (detector.impact_g, detector.soft_impact_g, rate) == (3.0, 2.5, 50.0)
 
 
@@ -193,7 +207,7 @@ def test_a_sample_rate_evaluate_cannot_resample_to_is_refused(
     rate: str, trace_dir: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     recording = str(trace_dir / "walk_P01.csv")
-    assert evaluate.main([recording, "--rate", rate, "--no-progress"]) == 2
+    assert main([recording, "--rate", rate, "--no-progress"]) == 2
     err = capsys.readouterr().err.splitlines()
     assert len(err) == 1
     assert err[0].startswith(f"evaluate: --rate {float(rate):g}: must be between 20 and 1000 Hz")
@@ -205,11 +219,11 @@ def test_a_path_without_recordings_is_an_error_naming_it(
     """`evaluate Readme.txt` printed a table of dashes and exited 0."""
     readme = tmp_path / "Readme.txt"
     readme.write_text("SisFall\n")
-    assert evaluate.main([str(readme), "--no-progress"]) == 2
+    assert main([str(readme), "--no-progress"]) == 2
     assert f"evaluate: no recordings found in {readme}" in capsys.readouterr().err
     broken = tmp_path / "broken.csv"
     broken.write_text("# format: retroguard-trace/1\n# sample_rate_hz: 200\n")
-    assert evaluate.main([str(broken), "--no-progress"]) == 2
+    assert main([str(broken), "--no-progress"]) == 2
     captured = capsys.readouterr()
     assert f"evaluate: no recording in {broken} could be read (1 skipped; first: " in captured.err
     assert captured.out == ""
@@ -226,15 +240,15 @@ def test_the_help_names_kfall_in_plain_words(capsys: pytest.CaptureFixture[str])
 
 
 def test_percentile_interpolates() -> None:
-    assert evaluate.percentile([], 50) is None
-    assert evaluate.percentile([100.0, 200.0, 300.0, 400.0], 50) == 250.0
-    assert evaluate.percentile([100.0, 200.0], 10) == pytest.approx(110.0)
+    assert percentile([], 50) is None
+    assert percentile([100.0, 200.0, 300.0, 400.0], 50) == 250.0
+    assert percentile([100.0, 200.0], 10) == pytest.approx(110.0)
 
 
 def test_real_backward_slip_and_walk_through_the_evaluate_path() -> None:
-    fall = evaluate.evaluate_file(str(sisfall_file("F02_SA05_R01.txt")), RATE, DetectorConfig())
+    fall = evaluate_file(str(sisfall_file("F02_SA05_R01.txt")), RATE, DetectorConfig())
     assert fall.lead_ms is not None and fall.lead_ms > 0
-    walk = evaluate.evaluate_file(str(sisfall_file("D01_SA01_R01.txt")), RATE, DetectorConfig())
+    walk = evaluate_file(str(sisfall_file("D01_SA01_R01.txt")), RATE, DetectorConfig())
     assert walk.trips == 0
     assert walk.first_fall_t is None
     assert walk.duration_s > 90
@@ -242,7 +256,7 @@ def test_real_backward_slip_and_walk_through_the_evaluate_path() -> None:
 
 def test_same_detector_object_type_from_both_entry_points() -> None:
     assert type(build_detector(DetectorConfig(), RATE)) is type(
-        evaluate.detector_for(DetectorConfig(), RATE, None, use_mounting=False)
+        detector_for(DetectorConfig(), RATE, None, use_mounting=False)
     )
 
 
@@ -250,8 +264,8 @@ def test_rotation_presets_are_proper_rotations() -> None:
     """Every ``--rotate`` mounting is orthonormal with determinant +1 (a real
     sensor can be turned into it), and ``upside-down`` turns SisFall's up
     (-y) into +y."""
-    for spec in [*evaluate.ROTATION_PRESETS, "x10,z-35"]:
-        m = evaluate.parse_rotation(spec)
+    for spec in [*ROTATION_PRESETS, "x10,z-35"]:
+        m = parse_rotation(spec)
         for i in range(3):
             for j in range(3):
                 dot = sum(m[i][k] * m[j][k] for k in range(3))
@@ -262,10 +276,10 @@ def test_rotation_presets_are_proper_rotations() -> None:
             + m[0][2] * (m[1][0] * m[2][1] - m[1][1] * m[2][0])
         )
         assert det == pytest.approx(1.0)
-    up = evaluate._apply(evaluate.parse_rotation("upside-down"), (0.0, -1.0, 0.0))
+    up = apply_rotation(parse_rotation("upside-down"), (0.0, -1.0, 0.0))
     assert up == pytest.approx((0.0, 1.0, 0.0), abs=1e-12)
     with pytest.raises(ValueError, match="rotation"):
-        evaluate.parse_rotation("q30")
+        parse_rotation("q30")
 
 
 ROBUSTNESS = [
@@ -284,9 +298,9 @@ def test_backward_slip_trips_before_impact_in_other_mountings_and_rates(
     and resampled by the streaming loader: still tripped before the impact peak
     of the original 200 Hz recording, and confirmed as a fall."""
     path = str(sisfall_file("F02_SA05_R01.txt"))
-    rotation = evaluate.parse_rotation(rotate)
-    reference = evaluate.evaluate_file(path, RATE, DetectorConfig())
-    res = evaluate.evaluate_file(path, rate, DetectorConfig(), use_mounting, rotation)
+    rotation = parse_rotation(rotate)
+    reference = evaluate_file(path, RATE, DetectorConfig())
+    res = evaluate_file(path, rate, DetectorConfig(), use_mounting, rotation)
     assert res.error is None
     assert res.first_trip_t is not None and reference.impact_t is not None
     assert res.first_trip_t < reference.impact_t
@@ -299,10 +313,8 @@ def test_walk_and_jog_never_trip_in_other_mountings_and_rates(
     name: str, rate: float, rotate: str, use_mounting: bool
 ) -> None:
     """D01 (walking) and D03 (jogging), rotated and resampled: no trip at all."""
-    rotation = evaluate.parse_rotation(rotate)
-    res = evaluate.evaluate_file(
-        str(sisfall_file(name)), rate, DetectorConfig(), use_mounting, rotation
-    )
+    rotation = parse_rotation(rotate)
+    res = evaluate_file(str(sisfall_file(name)), rate, DetectorConfig(), use_mounting, rotation)
     assert res.error is None
     assert res.trips == 0
     assert res.first_fall_t is None
@@ -312,13 +324,13 @@ def test_the_other_sisfall_accelerometer_gives_the_same_verdicts() -> None:
     """Another sensor on the same board (MMA8451Q, +-8 g): the backward slip
     still trips before its impact and the walk still never trips."""
     path = str(sisfall_file("F02_SA05_R01.txt"))
-    fall = evaluate.evaluate_file(path, RATE, DetectorConfig(), sisfall_accelerometer="mma8451q")
-    default = evaluate.evaluate_file(path, RATE, DetectorConfig())
+    fall = evaluate_file(path, RATE, DetectorConfig(), sisfall_accelerometer="mma8451q")
+    default = evaluate_file(path, RATE, DetectorConfig())
     assert fall.lead_ms is not None and fall.first_fall_t is not None
     assert fall.impact_t != default.impact_t or fall.first_trip_t != default.first_trip_t, (
         "the option must really read other columns"
     )
-    walk = evaluate.evaluate_file(
+    walk = evaluate_file(
         str(sisfall_file("D01_SA01_R01.txt")),
         RATE,
         DetectorConfig(),
@@ -329,7 +341,7 @@ def test_the_other_sisfall_accelerometer_gives_the_same_verdicts() -> None:
 
 def test_gyro_scale_multiplies_every_gyro_reading_and_nothing_else() -> None:
     sample = ImuSample(1.5, 0.1, -0.2, 0.98, 10.0, -20.0, 30.0)
-    (out,) = evaluate.gyro_scaled([sample], 1.5)
+    (out,) = gyro_scaled([sample], 1.5)
     assert out == ImuSample(1.5, 0.1, -0.2, 0.98, 15.0, -30.0, 45.0)
 
 
@@ -337,18 +349,18 @@ def test_verdicts_hold_with_the_datasheet_gyro_factor() -> None:
     """SisFall's readme converts the ITG3200 at 4000/65536 deg/s per count, its
     datasheet at 1/14.375, 14 % more: with that factor the backward slip
     still trips before its impact and the walk still never trips."""
-    fall = evaluate.evaluate_file(
+    fall = evaluate_file(
         str(sisfall_file("F02_SA05_R01.txt")), RATE, DetectorConfig(), gyro_scale=1.1428
     )
     assert fall.lead_ms is not None and fall.first_fall_t is not None
-    walk = evaluate.evaluate_file(
+    walk = evaluate_file(
         str(sisfall_file("D01_SA01_R01.txt")), RATE, DetectorConfig(), gyro_scale=1.1428
     )
     assert walk.trips == 0
 
 
 def test_a_nonsense_gyro_scale_is_refused(capsys: pytest.CaptureFixture[str]) -> None:
-    assert evaluate.main([str(sisfall_file("D01_SA01_R01.txt")), "--gyro-scale", "0"]) == 2
+    assert main([str(sisfall_file("D01_SA01_R01.txt")), "--gyro-scale", "0"]) == 2
     assert "--gyro-scale" in capsys.readouterr().err
 
 
@@ -358,11 +370,9 @@ def test_fast_jogging_with_the_datasheet_gyro_factor_does_not_trip() -> None:
     down at ~1 m/s, which the descent-with-tilt rule at 30 deg took for a
     fall; its 33 deg keeps the margin."""
     path = str(sisfall_file("D04_SA07_R01.txt"))
-    old = evaluate.evaluate_file(
-        path, RATE, DetectorConfig(stumble_tilt_deg=30.0), gyro_scale=1.1428
-    )
+    old = evaluate_file(path, RATE, DetectorConfig(stumble_tilt_deg=30.0), gyro_scale=1.1428)
     assert old.trips > 0, "the old threshold's jogging trip"
-    assert evaluate.evaluate_file(path, RATE, DetectorConfig(), gyro_scale=1.1428).trips == 0
+    assert evaluate_file(path, RATE, DetectorConfig(), gyro_scale=1.1428).trips == 0
 
 
 # --- onset-labelled falls -----------------------------------------------------------
@@ -372,7 +382,7 @@ def test_a_fall_with_a_known_onset_is_scored_between_onset_and_impact(trace_dir:
     """The synthesised backward fall carries its onset and impact in the trace
     header: the trip comes between them, and lead and delay add up to the
     labelled fall's duration."""
-    res = evaluate.evaluate_file(str(trace_dir / "fall_P01.csv"), RATE, DetectorConfig())
+    res = evaluate_file(str(trace_dir / "fall_P01.csv"), RATE, DetectorConfig())
     assert res.onset_t is not None and res.impact_t is not None
     assert res.trips_before_onset == 0
     assert res.tripped_in_fall
@@ -380,7 +390,7 @@ def test_a_fall_with_a_known_onset_is_scored_between_onset_and_impact(trace_dir:
     assert lead is not None and delay is not None
     assert lead + delay == pytest.approx((res.impact_t - res.onset_t) * 1000.0)
     assert lead == pytest.approx(res.lead_ms)
-    doc = evaluate.summarise([res], "all")
+    doc = summarise([res], "all")
     onset = doc["onset"]["all_falls"]
     assert onset["falls"] == 1
     assert onset["tripped_between_onset_and_impact"] == 1.0
@@ -393,15 +403,15 @@ def test_a_recording_started_just_before_its_onset_still_has_its_fall(trace_dir:
     warm-up meets the fall): it starts there, and the fall is still
     confirmed; recordings without an onset are played whole."""
     path = str(trace_dir / "fall_P01.csv")
-    whole = evaluate.evaluate_file(path, RATE, DetectorConfig())
-    cut = evaluate.evaluate_file(path, RATE, DetectorConfig(), start_before_onset=0.2)
+    whole = evaluate_file(path, RATE, DetectorConfig())
+    cut = evaluate_file(path, RATE, DetectorConfig(), start_before_onset=0.2)
     assert whole.onset_t is not None and cut.onset_t == whole.onset_t
     assert cut.duration_s == pytest.approx(whole.duration_s - (whole.onset_t - 0.2), abs=0.01)
     assert cut.first_fall_t is not None and cut.first_fall_t > cut.impact_t
     walk = str(trace_dir / "walk_P01.csv")
     assert (
-        evaluate.evaluate_file(walk, RATE, DetectorConfig(), start_before_onset=0.2).duration_s
-        == evaluate.evaluate_file(walk, RATE, DetectorConfig()).duration_s
+        evaluate_file(walk, RATE, DetectorConfig(), start_before_onset=0.2).duration_s
+        == evaluate_file(walk, RATE, DetectorConfig()).duration_s
     )
 
 
@@ -410,27 +420,27 @@ def test_start_before_onset_says_once_when_a_dataset_has_no_onsets(
 ) -> None:
     """SisFall has no onset labels: `--start-before-onset` on it did nothing, silently."""
     sisfall = [str(sisfall_file(n)) for n in ("D01_SA01_R01.txt", "F02_SA01_R01.txt")]
-    assert evaluate.main([*sisfall, "--start-before-onset", "0.5", "--no-progress"]) == 0
+    assert main([*sisfall, "--start-before-onset", "0.5", "--no-progress"]) == 0
     err = capsys.readouterr().err.splitlines()
     assert err == [
         "evaluate: --start-before-onset: SisFall recordings have no labelled onset: "
         "they are played whole"
     ]
-    assert evaluate.main([str(trace_dir), "--start-before-onset", "0.5", "--no-progress"]) == 0
+    assert main([str(trace_dir), "--start-before-onset", "0.5", "--no-progress"]) == 0
     assert "no labelled onset" not in capsys.readouterr().err
 
 
 def test_a_negative_start_before_onset_is_refused(
     trace_dir: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    assert evaluate.main([str(trace_dir), "--start-before-onset", "-1", "--no-progress"]) == 2
+    assert main([str(trace_dir), "--start-before-onset", "-1", "--no-progress"]) == 2
     assert "--start-before-onset" in capsys.readouterr().err
 
 
-def _fall_result(onset: float, impact: float, trips: list[float]) -> evaluate.FileResult:
+def _fall_result(onset: float, impact: float, trips: list[float]) -> FileResult:
     before = [t for t in trips if t < onset]
     after = [t for t in trips if t >= onset]
-    return evaluate.FileResult(
+    return FileResult(
         path="x",
         code="F15",
         subject="SA06",
@@ -462,7 +472,7 @@ def test_onset_scoring_counts_early_late_and_missed_trips_apart() -> None:
         _fall_result(3.0, 3.6, [5.0]),
         _fall_result(3.0, 3.6, []),
     ]
-    figures = evaluate.onset_figures(results)
+    figures = onset_figures(results)
     assert figures["falls"] == 4
     assert figures["tripped_between_onset_and_impact"] == 0.5
     assert figures["tripped_before_onset"] == 0.25
@@ -481,7 +491,7 @@ def test_a_trip_just_before_the_video_onset_counts_in_the_tolerant_figure_only()
     in_time = _fall_result(3.0, 3.6, [3.2])
     assert just_before.tripped_near_onset and not just_before.tripped_in_fall
     assert not long_before.tripped_near_onset
-    figures = evaluate.onset_figures([just_before, long_before, in_time])
+    figures = onset_figures([just_before, long_before, in_time])
     assert figures["tripped_between_onset_and_impact"] == pytest.approx(1 / 3)
     assert figures["tripped_near_onset"] == pytest.approx(2 / 3)
     assert figures["tripped_before_onset"] == pytest.approx(2 / 3)
@@ -494,7 +504,7 @@ def test_time_reversal_keeps_acceleration_and_negates_angular_rate() -> None:
     samples = [
         ImuSample(0.01 * i, 0.1 * i, -1.0, 0.02 * i, 10.0 + i, -5.0 * i, 0.5) for i in range(1, 6)
     ]
-    out = list(evaluate.time_reversed(samples))
+    out = list(time_reversed(samples))
     assert [s.t for s in out] == pytest.approx([0.01 * i for i in range(1, 6)])
     for s, r in zip(out, reversed(samples), strict=True):
         assert (s.ax, s.ay, s.az) == (r.ax, r.ay, r.az)
@@ -504,12 +514,10 @@ def test_time_reversal_keeps_acceleration_and_negates_angular_rate() -> None:
 def test_reversed_walks_do_not_trip_and_falls_are_left_out(
     trace_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    walk = evaluate.evaluate_file(
-        str(trace_dir / "walk_P01.csv"), RATE, DetectorConfig(), reverse=True
-    )
+    walk = evaluate_file(str(trace_dir / "walk_P01.csv"), RATE, DetectorConfig(), reverse=True)
     assert walk.error is None and walk.trips == 0
     out = tmp_path / "reversed.json"
-    assert evaluate.main([str(trace_dir), "--reverse", "--json", str(out), "-j", "1"]) == 0
+    assert main([str(trace_dir), "--reverse", "--json", str(out), "-j", "1"]) == 0
     capsys.readouterr()
     doc = json.loads(out.read_text())
     assert doc["time_reversed"] is True
@@ -526,7 +534,7 @@ def test_two_datasets_are_reported_side_by_side(
 
     kfall = kfall_tree(tmp_path)
     out = tmp_path / "both.json"
-    assert evaluate.main([str(trace_dir), str(kfall), "--json", str(out), "-j", "1"]) == 0
+    assert main([str(trace_dir), str(kfall), "--json", str(out), "-j", "1"]) == 0
     table = capsys.readouterr().out
     assert "KFall held-out" in table and "traces tuning" in table
     doc = json.loads(out.read_text())
@@ -568,16 +576,16 @@ def test_the_impact_of_an_unlabelled_fall_is_the_landing_the_trunk_lies_after() 
     lying) keeps the whole recording's peak."""
     up = (0.0, 0.0, 1.0)
     step_then_landing = _posture_path([(2.5, 0.0), (3.0, 85.0), (6.0, 85.0)], {2.0: 2.0, 3.0: 1.8})
-    assert evaluate.fall_impact_t(step_then_landing, up) == pytest.approx(3.0, abs=0.011)
-    assert evaluate.fall_impact_t(step_then_landing, None) == pytest.approx(3.0, abs=0.011)
+    assert fall_impact_t(step_then_landing, up) == pytest.approx(3.0, abs=0.011)
+    assert fall_impact_t(step_then_landing, None) == pytest.approx(3.0, abs=0.011)
     buttocks_first = _posture_path([(5.0, 5.0), (5.4, 85.0), (8.0, 85.0)], {5.0: 8.0, 5.4: 3.0})
-    assert evaluate.fall_impact_t(buttocks_first, up) == pytest.approx(5.0, abs=0.011)
+    assert fall_impact_t(buttocks_first, up) == pytest.approx(5.0, abs=0.011)
     seated = _posture_path([(5.0, 5.0), (5.4, 30.0), (8.0, 30.0)], {4.0: 2.5, 5.0: 2.0})
-    assert evaluate.fall_impact_t(seated, up) == pytest.approx(4.0, abs=0.011)
+    assert fall_impact_t(seated, up) == pytest.approx(4.0, abs=0.011)
     # A body dropping reads far less than 1 g, in no telling direction: 0.4 s
     # at 0.3 g pointing sideways before a seated landing is not lying.
     dropping = [
         (t, 0.3, 0.0, 0.0) if 4.5 <= t < 4.9 else (t, ax, ay, az)
         for t, ax, ay, az in _posture_path([(8.0, 10.0)], {3.0: 1.8, 4.9: 6.0})
     ]
-    assert evaluate.fall_impact_t(dropping, up) == pytest.approx(4.9, abs=0.011)
+    assert fall_impact_t(dropping, up) == pytest.approx(4.9, abs=0.011)
