@@ -42,8 +42,9 @@ from typing import NamedTuple
 
 from caregiver.config import CaregiverConfig
 from caregiver.localtime import readable
+from caregiver.priority import urgency_of
 from caregiver.seen import Acknowledged, Seen, StillOpen, newer_alerts, newest_first
-from caregiver.storage import OPEN_STATUSES, Alert, Store, StoredEvent, Transaction
+from caregiver.storage import OPEN_STATUSES, Alert, Store, StoredEvent, Transaction, Urgency
 from core.protocol.events import INCIDENT_TYPES, EventType, reopens, worse
 from core.protocol.messages import EventMessage
 from core.protocol.walker import DEFAULT_WALKER_ID
@@ -205,10 +206,11 @@ class Alerting:
         title, body = text()
         if alert.status == "held":
             tx.start_paging(alert.id, now + timeout)
-            self._page(tx, alert.id, [0], title, body, now)
+            self._page(tx, alert.id, [0], title, body, now, urgency_of(kind))
         else:  # already paging: whoever was told hears it is worse now, at once
             tx.reschedule_alert(alert.id, alert.contact, alert.sends, now + timeout)
-            self._page(tx, alert.id, sorted({*alert.paged, alert.contact}), title, body, now)
+            targets = sorted({*alert.paged, alert.contact})
+            self._page(tx, alert.id, targets, title, body, now, urgency_of(kind))
 
     def _close_incident(
         self,
@@ -265,6 +267,7 @@ class Alerting:
             f"This is a test: {event.reason}. Nothing happened on the treadmill; no answer "
             "is needed.",
             now,
+            Urgency.TEST,
         )
 
     def on_offline(self, tx: Transaction, device_id: str, wall_time: str) -> None:
@@ -317,7 +320,7 @@ class Alerting:
         )
         # the page's words only for someone to page (without contacts: the dashboard only)
         title, body = text() if self.config.contacts else ("", "")
-        self._page(tx, alert_id, [0], title, body, now)
+        self._page(tx, alert_id, [0], title, body, now, urgency_of(kind))
 
     # ----------------------------------------------------------- closing
 
@@ -326,7 +329,9 @@ class Alerting:
 
     def _follow_up(self, tx: Transaction, alert: Alert, title: str, body: str) -> None:
         if alert.paged:
-            self._page(tx, alert.id, alert.paged, title, body, self.clock(), record=False)
+            self._page(
+                tx, alert.id, alert.paged, title, body, self.clock(), Urgency.NORMAL, record=False
+            )
 
     def _walker_reset(self, tx: Transaction, device: str, wall_time: str, now: float) -> None:
         """The walker pressed reset after a trip: "I'm OK". Held alerts become logged (never
@@ -470,7 +475,7 @@ class Alerting:
         timeout = self.config.escalation.ack_timeout_s
         if alert.status == "held":  # the grace ran out without a reset: page
             tx.start_paging(alert.id, now + timeout)
-            self._page(tx, alert.id, [0], title, body, now)
+            self._page(tx, alert.id, [0], title, body, now, urgency_of(alert.kind))
             return
         contacts = len(self.config.contacts)
         contact, sends = alert.contact, alert.sends
@@ -488,7 +493,7 @@ class Alerting:
             targets = list(range(contacts))
             prefix = f"STILL NOT ACKNOWLEDGED after {minutes:.0f} min: "
         tx.reschedule_alert(alert.id, contact, sends, now + timeout)
-        self._page(tx, alert.id, targets, title, prefix + body, now)
+        self._page(tx, alert.id, targets, title, prefix + body, now, urgency_of(alert.kind))
 
     def _told(self, tx: Transaction, alert: Alert) -> _Told:
         if alert.event_id:
@@ -507,9 +512,11 @@ class Alerting:
         title: str,
         body: str,
         now: float,
+        urgency: Urgency,
         record: bool = True,
     ) -> None:
-        """Queue the message for every URL of those contacts (delivered by the notifier)."""
+        """Queue the message for every URL of those contacts (delivered by the notifier), at
+        ``urgency``: what gets a phone through Do Not Disturb is decided here, per message."""
         contacts = self.config.contacts
         for index in contact_indexes:
             if index >= len(contacts):
@@ -517,7 +524,9 @@ class Alerting:
             contact = contacts[index]
             for url_index in range(len(contact.urls)):
                 name = contact.name or f"contact {index + 1}"
-                tx.queue_notification(alert_id, name, index, url_index, title, body, now)
+                tx.queue_notification(
+                    alert_id, name, index, url_index, title, body, now, urgency=urgency
+                )
         if record:
             tx.mark_paged(alert_id, [i for i in contact_indexes if i < len(contacts)])
 

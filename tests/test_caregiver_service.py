@@ -617,3 +617,34 @@ def test_priorities_per_service_replace_only_the_priority() -> None:
         Urgency.HIGH,
         Urgency.TEST,
     ]
+
+
+def test_a_fall_and_its_reminders_page_as_critical_and_the_follow_up_as_normal(
+    mosquitto: Mosquitto, tmp_path: Path, receiver: Receiver
+) -> None:
+    """The alert path, not a hand-queued row: a fall's page and its reminder go at the
+    highest urgency (Apprise's "failure": ntfy's max, Pushover's emergency), the walker's
+    "I'm OK" that follows at the normal one. Before, every page was queued as normal."""
+    service, clock = _fake_clock_service(mosquitto, tmp_path, receiver)
+    try:
+        device = SimDevice(mosquitto, "treadmill-1")
+        device.online()
+        fall = device.fall()
+        assert service.ingestor.wait_for(lambda: service.store.event(fall["id"]) is not None)
+        assert service.notifier.deliver_due() == 1
+        clock.advance(300)
+        assert service.alerting.tick() == 1  # the reminder
+        service.notifier.deliver_due()
+        reset = device.reset()
+        assert service.ingestor.wait_for(lambda: service.store.event(reset["id"]) is not None)
+        service.notifier.deliver_due()
+        sent = receiver.wait(3)
+        assert [m["title"].split(" - ")[0] for m in sent] == [
+            "RetroGuard: FALL",
+            "RetroGuard: FALL",
+            "RetroGuard: I'm OK",
+        ]
+        assert [m["type"] for m in sent] == ["failure", "failure", "info"]
+        device.close()
+    finally:
+        service.stop()
