@@ -12,8 +12,10 @@ both engines. The browser's side: tests/test_caregiver_browser.py.
 from __future__ import annotations
 
 import json
+import re
 import uuid
 from collections.abc import Iterator
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -334,3 +336,26 @@ def test_acknowledge_fields_that_make_no_sense_are_a_clear_error(
         status, _, body = ann.request("POST", f"{CARD}/ack", {**shown, **bad})
         assert (status, body) == (400, f"could not read the acknowledgement: {words}"), bad
     assert _paging(service) == {fall["incident"]}
+
+
+def test_a_closed_incidents_page_says_when_it_was_closed_not_when_it_began(
+    service: CaregiverService, device: SimDevice, ann: Http, clock: FakeClock
+) -> None:
+    """ "Closed <time>" on the event page is the acknowledgement's time (it printed the trip's
+    time beside the "(n min ago)" of the close; from review)."""
+    fall = device.incident_fall()
+    _stored(service, fall["window"])
+    clock.advance(180)
+    shown = _shown(ann, CARD, f"{CARD}/ack")
+    status, _, _ = ann.request("POST", f"{CARD}/ack", shown, headers=JSON)
+    assert status == 200
+    closed = service.store.incident(fall["incident"])
+    assert closed is not None and closed.closed_at is not None
+    _, _, page = ann.request("GET", f"/events/{fall['fall']['id']}")
+    when = re.search(r'<p class="when">(.*?)</p>', page, re.S)
+    assert when is not None and "Closed" in when.group(1)
+    stamp = re.search(r'datetime="([^"]+)"', when.group(1))
+    assert stamp is not None
+    shown_at = datetime.fromisoformat(stamp.group(1).replace("Z", "+00:00")).timestamp()
+    assert abs(shown_at - closed.closed_at) < 1.0
+    assert f'data-since="{closed.closed_at}"' in when.group(1)
