@@ -11,7 +11,6 @@ import dataclasses
 import datetime as dt
 import json
 import sqlite3
-from collections.abc import Sequence
 from pathlib import Path
 
 import msgspec
@@ -20,8 +19,7 @@ import pytest
 from core.protocol.messages import SessionRecord
 from core.protocol.topics import Topics
 from core.protocol.walker import DEFAULT_WALKER_ID
-from core.samples import ImuSample
-from firmware.detection.base import Detection, DetectionKind
+from firmware.detection.base import DetectionKind
 from firmware.link import messages as link_messages
 from firmware.link.endpoint import CourierLink
 from firmware.monitor import Monitor
@@ -35,6 +33,7 @@ from tests.app_support import Rig, close_rigs, make_rig, pump_link_until  # noqa
 from tests.caregiver_support import make_config as caregiver_config
 from tests.caregiver_support import running_service, session_record
 from tests.mqtt_helpers import WAIT, config_for, validate
+from tests.test_session_runner import StumbleThenFall
 from tools.broker import Mosquitto
 
 pytestmark = pytest.mark.usefixtures("close_rigs")
@@ -47,26 +46,15 @@ TRIP_AT = 20.0
 DEVICE = "treadmill-1"
 
 
-class Scripted:
+class Scripted(StumbleThenFall):
     """A detector that decides each ``(t, kind)`` of its script on the first sample at or after
-    ``t``: by default a stumble at :data:`TRIP_AT` that trips, the fall it confirms 2 s later in
-    the same incident, and the no-recovery 8 s after the trip."""
+    ``t``: by default the runner tests' stumble, fall 2 s later and no-recovery 8 s after the
+    trip, at :data:`TRIP_AT`."""
 
     def __init__(self, *script: tuple[float, DetectionKind]) -> None:
-        self.script = list(script) or [
-            (TRIP_AT, DetectionKind.STUMBLE),
-            (TRIP_AT + 2.0, DetectionKind.FALL),
-            (TRIP_AT + 8.0, DetectionKind.NO_RECOVERY),
-        ]
-
-    def update(self, sample: ImuSample) -> Sequence[Detection]:
-        if self.script and sample.t >= self.script[0][0]:
-            _, kind = self.script.pop(0)
-            return (Detection(kind, sample.t, f"test {kind.value}", {}),)
-        return ()
-
-    def reset(self) -> None:
-        pass
+        super().__init__(TRIP_AT)
+        if script:
+            self.script = list(script)
 
 
 def _session_on(rig: Rig, **config: float) -> SessionRunner:
