@@ -97,7 +97,8 @@ def test_a_caregiver_s_acknowledge_on_the_dashboard_closes_the_retained_incident
     ):
         rig, incident = tripped(tmp_path, mosquitto, sub)
         assert cg.ingestor.wait_for(lambda: len(cg.store.incidents_for(DEVICE, 10)) == 1, WAIT)
-        cg.acknowledge(DEVICE, None, "Ann")
+        newest = max(cg.store.incident_events(incident), key=lambda e: e.seq)
+        cg.acknowledge(DEVICE, newest.id, "Ann")  # as the incident's page, all of it seen
         assert sub.wait(lambda: closed(sub, incident))
     retained = retained_incident(mosquitto)
     assert retained["incident"] == incident and retained["open"] is False
