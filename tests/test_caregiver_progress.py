@@ -100,9 +100,10 @@ def test_a_session_summary_is_stored_once_by_id_updated_when_republished(
         assert ingestor.wait_for(lambda: ingestor.duplicates >= 1, WAIT)
         assert service.store.walk_session_count() == 1
 
-        # a re-published summary for the same session replaces it
+        # a re-published summary for the same session replaces it: the device re-publishes
+        # one only when it amends the record (docs/sessions.md)
         device.session(replace(record, backward_s=600.0, longest_backward_s=600.0, trips=1,
-                               stumbles=1, status="stopped"))  # fmt: skip
+                               stumbles=1, status="stopped", amended=1))  # fmt: skip
         assert ingestor.wait_for(lambda: ingestor.sessions_stored >= 2, WAIT)
         # malformed ones are logged and skipped; ingestion goes on
         device.publish("session", b"{not json")

@@ -128,37 +128,59 @@ def test_the_progress_page_and_the_csv_show_the_fall(
         device.close()
 
 
-@pytest.mark.xfail(
-    strict=False,
-    reason="open (session 7): in the fresh-clone CI the last, more amended summary was once "
-    "stored as 'same' on SQLite instead of 'updated'; passes alone. Not yet traced (the "
-    "upsert's amended rule); see the late-falls end-to-end test's xfail.",
-)
 def test_an_amended_summary_replaces_the_row_and_an_earlier_one_redelivered_does_not(
     caregiver_db: str,
 ) -> None:
     """The device amends a stopped session's record when the fall is confirmed after the stop
     (docs/sessions.md) and sends its summary again under the same id: the caregiver's one row
     of that session now says fall, not stumble; the earlier summary delivered again after it
-    (a republication overtaken by the amendment) leaves the row as it is."""
+    (a republication overtaken by the amendment) leaves the row as it is, and so does the
+    amended one again, even with other bytes (a later ``wall_time``: it is no order); a second
+    amendment (no recovery after the fall) replaces it again.
+
+    Each payload's ``wall_time`` is given: a test that let the clock choose it once saw the
+    amended summary's second delivery as 'updated' or 'same' by whether the millisecond had
+    turned."""
     stumbled = session_record(
         DEVICE, MONDAY, backward_min=4, longest_min=2, trips=1, stumbles=1, status="stopped"
     )
     stumbled = replace(stumbled, falls=0)
     intervals = [replace(i, stumbles=0, falls=1) if i.trips else i for i in stumbled.intervals]
     fell = replace(stumbled, stumbles=0, falls=1, intervals=intervals, amended=1)
+    lay = [replace(i, no_recovery=1) if i.trips else i for i in intervals]
+    lay_there = replace(fell, no_recovery=1, intervals=lay, amended=2)
+    queued = [
+        (MONDAY + dt.timedelta(minutes=40 + n)).isoformat(timespec="milliseconds") for n in range(4)
+    ]
+    deliveries = (
+        (stumbled, queued[0]),
+        (fell, queued[1]),
+        (stumbled, queued[0]),  # the first summary redelivered
+        (fell, queued[2]),  # the amendment again, queued later
+        (lay_there, queued[3]),
+    )
     store = Store(caregiver_db)
     try:
-        outcomes = []
-        for record in (stumbled, fell, stumbled, fell):
-            payload = session_payload(record)
-            row, problem = parse_summary(received(record), DEVICE)
+        outcomes, stored = [], []
+        for record, wall_time in deliveries:
+            payload = session_payload(record, wall_time)
+            row, problem = parse_summary(json.loads(payload), DEVICE)
             assert row is not None, problem
             outcomes.append(store.record_walk_session(row, payload, 1.0))
-        assert outcomes == ["new", "updated", "same", "updated"]
+            (kept,) = store.walk_session_payloads(DEVICE, 10)
+            summary = json.loads(kept)
+            stored.append((summary.get("amended", 0), summary["wall_time"]))
+        assert outcomes == ["new", "updated", "same", "same", "updated"]
+        assert stored == [
+            (0, queued[0]),
+            (1, queued[1]),
+            (1, queued[1]),
+            (1, queued[1]),
+            (2, queued[3]),
+        ]
         (row,) = store.walk_sessions(DEVICE, 10)
-        assert (row.id, row.trips, row.stumbles, row.falls, row.amended) == (fell.id, 1, 0, 1, 1)
-        (stored,) = store.walk_session_payloads(DEVICE, 10)
-        assert json.loads(stored)["amended"] == 1
+        assert (row.id, row.trips, row.stumbles, row.falls, row.no_recovery, row.amended) == (
+            fell.id, 1, 0, 1, 1, 2,
+        )  # fmt: skip
     finally:
         store.close()

@@ -343,7 +343,7 @@ MIGRATIONS: tuple[Migration, ...] = (
         15,
         "each guided session's amendments: how often the device changed its record after the "
         "session ended (a fall confirmed after it in the incident of its trip), so a summary "
-        "replaces the stored one only when it is as new or newer; sessions stored before: 0",
+        "replaces the stored one only when it is newer (more amended); sessions stored before: 0",
         ("ALTER TABLE walk_sessions ADD COLUMN amended INTEGER NOT NULL DEFAULT 0",),
     ),
 )

@@ -603,19 +603,22 @@ class Transaction:
     def record_walk_session(self, session: WalkSession, payload: str, now: float) -> WalkOutcome:
         """Store one session summary by id (``payload``: the message as received).
 
-        A summary re-published for the same id replaces the row — the device amends
-        a session's record when an event of its trip's incident comes after it ended
-        (a fall confirmed later) — unless it is older than the stored one (fewer
-        ``amended``: a redelivery overtaken by the amendment), which is ignored
-        ("same"), as is one naming another device's session, so no device can
-        overwrite another's log. The rule is in the upsert itself, so two instances
-        storing two summaries of one session at once keep the newer.
+        A summary re-published for the same id replaces the row only when it carries
+        more amendment than the stored one (``amended``): the device amends a session's
+        record when an event of its trip's incident comes after it ended (a fall
+        confirmed later) and queues its summary once per amendment. One with as many
+        is that summary delivered again, whatever its bytes (its ``wall_time`` says
+        when it was queued, and is no order), and one with fewer is a redelivery
+        overtaken by the amendment: both are ignored ("same"), as is one naming
+        another device's session, so no device can overwrite another's log. The rule
+        is in the upsert itself, so two instances storing two summaries of one session
+        at once keep the more amended.
         """
         self._touch(session.device_id, now)
         row = self._db.execute(
-            "SELECT device_id, payload FROM walk_sessions WHERE id = ?", (session.id,)
+            "SELECT device_id FROM walk_sessions WHERE id = ?", (session.id,)
         ).fetchone()
-        if row is not None and (row[0] != session.device_id or row[1] == payload):
+        if row is not None and row[0] != session.device_id:
             return "same"
         columns = ", ".join(WALK_FIELDS)
         updates = ", ".join(f"{c} = excluded.{c}" for c in WALK_FIELDS[2:])
@@ -624,7 +627,7 @@ class Transaction:
             f"VALUES ({', '.join('?' * (len(WALK_FIELDS) + 2))}) "
             f"ON CONFLICT (id) DO UPDATE SET {updates}, received_at = excluded.received_at, "
             "payload = excluded.payload WHERE walk_sessions.device_id = excluded.device_id "
-            "AND walk_sessions.amended <= excluded.amended",
+            "AND walk_sessions.amended < excluded.amended",
             (*(getattr(session, c) for c in WALK_FIELDS), now, payload),
         )
         if cur.rowcount == 0:
