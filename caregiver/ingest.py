@@ -15,7 +15,8 @@ only then does the device forget the alert, so a
 broker that loses its queue cannot lose it. Events are keyed by id: a redelivery
 or a device's republication is stored once and raises no second alert, but is
 receipted again. Session summaries are keyed by session id the same way; one
-re-published for the same id (e.g. a later, fuller summary) replaces the row.
+re-published for the same id replaces the row only when it carries more amendment (a fall
+confirmed after the session ended); one amended as often is that summary again.
 
 Messages are stored on the ingest thread, not paho's: what arrives while it
 works waits in a queue and is then stored as one batch, in one commit (a
