@@ -46,7 +46,7 @@ from paho.mqtt.reasoncodes import ReasonCode
 
 from core.mqttlink import MqttSetupError, make_client
 from core.protocol import payloads
-from core.protocol.commands import Ack, AssignPlan, AssignProgression, ChangeProgression
+from core.protocol.commands import LATEST, Ack, AssignPlan, AssignProgression, ChangeProgression
 from core.protocol.events import Event, EventType
 from core.protocol.ids import check_device_id
 from core.protocol.messages import (
@@ -69,6 +69,7 @@ from firmware.mqtt.discovery import REMOVE_PAYLOAD, discovery_payload
 from firmware.mqtt.status import Retained, RetainedStatus
 from firmware.sinks import OutboxSink
 from firmware.storage.database import Database
+from firmware.storage.incidents import Shown
 from firmware.storage.outbox import Outbox
 from firmware.storage.plans import assign_plan
 from firmware.storage.progressions import (
@@ -335,11 +336,15 @@ class _DefaultTarget:
         on_plan: Callable[[], object] | None = None,
         on_closed: Callable[[str], object] | None = None,
         on_incident: Callable[[], object] | None = None,
+        shown: Callable[[], Shown] | None = None,
     ) -> None:
         """``on_closed``: told the incident a caregiver has just closed (the walker who asked
         for help hears it). ``on_incident``: told when an ack stored a ``closed`` event, so the
-        retained ``incident`` is recomputed (the event is stored here, not through the sink)."""
+        retained ``incident`` is recomputed (the event is stored here, not through the sink).
+        ``shown``: what the retained ``incident`` message last showed, the incident an ack
+        naming none (``"latest"``: Home Assistant's button) closes."""
         self._silence = silence
+        self._shown = shown
         self._on_plan = on_plan
         self._on_closed = on_closed
         self._on_incident = on_incident
@@ -459,8 +464,11 @@ class _DefaultTarget:
                 via=via,
             )
 
+        shown = None
+        if ack.incident is None and ack.event_id == LATEST and self._shown is not None:
+            shown = self._shown()  # the button's payload is static: what its page showed
         try:
-            done = self._outbox.close_incident(ack, closed_event)
+            done = self._outbox.close_incident(ack, closed_event, shown)
         except LookupError as exc:
             raise CommandError(str(exc)) from None
         if done.closed_event is not None:
@@ -551,6 +559,9 @@ class MqttReporter:
         self._telemetry = telemetry
         self._clock = clock
         self._box = _StatusBox()
+        self._retained = RetainedStatus(database, self.topics)
+        """The retained ``incident``, ``progress`` and ``walkers`` topics, computed from the
+        database."""
         self._default_target = _DefaultTarget(
             self.silence,
             self.outbox,
@@ -563,6 +574,7 @@ class MqttReporter:
             # the wake-up queue alone, not the reporter (whose telemetry provider may hold the
             # safety controller): nothing a command reaches can arm
             on_incident=functools.partial(self._wake.put_nowait, _IncidentEvent()),
+            shown=self._retained.shown_incident,  # read-only, on the publisher thread
         )
         self._commands = CommandHandler(command_target or self._default_target)
         self._client: mqtt.Client | None = None
@@ -588,9 +600,6 @@ class MqttReporter:
         self._next_republish = clock() + config.receipt_retry_s
         self.receipted = 0
         """Outbox rows forgotten on a consumer's receipt since start."""
-        self._retained = RetainedStatus(database, self.topics)
-        """The retained ``incident``, ``progress`` and ``walkers`` topics, computed from the
-        database."""
         self._incident_due = True
         self._progress_due = True
         self._walkers_due = True

@@ -55,6 +55,7 @@ from core.protocol.topics import Topics
 from core.protocol.walker import DEFAULT_WALKER_ID, Walker
 from core.zones import system_zone
 from firmware.storage.database import Database, as_database
+from firmware.storage.incidents import Shown
 from firmware.storage.progressions import prescribed_by_week
 from firmware.storage.runs import first_run_wall
 from firmware.storage.status import (
@@ -303,6 +304,9 @@ class RetainedStatus:
         self._started_wall = payloads.wall_now()
         """The ``wall_time`` of "no incident yet": fixed, so that message is always the same."""
         self._said: dict[str, str] = {}
+        self._shown_incident: str | None = None
+        """The last ``incident`` payload the client took: what consumers were last shown (a
+        reconnect's :meth:`forget` leaves it: the broker and Home Assistant still hold it)."""
         self._incident: _Incident | None = None
         self._read_up_to: int | None = None
         """The newest event ``seq`` folded into ``_incident`` (None: nothing read yet)."""
@@ -347,6 +351,23 @@ class RetainedStatus:
         self._read(fold)
         payload = payloads.encode(_message(device, self._incident, self._started_wall))
         return self._if_changed(self._topics.incident, payload, payload)
+
+    def shown_incident(self) -> Shown:
+        """What the retained ``incident`` message last told every consumer — Home Assistant's
+        Fall sensor shows it, and its Acknowledge button, whose payload cannot name an
+        incident, closes that one (docs/incidents.md): the last message the client took; before
+        any this run (a command can arrive before it is handed over), what the database says
+        now, which is what the last run published."""
+        payload = self._shown_incident
+        if payload is None:
+            computed = self.incident()
+            payload = (
+                computed.payload if computed is not None else self._said.get(self._topics.incident)
+            )
+        if payload is None:
+            return Shown(None, None)
+        message = payloads.decode_as(IncidentMessage, payload.encode())
+        return Shown(message.incident, message.last_event)
 
     def progress(self) -> Retained | None:
         device = self._topics.device_id
@@ -433,6 +454,8 @@ class RetainedStatus:
     def published(self, message: Retained) -> None:
         """The client took ``message``: the topic says it until something changes."""
         self._said[message.topic] = message.view
+        if message.topic == self._topics.incident:
+            self._shown_incident = message.payload
 
     def forget(self) -> None:
         self._said.clear()

@@ -141,20 +141,41 @@ class AckTarget:
     incident: Incident | None
     event_id: str | None
     """The event the ack named, or the incident's newest alert (what the reply reports)."""
+    seen: str | None = None
+    """The newest event of the incident the acknowledger saw (named, or shown in the retained
+    ``incident`` message); None: not said. What came after it is checked
+    (:func:`unseen_news`)."""
 
 
-def resolve(conn: sqlite3.Connection, device_id: str, ack: Ack) -> AckTarget | None:
-    """The incident an ack closes: named, that of the named event, or the newest open one.
+@dataclass(frozen=True, slots=True)
+class Shown:
+    """What the device's retained ``incident`` message last told every consumer (Home
+    Assistant shows it): the open incident and its newest event, or none open."""
+
+    incident: str | None
+    """The incident it showed (open, or the last one closed); None: none yet."""
+    event: str | None
+    """That incident's newest event, as shown (``last_event``)."""
+
+
+def resolve(
+    conn: sqlite3.Connection, device_id: str, ack: Ack, shown: Shown | None = None
+) -> AckTarget | None:
+    """The incident an ack closes: named, that of the named event, or with ``"latest"`` the
+    one ``shown`` (what the retained message showed: Home Assistant's button, whose payload
+    cannot name one) — without ``shown``, the newest open one.
 
     None when the ack names no incident: an alert without one (a device from
-    before incidents, or an alert outside any), acknowledged the old way.
+    before incidents, or an alert outside any), acknowledged the old way; so is a
+    ``"latest"`` when the retained message showed no incident this device recorded. One
+    that showed an incident closed since (or already when shown) is answered ``already``.
     :class:`LookupError` when it names nothing this device knows.
     """
     named_event = ack.event_id if ack.event_id != LATEST else None
     if ack.incident is not None:
         found = find(conn, ack.incident, device_id)
         if found is not None:
-            return AckTarget(found, named_event or _newest_alert(conn, found.id))
+            return AckTarget(found, named_event or _newest_alert(conn, found.id), named_event)
         # the caregiver service names an alert from before incidents by its own id
         if _event_incident(conn, ack.incident, device_id) is None:
             raise LookupError(f"no incident {ack.incident} on this device")
@@ -164,9 +185,39 @@ def resolve(conn: sqlite3.Connection, device_id: str, ack: Ack) -> AckTarget | N
         if incident_id is None:
             raise LookupError(f"no alert with id {named_event}")
         found = find(conn, incident_id, device_id) if incident_id else None
-        return None if found is None else AckTarget(found, named_event)
+        return None if found is None else AckTarget(found, named_event, named_event)
+    if shown is not None:
+        found = find(conn, shown.incident, device_id) if shown.incident is not None else None
+        if found is None:
+            return None  # no incident shown: only an alert outside incidents, the old way
+        return AckTarget(found, shown.event or _newest_alert(conn, found.id), shown.event)
     found = newest_open(conn, device_id)
     return None if found is None else AckTarget(found, _newest_alert(conn, found.id))
+
+
+def unseen_news(conn: sqlite3.Connection, incident_id: str, seen: str) -> list[str]:
+    """The kinds of the incident's events after ``seen`` that would have opened it again had
+    the acknowledgement closed it at ``seen`` (:func:`core.protocol.events.reopens`: a fall
+    after a stumble, a call for help or a fault): news the acknowledger had not seen, so the
+    acknowledgement must not close the incident. Empty when ``seen`` is not one of its events
+    (nothing to compare with: the acknowledgement stands, as before)."""
+    row = conn.execute(
+        "SELECT seq FROM events WHERE id = ? AND incident = ?", (seen, incident_id)
+    ).fetchone()
+    if row is None:
+        return []
+    seen_seq = int(row[0])
+    kinds = tuple(t.value for t in INCIDENT_TYPES)
+    marks = ",".join("?" * len(kinds))
+    rows = conn.execute(
+        f"SELECT type, seq FROM events WHERE incident = ? AND type IN ({marks}) ORDER BY seq",
+        (incident_id, *kinds),
+    ).fetchall()
+    severity = ""
+    for kind, seq in rows:
+        if int(seq) <= seen_seq and (not severity or worse(str(kind), severity)):
+            severity = str(kind)
+    return [str(kind) for kind, seq in rows if int(seq) > seen_seq and reopens(str(kind), severity)]
 
 
 def _event_incident(conn: sqlite3.Connection, event_id: str, device_id: str) -> str | None:

@@ -329,11 +329,22 @@ class Outbox:
 
     # -------------------------------------------------------- acknowledgement
 
-    def close_incident(self, ack: Ack, closing: Callable[[str, str, str], Event]) -> Acknowledged:
+    def close_incident(
+        self,
+        ack: Ack,
+        closing: Callable[[str, str, str], Event],
+        shown: incidents.Shown | None = None,
+    ) -> Acknowledged:
         """A caregiver's ``ack``: close the incident it names, once (docs/incidents.md).
 
         The incident is the one named, that of the event named, or with
-        ``"latest"`` the newest open one. Closing it stores and queues the
+        ``"latest"`` the one ``shown`` in the retained ``incident`` message (without
+        ``shown``, the newest open one). An event that joined the incident after the one
+        the ack says was seen (named, or shown), and would have opened it again had the ack
+        closed it then (:func:`incidents.unseen_news`: a fall after a stumble, a call for
+        help, a fault), keeps it open: ``LookupError`` saying so, nothing stored — an ack
+        held up on the way (sent again when the device came back online) never closes news
+        nobody saw. Closing it stores and queues the
         ``closed`` event ``closing(incident, by, via)`` makes, in the same
         transaction that records who closed it; an incident already closed
         (by the walker or a caregiver) is answered ``already`` and nothing is
@@ -344,7 +355,7 @@ class Outbox:
         via = ack.via or "mqtt"
 
         def work(conn: sqlite3.Connection) -> Acknowledged:
-            target = incidents.resolve(conn, self.topics.device_id, ack)
+            target = incidents.resolve(conn, self.topics.device_id, ack, shown)
             if target is None or target.incident is None:
                 named = ack.incident if ack.incident is not None else ack.event_id
                 found, new = self._acknowledge(conn, named, ack.by)
@@ -357,6 +368,12 @@ class Outbox:
                     True,
                     incident.closed_by or ack.by,
                     incident.closed_via,
+                )
+            news = incidents.unseen_news(conn, incident.id, target.seen) if target.seen else []
+            if news:
+                raise LookupError(
+                    f"incident {incident.id} stays open: {', '.join(dict.fromkeys(news))} came "
+                    f"after the event acknowledged ({target.seen}); look, then acknowledge again"
                 )
             event = closing(incident.id, ack.by, via)
             seq = insert_event(conn, event)
