@@ -64,12 +64,14 @@ from caregiver.paho_tables import share_property_tables
 from caregiver.paho_wakes import Wakeups, coalesce_wakeups
 from caregiver.plan_answers import answer_of
 from caregiver.progress import parse_summary
+from caregiver.seen import newest_alert
 from caregiver.storage import NewEvent, StorageFault, Store, StoredEvent
 from core.mqttlink import make_client
 from core.protocol.commands import LATEST, Ack, CommandName, encode_command
 from core.protocol.messages import (
     Availability,
     EventMessage,
+    IncidentMessage,
     ProgressMessage,
     ProtocolError,
     ReplyMessage,
@@ -115,10 +117,11 @@ ms with 100 (a batch's events reach the browsers together, at its commit)."""
 HELD_RETRY_S = 2.0
 _ANSWERED = (CommandName.PLAN, CommandName.PROGRESSION)
 """Commands whose replies are recorded for the plan page."""
-INGESTED_KINDS = (*CONSUMED_KINDS, TopicKind.PROGRESS, TopicKind.WALKERS)
+INGESTED_KINDS = (*CONSUMED_KINDS, TopicKind.PROGRESS, TopicKind.WALKERS, TopicKind.INCIDENT)
 """What the service reads: every consumed kind, the retained progress message for the
-sessions a week the device's progression prescribes (adherence counts against them), and the
-retained walkers message, the walkers the plan page offers."""
+sessions a week the device's progression prescribes (adherence counts against them), the
+retained walkers message, the walkers the plan page offers, and the retained incident message,
+to send a close again to a device that missed it (:meth:`Ingestor._device_missed_close`)."""
 
 
 class Ingestor:
@@ -140,6 +143,7 @@ class Ingestor:
             *subscriptions(self.prefix, config.mqtt.shared_group),
             progress_subscription(self.prefix),
             walkers_subscription(self.prefix),
+            incident_subscription(self.prefix),
         ]
         self.messages = 0
         self.events_stored = 0
@@ -430,6 +434,8 @@ class Ingestor:
             case WalkersMessage(walkers=walkers):
                 # what the plan page offers; it adds, removes or chooses nobody on the device
                 self.store.set_device_walkers(device_id, [(w.id, w.name) for w in walkers])
+            case IncidentMessage(open=True, incident=str() as incident_id):
+                self._device_missed_close(device_id, incident_id)
 
     def _availability(self, device_id: str, value: Availability, now: float) -> None:
         with self.store.transaction() as tx:
@@ -460,6 +466,48 @@ class Ingestor:
         if message.of is not None:
             self._changed(EventStored(device_id, message.of))  # its plot can be drawn now
         self._changed(DeviceChanged(device_id))
+
+    def _device_missed_close(self, device_id: str, incident_id: str) -> None:
+        """The device's retained ``incident`` says open an incident closed here by a caregiver
+        (the dashboard, a notification's link): its ``ack`` was lost — the device was offline
+        (its MQTT session starts clean, so a command sent meanwhile is gone), or restarted and
+        carried the incident over. Send the close again, as recorded: same incident, who and
+        how, the request id the events wait on, and as the event seen the incident's newest
+        alert stored here. The device closes it only if nothing that would have opened it again
+        came after that event (a fall still on its way here: then it stays open everywhere,
+        and its arrival here opens it again too); an incident closed already is answered
+        ``already`` and nothing is sent, so the repeats of several instances, or of every
+        reconnect, change nothing. An incident the walker closed is the device's own news, and
+        one open here is open on both sides: nothing to send. After the commit (never for a
+        message undone)."""
+        with self.store.transaction() as tx:
+            incident = tx.incident(incident_id)
+            if (
+                incident is None
+                or incident.device_id != device_id
+                or incident.open
+                or incident.closed_by is None
+                or incident.closed_via in (None, "walker")
+            ):
+                return
+            newest = newest_alert(tx.incident_events(incident_id))
+            request_id = tx.ack_request_of(incident_id)
+        by, via = incident.closed_by, incident.closed_via
+        seen = newest.id if newest is not None else None
+
+        def send() -> None:
+            if self.client is None:
+                return
+            log.info(
+                "%s still shows incident %s open, closed here by %s (%s): sending the close again",
+                device_id,
+                incident_id,
+                by,
+                via,
+            )
+            self.send_ack(device_id, seen, by, incident=incident_id, via=via, request_id=request_id)
+
+        self._after_commit(send)
 
     def _session(self, device_id: str, summary: SessionSummary, payload: bytes, now: float) -> None:
         row, problem = parse_summary(msgspec.to_builtins(summary), device_id)
@@ -745,6 +793,13 @@ def progress_subscription(prefix: str) -> str:
     plain subscription on every instance (a broker sends retained messages to no shared one;
     every instance writes the same row)."""
     return all_devices(prefix, TopicKind.PROGRESS)
+
+
+def incident_subscription(prefix: str) -> str:
+    """The devices' retained incident messages, to send a close a device missed again: a
+    plain subscription on every instance, like the progress (a repeat is answered
+    ``already`` by the device)."""
+    return all_devices(prefix, TopicKind.INCIDENT)
 
 
 def walkers_subscription(prefix: str) -> str:

@@ -26,15 +26,19 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from caregiver.storage import StoredEvent
 from core.protocol.commands import Ack, CommandName, encode_command
 from core.protocol.events import Event, EventType
 from core.protocol.messages import ReplyMessage
 from core.protocol.payloads import decode_as
-from core.protocol.topics import Topics
+from core.protocol.topics import Topics, discovery_topic
 from firmware.mqtt import MqttReporter
 from firmware.mqtt.discovery import ACK_PRESS_PAYLOAD
 from firmware.sinks import OutboxSink
 from firmware.storage import incidents
+from tests.caregiver_support import make_config as caregiver_config
+from tests.caregiver_support import running_service
+from tests.ha_discovery import HomeAssistant
 from tests.mqtt_helpers import WAIT, Subscriber, config_for, fall, subscriber
 from tools.broker import Mosquitto
 
@@ -101,10 +105,59 @@ def send_ack(sub: Subscriber, ack: Ack, request_id: str) -> ReplyMessage:
     return next(r for r in ack_replies(sub) if r.request_id == request_id)
 
 
+def confirmed(event: StoredEvent | None) -> bool:
+    return event is not None and event.ack_confirmed
+
+
 def device_incident(reporter: MqttReporter, incident: str) -> incidents.Incident:
     found = reporter.outbox.database.read(lambda conn: incidents.find(conn, incident, DEVICE))
     assert found is not None
     return found
+
+
+def test_a_close_made_while_the_monitor_was_offline_reaches_it_when_it_comes_back(
+    tmp_path: Path, mosquitto: Mosquitto
+) -> None:
+    (tmp_path / "cg").mkdir()
+    db = tmp_path / "device.db"
+    ha = HomeAssistant(retained_topics={TOPICS.incident, TOPICS.availability, TOPICS.state})
+    the_fall = a_fall(FIRST)
+    with (
+        running_service(caregiver_config(mosquitto, tmp_path / "cg"), web=False) as cg,
+        subscriber(
+            mosquitto, [f"{TOPICS.base}/#", discovery_topic("homeassistant", DEVICE)]
+        ) as sub,
+    ):
+        with device(mosquitto, db) as reporter:
+            reporter.sink.handle(stumble(FIRST))
+            reporter.sink.handle(the_fall)
+            assert sub.wait(lambda: shows(sub, FIRST, open_=True, severity="fall"))
+            assert cg.ingestor.wait_for(lambda: cg.store.event(the_fall.id) is not None, WAIT)
+        # the monitor is offline (its session started clean: a command sent now is lost)
+        assert sub.wait(lambda: sub.on("/availability")[-1].payload == b"offline")
+        done = cg.acknowledge(DEVICE, the_fall.id, "Ann")  # the incident's page, all seen
+        assert done.outcome == "done"
+        incident = cg.store.incident(FIRST)
+        assert incident is not None and not incident.open
+        # it comes back (a restart: the incident carried over on its database), still open
+        with device(mosquitto, db) as reporter:
+            assert sub.wait(lambda: shows(sub, FIRST, open_=False))
+            closed = device_incident(reporter, FIRST)
+            assert (closed.closed_by, closed.closed_via) == ("Ann", "dashboard")
+            last = incidents_shown(sub)[-1]
+            assert (last["closed_by"], last["closed_via"]) == ("Ann", "dashboard")
+            # the device's reply confirms the caregiver's record of the acknowledgement
+            assert cg.ingestor.wait_for(lambda: confirmed(cg.store.event(the_fall.id)), WAIT)
+            # a repeat (another instance, another reconnect) is answered "already": no second
+            # ``closed`` event
+            again = send_ack(sub, Ack(the_fall.id, "Ann", FIRST, "dashboard"), "repeat-1")
+            assert again.ok and again.result is not None and again.result["already"] is True
+            closes = [m for m in sub.on("/event") if json.loads(m.payload)["type"] == "closed"]
+            assert len(closes) == 1
+        after = cg.store.incident(FIRST)
+        assert after is not None and (after.closed_by, after.closed_via) == ("Ann", "dashboard")
+        ha.receive_all((m.topic, m.payload, m.retain) for m in sub.messages)
+    assert ha.state("_fall") == "off" and ha.state("_incident") == "none"
 
 
 def test_a_late_close_never_closes_a_fall_its_sender_had_not_seen(

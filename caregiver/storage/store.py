@@ -598,6 +598,16 @@ class Transaction:
         )
         return cur.rowcount > 0
 
+    def ack_request_of(self, incident_id: str) -> str | None:
+        """The request id of the newest ack command recorded for the incident's events (what
+        the device's reply confirms), or None."""
+        row = self._db.execute(
+            "SELECT ack_request_id FROM events WHERE (incident = ? OR id = ?) "
+            "AND ack_request_id IS NOT NULL ORDER BY acked_at DESC LIMIT 1",
+            (incident_id, incident_id),
+        ).fetchone()
+        return None if row is None else str(row[0])
+
     # ----------------------------------------------------- guided sessions
 
     def record_walk_session(self, session: WalkSession, payload: str, now: float) -> WalkOutcome:
