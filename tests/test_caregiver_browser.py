@@ -491,9 +491,10 @@ def test_every_page_loads_all_its_stylesheets_and_scripts(
     visited: set[str] = set()
 
     def failed(request: Any) -> None:
-        # not a problem: leaving a page ends its live feed, its icon if still loading, and
+        # not a problem: leaving a page ends its live feed, its icon if still loading, its
+        # question for the alarms it opens with (the fall is open: app.js asks at once), and
         # the page's fetch of itself when its feed first opened (app.js: resync)
-        left = request.url.endswith(("/stream", "/icon.svg")) or (
+        left = request.url.endswith(("/stream", "/icon.svg", "/api/alarms")) or (
             request.resource_type == "fetch" and request.url in visited
         )
         if not (left and request.failure == "net::ERR_ABORTED"):
@@ -1279,3 +1280,133 @@ def test_a_fall_reads_the_same_heard_live_or_caught_up_on(
     live.context.close()
     missed.context.close()
     dad.close()
+
+
+_BEEPS = """(() => {
+    window.__beeps = [];  // each beep's tone, by the state of its audio context when started
+    const start = OscillatorNode.prototype.start;
+    OscillatorNode.prototype.start = function (...args) {
+        window.__beeps.push(this.context.state);
+        return start.apply(this, args);
+    };
+})()"""
+
+_SOUND_ON = "localStorage.setItem('retroguard.alarmSound', 'on')"
+"""This browser's caregiver pressed "Enable alarm sound" on an earlier visit."""
+
+
+def test_a_dashboard_opened_after_a_fall_alarms_at_once_and_once(
+    browser: Any, service: CaregiverService, mosquitto: Mosquitto
+) -> None:
+    """A fall nobody has answered, and then a caregiver opens the dashboard (or the wall
+    tablet's browser restarts): the page alarms at once — banner, title, notification —
+    and says the sound is off in this browser. The same alarm is not raised again on that
+    page when its feed breaks and catches up, nor on the progress page's own reload (before:
+    the page counted what it was rendered with as heard: a red card, no alarm)."""
+    from playwright.sync_api import expect
+
+    device = _StoredAtOnce.online_at(mosquitto, service, "treadmill-1")
+    device.incident_fall()  # no page open
+    page = _login(browser, service, init_script=_NOTIFICATIONS)
+    expect(page.locator("#alarm-text")).to_have_text("FALL on Dad's treadmill")
+    expect(page.locator("#alarm-sound")).to_have_text(re.compile("Alarm sound is off"))
+    assert page.title().startswith("\u26a0 FALL on Dad's treadmill")
+    assert page.evaluate("window.__notes") == ["FALL on Dad's treadmill"]
+
+    _break_the_feed(page, service)
+    page.unroute("**/stream")
+    expect(page.locator("body")).to_have_attribute("data-live", "1")
+    # the feed is back and has caught up: a fall heard live now is the next notification
+    other = _StoredAtOnce.online_at(mosquitto, service, "treadmill-2")
+    other.incident_fall()
+    expect(page.locator("#alarm-text")).to_have_text("FALL on treadmill-2")
+    assert page.evaluate("window.__notes") == ["FALL on Dad's treadmill", "FALL on treadmill-2"]
+
+    # the progress page, opened afresh, alarms; its own reload (a session ended) does not
+    progress = page.context.new_page()
+    progress.add_init_script(_NOTIFICATIONS)
+    progress.goto(service.url + "/devices/treadmill-1/progress")
+    expect(progress.locator("#alarm-text")).to_have_text("FALL on treadmill-2")
+    notes = progress.evaluate("window.__notes")
+    assert sorted(notes) == ["FALL on Dad's treadmill", "FALL on treadmill-2"]
+    asked = progress.expect_response(lambda r: r.url.endswith("/api/alarms"))
+    with asked, progress.expect_navigation():
+        device.session(
+            session_record("treadmill-1", dt.datetime.now(dt.UTC), backward_min=10, longest_min=10)
+        )
+    expect(progress.locator("body")).to_have_attribute("data-live", "1")
+    # the reloaded page asked what it missed, and knew both: only a new fall alarms
+    third = _StoredAtOnce.online_at(mosquitto, service, "treadmill-3")
+    third.incident_fall()
+    expect(progress.locator("#alarm-text")).to_have_text("FALL on treadmill-3")
+    assert progress.evaluate("window.__notes") == ["FALL on treadmill-3"]
+    page.context.close()
+    for sim in (device, other, third):
+        sim.close()
+
+
+def test_a_silenced_alarm_is_not_raised_again_in_the_tab_but_is_in_a_new_one(
+    browser: Any, service: CaregiverService, mosquitto: Mosquitto
+) -> None:
+    """Silence on one page is remembered by the tab: the next page it opens does not raise
+    that fall again (a new fall does). Another browser — or tab — that opens the dashboard
+    while the fall is still not acknowledged alarms for it."""
+    from playwright.sync_api import expect
+
+    device = _StoredAtOnce.online_at(mosquitto, service, "treadmill-1")
+    device.incident_fall()
+    page = _login(browser, service, init_script=_NOTIFICATIONS)
+    expect(page.locator("#alarm-text")).to_have_text("FALL on Dad's treadmill")
+    page.click("#alarm-silence")
+    expect(page.locator("#alarm-banner")).to_be_hidden()
+    page.goto(service.url + "/devices/treadmill-1")
+    expect(page.locator("body")).to_have_attribute("data-live", "1")
+    other = _StoredAtOnce.online_at(mosquitto, service, "treadmill-2")
+    other.incident_fall()  # heard live: the banner shows it, not the silenced one
+    expect(page.locator("#alarm-text")).to_have_text("FALL on treadmill-2")
+    assert page.evaluate("window.__notes") == ["FALL on treadmill-2"]
+
+    elsewhere = _login(browser, service, init_script=_NOTIFICATIONS)
+    # oldest first, so the banner ends on the newest, "+1 more" naming the other
+    expect(elsewhere.locator("#alarm-text")).to_have_text("FALL on treadmill-2")
+    expect(elsewhere.locator("#alarm-more")).to_have_text("+1 more: Dad's treadmill")
+    assert sorted(elsewhere.evaluate("window.__notes")) == [
+        "FALL on Dad's treadmill",
+        "FALL on treadmill-2",
+    ]
+    page.context.close()
+    elsewhere.context.close()
+    device.close()
+    other.close()
+
+
+def test_a_fresh_page_s_alarm_sounds_if_it_may_else_says_it_waits_for_a_tap(
+    browser: Any, service: CaregiverService, mosquitto: Mosquitto
+) -> None:
+    """ "Enable alarm sound" was pressed on an earlier visit. A page the browser lets play
+    sound (here: the tab the caregiver logged in with a click) sounds the fall it opens
+    with. One it does not (a new tab nobody has touched: Chromium's autoplay policy) shows
+    the alarm, says plainly that the sound waits for a tap, and the first tap anywhere
+    sounds it at once."""
+    from playwright.sync_api import expect
+
+    device = _StoredAtOnce.online_at(mosquitto, service, "treadmill-1")
+    device.incident_fall()
+    page = _login(browser, service, init_script=_BEEPS + ";" + _SOUND_ON)
+    expect(page.locator("#alarm-text")).to_have_text("FALL on Dad's treadmill")
+    page.wait_for_function("window.__beeps.includes('running')")
+    expect(page.locator("#alarm-sound")).to_have_text("")
+
+    untouched = page.context.new_page()
+    untouched.add_init_script(_BEEPS)
+    untouched.goto(service.url + "/")
+    expect(untouched.locator("#alarm-text")).to_have_text("FALL on Dad's treadmill")
+    note = untouched.locator("#alarm-sound")
+    expect(note).to_have_text(re.compile("No sound yet.*tap anywhere"))
+    assert "running" not in untouched.evaluate("window.__beeps")
+    untouched.locator("h1").click()
+    expect(note).to_have_text("")
+    untouched.wait_for_function("window.__beeps.includes('running')")
+    expect(untouched.locator("#enable-alerts")).to_have_attribute("data-sound", "on")
+    page.context.close()
+    device.close()

@@ -55,15 +55,17 @@ fall."""
 
 
 OPEN_ALARMS_SHOWN = 1000
-"""What a page's render tells it it has shown: more than ``/api/alarms`` names, so that an
-acknowledgement that brings an older open incident into the newest 50 does not alarm for it
-again (ids only: about 45 kB in a page at worst, a thousand falls open at once)."""
+"""What a page's render tells it it has shown: more than ``/api/alarms`` names (ids only:
+about 45 kB in a page at worst, a thousand falls open at once)."""
 
 
 def open_alarms(store: Store, session: Session) -> list[str]:
-    """The newest critical event ids of the open incidents ``session`` may see: what a page
-    rendered now shows, so it does not alarm for them when its feed opens (``/api/alarms``
-    names the same ids; the page alarms for those it neither rendered nor heard)."""
+    """The newest critical event ids of the open incidents ``session`` may see (nobody
+    answered them): what a page rendered now shows. A page opened afresh asks ``/api/alarms``
+    at once when one of them is not an alarm its tab silenced, and alarms for them (a
+    dashboard opened after a fall, a wall tablet's browser restarted: issue 14); a page the
+    script reloaded knows what the page before it alarmed for, and alarms only for the rest
+    (``static/app.js``)."""
     return [event for _, event in store.open_critical(session.devices, OPEN_ALARMS_SHOWN)]
 
 
@@ -256,7 +258,7 @@ class Site:
         context.setdefault("user", session.username if session else None)
         context.setdefault("csrf", session.csrf if session else "")
         # the live feed's bearings (static/app.js): the changes this page has, and the open
-        # critical incidents' newest critical events it shows (those it does not alarm for)
+        # critical incidents' newest critical events it shows (a fresh page alarms for them)
         context.setdefault("changes", getattr(request.state, "changes", ""))
         context.setdefault("alarmed", getattr(request.state, "alarmed", []))
         # an acknowledgement sent back here (a plain form post) says what it left open

@@ -109,6 +109,21 @@
     beep();
     if (alarmTimer) clearInterval(alarmTimer);
     alarmTimer = setInterval(beep, 2000);
+    showAlarmSound();
+  }
+  // Whether the alarm can be heard, said plainly on the banner: the sound is off in this
+  // browser, or on and waiting for a tap (a page opened without one — a wall tablet's browser
+  // restarted, a dashboard opened after the fall — may not play sound until then: the first
+  // tap or key press anywhere starts it).
+  function showAlarmSound() {
+    var note = document.getElementById("alarm-sound");
+    if (!note) return;
+    var text = "";
+    if (!banner.hidden) {
+      if (!remembered()) text = "Alarm sound is off: press Enable alarm sound to hear alarms";
+      else if (!audio || audio.state !== "running") text = "No sound yet: this browser plays it only after a tap — tap anywhere on the page";
+    }
+    note.textContent = text;
   }
   // The system's notification: one for every device that alarms, never coalesced.
   function notify(text, link) {
@@ -118,11 +133,14 @@
     }
   }
   function silence() {
+    silenced(showing);
+    showing = [];
     banner.hidden = true;
     document.getElementById("alarm-more").textContent = "";
     if (alarmTimer) clearInterval(alarmTimer);
     alarmTimer = null;
     document.title = "RetroGuard caregiver";
+    showAlarmSound();
   }
   document.getElementById("alarm-silence").addEventListener("click", silence);
 
@@ -138,6 +156,7 @@
     try { if (on) localStorage.setItem(SOUND_KEY, "on"); else localStorage.removeItem(SOUND_KEY); } catch (e) { /* private mode */ }
   }
   function showSound() {
+    showAlarmSound();
     if (!enable) return;
     var on = remembered();
     var running = on && audio && audio.state === "running";
@@ -148,9 +167,14 @@
   }
   function startAudio() {
     try {
+      var waiting = !audio || audio.state !== "running";
       audio = audio || new (window.AudioContext || window.webkitAudioContext)();
       var resumed = audio.resume();
-      if (resumed && resumed.then) resumed.then(showSound, showSound);
+      if (resumed && resumed.then) resumed.then(function () {
+        // an alarm already showing is heard at once, not at the next beep
+        if (waiting && audio && audio.state === "running" && !banner.hidden) beep();
+        showSound();
+      }, showSound);
     } catch (e) { audio = null; }
     showSound();
   }
@@ -211,7 +235,8 @@
   // change once, to the newest. Each change of the title costs the browser's own process a
   // redraw: one a fall in a burst of 170 cost it more CPU than the service spent storing them.
   var alarmed = [], pendingAlarms = new Map();
-  function raiseAlarm(device, name, text, link) {
+  function raiseAlarm(device, name, text, link, event) {
+    showing.push(event);
     if (!alarmed.length) {
       alarmed.push(name);
       showAlarm(text, link, []);
@@ -229,7 +254,7 @@
       ? e.type.replace(/_/g, " ").toUpperCase() + " on " + msg.device_name : "");
     if (!text || e.acked_by || heard.has(e.id)) return;  // once; not its ack
     heard.add(e.id);
-    raiseAlarm(e.device_id, msg.device_name, text, "/events/" + e.id);
+    raiseAlarm(e.device_id, msg.device_name, text, "/events/" + e.id, e.id);
   }
   function raisePendingAlarms() {
     var waiting = Array.from(pendingAlarms.values()), newest = waiting[waiting.length - 1];
@@ -294,23 +319,39 @@
       });
   }
 
-  // What this page knows (heard): the newest critical event of each open incident it was
-  // rendered with (data-alarmed), and the critical events the live feed brought. The
-  // service names each open critical incident's newest critical event (/api/alarms); one
-  // the page does not know, it missed. No times: the service's clocks, the events' arrival
-  // times and the page's need not agree. A reload this script makes (the progress page's
-  // catching up, a new session) hands what it knew to the next page, which asks: the next
-  // page's render shows what this one missed, so it takes this one's knowledge instead.
-  var body = document.body, heard = new Set(), owed = false;
-  try { JSON.parse(body.dataset.alarmed || "[]").forEach(function (id) { heard.add(id); }); } catch (e) { /* none */ }
+  // What this page knows (heard): the critical events it alarmed for — those the live feed
+  // brought, and those the service named when the page asked (/api/alarms: each open
+  // critical incident's newest critical event nobody answered); one the page does not know,
+  // it alarms for, once. No times: the service's clocks, the events' arrival times and the
+  // page's need not agree. A page opened afresh (a caregiver opening the dashboard after a
+  // fall, a wall tablet's browser restarted) knows none: it asks at once when it was
+  // rendered with open critical incidents (data-alarmed) and alarms for them — except those
+  // a caregiver silenced (or acknowledged) in this tab (sessionStorage: the tab only; a new
+  // tab or browser alarms again). A reload this script makes (the progress page's catching
+  // up, a new session, an acknowledgement's notice) hands what it knew to the next page,
+  // which asks: the next page's render shows what this one missed, so it takes this one's
+  // knowledge instead — and does not alarm again for what this one alarmed for.
+  var body = document.body, heard = new Set(), owed = false, showing = [];
+  var SILENCED = "retroguard.silenced", SILENCED_KEPT = 500;
+  function silenced(ids) {  // the tab's caregiver silenced these alarms: no new page repeats them
+    if (!ids.length) return;
+    try {
+      var kept = JSON.parse(sessionStorage.getItem(SILENCED) || "[]");
+      ids.forEach(function (id) { if (kept.indexOf(id) < 0) kept.push(id); });
+      sessionStorage.setItem(SILENCED, JSON.stringify(kept.slice(-SILENCED_KEPT)));
+    } catch (e) { /* no session storage: a new page alarms again */ }
+  }
+  try { JSON.parse(sessionStorage.getItem(SILENCED) || "[]").forEach(function (id) { heard.add(id); }); } catch (e) { /* none */ }
+  var rendered = [];
+  try { rendered = JSON.parse(body.dataset.alarmed || "[]"); } catch (e) { /* none */ }
   var HANDOVER = "retroguard.catchUp", HANDED_OVER = 1500;  // a render's ids (up to 1,000) and more
   try {
     var handed = JSON.parse(sessionStorage.getItem(HANDOVER) || "null");
     sessionStorage.removeItem(HANDOVER);
     if (handed && handed.page === location.pathname && Array.isArray(handed.heard)) {
-      heard = new Set(handed.heard); owed = true;
+      handed.heard.forEach(function (id) { heard.add(id); }); owed = true; rendered = [];
     }
-  } catch (e) { /* no session storage: the page knows what it was rendered with */ }
+  } catch (e) { /* no session storage: the page alarms for what it was rendered with */ }
   // Only onto a page the service can serve: with its database down it answers an error page,
   // and a reload onto that would leave no script to come back (no feed, no alarms). Any other
   // answer (a page gone, logged out) is reloaded onto, to show it. One such wait at a time.
@@ -334,10 +375,10 @@
   }
   // One catching up alarms once a device (its newest open incident's critical event).
   var caught = {};
-  function caughtUp(device, name, text, link) {
+  function caughtUp(device, name, text, link, event) {
     if (caught[device]) return;
     caught[device] = true;
-    raiseAlarm(device, name, text, link);
+    raiseAlarm(device, name, text, link, event);
   }
   function missedAlarms() {
     fetch("/api/alarms", { credentials: "same-origin", headers: { "Accept": "application/json" } })
@@ -352,7 +393,7 @@
         found.alarms.slice().reverse().forEach(function (a) {
           if (heard.has(a.event)) return;
           heard.add(a.event);
-          caughtUp(a.device_id, a.device_name, a.text, a.link);  // worded as the live alarm
+          caughtUp(a.device_id, a.device_name, a.text, a.link, a.event);  // worded as the live alarm
         });
         schedule();
       }, function () { setTimeout(missedAlarms, 2000); });  // the feed is open: try again
@@ -482,5 +523,7 @@
   fillCsrf(document);
   updateSince();
   setInterval(updateSince, 15000);
+  // a page opened afresh with an open critical incident nobody answered alarms at once
+  if (rendered.some(function (id) { return !heard.has(id); })) missedAlarms();
   connect();
 })();
