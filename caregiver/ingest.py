@@ -491,9 +491,10 @@ class Ingestor:
             ):
                 return
             newest = newest_alert(tx.incident_events(incident_id))
+            if newest is None:  # nothing to say it saw: the device could not judge what came after
+                return
             request_id = tx.ack_request_of(incident_id)
-        by, via = incident.closed_by, incident.closed_via
-        seen = newest.id if newest is not None else None
+        by, via, seen = incident.closed_by, incident.closed_via, newest.id
 
         def send() -> None:
             if self.client is None:

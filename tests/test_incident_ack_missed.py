@@ -116,14 +116,16 @@ def device_incident(reporter: MqttReporter, incident: str) -> incidents.Incident
 
 
 def test_a_close_made_while_the_monitor_was_offline_reaches_it_when_it_comes_back(
-    tmp_path: Path, mosquitto: Mosquitto
+    tmp_path: Path, mosquitto: Mosquitto, caregiver_db: str
 ) -> None:
     (tmp_path / "cg").mkdir()
     db = tmp_path / "device.db"
     ha = HomeAssistant(retained_topics={TOPICS.incident, TOPICS.availability, TOPICS.state})
     the_fall = a_fall(FIRST)
     with (
-        running_service(caregiver_config(mosquitto, tmp_path / "cg"), web=False) as cg,
+        running_service(
+            caregiver_config(mosquitto, tmp_path / "cg", database=caregiver_db), web=False
+        ) as cg,
         subscriber(
             mosquitto, [f"{TOPICS.base}/#", discovery_topic("homeassistant", DEVICE)]
         ) as sub,
