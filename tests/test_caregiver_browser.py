@@ -1380,6 +1380,31 @@ def test_a_silenced_alarm_is_not_raised_again_in_the_tab_but_is_in_a_new_one(
     other.close()
 
 
+def test_acknowledging_one_fall_does_not_keep_another_from_alarming_on_the_next_page(
+    browser: Any, service: CaregiverService, mosquitto: Mosquitto
+) -> None:
+    """Two treadmills fell; the banner shows both ("+1 more"). Acknowledging one hides the
+    banner, but only a Silence is remembered by the tab: the next page alarms for the fall
+    still open."""
+    from playwright.sync_api import expect
+
+    dad = _StoredAtOnce.online_at(mosquitto, service, "treadmill-1")
+    other = _StoredAtOnce.online_at(mosquitto, service, "treadmill-2")
+    dad.incident_fall()
+    other.incident_fall()
+    page = _login(browser, service, init_script=_NOTIFICATIONS)
+    expect(page.locator("#alarm-more")).to_have_text("+1 more: Dad's treadmill")
+    page.locator("#card-treadmill-1 .btn-ack").click()
+    expect(page.locator("#card-treadmill-1 .btn-ack")).to_have_text("Acknowledged")
+    expect(page.locator("#alarm-banner")).to_be_hidden()
+    page.goto(service.url + "/devices/treadmill-2")
+    expect(page.locator("#alarm-text")).to_have_text("FALL on treadmill-2")
+    assert page.evaluate("window.__notes") == ["FALL on treadmill-2"]
+    page.context.close()
+    dad.close()
+    other.close()
+
+
 def test_a_fresh_page_s_alarm_sounds_if_it_may_else_says_it_waits_for_a_tap(
     browser: Any, service: CaregiverService, mosquitto: Mosquitto
 ) -> None:

@@ -62,7 +62,7 @@ about 45 kB in a page at worst, a thousand falls open at once)."""
 def open_alarms(store: Store, session: Session) -> list[str]:
     """The newest critical event ids of the open incidents ``session`` may see (nobody
     answered them): what a page rendered now shows. A page opened afresh asks ``/api/alarms``
-    at once when one of them is not an alarm its tab silenced, and alarms for them (a
+    at once when one of them is not an alarm its tab silenced, and alarms for those (a
     dashboard opened after a fall, a wall tablet's browser restarted: issue 14); a page the
     script reloaded knows what the page before it alarmed for, and alarms only for the rest
     (``static/app.js``)."""

@@ -132,8 +132,11 @@
       n.onclick = function () { window.focus(); location.href = link; };
     }
   }
-  function silence() {
-    silenced(showing);
+  // ``remember``: the caregiver pressed Silence — the tab's next pages do not raise these
+  // alarms again. An acknowledgement hides the banner too, but remembers nothing: what it
+  // closed is no longer open, and another device's fall shown with it ("+1 more") still is.
+  function silence(remember) {
+    if (remember === true) silenced(showing);
     showing = [];
     banner.hidden = true;
     document.getElementById("alarm-more").textContent = "";
@@ -142,7 +145,7 @@
     document.title = "RetroGuard caregiver";
     showAlarmSound();
   }
-  document.getElementById("alarm-silence").addEventListener("click", silence);
+  document.getElementById("alarm-silence").addEventListener("click", function () { silence(true); });
 
   // "Enable alarm sound" is remembered in this browser (localStorage) across pages and visits.
   // Browsers start sound only after a click on the page, so on a new page the sound is ready
@@ -326,7 +329,7 @@
   // page's need not agree. A page opened afresh (a caregiver opening the dashboard after a
   // fall, a wall tablet's browser restarted) knows none: it asks at once when it was
   // rendered with open critical incidents (data-alarmed) and alarms for them — except those
-  // a caregiver silenced (or acknowledged) in this tab (sessionStorage: the tab only; a new
+  // a caregiver silenced in this tab (sessionStorage: the tab only; a new
   // tab or browser alarms again). A reload this script makes (the progress page's catching
   // up, a new session, an acknowledgement's notice) hands what it knew to the next page,
   // which asks: the next page's render shows what this one missed, so it takes this one's
