@@ -46,8 +46,10 @@ from hal.gpiozero_import import lazy_lookups
 from hal.interfaces import RelayDrive
 
 with lazy_lookups():  # without importlib.metadata/.resources (hal.gpiozero_import)
-    from gpiozero import LED, DigitalInputDevice, DigitalOutputDevice
-    from gpiozero import Buzzer as _GpiozeroBuzzer
+    # From their own modules: the package's __init__ would import every device gpiozero has.
+    from gpiozero.input_devices import DigitalInputDevice
+    from gpiozero.output_devices import LED, DigitalOutputDevice
+    from gpiozero.output_devices import Buzzer as _GpiozeroBuzzer
 
 log = logging.getLogger(__name__)
 
