@@ -8,8 +8,9 @@ monotonic-free wall-clock time for the reader.
 The monitor's real-time loop logs too (a refused reset, a help request, a state it stays
 in), and a write to stderr can block: journald's stream socket full while journald is busy
 writing to the SD card, a terminal scrolled back and paused. :func:`logging_off_this_thread`
-hands the records to the standard library's ``QueueListener`` thread, so the loop only puts
-a record on a bounded queue, and drops (and later counts) what does not fit rather than wait.
+hands the records to a writer thread (as the standard library's ``QueueListener`` would), so
+the loop only puts a record on a bounded queue, and drops (and later counts) what does not fit
+rather than wait.
 """
 
 from __future__ import annotations
@@ -17,10 +18,10 @@ from __future__ import annotations
 import contextlib
 import copy
 import logging
-import logging.handlers
 import os
 import queue
 import sys
+import threading
 from collections.abc import Iterator
 
 _PRIORITY = {
@@ -73,16 +74,19 @@ LOG_QUEUE_RECORDS = 1000
 """Records waiting for the writer thread before new ones are dropped (and counted)."""
 
 
-class DroppingQueueHandler(logging.handlers.QueueHandler):
-    """A ``QueueHandler`` that never waits: a record that does not fit is counted, not put.
+class DroppingQueueHandler(logging.Handler):
+    """A queue handler that never waits: a record that does not fit is counted, not put.
 
     It merges the message with its arguments and nothing more: a traceback is formatted by
-    the writer (the standard ``prepare`` formats it on the logging thread, reading source
-    lines from the SD card for every frame). The queue stays in this process, so the record
-    keeps its ``exc_info`` as it is."""
+    the writer (the standard ``QueueHandler.prepare`` formats it on the logging thread,
+    reading source lines from the SD card for every frame). The queue stays in this process,
+    so the record keeps its ``exc_info`` as it is. Not ``logging.handlers.QueueHandler``:
+    that module brings ``pickle`` and the network handlers (0.5 MB of the monitor's memory)
+    for the few lines used here."""
 
-    def __init__(self, records: queue.Queue[logging.LogRecord]) -> None:
-        super().__init__(records)
+    def __init__(self, records: queue.Queue[logging.LogRecord | None]) -> None:
+        super().__init__()
+        self.queue = records
         self.dropped = 0
 
     def prepare(self, record: logging.LogRecord) -> logging.LogRecord:
@@ -96,30 +100,49 @@ class DroppingQueueHandler(logging.handlers.QueueHandler):
         except queue.Full:
             self.dropped += 1
 
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            self.enqueue(self.prepare(record))
+        except Exception:
+            self.handleError(record)
+
 
 LOG_DRAIN_S = 5.0
 """On the way out, how long to wait for the writer to write what is queued: a stderr stalled
 for good must not hold up the process's exit (the relay is released before it)."""
 
 
-class _Writer(logging.handlers.QueueListener):
-    """The standard library's listener on a :class:`core.realtime.LoopHelperThread` (one
-    step below the loop's real-time priority: at a normal one, a busy machine could preempt
-    it while it holds the GIL the loop needs), with an end that gives up on a stalled
-    stderr."""
+class _Writer:
+    """What the standard library's ``QueueListener`` does (each record to each handler whose
+    level it reaches), on a :class:`core.realtime.LoopHelperThread` (one step below the
+    loop's real-time priority: at a normal one, a busy machine could preempt it while it
+    holds the GIL the loop needs), with an end that gives up on a stalled stderr."""
+
+    def __init__(
+        self, records: queue.Queue[logging.LogRecord | None], *handlers: logging.Handler
+    ) -> None:
+        self.queue = records
+        self.handlers = handlers
+        self._thread: threading.Thread | None = None
 
     def start(self) -> None:
         from core.realtime import LoopHelperThread
 
-        self._thread = LoopHelperThread(self._monitor, "log-writer")  # type: ignore[attr-defined]
+        self._thread = LoopHelperThread(self._write, "log-writer")
         self._thread.start()
+
+    def _write(self) -> None:
+        while (record := self.queue.get()) is not None:
+            for handler in self.handlers:
+                if record.levelno >= handler.level:
+                    handler.handle(record)
 
     def stop(self) -> None:
         thread = self._thread
         if thread is None:
             return
         try:
-            self.queue.put(self._sentinel, timeout=LOG_DRAIN_S)  # type: ignore[attr-defined]
+            self.queue.put(None, timeout=LOG_DRAIN_S)  # the end
         except queue.Full:
             return  # the writer never took its queue: leave it (a daemon thread)
         thread.join(LOG_DRAIN_S)
@@ -134,9 +157,9 @@ def logging_off_this_thread(capacity: int = LOG_QUEUE_RECORDS) -> Iterator[Dropp
     dropped if any were."""
     root = logging.getLogger()
     handlers = root.handlers[:]
-    records: queue.Queue[logging.LogRecord] = queue.Queue(capacity)
+    records: queue.Queue[logging.LogRecord | None] = queue.Queue(capacity)
     handler = DroppingQueueHandler(records)
-    listener = _Writer(records, *handlers, respect_handler_level=True)
+    listener = _Writer(records, *handlers)
     listener.start()
     root.handlers[:] = [handler]
     try:
