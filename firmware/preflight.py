@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -25,6 +24,7 @@ from core.errors import ConfigError
 from core.mounting import Mounting, up_vector
 from core.protocol.ids import check_device_id
 from firmware.config import Config
+from firmware.session.voice import on_path
 
 BENCH_WARNING = "bench mode: a hung loop does not stop the belt (gpio.relay_drive = 'static')"
 """What every start, doctor and the dashboard say about a bench rig."""
@@ -126,7 +126,7 @@ def _session(config: Config, result: Preflight) -> None:
     except ConfigError as exc:
         result.problems.extend(exc.problems)
     voice = config.session.voice
-    if voice not in ("", "off", "auto") and shutil.which("espeak-ng") is None:
+    if voice not in ("", "off", "auto") and on_path("espeak-ng") is None:
         # An explicit voice is a promise; "auto" falls back to beeps by design (the doctor
         # says why on its audio line).
         result.warnings.append(
