@@ -18,11 +18,14 @@ import importlib
 import importlib.machinery
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from core.digest import sha256
 from firmware.detection.base import Detector
 from firmware.detection.config import DetectorConfig
-from firmware.detection.retro import FallDetector
+
+if TYPE_CHECKING:  # imported where it is built: the compiled one makes it needless
+    from firmware.detection.retro import FallDetector
 
 _SOURCES = ("retro", "rules")
 
@@ -58,8 +61,15 @@ def compiled_class() -> type[FallDetector] | None:
 
 
 def detector_class() -> type[FallDetector]:
-    """The class :func:`build_detector` builds: compiled when available, else pure Python."""
-    return compiled_class() or FallDetector
+    """The class :func:`build_detector` builds: compiled when available, else pure Python
+    (imported only then: beside the compiled one its code would be memory the monitor never
+    runs)."""
+    compiled = compiled_class()
+    if compiled is not None:
+        return compiled
+    from firmware.detection.retro import FallDetector
+
+    return FallDetector
 
 
 def build_detector(
