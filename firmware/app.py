@@ -336,6 +336,23 @@ def favour_realtime_thread() -> None:
     sys.setswitchinterval(GIL_SWITCH_INTERVAL_S)
 
 
+def release_startup_memory() -> None:
+    """Give the C heap's free pages back to the system (glibc's ``malloc_trim``), once, after
+    start-up and before the loop.
+
+    Starting the monitor imports some 270 modules, reads the config and builds everything;
+    much of what that allocates on the way is freed again but stays resident in the heap
+    (about 1.3 MB of the 30 the monitor may use): the loop's steady state reuses little of it.
+    Where the C library has no ``malloc_trim`` (musl), nothing is done."""
+    import ctypes  # loaded already (smbus2): no new module
+
+    try:
+        trim = ctypes.CDLL(None).malloc_trim
+    except (OSError, AttributeError):
+        return
+    trim(0)
+
+
 def run_forever(config: Config) -> int:
     """``retroguard run``: the monitor on the configured hardware until SIGTERM/SIGINT."""
     stop = threading.Event()
@@ -359,6 +376,7 @@ def run_forever(config: Config) -> int:
     with logging_off_this_thread():
         try:
             app.start()
+            release_startup_memory()
             app.monitor.run(stop=stop)
         finally:
             watchdog.stopping("stopping: relay released")
