@@ -5,9 +5,9 @@ state and reason and, when a guided session is attached, which interval is
 running; it picks a pattern of :data:`hal.led_patterns.LED_PATTERNS` and lets
 the LED's pattern stepper set the pin. No thread and no timer: the pin changes
 only inside :meth:`StatusLight.tick`, at the loop's clock, like the buzzer's, every
-:data:`STEP_S` (10 ms): about 4 µs of the loop's time per iteration on average
-here (200 Hz: under 0.1 % of a core), and an LED that fails to switch is logged
-once and never stops it.
+:data:`STEP_S` (25 ms): one wake in four at the default 100 wakes a second, one
+comparison on the others, and an LED that fails to switch is logged once and never
+stops it.
 
 Precedence (first match wins):
 
@@ -39,9 +39,12 @@ log = logging.getLogger(__name__)
 IntervalNow = Callable[[], tuple[int, Direction] | None]
 """The running session interval as ``(index, direction)``, None when no interval runs."""
 
-STEP_S = 0.01
-"""The LED is stepped every 10 ms, not every loop iteration (5 ms at 200 Hz): its patterns
-change on a 50 ms grid and an eye does not see 10 ms, and the loop saves half the cost."""
+STEP_S = 0.025
+"""The LED is stepped every 25 ms, not every loop iteration (10 ms at the default 100 wakes a
+second, 5 ms at 200): its patterns change on a 50 ms grid from their start, which the steps
+(on a 25 ms grid from the same start) meet, so an edge still shows at the first iteration
+after it; a new state shows within 25 ms, which an eye does not see. The loop touches the LED
+on one wake in four (it was every wake at 10 ms and 100 wakes a second)."""
 
 _INTERVAL_PATTERN: dict[str, str] = {
     "backward": "walk_backward",

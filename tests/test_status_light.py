@@ -191,8 +191,9 @@ class CountingLed:
         self.calls += 1
 
 
-def test_the_led_is_stepped_every_10_ms_not_every_iteration(clock: SimClock) -> None:
-    """Half the loop's 200 iterations a second touch the LED; the rest cost one comparison."""
+def test_the_led_is_stepped_every_step_not_every_iteration(clock: SimClock) -> None:
+    """One in STEP_S / 5 ms of the loop's 200 iterations a second touches the LED; the rest
+    cost one comparison."""
     led = CountingLed()
     light = StatusLight(led, FakeSafety())
     run(light, clock, 2.0)  # 400 iterations
