@@ -53,19 +53,26 @@ rest), which raises the estimate by about 0.2 % more: use it to find where
 the loop's time goes, not for the figure the target is checked on.
 
 The RSS includes the simulation's own modules and state (``sim``: the chip,
-bus and pin models and their histories). Not ``importlib.metadata`` (with
+bus and pin models), but not the pins' histories: ``sim.backends`` keeps thousands of
+changes for tests, which nobody reads here (0.8 MB once filled; :data:`PIN_HISTORY`). Not
+``importlib.metadata`` (with
 ``email``, ``zipfile``, ``csv``: 1.3 MB and more), which only the simulated
 backends' entry-point lookup would load (:func:`hal.backends.load_backend`)
 and a Pi's monitor, on the real drivers, never imports
 (:mod:`hal.gpiozero_import`): the child hands the HAL the simulated backends
-directly (:func:`load_simulation_without_metadata`). It imports what
-``retroguard run`` has loaded besides the monitor (the launcher's CLI module,
-with ``argparse``) and nothing of the parent's (``tempfile``, with ``shutil``,
-``bz2`` and ``lzma``: 0.9 MB, is the parent's only).
+directly (:func:`load_simulation_without_metadata`). It loads what
+``retroguard run`` has loaded besides the monitor (its command line read by the
+launcher's own parser, with ``argparse``) and nothing of the parent's (``tempfile``, with
+``shutil``, ``bz2`` and ``lzma``: 0.9 MB, is the parent's only). The child imports this
+module from its bytecode (:data:`CHILD`), as the service imports its modules: run as a
+script, compiled from source in the child, it left some 1.2 MB of the compiler's freed memory
+in the heap.
 
 Each monitor runs what ``retroguard run`` runs on the loop: the systemd
 watchdog hook and the guided-session runner (its press patterns, its LED
-interval, its gait measurement thread) as well as the monitor itself.
+interval, its gait measurement thread) as well as the monitor itself, with its log records
+written by a thread of their own and, in a tree that does, the start-up's freed memory given
+back before the loop (:func:`firmware.app.release_startup_memory`).
 
 ``--before TREE`` runs every mode a second time, at the same time, from
 another checkout of the project (``git worktree add /tmp/before main``, say):
@@ -109,6 +116,23 @@ benchmark as it was, side by side with this one on this change: 5.51 → 5.13 % 
 31.2 MB in both trees; heartbeat gaps p99 10.5 ms, max 13.5-30 ms. Still short of 2 %: what
 is left is spread thin (the decision about 100 µs a wake, half of it the detector; the edge
 dispatch about 80 µs a wake, a second thread woken at every edge, lgpio's on a Pi).
+
+Figures (issue 15 item 8, the monitor's RSS, 2026-12-03, ``--seconds 60 --modes interrupt:2
+--before`` main, compiled detector in both trees, this benchmark in both). RSS main → this
+change: 29.7 → 26.6 MB (peak 27.2; load 2.4), 29.6 → 26.6 MB (peak 27.1; load 2.5). The
+benchmark as it was gave main 32.3 MB: 1.2 MB of that was its own source compiled in the
+child, 0.8 MB the simulated pins' histories (both taken out above, in both trees). Cut from
+the monitor: gpiozero's package ``__init__`` (every device it has, 1.1 MB) and ``colorzero``
+(0.6 MB) until asked for (:mod:`hal.gpiozero_import`), ``logging.handlers`` with ``pickle``
+(0.5 MB, :mod:`core.logsetup`), ``shutil`` with ``bz2`` and ``lzma`` (0.6 MB: the CLI's help
+formatter, the voice's ``on_path``), the pure detector beside the compiled one, and the
+start-up's freed heap given back (``malloc_trim``, 1.3 MB). Firmware estimate main → this
+change, the same runs: 2.05 → 2.04 %, 2.71 → 2.85 % (load rising during the run: the two
+trees differ by less than the machine's noise; main idle with the benchmark as it was:
+2.14 %). Both trees' estimates lost the fake bus's timing, now only with ``--breakdown``
+(three timed calls a wake whose cost the correction underestimates). The LED is stepped
+every 25 ms (``firmware.status_light``), a few µs a wake; heartbeat gaps p99 10.1-10.3 ms,
+max 10.4-11.0 ms.
 """
 
 from __future__ import annotations
@@ -154,6 +178,11 @@ TIMED_PARTS = (
 """What the child times on the loop thread (see :func:`rows` for what each is)."""
 SILICON_PARTS = ("chip_bus", "circuit", "bench")
 """Timed parts a Pi does not run: the estimate subtracts them (and only their timing's outside)."""
+CHILD = (
+    "import sys; sys.path.insert(0, {folder!r}); import monitor_cpu; "
+    "sys.exit(monitor_cpu.monitor_child(*sys.argv[1:3]))"
+)
+"""A monitor child's command (``python -c``; its arguments: the config and the result file)."""
 WARM_UP_S = 3.0
 """After arming, before the window: start-up work (imports, the courier, arming) is not measured."""
 
@@ -233,6 +262,12 @@ def load_simulation_without_metadata() -> None:
         module.load_backend = load_backend  # type: ignore[attr-defined]
 
 
+PIN_HISTORY = 16
+"""Changes each simulated pin keeps here. ``sim.backends`` keeps thousands for the tests that
+look at a pin's last seconds (4,000 for the heartbeat's, 2,000 for INT's): nothing here reads
+them (the benchmark records the heartbeat's edges itself), and filled they hold 0.8 MB that a
+Pi's monitor does not have."""
+
 LATENCY_BIN_S = 0.0001
 LATENCY_BINS = 1000
 """Capture-to-decision latency histogram: 0.1 ms bins up to 100 ms (the last bin: more)."""
@@ -310,18 +345,24 @@ def monitor_child(config_path: str, out_path: str) -> int:
     tree = Path(os.environ.get(TREE_VARIABLE, str(ROOT))).resolve()
     sys.path.insert(0, str(tree))
     from core.clock import RealClock
+    from core.logsetup import logging_off_this_thread, setup_logging
+    from firmware import app as firmware_app
     from firmware.app import build_app, favour_realtime_thread
     from firmware.config import load_config
     from firmware.monitor import Monitor
     from firmware.safety import SafetyState
     from firmware.session.runner import attach_session, detach_session
     from firmware.watchdog import ServiceWatchdog
-    from launcher import cli  # noqa: F401  (loaded in the service: it runs `retroguard run`)
+    from launcher.cli import build_parser
     from sim.backends import SimulatedGpio, simulated_imu_rig
     from sim.pins import ObservedMockPin
 
     if not Path(sys.modules["firmware"].__file__ or "").is_relative_to(tree):
         raise RuntimeError(f"firmware was not imported from {tree}")
+    # As the service starts: `retroguard run --config FILE` read by the CLI's own parser (what
+    # that loads, the service has loaded), not by this benchmark's.
+    build_parser(["run"]).parse_args(["run", "--config", config_path])
+    setup_logging()
     load_simulation_without_metadata()
     config = load_config(config_path)
     favour_realtime_thread()
@@ -335,6 +376,9 @@ def monitor_child(config_path: str, out_path: str) -> int:
     rig = simulated_imu_rig(app.imu)
     assert isinstance(gpio, SimulatedGpio) and gpio.button_sim is not None and rig is not None
     finger = gpio.button_sim
+    for pin in gpio.factory.pins.values():
+        if isinstance(pin, ObservedMockPin):
+            pin.limit_history(PIN_HISTORY)
     stop = threading.Event()
     edges = array.array("d")  # 8 bytes an edge: the benchmark's own memory stays out of RSS
     marks: dict[str, dict[str, Any]] = {}
@@ -376,13 +420,15 @@ def monitor_child(config_path: str, out_path: str) -> int:
     # The chip model answering the bus (it computes lazily due samples too): silicon's work.
     chip.i2c_read = timed("chip_bus", chip.i2c_read)
     chip.i2c_write = timed("chip_bus", chip.i2c_write)
-    # The fake bus around it: its own Python is what smbus2 and the ioctl cost on a Pi.
-    bus = rig.bus
-    for name in ("read_byte_data", "write_byte_data", "read_i2c_block_data", "i2c_rdwr"):
-        setattr(bus, name, timed("bus", getattr(bus, name)))
     hooks = app.monitor.on_iteration
     breakdown = bool(os.environ.get(BREAKDOWN_VARIABLE))
     if breakdown:
+        # The fake bus around the chip: its own Python is what smbus2 and the ioctl cost on a
+        # Pi. Kept in the estimate: timed only here (three calls a wake whose timing the
+        # correction underestimates, see the docstring).
+        bus = rig.bus
+        for name in ("read_byte_data", "write_byte_data", "read_i2c_block_data", "i2c_rdwr"):
+            setattr(bus, name, timed("bus", getattr(bus, name)))
         # The loop's own hooks (the courier link, its requests, the status LED, the health
         # reports, the systemd watchdog) in one timed call, then the session runner.
         assert hooks[-1] is runner
@@ -451,16 +497,21 @@ def monitor_child(config_path: str, out_path: str) -> int:
             print("armed", flush=True)
 
     app.monitor.on_iteration.append(timed("bench", arm_once))
-    try:
-        app.start()
-        app.monitor.run(stop=stop)
-        marks.setdefault("end", snapshot(app, rig, edges, costs, timed_calls))
-        timing_cost = timing_overhead(timed, costs)
-        pacing, (_, pacing_check) = app.monitor.pacing.mode, app.monitor.pacing.check()
-    finally:
-        runner.stop(clock.monotonic())
-        detach_session(app, runner)
-        app.close()
+    # As run_forever: the loop's records written by a thread of their own, the start-up's
+    # freed memory given back before the loop (in a tree that does).
+    release = getattr(firmware_app, "release_startup_memory", lambda: None)
+    with logging_off_this_thread():
+        try:
+            app.start()
+            release()
+            app.monitor.run(stop=stop)
+            marks.setdefault("end", snapshot(app, rig, edges, costs, timed_calls))
+            timing_cost = timing_overhead(timed, costs)
+            pacing, (_, pacing_check) = app.monitor.pacing.mode, app.monitor.pacing.check()
+        finally:
+            runner.stop(clock.monotonic())
+            detach_session(app, runner)
+            app.close()
     start = marks.get("start", {}).get("edges", 0)
     window = edges[start : marks["end"]["edges"]]
     gaps = sorted(b - a for a, b in itertools.pairwise(window))
@@ -520,9 +571,14 @@ def measure(
 ) -> dict[str, dict[str, Any]]:
     """Run one monitor per mode (and per tree) at the same time, so each window sees the same
     host load. With ``before``, mode ``m`` of that tree is reported as ``m before``."""
-    import tempfile  # here, not at the top: the monitor children would carry it (0.9 MB)
+    import py_compile  # here, not at the top: the monitor children import this module
+    import tempfile  # (tempfile, with shutil, bz2 and lzma: 0.9 MB)
 
-    me = str(Path(__file__).resolve())
+    # The children import this module (its bytecode, written here once) rather than run it as
+    # a script: compiled from source in the monitor's process, its 700 lines would leave some
+    # 1.2 MB of the compiler's freed memory in the heap the service, which imports its modules
+    # from bytecode, does not have.
+    py_compile.compile(__file__, doraise=True)
     results: dict[str, dict[str, Any]] = {}
     runs = [(mode, ROOT) for mode in modes]
     if before is not None:
@@ -542,7 +598,8 @@ def measure(
                 (folder / "config.toml").write_text(
                     CONFIG.format(pacing=pacing, per_wake=per_wake or "1")
                 )
-                argv = [sys.executable, me, "--monitor-child", "config.toml", "result.json"]
+                argv = [sys.executable, "-c", CHILD.format(folder=str(ROOT / "benchmarks"))]
+                argv += ["config.toml", "result.json"]
                 if realtime:  # as systemd/retroguard.service runs it
                     argv = ["chrt", "--fifo", "--reset-on-fork", str(REALTIME_PRIORITY), *argv]
                 monitors[label] = subprocess.Popen(
@@ -634,7 +691,7 @@ def rows(result: dict[str, Any]) -> dict[str, str]:
         ),
         "    IMU driver's own Python (decode, checks), %": broken(driver - bus)
         + (" (with the poll's sleep)" if polled and result.get("breakdown") else ""),
-        "    sim I2C bus (smbus2 on a Pi), %": f"{100 * fake_bus:.2f}",
+        "    sim I2C bus (smbus2 on a Pi), %": broken(fake_bus),
         "    sim chip answering the bus, %": f"{100 * chip_bus:.2f}",
         "    deciding (safety + detector), %": f"{100 * deciding:.2f}",
         "    loop hooks (link, LED, health, watchdog), %": broken(hooks),
@@ -696,10 +753,7 @@ def main() -> int:
         help="also time the wait for the wake, the IMU driver and the loop hooks (three more "
         "timed calls a wake, which raise the estimate: see the docstring)",
     )
-    parser.add_argument("--monitor-child", nargs=2, help=argparse.SUPPRESS)
     args = parser.parse_args()
-    if args.monitor_child:
-        return monitor_child(*args.monitor_child)
 
     results = measure(args.modes, args.seconds, args.realtime, args.before, args.breakdown)
     table = {mode: rows(result) for mode, result in results.items()}
