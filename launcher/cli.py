@@ -64,6 +64,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     from firmware.preflight import check_or_raise
 
     config = load_config(args.config)
+    if not args.verbose:  # -v asks for everything, whatever the file says
+        logging.getLogger().setLevel(config.logging.level.upper())
     for warning in check_or_raise(config, str(args.config)).warnings:
         log.warning("%s", warning)
     return run_forever(config)

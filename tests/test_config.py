@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import dataclasses
+import logging
 import tomllib
 from pathlib import Path
 
 import pytest
 
+import firmware.app
 from core.errors import ConfigError
 from firmware.config import Config, load_config, parse_config
 from launcher.cli import main
@@ -272,3 +274,32 @@ def test_at_the_limits_a_call_for_help_is_help_and_never_a_session_gesture() -> 
     assert ResetButtonPatterns(gap_s=PATTERN_GAP_MAX_S).feed(two_doubles, 5.0, armable=False) == []
     past = ResetButtonPatterns(gap_s=1.5).feed(two_doubles, 5.0, armable=False)
     assert [type(p) for p in past] == [HelpPattern]
+
+
+@pytest.mark.parametrize(
+    ("level", "argv_extra", "expected"),
+    [("warning", [], "WARNING"), ("debug", [], "DEBUG"), ("error", ["-v"], "DEBUG")],
+)
+def test_run_logs_at_the_config_s_level_unless_asked_for_debug(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    level: str,
+    argv_extra: list[str],
+    expected: str,
+) -> None:
+    seen: list[str] = []
+
+    def instead_of_the_loop(config: Config) -> int:  # the loop itself runs until stopped
+        seen.append(logging.getLevelName(logging.getLogger().getEffectiveLevel()))
+        return 0
+
+    monkeypatch.setattr(firmware.app, "run_forever", instead_of_the_loop)
+    root = logging.getLogger()
+    monkeypatch.setattr(root, "handlers", list(root.handlers))
+    before = root.level
+    try:
+        path = write(tmp_path, f'[logging]\nlevel = "{level}"\n')
+        assert main([*argv_extra, "run", "-c", str(path)]) == 0
+    finally:
+        root.setLevel(before)
+    assert seen == [expected]
