@@ -9,6 +9,10 @@ keeps showing the alert either way. Ingestion never waits on any of this.
 
 Each message goes with its urgency (chosen where it was worded): Apprise's type
 and the service's own priority, :mod:`caregiver.priority`.
+
+ntfy and JSON contacts are sent the same request by :mod:`caregiver.notify_http`, with
+the standard library; Apprise is imported only for another contact
+(:func:`send_notification`).
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ import time
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING
 
+from caregiver import notify_http
 from caregiver.apprise_plugins import load_plugins
 from caregiver.config import CaregiverConfig
 from caregiver.priority import notify_type, prioritised
@@ -42,6 +47,21 @@ def apprise_send(url: str, title: str, body: str, urgency: Urgency = Urgency.NOR
     return bool(notifier.notify(title=title, body=body, notify_type=notify_type(urgency)))
 
 
+def send_notification(url: str, title: str, body: str, urgency: Urgency = Urgency.NORMAL) -> bool:
+    """Send through :mod:`caregiver.notify_http` what it takes (ntfy, JSON), the rest through
+    Apprise. A failure there raises :class:`~caregiver.notify_http.NotDelivered`."""
+    try:
+        return notify_http.send(url, title, body, urgency)
+    except notify_http.ForApprise as why:
+        if url not in _told:
+            _told.add(url)
+            log.info("a message for %s:// goes through Apprise: %s", url.partition(":")[0], why)
+        return apprise_send(url, title, body, urgency)
+
+
+_told: set[str] = set()
+
+
 @functools.lru_cache(maxsize=64)
 def _apprise_for(url: str, urgency: Urgency) -> apprise.Apprise | None:
     """One Apprise object per contact URL and urgency, made at the first message and kept:
@@ -59,10 +79,11 @@ def warm_up(urls: Iterable[str]) -> None:
     for the import: 0.07 s for one plugin with ``requests`` on the benchmark machine, 0.4 s
     for all of them (a Pi takes several times longer). Only the plugins of those URLs'
     schemes are loaded where Apprise allows it (:mod:`caregiver.apprise_plugins`; all ~190,
-    Apprise's own way, are 11 MB more)."""
-    urls = list(urls)
+    Apprise's own way, are 11 MB more), and none for the URLs :mod:`caregiver.notify_http`
+    sends itself."""
+    urls = notify_http.warm_up(urls)
     if not urls:
-        return  # nobody to page: Apprise is not imported at all
+        return  # nobody to page through Apprise: it is not imported at all
     try:
         load_plugins(urls)
     except Exception:  # a plugin that fails to load must not stop the notifier
@@ -80,7 +101,7 @@ class Notifier:
         store: Store,
         config: CaregiverConfig,
         clock: Callable[[], float] = time.time,
-        send: Sender = apprise_send,
+        send: Sender = send_notification,
         may_send: Callable[[], bool] = lambda: True,
     ) -> None:
         self.store = store
@@ -121,6 +142,8 @@ class Notifier:
             try:
                 ok = self.send(url, note.title, note.body, note.urgency)
                 error = "" if ok else "the notification service did not accept it"
+            except notify_http.NotDelivered as exc:
+                ok, error = False, str(exc)
             except Exception as exc:  # a notifier plugin bug must not stop the worker
                 ok, error = False, f"{type(exc).__name__}: {exc}"
             attempts = note.attempts + 1

@@ -3,7 +3,9 @@
 Why a process: Apprise costs the process that imports it some 16 MB with the plugins
 of a json:// or ntfy:// contact (:mod:`caregiver.apprise_plugins`; 27 MB with all
 ~190, Apprise's own way) and each notification some 3 ms of CPU in Apprise and
-``requests``. In the service's own process both were paid by the process that
+``requests`` (ntfy and JSON contacts are now sent without it, :mod:`caregiver.notify_http`;
+the notifier still runs apart, for the other services and to keep the sending off the
+ingest process's core). In the service's own process both were paid by the process that
 ingests and serves the live feed: during a burst of falls its one core (the GIL)
 went to Apprise while events waited for the browsers. In a child process the web and
 ingest side stays small and a burst's notifications run on the machine's other core.
@@ -77,6 +79,9 @@ class Ready(msgspec.Struct, tag="ready", frozen=True):
     plugins: tuple[str, ...] = ()
     """The Apprise plugin modules it imported (:mod:`caregiver.apprise_plugins`): the
     contacts' services only, or all ~190 when one of them is not in its list."""
+    apprise: bool = False
+    """Whether it imported Apprise at all: not for ntfy and JSON contacts only
+    (:mod:`caregiver.notify_http` sends those)."""
 
 
 ToNotifier = Begin | Wake | Stop
@@ -124,6 +129,8 @@ class NotifierProcess:
         self.restarts = 0
         self.plugins: tuple[str, ...] = ()
         """The Apprise plugins the current child loaded (it says so when ready)."""
+        self.apprise = False
+        """Whether the current child imported Apprise (it says so when ready)."""
         self.ready = threading.Event()
         """Set when the current child has started and sent what was due (tests wait on it)."""
         self._counted = Delivered(0, 0)
@@ -213,12 +220,17 @@ class NotifierProcess:
                     continue
                 if isinstance(message, Ready):
                     self.plugins = message.plugins
+                    self.apprise = message.apprise
                     log.info(
                         "notifier process %d ready; Apprise plugins loaded: %s",
                         process.pid,
-                        ", ".join(message.plugins)
-                        if len(message.plugins) < 10
-                        else f"all {len(message.plugins)}",
+                        (
+                            ", ".join(message.plugins)
+                            if len(message.plugins) < 10
+                            else f"all {len(message.plugins)}"
+                        )
+                        if message.apprise
+                        else "none, Apprise not imported (ntfy and JSON are sent directly)",
                     )
                     self.ready.set()
                     continue
@@ -339,7 +351,7 @@ def _child(out: IO[bytes]) -> int:
         counted = (notifier.sent, notifier.failed)
         report(Delivered(*counted))  # every round: the service knows it is not stuck
         if first_round:
-            report(Ready(loaded_plugins()))
+            report(Ready(loaded_plugins(), "apprise" in sys.modules))
     store.close()
     return 0
 

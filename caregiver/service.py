@@ -37,7 +37,7 @@ from caregiver.hub import Hub
 from caregiver.ingest import Ingestor
 from caregiver.lease import Lease
 from caregiver.memory import compact_malloc
-from caregiver.notify import Notifier, Sender, apprise_send
+from caregiver.notify import Notifier, Sender, send_notification
 from caregiver.notify_process import NotifierProcess
 from caregiver.plan_answers import KEPT_PER_DEVICE, sent_by, summary_of
 from caregiver.retention import RetentionSweeper
@@ -58,7 +58,7 @@ class CaregiverService:
         config: CaregiverConfig,
         *,
         clock: Callable[[], float] = time.time,
-        send: Sender = apprise_send,
+        send: Sender = send_notification,
     ) -> None:
         self.config = config
         self.clock = clock
@@ -226,7 +226,7 @@ class CaregiverService:
         self.ingestor.start()
         if background:
             self._drop_orphan_notifications()
-            if self.notifier.send is not apprise_send:
+            if self.notifier.send is not send_notification:
                 self.notifier.start()
             elif self.config.contacts:  # nobody to page, no process: nothing is ever queued
                 self.notifier_process = NotifierProcess(self.config, self.instance)

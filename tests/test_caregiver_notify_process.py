@@ -165,12 +165,21 @@ def test_the_notifier_ends_with_the_service(mosquitto: Mosquitto, tmp_path: Path
     assert notifier.pid is None and not _alive(pid)
 
 
-def test_the_notifier_process_loads_only_its_contacts_apprise_plugins(
+def test_the_notifier_process_of_a_json_contact_never_imports_apprise(
     mosquitto: Mosquitto, tmp_path: Path
 ) -> None:
-    """A json:// contact: the child imports Apprise's json plugin, not all ~190 (17 MB)."""
-    with _paging_service(mosquitto, tmp_path) as (_service, notifier, _receiver):
-        assert notifier.plugins == ("custom_json",)
+    """A json:// contact: the child will send it with the standard library
+    (caregiver/notify_http.py) and has not imported Apprise when it is ready (after sending
+    stays so too: tests/test_caregiver_notify_http.py, in a fresh interpreter)."""
+    with _paging_service(mosquitto, tmp_path) as (_service, notifier, receiver):
+        assert notifier.ready.wait(WAIT)
+        assert notifier.plugins == () and notifier.apprise is False
+        device = SimDevice(mosquitto, "treadmill-1")
+        device.online()
+        device.fall()
+        (message,) = receiver.wait(1)
+        assert message["type"] == "failure"
+        device.close()
 
 
 def test_no_contact_no_notifier_process(mosquitto: Mosquitto, tmp_path: Path) -> None:
