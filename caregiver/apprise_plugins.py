@@ -24,7 +24,6 @@ from __future__ import annotations
 import importlib
 import logging
 import sys
-import tempfile
 import threading
 from collections.abc import Iterable
 from typing import TYPE_CHECKING
@@ -94,6 +93,8 @@ def load_plugins(urls: Iterable[str]) -> None:
 
 def _load_schemes(manager: NotificationManager, schemes: set[str]) -> None:
     if not manager:  # nothing loaded yet: from now on, only what is added
+        import tempfile  # here: the notifier of ntfy and json contacts never needs it
+
         with tempfile.TemporaryDirectory() as nothing:
             manager.load_modules(path=nothing, name="retroguard.no_plugins")  # type: ignore[no-untyped-call]
     for scheme in sorted(schemes):

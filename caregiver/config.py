@@ -29,14 +29,13 @@ import typing
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
-from caregiver.storage.engines import database_problem, engine_of
-from core import tomlschema
 from core.errors import ConfigError
-from core.mqttlink import BrokerLink
 from core.protocol.topics import share_group_problem
-from core.zones import named_zone
+
+if TYPE_CHECKING:  # the notifier process decodes a config, never connects or reads TOML
+    from core.mqttlink import BrokerLink
 
 Action = Literal["page", "page_unless_reset", "log"]
 """What an alert of one kind does: page at once; page only if the walker has not reset the
@@ -103,6 +102,8 @@ class CaregiverMqttConfig:
 
     def link(self) -> BrokerLink:
         """The connection settings, for :func:`core.mqttlink.make_client`."""
+        from core.mqttlink import BrokerLink
+
         return BrokerLink(
             host=self.host,
             port=self.port,
@@ -185,6 +186,8 @@ class CaregiverConfig:
     @property
     def zone(self) -> dt.tzinfo:
         """``[server] timezone`` (checked when the file was read), or the system's zone."""
+        from core.zones import named_zone
+
         return named_zone(self.server.timezone)
 
     @property
@@ -210,7 +213,16 @@ def _share_group(value: Any) -> str | None:
     return None if value == "" else share_group_problem(value)
 
 
+def _database(value: Any) -> str | None:
+    # imported here: the notifier process decodes a config without the store's modules
+    from caregiver.storage.engines import database_problem
+
+    return database_problem(value)
+
+
 def _zone(value: Any) -> str | None:
+    from core.zones import named_zone
+
     try:
         named_zone(value)
     except ValueError as exc:
@@ -224,7 +236,7 @@ def _port(value: Any) -> str | None:
 
 _CHECKS: dict[str, typing.Callable[[Any], str | None]] = {
     "server.port": _port,
-    "server.database": database_problem,
+    "server.database": _database,
     "server.timezone": _zone,
     "server.session_hours": _positive,
     "server.login_attempts": _positive,
@@ -248,6 +260,8 @@ _CHECKS: dict[str, typing.Callable[[Any], str | None]] = {
 
 def parse_config(data: Mapping[str, Any], source: str = "<config>") -> CaregiverConfig:
     """Validate a parsed TOML mapping; raise :class:`ConfigError` listing every problem."""
+    from core import tomlschema
+
     problems: list[str] = []
     config = tomlschema.build(CaregiverConfig, data, problems, _CHECKS)
     if not problems:
@@ -270,6 +284,9 @@ def parse_config(data: Mapping[str, Any], source: str = "<config>") -> Caregiver
 
 def load_config(path: str | Path) -> CaregiverConfig:
     """Read and validate a caregiver TOML file (a relative database is next to the file)."""
+    from caregiver.storage.engines import engine_of
+    from core import tomlschema
+
     path = Path(path)
     data = tomlschema.read_toml(path)
     config = parse_config(data, str(path))

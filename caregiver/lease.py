@@ -18,11 +18,11 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 
+from caregiver.outbox import ESCALATION as ESCALATION
 from caregiver.storage import StorageFault, Store
 
 log = logging.getLogger(__name__)
 
-ESCALATION = "escalation"
 LEASE_TTL_S = 10.0
 """How long a lease lasts unrenewed: the longest escalation pause when its holder dies."""
 

@@ -26,12 +26,13 @@ from typing import TYPE_CHECKING
 
 from caregiver import notify_http
 from caregiver.apprise_plugins import load_plugins
-from caregiver.config import CaregiverConfig
+from caregiver.outbox import Outbox, Urgency
 from caregiver.priority import notify_type, prioritised
-from caregiver.storage import Store, Urgency
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # the notifier process imports neither the config's checks nor Apprise
     import apprise
+
+    from caregiver.config import CaregiverConfig
 
 log = logging.getLogger(__name__)
 
@@ -98,7 +99,7 @@ def contact_urls(config: CaregiverConfig) -> list[str]:
 class Notifier:
     def __init__(
         self,
-        store: Store,
+        store: Outbox,
         config: CaregiverConfig,
         clock: Callable[[], float] = time.time,
         send: Sender = send_notification,

@@ -33,8 +33,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from urllib.parse import quote, unquote, urlencode
 
+from caregiver.outbox import Urgency
 from caregiver.priority import prioritised
-from caregiver.storage import Urgency
 
 __all__ = ["ForApprise", "NotDelivered", "Post", "handles", "requests_for", "send", "warm_up"]
 

@@ -31,15 +31,17 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-import subprocess
 import sys
 import threading
 import time
-from typing import IO
+from typing import IO, TYPE_CHECKING
 
 import msgspec
 
 from caregiver.config import CaregiverConfig
+
+if TYPE_CHECKING:  # the parent's: the child (this module's main) does without it
+    import subprocess
 
 log = logging.getLogger(__name__)
 
@@ -157,6 +159,8 @@ class NotifierProcess:
         self._wake.set()
 
     def stop(self) -> None:
+        import subprocess
+
         self._stop.set()
         self._wake.set()
         if self._thread is not None:
@@ -177,6 +181,8 @@ class NotifierProcess:
     # ------------------------------------------------------------ the child's keeper
 
     def _spawn(self) -> None:
+        import subprocess  # here: the child process imports this module and never spawns
+
         read_fd, write_fd = os.pipe()
         try:
             process = subprocess.Popen(
@@ -297,9 +303,8 @@ class NotifierProcess:
 
 def _child(out: IO[bytes]) -> int:
     from caregiver.apprise_plugins import loaded_plugins
-    from caregiver.lease import ESCALATION
     from caregiver.notify import Notifier, contact_urls, warm_up
-    from caregiver.storage import StorageFault, Store
+    from caregiver.outbox import ESCALATION, open_outbox
 
     decoder = msgspec.json.Decoder(ToNotifier)
     first = decoder.decode(sys.stdin.buffer.readline())
@@ -308,13 +313,13 @@ def _child(out: IO[bytes]) -> int:
     logging.basicConfig(
         level=first.log_level, format="%(levelname)s notifier: %(name)s: %(message)s"
     )
-    store = Store(first.config.server.database)
+    store = open_outbox(first.config.server.database)  # not the whole store: caregiver/outbox.py
 
     def may_send() -> bool:
         """While the service holds the escalation lease (checked, never renewed here)."""
         try:
             return store.lease_holder(ESCALATION, time.time()) == first.instance
-        except StorageFault:
+        except Exception:  # StorageFault, sqlite3.Error: unsure who holds it, so not now
             return False
 
     notifier = Notifier(store, first.config, may_send=may_send)

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from caregiver.storage import Urgency
+from caregiver.outbox import Urgency
 
 if TYPE_CHECKING:  # Apprise is imported where messages are sent: the notifier's process
     from apprise import NotifyType

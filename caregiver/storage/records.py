@@ -10,6 +10,8 @@ from dataclasses import dataclass, fields
 from enum import StrEnum
 from typing import Any, Literal, TypedDict
 
+from caregiver.outbox import PendingNotification as PendingNotification  # the notifier's
+from caregiver.outbox import Urgency as Urgency
 from core.protocol.commands import CommandName
 from core.protocol.walker import DEFAULT_WALKER
 
@@ -190,35 +192,6 @@ class Alert:
     paged: list[int]
     closed_by: str | None
     incident: str | None = None
-
-
-class Urgency(StrEnum):
-    """How hard a queued message should push through to a phone (its Apprise type and each
-    service's priority: :mod:`caregiver.priority`). Whoever words a message chooses it."""
-
-    CRITICAL = "critical"
-    """A fall, no recovery, a call for help: the service's highest priority (past Do Not
-    Disturb where the service can)."""
-    HIGH = "high"
-    """A stumble not reset in time, a fault, offline while armed."""
-    NORMAL = "normal"
-    """Follow-ups: I'm OK, acknowledged, back online."""
-    TEST = "test"
-    """A test alarm: delivered exactly as a critical one (it proves that path), typed info."""
-
-
-@dataclass(frozen=True, slots=True)
-class PendingNotification:
-    """A queued message for one URL of one contact, due now."""
-
-    id: int
-    contact: str
-    contact_index: int
-    url_index: int
-    title: str
-    body: str
-    attempts: int
-    urgency: Urgency = Urgency.NORMAL
 
 
 class Role(StrEnum):

@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
+from caregiver import outbox
 from caregiver.storage.engines import (
     Announcer,
     Cursor,
@@ -1178,46 +1179,24 @@ class Transaction:
         )
 
     def notifications_due(self, now: float) -> list[PendingNotification]:
-        rows = self._db.execute(
-            "SELECT id, contact, contact_index, url_index, title, body, attempts, urgency "
-            "FROM notifications WHERE status = 'pending' AND next_at <= ? ORDER BY id",
-            (now,),
-        ).fetchall()
-        return [
-            PendingNotification(r[0], r[1], r[2], r[3], r[4], r[5], r[6], _urgency(r[7]))
-            for r in rows
-        ]
+        return outbox.due_from(self._db.execute(outbox.DUE, (now,)).fetchall())
 
     def notification_sent(self, notification_id: int, attempts: int) -> None:
-        self._db.execute(
-            "UPDATE notifications SET status = 'sent', attempts = ? WHERE id = ?",
-            (attempts, notification_id),
-        )
+        self._db.execute(outbox.SENT, (attempts, notification_id))
 
     def retry_notification(
         self, notification_id: int, attempts: int, next_at: float, error: str
     ) -> None:
-        self._db.execute(
-            "UPDATE notifications SET status = 'pending', attempts = ?, next_at = ?, "
-            "last_error = ? WHERE id = ?",
-            (attempts, next_at, error, notification_id),
-        )
+        self._db.execute(outbox.RETRY, (attempts, next_at, error, notification_id))
 
     def give_up_notification(
         self, notification_id: int, attempts: int, error: str, now: float
     ) -> None:
-        self._db.execute(
-            "UPDATE notifications SET status = 'failed', attempts = ?, next_at = ?, "
-            "last_error = ? WHERE id = ?",
-            (attempts, now, error, notification_id),
-        )
+        self._db.execute(outbox.GIVE_UP, (attempts, now, error, notification_id))
 
     def drop_notification(self, notification_id: int, reason: str) -> None:
         """Never sent (e.g. its contact left the config)."""
-        self._db.execute(
-            "UPDATE notifications SET status = 'failed', last_error = ? WHERE id = ?",
-            (reason, notification_id),
-        )
+        self._db.execute(outbox.DROP, (reason, notification_id))
 
     def drop_notifications_beyond(self, contacts: int, reason: str) -> int:
         """Every pending notification for a contact index the config no longer has."""
@@ -1300,9 +1279,7 @@ class Transaction:
         return row is not None
 
     def lease_holder(self, name: str, now: float) -> str | None:
-        row = self._db.execute(
-            "SELECT holder FROM leases WHERE name = ? AND expires_at >= ?", (name, now)
-        ).fetchone()
+        row = self._db.execute(outbox.LEASE_HOLDER, (name, now)).fetchone()
         return str(row[0]) if row else None
 
     def _user_devices(self, username: str) -> frozenset[str] | None:
@@ -1998,13 +1975,6 @@ def _role(value: object) -> Role:
         return Role(str(value))
     except ValueError:  # written by a later release: the least it may do
         return Role.CAREGIVER
-
-
-def _urgency(value: str) -> Urgency:
-    try:
-        return Urgency(value)
-    except ValueError:  # written by a later release: deliver it, at least as high
-        return Urgency.HIGH
 
 
 def _finite_only(value: Any) -> Any:

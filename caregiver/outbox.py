@@ -1,0 +1,171 @@
+"""The notifications table as the notifier process uses it, without the rest of the store.
+
+The notifier process reads what is due, marks it sent, due again later, given up or
+dropped, and checks who holds the escalation lease: six statements. On a SQLite file it
+runs them on a connection of its own (:class:`SqliteOutbox`) instead of importing the
+whole store (:mod:`caregiver.storage` and the protocol modules it brings, ~6 MB of the
+notifier's private memory: issue 14 item 9); on PostgreSQL it opens the store as before.
+The statements are the store's own (:class:`caregiver.storage.store.Transaction` runs the
+same strings), so the two cannot drift apart. The service has opened, and migrated, the
+file before it starts the notifier process.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Protocol
+
+__all__ = [
+    "ESCALATION",
+    "Outbox",
+    "PendingNotification",
+    "SqliteOutbox",
+    "Urgency",
+    "open_outbox",
+    "urgency_from",
+]
+
+ESCALATION = "escalation"
+"""The name of the escalation lease (:mod:`caregiver.lease`)."""
+
+
+class Urgency(StrEnum):
+    """How hard a queued message should push through to a phone (its Apprise type and each
+    service's priority: :mod:`caregiver.priority`). Whoever words a message chooses it."""
+
+    CRITICAL = "critical"
+    """A fall, no recovery, a call for help: the service's highest priority (past Do Not
+    Disturb where the service can)."""
+    HIGH = "high"
+    """A stumble not reset in time, a fault, offline while armed."""
+    NORMAL = "normal"
+    """Follow-ups: I'm OK, acknowledged, back online."""
+    TEST = "test"
+    """A test alarm: delivered exactly as a critical one (it proves that path), typed info."""
+
+
+def urgency_from(value: str) -> Urgency:
+    try:
+        return Urgency(value)
+    except ValueError:  # written by a later release: deliver it, at least as high
+        return Urgency.HIGH
+
+
+@dataclass(frozen=True, slots=True)
+class PendingNotification:
+    """A queued message for one URL of one contact, due now."""
+
+    id: int
+    contact: str
+    contact_index: int
+    url_index: int
+    title: str
+    body: str
+    attempts: int
+    urgency: Urgency = Urgency.NORMAL
+
+
+DUE = (
+    "SELECT id, contact, contact_index, url_index, title, body, attempts, urgency "
+    "FROM notifications WHERE status = 'pending' AND next_at <= ? ORDER BY id"
+)
+SENT = "UPDATE notifications SET status = 'sent', attempts = ? WHERE id = ?"
+RETRY = (
+    "UPDATE notifications SET status = 'pending', attempts = ?, next_at = ?, "
+    "last_error = ? WHERE id = ?"
+)
+GIVE_UP = (
+    "UPDATE notifications SET status = 'failed', attempts = ?, next_at = ?, "
+    "last_error = ? WHERE id = ?"
+)
+DROP = "UPDATE notifications SET status = 'failed', last_error = ? WHERE id = ?"
+LEASE_HOLDER = "SELECT holder FROM leases WHERE name = ? AND expires_at >= ?"
+
+
+def due_from(rows: list[tuple[object, ...]]) -> list[PendingNotification]:
+    return [
+        PendingNotification(
+            int(r[0]),  # type: ignore[call-overload]
+            str(r[1]),
+            int(r[2]),  # type: ignore[call-overload]
+            int(r[3]),  # type: ignore[call-overload]
+            str(r[4]),
+            str(r[5]),
+            int(r[6]),  # type: ignore[call-overload]
+            urgency_from(str(r[7])),
+        )
+        for r in rows
+    ]
+
+
+class Outbox(Protocol):
+    """What the notifier needs of a store (:class:`caregiver.storage.Store` has it all)."""
+
+    def notifications_due(self, now: float) -> list[PendingNotification]: ...
+    def notification_sent(self, notification_id: int, attempts: int) -> None: ...
+    def retry_notification(
+        self, notification_id: int, attempts: int, next_at: float, error: str
+    ) -> None: ...
+    def give_up_notification(
+        self, notification_id: int, attempts: int, error: str, now: float
+    ) -> None: ...
+    def drop_notification(self, notification_id: int, reason: str) -> None: ...
+    def lease_holder(self, name: str, now: float) -> str | None: ...
+    def close(self) -> None: ...
+
+
+class SqliteOutbox:
+    """:class:`Outbox` on a SQLite file the service made: one connection, autocommit (each
+    statement is one row's change), the driver's 5 s wait for a busy file. Errors are
+    ``sqlite3.Error``: the notifier's round fails and is tried again, and a row whose
+    marking failed stays due (sent again: at least once, never lost)."""
+
+    def __init__(self, path: str) -> None:
+        self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
+        self._db.execute("PRAGMA synchronous=NORMAL")  # as the store's connections (WAL)
+        self._lock = threading.Lock()
+
+    def notifications_due(self, now: float) -> list[PendingNotification]:
+        with self._lock:
+            return due_from(self._db.execute(DUE, (now,)).fetchall())
+
+    def notification_sent(self, notification_id: int, attempts: int) -> None:
+        with self._lock:
+            self._db.execute(SENT, (attempts, notification_id))
+
+    def retry_notification(
+        self, notification_id: int, attempts: int, next_at: float, error: str
+    ) -> None:
+        with self._lock:
+            self._db.execute(RETRY, (attempts, next_at, error, notification_id))
+
+    def give_up_notification(
+        self, notification_id: int, attempts: int, error: str, now: float
+    ) -> None:
+        with self._lock:
+            self._db.execute(GIVE_UP, (attempts, now, error, notification_id))
+
+    def drop_notification(self, notification_id: int, reason: str) -> None:
+        with self._lock:
+            self._db.execute(DROP, (reason, notification_id))
+
+    def lease_holder(self, name: str, now: float) -> str | None:
+        with self._lock:
+            row = self._db.execute(LEASE_HOLDER, (name, now)).fetchone()
+        return str(row[0]) if row else None
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
+
+
+def open_outbox(database: str) -> Outbox:
+    """A SQLite file's :class:`SqliteOutbox`; for PostgreSQL, the store itself."""
+    if "://" in database:  # postgresql:// (engines.engine_of): psycopg's memory anyway
+        from caregiver.storage import Store
+
+        return Store(database)
+    return SqliteOutbox(database)
