@@ -3,8 +3,9 @@
 Three kinds of process, so that what is measured is the service alone:
 
 * the **caregiver service**, as deployed: ``retroguard caregiver -c <config>`` in its
-  own process (paho ingest, SQLite, Starlette/uvicorn, the live feed, the Apprise
-  notifier), its contact a ``json://`` URL to a receiver in this process;
+  own process (paho ingest, SQLite, Starlette/uvicorn, the live feed) and its notifier
+  process, its contact a ``json://`` URL to a receiver in this process (sent with the
+  standard library since caregiver/notify_http.py; through Apprise before);
 * the **load generator**, another process (``multiprocessing``, spawned): one paho
   client per simulated device publishing the documented payloads;
 * this process: a real Mosquitto, Debian's headless Chromium (Playwright) logged in
@@ -342,7 +343,7 @@ def broker_probe(conn: multiprocessing.connection.Connection, host: str, port: i
 
 
 class NotificationReceiver:
-    """Apprise's json:// target: notes when each fall's notification arrived (by the event
+    """The json:// target: notes when each fall's notification arrived (by the event
     id in its link)."""
 
     def __init__(self) -> None:
@@ -672,7 +673,7 @@ class Figures:
     rss_before_login_kib: dict[str, int]
     rss_end_kib: dict[str, int]
     notifier_end_kib: dict[str, int]
-    """The notifier process's (the service's child sending through Apprise) at the end; empty
+    """The notifier process's (the service's child sending the notifications) at the end; empty
     when the service has none (no contacts, or an older service that sends in-process)."""
     all_end_kib: dict[str, int]
     """The service and its processes together at the end: VmRSS, Pss, Uss summed."""
@@ -875,7 +876,7 @@ def report(f: Figures, args: argparse.Namespace) -> bool:
     if f.notifier_end_kib:
         kid = f.notifier_end_kib
         print(
-            f"  its notifier process (Apprise): VmRSS {kid['VmRSS'] / mb:.1f} MB, VmHWM "
+            f"  its notifier process: VmRSS {kid['VmRSS'] / mb:.1f} MB, VmHWM "
             f"{kid['VmHWM'] / mb:.1f} MB, USS {kid['Uss'] / mb:.1f} MB, PSS "
             f"{kid['Pss'] / mb:.1f} MB"
         )
@@ -925,8 +926,8 @@ def main() -> int:
     ap.add_argument(
         "--no-contacts",
         action="store_true",
-        help="configure no contact: what the service costs without paging anyone (each "
-        "notification is some 3 ms of Apprise and requests CPU)",
+        help="configure no contact: what the service costs without paging anyone (no "
+        "notifier process)",
     )
     ap.add_argument(
         "--engine",

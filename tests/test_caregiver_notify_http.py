@@ -32,6 +32,7 @@ from caregiver.config import (
     ServerConfig,
 )
 from caregiver.notify import Notifier, Sender, apprise_send, send_notification
+from caregiver.outbox import SqliteOutbox, open_outbox
 from caregiver.storage import Store, Urgency
 from tests.caregiver_support import WAIT
 
@@ -277,13 +278,17 @@ def test_a_failed_message_is_kept_retried_and_given_up_as_before(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """Both senders: a failure leaves the row pending with its error, due again after
-    ``retry_s`` (doubling); a later success marks it sent; three failures give it up."""
+    ``retry_s`` (doubling); a later success marks it sent; three failures give it up. The
+    rows are queued by the store and marked through the notifier process's own outbox
+    connection (caregiver/outbox.py), as in the service."""
     monkeypatch.setattr(notify_http, "TIMEOUT_S", 0.3)
     port = {"refused": _free_port(), "5xx": server.port, "timeout": silent}[failure]
     db = tmp_path / "c.db"
     clock = [1000.0]
     store = Store(str(db))
-    notifier = Notifier(store, _config(f"json://127.0.0.1:{port}/ann", db), lambda: clock[0], send)
+    outbox = open_outbox(str(db))
+    assert isinstance(outbox, SqliteOutbox)
+    notifier = Notifier(outbox, _config(f"json://127.0.0.1:{port}/ann", db), lambda: clock[0], send)
     with store.transaction() as tx:
         for _ in range(2):
             alert = tx.page_alert("fall", "treadmill-1", None, 1.0, 301.0)
@@ -306,6 +311,8 @@ def test_a_failed_message_is_kept_retried_and_given_up_as_before(
         assert states == [("sent", 2), ("failed", 3)]
     else:
         assert states == [("failed", 3)] * 2
+    assert store.notifications_due(clock[0] + 1e6) == []  # the store reads what it marked
+    outbox.close()
     store.close()
 
 

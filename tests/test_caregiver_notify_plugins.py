@@ -131,8 +131,9 @@ def test_the_notifier_process_runs_on_its_contacts_plugin_and_nothing_of_the_web
 ) -> None:
     """The child's own code (:func:`caregiver.notify_process._child`) from its first message
     to its last, in a fresh interpreter: for a json:// contact no Apprise at all (sent with
-    the standard library, caregiver/notify_http.py), and none of the service's web
-    framework, templates, MQTT client, password hashing or PDF reports."""
+    the standard library, caregiver/notify_http.py), none of the service's web framework,
+    templates, MQTT client, password hashing or PDF reports, and on SQLite not the store
+    and protocol modules either (caregiver/outbox.py)."""
     config = CaregiverConfig(
         server=ServerConfig(database=str(tmp_path / "caregiver.db")),
         contacts=(Contact("Ann", ("json://127.0.0.1:9/ann",)),),
@@ -147,8 +148,9 @@ def test_the_notifier_process_runs_on_its_contacts_plugin_and_nothing_of_the_web
         from caregiver.notify_process import _child
         assert _child(open(os.devnull, "wb")) == 0
         web_side = {"starlette", "uvicorn", "jinja2", "paho", "argon2", "fpdf", "psycopg"}
-        web_side |= {"apprise", "requests"}
+        web_side |= {"apprise", "requests", "tomllib", "zoneinfo", "subprocess"}
         print(*loaded_plugins(), *sorted(web_side & {m.split(".")[0] for m in sys.modules}))
+        print(*[m for m in ("caregiver.storage", "core.protocol.commands") if m in sys.modules])
         """
     )
     result = subprocess.run(
