@@ -327,24 +327,39 @@ class SafetyController:
         self._emit(Event.now(EventType.START, self._device_id, now, self.state, self._start_reason))
 
     def on_samples(self, batch: Sequence[ImuSample], now: float) -> None:
-        """Check and detect on each sample; hold the relay if the whole batch was good."""
+        """Check and detect on each sample; hold the relay if the whole batch was good.
+
+        The samples are checked first, up to the first bad one; the good ones before it are
+        recorded in one call (:meth:`WindowRecorder.add_batch`), then detected in order, and
+        only then does the bad one fault: the same detections, events and recordings as
+        checking, recording and detecting sample by sample (a recording a detection starts
+        holds the rest of its batch either way), for one recorder call a wake."""
         worn = self._worn
-        for sample in batch:
-            problem = self._check(sample)
+        check = self._check
+        problem: _Problem | None = None
+        good = batch
+        for index, sample in enumerate(batch):
+            problem = check(sample)
             if problem is not None:
-                self._fault(problem.kind, problem.reason, now)
-                return
-            self._recorder.add(sample)
-            self.samples_seen += 1
-            try:
-                detections = self._detector.update(sample)
-            except Exception as exc:
-                log.exception("detector failed")
-                reason = f"detector error: {type(exc).__name__}: {exc}"
-                self._fault(FaultKind.DETECTOR_ERROR, reason, now)
-                return
-            for detection in detections:
-                self._on_detection(detection, now)
+                good = batch[:index]
+                break
+        if good:
+            self._recorder.add_batch(good)
+            self.samples_seen += len(good)
+            update = self._detector.update
+            for sample in good:
+                try:
+                    detections = update(sample)
+                except Exception as exc:
+                    log.exception("detector failed")
+                    reason = f"detector error: {type(exc).__name__}: {exc}"
+                    self._fault(FaultKind.DETECTOR_ERROR, reason, now)
+                    return
+                for detection in detections:
+                    self._on_detection(detection, now)
+        if problem is not None:
+            self._fault(problem.kind, problem.reason, now)
+            return
         if not batch:
             self.on_idle(now)
             return

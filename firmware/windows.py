@@ -25,6 +25,7 @@ import struct
 import zlib
 from array import array
 from collections import deque
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from itertools import chain
 from typing import Protocol, runtime_checkable
@@ -153,6 +154,39 @@ class WindowRecorder:
         row = _ROW.pack(
             round(ax * ka), round(ay * ka), round(az * ka), round(gx * kg), round(gy * kg),
             round(gz * kg),
+        )  # fmt: skip
+        self._ring.append((t, row))
+        for recording in self._active:
+            if not recording.complete:
+                recording.rows.append(row)
+                recording.last_t = t
+                if t >= recording.ends_at:
+                    recording.complete = True
+
+    def add_batch(self, batch: Sequence[ImuSample]) -> None:
+        """A wake's good samples, in order: exactly :meth:`add` for each, in one call.
+
+        The loop's usual batch at 200 Hz (two samples a wake, starting a row) is one row:
+        both kept for the impact search, averaged and packed, without a second call and
+        without the group list. Any other batch goes through :meth:`add` sample by sample."""
+        if self.factor != 2 or len(batch) != 2 or self._group:
+            for sample in batch:
+                self.add(sample)
+            return
+        a, b = batch
+        raw, at = self._raw, self._raw_at
+        raw[at], raw[at + 1], raw[at + 2], raw[at + 3] = a[:_RAW_FIELDS]
+        at += _RAW_FIELDS
+        if at == len(raw):
+            at = 0
+        raw[at], raw[at + 1], raw[at + 2], raw[at + 3] = b[:_RAW_FIELDS]
+        at += _RAW_FIELDS
+        self._raw_at = 0 if at == len(raw) else at
+        ka, kg = self._ka, self._kg
+        t = (a[0] + b[0]) * 0.5
+        row = _ROW.pack(
+            round((a[1] + b[1]) * ka), round((a[2] + b[2]) * ka), round((a[3] + b[3]) * ka),
+            round((a[4] + b[4]) * kg), round((a[5] + b[5]) * kg), round((a[6] + b[6]) * kg),
         )  # fmt: skip
         self._ring.append((t, row))
         for recording in self._active:

@@ -206,3 +206,76 @@ def test_the_impact_search_finds_the_latest_matching_peak_within_its_horizon() -
     assert 23.9 - IMPACT_SEARCH_S < 20.0
     assert recorder.impact_before(23.9, 3.0) is None
     assert recorder.impact_before(29.99, 3.0) == pytest.approx(27.5)
+
+
+def test_a_wakes_batch_is_recorded_exactly_as_sample_by_sample() -> None:
+    """The loop hands the recorder a wake's samples in one call (two at 200 Hz): the ring, the
+    impact search's raw samples and the recordings under way end up byte for byte as with one
+    call a sample, whatever the batches (pairs, a lone sample that leaves a row half made,
+    longer ones after a late wake) and across the raw ring's wrap."""
+    from firmware.windows import WindowRecorder
+
+    one, batched = WindowRecorder(RATE, 16.0, 2000.0), WindowRecorder(RATE, 16.0, 2000.0)
+    trip = Event.now(EventType.STUMBLE, "tm1", 0.0, "TRIPPED", "stumble")
+    sizes = [2, 2, 1, 2, 2, 3, 2, 1, 1, 2, 4, 2]
+    i, started = 0, False
+    while i < int(12.0 * RATE):  # past the 8 s raw ring: it wraps, at odd places too
+        size = sizes[(i // 7) % len(sizes)]
+        batch = [wave(round((i + k + 1) / RATE, 9)) for k in range(size)]
+        for sample in batch:
+            one.add(sample)
+        batched.add_batch(batch)
+        i += size
+        if i >= 1000 and not started:  # a recording under way from the middle on, in both
+            started = True
+            for recorder in (one, batched):
+                recorder.start(trip, batch[-1].t, batch[-1].t, UP)
+    assert list(batched._ring) == list(one._ring) and len(one._ring) > 100
+    assert batched._raw == one._raw and batched._raw_at == one._raw_at
+    assert batched._group == one._group
+    (a,), (b,) = one.take_all(), batched.take_all()
+    assert a.rows == b.rows and len(a.rows) > 400
+    assert (a.first_t, a.last_t, a.complete) == (b.first_t, b.last_t, b.complete)
+    assert one.finish(a) == batched.finish(b)
+
+
+@pytest.mark.parametrize("second", [False, True], ids=["first-of-pair", "second-of-pair"])
+def test_two_samples_a_wake_give_the_trip_and_its_recording_of_one_a_wake(second: bool) -> None:
+    """The controller checks a wake's samples, records them in one call, then detects each:
+    a trip on either sample of a pair gives the same alert and the same recording (a recording
+    a detection starts holds the rest of its batch) as a sample a wake."""
+    trip_at = 20.0 + (1 / RATE if second else 0.0)
+
+    def walk(per_wake: int) -> Walk:
+        w = Walk(Planned([(trip_at, DetectionKind.STUMBLE)]))
+        w.run_until(5.0)
+        w.arm()
+        while w.t < 20.0 + AFTER_S + 0.5:
+            samples = [wave(round(w.t + (k + 1) / RATE, 9)) for k in range(per_wake)]
+            w.t = samples[-1].t
+            w.controller.on_samples(samples, w.t)
+        return w
+
+    alone, paired = walk(1), walk(2)
+    (trip_1,), (trip_2,) = alone.of(EventType.STUMBLE), paired.of(EventType.STUMBLE)
+    assert trip_1.reason == trip_2.reason  # (its loop time is the wake's)
+    (window_1,), (window_2,) = alone.of(EventType.WINDOW), paired.of(EventType.WINDOW)
+    assert window_1.recording is not None and window_2.recording is not None
+    assert window_1.recording.samples == window_2.recording.samples
+    assert window_1.recording.start_s == window_2.recording.start_s
+    assert paired.controller.samples_seen == alone.controller.samples_seen
+
+
+def test_a_bad_sample_after_a_trip_in_the_same_wake_faults_after_the_trip() -> None:
+    """Checked first, acted on in order: the good sample before a bad one is recorded and
+    detected (its trip alerts) before the bad one faults, as sample by sample."""
+    w = Walk(Planned([(20.0, DetectionKind.STUMBLE)]))
+    w.run_until(5.0)
+    w.arm()
+    w.run_until(20.0 - 1 / RATE)
+    bad = ImuSample(20.005, float("nan"), 0.0, 1.0, 0.0, 0.0, 0.0)
+    w.controller.on_samples([wave(20.0), bad], 20.005)
+    kinds = [e.type for e in w.events]
+    assert kinds.index(EventType.STUMBLE) < kinds.index(EventType.FAULT)
+    assert w.controller.state is SafetyState.FAULT and not w.relay.holding
+    assert w.controller.samples_seen == round(20.0 * RATE)
