@@ -190,6 +190,12 @@ class EdgeFeed:
     def __init__(self) -> None:
         self._edges: deque[tuple[float, bool]] = deque(maxlen=self.MAX_EDGES)
 
+    @property
+    def backlog(self) -> deque[tuple[float, bool]]:
+        """The edges not yet taken, for a reader that looks before it takes (read only: a
+        non-empty backlog says an edge waits; :meth:`take_edges` takes them)."""
+        return self._edges
+
     def publish(self, edges: Sequence[tuple[float, bool]]) -> None:
         if edges:
             self._edges.extend(edges)

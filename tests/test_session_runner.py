@@ -10,6 +10,7 @@ import sqlite3
 import tokenize
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -693,4 +694,59 @@ def test_resuming_after_a_trip_says_to_resume_not_to_turn(tmp_path: Path) -> Non
     rig.run_for(20.0)
     after = [(c.text, "turn" in c.spoken) for c in runner.cues if c.interval > 1]
     assert after == [("Stop walking and rest.", False), ("Walk backward.", False)]
+    detach_session(rig.app, runner)
+
+
+def test_an_idle_runner_calls_into_nothing_until_something_is_due_then_acts_on_time(
+    tmp_path: Path,
+) -> None:
+    """With no session under way and nothing due (no edge, no open pattern, no command, no
+    measurement answer), a tick only looks at its inputs: it follows no safety log, collects
+    nothing, advances nothing. A command, a double press, a trip are still handled on the
+    iteration they would have been: the start command's first cue at the next iteration, a
+    double press's the first iteration past its pause."""
+    rig = _armed_rig(tmp_path)
+    runner = attach_session(rig.app, SHORT)
+    rig.run_for(1.5)  # the reset press's pattern (held past a short press) has settled
+    calls: list[str] = []
+
+    def spying(name: str) -> Any:
+        method = getattr(runner, name)
+
+        def spy(*args: object) -> Any:
+            calls.append(name)
+            return method(*args)
+
+        return spy
+
+    for name in ("_follow_safety", "_collect", "_advance", "_tell_session_walker"):
+        setattr(runner, name, spying(name))
+    rig.run_for(2.0)
+    assert calls == [] and runner.state is SessionState.IDLE
+
+    # A command: answered by the next iteration, the first cue at plan time 0 on it.
+    runner.request("start")
+    rig.app.monitor.step()
+    assert runner.state is SessionState.RUNNING
+    assert [(c.cue, c.plan_t) for c in runner.cues] == [(Cue.BACKWARD, 0.0)]
+    assert runner.cues[0].t == pytest.approx(rig.clock.monotonic(), abs=0.011)
+    rig.run_for(1.0)
+    runner.request("stop")
+    rig.run_for(0.05)
+    assert runner.state is SessionState.FINISHED
+    runner.settle_measurements(5.0)  # its record waits for the gait thread's last figures
+    calls.clear()
+    rig.run_for(1.0)
+    assert calls == []  # FINISHED, its record stored: nothing due again
+
+    # A double press while armed: the session starts on the first iteration past the pause.
+    now = rig.clock.monotonic()
+    rig.button.press_at(now, now + 0.15)
+    rig.button.press_at(now + 0.35, now + 0.5)
+    rig.run_for(1.5)
+    assert runner.state is SessionState.RUNNING
+    start = runner.cues[-1]
+    assert start.cue is Cue.BACKWARD and start.plan_t == 0.0
+    settled = now + 0.5 + runner.config.double_press_gap_s
+    assert settled - 1e-6 < start.t <= settled + 0.011
     detach_session(rig.app, runner)

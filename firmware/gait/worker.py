@@ -148,6 +148,9 @@ class Measurements:
         self._max_backlog = int(max_backlog_s * sample_rate_hz)
         self._in: queue.SimpleQueue[_Message | None] = queue.SimpleQueue()
         self._out: queue.SimpleQueue[Result] = queue.SimpleQueue()
+        self.answers = self._out
+        """The results not yet taken (the loop only asks whether it is empty; :meth:`take`
+        takes them)."""
         self._block: list[ImuSample] = []
         self._job: Job | None = None
         self._dropped = 0

@@ -113,7 +113,7 @@ from firmware.gait.worker import (
     GaitResult,
     Measurements,
 )
-from firmware.presses import ARM_HOLD_S
+from firmware.presses import ARM_HOLD_S, EdgeFeed
 from firmware.safety import Detected, SafetyState, Transition
 from firmware.session.config import SessionConfig
 from firmware.session.cues import (
@@ -532,6 +532,14 @@ class SessionRunner:
         self._final_due: float | None = None
         """Real (monotonic) time until which the final record waits for figures."""
         self._told_not_worn = False
+        self._gesturing = False
+        """A press held or a pattern open at the last look (:attr:`GestureRecognizer.idle`):
+        the gestures are fed again even without an edge."""
+        self._edge_backlog = button.backlog if isinstance(button, EdgeFeed) else None
+        """The reset button's edges not yet taken (an :class:`EdgeFeed`'s): its truth says one
+        waits. None for another kind of button (a test's): every tick then takes its edges."""
+        self._answers = measurements.answers if measurements is not None else None
+        """The measurement thread's answers not yet taken: empty, :meth:`_collect` has none."""
 
     # ------------------------------------------------------------ any thread
 
@@ -593,8 +601,31 @@ class SessionRunner:
         the steps are not counted (nothing reads them until a start, which takes their
         count from there), the safety state is only followed, and the press patterns are
         looked at only when an edge came or a pattern is still open. Nothing waits for a
-        later iteration: a press, a command or a finished pattern is handled on the
-        iteration it would have been before."""
+        later iteration: a press, a command or a finished pattern is handled on the iteration it
+        would have been before.
+
+        Most iterations of a monitor nobody walks on find nothing due: no session, no trip to
+        follow, no edge waiting or pattern open, no command, no measurement answer, the link
+        told the walker. Those take :meth:`_idle_tick`, which does what this method would do
+        then (the safety log's bookkeeping, plans and roster from the link, the not-worn
+        prompt) with one look at each input rather than a call into each part."""
+        state = self.state
+        if (
+            (
+                state is SessionState.FINISHED
+                or (state is SessionState.IDLE and self.session is None)
+            )
+            and self._trip is None
+            and not self._gesturing
+            and self._requests.empty()
+            and self.session is self._told_session
+            and state is self._told_state
+            and self._final_due is None
+            and (self._edge_backlog is not None and not self._edge_backlog)
+            and (self._answers is None or self._answers.empty())
+        ):
+            self._idle_tick(now)
+            return
         under_way = self.under_way
         if under_way:
             for sample in batch:
@@ -604,9 +635,10 @@ class SessionRunner:
             self._measure(batch)
         if self._button is not None:
             edges = self._button.take_edges()
-            if edges or not self._gestures.idle:
+            if edges or self._gesturing:
                 for gesture in self._gestures.feed(edges, now):
                     self._on_gesture(gesture, now)
+                self._gesturing = not self._gestures.idle
         while not self._requests.empty():  # an empty get_nowait() raises: 0.66 µs a tick
             command, reply = self._requests.get_nowait()  # this thread alone takes from it
             ok, message = self._command(command, now)
@@ -619,6 +651,22 @@ class SessionRunner:
         self._take_new_plan()  # first: the roster's prompt preparation then keeps its prompts
         self._take_roster()
         self._tell_not_worn()
+        self._last_now = now
+
+    def _idle_tick(self, now: float) -> None:
+        """:meth:`tick` when nothing is due (it checked): what :meth:`_follow_safety` does with
+        no session under way and no trip to follow, then the link's plans and roster and the
+        not-worn prompt, as the full tick would."""
+        safety = self._safety
+        transitions = safety.transitions
+        if transitions:
+            self._last_transition = transitions[-1]
+        self._seen_transitions = True
+        self._last_detection = safety.last_detection
+        self._take_new_plan()
+        self._take_roster()
+        if self._speaker is not None:
+            self._tell_not_worn()
         self._last_now = now
 
     def _take_new_plan(self) -> None:
