@@ -325,6 +325,7 @@ class Mpu6050:
         self._checks = checks
         self._plausibility = FifoPlausibility(checks, self._period)
         self._frame_bytes = checks.frame_bytes
+        self._status_bytes = checks.status_read_bytes
         self._frame_words = self._frame_bytes // 2
         self._gyro_word = self._frame_words - 3
         self._capacity_frames = reg.FIFO_SIZE // self._frame_bytes
@@ -606,7 +607,7 @@ class Mpu6050:
         if checks.registers:
             # After the count, INT_STATUS and on through the data registers in one read: the
             # flags, and a snapshot of the newest sample, which should be the last one counted.
-            head = self._read_block(reg.INT_STATUS, checks.status_read_bytes)
+            head = self._read_block(reg.INT_STATUS, self._status_bytes)
             status, snapshot = head[0], bytes(head[1:])
             newer = samples_between(self._clock.monotonic() - count_at, self._period)
         if status & reg.FIFO_OFLOW_INT or count >= reg.FIFO_SIZE or count % size:
@@ -615,9 +616,12 @@ class Mpu6050:
         if frames == 0:
             return []
         data = self._read_fifo(frames * size)
-        if snapshot is not None and not self._plausibility.snapshot_is_last(data, snapshot):
-            # Usually the chip sampled between the count and the snapshot: read on to it.
-            data, frames, read_time = self._read_on(data, frames, newer, read_time)
+        if snapshot is None or self._plausibility.snapshot_is_last(data, snapshot):
+            # The snapshot is the last frame counted and read (the usual case): the cross-check
+            # has passed, and the burst check does not compare them a second time.
+            return self._checked(data, frames, None, counted, newer, read_time)
+        # Usually the chip sampled between the count and the snapshot: read on to it.
+        data, frames, read_time = self._read_on(data, frames, newer, read_time)
         return self._checked(data, frames, snapshot, counted, newer, read_time)
 
     def _poll_one(self) -> list[ImuSample] | None:
@@ -656,7 +660,7 @@ class Mpu6050:
         """
         size = self._frame_bytes
         snapshot_at = self._clock.monotonic()  # the chip copies its registers as the read starts
-        head = self._read_block(reg.INT_STATUS, self._checks.status_read_bytes)
+        head = self._read_block(reg.INT_STATUS, self._status_bytes)
         read_time = self._clock.monotonic()
         status = head[0]
         if status & reg.FIFO_OFLOW_INT:
@@ -667,7 +671,7 @@ class Mpu6050:
         empty_byte = self._empty_fifo_byte
         popped = self._read_fifo(size)
         if not uniform(popped) and self._plausibility.snapshot_is_last(popped, snapshot):
-            return self._checked(popped, 1, snapshot, 1, 1, read_time)
+            return self._checked(popped, 1, None, 1, 1, read_time)  # cross-checked just now
         rest, read_on_at = self._read_rest()
         data = popped + rest
         if (
@@ -713,7 +717,10 @@ class Mpu6050:
         newer: int,
         read_time: float,
     ) -> list[ImuSample]:
-        """The burst decoded, once the plausibility checks pass (else discarded, raising)."""
+        """The burst decoded, once the plausibility checks pass (else discarded, raising).
+
+        ``snapshot``: the data registers to find among the frames; None when the caller has
+        already found them as the burst's last frame (or the cross-check is off)."""
         values = self._unpacker(frames).unpack(data)
         problem = self._plausibility.check(
             data, values, frames, snapshot, counted, newer, read_time

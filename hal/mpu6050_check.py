@@ -153,13 +153,15 @@ class FifoPlausibility:
 
         ``data`` is the burst of ``frames`` frames and ``values`` its int16 words, read at
         ``read_time``. ``snapshot`` is the data registers read just after the first
-        ``counted`` frames were counted (``None`` when the cross-check is off); when the burst
-        has more, they are a follow-up read, and the snapshot must be one of the first
+        ``counted`` frames were counted (``None`` when the cross-check is off, or when the
+        caller found it as the burst's last frame with :meth:`snapshot_is_last`); when the
+        burst has more, they are a follow-up read, and the snapshot must be one of the first
         ``newer`` of them.
         """
         size = self._frame_bytes
         for start in range(0, frames * size, size):
-            if uniform(data[start : start + size]):
+            frame = data[start : start + size]
+            if frame == frame[:1] * size:  # uniform(frame), without a call a frame
                 return (
                     f"frame {start // size + 1} of {frames} is one byte repeated "
                     f"(0x{data[start]:02x}), as read from an empty FIFO"

@@ -456,3 +456,28 @@ def test_corrupt_data_is_a_gap_not_a_transient_bus_error() -> None:
     # The safety controller faults at once on an ImuFifoOverflowError; bus errors wait.
     assert issubclass(ImuCorruptDataError, ImuFifoOverflowError)
     assert not issubclass(ImuCorruptDataError, ImuBusError)
+
+
+def test_each_burst_is_compared_with_the_data_registers_once() -> None:
+    """The driver finds the snapshot as the burst's last frame (the usual read) and the burst
+    check then does not compare them again; a burst read on past the snapshot (the chip
+    sampled between the count and the snapshot) is still judged by the burst check. Every
+    sample arrives, none refused."""
+    from hal.mpu6050_check import FifoPlausibility
+
+    rig = noisy_rig(ImuConfig(sample_rate_hz=200.0, dlpf_hz=44), bus_hz=100_000.0)
+    compared: list[str] = []
+    plausibility: FifoPlausibility = rig.imu._plausibility
+    for name in ("snapshot_is_last", "_judge_snapshot"):
+        method = getattr(plausibility, name)
+
+        def spy(*args: Any, _name: str = name, _method: Any = method) -> Any:
+            compared.append(_name)
+            return _method(*args)
+
+        setattr(plausibility, name, spy)
+    batches = [batch for batch in stream(rig, 10.0, POLL) if batch]
+    reads = len(batches)  # every read that gave samples counted the FIFO (poll pacing)
+    assert rig.imu.follow_ups > 0 and rig.imu.corruptions == 0
+    assert compared.count("snapshot_is_last") == reads
+    assert compared.count("_judge_snapshot") == rig.imu.follow_ups  # only after reading on
