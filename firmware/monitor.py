@@ -138,15 +138,18 @@ class Monitor:
         else:
             self.button.take_presses()  # the edges say it all; keep the other queue empty
             edges = edges_source.take_edges()
-            self.press_edges.publish(edges)
-            now = self.clock.monotonic()
-            armable = controller.state in (SafetyState.STANDBY, SafetyState.TRIPPED)
-            for outcome in self._patterns.feed(edges, now, armable=armable):
-                match outcome:
-                    case ResetPress(pressed_at=pressed_at):
-                        controller.on_button(pressed_at, now)
-                    case HelpPattern(first_press=first):
-                        controller.on_help(HelpSource.RESET_BUTTON, first, now)
+            # The usual iteration: no edge, no press down, no sequence open. Nothing to pass
+            # on, and the patterns would complete nothing: neither the clock nor they are asked.
+            if edges or not self._patterns.idle:
+                self.press_edges.publish(edges)
+                now = self.clock.monotonic()
+                armable = controller.state in (SafetyState.STANDBY, SafetyState.TRIPPED)
+                for outcome in self._patterns.feed(edges, now, armable=armable):
+                    match outcome:
+                        case ResetPress(pressed_at=pressed_at):
+                            controller.on_button(pressed_at, now)
+                        case HelpPattern(first_press=first):
+                            controller.on_help(HelpSource.RESET_BUTTON, first, now)
         if self.help_button is not None:
             for pressed_at in self.help_button.take_presses():
                 controller.on_help(HelpSource.HELP_BUTTON, pressed_at, self.clock.monotonic())

@@ -113,6 +113,11 @@ class ResetButtonPatterns:
         """The press down now was reported as a reset press: it ends its sequence."""
         self._helped = False
 
+    @property
+    def idle(self) -> bool:
+        """No press down and no sequence open: :meth:`feed` without edges completes nothing."""
+        return self._down_at is None and not self._downs
+
     def feed(
         self, edges: Sequence[tuple[float, bool]], now: float, *, armable: bool
     ) -> list[PressOutcome]:
@@ -121,7 +126,7 @@ class ResetButtonPatterns:
         ``armable``: the controller is in STANDBY or TRIPPED, where a held
         first press is a reset press. Elsewhere presses only count toward help.
         """
-        if not edges and self._down_at is None and not self._downs:
+        if not edges and self.idle:
             return []  # the usual iteration: nothing pressed, nothing pending
         out: list[PressOutcome] = []
         for t, pressed in edges:
