@@ -133,6 +133,23 @@ trees differ by less than the machine's noise; main idle with the benchmark as i
 (three timed calls a wake whose cost the correction underestimates). The LED is stepped
 every 25 ms (``firmware.status_light``), a few µs a wake; heartbeat gaps p99 10.1-10.3 ms,
 max 10.4-11.0 ms.
+
+Figures (issue 15 item 8, per-wake cuts, 2026-12-03, ``--seconds 60 --modes interrupt:2
+--before`` main, compiled detector in both trees). The column run second pays for it: on an
+idle machine (load 0.5-0.8) the second column's estimate was 0.28 % higher whichever tree
+it was (main then this change 1.90 / 2.18 %, this change then main 2.06 / 2.34 %; the
+sample-clock thread, the same code in both, 6 % higher too); under load 2.6-2.9 the two
+orders gave main 2.41 / this change 2.28 % and this change 2.27 / main 2.15 %. Run both
+orders (this script from the other tree, ``--before`` this one) and compare the two. Cut:
+the idle session runner's tick with nothing due (hook 0.12-0.19 → 0.07-0.10 %), a wake's
+samples recorded in one call (``WindowRecorder.add_batch``), the burst's snapshot compared
+once, the reset button's patterns asked only while a press is under way. Net, both orders
+together: within the noise (ratio 1.00, the session hook's ~0.06 % the one part that shows
+in every run). One tree alone, sequentially: this change 2.08 %, main 2.51 % (the load
+changing between runs). The three I2C transactions a wake stay (count, status with the data
+registers, burst): the status read carries the overflow flag and the snapshot the burst is
+checked against, and skipping the count rests on ``imu.uncounted_reads``' unmeasured chip
+timing. RSS 25.7-25.8 MB; heartbeat gaps p99 10.1 ms, max 10.2-23.9 ms (under load).
 """
 
 from __future__ import annotations
