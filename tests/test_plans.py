@@ -46,11 +46,13 @@ from firmware.storage.fallback import DISK_RETRY_S, FallbackDatabase
 from firmware.storage.outbox import Outbox
 from firmware.storage.plans import assign_plan, current_plan, current_revision, plan_history
 from firmware.storage.progressions import (
+    ProgressionUnchanged,
     advance_if_done,
     change_progression,
     current_progression,
     start_progression,
 )
+from firmware.storage.walkers import add_walker
 from tests.app_support import Rig, close_rigs, make_rig, pump_link_until
 from tests.mqtt_helpers import WAIT, Subscriber, config_for, validate
 from tests.storage_support import FillableDisk, alert
@@ -613,6 +615,43 @@ def test_the_cli_sets_holds_and_steps_back_a_progression(
     conn.close()
 
 
+def test_a_step_back_at_the_first_stage_is_refused_and_changes_nothing(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Stage 1 has no stage before it: the CLI says the walker is already there and exits 2
+    (as its other refusals), and no row is written — no "stepped back", no plan assigned again
+    (whose new revision would restart nothing but still read as a change in the history)."""
+    from launcher.cli import main
+
+    db = tmp_path / "device.db"
+    conn = connect(db)
+    with conn:
+        add_walker(conn, "Anna B", by="Jo", wall="2026-11-01T08:00:00+00:00")
+    conn.close()
+    for walker, who in (("default", "the walker is"), ("anna-b", "walker anna-b is")):
+        base = ["plan", "--db", str(db), "progression"]
+        assert main([*base, "set", "toward-10-minutes", "--walker", walker]) == 0
+        capsys.readouterr()
+        conn = connect(db)
+        before = (current_progression(conn, walker), current_revision(conn))
+        conn.close()
+        assert main([*base, "step-back", "--walker", walker, "--by", "Jo"]) == 2
+        captured = capsys.readouterr()
+        assert captured.out == ""
+        assert captured.err == (
+            f"retroguard plan progression step-back: {who} already at the first stage of "
+            "toward-10-minutes (stage 1 of 9): nothing to step back to; nothing changed\n"
+        )
+        conn = connect(db)
+        assert (current_progression(conn, walker), current_revision(conn)) == before
+        conn.close()
+    conn = connect(db)
+    with pytest.raises(ProgressionUnchanged), conn:
+        change_progression(conn, "step_back", by="Jo", wall="w")
+    assert conn.execute("SELECT count(*) FROM progressions").fetchone() == (2,)
+    conn.close()
+
+
 def test_a_progression_from_the_dashboard_reaches_the_device_and_can_be_held(
     tmp_path: Path, mosquitto: Mosquitto
 ) -> None:
@@ -663,8 +702,35 @@ def test_a_progression_from_the_dashboard_reaches_the_device_and_can_be_held(
             return state is not None and state.held
 
         assert pump_link_until(link, held)
+        state = rig.courier.db.read(current_progression)
+        assert state is not None and state.stage == 1 and state.by == "ann"
+        # Step back to stage 1, then once more: the device refuses that one, naming why, and
+        # records nothing (no row, no plan assigned again).
+        back = [("csrf", token[1]), ("action", "step_back")]
+        for _ in range(2):
+            status, _, _ = web.request("POST", url, back)
+            assert status == 303
+
+            def answered() -> bool:
+                return cg.store.sent_commands(DEVICE)[0].status in ("accepted", "refused")
+
+            assert cg.ingestor.wait_for(answered)
+        first, second = (
+            c["text"]
+            for c in json.loads(web.request("GET", f"/api/devices/{DEVICE}/plan-commands")[2])[
+                "commands"
+            ][:2]
+        )
+        assert first == (
+            "refused: the walker is already at the first stage of toward-10-minutes "
+            "(stage 1 of 9): nothing to step back to"
+        )
+        assert second.startswith("accepted"), second
     state = rig.courier.db.read(current_progression)
-    assert state is not None and state.stage == 1 and state.by == "ann"
+    assert state is not None and state.stage == 0 and state.changed == "stepped back"
+    assert rig.courier.db.read(
+        lambda c: c.execute("SELECT count(*) FROM progressions").fetchone()
+    ) == (3,)
     detach_session(rig.app, runner)
 
 

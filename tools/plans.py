@@ -240,6 +240,7 @@ def print_progression(state: Any, out: TextIO, zone: dt.tzinfo | None = None) ->
 def run_progression(args: argparse.Namespace, database: Path, out: TextIO) -> int:
     from firmware.storage.database import connect
     from firmware.storage.progressions import (
+        ProgressionUnchanged,
         change_progression,
         current_progression,
         start_progression,
@@ -291,6 +292,12 @@ def run_progression(args: argparse.Namespace, database: Path, out: TextIO) -> in
                 print(
                     f"retroguard plan progression {args.what}: {exc} (assign one first: "
                     "retroguard plan progression set NAME)",
+                    file=sys.stderr,
+                )
+                return 2
+            except ProgressionUnchanged as exc:  # a step back at stage 1: refused, as above
+                print(
+                    f"retroguard plan progression {args.what}: {exc}; nothing changed",
                     file=sys.stderr,
                 )
                 return 2

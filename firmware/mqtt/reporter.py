@@ -74,6 +74,7 @@ from firmware.storage.outbox import Outbox
 from firmware.storage.plans import assign_plan
 from firmware.storage.progressions import (
     ProgressionState,
+    ProgressionUnchanged,
     change_progression,
     start_progression,
 )
@@ -426,7 +427,7 @@ class _DefaultTarget:
 
         try:
             state = self._outbox.database.write(store)
-        except LookupError as exc:
+        except (LookupError, ProgressionUnchanged) as exc:  # nothing written: the reply says why
             raise CommandError(str(exc)) from None
         log.info("progression %r: %s by %s", state.progression.name, state.changed, state.by)
         if self._on_plan is not None:

@@ -26,6 +26,12 @@ from core.protocol.walker import DEFAULT_WALKER_ID
 from firmware.storage.plans import assign_plan
 
 
+class ProgressionUnchanged(ValueError):
+    """A physio's change that has nothing to change — a step back at the first stage: refused
+    (the CLI exits 2, the device replies ``refused``) and nothing is recorded, not even the
+    stage's plan assigned again."""
+
+
 @dataclass(frozen=True, slots=True)
 class ProgressionState:
     revision: int
@@ -170,7 +176,8 @@ def change_progression(
     wall: str,
     walker: str = DEFAULT_WALKER_ID,
 ) -> ProgressionState:
-    """``hold``, ``release`` or ``step_back``; :class:`LookupError` without a progression."""
+    """``hold``, ``release`` or ``step_back``; :class:`LookupError` without a progression,
+    :class:`ProgressionUnchanged` for a step back at the first stage (nothing recorded)."""
     state = current_progression(conn, walker)
     if state is None:
         if walker != DEFAULT_WALKER_ID:
@@ -187,8 +194,14 @@ def change_progression(
             held=False, by=by, change="released", wall=wall, plan_too=False, walker=walker,
         )  # fmt: skip
     if action == "step_back":
+        if state.stage == 0:
+            who = "the walker is" if walker == DEFAULT_WALKER_ID else f"walker {walker} is"
+            raise ProgressionUnchanged(
+                f"{who} already at the first stage of {state.progression.name} "
+                f"(stage 1 of {len(state.progression.stages)}): nothing to step back to"
+            )
         return _record(
-            conn, state.progression, max(0, state.stage - 1), stage_started_wall=wall,
+            conn, state.progression, state.stage - 1, stage_started_wall=wall,
             held=state.held, by=by, change="stepped back", wall=wall, plan_too=True, walker=walker,
         )  # fmt: skip
     raise ValueError(f"unknown progression action {action!r}")
