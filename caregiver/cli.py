@@ -8,8 +8,11 @@
 * ``users``: list the accounts, their roles, the devices each may see and its open logins;
 * ``remove-user NAME``: delete an account and end its logins at once;
 * ``limit-user NAME (DEVICE ... | --all)``: which devices an account sees;
-* ``report DEVICE [--csv FILE] [--pdf FILE] [--walker ID]``: the physio's report, as the
-  dashboard gives it (one walker's, with ``--walker``).
+* ``report DEVICE [--csv FILE] [--pdf FILE] [--walker ID]``: the physio's report on one
+  walker, as the dashboard gives it; ``--walker`` may be left out when the device has one
+  walker (its roster and sessions: :func:`caregiver.walkers.offered`), and with several the
+  command refuses (exit 2) naming the walkers to choose from — a report is never a mix of
+  several walkers' sessions, and never silently the one who walked last.
 """
 
 from __future__ import annotations
@@ -97,7 +100,8 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         "--walker",
         default=None,
         metavar="ID",
-        help="the walker profile (a shared treadmill; default: every session of the device)",
+        help="whose report (a walker id); may be left out when the device has one walker; "
+        "with several it is needed, and the command names them",
     )
     return parser
 
@@ -163,13 +167,15 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _report(args: argparse.Namespace, store: Any, config: Any) -> int:
-    """``report DEVICE [--csv FILE] [--pdf FILE]``: the dashboard's report downloads, from the
-    service's database (the CSV to standard output when no file is named)."""
+    """``report DEVICE [--csv FILE] [--pdf FILE] [--walker ID]``: the dashboard's report
+    downloads, from the service's database (the CSV to standard output when no file is named):
+    one walker's, ``--walker``'s or the device's only walker's."""
     import time
 
     from caregiver.report import report_csv, report_for
     from caregiver.storage import redacted
     from caregiver.walkers import offered
+    from core.protocol.walker import DEFAULT_WALKER_ID
 
     name = "retroguard caregiver report"
     if store.device(args.device) is None:
@@ -178,16 +184,28 @@ def _report(args: argparse.Namespace, store: Any, config: Any) -> int:
             file=sys.stderr,
         )
         return 2
-    walker = config.devices.get(args.device, args.device)
-    if args.walker is not None:
-        names = dict(offered(store, args.device).walkers)  # the roster's, sessions or not
-        if args.walker not in names:
-            known = ", ".join(names)
-            print(f"{name}: no walker {args.walker!r} on {args.device} ({known})", file=sys.stderr)
+    walkers = offered(store, args.device).walkers  # the roster's, sessions or not
+    names = dict(walkers)
+    chosen = args.walker
+    if chosen is None:  # a report is one walker's: never a mix of a shared treadmill's walkers
+        if len(walkers) > 1:
+            choices = ", ".join(f"{w} ({n})" for w, n in walkers)
+            print(
+                f"{name}: {args.device} has {len(walkers)} walkers and a report is one "
+                f"walker's: give --walker with one of {choices}",
+                file=sys.stderr,
+            )
             return 2
-        if args.walker != "default":
-            walker = names[args.walker]
-    report = report_for(store, args.device, walker, config.zone, time.time(), args.walker)
+        ((chosen, _),) = walkers
+    elif chosen not in names:
+        known = ", ".join(names)
+        print(f"{name}: no walker {chosen!r} on {args.device} ({known})", file=sys.stderr)
+        return 2
+    # The default walker (a treadmill with one walker) is named after the device, as on the
+    # dashboard and before walker profiles.
+    default = chosen == DEFAULT_WALKER_ID
+    walker = config.devices.get(args.device, args.device) if default else names[chosen]
+    report = report_for(store, args.device, walker, config.zone, time.time(), chosen)
     if args.pdf is not None:
         try:
             from caregiver.report_pdf import report_pdf

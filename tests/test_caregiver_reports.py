@@ -190,3 +190,35 @@ def test_the_cli_reports_on_a_roster_walker_who_has_not_walked(
     assert "RetroGuard walking report: Ben" in text and "Weeks no sessions yet" in text
     assert main([*base, "--walker", "zed"]) == 2
     assert "no walker 'zed' on treadmill-1 (default, ben)" in capsys.readouterr().err
+
+
+def test_the_cli_asks_which_walker_when_a_treadmill_has_several(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A report is one walker's: without --walker on a shared treadmill the command refuses
+    (exit 2), names the walkers to choose from and writes nothing — never the walkers' sessions
+    mixed into one report, nor silently one of them. With one walker it needs no --walker."""
+    store = stored(str(tmp_path / "caregiver.db"))
+    store.set_device_walkers(DEVICE, [("default", "Default walker"), ("ben", "Ben")])
+    store.close()
+    config = tmp_path / "caregiver.toml"
+    config.write_text(f'[server]\ndatabase = "{tmp_path / "caregiver.db"}"\n')
+    pdf, table = tmp_path / "r.pdf", tmp_path / "r.csv"
+    base = ["caregiver", "report", "-c", str(config), DEVICE]
+    assert main([*base, "--pdf", str(pdf), "--csv", str(table)]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == "" and not pdf.exists() and not table.exists()
+    assert captured.err == (
+        "retroguard caregiver report: treadmill-1 has 2 walkers and a report is one walker's: "
+        "give --walker with one of default (Default walker), ben (Ben)\n"
+    )
+    assert main([*base, "--walker", "default"]) == 0
+    assert len(list(csv.DictReader(io.StringIO(capsys.readouterr().out)))) >= 4
+    # One walker on the roster: theirs, without --walker, named as the dashboard names them.
+    store = Store(str(tmp_path / "caregiver.db"))
+    store.set_device_walkers("treadmill-2", [("anna", "Anna")])
+    store.set_telemetry("treadmill-2", {}, NOW)
+    store.close()
+    alone = ["caregiver", "report", "-c", str(config), "treadmill-2", "--pdf", str(pdf)]
+    assert main(alone) == 0
+    assert "RetroGuard walking report: Anna" in PdfReader(pdf).pages[0].extract_text()
