@@ -119,7 +119,8 @@ _ANSWERED = (CommandName.PLAN, CommandName.PROGRESSION)
 """Commands whose replies are recorded for the plan page."""
 INGESTED_KINDS = (*CONSUMED_KINDS, TopicKind.PROGRESS, TopicKind.WALKERS, TopicKind.INCIDENT)
 """What the service reads: every consumed kind, the retained progress message for the
-sessions a week the device's progression prescribes (adherence counts against them), the
+sessions a week the progression of the device's walker prescribes (adherence counts against
+them; kept per walker), the
 retained walkers message, the walkers the plan page offers, and the retained incident message,
 to send a close again to a device that missed it (:meth:`Ingestor._device_missed_close`)."""
 

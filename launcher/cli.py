@@ -140,7 +140,7 @@ for _module, _commands in (
     ),
     (
         "tools.plans",
-        {"plan": "show or set this treadmill's session plan (used from the next session)"},
+        {"plan": "a walker's session plan or progression: show or set (from their next session)"},
     ),
     (
         "tools.walkers",

@@ -156,6 +156,11 @@ def test_a_physio_sends_a_plan_for_one_walker_from_the_plan_page(
             assert web.login() == 303
             _, _, page = web.request("GET", f"/devices/{DEVICE}/plan")
             assert '<option value="anna">Anna</option>' in page  # offered in the walker field
+            # What is in force is said of the walker who walked last: progressions are per
+            # walker (no "the treadmill's progression").
+            assert "The latest session (Anna) walked the plan <strong>" in page
+            assert "prescribed to Anna (by the stage of Anna's own progression;" in page
+            assert "treadmill's progression" not in page
             token = re.search(r'name="csrf" value="([^"]+)"', page)
             assert token
             form = [("csrf", token[1]), ("preset", "alternate-2-2")]

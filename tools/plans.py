@@ -1,4 +1,5 @@
-"""``retroguard plan show|set|clear|presets``: the session plan of this treadmill, set locally.
+"""``retroguard plan show|set|clear|presets|progression``: a walker's session plan (``--walker``;
+default: the default walker) or progression on this treadmill, set locally.
 
 The same store as a plan sent over MQTT (``cmd/plan``, the dashboard's plan
 form): a row in the device database (:mod:`firmware.storage.plans`). A
@@ -35,7 +36,8 @@ from tools.device_db import add_common_options, database_problem
 
 def add_parser(sub: Any) -> None:
     p = sub.add_parser(
-        "plan", help="show or set this treadmill's session plan (used from the next session)"
+        "plan",
+        help="a walker's session plan or progression: show or set (from their next session)",
     )
     actions = p.add_subparsers(dest="action", required=True, metavar="ACTION")
     show = actions.add_parser("show", help="the plan in force and the last assignments")

@@ -50,9 +50,12 @@ class InForce:
     """What the plan page says is in force for everyone who may see it."""
 
     latest_plan: str | None
-    """The plan the walker's latest session walked (None: no session yet)."""
+    """The plan the device's latest session walked (None: no session yet)."""
     prescribed: int
-    """Sessions prescribed this week."""
+    """Sessions prescribed this week to :attr:`walker`, by their own progression's stage."""
+    walker: str
+    """Whom the two are about: the name of the walker of the latest session ("the walker"
+    for the default walker, as on a treadmill with one walker, or before any session)."""
 
 
 def plan_from_form(form: FormData) -> Plan:
@@ -129,14 +132,16 @@ def routes(site: Site) -> list[BaseRoute]:
         return [view_of(c, now) for c in backend.store.sent_commands(device_id)]
 
     def in_force(device_id: str) -> InForce:
-        """The plan of the walker's latest session, and the sessions prescribed this week
-        (as the device's progress message said: :func:`core.progress.prescribed_in`)."""
+        """The plan of the device's latest session, and the sessions prescribed this week to
+        its walker (as the device's progress message said for them:
+        :func:`core.progress.prescribed_in`; progressions are per walker)."""
         zone = backend.config.zone
         week = week_of(dt.datetime.fromtimestamp(backend.clock(), zone), zone)
         latest = backend.store.walk_sessions(device_id, 1)
         walker = latest[0].walker if latest else DEFAULT_WALKER_ID  # their prescription
         prescribed = prescribed_in(week, backend.store.prescribed_weeks(device_id, walker))
-        return InForce(latest[0].plan if latest else None, prescribed)
+        name = latest[0].walker_name if latest and walker != DEFAULT_WALKER_ID else "the walker"
+        return InForce(latest[0].plan if latest else None, prescribed, name)
 
     def may_prescribe(request: Request) -> bool:
         session: Session = request.state.session
