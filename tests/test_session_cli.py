@@ -72,20 +72,12 @@ def test_sessions_with_no_log_names_the_database_it_read(
     assert f"No guided sessions recorded yet in {db} for walker anna." in capsys.readouterr().out
 
 
-@pytest.mark.parametrize(
-    "command",
-    [
-        ["sessions"],
-        ["plan", "show"],
-        ["plan", "progression", "show"],
-        ["walker", "list"],
-    ],
-)
-def test_a_read_only_command_never_creates_the_database(
-    command: list[str], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+def test_the_session_log_never_creates_the_database(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """A mistyped --db, or a config whose database the monitor never made, is an error naming
     the file — not an empty database made on the spot and read as "nothing recorded"."""
+    command = ["sessions"]
     typo = tmp_path / "nope" / "typo.db"
     assert main([*command, "--db", str(typo)]) == 2
     err = capsys.readouterr().err
@@ -95,6 +87,68 @@ def test_a_read_only_command_never_creates_the_database(
     assert main([*command, "-c", str(config)]) == 2
     assert f"{tmp_path / 'never-started.db'}: no such database" in capsys.readouterr().err
     assert sorted(p.name for p in tmp_path.iterdir()) == ["config.toml"]
+
+
+@pytest.mark.parametrize(
+    ("command", "says"),
+    [
+        (["plan", "show"], "In force: the config's session.plan (alternate-2-2)"),
+        (["plan", "progression", "show"], "No progression assigned."),
+        (["walker", "list"], "* 1. default              Default walker"),
+        (["plan", "set", "progression-week-2"], "Plan 1 stored: progression-week-2"),
+        (["plan", "progression", "set", "toward-10-minutes"], "stage 1 of 9"),
+        (["walker", "add", "Anna B"], "Walker anna-b added: Anna B."),
+    ],
+)
+def test_plan_and_walker_work_before_the_monitor_ever_ran(
+    command: list[str], says: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A fresh install: the config names a database in a directory not there yet (the monitor
+    never started). A physio sets walkers and plans up all the same: the command creates the
+    database as the monitor's first start does (the schema's owner, every migration, the same
+    pragmas), says so naming the file, and answers; the next command finds it."""
+    from firmware.storage.schema import SCHEMA_VERSION
+
+    database = tmp_path / "var" / "retroguard" / "retroguard.db"
+    config = tmp_path / "config.toml"
+    config.write_text(f'[session]\nvoice = "off"\n[storage]\ndatabase = "{database}"\n')
+    assert main([*command, "-c", str(config)]) == 0
+    captured = capsys.readouterr()
+    assert says in captured.out
+    assert captured.err.splitlines()[-1] == (
+        f"retroguard {command[0]}: {database}: no device database yet (the monitor has not "
+        "started with it): created it, as the monitor's first start does"
+    )
+    conn = connect(database)  # as the monitor opens it: nothing to migrate, nothing refused
+    assert conn.execute("PRAGMA user_version").fetchone() == (SCHEMA_VERSION,)
+    assert conn.execute("PRAGMA auto_vacuum").fetchone() == (2,)  # incremental, as a new file
+    assert conn.execute("PRAGMA journal_mode").fetchone() == ("wal",)
+    conn.close()
+    assert main(["walker", "list", "-c", str(config)]) == 0
+    assert "no device database yet" not in capsys.readouterr().err
+
+
+def test_plan_and_walker_say_when_the_database_is_not_theirs_to_open(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The monitor's state directory belongs to its user: another user's command is refused
+    with a sentence naming the file and what to do (exit 1), not a traceback."""
+    import sqlite3
+
+    import firmware.storage.database
+
+    def refused(path: object) -> sqlite3.Connection:
+        raise sqlite3.OperationalError("unable to open database file")
+
+    monkeypatch.setattr(firmware.storage.database, "connect", refused)
+    database = tmp_path / "retroguard.db"
+    for command in (["walker", "list"], ["plan", "show"]):
+        assert main([*command, "--db", str(database)]) == 1
+        assert capsys.readouterr().err == (
+            f"retroguard {command[0]}: {database}: cannot open: unable to open database file "
+            "(the monitor's database belongs to its user: run the command as that user, e.g. "
+            "sudo -u retroguard retroguard ..., or as root)\n"
+        )
 
 
 def test_session_command_without_a_monitor(

@@ -1,15 +1,23 @@
 """The device database a local command (``plan``, ``walker``, ``sessions``) works on.
 
-Two things every such command does alike, so they cannot drift apart:
+What every such command does alike, so they cannot drift apart:
 
 * its ``-c/--config`` and ``--db`` options (and ``plan``'s ``--walker``) are
   taken before *and* after the action (``plan set anna.toml --walker anna``):
   a person types options where they think of them, and argparse only sees a
   parent's options before the sub-action's name;
-* a command that only reads never creates the database: a mistyped ``--db``,
-  or no config on a machine where the monitor never ran, would otherwise
-  leave an empty database behind and report "nothing recorded" from it as if
-  that were the device's;
+* ``plan`` and ``walker`` set the device up, and a physio or maker sets walkers and plans
+  up before the monitor's first start as often as after it: on a fresh install, where the
+  database is not there yet, they create it exactly as the monitor's first start does
+  (:func:`firmware.storage.database.connect`, which owns the schema and its migrations),
+  ``plan show`` and ``walker list`` included, and say so on standard error, naming the file,
+  so a mistyped ``--db`` is seen (:func:`open_device_database`). The monitor opens the same
+  file later as it would its own; systemd's ``StateDirectory=`` gives the service's user a
+  file created by root;
+* ``sessions``, which only reads what sessions recorded, never creates the database: a
+  mistyped ``--db``, or no config on a machine where the monitor never ran, would otherwise
+  leave an empty database behind and report "nothing recorded" from it as if that were the
+  device's (:func:`database_problem`);
 * a file that is not a database (``--db report.pdf``) is refused with a sentence, by every
   command, before SQLite is asked to open it.
 """
@@ -17,6 +25,9 @@ Two things every such command does alike, so they cannot drift apart:
 from __future__ import annotations
 
 import argparse
+import errno
+import sqlite3
+import sys
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
@@ -62,3 +73,52 @@ def database_problem(database: Path, *, reads_only: bool) -> str | None:
             "give the device's config with -c or its database with --db)"
         )
     return database_file_problem(database)
+
+
+def open_device_database(database: Path, command: str) -> int | None:
+    """Make ``database`` ready for a setup command (``plan``, ``walker``); None when it is, else
+    the exit status, having said why on standard error after ``command``'s name.
+
+    A file that is not a database is refused (2: :func:`core.dbfile.database_file_problem`).
+    One not there yet (the monitor has not started with it) is created and migrated to the
+    current schema as the monitor's first start does, and the command says so. One this user
+    may not open or create (the monitor's state directory belongs to its user) is refused with
+    a sentence, not a traceback (1). A database written by a newer release raises
+    :class:`~firmware.storage.errors.SchemaError`, which the CLI refuses as for every command.
+    """
+    from firmware.storage.database import connect
+
+    try:
+        created = not database.exists()
+        problem = database_file_problem(database)
+    except OSError as exc:  # e.g. the state directory is not this user's to look into
+        return _cannot(command, database, exc)
+    if problem is not None:
+        print(f"{command}: {problem}", file=sys.stderr)
+        return 2
+    try:
+        connect(database).close()
+    except (OSError, sqlite3.Error) as exc:  # a directory or file this user may not write
+        return _cannot(command, database, exc)
+    if created:
+        print(
+            f"{command}: {database}: no device database yet (the monitor has not started with "
+            "it): created it, as the monitor's first start does",
+            file=sys.stderr,
+        )
+    return None
+
+
+def _cannot(command: str, database: Path, exc: Exception) -> int:
+    reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+    denied = (isinstance(exc, OSError) and exc.errno in (errno.EACCES, errno.EPERM)) or (
+        isinstance(exc, sqlite3.Error)
+    )
+    hint = (
+        " (the monitor's database belongs to its user: run the command as that user, e.g. "
+        "sudo -u retroguard retroguard ..., or as root)"
+        if denied
+        else ""
+    )
+    print(f"{command}: {database}: cannot open: {reason}{hint}", file=sys.stderr)
+    return 1

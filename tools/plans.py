@@ -31,7 +31,7 @@ from core.protocol.plan import (
 )
 from core.protocol.walker import DEFAULT_WALKER_ID
 from core.zones import system_zone, zone_name
-from tools.device_db import add_common_options, database_problem
+from tools.device_db import add_common_options, open_device_database
 
 
 def add_parser(sub: Any) -> None:
@@ -125,11 +125,9 @@ def run_plan(args: argparse.Namespace) -> int:
                 print(f"retroguard plan set: {line}", file=sys.stderr)
             return 2
     database = args.db if args.db is not None else Path(config.storage.database)
-    reads_only = args.action == "show" or (args.action == "progression" and args.what == "show")
-    problem = database_problem(database, reads_only=reads_only)
-    if problem is not None:
-        print(f"retroguard plan: {problem}", file=sys.stderr)
-        return 2
+    refused = open_device_database(database, "retroguard plan")  # created on a fresh install
+    if refused is not None:
+        return refused
     from firmware.storage.database import connect
     from firmware.storage.plans import assign_plan, plan_history
     from firmware.storage.walkers import active_walkers

@@ -26,7 +26,7 @@ from typing import Any, TextIO
 
 from core.protocol.payloads import wall_now
 from core.protocol.walker import WalkerInvalid
-from tools.device_db import add_common_options, database_problem
+from tools.device_db import add_common_options, open_device_database
 
 
 def add_parser(sub: Any) -> None:
@@ -64,10 +64,9 @@ def run_walker(args: argparse.Namespace) -> int:
         config = dataclasses.replace(
             config, storage=dataclasses.replace(config.storage, database=str(args.db))
         )
-    problem = database_problem(database, reads_only=args.action == "list")
-    if problem is not None:
-        print(f"retroguard walker: {problem}", file=sys.stderr)
-        return 2
+    refused = open_device_database(database, "retroguard walker")  # created on a fresh install
+    if refused is not None:
+        return refused
     out = sys.stdout
     by = getattr(args, "by", None) or getpass.getuser()
     conn = connect(database)
