@@ -53,9 +53,9 @@ class InForce:
     """The plan the device's latest session walked (None: no session yet)."""
     prescribed: int
     """Sessions prescribed this week to :attr:`walker`, by their own progression's stage."""
-    walker: str
-    """Whom the two are about: the name of the walker of the latest session ("the walker"
-    for the default walker, as on a treadmill with one walker, or before any session)."""
+    walker: str | None
+    """Whom the two are about: the name of the walker of the latest session; None for the
+    default walker (a treadmill with one walker, or no session yet): "the walker"."""
 
 
 def plan_from_form(form: FormData) -> Plan:
@@ -140,7 +140,7 @@ def routes(site: Site) -> list[BaseRoute]:
         latest = backend.store.walk_sessions(device_id, 1)
         walker = latest[0].walker if latest else DEFAULT_WALKER_ID  # their prescription
         prescribed = prescribed_in(week, backend.store.prescribed_weeks(device_id, walker))
-        name = latest[0].walker_name if latest and walker != DEFAULT_WALKER_ID else "the walker"
+        name = latest[0].walker_name if latest and walker != DEFAULT_WALKER_ID else None
         return InForce(latest[0].plan if latest else None, prescribed, name)
 
     def may_prescribe(request: Request) -> bool:
