@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import io
 import logging
 import shutil
 import socket
@@ -434,16 +433,18 @@ def _run_and_report(
     """Run the walk and print what happened; with ``line`` (a terminal's) a live status line,
     with every log record (``terminal``: the stderr they go to) written above it."""
     favour_realtime_thread()
-    line = line or LiveLine(io.StringIO())  # off a terminal or --no-live: no live line
-    status = LiveStatus(line) if line.tty else None
+    live = line if line is not None and line.tty else None
+    status = LiveStatus(live) if live is not None else None
+    # Off a terminal or with --no-live there is no status line to keep clear: the cue, LED
+    # and spoken-prompt lines go to ``out`` as they are, plain whole lines.
+    cues_to = cast(TextIO, LinesAbove(live)) if live is not None else out
     printers: list[CuePrinter] = []
 
     def on_started(app: App, walk: scenarios.Sequence, runner: SessionRunner | None) -> None:
         if status is not None:
             status.start(app, walk, runner)
         if runner is not None:
-            above = cast(TextIO, LinesAbove(line))
-            printers.append(CuePrinter(runner, above, light=app.status_light).start())
+            printers.append(CuePrinter(runner, cues_to, light=app.status_light).start())
 
     out.write(
         f"Guided session: {config.session.plan} at {GUIDED_TIME_SCALE:g}x "
@@ -453,7 +454,7 @@ def _run_and_report(
     # a busy machine would otherwise stall the loop past the relay's hold time.
     with (
         realtime_section(DEMO_LOOP_PRIORITY, "the demo's monitor loop"),
-        logging_above(line, terminal),
+        logging_above(live, terminal) if live is not None else contextlib.nullcontext(),
     ):
         try:
             result = run_session(config, RealClock(speed), session=session, on_started=on_started)

@@ -207,3 +207,23 @@ def test_the_demo_removes_its_temporary_folder_unless_kept(
     (kept,) = tmp_path.glob("retroguard-demo-*")
     assert f"Event store: {kept / 'retroguard.db'} (kept after the demo: --keep)" in out.getvalue()
     assert (kept / "retroguard.db").is_file()
+
+
+def test_the_demo_off_a_terminal_prints_its_cues_led_and_spoken_prompts_as_plain_lines(
+    tmp_path: Path,
+) -> None:
+    """With no live line (``--no-live``, or stdout not a terminal) the guided session's cue
+    lines, the status LED's patterns and the spoken prompts still reach ``out``, whole lines
+    with no terminal control codes (once, they went into a buffer nobody read)."""
+    import io
+
+    from launcher.demo import run_demo
+
+    out = io.StringIO()
+    run_demo(speed=10, database=tmp_path / "d.db", live=False, out=out, broker_ok=False)
+    printed = out.getvalue()
+    assert re.search(r"\(loop +[0-9.]+ s\) LED standby +one short flash every 2 s", printed)
+    assert re.search(r"\(loop +[0-9.]+ s\) LED armed +steady on: the belt is protected", printed)
+    assert re.search(r"\[ 0:00\] cue backward +Walk backward\. +buzzer cue_backward", printed)
+    assert 'says "Interval 1 of 15. Walk backward for 2 minutes. 30 minutes to go."' in printed
+    assert "\x1b" not in printed and "\r" not in printed
