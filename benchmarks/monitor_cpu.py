@@ -10,7 +10,8 @@ a warm-up the parent reads each monitor's user + system time from
 ``/proc/<pid>/stat`` at the start and end of a window (default 60 s), and
 its RSS from ``/proc/<pid>/status``. The courier is a separate process and
 is not counted. ``--modes interrupt:2`` runs ``samples_per_wake = 2`` (the default since
-issue 15), plain ``interrupt`` one read per pulse.
+issue 15), plain ``interrupt`` one read per pulse; by default the benchmark runs ``poll``
+(the fallback, and how the monitor read before item 8) and ``interrupt:2`` (as shipped).
 
 What batching costs is measured, not claimed: for every sample decided in the window, the
 time from the chip taking it to the call that decides it (the heartbeat edge, and a trip's
@@ -79,9 +80,12 @@ another checkout of the project (``git worktree add /tmp/before main``, say):
 before and after side by side under the same host load, which a shared
 machine's load average makes the only fair comparison. The trees share this
 virtualenv; a tree without the compiled detector (``firmware/detection/compiled``)
-runs the pure-Python one, so build it there or copy it in.
+runs the pure-Python one, so build it there or copy it in. A tree from before parts of item 8
+runs without them, as it shipped: with no log writer thread, its start-up memory kept, and
+from before interrupt pacing (the ``irq`` merge) polling whatever ``--modes`` says (its
+column's "paced by" says poll).
 
-    .venv/bin/python benchmarks/monitor_cpu.py [--seconds 60] [--modes poll interrupt]
+    .venv/bin/python benchmarks/monitor_cpu.py [--seconds 60] [--modes poll interrupt:2]
         [--before /tmp/before] [--breakdown]
 
 Prints figures; asserts nothing (speed is not a test).
@@ -156,6 +160,7 @@ from __future__ import annotations
 
 import argparse
 import array
+import contextlib
 import gc
 import itertools
 import json
@@ -229,7 +234,7 @@ def snapshot(
 ) -> dict[str, Any]:
     """Counters of the monitor's own parts, taken on the loop thread."""
     stats = app.monitor.stats
-    sample_clock = rig.chip.sample_clock
+    sample_clock = getattr(rig.chip, "sample_clock", None)  # none: a tree that only polls
     return {
         "t": time.monotonic(),
         "loop_cpu_s": time.thread_time(),
@@ -246,7 +251,7 @@ def snapshot(
         "samples": stats.samples,
         "empty_reads": stats.empty_reads,
         "bus_transactions": sum(rig.bus.counts.values()),
-        "chip_emit_cpu_s": rig.chip.emit_cpu_s,
+        "chip_emit_cpu_s": getattr(rig.chip, "emit_cpu_s", 0.0),
         "chip_bus_cpu_s": costs["chip_bus"],
         "sim_thread_cpu_s": thread_cpu_s(getattr(sample_clock, "native_id", None)),
         "edge_cpu_s": getattr(sample_clock, "edge_cpu_s", 0.0),
@@ -296,7 +301,7 @@ def latency_of_batch(batch: Sequence[Any], now: float, chip: Any, bins: array.ar
     The chip took sample ``n`` of its run at ``origin + n * period`` (sim.mpu6050_sim); the
     driver's timestamp is later than that by less than a period (its grid is anchored to a
     read time: hal.mpu6050.FifoTimestamper), so the grid point at or below it is the capture."""
-    origin, period = chip._run_origin, chip._run_period
+    origin, period = getattr(chip, "_run_origin", None), getattr(chip, "_run_period", 0.0)
     if origin is None:
         return
     last = len(bins) - 1
@@ -361,8 +366,9 @@ def monitor_child(config_path: str, out_path: str) -> int:
     Runs the tree named by ``RETROGUARD_BENCH_TREE`` (this one by default)."""
     tree = Path(os.environ.get(TREE_VARIABLE, str(ROOT))).resolve()
     sys.path.insert(0, str(tree))
+    from core import logsetup
     from core.clock import RealClock
-    from core.logsetup import logging_off_this_thread, setup_logging
+    from core.logsetup import setup_logging
     from firmware import app as firmware_app
     from firmware.app import build_app, favour_realtime_thread
     from firmware.config import load_config
@@ -371,16 +377,22 @@ def monitor_child(config_path: str, out_path: str) -> int:
     from firmware.session.runner import attach_session, detach_session
     from firmware.watchdog import ServiceWatchdog
     from launcher.cli import build_parser
-    from sim.backends import SimulatedGpio, simulated_imu_rig
+    from sim import backends as sim_backends
+    from sim.backends import SimulatedGpio
     from sim.pins import ObservedMockPin
 
     if not Path(sys.modules["firmware"].__file__ or "").is_relative_to(tree):
         raise RuntimeError(f"firmware was not imported from {tree}")
+    # What a tree from before some of issue 15 item 8's changes lacks (``--before`` an older
+    # commit), it runs without, as that tree's own service did: its loop logging on the loop
+    # thread, its start-up memory kept (below), its pins' full histories.
+    logging_off_this_thread = getattr(logsetup, "logging_off_this_thread", contextlib.nullcontext)
     # As the service starts: `retroguard run --config FILE` read by the CLI's own parser (what
     # that loads, the service has loaded), not by this benchmark's.
     build_parser(["run"]).parse_args(["run", "--config", config_path])
     setup_logging()
     load_simulation_without_metadata()
+    polls_only = without_unknown_pacing(config_path)
     config = load_config(config_path)
     favour_realtime_thread()
     clock = RealClock()
@@ -390,11 +402,11 @@ def monitor_child(config_path: str, out_path: str) -> int:
     app.monitor.on_iteration.append(watchdog)
     runner = attach_session(app, control_socket=str(Path("session.sock").resolve()))
     gpio = app.gpio
-    rig = simulated_imu_rig(app.imu)
+    rig = imu_rig(sim_backends, app.imu)
     assert isinstance(gpio, SimulatedGpio) and gpio.button_sim is not None and rig is not None
     finger = gpio.button_sim
     for pin in gpio.factory.pins.values():
-        if isinstance(pin, ObservedMockPin):
+        if isinstance(pin, ObservedMockPin) and hasattr(pin, "limit_history"):
             pin.limit_history(PIN_HISTORY)
     stop = threading.Event()
     edges = array.array("d")  # 8 bytes an edge: the benchmark's own memory stays out of RSS
@@ -430,7 +442,9 @@ def monitor_child(config_path: str, out_path: str) -> int:
         # Before deciding: how long each sample of the batch has waited since the chip took
         # it (the heartbeat edge and a trip's release come in this same call).
         if "start" in marks and "end" not in marks:
-            measure_latency(batch, time.monotonic(), chip, latency)
+            # The app's clock, the one the chip and the driver stamp samples on (an older
+            # tree's RealClock counts from its creation, not the host's origin).
+            measure_latency(batch, clock.monotonic(), chip, latency)
         decide(batch, now)
 
     app.controller.on_samples = decide_and_time  # type: ignore[method-assign]
@@ -458,11 +472,13 @@ def monitor_child(config_path: str, out_path: str) -> int:
         hooks[:] = [timed("hooks", loop_hooks), timed("session", runner)]
         # The wait for the wake and the read after it; the driver's read on its own (the
         # bus under it is timed apart, so the driver's own Python is what is left of it).
-        paced = app.monitor.pacing
-        paced.read = timed("pacing", paced.read)  # type: ignore[method-assign]
+        paced = getattr(app.monitor, "pacing", None)  # none: a tree that only polls
+        if paced is not None:
+            paced.read = timed("pacing", paced.read)
         imu = app.imu
         for name in ("read_batch", "read_signalled"):
-            setattr(imu, name, timed("driver", getattr(imu, name)))
+            if hasattr(imu, name):
+                setattr(imu, name, timed("driver", getattr(imu, name)))
     else:
         hooks[hooks.index(runner)] = timed("session", runner)
     # The circuit outside the Pi: the models listening to the pins and settling on reads.
@@ -524,7 +540,10 @@ def monitor_child(config_path: str, out_path: str) -> int:
             app.monitor.run(stop=stop)
             marks.setdefault("end", snapshot(app, rig, edges, costs, timed_calls))
             timing_cost = timing_overhead(timed, costs)
-            pacing, (_, pacing_check) = app.monitor.pacing.mode, app.monitor.pacing.check()
+            if polls_only:
+                pacing, pacing_check = "poll", f"{tree} has no interrupt pacing: polled the FIFO"
+            else:
+                pacing, (_, pacing_check) = app.monitor.pacing.mode, app.monitor.pacing.check()
         finally:
             runner.stop(clock.monotonic())
             detach_session(app, runner)
@@ -548,6 +567,37 @@ def monitor_child(config_path: str, out_path: str) -> int:
     }
     Path(out_path).write_text(json.dumps(result))
     return 0
+
+
+def without_unknown_pacing(config_path: str) -> bool:
+    """In a tree from before interrupt pacing (``--before`` an older commit, whose config
+    refuses ``imu.pacing``), take the pacing keys out of the config: that tree's monitor polls,
+    as it shipped. True when it did (the result says so)."""
+    import dataclasses
+
+    from hal.config import ImuConfig
+
+    if "pacing" in {f.name for f in dataclasses.fields(ImuConfig)}:
+        return False
+    path = Path(config_path)
+    kept = [
+        line
+        for line in path.read_text().splitlines(keepends=True)
+        if not line.startswith(("pacing =", "samples_per_wake ="))
+    ]
+    path.write_text("".join(kept))
+    return True
+
+
+def imu_rig(sim_backends: Any, imu: Any) -> Any:
+    """The simulated IMU's bus and chip: ``sim.backends.simulated_imu_rig`` where the tree
+    has it, else found through the driver (a tree from before interrupt pacing)."""
+    find = getattr(sim_backends, "simulated_imu_rig", None)
+    if find is not None:
+        return find(imu)
+    bus = imu._bus
+    (chip,) = bus._devices.values()
+    return sim_backends.SimulatedImuRig(imu, bus, chip)
 
 
 def cpu_seconds(pid: int) -> tuple[float, float]:
@@ -749,8 +799,10 @@ def main() -> int:
     parser.add_argument(
         "--modes",
         nargs="+",
-        default=["poll", "interrupt"],
-        help='imu.pacing values, run side by side; "interrupt:2" sets imu.samples_per_wake = 2',
+        default=["poll", "interrupt:2"],
+        help='imu.pacing values, run side by side; "interrupt:2" sets imu.samples_per_wake = 2 '
+        '(the shipped mode: pacing auto, two samples a wake at 200 Hz), plain "interrupt" 1 '
+        "(default: poll interrupt:2)",
     )
     parser.add_argument(
         "--no-realtime",

@@ -1,0 +1,69 @@
+"""``benchmarks/monitor_cpu.py --before TREE`` runs against checkouts from before issue 15
+item 8's changes: the monitor child, imported from the older tree, does without what that tree
+lacks (the loop's log writer thread, interrupt pacing) instead of failing to import it."""
+
+from __future__ import annotations
+
+import importlib.util
+import io
+import subprocess
+import tarfile
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+
+OLDER_TREES = {
+    "3691377^": "interrupt",
+    # the commit before the loop's log records had a thread of their own
+    # (core.logsetup.logging_off_this_thread): interrupt pacing, no log writer thread
+    "9ea2815^1": "poll",
+    # main before the interrupt-pacing merge (branch 'irq'): its config refuses imu.pacing, its
+    # simulation has no sim.backends.simulated_imu_rig; its monitor polls, as it shipped
+}
+
+
+def older_tree(commit: str, into: Path) -> Path:
+    """The project's packages as they were at ``commit`` (skipped in a clone without it)."""
+    known = subprocess.run(
+        ["git", "-C", str(ROOT), "cat-file", "-e", f"{commit}^{{commit}}"], capture_output=True
+    )
+    if known.returncode != 0:
+        pytest.skip(f"{commit} is not in this clone's history (shallow clone?)")
+    archive = subprocess.run(
+        ["git", "-C", str(ROOT), "archive", commit, "core", "hal", "sim", "firmware", "launcher"],
+        capture_output=True,
+        check=True,
+    )
+    with tarfile.open(fileobj=io.BytesIO(archive.stdout)) as tar:
+        tar.extractall(into, filter="data")
+    return into
+
+
+def benchmark() -> ModuleType:
+    spec = importlib.util.spec_from_file_location(
+        "monitor_cpu", ROOT / "benchmarks" / "monitor_cpu.py"
+    )
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.mark.parametrize(("commit", "paced_by"), OLDER_TREES.items())
+def test_monitor_cpu_runs_before_and_after_against_an_older_tree(
+    commit: str, paced_by: str, tmp_path: Path
+) -> None:
+    tree = older_tree(commit, tmp_path / "before")
+    bench = benchmark()
+    results = bench.measure(["interrupt:2"], 0.5, False, tree)
+    assert set(results) == {"interrupt:2 before", "interrupt:2"}
+    before, after = results["interrupt:2 before"], results["interrupt:2"]
+    assert before["pacing"] == paced_by
+    assert after["pacing"] == "interrupt"
+    if paced_by == "poll":
+        assert before["pacing_check"] == f"{tree} has no interrupt pacing: polled the FIFO"
+    for result in (before, after):  # the table's rows come out of both
+        assert bench.rows(result)["paced by"] == result["pacing"]
