@@ -228,7 +228,17 @@ def build_parser(argv: Sequence[str] = ()) -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_run)
 
     p = sub.add_parser(
-        "demo", help="the whole monitor on simulated hardware, walking through a scripted session"
+        "demo",
+        help="the whole monitor on simulated hardware, walking through a scripted session",
+        description=(
+            "The whole monitor, as 'retroguard run' builds it, on simulated hardware (the "
+            "MPU-6050, the reset button, the fail-safe relay circuit): a simulated walker "
+            "follows a guided session, is armed by a press of reset, stumbles (trip), resets, "
+            "walks on, then falls. It prints the session's cues, what they say and the status "
+            "LED's patterns as they come, then the events stored. With Mosquitto installed it "
+            "reports over MQTT to a local broker and starts the caregiver dashboard. Exit 0 "
+            "when the fall tripped and the relay ended released."
+        ),
     )
     p.add_argument("--speed", type=finite_float, default=1.0, help="times faster than real time")
     p.add_argument("--db", type=Path, default=None, help="event store (default: a temporary file)")

@@ -227,3 +227,13 @@ def test_the_demo_off_a_terminal_prints_its_cues_led_and_spoken_prompts_as_plain
     assert re.search(r"\[ 0:00\] cue backward +Walk backward\. +buzzer cue_backward", printed)
     assert 'says "Interval 1 of 15. Walk backward for 2 minutes. 30 minutes to go."' in printed
     assert "\x1b" not in printed and "\r" not in printed
+
+
+def test_demo_help_says_what_the_demo_does(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as ended:
+        main(["demo", "--help"])
+    assert ended.value.code == 0
+    text = " ".join(capsys.readouterr().out.split())
+    assert "on simulated hardware" in text
+    assert "prints the session's cues, what they say and the status LED's patterns" in text
+    assert "Exit 0 when the fall tripped and the relay ended released." in text
