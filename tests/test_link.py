@@ -7,6 +7,7 @@ that dies or hangs is replaced and gets them again.
 
 from __future__ import annotations
 
+import logging
 import os
 import select
 import signal
@@ -288,6 +289,46 @@ def test_what_the_loop_sent_before_it_died_is_read_even_after_a_send_to_it_faile
     assert not channel.send(messages.SilenceBuzzer())
     received = [m for m in channel.messages() if isinstance(m, messages.EventRecord)]
     assert [m.event.id for m in received] == [alert.id]
+    channel.close()
+
+
+def test_a_monitor_that_stops_after_its_goodbye_is_not_reported_gone(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A monitor stopping on purpose says goodbye and closes the link at once; what the
+    courier sends meanwhile (its plans and roster at start, the answer to a health report, a
+    heartbeat) finds the link closed. That is the normal end, not "monitor loop gone: Broken
+    pipe" at INFO at the end of every demo."""
+    from core.protocol.messages import DeviceHealth
+    from firmware.courier.service import serve
+
+    loop_end, courier_end = socket.socketpair()
+    hello = messages.Hello(config_for(tmp_path), os.getpid())
+    health = messages.HealthReport(DeviceHealth(), {})
+    for message in (hello, health, messages.Goodbye("monitor stopped")):
+        loop_end.sendall(frame(messages.encode(message)))
+    loop_end.close()  # the monitor is gone before the courier has said a word
+    caplog.set_level(logging.DEBUG, logger="firmware.courier.channel")
+    assert serve(courier_end) == 0
+    said = [(r.levelno, r.getMessage()) for r in caplog.records if r.name.endswith("channel")]
+    assert said == [
+        (logging.DEBUG, "the monitor closed the link after its goodbye: [Errno 32] Broken pipe")
+    ]
+
+
+def test_a_monitor_gone_without_goodbye_is_reported_once_what_it_sent_is_read(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    loop_end, courier_end = socket.socketpair()
+    channel = LoopChannel(courier_end)
+    loop_end.sendall(frame(messages.encode(messages.EventRecord(event()))))
+    loop_end.close()  # killed: no goodbye
+    caplog.set_level(logging.INFO, logger="firmware.courier.channel")
+    assert not channel.send(messages.SilenceBuzzer())
+    assert not channel.send(messages.SilenceBuzzer())
+    assert [type(m) for m in channel.messages()] == [messages.EventRecord]
+    said = [(r.levelno, r.getMessage()) for r in caplog.records if r.name.endswith("channel")]
+    assert said == [(logging.INFO, "monitor loop gone: [Errno 32] Broken pipe")]
     channel.close()
 
 

@@ -28,6 +28,11 @@ class LoopChannel:
         self._sock = sock
         self._send_lock = threading.Lock()
         self.closed = threading.Event()
+        self._end_lock = threading.Lock()
+        self._goodbye = False
+        """The loop said goodbye: it is stopping on purpose and closes the link after it."""
+        self._read_over = False
+        self._send_failure: OSError | None = None
         self._incoming = self._read()
 
     def send(self, message: link_messages.ToLoop) -> bool:
@@ -39,10 +44,25 @@ class LoopChannel:
             with self._send_lock:
                 self._sock.sendall(data)
         except OSError as exc:
-            log.info("monitor loop gone: %s", exc)
+            with self._end_lock:
+                first = self._send_failure is None
+                if first:
+                    self._send_failure = exc
+                say_now = first and self._read_over  # else reading says it, once at its end
             self.closed.set()
+            if say_now:
+                self._loop_gone(exc)
             return False
         return True
+
+    def _loop_gone(self, exc: OSError) -> None:
+        """Say that a send to the loop failed: the loop is gone. After its goodbye that is
+        how a monitor stops (it closes the link right after it, and a heartbeat or a
+        confirmation sent meanwhile finds it closed): not news, so only at debug level."""
+        if self._goodbye:
+            log.debug("the monitor closed the link after its goodbye: %s", exc)
+        else:
+            log.info("monitor loop gone: %s", exc)
 
     def messages(self) -> Iterator[link_messages.ToCourier]:
         """The loop's messages in order, until it closes the link (or garbles it).
@@ -53,26 +73,42 @@ class LoopChannel:
         return self._incoming
 
     def _read(self) -> Iterator[link_messages.ToCourier]:
+        """The loop's messages; a send that failed meanwhile is told of at the end, when it is
+        known whether the loop said goodbye first (the goodbye may still wait in the socket
+        when a send finds the link closed)."""
         reader = FrameReader()
-        while True:
-            if self.closed.is_set() and not self._arrived():
-                break
-            try:
-                data = self._sock.recv(65536)
-            except TimeoutError:
-                continue
-            except OSError as exc:
-                log.info("monitor link closed: %s", exc)
-                break
-            if not data:
-                break
-            try:
-                for payload in reader.feed(data):
-                    yield link_messages.decode_for_courier(payload)
-            except (FrameError, msgspec.DecodeError) as exc:
-                log.error("the monitor sent something that is not a link message: %s", exc)
-                break
-        self.closed.set()
+        try:
+            while True:
+                if self.closed.is_set() and not self._arrived():
+                    break
+                try:
+                    data = self._sock.recv(65536)
+                except TimeoutError:
+                    continue
+                except OSError as exc:  # a reset: the loop closed with our last words unread
+                    if self._goodbye:
+                        log.debug("the monitor closed the link after its goodbye: %s", exc)
+                    else:
+                        log.info("monitor link closed: %s", exc)
+                    break
+                if not data:
+                    break
+                try:
+                    for payload in reader.feed(data):
+                        message = link_messages.decode_for_courier(payload)
+                        if isinstance(message, link_messages.Goodbye):
+                            self._goodbye = True
+                        yield message
+                except (FrameError, msgspec.DecodeError) as exc:
+                    log.error("the monitor sent something that is not a link message: %s", exc)
+                    break
+        finally:
+            with self._end_lock:
+                self._read_over = True
+                failure = self._send_failure
+            self.closed.set()
+            if failure is not None:
+                self._loop_gone(failure)
 
     def _arrived(self) -> bool:
         """Whether bytes (or the end of the stream) wait in the socket now, without waiting.
