@@ -305,11 +305,14 @@ def run_demo(
     broker_ok: bool = True,
     keep_open: bool = False,
     keep: bool = False,
+    clock: Clock | None = None,
 ) -> int:
     """The README's demo. Exit 0 when it ends with the fall tripped and the relay released.
 
     Without ``database`` the demo's files (event store, the dashboard's database) go in a
-    temporary folder, removed at exit unless ``keep`` (``--keep``: to look at them after)."""
+    temporary folder, removed at exit unless ``keep`` (``--keep``: to look at them after).
+    ``clock``: the monitor's clock (tests: a :class:`~core.clock.SimClock`); by default the
+    host's, ``speed`` times faster."""
     out = out or sys.stdout
     if not speed > 0:  # NaN too: it fails every comparison
         print("retroguard demo: --speed must be a positive number", file=sys.stderr)
@@ -361,7 +364,8 @@ def run_demo(
             if dashboard is not None:
                 stack.callback(dashboard.stop)
         out.write("\n")
-        code = _run_and_report(config, session, speed, line if live else None, out, terminal)
+        clock = clock or RealClock(speed)
+        code = _run_and_report(config, session, clock, line if live else None, out, terminal)
         if dashboard is not None and keep_open:
             out.write(
                 f"\nThe dashboard stays up at {dashboard.url} — press Enter (or Ctrl-C) to stop.\n"
@@ -425,7 +429,7 @@ def _port_free(port: int) -> bool:
 def _run_and_report(
     config: Config,
     session: scenarios.Sequence,
-    speed: float,
+    clock: Clock,
     line: LiveLine | None,
     out: TextIO,
     terminal: TextIO,
@@ -457,7 +461,7 @@ def _run_and_report(
         logging_above(live, terminal) if live is not None else contextlib.nullcontext(),
     ):
         try:
-            result = run_session(config, RealClock(speed), session=session, on_started=on_started)
+            result = run_session(config, clock, session=session, on_started=on_started)
         finally:  # the last lines above the status line, then the status line's last state
             for printer in printers:
                 printer.stop()

@@ -220,7 +220,10 @@ def test_the_demo_off_a_terminal_prints_its_cues_led_and_spoken_prompts_as_plain
     from launcher.demo import run_demo
 
     out = io.StringIO()
-    run_demo(speed=10, database=tmp_path / "d.db", live=False, out=out, broker_ok=False)
+    code = run_demo(
+        database=tmp_path / "d.db", live=False, out=out, broker_ok=False, clock=SimClock()
+    )
+    assert code == 0
     printed = out.getvalue()
     assert re.search(r"\(loop +[0-9.]+ s\) LED standby +one short flash every 2 s", printed)
     assert re.search(r"\(loop +[0-9.]+ s\) LED armed +steady on: the belt is protected", printed)
