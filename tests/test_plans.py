@@ -652,6 +652,46 @@ def test_a_step_back_at_the_first_stage_is_refused_and_changes_nothing(
     conn.close()
 
 
+def test_a_hold_of_a_held_progression_and_a_release_of_a_free_one_are_refused(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Holding what is held, or releasing what is not, changes nothing: refused as a step back
+    at stage 1 is (exit 2, the reason said), and no row is written, so the progression's
+    history lists only real changes; the first hold and release still go through."""
+    from launcher.cli import main
+
+    db = tmp_path / "device.db"
+    base = ["plan", "--db", str(db), "progression"]
+    assert main([*base, "set", "toward-10-minutes"]) == 0
+    assert main([*base, "release", "--by", "Jo"]) == 2
+    assert capsys.readouterr().err.endswith(
+        "retroguard plan progression release: the walker's progression toward-10-minutes is "
+        "not held: nothing to release; nothing changed\n"
+    )
+    assert main([*base, "hold", "--by", "Jo"]) == 0
+    assert "(held)" in capsys.readouterr().out
+    conn = connect(db)
+    held = (current_progression(conn), current_revision(conn))
+    rows = conn.execute("SELECT count(*) FROM progressions").fetchone()
+    conn.close()
+    assert main([*base, "hold", "--by", "Jo"]) == 2
+    assert capsys.readouterr().err == (
+        "retroguard plan progression hold: the walker's progression toward-10-minutes is "
+        "already held: nothing to hold; nothing changed\n"
+    )
+    conn = connect(db)
+    assert (current_progression(conn), current_revision(conn)) == held
+    assert conn.execute("SELECT count(*) FROM progressions").fetchone() == rows
+    with pytest.raises(ProgressionUnchanged), conn:
+        change_progression(conn, "hold", by="Jo", wall="w", walker="default")
+    conn.close()
+    assert main([*base, "release", "--by", "Jo"]) == 0
+    conn = connect(db)
+    state = current_progression(conn)
+    conn.close()
+    assert state is not None and not state.held and state.changed == "released"
+
+
 def test_a_progression_from_the_dashboard_reaches_the_device_and_can_be_held(
     tmp_path: Path, mosquitto: Mosquitto
 ) -> None:

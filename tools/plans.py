@@ -295,7 +295,7 @@ def run_progression(args: argparse.Namespace, database: Path, out: TextIO) -> in
                     file=sys.stderr,
                 )
                 return 2
-            except ProgressionUnchanged as exc:  # a step back at stage 1: refused, as above
+            except ProgressionUnchanged as exc:  # nothing it would change: refused, as above
                 print(
                     f"retroguard plan progression {args.what}: {exc}; nothing changed",
                     file=sys.stderr,

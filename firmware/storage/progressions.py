@@ -27,9 +27,10 @@ from firmware.storage.plans import assign_plan
 
 
 class ProgressionUnchanged(ValueError):
-    """A physio's change that has nothing to change — a step back at the first stage: refused
-    (the CLI exits 2, the device replies ``refused``) and nothing is recorded, not even the
-    stage's plan assigned again."""
+    """A physio's change that has nothing to change — a step back at the first stage, a hold of
+    a held progression, a release of one not held: refused (the CLI exits 2, the device replies
+    ``refused``) and nothing is recorded, not even the stage's plan assigned again, so the
+    progression's history lists only changes."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -177,12 +178,19 @@ def change_progression(
     walker: str = DEFAULT_WALKER_ID,
 ) -> ProgressionState:
     """``hold``, ``release`` or ``step_back``; :class:`LookupError` without a progression,
-    :class:`ProgressionUnchanged` for a step back at the first stage (nothing recorded)."""
+    :class:`ProgressionUnchanged` when the action would change nothing (nothing recorded)."""
     state = current_progression(conn, walker)
     if state is None:
         if walker != DEFAULT_WALKER_ID:
             raise LookupError(f"no progression is assigned to walker {walker} on this device")
         raise LookupError("no progression is assigned to this device")
+    who = "the walker's" if walker == DEFAULT_WALKER_ID else f"walker {walker}'s"
+    if action in ("hold", "release") and state.held == (action == "hold"):
+        raise ProgressionUnchanged(
+            f"{who} progression {state.progression.name} is "
+            f"{'already held' if state.held else 'not held'}: nothing to "
+            f"{action}"
+        )
     if action == "hold":
         return _record(
             conn, state.progression, state.stage, stage_started_wall=state.stage_started_wall,
@@ -195,9 +203,9 @@ def change_progression(
         )  # fmt: skip
     if action == "step_back":
         if state.stage == 0:
-            who = "the walker is" if walker == DEFAULT_WALKER_ID else f"walker {walker} is"
+            whom = "the walker is" if walker == DEFAULT_WALKER_ID else f"walker {walker} is"
             raise ProgressionUnchanged(
-                f"{who} already at the first stage of {state.progression.name} "
+                f"{whom} already at the first stage of {state.progression.name} "
                 f"(stage 1 of {len(state.progression.stages)}): nothing to step back to"
             )
         return _record(
