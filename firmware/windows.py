@@ -155,13 +155,7 @@ class WindowRecorder:
             round(ax * ka), round(ay * ka), round(az * ka), round(gx * kg), round(gy * kg),
             round(gz * kg),
         )  # fmt: skip
-        self._ring.append((t, row))
-        for recording in self._active:
-            if not recording.complete:
-                recording.rows.append(row)
-                recording.last_t = t
-                if t >= recording.ends_at:
-                    recording.complete = True
+        self._append_row(t, row)
 
     def add_batch(self, batch: Sequence[ImuSample]) -> None:
         """A wake's good samples, in order: exactly :meth:`add` for each, in one call.
@@ -188,6 +182,10 @@ class WindowRecorder:
             round((a[1] + b[1]) * ka), round((a[2] + b[2]) * ka), round((a[3] + b[3]) * ka),
             round((a[4] + b[4]) * kg), round((a[5] + b[5]) * kg), round((a[6] + b[6]) * kg),
         )  # fmt: skip
+        self._append_row(t, row)
+
+    def _append_row(self, t: float, row: bytes) -> None:
+        """A packed row at time ``t``: into the ring and every recording still filling."""
         self._ring.append((t, row))
         for recording in self._active:
             if not recording.complete:
