@@ -65,11 +65,15 @@ def service(mosquitto: Mosquitto, tmp_path: Path, caregiver_db: str) -> Iterator
 
 
 def _login(
-    browser: Any, service: CaregiverService, width: int = 1024, init_script: str = ""
+    browser: Any,
+    service: CaregiverService,
+    width: int = 1024,
+    init_script: str = "",
+    has_touch: bool = False,
 ) -> Any:
     from playwright.sync_api import expect
 
-    context = browser.new_context(viewport={"width": width, "height": 800})
+    context = browser.new_context(viewport={"width": width, "height": 800}, has_touch=has_touch)
     context.set_default_timeout(WAIT * 1000)
     page = context.new_page()
     if init_script:
@@ -1460,5 +1464,56 @@ def test_a_fresh_page_s_alarm_sounds_if_it_may_else_says_it_waits_for_a_tap(
     expect(note).to_have_text("")
     untouched.wait_for_function("window.__beeps.includes('running')")
     expect(untouched.locator("#enable-alerts")).to_have_attribute("data-sound", "on")
+    page.context.close()
+    device.close()
+
+
+_SOUND_IS_ON = "sound on: "  # as _TELL_SOUND_ON words it
+_TELL_SOUND_ON = """(() => {
+    // told on the console, as _TELL_ALARM_SHOWN is: reading it would touch the page
+    let told = false;
+    new MutationObserver(() => {
+        const button = document.getElementById("enable-alerts");
+        if (told || !button || button.dataset.sound !== "on") return;
+        told = true;
+        console.log("sound on: " + JSON.stringify({
+            note: document.getElementById("alarm-sound").textContent,
+            button: button.textContent,
+            beeps: window.__beeps.slice(),
+        }));
+    }).observe(document, { subtree: true, childList: true, attributes: true });
+})()"""
+"""When the page's sound runs (its button says so), what it showed and played, said on its
+console as ``_SOUND_IS_ON`` and JSON (with ``_BEEPS``)."""
+
+
+def test_a_fresh_page_s_alarm_sounds_at_once_at_the_first_tap_on_a_touch_screen(
+    browser: Any, service: CaregiverService, mosquitto: Mosquitto
+) -> None:
+    """A wall tablet or a phone: a touch lets the page start sound only when the finger
+    lifts (pointerup, touchend, click), not when it lands (pointerdown, where a mouse
+    does). The first tap the alarm asks for sounds it at once (before: the page tried only
+    at the touch's start, was refused, and stopped listening: the sound waited for the
+    next repeat beep, here never: the page's clock is stopped)."""
+    device = _StoredAtOnce.online_at(mosquitto, service, "treadmill-1")
+    device.incident_fall()
+    page = _login(browser, service, init_script=_SOUND_ON, has_touch=True)
+    untouched = page.context.new_page()
+    untouched.clock.install()
+    untouched.clock.pause_at(dt.datetime.now(dt.UTC))  # no repeat beep: only the tap may sound
+    untouched.add_init_script(_BEEPS + ";" + _TELL_ALARM_SHOWN + ";" + _TELL_SOUND_ON)
+    with untouched.expect_console_message(lambda m: m.text.startswith(_ALARM_SHOWN)) as told:
+        untouched.goto(service.url + "/")
+    shown = json.loads(told.value.text.removeprefix(_ALARM_SHOWN))
+    assert not shown["touched"], shown
+    assert re.search("No sound yet.*tap anywhere", shown["note"]), shown
+    assert shown["beeps"] and "running" not in shown["beeps"], shown
+
+    with untouched.expect_console_message(lambda m: m.text.startswith(_SOUND_IS_ON)) as on:
+        untouched.touchscreen.tap(900, 700)  # the page's empty space: nothing there but the page
+    sound = json.loads(on.value.text.removeprefix(_SOUND_IS_ON))
+    assert sound["note"] == "" and sound["button"] == "Alarm sound on", sound
+    # heard at once (no repeat beep came), the alarm's beep again: once, not once a try
+    assert sound["beeps"] == shown["beeps"] + ["running"] * len(shown["beeps"]), sound
     page.context.close()
     device.close()

@@ -168,14 +168,20 @@
     enable.textContent = !on ? "Enable alarm sound"
       : running ? "Alarm sound on" : "Alarm sound on — click anywhere to allow";
   }
+  // Whether the sound ran when last started: every try that waited for the browser's leave
+  // is answered as it starts, and the start beeps once, not once a try.
+  var sounding = false;
   function startAudio() {
     try {
-      var waiting = !audio || audio.state !== "running";
       audio = audio || new (window.AudioContext || window.webkitAudioContext)();
       var resumed = audio.resume();
       if (resumed && resumed.then) resumed.then(function () {
         // an alarm already showing is heard at once, not at the next beep
-        if (waiting && audio && audio.state === "running" && !banner.hidden) beep();
+        if (!sounding && audio && audio.state === "running") {
+          sounding = true;
+          awake();
+          if (!banner.hidden) beep();
+        }
         showSound();
       }, showSound);
     } catch (e) { audio = null; }
@@ -186,6 +192,7 @@
     if (remembered() && audio && audio.state === "running") {
       remember(false);
       if (audio) audio.suspend();
+      sounding = false;
       showSound();
       return;
     }
@@ -194,15 +201,18 @@
     if ("Notification" in window && Notification.permission === "default") Notification.requestPermission();
     beep();
   });
+  // A mouse's press or a key lets the page start sound at once, a touch only as the finger
+  // lifts (pointerup, touchend, click): the page tries at each until the sound runs.
+  var WAKE = ["pointerdown", "pointerup", "touchend", "click", "keydown"];
+  function wake() {
+    if (remembered()) startAudio();
+  }
+  function awake() {
+    WAKE.forEach(function (type) { document.removeEventListener(type, wake, true); });
+  }
   if (remembered()) {
     startAudio();
-    var wake = function () {
-      if (remembered()) startAudio();
-      document.removeEventListener("pointerdown", wake, true);
-      document.removeEventListener("keydown", wake, true);
-    };
-    document.addEventListener("pointerdown", wake, true);
-    document.addEventListener("keydown", wake, true);
+    WAKE.forEach(function (type) { document.addEventListener(type, wake, true); });
   }
   showSound();
 
