@@ -223,7 +223,18 @@ def build_parser(argv: Sequence[str] = ()) -> argparse.ArgumentParser:
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    p = sub.add_parser("run", help="run the monitor on the hardware named in the config")
+    p = sub.add_parser(
+        "run",
+        help="run the monitor on the hardware named in the config",
+        description=(
+            "The monitor as its systemd unit runs it: reads the IMU, runs the fall detector "
+            "and holds the treadmill's stop relay only while it is healthy and armed (arming is "
+            "a press of the reset button at the machine, never a network message), reports "
+            "over MQTT when a broker is configured, and runs guided sessions. The config is "
+            "checked first, as 'retroguard config --check' checks it: a config that check "
+            "refuses is refused here too (exit 2). Runs until SIGTERM or Ctrl-C."
+        ),
+    )
     _add_config_option(p, DEFAULT_CONFIG)
     p.set_defaults(func=cmd_run)
 
@@ -250,12 +261,28 @@ def build_parser(argv: Sequence[str] = ()) -> argparse.ArgumentParser:
     )
     p.set_defaults(func=cmd_demo)
 
-    p = sub.add_parser("replay", help="run a trace file through the detector, print detections")
+    p = sub.add_parser(
+        "replay",
+        help="run a trace file through the detector, print detections",
+        description=(
+            "Runs a recorded trace (from 'retroguard record') through the fall detector with "
+            "the config's detector settings and prints each detection, offline: no hardware, "
+            "no relay. A trace that cannot be read is refused with the reason (exit 2)."
+        ),
+    )
     p.add_argument("trace", type=Path)
     _add_config_option(p, None)
     p.set_defaults(func=cmd_replay)
 
-    p = sub.add_parser("record", help="record the configured IMU to a trace file")
+    p = sub.add_parser(
+        "record",
+        help="record the configured IMU to a trace file",
+        description=(
+            "Records the IMU named in the config (or, with the simulated IMU, a scripted "
+            "--scenario) to a trace file for 'retroguard replay' and 'retroguard evaluate', "
+            "labelled with what happened in it. It never drives the relay."
+        ),
+    )
     p.add_argument("out", type=output_file)
     _add_config_option(p, None)
     p.add_argument("--seconds", type=finite_float, default=10.0)
@@ -269,7 +296,15 @@ def build_parser(argv: Sequence[str] = ()) -> argparse.ArgumentParser:
     p.add_argument("--description", default=None)
     p.set_defaults(func=cmd_record)
 
-    p = sub.add_parser("config", help="print an example config or check one")
+    p = sub.add_parser(
+        "config",
+        help="print an example config or check one",
+        description=(
+            "--example prints a fully commented config. --check FILE refuses exactly what "
+            "'retroguard run' would refuse, with the reason (exit 2), and prints 'OK' and any "
+            "warnings otherwise."
+        ),
+    )
     p.add_argument("--example", action="store_true", help="print a fully commented example")
     p.add_argument("--check", type=Path, default=None, metavar="FILE", help="validate FILE")
     _add_config_option(p, None)

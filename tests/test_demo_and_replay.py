@@ -232,6 +232,26 @@ def test_the_demo_off_a_terminal_prints_its_cues_led_and_spoken_prompts_as_plain
     assert "\x1b" not in printed and "\r" not in printed
 
 
+@pytest.mark.parametrize(
+    ("command", "says"),
+    [
+        ("run", "refuses is refused here too (exit 2). Runs until SIGTERM or Ctrl-C."),
+        ("replay", "prints each detection, offline: no hardware, no relay."),
+        ("record", "to a trace file for 'retroguard replay' and 'retroguard evaluate'"),
+        ("config", "--check FILE refuses exactly what 'retroguard run' would refuse"),
+    ],
+)
+def test_each_monitor_command_s_help_says_what_it_does(
+    command: str, says: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A maker at the Pi reads --help before the docs: each command of the monitor says what it
+    does and what it refuses, not only its options."""
+    with pytest.raises(SystemExit) as ended:
+        main([command, "--help"])
+    assert ended.value.code == 0
+    assert says in " ".join(capsys.readouterr().out.split())
+
+
 def test_demo_help_says_what_the_demo_does(capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit) as ended:
         main(["demo", "--help"])
