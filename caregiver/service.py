@@ -257,14 +257,31 @@ class CaregiverService:
 
     def _tick_loop(self) -> None:
         sweeper = RetentionSweeper(self.store, self.config.retention, self.clock)
+        checkpoint_failed = False
         while True:
             sweeper.tick()
+            checkpoint_failed = self._checkpoint(checkpoint_failed)
             if self._stop.wait(1.0):
                 return
             try:
                 self.alerting.tick()
             except Exception:
                 log.exception("escalation tick failed")
+
+    def _checkpoint(self, failed_before: bool) -> bool:
+        """The WAL into the database file, here rather than in ingest's commits
+        (:meth:`Store.checkpoint`); whether it failed. A failure is a storage fault, logged
+        once until a checkpoint works again (the next commit that crosses the backstop
+        checkpoints anyway, and the fault shows there too)."""
+        try:
+            self.store.checkpoint()
+        except StorageFault as exc:
+            if not failed_before:
+                log.warning("could not copy the write-ahead log into the database: %s", exc)
+            return True
+        if failed_before:
+            log.info("the write-ahead log is copied into the database again")
+        return False
 
     def _bind(self, port: int) -> socket.socket:
         sock = socket.socket(socket.AF_INET6 if ":" in self.config.server.host else socket.AF_INET)

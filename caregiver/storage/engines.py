@@ -355,6 +355,49 @@ class SqliteDatabase(Database):
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=NORMAL")
 
+    def leave_checkpoints(self) -> None:
+        """This connection's commits no longer copy the WAL into the database file, which
+        SQLite does by default in the commit that takes the WAL past 1000 pages (a write and
+        an fsync of the file, inside that commit): :class:`SqliteCheckpointer` does it from a
+        connection of its own. Past :data:`CHECKPOINT_BACKSTOP_PAGES` a commit still does, so
+        the WAL stays bounded if nobody runs the checkpointer (a command-line tool's store)."""
+        self._db.execute(f"PRAGMA wal_autocheckpoint = {CHECKPOINT_BACKSTOP_PAGES}")
+
+
+CHECKPOINT_BACKSTOP_PAGES = 16384
+"""The WAL's pages (64 MiB at SQLite's 4 KiB) past which a commit copies it into the file
+itself: never reached while the caregiver service checkpoints every second."""
+
+
+class SqliteCheckpointer:
+    """Copies the WAL into the database file, from a connection of its own, for a store
+    whose writing connection leaves it (:meth:`SqliteDatabase.leave_checkpoints`).
+
+    Why: in a burst of 500 events from 200 devices, the commits that crossed SQLite's
+    automatic checkpoint spent about 40 % of ingest's time copying pages and syncing the file
+    (py-spy on ``benchmarks/caregiver.py``; each event's 14 s recording is a few pages), and
+    every event behind them waited. A PASSIVE checkpoint here waits for no writer and no
+    reader (it copies what no reader still needs, the rest next time), and SQLite runs it
+    without Python's GIL: ingest keeps committing meanwhile."""
+
+    CACHE_KIB = 64
+    """A checkpoint copies frames from the WAL file to the database file: no cache to keep."""
+
+    def __init__(self, path: str) -> None:
+        self._db = SqliteDatabase(path)
+        self._db.execute(f"PRAGMA cache_size = -{self.CACHE_KIB}")
+        self._lock = threading.Lock()
+
+    def run(self) -> tuple[int, int]:
+        """One PASSIVE checkpoint: (the WAL's frames, of which now in the file)."""
+        with self._lock:
+            _busy, frames, copied = self._db.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+        return int(frames), int(copied)
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
+
 
 class SqliteReads:
     """A second connection to the SQLite file, for reads (the dashboard's pages and its live

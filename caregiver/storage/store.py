@@ -36,6 +36,7 @@ from caregiver.storage.engines import (
     Listener,
     PooledReads,
     PostgresDatabase,
+    SqliteCheckpointer,
     SqliteDatabase,
     SqliteReads,
     open_database,
@@ -1425,6 +1426,7 @@ class Store:
         """``depth``: this thread's open transactions and batches (its reads then see what they
         wrote, so they stay on the writing connection)."""
         self._reads: PooledReads | SqliteReads | None = None
+        self._checkpointer: SqliteCheckpointer | None = None
         with _as_storage_fault():
             self._db = open_database(database)
         self.engine = self._db.engine
@@ -1454,11 +1456,16 @@ class Store:
         if isinstance(self._db, PostgresDatabase):
             self._announcer = Announcer(self._db.url)
             self._reads = PooledReads(self._db.url, self.READ_CONNECTIONS)
-        elif self._db.name != ":memory:":  # a second connection to it would be another database
+        elif isinstance(self._db, SqliteDatabase) and self._db.name != ":memory:":
+            # a second connection to a database in memory would be another database
             try:
                 with _as_storage_fault(self._db):
                     self._reads = SqliteReads(self._db.name)
+                    self._checkpointer = SqliteCheckpointer(self._db.name)
+                    self._db.leave_checkpoints()
             except BaseException:
+                if self._reads is not None:
+                    self._reads.close()
                 self._db.close()
                 raise
 
@@ -1502,8 +1509,22 @@ class Store:
         if self._reads is not None:
             self._reads.close()
             self._reads = None
+        if self._checkpointer is not None:
+            self._checkpointer.close()
+            self._checkpointer = None
         with self._lock:
             self._db.close()
+
+    def checkpoint(self) -> tuple[int, int]:
+        """Copy what the WAL holds into the SQLite file, off the writing connection (whose
+        commits leave it: :class:`~caregiver.storage.engines.SqliteCheckpointer` says why):
+        (the WAL's frames, of which now in the file). The caregiver service calls it every
+        second; on PostgreSQL, or a database in memory, there is nothing to do: (0, 0)."""
+        checkpointer = self._checkpointer
+        if checkpointer is None:
+            return 0, 0
+        with _as_storage_fault(self._db):
+            return checkpointer.run()
 
     # ----------------------------------------------------- other instances
 
