@@ -35,7 +35,13 @@ from firmware.storage.sessions import load_sessions
 from hal.interfaces import PressEdges
 from launcher.cli import main
 from sim import scenarios
-from tests.app_support import Rig, TripAt, close_rigs, make_rig  # noqa: F401 - fixture
+from tests.app_support import (  # noqa: F401 - fixture
+    Rig,
+    TripAt,
+    close_rigs,
+    make_rig,
+    pump_link_until,
+)
 
 pytestmark = pytest.mark.usefixtures("close_rigs")
 
@@ -749,4 +755,119 @@ def test_an_idle_runner_calls_into_nothing_until_something_is_due_then_acts_on_t
     assert start.cue is Cue.BACKWARD and start.plan_t == 0.0
     settled = now + 0.5 + runner.config.double_press_gap_s
     assert settled - 1e-6 < start.t <= settled + 0.011
+    detach_session(rig.app, runner)
+
+
+def _stop_from_the_cli(rig: Rig, runner: SessionRunner, command: list[str]) -> int:
+    """``retroguard session stop`` on another thread (the CLI is another process on a device):
+    the loop runs until it has taken the stop, then the link alone is pumped (the loop's clock
+    stands) until the CLI returns: the courier stores the record meanwhile."""
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        future = pool.submit(main, command)
+        while not (future.done() or runner.state is SessionState.FINISHED):
+            rig.run_for(0.01)
+        assert pump_link_until(rig.app.link, future.done)
+        return future.result()
+
+
+def test_session_stop_prints_the_session_and_the_walker_s_week(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Issue 15 item 6: the device's session summary says the week's goals. ``retroguard
+    session stop`` waits for the stopped session's record in the database (the courier stores
+    it after the loop's answer, which names the session) and prints what the session demo
+    prints at its end: the session's figures, then the walker's week on this treadmill —
+    sessions done of those the walker's progression prescribes (2 here, not the default 3),
+    the longest backward stretch, the weeks at goal. Another walker's session that week (10
+    minutes backward, at goal) is theirs, not counted."""
+    import datetime as dt
+
+    import msgspec
+
+    from core.progress import started_utc, week_of
+    from core.protocol.plan import Progression, Stage
+    from core.protocol.walker import Walker
+    from core.zones import system_zone
+    from firmware.session.runner import session_record
+    from firmware.storage.database import connect
+    from firmware.storage.progressions import start_progression
+    from firmware.storage.sessions import save_session
+
+    db = tmp_path / "events.db"  # make_rig's
+    conn = connect(db)
+    a_week_ago = dt.datetime.now(dt.UTC) - dt.timedelta(days=7)
+    with conn:
+        start_progression(
+            conn,
+            Progression("two-a-week", (Stage(SHORT, weeks=1, sessions_per_week=2),)),
+            stage=0,
+            by="Jo",
+            wall=a_week_ago.isoformat(timespec="seconds"),
+        )
+    rig = _armed_rig(tmp_path)
+    sock = tmp_path / "run" / "session.sock"
+    runner = attach_session(rig.app, SHORT, control_socket=str(sock))
+    runner.request("start")
+    rig.run_for(10.0)
+    runner.request("pause")  # the plan's clock stands while the CLI's stop is on its way
+    rig.run_for(0.05)
+    session = runner.session
+    assert session is not None and runner.state is SessionState.PAUSED
+    # Earlier that week (the same start time: the same week in any zone): the walker's
+    # completed session, 2 minutes backward at most; another walker's, at goal.
+    walked = session_record(session, rig.app.config.device.id)
+    earlier = msgspec.structs.replace(
+        walked,
+        id="e" * 32,
+        status="completed",
+        done_s=walked.planned_s,
+        backward_s=180.0,
+        longest_backward_s=120.0,
+    )
+    theirs = msgspec.structs.replace(
+        earlier, id="f" * 32, longest_backward_s=600.0, walker=Walker("anna", "Anna")
+    )
+    with conn:
+        save_session(conn, earlier)
+        save_session(conn, theirs)
+    conn.close()
+
+    command = ["session", "stop", "--socket", str(sock), "--db", str(db)]
+    assert _stop_from_the_cli(rig, runner, command) == 0
+    assert runner.state is SessionState.FINISHED
+    lines = capsys.readouterr().out.splitlines()
+    week = week_of(started_utc(walked), system_zone())
+    assert lines == [
+        f"session stopped (id {session.id})",
+        "Session stopped: 0 plan minutes, 0 backward; measured 0 steps in 0 s of walking "
+        "(0 steps/min), 0 trips (0 stumbles, 0 falls). Stored in the sessions table.",
+        f"Week {week}: 1 of 2 prescribed sessions done; longest backward stretch 2.0 of 10 min; "
+        "0 of 3 sessions at goal. Weeks at goal: 0 of 4.",
+    ]
+    assert rig.state == "ARMED"  # the stop never touched the relay
+    detach_session(rig.app, runner)
+
+
+def test_session_stop_says_so_when_the_record_is_not_stored_in_time(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A record that does not reach the database in time (here: a runner that records
+    nothing) is one line saying so, never an older session's figures; the stop is done."""
+    import tools.sessions
+
+    monkeypatch.setattr(tools.sessions, "SUMMARY_WAIT_S", 0.2)
+    rig = _armed_rig(tmp_path)
+    sock = tmp_path / "run" / "session.sock"
+    runner = attach_session(rig.app, SHORT, record=False, control_socket=str(sock))
+    runner.request("start")
+    rig.run_for(1.0)
+    db = rig.app.config.storage.database
+    command = ["session", "stop", "--socket", str(sock), "--db", db]
+    assert _stop_from_the_cli(rig, runner, command) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].startswith("session stopped (id ")
+    assert lines[1:] == [
+        f"No session summary: the stopped session's record was not in {db} within 0.2 s "
+        "(retroguard sessions shows it once it is stored)."
+    ]
     detach_session(rig.app, runner)

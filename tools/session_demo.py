@@ -6,7 +6,9 @@ session starts, the plan runs ``time_scale`` times faster than real time (60:
 the 30-minute ``alternate-2-2`` plan in 30 s), each cue is printed with the
 plan time and the buzzer pattern it played, then the sentence the spoken prompt
 says (played on a board with audio; printed here), and every change of the
-status LED with what it means; the session's record is printed at the end.
+status LED with what it means; the session's record and the walker's week are
+printed at the end, as ``retroguard session stop`` prints them
+(:func:`tools.sessions.print_session_end`).
 ``--balance`` starts the session in STANDBY, so it opens with the standing
 balance check, and prints its figures and each interval's gait (docs/gait.md).
 """
@@ -22,9 +24,7 @@ from typing import TextIO
 
 from core.clock import Clock, RealClock
 from core.errors import ConfigError
-from core.progress import describe_week, milestone, started_utc, week_of, weekly_progress
 from core.realtime import realtime_section
-from core.zones import system_zone
 from firmware.app import COURIER_START_S, build_app
 from firmware.config import Config, StorageConfig
 from firmware.session.cues import PATTERN
@@ -41,6 +41,7 @@ from firmware.storage.sessions import load_sessions
 from hal.led_patterns import LOOKS
 from sim import scenarios
 from sim.backends import simulated_hardware
+from tools.sessions import describe_balance, describe_gait, print_session_end
 
 ARM_AT_S = 4.5
 """The walker presses reset once the sensor-worn check has seen a body (1 s + a 3 s block)."""
@@ -231,21 +232,8 @@ def run_guided_demo(
                 f"The monitor stopped before the plan's end ({unfinished}): the session is "
                 "recorded as stopped.\n"
             )
-        out.write(
-            f"Session {r.status}: {r.done_s / 60:.0f} plan minutes, "
-            f"{r.backward_s / 60:.0f} backward; measured {r.steps} steps in "
-            f"{r.walking_s:.0f} s of walking ({r.cadence_spm:.0f} steps/min), "
-            f"{r.trips} trips ({r.stumbles} stumbles, {r.fall_count} falls). Stored in the "
-            "sessions table"
-            f"{' and queued for MQTT' if app.config.mqtt.host else ''}.\n"
-        )
-        zone = system_zone()
-        weeks = weekly_progress((s.record for s in sessions), zone)
-        this_week = next(w for w in weeks if w.week == week_of(started_utc(r), zone))
-        out.write(describe_week(this_week, milestone(weeks)) + "\n")
+        print_session_end(db, r, sessions, out, mqtt=bool(app.config.mqtt.host))
         if balance:
-            from tools.sessions import describe_balance, describe_gait
-
             for b in r.balance:
                 out.write(f"Balance check {describe_balance(b)}\n")
             for i in r.intervals:

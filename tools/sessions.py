@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import sys
+import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, TextIO
@@ -16,11 +17,13 @@ from core.progress import (
     GOAL_SESSIONS_PER_WEEK,
     MILESTONE_WEEKS,
     PRESCRIBED_SESSIONS_PER_WEEK,
+    describe_week,
     milestone,
     started_utc,
+    week_of,
     weekly_progress,
 )
-from core.protocol.messages import BalanceFigures, GaitFigures
+from core.protocol.messages import BalanceFigures, GaitFigures, SessionRecord
 from core.zones import system_zone, zone_name
 from firmware.storage.sessions import StoredSession, load_sessions
 from tools.device_db import database_problem
@@ -42,6 +45,12 @@ def add_parser(sub: Any) -> None:
         help="control socket (default: session.control_socket, else the runtime directory's)",
     )
     p.add_argument("-c", "--config", type=Path, default=None, help="the monitor's config file")
+    p.add_argument(
+        "--db",
+        type=Path,
+        default=None,
+        help="stop: the database the session's summary is read from (default: the config's)",
+    )
     p.add_argument(
         "--speed", type=finite_float, default=1.0, help="demo: times faster than real time"
     )
@@ -88,7 +97,7 @@ def run_session_command(args: argparse.Namespace) -> int:
         return run_guided_demo(
             speed=args.speed, time_scale=args.scale, plan=args.plan, balance=args.balance
         )
-    from firmware.session.control import default_socket_path, send_command
+    from firmware.session.control import default_socket_path, send_command, stopped_session
 
     socket_path = args.socket
     if socket_path is None:
@@ -107,7 +116,97 @@ def run_session_command(args: argparse.Namespace) -> int:
         print(f"retroguard session: permission denied on {socket_path}", file=sys.stderr)
         return 1
     print(message)
+    if ok and args.action == "stop":
+        session_id = stopped_session(message)
+        if session_id is not None:
+            _print_stopped(session_id, args.db, args.config, sys.stdout)
     return 0 if ok else 1
+
+
+SUMMARY_WAIT_S = 5.0
+"""How long ``retroguard session stop`` waits for the stopped session's record in the database
+(the courier stores it a moment after the loop's answer; it reads the file, it never asks the
+monitor)."""
+_SUMMARY_POLL_S = 0.1
+
+
+def _print_stopped(
+    session_id: str,
+    database: Path | None,
+    config_path: Path | None,
+    out: TextIO,
+) -> None:
+    """The stopped session's end summary (:func:`print_session_end`), read from the monitor's
+    database (``database``, else the config's) once its record there says it ended; one line
+    saying why not otherwise. The session is stopped whatever this finds."""
+    import sqlite3
+
+    from core.errors import ConfigError
+
+    try:
+        config = _config(config_path)
+    except (ConfigError, OSError) as exc:
+        out.write(f"No session summary: the config could not be read ({exc}).\n")
+        return
+    if database is None:
+        database = Path(config.storage.database)
+    problem = database_problem(database, reads_only=True)
+    if problem is not None:
+        out.write(f"No session summary: {problem}.\n")
+        return
+    wait_s = SUMMARY_WAIT_S
+    deadline = time.monotonic() + wait_s
+    try:
+        while True:
+            sessions = load_sessions(database)
+            record = next((s.record for s in sessions if s.record.id == session_id), None)
+            if record is not None and record.status != "running":
+                print_session_end(database, record, sessions, out, mqtt=bool(config.mqtt.host))
+                return
+            if time.monotonic() >= deadline:
+                break
+            time.sleep(_SUMMARY_POLL_S)
+    except sqlite3.Error as exc:
+        out.write(f"No session summary: {database}: {exc}.\n")
+        return
+    out.write(
+        f"No session summary: the stopped session's record was not in {database} within "
+        f"{wait_s:g} s (retroguard sessions shows it once it is stored).\n"
+    )
+
+
+def print_session_end(
+    database: str | Path,
+    record: SessionRecord,
+    sessions: Sequence[StoredSession],
+    out: TextIO,
+    *,
+    mqtt: bool = False,
+) -> None:
+    """The device's session summary at a session's end (``retroguard session stop``, the session
+    demo): the session's figures, then its week in the physio's terms for its walker on its
+    treadmill (:func:`core.progress.describe_week`): sessions done of those the walker's
+    progression prescribed, the longest backward stretch against 10 minutes, the weeks at goal
+    toward the milestone. ``sessions`` are the stored ones (``record`` among them or not: it
+    counts once, as given); ``mqtt``: the summary was queued for the broker too."""
+    out.write(
+        f"Session {record.status}: {record.done_s / 60:.0f} plan minutes, "
+        f"{record.backward_s / 60:.0f} backward; measured {record.steps} steps in "
+        f"{record.walking_s:.0f} s of walking ({record.cadence_spm:.0f} steps/min), "
+        f"{record.trips} trips ({record.stumbles} stumbles, {record.fall_count} falls). Stored "
+        f"in the sessions table{' and queued for MQTT' if mqtt else ''}.\n"
+    )
+    zone = system_zone()
+    walker = record.walker.id
+    mine = [
+        s.record
+        for s in sessions
+        if s.record.id != record.id
+        and (s.record.device_id, s.record.walker.id) == (record.device_id, walker)
+    ]
+    weeks = weekly_progress([*mine, record], zone, _prescribed(database, zone, walker))
+    this_week = next(w for w in weeks if w.week == week_of(started_utc(record), zone))
+    out.write(describe_week(this_week, milestone(weeks)) + "\n")
 
 
 def run_sessions(args: argparse.Namespace) -> int:

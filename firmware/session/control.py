@@ -5,7 +5,8 @@ The running monitor listens on ``session.sock`` in its runtime directory
 sets, else ``/run/retroguard``), mode 0660: local users with access to that
 directory only, never the network. One request per connection: a command
 word and a newline; the answer is one JSON line ``{"ok": bool, "message":
-str}``.
+str}``. The answer to ``stop`` names the session it ended (:func:`stopped_message`),
+so the CLI can wait for that session's final record in the database and print its summary.
 
 The socket's thread hands the command to the loop with a non-blocking put
 (:meth:`SessionRunner.request`) and waits for the loop's answer; the loop
@@ -20,6 +21,7 @@ import json
 import logging
 import os
 import queue
+import re
 import socket
 import threading
 from pathlib import Path
@@ -35,6 +37,20 @@ log = logging.getLogger(__name__)
 COMMANDS = ("start", "pause", "resume", "stop", "status")
 REPLY_TIMEOUT_S = 3.0
 _MAX_REQUEST = 64
+
+
+_STOPPED = re.compile(r"^session stopped \(id ([0-9A-Za-z_-]{1,64})\)$")
+
+
+def stopped_message(session_id: str) -> str:
+    """The answer to a ``stop`` that ended session ``session_id``."""
+    return f"session stopped (id {session_id})"
+
+
+def stopped_session(message: str) -> str | None:
+    """The id of the session a ``stop`` answer (:func:`stopped_message`) ended, else None."""
+    match = _STOPPED.match(message)
+    return match.group(1) if match else None
 
 
 def default_socket_path() -> Path:

@@ -116,6 +116,7 @@ from firmware.gait.worker import (
 from firmware.presses import ARM_HOLD_S, EdgeFeed
 from firmware.safety import Detected, SafetyState, Transition
 from firmware.session.config import SessionConfig
+from firmware.session.control import stopped_message
 from firmware.session.cues import (
     PATTERN,
     TEXT,
@@ -863,8 +864,10 @@ class SessionRunner:
         self._follow_safety(now, self.under_way)
         if self.state not in (SessionState.RUNNING, SessionState.PAUSED, SessionState.BALANCE):
             return False, f"no session to stop (session {self.state.value})"
+        session = self.session
+        assert session is not None
         self._finish(now, SessionTrigger.STOP)
-        return True, f"session {_FINISH_STATUS[SessionTrigger.STOP]}"
+        return True, stopped_message(session.id)
 
     # ------------------------------------------------------------- helpers
 
