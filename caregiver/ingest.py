@@ -147,11 +147,13 @@ class Ingestor:
             incident_subscription(self.prefix),
         ]
         self.messages = 0
-        self.events_stored = 0
-        self.duplicates = 0
-        self.rejected = 0
-        self.sessions_stored = 0
+        self._events_stored = 0
+        self._duplicates = 0
+        self._rejected = 0
+        self._sessions_stored = 0
         """Session summaries stored or updated (redeliveries of the same payload excluded)."""
+        self._shown = (0, 0, 0, 0)
+        """The counts above as of the last commit (or refusal): what other threads read."""
         self.receipts_sent = 0
         self.storage_fault: str | None = None
         """Why the database cannot commit right now (None when it can)."""
@@ -193,7 +195,7 @@ class Ingestor:
             # Alone, it is this message's data: held, it would stop every message behind it.
             log.error("the database refuses a message on %s, let go: %s", topic, exc)
             self._restore(counters)
-            self.rejected += 1
+            self._rejected += 1
             self._count_messages(1)
         self._works()
         return True
@@ -260,7 +262,7 @@ class Ingestor:
         rolled back whole)."""
         savepoints = bool(failed)
         self._local.savepoints = savepoints
-        self.rejected += len(failed)
+        self._rejected += len(failed)
         kept = [(i, m) for i, m in enumerate(decoded) if m is not None and i not in failed]
         devices = {m.device_id for m in decoded if m is not None}
         events = [(m.event, m.now) for _, m in kept if m.event is not None]
@@ -292,7 +294,7 @@ class Ingestor:
             return self._decode(topic, payload)
         except Exception:
             log.exception("could not ingest a message on %s", topic)
-            self.rejected += 1
+            self._rejected += 1
             return None
 
     def _store_decoded(self, message: _Received, index: int = 0) -> None:
@@ -317,7 +319,7 @@ class Ingestor:
                 raise _MessageFailed(index) from exc
             if undo is not None:
                 self._undo(undo)
-            self.rejected += 1
+            self._rejected += 1
 
     def _undo_point(self) -> _UndoPoint | None:
         """This thread's batch's after-commit actions and receipts, and the counters, now
@@ -351,9 +353,31 @@ class Ingestor:
         else:
             later.append(action)
 
+    @property
+    def events_stored(self) -> int:
+        """Events stored, as of the last commit: a batch's count shows once its rows do."""
+        return self._shown[0]
+
+    @property
+    def duplicates(self) -> int:
+        return self._shown[1]
+
+    @property
+    def rejected(self) -> int:
+        return self._shown[2]
+
+    @property
+    def sessions_stored(self) -> int:
+        """Session summaries stored or updated (redeliveries of the same payload excluded)."""
+        return self._shown[3]
+
     def _count_messages(self, count: int) -> None:
+        """After a commit: the messages handled, and the counts shown to other threads (a batch
+        counts as it goes; before, a reader woken by another message could see an event
+        counted whose batch had not committed, and not find it in the database)."""
         with self._cond:
             self.messages += count
+            self._shown = self._counters()
             self._cond.notify_all()
 
     def _changed(self, change: Change) -> None:
@@ -364,6 +388,7 @@ class Ingestor:
             log.error("%s: messages stay with the broker until it works again", exc)
         self.storage_fault = str(exc)
         with self._cond:
+            self._shown = self._counters()
             self._cond.notify_all()
 
     def _works(self) -> None:
@@ -372,10 +397,10 @@ class Ingestor:
             self.storage_fault = None
 
     def _counters(self) -> tuple[int, int, int, int]:
-        return self.events_stored, self.duplicates, self.rejected, self.sessions_stored
+        return self._events_stored, self._duplicates, self._rejected, self._sessions_stored
 
     def _restore(self, counters: tuple[int, int, int, int]) -> None:
-        self.events_stored, self.duplicates, self.rejected, self.sessions_stored = counters
+        self._events_stored, self._duplicates, self._rejected, self._sessions_stored = counters
 
     def wait_for(self, predicate: Callable[[], bool], timeout: float = 20.0) -> bool:
         """Block until ``predicate()`` holds after some message (for tests and the benchmark)."""
@@ -387,7 +412,7 @@ class Ingestor:
             parsed = parse_topic(self.prefix, topic)
         except BadTopic as exc:
             log.warning("%s", exc)
-            self.rejected += 1
+            self._rejected += 1
             return None
         if parsed is None or parsed.kind not in INGESTED_KINDS:
             return None
@@ -401,7 +426,7 @@ class Ingestor:
             )
         except ProtocolError as exc:
             log.warning("%s: %s; ignored", topic, exc)
-            self.rejected += 1
+            self._rejected += 1
             return None
         event = _new_event(device_id, body, payload) if isinstance(body, EventMessage) else None
         return _Received(topic, device_id, body, payload, now, event)
@@ -459,9 +484,9 @@ class Ingestor:
                 self.alerting.on_event(tx, device_id, message)
         self._send_receipt(device_id, message.id)
         if not new:
-            self.duplicates += 1
+            self._duplicates += 1
             return
-        self.events_stored += 1
+        self._events_stored += 1
         self._after_commit(self.alerting.wake_notifier)
         self._changed(EventStored(device_id, message.id, _as_stored(event, now)))
         if message.of is not None:
@@ -515,14 +540,14 @@ class Ingestor:
         row, problem = parse_summary(msgspec.to_builtins(summary), device_id)
         if row is None:
             log.warning("session summary from %s ignored: %s", device_id, problem)
-            self.rejected += 1
+            self._rejected += 1
             return
         outcome = self.store.record_walk_session(row, payload.decode("utf-8", "replace"), now)
         self._send_receipt(device_id, summary.id)
         if outcome == "same":
-            self.duplicates += 1
+            self._duplicates += 1
             return
-        self.sessions_stored += 1
+        self._sessions_stored += 1
         self._changed(SessionStored(device_id, row.id))
 
     def _send_receipt(self, device_id: str, message_id: str) -> None:

@@ -10,6 +10,7 @@ SQLite file; no broker needed (the batch is what the MQTT thread hands over).
 from __future__ import annotations
 
 import json
+import threading
 import uuid
 from pathlib import Path
 from typing import Any
@@ -529,3 +530,42 @@ def test_rows_a_batch_defers_are_seen_inside_it_and_gone_with_its_rollback(
         assert store.incident("read") is not None and store.incident("kept") is not None
     finally:
         store.close()
+
+
+def test_a_batch_s_events_are_counted_for_other_threads_only_once_it_has_committed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A reader that waits for the counts (a test, the benchmark, the status page) must find
+    in the database what they count: the batch's commit is held open here, and meanwhile the
+    counts are those of before the batch; they show it once it has committed."""
+    from caregiver.storage.engines import SqliteDatabase
+
+    changes: list[Change] = []
+    service = _service(tmp_path, changes)
+    committing, go_on = threading.Event(), threading.Event()
+    commit = SqliteDatabase.commit
+
+    def held_commit(db: SqliteDatabase) -> None:
+        committing.set()
+        assert go_on.wait(WAIT)
+        commit(db)
+
+    monkeypatch.setattr(SqliteDatabase, "commit", held_commit)
+    batch = [_event(1), _event(2)]
+    ingest = threading.Thread(target=service.ingestor.handle_batch, args=(batch,))
+    try:
+        ingest.start()
+        assert committing.wait(WAIT)
+        ingestor = service.ingestor
+        assert (ingestor.events_stored, ingestor.messages) == (0, 0)
+        assert service.store.events_for(DEVICE) == []  # what a reader would have looked for
+        assert not ingestor.wait_for(lambda: ingestor.events_stored >= 1, timeout=0)
+        go_on.set()
+        ingest.join(WAIT)
+        assert not ingest.is_alive()
+        assert ingestor.wait_for(lambda: ingestor.events_stored == 2, timeout=0)
+        assert {e.id for e in service.store.events_for(DEVICE)} == {_id(m) for m in batch}
+    finally:
+        go_on.set()
+        ingest.join(WAIT)
+        service.store.close()
