@@ -871,3 +871,64 @@ def test_session_stop_says_so_when_the_record_is_not_stored_in_time(
         "(retroguard sessions shows it once it is stored)."
     ]
     detach_session(rig.app, runner)
+
+
+def test_a_session_that_ends_on_the_device_is_summarised_in_its_journal(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A session that ends with no CLI to print its summary (here the plan's end; a long
+    press or a caregiver's stop take the same path) is told in the device's journal by the
+    courier once it is stored: the words ``retroguard session stop`` prints, the week counted
+    against the walker's progression (2 sessions a week here, not the default 3)."""
+    import datetime as dt
+    import logging
+    import time
+
+    from core.progress import started_utc, week_of
+    from core.protocol.plan import Progression, Stage
+    from core.zones import system_zone
+    from firmware.storage.database import connect
+    from firmware.storage.progressions import start_progression
+
+    caplog.set_level(logging.INFO, logger="firmware.courier.service")
+    tiny = Plan("tiny", (Interval.of_seconds("backward", 6.0),))
+    conn = connect(tmp_path / "events.db")  # make_rig's
+    with conn:
+        start_progression(
+            conn,
+            Progression("two-a-week", (Stage(tiny, weeks=2, sessions_per_week=2),)),
+            stage=0,
+            by="Jo",
+            wall=(dt.datetime.now(dt.UTC) - dt.timedelta(days=7)).isoformat(timespec="seconds"),
+        )
+    conn.close()
+    rig = _armed_rig(tmp_path)
+    runner = attach_session(rig.app, tiny)
+    runner.request("start")
+    rig.run_for(7.0)
+    assert runner.state is SessionState.FINISHED
+    record = runner.finished[-1]
+    assert record.status == "completed"
+
+    def summaries() -> list[str]:
+        return [
+            r.getMessage()
+            for r in caplog.records
+            if r.name == "firmware.courier.service" and f"session {record.id} " in r.getMessage()
+        ]
+
+    # The final record leaves the loop once the session's measurements are in (a later
+    # iteration on a loaded machine): the loop runs on until the courier has told it.
+    deadline = time.monotonic() + 30.0  # a bound against hangs, not a timing
+    while not summaries():
+        assert time.monotonic() < deadline, "the courier logged no summary"
+        rig.run_for(0.05)
+    week = week_of(started_utc(record), system_zone())
+    assert summaries() == [
+        f"session {record.id} of Default walker ended. Session completed: 0 plan minutes, "
+        "0 backward; measured 0 steps in 0 s of walking (0 steps/min), 0 trips (0 stumbles, "
+        f"0 falls). Week {week}: 1 of 2 prescribed sessions done; longest backward stretch "
+        "0.1 of 10 min; 0 of 3 sessions at goal. Weeks at goal: 0 of 4."
+    ]
+    assert rig.state == "ARMED"
+    detach_session(rig.app, runner)

@@ -17,14 +17,13 @@ from core.progress import (
     GOAL_SESSIONS_PER_WEEK,
     MILESTONE_WEEKS,
     PRESCRIBED_SESSIONS_PER_WEEK,
-    describe_week,
     milestone,
     started_utc,
-    week_of,
     weekly_progress,
 )
 from core.protocol.messages import BalanceFigures, GaitFigures, SessionRecord
 from core.zones import system_zone, zone_name
+from firmware.session.summary import figures_line, week_line
 from firmware.storage.sessions import StoredSession, load_sessions
 from tools.device_db import database_problem
 
@@ -190,23 +189,13 @@ def print_session_end(
     toward the milestone. ``sessions`` are the stored ones (``record`` among them or not: it
     counts once, as given); ``mqtt``: the summary was queued for the broker too."""
     out.write(
-        f"Session {record.status}: {record.done_s / 60:.0f} plan minutes, "
-        f"{record.backward_s / 60:.0f} backward; measured {record.steps} steps in "
-        f"{record.walking_s:.0f} s of walking ({record.cadence_spm:.0f} steps/min), "
-        f"{record.trips} trips ({record.stumbles} stumbles, {record.fall_count} falls). Stored "
-        f"in the sessions table{' and queued for MQTT' if mqtt else ''}.\n"
+        f"{figures_line(record)} Stored in the sessions table"
+        f"{' and queued for MQTT' if mqtt else ''}.\n"
     )
     zone = system_zone()
-    walker = record.walker.id
-    mine = [
-        s.record
-        for s in sessions
-        if s.record.id != record.id
-        and (s.record.device_id, s.record.walker.id) == (record.device_id, walker)
-    ]
-    weeks = weekly_progress([*mine, record], zone, _prescribed(database, zone, walker))
-    this_week = next(w for w in weeks if w.week == week_of(started_utc(record), zone))
-    out.write(describe_week(this_week, milestone(weeks)) + "\n")
+    stored = (s.record for s in sessions)
+    prescribed = _prescribed(database, zone, record.walker.id)
+    out.write(week_line(record, stored, prescribed, zone) + "\n")
 
 
 def run_sessions(args: argparse.Namespace) -> int:

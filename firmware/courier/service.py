@@ -45,7 +45,7 @@ from typing import TYPE_CHECKING
 import msgspec
 
 from core.protocol.events import Event, EventType
-from core.protocol.messages import DeviceHealth
+from core.protocol.messages import DeviceHealth, SessionRecord
 from core.protocol.payloads import wall_now
 from core.protocol.walker import WalkerInvalid, is_walker_id
 from core.zones import system_zone
@@ -53,13 +53,14 @@ from firmware.config import Config
 from firmware.courier.channel import SEND_TIMEOUT_S, LoopChannel
 from firmware.link import messages
 from firmware.session.record import SessionArchive
+from firmware.session.summary import figures_line, week_line
 from firmware.sinks import EventSink, LogSink, StoreSink, StoringSink
 from firmware.storage import incidents
 from firmware.storage.damage import MovedAside
 from firmware.storage.events import CHOSEN_WALKER, EventStore
 from firmware.storage.fallback import FallbackDatabase
 from firmware.storage.plans import current_plans, current_revision
-from firmware.storage.progressions import advance_if_done
+from firmware.storage.progressions import advance_if_done, prescribed_by_week
 from firmware.storage.retention import (
     Retention,
     RetentionPolicy,
@@ -67,6 +68,7 @@ from firmware.storage.retention import (
     incremental_vacuum_enabled,
 )
 from firmware.storage.runs import begin_run, end_run, mark_reported, unreported_unclean_runs
+from firmware.storage.status import sessions_started_since
 from firmware.storage.walkers import roster, roster_revision, select_walker
 
 if TYPE_CHECKING:
@@ -224,6 +226,7 @@ class Courier:
                     self._confirm([messages.session_key(record)])
                     if not record.amended:  # its end moved the progression on already
                         self._advance_progression(record.walker.id)
+                        self._log_session_end(record)
             case messages.Goodbye(reason=reason):
                 log.info("monitor stopping: %s", reason)
                 self.clean_stop = True
@@ -296,6 +299,32 @@ class Courier:
                 state.progression.stages[state.stage].plan.name,
             )
             self._plan_changed()
+
+    def _log_session_end(self, record: SessionRecord) -> None:
+        """A session ended, however it ended (the plan's end, a long press, the CLI): its
+        figures and its walker's week, in the journal, in the words ``retroguard session stop``
+        prints (:mod:`firmware.session.summary`) — read after the progression moved on, so the
+        week is counted as ``retroguard sessions`` will count it."""
+        zone = system_zone()
+        walker = record.walker.id
+
+        def read(conn: sqlite3.Connection) -> tuple[list[SessionRecord], dict[str, int]]:
+            stored = sessions_started_since(conn, record.device_id, "", walker)
+            return stored, prescribed_by_week(conn, zone, walker)
+
+        try:
+            stored, prescribed = self.db.read(read)
+            week = week_line(record, stored, prescribed, zone)
+        except Exception:
+            log.exception("session %s: its week could not be read for the summary", record.id)
+            week = "(the week's figures could not be read)"
+        log.info(
+            "session %s of %s ended. %s %s",
+            record.id,
+            record.walker.name,
+            figures_line(record),
+            week,
+        )
 
     def _plan_changed(self) -> None:
         """A plan or progression was stored: the loop hears of it, and the retained progress
