@@ -166,7 +166,7 @@
     enable.setAttribute("aria-pressed", on ? "true" : "false");
     enable.dataset.sound = on ? (running ? "on" : "waiting") : "off";
     enable.textContent = !on ? "Enable alarm sound"
-      : running ? "Alarm sound on" : "Alarm sound on — click anywhere to allow";
+      : running ? "Alarm sound on" : "Alarm sound on — tap anywhere to allow";
   }
   // Whether the sound ran when last started: every try that waited for the browser's leave
   // is answered as it starts, and the start beeps once, not once a try.
