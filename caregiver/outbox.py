@@ -31,6 +31,10 @@ __all__ = [
 ESCALATION = "escalation"
 """The name of the escalation lease (:mod:`caregiver.lease`)."""
 
+SYNCHRONOUS = "NORMAL"
+"""How :class:`SqliteOutbox`'s connection syncs (``PRAGMA synchronous``): its docstring
+says why not FULL as the store's."""
+
 
 class Urgency(StrEnum):
     """How hard a queued message should push through to a phone (its Apprise type and each
@@ -121,11 +125,25 @@ class SqliteOutbox:
     """:class:`Outbox` on a SQLite file the service made: one connection, autocommit (each
     statement is one row's change), the driver's 5 s wait for a busy file. Errors are
     ``sqlite3.Error``: the notifier's round fails and is tried again, and a row whose
-    marking failed stays due (sent again: at least once, never lost)."""
+    marking failed stays due (sent again: at least once, never lost).
+
+    ``synchronous=NORMAL`` (:data:`SYNCHRONOUS`), where the store's connections are FULL
+    (:data:`caregiver.storage.engines.SYNCHRONOUS` says why and cites SQLite's documentation:
+    in WAL mode NORMAL does not sync the WAL at a commit, so a power cut can undo one). This
+    connection only marks rows the store queued: sent, due again later, given up, dropped.
+    The notification itself was queued by the store's writing connection, in the commit that
+    stored its event (FULL: synced before the device got its receipt), so no power cut loses
+    it. A mark a power cut undoes sends the message again (or retries it sooner): a duplicate,
+    which at-least-once delivery allows anyway (a cut between sending and marking gives the
+    same under FULL). It is undone only within about a second: the WAL is appended in order
+    and synced whole by the store's next commit and by the service's checkpoint (every
+    second), so a mark is on disk once either follows it. FULL would add an fsync to every
+    mark, taken while the mark holds SQLite's write lock that ingest's next batch waits for
+    (a burst's fall pages each contact's URLs: a mark each)."""
 
     def __init__(self, path: str) -> None:
         self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
-        self._db.execute("PRAGMA synchronous=NORMAL")  # as the store's connections (WAL)
+        self._db.execute(f"PRAGMA synchronous = {SYNCHRONOUS}")
         self._lock = threading.Lock()
 
     def notifications_due(self, now: float) -> list[PendingNotification]:

@@ -367,3 +367,34 @@ def test_notifications_for_contacts_beyond_the_config_are_dropped_and_only_those
         assert store.drop_notifications_beyond(1, "again") == 0  # failed rows stay as they were
     finally:
         store.close()
+
+
+# ------------------------------------------------------------------- durability
+
+SYNCHRONOUS_FULL = 2
+"""``PRAGMA synchronous`` as SQLite reads it back: 0 OFF, 1 NORMAL, 2 FULL, 3 EXTRA."""
+
+
+@pytest.mark.parametrize("file", ["new", "adopted"])
+def test_the_service_s_sqlite_commits_are_each_synced_to_disk(
+    mosquitto: Mosquitto, old_copy: Path, tmp_path: Path, file: str
+) -> None:
+    """Safety rule 4: a device deletes an event once the service has sent its receipt, which
+    it does once ingest's commit has returned. In WAL mode only ``synchronous=FULL`` syncs the
+    WAL at each commit; under NORMAL a power cut can undo a receipted commit
+    (caregiver.storage.engines.SYNCHRONOUS). The setting is each connection's, not the
+    file's: read on the connections the service's own constructor opened, on a new file and on
+    one from an older release (which it rewrites once and sets to WAL)."""
+    database = old_copy if file == "adopted" else tmp_path / "new.db"
+    service = CaregiverService(make_config(mosquitto, tmp_path, database=str(database)))
+    try:
+        store = service.store
+        assert store.location == str(database)
+        writing = store._db  # ingest's commits, and every other change the service makes
+        assert writing.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+        assert writing.execute("PRAGMA synchronous").fetchone()[0] == SYNCHRONOUS_FULL
+        checkpointer = store._checkpointer  # never OFF: its checkpoints sync WAL and file
+        assert checkpointer is not None
+        assert checkpointer._db.execute("PRAGMA synchronous").fetchone()[0] == SYNCHRONOUS_FULL
+    finally:
+        service.stop()

@@ -272,6 +272,34 @@ _DEFERRED_CHUNK = 200
 """Deferred rows per statement at most (SQLite allows 32,766 parameters)."""
 
 
+SYNCHRONOUS = "FULL"
+"""How every connection of :class:`SqliteDatabase` syncs (``PRAGMA synchronous``, set on
+each connection as it opens: the setting is the connection's, not the file's).
+
+Why FULL (safety rule 4): the service sends a device the receipt for an event once ingest
+has committed it, and the device then deletes its own copy. SQLite's documentation of the
+pragma in WAL mode (https://www.sqlite.org/pragma.html#pragma_synchronous, and
+https://www.sqlite.org/wal.html, "Performance Considerations"): FULL: the WAL is synced at
+each commit; NORMAL: the WAL is synced only around checkpoints, so durability is lost on
+power loss (a commit can roll back after a power cut or an OS crash; an application's crash
+loses nothing under either). Under NORMAL an alert committed and receipted, then caught by
+a power cut before the WAL was next synced (the service's checkpoint, every second), was
+gone from both sides. The device's own store is FULL for the same reason
+(firmware/storage/database.py).
+
+The connections: the store's writing one (ingest, the dashboard's changes): FULL, for the
+above. The checkpointer (:class:`SqliteCheckpointer`) commits nothing, but a checkpoint
+syncs the WAL before it copies frames into the database file and syncs the file after,
+under NORMAL and FULL alike (never under OFF): FULL is set explicitly so that no build's
+default (``SQLITE_DEFAULT_WAL_SYNCHRONOUS``) decides it. The reads (:class:`SqliteReads`)
+commit nothing: the setting costs them nothing. The notifier process's own connection
+(:class:`caregiver.outbox.SqliteOutbox`) stays NORMAL: it says why.
+
+Cost: one more fsync of the WAL per commit, and ingest commits a batch of messages (up to
+the broker's 100) at once (``benchmarks/caregiver_ingest.py --engine sqlite-normal sqlite``;
+figures in docs/caregiver.md)."""
+
+
 @dataclasses.dataclass(slots=True)
 class _DeferredRows:
     """Rows for one ``INSERT INTO table (columns) ... conflict`` (:meth:`Database.defer`)."""
@@ -284,7 +312,8 @@ class _DeferredRows:
 
 class SqliteDatabase(Database):
     """A SQLite file in WAL mode, on the standard library's driver (autocommit: the store
-    says where transactions begin and end)."""
+    says where transactions begin and end), each connection ``synchronous=FULL``
+    (:data:`SYNCHRONOUS`)."""
 
     engine: Engine = "sqlite"
     errors = (sqlite3.Error,)
@@ -298,6 +327,7 @@ class SqliteDatabase(Database):
             except OSError as exc:  # the database's, as sqlite3 reports a file it cannot open
                 raise sqlite3.OperationalError(f"cannot make its directory: {exc}") from exc
         self._db = sqlite3.connect(self.name, check_same_thread=False, isolation_level=None)
+        self._db.execute(f"PRAGMA synchronous = {SYNCHRONOUS}")
 
     def _run(self, sql: str, params: Sequence[object]) -> Cursor:
         return self._db.execute(sql, params)
@@ -352,8 +382,7 @@ class SqliteDatabase(Database):
             (tables,) = self._db.execute("SELECT COUNT(*) FROM sqlite_master").fetchone()
             if tables:
                 self._db.execute("VACUUM")
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=NORMAL")
+        self._db.execute("PRAGMA journal_mode=WAL")  # synchronous stays FULL: set explicitly
 
     def leave_checkpoints(self) -> None:
         """This connection's commits no longer copy the WAL into the database file, which
