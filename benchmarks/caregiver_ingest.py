@@ -9,7 +9,12 @@ server not counted) and wall time per event are printed for each engine named, o
 the other in the same run, so their ratio is what to compare; the machine's load average
 is printed with them. ``--profile`` prints the hottest functions (cProfile).
 
-    .venv/bin/python benchmarks/caregiver_ingest.py [--engine sqlite postgresql]
+``sqlite-normal`` is the SQLite file with its writing connection set back to
+``synchronous=NORMAL`` (as before 2026-12-03): no fsync of the WAL at each commit, which
+a power cut can undo after the device was given its receipt; beside ``sqlite`` (FULL, as
+the service runs it: caregiver.storage.engines.SYNCHRONOUS) it shows what the sync costs.
+
+    .venv/bin/python benchmarks/caregiver_ingest.py [--engine sqlite-normal sqlite postgresql]
         [--events 2000] [--devices 1000] [--batch 100] [--profile]
 
 Prints figures; asserts nothing (speed is not a test).
@@ -49,13 +54,16 @@ def fall(n: int, devices: int) -> tuple[str, bytes]:
     return f"retroguard/{device_id}/event", json.dumps(data).encode()
 
 
-def measure(database: str, args: argparse.Namespace) -> tuple[float, float]:
-    """CPU and wall seconds for the events' batches."""
+def measure(database: str, args: argparse.Namespace, *, normal: bool) -> tuple[float, float]:
+    """CPU and wall seconds for the events' batches (``normal``: the SQLite writing connection
+    at ``synchronous=NORMAL``)."""
     config = CaregiverConfig(
         server=ServerConfig(host="127.0.0.1", port=0, database=database),
         mqtt=CaregiverMqttConfig(host="127.0.0.1", port=1),
     )
     service = CaregiverService(config)
+    if normal:
+        service.store._db.execute("PRAGMA synchronous = NORMAL")
     messages = [fall(n, args.devices) for n in range(args.events)]
     profile = cProfile.Profile() if args.profile else None
     try:
@@ -82,7 +90,12 @@ def measure(database: str, args: argparse.Namespace) -> tuple[float, float]:
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
-    ap.add_argument("--engine", nargs="+", default=["sqlite", "postgresql"])
+    ap.add_argument(
+        "--engine",
+        nargs="+",
+        choices=("sqlite", "sqlite-normal", "postgresql"),
+        default=["sqlite", "postgresql"],
+    )
     ap.add_argument("--events", type=int, default=2000)
     ap.add_argument("--devices", type=int, default=1000)
     ap.add_argument("--batch", type=int, default=100)
@@ -105,9 +118,9 @@ def main() -> int:
                 database = cluster.new_database()
             else:
                 database = str(work / f"{uuid.uuid4().hex}.db")
-            cpu, wall = measure(database, args)
+            cpu, wall = measure(database, args, normal=engine == "sqlite-normal")
             print(
-                f"  {engine:>10}: {args.events / wall:5.0f} events/s; per event "
+                f"  {engine:>13}: {args.events / wall:5.0f} events/s; per event "
                 f"{cpu / args.events * 1000:.2f} ms CPU, {wall / args.events * 1000:.2f} ms wall "
                 f"(load average now {os.getloadavg()[0]:.1f})"
             )
