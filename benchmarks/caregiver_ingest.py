@@ -14,8 +14,13 @@ is printed with them. ``--profile`` prints the hottest functions (cProfile).
 a power cut can undo after the device was given its receipt; beside ``sqlite`` (FULL, as
 the service runs it: caregiver.storage.engines.SYNCHRONOUS) it shows what the sync costs.
 
+``--incidents``: each fall as this release's monitor sends it instead, a trip, the fall and
+the 14 s recording around the trip (a few pages each) under one incident id (``--events``
+counts the three), with the WAL checkpointed every second beside ingest as the service's
+tick does.
+
     .venv/bin/python benchmarks/caregiver_ingest.py [--engine sqlite-normal sqlite postgresql]
-        [--events 2000] [--devices 1000] [--batch 100] [--profile]
+        [--events 2000] [--devices 1000] [--batch 100] [--incidents] [--profile]
 
 Prints figures; asserts nothing (speed is not a test).
 """
@@ -25,12 +30,14 @@ from __future__ import annotations
 import argparse
 import atexit
 import cProfile
+import functools
 import json
 import os
 import pstats
 import shutil
 import sys
 import tempfile
+import threading
 import time
 import uuid
 from pathlib import Path
@@ -54,9 +61,43 @@ def fall(n: int, devices: int) -> tuple[str, bytes]:
     return f"retroguard/{device_id}/event", json.dumps(data).encode()
 
 
-def measure(database: str, args: argparse.Namespace, *, normal: bool) -> tuple[float, float]:
-    """CPU and wall seconds for the events' batches (``normal``: the SQLite writing connection
-    at ``synchronous=NORMAL``)."""
+@functools.cache
+def _recording() -> object:
+    """The recording of sim.recordings at the belt's 200 Hz, as the monitor's JSON has it."""
+    import msgspec
+
+    from sim.recordings import fall_recording
+
+    return msgspec.to_builtins(fall_recording(rate_hz=200.0))
+
+
+def incident(n: int, devices: int) -> list[tuple[str, bytes]]:
+    """Fall ``n`` as this release's monitor sends it: the trip, the fall, the recording."""
+    device_id = f"tm-{n % devices:04d}"
+    group = uuid.uuid4().hex
+    trip = uuid.uuid4().hex
+    messages = []
+    for k, (kind, extra) in enumerate(
+        (
+            ("stumble", {"id": trip}),
+            ("fall", {"figures": {"peak_g": 3.1, "tilt_deg": 80.0}}),
+            ("window", {"of": trip, "recording": _recording()}),
+        )
+    ):
+        data = {
+            "schema": 1, "id": uuid.uuid4().hex, "seq": 3 * (n // devices) + k + 1, "type": kind,
+            "device_id": device_id, "severity": {"fall": "critical", "stumble": "warning"}.get(
+                kind, "info"), "state": "TRIPPED", "reason": "benchmark", "incident": group,
+            "wall_time": "2026-12-02T00:00:00.000+00:00", "t_monotonic": float(n), "figures": {},
+        }  # fmt: skip
+        data.update(extra)
+        messages.append((f"retroguard/{device_id}/event", json.dumps(data).encode()))
+    return messages
+
+
+def measure(database: str, args: argparse.Namespace, *, normal: bool) -> tuple[float, float, int]:
+    """CPU and wall seconds for the events' batches, and the events (``normal``: the SQLite
+    writing connection at ``synchronous=NORMAL``)."""
     config = CaregiverConfig(
         server=ServerConfig(host="127.0.0.1", port=0, database=database),
         mqtt=CaregiverMqttConfig(host="127.0.0.1", port=1),
@@ -64,7 +105,13 @@ def measure(database: str, args: argparse.Namespace, *, normal: bool) -> tuple[f
     service = CaregiverService(config)
     if normal:
         service.store._db.execute("PRAGMA synchronous = NORMAL")
-    messages = [fall(n, args.devices) for n in range(args.events)]
+    if args.incidents:
+        messages = [m for n in range(args.events // 3) for m in incident(n, args.devices)]
+    else:
+        messages = [fall(n, args.devices) for n in range(args.events)]
+    stop = threading.Event()
+    if args.incidents:
+        threading.Thread(target=lambda: _checkpoints(service, stop), daemon=True).start()
     profile = cProfile.Profile() if args.profile else None
     try:
         cpu, wall = time.process_time(), time.perf_counter()
@@ -79,13 +126,19 @@ def measure(database: str, args: argparse.Namespace, *, normal: bool) -> tuple[f
             profile.disable()
         cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
         stored = service.store.event_count()
-        if stored != args.events:
-            raise RuntimeError(f"{stored} of {args.events} events stored")
+        if stored != len(messages):
+            raise RuntimeError(f"{stored} of {len(messages)} events stored")
     finally:
+        stop.set()
         service.store.close()
     if profile is not None:
         pstats.Stats(profile).sort_stats("cumulative").print_stats(25)
-    return cpu, wall
+    return cpu, wall, len(messages)
+
+
+def _checkpoints(service: CaregiverService, stop: threading.Event) -> None:
+    while not stop.wait(1.0):
+        service.store.checkpoint()
 
 
 def main() -> int:
@@ -99,13 +152,19 @@ def main() -> int:
     ap.add_argument("--events", type=int, default=2000)
     ap.add_argument("--devices", type=int, default=1000)
     ap.add_argument("--batch", type=int, default=100)
+    ap.add_argument("--incidents", action="store_true")
     ap.add_argument("--profile", action="store_true")
     args = ap.parse_args()
     work = Path(tempfile.mkdtemp(prefix="retroguard-bench-ingest-"))
     atexit.register(shutil.rmtree, work, ignore_errors=True)  # databases, logs: scratch
     cluster: PostgresCluster | None = None
+    what = (
+        f"{args.events // 3} falls (trip, fall, recording: {args.events // 3 * 3} events)"
+        if args.incidents
+        else f"{args.events} fall events"
+    )
     print(
-        f"caregiver ingest: {args.events} fall events of {args.devices} devices in batches of "
+        f"caregiver ingest: {what} of {args.devices} devices in batches of "
         f"{args.batch}, each a new incident paging (no contact configured); "
         f"load average {os.getloadavg()[0]:.1f}"
     )
@@ -118,10 +177,10 @@ def main() -> int:
                 database = cluster.new_database()
             else:
                 database = str(work / f"{uuid.uuid4().hex}.db")
-            cpu, wall = measure(database, args, normal=engine == "sqlite-normal")
+            cpu, wall, events = measure(database, args, normal=engine == "sqlite-normal")
             print(
-                f"  {engine:>13}: {args.events / wall:5.0f} events/s; per event "
-                f"{cpu / args.events * 1000:.2f} ms CPU, {wall / args.events * 1000:.2f} ms wall "
+                f"  {engine:>13}: {events / wall:5.0f} events/s; per event "
+                f"{cpu / events * 1000:.2f} ms CPU, {wall / events * 1000:.2f} ms wall "
                 f"(load average now {os.getloadavg()[0]:.1f})"
             )
     finally:
