@@ -11,8 +11,11 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
+import os
 import shutil
 import sqlite3
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +31,8 @@ from launcher.cli import main
 from tests.caregiver_support import FakeClock, Http, make_config
 from tools.broker import Mosquitto
 
-FIXTURES = Path(__file__).resolve().parent / "fixtures"
+ROOT = Path(__file__).resolve().parent.parent
+FIXTURES = ROOT / "tests" / "fixtures"
 OLD_DB = FIXTURES / "caregiver-3f29ca7.db"
 OLD_FACTS = json.loads((FIXTURES / "caregiver-3f29ca7.json").read_text())
 FALL = "d4" * 16
@@ -398,3 +402,45 @@ def test_the_service_s_sqlite_commits_are_each_synced_to_disk(
         assert checkpointer._db.execute("PRAGMA synchronous").fetchone()[0] == SYNCHRONOUS_FULL
     finally:
         service.stop()
+
+
+COMMITS = 20
+
+_COMMITTING = """
+import sys
+from caregiver.storage import NewEvent, Store
+
+store = Store(sys.argv[1])
+for n in range(1, int(sys.argv[2]) + 1):
+    with store.transaction() as tx:
+        assert tx.record_event(NewEvent(
+            id=f"{n:032x}", device_id="treadmill-1", seq=n, type="fall", severity="critical",
+            state="TRIPPED", reason="impact", wall_time="2026-11-17T09:55:00+00:00",
+            figures={}, has_window=False, payload="{}"), float(n))
+store.close()
+"""
+
+
+@pytest.mark.skipif(shutil.which("strace") is None, reason="strace not installed")
+def test_each_commit_of_the_store_is_synced_to_disk_before_it_returns(tmp_path: Path) -> None:
+    """What the setting above does, watched from outside: strace (system calls only, as the
+    kernel sees them) counts the syncs of the ``-wal`` file while another process commits
+    COMMITS events one transaction each through the store. Under FULL each commit syncs the
+    WAL before it returns; under NORMAL they were synced only by a checkpoint (twice here:
+    a power cut would have undone the rest)."""
+    database = tmp_path / "caregiver.db"
+    trace = tmp_path / "syncs.txt"
+    strace = ["strace", "-f", "-qq", "-y", "-e", "trace=fsync,fdatasync", "-o", str(trace)]
+    run = subprocess.run(
+        [*strace, sys.executable, "-c", _COMMITTING, str(database), str(COMMITS)],
+        env=dict(os.environ, PYTHONPATH=str(ROOT)),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    if run.returncode != 0 and "ptrace" in run.stderr.lower():
+        pytest.skip(f"strace may not trace here: {run.stderr.strip()}")
+    assert run.returncode == 0, run.stderr
+    wal = f"/{database.name}-wal>"
+    wal_syncs = [line for line in trace.read_text().splitlines() if wal in line]
+    assert len(wal_syncs) >= COMMITS, wal_syncs
