@@ -444,3 +444,65 @@ def test_each_commit_of_the_store_is_synced_to_disk_before_it_returns(tmp_path: 
     wal = f"/{database.name}-wal>"
     wal_syncs = [line for line in trace.read_text().splitlines() if wal in line]
     assert len(wal_syncs) >= COMMITS, wal_syncs
+
+
+_BATCHES_THEN_SYNC = """
+import sys
+from pathlib import Path
+from caregiver.storage import NewEvent, Store
+
+store = Store(sys.argv[1])
+for n in range(1, int(sys.argv[2]) + 1):
+    with store.batch(["treadmill-1"], float(n), synced=False):
+        with store.transaction() as tx:
+            assert tx.record_event(NewEvent(
+                id=f"{n:032x}", device_id="treadmill-1", seq=n, type="fall", severity="critical",
+                state="TRIPPED", reason="impact", wall_time="2026-11-17T09:55:00+00:00",
+                figures={}, has_window=False, payload="{}"), float(n))
+Path(sys.argv[3]).touch()  # in the trace: the batches have all returned
+store.sync_committed()
+with store.transaction() as tx:  # a change of another kind: synced in its commit again
+    assert tx.record_event(NewEvent(
+        id="f" * 32, device_id="treadmill-1", seq=999, type="fall", severity="critical",
+        state="TRIPPED", reason="impact", wall_time="2026-11-17T09:56:00+00:00",
+        figures={}, has_window=False, payload="{}"), 999.0)
+Path(sys.argv[4]).touch()
+store.close()
+"""
+
+
+@pytest.mark.skipif(shutil.which("strace") is None, reason="strace not installed")
+def test_ingest_s_batches_wait_for_no_sync_and_one_sync_then_covers_them(tmp_path: Path) -> None:
+    """Ingest's group commit, watched from outside with strace: batches stored with
+    ``synced=False`` commit without syncing the WAL (the burst's events reach the browsers
+    without waiting for the disk); :meth:`Store.sync_committed` then syncs it once, covering
+    every one of them, before their receipts may go out (caregiver.receipts); and the next
+    ordinary transaction's commit is synced again (the level is the connection's, restored
+    after each such batch)."""
+    database = tmp_path / "caregiver.db"
+    trace = tmp_path / "syncs.txt"
+    batches_done, last_done = tmp_path / "batches-done", tmp_path / "last-done"
+    traced = "trace=fsync,fdatasync,openat"
+    strace = ["strace", "-f", "-qq", "-y", "-e", traced, "-o", str(trace)]
+    script = [sys.executable, "-c", _BATCHES_THEN_SYNC, str(database), str(COMMITS)]
+    run = subprocess.run(
+        [*strace, *script, str(batches_done), str(last_done)],
+        env=dict(os.environ, PYTHONPATH=str(ROOT)),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    if run.returncode != 0 and "ptrace" in run.stderr.lower():
+        pytest.skip(f"strace may not trace here: {run.stderr.strip()}")
+    assert run.returncode == 0, run.stderr
+    lines = trace.read_text().splitlines()
+    marks = [
+        i for i, line in enumerate(lines) if batches_done.name in line or last_done.name in line
+    ]
+    assert len(marks) == 2, marks
+    wal = f"/{database.name}-wal>"
+    syncs = [i for i, line in enumerate(lines) if wal in line and "sync" in line.split("(")[0]]
+    during_batches = [i for i in syncs if i < marks[0]]
+    assert len(during_batches) < COMMITS // 4, [lines[i] for i in during_batches]
+    after_batches = [i for i in syncs if marks[0] < i < marks[1]]
+    assert len(after_batches) >= 2, lines[marks[0] :]  # sync_committed's, the transaction's

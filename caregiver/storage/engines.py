@@ -20,6 +20,7 @@ import functools
 import importlib
 import json
 import logging
+import os
 import queue
 import re
 import sqlite3
@@ -190,12 +191,18 @@ class Database:
                 )
                 self._run(f"INSERT INTO {group.table} ({names}) {source} {group.conflict}", params)
 
-    def begin(self) -> None:
-        """Start a transaction that will write."""
+    def begin(self, *, synced: bool = True) -> None:
+        """Start a transaction that will write. ``synced=False``: its commit may return before
+        it is on disk, where the engine can (SQLite); :meth:`sync_committed` then makes it so.
+        Engines whose commits are always durable (PostgreSQL) ignore it."""
         raise NotImplementedError
 
     def commit(self) -> None:
         self.execute("COMMIT")
+
+    def sync_committed(self) -> None:
+        """Every commit that returned before this call is on disk when it returns (any
+        thread; it takes no lock). Nothing to do where every commit already is."""
 
     def rollback(self) -> None:
         self._deferred.clear()
@@ -295,9 +302,12 @@ default (``SQLITE_DEFAULT_WAL_SYNCHRONOUS``) decides it. The reads (:class:`Sqli
 commit nothing: the setting costs them nothing. The notifier process's own connection
 (:class:`caregiver.outbox.SqliteOutbox`) stays NORMAL: it says why.
 
-Cost: one more fsync of the WAL per commit, and ingest commits a batch of messages (up to
-the broker's 100) at once (``benchmarks/caregiver_ingest.py --engine sqlite-normal sqlite``;
-figures in docs/caregiver.md)."""
+Cost: one more fsync of the WAL per commit (``benchmarks/caregiver_ingest.py --engine
+sqlite-normal sqlite``; figures in docs/caregiver.md). Ingest's batches do not pay it in
+their commits: begun with ``synced=False`` they commit at NORMAL, and their receipts wait
+for one :meth:`SqliteDatabase.sync_committed` that covers every batch before it
+(:mod:`caregiver.receipts`: a group commit), so a burst's events reach the browsers without
+waiting for the disk."""
 
 
 @dataclasses.dataclass(slots=True)
@@ -328,6 +338,8 @@ class SqliteDatabase(Database):
                 raise sqlite3.OperationalError(f"cannot make its directory: {exc}") from exc
         self._db = sqlite3.connect(self.name, check_same_thread=False, isolation_level=None)
         self._db.execute(f"PRAGMA synchronous = {SYNCHRONOUS}")
+        self._unsynced = False
+        """A transaction begun with ``synced=False`` is open (the level is NORMAL until it ends)."""
 
     def _run(self, sql: str, params: Sequence[object]) -> Cursor:
         return self._db.execute(sql, params)
@@ -335,8 +347,52 @@ class SqliteDatabase(Database):
     def executescript(self, script: str) -> None:
         self._db.executescript(script)
 
-    def begin(self) -> None:
-        self._db.execute("BEGIN IMMEDIATE")
+    def begin(self, *, synced: bool = True) -> None:
+        if not synced:  # the level cannot change inside a transaction: set before, restored after
+            self._db.execute("PRAGMA synchronous = NORMAL")
+            self._unsynced = True
+        try:
+            self._db.execute("BEGIN IMMEDIATE")
+        except BaseException:
+            self._synced_again()
+            raise
+
+    def commit(self) -> None:
+        try:
+            self.execute("COMMIT")
+        finally:
+            self._synced_again()
+
+    def rollback(self) -> None:
+        try:
+            super().rollback()
+        finally:
+            self._synced_again()
+
+    def _synced_again(self) -> None:
+        """After a transaction begun with ``synced=False``: this connection's commits are
+        synced again (:data:`SYNCHRONOUS`). Not while a failed commit left the transaction
+        open: its rollback does it."""
+        if self._unsynced and not self._db.in_transaction:
+            self._db.execute(f"PRAGMA synchronous = {SYNCHRONOUS}")
+            self._unsynced = False
+
+    def sync_committed(self) -> None:
+        """The WAL file synced, from a descriptor of its own: a commit is a write of its
+        frames to the WAL (synced at the commit only under FULL), so once the WAL's data is on
+        disk every commit written before is, as it would be after a FULL commit's own sync
+        (SQLite recovers the committed frames from the WAL after a power cut). No WAL file:
+        nothing written since the last connection closed (its checkpoint synced the file)."""
+        if self.name in ("", ":memory:"):
+            return
+        try:
+            fd = os.open(f"{self.name}-wal", os.O_RDONLY)
+        except FileNotFoundError:
+            return
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
 
     def close(self) -> None:
         self._closed = True
@@ -511,8 +567,8 @@ class PostgresDatabase(Database):
     def _run(self, sql: str, params: Sequence[object]) -> Cursor:
         return _pg_execute(self._connection(), sql, params, self._pipeline)
 
-    def begin(self) -> None:
-        self.execute("BEGIN")
+    def begin(self, *, synced: bool = True) -> None:
+        self.execute("BEGIN")  # synchronous_commit on: every commit is on disk as it returns
 
     def rollback(self) -> None:
         self._deferred.clear()

@@ -1587,6 +1587,17 @@ class Store:
                 raise
             self._db.commit()
 
+    def sync_committed(self) -> None:
+        """Every commit that returned before this call is on disk once it returns: the second
+        half of a :meth:`batch` stored with ``synced=False`` (ingest's receipts wait for it,
+        :class:`caregiver.receipts.DurableReceipts`). Takes no lock: a batch being stored
+        meanwhile is not waited for (and is not covered). A failure is a
+        :class:`StorageFault`."""
+        try:
+            self._db.sync_committed()
+        except OSError as exc:
+            raise StorageFault(f"caregiver database: syncing its log to disk: {exc}") from exc
+
     @contextmanager
     def message(self, event_id: str | None = None) -> Iterator[None]:
         """One message's handling in a :meth:`batch` (``event_id``: its event's, if it is one):
@@ -1663,6 +1674,7 @@ class Store:
         events: Sequence[tuple[NewEvent, float]] = (),
         *,
         savepoints: bool = True,
+        synced: bool = True,
     ) -> Iterator[None]:
         """Group commit: every :meth:`transaction` in the block commits at its end, in one
         commit (a commit costs as much as the rest of a message's work: a burst of messages
@@ -1680,11 +1692,15 @@ class Store:
         ``savepoints=False``: the block's :meth:`message` s get no savepoint (two statements
         fewer each). A message whose block raises then cannot be undone alone: the batch
         must end by that exception, and is stored again with savepoints (what
-        :meth:`caregiver.ingest.Ingestor.handle_batch` does); it never commits."""
+        :meth:`caregiver.ingest.Ingestor.handle_batch` does); it never commits.
+
+        ``synced=False``: the commit may return before it is on disk (SQLite; PostgreSQL's
+        always is): nothing that tells the outside world it is stored (a receipt) may go out
+        until :meth:`sync_committed` has returned after it."""
         with self._lock, _as_storage_fault(self._db), self._written():
             try:
                 with self._db.pipeline():
-                    self._db.begin()
+                    self._db.begin(synced=synced)
                     ops = Transaction(self._db)
                     ops.lock_devices(devices, now)
                     self._prepared = ops.prepare(events) if events else None
