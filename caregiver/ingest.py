@@ -46,7 +46,7 @@ import logging
 import threading
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -64,6 +64,7 @@ from caregiver.paho_tables import share_property_tables
 from caregiver.paho_wakes import Wakeups, coalesce_wakeups
 from caregiver.plan_answers import answer_of
 from caregiver.progress import parse_summary
+from caregiver.receipts import DurableReceipts
 from caregiver.seen import newest_alert
 from caregiver.storage import NewEvent, StorageFault, Store, StoredEvent
 from core.mqttlink import make_client
@@ -170,6 +171,8 @@ class Ingestor:
         """Received, not yet stored (at most :data:`RECEIVE_MAXIMUM`: none is acknowledged)."""
         self._queued = threading.Condition()
         self._ingest_thread: threading.Thread | None = None
+        self._durable_receipts: DurableReceipts | None = None
+        """With a client: a batch commits without a sync, its receipts go out after one."""
         self._local = threading.local()
         """``later``: this thread's batch's after-commit actions (absent: not in a batch)."""
         self._batch_max = BATCH_MAX_SHARED if store.shared else BATCH_MAX
@@ -242,8 +245,11 @@ class Ingestor:
                 if hasattr(self._local, name):
                     delattr(self._local, name)
         self._works()
-        for device_id, ids in receipts.items():  # one receipt a device, not one an event
-            self._publish_receipt(device_id, ids)
+        durable = self._durable_receipts
+        if durable is not None:  # once the batch is on disk (it committed without a sync)
+            durable.submit(receipts)
+        else:
+            self._publish_receipts(receipts)
         woken = False
         for action in later:
             if action == self.alerting.wake_notifier:  # once a batch: it reads every due row
@@ -267,7 +273,8 @@ class Ingestor:
         devices = {m.device_id for m in decoded if m is not None}
         events = [(m.event, m.now) for _, m in kept if m.event is not None]
         telemetry: dict[str, tuple[dict[str, Any], float]] = {}
-        with self.store.batch(devices, self.clock(), events, savepoints=savepoints):
+        synced = self._durable_receipts is None  # else its receipts wait for the sync there
+        with self.store.batch(devices, self.clock(), events, savepoints=savepoints, synced=synced):
             for index, message in kept:
                 if isinstance(message.body, TelemetryMessage):
                     # only the latest matters: the batch's telemetry is one statement
@@ -560,6 +567,19 @@ class Ingestor:
         elif message_id not in (ids := receipts.setdefault(device_id, [])):
             ids.append(message_id)
 
+    def _publish_receipts(self, receipts: Mapping[str, list[str]]) -> None:
+        """One receipt a device, not one an event; paho woken once for them all."""
+        with self._wakes.quiet():
+            for device_id, ids in receipts.items():
+                self._publish_receipt(device_id, ids)
+
+    def _receipts_held(self, exc: StorageFault) -> None:
+        """A sync before receipts failed: reported as the database's fault until a batch
+        stores again (the events are stored, not yet safe on disk: their devices resend)."""
+        if self.storage_fault is None:
+            log.error("%s: receipts held back until it works again", exc)
+        self.storage_fault = str(exc)
+
     def _publish_receipt(self, device_id: str, ids: list[str]) -> None:
         client = self.client
         if client is None:
@@ -605,6 +625,9 @@ class Ingestor:
         self._ingest_thread = threading.Thread(
             target=self._ingest, name="caregiver-ingest", daemon=True
         )
+        self._durable_receipts = DurableReceipts(
+            self.store.sync_committed, self._publish_receipts, self._receipts_held
+        )
         self._ingest_thread.start()
         client.loop_start()
         self._wakes = coalesce_wakeups(client)
@@ -619,6 +642,9 @@ class Ingestor:
         if self._retry_thread is not None:
             self._retry_thread.join(5)
             self._retry_thread = None
+        if self._durable_receipts is not None:  # the last batch's receipts, after a sync
+            self._durable_receipts.stop()
+            self._durable_receipts = None
         if self.client is not None:
             self.client.disconnect()
             self.client.loop_stop()

@@ -269,9 +269,11 @@ def test_a_bug_in_a_batch_holds_it_and_says_so(
 def test_a_batch_receipts_each_device_once_naming_all_its_events(
     tmp_path: Path, mosquitto: Mosquitto
 ) -> None:
-    """After its commit, a batch publishes one receipt per device naming every event of that
-    device it stored (one QoS 1 publish per event cost the service about what storing the
-    event did); a device's event that came twice in the batch is named once."""
+    """After its commit (and the sync that puts it on disk), a batch publishes one receipt
+    per device naming every event of that device it stored (one QoS 1 publish per event cost
+    the service about what storing the event did); a device's event that came twice in the
+    batch is named once. Batches committed before one sync share its receipts (the second
+    batch here may come in the first's receipt, or after it, never before)."""
     config = CaregiverConfig(
         server=ServerConfig(host="127.0.0.1", port=0, database=str(tmp_path / "c.db")),
         mqtt=CaregiverMqttConfig(
@@ -290,11 +292,22 @@ def test_a_batch_receipts_each_device_once_naming_all_its_events(
             assert service.ingestor.handle_batch([last])
             assert sub.wait(lambda: any(_id(last) in m.payload.decode() for m in sub.messages))
             receipts = [(m.topic, json.loads(m.payload)["ids"]) for m in sub.on("/receipt")]
-        assert receipts == [
-            (f"retroguard/{DEVICE}/receipt", [_id(a1), _id(a2)]),
-            (f"retroguard/{other}/receipt", [_id(b1)]),
-            (f"retroguard/{DEVICE}/receipt", [_id(last)]),
-        ]
+        # The batches committed without a sync (their receipts waited for one); the writing
+        # connection is back to syncing each commit for the service's other changes.
+        durable = service.ingestor._durable_receipts
+        assert durable is not None and durable.syncs >= 1
+        assert service.store._db.execute("PRAGMA synchronous").fetchone()[0] == 2  # FULL
+        assert receipts in (
+            [
+                (f"retroguard/{DEVICE}/receipt", [_id(a1), _id(a2)]),
+                (f"retroguard/{other}/receipt", [_id(b1)]),
+                (f"retroguard/{DEVICE}/receipt", [_id(last)]),
+            ],
+            [
+                (f"retroguard/{DEVICE}/receipt", [_id(a1), _id(a2), _id(last)]),
+                (f"retroguard/{other}/receipt", [_id(b1)]),
+            ],
+        )
     finally:
         service.ingestor.stop()
         service.store.close()
