@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 from core.errors import ConfigError
-from core.protocol.topics import share_group_problem
+from core.protocol.topics import share_group_problem, text_problem, topic_level_problem
 
 if TYPE_CHECKING:  # the notifier process decodes a config, never connects or reads TOML
     from core.mqttlink import BrokerLink
@@ -230,6 +230,30 @@ def _zone(value: Any) -> str | None:
     return None
 
 
+def _keepalive(value: Any) -> str | None:
+    from core.mqttlink import keepalive_problem
+
+    return keepalive_problem(value)
+
+
+def _session_expiry(value: Any) -> str | None:
+    from core.mqttlink import SESSION_EXPIRY_MAX_S
+
+    if 0 <= value <= SESSION_EXPIRY_MAX_S:
+        return None
+    return f"must be between 0 and {SESSION_EXPIRY_MAX_S} s (MQTT 5's session expiry is 4 bytes)"
+
+
+def _topic_level(value: Any) -> str | None:
+    return topic_level_problem(value)
+
+
+def _client_id(value: Any) -> str | None:
+    if not value.strip():
+        return "must not be empty: the broker keeps the service's session under it"
+    return text_problem(value)
+
+
 def _port(value: Any) -> str | None:
     return None if 0 <= value <= 65535 else "must be a TCP port (0-65535)"
 
@@ -242,7 +266,11 @@ _CHECKS: dict[str, typing.Callable[[Any], str | None]] = {
     "server.login_attempts": _positive,
     "server.login_window_s": _positive,
     "mqtt.port": _port,
-    "mqtt.session_expiry_s": _not_negative,
+    "mqtt.session_expiry_s": _session_expiry,
+    "mqtt.keepalive_s": _keepalive,
+    "mqtt.topic_prefix": _topic_level,
+    "mqtt.client_id": _client_id,
+    "mqtt.username": text_problem,
     "mqtt.shared_group": _share_group,
     "policy.fall": _must_page,
     "policy.no_recovery": _must_page,

@@ -18,6 +18,20 @@ if TYPE_CHECKING:
     from paho.mqtt.enums import MQTTProtocolVersion
 
 
+KEEPALIVE_MAX_S = 65535
+"""MQTT's keepalive is a two-byte number of seconds (3.1.2.10): paho fails to pack a larger one
+in its connect thread, so the client would never connect."""
+SESSION_EXPIRY_MAX_S = 2**32 - 1
+"""MQTT 5's session expiry interval is a four-byte number of seconds (3.1.2.11.2)."""
+
+
+def keepalive_problem(value: int) -> str | None:
+    """Why ``value`` cannot be an MQTT keepalive (seconds), or None."""
+    if 1 <= value <= KEEPALIVE_MAX_S:
+        return None
+    return f"must be between 1 and {KEEPALIVE_MAX_S} s (MQTT's keepalive is two bytes)"
+
+
 class MqttSetupError(Exception):
     """The MQTT settings cannot work (missing password file, unreadable CA, bad device id)."""
 
@@ -47,7 +61,16 @@ def read_password(link: BrokerLink) -> str | None:
                 return fh.readline().rstrip("\r\n")
         except OSError as exc:
             raise MqttSetupError(
-                f"mqtt.password_file: cannot read {link.password_file}: {exc.strerror}"
+                f"mqtt.password_file: cannot read {link.password_file}: {exc.strerror or exc}"
+            ) from None
+        except UnicodeDecodeError as exc:
+            raise MqttSetupError(
+                f"mqtt.password_file: {link.password_file}: byte {exc.start} is not UTF-8 "
+                "(save it as UTF-8 text)"
+            ) from None
+        except ValueError:  # a NUL in the path
+            raise MqttSetupError(
+                f"mqtt.password_file: {link.password_file!r} is not a file name"
             ) from None
     return None
 
@@ -83,7 +106,13 @@ def make_client(
     if link.tls:
         for key in ("ca_file", "cert_file", "key_file"):
             value = getattr(link, key)
-            if value and not Path(value).is_file():
+            if not value:
+                continue
+            try:
+                is_file = Path(value).is_file()
+            except OSError as exc:  # a name too long for the file system
+                raise MqttSetupError(f"mqtt.{key}: cannot read {value}: {exc.strerror}") from None
+            if not is_file:
                 raise MqttSetupError(f"mqtt.{key}: no such file: {value}")
         try:
             client.tls_set(

@@ -19,7 +19,7 @@ from typing import Any, Literal
 from core import tomlschema
 from core.errors import ConfigError
 from core.mounting import Mounting, MountingError
-from core.mqttlink import BrokerLink
+from core.mqttlink import BrokerLink, keepalive_problem
 from core.tomlschema import Check
 from firmware.detection.config import DetectorConfig
 from firmware.presses import HELP_WINDOW_S, LONG_PRESS_MIN_S, PATTERN_GAP_MAX_S, PATTERN_GAP_MIN_S
@@ -256,6 +256,24 @@ def _not_negative(value: Any) -> str | None:
     return None if value >= 0 else "must not be negative"
 
 
+KEEP_DAYS_MAX = 36500.0
+"""A hundred years: the longest keep_*_days (a larger one is a typo, and past Python's dates)."""
+WINDOW_BEFORE_MAX_S = 60.0
+"""The most IMU kept before a trip for its recording (the ring buffer holds this much)."""
+
+
+def _keep_days(value: Any) -> str | None:
+    if 0 <= value <= KEEP_DAYS_MAX:
+        return None
+    return f"must be between 0 (forever) and {KEEP_DAYS_MAX:g} days"
+
+
+def _window_before(value: Any) -> str | None:
+    if 0 < value <= WINDOW_BEFORE_MAX_S:
+        return None
+    return f"must be greater than 0 and at most {WINDOW_BEFORE_MAX_S:g} s"
+
+
 def _contact_debounce(value: Any) -> str | None:
     if 0.03 <= value <= 1.0:
         return None
@@ -316,16 +334,16 @@ _CHECKS: dict[str, Callable[[Any], str | None]] = {
     "safety.sample_timeout_s": _positive,
     "safety.frozen_after_s": _positive,
     "safety.healthy_before_arm_s": _positive,
-    "safety.window_before_s": _positive,
+    "safety.window_before_s": _window_before,
     "safety.contact_debounce_s": _contact_debounce,
     "safety.worn_min_rotation_dps": _worn_threshold,
     "safety.worn_block_s": _worn_block,
     "safety.not_worn_trip_s": _not_worn_trip,
-    "storage.keep_telemetry_days": _not_negative,
-    "storage.keep_windows_days": _not_negative,
-    "storage.keep_events_days": _not_negative,
+    "storage.keep_telemetry_days": _keep_days,
+    "storage.keep_windows_days": _keep_days,
+    "storage.keep_events_days": _keep_days,
     "mqtt.port": _tcp_port,
-    "mqtt.keepalive_s": _positive,
+    "mqtt.keepalive_s": keepalive_problem,
     "mqtt.reconnect_min_s": _positive,
     "mqtt.reconnect_max_s": _positive,
     "mqtt.max_inflight": _positive,

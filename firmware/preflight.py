@@ -23,6 +23,7 @@ from pathlib import Path
 from core.errors import ConfigError
 from core.mounting import Mounting, up_vector
 from core.protocol.ids import check_device_id
+from core.protocol.topics import text_problem, topic_level_problem
 from firmware.config import Config
 from firmware.session.voice import on_path
 
@@ -125,6 +126,8 @@ def _session(config: Config, result: Preflight) -> None:
         resolve_plan(config.session.plan)
     except ConfigError as exc:
         result.problems.extend(exc.problems)
+    if config.session.control_socket:
+        _control_socket(config.session.control_socket, result)
     voice = config.session.voice
     if voice not in ("", "off", "auto") and on_path("espeak-ng") is None:
         # An explicit voice is a promise; "auto" falls back to beeps by design (the doctor
@@ -132,6 +135,27 @@ def _session(config: Config, result: Preflight) -> None:
         result.warnings.append(
             "session.voice: espeak-ng is not installed, so cues will be beeps only"
         )
+
+
+SOCKET_PATH_MAX = 107
+"""The longest path a Unix socket can be bound to, in bytes (``sun_path`` less its NUL)."""
+
+
+def _control_socket(path: str, result: Preflight) -> None:
+    key = "session.control_socket"
+    if "\0" in path:
+        result.problems.append(f"{key}: {path!r} holds a NUL character")
+    elif len(os.fsencode(path)) > SOCKET_PATH_MAX:
+        result.problems.append(
+            f"{key}: {len(os.fsencode(path))} bytes long: a Unix socket's path may have at most "
+            f"{SOCKET_PATH_MAX}"
+        )
+    else:
+        folder = Path(path).parent
+        while not folder.exists() and folder != folder.parent:
+            folder = folder.parent
+        if not folder.is_dir():
+            result.problems.append(f"{key}: {folder} is not a directory, so {path} cannot be made")
 
 
 def _mqtt(config: Config, result: Preflight) -> None:
@@ -146,11 +170,11 @@ def _mqtt(config: Config, result: Preflight) -> None:
         ("mqtt.topic_prefix", mq.topic_prefix),
         ("mqtt.discovery_prefix", mq.discovery_prefix),
     ):
-        if not value or any(c in value for c in "+#/") or value != value.strip():
-            result.problems.append(
-                f"{key}: {value!r} must be one topic level: not empty, no '/', '+', '#' or "
-                "surrounding spaces"
-            )
+        if (problem := topic_level_problem(value)) is not None:
+            result.problems.append(f"{key}: {value!r} {problem}")
+    for key, value in (("mqtt.client_id", mq.client_id), ("mqtt.username", mq.username)):
+        if (problem := text_problem(value)) is not None:
+            result.problems.append(f"{key}: {problem}")
     if mq.discovery and not re.fullmatch(r"[a-zA-Z0-9_-]+", config.device.id):
         result.warnings.append(
             f"device.id: Home Assistant ignores a discovery topic whose id has characters other "
@@ -167,7 +191,15 @@ def _mqtt(config: Config, result: Preflight) -> None:
 
 def _storage(config: Config, result: Preflight) -> None:
     database = Path(config.storage.database)
-    if database.is_dir():
+    try:
+        is_dir = database.is_dir()
+    except OSError as exc:  # a name too long for the file system
+        result.problems.append(f"storage.database: {database}: {exc.strerror}")
+        return
+    if "\0" in str(database):
+        result.problems.append(f"storage.database: {str(database)!r} holds a NUL character")
+        return
+    if is_dir:
         # SQLite cannot open a directory: the monitor would start in a storage FAULT.
         result.problems.append(
             f"storage.database: {database} is a directory; name the database file in it "

@@ -7,7 +7,9 @@ from pathlib import Path
 import pytest
 
 from caregiver.auth import Accounts
+from caregiver.config import load_config
 from caregiver.storage import Store, engine_of
+from core.errors import ConfigError
 from launcher.cli import main
 from tests.caregiver_db import execute
 from tools.broker import free_port
@@ -56,6 +58,34 @@ def test_a_broker_password_without_a_user_name_is_refused(
     err = capsys.readouterr().err
     assert f"{config}: mqtt.{key}: set, but mqtt.username is empty" in err
     assert "secret" not in err
+
+
+@pytest.mark.parametrize(
+    ("setting", "problem"),
+    [
+        ("keepalive_s = 70000", "mqtt.keepalive_s: must be between 1 and 65535 s"),
+        ("keepalive_s = -1", "mqtt.keepalive_s: must be between 1 and 65535 s"),
+        ("session_expiry_s = 9999999999", "mqtt.session_expiry_s: must be between 0 and"),
+        ('topic_prefix = "rg/#"', "mqtt.topic_prefix: must be one topic level"),
+        ('topic_prefix = ""', "mqtt.topic_prefix: must be one topic level"),
+        ('topic_prefix = "rg\\u0001"', "mqtt.topic_prefix: must not contain control characters"),
+        ('client_id = ""', "mqtt.client_id: must not be empty"),
+        ('client_id = "care\\u0000"', "mqtt.client_id: must not contain control characters"),
+        ('username = "care\\u007f"', "mqtt.username: must not contain control characters"),
+        ('shared_group = "g\\u0001"', "mqtt.shared_group: must not contain control characters"),
+    ],
+)
+def test_broker_settings_mqtt_cannot_carry_are_refused(
+    tmp_path: Path, setting: str, problem: str
+) -> None:
+    """Each of these was taken, then killed paho's network thread with a traceback (keepalive,
+    session expiry and a wildcard prefix: struct.error, ValueError), raised out of the start
+    (a negative keepalive), or left the broker refusing the service at every connect."""
+    config = tmp_path / "caregiver.toml"
+    config.write_text(f"[mqtt]\n{setting}\n")
+    with pytest.raises(ConfigError) as err:  # as `retroguard caregiver` reads it (exit 2)
+        load_config(config)
+    assert any(line.startswith(f"{config}: {problem}") for line in err.value.problems)
 
 
 @pytest.mark.parametrize(

@@ -87,6 +87,52 @@ REFUSED = {
         '[mqtt]\nhost = "127.0.0.1"\npassword = "secret-pw"\n',
         "mqtt.password: set, but mqtt.username is empty",
     ),
+    # Each of these passed the check, then crashed `run` (or its courier, over and over) with a
+    # traceback, or left it refused by the broker at every connect.
+    "a keepalive MQTT cannot carry (two bytes)": (
+        '[mqtt]\nhost = "127.0.0.1"\nkeepalive_s = 70000\n',
+        "mqtt.keepalive_s: must be between 1 and 65535 s",
+    ),
+    "a topic prefix with a control character the broker refuses": (
+        '[mqtt]\nhost = "127.0.0.1"\ntopic_prefix = "rg\\u0001"\n',
+        "mqtt.topic_prefix: 'rg\\x01' must not contain control characters",
+    ),
+    "a client id with a NUL": (
+        '[mqtt]\nhost = "127.0.0.1"\nclient_id = "tm\\u0000"\n',
+        "mqtt.client_id: must not contain control characters",
+    ),
+    "a password file whose name holds a NUL": (
+        '[mqtt]\nhost = "127.0.0.1"\nusername = "tm"\npassword_file = "/tmp/a\\u0000b"\n',
+        "mqtt.password_file: '/tmp/a\\x00b' is not a file name",
+    ),
+    "a CA file name too long for the file system": (
+        f'[mqtt]\nhost = "127.0.0.1"\ntls = true\nca_file = "/{"x" * 300}.pem"\n',
+        "mqtt.ca_file: cannot read",
+    ),
+    "a language name too long for the file system": (
+        f'[session]\nlanguage = "{"x" * 300}"\n',
+        "session.language: no prompt file for this language",
+    ),
+    "a recording window no ring buffer can hold": (
+        "[safety]\nwindow_before_s = 1e300\n",
+        "safety.window_before_s: must be greater than 0 and at most 60 s",
+    ),
+    "a retention past the last date Python has": (
+        "keep_events_days = 1e300\n",  # in BASE's [storage]
+        "storage.keep_events_days: must be between 0 (forever) and 36500 days",
+    ),
+    "a control socket path too long for a Unix socket": (
+        f'[session]\ncontrol_socket = "/tmp/{"x" * 200}.sock"\n',
+        "session.control_socket: 210 bytes long",
+    ),
+    "a control socket path holding a NUL": (
+        '[session]\ncontrol_socket = "/tmp/a\\u0000b.sock"\n',
+        "session.control_socket: '/tmp/a\\x00b.sock' holds a NUL character",
+    ),
+    "a control socket under a file": (
+        '[session]\ncontrol_socket = "/proc/version/session.sock"\n',
+        "session.control_socket: /proc/version is not a directory",
+    ),
 }
 
 
@@ -110,18 +156,29 @@ def _refused_alike(path: Path, words: str) -> None:
     assert "Traceback" not in run.stderr
 
 
+def test_a_password_file_that_is_not_utf8_is_refused_by_check_and_run(tmp_path: Path) -> None:
+    """A password file saved in Latin-1 raised UnicodeDecodeError out of the check."""
+    (tmp_path / "pw").write_bytes(b"gr\xfcn\n")
+    path = write(tmp_path, '[mqtt]\nhost = "127.0.0.1"\nusername = "tm"\npassword_file = "pw"\n')
+    _refused_alike(path, f"mqtt.password_file: {tmp_path / 'pw'}: byte 2 is not UTF-8")
+
+
 @pytest.mark.parametrize(
     ("database", "words"),
     [
         (".", "storage.database: {dir} is a directory; name the database file in it"),
         ("config.toml/events.db", "storage.database: {dir}/config.toml is not a directory"),
+        ("x" * 300 + ".db", "storage.database: {dir}/" + "x" * 300 + ".db: File name too long"),
+        ("a\\u0000b.db", "storage.database: '{dir}/a\\x00b.db' holds a NUL character"),
     ],
 )
 def test_a_database_path_sqlite_cannot_open_is_refused_by_check_and_run(
     tmp_path: Path, database: str, words: str
 ) -> None:
     """A directory (`database = "/tmp"`) passed the check, and `run` then started in a storage
-    FAULT; so did a path under a file."""
+    FAULT; so did a path under a file. A name too long for the file system raised OSError out
+    of the check; one holding a NUL passed it, and the courier then died opening it, over and
+    over."""
     path = tmp_path / "config.toml"
     path.write_text(f'[storage]\ndatabase = "{database}"\n')
     _refused_alike(path, words.format(dir=tmp_path))

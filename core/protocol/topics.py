@@ -155,13 +155,32 @@ def shared(group: str, topic_filter: str) -> str:
     return f"$share/{group}/{topic_filter}"
 
 
+def text_problem(value: str) -> str | None:
+    """Why ``value`` cannot be an MQTT string (a topic, client id or user name), or None.
+
+    MQTT's strings are UTF-8 without U+0000 (3.1.3), and Mosquitto drops a client whose
+    packet holds any other control character as well (U+0001-U+001F, U+007F-U+009F): a client
+    id, topic or user name with one is refused at every connect or publish, for ever."""
+    for c in value:
+        if ord(c) < 0x20 or 0x7F <= ord(c) <= 0x9F:
+            return f"must not contain control characters ({c!r}): the broker refuses them"
+    return None
+
+
+def topic_level_problem(level: str) -> str | None:
+    """Why ``level`` cannot be one level of a topic we publish or subscribe to, or None."""
+    if not level or any(c in level for c in "+#/") or level != level.strip():
+        return "must be one topic level: not empty, no '/', '+', '#' or surrounding spaces"
+    return text_problem(level)
+
+
 def share_group_problem(group: str) -> str | None:
     """Why ``group`` cannot name a shared subscription group (MQTT 5, 4.8.2), or None."""
     if not group:
         return "must not be empty"
     if any(c in group for c in "/+#"):
         return "must not contain '/', '+' or '#'"
-    return None
+    return text_problem(group)
 
 
 class BadTopic(ValueError):

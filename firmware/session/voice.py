@@ -134,8 +134,10 @@ def languages() -> list[str]:
 
 
 def check_language(value: str) -> str | None:
-    """Config check of ``session.language``: a prompt file must exist for it."""
-    if prompt_file_path(value).is_file():
+    """Config check of ``session.language``: a prompt file must exist for it. The name is
+    looked up among the files shipped, not opened as a path: a name with a '/' in it or too
+    long for the file system is simply not one of them."""
+    if value in languages():
         return None
     return "no prompt file for this language (shipped: " + ", ".join(languages()) + ")"
 
