@@ -371,7 +371,11 @@ def run_forever(config: Config) -> int:
     app.monitor.on_iteration.append(watchdog)
     # Guided sessions: press patterns on the reset button, and `retroguard session ...`
     # over a local Unix socket. Neither can arm; see firmware/session/runner.py.
-    runner = attach_session(app, control_socket="")
+    try:
+        runner = attach_session(app, control_socket="")
+    except BaseException:  # e.g. the control socket cannot be made: nothing was started
+        app.close()
+        raise
     # The loop logs; stderr (journald's socket) may block: the loop only queues.
     with logging_off_this_thread():
         try:

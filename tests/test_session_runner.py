@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 
+from core.errors import ConfigError
 from core.samples import ImuSample
 from firmware.detection.base import Detection, DetectionKind
 from firmware.safety import SafetyState
@@ -339,6 +340,18 @@ def test_sessions_are_stored_per_interval(tmp_path: Path) -> None:
     assert [r[1] for r in rows] == ["backward", "forward", "rest", "backward"]
     assert [r[2] for r in rows] == [30.0, 20.0, 10.0, 150.0]
     assert [r[4] for r in rows][3] == pytest.approx(1.5 * 150, rel=0.05)
+
+
+def test_a_control_socket_that_cannot_be_made_is_a_clear_error(tmp_path: Path) -> None:
+    """A control socket under a file (or too long a path, or where the user may not write)
+    raised out of `retroguard run` with a traceback; the run now says which setting, and why."""
+    rig = _armed_rig(tmp_path)
+    (tmp_path / "a-file").write_text("")
+    path = tmp_path / "a-file" / "session.sock"
+    with pytest.raises(ConfigError) as err:
+        attach_session(rig.app, SHORT, record=False, control_socket=str(path))
+    (problem,) = err.value.problems
+    assert problem.startswith(f"session.control_socket: cannot listen on {path}: ")
 
 
 def test_local_cli_socket_controls_the_session(tmp_path: Path) -> None:

@@ -132,7 +132,8 @@ class CourierSupervisor:
     def stop(self, timeout: float = 10.0) -> bool:
         """After the link has said goodbye and closed: wait for the courier to finish."""
         self._stop.set()
-        self._thread.join(timeout)
+        if self._thread.ident is not None:  # an app closed before it started has no thread
+            self._thread.join(timeout)
         handle = self.current
         if handle is None:
             return True

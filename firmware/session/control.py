@@ -74,9 +74,13 @@ class ControlServer:
         with contextlib.suppress(FileNotFoundError):
             self.path.unlink()  # a stale socket from a previous run
         sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        sock.bind(str(self.path))
-        os.chmod(self.path, 0o660)
-        sock.listen(4)
+        try:
+            sock.bind(str(self.path))
+            os.chmod(self.path, 0o660)
+            sock.listen(4)
+        except BaseException:
+            sock.close()
+            raise
         sock.settimeout(0.2)
         self._sock = sock
         self._thread = LoopHelperThread(self._serve, "retroguard-session-control")

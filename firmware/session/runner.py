@@ -89,6 +89,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 
+from core.errors import ConfigError
 from core.mounting import Mounting
 from core.protocol.messages import (
     SENSOR_NOT_WORN,
@@ -1430,8 +1431,19 @@ def attach_session(
         from firmware.session.control import ControlServer, default_socket_path
 
         path = control_socket or config.control_socket or str(default_socket_path())
-        runner.control = ControlServer(path, runner)
-        runner.control.start()
+        control = ControlServer(path, runner)
+        try:
+            control.start()
+        except (OSError, ValueError) as exc:  # ValueError: a NUL in the path
+            if measurements is not None:
+                measurements.close()
+            if runner.speaker is not None:
+                runner.speaker.close()
+            reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else exc
+            raise ConfigError(
+                [f"session.control_socket: cannot listen on {path}: {reason}"]
+            ) from None
+        runner.control = control
     app.monitor.on_iteration.append(runner)
     if app.status_light is not None:
         app.status_light.interval_now = runner.interval_now
