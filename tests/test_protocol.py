@@ -192,6 +192,8 @@ def test_telemetry_says_whether_the_belt_is_enabled_only_when_it_is_read_back() 
 def test_decoding_names_what_is_wrong() -> None:
     with pytest.raises(NotJson):
         decode(TopicKind.EVENT, b"\xff not json")
+    with pytest.raises(NotJson, match="nested too deeply"):  # was RecursionError, uncaught
+        decode(TopicKind.EVENT, b'{"a":' * 5000)
     good = json.loads(event_payload(fixed_event(window=False), 1))
     del good["seq"]
     with pytest.raises(InvalidMessage, match="seq"):
@@ -345,6 +347,8 @@ def test_commands_round_trip_and_the_home_assistant_payload_is_unchanged() -> No
         ("ping", b"[1]", "payload must be a JSON object", None),
         ("ping", b"\xff", "not valid UTF-8 JSON", None),
         ("ping", b"{" + b" " * 5000 + b"}", "payload too large", None),
+        # nesting past json's limit raised RecursionError: an internal error and a traceback
+        ("progression", b'{"a":' * 5000, "payload is nested too deeply", None),
     ],
 )
 def test_bad_commands_are_refused_with_the_reason_and_the_request_id(

@@ -158,6 +158,8 @@ def _decode(payload: bytes, limit: int = MAX_PAYLOAD_BYTES) -> dict[str, Any]:
         data = json.loads(payload.decode("utf-8"))
     except (UnicodeDecodeError, ValueError):
         raise CommandRefused("payload is not valid UTF-8 JSON") from None
+    except RecursionError:  # json's limit on nesting: no command nests so
+        raise CommandRefused("payload is nested too deeply") from None
     if not isinstance(data, dict):
         raise CommandRefused("payload must be a JSON object")
     return data

@@ -105,6 +105,8 @@ def decode_as(message_type: type[M], payload: bytes) -> M:
         raise InvalidMessage(f"invalid {message_type.__name__}: {exc}") from None
     except msgspec.DecodeError as exc:
         raise NotJson(f"not JSON: {exc}") from None
+    except RecursionError:  # msgspec's own limit on nesting: no message of ours nests so
+        raise NotJson("not JSON we read: nested too deeply") from None
 
 
 def decode_availability(payload: bytes) -> Availability:
