@@ -150,6 +150,70 @@ def test_in_armed_a_long_first_press_is_no_reset_press_and_help_still_works(pins
     assert [type(o) for o in pins.what()] == [HelpPattern]
 
 
+# -- the patterns, edge by edge (the recogniser's own rules) --------------------------------
+
+
+def _edges(*spans: tuple[float, float]) -> list[tuple[float, bool]]:
+    """(down, up) presses as the edges the button reports."""
+    return [edge for down, up in spans for edge in ((down, True), (up, False))]
+
+
+@pytest.mark.parametrize("field", ["arm_hold_s", "gap_s", "help_window_s"])
+@pytest.mark.parametrize("value", [0.0, -0.5])
+def test_timings_that_are_not_positive_are_refused(field: str, value: float) -> None:
+    with pytest.raises(ValueError, match="must be > 0"):
+        ResetButtonPatterns(**{field: value})
+
+
+def test_each_limit_counts_when_met_exactly() -> None:
+    """Held for the arming time, let go for the gap, three presses within the window: each
+    limit is inclusive (the derived limits in firmware/presses.py rely on it). The times are
+    exact in binary, so the limits are met exactly."""
+    patterns = ResetButtonPatterns(arm_hold_s=0.5, gap_s=0.5, help_window_s=1.5)
+    assert patterns.feed([(10.0, True)], 10.5, armable=True) == [ResetPress(10.0)]
+    assert patterns.feed([(10.75, False)], 20.0, armable=True) == []
+    # Let go 0.5 s before the next press (the gap), the third 1.5 s after the first.
+    calls = _edges((30.0, 30.25), (30.75, 31.0), (31.5, 31.75))
+    assert patterns.feed(calls, 40.0, armable=True) == [HelpPattern(30.0, 31.5)]
+
+
+def test_any_three_presses_of_a_sequence_within_the_window_ask_for_help() -> None:
+    # ARMED: a first press held 1.5 s (no reset press there), then three quick taps. The first
+    # three are too far apart; the last three are within the window: help, at the fourth.
+    presses = _edges((0.0, 1.5), (2.0, 2.1), (2.3, 2.4), (2.6, 2.7))
+    found = ResetButtonPatterns().feed(presses, 5.0, armable=False)
+    assert found == [HelpPattern(first_press=0.0, at=2.6)]  # the sequence's first press
+
+
+def test_a_later_call_for_help_is_heard_again() -> None:
+    patterns = ResetButtonPatterns()
+    call = _edges((0.0, 0.1), (0.3, 0.4), (0.6, 0.7))
+    assert patterns.feed(call, 5.0, armable=False) == [HelpPattern(0.0, 0.6)]
+    again = _edges((10.0, 10.1), (10.3, 10.4), (10.6, 10.7))
+    assert patterns.feed(again, 15.0, armable=False) == [HelpPattern(10.0, 10.6)]
+
+
+def test_unpaired_edges_change_nothing() -> None:
+    """A press reported twice without a release between, or a release with no press, as a
+    dropped edge would leave them: one press is still one press, and a stray release does
+    not stretch a sequence."""
+    twice = ResetButtonPatterns()  # STANDBY: a lone press, its down edge reported twice
+    found = twice.feed([(0.0, True), (0.1, True)], 0.5, armable=True)
+    assert found == [ResetPress(0.0)]  # the first press of its sequence, held: arms
+    # ... and a repeated down in a quick double press does not make it three (help).
+    doubled = [(0.0, True), (0.05, True), (0.1, False), (0.3, True), (0.4, False)]
+    assert ResetButtonPatterns().feed(doubled, 5.0, armable=False) == []
+    # A tap, a stray release 0.4 s after it, a tap 0.9 s after the first let go: two lone
+    # presses (two sequences), not one double press.
+    stray = [(0.0, True), (0.1, False), (0.5, False), (1.0, True), (1.1, False)]
+    assert ResetButtonPatterns().feed(stray, 5.0, armable=True) == [
+        ResetPress(0.0),
+        ResetPress(1.0),
+    ]
+    # The button held at start-up: its release alone is no press.
+    assert ResetButtonPatterns().feed([(0.2, False)], 5.0, armable=True) == []
+
+
 def test_the_doctor_checks_the_help_button_only_when_it_is_wired() -> None:
     clock = SimClock(T0)
     wired = run_gpio_checks(GpioConfig(help_button_wired=True), clock, factory=None)
