@@ -21,6 +21,7 @@ from core.protocol.messages import DeviceHealth, DeviceState
 from core.samples import ImuSample
 from firmware.app import HealthReports
 from firmware.config import SafetyConfig
+from firmware.contact import ContactWatch, Mismatch
 from firmware.detection.base import NO_DETECTIONS, Detection, DetectionKind
 from firmware.link.endpoint import CourierLink
 from firmware.safety import (
@@ -647,6 +648,76 @@ def test_without_the_sense_wiring_the_monitor_still_protects(tmp_path: Path) -> 
     assert rig.state == "ARMED" and rig.app.controller.contact_closed is None
     rig.run_for(2.0)
     assert rig.state == "TRIPPED" and not rig.hardware.contact_closed()
+
+
+# -- the contact's debounce, reading by reading (firmware/contact.py) -----------------------
+# Times are exact in binary (0.25 s steps, a 0.5 s debounce), so each limit is met exactly.
+
+
+@pytest.mark.parametrize("debounce_s", [0.0, -0.1])
+def test_a_contact_debounce_that_is_not_positive_is_refused(debounce_s: float) -> None:
+    with pytest.raises(ValueError, match="debounce_s must be positive"):
+        ContactWatch(debounce_s)
+
+
+def test_a_disagreement_is_a_mismatch_once_it_has_lasted_the_debounce() -> None:
+    watch = ContactWatch(0.5)
+    assert watch.update(True, True, 0.0) is None
+    assert watch.update(True, False, 1.0) is None  # the latch dropped: the count starts
+    assert watch.update(True, False, 1.25) is None
+    assert watch.update(True, False, 1.5) == Mismatch(True, since=1.0, lasted_s=0.5)
+    assert watch.update(True, False, 1.75) == Mismatch(True, since=1.0, lasted_s=0.75)
+    assert watch.agreeing_for(1.75) == 0.0
+
+
+def test_a_gap_longer_than_the_debounce_restarts_the_count() -> None:
+    """Nothing was seen during a stall: the count starts again at the next reading. A gap of
+    exactly the debounce is still observed."""
+    watch = ContactWatch(0.5)
+    assert watch.update(True, False, 0.0) is None  # armed; the latch closes at the first edge
+    assert watch.update(True, False, 2.0) is None  # the loop stalled 2 s in between
+    assert watch.update(True, False, 2.25) is None
+    assert watch.update(True, False, 2.5) == Mismatch(True, since=2.0, lasted_s=0.5)
+    exact = ContactWatch(0.5)
+    assert exact.update(False, True, 0.0) is None
+    assert exact.update(False, True, 0.5) == Mismatch(False, since=0.0, lasted_s=0.5)
+
+
+def test_a_new_wish_starts_a_new_count() -> None:
+    watch = ContactWatch(0.5)
+    assert watch.update(False, True, 0.0) is None  # closed while released, for a moment ...
+    assert watch.update(True, False, 0.25) is None  # ... then armed, and open: a new story
+    assert watch.update(True, False, 0.5) is None
+    assert watch.update(True, False, 0.75) == Mismatch(True, since=0.25, lasted_s=0.5)
+
+
+def test_the_longest_settled_disagreement_is_the_margin_and_mismatches_do_not_count() -> None:
+    watch = ContactWatch(0.5)
+    watch.update(True, False, 0.0)
+    watch.update(True, True, 0.25)  # settled after 0.25 s
+    watch.update(False, True, 1.0)
+    watch.update(False, False, 1.125)  # settled after 0.125 s: the longest stays
+    assert watch.longest_settled_s == 0.25
+    watch.update(True, False, 2.0)
+    assert watch.update(True, False, 3.0) is None  # a stall: counted again from 3.0
+    assert watch.update(True, False, 3.5) is not None  # reported ...
+    watch.update(True, True, 4.0)  # ... and then agreeing: no margin, it was a mismatch
+    assert watch.longest_settled_s == 0.25
+    watch.update(True, False, 4.25)  # after a mismatch, a disagreement that settles counts
+    watch.update(True, True, 4.625)
+    assert watch.longest_settled_s == 0.375
+
+
+def test_agreement_is_timed_from_the_last_disagreement_or_gap() -> None:
+    watch = ContactWatch(0.5)
+    watch.update(True, True, 0.0)
+    assert watch.agreeing_for(0.25) == 0.25
+    watch.update(True, False, 0.5)
+    assert watch.agreeing_for(0.5) == 0.0  # disagreeing now
+    watch.update(True, True, 0.75)
+    assert watch.agreeing_for(1.0) == 0.25
+    watch.update(True, True, 3.0)  # a gap longer than the debounce: agreeing only since 3.0
+    assert watch.agreeing_for(3.25) == 0.25
 
 
 class HealthLink:
