@@ -338,3 +338,46 @@ def test_unset_socket_hook_is_harmless() -> None:
     rig.monitor.on_iteration.append(watchdog)
     rig.steps(50)
     assert watchdog.ready_sent and watchdog.notifier.sent == 0
+
+
+def test_ping_interval_from_env_edge_cases(caplog: pytest.LogCaptureFixture) -> None:
+    """What sd_watchdog_enabled(3) reads: a zero or negative WATCHDOG_USEC is no watchdog, an
+    empty WATCHDOG_PID is no PID, and our PID may come with a trailing newline."""
+    usec = {"WATCHDOG_USEC": "2000000"}
+    assert ping_interval_from_env({"WATCHDOG_USEC": "0"}) is None
+    assert ping_interval_from_env({"WATCHDOG_USEC": "-5"}) is None
+    assert ping_interval_from_env({**usec, "WATCHDOG_PID": ""}) == pytest.approx(0.5)
+    mine = {**usec, "WATCHDOG_PID": f"{os.getpid()}\n"}
+    assert ping_interval_from_env(mine) == pytest.approx(0.5)
+    with caplog.at_level("WARNING", logger="firmware.watchdog"):
+        assert ping_interval_from_env({"WATCHDOG_USEC": "2s"}) is None
+    assert "ignoring WATCHDOG_USEC='2s': not an integer" in caplog.text
+
+
+class _Controller:
+    state = "STANDBY"
+    reason = "IMU healthy; press reset to arm"
+
+
+class _HealthyMonitor:
+    """Just what the watchdog reads, on a clock the test sets."""
+
+    def __init__(self) -> None:
+        self.controller = _Controller()
+        self.clock = SimClock()
+        self.healthy = True
+        self.restart_may_cure = False
+
+
+def test_a_ping_goes_out_once_the_interval_has_passed_exactly(
+    systemd_socket: tuple[socket.socket, str],
+) -> None:
+    sock, path = systemd_socket
+    watchdog = ServiceWatchdog(Notifier(path), interval_s=0.5)
+    monitor = _HealthyMonitor()
+    for _ in range(5):  # at 0, 0.25, 0.5, 0.75, 1.0 s (exact in binary)
+        watchdog(monitor)
+        monitor.clock.advance(0.25)
+    lines = flat(received(sock))
+    assert lines.count("WATCHDOG=1") == 3  # at 0, 0.5 and 1.0 s
+    assert watchdog.pings == 3
