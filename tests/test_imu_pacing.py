@@ -29,6 +29,7 @@ from firmware.link.endpoint import CourierLink
 from firmware.pacing import (
     InterruptPacing,
     PollPacing,
+    dead_after_samples,
     open_pacing,
     samples_per_wake,
     wait_bound_s,
@@ -485,3 +486,133 @@ def test_unset_samples_per_wake_is_chosen_to_fit_the_hold_time_and_a_set_one_is_
     assert samples_per_wake(at_100.imu, relay_held) == 2
     with pytest.raises(ConfigError, match=r"imu\.samples_per_wake: 2 samples"):
         parse_config(tomllib.loads("[imu]\nsample_rate_hz = 100\nsamples_per_wake = 2\n"))
+
+
+# --- the pacing's own rules, on a scripted line and IMU -------------------------------------
+
+
+class ScriptedLine:
+    """A data-ready line whose pulse count after each wait the test scripts."""
+
+    def __init__(self, counts: Sequence[int]) -> None:
+        self.edges = 0
+        self._counts = iter(counts)
+        self.waits: list[tuple[int, float]] = []
+        self.closed = False
+
+    def wait_for(self, edges: int, timeout: float) -> int:
+        self.waits.append((edges, timeout))
+        self.edges = next(self._counts)
+        return self.edges
+
+    def close(self) -> None:
+        self.closed = True
+
+
+class ScriptedImu:
+    """Delivers ``per_read`` samples at every read; notes each read's timeout."""
+
+    sample_rate_hz = 200.0
+
+    def __init__(self, per_read: int = 2) -> None:
+        self.per_read = per_read
+        self.timeouts: list[float] = []
+
+    def start(self) -> None:
+        pass
+
+    def read_batch(self, timeout: float) -> Sequence[ImuSample]:
+        self.timeouts.append(timeout)
+        return [ImuSample(0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0)] * self.per_read
+
+    def close(self) -> None:
+        pass
+
+
+class CountedImu(ScriptedImu):
+    """An IMU that can use the pulse count (:class:`hal.interfaces.PulseCountedImu`)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.pulses: list[int] = []
+
+    def read_signalled(self, pulses: int) -> Sequence[ImuSample]:
+        self.pulses.append(pulses)
+        return self.read_batch(0.0)
+
+
+def scripted_pacing(
+    line: ScriptedLine, *, per_wake: int = 2, dead_after: int = 6, uncounted: bool = False
+) -> InterruptPacing:
+    return InterruptPacing(
+        line,
+        pin=INT_PIN,
+        samples_per_wake=per_wake,
+        uncounted_reads=uncounted,
+        wait_s=0.0125,
+        poll_timeout_s=0.025,
+        dead_after=dead_after,
+        required=True,
+    )
+
+
+def test_a_line_is_dead_after_its_count_of_unsignalled_samples_then_closed_and_polled() -> None:
+    line, imu = ScriptedLine([0] * 3), ScriptedImu(per_read=2)
+    pacing = scripted_pacing(line, dead_after=6)
+    for _ in range(2):
+        assert len(pacing.read(imu)) == 2
+    assert pacing.mode == "interrupt" and not line.closed  # 4 samples without an edge: not yet
+    pacing.read(imu)  # the 6th sample
+    assert pacing.mode == "poll" and line.closed
+    assert line.waits == [(2, 0.0125)] * 3  # each wait bounded by wait_s
+    ok, detail = pacing.check()
+    assert not ok and f"GPIO{INT_PIN} gave no data-ready edge while the IMU delivered 6 " in detail
+    pacing.read(imu)  # polling now: with the loop's read timeout, the line no longer asked
+    assert imu.timeouts == [0.0, 0.0, 0.0, 0.025] and len(line.waits) == 3
+
+
+def test_samples_without_an_edge_count_only_while_no_edge_comes() -> None:
+    """An edge between them starts the count again: scattered timed-out waits on a working
+    line never add up to a dead one."""
+    line = ScriptedLine([0, 2, 2, 4, 4, 6, 6, 8])
+    pacing = scripted_pacing(line, dead_after=4)
+    for _ in range(8):
+        pacing.read(ScriptedImu(per_read=2))
+        assert pacing.mode == "interrupt"
+    assert not line.closed
+
+
+def test_the_check_counts_wakes_and_timeouts_and_close_frees_the_line() -> None:
+    line = ScriptedLine([2, 4, 5, 7])
+    pacing = scripted_pacing(line)
+    imu = ScriptedImu()
+    for _ in range(4):
+        pacing.read(imu)
+    assert pacing.check() == (
+        True,
+        f"paced by the data-ready interrupt on GPIO{INT_PIN}: 7 edges, a read every 2 samples, "
+        "1 of 4 waits timed out",
+    )
+    pacing.close()
+    assert line.closed and pacing.mode == "poll"
+
+
+def test_an_imu_that_counts_pulses_is_told_how_many_came_and_only_that_imu() -> None:
+    line = ScriptedLine([1, 3, 3, 4, 5])
+    pacing = scripted_pacing(line, per_wake=1, dead_after=50, uncounted=True)
+    plain, counted = ScriptedImu(), CountedImu()
+    pacing.read(plain)  # a plain IMU first: read as ever
+    for _ in range(3):
+        pacing.read(counted)
+    pacing.read(plain)  # and again: never the other IMU's cheaper read
+    assert counted.pulses == [2, 0, 1]
+    assert plain.timeouts == [0.0, 0.0]
+
+
+def test_a_line_is_dead_after_a_quarter_second_of_samples_rounded_up() -> None:
+    assert dead_after_samples(200.0) == 50
+    assert dead_after_samples(30.0) == 8  # 7.5 samples
+
+
+def test_the_wait_for_an_edge_is_never_longer_than_the_loops_read_timeout() -> None:
+    assert wait_bound_s(GpioConfig(), read_timeout_s=0.01) == 0.01  # under 12.5 ms
