@@ -17,6 +17,7 @@ from core.clock import SimClock
 from core.protocol.events import Event, EventType
 from firmware.presses import (
     ARM_HOLD_S,
+    EdgeFeed,
     HelpPattern,
     PressOutcome,
     ResetButtonPatterns,
@@ -212,6 +213,14 @@ def test_unpaired_edges_change_nothing() -> None:
     ]
     # The button held at start-up: its release alone is no press.
     assert ResetButtonPatterns().feed([(0.2, False)], 5.0, armable=True) == []
+
+
+def test_the_edge_feed_drops_the_oldest_edges_nobody_read() -> None:
+    feed = EdgeFeed()
+    edges = [(float(k), k % 2 == 0) for k in range(EdgeFeed.MAX_EDGES + 10)]
+    feed.publish(edges)
+    assert feed.take_edges() == edges[10:]  # bounded: the newest MAX_EDGES kept, in order
+    assert feed.take_edges() == []
 
 
 def test_the_doctor_checks_the_help_button_only_when_it_is_wired() -> None:
