@@ -14,9 +14,12 @@ restart the process, which re-initialises the sensor and the bus: the
 remedy for a wedged MPU-6050 that plain retries do not cure. Restarting for
 a fault a restart cannot cure would only repeat it, and its alert, forever.
 
-``READY=1`` goes out once, the first time the loop is healthy: the relay is
-then in a state the loop decided (held only if ARMED), so ``systemctl start``
-returning means "RetroGuard is watching", not merely "the process exists".
+``READY=1`` goes out once, the first time the loop is healthy or in a FAULT a
+restart cannot cure: the relay is then in a state the loop decided (held only
+if ARMED), so ``systemctl start`` returning means "RetroGuard is watching", not
+merely "the process exists". A FAULT a restart cannot cure (a sense wire cut
+before the first healthy iteration) says READY too: without it systemd would
+fail the start after ``TimeoutStartSec`` and restart the service forever.
 ``STATUS=`` follows every change of state or reason (a FAULT can learn a new
 reason, such as a welded relay contact) so ``systemctl status`` shows why the
 treadmill is stopped.
@@ -118,12 +121,13 @@ class ServiceWatchdog:
         if status != self._last_status:
             self._last_status = status
             self.notifier.status(f"{status[0]}: {status[1]}")
-        if monitor.healthy:
-            if not self.ready_sent:
-                self.ready_sent = True
-                self.notifier.ready()
-        elif monitor.restart_may_cure or monitor.controller.state != "FAULT":
+        if not monitor.healthy and (
+            monitor.restart_may_cure or monitor.controller.state != "FAULT"
+        ):
             return
+        if not self.ready_sent:
+            self.ready_sent = True
+            self.notifier.ready()
         if self.interval_s is None:
             return
         now = monitor.clock.monotonic()

@@ -381,3 +381,27 @@ def test_a_ping_goes_out_once_the_interval_has_passed_exactly(
     lines = flat(received(sock))
     assert lines.count("WATCHDOG=1") == 3  # at 0, 0.5 and 1.0 s
     assert watchdog.pings == 3
+
+
+def test_a_fault_a_restart_cannot_cure_from_the_start_still_says_ready(
+    systemd_socket: tuple[socket.socket, str],
+) -> None:
+    """A sense wire cut (or a contact welded) before the monitor was ever healthy: systemd must
+    hear READY, or it fails the start after TimeoutStartSec and restarts the service — and the
+    fault, and its alert — forever, which the pings alone cannot prevent."""
+    sock, path = systemd_socket
+    rig = Rig()
+    watchdog = ServiceWatchdog.from_env({"NOTIFY_SOCKET": path, "WATCHDOG_USEC": "2000000"})
+    rig.monitor.on_iteration.append(watchdog)
+    for _ in range(10):  # 0.2 s in STARTING, the contact reading closed while released
+        rig.controller.on_contact(True, rig.clock.monotonic())
+        rig.steps(1)
+    assert rig.state is SafetyState.FAULT and not rig.monitor.restart_may_cure
+    assert rig.controller.contact_fault is FaultKind.CONTACT_CLOSED_WHILE_RELEASED
+    for _ in range(100):  # 2 s
+        rig.controller.on_contact(True, rig.clock.monotonic())
+        rig.steps(1)
+    lines = flat(received(sock))
+    assert lines.count("READY=1") == 1
+    assert "WATCHDOG=1" in lines[lines.index("READY=1") :]  # pinging on, no restart
+    assert watchdog.ready_sent
