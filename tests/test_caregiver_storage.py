@@ -406,6 +406,26 @@ def test_the_service_s_sqlite_commits_are_each_synced_to_disk(
 
 COMMITS = 20
 
+
+def _traced(tmp_path: Path, calls: str, script: str, *args: str | Path) -> list[str]:
+    """The lines strace wrote for ``calls`` (``-e`` syntax, descriptors named by ``-y``)
+    while another process ran ``script`` with ``args`` on this tree; skipped where strace may
+    not trace."""
+    trace = tmp_path / "syncs.txt"
+    strace = ["strace", "-f", "-qq", "-y", "-e", calls, "-o", str(trace)]
+    run = subprocess.run(
+        [*strace, sys.executable, "-c", script, *map(str, args)],
+        env=dict(os.environ, PYTHONPATH=str(ROOT)),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    if run.returncode != 0 and "ptrace" in run.stderr.lower():
+        pytest.skip(f"strace may not trace here: {run.stderr.strip()}")
+    assert run.returncode == 0, run.stderr
+    return trace.read_text().splitlines()
+
+
 _COMMITTING = """
 import sys
 from caregiver.storage import NewEvent, Store
@@ -429,20 +449,9 @@ def test_each_commit_of_the_store_is_synced_to_disk_before_it_returns(tmp_path: 
     WAL before it returns; under NORMAL they were synced only by a checkpoint (twice here:
     a power cut would have undone the rest)."""
     database = tmp_path / "caregiver.db"
-    trace = tmp_path / "syncs.txt"
-    strace = ["strace", "-f", "-qq", "-y", "-e", "trace=fsync,fdatasync", "-o", str(trace)]
-    run = subprocess.run(
-        [*strace, sys.executable, "-c", _COMMITTING, str(database), str(COMMITS)],
-        env=dict(os.environ, PYTHONPATH=str(ROOT)),
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    if run.returncode != 0 and "ptrace" in run.stderr.lower():
-        pytest.skip(f"strace may not trace here: {run.stderr.strip()}")
-    assert run.returncode == 0, run.stderr
+    lines = _traced(tmp_path, "trace=fsync,fdatasync", _COMMITTING, database, str(COMMITS))
     wal = f"/{database.name}-wal>"
-    wal_syncs = [line for line in trace.read_text().splitlines() if wal in line]
+    wal_syncs = [line for line in lines if wal in line]
     assert len(wal_syncs) >= COMMITS, wal_syncs
 
 
@@ -480,22 +489,10 @@ def test_ingest_s_batches_wait_for_no_sync_and_one_sync_then_covers_them(tmp_pat
     ordinary transaction's commit is synced again (the level is the connection's, restored
     after each such batch)."""
     database = tmp_path / "caregiver.db"
-    trace = tmp_path / "syncs.txt"
     batches_done, last_done = tmp_path / "batches-done", tmp_path / "last-done"
     traced = "trace=fsync,fdatasync,openat"
-    strace = ["strace", "-f", "-qq", "-y", "-e", traced, "-o", str(trace)]
-    script = [sys.executable, "-c", _BATCHES_THEN_SYNC, str(database), str(COMMITS)]
-    run = subprocess.run(
-        [*strace, *script, str(batches_done), str(last_done)],
-        env=dict(os.environ, PYTHONPATH=str(ROOT)),
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    if run.returncode != 0 and "ptrace" in run.stderr.lower():
-        pytest.skip(f"strace may not trace here: {run.stderr.strip()}")
-    assert run.returncode == 0, run.stderr
-    lines = trace.read_text().splitlines()
+    args = (str(COMMITS), str(batches_done), str(last_done))
+    lines = _traced(tmp_path, traced, _BATCHES_THEN_SYNC, database, *args)
     marks = [
         i for i, line in enumerate(lines) if batches_done.name in line or last_done.name in line
     ]

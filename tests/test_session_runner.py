@@ -771,6 +771,27 @@ def test_an_idle_runner_calls_into_nothing_until_something_is_due_then_acts_on_t
     detach_session(rig.app, runner)
 
 
+def _two_a_week_since_a_week_ago(db: Path, plan: Plan) -> None:
+    """The default walker's progression, assigned a week ago: ``plan``, 2 sessions a week (not
+    the default 3), so a week's count shows whose prescription it is counted against."""
+    import datetime as dt
+
+    from core.protocol.plan import Progression, Stage
+    from firmware.storage.database import connect
+    from firmware.storage.progressions import start_progression
+
+    conn = connect(db)
+    with conn:
+        start_progression(
+            conn,
+            Progression("two-a-week", (Stage(plan, weeks=2, sessions_per_week=2),)),
+            stage=0,
+            by="Jo",
+            wall=(dt.datetime.now(dt.UTC) - dt.timedelta(days=7)).isoformat(timespec="seconds"),
+        )
+    conn.close()
+
+
 def _stop_from_the_cli(rig: Rig, runner: SessionRunner, command: list[str]) -> int:
     """``retroguard session stop`` on another thread (the CLI is another process on a device):
     the loop runs until it has taken the stop, then the link alone is pumped (the loop's clock
@@ -793,30 +814,19 @@ def test_session_stop_prints_the_session_and_the_walker_s_week(
     sessions done of those the walker's progression prescribes (2 here, not the default 3),
     the longest backward stretch, the weeks at goal. Another walker's session that week (10
     minutes backward, at goal) is theirs, not counted."""
-    import datetime as dt
 
     import msgspec
 
     from core.progress import started_utc, week_of
-    from core.protocol.plan import Progression, Stage
     from core.protocol.walker import Walker
     from core.zones import system_zone
     from firmware.session.runner import session_record
     from firmware.storage.database import connect
-    from firmware.storage.progressions import start_progression
     from firmware.storage.sessions import save_session
 
     db = tmp_path / "events.db"  # make_rig's
+    _two_a_week_since_a_week_ago(db, SHORT)
     conn = connect(db)
-    a_week_ago = dt.datetime.now(dt.UTC) - dt.timedelta(days=7)
-    with conn:
-        start_progression(
-            conn,
-            Progression("two-a-week", (Stage(SHORT, weeks=1, sessions_per_week=2),)),
-            stage=0,
-            by="Jo",
-            wall=a_week_ago.isoformat(timespec="seconds"),
-        )
     rig = _armed_rig(tmp_path)
     sock = tmp_path / "run" / "session.sock"
     runner = attach_session(rig.app, SHORT, control_socket=str(sock))
@@ -893,28 +903,15 @@ def test_a_session_that_ends_on_the_device_is_summarised_in_its_journal(
     press or a caregiver's stop take the same path) is told in the device's journal by the
     courier once it is stored: the words ``retroguard session stop`` prints, the week counted
     against the walker's progression (2 sessions a week here, not the default 3)."""
-    import datetime as dt
     import logging
     import time
 
     from core.progress import started_utc, week_of
-    from core.protocol.plan import Progression, Stage
     from core.zones import system_zone
-    from firmware.storage.database import connect
-    from firmware.storage.progressions import start_progression
 
     caplog.set_level(logging.INFO, logger="firmware.courier.service")
     tiny = Plan("tiny", (Interval.of_seconds("backward", 6.0),))
-    conn = connect(tmp_path / "events.db")  # make_rig's
-    with conn:
-        start_progression(
-            conn,
-            Progression("two-a-week", (Stage(tiny, weeks=2, sessions_per_week=2),)),
-            stage=0,
-            by="Jo",
-            wall=(dt.datetime.now(dt.UTC) - dt.timedelta(days=7)).isoformat(timespec="seconds"),
-        )
-    conn.close()
+    _two_a_week_since_a_week_ago(tmp_path / "events.db", tiny)  # make_rig's database
     rig = _armed_rig(tmp_path)
     runner = attach_session(rig.app, tiny)
     runner.request("start")
