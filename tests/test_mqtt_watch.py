@@ -236,7 +236,9 @@ def test_watch_started_after_a_fall_says_it_is_open_and_then_who_closed_it(
     reporter.sink.handle(dataclasses.replace(fall("tm1", 2.0), incident=incident))
     reporter.publish_state("TRIPPED", "fall: impact then lying")
     assert reporter.wait_drained(WAIT)
-    proc = _watch("--port", str(mosquitto.port), "--count", "1")
+    # No --count: the watch would end at the CLOSED event, and the retained incident's
+    # closing, published after it, may then never be read (it failed so in CI once).
+    proc = _watch("--port", str(mosquitto.port))
     try:
         assert proc.stdout is not None
         out = _lines(proc.stdout)
@@ -258,7 +260,6 @@ def test_watch_started_after_a_fall_says_it_is_open_and_then_who_closed_it(
         closing = after[-1]
         assert f"INCIDENT {incident[:8]} closed by Ann on the dashboard: a FALL" in closing
         assert closing.rstrip().endswith("seen here: closed")  # the trip and fall came before
-        proc.wait(timeout=WAIT)  # --count 1: the closed event
     finally:
         proc.kill()
         proc.wait()
