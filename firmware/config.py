@@ -20,6 +20,7 @@ from core import tomlschema
 from core.errors import ConfigError
 from core.mounting import Mounting, MountingError
 from core.mqttlink import BrokerLink, keepalive_problem
+from core.protocol.ids import check_device_id
 from core.tomlschema import Check
 from firmware.detection.config import DetectorConfig
 from firmware.presses import HELP_WINDOW_S, LONG_PRESS_MIN_S, PATTERN_GAP_MAX_S, PATTERN_GAP_MIN_S
@@ -304,10 +305,6 @@ def _not_worn_trip(value: Any) -> str | None:
     return "must be between 2 s and 30 s (the belt runs unprotected for that long)"
 
 
-def _non_empty(value: Any) -> str | None:
-    return None if value.strip() else "must not be empty"
-
-
 def _web_address(value: Any) -> str | None:
     if not value:
         return None
@@ -320,7 +317,6 @@ def _web_address(value: Any) -> str | None:
 
 
 _CHECKS: dict[str, Callable[[Any], str | None]] = {
-    "device.id": _non_empty,
     "imu.sample_rate_hz": _imu_rate,
     "imu.address": _i2c_address,
     "imu.dlpf_hz": _one_of(DLPF_BANDWIDTHS_HZ),
@@ -396,6 +392,42 @@ def detector_range(name: str) -> Check | None:
         if name.endswith(suffix):
             return check
     return None
+
+
+def _device_id(value: Any) -> str | None:
+    """Every device id names its rows, its topics and its files, broker or not."""
+    try:
+        check_device_id(value)
+    except ValueError as exc:
+        return str(exc)
+    return None
+
+
+# Times whose huge value would switch a protection off without a word (a frozen sensor never
+# noticed, a lost bus never a fault), or make "retry" mean "never": each a range a person
+# could mean, its reason in the message.
+_CHECKS.update(
+    {
+        "device.id": _device_id,
+        "imu.stale_timeout_s": _within(0.0, 1.0, "s (bus errors for longer lose the IMU)"),
+        "gpio.button_bounce_s": _within(0.0, 0.2, "s (a press is longer than its bounce)"),
+        "gpio.heartbeat_hold_s": _within(
+            0.0, 1.0, "s (the hold circuit's time, about 0.05 s as wired/README.md builds it)"
+        ),
+        "safety.sample_timeout_s": _within(0.0, 1.0, "s (no sample for longer is a lost IMU)"),
+        "safety.frozen_after_s": _within(
+            0.0, 2.0, "s (a sensor stuck for longer must stop the belt)"
+        ),
+        "safety.healthy_before_arm_s": _within(0.0, 60.0, "s"),
+        "mqtt.reconnect_min_s": _within(0.0, 60.0, "s"),
+        "mqtt.reconnect_max_s": _within(0.0, 3600.0, "s (a broker back must be found again)"),
+        "mqtt.receipt_retry_s": _within(
+            0.0, 3600.0, "s (an alert without a receipt is sent again within the hour)"
+        ),
+        "mqtt.telemetry_interval_s": _within(0.0, 86400.0, "s (0: no telemetry)", low_open=False),
+        "session.max_pause_s": _within(0.0, 86400.0, "s"),
+    }
+)
 
 
 # The detector divides by its time constants and counts in its windows: none of them may be

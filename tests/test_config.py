@@ -155,11 +155,38 @@ def test_pin_used_twice_is_an_error(tmp_path: Path) -> None:
         ),
         ("[safety]\ncontact_debounce_s = 5\n", "longer leaves a welded contact unreported"),
         ("[gpio.pins]\nrelay_sense = 27\n", r"GPIO27 is used twice \(relay_sense, reset_button"),
+        # A time so long it switches a protection off, or makes a retry never come.
+        ("[safety]\nfrozen_after_s = 1e300\n", "safety.frozen_after_s: must be in \\(0, 2] s"),
+        ("[safety]\nsample_timeout_s = 5\n", "safety.sample_timeout_s: must be in \\(0, 1] s"),
+        ("[imu]\nstale_timeout_s = 1e300\n", "imu.stale_timeout_s: must be in \\(0, 1] s"),
+        ("[gpio]\nheartbeat_hold_s = 60\n", "gpio.heartbeat_hold_s: must be in \\(0, 1] s"),
+        ("[gpio]\nbutton_bounce_s = 1\n", "gpio.button_bounce_s: must be in \\(0, 0.2] s"),
+        ("[safety]\nhealthy_before_arm_s = 1e9\n", "healthy_before_arm_s: must be in \\(0, 60] s"),
+        ("[mqtt]\nreceipt_retry_s = 1e300\n", "mqtt.receipt_retry_s: must be in \\(0, 3600] s"),
+        ("[mqtt]\nreconnect_max_s = 1e300\n", "mqtt.reconnect_max_s: must be in \\(0, 3600] s"),
+        ("[mqtt]\nreconnect_min_s = 0\n", "mqtt.reconnect_min_s: must be greater than 0"),
+        ("[mqtt]\ntelemetry_interval_s = -5\n", "telemetry_interval_s: must not be negative"),
+        ("[session]\nmax_pause_s = 1e300\n", "session.max_pause_s: must be in \\(0, 86400] s"),
+        # Broker or not, a device id names the device's rows, topics and files.
+        ('[device]\nid = "t\\u0000"\n', "device.id: device id 't.x00' cannot be used"),
+        ('[device]\nid = "my treadmill"\n', "device.id: device id 'my treadmill' cannot be used"),
+        ('[device]\nid = ""\n', "device.id: device id '' cannot be used"),
     ],
 )
 def test_bad_values(tmp_path: Path, text: str, expected: str) -> None:
     with pytest.raises(ConfigError, match=expected.replace("[", r"\[")):
         load_config(write(tmp_path, text))
+
+
+def test_the_bounded_times_accept_their_limits(tmp_path: Path) -> None:
+    text = (
+        "[safety]\nfrozen_after_s = 2\nsample_timeout_s = 1\nhealthy_before_arm_s = 60\n"
+        "[gpio]\nbutton_bounce_s = 0.2\n"
+        "[mqtt]\nreceipt_retry_s = 3600\nreconnect_max_s = 3600\ntelemetry_interval_s = 0\n"
+        "[session]\nmax_pause_s = 86400\n"
+    )
+    config = load_config(write(tmp_path, text))
+    assert (config.safety.frozen_after_s, config.mqtt.telemetry_interval_s) == (2.0, 0.0)
 
 
 def test_zero_is_allowed_where_it_means_off(tmp_path: Path) -> None:
