@@ -22,7 +22,6 @@ from pathlib import Path
 
 from core.errors import ConfigError
 from core.mounting import Mounting, up_vector
-from core.protocol.ids import check_device_id
 from core.protocol.topics import text_problem, topic_level_problem
 from firmware.config import Config
 from firmware.session.voice import on_path
@@ -162,10 +161,6 @@ def _mqtt(config: Config, result: Preflight) -> None:
     mq = config.mqtt
     if not mq.host:
         return
-    try:
-        check_device_id(config.device.id)
-    except ValueError as exc:
-        result.problems.append(f"device.id: {exc}")
     for key, value in (
         ("mqtt.topic_prefix", mq.topic_prefix),
         ("mqtt.discovery_prefix", mq.discovery_prefix),
