@@ -5,7 +5,7 @@
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
-export RETROGUARD_DEBS="mosquitto:mosquitto mosquitto_pub:mosquitto-clients pg_ctlcluster:postgresql systemd-analyze:systemd shellcheck:shellcheck chromium:chromium espeak-ng:espeak-ng"
+export RETROGUARD_DEBS="mosquitto:mosquitto mosquitto_pub:mosquitto-clients pg_ctlcluster:postgresql systemd-analyze:systemd shellcheck:shellcheck chromium:chromium espeak-ng:espeak-ng strace:strace"
 bash scripts/bootstrap.sh
 
 # The SisFall subset lives beside the project (never in it); tests skip with a reason without it.
