@@ -68,6 +68,8 @@ def test_sessions_with_no_log_names_the_database_it_read(
     connect(db).close()  # what the monitor's first start leaves
     assert main(["sessions", "--db", str(db)]) == 0
     assert f"No guided sessions recorded yet in {db}." in capsys.readouterr().out
+    assert main(["walker", "--db", str(db), "add", "Anna", "--id", "anna"]) == 0
+    capsys.readouterr()
     assert main(["sessions", "--db", str(db), "--walker", "anna"]) == 0
     assert f"No guided sessions recorded yet in {db} for walker anna." in capsys.readouterr().out
 

@@ -511,6 +511,31 @@ def test_retroguard_sessions_groups_per_walker_and_per_treadmill(
     assert [line for line in only.splitlines() if line.startswith("== ")] == [headers[1]]
 
 
+def test_retroguard_sessions_refuses_a_mistyped_walker_instead_of_saying_they_never_walked(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``sessions --walker anan`` answered "No guided sessions recorded yet ... for walker
+    anan", exit 0: a physio read it as Anna not having walked. A walker the database has never
+    known is refused, as ``plan --walker`` refuses one; a known walker (removed ones too: their
+    records stay theirs) with no session still gets the plain answer."""
+    from launcher.cli import main
+
+    db = str(tmp_path / "device.db")
+    assert main(["walker", "--db", db, "add", "Anna", "--id", "anna"]) == 0
+    assert main(["walker", "--db", db, "add", "Bob", "--id", "bob"]) == 0
+    assert main(["walker", "--db", db, "remove", "bob"]) == 0
+    capsys.readouterr()
+    assert main(["sessions", "--db", db, "--walker", "anan"]) == 2
+    err = capsys.readouterr().err
+    assert "retroguard sessions: --walker: no walker 'anan' here (" in err
+    assert "anna" in err and "retroguard walker list" in err
+    for known in ("anna", "bob", "default"):
+        assert main(["sessions", "--db", db, "--walker", known]) == 0
+        assert f"No guided sessions recorded yet in {db} for walker {known}." in (
+            capsys.readouterr().out
+        )
+
+
 def test_the_retained_progress_is_the_chosen_walker_s_week(tmp_path: Path) -> None:
     db = tmp_path / "device.db"
     conn = connect(db)

@@ -209,6 +209,11 @@ def run_sessions(args: argparse.Namespace) -> int:
     sessions = load_sessions(database, args.device, args.walker)
     zone = system_zone()
     groups = by_walker_and_treadmill(sessions)
+    if not groups and args.walker is not None:
+        unknown = _unknown_walker(database, args.walker)
+        if unknown is not None:
+            print(f"retroguard sessions: --walker: {unknown}", file=sys.stderr)
+            return 2
     if not groups:
         only = "".join(
             f" for {what} {value}"
@@ -230,6 +235,23 @@ def run_sessions(args: argparse.Namespace) -> int:
             prescribed=_prescribed(database, zone, walker_id),
         )
     return 0
+
+
+def _unknown_walker(database: str | Path, walker: str) -> str | None:
+    """Why ``walker`` is no walker of this database (None when it is one, removed ones
+    included): a mistyped ``--walker`` is named, not answered "no sessions recorded yet" as
+    if the walker had not walked (``plan`` and ``caregiver report`` refuse it alike)."""
+    from firmware.storage.database import connect
+    from firmware.storage.walkers import walker_names
+
+    conn = connect(database)
+    try:
+        names = walker_names(conn)
+    finally:
+        conn.close()
+    if walker in names:
+        return None
+    return f"no walker {walker!r} here ({', '.join(names)}; retroguard walker list)"
 
 
 def by_walker_and_treadmill(
