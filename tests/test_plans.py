@@ -652,6 +652,28 @@ def test_a_step_back_at_the_first_stage_is_refused_and_changes_nothing(
     conn.close()
 
 
+def test_a_mistyped_progression_name_is_named_as_one_not_as_an_unreadable_file(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``plan progression set towards-10`` said "towards-10: cannot read: No such file or
+    directory": a physio who typed a preset's name was told about files. Now it says what the
+    command takes and names the presets, as ``plan set`` does for a plan, and stores nothing."""
+    from firmware.storage.progressions import current_progression
+    from launcher.cli import main
+
+    db = str(tmp_path / "device.db")
+    assert main(["plan", "--db", db, "progression", "set", "towards-10"]) == 2
+    assert (
+        "retroguard plan: towards-10: not a preset progression or a progression file: give a "
+        "preset (toward-10-minutes; retroguard plan presets lists them) or a .json file\n"
+    ) in capsys.readouterr().err
+    conn = connect(db)
+    try:
+        assert current_progression(conn) is None
+    finally:
+        conn.close()
+
+
 def test_a_hold_of_a_held_progression_and_a_release_of_a_free_one_are_refused(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

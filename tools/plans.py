@@ -204,12 +204,21 @@ def local_time(wall: str, zone: dt.tzinfo) -> str:
 
 
 def read_progression(reference: str) -> Progression:
+    """A preset progression or a progression file (JSON, the wire's form); a name that is
+    neither (a mistyped preset) is a :class:`ConfigError` saying what the command takes."""
     if reference in PROGRESSIONS:
         return PROGRESSIONS[reference]
     try:
         import msgspec
 
         return progression_from_builtins(msgspec.json.decode(Path(reference).read_bytes()))
+    except FileNotFoundError:
+        raise ConfigError(
+            [
+                f"{reference}: not a preset progression or a progression file: give a preset "
+                f"({', '.join(PROGRESSIONS)}; retroguard plan presets lists them) or a .json file"
+            ]
+        ) from None
     except OSError as exc:
         raise ConfigError([f"{reference}: cannot read: {exc.strerror}"]) from None
     except PlanInvalid as exc:
