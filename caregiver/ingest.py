@@ -160,6 +160,8 @@ class Ingestor:
         """Why the database cannot commit right now (None when it can)."""
         self.connected = threading.Event()
         """Set once the subscriptions are confirmed (SUBACK): nothing published after is missed."""
+        self._unreachable_said = False
+        """The broker could not be reached and the log said so (once an outage, not a retry)."""
         self._cond = threading.Condition()
         self.client: mqtt.Client | None = None
         self._held: deque[mqtt.MQTTMessage] = deque()
@@ -608,6 +610,7 @@ class Ingestor:
         client = make_client(cfg.link(), cfg.client_id, manual_ack=True)
         client.reconnect_delay_set(1, 30)
         client.on_connect = self._on_connect
+        client.on_connect_fail = self._on_connect_fail
         client.on_message = self._on_message
         client.on_disconnect = self._on_disconnect
         client.on_subscribe = self._on_subscribe
@@ -664,11 +667,27 @@ class Ingestor:
                 reason_code,
             )
             return
+        self._unreachable_said = False
         log.info(
             "connected to the broker (session %s)",
             "resumed" if flags.session_present else "new",
         )
         client.subscribe([(topic_filter, 1) for topic_filter in self.subscriptions])
+
+    def _on_connect_fail(self, client: mqtt.Client, userdata: Any) -> None:
+        # Nothing was said while paho retried a broker that never answered (a wrong [mqtt]
+        # host or port, the broker down): the log looked like a quiet fleet, the dashboard
+        # like one where no monitor has reported yet, and no fall could page anyone.
+        if not self._unreachable_said:
+            self._unreachable_said = True
+            cfg = self.config.mqtt
+            log.error(
+                "cannot reach the broker at %s:%d (refused, unreachable or TLS failure); "
+                "retrying: until it answers, no monitor's event reaches the dashboard or pages "
+                "anyone (check [mqtt] host and port)",
+                cfg.host,
+                cfg.port,
+            )
 
     def _on_subscribe(
         self,

@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import http.client
+import logging
 import re
 import threading
 from pathlib import Path
@@ -32,7 +33,7 @@ from tests.caregiver_support import (
     make_config,
     running_service,
 )
-from tools.broker import Mosquitto
+from tools.broker import Mosquitto, mosquitto_available
 
 # ------------------------------------------------------------------ ingest
 
@@ -76,6 +77,54 @@ def test_events_published_while_the_service_is_down_arrive_on_restart(
     with running_service(config, web=False, background=False) as service:
         assert service.ingestor.wait_for(lambda: service.store.event(event["id"]) is not None)
     device.close()
+
+
+class _Said(logging.Handler):
+    """Each record's message as it is logged, from any thread; ``said`` is set by one that
+    contains ``words``."""
+
+    def __init__(self, words: str) -> None:
+        super().__init__()
+        self.words = words
+        self.said = threading.Event()
+        self.lines: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        line = record.getMessage()
+        self.lines.append(line)
+        if self.words in line:
+            self.said.set()
+
+
+def test_a_broker_it_cannot_reach_is_said_once_in_the_log_until_it_answers(
+    tmp_path: Path, caregiver_db: str
+) -> None:
+    """A wrong [mqtt] port, or the broker down at start: the service logged nothing at all
+    while paho retried, and its dashboard said "No monitor has reported yet": a caregiver
+    could not tell it from a quiet fleet, while no fall could reach them. Now the log says so,
+    once an outage (not each retry), and the service connects when the broker answers."""
+    if not mosquitto_available():
+        pytest.skip("mosquitto not installed")
+    broker = Mosquitto()  # its port chosen, not started: nothing listens there yet
+    where = f"{broker.host}:{broker.port}"
+    said = _Said(f"cannot reach the broker at {where}")
+    ingest_log = logging.getLogger("caregiver.ingest")
+    ingest_log.addHandler(said)
+    service = CaregiverService(make_config(broker, tmp_path, database=caregiver_db))
+    try:
+        service.start(web=False, background=False, port=0)
+        assert said.said.wait(WAIT), f"nothing said about {where}: {said.lines}"
+        record = said.lines[-1]
+        assert "no monitor's event reaches the dashboard or pages anyone" in record
+        broker.start()
+        try:
+            assert service.ingestor.connected.wait(WAIT), "did not connect once it could"
+            assert sum("cannot reach the broker" in line for line in said.lines) == 1
+        finally:
+            service.stop()
+    finally:
+        ingest_log.removeHandler(said)
+        broker.cleanup()
 
 
 def test_config_refuses_a_fall_policy_that_does_not_page_and_unknown_keys() -> None:
