@@ -294,6 +294,98 @@ def test_relay_close_is_idempotent_and_final(factory: ClockedMockFactory) -> Non
         relay.hold()
 
 
+def test_heartbeat_edge_after_a_release_that_never_reached_the_pin_is_still_an_edge(
+    factory: ClockedMockFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A release whose write failed before the level changed leaves the pin active: the next
+    hold reads the pin and drives it inactive, an edge, rather than assume it was released."""
+    relay = GpioRelay(RELAY, factory, "heartbeat")
+    pin = factory.observed_pin(RELAY)
+    relay.hold()
+    assert pin.level is True
+
+    def refuse(value: object) -> bool:
+        raise OSError("pin write failed")
+
+    monkeypatch.setattr(pin, "_change_state", refuse)
+    relay.release()  # logged, not raised; the pin is still high
+    monkeypatch.undo()
+    assert pin.level is True
+    pin.clear_states()
+    relay.hold()
+    assert [level for _, level in pin.transitions] == [False]
+    relay.close()
+
+
+def test_a_failed_heartbeat_clears_the_timer_at_once(factory: ClockedMockFactory) -> None:
+    """A hold whose edge cannot be written releases first: the enable pin goes low, so the
+    timer is cleared now rather than at the end of its hold time."""
+    relay = GpioRelay(RELAY, factory, "heartbeat", enable_pin=ENABLE)
+    relay.hold()
+    enable = factory.observed_pin(ENABLE)
+    assert enable.level is True
+
+    def broken(t: float, level: bool) -> None:
+        raise OSError("pin write failed")
+
+    factory.observed_pin(RELAY).add_listener(broken)
+    with pytest.raises(HalError, match="cannot drive the relay"):
+        relay.hold()
+    assert enable.level is False and not relay.enabled and not relay.holding
+    factory.observed_pin(RELAY).remove_listener(broken)
+    relay.close()
+
+
+@pytest.mark.parametrize("drive", ["static", "heartbeat"])
+def test_relay_close_drives_the_released_levels_before_giving_the_pins_back(
+    factory: ClockedMockFactory, clock: SimClock, drive: str
+) -> None:
+    """Back to an input, a pin floats: it is driven to its released level first, while it is
+    still an output, so only the pull resistor holds it there afterwards."""
+    enable_pin = ENABLE if drive == "heartbeat" else None
+    relay = GpioRelay(RELAY, factory, drive, enable_pin=enable_pin)  # type: ignore[arg-type]
+    pins = [factory.observed_pin(RELAY)] + ([factory.observed_pin(ENABLE)] if enable_pin else [])
+    relay.hold()
+    assert all(pin.level for pin in pins)
+    seen: list[tuple[bool, str]] = []
+    for pin in pins:
+        pin.add_listener(lambda t, level, pin=pin: seen.append((level, pin.function)))
+    relay.close()
+    assert seen[: len(pins)] == [(False, "output")] * len(pins)
+    assert not relay.pin_active and not relay.enabled  # read after close: False, no error
+
+
+def test_a_relay_whose_pin_cannot_be_opened_gives_its_enable_pin_back(
+    factory: ClockedMockFactory,
+) -> None:
+    first = GpioRelay(RELAY, factory, "static")
+    with pytest.raises(HalError, match="GPIO 17") as failed:
+        GpioRelay(RELAY, factory, "heartbeat", enable_pin=ENABLE)
+    # The traceback keeps the half-built relay alive: its enable pin is freed by close(),
+    # not by the garbage collector.
+    assert failed.tb is not None
+    GpioRelay(ENABLE, factory, "static").close()  # free again: this would raise if not
+    first.close()
+
+
+def test_a_relay_sense_that_cannot_be_read_reads_closed(factory: ClockedMockFactory) -> None:
+    """A broken input must not say "released": closed is what the firmware cannot arm on."""
+    from hal.gpio import GpioRelaySense
+
+    sense = GpioRelaySense(24, factory)
+    pin = factory.observed_pin(24)
+    pin.drive_low()  # mirror contact closed: the relay is released
+    assert sense.contact_closed is False
+
+    def broken() -> None:
+        raise OSError("read failed")
+
+    pin.set_read_hook(broken)
+    assert sense.contact_closed is True
+    pin.set_read_hook(None)
+    sense.close()
+
+
 def test_relay_pin_in_use_is_a_hal_error(factory: ClockedMockFactory) -> None:
     first = GpioRelay(RELAY, factory, "static")
     with pytest.raises(HalError, match="GPIO 17"):
