@@ -400,6 +400,81 @@ def test_an_edge_before_the_wait_ends_it_at_once() -> None:
         sim.imu_rig.imu.close()
 
 
+def test_an_edge_between_the_count_check_and_clearing_the_wake_is_not_waited_for() -> None:
+    """The callback thread may count the awaited edge (and set the wake) just after the loop
+    found too few and just before it clears the wake: the count is looked at again."""
+    from hal import gpio
+
+    clock = SimClock()
+    sim = started_hardware(clock, ImuConfig(pacing="poll"))
+    sim.imu_rig.chip.disconnect_int()  # the test drives the line
+    line = GpioDataReady(INT_PIN, sim.gpio.factory, clock)
+    clear = gpio._Wakeup.clear
+
+    def edge_then_clear(self: gpio._Wakeup) -> None:
+        int_pin(sim).drive_high()  # the other thread, at the worst moment
+        int_pin(sim).drive_low()
+        clear(self)
+
+    try:
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setattr(gpio._Wakeup, "clear", edge_then_clear)
+            assert line.wait_for(1, 3600.0) == 1
+        assert clock.monotonic() < 1.0  # it did not sit out the hour
+    finally:
+        line.close()
+        sim.gpio.close()
+        sim.imu_rig.imu.close()
+
+
+def test_a_closed_line_is_never_waited_on() -> None:
+    clock = SimClock()
+    sim = started_hardware(clock, ImuConfig(pacing="poll"))
+    line = GpioDataReady(INT_PIN, sim.gpio.factory, clock)
+    try:
+        line.close()
+        assert line.wait_for(1, 3600.0) == 0
+        assert clock.monotonic() < 1.0
+    finally:
+        sim.gpio.close()
+        sim.imu_rig.imu.close()
+
+
+def test_the_edge_callback_sets_its_threads_policy_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    """One system call on the first edge, none on the next hundreds a second."""
+    from hal import gpio
+
+    applied: list[str] = []
+
+    class Policy:
+        def apply(self, what: str) -> bool:
+            applied.append(what)
+            return True
+
+    monkeypatch.setattr(gpio.SchedulingPolicy, "of_this_thread", classmethod(lambda cls: Policy()))
+    factory = ClockedMockFactory(SimClock())
+    line = GpioDataReady(INT_PIN, factory, factory.clock)
+    try:
+        for _ in range(3):
+            factory.observed_pin(INT_PIN).drive_high()
+            factory.observed_pin(INT_PIN).drive_low()
+        assert line.edges == 3
+        assert len(applied) == 1
+    finally:
+        line.close()
+        factory.close()
+
+
+def test_the_data_ready_wakeup_returns_at_once_on_a_negative_timeout() -> None:
+    """As ``threading.Event.wait`` does: a deadline already past is not an error."""
+    from hal.gpio import _Wakeup
+
+    wakeup = _Wakeup()
+    assert wakeup.wait(-0.5) is False
+    wakeup.set()
+    assert wakeup.wait(-0.5) is True
+
+
 @pytest.mark.parametrize(
     ("toml", "message"),
     [
