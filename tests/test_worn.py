@@ -9,18 +9,24 @@ tests run the whole monitor on the simulated chip and pins with the check on, as
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
+import math
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 
 import pytest
 
 from caregiver.story import belt
+from core.clock import SimClock
 from core.samples import ImuSample
 from firmware.app import HealthReports
 from firmware.config import SafetyConfig
+from firmware.detection.base import Detection
 from firmware.detection.worn import WornCheck
-from firmware.safety import Faulted, FaultKind
+from firmware.safety import Faulted, FaultKind, SafetyController, SafetyState, SensorLimits
+from hal.errors import ImuError
+from hal.gpio import GpioBuzzer, GpioRelay
 from sim import scenarios as sc
+from sim.pins import ClockedMockFactory
 from sim.trace_motion import TraceMotion, sample_motion
 from tests.app_support import Rig, close_rigs, make_rig
 from tests.mqtt_helpers import Subscriber, config_for
@@ -90,6 +96,90 @@ def test_a_worn_sensor_reads_a_body_at_every_block(segment: sc.Segment) -> None:
         assert min(found) > 4 * THRESHOLD
 
 
+def still(
+    start: float, seconds: float, rate_hz: float = 200.0, bias: float = 0.0
+) -> list[ImuSample]:
+    """A sensor that does not turn at all (a constant gyro reading ``bias`` on each axis)."""
+    n = round(seconds * rate_hz)
+    return [
+        ImuSample(start + i / rate_hz, 0.0, 0.0, 1.0, bias, -0.75 * bias, 0.5 * bias)
+        for i in range(1, n + 1)
+    ]
+
+
+def swaying(start: float, seconds: float, rate_hz: float = 200.0) -> list[ImuSample]:
+    """A body's sway: degrees per second at 1 Hz, far above the threshold."""
+    n = round(seconds * rate_hz)
+    out = []
+    for i in range(1, n + 1):
+        t = start + i / rate_hz
+        w = 2.0 * math.sin(2 * math.pi * t)
+        out.append(ImuSample(t, 0.0, 0.0, 1.0, w, 0.5 * w, -w))
+    return out
+
+
+@pytest.mark.parametrize("rate_hz", [200.0, 100.0])
+def test_the_settling_second_and_each_block_close_on_the_sample_that_completes_them(
+    rate_hz: float,
+) -> None:
+    """Settling takes ``settle_s`` of samples and every block ``block_s`` (decimated to 10 Hz,
+    so at 200 and 100 Hz exactly): a quiet sensor reads quiet from the first measured block's
+    start, not from the settling second's."""
+    check = WornCheck(rate_hz, threshold_dps=THRESHOLD, block_s=3.0, settle_s=1.0)
+    closed: list[float] = []
+    for sample in still(0.0, 10.0, rate_hz):
+        check.update(sample)
+        if check.blocks > len(closed):
+            closed.append(sample.t)
+            if check.blocks == 2:
+                assert check.ready and not check.worn
+                assert check.quiet_for(sample.t) == pytest.approx(3.0)
+    assert closed == pytest.approx([1.0, 4.0, 7.0, 10.0])
+    check.update_batch(swaying(10.0, 3.0, rate_hz))
+    assert check.worn and check.quiet_for(13.0) == 0.0
+
+
+def test_a_gyro_bias_never_rings_through_the_band_even_with_a_short_settling() -> None:
+    """The low-passes start on the first reading: a bias of degrees per second is not a body
+    even when the settling time is far shorter than the filters take to reach it from zero."""
+    check = WornCheck(200.0, threshold_dps=THRESHOLD, block_s=1.0, settle_s=0.1)
+    seen = []
+    for i in range(0, 1000, 10):
+        check.update_batch(still(i / 200.0, 0.05, bias=4.0))
+        if check.ready:
+            seen.append(check.rotation_dps)
+    assert seen and max(seen) < THRESHOLD / 100
+    assert not check.worn
+
+
+def test_a_reset_check_reads_exactly_as_a_new_one() -> None:
+    """reset() forgets everything: blocks, the quiet run, the last reading, the filters and a
+    part-filled decimation step; the same samples then read exactly as on a new check."""
+    used = WornCheck(200.0, threshold_dps=THRESHOLD, block_s=1.0, settle_s=0.1)
+    used.update_batch(swaying(0.0, 3.0))
+    assert used.worn
+    used.update_batch(still(3.0, 4.0 + 0.013, bias=1.0))  # not a whole decimation step
+    assert used.ready and not used.worn and used.quiet_for(7.0) > 1.0
+    used.reset()
+    assert (used.blocks, used.ready, used.worn) == (0, False, False)
+    assert used.rotation_dps == 0.0 and used.quiet_for(8.0) == 0.0
+    fresh = WornCheck(200.0, threshold_dps=THRESHOLD, block_s=1.0, settle_s=0.1)
+    after = still(7.1, 3.0, bias=-5.0)
+    for i in range(0, len(after), 7):
+        for check in (used, fresh):
+            check.update_batch(after[i : i + 7])
+        t = after[min(i + 6, len(after) - 1)].t
+        assert used.reading(t) == fresh.reading(t)
+    assert fresh.ready
+
+
+@pytest.mark.parametrize("threshold", [0.0, -0.05])
+def test_a_threshold_of_zero_or_less_is_refused(threshold: float) -> None:
+    """A zero threshold would read every sensor as worn: the check would switch itself off."""
+    with pytest.raises(ValueError, match="positive"):
+        WornCheck(200.0, threshold_dps=threshold)
+
+
 # ------------------------------------------------------------ the real recordings
 
 
@@ -149,6 +239,119 @@ def _kfall_motion(name: str) -> TraceMotion:
     if not found:
         pytest.skip(f"{name} is not in this KFall copy")
     return TraceMotion(read_kfall(found[0]))
+
+
+# ------------------------------------------------------------ the controller
+
+
+class NoDetector:
+    def update(self, sample: ImuSample) -> Sequence[Detection]:
+        return ()
+
+    def reset(self) -> None:
+        pass
+
+
+class Controller:
+    """The safety controller with the check on, fed the simulated sensor's samples in loop-sized
+    batches, on a real relay driver over mock pins; what it says is recorded."""
+
+    def __init__(self, motion: sc.Sequence) -> None:
+        self.clock = SimClock()
+        self.factory = ClockedMockFactory(self.clock)
+        self.relay = GpioRelay(17, self.factory, "heartbeat")
+        self.buzzer = GpioBuzzer(18, self.factory)
+        self.said: list[tuple[str, str]] = []
+        self.safety = SafetyController(
+            relay=self.relay,
+            buzzer=self.buzzer,
+            detector=NoDetector(),
+            emit=lambda event: None,
+            config=SafetyConfig(),
+            limits=SensorLimits(accel_g=8.0, gyro_dps=1000.0),
+            sample_rate_hz=200.0,
+            device_id="tm-test",
+            on_state=lambda state, reason: self.said.append((state, reason)),
+        )
+        self.samples = sample_motion(motion, 200.0)
+        self.next = 0
+        self.safety.start(0.0)
+
+    def run_until(self, t: float) -> None:
+        while self.next < len(self.samples) and self.samples[self.next].t <= t:
+            batch = self.samples[self.next : self.next + 4]
+            self.next += len(batch)
+            self.clock.advance(batch[-1].t - self.clock.monotonic())
+            self.safety.on_samples(batch, batch[-1].t)
+
+    def press(self) -> None:
+        now = self.clock.monotonic()
+        self.safety.on_button(now, now)
+
+    def close(self) -> None:
+        self.relay.close()
+        self.buzzer.close()
+        self.factory.close()
+
+
+@pytest.fixture
+def controllers() -> Iterator[list[Controller]]:
+    made: list[Controller] = []
+    yield made
+    for c in made:
+        c.close()
+
+
+def test_standby_says_not_worn_and_worn_once_each_time_it_changes(
+    controllers: list[Controller],
+) -> None:
+    """Once per change, not once per batch: each saying goes to the dashboard and MQTT."""
+    motion = sc.Sequence([sc.Resting(10.0), sc.Standing(15.0), sc.Resting(15.0)], seed=5)
+    c = Controller(motion)
+    controllers.append(c)
+    c.run_until(40.0)
+    said = [reason.split(":")[0] for _, reason in c.said[1:]]
+    assert said == [
+        "IMU healthy; press reset to arm",  # before the check is ready
+        "sensor not worn",
+        "IMU healthy; sensor worn; press reset to arm",
+        "sensor not worn",
+    ]
+
+
+def test_after_a_fault_standby_says_again_that_the_sensor_is_not_worn(
+    controllers: list[Controller],
+) -> None:
+    c = Controller(sc.Sequence([sc.Resting(30.0)], seed=6))
+    controllers.append(c)
+    c.run_until(READY_S + 1.0)
+    assert c.safety.reason.startswith("sensor not worn: no body movement")
+    c.safety.on_imu_error(ImuError("scripted"), c.clock.monotonic())
+    assert c.safety.state is SafetyState.FAULT
+    c.run_until(c.clock.monotonic() + 2 * READY_S)
+    assert c.safety.state is SafetyState.STANDBY
+    assert c.safety.reason.startswith("sensor not worn: no body movement")
+
+
+def test_after_a_fault_arming_waits_for_the_body_to_be_measured_again(
+    controllers: list[Controller],
+) -> None:
+    """The data before a fault are not trusted: nor is the body signal they showed."""
+    c = Controller(sc.Sequence([sc.Standing(40.0)], seed=7))
+    controllers.append(c)
+    c.run_until(ARM_AT)
+    assert c.safety.worn is not None and c.safety.worn.worn
+    faulted_at = c.clock.monotonic()
+    c.safety.on_imu_error(ImuError("scripted"), faulted_at)
+    c.run_until(faulted_at + 1.0)
+    assert c.safety.state is SafetyState.STANDBY
+    c.press()
+    assert c.safety.state is SafetyState.STANDBY
+    assert c.safety.reason.startswith("sensor not worn: still measuring")
+    assert not c.relay.holding
+    c.run_until(faulted_at + READY_S + 0.5)
+    c.press()
+    assert c.safety.state is SafetyState.ARMED
 
 
 # ------------------------------------------------------------ the monitor
