@@ -192,6 +192,11 @@ machine library: see docs/safety.md, "Why a table".
 HELP_REPEAT_S = 10.0
 """A second call for help this soon after the last is confirmed to the walker, not re-sent."""
 
+MIN_QUIET_BLOCKS = 2
+"""The sensor-worn check's quiet blocks in a row before a trip, whatever the timestamps say:
+one quiet block (a walker standing unusually still) never stops the belt. The config refuses
+a ``not_worn_trip_s`` shorter than two blocks, so on a sensor clocked right this changes nothing."""
+
 
 _DETECTION_EVENTS = {
     DetectionKind.STUMBLE: EventType.STUMBLE,
@@ -573,7 +578,9 @@ class SafetyController:
         state = self.state
         if state is SafetyState.ARMED:
             quiet = worn.quiet_for(t)
-            if quiet >= self._config.not_worn_trip_s:
+            # Both clocks: the timestamps follow the host's clock, the blocks the sensor's, so
+            # on a sensor clocked slow the time alone is up before the second block is in.
+            if quiet >= self._config.not_worn_trip_s and worn.quiet_blocks >= MIN_QUIET_BLOCKS:
                 reason = (
                     f"{SENSOR_NOT_WORN}: no body movement for {quiet:.0f} s "
                     f"({worn.rotation_dps:.3f} deg/s, a body shows "

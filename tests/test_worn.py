@@ -134,9 +134,11 @@ def test_the_settling_second_and_each_block_close_on_the_sample_that_completes_t
             if check.blocks == 2:
                 assert check.ready and not check.worn
                 assert check.quiet_for(sample.t) == pytest.approx(3.0)
+                assert check.quiet_blocks == 1
     assert closed == pytest.approx([1.0, 4.0, 7.0, 10.0])
+    assert check.quiet_blocks == 3
     check.update_batch(swaying(10.0, 3.0, rate_hz))
-    assert check.worn and check.quiet_for(13.0) == 0.0
+    assert check.worn and check.quiet_blocks == 0 and check.quiet_for(13.0) == 0.0
 
 
 def test_a_gyro_bias_never_rings_through_the_band_even_with_a_short_settling() -> None:
@@ -160,8 +162,9 @@ def test_a_reset_check_reads_exactly_as_a_new_one() -> None:
     assert used.worn
     used.update_batch(still(3.0, 4.0 + 0.013, bias=1.0))  # not a whole decimation step
     assert used.ready and not used.worn and used.quiet_for(7.0) > 1.0
+    assert used.quiet_blocks >= 2
     used.reset()
-    assert (used.blocks, used.ready, used.worn) == (0, False, False)
+    assert (used.blocks, used.ready, used.worn, used.quiet_blocks) == (0, False, False, 0)
     assert used.rotation_dps == 0.0 and used.quiet_for(8.0) == 0.0
     fresh = WornCheck(200.0, threshold_dps=THRESHOLD, block_s=1.0, settle_s=0.1)
     after = still(7.1, 3.0, bias=-5.0)
@@ -352,6 +355,42 @@ def test_after_a_fault_arming_waits_for_the_body_to_be_measured_again(
     c.run_until(faulted_at + READY_S + 0.5)
     c.press()
     assert c.safety.state is SafetyState.ARMED
+
+
+@pytest.mark.parametrize("slow", [1.01, 1.03])
+def test_on_a_slow_sensor_clock_one_quiet_block_does_not_trip_but_a_removal_does(
+    controllers: list[Controller], slow: float
+) -> None:
+    """A sensor whose clock runs slow gives fewer samples a second than nominal; the driver
+    keeps their timestamps on the host's clock. The blocks count samples, so two quiet
+    blocks then take longer than ``not_worn_trip_s`` of timestamps: a walker standing still
+    for one block (no two whole quiet blocks) must not stop the belt before the second
+    block's verdict, and a sensor taken off still does."""
+    for seed in (0, 1):
+        motion = sc.Sequence(
+            [sc.Standing(ARM_AT + 1.0), sc.Resting(4.5, pitch_deg=0.0), sc.Standing(20.0)],
+            seed=seed,
+        )
+        c = Controller(motion)
+        controllers.append(c)
+        c.samples = [s._replace(t=s.t * slow) for s in c.samples]
+        c.run_until(ARM_AT * slow)
+        c.press()
+        assert c.safety.state is SafetyState.ARMED
+        c.run_until(c.samples[-1].t)
+        assert c.safety.state is SafetyState.ARMED, c.safety.reason
+        assert c.relay.holding
+    removed = sc.Sequence([sc.Standing(ARM_AT + 1.0), sc.Resting(30.0, pitch_deg=0.0)], seed=2)
+    c = Controller(removed)
+    controllers.append(c)
+    c.samples = [s._replace(t=s.t * slow) for s in c.samples]
+    c.run_until(ARM_AT * slow)
+    c.press()
+    c.run_until(c.samples[-1].t)
+    assert c.safety.state is not SafetyState.ARMED and not c.relay.holding
+    fault = next(x for x in c.safety.transitions if x.state is SafetyState.FAULT)
+    assert fault.cause == Faulted(FaultKind.NOT_WORN)
+    assert fault.t - (ARM_AT + 1.0) * slow <= SAFETY.not_worn_trip_s + 2 * SAFETY.worn_block_s
 
 
 # ------------------------------------------------------------ the monitor

@@ -90,6 +90,7 @@ class WornCheck:
         "_m2",
         "_m3",
         "_n",
+        "_quiet_blocks",
         "_quiet_since",
         "_r1",
         "_r2",
@@ -140,6 +141,7 @@ class WornCheck:
         self._blocks = 0
         self._last_sq = 0.0
         self._quiet_since: float | None = None
+        self._quiet_blocks = 0
 
     def update(self, sample: ImuSample) -> None:
         """One sample (see :meth:`update_batch`, the loop's cheaper way in)."""
@@ -218,8 +220,11 @@ class WornCheck:
         self._last_sq = max(0.0, variance)
         if self._last_sq >= self._threshold_sq:
             self._quiet_since = None
-        elif self._quiet_since is None:
-            self._quiet_since = start
+            self._quiet_blocks = 0
+        else:
+            self._quiet_blocks += 1
+            if self._quiet_since is None:
+                self._quiet_since = start
 
     @property
     def blocks(self) -> int:
@@ -241,6 +246,12 @@ class WornCheck:
     def worn(self) -> bool:
         """Ready, and the last block's body signal is at or above the threshold."""
         return self._blocks >= 2 and self._quiet_since is None
+
+    @property
+    def quiet_blocks(self) -> int:
+        """Blocks measured quiet in a row in the current run (0 while worn): the check's own
+        clock, a count of samples, where :meth:`quiet_for` reads the samples' timestamps."""
+        return self._quiet_blocks
 
     def quiet_for(self, t: float) -> float:
         """Seconds since the first quiet block of the current run began (0 while worn)."""
