@@ -43,6 +43,29 @@ _HEADER_RE = re.compile(r"# ([a-z][a-z0-9_]*): ?(.*)\Z")
 _N_FIELDS = 7
 _FIELD_NAMES = COLUMNS.split(",")
 
+MAX_ACCEL_G = 32.0
+"""Largest |ax|, |ay|, |az| a row may hold: twice the widest full scale of the MPU-6050 (and of
+the datasets' ADXL345 and KFall's sensor), ±16 g. A saturated reading is the full scale, and a
+calibration offset of a working chip is a few per cent of it, so a value beyond twice the
+full scale is no reading of any of them (1e300 g, a column shifted into a counter)."""
+MAX_GYRO_DPS = 4000.0
+"""Largest |gx|, |gy|, |gz|: twice the widest gyro full scale, ±2000 deg/s, for the same reason
+(the MPU-6050's zero-rate offset is ±20 deg/s, plus as much again over temperature)."""
+MIN_INTERVAL_S = 0.5e-6
+"""Shortest step from one sample's t to the next: half the format's 1 µs resolution. The writer
+rounds t to 1 µs, so two times closer than that are one instant written twice (a 1 µs step is
+already a 1 MHz rate; the MPU-6050 samples at 8 kHz at most). Half, not whole: two adjacent
+microseconds read back as doubles may differ by a little less than 1e-6."""
+MAX_INTERVAL_S = 60.0
+"""Longest step from one sample's t to the next. A recording is one stream: the monitor counts
+the IMU lost after at most 1 s without a sample (``safety.sample_timeout_s``) and ``record``
+stops there; a minute without one is two recordings, not a gap to interpolate across (a
+resampler would make rate x gap samples of it, for ever when the gap is 1e300 s)."""
+MIN_RATE_HZ = 1.0 / MAX_INTERVAL_S
+"""Slowest nominal ``sample_rate_hz``: one sample a minute (:data:`MAX_INTERVAL_S`)."""
+MAX_RATE_HZ = 1e6
+"""Fastest nominal ``sample_rate_hz``: one sample a microsecond, the format's resolution."""
+
 PathLike = str | Path
 
 
@@ -94,6 +117,9 @@ class TraceHeader:
             raise ValueError(
                 f"sample_rate_hz must be positive and finite, not {self.sample_rate_hz}"
             )
+        problem = _rate_problem(self.sample_rate_hz)
+        if problem is not None:
+            raise ValueError(problem)
         if self.label not in LABELS:
             raise ValueError(f"label must be one of {', '.join(LABELS)}, not {self.label!r}")
         if self.impact_t is not None and not math.isfinite(self.impact_t):
@@ -148,6 +174,54 @@ class Trace:
         return self.samples[-1].t - self.samples[0].t if len(self.samples) > 1 else 0.0
 
 
+def _rate_problem(rate: float) -> str | None:
+    """Why a positive nominal rate cannot be a trace's (None if it can)."""
+    if MIN_RATE_HZ <= rate <= MAX_RATE_HZ:
+        return None
+    return (
+        f"sample_rate_hz {rate:g} is outside {MIN_RATE_HZ:g}-{MAX_RATE_HZ:g} Hz "
+        f"(one sample every {MAX_INTERVAL_S:g} s to one every µs, the format's resolution)"
+    )
+
+
+def _value_problem(sample: ImuSample) -> str | None:
+    """Why a sample's values are no IMU reading: the first column that is not finite or is
+    beyond :data:`MAX_ACCEL_G` / :data:`MAX_GYRO_DPS` (None if every one is a reading)."""
+    bad = [n for n, v in zip(_FIELD_NAMES, sample, strict=True) if not math.isfinite(v)]
+    if bad:
+        return f"non-finite value in column {', '.join(bad)}"
+    for name, value in zip(_FIELD_NAMES[1:], sample[1:], strict=True):
+        accel = name.startswith("a")
+        limit = MAX_ACCEL_G if accel else MAX_GYRO_DPS
+        if abs(value) > limit:
+            unit, full = ("g", 16) if accel else ("deg/s", 2000)
+            return (
+                f"column {name}: {value:g} {unit} is beyond ±{limit:g} {unit}, twice the widest "
+                f"full scale of an MPU-6050 (±{full} {unit}): not a reading"
+            )
+    return None
+
+
+def _step_problem(t: float, last_t: float) -> str | None:
+    """Why ``t`` cannot follow ``last_t`` (None if it can)."""
+    if t <= last_t:
+        return (
+            f"t={t!r} is not after the previous sample's t={last_t!r} (time must strictly increase)"
+        )
+    step = t - last_t
+    if step < MIN_INTERVAL_S:
+        return (
+            f"t={t!r} is {step:g} s after the previous sample's t={last_t!r}: closer than the "
+            "format's 1 µs resolution (no sensor samples that fast)"
+        )
+    if step > MAX_INTERVAL_S:
+        return (
+            f"t={t!r} is {step:g} s after the previous sample's t={last_t!r}: a gap of more "
+            f"than {MAX_INTERVAL_S:g} s is two recordings, not one (split the file there)"
+        )
+    return None
+
+
 def _fmt_float(x: float) -> str:
     """Shortest text that reads back as exactly ``x`` (``200`` rather than ``200.0``)."""
     return str(int(x)) if x.is_integer() and abs(x) < 1e15 else repr(x)
@@ -196,8 +270,9 @@ class TraceWriter:
         f = self._file
         if f is None:
             raise ValueError(f"trace {self.path} is closed")
-        if not all(math.isfinite(v) for v in sample):
-            raise ValueError(f"non-finite value in sample {sample}")
+        problem = _value_problem(sample)
+        if problem is not None:
+            raise ValueError(f"{problem} (sample {sample})")
         row = (
             f"{sample.t:.6f},{sample.ax:.6f},{sample.ay:.6f},{sample.az:.6f},"
             f"{sample.gx:.4f},{sample.gy:.4f},{sample.gz:.4f}\n"
@@ -208,6 +283,10 @@ class TraceWriter:
                 f"t={sample.t!r} does not increase on the previous sample (t={self._last_t!r}) "
                 "at the file's 1 µs resolution"
             )
+        if self._last_t != -math.inf:
+            problem = _step_problem(t, self._last_t)
+            if problem is not None:
+                raise ValueError(problem)
         self._last_t = t
         f.write(row)
         self._rows += 1
@@ -350,6 +429,9 @@ class TraceReader:
             raise self._error(
                 f"sample_rate_hz must be positive, not {rate}", lines["sample_rate_hz"]
             )
+        problem = _rate_problem(rate)
+        if problem is not None:
+            raise self._error(problem, lines["sample_rate_hz"])
         if " ".join(values["units"].split()) != UNITS:
             raise self._error(
                 f"units {values['units']!r} unsupported: expected {UNITS!r}", lines["units"]
@@ -386,6 +468,8 @@ class TraceReader:
         last_t = -math.inf
         isfinite = math.isfinite
         sample = ImuSample
+        a_max, g_max = MAX_ACCEL_G, MAX_GYRO_DPS
+        min_step, max_step = MIN_INTERVAL_S, MAX_INTERVAL_S
         try:
             for raw in self._lines():
                 line += 1
@@ -397,23 +481,26 @@ class TraceReader:
                 except ValueError:
                     self._line = line
                     raise self._row_error(raw, parts) from None
-                # One finiteness test for the common case; the sum of finite values
-                # can only be non-finite by overflow, which the per-value re-check allows.
-                if not isfinite(t + ax + ay + az + gx + gy + gz):
-                    bad = [
-                        n
-                        for n, v in zip(_FIELD_NAMES, (t, ax, ay, az, gx, gy, gz), strict=True)
-                        if not isfinite(v)
-                    ]
-                    if bad:
-                        self._line = line
-                        raise self._error(f"non-finite value in column {', '.join(bad)}")
-                if t <= last_t:
+                # One chain of comparisons for the common case; nan fails every one, and
+                # inf is beyond the bounds, so this is also the finiteness test.
+                if not (
+                    isfinite(t)
+                    and -a_max <= ax <= a_max
+                    and -a_max <= ay <= a_max
+                    and -a_max <= az <= a_max
+                    and -g_max <= gx <= g_max
+                    and -g_max <= gy <= g_max
+                    and -g_max <= gz <= g_max
+                ):
                     self._line = line
-                    raise self._error(
-                        f"t={t!r} is not after the previous sample's t={last_t!r} "
-                        "(time must strictly increase)"
-                    )
+                    problem = _value_problem(sample(t, ax, ay, az, gx, gy, gz))
+                    assert problem is not None
+                    raise self._error(problem)
+                if not min_step <= t - last_t <= max_step and last_t != -math.inf:
+                    self._line = line
+                    problem = _step_problem(t, last_t)
+                    assert problem is not None
+                    raise self._error(problem)
                 last_t = t
                 yield sample(t, ax, ay, az, gx, gy, gz)
             self._line = line

@@ -118,6 +118,46 @@ def test_replay_of_a_corrupt_trace_names_file_and_line(
     assert f"{trace}:21:" in err
 
 
+@pytest.mark.parametrize(
+    ("column", "value", "says"),
+    [
+        (3, "1e300", "column az: 1e+300 g is beyond ±32 g"),
+        (4, "-inf", "non-finite value in column gx"),
+        (6, "2500000", "column gz: 2.5e+06 deg/s is beyond ±4000 deg/s"),
+        (0, "{:.9f}", "closer than the format's 1 µs resolution"),
+        (0, "1e300", "more than 60 s is two recordings"),
+    ],
+)
+def test_replay_of_a_physically_impossible_line_names_file_line_and_field(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], column: int, value: str, says: str
+) -> None:
+    trace = tmp_path / "walk.csv"
+    assert main(["record", str(trace), "--scenario", "standing", "--seconds", "2"]) == 0
+    lines = trace.read_text().splitlines()
+    previous_t = float(lines[19].split(",")[0])
+    fields = lines[20].split(",")
+    fields[column] = value.format(previous_t + 1e-9)  # "{:.9f}": 1 ns after the previous sample
+    lines[20] = ",".join(fields)
+    trace.write_text("\n".join(lines) + "\n")
+    capsys.readouterr()
+    assert main(["replay", str(trace)]) == 2
+    err = capsys.readouterr().err
+    assert f"{trace}:21: " in err and says in err, err
+
+
+def test_record_refuses_samples_no_trace_may_hold_with_the_reason(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # imu.gyro_bias_dps has no bound: a typo'd bias makes every rate a value no IMU reads
+    config = tmp_path / "config.toml"
+    config.write_text("[imu]\ngyro_bias_dps = [5000.0, 0.0, 0.0]\n")
+    trace = tmp_path / "walk.csv"
+    assert main(["record", str(trace), "-c", str(config), "--seconds", "1"]) == 1
+    err = capsys.readouterr().err
+    assert "retroguard record: IMU sample not a reading: column gx: " in err, err
+    assert "is beyond ±4000 deg/s" in err and "Traceback" not in err
+
+
 def test_replay_of_a_missing_file_is_a_clear_error(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

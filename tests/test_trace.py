@@ -156,6 +156,12 @@ def test_writer_rejects_what_the_reader_would_reject(tmp_path: Path) -> None:
             w.write(ImuSample(1.0000001, 0, 0, 1, 0, 0, 0))  # equal after rounding
         with pytest.raises(ValueError, match="non-finite"):
             w.write(ImuSample(2.0, math.nan, 0, 1, 0, 0, 0))
+        with pytest.raises(ValueError, match="column az: 1e\\+300 g is beyond"):
+            w.write(ImuSample(2.0, 0, 0, 1e300, 0, 0, 0))
+        with pytest.raises(ValueError, match="column gx: -4001 deg/s is beyond"):
+            w.write(ImuSample(2.0, 0, 0, 1, -4001, 0, 0))
+        with pytest.raises(ValueError, match="more than 60 s"):
+            w.write(ImuSample(62.0, 0, 0, 1, 0, 0, 0))
         w.write(ImuSample(2.0, 0, 0, 1, 0, 0, 0))
     with pytest.raises(ValueError, match="closed"):
         w.write(ImuSample(3.0, 0, 0, 1, 0, 0, 0))
@@ -167,6 +173,8 @@ def test_writer_rejects_what_the_reader_would_reject(tmp_path: Path) -> None:
     [
         ({"sample_rate_hz": 0.0}, "sample_rate_hz"),
         ({"sample_rate_hz": math.inf}, "sample_rate_hz"),
+        ({"sample_rate_hz": 1e300}, "sample_rate_hz 1e\\+300 is outside"),
+        ({"sample_rate_hz": 0.01}, "sample_rate_hz 0.01 is outside"),
         ({"sensor": ""}, "sensor"),
         ({"description": "two\nlines"}, "single line"),
         ({"subject": " SA01"}, "blanks"),
@@ -216,6 +224,12 @@ def _replace(key: str, line: str | None) -> list[str]:
         (_replace("sample_rate_hz", "# sample_rate_hz: nan"), 2, "not a finite number"),
         (_replace("sample_rate_hz", "# sample_rate_hz: 2_00"), 2, "not a finite number"),
         (_replace("sample_rate_hz", "# sample_rate_hz: -5"), 2, "positive"),
+        (
+            _replace("sample_rate_hz", "# sample_rate_hz: 1e300"),
+            2,
+            r"outside 0.0166667-1e\+06 Hz \(one sample every 60 s",
+        ),
+        (_replace("sample_rate_hz", "# sample_rate_hz: 1e-300"), 2, "outside"),
         (_replace("units", "# units: t=ms accel=m/s2 gyro=rad/s"), 3, "units"),
         (_replace("sensor", "# sensor:"), 4, "sensor must not be empty"),
         (_replace("mounting", "# mounting: x=right y=down z=backward"), 5, "left-handed"),
@@ -264,6 +278,15 @@ GOOD = "0.010000,0,-1,0,0,0,0"
         (["inf,0,-1,0,0,0,-inf"], "non-finite value in column t, gz"),
         (["-0.01,0,-1,0,0,0,0"], r"t=-0.01 is not after the previous sample's t=0.0"),
         (["0.0,0,-1,0,0,0,0"], "strictly increase"),
+        (["0.01,1e300,-1,0,0,0,0"], r"column ax: 1e\+300 g is beyond ±32 g, .*±16 g"),
+        (["0.01,0,-32.001,0,0,0,0"], "column ay: -32.001 g is beyond ±32 g"),
+        (["0.01,0,-1,0,0,4000.1,0"], r"column gy: 4000.1 deg/s is beyond ±4000 deg/s, .*±2000"),
+        (["0.01,0,-1,0,0,0,-1e300"], "column gz: -1e\\+300 deg/s"),
+        (["0.01,0,-1,inf,0,0,0"], "non-finite value in column az"),
+        (["1e-300,0,-1,0,0,0,0"], "1e-300 s after .* closer than the format's 1 µs resolution"),
+        (["0.0000004,0,-1,0,0,0,0"], "closer than the format's 1 µs resolution"),
+        (["60.001,0,-1,0,0,0,0"], "60.001 s after .* more than 60 s is two recordings"),
+        (["1e300,0,-1,0,0,0,0"], "more than 60 s"),
         ([""], "blank line"),
         (["# label: adl"], "header line after the column line"),
     ],
@@ -275,9 +298,29 @@ def test_malformed_row(tmp_path: Path, rows: list[str], match: str) -> None:
     assert re.search(match, err.message), err.message
 
 
-def test_non_finite_sum_of_finite_values_is_accepted(tmp_path: Path) -> None:
-    path = _write(tmp_path, _file(rows=["0,1e308,1e308,1e308,0,0,0"]))
-    assert read_trace(path).samples[0].ax == 1e308
+def test_saturated_readings_and_extreme_but_real_steps_are_accepted(tmp_path: Path) -> None:
+    rows = [
+        "0,16,-16,15.999512,2000,-2000,1998.0488",  # an MPU-6050 saturated at ±16 g, ±2000 deg/s
+        "0.000001,-16.5,16.5,-16,-2040,2040,-2000",  # ... with calibration offsets removed
+        "0.000002,32,-32,32,4000,-4000,4000",  # the limits themselves
+        "60.000002,0,-1,0,0,0,0",  # a minute without a sample
+        "1000000000.0,0,-1,0,0,0,0",  # any origin, e.g. a clock counting since 1994
+        "1000000000.000001,0,-1,0,0,0,0",  # one microsecond on, that far from zero
+    ]
+    samples = read_trace(_write(tmp_path, _file(rows=rows[:4]))).samples
+    assert [s.ax for s in samples] == [16, -16.5, 32, 0]
+    assert samples[2].gy == -4000
+    assert len(read_trace(_write(tmp_path, _file(rows=rows[4:]), "far.csv")).samples) == 2
+
+
+def test_writer_writes_one_microsecond_steps_far_from_zero_that_the_reader_reads(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "far.csv"
+    start = 4_000_000_000.0  # past 2**31 s: a double's step there is 0.48 µs
+    samples = [ImuSample(start + i * 1e-6, 0, -1, 0, 0, 0, 0) for i in range(200)]
+    write_trace(path, TraceHeader(200.0, "MPU-6050", SISFALL_MOUNTING), samples)
+    assert len(read_trace(path).samples) == 200
 
 
 @pytest.mark.parametrize("cut", ["1.005,0.01", "1.005,0.01,-1,0,0,0,", "1.0"])

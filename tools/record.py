@@ -120,7 +120,11 @@ def record(
                 if batch and t0 is None:
                     t0 = batch[0].t
                 assert t0 is not None or not batch
-                writer.write_many(s._replace(t=s.t - t0) for s in batch if t0 is not None)
+                try:
+                    writer.write_many(s._replace(t=s.t - t0) for s in batch if t0 is not None)
+                except ValueError as exc:  # what no reader would take, e.g. a huge gyro bias
+                    print(f"retroguard record: IMU sample not a reading: {exc}", file=sys.stderr)
+                    return 1
     except ImuError as exc:
         print(f"retroguard record: IMU: {exc}", file=sys.stderr)
         return 1
