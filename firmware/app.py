@@ -356,9 +356,14 @@ def release_startup_memory() -> None:
 def run_forever(config: Config) -> int:
     """``retroguard run``: the monitor on the configured hardware until SIGTERM/SIGINT."""
     stop = threading.Event()
+    received: list[int] = []
 
     def on_signal(signum: int, frame: FrameType | None) -> None:
-        log.info("signal %d: stopping", signum)
+        # Nothing that takes a lock the loop thread may hold: the handler runs on that thread,
+        # between two of its bytecodes. A log call here deadlocked the process when the signal
+        # came while the loop was queuing a record (the log queue's lock is not reentrant):
+        # it hung, and every later SIGTERM only hung again. stop is never waited on by the loop.
+        received.append(signum)
         stop.set()
 
     signal.signal(signal.SIGTERM, on_signal)
@@ -383,6 +388,8 @@ def run_forever(config: Config) -> int:
             release_startup_memory()
             app.monitor.run(stop=stop)
         finally:
+            if received:
+                log.info("signal %d: stopping", received[0])
             watchdog.stopping("stopping: relay released")
             runner.stop(app.clock.monotonic())
             detach_session(app, runner)

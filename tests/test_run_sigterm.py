@@ -1,0 +1,78 @@
+"""``retroguard run`` stops on SIGTERM whatever its loop thread was doing when it came.
+
+The handler runs on the loop thread, between two of its bytecodes. It used to log, and a
+signal that came while the loop was queuing a log record (the queue's lock held, and that lock
+is not reentrant) deadlocked the process: it hung, and every later SIGTERM hung it again, so
+systemd could only kill it. A race of a few bytecodes, seen once; here the signal is raised at
+that very instant, from inside the queue's lock, so the test does not depend on luck.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+RUN_WITH_SIGTERM_IN_THE_LOG_QUEUE = """
+import os, queue, signal, sys, threading
+from core.logsetup import LOG_QUEUE_RECORDS
+from launcher.cli import main
+
+original = queue.Queue._put
+fired = []
+
+
+def _put(self, item):  # Queue calls it with its lock held
+    if (
+        not fired
+        and self.maxsize == LOG_QUEUE_RECORDS  # the loop's log queue
+        and threading.current_thread() is threading.main_thread()  # the loop thread
+        and item is not None
+        and item.getMessage().startswith("state STANDBY")  # running, the courier up
+    ):
+        fired.append(True)
+        os.write(2, b"raising SIGTERM inside the log queue\\n")
+        signal.raise_signal(signal.SIGTERM)  # its Python handler runs now, the lock held
+    original(self, item)
+
+
+queue.Queue._put = _put
+sys.exit(main(["run", "-c", sys.argv[1]]))
+"""
+
+STOP_WITHIN_S = 60.0
+"""Generous: the monitor stops in about a second."""
+
+
+def test_sigterm_while_the_loop_queues_a_log_record_stops_the_monitor(tmp_path: Path) -> None:
+    config = tmp_path / "config.toml"
+    config.write_text(f'[storage]\ndatabase = "{tmp_path / "events.db"}"\n')
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "RUNTIME_DIRECTORY": str(tmp_path)}
+    proc = subprocess.Popen(
+        [sys.executable, "-c", RUN_WITH_SIGTERM_IN_THE_LOG_QUEUE, str(config)],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        _, err = proc.communicate(timeout=STOP_WITHIN_S)
+    except subprocess.TimeoutExpired:
+        proc.send_signal(signal.SIGTERM)  # a second one, as systemd would not: still hung?
+        try:
+            _, err = proc.communicate(timeout=5)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            _, err = proc.communicate()
+        raise AssertionError(
+            f"retroguard run did not stop within {STOP_WITHIN_S:g} s of SIGTERM:\n{err}"
+        ) from None
+    assert "raising SIGTERM inside the log queue" in err, err  # the race was run
+    assert proc.returncode == 0, err
+    assert "signal 15: stopping" in err
+    assert "reason=monitor stopped" in err  # a clean stop, its event stored
