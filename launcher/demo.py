@@ -62,6 +62,9 @@ from the fault; STANDBY comes 0.5 s after it)."""
 MAX_SPEED = 10.0
 """Faster, and the host cannot keep up with the simulated sensor: 2,000 loop iterations a
 second of real time, and the FIFO's 425 ms of simulated time last under 43 ms of real time."""
+MIN_SPEED = 0.1
+"""Slower, and the demo's 72 s of walking take over 12 minutes; at 1e-300 a 2 ms wait of the
+simulated clock is a host wait longer than its timer holds (a traceback, not a demo)."""
 DEFAULT_MQTT_PORT = 1883
 DEMO_LOOP_PRIORITY = 20
 """The unit's ``CPUSchedulingPriority`` (systemd/retroguard.service)."""
@@ -322,6 +325,9 @@ def run_demo(
             f"retroguard demo: --speed above {MAX_SPEED:g} outruns the monitor loop",
             file=sys.stderr,
         )
+        return 2
+    if speed < MIN_SPEED:
+        print(f"retroguard demo: --speed below {MIN_SPEED:g} is too slow to watch", file=sys.stderr)
         return 2
     problem = None if database is None else database_file_problem(database)
     if problem is not None:  # the monitor would move the file aside as a damaged database

@@ -310,6 +310,15 @@ def test_the_demo_refuses_a_speed_that_is_not_a_number_when_called_directly() ->
     assert run_demo(speed=float("nan"), live=False) == 2
 
 
+@pytest.mark.parametrize("command", [["demo", "--no-live"], ["session", "demo"]], ids=str)
+def test_demos_refuse_a_speed_so_slow_their_clock_overflows_the_hosts(
+    command: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    # --speed 1e-300 was a traceback: a 2 ms wait of the scaled clock overflowed time.sleep
+    err = _refused([*command, "--speed", "1e-300"], capsys)
+    assert "--speed below 0.1 is too slow to watch" in err
+
+
 # ------------------------------------------------------------------ plans
 
 

@@ -142,6 +142,11 @@ def attach_demo_printer(
     return CuePrinter(runner, out or sys.stdout, light=light).start()
 
 
+MIN_SPEED = 0.1
+"""Slower, and the session's minutes crawl; at 1e-300 a wait of the scaled clock is longer
+than the host's timer holds (a traceback)."""
+
+
 def run_guided_demo(
     *,
     speed: float = 1.0,
@@ -161,6 +166,12 @@ def run_guided_demo(
     out = out or sys.stdout
     if not speed > 0 or not time_scale > 0:
         print("retroguard session demo: --speed and --scale must be positive", file=sys.stderr)
+        return 2
+    if speed < MIN_SPEED:  # as the demo's: a wait of the scaled clock overflows the host's
+        print(
+            f"retroguard session demo: --speed below {MIN_SPEED:g} is too slow to watch",
+            file=sys.stderr,
+        )
         return 2
     if isinstance(plan, Plan):
         the_plan = plan
