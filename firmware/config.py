@@ -27,7 +27,7 @@ from firmware.presses import HELP_WINDOW_S, LONG_PRESS_MIN_S, PATTERN_GAP_MAX_S,
 from firmware.session.config import SessionConfig
 from firmware.session.plan import check_plan_reference
 from firmware.session.voice import check_language
-from hal.config import GpioConfig, ImuConfig, PinConfig
+from hal.config import GYRO_BIAS_MAX_DPS, GpioConfig, ImuConfig, PinConfig
 
 LogLevel = Literal["debug", "info", "warning", "error"]
 
@@ -245,6 +245,15 @@ def _mounting(value: Any) -> str | None:
     return None
 
 
+def _gyro_bias(value: Any) -> str | None:
+    if all(abs(axis) <= GYRO_BIAS_MAX_DPS for axis in value):
+        return None
+    return (
+        f"each axis must be within ±{GYRO_BIAS_MAX_DPS:g} deg/s (twice the MPU-6050's zero-rate "
+        "tolerance): run `retroguard calibrate` standing still, or replace the chip"
+    )
+
+
 def _above_1g(value: Any) -> str | None:
     # At rest the accelerometer reads 1 g: a landing threshold at or below it
     # would watch for a fall on every sample of standing still.
@@ -324,6 +333,7 @@ _CHECKS: dict[str, Callable[[Any], str | None]] = {
     "imu.gyro_range_dps": _one_of(GYRO_RANGES_DPS),
     "imu.stale_timeout_s": _positive,
     "imu.mounting": _mounting,
+    "imu.gyro_bias_dps": _gyro_bias,
     "imu.samples_per_wake": _positive,
     "gpio.button_bounce_s": _positive,
     "gpio.heartbeat_hold_s": _positive,

@@ -9,7 +9,7 @@ two in agreement.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Final, Literal
 
 from hal.interfaces import RelayDrive
 
@@ -17,6 +17,12 @@ ImuBackend = Literal["mpu6050", "simulated"]
 GpioBackend = Literal["gpiozero", "simulated"]
 PinFactoryName = Literal["lgpio", "rpigpio", "mock", "native", "pigpio"]
 ImuPacing = Literal["auto", "interrupt", "poll"]
+
+
+GYRO_BIAS_MAX_DPS: Final = 40.0
+"""The largest gyro bias a config may subtract, per axis: twice the MPU-6050's zero-rate output
+tolerance (datasheet: ±20 °/s at 25 °C). A chip at rest that reads more is broken or was
+moving while calibrated; a bias beyond it would make a still walker look like one spinning."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,7 +46,8 @@ class ImuConfig:
     """Which body direction each sensor axis points, e.g. "x=right y=down z=forward", or
     "unknown" to learn gravity online (``retroguard calibrate`` measures it)."""
     gyro_bias_dps: tuple[float, float, float] = (0.0, 0.0, 0.0)
-    """Subtracted from every gyro reading (``retroguard calibrate`` measures it)."""
+    """Subtracted from every gyro reading (``retroguard calibrate`` measures it); each axis at
+    most 40 deg/s (GYRO_BIAS_MAX_DPS: a chip at rest that reads more is broken)."""
     pacing: ImuPacing = "auto"
     """What wakes the loop to read the FIFO (wiring/README.md, section 8). "auto" and
     "interrupt": the chip's data-ready pulse on gpio.pins.imu_int, one per sample; "poll": a

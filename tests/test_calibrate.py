@@ -80,6 +80,12 @@ def test_rejects_a_box_clipped_on_at_an_angle() -> None:
     assert 'set mounting = "unknown" in [imu]' in message
 
 
+def test_rejects_a_gyro_that_reads_more_at_rest_than_a_working_chip_may() -> None:
+    """A bias the config would refuse is not measured and saved: calibrate says why instead."""
+    with pytest.raises(CalibrationError, match=r"the gyro reads 45\.\d deg/s standing still"):
+        run_calibration(stand_then_lean(), scenarios.DEFAULT_MOUNTING, (0.0, -45.0, 1.0))
+
+
 def test_rejects_a_missing_lean() -> None:
     segments: list[Segment] = [scenarios.Standing(60.0)]
     with pytest.raises(CalibrationError, match=r"the lean was too small \(\d°"):

@@ -145,17 +145,20 @@ def test_replay_of_a_physically_impossible_line_names_file_line_and_field(
     assert f"{trace}:21: " in err and says in err, err
 
 
-def test_record_refuses_samples_no_trace_may_hold_with_the_reason(
+def test_record_refuses_a_gyro_bias_that_would_make_samples_no_trace_may_hold(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    # imu.gyro_bias_dps has no bound: a typo'd bias makes every rate a value no IMU reads
+    """A typo'd bias made every rate a value no IMU reads, and record stopped at the first
+    sample the trace writer refused; the config now refuses the bias before anything runs.
+    (record still turns a refused sample into an error, not a traceback: the writer refuses
+    what the reader would, tests/test_trace.py.)"""
     config = tmp_path / "config.toml"
     config.write_text("[imu]\ngyro_bias_dps = [5000.0, 0.0, 0.0]\n")
     trace = tmp_path / "walk.csv"
-    assert main(["record", str(trace), "-c", str(config), "--seconds", "1"]) == 1
+    assert main(["record", str(trace), "-c", str(config), "--seconds", "1"]) == 2
     err = capsys.readouterr().err
-    assert "retroguard record: IMU sample not a reading: column gx: " in err, err
-    assert "is beyond ±4000 deg/s" in err and "Traceback" not in err
+    assert "imu.gyro_bias_dps: each axis must be within ±40 deg/s" in err, err
+    assert "Traceback" not in err and not trace.exists()
 
 
 def test_replay_of_a_missing_file_is_a_clear_error(

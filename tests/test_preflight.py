@@ -89,6 +89,10 @@ REFUSED = {
     ),
     # Each of these passed the check, then crashed `run` (or its courier, over and over) with a
     # traceback, or left it refused by the broker at every connect.
+    "a gyro bias no working chip has, which would make a still walker spin": (
+        "[imu]\ngyro_bias_dps = [1e300, 0.0, 0.0]\n",
+        "imu.gyro_bias_dps: each axis must be within ±40 deg/s",
+    ),
     "a keepalive MQTT cannot carry (two bytes)": (
         '[mqtt]\nhost = "127.0.0.1"\nkeepalive_s = 70000\n',
         "mqtt.keepalive_s: must be between 1 and 65535 s",

@@ -42,6 +42,7 @@ from core.clock import Clock, RealClock
 from core.mounting import Mounting
 from core.samples import ImuSample
 from firmware.config import Config
+from hal.config import GYRO_BIAS_MAX_DPS
 from hal.errors import ImuError, ImuFifoOverflowError
 from hal.interfaces import Imu
 from tools.mounting_estimate import (
@@ -128,6 +129,13 @@ def calibrate(
     collect(imu, clock, settle_s)
     say(f"Recording {seconds:g} s of standing still. Do not move.")
     still = analyse_still(collect(imu, clock, seconds))
+    worst = max(abs(axis) for axis in still.gyro_bias_dps)
+    if worst > GYRO_BIAS_MAX_DPS:
+        raise CalibrationError(
+            f"the gyro reads {worst:.1f} deg/s standing still, beyond the ±{GYRO_BIAS_MAX_DPS:g} "
+            "deg/s a working MPU-6050 may (twice its zero-rate tolerance): keep the sensor still "
+            "and run it again, or replace the chip"
+        )
     up = snap(still.gravity, "the vertical (gravity)")
     say(
         f"Now BEND FORWARD from the hips by about 30 degrees, hold a second, straighten up. "
