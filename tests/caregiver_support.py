@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import html
 import http.client
@@ -31,7 +32,7 @@ from caregiver.config import (
     ServerConfig,
 )
 from caregiver.service import CaregiverService
-from caregiver.storage import Role
+from caregiver.storage import NewEvent, Role
 from core.protocol.messages import (
     BalanceFigures,
     Direction,
@@ -47,6 +48,25 @@ WAIT = 20.0
 """Upper bound for waits: a safety net against hangs, not a timing assertion."""
 
 PASSWORD = "correct horse battery"
+
+
+def new_event(n: int, **fields: Any) -> NewEvent:
+    """Event number ``n`` as ingest stores it: a fall from treadmill-1, its id and seq from
+    ``n``; ``fields`` replace any of the others."""
+    event = NewEvent(
+        id=f"{n:032x}",
+        device_id="treadmill-1",
+        seq=n,
+        type="fall",
+        severity="critical",
+        state="TRIPPED",
+        reason="impact",
+        wall_time="2026-11-17T09:55:00+00:00",
+        figures={},
+        has_window=False,
+        payload="{}",
+    )
+    return dataclasses.replace(event, **fields)
 
 
 def wall() -> str:

@@ -15,9 +15,9 @@ from pathlib import Path
 
 import pytest
 
-from caregiver.storage import NewEvent, Store
+from caregiver.storage import Store
 from caregiver.storage.engines import CHECKPOINT_BACKSTOP_PAGES
-from tests.caregiver_support import make_config, running_service
+from tests.caregiver_support import make_config, new_event, running_service
 from tools.broker import Mosquitto, mosquitto_available
 
 PAGE = 4096
@@ -30,26 +30,10 @@ PAYLOAD = json.dumps(list(range(1500)))
 WAIT = 20.0
 
 
-def _event(n: int) -> NewEvent:
-    return NewEvent(
-        id=f"{n:032x}",
-        device_id="treadmill-1",
-        seq=n,
-        type="stumble",
-        severity="warning",
-        state="TRIPPED",
-        reason="trunk rotated",
-        wall_time="2026-11-17T09:55:00+00:00",
-        figures={},
-        has_window=False,
-        payload=PAYLOAD,
-    )
-
-
 def _store_events(store: Store, first: int, count: int) -> None:
     for n in range(first, first + count):  # one commit each, as ingest's smallest batches
         with store.transaction() as tx:
-            assert tx.record_event(_event(n), float(n))
+            assert tx.record_event(new_event(n, payload=PAYLOAD), float(n))
 
 
 def _wait_for(condition: Callable[[], bool]) -> bool:

@@ -25,10 +25,10 @@ from caregiver import plot
 from caregiver.auth import Accounts
 from caregiver.progress import progress_view
 from caregiver.service import CaregiverService
-from caregiver.storage import SCHEMA_VERSION, NewEvent, SchemaError, Store, Urgency, schema
+from caregiver.storage import SCHEMA_VERSION, SchemaError, Store, Urgency, schema
 from caregiver.storage.schema import MIGRATIONS
 from launcher.cli import main
-from tests.caregiver_support import FakeClock, Http, make_config
+from tests.caregiver_support import FakeClock, Http, make_config, new_event
 from tools.broker import Mosquitto
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -205,19 +205,7 @@ def test_a_failing_migration_leaves_the_database_as_it_was(
 
 def test_a_transaction_that_raises_stores_nothing(caregiver_db: str) -> None:
     store = Store(caregiver_db)
-    event = NewEvent(
-        id="f0" * 16,
-        device_id="treadmill-1",
-        seq=1,
-        type="fall",
-        severity="critical",
-        state="TRIPPED",
-        reason="impact",
-        wall_time="2026-11-17T09:55:00+00:00",
-        figures={},
-        has_window=False,
-        payload="{}",
-    )
+    event = new_event(1)
     try:
         with pytest.raises(RuntimeError), store.transaction() as tx:
             assert tx.record_event(event, 1.0)
@@ -239,19 +227,7 @@ def test_records_read_by_their_ids_at_once_are_those_read_one_by_one(caregiver_d
     gets is what one read each gives, and an id that is not there is left out."""
     store = Store(caregiver_db)
     events = [
-        NewEvent(
-            id=f"{n:032x}",
-            device_id=f"treadmill-{n % 2}",
-            seq=n,
-            type="fall",
-            severity="critical",
-            state="TRIPPED",
-            reason="impact",
-            wall_time="2026-11-17T09:55:00+00:00",
-            figures={"peak_g": 3.0 + n},
-            has_window=False,
-            payload="{}",
-        )
+        new_event(n, device_id=f"treadmill-{n % 2}", figures={"peak_g": 3.0 + n})
         for n in range(1, 4)
     ]
     try:
