@@ -15,6 +15,9 @@ way it does on a real disk in trouble:
 
 :meth:`~FillableDisk.free` undoes both for connections opened from then on
 (the courier opens new ones when it tries the disk again).
+
+:func:`wait_for` waits on what another process does to a file or to itself (a database
+grows, a courier is gone), bounded as a safety net.
 """
 
 from __future__ import annotations
@@ -22,9 +25,11 @@ from __future__ import annotations
 import contextlib
 import os
 import random
+import select
 import shutil
 import sqlite3
 import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -70,6 +75,17 @@ class FillableDisk:
         """Space (and writes) again, for connections opened from now on."""
         with self._lock:
             self._trouble = None
+
+
+def wait_for(condition: Callable[[], bool], timeout: float = 20.0) -> bool:
+    """Poll ``condition`` until it holds (True) or ``timeout`` has passed (False): a bound
+    against hangs, not a timing; the condition decides."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        select.select([], [], [], 0.02)
+    return False
 
 
 def _cap(conn: sqlite3.Connection) -> None:

@@ -8,9 +8,6 @@ many frames it holds since it last started again, the database file's length wha
 from __future__ import annotations
 
 import json
-import select
-import time
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -18,6 +15,7 @@ import pytest
 from caregiver.storage import Store
 from caregiver.storage.engines import CHECKPOINT_BACKSTOP_PAGES
 from tests.caregiver_support import make_config, new_event, running_service
+from tests.storage_support import wait_for
 from tools.broker import Mosquitto, mosquitto_available
 
 PAGE = 4096
@@ -27,22 +25,12 @@ SQLITE_AUTO_CHECKPOINT = 1000
 """SQLite's default: the commit that takes the WAL past this many pages copies it."""
 PAYLOAD = json.dumps(list(range(1500)))
 """An event's body of ~8 kB: two pages or more a commit, as an event with its recording."""
-WAIT = 20.0
 
 
 def _store_events(store: Store, first: int, count: int) -> None:
     for n in range(first, first + count):  # one commit each, as ingest's smallest batches
         with store.transaction() as tx:
             assert tx.record_event(new_event(n, payload=PAYLOAD), float(n))
-
-
-def _wait_for(condition: Callable[[], bool]) -> bool:
-    deadline = time.monotonic() + WAIT
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        select.select([], [], [], 0.05)
-    return False
 
 
 def test_the_store_s_commits_leave_the_wal_for_its_checkpoint(tmp_path: Path) -> None:
@@ -73,4 +61,4 @@ def test_the_running_service_copies_the_wal_into_the_file_by_itself(
         file_before = database.stat().st_size
         _store_events(service.store, 1, 100)  # ~300 pages
         assert (tmp_path / "caregiver.db-wal").stat().st_size // FRAME < SQLITE_AUTO_CHECKPOINT
-        assert _wait_for(lambda: database.stat().st_size - file_before >= 100 * len(PAYLOAD))
+        assert wait_for(lambda: database.stat().st_size - file_before >= 100 * len(PAYLOAD))

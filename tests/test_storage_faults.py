@@ -24,7 +24,7 @@ import sqlite3
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import pytest
@@ -40,7 +40,7 @@ from firmware.storage.database import connect
 from firmware.storage.events import EventStore
 from tests.app_support import TripAt, close_rigs, make_config, make_rig, pump_link_until
 from tests.mqtt_helpers import WAIT, Subscriber, config_for, subscriber, validate
-from tests.storage_support import DAMAGE, FillableDisk, damage
+from tests.storage_support import DAMAGE, FillableDisk, damage, wait_for
 from tools.broker import Mosquitto
 
 pytestmark = pytest.mark.usefixtures(close_rigs.__name__)
@@ -315,15 +315,6 @@ def gone(pid: int) -> bool:
             return stat.read().rsplit(")", 1)[1].split()[0] in ("Z", "X")
     except FileNotFoundError:
         return True
-
-
-def wait_for(condition: Callable[[], bool]) -> bool:
-    deadline = time.monotonic() + WAIT
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        select.select([], [], [], 0.02)
-    return False
 
 
 def fault_reasons(database: Path) -> list[str]:
