@@ -42,13 +42,14 @@ and due notifications wake the notifier — neither waits on the network.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import threading
 import time
 from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Never, overload
 
 import msgspec
 import paho.mqtt.client as mqtt
@@ -126,7 +127,44 @@ retained walkers message, the walkers the plan page offers, and the retained inc
 to send a close again to a device that missed it (:meth:`Ingestor._device_missed_close`)."""
 
 
+@dataclass(slots=True)
+class _Counts:
+    """What ingest made of the messages it handled (:class:`Ingestor` shows each by its name)."""
+
+    events_stored: int = 0
+    duplicates: int = 0
+    rejected: int = 0
+    sessions_stored: int = 0
+    """Session summaries stored or updated (redeliveries of the same payload excluded)."""
+
+
+class _Shown:
+    """An :class:`Ingestor` count, read-only, named as its :class:`_Counts` field: as of the
+    last commit (or refusal), what other threads read; a batch's count shows once its rows do."""
+
+    def __set_name__(self, owner: type[Ingestor], name: str) -> None:
+        self._name = name
+
+    @overload
+    def __get__(self, ingestor: None, owner: type[Ingestor]) -> _Shown: ...
+    @overload
+    def __get__(self, ingestor: Ingestor, owner: type[Ingestor]) -> int: ...
+    def __get__(self, ingestor: Ingestor | None, owner: type[Ingestor]) -> _Shown | int:
+        if ingestor is None:
+            return self
+        count: int = getattr(ingestor._shown, self._name)
+        return count
+
+    def __set__(self, ingestor: Ingestor, value: Never) -> None:
+        raise AttributeError(f"{self._name} is counted by ingest, not set")
+
+
 class Ingestor:
+    events_stored = _Shown()
+    duplicates = _Shown()
+    rejected = _Shown()
+    sessions_stored = _Shown()
+
     def __init__(
         self,
         store: Store,
@@ -148,13 +186,10 @@ class Ingestor:
             incident_subscription(self.prefix),
         ]
         self.messages = 0
-        self._events_stored = 0
-        self._duplicates = 0
-        self._rejected = 0
-        self._sessions_stored = 0
-        """Session summaries stored or updated (redeliveries of the same payload excluded)."""
-        self._shown = (0, 0, 0, 0)
-        """The counts above as of the last commit (or refusal): what other threads read."""
+        self._count = _Counts()
+        """This thread's counts, a batch's as it goes (:meth:`_restore` undoes them)."""
+        self._shown = _Counts()
+        """The counts as of the last commit (or refusal): what other threads read."""
         self.receipts_sent = 0
         self.storage_fault: str | None = None
         """Why the database cannot commit right now (None when it can)."""
@@ -200,7 +235,7 @@ class Ingestor:
             # Alone, it is this message's data: held, it would stop every message behind it.
             log.error("the database refuses a message on %s, let go: %s", topic, exc)
             self._restore(counters)
-            self._rejected += 1
+            self._count.rejected += 1
             self._count_messages(1)
         self._works()
         return True
@@ -270,7 +305,7 @@ class Ingestor:
         rolled back whole)."""
         savepoints = bool(failed)
         self._local.savepoints = savepoints
-        self._rejected += len(failed)
+        self._count.rejected += len(failed)
         kept = [(i, m) for i, m in enumerate(decoded) if m is not None and i not in failed]
         devices = {m.device_id for m in decoded if m is not None}
         events = [(m.event, m.now) for _, m in kept if m.event is not None]
@@ -303,7 +338,7 @@ class Ingestor:
             return self._decode(topic, payload)
         except Exception:
             log.exception("could not ingest a message on %s", topic)
-            self._rejected += 1
+            self._count.rejected += 1
             return None
 
     def _store_decoded(self, message: _Received, index: int = 0) -> None:
@@ -328,7 +363,7 @@ class Ingestor:
                 raise _MessageFailed(index) from exc
             if undo is not None:
                 self._undo(undo)
-            self._rejected += 1
+            self._count.rejected += 1
 
     def _undo_point(self) -> _UndoPoint | None:
         """This thread's batch's after-commit actions and receipts, and the counters, now
@@ -362,24 +397,6 @@ class Ingestor:
         else:
             later.append(action)
 
-    @property
-    def events_stored(self) -> int:
-        """Events stored, as of the last commit: a batch's count shows once its rows do."""
-        return self._shown[0]
-
-    @property
-    def duplicates(self) -> int:
-        return self._shown[1]
-
-    @property
-    def rejected(self) -> int:
-        return self._shown[2]
-
-    @property
-    def sessions_stored(self) -> int:
-        """Session summaries stored or updated (redeliveries of the same payload excluded)."""
-        return self._shown[3]
-
     def _count_messages(self, count: int) -> None:
         """After a commit: the messages handled, and the counts shown to other threads (a batch
         counts as it goes; before, a reader woken by another message could see an event
@@ -405,11 +422,11 @@ class Ingestor:
             log.info("the caregiver database works again")
             self.storage_fault = None
 
-    def _counters(self) -> tuple[int, int, int, int]:
-        return self._events_stored, self._duplicates, self._rejected, self._sessions_stored
+    def _counters(self) -> _Counts:
+        return dataclasses.replace(self._count)
 
-    def _restore(self, counters: tuple[int, int, int, int]) -> None:
-        self._events_stored, self._duplicates, self._rejected, self._sessions_stored = counters
+    def _restore(self, counters: _Counts) -> None:
+        self._count = dataclasses.replace(counters)
 
     def wait_for(self, predicate: Callable[[], bool], timeout: float = 20.0) -> bool:
         """Block until ``predicate()`` holds after some message (for tests and the benchmark)."""
@@ -421,7 +438,7 @@ class Ingestor:
             parsed = parse_topic(self.prefix, topic)
         except BadTopic as exc:
             log.warning("%s", exc)
-            self._rejected += 1
+            self._count.rejected += 1
             return None
         if parsed is None or parsed.kind not in INGESTED_KINDS:
             return None
@@ -435,7 +452,7 @@ class Ingestor:
             )
         except ProtocolError as exc:
             log.warning("%s: %s; ignored", topic, exc)
-            self._rejected += 1
+            self._count.rejected += 1
             return None
         event = _new_event(device_id, body, payload) if isinstance(body, EventMessage) else None
         return _Received(topic, device_id, body, payload, now, event)
@@ -493,9 +510,9 @@ class Ingestor:
                 self.alerting.on_event(tx, device_id, message)
         self._send_receipt(device_id, message.id)
         if not new:
-            self._duplicates += 1
+            self._count.duplicates += 1
             return
-        self._events_stored += 1
+        self._count.events_stored += 1
         self._after_commit(self.alerting.wake_notifier)
         self._changed(EventStored(device_id, message.id, _as_stored(event, now)))
         if message.of is not None:
@@ -549,14 +566,14 @@ class Ingestor:
         row, problem = parse_summary(msgspec.to_builtins(summary), device_id)
         if row is None:
             log.warning("session summary from %s ignored: %s", device_id, problem)
-            self._rejected += 1
+            self._count.rejected += 1
             return
         outcome = self.store.record_walk_session(row, payload.decode("utf-8", "replace"), now)
         self._send_receipt(device_id, summary.id)
         if outcome == "same":
-            self._duplicates += 1
+            self._count.duplicates += 1
             return
-        self._sessions_stored += 1
+        self._count.sessions_stored += 1
         self._changed(SessionStored(device_id, row.id))
 
     def _send_receipt(self, device_id: str, message_id: str) -> None:
@@ -808,7 +825,7 @@ class _UndoPoint:
     """After-commit actions."""
     receipts: dict[str, int]
     """Ids to receipt, by device."""
-    counters: tuple[int, int, int, int]
+    counters: _Counts
 
 
 @dataclass(frozen=True, slots=True)
