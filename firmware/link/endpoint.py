@@ -236,6 +236,11 @@ class CourierLink:
         self._incoming_sock = None
         self._drop_socket()
 
+    def real_time(self) -> float:
+        """Now on the real clock the courier's silence is measured on (any thread): the
+        supervisor times a courier from its start on it (``since`` below)."""
+        return self._real()
+
     def courier_silent_for(self, since: float) -> float:
         """Seconds the courier has been silent while the loop was listening (real time).
 

@@ -21,7 +21,6 @@ import socket
 import subprocess
 import sys
 import threading
-import time
 from collections.abc import Callable
 from typing import Protocol
 
@@ -158,12 +157,12 @@ class CourierSupervisor:
                 continue
             self.current = handle
             self.starts += 1
-            started = time.monotonic()
+            started = self.link.real_time()  # the clock its silence is measured on
             self.link.attach(loop_end)
             exited = self._watch(handle, started)
             if self._stop.is_set():
                 return
-            ran = time.monotonic() - started
+            ran = self.link.real_time() - started
             if ran > HEALTHY_RUN_S:
                 backoff = FIRST_BACKOFF_S
             log.error(
