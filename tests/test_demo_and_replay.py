@@ -4,16 +4,19 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from core.clock import SimClock
+import launcher.demo as demo_command
+from core.clock import Clock, SimClock
 from core.protocol.events import EventType
 from firmware.app import App
+from firmware.config import Config, GpioConfig, SafetyConfig
 from firmware.monitor import Monitor
 from firmware.safety import SafetyState
 from launcher.cli import main
-from launcher.demo import demo_config, run_session
+from launcher.demo import DemoResult, demo_config, run_session
 
 PERIOD = 1 / 200
 
@@ -169,12 +172,36 @@ def test_replay_of_a_missing_file_is_a_clear_error(
 
 
 def test_demo_command_runs_in_real_time_scaled(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    # Speed 2 leaves the loop 180 ms of real time before the simulated FIFO overflows. Speed 4
-    # (90 ms) overflowed it after the fall on a loaded 2-core machine running the suite on
-    # both cores beside other work (a stall that late is re-armed and the demo fails).
+    """``retroguard demo --speed 2``: the walk on the host's clock twice as fast (a
+    :class:`~core.clock.RealClock` at speed 2, whose scaling tests/test_real_clock.py checks),
+    and the hold time and contact debounce twice as long on it: the same real milliseconds as
+    on a Pi. The clock the command asks for is stood in for by a simulated one, so the walk
+    does not hang on the host: on its clock a loaded machine stalled the loop past the hold
+    time late in the walk, and the demo ended re-armed (what a stall does:
+    test_demo_reports_a_host_stall_and_carries_on)."""
+    speeds: list[float] = []
+    clock = SimClock()
+
+    def real_clock(speed: float) -> SimClock:
+        speeds.append(speed)
+        return clock
+
+    ran: list[tuple[Config, Clock]] = []
+
+    def recorded(config: Config, on: Clock, **kwargs: Any) -> DemoResult:
+        ran.append((config, on))
+        return run_session(config, on, **kwargs)
+
+    monkeypatch.setattr(demo_command, "RealClock", real_clock)
+    monkeypatch.setattr(demo_command, "run_session", recorded)
     assert main(["demo", "--speed", "2", "--no-live", "--db", str(tmp_path / "d.db")]) == 0
+    assert speeds == [2.0]
+    ((config, ran_on),) = ran
+    assert ran_on is clock
+    assert config.gpio.heartbeat_hold_s == pytest.approx(2 * GpioConfig().heartbeat_hold_s)
+    assert config.safety.contact_debounce_s == pytest.approx(2 * SafetyConfig().contact_debounce_s)
     out = capsys.readouterr().out
     assert "Ended in TRIPPED with the relay released." in out
     assert re.search(r"fall\s+critical", out)
