@@ -41,7 +41,7 @@ from sim import scenarios
 from sim.backends import SimulatedGpio, simulated_hardware
 from sim.relay_hardware import SimulatedButton
 from tools.broker import BrokerError, Mosquitto, mosquitto_available
-from tools.session_demo import CuePrinter
+from tools.session_demo import MIN_SPEED, CuePrinter
 
 if TYPE_CHECKING:
     from caregiver.demo import DemoCaregiverProcess
@@ -62,9 +62,6 @@ from the fault; STANDBY comes 0.5 s after it)."""
 MAX_SPEED = 10.0
 """Faster, and the host cannot keep up with the simulated sensor: 2,000 loop iterations a
 second of real time, and the FIFO's 425 ms of simulated time last under 43 ms of real time."""
-MIN_SPEED = 0.1
-"""Slower, and the demo's 72 s of walking take over 12 minutes; at 1e-300 a 2 ms wait of the
-simulated clock is a host wait longer than its timer holds (a traceback, not a demo)."""
 DEFAULT_MQTT_PORT = 1883
 DEMO_LOOP_PRIORITY = 20
 """The unit's ``CPUSchedulingPriority`` (systemd/retroguard.service)."""

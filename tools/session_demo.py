@@ -143,8 +143,9 @@ def attach_demo_printer(
 
 
 MIN_SPEED = 0.1
-"""Slower, and the session's minutes crawl; at 1e-300 a wait of the scaled clock is longer
-than the host's timer holds (a traceback)."""
+"""The slowest ``--speed`` of this demo and ``retroguard demo``: slower, and their minutes crawl
+(the demo's 72 s of walking take over 12 minutes); at 1e-300 a wait of the scaled clock is
+longer than the host's timer holds (a traceback, not a demo)."""
 
 
 def run_guided_demo(
