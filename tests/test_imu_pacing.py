@@ -9,18 +9,19 @@ time, then reads anyway, and soon settles on polling.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import itertools
 import os
 import threading
 import tomllib
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import cast
+from typing import Protocol, cast
 
 import pytest
 
-from core.clock import RealClock, SimClock
+from core.clock import Clock, RealClock, SimClock
 from core.errors import ConfigError
 from core.samples import ImuSample
 from firmware.app import HealthReports
@@ -48,10 +49,44 @@ INT_PIN = GpioConfig().pins.imu_int
 HOLD_S = GpioConfig().heartbeat_hold_s
 
 
-def started_hardware(clock: SimClock, imu: ImuConfig | None = None) -> SimulatedHardware:
-    sim = simulated_hardware(imu or ImuConfig(), GpioConfig(), clock, Standing())
-    sim.imu_rig.imu.start()
-    return sim
+class HardwareOpener(Protocol):
+    def __call__(self, clock: Clock, imu: ImuConfig | None = None) -> SimulatedHardware: ...
+
+
+LineOpener = Callable[[SimulatedHardware, Clock], GpioDataReady]
+
+
+@pytest.fixture
+def closed_after() -> Iterator[contextlib.ExitStack]:
+    """What a test opens, closed after it, last opened first (the line, the pins, the IMU)."""
+    with contextlib.ExitStack() as stack:
+        yield stack
+
+
+@pytest.fixture
+def open_hardware(closed_after: contextlib.ExitStack) -> HardwareOpener:
+    """Simulated hardware with its IMU started, closed after the test."""
+
+    def open_(clock: Clock, imu: ImuConfig | None = None) -> SimulatedHardware:
+        sim = simulated_hardware(imu or ImuConfig(), GpioConfig(), clock, Standing())
+        closed_after.callback(sim.imu_rig.imu.close)
+        closed_after.callback(sim.gpio.close)
+        sim.imu_rig.imu.start()
+        return sim
+
+    return open_
+
+
+@pytest.fixture
+def open_line(closed_after: contextlib.ExitStack) -> LineOpener:
+    """The firmware's data-ready line on the hardware's INT pin, closed after the test."""
+
+    def open_(sim: SimulatedHardware, clock: Clock) -> GpioDataReady:
+        line = GpioDataReady(INT_PIN, sim.gpio.factory, clock)
+        closed_after.callback(line.close)
+        return line
+
+    return open_
 
 
 def int_pin(sim: SimulatedHardware) -> ObservedMockPin:
@@ -61,99 +96,82 @@ def int_pin(sim: SimulatedHardware) -> ObservedMockPin:
 # --- the simulated chip's INT output ---------------------------------------------------
 
 
-def test_the_chip_pulses_int_once_per_sample_and_the_gpio_line_counts_them() -> None:
+def test_the_chip_pulses_int_once_per_sample_and_the_gpio_line_counts_them(
+    open_hardware: HardwareOpener, open_line: LineOpener
+) -> None:
     clock = SimClock()
-    sim = started_hardware(clock)
-    line = GpioDataReady(INT_PIN, sim.gpio.factory, clock)
-    try:
-        first = line.wait_for(1, 1.0)
-        assert first == 1
-        woke_at = clock.monotonic()
-        assert line.wait_for(first + 10, 1.0) == first + 10
-        # The waiter wakes at the tenth sample's instant, not at the timeout.
-        assert clock.monotonic() - woke_at == pytest.approx(10 * PERIOD)
-        rises = [t for t, high in int_pin(sim).transitions if high]
-        assert len(rises) == line.edges
-        assert not int_pin(sim).state  # a pulse, not a level: low between samples
-    finally:
-        line.close()
-        sim.gpio.close()
-        sim.imu_rig.imu.close()
+    sim = open_hardware(clock)
+    line = open_line(sim, clock)
+    first = line.wait_for(1, 1.0)
+    assert first == 1
+    woke_at = clock.monotonic()
+    assert line.wait_for(first + 10, 1.0) == first + 10
+    # The waiter wakes at the tenth sample's instant, not at the timeout.
+    assert clock.monotonic() - woke_at == pytest.approx(10 * PERIOD)
+    rises = [t for t, high in int_pin(sim).transitions if high]
+    assert len(rises) == line.edges
+    assert not int_pin(sim).state  # a pulse, not a level: low between samples
 
 
-def test_with_polling_configured_the_chip_never_raises_int() -> None:
+def test_with_polling_configured_the_chip_never_raises_int(
+    open_hardware: HardwareOpener, open_line: LineOpener
+) -> None:
     clock = SimClock()
-    sim = started_hardware(clock, ImuConfig(pacing="poll"))
-    line = GpioDataReady(INT_PIN, sim.gpio.factory, clock)
-    try:
-        assert sim.imu_rig.chip.peek(reg.INT_ENABLE) == reg.FIFO_OFLOW_EN
-        # 0.2 s: fewer samples than fill the FIFO, whose overflow would pulse INT.
-        assert line.wait_for(1, 0.2) == 0  # the full timeout, and no edge
-        assert clock.monotonic() >= 0.2
-    finally:
-        line.close()
-        sim.gpio.close()
-        sim.imu_rig.imu.close()
+    sim = open_hardware(clock, ImuConfig(pacing="poll"))
+    line = open_line(sim, clock)
+    assert sim.imu_rig.chip.peek(reg.INT_ENABLE) == reg.FIFO_OFLOW_EN
+    # 0.2 s: fewer samples than fill the FIFO, whose overflow would pulse INT.
+    assert line.wait_for(1, 0.2) == 0  # the full timeout, and no edge
+    assert clock.monotonic() >= 0.2
 
 
-def test_the_driver_asks_for_a_push_pull_active_high_pulse_per_sample() -> None:
+def test_the_driver_asks_for_a_push_pull_active_high_pulse_per_sample(
+    open_hardware: HardwareOpener,
+) -> None:
     clock = SimClock()
-    sim = started_hardware(clock)
-    try:
-        chip = sim.imu_rig.chip
-        assert chip.peek(reg.INT_ENABLE) == reg.FIFO_OFLOW_EN | reg.DATA_RDY_EN
-        assert chip.peek(reg.INT_PIN_CFG) == 0  # active high, push-pull, 50 us pulse
-    finally:
-        sim.gpio.close()
-        sim.imu_rig.imu.close()
+    sim = open_hardware(clock)
+    chip = sim.imu_rig.chip
+    assert chip.peek(reg.INT_ENABLE) == reg.FIFO_OFLOW_EN | reg.DATA_RDY_EN
+    assert chip.peek(reg.INT_PIN_CFG) == 0  # active high, push-pull, 50 us pulse
 
 
-def test_a_latched_active_low_int_stays_asserted_until_the_status_is_read() -> None:
+def test_a_latched_active_low_int_stays_asserted_until_the_status_is_read(
+    open_hardware: HardwareOpener,
+) -> None:
     clock = SimClock()
-    sim = started_hardware(clock)
-    try:
-        bus, address = sim.imu_rig.bus, ImuConfig().address
-        bus.write_byte_data(address, reg.INT_PIN_CFG, reg.INT_LEVEL | reg.LATCH_INT_EN)
-        pin = int_pin(sim)
-        assert pin.state  # active low, nothing pending: high
-        clock.sleep(3 * PERIOD)
-        assert not pin.state  # asserted by the first sample, and held there
-        bus.read_byte_data(address, reg.INT_STATUS)
-        assert pin.state  # reading the status released it
-    finally:
-        sim.gpio.close()
-        sim.imu_rig.imu.close()
+    sim = open_hardware(clock)
+    bus, address = sim.imu_rig.bus, ImuConfig().address
+    bus.write_byte_data(address, reg.INT_PIN_CFG, reg.INT_LEVEL | reg.LATCH_INT_EN)
+    pin = int_pin(sim)
+    assert pin.state  # active low, nothing pending: high
+    clock.sleep(3 * PERIOD)
+    assert not pin.state  # asserted by the first sample, and held there
+    bus.read_byte_data(address, reg.INT_STATUS)
+    assert pin.state  # reading the status released it
 
 
-def test_the_chip_drives_int_on_its_own_thread_on_the_real_clock() -> None:
+def test_the_chip_drives_int_on_its_own_thread_on_the_real_clock(
+    open_hardware: HardwareOpener, open_line: LineOpener
+) -> None:
     """On the real clock (the demo, the benchmark) nobody advances time: the chip's sample
     clock is a thread, and a waiter is woken by the edge itself."""
     clock = RealClock()
-    sim = simulated_hardware(ImuConfig(), GpioConfig(), clock, Standing())
-    sim.imu_rig.imu.start()
-    line = GpioDataReady(INT_PIN, sim.gpio.factory, clock)
-    try:
-        assert line.wait_for(10, 10.0) >= 10  # a net against a hang, not a timing
-        assert len(sim.imu_rig.imu.read_batch(0.0)) >= 10
-    finally:
-        line.close()
-        sim.gpio.close()
-        sim.imu_rig.imu.close()
+    sim = open_hardware(clock)
+    line = open_line(sim, clock)
+    assert line.wait_for(10, 10.0) >= 10  # a net against a hang, not a timing
+    assert len(sim.imu_rig.imu.read_batch(0.0)) >= 10
 
 
-def test_a_cut_int_wire_leaves_the_pin_at_its_pull_down() -> None:
+def test_a_cut_int_wire_leaves_the_pin_at_its_pull_down(
+    open_hardware: HardwareOpener, open_line: LineOpener
+) -> None:
     clock = SimClock()
-    sim = started_hardware(clock)
-    line = GpioDataReady(INT_PIN, sim.gpio.factory, clock)
-    try:
-        assert line.wait_for(5, 1.0) == 5
-        sim.imu_rig.chip.disconnect_int()
-        assert line.wait_for(6, 0.2) == 5
-        assert not int_pin(sim).state
-    finally:
-        line.close()
-        sim.gpio.close()
-        sim.imu_rig.imu.close()
+    sim = open_hardware(clock)
+    line = open_line(sim, clock)
+    assert line.wait_for(5, 1.0) == 5
+    sim.imu_rig.chip.disconnect_int()
+    assert line.wait_for(6, 0.2) == 5
+    assert not int_pin(sim).state
 
 
 # --- the loop ----------------------------------------------------------------------------
@@ -350,65 +368,57 @@ def test_the_wait_for_an_edge_is_bounded_by_a_quarter_of_the_hold_time() -> None
     assert wait_bound_s(static, read_timeout_s=0.025) == pytest.approx(0.025)
 
 
-def test_a_busy_pin_gives_polling_with_a_reason() -> None:
+def test_a_busy_pin_gives_polling_with_a_reason(
+    open_hardware: HardwareOpener, open_line: LineOpener
+) -> None:
     clock = SimClock()
-    sim = started_hardware(clock)
-    taken = GpioDataReady(INT_PIN, sim.gpio.factory, clock)
-    try:
-        pacing = open_pacing(ImuConfig(), GpioConfig(), sim.gpio.factory, clock, 0.025)
-        assert isinstance(pacing, PollPacing)
-        ok, detail = pacing.check()
-        assert ok and f"GPIO {INT_PIN}" in detail  # "auto": a note, not a failure
-        required = dataclasses.replace(ImuConfig(), pacing="interrupt")
-        refused = open_pacing(required, GpioConfig(), sim.gpio.factory, clock, 0.025)
-        assert refused.check()[0] is False
-    finally:
-        taken.close()
-        sim.gpio.close()
-        sim.imu_rig.imu.close()
+    sim = open_hardware(clock)
+    open_line(sim, clock)  # the pin taken
+    pacing = open_pacing(ImuConfig(), GpioConfig(), sim.gpio.factory, clock, 0.025)
+    assert isinstance(pacing, PollPacing)
+    ok, detail = pacing.check()
+    assert ok and f"GPIO {INT_PIN}" in detail  # "auto": a note, not a failure
+    required = dataclasses.replace(ImuConfig(), pacing="interrupt")
+    refused = open_pacing(required, GpioConfig(), sim.gpio.factory, clock, 0.025)
+    assert refused.check()[0] is False
 
 
-def test_poll_configured_never_opens_the_line() -> None:
+def test_poll_configured_never_opens_the_line(open_hardware: HardwareOpener) -> None:
     clock = SimClock()
-    sim = started_hardware(clock, ImuConfig(pacing="poll"))
-    try:
-        pacing = open_pacing(ImuConfig(pacing="poll"), GpioConfig(), sim.gpio.factory, clock, 0.025)
-        assert isinstance(pacing, PollPacing)
-        assert pacing.check() == (True, "polling the FIFO (imu.pacing = 'poll')")
-        # The pin is free for anything else.
-        GpioDataReady(INT_PIN, sim.gpio.factory, clock).close()
-    finally:
-        sim.gpio.close()
-        sim.imu_rig.imu.close()
+    sim = open_hardware(clock, ImuConfig(pacing="poll"))
+    pacing = open_pacing(ImuConfig(pacing="poll"), GpioConfig(), sim.gpio.factory, clock, 0.025)
+    assert isinstance(pacing, PollPacing)
+    assert pacing.check() == (True, "polling the FIFO (imu.pacing = 'poll')")
+    # The pin is free for anything else.
+    GpioDataReady(INT_PIN, sim.gpio.factory, clock).close()
 
 
-def test_an_edge_before_the_wait_ends_it_at_once() -> None:
+def test_an_edge_before_the_wait_ends_it_at_once(
+    open_hardware: HardwareOpener, open_line: LineOpener
+) -> None:
     """The edge callback runs on the pin factory's thread, so an edge may land while the loop
     is getting ready to wait: it must be counted, not waited for again."""
     clock = SimClock()
-    sim = started_hardware(clock, ImuConfig(pacing="poll"))
+    sim = open_hardware(clock, ImuConfig(pacing="poll"))
     sim.imu_rig.chip.disconnect_int()  # the test drives the line
-    line = GpioDataReady(INT_PIN, sim.gpio.factory, clock)
-    try:
-        int_pin(sim).drive_high()
-        int_pin(sim).drive_low()
-        assert line.wait_for(1, 3600.0) == 1
-        assert clock.monotonic() < 1.0  # it did not sit out the hour
-    finally:
-        line.close()
-        sim.gpio.close()
-        sim.imu_rig.imu.close()
+    line = open_line(sim, clock)
+    int_pin(sim).drive_high()
+    int_pin(sim).drive_low()
+    assert line.wait_for(1, 3600.0) == 1
+    assert clock.monotonic() < 1.0  # it did not sit out the hour
 
 
-def test_an_edge_between_the_count_check_and_clearing_the_wake_is_not_waited_for() -> None:
+def test_an_edge_between_the_count_check_and_clearing_the_wake_is_not_waited_for(
+    open_hardware: HardwareOpener, open_line: LineOpener
+) -> None:
     """The callback thread may count the awaited edge (and set the wake) just after the loop
     found too few and just before it clears the wake: the count is looked at again."""
     from hal import gpio
 
     clock = SimClock()
-    sim = started_hardware(clock, ImuConfig(pacing="poll"))
+    sim = open_hardware(clock, ImuConfig(pacing="poll"))
     sim.imu_rig.chip.disconnect_int()  # the test drives the line
-    line = GpioDataReady(INT_PIN, sim.gpio.factory, clock)
+    line = open_line(sim, clock)
     clear = gpio._Wakeup.clear
 
     def edge_then_clear(self: gpio._Wakeup) -> None:
@@ -416,28 +426,21 @@ def test_an_edge_between_the_count_check_and_clearing_the_wake_is_not_waited_for
         int_pin(sim).drive_low()
         clear(self)
 
-    try:
-        with pytest.MonkeyPatch.context() as patch:
-            patch.setattr(gpio._Wakeup, "clear", edge_then_clear)
-            assert line.wait_for(1, 3600.0) == 1
-        assert clock.monotonic() < 1.0  # it did not sit out the hour
-    finally:
-        line.close()
-        sim.gpio.close()
-        sim.imu_rig.imu.close()
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(gpio._Wakeup, "clear", edge_then_clear)
+        assert line.wait_for(1, 3600.0) == 1
+    assert clock.monotonic() < 1.0  # it did not sit out the hour
 
 
-def test_a_closed_line_is_never_waited_on() -> None:
+def test_a_closed_line_is_never_waited_on(
+    open_hardware: HardwareOpener, open_line: LineOpener
+) -> None:
     clock = SimClock()
-    sim = started_hardware(clock, ImuConfig(pacing="poll"))
-    line = GpioDataReady(INT_PIN, sim.gpio.factory, clock)
-    try:
-        line.close()
-        assert line.wait_for(1, 3600.0) == 0
-        assert clock.monotonic() < 1.0
-    finally:
-        sim.gpio.close()
-        sim.imu_rig.imu.close()
+    sim = open_hardware(clock, ImuConfig(pacing="poll"))
+    line = open_line(sim, clock)
+    line.close()
+    assert line.wait_for(1, 3600.0) == 0
+    assert clock.monotonic() < 1.0
 
 
 def test_the_edge_callback_sets_its_threads_policy_once(monkeypatch: pytest.MonkeyPatch) -> None:
