@@ -1499,8 +1499,13 @@ def test_a_fresh_page_s_alarm_sounds_at_once_at_the_first_tap_on_a_touch_screen(
     device.incident_fall()
     page = _login(browser, service, init_script=_SOUND_ON, has_touch=True)
     untouched = page.context.new_page()
-    untouched.clock.install()
-    untouched.clock.pause_at(dt.datetime.now(dt.UTC))  # no repeat beep: only the tap may sound
+    # No repeat beep: only the tap may sound. Paused a minute after the clock's install time,
+    # not at "now": the page's clock runs on while the call travels, and pausing at a time it
+    # had passed failed ("Cannot fast-forward to the past", microsoft/playwright#33926). No
+    # page is loaded yet, so the fast-forward to it fires no timer.
+    installed = dt.datetime.now(dt.UTC)
+    untouched.clock.install(time=installed)
+    untouched.clock.pause_at(installed + dt.timedelta(minutes=1))
     untouched.add_init_script(_BEEPS + ";" + _TELL_ALARM_SHOWN + ";" + _TELL_SOUND_ON)
     with untouched.expect_console_message(lambda m: m.text.startswith(_ALARM_SHOWN)) as told:
         untouched.goto(service.url + "/")
