@@ -244,10 +244,6 @@ def _session_expiry(value: Any) -> str | None:
     return f"must be between 0 and {SESSION_EXPIRY_MAX_S} s (MQTT 5's session expiry is 4 bytes)"
 
 
-def _topic_level(value: Any) -> str | None:
-    return topic_level_problem(value)
-
-
 def _client_id(value: Any) -> str | None:
     if not value.strip():
         return "must not be empty: the broker keeps the service's session under it"
@@ -268,7 +264,7 @@ _CHECKS: dict[str, typing.Callable[[Any], str | None]] = {
     "mqtt.port": _port,
     "mqtt.session_expiry_s": _session_expiry,
     "mqtt.keepalive_s": _keepalive,
-    "mqtt.topic_prefix": _topic_level,
+    "mqtt.topic_prefix": topic_level_problem,
     "mqtt.client_id": _client_id,
     "mqtt.username": text_problem,
     "mqtt.shared_group": _share_group,
