@@ -467,6 +467,59 @@ ASSETS = """() => [
 STYLED = """() => Array.from(document.styleSheets, s => [s.href, s.cssRules.length])"""
 
 
+class _AssetCheck:
+    """A browser context at ``width`` whose pages :meth:`check` finds whole: every stylesheet
+    and script a page links answers 200 and applies, nothing else it asks for answers an
+    error, nothing is refused (CSP), fails or throws, and nothing scrolls sideways."""
+
+    def __init__(self, browser: Any, url: str, width: int) -> None:
+        self.url, self.width = url, width
+        self.context = browser.new_context(viewport={"width": width, "height": 800})
+        self.context.set_default_timeout(WAIT * 1000)
+        self.context.route("**/*", lambda route: route.continue_())  # routing turns the cache off
+        self.loaded: dict[str, int] = {}
+        self.problems: list[str] = []
+        self.visited: set[str] = set()
+        self.context.on("response", lambda r: self.loaded.__setitem__(r.url, r.status))
+        self.context.on("requestfailed", self._failed)
+        self.page = self.context.new_page()
+        problems = self.problems
+        self.page.on(
+            "console", lambda m: problems.append(f"console: {m.text}") if m.type == "error" else 0
+        )
+        self.page.on("pageerror", lambda exc: problems.append(f"page error: {exc}"))
+
+    def _failed(self, request: Any) -> None:
+        # not a problem: leaving a page ends its live feed, its icon if still loading, its
+        # question for the alarms it opens with (the fall is open: app.js asks at once), and
+        # the page's fetch of itself when its feed first opened (app.js: resync)
+        left = request.url.endswith(("/stream", "/icon.svg", "/api/alarms")) or (
+            request.resource_type == "fetch" and request.url in self.visited
+        )
+        if not (left and request.failure == "net::ERR_ABORTED"):
+            self.problems.append(f"failed: {request.url} {request.failure}")
+
+    def check(self, path: str, ready: str) -> None:
+        """Open ``path``, wait for ``ready`` to match once, and check what the page loaded."""
+        from playwright.sync_api import expect
+
+        page, loaded = self.page, self.loaded
+        loaded.clear()
+        self.visited.add(self.url + path)
+        page.goto(self.url + path)
+        expect(page.locator(ready)).to_have_count(1)
+        assets = page.evaluate(ASSETS)
+        assert any(a.endswith(".css") for a in assets), path
+        for url in assets:
+            assert loaded.get(url) == 200, (path, url, loaded.get(url))
+        refused = {url: status for url, status in loaded.items() if status >= 400}
+        assert refused == {}, (path, refused)  # nothing else the page asked for (plot data...)
+        for href, rules in page.evaluate(STYLED):
+            assert rules > 0, (path, href)  # the sheet was parsed and applies
+        assert page.evaluate("document.documentElement.scrollWidth") <= self.width, path
+        assert self.problems == [], (path, self.problems)
+
+
 @pytest.mark.parametrize("width", [1280, 360])
 def test_every_page_loads_all_its_stylesheets_and_scripts(
     browser: Any, service: CaregiverService, mosquitto: Mosquitto, width: int
@@ -485,45 +538,8 @@ def test_every_page_loads_all_its_stylesheets_and_scripts(
     assert service.ingestor.wait_for(
         lambda: store.event(event["id"]) is not None and store.walk_session_count() == 1
     )
-    context = browser.new_context(viewport={"width": width, "height": 800})
-    context.set_default_timeout(WAIT * 1000)
-    context.route("**/*", lambda route: route.continue_())  # routing turns the cache off
-    loaded: dict[str, int] = {}
-    problems: list[str] = []
-    context.on("response", lambda r: loaded.__setitem__(r.url, r.status))
-
-    visited: set[str] = set()
-
-    def failed(request: Any) -> None:
-        # not a problem: leaving a page ends its live feed, its icon if still loading, its
-        # question for the alarms it opens with (the fall is open: app.js asks at once), and
-        # the page's fetch of itself when its feed first opened (app.js: resync)
-        left = request.url.endswith(("/stream", "/icon.svg", "/api/alarms")) or (
-            request.resource_type == "fetch" and request.url in visited
-        )
-        if not (left and request.failure == "net::ERR_ABORTED"):
-            problems.append(f"failed: {request.url} {request.failure}")
-
-    context.on("requestfailed", failed)
-    page = context.new_page()
-    page.on("console", lambda m: problems.append(f"console: {m.text}") if m.type == "error" else 0)
-    page.on("pageerror", lambda exc: problems.append(f"page error: {exc}"))
-
-    def check(path: str, ready: str) -> None:
-        loaded.clear()
-        visited.add(service.url + path)
-        page.goto(service.url + path)
-        expect(page.locator(ready)).to_have_count(1)
-        assets = page.evaluate(ASSETS)
-        assert any(a.endswith(".css") for a in assets), path
-        for url in assets:
-            assert loaded.get(url) == 200, (path, url, loaded.get(url))
-        refused = {url: status for url, status in loaded.items() if status >= 400}
-        assert refused == {}, (path, refused)  # nothing else the page asked for (plot data...)
-        for href, rules in page.evaluate(STYLED):
-            assert rules > 0, (path, href)  # the sheet was parsed and applies
-        assert page.evaluate("document.documentElement.scrollWidth") <= width, path
-        assert problems == [], (path, problems)
+    checked = _AssetCheck(browser, service.url, width)
+    page, check = checked.page, checked.check
 
     check("/login", "form[action='/login']")
     assert page.evaluate("getComputedStyle(document.querySelector('.btn')).cursor") == "pointer"
@@ -535,7 +551,7 @@ def test_every_page_loads_all_its_stylesheets_and_scripts(
     check("/devices/treadmill-1", "body[data-live='1'] #timeline")
     check(f"/events/{event['id']}", "#plots[data-rendered='1']")
     check("/devices/treadmill-1/progress", "#progress-chart[data-rendered='1']")
-    context.close()
+    checked.context.close()
     device.close()
 
 
