@@ -16,6 +16,7 @@ from collections.abc import Callable
 import msgspec
 
 from caregiver import story
+from caregiver.broker_link import BrokerLink, Connected, banner_words
 from caregiver.storage import Device, Incident, StoredEvent
 
 
@@ -118,15 +119,43 @@ class SessionMessage(msgspec.Struct, frozen=True, tag_field="kind", tag="session
     session_id: str
 
 
+class BrokerMessage(
+    msgspec.Struct, frozen=True, tag_field="kind", tag="broker", omit_defaults=True
+):
+    """The service's link to the MQTT broker, as every page's banner shows it
+    (:mod:`caregiver.broker_link`): ``down`` with the words and the time it went down, or
+    not (no banner). To every caregiver, whatever devices they may see."""
+
+    down: bool
+    lead: str = ""
+    detail: str = ""
+    since: Moment | None = None
+    consequence: str = ""
+
+
 class HelloMessage(msgspec.Struct, frozen=True, tag_field="kind", tag="hello"):
     """A stream's first message: where the changes stood when it opened
     (:meth:`caregiver.hub.Hub.marker_for` the stream's caregiver; the page compares it with
-    its own)."""
+    its own), and the broker link as it is then (a change between the page's render and
+    the stream's opening is not missed)."""
 
     changes: str
+    broker: BrokerMessage | None = None
 
 
 FeedMessage = DeviceMessage | EventMessage | IncidentMessage | SessionMessage
+
+
+def broker_message(
+    link: BrokerLink, where: str, moment: Callable[[float, str], Moment | None]
+) -> BrokerMessage:
+    """The banner for ``link`` (the broker at ``where``), its time to the minute."""
+    said = banner_words(link, where)
+    if said is None or isinstance(link, Connected):
+        return BrokerMessage(down=False)
+    return BrokerMessage(
+        True, said.lead, said.detail, moment(link.since, "minute"), said.consequence
+    )
 
 
 def card(device: Device, name: str, now: float, moment: Callable[[float], Moment | None]) -> Card:

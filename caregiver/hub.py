@@ -19,7 +19,7 @@ from collections.abc import AsyncIterator, Callable
 
 import msgspec
 
-from caregiver.feed import FeedMessage, HelloMessage
+from caregiver.feed import BrokerMessage, FeedMessage, HelloMessage
 
 _encoder = msgspec.json.Encoder()
 
@@ -36,8 +36,9 @@ class Hub:
         """Each open stream's queue, and which devices its caregiver may see."""
         self._loop: asyncio.AbstractEventLoop | None = None
         self._max = max_queue
-        self._backlog: deque[tuple[str, str]] = deque()
-        """Messages handed over and not yet on the browsers' queues (the event loop's only)."""
+        self._backlog: deque[tuple[str, str | None]] = deque()
+        """Messages handed over and not yet on the browsers' queues, each with its device
+        (None: for every stream); the event loop's only."""
         self._draining = False
         self.attached = threading.Event()
         """Set once the web server's event loop has started (see :meth:`attach`)."""
@@ -49,6 +50,9 @@ class Hub:
         self._everyone = 0
         """Changes every page must catch up on, whatever its devices (:meth:`changed` of None)."""
         self._changes_lock = threading.Lock()
+        self.broker: BrokerMessage = BrokerMessage(down=False)
+        """The broker link as the pages' banner says it (:meth:`broker_changed`): what a page
+        renders, and what each stream's hello says."""
 
     def changed(self, device_id: str | None = None) -> None:
         """A change about ``device_id`` was committed (any thread; before it goes to the
@@ -95,11 +99,25 @@ class Hub:
         loop = self._loop
         if loop is None or loop.is_closed() or not messages:
             return
-        texts = [(_encoder.encode(m).decode(), m.device_id) for m in messages]
+        texts: list[tuple[str, str | None]] = [
+            (_encoder.encode(m).decode(), m.device_id) for m in messages
+        ]
         with contextlib.suppress(RuntimeError):  # the loop is shutting down
             loop.call_soon_threadsafe(self._take, texts)
 
-    def _take(self, texts: list[tuple[str, str]]) -> None:
+    def broker_changed(self, message: BrokerMessage) -> None:
+        """The broker link changed (any thread): pages rendered from now say it, and every
+        open stream is told, whatever devices its caregiver may see (a link down hides
+        everyone's falls)."""
+        self.broker = message
+        loop = self._loop
+        if loop is None or loop.is_closed():
+            return
+        texts: list[tuple[str, str | None]] = [(_encoder.encode(message).decode(), None)]
+        with contextlib.suppress(RuntimeError):  # the loop is shutting down
+            loop.call_soon_threadsafe(self._take, texts)
+
+    def _take(self, texts: list[tuple[str, str | None]]) -> None:
         self._backlog.extend(texts)
         if not self._draining:
             self._draining = True
@@ -117,9 +135,9 @@ class Hub:
         else:
             self._draining = False
 
-    def _fanout(self, text: str | None, device_id: str = "") -> None:
+    def _fanout(self, text: str | None, device_id: str | None = None) -> None:
         for queue, may_see in list(self._clients.items()):
-            if text is not None and not may_see(device_id):
+            if text is not None and device_id is not None and not may_see(device_id):
                 continue
             try:
                 queue.put_nowait(text)
@@ -147,7 +165,7 @@ class Hub:
         queue: asyncio.Queue[str | None] = asyncio.Queue(self._max)
         self._clients[queue] = may_see
         # after the queue is in: a change counted after this marker reaches this stream
-        hello = _encoder.encode(HelloMessage(self.marker_for(may_see))).decode()
+        hello = _encoder.encode(HelloMessage(self.marker_for(may_see), self.broker)).decode()
         try:
             yield f"retry: 2000\ndata: {hello}\n\n"
             while True:

@@ -58,6 +58,7 @@ from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 
 from caregiver.alerts import Alerting
+from caregiver.broker_link import BrokerLink, LinkWatch, Problem
 from caregiver.changes import Change, DeviceChanged, EventStored, SessionStored
 from caregiver.commands import new_request_id
 from caregiver.config import CaregiverConfig
@@ -172,6 +173,7 @@ class Ingestor:
         alerting: Alerting,
         on_change: Callable[[Change], None] = lambda change: None,
         clock: Callable[[], float] = time.time,
+        on_link: Callable[[BrokerLink], None] = lambda link: None,
     ) -> None:
         self.store = store
         self.config = config
@@ -197,6 +199,8 @@ class Ingestor:
         """Set once the subscriptions are confirmed (SUBACK): nothing published after is missed."""
         self._unreachable_said = False
         """The broker could not be reached and the log said so (once an outage, not a retry)."""
+        self.link = LinkWatch(on_link, wall=clock)
+        """Whether the broker hears us, for the dashboard's banner (each change to ``on_link``)."""
         self._cond = threading.Condition()
         self.client: mqtt.Client | None = None
         self._held: deque[mqtt.MQTTMessage] = deque()
@@ -683,6 +687,7 @@ class Ingestor:
                 "broker refused the caregiver connection: %s (check [mqtt] username/password)",
                 reason_code,
             )
+            self.link.failed(Problem.REFUSED)
             return
         self._unreachable_said = False
         log.info(
@@ -695,6 +700,7 @@ class Ingestor:
         # Nothing was said while paho retried a broker that never answered (a wrong [mqtt]
         # host or port, the broker down): the log looked like a quiet fleet, the dashboard
         # like one where no monitor has reported yet, and no fall could page anyone.
+        self.link.failed(Problem.UNREACHABLE)  # every page's banner says it
         if not self._unreachable_said:
             self._unreachable_said = True
             cfg = self.config.mqtt
@@ -728,6 +734,7 @@ class Ingestor:
                 f" (sharing the streams with group {group!r})" if group else "",
             )
         self.connected.set()
+        self.link.subscribed()
 
     def _on_disconnect(
         self,
@@ -738,6 +745,7 @@ class Ingestor:
         properties: Properties | None,
     ) -> None:
         self.connected.clear()
+        self.link.dropped()
         if reason_code.is_failure:
             log.warning("lost the broker connection: %s (reconnecting)", reason_code)
 

@@ -30,6 +30,7 @@ import uvicorn
 
 from caregiver.alerts import Alerting
 from caregiver.auth import Accounts, LoginThrottle
+from caregiver.broker_link import BrokerLink, broker_address, status_of
 from caregiver.changes import Change, DeviceChanged, EventStored, decode, encode
 from caregiver.commands import CommandSender, new_request_id
 from caregiver.config import CaregiverConfig
@@ -84,11 +85,14 @@ class CaregiverService:
         self.accounts = Accounts(self.store)
         self.limiter = LoginThrottle(config.server.login_attempts, config.server.login_window_s)
         self.hub = Hub()
-        self.ingestor = Ingestor(self.store, config, self.alerting, self._changed, clock)
+        self.ingestor = Ingestor(
+            self.store, config, self.alerting, self._changed, clock, self._link_changed
+        )
         self.commands = CommandSender(lambda: self.ingestor.client, config.mqtt.topic_prefix)
         dashboard = create_app(self)
         self.app = dashboard.app
         self._feed = dashboard.feed
+        self._link_changed(self.ingestor.link.state)  # not yet connected: pages say so
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
         self._server: uvicorn.Server | None = None
@@ -103,6 +107,10 @@ class CaregiverService:
         self._feed.publish(change)
         if self.store.shared:
             self.store.announce(encode(change, self.instance))
+
+    def _link_changed(self, link: BrokerLink) -> None:
+        """Ingest's link to the broker changed (paho's thread): every page's banner says it."""
+        self._feed.broker(link)
 
     def _heard(self, message: str) -> None:
         """Another instance committed a change: this instance's browsers see it too."""
@@ -372,4 +380,9 @@ class CaregiverService:
             "duplicates": self.ingestor.duplicates,
             "notified": self.notifier.sent + (process.sent if process else 0),
             "notify_failures": self.notifier.failed + (process.failed if process else 0),
+            "broker": status_of(
+                self.ingestor.link.state,
+                broker_address(self.config.mqtt.host, self.config.mqtt.port),
+                time.monotonic(),
+            ),
         }

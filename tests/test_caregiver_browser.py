@@ -22,8 +22,10 @@ from typing import Any
 import pytest
 
 from caregiver import story
+from caregiver.broker_link import NeverConnected, Problem
 from caregiver.headless import CHROMIUM, launch_chromium
 from caregiver.service import CaregiverService
+from caregiver.storage import Role
 from tests.caregiver_support import (
     PASSWORD,
     WAIT,
@@ -34,7 +36,7 @@ from tests.caregiver_support import (
     running_service,
     session_record,
 )
-from tools.broker import Mosquitto
+from tools.broker import Mosquitto, mosquitto_available
 
 pytestmark = pytest.mark.skipif(
     not CHROMIUM.exists(),
@@ -553,6 +555,105 @@ def test_every_page_loads_all_its_stylesheets_and_scripts(
     check("/devices/treadmill-1/progress", "#progress-chart[data-rendered='1']")
     checked.context.close()
     device.close()
+
+
+DEVICE_PAGES = (
+    ("/devices/treadmill-1", "body[data-live='1'] #timeline"),
+    ("/devices/treadmill-1/plan", "body[data-live='1'] #plan-answers"),
+    ("/devices/treadmill-1/progress", "body[data-live='1'] #progress"),
+)
+"""A device's pages a caregiver or physio opens, and what says each is ready."""
+
+
+@pytest.mark.parametrize("width", [1280, 360])
+def test_every_page_says_plainly_while_the_service_cannot_reach_its_broker(
+    browser: Any, tmp_path: Path, width: int
+) -> None:
+    """The broker at the service's [mqtt] address does not answer: every page a caregiver
+    sees says, at the top, that no alert reaches the service, where it looks for the broker,
+    since when, and that falls will not be shown or paged (before: a quiet fleet). The banner
+    goes once the broker answers and comes back when it is lost, without a reload; every
+    page loads whole either way. Screenshots: broker-down-<width>.png, broker-up-...,
+    broker-lost-..."""
+    from playwright.sync_api import expect
+
+    if not mosquitto_available():
+        pytest.skip("mosquitto not installed")
+    broker = Mosquitto()  # its port chosen, not started: nothing listens there yet
+    where = f"{broker.host}:{broker.port}"
+    service = CaregiverService(make_config(broker, tmp_path))
+    service.accounts.add_user("ann", PASSWORD, Role.PHYSIO)
+    link = service.ingestor.link
+    shots = _screenshot_dir(tmp_path)
+    try:
+        service.start(background=False, port=0)
+        assert link.wait_for(
+            lambda s: isinstance(s, NeverConnected) and s.problem is Problem.UNREACHABLE, WAIT
+        ), link.state
+        checked = _AssetCheck(browser, service.url, width)
+        page, check = checked.page, checked.check
+        banner = page.locator("#broker-banner")
+        check("/login", "form[action='/login']")
+        expect(banner).to_have_count(0)  # nobody logged in: nothing said about the service
+        page.fill("#username", "ann")
+        page.fill("#password", PASSWORD)
+        page.click("button[type=submit]")
+        expect(page.locator("body")).to_have_attribute("data-live", "1")
+        check("/", "body[data-live='1'] #fleet")
+        expect(banner).to_be_visible()
+        expect(banner.locator(".broker-lead")).to_have_text(
+            "Not receiving alerts from the treadmills:"
+        )
+        expect(banner).to_contain_text(f"cannot reach the message broker at {where} since ")
+        expect(banner).to_contain_text("Falls will not be shown or notified until this is fixed.")
+        expect(banner.locator("time[data-local]")).to_have_count(1)  # in the browser's zone
+        _readable_at_the_top(page, width)
+        page.screenshot(path=str(shots / f"broker-down-{width}.png"), full_page=True)
+
+        broker.start()
+        expect(banner).to_be_hidden()  # the live feed says it: no reload
+        device = SimDevice(broker, "treadmill-1")
+        device.online()
+        check("/", "body[data-live='1'] #card-treadmill-1")
+        expect(banner).to_be_hidden()
+        page.screenshot(path=str(shots / f"broker-up-{width}.png"), full_page=True)
+        for path, ready in DEVICE_PAGES:
+            check(path, ready)
+            expect(banner).to_be_hidden()
+        device.close()
+
+        broker.stop()  # on the progress page: it says so there, without a reload
+        # lost, then (paho's first retry) unreachable: down since it was lost, either way
+        down = f"(lost the connection to|cannot reach) the message broker at {re.escape(where)}"
+        expect(banner).to_contain_text(re.compile(down + " since "))
+        for path, ready in (("/", "body[data-live='1'] #card-treadmill-1"), *DEVICE_PAGES):
+            check(path, ready)
+            expect(banner).to_be_visible()
+            expect(banner).to_contain_text("Not receiving alerts from the treadmills")
+        _readable_at_the_top(page, width)
+        page.screenshot(path=str(shots / f"broker-lost-{width}.png"), full_page=True)
+        checked.context.close()
+    finally:
+        service.stop()
+        broker.cleanup()
+
+
+def _readable_at_the_top(page: Any, width: int) -> None:
+    """The broker banner is the first thing under the header, inside the screen's width, its
+    lead in large letters (at least the body's 20 px) and black on amber."""
+    seen = page.evaluate(
+        """() => { const b = document.getElementById('broker-banner'),
+                   r = b.getBoundingClientRect(),
+                   h = document.querySelector('header.top').getBoundingClientRect(),
+                   lead = getComputedStyle(b.querySelector('.broker-lead')),
+                   s = getComputedStyle(b);
+                   return {left: r.left, right: r.right, top: r.top, header: h.bottom,
+                           lead: parseFloat(lead.fontSize), color: s.color,
+                           background: s.backgroundColor}; }"""
+    )
+    assert seen["left"] >= 0 and seen["right"] <= width, seen
+    assert seen["top"] <= seen["header"] + 1 and seen["lead"] >= 20, seen
+    assert (seen["color"], seen["background"]) == ("rgb(0, 0, 0)", "rgb(255, 191, 0)"), seen
 
 
 def test_times_show_in_the_browsers_zone_and_the_service_zone_without_script(

@@ -9,7 +9,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from caregiver.feed import SessionMessage
+from caregiver.feed import BrokerMessage, Moment, SessionMessage
 from caregiver.hub import Hub
 
 
@@ -28,7 +28,10 @@ def loop() -> Iterator[asyncio.AbstractEventLoop]:
 
 def _opening(hub: Hub) -> str:
     """A stream's first write: the browser's retry delay, and the hello naming the changes."""
-    return f'retry: 2000\ndata: {{"kind":"hello","changes":"{hub.marker}"}}\n\n'
+    return (
+        f'retry: 2000\ndata: {{"kind":"hello","changes":"{hub.marker}",'
+        '"broker":{"kind":"broker","down":false}}\n\n'
+    )
 
 
 def test_a_stream_s_hello_names_the_changes_as_they_stood_when_it_opened(
@@ -84,6 +87,47 @@ def test_a_caregiver_s_marker_counts_only_the_devices_they_may_see(
     hub.changed("treadmill-1")
     said = asyncio.run_coroutine_threadsafe(hello(), loop).result(20)
     assert f'"changes":"{hub.marker_for(mine)}"' in said
+
+
+def test_the_broker_link_reaches_every_stream_whatever_its_devices_and_each_hello_says_it(
+    loop: asyncio.AbstractEventLoop,
+) -> None:
+    """The service cannot hear its broker: every open page is told at once, one whose
+    caregiver may see no device too (a link down hides everyone's falls), and a page whose
+    stream opens later is told in its hello (a change between its render and its stream's
+    opening is not missed)."""
+    hub = Hub()
+    hub.attach(loop)
+    since = Moment("2026-12-03T13:05:00.000Z", "Thu 3 Dec 2026, 14:05 CET", "minute")
+    down = BrokerMessage(True, "Not receiving alerts", "cannot reach x:1", since, "Falls...")
+
+    async def told(opened: threading.Event) -> str:
+        stream = hub.stream(lambda device: False)
+        assert await anext(stream) == _opening(hub)
+        opened.set()
+        text = await anext(stream)
+        await stream.aclose()
+        return text
+
+    async def hello() -> str:
+        stream = hub.stream(lambda device: False)
+        text = await anext(stream)
+        await stream.aclose()
+        return text
+
+    opened = threading.Event()
+    open_page = asyncio.run_coroutine_threadsafe(told(opened), loop)
+    assert opened.wait(20)
+    hub.broker_changed(down)
+    said = (
+        '{"kind":"broker","down":true,"lead":"Not receiving alerts","detail":"cannot reach x:1",'
+        '"since":{"iso":"2026-12-03T13:05:00.000Z","text":"Thu 3 Dec 2026, 14:05 CET",'
+        '"format":"minute"},"consequence":"Falls..."}'
+    )
+    assert open_page.result(20) == f"data: {said}\n\n"
+    assert f'"broker":{said}' in asyncio.run_coroutine_threadsafe(hello(), loop).result(20)
+    hub.broker_changed(BrokerMessage(down=False))
+    assert asyncio.run_coroutine_threadsafe(hello(), loop).result(20) == _opening(hub)
 
 
 def test_a_take_reaches_each_stream_in_order_with_one_wake_up_of_the_loop(

@@ -18,6 +18,7 @@ from typing import Any
 
 import pytest
 
+from caregiver.broker_link import Connected, Lost, NeverConnected, Problem
 from caregiver.config import Contact, EscalationConfig, PolicyConfig, parse_config
 from caregiver.priority import prioritised, urgency_of
 from caregiver.service import CaregiverService
@@ -124,6 +125,42 @@ def test_a_broker_it_cannot_reach_is_said_once_in_the_log_until_it_answers(
             service.stop()
     finally:
         ingest_log.removeHandler(said)
+        broker.cleanup()
+
+
+def test_the_service_says_whether_it_hears_the_broker_down_connected_and_lost(
+    tmp_path: Path, caregiver_db: str
+) -> None:
+    """Ingest pointed at a port where nothing listens: the link is down (never connected,
+    unreachable) and the status says so, since the service started; once a Mosquitto answers
+    on that port it is connected; when that broker stops, lost since then. Before, the service
+    knew only a log line, and the dashboard showed a quiet fleet."""
+    if not mosquitto_available():
+        pytest.skip("mosquitto not installed")
+    broker = Mosquitto()  # its port chosen, not started: nothing listens there yet
+    where = f"{broker.host}:{broker.port}"
+    service = CaregiverService(make_config(broker, tmp_path, database=caregiver_db))
+    link = service.ingestor.link
+    try:
+        service.start(web=False, background=False, port=0)
+        assert link.wait_for(
+            lambda s: isinstance(s, NeverConnected) and s.problem is Problem.UNREACHABLE, WAIT
+        ), link.state
+        started = link.state
+        status = service.status()["broker"]
+        assert status["state"] == "never_connected" and status["problem"] == "unreachable"
+        assert status["broker"] == where and status["down_s"] >= 0
+        broker.start()
+        assert link.wait_for(lambda s: isinstance(s, Connected), WAIT), link.state
+        assert service.status()["broker"] == {"state": "connected", "broker": where}
+        broker.stop()
+        assert link.wait_for(lambda s: isinstance(s, Lost), WAIT), link.state
+        lost = link.state
+        assert isinstance(lost, Lost) and isinstance(started, NeverConnected)
+        assert lost.since_mono >= started.since_mono  # down since it was lost, not the start
+        assert service.status()["broker"]["state"] == "lost"
+    finally:
+        service.stop()
         broker.cleanup()
 
 

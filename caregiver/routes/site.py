@@ -261,6 +261,8 @@ class Site:
         # critical incidents' newest critical events it shows (a fresh page alarms for them)
         context.setdefault("changes", getattr(request.state, "changes", ""))
         context.setdefault("alarmed", getattr(request.state, "alarmed", []))
+        # the banner while the service cannot hear the devices (caregiver/broker_link.py)
+        context.setdefault("broker", self.backend.hub.broker)
         # an acknowledgement sent back here (a plain form post) says what it left open
         query = request.query_params
         context.setdefault("ack_notice", notice(query, query.getlist("open")))

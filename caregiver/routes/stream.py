@@ -19,6 +19,7 @@ from starlette.routing import BaseRoute, Route
 
 from caregiver import feed
 from caregiver.auth import Session
+from caregiver.broker_link import BrokerLink, broker_address
 from caregiver.changes import Change, DeviceChanged, EventStored, SessionStored
 from caregiver.routes.site import Site
 from caregiver.storage import Device, Incident, Store, StoredEvent
@@ -79,6 +80,13 @@ class LiveFeed:
                 )
                 self._thread.start()
             self._cond.notify()
+
+    def broker(self, link: BrokerLink) -> None:
+        """The broker link changed (paho's thread): the pages' banner says it at once. Worded
+        here, not on the feed's thread: a few words, no store, and never behind a burst."""
+        mqtt = self.site.backend.config.mqtt
+        where = broker_address(mqtt.host, mqtt.port)
+        self.site.backend.hub.broker_changed(feed.broker_message(link, where, self.site.moment))
 
     def close(self) -> None:
         """Stop the feed's thread (what is still queued is dropped: the browsers reload)."""

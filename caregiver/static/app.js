@@ -290,6 +290,22 @@
     list.insertBefore(el, list.firstChild);
   }
 
+  // The service cannot hear the devices (caregiver/broker_link.py): the banner says so on
+  // every page, from each stream's hello and each change of the link; the same markup as
+  // templates/base.html.
+  var brokerBanner = document.getElementById("broker-banner");
+  function onBroker(b) {
+    if (!brokerBanner || !b) return;
+    if (!b.down) { brokerBanner.hidden = true; brokerBanner.textContent = ""; return; }
+    var detail = b.since ? [b.detail + " since ", timeEl(b.since), "."] : [b.detail + "."];
+    brokerBanner.replaceChildren.apply(brokerBanner, spaced([
+      node("strong", { "class": "broker-lead" }, [b.lead + ":"]),
+      node("span", { "class": "broker-detail" }, detail),
+      node("span", { "class": "broker-consequence" }, [b.consequence])]));
+    finish(brokerBanner);
+    brokerBanner.hidden = false;
+  }
+
   function onSession(msg) {
     var progress = document.getElementById("progress");
     if (progress && progress.dataset.device === msg.device_id) reload();
@@ -418,6 +434,7 @@
   function onHello(msg) {
     var first = !opened, changed = msg.changes !== body.dataset.changes;
     opened = true;
+    onBroker(msg.broker);
     var refetch = lost || changed, ask = refetch || owed;
     var progress = !!document.getElementById("progress");
     lost = false; owed = false;
@@ -449,6 +466,7 @@
     source.onmessage = function (m) {
       var msg = JSON.parse(m.data);
       if (msg.kind === "hello") { onHello(msg); return; }
+      if (msg.kind === "broker") { onBroker(msg); return; }  // at once, whatever else waits
       if (msg.kind === "event") alarmFor(msg);  // at once; the page's changes in a moment
       queue.push(msg);
       schedule();

@@ -1,0 +1,180 @@
+"""Whether ingest hears the devices: its link to the MQTT broker, as a typed state.
+
+Why: while the broker cannot be reached no fall reaches the service, and a dashboard that
+says nothing about it looks like a quiet fleet. Every page shows a banner while the link
+is down (``templates/base.html``, ``static/app.js``); the log says it once an outage
+(:meth:`caregiver.ingest.Ingestor._on_connect_fail`); :meth:`CaregiverService.status`
+says it too.
+
+"Connected" means subscribed (the broker confirmed the subscriptions): only from then on
+does every device's alert reach ingest. How long the link has been down is measured on the
+monotonic clock; when it went down is kept as a wall time only for people to read.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from caregiver.localtime import iso_utc
+
+
+class Problem(enum.Enum):
+    """Why the link is down, as the banner says it."""
+
+    CONNECTING = "connecting"
+    """The first attempt is under way (nothing has failed yet)."""
+    UNREACHABLE = "unreachable"
+    """Nothing answers at the broker's address (refused, unreachable, TLS failure)."""
+    REFUSED = "refused"
+    """The broker answered and refused the service's login."""
+    DROPPED = "dropped"
+    """The connection the service had ended."""
+
+
+@dataclass(frozen=True, slots=True)
+class Connected:
+    """Subscribed: every device's messages reach ingest."""
+
+
+@dataclass(frozen=True, slots=True)
+class Down:
+    """Not subscribed since ``since`` (a wall time, for people) / ``since_mono`` (for
+    durations)."""
+
+    since: float
+    since_mono: float
+    problem: Problem
+
+    def down_for(self, now_mono: float) -> float:
+        """Seconds the link has been down, on the monotonic clock."""
+        return max(0.0, now_mono - self.since_mono)
+
+
+@dataclass(frozen=True, slots=True)
+class NeverConnected(Down):
+    """Never subscribed since the service started (at ``since``)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Lost(Down):
+    """Subscribed once, and the link went down at ``since``."""
+
+
+BrokerLink = Connected | NeverConnected | Lost
+
+
+class LinkWatch:
+    """The link's state, changed from paho's callbacks (:class:`caregiver.ingest.Ingestor`);
+    each change goes to ``on_change`` (the dashboard's banner). Thread-safe."""
+
+    def __init__(
+        self,
+        on_change: Callable[[BrokerLink], None] = lambda link: None,
+        *,
+        wall: Callable[[], float] = time.time,
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.on_change = on_change
+        self._wall = wall
+        self._monotonic = monotonic
+        self._state: BrokerLink = NeverConnected(wall(), monotonic(), Problem.CONNECTING)
+        self._cond = threading.Condition()
+
+    @property
+    def state(self) -> BrokerLink:
+        return self._state
+
+    def subscribed(self) -> None:
+        """The broker confirmed the subscriptions."""
+        self._become(lambda state: Connected())
+
+    def failed(self, problem: Problem) -> None:
+        """An attempt to connect failed: down since the outage began (a retry that fails
+        moves nothing but the reason)."""
+
+        def after(state: BrokerLink) -> BrokerLink:
+            if isinstance(state, Connected):
+                return Lost(self._wall(), self._monotonic(), problem)
+            return dataclasses.replace(state, problem=problem)
+
+        self._become(after)
+
+    def dropped(self) -> None:
+        """The connection ended (paho's on_disconnect): lost, if it was up; a refusal's
+        disconnect keeps the refusal as the reason."""
+        self._become(
+            lambda state: (
+                Lost(self._wall(), self._monotonic(), Problem.DROPPED)
+                if isinstance(state, Connected)
+                else state
+            )
+        )
+
+    def wait_for(self, predicate: Callable[[BrokerLink], bool], timeout: float) -> bool:
+        """Block until ``predicate(state)`` holds (tests)."""
+        with self._cond:
+            return self._cond.wait_for(lambda: predicate(self._state), timeout)
+
+    def _become(self, after: Callable[[BrokerLink], BrokerLink]) -> None:
+        """Change the state; ``on_change`` is told under the lock, so the banner's changes
+        arrive in the order they happened (paho's thread, and ``stop``'s disconnect on
+        another; ``on_change`` only hands the words over, it waits for nothing)."""
+        with self._cond:
+            before = self._state
+            self._state = after(before)
+            self._cond.notify_all()
+            if self._state != before:
+                self.on_change(self._state)
+
+
+def status_of(link: BrokerLink, where: str, now_mono: float) -> dict[str, Any]:
+    """The link as :meth:`CaregiverService.status` reports it (JSON-ready)."""
+    if isinstance(link, Connected):
+        return {"state": "connected", "broker": where}
+    return {
+        "state": "lost" if isinstance(link, Lost) else "never_connected",
+        "broker": where,
+        "problem": link.problem.value,
+        "since": iso_utc(link.since),
+        "down_s": round(link.down_for(now_mono), 1),
+    }
+
+
+@dataclass(frozen=True, slots=True)
+class BannerWords:
+    """What the banner says while the link is down: ``lead`` at a glance, then ``detail``,
+    the time it went down, and ``consequence``."""
+
+    lead: str
+    detail: str
+    consequence: str
+
+
+PROBLEM_WORDS = {
+    Problem.CONNECTING: "not yet connected to the message broker at {where}",
+    Problem.UNREACHABLE: "cannot reach the message broker at {where}",
+    Problem.REFUSED: "the message broker at {where} refuses the service's login",
+    Problem.DROPPED: "lost the connection to the message broker at {where}",
+}
+
+
+def banner_words(link: BrokerLink, where: str) -> BannerWords | None:
+    """The banner's words, or None when connected (no banner)."""
+    if isinstance(link, Connected):
+        return None
+    return BannerWords(
+        lead="Not receiving alerts from the treadmills",
+        detail=PROBLEM_WORDS[link.problem].format(where=where),
+        consequence="Falls will not be shown or notified until this is fixed.",
+    )
+
+
+def broker_address(host: str, port: int) -> str:
+    """``host:port`` as people write it (an IPv6 address in brackets)."""
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
