@@ -24,7 +24,12 @@ from core.protocol.events import Event, EventType
 from firmware.config import Config, StorageConfig
 from firmware.courier.channel import LoopChannel
 from firmware.link import messages
-from firmware.link.endpoint import COURIER_SILENT_S, STARTUP_GRACE_S, CourierLink
+from firmware.link.endpoint import (
+    COURIER_SILENT_S,
+    COURIER_START_SILENT_S,
+    STARTUP_GRACE_S,
+    CourierLink,
+)
 from firmware.link.framing import FrameError, FrameReader, FrameWriter, frame
 from firmware.link.supervisor import CourierSupervisor, ProcessCourier, ThreadCourier
 from firmware.storage.events import EventStore
@@ -212,6 +217,34 @@ def test_a_hung_courier_is_killed_and_replaced(
     assert pump_until(link, lambda: supervisor.starts == 2 and link.pending == 0)
     assert hung.wait(0)  # killed
     assert alert.id in stored_ids(tmp_path)
+
+
+def test_a_courier_still_starting_is_given_longer_than_one_that_went_silent() -> None:
+    """On a loaded host each new courier needed over 10 s for its first word (a Python
+    process, niced, opening and upgrading its database), and each was killed for it as hung,
+    again and again: the demo waited 30 s for storage in vain. Before its first word a
+    courier has :data:`COURIER_START_SILENT_S`; once it has spoken, :data:`COURIER_SILENT_S`."""
+    clock = Clock()
+    link = CourierLink(clock, real_clock=clock)
+    started = clock.now
+    loop_end, courier_end = socket.socketpair()
+    link.attach(loop_end)
+    clock.now += COURIER_SILENT_S + 1
+    link.poll()  # the loop listens
+    assert not link.courier_hung(since=started)
+    clock.now = started + COURIER_START_SILENT_S + 1
+    link.poll()
+    assert link.courier_hung(since=started)
+    channel = LoopChannel(courier_end)
+    channel.send(messages.StorageHealth(True, "device database open"))  # its first word
+    assert pump_until(link, lambda: link.storage_ok is True)
+    clock.now += COURIER_SILENT_S - 1
+    link.poll()
+    assert not link.courier_hung(since=started)
+    clock.now += 2
+    link.poll()
+    assert link.courier_hung(since=started)
+    channel.close()
 
 
 def test_storage_problems_the_loop_must_know_before_arming() -> None:

@@ -47,6 +47,12 @@ STARTUP_GRACE_S = 15.0
 """How long after start-up the loop may run without a word from the courier."""
 COURIER_SILENT_S = 10.0
 """A courier silent this long is presumed hung (the supervisor replaces it)."""
+COURIER_START_SILENT_S = 60.0
+"""How long a new courier may take to say its first word before it is presumed hung: it
+starts a Python process, opens (perhaps upgrades) the database and connects, niced below
+everything else. On a busy host that took over 10 s, and each new courier was killed for
+it before it could speak, again and again (the loop meanwhile refuses arming, as without
+any courier)."""
 
 
 @dataclass(slots=True)
@@ -251,6 +257,14 @@ class CourierLink:
         if now - self._polled_real > 1.0:
             return 0.0
         return now - max(since, self._heard_real)
+
+    def courier_hung(self, since: float) -> bool:
+        """Whether the courier started at ``since`` (:meth:`real_time`) is presumed hung: silent
+        for :data:`COURIER_SILENT_S` since its last word, or for :data:`COURIER_START_SILENT_S`
+        if it has not said a word yet (still starting)."""
+        spoke = self._heard_real >= since
+        limit = COURIER_SILENT_S if spoke else COURIER_START_SILENT_S
+        return self.courier_silent_for(since) > limit
 
     @property
     def pending(self) -> int:

@@ -8,7 +8,8 @@ path otherwise), and gives the other end to :class:`CourierLink`, which
 sends the courier its configuration and every record not yet on disk.
 
 A courier that exits, or stays silent for :data:`COURIER_SILENT_S` while the
-loop is listening, is killed and replaced, with a growing pause between
+loop is listening (a new one: :data:`COURIER_START_SILENT_S` before its first
+word, while it starts), is killed and replaced, with a growing pause between
 attempts (0.5 s up to 10 s) so a courier that cannot start does not eat the
 CPU the loop needs.
 """
@@ -25,7 +26,7 @@ from collections.abc import Callable
 from typing import Protocol
 
 from core.realtime import LoopHelperThread
-from firmware.link.endpoint import COURIER_SILENT_S, CourierLink
+from firmware.link.endpoint import CourierLink
 
 log = logging.getLogger(__name__)
 
@@ -179,7 +180,7 @@ class CourierSupervisor:
         while not self._stop.is_set():
             if handle.wait(0.5):
                 return True
-            if self.link.courier_silent_for(since=started) > COURIER_SILENT_S:
+            if self.link.courier_hung(since=started):
                 handle.kill()
                 return False
         return False
