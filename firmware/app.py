@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from types import FrameType
 from typing import TYPE_CHECKING
 
-from core.clock import Clock, RealClock
+from core.clock import Clock, RealClock, SimClock
 from core.logsetup import logging_off_this_thread
 from core.mounting import Mounting, up_vector
 from core.protocol.messages import DeviceHealth, DeviceState
@@ -67,21 +67,43 @@ class App:
     """:meth:`close` has run: a second call returns at once (it would otherwise wait out
     its whole flush on a link that is already closed)."""
 
-    def start(self, *, courier_wait_s: float = 0.0) -> None:
+    def start(self, *, courier_wait_s: float = 0.0, courier_required: bool = False) -> None:
         """Start the courier, then the loop's IMU.
 
         ``courier_wait_s``: first wait up to that long for the courier to say how its storage
-        is. For the scripted demos: their simulated walker presses reset at a set loop time,
-        and a loop on a simulated clock outruns real time, so on a busy host it reached the
-        press before the courier process had started, and the press was refused (alerts
-        cannot be stored yet). The wait comes before the IMU starts, so its FIFO does not
-        fill meanwhile.
+        is (:meth:`start_scripted`). The wait comes before the IMU starts, so its FIFO does
+        not fill meanwhile. If the courier has said nothing by then the monitor starts anyway
+        (it refuses arming until the courier speaks), or, with ``courier_required``, raises
+        :class:`CourierNotStarted` and starts nothing.
         """
         if self.supervisor is not None:
             self.supervisor.start()
             if courier_wait_s > 0 and not self.link.await_storage_report(courier_wait_s):
+                if courier_required:
+                    raise CourierNotStarted(
+                        f"the courier (storage and network) said nothing in {courier_wait_s:g} s: "
+                        "a walk on a simulated clock would outrun it (its reset presses "
+                        "refused: alerts cannot be stored)"
+                    )
                 log.warning("the courier said nothing in %.0f s: starting anyway", courier_wait_s)
         self.monitor.start()
+
+    def start_scripted(self) -> None:
+        """:meth:`start` for the scripted demos, whose simulated finger presses reset at set
+        loop times: first the courier must have said how its storage is, or the press is
+        refused (alerts cannot be stored yet).
+
+        On the host's clock the wait is :data:`COURIER_START_S`; a courier slower than that
+        still has the loop's start-up grace, in the same real seconds. A loop on a simulated
+        clock outruns real time: it spends the grace, and reaches the presses, within a
+        fraction of a real second, so it starts only once the courier has spoken, however
+        long that takes on a busy host (:data:`SIMULATED_COURIER_START_S` is a net against
+        a courier that cannot start at all: :class:`CourierNotStarted`, nothing started).
+        """
+        if isinstance(self.clock, SimClock):
+            self.start(courier_wait_s=SIMULATED_COURIER_START_S, courier_required=True)
+        else:
+            self.start(courier_wait_s=COURIER_START_S)
 
     def close(self, drain_timeout: float = 2.0) -> None:
         """Stop safely: relay released first, then hand every record to the courier.
@@ -139,10 +161,20 @@ class App:
 
 
 COURIER_START_S = 30.0
-"""How long the scripted demos wait for a starting courier (:meth:`App.start`)."""
+"""How long the scripted demos on the host's clock wait for a starting courier
+(:meth:`App.start_scripted`)."""
+SIMULATED_COURIER_START_S = 300.0
+"""How long the scripted demos on a simulated clock wait for a starting courier before they
+give up (:class:`CourierNotStarted`): a net against a courier that cannot start, not a
+timing. On a busy host a courier took over 30 s to say its first word."""
 LINK_FLUSH_S = 10.0
 """How long the records of the last moments may take to reach the courier's disk at shutdown."""
 COURIER_EXIT_S = 5.0
+
+
+class CourierNotStarted(RuntimeError):
+    """A scripted run on a simulated clock found no courier to store its alerts (nothing of
+    the monitor was started)."""
 
 
 def build_app(

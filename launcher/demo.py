@@ -27,7 +27,7 @@ from core.clock import Clock, RealClock
 from core.dbfile import database_file_problem
 from core.protocol.events import EventType
 from core.realtime import realtime_section
-from firmware.app import COURIER_START_S, App, build_app, favour_realtime_thread
+from firmware.app import App, CourierNotStarted, build_app, favour_realtime_thread
 from firmware.config import Config, StorageConfig
 from firmware.monitor import Monitor
 from firmware.safety import SafetyState
@@ -143,7 +143,13 @@ def run_session(
     runner = attach_session(app, time_scale=GUIDED_TIME_SCALE) if guided else None
     if runner is not None:
         app.monitor.on_iteration.append(_StartWhenArmed(runner))
-    app.start(courier_wait_s=COURIER_START_S)  # its reset presses are scripted
+    try:
+        app.start_scripted()  # its reset presses are scripted
+    except CourierNotStarted:
+        if runner is not None:
+            detach_session(app, runner)
+        app.close(drain_timeout=0.0)  # no courier: nothing to drain
+        raise
     start = clock.monotonic()
     pause = session.span("reset_pause")
     for at in (ARM_AT_S, pause.start + RESET_AFTER_STUMBLE_S):

@@ -2,21 +2,29 @@
 
 from __future__ import annotations
 
+import os
 import re
+import select
+import socket
+import threading
+import time
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+import firmware.app as firmware_app
 import launcher.demo as demo_command
 from core.clock import Clock, SimClock
 from core.protocol.events import EventType
 from firmware.app import App
 from firmware.config import Config, GpioConfig, SafetyConfig
+from firmware.link.supervisor import ProcessCourier
 from firmware.monitor import Monitor
 from firmware.safety import SafetyState
 from launcher.cli import main
 from launcher.demo import DemoResult, demo_config, run_session
+from sim import scenarios
 
 PERIOD = 1 / 200
 
@@ -206,6 +214,134 @@ def test_demo_command_runs_in_real_time_scaled(
     assert "Ended in TRIPPED with the relay released." in out
     assert re.search(r"fall\s+critical", out)
     assert "2 trips: 1 stumbles, 1 falls (1 with no recovery)." in out
+
+
+class _HeldCourier:
+    """A courier slower to start than the demo waits for on the host's clock: it is spawned
+    only once the demo has waited twice :data:`firmware.app.COURIER_START_S` for it, or
+    once the walk is over (the loop's clock past ``walk_ends``)."""
+
+    def __init__(self, clock: SimClock, walk_ends: float) -> None:
+        self.clock = clock
+        self.walk_ends = walk_ends
+        self.released = threading.Event()
+        self.waiting_since: float | None = None
+        self.released_at_loop_time: float | None = None
+
+    def spawn(self, sock: socket.socket) -> ProcessCourier:
+        self.released.wait()  # the supervisor's thread: the courier has not started yet
+        return ProcessCourier(sock)
+
+    def look(self) -> None:
+        """On every poll of the link: release the courier when its time has come."""
+        if self.released.is_set():
+            return
+        waited = self.waiting_since is not None and (
+            time.monotonic() - self.waiting_since > 2 * firmware_app.COURIER_START_S
+        )
+        if waited or self.clock.monotonic() >= self.walk_ends:
+            self.released_at_loop_time = self.clock.monotonic()
+            self.released.set()
+
+
+def test_a_demo_on_a_simulated_clock_waits_for_a_slow_courier(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """On a busy host the courier took longer to start than the demo waited for it (30 s),
+    the walk started anyway, and on a simulated clock it spent the loop's start-up grace in
+    a fraction of a real second: the walker's re-arming press after the stumble was refused
+    (alerts cannot be stored), the fall came in the stumble's incident, and the session
+    record read 1 trip, 0 stumbles, 1 fall (test_demo_command_runs_in_real_time_scaled
+    failed so under load). Here the courier is held back past the wait: the walk waits
+    for it, and tells the same story as ever."""
+    monkeypatch.setattr(firmware_app, "COURIER_START_S", 0.2)
+    clock = SimClock()
+    session = scenarios.demo_session()
+    held = _HeldCourier(clock, walk_ends=session.duration)
+    built: list[App] = []
+
+    def build(config: Config, on: Clock, **kwargs: Any) -> App:
+        app = firmware_app.build_app(config, on, courier=held.spawn, **kwargs)
+        link = app.link
+        poll, await_report = link.poll, link.await_storage_report
+
+        def polled(_: object = None) -> None:
+            held.look()
+            poll()
+
+        def awaited(timeout: float) -> bool:
+            held.waiting_since = time.monotonic()
+            try:
+                return await_report(timeout)
+            finally:
+                held.waiting_since = None
+
+        # The loop's own hook (bound at build) is left as it is: only the waits look.
+        monkeypatch.setattr(link, "poll", polled)
+        monkeypatch.setattr(link, "await_storage_report", awaited)
+        built.append(app)
+        return app
+
+    monkeypatch.setattr(demo_command, "build_app", build)
+    try:
+        result = run_session(demo_config(tmp_path / "events.db"), clock, session=session)
+    finally:
+        held.released.set()
+    from firmware.storage.sessions import load_sessions
+
+    (app,) = built
+    record = load_sessions(app.config.storage.database)[-1].record
+    assert (record.trips, record.stumbles, record.falls, record.no_recovery) == (2, 1, 1, 1)
+    assert result.ok
+    kinds = [s.event.type for s in result.events if s.event.type is not EventType.WINDOW]
+    assert kinds.count(EventType.RESET) == 2 and kinds.count(EventType.OK) == 1
+    walk_started = app.controller.transitions[0].t
+    assert held.released_at_loop_time is not None and held.released_at_loop_time <= walk_started
+
+
+class _SilentCourier:
+    """A courier that never says a word (it cannot start): it takes what the loop sends and
+    ends when the loop closes the link."""
+
+    def __init__(self, sock: socket.socket) -> None:
+        self._sock = sock
+        self.pid = os.getpid()
+
+    def wait(self, timeout: float) -> bool:
+        deadline = time.monotonic() + timeout
+        while (remaining := deadline - time.monotonic()) > 0:
+            if select.select([self._sock], [], [], remaining)[0]:
+                try:
+                    if not self._sock.recv(65536):
+                        return True  # the loop closed the link
+                except OSError:
+                    return True
+        return False
+
+    def kill(self) -> None:
+        self._sock.close()
+
+
+def test_a_demo_on_a_simulated_clock_never_walks_without_a_courier(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A courier that cannot start at all: the walk on a simulated clock does not start
+    (its presses would be refused); a clear error says why, and nothing was armed."""
+    monkeypatch.setattr(firmware_app, "SIMULATED_COURIER_START_S", 0.5)
+    monkeypatch.setattr(firmware_app, "LINK_FLUSH_S", 0.5)
+    built: list[App] = []
+
+    def build(config: Config, on: Clock, **kwargs: Any) -> App:
+        built.append(firmware_app.build_app(config, on, courier=_SilentCourier, **kwargs))
+        return built[-1]
+
+    monkeypatch.setattr(demo_command, "build_app", build)
+    with pytest.raises(firmware_app.CourierNotStarted, match=r"said nothing in 0\.5 s"):
+        run_session(demo_config(tmp_path / "events.db"), SimClock())
+    (app,) = built
+    assert app.controller.state is SafetyState.STARTING and app.monitor.stats.iterations == 0
+    hardware = app.gpio.hardware
+    assert hardware is not None and hardware.history == [] and not hardware.contact_closed()
 
 
 def test_demo_guided_session_cues_pause_on_trips_and_never_touch_the_relay(demo: object) -> None:

@@ -25,7 +25,7 @@ from typing import TextIO
 from core.clock import Clock, RealClock
 from core.errors import ConfigError
 from core.realtime import realtime_section
-from firmware.app import COURIER_START_S, build_app
+from firmware.app import CourierNotStarted, build_app
 from firmware.config import Config, StorageConfig
 from firmware.session.cues import PATTERN
 from firmware.session.plan import Plan
@@ -209,7 +209,12 @@ def run_guided_demo(
             "The walker arms with the reset button, then starts the session; the plan's clock "
             "runs only while armed.\n"
         )
-        app.start(courier_wait_s=COURIER_START_S)  # its reset press is scripted
+        try:
+            app.start_scripted()  # its reset press is scripted
+        except CourierNotStarted:
+            detach_session(app, runner)
+            app.close(drain_timeout=0.0)  # no courier: nothing to drain
+            raise
         start = clock.monotonic()
         button.press_at(start + arm_at, start + arm_at + PRESS_S)
         printer = CuePrinter(runner, out, light=app.status_light).start()
