@@ -24,6 +24,7 @@ from firmware.presses import (
     ResetPress,
 )
 from firmware.safety import HELP_REPEAT_S
+from firmware.session.config import SessionConfig
 from hal.config import GpioConfig
 from hal.gpio import GpioButton
 from sim.pins import ClockedMockFactory
@@ -192,6 +193,24 @@ def test_a_later_call_for_help_is_heard_again() -> None:
     assert patterns.feed(call, 5.0, armable=False) == [HelpPattern(0.0, 0.6)]
     again = _edges((10.0, 10.1), (10.3, 10.4), (10.6, 10.7))
     assert patterns.feed(again, 15.0, armable=False) == [HelpPattern(10.0, 10.6)]
+
+
+def test_more_quick_presses_in_one_sequence_are_still_one_call_for_help() -> None:
+    # A frightened walker keeps pressing: five presses of one sequence, each three of them
+    # within the window. One call for help, at the third press, not one per press after it.
+    presses = _edges((0.0, 0.1), (0.3, 0.4), (0.6, 0.7), (0.9, 1.0), (1.2, 1.3))
+    assert ResetButtonPatterns().feed(presses, 5.0, armable=True) == [HelpPattern(0.0, 0.6)]
+
+
+def test_the_default_gap_is_the_sessions_so_both_read_the_same_sequences() -> None:
+    # Presses let go for a little less than the session's double-press gap are one sequence
+    # to the session; the loop's recogniser, built with its defaults, must read them so too:
+    # three of them are a call for help, not three lone reset presses.
+    gap = SessionConfig().double_press_gap_s - 0.05
+    downs = [0.0, 0.1 + gap, 0.2 + 2 * gap]
+    presses = _edges(*((down, down + 0.1) for down in downs))
+    found = ResetButtonPatterns().feed(presses, 5.0, armable=True)
+    assert found == [HelpPattern(0.0, downs[2])]
 
 
 def test_unpaired_edges_change_nothing() -> None:
