@@ -694,3 +694,60 @@ def test_a_line_is_dead_after_a_quarter_second_of_samples_rounded_up() -> None:
 
 def test_the_wait_for_an_edge_is_never_longer_than_the_loops_read_timeout() -> None:
     assert wait_bound_s(GpioConfig(), read_timeout_s=0.01) == 0.01  # under 12.5 ms
+
+
+@pytest.mark.parametrize(("pacing", "level"), [("interrupt", "ERROR"), ("auto", "WARNING")])
+def test_a_line_that_fails_is_logged_as_an_error_only_where_the_interrupt_was_asked_for(
+    open_hardware: HardwareOpener,
+    open_line: LineOpener,
+    caplog: pytest.LogCaptureFixture,
+    pacing: str,
+    level: str,
+) -> None:
+    """``"interrupt"``: a dead or busy line is a failed health check, so its log line is an
+    error; ``"auto"``: a note, so a warning. Both the pin that cannot be claimed and the line
+    that dies later."""
+    clock = SimClock()
+    sim = open_hardware(clock)
+    open_line(sim, clock)  # the pin taken
+    imu = dataclasses.replace(ImuConfig(), pacing=pacing)
+    with caplog.at_level("WARNING", logger="firmware.pacing"):
+        open_pacing(imu, GpioConfig(), sim.gpio.factory, clock, 0.025)
+        dead = InterruptPacing(
+            ScriptedLine([0] * 3),
+            pin=INT_PIN,
+            samples_per_wake=2,
+            wait_s=0.0125,
+            poll_timeout_s=0.025,
+            dead_after=6,
+            required=pacing == "interrupt",
+        )
+        for _ in range(3):
+            dead.read(ScriptedImu(per_read=2))
+    assert dead.mode == "poll"
+    assert [(r.levelname, r.getMessage().split(":")[0]) for r in caplog.records] == [
+        (level, "IMU pacing"),
+        (level, "IMU pacing falls back to polling"),
+    ]
+
+
+@pytest.mark.parametrize(
+    ("rate_hz", "hold_s"),
+    [(200.0, 0.04), (1000.0 / 11, 0.088)],  # a pair of sample periods: exactly a quarter hold
+)
+def test_unset_samples_per_wake_is_two_exactly_where_a_set_two_is_accepted(
+    rate_hz: float, hold_s: float
+) -> None:
+    """At the bound, two sample periods equal to a quarter of the hold time (the second pair
+    only to within rounding), the config accepts ``samples_per_wake = 2``, so the choice for
+    an unset one must be 2 too; a hold a millisecond shorter refuses 2 and the choice is 1."""
+    for hold, fits in ((hold_s, True), (hold_s - 0.001, False)):
+        toml = f"[imu]\nsample_rate_hz = {rate_hz!r}\n[gpio]\nheartbeat_hold_s = {hold!r}\n"
+        unset = parse_config(tomllib.loads(toml))
+        assert samples_per_wake(unset.imu, unset.gpio) == (2 if fits else 1)
+        set_two = toml.replace("[gpio]", "samples_per_wake = 2\n[gpio]")
+        if fits:
+            assert parse_config(tomllib.loads(set_two)).imu.samples_per_wake == 2
+        else:
+            with pytest.raises(ConfigError, match=r"imu\.samples_per_wake: 2 samples"):
+                parse_config(tomllib.loads(set_two))
