@@ -12,7 +12,9 @@
   walker, as the dashboard gives it; ``--walker`` may be left out when the device has one
   walker (its roster and sessions: :func:`caregiver.walkers.offered`), and with several the
   command refuses (exit 2) naming the walkers to choose from — a report is never a mix of
-  several walkers' sessions, and never silently the one who walked last.
+  several walkers' sessions, and never silently the one who walked last; ``--pdf`` and
+  ``--csv`` naming one file, or the service's database, are refused (exit 2) before anything
+  is opened.
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from core.cliargs import output_file
+from core.cliargs import output_file, same_file
 from core.dbfile import database_file_problem
 
 if TYPE_CHECKING:  # imported when a command runs: `retroguard --help` stays quick
@@ -139,6 +141,11 @@ def _run(args: argparse.Namespace) -> int:
     if problem is not None:  # before SQLite: it would answer a traceback, for serve and all
         print(f"retroguard caregiver: [server] database: {problem}", file=sys.stderr)
         return 2
+    if args.caregiver_command == "report":  # before the database is opened or created
+        clash = _report_clash(args, database if engine_of(database) == "sqlite" else None)
+        if clash is not None:
+            print(f"retroguard caregiver report: {clash}", file=sys.stderr)
+            return 2
     if args.caregiver_command not in (None, "serve"):  # None: no subcommand, i.e. serve
         from caregiver.auth import Accounts
         from caregiver.storage import Store, redacted
@@ -222,6 +229,25 @@ def _report(args: argparse.Namespace, store: Any, config: Any) -> int:
     elif args.pdf is None:
         sys.stdout.write(report_csv(report))
     return 0
+
+
+def _report_clash(args: argparse.Namespace, database: str | None) -> str | None:
+    """Why the report's files cannot be written as named, or None: ``--pdf`` and ``--csv``
+    naming one file (however spelled: relative or absolute, through a symlink) would leave
+    only the CSV, the command saying it wrote both; a report over the service's SQLite
+    database would destroy it."""
+    outputs = [(f"--{o}", p) for o in ("pdf", "csv") if (p := getattr(args, o)) is not None]
+    if len(outputs) == 2 and same_file(outputs[0][1], outputs[1][1]):
+        return (
+            f"--pdf {outputs[0][1]} and --csv {outputs[1][1]} are the same file: "
+            "give each report its own file"
+        )
+    for option, path in outputs:
+        if database is not None and same_file(path, Path(database)):
+            return (
+                f"{option} {path} is the service's database ([server] database): give another file"
+            )
+    return None
 
 
 def _write(name: str, path: Path, body: bytes) -> bool:

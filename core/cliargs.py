@@ -40,3 +40,15 @@ def output_file(text: str) -> Path:
     if path.exists() and not os.access(path, os.W_OK):
         raise argparse.ArgumentTypeError(f"{text}: cannot write it (permission denied)")
     return path
+
+
+def same_file(a: Path, b: Path) -> bool:
+    """Whether two paths name one file: the same text, a relative and an absolute spelling,
+    a symlink and its target, or two hard links (``--pdf r.csv --csv r.csv`` would write one
+    report over the other, and the command would say it wrote both)."""
+    try:
+        if a.exists() and b.exists():
+            return os.path.samefile(a, b)
+    except OSError:
+        pass
+    return a.resolve() == b.resolve()

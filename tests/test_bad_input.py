@@ -192,6 +192,61 @@ def test_a_report_to_a_path_that_cannot_be_written_is_refused(
     assert "retroguard caregiver report: cannot write /dev/full: " in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("spelling", ["same text", "relative and absolute", "symlink", "hard link"])
+def test_a_report_whose_pdf_and_csv_are_one_file_is_refused(
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    spelling: str,
+) -> None:
+    """``--pdf r.csv --csv r.csv`` wrote the PDF, then the CSV over it, and said it wrote both:
+    refused before the database is opened, whichever way the one file is spelled, and the
+    file is left as it was (or not created)."""
+    config, database = _caregiver_config(tmp_path)
+    store = Store(str(database))
+    store.set_telemetry(DEVICE, {}, time.time())
+    store.close()
+    monkeypatch.chdir(tmp_path)
+    target = tmp_path / "r.csv"
+    pdf, csv = str(target), str(target)
+    if spelling == "relative and absolute":
+        pdf = "r.csv"
+    elif spelling == "symlink":
+        (tmp_path / "link.csv").symlink_to(target)
+        target.write_text("kept")
+        pdf = str(tmp_path / "link.csv")
+    elif spelling == "hard link":
+        target.write_text("kept")
+        os.link(target, tmp_path / "other.csv")
+        pdf = str(tmp_path / "other.csv")
+    base = ["caregiver", "-c", str(config), "report", DEVICE]
+    err = _refused([*base, "--pdf", pdf, "--csv", csv], capsys)
+    assert f"retroguard caregiver report: --pdf {pdf} and --csv {csv} are the same file" in err
+    if spelling in ("symlink", "hard link"):
+        assert target.read_text() == "kept"
+    else:
+        assert not target.exists()
+    # two files: both written
+    assert main([*base, "--pdf", "r.pdf", "--csv", csv]) == 0
+    assert (tmp_path / "r.pdf").read_bytes().startswith(b"%PDF")
+    assert target.read_text().startswith("week,")
+
+
+def test_a_report_over_the_services_database_is_refused(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config, database = _caregiver_config(tmp_path)
+    store = Store(str(database))
+    store.set_telemetry(DEVICE, {}, time.time())
+    store.close()
+    before = database.read_bytes()
+    base = ["caregiver", "-c", str(config), "report", DEVICE]
+    for option in ("--pdf", "--csv"):
+        err = _refused([*base, option, str(database)], capsys)
+        assert f"{option} {database} is the service's database ([server] database)" in err
+        assert database.read_bytes() == before
+
+
 # ------------------------------------------------------------------ files written
 
 
