@@ -3,6 +3,7 @@ their validation errors, press patterns, spoken prompts rendered to WAV."""
 
 from __future__ import annotations
 
+import json
 import math
 import shutil
 from pathlib import Path
@@ -165,7 +166,7 @@ def test_plan_validation_lists_every_problem_as_file_key_problem(tmp_path: Path)
     with pytest.raises(ConfigError) as err:
         load_plan_file(path)
     assert err.value.problems == [
-        f"{path}: nmae: unknown key (known: interval, name, speed)",
+        f"{path}: nmae: unknown key (known: interval, intervals, name, speed)",
         f"{path}: interval[0].direction: must be one of 'backward', 'forward', 'rest', "
         "not 'sideways'",
         f"{path}: interval[1]: missing its duration (minutes = N or seconds = N)",
@@ -173,6 +174,76 @@ def test_plan_validation_lists_every_problem_as_file_key_problem(tmp_path: Path)
         f"{path}: interval[3]: duration must be between 10 s and 60 min, not 5 s",
         f"{path}: interval[4].minutes: must be a number, not str 'two'",
     ]
+
+
+def _toml(data: dict[str, object]) -> str:
+    """A plan's keys as TOML: scalars first, then each list of tables as ``[[key]]`` tables (a
+    JSON string or number is a TOML one, for the values these plans hold)."""
+    lines = [f"{k} = {json.dumps(v)}" for k, v in data.items() if not _tables(v)]
+    for key, value in data.items():
+        if _tables(value):
+            for table in value:  # type: ignore[attr-defined]
+                lines.append(f"[[{key}]]")
+                lines.extend(f"{k} = {json.dumps(v)}" for k, v in table.items())
+    return "\n".join(lines) + "\n"
+
+
+def _tables(value: object) -> bool:
+    return isinstance(value, list) and bool(value) and all(isinstance(v, dict) for v in value)
+
+
+BACK_90S = {"direction": "backward", "seconds": 90}
+FORWARD_2 = {"direction": "forward", "minutes": 2}
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        {"interval": [BACK_90S, FORWARD_2]},  # seconds: refused in JSON before
+        {"name": "Anna", "speed": "0.4 mph", "interval": [FORWARD_2, BACK_90S]},
+        {"name": "Anna", "intervals": [{"direction": "backward", "minutes": 2, "speed": "0.3"}]},
+        {"nmae": "x", "interval": [FORWARD_2]},
+        {"interval": [{"direction": "sideways", "minutes": 2}]},
+        {"interval": [{"direction": "backward", "minutes": 2, "seconds": 3}]},
+        {"interval": [{"direction": "backward", "seconds": 5}]},
+        {"interval": [{"direction": "backward", "minutes": "two"}]},
+        {"interval": [{"direction": "backward", "minutes": True}]},
+        {"interval": [{"direction": "backward", "minutes": 2, "pace": 1}]},
+        {"interval": [{"direction": "backward"}]},
+        {"interval": [{"direction": "rest", "minutes": 1}]},
+        {"interval": [{"direction": "backward", "minutes": 60}] * 4},
+        {"interval": "backward"},
+        {"name": ""},
+        {"name": "x" * 81, "interval": [FORWARD_2]},
+        {"interval": [FORWARD_2], "intervals": [FORWARD_2]},
+        {"intervals": [{"direction": "rest", "minutes": 1}]},
+        {"intervals": [{"direction": "backward", "seconds": 90}], "speed": 3},
+    ],
+)
+def test_a_plan_file_means_the_same_in_toml_and_json(
+    tmp_path: Path, data: dict[str, object]
+) -> None:
+    """The same keys as TOML and as JSON: both accepted as one plan, or both refused with the
+    same problems in the same words (a JSON plan with ``seconds`` was refused, as the same plan
+    in TOML was accepted, and the two named problems differently)."""
+    from tools.plans import read_plan
+
+    outcomes = []
+    for suffix, text in ((".toml", _toml(data)), (".json", json.dumps(data))):
+        path = tmp_path / suffix[1:] / f"anna{suffix}"
+        path.parent.mkdir()
+        path.write_text(text)
+        try:
+            plan = load_plan_file(path)
+        except ConfigError as exc:
+            outcomes.append([p.replace(str(path), "FILE") for p in exc.problems])
+            with pytest.raises(ConfigError) as err:  # the CLI's reader (plan set, session demo)
+                read_plan(str(path))
+            assert err.value.problems == exc.problems
+        else:
+            outcomes.append(plan)
+            assert read_plan(str(path)) == plan
+    assert outcomes[0] == outcomes[1]
 
 
 def test_plan_file_errors(tmp_path: Path) -> None:

@@ -26,7 +26,6 @@ from core.protocol.plan import (
     Plan,
     PlanInvalid,
     Progression,
-    plan_from_json,
     progression_from_builtins,
 )
 from core.protocol.walker import DEFAULT_WALKER_ID
@@ -79,21 +78,13 @@ PLAN_ARGUMENT = (
 
 
 def read_plan(reference: str) -> Plan:
-    """A preset, a plan file (TOML, as ``session.plan`` takes) or the JSON the wire carries;
-    anything else is a :class:`ConfigError` saying what the command takes (not the config
-    key's wording: this is a command-line argument)."""
+    """A preset or a plan file, TOML (as ``session.plan`` takes) or JSON with the same keys
+    (or the wire's form): one parser for both, so both take and refuse the same plans in the
+    same words; anything else is a :class:`ConfigError` saying what the command takes (not the
+    config key's wording: this is a command-line argument)."""
     if reference in PRESETS:
         return PRESETS[reference]
-    if reference.endswith(".json"):
-        try:
-            return plan_from_json(Path(reference).read_bytes())
-        except IsADirectoryError:
-            raise ConfigError([f"{reference}: a directory, not a plan file"]) from None
-        except OSError as exc:
-            raise ConfigError([f"{reference}: cannot read: {exc.strerror}"]) from None
-        except PlanInvalid as exc:
-            raise ConfigError([f"{reference}: {p}" for p in exc.problems]) from None
-    if not reference.endswith(".toml"):
+    if not reference.endswith((".toml", ".json")):
         what = "a directory" if Path(reference).is_dir() else "not a preset or a plan file"
         raise ConfigError([f"{reference}: {what}: give {PLAN_ARGUMENT}"])
     from firmware.session.plan import load_plan_file

@@ -7,7 +7,8 @@ plan files and resolves ``session.plan``. A plan a physio assigns later (the
 ``cmd/plan`` command, ``retroguard plan set``) is stored in the device
 database and replaces this one from the next session on (docs/sessions.md).
 
-A plan file is a small TOML file::
+A plan file is a small TOML file (or the same keys in a JSON object, in a file ending in
+``.json``: both formats take and refuse the same plans, in the same words)::
 
     name = "Anna, week 3"            # optional; default: the file name
     speed = "0.5 mph"                # optional; the default speed note
@@ -19,6 +20,10 @@ A plan file is a small TOML file::
     minutes = 3
     speed = "0.4 mph"                # optional, this interval only
 
+``intervals`` may stand for ``interval``: a plan in the wire's form (``{"name": ...,
+"intervals": [{"direction": ..., "minutes": ..., "speed": ...}]}``, what
+:func:`core.protocol.plan.plan_json` writes) is a plan file too.
+
 Every problem is reported at once as ``file: key: what is wrong``
 (:class:`core.errors.ConfigError`), like the monitor's config.
 """
@@ -29,6 +34,8 @@ import math
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
+
+import msgspec
 
 from core import tomlschema
 from core.errors import ConfigError
@@ -83,10 +90,13 @@ def _check_number(value: Any, key: str, problems: list[str]) -> float | None:
 def parse_plan(data: Mapping[str, Any], source: str, default_name: str = "plan") -> Plan:
     """Validate a parsed plan file; :class:`ConfigError` lists every problem."""
     problems: list[str] = []
-    known = {"name", "speed", "interval"}
+    known = {"name", "speed", "interval", "intervals"}
     for key in data:
         if key not in known:
             problems.append(f"{key}: unknown key (known: {', '.join(sorted(known))})")
+    listed = "intervals" if "intervals" in data else "interval"  # the wire's name, or the file's
+    if "interval" in data and "intervals" in data:
+        problems.append("interval, intervals: give one of them (the same list), not both")
     name = data.get("name", default_name)
     if not isinstance(name, str) or not name.strip():
         problems.append("name: must be a non-empty string")
@@ -95,25 +105,25 @@ def parse_plan(data: Mapping[str, Any], source: str, default_name: str = "plan")
     if not isinstance(speed, str):
         problems.append(f"speed: must be a string such as {DEFAULT_SPEED!r}, not {speed!r}")
         speed = DEFAULT_SPEED
-    raw = data.get("interval")
+    raw = data.get(listed)
     intervals: list[Interval] = []
     if raw is None:
-        problems.append("interval: the plan has no intervals (add [[interval]] tables)")
+        problems.append(f"{listed}: the plan has no intervals (add [[interval]] tables)")
         raw = []
     elif not isinstance(raw, list) or not all(isinstance(item, dict) for item in raw):
-        problems.append("interval: must be an array of tables ([[interval]])")
+        problems.append(f"{listed}: must be an array of tables ([[interval]])")
         raw = []
     for n, item in enumerate(raw):
-        interval = _parse_interval(item, f"interval[{n}]", speed, problems)
+        interval = _parse_interval(item, f"{listed}[{n}]", speed, problems)
         if interval is not None:
             intervals.append(interval)
     if intervals and not problems:
         if not any(i.walking for i in intervals):
-            problems.append("interval: the plan has no walking interval (all are rest)")
+            problems.append(f"{listed}: the plan has no walking interval (all are rest)")
         total = sum(i.duration_s for i in intervals)
         if total > MAX_SESSION_S:
             problems.append(
-                f"interval: the plan lasts {total / 60:g} min, over the "
+                f"{listed}: the plan lasts {total / 60:g} min, over the "
                 f"{MAX_SESSION_S / 60:g} min a session may last"
             )
     if problems:
@@ -165,10 +175,48 @@ def _parse_interval(
     return Interval.of_seconds(checked, duration, speed)
 
 
+PLAN_FILE_SUFFIXES = (".toml", ".json")
+
+
 def load_plan_file(path: str | Path) -> Plan:
+    """A plan file, TOML or (ending in ``.json``) JSON, checked by :func:`parse_plan` either
+    way: the format is only how the same keys are written."""
     path = Path(path)
-    data = tomlschema.read_toml(path, "plan file")
+    if path.suffix == ".json":
+        data = _read_json_object(path, "plan file")
+    else:
+        data = tomlschema.read_toml(path, "plan file")
     return parse_plan(data, str(path), default_name=path.stem)
+
+
+def _read_json_object(path: Path, what: str) -> dict[str, Any]:
+    """A JSON file's object; the problems :func:`core.tomlschema.read_toml` names for TOML
+    (missing, a directory, unreadable, not UTF-8, malformed) in the same words, and a file
+    whose value is not an object (a TOML file is always a table)."""
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        raise ConfigError([f"{path}: {what} not found"]) from None
+    except PermissionError:
+        raise ConfigError([f"{path}: permission denied"]) from None
+    except IsADirectoryError:
+        raise ConfigError([f"{path}: a directory, not a {what}"]) from None
+    except OSError as exc:
+        raise ConfigError([f"{path}: cannot read: {exc.strerror or exc}"]) from None
+    try:
+        raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ConfigError(
+            [f"{path}: not a JSON text file: byte {exc.start} is not UTF-8 (save it as UTF-8)"]
+        ) from None
+    try:
+        data = msgspec.json.decode(raw)
+    except msgspec.DecodeError as exc:
+        raise ConfigError([f"{path}: not valid JSON: {exc}"]) from None
+    if not isinstance(data, dict):
+        kind = "a list" if isinstance(data, list) else type(data).__name__
+        raise ConfigError([f"{path}: a {what} is an object ({{...}}), not {kind}"])
+    return data
 
 
 def resolve_plan(reference: str, base_dir: str | Path | None = None) -> Plan:
