@@ -396,6 +396,37 @@ def test_plan_set_says_what_the_command_takes(
     assert err.startswith(f"retroguard session demo: --plan: {given}: ")
 
 
+@pytest.mark.parametrize(
+    ("command", "says"),
+    [
+        (["progression", "set", "toward-10-minuts"], "toward-10-minuts: not a preset progression"),
+        (["progression", "set"], "retroguard plan progression set: name a progression"),
+        (["progression", "set", "toward-10-minutes", "--stage", "99"], "--stage must be 1 to"),
+        (["progression", "set", "{tmp}/nothere.json"], "not a preset progression"),
+        (["progression", "hold"], "hold: no progression is assigned to this device"),
+        (["progression", "step-back"], "step-back: no progression is assigned to this device"),
+        (["set", "alternate-2-2", "--walker", "anna"], "--walker: no walker 'anna' here (default;"),
+        (["show", "--walker", "anna"], "--walker: no walker 'anna' here (default;"),
+    ],
+    ids=lambda c: "-".join(c).replace("{tmp}/", "") if isinstance(c, list) else "",
+)
+def test_a_refused_plan_command_creates_no_database(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], command: list[str], says: str
+) -> None:
+    """``plan progression set <typo>`` on a fresh install created the device database, then
+    refused the typo: every refusal comes first, and a refused command leaves no file. On a
+    database that exists, the same command is refused in the same words."""
+    db = tmp_path / "state" / "device.db"
+    db.parent.mkdir()
+    argv = ["plan", "--db", str(db), *(a.format(tmp=tmp_path) for a in command)]
+    err = _refused(argv, capsys)
+    assert says in err
+    assert list(db.parent.iterdir()) == []
+    connect(db).close()
+    capsys.readouterr()  # the schema's log line
+    assert _refused(argv, capsys) == err
+
+
 def test_plan_and_progression_show_print_local_times(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -103,8 +103,8 @@ def run_plan(args: argparse.Namespace) -> int:
     if args.action == "presets":
         for preset in PRESETS.values():
             out.write(f"{preset.describe()}\n")
-        for name, progression in PROGRESSIONS.items():
-            out.write(f"progression {name}: {len(progression.stages)} stages\n")
+        for name, preset_progression in PROGRESSIONS.items():
+            out.write(f"progression {name}: {len(preset_progression.stages)} stages\n")
         return 0
     config = _config(args.config)
     plan: Plan | None = None
@@ -115,7 +115,17 @@ def run_plan(args: argparse.Namespace) -> int:
             for line in exc.problems:
                 print(f"retroguard plan set: {line}", file=sys.stderr)
             return 2
+    progression = None
+    if args.action == "progression" and args.what == "set":  # as for set: before the database
+        progression = progression_argument(args)
+        if progression is None:
+            return 2
     database = args.db if args.db is not None else Path(config.storage.database)
+    if not database.exists():  # refusals a fresh database would give, without creating it
+        refusal = _fresh_refusal(args)
+        if refusal is not None:
+            print(refusal, file=sys.stderr)
+            return 2
     refused = open_device_database(database, "retroguard plan")  # created on a fresh install
     if refused is not None:
         return refused
@@ -130,14 +140,10 @@ def run_plan(args: argparse.Namespace) -> int:
     finally:
         conn.close()
     if walker not in known:
-        print(
-            f"retroguard plan: --walker: no walker {walker!r} here ({', '.join(known)}; "
-            "retroguard walker add)",
-            file=sys.stderr,
-        )
+        print(_no_walker(walker, known), file=sys.stderr)
         return 2
     if args.action == "progression":
-        return run_progression(args, database, out)
+        return run_progression(args, database, out, progression)
     if args.action in ("set", "clear"):
         by = getattr(args, "by", None) or getpass.getuser()
         conn = connect(database)
@@ -182,6 +188,46 @@ def run_plan(args: argparse.Namespace) -> int:
             when = local_time(a.assigned_wall, zone)
             out.write(f"  {a.revision:3d}  {when}  {name}, by {a.by} via {a.via}\n")
     return 0
+
+
+def _no_walker(walker: str, known: list[str]) -> str:
+    return (
+        f"retroguard plan: --walker: no walker {walker!r} here ({', '.join(known)}; "
+        "retroguard walker add)"
+    )
+
+
+def _fresh_refusal(args: argparse.Namespace) -> str | None:
+    """What the command would be refused with on a database not there yet (a fresh install,
+    or a mistyped ``--db``), where it would first create one: a walker other than the default
+    (a new database has only that one), or a progression to hold, release or step back (a new
+    database has none). None when the command may create the database."""
+    if args.walker != DEFAULT_WALKER_ID:
+        return _no_walker(args.walker, [DEFAULT_WALKER_ID])
+    if args.action == "progression" and args.what not in ("show", "set"):
+        return (
+            f"retroguard plan progression {args.what}: no progression is assigned to this "
+            "device (assign one first: retroguard plan progression set NAME)"
+        )
+    return None
+
+
+def progression_argument(args: argparse.Namespace) -> Progression | None:
+    """``progression set``'s progression and ``--stage``, checked before any database is
+    opened or created; None, having said why, when either is refused."""
+    if not args.progression:
+        print("retroguard plan progression set: name a progression", file=sys.stderr)
+        return None
+    try:
+        progression = read_progression(args.progression)
+    except ConfigError as exc:
+        for problem in exc.problems:
+            print(f"retroguard plan: {problem}", file=sys.stderr)
+        return None
+    if not 1 <= args.stage <= len(progression.stages):
+        print(f"retroguard plan: --stage must be 1 to {len(progression.stages)}", file=sys.stderr)
+        return None
+    return progression
 
 
 def local_time(wall: str, zone: dt.tzinfo) -> str:
@@ -237,7 +283,11 @@ def print_progression(state: Any, out: TextIO, zone: dt.tzinfo | None = None) ->
         )
 
 
-def run_progression(args: argparse.Namespace, database: Path, out: TextIO) -> int:
+def run_progression(
+    args: argparse.Namespace, database: Path, out: TextIO, progression: Progression | None
+) -> int:
+    """``progression show|set|hold|release|step-back``; ``progression`` is ``set``'s, checked
+    (:func:`progression_argument`) before the database was opened."""
     from firmware.storage.database import connect
     from firmware.storage.progressions import (
         ProgressionUnchanged,
@@ -257,21 +307,7 @@ def run_progression(args: argparse.Namespace, database: Path, out: TextIO) -> in
                 print_progression(state, out)
             return 0
         if args.what == "set":
-            if not args.progression:
-                print("retroguard plan progression set: name a progression", file=sys.stderr)
-                return 2
-            try:
-                progression = read_progression(args.progression)
-            except ConfigError as exc:
-                for problem in exc.problems:
-                    print(f"retroguard plan: {problem}", file=sys.stderr)
-                return 2
-            if not 1 <= args.stage <= len(progression.stages):
-                print(
-                    f"retroguard plan: --stage must be 1 to {len(progression.stages)}",
-                    file=sys.stderr,
-                )
-                return 2
+            assert progression is not None  # checked by run_plan before the database
             with conn:
                 state = start_progression(
                     conn,
