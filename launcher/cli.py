@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from core.cliargs import finite_float, output_file
+from core.demo_limits import SPEED_HELP
 from core.errors import ConfigError
 from firmware import __version__
 from firmware.storage.errors import SchemaError
@@ -251,7 +252,7 @@ def build_parser(argv: Sequence[str] = ()) -> argparse.ArgumentParser:
             "when the fall tripped and the relay ended released."
         ),
     )
-    p.add_argument("--speed", type=finite_float, default=1.0, help="times faster than real time")
+    p.add_argument("--speed", type=finite_float, default=1.0, help=SPEED_HELP)
     p.add_argument("--db", type=Path, default=None, help="event store (default: a temporary file)")
     p.add_argument("--no-live", action="store_true", help="no live status line")
     p.add_argument(

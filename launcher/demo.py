@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, TextIO, cast
 
 from core.clock import Clock, RealClock
 from core.dbfile import database_file_problem
+from core.demo_limits import speed_problem
 from core.protocol.events import EventType
 from core.realtime import realtime_section
 from firmware.app import App, CourierNotStarted, build_app, favour_realtime_thread
@@ -41,7 +42,7 @@ from sim import scenarios
 from sim.backends import SimulatedGpio, simulated_hardware
 from sim.relay_hardware import SimulatedButton
 from tools.broker import BrokerError, Mosquitto, mosquitto_available
-from tools.session_demo import MIN_SPEED, CuePrinter
+from tools.session_demo import CuePrinter
 
 if TYPE_CHECKING:
     from caregiver.demo import DemoCaregiverProcess
@@ -59,9 +60,6 @@ REARM_AFTER_FAULT_S = 4.0
 """After a fault has cleared (back in STANDBY), the helper presses reset this much later:
 the sensor-worn check measures the body afresh after a fault (1 s settling and a 3 s block,
 from the fault; STANDBY comes 0.5 s after it)."""
-MAX_SPEED = 10.0
-"""Faster, and the host cannot keep up with the simulated sensor: 2,000 loop iterations a
-second of real time, and the FIFO's 425 ms of simulated time last under 43 ms of real time."""
 DEFAULT_MQTT_PORT = 1883
 DEMO_LOOP_PRIORITY = 20
 """The unit's ``CPUSchedulingPriority`` (systemd/retroguard.service)."""
@@ -320,17 +318,9 @@ def run_demo(
     ``clock``: the monitor's clock (tests: a :class:`~core.clock.SimClock`); by default the
     host's, ``speed`` times faster."""
     out = out or sys.stdout
-    if not speed > 0:  # NaN too: it fails every comparison
-        print("retroguard demo: --speed must be a positive number", file=sys.stderr)
-        return 2
-    if speed > MAX_SPEED:
-        print(
-            f"retroguard demo: --speed above {MAX_SPEED:g} outruns the monitor loop",
-            file=sys.stderr,
-        )
-        return 2
-    if speed < MIN_SPEED:
-        print(f"retroguard demo: --speed below {MIN_SPEED:g} is too slow to watch", file=sys.stderr)
+    problem = speed_problem(speed)  # NaN too: it fails every comparison
+    if problem is not None:
+        print(f"retroguard demo: {problem}", file=sys.stderr)
         return 2
     problem = None if database is None else database_file_problem(database)
     if problem is not None:  # the monitor would move the file aside as a damaged database

@@ -374,6 +374,49 @@ def test_demos_refuse_a_speed_so_slow_their_clock_overflows_the_hosts(
     assert "--speed below 0.1 is too slow to watch" in err
 
 
+@pytest.mark.parametrize(
+    ("command", "option", "value", "says"),
+    [
+        (["demo", "--no-live"], "--speed", "11", "--speed above 10 outruns the monitor loop"),
+        (["session", "demo"], "--speed", "1e300", "--speed above 10 outruns the monitor loop"),
+        (["session", "demo"], "--speed", "0.01", "--speed below 0.1 is too slow to watch"),
+        (["session", "demo"], "--scale", "1e-300", "--scale must be 1 (the plan in real time)"),
+        (["session", "demo"], "--scale", "0.5", "--scale must be 1 (the plan in real time)"),
+        (["session", "demo"], "--scale", "1e9", "to 600 (a minute of plan in 0.1 s), not 1e+09"),
+        (["session", "demo"], "--scale", "-60", "--scale must be 1 (the plan in real time)"),
+    ],
+    ids=lambda c: "-".join(c) if isinstance(c, list) else c,
+)
+def test_demos_refuse_a_speed_or_scale_outside_their_bounds(
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    command: list[str],
+    option: str,
+    value: str,
+    says: str,
+) -> None:
+    """``session demo`` took any --speed above 0.1 and any --scale above 0 (``--scale 1e-300``
+    ran for ever): both demos now refuse values outside the bounds their --help states."""
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    err = _refused([*command, option, value], capsys)
+    name = "session demo" if command[0] == "session" else "demo"
+    assert err.startswith(f"retroguard {name}: ") and says in err
+    assert list(tmp_path.iterdir()) == []  # refused before the demo's folder is made
+
+
+@pytest.mark.parametrize("command", [["demo"], ["session"]], ids=str)
+def test_demo_help_states_the_bounds(
+    command: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit):
+        main([*command, "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert "--speed SPEED " in text and "0.1 to 10 (default 1)" in text
+    if command == ["session"]:
+        assert "1 (real time) to 600 (default 60: a plan minute a second)" in text
+
+
 # ------------------------------------------------------------------ plans
 
 

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import TextIO
 
 from core.clock import Clock, RealClock
+from core.demo_limits import scale_problem, speed_problem
 from core.errors import ConfigError
 from core.realtime import realtime_section
 from firmware.app import CourierNotStarted, build_app
@@ -142,12 +143,6 @@ def attach_demo_printer(
     return CuePrinter(runner, out or sys.stdout, light=light).start()
 
 
-MIN_SPEED = 0.1
-"""The slowest ``--speed`` of this demo and ``retroguard demo``: slower, and their minutes crawl
-(the demo's 72 s of walking take over 12 minutes); at 1e-300 a wait of the scaled clock is
-longer than the host's timer holds (a traceback, not a demo)."""
-
-
 def run_guided_demo(
     *,
     speed: float = 1.0,
@@ -165,14 +160,10 @@ def run_guided_demo(
     the walker arms once it is done; the check's figures and each interval's gait are printed
     at the end (an interval needs some 20 s of walking for gait figures: ``time_scale`` 6)."""
     out = out or sys.stdout
-    if not speed > 0 or not time_scale > 0:
-        print("retroguard session demo: --speed and --scale must be positive", file=sys.stderr)
-        return 2
-    if speed < MIN_SPEED:  # as the demo's: a wait of the scaled clock overflows the host's
-        print(
-            f"retroguard session demo: --speed below {MIN_SPEED:g} is too slow to watch",
-            file=sys.stderr,
-        )
+    problems = [p for p in (speed_problem(speed), scale_problem(time_scale)) if p is not None]
+    for problem in problems:  # the bounds of both demos (core.demo_limits)
+        print(f"retroguard session demo: {problem}", file=sys.stderr)
+    if problems:
         return 2
     if isinstance(plan, Plan):
         the_plan = plan

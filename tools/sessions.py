@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from core.cliargs import finite_float
+from core.demo_limits import SCALE_HELP, SPEED_HELP
 from core.gait_trends import METRICS, change, weekly
 from core.progress import (
     GOAL_BACKWARD_MIN,
@@ -50,12 +51,8 @@ def add_parser(sub: Any) -> None:
         default=None,
         help="stop: the database the session's summary is read from (default: the config's)",
     )
-    p.add_argument(
-        "--speed", type=finite_float, default=1.0, help="demo: times faster than real time"
-    )
-    p.add_argument(
-        "--scale", type=finite_float, default=60.0, help="demo: plan minutes per real second"
-    )
+    p.add_argument("--speed", type=finite_float, default=1.0, help=f"demo: {SPEED_HELP}")
+    p.add_argument("--scale", type=finite_float, default=60.0, help=SCALE_HELP)
     p.add_argument(
         "--plan",
         default=None,
