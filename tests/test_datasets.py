@@ -255,3 +255,136 @@ def test_downsampling_averages_instead_of_aliasing() -> None:
     # Point-sampling would give up to ~300 deg/s of aliased rate; an 8-sample mean leaves < 20 %.
     assert max(settled) < 0.25 * 300.0
     assert all(s.az == pytest.approx(1.0) for s in out)
+
+
+# --- bad and oversized recording files (safety rule 6) -------------------------------------
+
+SISFALL_LINE = "  2,-255, 17, -27, 121,-208, -70,-982, 234;\n"
+KFALL_ROW = "0.01,1,-0.04,-1.002,-0.027,-3.72,-13.12,-1.66,91.51,1.27,-40.09\n"
+
+
+def _kfall_text(*rows: str) -> str:
+    from tools.datasets.kfall import HEADER
+
+    return ",".join(HEADER) + "\n" + "".join(rows)
+
+
+def _read(kind: str, path: Path) -> list[ImuSample]:
+    from tools.datasets.kfall import read_kfall
+
+    return read_sisfall(path) if kind == "sisfall" else read_kfall(path)
+
+
+BAD_RECORDINGS = [
+    ("sisfall", SISFALL_LINE + "  2,-255, x, -27, 121,-208, -70,-982, 234;\n", 2, "non-integer"),
+    ("sisfall", SISFALL_LINE + "  2,-255, 1_7, -27, 121,-208, -70,-982, 234;\n", 2, "non-int"),
+    ("sisfall", SISFALL_LINE * 2 + " 1, 2, 3;\n", 3, "expected 9 comma-separated columns"),
+    ("sisfall", "", 1, "no samples"),
+    ("sisfall", "\n\n", 1, "no samples"),
+    ("sisfall", SISFALL_LINE + "\x00\x01\x02;\n", 2, "bytes that are not ASCII text"),
+    ("sisfall", SISFALL_LINE + "\xe9t\xe9;\n", 2, "bytes that are not ASCII text"),
+    ("sisfall", SISFALL_LINE + "1" * 5000, 2, "a line over 1000 characters"),
+    ("kfall", _kfall_text(KFALL_ROW, KFALL_ROW.replace("-0.04", "abc")), 3, "non-numeric"),
+    ("kfall", _kfall_text(KFALL_ROW, KFALL_ROW.replace("-0.04", "nan")), 3, "non-numeric"),
+    ("kfall", _kfall_text(KFALL_ROW.replace("-1.002", "inf")), 2, "non-numeric"),
+    ("kfall", _kfall_text(KFALL_ROW, "1,2\n"), 3, "expected 11 columns, found 2"),
+    ("kfall", _kfall_text(), 1, "no samples"),
+    ("kfall", "", 1, "no samples"),
+    ("kfall", "Time,Acc\n" + KFALL_ROW, 1, "not a KFall sensor file header"),
+    ("kfall", _kfall_text(KFALL_ROW, "\x00" * 100 + "\n"), 3, "bytes that are not ASCII text"),
+    ("kfall", _kfall_text("2" * 100_000), 2, "a line over 1000 characters"),
+]
+
+
+@pytest.mark.parametrize(
+    ("kind", "text", "line", "says"),
+    BAD_RECORDINGS,
+    ids=[f"{k}-{n}" for n, (k, *_) in enumerate(BAD_RECORDINGS)],
+)
+def test_a_bad_recording_is_refused_at_its_file_and_line(
+    tmp_path: Path, kind: str, text: str, line: int, says: str
+) -> None:
+    """A bad cell, a short row, an empty or binary file: a DatasetFormatError at file:line
+    (evaluate skips the file, saying so), never a traceback nor a NaN sample; the message
+    quotes no more than a line's start."""
+    name = "D01_SA01_R01.txt" if kind == "sisfall" else "S06T06R01.csv"
+    path = tmp_path / name
+    path.write_bytes(text.encode("latin-1"))
+    with pytest.raises(DatasetFormatError) as err:
+        _read(kind, path)
+    assert (err.value.path, err.value.line) == (path, line)
+    assert says in err.value.message and len(str(err.value)) < 400
+
+
+@pytest.mark.parametrize("kind", ["sisfall", "kfall"])
+def test_a_recording_far_larger_than_any_known_is_refused_before_it_is_read(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, kind: str
+) -> None:
+    """Ten times the largest recording of the dataset (bytes, then rows as read: a pipe or
+    device has no size to check first) is refused, not read into memory."""
+    from tools.datasets import kfall, sisfall
+    from tools.datasets.limits import KFALL_BOUNDS, SISFALL_BOUNDS, Bounds
+
+    bounds = SISFALL_BOUNDS if kind == "sisfall" else KFALL_BOUNDS
+    assert bounds.max_bytes >= 10 * (1_724_078 if kind == "sisfall" else 431_740)
+    assert bounds.max_rows >= 10 * (36_000 if kind == "sisfall" else 3_311)
+    name = "D01_SA01_R01.txt" if kind == "sisfall" else "S06T06R01.csv"
+    huge = tmp_path / name
+    with huge.open("wb") as f:  # sparse: no disk used, and nothing may read it
+        f.truncate(bounds.max_bytes + 1)
+    with pytest.raises(DatasetFormatError) as err:
+        _read(kind, huge)
+    assert err.value.line == 1
+    assert f"over the {bounds.max_bytes / 1e6:g} MB a {bounds.what} may have" in err.value.message
+    # rows: a smaller bound, as a file of 360,001 rows would be a slow test
+    small = Bounds(bounds.what, bounds.max_bytes, 3)
+    monkeypatch.setattr(sisfall if kind == "sisfall" else kfall, f"{kind.upper()}_BOUNDS", small)
+    rows = tmp_path / "rows" / name
+    rows.parent.mkdir()
+    rows.write_text(SISFALL_LINE * 3 if kind == "sisfall" else _kfall_text(KFALL_ROW * 2))
+    assert len(_read(kind, rows)) == (3 if kind == "sisfall" else 2)
+    rows.write_text(SISFALL_LINE * 4 if kind == "sisfall" else _kfall_text(KFALL_ROW * 3))
+    with pytest.raises(DatasetFormatError) as err:
+        _read(kind, rows)
+    assert err.value.line == 4
+    assert f"over the 3 rows a {bounds.what} may have" in err.value.message
+
+
+def test_a_label_workbook_that_unpacks_too_large_or_numbers_a_huge_row_is_refused(
+    tmp_path: Path,
+) -> None:
+    import zipfile
+
+    from tools.datasets.xlsx import read_first_sheet
+
+    ns = 'xmlns="http://schemas.openxmlformats.org/spreadsheetml/2006/main"'
+    far = tmp_path / "far.xlsx"
+    with zipfile.ZipFile(far, "w") as z:
+        z.writestr("xl/workbook.xml", f"<workbook {ns}><sheets><sheet/></sheets></workbook>")
+        z.writestr(  # 200 bytes that would be a billion rows
+            "xl/worksheets/sheet1.xml",
+            f'<worksheet {ns}><sheetData><row r="1000000000"/></sheetData></worksheet>',
+        )
+    with pytest.raises(DatasetFormatError) as err:
+        read_first_sheet(far)
+    assert "over the 10,000 rows a label sheet may have" in err.value.message
+    bomb = tmp_path / "bomb.xlsx"
+    with zipfile.ZipFile(bomb, "w", zipfile.ZIP_DEFLATED) as z:
+        z.writestr("xl/workbook.xml", f"<workbook {ns}><sheets><sheet/></sheets></workbook>")
+        z.writestr("xl/worksheets/sheet1.xml", " " * 50_000_000)  # some 50 kB packed
+    assert bomb.stat().st_size < 200_000
+    with pytest.raises(DatasetFormatError) as err:
+        read_first_sheet(bomb)
+    assert "xl/worksheets/sheet1.xml unpacks to 50,000,000 bytes" in err.value.message
+
+
+def test_evaluate_skips_bad_recordings_naming_file_and_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from launcher.cli import main
+
+    (tmp_path / "D01_SA01_R01.txt").write_bytes(bytes(range(256)) * 400)
+    assert main(["evaluate", str(tmp_path), "--no-progress", "-j", "1"]) == 2
+    err = capsys.readouterr().err
+    assert "Traceback" not in err
+    assert f"{tmp_path / 'D01_SA01_R01.txt'}:1: bytes that are not ASCII text" in err

@@ -24,6 +24,7 @@ from tools.datasets.errors import DatasetFormatError
 from tools.datasets.kfall import HEADER as KFALL_HEADER
 from tools.datasets.kfall import KFALL_MOUNTING, KFALL_RATE_HZ, fall_label, iter_kfall
 from tools.datasets.kfall import parse_name as parse_kfall_name
+from tools.datasets.limits import MAX_LINE_CHARS
 from tools.datasets.resample import MAX_RATE_HZ, MIN_RATE_HZ, at_rate, resample
 from tools.datasets.sisfall import SISFALL_RATE_HZ, SISFALL_TASKS, iter_sisfall, parse_name
 from tools.datasets.tasks import Activity, Task, task_from_words
@@ -125,7 +126,7 @@ def _is_kfall(p: Path) -> bool:
         return False
     try:
         with open(p, encoding="ascii", errors="replace") as f:
-            first = f.readline()
+            first = f.readline(MAX_LINE_CHARS)  # binary data has no line break to stop at
     except OSError:
         return False
     return first.strip().startswith(KFALL_HEADER[0])

@@ -44,6 +44,7 @@ from pathlib import Path
 from core.mounting import Mounting
 from core.samples import ImuSample
 from tools.datasets.errors import DatasetFormatError
+from tools.datasets.limits import KFALL_BOUNDS, recording_lines
 from tools.datasets.tasks import Activity, Task
 from tools.datasets.xlsx import read_first_sheet
 
@@ -259,28 +260,33 @@ def fall_label(sensor_file: str | Path, name: KFallName) -> FallLabel:
     return label
 
 
+_NUMBER = re.compile(r"^\s*[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?\s*$")
+"""A decimal number as KFall writes them (``-0.027000000000000003``, ``1e-05``): not the
+``nan``, ``inf`` or ``1_0`` that ``float`` takes too (a NaN sample passes every threshold
+test unnoticed)."""
+
+
 def iter_kfall(path: str | Path) -> Iterator[ImuSample]:
     """Stream a KFall sensor file at its native 100 Hz, raising on the first bad line."""
     n = 0
-    with open(path, encoding="ascii", errors="replace") as f:
-        first = f.readline()
-        if tuple(c.strip() for c in first.strip().split(",")) != HEADER:
-            raise DatasetFormatError(path, 1, f"not a KFall sensor file header: {first.strip()!r}")
-        for lineno, text in enumerate(f, start=2):
-            body = text.strip()
-            if not body:
-                continue
-            parts = body.split(",")
-            if len(parts) != len(HEADER):
-                raise DatasetFormatError(
-                    path, lineno, f"expected {len(HEADER)} columns, found {len(parts)}"
-                )
-            try:
-                t, ax, ay, az, gx, gy, gz = (float(p) for p in (parts[0], *parts[2:8]))
-            except ValueError:
-                raise DatasetFormatError(path, lineno, f"non-numeric column in {body!r}") from None
-            yield ImuSample(t, ax, ay, az, gx, gy, gz)
-            n += 1
+    for lineno, text in recording_lines(path, KFALL_BOUNDS):  # refuses a file too large
+        body = text.strip()
+        if lineno == 1:
+            if tuple(c.strip() for c in body.split(",")) != HEADER:
+                raise DatasetFormatError(path, 1, f"not a KFall sensor file header: {body!r}")
+            continue
+        if not body:
+            continue
+        parts = body.split(",")
+        if len(parts) != len(HEADER):
+            raise DatasetFormatError(
+                path, lineno, f"expected {len(HEADER)} columns, found {len(parts)}"
+            )
+        if not all(_NUMBER.match(p) for p in (parts[0], *parts[2:8])):  # not nan, inf, 1_0
+            raise DatasetFormatError(path, lineno, f"non-numeric column in {body!r}")
+        t, ax, ay, az, gx, gy, gz = (float(p) for p in (parts[0], *parts[2:8]))
+        yield ImuSample(t, ax, ay, az, gx, gy, gz)
+        n += 1
     if n == 0:
         raise DatasetFormatError(path, 1, "no samples")
 

@@ -26,6 +26,7 @@ from pathlib import Path
 
 from core.samples import ImuSample
 from tools.datasets.errors import DatasetFormatError
+from tools.datasets.limits import SISFALL_BOUNDS, recording_lines
 from tools.datasets.tasks import Activity, Task
 
 SISFALL_RATE_HZ = 200.0
@@ -153,19 +154,29 @@ def parse_line(
     first, a = ACCELEROMETERS[accelerometer]
     body = text.strip()
     if not body.endswith(";"):
-        raise DatasetFormatError(path, lineno, f"line does not end with ';' (truncated?): {body!r}")
+        raise DatasetFormatError(
+            path, lineno, f"line does not end with ';' (truncated?): {_shown(body)}"
+        )
     parts = body[:-1].split(",")
     if len(parts) != _COLUMNS:
         raise DatasetFormatError(
             path, lineno, f"expected {_COLUMNS} comma-separated columns, found {len(parts)}"
         )
-    try:
-        ax, ay, az = (int(p) for p in parts[first : first + 3])
-        gx, gy, gz = (int(p) for p in parts[3:6])
-    except ValueError:
-        raise DatasetFormatError(path, lineno, f"non-integer column in {body!r}") from None
+    if not all(_INTEGER.match(p) for p in parts):  # int() would take "1_000" and "+5"
+        raise DatasetFormatError(path, lineno, f"non-integer column in {_shown(body)}")
+    ax, ay, az = (int(p) for p in parts[first : first + 3])
+    gx, gy, gz = (int(p) for p in parts[3:6])
     w = GYRO_DPS_PER_COUNT
     return ImuSample(t, ax * a, ay * a, az * a, gx * w, gy * w, gz * w)
+
+
+_INTEGER = re.compile(r"^\s*-?\d+\s*$")
+_SHOWN = 80
+"""How much of a bad line a message quotes."""
+
+
+def _shown(body: str) -> str:
+    return repr(body) if len(body) <= _SHOWN else f"{body[:_SHOWN]!r}..."
 
 
 def iter_sisfall(path: str | Path, accelerometer: str = "adxl345") -> Iterator[ImuSample]:
@@ -176,12 +187,11 @@ def iter_sisfall(path: str | Path, accelerometer: str = "adxl345") -> Iterator[I
     """
     period = 1.0 / SISFALL_RATE_HZ
     i = 0
-    with open(path, encoding="ascii", errors="replace") as f:
-        for lineno, text in enumerate(f, start=1):
-            if not text.strip():
-                continue
-            yield parse_line(text, path, lineno, i * period, accelerometer)
-            i += 1
+    for lineno, text in recording_lines(path, SISFALL_BOUNDS):  # refuses a file too large
+        if not text.strip():
+            continue
+        yield parse_line(text, path, lineno, i * period, accelerometer)
+        i += 1
     if i == 0:
         raise DatasetFormatError(path, 1, "no samples")
 

@@ -21,6 +21,7 @@ from pathlib import Path
 from xml.etree import ElementTree
 
 from tools.datasets.errors import DatasetFormatError
+from tools.datasets.limits import MAX_LABEL_PART_BYTES, MAX_LABEL_ROWS
 
 _MAIN = "{http://schemas.openxmlformats.org/spreadsheetml/2006/main}"
 _REL = "{http://schemas.openxmlformats.org/officeDocument/2006/relationships}"
@@ -41,9 +42,11 @@ def read_first_sheet(path: str | Path) -> list[list[str]]:
             names = set(z.namelist())
             shared = _shared_strings(z) if "xl/sharedStrings.xml" in names else []
             sheet = _first_sheet_part(z, names)
-            root = ElementTree.fromstring(z.read(sheet))
+            root = ElementTree.fromstring(_part(z, sheet))
     except (zipfile.BadZipFile, KeyError, ElementTree.ParseError, OSError) as e:
         raise DatasetFormatError(p, 1, f"not a readable .xlsx workbook: {e}") from None
+    except _TooLarge as e:
+        raise DatasetFormatError(p, 1, str(e)) from None
     rows: list[list[str]] = []
     data = root.find(f"{_MAIN}sheetData")
     if data is None:
@@ -55,6 +58,10 @@ def read_first_sheet(path: str | Path) -> list[list[str]]:
             if not r.isdigit() or int(r) < number:
                 raise DatasetFormatError(p, number, f"row number {r!r} out of order")
             number = int(r)
+        if number > MAX_LABEL_ROWS:  # row r="1000000000" would be that many empty rows
+            raise DatasetFormatError(
+                p, number, f"over the {MAX_LABEL_ROWS:,} rows a label sheet may have"
+            )
         while len(rows) < number - 1:
             rows.append([])
         cells: list[str] = []
@@ -94,20 +101,37 @@ def _cell_text(c: ElementTree.Element, shared: list[str], path: Path, row: int) 
     return text
 
 
+class _TooLarge(Exception):
+    """A part that unpacks to more than :data:`MAX_LABEL_PART_BYTES`."""
+
+
+def _part(z: zipfile.ZipFile, name: str) -> bytes:
+    """A part's bytes, refused (before unpacking) over :data:`MAX_LABEL_PART_BYTES`: a few
+    kilobytes of zip can unpack to gigabytes. zipfile reads no more than the size the
+    archive states (a part whose data runs longer fails its CRC check)."""
+    size = z.getinfo(name).file_size
+    if size > MAX_LABEL_PART_BYTES:
+        raise _TooLarge(
+            f"{name} unpacks to {size:,} bytes, over the {MAX_LABEL_PART_BYTES:,} a label "
+            "sheet's part may have: not a label workbook?"
+        )
+    return z.read(name)
+
+
 def _shared_strings(z: zipfile.ZipFile) -> list[str]:
-    root = ElementTree.fromstring(z.read("xl/sharedStrings.xml"))
+    root = ElementTree.fromstring(_part(z, "xl/sharedStrings.xml"))
     return ["".join(t.text or "" for t in si.iter(f"{_MAIN}t")) for si in root.iter(f"{_MAIN}si")]
 
 
 def _first_sheet_part(z: zipfile.ZipFile, names: set[str]) -> str:
     """The zip member holding the workbook's first sheet."""
-    workbook = ElementTree.fromstring(z.read("xl/workbook.xml"))
+    workbook = ElementTree.fromstring(_part(z, "xl/workbook.xml"))
     sheet = workbook.find(f"{_MAIN}sheets/{_MAIN}sheet")
     if sheet is None:
         raise KeyError("the workbook lists no sheet")
     rel_id = sheet.get(f"{_REL}id")
     if rel_id is not None and "xl/_rels/workbook.xml.rels" in names:
-        rels = ElementTree.fromstring(z.read("xl/_rels/workbook.xml.rels"))
+        rels = ElementTree.fromstring(_part(z, "xl/_rels/workbook.xml.rels"))
         for rel in rels.iter(f"{_PKG_REL}Relationship"):
             if rel.get("Id") == rel_id:
                 target = rel.get("Target", "")
