@@ -122,6 +122,17 @@ def test_removing_an_account_ends_its_logins_at_once(service: CaregiverService) 
     assert client.login() == 401
 
 
+def test_a_missing_event_page_links_back_to_the_dashboard(service: CaregiverService) -> None:
+    """An event id that does not exist (an old notification's link): a 404 page saying so,
+    with a link back to the dashboard, not a bare line of text."""
+    client = Http(service.port)
+    assert client.login() == 303
+    status, _, page = client.request("GET", "/events/no-such-event-id")
+    assert status == 404
+    assert "<h1>No such event</h1>" in page
+    assert '<a class="btn" href="/">&larr; Back to the dashboard</a>' in page
+
+
 class Stream:
     """``/stream`` read as an EventSource does: each ``data:`` message, in order (but its
     first, the hello)."""

@@ -71,10 +71,10 @@ def routes(site: Site) -> list[BaseRoute]:
         event_id = request.path_params["event_id"]
         event = await run_in_threadpool(store.event, event_id)
         if event is None or not site.may_see(request, event.device_id):
-            return site.not_found("event")
+            return site.missing_page(request, "event")
         page = await run_in_threadpool(event_page_data, store, event_id)
         if page is None:
-            return site.not_found("event")
+            return site.missing_page(request, "event")
         return site.render(request, "event.html", **page)
 
     return [

@@ -251,6 +251,11 @@ class Site:
         (the same: a limited account learns nothing of the other devices)."""
         return PlainTextResponse(f"no such {what}", status_code=404)
 
+    def missing_page(self, request: Request, what: str) -> Response:
+        """:meth:`not_found` as a page a person reached by a link (an event page, from an
+        old notification or bookmark): the same 404, with a way back to the dashboard."""
+        return self.render(request, "missing.html", status_code=404, what=what)
+
     def render(
         self, request: Request, name: str, status_code: int = 200, **context: Any
     ) -> Response:
