@@ -37,9 +37,19 @@ def read_toml(path: Path, what: str = "file") -> dict[str, Any]:
     directory, bytes that are not UTF-8 (TOML is UTF-8 by definition: a file saved in
     another encoding, or not text at all) and any other read error are problems too.
     """
+    text = read_utf8(path, what, "TOML")
     try:
-        with path.open("rb") as fh:
-            return tomllib.load(fh)
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError([f"{path}: not valid TOML: {exc}"]) from None
+
+
+def read_utf8(path: Path, what: str, language: str) -> str:
+    """A UTF-8 text file's contents, or a :class:`ConfigError` naming the file and saying
+    what kept it from being read, in the same words for every format (``language``: "TOML",
+    "JSON"), so a plan file says the same whichever format it was written in."""
+    try:
+        raw = path.read_bytes()
     except FileNotFoundError:
         raise ConfigError([f"{path}: {what} not found"]) from None
     except PermissionError:
@@ -48,12 +58,11 @@ def read_toml(path: Path, what: str = "file") -> dict[str, Any]:
         raise ConfigError([f"{path}: a directory, not a {what}"]) from None
     except OSError as exc:
         raise ConfigError([f"{path}: cannot read: {exc.strerror or exc}"]) from None
+    try:
+        return raw.decode("utf-8")
     except UnicodeDecodeError as exc:
-        raise ConfigError(
-            [f"{path}: not a TOML text file: byte {exc.start} is not UTF-8 (save it as UTF-8)"]
-        ) from None
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError([f"{path}: not valid TOML: {exc}"]) from None
+        where = f"byte {exc.start} is not UTF-8 (save it as UTF-8)"
+        raise ConfigError([f"{path}: not a {language} text file: {where}"]) from None
 
 
 def type_name(tp: Any) -> str:

@@ -193,22 +193,7 @@ def _read_json_object(path: Path, what: str) -> dict[str, Any]:
     """A JSON file's object; the problems :func:`core.tomlschema.read_toml` names for TOML
     (missing, a directory, unreadable, not UTF-8, malformed) in the same words, and a file
     whose value is not an object (a TOML file is always a table)."""
-    try:
-        raw = path.read_bytes()
-    except FileNotFoundError:
-        raise ConfigError([f"{path}: {what} not found"]) from None
-    except PermissionError:
-        raise ConfigError([f"{path}: permission denied"]) from None
-    except IsADirectoryError:
-        raise ConfigError([f"{path}: a directory, not a {what}"]) from None
-    except OSError as exc:
-        raise ConfigError([f"{path}: cannot read: {exc.strerror or exc}"]) from None
-    try:
-        raw.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise ConfigError(
-            [f"{path}: not a JSON text file: byte {exc.start} is not UTF-8 (save it as UTF-8)"]
-        ) from None
+    raw = tomlschema.read_utf8(path, what, "JSON")
     try:
         data = msgspec.json.decode(raw)
     except msgspec.DecodeError as exc:
