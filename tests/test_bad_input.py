@@ -104,6 +104,15 @@ def _caregiver_config(tmp_path: Path) -> tuple[Path, Path]:
     return config, database
 
 
+def _caregiver_with_a_device(tmp_path: Path) -> tuple[Path, Path]:
+    """A caregiver config whose database has heard from one device, ``DEVICE``."""
+    config, database = _caregiver_config(tmp_path)
+    store = Store(str(database))
+    store.set_telemetry(DEVICE, {}, time.time())
+    store.close()
+    return config, database
+
+
 @pytest.mark.parametrize("kind", ["missing", "a directory", "not UTF-8"])
 def test_add_user_with_a_password_file_it_cannot_read_is_refused(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], kind: str
@@ -144,10 +153,7 @@ def test_add_user_refuses_a_name_outside_the_safe_set(
 def test_add_user_takes_the_names_of_the_safe_set_and_warns_of_an_unknown_device(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    config, database = _caregiver_config(tmp_path)
-    store = Store(str(database))
-    store.set_telemetry(DEVICE, {}, time.time())  # treadmill-1 has reported; treadmill-2 not
-    store.close()
+    config, database = _caregiver_with_a_device(tmp_path)  # treadmill-1; treadmill-2 not
     secret = tmp_path / "pw"
     secret.write_text("correct horse battery\n")
     base = ["caregiver", "-c", str(config), "add-user", "--password-file", str(secret)]
@@ -176,10 +182,7 @@ def test_a_report_to_a_path_that_cannot_be_written_is_refused(
 ) -> None:
     from caregiver.cli import _write
 
-    config, database = _caregiver_config(tmp_path)
-    store = Store(str(database))
-    store.set_telemetry(DEVICE, {}, time.time())
-    store.close()
+    config, _ = _caregiver_with_a_device(tmp_path)
     base = ["caregiver", "-c", str(config), "report", DEVICE]
     for option in ("--pdf", "--csv"):
         out = tmp_path / "no" / "dir" / "x"
@@ -202,10 +205,7 @@ def test_a_report_whose_pdf_and_csv_are_one_file_is_refused(
     """``--pdf r.csv --csv r.csv`` wrote the PDF, then the CSV over it, and said it wrote both:
     refused before the database is opened, whichever way the one file is spelled, and the
     file is left as it was (or not created)."""
-    config, database = _caregiver_config(tmp_path)
-    store = Store(str(database))
-    store.set_telemetry(DEVICE, {}, time.time())
-    store.close()
+    config, _ = _caregiver_with_a_device(tmp_path)
     monkeypatch.chdir(tmp_path)
     target = tmp_path / "r.csv"
     pdf, csv = str(target), str(target)
@@ -235,10 +235,7 @@ def test_a_report_whose_pdf_and_csv_are_one_file_is_refused(
 def test_a_report_over_the_services_database_is_refused(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    config, database = _caregiver_config(tmp_path)
-    store = Store(str(database))
-    store.set_telemetry(DEVICE, {}, time.time())
-    store.close()
+    config, database = _caregiver_with_a_device(tmp_path)
     before = database.read_bytes()
     base = ["caregiver", "-c", str(config), "report", DEVICE]
     for option in ("--pdf", "--csv"):
