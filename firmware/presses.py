@@ -123,8 +123,11 @@ class ResetButtonPatterns:
     ) -> list[PressOutcome]:
         """The edges since the last call (oldest first); what they completed by ``now``.
 
-        ``armable``: the controller is in STANDBY or TRIPPED, where a held
-        first press is a reset press. Elsewhere presses only count toward help.
+        ``armable``: the controller is in STANDBY or TRIPPED, where a first press
+        held until the chirp is reported as a reset press while still down.
+        Elsewhere a held press is not one; a lone press let go before the chirp is
+        reported as a reset press in any state once its sequence is over, and the
+        controller ignores it outside STANDBY and TRIPPED.
         """
         if not edges and self.idle:
             return []  # the usual iteration: nothing pressed, nothing pending
