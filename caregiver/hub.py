@@ -96,24 +96,22 @@ class Hub:
         """Send ``messages``, in order, as :meth:`publish` does, with one wake-up of the event
         loop for all of them (a burst's live feed hands over its changes a take at a time:
         a wake-up each cost the loop's thread about what sending them did)."""
-        loop = self._loop
-        if loop is None or loop.is_closed() or not messages:
-            return
-        texts: list[tuple[str, str | None]] = [
-            (_encoder.encode(m).decode(), m.device_id) for m in messages
-        ]
-        with contextlib.suppress(RuntimeError):  # the loop is shutting down
-            loop.call_soon_threadsafe(self._take, texts)
+        if messages:
+            self._hand_over([(_encoder.encode(m).decode(), m.device_id) for m in messages])
 
     def broker_changed(self, message: BrokerMessage) -> None:
         """The broker link changed (any thread): pages rendered from now say it, and every
         open stream is told, whatever devices its caregiver may see (a link down hides
         everyone's falls)."""
         self.broker = message
+        self._hand_over([(_encoder.encode(message).decode(), None)])
+
+    def _hand_over(self, texts: list[tuple[str, str | None]]) -> None:
+        """Encoded messages, each with its device (None: for every stream), to the event
+        loop's backlog in one wake-up (any thread; nothing once the loop is gone)."""
         loop = self._loop
         if loop is None or loop.is_closed():
             return
-        texts: list[tuple[str, str | None]] = [(_encoder.encode(message).decode(), None)]
         with contextlib.suppress(RuntimeError):  # the loop is shutting down
             loop.call_soon_threadsafe(self._take, texts)
 
