@@ -44,9 +44,11 @@ class Bounds:
 
 
 SISFALL_BOUNDS = Bounds("SisFall recording", 20_000_000, 360_000)
-"""10x the largest SisFall file (1.7 MB) and its rows (36,000: 30 minutes at 200 Hz)."""
+"""10x the largest SisFall file (1.7 MB) and the longest one's rows (36,000, 180 s at 200 Hz):
+at most 30 minutes at 200 Hz."""
 KFALL_BOUNDS = Bounds("KFall sensor file", 5_000_000, 40_000)
-"""10x the largest KFall sensor file (432 kB) and its rows (3,311: under 7 minutes at 100 Hz)."""
+"""10x the largest KFall sensor file (432 kB) and the longest one's rows (3,311, 33 s at
+100 Hz): at most 6.7 minutes at 100 Hz."""
 
 
 def _megabytes(n: int) -> str:
