@@ -30,15 +30,11 @@ Cost on the loop: one clock read, a few comparisons, and a non-blocking
 
 from __future__ import annotations
 
-import logging
-import os
 from collections.abc import Mapping
 from typing import Protocol
 
 from core.clock import Clock
-from firmware.sdnotify import Notifier
-
-log = logging.getLogger(__name__)
+from core.sdnotify import Notifier, watchdog_timeout_from_env
 
 PING_FRACTION = 4
 """Ping every ``WatchdogSec / PING_FRACTION``: three pings may be lost before systemd acts."""
@@ -71,27 +67,10 @@ class MonitorView(Protocol):
 
 
 def ping_interval_from_env(env: Mapping[str, str] | None = None) -> float | None:
-    """Seconds between pings from ``WATCHDOG_USEC`` (None: no watchdog for this process).
-
-    systemd sets ``WATCHDOG_USEC`` (and ``WATCHDOG_PID``) when the unit has
-    ``WatchdogSec=``; a ``WATCHDOG_PID`` naming another process means the
-    watchdog belongs to it, as ``sd_watchdog_enabled(3)`` specifies.
-    """
-    env = os.environ if env is None else env
-    raw = env.get("WATCHDOG_USEC")
-    if not raw:
-        return None
-    pid = env.get("WATCHDOG_PID")
-    if pid and pid.strip() != str(os.getpid()):
-        return None
-    try:
-        usec = int(raw)
-    except ValueError:
-        log.warning("ignoring WATCHDOG_USEC=%r: not an integer", raw)
-        return None
-    if usec <= 0:
-        return None
-    return usec / 1_000_000 / PING_FRACTION
+    """Seconds between pings: ``WatchdogSec / PING_FRACTION`` (None: no watchdog for this
+    process; see :func:`core.sdnotify.watchdog_timeout_from_env`)."""
+    timeout = watchdog_timeout_from_env(env)
+    return None if timeout is None else timeout / PING_FRACTION
 
 
 class ServiceWatchdog:

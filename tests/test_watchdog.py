@@ -17,11 +17,11 @@ import pytest
 from core.clock import SimClock
 from core.protocol.events import Event
 from core.samples import ImuSample
+from core.sdnotify import Notifier
 from firmware.config import SafetyConfig
 from firmware.detection.base import Detection, DetectionKind
 from firmware.monitor import Monitor
 from firmware.safety import FaultKind, SafetyController, SafetyState, SensorLimits
-from firmware.sdnotify import Notifier
 from firmware.watchdog import ServiceWatchdog, ping_interval_from_env
 from hal.errors import ImuFifoOverflowError
 from hal.interfaces import RelayDrive
@@ -349,7 +349,7 @@ def test_ping_interval_from_env_edge_cases(caplog: pytest.LogCaptureFixture) -> 
     assert ping_interval_from_env({**usec, "WATCHDOG_PID": ""}) == pytest.approx(0.5)
     mine = {**usec, "WATCHDOG_PID": f"{os.getpid()}\n"}
     assert ping_interval_from_env(mine) == pytest.approx(0.5)
-    with caplog.at_level("WARNING", logger="firmware.watchdog"):
+    with caplog.at_level("WARNING", logger="core.sdnotify"):
         assert ping_interval_from_env({"WATCHDOG_USEC": "2s"}) is None
     assert "ignoring WATCHDOG_USEC='2s': not an integer" in caplog.text
 

@@ -19,6 +19,9 @@ Protocol notes (see ``sd_notify(3)``):
   process's PID only; threads share that PID, so the loop thread may send.
 * When ``NOTIFY_SOCKET`` is unset (run by hand, in tests, in the demo)
   every call is a cheap no-op.
+
+Shared by the monitor (``firmware.watchdog``: pings from the real-time loop) and the
+caregiver service (``caregiver.liveness``: pings while its threads are turning).
 """
 
 from __future__ import annotations
@@ -29,6 +32,31 @@ import socket
 from collections.abc import Mapping
 
 log = logging.getLogger(__name__)
+
+
+def watchdog_timeout_from_env(env: Mapping[str, str] | None = None) -> float | None:
+    """The unit's ``WatchdogSec`` in seconds, from ``WATCHDOG_USEC`` (None: no watchdog for
+    this process).
+
+    systemd sets ``WATCHDOG_USEC`` (and ``WATCHDOG_PID``) when the unit has
+    ``WatchdogSec=``; a ``WATCHDOG_PID`` naming another process means the
+    watchdog belongs to it, as ``sd_watchdog_enabled(3)`` specifies.
+    """
+    env = os.environ if env is None else env
+    raw = env.get("WATCHDOG_USEC")
+    if not raw:
+        return None
+    pid = env.get("WATCHDOG_PID")
+    if pid and pid.strip() != str(os.getpid()):
+        return None
+    try:
+        usec = int(raw)
+    except ValueError:
+        log.warning("ignoring WATCHDOG_USEC=%r: not an integer", raw)
+        return None
+    if usec <= 0:
+        return None
+    return usec / 1_000_000
 
 
 def _socket_address(value: str) -> str | bytes | None:
