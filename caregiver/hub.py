@@ -106,6 +106,19 @@ class Hub:
         self.broker = message
         self._hand_over([(_encoder.encode(message).decode(), None)])
 
+    def run_on_loop(self, callback: Callable[[], None]) -> bool:
+        """Have the event loop call ``callback`` (any thread); False when there is no loop.
+        The service's liveness check beats the dashboard this way: a blocked loop never
+        calls it."""
+        loop = self._loop
+        if loop is None or loop.is_closed():
+            return False
+        try:
+            loop.call_soon_threadsafe(callback)
+        except RuntimeError:  # the loop is shutting down
+            return False
+        return True
+
     def _hand_over(self, texts: list[tuple[str, str | None]]) -> None:
         """Encoded messages, each with its device (None: for every stream), to the event
         loop's backlog in one wake-up (any thread; nothing once the loop is gone)."""

@@ -42,12 +42,14 @@ and due notifications wake the notifier — neither waits on the network.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import logging
 import threading
 import time
 from collections import deque
 from collections.abc import Callable, Mapping
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Any, Never, overload
 
@@ -212,6 +214,9 @@ class Ingestor:
         """Received, not yet stored (at most :data:`RECEIVE_MAXIMUM`: none is acknowledged)."""
         self._queued = threading.Condition()
         self._ingest_thread: threading.Thread | None = None
+        self.working: Callable[[], AbstractContextManager[None]] = contextlib.nullcontext
+        """Wraps the storing of each batch (the service's liveness check: a batch stuck on the
+        database stops the systemd watchdog's pings, :mod:`caregiver.liveness`)."""
         self._durable_receipts: DurableReceipts | None = None
         """With a client: a batch commits without a sync, its receipts go out after one."""
         self._local = threading.local()
@@ -763,7 +768,7 @@ class Ingestor:
                     return
                 take = min(len(self._queue), self._batch_max)
                 batch = [self._queue.popleft() for _ in range(take)]
-            with self._wakes.quiet():  # its receipts and acknowledgements: one wake-up
+            with self.working(), self._wakes.quiet():  # receipts and acks: one wake-up
                 with self._held_lock:
                     if self._held or not self.handle_batch(
                         [(m.topic, bytes(m.payload)) for m in batch]
@@ -786,6 +791,12 @@ class Ingestor:
                     self._held.popleft()
                     if self.client is not None:
                         self.client.ack(message.mid, message.qos)
+
+    @property
+    def ingest_thread(self) -> threading.Thread | None:
+        """The thread that stores what arrives (None before :meth:`start` and after
+        :meth:`stop`)."""
+        return self._ingest_thread
 
     @property
     def held(self) -> int:

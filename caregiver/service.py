@@ -20,10 +20,12 @@ from __future__ import annotations
 
 import logging
 import secrets
+import signal
 import socket
 import threading
 import time
 from collections.abc import Callable
+from types import FrameType
 from typing import Any
 
 import uvicorn
@@ -37,6 +39,7 @@ from caregiver.config import CaregiverConfig
 from caregiver.hub import Hub
 from caregiver.ingest import Ingestor
 from caregiver.lease import Lease
+from caregiver.liveness import Liveness, SystemdPinger
 from caregiver.memory import compact_malloc
 from caregiver.notify import Notifier, Sender, send_notification
 from caregiver.notify_process import NotifierProcess
@@ -45,12 +48,26 @@ from caregiver.retention import RetentionSweeper
 from caregiver.seen import Acknowledged, Seen
 from caregiver.storage import Listener, SentCommand, StorageFault, Store
 from caregiver.web import create_app
+from core import sdnotify
 from core.protocol.commands import LATEST, AssignPlan, Command, TestAlarm, command_name
 from core.protocol.ids import is_event_id
 from core.protocol.plan import Plan
 from core.protocol.walker import DEFAULT_WALKER_ID
 
 log = logging.getLogger(__name__)
+
+TICKER_WITHIN_S = 30.0
+"""The escalation ticker turns every second; 30 s without a turn (a database lock held that
+long, a hang) and the service stops telling systemd it is alive."""
+DASHBOARD_WITHIN_S = 30.0
+"""The dashboard's event loop answers a posted beat at once unless something blocks it."""
+STORING_WITHIN_S = 60.0
+"""One ingest batch (at most a few hundred messages, one commit) stored within this; longer
+is a database that no longer answers (PostgreSQL's own statement timeouts are shorter)."""
+
+
+def _exit_on_sigterm(signum: int, frame: FrameType | None) -> None:
+    raise SystemExit(0)  # systemd's stop: the ``finally`` blocks run, the exit is clean
 
 
 class CaregiverService:
@@ -60,6 +77,7 @@ class CaregiverService:
         *,
         clock: Callable[[], float] = time.time,
         send: Sender = send_notification,
+        monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         self.config = config
         self.clock = clock
@@ -98,6 +116,13 @@ class CaregiverService:
         self._server: uvicorn.Server | None = None
         self._socket: socket.socket | None = None
         self.port = 0
+        self.liveness = Liveness(monotonic)
+        """What :meth:`serve_forever` tells systemd's watchdog the service is alive by."""
+        self._ticker_beat = self.liveness.heartbeat("the escalation ticker", TICKER_WITHIN_S)
+        self.ingestor.working = self.liveness.busy(
+            "storing what the broker sent", STORING_WITHIN_S
+        ).working
+        self.liveness.thread("the MQTT ingest thread", lambda: self.ingestor.ingest_thread)
 
     # ------------------------------------------------------------ changes
 
@@ -267,6 +292,7 @@ class CaregiverService:
         sweeper = RetentionSweeper(self.store, self.config.retention, self.clock)
         checkpoint_failed = False
         while True:
+            self._ticker_beat.beat()
             sweeper.tick()
             checkpoint_failed = self._checkpoint(checkpoint_failed)
             if self._stop.wait(1.0):
@@ -333,16 +359,47 @@ class CaregiverService:
 
     def serve_forever(self) -> None:
         """``retroguard caregiver``: the dashboard in this thread (Ctrl-C / SIGTERM stop it)."""
+        # uvicorn handles SIGTERM while it serves, then restores the handler it found and
+        # raises the signal again: with the default handler that killed the process before
+        # :meth:`stop` ran (no STOPPING=1, the notifier process and the broker session
+        # left to die). This handler turns it into an orderly exit, also during start-up.
+        signal.signal(signal.SIGTERM, _exit_on_sigterm)
         compact_malloc()  # before any thread allocates
         self.start(web=False)
         sock = self._bind(self.config.server.port)
         server = self._uvicorn()
         self._server = server
+        pinger = self.systemd_pinger(
+            sdnotify.Notifier.from_env(),
+            watchdog_s=sdnotify.watchdog_timeout_from_env(),
+            serving=lambda: server.started,
+        )
+        pinger.start()
         log.info("caregiver dashboard on %s", self.url)
         try:
             server.run(sockets=[sock])
         finally:
+            pinger.stop()
             self.stop()
+
+    def systemd_pinger(
+        self,
+        notifier: sdnotify.Notifier,
+        *,
+        watchdog_s: float | None,
+        serving: Callable[[], bool],
+    ) -> SystemdPinger:
+        """What tells systemd this service is up (``serving``) and alive: the ticker, the
+        ingest thread and its batches, and the dashboard's event loop (:mod:`caregiver.
+        liveness`). Call once; :meth:`serve_forever` starts it."""
+        return SystemdPinger(
+            notifier,
+            self.liveness,
+            watchdog_s=watchdog_s,
+            serving=serving,
+            dashboard=self.liveness.heartbeat("the dashboard's event loop", DASHBOARD_WITHIN_S),
+            post=self.hub.run_on_loop,
+        )
 
     @property
     def url(self) -> str:

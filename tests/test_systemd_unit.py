@@ -11,6 +11,12 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 UNIT = ROOT / "systemd" / "retroguard.service"
+CAREGIVER_UNIT = ROOT / "systemd" / "retroguard-caregiver.service"
+DOCUMENTED_IN = {
+    UNIT: ROOT / "docs" / "deployment.md",
+    CAREGIVER_UNIT: ROOT / "docs" / "caregiver.md",
+}
+"""Each unit, and the page that states its ``systemd-analyze security`` score."""
 INSTALLED_BIN = "/opt/retroguard/venv/bin/retroguard"
 
 
@@ -60,7 +66,27 @@ def test_exec_stop_post_names_a_real_subcommand() -> None:
     assert config_arg == str(safe_outputs.DEFAULT_CONFIG)
 
 
-def test_systemd_analyze_verify(tmp_path: Path) -> None:
+def test_caregiver_unit_restarts_a_service_that_stopped_or_hung() -> None:
+    d = directives(CAREGIVER_UNIT.read_text())
+    single = {key: values[-1] for key, values in d.items()}
+    assert single["Type"] == "notify" and single["NotifyAccess"] == "main"
+    assert single["WatchdogSec"] == "30s"
+    assert single["Restart"] == "always" and single["StartLimitIntervalSec"] == "0"
+    argv = single["ExecStart"].split()
+    assert argv[:2] == [INSTALLED_BIN, "caregiver"]
+    from caregiver.cli import DEFAULT_CONFIG
+
+    assert argv[2:] == ["-c", str(DEFAULT_CONFIG)]
+    from caregiver.config import ServerConfig
+
+    state = Path("/var/lib") / single["StateDirectory"]
+    assert Path(ServerConfig().database).parent == state  # the default database is writable
+    assert single["User"] == "retroguard" and single["ProtectSystem"] == "strict"
+    assert single["WantedBy"] == "multi-user.target"
+
+
+@pytest.mark.parametrize("unit", [UNIT, CAREGIVER_UNIT], ids=lambda u: u.name)
+def test_systemd_analyze_verify(tmp_path: Path, unit: Path) -> None:
     analyze = shutil.which("systemd-analyze")
     if analyze is None:
         pytest.skip("systemd-analyze not installed (Debian package 'systemd')")
@@ -69,8 +95,8 @@ def test_systemd_analyze_verify(tmp_path: Path) -> None:
     here = Path(sys.executable).with_name("retroguard")
     if not here.exists():
         pytest.skip(f"{here} missing: run scripts/bootstrap.sh")
-    copy = tmp_path / "retroguard.service"
-    copy.write_text(UNIT.read_text().replace(INSTALLED_BIN, str(here)))
+    copy = tmp_path / unit.name
+    copy.write_text(unit.read_text().replace(INSTALLED_BIN, str(here)))
     result = subprocess.run(
         [analyze, "verify", str(copy)], capture_output=True, text=True, check=False
     )
@@ -82,13 +108,14 @@ def test_systemd_analyze_verify(tmp_path: Path) -> None:
     assert result.returncode == 0 and not complaints, result.stdout + result.stderr
 
 
-def test_systemd_analyze_security_score(tmp_path: Path) -> None:
-    """Keeps the score reported in docs/deployment.md honest (it must not get worse)."""
+@pytest.mark.parametrize("unit", [UNIT, CAREGIVER_UNIT], ids=lambda u: u.name)
+def test_systemd_analyze_security_score(tmp_path: Path, unit: Path) -> None:
+    """Keeps the score each unit's page reports honest (it must not get worse)."""
     analyze = shutil.which("systemd-analyze")
     if analyze is None:
         pytest.skip("systemd-analyze not installed (Debian package 'systemd')")
-    copy = tmp_path / "retroguard.service"
-    copy.write_text(UNIT.read_text())
+    copy = tmp_path / unit.name
+    copy.write_text(unit.read_text())
     result = subprocess.run(
         [analyze, "security", "--offline=true", str(copy)],
         capture_output=True,
@@ -99,5 +126,8 @@ def test_systemd_analyze_security_score(tmp_path: Path) -> None:
     assert overall, result.stdout + result.stderr
     score = float(overall[0].split(":")[1].split()[0])
     assert score <= 1.5, overall[0]
-    documented = (ROOT / "docs" / "deployment.md").read_text()
-    assert f"{score:.1f}" in documented, f"update the score in docs/deployment.md: {overall[0]}"
+    page = DOCUMENTED_IN[unit]
+    documented = page.read_text()
+    assert f"overall exposure {score:.1f}" in documented, (
+        f"update the score in {page.name}: {overall[0]}"
+    )

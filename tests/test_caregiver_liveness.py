@@ -1,0 +1,223 @@
+"""The caregiver service tells systemd it is alive only while the parts that page and show
+alerts are turning (caregiver/liveness.py, systemd/retroguard-caregiver.service).
+
+The notifications go over a real ``AF_UNIX`` datagram socket, as systemd's would; the
+service is a real one on a real Mosquitto and SQLite file. Time is a clock the test moves:
+the allowances are tens of seconds.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from caregiver.liveness import Liveness, SystemdPinger
+from core.sdnotify import Notifier
+from tests.caregiver_support import make_config, running_service
+from tools.broker import Mosquitto
+
+ROOT = Path(__file__).resolve().parent.parent
+WAIT = 60.0
+
+
+class Moving:
+    """A monotonic clock the test sets."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture
+def systemd(tmp_path: Path) -> Iterator[socket.socket]:
+    """The socket systemd would listen on (``NOTIFY_SOCKET``)."""
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    sock.bind(str(tmp_path / "notify"))
+    sock.settimeout(WAIT)
+    yield sock
+    sock.close()
+
+
+def heard(sock: socket.socket) -> list[str]:
+    """Every datagram already waiting, as their lines (local datagrams arrive at once)."""
+    lines: list[str] = []
+    sock.setblocking(False)
+    try:
+        while True:
+            lines += sock.recv(4096).decode().splitlines()
+    except BlockingIOError:
+        return lines
+    finally:
+        sock.settimeout(WAIT)
+
+
+def test_each_kind_of_part_is_alive_until_its_allowance_passes() -> None:
+    clock = Moving()
+    live = Liveness(clock)
+    ticker = live.heartbeat("the ticker", 30)
+    store = live.busy("storing", 60)
+    done = threading.Event()
+    thread = threading.Thread(target=done.wait)
+    thread.start()
+    live.thread("the worker", lambda: thread)
+    assert live.problems() == []
+    clock.now += 30
+    assert live.problems() == []  # exactly the allowance is still alive
+    clock.now += 1
+    assert live.problems() == ["the ticker silent for 31 s (allowed 30 s)"]
+    ticker.beat()
+    with store.working():
+        clock.now += 61
+        ticker.beat()
+        assert live.problems() == ["storing stuck for 61 s (allowed 60 s)"]
+    assert live.problems() == []  # waiting for work is not being stuck
+    clock.now += 600
+    ticker.beat()
+    assert live.problems() == []
+    done.set()
+    thread.join()
+    assert live.problems() == ["the worker has stopped"]
+
+
+def test_ready_once_serving_then_pings_only_while_alive(
+    tmp_path: Path, systemd: socket.socket
+) -> None:
+    clock = Moving()
+    live = Liveness(clock)
+    ticker = live.heartbeat("the escalation ticker", 30)
+    serving = False
+    pinger = SystemdPinger(
+        Notifier(str(tmp_path / "notify")), live, watchdog_s=30, serving=lambda: serving
+    )
+    assert pinger.interval_s == 7.5
+    pinger.round()
+    assert heard(systemd) == []  # not serving yet: not even READY
+    serving = True
+    pinger.round()
+    assert heard(systemd) == [
+        "READY=1",
+        "STATUS=serving; receiving from the broker",
+        "WATCHDOG=1",
+    ]
+    clock.now += 31
+    pinger.round()
+    pinger.round()
+    assert heard(systemd) == [
+        "STATUS=not alive: the escalation ticker silent for 31 s (allowed 30 s)"
+    ]  # said once, and no ping: systemd restarts the service
+    ticker.beat()
+    pinger.round()
+    assert heard(systemd) == ["STATUS=serving; receiving from the broker", "WATCHDOG=1"]
+    assert pinger.pings == 2
+
+
+def test_a_hung_escalation_ticker_or_dashboard_stops_the_real_service_s_pings(
+    tmp_path: Path, mosquitto: Mosquitto, systemd: socket.socket
+) -> None:
+    clock = Moving()
+    hold = threading.Event()
+    held = threading.Event()
+    with running_service(make_config(mosquitto, tmp_path), monotonic=clock) as cg:
+        pinger = cg.systemd_pinger(
+            Notifier(str(tmp_path / "notify")), watchdog_s=30, serving=lambda: True
+        )
+        pinger.round()
+        assert heard(systemd)[-1] == "WATCHDOG=1"
+
+        def on_loop() -> None:
+            ran = threading.Event()
+            assert cg.hub.run_on_loop(ran.set)
+            assert ran.wait(WAIT)  # the event loop ran everything posted before this
+
+        ticking = cg.alerting.tick
+
+        def hung_tick() -> None:
+            held.set()
+            hold.wait()
+            ticking()
+
+        cg.alerting.tick = hung_tick  # type: ignore[method-assign]
+        assert held.wait(WAIT)  # the ticker is stuck inside its tick
+        clock.now += 31
+        pinger.round()  # posts the dashboard's beat at the new time
+        on_loop()
+        pinger.round()
+        assert heard(systemd) == [
+            "STATUS=not alive: the escalation ticker silent for 31 s (allowed 30 s)"
+        ]
+        hold.set()
+        beat_again = threading.Event()
+        cg.alerting.tick = beat_again.set  # type: ignore[method-assign]
+        assert beat_again.wait(WAIT)  # the ticker turned again (it beats before each tick)
+        on_loop()
+        pinger.round()
+        assert heard(systemd) == ["STATUS=serving; receiving from the broker", "WATCHDOG=1"]
+
+        # The dashboard's event loop blocked: its beat is posted but never runs.
+        unblock = threading.Event()
+        assert cg.hub.run_on_loop(lambda: unblock.wait(WAIT) and None)
+        clock.now += 31
+        cg._ticker_beat.beat()  # the ticker is fine; only the loop is stuck
+        pinger.round()
+        pinger.round()
+        status = heard(systemd)
+        unblock.set()
+        assert status == [
+            "STATUS=not alive: the dashboard's event loop silent for 31 s (allowed 30 s)"
+        ]
+
+
+def test_retroguard_caregiver_as_installed_says_ready_pings_and_stopping(
+    tmp_path: Path, mosquitto: Mosquitto, systemd: socket.socket
+) -> None:
+    config = tmp_path / "caregiver.toml"
+    config.write_text(
+        "[server]\n"
+        'host = "127.0.0.1"\n'
+        "port = 0\n"
+        f'database = "{tmp_path / "caregiver.db"}"\n'
+        "[mqtt]\n"
+        f'host = "{mosquitto.host}"\n'
+        f"port = {mosquitto.port}\n"
+    )
+    env = {
+        **os.environ,
+        "NOTIFY_SOCKET": str(tmp_path / "notify"),
+        "WATCHDOG_USEC": "2000000",
+        "PYTHONPATH": str(ROOT),
+    }
+    env.pop("WATCHDOG_PID", None)
+    cli = [sys.executable, "-c", "from launcher.cli import main; main()"]
+    service = subprocess.Popen(
+        [*cli, "caregiver", "-c", str(config)],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        lines: list[str] = []
+        while lines.count("WATCHDOG=1") < 2:  # each recv waits for systemd's next datagram
+            lines += systemd.recv(4096).decode().splitlines()
+        assert lines[:2] == ["READY=1", "STATUS=serving; receiving from the broker"]
+        service.send_signal(signal.SIGTERM)
+        while "STOPPING=1" not in lines:
+            lines += systemd.recv(4096).decode().splitlines()
+        assert service.wait(WAIT) == 0
+    finally:
+        if service.poll() is None:
+            service.kill()
+            service.wait()
+        assert service.stderr is not None
+        errors = service.stderr.read()
+    assert "Traceback" not in errors, errors
