@@ -139,6 +139,11 @@ def test_a_hung_escalation_ticker_or_dashboard_stops_the_real_service_s_pings(
             assert cg.hub.run_on_loop(ran.set)
             assert ran.wait(WAIT)  # the event loop ran everything posted before this
 
+        def dashboard_beats_now() -> None:
+            assert pinger.dashboard is not None  # each round posts a beat and looks at the
+            assert cg.hub.run_on_loop(pinger.dashboard.beat)  # one the round before posted
+            on_loop()
+
         ticking = cg.alerting.tick
 
         def hung_tick() -> None:
@@ -149,8 +154,8 @@ def test_a_hung_escalation_ticker_or_dashboard_stops_the_real_service_s_pings(
         cg.alerting.tick = hung_tick  # type: ignore[method-assign]
         assert held.wait(WAIT)  # the ticker is stuck inside its tick
         clock.now += 31
-        pinger.round()  # posts the dashboard's beat at the new time
-        on_loop()
+        dashboard_beats_now()
+        pinger.round()
         pinger.round()
         assert heard(systemd) == [
             "STATUS=not alive: the escalation ticker silent for 31 s (allowed 30 s)"
