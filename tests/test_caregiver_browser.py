@@ -607,11 +607,14 @@ def test_every_page_says_plainly_while_the_service_cannot_reach_its_broker(
         expect(banner).to_contain_text(f"cannot reach the message broker at {where} since ")
         expect(banner).to_contain_text("Falls will not be shown or notified until this is fixed.")
         expect(banner.locator("time[data-local]")).to_have_count(1)  # in the browser's zone
+        badge = page.locator("#live-status")
+        expect(badge).to_have_text("not receiving")  # the page's feed is fine; alerts are not
         _readable_at_the_top(page, width)
         page.screenshot(path=str(shots / f"broker-down-{width}.png"), full_page=True)
 
         broker.start()
         expect(banner).to_be_hidden()  # the live feed says it: no reload
+        expect(badge).to_have_text("live")
         device = SimDevice(broker, "treadmill-1")
         device.online()
         check("/", "body[data-live='1'] #card-treadmill-1")
@@ -630,6 +633,7 @@ def test_every_page_says_plainly_while_the_service_cannot_reach_its_broker(
             check(path, ready)
             expect(banner).to_be_visible()
             expect(banner).to_contain_text("Not receiving alerts from the treadmills")
+            expect(badge).to_have_text("not receiving")
         _readable_at_the_top(page, width)
         page.screenshot(path=str(shots / f"broker-lost-{width}.png"), full_page=True)
         checked.context.close()

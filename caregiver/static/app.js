@@ -294,8 +294,11 @@
   // every page, from each stream's hello and each change of the link; the same markup as
   // templates/base.html.
   var brokerBanner = document.getElementById("broker-banner");
+  var brokerDown = !!brokerBanner && !brokerBanner.hidden;  // as the server rendered it
   function onBroker(b) {
     if (!brokerBanner || !b) return;
+    brokerDown = !!b.down;
+    showLive();
     if (!b.down) { brokerBanner.hidden = true; brokerBanner.textContent = ""; return; }
     var detail = b.since ? [b.detail + " since ", timeEl(b.since), "."] : [b.detail + "."];
     brokerBanner.replaceChildren.apply(brokerBanner, spaced([
@@ -445,6 +448,14 @@
     if (refetch && !progress) resync();
   }
 
+  // The badge by the brand: "live" only while this page hears the service and the service
+  // hears the broker; a page open on a service that cannot reach its broker is not live,
+  // whatever its own connection (the banner says why).
+  function showLive() {
+    if (document.body.dataset.live !== "1") status.textContent = "reconnecting\u2026";
+    else status.textContent = brokerDown ? "not receiving" : "live";
+  }
+
   var lost = false, opened = false;
   function reopen() {
     fetch(location.href, { method: "HEAD", credentials: "same-origin" })
@@ -454,10 +465,10 @@
   function connect() {
     var source = new EventSource("/stream");
     source.onopen = function () {
-      status.textContent = "live"; document.body.dataset.live = "1";
+      document.body.dataset.live = "1"; showLive();
     };
     source.onerror = function () {
-      lost = true; status.textContent = "reconnecting\u2026"; document.body.dataset.live = "0";
+      lost = true; document.body.dataset.live = "0"; showLive();
       // The browser retries a broken connection itself, but gives up after an HTTP error
       // (a proxy's 502 while the service restarts): try again the same way, unless the
       // login ran out (the page reloads to say so).
