@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import functools
 import math
+import os
 import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
@@ -330,6 +331,22 @@ def write_trace(path: PathLike, header: TraceHeader, samples: Iterable[ImuSample
 
 MAX_LINE = 4096
 """Characters read per line at most: a row is about 60, a header line well under 1,000."""
+MAX_TRACE_BYTES = 25_000_000
+"""The largest trace a reader opens: 33 minutes at 200 Hz (a row is 63 bytes), ten times the
+longest recording RetroGuard makes or converts (SisFall's 180 s, a ``record`` of a session's
+stage) and as long as the datasets' own bound (``tools.datasets.limits``, 30 minutes).
+Why a bound: :func:`read_trace` (a replayed scenario) and ``evaluate`` (a fall's samples, a
+time-reversed run) hold a recording whole, some 285 bytes a sample in Python, 4.5 times the
+file: 25 MB of trace is 113 MB, which a 512 MB Pi holds beside the monitor; a disk image or a
+runaway capture under a trace's name would not fit. Checked before the first line is read."""
+MAX_TRACE_LINES = MAX_TRACE_BYTES // 57
+"""Lines read at most (header included): :data:`MAX_TRACE_BYTES` of the shortest row the writer
+writes (57 bytes, every value zero). A device or a pipe (``/dev/zero``, ``yes``) has no size
+to check first; this bound stops it as it is read."""
+MAX_HEADER_LINES = 200
+"""Header lines read at most: the format has 12 keys, and a writer's extra keys are a few; each
+line is kept until the header is parsed (up to :data:`MAX_LINE` characters), so 200 of them are
+at most 0.8 MB where a pipe of endless distinct keys would fill memory."""
 
 
 class TraceReader:
@@ -346,6 +363,14 @@ class TraceReader:
         self._file: IO[str] = open(path, encoding="utf-8-sig")  # noqa: SIM115 - closed by close()
         self._line = 0
         try:
+            size = os.fstat(self._file.fileno()).st_size  # a device or pipe says 0
+            if size > MAX_TRACE_BYTES:
+                raise self._error(
+                    f"{size:,} bytes, over the {MAX_TRACE_BYTES:,} ({_megabytes(MAX_TRACE_BYTES)}, "
+                    "33 minutes at 200 Hz) a trace may have: not a recording? (split a longer "
+                    "one)",
+                    1,
+                )
             self.header = self._read_header()
         except UnicodeDecodeError:
             self._file.close()
@@ -367,6 +392,12 @@ class TraceReader:
         # The decoder works in chunks, so the bad byte is on this line or a later one.
         return self._error("not UTF-8 text (at or after this line): not a trace file", line + 1)
 
+    def _too_long(self) -> TraceFormatError:
+        return self._error(
+            f"more than {MAX_TRACE_LINES:,} lines, the most {_megabytes(MAX_TRACE_BYTES)} of rows "
+            "hold (a trace's bound): not a recording?"
+        )
+
     def _error(self, message: str, line: int | None = None) -> TraceFormatError:
         return TraceFormatError(self.path, self._line if line is None else line, message)
 
@@ -386,6 +417,10 @@ class TraceReader:
                 raise self._error(
                     f"expected a '# key: value' header line or the column line {COLUMNS!r}, "
                     f"got {_clip(text)!r}"
+                )
+            if self._line > MAX_HEADER_LINES:  # every line so far was a header line
+                raise self._error(
+                    f"more than {MAX_HEADER_LINES} header lines and no column line: not a trace?"
                 )
             m = _HEADER_RE.match(text.rstrip("\r"))
             if m is None:
@@ -470,9 +505,13 @@ class TraceReader:
         sample = ImuSample
         a_max, g_max = MAX_ACCEL_G, MAX_GYRO_DPS
         min_step, max_step = MIN_INTERVAL_S, MAX_INTERVAL_S
+        max_lines = MAX_TRACE_LINES
         try:
             for raw in self._lines():
                 line += 1
+                if line > max_lines:
+                    self._line = line
+                    raise self._too_long()
                 parts = raw.split(",")
                 try:
                     if "_" in raw:  # float() accepts "1_0"; the format does not
@@ -545,6 +584,10 @@ class TraceReader:
         tb: TracebackType | None,
     ) -> None:
         self.close()
+
+
+def _megabytes(n: int) -> str:
+    return f"{n / 1e6:g} MB"
 
 
 def _clip(text: str, n: int = 60) -> str:

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import math
+import os
 import re
+import threading
 import tracemalloc
 from pathlib import Path
 
@@ -14,6 +17,8 @@ from core.mounting import SISFALL_MOUNTING, UNKNOWN_MOUNTING, Mounting
 from core.samples import ImuSample
 from core.trace import (
     COLUMNS,
+    MAX_HEADER_LINES,
+    MAX_TRACE_BYTES,
     TraceFormatError,
     TraceHeader,
     TraceWriter,
@@ -408,3 +413,62 @@ def test_a_file_without_newlines_is_refused_without_reading_it_whole(tmp_path: P
     huge.write_text("# format: retroguard-trace/1\n" + "9" * 10_000_000)
     with pytest.raises(TraceFormatError):
         read_header(huge)
+
+
+def test_a_trace_over_the_size_bound_is_refused_before_it_is_read(tmp_path: Path) -> None:
+    """A disk image or a runaway capture under a trace's name: refused by its size, giving the
+    size and the bound, before a line is read (the lines here would be read as rows)."""
+    path = _write(tmp_path, _file(rows=[ROW]), "huge.csv")
+    with path.open("r+b") as f:
+        f.truncate(MAX_TRACE_BYTES + 1)  # sparse: no disk, and NULs after the first row
+    tracemalloc.start()
+    try:
+        with pytest.raises(TraceFormatError) as info:
+            read_trace(path)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert info.value.line == 1
+    assert info.value.message.startswith(
+        f"{MAX_TRACE_BYTES + 1:,} bytes, over the {MAX_TRACE_BYTES:,} (25 MB, 33 minutes at "
+        "200 Hz) a trace may have"
+    )
+    assert peak < 1_000_000, peak
+    with path.open("r+b") as f:
+        f.truncate(MAX_TRACE_BYTES)  # exactly the bound: opened, its header read
+    assert read_header(path).label == "fall"
+
+
+def test_a_pipe_of_endless_rows_is_stopped_at_the_line_bound(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A pipe or a device has no size to check: the line count bounds it as it is read."""
+    monkeypatch.setattr("core.trace.MAX_TRACE_LINES", 1_000)
+    fifo = tmp_path / "endless.trace"
+    os.mkfifo(fifo)
+
+    def endless() -> None:  # as good as endless: five times the bound
+        with contextlib.suppress(BrokenPipeError), fifo.open("w") as f:
+            f.write(_file(rows=[]))
+            for i in range(5_000):
+                f.write(f"{i * 0.005:.6f},0.01,-0.98,0.05,0.25,-1.5,2.25\n")
+
+    writer = threading.Thread(target=endless, daemon=True)
+    writer.start()
+    with pytest.raises(TraceFormatError) as info:
+        read_trace(fifo)
+    writer.join()
+    assert info.value.line == 1_001
+    assert info.value.message.startswith("more than 1,000 lines, the most 25 MB of rows hold")
+
+
+def test_a_header_of_endless_keys_is_refused_at_the_header_bound(tmp_path: Path) -> None:
+    extra = [f"# extra_{n}: value" for n in range(MAX_HEADER_LINES - len(HEADER_LINES))]
+    assert read_header(_write(tmp_path, _file(HEADER_LINES + extra))).extra["extra_0"] == "value"
+    path = _write(tmp_path, _file([*HEADER_LINES, *extra, "# one_more: value"]))
+    with pytest.raises(TraceFormatError) as info:
+        read_header(path)
+    assert info.value.line == MAX_HEADER_LINES + 1
+    assert info.value.message == (
+        f"more than {MAX_HEADER_LINES} header lines and no column line: not a trace?"
+    )
