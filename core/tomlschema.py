@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import os
 import tomllib
 import types
 import typing
@@ -44,12 +45,24 @@ def read_toml(path: Path, what: str = "file") -> dict[str, Any]:
         raise ConfigError([f"{path}: not valid TOML: {exc}"]) from None
 
 
-def read_utf8(path: Path, what: str, language: str) -> str:
+def read_utf8(path: Path, what: str, language: str, max_bytes: int | None = None) -> str:
     """A UTF-8 text file's contents, or a :class:`ConfigError` naming the file and saying
     what kept it from being read, in the same words for every format (``language``: "TOML",
-    "JSON"), so a plan file says the same whichever format it was written in."""
+    "JSON"), so a plan file says the same whichever format it was written in.
+
+    ``max_bytes``: a file larger is refused, giving its size and the bound, before it is read
+    (and a pipe or device, which has no size, once that much has been read)."""
     try:
-        raw = path.read_bytes()
+        with path.open("rb") as f:
+            if max_bytes is None:
+                raw = f.read()
+            else:
+                size = os.fstat(f.fileno()).st_size
+                raw = f.read(max_bytes + 1) if size <= max_bytes else b""
+                if size > max_bytes or len(raw) > max_bytes:
+                    shown = f"{size:,} bytes, over" if size > max_bytes else "more than"
+                    bound = f"the {max_bytes:,} bytes a {what} may have"
+                    raise ConfigError([f"{path}: {shown} {bound}"])
     except FileNotFoundError:
         raise ConfigError([f"{path}: {what} not found"]) from None
     except PermissionError:

@@ -864,3 +864,40 @@ def test_the_retained_progress_prescribes_what_the_progression_s_stage_says(
     conn.close()
     assert prescribed() == 1
     status.close()
+
+
+def test_a_progression_file_with_a_key_twice_or_too_large_is_refused_before_any_database(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """JSON kept the last of a key given twice (which stage's ``weeks``?), and the file was
+    read whole whatever its size (``/dev/zero`` never ended): both are refused now, naming the
+    key, or the size and the bound, and no database is created."""
+    from core.plan_presets import PROGRESSIONS
+    from core.protocol.plan import progression_to_builtins
+    from launcher.cli import main
+    from tools.plans import MAX_PROGRESSION_FILE_BYTES
+
+    db = tmp_path / "state" / "device.db"
+    db.parent.mkdir()
+    text = json.dumps(progression_to_builtins(PROGRESSIONS["toward-10-minutes"]))
+    assert text.count('"weeks":') > 1
+    twice = tmp_path / "twice.json"
+    twice.write_text(text.replace('"weeks":', '"weeks": 1, "weeks":', 1))
+    huge = tmp_path / "huge.json"
+    huge.write_text(text)
+    with huge.open("r+b") as f:
+        f.truncate(MAX_PROGRESSION_FILE_BYTES + 1)
+    said = {
+        twice: f"{twice}: not JSON: key 'weeks' appears twice in one object",
+        huge: f"{huge}: {MAX_PROGRESSION_FILE_BYTES + 1:,} bytes, over the "
+        f"{MAX_PROGRESSION_FILE_BYTES:,} bytes a progression file may have",
+        Path("/dev/zero"): f"/dev/zero: more than the {MAX_PROGRESSION_FILE_BYTES:,} bytes a "
+        "progression file may have",
+    }
+    for path, says in said.items():
+        assert main(["plan", "--db", str(db), "progression", "set", str(path)]) == 2
+        assert f"retroguard plan: {says}" in capsys.readouterr().err
+    assert list(db.parent.iterdir()) == []
+    exact = tmp_path / "exact.json"  # the bound itself is read (as JSON with blanks after it)
+    exact.write_text(text + " " * (MAX_PROGRESSION_FILE_BYTES - len(text)))
+    assert main(["plan", "--db", str(db), "progression", "set", str(exact)]) == 0

@@ -349,6 +349,20 @@ def test_commands_round_trip_and_the_home_assistant_payload_is_unchanged() -> No
         ("ping", b"{" + b" " * 5000 + b"}", "payload too large", None),
         # nesting past json's limit raised RecursionError: an internal error and a traceback
         ("progression", b'{"a":' * 5000, "payload is nested too deeply", None),
+        # json kept the last of a key given twice, silently: which "by", which "minutes"?
+        (
+            "ack",
+            b'{"by":"Jo","by":"Max"}',
+            "payload is not valid JSON: key 'by' appears twice in one object",
+            None,
+        ),
+        (
+            "plan",
+            b'{"id":"r3","plan":{"name":"a","intervals":'
+            b'[{"direction":"backward","minutes":2,"minutes":20}]}}',
+            "payload is not valid JSON: key 'minutes' appears twice in one object",
+            None,
+        ),
     ],
 )
 def test_bad_commands_are_refused_with_the_reason_and_the_request_id(

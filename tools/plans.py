@@ -18,6 +18,7 @@ import sys
 from pathlib import Path
 from typing import Any, TextIO
 
+from core import strict_json
 from core.errors import ConfigError
 from core.plan_presets import PRESETS, PROGRESSIONS
 from core.progress import utc_of
@@ -29,6 +30,7 @@ from core.protocol.plan import (
     progression_from_builtins,
 )
 from core.protocol.walker import DEFAULT_WALKER_ID
+from core.tomlschema import read_utf8
 from core.zones import system_zone, zone_name
 from tools.device_db import add_common_options, open_device_database
 
@@ -240,28 +242,39 @@ def local_time(wall: str, zone: dt.tzinfo) -> str:
     return f"{moment.astimezone(zone):%Y-%m-%d %H:%M}"
 
 
+MAX_PROGRESSION_FILE_BYTES = 1_000_000
+"""The largest progression file ``plan progression set`` reads: 20 times what a command can
+carry (:data:`core.protocol.commands.MAX_PROGRESSION_PAYLOAD_BYTES`, 48 kB, the largest
+progression written compactly), room for any indentation a person or an editor gives it. The
+file is read whole and decoded into Python objects several times its size: a bound keeps a
+wrong file (a log, a disk image, ``/dev/zero``) from exhausting a 512 MB Pi."""
+
+
 def read_progression(reference: str) -> Progression:
     """A preset progression or a progression file (JSON, the wire's form); a name that is
-    neither (a mistyped preset) is a :class:`ConfigError` saying what the command takes."""
+    neither (a mistyped preset) is a :class:`ConfigError` saying what the command takes, as
+    are a file over :data:`MAX_PROGRESSION_FILE_BYTES` and one with a key given twice."""
     if reference in PROGRESSIONS:
         return PROGRESSIONS[reference]
-    try:
-        import msgspec
-
-        return progression_from_builtins(msgspec.json.decode(Path(reference).read_bytes()))
-    except FileNotFoundError:
+    path = Path(reference)
+    if not path.exists():
         raise ConfigError(
             [
                 f"{reference}: not a preset progression or a progression file: give a preset "
                 f"({', '.join(PROGRESSIONS)}; retroguard plan presets lists them) or a .json file"
             ]
-        ) from None
-    except OSError as exc:
-        raise ConfigError([f"{reference}: cannot read: {exc.strerror}"]) from None
+        )
+    text = read_utf8(path, "progression file", "JSON", MAX_PROGRESSION_FILE_BYTES)
+    try:
+        data = strict_json.loads(text)  # a key written twice is refused, not the last kept
+    except ValueError as exc:
+        raise ConfigError([f"{reference}: not JSON: {exc}"]) from None
+    except RecursionError:
+        raise ConfigError([f"{reference}: not JSON: nested too deeply"]) from None
+    try:
+        return progression_from_builtins(data)
     except PlanInvalid as exc:
         raise ConfigError([f"{reference}: {p}" for p in exc.problems]) from None
-    except ValueError as exc:  # msgspec.DecodeError
-        raise ConfigError([f"{reference}: not JSON: {exc}"]) from None
 
 
 def print_progression(state: Any, out: TextIO, zone: dt.tzinfo | None = None) -> None:

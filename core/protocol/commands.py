@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
+from core import strict_json
 from core.protocol.ids import EVENT_ID_PATTERN, is_event_id, is_request_id
 from core.protocol.plan import (
     MAX_STAGES,
@@ -155,8 +156,10 @@ def _decode(payload: bytes, limit: int = MAX_PAYLOAD_BYTES) -> dict[str, Any]:
     if not payload.strip():
         return {}
     try:
-        data = json.loads(payload.decode("utf-8"))
-    except (UnicodeDecodeError, ValueError):
+        data = strict_json.loads(payload)
+    except strict_json.DuplicateKey as exc:  # json alone kept the last value, silently
+        raise CommandRefused(f"payload is not valid JSON: {exc}") from None
+    except ValueError:  # UnicodeDecodeError too
         raise CommandRefused("payload is not valid UTF-8 JSON") from None
     except RecursionError:  # json's limit on nesting: no command nests so
         raise CommandRefused("payload is nested too deeply") from None

@@ -29,6 +29,7 @@ from typing import Annotated, Any, get_args
 import msgspec
 from msgspec import Meta, Struct
 
+from core import strict_json
 from core.protocol.messages import Direction
 
 DIRECTIONS: tuple[str, ...] = get_args(Direction)
@@ -178,9 +179,11 @@ def plan_from_builtins(data: Any, prefix: str = "") -> Plan:
 def plan_from_json(payload: bytes | str) -> Plan:
     """A checked plan from its JSON text (the CLI's file, the dashboard's form)."""
     try:
-        data = msgspec.json.decode(payload)
-    except msgspec.DecodeError as exc:
+        data = strict_json.loads(payload)  # a key written twice is refused, not the last kept
+    except ValueError as exc:
         raise PlanInvalid([f"plan: not JSON: {exc}"]) from None
+    except RecursionError:
+        raise PlanInvalid(["plan: not JSON: nested too deeply"]) from None
     return plan_from_builtins(data)
 
 
