@@ -25,7 +25,7 @@ from core.tomlschema import Check
 from firmware.detection.config import DetectorConfig
 from firmware.presses import HELP_WINDOW_S, LONG_PRESS_MIN_S, PATTERN_GAP_MAX_S, PATTERN_GAP_MIN_S
 from firmware.session.config import SessionConfig
-from firmware.session.plan import check_plan_reference
+from firmware.session.plan import PLAN_FILE_SUFFIXES, check_plan_reference
 from firmware.session.voice import check_language
 from hal.config import GYRO_BIAS_MAX_DPS, GpioConfig, ImuConfig, PinConfig
 
@@ -550,7 +550,7 @@ def load_config(path: str | Path) -> Config:
     if mqtt_files:
         config = dataclasses.replace(config, mqtt=dataclasses.replace(config.mqtt, **mqtt_files))
     plan = config.session.plan
-    if plan.endswith(".toml") and not Path(plan).is_absolute():
+    if plan.endswith(PLAN_FILE_SUFFIXES) and not Path(plan).is_absolute():
         session = dataclasses.replace(config.session, plan=str(path.parent / plan))
         config = dataclasses.replace(config, session=session)
     cache = config.session.prompt_cache

@@ -275,6 +275,78 @@ def test_config_session_plan_is_checked(tmp_path: Path) -> None:
     assert load_config(config).session.plan == str(tmp_path / "plans" / "anna.toml")
 
 
+@pytest.mark.parametrize(
+    ("text", "key"),
+    [
+        (
+            '{"name": "Anna", "intervals": [{"direction": "backward", "minutes": 2}], '
+            '"name": "Ben"}',
+            "name",
+        ),
+        ('{"intervals": [{"direction": "backward", "minutes": 2, "minutes": 20}]}', "minutes"),
+    ],
+    ids=["top-level", "in-an-interval"],
+)
+def test_a_json_plan_file_with_a_key_twice_is_refused_naming_the_key(
+    tmp_path: Path, text: str, key: str
+) -> None:
+    """JSON kept the last of two values silently (a plan of 20 minutes where the file also
+    said 2); TOML refuses the same file. Both refuse it now, the JSON one naming the key, in
+    every reader of a plan file: the config's ``session.plan``, ``plan set``, the wire's."""
+    from core.protocol.plan import PlanInvalid, plan_from_json
+    from tools.plans import read_plan
+
+    path = tmp_path / "anna.json"
+    path.write_text(text)
+    said = f"{path}: not valid JSON: key {key!r} appears twice in one object"
+    for read in (load_plan_file, lambda p: read_plan(str(p)), resolve_plan):
+        with pytest.raises(ConfigError) as err:
+            read(path if read is not resolve_plan else str(path))
+        assert err.value.problems[0].startswith(said), err.value.problems
+    with pytest.raises(PlanInvalid) as invalid:
+        plan_from_json(text)
+    assert invalid.value.problems == [
+        f"plan: not JSON: key {key!r} appears twice in one object (which one was meant?)"
+    ]
+    toml = tmp_path / "anna.toml"
+    toml.write_text('[[interval]]\ndirection = "backward"\nminutes = 2\nminutes = 20\n')
+    with pytest.raises(ConfigError, match="not valid TOML"):
+        load_plan_file(toml)
+
+
+def test_config_session_plan_takes_a_json_plan_file_as_the_commands_do(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``plan set`` and ``session demo --plan`` take a ``.json`` plan file; ``[session] plan``
+    refused one ("must be ... a plan file ending in .toml"). It takes it now, relative to the
+    config like a ``.toml`` one, and ``config --check`` refuses a bad one as ``run`` would."""
+    from firmware.config import load_config
+    from launcher.cli import main
+
+    plans = tmp_path / "plans"
+    plans.mkdir()
+    (plans / "anna.json").write_text(
+        json.dumps({"name": "Anna", "intervals": [{"direction": "backward", "minutes": 3}]})
+    )
+    config = tmp_path / "config.toml"
+    config.write_text('[session]\nplan = "plans/anna.json"\n')
+    loaded = load_config(config)
+    assert loaded.session.plan == str(plans / "anna.json")
+    assert resolve_plan(loaded.session.plan).name == "Anna"
+    assert main(["config", "--check", str(config)]) == 0
+    assert f"{config}: OK" in capsys.readouterr().out
+    (plans / "anna.json").write_text('{"intervals": [{"direction": "rest", "minutes": 1}]}')
+    assert main(["config", "--check", str(config)]) == 2
+    assert "the plan has no walking interval" in capsys.readouterr().err
+    config.write_text('[session]\nplan = "plans/anna.yaml"\n')
+    with pytest.raises(ConfigError) as err:
+        load_config(config)
+    assert err.value.problems == [
+        f"{config}: session.plan: must be a preset ({', '.join(PRESETS)}) or a plan file "
+        "ending in .toml or .json"
+    ]
+
+
 # --------------------------------------------------------------- gestures
 
 

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 class SessionConfig:
     plan: str = "alternate-2-2"
     """The session plan: a preset name ("alternate-2-2", "progression-week-1" ... "-9", see
-    docs/sessions.md) or a plan file ending in .toml (relative to this file)."""
+    docs/sessions.md) or a plan file ending in .toml or .json (relative to this file)."""
     voice: str = "auto"
     """Spoken prompts: "auto" speaks on the real GPIO backend where sound can play (espeak-ng,
     aplay and a sound card), beeps otherwise; "off" beeps only; an espeak-ng voice name (e.g.

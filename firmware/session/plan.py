@@ -64,15 +64,19 @@ __all__ = [
     "resolve_plan",
 ]
 
+PLAN_FILE_SUFFIXES = (".toml", ".json")
+"""What a plan file's name ends in: the two formats of the same keys."""
 MAX_INTERVAL_S = 3600.0
 MAX_SESSION_S = 3 * 3600.0
 
 
 def check_plan_reference(value: str) -> str | None:
-    """Config check of ``session.plan``: a preset name or a ``.toml`` path."""
-    if value in PRESETS or value.endswith(".toml"):
+    """Config check of ``session.plan``: a preset name or a plan file's path, ``.toml`` or
+    ``.json`` — the plan files every other command takes (``plan set``, ``session demo
+    --plan``), read by the same :func:`load_plan_file`."""
+    if value in PRESETS or value.endswith(PLAN_FILE_SUFFIXES):
         return None
-    return "must be a preset (" + ", ".join(PRESETS) + ") or a plan file ending in .toml"
+    return "must be a preset (" + ", ".join(PRESETS) + ") or a plan file ending in .toml or .json"
 
 
 def _check_number(value: Any, key: str, problems: list[str]) -> float | None:
@@ -173,9 +177,6 @@ def _parse_interval(
     return Interval.of_seconds(checked, duration, speed)
 
 
-PLAN_FILE_SUFFIXES = (".toml", ".json")
-
-
 def load_plan_file(path: str | Path) -> Plan:
     """A plan file, TOML or (ending in ``.json``) JSON, checked by :func:`parse_plan` either
     way: the format is only how the same keys are written."""
@@ -208,7 +209,7 @@ def resolve_plan(reference: str, base_dir: str | Path | None = None) -> Plan:
     """A preset by name, or a plan file (relative paths against ``base_dir``)."""
     if reference in PRESETS:
         return PRESETS[reference]
-    if not reference.endswith(".toml"):
+    if not reference.endswith(PLAN_FILE_SUFFIXES):
         problem = check_plan_reference(reference)
         raise ConfigError([f"session.plan: {problem}"])
     path = Path(reference)
