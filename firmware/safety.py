@@ -659,7 +659,7 @@ class SafetyController:
         self._relay.hold()
 
     def _why_open(self, mismatch: Mismatch) -> str:
-        waited = f"{mismatch.lasted_s * 1000:.0f} ms"
+        waited = self._how_long(mismatch)
         if self._stall_s is not None and self._hold_s is not None:
             return (
                 "relay opened by its hold circuit while armed: the loop stalled for "
@@ -671,17 +671,32 @@ class SafetyController:
                 f"relay did not close after the reset (contact still open {waited} after "
                 "arming): hold reset until the chirp; otherwise check the latch and coil wiring"
             )
+        stall = "" if self._slow(mismatch) else ", no loop stall"
         return (
-            f"relay contact opened while armed (open for {waited}, no loop stall): the hold "
+            f"relay contact opened while armed (open for {waited}{stall}): the hold "
             "circuit or the relay let go — check its supply and wiring"
         )
 
-    @staticmethod
-    def _why_closed(mismatch: Mismatch) -> str:
+    def _why_closed(self, mismatch: Mismatch) -> str:
         return (
-            f"relay contact reads closed while released (for {mismatch.lasted_s * 1000:.0f} ms): "
+            f"relay contact reads closed while released (for {self._how_long(mismatch)}): "
             "a welded contact, a wiring fault or a cut sense wire — RetroGuard cannot stop the "
             "belt: pull the safety key and have the relay and its wiring checked"
+        )
+
+    def _slow(self, mismatch: Mismatch) -> bool:
+        """The loop read the contact less often than the debounce while it disagreed."""
+        return mismatch.widest_gap_s > self._contact.debounce_s
+
+    def _how_long(self, mismatch: Mismatch) -> str:
+        """How long the disagreement was seen, and, when the loop read the contact less often
+        than the debounce, how seldom (a disagreement seen only so is still reported)."""
+        lasted = f"{mismatch.lasted_s * 1000:.0f} ms"
+        if not self._slow(mismatch):
+            return lasted
+        return (
+            f"{lasted}, at every reading; the loop read it as seldom as every "
+            f"{mismatch.widest_gap_s * 1000:.0f} ms"
         )
 
     def _fault_even_in_fault(self, kind: FaultKind, reason: str, now: float) -> None:

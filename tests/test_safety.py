@@ -683,6 +683,21 @@ def test_a_gap_longer_than_the_debounce_restarts_the_count() -> None:
     assert exact.update(False, True, 0.5) == Mismatch(False, since=0.0, lasted_s=0.5)
 
 
+def test_a_disagreement_read_only_at_gaps_longer_than_the_debounce_restarts_once() -> None:
+    """Every gap restarted the count, so readings all more than the debounce apart never made
+    a mismatch: the count restarts once a disagreement, and the mismatch says how seldom the
+    contact was read."""
+    watch = ContactWatch(0.5)
+    assert watch.update(False, True, 0.0) is None  # closed while released ...
+    assert watch.update(False, True, 0.75) is None  # ... the loop stalled: counted from here
+    mismatch = watch.update(False, True, 1.5)  # stalled again: seen at both ends, 0.75 s
+    assert mismatch == Mismatch(False, since=0.75, lasted_s=0.75)
+    assert mismatch.widest_gap_s == 0.75
+    assert watch.update(False, False, 2.25) is None  # agrees: the next disagreement ...
+    assert watch.update(False, True, 3.0) is None
+    assert watch.update(False, True, 4.0) is None  # ... restarts at a gap once again
+
+
 def test_a_new_wish_starts_a_new_count() -> None:
     watch = ContactWatch(0.5)
     assert watch.update(False, True, 0.0) is None  # closed while released, for a moment ...
@@ -768,3 +783,38 @@ def test_health_without_the_sense_wiring(tmp_path: Path) -> None:
         "not read back (gpio.relay_sense_wired = false): a dropped latch or a welded contact "
         "goes unseen",
     )
+
+
+def test_a_welded_contact_read_only_at_gaps_longer_than_the_debounce_is_named(
+    tmp_path: Path,
+) -> None:
+    """A loop that reads the contact less often than the debounce (an IMU read that waits out
+    its timeout, a sensor re-initialising): every gap restarted the count, so a welded contact
+    was never reported, and the self-test said "reads closed in STANDBY, as it should". The
+    count restarts once now: the fault names what was expected (released), what was seen
+    (closed), for how long, and how seldom the loop read it."""
+    rig = make_rig(tmp_path)
+    rig.run_for(1.0)
+    assert rig.state == "STANDBY"
+    gap = DEBOUNCE + 0.01
+
+    def slow(_monitor: object) -> None:
+        rig.clock.advance(gap)
+
+    rig.app.monitor.on_iteration.append(slow)
+    rig.hardware.weld_contact()
+    rig.run_for(1.0)
+    rig.app.monitor.on_iteration.remove(slow)
+    controller = rig.app.controller
+    assert controller.contact_fault is FaultKind.CONTACT_CLOSED_WHILE_RELEASED
+    assert rig.state == "FAULT"
+    said = re.fullmatch(
+        r"relay contact reads closed while released \(for (\d+) ms, at every reading; the loop "
+        r"read it as seldom as every (\d+) ms\): a welded contact, a wiring fault or a cut sense "
+        r"wire — RetroGuard cannot stop the belt: pull the safety key and have the relay and its "
+        r"wiring checked",
+        controller.reason,
+    )
+    assert said is not None, controller.reason
+    assert int(said[1]) >= DEBOUNCE * 1000 and int(said[2]) >= gap * 1000
+    assert rig.app.stored_events()[-1].event.reason == controller.reason
