@@ -25,6 +25,15 @@ class DuplicateKey(ValueError):
         self.key = key
 
 
+class NotANumber(ValueError):
+    """``NaN``, ``Infinity`` or ``-Infinity``: Python's ``json`` takes them, JSON has no such
+    values, and no field of ours means one."""
+
+    def __init__(self, name: str) -> None:
+        super().__init__(f"{name} is not a JSON number")
+        self.name = name
+
+
 def _unique(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     obj: dict[str, Any] = {}
     for key, value in pairs:
@@ -35,15 +44,16 @@ def _unique(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
 
 
 def _no_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not a JSON number")
+    raise NotANumber(name)
 
 
 def loads(text: str | bytes) -> Any:
     """The value of ``text``, or one of:
 
     * :class:`DuplicateKey` (a :class:`ValueError`): a key given twice in one object;
+    * :class:`NotANumber` (a :class:`ValueError`): ``NaN``, ``Infinity`` or ``-Infinity``;
     * another :class:`ValueError`: malformed text (:class:`json.JSONDecodeError`), bytes that
-      are not UTF-8 (:class:`UnicodeDecodeError`), ``NaN`` or a number too long to read;
+      are not UTF-8 (:class:`UnicodeDecodeError`) or a number too long to read;
     * :class:`RecursionError`: nested deeper than Python's stack."""
     if isinstance(text, bytes):
         text = text.decode("utf-8")  # UnicodeDecodeError is a ValueError

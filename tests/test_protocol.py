@@ -363,6 +363,13 @@ def test_commands_round_trip_and_the_home_assistant_payload_is_unchanged() -> No
             "payload is not valid JSON: key 'minutes' appears twice in one object",
             None,
         ),
+        # json takes NaN as a number: the refusal names it rather than blaming the encoding
+        (
+            "plan",
+            b'{"id":"r4","plan":{"name":"a","intervals":[{"direction":"backward","minutes":NaN}]}}',
+            "payload is not valid JSON: NaN is not a JSON number",
+            None,
+        ),
     ],
 )
 def test_bad_commands_are_refused_with_the_reason_and_the_request_id(
