@@ -105,11 +105,13 @@ class App:
         else:
             self.start(courier_wait_s=COURIER_START_S)
 
-    def close(self, drain_timeout: float = 2.0) -> None:
+    def close(self, drain_timeout: float = 2.0, await_receipts_s: float = 0.0) -> None:
         """Stop safely: relay released first, then hand every record to the courier.
 
         The courier then has up to ``drain_timeout`` for the broker to take
-        what is queued; whatever is left stays in the outbox for the next start.
+        what is queued, and with ``await_receipts_s`` (the demo, whose caregiver
+        service is running) up to that long more for a consumer's receipts of the
+        alerts; whatever is left stays in the outbox for the next start.
         Every step is attempted even when one before it raised (an IMU that fails to
         close must not keep the records from the courier or the courier running), and
         an error is raised at the end. Once the relay has been released, a second call
@@ -120,9 +122,11 @@ class App:
         with contextlib.ExitStack() as steps:  # run last-registered first: so, in reverse
             steps.callback(self.gpio.close)
             if self.supervisor is not None:
-                steps.callback(self.supervisor.stop, drain_timeout + COURIER_EXIT_S)
+                steps.callback(
+                    self.supervisor.stop, drain_timeout + await_receipts_s + COURIER_EXIT_S
+                )
                 steps.callback(self.link.close)
-                steps.callback(self.link.goodbye, "monitor stopped")
+                steps.callback(self.link.goodbye, "monitor stopped", await_receipts_s)
                 steps.callback(self._hand_over_records, drain_timeout)
             steps.callback(self.imu.close)
             steps.callback(self.monitor.pacing.close)

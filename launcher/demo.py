@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, TextIO, cast
 from core.clock import Clock, RealClock
 from core.dbfile import database_file_problem
 from core.demo_limits import speed_problem
-from core.protocol.events import EventType
+from core.protocol.events import ALERT_TYPES, EventType
 from core.realtime import realtime_section
 from firmware.app import App, CourierNotStarted, build_app, favour_realtime_thread
 from firmware.config import Config, StorageConfig
@@ -35,7 +35,7 @@ from firmware.safety import SafetyState
 from firmware.session.runner import SessionRunner, attach_session, detach_session
 from firmware.session.runner import SessionState as SessionRunnerState
 from firmware.storage.events import EventStore, StoredEvent
-from firmware.storage.outbox import outbox_depth
+from firmware.storage.outbox import OutboxDepth, outbox_depth
 from firmware.storage.sessions import load_sessions
 from launcher.live_line import LinesAbove, LiveLine, logging_above, stderr_above
 from sim import scenarios
@@ -65,6 +65,10 @@ DEMO_LOOP_PRIORITY = 20
 """The unit's ``CPUSchedulingPriority`` (systemd/retroguard.service)."""
 GUIDED_TIME_SCALE = 30.0
 """The guided session's plan runs 30 times faster: its 2-minute intervals last 4 s."""
+RECEIPTS_WAIT_S = 15.0
+"""With the caregiver service running, how long (real seconds, once the relay is released)
+the courier waits on its way out for the service's receipts of the alerts it published: the
+last ones (the fall's window, the session's summary) are published as the walk ends."""
 
 
 @dataclass
@@ -124,11 +128,14 @@ def run_session(
     session: scenarios.Sequence | None = None,
     on_started: Callable[[App, scenarios.Sequence, SessionRunner | None], None] | None = None,
     guided: bool = True,
+    await_receipts_s: float = 0.0,
 ) -> DemoResult:
     """Build the app, schedule the presses, run the whole session, close, return what happened.
 
     With ``guided`` the walker also follows a time-compressed guided session
     (:data:`GUIDED_TIME_SCALE`), started as soon as the treadmill is armed.
+    ``await_receipts_s``: at close, once the relay is released, how long the courier waits
+    for a consumer's receipts of the alerts (:meth:`firmware.app.App.close`).
     """
     session = session or scenarios.demo_session()
     sim = simulated_hardware(config.imu, config.gpio, clock, session)
@@ -162,7 +169,7 @@ def run_session(
         if runner is not None:
             runner.stop(clock.monotonic())  # the loop has returned: this thread owns it now
             detach_session(app, runner)
-        app.close(drain_timeout=10.0)
+        app.close(drain_timeout=10.0, await_receipts_s=await_receipts_s)
     return DemoResult(
         app=app,
         session=session,
@@ -364,7 +371,15 @@ def run_demo(
                 stack.callback(dashboard.stop)
         out.write("\n")
         clock = clock or RealClock(speed)
-        code = _run_and_report(config, session, clock, line if live else None, out, terminal)
+        code = _run_and_report(
+            config,
+            session,
+            clock,
+            line if live else None,
+            out,
+            terminal,
+            caregiver=dashboard is not None,
+        )
         if dashboard is not None and keep_open:
             out.write(
                 f"\nThe dashboard stays up at {dashboard.url} — press Enter (or Ctrl-C) to stop.\n"
@@ -425,6 +440,28 @@ def _port_free(port: int) -> bool:
     return True
 
 
+def mqtt_outcome(events: list[StoredEvent], left: OutboxDepth, caregiver: bool) -> str:
+    """The demo's MQTT line: whether the caregiver service confirmed every alert, or what
+    the outbox keeps (never dropped: sent again at the next start). ``caregiver``: a
+    caregiver service ran and the courier waited for its receipts."""
+    alerts = sum(1 for stored in events if stored.event.type in ALERT_TYPES)
+    if caregiver and left.unsent == 0 and left.awaiting_receipt == 0:
+        return (
+            f"MQTT: all {alerts} alert{'' if alerts == 1 else 's'} confirmed by the caregiver "
+            "service, and every other message delivered.\n"
+        )
+    waited = (
+        f"not confirmed by the caregiver service within {RECEIPTS_WAIT_S:g} s"
+        if caregiver
+        else "no caregiver service confirming them"
+    )
+    return (
+        f"MQTT: {left.unsent} messages the broker does not have yet, {left.awaiting_receipt} "
+        f"alerts it has that the caregiver service has not confirmed ({waited}): kept in the "
+        "outbox and sent again at the next start.\n"
+    )
+
+
 def _run_and_report(
     config: Config,
     session: scenarios.Sequence,
@@ -432,10 +469,16 @@ def _run_and_report(
     line: LiveLine | None,
     out: TextIO,
     terminal: TextIO,
+    *,
+    caregiver: bool = False,
 ) -> int:
     """Run the walk and print what happened; with ``line`` (a terminal's) a live status line,
-    with every log record (``terminal``: the stderr they go to) written above it."""
+    with every log record (``terminal``: the stderr they go to) written above it.
+
+    With ``caregiver`` (its service is running) the courier's shutdown waits, once the relay
+    is released, up to :data:`RECEIPTS_WAIT_S` for the service's receipts of the alerts."""
     favour_realtime_thread()
+    caregiver = caregiver and bool(config.mqtt.host) and config.mqtt.alert_receipts
     live = line if line is not None and line.tty else None
     status = LiveStatus(live) if live is not None else None
     # Off a terminal or with --no-live there is no status line to keep clear: the cue, LED
@@ -460,7 +503,13 @@ def _run_and_report(
         logging_above(live, terminal) if live is not None else contextlib.nullcontext(),
     ):
         try:
-            result = run_session(config, clock, session=session, on_started=on_started)
+            result = run_session(
+                config,
+                clock,
+                session=session,
+                on_started=on_started,
+                await_receipts_s=RECEIPTS_WAIT_S if caregiver else 0.0,
+            )
         finally:  # the last lines above the status line, then the status line's last state
             for printer in printers:
                 printer.stop()
@@ -475,12 +524,7 @@ def _run_and_report(
         )
     print_events(result.events, out)
     if config.mqtt.host:
-        left = outbox_depth(config.storage.database)
-        out.write(
-            f"MQTT: {left.unsent} messages the broker does not have yet, {left.awaiting_receipt} "
-            "alerts it has that the caregiver service has not confirmed (sent again at the next "
-            "start).\n"
-        )
+        out.write(mqtt_outcome(result.events, outbox_depth(config.storage.database), caregiver))
     relay = "closed" if result.relay_closed_at_end else "released"
     out.write(f"\nEnded in {result.final_state.value} with the relay {relay}.\n")
     if not result.ok:

@@ -117,6 +117,8 @@ class Courier:
         self.health = DeviceHealth()
         self.checks: dict[str, dict[str, object]] = {}
         self.clean_stop = False
+        self.await_receipts_s = 0.0
+        """How long to wait on the way out for a consumer's receipts (the goodbye says)."""
         self.state = "STARTING"
         """The loop's last reported safety state (for the events the courier itself raises)."""
         self.session_walker: str | None = None
@@ -227,9 +229,10 @@ class Courier:
                     if not record.amended:  # its end moved the progression on already
                         self._advance_progression(record.walker.id)
                         self._log_session_end(record)
-            case messages.Goodbye(reason=reason):
+            case messages.Goodbye(reason=reason, await_receipts_s=await_receipts_s):
                 log.info("monitor stopping: %s", reason)
                 self.clean_stop = True
+                self.await_receipts_s = max(0.0, await_receipts_s)
                 self._end_run(clean=True)
             case messages.WalkerChosen(walker=walker):
                 self._walker_chosen(walker)
@@ -587,10 +590,28 @@ class Courier:
             self.db.recover(now=True)  # a last try: what memory holds is lost with this process
         if self.reporter is not None:
             self.reporter.wait_drained(DRAIN_TIMEOUT_S)
+            self._await_receipts(self.reporter)
             self.reporter.close()
         self.sessions.close()
         self.store.close()
         self.db.close()
+
+    def _await_receipts(self, reporter: MqttReporter) -> None:
+        """With a goodbye that asks for it: wait (bounded) for a consumer's receipts of the
+        alerts published; what is left stays in the outbox, sent again after the next start."""
+        if self.await_receipts_s <= 0 or not reporter.config.alert_receipts:
+            return
+        if reporter.wait_received(self.await_receipts_s):
+            log.info("every alert published was confirmed by a consumer")
+            return
+        status = reporter.status
+        log.warning(
+            "%d alerts not confirmed by a consumer and %d messages not taken by the broker "
+            "within %.0f s: kept in the outbox, sent again after the next start",
+            status.awaiting,
+            status.depth - status.awaiting,
+            self.await_receipts_s,
+        )
 
     def _persist_quietly(self, event: Event) -> None:
         """Record an event the courier raised itself, naming its walker (:meth:`_walker_now`)."""

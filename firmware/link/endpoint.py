@@ -166,8 +166,10 @@ class CourierLink:
             self._last_session = None if final or record.ended else payload
         self._writer.put(payload)
 
-    def goodbye(self, reason: str) -> None:
-        self._writer.put(messages.encode(messages.Goodbye(reason)))
+    def goodbye(self, reason: str, await_receipts_s: float = 0.0) -> None:
+        """Tell the courier the monitor is stopping (``await_receipts_s``:
+        :class:`~firmware.link.messages.Goodbye`)."""
+        self._writer.put(messages.encode(messages.Goodbye(reason, await_receipts_s)))
 
     def poll(self, _: object = None) -> None:
         """Switch to a new courier if one was attached, send what fits, read what came."""

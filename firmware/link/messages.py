@@ -75,9 +75,14 @@ def session_key(record: SessionRecord) -> str:
 
 
 class Goodbye(msgspec.Struct, tag="goodbye"):
-    """The monitor is stopping on purpose: not an unclean stop."""
+    """The monitor is stopping on purpose: not an unclean stop.
+
+    ``await_receipts_s``: on the way out the courier waits up to that long (after the
+    broker has everything) for a consumer's receipts of the alerts it published (the demo,
+    whose caregiver service is running); 0: not at all (``retroguard run``)."""
 
     reason: str
+    await_receipts_s: float = 0.0
 
 
 class WalkerChosen(msgspec.Struct, tag="walker_chosen"):

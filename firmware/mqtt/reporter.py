@@ -744,12 +744,21 @@ class MqttReporter:
         Rows that only wait for a consumer's receipt do not count: the broker
         has them, and they are sent again after the next start.
         """
+        return self._wait_fresh(lambda s: s.ready and s.depth == s.awaiting, timeout)
+
+    def wait_received(self, timeout: float) -> bool:
+        """Block until the broker has everything and a consumer has confirmed every alert
+        (the demo's shutdown: its caregiver service is running). False when ``timeout``
+        passes first; what is left stays in the outbox, sent again after the next start.
+        Without alert receipts it is :meth:`wait_drained`."""
+        return self._wait_fresh(lambda s: s.ready and s.depth == 0, timeout)
+
+    def _wait_fresh(self, predicate: Callable[[ReporterStatus], bool], timeout: float) -> bool:
+        """:meth:`wait_until` on figures the publisher looked up after this call (a poke)."""
         self._poke_sent += 1
         sent = self._poke_sent
         self._wake.put_nowait(_Poke(sent))
-        return self.wait_until(
-            lambda s: s.pokes >= sent and s.ready and s.depth == s.awaiting, timeout
-        )
+        return self.wait_until(lambda s: s.pokes >= sent and predicate(s), timeout)
 
     # ------------------------------------------------- callbacks (paho thread)
 
