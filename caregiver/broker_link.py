@@ -7,8 +7,10 @@ is down (``templates/base.html``, ``static/app.js``); the log says it once an ou
 says it too.
 
 "Connected" means subscribed (the broker confirmed the subscriptions): only from then on
-does every device's alert reach ingest. How long the link has been down is measured on the
-monotonic clock; when it went down is kept as a wall time only for people to read.
+does every device's alert reach ingest. A subscription the broker refuses (a failure reason
+code in its SUBACK, e.g. an ACL that denies the topic) is not receiving: the banner names it.
+How long the link has been down is measured on the monotonic clock; when it went down is
+kept as a wall time only for people to read.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ import dataclasses
 import enum
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -35,6 +37,9 @@ class Problem(enum.Enum):
     """The broker answered and refused the service's login."""
     DROPPED = "dropped"
     """The connection the service had ended."""
+    SUBSCRIPTION_REFUSED = "subscription_refused"
+    """The broker took the login and refused subscriptions (its ACL, say): ``Down.refused``
+    names their topic filters."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,6 +55,8 @@ class Down:
     since: float
     since_mono: float
     problem: Problem
+    refused: tuple[str, ...] = ()
+    """With :attr:`Problem.SUBSCRIPTION_REFUSED`: the topic filters the broker refused."""
 
     def down_for(self, now_mono: float) -> float:
         """Seconds the link has been down, on the monotonic clock."""
@@ -101,7 +108,20 @@ class LinkWatch:
         def after(state: BrokerLink) -> BrokerLink:
             if isinstance(state, Connected):
                 return Lost(self._wall(), self._monotonic(), problem)
-            return dataclasses.replace(state, problem=problem)
+            return dataclasses.replace(state, problem=problem, refused=())
+
+        self._become(after)
+
+    def subscriptions_refused(self, topic_filters: Sequence[str]) -> None:
+        """The broker answered the subscriptions and refused ``topic_filters``: not receiving
+        (down since it was last subscribed, or since the start)."""
+        refused = tuple(topic_filters)
+        problem = Problem.SUBSCRIPTION_REFUSED
+
+        def after(state: BrokerLink) -> BrokerLink:
+            if isinstance(state, Connected):
+                return Lost(self._wall(), self._monotonic(), problem, refused)
+            return dataclasses.replace(state, problem=problem, refused=refused)
 
         self._become(after)
 
@@ -137,13 +157,16 @@ def status_of(link: BrokerLink, where: str, now_mono: float) -> dict[str, Any]:
     """The link as :meth:`CaregiverService.status` reports it (JSON-ready)."""
     if isinstance(link, Connected):
         return {"state": "connected", "broker": where}
-    return {
+    status: dict[str, Any] = {
         "state": "lost" if isinstance(link, Lost) else "never_connected",
         "broker": where,
         "problem": link.problem.value,
         "since": iso_utc(link.since),
         "down_s": round(link.down_for(now_mono), 1),
     }
+    if link.refused:
+        status["refused"] = list(link.refused)
+    return status
 
 
 @dataclass(frozen=True, slots=True)
@@ -161,7 +184,24 @@ PROBLEM_WORDS = {
     Problem.UNREACHABLE: "cannot reach the message broker at {where}",
     Problem.REFUSED: "the message broker at {where} refuses the service's login",
     Problem.DROPPED: "lost the connection to the message broker at {where}",
+    Problem.SUBSCRIPTION_REFUSED: (
+        "the message broker at {where} refuses the service's subscription to {topics}"
+        " (check its ACL)"
+    ),
 }
+NAMED_TOPICS = 3
+"""The banner names this many refused topic filters, then says how many more."""
+
+
+def topics_words(topic_filters: Sequence[str]) -> str:
+    """``a, b and c``; past :data:`NAMED_TOPICS`, the first ones and ``N more``."""
+    named = list(topic_filters[:NAMED_TOPICS])
+    more = len(topic_filters) - len(named)
+    if more:
+        return f"{', '.join(named)} and {more} more"
+    if len(named) > 1:
+        return f"{', '.join(named[:-1])} and {named[-1]}"
+    return "".join(named)
 
 
 def banner_words(link: BrokerLink, where: str) -> BannerWords | None:
@@ -170,7 +210,7 @@ def banner_words(link: BrokerLink, where: str) -> BannerWords | None:
         return None
     return BannerWords(
         lead="Not receiving alerts from the treadmills",
-        detail=PROBLEM_WORDS[link.problem].format(where=where),
+        detail=PROBLEM_WORDS[link.problem].format(where=where, topics=topics_words(link.refused)),
         consequence="Falls will not be shown or notified until this is fixed.",
     )
 

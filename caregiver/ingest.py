@@ -198,7 +198,8 @@ class Ingestor:
         self.storage_fault: str | None = None
         """Why the database cannot commit right now (None when it can)."""
         self.connected = threading.Event()
-        """Set once the subscriptions are confirmed (SUBACK): nothing published after is missed."""
+        """Set once the subscriptions are confirmed (SUBACK): nothing published after is missed.
+        A SUBACK that refuses any is no confirmation (:attr:`link` says which)."""
         self._unreachable_said = False
         """The broker could not be reached and the log said so (once an outage, not a retry)."""
         self.link = LinkWatch(on_link, wall=clock)
@@ -730,14 +731,19 @@ class Ingestor:
             for topic_filter, rc in zip(self.subscriptions, reason_codes, strict=False)
             if rc.is_failure
         ]
-        if refused:
-            log.error("the broker refused the subscriptions %s (check its ACL)", ", ".join(refused))
-        else:
-            group = self.config.mqtt.shared_group
-            log.info(
-                "subscribed to every device%s",
-                f" (sharing the streams with group {group!r})" if group else "",
+        if refused:  # connected, and yet what the refused filters carry never arrives
+            log.error(
+                "the broker refused the subscriptions %s (check its ACL): until it accepts "
+                "them, what they carry reaches neither the dashboard nor anyone it would page",
+                ", ".join(refused),
             )
+            self.link.subscriptions_refused(refused)  # every page's banner says it
+            return
+        group = self.config.mqtt.shared_group
+        log.info(
+            "subscribed to every device%s",
+            f" (sharing the streams with group {group!r})" if group else "",
+        )
         self.connected.set()
         self.link.subscribed()
 

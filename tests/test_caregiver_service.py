@@ -10,15 +10,18 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import http.client
+import json
 import logging
 import re
+import shutil
+import tempfile
 import threading
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from caregiver.broker_link import Connected, Lost, NeverConnected, Problem
+from caregiver.broker_link import Connected, Down, Lost, NeverConnected, Problem, banner_words
 from caregiver.config import Contact, EscalationConfig, PolicyConfig, parse_config
 from caregiver.priority import prioritised, urgency_of
 from caregiver.service import CaregiverService
@@ -162,6 +165,78 @@ def test_the_service_says_whether_it_hears_the_broker_down_connected_and_lost(
     finally:
         service.stop()
         broker.cleanup()
+
+
+def _broker_refusing(topic_filter: str, workdir: Path) -> Mosquitto:
+    """A Mosquitto whose access control refuses subscriptions to ``topic_filter`` (SUBACK:
+    Not authorized), anonymous logins accepted. Through its dynamic-security plugin: an
+    ``acl_file`` never refuses a subscription in Mosquitto 2.0, it only withholds messages."""
+    plugins = sorted(Path("/usr/lib").glob("*/mosquitto_dynamic_security.so"))
+    if not mosquitto_available() or not plugins:
+        pytest.skip("mosquitto (with its dynamic-security plugin) not installed")
+    rules = workdir / "dynamic-security.json"
+    # A role that names subscriptions refuses those it does not allow: the rest, allowed.
+    deny = {"acltype": "subscribePattern", "topic": topic_filter, "priority": 1, "allow": False}
+    rest = {"acltype": "subscribePattern", "topic": "#", "priority": 0, "allow": True}
+    kinds = ("publishClientSend", "publishClientReceive", "subscribe", "unsubscribe")
+    rules.write_text(
+        json.dumps(
+            {
+                "defaultACLAccess": dict.fromkeys(kinds, True),
+                "clients": [],
+                "groups": [{"groupname": "anonymous", "roles": [{"rolename": "no-events"}]}],
+                "roles": [{"rolename": "no-events", "acls": [deny, rest]}],
+                "anonymousGroup": "anonymous",
+            }
+        )
+    )
+    rules.chmod(0o644)
+    return Mosquitto(extra_config=f"plugin {plugins[0]}\nplugin_opt_config_file {rules}\n").start()
+
+
+def test_a_subscription_the_broker_refuses_is_not_receiving_and_the_banner_names_it(
+    tmp_path: Path, caregiver_db: str
+) -> None:
+    """The broker takes the login and refuses the events' subscription (its ACL): no alert
+    can arrive. The service called that "connected", and the dashboard showed no banner;
+    now the link is down with the refusal as its reason, the banner and the status name the
+    topic, and the log says it."""
+    # Where the broker, run as the mosquitto user, may read (not pytest's private folders).
+    rules = Path(tempfile.mkdtemp(prefix="retroguard-dynsec-"))
+    rules.chmod(0o755)
+    try:
+        broker = _broker_refusing("retroguard/+/event", rules)
+    except BaseException:
+        shutil.rmtree(rules)
+        raise
+    where = f"{broker.host}:{broker.port}"
+    said = _Said("the broker refused the subscriptions retroguard/+/event")
+    ingest_log = logging.getLogger("caregiver.ingest")
+    ingest_log.addHandler(said)
+    service = CaregiverService(make_config(broker, tmp_path, database=caregiver_db))
+    link = service.ingestor.link
+    try:
+        service.start(web=False, background=False, port=0)
+        assert link.wait_for(
+            lambda s: isinstance(s, Down) and s.problem is Problem.SUBSCRIPTION_REFUSED, WAIT
+        ), link.state
+        status = service.status()["broker"]
+        assert status["state"] == "never_connected"
+        assert status["problem"] == "subscription_refused"
+        assert status["refused"] == ["retroguard/+/event"] and status["broker"] == where
+        words = banner_words(link.state, where)
+        assert words is not None and words.lead == "Not receiving alerts from the treadmills"
+        assert words.detail == (
+            f"the message broker at {where} refuses the service's subscription to "
+            "retroguard/+/event (check its ACL)"
+        )
+        assert said.said.is_set(), said.lines  # logged before the link changed
+        assert not service.ingestor.connected.is_set()
+    finally:
+        service.stop()
+        ingest_log.removeHandler(said)
+        broker.cleanup()
+        shutil.rmtree(rules)
 
 
 def test_config_refuses_a_fall_policy_that_does_not_page_and_unknown_keys() -> None:

@@ -1,0 +1,79 @@
+"""The broker link's state on its own (caregiver/broker_link.py): a refused subscription.
+
+The service against a real Mosquitto that refuses one: tests/test_caregiver_service.py.
+"""
+
+from __future__ import annotations
+
+from caregiver.broker_link import (
+    Connected,
+    LinkWatch,
+    Lost,
+    NeverConnected,
+    Problem,
+    banner_words,
+    status_of,
+    topics_words,
+)
+
+
+class _Clocks:
+    def __init__(self) -> None:
+        self.wall = 1_800_000_000.0
+        self.mono = 100.0
+
+
+def _watch() -> tuple[LinkWatch, _Clocks, list[object]]:
+    clocks = _Clocks()
+    changes: list[object] = []
+    watch = LinkWatch(changes.append, wall=lambda: clocks.wall, monotonic=lambda: clocks.mono)
+    return watch, clocks, changes
+
+
+def test_a_refused_subscription_is_not_receiving_from_the_start_or_since_it_was_subscribed() -> (
+    None
+):
+    watch, clocks, changes = _watch()
+    watch.subscriptions_refused(["retroguard/+/event"])
+    state = watch.state
+    assert isinstance(state, NeverConnected) and state.since_mono == 100.0
+    assert state.problem is Problem.SUBSCRIPTION_REFUSED
+    assert state.refused == ("retroguard/+/event",)
+    watch.subscribed()
+    assert watch.state == Connected()
+    clocks.wall, clocks.mono = clocks.wall + 60, 160.0
+    watch.subscriptions_refused(["retroguard/+/event", "retroguard/+/state"])
+    lost = watch.state
+    assert isinstance(lost, Lost) and lost.since_mono == 160.0
+    assert lost.refused == ("retroguard/+/event", "retroguard/+/state")
+    watch.dropped()  # the refusal's connection ends: the refusal stays the reason
+    assert watch.state == lost
+    watch.failed(Problem.UNREACHABLE)  # a reconnection that fails: no refusal to name now
+    after = watch.state
+    assert isinstance(after, Lost) and after.problem is Problem.UNREACHABLE
+    assert after.refused == () and after.since_mono == 160.0
+    assert len(changes) == 4  # each change told once, in order
+
+
+def test_the_banner_and_status_name_the_refused_topics() -> None:
+    watch, clocks, _ = _watch()
+    watch.subscriptions_refused(["retroguard/+/event"])
+    clocks.mono += 5
+    words = banner_words(watch.state, "broker:1883")
+    assert words is not None and words.lead == "Not receiving alerts from the treadmills"
+    assert words.detail == (
+        "the message broker at broker:1883 refuses the service's subscription to "
+        "retroguard/+/event (check its ACL)"
+    )
+    status = status_of(watch.state, "broker:1883", clocks.mono)
+    assert status["problem"] == "subscription_refused" and status["down_s"] == 5.0
+    assert status["refused"] == ["retroguard/+/event"]
+    watch.failed(Problem.UNREACHABLE)
+    assert "refused" not in status_of(watch.state, "broker:1883", clocks.mono)
+
+
+def test_many_refused_topics_are_named_a_few_then_counted() -> None:
+    assert topics_words(["a"]) == "a"
+    assert topics_words(["a", "b"]) == "a and b"
+    assert topics_words(["a", "b", "c"]) == "a, b and c"
+    assert topics_words(["a", "b", "c", "d", "e"]) == "a, b, c and 2 more"
