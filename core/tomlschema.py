@@ -29,6 +29,13 @@ from core.errors import ConfigError
 Check = Callable[[Any], str | None]
 """Returns None when the value is fine, otherwise what is wrong with it."""
 
+MAX_TEXT_FILE_BYTES = 4_000_000
+"""The largest config or plan file read (TOML or JSON). The biggest a person writes is a
+provider's ``caregiver.toml`` naming its devices: 10,000 ``[devices]`` lines of some 60 bytes
+are 0.6 MB. A file is read whole and parsed into Python objects several times its size, so a
+wrong file under a config's name (a log, a disk image, ``/dev/zero``) is refused by its size
+before it can exhaust a 512 MB Pi."""
+
 
 def read_toml(path: Path, what: str = "file") -> dict[str, Any]:
     """Parse a TOML file; a missing, unreadable or malformed one is a :class:`ConfigError`
@@ -38,7 +45,7 @@ def read_toml(path: Path, what: str = "file") -> dict[str, Any]:
     directory, bytes that are not UTF-8 (TOML is UTF-8 by definition: a file saved in
     another encoding, or not text at all) and any other read error are problems too.
     """
-    text = read_utf8(path, what, "TOML")
+    text = read_utf8(path, what, "TOML", MAX_TEXT_FILE_BYTES)
     try:
         return tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:

@@ -67,6 +67,31 @@ def test_read_toml_names_a_file_that_is_not_utf8_or_is_a_directory(tmp_path: Pat
     assert err.value.problems == [f"{folder}: a directory, not a plan file"]
 
 
+@pytest.mark.parametrize("suffix", [".toml", ".json"])
+def test_a_config_or_plan_file_too_large_to_be_one_is_refused_before_it_is_read(
+    tmp_path: Path, suffix: str
+) -> None:
+    """A config's or plan's name on a disk image or ``/dev/zero``: refused by its size (or,
+    without one, once past the bound), not read whole into a 512 MB Pi's memory."""
+    from core.tomlschema import MAX_TEXT_FILE_BYTES
+    from firmware.session.plan import load_plan_file
+
+    huge = tmp_path / f"plan{suffix}"
+    with huge.open("wb") as f:  # sparse: no disk spent on it
+        f.truncate(MAX_TEXT_FILE_BYTES + 1)
+    with pytest.raises(ConfigError) as err:
+        load_plan_file(huge)
+    assert err.value.problems == [
+        f"{huge}: 4,000,001 bytes, over the 4,000,000 bytes a plan file may have"
+    ]
+    endless = Path("/dev/zero")
+    with pytest.raises(ConfigError) as err:
+        read_toml(endless, "config file")
+    assert err.value.problems == [
+        f"{endless}: more than the 4,000,000 bytes a config file may have"
+    ]
+
+
 @pytest.mark.parametrize("kind", ["not UTF-8", "a directory"])
 @pytest.mark.parametrize(
     "command",

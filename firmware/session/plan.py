@@ -192,7 +192,7 @@ def _read_json_object(path: Path, what: str) -> dict[str, Any]:
     """A JSON file's object; the problems :func:`core.tomlschema.read_toml` names for TOML
     (missing, a directory, unreadable, not UTF-8, malformed) in the same words, and a file
     whose value is not an object (a TOML file is always a table)."""
-    raw = tomlschema.read_utf8(path, what, "JSON")
+    raw = tomlschema.read_utf8(path, what, "JSON", tomlschema.MAX_TEXT_FILE_BYTES)
     try:
         data = strict_json.loads(raw)  # a key written twice is refused, as TOML refuses it
     except ValueError as exc:
