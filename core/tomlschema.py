@@ -24,6 +24,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, Literal
 
+from core import strict_json
 from core.errors import ConfigError
 
 Check = Callable[[Any], str | None]
@@ -50,6 +51,19 @@ def read_toml(path: Path, what: str = "file") -> dict[str, Any]:
         return tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError([f"{path}: not valid TOML: {exc}"]) from None
+
+
+def read_json(path: Path, what: str, max_bytes: int = MAX_TEXT_FILE_BYTES) -> Any:
+    """A JSON file's value, read strictly (:mod:`core.strict_json`: a key written twice is
+    refused, as TOML refuses it); the problems :func:`read_toml` names for TOML (missing, a
+    directory, unreadable, not UTF-8, too large, malformed) in the same words."""
+    text = read_utf8(path, what, "JSON", max_bytes)
+    try:
+        return strict_json.loads(text)
+    except ValueError as exc:
+        raise ConfigError([f"{path}: not valid JSON: {exc}"]) from None
+    except RecursionError:
+        raise ConfigError([f"{path}: not valid JSON: nested too deeply"]) from None
 
 
 def read_utf8(path: Path, what: str, language: str, max_bytes: int | None = None) -> str:

@@ -888,7 +888,7 @@ def test_a_progression_file_with_a_key_twice_or_too_large_is_refused_before_any_
     with huge.open("r+b") as f:
         f.truncate(MAX_PROGRESSION_FILE_BYTES + 1)
     said = {
-        twice: f"{twice}: not JSON: key 'weeks' appears twice in one object",
+        twice: f"{twice}: not valid JSON: key 'weeks' appears twice in one object",
         huge: f"{huge}: {MAX_PROGRESSION_FILE_BYTES + 1:,} bytes, over the "
         f"{MAX_PROGRESSION_FILE_BYTES:,} bytes a progression file may have",
         Path("/dev/zero"): f"/dev/zero: more than the {MAX_PROGRESSION_FILE_BYTES:,} bytes a "

@@ -18,7 +18,6 @@ import sys
 from pathlib import Path
 from typing import Any, TextIO
 
-from core import strict_json
 from core.errors import ConfigError
 from core.plan_presets import PRESETS, PROGRESSIONS
 from core.progress import utc_of
@@ -30,7 +29,7 @@ from core.protocol.plan import (
     progression_from_builtins,
 )
 from core.protocol.walker import DEFAULT_WALKER_ID
-from core.tomlschema import read_utf8
+from core.tomlschema import read_json
 from core.zones import system_zone, zone_name
 from tools.device_db import add_common_options, open_device_database
 
@@ -264,13 +263,7 @@ def read_progression(reference: str) -> Progression:
                 f"({', '.join(PROGRESSIONS)}; retroguard plan presets lists them) or a .json file"
             ]
         )
-    text = read_utf8(path, "progression file", "JSON", MAX_PROGRESSION_FILE_BYTES)
-    try:
-        data = strict_json.loads(text)  # a key written twice is refused, not the last kept
-    except ValueError as exc:
-        raise ConfigError([f"{reference}: not JSON: {exc}"]) from None
-    except RecursionError:
-        raise ConfigError([f"{reference}: not JSON: nested too deeply"]) from None
+    data = read_json(path, "progression file", MAX_PROGRESSION_FILE_BYTES)
     try:
         return progression_from_builtins(data)
     except PlanInvalid as exc:

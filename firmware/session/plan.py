@@ -35,7 +35,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from core import strict_json, tomlschema
+from core import tomlschema
 from core.errors import ConfigError
 from core.plan_presets import PRESETS, PROGRESSION_WEEKS, alternate_2_2, progression_week
 from core.protocol.messages import Direction
@@ -192,13 +192,7 @@ def _read_json_object(path: Path, what: str) -> dict[str, Any]:
     """A JSON file's object; the problems :func:`core.tomlschema.read_toml` names for TOML
     (missing, a directory, unreadable, not UTF-8, malformed) in the same words, and a file
     whose value is not an object (a TOML file is always a table)."""
-    raw = tomlschema.read_utf8(path, what, "JSON", tomlschema.MAX_TEXT_FILE_BYTES)
-    try:
-        data = strict_json.loads(raw)  # a key written twice is refused, as TOML refuses it
-    except ValueError as exc:
-        raise ConfigError([f"{path}: not valid JSON: {exc}"]) from None
-    except RecursionError:
-        raise ConfigError([f"{path}: not valid JSON: nested too deeply"]) from None
+    data = tomlschema.read_json(path, what)
     if not isinstance(data, dict):
         kind = "a list" if isinstance(data, list) else type(data).__name__
         raise ConfigError([f"{path}: a {what} is an object ({{...}}), not {kind}"])
