@@ -32,6 +32,8 @@ from core.sdnotify import Notifier
 
 log = logging.getLogger(__name__)
 
+SERVING = "serving; receiving from the broker"
+"""The ``STATUS=`` while every part is turning."""
 PING_FRACTION = 4
 """Ping every ``WatchdogSec / PING_FRACTION``: three pings may be lost before systemd acts."""
 
@@ -120,8 +122,15 @@ class Liveness:
         self._parts.append(ThreadPart(name, thread))
 
     def problems(self) -> list[str]:
+        """What is wrong, in words, for each part that is not turning."""
+        return [text for _, text in self.failing()]
+
+    def failing(self) -> list[tuple[str, str]]:
+        """Each part that is not turning: its name, and what is wrong in words (which changes
+        as a silence grows: the name says whether it is still the same parts)."""
         now = self.clock()
-        return [p for p in (part.problem(now) for part in self._parts) if p is not None]
+        found = ((part.name, part.problem(now)) for part in self._parts)
+        return [(name, text) for name, text in found if text is not None]
 
 
 class SystemdPinger:
@@ -149,7 +158,8 @@ class SystemdPinger:
         self.post = post
         self.ready_sent = False
         self.pings = 0
-        self.problems: list[str] = []
+        self.failing: list[str] = []
+        """The parts not turning at the last round (by name): a change is logged and said."""
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -159,20 +169,21 @@ class SystemdPinger:
             if not self.serving():
                 return
             self.ready_sent = True
-            self.notifier.ready("serving; receiving from the broker")
+            self.notifier.ready(SERVING)
         if self.dashboard is not None and self.post is not None:
             self.post(self.dashboard.beat)
-        problems = self.liveness.problems()
-        if problems != self.problems:
-            if problems:
-                text = "; ".join(problems)
+        failing = self.liveness.failing()
+        names = [name for name, _ in failing]
+        if names != self.failing:  # once an episode, not at every round of a growing silence
+            if failing:
+                text = "; ".join(words for _, words in failing)
                 log.error("not telling systemd all is well (it restarts the service): %s", text)
                 self.notifier.status(f"not alive: {text}")
             else:
                 log.info("every part of the service is turning again")
-                self.notifier.status("serving; receiving from the broker")
-            self.problems = problems
-        if not problems and self.interval_s is not None:
+                self.notifier.status(SERVING)
+            self.failing = names
+        if not failing and self.interval_s is not None:
             self.pings += 1
             self.notifier.watchdog()
 

@@ -111,6 +111,7 @@ def test_ready_once_serving_then_pings_only_while_alive(
     ]
     clock.now += 31
     pinger.round()
+    clock.now += 7.5  # the silence grows: the same episode, not said again
     pinger.round()
     assert heard(systemd) == [
         "STATUS=not alive: the escalation ticker silent for 31 s (allowed 30 s)"
