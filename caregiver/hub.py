@@ -16,6 +16,7 @@ import secrets
 import threading
 from collections import deque
 from collections.abc import AsyncIterator, Callable
+from typing import TypeVarTuple
 
 import msgspec
 
@@ -26,6 +27,8 @@ _encoder = msgspec.json.Encoder()
 SEND_AT_ONCE = 100
 """Change messages written to a browser in one go at most, and put on the browsers' queues
 in one turn of the event loop at most (the streams read them off between turns)."""
+
+Ts = TypeVarTuple("Ts")
 
 
 class Hub:
@@ -106,15 +109,16 @@ class Hub:
         self.broker = message
         self._hand_over([(_encoder.encode(message).decode(), None)])
 
-    def run_on_loop(self, callback: Callable[[], None]) -> bool:
-        """Have the event loop call ``callback`` (any thread); False when there is no loop.
-        The service's liveness check beats the dashboard this way: a blocked loop never
+    def run_on_loop(self, callback: Callable[[*Ts], None], *args: *Ts) -> bool:
+        """Have the event loop call ``callback(*args)`` (any thread); False when there is no
+        loop (not started, gone or shutting down). The live feed hands its messages over this
+        way, and the service's liveness check beats the dashboard: a blocked loop never
         calls it."""
         loop = self._loop
         if loop is None or loop.is_closed():
             return False
         try:
-            loop.call_soon_threadsafe(callback)
+            loop.call_soon_threadsafe(callback, *args)
         except RuntimeError:  # the loop is shutting down
             return False
         return True
@@ -122,11 +126,7 @@ class Hub:
     def _hand_over(self, texts: list[tuple[str, str | None]]) -> None:
         """Encoded messages, each with its device (None: for every stream), to the event
         loop's backlog in one wake-up (any thread; nothing once the loop is gone)."""
-        loop = self._loop
-        if loop is None or loop.is_closed():
-            return
-        with contextlib.suppress(RuntimeError):  # the loop is shutting down
-            loop.call_soon_threadsafe(self._take, texts)
+        self.run_on_loop(self._take, texts)
 
     def _take(self, texts: list[tuple[str, str | None]]) -> None:
         self._backlog.extend(texts)
