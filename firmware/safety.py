@@ -20,10 +20,10 @@ check: each healthy batch calls :meth:`Relay.hold` once (one heartbeat edge).
 Everything else — a detection, IMU silence, frozen or impossible data, FIFO
 overflow, a detector exception, a sensor that stopped showing a body for
 ``safety.not_worn_trip_s`` — releases it on the spot, before the next sample
-is looked at. Arming needs a local button press that happened after the
-trip, with the IMU healthy for a while and showing a body (the sensor-worn
-check, :mod:`firmware.detection.worn`); there is no other way in: the table
-has no edge into ARMED but "local reset".
+is looked at. Arming needs a local button press that went down after the
+trip (or after STANDBY began), with the IMU healthy for a while and showing
+a body (the sensor-worn check, :mod:`firmware.detection.worn`); there is no
+other way in: the table has no edge into ARMED but "local reset".
 
 Every change of state goes through :meth:`SafetyController._enter`, which
 releases the relay for every state but ARMED and checks the table. A
@@ -46,7 +46,6 @@ in FAULT while the contact reads closed).
 from __future__ import annotations
 
 import logging
-import math
 import uuid
 from collections import deque
 from collections.abc import Callable, Sequence
@@ -290,7 +289,6 @@ class SafetyController:
         self._healthy_since: float | None = None
         self._last_values: tuple[float, ...] | None = None
         self._frozen_since: float | None = None
-        self._tripped_at = -math.inf
         self.samples_seen = 0
         self.bus_errors = 0
         self.last_detection: Detection | None = None
@@ -415,8 +413,12 @@ class SafetyController:
         if self.state not in (SafetyState.STANDBY, SafetyState.TRIPPED):
             log.warning("reset ignored in %s: %s", self.state, self.reason)
             return
-        if pressed_at <= self._tripped_at:
-            return  # pressed before the trip: not a reset of this trip
+        if pressed_at <= self.since:
+            # Pressed before this state began — before the trip, or while nothing could be
+            # armed (STARTING, FAULT) and held into STANDBY: not a reset. A button held (or
+            # jammed) through a fault used to arm the belt the moment the IMU recovered.
+            log.warning("reset ignored: pressed before %s began; press again", self.state)
+            return
         if not self._healthy_long_enough(now):
             log.warning("reset ignored: IMU not healthy long enough")
             return
@@ -763,7 +765,6 @@ class SafetyController:
         tripping = detection.kind in TRIPPING_KINDS
         if tripping and self.state is SafetyState.ARMED:
             self._relay.release()
-            self._tripped_at = now
             self._open_incident()
             reason = f"{detection.kind.value}: {detection.reason}"
             self._enter(SafetyState.TRIPPED, Detected(detection.kind), reason, now)
@@ -842,7 +843,6 @@ class SafetyController:
         self._distrust_the_data()
         if self.state is SafetyState.FAULT:
             return
-        self._tripped_at = now
         if self._enter(SafetyState.FAULT, Faulted(kind), reason, now):
             self._announce_fault(reason, now)
 
@@ -892,7 +892,6 @@ class SafetyController:
         log.error("%s: relay released, going to FAULT", what)
         if self.state is SafetyState.FAULT:
             return  # already there; its FAULT event went out when it was entered
-        self._tripped_at = now
         self._record(source, SafetyState.FAULT, Faulted(FaultKind.FORBIDDEN_TRANSITION), what, now)
         self._announce_fault(what, now)
 

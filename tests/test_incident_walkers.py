@@ -207,8 +207,8 @@ def test_a_walker_chosen_with_the_cli_mid_session_walks_next_and_the_incident_st
     try:
         runner = attach_session(rig.app, PRESETS["alternate-2-2"], speaker=Heard())
         assert pump_link_until(rig.app.link, lambda: rig.app.link._new_roster is not None)
-        rig.run_for(0.2)
-        assert runner.walker == ANNA
+        rig.run_for(1.0)  # to STANDBY: a press made before it began is not a reset
+        assert runner.walker == ANNA and rig.state == "STANDBY"
         rig.press_reset()
         assert rig.state == "ARMED"
         runner.request("start")
