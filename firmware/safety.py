@@ -753,11 +753,22 @@ class SafetyController:
         return None
 
     def _healthy_long_enough(self, now: float) -> bool:
+        """Good batches for ``healthy_before_arm_s``, the latest within the sample timeout,
+        and not all of that time one reading repeated: with a ``frozen_after_s`` longer than
+        the healthy time, a sensor stuck since the start would otherwise be armable until its
+        FAULT (frozen data) came."""
+        frozen_since = self._frozen_since
+        last_t = self._last_good_t
         return (
             self._healthy_since is not None
             and self._last_good_at is not None
             and now - self._last_good_at <= self._config.sample_timeout_s
             and now - self._healthy_since >= self._config.healthy_before_arm_s
+            and (
+                frozen_since is None
+                or last_t is None
+                or last_t - frozen_since < self._config.healthy_before_arm_s
+            )
         )
 
     def _on_detection(self, detection: Detection, now: float) -> None:
@@ -847,10 +858,17 @@ class SafetyController:
             self._announce_fault(reason, now)
 
     def _distrust_the_data(self) -> None:
-        """Arming again needs ``healthy_before_arm_s`` of good data from now on."""
+        """Arming again needs ``healthy_before_arm_s`` of good data from now on.
+
+        The run of identical readings is kept (:meth:`_check`): a sensor stuck on one
+        reading is still stuck after the fault it caused, so its samples keep it in FAULT.
+        Forgetting the run here let them start a new one, count as healthy, and — with a
+        ``frozen_after_s`` longer than ``healthy_before_arm_s`` — bring the controller back
+        to STANDBY, armable, until the run was long enough to fault again: a FAULT event
+        every ``frozen_after_s``, the watchdog pinging in between, a belt armed on a dead
+        sensor. Real noise never repeats all six axes for long, so nothing else is kept out.
+        """
         self._healthy_since = None
-        self._last_values = None
-        self._frozen_since = None
         if self._worn is not None:
             self._worn.reset()
 

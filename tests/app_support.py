@@ -94,19 +94,21 @@ def make_config(
     imu: ImuConfig | None = None,
     *,
     worn_check: bool = False,
+    safety: SafetyConfig | None = None,
     **gpio: Any,
 ) -> Config:
     """The monitor's defaults on simulated hardware, storage in ``tmp_path``.
 
     ``worn_check`` is off unless a test asks for it: the sensor-worn check needs a few
     seconds of a body before the first arming, and these rigs arm 1 s after the start
-    to test other things (tests/test_worn.py tests the check itself, end to end)."""
+    to test other things (tests/test_worn.py tests the check itself, end to end).
+    ``safety`` replaces the whole safety section (its ``worn_check`` then rules)."""
     config = Config()
     return dataclasses.replace(
         config,
         imu=imu or config.imu,
         gpio=dataclasses.replace(config.gpio, **gpio),
-        safety=SafetyConfig(worn_check=worn_check),
+        safety=safety if safety is not None else SafetyConfig(worn_check=worn_check),
         storage=StorageConfig(database=str(tmp_path / "events.db")),
         mqtt=mqtt or MqttConfig(),
     )
@@ -203,10 +205,11 @@ def make_rig(
     courier: SpawnCourier = ThreadCourier,
     imu: ImuConfig | None = None,
     worn_check: bool = False,
+    safety: SafetyConfig | None = None,
     **gpio: Any,
 ) -> Rig:
     clock = SimClock()
-    config = make_config(tmp_path, mqtt, imu, worn_check=worn_check, **gpio)
+    config = make_config(tmp_path, mqtt, imu, worn_check=worn_check, safety=safety, **gpio)
     sim = simulated_hardware(
         config.imu, config.gpio, clock, motion if motion is not None else Standing()
     )

@@ -12,9 +12,20 @@ from pathlib import Path
 
 import pytest
 
-from tests.app_support import Rig, close_rigs, make_rig
+from core.protocol.events import EventType
+from firmware.config import SafetyConfig
+from firmware.safety import SafetyState
+from tests.app_support import Frozen, Rig, close_rigs, make_rig
 
 pytestmark = pytest.mark.usefixtures(close_rigs.__name__)
+
+SLOW_FREEZE = SafetyConfig(worn_check=False, frozen_after_s=1.0)
+"""A frozen sensor judged only after 1 s (the config allows up to 2 s), longer than the
+0.5 s of healthy data that leaves FAULT and allows arming."""
+
+
+def _states(rig: Rig) -> list[SafetyState]:
+    return [t.state for t in rig.app.controller.transitions]
 
 
 def _armed_rig(tmp_path: Path, **kwargs: object) -> Rig:
@@ -23,6 +34,47 @@ def _armed_rig(tmp_path: Path, **kwargs: object) -> Rig:
     rig.press_reset()
     assert rig.state == "ARMED" and rig.hardware.contact_closed()
     return rig
+
+
+def test_a_sensor_stuck_on_one_reading_stays_in_fault(tmp_path: Path) -> None:
+    """The frozen run was forgotten at the fault, so the stuck sensor's next readings started
+    a new one, counted as healthy, and after 0.5 s of them the controller went back to
+    STANDBY: FAULT and STANDBY in turn every second, a FAULT event each time, and a reset
+    pressed in STANDBY armed the belt on a dead sensor. It stays in FAULT now, until the
+    readings move again."""
+    rig = _armed_rig(tmp_path, safety=SLOW_FREEZE)
+    assert rig.sim_imu is not None
+    chip = rig.sim_imu.chip
+    moving = chip.motion
+    chip.motion = Frozen()
+    rig.run_for(1.6)
+    assert rig.state == "FAULT"
+    assert "frozen" in rig.app.controller.reason
+    for _ in range(4):  # a walker pressing reset again and again
+        rig.press_reset()
+        rig.run_for(0.3)
+    assert rig.state == "FAULT" and not rig.hardware.contact_closed()
+    assert _states(rig)[-2:] == [SafetyState.ARMED, SafetyState.FAULT]
+    assert rig.events().count(EventType.FAULT) == 1
+    chip.motion = moving  # the sensor works again: healthy data leaves FAULT as before
+    rig.run_for(1.0)
+    assert rig.state == "STANDBY"
+    rig.press_reset()
+    assert rig.state == "ARMED" and rig.hardware.contact_closed()
+
+
+def test_a_sensor_stuck_from_the_start_is_never_armable(tmp_path: Path) -> None:
+    """0.5 s of one reading repeated is not 0.5 s of healthy data: with a frozen check slower
+    than that, the controller went to STANDBY and armed on a sensor stuck since power-on."""
+    rig = make_rig(tmp_path, motion=Frozen(), safety=SLOW_FREEZE)
+    rig.run_for(0.6)
+    assert rig.state == "STARTING"
+    rig.press_reset()
+    assert rig.state in {"STARTING", "FAULT"} and not rig.hardware.contact_closed()
+    rig.run_for(2.0)
+    assert rig.state == "FAULT" and "frozen" in rig.app.controller.reason
+    assert SafetyState.STANDBY not in _states(rig)
+    assert rig.hardware.history == []  # never closed
 
 
 def test_a_button_held_through_a_fault_does_not_arm_when_the_imu_recovers(
@@ -58,3 +110,21 @@ def test_a_button_held_from_the_start_does_not_arm(tmp_path: Path) -> None:
     assert rig.state == "STANDBY" and rig.hardware.history == []
     rig.press_reset()
     assert rig.state == "ARMED"
+
+
+def test_a_stuck_sensor_on_a_slow_clock_stays_in_fault(tmp_path: Path) -> None:
+    """The samples' timestamps follow the sensor's clock, the healthy time the host's: on a
+    sensor clocked slow a run of one reading grows slower than the time since it began to
+    count as healthy, so a run restarted at the fault did not cover the healthy time, and the
+    stuck sensor was back in STANDBY. The run is kept across the fault now, so it does."""
+    rig = make_rig(tmp_path, motion=Frozen(), safety=SLOW_FREEZE)
+    rig.run_for(2.0)
+    controller = rig.app.controller
+    assert rig.state == "FAULT" and "frozen" in controller.reason
+    last = rig.app.monitor.last_batch[-1]
+    now = rig.clock.monotonic()
+    for k in range(1, 401):  # 2 s of one reading, the sensor's clock 10 % slow
+        sample = last._replace(t=last.t + k * 0.005)
+        controller.on_samples([sample], now + k * 0.0055)
+        assert rig.state == "FAULT", f"left FAULT after {k} stuck samples"
+    assert not rig.hardware.contact_closed()
