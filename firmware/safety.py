@@ -389,9 +389,16 @@ class SafetyController:
         if last is None:
             last = self.since
         silence = now - last
-        if silence > self._config.sample_timeout_s and self.state is not SafetyState.FAULT:
-            reason = f"no IMU sample for {silence * 1000:.0f} ms"
-            self._fault(FaultKind.IMU_SILENT, reason, now)
+        if silence > self._config.sample_timeout_s:
+            if self.state is not SafetyState.FAULT:
+                reason = f"no IMU sample for {silence * 1000:.0f} ms"
+                self._fault(FaultKind.IMU_SILENT, reason, now)
+            else:
+                # Already in FAULT the silence is no new fault, but the good data before it no
+                # longer counts: "IMU healthy" needs ``healthy_before_arm_s`` without a break.
+                # An IMU that came and went (0.3 s of samples, 0.3 s of none) used to reach
+                # STANDBY on the sum of its good spells, and fault again at the next gap.
+                self._distrust_the_data()
         if self._recorder.recording:
             self._send_windows(self._recorder.take_done(now), now)
         self._buzzer.update(now)

@@ -15,7 +15,7 @@ import pytest
 from core.protocol.events import EventType
 from firmware.config import SafetyConfig
 from firmware.safety import SafetyState
-from tests.app_support import Frozen, Rig, close_rigs, make_rig
+from tests.app_support import Frozen, Rig, Standing, close_rigs, make_rig
 
 pytestmark = pytest.mark.usefixtures(close_rigs.__name__)
 
@@ -77,6 +77,30 @@ def test_a_sensor_stuck_from_the_start_is_never_armable(tmp_path: Path) -> None:
     assert rig.hardware.history == []  # never closed
 
 
+def test_an_imu_that_comes_and_goes_does_not_leave_fault(tmp_path: Path) -> None:
+    """Healthy means ``healthy_before_arm_s`` of samples without a break. In FAULT a silence
+    was no new fault and the good spells before it still counted, so an IMU giving 0.3 s of
+    samples and 0.3 s of none reached STANDBY on two spells, faulted at the next gap, and so
+    on: a FAULT event each time, and a reset in between armed on a failing sensor."""
+    rig = _armed_rig(tmp_path)
+    assert rig.sim_imu is not None
+    chip = rig.sim_imu.chip
+    chip.stalled = True
+    rig.run_for(0.5)
+    assert rig.state == "FAULT"
+    for _ in range(5):
+        chip.stalled = False
+        rig.run_for(0.3)
+        chip.stalled = True
+        rig.run_for(0.3)
+    assert rig.state == "FAULT" and not rig.hardware.contact_closed()
+    assert _states(rig)[-2:] == [SafetyState.ARMED, SafetyState.FAULT]
+    assert rig.events().count(EventType.FAULT) == 1
+    chip.stalled = False  # samples without a break: healthy, as before
+    rig.run_for(1.0)
+    assert rig.state == "STANDBY"
+
+
 def test_a_button_held_through_a_fault_does_not_arm_when_the_imu_recovers(
     tmp_path: Path,
 ) -> None:
@@ -110,6 +134,19 @@ def test_a_button_held_from_the_start_does_not_arm(tmp_path: Path) -> None:
     assert rig.state == "STANDBY" and rig.hardware.history == []
     rig.press_reset()
     assert rig.state == "ARMED"
+
+
+def test_standing_data_still_recovers_at_once(tmp_path: Path) -> None:
+    """What the changes above must not cost: a working sensor after a fault is healthy
+    0.5 s later, as before (the quiet standing motion repeats no reading)."""
+    rig = _armed_rig(tmp_path, motion=Standing(seed=3))
+    assert rig.sim_imu is not None
+    rig.sim_imu.bus.disconnect()
+    rig.run_for(0.5)
+    assert rig.state == "FAULT"
+    rig.sim_imu.bus.reconnect()
+    rig.run_for(1.5)
+    assert rig.state == "STANDBY"
 
 
 def test_a_stuck_sensor_on_a_slow_clock_stays_in_fault(tmp_path: Path) -> None:
