@@ -357,11 +357,16 @@ class SafetyController:
                     log.exception("detector failed")
                     reason = f"detector error: {type(exc).__name__}: {exc}"
                     self._fault(FaultKind.DETECTOR_ERROR, reason, now)
+                    self._buzzer.update(now)
                     return
                 for detection in detections:
                     self._on_detection(detection, now)
         if problem is not None:
             self._fault(problem.kind, problem.reason, now)
+            # The buzzer's pattern moves on only when told the time: a fault that lasts (a
+            # detector that raises at every sample, a sensor stuck on one reading) must not
+            # leave the first beep of "fault" sounding for good, as it did.
+            self._buzzer.update(now)
             return
         if not batch:
             self.on_idle(now)

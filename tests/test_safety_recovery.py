@@ -15,7 +15,8 @@ import pytest
 from core.protocol.events import EventType
 from firmware.config import SafetyConfig
 from firmware.safety import SafetyState
-from tests.app_support import Frozen, Rig, Standing, close_rigs, make_rig
+from hal.buzzer_patterns import get_pattern
+from tests.app_support import Explodes, Frozen, Rig, Standing, close_rigs, make_rig
 
 pytestmark = pytest.mark.usefixtures(close_rigs.__name__)
 
@@ -134,6 +135,24 @@ def test_a_button_held_from_the_start_does_not_arm(tmp_path: Path) -> None:
     assert rig.state == "STANDBY" and rig.hardware.history == []
     rig.press_reset()
     assert rig.state == "ARMED"
+
+
+def test_a_lasting_fault_keeps_the_buzzer_pattern_moving(tmp_path: Path) -> None:
+    """A batch that faulted returned before the buzzer was told the time, so a fault that
+    lasts — a detector raising at every sample — left the first beep of ``fault`` sounding
+    without end. The pattern plays on now: on 0.8 s of every 3 s."""
+    rig = _armed_rig(tmp_path, detector=Explodes(3.0))
+    rig.run_for(2.0)
+    assert rig.state == "FAULT"
+    buzzer = rig.app.gpio.buzzer
+    looks = 300
+    on = 0
+    for _ in range(looks):
+        rig.run_for(0.02)
+        on += buzzer.is_on
+    pattern = get_pattern("fault")
+    assert buzzer.pattern == pattern.name
+    assert 0.15 < on / looks < 0.4  # 0.8 s of 3 s: about 0.27
 
 
 def test_standing_data_still_recovers_at_once(tmp_path: Path) -> None:
