@@ -424,10 +424,18 @@ def run_forever(config: Config) -> int:
             release_startup_memory()
             app.monitor.run(stop=stop)
         finally:
+            # Released first, whatever follows: the session's last records and their flush
+            # may take seconds (a static drive would hold the belt that long), and each step
+            # below may raise. A session whose stop raised used to skip app.close() too: the
+            # records of the last moments never reached the courier, the courier was left
+            # running, and the relay was released only by the process dying.
+            app.gpio.relay.release()
             if received:
                 log.info("signal %d: stopping", received[0])
             watchdog.stopping("stopping: relay released")
-            runner.stop(app.clock.monotonic())
-            detach_session(app, runner)
-            app.close()
+            try:
+                runner.stop(app.clock.monotonic())
+                detach_session(app, runner)
+            finally:
+                app.close()
     return 0

@@ -76,3 +76,71 @@ def test_sigterm_while_the_loop_queues_a_log_record_stops_the_monitor(tmp_path: 
     assert proc.returncode == 0, err
     assert "signal 15: stopping" in err
     assert "reason=monitor stopped" in err  # a clean stop, its event stored
+
+
+RUN_ARMED_WITH_A_SESSION_STOP_THAT_RAISES = """
+import signal, sys
+import firmware.app
+from firmware.session.runner import SessionRunner
+from launcher.cli import main
+
+apps = []
+build_app = firmware.app.build_app
+
+
+def build(*args, **kwargs):
+    app = build_app(*args, **kwargs)
+    apps.append(app)
+    done = []
+
+    def press_then_stop(monitor):
+        controller = monitor.controller
+        now = monitor.clock.monotonic()
+        if controller.state.value == "STANDBY" and app.link.storage_ok and not done:
+            done.append("pressed")
+            controller.on_button(now, now)  # the controller's input for a reset press
+        elif controller.state.value == "ARMED" and done == ["pressed"]:
+            done.append("stopped")
+            signal.raise_signal(signal.SIGTERM)
+
+    app.monitor.on_iteration.append(press_then_stop)
+    return app
+
+
+def stop(self, now):
+    print(f"session stop: relay holding={apps[0].gpio.relay.holding}", file=sys.stderr, flush=True)
+    raise RuntimeError("bug in the session's stop")
+
+
+firmware.app.build_app = build
+SessionRunner.stop = stop
+sys.exit(main(["run", "-c", sys.argv[1]]))
+"""
+
+
+def test_a_session_stop_that_raises_still_releases_first_and_closes(tmp_path: Path) -> None:
+    """SIGTERM while ARMED, and the session's stop raises. The relay is released before the
+    session's steps (which may take seconds), and the app is closed whatever they do: the
+    stop event reaches the courier's store. Before, the relay was still held when the
+    session stopped, and a raising stop skipped app.close() altogether."""
+    config = tmp_path / "config.toml"
+    config.write_text(
+        f'[storage]\ndatabase = "{tmp_path / "events.db"}"\n[safety]\nworn_check = false\n'
+    )
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "RUNTIME_DIRECTORY": str(tmp_path)}
+    proc = subprocess.run(
+        [sys.executable, "-c", RUN_ARMED_WITH_A_SESSION_STOP_THAT_RAISES, str(config)],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        timeout=STOP_WITHIN_S,
+        check=False,
+    )
+    err = proc.stderr
+    assert "state ARMED" in err, err
+    assert "session stop: relay holding=False" in err, err
+    assert "bug in the session's stop" in err, err
+    assert proc.returncode != 0, err  # the error is not swallowed
+    assert "reason=monitor stopped" in err, err  # closed all the same: its event stored
