@@ -146,8 +146,8 @@ class Monitor:
                 armable = controller.state in (SafetyState.STANDBY, SafetyState.TRIPPED)
                 for outcome in self._patterns.feed(edges, now, armable=armable):
                     match outcome:
-                        case ResetPress(pressed_at=pressed_at):
-                            controller.on_button(pressed_at, now)
+                        case ResetPress(pressed_at=pressed_at, held=held):
+                            controller.on_button(pressed_at, now, held=held)
                         case HelpPattern(first_press=first):
                             controller.on_help(HelpSource.RESET_BUTTON, first, now)
         if self.help_button is not None:

@@ -10,9 +10,9 @@ pattern). Presses come in *sequences*: each press of a sequence starts within
   reported while the button is still down, because the hardware latch closes
   only while the button is held as the heartbeat edges begin (wiring/README.md,
   section 6). A lone press let go sooner is reported once its sequence is over
-  (``gap_s`` after the release), so the controller still hears it and says
-  "hold reset until the chirp" when the latch stays open. Only a reset press
-  can arm, and only the controller decides whether it does.
+  (``gap_s`` after the release), marked not held, so the controller refuses it
+  and says "hold reset until the chirp". Only a held reset press can arm, and
+  only the controller decides whether it does.
 * **Help** — three presses of one sequence within :data:`HELP_WINDOW_S`
   (the first let go before the chirp), in any state. Reported when the third
   press goes down, so the walker hears "sent" at once.
@@ -77,6 +77,9 @@ class ResetPress:
     """A reset press: the controller arms on it when it may."""
 
     pressed_at: float
+    held: bool = True
+    """Still down when reported (held until the chirp). False for a lone press let go
+    sooner: it cannot close the latch, so the controller refuses it rather than arm."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -176,8 +179,8 @@ class ResetButtonPatterns:
         if not self._downs or now - self._last_up <= self.gap_s:
             return
         if len(self._downs) == 1:
-            # A lone press let go before the chirp: still the walker's reset press.
-            out.append(ResetPress(self._downs[0]))
+            # A lone press let go before the chirp: the walker's reset press, too short.
+            out.append(ResetPress(self._downs[0], held=False))
         self._end_sequence()
 
     def _end_sequence(self) -> None:

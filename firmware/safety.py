@@ -420,8 +420,16 @@ class SafetyController:
         else:
             self._fault(FaultKind.IMU_ERROR, f"IMU error: {error}", now)
 
-    def on_button(self, pressed_at: float, now: float) -> None:
-        """A local reset press: arm when allowed, otherwise say why not."""
+    def on_button(self, pressed_at: float, now: float, *, held: bool = True) -> None:
+        """A local reset press: arm when allowed, otherwise say why not.
+
+        ``held``: the button was still down when the press was reported (held until the
+        chirp). A press let go sooner is refused: the latch closes only while the button is
+        down as the heartbeat begins, so arming on it left the controller ARMED with the
+        latch open — a FAULT 0.1 s later where the contact is read back, and where it is not
+        (``gpio.relay_sense_wired = false``) an ARMED state that the next press of the
+        button, the first of a call for help say, completed by closing the latch.
+        """
         if self.state not in (SafetyState.STANDBY, SafetyState.TRIPPED):
             log.warning("reset ignored in %s: %s", self.state, self.reason)
             return
@@ -433,6 +441,13 @@ class SafetyController:
             return
         if not self._healthy_long_enough(now):
             log.warning("reset ignored: IMU not healthy long enough")
+            return
+        if not held:
+            self._refuse_arming(
+                "not armed: reset was let go before the chirp; press and hold reset until "
+                "the chirp",
+                now,
+            )
             return
         if self._worn is not None and not self._worn.worn:
             self._refuse_arming(self._not_worn_reason(self._worn), now, pattern="not_worn")

@@ -224,11 +224,11 @@ def test_unpaired_edges_change_nothing() -> None:
     doubled = [(0.0, True), (0.05, True), (0.1, False), (0.3, True), (0.4, False)]
     assert ResetButtonPatterns().feed(doubled, 5.0, armable=False) == []
     # A tap, a stray release 0.4 s after it, a tap 0.9 s after the first let go: two lone
-    # presses (two sequences), not one double press.
+    # presses (two sequences, each let go before the chirp), not one double press.
     stray = [(0.0, True), (0.1, False), (0.5, False), (1.0, True), (1.1, False)]
     assert ResetButtonPatterns().feed(stray, 5.0, armable=True) == [
-        ResetPress(0.0),
-        ResetPress(1.0),
+        ResetPress(0.0, held=False),
+        ResetPress(1.0, held=False),
     ]
     # The button held at start-up: its release alone is no press.
     assert ResetButtonPatterns().feed([(0.2, False)], 5.0, armable=True) == []

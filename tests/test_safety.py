@@ -502,12 +502,33 @@ def test_a_latch_that_drops_on_its_own_while_armed_faults(tmp_path: Path) -> Non
     assert rig.events()[-1] is EventType.FAULT
 
 
-def test_a_press_too_short_to_close_the_latch_faults(tmp_path: Path) -> None:
+def test_a_press_too_short_to_close_the_latch_is_refused(tmp_path: Path) -> None:
+    """A lone press let go before the chirp cannot close the latch: it is refused, no
+    transition (it used to arm the firmware, and the contact read back faulted 0.1 s later)."""
     rig = make_rig(tmp_path)
     rig.run_for(1.0)
     now = rig.clock.monotonic()
     rig.button.press_at(now, now + 0.002)  # let go before the first heartbeat edge
     rig.run_for(1.0)  # a lone short press is a reset press once its sequence is over (0.6 s)
+    controller = rig.app.controller
+    assert rig.state == "STANDBY" and controller.transitions[-1].cause == ImuHealthy()
+    assert controller.reason == (
+        "not armed: reset was let go before the chirp; press and hold reset until the chirp"
+    )
+    assert rig.app.gpio.buzzer.pattern == "refused"
+    assert rig.hardware.history == []
+    assert EventType.FAULT not in rig.events()
+
+
+def test_a_latch_that_does_not_close_after_the_reset_faults(tmp_path: Path) -> None:
+    """Armed without the button down as the edges begin (the reset press reaching the
+    controller some other way than the held button): the latch cannot close, and the contact
+    read back says so."""
+    rig = make_rig(tmp_path)
+    rig.run_for(1.0)
+    now = rig.clock.monotonic()
+    rig.app.controller.on_button(now, now)  # the press, but no finger on the button
+    rig.run_for(0.3)  # the fault comes after the debounce (0.1 s)
     controller = rig.app.controller
     armed, fault = controller.transitions[-2], controller.transitions[-1]
     assert armed.cause == LocalReset()  # the firmware armed ...

@@ -184,3 +184,21 @@ def test_a_stuck_sensor_on_a_slow_clock_stays_in_fault(tmp_path: Path) -> None:
         controller.on_samples([sample], now + k * 0.0055)
         assert rig.state == "FAULT", f"left FAULT after {k} stuck samples"
     assert not rig.hardware.contact_closed()
+
+
+def test_a_short_press_then_a_call_for_help_never_starts_the_belt(tmp_path: Path) -> None:
+    """Without the contact read back, a reset let go before the chirp armed the firmware
+    with the latch open: the belt stood still while the state said ARMED, and the next press
+    of the button closed the latch — here the first press of a call for help, so the belt
+    started as the walker asked for help. A press let go before the chirp is refused now."""
+    rig = make_rig(tmp_path, relay_sense_wired=False)
+    rig.run_for(1.0)
+    rig.press_reset(hold=0.2)
+    rig.run_for(1.0)
+    assert rig.state == "STANDBY" and "hold reset until the chirp" in rig.app.controller.reason
+    now = rig.clock.monotonic()
+    for k in range(3):  # three quick presses: help
+        rig.button.press_at(now + 0.5 * k, now + 0.5 * k + 0.2)
+    rig.run_for(2.0)
+    assert rig.events()[-1] is EventType.HELP
+    assert rig.state == "STANDBY" and rig.hardware.history == []  # never closed
