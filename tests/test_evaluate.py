@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import csv
 import json
 import math
 from pathlib import Path
@@ -129,6 +130,26 @@ def test_command_prints_the_table_and_writes_json(
     assert one == two, "parallel and serial runs must give the same figures"
     assert 0.0 <= one["fall"]["sensitivity"] <= 1.0
     assert one["files"] == {"read": 4, "skipped": 1, "errors": one["files"]["errors"]}
+
+
+def test_the_per_file_table_says_which_rule_tripped_each_recording(
+    trace_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A row per recording with the first trip's reason as the monitor reports it, so
+    a per-file table says why a recording tripped without replaying it; blank where
+    nothing tripped."""
+    out = tmp_path / "per-file.csv"
+    assert main([str(trace_dir), "--per-file", str(out), "-j", "1", "--no-progress"]) == 0
+    capsys.readouterr()
+    with out.open(newline="") as f:
+        rows = {Path(row["path"]).name: row for row in csv.DictReader(f)}
+    fall = rows["fall_P01.csv"]
+    direct = evaluate_file(str(trace_dir / "fall_P01.csv"), RATE, DetectorConfig())
+    assert direct.first_trip_reason
+    assert fall["first_trip_reason"] == direct.first_trip_reason
+    assert fall["first_trip_kind"] == "stumble"
+    assert rows["walk_P01.csv"]["first_trip_reason"] == ""
+    assert rows["walk_P01.csv"]["first_trip_t"] == ""
 
 
 def test_missing_path_is_an_error_not_a_crash(tmp_path: Path) -> None:

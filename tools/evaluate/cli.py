@@ -75,7 +75,10 @@ def configure_parser(p: argparse.ArgumentParser) -> None:
         type=output_file,
         default=None,
         metavar="FILE",
-        help="write every recording's result as CSV (what the figures are made of)",
+        help=(
+            "write every recording's result as CSV (what the figures are made of; with the"
+            " first trip's time, kind and reason: which rule, with its figures)"
+        ),
     )
     p.add_argument("-j", "--jobs", type=int, default=None, help="worker processes (default: cores)")
     p.add_argument(

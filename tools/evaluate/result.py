@@ -52,6 +52,10 @@ class FileResult:
     those as false alarms, not as detections)."""
     first_trip_after_onset_t: float | None = None
     """The first trip at or after the labelled onset."""
+    first_trip_reason: str | None = None
+    """The first trip's reason as the monitor logs and reports it (which rule, with its
+    figures: "loss of balance: down 0.62 m/s x tilt 34 deg"), so a per-file table says why a
+    recording tripped without replaying it."""
 
     @property
     def lead_ms(self) -> float | None:

@@ -78,6 +78,7 @@ def evaluate_file(
     onset = None if reverse else rec.onset_t
     first_trip_t: float | None = None
     first_trip_kind: str | None = None
+    first_trip_reason: str | None = None
     first_fall_t: float | None = None
     first_after_onset: float | None = None
     trips_before_onset = 0
@@ -108,6 +109,7 @@ def evaluate_file(
                     trips += 1
                     if first_trip_t is None:
                         first_trip_t, first_trip_kind = d.t, d.kind.value
+                        first_trip_reason = d.reason
                     if onset is not None:
                         if d.t < onset:
                             trips_before_onset += 1
@@ -138,6 +140,7 @@ def evaluate_file(
         impact_t=impact if rec.label == "fall" else None,
         first_trip_t=first_trip_t,
         first_trip_kind=first_trip_kind,
+        first_trip_reason=first_trip_reason,
         first_fall_t=first_fall_t,
         trips=trips,
         no_recovery=no_recovery,
