@@ -36,6 +36,7 @@ from caregiver.broker_link import BrokerLink, broker_address, status_of
 from caregiver.changes import Change, DeviceChanged, EventStored, decode, encode
 from caregiver.commands import CommandSender, new_request_id
 from caregiver.config import CaregiverConfig
+from caregiver.health import Health, health_of
 from caregiver.hub import Hub
 from caregiver.ingest import Ingestor
 from caregiver.lease import Lease
@@ -61,6 +62,8 @@ TICKER_WITHIN_S = 30.0
 long, a hang) and the service stops telling systemd it is alive."""
 DASHBOARD_WITHIN_S = 30.0
 """The dashboard's event loop answers a posted beat at once unless something blocks it."""
+DASHBOARD_PART = "the dashboard's event loop"
+"""Its :class:`caregiver.liveness.Heartbeat`'s name (beaten through the loop by the pinger)."""
 STORING_WITHIN_S = 60.0
 """One ingest batch (at most a few hundred messages, one commit) stored within this; longer
 is a database that no longer answers (PostgreSQL's own statement timeouts are shorter)."""
@@ -397,7 +400,7 @@ class CaregiverService:
             self.liveness,
             watchdog_s=watchdog_s,
             serving=serving,
-            dashboard=self.liveness.heartbeat("the dashboard's event loop", DASHBOARD_WITHIN_S),
+            dashboard=self.liveness.heartbeat(DASHBOARD_PART, DASHBOARD_WITHIN_S),
             post=self.hub.run_on_loop,
         )
 
@@ -428,6 +431,13 @@ class CaregiverService:
             self._socket.close()
             self._socket = None
         self.store.close()
+
+    def health(self) -> Health:
+        """``/healthz``: the parts :meth:`systemd_pinger` checks, but the dashboard's event
+        loop, which answering the request shows is turning (its heartbeat beats only while
+        a pinger runs), and the broker link."""
+        problems = tuple(text for name, text in self.liveness.failing() if name != DASHBOARD_PART)
+        return health_of(problems, self.ingestor.link.state, time.monotonic())
 
     def status(self) -> dict[str, Any]:
         process = self.notifier_process

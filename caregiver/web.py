@@ -34,6 +34,7 @@ from caregiver.routes import (
     acks,
     api,
     device_commands,
+    health,
     login,
     pages,
     plans,
@@ -111,6 +112,7 @@ def create_app(backend: Backend) -> Dashboard:
 
     routes = [
         *login.routes(site),
+        *health.routes(site),
         *pages.routes(site),
         *acks.routes(site),
         *device_commands.routes(site),

@@ -8,21 +8,25 @@ the allowances are tens of seconds.
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
 import subprocess
 import sys
 import threading
+import urllib.error
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from caregiver.broker_link import Lost
 from caregiver.liveness import Liveness, SystemdPinger
 from core.sdnotify import Notifier
 from tests.caregiver_support import make_config, running_service
-from tools.broker import Mosquitto
+from tools.broker import Mosquitto, mosquitto_available
 
 ROOT = Path(__file__).resolve().parent.parent
 WAIT = 60.0
@@ -227,3 +231,76 @@ def test_retroguard_caregiver_as_installed_says_ready_pings_and_stopping(
         assert service.stderr is not None
         errors = service.stderr.read()
     assert "Traceback" not in errors, errors
+
+
+def _health(url: str) -> tuple[int, dict[str, object]]:
+    """``GET url`` with no login, as a load balancer or an uptime monitor asks: the status and
+    the JSON body (which 503 carries too)."""
+    try:
+        with urllib.request.urlopen(url, timeout=WAIT) as response:
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as refused:
+        with refused:
+            return refused.code, json.loads(refused.read())
+
+
+def test_healthz_says_without_a_login_whether_the_service_works_and_whether_falls_reach_it(
+    tmp_path: Path,
+) -> None:
+    """``/healthz`` (a load balancer's question: do the parts that show and page alerts turn)
+    and ``/healthz/receiving`` (an uptime monitor's: and do falls reach it) on a real service:
+    200 connected; with the broker stopped the instance still works (the dashboard and its
+    banner are worth serving) and is not receiving; a hung escalation ticker is not alive.
+    Nothing in the answers names a device, a person or the broker's address."""
+    if not mosquitto_available():
+        pytest.skip("mosquitto not installed")
+    broker = Mosquitto()
+    broker.start()
+    clock = Moving()
+    hold = threading.Event()
+    held = threading.Event()
+    try:
+        with running_service(make_config(broker, tmp_path), monotonic=clock) as cg:
+            assert _health(f"{cg.url}/healthz") == (
+                200,
+                {
+                    "status": "ok",
+                    "alive": True,
+                    "problems": [],
+                    "receiving": True,
+                    "broker": "connected",
+                    "broker_problem": None,
+                    "down_s": None,
+                },
+            )
+            assert _health(f"{cg.url}/healthz/receiving")[0] == 200
+
+            broker.stop()
+            link = cg.ingestor.link
+            assert link.wait_for(lambda s: isinstance(s, Lost), WAIT), link.state
+            code, body = _health(f"{cg.url}/healthz")
+            assert code == 200 and body["status"] == "not receiving" and body["alive"] is True
+            assert body["receiving"] is False and body["broker"] == "lost"
+            assert body["broker_problem"] in ("dropped", "unreachable")
+            code, body = _health(f"{cg.url}/healthz/receiving")
+            assert code == 503 and body["status"] == "not receiving"
+            assert str(broker.port) not in json.dumps(body)
+
+            ticking = cg.alerting.tick
+
+            def hung_tick() -> None:
+                held.set()
+                hold.wait()
+                ticking()
+
+            cg.alerting.tick = hung_tick  # type: ignore[method-assign]
+            assert held.wait(WAIT)  # the ticker is stuck inside its tick
+            clock.now += 31
+            code, body = _health(f"{cg.url}/healthz")
+            assert code == 503 and body["status"] == "not alive" and body["alive"] is False
+            assert body["problems"] == ["the escalation ticker silent for 31 s (allowed 30 s)"]
+            assert _health(f"{cg.url}/healthz/receiving")[0] == 503
+            hold.set()
+    finally:
+        hold.set()
+        broker.cleanup()

@@ -34,6 +34,7 @@ from caregiver import story
 from caregiver.auth import Accounts, LoginThrottle, Session, same_token
 from caregiver.config import CaregiverConfig
 from caregiver.feed import Moment
+from caregiver.health import Health
 from caregiver.hub import Hub
 from caregiver.localtime import iso_of, moment_of, words
 from caregiver.seen import Acknowledged, Seen, notice
@@ -92,6 +93,10 @@ class Backend(Protocol):
     def clock(self) -> Callable[[], float]: ...
 
     def device_name(self, device_id: str) -> str: ...
+
+    def health(self) -> Health:
+        """Whether the service's parts turn and its broker link receives (``/healthz``); cheap
+        and non-blocking: called on the event loop."""
 
     def acknowledge_seen(
         self, device_id: str, seen: Seen, by: str, *, event_id: str | None = None

@@ -1,0 +1,60 @@
+"""What ``GET /healthz`` says about one instance of the caregiver service, for whatever
+watches it from outside: a load balancer choosing among instances, an uptime monitor paging
+whoever runs the service.
+
+Why two questions: the dashboard is worth serving while the broker is down (its banner says
+so, and the history is still there), so a load balancer asks only whether the instance works
+(:attr:`Health.alive`: every part that shows or pages an alert is turning, as systemd's
+watchdog is told, :mod:`caregiver.liveness`); while the broker is down *no* instance receives,
+and one that took every instance out of service would hide the banner too. An uptime monitor
+asks whether falls reach caregivers at all (:attr:`Health.receiving`), which a broker outage
+does stop.
+
+Nothing here needs a login, so nothing here names a walker, a device, a caregiver or the
+broker's address: only the parts' own names, the link's state and for how long.
+"""
+
+from __future__ import annotations
+
+import msgspec
+
+from caregiver.broker_link import BrokerLink, Connected, Lost
+
+
+class Health(msgspec.Struct, frozen=True):
+    """One instance's health, as ``/healthz`` sends it (JSON)."""
+
+    alive: bool
+    """Every part that shows or pages an alert is turning (the dashboard answering is one)."""
+    problems: tuple[str, ...]
+    """Each part that is not, in words (empty when :attr:`alive`)."""
+    receiving: bool
+    """Subscribed at the broker: every device's messages reach this instance."""
+    broker: str
+    """``connected``, ``lost`` (was subscribed) or ``never_connected``."""
+    broker_problem: str | None = None
+    """While not receiving: ``connecting``, ``unreachable``, ``refused``, ``dropped`` or
+    ``subscription_refused`` (:class:`caregiver.broker_link.Problem`)."""
+    down_s: float | None = None
+    """While not receiving: seconds since it stopped (monotonic clock)."""
+
+    @property
+    def status(self) -> str:
+        """A word for people: ``ok``, ``not receiving`` or ``not alive``."""
+        if not self.alive:
+            return "not alive"
+        return "ok" if self.receiving else "not receiving"
+
+
+def health_of(problems: tuple[str, ...], link: BrokerLink, now_mono: float) -> Health:
+    """The health of an instance whose parts report ``problems`` and whose link is ``link``."""
+    if isinstance(link, Connected):
+        return Health(not problems, problems, True, "connected")
+    return Health(
+        not problems,
+        problems,
+        False,
+        "lost" if isinstance(link, Lost) else "never_connected",
+        link.problem.value,
+        round(link.down_for(now_mono), 1),
+    )
