@@ -32,8 +32,10 @@ from core.sdnotify import Notifier
 
 log = logging.getLogger(__name__)
 
-SERVING = "serving; receiving from the broker"
-"""The ``STATUS=`` while every part is turning."""
+SERVING = "serving; every part is turning"
+"""The ``STATUS=`` while every part is turning. It says nothing of the broker: it is sent
+once an episode, and the link comes and goes between (``/healthz/receiving`` and the
+dashboard's banner say it; it said "receiving from the broker" through outages)."""
 PING_FRACTION = 4
 """Ping every ``WatchdogSec / PING_FRACTION``: three pings may be lost before systemd acts."""
 

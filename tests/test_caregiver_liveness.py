@@ -110,7 +110,7 @@ def test_ready_once_serving_then_pings_only_while_alive(
     pinger.round()
     assert heard(systemd) == [
         "READY=1",
-        "STATUS=serving; receiving from the broker",
+        "STATUS=serving; every part is turning",
         "WATCHDOG=1",
     ]
     clock.now += 31
@@ -122,7 +122,7 @@ def test_ready_once_serving_then_pings_only_while_alive(
     ]  # said once, and no ping: systemd restarts the service
     ticker.beat()
     pinger.round()
-    assert heard(systemd) == ["STATUS=serving; receiving from the broker", "WATCHDOG=1"]
+    assert heard(systemd) == ["STATUS=serving; every part is turning", "WATCHDOG=1"]
     assert pinger.pings == 2
 
 
@@ -171,7 +171,7 @@ def test_a_hung_escalation_ticker_or_dashboard_stops_the_real_service_s_pings(
         assert beat_again.wait(WAIT)  # the ticker turned again (it beats before each tick)
         on_loop()
         pinger.round()
-        assert heard(systemd) == ["STATUS=serving; receiving from the broker", "WATCHDOG=1"]
+        assert heard(systemd) == ["STATUS=serving; every part is turning", "WATCHDOG=1"]
 
         # The dashboard's event loop blocked: its beat is posted but never runs.
         unblock = threading.Event()
@@ -219,7 +219,7 @@ def test_retroguard_caregiver_as_installed_says_ready_pings_and_stopping(
         lines: list[str] = []
         while lines.count("WATCHDOG=1") < 2:  # each recv waits for systemd's next datagram
             lines += systemd.recv(4096).decode().splitlines()
-        assert lines[:2] == ["READY=1", "STATUS=serving; receiving from the broker"]
+        assert lines[:2] == ["READY=1", "STATUS=serving; every part is turning"]
         service.send_signal(signal.SIGTERM)
         while "STOPPING=1" not in lines:
             lines += systemd.recv(4096).decode().splitlines()
