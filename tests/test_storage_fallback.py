@@ -130,10 +130,73 @@ def test_a_damaged_file_is_moved_aside_and_a_new_one_started(tmp_path: Path, kin
     store = EventStore(db)
     fall = alert()
     store.append(fall)
-    assert [s.event.id for s in store.events()] == [fall.id]
+    carried = found.moved.carried  # what of its queue could still be read came along
+    assert [s.event.id for s in store.events()][carried:] == [fall.id]
     db.close()
     with EventStore(path) as reopened:  # a sound file at the old name
-        assert [s.event.id for s in reopened.events()] == [fall.id]
+        assert [s.event.id for s in reopened.events()][carried:] == [fall.id]
+
+
+def _break_the_sessions_table(path: Path) -> None:
+    """Overwrite the root page of ``sessions`` (a table the queue does not touch): the file
+    fails its check at open, and its queue can still be read."""
+    conn = sqlite3.connect(path)
+    (page_size,) = conn.execute("PRAGMA page_size").fetchone()
+    (root,) = conn.execute("SELECT rootpage FROM sqlite_master WHERE name = 'sessions'").fetchone()
+    conn.close()
+    with path.open("r+b") as f:
+        f.seek(page_size * (root - 1))
+        f.write(b"\xff" * page_size)
+
+
+def test_the_queue_of_a_damaged_file_is_carried_into_the_new_one(tmp_path: Path) -> None:
+    """A fall stored just before a power cut that damaged the file: the broker had it, the
+    caregiver had not confirmed it, and another alert was not even published yet. Both are
+    published again from the new file, ids and receipt state kept (before: left behind in
+    the moved-aside file, never sent again)."""
+    path = tmp_path / "events.db"
+    outbox = Outbox(path, TOPICS, max_rows=100, receipts=True)
+    published, unpublished = alert(t=1.0), alert(t=2.0, kind=EventType.NO_RECOVERY)
+    delivered = alert(t=1.5)
+    for event in (published, unpublished, delivered):
+        outbox.enqueue_event(event)
+    rows = outbox.fetch_after(0, 10)
+    outbox.settle([rows[0].id, rows[2].id])  # the broker has them; one has its receipt
+    assert outbox.receipted([delivered.id]) == 1
+    before = outbox.fetch_after(0, 10)
+    outbox.close()
+    _break_the_sessions_table(path)
+    damaged = path.read_bytes()
+
+    db = FallbackDatabase(path, stamp=lambda: "20261201T210003Z")
+    found = db.open()
+
+    assert found.moved is not None and found.fault is None
+    assert found.moved.moved_to.read_bytes() == damaged  # kept as it was, for inspection
+    assert found.moved.carried == 2
+    assert "2 queued messages" in found.moved.sentence()
+    reopened = Outbox(db, TOPICS, max_rows=100, receipts=True)
+    after = reopened.fetch_after(0, 10)
+    assert [(r.id, r.topic, r.payload) for r in after] == [
+        (r.id, r.topic, r.payload) for r in before
+    ]
+    assert [r.id for r in reopened.awaiting_receipt(10)] == [before[0].id]
+    assert reopened.receipted([published.id]) == 1  # the caregiver's receipt still lands
+    store = EventStore(db)
+    assert [s.event.id for s in store.events()] == [published.id, unpublished.id]
+    store.append(alert(t=3.0))  # numbered on after the old file's last: one sequence goes on
+    assert sorted(s.seq for s in store.events()) == [1, 2, 4]
+    db.close()
+
+
+def test_a_damaged_file_whose_queue_cannot_be_read_still_opens_a_new_one(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "events.db"
+    damage("truncated", path)  # two thirds of its pages gone: the queue cannot be read
+    found = FallbackDatabase(path).open()
+    assert found.moved is not None and found.moved.carried == 0
+    assert "queued messages" not in found.moved.sentence()
 
 
 def test_a_file_moves_aside_with_its_wal_and_shm(tmp_path: Path) -> None:

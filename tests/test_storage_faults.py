@@ -96,8 +96,10 @@ def test_the_monitor_starts_arms_and_detects_on_a_damaged_database(
     rig.run_for(1.5)
     assert rig.state == "TRIPPED" and not rig.hardware.contact_closed()
 
-    events = rig.app.stored_events()
+    stored_events = rig.app.stored_events()
     (moved,) = moved_aside_files(db)
+    carried, events = stored_events[:-4], stored_events[-4:]
+    assert all(e.event.type is EventType.STUMBLE for e in carried)  # the old queue, if readable
     assert [e.event.type for e in events] == [
         EventType.FAULT,
         EventType.START,

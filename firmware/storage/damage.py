@@ -5,15 +5,23 @@ like. :func:`open_file` opens the file, checks it (``PRAGMA quick_check``, the
 schema version) and proves it takes a write; a file it cannot use — not a
 database, malformed, a schema from a newer release or a foreign one — is
 renamed with its ``-wal`` and ``-shm`` to ``<name>.damaged-<UTC time>`` (kept
-for inspection, never deleted) and a new, empty database is created in its
-place. A disk that refuses writes is not damage: :class:`Unwritable` says so,
-and the caller decides what to do meanwhile (the courier keeps its records in
-memory, :mod:`firmware.storage.fallback`).
+for inspection, never deleted) and a new database is created in its place.
+
+What the damaged file still had queued is carried into the new one first, as
+far as it can be read (:func:`salvage`): an alert the broker or the caregiver
+has not confirmed yet is published again from the new file, not left behind in
+the old one (before, a fall stored just before a power cut that damaged the
+file never reached the caregiver).
+
+A disk that refuses writes is not damage: :class:`Unwritable` says so, and the
+caller decides what to do meanwhile (the courier keeps its records in memory,
+:mod:`firmware.storage.fallback`).
 """
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import datetime as dt
 import logging
 import os
@@ -22,8 +30,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from firmware.storage import database
 from firmware.storage.events import probe_write
 from firmware.storage.faults import Trouble, describe, trouble
+from firmware.storage.transfer import continue_numbering, merge, seed
 
 log = logging.getLogger(__name__)
 
@@ -38,12 +48,20 @@ class MovedAside:
     original: Path
     moved_to: Path
     why: str
+    carried: int = 0
+    """Queued messages (alerts awaiting the broker or a caregiver) carried into the new file."""
 
     def sentence(self) -> str:
+        carried = (
+            f"; {self.carried} queued messages (alerts not yet confirmed delivered) were "
+            "carried into it and are sent again"
+            if self.carried
+            else ""
+        )
         return (
             f"the device database {self.original} was damaged ({self.why}): moved aside to "
-            f"{self.moved_to} (kept for inspection) and a new one started; the events stored "
-            "before are in the old file"
+            f"{self.moved_to} (kept for inspection) and a new one started{carried}; the events "
+            "stored before are in the old file"
         )
 
 
@@ -114,6 +132,7 @@ def open_file(
     when the disk refuses (the file is then left where it is).
     """
     damage: str
+    queue: sqlite3.Connection | None = None
     try:
         conn = opener(path)
     except Exception as exc:
@@ -125,36 +144,97 @@ def open_file(
                 probe_write(conn)
                 return conn, None
         except Exception as exc:
+            damage = _damage_or_raise(exc, path, conn)
+            queue = salvage(conn, path)
             conn.close()
-            damage = _damage_or_raise(exc, path)
         else:
+            queue = salvage(conn, path)
             conn.close()
             damage = f"quick_check: {problem}"
     try:
-        moved_to = move_aside(path, stamp())
-    except OSError as exc:
-        raise Unwritable(f"{path} is damaged ({damage}) and cannot be moved aside: {exc}") from exc
-    moved = MovedAside(path, moved_to, damage)
-    log.error("%s", moved.sentence())
-    try:
-        conn = opener(path)
         try:
-            probe_write(conn)
-        except BaseException:
-            conn.close()
-            raise
-    except Exception as exc:
-        if trouble(exc) is None:
-            raise
-        raise Unwritable(f"cannot create a new database at {path}: {describe(exc)}", moved) from exc
+            moved_to = move_aside(path, stamp())
+        except OSError as exc:
+            raise Unwritable(
+                f"{path} is damaged ({damage}) and cannot be moved aside: {exc}"
+            ) from exc
+        moved = MovedAside(path, moved_to, damage)
+        try:
+            conn = opener(path)
+            try:
+                probe_write(conn)
+            except BaseException:
+                conn.close()
+                raise
+        except Exception as exc:
+            log.error("%s", moved.sentence())
+            if trouble(exc) is None:
+                raise
+            raise Unwritable(
+                f"cannot create a new database at {path}: {describe(exc)}", moved
+            ) from exc
+        if queue is not None:
+            moved = dataclasses.replace(moved, carried=_carry(queue, conn, path))
+    finally:
+        if queue is not None:
+            queue.close()
+    log.error("%s", moved.sentence())
     return conn, moved
 
 
-def _damage_or_raise(exc: Exception, path: Path) -> str:
-    """``exc`` in words when it is damage; :class:`Unwritable` or ``exc`` itself otherwise."""
+def salvage(damaged: sqlite3.Connection, path: Path) -> sqlite3.Connection | None:
+    """What ``damaged`` still has queued (outbox rows with their ids and receipt state, their
+    events, recordings and incidents, the last runs: :func:`~firmware.storage.transfer.seed`),
+    copied into a database in memory; None when the file cannot give it (a damaged page on
+    the way: then those messages stay only in the moved-aside file, as the FAULT says)."""
+    memory = database.connect(":memory:")
+    try:  # the new file numbers on after the old one: a caregiver sees one sequence go on
+        continue_numbering(memory, damaged)
+    except Exception as exc:
+        log.warning("storage: the numbering of damaged %s could not be read: %s", path, exc)
+    try:
+        seed(memory, damaged)
+    except Exception as exc:
+        memory.close()
+        log.error("storage: nothing could be read from the queue of damaged %s: %s", path, exc)
+        return None
+    return memory
+
+
+def _carry(queue: sqlite3.Connection, conn: sqlite3.Connection, path: Path) -> int:
+    """Write the salvaged ``queue`` into the new file ``conn`` (one transaction); how many
+    queued messages it holds now (0 when the new file would not take them: they stay in the
+    moved-aside file)."""
+    try:
+        with database.transaction(conn):
+            merge(queue, conn, frozenset())
+            for name, seq in queue.execute("SELECT name, seq FROM sqlite_sequence").fetchall():
+                if (
+                    conn.execute(
+                        "UPDATE sqlite_sequence SET seq = MAX(seq, ?) WHERE name = ?", (seq, name)
+                    ).rowcount
+                    == 0
+                ):
+                    conn.execute(
+                        "INSERT INTO sqlite_sequence (name, seq) VALUES (?, ?)", (name, seq)
+                    )
+        (carried,) = conn.execute("SELECT COUNT(*) FROM outbox").fetchone()
+    except Exception as exc:
+        log.error(
+            "storage: the queue of the damaged file could not be written to %s: %s", path, exc
+        )
+        return 0
+    return int(carried)
+
+
+def _damage_or_raise(exc: Exception, path: Path, conn: sqlite3.Connection | None = None) -> str:
+    """``exc`` in words when it is damage; :class:`Unwritable` or ``exc`` itself otherwise
+    (``conn``, the file's connection, is closed first)."""
     kind = trouble(exc)
     if kind is Trouble.DAMAGED:
         return describe(exc)
+    if conn is not None:
+        conn.close()
     if kind is Trouble.UNWRITABLE:
         raise Unwritable(f"cannot write {path}: {describe(exc)}") from exc
     raise exc
