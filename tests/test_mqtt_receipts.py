@@ -223,3 +223,72 @@ def test_more_ids_than_one_receipt_may_name_go_as_several_the_device_accepts() -
     named = [decode_as(ReceiptMessage, p.encode()).ids for p in payloads]
     assert [len(n) for n in named] == [RECEIPT_MAX_IDS, RECEIPT_MAX_IDS, 1]
     assert [i for n in named for i in n] == ids
+
+
+def _device_account(broker: Mosquitto, tmp_path: Path, **overrides: object) -> MqttReporter:
+    config = dataclasses.replace(
+        config_for(broker, **overrides), username=DEVICE, password="dev1-pw"
+    )
+    return MqttReporter(config, device_id=DEVICE, device_name="T", database=tmp_path / "d.db")
+
+
+WITHOUT_EVENTS = ACL.replace("pattern write retroguard/%u/event\n", "")
+"""The documented ACL with the device's ``event`` line lost (a provider's copy gone wrong)."""
+
+
+def test_an_alert_the_broker_refused_goes_out_once_the_acl_is_fixed(tmp_path: Path) -> None:
+    """MQTT 5: a broker whose ACL denies a topic answers the PUBACK with "Not authorized". The
+    alert stays in the outbox; before, it was sent again only at the monitor's next start, so
+    after the ACL was fixed (and the broker restarted) it still never reached the caregiver."""
+    assert WITHOUT_EVENTS != ACL
+    users = {DEVICE: "dev1-pw", "caregiver": "carer-pw"}
+    broker = Mosquitto(users=users, acl=WITHOUT_EVENTS).start()
+    try:
+        device = _device_account(broker, tmp_path, receipt_retry_s=0.3)
+        device.start()
+        assert device.wait_until(lambda s: s.ready, WAIT)
+        alert = fall(DEVICE)
+        device.sink.handle(alert)
+        assert device.wait_until(lambda s: s.refused >= 1, WAIT)
+        assert device.status.depth == 1  # kept
+
+        broker.stop()
+        (broker.workdir / "acl").write_text(ACL)
+        broker.start()
+        sub = Subscriber(
+            broker, [f"retroguard/{DEVICE}/event"], username="caregiver", password="carer-pw"
+        )
+        assert sub.wait(lambda: alert.id in sub.event_ids())
+        sub.client.publish(
+            f"retroguard/{DEVICE}/receipt", receipt_payload([alert.id], "caregiver"), qos=1
+        )
+        assert device.wait_until(lambda s: s.depth == 0, WAIT)
+        sub.close()
+        device.close()
+    finally:
+        broker.cleanup()
+
+
+def test_without_receipts_a_refused_alert_is_tried_again_while_connected(tmp_path: Path) -> None:
+    """Home Assistant alone (no receipts): the ACL is fixed and reloaded (SIGHUP) with the
+    device still connected; the refused alert goes out on the retry timer and leaves."""
+    users = {DEVICE: "dev1-pw", "caregiver": "carer-pw"}
+    broker = Mosquitto(users=users, acl=WITHOUT_EVENTS).start()
+    try:
+        device = _device_account(broker, tmp_path, alert_receipts=False, receipt_retry_s=0.3)
+        device.start()
+        assert device.wait_until(lambda s: s.ready, WAIT)
+        sub = Subscriber(
+            broker, [f"retroguard/{DEVICE}/event"], username="caregiver", password="carer-pw"
+        )
+        alert = fall(DEVICE)
+        device.sink.handle(alert)
+        assert device.wait_until(lambda s: s.refused >= 1, WAIT)
+        broker.reload_acl(ACL)
+        assert sub.wait(lambda: alert.id in sub.event_ids())
+        assert device.wait_until(lambda s: s.depth == 0, WAIT)
+        assert device.status.connects == 1  # no reconnect did it
+        sub.close()
+        device.close()
+    finally:
+        broker.cleanup()

@@ -295,6 +295,16 @@ class Mosquitto:
             proc.wait()
         self._proc = None
 
+    def reload_acl(self, acl: str) -> None:
+        """Replace the ACL and have the running broker read it again (SIGHUP), as an operator
+        who fixed it would: connected clients stay connected."""
+        path = self.workdir / "acl"
+        path.write_text(acl)
+        self._acl = acl
+        proc = self._proc
+        if proc is not None and proc.poll() is None:
+            proc.send_signal(signal.SIGHUP)
+
     def restart(self, timeout: float = 10.0) -> Mosquitto:
         self.stop()
         return self.start(timeout)

@@ -146,7 +146,8 @@ class ReporterStatus:
     acked: int = 0
     """Outbox rows acknowledged by the broker since start."""
     refused: int = 0
-    """Outbox rows the broker refused (MQTT 5 PUBACK failure, e.g. ACL); kept for the next run."""
+    """Refusals of outbox rows by the broker (MQTT 5 PUBACK failure, e.g. its ACL): each row is
+    kept and sent again after every reconnect and every ``receipt_retry_s``."""
     depth: int = 0
     """Rows waiting in the outbox (as of the publisher's last look), receipt-waiting ones too."""
     awaiting: int = 0
@@ -599,6 +600,12 @@ class MqttReporter:
         """Spent on the paho thread, where commands arrive: a flood never reaches the queue."""
         self._republish_due = False
         self._next_republish = clock() + config.receipt_retry_s
+        self._refused: set[int] = set()
+        """Outbox rows the broker refused (its ACL, a quota) and has not taken since: sent again
+        with the receipt-waiting ones, after every reconnect and every ``receipt_retry_s``
+        (receipts or not), until it takes them — before, only at the next start, so an alert
+        refused while the ACL was wrong stayed on the device for as long as the monitor ran,
+        even once it was fixed."""
         self.receipted = 0
         """Outbox rows forgotten on a consumer's receipt since start."""
         self._incident_due = True
@@ -884,7 +891,7 @@ class MqttReporter:
         try:
             while True:
                 wake_at = [self._next_progress]
-                if self.config.alert_receipts:
+                if self._republishing:
                     wake_at.append(self._next_republish)
                 if next_telemetry is not None:
                     wake_at.append(next_telemetry)
@@ -907,7 +914,7 @@ class MqttReporter:
                 if next_telemetry is not None and self._clock() >= next_telemetry:
                     next_telemetry = self._clock() + interval
                     self._telemetry_due = True
-                if self.config.alert_receipts and self._clock() >= self._next_republish:
+                if self._republishing and self._clock() >= self._next_republish:
                     self._republish_due = True
                 if self._clock() >= self._next_progress:
                     self._next_progress = self._clock() + PROGRESS_REFRESH_S
@@ -965,6 +972,7 @@ class MqttReporter:
         self._cursor = 0
         self._inflight.clear()
         self._to_settle = []
+        self._refused.clear()  # the cursor starts over: they go out again anyway
         self._republish_due = True
         log.info("MQTT outbox moved (storage fault or recovery): publishing it all again")
 
@@ -1003,14 +1011,18 @@ class MqttReporter:
                     if row is None:
                         continue
                     if failed:
-                        log.error(
-                            "MQTT broker refused outbox message %d: %s (kept; sent again on "
-                            "restart)",
+                        log.log(
+                            logging.DEBUG if row in self._refused else logging.ERROR,
+                            "MQTT broker refused outbox message %d: %s (kept; sent again after "
+                            "a reconnect and every %g s)",
                             row,
                             reason,
+                            self.config.receipt_retry_s,
                         )
+                        self._refused.add(row)
                         self._update(refused=self._box.status.refused + 1)
                     else:
+                        self._refused.discard(row)  # taken at last
                         self._to_settle.append(row)
                 case _StateChange(state=state, reason=why, wall_time=wall):
                     self._state = (state, why, wall)
@@ -1074,7 +1086,7 @@ class MqttReporter:
                 retain=True,
             )
             self._state_dirty = False
-        if self._republish_due and self.config.alert_receipts:
+        if self._republish_due and self._republishing:
             self._republish(client)
         self._publish_rows(client)
         self._publish_retained(client)
@@ -1155,13 +1167,24 @@ class MqttReporter:
             "%s confirmed %d messages (%d left the outbox)", receipt.by, len(receipt.ids), forgotten
         )
 
+    @property
+    def _republishing(self) -> bool:
+        """Whether the republish timer runs: for receipts, or rows the broker refused."""
+        return self.config.alert_receipts or bool(self._refused)
+
     def _republish(self, client: mqtt.Client) -> None:
-        """Send again what the broker has acknowledged and no consumer has confirmed."""
+        """Send again what the broker refused, and what it has acknowledged and no consumer
+        has confirmed."""
         self._republish_due = False
         self._next_republish = self._clock() + self.config.receipt_retry_s
         in_flight = set(self._inflight.values())
-        room = self.config.max_inflight - len(self._inflight)
-        for row in self.outbox.awaiting_receipt(max(0, room)):
+        room = max(0, self.config.max_inflight - len(self._inflight))
+        refused = self.outbox.fetch_ids(self._refused) if self._refused else []
+        self._refused = {row.id for row in refused}  # a receipt may have taken some meanwhile
+        rows = refused[:room]
+        if self.config.alert_receipts:
+            rows += self.outbox.awaiting_receipt(room - len(rows))
+        for row in rows:
             if row.id in in_flight:
                 continue
             info = client.publish(row.topic, row.payload, qos=1)

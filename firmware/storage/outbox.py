@@ -259,6 +259,19 @@ class Outbox:
         )
         return [_row(row) for row in rows]
 
+    def fetch_ids(self, ids: Iterable[int]) -> list[OutboxRow]:
+        """The rows with these ids that are still queued, oldest first."""
+        wanted = sorted(set(ids))
+        if not wanted:
+            return []
+        marks = ", ".join("?" * len(wanted))
+        rows = self._db.read(
+            lambda conn: conn.execute(
+                f"{_ROWS} WHERE o.id IN ({marks}) ORDER BY o.id", wanted
+            ).fetchall()
+        )
+        return [_row(row) for row in rows]
+
     def delete(self, ids: Iterable[int]) -> None:
         """Forget rows whatever they carry (one transaction for the whole batch)."""
         batch = [(i,) for i in ids]
