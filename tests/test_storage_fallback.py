@@ -7,6 +7,7 @@ tests/storage_support.py).
 
 from __future__ import annotations
 
+import shutil
 import sqlite3
 from collections.abc import Sequence
 from pathlib import Path
@@ -197,6 +198,99 @@ def test_a_damaged_file_whose_queue_cannot_be_read_still_opens_a_new_one(
     found = FallbackDatabase(path).open()
     assert found.moved is not None and found.moved.carried == 0
     assert "queued messages" not in found.moved.sentence()
+
+
+def _cut_power(path: Path, to: Path) -> Path:
+    """The files at ``path`` as a power cut leaves them: copied while its store is open (the
+    write-ahead log not checkpointed into the database); the copy's path."""
+    to.mkdir()
+    for suffix in ("", "-wal", "-shm"):
+        if Path(f"{path}{suffix}").exists():
+            shutil.copyfile(f"{path}{suffix}", to / f"{path.name}{suffix}")
+    return to / path.name
+
+
+def _queued_alerts(tmp_path: Path, before_checkpoint: int, after: int) -> Outbox:
+    """A store with alerts queued, ``before_checkpoint`` of them checkpointed into the file."""
+    outbox = Outbox(tmp_path / "events.db", TOPICS, max_rows=100, receipts=True)
+    for i in range(before_checkpoint):
+        outbox.enqueue_event(alert(t=float(i)))
+    outbox.database.read(lambda conn: conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall())
+    for i in range(after):
+        outbox.enqueue_event(alert(t=100.0 + i))
+    return outbox
+
+
+def _flip(path: Path, offset: int) -> None:
+    with path.open("r+b") as f:
+        f.seek(offset)
+        byte = f.read(1)
+        f.seek(offset)
+        f.write(bytes([byte[0] ^ 0xFF]))
+
+
+def test_a_damaged_write_ahead_log_is_reported_not_silently_dropped(tmp_path: Path) -> None:
+    """SQLite ignores a log whose header is wrong: the database opened as a new, empty one, the
+    alerts committed since the last checkpoint (here: all of them) gone without a word, and
+    the first write overwrote the evidence. Now the file moves aside with its log, kept."""
+    outbox = _queued_alerts(tmp_path, before_checkpoint=0, after=3)
+    path = _cut_power(tmp_path / "events.db", tmp_path / "cut")
+    outbox.close()
+    _flip(Path(f"{path}-wal"), 16)  # a salt of the log's header
+    damaged_log = Path(f"{path}-wal").read_bytes()
+
+    found = FallbackDatabase(path, stamp=lambda: "20261201T210003Z").open()
+
+    assert found.moved is not None
+    assert "write-ahead log damaged: its header is not a write-ahead log's" in found.moved.why
+    assert "may be missing" in found.moved.sentence()
+    assert Path(f"{found.moved.moved_to}-wal").read_bytes() == damaged_log  # for inspection
+
+
+def test_a_write_ahead_log_broken_mid_way_is_reported_and_what_precedes_is_carried(
+    tmp_path: Path,
+) -> None:
+    """A frame damaged inside the log: SQLite replays up to it and drops the commits after it
+    silently. Now that is reported, and the queue as far as it can be read comes along."""
+    outbox = _queued_alerts(tmp_path, before_checkpoint=2, after=3)
+    queued = outbox.fetch_after(0, 10)
+    path = _cut_power(tmp_path / "events.db", tmp_path / "cut")
+    outbox.close()
+    (page_size,) = file_rows(tmp_path / "events.db", "PRAGMA page_size")[0]
+    last_frame = (Path(f"{path}-wal").stat().st_size - 32) // (24 + page_size) - 1
+    _flip(Path(f"{path}-wal"), 32 + (24 + page_size) * (last_frame - 1) + 24 + 100)
+
+    db = FallbackDatabase(path)
+    found = db.open()
+
+    assert found.moved is not None
+    assert f"frame {last_frame} is damaged and frames of the same log follow it" in (
+        found.moved.why
+    )
+    carried = Outbox(db, TOPICS, max_rows=100, receipts=True).fetch_after(0, 10)
+    assert len(carried) == found.moved.carried >= 2  # the checkpointed ones at least
+    assert [r.payload for r in carried] == [r.payload for r in queued[: len(carried)]]
+    db.close()
+
+
+def test_a_sound_log_left_by_a_crash_is_replayed_not_taken_for_damage(tmp_path: Path) -> None:
+    """A log restarted after a checkpoint keeps the older log's frames behind the new ones: not
+    damage; every commit is there."""
+    outbox = Outbox(tmp_path / "events.db", TOPICS, max_rows=100, receipts=True)
+    for i in range(6):
+        outbox.enqueue_event(alert(t=float(i)))
+    outbox.database.read(lambda conn: conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall())
+    outbox.enqueue_event(alert(t=10.0))  # the log starts over, older frames after it
+    queued = outbox.fetch_after(0, 10)
+    path = _cut_power(tmp_path / "events.db", tmp_path / "cut")
+    outbox.close()
+
+    db = FallbackDatabase(path)
+    found = db.open()
+
+    assert found.moved is None and found.fault is None
+    assert Outbox(db, TOPICS, max_rows=100).fetch_after(0, 10) == queued
+    db.close()
 
 
 def test_a_file_moves_aside_with_its_wal_and_shm(tmp_path: Path) -> None:

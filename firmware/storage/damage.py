@@ -26,9 +26,11 @@ import datetime as dt
 import logging
 import os
 import sqlite3
+import struct
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 from firmware.storage import database
 from firmware.storage.events import probe_write
@@ -133,24 +135,43 @@ def open_file(
     """
     damage: str
     queue: sqlite3.Connection | None = None
-    try:
-        conn = opener(path)
-    except Exception as exc:
-        damage = _damage_or_raise(exc, path)
+    wal = wal_damage(path)
+    if wal is not None:  # SQLite would ignore the log from the break on, and say nothing
+        damage = (
+            f"write-ahead log damaged: {wal}; what was committed since the last checkpoint "
+            "may be missing"
+        )
+        queue = _salvage_read_only(path)
     else:
         try:
-            problem = quick_check(conn)
-            if problem is None:
-                probe_write(conn)
-                return conn, None
+            conn = opener(path)
         except Exception as exc:
-            damage = _damage_or_raise(exc, path, conn)
-            queue = salvage(conn, path)
-            conn.close()
+            damage = _damage_or_raise(exc, path)
         else:
-            queue = salvage(conn, path)
-            conn.close()
-            damage = f"quick_check: {problem}"
+            try:
+                problem = quick_check(conn)
+                if problem is None:
+                    probe_write(conn)
+                    return conn, None
+            except Exception as exc:
+                damage = _damage_or_raise(exc, path, conn)
+                queue = salvage(conn, path)
+                conn.close()
+            else:
+                queue = salvage(conn, path)
+                conn.close()
+                damage = f"quick_check: {problem}"
+    return _replace(path, opener, stamp, damage, queue)
+
+
+def _replace(
+    path: Path,
+    opener: Callable[[Path], sqlite3.Connection],
+    stamp: Callable[[], str],
+    damage: str,
+    queue: sqlite3.Connection | None,
+) -> tuple[sqlite3.Connection, MovedAside]:
+    """Move the damaged ``path`` aside, start a new file, carry ``queue`` into it (closed)."""
     try:
         try:
             moved_to = move_aside(path, stamp())
@@ -180,6 +201,89 @@ def open_file(
             queue.close()
     log.error("%s", moved.sentence())
     return conn, moved
+
+
+WAL_MAGIC = (0x377F0682, 0x377F0683)
+"""A write-ahead log's first four bytes (big-endian): checksums little- or big-endian."""
+WAL_HEADER = 32
+WAL_FRAME_HEADER = 24
+
+
+def _wal_checksum(data: bytes, big_endian: bool, s0: int = 0, s1: int = 0) -> tuple[int, int]:
+    """SQLite's WAL checksum (https://sqlite.org/fileformat2.html#walformat) over ``data``."""
+    words = struct.unpack(f"{'>' if big_endian else '<'}{len(data) // 4}I", data)
+    for i in range(0, len(words), 2):
+        s0 = (s0 + words[i] + s1) & 0xFFFFFFFF
+        s1 = (s1 + words[i + 1] + s0) & 0xFFFFFFFF
+    return s0, s1
+
+
+def wal_damage(path: Path) -> str | None:
+    """What is wrong with ``path``'s write-ahead log, in words; None when nothing is (or there
+    is none).
+
+    SQLite replays a log up to its first frame whose salt or checksum is wrong and silently
+    ignores the rest, and ignores a log whose header is wrong altogether: every commit in
+    it — the whole database since its last checkpoint, queued alerts included — would be
+    gone without a word, and the next write would overwrite the evidence. Damage is a header
+    that is not a log's while frames follow it, or a break in the chain followed by more
+    frames of the same log (its salts): a log is written in order and synced at each
+    commit, so that is not a power cut tearing its last, uncommitted frames.
+    """
+    try:
+        with open(f"{path}-wal", "rb") as f:
+            return _wal_problem(f)
+    except OSError:
+        return None  # no log, or one that cannot be read: the file's own opening says why
+
+
+def _wal_problem(f: BinaryIO) -> str | None:
+    """:func:`wal_damage` of an open log, read a frame at a time (a log may be large)."""
+    header = f.read(WAL_HEADER)
+    if len(header) < WAL_HEADER:
+        return None  # torn while its header was written: no frame was
+    magic, version, page_size = struct.unpack(">III", header[:12])
+    salts = header[16:24]
+    big_endian = magic == WAL_MAGIC[1]
+    valid = magic in WAL_MAGIC and version == 3007000 and 512 <= page_size <= 65536
+    if not valid or _wal_checksum(header[:24], big_endian) != struct.unpack(">II", header[24:32]):
+        if len(f.read(WAL_FRAME_HEADER + 1)) > WAL_FRAME_HEADER:
+            return "its header is not a write-ahead log's"
+        return None
+    s0, s1 = struct.unpack(">II", header[24:32])
+    index = 0
+    while True:  # the valid chain, as SQLite replays it (a frame at a time: logs grow)
+        head = f.read(WAL_FRAME_HEADER)
+        page = f.read(page_size)
+        if len(page) < page_size:
+            return None  # ends in order (perhaps torn in its last, uncommitted frame)
+        index += 1
+        if head[8:16] != salts:
+            break  # an older log's frames, left after a restart: not replayed
+        s0, s1 = _wal_checksum(head[:8], big_endian, s0, s1)
+        s0, s1 = _wal_checksum(page, big_endian, s0, s1)
+        if (s0, s1) != struct.unpack(">II", head[16:24]):
+            break
+    while True:  # past the break: a frame of the same log means frames were lost
+        head = f.read(WAL_FRAME_HEADER)
+        if len(f.read(page_size)) < page_size:
+            return None
+        if head[8:16] == salts:
+            return f"frame {index} is damaged and frames of the same log follow it"
+
+
+def _salvage_read_only(path: Path) -> sqlite3.Connection | None:
+    """:func:`salvage` through a read-only connection, which replays the log's valid part
+    and leaves the files as they are (for inspection)."""
+    try:
+        conn = sqlite3.connect(f"{path.absolute().as_uri()}?mode=ro", uri=True)
+    except sqlite3.Error as exc:
+        log.error("storage: damaged %s cannot be read: %s", path, exc)
+        return None
+    try:
+        return salvage(conn, path)
+    finally:
+        conn.close()
 
 
 def salvage(damaged: sqlite3.Connection, path: Path) -> sqlite3.Connection | None:
