@@ -208,6 +208,36 @@ def test_a_disk_that_fills_loses_no_alert_refuses_arming_and_recovers(
     sub.close()
 
 
+def test_an_alert_the_courier_failed_to_store_for_another_reason_is_handed_over_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A store that fails for a reason that is not the disk's (here a constraint; SQLITE_NOMEM
+    or a bug alike): no storage fault, so the loop kept the alert but nothing would ever hand
+    it over again while that courier ran — neither stored nor published, lost at the stop.
+    Now it is handed over again while storage works, and lands once the store takes it."""
+    monkeypatch.setattr("firmware.link.endpoint.UNCONFIRMED_RESEND_S", 0.2)
+    rig = make_rig(tmp_path, detector=Scripted((3.0, DetectionKind.STUMBLE)))
+    link, db = rig.app.link, tmp_path / "events.db"
+    rig.run_for(1.0)
+    rig.press_reset()
+    assert pump_link_until(link, lambda: link.pending == 0)
+    refuse = sqlite3.connect(db)
+    refuse.execute(
+        "CREATE TRIGGER refuse_stumbles BEFORE INSERT ON events WHEN NEW.type = 'stumble'"
+        " BEGIN SELECT RAISE(ABORT, 'refused, as a store that runs out of memory'); END"
+    )
+    refuse.commit()
+    rig.run_for(2.5)
+    assert rig.state == "TRIPPED"
+    assert pump_link_until(link, lambda: "refused, as a store" in caplog.text)
+    assert link.pending == 1 and link.storage_ok is True  # no storage fault said
+    refuse.execute("DROP TRIGGER refuse_stumbles")
+    refuse.commit()
+    refuse.close()
+    assert pump_link_until(link, lambda: link.pending == 0)
+    assert [e.type for e in stored(db)].count(EventType.STUMBLE) == 1
+
+
 def test_a_storage_fault_during_a_walk_never_stops_it(
     tmp_path: Path, disk: FillableDisk, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -47,6 +47,14 @@ STARTUP_GRACE_S = 15.0
 """How long after start-up the loop may run without a word from the courier."""
 COURIER_SILENT_S = 10.0
 """A courier silent this long is presumed hung (the supervisor replaces it)."""
+UNCONFIRMED_RESEND_S = 30.0
+"""A record the courier has not confirmed on disk this long (real time) while it says its
+storage works is handed to it again: its store failed for a reason that is not the disk's
+(``SQLITE_NOMEM``, a constraint, a bug: logged there, no storage fault) and nothing else would
+ever send it again before a new courier or the end of the run. The courier stores by id, so
+a repeat costs a lookup."""
+RESEND_PER_POLL = 16
+"""Unconfirmed records handed over again in one loop iteration at most."""
 COURIER_START_SILENT_S = 60.0
 """How long a new courier may take to say its first word before it is presumed hung: it
 starts a Python process, opens (perhaps upgrades) the database and connects, niced below
@@ -59,6 +67,8 @@ any courier)."""
 class _Pending:
     payload: bytes
     protected: bool
+    sent_at: float
+    """Real time it was last handed to a courier (the oldest first in the pending dict)."""
 
 
 class CourierLink:
@@ -182,6 +192,8 @@ class CourierLink:
         if sock is None:
             return
         try:
+            if self._pending and self.storage_ok:  # one look at the oldest
+                self._resend_unconfirmed()
             if self._writer.queued_bytes:  # most iterations have nothing to send
                 self._writer.send_some(sock, SEND_BUDGET)
             self._receive(sock)
@@ -373,7 +385,9 @@ class CourierLink:
             self._writer.put(self._last_state)
         if self._last_session is not None:  # its progress is that session's walker's
             self._writer.put(self._last_session)
+        now = self._real()
         for record in self._pending.values():
+            record.sent_at = now
             self._writer.put(record.payload)
         if self._unconfirmed_choice is not None:  # the old courier may have lost it unsent
             self._choices_sent = 1
@@ -385,8 +399,32 @@ class CourierLink:
         What the courier kept in memory it has confirmed just before saying so;
         what remains here is what it could not keep at all (its memory full).
         """
+        now = self._real()
         for record in self._pending.values():
+            record.sent_at = now
             self._writer.put(record.payload)
+
+    def _resend_unconfirmed(self) -> None:
+        """Hand over again records unconfirmed for :data:`UNCONFIRMED_RESEND_S` while storage
+        works (a few an iteration, oldest first; each goes to the end of the line)."""
+        now = self._polled_real
+        due = now - UNCONFIRMED_RESEND_S
+        resent = 0
+        for _ in range(RESEND_PER_POLL):
+            key, record = next(iter(self._pending.items()))
+            if record.sent_at > due:
+                break
+            record.sent_at = now
+            self._pending.move_to_end(key)
+            self._writer.put(record.payload)
+            resent += 1
+        if resent:
+            log.warning(
+                "%d records not confirmed on disk by the courier within %.0f s although its "
+                "storage works: handed over again (its log says why)",
+                resent,
+                UNCONFIRMED_RESEND_S,
+            )
 
     def _drop_socket(self) -> None:
         self._readable = None
@@ -397,7 +435,7 @@ class CourierLink:
     def _remember(self, key: str, payload: bytes, protected: bool) -> None:
         if key in self._pending:
             return
-        self._pending[key] = _Pending(payload, protected)
+        self._pending[key] = _Pending(payload, protected, self._real())
         self._pending_bytes += len(payload)
         if self._pending_bytes > self._max_pending:
             self._shed()
