@@ -190,6 +190,37 @@ def test_the_queue_of_a_damaged_file_is_carried_into_the_new_one(tmp_path: Path)
     db.close()
 
 
+def test_a_damaged_file_on_a_disk_that_refuses_a_new_one_still_publishes_its_queue(
+    tmp_path: Path, disk: FillableDisk
+) -> None:
+    """Damaged, and the disk refuses the new file (read-only after the rename): the queue read
+    out of the damaged file seeds memory, so its alerts are still published there and reach
+    the new file once the disk takes writes (before: memory started empty, the queue stayed
+    in the moved-aside file)."""
+    path = tmp_path / "events.db"
+    outbox = Outbox(path, TOPICS, max_rows=100, receipts=True)
+    fall = alert()
+    outbox.enqueue_event(fall)
+    before = outbox.fetch_after(0, 10)
+    outbox.close()
+    _break_the_sessions_table(path)
+    disk.go_read_only()
+
+    db = FallbackDatabase(path)
+    found = db.open()
+
+    assert found.moved is not None and db.in_memory
+    assert found.fault is not None and "cannot create a new database" in found.fault
+    queue = Outbox(db, TOPICS, max_rows=100, receipts=True)
+    assert [(r.id, r.payload) for r in queue.fetch_after(0, 10)] == [
+        (r.id, r.payload) for r in before
+    ]
+    disk.free()
+    assert db.recover(now=True)
+    assert [r.id for r in Outbox(db, TOPICS, max_rows=100).fetch_after(0, 10)] == [before[0].id]
+    db.close()
+
+
 def test_a_damaged_file_whose_queue_cannot_be_read_still_opens_a_new_one(
     tmp_path: Path,
 ) -> None:

@@ -71,12 +71,20 @@ class Unwritable(Exception):
     """The disk does not take writes to the database now (full, I/O error, read-only, locked).
 
     ``moved`` is set when a damaged file was moved aside before the new one
-    could not be created: that still has to be reported.
+    could not be created: that still has to be reported. ``queue``: what a damaged file still
+    had queued (:func:`salvage`, in memory), for the caller to keep publishing from and to
+    close — the file itself may be gone aside or unreadable by the store's own opening.
     """
 
-    def __init__(self, why: str, moved: MovedAside | None = None) -> None:
+    def __init__(
+        self,
+        why: str,
+        moved: MovedAside | None = None,
+        queue: sqlite3.Connection | None = None,
+    ) -> None:
         super().__init__(why)
         self.moved = moved
+        self.queue = queue
 
 
 def utc_stamp() -> str:
@@ -176,8 +184,9 @@ def _replace(
         try:
             moved_to = move_aside(path, stamp())
         except OSError as exc:
+            salvaged, queue = queue, None  # the caller's now
             raise Unwritable(
-                f"{path} is damaged ({damage}) and cannot be moved aside: {exc}"
+                f"{path} is damaged ({damage}) and cannot be moved aside: {exc}", queue=salvaged
             ) from exc
         moved = MovedAside(path, moved_to, damage)
         try:
@@ -191,8 +200,9 @@ def _replace(
             log.error("%s", moved.sentence())
             if trouble(exc) is None:
                 raise
+            salvaged, queue = queue, None  # the caller's now
             raise Unwritable(
-                f"cannot create a new database at {path}: {describe(exc)}", moved
+                f"cannot create a new database at {path}: {describe(exc)}", moved, salvaged
             ) from exc
         if queue is not None:
             moved = dataclasses.replace(moved, carried=_carry(queue, conn, path))

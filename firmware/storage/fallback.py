@@ -194,7 +194,10 @@ class FallbackDatabase:
             why = str(exc)
             log.error("storage: %s; records are kept in memory", why)
             with self._gate.exclusive():
-                readable = self._disk_conn_for_copy() if exc.moved is None else None
+                # a damaged file's queue as salvaged (it is moved aside, or its log damaged)
+                readable = exc.queue
+                if readable is None and exc.moved is None:
+                    readable = self._disk_conn_for_copy()
                 self._to_memory(readable, why)
             return Opened(exc.moved, why)
         self._adopt(conn)
@@ -341,6 +344,8 @@ class FallbackDatabase:
         try:
             disk, moved = open_file(self.path, self._open_disk, self._stamp)
         except Unwritable as exc:
+            if exc.queue is not None:  # memory was seeded from the file when it took over
+                exc.queue.close()
             log.debug("storage: the file still refuses writes: %s", exc)
             if exc.moved is not None and self.listener is not None:
                 self.listener.storage_replaced(exc.moved)
