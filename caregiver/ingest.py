@@ -176,8 +176,13 @@ class Ingestor:
         on_change: Callable[[Change], None] = lambda change: None,
         clock: Callable[[], float] = time.time,
         on_link: Callable[[BrokerLink], None] = lambda link: None,
+        on_storage: Callable[[str | None], None] = lambda fault: None,
     ) -> None:
         self.store = store
+        self._on_storage = on_storage
+        """Told when the database starts refusing (its fault in words) and works again (None):
+        every page's banner says so; a dashboard that looked normal while no fall could be
+        stored or paged looked like a quiet fleet."""
         self.config = config
         self.alerting = alerting
         self.on_change = on_change
@@ -422,6 +427,7 @@ class Ingestor:
     def _refused(self, exc: StorageFault) -> None:
         if self.storage_fault is None:
             log.error("%s: messages stay with the broker until it works again", exc)
+            self._on_storage(str(exc))  # the banner first: then the fault is visible here
         self.storage_fault = str(exc)
         with self._cond:
             self._shown = self._counters()
@@ -430,6 +436,7 @@ class Ingestor:
     def _works(self) -> None:
         if self.storage_fault is not None:
             log.info("the caregiver database works again")
+            self._on_storage(None)
             self.storage_fault = None
 
     def _counters(self) -> _Counts:
@@ -607,6 +614,7 @@ class Ingestor:
         stores again (the events are stored, not yet safe on disk: their devices resend)."""
         if self.storage_fault is None:
             log.error("%s: receipts held back until it works again", exc)
+            self._on_storage(str(exc))
         self.storage_fault = str(exc)
 
     def _publish_receipt(self, device_id: str, ids: list[str]) -> None:

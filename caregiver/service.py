@@ -107,7 +107,13 @@ class CaregiverService:
         self.limiter = LoginThrottle(config.server.login_attempts, config.server.login_window_s)
         self.hub = Hub()
         self.ingestor = Ingestor(
-            self.store, config, self.alerting, self._changed, clock, self._link_changed
+            self.store,
+            config,
+            self.alerting,
+            self._changed,
+            clock,
+            self._link_changed,
+            self._storage_changed,
         )
         self.commands = CommandSender(lambda: self.ingestor.client, config.mqtt.topic_prefix)
         dashboard = create_app(self)
@@ -139,6 +145,11 @@ class CaregiverService:
     def _link_changed(self, link: BrokerLink) -> None:
         """Ingest's link to the broker changed (paho's thread): every page's banner says it."""
         self._feed.broker(link)
+
+    def _storage_changed(self, fault: str | None) -> None:
+        """Ingest's database started refusing (``fault``) or works again (None; ingest's
+        thread, or the receipts' sync): every page's banner says it."""
+        self._feed.storage(fault)
 
     def _heard(self, message: str) -> None:
         """Another instance committed a change: this instance's browsers see it too."""

@@ -151,6 +151,35 @@ def test_a_caregiver_whose_disk_is_full_takes_nothing_until_it_can_commit(
         assert service.ingestor.storage_fault is None
 
 
+def test_every_page_says_while_the_caregiver_database_refuses_writes(
+    mosquitto: Mosquitto, tmp_path: Path, device: MqttReporter
+) -> None:
+    """Before, only the journal said it: the dashboard looked like a quiet fleet while no fall
+    could be stored, shown or paged. The banner every page shows (and the live feed pushes)
+    says it from the first refusal until a commit works again."""
+    config = caregiver_config(mosquitto, tmp_path / "care")
+    with running_service(config, web=False) as service:
+        assert service.ingestor.wait_for(lambda: service.ingestor.connected.is_set())
+        assert not service.hub.broker.down
+        db = sqlite3.connect(config.server.database)
+        (pages,) = db.execute("PRAGMA page_count").fetchone()
+        db.close()
+        with service.store._lock:  # a database that cannot grow: what a full disk does to it
+            service.store._db.execute(f"PRAGMA max_page_count = {pages}")
+        for i in range(5):
+            device.sink.handle(fall(DEVICE, float(i), with_window=True))
+        assert service.ingestor.wait_for(lambda: service.ingestor.storage_fault is not None)
+        banner = service.hub.broker
+        assert banner.down and banner.lead == "Not storing alerts from the treadmills"
+        assert "database refuses writes" in banner.detail and "full" in banner.detail
+        assert "will not be shown or notified" in banner.consequence
+        with service.store._lock:  # space again
+            service.store._db.execute("PRAGMA max_page_count = 1073741823")
+        assert device.wait_until(lambda s: s.depth == 0, WAIT)
+        assert service.ingestor.wait_for(lambda: service.ingestor.storage_fault is None)
+        assert not service.hub.broker.down
+
+
 # ------------------------------------------------------------- client identity
 
 

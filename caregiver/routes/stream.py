@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from dataclasses import dataclass
 
 from starlette.requests import Request
@@ -19,7 +20,7 @@ from starlette.routing import BaseRoute, Route
 
 from caregiver import feed
 from caregiver.auth import Session
-from caregiver.broker_link import BrokerLink, broker_address
+from caregiver.broker_link import BrokerLink, Connected, broker_address
 from caregiver.changes import Change, DeviceChanged, EventStored, SessionStored
 from caregiver.routes.site import Site
 from caregiver.storage import Device, Incident, Store, StoredEvent
@@ -63,6 +64,10 @@ class LiveFeed:
         self._cond = threading.Condition()
         self._thread: threading.Thread | None = None
         self._closed = False
+        self._banner_lock = threading.Lock()
+        self._link: BrokerLink | None = None
+        self._storage: tuple[str, float] | None = None
+        """Ingest's database fault and when it began (wall time), or None: it works."""
 
     def publish(self, change: Change) -> None:
         """After a commit (any thread but the event loop's): queue it for the browsers."""
@@ -84,9 +89,37 @@ class LiveFeed:
     def broker(self, link: BrokerLink) -> None:
         """The broker link changed (paho's thread): the pages' banner says it at once. Worded
         here, not on the feed's thread: a few words, no store, and never behind a burst."""
-        mqtt = self.site.backend.config.mqtt
-        where = broker_address(mqtt.host, mqtt.port)
-        self.site.backend.hub.broker_changed(feed.broker_message(link, where, self.site.moment))
+        with self._banner_lock:
+            self._link = link
+            self._say_banner()
+
+    def storage(self, fault: str | None) -> None:
+        """Ingest's database refuses writes (``fault``) or works again (None): while the
+        broker link is up the banner says that instead — nothing a device sends is stored,
+        shown or paged meanwhile (it waits with the broker and on the devices)."""
+        with self._banner_lock:
+            self._storage = None if fault is None else (fault, time.time())
+            self._say_banner()
+
+    def _say_banner(self) -> None:
+        link, storage = self._link, self._storage
+        if link is None:
+            return
+        if storage is None or not isinstance(link, Connected):
+            mqtt = self.site.backend.config.mqtt
+            where = broker_address(mqtt.host, mqtt.port)
+            message = feed.broker_message(link, where, self.site.moment)
+        else:
+            fault, since = storage
+            message = feed.BrokerMessage(
+                True,
+                "Not storing alerts from the treadmills",
+                f"the service's database refuses writes ({fault})",
+                self.site.moment(since, "minute"),
+                "Falls wait with the broker and on the treadmills, and will not be shown or "
+                "notified until it takes writes again.",
+            )
+        self.site.backend.hub.broker_changed(message)
 
     def close(self) -> None:
         """Stop the feed's thread (what is still queued is dropped: the browsers reload)."""
