@@ -295,12 +295,45 @@ def test_a_write_ahead_log_broken_mid_way_is_reported_and_what_precedes_is_carri
     found = db.open()
 
     assert found.moved is not None
-    assert f"frame {last_frame} is damaged and frames of the same log follow it" in (
+    assert f"frame {last_frame} is damaged and commits of the same log follow it" in (
         found.moved.why
     )
     carried = Outbox(db, TOPICS, max_rows=100, receipts=True).fetch_after(0, 10)
     assert len(carried) == found.moved.carried >= 2  # the checkpointed ones at least
     assert [r.payload for r in carried] == [r.payload for r in queued[: len(carried)]]
+    db.close()
+
+
+def test_a_log_torn_in_a_transaction_never_committed_is_not_taken_for_damage(
+    tmp_path: Path,
+) -> None:
+    """A power cut in the middle of a transaction whose pages already spilled into the log: its
+    frames may land in any order, one garbled before the others; without its commit frame it
+    was never committed, nothing is missing, and the file stays."""
+    outbox = Outbox(tmp_path / "events.db", TOPICS, max_rows=100, receipts=True)
+    outbox.enqueue_event(alert())
+    queued = outbox.fetch_after(0, 10)
+    writer = sqlite3.connect(tmp_path / "events.db", isolation_level=None)
+    writer.execute("PRAGMA cache_size = 1")  # its pages go to the log before any commit
+    writer.execute("BEGIN")
+    frames_before = Path(f"{tmp_path / 'events.db'}-wal").stat().st_size
+    writer.executemany(
+        "INSERT INTO runs (monitor, started_wall) VALUES (?, ?)",
+        [(str(i), "x" * 3000) for i in range(40)],
+    )
+    path = _cut_power(tmp_path / "events.db", tmp_path / "cut")
+    writer.execute("ROLLBACK")
+    writer.close()
+    outbox.close()
+    (page_size,) = file_rows(tmp_path / "events.db", "PRAGMA page_size")[0]
+    assert Path(f"{path}-wal").stat().st_size > frames_before + 2 * (24 + page_size)
+    _flip(Path(f"{path}-wal"), frames_before + 24 + 100)  # the transaction's first frame
+
+    db = FallbackDatabase(path)
+    found = db.open()
+
+    assert found.moved is None and found.fault is None
+    assert Outbox(db, TOPICS, max_rows=100).fetch_after(0, 10) == queued
     db.close()
 
 

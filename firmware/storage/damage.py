@@ -236,9 +236,10 @@ def wal_damage(path: Path) -> str | None:
     ignores the rest, and ignores a log whose header is wrong altogether: every commit in
     it — the whole database since its last checkpoint, queued alerts included — would be
     gone without a word, and the next write would overwrite the evidence. Damage is a header
-    that is not a log's while frames follow it, or a break in the chain followed by more
-    frames of the same log (its salts): a log is written in order and synced at each
-    commit, so that is not a power cut tearing its last, uncommitted frames.
+    that is not a log's while frames follow it, or a break in the chain followed by a commit
+    frame of the same log (its salts, a database size): a power cut tears only the last,
+    uncommitted transaction — its frames, written before the commit's sync, may land in any
+    order, but without its commit frame it was never committed.
     """
     try:
         with open(f"{path}-wal", "rb") as f:
@@ -274,12 +275,12 @@ def _wal_problem(f: BinaryIO) -> str | None:
         s0, s1 = _wal_checksum(page, big_endian, s0, s1)
         if (s0, s1) != struct.unpack(">II", head[16:24]):
             break
-    while True:  # past the break: a frame of the same log means frames were lost
+    while True:  # past the break: a commit of the same log means commits were lost
         head = f.read(WAL_FRAME_HEADER)
         if len(f.read(page_size)) < page_size:
             return None
-        if head[8:16] == salts:
-            return f"frame {index} is damaged and frames of the same log follow it"
+        if head[8:16] == salts and head[4:8] != b"\0\0\0\0":
+            return f"frame {index} is damaged and commits of the same log follow it"
 
 
 def _salvage_read_only(path: Path) -> sqlite3.Connection | None:
