@@ -243,7 +243,15 @@ def wal_damage(path: Path) -> str | None:
     """
     try:
         with open(f"{path}-wal", "rb") as f:
-            return _wal_problem(f)
+            header = f.read(WAL_HEADER)
+            f.seek(0)
+            problem = _wal_problem(f)
+            if problem is None:
+                return None
+            f.seek(0)
+            if f.read(WAL_HEADER) != header:  # restarted under us (a CLI's write): not damage
+                return None
+            return problem
     except OSError:
         return None  # no log, or one that cannot be read: the file's own opening says why
 
