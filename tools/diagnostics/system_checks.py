@@ -38,7 +38,7 @@ from pathlib import Path
 from typing import Any
 
 from firmware.config import Config
-from firmware.storage.damage import moved_aside_files, quick_check
+from firmware.storage.damage import moved_aside_files, quick_check, wal_damage
 from firmware.storage.database import connect
 from firmware.storage.errors import SchemaError
 from firmware.storage.events import probe_write
@@ -213,6 +213,11 @@ def check_store(config: Config) -> CheckResult:
     existed = path.exists()
     new_dirs = _missing_parents(path)
     conn: sqlite3.Connection | None = None
+    # before any connection: SQLite would ignore a damaged log, and this check's own write
+    # (a new file's schema, for a log whose header is gone) would overwrite it for good
+    wal = wal_damage(path)
+    if wal is not None:
+        return _damaged(path, f"write-ahead log damaged: {wal}")
     try:
         conn = connect(path)
         problem = quick_check(conn)
