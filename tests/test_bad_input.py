@@ -325,6 +325,47 @@ def test_a_file_that_is_not_a_database_is_refused_and_left_as_it_is(
     assert sorted(p.name for p in tmp_path.iterdir()) == ["report.pdf"]  # nothing moved aside
 
 
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["sessions", "--db", "{db}"],
+        ["walker", "list", "--db", "{db}"],
+        ["walker", "add", "Bob", "--db", "{db}"],
+        ["plan", "show", "--db", "{db}"],
+        ["plan", "set", "alternate-2-2", "--db", "{db}"],
+        ["plan", "progression", "show", "--db", "{db}"],
+    ],
+    ids=lambda c: "-".join(c[:2]),
+)
+def test_a_database_whose_write_ahead_log_is_damaged_is_refused_and_left_as_it_is(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], command: list[str]
+) -> None:
+    """SQLite ignores a log whose header is wrong: the file looked new, the command wrote its
+    schema into it and overwrote the log — every commit since the last checkpoint gone for
+    good before the monitor could move the file aside and report it."""
+    import shutil
+
+    from core.protocol.topics import Topics
+    from firmware.storage.outbox import Outbox
+    from tests.storage_support import alert
+
+    live, db = tmp_path / "live" / "events.db", tmp_path / "events.db"
+    outbox = Outbox(live, Topics("retroguard", "tm-1"), max_rows=10)
+    outbox.enqueue_event(alert())
+    for suffix in ("", "-wal"):  # as a power cut leaves them: the log not checkpointed
+        shutil.copyfile(f"{live}{suffix}", f"{db}{suffix}")
+    outbox.close()
+    wal = Path(f"{db}-wal")
+    damaged = bytearray(wal.read_bytes())
+    damaged[16] ^= 0xFF  # a salt of its header
+    wal.write_bytes(bytes(damaged))
+    before = db.read_bytes()
+
+    err = _refused([a.format(db=db) for a in command], capsys)
+    assert f"{db}: its write-ahead log is damaged (its header is not a write-ahead log's)" in err
+    assert wal.read_bytes() == bytes(damaged) and db.read_bytes() == before
+
+
 def test_the_caregiver_refuses_a_database_file_that_is_not_one(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

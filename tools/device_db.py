@@ -72,7 +72,23 @@ def database_problem(database: Path, *, reads_only: bool) -> str | None:
             f"{database}: no such database (the monitor creates it on its first start; "
             "give the device's config with -c or its database with --db)"
         )
-    return database_file_problem(database)
+    return database_file_problem(database) or _log_problem(database)
+
+
+def _log_problem(database: Path) -> str | None:
+    """Why ``database``'s write-ahead log makes it unsafe to open (None: it does not). SQLite
+    would ignore a damaged log and the command's own writes (a schema for a file that then
+    looks new) would overwrite it: every commit since the last checkpoint gone for good,
+    where the monitor would have moved the file aside and reported it."""
+    from firmware.storage.damage import wal_damage
+
+    wal = wal_damage(database)
+    if wal is None:
+        return None
+    return (
+        f"{database}: its write-ahead log is damaged ({wal}); left as it is: the monitor "
+        "moves it aside at its next start and reports it (retroguard doctor)"
+    )
 
 
 def open_device_database(database: Path, command: str) -> int | None:
@@ -90,7 +106,7 @@ def open_device_database(database: Path, command: str) -> int | None:
 
     try:
         created = not database.exists()
-        problem = database_file_problem(database)
+        problem = database_file_problem(database) or _log_problem(database)
     except OSError as exc:  # e.g. the state directory is not this user's to look into
         return _cannot(command, database, exc)
     if problem is not None:
