@@ -166,10 +166,16 @@ def run_session(
     finally:
         relay_closed = hardware.contact_closed()
         final_state = app.controller.state
-        if runner is not None:
-            runner.stop(clock.monotonic())  # the loop has returned: this thread owns it now
-            detach_session(app, runner)
-        app.close(drain_timeout=10.0, await_receipts_s=await_receipts_s)
+        # As `retroguard run` does (firmware.app.run_forever): the relay is released first,
+        # and the app is closed whatever the session's stop does. A stop that raised used to
+        # skip app.close(): the courier was left running and the last records never reached it.
+        app.gpio.relay.release()
+        try:
+            if runner is not None:
+                runner.stop(clock.monotonic())  # the loop has returned: this thread owns it now
+                detach_session(app, runner)
+        finally:
+            app.close(drain_timeout=10.0, await_receipts_s=await_receipts_s)
     return DemoResult(
         app=app,
         session=session,

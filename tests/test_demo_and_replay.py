@@ -466,3 +466,32 @@ def test_demo_help_says_what_the_demo_does(capsys: pytest.CaptureFixture[str]) -
     assert "on simulated hardware" in text
     assert "prints the session's cues, what they say and the status LED's patterns" in text
     assert "Exit 0 when the fall tripped and the relay ended released." in text
+
+
+def test_a_session_stop_that_raises_still_closes_the_demo(tmp_path: Path) -> None:
+    """The session's stop raises at the end of the demo: the relay is released before it runs,
+    the app is still closed (courier stopped, the stop event stored), and the error is not
+    swallowed. Before, a raising stop skipped app.close(): the courier was left running and
+    the stop event never reached it (as `retroguard run` did before b114a4e)."""
+    built: list[App] = []
+    holding_at_stop: list[bool] = []
+
+    def break_the_stop(app: App, walk: object, runner: Any) -> None:
+        built.append(app)
+
+        def stop(now: float) -> tuple[bool, str]:
+            holding_at_stop.append(app.gpio.relay.holding)
+            raise RuntimeError("bug in the session's stop")
+
+        runner.stop = stop
+
+    with pytest.raises(RuntimeError, match="bug in the session's stop"):
+        run_session(demo_config(tmp_path / "events.db"), SimClock(), on_started=break_the_stop)
+    (app,) = built
+    assert holding_at_stop == [False]
+    assert app.closed and not app.gpio.relay.holding
+    supervisor = app.supervisor
+    assert supervisor is not None and supervisor.current is not None
+    assert supervisor.current.wait(0.0)  # the courier has finished
+    kinds = [s.event.type for s in app.stored_events()]
+    assert kinds[-1] is EventType.STOP
