@@ -2,11 +2,13 @@
 
 1. Simulated sensors (sim.scenarios, MPU-6050 datasheet noise density, quantised at the
    default 1000 deg/s range): resting, vibrating on a console (a grid of frequencies and
-   amplitudes), standing and walking. Each: the smallest and largest block reading.
+   amplitudes), standing and walking. Each: the smallest and largest block reading, and of
+   the last-2-s reading (every 0.25 s).
 2. Recordings: every activity-of-daily-living recording of SisFall (D01-D19, 200 Hz,
    ITG3200 gyro) and KFall (T01-T21, 100 Hz), when ``../shared`` (or RETROGUARD_SISFALL,
    RETROGUARD_KFALL) has them. Per activity: recordings, recordings with a block below the
-   threshold (a false "not worn"), smallest block reading and where.
+   threshold (a false "not worn"), smallest block reading and where; and the same for the last
+   2 s (``WornCheck.recent_dps``, what a reset press is also judged on), read every 0.25 s.
 3. Cost on the loop: ``WornCheck.update`` per sample, and the controller's
    ``on_samples`` with the check on and off (one-sample batches of standing, as the loop
    reads them at 200 Hz).
@@ -41,19 +43,25 @@ GYRO_LSB_DPS = 1.0 / 32.8
 """The MPU-6050's gyro resolution at the default 1000 deg/s range."""
 
 
-def block_readings(samples: Iterable[ImuSample], rate_hz: float, block_s: float) -> list[float]:
-    """Every block's reading (deg/s) after the check is ready."""
+def block_readings(
+    samples: Iterable[ImuSample], rate_hz: float, block_s: float
+) -> tuple[list[float], list[float]]:
+    """Every block's reading, and the last-2-s reading every 0.25 s, after the check is
+    ready (deg/s)."""
     check = WornCheck(rate_hz, threshold_dps=1.0, block_s=block_s)
     out: list[float] = []
+    recent: list[float] = []
     seen = 0
     chunk = max(1, int(rate_hz / 4))  # shorter than a block: at most one closes per chunk
     listed = list(samples)
     for i in range(0, len(listed), chunk):
         check.update_batch(listed[i : i + chunk])
-        if check.ready and check.blocks != seen:
-            seen = check.blocks
-            out.append(check.rotation_dps)
-    return out
+        if check.ready:
+            recent.append(check.recent_dps)
+            if check.blocks != seen:
+                seen = check.blocks
+                out.append(check.rotation_dps)
+    return out, recent
 
 
 def sampled(motion: MotionSource, seconds: float) -> Iterable[ImuSample]:
@@ -74,12 +82,19 @@ def simulated(block_s: float, threshold: float) -> None:
             cases.append((f"vibrating {f:g} Hz {a:g} g ({v.rocking_dps:.2f} deg/s rocking)", v))
     cases += [("standing (sway)", sc.Standing(60.0)), ("walking backward", sc.Walking(60.0))]
     for name, segment in cases:
-        lows, highs = [], []
+        lows, highs, recent_lows, recent_highs = [], [], [], []
         for seed in range(3):
-            r = block_readings(sampled(sc.scenario(segment, seed=seed), 60.0), RATE, block_s)
+            r, recent = block_readings(
+                sampled(sc.scenario(segment, seed=seed), 60.0), RATE, block_s
+            )
             lows.append(min(r))
             highs.append(max(r))
-        print(f"   {name:<45} min {min(lows):7.3f}  max {max(highs):7.3f} deg/s")
+            recent_lows.append(min(recent))
+            recent_highs.append(max(recent))
+        print(
+            f"   {name:<45} min {min(lows):7.3f}  max {max(highs):7.3f} deg/s; last 2 s "
+            f"{min(recent_lows):7.3f} to {max(recent_highs):7.3f}"
+        )
 
 
 def _unpack(script: str) -> Path | None:
@@ -101,23 +116,29 @@ def recordings(block_s: float, threshold: float) -> None:
     kfall = Path(env_k) if env_k else _unpack("unpack-kfall")
     print(f"2. Recordings (block {block_s:g} s, threshold {threshold:g} deg/s)")
     groups: dict[str, list[tuple[float, str]]] = {}
+    recent_groups: dict[str, list[tuple[float, str]]] = {}
     if sisfall is not None and sisfall.is_dir():
         for path in find_sisfall(sisfall):
             name = sisfall_name(path)
             if name is None or name.is_fall:
                 continue
-            r = block_readings(iter_sisfall(path), 200.0, block_s)
+            r, recent = block_readings(iter_sisfall(path), 200.0, block_s)
             if r:
                 groups.setdefault(f"SisFall {name.code}", []).append((min(r), path.name))
+                recent_groups.setdefault(f"SisFall {name.code}", []).append(
+                    (min(recent), path.name)
+                )
     else:
         print("   SisFall: not available")
     if kfall is not None and kfall.is_dir():
         for path in find_kfall(kfall, frozenset(range(1, 22))):
             kname = parse_name(path)
             assert kname is not None
-            r = block_readings(iter_kfall(path), 100.0, block_s)
+            r, recent = block_readings(iter_kfall(path), 100.0, block_s)
             if r:
-                groups.setdefault(f"KFall T{kname.task_id:02d}", []).append((min(r), path.name))
+                group = f"KFall T{kname.task_id:02d}"
+                groups.setdefault(group, []).append((min(r), path.name))
+                recent_groups.setdefault(group, []).append((min(recent), path.name))
     else:
         print("   KFall: not available")
     total = below = 0
@@ -137,6 +158,14 @@ def recordings(block_s: float, threshold: float) -> None:
         print(
             f"   all: {total} recordings, {below} with a false 'not worn'; smallest block "
             f"{smallest[0]:.3f} deg/s ({smallest[1]}): margin x{smallest[0] / threshold:.2f}"
+        )
+    print("   The last 2 s (a reset press's second question), read every 0.25 s once ready:")
+    for group, found in sorted(recent_groups.items()):
+        found.sort()
+        n_below = sum(1 for m, _ in found if m < threshold)
+        print(
+            f"   {group:<12} {len(found):4d} recordings, {n_below:3d} with a reading below: "
+            f"smallest {found[0][0]:7.3f} deg/s ({found[0][1]})"
         )
 
 

@@ -449,7 +449,9 @@ class SafetyController:
                 now,
             )
             return
-        if self._worn is not None and not self._worn.worn:
+        # Judged on the last block and on the last 2 s (WornCheck.worn_now): the last block
+        # alone let a press arm up to two blocks after the sensor fell off or was put down.
+        if self._worn is not None and not self._worn.worn_now:
             self._refuse_arming(self._not_worn_reason(self._worn), now, pattern="not_worn")
             return
         refusal = self._arm_gate(now) if self._arm_gate is not None else None
@@ -634,6 +636,12 @@ class SafetyController:
             return (
                 f"{SENSOR_NOT_WORN}: still measuring the body signal (a few seconds after a start "
                 "or a fault); press reset again"
+            )
+        if worn.worn:  # the last block showed a body, the last seconds do not
+            return (
+                f"{SENSOR_NOT_WORN}: no body movement in the last {worn.recent_s:g} s "
+                f"({worn.recent_dps:.3f} deg/s, a body shows {worn.threshold_dps:g} deg/s or "
+                "more): clip the sensor on the belt, stand on the treadmill, then press reset"
             )
         return (
             f"{SENSOR_NOT_WORN}: no body movement ({worn.rotation_dps:.3f} deg/s, a body shows "

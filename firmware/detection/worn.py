@@ -46,6 +46,15 @@ DECIMATED_RATE_HZ = 10.0
 """The rate the block sums run at: 5 times the band's 2 Hz top."""
 BAND_HIGH_HZ = 2.0
 """Above this a motor or a belt vibrating: not a body (sway, breathing, gait are below)."""
+RECENT_S = 2.0
+"""The window a reset press is also judged on: the last 2 s, ending at the press.
+
+The last whole block can be the walk before the sensor came off (or the fall that threw it
+off): judged on that alone, a press up to two blocks after the sensor went still armed the
+belt. The same measure over the last 2 s shows a sensor gone still 2 s (and the low-passes'
+tail) after it landed. Shorter windows cut the quietest stander's reading too close to the
+threshold (sliding over every KFall standing recording: 0.047 °/s for 1 s, 0.076 for 1.5 s,
+0.085 for 2 s, 0.117 for 3 s; docs/safety.md has the figures)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,6 +69,8 @@ class WornReading:
     """How long the body signal has been below the threshold (0 while worn)."""
     ready: bool
     """At least one whole block measured after the filters settled."""
+    recent_dps: float = 0.0
+    """The body signal over the last :data:`RECENT_S` (what a reset press is also judged on)."""
 
 
 class WornCheck:
@@ -95,6 +106,12 @@ class WornCheck:
         "_r1",
         "_r2",
         "_r3",
+        "_recent1",
+        "_recent2",
+        "_recent3",
+        "_recent_i",
+        "_recent_n",
+        "_recent_seen",
         "_s1",
         "_s2",
         "_s3",
@@ -103,6 +120,7 @@ class WornCheck:
         "_sum",
         "_threshold_sq",
         "block_s",
+        "recent_s",
         "threshold_dps",
     )
 
@@ -113,9 +131,18 @@ class WornCheck:
         threshold_dps: float,
         block_s: float = 3.0,
         settle_s: float = 1.0,
+        recent_s: float = RECENT_S,
     ) -> None:
-        if not (sample_rate_hz > 0 and threshold_dps > 0 and block_s > 0 and settle_s > 0):
-            raise ValueError("sample rate, threshold, block and settling time must be positive")
+        if not (
+            sample_rate_hz > 0
+            and threshold_dps > 0
+            and block_s > 0
+            and settle_s > 0
+            and recent_s > 0
+        ):
+            raise ValueError(
+                "sample rate, threshold, block, settling and recent time must be positive"
+            )
         self.threshold_dps = threshold_dps
         self.block_s = block_s
         self._threshold_sq = threshold_dps * threshold_dps
@@ -123,6 +150,13 @@ class WornCheck:
         slow_rate = sample_rate_hz / self._decimation
         self._block_n = max(1, round(block_s * slow_rate))
         self._settle_n = max(1, round(settle_s * slow_rate))
+        # Never longer than a block: the recent window is to see what the blocks do not yet.
+        self._recent_n = max(2, min(self._block_n, round(recent_s * slow_rate)))
+        self._recent1 = [0.0] * self._recent_n
+        self._recent2 = [0.0] * self._recent_n
+        self._recent3 = [0.0] * self._recent_n
+        self.recent_s = self._recent_n / slow_rate
+        """The recent window as measured (``recent_s``, at most a block, in whole 0.1 s steps)."""
         self._k_low = 1.0 - math.exp(-2.0 * math.pi * BAND_HIGH_HZ / sample_rate_hz)
         self.reset()
 
@@ -142,6 +176,8 @@ class WornCheck:
         self._last_sq = 0.0
         self._quiet_since: float | None = None
         self._quiet_blocks = 0
+        self._recent_i = 0
+        self._recent_seen = 0
 
     def update(self, sample: ImuSample) -> None:
         """One sample (see :meth:`update_batch`, the loop's cheaper way in)."""
@@ -193,7 +229,16 @@ class WornCheck:
         ``x`` is the mean of the low-passed rates since the last call (a boxcar:
         zero gain at every multiple of the decimated rate, the frequencies that
         would alias onto 0 Hz), not one sample of them. Sums are taken from the
-        block's first value, so a bias of degrees per second costs no precision."""
+        block's first value, so a bias of degrees per second costs no precision.
+        Once the filters settled, ``x`` also goes into the ring of the last :data:`RECENT_S`."""
+        if self._blocks:
+            i = self._recent_i
+            self._recent1[i] = x1
+            self._recent2[i] = x2
+            self._recent3[i] = x3
+            i += 1
+            self._recent_i = 0 if i == self._recent_n else i
+            self._recent_seen += 1
         if self._n == 0:
             self._r1, self._r2, self._r3 = x1, x2, x3
         d1 = x1 - self._r1
@@ -248,6 +293,39 @@ class WornCheck:
         return self._blocks >= 2 and self._quiet_since is None
 
     @property
+    def recent_dps(self) -> float:
+        """The body signal over the last :data:`RECENT_S` of samples, ending now (°/s; the
+        same measure as a block's, about the window's own mean); 0 until the window is full.
+        Computed when asked (a reset press, a report), not on the loop."""
+        n = self._recent_n
+        if self._recent_seen < n:
+            return 0.0
+        total = 0.0
+        for ring in (self._recent1, self._recent2, self._recent3):
+            ref = ring[0]  # as the blocks do: a bias of degrees per second costs no precision
+            s = sq = 0.0
+            for x in ring:
+                d = x - ref
+                s += d
+                sq += d * d
+            total += (sq - s * s / n) / n
+        return math.sqrt(max(0.0, total))
+
+    @property
+    def recent_worn(self) -> bool:
+        """The last :data:`RECENT_S` show a body (the window is full and reads at or above the
+        threshold)."""
+        return self._recent_seen >= self._recent_n and self.recent_dps >= self.threshold_dps
+
+    @property
+    def worn_now(self) -> bool:
+        """What a reset press asks: the last block showed a body, and so did the last
+        :data:`RECENT_S`. A sensor that fell off, or was put on the console, since the last
+        block began fails the second within about 2 s of lying still, where the blocks alone
+        took up to two blocks (3 to 6 s) to see it."""
+        return self.worn and self.recent_worn
+
+    @property
     def quiet_blocks(self) -> int:
         """Blocks measured quiet in a row in the current run (0 while worn): the check's own
         clock, a count of samples, where :meth:`quiet_for` reads the samples' timestamps."""
@@ -260,4 +338,6 @@ class WornCheck:
 
     def reading(self, t: float) -> WornReading:
         """The state as one record, for logs, events and the figures in docs."""
-        return WornReading(self.worn, self.rotation_dps, self.quiet_for(t), self.ready)
+        return WornReading(
+            self.worn, self.rotation_dps, self.quiet_for(t), self.ready, self.recent_dps
+        )
