@@ -545,6 +545,31 @@ def test_a_press_soon_after_the_sensor_is_put_down_is_refused(tmp_path: Path) ->
     assert rig.state == "ARMED" and rig.hardware.contact_closed()
 
 
+def test_a_press_after_a_fall_that_threw_the_sensor_off_is_refused(tmp_path: Path) -> None:
+    """A fall trips the belt and throws the sensor off: it lies still on the floor. The last
+    whole block is the fall itself (hundreds of deg/s) for seconds after: judged on it, the
+    press 4.5 s later armed a belt whose sensor watched no one. The last 2 s are still."""
+    motion = sc.Sequence(
+        [sc.Standing(6.6), sc.BackwardFall(lie_s=0.3), sc.Resting(20.0, pitch_deg=0.0)], seed=4
+    )
+    rig = worn_rig(tmp_path, motion)
+    rig.run_for(ARM_AT)
+    rig.press_reset()
+    assert rig.state == "ARMED"
+    thrown_off = motion.span("resting").start
+    rig.run_for(thrown_off + 4.5 - rig.clock.monotonic())
+    assert rig.state == "TRIPPED"  # the fall
+    worn = rig.app.controller.worn
+    assert worn is not None
+    assert worn.worn  # the last whole block is still the fall: the blocks alone would arm
+    assert not worn.recent_worn
+    closes = [closed for _, closed in rig.hardware.history].count(True)
+    rig.press_reset()
+    assert rig.state == "TRIPPED" and not rig.hardware.contact_closed()
+    assert rig.app.controller.reason.startswith("sensor not worn: no body movement in the last 2 s")
+    assert [closed for _, closed in rig.hardware.history].count(True) == closes  # never closed
+
+
 def test_the_self_test_says_what_the_check_reads(tmp_path: Path) -> None:
     rig = worn_rig(tmp_path, sc.Sequence([sc.Resting(10.0), sc.Standing(30.0)], seed=2))
     lines: list[str] = []
