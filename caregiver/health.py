@@ -8,7 +8,8 @@ so, and the history is still there), so a load balancer asks only whether the in
 watchdog is told, :mod:`caregiver.liveness`); while the broker is down *no* instance receives,
 and one that took every instance out of service would hide the banner too. An uptime monitor
 asks whether falls reach caregivers at all (:attr:`Health.receiving`), which a broker outage
-does stop.
+does stop, and so does the service's own database refusing writes
+(:attr:`Health.storing`: the falls then wait with the broker and on the treadmills).
 
 Nothing here needs a login, so nothing here names a walker, a device, a caregiver or the
 broker's address: only the parts' own names, the link's state and for how long.
@@ -37,19 +38,31 @@ class Health(msgspec.Struct, frozen=True):
     ``subscription_refused`` (:class:`caregiver.broker_link.Problem`)."""
     down_s: float | None = None
     """While not receiving: seconds since it stopped (monotonic clock)."""
+    storing: bool = True
+    """The service's database takes what ingest commits (a full disk, a failed sync: not)."""
+
+    @property
+    def reaching(self) -> bool:
+        """Falls reach caregivers through this instance: alive, receiving and storing."""
+        return self.alive and self.receiving and self.storing
 
     @property
     def status(self) -> str:
-        """A word for people: ``ok``, ``not receiving`` or ``not alive``."""
+        """Words for people: ``ok``, ``not alive``, ``not receiving`` or ``not storing``."""
         if not self.alive:
             return "not alive"
-        return "ok" if self.receiving else "not receiving"
+        if not self.receiving:
+            return "not receiving"
+        return "ok" if self.storing else "not storing"
 
 
-def health_of(problems: tuple[str, ...], link: BrokerLink, now_mono: float) -> Health:
-    """The health of an instance whose parts report ``problems`` and whose link is ``link``."""
+def health_of(
+    problems: tuple[str, ...], link: BrokerLink, now_mono: float, *, storing: bool
+) -> Health:
+    """The health of an instance whose parts report ``problems``, whose link is ``link`` and
+    whose database takes writes or not (``storing``)."""
     if isinstance(link, Connected):
-        return Health(not problems, problems, True, "connected")
+        return Health(not problems, problems, True, "connected", storing=storing)
     return Health(
         not problems,
         problems,
@@ -57,4 +70,5 @@ def health_of(problems: tuple[str, ...], link: BrokerLink, now_mono: float) -> H
         "lost" if isinstance(link, Lost) else "never_connected",
         link.problem.value,
         round(link.down_for(now_mono), 1),
+        storing,
     )

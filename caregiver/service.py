@@ -446,9 +446,14 @@ class CaregiverService:
     def health(self) -> Health:
         """``/healthz``: the parts :meth:`systemd_pinger` checks, but the dashboard's event
         loop, which answering the request shows is turning (its heartbeat beats only while
-        a pinger runs), and the broker link."""
+        a pinger runs), the broker link and whether the database takes writes."""
         problems = tuple(text for name, text in self.liveness.failing() if name != DASHBOARD_PART)
-        return health_of(problems, self.ingestor.link.state, time.monotonic())
+        return health_of(
+            problems,
+            self.ingestor.link.state,
+            time.monotonic(),
+            storing=self.ingestor.storage_fault is None,
+        )
 
     def status(self) -> dict[str, Any]:
         process = self.notifier_process

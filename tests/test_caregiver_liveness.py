@@ -271,6 +271,7 @@ def test_healthz_says_without_a_login_whether_the_service_works_and_whether_fall
                     "broker": "connected",
                     "broker_problem": None,
                     "down_s": None,
+                    "storing": True,
                 },
             )
             assert _health(f"{cg.url}/healthz/receiving")[0] == 200

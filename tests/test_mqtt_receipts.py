@@ -173,11 +173,15 @@ def test_every_page_says_while_the_caregiver_database_refuses_writes(
         assert banner.down and banner.lead == "Not storing alerts from the treadmills"
         assert "database refuses writes" in banner.detail and "full" in banner.detail
         assert "will not be shown or notified" in banner.consequence
+        health = service.health()  # /healthz/receiving: 503, an uptime monitor pages
+        assert health.alive and health.receiving and not health.storing
+        assert not health.reaching and health.status == "not storing"
         with service.store._lock:  # space again
             service.store._db.execute("PRAGMA max_page_count = 1073741823")
         assert device.wait_until(lambda s: s.depth == 0, WAIT)
         assert service.ingestor.wait_for(lambda: service.ingestor.storage_fault is None)
         assert not service.hub.broker.down
+        assert service.health().reaching
 
 
 # ------------------------------------------------------------- client identity

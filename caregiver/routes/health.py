@@ -28,9 +28,9 @@ def routes(site: Site) -> list[BaseRoute]:
         return _answer(health, health.alive)
 
     async def receiving(request: Request) -> Response:
-        """Alive and receiving from the broker: falls reach caregivers; an uptime monitor's
-        question."""
+        """Alive, receiving from the broker and storing what it receives: falls reach
+        caregivers; an uptime monitor's question."""
         health = backend.health()
-        return _answer(health, health.alive and health.receiving)
+        return _answer(health, health.reaching)
 
     return [Route("/healthz", healthz), Route("/healthz/receiving", receiving)]
