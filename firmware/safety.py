@@ -58,7 +58,13 @@ from core.protocol.messages import SENSOR_NOT_WORN
 from core.samples import ImuSample
 from firmware.config import SafetyConfig
 from firmware.contact import ContactWatch, Mismatch
-from firmware.detection.base import TRIPPING_KINDS, Detection, DetectionKind, Detector
+from firmware.detection.base import (
+    TRIPPING_KINDS,
+    Detection,
+    DetectionKind,
+    Detector,
+    KnowsPosture,
+)
 from firmware.detection.worn import WornCheck
 from firmware.fsm import TransitionTable
 from firmware.windows import KnowsImpact, KnowsUpright, Recording, WindowRecorder
@@ -89,6 +95,13 @@ class Trigger(StrEnum):
     """A tripping detection while ARMED."""
     FAULT = "fault"
     """Anything that makes the data or the code untrustworthy (see :class:`FaultKind`)."""
+
+
+NOT_UPRIGHT_REASON = (
+    "not armed: the sensor reads the walker lying down; stand up on the treadmill with the "
+    "sensor clipped upright on the belt, then press reset"
+)
+"""Why a reset press was refused while the detector reads lying (:class:`KnowsPosture`)."""
 
 
 class FaultKind(StrEnum):
@@ -277,6 +290,7 @@ class SafetyController:
         )
         """The recent IMU, and the recordings around trips under way (docs/incidents.md)."""
         self._upright = detector if isinstance(detector, KnowsUpright) else None
+        self._posture = detector if isinstance(detector, KnowsPosture) else None
         self._impact = detector if isinstance(detector, KnowsImpact) else None
         self._incident: str | None = None
         self.state = SafetyState.STARTING
@@ -449,6 +463,12 @@ class SafetyController:
                 now,
             )
             return
+        posture = self._posture
+        if posture is not None and posture.lying:
+            # A person lying after a fall breathes and moves: the sensor reads worn, and
+            # nothing trips on someone already down (the fall episode has no second fall).
+            self._refuse_arming(NOT_UPRIGHT_REASON, now)
+            return
         # Judged on the last block and on the last 2 s (WornCheck.worn_now): the last block
         # alone let a press arm up to two blocks after the sensor fell off or was put down.
         if self._worn is not None and not self._worn.worn_now:
@@ -478,6 +498,8 @@ class SafetyController:
         reason = f"armed by local reset from {previous}"
         if not self._enter(SafetyState.ARMED, LocalReset(), reason, now):
             return
+        if posture is not None:
+            posture.end_fall()  # upright and re-armed: watch for the next fall from now
         self._buzzer.stop()
         self._buzzer.play("chirp", now)
         self._emit(

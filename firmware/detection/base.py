@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 from core.samples import ImuSample
 
@@ -47,3 +47,15 @@ class Detector(Protocol):
     def reset(self) -> None:
         """Forget everything (e.g. after re-arming), as if freshly built."""
         ...
+
+
+@runtime_checkable
+class KnowsPosture(Protocol):
+    """A detector that can say whether the wearer lies, and end a fall episode when a person
+    at the machine re-arms (:class:`firmware.safety.SafetyController` before and after it
+    arms)."""
+
+    @property
+    def lying(self) -> bool: ...
+
+    def end_fall(self) -> None: ...

@@ -226,6 +226,39 @@ class FallDetector:
         before any. The monitor marks it on the trip's recording without searching for it."""
         return self._impact_t
 
+    @property
+    def lying(self) -> bool:
+        """The trunk reads lying: its gravity direction more than ``lying_tilt_deg`` from
+        upright — the learned upright once the warm-up is over, the mounting's before (no
+        opinion without either). Read by the monitor before it arms: nothing trips on a
+        person already lying (a fall episode has no second fall in it), so the belt must
+        not be let run under one. A sensor that slipped that far on the belt reads lying
+        too, and should not arm either: it would watch the walker from the wrong angle."""
+        if not self._have_gravity:
+            return False
+        if self._warm:
+            ux, uy, uz = self._ux, self._uy, self._uz
+        elif self._up_hint is not None:
+            ux, uy, uz = self._up_hint
+        else:
+            return False
+        cos_tilt = self._rx * ux + self._ry * uy + self._rz * uz
+        return cos_tilt < math.cos(self._lying_tilt_deg * _D2R)
+
+    @property
+    def fall_open(self) -> bool:
+        """A fall was confirmed and its episode is not over: no stumble or landing is looked
+        for until the wearer has stood upright for 2 s (or :meth:`end_fall`)."""
+        return self._fallen_t is not None
+
+    def end_fall(self) -> None:
+        """End the fall episode now: a person at the machine re-armed with the walker upright
+        (the monitor reads :attr:`lying` first). Waiting for 2 s upright instead left the
+        first seconds of a quick re-arm with no stumble or fall detection at all."""
+        self._fallen_t = None
+        self._still_since = None
+        self._upright_since = None
+
     # ----------------------------------------------------------------- update
     def update(self, sample: ImuSample) -> Sequence[Detection]:
         """Consume one sample; return the detections it completes (often none)."""
