@@ -27,6 +27,12 @@ from typing import Any, Literal
 from core import strict_json
 from core.errors import ConfigError
 
+INT_MIN, INT_MAX = -(2**63), 2**63 - 1
+"""TOML's integers are 64-bit and "an integer that cannot be represented losslessly" is an
+error (TOML 1.0), but :mod:`tomllib` takes any: ``1`` followed by 400 zeros stopped ``config
+--check`` with a traceback in a float key (it cannot become a float), and passed it in an int
+key (``mqtt.max_inflight``) that SQLite then refused at run time, for every publish."""
+
 Check = Callable[[Any], str | None]
 """Returns None when the value is fine, otherwise what is wrong with it."""
 
@@ -51,6 +57,8 @@ def read_toml(path: Path, what: str = "file") -> dict[str, Any]:
         return tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError([f"{path}: not valid TOML: {exc}"]) from None
+    except ValueError:  # tomllib lets int()'s limit through: a number of 4,301 digits or more
+        raise ConfigError([f"{path}: not valid TOML: a number longer than 4,300 digits"]) from None
 
 
 def read_json(path: Path, what: str, max_bytes: int = MAX_TEXT_FILE_BYTES) -> Any:
@@ -139,6 +147,8 @@ def convert(value: Any, tp: Any) -> tuple[Any, str | None]:
         if isinstance(value, dict) and all(isinstance(v, str) for v in value.values()):
             return dict(value), None
         return None, f"must be {type_name(tp)}"
+    if isinstance(value, int) and not isinstance(value, bool) and not INT_MIN <= value <= INT_MAX:
+        return None, f"must be a number from {INT_MIN:,} to {INT_MAX:,} (TOML's integers)"
     if tp is float and isinstance(value, int | float) and not isinstance(value, bool):
         if not math.isfinite(value):
             return None, "must be a finite number"

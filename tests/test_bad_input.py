@@ -92,6 +92,65 @@ def test_a_config_or_plan_file_too_large_to_be_one_is_refused_before_it_is_read(
     ]
 
 
+HUGE = "1" + "0" * 400
+"""An integer past a float's range and TOML's 64 bits, which :mod:`tomllib` and :mod:`json`
+read all the same."""
+
+
+@pytest.mark.parametrize("command", [["config", "--check"], ["run", "-c"]], ids=str)
+@pytest.mark.parametrize(
+    ("text", "says"),
+    [
+        (
+            f"[safety]\nsample_timeout_s = {HUGE}\n",
+            "safety.sample_timeout_s: must be a number from",
+        ),
+        (f"[mqtt]\nport = {'9' * 5000}\n", "not valid TOML: a number longer than 4,300 digits"),
+    ],
+    ids=["float-key", "5000-digits"],
+)
+def test_a_number_too_large_for_toml_is_refused_by_check_and_run(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], command: list[str], text: str, says: str
+) -> None:
+    """A float key given 1 and 400 zeros stopped ``config --check`` and ``run`` with an
+    OverflowError traceback; 5,000 digits with a ValueError from inside tomllib."""
+    config = tmp_path / "config.toml"
+    config.write_text(text)
+    err = _refused([*command, str(config)], capsys)
+    assert f"{config}: {says}" in err
+
+
+def test_an_int_key_past_64_bits_is_refused_by_the_check(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``mqtt.max_inflight = 2**63`` passed ``config --check``; ``run`` then met it in the
+    outbox's ``LIMIT ?``, which SQLite refused at every publish: no alert left the device.
+    TOML's integers are 64-bit, and the file is refused as TOML says."""
+    config = tmp_path / "config.toml"
+    config.write_text("[mqtt]\nmax_inflight = 9223372036854775808\n")
+    err = _refused(["config", "--check", str(config)], capsys)
+    assert f"{config}: mqtt.max_inflight: must be a number from -9,223,372,036,854,775,808 " in err
+    config.write_text("[mqtt]\nmax_inflight = 9223372036854775807\n")
+    assert main(["config", "--check", str(config)]) == 0
+
+
+@pytest.mark.parametrize("suffix", [".toml", ".json"])
+def test_a_plan_file_with_a_number_too_large_for_a_float_is_refused(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], suffix: str
+) -> None:
+    """``minutes = 1`` and 400 zeros, in either format, ended ``plan set`` with an
+    OverflowError traceback (the check for a finite number converted it to a float first)."""
+    plan = tmp_path / f"plan{suffix}"
+    if suffix == ".toml":
+        plan.write_text(f'[[interval]]\ndirection = "backward"\nminutes = {HUGE}\n')
+    else:
+        plan.write_text(f'{{"interval": [{{"direction": "backward", "minutes": {HUGE}}}]}}')
+    db = tmp_path / "device.db"
+    err = _refused(["plan", "--db", str(db), "set", str(plan)], capsys)
+    assert f"{plan}: interval[0].minutes: too large a number (past 1e308)" in err
+    assert not db.exists()
+
+
 @pytest.mark.parametrize("kind", ["not UTF-8", "a directory"])
 @pytest.mark.parametrize(
     "command",

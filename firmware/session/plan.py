@@ -83,10 +83,15 @@ def _check_number(value: Any, key: str, problems: list[str]) -> float | None:
     if isinstance(value, bool) or not isinstance(value, int | float):
         problems.append(f"{key}: must be a number, not {type(value).__name__} {value!r}")
         return None
-    if not math.isfinite(value):
+    try:
+        number = float(value)
+    except OverflowError:  # an int past a float's range: JSON and tomllib read any int
+        problems.append(f"{key}: too large a number (past 1e308)")
+        return None
+    if not math.isfinite(number):
         problems.append(f"{key}: must be a finite number")
         return None
-    return float(value)
+    return number
 
 
 def parse_plan(data: Mapping[str, Any], source: str, default_name: str = "plan") -> Plan:
