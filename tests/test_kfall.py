@@ -199,6 +199,96 @@ def test_a_broken_workbook_is_a_clear_error(tmp_path: Path) -> None:
         describe(kf / "sensor_data" / "SA08" / "S08T34R02.csv")
 
 
+def _damage(book: Path, how: str) -> None:
+    """Damage the archive as a disk or a foreign tool might: a deflate stream that does not
+    inflate, an encrypted part, or a compression method zipfile does not have."""
+    data = bytearray(book.read_bytes())
+    if how == "deflate":  # the first part's data: a block of the reserved type 3
+        name_len, extra_len = int.from_bytes(data[26:28], "little"), data[28] | data[29] << 8
+        data[30 + name_len + extra_len] = 0xFF
+    else:
+        at = data.find(b"PK\x01\x02")  # the first central directory entry
+        if how == "encrypted":
+            data[at + 8] |= 1  # general purpose flag bit 0: encrypted
+        else:
+            data[at + 10 : at + 12] = (99).to_bytes(2, "little")  # compression method 99
+    book.write_bytes(bytes(data))
+
+
+@pytest.mark.parametrize(
+    ("how", "says"),
+    [
+        ("deflate", "invalid block type"),
+        ("encrypted", "is encrypted, password required"),
+        ("method", "compression method is not supported"),
+    ],
+)
+def test_a_damaged_workbook_archive_is_a_clear_error(tmp_path: Path, how: str, says: str) -> None:
+    """zipfile raises more than BadZipFile for a damaged archive (zlib.error, RuntimeError,
+    NotImplementedError): each ended evaluate with a traceback instead of skipping the file."""
+    book = tmp_path / "SA08_label.xlsx"
+    with zipfile.ZipFile(book, "w", zipfile.ZIP_DEFLATED) as z:
+        z.writestr("xl/workbook.xml", "<workbook>" + "<sheets/>" * 20 + "</workbook>")
+    _damage(book, how)
+    with pytest.raises(DatasetFormatError, match=r"not a readable \.xlsx workbook: ") as info:
+        read_first_sheet(book)
+    assert says in info.value.message
+    assert info.value.line == 1
+
+
+@pytest.mark.parametrize(
+    ("row", "says"),
+    [
+        ('<row r="\u00b2"><c><v>1</v></c></row>', "bad row number '\u00b2'"),  # isdigit, not int
+        (f'<row r="{"1" * 5000}"/>', "bad row number '11111111111111111111'"),  # int()'s limit
+        ('<row r="1"><c r="ZZZZZZZZZ1"><v>1</v></c></row>', "bad cell reference 'ZZZZZZZZZ1'"),
+        ('<row r="1"><c r="XFE1"><v>1</v></c></row>', "bad cell reference 'XFE1'"),
+    ],
+    ids=["superscript-row", "5000-digit-row", "column-ZZZZZZZZZ", "column-past-XFD"],
+)
+def test_a_row_number_or_cell_reference_no_sheet_has_is_a_clear_error(
+    tmp_path: Path, row: str, says: str
+) -> None:
+    """A row numbered "²" (str.isdigit takes it, int() does not) or with 5,000 digits raised
+    ValueError; a cell in column ZZZZZZZZZ had the reader fill in the 5.4 trillion empty cells
+    before it (MemoryError). Excel's last column is XFD."""
+    ns = 'xmlns="http://schemas.openxmlformats.org/spreadsheetml/2006/main"'
+    book = tmp_path / "SA08_label.xlsx"
+    with zipfile.ZipFile(book, "w") as z:
+        z.writestr("xl/workbook.xml", f"<workbook {ns}><sheets><sheet/></sheets></workbook>")
+        z.writestr(
+            "xl/worksheets/sheet1.xml", f"<worksheet {ns}><sheetData>{row}</sheetData></worksheet>"
+        )
+    with pytest.raises(DatasetFormatError) as info:
+        read_first_sheet(book)
+    assert info.value.message == says
+    assert info.value.line == 1
+    last = '<row r="1"><c r="XFD1"><v>1</v></c></row>'
+    with zipfile.ZipFile(book, "w") as z:
+        z.writestr("xl/workbook.xml", f"<workbook {ns}><sheets><sheet/></sheets></workbook>")
+        z.writestr(
+            "xl/worksheets/sheet1.xml", f"<worksheet {ns}><sheetData>{last}</sheetData></worksheet>"
+        )
+    assert read_first_sheet(book) == [[""] * 16_383 + ["1"]]
+
+
+def test_a_sheet_of_more_cells_than_a_label_sheet_has_is_refused(tmp_path: Path) -> None:
+    """A cell in column XFD on each row: 16,384 cells a row, so 10,000 rows of them (1 MB of
+    XML) were 164 million cells, 1.3 GB of lists. A label sheet has some 400."""
+    ns = 'xmlns="http://schemas.openxmlformats.org/spreadsheetml/2006/main"'
+    rows = "".join(f'<row r="{i}"><c r="XFD{i}"><v>1</v></c></row>' for i in range(1, 101))
+    book = tmp_path / "SA08_label.xlsx"
+    with zipfile.ZipFile(book, "w") as z:
+        z.writestr("xl/workbook.xml", f"<workbook {ns}><sheets><sheet/></sheets></workbook>")
+        z.writestr(
+            "xl/worksheets/sheet1.xml", f"<worksheet {ns}><sheetData>{rows}</sheetData></worksheet>"
+        )
+    with pytest.raises(DatasetFormatError) as info:
+        read_first_sheet(book)
+    assert info.value.message == "over the 1,000,000 cells a label sheet may have"
+    assert info.value.line == 62  # 61 rows are 999,424 cells
+
+
 def test_a_fall_without_its_label_is_an_error_an_adl_is_not(tmp_path: Path) -> None:
     kf = kfall_tree(tmp_path)
     (kf / "label_data" / "SA08_label.xlsx").unlink()

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import re
 import zipfile
+import zlib
 from pathlib import Path
 from xml.etree import ElementTree
 
@@ -26,7 +27,19 @@ from tools.datasets.limits import MAX_LABEL_PART_BYTES, MAX_LABEL_ROWS
 _MAIN = "{http://schemas.openxmlformats.org/spreadsheetml/2006/main}"
 _REL = "{http://schemas.openxmlformats.org/officeDocument/2006/relationships}"
 _PKG_REL = "{http://schemas.openxmlformats.org/package/2006/relationships}"
-_CELL_REF = re.compile(r"^([A-Z]+)(\d+)$")
+_CELL_REF = re.compile(r"^([A-Z]{1,3})([0-9]+)$")
+"""A cell reference: one to three column letters (up to ``XFD``) and ASCII digits."""
+MAX_COLUMNS = 16_384
+"""A sheet's columns, as in Excel (``A`` to ``XFD``): the cells before a cell are filled in,
+so ``ZZZZZZZZZ1`` would have been 5.4 trillion empty cells (a MemoryError, or a Pi's swap)."""
+MAX_CELLS = 1_000_000
+"""Cells in a sheet, empty ones filled in included: KFall's sheets have some 400. A 1 MB part
+can put a cell in column XFD on each of 10,000 rows: 164 million cells (1.3 GB of list)."""
+_DAMAGED = (zipfile.BadZipFile, zlib.error, EOFError, NotImplementedError, RuntimeError)
+"""What :mod:`zipfile` raises for a damaged or foreign archive besides ``BadZipFile``: a
+deflate stream that does not inflate (``zlib.error``), one cut short (``EOFError``), a
+compression method it lacks (``NotImplementedError``) and an encrypted part
+(``RuntimeError``, "password required")."""
 
 
 def read_first_sheet(path: str | Path) -> list[list[str]]:
@@ -43,11 +56,12 @@ def read_first_sheet(path: str | Path) -> list[list[str]]:
             shared = _shared_strings(z) if "xl/sharedStrings.xml" in names else []
             sheet = _first_sheet_part(z, names)
             root = ElementTree.fromstring(_part(z, sheet))
-    except (zipfile.BadZipFile, KeyError, ElementTree.ParseError, OSError) as e:
+    except (*_DAMAGED, KeyError, ElementTree.ParseError, OSError) as e:
         raise DatasetFormatError(p, 1, f"not a readable .xlsx workbook: {e}") from None
     except _TooLarge as e:
         raise DatasetFormatError(p, 1, str(e)) from None
     rows: list[list[str]] = []
+    cell_count = 0
     data = root.find(f"{_MAIN}sheetData")
     if data is None:
         raise DatasetFormatError(p, 1, "the first sheet has no sheetData")
@@ -55,7 +69,9 @@ def read_first_sheet(path: str | Path) -> list[list[str]]:
         number = len(rows) + 1
         r = row.get("r")
         if r is not None:
-            if not r.isdigit() or int(r) < number:
+            if not (r.isascii() and r.isdigit() and len(r) <= 18):  # str.isdigit takes "²"
+                raise DatasetFormatError(p, number, f"bad row number {r[:20]!r}")
+            if int(r) < number:
                 raise DatasetFormatError(p, number, f"row number {r!r} out of order")
             number = int(r)
         if number > MAX_LABEL_ROWS:  # row r="1000000000" would be that many empty rows
@@ -69,12 +85,17 @@ def read_first_sheet(path: str | Path) -> list[list[str]]:
             ref = c.get("r")
             if ref is not None:
                 m = _CELL_REF.match(ref)
-                if m is None:
-                    raise DatasetFormatError(p, number, f"bad cell reference {ref!r}")
-                col = _column_index(m.group(1))
+                col = -1 if m is None else _column_index(m.group(1))
+                if m is None or col >= MAX_COLUMNS:
+                    raise DatasetFormatError(p, number, f"bad cell reference {ref[:20]!r}")
+                if cell_count + col > MAX_CELLS:
+                    raise DatasetFormatError(
+                        p, number, f"over the {MAX_CELLS:,} cells a label sheet may have"
+                    )
                 while len(cells) < col:
                     cells.append("")
             cells.append(_cell_text(c, shared, p, number))
+        cell_count += len(cells)
         rows.append(cells)
     return rows
 
