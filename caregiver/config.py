@@ -201,6 +201,18 @@ def _positive(value: Any) -> str | None:
     return None if value > 0 else "must be greater than 0"
 
 
+SESSION_HOURS_MAX = 400 * 24
+"""The longest a login may be set to last: 400 days, the most a browser keeps a cookie
+(RFC 6265bis caps Max-Age there; Chrome does). Unbounded, ``session_hours = 1e306`` was taken
+and every login then failed with a traceback: its cookie's Max-Age, int(inf), overflowed."""
+
+
+def _session_hours(value: Any) -> str | None:
+    if 0 < value <= SESSION_HOURS_MAX:
+        return None
+    return f"must be in (0, {SESSION_HOURS_MAX}] h (a browser keeps a cookie 400 days at most)"
+
+
 def _not_negative(value: Any) -> str | None:
     return None if value >= 0 else "must not be negative"
 
@@ -258,7 +270,7 @@ _CHECKS: dict[str, typing.Callable[[Any], str | None]] = {
     "server.port": _port,
     "server.database": _database,
     "server.timezone": _zone,
-    "server.session_hours": _positive,
+    "server.session_hours": _session_hours,
     "server.login_attempts": _positive,
     "server.login_window_s": _positive,
     "mqtt.port": _port,

@@ -88,6 +88,24 @@ def test_broker_settings_mqtt_cannot_carry_are_refused(
     assert any(line.startswith(f"{config}: {problem}") for line in err.value.problems)
 
 
+@pytest.mark.parametrize("hours", ["1e306", "9601", "0"])
+def test_a_login_longer_than_a_browser_keeps_a_cookie_is_refused(
+    tmp_path: Path, hours: str
+) -> None:
+    """``session_hours = 1e306`` was taken; every login then failed with a traceback (the
+    cookie's Max-Age, int(1e306 * 3600) = int(inf), overflowed)."""
+    config = tmp_path / "caregiver.toml"
+    config.write_text(f"[server]\nsession_hours = {hours}\n")
+    with pytest.raises(ConfigError) as err:
+        load_config(config)
+    assert err.value.problems == [
+        f"{config}: server.session_hours: must be in (0, 9600] h "
+        "(a browser keeps a cookie 400 days at most)"
+    ]
+    config.write_text("[server]\nsession_hours = 9600\n")
+    assert load_config(config).server.session_hours == 9600.0
+
+
 @pytest.mark.parametrize(
     ("database", "problem"),
     [
