@@ -223,6 +223,27 @@ def _step_problem(t: float, last_t: float) -> str | None:
     return None
 
 
+SPAN_SLACK = 2.0
+"""How much longer than their nominal time (rows at ``sample_rate_hz``) a trace's rows may
+span, beside one :data:`MAX_INTERVAL_S` of gaps: jitter and the odd lost second are far less.
+Unbounded, 438,596 rows a minute apart under a 100 Hz header (9 MB) were 7,300 hours, which
+``replay`` and ``evaluate`` resample to 200 Hz: 5 billion samples, hours of a "hang"."""
+
+
+def _span_problem(t: float, first_t: float, rows: int, rate: float) -> str | None:
+    """Why ``rows`` rows from ``first_t`` to ``t`` are not a trace at ``rate`` (None if they
+    can be): they span more than :data:`SPAN_SLACK` times their nominal time plus a gap."""
+    span = t - first_t
+    nominal = (rows - 1) / rate
+    if span <= SPAN_SLACK / rate * (rows - 1) + MAX_INTERVAL_S:  # as the reader computes it
+        return None
+    return (
+        f"t={t!r}: {rows:,} rows span {span:g} s, over twice the {nominal:g} s they take at the "
+        f"header's sample_rate_hz {rate:g} (with {MAX_INTERVAL_S:g} s of gaps): the rows are "
+        "not at the header's rate"
+    )
+
+
 def _fmt_float(x: float) -> str:
     """Shortest text that reads back as exactly ``x`` (``200`` rather than ``200.0``)."""
     return str(int(x)) if x.is_integer() and abs(x) < 1e15 else repr(x)
@@ -250,6 +271,7 @@ class TraceWriter:
         self.path = Path(path)
         self.header = header
         self._last_t = -math.inf
+        self._first_t = 0.0
         self._rows = 0
         self._file: IO[str] | None = open(  # noqa: SIM115 - closed by close()/__exit__
             self.path, "w", encoding="utf-8", newline="\n"
@@ -285,9 +307,13 @@ class TraceWriter:
                 "at the file's 1 µs resolution"
             )
         if self._last_t != -math.inf:
-            problem = _step_problem(t, self._last_t)
+            problem = _step_problem(t, self._last_t) or _span_problem(
+                t, self._first_t, self._rows + 1, self.header.sample_rate_hz
+            )
             if problem is not None:
                 raise ValueError(problem)
+        else:
+            self._first_t = t
         self._last_t = t
         f.write(row)
         self._rows += 1
@@ -506,6 +532,10 @@ class TraceReader:
         a_max, g_max = MAX_ACCEL_G, MAX_GYRO_DPS
         min_step, max_step = MIN_INTERVAL_S, MAX_INTERVAL_S
         max_lines = MAX_TRACE_LINES
+        rate = self.header.sample_rate_hz
+        slack = SPAN_SLACK / rate  # seconds a row may add to the span, beside one gap
+        first_t = 0.0
+        rows = 0
         try:
             for raw in self._lines():
                 line += 1
@@ -540,6 +570,14 @@ class TraceReader:
                     problem = _step_problem(t, last_t)
                     assert problem is not None
                     raise self._error(problem)
+                if rows == 0:
+                    first_t = t
+                elif t - first_t > slack * rows + max_step:
+                    self._line = line
+                    problem = _span_problem(t, first_t, rows + 1, rate)
+                    assert problem is not None
+                    raise self._error(problem)
+                rows += 1
                 last_t = t
                 yield sample(t, ax, ay, az, gx, gy, gz)
             self._line = line

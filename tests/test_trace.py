@@ -303,6 +303,29 @@ def test_malformed_row(tmp_path: Path, rows: list[str], match: str) -> None:
     assert re.search(match, err.message), err.message
 
 
+def test_rows_far_slower_than_the_header_s_rate_are_refused_by_reader_and_writer(
+    tmp_path: Path,
+) -> None:
+    """Rows a minute apart under a 200 Hz header: each step is allowed, but 438,596 of them
+    (9 MB) were 7,300 hours, which replay and evaluate resample, 5 billion samples (2,000
+    rows took 46 s). Rows may span twice their nominal time and one minute's gap more."""
+    rows = ["0,0,-1,0,0,0,0", "60,0,-1,0,0,0,0", "120,0,-1,0,0,0,0"]
+    err = _error(_write(tmp_path, _file(rows=rows)))
+    assert err.line == len(HEADER_LINES) + 4
+    assert err.message == (
+        "t=120.0: 3 rows span 120 s, over twice the 0.01 s they take at the header's "
+        "sample_rate_hz 200 (with 60 s of gaps): the rows are not at the header's rate"
+    )
+    with TraceWriter(tmp_path / "w.csv", TraceHeader(200.0, "MPU-6050", SISFALL_MOUNTING)) as w:
+        w.write(ImuSample(0.0, 0, -1, 0, 0, 0, 0))
+        w.write(ImuSample(60.0, 0, -1, 0, 0, 0, 0))
+        with pytest.raises(ValueError, match=r"3 rows span 120 s, over twice the 0\.01 s"):
+            w.write(ImuSample(120.0, 0, -1, 0, 0, 0, 0))
+    # at the bound: 3 rows at twice the period, and a minute's gap
+    rows = ["0,0,-1,0,0,0,0", "60,0,-1,0,0,0,0", "60.02,0,-1,0,0,0,0"]
+    assert len(read_trace(_write(tmp_path, _file(rows=rows), "edge.csv")).samples) == 3
+
+
 def test_saturated_readings_and_extreme_but_real_steps_are_accepted(tmp_path: Path) -> None:
     rows = [
         "0,16,-16,15.999512,2000,-2000,1998.0488",  # an MPU-6050 saturated at ±16 g, ±2000 deg/s
