@@ -59,6 +59,8 @@ def read_toml(path: Path, what: str = "file") -> dict[str, Any]:
         raise ConfigError([f"{path}: not valid TOML: {exc}"]) from None
     except ValueError:  # tomllib lets int()'s limit through: a number of 4,301 digits or more
         raise ConfigError([f"{path}: not valid TOML: a number longer than 4,300 digits"]) from None
+    except RecursionError:  # tomllib recurses for each nested array or inline table
+        raise ConfigError([f"{path}: not valid TOML: nested too deeply"]) from None
 
 
 def read_json(path: Path, what: str, max_bytes: int = MAX_TEXT_FILE_BYTES) -> Any:

@@ -120,6 +120,29 @@ def test_a_number_too_large_for_toml_is_refused_by_check_and_run(
     assert f"{config}: {says}" in err
 
 
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["config", "--check", "{toml}"],
+        ["run", "-c", "{toml}"],
+        ["plan", "--db", "{db}", "set", "{toml}"],
+        ["caregiver", "-c", "{toml}", "users"],
+    ],
+    ids=["config-check", "run", "plan-set", "caregiver-users"],
+)
+@pytest.mark.parametrize("nesting", ["[" * 5000 + "]" * 5000, "{b = " * 5000 + "1" + "}" * 5000])
+def test_toml_nested_past_the_parser_s_depth_is_refused(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], command: list[str], nesting: str
+) -> None:
+    """5,000 nested arrays or inline tables (20 kB) ended every TOML reader with a
+    RecursionError traceback: tomllib recurses for each level. JSON files said so already."""
+    toml = tmp_path / "x.toml"
+    toml.write_text(f"a = {nesting}\n")
+    db = tmp_path / "device.db"
+    err = _refused([a.format(toml=toml, db=db) for a in command], capsys)
+    assert f"{toml}: not valid TOML: nested too deeply" in err
+
+
 def test_an_int_key_past_64_bits_is_refused_by_the_check(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
