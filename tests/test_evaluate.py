@@ -174,6 +174,23 @@ def test_a_set_detector_value_of_the_wrong_type_is_refused_as_the_config_refuses
     assert err[0].removeprefix("--set impact_g=abc: ") == words
 
 
+@pytest.mark.parametrize(
+    ("value", "says"),
+    [("9" * 5000, "a number longer than 4,300 digits"), ("[" * 5000, "nested too deeply")],
+    ids=["5000-digits", "5000-brackets"],
+)
+def test_a_set_value_tomllib_cannot_read_is_refused_not_a_traceback(
+    trace_dir: Path, capsys: pytest.CaptureFixture[str], value: str, says: str
+) -> None:
+    """tomllib lets a ValueError (Python's int digit limit) and a RecursionError out besides
+    its TOMLDecodeError: either ended evaluate with a traceback."""
+    recording = str(trace_dir / "walk_P01.csv")
+    assert main([recording, "--set", f"impact_g={value}", "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert "Traceback" not in err
+    assert f"--set impact_g: {says}" in err
+
+
 @pytest.mark.parametrize("value", ["-1", "100"])
 def test_a_set_value_a_monitor_may_not_run_is_taken_with_the_config_s_warning(
     value: str, trace_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]

@@ -181,6 +181,12 @@ def _with_settings(detector: DetectorConfig, items: Sequence[str]) -> DetectorCo
             value = tomllib.loads(f"value = {text}")["value"]
         except tomllib.TOMLDecodeError:
             value = text  # not a TOML value: the type check names it
+        except ValueError:  # int()'s limit, which tomllib lets through (a config says the same)
+            raise ConfigError(
+                [f"--set {name.strip()}: a number longer than 4,300 digits"]
+            ) from None
+        except RecursionError:  # tomllib recurses for each nested array or inline table
+            raise ConfigError([f"--set {name.strip()}: nested too deeply"]) from None
         table[name.strip()] = value
     source = "--set " + " ".join(items)
     try:
