@@ -111,5 +111,5 @@ def test_a_recording_whose_samples_disagree_with_its_count_is_refused() -> None:
     import msgspec
 
     rec = msgspec.structs.replace(fall_recording(), count=10)
-    with pytest.raises(ValueError, match="not 6 x 10 samples"):
+    with pytest.raises(ValueError, match=r"not 12 \(6 x int16\) x 10"):
         plot.recording_series(rec)

@@ -419,8 +419,37 @@ def test_a_recording_round_trips_within_a_count_and_is_small() -> None:
     assert len(wire) < 24_000
     with pytest.raises(ValueError, match="not zlib"):
         decode_recording(msgspec.structs.replace(rec, samples=b"garbage"))
-    with pytest.raises(ValueError, match="6 x"):
+    with pytest.raises(ValueError, match=r"holds more than 60 bytes, not 12 \(6 x int16\) x 5"):
         decode_recording(msgspec.structs.replace(rec, count=5))
+
+
+def test_a_recording_claiming_more_samples_than_one_holds_is_refused_before_unpacking() -> None:
+    """``count`` sized the buffer the samples were unpacked into, and they unpacked as far as
+    they went: 2**40 samples was a MemoryError out of the plot's route (its 500), 10**8 a
+    1.2 GB buffer for each view; a 12 kB zlib stream of 12 MB of zeros unpacked whole."""
+    import zlib
+
+    from core.protocol.recording import decode_recording, encode_recording
+
+    rec = encode_recording(
+        [ImuSample(i * 0.01, 0, 0, 1, 0, 0, 0) for i in range(10)],
+        trip_t=0.05,
+        accel_range_g=8,
+        gyro_range_dps=1000,
+    )
+    with pytest.raises(ValueError) as err:
+        decode_recording(msgspec.structs.replace(rec, count=2**40))
+    assert (
+        str(err.value) == "recording claims 1,099,511,627,776 samples, over the 100,000 one holds"
+    )
+    bomb = msgspec.structs.replace(rec, samples=zlib.compress(bytes(12_000_000)))
+    with pytest.raises(ValueError) as err:
+        decode_recording(bomb)  # unpacked only as far as the claim, 120 bytes, and one more
+    assert str(err.value) == "recording holds more than 120 bytes, not 12 (6 x int16) x 10"
+    short = msgspec.structs.replace(rec, samples=zlib.compress(bytes(7)))
+    with pytest.raises(ValueError, match=r"^recording holds 7 bytes, not 12 \(6 x int16\) x 10$"):
+        decode_recording(short)
+    assert len(decode_recording(msgspec.structs.replace(rec, count=10))) == 10
 
 
 def test_the_retained_status_topics_are_device_topics_no_consumer_is_made_to_read() -> None:

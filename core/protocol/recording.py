@@ -19,6 +19,12 @@ from core.protocol.messages import ImuMarks, ImuRecording
 from core.samples import ImuSample
 
 _COUNT_MAX = 32767
+MAX_SAMPLES = 100_000
+"""The most samples a recording read here may claim: a monitor's holds at most 60 s before
+the trip and some 10 s after at 100 Hz (``firmware.windows``), about 7,000. The claim sized
+the buffer unpacked into, and the samples unpacked as far as they went: ``count`` = 2**60 was
+a MemoryError, 10**8 a 1.2 GB buffer on the caregiver's server for each view of the plot, and
+a few kB of zlib can unpack to gigabytes."""
 
 
 def encode_recording(
@@ -68,16 +74,22 @@ def _count(value: float, scale: float) -> int:
 
 def decode_recording(recording: ImuRecording) -> list[ImuSample]:
     """The samples, with ``t`` in seconds from the trip. ValueError if it is inconsistent."""
-    try:
-        raw = zlib.decompress(recording.samples, bufsize=recording.count * 12 + 64)
+    if recording.count > MAX_SAMPLES:
+        raise ValueError(
+            f"recording claims {recording.count:,} samples, over the {MAX_SAMPLES:,} one holds"
+        )
+    expected = recording.count * 12
+    try:  # no further than the claim (and a byte, to tell a longer stream): a bomb stops there
+        raw = zlib.decompressobj().decompress(recording.samples, expected + 1)
     except zlib.error as exc:
         raise ValueError(f"recording samples are not zlib data: {exc}") from None
+    if len(raw) != expected:
+        held = f"more than {expected}" if len(raw) > expected else f"{len(raw)}"
+        raise ValueError(f"recording holds {held} bytes, not 12 (6 x int16) x {recording.count}")
     counts = array("h")
     counts.frombytes(raw)
     if sys.byteorder != "little":
         counts.byteswap()
-    if len(counts) != 6 * recording.count:
-        raise ValueError(f"recording holds {len(counts)} counts, not 6 x {recording.count} samples")
     a, g = recording.accel_g_per_count, recording.gyro_dps_per_count
     start, period = recording.start_s, recording.period_s
     return [
