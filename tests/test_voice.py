@@ -34,6 +34,7 @@ from firmware.session.voice import (
     sound_cards,
     voice_wanted,
 )
+from hal.buzzer_patterns import PATTERNS
 
 needs_espeak = pytest.mark.skipif(
     shutil.which("espeak-ng") is None, reason="espeak-ng is not installed"
@@ -380,6 +381,40 @@ def test_a_refused_arming_or_a_sensor_that_fell_off_is_said_once() -> None:
     assert heard.said == [not_worn, not_worn]
 
 
+def test_a_call_for_help_and_its_answer_are_said_in_words_not_only_beeped() -> None:
+    """Three quick presses play ``help_sent`` (two groups of four beeps), a caregiver's answer
+    ``help_answered``: a walker on the floor cannot be expected to remember which is which,
+    so each is said as it starts, once; a call repeated after its pattern ended is said again."""
+    heard = Heard()
+    buzzer = QuietBuzzer()
+    runner = SessionRunner(
+        resolve_plan("alternate-2-2"),
+        safety=Armed(SafetyState.TRIPPED),
+        buzzer=buzzer,
+        device_id="t",
+        speaker=heard,
+    )
+    runner.tick(1.0)
+    buzzer.play("alarm", 1.0)  # the trip's alarm says nothing new
+    runner.tick(1.5)
+    assert heard.said == []
+    buzzer.play("help_sent", 2.0)  # the safety controller plays it on the walker's call
+    for t in (2.0, 2.5, 3.0):
+        runner.tick(t)
+    sent = "Help called. Your caregivers are being told."
+    assert heard.said == [sent]
+    buzzer.stop()
+    runner.tick(4.0)
+    buzzer.play("help_sent", 5.0)  # called again after the pattern ended: confirmed again
+    runner.tick(5.0)
+    buzzer.play("help_answered", 6.0)  # a caregiver acknowledged the incident
+    runner.tick(6.0)
+    runner.tick(6.5)
+    assert heard.said == [sent, sent, "A caregiver has answered your call for help."]
+    assert {"help_sent", "help_answered"} <= set(PATTERNS)  # the names the controller plays
+    assert sent in runner.prompts.all_for_plan(runner.plan)  # rendered ahead, never pruned
+
+
 def test_the_prompt_cache_lives_beside_the_event_store_or_where_the_config_says(
     tmp_path: Path,
 ) -> None:
@@ -427,13 +462,13 @@ def test_the_prompts_command_renders_the_plan_into_the_cache(
     config.write_text('[storage]\ndatabase = "events.db"\n[session]\nplan = "alternate-2-2"\n')
     assert main(["prompts", "-c", str(config)]) == 0
     first = capsys.readouterr().out
-    assert first.startswith("alternate-2-2 in English (voice en, 150 words/min): 68 prompts (68 ")
-    assert len(list((tmp_path / "prompts").glob("*.wav"))) == 68
+    assert first.startswith("alternate-2-2 in English (voice en, 150 words/min): 70 prompts (70 ")
+    assert len(list((tmp_path / "prompts").glob("*.wav"))) == 70
     assert main(["prompts", "-c", str(config), "--list"]) == 0
     again = capsys.readouterr().out.splitlines()
-    assert "68 prompts (0 rendered" in again[0]
+    assert "70 prompts (0 rendered" in again[0]
     assert again[1].endswith("Interval 1 of 15. Walk backward for 2 minutes. 30 minutes to go.")
-    assert len(again) == 69
+    assert len(again) == 71
 
 
 # ------------------------------------------------------------------ pruning the cache

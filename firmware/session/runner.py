@@ -534,6 +534,9 @@ class SessionRunner:
         self._final_due: float | None = None
         """Real (monotonic) time until which the final record waits for figures."""
         self._told_not_worn = False
+        self._buzzer_seen: str | None = None
+        """The buzzer's pattern at the last look: a help pattern's prompt is said once, as
+        the pattern starts."""
         self._gesturing = False
         """A press held or a pattern open at the last look (:attr:`GestureRecognizer.idle`):
         the gestures are fed again even without an edge."""
@@ -653,6 +656,7 @@ class SessionRunner:
         self._take_new_plan()  # first: the roster's prompt preparation then keeps its prompts
         self._take_roster()
         self._tell_not_worn()
+        self._tell_help()
         self._last_now = now
 
     def _idle_tick(self, now: float) -> None:
@@ -669,6 +673,7 @@ class SessionRunner:
         self._take_roster()
         if self._speaker is not None:
             self._tell_not_worn()
+            self._tell_help()
         self._last_now = now
 
     def _take_new_plan(self) -> None:
@@ -789,6 +794,32 @@ class SessionRunner:
             self._speaker.say(self.prompts.file.prompts.not_worn)
             log.info("said: %s", self.prompts.file.prompts.not_worn)
         self._told_not_worn = signalled
+
+    def _tell_help(self) -> None:
+        """Say what the help patterns mean as they start: that the call for help went out
+        (``help_sent``), and that a caregiver answered it (``help_answered``).
+
+        The walker who pressed three times, perhaps on the floor, hears only beeps
+        otherwise — two groups of four, or a long beep and three quick ones — patterns
+        nobody remembers under stress: the words tell them that help was called and, later,
+        that someone has answered. Watched on the buzzer, as the not-worn prompt is (the
+        runner sees the safety controller read-only), so a call repeated after its pattern
+        ended is confirmed again in words."""
+        if self._speaker is None:
+            return
+        pattern = self._buzzer.pattern
+        if pattern == self._buzzer_seen:
+            return  # the usual tick: one comparison
+        self._buzzer_seen = pattern
+        texts = self.prompts.file.prompts
+        if pattern == "help_sent":
+            spoken = texts.help_sent
+        elif pattern == "help_answered":
+            spoken = texts.help_answered
+        else:
+            return
+        self._speaker.say(spoken)
+        log.info("said: %s", spoken)
 
     def start(self, now: float) -> tuple[bool, str]:
         if self.state in (SessionState.RUNNING, SessionState.PAUSED, SessionState.BALANCE):

@@ -96,6 +96,10 @@ class PromptTexts:
     balance_eyes_closed: str = ""
     balance_done: str = ""
     not_worn: str = ""
+    help_sent: str = ""
+    """The walker's call for help went out (three quick presses, or the help button)."""
+    help_answered: str = ""
+    """A caregiver closed the incident the walker called for help in."""
     test: str = ""
     walker: str = ""
     """The walker profile the button chose: {name}."""
@@ -263,6 +267,8 @@ class Prompts:
             texts.balance_eyes_closed,
             texts.balance_done,
             texts.not_worn,
+            texts.help_sent,
+            texts.help_answered,
         ]
         return list(dict.fromkeys(sentences))
 
