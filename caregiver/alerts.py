@@ -37,7 +37,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import NamedTuple
 
 from caregiver.config import CaregiverConfig
@@ -45,6 +45,7 @@ from caregiver.localtime import readable
 from caregiver.priority import urgency_of
 from caregiver.seen import Acknowledged, Seen, StillOpen, newer_alerts, newest_first
 from caregiver.storage import OPEN_STATUSES, Alert, Store, StoredEvent, Transaction, Urgency
+from caregiver.story import belt, event_words
 from core.protocol.events import INCIDENT_TYPES, EventType, reopens, worse
 from core.protocol.messages import EventMessage
 from core.protocol.walker import DEFAULT_WALKER_ID
@@ -60,7 +61,7 @@ OPEN = OPEN_STATUSES
 _WHAT = {
     "stumble": "Stumble",
     "fall": "FALL",
-    "no_recovery": "NO RECOVERY after a fall",
+    "no_recovery": "NOT GETTING UP after a fall",
     "fault": "Monitor fault",
     "help": "HELP requested",
     "offline": "Monitor went OFFLINE while armed",
@@ -101,9 +102,16 @@ class Alerting:
         name = self.device_name(device)
         what = _WHAT.get(kind, kind)
         label = name if name == device else f"{name} ({device})"
+        # In the dashboard's words (caregiver/story.py): the impact and posture in plain
+        # words and what the belt is doing, not the detector's figures and the state's name
+        # ("impact 5.1 g (0.30 g s), lying 83 deg. Treadmill state: TRIPPED").
+        # A fault's reason is said once, in the words; a state unknown (the event not found)
+        # is left out rather than said as "no report".
+        words = event_words(kind, told.reason, told.figures)
+        why = "" if told.state == "FAULT" else told.reason
+        belt_now = f"{belt(told.state, why, offline=False)}. " if told.state else ""
         body = (
-            f"{what} on {label} at {self._when(told.wall_time)}: {told.reason}. "
-            f"Treadmill state: {told.state}. "
+            f"{what} on {label} at {self._when(told.wall_time)}: {words}. {belt_now}"
             f"Open and acknowledge: {self.config.base_url}/events/{told.event_id}"
         )
         return f"RetroGuard: {what} - {name}", body
@@ -152,7 +160,7 @@ class Alerting:
     ) -> None:
         incident_id = event.incident or event.id  # before incidents: each alert its own
         kind = event.type.value
-        told = _Told(event.id, event.wall_time, event.reason, event.state.value)
+        told = _Told(event.id, event.wall_time, event.reason, event.state.value, event.figures)
 
         def text() -> tuple[str, str]:
             return self._event_text(device_id, kind, told)
@@ -499,8 +507,8 @@ class Alerting:
         if alert.event_id:
             event = tx.event(alert.event_id)
             if event is not None:
-                return _Told(event.id, event.wall_time, event.reason, event.state)
-        return _Told(alert.event_id or "", "", "", "?")
+                return _Told(event.id, event.wall_time, event.reason, event.state, event.figures)
+        return _Told(alert.event_id or "", "", "", "", {})
 
     # ------------------------------------------------------------ sending
 
@@ -543,3 +551,4 @@ class _Told(NamedTuple):
     wall_time: str
     reason: str
     state: str
+    figures: Mapping[str, float]

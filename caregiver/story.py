@@ -151,13 +151,19 @@ def row_text(event: StoredEvent) -> str:
     """A timeline row's words: a fall's impact and posture in plain words, with units
     (:func:`impact_words`), instead of the detector's figures ("impact 5.1 g (0.30 g s),
     lying 83 deg"); other events as the monitor said them, with degrees written as degrees."""
-    figures = event.figures
-    if event.type == "fall" and (impact := figures.get("impact_g")) is not None:
+    return event_words(event.type, event.reason, event.figures)
+
+
+def event_words(kind: str, reason: str, figures: Mapping[str, float]) -> str:
+    """An event's words from its type, the monitor's reason and figures: what the timeline
+    row (:func:`row_text`) and the caregivers' notifications (``caregiver/alerts.py``) say,
+    so a phone's message and the dashboard describe a fall alike."""
+    if kind == "fall" and (impact := figures.get("impact_g")) is not None:
         text = f"impact {impact_words(impact)}"
         if (tilt := figures.get("tilt_deg")) is not None:
             text += f", {tilt:.0f}° from upright" + (" — lying down" if tilt >= 60 else "")
         return text
-    return _DEGREES.sub(lambda m: "°/s" if m[1] else "°", event.reason)
+    return _DEGREES.sub(lambda m: "°/s" if m[1] else "°", reason)
 
 
 _DEGREES = re.compile(r" deg(/s)?\b")

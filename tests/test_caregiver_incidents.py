@@ -72,7 +72,10 @@ def test_a_stumble_that_becomes_a_fall_is_one_incident_paged_as_a_fall_and_close
         )
         assert _stored(service, worse["id"])
         service.notifier.deliver_due()
-        assert receiver.messages[1]["title"].startswith("RetroGuard: NO RECOVERY")
+        # the dashboard's words for it ("NOT GETTING UP after a fall on ..."), not another
+        assert receiver.messages[1]["title"] == (
+            "RetroGuard: NOT GETTING UP after a fall - Dad's treadmill"
+        )
         alerts = service.store.alerts(DEVICE)
         assert len(alerts) == 1 and alerts[0].kind == "no_recovery"  # one alert, worst kind
         (stored,) = service.store.incidents_for(DEVICE)

@@ -468,6 +468,34 @@ def test_a_fall_is_delivered_through_apprise_with_device_what_when_and_link(
         device.close()
 
 
+def test_a_fall_notification_says_what_the_dashboard_says_not_the_detectors_figures(
+    mosquitto: Mosquitto, tmp_path: Path, receiver: Receiver, caregiver_db: str
+) -> None:
+    """A caregiver reads a fall's page on a phone: the impact and posture in plain words and
+    what the belt is doing, as the dashboard's timeline says them, not the monitor's figures
+    and its state's name (before: "impact 5.1 g (0.30 g s), lying 83 deg. Treadmill state:
+    TRIPPED.")."""
+    config = make_config(mosquitto, tmp_path, database=caregiver_db, contacts=_contacts(receiver))
+    with running_service(config, web=False, background=True):
+        device = SimDevice(mosquitto, "treadmill-1")
+        device.online()
+        device.event(  # as the demo's monitor sends it
+            "fall",
+            severity="critical",
+            state="TRIPPED",
+            reason="impact 5.1 g (0.30 g s), lying 83 deg",
+            figures={"impact_g": 5.07, "tilt_deg": 83.4, "descent_mps": 1.85},
+        )
+        (message,) = receiver.wait(1)
+        body = message["message"]
+        assert (
+            "impact hard (5.1 g; standing still is 1 g), 83° from upright — lying down. "
+            "Belt stopped, waiting for a reset at the machine. Open and acknowledge: "
+        ) in body
+        assert "0.30 g s" not in body and "TRIPPED" not in body
+        device.close()
+
+
 def test_a_notification_says_the_time_in_the_configured_zone(
     mosquitto: Mosquitto, tmp_path: Path, receiver: Receiver
 ) -> None:
