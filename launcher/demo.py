@@ -34,6 +34,7 @@ from firmware.monitor import Monitor
 from firmware.safety import SafetyState
 from firmware.session.runner import SessionRunner, attach_session, detach_session
 from firmware.session.runner import SessionState as SessionRunnerState
+from firmware.session.summary import trips_words
 from firmware.storage.events import EventStore, StoredEvent
 from firmware.storage.outbox import OutboxDepth, outbox_depth
 from firmware.storage.sessions import load_sessions
@@ -525,8 +526,7 @@ def _run_and_report(
         r = stored.record
         out.write(
             f"Guided session {r.status}: {r.done_s / 60:.0f} of its plan minutes done, "
-            f"{r.steps} steps measured, {r.trips} trips: {r.stumbles} stumbles, "
-            f"{r.fall_count} falls ({r.no_recovery} with no recovery).\n"
+            f"{r.steps} steps measured, {trips_words(r)}.\n"
         )
     print_events(result.events, out)
     if config.mqtt.host:

@@ -213,7 +213,7 @@ def test_demo_command_runs_in_real_time_scaled(
     out = capsys.readouterr().out
     assert "Ended in TRIPPED with the relay released." in out
     assert re.search(r"fall\s+critical", out)
-    assert "2 trips: 1 stumbles, 1 falls (1 with no recovery)." in out
+    assert "2 trips (1 stumble, 1 fall; 1 with no recovery)." in out
 
 
 class _HeldCourier:

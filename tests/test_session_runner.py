@@ -942,3 +942,42 @@ def test_a_session_that_ends_on_the_device_is_summarised_in_its_journal(
     ]
     assert rig.state == "ARMED"
     detach_session(rig.app, runner)
+
+
+def test_the_session_summary_counts_trips_in_words_and_says_a_fall_with_no_recovery() -> None:
+    """The physio's end-of-session line (journal, ``session stop``, the demo): "1 stumble, 1
+    fall", not "1 stumbles, 1 falls", and the fall the walker did not get up from is said,
+    as the dashboard and the reports count it."""
+    import msgspec
+
+    from core.protocol.messages import SessionRecord
+    from firmware.session.summary import figures_line
+
+    record = SessionRecord(
+        id="a" * 32,
+        device_id="tm-1",
+        plan="alternate-2-2",
+        status="stopped",
+        started_wall="2026-12-04T16:52:00+00:00",
+        ended_wall="2026-12-04T16:53:00+00:00",
+        planned_s=1800.0,
+        planned_backward_s=840.0,
+        done_s=1152.0,
+        backward_s=600.0,
+        longest_backward_s=120.0,
+        paused_s=0.0,
+        pauses=0,
+        steps=48,
+        walking_s=32.0,
+        cadence_spm=90.0,
+        trips=2,
+        stumbles=1,
+        falls=1,
+        no_recovery=1,
+        intervals=[],
+    )
+    assert figures_line(record).endswith(
+        "(90 steps/min), 2 trips (1 stumble, 1 fall; 1 with no recovery)."
+    )
+    one = msgspec.structs.replace(record, trips=1, stumbles=0, falls=1, no_recovery=0)
+    assert figures_line(one).endswith(", 1 trip (0 stumbles, 1 fall).")

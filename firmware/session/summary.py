@@ -23,8 +23,27 @@ def figures_line(record: SessionRecord) -> str:
         f"Session {record.status}: {record.done_s / 60:.0f} plan minutes, "
         f"{record.backward_s / 60:.0f} backward; measured {record.steps} steps in "
         f"{record.walking_s:.0f} s of walking ({record.cadence_spm:.0f} steps/min), "
-        f"{record.trips} trips ({record.stumbles} stumbles, {record.fall_count} falls)."
+        f"{trips_words(record)}."
     )
+
+
+def trips_words(record: SessionRecord) -> str:
+    """ "2 trips (1 stumble, 1 fall; 1 with no recovery)": counted in words a physio reads
+    aloud (one stumble, not "1 stumbles"), and a fall the walker did not get up from said,
+    as the dashboard and the reports say it; the no-recovery part only when there was one."""
+    falls = record.fall_count
+    text = (
+        f"{count(record.trips, 'trip')} ({count(record.stumbles, 'stumble')}, "
+        f"{count(falls, 'fall')}"
+    )
+    if record.no_recovery:
+        text += f"; {record.no_recovery} with no recovery"
+    return text + ")"
+
+
+def count(n: int, noun: str) -> str:
+    """``n`` and ``noun``, plural unless one: "1 fall", "0 falls", "2 trips"."""
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
 
 
 def week_line(
