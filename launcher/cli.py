@@ -254,7 +254,12 @@ def build_parser(argv: Sequence[str] = ()) -> argparse.ArgumentParser:
     )
     p.add_argument("--speed", type=finite_float, default=1.0, help=SPEED_HELP)
     p.add_argument("--db", type=Path, default=None, help="event store (default: a temporary file)")
-    p.add_argument("--no-live", action="store_true", help="no live status line")
+    p.add_argument(
+        "--no-live",
+        action="store_true",
+        help="no live status line, and no wait for Enter at the end: the dashboard stops "
+        "with the demo",
+    )
     p.add_argument(
         "--keep",
         action="store_true",
