@@ -182,9 +182,10 @@ class StallsOnce(SimClock):
     """A simulated clock whose loop thread is held up once, mid-walk, for four hold times:
     the latch drops (a fault) and nobody re-arms, so the session is paused at the end."""
 
-    def __init__(self, at: float) -> None:
+    def __init__(self, at: float, by: float = 0.2) -> None:
         super().__init__()
         self.at = at
+        self.by = by
         self.stalled = False
         self.thread = threading.get_ident()
 
@@ -192,9 +193,28 @@ class StallsOnce(SimClock):
         now = super().monotonic()
         if not self.stalled and now >= self.at and threading.get_ident() == self.thread:
             self.stalled = True
-            self.advance(0.2)
+            self.advance(self.by)
             now = super().monotonic()
         return now
+
+
+def test_the_balance_demo_opens_with_the_check_when_the_monitor_reaches_standby_late(
+    tmp_path: Path,
+) -> None:
+    """``session demo --balance`` started the session after a fixed 0.5 s of loop time; when
+    the loop's first look at the IMU comes late (the host busy starting the courier, as at
+    ``--speed 10``: here a 1 s hold-up, a FIFO overflow the monitor recovers from), the
+    monitor was still STARTING, so the session only waited for arming: no "Stand still", no
+    balance figures, and the demo said nothing was wrong. It now starts it in STANDBY."""
+    out = io.StringIO()
+    db = tmp_path / "demo.db"
+    clock = StallsOnce(0.01, by=1.0)
+    assert run_guided_demo(clock=clock, out=out, database=db, balance=True) == 0
+    assert clock.stalled
+    text = out.getvalue()
+    cues = [line.split("] cue ")[1].split()[0] for line in text.splitlines() if "] cue " in line]
+    assert cues[:3] == ["balance", "balance_done", "backward"]
+    assert "Balance check eyes open: sway RMS 0." in text
 
 
 def test_a_session_paused_when_the_monitor_stops_is_recorded_stopped(tmp_path: Path) -> None:

@@ -28,6 +28,8 @@ from core.errors import ConfigError
 from core.realtime import realtime_section
 from firmware.app import CourierNotStarted, build_app
 from firmware.config import Config, StorageConfig
+from firmware.monitor import Monitor
+from firmware.safety import SafetyState
 from firmware.session.cues import PATTERN
 from firmware.session.plan import Plan
 from firmware.session.runner import (
@@ -51,6 +53,26 @@ PRESS_S = 0.6
 DEMO_LOOP_PRIORITY = 20
 """The unit's ``CPUSchedulingPriority`` (systemd/retroguard.service), where the OS allows
 it: a busy host would otherwise stall the loop past the relay's hold time (a fault)."""
+
+
+def _run_until_standby(monitor: Monitor, until: float) -> None:
+    """Run the loop until the monitor is in STANDBY (or ``until``), for ``--balance``.
+
+    The check starts only from STANDBY; started in STARTING the session just waits for
+    arming and the walker never hears "Stand still". A fixed 0.5 s was not enough: at
+    ``--speed 10`` the IMU is healthy long enough later than that, and the demo's
+    ``--balance`` showed no balance check at all."""
+    standby = threading.Event()
+
+    def look(m: Monitor) -> None:
+        if m.controller.state is SafetyState.STANDBY:
+            standby.set()
+
+    monitor.on_iteration.append(look)
+    try:
+        monitor.run(stop=standby, until=until)
+    finally:
+        monitor.on_iteration.remove(look)
 
 
 def _discard(value: object) -> None:
@@ -213,7 +235,7 @@ def run_guided_demo(
         try:
             with realtime_section(DEMO_LOOP_PRIORITY, "the session demo's monitor loop"):
                 if balance:  # in STANDBY: the session opens with the balance check
-                    app.monitor.run(until=start + 0.5)
+                    _run_until_standby(app.monitor, until=start + ARM_AT_S)
                     runner.request("start")
                 app.monitor.run(until=start + arm_at + PRESS_S + 0.2)
                 if not balance:
