@@ -43,6 +43,7 @@ from sim import scenarios
 from sim.backends import SimulatedGpio, simulated_hardware
 from sim.relay_hardware import SimulatedButton
 from tools.broker import BrokerError, Mosquitto, mosquitto_available
+from tools.demo_speed import at_speed
 from tools.session_demo import CuePrinter
 
 if TYPE_CHECKING:
@@ -99,27 +100,6 @@ def _discard(value: object) -> None:
 def demo_config(database: Path) -> Config:
     config = Config()
     return dataclasses.replace(config, storage=StorageConfig(database=str(database)))
-
-
-def at_speed(config: Config, speed: float) -> Config:
-    """The hold circuit and the contact debounce in the host's real time, at ``--speed``.
-
-    ``--speed N`` runs the walk, and the clock every component reads, N times
-    faster; the host's own hiccups (the scheduler, a garbage collection) stay
-    real milliseconds. The hold time and the contact debounce are margins
-    against exactly those hiccups, so here they are N times longer in
-    simulated time — the same real milliseconds as on a Pi. Otherwise a
-    13 ms pause of the host at speed 4 is a 52 ms hang to the simulated hold
-    circuit: the latch drops, and the contact feedback reports the fault it
-    is, while the walk it is meant to show goes on. Slower than real time
-    (N < 1) the simulated margins stay as they are: they are the wider ones.
-    """
-    factor = max(speed, 1.0)
-    gpio = dataclasses.replace(config.gpio, heartbeat_hold_s=config.gpio.heartbeat_hold_s * factor)
-    safety = dataclasses.replace(
-        config.safety, contact_debounce_s=config.safety.contact_debounce_s * factor
-    )
-    return dataclasses.replace(config, gpio=gpio, safety=safety)
 
 
 def run_session(

@@ -217,6 +217,19 @@ def test_the_balance_demo_opens_with_the_check_when_the_monitor_reaches_standby_
     assert "Balance check eyes open: sway RMS 0." in text
 
 
+def test_the_session_demo_at_speed_rides_out_a_host_hiccup_as_retroguard_demo_does() -> None:
+    """At ``--speed 10`` a 20 ms hiccup of the host is 0.2 s of the demo's clock: with the
+    50 ms hold circuit unscaled the latch dropped (a FAULT) and the session demo ended
+    "DEMO FAILED", as it did on this 2-core machine under load. Its hold time and debounce
+    are now the host's real milliseconds, as ``retroguard demo``'s (``tools.demo_speed``)."""
+    out = io.StringIO()
+    clock = StallsOnce(8.0)  # the same hold-up that drops the latch at 1x (test below)
+    assert run_guided_demo(speed=10.0, clock=clock, out=out) == 0
+    assert clock.stalled
+    text = out.getvalue()
+    assert "Session completed:" in text and "DEMO FAILED" not in text
+
+
 def test_a_session_paused_when_the_monitor_stops_is_recorded_stopped(tmp_path: Path) -> None:
     out = io.StringIO()
     db = tmp_path / "demo.db"

@@ -44,6 +44,7 @@ from firmware.storage.sessions import load_sessions
 from hal.led_patterns import LOOKS
 from sim import scenarios
 from sim.backends import simulated_hardware
+from tools.demo_speed import at_speed
 from tools.sessions import describe_balance, describe_gait, print_session_end
 
 ARM_AT_S = 4.5
@@ -200,7 +201,12 @@ def run_guided_demo(
             return 2
     with tempfile.TemporaryDirectory(prefix="retroguard-session-demo-") as tmp:
         db = database or Path(tmp) / "events.db"
-        config = dataclasses.replace(Config(), storage=StorageConfig(database=str(db)))
+        # The hold time and debounce in the host's real milliseconds, as `retroguard demo`
+        # has them: at --speed 10 a 6 ms hiccup of a busy host was a 60 ms hang to the
+        # 50 ms hold circuit, and the demo ended "DEMO FAILED ... the relay moved".
+        config = at_speed(
+            dataclasses.replace(Config(), storage=StorageConfig(database=str(db))), speed
+        )
         walk_s = the_plan.duration_s / time_scale + 5.0
         arm_at = ARM_AT_S + (BALANCE_SETTLE_S + BALANCE_MEASURE_S + 1.0 if balance else 0.0)
         motion = scenarios.Sequence(
