@@ -271,6 +271,38 @@ def test_phone_width_one_column_no_horizontal_scroll(
         d.close()
 
 
+def test_on_a_phone_the_card_of_a_fall_comes_before_quiet_ones_live(
+    browser: Any, service: CaregiverService, mosquitto: Mosquitto
+) -> None:
+    """Cards are in name order; at 360 px one column put a fall on treadmill-3 below two
+    quiet cards, a screen or two under the banner. An open fall, no-recovery or call for
+    help (red) comes first, then an open stumble or fault (amber), without a reload."""
+    from playwright.sync_api import expect
+
+    devices = [SimDevice(mosquitto, f"treadmill-{i}") for i in (1, 2, 3)]
+    for d in devices:
+        d.online()
+    page = _login(browser, service, width=360)
+    expect(page.locator(".card")).to_have_count(3)
+    tops = """() => Object.fromEntries(Array.from(document.querySelectorAll('.card'),
+        c => [c.dataset.device, c.getBoundingClientRect().top]))"""
+    before = page.evaluate(tops)
+    assert before["treadmill-1"] < before["treadmill-2"] < before["treadmill-3"]
+    devices[2].incident_fall()
+    expect(page.locator("#card-treadmill-3")).to_have_attribute("data-level", "danger")
+    devices[1].stumble()
+    expect(page.locator("#card-treadmill-2")).to_have_attribute("data-level", "warn")
+    after = page.evaluate(tops)
+    assert after["treadmill-3"] < after["treadmill-2"] < after["treadmill-1"]
+    page.reload()  # the first render orders them the same
+    expect(page.locator("#card-treadmill-3")).to_have_attribute("data-level", "danger")
+    again = page.evaluate(tops)
+    assert again["treadmill-3"] < again["treadmill-2"] < again["treadmill-1"]
+    page.context.close()
+    for d in devices:
+        d.close()
+
+
 BOXES = """(sel) => Array.from(document.querySelectorAll(sel), e => {
     const r = e.getBoundingClientRect();
     return {x: r.x, width: r.width};
