@@ -303,6 +303,33 @@ def test_on_a_phone_the_card_of_a_fall_comes_before_quiet_ones_live(
         d.close()
 
 
+def test_a_notifications_link_on_a_phone_shows_acknowledge_without_scrolling(
+    browser: Any, service: CaregiverService, mosquitto: Mosquitto
+) -> None:
+    """A notification's link opens the event's page; at 360 px its Acknowledge sat under
+    the facts and the steps, about 1,500 px down: two screens to scroll before closing the
+    alert. It is now right under the headline, in the first screen, above the facts."""
+    from playwright.sync_api import expect
+
+    device = SimDevice(mosquitto, "treadmill-1")
+    device.online()
+    ids = device.incident_fall()
+    page = _login(browser, service, width=360)
+    expect(page.locator("#card-treadmill-1")).to_have_attribute("data-level", "danger")
+    page.goto(f"{service.url}/events/{ids['trip']['id']}")  # the notification's link
+    button = page.locator("#ack-form button")
+    expect(button).to_be_visible()
+    expect(page.locator("dl.facts")).to_contain_text("Impact")
+    box, facts = button.bounding_box(), page.locator("dl.facts").bounding_box()
+    assert box is not None and facts is not None
+    assert box["y"] + box["height"] <= 800  # the first screen, not scrolled
+    assert box["y"] < facts["y"]
+    button.click()
+    expect(page.locator("#ack-form")).to_have_count(0)
+    page.context.close()
+    device.close()
+
+
 BOXES = """(sel) => Array.from(document.querySelectorAll(sel), e => {
     const r = e.getBoundingClientRect();
     return {x: r.x, width: r.width};
