@@ -158,6 +158,9 @@ def event_words(kind: str, reason: str, figures: Mapping[str, float]) -> str:
     """An event's words from its type, the monitor's reason and figures: what the timeline
     row (:func:`row_text`) and the caregivers' notifications (``caregiver/alerts.py``) say,
     so a phone's message and the dashboard describe a fall alike."""
+    if kind == "reset" and reason.startswith(_RESET):
+        after = _RESET_AFTER.get(reason.removeprefix(_RESET))
+        return f"re-armed at the machine after {after}" if after else "armed at the machine"
     if kind == "fall" and (impact := figures.get("impact_g")) is not None:
         text = f"impact {impact_words(impact)}"
         if (tilt := figures.get("tilt_deg")) is not None:
@@ -165,6 +168,12 @@ def event_words(kind: str, reason: str, figures: Mapping[str, float]) -> str:
         return text
     return _DEGREES.sub(lambda m: "°/s" if m[1] else "°", reason)
 
+
+_RESET = "armed by local reset from "
+"""The monitor's reason for an arming press, then the state it left (firmware/safety.py)."""
+_RESET_AFTER = {"TRIPPED": "the belt was stopped", "FAULT": "a fault"}
+"""A reset's timeline words name what it ended, not the state machine ("armed by local
+reset from TRIPPED"); from STANDBY it is the walk's start: "armed at the machine"."""
 
 _DEGREES = re.compile(r" deg(/s)?\b")
 """The monitor's "12 deg", "130 deg/s" — not a word that starts with "deg"."""

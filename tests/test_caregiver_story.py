@@ -206,6 +206,13 @@ def test_a_timeline_row_says_what_happened_in_plain_words() -> None:
     assert story.row_text(spun) == "turned at 130°/s; IMU degraded"  # not "IMU°raded"
     bare = _event("fall", {}, reason="impact then lying")  # an older monitor: no figures
     assert story.row_text(bare) == "impact then lying"
+    # an arming press in the caregiver's words, not the state machine's
+    rearmed = _event("reset", {}, severity="info", reason="armed by local reset from TRIPPED")
+    assert story.row_text(rearmed) == "re-armed at the machine after the belt was stopped"
+    armed = _event("reset", {}, severity="info", reason="armed by local reset from STANDBY")
+    assert story.row_text(armed) == "armed at the machine"
+    fixed = _event("reset", {}, severity="info", reason="armed by local reset from FAULT")
+    assert story.row_text(fixed) == "re-armed at the machine after a fault"
     assert not story.in_timeline("window") and story.in_timeline("fall")
 
 
