@@ -23,8 +23,18 @@ if [ ! -x .venv/bin/python ]; then
     "$python" -m venv .venv
 fi
 # constraints.txt pins every package to the version the tests ran with (scripts/lock.sh makes it).
+# The install also builds the compiled detector (setup.py) from firmware/detection/retro.py and
+# rules.py: after an edit of either it is stale, and the monitor runs the pure-Python one
+# (firmware.detection.factory refuses a copy whose digest differs), so an edit reinstalls.
 stamp=.venv/.retroguard-installed
-if [ ! -e "$stamp" ] || [ pyproject.toml -nt "$stamp" ] || [ constraints.txt -nt "$stamp" ]; then
+stale=""
+for source in pyproject.toml constraints.txt setup.py firmware/detection/retro.py \
+    firmware/detection/rules.py; do
+    if [ "$source" -nt "$stamp" ]; then
+        stale=$source
+    fi
+done
+if [ ! -e "$stamp" ] || [ -n "$stale" ]; then
     .venv/bin/python -m pip install -q --upgrade pip >&2
     .venv/bin/python -m pip install -q -c constraints.txt -e ".[dev]" >&2
     touch "$stamp"
