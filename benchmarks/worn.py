@@ -5,10 +5,11 @@
    amplitudes), standing and walking. Each: the smallest and largest block reading, and of
    the last-2-s reading (every 0.25 s).
 2. Recordings: every activity-of-daily-living recording of SisFall (D01-D19, 200 Hz,
-   ITG3200 gyro) and KFall (T01-T21, 100 Hz), when ``../shared`` (or RETROGUARD_SISFALL,
-   RETROGUARD_KFALL) has them. Per activity: recordings, recordings with a block below the
-   threshold (a false "not worn"), smallest block reading and where; and the same for the last
-   2 s (``WornCheck.recent_dps``, what a reset press is also judged on), read every 0.25 s.
+   ITG3200 gyro) and KFall (D01-D21, task ids 1-19 and 35-36, 100 Hz), when ``../shared``
+   (or RETROGUARD_SISFALL, RETROGUARD_KFALL) has them. Per activity: recordings, recordings
+   with a block below the threshold (a false "not worn"), smallest block reading and where;
+   and the same for the last 2 s (``WornCheck.recent_dps``, what a reset press is also judged
+   on), read every 0.25 s.
 3. Cost on the loop: ``WornCheck.update`` per sample, and the controller's
    ``on_samples`` with the check on and off (one-sample batches of standing, as the loop
    reads them at 200 Hz).
@@ -106,7 +107,7 @@ def _unpack(script: str) -> Path | None:
 
 
 def recordings(block_s: float, threshold: float) -> None:
-    from tools.datasets.kfall import find_kfall, iter_kfall, parse_name
+    from tools.datasets.kfall import KFALL_TASKS, find_kfall, iter_kfall, parse_name
     from tools.datasets.sisfall import find_sisfall, iter_sisfall
     from tools.datasets.sisfall import parse_name as sisfall_name
 
@@ -131,12 +132,15 @@ def recordings(block_s: float, threshold: float) -> None:
     else:
         print("   SisFall: not available")
     if kfall is not None and kfall.is_dir():
-        for path in find_kfall(kfall, frozenset(range(1, 22))):
+        # The activities of daily living by the task table: ids 20-34 are the falls, and
+        # D20-D21 (stairs) are ids 35-36.
+        adl = frozenset(i for i, task in KFALL_TASKS.items() if task.code.startswith("D"))
+        for path in find_kfall(kfall, adl):
             kname = parse_name(path)
             assert kname is not None
             r, recent = block_readings(iter_kfall(path), 100.0, block_s)
             if r:
-                group = f"KFall T{kname.task_id:02d}"
+                group = f"KFall {KFALL_TASKS[kname.task_id].code}"
                 groups.setdefault(group, []).append((min(r), path.name))
                 recent_groups.setdefault(group, []).append((min(recent), path.name))
     else:
