@@ -394,8 +394,8 @@ def test_a_call_for_help_and_its_answer_are_said_in_words_not_only_beeped() -> N
         device_id="t",
         speaker=heard,
     )
-    runner.tick(1.0)
     buzzer.play("alarm", 1.0)  # the trip's alarm says nothing new
+    runner.tick(1.0)
     runner.tick(1.5)
     assert heard.said == []
     buzzer.play("help_sent", 2.0)  # the safety controller plays it on the walker's call
@@ -404,15 +404,104 @@ def test_a_call_for_help_and_its_answer_are_said_in_words_not_only_beeped() -> N
     sent = "Help called. Your caregivers are being told."
     assert heard.said == [sent]
     buzzer.stop()
-    runner.tick(4.0)
+    runner.tick(4.0)  # quiet after the trip: what to do next (its own test, below)
     buzzer.play("help_sent", 5.0)  # called again after the pattern ended: confirmed again
     runner.tick(5.0)
     buzzer.play("help_answered", 6.0)  # a caregiver acknowledged the incident
     runner.tick(6.0)
     runner.tick(6.5)
-    assert heard.said == [sent, sent, "A caregiver has answered your call for help."]
+    answered = "A caregiver has answered your call for help."
+    assert heard.said == [sent, TRIPPED_PROMPT, sent, answered]
     assert {"help_sent", "help_answered"} <= set(PATTERNS)  # the names the controller plays
     assert sent in runner.prompts.all_for_plan(runner.plan)  # rendered ahead, never pruned
+
+
+TRIPPED_PROMPT = (
+    "The belt is stopped. When you are standing and ready, press and hold reset until the"
+    " chirp. To call for help, press reset three times quickly."
+)
+
+
+def test_after_a_trip_the_walker_is_told_what_to_do_once_the_alarm_ends() -> None:
+    """A trip opens the relay and the buzzer sounds ``alarm`` until a press or a caregiver's
+    silence ends it; then nothing told the walker what to do next. With a speaker, once the
+    buzzer is quiet (never over the alarm, nor over a pattern with words of its own), the
+    walker hears the button's real gestures, once a trip: hold reset until the chirp to
+    re-arm, three quick presses to call for help."""
+    heard = Heard()
+    safety = Armed(SafetyState.ARMED)
+    buzzer = QuietBuzzer()
+    runner = SessionRunner(
+        resolve_plan("alternate-2-2"), safety=safety, buzzer=buzzer, device_id="t", speaker=heard
+    )
+    runner.tick(1.0)
+    safety.state, safety.since = SafetyState.TRIPPED, 2.0  # a stumble: the relay opened
+    buzzer.play("alarm", 2.0)
+    for t in (2.0, 2.5, 3.0):
+        runner.tick(t)
+    assert heard.said == []  # not over the alarm
+    buzzer.stop()  # a caregiver's silence
+    for t in (4.0, 4.5, 5.0):
+        runner.tick(t)
+    assert heard.said == [TRIPPED_PROMPT]
+    buzzer.play("alarm", 6.0)  # not getting up: the alarm again, the same trip
+    runner.tick(6.0)
+    buzzer.play("refused", 7.0)  # a reset press let go before the chirp
+    runner.tick(7.0)
+    buzzer.stop()
+    runner.tick(8.0)
+    assert heard.said == [TRIPPED_PROMPT]  # once a trip
+    safety.state, safety.since = SafetyState.ARMED, 9.0  # held until the chirp: re-armed
+    buzzer.play("chirp", 9.0)
+    runner.tick(9.0)
+    buzzer.stop()
+    runner.tick(9.5)
+    safety.state, safety.since = SafetyState.TRIPPED, 10.0  # a second trip
+    buzzer.play("alarm", 10.0)
+    runner.tick(10.0)
+    safety.state, safety.since = SafetyState.ARMED, 11.0  # re-armed while the alarm sounded
+    buzzer.stop()
+    buzzer.play("chirp", 11.0)
+    runner.tick(11.0)
+    buzzer.stop()
+    runner.tick(11.5)
+    assert heard.said == [TRIPPED_PROMPT]  # nothing to tell: the walker went on
+    safety.state, safety.since = SafetyState.TRIPPED, 12.0  # a third trip
+    buzzer.play("alarm", 12.0)
+    runner.tick(12.0)
+    buzzer.play("help_sent", 13.0)  # three quick presses end the alarm
+    runner.tick(13.0)
+    buzzer.stop()
+    runner.tick(14.0)
+    sent = "Help called. Your caregivers are being told."
+    assert heard.said == [TRIPPED_PROMPT, sent, TRIPPED_PROMPT]
+    assert not runner.cues  # words only: the runner played no pattern
+    assert TRIPPED_PROMPT in runner.prompts.all_for_plan(runner.plan)  # rendered ahead
+
+
+def test_without_a_voice_a_trip_is_beeps_only() -> None:
+    """No speaker: the alarm's end brings no pattern and no cue of the runner's."""
+    played: list[str] = []
+
+    class Played(QuietBuzzer):
+        def play(self, pattern: str, now: float) -> None:
+            played.append(pattern)
+            super().play(pattern, now)
+
+    buzzer = Played()
+    runner = SessionRunner(
+        resolve_plan("alternate-2-2"),
+        safety=Armed(SafetyState.TRIPPED, since=2.0),
+        buzzer=buzzer,
+        device_id="t",
+    )
+    buzzer.play("alarm", 2.0)
+    runner.tick(2.0)
+    buzzer.stop()
+    runner.tick(3.0)
+    runner.tick(4.0)
+    assert played == ["alarm"]  # the controller's alarm, nothing of the runner's
+    assert not runner.cues
 
 
 def test_the_prompt_cache_lives_beside_the_event_store_or_where_the_config_says(
@@ -462,13 +551,13 @@ def test_the_prompts_command_renders_the_plan_into_the_cache(
     config.write_text('[storage]\ndatabase = "events.db"\n[session]\nplan = "alternate-2-2"\n')
     assert main(["prompts", "-c", str(config)]) == 0
     first = capsys.readouterr().out
-    assert first.startswith("alternate-2-2 in English (voice en, 150 words/min): 70 prompts (70 ")
-    assert len(list((tmp_path / "prompts").glob("*.wav"))) == 70
+    assert first.startswith("alternate-2-2 in English (voice en, 150 words/min): 71 prompts (71 ")
+    assert len(list((tmp_path / "prompts").glob("*.wav"))) == 71
     assert main(["prompts", "-c", str(config), "--list"]) == 0
     again = capsys.readouterr().out.splitlines()
-    assert "70 prompts (0 rendered" in again[0]
+    assert "71 prompts (0 rendered" in again[0]
     assert again[1].endswith("Interval 1 of 15. Walk backward for 2 minutes. 30 minutes to go.")
-    assert len(again) == 71
+    assert len(again) == 72
 
 
 # ------------------------------------------------------------------ pruning the cache

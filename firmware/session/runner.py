@@ -537,6 +537,9 @@ class SessionRunner:
         self._buzzer_seen: str | None = None
         """The buzzer's pattern at the last look: a help pattern's prompt is said once, as
         the pattern starts."""
+        self._told_trip: float | None = None
+        """The trip (its TRIPPED state's ``since``) the walker was told what to do after: the
+        trip prompt is said once a trip."""
         self._gesturing = False
         """A press held or a pattern open at the last look (:attr:`GestureRecognizer.idle`):
         the gestures are fed again even without an edge."""
@@ -657,6 +660,7 @@ class SessionRunner:
         self._take_roster()
         self._tell_not_worn()
         self._tell_help()
+        self._tell_trip()
         self._last_now = now
 
     def _idle_tick(self, now: float) -> None:
@@ -674,6 +678,7 @@ class SessionRunner:
         if self._speaker is not None:
             self._tell_not_worn()
             self._tell_help()
+            self._tell_trip()
         self._last_now = now
 
     def _take_new_plan(self) -> None:
@@ -818,6 +823,31 @@ class SessionRunner:
             spoken = texts.help_answered
         else:
             return
+        self._speaker.say(spoken)
+        log.info("said: %s", spoken)
+
+    def _tell_trip(self) -> None:
+        """After a trip, once the buzzer is quiet, say what the walker can do: re-arm (press
+        and hold reset until the chirp) or call for help (three quick presses).
+
+        The alarm beeps until a press or a caregiver's silence ends it, and then nothing
+        tells a walker who has just stumbled or fallen how to go on; the words name the
+        button's own press patterns (docs/safety.md). Said once a trip (a trip is its
+        TRIPPED state's ``since``), and only while the buzzer plays nothing — not over the
+        alarm, nor over a ``help_sent``, ``refused`` or ``not_worn`` pattern, whose own
+        words (:meth:`_tell_help`, :meth:`_tell_not_worn`) are queued first. A walker who
+        re-arms while the alarm still sounds is told nothing. It only reads the safety
+        controller and the buzzer, and only queues a sentence: no relay, no pattern."""
+        if self._speaker is None:
+            return
+        safety = self._safety
+        if safety.state is not SafetyState.TRIPPED or self._buzzer.pattern is not None:
+            return  # the usual tick: not tripped, or the alarm still sounding
+        since = safety.since
+        if since == self._told_trip:
+            return
+        self._told_trip = since
+        spoken = self.prompts.file.prompts.tripped
         self._speaker.say(spoken)
         log.info("said: %s", spoken)
 

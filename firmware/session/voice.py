@@ -100,6 +100,8 @@ class PromptTexts:
     """The walker's call for help went out (three quick presses, or the help button)."""
     help_answered: str = ""
     """A caregiver closed the incident the walker called for help in."""
+    tripped: str = ""
+    """The belt stopped after a trip and the alarm is over: how to re-arm or call for help."""
     test: str = ""
     walker: str = ""
     """The walker profile the button chose: {name}."""
@@ -269,6 +271,7 @@ class Prompts:
             texts.not_worn,
             texts.help_sent,
             texts.help_answered,
+            texts.tripped,
         ]
         return list(dict.fromkeys(sentences))
 
