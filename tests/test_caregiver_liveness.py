@@ -24,6 +24,7 @@ import pytest
 
 from caregiver.broker_link import Lost
 from caregiver.liveness import Liveness, SystemdPinger
+from caregiver.service import CaregiverService
 from core.sdnotify import Notifier
 from tests.caregiver_support import make_config, running_service
 from tools.broker import Mosquitto, mosquitto_available
@@ -63,6 +64,21 @@ def heard(sock: socket.socket) -> list[str]:
         return lines
     finally:
         sock.settimeout(WAIT)
+
+
+def hang_the_ticker(cg: CaregiverService, hold: threading.Event) -> None:
+    """Make the escalation ticker stick inside its next tick until ``hold`` is set; returns
+    once it is stuck there."""
+    held = threading.Event()
+    ticking = cg.alerting.tick
+
+    def hung_tick() -> None:
+        held.set()
+        hold.wait()
+        ticking()
+
+    cg.alerting.tick = hung_tick  # type: ignore[method-assign]
+    assert held.wait(WAIT)  # the ticker is stuck inside its tick
 
 
 def test_each_kind_of_part_is_alive_until_its_allowance_passes() -> None:
@@ -131,7 +147,6 @@ def test_a_hung_escalation_ticker_or_dashboard_stops_the_real_service_s_pings(
 ) -> None:
     clock = Moving()
     hold = threading.Event()
-    held = threading.Event()
     with running_service(make_config(mosquitto, tmp_path), monotonic=clock) as cg:
         pinger = cg.systemd_pinger(
             Notifier(str(tmp_path / "notify")), watchdog_s=30, serving=lambda: True
@@ -149,15 +164,7 @@ def test_a_hung_escalation_ticker_or_dashboard_stops_the_real_service_s_pings(
             assert cg.hub.run_on_loop(pinger.dashboard.beat)  # one the round before posted
             on_loop()
 
-        ticking = cg.alerting.tick
-
-        def hung_tick() -> None:
-            held.set()
-            hold.wait()
-            ticking()
-
-        cg.alerting.tick = hung_tick  # type: ignore[method-assign]
-        assert held.wait(WAIT)  # the ticker is stuck inside its tick
+        hang_the_ticker(cg, hold)
         clock.now += 31
         dashboard_beats_now()
         pinger.round()
@@ -258,7 +265,6 @@ def test_healthz_says_without_a_login_whether_the_service_works_and_whether_fall
     broker.start()
     clock = Moving()
     hold = threading.Event()
-    held = threading.Event()
     try:
         with running_service(make_config(broker, tmp_path), monotonic=clock) as cg:
             assert _health(f"{cg.url}/healthz") == (
@@ -287,15 +293,7 @@ def test_healthz_says_without_a_login_whether_the_service_works_and_whether_fall
             assert code == 503 and body["status"] == "not receiving"
             assert str(broker.port) not in json.dumps(body)
 
-            ticking = cg.alerting.tick
-
-            def hung_tick() -> None:
-                held.set()
-                hold.wait()
-                ticking()
-
-            cg.alerting.tick = hung_tick  # type: ignore[method-assign]
-            assert held.wait(WAIT)  # the ticker is stuck inside its tick
+            hang_the_ticker(cg, hold)
             clock.now += 31
             code, body = _health(f"{cg.url}/healthz")
             assert code == 503 and body["status"] == "not alive" and body["alive"] is False
