@@ -153,12 +153,20 @@ class LinkWatch:
                 self.on_change(self._state)
 
 
+def state_word(link: BrokerLink) -> str:
+    """``connected``, ``lost`` (was subscribed) or ``never_connected``: the link's state as
+    :meth:`CaregiverService.status` and ``/healthz`` say it."""
+    if isinstance(link, Connected):
+        return "connected"
+    return "lost" if isinstance(link, Lost) else "never_connected"
+
+
 def status_of(link: BrokerLink, where: str, now_mono: float) -> dict[str, Any]:
     """The link as :meth:`CaregiverService.status` reports it (JSON-ready)."""
     if isinstance(link, Connected):
-        return {"state": "connected", "broker": where}
+        return {"state": state_word(link), "broker": where}
     status: dict[str, Any] = {
-        "state": "lost" if isinstance(link, Lost) else "never_connected",
+        "state": state_word(link),
         "broker": where,
         "problem": link.problem.value,
         "since": iso_utc(link.since),

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import msgspec
 
-from caregiver.broker_link import BrokerLink, Connected, Lost
+from caregiver.broker_link import BrokerLink, Connected, state_word
 
 
 class Health(msgspec.Struct, frozen=True):
@@ -62,12 +62,12 @@ def health_of(
     """The health of an instance whose parts report ``problems``, whose link is ``link`` and
     whose database takes writes or not (``storing``)."""
     if isinstance(link, Connected):
-        return Health(not problems, problems, True, "connected", storing=storing)
+        return Health(not problems, problems, True, state_word(link), storing=storing)
     return Health(
         not problems,
         problems,
         False,
-        "lost" if isinstance(link, Lost) else "never_connected",
+        state_word(link),
         link.problem.value,
         round(link.down_for(now_mono), 1),
         storing,
