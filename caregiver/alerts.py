@@ -46,6 +46,7 @@ from caregiver.priority import urgency_of
 from caregiver.seen import Acknowledged, Seen, StillOpen, newer_alerts, newest_first
 from caregiver.storage import OPEN_STATUSES, Alert, Store, StoredEvent, Transaction, Urgency
 from caregiver.story import belt, event_words
+from caregiver.walkers import who
 from core.protocol.events import INCIDENT_TYPES, EventType, reopens, worse
 from core.protocol.messages import EventMessage
 from core.protocol.walker import DEFAULT_WALKER_ID
@@ -110,11 +111,14 @@ class Alerting:
         words = event_words(kind, told.reason, told.figures)
         why = "" if told.state == "FAULT" else told.reason
         belt_now = f"{belt(told.state, why, offline=False)}. " if told.state else ""
+        # a shared treadmill's page says who fell, as the dashboard does (story.alarm)
+        whose = f" — {told.who}," if told.who else ""
         body = (
-            f"{what} on {label} at {self._when(told.wall_time)}: {words}. {belt_now}"
+            f"{what}{whose} on {label} at {self._when(told.wall_time)}: {words}. {belt_now}"
             f"Open and acknowledge: {self.config.base_url}/events/{told.event_id}"
         )
-        return f"RetroGuard: {what} - {name}", body
+        subject = f"{told.who}, {name}" if told.who else name
+        return f"RetroGuard: {what} - {subject}", body
 
     def _offline_text(self, device: str, wall_time: str) -> tuple[str, str]:
         name = self.device_name(device)
@@ -160,15 +164,22 @@ class Alerting:
     ) -> None:
         incident_id = event.incident or event.id  # before incidents: each alert its own
         kind = event.type.value
-        told = _Told(event.id, event.wall_time, event.reason, event.state.value, event.figures)
+        incident = tx.incident(incident_id)
+        # absent: the device's one walker; an incident's walker is the one it opened with
+        opens_for = event.walker or DEFAULT_WALKER_ID
+        walker = opens_for if incident is None else incident.walker
 
         def text() -> tuple[str, str]:
+            whose = who(tx, device_id, walker)
+            told = _Told(
+                event.id, event.wall_time, event.reason, event.state.value, event.figures, whose
+            )
             return self._event_text(device_id, kind, told)
 
-        incident = tx.incident(incident_id)
         if incident is None:
-            walker = event.walker or DEFAULT_WALKER_ID  # absent: the device's one walker
-            tx.open_incident(incident_id, device_id, kind, event.id, event.wall_time, now, walker)
+            tx.open_incident(
+                incident_id, device_id, kind, event.id, event.wall_time, now, opens_for
+            )
             self._open(tx, kind, device_id, event.id, self._action(kind), now, text, incident_id)
             return
         if incident.open:
@@ -504,11 +515,15 @@ class Alerting:
         self._page(tx, alert.id, targets, title, prefix + body, now, urgency_of(alert.kind))
 
     def _told(self, tx: Transaction, alert: Alert) -> _Told:
+        incident = tx.incident(alert.incident) if alert.incident else None
+        whose = who(tx, alert.device_id, incident.walker) if incident is not None else None
         if alert.event_id:
             event = tx.event(alert.event_id)
             if event is not None:
-                return _Told(event.id, event.wall_time, event.reason, event.state, event.figures)
-        return _Told(alert.event_id or "", "", "", "", {})
+                return _Told(
+                    event.id, event.wall_time, event.reason, event.state, event.figures, whose
+                )
+        return _Told(alert.event_id or "", "", "", "", {}, whose)
 
     # ------------------------------------------------------------ sending
 
@@ -552,3 +567,5 @@ class _Told(NamedTuple):
     reason: str
     state: str
     figures: Mapping[str, float]
+    who: str | None = None
+    """The walker whose incident it is, to name (:func:`caregiver.walkers.who`)."""

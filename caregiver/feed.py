@@ -158,8 +158,15 @@ def broker_message(
     )
 
 
-def card(device: Device, name: str, now: float, moment: Callable[[float], Moment | None]) -> Card:
-    s = story.card(device, now)
+def card(
+    device: Device,
+    name: str,
+    now: float,
+    moment: Callable[[float], Moment | None],
+    who: str | None = None,
+) -> Card:
+    """``who``: the walker its incident names (:func:`caregiver.walkers.who`)."""
+    s = story.card(device, now, who)
     headline = s.headline
     last_seen = s.last_seen if s.offline else None
     return Card(
@@ -179,10 +186,13 @@ def card(device: Device, name: str, now: float, moment: Callable[[float], Moment
     )
 
 
-def event_message(event: StoredEvent, name: str, when: Moment | None) -> EventMessage:
-    """An event as the live feed sends it, with its alarm's words if it is critical."""
+def event_message(
+    event: StoredEvent, name: str, when: Moment | None, who: str | None = None
+) -> EventMessage:
+    """An event as the live feed sends it, with its alarm's words if it is critical (naming
+    ``who``, the walker of its incident, :func:`caregiver.walkers.who`)."""
     critical = event.severity == "critical"
-    alarm = story.alarm(event.type, name) if critical else None
+    alarm = story.alarm(event.type, name, who) if critical else None
     return EventMessage(event.device_id, name, event_row(event, when), alarm)
 
 
@@ -204,7 +214,10 @@ def event_row(event: StoredEvent, when: Moment | None) -> EventRow:
     )
 
 
-def incident_row(incident: Incident, name: str, opened: Moment | None) -> IncidentRow:
-    h = story.headline(incident, f"/events/{incident.first_event_id}")
+def incident_row(
+    incident: Incident, name: str, opened: Moment | None, who: str | None = None
+) -> IncidentRow:
+    """``who``: the walker it names (:func:`caregiver.walkers.who`)."""
+    h = story.headline(incident, f"/events/{incident.first_event_id}", who)
     severity = "critical" if h.open and h.urgent else ("warning" if h.open else "closed")
     return IncidentRow(h.text, h.link, severity, name, opened, incident.opened_at)

@@ -96,7 +96,13 @@ class CardSeen:
     alerts: str
 
 
-def headline(incident: CardIncident | Incident, first_event_link: str) -> Headline:
+def headline(
+    incident: CardIncident | Incident, first_event_link: str, who: str | None = None
+) -> Headline:
+    """The incident in a line; ``who``: the walker to name (:func:`caregiver.walkers.who`),
+    right after what happened ("FALL — Anna — not acknowledged"), or None for today's words
+    (the one walker of a treadmill, or an incident from before walkers were named)."""
+    named = f" — {who}" if who else ""
     if isinstance(incident, Incident):
         kind, status, opened = incident.severity, incident.status, incident.opened_at
         closed_at, by, via = incident.closed_at, incident.closed_by, incident.closed_via
@@ -110,28 +116,33 @@ def headline(incident: CardIncident | Incident, first_event_link: str) -> Headli
         # news, and not an emergency again; the new alert is what waits for an answer
         what = _ANSWERED_WHAT.get(kind, "the incident")
         return Headline(
-            f"New alert after {what} was answered — not acknowledged",
+            f"New alert after {what} was answered{named} — not acknowledged",
             opened,
             first_event_link,
             False,
             True,
         )
     if status == "open":
-        text = f"{_OPEN_TITLE.get(kind, kind.replace('_', ' '))} — not acknowledged"
+        text = f"{_OPEN_TITLE.get(kind, kind.replace('_', ' '))}{named} — not acknowledged"
         return Headline(text, opened, first_event_link, kind in _URGENT, True)
     title = _CLOSED_TITLE.get(kind, kind.replace("_", " ").capitalize())
     return Headline(
-        f"{title} — {closed_how(by, via)}", closed_at or opened, first_event_link, False, False
+        f"{title}{named} — {closed_how(by, via)}",
+        closed_at or opened,
+        first_event_link,
+        False,
+        False,
     )
 
 
-def alarm(kind: str, device_name: str) -> str:
+def alarm(kind: str, device_name: str, who: str | None = None) -> str:
     """What the dashboard's alarm says for a critical event of type ``kind`` — the banner, the
     tab's title and the browser's notification — whether the page heard it live or caught up
-    on it after its feed broke ("FALL on Dad's treadmill"): worded here only, sent to the
+    on it after its feed broke ("FALL on Dad's treadmill"; of a named walker of a shared
+    treadmill, ``who``: "FALL — Anna, on treadmill-1"): worded here only, sent to the
     page with the event (``caregiver/feed.py``) and with each missed alarm (``/api/alarms``)."""
     title = _ALARM_TITLE.get(kind, kind.replace("_", " ").upper())
-    return f"{title} on {device_name}"
+    return f"{title} — {who}, on {device_name}" if who else f"{title} on {device_name}"
 
 
 _ROW_TITLE = {
@@ -198,14 +209,15 @@ def closed_how(by: str | None, via: str | None) -> str:
     return f"acknowledged by {who} {where}".rstrip()
 
 
-def card(device: Device, now: float) -> CardStory:
+def card(device: Device, now: float, who: str | None = None) -> CardStory:
+    """``who``: the walker of the card's incident to name (:func:`headline`)."""
     incident = device["incident"]
     offline = device["availability"] == "offline"
     shown = None
     if incident is not None:
         ended = incident["closed_at"] or incident["last_event_at"]
         if incident["status"] == "open" or now - ended <= RECENT_S:
-            shown = headline(incident, f"/events/{incident['first_event_id']}")
+            shown = headline(incident, f"/events/{incident['first_event_id']}", who)
     other_alerts = device["open_alerts"] > 0 and not (shown is not None and shown.open)
     if shown is None and other_alerts:
         # an alert outside any incident: the monitor went offline while armed

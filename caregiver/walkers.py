@@ -8,10 +8,12 @@ published) is offered too, so no stored session becomes unreachable."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Protocol
 
 from caregiver.storage import Store
-from core.protocol.walker import DEFAULT_WALKER
+from core.protocol.walker import DEFAULT_WALKER, DEFAULT_WALKER_ID
 
 
 class UnknownWalker(LookupError):
@@ -44,7 +46,15 @@ class Offered:
         return chosen, names[chosen]
 
 
-def offered(store: Store, device_id: str) -> Offered:
+class _Walkers(Protocol):
+    """What :func:`offered` reads: a :class:`Store` or an ingest transaction."""
+
+    def device_walkers(self, device_id: str) -> list[tuple[str, str]]: ...
+
+    def walkers(self, device_id: str) -> list[tuple[str, str]]: ...
+
+
+def offered(store: Store | _Walkers, device_id: str) -> Offered:
     """The device's walkers to offer (at least the default walker: a device never heard)."""
     roster = store.device_walkers(device_id)
     walked = store.walkers(device_id)
@@ -64,3 +74,30 @@ def for_plans(store: Store, device_id: str) -> list[tuple[str, str]]:
     roster = store.device_walkers(device_id)
     known = {w for w, _ in roster}
     return roster + [(w, n) for w, n in store.walkers(device_id) if w not in known]
+
+
+def named(walker: str | None, known: Sequence[tuple[str, str]]) -> str | None:
+    """Who an incident is about, in the dashboard's words (``known``: :attr:`Offered.walkers`,
+    whose names are the roster's), or None to say nothing of a walker, as before profiles.
+
+    A shared treadmill's alarm must say who fell: "FALL on treadmill-1" sends a caregiver to
+    the wrong patient. So every walker a record names is named — the default walker too,
+    when the device has others (on a shared treadmill "Default walker" is someone: whoever
+    walked with no profile chosen). Nothing is said for the default walker of a treadmill
+    with one walker (nobody else it could be; today's words, no "default"), nor for an
+    incident from before incidents named their walker (None: unknown). A walker the
+    dashboard has no name for (the roster not heard yet) is named by their id."""
+    if walker is None:
+        return None
+    names = dict(known)
+    if walker == DEFAULT_WALKER_ID and not set(names) - {DEFAULT_WALKER_ID}:
+        return None
+    return names.get(walker, walker)
+
+
+def who(store: Store | _Walkers, device_id: str, walker: str | None) -> str | None:
+    """:func:`named` for ``device_id``'s walkers as the dashboard knows them (two reads; none
+    for an incident of no known walker)."""
+    if walker is None:
+        return None
+    return named(walker, offered(store, device_id).walkers)

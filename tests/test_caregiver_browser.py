@@ -271,6 +271,44 @@ def test_phone_width_one_column_no_horizontal_scroll(
         d.close()
 
 
+def test_on_a_phone_a_shared_treadmill_s_card_and_alarm_say_who_fell(
+    browser: Any, service: CaregiverService, mosquitto: Mosquitto
+) -> None:
+    """A clinic treadmill shared by several walkers: the card said "FALL — not acknowledged"
+    and the alarm "FALL on Dad's treadmill" whoever had fallen. A fall of Anna's names her,
+    by the treadmill's roster name, live and on the page's first render, within 360 px."""
+    from playwright.sync_api import expect
+
+    from core.protocol.messages import SCHEMA_VERSION, WalkersMessage
+    from core.protocol.payloads import encode
+    from core.protocol.walker import DEFAULT_WALKER, Walker
+
+    device = SimDevice(mosquitto, "treadmill-1")
+    device.online()
+    roster = [DEFAULT_WALKER, Walker("anna", "Anna B."), Walker("ben", "Ben")]
+    device.publish("walkers", encode(WalkersMessage(
+        schema=SCHEMA_VERSION, device_id="treadmill-1", wall_time=dt.datetime.now(dt.UTC)
+        .isoformat(), walkers=roster)))  # fmt: skip
+    assert service.ingestor.wait_for(lambda: len(service.store.device_walkers("treadmill-1")) == 3)
+    page = _login(browser, service, width=360)
+    card = page.locator("#card-treadmill-1")
+    device.incident_fall(walker="anna")
+    expect(card).to_have_attribute("data-level", "danger")
+    headline = card.locator(".headline a")
+    expect(headline).to_have_text("FALL — Anna B. — not acknowledged")
+    expect(page.locator("#alarm-text")).to_have_text("FALL — Anna B., on Dad's treadmill")
+    row = page.locator("#incidents li .etype")
+    expect(row).to_have_text("FALL — Anna B. — not acknowledged")
+    page.reload()  # the server's first render says it too
+    expect(headline).to_have_text("FALL — Anna B. — not acknowledged")
+    expect(row).to_have_text("FALL — Anna B. — not acknowledged")
+    box = headline.bounding_box()
+    assert box is not None and box["x"] >= 0 and box["x"] + box["width"] <= 360
+    assert page.evaluate("document.documentElement.scrollWidth") <= 360
+    page.context.close()
+    device.close()
+
+
 def test_on_a_phone_the_card_of_a_fall_comes_before_quiet_ones_live(
     browser: Any, service: CaregiverService, mosquitto: Mosquitto
 ) -> None:

@@ -11,7 +11,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from caregiver import plot, story
+from caregiver import plot, story, walkers
 from caregiver.auth import Session
 from caregiver.routes.site import OPEN_ALARMS, Site
 from caregiver.storage import Store
@@ -50,7 +50,9 @@ def missed_alarms(store: Store, session: Session, name: Callable[[str], str]) ->
                 incident.device_id,
                 device_name,
                 incident.id,
-                story.alarm(kind, device_name),
+                story.alarm(
+                    kind, device_name, walkers.who(store, incident.device_id, incident.walker)
+                ),
                 f"/events/{incident.first_event_id}",
                 event,
             )

@@ -10,11 +10,11 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
-from caregiver import plot, seen, story
+from caregiver import plot, seen, story, walkers
 from caregiver.auth import Session
 from caregiver.routes.api import event_plot_series
 from caregiver.routes.site import Site
-from caregiver.storage import Device, Incident, Store, StoredEvent
+from caregiver.storage import Device, Store, StoredEvent
 
 
 def event_page_data(store: Store, event_id: str) -> dict[str, Any] | None:
@@ -31,7 +31,15 @@ def event_page_data(store: Store, event_id: str) -> dict[str, Any] | None:
         "event": event,
         # what its Acknowledge says the page showed: the incident's newest alert event
         "ack_seen": newest.id if newest is not None else "",
-        "headline": story.headline(incident, f"/events/{event.id}") if incident else None,
+        "headline": (
+            story.headline(
+                incident,
+                f"/events/{event.id}",
+                walkers.who(store, incident.device_id, incident.walker),
+            )
+            if incident
+            else None
+        ),
         "step_text": story.steps([event], None)[0].text if event.type != "window" else "IMU",
         "steps": story.steps(events, incident) if incident is not None else [],
         "facts": story.facts(event, events, after),
@@ -43,28 +51,53 @@ def event_page_data(store: Store, event_id: str) -> dict[str, Any] | None:
 def routes(site: Site) -> list[BaseRoute]:
     store = site.backend.store
 
-    def fleet_data(session: Session) -> tuple[list[Device], list[Incident]]:
+    def cards_who(devices: list[Device]) -> dict[str, str | None]:
+        """Each card's walker to name (``_card.html``): whose incident it tells."""
+        return {
+            d["device_id"]: walkers.who(store, d["device_id"], d["incident"]["walker"])
+            for d in devices
+            if d["incident"] is not None
+        }
+
+    def fleet_data(session: Session) -> dict[str, Any]:
         devices = [d for d in store.devices() if session.may_see(d["device_id"])]
-        return devices, store.recent_incidents(limit=10, devices=session.devices)
+        incidents = store.recent_incidents(limit=10, devices=session.devices)
+        known: dict[str, list[tuple[str, str]]] = {}  # each device's walkers, read once
+        incidents_who = {}
+        for i in incidents:
+            if i.walker is not None:
+                if i.device_id not in known:
+                    known[i.device_id] = walkers.offered(store, i.device_id).walkers
+                incidents_who[i.id] = walkers.named(i.walker, known[i.device_id])
+        return {
+            "devices": devices,
+            "incidents": incidents,
+            "who": cards_who(devices),
+            "incidents_who": incidents_who,
+        }
 
     @site.authed
     async def fleet(request: Request) -> Response:
-        devices, incidents = await run_in_threadpool(fleet_data, request.state.session)
-        return site.render(request, "fleet.html", devices=devices, incidents=incidents)
+        page = await run_in_threadpool(fleet_data, request.state.session)
+        return site.render(request, "fleet.html", **page)
 
-    def device_data(device_id: str) -> tuple[Device | None, list[StoredEvent]]:
+    def device_data(
+        device_id: str,
+    ) -> tuple[Device | None, list[StoredEvent], dict[str, str | None]]:
         device = store.device(device_id)
-        return device, store.events_for(device_id) if device is not None else []
+        if device is None:
+            return None, [], {}
+        return device, store.events_for(device_id), cards_who([device])
 
     @site.authed
     async def device_page(request: Request) -> Response:
         device_id = request.path_params["device_id"]
         if not site.may_see(request, device_id):
             return site.not_found("device")
-        device, events = await run_in_threadpool(device_data, device_id)
+        device, events, who = await run_in_threadpool(device_data, device_id)
         if device is None:
             return site.not_found("device")
-        return site.render(request, "device.html", device=device, events=events)
+        return site.render(request, "device.html", device=device, events=events, who=who)
 
     @site.authed
     async def event_page(request: Request) -> Response:

@@ -172,12 +172,15 @@ class Site:
         self.templates.env.auto_reload = False
         self.templates.env.globals["device_name"] = backend.device_name
         self.templates.env.filters["when"] = self.time_element
-        self.templates.env.globals["card_story"] = lambda d: story.card(d, backend.clock())
+        # who: the walker its incident names (the page's ``who``, read off the event loop)
+        self.templates.env.globals["card_story"] = lambda d, who=None: story.card(
+            d, backend.clock(), who
+        )
         self.templates.env.globals["row_title"] = story.row_title
         self.templates.env.globals["row_text"] = story.row_text
         self.templates.env.globals["in_timeline"] = story.in_timeline
-        self.templates.env.globals["incident_headline"] = lambda i: story.headline(
-            i, f"/events/{i.first_event_id}"
+        self.templates.env.globals["incident_headline"] = lambda i, who=None: story.headline(
+            i, f"/events/{i.first_event_id}", who
         )
 
     def moment(self, value: str | float | None, format: str = "datetime") -> Moment | None:

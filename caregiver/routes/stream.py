@@ -18,7 +18,7 @@ from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 from starlette.routing import BaseRoute, Route
 
-from caregiver import feed
+from caregiver import feed, walkers
 from caregiver.auth import Session
 from caregiver.broker_link import BrokerLink, Connected, broker_address
 from caregiver.changes import Change, DeviceChanged, EventStored, SessionStored
@@ -199,12 +199,13 @@ class LiveFeed:
                 if device is None:
                     return
                 name = backend.device_name(change.device_id)
-                card = feed.card(device, name, backend.clock(), site.moment)
-                out.append(feed.DeviceMessage(change.device_id, card.level, card))
                 latest = device["incident"]
+                who = walkers.who(backend.store, change.device_id, latest and latest["walker"])
+                card = feed.card(device, name, backend.clock(), site.moment, who)
+                out.append(feed.DeviceMessage(change.device_id, card.level, card))
                 incident = seen.incidents.get(latest["id"]) if latest else None
                 if incident is not None:  # its line in the fleet's list of incidents
-                    row = feed.incident_row(incident, name, site.moment(incident.opened_wall))
+                    row = feed.incident_row(incident, name, site.moment(incident.opened_wall), who)
                     out.append(feed.IncidentMessage(change.device_id, incident.id, row))
             elif isinstance(change, SessionStored):  # the progress page reloads itself
                 out.append(feed.SessionMessage(change.device_id, change.session_id))
@@ -213,7 +214,12 @@ class LiveFeed:
                 if event is None:
                     return
                 name = backend.device_name(change.device_id)
-                out.append(feed.event_message(event, name, site.moment(event.wall_time)))
+                who = None
+                if event.severity == "critical":  # its alarm names whose incident it is
+                    incident = backend.store.incident(event.incident or event.id)
+                    if incident is not None:
+                        who = walkers.who(backend.store, event.device_id, incident.walker)
+                out.append(feed.event_message(event, name, site.moment(event.wall_time), who))
         except Exception:
             log.exception("could not push a change to the dashboard")
 

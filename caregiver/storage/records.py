@@ -95,6 +95,9 @@ class CardIncident(TypedDict):
     newest_alert: str | None
     """Its newest event that opened or worsened it (by the device's sequence): what a card
     that shows it open says it showed when acknowledged (:mod:`caregiver.seen`)."""
+    walker: str | None
+    """Whose incident (a walker id of the device, :attr:`Incident.walker`): the card names
+    them (:func:`caregiver.walkers.who`)."""
 
 
 class Device(TypedDict):

@@ -146,7 +146,7 @@ _DEVICE_SELECT = (
     "i.id, i.severity, i.status, i.opened_at, i.first_event_id, i.last_event_at, i.closed_at, "
     f"i.closed_by, i.closed_via, {_answered('i')}, {_newest_alert('i')}, "
     "(SELECT MAX(a.id) FROM alerts a WHERE a.device_id = d.device_id AND a.incident IS NULL "
-    f"AND a.status IN {_OPEN}) FROM devices d "
+    f"AND a.status IN {_OPEN}), i.walker FROM devices d "
     "LEFT JOIN events e ON e.id = d.last_event_id "
     # the card's incident: the open one if there is one, else the one that ended last
     "LEFT JOIN incidents i ON i.id = (SELECT id FROM incidents WHERE device_id = d.device_id "
@@ -2062,6 +2062,7 @@ def _device(r: tuple[Any, ...]) -> Device:
                 "closed_via": r[22],
                 "answered": bool(r[23]),
                 "newest_alert": r[24],
+                "walker": r[26],
             }
             if r[14]
             else None
