@@ -23,11 +23,17 @@ from core.mqttlink import BrokerLink, keepalive_problem
 from core.protocol.ids import check_device_id
 from core.tomlschema import Check
 from firmware.detection.config import DetectorConfig
-from firmware.presses import HELP_WINDOW_S, LONG_PRESS_MIN_S, PATTERN_GAP_MAX_S, PATTERN_GAP_MIN_S
-from firmware.session.config import SessionConfig
+from firmware.presses import (
+    HELP_WINDOW_S,
+    LONG_PRESS_MAX_S,
+    LONG_PRESS_MIN_S,
+    PATTERN_GAP_MAX_S,
+    PATTERN_GAP_MIN_S,
+)
+from firmware.session.config import SPEECH_RATE_MAX_WPM, SPEECH_RATE_MIN_WPM, SessionConfig
 from firmware.session.plan import PLAN_FILE_SUFFIXES, check_plan_reference
 from firmware.session.voice import check_language
-from hal.config import GYRO_BIAS_MAX_DPS, GpioConfig, ImuConfig, PinConfig
+from hal.config import GYRO_BIAS_MAX_DPS, I2C_BUS_MAX, GpioConfig, ImuConfig, PinConfig
 
 LogLevel = Literal["debug", "info", "warning", "error"]
 
@@ -138,8 +144,10 @@ class MqttConfig:
     """How often alerts still waiting for a receipt are published again."""
     command_rate_per_s: float = 20.0
     """Commands (ack, silence, self_test, ping) handled per second on average; a flood beyond
-    it, and beyond command_burst at once, is dropped unanswered where it arrives."""
+    it, and beyond command_burst at once, is dropped unanswered where it arrives. From 0.1 (a
+    caregiver's silence or ack waits at most 10 s) to 100 (more is a flood, not people)."""
     command_burst: int = 40
+    """Commands handled at once before command_rate_per_s applies: 1 to 1000."""
     discovery: bool = True
     """Announce the device to Home Assistant (MQTT device-based discovery)."""
     discovery_prefix: str = "homeassistant"
@@ -187,6 +195,13 @@ def _positive(value: Any) -> str | None:
 
 
 def _long_press(value: Any) -> str | None:
+    if value > LONG_PRESS_MAX_S:
+        return (
+            f"must be at most {LONG_PRESS_MAX_S:g} s, not {value:g}: a person holds a button "
+            "on purpose for some seconds, and a walker asked to hold longer lets go first, so "
+            'the session could not be stopped from the button (docs/safety.md, "Button press '
+            'patterns")'
+        )
     if value >= LONG_PRESS_MIN_S:
         return None
     return (
@@ -229,6 +244,25 @@ def _i2c_address(value: Any) -> str | None:
     return None if value in (0x68, 0x69) else "must be 0x68 (AD0 low) or 0x69 (AD0 high)"
 
 
+def _i2c_bus(value: Any) -> str | None:
+    if 0 <= value <= I2C_BUS_MAX:
+        return None
+    return (
+        f"must be a bus number N of /dev/i2c-N, from 0 to {I2C_BUS_MAX} (Linux's i2c-dev), "
+        f"not {value} (1 on a Raspberry Pi's header)"
+    )
+
+
+def _speech_rate(value: Any) -> str | None:
+    if SPEECH_RATE_MIN_WPM <= value <= SPEECH_RATE_MAX_WPM:
+        return None
+    return (
+        f"must be from {SPEECH_RATE_MIN_WPM} to {SPEECH_RATE_MAX_WPM} words a minute, not "
+        f"{value}: espeak-ng's range (it speaks slower at {SPEECH_RATE_MIN_WPM} all the same, and "
+        "time-compresses faster past what a walker on a belt can follow)"
+    )
+
+
 def _bcm_pin(value: Any) -> str | None:
     return None if 0 <= value <= 27 else "must be a BCM GPIO number from 0 to 27"
 
@@ -266,6 +300,18 @@ def _not_negative(value: Any) -> str | None:
     return None if value >= 0 else "must not be negative"
 
 
+COMMAND_RATE_MIN_PER_S = 0.1
+"""The slowest command budget: once a burst is spent, a caregiver's ``silence`` or ``ack`` is
+taken within 10 s. A slower one (``1e-300`` passed) answers no command again, for ever."""
+COMMAND_RATE_MAX_PER_S = 100.0
+"""The fastest command budget. Commands are people's clicks on a dashboard and a physio's
+plans, a few a minute per device (the default, 20 a second, is many times that); a hundred a
+second is no caregiver, it is the flood the budget exists to drop, and an unbounded rate
+(``1e308`` passed) switched that protection off."""
+COMMAND_BURST_MAX = 1000
+"""The most commands handled back to back before the rate applies: the broker queues no
+commands for a device (a clean session), so a burst is only what people send at one moment;
+a larger one is, again, no budget."""
 KEEP_DAYS_MAX = 36500.0
 """A hundred years: the longest keep_*_days (a larger one is a typo, and past Python's dates)."""
 WINDOW_BEFORE_MAX_S = 60.0
@@ -327,6 +373,7 @@ def _web_address(value: Any) -> str | None:
 
 _CHECKS: dict[str, Callable[[Any], str | None]] = {
     "imu.sample_rate_hz": _imu_rate,
+    "imu.i2c_bus": _i2c_bus,
     "imu.address": _i2c_address,
     "imu.dlpf_hz": _one_of(DLPF_BANDWIDTHS_HZ),
     "imu.accel_range_g": _one_of(ACCEL_RANGES_G),
@@ -355,11 +402,9 @@ _CHECKS: dict[str, Callable[[Any], str | None]] = {
     "mqtt.max_inflight": _positive,
     "mqtt.outbox_max_rows": _positive,
     "mqtt.receipt_retry_s": _positive,
-    "mqtt.command_rate_per_s": _positive,
-    "mqtt.command_burst": _positive,
     "mqtt.dashboard_url": _web_address,
     "session.plan": check_plan_reference,
-    "session.speech_rate_wpm": _positive,
+    "session.speech_rate_wpm": _speech_rate,
     "session.language": check_language,
     "session.max_pause_s": _positive,
     "session.double_press_gap_s": _press_gap,
@@ -436,6 +481,16 @@ _CHECKS.update(
         ),
         "mqtt.telemetry_interval_s": _within(0.0, 86400.0, "s (0: no telemetry)", low_open=False),
         "session.max_pause_s": _within(0.0, 86400.0, "s"),
+        "mqtt.command_rate_per_s": _within(
+            COMMAND_RATE_MIN_PER_S,
+            COMMAND_RATE_MAX_PER_S,
+            "commands a second (slower leaves a caregiver's silence unanswered; faster is a "
+            "flood, not people)",
+            low_open=False,
+        ),
+        "mqtt.command_burst": _within(
+            1, COMMAND_BURST_MAX, "commands (more at once is a flood)", low_open=False
+        ),
     }
 )
 

@@ -52,6 +52,11 @@ LONG_PRESS_MIN_S = HELP_WINDOW_S
 """A call for help's presses go down within :data:`HELP_WINDOW_S`, so each but its last is
 shorter than that: a long press (stop the session) at least as long is never one of them (and
 never a press of a double press, which is shorter still)."""
+LONG_PRESS_MAX_S = 10.0
+"""The longest a long press may be: a deliberate hold of a button is some seconds (a phone's
+forced restart, the longest hold devices ask of a person, is about 10 s). A walker on a moving
+belt asked to hold longer lets go first, so the session could not be stopped from the button
+at all (``1e308`` passed the loader): the long press would never fire."""
 PATTERN_GAP_MAX_S = (HELP_WINDOW_S - (HELP_PRESSES - 1) * ARM_HOLD_S) / (HELP_PRESSES - 1)
 """0.6 s: three presses each let go before the chirp, each within the gap of letting go of the
 one before, are one sequence; the third goes down at most ``2 * (ARM_HOLD_S + gap)`` after

@@ -25,12 +25,21 @@ tolerance (datasheet: ±20 °/s at 25 °C). A chip at rest that reads more is br
 moving while calibrated; a bias beyond it would make a still walker look like one spinning."""
 
 
+I2C_BUS_MAX: Final = 2**20 - 1
+"""The largest I2C bus number: a bus is the character device /dev/i2c-N, N its minor number,
+which Linux's i2c-dev keeps below 2**20 (``I2C_MINORS = MINORMASK + 1``). A negative or larger
+number names no device; the config loader refuses it at once rather than leave it to be found
+only when the real sensor is opened."""
+
+
 @dataclass(frozen=True, slots=True)
 class ImuConfig:
     """MPU-6050 settings; the same fields drive the simulated chip."""
 
     backend: ImuBackend = "simulated"
     i2c_bus: int = 1
+    """The I2C bus the chip is on: N of /dev/i2c-N (1 is the header's SDA/SCL on a Raspberry
+    Pi), from 0 to 1048575 (I2C_BUS_MAX)."""
     address: int = 0x68
     sample_rate_hz: float = 200.0
     """Output data rate; must be 1000 / (1 + divider) (or 8000/... with DLPF off)."""

@@ -254,6 +254,91 @@ def test_press_timings_at_their_limits_are_accepted(tmp_path: Path) -> None:
         assert (session.long_press_s, session.double_press_gap_s) == (2.0, gap)
 
 
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        (
+            "[session]\nlong_press_s = 1e308\n",
+            "session.long_press_s: must be at most 10 s, not 1e+308: ",
+        ),
+        (
+            "[session]\nlong_press_s = 10.5\n",
+            "session.long_press_s: must be at most 10 s, not 10.5",
+        ),
+        ("[imu]\ni2c_bus = -1\n", "imu.i2c_bus: must be a bus number N of /dev/i2c-N, from 0 "),
+        (
+            "[imu]\ni2c_bus = 1048576\n",
+            "imu.i2c_bus: must be a bus number N of /dev/i2c-N, from 0 ",
+        ),
+        ("[session]\nspeech_rate_wpm = 79\n", "session.speech_rate_wpm: must be from 80 to 450 "),
+        ("[session]\nspeech_rate_wpm = 451\n", "session.speech_rate_wpm: must be from 80 to 450 "),
+        ("[mqtt]\ncommand_burst = 1001\n", "mqtt.command_burst: must be in [1, 1000] commands"),
+        ("[mqtt]\ncommand_burst = 0\n", "mqtt.command_burst: must be in [1, 1000] commands"),
+        (
+            "[mqtt]\ncommand_rate_per_s = 1e308\n",
+            "mqtt.command_rate_per_s: must be in [0.1, 100] commands a second",
+        ),
+        (
+            "[mqtt]\ncommand_rate_per_s = 1e-300\n",
+            "mqtt.command_rate_per_s: must be in [0.1, 100] commands a second",
+        ),
+    ],
+)
+def test_values_no_device_could_mean_are_refused_by_check_and_run(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], text: str, expected: str
+) -> None:
+    """Each passed both ``config --check`` and ``run`` (found by fuzzing), and quietly switched
+    something off: a long press that never fires (the session cannot be stopped from the
+    button), a bus that fails only when the real sensor is opened, a speaking rate espeak-ng
+    clamps or compresses past hearing, a command budget that no longer bounds a flood (or never
+    answers again)."""
+    path = write(tmp_path, text)
+    assert main(["config", "--check", str(path)]) == 2
+    checked = capsys.readouterr().err
+    assert f"{path}: {expected}" in checked
+    assert main(["run", "-c", str(path)]) == 2  # the same loader: run refuses what check does
+    assert capsys.readouterr().err == checked
+
+
+def test_all_of_them_are_reported_at_once(tmp_path: Path) -> None:
+    text = (
+        "[imu]\ni2c_bus = -1\n[mqtt]\ncommand_burst = 100000\ncommand_rate_per_s = 1e308\n"
+        "[session]\nlong_press_s = 1e308\nspeech_rate_wpm = 1000000\n"
+    )
+    with pytest.raises(ConfigError) as refused:
+        load_config(write(tmp_path, text))
+    keys = [p.split(": ")[1] for p in refused.value.problems]
+    assert sorted(keys) == [
+        "imu.i2c_bus",
+        "mqtt.command_burst",
+        "mqtt.command_rate_per_s",
+        "session.long_press_s",
+        "session.speech_rate_wpm",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("bus", "burst", "rate", "hold", "wpm"),
+    [(0, 1, 0.1, 2.0, 80), (1048575, 1000, 100.0, 10.0, 450)],
+    ids=["lowest", "highest"],
+)
+def test_those_bounds_accept_their_limits(
+    tmp_path: Path, bus: int, burst: int, rate: float, hold: float, wpm: int
+) -> None:
+    text = (
+        f"[imu]\ni2c_bus = {bus}\n"
+        f"[mqtt]\ncommand_burst = {burst}\ncommand_rate_per_s = {rate}\n"
+        f"[session]\nlong_press_s = {hold}\nspeech_rate_wpm = {wpm}\n"
+    )
+    config = load_config(write(tmp_path, text))
+    assert (config.imu.i2c_bus, config.mqtt.command_burst, config.mqtt.command_rate_per_s) == (
+        bus,
+        burst,
+        rate,
+    )
+    assert (config.session.long_press_s, config.session.speech_rate_wpm) == (hold, wpm)
+
+
 def _presses(*spans: tuple[float, float]) -> list[tuple[float, bool]]:
     return [edge for down, up in spans for edge in ((down, True), (up, False))]
 

@@ -4,6 +4,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+SPEECH_RATE_MIN_WPM = 80
+"""espeak-ng's slowest rate (espeakRATE_MINIMUM): it speaks a lower ``-s`` at 80 words a minute
+all the same (the same WAV, byte for byte, with espeak-ng 1.51), so a lower setting is not what
+is heard."""
+SPEECH_RATE_MAX_WPM = 450
+"""The top of espeak-ng's rate range (espeakRATE_MAXIMUM in its API, speak_lib.h): faster,
+it time-compresses the rendered speech instead (a cue at 1000 is about 6 times shorter than
+at the 175 default), which a walker on a moving belt, listening over its noise, cannot follow;
+a cue not understood is no cue."""
+
 
 @dataclass(frozen=True, slots=True)
 class SessionConfig:
@@ -20,7 +30,9 @@ class SessionConfig:
     """Directory of the prompts rendered to WAV ("" = prompts/ beside the event store; relative
     to this file)."""
     speech_rate_wpm: int = 150
-    """Speaking rate of the spoken prompts (words per minute)."""
+    """Speaking rate of the spoken prompts (words per minute): 80 to 450, espeak-ng's range
+    (slower is spoken at 80 all the same; faster is time-compressed past what a walker on a
+    belt can follow)."""
     one_minute_warning: bool = True
     """Cue "one minute left" before the end of intervals longer than two minutes and of the
     session."""
@@ -32,7 +44,8 @@ class SessionConfig:
     be taken for each other (docs/safety.md, "Button press patterns")."""
     long_press_s: float = 2.0
     """Button: holding at least this long is a long press (stop the session); at least 2 s,
-    the help window, so no press of a call for help stops the session."""
+    the help window, so no press of a call for help stops the session, and at most 10 s, a hold
+    a person still makes on purpose (longer, the session cannot be stopped from the button)."""
     balance_check: bool = True
     """Start each session begun in STANDBY with a 30 s standing balance check (feet together,
     eyes open), guided by cues; arming with the reset button skips it. Never while armed."""
