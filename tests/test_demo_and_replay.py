@@ -445,6 +445,8 @@ def test_the_demo_off_a_terminal_prints_its_cues_led_and_spoken_prompts_as_plain
         ("replay", "prints each detection, offline: no hardware, no relay."),
         ("record", "to a trace file for 'retroguard replay' and 'retroguard evaluate'"),
         ("config", "--check FILE refuses exactly what 'retroguard run' would refuse"),
+        ("sessions", "Only reads: a database that is not there is refused, not created."),
+        ("session", "through its local control socket (no network message can)"),
     ],
 )
 def test_each_monitor_command_s_help_says_what_it_does(

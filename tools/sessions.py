@@ -36,6 +36,12 @@ def add_parser(sub: Any) -> None:
     p = sub.add_parser(
         "session",
         help="start, pause, resume or stop the guided session of the running monitor (local)",
+        description=(
+            "Start, pause, resume or stop the guided session of the monitor running on this "
+            "machine, through its local control socket (no network message can), or print its "
+            "status; stop then prints the session's summary. demo runs a session on simulated "
+            "hardware. Exit 0 when the monitor did it, 1 when it refused or is not running."
+        ),
     )
     p.add_argument("action", choices=ACTIONS)
     p.add_argument(
@@ -66,7 +72,18 @@ def add_parser(sub: Any) -> None:
     )
     p.set_defaults(func=run_session_command)
 
-    p = sub.add_parser("sessions", help="print the session log and weekly progress")
+    p = sub.add_parser(
+        "sessions",
+        help="print the session log and weekly progress",
+        description=(
+            "Print the guided sessions stored in the monitor's database (--db, else the "
+            "config's storage.database), one log per walker and treadmill: each session's "
+            "figures, balance checks and gait, then the weeks' progress toward 10 minutes "
+            "backward and the sessions a week prescribed (3 without a progression). Only reads: "
+            "a database that is not there is refused, not created. Exit 0, or 2 when the "
+            "database cannot be read or --walker names no walker of it."
+        ),
+    )
     p.add_argument("-c", "--config", type=Path, default=None, help="the monitor's config file")
     p.add_argument("--db", type=Path, default=None, help="database (default: the config's)")
     p.add_argument("--device", default=None, help="only this device id")
