@@ -191,7 +191,7 @@ def test_the_queue_of_a_damaged_file_is_carried_into_the_new_one(tmp_path: Path)
 
 
 def test_a_damaged_file_on_a_disk_that_refuses_a_new_one_still_publishes_its_queue(
-    tmp_path: Path, disk: FillableDisk
+    tmp_path: Path, disk: FillableDisk, caplog: pytest.LogCaptureFixture
 ) -> None:
     """Damaged, and the disk refuses the new file (read-only after the rename): the queue read
     out of the damaged file seeds memory, so its alerts are still published there and reach
@@ -211,6 +211,9 @@ def test_a_damaged_file_on_a_disk_that_refuses_a_new_one_still_publishes_its_que
 
     assert found.moved is not None and db.in_memory
     assert found.fault is not None and "cannot create a new database" in found.fault
+    # The journal says no new file was created (before: "and a new one started").
+    assert "and no new one could be created (" in caplog.text
+    assert "a new one started" not in caplog.text
     queue = Outbox(db, TOPICS, max_rows=100, receipts=True)
     assert [(r.id, r.payload) for r in queue.fetch_after(0, 10)] == [
         (r.id, r.payload) for r in before

@@ -52,6 +52,9 @@ class MovedAside:
     why: str
     carried: int = 0
     """Queued messages (alerts awaiting the broker or a caregiver) carried into the new file."""
+    not_started: str | None = None
+    """Why no new file could be created in its place (the disk refused it), or None when one
+    was: the caller keeps its records elsewhere meanwhile and tries again."""
 
     def sentence(self) -> str:
         carried = (
@@ -60,10 +63,15 @@ class MovedAside:
             if self.carried
             else ""
         )
+        started = (
+            f"a new one started{carried}"
+            if self.not_started is None
+            else f"no new one could be created ({self.not_started})"
+        )
         return (
             f"the device database {self.original} was damaged ({self.why}): moved aside to "
-            f"{self.moved_to} (kept for inspection) and a new one started{carried}; the events "
-            "stored before are in the old file"
+            f"{self.moved_to} (kept for inspection) and {started}; the events stored before "
+            "are in the old file"
         )
 
 
@@ -197,6 +205,7 @@ def _replace(
                 conn.close()
                 raise
         except Exception as exc:
+            moved = dataclasses.replace(moved, not_started=describe(exc))
             log.error("%s", moved.sentence())
             if trouble(exc) is None:
                 raise

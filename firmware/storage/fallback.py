@@ -77,7 +77,8 @@ class StorageListener(Protocol):
         ...
 
     def storage_replaced(self, moved: MovedAside) -> None:
-        """The file was found damaged and moved aside; a new one was started."""
+        """The file was found damaged and moved aside; a new one was started, or, when
+        ``moved.not_started`` says why, not (records stay in memory meanwhile)."""
         ...
 
     def storage_back(self, now_on_disk: Sequence[str], detail: str) -> None:
