@@ -652,3 +652,95 @@ def closed_by(incident: str, by: str, via: str) -> Event:
     return Event.now(
         EventType.CLOSED, "tm-1", 20.0, "TRIPPED", "closed", incident=incident, by=by, via=via
     )
+
+
+def test_a_queue_salvaged_at_the_retry_reaches_the_file_though_memory_never_held_it(
+    tmp_path: Path, disk: FillableDisk, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The disk went read-only with more queued than memory's bound, so memory took over empty
+    (the file keeps its queue until it takes writes). At the retry the file is found damaged:
+    it is moved aside and its queue salvaged, but the disk still refuses the new file. That
+    queue is kept and carried into the file once it takes writes, ids and receipt state with
+    it (before: closed, the alerts left only in the moved-aside file, never sent again)."""
+    heard = Heard()
+    path = tmp_path / "events.db"
+    db = opened(path, heard, memory_limit_bytes=256 * 1024)
+    outbox = Outbox(db, TOPICS, max_rows=100, receipts=True)
+    queued = [alert(t=float(i)) for i in range(40)]  # more than memory holds
+    for event in queued:
+        outbox.enqueue_event(event)
+    outbox.settle([1])  # the broker has the first: it waits for a receipt
+    before = file_rows(path, "SELECT id, message_id, awaiting_receipt FROM outbox ORDER BY id")
+
+    disk.go_read_only()
+    during = alert(t=100.0, kind=EventType.NO_RECOVERY)
+    outbox.enqueue_event(during)
+    assert db.in_memory and [r.id for r in outbox.fetch_after(0, 100)] == [41]  # none copied
+    _break_the_sessions_table(path)
+    assert not db.recover(now=True)  # moved aside, its queue salvaged; no new file yet
+    # The FAULT and the journal say no new file was created (before: "a new one started").
+    assert len(heard.replaced) == 1
+    assert "no new one could be created (" in heard.replaced[0].sentence()
+    assert "no new one could be created (" in caplog.text
+    assert "a new one started" not in caplog.text + heard.replaced[0].sentence()
+    assert not db.recover(now=True)  # a retry that changes nothing copies nothing twice
+
+    disk.free()
+    assert db.recover(now=True)
+    after = file_rows(path, "SELECT id, message_id, awaiting_receipt FROM outbox ORDER BY id")
+    assert after[:-1] == before and after[-1][:2] == (41, during.id)
+    assert file_rows(path, "SELECT id FROM events ORDER BY seq") == [
+        (e.id,) for e in [*queued, during]
+    ]
+    assert outbox.receipted([queued[0].id]) == 1  # the caregiver's receipt still lands
+    db.close()
+
+
+def test_a_queue_salvaged_at_the_retry_does_not_bring_back_what_memory_delivered(
+    tmp_path: Path, disk: FillableDisk
+) -> None:
+    """As above with memory seeded from the file: rows delivered while in memory stay
+    delivered when the salvaged queue is carried in (memory's word is the newer)."""
+    path = tmp_path / "events.db"
+    db = opened(path, Heard())
+    outbox = Outbox(db, TOPICS, max_rows=100)
+    for i in range(3):
+        outbox.enqueue_event(alert(t=float(i)))
+    disk.go_read_only()
+    outbox.enqueue_event(alert(t=10.0))
+    assert db.in_memory and [r.id for r in outbox.fetch_after(0, 10)] == [1, 2, 3, 4]
+    outbox.settle([1, 4])  # delivered from memory: gone
+    _break_the_sessions_table(path)
+    assert not db.recover(now=True)
+    disk.free()
+    assert db.recover(now=True)
+    assert file_rows(path, "SELECT id FROM outbox ORDER BY id") == [(2,), (3,)]
+    db.close()
+
+
+def test_a_salvaged_queue_memory_cannot_hold_at_start_reaches_the_file_later(
+    tmp_path: Path, disk: FillableDisk
+) -> None:
+    """Damaged at start, the disk refusing the new file, and the salvaged queue bigger than
+    memory's bound: memory starts empty, the queue is kept and carried into the file once it
+    takes writes (before: closed when seeding failed, left only in the moved-aside file)."""
+    path = tmp_path / "events.db"
+    outbox = Outbox(path, TOPICS, max_rows=100, receipts=True)
+    for i in range(40):  # more than memory holds
+        outbox.enqueue_event(alert(t=float(i)))
+    outbox.settle([1])
+    outbox.close()
+    before = file_rows(path, "SELECT id, message_id, awaiting_receipt FROM outbox ORDER BY id")
+    _break_the_sessions_table(path)
+    disk.go_read_only()
+
+    db = FallbackDatabase(path, memory_limit_bytes=256 * 1024)
+    found = db.open()
+    assert found.moved is not None and db.in_memory
+    assert Outbox(db, TOPICS, max_rows=100).fetch_after(0, 100) == []  # memory could not
+    disk.free()
+    assert db.recover(now=True)
+    assert file_rows(path, "SELECT id, message_id, awaiting_receipt FROM outbox ORDER BY id") == (
+        before
+    )
+    db.close()

@@ -35,7 +35,7 @@ from typing import BinaryIO
 from firmware.storage import database
 from firmware.storage.events import probe_write
 from firmware.storage.faults import Trouble, describe, trouble
-from firmware.storage.transfer import continue_numbering, merge, seed
+from firmware.storage.transfer import carry, continue_numbering, seed
 
 log = logging.getLogger(__name__)
 
@@ -339,17 +339,7 @@ def _carry(queue: sqlite3.Connection, conn: sqlite3.Connection, path: Path) -> i
     moved-aside file)."""
     try:
         with database.transaction(conn):
-            merge(queue, conn, frozenset())
-            for name, seq in queue.execute("SELECT name, seq FROM sqlite_sequence").fetchall():
-                if (
-                    conn.execute(
-                        "UPDATE sqlite_sequence SET seq = MAX(seq, ?) WHERE name = ?", (seq, name)
-                    ).rowcount
-                    == 0
-                ):
-                    conn.execute(
-                        "INSERT INTO sqlite_sequence (name, seq) VALUES (?, ?)", (name, seq)
-                    )
+            carry(queue, conn)
         (carried,) = conn.execute("SELECT COUNT(*) FROM outbox").fetchone()
     except Exception as exc:
         log.error(

@@ -17,7 +17,12 @@ courier's stores (events, outbox, sessions, runs) run their SQL through a
   the file every :data:`DISK_RETRY_S`; once it takes writes, what memory
   holds is merged into it in one transaction
   (:func:`~firmware.storage.transfer.merge`), the stores move back, and the
-  listener learns which records are now on disk.
+  listener learns which records are now on disk. A damaged file found at a
+  retry (or at open) is moved aside even while the disk refuses its
+  replacement; the queue salvaged from it is kept (memory may never have held
+  it: seeding fails past the memory bound) and carried into the file first
+  (:func:`~firmware.storage.transfer.carry`), so its alerts are not left
+  behind in the moved-aside file.
 
 What is only in memory is *held*: :meth:`~FallbackDatabase.holds_in_memory`
 says so, and the courier does not tell the loop it is persisted — the loop
@@ -56,7 +61,7 @@ from firmware.storage.damage import MovedAside, Unwritable, open_file, utc_stamp
 from firmware.storage.database import connect, transaction
 from firmware.storage.events import probe_write
 from firmware.storage.faults import describe, trouble
-from firmware.storage.transfer import continue_numbering, merge, seed
+from firmware.storage.transfer import carry, continue_numbering, merge, seed
 
 log = logging.getLogger(__name__)
 
@@ -157,6 +162,9 @@ class FallbackDatabase:
         self._memory: sqlite3.Connection | None = None
         self._memory_lock = threading.Lock()
         self._copied: frozenset[int] = frozenset()
+        self._salvaged: list[sqlite3.Connection] = []
+        """Queues salvaged from damaged files moved aside when no new file could be created
+        (memory may not hold them): carried into the file, before memory, when it takes writes."""
         self._held: set[str] = set()
         self._held_lock = threading.Lock()
         self._retry_at = 0.0
@@ -199,7 +207,7 @@ class FallbackDatabase:
                 readable = exc.queue
                 if readable is None and exc.moved is None:
                     readable = self._disk_conn_for_copy()
-                self._to_memory(readable, why)
+                self._to_memory(readable, why, salvaged=exc.queue is not None)
             return Opened(exc.moved, why)
         self._adopt(conn)
         return Opened(moved, None)
@@ -299,19 +307,35 @@ class FallbackDatabase:
 
     # ---------------------------------------------------------------- moving
 
-    def _to_memory(self, disk: sqlite3.Connection | None, why: str) -> None:
-        """Switch to a new in-memory database seeded from ``disk``; call holding the gate."""
+    def _to_memory(
+        self, disk: sqlite3.Connection | None, why: str, *, salvaged: bool = False
+    ) -> None:
+        """Switch to a new in-memory database seeded from ``disk``; call holding the gate.
+
+        ``salvaged``: ``disk`` is the queue of a damaged file already moved aside; if memory
+        cannot take it, it is kept for :meth:`recover` to carry into the file (the file, unlike
+        a sound one, keeps nothing of it).
+        """
         memory = database.connect(":memory:")
         memory.execute(f"PRAGMA max_page_count = {self._memory_pages}")
         copied: frozenset[int] = frozenset()
         if disk is not None:
+            keep = False
             try:
                 continue_numbering(memory, disk)
                 copied = seed(memory, disk)
             except sqlite3.Error as exc:
-                log.error("storage: the queue could not be copied into memory: %s", exc)
+                keep = salvaged
+                log.error(
+                    "storage: the queue could not be copied into memory: %s%s",
+                    exc,
+                    "; it is kept and carried into the file when it takes writes" if keep else "",
+                )
             finally:
-                disk.close()
+                if keep:
+                    self._salvaged.append(disk)
+                else:
+                    disk.close()
         self._close_disk()
         self._memory = memory
         self._copied = copied
@@ -345,8 +369,21 @@ class FallbackDatabase:
         try:
             disk, moved = open_file(self.path, self._open_disk, self._stamp)
         except Unwritable as exc:
-            if exc.queue is not None:  # memory was seeded from the file when it took over
-                exc.queue.close()
+            if exc.queue is not None:
+                if exc.moved is not None:
+                    # The damaged file is gone aside with its queue, and memory may not hold it
+                    # (seeding failed when it took over, or the file changed since): carried
+                    # into the file before memory is (memory's word on a row is the newer).
+                    self._salvaged.append(exc.queue)
+                    (queued,) = exc.queue.execute("SELECT COUNT(*) FROM outbox").fetchone()
+                    log.warning(
+                        "storage: %d queued messages salvaged from %s are kept until the file "
+                        "takes writes",
+                        queued,
+                        exc.moved.moved_to,
+                    )
+                else:  # the file is still in place and keeps its queue itself
+                    exc.queue.close()
             log.debug("storage: the file still refuses writes: %s", exc)
             if exc.moved is not None and self.listener is not None:
                 self.listener.storage_replaced(exc.moved)
@@ -358,6 +395,8 @@ class FallbackDatabase:
             assert memory is not None  # only recover() leaves memory, and only one thread calls it
             try:
                 with transaction(disk):
+                    for queue in self._salvaged:
+                        carry(queue, disk)
                     merge(memory, disk, self._copied)
             except Exception as exc:
                 disk.close()
@@ -368,6 +407,7 @@ class FallbackDatabase:
             memory.close()
             self._memory = None
             self._copied = frozenset()
+            salvaged = self._close_salvaged()
             self._generation += 1
             with self._held_lock:
                 now_on_disk = sorted(self._held)
@@ -375,15 +415,31 @@ class FallbackDatabase:
             why, self.fault = self.fault, None
             self._adopt(disk)
         detail = f"{self.path} takes writes again; {len(now_on_disk)} records moved from memory"
+        if salvaged:
+            detail += f" and the queues of {salvaged} damaged files moved aside carried into it"
         log.info("storage recovered: %s (it had failed: %s)", detail, why)
         if self.listener is not None:
             self.listener.storage_back(now_on_disk, detail)
         return True
 
+    def _close_salvaged(self) -> int:
+        """Close the salvaged queues kept; how many there were."""
+        count = len(self._salvaged)
+        for queue in self._salvaged:
+            queue.close()
+        self._salvaged.clear()
+        return count
+
     def close(self) -> None:
-        """Close every connection (records only in memory are lost; the loop still holds them)."""
+        """Close every connection (records only in memory are lost; the loop still holds them;
+        a salvaged queue not carried yet stays in its moved-aside file only)."""
         with self._gate.exclusive():
             self._close_disk()
+            if self._close_salvaged():
+                log.error(
+                    "storage: closed before the disk took writes again: the queue salvaged from "
+                    "a damaged file is only in the file moved aside"
+                )
             if self._memory is not None:
                 self._memory.close()
                 self._memory = None

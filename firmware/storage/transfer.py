@@ -219,6 +219,21 @@ def merge(memory: sqlite3.Connection, disk: sqlite3.Connection, copied: frozense
     )
 
 
+def carry(queue: sqlite3.Connection, disk: sqlite3.Connection) -> None:
+    """Write a queue salvaged from a damaged file (:func:`seed` into memory) into ``disk``,
+    inside the caller's transaction: its rows with their ids and receipt state, and its
+    numbering, so the new file numbers on after the old one."""
+    merge(queue, disk, frozenset())
+    for name, seq in queue.execute("SELECT name, seq FROM sqlite_sequence").fetchall():
+        if (
+            disk.execute(
+                "UPDATE sqlite_sequence SET seq = MAX(seq, ?) WHERE name = ?", (seq, name)
+            ).rowcount
+            == 0
+        ):
+            disk.execute("INSERT INTO sqlite_sequence (name, seq) VALUES (?, ?)", (name, seq))
+
+
 def _merge_events(memory: sqlite3.Connection, disk: sqlite3.Connection) -> dict[int, int]:
     """Insert the events the file lacks (by id); map each memory seq to its seq in the file."""
     seqs: dict[int, int] = {}
