@@ -117,8 +117,7 @@ class Alerting:
             f"{what}{whose} on {label} at {self._when(told.wall_time)}: {words}. {belt_now}"
             f"Open and acknowledge: {self.config.base_url}/events/{told.event_id}"
         )
-        subject = f"{told.who}, {name}" if told.who else name
-        return f"RetroGuard: {what} - {subject}", body
+        return f"RetroGuard: {what} - {_subject(told.who, name)}", body
 
     def _offline_text(self, device: str, wall_time: str) -> tuple[str, str]:
         name = self.device_name(device)
@@ -252,6 +251,7 @@ class Alerting:
             return
         name = self.device_name(device_id)
         what = _WHAT.get(alert.kind, alert.kind).lower()
+        whose = self._whose(tx, alert)
         if via == "walker":
             if alert.status == "held":
                 self._close(tx, alert, "logged", "walker reset (I'm OK) within the grace time")
@@ -260,17 +260,17 @@ class Alerting:
             self._follow_up(
                 tx,
                 alert,
-                f"RetroGuard: I'm OK - {name}",
-                f"I'm OK: the walker on {name} pressed reset after the {what}. No further "
-                f"reminders. Details: {self.config.base_url}/devices/{device_id}",
+                f"RetroGuard: I'm OK - {_subject(whose, name)}",
+                f"I'm OK: {whose or 'the walker'} on {name} pressed reset after the {what}. "
+                f"No further reminders. Details: {self.config.base_url}/devices/{device_id}",
             )
             return
         self._close(tx, alert, "acknowledged", f"{by} ({via})")
         self._follow_up(
             tx,
             alert,
-            f"RetroGuard: acknowledged - {name}",
-            f"{by} acknowledged the {what} on {name} ({via}). No further reminders.",
+            f"RetroGuard: acknowledged - {_subject(whose, name)}",
+            f"{by} acknowledged the {what}{_of(whose)} on {name} ({via}). No further reminders.",
         )
 
     def _test(self, tx: Transaction, device_id: str, event: EventMessage, now: float) -> None:
@@ -364,11 +364,12 @@ class Alerting:
                 self._close(tx, alert, "logged", "walker reset (I'm OK) within the grace time")
                 continue
             self._close(tx, alert, "resolved", "walker reset (I'm OK)")
+            whose = self._whose(tx, alert)
             self._follow_up(
                 tx,
                 alert,
-                f"RetroGuard: I'm OK - {name}",
-                f"I'm OK: the walker on {name} pressed reset at {when} after the "
+                f"RetroGuard: I'm OK - {_subject(whose, name)}",
+                f"I'm OK: {whose or 'the walker'} on {name} pressed reset at {when} after the "
                 f"{_WHAT.get(alert.kind, alert.kind).lower()}. No further reminders. "
                 f"Details: {self.config.base_url}/devices/{device}",
             )
@@ -460,12 +461,13 @@ class Alerting:
         acknowledged; the other contacts paged are told who answered."""
         name = self.device_name(device_id)
         self._close(tx, alert, "acknowledged", by)
+        whose = self._whose(tx, alert)
         self._follow_up(
             tx,
             alert,
-            f"RetroGuard: acknowledged - {name}",
-            f"{by} acknowledged the {_WHAT.get(alert.kind, alert.kind).lower()} alert "
-            f"on {name}. No further reminders.",
+            f"RetroGuard: acknowledged - {_subject(whose, name)}",
+            f"{by} acknowledged the {_WHAT.get(alert.kind, alert.kind).lower()} alert"
+            f"{_of(whose)} on {name}. No further reminders.",
         )
 
     # --------------------------------------------------------- escalation
@@ -514,9 +516,17 @@ class Alerting:
         tx.reschedule_alert(alert.id, contact, sends, now + timeout)
         self._page(tx, alert.id, targets, title, prefix + body, now, urgency_of(alert.kind))
 
-    def _told(self, tx: Transaction, alert: Alert) -> _Told:
+    def _whose(self, tx: Transaction, alert: Alert) -> str | None:
+        """The walker of ``alert``'s incident to name (:func:`caregiver.walkers.who`): the
+        page, its reminders and its follow-ups ("I'm OK", "acknowledged") say the same
+        walker, else a caregiver told "FALL - Anna B." reads "I'm OK" of the treadmill and
+        cannot tell whether Anna is the one who is OK. None for an alert of no incident (the
+        monitor went offline: nobody fell) and a treadmill's one walker, as before."""
         incident = tx.incident(alert.incident) if alert.incident else None
-        whose = who(tx, alert.device_id, incident.walker) if incident is not None else None
+        return who(tx, alert.device_id, incident.walker) if incident is not None else None
+
+    def _told(self, tx: Transaction, alert: Alert) -> _Told:
+        whose = self._whose(tx, alert)
         if alert.event_id:
             event = tx.event(alert.event_id)
             if event is not None:
@@ -557,6 +567,17 @@ class Alerting:
 
     def alerts(self, device_id: str | None = None) -> list[Alert]:
         return self.store.alerts(device_id)
+
+
+def _subject(whose: str | None, name: str) -> str:
+    """A message's title after its "what": the walker named first, as the page's title was
+    ("Anna B., Dad's treadmill"), else the treadmill alone."""
+    return f"{whose}, {name}" if whose else name
+
+
+def _of(whose: str | None) -> str:
+    """' of Anna B.' after what was acknowledged, or nothing for a walker not named."""
+    return f" of {whose}" if whose else ""
 
 
 class _Told(NamedTuple):

@@ -9,6 +9,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 from pathlib import Path
+from typing import Any
 
 from caregiver import story
 from caregiver.config import Contact
@@ -23,6 +24,7 @@ from tests.caregiver_support import (
     make_config,
     running_service,
 )
+from tests.test_caregiver_service import _fake_clock_service
 from tests.test_caregiver_story import NOW, _device, _incident
 from tools.broker import Mosquitto
 
@@ -112,4 +114,71 @@ def test_a_named_walker_s_fall_names_them_on_every_page_and_in_the_notification(
             _, _, page = web.request("GET", f"/events/{theirs['trip']['id']}")
             assert "<h1>FALL — not acknowledged" in page and "Default walker" not in page
     finally:
+        receiver.close()
+
+
+def _roster(device: SimDevice) -> None:
+    device.publish("walkers", encode(WalkersMessage(
+        schema=SCHEMA_VERSION, device_id=device.device_id,
+        wall_time=dt.datetime.now(dt.UTC).isoformat(),
+        walkers=[DEFAULT_WALKER, ANNA])))  # fmt: skip
+
+
+def _ok(device: SimDevice, ids: dict[str, Any]) -> dict[str, Any]:
+    """The walker's "I'm OK" press closing the incident of ``ids``."""
+    return device.event(
+        "ok", severity="info", state="TRIPPED", reason="I'm OK", incident=ids["incident"]
+    )
+
+
+def test_the_follow_ups_name_the_walker_the_page_named(
+    mosquitto: Mosquitto, tmp_path: Path, caregiver_db: str
+) -> None:
+    """Before, the page said "FALL - Anna B., Dad's treadmill" and its follow-ups "I'm OK -
+    Dad's treadmill" and "acknowledged - Dad's treadmill": of a shared treadmill, which
+    walker was OK, whose fall was answered, the caregiver could not tell."""
+    receiver = Receiver()
+    service, _ = _fake_clock_service(mosquitto, tmp_path, receiver, database=caregiver_db)
+    device = SimDevice(mosquitto, DEVICE)
+    alone = SimDevice(mosquitto, "treadmill-2")
+    try:
+        device.online()
+        _roster(device)
+        assert service.ingestor.wait_for(lambda: len(service.store.device_walkers(DEVICE)) == 2)
+        ids = device.incident_fall(walker="anna")
+        ok = _ok(device, ids)
+        assert service.ingestor.wait_for(lambda: service.store.event(ok["id"]) is not None)
+        assert service.notifier.deliver_due() == 2  # the page, then the walker is OK
+        page, fine = receiver.messages
+        assert page["title"] == "RetroGuard: FALL - Anna B., Dad's treadmill"
+        assert fine["title"] == "RetroGuard: I'm OK - Anna B., Dad's treadmill"
+        assert fine["message"].startswith(
+            "I'm OK: Anna B. on Dad's treadmill pressed reset after the fall. "
+        )
+
+        ids = device.incident_fall(walker="anna")
+        assert service.ingestor.wait_for(
+            lambda: service.store.event(ids["window"]["id"]) is not None
+        )
+        service.acknowledge(DEVICE, ids["fall"]["id"], "Ann")
+        assert service.notifier.deliver_due() == 2
+        answered = receiver.messages[-1]
+        assert answered["title"] == "RetroGuard: acknowledged - Anna B., Dad's treadmill"
+        assert answered["message"] == (
+            "Ann acknowledged the fall of Anna B. on Dad's treadmill (dashboard). "
+            "No further reminders."
+        )
+
+        alone.online()  # a treadmill's one walker: today's words
+        ids = alone.incident_fall()
+        ok = _ok(alone, ids)
+        assert service.ingestor.wait_for(lambda: service.store.event(ok["id"]) is not None)
+        assert service.notifier.deliver_due() == 2
+        fine = receiver.messages[-1]
+        assert fine["title"] == "RetroGuard: I'm OK - treadmill-2"
+        assert fine["message"].startswith("I'm OK: the walker on treadmill-2 pressed reset ")
+    finally:
+        device.close()
+        alone.close()
+        service.stop()
         receiver.close()
