@@ -16,7 +16,7 @@ from fpdf.enums import XPos, YPos
 
 from caregiver.report import Report, ReportWeek
 from caregiver.story import closed_how, incident_kind
-from core.progress import GOAL_BACKWARD_MIN, GOAL_SESSIONS_PER_WEEK
+from core.progress import GOAL_BACKWARD_MIN, GOAL_SESSIONS_PER_WEEK, MILESTONE_WEEKS
 
 TABLE_WEEKS = 12
 CHART_WEEKS = 12
@@ -258,16 +258,37 @@ def report_pdf(report: Report) -> bytes:
         page.table(["Opened", "Worst", "Status"], i_rows, [40, 30, _WIDTH - 70])
     else:
         page.line("No incident recorded.")
-    pdf.set_xy(_MARGIN, 297 - _MARGIN - 8)
+    page.font(_ABOUT_PT)
+    about = _text(about_figures(report))
+    wrapped = pdf.multi_cell(_WIDTH, _ABOUT_MM, about, dry_run=True, output="LINES")
+    lines = len(wrapped) if isinstance(wrapped, list) else 1
+    pdf.set_xy(_MARGIN, 297 - _MARGIN - lines * _ABOUT_MM)
     pdf.set_text_color(*_GREY)
-    page.font(7)
-    pdf.multi_cell(
-        _WIDTH,
-        3.4,
-        _text(
-            "Measures of walking and standing from the belt sensor, not a diagnosis and not a "
-            "fall-risk score. Weeks, goals and noise thresholds as in RetroGuard's docs "
-            "(core/progress.py, docs/gait.md). The CSV report has every week."
-        ),
-    )
+    pdf.multi_cell(_WIDTH, _ABOUT_MM, about)
     return bytes(pdf.output())
+
+
+_ABOUT_PT = 7.0
+_ABOUT_MM = 3.2
+
+
+def about_figures(report: Report) -> str:
+    """The page's footnote: what its figures mean and how they were worked out, in the words
+    of the physiotherapist whose patient file it goes into. Before, it pointed at source
+    files ("core/progress.py, docs/gait.md"), which nobody reading a patient's file can open
+    or should have to; the rules themselves are those of :mod:`core.progress` and
+    :mod:`core.gait_trends` (docs/gait.md, "What change is meaningful")."""
+    return (
+        "Measures of walking and standing from the belt sensor, not a diagnosis and not a "
+        f"fall-risk score. Weeks run Monday to Sunday ({report.zone} time). A session is "
+        f"done when its plan was walked through, and at goal when its longest continuous "
+        f"backward stretch reached {GOAL_BACKWARD_MIN:g} min; a week is at goal with "
+        f"{GOAL_SESSIONS_PER_WEEK} sessions at goal, and {MILESTONE_WEEKS} weeks at goal, "
+        "in any order, are the milestone. Balance and gait: a week's value is the median of "
+        "its sessions with its 95 % band. A change from the first week to the latest counts "
+        "only beyond the MDC95, the minimal detectable change: a difference measurement "
+        "noise alone exceeds less than 5 % of the time, measured in healthy adults within "
+        "one visit, so the least a real change must be (smaller: within noise). It is called "
+        "improved or worsened only where the better direction is agreed, else up or down. "
+        "The CSV report has every week."
+    )

@@ -17,9 +17,10 @@ from pypdf import PdfReader
 
 from caregiver.progress import parse_summary
 from caregiver.report import make_report, report_csv, report_for
-from caregiver.report_pdf import report_pdf
+from caregiver.report_pdf import TABLE_WEEKS, report_pdf
 from caregiver.storage import Incident, Store
 from caregiver.trends import measures_of, trends
+from core.gait_trends import METRICS
 from core.progress import week_of
 from core.zones import system_zone
 from firmware.session.record import session_payload
@@ -128,7 +129,47 @@ def test_the_pdf_is_one_page_with_the_table_adherence_longest_stretch_and_incide
     assert "acknowledged by ann on the dashboard" in text and "Fall" in text
     assert "Fall, not getting up" in text and "walker pressed I'm OK" in text
     assert "no_recovery" not in text and "(walker)" not in text
-    assert "not a diagnosis" in text
+    # the footnote says what the figures mean, for a patient's file: no source paths
+    about = " ".join(text.split())
+    assert "not a diagnosis" in about and "Weeks run Monday to Sunday (Europe/Berlin" in about
+    assert "at goal when its longest continuous backward stretch reached 10 min" in about
+    assert "with 3 sessions at goal, and 4 weeks at goal" in about
+    assert "the median of its sessions with its 95 % band" in about
+    assert "beyond the MDC95, the minimal detectable change" in about
+    assert ".py" not in about and "docs/" not in about and ".md" not in about
+
+
+def test_the_pdf_s_footnote_stays_clear_of_a_full_page(tmp_path: Path) -> None:
+    """The footnote in words is six lines where the paths' was two: at its fullest (every
+    week row, every trend, every incident row) the page must still end above it."""
+    store = stored(str(tmp_path / "caregiver.db"))
+    report = make_report(
+        DEVICE, "Anna", store.walk_sessions(DEVICE),
+        measures_of(store.walk_session_payloads(DEVICE)),
+        [incident(MONDAY + dt.timedelta(days=d), "fall", open_=False) for d in range(9)],
+        ZoneInfo("America/Argentina/Buenos_Aires"), NOW,
+    )  # fmt: skip
+    store.close()
+    full = dataclasses.replace(
+        report,
+        weeks=(report.weeks * TABLE_WEEKS)[:TABLE_WEEKS],
+        trends=(report.trends * len(METRICS))[: len(METRICS)],
+    )
+    page = PdfReader(io.BytesIO(report_pdf(full))).pages[0]
+    lines: list[tuple[float, float, str]] = []  # baseline (pt from the bottom), size, text
+    page.extract_text(
+        visitor_text=lambda text, cm, tm, font, size: lines.append((tm[5], tm[0], text))
+        if text.strip() else None
+    )  # fmt: skip
+    first = next(i for i, (_, _, t) in enumerate(sorted(lines)) if "Measures of" in t)
+    footnote = sorted(lines)[: first + 1]
+    above = sorted(lines)[first + 1 :]
+    assert "The CSV report has every week." in " ".join(t for _, _, t in footnote)
+    top_of_footnote = footnote[-1][0] + footnote[-1][1]  # its first line's cap height and more
+    lowest_above = min(y for y, _, _ in above)
+    # the row above: its text's baseline sits 1/3 of its 4.6 mm cell above the cell's bottom
+    assert lowest_above - 13.0 / 3 > top_of_footnote, (lowest_above, top_of_footnote)
+    assert footnote[0][0] > 14 * 72 / 25.4 - 2  # its last line within the bottom margin
 
 
 def test_the_cli_writes_both_reports_from_the_services_database(
