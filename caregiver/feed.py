@@ -78,6 +78,9 @@ class EventRow(msgspec.Struct, frozen=True):
     received_at: float
     acked_by: str | None
     has_window: bool
+    incident: str | None = None
+    """Its incident (None: a device from before incidents, whose alert is its own): the
+    alarm banner offers no "Open" on the page of the incident it alarms for (``app.js``)."""
 
 
 class IncidentRow(msgspec.Struct, frozen=True):
@@ -211,6 +214,7 @@ def event_row(event: StoredEvent, when: Moment | None) -> EventRow:
         received_at=event.received_at,
         acked_by=event.acked_by,
         has_window=event.has_window,
+        incident=event.incident,
     )
 
 

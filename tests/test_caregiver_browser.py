@@ -309,6 +309,44 @@ def test_on_a_phone_a_shared_treadmill_s_card_and_alarm_say_who_fell(
     device.close()
 
 
+def test_on_an_incident_s_page_its_alarm_offers_no_open_link_to_that_page(
+    browser: Any, service: CaregiverService, mosquitto: Mosquitto
+) -> None:
+    """A caregiver on the page of a stumble sees it become a fall: the alarm banner's "Open"
+    pointed to the incident they were reading (a click reloaded the same page). It is
+    hidden there, and back, to the other page, for another treadmill's fall."""
+    from playwright.sync_api import expect
+
+    device = SimDevice(mosquitto, "treadmill-1")
+    other = SimDevice(mosquitto, "treadmill-2")
+    device.online()
+    other.online()
+    page = _login(browser, service)
+    incident = "1" * 32
+    trip = device.event(
+        "stumble", severity="warning", state="TRIPPED", reason="trunk rotated", incident=incident
+    )
+    assert service.ingestor.wait_for(lambda: service.store.event(trip["id"]) is not None)
+    page.goto(f"{service.url}/events/{trip['id']}")
+    expect(page.locator("body")).to_have_attribute("data-live", "1")
+    device.event(
+        "fall", severity="critical", state="TRIPPED", reason="impact 3.2 g", incident=incident
+    )
+    expect(page.locator("#alarm-text")).to_have_text("FALL on Dad's treadmill")
+    expect(page.locator("#alarm-banner")).to_be_visible()
+    expect(page.locator("#alarm-link")).to_be_hidden()  # this page is the incident's
+    expect(page.locator("#alarm-silence")).to_be_visible()
+    theirs = other.incident_fall()
+    expect(page.locator("#alarm-text")).to_have_text("FALL on treadmill-2")
+    link = page.locator("#alarm-link")
+    expect(link).to_be_visible()
+    expect(link).to_have_attribute("href", re.compile(f"/events/({theirs['trip']['id']}|"
+                                                      f"{theirs['fall']['id']})$"))  # fmt: skip
+    page.context.close()
+    device.close()
+    other.close()
+
+
 def test_on_a_phone_the_card_of_a_fall_comes_before_quiet_ones_live(
     browser: Any, service: CaregiverService, mosquitto: Mosquitto
 ) -> None:

@@ -100,10 +100,14 @@
   }
   // The banner, the tab's title and the beeping: one at a time, the newest ("+N more" names
   // the other devices alarmed with it).
-  function showAlarm(text, link, more) {
+  // On the event page of the incident it alarms for, "Open" would open the page already
+  // open: it is hidden there (``incident``: the alarm's; a page's is on its event-detail).
+  function showAlarm(text, link, more, incident) {
     document.getElementById("alarm-text").textContent = text;
     document.getElementById("alarm-more").textContent = more.length ? "+" + more.length + " more: " + more.join(", ") : "";
-    document.getElementById("alarm-link").setAttribute("href", link);
+    var open = document.getElementById("alarm-link"), here = document.querySelector(".event-detail[data-incident]");
+    open.setAttribute("href", link);
+    open.hidden = !!(here && incident && here.dataset.incident === incident);
     banner.hidden = false;
     document.title = "\u26A0 " + text + (more.length ? " (+" + more.length + " more)" : "");
     beep();
@@ -248,16 +252,16 @@
   // change once, to the newest. Each change of the title costs the browser's own process a
   // redraw: one a fall in a burst of 170 cost it more CPU than the service spent storing them.
   var alarmed = [], pendingAlarms = new Map();
-  function raiseAlarm(device, name, text, link, event) {
+  function raiseAlarm(device, name, text, link, event, incident) {
     showing.push(event);
     if (!alarmed.length) {
       alarmed.push(name);
-      showAlarm(text, link, []);
+      showAlarm(text, link, [], incident);
       notify(text, link);
       return;
     }
     pendingAlarms.delete(device);  // its newest, in the order they came
-    pendingAlarms.set(device, { name: name, text: text, link: link });
+    pendingAlarms.set(device, { name: name, text: text, link: link, incident: incident });
   }
   function alarmFor(msg) {
     var e = msg.event;
@@ -267,7 +271,8 @@
       ? e.type.replace(/_/g, " ").toUpperCase() + " on " + msg.device_name : "");
     if (!text || e.acked_by || heard.has(e.id)) return;  // once; not its ack
     heard.add(e.id);
-    raiseAlarm(e.device_id, msg.device_name, text, "/events/" + e.id, e.id);
+    // its incident (a device from before incidents: the event is its own)
+    raiseAlarm(e.device_id, msg.device_name, text, "/events/" + e.id, e.id, e.incident || e.id);
   }
   function raisePendingAlarms() {
     var waiting = Array.from(pendingAlarms.values()), newest = waiting[waiting.length - 1];
@@ -276,7 +281,7 @@
     if (!newest) return;
     waiting.forEach(function (a) { notify(a.text, a.link); });
     waiting.forEach(function (a) { if (names.indexOf(a.name) < 0) names.push(a.name); });
-    showAlarm(newest.text, newest.link, names.filter(function (n) { return n !== newest.name; }));
+    showAlarm(newest.text, newest.link, names.filter(function (n) { return n !== newest.name; }), newest.incident);
   }
 
   function onIncident(msg) {
@@ -407,10 +412,10 @@
   }
   // One catching up alarms once a device (its newest open incident's critical event).
   var caught = {};
-  function caughtUp(device, name, text, link, event) {
+  function caughtUp(device, name, text, link, event, incident) {
     if (caught[device]) return;
     caught[device] = true;
-    raiseAlarm(device, name, text, link, event);
+    raiseAlarm(device, name, text, link, event, incident);
   }
   function missedAlarms() {
     fetch("/api/alarms", { credentials: "same-origin", headers: { "Accept": "application/json" } })
@@ -425,7 +430,7 @@
         found.alarms.slice().reverse().forEach(function (a) {
           if (heard.has(a.event)) return;
           heard.add(a.event);
-          caughtUp(a.device_id, a.device_name, a.text, a.link, a.event);  // worded as the live alarm
+          caughtUp(a.device_id, a.device_name, a.text, a.link, a.event, a.incident);  // worded as the live alarm
         });
         schedule();
       }, function () { setTimeout(missedAlarms, 2000); });  // the feed is open: try again
