@@ -102,6 +102,25 @@ def alert(device_id: str = "tm-1", t: float = 1.0, kind: EventType = EventType.F
     return Event.now(kind, device_id, t, "TRIPPED", f"{kind.value} at {t:.1f} " + "." * 5000)
 
 
+def with_damaged_wal(db: Path, scratch: Path) -> bytes:
+    """A device database at ``db`` holding a queued alert in its write-ahead log, as a power cut
+    leaves it (not checkpointed), with a salt of the log's header flipped: SQLite ignores such a
+    log without a word. Made at ``scratch`` and copied; returns the damaged log's bytes."""
+    live = scratch / "events.db"
+    live.parent.mkdir(parents=True, exist_ok=True)
+    db.parent.mkdir(parents=True, exist_ok=True)
+    outbox = Outbox(live, Topics("retroguard", "tm-1"), max_rows=10)
+    outbox.enqueue_event(alert())
+    for suffix in ("", "-wal"):
+        shutil.copyfile(f"{live}{suffix}", f"{db}{suffix}")
+    outbox.close()
+    wal = Path(f"{db}-wal")
+    damaged = bytearray(wal.read_bytes())
+    damaged[16] ^= 0xFF
+    wal.write_bytes(bytes(damaged))
+    return bytes(damaged)
+
+
 def populated(path: Path, events: int = 300) -> Path:
     """A sound device database with enough events to span many pages."""
     outbox = Outbox(path, Topics("retroguard", "tm-1"), max_rows=events + 10)

@@ -425,27 +425,15 @@ def test_a_database_whose_write_ahead_log_is_damaged_is_refused_and_left_as_it_i
     """SQLite ignores a log whose header is wrong: the file looked new, the command wrote its
     schema into it and overwrote the log — every commit since the last checkpoint gone for
     good before the monitor could move the file aside and report it."""
-    import shutil
+    from tests.storage_support import with_damaged_wal
 
-    from core.protocol.topics import Topics
-    from firmware.storage.outbox import Outbox
-    from tests.storage_support import alert
-
-    live, db = tmp_path / "live" / "events.db", tmp_path / "events.db"
-    outbox = Outbox(live, Topics("retroguard", "tm-1"), max_rows=10)
-    outbox.enqueue_event(alert())
-    for suffix in ("", "-wal"):  # as a power cut leaves them: the log not checkpointed
-        shutil.copyfile(f"{live}{suffix}", f"{db}{suffix}")
-    outbox.close()
-    wal = Path(f"{db}-wal")
-    damaged = bytearray(wal.read_bytes())
-    damaged[16] ^= 0xFF  # a salt of its header
-    wal.write_bytes(bytes(damaged))
+    db = tmp_path / "events.db"
+    damaged = with_damaged_wal(db, tmp_path / "live")
     before = db.read_bytes()
 
     err = _refused([a.format(db=db) for a in command], capsys)
     assert f"{db}: its write-ahead log is damaged (its header is not a write-ahead log's)" in err
-    assert wal.read_bytes() == bytes(damaged) and db.read_bytes() == before
+    assert Path(f"{db}-wal").read_bytes() == damaged and db.read_bytes() == before
 
 
 def test_the_caregiver_refuses_a_database_file_that_is_not_one(

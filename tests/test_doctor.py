@@ -425,31 +425,17 @@ def test_an_event_store_whose_write_ahead_log_is_damaged_fails_and_is_left_alone
     """SQLite ignores a log whose header is wrong: the database looked new and empty, the
     check created the schema in it, overwrote the log and passed, and every commit since the
     last checkpoint was gone for good before the monitor could say so."""
-    import shutil
-
-    from core.protocol.topics import Topics
-    from firmware.storage.outbox import Outbox
-    from tests.storage_support import alert
+    from tests.storage_support import with_damaged_wal
 
     db = Path(config.storage.database)
-    live = tmp_path / "live" / "events.db"
-    outbox = Outbox(live, Topics("retroguard", "tm-1"), max_rows=10)
-    outbox.enqueue_event(alert())
-    db.parent.mkdir(parents=True, exist_ok=True)
-    for suffix in ("", "-wal"):  # as a power cut leaves them: the log not checkpointed
-        shutil.copyfile(f"{live}{suffix}", f"{db}{suffix}")
-    outbox.close()
-    wal = Path(f"{db}-wal")
-    damaged = bytearray(wal.read_bytes())
-    damaged[16] ^= 0xFF  # a salt of its header
-    wal.write_bytes(bytes(damaged))
+    damaged = with_damaged_wal(db, tmp_path / "live")
 
     found = lines(config, Bench(clock=clock))
     assert found["event-store"].startswith(
         f"FAIL  event-store      {db}: damaged (write-ahead log damaged: its header is not a "
         "write-ahead log's); fix: the monitor moves it aside at start"
     )
-    assert wal.read_bytes() == bytes(damaged)  # the doctor only looks
+    assert Path(f"{db}-wal").read_bytes() == damaged  # the doctor only looks
 
 
 def test_an_event_store_on_a_disk_about_full_fails(
