@@ -106,10 +106,10 @@ class CommandBudget:
 
     Any account allowed to write a device's commands (anyone, on an anonymous
     broker) could send thousands a second; each would be parsed, answered and
-    logged. The budget takes :data:`COMMANDS_PER_S` on average and a burst of
-    :data:`COMMAND_BURST`; the rest are dropped unanswered and counted, so the
-    courier's work stays bounded whatever arrives (the real-time loop is in
-    another process either way).
+    logged. The budget takes ``mqtt.command_rate_per_s`` on average and a burst of
+    ``mqtt.command_burst`` (:class:`firmware.config.MqttConfig`); the rest are dropped
+    unanswered and counted, so the courier's work stays bounded whatever arrives (the
+    real-time loop is in another process either way).
     """
 
     def __init__(
