@@ -447,6 +447,8 @@ def test_the_demo_off_a_terminal_prints_its_cues_led_and_spoken_prompts_as_plain
         ("config", "--check FILE refuses exactly what 'retroguard run' would refuse"),
         ("sessions", "Only reads: a database that is not there is refused, not created."),
         ("session", "through its local control socket (no network message can)"),
+        ("walker", "chooses whose the next session is (a session under way stays its walker's)"),
+        ("plan", "the running monitor is not restarted and the relay is not touched."),
     ],
 )
 def test_each_monitor_command_s_help_says_what_it_does(

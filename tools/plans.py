@@ -38,6 +38,12 @@ def add_parser(sub: Any) -> None:
     p = sub.add_parser(
         "plan",
         help="a walker's session plan or progression: show or set (from their next session)",
+        description=(
+            "Show or set a walker's session plan (a preset, or a plan file checked field by "
+            "field) or progression, in the device database. A new plan takes effect at that "
+            "walker's next session start: the running monitor is not restarted and the relay "
+            "is not touched."
+        ),
     )
     actions = p.add_subparsers(dest="action", required=True, metavar="ACTION")
     show = actions.add_parser("show", help="the plan in force and the last assignments")

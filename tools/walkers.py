@@ -31,7 +31,14 @@ from tools.device_db import add_common_options, open_device_database
 
 def add_parser(sub: Any) -> None:
     p = sub.add_parser(
-        "walker", help="list, add, remove or select the walker profiles of this treadmill"
+        "walker",
+        help="list, add, remove or select the walker profiles of this treadmill",
+        description=(
+            "List, add, remove or select the walker profiles of this treadmill, in its device "
+            "database. Each walker's sessions, progress, plan and incidents are theirs; select "
+            "chooses whose the next session is (a session under way stays its walker's). "
+            "Nothing here arms or starts the belt."
+        ),
     )
     actions = p.add_subparsers(dest="action", required=True, metavar="ACTION")
     listing = actions.add_parser("list", help="the walkers in button order; * marks the chosen one")
