@@ -228,3 +228,16 @@ def make_rig(
     # on what it said, not on how fast a thread started.
     assert pump_link_until(app.link, lambda: app.link.storage_ok is not None)
     return rig
+
+
+def armed_rig(tmp_path: Path, **kwargs: Any) -> Rig:
+    """A rig run to STANDBY (nothing closed the relay before the reset), then armed by a
+    press: ARMED with the contact closed."""
+    rig = make_rig(tmp_path, **kwargs)
+    rig.run_for(1.0)
+    assert rig.state == "STANDBY"
+    assert not rig.hardware.contact_closed(), "nothing may close the relay before a reset"
+    rig.press_reset()
+    assert rig.state == "ARMED"
+    assert rig.hardware.contact_closed()
+    return rig

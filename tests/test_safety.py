@@ -38,20 +38,18 @@ from firmware.safety import (
     Trigger,
 )
 from hal.config import ImuConfig
-from tests.app_support import PERIOD, Explodes, Frozen, Rig, TripAt, close_rigs, make_rig
+from tests.app_support import (
+    PERIOD,
+    Explodes,
+    Frozen,
+    Rig,
+    TripAt,
+    armed_rig,
+    close_rigs,
+    make_rig,
+)
 
 pytestmark = pytest.mark.usefixtures(close_rigs.__name__)
-
-
-def armed_rig(tmp_path: Path, **kwargs: object) -> Rig:
-    rig = make_rig(tmp_path, **kwargs)  # type: ignore[arg-type]
-    rig.run_for(1.0)
-    assert rig.state == "STANDBY"
-    assert not rig.hardware.contact_closed(), "nothing may close the relay before a reset"
-    rig.press_reset()
-    assert rig.state == "ARMED"
-    assert rig.hardware.contact_closed()
-    return rig
 
 
 def test_starts_released_and_only_a_local_press_arms(tmp_path: Path) -> None:

@@ -16,7 +16,7 @@ from core.protocol.events import EventType
 from firmware.config import SafetyConfig
 from firmware.safety import SafetyState
 from hal.buzzer_patterns import get_pattern
-from tests.app_support import Explodes, Frozen, Rig, Standing, close_rigs, make_rig
+from tests.app_support import Explodes, Frozen, Rig, Standing, armed_rig, close_rigs, make_rig
 
 pytestmark = pytest.mark.usefixtures(close_rigs.__name__)
 
@@ -29,21 +29,13 @@ def _states(rig: Rig) -> list[SafetyState]:
     return [t.state for t in rig.app.controller.transitions]
 
 
-def _armed_rig(tmp_path: Path, **kwargs: object) -> Rig:
-    rig = make_rig(tmp_path, **kwargs)  # type: ignore[arg-type]
-    rig.run_for(1.0)
-    rig.press_reset()
-    assert rig.state == "ARMED" and rig.hardware.contact_closed()
-    return rig
-
-
 def test_a_sensor_stuck_on_one_reading_stays_in_fault(tmp_path: Path) -> None:
     """The frozen run was forgotten at the fault, so the stuck sensor's next readings started
     a new one, counted as healthy, and after 0.5 s of them the controller went back to
     STANDBY: FAULT and STANDBY in turn every second, a FAULT event each time, and a reset
     pressed in STANDBY armed the belt on a dead sensor. It stays in FAULT now, until the
     readings move again."""
-    rig = _armed_rig(tmp_path, safety=SLOW_FREEZE)
+    rig = armed_rig(tmp_path, safety=SLOW_FREEZE)
     assert rig.sim_imu is not None
     chip = rig.sim_imu.chip
     moving = chip.motion
@@ -83,7 +75,7 @@ def test_an_imu_that_comes_and_goes_does_not_leave_fault(tmp_path: Path) -> None
     was no new fault and the good spells before it still counted, so an IMU giving 0.3 s of
     samples and 0.3 s of none reached STANDBY on two spells, faulted at the next gap, and so
     on: a FAULT event each time, and a reset in between armed on a failing sensor."""
-    rig = _armed_rig(tmp_path)
+    rig = armed_rig(tmp_path)
     assert rig.sim_imu is not None
     chip = rig.sim_imu.chip
     chip.stalled = True
@@ -109,7 +101,7 @@ def test_a_button_held_through_a_fault_does_not_arm_when_the_imu_recovers(
     or leant on by a walker who fell against the console — from a FAULT into STANDBY was
     reported as a reset press the moment STANDBY began, and the belt armed with nobody
     pressing anything. Now it is ignored; letting go and pressing again arms."""
-    rig = _armed_rig(tmp_path)
+    rig = armed_rig(tmp_path)
     assert rig.sim_imu is not None
     chip = rig.sim_imu.chip
     chip.stalled = True
@@ -141,7 +133,7 @@ def test_a_lasting_fault_keeps_the_buzzer_pattern_moving(tmp_path: Path) -> None
     """A batch that faulted returned before the buzzer was told the time, so a fault that
     lasts — a detector raising at every sample — left the first beep of ``fault`` sounding
     without end. The pattern plays on now: on 0.8 s of every 3 s."""
-    rig = _armed_rig(tmp_path, detector=Explodes(3.0))
+    rig = armed_rig(tmp_path, detector=Explodes(3.0))
     rig.run_for(2.0)
     assert rig.state == "FAULT"
     buzzer = rig.app.gpio.buzzer
@@ -158,7 +150,7 @@ def test_a_lasting_fault_keeps_the_buzzer_pattern_moving(tmp_path: Path) -> None
 def test_standing_data_still_recovers_at_once(tmp_path: Path) -> None:
     """What the changes above must not cost: a working sensor after a fault is healthy
     0.5 s later, as before (the quiet standing motion repeats no reading)."""
-    rig = _armed_rig(tmp_path, motion=Standing(seed=3))
+    rig = armed_rig(tmp_path, motion=Standing(seed=3))
     assert rig.sim_imu is not None
     rig.sim_imu.bus.disconnect()
     rig.run_for(0.5)

@@ -39,6 +39,7 @@ from sim import scenarios
 from tests.app_support import (  # noqa: F401 - fixture
     Rig,
     TripAt,
+    armed_rig,
     close_rigs,
     make_rig,
     pump_link_until,
@@ -58,14 +59,6 @@ SHORT = Plan(
 """Cues expected: backward 0, forward 30, rest 50, backward 60, one minute left 150, done 210."""
 
 
-def _armed_rig(tmp_path: Path, **kwargs: object) -> Rig:
-    rig = make_rig(tmp_path, **kwargs)  # type: ignore[arg-type]
-    rig.run_for(1.0)
-    rig.press_reset()
-    assert rig.state == "ARMED"
-    return rig
-
-
 def _cues(runner: SessionRunner) -> list[tuple[Cue, float]]:
     return [(c.cue, c.plan_t) for c in runner.cues]
 
@@ -75,7 +68,7 @@ def _relay_history(rig: Rig) -> list[tuple[float, bool]]:
 
 
 def test_cues_fire_in_order_at_the_planned_times(tmp_path: Path) -> None:
-    rig = _armed_rig(tmp_path)
+    rig = armed_rig(tmp_path)
     runner = attach_session(rig.app, SHORT)
     runner.request("start")
     rig.run_for(0.01)
@@ -112,7 +105,7 @@ def test_cues_fire_in_order_at_the_planned_times(tmp_path: Path) -> None:
 
 
 def test_preset_cues_on_a_compressed_clock(tmp_path: Path) -> None:
-    rig = _armed_rig(tmp_path)
+    rig = armed_rig(tmp_path)
     runner = attach_session(rig.app, PRESETS["alternate-2-2"], time_scale=60.0)
     runner.request("start")
     rig.run_for(31.0)
@@ -207,7 +200,7 @@ def _names_mentioning_relay() -> list[str]:
 
 
 def test_no_session_action_changes_the_relay(tmp_path: Path) -> None:
-    rig = _armed_rig(tmp_path)
+    rig = armed_rig(tmp_path)
     runner = attach_session(rig.app, SHORT)
     history = _relay_history(rig)
     assert history[-1][1] is True  # the contact is closed: the belt may run
@@ -296,7 +289,7 @@ def test_a_walker_pause_survives_rearming(tmp_path: Path) -> None:
 
 
 def test_a_long_pause_abandons_the_session(tmp_path: Path) -> None:
-    rig = _armed_rig(tmp_path)
+    rig = armed_rig(tmp_path)
     # A one-minute limit rather than the default quarter of an hour: the same rule in a
     # fifteenth of the loop's steps.
     session = dataclasses.replace(rig.app.config.session, max_pause_s=60.0)
@@ -318,7 +311,7 @@ def test_sessions_are_stored_per_interval(tmp_path: Path) -> None:
         [scenarios.Standing(3.0), scenarios.Walking(400.0, 0.6, "backward", step_hz=1.5)],
         seed=3,
     )
-    rig = _armed_rig(tmp_path, motion=motion)
+    rig = armed_rig(tmp_path, motion=motion)
     runner = attach_session(rig.app, SHORT)
     rig.run_for(5.0)
     runner.request("start")
@@ -345,7 +338,7 @@ def test_sessions_are_stored_per_interval(tmp_path: Path) -> None:
 def test_a_control_socket_that_cannot_be_made_is_a_clear_error(tmp_path: Path) -> None:
     """A control socket under a file (or too long a path, or where the user may not write)
     raised out of `retroguard run` with a traceback; the run now says which setting, and why."""
-    rig = _armed_rig(tmp_path)
+    rig = armed_rig(tmp_path)
     (tmp_path / "a-file").write_text("")
     path = tmp_path / "a-file" / "session.sock"
     with pytest.raises(ConfigError) as err:
@@ -355,7 +348,7 @@ def test_a_control_socket_that_cannot_be_made_is_a_clear_error(tmp_path: Path) -
 
 
 def test_local_cli_socket_controls_the_session(tmp_path: Path) -> None:
-    rig = _armed_rig(tmp_path)
+    rig = armed_rig(tmp_path)
     runner = attach_session(rig.app, SHORT, record=False)
     server = ControlServer(tmp_path / "run" / "session.sock", runner)
     server.start()
@@ -392,7 +385,7 @@ def test_session_summary_goes_through_the_outbox(tmp_path: Path) -> None:
     from firmware.storage.database import connect
     from firmware.storage.sessions import SummaryToQueue, save_session
 
-    rig = _armed_rig(tmp_path)
+    rig = armed_rig(tmp_path)
     runner = attach_session(rig.app, SHORT, record=False)
     runner.request("start")
     rig.run_for(1.0)
@@ -482,7 +475,7 @@ def test_every_session_transition_in_the_table_is_taken(tmp_path: Path) -> None:
     for command in ("resume", "pause", "resume", "stop"):
         _ask(rig, a, command)
     assert a.state is SessionState.FINISHED
-    rig = _armed_rig(tmp_path / "b")
+    rig = armed_rig(tmp_path / "b")
     b = _traced(rig, Plan("tiny", (Interval.of_seconds("backward", 10.0),)), max_pause_s=5.0)
     _ask(rig, b, "start")
     rig.run_for(11.0)
@@ -542,7 +535,7 @@ def test_trips_and_stumbles_are_counted_from_the_typed_cause(
 
 
 def test_a_fault_pauses_without_counting_a_trip_and_rearming_resumes(tmp_path: Path) -> None:
-    rig = _armed_rig(tmp_path)
+    rig = armed_rig(tmp_path)
     assert rig.sim_imu is not None
     runner = attach_session(rig.app, SHORT, record=False)
     runner.request("start")
@@ -567,7 +560,7 @@ def test_a_fault_pauses_without_counting_a_trip_and_rearming_resumes(tmp_path: P
 def test_a_forbidden_session_transition_is_refused_and_logged(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    rig = _armed_rig(tmp_path)
+    rig = armed_rig(tmp_path)
     runner = _traced(rig, SHORT)
     _ask(rig, runner, "start")
     assert runner.state is SessionState.RUNNING
@@ -595,7 +588,7 @@ def test_a_trip_with_no_session_under_way_is_not_the_next_sessions(tmp_path: Pat
     """With no session under way the runner only notes where the safety log is: a trip then
     is no interval's, and the session started after re-arming counts only its own."""
     detector = TripAt(2.0)
-    rig = _armed_rig(tmp_path, detector=detector)
+    rig = armed_rig(tmp_path, detector=detector)
     runner = attach_session(rig.app, SHORT, record=False)
     rig.run_for(1.5)
     assert rig.state == "TRIPPED" and runner.state is SessionState.IDLE
@@ -724,7 +717,7 @@ def test_an_idle_runner_calls_into_nothing_until_something_is_due_then_acts_on_t
     nothing, advances nothing. A command, a double press, a trip are still handled on the
     iteration they would have been: the start command's first cue at the next iteration, a
     double press's the first iteration past its pause."""
-    rig = _armed_rig(tmp_path)
+    rig = armed_rig(tmp_path)
     runner = attach_session(rig.app, SHORT)
     rig.run_for(1.5)  # the reset press's pattern (held past a short press) has settled
     calls: list[str] = []
@@ -827,7 +820,7 @@ def test_session_stop_prints_the_session_and_the_walker_s_week(
     db = tmp_path / "events.db"  # make_rig's
     _two_a_week_since_a_week_ago(db, SHORT)
     conn = connect(db)
-    rig = _armed_rig(tmp_path)
+    rig = armed_rig(tmp_path)
     sock = tmp_path / "run" / "session.sock"
     runner = attach_session(rig.app, SHORT, control_socket=str(sock))
     runner.request("start")
@@ -879,7 +872,7 @@ def test_session_stop_says_so_when_the_record_is_not_stored_in_time(
     import tools.sessions
 
     monkeypatch.setattr(tools.sessions, "SUMMARY_WAIT_S", 0.2)
-    rig = _armed_rig(tmp_path)
+    rig = armed_rig(tmp_path)
     sock = tmp_path / "run" / "session.sock"
     runner = attach_session(rig.app, SHORT, record=False, control_socket=str(sock))
     runner.request("start")
@@ -912,7 +905,7 @@ def test_a_session_that_ends_on_the_device_is_summarised_in_its_journal(
     caplog.set_level(logging.INFO, logger="firmware.courier.service")
     tiny = Plan("tiny", (Interval.of_seconds("backward", 6.0),))
     _two_a_week_since_a_week_ago(tmp_path / "events.db", tiny)  # make_rig's database
-    rig = _armed_rig(tmp_path)
+    rig = armed_rig(tmp_path)
     runner = attach_session(rig.app, tiny)
     runner.request("start")
     rig.run_for(7.0)
