@@ -290,7 +290,14 @@ def test_a_batch_receipts_each_device_once_naming_all_its_events(
             assert service.ingestor.handle_batch([a1, b1, a2, a1])
             last = _event(3)  # its receipt comes after the batch's (one connection, in order)
             assert service.ingestor.handle_batch([last])
-            assert sub.wait(lambda: any(_id(last) in m.payload.decode() for m in sub.messages))
+            # Wait for both devices' last receipts: when the batches share one sync, the other
+            # device's receipt is published after the one that names `last`.
+            assert sub.wait(
+                lambda: all(
+                    any(event_id in m.payload.decode() for m in sub.messages)
+                    for event_id in (_id(last), _id(b1))
+                )
+            )
             receipts = [(m.topic, json.loads(m.payload)["ids"]) for m in sub.on("/receipt")]
         # The batches committed without a sync (their receipts waited for one); the writing
         # connection is back to syncing each commit for the service's other changes.
