@@ -66,6 +66,7 @@ from firmware.detection.base import (
     KnowsPosture,
 )
 from firmware.detection.worn import WornCheck
+from firmware.failure_log import RepeatedFailureLog
 from firmware.fsm import TransitionTable
 from firmware.windows import KnowsImpact, KnowsUpright, Recording, WindowRecorder
 from hal.errors import ImuBusError, ImuError, ImuFifoOverflowError
@@ -277,6 +278,7 @@ class SafetyController:
         self._relay = relay
         self._buzzer = buzzer
         self._detector = detector
+        self._detector_failures = RepeatedFailureLog("detector", log)
         self._emit = emit
         self._config = config
         self._limits = limits
@@ -368,13 +370,15 @@ class SafetyController:
                 try:
                     detections = update(sample)
                 except Exception as exc:
-                    log.exception("detector failed")
+                    self._detector_failures.failed(exc, now)
                     reason = f"detector error: {type(exc).__name__}: {exc}"
                     self._fault(FaultKind.DETECTOR_ERROR, reason, now)
                     self._buzzer.update(now)
                     return
                 for detection in detections:
                     self._on_detection(detection, now)
+            if self._detector_failures.failing:
+                self._detector_failures.worked()
         if problem is not None:
             self._fault(problem.kind, problem.reason, now)
             # The buzzer's pattern moves on only when told the time: a fault that lasts (a

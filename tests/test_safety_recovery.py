@@ -8,6 +8,7 @@ must not have been.
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import pytest
@@ -194,3 +195,20 @@ def test_a_short_press_then_a_call_for_help_never_starts_the_belt(tmp_path: Path
     rig.run_for(2.0)
     assert rig.events()[-1] is EventType.HELP
     assert rig.state == "STANDBY" and rig.hardware.history == []  # never closed
+
+
+def test_a_detector_failing_at_every_wake_is_logged_once_with_its_traceback(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A detector raising at every sample was logged with its traceback at every wake, 100
+    lines a second formatted on the loop: the journal on the SD card filled with one failure
+    and journald's rate limit dropped the lines that mattered. Now one traceback, and the
+    FAULT stays as it was."""
+    rig = armed_rig(tmp_path, detector=Explodes(3.0))
+    with caplog.at_level(logging.DEBUG, logger="firmware.safety"):
+        rig.run_for(3.0)
+    assert rig.state == "FAULT"
+    failed = [r for r in caplog.records if r.getMessage().startswith("detector")]
+    assert rig.app.controller.samples_seen > 0
+    assert [(r.getMessage(), r.exc_info is not None) for r in failed] == [("detector failed", True)]
+    assert failed[0].exc_info is not None and failed[0].exc_info[0] is ZeroDivisionError
