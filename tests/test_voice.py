@@ -325,9 +325,13 @@ class QuietBuzzer:
 @dataclass
 class Heard:
     said: list[str] = field(default_factory=list)
+    withdrawn: list[str] = field(default_factory=list)
 
     def say(self, text: str) -> None:
         self.said.append(text)
+
+    def withdraw(self, text: str) -> None:
+        self.withdrawn.append(text)
 
     def close(self) -> None: ...
 
@@ -477,6 +481,90 @@ def test_after_a_trip_the_walker_is_told_what_to_do_once_the_alarm_ends() -> Non
     assert heard.said == [TRIPPED_PROMPT, sent, TRIPPED_PROMPT]
     assert not runner.cues  # words only: the runner played no pattern
     assert TRIPPED_PROMPT in runner.prompts.all_for_plan(runner.plan)  # rendered ahead
+
+
+def test_re_arming_withdraws_the_trip_words_so_the_resumed_cue_is_not_kept_waiting() -> None:
+    """The trip's words last about 10 s; a walker who re-armed during them had the resumed
+    interval's cue queued behind the rest. Leaving TRIPPED withdraws them (the player drops
+    them or cuts them short, :meth:`PromptPlayer.withdraw`) — once, and only when they were
+    said."""
+    heard = Heard()
+    safety = Armed(SafetyState.ARMED)
+    buzzer = QuietBuzzer()
+    runner = SessionRunner(
+        resolve_plan("alternate-2-2"), safety=safety, buzzer=buzzer, device_id="t", speaker=heard
+    )
+    runner.tick(1.0)
+    safety.state, safety.since = SafetyState.TRIPPED, 2.0
+    runner.tick(2.0)
+    assert heard.said == [TRIPPED_PROMPT] and heard.withdrawn == []
+    safety.state, safety.since = SafetyState.ARMED, 3.0  # re-armed while they play
+    for t in (3.0, 3.5, 4.0):
+        runner.tick(t)
+    assert heard.withdrawn == [TRIPPED_PROMPT]
+    safety.state, safety.since = SafetyState.TRIPPED, 5.0  # a trip, re-armed over the alarm
+    buzzer.play("alarm", 5.0)
+    runner.tick(5.0)
+    safety.state, safety.since = SafetyState.ARMED, 6.0
+    runner.tick(6.0)
+    assert heard.said == [TRIPPED_PROMPT] and heard.withdrawn == [TRIPPED_PROMPT]
+
+
+def _gated(cache: PromptCache, text: str, *, forever: bool) -> None:
+    """``text`` "plays" (``cat`` of ``<wav>.gate``) at once, or ``forever``: a FIFO nobody
+    writes, until the player is cut short."""
+    wav = cache.path_for(text)
+    fake_wav(wav)
+    gate = Path(f"{wav}.gate")
+    if forever:
+        os.mkfifo(gate)
+    else:
+        gate.write_text("")
+
+
+def _until_playing(player: PromptPlayer, text: str) -> None:
+    for _ in range(3000):  # until the worker plays it (a state, bounded; not a timing)
+        playing = player._now_playing
+        if playing is not None and playing[1] == text:
+            return
+        player._thread.join(0.01)
+    raise AssertionError(f"{text!r} never started playing")
+
+
+def test_a_withdrawn_prompt_playing_is_cut_short_and_the_next_plays(tmp_path: Path) -> None:
+    cache = PromptCache(tmp_path / "prompts")
+    _gated(cache, "trip words", forever=True)
+    _gated(cache, "resume cue", forever=False)
+    player = PromptPlayer(cache, command=["sh", "-c", 'exec cat "$1.gate"', "player"])
+    player.say("trip words")
+    _until_playing(player, "trip words")
+    player.withdraw("trip words")
+    player.say("resume cue")
+    player.close(timeout=30.0, drain=True)
+    assert not player._thread.is_alive()
+    assert player.played == ["resume cue"]
+    assert player.failures == 0  # cut short on purpose: not a failing player
+
+
+def test_a_withdrawn_prompt_still_queued_is_dropped_and_plays_when_said_again(
+    tmp_path: Path,
+) -> None:
+    cache = PromptCache(tmp_path / "prompts")
+    _gated(cache, "help called", forever=True)
+    _gated(cache, "trip words", forever=False)
+    _gated(cache, "resume cue", forever=False)
+    player = PromptPlayer(cache, command=["sh", "-c", 'exec cat "$1.gate"', "player"])
+    player.say("help called")
+    player.say("trip words")
+    player.say("resume cue")
+    player.withdraw("trip words")  # queued behind "help called": never played
+    player.say("trip words")  # a later trip: its words play
+    _until_playing(player, "help called")
+    with open(f"{cache.path_for('help called')}.gate", "w") as gate:
+        gate.write("done\n")  # "help called" ends as it should
+    player.close(timeout=30.0, drain=True)
+    assert player.played == ["help called", "resume cue", "trip words"]
+    assert player.failures == 0
 
 
 def test_without_a_voice_a_trip_is_beeps_only() -> None:
@@ -670,6 +758,9 @@ def test_a_plan_assigned_to_the_runner_goes_to_a_speaker_that_prepares() -> None
             self.prepared: list[tuple[Plan, ...]] = []
 
         def say(self, text: str) -> None:
+            pass
+
+        def withdraw(self, text: str) -> None:
             pass
 
         def close(self) -> None:

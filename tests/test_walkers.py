@@ -231,6 +231,9 @@ class Heard:
     def say(self, text: str) -> None:
         self.said.append(text)
 
+    def withdraw(self, text: str) -> None:
+        pass
+
     def close(self) -> None:
         pass
 
@@ -732,6 +735,9 @@ def test_the_walkers_names_are_rendered_ahead_and_kept_with_the_plans_prompts() 
             self.prepared: list[tuple[tuple[Plan, ...], tuple[str, ...]]] = []
 
         def say(self, text: str) -> None:
+            pass
+
+        def withdraw(self, text: str) -> None:
             pass
 
         def close(self) -> None:

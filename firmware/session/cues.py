@@ -121,6 +121,10 @@ class Speaker(Protocol):
 
     def say(self, text: str) -> None: ...
 
+    def withdraw(self, text: str) -> None:
+        """``text``, asked for so far, no longer holds: drop it, or cut it short."""
+        ...
+
     def close(self) -> None: ...
 
 

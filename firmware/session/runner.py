@@ -538,6 +538,9 @@ class SessionRunner:
         """The buzzer's pattern at the last look: a help pattern's prompt is said once, as
         the pattern starts."""
         self._told_trip: float | None = None
+        self._trip_words_out = False
+        """The trip's words were queued and the walker has not left TRIPPED since: leaving
+        withdraws them, so the cue of a resumed interval does not wait ~10 s behind them."""
         """The trip (its TRIPPED state's ``since``) the walker was told what to do after: the
         trip prompt is said once a trip."""
         self._gesturing = False
@@ -841,14 +844,20 @@ class SessionRunner:
         if self._speaker is None:
             return
         safety = self._safety
-        if safety.state is not SafetyState.TRIPPED or self._buzzer.pattern is not None:
-            return  # the usual tick: not tripped, or the alarm still sounding
+        if safety.state is not SafetyState.TRIPPED:
+            if self._trip_words_out:  # re-armed (or faulted) while they may still be playing
+                self._trip_words_out = False
+                self._speaker.withdraw(self.prompts.file.prompts.tripped)
+            return  # the usual tick: not tripped
+        if self._buzzer.pattern is not None:
+            return  # the alarm still sounding
         since = safety.since
         if since == self._told_trip:
             return
         self._told_trip = since
         spoken = self.prompts.file.prompts.tripped
         self._speaker.say(spoken)
+        self._trip_words_out = True
         log.info("said: %s", spoken)
 
     def start(self, now: float) -> tuple[bool, str]:

@@ -435,9 +435,19 @@ class PromptPlayer:
         """What the last pruning of the cache did."""
         self.failures = 0
         self._prerender = tuple(prerender)
-        self._queue: queue.SimpleQueue[str | _Prepare | None] = queue.SimpleQueue()
+        self._queue: queue.SimpleQueue[tuple[int, str] | _Prepare | None] = queue.SimpleQueue()
         self._stopping = threading.Event()
         self._playing: subprocess.Popen[bytes] | None = None
+        self._said = 0
+        """How many prompts :meth:`say` has queued: each is queued with its number. Written
+        by the caller's thread only (the loop)."""
+        self._withdrawn: dict[str, int] = {}
+        """A text's prompts numbered up to this were withdrawn (:meth:`withdraw`): the worker
+        skips them, or cuts the one playing short. One dict store or lookup a call, atomic
+        under the GIL: no lock between the loop and the worker."""
+        self._now_playing: tuple[int, str, subprocess.Popen[bytes]] | None = None
+        """The prompt playing (its number, its text, its player), as one tuple so the loop
+        reads all three at once."""
         # One real-time step below the loop when made on the loop's thread (core.realtime): it
         # holds the GIL only briefly; espeak-ng and aplay are children, reset to normal
         # priority by the unit's CPUSchedulingResetOnFork.
@@ -446,7 +456,22 @@ class PromptPlayer:
 
     def say(self, text: str) -> None:
         """Ask for ``text`` to be spoken. Never blocks: safe on the real-time thread."""
-        self._queue.put_nowait(text)
+        self._said += 1
+        self._queue.put_nowait((self._said, text))
+
+    def withdraw(self, text: str) -> None:
+        """``text``, asked for so far, no longer holds: not played if still queued, cut short
+        if playing. Said again later, it plays. Never blocks: safe on the real-time thread.
+
+        Why: a prompt can stop being true before the walker has heard it out. After a trip
+        the walker is told how to re-arm or call for help (about 10 s of speech); one who
+        re-arms during it has the cue of the resumed interval queued behind the rest of it.
+        """
+        self._withdrawn[text] = self._said
+        playing = self._now_playing
+        if playing is not None and playing[1] == text:
+            with contextlib.suppress(OSError):  # it ended meanwhile: nothing to cut
+                playing[2].terminate()
 
     def prepare(self, plans: Sequence[Plan], extra: Sequence[str] = ()) -> None:
         """The plans in use now (the session's, the next session's; the first plan's is kept
@@ -482,28 +507,35 @@ class PromptPlayer:
         preparing: _Preparing | None = None
         while True:
             if preparing is None:
-                text = self._queue.get()
+                item = self._queue.get()
             else:
                 try:
-                    text = self._queue.get_nowait()
+                    item = self._queue.get_nowait()
                 except queue.Empty:
                     preparing = self._prepare_one(preparing)
                     continue
-            if text is None:  # closing; draining, a preparation under way finishes first
+            if item is None:  # closing; draining, a preparation under way finishes first
                 while preparing is not None and not self._stopping.is_set():
                     preparing = self._prepare_one(preparing)
                 return
             if self._stopping.is_set():
                 return
-            if isinstance(text, _Prepare):
-                preparing = self._preparing(text.plans, text.extra)  # a newer one supersedes it
+            if isinstance(item, _Prepare):
+                preparing = self._preparing(item.plans, item.extra)  # a newer one supersedes it
+                continue
+            number, text = item
+            if self._was_withdrawn(number, text):
                 continue
             try:
-                self._play(self.cache.render(text))
-                if not self._stopping.is_set():  # else it was cut short
-                    self.played.append(text)
+                self._play(self.cache.render(text), number, text)
+                if not self._stopping.is_set() and not self._was_withdrawn(number, text):
+                    self.played.append(text)  # else it was cut short
             except (OSError, subprocess.SubprocessError) as exc:
-                self._failed("a spoken prompt failed (buzzer cues go on)", exc)
+                if not self._was_withdrawn(number, text):
+                    self._failed("a spoken prompt failed (buzzer cues go on)", exc)
+
+    def _was_withdrawn(self, number: int, text: str) -> bool:
+        return self._withdrawn.get(text, 0) >= number
 
     def _preparing(self, plans: tuple[Plan, ...], extra: tuple[str, ...] = ()) -> _Preparing | None:
         if self._texts_for is None:
@@ -534,11 +566,14 @@ class PromptPlayer:
         if self.pruned.removed:
             log.info("spoken prompt cache %s: %s", self.cache.directory, self.pruned)
 
-    def _play(self, wav: Path) -> None:
+    def _play(self, wav: Path, number: int, text: str) -> None:
         with subprocess.Popen(
             [*self.command, str(wav)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
         ) as process:
             self._playing = process
+            self._now_playing = (number, text, process)
+            if self._was_withdrawn(number, text):  # withdrawn as it started: not cut, yet
+                process.terminate()
             try:
                 _, stderr = process.communicate(timeout=PLAY_TIMEOUT_S)
             except subprocess.TimeoutExpired:
@@ -547,6 +582,7 @@ class PromptPlayer:
                 raise
             finally:
                 self._playing = None
+                self._now_playing = None
         if process.returncode != 0 and not self._stopping.is_set():
             raise subprocess.CalledProcessError(process.returncode, process.args, stderr=stderr)
 
