@@ -17,7 +17,7 @@ import pytest
 from core.protocol.commands import Ack
 from core.protocol.events import Event, EventType
 from core.protocol.topics import Topics
-from firmware.storage.damage import MovedAside, move_aside, moved_aside_files
+from firmware.storage.damage import UNCARRIED, MovedAside, move_aside, moved_aside_files
 from firmware.storage.database import FileDatabase, connect, transaction
 from firmware.storage.events import EventStore
 from firmware.storage.fallback import DISK_RETRY_S, FallbackDatabase
@@ -744,3 +744,48 @@ def test_a_salvaged_queue_memory_cannot_hold_at_start_reaches_the_file_later(
         before
     )
     db.close()
+
+
+def test_a_salvaged_queue_not_carried_before_a_stop_is_carried_at_the_next_start(
+    tmp_path: Path, disk: FillableDisk
+) -> None:
+    """Damaged at start and the disk refusing the new file: the salvaged queue lived only in
+    memory (or in the list waiting for the disk), and a monitor stopped before the disk took
+    writes again left those alerts only in the moved-aside file, never sent. The file is now
+    marked as still to be carried, and the next start that gets a writable file carries its
+    queue in — once: the start after that carries nothing again."""
+    path = tmp_path / "events.db"
+    outbox = Outbox(path, TOPICS, max_rows=100, receipts=True)
+    for i in range(3):
+        outbox.enqueue_event(alert(t=float(i)))
+    outbox.settle([1])  # the broker has the first: it waits for a receipt
+    outbox.close()
+    before = file_rows(path, "SELECT id, message_id, awaiting_receipt FROM outbox ORDER BY id")
+    _break_the_sessions_table(path)
+    disk.go_read_only()
+
+    db = FallbackDatabase(path)
+    found = db.open()
+    assert found.moved is not None and db.in_memory
+    assert [r.id for r in Outbox(db, TOPICS, max_rows=100).fetch_after(0, 100)] == [1, 2, 3]
+    db.close()  # the monitor stops before the disk takes writes
+    mark = Path(f"{found.moved.moved_to}{UNCARRIED}")
+    assert mark.exists() and moved_aside_files(path) == [found.moved.moved_to]
+
+    disk.free()
+    again = FallbackDatabase(path)
+    assert again.open().moved is None and not again.in_memory
+    again.close()
+    assert file_rows(path, "SELECT id, message_id, awaiting_receipt FROM outbox ORDER BY id") == (
+        before
+    )
+    assert moved_aside_files(path) == [found.moved.moved_to]  # kept for inspection
+    assert not mark.exists()
+    delivered = Outbox(path, TOPICS, max_rows=100, receipts=True)
+    delivered.settle([2, 3])
+    assert delivered.receipted([str(r[1]) for r in before]) == 3  # the caregiver has them
+    delivered.close()
+    third = FallbackDatabase(path)
+    third.open()
+    third.close()
+    assert file_rows(path, "SELECT id FROM outbox") == []  # not carried a second time

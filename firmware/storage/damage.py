@@ -42,6 +42,12 @@ log = logging.getLogger(__name__)
 COMPANIONS = ("-wal", "-shm", "-journal")
 """SQLite's files beside the database: they belong to it and move with it."""
 
+UNCARRIED = ".uncarried"
+"""Beside a moved-aside file whose queue no new file has taken yet (the disk refused the new
+file): the next opening that gets a writable file carries that queue in, then removes the mark
+(:func:`carry_uncarried`). Without it a monitor stopped before the disk took writes again left
+those alerts only in the moved-aside file, for good."""
+
 
 @dataclass(frozen=True, slots=True)
 class MovedAside:
@@ -120,12 +126,16 @@ def move_aside(path: Path, stamp: str) -> Path:
         if companion.exists():
             os.replace(companion, Path(f"{target}{suffix}"))
     with contextlib.suppress(OSError):  # make the renames durable where the platform allows
-        fd = os.open(path.parent, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
+        _sync_directory(path.parent)
     return target
+
+
+def _sync_directory(directory: Path) -> None:
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def moved_aside_files(path: Path) -> list[Path]:
@@ -133,9 +143,69 @@ def moved_aside_files(path: Path) -> list[Path]:
     if not path.parent.is_dir():
         return []
     found = [
-        p for p in path.parent.glob(f"{path.name}.damaged-*") if not p.name.endswith(COMPANIONS)
+        p
+        for p in path.parent.glob(f"{path.name}.damaged-*")
+        if not p.name.endswith((*COMPANIONS, UNCARRIED))
     ]
     return sorted(found)
+
+
+def carry_uncarried(path: Path, conn: sqlite3.Connection) -> int:
+    """Carry into ``conn`` (the writable file at ``path``) the queues of the files moved aside
+    from it and marked :data:`UNCARRIED`, each in one transaction, and remove their marks; how
+    many were carried.
+
+    A queue is carried by id (:func:`~firmware.storage.transfer.carry`): a message still queued
+    is not doubled. One the caregiver confirmed after the mark was made, from memory, before a
+    stop, is sent again — at worst, and the caregiver knows it by its id — rather than lost. A
+    file whose queue cannot be read loses its mark with an error (nothing more can come of it);
+    one the disk refuses keeps it, for the next opening."""
+    carried = 0
+    for moved in moved_aside_files(path):
+        mark = Path(f"{moved}{UNCARRIED}")
+        if not mark.exists():
+            continue
+        queue = _salvage_read_only(moved)
+        if queue is not None:
+            try:
+                with database.transaction(conn):
+                    carry(queue, conn)
+            except Exception as exc:
+                log.error(
+                    "storage: the queue of %s could not be carried into %s (tried again at the "
+                    "next opening): %s",
+                    moved,
+                    path,
+                    describe(exc),
+                )
+                continue
+            finally:
+                queue.close()
+            carried += 1
+            log.warning(
+                "storage: the queue of %s, moved aside when no new file could be created, is "
+                "carried into %s",
+                moved,
+                path,
+            )
+        with contextlib.suppress(OSError):
+            mark.unlink()
+    return carried
+
+
+def _mark_uncarried(moved_to: Path) -> None:
+    """Note that ``moved_to``'s queue is still to be carried (see :data:`UNCARRIED`)."""
+    mark = Path(f"{moved_to}{UNCARRIED}")
+    try:
+        mark.touch()
+        _sync_directory(mark.parent)
+    except OSError as exc:
+        log.error(
+            "storage: cannot mark %s as still to be carried (%s): if the monitor stops before "
+            "the disk takes writes again, its queued alerts are only in that file",
+            moved_to,
+            exc,
+        )
 
 
 def open_file(
@@ -168,6 +238,7 @@ def open_file(
                 problem = quick_check(conn)
                 if problem is None:
                     probe_write(conn)
+                    carry_uncarried(path, conn)
                     return conn, None
             except Exception as exc:
                 damage = _damage_or_raise(exc, path, conn)
@@ -207,6 +278,8 @@ def _replace(
         except Exception as exc:
             moved = dataclasses.replace(moved, not_started=describe(exc))
             log.error("%s", moved.sentence())
+            if queue is not None:
+                _mark_uncarried(moved_to)  # memory may hold it only until the monitor stops
             if trouble(exc) is None:
                 raise
             salvaged, queue = queue, None  # the caller's now
@@ -214,7 +287,11 @@ def _replace(
                 f"cannot create a new database at {path}: {describe(exc)}", moved, salvaged
             ) from exc
         if queue is not None:
-            moved = dataclasses.replace(moved, carried=_carry(queue, conn, path))
+            carried = _carry(queue, conn, path)
+            if carried is None:
+                _mark_uncarried(moved_to)
+            moved = dataclasses.replace(moved, carried=carried or 0)
+        carry_uncarried(path, conn)
     finally:
         if queue is not None:
             queue.close()
@@ -333,10 +410,10 @@ def salvage(damaged: sqlite3.Connection, path: Path) -> sqlite3.Connection | Non
     return memory
 
 
-def _carry(queue: sqlite3.Connection, conn: sqlite3.Connection, path: Path) -> int:
+def _carry(queue: sqlite3.Connection, conn: sqlite3.Connection, path: Path) -> int | None:
     """Write the salvaged ``queue`` into the new file ``conn`` (one transaction); how many
-    queued messages it holds now (0 when the new file would not take them: they stay in the
-    moved-aside file)."""
+    queued messages it holds now (None when the new file would not take them: they stay in the
+    moved-aside file, marked to be carried at the next opening)."""
     try:
         with database.transaction(conn):
             carry(queue, conn)
@@ -345,7 +422,7 @@ def _carry(queue: sqlite3.Connection, conn: sqlite3.Connection, path: Path) -> i
         log.error(
             "storage: the queue of the damaged file could not be written to %s: %s", path, exc
         )
-        return 0
+        return None
     return int(carried)
 
 
