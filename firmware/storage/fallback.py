@@ -432,13 +432,15 @@ class FallbackDatabase:
 
     def close(self) -> None:
         """Close every connection (records only in memory are lost; the loop still holds them;
-        a salvaged queue not carried yet stays in its moved-aside file only)."""
+        a salvaged queue not carried yet stays in its moved-aside file, marked to be carried at
+        the next opening: :func:`~firmware.storage.damage.carry_uncarried`)."""
         with self._gate.exclusive():
             self._close_disk()
             if self._close_salvaged():
-                log.error(
+                log.warning(
                     "storage: closed before the disk took writes again: the queue salvaged from "
-                    "a damaged file is only in the file moved aside"
+                    "a damaged file is in the file moved aside, marked to be carried into the "
+                    "database at the next start (firmware.storage.damage.UNCARRIED)"
                 )
             if self._memory is not None:
                 self._memory.close()
