@@ -266,6 +266,13 @@ def test_phone_width_one_column_no_horizontal_scroll(
                    return s.top >= h.top && s.bottom <= h.bottom && s.right <= h.right; }"""
     )
     assert inside
+    # the header's two buttons share one line: stacked, the header took 145 px of 640
+    tops = page.evaluate(
+        "() => [...document.querySelectorAll('header.top nav .btn')]"
+        ".map(b => Math.round(b.getBoundingClientRect().top))"
+    )
+    assert len(tops) == 2 and tops[0] == tops[1], tops
+    assert page.evaluate("document.querySelector('header.top').offsetHeight") < 110
     page.context.close()
     for d in devices:
         d.close()
