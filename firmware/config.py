@@ -141,7 +141,16 @@ class MqttConfig:
     every receipt_retry_s until then. false: a broker PUBACK is enough - only for installations
     with no caregiver service (Home Assistant alone), where nothing sends receipts."""
     receipt_retry_s: float = 60.0
-    """How often alerts still waiting for a receipt are published again."""
+    """How soon alerts still waiting for a receipt are published again after a (re)connect
+    or a consumer's receipt; each round that brings no receipt doubles the wait, up to
+    receipt_retry_max_s. Rows the broker refused (its ACL, a quota) are sent again this often."""
+    receipt_retry_max_s: float = 3600.0
+    """The longest wait between republications of unreceipted alerts (at least
+    receipt_retry_s; equal to it: no backoff). Every copy is queued by the broker for an
+    offline caregiver's session: at 60 s, 1,440 copies of one alert a day filled Mosquitto's
+    per-session queue (max_queued_messages, 1000) and new alerts were dropped; backing off to
+    3600 s sends 29 a day. A caregiver that comes back without its broker session waits at
+    most this long for what it missed."""
     command_rate_per_s: float = 20.0
     """Commands (ack, silence, self_test, ping) handled per second on average; a flood beyond
     it, and beyond command_burst at once, is dropped unanswered where it arrives. From 0.1 (a
@@ -402,6 +411,7 @@ _CHECKS: dict[str, Callable[[Any], str | None]] = {
     "mqtt.max_inflight": _positive,
     "mqtt.outbox_max_rows": _positive,
     "mqtt.receipt_retry_s": _positive,
+    "mqtt.receipt_retry_max_s": _positive,
     "mqtt.dashboard_url": _web_address,
     "session.plan": check_plan_reference,
     "session.speech_rate_wpm": _speech_rate,
@@ -478,6 +488,9 @@ _CHECKS.update(
         "mqtt.reconnect_max_s": _within(0.0, 3600.0, "s (a broker back must be found again)"),
         "mqtt.receipt_retry_s": _within(
             0.0, 3600.0, "s (an alert without a receipt is sent again within the hour)"
+        ),
+        "mqtt.receipt_retry_max_s": _within(
+            0.0, 86400.0, "s (an alert without a receipt is sent again at least daily)"
         ),
         "mqtt.telemetry_interval_s": _within(0.0, 86400.0, "s (0: no telemetry)", low_open=False),
         "session.max_pause_s": _within(0.0, 86400.0, "s"),
@@ -556,6 +569,13 @@ def _cross_checks(config: Config, problems: list[str]) -> None:
             f"safety.not_worn_trip_s: {config.safety.not_worn_trip_s:g} s must be at least two "
             f"blocks of safety.worn_block_s ({2 * config.safety.worn_block_s:g} s): one quiet "
             "block must not stop the belt"
+        )
+    if config.mqtt.receipt_retry_max_s < config.mqtt.receipt_retry_s:
+        problems.append(
+            f"mqtt.receipt_retry_max_s: {config.mqtt.receipt_retry_max_s:g} s must not be "
+            f"shorter than mqtt.receipt_retry_s ({config.mqtt.receipt_retry_s:g} s): it is the "
+            "longest wait between republications, the first being receipt_retry_s (equal: no "
+            "backoff)"
         )
     if not config.mqtt.username:
         for key in ("password_file", "password"):

@@ -183,10 +183,15 @@ def test_the_bounded_times_accept_their_limits(tmp_path: Path) -> None:
         "[safety]\nfrozen_after_s = 2\nsample_timeout_s = 1\nhealthy_before_arm_s = 60\n"
         "[gpio]\nbutton_bounce_s = 0.2\n"
         "[mqtt]\nreceipt_retry_s = 3600\nreconnect_max_s = 3600\ntelemetry_interval_s = 0\n"
+        "receipt_retry_max_s = 86400\n"
         "[session]\nmax_pause_s = 86400\n"
     )
     config = load_config(write(tmp_path, text))
     assert (config.safety.frozen_after_s, config.mqtt.telemetry_interval_s) == (2.0, 0.0)
+    assert config.mqtt.receipt_retry_max_s == 86400.0
+    # a cap equal to the first wait: no backoff, the behaviour before receipt_retry_max_s
+    text = "[mqtt]\nreceipt_retry_s = 3600\nreceipt_retry_max_s = 3600\n"
+    assert load_config(write(tmp_path, text)).mqtt.receipt_retry_max_s == 3600.0
 
 
 def test_zero_is_allowed_where_it_means_off(tmp_path: Path) -> None:
@@ -281,6 +286,15 @@ def test_press_timings_at_their_limits_are_accepted(tmp_path: Path) -> None:
         (
             "[mqtt]\ncommand_rate_per_s = 1e-300\n",
             "mqtt.command_rate_per_s: must be in [0.1, 100] commands a second",
+        ),
+        (
+            "[mqtt]\nreceipt_retry_max_s = 1e300\n",
+            "mqtt.receipt_retry_max_s: must be in (0, 86400] s (an alert without a receipt",
+        ),
+        ("[mqtt]\nreceipt_retry_max_s = 0\n", "mqtt.receipt_retry_max_s: must be greater than 0"),
+        (
+            "[mqtt]\nreceipt_retry_s = 120\nreceipt_retry_max_s = 60\n",
+            "mqtt.receipt_retry_max_s: 60 s must not be shorter than mqtt.receipt_retry_s (120 s)",
         ),
     ],
 )

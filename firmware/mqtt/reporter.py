@@ -148,6 +148,10 @@ class ReporterStatus:
     refused: int = 0
     """Refusals of outbox rows by the broker (MQTT 5 PUBACK failure, e.g. its ACL): each row is
     kept and sent again after every reconnect and every ``receipt_retry_s``."""
+    republished: int = 0
+    """Copies of rows awaiting a consumer's receipt sent again since start (after a reconnect
+    or on the backing-off retry timer): each is one more message the broker queues for an
+    offline caregiver's session."""
     depth: int = 0
     """Rows waiting in the outbox (as of the publisher's last look), receipt-waiting ones too."""
     awaiting: int = 0
@@ -599,13 +603,25 @@ class MqttReporter:
         self._budget = CommandBudget(clock, config.command_rate_per_s, config.command_burst)
         """Spent on the paho thread, where commands arrive: a flood never reaches the queue."""
         self._republish_due = False
+        """Send again everything not confirmed: refused rows and receipt-waiting ones (a
+        reconnect, an outbox that moved, or the receipt timer)."""
+        self._refused_due = False
+        """Send again the refused rows only (their own timer, every ``receipt_retry_s``)."""
+        self._receipt_wait = config.receipt_retry_s
+        """The wait before the next round of receipt-waiting rows: ``receipt_retry_s`` after a
+        (re)connect or a consumer's receipt, doubled by each round that still had rows to send
+        (none answered), up to ``receipt_retry_max_s``. Every copy is queued by the broker for
+        an offline caregiver's persistent session: at a fixed 60 s that was 1,440 copies of one
+        alert a day, which filled Mosquitto's per-session queue (``max_queued_messages``) with
+        repeats, so it dropped new alerts for that session."""
         self._next_republish = clock() + config.receipt_retry_s
+        self._next_refused = clock() + config.receipt_retry_s
         self._refused: set[int] = set()
         """Outbox rows the broker refused (its ACL, a quota) and has not taken since: sent again
-        with the receipt-waiting ones, after every reconnect and every ``receipt_retry_s``
-        (receipts or not), until it takes them — before, only at the next start, so an alert
-        refused while the ACL was wrong stayed on the device for as long as the monitor ran,
-        even once it was fixed."""
+        after every reconnect and every ``receipt_retry_s`` (receipts or not, no backoff: the
+        broker queued no copy of them for anyone) until it takes them — before, only at the
+        next start, so an alert refused while the ACL was wrong stayed on the device for as long
+        as the monitor ran, even once it was fixed."""
         self.receipted = 0
         """Outbox rows forgotten on a consumer's receipt since start."""
         self._incident_due = True
@@ -891,8 +907,10 @@ class MqttReporter:
         try:
             while True:
                 wake_at = [self._next_progress]
-                if self._republishing:
+                if self.config.alert_receipts:
                     wake_at.append(self._next_republish)
+                if self._refused:
+                    wake_at.append(self._next_refused)
                 if next_telemetry is not None:
                     wake_at.append(next_telemetry)
                 if retry_at is not None:
@@ -914,8 +932,10 @@ class MqttReporter:
                 if next_telemetry is not None and self._clock() >= next_telemetry:
                     next_telemetry = self._clock() + interval
                     self._telemetry_due = True
-                if self._republishing and self._clock() >= self._next_republish:
+                if self.config.alert_receipts and self._clock() >= self._next_republish:
                     self._republish_due = True
+                if self._refused and self._clock() >= self._next_refused:
+                    self._refused_due = True
                 if self._clock() >= self._next_progress:
                     self._next_progress = self._clock() + PROGRESS_REFRESH_S
                     self._progress_due = True
@@ -1033,6 +1053,7 @@ class MqttReporter:
                         self._ready = True
                         self._state_dirty = True
                         self._republish_due = True  # a new broker session may not have them
+                        self._restart_backoff()  # then soon again
                         self._retained.forget()  # nor these retained ones
                         self._incident_due = self._progress_due = self._walkers_due = True
                         if self.config.discovery or not self._withdrawn:
@@ -1086,7 +1107,7 @@ class MqttReporter:
                 retain=True,
             )
             self._state_dirty = False
-        if self._republish_due and self._republishing:
+        if self._republish_due or self._refused_due:
             self._republish(client)
         self._publish_rows(client)
         self._publish_retained(client)
@@ -1163,34 +1184,59 @@ class MqttReporter:
         # Only rows already sent: a summary amended since is queued under the same id.
         forgotten = self.outbox.receipted(receipt.ids, published_up_to=self._cursor)
         self.receipted += forgotten
+        # A consumer is alive: what it has not confirmed goes again soon, not after the backoff.
+        self._restart_backoff(sooner_only=True)
         log.info(
             "%s confirmed %d messages (%d left the outbox)", receipt.by, len(receipt.ids), forgotten
         )
 
-    @property
-    def _republishing(self) -> bool:
-        """Whether the republish timer runs: for receipts, or rows the broker refused."""
-        return self.config.alert_receipts or bool(self._refused)
+    def _restart_backoff(self, *, sooner_only: bool = False) -> None:
+        """The next round of receipt-waiting rows comes ``receipt_retry_s`` from now (a
+        (re)connect), or by then at the latest (``sooner_only``: a receipt, which may arrive
+        just before a round already due), and the backoff starts over."""
+        self._receipt_wait = self.config.receipt_retry_s
+        due = self._clock() + self._receipt_wait
+        self._next_republish = min(self._next_republish, due) if sooner_only else due
 
     def _republish(self, client: mqtt.Client) -> None:
-        """Send again what the broker refused, and what it has acknowledged and no consumer
-        has confirmed."""
-        self._republish_due = False
-        self._next_republish = self._clock() + self.config.receipt_retry_s
+        """Send again what the broker refused, and (a reconnect, or the receipt timer) what it
+        has acknowledged and no consumer has confirmed.
+
+        The refused rows come back every ``receipt_retry_s``. The receipt-waiting ones back
+        off: a round that still has some to send doubles the wait before the next, up to
+        ``receipt_retry_max_s``; a (re)connect or any consumer's receipt brings it back to
+        ``receipt_retry_s``, and a round with none waiting leaves it there. Nothing is
+        forgotten meanwhile: the rows stay in the outbox until a receipt names them.
+        """
+        now = self._clock()
+        timer = now >= self._next_republish  # not a reconnect's round, nor a moved outbox's
+        awaiting = self._republish_due and self.config.alert_receipts
+        self._republish_due = self._refused_due = False
+        self._next_refused = now + self.config.receipt_retry_s
         in_flight = set(self._inflight.values())
         room = max(0, self.config.max_inflight - len(self._inflight))
         refused = self.outbox.fetch_ids(self._refused) if self._refused else []
         self._refused = {row.id for row in refused}  # a receipt may have taken some meanwhile
         rows = refused[:room]
-        if self.config.alert_receipts:
-            rows += self.outbox.awaiting_receipt(room - len(rows))
-        for row in rows:
+        waiting = []
+        if awaiting:
+            waiting = self.outbox.awaiting_receipt(room - len(rows))
+            if not waiting:
+                self._receipt_wait = self.config.receipt_retry_s
+            elif timer:  # the wait ran out with no receipt: wait twice as long for the next
+                self._receipt_wait = min(self.config.receipt_retry_max_s, self._receipt_wait * 2)
+            self._next_republish = now + self._receipt_wait
+        copies = 0
+        for row in rows + waiting:
             if row.id in in_flight:
                 continue
             info = client.publish(row.topic, row.payload, qos=1)
             if info.rc not in (MQTTErrorCode.MQTT_ERR_SUCCESS, MQTTErrorCode.MQTT_ERR_NO_CONN):
-                return
+                break
             self._inflight[info.mid] = row.id
+            copies += row.id not in self._refused
+        if copies:
+            self._update(republished=self._box.status.republished + copies)
 
     def _queue_telemetry(self) -> None:
         health = DeviceHealth()

@@ -1,0 +1,181 @@
+"""How often the device publishes again an alert no consumer has receipted — against a real
+Mosquitto, with the reporter's clock in the test's hands.
+
+Every copy is queued by the broker for an offline caregiver's persistent session. At a fixed
+``receipt_retry_s`` (60 s) that was 1,440 copies of one alert a day: Mosquitto's per-session
+queue (``max_queued_messages``, 1000 here as by default) filled with repeats and dropped the
+next new alert for that session. The republication now backs off (doubling up to
+``receipt_retry_max_s``) while no receipt comes, and comes back to ``receipt_retry_s`` on a
+consumer's receipt and on every (re)connect; the alert still stays on the device until a
+receipt names it.
+
+The clock moves only when a test moves it; after each move the test waits for a pass of the
+publisher that saw it (:meth:`MqttReporter.wait_drained`'s fresh figures), which is when a
+timer due by then has fired. Nothing here waits for real time to pass.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from core.protocol.payloads import receipt_payload
+from firmware.config import MqttConfig
+from firmware.mqtt import MqttReporter
+from tests.mqtt_helpers import WAIT, Subscriber, config_for, fall
+from tools.broker import Mosquitto, mosquitto_available
+
+pytestmark = pytest.mark.skipif(not mosquitto_available(), reason="mosquitto not installed")
+
+DEVICE = "treadmill-1"
+EVENTS = f"retroguard/{DEVICE}/event"
+BASE_S = MqttConfig().receipt_retry_s
+"""The defaults, as a device runs with them: 60 s ..."""
+CAP_S = MqttConfig().receipt_retry_max_s
+"""... doubling to 3600 s."""
+DAY_S = 86400.0
+
+
+class Clock:
+    """The reporter's monotonic clock: it moves only when the test moves it."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def rounds_in(seconds: float, base: float = BASE_S, cap: float = CAP_S) -> int:
+    """Republication rounds in ``seconds`` after a (re)connect, from the documented schedule:
+    the first after ``base``, each next after twice the last wait, at most ``cap``."""
+    t, wait, rounds = 0.0, base, 0
+    while t + wait <= seconds:
+        t += wait
+        rounds += 1
+        wait = min(cap, wait * 2)
+    return rounds
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock()
+
+
+@pytest.fixture
+def device(mosquitto: Mosquitto, tmp_path: Path, clock: Clock) -> Iterator[MqttReporter]:
+    reporter = MqttReporter(
+        config_for(mosquitto),  # receipt_retry_s and receipt_retry_max_s: the defaults
+        device_id=DEVICE,
+        device_name="Dad's treadmill",
+        database=tmp_path / "device.db",
+        clock=clock,
+    )
+    reporter.start()
+    assert reporter.wait_until(lambda s: s.ready, WAIT)
+    yield reporter
+    reporter.close()
+
+
+def live_for(device: MqttReporter, clock: Clock, seconds: float) -> None:
+    """Let ``seconds`` of the device's time pass in steps of ``receipt_retry_s`` (every moment
+    the old fixed timer fired), each seen by a pass of the publisher, and wait until the broker
+    has acknowledged every copy handed to it (so a reconnect finds none still in flight)."""
+    end = clock.now + seconds
+    while clock.now < end:
+        clock.now = min(end, clock.now + BASE_S)
+        assert device.wait_drained(WAIT)
+    all_acked(device)
+
+
+def all_acked(device: MqttReporter) -> None:
+    """Until the broker has acknowledged every first publication and every copy (no
+    telemetry or other rows in these tests: each acknowledgement is one of those)."""
+    assert device.wait_until(lambda s: s.acked == s.depth + device.receipted + s.republished, WAIT)
+
+
+def copies(sub: Subscriber, event_id: str) -> int:
+    return sum(1 for m in sub.on("/event") if json.loads(m.payload)["id"] == event_id)
+
+
+def test_an_offline_caregiver_session_queues_a_bounded_number_of_copies_a_day(
+    mosquitto: Mosquitto, device: MqttReporter, clock: Clock
+) -> None:
+    """The fault: 1,440 copies a day of one alert, the broker's queue for the caregiver full of
+    them, and the next new alert dropped for it. Now 29 copies a day; the new alert is queued,
+    and both reach the caregiver and leave the device once it receipts them."""
+    caregiver = Subscriber(mosquitto, [EVENTS], client_id="caregiver", persistent=True)
+    caregiver.close()  # down, its session kept by the broker: every copy is queued for it
+    alert = fall(DEVICE)
+    device.sink.handle(alert)
+    assert device.wait_until(lambda s: s.awaiting == 1, WAIT)
+
+    live_for(device, clock, DAY_S)
+    assert device.status.republished == rounds_in(DAY_S) == 28  # before: 1,440
+    assert device.status.depth == 1  # kept: nothing is dropped for want of a receipt
+
+    later = fall(DEVICE, 2.0)  # a new alert after a day of that: the session still takes it
+    device.sink.handle(later)
+    assert device.wait_until(lambda s: s.awaiting == 2, WAIT)
+    all_acked(device)
+
+    caregiver = Subscriber(mosquitto, [EVENTS], client_id="caregiver", persistent=True)
+    queued = 1 + device.status.republished  # the first publication and every copy
+    assert caregiver.wait(lambda: copies(caregiver, alert.id) == queued)
+    assert caregiver.wait(lambda: copies(caregiver, later.id) == 1)
+    assert queued == 29
+    caregiver.client.publish(
+        f"retroguard/{DEVICE}/receipt", receipt_payload([alert.id, later.id], "caregiver"), qos=1
+    )
+    assert device.wait_until(lambda s: s.depth == 0, WAIT)
+    assert device.receipted == 2
+    caregiver.close()
+
+
+def test_a_receipt_brings_the_republication_back_to_its_first_interval(
+    mosquitto: Mosquitto, device: MqttReporter, clock: Clock
+) -> None:
+    """A consumer that receipts anything is alive: an alert it did not confirm (its copy was
+    lost) goes again after ``receipt_retry_s``, not after the backoff reached so far."""
+    lost, seen = fall(DEVICE, 1.0), fall(DEVICE, 2.0)
+    device.sink.handle(lost)
+    device.sink.handle(seen)
+    assert device.wait_until(lambda s: s.awaiting == 2, WAIT)
+    quiet = BASE_S * (1 + 2 + 4 + 8 + 16)  # five unanswered rounds: the next wait is 32 * 60 s
+    live_for(device, clock, quiet)
+    assert device.status.republished == 2 * rounds_in(quiet) == 10
+    live_for(device, clock, BASE_S)
+    assert device.status.republished == 10  # backing off: nothing after one more minute
+
+    sub = Subscriber(mosquitto, [EVENTS])
+    sub.client.publish(f"retroguard/{DEVICE}/receipt", receipt_payload([seen.id], "care"), qos=1)
+    assert device.wait_until(lambda s: s.depth == 1, WAIT)
+    live_for(device, clock, BASE_S)
+    assert device.status.republished == 11  # the one not confirmed, a minute later
+    assert sub.wait(lambda: copies(sub, lost.id) == 1)
+    sub.close()
+
+
+def test_a_reconnect_republishes_at_once_and_then_after_the_first_interval(
+    mosquitto: Mosquitto, device: MqttReporter, clock: Clock
+) -> None:
+    """A new broker session may have lost what it queued: the reconnect sends every unreceipted
+    alert again at once, and the backoff starts over."""
+    alert = fall(DEVICE)
+    device.sink.handle(alert)
+    assert device.wait_until(lambda s: s.awaiting == 1, WAIT)
+    quiet = BASE_S * (1 + 2 + 4 + 8 + 16)
+    live_for(device, clock, quiet + BASE_S)
+    assert device.status.republished == rounds_in(quiet) == 5  # the last minute: backing off
+
+    mosquitto.restart()
+    assert device.wait_until(lambda s: s.connects == 2 and s.ready, WAIT)
+    assert device.wait_drained(WAIT)
+    assert device.status.republished == 6  # at once, on the new connection
+    all_acked(device)
+    live_for(device, clock, BASE_S)
+    assert device.status.republished == 7  # and a minute later, not 64 minutes later
+    assert device.status.depth == 1
