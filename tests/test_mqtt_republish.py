@@ -16,6 +16,9 @@ timer due by then has fired. Nothing here waits for real time to pass.
 
 from __future__ import annotations
 
+import dataclasses
+import datetime as dt
+import functools
 import json
 from collections.abc import Iterator
 from pathlib import Path
@@ -24,7 +27,9 @@ import pytest
 
 from core.protocol.payloads import receipt_payload
 from firmware.config import MqttConfig
-from firmware.mqtt import MqttReporter
+from firmware.mqtt import MqttReporter, ReporterStatus
+from firmware.session.record import SessionArchive
+from tests.caregiver_support import session_record
 from tests.mqtt_helpers import WAIT, Subscriber, config_for, fall
 from tools.broker import Mosquitto, mosquitto_available
 
@@ -82,13 +87,15 @@ def device(mosquitto: Mosquitto, tmp_path: Path, clock: Clock) -> Iterator[MqttR
 
 def live_for(device: MqttReporter, clock: Clock, seconds: float) -> None:
     """Let ``seconds`` of the device's time pass in steps of ``receipt_retry_s`` (every moment
-    the old fixed timer fired), each seen by a pass of the publisher, and wait until the broker
-    has acknowledged every copy handed to it (so a reconnect finds none still in flight)."""
+    the old fixed timer fired), each seen by a pass of the publisher, and after each wait until
+    the broker has acknowledged every copy handed to it: a copy still in flight is not sent
+    again (paho re-sends it itself), so the count would depend on how fast the broker
+    answered."""
     end = clock.now + seconds
     while clock.now < end:
         clock.now = min(end, clock.now + BASE_S)
         assert device.wait_drained(WAIT)
-    all_acked(device)
+        all_acked(device)
 
 
 def all_acked(device: MqttReporter) -> None:
@@ -179,3 +186,49 @@ def test_a_reconnect_republishes_at_once_and_then_after_the_first_interval(
     live_for(device, clock, BASE_S)
     assert device.status.republished == 7  # and a minute later, not 64 minutes later
     assert device.status.depth == 1
+
+
+ACL = (Path(__file__).resolve().parent.parent / "docs" / "mqtt" / "mosquitto.acl").read_text()
+WITHOUT_SESSIONS = ACL.replace("pattern write retroguard/%u/session\n", "")
+"""The documented ACL with the device's ``session`` line lost (a provider's copy gone wrong)."""
+
+
+def refused_and_acked(tries: int, status: ReporterStatus) -> bool:
+    """The broker refused the summary ``tries`` times and acknowledged every alert copy."""
+    return status.refused == tries and status.acked == 1 + status.republished
+
+
+def test_a_message_the_broker_refuses_is_tried_every_receipt_retry_s_without_backoff(
+    tmp_path: Path, clock: Clock
+) -> None:
+    """The broker queued no copy of a refused row for anyone: it is offered again every
+    ``receipt_retry_s`` (an ACL fixed and reloaded delivers it within that), while an alert
+    the broker took and no consumer confirmed backs off beside it. (A guard: it held before
+    the backoff too; a backoff that took the refused rows along fails it.)"""
+    assert WITHOUT_SESSIONS != ACL
+    broker = Mosquitto(users={DEVICE: "dev1-pw"}, acl=WITHOUT_SESSIONS).start()
+    try:
+        config = dataclasses.replace(config_for(broker), username=DEVICE, password="dev1-pw")
+        device = MqttReporter(
+            config, device_id=DEVICE, device_name="T", database=tmp_path / "d.db", clock=clock
+        )
+        device.start()
+        assert device.wait_until(lambda s: s.ready, WAIT)
+        device.sink.handle(fall(DEVICE))
+        archive = SessionArchive(
+            device.outbox.database, summary_topic=device.topics.session, on_queued=device.wake
+        )
+        record = session_record(DEVICE, dt.datetime.now(dt.UTC), backward_min=12, longest_min=10)
+        assert archive.save(record, final=True)
+        assert device.wait_until(functools.partial(refused_and_acked, 1), WAIT)
+        minutes = 10
+        for tries in range(2, minutes + 2):
+            clock.now += BASE_S
+            device.wake()
+            assert device.wait_until(functools.partial(refused_and_acked, tries), WAIT), tries
+        assert device.status.refused == 1 + minutes  # every minute
+        assert device.status.republished == rounds_in(minutes * BASE_S) == 3  # backing off
+        assert device.status.depth == 2  # both kept
+        device.close()
+    finally:
+        broker.cleanup()
