@@ -907,9 +907,12 @@ class MqttReporter:
         try:
             while True:
                 wake_at = [self._next_progress]
-                if self.config.alert_receipts:
+                # A round already due waits for the connection (a token wakes us then), not
+                # for its timer: before, a broker outage longer than receipt_retry_s made
+                # this loop spin at a whole core until the broker was back.
+                if self.config.alert_receipts and not self._republish_due:
                     wake_at.append(self._next_republish)
-                if self._refused:
+                if self._refused and not self._refused_due:
                     wake_at.append(self._next_refused)
                 if next_telemetry is not None:
                     wake_at.append(next_telemetry)
