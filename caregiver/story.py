@@ -262,6 +262,12 @@ def belt(state: str, reason: str, offline: bool) -> str:
     return f"Last known: {text[0].lower()}{text[1:]}" if offline and state else text
 
 
+URGENCY = {"danger": 0, "warn": 1}
+"""A card level's place in the fleet (any other level: 2, name order within each): an open
+fall, no-recovery or call for help first, then an open stumble or a fault. The stylesheet
+orders the cards the same way on screen, and the live feed keeps the page in it."""
+
+
 def _level(device: Device, shown: Headline | None, offline: bool) -> str:
     if shown is not None and shown.open and shown.urgent:
         return "danger"

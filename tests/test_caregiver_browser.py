@@ -377,10 +377,16 @@ def test_on_a_phone_the_card_of_a_fall_comes_before_quiet_ones_live(
     expect(page.locator("#card-treadmill-2")).to_have_attribute("data-level", "warn")
     after = page.evaluate(tops)
     assert after["treadmill-3"] < after["treadmill-2"] < after["treadmill-1"]
+    # ... in the document too, which a screen reader reads and the Tab key follows
+    in_document = (
+        "() => Array.from(document.querySelectorAll('#fleet > .card'), c => c.dataset.device)"
+    )
+    assert page.evaluate(in_document) == ["treadmill-3", "treadmill-2", "treadmill-1"]
     page.reload()  # the first render orders them the same
     expect(page.locator("#card-treadmill-3")).to_have_attribute("data-level", "danger")
     again = page.evaluate(tops)
     assert again["treadmill-3"] < again["treadmill-2"] < again["treadmill-1"]
+    assert page.evaluate(in_document) == ["treadmill-3", "treadmill-2", "treadmill-1"]
     page.context.close()
     for d in devices:
         d.close()

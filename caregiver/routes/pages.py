@@ -60,7 +60,15 @@ def routes(site: Site) -> list[BaseRoute]:
         }
 
     def fleet_data(session: Session) -> dict[str, Any]:
-        devices = [d for d in store.devices() if session.may_see(d["device_id"])]
+        seen_devices = [d for d in store.devices() if session.may_see(d["device_id"])]
+        who = cards_who(seen_devices)
+        now = site.backend.clock()
+        # Urgent cards first in the page itself, not only on screen (the stylesheet's order):
+        # a screen reader and the Tab key follow the document, which was in name order.
+        devices = sorted(
+            seen_devices,
+            key=lambda d: story.URGENCY.get(story.card(d, now, who.get(d["device_id"])).level, 2),
+        )
         incidents = store.recent_incidents(limit=10, devices=session.devices)
         known: dict[str, list[tuple[str, str]]] = {}  # each device's walkers, read once
         incidents_who = {}
@@ -72,7 +80,7 @@ def routes(site: Site) -> list[BaseRoute]:
         return {
             "devices": devices,
             "incidents": incidents,
-            "who": cards_who(devices),
+            "who": who,
             "incidents_who": incidents_who,
         }
 

@@ -223,12 +223,34 @@
   function onDevice(msg) {
     var old = document.getElementById("card-" + msg.device_id);
     var el = renderCard(msg.device_id, msg.card);
-    if (old) { old.replaceWith(el); return; }
     var fleet = document.getElementById("fleet");
-    if (fleet && fleet.dataset.page === "fleet") {
+    if (old) {
+      old.replaceWith(el);
+    } else if (fleet && fleet.dataset.page === "fleet") {
       var empty = document.getElementById("no-devices");
       if (empty) empty.remove();
       fleet.appendChild(el);
+    }
+    if (fleet && fleet.dataset.page === "fleet") urgentFirst(fleet);
+  }
+  // The fleet's cards in the order the server renders them (caregiver.story.URGENCY): red,
+  // then amber, then the rest, in name order within each. In the document, not only on
+  // screen (the stylesheet's order): a screen reader and the Tab key follow the document.
+  var URGENCY = { danger: 0, warn: 1 };
+  function urgentFirst(fleet) {
+    var cards = Array.prototype.slice.call(fleet.querySelectorAll(":scope > .card"));
+    function rank(card) {
+      var r = URGENCY[card.dataset.level];
+      return r === undefined ? 2 : r;
+    }
+    var sorted = cards.slice().sort(function (a, b) {
+      return rank(a) - rank(b) || (a.dataset.device < b.dataset.device ? -1 : a.dataset.device > b.dataset.device ? 1 : 0);
+    });
+    for (var i = 0; i < cards.length; i++) {
+      if (sorted[i] !== cards[i]) {  // only when the order changes: a moved card loses focus
+        sorted.forEach(function (card) { fleet.appendChild(card); });
+        return;
+      }
     }
   }
   var RECENT_ALERTS = 50;
