@@ -10,7 +10,7 @@ progress page (its stored rows), so the week and goal rule is written once:
   ("2025-W07"): the caller gives the zone (the caregiver service its configured one,
   ``retroguard sessions`` the device's, :func:`core.zones.system_zone`), so a session on
   Monday 00:30 in Berlin counts in Monday's week, not in the Sunday's week it is in UTC;
-* a session is *at goal* when its longest backward interval reached 10 minutes
+* a session is *at goal* when its longest straight backward stretch reached 10 minutes
   (``GOAL_BACKWARD_MIN``, with one second of slack for the plan clock);
 * a week's goal is met with ``GOAL_SESSIONS_PER_WEEK`` (3) sessions at goal: that week is
   a *week at goal*, and ``MILESTONE_WEEKS`` (4) of them (in any order: a missed week delays
@@ -86,7 +86,8 @@ class SessionProgress(Protocol):
 
     @property
     def longest_backward_s(self) -> float:
-        """The longest backward interval done."""
+        """The longest straight stretch backward (no pause in it; the runner's
+        :func:`~firmware.session.runner.longest_backward_stretch`)."""
         ...
 
     @property
@@ -134,7 +135,7 @@ def week_start(week: str) -> dt.date:
 
 
 def at_goal(session: SessionProgress) -> bool:
-    """True when the session's longest backward interval reached the goal's 10 minutes."""
+    """True when the session's longest straight backward stretch reached the goal's 10 minutes."""
     return session.longest_backward_s >= GOAL_BACKWARD_MIN * 60 - _SLACK_S
 
 
@@ -155,7 +156,7 @@ class WeekProgress:
     """ISO week, "2025-W07"."""
     sessions: int
     at_goal: int
-    """Sessions whose longest backward interval reached the goal's 10 minutes."""
+    """Sessions whose longest straight backward stretch reached the goal's 10 minutes."""
     backward_s: float
     longest_backward_s: float
     """Progression: the week's longest continuous backward stretch."""

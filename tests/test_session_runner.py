@@ -974,3 +974,83 @@ def test_the_session_summary_counts_trips_in_words_and_says_a_fall_with_no_recov
     )
     one = msgspec.structs.replace(record, trips=1, stumbles=0, falls=1, no_recovery=0)
     assert figures_line(one).endswith(", 1 trip (0 stumbles, 1 fall).")
+
+
+TEN_BACKWARD = Plan(
+    "ten-backward",
+    (Interval.of_seconds("backward", 600.0), Interval.of_seconds("forward", 60.0)),
+)
+
+
+def test_a_backward_interval_broken_by_a_trip_is_not_one_straight_stretch(
+    tmp_path: Path,
+) -> None:
+    """The goal is 10 *straight* minutes backward: a walker who tripped halfway through the
+    10-minute block, stood for a minute, re-armed and walked the rest completed the plan
+    (adherence: done) but walked two 5-minute stretches, not 10 straight minutes. The record's
+    longest backward stretch (what "at goal" and the weeks at goal read) was the interval's
+    whole backward time, so the session counted at goal."""
+    from core.progress import at_goal, done
+
+    rig = make_rig(tmp_path, detector=TripAt(31.0))  # plan time ~300 s at 10x
+    rig.run_for(1.0)
+    rig.press_reset()
+    runner = attach_session(rig.app, TEN_BACKWARD, time_scale=10.0)
+    runner.request("start")
+    rig.run_for(35.0 - rig.clock.monotonic())
+    assert runner.state is SessionState.PAUSED and runner.pause_cause is PauseCause.TRIP
+    rig.run_for(60.0)  # standing, tripped
+    rig.press_reset()
+    rig.run_for(80.0)
+    assert runner.state is SessionState.FINISHED
+    record = runner.finished[-1]
+    assert record.status == "completed" and record.trips == 1
+    assert done(record)  # the plan was walked through
+    assert record.intervals[0].done_s == pytest.approx(600.0, abs=0.5)
+    # The longer of the two stretches either side of the trip, not their sum.
+    assert 290.0 <= record.longest_backward_s <= 310.0
+    assert not at_goal(record)
+    detach_session(rig.app, runner)
+
+
+def test_a_walker_pause_also_breaks_the_backward_stretch(tmp_path: Path) -> None:
+    """Any stop of the plan's clock (here the walker's pause) ends a straight stretch."""
+    rig = armed_rig(tmp_path)
+    runner = attach_session(rig.app, TEN_BACKWARD, time_scale=10.0)
+    runner.request("start")
+    rig.run_for(40.0)  # ~400 s of plan
+    runner.request("pause")
+    rig.run_for(5.0)
+    runner.request("resume")
+    rig.run_for(40.0)
+    assert runner.state is SessionState.FINISHED
+    record = runner.finished[-1]
+    assert record.pauses == 1 and record.done_s == pytest.approx(660.0, abs=0.5)
+    assert 390.0 <= record.longest_backward_s <= 410.0
+    detach_session(rig.app, runner)
+
+
+def test_adjacent_backward_intervals_are_one_straight_stretch(tmp_path: Path) -> None:
+    """A plan that changes only the speed note within the backward block (5 minutes at 0.4 mph,
+    then 5 at 0.5 mph) has the walker going backward for 10 straight minutes: at goal. The
+    record said 5 (the longest single interval), so such a walker never reached the goal."""
+    from core.progress import at_goal
+
+    plan = Plan(
+        "speed-up",
+        (
+            Interval.of_seconds("forward", 60.0),
+            Interval.of_seconds("backward", 300.0, "0.4 mph"),
+            Interval.of_seconds("backward", 300.0, "0.5 mph"),
+            Interval.of_seconds("forward", 60.0),
+        ),
+    )
+    rig = armed_rig(tmp_path)
+    runner = attach_session(rig.app, plan, time_scale=10.0)
+    runner.request("start")
+    rig.run_for(75.0)
+    assert runner.state is SessionState.FINISHED
+    record = runner.finished[-1]
+    assert record.longest_backward_s == pytest.approx(600.0, abs=0.5)
+    assert at_goal(record)
+    detach_session(rig.app, runner)

@@ -435,7 +435,8 @@ class SessionFigures(Struct, kw_only=True, omit_defaults=True, frozen=True):
     backward_s: Seconds
     """Plan time done in backward intervals."""
     longest_backward_s: Seconds
-    """Longest backward interval done, toward the 10-minute goal."""
+    """Longest straight stretch backward (consecutive backward intervals join; a pause ends
+    it), toward the 10-minute goal."""
     paused_s: Seconds
     pauses: Count
     steps: Count
@@ -572,7 +573,7 @@ class ProgressMessage(Struct, kw_only=True, omit_defaults=True):
     week: IsoWeek
     week_sessions: Count
     week_at_goal: Count
-    """Sessions this week whose longest backward interval reached the goal's minutes."""
+    """Sessions this week whose longest straight backward stretch reached the goal's minutes."""
     week_backward_s: Seconds
     week_longest_backward_s: Seconds
     goal_sessions: Count

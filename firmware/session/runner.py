@@ -78,6 +78,7 @@ All methods run on the real-time thread except :meth:`SessionRunner.request`
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 import logging
 import queue
 import time
@@ -398,6 +399,9 @@ class _Session:
     walker: Walker = DEFAULT_WALKER
     amended: int = 0
     """Times the record changed after the session ended (:meth:`SessionRunner._amend`)."""
+    breaks: list[float] = field(default_factory=list)
+    """Plan times at which the session paused (a trip, a fault, the walker's pause): a
+    backward stretch is straight only between two of them (:func:`longest_backward_stretch`)."""
 
 
 @dataclass(slots=True)
@@ -1130,6 +1134,7 @@ class SessionRunner:
             self._paused_at = now
             if self.session is not None:
                 self.session.pauses += 1
+                self.session.breaks.append(self.session.plan_t)
         self._set_pause_cause(cause)
         self._pending_cue = None
         log.info("session %s", self.pause_reason)
@@ -1391,6 +1396,30 @@ class SessionRunner:
         return record
 
 
+def longest_backward_stretch(s: _Session) -> float:
+    """The session's longest straight stretch backward, in plan seconds: what the goal's "10
+    straight minutes" reads (:func:`core.progress.at_goal`). Consecutive backward intervals
+    (a speed change within the block) are one stretch; a pause (a trip, a fault, the walker's)
+    ends it, so a 10-minute block broken by a trip is two shorter stretches, not 10 minutes."""
+    runs: list[tuple[float, float]] = []  # plan-time spans of consecutive backward intervals
+    start: float | None = None
+    length = 0.0
+    for at, interval in zip(s.plan.starts(), s.intervals, strict=True):
+        if interval.direction == "backward":
+            start, length = (at, 0.0) if start is None else (start, length)
+            length += interval.done_s
+        elif start is not None:
+            runs.append((start, start + length))
+            start = None
+    if start is not None:
+        runs.append((start, start + length))
+    longest = 0.0
+    for a, b in runs:
+        cuts = sorted({a, b, *(t for t in s.breaks if a < t < b)})
+        longest = max([longest, *(y - x for x, y in itertools.pairwise(cuts))])
+    return longest
+
+
 def session_record(s: _Session, device_id: str) -> SessionRecord:
     """The session as stored and published (its summary: docs/mqtt/schemas/session.schema.json)."""
     intervals = [i.summary() for i in s.intervals]
@@ -1411,7 +1440,7 @@ def session_record(s: _Session, device_id: str) -> SessionRecord:
         planned_backward_s=round(float(s.plan.backward_s), 1),
         done_s=round(s.plan_t, 1),
         backward_s=round(sum(backward, 0.0), 1),
-        longest_backward_s=round(max(backward, default=0.0), 1),
+        longest_backward_s=round(longest_backward_stretch(s), 1),
         paused_s=round(s.paused_s, 1),
         pauses=s.pauses,
         steps=steps,
