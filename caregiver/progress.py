@@ -49,6 +49,12 @@ _COUNTS = ("steps", "trips", "stumbles", "no_recovery", "amended")
 _REQUIRED = ("backward_s", "longest_backward_s", "done_s", "trips", "stumbles")
 CHART_WEEKS = 26
 """The chart shows at most this many weeks, ending with the current one."""
+HISTORY_SESSIONS = 10_000
+"""The sessions a walker's weeks, weeks at goal and reports are counted over (64 years at three
+a week): every one in practice. Reading only the page table's newest 500 lost a long-standing
+walker's first weeks at goal from the milestone and the patient's file."""
+TABLE_SESSIONS = 500
+"""The newest sessions the progress page lists one by one."""
 
 
 def _number(value: Any) -> bool:

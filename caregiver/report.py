@@ -22,6 +22,7 @@ import io
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 
+from caregiver.progress import HISTORY_SESSIONS
 from caregiver.storage import Incident, Store, WalkSession
 from caregiver.trends import SessionMeasures, Trend, measures_of, trends, week_label
 from core.progress import (
@@ -151,7 +152,7 @@ def report_for(
 ) -> Report:
     """The report of one device (``walker_id``'s sessions, when given) from the store (its
     named reads only); ``walker`` is the name it is about."""
-    sessions = store.walk_sessions(device_id, walker=walker_id)
+    sessions = store.walk_sessions(device_id, HISTORY_SESSIONS, walker_id)
     incidents = store.incidents_for(device_id, INCIDENT_LIMIT)
     if walker_id is not None:
         incidents = walker_incidents(
@@ -161,7 +162,7 @@ def report_for(
         device_id,
         walker,
         sessions,
-        measures_of(store.walk_session_payloads(device_id, walker=walker_id)),
+        measures_of(store.walk_session_payloads(device_id, HISTORY_SESSIONS, walker_id)),
         incidents,
         zone,
         now,

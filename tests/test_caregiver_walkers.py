@@ -312,3 +312,61 @@ def test_a_roster_walker_who_has_not_walked_is_offered_with_no_sessions_yet(
         ):
             status, _, body = bob.request("GET", path, headers={"accept": "*/*"})
             assert status == 404 and "Ben" not in body, path
+
+
+def test_a_walker_with_over_500_sessions_keeps_their_first_weeks(
+    mosquitto: Mosquitto, tmp_path: Path
+) -> None:
+    """The weeks at goal, the progress page and the reports count every session of the walker,
+    not the newest 500: a walker whose first week was at goal (3 sessions of 10 minutes) and who
+    then walked 500 shorter sessions has 1 week at goal, and the report starts at that first
+    week with its 3 sessions. The reads stopped at the newest 500 sessions (about three years
+    at three a week), so the milestone silently lost the oldest weeks at goal and the patient's
+    file its first weeks, while ``retroguard sessions`` on the device still counted them."""
+    from caregiver.storage import Store
+    from firmware.session.record import session_payload
+
+    now = dt.datetime.now(dt.UTC)
+    ago = (now - dt.timedelta(weeks=90)).date()
+    # a Monday noon UTC: its first three days are one week in any zone
+    first = dt.datetime.combine(ago - dt.timedelta(days=ago.weekday()), dt.time(12), dt.UTC)
+    records = [
+        session_record(DEVICE, first + dt.timedelta(days=d), backward_min=10, longest_min=10)
+        for d in (0, 1, 2)
+    ] + [
+        session_record(
+            DEVICE,
+            first + dt.timedelta(weeks=2 + n // 6, days=n % 6),
+            backward_min=4,
+            longest_min=2,
+        )
+        for n in range(499)
+    ]
+    config = make_config(mosquitto, tmp_path)
+    store = Store(config.server.database)
+    with store.transaction() as tx:
+        for record in records:
+            row, problem = parse_summary(received(record), DEVICE)
+            assert row is not None, problem
+            tx.record_walk_session(row, session_payload(record), now.timestamp())
+    store.close()
+    with running_service(config, background=False) as cg:
+        device = SimDevice(mosquitto, DEVICE)
+        try:  # the 503rd session, as the device sends it (the device becomes known)
+            device.session(session_record(DEVICE, now - dt.timedelta(hours=1), backward_min=4,
+                                          longest_min=2))  # fmt: skip
+            assert cg.ingestor.wait_for(lambda: cg.ingestor.sessions_stored >= 1, WAIT)
+        finally:
+            device.close()
+        web = Http(cg.port)
+        assert web.login() == 303
+        status, _, page = web.request("GET", f"/devices/{DEVICE}/progress")
+        assert status == 200
+        milestone = page[page.index('id="milestone"') :]
+        assert "<strong>1 of 4</strong>" in milestone[: milestone.index("</div>")]
+        status, _, text = web.request("GET", f"/devices/{DEVICE}/report.csv")
+        assert status == 200
+        weeks = _weeks(text)
+        assert weeks[0]["sessions"] == "3"
+        assert weeks[0]["week_at_goal (3 sessions at goal)"] == "yes"
+        assert sum(int(w["sessions"]) for w in weeks) == 503

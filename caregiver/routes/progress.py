@@ -17,7 +17,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from caregiver.progress import progress_view
+from caregiver.progress import HISTORY_SESSIONS, TABLE_SESSIONS, progress_view
 from caregiver.routes.site import Site
 from caregiver.storage import Device, WalkSession
 from caregiver.trends import Trend, measures_of, trends, trends_json
@@ -61,12 +61,12 @@ def routes(site: Site) -> list[BaseRoute]:
             walker,
             name,
             walkers,
-            store.walk_sessions(device_id, walker=walker),
+            store.walk_sessions(device_id, HISTORY_SESSIONS, walker),
             store.prescribed_weeks(device_id, walker),
         )
 
     def trends_of(device_id: str, walker: str) -> list[Trend]:
-        payloads = store.walk_session_payloads(device_id, walker=walker)
+        payloads = store.walk_session_payloads(device_id, HISTORY_SESSIONS, walker)
         return trends(measures_of(payloads), backend.config.zone)
 
     @site.authed
@@ -87,7 +87,7 @@ def routes(site: Site) -> list[BaseRoute]:
             request,
             "progress.html",
             device=shown.device,
-            sessions=shown.sessions,
+            sessions=shown.sessions[:TABLE_SESSIONS],
             trends=found,
             walker=shown.walker,
             walker_name=shown.walker_name,
