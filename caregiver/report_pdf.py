@@ -149,12 +149,18 @@ def report_pdf(report: Report) -> bytes:
     page.heading("Summary")
     if report.sessions:
         now = weeks[-1].progress
-        done = sum(w.progress.done for w in weeks)
-        prescribed = sum(w.progress.prescribed for w in weeks)
+        # The report's last week is the one under way: it counts in the total once its
+        # sessions are done, never as sessions missed while the walker still has days for them.
+        counted = [w.progress for w in weeks[:-1]] + ([now] if now.adherence_met else [])
+        done = sum(w.done for w in counted)
+        prescribed = sum(w.prescribed for w in counted)
         page.line(
-            f"Adherence: {done} of {prescribed} prescribed sessions done over {len(weeks)} "
-            f"week{'s' if len(weeks) != 1 else ''} ({100 * done / max(1, prescribed):.0f} %); "
+            f"Adherence: {done} of {prescribed} prescribed sessions done over {len(counted)} "
+            f"week{'s' if len(counted) != 1 else ''} ({100 * done / max(1, prescribed):.0f} %); "
             f"this week {now.done} of {now.prescribed}."
+            if counted
+            else f"Adherence: this week {now.done} of {now.prescribed} prescribed sessions done "
+            "so far."
         )
         longest = max(w.progress.longest_backward_s for w in weeks)
         page.line(

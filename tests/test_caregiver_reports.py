@@ -263,3 +263,28 @@ def test_the_cli_asks_which_walker_when_a_treadmill_has_several(
     alone = ["caregiver", "report", "-c", str(config), "treadmill-2", "--pdf", str(pdf)]
     assert main(alone) == 0
     assert "RetroGuard walking report: Anna" in PdfReader(pdf).pages[0].extract_text()
+
+
+def test_the_pdf_s_adherence_does_not_count_a_week_still_under_way_as_missed(
+    tmp_path: Path,
+) -> None:
+    """A report printed on Monday morning, after four weeks with 11 of 12 sessions done: the
+    adherence for the patient's file is 11 of 12 over those 4 weeks, with this week's 0 of 3
+    said apart. It said "11 of 15 ... over 5 weeks (73 %)": the week just begun counted as
+    three missed sessions. A week under way counts in the total once its sessions are done."""
+    store = stored(str(tmp_path / "caregiver.db"))
+    monday = (MONDAY + dt.timedelta(weeks=4, hours=1)).timestamp()  # 2026-W14, none yet
+    sessions = store.walk_sessions(DEVICE)
+    store.close()
+    report = make_report(DEVICE, "Anna", sessions, [], [], dt.UTC, monday)
+    assert [w.progress.week for w in report.weeks][-1] == "2026-W14"
+    text = " ".join(PdfReader(io.BytesIO(report_pdf(report))).pages[0].extract_text().split())
+    assert "Adherence: 11 of 12 prescribed sessions done over 4 weeks (92 %); this week 0 of 3" in (
+        text
+    )
+    # the first week under way, nothing done yet: that week alone, no total of nothing
+    oldest = sessions[-1]
+    now = dt.datetime.fromisoformat(oldest.started_wall).timestamp() + 3600
+    first = make_report(DEVICE, "Anna", [oldest], [], [], dt.UTC, now)
+    text = " ".join(PdfReader(io.BytesIO(report_pdf(first))).pages[0].extract_text().split())
+    assert "Adherence: this week 1 of 3 prescribed sessions done so far." in text
