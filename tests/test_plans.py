@@ -173,6 +173,44 @@ def test_a_malformed_plan_is_refused_naming_the_field(data: Any, problem: str) -
     assert err.value.problems[0].startswith(problem), err.value.problems
 
 
+@pytest.mark.parametrize("speed", ["0 mph", "0.0 km/h", "-0.5 mph", " 0 ", ".0mph"])
+def test_a_walking_interval_at_no_speed_is_refused_wherever_the_plan_comes_from(
+    speed: str, tmp_path: Path
+) -> None:
+    """A physio who typed "0 mph" (for 0.5) on a backward interval prescribed walking on a belt
+    that does not move; the plan was taken by the dashboard, over MQTT and from a plan file
+    alike. One rule (``plan_problems``) refuses it on every path, naming the field; a rest at
+    "0 mph" and a speed in words ("slow") are the physio's to write."""
+    from core.errors import ConfigError
+    from firmware.session.plan import load_plan_file
+
+    data = {
+        "name": "x",
+        "intervals": [
+            {"direction": "forward", "minutes": 2},
+            {"direction": "backward", "minutes": 2, "speed": speed},
+        ],
+    }
+    with pytest.raises(PlanInvalid) as err:
+        plan_from_builtins(data)
+    assert err.value.problems == [
+        f"intervals[1].speed: a backward interval at {speed.strip()!r} does not move the belt; "
+        "give its speed (such as '0.5 mph'), or make the interval a rest"
+    ]
+    command = json.loads(encode_command(AssignPlan(ANNA, by="physio Jo"), "p1"))
+    command["plan"] = data
+    with pytest.raises(CommandRefused, match=r"^plan\.intervals\[1\]\.speed: a backward"):
+        parse_command("plan", json.dumps(command).encode())
+    path = tmp_path / "plan.json"
+    path.write_text(json.dumps(data))
+    with pytest.raises(ConfigError) as refused:
+        load_plan_file(path)
+    assert refused.value.problems == [f"{path}: {err.value.problems[0]}"]
+    for fine in ({"direction": "rest", "minutes": 2, "speed": speed},
+                 {"direction": "backward", "minutes": 2, "speed": "slow"}):  # fmt: skip
+        plan_from_builtins({**data, "intervals": [data["intervals"][0], fine]})
+
+
 def test_the_plan_command_round_trips_and_names_the_field_when_refused() -> None:
     command = AssignPlan(ANNA, by="physio Jo")
     payload = encode_command(command, "p1")

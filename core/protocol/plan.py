@@ -117,6 +117,19 @@ class PlanInvalid(ValueError):
         self.problems = problems
 
 
+_SPEED_NUMBER = re.compile(
+    r"\s*(?P<value>[+-]?(?:\d+(?:\.\d*)?|\.\d+))\s*(?:mph|km/h|kmh|kph|m/s)?\s*", re.IGNORECASE
+)
+
+
+def _no_speed(note: str) -> bool:
+    """True for a speed note that is a number (with or without its unit) of zero or less:
+    "0 mph" for 0.5 is a typing mistake that prescribes walking on a belt at a standstill. A
+    note in words ("slow") is the physio's to write."""
+    match = _SPEED_NUMBER.fullmatch(note)
+    return match is not None and float(match["value"]) <= 0
+
+
 def plan_problems(plan: Plan) -> list[str]:
     """The cross-field rules a type cannot state, each as ``field: what is wrong``."""
     problems: list[str] = []
@@ -130,6 +143,12 @@ def plan_problems(plan: Plan) -> list[str]:
             )
         if not interval.speed.isprintable():
             problems.append(f"intervals[{n}].speed: must be printable text")
+        elif interval.walking and _no_speed(interval.speed):
+            problems.append(
+                f"intervals[{n}].speed: a {interval.direction} interval at "
+                f"{interval.speed.strip()!r} does not move the belt; give its speed (such as "
+                f"{DEFAULT_SPEED!r}), or make the interval a rest"
+            )
     if not any(i.walking for i in plan.intervals):
         problems.append("intervals: the plan has no walking interval (all are rest)")
     total_min = plan.duration_s / 60.0
