@@ -209,6 +209,15 @@ def test_a_walking_interval_at_no_speed_is_refused_wherever_the_plan_comes_from(
     for fine in ({"direction": "rest", "minutes": 2, "speed": speed},
                  {"direction": "backward", "minutes": 2, "speed": "slow"}):  # fmt: skip
         plan_from_builtins({**data, "intervals": [data["intervals"][0], fine]})
+    # A plan stored before the rule stays the walker's plan in force: the device does not
+    # silently swap it for the config's after an upgrade.
+    before = Plan("x", (Interval("forward", 2.0), Interval("backward", 2.0, speed)))
+    conn = connect(tmp_path / "device.db")
+    with conn:
+        assign_plan(conn, before, by="physio Jo", via="cli", assigned_wall="2026-01-05T09:00:00Z")
+    in_force = current_plan(conn)
+    assert in_force is not None and in_force.plan == before
+    conn.close()
 
 
 def test_the_plan_command_round_trips_and_names_the_field_when_refused() -> None:

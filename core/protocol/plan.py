@@ -130,8 +130,12 @@ def _no_speed(note: str) -> bool:
     return match is not None and float(match["value"]) <= 0
 
 
-def plan_problems(plan: Plan) -> list[str]:
-    """The cross-field rules a type cannot state, each as ``field: what is wrong``."""
+def plan_problems(plan: Plan, *, stored: bool = False) -> list[str]:
+    """The cross-field rules a type cannot state, each as ``field: what is wrong``.
+
+    ``stored``: a plan the device already keeps, read back. The rules added since plans were
+    first stored (a walking interval's speed note of zero) are for plans being assigned: one
+    kept from before them stays the walker's plan, never silently swapped for the config's."""
     problems: list[str] = []
     if not plan.name.strip() or not plan.name.isprintable():
         problems.append("name: must be printable text, not blank")
@@ -143,7 +147,7 @@ def plan_problems(plan: Plan) -> list[str]:
             )
         if not interval.speed.isprintable():
             problems.append(f"intervals[{n}].speed: must be printable text")
-        elif interval.walking and _no_speed(interval.speed):
+        elif interval.walking and not stored and _no_speed(interval.speed):
             problems.append(
                 f"intervals[{n}].speed: a {interval.direction} interval at "
                 f"{interval.speed.strip()!r} does not move the belt; give its speed (such as "
@@ -178,10 +182,11 @@ def _field_first(message: str, prefix: str) -> str:
 _MISSING = re.compile(r"^Object missing required field `(?P<field>[^`]+)`$")
 
 
-def plan_from_builtins(data: Any, prefix: str = "") -> Plan:
+def plan_from_builtins(data: Any, prefix: str = "", *, stored: bool = False) -> Plan:
     """A checked :class:`Plan` from decoded JSON (or TOML); :class:`PlanInvalid` otherwise.
 
-    ``prefix`` is put before every field name (``plan.`` inside a command).
+    ``prefix`` is put before every field name (``plan.`` inside a command); ``stored``: a plan
+    the device kept, read back (:func:`plan_problems`).
     """
     if not isinstance(data, dict):
         raise PlanInvalid([f"{prefix.rstrip('.') or 'plan'}: must be an object"])
@@ -189,21 +194,22 @@ def plan_from_builtins(data: Any, prefix: str = "") -> Plan:
         plan = msgspec.convert(data, Plan)
     except msgspec.ValidationError as exc:
         raise PlanInvalid([_field_first(str(exc), prefix)]) from None
-    problems = plan_problems(plan)
+    problems = plan_problems(plan, stored=stored)
     if problems:
         raise PlanInvalid([f"{prefix}{p}" for p in problems])
     return plan
 
 
-def plan_from_json(payload: bytes | str) -> Plan:
-    """A checked plan from its JSON text (the CLI's file, the dashboard's form)."""
+def plan_from_json(payload: bytes | str, *, stored: bool = False) -> Plan:
+    """A checked plan from its JSON text (the CLI's file, the dashboard's form; with
+    ``stored``, the device's kept plan: :func:`plan_problems`)."""
     try:
         data = strict_json.loads(payload)  # a key written twice is refused, not the last kept
     except ValueError as exc:
         raise PlanInvalid([f"plan: not JSON: {exc}"]) from None
     except RecursionError:
         raise PlanInvalid(["plan: not JSON: nested too deeply"]) from None
-    return plan_from_builtins(data)
+    return plan_from_builtins(data, stored=stored)
 
 
 def plan_to_builtins(plan: Plan) -> dict[str, Any]:

@@ -62,7 +62,7 @@ def _assignment(row: tuple[object, ...]) -> PlanAssignment:
     plan: Plan | None = None
     if text is not None:
         try:
-            plan = plan_from_json(str(text))
+            plan = plan_from_json(str(text), stored=True)
         except PlanInvalid:
             plan = None
     return PlanAssignment(
