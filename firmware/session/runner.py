@@ -1406,7 +1406,8 @@ def longest_backward_stretch(s: _Session) -> float:
     length = 0.0
     for at, interval in zip(s.plan.starts(), s.intervals, strict=True):
         if interval.direction == "backward":
-            start, length = (at, 0.0) if start is None else (start, length)
+            if start is None:
+                start, length = at, 0.0
             length += interval.done_s
         elif start is not None:
             runs.append((start, start + length))
