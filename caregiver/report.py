@@ -30,8 +30,8 @@ from core.progress import (
     GOAL_SESSIONS_PER_WEEK,
     Milestone,
     WeekProgress,
+    every_week,
     milestone,
-    prescribed_in,
     utc_of,
     week_of,
     week_start,
@@ -119,17 +119,9 @@ def make_report(
         week = week_of(dt.datetime.fromtimestamp(i.opened_at, dt.UTC), zone)
         opened[week] = opened.get(week, 0) + 1
     weeks: list[ReportWeek] = []
-    current = week_of(generated, zone)
-    day, last = week_start(min([*by_week, current])), week_start(current)
-    while day <= last:
-        key = f"{day.isocalendar()[0]}-W{day.isocalendar()[1]:02d}"
-        progress = by_week.get(
-            key,
-            WeekProgress(key, 0, 0, 0.0, 0.0, prescribed=prescribed_in(key, prescribed or {})),
-        )
-        t, st, falls, no_recovery = trips.get(key, [0, 0, 0, 0])
-        weeks.append(ReportWeek(progress, t, st, opened.get(key, 0), falls, no_recovery))
-        day += dt.timedelta(weeks=1)
+    for progress in every_week(by_week.values(), week_of(generated, zone), prescribed):
+        t, st, falls, no_recovery = trips.get(progress.week, [0, 0, 0, 0])
+        weeks.append(ReportWeek(progress, t, st, opened.get(progress.week, 0), falls, no_recovery))
     return Report(
         device_id=device_id,
         walker=walker,

@@ -58,6 +58,7 @@ __all__ = [
     "at_goal",
     "describe_week",
     "done",
+    "every_week",
     "milestone",
     "prescribed_in",
     "started_utc",
@@ -233,6 +234,26 @@ def weekly_progress(
         )
         for week, rows in sorted(weeks.items())
     ]
+
+
+def every_week(
+    weeks: Iterable[WeekProgress], current: str, prescribed: Mapping[str, int] | None = None
+) -> list[WeekProgress]:
+    """``weeks`` (:func:`weekly_progress`) with the weeks between them filled in, oldest first,
+    from the first to ``current`` ("2026-W49", the week under way; or the last, if later): a
+    week without a session is there with 0 done of its prescribed (:func:`prescribed_in`), so a
+    missed week reads as one, never as a gap the eye skips. No weeks: ``current`` alone."""
+    known = {w.week: w for w in weeks}
+    day = week_start(min([*known, current]))
+    last = week_start(max([*known, current]))
+    out: list[WeekProgress] = []
+    while day <= last:
+        year, number, _ = day.isocalendar()
+        key = f"{year}-W{number:02d}"
+        empty = WeekProgress(key, 0, 0, 0.0, 0.0, prescribed=prescribed_in(key, prescribed or {}))
+        out.append(known.get(key, empty))
+        day += dt.timedelta(weeks=1)
+    return out
 
 
 @dataclass(frozen=True, slots=True)

@@ -13,11 +13,13 @@ from zoneinfo import ZoneInfo
 
 import jsonschema
 import msgspec
+import pytest
 
 from core.progress import (
     describe_week,
     done,
     milestone,
+    week_of,
     weekly_progress,
 )
 from core.protocol.messages import ProgressMessage, SessionRecord
@@ -160,8 +162,60 @@ def test_retroguard_sessions_prints_adherence_progression_and_weeks_at_goal() ->
         )
     ]
     out = io.StringIO()
-    print_sessions(sessions, out, dt.UTC)
+    print_sessions(sessions, out, dt.UTC, now=MONDAY + dt.timedelta(weeks=1, days=5))
     lines = out.getvalue().splitlines()
     assert "Weeks at goal: 1 of 4." in out.getvalue()
     assert lines[-2].split() == ["2026-W10", "3", "3", "36.0", "10.0", "3/3", "yes"]
     assert lines[-1].split() == ["2026-W11", "2", "0", "28.0", "2.0", "2/3", "no"]
+
+
+def test_retroguard_sessions_shows_a_missed_week_as_none_done_not_as_no_row() -> None:
+    """A walker who walked in 2026-W10, missed W11 and walked in W12: the weekly table a physio
+    reads at the treadmill had rows for W10 and W12 only, so the missed week, 0 of 3 done, was
+    not there to see (the dashboard and the reports show it as 0). Every week from the first
+    session's to the week under way is a row."""
+    sessions = [
+        StoredSession(r)
+        for r in (
+            *(ten_straight(MONDAY + dt.timedelta(days=d)) for d in (0, 2, 4)),
+            two_two(MONDAY + dt.timedelta(weeks=2)),
+        )
+    ]
+    out = io.StringIO()
+    now = MONDAY + dt.timedelta(weeks=3, days=1)  # Tuesday of 2026-W13
+    print_sessions(sessions, out, dt.UTC, now=now)
+    rows = [line.split() for line in out.getvalue().splitlines() if line.startswith("2026-W")]
+    assert rows == [
+        ["2026-W10", "3", "3", "36.0", "10.0", "3/3", "yes"],
+        ["2026-W11", "0", "0", "0.0", "0.0", "0/3", "no"],
+        ["2026-W12", "1", "0", "14.0", "2.0", "1/3", "no"],
+        ["2026-W13", "0", "0", "0.0", "0.0", "0/3", "no"],
+    ]
+
+
+def test_the_sessions_command_lists_the_missed_week_up_to_this_one(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The same from ``retroguard sessions`` on a device database: sessions two weeks ago and
+    this week, none last week; last week is a row, 0 of 3 done."""
+    from launcher.cli import main
+
+    monkeypatch.setenv("TZ", "UTC")
+    today = dt.datetime.now(dt.UTC).date()
+    monday = dt.datetime.combine(today - dt.timedelta(days=today.weekday()), dt.time(), dt.UTC)
+    db = tmp_path / "device.db"
+    conn = connect(db)
+    with conn:
+        save_session(conn, ten_straight(monday - dt.timedelta(weeks=2, hours=-9)))
+        save_session(conn, ten_straight(monday + dt.timedelta(minutes=1)))
+    conn.close()
+    assert main(["sessions", "--db", str(db)]) == 0
+    weeks = [w for w in (line.split() for line in capsys.readouterr().out.splitlines()) if w]
+    rows = [w for w in weeks if w[0][:4].isdigit() and "-W" in w[0]]
+    missed = week_of(monday - dt.timedelta(weeks=1), dt.UTC)
+    assert [r[0] for r in rows] == [
+        week_of(monday - dt.timedelta(weeks=2), dt.UTC),
+        missed,
+        week_of(monday, dt.UTC),
+    ]
+    assert rows[1][1:] == ["0", "0", "0.0", "0.0", "0/3", "no"]

@@ -18,8 +18,10 @@ from core.progress import (
     GOAL_SESSIONS_PER_WEEK,
     MILESTONE_WEEKS,
     PRESCRIBED_SESSIONS_PER_WEEK,
+    every_week,
     milestone,
     started_utc,
+    week_of,
     weekly_progress,
 )
 from core.protocol.messages import BalanceFigures, GaitFigures, SessionRecord
@@ -305,12 +307,14 @@ def print_sessions(
     *,
     intervals: bool = False,
     prescribed: Mapping[str, int] | None = None,
+    now: dt.datetime | None = None,
 ) -> None:
     """The session log, the balance checks and gait (:func:`print_measures`), then weekly
     progress against the 10-minute, 3-a-week goal, in ``zone`` (default: the system's):
     start times, and the weeks sessions count in. Adherence counts against ``prescribed``
     (week -> the sessions the progression's stage prescribed: :func:`core.progress.prescribed_in`;
-    none: 3 a week)."""
+    none: 3 a week). The weekly table has every week from the first session's to ``now``'s
+    (default: now), a week without a session as 0 done (:func:`core.progress.every_week`)."""
     if not sessions:
         out.write("No guided sessions recorded yet.\n")
         return
@@ -345,7 +349,8 @@ def print_sessions(
         f"{' (milestone reached)' if reached.reached else ''}.\n"
     )
     out.write("week        sessions  at goal  min backward  longest  done  goal met\n")
-    for w in weeks:
+    current = week_of(now if now is not None else dt.datetime.now(dt.UTC), zone)
+    for w in every_week(weeks, current, prescribed):
         out.write(
             f"{w.week:10}  {w.sessions:8d}  {w.at_goal:7d}  {w.backward_s / 60:12.1f}  "
             f"{w.longest_backward_s / 60:7.1f}  {w.done:>2d}/{w.prescribed:<2d} "
