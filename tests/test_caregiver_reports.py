@@ -288,3 +288,18 @@ def test_the_pdf_s_adherence_does_not_count_a_week_still_under_way_as_missed(
     first = make_report(DEVICE, "Anna", [oldest], [], [], dt.UTC, now)
     text = " ".join(PdfReader(io.BytesIO(report_pdf(first))).pages[0].extract_text().split())
     assert "Adherence: this week 1 of 3 prescribed sessions done so far." in text
+
+
+def test_a_session_dated_after_the_report_is_in_it_not_dropped(tmp_path: Path) -> None:
+    """A device whose clock ran ahead dated a session next week: the report's weeks stopped at
+    the week it was made, so that session was in no row (though the weeks at goal counted it);
+    every stored session is in a row, the rows then run on to its week."""
+    store = stored(str(tmp_path / "caregiver.db"))
+    sessions = store.walk_sessions(DEVICE)
+    store.close()
+    ahead = dataclasses.replace(
+        sessions[0], id="f" * 32, started_wall=(MONDAY + dt.timedelta(weeks=4)).isoformat()
+    )
+    report = make_report(DEVICE, "Anna", [ahead, *sessions], [], [], dt.UTC, NOW)
+    assert report.sessions == len(sessions) + 1
+    assert [w.progress.week for w in report.weeks][-2:] == ["2026-W13", "2026-W14"]
