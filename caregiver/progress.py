@@ -31,6 +31,7 @@ from core.progress import (
     WeekProgress,
     at_goal,
     done,
+    every_week,
     milestone,
     prescribed_in,
     utc_of,
@@ -186,7 +187,9 @@ def progress_view(
         "this_week": this_week,
         "week_label": _week_label(current),
         "zone": zone_name(zone),
-        "weeks": sorted(weeks.values(), key=lambda w: w.week, reverse=True),
+        # newest first, every week from the first session's to this one: a missed week is
+        # listed, 0 done, not skipped (none without sessions: the page says "no sessions yet")
+        "weeks": list(reversed(every_week(weeks.values(), current, prescribed))) if weeks else [],
         "at_goal": {s.id: at_goal(s) for s in sessions},
         "done": {s.id: done(s) for s in sessions},
         "chart": {

@@ -155,3 +155,24 @@ def test_weeks_count_in_the_configured_zone_and_a_bad_zone_is_refused() -> None:
     assert parse_config({"server": {"timezone": "Europe/Berlin"}}).zone == berlin
     with pytest.raises(ConfigError, match=r"server\.timezone: unknown time zone 'Berlin'"):
         parse_config({"server": {"timezone": "Berlin"}})
+
+
+def test_the_progress_page_lists_a_missed_week_and_this_one_with_none_done() -> None:
+    """The page's list of the last weeks (newest first) is every week from the first session's
+    to this one: a walker who walked two weeks ago and not since sees last week and this week
+    as 0 of 3 done. The list skipped weeks without a session, so its top line was the week two
+    weeks ago and the missed weeks showed nowhere but as empty bars."""
+    rows = [
+        parse_summary(received(session_record("t", MONDAY - dt.timedelta(weeks=2, days=-d),
+                                              backward_min=10, longest_min=10)), "t")[0]
+        for d in (0, 2, 4)
+    ]  # fmt: skip
+    view = progress_view([r for r in rows if r], (MONDAY + dt.timedelta(days=1)).timestamp(),
+                         dt.UTC)  # fmt: skip
+    assert [(w.week, w.sessions, w.done, w.prescribed) for w in view["weeks"]] == [
+        ("2025-W47", 0, 0, 3),
+        ("2025-W46", 0, 0, 3),
+        ("2025-W45", 3, 3, 3),
+    ]
+    assert view["milestone"].weeks_at_goal == 1
+    assert progress_view([], MONDAY.timestamp(), dt.UTC)["weeks"] == []  # no sessions: none
