@@ -604,7 +604,9 @@ def test_im_ok_reset_after_a_fall_sends_a_follow_up_and_stops_escalation(
         device = SimDevice(mosquitto, "treadmill-1")
         device.online()
         fall = device.fall()
-        reset = device.reset()
+        assert service.ingestor.wait_for(lambda: service.store.event(fall["id"]) is not None)
+        assert service.notifier.deliver_due() == 1  # a page not yet sent at the reset is not
+        reset = device.reset()  # sent after it (tests/test_caregiver_escalation.py)
         assert service.ingestor.wait_for(lambda: service.store.event(reset["id"]) is not None)
         service.notifier.deliver_due()
         assert _paths(receiver) == ["/ann", "/ann"]

@@ -1132,10 +1132,20 @@ class Transaction:
         )
 
     def close_alert(self, alert_id: int, status: str, by: str, now: float) -> None:
+        """Close the alert, and drop its pages and reminders not yet delivered (a retry after
+        a failure, a reminder queued as the answer came): sent after the answer, they told a
+        caregiver "FALL" or "not acknowledged" of an alert already answered — after its
+        follow-up, which whoever was paged gets instead. Follow-ups are the only messages
+        queued at the normal urgency (:mod:`caregiver.priority`)."""
         self._db.execute(
             "UPDATE alerts SET status = ?, closed_by = ?, closed_at = ?, next_at = NULL "
             "WHERE id = ?",
             (status, by, now, alert_id),
+        )
+        self._db.execute(
+            "UPDATE notifications SET status = 'failed', last_error = ? "
+            "WHERE alert_id = ? AND status = 'pending' AND urgency <> ?",
+            (f"not sent: the alert was closed first ({status})", alert_id, Urgency.NORMAL.value),
         )
 
     def mark_paged(self, alert_id: int, contact_indexes: Sequence[int]) -> None:

@@ -1,0 +1,105 @@
+"""Escalation as a caregiver's phone lives it: what arrives after an alert is answered.
+
+The service runs against a real Mosquitto on a real database file (and PostgreSQL, where
+``caregiver_db`` runs it), on a fake clock; the tests drive ``alerting.tick()`` and
+``notifier.deliver_due()`` themselves — no sleeps, no timing. Notifications go to a local
+HTTP receiver (json://), which can answer 500 to the next requests.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from caregiver.config import Contact, EscalationConfig
+from caregiver.service import CaregiverService
+from tests.caregiver_support import WAIT, FakeClock, Receiver, SimDevice, make_config
+from tools.broker import Mosquitto
+
+
+@pytest.fixture
+def receiver() -> object:
+    r = Receiver()
+    yield r
+    r.close()
+
+
+def _service(
+    mosquitto: Mosquitto, tmp_path: Path, contacts: tuple[Contact, ...], database: str | None
+) -> tuple[CaregiverService, FakeClock]:
+    clock = FakeClock()
+    config = make_config(
+        mosquitto,
+        tmp_path,
+        database=database,
+        contacts=contacts,
+        escalation=EscalationConfig(ack_timeout_s=300, resends=1, retry_s=10, max_attempts=6),
+    )
+    service = CaregiverService(config, clock=clock)
+    service.start(web=False, background=False)
+    assert service.ingestor.connected.wait(WAIT)
+    return service, clock
+
+
+def _ann_and_bob(receiver: Receiver) -> tuple[Contact, ...]:
+    return (
+        Contact(name="Ann", urls=(receiver.url("ann"),)),
+        Contact(name="Bob", urls=(receiver.url("bob"),)),
+    )
+
+
+def _titles(receiver: Receiver) -> list[tuple[str, str]]:
+    return [(m["path"], m["title"].split(" - ")[0]) for m in receiver.messages]
+
+
+def test_a_page_still_retrying_when_the_fall_is_acknowledged_is_not_sent_after_the_ack(
+    mosquitto: Mosquitto, tmp_path: Path, receiver: Receiver, caregiver_db: str
+) -> None:
+    """Ann's phone service answered 500 to the fall's page; Bob, at the dashboard, closed the
+    fall. Before, Ann's next retry delivered "FALL on Dad's treadmill" (critical, through Do
+    Not Disturb) ten seconds after "bob acknowledged the fall": the alarm after its answer."""
+    service, clock = _service(mosquitto, tmp_path, _ann_and_bob(receiver), caregiver_db)
+    try:
+        device = SimDevice(mosquitto, "treadmill-1")
+        device.online()
+        receiver.fail_next = 1
+        fall = device.fall()
+        assert service.ingestor.wait_for(lambda: service.store.event(fall["id"]) is not None)
+        assert service.notifier.deliver_due() == 0  # 500: retried in 10 s
+        service.acknowledge("treadmill-1", fall["id"], "bob")
+        service.notifier.deliver_due()
+        clock.advance(3600)
+        service.alerting.tick()
+        service.notifier.deliver_due()
+        assert _titles(receiver) == [("/ann", "RetroGuard: acknowledged")]
+        device.close()
+    finally:
+        service.stop()
+
+
+def test_a_reminder_queued_as_the_fall_is_acknowledged_is_not_sent_after_the_ack(
+    mosquitto: Mosquitto, tmp_path: Path, receiver: Receiver, caregiver_db: str
+) -> None:
+    """The escalation step fired (a reminder queued) and Bob acknowledged before the notifier
+    sent it: Ann must not read "REMINDER, not acknowledged" of a fall Bob has answered."""
+    service, clock = _service(mosquitto, tmp_path, _ann_and_bob(receiver), caregiver_db)
+    try:
+        device = SimDevice(mosquitto, "treadmill-1")
+        device.online()
+        fall = device.fall()
+        assert service.ingestor.wait_for(lambda: service.store.event(fall["id"]) is not None)
+        assert service.notifier.deliver_due() == 1
+        clock.advance(300)
+        assert service.alerting.tick() == 1  # the reminder to Ann, queued
+        service.acknowledge("treadmill-1", fall["id"], "bob")
+        service.notifier.deliver_due()
+        sent = receiver.messages
+        assert _titles(receiver) == [
+            ("/ann", "RetroGuard: FALL"),
+            ("/ann", "RetroGuard: acknowledged"),
+        ]
+        assert not any(m["message"].startswith("REMINDER") for m in sent)
+        device.close()
+    finally:
+        service.stop()
