@@ -94,9 +94,10 @@ class Alerting:
     def device_name(self, device_id: str) -> str:
         return self.config.devices.get(device_id, device_id)
 
-    def _when(self, wall_time: str) -> str:
-        """A device's UTC time as the caregivers read it: in ``[server] timezone`` (default
-        the system's), with the zone's name ("Sun 1 Mar 2026, 14:05:12 CET")."""
+    def _when(self, wall_time: str | float) -> str:
+        """A device's UTC time (or the service's epoch seconds) as the caregivers read it: in
+        ``[server] timezone`` (default the system's), with the zone's name ("Sun 1 Mar 2026,
+        14:05:12 CET")."""
         return readable(wall_time, self.config.zone)
 
     def _event_text(self, device: str, kind: str, told: _Told) -> tuple[str, str]:
@@ -119,7 +120,9 @@ class Alerting:
         )
         return f"RetroGuard: {what} - {_subject(told.who, name)}", body
 
-    def _offline_text(self, device: str, wall_time: str) -> tuple[str, str]:
+    def _offline_text(self, device: str, wall_time: str | float) -> tuple[str, str]:
+        """The offline page's words; ``wall_time``: when the service heard the monitor go
+        (ISO 8601, or the alert's ``created_at`` for its reminders, the same moment)."""
         name = self.device_name(device)
         what = _WHAT["offline"]
         label = name if name == device else f"{name} ({device})"
@@ -489,8 +492,8 @@ class Alerting:
         return acted
 
     def _escalate(self, tx: Transaction, alert: Alert, now: float) -> None:
-        if alert.kind == "offline":
-            title, body = self._offline_text(alert.device_id, "")
+        if alert.kind == "offline":  # said when, as the first page did (not a blank)
+            title, body = self._offline_text(alert.device_id, alert.created_at)
         else:
             title, body = self._event_text(alert.device_id, alert.kind, self._told(tx, alert))
         timeout = self.config.escalation.ack_timeout_s
@@ -501,7 +504,9 @@ class Alerting:
         contacts = len(self.config.contacts)
         contact, sends = alert.contact, alert.sends
         minutes = (now - alert.created_at) / 60.0
-        if sends <= self.config.escalation.resends or contacts == 0:
+        # a contact the config no longer has (removed since the alert reached them) is past
+        # the last one: everyone is reminded, rather than "resending" to nobody
+        if contacts == 0 or (sends <= self.config.escalation.resends and contact < contacts):
             sends += 1
             targets = [contact]
             prefix = f"REMINDER, not acknowledged after {minutes:.0f} min: "

@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from caregiver.config import Contact, EscalationConfig
+from caregiver.localtime import readable
 from caregiver.service import CaregiverService
 from tests.caregiver_support import WAIT, FakeClock, Receiver, SimDevice, make_config
 from tools.broker import Mosquitto
@@ -101,5 +102,65 @@ def test_a_reminder_queued_as_the_fall_is_acknowledged_is_not_sent_after_the_ack
         ]
         assert not any(m["message"].startswith("REMINDER") for m in sent)
         device.close()
+    finally:
+        service.stop()
+
+
+def test_an_offline_alerts_reminder_says_when_the_monitor_stopped_reporting(
+    mosquitto: Mosquitto, tmp_path: Path, receiver: Receiver
+) -> None:
+    """Before, the reminders of "Monitor went OFFLINE while armed" said "stopped reporting at
+    while armed": the escalation worded them without the time the first page gave."""
+    service, clock = _service(mosquitto, tmp_path, _ann_and_bob(receiver), None)
+    try:
+        opened = readable(clock.now, service.config.zone)
+        device = SimDevice(mosquitto, "treadmill-1")
+        device.online()
+        device.offline()
+        assert service.ingestor.wait_for(
+            lambda: (service.store.device("treadmill-1") or {}).get("availability") == "offline"
+        )
+        assert service.notifier.deliver_due() == 1
+        clock.advance(300)
+        assert service.alerting.tick() == 1
+        service.notifier.deliver_due()
+        reminder = receiver.messages[1]["message"]
+        assert reminder.startswith("REMINDER")
+        assert f"stopped reporting at {opened} while armed" in reminder
+        device.close()
+    finally:
+        service.stop()
+
+
+def test_an_alert_escalated_to_a_contact_the_config_then_removed_pages_the_others(
+    mosquitto: Mosquitto, tmp_path: Path, receiver: Receiver
+) -> None:
+    """The fall had reached Cleo, the third contact; the service restarted with Cleo taken out
+    of the list. Before, the next escalation step "resent" to her place — nobody — and the
+    contacts left heard nothing for another ``ack_timeout_s``."""
+    cleo = Contact(name="Cleo", urls=(receiver.url("cleo"),))
+    service, clock = _service(mosquitto, tmp_path, (*_ann_and_bob(receiver), cleo), None)
+    try:
+        device = SimDevice(mosquitto, "treadmill-1")
+        device.online()
+        fall = device.fall()
+        assert service.ingestor.wait_for(lambda: service.store.event(fall["id"]) is not None)
+        for _ in range(4):  # Ann again, Bob twice, then Cleo
+            clock.advance(300)
+            assert service.alerting.tick() == 1
+        service.notifier.deliver_due()
+        assert [m["path"] for m in receiver.messages] == ["/ann", "/ann", "/bob", "/bob", "/cleo"]
+        device.close()
+    finally:
+        service.stop()
+    later = clock.now
+    service, clock = _service(mosquitto, tmp_path, _ann_and_bob(receiver), None)
+    try:
+        clock.now = later + 300
+        assert service.alerting.tick() == 1
+        service.notifier.deliver_due()
+        paged = [m["path"] for m in receiver.messages[5:]]
+        assert sorted(paged) == ["/ann", "/bob"]
+        assert all("NOT ACKNOWLEDGED" in m["message"] for m in receiver.messages[5:])
     finally:
         service.stop()
