@@ -79,10 +79,15 @@ class Alerting:
         clock: Clock = time.time,
         wake_notifier: Callable[[], None] = lambda: None,
         may_escalate: Callable[[], bool] = lambda: True,
+        monotonic: Clock = time.monotonic,
     ) -> None:
         self.store = store
         self.config = config
         self.clock = clock
+        self.monotonic = monotonic
+        """What :meth:`tick` measures a step of ``clock`` against."""
+        self._offset: float | None = None
+        """``clock`` minus ``monotonic`` at the last tick that held the lease (None: none)."""
         self.wake_notifier = wake_notifier
         self.may_escalate = may_escalate
         """False while another instance holds the escalation lease (:mod:`caregiver.lease`)."""
@@ -480,14 +485,27 @@ class Alerting:
         Returns how many alerts were acted on. The service calls this every second; of several
         instances on one database, only the escalation lease's holder acts."""
         if not self.may_escalate():
+            self._offset = None  # the holder's timers: a step seen here is not ours to apply
             return 0
         now = self.clock()
+        offset = now - self.monotonic()
+        step = 0.0
+        if self._offset is not None and abs(offset - self._offset) >= CLOCK_STEP_S:
+            step = offset - self._offset
         acted = 0
         with self.store.transaction() as tx:
+            if step:
+                tx.shift_timers(step)
             for alert in tx.open_alerts_due(now):
                 self._escalate(tx, alert, now)
                 acted += 1
-        if acted:
+        self._offset = offset  # after the commit: a failed shift is tried again
+        if step:
+            log.warning(
+                "the wall clock was stepped %+.0f s: escalation and retry timers moved with it",
+                step,
+            )
+        if acted or step:
             self.wake_notifier()
         return acted
 
@@ -572,6 +590,15 @@ class Alerting:
 
     def alerts(self, device_id: str | None = None) -> list[Alert]:
         return self.store.alerts(device_id)
+
+
+CLOCK_STEP_S = 2.0
+"""A change this large of the wall clock against the monotonic one between two ticks (a
+second apart) is a step — NTP correcting a wrong clock, ``date -s`` — not its slewing (at
+most 0.5 ms a second). The timers are deadlines on the wall clock, stored so that they
+survive a restart and are shared by several instances; :meth:`Alerting.tick` moves them by
+a step, so a clock stepped back an hour does not hold every reminder for an hour, nor one
+stepped forward send them all at once."""
 
 
 def _subject(whose: str | None, name: str) -> str:

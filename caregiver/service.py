@@ -101,7 +101,16 @@ class CaregiverService:
         """The background sender with Apprise (:meth:`start`): a child process of its own
         (:mod:`caregiver.notify_process`)."""
         self.alerting = Alerting(
-            self.store, config, clock, self._wake_notifier, may_escalate=self.lease.held
+            self.store,
+            config,
+            clock,
+            self._wake_notifier,
+            may_escalate=self.lease.held,
+            # the wall clock's steps are measured against the monotonic clock; a fake wall
+            # clock given alone (tests driving the timers) is its own: no step is ever measured
+            monotonic=clock
+            if clock is not time.time and monotonic is time.monotonic
+            else monotonic,
         )
         self.accounts = Accounts(self.store)
         self.limiter = LoginThrottle(config.server.login_attempts, config.server.login_window_s)

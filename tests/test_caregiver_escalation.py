@@ -164,3 +164,55 @@ def test_an_alert_escalated_to_a_contact_the_config_then_removed_pages_the_other
         assert all("NOT ACKNOWLEDGED" in m["message"] for m in receiver.messages[5:])
     finally:
         service.stop()
+
+
+def test_escalation_timers_keep_their_length_across_a_step_of_the_wall_clock(
+    mosquitto: Mosquitto, tmp_path: Path, receiver: Receiver, caregiver_db: str
+) -> None:
+    """The timers are deadlines on the wall clock (stored, so that they survive a restart and
+    several instances share them). Before, a clock stepped back an hour (NTP correcting a
+    clock that ran ahead, an administrator's ``date -s``) held every reminder, escalation and
+    retry for an hour more; one stepped forward sent them all at once. The ticker now measures
+    the step against the monotonic clock and moves the timers by it."""
+    wall, steady = FakeClock(), FakeClock(5_000.0)
+    config = make_config(
+        mosquitto,
+        tmp_path,
+        database=caregiver_db,
+        contacts=_ann_and_bob(receiver),
+        escalation=EscalationConfig(ack_timeout_s=300, resends=1, retry_s=10, max_attempts=6),
+    )
+    service = CaregiverService(config, clock=wall, monotonic=steady)
+    service.start(web=False, background=False)
+    try:
+        assert service.ingestor.connected.wait(WAIT)
+        device = SimDevice(mosquitto, "treadmill-1")
+        device.online()
+        receiver.fail_next = 1
+        fall = device.fall()
+        assert service.ingestor.wait_for(lambda: service.store.event(fall["id"]) is not None)
+        assert service.notifier.deliver_due() == 0  # 500: Ann's page retried in 10 s
+        assert service.alerting.tick() == 0
+
+        wall.advance(-3600)  # stepped back an hour; no time passed
+        assert service.alerting.tick() == 0
+        wall.advance(10)
+        steady.advance(10)
+        assert service.notifier.deliver_due() == 1  # the retry, 10 s after the failure
+        wall.advance(290)
+        steady.advance(290)
+        assert service.alerting.tick() == 1  # the reminder, 300 s after the page
+
+        wall.advance(3600)  # stepped forward an hour; no time passed
+        assert service.alerting.tick() == 0  # not the next step at once
+        wall.advance(300)
+        steady.advance(300)
+        assert service.alerting.tick() == 1  # Bob, 300 s after the reminder
+        service.notifier.deliver_due()
+        assert [m["path"] for m in receiver.messages] == ["/ann", "/ann", "/bob"]
+        reminded, escalated = (m["message"] for m in receiver.messages[1:])
+        assert reminded.startswith("REMINDER, not acknowledged after 5 min: ")
+        assert escalated.startswith("ESCALATED, nobody acknowledged within 10 min: ")
+        device.close()
+    finally:
+        service.stop()

@@ -1118,6 +1118,22 @@ class Transaction:
         ).fetchall()
         return [_alert(r) for r in rows]
 
+    def shift_timers(self, seconds: float) -> None:
+        """The wall clock was stepped by ``seconds`` (:meth:`caregiver.alerts.Alerting.tick`
+        measured it): every open alert's next look and every queued notification's next
+        attempt move with it, so each still comes after the time it was set for; an open
+        alert's opening too, so that its reminders say how long it has been open ("after 5
+        min", not "after -55 min"). Rare (a step), so it takes no device rows first: on
+        PostgreSQL a deadlock with a batch fails the tick, which shifts at the next one."""
+        self._db.execute(
+            f"UPDATE alerts SET next_at = next_at + ?, created_at = created_at + ? "
+            f"WHERE status IN {_OPEN} AND next_at IS NOT NULL",
+            (seconds, seconds),
+        )
+        self._db.execute(
+            "UPDATE notifications SET next_at = next_at + ? WHERE status = 'pending'", (seconds,)
+        )
+
     def start_paging(self, alert_id: int, next_at: float) -> None:
         """A held alert's grace ran out: it pages its first contact (one send)."""
         self._db.execute(
