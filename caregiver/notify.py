@@ -134,7 +134,11 @@ class Notifier:
         now = self.clock()
         delivered = 0
         esc = self.config.escalation
-        for note in self.store.notifications_due(now):
+        for number, note in enumerate(self.store.notifications_due(now)):
+            if number and not self.store.still_due(note.id):
+                # dropped while this round sent the ones before it: its alert was answered
+                # (Transaction.close_alert), and a reminder now would come after the answer
+                continue
             try:
                 url = self.config.contacts[note.contact_index].urls[note.url_index]
             except IndexError:

@@ -1,7 +1,8 @@
 """The notifications table as the notifier process uses it, without the rest of the store.
 
 The notifier process reads what is due, marks it sent, due again later, given up or
-dropped, and checks who holds the escalation lease: six statements. On a SQLite file it
+dropped, and checks who holds the escalation lease and whether a row taken is still due: seven
+statements. On a SQLite file it
 runs them on a connection of its own (:class:`SqliteOutbox`) instead of importing the
 whole store (:mod:`caregiver.storage` and the protocol modules it brings, ~6 MB of the
 notifier's private memory: issue 14 item 9); on PostgreSQL it opens the store as before.
@@ -86,6 +87,7 @@ GIVE_UP = (
     "last_error = ? WHERE id = ?"
 )
 DROP = "UPDATE notifications SET status = 'failed', last_error = ? WHERE id = ?"
+STILL_DUE = "SELECT 1 FROM notifications WHERE id = ? AND status = 'pending'"
 LEASE_HOLDER = "SELECT holder FROM leases WHERE name = ? AND expires_at >= ?"
 
 
@@ -117,6 +119,7 @@ class Outbox(Protocol):
         self, notification_id: int, attempts: int, error: str, now: float
     ) -> None: ...
     def drop_notification(self, notification_id: int, reason: str) -> None: ...
+    def still_due(self, notification_id: int) -> bool: ...
     def lease_holder(self, name: str, now: float) -> str | None: ...
     def close(self) -> None: ...
 
@@ -169,6 +172,10 @@ class SqliteOutbox:
     def drop_notification(self, notification_id: int, reason: str) -> None:
         with self._lock:
             self._db.execute(DROP, (reason, notification_id))
+
+    def still_due(self, notification_id: int) -> bool:
+        with self._lock:
+            return self._db.execute(STILL_DUE, (notification_id,)).fetchone() is not None
 
     def lease_holder(self, name: str, now: float) -> str | None:
         with self._lock:

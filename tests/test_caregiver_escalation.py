@@ -8,13 +8,16 @@ HTTP receiver (json://), which can answer 500 to the next requests.
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 
 import pytest
 
 from caregiver.config import Contact, EscalationConfig
 from caregiver.localtime import readable
+from caregiver.notify import send_notification
 from caregiver.service import CaregiverService
+from caregiver.storage import Urgency
 from tests.caregiver_support import WAIT, FakeClock, Receiver, SimDevice, make_config
 from tools.broker import Mosquitto
 
@@ -213,6 +216,56 @@ def test_escalation_timers_keep_their_length_across_a_step_of_the_wall_clock(
         reminded, escalated = (m["message"] for m in receiver.messages[1:])
         assert reminded.startswith("REMINDER, not acknowledged after 5 min: ")
         assert escalated.startswith("ESCALATED, nobody acknowledged within 10 min: ")
+        device.close()
+    finally:
+        service.stop()
+
+
+def test_a_reminder_in_the_notifiers_round_when_the_ack_comes_is_not_sent_after_it(
+    mosquitto: Mosquitto, tmp_path: Path, receiver: Receiver
+) -> None:
+    """The notifier takes what is due, then sends it one message after another (a dead phone
+    service costs its 4 s timeout each). Bob acknowledged while Ann's first reminder was on its
+    way; before, her second address still got "REMINDER, not acknowledged" after the ack."""
+    clock = FakeClock()
+    ann = Contact(name="Ann", urls=(receiver.url("ann"), receiver.url("ann-mail")))
+    config = make_config(
+        mosquitto,
+        tmp_path,
+        contacts=(ann,),
+        escalation=EscalationConfig(ack_timeout_s=300, resends=1, retry_s=10, max_attempts=6),
+    )
+    fall: dict[str, object] = {}
+    acked = threading.Event()
+
+    def send(url: str, title: str, body: str, urgency: Urgency) -> bool:
+        delivered = send_notification(url, title, body, urgency)
+        if body.startswith("REMINDER") and not acked.is_set():
+            acked.set()  # Bob, at the dashboard, while the round goes on
+            service.acknowledge("treadmill-1", str(fall["id"]), "bob")
+        return delivered
+
+    service = CaregiverService(config, clock=clock, send=send)
+    service.start(web=False, background=False)
+    try:
+        assert service.ingestor.connected.wait(WAIT)
+        device = SimDevice(mosquitto, "treadmill-1")
+        device.online()
+        fall.update(device.fall())
+        assert service.ingestor.wait_for(lambda: service.store.event(str(fall["id"])) is not None)
+        assert service.notifier.deliver_due() == 2  # the page, to both of Ann's addresses
+        clock.advance(300)
+        assert service.alerting.tick() == 1  # the reminder, to both
+        service.notifier.deliver_due()
+        service.notifier.deliver_due()  # the follow-ups
+        assert acked.is_set()
+        assert _titles(receiver) == [
+            ("/ann", "RetroGuard: FALL"),
+            ("/ann-mail", "RetroGuard: FALL"),
+            ("/ann", "RetroGuard: FALL"),
+            ("/ann", "RetroGuard: acknowledged"),
+            ("/ann-mail", "RetroGuard: acknowledged"),
+        ]
         device.close()
     finally:
         service.stop()

@@ -1225,6 +1225,10 @@ class Transaction:
         """Never sent (e.g. its contact left the config)."""
         self._db.execute(outbox.DROP, (reason, notification_id))
 
+    def still_due(self, notification_id: int) -> bool:
+        """Still pending: not dropped since it was read as due (its alert closed meanwhile)."""
+        return self._db.execute(outbox.STILL_DUE, (notification_id,)).fetchone() is not None
+
     def drop_notifications_beyond(self, contacts: int, reason: str) -> int:
         """Every pending notification for a contact index the config no longer has."""
         cursor = self._db.execute(
@@ -1977,6 +1981,9 @@ class Store:
     def drop_notification(self, notification_id: int, reason: str) -> None:
         with self._statement() as ops:
             ops.drop_notification(notification_id, reason)
+
+    def still_due(self, notification_id: int) -> bool:
+        return self._read(lambda ops: ops.still_due(notification_id))
 
     def drop_notifications_beyond(self, contacts: int, reason: str) -> int:
         with self._statement() as ops:
