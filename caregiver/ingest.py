@@ -788,6 +788,7 @@ class Ingestor:
                         [(m.topic, bytes(m.payload)) for m in batch]
                     ):
                         self._held.extend(batch)  # after any held before them: order is kept
+                        self._held_changed()
                         continue
                 client = self.client
                 if client is not None:
@@ -803,8 +804,16 @@ class Ingestor:
                     if not self.handle(message.topic, bytes(message.payload)):
                         break
                     self._held.popleft()
+                    self._held_changed()
                     if self.client is not None:
                         self.client.ack(message.mid, message.qos)
+
+    def _held_changed(self) -> None:
+        """Wake :meth:`wait_for`'s callers: :attr:`held` changes after the commit or refusal
+        that notified them (a wait for ``held == 0`` woken by the last message's commit, just
+        before it left the queue, otherwise slept on until something else arrived)."""
+        with self._cond:
+            self._cond.notify_all()
 
     @property
     def ingest_thread(self) -> threading.Thread | None:
