@@ -74,9 +74,14 @@ def test_an_alert_is_kept_and_sent_again_until_a_receipt_names_it(
 def test_a_receipt_that_is_not_one_is_ignored(mosquitto: Mosquitto, device: MqttReporter) -> None:
     device.sink.handle(fall(DEVICE))
     assert device.wait_until(lambda s: s.awaiting == 1, WAIT)
-    sub = Subscriber(mosquitto, [f"retroguard/{DEVICE}/event"])
+    sub = Subscriber(mosquitto, [f"retroguard/{DEVICE}/event", f"retroguard/{DEVICE}/reply"])
     for garbage in (b"", b"{", b'{"schema":1,"ids":["nope"],"by":"x"}', b'{"ids":[]}'):
         sub.client.publish(f"retroguard/{DEVICE}/receipt", garbage, qos=1)
+    # A barrier: the device takes receipts and commands in the order they came (one
+    # connection), so its answer to this ping says it has taken every receipt above; the
+    # counts read before it could not have told a receipt ignored from one not yet read.
+    sub.client.publish(f"retroguard/{DEVICE}/cmd/ping", b'{"id":"after-the-receipts"}', qos=1)
+    assert sub.wait(lambda: bool(sub.on("/reply")))
     assert sub.wait(lambda: len(sub.event_ids()) >= 2)  # still republished: still kept
     assert device.status.awaiting == 1 and device.receipted == 0
     sub.close()
