@@ -45,8 +45,7 @@ def main() -> int:
         ids.append(event.id)
     print(json.dumps({"queued": ids}), flush=True)
     if args.online:
-        reporter.wait_until(lambda s: s.ready, 30.0)
-        print(json.dumps({"online": True}), flush=True)
+        print(json.dumps({"online": reporter.wait_until(lambda s: s.ready, 30.0)}), flush=True)
     if args.drain:
         print(json.dumps({"drained": reporter.wait_drained(30.0)}), flush=True)
     sys.stdin.read()
