@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import sqlite3
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -24,7 +25,7 @@ from core.protocol.payloads import decode_as, receipt_payload, receipt_payloads
 from firmware.mqtt import MqttReporter
 from tests.caregiver_support import make_config as caregiver_config
 from tests.caregiver_support import running_service
-from tests.mqtt_helpers import WAIT, Subscriber, config_for, fall, info
+from tests.mqtt_helpers import WAIT, Subscriber, config_for, fall, info, subscriber
 from tools.broker import Mosquitto, mosquitto_available
 
 pytestmark = pytest.mark.skipif(not mosquitto_available(), reason="mosquitto not installed")
@@ -206,6 +207,7 @@ def _client(broker: Mosquitto, client_id: str, user: str, password: str) -> mqtt
 
 def test_no_account_can_take_over_another_clients_session(tmp_path: Path) -> None:
     users = {DEVICE: "dev1-pw", "treadmill-2": "dev2-pw", "caregiver": "carer-pw"}
+    users["homeassistant"] = "ha-pw"  # asks the victim for a reply (not the caregiver's id)
     broker = Mosquitto(users=users, acl=ACL).start()
     try:
         victim = MqttReporter(
@@ -229,10 +231,20 @@ def test_no_account_can_take_over_another_clients_session(tmp_path: Path) -> Non
         # device 1's account uses device 2's client id, then the caregiver's, with a clean start
         for stolen in ("retroguard-treadmill-2", "caregiver", config.mqtt.client_id):
             thief = _client(broker, stolen, DEVICE, "dev1-pw")
+            accepted = threading.Event()  # the broker has taken its CONNECT: a take-over is done
+            thief.on_connect = lambda *args, accepted=accepted: accepted.set()
             assert thief.connect(broker.host, broker.port, clean_start=True) == 0
             thief.loop_start()
+            assert accepted.wait(WAIT)
             thief.disconnect()
             thief.loop_stop()
+        # A round trip on the victim's connection after them: kicked off, it would answer only
+        # from a new connection (or never); read at once, its count could not yet say so.
+        with subscriber(
+            broker, ["retroguard/treadmill-2/reply"], username="homeassistant", password="ha-pw"
+        ) as ha:
+            ha.client.publish("retroguard/treadmill-2/cmd/ping", b'{"id":"still-there"}', qos=1)
+            assert ha.wait(lambda: bool(ha.messages))
         assert victim.status.connects == 1  # never kicked off
         with running_service(config, web=False) as service:
             # its queue survived: the alert is there without waiting for the device's retry
