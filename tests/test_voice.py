@@ -53,6 +53,18 @@ def recorder(log: Path) -> list[str]:
     return [sys.executable, "-c", script]
 
 
+WAIT = 60.0
+"""Upper bound for the player's worker to finish what it was given: a net against hangs, not a
+timing (``close``'s own 2 s, a monitor's stop, is one: on a loaded machine three Python
+players took longer, and the test read a half-played queue)."""
+
+
+def drain(player: PromptPlayer, timeout: float = WAIT) -> None:
+    """Close ``player`` once every queued prompt has played (and its plans are rendered)."""
+    player.close(timeout=timeout, drain=True)
+    assert not player._thread.is_alive(), "the player's worker did not finish"
+
+
 def fake_wav(path: Path) -> None:
     """A short silent WAV, so the player needs no speech engine."""
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -173,7 +185,7 @@ def test_the_player_plays_each_prompt_in_order_with_its_wav(tmp_path: Path) -> N
     player = PromptPlayer(cache, command=recorder(log))
     for text in texts:
         player.say(text)
-    player.close(drain=True)
+    drain(player)
     assert player.played == texts
     assert log.read_text().splitlines() == [str(cache.path_for(t)) for t in texts]
 
@@ -195,7 +207,7 @@ def test_say_never_waits_for_the_sound_card(tmp_path: Path) -> None:
     for text in ("first", "second"):
         with gates[text].open("w") as gate:  # opens once the player is waiting on it
             gate.write("go\n")
-    player.close(drain=True)
+    drain(player)
     assert player.played == ["first", "second"]
 
 
@@ -207,7 +219,7 @@ def test_a_failing_player_is_logged_once_and_goes_on(
     player = PromptPlayer(cache, command=["false"])
     for _ in range(3):
         player.say("a")
-    player.close(drain=True)
+    drain(player)
     assert player.failures == 3 and player.played == []
     assert caplog.text.count("a spoken prompt failed") == 1
 
@@ -222,7 +234,7 @@ def test_the_player_renders_the_plan_before_it_plays(tmp_path: Path, prompts: Pr
     log = tmp_path / "played.log"
     player = PromptPlayer(cache, command=recorder(log), prerender=ahead)
     player.say(prompts.interval(plan, 1))
-    player.close(timeout=120.0, drain=True)
+    drain(player, timeout=120.0)
     assert player.figures is not None and player.figures.rendered == len(ahead)
     assert all(cache.cached(t) is not None for t in ahead)
     assert log.read_text().splitlines() == [str(cache.path_for(prompts.interval(plan, 1)))]
@@ -275,7 +287,7 @@ def test_open_player_with_sound_renders_into_the_cache_and_plays(tmp_path: Path)
     assert player.cache.voice == "en" and player.cache.directory == tmp_path / "c"
     first = prompts.interval(plan, 0)
     player.say(first)
-    player.close(timeout=120.0, drain=True)
+    drain(player, timeout=120.0)
     assert log.read_text().splitlines() == [str(player.cache.path_for(first))]
     assert len(list((tmp_path / "c").glob("*.wav"))) == len(prompts.all_for_plan(plan))
 
@@ -714,7 +726,7 @@ def test_a_new_plan_is_rendered_ahead_and_the_unused_prompts_go(
         texts_for=prompts.all_for_plan,
     )
     player.prepare((session, new))
-    player.close(drain=True)
+    drain(player)
     assert player.pruned is not None and player.pruned.removed > 0
     for plan in (configured, session, new):
         assert all(cache.cached(t) is not None for t in prompts.all_for_plan(plan)), plan.name
@@ -747,7 +759,7 @@ def test_a_cue_asked_for_plays_before_a_new_plans_prompts_are_rendered(tmp_path:
     with gates["second"].open("w") as gate:  # "second" is playing now
         assert all(cache.cached(t) is None for t in new_prompts)  # not rendered before it
         gate.write("go\n")
-    player.close(drain=True)
+    drain(player)
     assert player.played == ["first", "second"]
     assert all(cache.cached(t) is not None for t in new_prompts)  # then rendered
 
