@@ -752,8 +752,11 @@ class Ingestor:
             "subscribed to every device%s",
             f" (sharing the streams with group {group!r})" if group else "",
         )
-        self.connected.set()
+        # The link first: whoever waits on ``connected`` (running_service, the tests, the
+        # benchmark) then reads the link, /healthz and the banner as connected too; the other
+        # way round a waiter woken in between read "never_connected, connecting".
         self.link.subscribed()
+        self.connected.set()
 
     def _on_disconnect(
         self,
