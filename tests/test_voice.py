@@ -552,8 +552,7 @@ def test_a_withdrawn_prompt_playing_is_cut_short_and_the_next_plays(tmp_path: Pa
     _until_playing(player, "trip words")
     player.withdraw("trip words")
     player.say("resume cue")
-    player.close(timeout=30.0, drain=True)
-    assert not player._thread.is_alive()
+    drain(player)
     assert player.played == ["resume cue"]
     assert player.failures == 0  # cut short on purpose: not a failing player
 
@@ -574,7 +573,7 @@ def test_a_withdrawn_prompt_still_queued_is_dropped_and_plays_when_said_again(
     _until_playing(player, "help called")
     with open(f"{cache.path_for('help called')}.gate", "w") as gate:
         gate.write("done\n")  # "help called" ends as it should
-    player.close(timeout=30.0, drain=True)
+    drain(player)
     assert player.played == ["help called", "resume cue", "trip words"]
     assert player.failures == 0
 
