@@ -69,13 +69,21 @@ def test_the_system_zone_is_tz_else_what_etc_localtime_names_or_holds(
 def test_retroguard_sessions_prints_local_times_and_local_weeks() -> None:
     sunday_late_utc = dt.datetime(2025, 11, 23, 23, 30, tzinfo=dt.UTC)  # Monday 00:30 Berlin
     stored = [StoredSession(session_record("t", sunday_late_utc, backward_min=10, longest_min=10))]
+    now = sunday_late_utc + dt.timedelta(hours=1)  # the weekly table runs to this week
     out = io.StringIO()
-    print_sessions(stored, out, BERLIN)
+    print_sessions(stored, out, BERLIN, now=now)
     text = out.getvalue()
     assert text.startswith("Times in Europe/Berlin.")
     assert "2025-11-24 00:30  progression-week-9" in text
-    assert text.splitlines()[-1].startswith("2025-W48 ")
+    assert _sessions_in_week(text, "2025-W48") == 1  # Monday in Berlin
     out = io.StringIO()
-    print_sessions(stored, out, dt.UTC)
+    print_sessions(stored, out, dt.UTC, now=now)
     assert "2025-11-23 23:30" in out.getvalue()
-    assert out.getvalue().splitlines()[-1].startswith("2025-W47 ")
+    assert _sessions_in_week(out.getvalue(), "2025-W47") == 1  # still Sunday in UTC
+    assert _sessions_in_week(out.getvalue(), "2025-W48") == 0
+
+
+def _sessions_in_week(text: str, week: str) -> int:
+    """The weekly table's session count for ``week`` (its row's second column)."""
+    (row,) = [line for line in text.splitlines() if line.startswith(f"{week} ")]
+    return int(row.split()[1])
