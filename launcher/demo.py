@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import datetime as dt
 import logging
 import shutil
 import socket
@@ -28,6 +29,7 @@ from core.dbfile import database_file_problem
 from core.demo_limits import speed_problem
 from core.protocol.events import ALERT_TYPES, EventType
 from core.realtime import realtime_section
+from core.wallclock import FakeWallClock
 from firmware.app import App, CourierNotStarted, build_app, favour_realtime_thread
 from firmware.config import Config, StorageConfig
 from firmware.monitor import Monitor
@@ -126,7 +128,11 @@ def run_session(
     assert button is not None and hardware is not None, "the demo needs simulated GPIO"
     app.monitor.on_iteration.append(lambda monitor: _discard(button.poll()))
     app.monitor.on_iteration.append(_RearmAfterFault(button, clock))
-    runner = attach_session(app, time_scale=GUIDED_TIME_SCALE) if guided else None
+    runner = (
+        attach_session(app, time_scale=GUIDED_TIME_SCALE, wall=_demo_wall(clock))
+        if guided
+        else None
+    )
     if runner is not None:
         app.monitor.on_iteration.append(_StartWhenArmed(runner))
     try:
@@ -517,3 +523,9 @@ def _run_and_report(
         out.write("DEMO FAILED: expected the fall to trip the relay and leave it released.\n")
         return 1
     return 0
+
+
+def _demo_wall(clock: Clock) -> FakeWallClock:
+    """The demo's wall clock: from now, on the demo's clock, synchronised (a simulated walk
+    says nothing about this host's NTP: its sessions are not flagged)."""
+    return FakeWallClock(clock, dt.datetime.now(dt.UTC), synced=True)

@@ -16,6 +16,7 @@ balance check, and prints its figures and each interval's gait (docs/gait.md).
 from __future__ import annotations
 
 import dataclasses
+import datetime as dt
 import sys
 import tempfile
 import threading
@@ -26,6 +27,7 @@ from core.clock import Clock, RealClock
 from core.demo_limits import scale_problem, speed_problem
 from core.errors import ConfigError
 from core.realtime import realtime_section
+from core.wallclock import FakeWallClock
 from firmware.app import CourierNotStarted, build_app
 from firmware.config import Config, StorageConfig
 from firmware.monitor import Monitor
@@ -220,7 +222,12 @@ def run_guided_demo(
         button, hardware = sim.gpio.button_sim, sim.gpio.hardware
         assert button is not None and hardware is not None, "the demo needs simulated GPIO"
         app.monitor.on_iteration.append(lambda monitor: _discard(button.poll()))
-        runner = attach_session(app, the_plan, time_scale=time_scale)
+        runner = attach_session(
+            app,
+            the_plan,
+            time_scale=time_scale,
+            wall=FakeWallClock(clock, dt.datetime.now(dt.UTC), synced=True),
+        )
         out.write(
             f"Guided session demo: {the_plan.describe()}, {time_scale:g}x compressed "
             f"({the_plan.duration_s / time_scale:.0f} s of loop time"

@@ -31,6 +31,12 @@ from firmware.storage.sessions import StoredSession, load_sessions
 from tools.device_db import database_problem
 
 ACTIONS = ("start", "pause", "resume", "stop", "status", "demo")
+UNSYNCED_MARK = "*"
+UNSYNCED_NOTE = (
+    f"{UNSYNCED_MARK} the device's clock was not synchronised (no NTP) during this session: "
+    "its start time, and the week it counts in, may be wrong."
+)
+"""Marks a session recorded with ``wall_unsynced`` (docs/sessions.md, "Wall clock")."""
 
 
 def add_parser(sub: Any) -> None:
@@ -328,12 +334,15 @@ def print_sessions(
         r = s.record
         started = started_utc(r).astimezone(zone)
         out.write(
-            f"{started:%Y-%m-%d %H:%M}  {r.plan[:20]:20} {r.status:9} "
+            f"{started:%Y-%m-%d %H:%M}{UNSYNCED_MARK if r.wall_unsynced else ' '} "
+            f"{r.plan[:20]:20} {r.status:9} "
             f"{_minutes(r.done_s)}  {_minutes(r.backward_s)}  "
             f"{_minutes(r.longest_backward_s):>7}  {r.steps:5d}  "
             f"{r.cadence_spm:7.1f}  {r.trips:5d}  {r.stumbles:8d}  {r.fall_count:5d}  "
             f"{r.no_recovery:11d}\n"
         )
+    if any(s.record.wall_unsynced for s in sessions):
+        out.write(UNSYNCED_NOTE + "\n")
     print_measures(sessions, out, zone, intervals=intervals)
     out.write(
         f"\nWeekly progress (goal: {GOAL_BACKWARD_MIN:g} straight minutes backward, "

@@ -470,6 +470,12 @@ class SessionFigures(Struct, kw_only=True, omit_defaults=True, frozen=True):
     began during the session arrived later (a stumble confirmed as a fall, a no-recovery) and
     was credited to it. A summary replaces one of the same id with fewer, never one with more.
     Absent: never (and every older release)."""
+    wall_unsynced: bool = False
+    """The device's wall clock was never seen synchronised (NTP) while the session was
+    recorded: its start and end times, and so the ISO week it counts in, may be wrong (a Pi
+    without a battery-backed clock boots with the time of its last shutdown). A clock set
+    during the session is not this: the device corrects the times by the step
+    (docs/sessions.md, "Wall clock"). Absent: synchronised (and every older release)."""
 
     @property
     def fall_count(self) -> int:

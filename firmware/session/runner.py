@@ -104,6 +104,7 @@ from core.protocol.messages import (
     SessionStatus,
 )
 from core.protocol.walker import DEFAULT_WALKER, DEFAULT_WALKER_ID, Walker
+from core.wallclock import STEP_S, SystemWallClock, WallClock
 from firmware.detection.base import Detection, DetectionKind
 from firmware.fsm import TransitionTable
 from firmware.gait import figures as gait_figures
@@ -402,6 +403,13 @@ class _Session:
     breaks: list[float] = field(default_factory=list)
     """Plan times at which the session paused (a trip, a fault, the walker's pause): a
     backward stretch is straight only between two of them (:func:`longest_backward_stretch`)."""
+    wall_offset: float = 0.0
+    """The wall clock's offset from the monotonic clock when the wall times were last
+    right (:meth:`SessionRunner._follow_wall_clock`): a change is a step of the wall clock."""
+    ended_offset: float = 0.0
+    """The same for ``ended_wall``, read later (perhaps after a step)."""
+    wall_synced: bool = False
+    """The wall clock was seen synchronised at the start or at a record since."""
 
 
 @dataclass(slots=True)
@@ -434,8 +442,12 @@ class _Trip:
         return False
 
 
-def _wall_now() -> str:
-    return dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
+def _wall_text(t: dt.datetime) -> str:
+    return t.isoformat(timespec="seconds")
+
+
+def _shifted(wall: str, seconds: float) -> str:
+    return _wall_text(dt.datetime.fromisoformat(wall) + dt.timedelta(seconds=seconds))
 
 
 class SessionRunner:
@@ -464,6 +476,7 @@ class SessionRunner:
         new_roster: Callable[[], tuple[WalkerRoster, bool] | None] | None = None,
         walker_chosen: Callable[[str], None] | None = None,
         session_walker: Callable[[str | None], None] | None = None,
+        wall: WallClock | None = None,
     ) -> None:
         if not time_scale > 0:
             raise ValueError("time_scale must be positive")
@@ -502,6 +515,8 @@ class SessionRunner:
         self._buzzer = buzzer
         self._button = button
         self._record = record
+        self._wall = wall if wall is not None else SystemWallClock()
+        """The wall clock the record's times are read from (only those: timing is monotonic)."""
         self._speaker = speaker
         self.prompts = prompts or Prompts.for_language(self.config.language)
         """The spoken prompts' sentences (the interval, the time left, the turn, the end)."""
@@ -881,10 +896,11 @@ class SessionRunner:
         self.session = _Session(
             id=uuid.uuid4().hex,
             plan=self.plan,
-            started_wall=_wall_now(),
+            started_wall=_wall_text(self._wall.now()),
             started_t=now,
             intervals=intervals,
             walker=walker,
+            wall_offset=self._wall.offset(),
         )
         self._last_counts = self.steps.counts
         log.info(
@@ -1244,7 +1260,8 @@ class SessionRunner:
             s.paused_s += now - self._paused_at
         status = _FINISH_STATUS[trigger]
         s.status = status
-        s.ended_wall = _wall_now()
+        s.ended_wall = _wall_text(self._wall.now())
+        s.ended_offset = self._wall.offset()
         self._set_pause_cause(None)
         self._pending_cue = None
         self._end_check(now, complete=False)
@@ -1387,6 +1404,7 @@ class SessionRunner:
         s = session if session is not None else self.session
         if s is None:
             return None
+        self._follow_wall_clock(s)
         record = session_record(s, self.device_id)
         if self._record is not None:
             try:
@@ -1394,6 +1412,35 @@ class SessionRunner:
             except Exception:
                 log.exception("session record could not be queued")
         return record
+
+    def _follow_wall_clock(self, s: _Session) -> None:
+        """Correct ``s``'s wall times by any step of the wall clock since they were read, and
+        note whether it was ever synchronised.
+
+        Without a battery-backed clock, a session started before NTP set the clock has the
+        time of the last shutdown as its start (days off after a weekend, so its ISO week is
+        wrong). The step NTP makes shows as a change of wall minus monotonic: the times read
+        before it move by it. Read at each record (an interval's end, a pause, the end), not
+        each tick: a clock read and one non-blocking ``adjtimex``, no disk. Synchronised is
+        read first: a clock synchronised by then has made its step, which the offset sees.
+        """
+        synced = self._wall.synchronized()
+        offset = self._wall.offset()
+        step = offset - s.wall_offset
+        if abs(step) > STEP_S:
+            s.started_wall = _shifted(s.started_wall, step)
+            s.wall_offset = offset
+            log.warning(
+                "the wall clock was set by %+.0f s during session %s: its start is now %s",
+                step,
+                s.id,
+                s.started_wall,
+            )
+        if s.ended_wall is not None and abs(offset - s.ended_offset) > STEP_S:
+            # Its own offset: an end read after the step is right already.
+            s.ended_wall = _shifted(s.ended_wall, offset - s.ended_offset)
+            s.ended_offset = offset
+        s.wall_synced = s.wall_synced or synced
 
 
 def longest_backward_stretch(s: _Session) -> float:
@@ -1457,6 +1504,7 @@ def session_record(s: _Session, device_id: str) -> SessionRecord:
         gait_forward=gait_figures.pool(forward_gait),
         walker=s.walker,
         amended=s.amended,
+        wall_unsynced=not s.wall_synced,
     )
 
 
@@ -1469,6 +1517,7 @@ def attach_session(
     control_socket: str | None = None,
     time_scale: float = 1.0,
     gait_backlog_s: float = MAX_BACKLOG_S,
+    wall: WallClock | None = None,
 ) -> SessionRunner:
     """Add a guided session to a built app: an ``on_iteration`` hook; returns the runner.
 
@@ -1526,6 +1575,7 @@ def attach_session(
         new_roster=app.link.take_roster,
         walker_chosen=app.link.choose_walker,
         session_walker=app.link.session_walker_is,
+        wall=wall,
     )
     if control_socket is not None:
         from firmware.session.control import ControlServer, default_socket_path

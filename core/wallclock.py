@@ -1,0 +1,117 @@
+"""The wall clock people read, and whether it can be trusted yet.
+
+Timing never reads the wall clock (:mod:`core.clock`); it is only for what people read:
+when a session started and ended, and so the ISO week it counts in (:mod:`core.progress`).
+
+The Raspberry Pi Zero 2 W has no battery-backed clock. Until NTP sets it, its wall clock
+is the time saved at the last shutdown (fake-hwclock, systemd-timesyncd's saved clock), and
+a home without network may never set it. A :class:`WallClock` says the time, the offset of
+the wall clock from the monotonic clock (which moves only when the wall clock is *stepped*,
+so a session can correct the wall times it recorded before the step), and whether the
+kernel considers the clock synchronised. See docs/sessions.md, "Wall clock".
+"""
+
+from __future__ import annotations
+
+import ctypes
+import datetime as dt
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, Protocol
+
+from core.clock import Clock
+
+STEP_S = 2.0
+"""A change of wall minus monotonic larger than this is a step of the wall clock (NTP
+setting it, an operator's ``date -s``), not the slew of a running NTP (at most 500 ppm)."""
+
+TIMESYNC_FLAG = Path("/run/systemd/timesync/synchronized")
+"""systemd-timesyncd touches this file at its first synchronisation after boot."""
+
+_STA_UNSYNC = 0x0040
+_MAXERROR_LIMIT_US = 16_000_000
+"""As systemd's ``ntp_synced()``: a maximum error of 16 s or more is not synchronised."""
+
+
+class WallClock(Protocol):
+    """The wall clock, for the times people read. Each call is a clock read or one
+    non-blocking system call: no disk, network or lock, so the loop may call it."""
+
+    def now(self) -> dt.datetime:
+        """The wall time now (UTC, aware)."""
+        ...
+
+    def offset(self) -> float:
+        """Wall minus monotonic seconds: constant while the wall clock runs, changed by a step."""
+        ...
+
+    def synchronized(self) -> bool:
+        """The kernel says the wall clock is synchronised (NTP set it since boot)."""
+        ...
+
+
+class _Timex(ctypes.Structure):
+    """The start of Linux's ``struct timex`` (longs: right on 32- and 64-bit), padded so the
+    kernel's writes past ``status`` land in this buffer."""
+
+    _fields_ = (
+        ("modes", ctypes.c_uint),
+        ("offset", ctypes.c_long),
+        ("freq", ctypes.c_long),
+        ("maxerror", ctypes.c_long),
+        ("esterror", ctypes.c_long),
+        ("status", ctypes.c_int),
+        ("rest", ctypes.c_char * 256),
+    )
+
+
+class SystemWallClock:
+    """The host's wall clock; synchronised as ``timedatectl``'s ``NTPSynchronized`` says it:
+    ``adjtimex`` (modes 0: only reads, no privilege, never blocks) without ``STA_UNSYNC``.
+    Where ``adjtimex`` cannot be called (not Linux), systemd-timesyncd's flag file."""
+
+    def __init__(self) -> None:
+        self._adjtimex: Callable[[Any], int] | None
+        try:
+            self._adjtimex = ctypes.CDLL(None, use_errno=True).adjtimex
+        except (OSError, AttributeError):
+            self._adjtimex = None
+
+    def now(self) -> dt.datetime:
+        return dt.datetime.now(dt.UTC)
+
+    def offset(self) -> float:
+        return time.time() - time.monotonic()
+
+    def synchronized(self) -> bool:
+        if self._adjtimex is None:
+            return TIMESYNC_FLAG.exists()
+        tx = _Timex()
+        if self._adjtimex(ctypes.byref(tx)) < 0:
+            return False
+        return not tx.status & _STA_UNSYNC and tx.maxerror < _MAXERROR_LIMIT_US
+
+
+class FakeWallClock:
+    """A wall clock for tests and the demo: runs with ``clock`` (a simulated one), from
+    ``start``; :meth:`step` sets it as NTP would, and :attr:`synced` is what it says."""
+
+    def __init__(self, clock: Clock, start: dt.datetime, *, synced: bool = True) -> None:
+        self._clock = clock
+        self._offset = start.timestamp() - clock.monotonic()
+        self.synced = synced
+
+    def now(self) -> dt.datetime:
+        return dt.datetime.fromtimestamp(self._offset + self._clock.monotonic(), dt.UTC)
+
+    def offset(self) -> float:
+        return self._offset
+
+    def synchronized(self) -> bool:
+        return self.synced
+
+    def step(self, seconds: float, *, synced: bool = True) -> None:
+        """Set the clock ``seconds`` ahead (behind if negative), as NTP's first sync does."""
+        self._offset += seconds
+        self.synced = synced
