@@ -131,6 +131,7 @@ def parse_summary(data: Mapping[str, Any], device_id: str) -> tuple[WalkSession 
         falls=int(falls),
         no_recovery=counts["no_recovery"],
         amended=counts["amended"],
+        wall_unsynced=int(data.get("wall_unsynced") is True),
     ), ""
 
 

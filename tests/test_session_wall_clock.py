@@ -5,11 +5,14 @@ session whose clock was never synchronised is flagged where the physio reads the
 from __future__ import annotations
 
 import datetime as dt
+import re
 import sqlite3
 from pathlib import Path
 
 import pytest
+from msgspec.structs import replace
 
+from caregiver.progress import parse_summary
 from core.progress import started_utc, week_of
 from core.protocol.messages import SessionRecord
 from core.wallclock import FakeWallClock
@@ -22,6 +25,16 @@ from tests.app_support import (  # noqa: F401 - fixture
     armed_rig,
     close_rigs,
 )
+from tests.caregiver_support import (
+    WAIT,
+    Http,
+    SimDevice,
+    make_config,
+    received,
+    running_service,
+    session_record,
+)
+from tools.broker import Mosquitto
 from tools.sessions import UNSYNCED_NOTE
 
 pytestmark = pytest.mark.usefixtures("close_rigs")
@@ -30,6 +43,7 @@ PLAN = Plan(
     "clock",
     (Interval.of_seconds("backward", 30.0), Interval.of_seconds("backward", 60.0)),
 )
+DEVICE = "treadmill-1"
 FRIDAY = dt.datetime(2026, 11, 27, 18, 0, tzinfo=dt.UTC)
 """The last shutdown's time: what the clock says at boot before NTP."""
 WEEKEND = dt.timedelta(days=2, hours=15).total_seconds()
@@ -113,3 +127,35 @@ def test_a_synchronised_clock_changes_nothing(
     assert record.started_wall == first == _column_start(rig)
     assert not record.wall_unsynced
     assert UNSYNCED_NOTE not in _sessions_text(rig, capsys)
+
+
+def test_the_caregiver_s_progress_page_notes_a_session_whose_clock_was_not_set(
+    mosquitto: Mosquitto, tmp_path: Path, caregiver_db: str
+) -> None:
+    unset = replace(
+        session_record(DEVICE, dt.datetime.now(dt.UTC), backward_min=4, longest_min=2),
+        wall_unsynced=True,
+    )
+    older = {k: v for k, v in received(unset).items() if k != "wall_unsynced"}
+    row, problem = parse_summary(older, DEVICE)  # an older device's summary: no flag
+    assert row is not None and row.wall_unsynced == 0, problem
+    config = make_config(mosquitto, tmp_path, database=caregiver_db)
+    with running_service(config, web=True, background=False) as service:
+        device = SimDevice(mosquitto, DEVICE)
+        set_ = session_record(
+            DEVICE, dt.datetime.now(dt.UTC) - dt.timedelta(hours=1), backward_min=4, longest_min=2
+        )
+        device.session(set_)
+        device.session(unset)
+        ingestor = service.ingestor
+        assert ingestor.wait_for(lambda: ingestor.sessions_stored >= 2, WAIT)
+        stored = {s.id: s.wall_unsynced for s in service.store.walk_sessions(DEVICE, 10)}
+        assert stored == {set_.id: 0, unset.id: 1}
+        web = Http(service.port)
+        assert web.login() == 303
+        status, _, page = web.request("GET", f"/devices/{DEVICE}/progress")
+        assert status == 200
+        rows = {m[1]: m[2] for m in re.finditer(r'<tr data-session="(\w+)"(.*?)</tr>', page, re.S)}
+        assert "clock not set" in rows[unset.id] and "clock not set" not in rows[set_.id]
+        assert 'id="clock-unsynced-note"' in page
+        device.close()

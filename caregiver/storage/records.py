@@ -61,6 +61,9 @@ class WalkSession:
     amended: int = 0
     """How often the device changed the record after the session ended (a fall confirmed
     later in the incident of its trip): a summary with fewer is an older one."""
+    wall_unsynced: int = 0
+    """1 when the device's clock was never synchronised (NTP) while the session was recorded
+    (the summary's ``wall_unsynced``): its date, and the week it counts in, may be wrong."""
 
 
 WALK_FIELDS = tuple(f.name for f in fields(WalkSession))

@@ -346,6 +346,13 @@ MIGRATIONS: tuple[Migration, ...] = (
         "replaces the stored one only when it is newer (more amended); sessions stored before: 0",
         ("ALTER TABLE walk_sessions ADD COLUMN amended INTEGER NOT NULL DEFAULT 0",),
     ),
+    Migration(
+        16,
+        "each guided session's clock flag: the device's wall clock was never synchronised while "
+        "it was recorded, so its date and week may be wrong (the progress page says so); "
+        "sessions stored before: 0 (not flagged, as their devices did not know)",
+        ("ALTER TABLE walk_sessions ADD COLUMN wall_unsynced INTEGER NOT NULL DEFAULT 0",),
+    ),
 )
 """Every schema change in order; ``MIGRATIONS[i]`` takes a database from version i to i + 1."""
 
