@@ -17,7 +17,10 @@ environment, a message too long for ntfy's JSON form, a server answering with a
 redirect — raises :class:`ForApprise`, and :func:`caregiver.notify.send_notification`
 hands the message to Apprise as before: the contact is paged either way.
 
-A failure (refused, timed out, an answer that is not 2xx) raises :class:`NotDelivered`
+The server's name is looked up within the same timeout (:func:`_addresses`): the system's
+lookup (``getaddrinfo``) takes none, and a failing resolver held each message tens of
+seconds. A failure (a name not found in time, refused, timed out, an answer that is not
+2xx) raises :class:`NotDelivered`
 with the reason (never the URL, which may hold a password or a secret topic); the
 notifier retries it as it retries Apprise's failures (:mod:`caregiver.notify`).
 """
@@ -28,8 +31,9 @@ import json
 import os
 import re
 import socket
+import threading
 from base64 import b64encode
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from urllib.parse import quote, unquote, urlencode
 
@@ -83,6 +87,48 @@ _PATH = re.compile(r"^[A-Za-z0-9/._~-]*$")
 _TRUE = ("en", "al", "t", "y", "ye", "on", "1", "tr")
 _FALSE = ("de", "di", "ne", "f", "n", "no", "of", "0", "fa")
 _PROXIES = ("http_proxy", "https_proxy", "all_proxy")
+
+
+Address = tuple[
+    socket.AddressFamily,
+    socket.SocketKind,
+    int,
+    str,
+    tuple[str, int] | tuple[str, int, int, int] | tuple[int, bytes],
+]
+"""One of ``getaddrinfo``'s answers."""
+Resolver = Callable[[str, int], list[Address]]
+
+
+def _system_lookup(host: str, port: int) -> list[Address]:
+    found: list[Address] = [*socket.getaddrinfo(host, port, 0, socket.SOCK_STREAM)]
+    return found
+
+
+resolve: Resolver = _system_lookup
+"""The name lookup (the system's ``getaddrinfo``, which has no timeout of its own); tests
+replace it with a resolver of their own (no DNS)."""
+
+
+class LookupTimeout(TimeoutError):
+    """The server's name was not looked up within :data:`TIMEOUT_S`."""
+
+
+class _Lookup:
+    """One name lookup in flight on a thread of its own (it cannot be stopped: it ends when
+    the system's resolver gives up)."""
+
+    def __init__(self) -> None:
+        self.done = threading.Event()
+        self.addresses: list[Address] = []
+        self.error: OSError | None = None
+
+
+_lookups: dict[tuple[str, int], _Lookup] = {}
+"""Lookups in flight: another message to the same server waits for the one already asked
+rather than starting a thread of its own, so a resolver that hangs costs one thread per
+server name, not one per message."""
+_lookups_lock = threading.Lock()
 
 
 class ForApprise(Exception):
@@ -402,7 +448,7 @@ def _exchange(post: Post) -> tuple[int, str]:
     head += [f"{name}: {value}" for name, value in post.headers]
     head += ["Accept: */*", f"Content-Length: {len(post.body)}", "Connection: close", "", ""]
     request = "\r\n".join(head).encode("latin-1", "replace") + post.body
-    with socket.create_connection((post.host, post.port), timeout=TIMEOUT_S) as raw:
+    with _connect(post.host, post.port) as raw:
         sock = raw
         if post.secure:
             import ssl  # only for https: ~4 MB the plain-http notifier does without
@@ -412,6 +458,61 @@ def _exchange(post: Post) -> tuple[int, str]:
         with sock:
             sock.sendall(request)
             return _status(sock)
+
+
+def _addresses(host: str, port: int) -> list[Address]:
+    """``host``'s addresses, looked up within :data:`TIMEOUT_S` (else :class:`LookupTimeout`).
+
+    ``socket.create_connection`` looks the name up with no timeout: with a resolver that
+    does not answer, the system's retries held one message some 10-40 s, and the round's
+    other messages behind it. The lookup runs on a daemon thread that is waited for at most
+    the timeout; one left running ends when the system gives up, and meanwhile serves any
+    other message to the same server."""
+    key = (host, port)
+    with _lookups_lock:
+        lookup = _lookups.get(key)
+        if lookup is None:
+            lookup = _lookups[key] = _Lookup()
+            threading.Thread(
+                target=_look_up, args=(key, lookup), name="notify-lookup", daemon=True
+            ).start()
+    if not lookup.done.wait(TIMEOUT_S):
+        raise LookupTimeout(f"name lookup for {host} took longer than {TIMEOUT_S:g} s")
+    if lookup.error is not None:
+        raise lookup.error
+    return lookup.addresses
+
+
+def _look_up(key: tuple[str, int], lookup: _Lookup) -> None:
+    try:
+        lookup.addresses = resolve(*key)
+    except OSError as exc:  # socket.gaierror: not found, or the resolver failed
+        lookup.error = exc
+    except Exception as exc:  # UnicodeError for a name IDNA refuses: a failure all the same
+        lookup.error = OSError(f"{type(exc).__name__}: {exc}")
+    finally:
+        with _lookups_lock:
+            _lookups.pop(key, None)
+        lookup.done.set()
+
+
+def _connect(host: str, port: int) -> socket.socket:
+    """``socket.create_connection`` with the name lookup bounded too (:func:`_addresses`):
+    each address in turn, each connect within :data:`TIMEOUT_S`."""
+    errors: list[OSError] = []
+    for family, kind, proto, _, address in _addresses(host, port):
+        sock = socket.socket(family, kind, proto)
+        try:
+            sock.settimeout(TIMEOUT_S)
+            sock.connect(address)
+        except OSError as exc:
+            sock.close()
+            errors.append(exc)
+            continue
+        return sock
+    if errors:
+        raise errors[0]
+    raise OSError(f"no address found for {host}")
 
 
 def _status(sock: socket.socket) -> tuple[int, str]:
@@ -431,6 +532,8 @@ def _status(sock: socket.socket) -> tuple[int, str]:
 
 
 def _why(exc: OSError, post: Post) -> str:
+    if isinstance(exc, LookupTimeout):
+        return str(exc)
     if isinstance(exc, TimeoutError):
         return f"{post.host} did not answer within {TIMEOUT_S:.0f} s"
     if isinstance(exc, ConnectionRefusedError):

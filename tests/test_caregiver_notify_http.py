@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import http.server
 import json
+import queue
 import socket
 import sqlite3
 import subprocess
@@ -54,6 +55,8 @@ class Server:
     port: int = 0
     seen: list[Seen] = field(default_factory=list)
     answers: list[tuple[int, dict[str, str]]] = field(default_factory=list)
+    arrived: queue.Queue[Seen] = field(default_factory=queue.Queue)
+    """Each request as it arrives (a test waits on it rather than polling ``seen``)."""
 
     def take(self) -> list[Seen]:
         taken, self.seen[:] = list(self.seen), []
@@ -71,6 +74,7 @@ def server() -> Iterator[Server]:
             body = self.rfile.read(int(self.headers.get("content-length", "0")))
             headers = {k.lower(): v for k, v in self.headers.items() if k.lower() not in TRANSPORT}
             record.seen.append(Seen(self.command, self.path, headers, body))
+            record.arrived.put(record.seen[-1])
             status, extra = record.answers.pop(0) if record.answers else (200, {})
             self.send_response(status)
             for name, value in extra.items():
@@ -312,6 +316,76 @@ def test_a_failed_message_is_kept_retried_and_given_up_as_before(
     else:
         assert states == [("failed", 3)] * 2
     assert store.notifications_due(clock[0] + 1e6) == []  # the store reads what it marked
+    outbox.close()
+    store.close()
+
+
+# ------------------------------------------------------------------ name lookups
+
+
+class Resolver:
+    """A resolver of its own in place of the system's (no DNS): every name is 127.0.0.1,
+    but a lookup of ``slow.test`` blocks until the test releases it (at most ``WAIT``, then
+    fails as a resolver that gave up would)."""
+
+    def __init__(self) -> None:
+        self.release = threading.Event()
+        self.asked: list[str] = []
+
+    def __call__(self, host: str, port: int) -> list[notify_http.Address]:
+        self.asked.append(host)
+        if host == "slow.test" and not self.release.wait(WAIT):
+            raise socket.gaierror(socket.EAI_AGAIN, "Temporary failure in name resolution")
+        return [*socket.getaddrinfo("127.0.0.1", port, 0, socket.SOCK_STREAM)]
+
+
+@pytest.fixture
+def resolver(monkeypatch: pytest.MonkeyPatch) -> Iterator[Resolver]:
+    fake = Resolver()
+    monkeypatch.setattr(notify_http, "resolve", fake)
+    yield fake
+    fake.release.set()
+
+
+def _contacts(db: Path, *urls: str) -> CaregiverConfig:
+    return CaregiverConfig(
+        server=ServerConfig(database=str(db), public_url="http://dash.example"),
+        mqtt=CaregiverMqttConfig(host="127.0.0.1", port=1),
+        escalation=EscalationConfig(retry_s=10, max_attempts=3),
+        contacts=tuple(Contact(name=f"c{i}", urls=(u,)) for i, u in enumerate(urls)),
+    )
+
+
+def test_a_name_lookup_that_hangs_is_a_failed_attempt_within_the_timeout(
+    tmp_path: Path, server: Server, resolver: Resolver, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The system's lookup has no timeout: before, a message to a server whose name did not
+    resolve waited for the resolver to give up (here ``WAIT``; 10-40 s with real DNS).
+    Now it fails after ``TIMEOUT_S`` saying so and is retried on the schedule; two messages
+    to the server wait for one lookup, not a thread each. Once the name resolves the retry
+    is delivered."""
+    monkeypatch.setattr(notify_http, "TIMEOUT_S", 0.2)
+    db = tmp_path / "c.db"
+    clock = [1000.0]
+    store = Store(str(db))
+    outbox = open_outbox(str(db))
+    url = f"json://slow.test:{server.port}/ann"
+    notifier = Notifier(outbox, _contacts(db, url), lambda: clock[0])
+    with store.transaction() as tx:
+        for _ in range(2):
+            alert = tx.page_alert("fall", "treadmill-1", None, 1.0, 301.0)
+            tx.queue_notification(
+                alert, "c0", 0, 0, "FALL", "body", 1000.0, urgency=Urgency.CRITICAL
+            )
+    assert notifier.deliver_due() == 0
+    why = "name lookup for slow.test took longer than 0.2 s"
+    assert _pending(db) == [("pending", 1, 1010.0, why)] * 2
+    assert resolver.asked == ["slow.test"]
+    resolver.release.set()
+    clock[0] = 1010.0
+    assert notifier.deliver_due() == 2
+    assert [r[:2] for r in _pending(db)] == [("sent", 2)] * 2
+    assert len(server.take()) == 2
     outbox.close()
     store.close()
 
