@@ -21,12 +21,14 @@ import functools
 import logging
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Iterable
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from typing import TYPE_CHECKING
 
 from caregiver import notify_http
 from caregiver.apprise_plugins import load_plugins
-from caregiver.outbox import Outbox, Urgency
+from caregiver.outbox import Outbox, PendingNotification, Urgency
 from caregiver.priority import notify_type, prioritised
 
 if TYPE_CHECKING:  # the notifier process imports neither the config's checks nor Apprise
@@ -38,6 +40,10 @@ log = logging.getLogger(__name__)
 
 Sender = Callable[[str, str, str, Urgency], bool]
 """``send(url, title, body, urgency)`` -> delivered?"""
+
+MAX_PARALLEL = 4
+"""Contacts a round sends to at once (:meth:`Notifier.deliver_due`): a thread each
+while it sends, for the round only; a household has a few contacts."""
 
 
 def apprise_send(url: str, title: str, body: str, urgency: Urgency = Urgency.NORMAL) -> bool:
@@ -128,58 +134,106 @@ class Notifier:
         return came
 
     def deliver_due(self) -> int:
-        """Send every notification due now; return how many were delivered."""
+        """Send every notification due now; return how many were delivered.
+
+        One contact's messages go one after another, in the order they were queued (so a
+        message dropped while the ones before it were sent is skipped, :meth:`Outbox.
+        still_due`); different contacts are sent to at once, up to :data:`MAX_PARALLEL`.
+        Before, the round sent everything in turn, so a contact whose server did not answer
+        (or whose name did not resolve: 10-40 s a message) held every other contact's fall
+        page behind it. The sending runs on the pool; every row is read and marked here, on
+        the caller's thread, as each send ends."""
         if not self.may_send():
             return 0
         now = self.clock()
-        delivered = 0
-        esc = self.config.escalation
-        for number, note in enumerate(self.store.notifications_due(now)):
-            if number and not self.store.still_due(note.id):
-                # dropped while this round sent the ones before it: its alert was answered
-                # (Transaction.close_alert), and a reminder now would come after the answer
-                continue
+        lanes: dict[int, deque[tuple[str, PendingNotification]]] = {}
+        for note in self.store.notifications_due(now):
             try:
                 url = self.config.contacts[note.contact_index].urls[note.url_index]
             except IndexError:
                 self.store.drop_notification(note.id, "contact no longer in the config")
                 continue
-            try:
-                ok = self.send(url, note.title, note.body, note.urgency)
-                error = "" if ok else "the notification service did not accept it"
-            except notify_http.NotDelivered as exc:
-                ok, error = False, str(exc)
-            except Exception as exc:  # a notifier plugin bug must not stop the worker
-                ok, error = False, f"{type(exc).__name__}: {exc}"
-            attempts = note.attempts + 1
-            if ok:
-                delivered += 1
-                self.sent += 1
-                self.store.notification_sent(note.id, attempts)
-                log.info("notified %s: %s", note.contact, note.title)
-                continue
-            self.failed += 1
-            if attempts >= esc.max_attempts:
-                log.error(
-                    "giving up notifying %s (url #%d) after %d attempts: %s",
-                    note.contact,
-                    note.url_index + 1,
-                    attempts,
-                    error,
-                )
-                self.store.give_up_notification(note.id, attempts, error, now)
-            else:
-                delay = esc.retry_s * 2 ** (attempts - 1)
-                log.warning(
-                    "notifying %s (url #%d) failed (attempt %d): %s; retrying in %.0f s",
-                    note.contact,
-                    note.url_index + 1,
-                    attempts,
-                    error,
-                    delay,
-                )
-                self.store.retry_notification(note.id, attempts, now + delay, error)
+            lanes.setdefault(note.contact_index, deque()).append((url, note))
+        if not lanes:
+            return 0
+        first = True
+
+        def take(contact: int) -> tuple[str, PendingNotification] | None:
+            """The contact's next message still due, and its URL."""
+            nonlocal first
+            lane = lanes[contact]
+            while lane:
+                url, note = lane.popleft()
+                if first or self.store.still_due(note.id):
+                    first = False  # (the round's first was read as due just now)
+                    return url, note
+                # dropped while this round sent the ones before it: its alert was answered
+                # (Transaction.close_alert), and a reminder now would come after the answer
+            return None
+
+        delivered = 0
+        workers = min(MAX_PARALLEL, len(lanes))
+        idle = deque(lanes)  # contacts with nothing in flight: the earliest message's first
+        running: dict[Future[str], tuple[int, PendingNotification]] = {}
+        with ThreadPoolExecutor(workers, thread_name_prefix="notify-send") as pool:
+            while idle or running:
+                while idle and len(running) < workers:
+                    contact = idle.popleft()
+                    taken = take(contact)
+                    if taken is not None:
+                        running[pool.submit(self._attempt, *taken)] = (contact, taken[1])
+                if not running:
+                    break
+                done, _ = wait(running, return_when=FIRST_COMPLETED)
+                for future in done:
+                    contact, note = running.pop(future)
+                    if self._record(note, future.result(), now):
+                        delivered += 1
+                    if lanes[contact]:
+                        idle.append(contact)  # after the contacts still waiting for a first
         return delivered
+
+    def _attempt(self, url: str, note: PendingNotification) -> str:
+        """Send one message (on a pool thread): "" when delivered, else why not."""
+        try:
+            ok = self.send(url, note.title, note.body, note.urgency)
+            return "" if ok else "the notification service did not accept it"
+        except notify_http.NotDelivered as exc:
+            return str(exc)
+        except Exception as exc:  # a notifier plugin bug must not stop the worker
+            return f"{type(exc).__name__}: {exc}"
+
+    def _record(self, note: PendingNotification, error: str, now: float) -> bool:
+        """Mark the row as the attempt ended: sent, due again later, or given up."""
+        esc = self.config.escalation
+        attempts = note.attempts + 1
+        if not error:
+            self.sent += 1
+            self.store.notification_sent(note.id, attempts)
+            log.info("notified %s: %s", note.contact, note.title)
+            return True
+        self.failed += 1
+        if attempts >= esc.max_attempts:
+            log.error(
+                "giving up notifying %s (url #%d) after %d attempts: %s",
+                note.contact,
+                note.url_index + 1,
+                attempts,
+                error,
+            )
+            self.store.give_up_notification(note.id, attempts, error, now)
+        else:
+            delay = esc.retry_s * 2 ** (attempts - 1)
+            log.warning(
+                "notifying %s (url #%d) failed (attempt %d): %s; retrying in %.0f s",
+                note.contact,
+                note.url_index + 1,
+                attempts,
+                error,
+                delay,
+            )
+            self.store.retry_notification(note.id, attempts, now + delay, error)
+        return False
 
     # -------------------------------------------------------------- thread
 

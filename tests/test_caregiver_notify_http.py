@@ -390,6 +390,42 @@ def test_a_name_lookup_that_hangs_is_a_failed_attempt_within_the_timeout(
     store.close()
 
 
+def test_a_contact_whose_name_hangs_does_not_hold_up_the_others_pages(
+    tmp_path: Path, server: Server, resolver: Resolver, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The first contact's server name does not resolve; the second contact's fall page is
+    delivered while that lookup is still blocked. Before, the round sent one message after
+    another and the second page waited behind the first contact's lookup. The timeout is
+    set longer than the test waits, so only sending to contacts at once passes."""
+    monkeypatch.setattr(notify_http, "TIMEOUT_S", WAIT * 3)
+    db = tmp_path / "c.db"
+    store = Store(str(db))
+    outbox = open_outbox(str(db))
+    urls = (f"json://slow.test:{server.port}/ann", f"json://fast.test:{server.port}/bob")
+    notifier = Notifier(outbox, _contacts(db, *urls), lambda: 1000.0)
+    with store.transaction() as tx:
+        alert = tx.page_alert("fall", "treadmill-1", None, 1.0, 301.0)
+        for index in (0, 1):  # the first contact's page is queued (and read) first
+            tx.queue_notification(
+                alert, f"c{index}", index, 0, "FALL", "body", 1000.0, urgency=Urgency.CRITICAL
+            )
+    delivered: list[int] = []
+    round_ = threading.Thread(target=lambda: delivered.append(notifier.deliver_due()))
+    round_.start()
+    try:
+        first = server.arrived.get(timeout=WAIT)  # before the fix: nothing while blocked
+        assert first.target == "/bob"
+        assert not resolver.release.is_set() and round_.is_alive()
+    finally:
+        resolver.release.set()
+        round_.join(WAIT * 4)
+    assert delivered == [2]
+    assert [s.target for s in server.take()] == ["/bob", "/ann"]
+    assert [r[:2] for r in _pending(db)] == [("sent", 1)] * 2
+    outbox.close()
+    store.close()
+
+
 # ------------------------------------------------------------------ memory
 
 
