@@ -438,12 +438,8 @@ TRIPPED_PROMPT = (
 )
 
 
-def test_after_a_trip_the_walker_is_told_what_to_do_once_the_alarm_ends() -> None:
-    """A trip opens the relay and the buzzer sounds ``alarm`` until a press or a caregiver's
-    silence ends it; then nothing told the walker what to do next. With a speaker, once the
-    buzzer is quiet (never over the alarm, nor over a pattern with words of its own), the
-    walker hears the button's real gestures, once a trip: hold reset until the chirp to
-    re-arm, three quick presses to call for help."""
+def _armed_runner_with_a_voice() -> tuple[Heard, Armed, QuietBuzzer, SessionRunner]:
+    """A runner of the 2/2 plan with a speaker, ticked once while the belt is armed."""
     heard = Heard()
     safety = Armed(SafetyState.ARMED)
     buzzer = QuietBuzzer()
@@ -451,6 +447,16 @@ def test_after_a_trip_the_walker_is_told_what_to_do_once_the_alarm_ends() -> Non
         resolve_plan("alternate-2-2"), safety=safety, buzzer=buzzer, device_id="t", speaker=heard
     )
     runner.tick(1.0)
+    return heard, safety, buzzer, runner
+
+
+def test_after_a_trip_the_walker_is_told_what_to_do_once_the_alarm_ends() -> None:
+    """A trip opens the relay and the buzzer sounds ``alarm`` until a press or a caregiver's
+    silence ends it; then nothing told the walker what to do next. With a speaker, once the
+    buzzer is quiet (never over the alarm, nor over a pattern with words of its own), the
+    walker hears the button's real gestures, once a trip: hold reset until the chirp to
+    re-arm, three quick presses to call for help."""
+    heard, safety, buzzer, runner = _armed_runner_with_a_voice()
     safety.state, safety.since = SafetyState.TRIPPED, 2.0  # a stumble: the relay opened
     buzzer.play("alarm", 2.0)
     for t in (2.0, 2.5, 3.0):
@@ -500,13 +506,7 @@ def test_re_arming_withdraws_the_trip_words_so_the_resumed_cue_is_not_kept_waiti
     interval's cue queued behind the rest. Leaving TRIPPED withdraws them (the player drops
     them or cuts them short, :meth:`PromptPlayer.withdraw`) — once, and only when they were
     said."""
-    heard = Heard()
-    safety = Armed(SafetyState.ARMED)
-    buzzer = QuietBuzzer()
-    runner = SessionRunner(
-        resolve_plan("alternate-2-2"), safety=safety, buzzer=buzzer, device_id="t", speaker=heard
-    )
-    runner.tick(1.0)
+    heard, safety, buzzer, runner = _armed_runner_with_a_voice()
     safety.state, safety.since = SafetyState.TRIPPED, 2.0
     runner.tick(2.0)
     assert heard.said == [TRIPPED_PROMPT] and heard.withdrawn == []
