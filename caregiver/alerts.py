@@ -79,13 +79,14 @@ class Alerting:
         clock: Clock = time.time,
         wake_notifier: Callable[[], None] = lambda: None,
         may_escalate: Callable[[], bool] = lambda: True,
-        monotonic: Clock = time.monotonic,
+        monotonic: Clock | None = None,
     ) -> None:
         self.store = store
         self.config = config
         self.clock = clock
-        self.monotonic = monotonic
-        """What :meth:`tick` measures a step of ``clock`` against."""
+        self.monotonic = monotonic if monotonic is not None else since_boot
+        """What :meth:`tick` measures a step of ``clock`` against: by default the time since
+        boot, suspended time included (:func:`since_boot`)."""
         self._offset: float | None = None
         """``clock`` minus ``monotonic`` at the last tick that held the lease (None: none)."""
         self.wake_notifier = wake_notifier
@@ -591,6 +592,19 @@ class Alerting:
     def alerts(self, device_id: str | None = None) -> list[Alert]:
         return self.store.alerts(device_id)
 
+
+def since_boot() -> float:
+    """Seconds since boot, counting the time the machine was suspended (Linux's
+    ``CLOCK_BOOTTIME``; the monotonic clock elsewhere).
+
+    What a step of the wall clock is measured against. The monotonic clock stops while the
+    machine sleeps (a laptop serving a household, a VM paused) and the wall clock does not,
+    so against it a sleep of an hour read as the wall clock stepped an hour forward, and the
+    timers due during the sleep were moved an hour on instead of going out on waking."""
+    return time.clock_gettime(_BOOT_CLOCK)
+
+
+_BOOT_CLOCK = getattr(time, "CLOCK_BOOTTIME", time.CLOCK_MONOTONIC)
 
 CLOCK_STEP_S = 2.0
 """A change this large of the wall clock against the monotonic one between two ticks (a

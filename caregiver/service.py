@@ -80,7 +80,7 @@ class CaregiverService:
         *,
         clock: Callable[[], float] = time.time,
         send: Sender = send_notification,
-        monotonic: Callable[[], float] = time.monotonic,
+        monotonic: Callable[[], float] | None = None,
     ) -> None:
         self.config = config
         self.clock = clock
@@ -106,11 +106,9 @@ class CaregiverService:
             clock,
             self._wake_notifier,
             may_escalate=self.lease.held,
-            # the wall clock's steps are measured against the monotonic clock; a fake wall
+            # the wall clock's steps are measured against the time since boot; a fake wall
             # clock given alone (tests driving the timers) is its own: no step is ever measured
-            monotonic=clock
-            if clock is not time.time and monotonic is time.monotonic
-            else monotonic,
+            monotonic=clock if clock is not time.time and monotonic is None else monotonic,
         )
         self.accounts = Accounts(self.store)
         self.limiter = LoginThrottle(config.server.login_attempts, config.server.login_window_s)
@@ -134,7 +132,7 @@ class CaregiverService:
         self._server: uvicorn.Server | None = None
         self._socket: socket.socket | None = None
         self.port = 0
-        self.liveness = Liveness(monotonic)
+        self.liveness = Liveness(monotonic if monotonic is not None else time.monotonic)
         """What :meth:`serve_forever` tells systemd's watchdog the service is alive by."""
         self._ticker_beat = self.liveness.heartbeat("the escalation ticker", TICKER_WITHIN_S)
         self.ingestor.working = self.liveness.busy(

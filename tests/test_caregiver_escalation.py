@@ -9,10 +9,12 @@ HTTP receiver (json://), which can answer 500 to the next requests.
 from __future__ import annotations
 
 import threading
+import time
 from pathlib import Path
 
 import pytest
 
+from caregiver.alerts import since_boot
 from caregiver.config import Contact, EscalationConfig
 from caregiver.localtime import readable
 from caregiver.notify import send_notification
@@ -223,6 +225,43 @@ def test_escalation_timers_keep_their_length_across_a_step_of_the_wall_clock(
         (escalated,) = (m["message"] for m in receiver.messages if m["path"] == "/bob")
         assert reminded.startswith("REMINDER, not acknowledged after 5 min: ")
         assert escalated.startswith("ESCALATED, nobody acknowledged within 10 min: ")
+        device.close()
+    finally:
+        service.stop()
+
+
+def test_a_machine_that_slept_sends_the_timers_due_in_its_sleep_on_waking(
+    mosquitto: Mosquitto, tmp_path: Path, receiver: Receiver
+) -> None:
+    """A step is measured against the time since boot, which runs on while the machine is
+    suspended (a laptop serving a household, a paused VM), as the wall clock does. Against the
+    monotonic clock, which stops, an hour asleep read as the wall clock stepped an hour
+    forward: the reminder due during the sleep was moved an hour on instead of going out."""
+    config = make_config(
+        mosquitto,
+        tmp_path,
+        contacts=_ann_and_bob(receiver),
+        escalation=EscalationConfig(ack_timeout_s=300, resends=1, retry_s=10, max_attempts=6),
+    )
+    assert CaregiverService(config).alerting.monotonic is since_boot  # what the service runs
+    earlier = since_boot()
+    boot = time.clock_gettime(time.CLOCK_BOOTTIME)
+    assert earlier <= boot <= since_boot()
+
+    wall, boot_clock = FakeClock(), FakeClock(5_000.0)
+    service = CaregiverService(config, clock=wall, monotonic=boot_clock)
+    service.start(web=False, background=False)
+    try:
+        assert service.ingestor.connected.wait(WAIT)
+        device = SimDevice(mosquitto, "treadmill-1")
+        device.online()
+        fall = device.fall()
+        assert service.ingestor.wait_for(lambda: service.store.event(fall["id"]) is not None)
+        assert service.notifier.deliver_due() == 1  # Ann's page
+        assert service.alerting.tick() == 0
+        wall.advance(3600)  # an hour asleep: both clocks ran on
+        boot_clock.advance(3600)
+        assert service.alerting.tick() == 1  # the reminder due in the sleep, on waking
         device.close()
     finally:
         service.stop()
