@@ -631,10 +631,10 @@ def test_closing_drops_the_queue_and_cuts_the_prompt_playing(tmp_path: Path) -> 
     player.say("long")
     player.say("queued")
     for _ in range(3000):  # until the worker is "playing" (a state, bounded; not a timing)
-        if player._playing is not None:
+        if player._now_playing is not None:
             break
         player._thread.join(0.01)
-    assert player._playing is not None
+    assert player._now_playing is not None
     player.close(timeout=30.0)
     assert not player._thread.is_alive()
     assert player.played == [] and player.failures == 0

@@ -437,7 +437,6 @@ class PromptPlayer:
         self._prerender = tuple(prerender)
         self._queue: queue.SimpleQueue[tuple[int, str] | _Prepare | None] = queue.SimpleQueue()
         self._stopping = threading.Event()
-        self._playing: subprocess.Popen[bytes] | None = None
         self._said = 0
         """How many prompts :meth:`say` has queued: each is queued with its number. Written
         by the caller's thread only (the loop)."""
@@ -488,10 +487,10 @@ class PromptPlayer:
         """
         if not drain:
             self._stopping.set()
-            playing = self._playing
+            playing = self._now_playing
             if playing is not None:
                 with contextlib.suppress(OSError):
-                    playing.terminate()
+                    playing[2].terminate()
         self._queue.put_nowait(None)
         self._thread.join(timeout=timeout)
 
@@ -570,7 +569,6 @@ class PromptPlayer:
         with subprocess.Popen(
             [*self.command, str(wav)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
         ) as process:
-            self._playing = process
             self._now_playing = (number, text, process)
             if self._was_withdrawn(number, text):  # withdrawn as it started: not cut, yet
                 process.terminate()
@@ -581,7 +579,6 @@ class PromptPlayer:
                 process.communicate()
                 raise
             finally:
-                self._playing = None
                 self._now_playing = None
         if process.returncode != 0 and not self._stopping.is_set():
             raise subprocess.CalledProcessError(process.returncode, process.args, stderr=stderr)
