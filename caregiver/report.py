@@ -55,6 +55,9 @@ class ReportWeek:
     """Of the trips, falls (a stumble confirmed as a fall counts here, not as a stumble)."""
     no_recovery: int = 0
     """Of the falls, those after which the walker lay without recovering."""
+    clock_not_set: int = 0
+    """Sessions of the week recorded while the treadmill's clock was never synchronised
+    (``wall_unsynced``): they may belong to another week."""
 
     @property
     def label(self) -> str:
@@ -109,19 +112,22 @@ def make_report(
     by_week = {w.week: w for w in weekly_progress(sessions, zone, prescribed)}
     trips: dict[str, list[int]] = {}
     for s in sessions:
-        counts = trips.setdefault(week_of(utc_of(s.started_wall), zone), [0, 0, 0, 0])
+        counts = trips.setdefault(week_of(utc_of(s.started_wall), zone), [0, 0, 0, 0, 0])
         counts[0] += s.trips
         counts[1] += s.stumbles
         counts[2] += s.falls
         counts[3] += s.no_recovery
+        counts[4] += 1 if s.wall_unsynced else 0
     opened: dict[str, int] = {}
     for i in incidents:
         week = week_of(dt.datetime.fromtimestamp(i.opened_at, dt.UTC), zone)
         opened[week] = opened.get(week, 0) + 1
     weeks: list[ReportWeek] = []
     for progress in every_week(by_week.values(), week_of(generated, zone), prescribed):
-        t, st, falls, no_recovery = trips.get(progress.week, [0, 0, 0, 0])
-        weeks.append(ReportWeek(progress, t, st, opened.get(progress.week, 0), falls, no_recovery))
+        t, st, falls, no_recovery, unset = trips.get(progress.week, [0, 0, 0, 0, 0])
+        weeks.append(
+            ReportWeek(progress, t, st, opened.get(progress.week, 0), falls, no_recovery, unset)
+        )
     return Report(
         device_id=device_id,
         walker=walker,
@@ -229,6 +235,7 @@ def report_csv(report: Report) -> str:
             "falls",
             "falls_no_recovery",
             "incidents",
+            "sessions_clock_not_set (their week may be wrong)",
             *trend_columns,
         ]
     )
@@ -251,6 +258,7 @@ def report_csv(report: Report) -> str:
                 w.falls,
                 w.no_recovery,
                 w.incidents,
+                w.clock_not_set,
                 *(_cell(m.get(p.week)) for m in medians),
             ]
         )

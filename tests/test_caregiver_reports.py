@@ -12,6 +12,7 @@ import io
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
+import msgspec
 import pytest
 from pypdf import PdfReader
 
@@ -96,6 +97,28 @@ def test_the_csv_has_a_row_a_week_with_adherence_progression_incidents_and_trend
     sway = "balance: sway RMS AP median (m/s²; MDC95 0.0457)"
     assert [r[sway] for r in rows] == ["0.2", "0.18", "0.14", "0.12"]
     assert report.milestone.weeks_at_goal == 2
+
+
+def test_the_csv_counts_each_week_s_sessions_recorded_with_the_clock_not_set(
+    tmp_path: Path,
+) -> None:
+    """A session recorded before the treadmill's clock was ever set may sit in the wrong
+    week: the patient's file says which weeks hold such sessions."""
+    store = Store(str(tmp_path / "caregiver.db"))
+    for n, record in enumerate(physio_month(DEVICE, MONDAY)):
+        if n in (3, 5):  # two of the second week's
+            record = msgspec.structs.replace(record, wall_unsynced=True)
+        row, problem = parse_summary(received(record), DEVICE)
+        assert row is not None, problem
+        store.record_walk_session(row, session_payload(record), NOW)
+    sessions = store.walk_sessions(DEVICE)
+    store.close()
+    report = make_report(DEVICE, "Anna", sessions, [], [], dt.UTC, NOW)
+    rows = list(csv.DictReader(io.StringIO(report_csv(report))))
+    column = "sessions_clock_not_set (their week may be wrong)"
+    assert [(r["week"], r[column]) for r in rows] == [
+        ("2026-W10", "0"), ("2026-W11", "2"), ("2026-W12", "0"), ("2026-W13", "0"),
+    ]  # fmt: skip
 
 
 def test_the_pdf_is_one_page_with_the_table_adherence_longest_stretch_and_incidents(

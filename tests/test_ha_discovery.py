@@ -361,6 +361,7 @@ def test_the_session_sensors_follow_the_retained_progress() -> None:
         "goal_sessions": 3,
         "goal_backward_s": 600.0,
         "longest_backward_s": 640.0,
+        "sessions_clock_not_set": None,  # an older device: not said
     }
     assert ha.attributes[ha.component("_session").key]["plan"] == "alternate-2-2"
 
@@ -428,10 +429,40 @@ def test_the_goal_sensors_show_adherence_progression_and_weeks_at_goal() -> None
         ),
     )
     assert ha.state("_week_done") == "2"
-    assert ha.attributes[ha.component("_week_done").key] == {"week": "2026-W10", "prescribed": 3}
+    assert ha.attributes[ha.component("_week_done").key] == {
+        "week": "2026-W10",
+        "prescribed": 3,
+        "sessions_clock_not_set": None,
+    }
     assert ha.state("_week_longest") == "2.0"
     assert ha.state("_weeks_at_goal") == "1"
     assert ha.attributes[ha.component("_weeks_at_goal").key] == {"milestone_weeks": 4}
+
+
+def test_the_week_and_session_sensors_say_when_the_treadmill_s_clock_was_not_set() -> None:
+    """A session recorded before the clock was ever set may count in the wrong week: the
+    sensors that count the week, and the session's, say so beside their figures."""
+    ha = home_assistant()
+    ha.receive(
+        TOPICS.progress,
+        progress(
+            session="completed",
+            week_sessions=3,
+            week_done=3,
+            week_prescribed=3,
+            week_clock_not_set=1,
+            clock_not_set=True,
+        ),
+        retain=True,
+    )
+    assert ha.attributes[ha.component("_session").key]["clock_not_set"] is True
+    assert ha.attributes[ha.component("_week_at_goal").key]["sessions_clock_not_set"] == 1
+    assert ha.attributes[ha.component("_week_done").key]["sessions_clock_not_set"] == 1
+    ha.receive(
+        TOPICS.progress, progress(session="completed", week_clock_not_set=0, clock_not_set=False)
+    )
+    assert ha.attributes[ha.component("_session").key]["clock_not_set"] is False
+    assert ha.attributes[ha.component("_week_done").key]["sessions_clock_not_set"] == 0
 
 
 def test_the_incident_sensors_and_the_events_name_the_walker_the_default_one_when_absent() -> None:

@@ -5,6 +5,7 @@ session whose clock was never synchronised is flagged where the physio reads the
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import re
 import sqlite3
 from pathlib import Path
@@ -16,6 +17,7 @@ from caregiver.progress import parse_summary
 from core.progress import started_utc, week_of
 from core.protocol.messages import SessionRecord
 from core.wallclock import FakeWallClock
+from firmware.mqtt.status import progress_message
 from firmware.session.plan import Interval, Plan
 from firmware.session.runner import SessionState, attach_session, detach_session
 from firmware.storage.sessions import load_sessions
@@ -118,6 +120,24 @@ def test_a_session_never_synchronised_is_flagged_in_the_session_log(
     (row,) = [line for line in text.splitlines() if " clock " in line and "completed" in line]
     assert row.startswith("2026-11-27 18:00* ")
     assert UNSYNCED_NOTE in text
+
+
+@pytest.mark.parametrize("synced", [False, True])
+def test_the_journal_and_the_progress_message_say_when_the_clock_was_not_set(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, synced: bool
+) -> None:
+    """The session's end in the journal, and the retained progress (Home Assistant's week
+    sensors read it), carry the flag the session log and the caregiver show."""
+    with caplog.at_level(logging.WARNING, logger="firmware.session.runner"):
+        _, record, _ = _run_session(tmp_path, synced=synced, step=None)
+    warned = [r.getMessage() for r in caplog.records if "clock not set" in r.getMessage()]
+    assert warned == ([] if synced else [warned[0]])
+    if not synced:
+        assert record.id in warned[0] and record.started_wall in warned[0]
+    now = dt.datetime.fromisoformat(record.started_wall)
+    message = progress_message(DEVICE, record, [record], now, dt.UTC)
+    assert message.clock_not_set is (not synced)
+    assert message.week_clock_not_set == (0 if synced else 1)
 
 
 def test_a_synchronised_clock_changes_nothing(

@@ -602,6 +602,14 @@ class ProgressMessage(Struct, kw_only=True, omit_defaults=True):
     planned_s: Seconds | None = None
     done_s: Seconds | None = None
     backward_s: Seconds | None = None
+    clock_not_set: bool | None = None
+    """True when the newest session was recorded while the device's wall clock was never
+    synchronised (its ``wall_unsynced``): its date, and the week it counts in, may be wrong
+    (docs/sessions.md, "Wall clock"). Absent before the first session and from older
+    releases."""
+    week_clock_not_set: Count | None = None
+    """Of this week's sessions, those recorded with the clock not set: the week's figures may
+    hold sessions of another week, or miss some (absent from older releases)."""
     sway_rms_ap_ms2: Ms2 | None = None
     """The newest measured eyes-open balance check's sway RMS, AP (docs/gait.md)."""
     sway_rms_ml_ms2: Ms2 | None = None

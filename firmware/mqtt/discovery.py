@@ -349,6 +349,7 @@ def discovery_payload(topics: Topics, device_name: str, dashboard_url: str = "")
                 "planned_s": "planned_s",
                 "done_s": "done_s",
                 "backward_s": "backward_s",
+                "clock_not_set": "clock_not_set",
             }
         ),
         ic="mdi:walk",
@@ -368,6 +369,7 @@ def discovery_payload(topics: Topics, device_name: str, dashboard_url: str = "")
                 "goal_sessions": "goal_sessions",
                 "goal_backward_s": "goal_backward_s",
                 "longest_backward_s": "week_longest_backward_s",
+                "sessions_clock_not_set": "week_clock_not_set",
             }
         ),
         ic="mdi:trophy",
@@ -392,7 +394,13 @@ def discovery_payload(topics: Topics, device_name: str, dashboard_url: str = "")
         val_tpl="{{ value_json.get('week_done') }}",
         stat_cla="measurement",
         json_attr_t=topics.progress,
-        json_attr_tpl=_attributes({"week": "week", "prescribed": "week_prescribed"}),
+        json_attr_tpl=_attributes(
+            {
+                "week": "week",
+                "prescribed": "week_prescribed",
+                "sessions_clock_not_set": "week_clock_not_set",
+            }
+        ),
         ic="mdi:calendar-check",
     )
     add(

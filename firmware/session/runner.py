@@ -1281,6 +1281,13 @@ class SessionRunner:
             record = self._emit(final=True)
         if record is not None:
             self.finished.append(record)
+            if record.wall_unsynced:
+                log.warning(
+                    "session %s was recorded with the clock not set (no network time since "
+                    "boot): its date %s, and the week it counts in, may be wrong",
+                    s.id,
+                    record.started_wall,
+                )
 
     # ------------------------------------------------- balance and gait
 
