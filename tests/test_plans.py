@@ -546,6 +546,7 @@ def test_a_progression_advances_when_the_week_s_prescribed_sessions_are_done_and
         change_progression(conn, "release", by="Jo", wall="2026-11-13T10:10:00+00:00")
         advanced = advance_if_done(conn, zone, "2026-11-13T10:20:00+00:00")
     assert advanced is not None and advanced.stage == 1 and advanced.changed == "advanced"
+    assert advanced.stage_started_wall == "2026-11-13T10:20:00+00:00"  # the clock's, when set
     now = current_plan(conn)
     assert now is not None and now.plan is not None and now.plan.name == "progression-week-2"
     # The new stage counts only its own sessions, from its start.
@@ -560,6 +561,40 @@ def test_a_progression_advances_when_the_week_s_prescribed_sessions_are_done_and
     with pytest.raises(LookupError, match="no progression"), fresh:
         change_progression(fresh, "hold", by="Jo", wall="w")
     fresh.close()
+
+
+def test_a_stage_completed_before_ntp_set_the_clock_starts_after_the_sessions_that_did_it(
+    tmp_path: Path,
+) -> None:
+    """A Pi without a battery-backed clock reads its last shutdown's time until NTP sets it.
+    A stage completed then must not start days early: where the next stage walks the same
+    plan (2/2 twice a week, then three times), the old stage's sessions would count toward
+    the new one, and the next session would advance it again, a stage skipped."""
+    plan = PRESETS["alternate-2-2"]
+    progression = Progression(
+        "custom",
+        (
+            Stage(plan, weeks=1, sessions_per_week=2),
+            Stage(plan, weeks=1, sessions_per_week=3),
+            PROGRESSIONS["toward-10-minutes"].stages[1],
+        ),
+    )
+    conn = connect(tmp_path / "device.db")
+    with conn:
+        start_progression(conn, progression, stage=0, by="Jo", wall="2026-11-09T08:00:00+00:00")
+        for day in ("10", "11"):  # Tuesday and Wednesday of 2026-W46, the clock set
+            _completed(conn, plan.name, f"2026-11-{day}T09:00:00+00:00")
+    saved = "2026-10-30T18:00:00+00:00"  # after a reboot, before NTP: the last shutdown's time
+    with conn:
+        advanced = advance_if_done(conn, dt.UTC, saved)
+    assert advanced is not None and advanced.stage == 1
+    assert advanced.stage_started_wall == "2026-11-11T09:00:01.000+00:00"
+    with conn:
+        _completed(conn, plan.name, "2026-11-12T09:00:00+00:00")  # the new stage's first
+        assert advance_if_done(conn, dt.UTC, "2026-11-12T10:00:00+00:00") is None
+    state = current_progression(conn)
+    assert state is not None and state.stage == 1
+    conn.close()
 
 
 def test_progression_commands_are_checked_and_name_the_field() -> None:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import datetime as dt
 import sqlite3
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import msgspec
@@ -215,6 +216,31 @@ def change_progression(
     raise ValueError(f"unknown progression action {action!r}")
 
 
+def _after_sessions(wall: str, started: Sequence[str]) -> str:
+    """When a stage that ``started`` sessions completed is over: ``wall``, the time now, or
+    if the wall clock reads earlier than one of them, a second after the newest.
+
+    A Pi without a battery-backed clock reads the time of its last shutdown until NTP sets
+    it (docs/sessions.md, "Wall clock"): a stage completed then would start days early, and
+    the sessions that completed the old stage would count again toward the new one, which
+    could then advance at the next session, a stage skipped."""
+    moments = []
+    for text in started:
+        try:
+            moments.append(utc_of(text))
+        except ValueError:  # a damaged row: the rule that read it skipped it too
+            continue
+    if not moments:
+        return wall
+    newest = max(moments)
+    try:
+        if utc_of(wall) > newest:
+            return wall
+    except ValueError:  # not a time (no caller gives one): kept as given
+        return wall
+    return (newest + dt.timedelta(seconds=1)).isoformat(timespec="milliseconds")
+
+
 def advance_if_done(
     conn: sqlite3.Connection, zone: dt.tzinfo, wall: str, *, walker: str = DEFAULT_WALKER_ID
 ) -> ProgressionState | None:
@@ -243,7 +269,7 @@ def advance_if_done(
         conn,
         state.progression,
         state.stage + 1,
-        stage_started_wall=wall,
+        stage_started_wall=_after_sessions(wall, [s.started_wall for s in sessions]),
         held=False,
         by="progression",
         change="advanced",
