@@ -6,10 +6,15 @@ root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$root"
 
 need_debs=()
-# RETROGUARD_DEBS: space-separated "command:package" pairs, e.g. "mosquitto:mosquitto".
+# RETROGUARD_DEBS: space-separated "command:package" pairs, e.g. "mosquitto:mosquitto"; the
+# package is installed when the command is not found. A package with no command (a font) is
+# named by a file it installs instead: "/usr/share/fonts/.../X.ttf:fonts-x".
 for pair in ${RETROGUARD_DEBS:-}; do
     cmd=${pair%%:*}; pkg=${pair#*:}
-    command -v "$cmd" >/dev/null 2>&1 || need_debs+=("$pkg")
+    case $cmd in
+        /*) [ -e "$cmd" ] || need_debs+=("$pkg") ;;
+        *) command -v "$cmd" >/dev/null 2>&1 || need_debs+=("$pkg") ;;
+    esac
 done
 if [ ${#need_debs[@]} -gt 0 ]; then
     sudo=""; [ "$(id -u)" -eq 0 ] || sudo="sudo"

@@ -5,7 +5,8 @@
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
-export RETROGUARD_DEBS="mosquitto:mosquitto mosquitto_pub:mosquitto-clients pg_ctlcluster:postgresql systemd-analyze:systemd shellcheck:shellcheck chromium:chromium espeak-ng:espeak-ng strace:strace"
+# The fonts: the PDF report's (caregiver/report_pdf.py), named by a file each installs.
+export RETROGUARD_DEBS="mosquitto:mosquitto mosquitto_pub:mosquitto-clients pg_ctlcluster:postgresql systemd-analyze:systemd shellcheck:shellcheck chromium:chromium espeak-ng:espeak-ng strace:strace /usr/share/fonts/truetype/liberation2/LiberationSans-Regular.ttf:fonts-liberation2 /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf:fonts-dejavu-core"
 bash scripts/bootstrap.sh
 
 # The SisFall subset lives beside the project (never in it); tests skip with a reason without it.
