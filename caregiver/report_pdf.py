@@ -1,22 +1,36 @@
-"""The physio's report as one A4 page, drawn with fpdf2 (vector charts, core fonts).
+"""The physio's report as one A4 page, drawn with fpdf2 (vector charts, a Unicode font).
 
 Imported only when a PDF is asked for: fpdf2 is the ``caregiver`` extra's, and the
 service runs without it (the CSV needs nothing). The page holds the newest
 :data:`TABLE_WEEKS` weeks and :data:`INCIDENT_ROWS` incidents, so it is always one
 page; the CSV has every week.
+
+The text is set in Liberation Sans, with DejaVu Sans for what it lacks, embedded as subsets
+of the glyphs the page uses (Debian's ``fonts-liberation2`` and ``fonts-dejavu-core``): a
+patient's file must show the patient's name as written ("Ζωή Παπαδοπούλου", "Łukasz Żółć",
+"Анна"), which the PDF core font Helvetica (Latin-1 only) printed as "????". Without the font
+the page is still made, in Helvetica, and says which characters it could not show and why;
+so does a character no installed font has (see :class:`_Page`).
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import logging
+import unicodedata
 from collections.abc import Callable, Sequence
+from pathlib import Path
 
 from fpdf import FPDF
-from fpdf.enums import XPos, YPos
+from fpdf.bidi import BidiParagraph
+from fpdf.enums import TextDirection, XPos, YPos
+from fpdf.fonts import TTFFont
 
 from caregiver.report import Report, ReportWeek
 from caregiver.story import closed_how, incident_kind
 from core.progress import GOAL_BACKWARD_MIN, GOAL_SESSIONS_PER_WEEK, MILESTONE_WEEKS
+
+log = logging.getLogger(__name__)
 
 TABLE_WEEKS = 12
 CHART_WEEKS = 12
@@ -28,27 +42,147 @@ _GREY = (110, 110, 110)
 _MARGIN = 14.0
 _WIDTH = 210.0 - 2 * _MARGIN
 
+# The fonts are looked up at the fixed paths where Debian and Raspberry Pi OS install them,
+# not asked of fontconfig (``fc-match``): fc-match always answers with some font, a
+# substitute of other widths when the one asked for is missing (the page is laid out for
+# Helvetica's and must stay one page), needs fontconfig's tools, and costs a process a report.
+_TRUETYPE = Path("/usr/share/fonts/truetype")
+FONT_NAME = "Liberation Sans"
+FONT_PACKAGE = "fonts-liberation2"
+FONT_FILES: tuple[dict[str, Path], ...] = tuple(
+    {
+        "": _TRUETYPE / d / "LiberationSans-Regular.ttf",
+        "B": _TRUETYPE / d / "LiberationSans-Bold.ttf",
+    }
+    for d in ("liberation2", "liberation")  # fonts-liberation2, else fonts-liberation (1.07)
+)
+"""The page's font, regular and bold, the first of these found: Liberation Sans has
+Helvetica's widths (it is Arial's metric twin, Arial Helvetica's), so the page is laid out
+as with the core font it replaces, and it has Latin, Greek, Cyrillic (version 2: Vietnamese
+and Hebrew too)."""
+FALLBACK_FONTS: tuple[tuple[str, dict[str, Path]], ...] = (
+    ("DejaVu Sans", {"": _TRUETYPE / "dejavu/DejaVuSans.ttf",  # fonts-dejavu-core
+                     "B": _TRUETYPE / "dejavu/DejaVuSans-Bold.ttf"}),
+    ("Droid Sans Fallback", {"": _TRUETYPE / "droid/DroidSansFallbackFull.ttf"}),
+    ("Noto Sans CJK", {"": Path("/usr/share/fonts/opentype/noto/NotoSansCJK-Regular.ttc")}),
+)  # fmt: skip
+"""Fonts for the characters Liberation Sans lacks, tried in turn, each loaded only for a page
+that needs it: DejaVu Sans (Debian's ``fonts-dejavu-core``, a dependency: Arabic, Hebrew,
+Vietnamese, Armenian, Georgian ...), then for Chinese, Japanese and Korean whichever of
+``fonts-droid-fallback`` and ``fonts-noto-cjk`` is installed (none is a dependency: megabytes
+each)."""
+_FALLBACK_HINT = "install fonts-dejavu-core; for Chinese, Japanese or Korean fonts-noto-cjk"
+_warned: set[str] = set()
 
-def _text(value: str) -> str:
-    """The core fonts speak Latin-1: anything else (a walker's name in another script)
-    becomes "?" rather than an error."""
-    return value.encode("latin-1", "replace").decode("latin-1")
+
+def _warn_once(message: str) -> None:
+    """A missing font is said once a process, not on every report the service makes."""
+    if message not in _warned:
+        _warned.add(message)
+        log.warning("%s", message)
 
 
 class _Page:
+    """The page and the fonts its text is set in. Every text goes through :meth:`text`, which
+    keeps the characters the font (or a fallback font) has and puts "?" for the others,
+    noting them in :attr:`missing`: the footnote then says which and why (:meth:`notice`)."""
+
     def __init__(self) -> None:
         pdf = FPDF(orientation="portrait", unit="mm", format="A4")
         pdf.set_auto_page_break(False)
         pdf.set_margins(_MARGIN, _MARGIN, _MARGIN)
         pdf.add_page()
         self.pdf = pdf
+        self.family = FONT_NAME if self._add_font() else "Helvetica"
+        self.fallbacks: list[TTFFont] = []
+        self.untried = list(FALLBACK_FONTS)  # loaded in turn when a character needs them
+        self.missing: set[str] = set()
+
+    def _add(self, family: str, files: dict[str, Path]) -> list[TTFFont]:
+        """The family's fonts added to the page; an exception for a missing or damaged file."""
+        for style, path in files.items():
+            self.pdf.add_font(family, style, path)
+        fonts = [self.pdf.fonts[f"{family.lower()}{style}"] for style in files]
+        return [font for font in fonts if isinstance(font, TTFFont)]
+
+    def _add_font(self) -> bool:
+        """Add the first of :data:`FONT_FILES` found; False (and a warning) for none."""
+        problems = []
+        for files in FONT_FILES:
+            try:
+                self._add(FONT_NAME, files)
+            except Exception as exc:  # a missing or damaged file: the page is made all the same
+                problems.append(str(exc))
+                continue
+            return True
+        _warn_once(
+            f"PDF report: no usable font {FONT_NAME} ({'; '.join(problems)}): install the Debian "
+            f"package {FONT_PACKAGE}; until then letters outside Latin-1 (names in Greek, "
+            "Cyrillic, Polish ...) are printed as ? in the report, which says so"
+        )
+        return False
+
+    def _fallback_has(self, code: int) -> bool:
+        """Whether a fallback font has the character, loading the next ones until one does."""
+        if any(code in font.cmap for font in self.fallbacks):
+            return True
+        while self.untried:
+            family, files = self.untried.pop(0)
+            if not all(path.is_file() for path in files.values()):
+                continue  # not installed: optional, or said in the footnote if needed
+            try:
+                fonts = self._add(family, files)
+            except Exception as exc:
+                _warn_once(f"PDF report: fallback font {family} not usable ({exc})")
+                continue
+            self.fallbacks.extend(fonts)
+            self.pdf.set_fallback_fonts(
+                sorted({f.fontkey.rstrip("BI") for f in self.fallbacks}), exact_match=False
+            )
+            if any(code in font.cmap for font in fonts):
+                return True
+        return False
+
+    def text(self, value: str) -> str:
+        """``value`` as the current font can show it: each character it (or a fallback font)
+        has, "?" for the others (noted in :attr:`missing`)."""
+        font = self.pdf.current_font
+        out = []
+        for ch in unicodedata.normalize("NFC", value):
+            code = ord(ch)
+            if isinstance(font, TTFFont):
+                shown = ch == "\n" or code in font.cmap or self._fallback_has(code)
+            else:  # the core font: Latin-1
+                shown = code < 256
+            out.append(ch if shown else "?")
+            if not shown:
+                self.missing.add(ch)
+        text = "".join(out)
+        if any(unicodedata.bidirectional(ch) in ("R", "AL") for ch in text):
+            # A Hebrew or Arabic name, written right to left: fpdf2 puts text in visual order
+            # only with text shaping (uharfbuzz, not a dependency), else prints it backwards.
+            # Its pure-Python bidi algorithm orders it; Arabic letters stay unjoined.
+            text = BidiParagraph(text, base_direction=TextDirection.LTR).get_reordered_string()
+        return text
+
+    def notice(self) -> str:
+        """The footnote's line on the characters shown as "?", empty when there were none."""
+        if not self.missing:
+            return ""
+        if self.family != FONT_NAME:
+            return (
+                f" Characters shown as ?: the font {FONT_NAME} (Debian package {FONT_PACKAGE}) "
+                "is not installed."
+            )
+        codes = " ".join(f"U+{ord(ch):04X}" for ch in sorted(self.missing))
+        return f" Characters shown as ? are in no installed font ({codes}: {_FALLBACK_HINT})."
 
     def font(self, size: float, style: str = "") -> None:
-        self.pdf.set_font("Helvetica", style, size)
+        self.pdf.set_font(self.family, style, size)
 
     def line(self, text: str, size: float = 9.5, style: str = "", height: float = 5.0) -> None:
         self.font(size, style)
-        self.pdf.multi_cell(_WIDTH, height, _text(text), new_x=XPos.LMARGIN, new_y=YPos.NEXT)
+        self.pdf.multi_cell(_WIDTH, height, self.text(text), new_x=XPos.LMARGIN, new_y=YPos.NEXT)
 
     def heading(self, text: str) -> None:
         self.pdf.ln(1.5)
@@ -61,12 +195,12 @@ class _Page:
         self.font(8, "B")
         pdf.set_fill_color(225, 230, 240)
         for text, w in zip(header, widths, strict=True):
-            pdf.cell(w, 5.2, _text(text), border=1, align="C", fill=True)
+            pdf.cell(w, 5.2, self.text(text), border=1, align="C", fill=True)
         pdf.ln(5.2)
         self.font(8)
         for row in rows:
             for i, (text, w) in enumerate(zip(row, widths, strict=True)):
-                pdf.cell(w, 4.6, _text(text), border=1, align="L" if i == 0 else "R")
+                pdf.cell(w, 4.6, self.text(text), border=1, align="L" if i == 0 else "R")
             pdf.ln(4.6)
 
 
@@ -86,7 +220,7 @@ def _bars(
     pdf = page.pdf
     page.font(9, "B")
     pdf.set_xy(x, y)
-    pdf.cell(w, 5, _text(title))
+    pdf.cell(w, 5, page.text(title))
     top_value = max([goal * 1.2, *(value(wk) * 1.1 for wk in weeks)])
     left, bottom, plot_w, plot_h = x + 9, y + 6 + h, w - 10, h
     pdf.set_draw_color(*_INK)
@@ -107,7 +241,7 @@ def _bars(
             pdf.rect(left + i * slot + slot * 0.15, bottom - bar_h, slot * 0.7, bar_h, style="F")
         if i % max(1, n // 6) == 0 or i == n - 1:
             pdf.set_xy(left + i * slot - 2, bottom + 0.5)
-            pdf.cell(slot + 4, 3.5, _text(wk.label), align="C")
+            pdf.cell(slot + 4, 3.5, page.text(wk.label), align="C")
     gy = bottom - plot_h * goal / top_value
     pdf.set_draw_color(*_GOAL)
     pdf.set_line_width(0.5)
@@ -117,7 +251,7 @@ def _bars(
     pdf.set_text_color(*_GOAL)
     page.font(7, "B")
     pdf.set_xy(left + 1, gy - 4)
-    pdf.cell(plot_w - 2, 3.5, _text(goal_label))
+    pdf.cell(plot_w - 2, 3.5, page.text(goal_label))
     pdf.set_text_color(*_INK)
     pdf.set_draw_color(*_INK)
 
@@ -265,7 +399,12 @@ def report_pdf(report: Report) -> bytes:
     else:
         page.line("No incident recorded.")
     page.font(_ABOUT_PT)
-    about = _text(about_figures(report))
+    about = page.text(about_figures(report))
+    notice = page.notice()  # after every text above went through page.text
+    if notice:
+        if page.family == FONT_NAME:  # (no font at all was said once, in _add_font)
+            log.warning("PDF report of %s:%s", report.device_id, notice)
+        about += page.text(notice)
     wrapped = pdf.multi_cell(_WIDTH, _ABOUT_MM, about, dry_run=True, output="LINES")
     lines = len(wrapped) if isinstance(wrapped, list) else 1
     pdf.set_xy(_MARGIN, 297 - _MARGIN - lines * _ABOUT_MM)
