@@ -398,23 +398,33 @@ def report_pdf(report: Report) -> bytes:
         page.table(["Opened", "Worst", "Status"], i_rows, [40, 30, _WIDTH - 70])
     else:
         page.line("No incident recorded.")
-    page.font(_ABOUT_PT)
+    page.font(_ABOUT_PT[0])
     about = page.text(about_figures(report))
     notice = page.notice()  # after every text above went through page.text
     if notice:
         if page.family == FONT_NAME:  # (no font at all was said once, in _add_font)
             log.warning("PDF report of %s:%s", report.device_id, notice)
         about += page.text(notice)
-    wrapped = pdf.multi_cell(_WIDTH, _ABOUT_MM, about, dry_run=True, output="LINES")
-    lines = len(wrapped) if isinstance(wrapped, list) else 1
-    pdf.set_xy(_MARGIN, 297 - _MARGIN - lines * _ABOUT_MM)
+    # The footnote sits on the bottom margin, clear of the fullest page at 7 pt; the line on
+    # characters shown as "?" can make it one line too many there: then it is set smaller.
+    end = pdf.get_y() + 1
+    for size in _ABOUT_PT:
+        page.font(size)
+        height = _ABOUT_MM * size / _ABOUT_PT[0]
+        wrapped = pdf.multi_cell(_WIDTH, height, about, dry_run=True, output="LINES")
+        lines = len(wrapped) if isinstance(wrapped, list) else 1
+        if 297 - _MARGIN - lines * height >= end:
+            break
+    pdf.set_xy(_MARGIN, 297 - _MARGIN - lines * height)
     pdf.set_text_color(*_GREY)
-    pdf.multi_cell(_WIDTH, _ABOUT_MM, about)
+    pdf.multi_cell(_WIDTH, height, about)
     return bytes(pdf.output())
 
 
-_ABOUT_PT = 7.0
+_ABOUT_PT = (7.0, 6.5, 6.0)
+"""The footnote's font size, and smaller ones for when it does not fit at that."""
 _ABOUT_MM = 3.2
+"""The footnote's line height at its first size."""
 
 
 def about_figures(report: Report) -> str:

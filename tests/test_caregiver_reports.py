@@ -16,6 +16,7 @@ import msgspec
 import pytest
 from pypdf import PdfReader
 
+import caregiver.report_pdf as report_pdf_module
 from caregiver.progress import parse_summary
 from caregiver.report import make_report, report_csv, report_for
 from caregiver.report_pdf import TABLE_WEEKS, report_pdf
@@ -162,12 +163,19 @@ def test_the_pdf_is_one_page_with_the_table_adherence_longest_stretch_and_incide
     assert ".py" not in about and "docs/" not in about and ".md" not in about
 
 
-def test_the_pdf_s_footnote_stays_clear_of_a_full_page(tmp_path: Path) -> None:
+@pytest.mark.parametrize("font", ["installed", "missing"])
+def test_the_pdf_s_footnote_stays_clear_of_a_full_page(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, font: str
+) -> None:
     """The footnote in words is six lines where the paths' was two: at its fullest (every
-    week row, every trend, every incident row) the page must still end above it."""
+    week row, every trend, every incident row) the page must still end above it; so it must
+    with the footnote's added line on a name shown with "?" (no font for it), which ran
+    into the last incident row (tests/test_caregiver_report_fonts.py has the rest of that)."""
+    if font == "missing":
+        monkeypatch.setattr(report_pdf_module, "FONT_FILES", ({"": tmp_path / "none.ttf"},))
     store = stored(str(tmp_path / "caregiver.db"))
     report = make_report(
-        DEVICE, "Anna", store.walk_sessions(DEVICE),
+        DEVICE, "Ζωή Παπαδοπούλου", store.walk_sessions(DEVICE),
         measures_of(store.walk_session_payloads(DEVICE)),
         [incident(MONDAY + dt.timedelta(days=d), "fall", open_=False) for d in range(9)],
         ZoneInfo("America/Argentina/Buenos_Aires"), NOW,
@@ -187,7 +195,9 @@ def test_the_pdf_s_footnote_stays_clear_of_a_full_page(tmp_path: Path) -> None:
     first = next(i for i, (_, _, t) in enumerate(sorted(lines)) if "Measures of" in t)
     footnote = sorted(lines)[: first + 1]
     above = sorted(lines)[first + 1 :]
-    assert "The CSV report has every week." in " ".join(t for _, _, t in footnote)
+    said = " ".join(" ".join(t for _, _, t in reversed(footnote)).split())  # top down
+    assert "The CSV report has every week." in said
+    assert ("Characters shown as ?" in said) == (font == "missing")
     top_of_footnote = footnote[-1][0] + footnote[-1][1]  # its first line's cap height and more
     lowest_above = min(y for y, _, _ in above)
     # the row above: its text's baseline sits 1/3 of its 4.6 mm cell above the cell's bottom
