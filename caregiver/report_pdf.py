@@ -71,7 +71,8 @@ that needs it: DejaVu Sans (Debian's ``fonts-dejavu-core``, a dependency: Arabic
 Vietnamese, Armenian, Georgian ...), then for Chinese, Japanese and Korean whichever of
 ``fonts-droid-fallback`` and ``fonts-noto-cjk`` is installed (none is a dependency: megabytes
 each)."""
-_FALLBACK_HINT = "install fonts-dejavu-core; for Chinese, Japanese or Korean fonts-noto-cjk"
+_DEJAVU, _DEJAVU_PACKAGE = "dejavu sans", "fonts-dejavu-core"  # (fpdf2's key: family lower case)
+_CJK_HINT = "install fonts-noto-cjk for Chinese, Japanese or Korean"
 _warned: set[str] = set()
 
 
@@ -175,7 +176,10 @@ class _Page:
                 "is not installed."
             )
         codes = " ".join(f"U+{ord(ch):04X}" for ch in sorted(self.missing))
-        return f" Characters shown as ? are in no installed font ({codes}: {_FALLBACK_HINT})."
+        hint = _CJK_HINT
+        if not any(font.fontkey.startswith(_DEJAVU) for font in self.fallbacks):
+            hint = f"install {_DEJAVU_PACKAGE}, and {hint.removeprefix('install ')}"
+        return f" Characters shown as ? are in no installed font ({codes}: {hint})."
 
     def font(self, size: float, style: str = "") -> None:
         self.pdf.set_font(self.family, style, size)

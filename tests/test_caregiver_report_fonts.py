@@ -102,7 +102,16 @@ def test_a_character_no_installed_font_has_is_a_question_mark_the_page_names(
     with caplog.at_level(logging.WARNING, logger=WARNING):
         text, _ = page_of("王芳 (Anna)")
     assert "RetroGuard walking report: ?? (Anna)" in text
-    assert "Characters shown as ? are in no installed font (U+738B U+82B3:" in text
-    assert "fonts-noto-cjk" in text
+    assert (
+        "Characters shown as ? are in no installed font (U+738B U+82B3: install fonts-noto-cjk "
+        "for Chinese, Japanese or Korean)." in text
+    )
     (warning,) = [r.getMessage() for r in caplog.records]
     assert "PDF report of tm-1: Characters shown as ?" in warning and "U+738B" in warning
+    # without DejaVu Sans either, the footnote names its package too
+    monkeypatch.setattr(report_pdf_module, "FALLBACK_FONTS", ())
+    text, _ = page_of("王芳 (Anna)")
+    assert (
+        "(U+738B U+82B3: install fonts-dejavu-core, and fonts-noto-cjk for Chinese, Japanese or "
+        "Korean)." in text
+    )
