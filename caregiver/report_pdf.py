@@ -339,7 +339,7 @@ def report_pdf(report: Report) -> bytes:
     rows = [
         [
             f"{w.label} ({w.progress.week})",
-            str(w.progress.sessions),
+            f"{w.progress.sessions}{CLOCK_MARK if w.clock_not_set else ''}",
             f"{w.progress.done}/{w.progress.prescribed}",
             str(w.progress.at_goal),
             "yes" if w.progress.goal_met else "no",
@@ -404,6 +404,8 @@ def report_pdf(report: Report) -> bytes:
         page.line("No incident recorded.")
     page.font(_ABOUT_PT[0])
     about = page.text(about_figures(report))
+    if any(w.clock_not_set for w in weeks[-TABLE_WEEKS:]):
+        about += " " + page.text(CLOCK_NOTE)
     notice = page.notice()  # after every text above went through page.text
     if notice:
         if page.family == FONT_NAME:  # (no font at all was said once, in _add_font)
@@ -429,6 +431,14 @@ _ABOUT_PT = (7.0, 6.5, 6.0)
 """The footnote's font size, and smaller ones for when it does not fit at that."""
 _ABOUT_MM = 3.2
 """The footnote's line height at its first size."""
+
+
+CLOCK_MARK = "*"
+"""Marks a week's sessions in the table when some were recorded with the clock not set."""
+CLOCK_NOTE = (
+    f"{CLOCK_MARK} The treadmill's clock was not set (no network time) during some of the "
+    "week's sessions: they may belong to another week."
+)
 
 
 def about_figures(report: Report) -> str:

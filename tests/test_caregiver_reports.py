@@ -122,6 +122,25 @@ def test_the_csv_counts_each_week_s_sessions_recorded_with_the_clock_not_set(
     ]  # fmt: skip
 
 
+def test_the_pdf_marks_the_weeks_with_sessions_recorded_with_the_clock_not_set(
+    tmp_path: Path,
+) -> None:
+    store = stored(str(tmp_path / "caregiver.db"))
+    report = make_report(
+        DEVICE, "Anna", store.walk_sessions(DEVICE), [], [], dt.UTC, NOW
+    )  # fmt: skip
+    store.close()
+    text = PdfReader(io.BytesIO(report_pdf(report))).pages[0].extract_text()
+    assert "clock was not set" not in text
+    weeks = list(report.weeks)
+    weeks[1] = dataclasses.replace(weeks[1], clock_not_set=2)
+    marked = dataclasses.replace(report, weeks=weeks)
+    text = " ".join(PdfReader(io.BytesIO(report_pdf(marked))).pages[0].extract_text().split())
+    assert "* The treadmill's clock was not set (no network time) during some of" in text
+    assert f"({weeks[1].progress.week}) 3*" in text  # the week's sessions, marked
+    assert f"({weeks[0].progress.week}) 3 " in text
+
+
 def test_the_pdf_is_one_page_with_the_table_adherence_longest_stretch_and_incidents(
     tmp_path: Path,
 ) -> None:
@@ -183,7 +202,10 @@ def test_the_pdf_s_footnote_stays_clear_of_a_full_page(
     store.close()
     full = dataclasses.replace(
         report,
-        weeks=(report.weeks * TABLE_WEEKS)[:TABLE_WEEKS],
+        weeks=[  # and every week with a session recorded with the clock not set
+            dataclasses.replace(w, clock_not_set=1)
+            for w in (report.weeks * TABLE_WEEKS)[:TABLE_WEEKS]
+        ],
         trends=(report.trends * len(METRICS))[: len(METRICS)],
     )
     page = PdfReader(io.BytesIO(report_pdf(full))).pages[0]
@@ -192,11 +214,14 @@ def test_the_pdf_s_footnote_stays_clear_of_a_full_page(
         visitor_text=lambda text, cm, tm, font, size: lines.append((tm[5], tm[0], text))
         if text.strip() else None
     )  # fmt: skip
-    first = next(i for i, (_, _, t) in enumerate(sorted(lines)) if "Measures of" in t)
+    first = next(  # (a justified line's words are set apart by more than one space)
+        i for i, (_, _, t) in enumerate(sorted(lines)) if "Measures of" in " ".join(t.split())
+    )
     footnote = sorted(lines)[: first + 1]
     above = sorted(lines)[first + 1 :]
     said = " ".join(" ".join(t for _, _, t in reversed(footnote)).split())  # top down
     assert "The CSV report has every week." in said
+    assert "* The treadmill's clock was not set" in said
     assert ("Characters shown as ?" in said) == (font == "missing")
     top_of_footnote = footnote[-1][0] + footnote[-1][1]  # its first line's cap height and more
     lowest_above = min(y for y, _, _ in above)
