@@ -12,8 +12,10 @@ nothing failed (skipped checks are fine), 1 when something did, 2 when the
 config does not load.
 
 Run it with the service stopped and as the service user
-(``sudo systemctl stop retroguard``, then
-``sudo -u retroguard retroguard doctor -c /etc/retroguard/config.toml``):
+(``sudo systemctl stop retroguard``, then ``sudo -u retroguard env
+LG_WD=/var/lib/retroguard retroguard doctor -c /etc/retroguard/config.toml``:
+lgpio creates its FIFO in ``$LG_WD``, else in the current directory, where
+the service user usually may not write, and its import then fails):
 the service holds the pins and drives the sensor, and only the service
 user's own permissions (groups ``gpio``, ``i2c`` and ``audio``, the state directory)
 are the ones that matter. The doctor never closes the treadmill's relay:
