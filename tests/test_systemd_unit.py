@@ -18,6 +18,9 @@ DOCUMENTED_IN = {
 }
 """Each unit, and the page that states its ``systemd-analyze security`` score."""
 INSTALLED_BIN = "/opt/retroguard/venv/bin/retroguard"
+MAX_EXPOSURE = {UNIT: 1.7, CAREGIVER_UNIT: 1.5}
+"""No worse than this. The monitor's is 1.7, not 1.5: its helpers must take real-time
+priority back (RestrictRealtime= off, sched_setscheduler allowed; docs/deployment.md)."""
 
 
 def directives(text: str) -> dict[str, list[str]]:
@@ -56,6 +59,25 @@ def test_unit_has_the_required_settings() -> None:
     # the loop is scheduled first; the courier it forks is not (benchmarks/flood.py)
     assert single["CPUSchedulingPolicy"] == "fifo"
     assert single["CPUSchedulingResetOnFork"] == "yes"
+
+
+def test_the_unit_lets_the_loop_s_helpers_take_real_time_priority_back() -> None:
+    """``CPUSchedulingResetOnFork`` starts every new thread at normal priority; the helpers
+    that can hold the GIL the loop needs take SCHED_FIFO back themselves (core/realtime.py,
+    hal/gpio.py) and the courier nices itself. The unit must let them: realtime not
+    restricted, an RTPRIO limit up to the loop's priority (no higher: nothing outranks the
+    loop), and the two system calls let back through the filter that denies @resources.
+    Each of the three refused them (systemd-analyze syscall-filter @resources)."""
+    d = directives(UNIT.read_text())
+    single = {key: values[-1] for key, values in d.items()}
+    assert single.get("RestrictRealtime", "no") == "no"
+    assert int(single["LimitRTPRIO"]) == int(single["CPUSchedulingPriority"])
+    filters = d["SystemCallFilter"]
+    denied = max(i for i, f in enumerate(filters) if f.startswith("~") and "@resources" in f)
+    allowed_after = {
+        name for f in filters[denied + 1 :] if not f.startswith("~") for name in f.split()
+    }
+    assert {"sched_setscheduler", "setpriority"} <= allowed_after, filters
 
 
 def test_exec_stop_post_names_a_real_subcommand() -> None:
@@ -125,7 +147,7 @@ def test_systemd_analyze_security_score(tmp_path: Path, unit: Path) -> None:
     overall = [line for line in result.stdout.splitlines() if "Overall exposure level" in line]
     assert overall, result.stdout + result.stderr
     score = float(overall[0].split(":")[1].split()[0])
-    assert score <= 1.5, overall[0]
+    assert score <= MAX_EXPOSURE[unit], overall[0]
     page = DOCUMENTED_IN[unit]
     documented = page.read_text()
     assert f"overall exposure {score:.1f}" in documented, (
