@@ -183,7 +183,10 @@ install_venv() {
         run python3 -m venv "$VENV"
     fi
     run "$VENV/bin/python" -m pip install --quiet --upgrade pip
-    run "$VENV/bin/python" -m pip install --quiet --upgrade "${root}[pi]"
+    # The versions the test suite ran with (constraints.txt, scripts/lock.sh): without them
+    # a Pi got whatever newest release the bounds in pyproject.toml allow, untested. lgpio
+    # and RPi.GPIO (the pi extra) are not in it: the tests run on simulated pins.
+    run "$VENV/bin/python" -m pip install --quiet --upgrade -c "$root/constraints.txt" "${root}[pi]"
     # The unit's Documentation= and the wiring guide, next to the code that matches them.
     run rm -rf "$PREFIX/docs" "$PREFIX/wiring"
     run cp -r "$root/docs" "$root/wiring" "$PREFIX/"

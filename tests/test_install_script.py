@@ -82,7 +82,10 @@ def test_dry_run_lists_every_install_step_and_changes_nothing(tmp_path: Path) ->
     opt, etc = tmp_path / "opt", tmp_path / "etc"
     assert f"Install RetroGuard with the 'pi' extra into {opt}/venv" in out
     assert f"+ python3 -m venv {opt}/venv" in out
-    assert re.search(rf"pip install --quiet --upgrade {re.escape(str(ROOT))}\\\[pi\\\]", out)
+    constraints = re.escape(f"-c {ROOT}/constraints.txt")  # the versions the tests ran with
+    assert re.search(
+        rf"pip install --quiet --upgrade {constraints} {re.escape(str(ROOT))}\\\[pi\\\]", out
+    )
     assert f"+ write {etc}/config.toml (mode 0640, root:retroguard)" in out
     assert "RuntimeWatchdogSec=10s" in out
     assert f"+ install -m 0644 {ROOT}/systemd/retroguard.service {tmp_path}/units/" in out
