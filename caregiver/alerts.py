@@ -42,6 +42,7 @@ from typing import NamedTuple
 
 from caregiver.config import CaregiverConfig
 from caregiver.localtime import readable
+from caregiver.outbox import url_key
 from caregiver.priority import urgency_of
 from caregiver.seen import Acknowledged, Seen, StillOpen, newer_alerts, newest_first
 from caregiver.storage import OPEN_STATUSES, Alert, Store, StoredEvent, Transaction, Urgency
@@ -579,10 +580,20 @@ class Alerting:
             if index >= len(contacts):
                 continue
             contact = contacts[index]
-            for url_index in range(len(contact.urls)):
-                name = contact.name or f"contact {index + 1}"
+            name = contact.name or f"contact {index + 1}"
+            for url_index, url in enumerate(contact.urls):
+                # addressed by name and URL, not place: a reordered config still reaches them
                 tx.queue_notification(
-                    alert_id, name, index, url_index, title, body, now, urgency=urgency
+                    alert_id,
+                    name,
+                    index,
+                    url_index,
+                    title,
+                    body,
+                    now,
+                    contact_key=contact.name,
+                    url_key=url_key(url),
+                    urgency=urgency,
                 )
         if record:
             tx.mark_paged(alert_id, [i for i in contact_indexes if i < len(contacts)])

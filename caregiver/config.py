@@ -146,6 +146,9 @@ class EscalationConfig:
 @dataclass(frozen=True, slots=True)
 class Contact:
     name: str = ""
+    """Who this is, in messages and logs; unique among the contacts (:func:`parse_config`):
+    queued messages are addressed by it (:func:`caregiver.outbox.addressee`), not by the
+    contact's place in the list. A contact without one is known by its URLs alone."""
     urls: tuple[str, ...] = ()
     """Apprise URLs: mailto://, tgram://, signal://, ntfy://, pover://, json://, ..."""
 
@@ -301,9 +304,17 @@ def parse_config(data: Mapping[str, Any], source: str = "<config>") -> Caregiver
     problems: list[str] = []
     config = tomlschema.build(CaregiverConfig, data, problems, _CHECKS)
     if not problems:
+        named: dict[str, int] = {}
         for i, contact in enumerate(config.contacts):
             if not contact.urls:
                 problems.append(f"contacts[{i}].urls: give at least one Apprise URL")
+            first = named.setdefault(contact.name, i) if contact.name else i
+            if first != i:
+                problems.append(
+                    f"contacts[{i}].name: {contact.name!r} is also contacts[{first}]'s "
+                    "name: give each contact its own (queued messages are addressed by it, so "
+                    "that reordering the list does not page someone else)"
+                )
         if not config.mqtt.username:
             for key in ("password_file", "password"):
                 if getattr(config.mqtt, key):

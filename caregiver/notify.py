@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING
 
 from caregiver import notify_http
 from caregiver.apprise_plugins import load_plugins
-from caregiver.outbox import Outbox, PendingNotification, Urgency
+from caregiver.outbox import Outbox, PendingNotification, Target, Urgency, addressee
 from caregiver.priority import notify_type, prioritised
 
 if TYPE_CHECKING:  # the notifier process imports neither the config's checks nor Apprise
@@ -40,6 +40,10 @@ log = logging.getLogger(__name__)
 
 Sender = Callable[[str, str, str, Urgency], bool]
 """``send(url, title, body, urgency)`` -> delivered?"""
+
+GONE = "contact or URL no longer in the config"
+"""Why a queued message was dropped unsent: :func:`caregiver.outbox.addressee` did not find
+the contact or the URL it was queued for (removed, renamed, or the URL edited)."""
 
 MAX_PARALLEL = 4
 """Contacts a round sends to at once (:meth:`Notifier.deliver_due`): a thread each
@@ -146,27 +150,35 @@ class Notifier:
         if not self.may_send():
             return 0
         now = self.clock()
-        lanes: dict[int, deque[tuple[str, PendingNotification]]] = {}
+        lanes: dict[int, deque[tuple[Target, PendingNotification]]] = {}
         for note in self.store.notifications_due(now):
-            try:
-                url = self.config.contacts[note.contact_index].urls[note.url_index]
-            except IndexError:
-                self.store.drop_notification(note.id, "contact no longer in the config")
+            # by the contact's name and the URL's key, wherever the config has them now:
+            # before, by their places, so a reordered config paged someone else
+            target = addressee(self.config.contacts, note)
+            if target is None:
+                self.store.drop_notification(note.id, GONE)
+                log.warning(
+                    "queued notification %d for %s (url #%d when queued) not sent: %s",
+                    note.id,
+                    note.contact,
+                    note.url_index + 1,
+                    GONE,
+                )
                 continue
-            lanes.setdefault(note.contact_index, deque()).append((url, note))
+            lanes.setdefault(target.contact, deque()).append((target, note))
         if not lanes:
             return 0
         first = True
 
-        def take(contact: int) -> tuple[str, PendingNotification] | None:
-            """The contact's next message still due, and its URL."""
+        def take(contact: int) -> tuple[Target, PendingNotification] | None:
+            """The contact's next message still due, and where it goes."""
             nonlocal first
             lane = lanes[contact]
             while lane:
-                url, note = lane.popleft()
+                target, note = lane.popleft()
                 if first or self.store.still_due(note.id):
                     first = False  # (the round's first was read as due just now)
-                    return url, note
+                    return target, note
                 # dropped while this round sent the ones before it: its alert was answered
                 # (Transaction.close_alert), and a reminder now would come after the answer
             return None
@@ -174,20 +186,22 @@ class Notifier:
         delivered = 0
         workers = min(MAX_PARALLEL, len(lanes))
         idle = deque(lanes)  # contacts with nothing in flight: the earliest message's first
-        running: dict[Future[str], tuple[int, PendingNotification]] = {}
+        running: dict[Future[str], tuple[int, Target, PendingNotification]] = {}
         with ThreadPoolExecutor(workers, thread_name_prefix="notify-send") as pool:
             while idle or running:
                 while idle and len(running) < workers:
                     contact = idle.popleft()
                     taken = take(contact)
                     if taken is not None:
-                        running[pool.submit(self._attempt, *taken)] = (contact, taken[1])
+                        target, note = taken
+                        sending = pool.submit(self._attempt, target.url, note)
+                        running[sending] = (contact, target, note)
                 if not running:
                     break
                 done, _ = wait(running, return_when=FIRST_COMPLETED)
                 for future in done:
-                    contact, note = running.pop(future)
-                    if self._record(note, future.result(), now):
+                    contact, target, note = running.pop(future)
+                    if self._record(note, future.result(), now, target.url_index):
                         delivered += 1
                     if lanes[contact]:
                         idle.append(contact)  # after the contacts still waiting for a first
@@ -203,8 +217,9 @@ class Notifier:
         except Exception as exc:  # a notifier plugin bug must not stop the worker
             return f"{type(exc).__name__}: {exc}"
 
-    def _record(self, note: PendingNotification, error: str, now: float) -> bool:
-        """Mark the row as the attempt ended: sent, due again later, or given up."""
+    def _record(self, note: PendingNotification, error: str, now: float, url_index: int) -> bool:
+        """Mark the row as the attempt ended: sent, due again later, or given up. ``url_index``:
+        the URL's place in the contact's list now (logged as "url #n", from 1)."""
         esc = self.config.escalation
         attempts = note.attempts + 1
         if not error:
@@ -217,7 +232,7 @@ class Notifier:
             log.error(
                 "giving up notifying %s (url #%d) after %d attempts: %s",
                 note.contact,
-                note.url_index + 1,
+                url_index + 1,
                 attempts,
                 error,
             )
@@ -227,7 +242,7 @@ class Notifier:
             log.warning(
                 "notifying %s (url #%d) failed (attempt %d): %s; retrying in %.0f s",
                 note.contact,
-                note.url_index + 1,
+                url_index + 1,
                 attempts,
                 error,
                 delay,

@@ -13,20 +13,28 @@ file before it starts the notifier process.
 
 from __future__ import annotations
 
+import hashlib
 import sqlite3
 import threading
+from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Protocol
+from typing import TYPE_CHECKING, NamedTuple, Protocol
+
+if TYPE_CHECKING:
+    from caregiver.config import Contact
 
 __all__ = [
     "ESCALATION",
     "Outbox",
     "PendingNotification",
     "SqliteOutbox",
+    "Target",
     "Urgency",
+    "addressee",
     "open_outbox",
     "urgency_from",
+    "url_key",
 ]
 
 ESCALATION = "escalation"
@@ -61,22 +69,86 @@ def urgency_from(value: str) -> Urgency:
 
 @dataclass(frozen=True, slots=True)
 class PendingNotification:
-    """A queued message for one URL of one contact, due now."""
+    """A queued message for one URL of one contact, due now.
+
+    Addressed by ``contact_key`` (the contact's ``name``; "" for a contact without one) and
+    ``url_key`` (:func:`url_key` of the URL): :func:`addressee` finds them in the config the
+    notifier runs with, wherever they are in it now. ``contact_index`` and ``url_index`` are
+    where they were when it was queued: before schema 17 the only address, and a reordered
+    config sent the page to whoever held that place now. Rows queued before schema 17 have
+    no keys (None): :func:`addressee` says how they are found."""
 
     id: int
     contact: str
+    """The contact's name as it was queued ("contact 2" for one without a name): for logs."""
     contact_index: int
     url_index: int
     title: str
     body: str
     attempts: int
     urgency: Urgency = Urgency.NORMAL
+    contact_key: str | None = None
+    url_key: str | None = None
 
 
-DUE = (
-    "SELECT id, contact, contact_index, url_index, title, body, attempts, urgency "
-    "FROM notifications WHERE status = 'pending' AND next_at <= ? ORDER BY id"
+def url_key(url: str) -> str:
+    """A contact URL's address in the ``notifications`` table: the first 16 hex digits of its
+    SHA-256, so the database never holds the URL (it may carry a password or a secret topic)
+    and the key stays the URL's own wherever the config moves it. The URL as the config
+    writes it: one edited in any way is another URL (its queued messages are dropped as for
+    a URL removed, and logged)."""
+    return hashlib.sha256(url.encode()).hexdigest()[:16]
+
+
+class Target(NamedTuple):
+    """Where a queued message goes in the current config."""
+
+    contact: int
+    """The contact's position (the notifier's lane)."""
+    url_index: int
+    """The URL's position in that contact's list (for logs: "url #2" counts from 1)."""
+    url: str
+
+
+def addressee(contacts: Sequence[Contact], note: PendingNotification) -> Target | None:
+    """The contact and URL ``note`` was queued for, in ``contacts`` wherever they are now, or
+    None when the config no longer has them (the message is then dropped, never sent to
+    whoever holds that place in the list now).
+
+    A row queued with keys: the contact named ``contact_key`` (names are unique,
+    :func:`caregiver.config.parse_config`; contacts without one are told apart by their URLs)
+    with a URL whose :func:`url_key` is ``url_key``. A row queued before schema 17 recorded
+    only the contact's name (or "contact N" for one without) and both positions: the contact
+    is the one of that name, or, for "contact N", the contact still at place N if it has no
+    name (it never had another identity); the URL is the one at its recorded place in that
+    contact's list (a URL reordered within the contact during the upgrade's restart cannot be
+    told; the person is the right one)."""
+    if note.url_key is not None:
+        for index, contact in enumerate(contacts):
+            if contact.name != note.contact_key:
+                continue
+            for position, url in enumerate(contact.urls):
+                if url_key(url) == note.url_key:
+                    return Target(index, position, url)
+        return None
+    found = next((i for i, c in enumerate(contacts) if c.name and c.name == note.contact), None)
+    if found is None and 0 <= note.contact_index < len(contacts):
+        unnamed = contacts[note.contact_index]
+        if not unnamed.name and note.contact == f"contact {note.contact_index + 1}":
+            found = note.contact_index
+    if found is None:
+        return None
+    urls = contacts[found].urls
+    if not 0 <= note.url_index < len(urls):
+        return None
+    return Target(found, note.url_index, urls[note.url_index])
+
+
+COLUMNS = (
+    "id, contact, contact_index, url_index, title, body, attempts, urgency, contact_key, url_key"
 )
+DUE = f"SELECT {COLUMNS} FROM notifications WHERE status = 'pending' AND next_at <= ? ORDER BY id"
+PENDING = f"SELECT {COLUMNS} FROM notifications WHERE status = 'pending' ORDER BY id"
 SENT = "UPDATE notifications SET status = 'sent', attempts = ? WHERE id = ?"
 RETRY = (
     "UPDATE notifications SET status = 'pending', attempts = ?, next_at = ?, "
@@ -102,6 +174,8 @@ def due_from(rows: list[tuple[object, ...]]) -> list[PendingNotification]:
             str(r[5]),
             int(r[6]),  # type: ignore[call-overload]
             urgency_from(str(r[7])),
+            None if r[8] is None else str(r[8]),
+            None if r[9] is None else str(r[9]),
         )
         for r in rows
     ]

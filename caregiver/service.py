@@ -42,7 +42,7 @@ from caregiver.ingest import Ingestor
 from caregiver.lease import Lease
 from caregiver.liveness import Liveness, SystemdPinger
 from caregiver.memory import compact_malloc
-from caregiver.notify import Notifier, Sender, send_notification
+from caregiver.notify import GONE, Notifier, Sender, send_notification
 from caregiver.notify_process import NotifierProcess
 from caregiver.plan_answers import KEPT_PER_DEVICE, sent_by, summary_of
 from caregiver.retention import RetentionSweeper
@@ -292,21 +292,24 @@ class CaregiverService:
             self._serve_in_thread(port if port is not None else self.config.server.port)
 
     def _drop_orphan_notifications(self) -> None:
-        """Rows queued for contacts a config change removed (all of them, when no contact is
-        left and no notifier process runs to find them): marked failed, never sent to
-        whoever holds that place in the list now. A database that cannot say is left to
-        the notifier, which drops each such row when it comes due."""
+        """Rows queued for contacts or URLs a config change removed (all of them, when no
+        contact is left and no notifier process runs to find them): marked failed, never
+        sent to anyone else, each logged. Rows are addressed by the contact's name and the
+        URL (:func:`caregiver.outbox.addressee`), so a contact only moved in the list keeps
+        its messages. A database that cannot say is left to the notifier, which drops each
+        such row when it comes due."""
         try:
-            dropped = self.store.drop_notifications_beyond(
-                len(self.config.contacts), "contact no longer in the config"
-            )
+            dropped = self.store.drop_notifications_unaddressed(self.config.contacts, GONE)
         except StorageFault as exc:
             log.warning("could not look for notifications to removed contacts: %s", exc)
             return
-        if dropped:
+        for note in dropped:
             log.warning(
-                "%d queued notification(s) were for contacts no longer in the config: not sent",
-                dropped,
+                "queued notification %d for %s (url #%d when queued) not sent: %s",
+                note.id,
+                note.contact,
+                note.url_index + 1,
+                GONE,
             )
 
     def _tick_loop(self) -> None:

@@ -177,6 +177,86 @@ def test_an_alert_escalated_to_a_contact_the_config_then_removed_pages_the_other
         service.stop()
 
 
+def _ann_with_two_urls(receiver: Receiver) -> Contact:
+    return Contact(name="Ann", urls=(receiver.url("ann-phone"), receiver.url("ann-mail")))
+
+
+def _page_ann_failing(
+    mosquitto: Mosquitto, tmp_path: Path, receiver: Receiver, database: str
+) -> float:
+    """Ann (first of Ann and Bob) is paged for a fall; her phone services answer 500, so both
+    pages wait for their retry in the queue as the service stops. Returns the clock then."""
+    contacts = (_ann_with_two_urls(receiver), Contact(name="Bob", urls=(receiver.url("bob"),)))
+    service, clock = _service(mosquitto, tmp_path, contacts, database)
+    try:
+        device = SimDevice(mosquitto, "treadmill-1")
+        device.online()
+        receiver.fail_next = 2
+        fall = device.fall()
+        assert service.ingestor.wait_for(lambda: service.store.event(fall["id"]) is not None)
+        assert service.notifier.deliver_due() == 0  # 500 for both: retried in 10 s
+        assert receiver.messages == []
+        device.close()
+    finally:
+        service.stop()
+    return clock.now
+
+
+def test_a_page_waiting_when_the_contacts_are_reordered_reaches_the_contact_it_was_for(
+    mosquitto: Mosquitto, tmp_path: Path, receiver: Receiver, caregiver_db: str
+) -> None:
+    """The operator put Bob first (and Ann's mail before her phone) and restarted while Ann's
+    fall pages waited for their retry. Before, the queue addressed each page by the
+    contact's and the URL's places in the lists: Ann's phone page went to Bob, her mail page
+    was dropped (Bob has one URL). Now each reaches the URL it was queued for."""
+    later = _page_ann_failing(mosquitto, tmp_path, receiver, caregiver_db)
+    ann = _ann_with_two_urls(receiver)
+    reordered = (
+        Contact(name="Bob", urls=(receiver.url("bob"),)),
+        Contact(name="Ann", urls=tuple(reversed(ann.urls))),
+    )
+    service, clock = _service(mosquitto, tmp_path, reordered, caregiver_db)
+    try:
+        clock.now = later + 20  # the retry is due, the stopped instance's lease over
+        assert service.notifier.deliver_due() == 2
+        assert sorted(_titles(receiver)) == [
+            ("/ann-mail", "RetroGuard: FALL"),
+            ("/ann-phone", "RetroGuard: FALL"),
+        ]
+    finally:
+        service.stop()
+
+
+def test_a_page_waiting_for_a_contact_then_removed_is_dropped_and_logged(
+    mosquitto: Mosquitto,
+    tmp_path: Path,
+    receiver: Receiver,
+    caregiver_db: str,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Ann was taken out of the config while her fall pages waited: they are dropped as for
+    a removed contact (marked failed, logged), not sent to Bob, who now holds her place.
+    Before, Bob received her phone page."""
+    later = _page_ann_failing(mosquitto, tmp_path, receiver, caregiver_db)
+    bob = Contact(name="Bob", urls=(receiver.url("bob"),))
+    service, clock = _service(mosquitto, tmp_path, (bob,), caregiver_db)
+    try:
+        clock.now = later + 20  # the retry is due, the stopped instance's lease over
+        with caplog.at_level("WARNING", logger="caregiver.notify"):
+            assert service.notifier.deliver_due() == 0
+        assert receiver.messages == []
+        assert service.store.notifications_due(clock.now + 1e6) == []
+        said = [r.getMessage() for r in caplog.records if "not sent" in r.getMessage()]
+        assert sorted(said) == [
+            f"queued notification {n} for Ann (url #{n} when queued) not sent: contact or URL "
+            "no longer in the config"
+            for n in (1, 2)
+        ]
+        assert not any("127.0.0.1" in m for m in said)  # never the URL
+    finally:
+        service.stop()
+
+
 def test_escalation_timers_keep_their_length_across_a_step_of_the_wall_clock(
     mosquitto: Mosquitto, tmp_path: Path, receiver: Receiver, caregiver_db: str
 ) -> None:

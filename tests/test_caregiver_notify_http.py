@@ -33,7 +33,7 @@ from caregiver.config import (
     ServerConfig,
 )
 from caregiver.notify import Notifier, Sender, apprise_send, send_notification
-from caregiver.outbox import SqliteOutbox, open_outbox
+from caregiver.outbox import SqliteOutbox, open_outbox, url_key
 from caregiver.storage import Store, Urgency
 from tests.caregiver_support import WAIT
 
@@ -297,7 +297,16 @@ def test_a_failed_message_is_kept_retried_and_given_up_as_before(
         for _ in range(2):
             alert = tx.page_alert("fall", "treadmill-1", None, 1.0, 301.0)
             tx.queue_notification(
-                alert, "Ann", 0, 0, "FALL", "body", 1000.0, urgency=Urgency.CRITICAL
+                alert,
+                "Ann",
+                0,
+                0,
+                "FALL",
+                "body",
+                1000.0,
+                urgency=Urgency.CRITICAL,
+                contact_key="Ann",
+                url_key=url_key(f"json://127.0.0.1:{port}/ann"),
             )
     server.answers = [(500, {})] * 2
     assert notifier.deliver_due() == 0
@@ -375,7 +384,16 @@ def test_a_name_lookup_that_hangs_is_a_failed_attempt_within_the_timeout(
         for _ in range(2):
             alert = tx.page_alert("fall", "treadmill-1", None, 1.0, 301.0)
             tx.queue_notification(
-                alert, "c0", 0, 0, "FALL", "body", 1000.0, urgency=Urgency.CRITICAL
+                alert,
+                "c0",
+                0,
+                0,
+                "FALL",
+                "body",
+                1000.0,
+                urgency=Urgency.CRITICAL,
+                contact_key="c0",
+                url_key=url_key(url),
             )
     assert notifier.deliver_due() == 0
     why = "name lookup for slow.test took longer than 0.2 s"
@@ -407,7 +425,16 @@ def test_a_contact_whose_name_hangs_does_not_hold_up_the_others_pages(
         alert = tx.page_alert("fall", "treadmill-1", None, 1.0, 301.0)
         for index in (0, 1):  # the first contact's page is queued (and read) first
             tx.queue_notification(
-                alert, f"c{index}", index, 0, "FALL", "body", 1000.0, urgency=Urgency.CRITICAL
+                alert,
+                f"c{index}",
+                index,
+                0,
+                "FALL",
+                "body",
+                1000.0,
+                urgency=Urgency.CRITICAL,
+                contact_key=f"c{index}",
+                url_key=url_key(urls[index]),
             )
     delivered: list[int] = []
     round_ = threading.Thread(target=lambda: delivered.append(notifier.deliver_due()))

@@ -56,8 +56,12 @@ def _fill(store: Store, n: int, at: float) -> None:
             tx.store_recording(f"trip{i:04d}", f"win{i:04d}", blob)
             tx.open_incident(incident, "treadmill-1", "stumble", f"trip{i:04d}", "w", at)
             alert = tx.page_alert("stumble", "treadmill-1", f"trip{i:04d}", at, at, incident)
-            tx.queue_notification(alert, "Ann", 0, 0, "t", "b" * 200, at)
-            tx.queue_notification(alert, "Bob", 1, 0, "t", "b" * 200, at)
+            tx.queue_notification(
+                alert, "Ann", 0, 0, "t", "b" * 200, at, contact_key="Ann", url_key="a"
+            )
+            tx.queue_notification(
+                alert, "Bob", 1, 0, "t", "b" * 200, at, contact_key="Bob", url_key="b"
+            )
             tx.record_event(_event(f"start{i:04d}", "start", "info", None), at)
         for pending in tx.notifications_due(at)[::2]:
             tx.notification_sent(pending.id, 1)

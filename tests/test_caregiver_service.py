@@ -22,7 +22,8 @@ from typing import Any
 import pytest
 
 from caregiver.broker_link import Connected, Down, Lost, NeverConnected, Problem, banner_words
-from caregiver.config import Contact, EscalationConfig, PolicyConfig, parse_config
+from caregiver.config import Contact, EscalationConfig, PolicyConfig, load_config, parse_config
+from caregiver.outbox import url_key
 from caregiver.priority import prioritised, urgency_of
 from caregiver.service import CaregiverService
 from caregiver.storage import Urgency
@@ -256,6 +257,30 @@ def test_config_refuses_a_fall_policy_that_does_not_page_and_unknown_keys() -> N
         {"contacts": [{"name": "Ann", "urls": ["json://x"]}], "devices": {"t1": "Mum"}}
     )
     assert config.contacts[0].urls == ("json://x",) and config.devices == {"t1": "Mum"}
+
+
+def test_config_refuses_two_contacts_of_one_name(tmp_path: Path) -> None:
+    """Queued messages are addressed by the contact's name (caregiver.outbox.addressee), so
+    two contacts of one name are refused, by every command that reads the file (each loads
+    it through load_config); contacts without a name are known by their URLs."""
+    text = (
+        '[[contacts]]\nname = "Ann"\nurls = ["json://x/1"]\n'
+        '[[contacts]]\nurls = ["json://x/2"]\n[[contacts]]\nurls = ["json://x/3"]\n'
+        '[[contacts]]\nname = "Ann"\nurls = ["json://x/4"]\n'
+    )
+    toml = tmp_path / "c.toml"
+    toml.write_text(text)
+    with pytest.raises(ConfigError) as err:
+        load_config(toml)
+    assert err.value.problems == [
+        f"{toml}: contacts[3].name: 'Ann' is also contacts[0]'s name: give each contact its "
+        "own (queued messages are addressed by it, so that reordering the list does not page "
+        "someone else)"
+    ]
+    toml.write_text(
+        text.replace('name = "Ann"\nurls = ["json://x/4"]', 'name = "Bo"\nurls = ["x"]')
+    )
+    assert [c.name for c in load_config(toml).contacts] == ["Ann", "", "", "Bo"]
 
 
 # ------------------------------------------------------------ access control
@@ -768,7 +793,16 @@ def test_each_message_goes_with_its_apprise_type_and_the_services_priority(
                 alert = tx.page_alert("fall", "treadmill-1", None, 1.0, 301.0)
                 for url_index in range(3):
                     tx.queue_notification(
-                        alert, "Ann", 0, url_index, f"{urgency}", "body", 1.0, urgency=urgency
+                        alert,
+                        "Ann",
+                        0,
+                        url_index,
+                        f"{urgency}",
+                        "body",
+                        1.0,
+                        urgency=urgency,
+                        contact_key="Ann",
+                        url_key=url_key(ann.urls[url_index]),
                     )
             assert service.notifier.deliver_due() == 3
         sent = receiver.wait(9)

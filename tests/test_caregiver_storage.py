@@ -23,12 +23,16 @@ import pytest
 
 from caregiver import plot
 from caregiver.auth import Accounts
+from caregiver.config import CaregiverConfig, CaregiverMqttConfig, Contact, ServerConfig
+from caregiver.notify import Notifier, send_notification
+from caregiver.outbox import addressee, open_outbox, url_key
 from caregiver.progress import progress_view
 from caregiver.service import CaregiverService
 from caregiver.storage import SCHEMA_VERSION, SchemaError, Store, Urgency, schema
 from caregiver.storage.schema import MIGRATIONS
 from launcher.cli import main
-from tests.caregiver_support import FakeClock, Http, make_config, new_event
+from tests.caregiver_db import execute
+from tests.caregiver_support import FakeClock, Http, Receiver, make_config, new_event
 from tools.broker import Mosquitto
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -324,7 +328,16 @@ def test_queued_notifications_keep_their_urgency_and_older_ones_read_as_normal(
         assert old.urgency is Urgency.NORMAL
         with store.transaction() as tx:
             tx.queue_notification(
-                3, "Ann", 0, 0, "FALL", "b", FIXTURE_WEEK, urgency=Urgency.CRITICAL
+                3,
+                "Ann",
+                0,
+                0,
+                "FALL",
+                "b",
+                FIXTURE_WEEK,
+                urgency=Urgency.CRITICAL,
+                contact_key="Ann",
+                url_key="k",
             )
         assert [n.urgency for n in store.notifications_due(FIXTURE_WEEK)] == [
             Urgency.NORMAL,
@@ -334,19 +347,114 @@ def test_queued_notifications_keep_their_urgency_and_older_ones_read_as_normal(
         store.close()
 
 
-def test_notifications_for_contacts_beyond_the_config_are_dropped_and_only_those(
+def _contact(name: str) -> Contact:
+    return Contact(name, (f"json://127.0.0.1:9/{name.lower() or 'someone'}",))
+
+
+def test_notifications_whose_contact_left_the_config_are_dropped_and_only_those(
     caregiver_db: str,
 ) -> None:
+    """Ann, Bob and Cy each have a page waiting; the config now lists Cy, then Ann. Bob's is
+    dropped and returned (the service logs it); Cy's stays, though his place (2) is past the
+    new list's end: before, the rows past the end were dropped by place, so Cy lost his page
+    and a removed contact's place went to whoever moved into it. A row queued before schema
+    17 (no keys) is found by the name it recorded: Ann's stays, Bob's goes."""
     store = Store(caregiver_db)
     try:
         with store.transaction() as tx:
             for index, name in enumerate(("Ann", "Bob", "Cy")):
-                tx.queue_notification(0, name, index, 0, "FALL", "b", FIXTURE_WEEK)
-        assert store.drop_notifications_beyond(1, "contact no longer in the config") == 2
-        assert [n.contact for n in store.notifications_due(FIXTURE_WEEK)] == ["Ann"]
-        assert store.drop_notifications_beyond(1, "again") == 0  # failed rows stay as they were
+                url = _contact(name).urls[0]
+                tx.queue_notification(
+                    0,
+                    name,
+                    index,
+                    0,
+                    "FALL",
+                    "b",
+                    FIXTURE_WEEK,
+                    contact_key=name,
+                    url_key=url_key(url),
+                )
+        for index, name in enumerate(("Ann", "Bob")):  # as schema 17 left rows from before
+            execute(
+                caregiver_db,
+                "INSERT INTO notifications (alert_id, contact, contact_index, url_index, title, "
+                "body, next_at, created_at) VALUES (0, ?, ?, 0, 'OLD', 'b', ?, ?)",
+                (name, index, FIXTURE_WEEK, FIXTURE_WEEK),
+            )
+        now = (_contact("Cy"), _contact("Ann"))
+        gone = store.drop_notifications_unaddressed(now, "contact no longer in the config")
+        assert [(n.contact, n.title) for n in gone] == [("Bob", "FALL"), ("Bob", "OLD")]
+        kept = store.notifications_due(FIXTURE_WEEK)
+        assert [(n.contact, n.title) for n in kept] == [
+            ("Ann", "FALL"),
+            ("Cy", "FALL"),
+            ("Ann", "OLD"),
+        ]
+        assert [addressee(now, n) for n in kept] == [
+            (1, 0, now[1].urls[0]),
+            (0, 0, now[0].urls[0]),
+            (1, 0, now[1].urls[0]),
+        ]
+        assert store.drop_notifications_unaddressed(now, "again") == []  # failed rows stay
     finally:
         store.close()
+
+
+def test_pages_queued_before_schema_17_reach_the_contact_they_recorded_after_a_reorder(
+    old_copy: Path,
+) -> None:
+    """A database from before schema 17 holds Ann's pending reminder (contact 1, URL 1, by
+    place only); rows for Bob and for a contact without a name (recorded as "contact 3") are
+    added as those releases wrote them. The upgrade keeps every row (no keys: NULL), and
+    after the config put Bob first each goes to the contact it was queued for: Ann's to Ann
+    (before, to Bob, now first), Bob's to Bob, the nameless contact's by its place, the only
+    identity it ever had."""
+    db = sqlite3.connect(old_copy)
+    with db:
+        for name, index in (("Bob", 1), ("contact 3", 2)):
+            db.execute(
+                "INSERT INTO notifications (alert_id, contact, contact_index, url_index, title, "
+                "body, status, attempts, next_at, created_at) "
+                "VALUES (3, ?, ?, 0, ?, 'b', 'pending', 0, 1795000312.0, 1795000312.0)",
+                (name, index, f"for {name}"),
+            )
+    db.close()
+    receiver = Receiver()
+    store = Store(str(old_copy))
+    outbox = open_outbox(str(old_copy))
+    try:
+        rows = execute(str(old_copy), "SELECT id, contact_key, url_key, status FROM notifications")
+        assert rows == [
+            (1, None, None, "sent"),
+            (2, None, None, "sent"),
+            (3, None, None, "sent"),
+            (4, None, None, "pending"),
+            (5, None, None, "pending"),
+            (6, None, None, "pending"),
+        ]
+        contacts = (
+            Contact("Bob", (receiver.url("bob"),)),
+            Contact("Ann", (receiver.url("ann"),)),
+            Contact("", (receiver.url("third"),)),
+        )
+        config = CaregiverConfig(
+            server=ServerConfig(database=str(old_copy)),
+            mqtt=CaregiverMqttConfig(port=1),
+            contacts=contacts,
+        )
+        notifier = Notifier(outbox, config, lambda: FIXTURE_WEEK, send_notification)
+        assert notifier.deliver_due() == 3
+        got = sorted((m["path"], m["title"].split(" - ")[0]) for m in receiver.wait(3))
+        assert got == [
+            ("/ann", "RetroGuard: Monitor fault"),
+            ("/bob", "for Bob"),
+            ("/third", "for contact 3"),
+        ]
+    finally:
+        outbox.close()
+        store.close()
+        receiver.close()
 
 
 # ------------------------------------------------------------------- durability

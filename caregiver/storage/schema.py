@@ -353,6 +353,17 @@ MIGRATIONS: tuple[Migration, ...] = (
         "sessions stored before: 0 (not flagged, as their devices did not know)",
         ("ALTER TABLE walk_sessions ADD COLUMN wall_unsynced INTEGER NOT NULL DEFAULT 0",),
     ),
+    Migration(
+        17,
+        "each queued notification's address by the contact's name and the URL's hash "
+        "(caregiver.outbox.addressee), not by their places in the config's lists, which a "
+        "reordered config gave to someone else; rows queued before keep no keys (NULL) and are "
+        "found by the contact name they recorded",
+        (
+            "ALTER TABLE notifications ADD COLUMN contact_key TEXT",
+            "ALTER TABLE notifications ADD COLUMN url_key TEXT",
+        ),
+    ),
 )
 """Every schema change in order; ``MIGRATIONS[i]`` takes a database from version i to i + 1."""
 

@@ -26,7 +26,7 @@ from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from caregiver import outbox
 from caregiver.storage.engines import (
@@ -64,6 +64,9 @@ from caregiver.storage.schema import SchemaUpgrade, migrate
 from core.protocol.commands import CommandName
 from core.protocol.events import INCIDENT_TYPES
 from core.protocol.walker import DEFAULT_WALKER
+
+if TYPE_CHECKING:
+    from caregiver.config import Contact
 
 log = logging.getLogger(__name__)
 
@@ -1195,14 +1198,33 @@ class Transaction:
         body: str,
         now: float,
         *,
+        contact_key: str,
+        url_key: str,
         urgency: Urgency = Urgency.NORMAL,
     ) -> None:
         """A message for one URL of one contact, due now (the notifier sends it with the
-        Apprise type and the service's priority ``urgency`` calls for)."""
+        Apprise type and the service's priority ``urgency`` calls for). Addressed by
+        ``contact_key`` (the contact's name, "" for none) and ``url_key``
+        (:func:`caregiver.outbox.url_key`): :func:`caregiver.outbox.addressee` finds them in
+        the config wherever they have moved; the positions are kept for the logs and for
+        rows from before (schema 17)."""
         self._db.execute(
             "INSERT INTO notifications (alert_id, contact, contact_index, url_index, "
-            "title, body, next_at, created_at, urgency) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (alert_id, contact, contact_index, url_index, title, body, now, now, urgency.value),
+            "title, body, next_at, created_at, urgency, contact_key, url_key) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                alert_id,
+                contact,
+                contact_index,
+                url_index,
+                title,
+                body,
+                now,
+                now,
+                urgency.value,
+                contact_key,
+                url_key,
+            ),
         )
 
     def notifications_due(self, now: float) -> list[PendingNotification]:
@@ -1229,14 +1251,22 @@ class Transaction:
         """Still pending: not dropped since it was read as due (its alert closed meanwhile)."""
         return self._db.execute(outbox.STILL_DUE, (notification_id,)).fetchone() is not None
 
-    def drop_notifications_beyond(self, contacts: int, reason: str) -> int:
-        """Every pending notification for a contact index the config no longer has."""
-        cursor = self._db.execute(
-            "UPDATE notifications SET status = 'failed', last_error = ? "
-            "WHERE status = 'pending' AND contact_index >= ?",
-            (reason, contacts),
-        )
-        return max(0, cursor.rowcount)
+    def drop_notifications_unaddressed(
+        self, contacts: Sequence[Contact], reason: str
+    ) -> list[PendingNotification]:
+        """Every pending notification whose contact or URL ``contacts`` no longer has
+        (:func:`caregiver.outbox.addressee`), marked failed; returns them. Before, this
+        dropped the rows whose contact *index* was past the list's end: a contact that moved
+        up a shortened list lost its pages, and one removed from the middle kept them, sent to
+        whoever moved into its place."""
+        gone = [
+            note
+            for note in outbox.due_from(self._db.execute(outbox.PENDING).fetchall())
+            if outbox.addressee(contacts, note) is None
+        ]
+        for note in gone:
+            self._db.execute(outbox.DROP, (reason, note.id))
+        return gone
 
     # ------------------------------------------------- users and logins
 
@@ -1985,9 +2015,11 @@ class Store:
     def still_due(self, notification_id: int) -> bool:
         return self._read(lambda ops: ops.still_due(notification_id))
 
-    def drop_notifications_beyond(self, contacts: int, reason: str) -> int:
-        with self._statement() as ops:
-            return ops.drop_notifications_beyond(contacts, reason)
+    def drop_notifications_unaddressed(
+        self, contacts: Sequence[Contact], reason: str
+    ) -> list[PendingNotification]:
+        with self.transaction() as tx:  # read and marked at once: none queued between
+            return tx.drop_notifications_unaddressed(contacts, reason)
 
     # -------------------------------------------------------------- leases
 
