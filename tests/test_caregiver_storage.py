@@ -457,6 +457,42 @@ def test_pages_queued_before_schema_17_reach_the_contact_they_recorded_after_a_r
         receiver.close()
 
 
+def test_a_page_queued_at_schema_16_is_kept_and_reaches_its_contact_after_a_reorder(
+    caregiver_db: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Both engines: a database at schema 16 (the release before keys) holds Ann's pending
+    page, queued by place (contact 1, URL 1). Upgraded, the row is kept with no keys and,
+    with Bob now first, still goes to Ann (before: to Bob)."""
+    with monkeypatch.context() as before_keys:
+        before_keys.setattr(schema, "MIGRATIONS", schema.MIGRATIONS[:16])
+        before_keys.setattr(schema, "SCHEMA_VERSION", 16)
+        old = Store(caregiver_db)
+        with old.transaction() as tx:
+            tx._db.execute(
+                "INSERT INTO notifications (alert_id, contact, contact_index, url_index, title, "
+                "body, next_at, created_at, urgency) VALUES (1, 'Ann', 0, 0, 'FALL', 'b', ?, ?, "
+                "'critical')",
+                (FIXTURE_WEEK, FIXTURE_WEEK),
+            )
+        old.close()
+    store = Store(caregiver_db)
+    try:
+        assert (store.schema.before, store.schema.after) == (16, SCHEMA_VERSION)
+        (row,) = store.notifications_due(FIXTURE_WEEK)
+        assert (row.contact, row.contact_key, row.url_key, row.urgency) == (
+            "Ann",
+            None,
+            None,
+            Urgency.CRITICAL,
+        )
+        now = (_contact("Bob"), _contact("Ann"))
+        assert addressee(now, row) == (1, 0, "json://127.0.0.1:9/ann")
+        assert store.drop_notifications_unaddressed(now, "gone") == []
+        assert addressee(now[:1], row) is None  # Ann removed: dropped, as before
+    finally:
+        store.close()
+
+
 # ------------------------------------------------------------------- durability
 
 SYNCHRONOUS_FULL = 2
