@@ -42,7 +42,7 @@ from typing import NamedTuple
 
 from caregiver.config import CaregiverConfig
 from caregiver.localtime import readable
-from caregiver.outbox import url_key
+from caregiver.outbox import contact_id, url_key
 from caregiver.priority import urgency_of
 from caregiver.seen import Acknowledged, Seen, StillOpen, newer_alerts, newest_first
 from caregiver.storage import OPEN_STATUSES, Alert, Store, StoredEvent, Transaction, Urgency
@@ -234,10 +234,10 @@ class Alerting:
         title, body = text()
         if alert.status == "held":
             tx.start_paging(alert.id, now + timeout)
-            self._page(tx, alert.id, [0], title, body, now, urgency_of(kind))
+            self._page(tx, alert.id, [0], title, body, now, urgency_of(kind), reached=0)
         else:  # already paging: whoever was told hears it is worse now, at once
             tx.reschedule_alert(alert.id, alert.contact, alert.sends, now + timeout)
-            targets = sorted({*alert.paged, alert.contact})
+            targets = sorted({*self._paged(alert), self._reached(alert)})
             self._page(tx, alert.id, targets, title, body, now, urgency_of(kind))
 
     def _close_incident(
@@ -349,7 +349,7 @@ class Alerting:
         )
         # the page's words only for someone to page (without contacts: the dashboard only)
         title, body = text() if self.config.contacts else ("", "")
-        self._page(tx, alert_id, [0], title, body, now, urgency_of(kind))
+        self._page(tx, alert_id, [0], title, body, now, urgency_of(kind), reached=0)
 
     # ----------------------------------------------------------- closing
 
@@ -357,10 +357,9 @@ class Alerting:
         tx.close_alert(alert.id, status, by, self.clock())
 
     def _follow_up(self, tx: Transaction, alert: Alert, title: str, body: str) -> None:
-        if alert.paged:
-            self._page(
-                tx, alert.id, alert.paged, title, body, self.clock(), Urgency.NORMAL, record=False
-            )
+        paged = self._paged(alert)
+        if paged:
+            self._page(tx, alert.id, paged, title, body, self.clock(), Urgency.NORMAL, record=False)
 
     def _walker_reset(self, tx: Transaction, device: str, wall_time: str, now: float) -> None:
         """The walker pressed reset after a trip: "I'm OK". Held alerts become logged (never
@@ -519,10 +518,10 @@ class Alerting:
         timeout = self.config.escalation.ack_timeout_s
         if alert.status == "held":  # the grace ran out without a reset: page
             tx.start_paging(alert.id, now + timeout)
-            self._page(tx, alert.id, [0], title, body, now, urgency_of(alert.kind))
+            self._page(tx, alert.id, [0], title, body, now, urgency_of(alert.kind), reached=0)
             return
         contacts = len(self.config.contacts)
-        contact, sends = alert.contact, alert.sends
+        contact, sends = self._reached(alert), alert.sends
         minutes = (now - alert.created_at) / 60.0
         # a contact the config no longer has (removed since the alert reached them) is past
         # the last one: everyone is reminded, rather than "resending" to nobody
@@ -539,7 +538,42 @@ class Alerting:
             targets = list(range(contacts))
             prefix = f"STILL NOT ACKNOWLEDGED after {minutes:.0f} min: "
         tx.reschedule_alert(alert.id, contact, sends, now + timeout)
-        self._page(tx, alert.id, targets, title, prefix + body, now, urgency_of(alert.kind))
+        reached = contact if contact < contacts else None  # one removed: still past the end
+        self._page(
+            tx,
+            alert.id,
+            targets,
+            title,
+            prefix + body,
+            now,
+            urgency_of(alert.kind),
+            reached=reached,
+        )
+
+    def _reached(self, alert: Alert) -> int:
+        """The place in the config now of the contact ``alert`` has reached, found by its
+        :func:`~caregiver.outbox.contact_id`; past the list's end when the config no longer
+        has it (everyone is reminded next, as for a contact removed). Before schema 17 only
+        the place was stored: a reordered config moved the escalation to whoever held it
+        (Ann reached, Bob put first: Bob reminded, Ann never again, the next skipped)."""
+        contacts = self.config.contacts
+        if alert.reached is None:
+            return alert.contact  # an alert from before schema 17: by place, as it was
+        ids = [contact_id(c) for c in contacts]
+        return ids.index(alert.reached) if alert.reached in ids else len(contacts)
+
+    def _paged(self, alert: Alert) -> list[int]:
+        """The places in the config now of the contacts paged for ``alert`` (its follow-ups'
+        recipients), found by their ids; those no longer in the config are left out."""
+        ids = [contact_id(c) for c in self.config.contacts]
+        places: set[int] = set()
+        for entry in alert.paged:
+            if isinstance(entry, int):  # paged before schema 17: a place, as it was
+                if entry < len(ids):
+                    places.add(entry)
+            elif entry in ids:
+                places.add(ids.index(entry))
+        return sorted(places)
 
     def _whose(self, tx: Transaction, alert: Alert) -> str | None:
         """The walker of ``alert``'s incident to name (:func:`caregiver.walkers.who`): the
@@ -572,9 +606,12 @@ class Alerting:
         now: float,
         urgency: Urgency,
         record: bool = True,
+        reached: int | None = None,
     ) -> None:
         """Queue the message for every URL of those contacts (delivered by the notifier), at
-        ``urgency``: what gets a phone through Do Not Disturb is decided here, per message."""
+        ``urgency``: what gets a phone through Do Not Disturb is decided here, per message.
+        ``record``: remember them as paged (by id), and the alert as having reached the
+        contact at place ``reached`` (None: the one it had)."""
         contacts = self.config.contacts
         for index in contact_indexes:
             if index >= len(contacts):
@@ -596,7 +633,9 @@ class Alerting:
                     urgency=urgency,
                 )
         if record:
-            tx.mark_paged(alert_id, [i for i in contact_indexes if i < len(contacts)])
+            paged = [contact_id(contacts[i]) for i in contact_indexes if i < len(contacts)]
+            to = contact_id(contacts[reached]) if reached is not None and paged else None
+            tx.mark_paged(alert_id, paged, to)
 
     # ------------------------------------------------------------ reading
 

@@ -32,6 +32,7 @@ __all__ = [
     "Target",
     "Urgency",
     "addressee",
+    "contact_id",
     "open_outbox",
     "urgency_from",
     "url_key",
@@ -98,6 +99,13 @@ def url_key(url: str) -> str:
     writes it: one edited in any way is another URL (its queued messages are dropped as for
     a URL removed, and logged)."""
     return hashlib.sha256(url.encode()).hexdigest()[:16]
+
+
+def contact_id(contact: Contact) -> str:
+    """Who a contact is, for an alert's escalation (``alerts.reached``, ``alerts.paged``): its
+    name (unique, :func:`caregiver.config.parse_config`), or for one without a name ``~`` and
+    the :func:`url_key` of its URLs, the only identity it has."""
+    return contact.name or "~" + url_key("\n".join(contact.urls))
 
 
 class Target(NamedTuple):

@@ -257,6 +257,42 @@ def test_a_page_waiting_for_a_contact_then_removed_is_dropped_and_logged(
         service.stop()
 
 
+def test_an_alert_escalating_when_the_contacts_are_reordered_goes_on_from_whom_it_reached(
+    mosquitto: Mosquitto, tmp_path: Path, receiver: Receiver, caregiver_db: str
+) -> None:
+    """The fall reached Ann (first of Ann, Bob, Cleo); the service restarted with Bob put
+    first. Her reminder goes to her, the escalation then to Cleo (after Ann in the new
+    order), and the follow-up to the two paged. Before, the alert kept only places: the
+    reminder went to Bob, the escalation to Ann, Cleo was skipped, and "acknowledged" went to
+    Bob and Ann."""
+    cleo = Contact(name="Cleo", urls=(receiver.url("cleo"),))
+    ann, bob = _ann_and_bob(receiver)
+    service, clock = _service(mosquitto, tmp_path, (ann, bob, cleo), caregiver_db)
+    try:
+        device = SimDevice(mosquitto, "treadmill-1")
+        device.online()
+        fall = device.fall()
+        assert service.ingestor.wait_for(lambda: service.store.event(fall["id"]) is not None)
+        assert service.notifier.deliver_due() == 1
+        device.close()
+    finally:
+        service.stop()
+    later = clock.now
+    service, clock = _service(mosquitto, tmp_path, (bob, ann, cleo), caregiver_db)
+    try:
+        for step in (1, 2):
+            clock.now = later + 300 * step
+            assert service.alerting.tick() == 1
+            assert service.notifier.deliver_due() == 1
+        service.acknowledge("treadmill-1", fall["id"], "bob")
+        assert service.notifier.deliver_due() == 2
+        said = [(m["path"], m["message"].split(" ")[0]) for m in receiver.messages]
+        assert said[:3] == [("/ann", "FALL"), ("/ann", "REMINDER,"), ("/cleo", "ESCALATED,")]
+        assert sorted(said[3:]) == [("/ann", "bob"), ("/cleo", "bob")]
+    finally:
+        service.stop()
+
+
 def test_escalation_timers_keep_their_length_across_a_step_of_the_wall_clock(
     mosquitto: Mosquitto, tmp_path: Path, receiver: Receiver, caregiver_db: str
 ) -> None:

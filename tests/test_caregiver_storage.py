@@ -474,6 +474,10 @@ def test_a_page_queued_at_schema_16_is_kept_and_reaches_its_contact_after_a_reor
                 "'critical')",
                 (FIXTURE_WEEK, FIXTURE_WEEK),
             )
+            tx._db.execute(  # its alert, which had reached Ann (place 0) and paged her
+                "INSERT INTO alerts (kind, device_id, status, created_at, next_at, contact, sends, "
+                "paged) VALUES ('fall', 'treadmill-1', 'paging', 1.0, 2.0, 0, 1, '[0]')"
+            )
         old.close()
     store = Store(caregiver_db)
     try:
@@ -489,6 +493,12 @@ def test_a_page_queued_at_schema_16_is_kept_and_reaches_its_contact_after_a_reor
         assert addressee(now, row) == (1, 0, "json://127.0.0.1:9/ann")
         assert store.drop_notifications_unaddressed(now, "gone") == []
         assert addressee(now[:1], row) is None  # Ann removed: dropped, as before
+        (alert,) = store.alerts(None)  # escalates by place, as it did; a new page adds an id
+        assert (alert.contact, alert.paged, alert.reached) == (0, [0], None)
+        with store.transaction() as tx:
+            tx.mark_paged(alert.id, ["Bob"], "Bob")
+        (alert,) = store.alerts(None)
+        assert (alert.paged, alert.reached) == ([0, "Bob"], "Bob")
     finally:
         store.close()
 

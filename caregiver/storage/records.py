@@ -194,10 +194,17 @@ class Alert:
     created_at: float
     next_at: float | None
     contact: int
+    """The place in the config's list of the contact reached when it was stored (before
+    schema 17 the only record of it: see ``reached``)."""
     sends: int
-    paged: list[int]
+    paged: list[int | str]
+    """Who gets its follow-ups: contact ids (:func:`caregiver.outbox.contact_id`); places in
+    the list (int) for pages from before schema 17."""
     closed_by: str | None
     incident: str | None = None
+    reached: str | None = None
+    """The contact reached, by :func:`caregiver.outbox.contact_id`, so that a reordered config
+    does not move the escalation (None: an alert from before schema 17, by ``contact``)."""
 
 
 class Role(StrEnum):

@@ -358,10 +358,13 @@ MIGRATIONS: tuple[Migration, ...] = (
         "each queued notification's address by the contact's name and the URL's hash "
         "(caregiver.outbox.addressee), not by their places in the config's lists, which a "
         "reordered config gave to someone else; rows queued before keep no keys (NULL) and are "
-        "found by the contact name they recorded",
+        "found by the contact name they recorded. Each alert's contact reached by its "
+        "caregiver.outbox.contact_id (paged: ids too); alerts from before keep NULL and "
+        "escalate by place, as they did",
         (
             "ALTER TABLE notifications ADD COLUMN contact_key TEXT",
             "ALTER TABLE notifications ADD COLUMN url_key TEXT",
+            "ALTER TABLE alerts ADD COLUMN reached TEXT",
         ),
     ),
 )

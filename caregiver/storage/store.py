@@ -78,7 +78,7 @@ _EVENT_COLUMNS = (
 )
 _ALERT_COLUMNS = (
     "id, kind, device_id, event_id, status, created_at, next_at, contact, sends, paged, closed_by, "
-    "incident"
+    "incident, reached"
 )
 _INCIDENT_COLUMNS = (
     "id, device_id, severity, status, opened_at, opened_wall, first_event_id, last_event_at, "
@@ -1167,13 +1167,18 @@ class Transaction:
             (f"not sent: the alert was closed first ({status})", alert_id, Urgency.NORMAL.value),
         )
 
-    def mark_paged(self, alert_id: int, contact_indexes: Sequence[int]) -> None:
-        """Remember these contacts were paged for the alert (they get its follow-ups)."""
-        if not contact_indexes:
+    def mark_paged(self, alert_id: int, contacts: Sequence[str], reached: str | None) -> None:
+        """Remember these contacts (:func:`caregiver.outbox.contact_id`) were paged for the
+        alert (they get its follow-ups), and that it has reached ``reached`` (None: the
+        contact it had reached, unchanged)."""
+        if not contacts:
             return  # nobody new (no contacts configured): two round trips saved
         row = self._db.execute("SELECT paged FROM alerts WHERE id = ?", (alert_id,)).fetchone()
-        paged = sorted(set(json.loads(row[0])) | set(contact_indexes))
-        self._db.execute("UPDATE alerts SET paged = ? WHERE id = ?", (json.dumps(paged), alert_id))
+        paged = sorted(set(json.loads(row[0])) | set(contacts), key=_paged_order)
+        self._db.execute(
+            "UPDATE alerts SET paged = ?, reached = COALESCE(?, reached) WHERE id = ?",
+            (json.dumps(paged), reached, alert_id),
+        )
 
     def alerts(self, device_id: str | None) -> list[Alert]:
         rows: Cursor
@@ -2156,6 +2161,11 @@ def _event(row: tuple[Any, ...]) -> StoredEvent:
     )
 
 
+def _paged_order(contact: int | str) -> tuple[bool, str]:
+    """Places (an alert paged before schema 17) first, then ids: a list may hold both."""
+    return isinstance(contact, str), str(contact)
+
+
 def _alert(row: tuple[Any, ...]) -> Alert:
     return Alert(
         id=row[0],
@@ -2170,6 +2180,7 @@ def _alert(row: tuple[Any, ...]) -> Alert:
         paged=json.loads(row[9]),
         closed_by=row[10],
         incident=row[11],
+        reached=row[12],
     )
 
 
