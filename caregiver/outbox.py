@@ -125,9 +125,10 @@ def addressee(contacts: Sequence[Contact], note: PendingNotification) -> Target 
 
     A row queued with keys: the contact named ``contact_key`` (names are unique,
     :func:`caregiver.config.parse_config`; contacts without one are told apart by their URLs)
-    with a URL whose :func:`url_key` is ``url_key``. A row queued before schema 17 recorded
-    only the contact's name (or "contact N" for one without) and both positions: the contact
-    is the one of that name, or, for "contact N", the contact still at place N if it has no
+    with a URL whose :func:`url_key` is ``url_key``, else (that URL edited or removed) a
+    named contact's URL at the place it was queued at, if there is one. A row queued before
+    schema 17 recorded only the contact's name (or "contact N" for one without) and both
+    positions: the contact is the one of that name, or, for "contact N", the contact still at place N if it has no
     name (it never had another identity); the URL is the one at its recorded place in that
     contact's list (a URL reordered within the contact during the upgrade's restart cannot be
     told; the person is the right one)."""
@@ -138,6 +139,14 @@ def addressee(contacts: Sequence[Contact], note: PendingNotification) -> Target 
             for position, url in enumerate(contact.urls):
                 if url_key(url) == note.url_key:
                     return Target(index, position, url)
+            if not note.contact_key:
+                continue  # contacts without a name are told apart by their URLs only
+            # The person is still a contact, the URL is not: edited (a new token, a new
+            # number), or removed. The URL now at its place is theirs: a page reaching them
+            # there, at worst twice on one channel, rather than never.
+            if 0 <= note.url_index < len(contact.urls):
+                return Target(index, note.url_index, contact.urls[note.url_index])
+            return None
         return None
     found = next((i for i, c in enumerate(contacts) if c.name and c.name == note.contact), None)
     if found is None and 0 <= note.contact_index < len(contacts):

@@ -227,6 +227,29 @@ def test_a_page_waiting_when_the_contacts_are_reordered_reaches_the_contact_it_w
         service.stop()
 
 
+def test_a_page_waiting_while_its_url_was_edited_reaches_the_contact_at_the_url_now_there(
+    mosquitto: Mosquitto, tmp_path: Path, receiver: Receiver, caregiver_db: str
+) -> None:
+    """Ann's phone URL was edited (a new token) while her fall pages waited: Ann is still a
+    contact, so the page goes to the URL now in its place rather than to nobody."""
+    later = _page_ann_failing(mosquitto, tmp_path, receiver, caregiver_db)
+    ann = _ann_with_two_urls(receiver)
+    edited = (
+        Contact(name="Ann", urls=(receiver.url("ann-phone-new"), ann.urls[1])),
+        Contact(name="Bob", urls=(receiver.url("bob"),)),
+    )
+    service, clock = _service(mosquitto, tmp_path, edited, caregiver_db)
+    try:
+        clock.now = later + 20
+        assert service.notifier.deliver_due() == 2
+        assert sorted(_titles(receiver)) == [
+            ("/ann-mail", "RetroGuard: FALL"),
+            ("/ann-phone-new", "RetroGuard: FALL"),
+        ]
+    finally:
+        service.stop()
+
+
 def test_a_page_waiting_for_a_contact_then_removed_is_dropped_and_logged(
     mosquitto: Mosquitto,
     tmp_path: Path,
