@@ -139,6 +139,10 @@ class Acknowledged:
     """Alerts outside incidents closed (ids)."""
     still_open: list[StillOpen] = field(default_factory=list)
     said: bool = True
+    waiting: bool = False
+    """Closed here while the service had no broker link: the device's ``ack`` waits for the
+    broker (:meth:`caregiver.service.CaregiverService.acknowledge_seen`), and the answer
+    says so rather than let "acknowledged" read as "the treadmill knows"."""
 
     @property
     def outcome(self) -> str:
@@ -161,17 +165,42 @@ class Acknowledged:
                 {"what": s.what, "kind": s.kind, "incident": s.incident, "link": s.link}
                 for s in self.still_open
             ]
-            answer["message"] = message(self.outcome, [s.kind for s in self.still_open])
+        if self.outcome != "done" or self.waiting:
+            if self.waiting:
+                answer["device"] = "waiting"
+            answer["message"] = message(
+                self.outcome, [s.kind for s in self.still_open], self.waiting
+            )
         return answer
+
+    @property
+    def noticed(self) -> bool:
+        """Whether the page needs a notice (a plain form post is sent back with one)."""
+        return self.outcome != "done" or self.waiting
 
     def query(self) -> str:
         """The notice's address part for the page a plain form post is sent back to."""
         kinds = list(dict.fromkeys(s.kind for s in self.still_open))[:_NOTICE_KINDS]
-        return urlencode([("ack", self.outcome), *(("open", k) for k in kinds)])
+        waiting = [("device", "waiting")] if self.waiting else []
+        return urlencode([("ack", self.outcome), *waiting, *(("open", k) for k in kinds)])
 
 
-def message(outcome: str, kinds: Sequence[str]) -> str:
-    """The notice in plain words ("" for an acknowledgement that closed all it was asked)."""
+WAITING = "the treadmill will be told when the connection is back."
+"""What an acknowledgement made without a broker link adds: closed here, not yet there."""
+
+
+def message(outcome: str, kinds: Sequence[str], waiting: bool = False) -> str:
+    """The notice in plain words ("" for an acknowledgement that closed all it was asked and
+    told the device); ``waiting``: what it closed is not yet told to the device."""
+    if outcome == "done" and waiting:
+        return f"Acknowledged — {WAITING}"
+    said = _still_open_words(outcome, kinds)
+    if waiting and outcome == "partial":
+        return f"{said} What you saw is closed here; {WAITING}"
+    return said
+
+
+def _still_open_words(outcome: str, kinds: Sequence[str]) -> str:
     if outcome == "unsaid":
         return (
             "Not acknowledged: the page did not say which alert you saw (it was older than "
@@ -192,7 +221,8 @@ def message(outcome: str, kinds: Sequence[str]) -> str:
 
 def notice(query: Mapping[str, str], kinds: Sequence[str]) -> str:
     """The notice a page shows after a plain form post was sent back to it (its address:
-    ``ack`` the outcome, ``open`` each kind left open; kinds not known here are left out)."""
+    ``ack`` the outcome, ``device=waiting`` when the device is not yet told, ``open`` each
+    kind left open; kinds not known here are left out)."""
     outcome = query.get("ack", "")
     known = [k for k in kinds if k in _STILL_OPEN][:_NOTICE_KINDS]
-    return message(outcome, known)
+    return message(outcome, known, query.get("device") == "waiting")

@@ -18,6 +18,7 @@ never imports this module.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import secrets
 import signal
@@ -32,7 +33,7 @@ import uvicorn
 
 from caregiver.alerts import Alerting
 from caregiver.auth import Accounts, LoginThrottle
-from caregiver.broker_link import BrokerLink, broker_address, status_of
+from caregiver.broker_link import BrokerLink, Connected, broker_address, status_of
 from caregiver.changes import Change, DeviceChanged, EventStored, decode, encode
 from caregiver.commands import CommandSender, new_request_id
 from caregiver.config import CaregiverConfig
@@ -211,11 +212,23 @@ class CaregiverService:
         newest it showed — not what arrived after. Record who and how, stop escalation here,
         and tell the device, which tells everyone. A post that said nothing closes nothing.
         :class:`ValueError` for something that is not this device's; :class:`RuntimeError`
-        without a broker connection (nothing closed)."""
+        when ingest runs no MQTT client (before :meth:`start`, after :meth:`stop`: nothing
+        closed).
+
+        A broker that is down closes nothing less: closing the alert for the people (the
+        escalation, the reminders) is this database's business, and the ``ack`` is delivery
+        that waits for the broker. paho keeps the QoS 1 publish and sends it when the link is
+        back; should that be lost (this process restarts, the device's clean session missed
+        it) the device's retained ``incident`` still says open and ingest sends the close
+        again as recorded (:meth:`Ingestor._device_missed_close`: same incident, event seen
+        and request id; every instance may, a repeat is answered ``already``). The answer is
+        then :attr:`Acknowledged.waiting`, so the page says the treadmill is told once the
+        connection is back rather than let "acknowledged" read as "the treadmill knows"."""
         if not seen.said:
             return Acknowledged(said=False)
         if self.ingestor.client is None:
             raise RuntimeError("not connected to the broker")
+        linked = isinstance(self.ingestor.link.state, Connected)
         now = self.clock()
         request_id = new_request_id()
         with self.store.transaction() as tx:
@@ -234,6 +247,8 @@ class CaregiverService:
         for acked_event in acked:
             self._changed(EventStored(device_id, acked_event))
         self._changed(DeviceChanged(device_id))
+        if done.closed and not linked:
+            return dataclasses.replace(done, waiting=True)
         return done
 
     def test_alarm(self, device_id: str, by: str) -> str:

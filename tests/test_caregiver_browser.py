@@ -22,7 +22,7 @@ from typing import Any
 import pytest
 
 from caregiver import story
-from caregiver.broker_link import NeverConnected, Problem
+from caregiver.broker_link import Connected, NeverConnected, Problem
 from caregiver.headless import CHROMIUM, launch_chromium
 from caregiver.service import CaregiverService
 from caregiver.storage import Role
@@ -165,6 +165,40 @@ def test_a_fall_is_one_red_incident_card_that_tells_its_story_and_one_click_clos
     incident = service.store.incident(ids["incident"])
     assert incident is not None and not incident.open and incident.closed_by == "ann"
     assert all(a.status not in ("paging", "held") for a in service.store.alerts())
+    page.context.close()
+    device.close()
+
+
+def test_acknowledging_while_the_broker_is_down_says_the_treadmill_is_told_later(
+    browser: Any, service: CaregiverService, mosquitto: Mosquitto
+) -> None:
+    """The broker goes away with a fall on the card: the click still closes it (the service's
+    own database) and the page says the truth — acknowledged, the treadmill is told when the
+    connection is back — and the card that it is not yet confirmed there (before: the click
+    read as if the treadmill knew). Delivery once the broker is back:
+    tests/test_caregiver_ack_broker_down.py."""
+    from playwright.sync_api import expect
+
+    device = SimDevice(mosquitto, "treadmill-1")
+    device.online()
+    page = _login(browser, service)
+    card = page.locator("#card-treadmill-1")
+    ids = device.incident_fall()
+    expect(card.locator(".headline a")).to_have_text("FALL — not acknowledged")
+    notice = page.locator("#ack-notice")
+    expect(notice).to_be_hidden()
+
+    mosquitto.stop()
+    assert service.ingestor.link.wait_for(lambda s: not isinstance(s, Connected), WAIT)
+    card.locator(".ack-form button").click()
+
+    expect(notice).to_have_text(
+        "Acknowledged — the treadmill will be told when the connection is back."
+    )
+    expect(card.locator(".headline a")).to_have_text("Fall — acknowledged by ann on the dashboard")
+    expect(card.locator(".ack-form")).to_have_count(0)
+    incident = service.store.incident(ids["incident"])
+    assert incident is not None and not incident.open and incident.closed_by == "ann"
     page.context.close()
     device.close()
 

@@ -3,7 +3,10 @@ card showed. Each form says what its page showed (:mod:`caregiver.seen`); the se
 only that — an alert that arrived after the page was shown stays open and escalating — sends
 the device's ack command and records who answered. The request answers JSON to the page's
 script (409 with the words when something stayed open) and redirects a plain form post back
-to the page, which then says the same in a notice."""
+to the page, which then says the same in a notice. Without a broker link the alert still
+closes here (the service's own database) and the answer says that the treadmill is told when
+the connection is back (``"device": "waiting"``); 503 only when the service is not running
+its MQTT client at all (starting or stopping: nothing closed)."""
 
 from __future__ import annotations
 
@@ -39,11 +42,11 @@ def routes(site: Site) -> list[BaseRoute]:
             return PlainTextResponse(f"could not read the acknowledgement: {exc}", 400)
         except RuntimeError as exc:
             return PlainTextResponse(f"could not send the acknowledgement: {exc}", 503)
-        back = page if done.outcome == "done" else f"{page}?{done.query()}"
+        back = f"{page}?{done.query()}" if done.noticed else page
         if "application/json" in request.headers.get("accept", ""):
             answer = done.as_json()
-            if done.outcome == "done":
-                return JSONResponse(answer)
+            if done.outcome == "done":  # closed, perhaps not yet told to the device
+                return JSONResponse({**answer, "location": back} if done.waiting else answer)
             return JSONResponse({**answer, "location": back}, status_code=409)
         return RedirectResponse(back, status_code=303)
 

@@ -564,9 +564,13 @@
           button.disabled = false; button.textContent = "Acknowledge";
         });
         if (!r.ok) throw new Error("HTTP " + r.status);
-        showNotice("");
-        silence();
-        if (form.id === "ack-form") reload(location.pathname); else button.textContent = "Acknowledged";
+        return r.json().then(function (answer) {
+          // closed; "message" when the treadmill is told only once the connection is back
+          showNotice(answer.message || "");
+          silence();
+          if (form.id === "ack-form") reload(answer.location || location.pathname);
+          else button.textContent = "Acknowledged";
+        });
       })
       .catch(function (err) { button.disabled = false; button.textContent = "Acknowledge (failed: " + err.message + ")"; });
   });

@@ -1,0 +1,145 @@
+"""Acknowledging from the dashboard while the MQTT broker is down.
+
+Closing the alert for the people is the service's own business (its database); telling the
+monitor is delivery, and it waits for the broker. On a real Mosquitto, with the real
+caregiver service (dashboard over HTTP, fake clock for the reminders) and the real MQTT
+reporter of a monitor on a real SQLite database: the broker stops, the caregiver
+acknowledges the fall through the web app and is told the truth (acknowledged, the treadmill
+is told once the connection is back), the reminders stop at once; the broker comes back on
+the same port and the monitor closes the incident once, as recorded (who, how), and its
+confirmation reaches the caregiver's record. Nothing here touches a relay: an ack is
+bookkeeping and can never start a belt (rule 2).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from contextlib import ExitStack
+from pathlib import Path
+
+import pytest
+
+from caregiver.broker_link import Connected
+from caregiver.config import EscalationConfig
+from caregiver.service import CaregiverService
+from caregiver.storage import StoredEvent
+from tests.caregiver_support import (
+    FakeClock,
+    Http,
+    Receiver,
+    ack_fields,
+    make_config,
+    running_service,
+)
+from tests.mqtt_helpers import WAIT
+from tests.test_caregiver_service import _contacts
+from tests.test_incident_ack_missed import (
+    DEVICE,
+    FIRST,
+    a_fall,
+    device,
+    device_incident,
+    stumble,
+)
+from tools.broker import Mosquitto, mosquitto_available
+
+pytestmark = pytest.mark.skipif(not mosquitto_available(), reason="mosquitto not installed")
+
+TIMEOUT = 300.0
+PAGE_JSON = {"accept": "application/json"}
+WAITING_WORDS = "Acknowledged — the treadmill will be told when the connection is back."
+
+
+@pytest.fixture
+def receiver() -> Iterator[Receiver]:
+    r = Receiver()
+    yield r
+    r.close()
+
+
+def confirmed(event: StoredEvent | None) -> bool:
+    return event is not None and event.ack_confirmed
+
+
+def closes(cg: CaregiverService) -> list[StoredEvent]:
+    """The monitor's ``closed`` events of the incident, as the service stored them."""
+    return [e for e in cg.store.incident_events(FIRST) if e.type == "closed"]
+
+
+@pytest.mark.parametrize(
+    ("how", "restart"),
+    [("script", False), ("form", False), ("script", True)],
+    ids=["page-script", "plain-form", "service-restarted-meanwhile"],
+)
+def test_an_ack_while_the_broker_is_down_closes_the_alert_now_and_the_monitor_once_it_is_back(
+    tmp_path: Path,
+    mosquitto: Mosquitto,
+    caregiver_db: str,
+    receiver: Receiver,
+    how: str,
+    restart: bool,
+) -> None:
+    """``restart``: the service stops and starts again on its database while the broker is
+    still down (what paho held for the broker is gone with the process); the close still
+    reaches the monitor, from what the database recorded."""
+    (tmp_path / "cg").mkdir()
+    clock = FakeClock()
+    config = make_config(
+        mosquitto,
+        tmp_path / "cg",
+        database=caregiver_db,
+        contacts=_contacts(receiver),
+        escalation=EscalationConfig(ack_timeout_s=TIMEOUT, resends=1, retry_s=10),
+    )
+    the_fall = a_fall(FIRST)
+    page = f"/devices/{DEVICE}"
+    with ExitStack() as services, device(mosquitto, tmp_path / "device.db") as reporter:
+        cg = services.enter_context(running_service(config, background=False, clock=clock))
+        reporter.sink.handle(stumble(FIRST))
+        reporter.sink.handle(the_fall)
+        assert cg.ingestor.wait_for(lambda: cg.store.event(the_fall.id) is not None, WAIT)
+        cg.notifier.deliver_due()
+        ann = Http(cg.port)
+        assert ann.login() == 303
+        _, _, body = ann.request("GET", page)
+        shown = ack_fields(body, f"{page}/ack")
+        assert shown["seen"] == the_fall.id
+
+        mosquitto.stop()  # the broker goes away (both the service and the monitor lose it)
+        assert cg.ingestor.link.wait_for(lambda s: not isinstance(s, Connected), WAIT)
+        if how == "script":
+            status, _, answer = ann.request("POST", f"{page}/ack", shown, headers=PAGE_JSON)
+            assert status == 200, answer
+            said = json.loads(answer)
+            assert said["ok"] is True and said["acknowledged"] == [FIRST]
+            assert said["device"] == "waiting"
+            assert said["message"] == WAITING_WORDS
+            assert said["location"] == f"{page}?ack=done&device=waiting"
+        else:
+            status, headers, answer = ann.request("POST", f"{page}/ack", shown)
+            assert status == 303, answer
+            assert headers["location"] == f"{page}?ack=done&device=waiting"
+            _, _, noticed = ann.request("GET", headers["location"])
+            assert f'role="alert">{WAITING_WORDS}</p>' in noticed
+        incident = cg.store.incident(FIRST)
+        assert incident is not None and not incident.open
+        assert (incident.closed_by, incident.closed_via) == ("ann", "dashboard")
+        clock.advance(TIMEOUT)
+        assert cg.alerting.tick() == 0  # no reminder, no escalation page
+        if restart:
+            services.close()  # the service stops; paho's copy of the ack goes with it
+            cg = CaregiverService(config, clock=clock)  # ann's account is in the database
+            services.callback(cg.stop)
+            cg.start(background=False, port=0)  # no broker to connect to yet
+            ann = Http(cg.port)
+            assert ann.login() == 303
+
+        mosquitto.start()  # the same port
+        assert cg.ingestor.connected.wait(WAIT)
+        assert cg.ingestor.wait_for(lambda: confirmed(cg.store.event(the_fall.id)), WAIT)
+        assert cg.ingestor.wait_for(lambda: bool(closes(cg)), WAIT)
+        on_device = device_incident(reporter, FIRST)
+        assert not on_device.open
+        assert (on_device.closed_by, on_device.closed_via) == ("ann", "dashboard")
+        assert len(closes(cg)) == 1  # closed once on the monitor, however often it was told
