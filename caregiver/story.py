@@ -96,6 +96,11 @@ class CardSeen:
     alerts: str
 
 
+UNTOLD = "not yet confirmed by the treadmill"
+"""A caregiver's close the device has not confirmed (its ``ack`` waits for the broker, or for
+the device to come back): closed here, the card says it is not yet closed there."""
+
+
 def headline(
     incident: CardIncident | Incident, first_event_link: str, who: str | None = None
 ) -> Headline:
@@ -107,10 +112,13 @@ def headline(
         kind, status, opened = incident.severity, incident.status, incident.opened_at
         closed_at, by, via = incident.closed_at, incident.closed_by, incident.closed_via
         answered = incident.answered
+        untold = False
     else:
         kind, status, opened = incident["kind"], incident["status"], incident["opened_at"]
         closed_at, by, via = incident["closed_at"], incident["closed_by"], incident["closed_via"]
         answered = incident["answered"]
+        # a caregiver's close whose ack waits for the broker: closed here, not yet there
+        untold = by is not None and via != "walker" and not incident.get("told", True)
     if status == "open" and answered:
         # reopened by a milder alert (a fault) after its fall was answered: the fall is not
         # news, and not an emergency again; the new alert is what waits for an answer
@@ -126,8 +134,9 @@ def headline(
         text = f"{_OPEN_TITLE.get(kind, kind.replace('_', ' '))}{named} — not acknowledged"
         return Headline(text, opened, first_event_link, kind in _URGENT, True)
     title = _CLOSED_TITLE.get(kind, kind.replace("_", " ").capitalize())
+    waiting = f" — {UNTOLD}" if untold else ""
     return Headline(
-        f"{title}{named} — {closed_how(by, via)}",
+        f"{title}{named} — {closed_how(by, via)}{waiting}",
         closed_at or opened,
         first_event_link,
         False,

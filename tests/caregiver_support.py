@@ -41,6 +41,7 @@ from core.protocol.messages import (
     RecordStatus,
     SessionRecord,
 )
+from core.protocol.payloads import reply_payload
 from sim.recordings import FALL_FIGURES, fall_recording
 from tools.broker import Mosquitto
 
@@ -238,6 +239,8 @@ class SimDevice:
     username: str = ""
     """The device's broker account (a broker with users makes it the client id)."""
     password: str = ""
+    answers_acks: bool = True
+    """Reply ``ok`` to each ``ack`` command, as a monitor does."""
 
     def __post_init__(self) -> None:
         self.client = mqtt.Client(
@@ -262,8 +265,15 @@ class SimDevice:
     def _on_message(self, client: Any, userdata: Any, message: mqtt.MQTTMessage) -> None:
         with self.got_command:
             name = message.topic.rsplit("/", 1)[-1]
-            self.commands.append((name, json.loads(message.payload or b"{}")))
+            command = json.loads(message.payload or b"{}")
+            self.commands.append((name, command))
             self.got_command.notify_all()
+        if name == "ack" and self.answers_acks:
+            # as a monitor confirms a close (the card stops saying the treadmill is not yet
+            # told); published as is, never waited for on paho's thread
+            result = {"acknowledged": command.get("incident"), "already": False}
+            payload = reply_payload(self.device_id, "ack", command.get("id"), True, result)
+            self.client.publish(self.topic("reply"), payload, qos=1)
 
     def wait_command(self, name: str) -> dict[str, Any]:
         with self.got_command:

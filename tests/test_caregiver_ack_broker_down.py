@@ -127,6 +127,8 @@ def test_an_ack_while_the_broker_is_down_closes_the_alert_now_and_the_monitor_on
         assert (incident.closed_by, incident.closed_via) == ("ann", "dashboard")
         clock.advance(TIMEOUT)
         assert cg.alerting.tick() == 0  # no reminder, no escalation page
+        _, _, card = ann.request("GET", page)
+        assert "acknowledged by ann on the dashboard — not yet confirmed by the treadmill" in card
         if restart:
             services.close()  # the service stops; paho's copy of the ack goes with it
             cg = CaregiverService(config, clock=clock)  # ann's account is in the database
@@ -143,3 +145,6 @@ def test_an_ack_while_the_broker_is_down_closes_the_alert_now_and_the_monitor_on
         assert not on_device.open
         assert (on_device.closed_by, on_device.closed_via) == ("ann", "dashboard")
         assert len(closes(cg)) == 1  # closed once on the monitor, however often it was told
+        _, _, card = ann.request("GET", page)
+        assert "acknowledged by ann" in card  # and no longer waiting for the treadmill
+        assert "not yet confirmed by the treadmill" not in card

@@ -195,7 +195,9 @@ def test_acknowledging_while_the_broker_is_down_says_the_treadmill_is_told_later
     expect(notice).to_have_text(
         "Acknowledged — the treadmill will be told when the connection is back."
     )
-    expect(card.locator(".headline a")).to_have_text("Fall — acknowledged by ann on the dashboard")
+    expect(card.locator(".headline a")).to_have_text(
+        "Fall — acknowledged by ann on the dashboard — not yet confirmed by the treadmill"
+    )
     expect(card.locator(".ack-form")).to_have_count(0)
     incident = service.store.incident(ids["incident"])
     assert incident is not None and not incident.open and incident.closed_by == "ann"

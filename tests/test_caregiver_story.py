@@ -27,6 +27,8 @@ def _incident(kind: str, status: str = "open", **closed: Any) -> CardIncident:
         "closed_via": closed.get("closed_via"),
         "answered": closed.get("answered", False),
         "newest_alert": "fall",
+        "walker": None,
+        "told": closed.get("told", True),
     }
 
 
@@ -77,6 +79,25 @@ def test_an_acknowledged_fall_leaves_the_card_neutral_while_the_belt_stays_stopp
     assert s.headline.text == "Fall — acknowledged by ann on the dashboard"
     assert s.level == "idle" and not s.can_acknowledge
     assert s.belt == "Belt stopped, waiting for a reset at the machine"
+
+
+def test_a_fall_acknowledged_here_and_not_yet_confirmed_by_the_treadmill_says_so() -> None:
+    """Closed by a caregiver while the treadmill could not be told (the broker down, the
+    monitor off): the card says it is not yet closed there, until the monitor confirms."""
+    untold = _incident(
+        "fall", "closed", closed_at=NOW - 60, closed_by="ann", closed_via="dashboard", told=False
+    )
+    s = story.card(_device("TRIPPED", incident=untold), NOW)
+    assert s.headline is not None
+    assert s.headline.text == (
+        "Fall — acknowledged by ann on the dashboard — not yet confirmed by the treadmill"
+    )
+    assert s.level == "idle" and not s.can_acknowledge
+    walker = _incident(
+        "stumble", "closed", closed_at=NOW - 60, closed_by="walker", closed_via="walker", told=False
+    )
+    s = story.card(_device("ARMED", incident=walker), NOW)
+    assert s.headline is not None and s.headline.text == "Stumble — walker pressed I'm OK"
 
 
 @pytest.mark.parametrize(

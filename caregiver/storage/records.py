@@ -101,6 +101,11 @@ class CardIncident(TypedDict):
     walker: str | None
     """Whose incident (a walker id of the device, :attr:`Incident.walker`): the card names
     them (:func:`caregiver.walkers.who`)."""
+    told: bool
+    """The device has it closed as this service does: its reply to the ``ack`` confirmed it,
+    or it published the incident's ``closed`` event. False for one a caregiver closed here
+    whose ``ack`` waits for the broker (the card says the treadmill is told when the
+    connection is back)."""
 
 
 class Device(TypedDict):

@@ -136,6 +136,17 @@ def _newest_alert(t: str) -> str:
     )
 
 
+def _told(t: str) -> str:
+    """Whether the device has incident ``t`` closed as this service does: an event of it was
+    confirmed by the device's reply to the ``ack`` (``ack_confirmed``), or the device published
+    its ``closed`` event. A caregiver's close whose ``ack`` waits for the broker is not."""
+    return (
+        f"CASE WHEN EXISTS (SELECT 1 FROM events e WHERE (e.incident = {t}.id OR (e.id = {t}.id "
+        "AND e.incident IS NULL)) AND (e.type = 'closed' OR e.ack_confirmed <> 0)) "
+        "THEN 1 ELSE 0 END"
+    )
+
+
 _ALERT_EVENT_TYPES = ", ".join(f"'{t.value}'" for t in sorted(INCIDENT_TYPES))
 """Event types that open or worsen an incident, as SQL."""
 
@@ -149,7 +160,7 @@ _DEVICE_SELECT = (
     "i.id, i.severity, i.status, i.opened_at, i.first_event_id, i.last_event_at, i.closed_at, "
     f"i.closed_by, i.closed_via, {_answered('i')}, {_newest_alert('i')}, "
     "(SELECT MAX(a.id) FROM alerts a WHERE a.device_id = d.device_id AND a.incident IS NULL "
-    f"AND a.status IN {_OPEN}), i.walker FROM devices d "
+    f"AND a.status IN {_OPEN}), i.walker, {_told('i')} FROM devices d "
     "LEFT JOIN events e ON e.id = d.last_event_id "
     # the card's incident: the open one if there is one, else the one that ended last
     "LEFT JOIN incidents i ON i.id = (SELECT id FROM incidents WHERE device_id = d.device_id "
@@ -2133,6 +2144,7 @@ def _device(r: tuple[Any, ...]) -> Device:
                 "answered": bool(r[23]),
                 "newest_alert": r[24],
                 "walker": r[26],
+                "told": bool(r[27]),
             }
             if r[14]
             else None
