@@ -13,6 +13,7 @@ bookkeeping and can never start a belt (rule 2).
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections.abc import Iterator
 from contextlib import ExitStack
@@ -43,6 +44,7 @@ from tests.test_incident_ack_missed import (
     stumble,
 )
 from tools.broker import Mosquitto, mosquitto_available
+from tools.pgcluster import PostgresCluster
 
 pytestmark = pytest.mark.skipif(not mosquitto_available(), reason="mosquitto not installed")
 
@@ -148,3 +150,52 @@ def test_an_ack_while_the_broker_is_down_closes_the_alert_now_and_the_monitor_on
         _, _, card = ann.request("GET", page)
         assert "acknowledged by ann" in card  # and no longer waiting for the treadmill
         assert "not yet confirmed by the treadmill" not in card
+
+
+def test_with_two_instances_the_close_reaches_the_monitor_once_when_the_one_clicked_is_gone(
+    tmp_path: Path, mosquitto: Mosquitto, postgres_cluster: PostgresCluster
+) -> None:
+    """Two instances on one PostgreSQL database (a shared MQTT group): the caregiver's click
+    reaches instance a while the broker is down, and a stops before the broker is back (its
+    held copy of the ack goes with it). b, which never saw the click, reads the monitor's
+    retained ``incident`` (still open) and sends the close as a recorded it; the monitor
+    closes the incident once, and b records its confirmation."""
+    url = postgres_cluster.new_database()
+    configs = []
+    for name in ("a", "b"):
+        config = make_config(mosquitto, tmp_path / name, database=url, client_id=f"care-{name}")
+        (tmp_path / name).mkdir()
+        configs.append(
+            dataclasses.replace(config, mqtt=dataclasses.replace(config.mqtt, shared_group="cg"))
+        )
+    the_fall = a_fall(FIRST)
+    page = f"/devices/{DEVICE}"
+    with (
+        ExitStack() as a_stack,
+        running_service(configs[1], web=False, background=False) as b,
+        device(mosquitto, tmp_path / "device.db") as reporter,
+    ):
+        a = a_stack.enter_context(running_service(configs[0], background=False))
+        reporter.sink.handle(stumble(FIRST))
+        reporter.sink.handle(the_fall)
+        assert a.ingestor.wait_for(lambda: a.store.event(the_fall.id) is not None, WAIT)
+        ann = Http(a.port)
+        assert ann.login() == 303
+        _, _, body = ann.request("GET", page)
+        shown = ack_fields(body, f"{page}/ack")
+
+        mosquitto.stop()
+        assert a.ingestor.link.wait_for(lambda s: not isinstance(s, Connected), WAIT)
+        status, _, answer = ann.request("POST", f"{page}/ack", shown, headers=PAGE_JSON)
+        assert status == 200, answer
+        assert json.loads(answer)["device"] == "waiting"
+        a_stack.close()  # the instance that took the click is gone before the broker is back
+
+        mosquitto.start()
+        assert b.ingestor.connected.wait(WAIT)
+        assert b.ingestor.wait_for(lambda: confirmed(b.store.event(the_fall.id)), WAIT)
+        assert b.ingestor.wait_for(lambda: bool(closes(b)), WAIT)
+        on_device = device_incident(reporter, FIRST)
+        assert not on_device.open
+        assert (on_device.closed_by, on_device.closed_via) == ("ann", "dashboard")
+        assert len(closes(b)) == 1
