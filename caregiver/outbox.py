@@ -124,14 +124,14 @@ def addressee(contacts: Sequence[Contact], note: PendingNotification) -> Target 
     whoever holds that place in the list now).
 
     A row queued with keys: the contact named ``contact_key`` (names are unique,
-    :func:`caregiver.config.parse_config`; contacts without one are told apart by their URLs)
-    with a URL whose :func:`url_key` is ``url_key``, else (that URL edited or removed) a
-    named contact's URL at the place it was queued at, if there is one. A row queued before
-    schema 17 recorded only the contact's name (or "contact N" for one without) and both
-    positions: the contact is the one of that name, or, for "contact N", the contact still at place N if it has no
-    name (it never had another identity); the URL is the one at its recorded place in that
-    contact's list (a URL reordered within the contact during the upgrade's restart cannot be
-    told; the person is the right one)."""
+    :func:`caregiver.config.parse_config`; contacts without one are told apart by their URLs) with a
+    URL whose :func:`url_key` is ``url_key``, else (that URL edited or removed) a named contact's
+    URL at the place it was queued at, if there is one. A row queued before schema 17 recorded only
+    the contact's name (or "contact N" for one without) and both positions: the contact is the one
+    of that name, or, for "contact N", the contact still at place N if it has no name (it never had
+    another identity); the URL is the one at its recorded place in that contact's list (a URL
+    reordered within the contact during the upgrade's restart cannot be told; the person is the
+    right one)."""
     if note.url_key is not None:
         for index, contact in enumerate(contacts):
             if contact.name != note.contact_key:
