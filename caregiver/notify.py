@@ -42,6 +42,20 @@ Sender = Callable[[str, str, str, Urgency], bool]
 """``send(url, title, body, urgency)`` -> delivered?"""
 
 GONE = "contact or URL no longer in the config"
+
+
+def log_gone(note: PendingNotification) -> None:
+    """Say that ``note`` was dropped as :data:`GONE` (its id, contact and URL place; never
+    the URL): the notifier as a row comes due and the service at start say it alike."""
+    log.warning(
+        "queued notification %d for %s (url #%d when queued) not sent: %s",
+        note.id,
+        note.contact,
+        note.url_index + 1,
+        GONE,
+    )
+
+
 """Why a queued message was dropped unsent: :func:`caregiver.outbox.addressee` did not find
 the contact or the URL it was queued for (removed, renamed, or the URL edited)."""
 
@@ -157,13 +171,7 @@ class Notifier:
             target = addressee(self.config.contacts, note)
             if target is None:
                 self.store.drop_notification(note.id, GONE)
-                log.warning(
-                    "queued notification %d for %s (url #%d when queued) not sent: %s",
-                    note.id,
-                    note.contact,
-                    note.url_index + 1,
-                    GONE,
-                )
+                log_gone(note)
                 continue
             lanes.setdefault(target.contact, deque()).append((target, note))
         if not lanes:

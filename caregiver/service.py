@@ -43,7 +43,7 @@ from caregiver.ingest import Ingestor
 from caregiver.lease import Lease
 from caregiver.liveness import Liveness, SystemdPinger
 from caregiver.memory import compact_malloc
-from caregiver.notify import GONE, Notifier, Sender, send_notification
+from caregiver.notify import GONE, Notifier, Sender, log_gone, send_notification
 from caregiver.notify_process import NotifierProcess
 from caregiver.plan_answers import KEPT_PER_DEVICE, sent_by, summary_of
 from caregiver.retention import RetentionSweeper
@@ -319,13 +319,7 @@ class CaregiverService:
             log.warning("could not look for notifications to removed contacts: %s", exc)
             return
         for note in dropped:
-            log.warning(
-                "queued notification %d for %s (url #%d when queued) not sent: %s",
-                note.id,
-                note.contact,
-                note.url_index + 1,
-                GONE,
-            )
+            log_gone(note)
 
     def _tick_loop(self) -> None:
         sweeper = RetentionSweeper(self.store, self.config.retention, self.clock)
