@@ -323,7 +323,10 @@ class Alerting:
                 tx,
                 alert,
                 f"RetroGuard: {name} back online",
-                f"{name} is reporting again; the offline alert is closed.",
+                # Said again: the offline page itself is dropped when it was not delivered
+                # before the device came back (close_alert), and this is then all one hears.
+                f"{name} is reporting again; it stopped reporting at "
+                f"{self._when(alert.created_at)} while armed. The offline alert is closed.",
             )
 
     def _open(

@@ -23,6 +23,7 @@ import pytest
 
 from caregiver.broker_link import Connected, Down, Lost, NeverConnected, Problem, banner_words
 from caregiver.config import Contact, EscalationConfig, PolicyConfig, load_config, parse_config
+from caregiver.localtime import readable
 from caregiver.outbox import url_key
 from caregiver.priority import prioritised, urgency_of
 from caregiver.service import CaregiverService
@@ -683,7 +684,7 @@ def test_a_stumble_reset_in_time_is_logged_not_paged_and_one_not_reset_pages(
 def test_offline_while_armed_pages_and_back_online_follows_up(
     mosquitto: Mosquitto, tmp_path: Path, receiver: Receiver, caregiver_db: str
 ) -> None:
-    service, _ = _fake_clock_service(mosquitto, tmp_path, receiver, database=caregiver_db)
+    service, clock = _fake_clock_service(mosquitto, tmp_path, receiver, database=caregiver_db)
     try:
         idle = SimDevice(mosquitto, "treadmill-2")
         idle.online(state="STANDBY")
@@ -703,6 +704,10 @@ def test_offline_while_armed_pages_and_back_online_follows_up(
         )
         service.notifier.deliver_due()
         assert receiver.messages[1]["title"] == "RetroGuard: Dad's treadmill back online"
+        # when it went (the offline page, which a quick return drops undelivered, said so;
+        # the alert's time is the service's clock, here a fake one)
+        went = readable(clock.now, service.config.zone)
+        assert f"it stopped reporting at {went} while armed." in receiver.messages[1]["message"]
         device.close()
         idle.close()
     finally:
