@@ -494,6 +494,32 @@ def test_a_plan_sent_from_the_dashboard_reaches_the_device_and_applies_at_the_ne
     detach_session(rig.app, runner)
 
 
+def test_a_refused_dashboard_plan_names_the_form_row_the_physio_sees() -> None:
+    """The form numbers its rows from 1 and leaves blank ones out of the plan: the third row's
+    bad minutes below a blank row are the plan's ``intervals[1]``, which a physio read as row 1
+    or 2. The problem leads with the row as the page shows it, the plan's field kept."""
+    from starlette.datastructures import FormData
+
+    from caregiver.routes.plans import plan_from_form
+
+    rows = [("forward", "2", ""), ("backward", "", ""), ("backward", "x", ""), ("rest", "0.1", "")]
+    fields = [("preset", ""), ("name", "Anna")]
+    for direction, minutes, speed in rows:
+        fields += [("direction", direction), ("minutes", minutes), ("speed", speed)]
+    with pytest.raises(PlanInvalid) as refused:
+        plan_from_form(FormData(fields))
+    assert refused.value.problems == ["row 3: intervals[1].minutes: expected `float`, got `str`"]
+    fields[fields.index(("minutes", "x"))] = ("minutes", "3")
+    with pytest.raises(PlanInvalid) as refused:
+        plan_from_form(FormData(fields))
+    assert refused.value.problems == [
+        "row 4: intervals[2].minutes: an interval lasts at least 10 s (0.17 min), not 6 s"
+    ]
+    with pytest.raises(PlanInvalid) as refused:  # no interval named: as the contract says it
+        plan_from_form(FormData([("preset", ""), ("name", "Anna")]))
+    assert refused.value.problems[0].startswith("intervals: ")
+
+
 # ---------------------------------------------------------------- progression
 
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -61,8 +62,10 @@ class InForce:
 def plan_from_form(form: FormData) -> Plan:
     """The plan a form describes: a preset by name, else the custom rows with minutes filled in.
 
-    Field names in problems are the plan's (``intervals[1].minutes``): row N of
-    the form is ``intervals[N-1]`` once blank rows are left out.
+    Field names in problems are the plan's (``intervals[1].minutes``), led by the form's
+    row they came from as the page numbers it ("row 4: intervals[1].minutes: ..."): blank rows
+    are left out, so ``intervals[1]`` is not row 2 when a row above it was left blank, and a
+    physio reading "intervals[1]" against rows numbered from 1 looked at the wrong one.
     """
     preset = str(form.get("preset") or "")
     if preset:
@@ -70,12 +73,20 @@ def plan_from_form(form: FormData) -> Plan:
             raise PlanInvalid([f"preset: no preset called {preset!r}"])
         return PRESETS[preset]
     intervals: list[dict[str, Any]] = []
-    for direction, minutes, speed in zip(
-        form.getlist("direction"), form.getlist("minutes"), form.getlist("speed"), strict=False
+    rows: list[int] = []  # the form's row (from 1, as the page numbers them) of each kept
+    for row, (direction, minutes, speed) in enumerate(
+        zip(
+            form.getlist("direction"),
+            form.getlist("minutes"),
+            form.getlist("speed"),
+            strict=False,
+        ),
+        1,
     ):
         text = str(minutes).strip()
         if not text:
             continue
+        rows.append(row)
         value: Any = text  # not a number: the contract names the field and what it expected
         with contextlib.suppress(ValueError):
             value = float(text)
@@ -83,7 +94,23 @@ def plan_from_form(form: FormData) -> Plan:
         if str(speed).strip():
             interval["speed"] = str(speed).strip()
         intervals.append(interval)
-    return plan_from_builtins({"name": str(form.get("name") or "").strip(), "intervals": intervals})
+    name = str(form.get("name") or "").strip()
+    try:
+        return plan_from_builtins({"name": name, "intervals": intervals})
+    except PlanInvalid as exc:
+        raise PlanInvalid([_with_row(p, rows) for p in exc.problems]) from None
+
+
+_INTERVAL = re.compile(r"^intervals\[(?P<n>[0-9]+)\]")
+
+
+def _with_row(problem: str, rows: list[int]) -> str:
+    """``problem`` led by the form row its ``intervals[n]`` came from (unchanged when it names
+    no interval, such as the name or the plan's total)."""
+    match = _INTERVAL.match(problem)
+    if match is None or int(match["n"]) >= len(rows):
+        return problem
+    return f"row {rows[int(match['n'])]}: {problem}"
 
 
 def walker_from_form(form: FormData) -> str:
