@@ -206,6 +206,15 @@ def test_a_walking_interval_at_no_speed_is_refused_wherever_the_plan_comes_from(
     with pytest.raises(ConfigError) as refused:
         load_plan_file(path)
     assert refused.value.problems == [f"{path}: {err.value.problems[0]}"]
+    toml = tmp_path / "anna.toml"  # the file's own key, [[interval]], not the wire's
+    toml.write_text(
+        'name = "x"\n[[interval]]\ndirection = "forward"\nminutes = 2\n'
+        f'[[interval]]\ndirection = "backward"\nminutes = 2\nspeed = "{speed}"\n'
+    )
+    with pytest.raises(ConfigError) as refused:
+        load_plan_file(toml)
+    written = err.value.problems[0].replace("intervals[1]", "interval[1]", 1)
+    assert refused.value.problems == [f"{toml}: {written}"]
     for fine in ({"direction": "rest", "minutes": 2, "speed": speed},
                  {"direction": "backward", "minutes": 2, "speed": "slow"}):  # fmt: skip
         plan_from_builtins({**data, "intervals": [data["intervals"][0], fine]})

@@ -139,7 +139,16 @@ def parse_plan(data: Mapping[str, Any], source: str, default_name: str = "plan")
     try:  # the wire contract's own limits (name and note lengths, number of intervals)
         return plan_from_builtins(plan_to_builtins(plan))
     except PlanInvalid as exc:
-        raise ConfigError([f"{source}: {p}" for p in exc.problems]) from None
+        raise ConfigError([f"{source}: {_as_written(p, listed)}" for p in exc.problems]) from None
+
+
+def _as_written(problem: str, listed: str) -> str:
+    """The contract's ``problem`` under the file's own key: its ``intervals[1].speed`` is a
+    TOML file's ``interval[1].speed`` (``[[interval]]``), the key the physio wrote; a file in
+    the wire's form keeps ``intervals``."""
+    if problem.startswith("intervals"):
+        return listed + problem.removeprefix("intervals")
+    return problem
 
 
 def _parse_interval(
