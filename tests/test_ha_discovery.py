@@ -439,6 +439,15 @@ def test_the_goal_sensors_show_adherence_progression_and_weeks_at_goal() -> None
     assert ha.attributes[ha.component("_weeks_at_goal").key] == {"milestone_weeks": 4}
 
 
+def test_the_week_s_backward_minutes_are_a_measurement_not_a_running_total() -> None:
+    """On a shared treadmill the progress follows the chosen walker: Anna's 30 minutes, Ben's
+    5, Anna's 30 again. A "total_increasing" sensor reads the fall as a meter reset and the
+    rise as 25 new minutes, so Home Assistant's long-term sum counted Anna's week twice."""
+    ha = home_assistant()
+    component = ha.component("_week_backward")
+    assert component.config["state_class"] == "measurement"
+
+
 def test_the_week_and_session_sensors_say_when_the_treadmill_s_clock_was_not_set() -> None:
     """A session recorded before the clock was ever set may count in the wrong week: the
     sensors that count the week, and the session's, say so beside their figures."""

@@ -380,7 +380,11 @@ def discovery_payload(topics: Topics, device_name: str, dashboard_url: str = "")
         "Backward walking this week",
         dev_cla="duration",
         unit_of_meas="min",
-        stat_cla="total_increasing",  # falls to 0 each Monday: a new cycle, not a loss
+        # A week's figure of the walker the progress follows (the one chosen on a shared
+        # treadmill): it falls when another walker is chosen and rises when the first is
+        # chosen again, which "total_increasing" would read as a reset and a new total,
+        # summing the same minutes again in the long-term statistics.
+        stat_cla="measurement",
         stat_t=topics.progress,
         val_tpl="{{ (value_json.week_backward_s / 60) | round(1) }}",
     )
