@@ -17,7 +17,7 @@ name               looks like                                  shown when
 ``walk_backward``  on, two short dark blips every 2 s          ARMED, backward interval
 ``walk_forward``   on, one short dark blip every 2 s           ARMED, forward interval
 ``rest``           slow blink, 1 s on 1 s off                  ARMED, rest interval
-``interval_change`` fast flicker for 3 s, then the above        a session interval began
+``interval_change`` on, dark blips three times a second, 3 s    a session interval began
 ``tripped``        fast 5 Hz flashing (the buzzer's alarm)     TRIPPED: a fall was caught
 ``fault``          double flash every 2 s                      FAULT: the monitor cannot watch
 =================  ==========================================  ===========================
@@ -46,7 +46,10 @@ LED_PATTERNS: Mapping[str, Pattern] = MappingProxyType(
             Pattern("walk_backward", ((1.6, 0.1), (0.1, 0.2)), repeat=True, priority=0),
             Pattern("walk_forward", ((1.8, 0.2),), repeat=True, priority=0),
             Pattern("rest", ((1.0, 1.0),), repeat=True, priority=0),
-            Pattern("interval_change", ((0.1, 0.1),) * 15, repeat=False, priority=0),
+            # Lit with a dark blip three times a second: mostly lit, as every ARMED pattern is.
+            # It was the 5 Hz 0.1/0.1 flashing of ``tripped``: for 3 s after every interval
+            # change the LED said "tripped, the belt stopped" to anyone looking at it.
+            Pattern("interval_change", ((0.2, 0.1),) * 10, repeat=False, priority=0),
             Pattern("tripped", ((0.1, 0.1),), repeat=True, priority=0),
             Pattern("fault", ((0.2, 0.2), (0.2, 1.4)), repeat=True, priority=0),
         )
@@ -63,7 +66,7 @@ LOOKS: Mapping[str, str] = MappingProxyType(
         "walk_backward": "on, two dark blips every 2 s: walk backward",
         "walk_forward": "on, one dark blip every 2 s: walk forward",
         "rest": "slow blink: rest",
-        "interval_change": "fast flicker: a new interval",
+        "interval_change": "on, three dark blips a second: a new interval",
         "tripped": "fast flashing: tripped, the belt stopped",
         "fault": "double flash every 2 s: fault, the monitor cannot watch",
     }

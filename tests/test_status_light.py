@@ -127,6 +127,22 @@ def test_the_patterns_tell_the_states_apart() -> None:
     assert safety_pattern(SafetyState.ARMED, "sensor not worn: whatever") is None
 
 
+def test_no_two_patterns_look_alike_at_a_glance() -> None:
+    """Read over the first 2 s (one period of every repeating pattern), each pattern is unlike
+    every other. The whole-timeline comparison above let ``interval_change`` (3 s, finite)
+    pass as different from ``tripped`` (repeating) although both flashed 0.1 s on, 0.1 s off:
+    for 3 s after every interval began the LED said "tripped" to whoever looked at it."""
+    glance = 2.0
+    grid = [k * GRID + GRID / 2 for k in range(round(glance / GRID))]
+    looks = {name: tuple(p.level_at(t) for t in grid) for name, p in LED_PATTERNS.items()}
+    alike = [(a, b) for a in looks for b in looks if a < b and looks[a] == looks[b]]
+    assert alike == []
+    # A new interval shows while ARMED: mostly lit, as "lit means protected" says.
+    change = LED_PATTERNS["interval_change"]
+    lit = sum(on for on, _ in change.segments) / change.period
+    assert lit > 0.5
+
+
 def test_a_change_of_state_shows_at_once(
     led: GpioStatusLed, factory: ClockedMockFactory, clock: SimClock
 ) -> None:
