@@ -1054,3 +1054,54 @@ def test_adjacent_backward_intervals_are_one_straight_stretch(tmp_path: Path) ->
     assert record.longest_backward_s == pytest.approx(600.0, abs=0.5)
     assert at_goal(record)
     detach_session(rig.app, runner)
+
+
+class _Heard:
+    """A speaker that keeps what it was asked to say."""
+
+    def __init__(self) -> None:
+        self.said: list[str] = []
+
+    def say(self, text: str) -> None:
+        self.said.append(text)
+
+    def withdraw(self, text: str) -> None: ...
+
+    def close(self) -> None: ...
+
+
+def test_the_walkers_pause_is_answered_with_a_chirp_and_how_to_go_on(tmp_path: Path) -> None:
+    """A double press while walking pauses the session: the walker hears the chirp and, with a
+    voice, how to go on. Start, resume and stop each answer with a cue; the pause answered with
+    nothing, so a walker could not tell it was taken and pressed again, resuming. A pause asked
+    for over a trip says nothing: the belt is stopped and the alarm is the controller's."""
+    rig = make_rig(tmp_path, detector=TripAt(12.0))
+    rig.run_for(1.0)
+    rig.press_reset()
+    rig.run_for(1.0)
+    heard = _Heard()
+    runner = attach_session(rig.app, SHORT, record=False, speaker=heard)
+    runner.request("start")
+    rig.run_for(2.0)
+    now = rig.clock.monotonic()
+    rig.button.press_at(now, now + 0.15)
+    rig.button.press_at(now + 0.35, now + 0.5)
+    rig.run_for(0.5 + 0.6 + 0.05)
+    assert runner.state is SessionState.PAUSED and runner.pause_cause is PauseCause.BUTTON
+    paused = runner.cues[-1]
+    assert (paused.cue, paused.played, paused.text) == (Cue.PAUSED, True, "Session paused.")
+    assert rig.app.gpio.buzzer.pattern == "chirp"
+    said = "Session paused. To go on, press reset twice."
+    assert heard.said[-1] == said
+    assert said in runner.prompts.all_for_plan(SHORT)  # rendered ahead
+    # Resumed, then tripped: a pause asked for now (the CLI) is the walker's, said nothing.
+    runner.request("resume")
+    rig.run_for(12.5 - rig.clock.monotonic())
+    assert rig.state == "TRIPPED" and runner.pause_cause is PauseCause.TRIP
+    cues, spoken = len(runner.cues), len(heard.said)
+    runner.request("pause")
+    rig.run_for(0.1)
+    assert runner.pause_cause is PauseCause.CLI
+    assert len(runner.cues) == cues and heard.said[spoken:] == []
+    assert rig.app.gpio.buzzer.pattern == "alarm"
+    detach_session(rig.app, runner)

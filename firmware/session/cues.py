@@ -8,6 +8,8 @@
 * rest: ``cue_rest``, two long beeps; "Stop walking and rest."
 * one minute left: ``cue_one_minute``, two medium beeps; "One minute left."
 * session done: ``cue_done``, long, short, long; "Session done. Well walked."
+* paused by the walker (a double press while running): ``chirp``, "Session paused." (spoken:
+  how to go on); without it the walker's pause was the one press pattern with no answer
 * balance check: ``sway_start``, short, short, long; "Stand still, feet together, look
   ahead." — ``sway_eyes_closed``, three medium beeps; "Now close your eyes and stand
   still." — ``sway_done``, long, short; "Balance check done. You may move."
@@ -47,6 +49,7 @@ class Cue(StrEnum):
     REST = "rest"
     ONE_MINUTE = "one_minute"
     DONE = "done"
+    PAUSED = "paused"
     BALANCE = "balance"
     BALANCE_EYES_CLOSED = "balance_eyes_closed"
     BALANCE_DONE = "balance_done"
@@ -58,6 +61,7 @@ PATTERN: dict[Cue, str] = {
     Cue.REST: "cue_rest",
     Cue.ONE_MINUTE: "cue_one_minute",
     Cue.DONE: "cue_done",
+    Cue.PAUSED: "chirp",
     Cue.BALANCE: "sway_start",
     Cue.BALANCE_EYES_CLOSED: "sway_eyes_closed",
     Cue.BALANCE_DONE: "sway_done",
@@ -70,6 +74,7 @@ TEXT: dict[Cue, str] = {
     Cue.REST: "Stop walking and rest.",
     Cue.ONE_MINUTE: "One minute left.",
     Cue.DONE: "Session done. Well walked.",
+    Cue.PAUSED: "Session paused.",
     Cue.BALANCE: "Stand still, feet together, look ahead.",
     Cue.BALANCE_EYES_CLOSED: "Now close your eyes and stand still.",
     Cue.BALANCE_DONE: "Balance check done. You may move.",

@@ -934,6 +934,11 @@ class SessionRunner:
             self.state is SessionState.PAUSED and not self._paused_by_walker
         ):
             self._pause(now, SessionTrigger.PAUSE, by)
+            if self._safety.state is SafetyState.ARMED:
+                # Start, resume and stop each answer with a cue; a pause answered with nothing,
+                # so a walker who double-pressed could not tell it was taken and pressed again
+                # (resuming). Never while TRIPPED or in FAULT: no words over a stopped belt.
+                self._cue(Cue.PAUSED, now)
             return True, "session paused"
         return False, f"nothing to pause (session {self.state.value})"
 

@@ -92,6 +92,8 @@ class PromptTexts:
     one_minute: str = ""
     one_minute_session: str = ""
     done: str = ""
+    paused: str = ""
+    """The walker's pause was taken (a double press while running): how to go on."""
     balance: str = ""
     balance_eyes_closed: str = ""
     balance_done: str = ""
@@ -265,6 +267,7 @@ class Prompts:
             texts.one_minute,
             texts.one_minute_session,
             texts.done,
+            texts.paused,
             texts.balance,
             texts.balance_eyes_closed,
             texts.balance_done,
