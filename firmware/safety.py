@@ -104,6 +104,9 @@ NOT_UPRIGHT_REASON = (
 )
 """Why a reset press was refused while the detector reads lying (:class:`KnowsPosture`)."""
 
+LET_GO_REASON = "not armed: reset was let go before the chirp; press and hold reset until the chirp"
+"""Why a reset press let go before the chirp was refused (:meth:`SafetyController.on_button`)."""
+
 
 class FaultKind(StrEnum):
     """Why the controller went to FAULT."""
@@ -461,11 +464,7 @@ class SafetyController:
             log.warning("reset ignored: IMU not healthy long enough")
             return
         if not held:
-            self._refuse_arming(
-                "not armed: reset was let go before the chirp; press and hold reset until "
-                "the chirp",
-                now,
-            )
+            self._refuse_arming(LET_GO_REASON, now)
             return
         posture = self._posture
         if posture is not None and posture.lying:

@@ -1105,3 +1105,18 @@ def test_the_walkers_pause_is_answered_with_a_chirp_and_how_to_go_on(tmp_path: P
     assert len(runner.cues) == cues and heard.said[spoken:] == []
     assert rig.app.gpio.buzzer.pattern == "alarm"
     detach_session(rig.app, runner)
+
+
+def test_a_reset_press_let_go_too_soon_is_said_how_to_arm(tmp_path: Path) -> None:
+    """On the monitor's own loop: a press let go before the chirp is refused (the ``refused``
+    beeps), and with a voice the walker hears to hold reset until the chirp."""
+    rig = make_rig(tmp_path)
+    rig.run_for(1.0)
+    heard = _Heard()
+    runner = attach_session(rig.app, SHORT, record=False, speaker=heard)
+    now = rig.clock.monotonic()
+    rig.button.press_at(now, now + 0.2)
+    rig.run_for(1.0)
+    assert rig.state == "STANDBY" and rig.app.gpio.buzzer.pattern == "refused"
+    assert heard.said == ["Not armed. Press and hold reset until the chirp."]
+    detach_session(rig.app, runner)

@@ -19,7 +19,7 @@ import pytest
 
 from core.errors import ConfigError
 from firmware.detection.base import Detection
-from firmware.safety import SafetyState, Transition
+from firmware.safety import LET_GO_REASON, NOT_UPRIGHT_REASON, SafetyState, Transition
 from firmware.session.cues import Cue, wav_figures
 from firmware.session.plan import Interval, Plan, resolve_plan
 from firmware.session.runner import SessionRunner, SessionState
@@ -432,6 +432,8 @@ def test_a_call_for_help_and_its_answer_are_said_in_words_not_only_beeped() -> N
     assert sent in runner.prompts.all_for_plan(runner.plan)  # rendered ahead, never pruned
 
 
+HOLD_PROMPT = "Not armed. Press and hold reset until the chirp."
+
 TRIPPED_PROMPT = (
     "The belt is stopped. When you are standing and ready, press and hold reset until the"
     " chirp. To call for help, press reset three times quickly."
@@ -468,11 +470,12 @@ def test_after_a_trip_the_walker_is_told_what_to_do_once_the_alarm_ends() -> Non
     assert heard.said == [TRIPPED_PROMPT]
     buzzer.play("alarm", 6.0)  # not getting up: the alarm again, the same trip
     runner.tick(6.0)
-    buzzer.play("refused", 7.0)  # a reset press let go before the chirp
+    safety.reason = LET_GO_REASON
+    buzzer.play("refused", 7.0)  # a reset press let go before the chirp: its own words
     runner.tick(7.0)
     buzzer.stop()
     runner.tick(8.0)
-    assert heard.said == [TRIPPED_PROMPT]  # once a trip
+    assert heard.said == [TRIPPED_PROMPT, HOLD_PROMPT]  # the trip's words once a trip
     safety.state, safety.since = SafetyState.ARMED, 9.0  # held until the chirp: re-armed
     buzzer.play("chirp", 9.0)
     runner.tick(9.0)
@@ -487,7 +490,7 @@ def test_after_a_trip_the_walker_is_told_what_to_do_once_the_alarm_ends() -> Non
     runner.tick(11.0)
     buzzer.stop()
     runner.tick(11.5)
-    assert heard.said == [TRIPPED_PROMPT]  # nothing to tell: the walker went on
+    assert heard.said == [TRIPPED_PROMPT, HOLD_PROMPT]  # nothing more: the walker went on
     safety.state, safety.since = SafetyState.TRIPPED, 12.0  # a third trip
     buzzer.play("alarm", 12.0)
     runner.tick(12.0)
@@ -496,7 +499,7 @@ def test_after_a_trip_the_walker_is_told_what_to_do_once_the_alarm_ends() -> Non
     buzzer.stop()
     runner.tick(14.0)
     sent = "Help called. Your caregivers are being told."
-    assert heard.said == [TRIPPED_PROMPT, sent, TRIPPED_PROMPT]
+    assert heard.said == [TRIPPED_PROMPT, HOLD_PROMPT, sent, TRIPPED_PROMPT]
     assert not runner.cues  # words only: the runner played no pattern
     assert TRIPPED_PROMPT in runner.prompts.all_for_plan(runner.plan)  # rendered ahead
 
@@ -650,13 +653,13 @@ def test_the_prompts_command_renders_the_plan_into_the_cache(
     config.write_text('[storage]\ndatabase = "events.db"\n[session]\nplan = "alternate-2-2"\n')
     assert main(["prompts", "-c", str(config)]) == 0
     first = capsys.readouterr().out
-    assert first.startswith("alternate-2-2 in English (voice en, 150 words/min): 72 prompts (72 ")
-    assert len(list((tmp_path / "prompts").glob("*.wav"))) == 72
+    assert first.startswith("alternate-2-2 in English (voice en, 150 words/min): 75 prompts (75 ")
+    assert len(list((tmp_path / "prompts").glob("*.wav"))) == 75
     assert main(["prompts", "-c", str(config), "--list"]) == 0
     again = capsys.readouterr().out.splitlines()
-    assert "72 prompts (0 rendered" in again[0]
+    assert "75 prompts (0 rendered" in again[0]
     assert again[1].endswith("Interval 1 of 15. Walk backward for 2 minutes. 30 minutes to go.")
-    assert len(again) == 73
+    assert len(again) == 76
 
 
 # ------------------------------------------------------------------ pruning the cache
@@ -820,3 +823,37 @@ def test_the_prompts_command_renders_the_assigned_plan_and_prunes_the_old_one(
     assert len(list(cache.directory.glob("*.wav"))) == len(in_use)
     plan_bytes = sum(cache.path_for(t).stat().st_size for t in configured)
     print(f"\n{out[2]}; the 2/2 plan's {len(configured)} prompts: {plan_bytes / 2**20:.1f} MiB")
+
+
+def test_a_refused_reset_press_is_said_why_not_only_beeped() -> None:
+    """The ``refused`` beeps (three quick and a long one) say "not armed", not why. With a
+    speaker the walker hears what to do: hold until the chirp (a press let go sooner, the
+    commonest), stand up (the sensor reads lying), or, for what the walker cannot put right
+    at the belt (alerts cannot be stored), to ask the caregiver. Once as the pattern starts."""
+    heard, safety, buzzer, runner = _armed_runner_with_a_voice()
+    safety.state, safety.since = SafetyState.STANDBY, 2.0
+    runner.tick(2.0)
+    cases = [
+        (LET_GO_REASON, HOLD_PROMPT),
+        (
+            NOT_UPRIGHT_REASON,
+            "Not armed. Stand up, with the sensor upright on your belt, then press and hold reset.",
+        ),
+        (
+            "cannot arm: alerts cannot be stored: the disk is full",
+            "Not armed. The monitor cannot protect you now. Ask your caregiver.",
+        ),
+    ]
+    t = 3.0
+    for reason, words in cases:
+        safety.reason = reason
+        buzzer.play("refused", t)
+        for dt in (0.0, 0.5, 1.0):
+            runner.tick(t + dt)
+        buzzer.stop()
+        runner.tick(t + 1.5)
+        assert heard.said[-1] == words
+        assert words in runner.prompts.all_for_plan(runner.plan)  # rendered ahead
+        t += 2.0
+    assert len(heard.said) == len(cases)
+    assert not runner.cues  # words only: the controller played the pattern

@@ -117,7 +117,7 @@ from firmware.gait.worker import (
     Measurements,
 )
 from firmware.presses import ARM_HOLD_S, EdgeFeed
-from firmware.safety import Detected, SafetyState, Transition
+from firmware.safety import LET_GO_REASON, NOT_UPRIGHT_REASON, Detected, SafetyState, Transition
 from firmware.session.config import SessionConfig
 from firmware.session.control import stopped_message
 from firmware.session.cues import (
@@ -824,7 +824,8 @@ class SessionRunner:
 
     def _tell_help(self) -> None:
         """Say what the help patterns mean as they start: that the call for help went out
-        (``help_sent``), and that a caregiver answered it (``help_answered``).
+        (``help_sent``), and that a caregiver answered it (``help_answered``); and why a
+        reset press was refused (``refused``: let go before the chirp, lying, or else).
 
         The walker who pressed three times, perhaps on the floor, hears only beeps
         otherwise — two groups of four, or a long beep and three quick ones — patterns
@@ -843,6 +844,16 @@ class SessionRunner:
             spoken = texts.help_sent
         elif pattern == "help_answered":
             spoken = texts.help_answered
+        elif pattern == "refused":
+            # A reset press that did not arm: the beeps say "no", not why, and the commonest
+            # why — let go before the chirp — is one the walker can put right at once.
+            reason = self._safety.reason
+            if reason == LET_GO_REASON:
+                spoken = texts.refused_hold
+            elif reason == NOT_UPRIGHT_REASON:
+                spoken = texts.refused_lying
+            else:
+                spoken = texts.refused
         else:
             return
         self._speaker.say(spoken)

@@ -98,6 +98,12 @@ class PromptTexts:
     balance_eyes_closed: str = ""
     balance_done: str = ""
     not_worn: str = ""
+    refused_hold: str = ""
+    """A reset press let go before the chirp was refused."""
+    refused_lying: str = ""
+    """A reset press was refused: the sensor reads the walker lying."""
+    refused: str = ""
+    """A reset press was refused for another reason (alerts cannot be stored)."""
     help_sent: str = ""
     """The walker's call for help went out (three quick presses, or the help button)."""
     help_answered: str = ""
@@ -272,6 +278,9 @@ class Prompts:
             texts.balance_eyes_closed,
             texts.balance_done,
             texts.not_worn,
+            texts.refused_hold,
+            texts.refused_lying,
+            texts.refused,
             texts.help_sent,
             texts.help_answered,
             texts.tripped,
