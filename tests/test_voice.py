@@ -828,7 +828,8 @@ def test_the_prompts_command_renders_the_assigned_plan_and_prunes_the_old_one(
 def test_a_refused_reset_press_is_said_why_not_only_beeped() -> None:
     """The ``refused`` beeps (three quick and a long one) say "not armed", not why. With a
     speaker the walker hears what to do: hold until the chirp (a press let go sooner, the
-    commonest), stand up (the sensor reads lying), or, for what the walker cannot put right
+    commonest), wait until standing (the sensor reads lying: no order to stand up to
+    someone who may be hurt), or, for what the walker cannot put right
     at the belt (alerts cannot be stored), to ask the caregiver. Once as the pattern starts."""
     heard, safety, buzzer, runner = _armed_runner_with_a_voice()
     safety.state, safety.since = SafetyState.STANDBY, 2.0
@@ -837,7 +838,8 @@ def test_a_refused_reset_press_is_said_why_not_only_beeped() -> None:
         (LET_GO_REASON, HOLD_PROMPT),
         (
             NOT_UPRIGHT_REASON,
-            "Not armed. Stand up, with the sensor upright on your belt, then press and hold reset.",
+            "Not armed. The sensor reads you lying down. When you are standing and ready, "
+            "press and hold reset.",
         ),
         (
             "cannot arm: alerts cannot be stored: the disk is full",
