@@ -859,3 +859,29 @@ def test_a_refused_reset_press_is_said_why_not_only_beeped() -> None:
         t += 2.0
     assert len(heard.said) == len(cases)
     assert not runner.cues  # words only: the controller played the pattern
+
+
+def test_a_trip_withdraws_the_interval_prompt_still_playing() -> None:
+    """A turn, as the interval's prompt begins, is a likely moment for a stumble ("Slow the belt
+    and hold the rail before you turn. Interval 2 of 15. Walk forward for 2 minutes. ...",
+    about 8 s). It went on over the alarm, telling a walker on a stopped belt to walk on, and
+    the trip's own words waited behind it. The trip withdraws it (and only the cue's words);
+    the resumed interval's words, after re-arming, are said as always."""
+    heard, safety, buzzer, runner = _armed_runner_with_a_voice()
+    runner.start(1.0)
+    runner.tick(1.0)
+    first = heard.said[-1]
+    assert first.startswith("Interval 1 of 15. Walk backward")
+    safety.state, safety.since = SafetyState.TRIPPED, 2.0
+    buzzer.play("alarm", 2.0)
+    runner.tick(2.0)
+    assert runner.state is SessionState.PAUSED
+    assert heard.withdrawn == [first]
+    buzzer.stop()
+    runner.tick(3.0)
+    assert heard.said[-1] == TRIPPED_PROMPT  # the trip's words are not withdrawn by it
+    safety.state, safety.since = SafetyState.ARMED, 4.0
+    for t in (4.0, 4.5, 5.0, 5.5):
+        runner.tick(t)
+    assert heard.said[-2].startswith("Resume walking backward. Interval 1 of 15.")
+    assert heard.withdrawn == [first, TRIPPED_PROMPT]  # re-armed: the trip's words withdrawn

@@ -557,6 +557,9 @@ class SessionRunner:
         """The buzzer's pattern at the last look: a help pattern's prompt is said once, as
         the pattern starts."""
         self._told_trip: float | None = None
+        self._cue_words: deque[str] = deque(maxlen=4)
+        """The session cues' sentences queued since the last pause: a trip or a fault withdraws
+        them (:meth:`_pause`), so no "walk backward for 2 minutes" plays over a stopped belt."""
         self._trip_words_out = False
         """The trip's words were queued and the walker has not left TRIPPED since: leaving
         withdraws them, so the cue of a resumed interval does not wait ~10 s behind them."""
@@ -1169,6 +1172,13 @@ class SessionRunner:
                 self.session.breaks.append(self.session.plan_t)
         self._set_pause_cause(cause)
         self._pending_cue = None
+        if trigger is SessionTrigger.DISARMED and self._speaker is not None:
+            # A turn, just as the interval's prompt begins (about 8 s of it), is a likely
+            # moment for a stumble: the prompt went on over the alarm, telling a walker on a
+            # stopped belt to walk on, and kept the trip's own words waiting behind it.
+            for words in self._cue_words:
+                self._speaker.withdraw(words)
+        self._cue_words.clear()
         log.info("session %s", self.pause_reason)
         self._emit(final=False)
 
@@ -1265,6 +1275,7 @@ class SessionRunner:
         if self._speaker is not None and played:
             for prompt in prompts:
                 self._speaker.say(prompt)  # a put: the speaker's own thread plays them in turn
+                self._cue_words.append(prompt)
 
     def _finish(self, now: float, trigger: SessionTrigger) -> None:
         s = self.session
