@@ -1120,3 +1120,30 @@ def test_a_reset_press_let_go_too_soon_is_said_how_to_arm(tmp_path: Path) -> Non
     assert rig.state == "STANDBY" and rig.app.gpio.buzzer.pattern == "refused"
     assert heard.said == ["Not armed. Press and hold reset until the chirp."]
     detach_session(rig.app, runner)
+
+
+def test_re_arming_during_the_walkers_own_pause_says_it_is_still_paused(tmp_path: Path) -> None:
+    """The walker paused (a double press), then stumbled; re-arming leaves the session paused,
+    as the pause was theirs. The walker heard only the chirp and waited for a resume cue that
+    never came: a second after the chirp they are told it is paused, and how to go on."""
+    rig = make_rig(tmp_path, detector=TripAt(10.0))
+    rig.run_for(1.0)
+    rig.press_reset()
+    rig.run_for(1.0)
+    heard = _Heard()
+    runner = attach_session(rig.app, SHORT, record=False, speaker=heard)
+    runner.request("start")
+    rig.run_for(2.0)
+    runner.request("pause")
+    rig.run_for(10.5 - rig.clock.monotonic())
+    assert rig.state == "TRIPPED" and runner.pause_cause is PauseCause.CLI
+    rig.run_for(5.0)
+    cues = len(runner.cues)
+    rig.press_reset()
+    rig.run_for(2.0)
+    assert rig.state == "ARMED" and runner.state is SessionState.PAUSED
+    assert [c.cue for c in runner.cues][cues:] == [Cue.PAUSED]
+    assert heard.said[-1] == "Session paused. To go on, press reset twice."
+    rig.run_for(5.0)  # said once, not at every look
+    assert len(runner.cues) == cues + 1
+    detach_session(rig.app, runner)

@@ -1074,12 +1074,14 @@ class SessionRunner:
         elif self.state is SessionState.RUNNING and state is not SafetyState.ARMED:
             cause = PauseCause.TRIP if state is SafetyState.TRIPPED else PauseCause.FAULT
             self._pause(now, SessionTrigger.DISARMED, cause)
-        elif (
-            self.state is SessionState.PAUSED
-            and state is SafetyState.ARMED
-            and not self._paused_by_walker
-        ):
-            self._run(now, SessionTrigger.REARMED)
+        elif self.state is SessionState.PAUSED and state is SafetyState.ARMED:
+            if not self._paused_by_walker:
+                self._run(now, SessionTrigger.REARMED)
+            elif any(t.state is SafetyState.ARMED for t in new):
+                # Re-armed after a trip during the walker's own pause: the session stays paused
+                # (theirs to end), and a walker who heard only the chirp waited for a resume
+                # cue that never came. Said again after the chirp: paused, and how to go on.
+                self._pending_cue = (now + RESUME_CUE_DELAY_S, Cue.PAUSED)
 
     def _follow_trip(self, detection: Detection | None) -> None:
         """The newest trip's incident: ``detection`` (new since the last look) is credited to
@@ -1195,6 +1197,12 @@ class SessionRunner:
         if self.state is SessionState.PAUSED:
             if now - self._paused_at >= self.config.max_pause_s:
                 self._finish(now, SessionTrigger.MAX_PAUSE)
+                return
+            pending = self._pending_cue
+            if pending is not None and now >= pending[0]:
+                self._pending_cue = None
+                if self._safety.state is SafetyState.ARMED:
+                    self._cue(pending[1], now)
             return
         if self.state is not SessionState.RUNNING:
             return
