@@ -69,6 +69,26 @@ def pump_until(link: CourierLink, done: Callable[[], bool], timeout: float = WAI
     return False
 
 
+def wait_stopped(pid: int, timeout: float = WAIT) -> bool:
+    """Until the kernel has process ``pid`` stopped (``T`` in ``/proc/<pid>/stat``): after
+    ``kill(SIGSTOP)`` it may still run briefly on another core, and write."""
+    deadline = time.monotonic() + timeout
+    stat = Path(f"/proc/{pid}/stat")
+    while time.monotonic() < deadline:
+        if stat.read_text().rsplit(")", 1)[1].split()[0] == "T":
+            return True
+        select.select([], [], [], 0.01)
+    return False
+
+
+def drain(link: CourierLink) -> None:
+    """Read every frame the courier's socket holds now (the courier is stopped: no more come)."""
+    sock = link._sock
+    while sock is not None and select.select([sock], [], [], 0)[0]:
+        link.poll()
+        sock = link._sock
+
+
 def stored_ids(tmp_path: Path) -> list[str]:
     with EventStore(tmp_path / "events.db") as store:
         return [s.event.id for s in store.events()]
@@ -211,6 +231,11 @@ def test_a_hung_courier_is_killed_and_replaced(
     hung = supervisor.current
     assert isinstance(hung, ProcessCourier)
     os.kill(hung.pid, signal.SIGSTOP)  # alive, but never answers again
+    assert wait_stopped(hung.pid)
+    # What it said before it stopped is read before the clock moves on: a frame still in the
+    # socket (its storage report, on a loaded machine) read after the jump was its last word
+    # at the new time, and it was never silent for long enough on this frozen clock.
+    drain(link)
     alert = event()
     link.submit(alert)
     clock.now += COURIER_SILENT_S + 1  # silent since, while the loop polls
