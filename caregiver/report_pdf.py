@@ -290,12 +290,16 @@ def report_pdf(report: Report) -> bytes:
         # The report's last week is the one under way: it counts in the total once its
         # sessions are done, never as sessions missed while the walker still has days for them.
         counted = [w.progress for w in weeks[:-1]] + ([now] if now.adherence_met else [])
-        done = sum(w.done for w in counted)
+        # Each week against its own prescription: six sessions one week and none the next
+        # read "6 of 6 (100 %)" when a week's extra sessions made up for a missed week.
+        done = sum(min(w.done, w.prescribed) for w in counted)
+        extra = sum(w.done for w in counted) - done
         prescribed = sum(w.prescribed for w in counted)
+        beyond = f", and {extra} more beyond a week's prescription" if extra else ""
         page.line(
             f"Adherence: {done} of {prescribed} prescribed sessions done over {len(counted)} "
-            f"week{'s' if len(counted) != 1 else ''} ({100 * done / max(1, prescribed):.0f} %); "
-            f"this week {now.done} of {now.prescribed}."
+            f"week{'s' if len(counted) != 1 else ''} ({100 * done / max(1, prescribed):.0f} %)"
+            f"{beyond}; this week {now.done} of {now.prescribed}."
             if counted
             else f"Adherence: this week {now.done} of {now.prescribed} prescribed sessions done "
             "so far."

@@ -27,7 +27,7 @@ from core.progress import week_of
 from core.zones import system_zone
 from firmware.session.record import session_payload
 from launcher.cli import main
-from tests.caregiver_support import physio_month, received
+from tests.caregiver_support import physio_month, received, session_record
 
 DEVICE = "treadmill-1"
 MONDAY = dt.datetime(2026, 3, 2, 9, 0, tzinfo=dt.UTC)  # 2026-W10
@@ -346,6 +346,30 @@ def test_the_pdf_s_adherence_does_not_count_a_week_still_under_way_as_missed(
     first = make_report(DEVICE, "Anna", [oldest], [], [], dt.UTC, now)
     text = " ".join(PdfReader(io.BytesIO(report_pdf(first))).pages[0].extract_text().split())
     assert "Adherence: this week 1 of 3 prescribed sessions done so far." in text
+
+
+def test_the_pdf_s_adherence_counts_each_week_against_its_own_prescription(
+    tmp_path: Path,
+) -> None:
+    """Six sessions in one week and none the next are 3 of 6 prescribed (50 %), with the
+    three extra said apart: they read "6 of 6 (100 %)", a missed week made up by another."""
+    store = Store(str(tmp_path / "caregiver.db"))
+    for day in range(6):  # Monday to Saturday of 2026-W10; nothing in 2026-W11
+        record = session_record(
+            DEVICE, MONDAY + dt.timedelta(days=day), backward_min=12, longest_min=10
+        )
+        row, problem = parse_summary(received(record), DEVICE)
+        assert row is not None, problem
+        store.record_walk_session(row, session_payload(record), NOW)
+    sessions = store.walk_sessions(DEVICE)
+    store.close()
+    now = (MONDAY + dt.timedelta(weeks=2, hours=1)).timestamp()  # Monday of 2026-W12
+    report = make_report(DEVICE, "Anna", sessions, [], [], dt.UTC, now)
+    text = " ".join(PdfReader(io.BytesIO(report_pdf(report))).pages[0].extract_text().split())
+    assert (
+        "Adherence: 3 of 6 prescribed sessions done over 2 weeks (50 %), and 3 more beyond a "
+        "week's prescription; this week 0 of 3." in text
+    )
 
 
 def test_a_session_dated_after_the_report_is_in_it_not_dropped(tmp_path: Path) -> None:
