@@ -1070,12 +1070,10 @@ class _Heard:
     def close(self) -> None: ...
 
 
-def test_the_walkers_pause_is_answered_with_a_chirp_and_how_to_go_on(tmp_path: Path) -> None:
-    """A double press while walking pauses the session: the walker hears the chirp and, with a
-    voice, how to go on. Start, resume and stop each answer with a cue; the pause answered with
-    nothing, so a walker could not tell it was taken and pressed again, resuming. A pause asked
-    for over a trip says nothing: the belt is stopped and the alarm is the controller's."""
-    rig = make_rig(tmp_path, detector=TripAt(12.0))
+def _walking(tmp_path: Path, trip_at: float) -> tuple[Rig, SessionRunner, _Heard]:
+    """Armed at 1 s, the :data:`SHORT` session started and walked 2 s (a voice heard), the
+    detector tripping at ``trip_at``."""
+    rig = make_rig(tmp_path, detector=TripAt(trip_at))
     rig.run_for(1.0)
     rig.press_reset()
     rig.run_for(1.0)
@@ -1083,6 +1081,15 @@ def test_the_walkers_pause_is_answered_with_a_chirp_and_how_to_go_on(tmp_path: P
     runner = attach_session(rig.app, SHORT, record=False, speaker=heard)
     runner.request("start")
     rig.run_for(2.0)
+    return rig, runner, heard
+
+
+def test_the_walkers_pause_is_answered_with_a_chirp_and_how_to_go_on(tmp_path: Path) -> None:
+    """A double press while walking pauses the session: the walker hears the chirp and, with a
+    voice, how to go on. Start, resume and stop each answer with a cue; the pause answered with
+    nothing, so a walker could not tell it was taken and pressed again, resuming. A pause asked
+    for over a trip says nothing: the belt is stopped and the alarm is the controller's."""
+    rig, runner, heard = _walking(tmp_path, trip_at=12.0)
     now = rig.clock.monotonic()
     rig.button.press_at(now, now + 0.15)
     rig.button.press_at(now + 0.35, now + 0.5)
@@ -1126,14 +1133,7 @@ def test_re_arming_during_the_walkers_own_pause_says_it_is_still_paused(tmp_path
     """The walker paused (a double press), then stumbled; re-arming leaves the session paused,
     as the pause was theirs. The walker heard only the chirp and waited for a resume cue that
     never came: a second after the chirp they are told it is paused, and how to go on."""
-    rig = make_rig(tmp_path, detector=TripAt(10.0))
-    rig.run_for(1.0)
-    rig.press_reset()
-    rig.run_for(1.0)
-    heard = _Heard()
-    runner = attach_session(rig.app, SHORT, record=False, speaker=heard)
-    runner.request("start")
-    rig.run_for(2.0)
+    rig, runner, heard = _walking(tmp_path, trip_at=10.0)
     runner.request("pause")
     rig.run_for(10.5 - rig.clock.monotonic())
     assert rig.state == "TRIPPED" and runner.pause_cause is PauseCause.CLI
