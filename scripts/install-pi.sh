@@ -8,6 +8,9 @@
 #   ./scripts/install-pi.sh --dry-run [...]   print the steps, change nothing (no root needed)
 #   --no-start                                enable the unit but do not (re)start it now
 #   --no-hardware-watchdog                    leave systemd's RuntimeWatchdogSec alone
+#   --caregiver                               also install what the caregivers' service needs
+#                                             (the 'caregiver' extra and the PDF's fonts), to run
+#                                             it on this Pi too; implied once its unit is installed
 #
 # Every step checks first and only does what is missing, so a second run changes nothing
 # except the code in the venv and the unit file. Existing config is never overwritten.
@@ -29,6 +32,8 @@ WATCHDOG_DROPIN=$SYSTEM_CONF_DIR/60-retroguard-watchdog.conf
 HW_WATCHDOG_SEC=10s
 # espeak-ng renders the spoken prompts to WAV; alsa-utils' aplay plays them (docs/sessions.md).
 APT_PACKAGES=(python3-venv python3-dev gcc i2c-tools espeak-ng alsa-utils)
+# The caregivers' service's PDF report embeds these fonts (docs/caregiver.md, "Reports").
+CAREGIVER_APT_PACKAGES=(fonts-liberation2 fonts-dejavu-core)
 # gpio and i2c for the pins and the sensor, audio for /dev/snd (the spoken prompts).
 SVC_GROUPS=(gpio i2c audio)
 
@@ -38,8 +43,9 @@ action=install
 purge=0
 start=1
 hw_watchdog=1
+caregiver=0
 
-usage() { sed -n '2,14p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '2,17p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; }
 
 parse_args() {
     local arg
@@ -50,6 +56,7 @@ parse_args() {
             --purge) purge=1 ;;
             --no-start) start=0 ;;
             --no-hardware-watchdog) hw_watchdog=0 ;;
+            --caregiver) caregiver=1 ;;
             -h | --help) usage; exit 0 ;;
             *) echo "install-pi.sh: unknown option $arg" >&2; usage >&2; exit 2 ;;
         esac
@@ -119,10 +126,20 @@ check_platform() {
     esac
 }
 
+# caregiver_wanted: 0 when the caregivers' service is to run on this Pi too (--caregiver, or its
+# unit already installed: an upgrade must not leave it without its packages), else 1.
+caregiver_wanted() {
+    [ "$caregiver" -eq 1 ] || [ -e "$UNIT_DIR/retroguard-caregiver.service" ]
+}
+
 install_packages() {
-    step "Install Debian packages: ${APT_PACKAGES[*]}"
+    local packages=("${APT_PACKAGES[@]}")
+    if caregiver_wanted; then
+        packages+=("${CAREGIVER_APT_PACKAGES[@]}")
+    fi
+    step "Install Debian packages: ${packages[*]}"
     local missing=() pkg
-    for pkg in "${APT_PACKAGES[@]}"; do
+    for pkg in "${packages[@]}"; do
         dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
     done
     if [ ${#missing[@]} -eq 0 ]; then
@@ -175,7 +192,12 @@ create_user() {
 }
 
 install_venv() {
-    step "Install RetroGuard with the 'pi' extra into $VENV"
+    # The monitor needs only the 'pi' extra; the caregivers' web stack is the 'caregiver' one.
+    local extras=pi
+    if caregiver_wanted; then
+        extras=pi,caregiver
+    fi
+    step "Install RetroGuard[$extras] into $VENV"
     run install -d -m 0755 "$PREFIX"
     if [ -x "$VENV/bin/python" ]; then
         note "venv exists: upgrading RetroGuard in it"
@@ -186,7 +208,7 @@ install_venv() {
     # The versions the test suite ran with (constraints.txt, scripts/lock.sh): without them
     # a Pi got whatever newest release the bounds in pyproject.toml allow, untested. lgpio
     # and RPi.GPIO (the pi extra) are not in it: the tests run on simulated pins.
-    run "$VENV/bin/python" -m pip install --quiet --upgrade -c "$root/constraints.txt" "${root}[pi]"
+    run "$VENV/bin/python" -m pip install --quiet --upgrade -c "$root/constraints.txt" "${root}[$extras]"
     # The unit's Documentation= and the wiring guide, next to the code that matches them.
     run rm -rf "$PREFIX/docs" "$PREFIX/wiring"
     run cp -r "$root/docs" "$root/wiring" "$PREFIX/"

@@ -80,7 +80,9 @@ def test_dry_run_lists_every_install_step_and_changes_nothing(tmp_path: Path) ->
         "Done:",
     ]
     opt, etc = tmp_path / "opt", tmp_path / "etc"
-    assert f"Install RetroGuard with the 'pi' extra into {opt}/venv" in out
+    # The monitor's own: not the caregivers' web stack (the 'caregiver' extra), nor its fonts.
+    assert f"Install RetroGuard[pi] into {opt}/venv" in out
+    assert "caregiver" not in out and "fonts-" not in out
     assert f"+ python3 -m venv {opt}/venv" in out
     constraints = re.escape(f"-c {ROOT}/constraints.txt")  # the versions the tests ran with
     assert re.search(
@@ -102,6 +104,27 @@ def test_dry_run_lists_every_install_step_and_changes_nothing(tmp_path: Path) ->
     )
     assert "Create system user 'retroguard' in groups gpio i2c audio" in out
     assert list(tmp_path.iterdir()) == []  # a dry run writes nothing
+
+
+@pytest.mark.parametrize("how", ["--caregiver", "its unit installed"])
+def test_the_caregiver_service_s_packages_are_installed_when_it_runs_here(
+    tmp_path: Path, how: str
+) -> None:
+    """The caregivers' service on the same Pi needs the 'caregiver' extra and the PDF's fonts:
+    asked for, or implied by its unit (an upgrade run without the option must not leave an
+    installed service without what it imports)."""
+    options = ["--dry-run"]
+    if how == "--caregiver":
+        options.append("--caregiver")
+    else:
+        (tmp_path / "units").mkdir()
+        (tmp_path / "units" / "retroguard-caregiver.service").write_text("")
+    result = run_script(*options, env_dirs=tmp_path)
+    assert result.returncode == 0, result.stderr
+    out = result.stdout
+    assert f"Install RetroGuard[pi,caregiver] into {tmp_path / 'opt'}/venv" in out
+    assert re.search(r"pip install --quiet --upgrade .* \S*\\\[pi\\,caregiver\\\]", out)
+    assert "alsa-utils fonts-liberation2 fonts-dejavu-core" in out
 
 
 def test_dry_run_keeps_an_existing_config_and_honours_options(tmp_path: Path) -> None:
