@@ -23,6 +23,7 @@ from core.demo_limits import SPEED_HELP
 from core.errors import ConfigError
 from firmware import __version__
 from firmware.storage.errors import SchemaError
+from launcher.extras import missing_extra
 
 DEFAULT_CONFIG = Path("/etc/retroguard/config.toml")
 
@@ -367,6 +368,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     except KeyboardInterrupt:
         return 130
+    except ModuleNotFoundError as exc:
+        advice = missing_extra(exc)
+        if advice is None:
+            raise
+        print(f"retroguard: {advice}", file=sys.stderr)
+        return 2
     return result
 
 

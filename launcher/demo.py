@@ -40,6 +40,7 @@ from firmware.session.summary import trips_words
 from firmware.storage.events import EventStore, StoredEvent
 from firmware.storage.outbox import OutboxDepth, outbox_depth
 from firmware.storage.sessions import load_sessions
+from launcher.extras import missing_extra
 from launcher.live_line import LinesAbove, LiveLine, logging_above, stderr_above
 from sim import scenarios
 from sim.backends import SimulatedGpio, simulated_hardware
@@ -395,6 +396,10 @@ def _start_dashboard(broker: Mosquitto, workdir: Path, out: TextIO) -> DemoCareg
         dashboard = spawn_demo_caregiver(
             broker.host, broker.port, workdir / "caregiver", log_level=level
         )
+    except ModuleNotFoundError as exc:  # a monitor-only install: the demo runs without it
+        advice = missing_extra(exc) or f"{type(exc).__name__}: {exc}"
+        out.write(f"Caregiver dashboard: not started: {advice}.\n")
+        return None
     except Exception as exc:  # the monitor demo still runs without the dashboard
         out.write(f"Caregiver dashboard: could not start ({type(exc).__name__}: {exc}).\n")
         return None
