@@ -76,16 +76,20 @@ def answer_of(reply: ReplyMessage) -> str:
         match reply.command:
             case "plan":
                 plan = msgspec.convert(reply.result, PlanStored)
-                return (
+                stored = (
                     f"stored as plan {plan.plan} (revision {plan.revision}); "
                     "used from the walker's next session"
                 )
+                if plan.progression_held is None:
+                    return stored
+                return f"{stored}. {plan.progression_held.words(plan.walker)}"
             case "progression":
                 now = msgspec.convert(reply.result, ProgressionStored)
-                return (
+                said = (
                     f"progression {now.progression}: {now.change}, "
                     f"stage {now.stage} of {now.stages}"
                 )
+                return f"{said}. {now.restored_words()}" if now.plan_restored else said
     except msgspec.ValidationError as exc:  # a device of another version: still accepted
         return f"stored (the treadmill's answer was not understood: {exc})"
     return "accepted"

@@ -40,7 +40,7 @@ from core.protocol.plan import (
     progression_to_builtins,
 )
 from core.protocol.topics import Topics
-from firmware.session.runner import SessionState, attach_session, detach_session
+from firmware.session.runner import SessionRunner, SessionState, attach_session, detach_session
 from firmware.storage.database import connect
 from firmware.storage.fallback import DISK_RETRY_S, FallbackDatabase
 from firmware.storage.outbox import Outbox
@@ -1018,3 +1018,197 @@ def test_a_progression_file_with_a_key_twice_or_too_large_is_refused_before_any_
     exact = tmp_path / "exact.json"  # the bound itself is read (as JSON with blanks after it)
     exact.write_text(text + " " * (MAX_PROGRESSION_FILE_BYTES - len(text)))
     assert main(["plan", "--db", str(db), "progression", "set", str(exact)]) == 0
+
+
+# ------------------------------------------------- a plan set by hand during a progression
+
+HAND_HOLD = "held: a plan was set by hand"
+"""The change a plan set by hand records when it holds the walker's progression."""
+
+
+def test_a_plan_set_by_hand_holds_the_progression_and_a_release_puts_the_stage_s_plan_back(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A progression counts only completed sessions of its stage's plan. A plan set by hand
+    (``retroguard plan set``) for a walker on one left the progression running: their sessions
+    of that plan never counted, so it stalled for good and nobody was told. Now the plan holds
+    it (a row by the same person, the reason said), the CLI says so, and the release puts the
+    stage's plan back (before, it only unheld, and the hand-set plan stayed in force)."""
+    from launcher.cli import main
+
+    db = str(tmp_path / "device.db")
+    base = ["plan", "--db", db]
+    assert main([*base, "progression", "set", "toward-10-minutes", "--stage", "2"]) == 0
+    week_2 = PRESETS["progression-week-2"]  # stage 2's plan
+    capsys.readouterr()
+    assert main([*base, "set", "progression-week-4", "--by", "Jo"]) == 0
+    said = capsys.readouterr().out
+    conn = connect(db)
+    # The walker's sessions of the hand-set plan: the stage's rule does not count them, so
+    # the progression could never move on (it stalled, running, unseen): it is held.
+    with conn:
+        for day in ("02", "04", "06"):
+            _completed(conn, "progression-week-4", f"2026-12-{day}T09:00:00+00:00")
+        assert advance_if_done(conn, dt.UTC, "2026-12-06T10:00:00+00:00") is None
+    state = current_progression(conn)
+    assert state is not None and state.stage == 1
+    assert state.held and state.changed == HAND_HOLD and state.by == "Jo"
+    assert (
+        "The walker's progression toward-10-minutes at stage 2 of 9 is now held, because a "
+        "plan was set by hand: sessions of this plan do not move the progression on. Release "
+        "the hold to go back to the stage's plan (progression-week-2) from the next session.\n"
+        "  retroguard plan progression release\n"
+    ) in said
+    rows = conn.execute("SELECT count(*) FROM progressions").fetchone()
+    conn.close()
+    # Back to the config's plan: also not the stage's; the progression stays held (no new row).
+    assert main([*base, "clear", "--by", "Jo"]) == 0
+    assert "The walker's progression toward-10-minutes at stage 2 of 9 stays held." in (
+        capsys.readouterr().out
+    )
+    conn = connect(db)
+    assert conn.execute("SELECT count(*) FROM progressions").fetchone() == rows
+    conn.close()
+    assert main([*base, "progression", "release", "--by", "Jo"]) == 0
+    assert (
+        "The stage's plan (progression-week-2) is in force again from the next session, in "
+        "place of the plan set by hand.\n"
+    ) in capsys.readouterr().out
+    conn = connect(db)
+    now = current_plan(conn)
+    assert now is not None and now.plan == week_2 and now.via == "progression"
+    state = current_progression(conn)
+    assert state is not None and not state.held and state.changed == "released"
+    conn.close()
+    # A physio's own hold and release, the stage's plan in force all along: nothing restored,
+    # and a plan equal to the stage's own holds nothing.
+    assert main([*base, "set", "progression-week-2"]) == 0
+    assert "held" not in capsys.readouterr().out
+    assert main([*base, "progression", "hold"]) == 0
+    assert main([*base, "set", "progression-week-2"]) == 0  # held already: said so
+    assert "toward-10-minutes at stage 2 of 9 stays held." in capsys.readouterr().out
+    assert main([*base, "progression", "release"]) == 0
+    assert "in force again" not in capsys.readouterr().out
+    conn = connect(db)
+    assert [a.via for a in plan_history(conn, 3)] == ["cli", "cli", "progression"]
+    conn.close()
+
+
+def _until_next_plan(rig: Rig, runner: SessionRunner, name: str) -> None:
+    """Run the loop until the courier has handed it ``name`` for the next session (a bound
+    against hangs, not a timing)."""
+    deadline = time.monotonic() + WAIT
+    while runner.next_plan is None or runner.next_plan.name != name:
+        assert time.monotonic() < deadline, f"plan {name!r} never reached the loop"
+        rig.run_for(0.02)
+
+
+def test_a_plan_set_from_the_dashboard_holds_the_walker_s_progression_and_says_so(
+    tmp_path: Path, mosquitto: Mosquitto
+) -> None:
+    """Over MQTT: the dashboard's plan form sends ``cmd/plan`` for a walker on a progression.
+    The device holds it and its reply says so (typed, ``progression_held``), which the
+    dashboard shows; the walker's next session walks the hand-set plan without moving the
+    progression on; a release from the dashboard puts the stage's plan back, said too, and
+    the next completed session of it moves the progression on. No relay is touched."""
+    from tests.caregiver_support import Http, running_service
+    from tests.caregiver_support import make_config as caregiver_config
+
+    short = Plan("short", (Interval.of_seconds("backward", 20.0),))
+    longer = Plan("longer", (Interval.of_seconds("backward", 40.0),))
+    progression = Progression("test", (Stage(short, weeks=1, sessions_per_week=1), Stage(longer)))
+    rig = make_rig(tmp_path, mqtt=config_for(mosquitto))
+    assert rig.courier.reporter is not None
+    assert rig.courier.reporter.wait_until(lambda s: s.ready, WAIT)
+    _armed(rig)
+    runner = attach_session(rig.app, PRESETS["alternate-2-2"])
+    relay_before = list(rig.hardware.history)
+    link = rig.app.link
+    sub = Subscriber(mosquitto, [f"retroguard/{DEVICE}/reply"])
+
+    def reply_to(request_id: str) -> dict[str, Any]:
+        def found() -> list[dict[str, Any]]:
+            return [
+                r
+                for r in (json.loads(m.payload) for m in sub.on("/reply"))
+                if r.get("request_id") == request_id
+            ]
+
+        assert sub.wait(lambda: bool(found()))
+        validate("reply", json.dumps(found()[0]))
+        return found()[0]
+
+    (tmp_path / "cg").mkdir()
+    try:
+        assigned = _send(
+            sub, encode_command(AssignProgression(progression, by="Jo"), "g1"), "progression"
+        )
+        assert assigned["ok"] and assigned["result"]["plan"] == "short"
+        with running_service(caregiver_config(mosquitto, tmp_path / "cg"), background=False) as cg:
+            assert cg.ingestor.wait_for(lambda: cg.store.device(DEVICE) is not None)
+            web = Http(cg.port)
+            assert web.login() == 303
+            _, _, page = web.request("GET", f"/devices/{DEVICE}/plan")
+            token = re.search(r'name="csrf" value="([^"]+)"', page)
+            assert token
+            hand_form = [("csrf", token[1]), ("preset", ""), ("name", "hand")]
+            hand_form += [("direction", "backward"), ("minutes", "0.25"), ("speed", "")]
+            status, headers, _ = web.request("POST", f"/devices/{DEVICE}/plan", hand_form)
+            assert status == 303
+            request_id = headers["location"].split("sent=")[1]
+            result = reply_to(request_id)["result"]
+            assert result["plan"] == "hand" and result["progression_held"] == {
+                "progression": "test",
+                "stage": 1,
+                "stages": 2,
+                "plan": "short",
+                "already": False,
+            }
+
+            def answered() -> bool:
+                return cg.store.sent_commands(DEVICE)[0].status != "pending"
+
+            assert cg.ingestor.wait_for(answered)
+            _, _, answered_page = web.request("GET", headers["location"])
+            assert (
+                "used from the walker&#39;s next session. The walker&#39;s progression test at "
+                "stage 1 of 2 is now held, because a plan was set by hand: sessions of this "
+                "plan do not move the progression on. Release the hold to go back to the "
+                "stage&#39;s plan (short) from the next session."
+            ) in answered_page
+            state = rig.courier.db.read(current_progression)
+            assert state is not None and state.held and state.changed == HAND_HOLD
+            assert state.by == "ann"
+            # The walker's next session: the hand-set plan, completed; the progression stays.
+            _until_next_plan(rig, runner, "hand")
+            runner.request("start")
+            rig.run_for(20.0)
+            assert runner.state is SessionState.FINISHED
+            assert runner.finished[-1].plan == "hand" and runner.finished[-1].status == "completed"
+            assert link.flush(WAIT)
+            state = rig.courier.db.read(current_progression)
+            assert state is not None and state.stage == 0 and state.held
+            # The release, from the dashboard: the stage's plan is back, and the answer says so.
+            url = f"/devices/{DEVICE}/progression"
+            status, headers, _ = web.request(
+                "POST", url, [("csrf", token[1]), ("action", "release")]
+            )
+            assert status == 303
+            result = reply_to(headers["location"].split("sent=")[1])["result"]
+            assert result["plan_restored"] is True and result["held"] is False
+            assert cg.ingestor.wait_for(answered)
+            _, _, answered_page = web.request("GET", headers["location"])
+            assert (
+                "progression test: released, stage 1 of 2. The stage&#39;s plan (short) is in "
+                "force again from the next session, in place of the plan set by hand."
+            ) in answered_page
+    finally:
+        sub.close()
+    _until_next_plan(rig, runner, "short")
+    assert runner.next_plan == short
+    runner.request("start")
+    rig.run_for(25.0)
+    assert runner.finished[-1].plan == "short" and runner.finished[-1].status == "completed"
+    _until_next_plan(rig, runner, "longer")  # the released progression moved on
+    assert rig.hardware.history == relay_before and rig.state == "ARMED"
+    detach_session(rig.app, runner)

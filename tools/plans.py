@@ -21,6 +21,7 @@ from typing import Any, TextIO
 from core.errors import ConfigError
 from core.plan_presets import PRESETS, PROGRESSIONS
 from core.progress import utc_of
+from core.protocol.messages import restored_words
 from core.protocol.payloads import wall_now
 from core.protocol.plan import (
     Plan,
@@ -51,6 +52,9 @@ def add_parser(sub: Any) -> None:
     s.add_argument("plan", help="a preset name (see `retroguard plan presets`) or a file")
     s.add_argument("--by", default=None, help="who assigns it (default: the user name)")
     clear = actions.add_parser("clear", help="back to the config's session.plan")
+    clear.add_argument(
+        "--by", default=None, help="who (default: the user name; it may hold a progression)"
+    )
     presets = actions.add_parser("presets", help="list the preset plans and progressions")
     g = actions.add_parser(
         "progression",
@@ -137,7 +141,8 @@ def run_plan(args: argparse.Namespace) -> int:
     if refused is not None:
         return refused
     from firmware.storage.database import connect
-    from firmware.storage.plans import assign_plan, plan_history
+    from firmware.storage.plans import plan_history
+    from firmware.storage.progressions import held_message, set_plan_by_hand
     from firmware.storage.walkers import active_walkers
 
     walker = args.walker
@@ -155,18 +160,24 @@ def run_plan(args: argparse.Namespace) -> int:
         by = getattr(args, "by", None) or getpass.getuser()
         conn = connect(database)
         try:
-            with conn:
-                revision = assign_plan(
-                    conn, plan, by=by, via="cli", assigned_wall=wall_now(), walker=walker
+            with conn:  # a progression the walker is on is held by it, and said so below
+                hand = set_plan_by_hand(
+                    conn, plan, by=by, via="cli", wall=wall_now(), walker=walker
                 )
         finally:
             conn.close()
         what = f"{plan.describe()}" if plan is not None else f"the config's ({config.session.plan})"
         whose = "" if walker == DEFAULT_WALKER_ID else f" for walker {walker}"
         out.write(
-            f"Plan {revision} stored{whose}: {what}.\nA running monitor uses it from the next "
-            "session start; it is not restarted and a session under way keeps its plan.\n"
+            f"Plan {hand.revision} stored{whose}: {what}.\nA running monitor uses it from the "
+            "next session start; it is not restarted and a session under way keeps its plan.\n"
         )
+        held = held_message(hand)
+        if held is not None:
+            out.write(
+                f"{held.words(walker)}\n  retroguard plan progression release"
+                f"{'' if walker == DEFAULT_WALKER_ID else f' --walker {walker}'}\n"
+            )
         return 0
     conn = connect(database)
     try:
@@ -350,6 +361,8 @@ def run_progression(
                 )
                 return 2
         print_progression(state, out)
+        if state.plan_restored:
+            out.write(f"{restored_words(state.progression.stages[state.stage].plan.name)}\n")
         out.write("A running monitor uses the stage's plan from the next session start.\n")
         return 0
     finally:

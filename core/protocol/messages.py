@@ -238,9 +238,49 @@ class ReplyMessage(Struct, kw_only=True, omit_defaults=True):
     wall_time: WallTime
     result: dict[str, Any] | None = None
     """ok replies: ping {pong}; silence {silence: requested}; ack {event_id, acknowledged,
-    already, by}; self_test {passed, checks}."""
+    already, by}; self_test {passed, checks}; plan :class:`PlanStored` (``progression_held``:
+    the walker's progression, held by this plan set by hand); progression
+    :class:`ProgressionStored` (``plan_restored``: a release that put the stage's plan back)."""
     error: str | None = None
     """Refused commands: why. Nothing was changed."""
+
+
+def _whose(walker: str) -> str:
+    return "The walker's" if walker == DEFAULT_WALKER.id else f"Walker {walker}'s"
+
+
+class ProgressionHeld(Struct, kw_only=True):
+    """In a ``plan`` result: the walker's progression, held because a plan was set by hand.
+
+    A progression counts only sessions of its stage's plan; sessions of a plan set by hand
+    would never move it on, so it stalled unseen. Setting a plan by hand now holds it (a
+    ``progressions`` row by the same person) and the answer says so; releasing the hold puts
+    the stage's plan back from the next session (docs/sessions.md, "Progression")."""
+
+    progression: str
+    stage: Count
+    """1-based, as people count stages."""
+    stages: Count
+    plan: str
+    """The stage's plan: in force again from the next session once the hold is released."""
+    already: bool = False
+    """It was held before this plan (a physio's hold, or a plan set by hand before): it stays
+    held, no new row."""
+
+    def words(self, walker: str = DEFAULT_WALKER.id) -> str:
+        """What the physio who set the plan is told, on every surface (CLI, dashboard)."""
+        where = f"progression {self.progression} at stage {self.stage} of {self.stages}"
+        if self.already:
+            said = f"{_whose(walker)} {where} stays held"
+        else:
+            said = (
+                f"{_whose(walker)} {where} is now held, because a plan was set by hand: "
+                "sessions of this plan do not move the progression on"
+            )
+        return (
+            f"{said}. Release the hold to go back to the stage's plan ({self.plan}) from the "
+            "next session."
+        )
 
 
 class PlanStored(Struct, kw_only=True):
@@ -256,6 +296,10 @@ class PlanStored(Struct, kw_only=True):
     """When it takes effect, in words ("at the next session start")."""
     walker: str = DEFAULT_WALKER.id
     """Whose plan it is (absent from releases before walker profiles: the default walker)."""
+    progression_held: ProgressionHeld | None = None
+    """The walker's progression, held by this plan set by hand (None: no progression assigned,
+    or the plan is the stage's own; absent from older releases, which left it running and
+    stalled)."""
 
 
 class ProgressionStored(Struct, kw_only=True):
@@ -272,6 +316,21 @@ class ProgressionStored(Struct, kw_only=True):
     applies: str
     walker: str = DEFAULT_WALKER.id
     """Whose progression it is (absent from older releases: the default walker)."""
+    plan_restored: bool = False
+    """A release that put the stage's plan back in force from the next session: a plan set by
+    hand had replaced it (absent from older releases, whose release left that plan in force)."""
+
+    def restored_words(self) -> str:
+        """What a release that restored the stage's plan tells the physio ("" otherwise)."""
+        return restored_words(self.plan) if self.plan_restored else ""
+
+
+def restored_words(plan: str) -> str:
+    """A release that put the stage's ``plan`` back, in words (the CLI's and the dashboard's)."""
+    return (
+        f"The stage's plan ({plan}) is in force again from the next session, in place of the "
+        "plan set by hand."
+    )
 
 
 RECEIPT_MAX_IDS = 1000

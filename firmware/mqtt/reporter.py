@@ -71,11 +71,13 @@ from firmware.sinks import OutboxSink
 from firmware.storage.database import Database
 from firmware.storage.incidents import Shown
 from firmware.storage.outbox import Outbox
-from firmware.storage.plans import assign_plan
 from firmware.storage.progressions import (
+    HandPlan,
     ProgressionState,
     ProgressionUnchanged,
     change_progression,
+    held_message,
+    set_plan_by_hand,
     start_progression,
 )
 from firmware.storage.status import INCIDENT_EVENT_TYPES
@@ -373,23 +375,26 @@ class _DefaultTarget:
         """Store the plan; ``on_plan`` tells the courier, which hands it to the loop.
 
         Storing is the whole effect here: the loop's session runner takes the
-        plan at the next session start. Nothing is started or restarted.
+        plan at the next session start. Nothing is started or restarted. A
+        progression the walker is on is held by it, and the result says so
+        (``progression_held``): it would otherwise stall unseen.
         """
         plan = command.plan
 
-        def store(conn: sqlite3.Connection) -> int:
+        def store(conn: sqlite3.Connection) -> HandPlan:
             _known_walker(conn, command.walker)
-            return assign_plan(
+            return set_plan_by_hand(
                 conn,
                 plan,
                 by=command.by,
                 via="mqtt",
-                assigned_wall=payloads.wall_now(),
+                wall=payloads.wall_now(),
                 request_id=request_id,
                 walker=command.walker,
             )
 
-        revision = self._outbox.database.write(store)
+        hand = self._outbox.database.write(store)
+        revision = hand.revision
         log.info(
             "plan %r assigned to walker %s by %s (revision %d)",
             plan.name,
@@ -407,8 +412,11 @@ class _DefaultTarget:
             backward_minutes=round(plan.backward_s / 60.0, 2),
             applies="at the next session start",
             walker=command.walker,
+            progression_held=held_message(hand),
         )
-        return msgspec.structs.asdict(stored)
+        if stored.progression_held is not None:
+            log.info("%s", stored.progression_held.words(command.walker))
+        return msgspec.to_builtins(stored)  # type: ignore[no-any-return]
 
     def progression(
         self, command: AssignProgression | ChangeProgression, request_id: str | None
@@ -446,6 +454,7 @@ class _DefaultTarget:
             held=state.held,
             applies="at the next session start",
             walker=walker,
+            plan_restored=state.plan_restored,
         )
         return msgspec.structs.asdict(stored)
 

@@ -9,6 +9,11 @@ it) and whether a physio holds it there. Whenever the stage changes the
 stage's plan is assigned too (:func:`firmware.storage.plans.assign_plan`,
 ``via`` = ``progression``), so the device's one path for plans carries it to
 the next session.
+
+A plan set by hand (``cmd/plan``, ``retroguard plan set|clear``) for a walker
+whose progression runs holds it (:func:`set_plan_by_hand`): the rule counts
+only sessions of the stage's plan, so it would otherwise stall unseen. A
+release puts the stage's plan back when another is in force.
 """
 
 from __future__ import annotations
@@ -16,15 +21,20 @@ from __future__ import annotations
 import datetime as dt
 import sqlite3
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from typing import Literal
 
 import msgspec
 
 from core.progress import PRESCRIBED_SESSIONS_PER_WEEK, prescribed_weeks, utc_of, week_of
 from core.progression import StageSession, stage_done
-from core.protocol.plan import Progression
+from core.protocol.messages import ProgressionHeld
+from core.protocol.plan import Plan, Progression
 from core.protocol.walker import DEFAULT_WALKER_ID
-from firmware.storage.plans import assign_plan
+from firmware.storage.plans import assign_plan, current_plan
+
+HAND_PLAN_HOLD = "held: a plan was set by hand"
+"""The ``change`` of the row a plan set by hand writes when it holds a running progression."""
 
 
 class ProgressionUnchanged(ValueError):
@@ -43,7 +53,10 @@ class ProgressionState:
     held: bool
     by: str
     changed: str
-    """What this row recorded: assigned, advanced, held, released, stepped back."""
+    """What this row recorded: assigned, advanced, held, released, stepped back, or
+    :data:`HAND_PLAN_HOLD`."""
+    plan_restored: bool = False
+    """A release that assigned the stage's plan again (another was in force); not stored."""
 
     @property
     def last(self) -> bool:
@@ -198,10 +211,15 @@ def change_progression(
             held=True, by=by, change="held", wall=wall, plan_too=False, walker=walker,
         )  # fmt: skip
     if action == "release":
-        return _record(
+        # A plan set by hand may be in force (it held the progression): the stage's plan goes
+        # back, or the walker would keep walking that plan and the progression stall again.
+        now = current_plan(conn, walker)
+        restore = now is None or now.plan != state.progression.stages[state.stage].plan
+        released = _record(
             conn, state.progression, state.stage, stage_started_wall=state.stage_started_wall,
-            held=False, by=by, change="released", wall=wall, plan_too=False, walker=walker,
+            held=False, by=by, change="released", wall=wall, plan_too=restore, walker=walker,
         )  # fmt: skip
+        return replace(released, plan_restored=restore)
     if action == "step_back":
         if state.stage == 0:
             whom = "the walker is" if walker == DEFAULT_WALKER_ID else f"walker {walker} is"
@@ -214,6 +232,70 @@ def change_progression(
             held=state.held, by=by, change="stepped back", wall=wall, plan_too=True, walker=walker,
         )  # fmt: skip
     raise ValueError(f"unknown progression action {action!r}")
+
+
+@dataclass(frozen=True, slots=True)
+class HandPlan:
+    """What :func:`set_plan_by_hand` stored."""
+
+    revision: int
+    """The plan assignment's."""
+    held: ProgressionState | None
+    """The walker's progression, held (now or before); None when none is assigned or the plan
+    is the stage's own."""
+    newly_held: bool
+    """This plan held it (a row written); False: it was held already."""
+
+
+def set_plan_by_hand(
+    conn: sqlite3.Connection,
+    plan: Plan | None,
+    *,
+    by: str,
+    via: Literal["mqtt", "cli"],
+    wall: str,
+    request_id: str | None = None,
+    walker: str = DEFAULT_WALKER_ID,
+) -> HandPlan:
+    """Assign ``walker`` a plan by hand (None: the config's ``session.plan``), holding their
+    progression if one runs, in the caller's transaction.
+
+    The progression counts only completed sessions of its stage's plan
+    (:func:`core.progression.stage_done`): with another plan in force it would never move on,
+    silently, while adherence still counted against its ``sessions_per_week``. So the
+    progression is held, by the same person, and the caller says so; a release puts the
+    stage's plan back (:func:`change_progression`). A plan equal to the stage's holds nothing,
+    but a progression held already is reported (it stays held: the physio is told).
+    Nothing is started: the plan applies from the walker's next session start."""
+    state = current_progression(conn, walker)
+    held: ProgressionState | None = None
+    newly = False
+    if state is not None and (state.held or plan != state.progression.stages[state.stage].plan):
+        held, newly = state, not state.held
+        if newly:
+            held = _record(
+                conn, state.progression, state.stage,
+                stage_started_wall=state.stage_started_wall, held=True, by=by,
+                change=HAND_PLAN_HOLD, wall=wall, plan_too=False, walker=walker,
+            )  # fmt: skip
+    revision = assign_plan(
+        conn, plan, by=by, via=via, assigned_wall=wall, request_id=request_id, walker=walker
+    )
+    return HandPlan(revision, held, newly)
+
+
+def held_message(hand: HandPlan) -> ProgressionHeld | None:
+    """The progression a plan set by hand held, as the ``plan`` reply and the CLI say it."""
+    state = hand.held
+    if state is None:
+        return None
+    return ProgressionHeld(
+        progression=state.progression.name,
+        stage=state.stage + 1,
+        stages=len(state.progression.stages),
+        plan=state.progression.stages[state.stage].plan.name,
+        already=not hand.newly_held,
+    )
 
 
 def _after_sessions(wall: str, started: Sequence[str]) -> str:
