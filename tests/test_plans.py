@@ -1091,6 +1091,23 @@ def test_a_plan_set_by_hand_holds_the_progression_and_a_release_puts_the_stage_s
     assert "in force again" not in capsys.readouterr().out
     conn = connect(db)
     assert [a.via for a in plan_history(conn, 3)] == ["cli", "cli", "progression"]
+    # Another walker's hand-set plan holds their own progression only, named as theirs.
+    with conn:
+        add_walker(conn, "Anna B", by="Jo", wall="2026-12-01T08:00:00+00:00")
+    conn.close()
+    assert main([*base, "progression", "set", "toward-10-minutes", "--walker", "anna-b"]) == 0
+    capsys.readouterr()
+    assert main([*base, "set", "progression-week-4", "--walker", "anna-b"]) == 0
+    said = capsys.readouterr().out
+    assert (
+        "Walker anna-b's progression toward-10-minutes at stage 1 of 9 is now held, because "
+        "a plan was set by hand"
+    ) in said
+    assert said.endswith("  retroguard plan progression release --walker anna-b\n")
+    conn = connect(db)
+    theirs, default = current_progression(conn, "anna-b"), current_progression(conn)
+    assert theirs is not None and theirs.held and theirs.changed == HAND_HOLD
+    assert default is not None and not default.held
     conn.close()
 
 
