@@ -1147,3 +1147,62 @@ def test_re_arming_during_the_walkers_own_pause_says_it_is_still_paused(tmp_path
     rig.run_for(5.0)  # said once, not at every look
     assert len(runner.cues) == cues + 1
     detach_session(rig.app, runner)
+
+
+def _call_for_help(rig: Rig) -> None:
+    """Three quick presses of reset from now: the controller plays ``help_sent`` (1.24 s) as the
+    third goes down, 0.5 s from now. The session ignores them (three presses are help)."""
+    now = rig.clock.monotonic()
+    for n in range(3):
+        rig.button.press_at(now + 0.25 * n, now + 0.25 * n + 0.1)
+
+
+def test_an_interval_cue_due_during_a_call_for_help_plays_once_the_buzzer_is_free(
+    tmp_path: Path,
+) -> None:
+    """The walker called for help (three quick presses) just before the turn: the ``help_sent``
+    pattern (priority 70) refused the forward interval's cue (30), its beeps and its words
+    ("Slow the belt and hold the rail before you turn ..."), and nothing asked again. A
+    walker who cannot see was never told to turn. It is played as soon as the pattern ends,
+    its words after the help words."""
+    rig, runner, heard = _walking(tmp_path, trip_at=1e9)
+    assert runner.session is not None
+    rig.run_for(29.2 - runner.session.plan_t)
+    _call_for_help(rig)
+    rig.run_for(1.0)  # the interval ends at 30 s of plan, 0.3 s into the help pattern
+    assert rig.app.gpio.buzzer.pattern == "help_sent"
+    assert runner.session.current == 1
+    refused = runner.cues[-1]
+    assert (refused.cue, refused.played) == (Cue.FORWARD, False)
+    rig.run_for(2.0)
+    assert rig.state == "ARMED" and runner.state is SessionState.RUNNING
+    played = runner.cues[-1]
+    assert (played.cue, played.played, played.interval) == (Cue.FORWARD, True, 1)
+    assert played.t > refused.t
+    sent = "Help called. Your caregivers are being told."
+    assert heard.said[-2:] == [sent, played.spoken]
+    assert played.spoken.startswith("Slow the belt and hold the rail before you turn.")
+    detach_session(rig.app, runner)
+
+
+def test_one_minute_left_falling_on_a_resume_cue_plays_once_it_ends(tmp_path: Path) -> None:
+    """The walker paused and resumed just before "one minute left" was due: the resume cue's
+    beeps (``cue_backward``, priority 30) refused it (25) and it was never said. It plays as
+    the resume cue ends."""
+    rig, runner, heard = _walking(tmp_path, trip_at=1e9)
+    assert runner.session is not None
+    rig.run_for(148.7 - runner.session.plan_t)  # one minute left is due at 150 s of plan
+    runner.request("pause")
+    rig.run_for(5.0)
+    runner.request("resume")
+    rig.run_for(1.45)  # the resume cue 1 s after the resume (0.6 s of beeps), then 150 s
+    assert runner.state is SessionState.RUNNING
+    assert [(c.cue, c.played) for c in runner.cues][-2:] == [
+        (Cue.BACKWARD, True),
+        (Cue.ONE_MINUTE, False),
+    ]
+    rig.run_for(1.0)
+    last = runner.cues[-1]
+    assert (last.cue, last.played) == (Cue.ONE_MINUTE, True)
+    assert heard.said[-1] == "One minute left in the session."
+    detach_session(rig.app, runner)

@@ -885,3 +885,136 @@ def test_a_trip_withdraws_the_interval_prompt_still_playing() -> None:
         runner.tick(t)
     assert heard.said[-2].startswith("Resume walking backward. Interval 1 of 15.")
     assert heard.withdrawn == [first, TRIPPED_PROMPT]  # re-armed: the trip's words withdrawn
+
+
+@dataclass
+class HeldBuzzer:
+    """The buzzer's priorities (:class:`hal.buzzer_patterns.PatternPlayer`'s rules), but a
+    pattern sounds until stopped: a test keeps the output busy as long as it likes."""
+
+    pattern: str | None = None
+
+    def play(self, pattern: str, now: float) -> None:
+        current = self.pattern
+        if current is None or PATTERNS[pattern].priority >= PATTERNS[current].priority:
+            self.pattern = pattern
+
+    def update(self, now: float) -> None: ...
+
+    def stop(self) -> None:
+        self.pattern = None
+
+    def close(self) -> None: ...
+
+
+HELP_SENT = "Help called. Your caregivers are being told."
+
+
+def _tick_to(runner: SessionRunner, plan_t: float, t: float) -> float:
+    """Tick every 0.25 s until the session's plan time reaches ``plan_t``; the clock after."""
+    while runner.session is not None and runner.session.plan_t < plan_t - 1e-9:
+        t += 0.25
+        runner.tick(t)
+    return t
+
+
+def test_a_cue_refused_when_due_plays_when_the_buzzer_is_free_unless_stale() -> None:
+    """A cue due while a higher-priority pattern holds the buzzer (a call for help's beeps) was
+    refused and never asked for again. It is played, with its words, once the buzzer is free:
+    an interval's cue as long as its interval runs, "one minute left" while at least 40 s are
+    left (later it says something false), the end of the session however late."""
+    plan = Plan(
+        "two", (Interval.of_seconds("backward", 180.0), Interval.of_seconds("forward", 180.0))
+    )
+    heard, buzzer = Heard(), HeldBuzzer()
+    runner = SessionRunner(plan, safety=Armed(), buzzer=buzzer, device_id="t", speaker=heard)
+    runner.start(1.0)
+    t = _tick_to(runner, 119.0, 1.0)
+    buzzer.play("help_sent", t)  # the walker called for help; one minute left is due at 120 s
+    t = _tick_to(runner, 130.0, t)
+    assert [(c.cue, c.played) for c in runner.cues][-1] == (Cue.ONE_MINUTE, False)
+    assert heard.said[-1] == HELP_SENT
+    buzzer.stop()
+    t = _tick_to(runner, 130.25, t)
+    assert heard.said[-1] == "One minute left."
+    late = runner.cues[-1]
+    assert (late.cue, late.played, late.late) == (Cue.ONE_MINUTE, True, True)
+
+    buzzer.stop()
+    t = _tick_to(runner, 179.0, t)
+    buzzer.play("help_sent", t)  # again as the interval ends: its cue is refused
+    t = _tick_to(runner, 185.0, t)
+    assert [(c.cue, c.played) for c in runner.cues][-1] == (Cue.FORWARD, False)
+    buzzer.stop()
+    t = _tick_to(runner, 185.25, t)
+    assert heard.said[-1] == f"{TURN} Interval 2 of 2. Walk forward for 3 minutes. Last interval."
+    assert (runner.cues[-1].cue, runner.cues[-1].late) == (Cue.FORWARD, True)
+
+    buzzer.stop()
+    t = _tick_to(runner, 299.0, t)
+    buzzer.play("help_sent", t)  # held until 35 s are left: "one minute left" is stale
+    t = _tick_to(runner, 325.0, t)
+    buzzer.stop()
+    said = len(heard.said)
+    t = _tick_to(runner, 330.0, t)
+    assert heard.said[said:] == []
+    assert [(c.cue, c.played) for c in runner.cues][-1] == (Cue.ONE_MINUTE, False)
+
+    t = _tick_to(runner, 359.0, t)
+    buzzer.play("help_sent", t)  # the plan ends under it
+    t = _tick_to(runner, 360.0, t)
+    assert runner.state is SessionState.FINISHED
+    for _ in range(120):  # held 30 s: the end of the session is worth saying still
+        t += 0.25
+        runner.tick(t)
+    assert [(c.cue, c.played) for c in runner.cues][-1] == (Cue.DONE, False)
+    buzzer.stop()
+    runner.tick(t + 0.25)
+    assert (runner.cues[-1].cue, runner.cues[-1].late) == (Cue.DONE, True)
+    assert heard.said[-1] == "Session done. Well walked."
+    runner.tick(t + 0.5)
+    assert [c.cue for c in runner.cues if c.late] == [Cue.ONE_MINUTE, Cue.FORWARD, Cue.DONE]
+
+
+def test_a_trip_withdraws_a_refused_cue_still_waiting_and_safety_prompts_win() -> None:
+    """A refused cue waits for the buzzer, never for a trip: the trip withdraws it, as it
+    withdraws the cue's words already queued, so no "turn around and walk forward" comes
+    after the alarm over a stopped belt. The trip's own words play; re-arming resumes with
+    the resume cue, not the stale turn."""
+    heard, safety = Heard(), Armed(SafetyState.ARMED)
+    buzzer = HeldBuzzer()
+    runner = SessionRunner(
+        resolve_plan("alternate-2-2"), safety=safety, buzzer=buzzer, device_id="t", speaker=heard
+    )
+    runner.tick(1.0)
+    runner.start(1.0)
+    t = _tick_to(runner, 119.0, 1.0)
+    buzzer.play("help_sent", t)
+    t = _tick_to(runner, 121.0, t)
+    assert [(c.cue, c.played) for c in runner.cues][-1] == (Cue.FORWARD, False)
+    buzzer.stop()  # the help pattern ends: the refused cue plays
+    t = _tick_to(runner, 121.25, t)
+    assert heard.said[-1].startswith(f"{TURN} Interval 2 of 15.") and runner.cues[-1].late
+
+    buzzer.stop()
+    t = _tick_to(runner, 239.0, t)
+    buzzer.play("help_sent", t)
+    t = _tick_to(runner, 241.0, t)
+    assert [(c.cue, c.played) for c in runner.cues][-1] == (Cue.BACKWARD, False)
+    cues = len(runner.cues)
+    safety.state, safety.since = SafetyState.TRIPPED, t + 0.25  # a stumble under the help beeps
+    buzzer.play("alarm", t + 0.25)
+    runner.tick(t + 0.25)
+    assert runner.state is SessionState.PAUSED
+    buzzer.stop()  # the alarm is over
+    for n in range(2, 12):
+        runner.tick(t + 0.25 * n)
+    assert len(runner.cues) == cues  # the turn never played over the stopped belt
+    assert heard.said[-1] == TRIPPED_PROMPT
+    safety.state, safety.since = SafetyState.ARMED, t + 3.0
+    for n in range(12, 24):
+        runner.tick(t + 0.25 * n)
+    assert [(c.cue, c.resumed, c.late) for c in list(runner.cues)[cues:]] == [
+        (Cue.BACKWARD, True, False)
+    ]
+    assert heard.said[-2].startswith("Resume walking backward. Interval 3 of 15.")

@@ -87,7 +87,9 @@ def format_cue(runner: SessionRunner, index: int) -> str:
     plan_t = cue.plan_t
     interval = runner.plan.intervals[min(cue.interval, len(runner.plan.intervals) - 1)]
     where = f"interval {cue.interval + 1}/{len(runner.plan.intervals)} ({interval.speed})"
-    sound = PATTERN[cue.cue] if cue.played else "refused: a safety pattern is sounding"
+    sound = PATTERN[cue.cue] if cue.played else "refused: another pattern is sounding"
+    if cue.late:
+        sound += " (late: refused when due)"
     return (
         f"  [{int(plan_t // 60):2d}:{int(plan_t % 60):02d}] cue {cue.cue.value:10} "
         f"{cue.text:32} buzzer {sound}; {where}"

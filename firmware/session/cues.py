@@ -17,7 +17,10 @@
 The patterns live in :data:`hal.buzzer_patterns.PATTERNS` at priorities 25-35:
 above the arming chirp, below ``fault`` (50) and ``alarm`` (100), so a trip's
 alarm always wins — a cue asked for while the alarm sounds is refused, and
-the alarm cuts a cue short.
+the alarm cuts a cue short. A cue refused by a pattern that is not a trip's (a call for
+help's beeps, a resume cue under "one minute left") is played once the buzzer is free,
+unless stale by then (:meth:`firmware.session.runner.SessionRunner._retry_cues`; the
+rules in docs/sessions.md, "Cues").
 
 Spoken prompts (:mod:`firmware.session.voice`) say more than these short texts:
 the interval's number and length, the time left, and "slow the belt and hold

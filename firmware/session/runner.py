@@ -80,6 +80,7 @@ from __future__ import annotations
 import datetime as dt
 import itertools
 import logging
+import math
 import queue
 import time
 import uuid
@@ -147,6 +148,9 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 ONE_MINUTE_S = 60.0
+ONE_MINUTE_WORTH_S = 40.0
+"""A "one minute left" refused when due (the buzzer busy) is still played while at least this
+much of its interval is left: later, it says something the walker would take to be false."""
 WARN_INTERVALS_LONGER_THAN_S = 120.0
 RESUME_CUE_DELAY_S = 1.0
 """After re-arming, the interval's cue waits this long so the arming chirp is heard first."""
@@ -342,6 +346,38 @@ class _Check:
 
 
 @dataclass(frozen=True, slots=True)
+class _Retry:
+    """A cue the buzzer refused when it was due (another pattern held the output), to play as
+    soon as the buzzer is free — while the situation it was asked in still holds
+    (:meth:`SessionRunner._stale`): the same session, session state, interval and safety
+    state, and for "one minute left" until :attr:`until_plan_t`."""
+
+    cue: Cue
+    resumed: bool
+    session: _Session | None
+    state: SessionState
+    safety: SafetyState
+    interval: int
+    until_plan_t: float
+    """Plan time from which it is no longer worth saying (``inf``: never by time)."""
+
+
+RETRY_KIND: dict[Cue, str] = {
+    Cue.BACKWARD: "interval",
+    Cue.FORWARD: "interval",
+    Cue.REST: "interval",
+    Cue.ONE_MINUTE: "one_minute",
+    Cue.DONE: "done",
+    Cue.PAUSED: "paused",
+    Cue.BALANCE: "balance",
+    Cue.BALANCE_EYES_CLOSED: "balance",
+    Cue.BALANCE_DONE: "balance",
+}
+"""A newer cue replaces a refused one of its kind still waiting to be played: an interval's cue
+the one of the interval before, the eyes-closed cue the eyes-open one."""
+
+
+@dataclass(frozen=True, slots=True)
 class CueRecord:
     cue: Cue
     t: float
@@ -359,6 +395,9 @@ class CueRecord:
     resumed: bool = False
     """The interval's cue repeated as the session resumes it (after re-arming or a pause):
     the walker carries on the way they were going."""
+    late: bool = False
+    """Refused when due (a record with ``played`` False before it) and played once the buzzer
+    was free."""
 
     @property
     def text(self) -> str:
@@ -541,6 +580,9 @@ class SessionRunner:
         self._last_transition: Transition | None = None
         self._paused_at = 0.0
         self._pending_cue: tuple[float, Cue] | None = None
+        self._retries: dict[str, _Retry] = {}
+        """Cues the buzzer refused when due, by :data:`RETRY_KIND`, oldest first: each is played
+        once the buzzer is free, unless stale by then (:meth:`_retry_cues`)."""
         self._seen_transitions = False
         self._last_detection: Detection | None = None
         self._trip: _Trip | None = None
@@ -654,6 +696,7 @@ class SessionRunner:
             and self.session is self._told_session
             and state is self._told_state
             and self._final_due is None
+            and not self._retries
             and (self._edge_backlog is not None and not self._edge_backlog)
             and (self._answers is None or self._answers.empty())
         ):
@@ -679,6 +722,8 @@ class SessionRunner:
                 reply.put_nowait((ok, message))
         if self.session is not None and self.state is not SessionState.FINISHED:
             self._advance(now)
+        if self._retries:  # the usual tick: one truth test
+            self._retry_cues(now)
         self._tell_session_walker()
         self._collect()
         self._take_new_plan()  # first: the roster's prompt preparation then keeps its prompts
@@ -1174,6 +1219,8 @@ class SessionRunner:
                 self.session.breaks.append(self.session.plan_t)
         self._set_pause_cause(cause)
         self._pending_cue = None
+        if trigger is SessionTrigger.DISARMED:
+            self._retries.clear()  # the safety prompts win: no cue waits to play over them
         if trigger is SessionTrigger.DISARMED and self._speaker is not None:
             # A turn, just as the interval's prompt begins (about 8 s of it), is a likely
             # moment for a stumble: the prompt went on over the alarm, telling a walker on a
@@ -1250,18 +1297,35 @@ class SessionRunner:
             s.warned.add(s.current)
             self._cue(Cue.ONE_MINUTE, now)
 
-    def _cue(self, cue: Cue, now: float, *, resumed: bool = False) -> None:
+    def _cue(self, cue: Cue, now: float, *, resumed: bool = False, late: bool = False) -> None:
         """Play ``cue`` and queue its prompt; ``resumed``: the current interval's cue as the
-        session resumes it (it says to carry on, never to turn)."""
+        session resumes it (it says to carry on, never to turn); ``late``: a retry.
+
+        Refused by the buzzer (a higher-priority pattern holds it: a call for help's beeps,
+        a resume cue under "one minute left"), the cue is kept, replacing an older one of its
+        kind, and played with its words once the buzzer is free (:meth:`_retry_cues`): the
+        walker walks backward blind, and a cue never heard was a turn never made."""
         s = self.session
-        played = True
+        playing: str | None = None
         try:
             self._buzzer.play(PATTERN[cue], now)
-            played = self._buzzer.pattern == PATTERN[cue]
+            playing = self._buzzer.pattern
+            played = playing == PATTERN[cue]
         except Exception:  # a buzzer problem must not stop the session (nor the loop)
             log.exception("cue %s failed", cue.value)
-            played = False
+            played = False  # and not kept: a broken buzzer would fail it every iteration
+        kind = RETRY_KIND[cue]
+        self._retries.pop(kind, None)  # a newer cue of its kind replaces a waiting one
         index = s.current if s else 0
+        if not played and playing is not None:
+            until = math.inf
+            if cue is Cue.ONE_MINUTE and s is not None:
+                end = self.plan.starts()[index] + self.plan.intervals[index].duration_s
+                until = end - ONE_MINUTE_WORTH_S
+            self._retries[kind] = _Retry(
+                cue, resumed, s, self.state, self._safety.state, index, until
+            )
+            log.info("cue %s refused (%s playing): played once it ends", cue.value, playing)
         if resumed:
             left = self.plan.duration_s - (s.plan_t if s else 0.0)
             prompts: tuple[str, ...] = self.prompts.resume(self.plan, index, left)
@@ -1277,6 +1341,7 @@ class SessionRunner:
             spoken=spoken,
             turn=turns_at(self.plan, index),
             resumed=resumed,
+            late=late and played,
         )
         self.cues.append(record)
         log.info("cue %s: %s", cue.value, record.text)
@@ -1284,6 +1349,34 @@ class SessionRunner:
             for prompt in prompts:
                 self._speaker.say(prompt)  # a put: the speaker's own thread plays them in turn
                 self._cue_words.append(prompt)
+
+    def _retry_cues(self, now: float) -> None:
+        """The refused cues (:meth:`_cue`): each stale one is dropped, and once the buzzer is
+        free the oldest is played. A few comparisons and at most one cue an iteration: no
+        wait, no lock, no I/O (the prompt is a put to the speaker's thread)."""
+        for kind, retry in tuple(self._retries.items()):  # a handful at most, while any wait
+            if self._stale(retry):
+                del self._retries[kind]
+                log.info("refused cue %s dropped: stale", retry.cue.value)
+        if not self._retries or self._buzzer.pattern is not None:
+            return
+        retry = next(iter(self._retries.values()))
+        self._cue(retry.cue, now, resumed=retry.resumed, late=True)  # a refusal keeps it anew
+
+    def _stale(self, retry: _Retry) -> bool:
+        """Whether a refused cue no longer holds: the session, its state, the interval or the
+        safety state changed since it was asked (the next interval's cue replaces it, a trip
+        or a pause makes it false, a new session is another's), or it is "one minute left"
+        with less than :data:`ONE_MINUTE_WORTH_S` to go. The end of a session holds until
+        something else happens."""
+        s = self.session
+        if (
+            s is not retry.session
+            or self.state is not retry.state
+            or self._safety.state is not retry.safety
+        ):
+            return True
+        return s is not None and (s.current != retry.interval or s.plan_t >= retry.until_plan_t)
 
     def _finish(self, now: float, trigger: SessionTrigger) -> None:
         s = self.session
@@ -1350,8 +1443,8 @@ class SessionRunner:
         if check.index == 0 and self.config.balance_eyes_closed:
             self._begin_check(now, 1)
             return
-        self._cue(Cue.BALANCE_DONE, now)
         self._pause(now, SessionTrigger.CHECK_DONE, PauseCause.WAITING_FOR_ARMING)
+        self._cue(Cue.BALANCE_DONE, now)  # said in the pause it announces (a retry's state)
 
     def _end_check(self, now: float, *, complete: bool) -> None:
         """The check in progress ends: measured to its end, or cut short (no figures)."""
