@@ -157,7 +157,11 @@ def _decode(payload: bytes, limit: int = MAX_PAYLOAD_BYTES) -> dict[str, Any]:
         return {}
     try:
         data = strict_json.loads(payload)
-    except (strict_json.DuplicateKey, strict_json.NotANumber) as exc:  # json alone took them
+    except (
+        strict_json.DuplicateKey,
+        strict_json.NotANumber,
+        strict_json.LoneSurrogate,
+    ) as exc:  # json alone took them
         raise CommandRefused(f"payload is not valid JSON: {exc}") from None
     except ValueError:  # UnicodeDecodeError too
         raise CommandRefused("payload is not valid UTF-8 JSON") from None
