@@ -63,6 +63,7 @@ from firmware.mqtt.commands import (
     CommandError,
     CommandHandler,
     CommandTarget,
+    Reply,
     SilenceRequest,
 )
 from firmware.mqtt.discovery import REMOVE_PAYLOAD, discovery_payload
@@ -254,6 +255,9 @@ class _HomeAssistantOnline:
 class _CommandArrived:
     name: str
     payload: bytes
+    retained: bool = False
+    """The broker kept it (published with the retain flag) and handed it over at subscribe:
+    stale, refused unrun (:func:`retained_command_reply`)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -886,7 +890,10 @@ class MqttReporter:
                 log.warning("MQTT command flood: %d commands dropped so far", self._budget.dropped)
             return
         if name is not None:
-            self._wake.put_nowait(_CommandArrived(name, bytes(message.payload)))
+            # a live publish reaches a subscriber without the flag (MQTT 5, no "retain as
+            # published"): set, the broker kept it and hands it over at every subscribe
+            retained = bool(message.retain)
+            self._wake.put_nowait(_CommandArrived(name, bytes(message.payload), retained))
 
     # ------------------------------------------------------- publisher thread
 
@@ -1083,8 +1090,10 @@ class MqttReporter:
                     if walker != self._retained.session_walker:
                         self._retained.session_walker = walker
                         self._progress_due = True
-                case _CommandArrived(name=name, payload=payload):
-                    self._guarded(f"command {name}", lambda: self._run_command(name, payload))
+                case _CommandArrived(name=name, payload=payload, retained=retained):
+                    self._guarded(
+                        f"command {name}", lambda: self._run_command(name, payload, retained)
+                    )
                 case _ReceiptArrived(payload=payload):
                     self._guarded("receipt", lambda: self._take_receipt(payload))
                 case _TelemetryDue():
@@ -1279,8 +1288,11 @@ class MqttReporter:
             retain=True,
         )
 
-    def _run_command(self, name: str, payload: bytes) -> None:
-        reply = self._commands.handle(name, payload)
+    def _run_command(self, name: str, payload: bytes, retained: bool = False) -> None:
+        if retained:
+            reply = retained_command_reply(self.topics.command(name), name)
+        else:
+            reply = self._commands.handle(name, payload)
         self._update(commands=self._box.status.commands + 1)
         if self._client is not None:
             self._client.publish(
@@ -1314,6 +1326,27 @@ class MqttReporter:
         client.loop_stop()
         self._update(connected=False, ready=False)
         self._client = None
+
+
+def retained_command_reply(topic: str, name: str) -> Reply:
+    """The refusal of a command the broker kept (published with the retain flag).
+
+    A command is one-off: a retained one would be handed over, and run, at every start and
+    every reconnect — a retained ``ack`` of ``latest`` closed whichever incident was open
+    then (a fall during a network drop, before anyone saw it), a retained ``plan`` was
+    assigned again over the physio's newer one. It is answered, so the sender's reply topic
+    says why nothing happened and how to clear it, and not run."""
+    log.warning("MQTT command %r ignored: it is retained on the broker (stale)", name[:64])
+    return Reply(
+        name[:64],
+        None,
+        False,
+        error=(
+            "retained command ignored: commands are one-off, a retained one would run at "
+            f"every reconnect; publish it without the retain flag, and clear it with "
+            f"mosquitto_pub -r -n -t '{topic}'"
+        ),
+    )
 
 
 def _known_walker(conn: sqlite3.Connection, walker: str) -> None:
