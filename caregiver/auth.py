@@ -161,7 +161,16 @@ class Accounts:
 
 
 def same_token(a: str | None, b: str | None) -> bool:
-    return bool(a) and bool(b) and hmac.compare_digest(str(a), str(b))
+    """Whether two tokens match, in constant time; either may be anything a client sent.
+
+    Compared as bytes: :func:`hmac.compare_digest` raises ``TypeError`` for a ``str`` with a
+    character outside ASCII, so a form whose ``csrf`` field was ``é`` (or a login cookie
+    so edited) answered 500 Internal Server Error instead of being refused as forged."""
+    if not a or not b:
+        return False
+    return hmac.compare_digest(
+        str(a).encode("utf-8", "surrogatepass"), str(b).encode("utf-8", "surrogatepass")
+    )
 
 
 class LoginThrottle:
