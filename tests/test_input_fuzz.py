@@ -41,11 +41,14 @@ from core.errors import ConfigError
 from core.plan_presets import PRESETS, PROGRESSIONS
 from core.protocol import payloads
 from core.protocol.commands import AssignPlan, AssignProgression, encode_command
+from core.protocol.ids import is_device_id, is_event_id, is_request_id
 from core.protocol.messages import (
     SCHEMA_VERSION,
     DeviceHealth,
     DeviceState,
+    EventMessage,
     IncidentMessage,
+    InvalidMessage,
     ProgressMessage,
     WalkersMessage,
 )
@@ -57,7 +60,7 @@ from core.protocol.plan import (
     progression_to_builtins,
 )
 from core.protocol.walker import DEFAULT_WALKER
-from firmware.config import MqttConfig, parse_config
+from firmware.config import MqttConfig, load_config, parse_config
 from firmware.mqtt import MqttReporter
 from firmware.preflight import check_or_raise
 from firmware.session.plan import parse_plan
@@ -472,3 +475,28 @@ def _readable(value: Any) -> bool:
     except UnicodeEncodeError:
         return False
     return True
+
+
+def test_an_id_with_a_final_newline_is_refused_as_the_schemas_refuse_it(
+    device: MqttReporter, tmp_path: Path
+) -> None:
+    """Python's ``$`` matches before a final newline: before, ``"r1\\n"`` was a request id,
+    ``"<32 hex>\\n"`` an ack target and an event id, ``"tm1\\n"`` a device id (config
+    --check passed it), although the documented JSON schemas refuse all of them."""
+    event_id = fall("tm1").id
+    assert is_event_id(event_id) and not is_event_id(event_id + "\n")
+    assert is_request_id("r1") and not is_request_id("r1\n")
+    assert is_device_id("tm1") and not is_device_id("tm1\n")
+    for payload, problem in (
+        ({"id": "r1\n"}, "id must be"),
+        ({"id": "a", "event_id": event_id + "\n"}, "event_id must be"),
+        ({"id": "b", "incident": event_id + "\n"}, "incident must be"),
+    ):
+        reply = device.commands.handle("ack", json.dumps(payload).encode())
+        assert not reply.ok and reply.error is not None and problem in reply.error, payload
+    with pytest.raises(InvalidMessage):
+        payloads.decode_as(EventMessage, payloads.event_payload(fall("tm1\n"), 1).encode())
+    config = tmp_path / "monitor.toml"
+    config.write_text('[device]\nid = "tm1\\n"\n')
+    with pytest.raises(ConfigError, match="device id"):
+        check_or_raise(load_config(config), str(config))

@@ -16,7 +16,7 @@ from enum import StrEnum
 from typing import Any
 
 from core import strict_json
-from core.protocol.ids import EVENT_ID_PATTERN, is_event_id, is_request_id
+from core.protocol.ids import EVENT_ID_BODY, is_event_id, is_request_id
 from core.protocol.plan import (
     MAX_STAGES,
     Plan,
@@ -178,7 +178,7 @@ def _only(data: dict[str, Any], allowed: set[str], request_id: str | None) -> No
         raise CommandRefused(f"unknown field(s): {', '.join(unknown)}", request_id)
 
 
-_ACK_TARGET = re.compile(f"^({LATEST}|{EVENT_ID_PATTERN[1:-1]})$")
+_ACK_TARGET = re.compile(rf"^({LATEST}|{EVENT_ID_BODY})$(?!\n)")
 
 
 def parse_command(name: str, payload: bytes) -> CommandRequest:

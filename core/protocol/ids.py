@@ -10,9 +10,15 @@ from __future__ import annotations
 
 import re
 
-DEVICE_ID_PATTERN = r"^[A-Za-z0-9_.-]{1,64}$"
-EVENT_ID_PATTERN = r"^[0-9a-f]{32}$"
-REQUEST_ID_PATTERN = r"^[\x21-\x7e]{1,64}$"
+DEVICE_ID_PATTERN = r"^[A-Za-z0-9_.-]{1,64}$(?!\n)"
+EVENT_ID_BODY = r"[0-9a-f]{32}"
+EVENT_ID_PATTERN = rf"^{EVENT_ID_BODY}$(?!\n)"
+REQUEST_ID_PATTERN = r"^[\x21-\x7e]{1,64}$(?!\n)"
+r"""Each ends ``$(?!\n)``: Python's ``$`` also matches before a final newline, so
+``"<32 hex digits>\n"`` passed as an event id, ``"r1\n"`` as a request id (which the
+documented schemas refuse) and ``"tm1\n"`` as a device id (a topic level with a newline);
+``(?!\n)`` refuses it and means nothing to the JSON schemas' (ECMA-262) ``$``, so both read
+the same pattern (as :data:`core.protocol.walker.WALKER_ID_PATTERN`)."""
 
 _DEVICE_ID = re.compile(DEVICE_ID_PATTERN)
 _EVENT_ID = re.compile(EVENT_ID_PATTERN)

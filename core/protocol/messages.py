@@ -619,7 +619,7 @@ class IncidentMessage(Struct, kw_only=True, omit_defaults=True):
 
 SessionState = Literal["none", "running", "completed", "stopped", "abandoned"]
 """The newest guided session's status, or ``none`` before the first."""
-IsoWeek = Annotated[str, Meta(pattern=r"^[0-9]{4}-W[0-9]{2}$")]
+IsoWeek = Annotated[str, Meta(pattern=r"^[0-9]{4}-W[0-9]{2}$(?!\n)")]
 
 
 class ProgressMessage(Struct, kw_only=True, omit_defaults=True):
