@@ -15,9 +15,19 @@ import pytest
 
 from core.protocol.events import EventType
 from firmware.config import SafetyConfig
-from firmware.safety import SafetyState
+from firmware.safety import Faulted, FaultKind, SafetyState
 from hal.buzzer_patterns import get_pattern
-from tests.app_support import Explodes, Frozen, Rig, Standing, armed_rig, close_rigs, make_rig
+from tests.app_support import (
+    PERIOD,
+    Explodes,
+    Frozen,
+    Rig,
+    Standing,
+    TripAt,
+    armed_rig,
+    close_rigs,
+    make_rig,
+)
 
 pytestmark = pytest.mark.usefixtures(close_rigs.__name__)
 
@@ -212,3 +222,113 @@ def test_a_detector_failing_at_every_wake_is_logged_once_with_its_traceback(
     assert rig.app.controller.samples_seen > 0
     assert [(r.getMessage(), r.exc_info is not None) for r in failed] == [("detector failed", True)]
     assert failed[0].exc_info is not None and failed[0].exc_info[0] is ZeroDivisionError
+
+
+def test_a_reset_pressed_while_the_sensor_is_stuck_does_not_arm(tmp_path: Path) -> None:
+    """Tripped, then the sensor sticks on one reading: with a frozen check slower than the
+    healthy time (``frozen_after_s`` 2 s, 0.5 s healthy), the stuck readings are not healthy
+    data once they have lasted 0.5 s. A reset pressed then, before the frozen FAULT, must not
+    arm the belt on a dead sensor (the press is judged on the data, not only on the state)."""
+    rig = armed_rig(
+        tmp_path, detector=TripAt(3.0), safety=SafetyConfig(worn_check=False, frozen_after_s=2.0)
+    )
+    assert rig.sim_imu is not None
+    rig.run_for(2.0)
+    assert rig.state == "TRIPPED"
+    rig.sim_imu.chip.motion = Frozen()
+    rig.run_for(0.6)  # stuck for longer than the healthy time, not yet the frozen fault
+    assert rig.state == "TRIPPED"
+    rig.press_reset()  # let go 0.5 s later: reported at 0.4 s, 1.0 s into the freeze
+    assert rig.state == "TRIPPED" and not rig.hardware.contact_closed()
+    rig.run_for(1.5)
+    assert rig.state == "FAULT" and "frozen" in rig.app.controller.reason
+    assert rig.events().count(EventType.RESET) == 1  # only the arming before the trip
+
+
+def test_a_sensor_that_never_gives_a_sample_faults(tmp_path: Path) -> None:
+    """A sensor that answers on the bus but never makes a sample (no bus error, so the
+    driver's own budget never runs out) is IMU silent once the timeout has passed since the
+    start: FAULT, with its event for the caregivers, as a sensor silenced later is; the
+    controller's timeout counts from the start when no sample ever came, not from never."""
+    rig = make_rig(tmp_path)
+    assert rig.sim_imu is not None
+    rig.sim_imu.chip.stalled = True
+    rig.run_for(1.0)
+    assert rig.state == "FAULT"
+    assert rig.app.controller.transitions[-1].cause == Faulted(FaultKind.IMU_SILENT)
+    assert EventType.FAULT in rig.events()
+    assert rig.hardware.history == []  # never closed
+
+
+def test_with_static_drive_a_silent_imu_opens_the_relay_within_the_sample_timeout(
+    tmp_path: Path,
+) -> None:
+    """Static drive has no hold circuit to drop the relay when the edges stop, and a sensor
+    that answers but makes no samples raises no bus error for the driver's budget: the
+    controller's silence timeout (``safety.sample_timeout_s``, 0.1 s) is the reaction time,
+    counted from the last good sample and seen at the next read that comes back empty (the
+    read waits at most its timeout, here 25 ms): never a second timeout."""
+    rig = armed_rig(tmp_path, relay_drive="static")
+    assert rig.sim_imu is not None
+    silent_at = rig.clock.monotonic()
+    rig.sim_imu.chip.stalled = True
+    rig.run_for(1.0)
+    assert rig.state == "FAULT"
+    assert rig.app.controller.transitions[-1].cause == Faulted(FaultKind.IMU_SILENT)
+    opened = rig.hardware.opened_after(silent_at - PERIOD)
+    timeout = SafetyConfig().sample_timeout_s
+    assert opened is not None and opened - silent_at < 2 * timeout
+
+
+def test_a_reset_read_after_a_stall_is_judged_on_fresh_data(tmp_path: Path) -> None:
+    """The loop reads the buttons before the IMU. After a stall longer than the sample
+    timeout, a reset press held through it is read before anything shows whether the sensor
+    is still there: the data it is judged on is stale, so it does not arm. Here the sensor
+    was lost during the stall: the walker did not re-arm (no RESET, no "I'm OK" closing the
+    trip's incident); the controller goes to FAULT in that incident."""
+    rig = armed_rig(tmp_path, detector=TripAt(3.0))
+    assert rig.sim_imu is not None
+    rig.run_for(2.0)
+    assert rig.state == "TRIPPED"
+    incident = rig.app.controller.incident
+    assert incident is not None
+    rig.button.down()
+    rig.run_for(0.1)  # the press is seen going down
+    rig.sim_imu.bus.disconnect()
+    rig.clock.advance(0.4)  # the loop stalls; the press has now been held for the chirp
+    rig.run_for(0.2)
+    rig.button.up()
+    rig.run_for(0.5)
+    assert rig.state == "FAULT" and not rig.hardware.contact_closed()
+    assert rig.events().count(EventType.RESET) == 1  # only the arming before the trip
+    assert EventType.OK not in rig.events()
+    assert rig.app.controller.incident == incident
+    assert [t.state for t in rig.app.controller.transitions][-2:] == [
+        SafetyState.TRIPPED,
+        SafetyState.FAULT,
+    ]
+
+
+def test_a_press_going_down_at_the_very_moment_of_the_trip_does_not_rearm(
+    tmp_path: Path,
+) -> None:
+    """A reset must go down after the trip: one that went down at the trip's own instant (a
+    hand already on the button as the walker stumbled, held on) is not a press after it, and
+    held through the chirp it does not re-arm the belt under someone who may be falling."""
+    rig = armed_rig(tmp_path, detector=TripAt(3.0))
+    pressed: list[float] = []
+
+    def press_at_the_trip(monitor: object) -> None:
+        if rig.state == "TRIPPED" and not pressed:
+            pressed.append(rig.clock.monotonic())
+            rig.button.down()
+
+    rig.app.monitor.on_iteration.append(press_at_the_trip)
+    rig.run_for(2.0)
+    assert pressed and pressed[0] == rig.app.controller.since
+    assert rig.state == "TRIPPED" and not rig.hardware.contact_closed()
+    rig.button.up()
+    rig.run_for(1.0)
+    assert rig.state == "TRIPPED" and not rig.hardware.contact_closed()
+    rig.press_reset()  # a press after the trip re-arms as always
+    assert rig.state == "ARMED" and rig.hardware.contact_closed()
