@@ -246,6 +246,51 @@ def test_impossible_data_faults_with_its_kind(
     assert rig.events()[-1] is EventType.FAULT
 
 
+@pytest.mark.parametrize("axis", range(6), ids=["ax", "ay", "az", "gx", "gy", "gz"])
+@pytest.mark.parametrize("sign", [1.0, -1.0], ids=["positive", "negative"])
+def test_a_reading_beyond_its_range_on_any_axis_faults(
+    tmp_path: Path, axis: int, sign: float
+) -> None:
+    """Every axis is checked against its range, both ways: a garbage reading on any one of
+    them is impossible data, never a sample for the detector to decide on."""
+    rig = armed_rig(tmp_path)
+    controller = rig.app.controller
+    now = rig.clock.monotonic()
+    values = list(GOOD)
+    values[axis] = sign * (100.0 if axis < 3 else 10_000.0)  # beyond 16 g and 2000 deg/s
+    batch = [ImuSample(now + PERIOD, *GOOD), ImuSample(now + 2 * PERIOD, *values)]
+    controller.on_samples(batch, now)
+    assert rig.state == "FAULT" and not rig.hardware.contact_closed()
+    assert controller.transitions[-1].cause == Faulted(FaultKind.OUT_OF_RANGE)
+
+
+def test_a_reset_read_in_starting_as_the_data_turns_healthy_is_ignored(tmp_path: Path) -> None:
+    """The loop reads the buttons before the IMU, so a press can be read in STARTING once
+    the data has been good for ``healthy_before_arm_s`` but before the batch that enters
+    STANDBY. Only STANDBY and TRIPPED arm: the press is ignored — no transition, no fault,
+    and no "I'm OK" closing an incident carried on from before the start."""
+    rig = make_rig(tmp_path)
+    controller = rig.app.controller
+    assert controller.state is SafetyState.STARTING
+    assert controller.carry_on_incident("0" * 32)
+    noise = random.Random(1).gauss
+    start = t = rig.clock.monotonic()
+    while t < start + 0.45:  # good batches, not yet for the 0.5 s that leave STARTING
+        batch = [
+            ImuSample(t + i * PERIOD, noise(0, 0.01), noise(0, 0.01), 1.0, noise(0, 0.3), 0, 0)
+            for i in (1, 2)
+        ]
+        t += 2 * PERIOD
+        controller.on_samples(batch, t)
+    assert controller.state is SafetyState.STARTING
+    controller.on_button(start + 0.1, start + 0.55)  # healthy long enough by now
+    assert controller.state is SafetyState.STARTING
+    assert [tr.state for tr in controller.transitions] == [SafetyState.STARTING]
+    assert controller.incident == "0" * 32
+    assert rig.events() == [EventType.START]
+    assert not rig.hardware.contact_closed()
+
+
 def _edges(rig: Rig) -> set[tuple[SafetyState | None, SafetyState, Trigger]]:
     return {(t.source, t.state, t.cause.trigger) for t in rig.app.controller.transitions}
 
@@ -611,6 +656,41 @@ def test_a_cut_sense_wire_faults_at_once_and_nothing_arms_until_it_is_mended(
     assert rig.state == "STANDBY"
     rig.press_reset()
     assert rig.state == "ARMED" and rig.hardware.contact_closed()
+
+
+def test_a_loose_sense_connector_keeps_the_fault_until_it_reads_right_for_the_debounce(
+    tmp_path: Path,
+) -> None:
+    """A sense wire whose connector makes contact now and then (10 ms in every 50 ms) reads
+    "open" for a reading or two at a time: each is shorter than the debounce, so none of
+    them is the contact agreeing again. The controller stays in FAULT and a reset press
+    does not arm; the fault ends only once the wire reads right for the debounce."""
+    rig = make_rig(tmp_path)
+    rig.run_for(1.0)
+    sense = rig.sense
+    assert rig.state == "STANDBY" and sense is not None
+    sense.cut()
+    rig.run_for(0.5)
+    assert rig.app.controller.contact_fault is FaultKind.CONTACT_CLOSED_WHILE_RELEASED
+    loose_from = rig.clock.monotonic()
+
+    def loose_connector(monitor: object) -> None:
+        touching = (rig.clock.monotonic() - loose_from) % 0.05 < 0.01
+        if touching and sense.is_cut:
+            sense.mend()
+        elif not touching and not sense.is_cut:
+            sense.cut()
+
+    rig.app.monitor.on_iteration.append(loose_connector)
+    rig.run_for(1.0)
+    rig.press_reset()
+    rig.run_for(1.0)
+    assert rig.state == "FAULT" and rig.hardware.history == []
+    assert [t.state for t in rig.app.controller.transitions].count(SafetyState.FAULT) == 1
+    rig.app.monitor.on_iteration.remove(loose_connector)
+    sense.mend()
+    rig.run_for(1.0)
+    assert rig.state == "STANDBY"
 
 
 def test_a_sense_wire_cut_during_a_walk_shows_at_the_next_release(tmp_path: Path) -> None:
