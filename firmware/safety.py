@@ -451,7 +451,11 @@ class SafetyController:
         (``gpio.relay_sense_wired = false``) an ARMED state that the next press of the
         button, the first of a call for help say, completed by closing the latch.
         """
-        if self.state not in (SafetyState.STANDBY, SafetyState.TRIPPED):
+        # The transition table itself says where a reset may arm from (STANDBY, TRIPPED):
+        # what follows sends the recorded windows and the walker's "I'm OK" before _enter,
+        # so a guard of its own that drifted from the table would let those go out for an
+        # arming the table then refuses (a FAULT after a false "re-armed").
+        if not SAFETY_TRANSITIONS.allows(self.state, SafetyState.ARMED, Trigger.LOCAL_RESET):
             log.warning("reset ignored in %s: %s", self.state, self.reason)
             return
         if pressed_at <= self.since:
