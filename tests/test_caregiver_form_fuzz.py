@@ -41,6 +41,8 @@ ODD = (
     "latest", "0" * 32, "1", "13", "\u0663", " 2 ", "2.5", "\ud800", "\u00e9",
 )  # fmt: skip
 """Field values: the ``%`` ones are sent as written (a malformed or non-UTF-8 escape)."""
+REQUEST_HEAD_LIMIT = 16 * 1024
+"""h11's ``max_incomplete_event_size`` (uvicorn's default): a longer request head is refused."""
 FIELDS = ("preset", "name", "direction", "minutes", "speed", "walker", "stage", "action")
 FIELDS += ("progression", "csrf", "incident", "seen", "alerts", "z")
 
@@ -157,7 +159,14 @@ def test_mutated_dashboard_forms_and_queries_never_answer_500(
         answers.append((_post(ann, path, body), path, body[:200]))
     for _ in range(50):
         path = rng.choice(queries) + _quoted(rng.choice(ODD))
-        status, _, _ = ann.download("GET", path)
+        try:
+            status, _, _ = ann.download("GET", path)
+        except (ConnectionResetError, BrokenPipeError, http.client.RemoteDisconnected):
+            # uvicorn (h11) refuses a request head over its limit with a 400 and closes the
+            # connection: a client still sending the 100 kB line may see the close as a reset
+            # before it reads the 400 (it did on a loaded machine). Refused, not a 500.
+            assert len(path) > REQUEST_HEAD_LIMIT, path[:200]
+            status = 400
         answers.append((status, path[:200], b""))
     assert [a for a in answers if a[0] >= 500] == []
     assert {a[0] for a in answers} >= {303, 400, 403}  # accepted, refused, forged: all seen
