@@ -46,7 +46,7 @@ from caregiver.outbox import contact_id, url_key
 from caregiver.priority import urgency_of
 from caregiver.seen import Acknowledged, Seen, StillOpen, newer_alerts, newest_first
 from caregiver.storage import OPEN_STATUSES, Alert, Store, StoredEvent, Transaction, Urgency
-from caregiver.story import belt, event_words
+from caregiver.story import CLOCK_NOT_SET, belt, event_words
 from caregiver.walkers import who
 from core.protocol.events import INCIDENT_TYPES, EventType, reopens, worse
 from core.protocol.messages import EventMessage
@@ -121,8 +121,12 @@ class Alerting:
         belt_now = f"{belt(told.state, why, offline=False)}. " if told.state else ""
         # a shared treadmill's page says who fell, as the dashboard does (story.alarm)
         whose = f" — {told.who}," if told.who else ""
+        if told.received_at is None:
+            at = f"at {self._when(told.wall_time)}"
+        else:  # the device's clock was not set: when it reached us, said as such
+            at = f"received {self._when(told.received_at)} ({CLOCK_NOT_SET})"
         body = (
-            f"{what}{whose} on {label} at {self._when(told.wall_time)}: {words}. {belt_now}"
+            f"{what}{whose} on {label} {at}: {words}. {belt_now}"
             f"Open and acknowledge: {self.config.base_url}/events/{told.event_id}"
         )
         return f"RetroGuard: {what} - {_subject(told.who, name)}", body
@@ -181,7 +185,13 @@ class Alerting:
         def text() -> tuple[str, str]:
             whose = who(tx, device_id, walker)
             told = _Told(
-                event.id, event.wall_time, event.reason, event.state.value, event.figures, whose
+                event.id,
+                event.wall_time,
+                event.reason,
+                event.state.value,
+                event.figures,
+                whose,
+                now if event.wall_unsynced else None,
             )
             return self._event_text(device_id, kind, told)
 
@@ -593,7 +603,13 @@ class Alerting:
             event = tx.event(alert.event_id)
             if event is not None:
                 return _Told(
-                    event.id, event.wall_time, event.reason, event.state, event.figures, whose
+                    event.id,
+                    event.wall_time,
+                    event.reason,
+                    event.state,
+                    event.figures,
+                    whose,
+                    event.received_at if event.wall_unsynced else None,
                 )
         return _Told(alert.event_id or "", "", "", "", {}, whose)
 
@@ -689,3 +705,7 @@ class _Told(NamedTuple):
     figures: Mapping[str, float]
     who: str | None = None
     """The walker whose incident it is, to name (:func:`caregiver.walkers.who`)."""
+    received_at: float | None = None
+    """When the service received the event, when the device's clock was not set as it
+    stamped it (its ``wall_unsynced``): the page says that time, as received, instead of
+    ``wall_time`` (None: the device's clock was set)."""

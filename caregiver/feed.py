@@ -75,12 +75,17 @@ class EventRow(msgspec.Struct, frozen=True):
     reason: str
     wall_time: str
     when: Moment | None
+    """When to show it at (:func:`caregiver.story.event_time`): when it was received if
+    ``received``."""
     received_at: float
     acked_by: str | None
     has_window: bool
     incident: str | None = None
     """Its incident (None: a device from before incidents, whose alert is its own): the
     alarm banner offers no "Open" on the page of the incident it alarms for (``app.js``)."""
+    received: str | None = None
+    """The device's clock was not set as it stamped the event: ``when`` is when the service
+    received it, and this says so (:data:`caregiver.story.CLOCK_NOT_SET`)."""
 
 
 class IncidentRow(msgspec.Struct, frozen=True):
@@ -215,6 +220,7 @@ def event_row(event: StoredEvent, when: Moment | None) -> EventRow:
         acked_by=event.acked_by,
         has_window=event.has_window,
         incident=event.incident,
+        received=story.CLOCK_NOT_SET if event.wall_unsynced else None,
     )
 
 

@@ -907,6 +907,7 @@ def _new_event(device_id: str, message: EventMessage, payload: bytes) -> NewEven
         has_window=message.imu_window is not None,
         payload=stored_payload,
         incident=message.incident,
+        wall_unsynced=message.wall_unsynced,
     )
 
 
@@ -967,4 +968,5 @@ def _as_stored(event: NewEvent, now: float) -> StoredEvent:
         acked_at=None,
         ack_confirmed=False,
         incident=event.incident,
+        wall_unsynced=event.wall_unsynced,
     )

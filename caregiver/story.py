@@ -96,6 +96,21 @@ class CardSeen:
     alerts: str
 
 
+CLOCK_NOT_SET = "the treadmill's clock was not set"
+"""Said after the time an event was received when the device's clock was not synchronised as
+it stamped the event (its ``wall_unsynced``): a Pi without a battery-backed clock boots after
+a power cut with the time of its last shutdown, and a fall at 09:15 must not read "14:02
+yesterday". The service's own time of receipt is shown instead, and called that: an event
+queued through an outage was received later than it happened."""
+
+
+def event_time(event: StoredEvent) -> str | float:
+    """The time to show for ``event``: the device's ``wall_time``, or, when the device's
+    clock was not set as it stamped it, when this service received it (its own clock; shown
+    as "received ...", :data:`CLOCK_NOT_SET`, never as when it happened)."""
+    return event.received_at if event.wall_unsynced else event.wall_time
+
+
 UNTOLD = "not yet confirmed by the treadmill"
 """A caregiver's close the device has not confirmed (its ``ack`` waits for the broker, or for
 the device to come back): closed here, the card says it is not yet closed there."""
@@ -312,17 +327,23 @@ class Step:
     """One line of an incident's timeline."""
 
     event_id: str
-    wall_time: str
+    wall_time: str | float
+    """When to show it at (:func:`event_time`): when it was received if ``received``."""
     text: str
     severity: str
+    received: bool = False
+    """The device's clock was not set: ``wall_time`` is when the service received it."""
 
 
 @dataclass(frozen=True, slots=True)
 class Fact:
     label: str
     value: str
-    at: str | None = None
-    """An ISO time the value speaks of (the page shows it in the reader's time zone)."""
+    at: str | float | None = None
+    """A time the value speaks of (the page shows it in the reader's time zone): ISO from the
+    device, or the service's epoch seconds when ``received``."""
+    received: bool = False
+    """The device's clock was not set: ``at`` is when the service received the event."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -348,7 +369,7 @@ def steps(events: Sequence[StoredEvent], incident: Incident | None) -> list[Step
             text = _STEP.get(e.type, e.type.replace("_", " ").capitalize())
         if e.type == "fault" and e.reason:
             text = f"{text}: {e.reason}"
-        out.append(Step(e.id, e.wall_time, text, e.severity))
+        out.append(Step(e.id, event_time(e), text, e.severity, e.wall_unsynced))
     return out
 
 
@@ -398,9 +419,16 @@ def _worst_figures(event: StoredEvent, events: Sequence[StoredEvent]) -> Mapping
 def _got_up(events: Sequence[StoredEvent], after: AfterTheTrip | None) -> Fact | None:
     for e in events:
         if e.type == "ok":
-            return Fact("Got up", "yes — pressed I'm OK at the machine", e.wall_time)
+            return Fact(
+                "Got up", "yes — pressed I'm OK at the machine", event_time(e), e.wall_unsynced
+            )
         if e.type == "reset":
-            return Fact("Got up", "yes — re-armed the monitor at the machine", e.wall_time)
+            return Fact(
+                "Got up",
+                "yes — re-armed the monitor at the machine",
+                event_time(e),
+                e.wall_unsynced,
+            )
     if after is not None and after.upright:
         return Fact("Got up", f"probably: the recording shows them {after.text}")
     if after is not None:

@@ -18,7 +18,7 @@ import datetime as dt
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
 from core.clock import Clock
 
@@ -115,3 +115,76 @@ class FakeWallClock:
         """Set the clock ``seconds`` ahead (behind if negative), as NTP's first sync does."""
         self._offset += seconds
         self.synced = synced
+
+
+SYNC_VALID_S = 5.0
+"""How long :class:`WallStamper` trusts its last read of "synchronised" while the clock has
+not been stepped. NTP's first setting of a wrong clock is a step, which ends the trust at
+once; one that slews a nearly right clock into sync is read at most this late, the stamp
+saying "not set" meanwhile (the caregiver then shows when it received the event: the safe
+side)."""
+
+
+class WallStamp(NamedTuple):
+    """An event's wall time, and whether the clock was synchronised when it was read."""
+
+    wall_time: str
+    """ISO 8601 UTC with milliseconds: what people read."""
+    synced: bool
+
+
+class WallStamper:
+    """Stamps events with the wall time and whether the clock can be trusted (docs/mqtt.md,
+    the event's ``wall_unsynced``): a Pi after a power cut stamps a fall with the time of its
+    last shutdown until NTP sets the clock, and a caregiver must not read that as when it
+    happened.
+
+    The safety loop stamps its events (rarely: state changes, detections, presses), and must
+    not gain a system call per event burst: "synchronised" (one ``adjtimex``) is read at most
+    once per ``valid_s`` of ``monotonic``, and again at once when the clock was stepped (wall
+    minus monotonic moved more than :data:`STEP_S`: NTP's first sync, ``date -s``, which also
+    marks the kernel's clock unsynchronised). Each stamp otherwise reads two clocks (vDSO, no
+    system call). One per thread: it keeps its last read unlocked."""
+
+    def __init__(
+        self,
+        wall: WallClock | None = None,
+        monotonic: Callable[[], float] = time.monotonic,
+        *,
+        valid_s: float = SYNC_VALID_S,
+    ) -> None:
+        self._wall: WallClock = wall if wall is not None else SystemWallClock()
+        self._monotonic = monotonic
+        self._valid_s = valid_s
+        self._synced = False
+        self._read_at: float | None = None
+        self._offset = 0.0
+
+    def stamp(self) -> WallStamp:
+        """The wall time now and whether the clock is synchronised (as last read)."""
+        now = self._monotonic()
+        offset = self._wall.offset()
+        if (
+            self._read_at is None
+            or now - self._read_at >= self._valid_s
+            or abs(offset - self._offset) > STEP_S
+        ):
+            # synchronised first, then the offset: a clock synchronised by then has made its
+            # step, and the offset remembered is the one after it
+            self._synced = self._wall.synchronized()
+            self._offset = self._wall.offset()
+            self._read_at = now
+        when = self._wall.now().isoformat(timespec="milliseconds")
+        return WallStamp(when, self._synced)
+
+
+def system_stamp() -> WallStamp:
+    """The host's wall time and whether it is synchronised, read now (one ``adjtimex``): for
+    events stamped off the safety loop (the courier's faults, its test alarms)."""
+    global _system
+    if _system is None:
+        _system = SystemWallClock()
+    return WallStamp(_system.now().isoformat(timespec="milliseconds"), _system.synchronized())
+
+
+_system: SystemWallClock | None = None

@@ -24,6 +24,7 @@ from core.logsetup import logging_off_this_thread
 from core.mounting import Mounting, up_vector
 from core.protocol.messages import DeviceHealth, DeviceState
 from core.protocol.payloads import wall_now
+from core.wallclock import WallClock, WallStamper
 from firmware.config import Config
 from firmware.detection.base import Detector
 from firmware.detection.factory import build_detector
@@ -189,6 +190,7 @@ def build_app(
     gpio: GpioDevices | None = None,
     detector: Detector | None = None,
     courier: SpawnCourier | None = ProcessCourier,
+    wall: WallClock | None = None,
 ) -> App:
     """Build the whole monitor.
 
@@ -197,7 +199,9 @@ def build_app(
     the configured one (tests inject failing detectors); ``courier`` says how
     the courier runs: a child process (``retroguard run``, the demo), a thread
     (:class:`~firmware.link.supervisor.ThreadCourier`, fast tests) or not at
-    all (None: records wait in the link).
+    all (None: records wait in the link). ``wall``: the wall clock events are stamped with,
+    and whether it was synchronised (default the host's; tests and the demo pass a
+    :class:`~core.wallclock.FakeWallClock`).
     """
     # No database here: the courier opens it, and whatever state it is in (damaged, from a
     # newer release, on a full disk) the monitor starts and protects the walker.
@@ -237,6 +241,7 @@ def build_app(
         ),
         edge_clock=clock.monotonic,
         arm_gate=link.storage_problem,
+        wall=WallStamper(wall, clock.monotonic),
     )
     read_timeout_s = config.safety.sample_timeout_s / 4
     monitor = Monitor(

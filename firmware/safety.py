@@ -56,6 +56,7 @@ from typing import ClassVar
 from core.protocol.events import Event, EventType
 from core.protocol.messages import SENSOR_NOT_WORN
 from core.samples import ImuSample
+from core.wallclock import WallStamper
 from firmware.config import SafetyConfig
 from firmware.contact import ContactWatch, Mismatch
 from firmware.detection.base import (
@@ -272,12 +273,16 @@ class SafetyController:
         heartbeat_hold_s: float | None = None,
         edge_clock: Callable[[], float] | None = None,
         arm_gate: Callable[[float], str | None] | None = None,
+        wall: WallStamper | None = None,
     ) -> None:
         """``heartbeat_hold_s``: the hold circuit's hold time (heartbeat drive), so a fault
         of the contact can say whether a stall of the loop explains it; None for static drive.
         ``edge_clock``: the loop's monotonic clock, read at each heartbeat edge to measure the
         gaps between edges (a batch's ``now`` is read before the batch is processed, which can
-        itself be delayed); without it ``now`` stands in."""
+        itself be delayed); without it ``now`` stands in. ``wall``: stamps each event's wall
+        time and whether the clock was synchronised (default: the host's clock, its
+        ``adjtimex`` read at most every few seconds, :class:`~core.wallclock.WallStamper`)."""
+        self._wall = wall if wall is not None else WallStamper()
         self._relay = relay
         self._buzzer = buzzer
         self._detector = detector
@@ -346,7 +351,16 @@ class SafetyController:
         self._relay.release()
         self._enter(SafetyState.STARTING, Started(), "starting", now)
         self._healthy_since = None
-        self._emit(Event.now(EventType.START, self._device_id, now, self.state, self._start_reason))
+        self._emit(
+            Event.now(
+                EventType.START,
+                self._device_id,
+                now,
+                self.state,
+                self._start_reason,
+                wall=self._wall,
+            )
+        )
 
     def on_samples(self, batch: Sequence[ImuSample], now: float) -> None:
         """Check and detect on each sample; hold the relay if the whole batch was good.
@@ -499,6 +513,7 @@ class SafetyController:
                     "I'm OK: the walker re-armed at the machine",
                     incident=incident,
                     by="walker",
+                    wall=self._wall,
                 )
             )
         previous = self.state
@@ -511,7 +526,13 @@ class SafetyController:
         self._buzzer.play("chirp", now)
         self._emit(
             Event.now(
-                EventType.RESET, self._device_id, now, self.state, self.reason, incident=incident
+                EventType.RESET,
+                self._device_id,
+                now,
+                self.state,
+                self.reason,
+                incident=incident,
+                wall=self._wall,
             )
         )
         self._incident = None  # re-armed: the incident is over
@@ -546,6 +567,7 @@ class SafetyController:
                 self.state,
                 f"the walker asked for help with {source}",
                 incident=incident,
+                wall=self._wall,
             )
         )
 
@@ -709,7 +731,13 @@ class SafetyController:
         self._send_windows(self._recorder.take_all(), now)
         self._emit(
             Event.now(
-                EventType.STOP, self._device_id, now, self.state, reason, incident=self._incident
+                EventType.STOP,
+                self._device_id,
+                now,
+                self.state,
+                reason,
+                incident=self._incident,
+                wall=self._wall,
             )
         )
 
@@ -853,6 +881,7 @@ class SafetyController:
             detection.reason,
             figures=detection.figures,
             incident=self._incident,
+            wall=self._wall,
         )
         self._emit(event)
         if tripping:
@@ -910,6 +939,7 @@ class SafetyController:
                     incident=trip.incident,
                     of=trip.id,
                     recording=imu,
+                    wall=self._wall,
                 )
             )
 
@@ -941,7 +971,13 @@ class SafetyController:
         self._buzzer.play("fault", now)
         self._emit(
             Event.now(
-                EventType.FAULT, self._device_id, now, self.state, reason, incident=self._incident
+                EventType.FAULT,
+                self._device_id,
+                now,
+                self.state,
+                reason,
+                incident=self._incident,
+                wall=self._wall,
             )
         )
 

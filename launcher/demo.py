@@ -123,17 +123,14 @@ def run_session(
     """
     session = session or scenarios.demo_session()
     sim = simulated_hardware(config.imu, config.gpio, clock, session)
-    app = build_app(config, clock, imu=sim.imu_rig.imu, gpio=sim.gpio)
+    wall = _demo_wall(clock)  # the events' and the session's: one clock, synchronised
+    app = build_app(config, clock, imu=sim.imu_rig.imu, gpio=sim.gpio, wall=wall)
     button = sim.gpio.button_sim
     hardware = sim.gpio.hardware
     assert button is not None and hardware is not None, "the demo needs simulated GPIO"
     app.monitor.on_iteration.append(lambda monitor: _discard(button.poll()))
     app.monitor.on_iteration.append(_RearmAfterFault(button, clock))
-    runner = (
-        attach_session(app, time_scale=GUIDED_TIME_SCALE, wall=_demo_wall(clock))
-        if guided
-        else None
-    )
+    runner = attach_session(app, time_scale=GUIDED_TIME_SCALE, wall=wall) if guided else None
     if runner is not None:
         app.monitor.on_iteration.append(_StartWhenArmed(runner))
     try:
@@ -532,5 +529,5 @@ def _run_and_report(
 
 def _demo_wall(clock: Clock) -> FakeWallClock:
     """The demo's wall clock: from now, on the demo's clock, synchronised (a simulated walk
-    says nothing about this host's NTP: its sessions are not flagged)."""
+    says nothing about this host's NTP: its sessions and events are not flagged)."""
     return FakeWallClock(clock, dt.datetime.now(dt.UTC), synced=True)

@@ -7,7 +7,7 @@ import dataclasses
 import random
 import select
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +16,7 @@ import pytest
 from core.clock import SimClock
 from core.protocol.events import EventType
 from core.samples import ImuSample
+from core.wallclock import SystemWallClock, WallClock
 from firmware.app import App, build_app
 from firmware.config import Config, MqttConfig, SafetyConfig, StorageConfig
 from firmware.courier.service import Courier
@@ -177,6 +178,14 @@ def pump_link_until(link: CourierLink, done: Any, timeout: float = WAIT) -> bool
     return False
 
 
+class SyncedHostClock(SystemWallClock):
+    """This host's wall clock, said synchronised: a rig's events read the time as they always
+    did, and are not flagged "clock not set" on a machine whose NTP is not (a container, CI)."""
+
+    def synchronized(self) -> bool:
+        return True
+
+
 _open_rigs: list[Rig] = []
 
 
@@ -206,8 +215,12 @@ def make_rig(
     imu: ImuConfig | None = None,
     worn_check: bool = False,
     safety: SafetyConfig | None = None,
+    wall: Callable[[SimClock], WallClock] | None = None,
     **gpio: Any,
 ) -> Rig:
+    """``wall``: the wall clock the events are stamped with, made on the rig's clock
+    (default: this host's, said synchronised whatever its NTP, so a test's events do not
+    depend on the machine it runs on)."""
     clock = SimClock()
     config = make_config(tmp_path, mqtt, imu, worn_check=worn_check, safety=safety, **gpio)
     sim = simulated_hardware(
@@ -220,6 +233,7 @@ def make_rig(
         gpio=sim.gpio,
         detector=detector,
         courier=courier,
+        wall=wall(clock) if wall is not None else SyncedHostClock(),
     )
     app.start()
     rig = Rig(app, clock, sim)

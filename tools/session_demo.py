@@ -220,7 +220,8 @@ def run_guided_demo(
         )
         clock = clock or RealClock(speed)
         sim = simulated_hardware(config.imu, config.gpio, clock, motion)
-        app = build_app(config, clock, imu=sim.imu_rig.imu, gpio=sim.gpio)
+        wall = FakeWallClock(clock, dt.datetime.now(dt.UTC), synced=True)
+        app = build_app(config, clock, imu=sim.imu_rig.imu, gpio=sim.gpio, wall=wall)
         button, hardware = sim.gpio.button_sim, sim.gpio.hardware
         assert button is not None and hardware is not None, "the demo needs simulated GPIO"
         app.monitor.on_iteration.append(lambda monitor: _discard(button.poll()))
@@ -228,7 +229,7 @@ def run_guided_demo(
             app,
             the_plan,
             time_scale=time_scale,
-            wall=FakeWallClock(clock, dt.datetime.now(dt.UTC), synced=True),
+            wall=wall,
         )
         out.write(
             f"Guided session demo: {the_plan.describe()}, {time_scale:g}x compressed "

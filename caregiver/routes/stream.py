@@ -18,7 +18,7 @@ from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 from starlette.routing import BaseRoute, Route
 
-from caregiver import feed, walkers
+from caregiver import feed, story, walkers
 from caregiver.auth import Session
 from caregiver.broker_link import BrokerLink, Connected, broker_address
 from caregiver.changes import Change, DeviceChanged, EventStored, SessionStored
@@ -219,7 +219,9 @@ class LiveFeed:
                     incident = backend.store.incident(event.incident or event.id)
                     if incident is not None:
                         who = walkers.who(backend.store, event.device_id, incident.walker)
-                out.append(feed.event_message(event, name, site.moment(event.wall_time), who))
+                out.append(
+                    feed.event_message(event, name, site.moment(story.event_time(event)), who)
+                )
         except Exception:
             log.exception("could not push a change to the dashboard")
 

@@ -74,7 +74,10 @@
       node("a", { href: "/events/" + e.id }, spaced([
         node("strong", { "class": "etype" }, [e.title]),
         node("span", { "class": "edevice" }, [deviceName]),
-        node("span", { "class": "ewhen" }, [timeEl(e.when)]),
+        // the device's clock was not set: when the service received it, said so (story.py)
+        node("span", { "class": "ewhen" }, e.received
+          ? ["received ", timeEl(e.when), " ", node("span", { "class": "clock-unsynced" }, ["— " + e.received])]
+          : [timeEl(e.when)]),
         since(e.received_at),
         node("span", { "class": "ereason" }, [e.text]),
         e.acked_by ? node("span", { "class": "eack" }, ["acknowledged by " + e.acked_by]) : null]))]));

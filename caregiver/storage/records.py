@@ -152,6 +152,9 @@ class NewEvent:
     has_window: bool
     payload: str
     incident: str | None = None
+    wall_unsynced: bool = False
+    """The device's clock was not synchronised when it stamped ``wall_time`` (the event
+    message's ``wall_unsynced``): ``wall_time`` may be hours or days off."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -171,6 +174,10 @@ class StoredEvent:
     acked_at: float | None
     ack_confirmed: bool
     incident: str | None = None
+    wall_unsynced: bool = False
+    """The device's clock was not synchronised when it stamped ``wall_time``: a caregiver is
+    shown ``received_at`` instead, said as the time it was received (:func:`caregiver.story.
+    event_time`)."""
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -182,6 +189,8 @@ class StoredEvent:
             "state": self.state,
             "reason": self.reason,
             "wall_time": self.wall_time,
+            "wall_unsynced": self.wall_unsynced,
+            "received_at": self.received_at,
             "figures": self.figures,
             "has_window": self.has_window,
             "acked_by": self.acked_by,

@@ -74,7 +74,7 @@ _T = TypeVar("_T")
 
 _EVENT_COLUMNS = (
     "id, device_id, seq, type, severity, state, reason, wall_time, received_at, figures, "
-    "has_window, acked_by, acked_at, ack_confirmed, incident"
+    "has_window, acked_by, acked_at, ack_confirmed, incident, wall_unsynced"
 )
 _ALERT_COLUMNS = (
     "id, kind, device_id, event_id, status, created_at, next_at, contact, sends, paged, closed_by, "
@@ -240,12 +240,13 @@ _EVENT_COLUMN_TYPES = (
     ("has_window", "INTEGER"),
     ("payload", "TEXT"),
     ("incident", "TEXT"),
+    ("wall_unsynced", "INTEGER"),
 )
 _EVENT_INSERT_INTO = f"INSERT INTO events ({', '.join(c for c, _ in _EVENT_COLUMN_TYPES)})"
 _EVENT_INSERT = _EVENT_INSERT_INTO + " VALUES "
-_EVENT_VALUES = "(?,?,?,?,?,?,?,?,?,?,?,?,?)"
+_EVENT_VALUES = "(?,?,?,?,?,?,?,?,?,?,?,?,?,?)"
 _CHUNK = 200
-"""Rows per multi-row statement (SQLite allows 32,766 parameters; an event has 13)."""
+"""Rows per multi-row statement (SQLite allows 32,766 parameters; an event has 14)."""
 
 
 def _event_row(event: NewEvent, now: float) -> tuple[object, ...]:
@@ -263,6 +264,7 @@ def _event_row(event: NewEvent, now: float) -> tuple[object, ...]:
         int(event.has_window),
         event.payload,
         event.incident,
+        int(event.wall_unsynced),
     )
 
 
@@ -2170,6 +2172,7 @@ def _event(row: tuple[Any, ...]) -> StoredEvent:
         acked_at=row[12],
         ack_confirmed=bool(row[13]),
         incident=row[14],
+        wall_unsynced=bool(row[15]),
     )
 
 

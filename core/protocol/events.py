@@ -8,7 +8,6 @@ is stable: keys and types only ever grow.
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 import uuid
 from collections.abc import Mapping, Sequence
@@ -19,6 +18,7 @@ from typing import Any
 import msgspec
 
 from core.samples import ImuSample
+from core.wallclock import WallStamper, system_stamp
 
 SCHEMA_VERSION = 1
 
@@ -128,6 +128,11 @@ class Event:
     """``closed``: how (dashboard, home-assistant, ...)."""
     recording: _messages.ImuRecording | None = None
     """``window``: the IMU around the trip (int16 counts, zlib; :mod:`core.protocol.recording`)."""
+    wall_unsynced: bool = False
+    """The wall clock was not synchronised (NTP) when ``wall_time`` was read: after a power
+    cut a Pi without a battery-backed clock says the time of its last shutdown, so
+    ``wall_time`` may be hours or days off (the caregiver shows when it received the event
+    instead)."""
 
     @classmethod
     def now(
@@ -145,7 +150,12 @@ class Event:
         by: str | None = None,
         via: str | None = None,
         recording: _messages.ImuRecording | None = None,
+        wall: WallStamper | None = None,
     ) -> Event:
+        """An event decided now; ``wall`` stamps its wall time and whether the clock was
+        synchronised (the safety loop's own, which reads ``adjtimex`` seldom), else both are
+        read here (off the loop: one non-blocking ``adjtimex``)."""
+        stamp = wall.stamp() if wall is not None else system_stamp()
         return cls(
             type=type,
             device_id=device_id,
@@ -153,7 +163,7 @@ class Event:
             state=state,
             reason=reason,
             severity=DEFAULT_SEVERITY[type],
-            wall_time=dt.datetime.now(dt.UTC).isoformat(timespec="milliseconds"),
+            wall_time=stamp.wall_time,
             figures=dict(figures or {}),
             imu_window=tuple(imu_window),
             incident=incident,
@@ -161,6 +171,7 @@ class Event:
             by=by,
             via=via,
             recording=recording,
+            wall_unsynced=not stamp.synced,
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -191,6 +202,8 @@ class Event:
                 data[key] = value
         if self.recording is not None:
             data["recording"] = msgspec.to_builtins(self.recording)
+        if self.wall_unsynced:
+            data["wall_unsynced"] = True
         return data
 
     def to_json(self) -> str:
@@ -222,6 +235,7 @@ class Event:
             recording=None
             if data.get("recording") is None
             else msgspec.convert(data["recording"], _messages.ImuRecording),
+            wall_unsynced=data.get("wall_unsynced") is True,
         )
 
     @classmethod

@@ -160,6 +160,11 @@ class EventMessage(Struct, kw_only=True, omit_defaults=True):
     (a test alarm, a fault the courier raises): the walker of the session under way when it
     was raised. Absent: the default walker (a device with one walker, every older release),
     or no incident and no session under way."""
+    wall_unsynced: bool = False
+    """The device's wall clock was not synchronised (NTP) when it stamped ``wall_time``: a
+    Pi without a battery-backed clock boots after a power cut with the time of its last
+    shutdown, so ``wall_time`` may be hours or days off. A consumer shows when it received
+    the event instead, said as such. Absent: synchronised (and every older release)."""
 
 
 SENSOR_NOT_WORN = "sensor not worn"

@@ -147,6 +147,7 @@ def event_message(event: Event, seq: int, walker: str | None = None) -> EventMes
         via=event.via,
         recording=event.recording,
         walker=None if walker == DEFAULT_WALKER_ID else walker,
+        wall_unsynced=event.wall_unsynced,
     )
 
 

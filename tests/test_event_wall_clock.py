@@ -1,0 +1,278 @@
+"""An alert's time on a Pi without a battery-backed clock: after a power cut the monitor
+stamps its events with the time of its last shutdown until NTP sets the clock. Each event
+says whether the clock was synchronised as it was stamped (``wall_unsynced``), and the
+caregiver service shows, for one that was not, when it received the event, said as such —
+on the timeline, the event page and the phone notification — never the device's wrong time
+as when it happened."""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from caregiver import feed
+from caregiver.storage import SCHEMA_VERSION, Store, StoredEvent
+from caregiver.storage import schema as caregiver_schema
+from caregiver.story import CLOCK_NOT_SET
+from core.clock import SimClock
+from core.protocol.events import Event, EventType
+from core.protocol.messages import EventMessage
+from core.protocol.payloads import decode_as, event_payload
+from core.wallclock import FakeWallClock, WallStamper
+from tests.app_support import Rig, close_rigs, make_rig  # noqa: F401 - fixture
+from tests.caregiver_support import (
+    Http,
+    Receiver,
+    SimDevice,
+    make_config,
+    new_event,
+    running_service,
+)
+from tests.mqtt_helpers import config_for
+from tests.test_caregiver_service import _fake_clock_service
+from tools.broker import Mosquitto
+
+pytestmark = pytest.mark.usefixtures("close_rigs")
+
+FRIDAY = dt.datetime(2026, 11, 27, 18, 0, tzinfo=dt.UTC)
+"""The last shutdown's time: what the monitor's clock says after the power cut."""
+MONDAY_STEP = dt.timedelta(days=2, hours=15).total_seconds()
+"""The step NTP makes when it finally reaches a time server."""
+FRIDAY_WORDS = "27 Nov 2026"
+"""How the caregiver's pages would write the wrong time (the service's zone is UTC)."""
+
+
+@pytest.fixture
+def receiver() -> Iterator[Receiver]:
+    r = Receiver()
+    yield r
+    r.close()
+
+
+def _armed(rig: Rig) -> Rig:
+    rig.run_for(1.0)
+    rig.press_reset()
+    rig.run_for(1.0)
+    assert rig.state == "ARMED" and rig.hardware.contact_closed()
+    return rig
+
+
+def _help(rig: Rig) -> Event:
+    """Three presses of the reset button (a call for help); the help event the loop stored."""
+    before = {s.event.id for s in rig.app.stored_events()}
+    now = rig.clock.monotonic()
+    for k in range(3):
+        rig.button.press_at(now + 0.35 * k, now + 0.35 * k + 0.15)
+    rig.run_for(2.0)
+    (event,) = [
+        s.event
+        for s in rig.app.stored_events()
+        if s.event.type is EventType.HELP and s.event.id not in before
+    ]
+    return event
+
+
+def _unsynced_rig(tmp_path: Path, **kwargs: Any) -> tuple[Rig, list[FakeWallClock]]:
+    walls: list[FakeWallClock] = []
+
+    def wall(clock: SimClock) -> FakeWallClock:
+        walls.append(FakeWallClock(clock, FRIDAY, synced=False))
+        return walls[-1]
+
+    return _armed(make_rig(tmp_path, wall=wall, **kwargs)), walls
+
+
+# ----------------------------------------------------------------- the device
+
+
+def test_the_monitor_flags_events_stamped_before_ntp_set_its_clock(tmp_path: Path) -> None:
+    rig, (wall,) = _unsynced_rig(tmp_path)
+    stored = {s.event.type: s for s in rig.app.stored_events()}
+    start = stored[EventType.START]
+    assert start.event.wall_time.startswith("2026-11-27T18:00")  # the shutdown's time
+    assert start.event.wall_unsynced and stored[EventType.RESET].event.wall_unsynced
+    # as the courier stores and publishes it: the flag is in the /event message
+    sent = json.loads(event_payload(start.event, start.seq))
+    assert sent["wall_unsynced"] is True
+    assert decode_as(EventMessage, event_payload(start.event, start.seq).encode()).wall_unsynced
+
+    wall.step(MONDAY_STEP)  # NTP reaches a server: a step, so read again at once
+    event = _help(rig)
+    assert not event.wall_unsynced
+    assert event.wall_time.startswith("2026-11-30")
+    assert "wall_unsynced" not in json.loads(event_payload(event, 9))  # as every older release
+
+
+def test_the_loop_reads_adjtimex_seldom_and_again_at_once_after_a_step() -> None:
+    """Safety rule 3: a burst of events on the loop is not a system call each."""
+
+    class Counting(FakeWallClock):
+        reads = 0
+
+        def synchronized(self) -> bool:
+            Counting.reads += 1
+            return super().synchronized()
+
+    clock = SimClock()
+    wall = Counting(clock, FRIDAY, synced=False)
+    stamper = WallStamper(wall, clock.monotonic, valid_s=5.0)
+    assert [stamper.stamp().synced for _ in range(50)] == [False] * 50
+    assert Counting.reads == 1
+    wall.synced = True  # slewed into sync without a step: seen within valid_s, not later
+    clock.advance(4.9)
+    assert not stamper.stamp().synced
+    clock.advance(0.2)
+    assert stamper.stamp().synced and Counting.reads == 2
+    wall.step(-3600.0, synced=False)  # `date -s`: the kernel marks the clock unsynchronised
+    assert not stamper.stamp().synced and Counting.reads == 3
+
+
+def test_an_event_message_without_the_flag_decodes_as_synchronised() -> None:
+    event = Event.now(EventType.FALL, "treadmill-1", 1.0, "TRIPPED", "impact")
+    data = json.loads(event_payload(event, 1))
+    data.pop("wall_unsynced", None)  # what every older release sends
+    assert not decode_as(EventMessage, json.dumps(data).encode()).wall_unsynced
+    assert not Event.from_dict(data).wall_unsynced
+    flagged = Event.from_dict({**event.to_dict(), "wall_unsynced": True})
+    assert flagged.wall_unsynced and Event.from_json(flagged.to_json()).wall_unsynced
+
+
+# ----------------------------------------------------------- the caregiver
+
+
+def test_a_call_for_help_from_a_monitor_with_its_clock_not_set_pages_the_time_received(
+    tmp_path: Path, mosquitto: Mosquitto, receiver: Receiver
+) -> None:
+    """Device to phone over the broker: the page says when the service received the call for
+    help, as received, not the Friday evening the monitor's clock says."""
+    service, clock = _fake_clock_service(mosquitto, tmp_path / "caregiver", receiver)
+    try:
+        (tmp_path / "device").mkdir()
+        rig, _ = _unsynced_rig(tmp_path / "device", mqtt=config_for(mosquitto))
+        event = _help(rig)
+        assert event.wall_unsynced
+        assert service.ingestor.wait_for(lambda: service.store.event(event.id) is not None)
+        stored = service.store.event(event.id)
+        assert stored is not None and stored.wall_unsynced
+        assert service.notifier.deliver_due() == 1
+        body = receiver.messages[0]["message"]
+        received = dt.datetime.fromtimestamp(clock.now, dt.UTC)  # the service's zone: UTC
+        assert f"received {received:%a} {received.day} {received:%b %Y}, {received:%H:%M:%S}" in (
+            body
+        )
+        assert f"({CLOCK_NOT_SET})" in body
+        assert FRIDAY_WORDS not in body and " at " not in body.split(":")[0]
+    finally:
+        service.stop()
+
+
+def _flagged_fall(device: SimDevice, **extra: Any) -> dict[str, Any]:
+    device.set_state("TRIPPED", "fall")
+    return device.event(
+        "fall",
+        severity="critical",
+        state="TRIPPED",
+        reason="impact 3.2 g then lying 83 deg",
+        wall_time=FRIDAY.isoformat(timespec="milliseconds"),
+        wall_unsynced=True,
+        **extra,
+    )
+
+
+def test_the_timeline_and_the_event_page_say_received_for_a_clock_not_set(
+    mosquitto: Mosquitto, tmp_path: Path
+) -> None:
+    config = make_config(mosquitto, tmp_path)
+    not_set = CLOCK_NOT_SET.replace("'", "&#39;")
+    with running_service(config) as service:
+        device = SimDevice(mosquitto, "treadmill-1")
+        device.online()
+        alone = _flagged_fall(device)  # a fall of no incident: its page says when alone
+        incident = "1" * 32
+        fall = _flagged_fall(device, incident=incident)
+        reset = device.reset()  # the device's clock set meanwhile: its own time is shown
+        device.event(
+            "ok", severity="info", state="ARMED", reason="I'm OK", incident=incident, by="walker"
+        )
+        assert service.ingestor.wait_for(lambda: service.store.event(reset["id"]) is not None)
+        stored = service.store.event(fall["id"])
+        assert stored is not None and stored.wall_unsynced
+        client = Http(service.port)
+        assert client.login() == 303
+        _, _, timeline = client.request("GET", "/devices/treadmill-1")
+        row = _element(timeline, f'data-event="{fall["id"]}"', "</li>")
+        assert "received <time" in row and not_set in row
+        assert FRIDAY_WORDS not in row
+        reset_row = _element(timeline, f'data-event="{reset["id"]}"', "</li>")
+        assert "received" not in reset_row and not_set not in reset_row
+        _, _, page = client.request("GET", f"/events/{alone['id']}")
+        when = _element(page, '<p class="when">', "</p>")
+        assert "Received <time" in when and not_set in when and FRIDAY_WORDS not in page
+        _, _, page = client.request("GET", f"/events/{fall['id']}")
+        steps = _element(page, '<ol class="steps">', "</ol>").split("<li")
+        (fall_step,) = [s for s in steps if "FALL" in s or "fall" in s.lower()]
+        assert "received <time" in fall_step and not_set in fall_step
+        assert FRIDAY_WORDS not in page
+        device.close()
+
+
+def _element(html: str, start: str, end: str) -> str:
+    begin = html.index(start)
+    return html[begin : html.index(end, begin)]
+
+
+def test_the_live_feed_row_says_received_for_a_clock_not_set() -> None:
+    event = StoredEvent(
+        id="0" * 32,
+        device_id="treadmill-1",
+        seq=1,
+        type="fall",
+        severity="critical",
+        state="TRIPPED",
+        reason="impact",
+        wall_time=FRIDAY.isoformat(),
+        received_at=1_800_000_000.0,
+        figures={},
+        has_window=False,
+        acked_by=None,
+        acked_at=None,
+        ack_confirmed=False,
+        wall_unsynced=True,
+    )
+    assert feed.event_row(event, None).received == CLOCK_NOT_SET
+    assert feed.event_row(dataclasses.replace(event, wall_unsynced=False), None).received is None
+
+
+def test_the_caregiver_database_gains_the_flag_and_keeps_old_events_unflagged(
+    caregiver_db: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Schema 18 adds each event's flag; events stored before are not flagged (their devices
+    did not say), and a flagged event is stored and read back flagged."""
+    with monkeypatch.context() as before:  # the schema of the release before
+        before.setattr(caregiver_schema, "MIGRATIONS", caregiver_schema.MIGRATIONS[:17])
+        before.setattr(caregiver_schema, "SCHEMA_VERSION", 17)
+        old = Store(caregiver_db)
+        with old.transaction() as tx:
+            tx._db.execute(
+                "INSERT INTO events (id, device_id, seq, type, severity, state, reason, "
+                "wall_time, received_at) VALUES ('old', 'treadmill-1', 1, 'fall', 'critical', "
+                "'TRIPPED', '', '2026-03-01T10:00:00+00:00', 1.0)"
+            )
+        old.close()
+    store = Store(caregiver_db)
+    try:
+        assert (store.schema.before, store.schema.after) == (17, SCHEMA_VERSION)
+        old_event = store.event("old")
+        assert old_event is not None and not old_event.wall_unsynced
+        with store.transaction() as tx:
+            tx.record_event(new_event(2, wall_unsynced=True), 2.0)
+        flagged = store.event(f"{2:032x}")
+        assert flagged is not None and flagged.wall_unsynced and flagged.received_at == 2.0
+    finally:
+        store.close()
