@@ -498,3 +498,15 @@ def test_the_incident_sensors_and_the_events_name_the_walker_the_default_one_whe
     ha.receive(TOPICS.event, event(EventType.TEST, severity=Severity.INFO, walker="anna"))
     assert ha.events[-1][2]["walker"] == "anna"
     assert ha.attributes[ha.component("_last_event").key]["walker"] == "anna"
+
+
+def test_the_events_say_when_the_treadmill_s_clock_was_not_set() -> None:
+    """An event stamped before NTP set the device's clock carries ``clock_not_set`` beside its
+    ``time`` (the Safety event entity and the Last event sensor): that time may be days off."""
+    ha = home_assistant()
+    ha.receive(TOPICS.event, event(EventType.FALL, incident=INCIDENT, wall_unsynced=True))
+    assert ha.events[-1][2]["clock_not_set"] is True
+    assert ha.attributes[ha.component("_last_event").key]["clock_not_set"] is True
+    ha.receive(TOPICS.event, event(EventType.FALL, incident=INCIDENT))  # as every older release
+    assert ha.events[-1][2]["clock_not_set"] is False
+    assert ha.attributes[ha.component("_last_event").key]["clock_not_set"] is False

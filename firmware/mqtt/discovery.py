@@ -110,13 +110,23 @@ WALKER_ATTRIBUTE = (
 id when absent (payloads leave the default walker out); without an incident, the walker of
 the session under way the event names (a test alarm, a courier's fault), else none."""
 
+CLOCK_NOT_SET_ATTRIBUTE = "value_json.get('wall_unsynced', false)"
+"""An event's ``clock_not_set``, as a Jinja expression: the device's clock was not set when it
+stamped the event's ``time`` (absent from the payload: it was), so that time may be hours or
+days off — an automation or a card shows when Home Assistant received it instead."""
 
-def _attributes(fields: Mapping[str, str], *, walker: bool = False) -> str:
+
+def _attributes(
+    fields: Mapping[str, str], *, walker: bool = False, clock_flag: bool = False
+) -> str:
     """A ``json_attributes_template`` making ``{name: value_json.get(key)}`` of ``fields``
-    (and, with ``walker``, a ``walker`` attribute: :data:`WALKER_ATTRIBUTE`)."""
+    (and, with ``walker``, a ``walker`` attribute: :data:`WALKER_ATTRIBUTE`; with
+    ``clock_flag``, an event's ``clock_not_set``: :data:`CLOCK_NOT_SET_ATTRIBUTE`)."""
     pairs = [f"{_jinja(name)}: value_json.get({_jinja(k)})" for name, k in fields.items()]
     if walker:
         pairs.append(f"{_jinja('walker')}: {WALKER_ATTRIBUTE}")
+    if clock_flag:
+        pairs.append(f"{_jinja('clock_not_set')}: {CLOCK_NOT_SET_ATTRIBUTE}")
     return "{{ {" + ", ".join(pairs) + "} | tojson }}"
 
 
@@ -156,7 +166,9 @@ EVENT_TEMPLATE = (
     + '"state": value_json.state, "by": value_json.get("by"), '
     + '"walker": '
     + WALKER_ATTRIBUTE
-    + ', "time": value_json.wall_time} | tojson }}{% endif %}'
+    + ', "time": value_json.wall_time, "clock_not_set": '
+    + CLOCK_NOT_SET_ATTRIBUTE
+    + "} | tojson }}{% endif %}"
 )
 """The event entity's template: the JSON Home Assistant expects (``event_type`` plus attributes)
 for the types it knows, and nothing — which it ignores — for the others."""
@@ -283,6 +295,7 @@ def discovery_payload(topics: Topics, device_name: str, dashboard_url: str = "")
                 "time": "wall_time",
             },
             walker=True,
+            clock_flag=True,
         ),
         ic="mdi:history",
     )
