@@ -197,7 +197,14 @@ class Alerting:
 
         if incident is None:
             tx.open_incident(
-                incident_id, device_id, kind, event.id, event.wall_time, now, opens_for
+                incident_id,
+                device_id,
+                kind,
+                event.id,
+                event.wall_time,
+                now,
+                opens_for,
+                wall_unsynced=event.wall_unsynced,
             )
             self._open(tx, kind, device_id, event.id, self._action(kind), now, text, incident_id)
             return

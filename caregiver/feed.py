@@ -97,7 +97,12 @@ class IncidentRow(msgspec.Struct, frozen=True):
     """Its colour: critical (open and urgent), warning (open) or closed."""
     device_name: str
     opened: Moment | None
+    """When it opened (:func:`caregiver.story.incident_time`): when it was received if
+    ``received``."""
     opened_at: float
+    received: str | None = None
+    """The device's clock was not set as it stamped the event that opened it: ``opened`` is
+    when the service received it, and this says so (:data:`caregiver.story.CLOCK_NOT_SET`)."""
 
 
 class DeviceMessage(msgspec.Struct, frozen=True, tag_field="kind", tag="device"):
@@ -230,4 +235,5 @@ def incident_row(
     """``who``: the walker it names (:func:`caregiver.walkers.who`)."""
     h = story.headline(incident, f"/events/{incident.first_event_id}", who)
     severity = "critical" if h.open and h.urgent else ("warning" if h.open else "closed")
-    return IncidentRow(h.text, h.link, severity, name, opened, incident.opened_at)
+    received = story.CLOCK_NOT_SET if incident.opened_unsynced else None
+    return IncidentRow(h.text, h.link, severity, name, opened, incident.opened_at, received)

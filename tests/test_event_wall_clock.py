@@ -16,8 +16,8 @@ from typing import Any
 
 import pytest
 
-from caregiver import feed
-from caregiver.storage import SCHEMA_VERSION, Store, StoredEvent
+from caregiver import feed, story
+from caregiver.storage import SCHEMA_VERSION, Incident, Store, StoredEvent
 from caregiver.storage import schema as caregiver_schema
 from caregiver.story import CLOCK_NOT_SET
 from core.clock import SimClock
@@ -211,6 +211,9 @@ def test_the_timeline_and_the_event_page_say_received_for_a_clock_not_set(
         assert FRIDAY_WORDS not in row
         reset_row = _element(timeline, f'data-event="{reset["id"]}"', "</li>")
         assert "received" not in reset_row and not_set not in reset_row
+        _, _, fleet = client.request("GET", "/")
+        listed = _element(fleet, f'data-incident="{incident}"', "</li>")
+        assert "received <time" in listed and not_set in listed and FRIDAY_WORDS not in listed
         _, _, page = client.request("GET", f"/events/{alone['id']}")
         when = _element(page, '<p class="when">', "</p>")
         assert "Received <time" in when and not_set in when and FRIDAY_WORDS not in page
@@ -247,13 +250,23 @@ def test_the_live_feed_row_says_received_for_a_clock_not_set() -> None:
     )
     assert feed.event_row(event, None).received == CLOCK_NOT_SET
     assert feed.event_row(dataclasses.replace(event, wall_unsynced=False), None).received is None
+    incident = Incident(
+        "1" * 32, "treadmill-1", "fall", "open", 1_800_000_000.0, FRIDAY.isoformat(), "0" * 32,
+        1_800_000_000.0, None, None, None, None, opened_unsynced=True,
+    )  # fmt: skip
+    assert story.incident_time(incident) == 1_800_000_000.0
+    assert feed.incident_row(incident, "Dad's treadmill", None).received == CLOCK_NOT_SET
+    synced = dataclasses.replace(incident, opened_unsynced=False)
+    assert story.incident_time(synced) == FRIDAY.isoformat()
+    assert feed.incident_row(synced, "Dad's treadmill", None).received is None
 
 
 def test_the_caregiver_database_gains_the_flag_and_keeps_old_events_unflagged(
     caregiver_db: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Schema 18 adds each event's flag; events stored before are not flagged (their devices
-    did not say), and a flagged event is stored and read back flagged."""
+    """Schema 18 adds each event's flag, and each incident's (of its opening event); those
+    stored before are not flagged (their devices did not say), and flagged ones are stored and
+    read back flagged."""
     with monkeypatch.context() as before:  # the schema of the release before
         before.setattr(caregiver_schema, "MIGRATIONS", caregiver_schema.MIGRATIONS[:17])
         before.setattr(caregiver_schema, "SCHEMA_VERSION", 17)
@@ -263,6 +276,12 @@ def test_the_caregiver_database_gains_the_flag_and_keeps_old_events_unflagged(
                 "INSERT INTO events (id, device_id, seq, type, severity, state, reason, "
                 "wall_time, received_at) VALUES ('old', 'treadmill-1', 1, 'fall', 'critical', "
                 "'TRIPPED', '', '2026-03-01T10:00:00+00:00', 1.0)"
+            )
+            tx._db.execute(
+                "INSERT INTO incidents (id, device_id, severity, status, opened_at, opened_wall, "
+                "first_event_id, last_event_at) VALUES (?, 'treadmill-1', 'fall', 'open', 1.0, "
+                "'2026-03-01T10:00:00+00:00', 'old', 1.0)",
+                ("i" * 32,),
             )
         old.close()
     store = Store(caregiver_db)
@@ -274,5 +293,14 @@ def test_the_caregiver_database_gains_the_flag_and_keeps_old_events_unflagged(
             tx.record_event(new_event(2, wall_unsynced=True), 2.0)
         flagged = store.event(f"{2:032x}")
         assert flagged is not None and flagged.wall_unsynced and flagged.received_at == 2.0
+        old_incident = store.incident("i" * 32)
+        assert old_incident is not None and not old_incident.opened_unsynced
+        with store.transaction() as tx:
+            tx.open_incident(
+                "j" * 32, "treadmill-1", "fall", f"{2:032x}", FRIDAY.isoformat(), 2.0,
+                wall_unsynced=True,
+            )  # fmt: skip
+        flagged_incident = store.incident("j" * 32)
+        assert flagged_incident is not None and flagged_incident.opened_unsynced
     finally:
         store.close()

@@ -205,7 +205,8 @@ class LiveFeed:
                 out.append(feed.DeviceMessage(change.device_id, card.level, card))
                 incident = seen.incidents.get(latest["id"]) if latest else None
                 if incident is not None:  # its line in the fleet's list of incidents
-                    row = feed.incident_row(incident, name, site.moment(incident.opened_wall), who)
+                    opened = story.incident_time(incident)
+                    row = feed.incident_row(incident, name, site.moment(opened), who)
                     out.append(feed.IncidentMessage(change.device_id, incident.id, row))
             elif isinstance(change, SessionStored):  # the progress page reloads itself
                 out.append(feed.SessionMessage(change.device_id, change.session_id))

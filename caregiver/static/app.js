@@ -87,7 +87,9 @@
       node("a", { href: r.link }, spaced([
         node("strong", { "class": "etype" }, [r.text]),
         node("span", { "class": "edevice" }, [r.device_name]),
-        node("span", { "class": "ewhen" }, [timeEl(r.opened)]),
+        node("span", { "class": "ewhen" }, r.received
+          ? ["received ", timeEl(r.opened), " ", node("span", { "class": "clock-unsynced" }, ["— " + r.received])]
+          : [timeEl(r.opened)]),
         since(r.opened_at)]))]));
   }
 

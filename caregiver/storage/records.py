@@ -316,6 +316,9 @@ class Incident:
     """Open again, and its newest critical event is the one it was closed with: a fault (or
     another milder event) reopened it after its fall was answered, so the fall is not news;
     what is open is the milder alert. Read back with the incident (``_INCIDENT_READ``)."""
+    opened_unsynced: bool = False
+    """The device's clock was not set when it stamped the event that opened it: ``opened_wall``
+    may be hours or days off; its list shows ``opened_at`` (when it was received here)."""
 
     @property
     def open(self) -> bool:

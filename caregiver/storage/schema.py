@@ -371,9 +371,13 @@ MIGRATIONS: tuple[Migration, ...] = (
         18,
         "each event's clock flag: the device's wall clock was not synchronised when it stamped "
         "the event (a Pi after a power cut, before NTP), so its wall_time may be hours or days "
-        "off and the dashboard and the pages say when it was received instead; events stored "
-        "before: 0 (not flagged, as their devices did not say)",
-        ("ALTER TABLE events ADD COLUMN wall_unsynced INTEGER NOT NULL DEFAULT 0",),
+        "off and the dashboard and the pages say when it was received instead; and each "
+        "incident's, of the event that opened it (its opened_wall is that event's time); "
+        "events and incidents stored before: 0 (not flagged, as their devices did not say)",
+        (
+            "ALTER TABLE events ADD COLUMN wall_unsynced INTEGER NOT NULL DEFAULT 0",
+            "ALTER TABLE incidents ADD COLUMN opened_unsynced INTEGER NOT NULL DEFAULT 0",
+        ),
     ),
 )
 """Every schema change in order; ``MIGRATIONS[i]`` takes a database from version i to i + 1."""

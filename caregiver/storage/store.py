@@ -87,7 +87,7 @@ _INCIDENT_COLUMNS = (
 _NEW_INCIDENT_COLUMNS = (
     ("id", "TEXT"), ("device_id", "TEXT"), ("severity", "TEXT"), ("status", "TEXT"),
     ("opened_at", "REAL"), ("opened_wall", "TEXT"), ("first_event_id", "TEXT"),
-    ("last_event_at", "REAL"), ("walker", "TEXT"),
+    ("last_event_at", "REAL"), ("walker", "TEXT"), ("opened_unsynced", "INTEGER"),
 )  # fmt: skip
 """What an incident is opened with (the rest: NULL until it closes)."""
 _ALERT_HEAD = (("kind", "TEXT"), ("device_id", "TEXT"), ("event_id", "TEXT"), ("status", "TEXT"))
@@ -150,8 +150,9 @@ def _told(t: str) -> str:
 _ALERT_EVENT_TYPES = ", ".join(f"'{t.value}'" for t in sorted(INCIDENT_TYPES))
 """Event types that open or worsen an incident, as SQL."""
 
-_INCIDENT_READ = f"{_INCIDENT_COLUMNS}, {_answered('incidents')}"
-"""An incident as read back: its columns and whether it is answered (:func:`_answered`)."""
+_INCIDENT_READ = f"{_INCIDENT_COLUMNS}, {_answered('incidents')}, opened_unsynced"
+"""An incident as read back: its columns, whether it is answered (:func:`_answered`) and
+whether the device's clock was not set when it stamped the event that opened it."""
 _DEVICE_SELECT = (
     "SELECT d.device_id, d.availability, d.state, d.state_reason, d.state_time, "
     "d.last_seen, d.telemetry, e.id, e.type, e.severity, e.reason, e.wall_time, "
@@ -945,15 +946,21 @@ class Transaction:
         wall: str,
         now: float,
         walker: str = DEFAULT_WALKER.id,
+        wall_unsynced: bool = False,
     ) -> None:
-        row = (incident_id, device_id, severity, "open", now, wall, event_id, now, walker)
+        """``wall``: the opening event's device time; ``wall_unsynced``: the device's clock
+        was not set when it stamped it (the incident's list shows ``now``, as received)."""
+        row = (
+            incident_id, device_id, severity, "open", now, wall, event_id, now, walker,
+            int(wall_unsynced),
+        )  # fmt: skip
         if self._prepared is not None:  # a batch's: with its others, in one statement
             self._prepared.absent_incidents.discard(incident_id)
             self._db.defer("incidents", _NEW_INCIDENT_COLUMNS, row, "ON CONFLICT (id) DO NOTHING")
             return
         names = ", ".join(name for name, _ in _NEW_INCIDENT_COLUMNS)
         self._db.execute(
-            f"INSERT INTO incidents ({names}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) "
+            f"INSERT INTO incidents ({names}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
             "ON CONFLICT (id) DO NOTHING",
             row,
         )
@@ -2216,8 +2223,9 @@ def _refused_data(exc: BaseException) -> bool:
 
 
 def _incident(r: tuple[Any, ...]) -> Incident:
-    if len(r) > _INCIDENT_FIELDS:  # read with _INCIDENT_READ: its answered column
-        fields: tuple[Any, ...] = (*r[:_INCIDENT_FIELDS], bool(r[_INCIDENT_FIELDS]))
+    if len(r) > _INCIDENT_FIELDS:  # read with _INCIDENT_READ: answered, opened_unsynced
+        unsynced = len(r) > _INCIDENT_FIELDS + 1 and bool(r[_INCIDENT_FIELDS + 1])
+        fields: tuple[Any, ...] = (*r[:_INCIDENT_FIELDS], bool(r[_INCIDENT_FIELDS]), unsynced)
         return Incident(*fields)
     return Incident(*r)
 
