@@ -168,6 +168,15 @@ def test_a_call_for_help_from_a_monitor_with_its_clock_not_set_pages_the_time_re
         )
         assert f"({CLOCK_NOT_SET})" in body
         assert FRIDAY_WORDS not in body and " at " not in body.split(":")[0]
+        # the reminder five minutes on says the same: the time received, as stored
+        clock.advance(300)
+        assert service.alerting.tick() == 1
+        assert service.notifier.deliver_due() == 1
+        reminder = receiver.messages[1]["message"]
+        assert reminder.startswith("REMINDER") and f"received {received:%a} {received.day}" in (
+            reminder
+        )
+        assert f"({CLOCK_NOT_SET})" in reminder and FRIDAY_WORDS not in reminder
     finally:
         service.stop()
 
