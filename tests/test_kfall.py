@@ -163,6 +163,25 @@ def test_shared_strings_are_read_like_inline_ones(tmp_path: Path) -> None:
     assert read_first_sheet(a)[1] == ["F15 (34)", "slip", "2", "120", "185"]
 
 
+@pytest.mark.parametrize("index", ["-1", " 0", "7", "1e0"])
+def test_a_shared_string_index_that_is_not_one_is_refused(tmp_path: Path, index: str) -> None:
+    """Only a plain count from 0 below the table's length names a shared string: ``-1`` read
+    the table's last string (Python's negative index) as the cell's text."""
+    rows: list[list[str | int | None]] = [LABEL_HEADER, ["F15 (34)", "slip", 2, 120, 185]]
+    good = write_xlsx(tmp_path / "good.xlsx", rows, shared=True)
+    bad = tmp_path / "bad.xlsx"
+    with zipfile.ZipFile(good) as src, zipfile.ZipFile(bad, "w") as dst:
+        for item in src.infolist():
+            data = src.read(item)
+            if item.filename == "xl/worksheets/data.xml":
+                data = data.replace(
+                    b'<c r="A1" t="s"><v>0</v>', f'<c r="A1" t="s"><v>{index}</v>'.encode()
+                )
+            dst.writestr(item, data)
+    with pytest.raises(DatasetFormatError, match=r"shared string .* does not exist"):
+        read_first_sheet(bad)
+
+
 @pytest.mark.parametrize(
     ("rows", "line", "message"),
     [

@@ -115,10 +115,11 @@ def _cell_text(c: ElementTree.Element, shared: list[str], path: Path, row: int) 
     v = c.find(f"{_MAIN}v")
     text = "" if v is None or v.text is None else v.text
     if kind == "s" and text:
-        try:
+        # int() takes " -1 " and Python's index takes -1 (the last string): neither is a
+        # shared string's number, which is a plain count from 0
+        if text.isdecimal() and text.isascii() and int(text) < len(shared):
             return shared[int(text)]
-        except (ValueError, IndexError):
-            raise DatasetFormatError(path, row, f"shared string {text!r} does not exist") from None
+        raise DatasetFormatError(path, row, f"shared string {text!r} does not exist")
     return text
 
 
