@@ -48,13 +48,13 @@ from __future__ import annotations
 import logging
 import uuid
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import ClassVar
 
 from core.protocol.events import Event, EventType
-from core.protocol.messages import SENSOR_NOT_WORN
+from core.protocol.messages import SENSOR_NOT_WORN, ImuRecording
 from core.samples import ImuSample
 from core.wallclock import WallStamper
 from firmware.config import SafetyConfig
@@ -352,13 +352,10 @@ class SafetyController:
         self._enter(SafetyState.STARTING, Started(), "starting", now)
         self._healthy_since = None
         self._emit(
-            Event.now(
+            self._event(
                 EventType.START,
-                self._device_id,
                 now,
-                self.state,
                 self._start_reason,
-                wall=self._wall,
             )
         )
 
@@ -505,15 +502,12 @@ class SafetyController:
         incident = self._incident
         if incident is not None:
             self._emit(
-                Event.now(
+                self._event(
                     EventType.OK,
-                    self._device_id,
                     now,
-                    self.state,
                     "I'm OK: the walker re-armed at the machine",
                     incident=incident,
                     by="walker",
-                    wall=self._wall,
                 )
             )
         previous = self.state
@@ -525,14 +519,11 @@ class SafetyController:
         self._buzzer.stop()
         self._buzzer.play("chirp", now)
         self._emit(
-            Event.now(
+            self._event(
                 EventType.RESET,
-                self._device_id,
                 now,
-                self.state,
                 self.reason,
                 incident=incident,
-                wall=self._wall,
             )
         )
         self._incident = None  # re-armed: the incident is over
@@ -560,14 +551,11 @@ class SafetyController:
         self._help_incidents.append(incident)
         log.warning("help requested with %s in %s", source, self.state.value)
         self._emit(
-            Event.now(
+            self._event(
                 EventType.HELP,
-                self._device_id,
                 now,
-                self.state,
                 f"the walker asked for help with {source}",
                 incident=incident,
-                wall=self._wall,
             )
         )
 
@@ -730,18 +718,44 @@ class SafetyController:
         self._buzzer.stop()
         self._send_windows(self._recorder.take_all(), now)
         self._emit(
-            Event.now(
+            self._event(
                 EventType.STOP,
-                self._device_id,
                 now,
-                self.state,
                 reason,
                 incident=self._incident,
-                wall=self._wall,
             )
         )
 
     # ---------------------------------------------------------------- helpers
+
+    def _event(
+        self,
+        type: EventType,
+        now: float,
+        reason: str,
+        *,
+        figures: Mapping[str, float] | None = None,
+        incident: str | None = None,
+        of: str | None = None,
+        by: str | None = None,
+        recording: ImuRecording | None = None,
+    ) -> Event:
+        """An event of this controller, decided now, in the current state: its wall time from
+        the loop's own stamper (:class:`core.wallclock.WallStamper`, which reads ``adjtimex``
+        seldom) — :meth:`Event.now` without it would make that system call at every event."""
+        return Event.now(
+            type,
+            self._device_id,
+            now,
+            self.state,
+            reason,
+            figures,
+            incident=incident,
+            of=of,
+            by=by,
+            recording=recording,
+            wall=self._wall,
+        )
 
     def _hold(self, now: float) -> None:
         """One heartbeat edge; remember a gap between edges longer than the hold time."""
@@ -873,15 +887,12 @@ class SafetyController:
             self._enter(SafetyState.TRIPPED, Detected(detection.kind), reason, now)
         if tripping or detection.kind is DetectionKind.NO_RECOVERY:
             self._buzzer.play("alarm", now)
-        event = Event.now(
+        event = self._event(
             _DETECTION_EVENTS[detection.kind],
-            self._device_id,
             now,
-            self.state,
             detection.reason,
             figures=detection.figures,
             incident=self._incident,
-            wall=self._wall,
         )
         self._emit(event)
         if tripping:
@@ -929,17 +940,14 @@ class SafetyController:
             imu = self._recorder.finish(recording)
             end = imu.start_s + imu.period_s * max(0, imu.count - 1)
             self._emit(
-                Event.now(
+                self._event(
                     EventType.WINDOW,
-                    self._device_id,
                     now,
-                    self.state,
                     f"IMU {imu.start_s:+.1f} .. {end:+.1f} s around the "
                     + ("fall" if fell else "trip"),
                     incident=trip.incident,
                     of=trip.id,
                     recording=imu,
-                    wall=self._wall,
                 )
             )
 
@@ -970,14 +978,11 @@ class SafetyController:
         self._open_incident()
         self._buzzer.play("fault", now)
         self._emit(
-            Event.now(
+            self._event(
                 EventType.FAULT,
-                self._device_id,
                 now,
-                self.state,
                 reason,
                 incident=self._incident,
-                wall=self._wall,
             )
         )
 
