@@ -257,7 +257,7 @@ def _parse(url: str) -> _Url:
     if not host:
         raise ForApprise("no host")
     path = slash + path
-    if not _PATH.match(path):
+    if not _PATH.fullmatch(path):
         raise ForApprise("a path with characters Apprise quotes its own way")
     return _Url(scheme, user, password, host, port, path, _query(query))
 
@@ -288,7 +288,7 @@ def _query(query: str) -> dict[str, str]:
 
 def _hostname(host: str) -> bool:
     """Apprise's hostname test, less its underscores (a host with one is left to it)."""
-    return bool(_IPV4.match(host) or all(_LABEL.match(x) for x in host.split(".")))
+    return bool(_IPV4.fullmatch(host) or all(_LABEL.fullmatch(x) for x in host.split(".")))
 
 
 # ------------------------------------------------------------------ json://
@@ -362,7 +362,7 @@ def _ntfy_posts(url: _Url, title: str, body: str, notify_type: str) -> list[Post
         raise ForApprise("a host Apprise reads its own way")
     if not private and not re.search(r"ntfy\.sh", url.host, re.IGNORECASE):
         topics.insert(0, url.host)
-    if not topics or not all(_TOPIC.match(t) for t in topics):
+    if not topics or not all(_TOPIC.fullmatch(t) for t in topics):
         raise ForApprise("a topic Apprise would leave out")
     secure = url.scheme == "ntfys" or not private
     host = url.host if private else "ntfy.sh"

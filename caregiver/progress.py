@@ -76,7 +76,7 @@ def parse_summary(data: Mapping[str, Any], device_id: str) -> tuple[WalkSession 
     The device is the topic's (the broker's ACL vouches for it), not the body's.
     """
     session_id = data.get("id")
-    if not (isinstance(session_id, str) and _SESSION_ID.match(session_id)):
+    if not (isinstance(session_id, str) and _SESSION_ID.fullmatch(session_id)):
         return None, "no valid session id"
     missing = [k for k in _REQUIRED if k not in data]
     if missing:
