@@ -154,6 +154,17 @@ changing between runs). The three I2C transactions a wake stay (count, status wi
 registers, burst): the status read carries the overflow flag and the snapshot the burst is
 checked against, and skipping the count rests on ``imu.uncounted_reads``' unmeasured chip
 timing. RSS 25.7-25.8 MB; heartbeat gaps p99 10.1 ms, max 10.2-23.9 ms (under load).
+
+Figures (issue 15 item 8, what the data-ready edge's dispatch is worth at most, 2026-12-04,
+``--seconds 60 --modes poll interrupt:2 --before`` a scratch tree whose ``PollPacing`` slept
+two sample periods on a monotonic timer and then read the FIFO: no INT edge, no callback, a
+wake every two samples, the least any pacing can do). Firmware estimate, four monitors side
+by side: timer 3.55 %, ``interrupt:2`` 4.47 / 4.26 % (0.81-0.83 times), the one-sample poll
+5.78 %. So no rework of the edge's path — the loop reading the kernel's queued line events
+itself, with no callback thread — can save more than about a fifth; capture to decision
+grew from 3.0 to 4.9 ms mean. Not built. The same day, the tree of the stop before
+(8d51817) and this one side by side: 4.44 and 4.29 % (0.97; load 0.9), where nearly the
+same code read 1.9-2.2 % on 2026-12-03 (above): the machine moved, not the code.
 """
 
 from __future__ import annotations
