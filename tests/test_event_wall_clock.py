@@ -25,7 +25,7 @@ from core.protocol.events import Event, EventType
 from core.protocol.messages import EventMessage
 from core.protocol.payloads import decode_as, event_payload
 from core.wallclock import FakeWallClock, WallStamper
-from tests.app_support import Rig, close_rigs, make_rig  # noqa: F401 - fixture
+from tests.app_support import Rig, armed_rig, close_rigs, make_rig  # noqa: F401 - fixture
 from tests.caregiver_support import (
     Http,
     Receiver,
@@ -55,14 +55,6 @@ def receiver() -> Iterator[Receiver]:
     r.close()
 
 
-def _armed(rig: Rig) -> Rig:
-    rig.run_for(1.0)
-    rig.press_reset()
-    rig.run_for(1.0)
-    assert rig.state == "ARMED" and rig.hardware.contact_closed()
-    return rig
-
-
 def _help(rig: Rig) -> Event:
     """Three presses of the reset button (a call for help); the help event the loop stored."""
     before = {s.event.id for s in rig.app.stored_events()}
@@ -85,7 +77,9 @@ def _unsynced_rig(tmp_path: Path, **kwargs: Any) -> tuple[Rig, list[FakeWallCloc
         walls.append(FakeWallClock(clock, FRIDAY, synced=False))
         return walls[-1]
 
-    return _armed(make_rig(tmp_path, wall=wall, **kwargs)), walls
+    rig = armed_rig(tmp_path, wall=wall, **kwargs)
+    rig.run_for(1.0)  # armed a while: the next presses are a pattern of their own
+    return rig, walls
 
 
 # ----------------------------------------------------------------- the device
