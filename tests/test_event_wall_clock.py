@@ -22,7 +22,7 @@ from caregiver.storage import schema as caregiver_schema
 from caregiver.story import CLOCK_NOT_SET
 from core.clock import SimClock
 from core.protocol.events import Event, EventType
-from core.protocol.messages import EventMessage
+from core.protocol.messages import EventMessage, IncidentMessage
 from core.protocol.payloads import decode_as, event_payload
 from core.wallclock import FakeWallClock, WallStamper
 from tests.app_support import Rig, armed_rig, close_rigs, make_rig  # noqa: F401 - fixture
@@ -34,7 +34,8 @@ from tests.caregiver_support import (
     new_event,
     running_service,
 )
-from tests.mqtt_helpers import config_for
+from tests.ha_discovery import HomeAssistant
+from tests.mqtt_helpers import config_for, subscriber, validate
 from tests.test_caregiver_service import _fake_clock_service
 from tools.broker import Mosquitto
 
@@ -173,6 +174,38 @@ def test_a_call_for_help_from_a_monitor_with_its_clock_not_set_pages_the_time_re
         assert f"({CLOCK_NOT_SET})" in reminder and FRIDAY_WORDS not in reminder
     finally:
         service.stop()
+
+
+def test_the_retained_incident_and_home_assistant_say_it_opened_with_the_clock_not_set(
+    tmp_path: Path, mosquitto: Mosquitto
+) -> None:
+    """The retained ``incident`` takes its ``opened_wall`` from the opening event's time: the
+    Friday evening of the last shutdown. It says so (``opened_unsynced``), and Home Assistant's
+    Fall and Incident sensors carry ``clock_not_set`` beside their ``opened`` attribute, so a
+    family member is not told the wrong opening time as fact."""
+    with subscriber(mosquitto, ["retroguard/#", "homeassistant/#"]) as sub:
+        rig, _ = _unsynced_rig(tmp_path, mqtt=config_for(mosquitto))
+        event = _help(rig)
+        assert event.wall_unsynced and event.incident is not None
+
+        def shown() -> list[dict[str, Any]]:
+            bodies = [json.loads(m.payload) for m in sub.on("/incident")]
+            return [b for b in bodies if b.get("incident") == event.incident and b["open"]]
+
+        assert sub.wait(lambda: bool(shown()) and bool(sub.on("/config")))
+        body = validate("incident", sub.on("/incident")[-1].payload)
+        assert body["opened_wall"] == event.wall_time and body["opened_unsynced"] is True
+        ha = HomeAssistant()
+        ha.receive_all((m.topic, m.payload, m.retain) for m in sub.messages)
+        for key in ("_fall", "_incident"):
+            attributes = ha.attributes[ha.component(key).key]
+            assert attributes["opened"] == event.wall_time
+            assert attributes["clock_not_set"] is True
+    # an older device's message, without the flag: opened with the clock set
+    older = json.dumps({k: v for k, v in body.items() if k != "opened_unsynced"}).encode()
+    assert decode_as(IncidentMessage, older).opened_unsynced is False
+    ha.receive(sub.on("/incident")[-1].topic, older, retain=True)
+    assert ha.attributes[ha.component("_incident").key]["clock_not_set"] is False
 
 
 def _flagged_fall(device: SimDevice, **extra: Any) -> dict[str, Any]:

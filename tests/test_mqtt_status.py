@@ -377,7 +377,8 @@ def test_the_retained_incident_names_its_walker_and_leaves_the_default_one_out(
     db = tmp_path / "device.db"
     status = RetainedStatus(db, Topics("retroguard", DEVICE))
     with EventStore(db) as store:
-        trip = dataclasses.replace(_event(EventType.STUMBLE, 1.0), incident=I1)
+        # stamped with the clock set (this host's may not be): the message of every older release
+        trip = dataclasses.replace(_event(EventType.STUMBLE, 1.0), incident=I1, wall_unsynced=False)
         store.append(trip)  # no session under way, none chosen: the default walker's
     first = status.incident()
     assert first is not None

@@ -620,6 +620,11 @@ class IncidentMessage(Struct, kw_only=True, omit_defaults=True):
     """The walker whose incident it is: the walker of the session under way when it opened,
     else the one chosen on the device. Absent: the default walker (a device with one walker,
     every older release) or no incident yet."""
+    opened_unsynced: bool = False
+    """The device's wall clock was not synchronised (NTP) when it stamped the event that
+    opened the incident (that event's ``wall_unsynced``): ``opened_wall`` may be hours or days
+    off (a Pi after a power cut), so a consumer says so rather than show it as fact. Absent:
+    synchronised (and every older release)."""
 
 
 SessionState = Literal["none", "running", "completed", "stopped", "abandoned"]

@@ -116,17 +116,24 @@ stamped the event's ``time`` (absent from the payload: it was), so that time may
 days off — an automation or a card shows when Home Assistant received it instead."""
 
 
+OPENED_CLOCK_NOT_SET_ATTRIBUTE = "value_json.get('opened_unsynced', false)"
+"""The retained incident's ``clock_not_set``: the device's clock was not set when it stamped
+the event that opened it, so its ``opened`` attribute may be hours or days off (absent from
+the payload, as from every older release: it was set)."""
+
+
 def _attributes(
-    fields: Mapping[str, str], *, walker: bool = False, clock_flag: bool = False
+    fields: Mapping[str, str], *, walker: bool = False, clock_flag: str | None = None
 ) -> str:
     """A ``json_attributes_template`` making ``{name: value_json.get(key)}`` of ``fields``
     (and, with ``walker``, a ``walker`` attribute: :data:`WALKER_ATTRIBUTE`; with
-    ``clock_flag``, an event's ``clock_not_set``: :data:`CLOCK_NOT_SET_ATTRIBUTE`)."""
+    ``clock_flag``, a ``clock_not_set`` attribute of that Jinja expression: an event's
+    :data:`CLOCK_NOT_SET_ATTRIBUTE`, an incident's :data:`OPENED_CLOCK_NOT_SET_ATTRIBUTE`)."""
     pairs = [f"{_jinja(name)}: value_json.get({_jinja(k)})" for name, k in fields.items()]
     if walker:
         pairs.append(f"{_jinja('walker')}: {WALKER_ATTRIBUTE}")
-    if clock_flag:
-        pairs.append(f"{_jinja('clock_not_set')}: {CLOCK_NOT_SET_ATTRIBUTE}")
+    if clock_flag is not None:
+        pairs.append(f"{_jinja('clock_not_set')}: {clock_flag}")
     return "{{ {" + ", ".join(pairs) + "} | tojson }}"
 
 
@@ -215,6 +222,7 @@ def discovery_payload(topics: Topics, device_name: str, dashboard_url: str = "")
                 "closed_via": "closed_via",
             },
             walker=True,
+            clock_flag=OPENED_CLOCK_NOT_SET_ATTRIBUTE,
         ),
         **always,
     )
@@ -230,6 +238,7 @@ def discovery_payload(topics: Topics, device_name: str, dashboard_url: str = "")
         json_attr_tpl=_attributes(
             {"incident": "incident", "opened": "opened_wall", "closed_by": "closed_by"},
             walker=True,
+            clock_flag=OPENED_CLOCK_NOT_SET_ATTRIBUTE,
         ),
         ic="mdi:alert-octagon",
         **always,
@@ -295,7 +304,7 @@ def discovery_payload(topics: Topics, device_name: str, dashboard_url: str = "")
                 "time": "wall_time",
             },
             walker=True,
-            clock_flag=True,
+            clock_flag=CLOCK_NOT_SET_ATTRIBUTE,
         ),
         ic="mdi:history",
     )

@@ -109,6 +109,9 @@ class _Incident:
     walker: str | None = None
     """Whose incident it is (the device's incident record); None: the default walker's, or
     not recorded (events from before incidents)."""
+    opened_unsynced: bool = False
+    """The device's clock was not set as it stamped the event that opened it: ``opened_wall``
+    may be hours or days off."""
 
 
 def _apply(current: _Incident | None, event: IncidentEventRow) -> _Incident | None:
@@ -125,6 +128,7 @@ def _apply(current: _Incident | None, event: IncidentEventRow) -> _Incident | No
                 last_event=event.id,
                 changed_wall=event.wall_time,
                 walker=event.walker,
+                opened_unsynced=event.wall_unsynced,
             )
         graver = worse(event.type.value, current.severity.value)
         if not current.open and not reopens(event.type.value, current.severity.value):
@@ -183,6 +187,7 @@ def _message(device_id: str, current: _Incident | None, now_wall: str) -> Incide
         closed_wall=None if current.open else current.closed_wall,
         # absent for the default walker: a device with one walker sends what it sent before
         walker=None if current.walker == DEFAULT_WALKER_ID else current.walker,
+        opened_unsynced=current.opened_unsynced,
     )
 
 

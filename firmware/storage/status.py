@@ -38,6 +38,9 @@ class IncidentEventRow:
     walker: str | None = None
     """The walker of the incident on the device's record (None: no incident, or none
     recorded for it)."""
+    wall_unsynced: bool = False
+    """The device's clock was not set (NTP) as it stamped ``wall_time`` (the event record's
+    ``wall_unsynced``; absent from events written before: False)."""
 
 
 def newest_event_seq(conn: sqlite3.Connection, device_id: str) -> int:
@@ -65,7 +68,8 @@ def incident_events(
     marks = ",".join("?" * len(types))
     rows = conn.execute(
         "SELECT e.seq, e.id, e.type, e.wall_time, json_extract(e.body, '$.incident'),"
-        " json_extract(e.body, '$.by'), json_extract(e.body, '$.via'), i.walker"
+        " json_extract(e.body, '$.by'), json_extract(e.body, '$.via'), i.walker,"
+        " json_extract(e.body, '$.wall_unsynced')"
         " FROM events e LEFT JOIN incidents i ON i.id = json_extract(e.body, '$.incident')"
         f" WHERE e.device_id = ? AND e.seq > ? AND e.seq <= ? AND e.type IN ({marks})"
         " ORDER BY e.seq DESC LIMIT ?",
@@ -81,8 +85,9 @@ def incident_events(
             _text(by),
             _text(via),
             _text(walker),
+            unsynced == 1,
         )
-        for seq, event_id, kind, wall, incident, by, via, walker in reversed(rows)
+        for seq, event_id, kind, wall, incident, by, via, walker, unsynced in reversed(rows)
     ]
 
 
