@@ -182,6 +182,13 @@ class CourierNotStarted(RuntimeError):
     the monitor was started)."""
 
 
+def _stamp(stamper: WallStamper) -> tuple[str, bool]:
+    """A state change's wall time and whether the clock was not set (``wall_unsynced``), from
+    the loop's stamper: no ``adjtimex`` per change (safety rule 3)."""
+    stamp = stamper.stamp()
+    return stamp.wall_time, not stamp.synced
+
+
 def build_app(
     config: Config,
     clock: Clock,
@@ -220,6 +227,9 @@ def build_app(
     if detector is None:
         up = up_vector(Mounting.parse(config.imu.mounting))
         detector = build_detector(config.detector, imu.sample_rate_hz, up=up)
+    # the loop's wall stamper, on its thread: its events' times and its state changes' (the
+    # retained state message's wall_time and whether the clock was set)
+    stamper = WallStamper(wall, clock.monotonic)
     controller = SafetyController(
         relay=gpio.relay,
         buzzer=buzzer,
@@ -232,7 +242,7 @@ def build_app(
         ),
         sample_rate_hz=imu.sample_rate_hz,
         device_id=config.device.id,
-        on_state=lambda state, reason: link.report_state(state, reason, wall_now()),
+        on_state=lambda state, reason: link.report_state(state, reason, *_stamp(stamper)),
         start_reason="monitor started"
         + (f"; {BENCH_WARNING}" if config.gpio.relay_drive == "static" else "")
         + ("" if config.safety.worn_check else f"; {WORN_CHECK_OFF_WARNING}"),
@@ -241,7 +251,7 @@ def build_app(
         ),
         edge_clock=clock.monotonic,
         arm_gate=link.storage_problem,
-        wall=WallStamper(wall, clock.monotonic),
+        wall=stamper,
     )
     read_timeout_s = config.safety.sample_timeout_s / 4
     monitor = Monitor(

@@ -22,7 +22,7 @@ from caregiver.storage import schema as caregiver_schema
 from caregiver.story import CLOCK_NOT_SET
 from core.clock import SimClock
 from core.protocol.events import Event, EventType
-from core.protocol.messages import EventMessage, IncidentMessage
+from core.protocol.messages import EventMessage, IncidentMessage, StateMessage
 from core.protocol.payloads import decode_as, event_payload
 from core.wallclock import FakeWallClock, WallStamper
 from tests.app_support import Rig, armed_rig, close_rigs, make_rig  # noqa: F401 - fixture
@@ -206,6 +206,35 @@ def test_the_retained_incident_and_home_assistant_say_it_opened_with_the_clock_n
     assert decode_as(IncidentMessage, older).opened_unsynced is False
     ha.receive(sub.on("/incident")[-1].topic, older, retain=True)
     assert ha.attributes[ha.component("_incident").key]["clock_not_set"] is False
+
+
+def test_the_retained_state_and_home_assistant_say_its_time_was_stamped_with_the_clock_not_set(
+    tmp_path: Path, mosquitto: Mosquitto
+) -> None:
+    """Home Assistant shows the retained ``state``'s ``wall_time`` as ``since`` (Fault, Safety
+    state): stamped by the loop before NTP set its clock, the message says so
+    (``wall_unsynced``, the loop's stamp carried by the courier) and both sensors carry
+    ``clock_not_set``."""
+    with subscriber(mosquitto, ["retroguard/#", "homeassistant/#"]) as sub:
+        _unsynced_rig(tmp_path, mqtt=config_for(mosquitto))
+
+        def armed() -> bool:
+            return any(json.loads(m.payload)["state"] == "ARMED" for m in sub.on("/state"))
+
+        assert sub.wait(lambda: armed() and bool(sub.on("/config")))
+        body = validate("state", sub.on("/state")[-1].payload)
+        assert body["state"] == "ARMED" and body["wall_unsynced"] is True
+        assert body["wall_time"].startswith("2026-11-27T18:0")  # the shutdown's time
+        ha = HomeAssistant()
+        ha.receive_all((m.topic, m.payload, m.retain) for m in sub.messages)
+        for key in ("_fault", "_state"):
+            attributes = ha.attributes[ha.component(key).key]
+            assert attributes["since"] == body["wall_time"] and attributes["clock_not_set"] is True
+    # an older device's message, without the flag: stamped with the clock set
+    older = json.dumps({k: v for k, v in body.items() if k != "wall_unsynced"}).encode()
+    assert decode_as(StateMessage, older).wall_unsynced is False
+    ha.receive(sub.on("/state")[-1].topic, older, retain=True)
+    assert ha.attributes[ha.component("_state").key]["clock_not_set"] is False
 
 
 def _flagged_fall(device: SimDevice, **extra: Any) -> dict[str, Any]:

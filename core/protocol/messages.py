@@ -173,7 +173,7 @@ SENSOR_NOT_WORN = "sensor not worn"
 stopped being worn while ARMED. Dashboards show such a reason whatever the state."""
 
 
-class StateMessage(Struct, kw_only=True):
+class StateMessage(Struct, kw_only=True, omit_defaults=True):
     """``<prefix>/<device>/state`` (retained): the safety state and why, in words."""
 
     schema: SchemaVersion
@@ -181,6 +181,11 @@ class StateMessage(Struct, kw_only=True):
     state: DeviceState
     reason: str
     wall_time: WallTime
+    """When the state changed (the monitor's clock); Home Assistant shows it as ``since``."""
+    wall_unsynced: bool = False
+    """The device's wall clock was not synchronised (NTP) when it stamped ``wall_time``, which
+    may be hours or days off (a Pi after a power cut), as an event's ``wall_unsynced``.
+    Absent: synchronised (and every older release)."""
 
 
 class DeviceHealth(Struct, kw_only=True, omit_defaults=True):

@@ -155,7 +155,14 @@ def event_payload(event: Event, seq: int, walker: str | None = None) -> str:
     return encode(event_message(event, seq, walker))
 
 
-def state_payload(device_id: str, state: str, reason: str, wall_time: str | None = None) -> str:
+def state_payload(
+    device_id: str,
+    state: str,
+    reason: str,
+    wall_time: str | None = None,
+    *,
+    wall_unsynced: bool = False,
+) -> str:
     return encode(
         StateMessage(
             schema=SCHEMA_VERSION,
@@ -163,6 +170,7 @@ def state_payload(device_id: str, state: str, reason: str, wall_time: str | None
             state=DeviceState(state),
             reason=reason,
             wall_time=wall_time or wall_now(),
+            wall_unsynced=wall_unsynced,
         )
     )
 

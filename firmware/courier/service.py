@@ -208,10 +208,13 @@ class Courier:
                     log.warning("event %s: walker %r is not a walker id; ignored", event.id, walker)
                     walker = None
                 self._persist(event, walker)
-            case messages.StateReport(state=state, reason=reason):
+            case messages.StateReport(state=state, reason=reason) as report:
                 self.state = state
                 if self.reporter is not None:
-                    self.reporter.publish_state(state, reason)
+                    # the loop's stamp: when the state changed, and whether its clock was set
+                    self.reporter.publish_state(
+                        state, reason, report.wall_time, wall_unsynced=report.wall_unsynced
+                    )
             case messages.HealthReport(health=health, checks=checks):
                 self.health = health
                 self.checks = {n: {"ok": c.ok, "detail": c.detail} for n, c in checks.items()}

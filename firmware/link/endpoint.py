@@ -157,8 +157,10 @@ class CourierLink:
         """:class:`firmware.sinks.EventSink` form of :meth:`submit`."""
         self.submit(event)
 
-    def report_state(self, state: str, reason: str, wall_time: str) -> None:
-        payload = messages.encode(messages.StateReport(state, reason, wall_time))
+    def report_state(
+        self, state: str, reason: str, wall_time: str, wall_unsynced: bool = False
+    ) -> None:
+        payload = messages.encode(messages.StateReport(state, reason, wall_time, wall_unsynced))
         self._last_state = payload
         self._writer.put(payload)
 

@@ -45,6 +45,9 @@ class StateReport(msgspec.Struct, tag="state"):
     state: str
     reason: str
     wall_time: str
+    wall_unsynced: bool = False
+    """The loop's wall clock was not synchronised as it stamped ``wall_time`` (its
+    :class:`~core.wallclock.WallStamper`, the one its events are stamped with)."""
 
 
 class Check(msgspec.Struct):

@@ -113,7 +113,8 @@ the session under way the event names (a test alarm, a courier's fault), else no
 CLOCK_NOT_SET_ATTRIBUTE = "value_json.get('wall_unsynced', false)"
 """An event's ``clock_not_set``, as a Jinja expression: the device's clock was not set when it
 stamped the event's ``time`` (absent from the payload: it was), so that time may be hours or
-days off — an automation or a card shows when Home Assistant received it instead."""
+days off — an automation or a card shows when Home Assistant received it instead. The
+``state`` message's flag has the same key (its ``since``)."""
 
 
 OPENED_CLOCK_NOT_SET_ATTRIBUTE = "value_json.get('opened_unsynced', false)"
@@ -252,7 +253,9 @@ def discovery_payload(topics: Topics, device_name: str, dashboard_url: str = "")
         stat_t=topics.state,
         val_tpl="{{ 'ON' if value_json.state == 'FAULT' else 'OFF' }}",
         json_attr_t=topics.state,
-        json_attr_tpl=_attributes({"reason": "reason", "since": "wall_time"}),
+        json_attr_tpl=_attributes(
+            {"reason": "reason", "since": "wall_time"}, clock_flag=CLOCK_NOT_SET_ATTRIBUTE
+        ),
     )
     add(
         "state",
@@ -263,7 +266,9 @@ def discovery_payload(topics: Topics, device_name: str, dashboard_url: str = "")
         stat_t=topics.state,
         val_tpl="{{ value_json.state }}",
         json_attr_t=topics.state,
-        json_attr_tpl=_attributes({"reason": "reason", "since": "wall_time"}),
+        json_attr_tpl=_attributes(
+            {"reason": "reason", "since": "wall_time"}, clock_flag=CLOCK_NOT_SET_ATTRIBUTE
+        ),
         ic="mdi:shield-check",
     )
     # -- the event stream

@@ -232,6 +232,7 @@ class _StateChange:
     state: str
     reason: str
     wall_time: str
+    wall_unsynced: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -607,7 +608,7 @@ class MqttReporter:
         self._pokes = 0  # the last wait_drained poke handled (shown once the figures are fresh)
         self._generation = 0
         self._sub_mid: int | None = None
-        self._state: tuple[str, str, str] | None = None
+        self._state: tuple[str, str, str, bool] | None = None
         self._state_dirty = False
         self._ready = False
         self._logged_error: str | None = None
@@ -755,9 +756,21 @@ class MqttReporter:
         """
         self._wake.put_nowait(_TelemetryDue())
 
-    def publish_state(self, state: str, reason: str) -> None:
-        """Report the safety state (retained). Non-blocking: safe on the real-time thread."""
-        self._wake.put_nowait(_StateChange(str(state), reason, payloads.wall_now()))
+    def publish_state(
+        self,
+        state: str,
+        reason: str,
+        wall_time: str | None = None,
+        *,
+        wall_unsynced: bool = False,
+    ) -> None:
+        """Report the safety state (retained). Non-blocking: safe on the real-time thread.
+
+        ``wall_time``: when it changed (default: now); ``wall_unsynced``: the clock that stamped
+        it was not set (the message's ``wall_unsynced``: Home Assistant's ``since`` may be days
+        off)."""
+        wall = wall_time if wall_time is not None else payloads.wall_now()
+        self._wake.put_nowait(_StateChange(str(state), reason, wall, wall_unsynced))
 
     @property
     def status(self) -> ReporterStatus:
@@ -1063,8 +1076,8 @@ class MqttReporter:
                     else:
                         self._refused.discard(row)  # taken at last
                         self._to_settle.append(row)
-                case _StateChange(state=state, reason=why, wall_time=wall):
-                    self._state = (state, why, wall)
+                case _StateChange(state=state, reason=why, wall_time=wall, wall_unsynced=unset):
+                    self._state = (state, why, wall, unset)
                     self._state_dirty = True
                     self._update(device_state=state)
                 case _Subscribed(generation=generation):
@@ -1120,10 +1133,10 @@ class MqttReporter:
         if client is None or not self._ready:
             return
         if self._state_dirty and self._state is not None:
-            state, reason, wall = self._state
+            state, reason, wall, unset = self._state
             client.publish(
                 self.topics.state,
-                payloads.state_payload(self.device_id, state, reason, wall),
+                payloads.state_payload(self.device_id, state, reason, wall, wall_unsynced=unset),
                 qos=1,
                 retain=True,
             )
