@@ -287,3 +287,47 @@ def test_the_incident_line_says_what_is_open_and_who_closed_it() -> None:
         closed_via="home-assistant",
     )
     assert "closed by home-assistant from Home Assistant: a call for HELP" in help_ha
+
+
+def test_watch_marks_the_times_the_device_stamped_with_its_clock_not_set(
+    mosquitto: Mosquitto, tmp_path: Path
+) -> None:
+    """After a power cut the Pi stamps the time of its last shutdown until NTP sets its clock:
+    the event, state and incident lines it stamped so say "clock not set"; once set, not."""
+    incident = "ab" * 16
+    reporter = MqttReporter(
+        config_for(mosquitto), device_id="tm1", device_name="T1", database=tmp_path / "w.db"
+    )
+    reporter.start()
+    unset = dataclasses.replace(
+        Event.now(EventType.STUMBLE, "tm1", 1.0, "TRIPPED", "trunk rotated", incident=incident),
+        wall_unsynced=True,
+    )
+    reporter.sink.handle(unset)
+    reporter.publish_state("TRIPPED", "trunk rotated", unset.wall_time, wall_unsynced=True)
+    assert reporter.wait_drained(WAIT)
+    proc = _watch("--port", str(mosquitto.port))
+    try:
+        assert proc.stdout is not None
+        out = _lines(proc.stdout)
+        assert out.get(timeout=WAIT).startswith("watching ")
+        retained = [out.get(timeout=WAIT), out.get(timeout=WAIT), out.get(timeout=WAIT)]
+        (opened,) = [line for line in retained if "INCIDENT" in line]
+        assert f"INCIDENT {incident[:8]} OPEN: a trip (stumble) (opened " in opened
+        assert ", clock not set), not closed yet" in opened
+        (state,) = [line for line in retained if "-> TRIPPED" in line]
+        assert state.rstrip().endswith("trunk rotated (clock not set)")
+        # NTP has set the clock: the walker's reset is stamped right
+        reset = dataclasses.replace(info("tm1", EventType.RESET, 2.0), wall_unsynced=False)
+        reporter.sink.handle(dataclasses.replace(unset, id="cd" * 16, type=EventType.OK))
+        reporter.sink.handle(reset)
+        lines = [out.get(timeout=WAIT)]
+        while reset.id not in lines[-1]:
+            lines.append(out.get(timeout=WAIT))
+        (ok,) = [line for line in lines if " OK " in line]
+        assert ok.rstrip().endswith(f"id={'cd' * 16} (clock not set)")
+        assert "clock not set" not in lines[-1]
+    finally:
+        proc.kill()
+        proc.wait()
+        reporter.close()

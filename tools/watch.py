@@ -53,6 +53,10 @@ class EventId(msgspec.Struct):
     id: str
 
 
+CLOCK_NOT_SET = "clock not set"
+"""Marks a time the device stamped before NTP set its clock (the message's ``wall_unsynced``,
+an incident's ``opened_unsynced``): a Pi after a power cut stamps the time of its last
+shutdown, hours or days off, and a caregiver must not read it as when it happened."""
 _SEVERITY_MARK = {Severity.CRITICAL: "!!", Severity.WARNING: "! ", Severity.INFO: "  "}
 DEFAULT_PREFIX = MqttConfig().topic_prefix
 
@@ -171,7 +175,8 @@ def format_message(topic: str, payload: bytes, prefix: str = DEFAULT_PREFIX) -> 
         case IncidentMessage():
             return incident_line(device, message)
         case StateMessage(state=state, reason=reason, wall_time=wall):
-            return f"{_when(wall):<28} {device:<14} -> {state.value}: {reason}"
+            unset = f" ({CLOCK_NOT_SET})" if message.wall_unsynced else ""
+            return f"{_when(wall):<28} {device:<14} -> {state.value}: {reason}{unset}"
         case ReplyMessage(command=command, request_id=request_id, ok=ok, error=error):
             verdict = "ok" if ok else f"REFUSED: {error}"
             return (
@@ -211,7 +216,10 @@ def _event_line(device: str, event: EventMessage) -> str:
         line += f" by {event.by}" + (f" via {event.via}" if event.via is not None else "")
     if event.incident is not None:
         line += f" incident={event.incident[:8]}"  # the lines of one incident read together
-    return line + f" id={event.id}"
+    line += f" id={event.id}"
+    if event.wall_unsynced:
+        line += f" ({CLOCK_NOT_SET})"
+    return line
 
 
 def incident_line(device: str, message: IncidentMessage, seen: Sequence[str] = ()) -> str:
@@ -224,7 +232,8 @@ def incident_line(device: str, message: IncidentMessage, seen: Sequence[str] = (
         return f"{_when(message.wall_time):<28} {device:<14} {'--':2} no incident open"
     what = INCIDENT_WORDS.get(message.severity, message.severity)
     head = f"{device:<14} {{mark}} INCIDENT {message.incident[:8]}"
-    opened = "" if message.opened_wall is None else f" (opened {_when(message.opened_wall)})"
+    unset = f", {CLOCK_NOT_SET}" if message.opened_unsynced else ""
+    opened = "" if message.opened_wall is None else f" (opened {_when(message.opened_wall)}{unset})"
     walker = "" if message.walker is None else f" walker={message.walker}"
     if message.open:
         mark = _INCIDENT_MARK.get(message.severity, "! ")
