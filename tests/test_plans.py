@@ -1061,6 +1061,12 @@ def test_a_plan_set_by_hand_holds_the_progression_and_a_release_puts_the_stage_s
     ) in said
     rows = conn.execute("SELECT count(*) FROM progressions").fetchone()
     conn.close()
+    # `plan show` says why the plan in force is not the progression's, and the way back
+    assert main([*base, "show"]) == 0
+    assert (
+        "Progression toward-10-minutes is held at stage 2 of 9 (a plan was set by hand): its "
+        "stage's plan (progression-week-2) comes back with: retroguard plan progression release\n"
+    ) in capsys.readouterr().out
     # Back to the config's plan: also not the stage's; the progression stays held (no new row).
     assert main([*base, "clear", "--by", "Jo"]) == 0
     assert "The walker's progression toward-10-minutes at stage 2 of 9 stays held." in (

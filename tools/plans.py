@@ -179,9 +179,12 @@ def run_plan(args: argparse.Namespace) -> int:
                 f"{'' if walker == DEFAULT_WALKER_ID else f' --walker {walker}'}\n"
             )
         return 0
+    from firmware.storage.progressions import HAND_PLAN_HOLD, current_progression
+
     conn = connect(database)
     try:
         history = plan_history(conn, 5, walker)
+        standing = current_progression(conn, walker)
     finally:
         conn.close()
     assignment = history[0] if history else None
@@ -199,6 +202,16 @@ def run_plan(args: argparse.Namespace) -> int:
             f"{assignment.via} at {local_time(assignment.assigned_wall, zone)}\n"
         )
         print_plan(assignment.plan, out)
+    if standing is not None and standing.held:
+        # the plan in force may not be the progression's: say why it is not moving on
+        stage = standing.progression.stages[standing.stage]
+        why = "a plan was set by hand" if standing.changed == HAND_PLAN_HOLD else "held"
+        out.write(
+            f"Progression {standing.progression.name} is held at stage "
+            f"{standing.stage + 1} of {len(standing.progression.stages)} ({why}): its "
+            f"stage's plan ({stage.plan.name}) comes back with: retroguard plan progression "
+            f"release{'' if walker == DEFAULT_WALKER_ID else f' --walker {walker}'}\n"
+        )
     if history:
         out.write("Last assignments:\n")
         for a in history:
