@@ -3,12 +3,15 @@ does to play an older version's rows, or to witness what the store wrote."""
 
 from __future__ import annotations
 
+import contextlib
 import sqlite3
+from collections.abc import Iterator
 from typing import Any
 
 import psycopg
+import pytest
 
-from caregiver.storage import engine_of
+from caregiver.storage import Store, engine_of, schema
 
 
 def execute(database: str, sql: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
@@ -23,3 +26,18 @@ def execute(database: str, sql: str, params: tuple[Any, ...] = ()) -> list[tuple
             return db.execute(sql, params).fetchall()
     finally:
         db.close()
+
+
+@contextlib.contextmanager
+def store_at_schema(database: str, version: int) -> Iterator[Store]:
+    """The store as the release whose schema was ``version`` opened it (the migrations after
+    it unknown while the block runs), closed at the block's end: a test writes that release's
+    rows into it, then opens ``Store(database)`` to see the upgrade."""
+    with pytest.MonkeyPatch.context() as before:
+        before.setattr(schema, "MIGRATIONS", schema.MIGRATIONS[:version])
+        before.setattr(schema, "SCHEMA_VERSION", version)
+        store = Store(database)
+        try:
+            yield store
+        finally:
+            store.close()

@@ -23,7 +23,8 @@ import pytest
 
 from caregiver.changes import EventStored, encode
 from caregiver.service import CaregiverService
-from caregiver.storage import SCHEMA_VERSION, StorageFault, Store, schema
+from caregiver.storage import SCHEMA_VERSION, StorageFault, Store
+from tests.caregiver_db import store_at_schema
 from tests.caregiver_support import (
     WAIT,
     FakeClock,
@@ -415,38 +416,36 @@ def test_a_fall_closed_without_the_dashboard_and_reopened_by_a_fault_is_not_miss
 
 
 def test_incidents_closed_before_the_upgrade_keep_their_answered_fall_across_a_reopen(
-    caregiver_db: str, monkeypatch: pytest.MonkeyPatch
+    caregiver_db: str,
 ) -> None:
     """Schema 12 keeps each incident's newest critical event when it was closed. The upgrade
     gives every closed incident its own (the newest by the device's sequence, not by arrival),
     so one reopened after the upgrade does not alarm for its fall; one closed with no critical
     event has none, and a fall that reopens it alarms."""
-    with monkeypatch.context() as before:  # the schema of the release before
-        before.setattr(schema, "MIGRATIONS", schema.MIGRATIONS[:11])
-        before.setattr(schema, "SCHEMA_VERSION", 11)
-        old = Store(caregiver_db)
-        with old.transaction() as tx:
-            for incident, severity in (("fell", "fall"), ("tripped", "stumble")):
-                tx._db.execute(
-                    "INSERT INTO incidents (id, device_id, severity, status, opened_at, "
-                    "opened_wall, first_event_id, last_event_at, closed_at, closed_by, "
-                    "closed_via, closed_severity) VALUES (?, 'treadmill-1', ?, 'closed', 1.0, "
-                    "'2026-03-01T10:00:00+00:00', ?, 2.0, 3.0, 'walker', 'walker', ?)",
-                    (incident, severity, f"{incident}-1", severity),
-                )
-            for event, incident, seq, kind, severity, received in (
-                ("fell-1", "fell", 1, "stumble", "warning", 1.0),
-                ("fell-2", "fell", 2, "fall", "critical", 1.5),
-                ("fell-3", "fell", 3, "no_recovery", "critical", 1.2),  # came first, is newer
-                ("tripped-1", "tripped", 4, "stumble", "warning", 1.0),
-            ):
-                tx._db.execute(
-                    "INSERT INTO events (id, device_id, seq, type, severity, state, reason, "
-                    "wall_time, received_at, incident) VALUES (?, 'treadmill-1', ?, ?, ?, "
-                    "'TRIPPED', '', '2026-03-01T10:00:00+00:00', ?, ?)",
-                    (event, seq, kind, severity, received, incident),
-                )
-        old.close()
+    with (
+        store_at_schema(caregiver_db, 11) as old,
+        old.transaction() as tx,
+    ):  # the schema of the release before
+        for incident, severity in (("fell", "fall"), ("tripped", "stumble")):
+            tx._db.execute(
+                "INSERT INTO incidents (id, device_id, severity, status, opened_at, "
+                "opened_wall, first_event_id, last_event_at, closed_at, closed_by, "
+                "closed_via, closed_severity) VALUES (?, 'treadmill-1', ?, 'closed', 1.0, "
+                "'2026-03-01T10:00:00+00:00', ?, 2.0, 3.0, 'walker', 'walker', ?)",
+                (incident, severity, f"{incident}-1", severity),
+            )
+        for event, incident, seq, kind, severity, received in (
+            ("fell-1", "fell", 1, "stumble", "warning", 1.0),
+            ("fell-2", "fell", 2, "fall", "critical", 1.5),
+            ("fell-3", "fell", 3, "no_recovery", "critical", 1.2),  # came first, is newer
+            ("tripped-1", "tripped", 4, "stumble", "warning", 1.0),
+        ):
+            tx._db.execute(
+                "INSERT INTO events (id, device_id, seq, type, severity, state, reason, "
+                "wall_time, received_at, incident) VALUES (?, 'treadmill-1', ?, ?, ?, "
+                "'TRIPPED', '', '2026-03-01T10:00:00+00:00', ?, ?)",
+                (event, seq, kind, severity, received, incident),
+            )
     store = Store(caregiver_db)
     try:
         assert (store.schema.before, store.schema.after) == (11, SCHEMA_VERSION)
@@ -472,17 +471,14 @@ def test_incidents_closed_before_the_upgrade_keep_their_answered_fall_across_a_r
 
 
 def test_incidents_reopened_before_the_upgrade_learn_what_their_close_answered(
-    caregiver_db: str, monkeypatch: pytest.MonkeyPatch
+    caregiver_db: str,
 ) -> None:
     """Schema 13 fills in the critical event an incident reopened before schema 12 was closed
     with: the newest numbered below its last closing event (the walker's I'm OK), else the
     one its answered alert was about (a close with no closing event stored). A fall answered
     before the upgrade is then not alarmed again; a call for help after the OK is, and so is
     a fall nobody answered (before: every incident reopened before the upgrade alarmed)."""
-    with monkeypatch.context() as before:  # the schema of the release before
-        before.setattr(schema, "MIGRATIONS", schema.MIGRATIONS[:12])
-        before.setattr(schema, "SCHEMA_VERSION", 12)
-        old = Store(caregiver_db)
+    with store_at_schema(caregiver_db, 12) as old:  # the schema of the release before
         with old.transaction() as tx:
             for incident, closed in (
                 ("helped", "fall"),  # fall, I'm OK, fault (reopened), help
@@ -530,7 +526,6 @@ def test_incidents_reopened_before_the_upgrade_learn_what_their_close_answered(
             "quiet",
             "helped",
         ]
-        old.close()
     store = Store(caregiver_db)
     try:
         assert (store.schema.before, store.schema.after) == (12, SCHEMA_VERSION)

@@ -17,8 +17,9 @@ import pytest
 
 from caregiver.auth import Accounts, hash_password
 from caregiver.service import CaregiverService
-from caregiver.storage import SCHEMA_VERSION, Role, Store, schema
+from caregiver.storage import SCHEMA_VERSION, Role, Store
 from launcher.cli import main
+from tests.caregiver_db import store_at_schema
 from tests.caregiver_support import PASSWORD, Http, SimDevice, make_config, running_service
 from tools.broker import Mosquitto
 
@@ -27,18 +28,16 @@ BOB_PASSWORD = "another good password"
 
 
 def test_accounts_from_before_roles_become_physios_and_new_ones_are_caregivers(
-    caregiver_db: str, monkeypatch: pytest.MonkeyPatch
+    caregiver_db: str,
 ) -> None:
-    with monkeypatch.context() as before_roles:  # the schema of the release before roles
-        before_roles.setattr(schema, "MIGRATIONS", schema.MIGRATIONS[:5])
-        before_roles.setattr(schema, "SCHEMA_VERSION", 5)
-        old = Store(caregiver_db)
-        with old.transaction() as tx:
-            tx._db.execute(
-                "INSERT INTO users (username, password_hash, created_at) VALUES (?, ?, ?)",
-                ("ann", hash_password(PASSWORD), 1.0),
-            )
-        old.close()
+    with (
+        store_at_schema(caregiver_db, 5) as old,
+        old.transaction() as tx,
+    ):  # the schema of the release before roles
+        tx._db.execute(
+            "INSERT INTO users (username, password_hash, created_at) VALUES (?, ?, ?)",
+            ("ann", hash_password(PASSWORD), 1.0),
+        )
     store = Store(caregiver_db)
     try:
         assert (store.schema.before, store.schema.after) == (5, SCHEMA_VERSION)

@@ -12,12 +12,12 @@ import json
 import re
 from pathlib import Path
 
-import pytest
 from msgspec.structs import replace
 
 from caregiver.progress import parse_summary
-from caregiver.storage import SCHEMA_VERSION, Store, schema
+from caregiver.storage import SCHEMA_VERSION, Store
 from firmware.session.record import session_payload
+from tests.caregiver_db import store_at_schema
 from tests.caregiver_support import (
     WAIT,
     Http,
@@ -64,13 +64,8 @@ def test_a_summary_s_falls_are_stored_and_an_older_one_s_are_derived() -> None:
         assert parse_summary({**fallen(), **change}, DEVICE) == (None, reason)
 
 
-def test_rows_stored_before_schema_14_have_trips_minus_stumbles_falls(
-    caregiver_db: str, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    with monkeypatch.context() as before:  # the schema of the release before falls
-        before.setattr(schema, "MIGRATIONS", schema.MIGRATIONS[:13])
-        before.setattr(schema, "SCHEMA_VERSION", 13)
-        old = Store(caregiver_db)
+def test_rows_stored_before_schema_14_have_trips_minus_stumbles_falls(caregiver_db: str) -> None:
+    with store_at_schema(caregiver_db, 13) as old:  # the schema of the release before falls
         columns = SCHEMA_13_COLUMNS
         values = {
             "id": "a" * 32, "device_id": DEVICE, "plan": "p", "status": "stopped",
@@ -85,7 +80,6 @@ def test_rows_stored_before_schema_14_have_trips_minus_stumbles_falls(
                 f"VALUES ({', '.join('?' * len(columns))})",
                 tuple(values[c] for c in columns),
             )
-        old.close()
     store = Store(caregiver_db)
     try:
         assert (store.schema.before, store.schema.after) == (13, SCHEMA_VERSION)

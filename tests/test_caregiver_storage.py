@@ -31,7 +31,7 @@ from caregiver.service import CaregiverService
 from caregiver.storage import SCHEMA_VERSION, SchemaError, Store, Urgency, schema
 from caregiver.storage.schema import MIGRATIONS
 from launcher.cli import main
-from tests.caregiver_db import execute
+from tests.caregiver_db import execute, store_at_schema
 from tests.caregiver_support import FakeClock, Http, Receiver, make_config, new_event
 from tools.broker import Mosquitto
 
@@ -458,27 +458,22 @@ def test_pages_queued_before_schema_17_reach_the_contact_they_recorded_after_a_r
 
 
 def test_a_page_queued_at_schema_16_is_kept_and_reaches_its_contact_after_a_reorder(
-    caregiver_db: str, monkeypatch: pytest.MonkeyPatch
+    caregiver_db: str,
 ) -> None:
     """Both engines: a database at schema 16 (the release before keys) holds Ann's pending
     page, queued by place (contact 1, URL 1). Upgraded, the row is kept with no keys and,
     with Bob now first, still goes to Ann (before: to Bob)."""
-    with monkeypatch.context() as before_keys:
-        before_keys.setattr(schema, "MIGRATIONS", schema.MIGRATIONS[:16])
-        before_keys.setattr(schema, "SCHEMA_VERSION", 16)
-        old = Store(caregiver_db)
-        with old.transaction() as tx:
-            tx._db.execute(
-                "INSERT INTO notifications (alert_id, contact, contact_index, url_index, title, "
-                "body, next_at, created_at, urgency) VALUES (1, 'Ann', 0, 0, 'FALL', 'b', ?, ?, "
-                "'critical')",
-                (FIXTURE_WEEK, FIXTURE_WEEK),
-            )
-            tx._db.execute(  # its alert, which had reached Ann (place 0) and paged her
-                "INSERT INTO alerts (kind, device_id, status, created_at, next_at, contact, sends, "
-                "paged) VALUES ('fall', 'treadmill-1', 'paging', 1.0, 2.0, 0, 1, '[0]')"
-            )
-        old.close()
+    with store_at_schema(caregiver_db, 16) as old, old.transaction() as tx:
+        tx._db.execute(
+            "INSERT INTO notifications (alert_id, contact, contact_index, url_index, title, "
+            "body, next_at, created_at, urgency) VALUES (1, 'Ann', 0, 0, 'FALL', 'b', ?, ?, "
+            "'critical')",
+            (FIXTURE_WEEK, FIXTURE_WEEK),
+        )
+        tx._db.execute(  # its alert, which had reached Ann (place 0) and paged her
+            "INSERT INTO alerts (kind, device_id, status, created_at, next_at, contact, sends, "
+            "paged) VALUES ('fall', 'treadmill-1', 'paging', 1.0, 2.0, 0, 1, '[0]')"
+        )
     store = Store(caregiver_db)
     try:
         assert (store.schema.before, store.schema.after) == (16, SCHEMA_VERSION)

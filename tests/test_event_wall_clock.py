@@ -18,7 +18,6 @@ import pytest
 
 from caregiver import feed, story
 from caregiver.storage import SCHEMA_VERSION, Incident, Store, StoredEvent
-from caregiver.storage import schema as caregiver_schema
 from caregiver.story import CLOCK_NOT_SET
 from core.clock import SimClock
 from core.protocol.events import Event, EventType
@@ -26,6 +25,7 @@ from core.protocol.messages import EventMessage, IncidentMessage, StateMessage
 from core.protocol.payloads import decode_as, event_payload
 from core.wallclock import FakeWallClock, WallStamper
 from tests.app_support import Rig, armed_rig, close_rigs, make_rig  # noqa: F401 - fixture
+from tests.caregiver_db import store_at_schema
 from tests.caregiver_support import (
     Http,
     Receiver,
@@ -327,28 +327,26 @@ def test_the_live_feed_row_says_received_for_a_clock_not_set() -> None:
 
 
 def test_the_caregiver_database_gains_the_flag_and_keeps_old_events_unflagged(
-    caregiver_db: str, monkeypatch: pytest.MonkeyPatch
+    caregiver_db: str,
 ) -> None:
     """Schema 18 adds each event's flag, and each incident's (of its opening event); those
     stored before are not flagged (their devices did not say), and flagged ones are stored and
     read back flagged."""
-    with monkeypatch.context() as before:  # the schema of the release before
-        before.setattr(caregiver_schema, "MIGRATIONS", caregiver_schema.MIGRATIONS[:17])
-        before.setattr(caregiver_schema, "SCHEMA_VERSION", 17)
-        old = Store(caregiver_db)
-        with old.transaction() as tx:
-            tx._db.execute(
-                "INSERT INTO events (id, device_id, seq, type, severity, state, reason, "
-                "wall_time, received_at) VALUES ('old', 'treadmill-1', 1, 'fall', 'critical', "
-                "'TRIPPED', '', '2026-03-01T10:00:00+00:00', 1.0)"
-            )
-            tx._db.execute(
-                "INSERT INTO incidents (id, device_id, severity, status, opened_at, opened_wall, "
-                "first_event_id, last_event_at) VALUES (?, 'treadmill-1', 'fall', 'open', 1.0, "
-                "'2026-03-01T10:00:00+00:00', 'old', 1.0)",
-                ("i" * 32,),
-            )
-        old.close()
+    with (
+        store_at_schema(caregiver_db, 17) as old,
+        old.transaction() as tx,
+    ):  # the schema of the release before
+        tx._db.execute(
+            "INSERT INTO events (id, device_id, seq, type, severity, state, reason, "
+            "wall_time, received_at) VALUES ('old', 'treadmill-1', 1, 'fall', 'critical', "
+            "'TRIPPED', '', '2026-03-01T10:00:00+00:00', 1.0)"
+        )
+        tx._db.execute(
+            "INSERT INTO incidents (id, device_id, severity, status, opened_at, opened_wall, "
+            "first_event_id, last_event_at) VALUES (?, 'treadmill-1', 'fall', 'open', 1.0, "
+            "'2026-03-01T10:00:00+00:00', 'old', 1.0)",
+            ("i" * 32,),
+        )
     store = Store(caregiver_db)
     try:
         assert (store.schema.before, store.schema.after) == (17, SCHEMA_VERSION)
