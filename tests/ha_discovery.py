@@ -293,6 +293,36 @@ MAX_STATE_LENGTH = 255
 ``check_state_too_long``)."""
 PAYLOAD_NONE = "None"
 """core mqtt/const.py: a template rendering this sets the state to unknown."""
+MQTT_ATTRIBUTES_BLOCKED = frozenset(
+    {
+        "assumed_state",
+        "available",
+        "device_class",
+        "device_info",
+        "entity_category",
+        "entity_picture",
+        "entity_registry_enabled_default",
+        "extra_state_attributes",
+        "force_update",
+        "icon",
+        "friendly_name",
+        "should_poll",
+        "state",
+        "supported_features",
+        "unique_id",
+        "unit_of_measurement",
+    }
+)
+"""core mqtt/entity.py (mqtt/mixins.py before 2024.6) MQTT_ATTRIBUTES_BLOCKED: keys that
+``MqttAttributesMixin._attributes_message_received`` silently filters out of what a
+``json_attributes_template`` renders — the attribute simply never appears."""
+ATTRIBUTES_BLOCKED_BY_PLATFORM: Mapping[str, frozenset[str]] = {
+    "sensor": frozenset({"last_reset", "state_class"}),
+    "event": frozenset({"event_type", "event_types"}),
+}
+"""``_attributes_extra_blocked`` of each platform: core mqtt/sensor.py
+MQTT_SENSOR_ATTRIBUTES_BLOCKED, core mqtt/event.py MQTT_EVENT_ATTRIBUTES_BLOCKED (binary
+sensors and buttons block nothing more)."""
 
 # ------------------------------------------------------------ JSON Schemas, full key names
 
@@ -682,7 +712,8 @@ class HomeAssistant:
     Home Assistant would log a warning and drop the value: a binary sensor
     value that is neither payload_on, payload_off nor empty, an enum value
     not in its options, an event type not in event_types, attributes that are
-    not a JSON object, a state over 255 characters.
+    not a JSON object, a state over 255 characters; and where it silently drops
+    an attribute (:data:`MQTT_ATTRIBUTES_BLOCKED`), which nobody would notice.
     """
 
     discovery_prefix: str = "homeassistant"
@@ -742,6 +773,13 @@ class HomeAssistant:
             attrs = json.loads(render(config["json_attributes_template"], payload))
             if not isinstance(attrs, dict):
                 raise DiscoveryError(f"{key}: attributes template gave {attrs!r}")
+            dropped = set(attrs) & (
+                MQTT_ATTRIBUTES_BLOCKED
+                | ATTRIBUTES_BLOCKED_BY_PLATFORM.get(component.platform, frozenset())
+            )
+            if dropped:
+                # Home Assistant filters them out without a word: an attribute nobody sees
+                raise DiscoveryError(f"{key}: Home Assistant drops attributes {sorted(dropped)}")
             self.attributes[key] = attrs
         if config.get("state_topic") != topic:
             return

@@ -405,6 +405,17 @@ def test_the_last_event_and_the_outbox_keep_working() -> None:
     assert ha.state("_outbox") == "7"
 
 
+def test_the_last_event_shows_the_safety_state_under_a_name_home_assistant_keeps() -> None:
+    """Home Assistant silently filters a json attribute named ``state`` (core mqtt/entity.py
+    MQTT_ATTRIBUTES_BLOCKED): the Last event sensor's safety state at the event was never
+    shown. It is ``safety_state`` now, and no component's attributes use a blocked name."""
+    ha = home_assistant()
+    ha.receive(TOPICS.event, event(EventType.FALL, incident=INCIDENT))
+    attributes = ha.attributes[ha.component("_last_event").key]
+    assert attributes["safety_state"] == "TRIPPED"
+    assert "state" not in attributes
+
+
 def test_an_empty_discovery_message_removes_the_device() -> None:
     ha = home_assistant()
     ha.receive(TOPICS.state, payloads.state_payload(DEVICE, "ARMED", "armed").encode())

@@ -305,7 +305,9 @@ def discovery_payload(topics: Topics, device_name: str, dashboard_url: str = "")
                 "incident": "incident",
                 "severity": "severity",
                 "reason": "reason",
-                "state": "state",
+                # not "state": Home Assistant silently drops a json attribute of that name
+                # (core mqtt/entity.py MQTT_ATTRIBUTES_BLOCKED)
+                "safety_state": "state",
                 "time": "wall_time",
             },
             walker=True,
