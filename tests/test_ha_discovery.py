@@ -29,6 +29,7 @@ from core.protocol.messages import (
     ProgressMessage,
 )
 from core.protocol.topics import Topics, discovery_topic
+from core.protocol.walker import DEFAULT_WALKER, Walker
 from firmware.mqtt.discovery import HA_EVENT_TYPES, discovery_payload
 from tests.ha_discovery import DiscoveryError, HomeAssistant, parse_device_discovery
 
@@ -362,6 +363,8 @@ def test_the_session_sensors_follow_the_retained_progress() -> None:
         "goal_backward_s": 600.0,
         "longest_backward_s": 640.0,
         "sessions_clock_not_set": None,  # an older device: not said
+        "walker": "default",  # an older device, or one walker: the default walker's
+        "walker_name": "Default walker",
     }
     assert ha.attributes[ha.component("_session").key]["plan"] == "alternate-2-2"
 
@@ -386,6 +389,8 @@ def test_the_balance_and_gait_sensors_show_the_latest_measure_with_its_noise() -
     assert sway == {
         "rms_ml_ms2": 0.021,
         "session_started": "2026-03-02T09:00:00+00:00",
+        "walker": "default",
+        "walker_name": "Default walker",
         "mdc95": round(next(m for m in METRICS if m.key == "sway_rms_ap").mdc95, 4),
         "mdc95_unit": "m/s²",
     }
@@ -416,6 +421,37 @@ def test_the_last_event_shows_the_safety_state_under_a_name_home_assistant_keeps
     assert "state" not in attributes
 
 
+PROGRESS_SENSORS = (
+    "_session",
+    "_week_at_goal",
+    "_week_backward",
+    "_week_done",
+    "_week_longest",
+    "_weeks_at_goal",
+    "_sway",
+    "_step_time_cv",
+)
+
+
+def test_every_progress_sensor_says_whose_week_it_shows() -> None:
+    """On a shared treadmill the retained progress follows the walker chosen: "Sessions at
+    goal this week" was Anna's, then Ben's, and nothing on the dashboard said whose. Every
+    sensor of the ``progress`` topic carries the payload's walker (id and name); a device
+    with one walker (and every older release) leaves it out: the default walker."""
+    ha = home_assistant()
+    ha.receive(TOPICS.progress, progress(walker=Walker("anna", "Anna")), retain=True)
+    for suffix in PROGRESS_SENSORS:
+        attributes = ha.attributes[ha.component(suffix).key]
+        assert (attributes["walker"], attributes["walker_name"]) == ("anna", "Anna"), suffix
+    ha.receive(TOPICS.progress, progress(), retain=True)
+    for suffix in PROGRESS_SENSORS:
+        attributes = ha.attributes[ha.component(suffix).key]
+        assert (attributes["walker"], attributes["walker_name"]) == (
+            DEFAULT_WALKER.id,
+            DEFAULT_WALKER.name,
+        ), suffix
+
+
 def test_an_empty_discovery_message_removes_the_device() -> None:
     ha = home_assistant()
     ha.receive(TOPICS.state, payloads.state_payload(DEVICE, "ARMED", "armed").encode())
@@ -444,10 +480,16 @@ def test_the_goal_sensors_show_adherence_progression_and_weeks_at_goal() -> None
         "week": "2026-W10",
         "prescribed": 3,
         "sessions_clock_not_set": None,
+        "walker": "default",
+        "walker_name": "Default walker",
     }
     assert ha.state("_week_longest") == "2.0"
     assert ha.state("_weeks_at_goal") == "1"
-    assert ha.attributes[ha.component("_weeks_at_goal").key] == {"milestone_weeks": 4}
+    assert ha.attributes[ha.component("_weeks_at_goal").key] == {
+        "milestone_weeks": 4,
+        "walker": "default",
+        "walker_name": "Default walker",
+    }
 
 
 def test_the_week_s_backward_minutes_are_a_measurement_not_a_running_total() -> None:

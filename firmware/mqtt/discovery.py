@@ -50,7 +50,7 @@ from core.protocol.commands import LATEST, Ack, CommandName, TestAlarm, encode_c
 from core.protocol.events import EventType
 from core.protocol.messages import DeviceState, IncidentSeverity, SessionState
 from core.protocol.topics import Topics
-from core.protocol.walker import DEFAULT_WALKER_ID
+from core.protocol.walker import DEFAULT_WALKER, DEFAULT_WALKER_ID
 
 try:
     from importlib.metadata import version as _version
@@ -117,6 +117,16 @@ days off — an automation or a card shows when Home Assistant received it inste
 ``state`` message's flag has the same key (its ``since``)."""
 
 
+PROGRESS_WALKER_ATTRIBUTES = {
+    "walker": f"value_json.get('walker', {{}}).get('id', {_jinja(DEFAULT_WALKER.id)})",
+    "walker_name": f"value_json.get('walker', {{}}).get('name', {_jinja(DEFAULT_WALKER.name)})",
+}
+"""Whose week and session the ``progress`` sensors show, as Jinja expressions: the payload's
+``walker`` (id and name; absent: the device's one walker, the default). On a shared treadmill
+the progress follows the walker chosen, so without it a caregiver reading "Sessions at goal
+this week" could not tell whose sessions they are."""
+
+
 OPENED_CLOCK_NOT_SET_ATTRIBUTE = "value_json.get('opened_unsynced', false)"
 """The retained incident's ``clock_not_set``: the device's clock was not set when it stamped
 the event that opened it, so its ``opened`` attribute may be hours or days off (absent from
@@ -124,24 +134,34 @@ the payload, as from every older release: it was set)."""
 
 
 def _attributes(
-    fields: Mapping[str, str], *, walker: bool = False, clock_flag: str | None = None
+    fields: Mapping[str, str],
+    *,
+    walker: bool = False,
+    clock_flag: str | None = None,
+    progress_walker: bool = False,
 ) -> str:
     """A ``json_attributes_template`` making ``{name: value_json.get(key)}`` of ``fields``
     (and, with ``walker``, a ``walker`` attribute: :data:`WALKER_ATTRIBUTE`; with
     ``clock_flag``, a ``clock_not_set`` attribute of that Jinja expression: an event's
-    :data:`CLOCK_NOT_SET_ATTRIBUTE`, an incident's :data:`OPENED_CLOCK_NOT_SET_ATTRIBUTE`)."""
+    :data:`CLOCK_NOT_SET_ATTRIBUTE`, an incident's :data:`OPENED_CLOCK_NOT_SET_ATTRIBUTE`;
+    with ``progress_walker``, the ``progress`` message's walker:
+    :data:`PROGRESS_WALKER_ATTRIBUTES`)."""
     pairs = [f"{_jinja(name)}: value_json.get({_jinja(k)})" for name, k in fields.items()]
     if walker:
         pairs.append(f"{_jinja('walker')}: {WALKER_ATTRIBUTE}")
+    if progress_walker:
+        pairs.extend(f"{_jinja(n)}: {e}" for n, e in PROGRESS_WALKER_ATTRIBUTES.items())
     if clock_flag is not None:
         pairs.append(f"{_jinja('clock_not_set')}: {clock_flag}")
     return "{{ {" + ", ".join(pairs) + "} | tojson }}"
 
 
 def _with_noise(fields: Mapping[str, str], mdc95: float, unit: str) -> str:
-    """Attributes from the payload plus the metric's minimal detectable change (constant):
-    Home Assistant users see the noise band beside the value, never a bare number."""
+    """Attributes from the payload, whose measure it is (:data:`PROGRESS_WALKER_ATTRIBUTES`)
+    and the metric's minimal detectable change (constant): Home Assistant users see the noise
+    band beside the value, never a bare number."""
     pairs = [f"{_jinja(name)}: value_json.get({_jinja(k)})" for name, k in fields.items()]
+    pairs.extend(f"{_jinja(n)}: {e}" for n, e in PROGRESS_WALKER_ATTRIBUTES.items())
     pairs.append(f"{_jinja('mdc95')}: {_jinja(round(mdc95, 4))}")
     pairs.append(f"{_jinja('mdc95_unit')}: {_jinja(unit)}")
     return "{{ {" + ", ".join(pairs) + "} | tojson }}"
@@ -379,7 +399,8 @@ def discovery_payload(topics: Topics, device_name: str, dashboard_url: str = "")
                 "done_s": "done_s",
                 "backward_s": "backward_s",
                 "clock_not_set": "clock_not_set",
-            }
+            },
+            progress_walker=True,
         ),
         ic="mdi:walk",
     )
@@ -399,7 +420,8 @@ def discovery_payload(topics: Topics, device_name: str, dashboard_url: str = "")
                 "goal_backward_s": "goal_backward_s",
                 "longest_backward_s": "week_longest_backward_s",
                 "sessions_clock_not_set": "week_clock_not_set",
-            }
+            },
+            progress_walker=True,
         ),
         ic="mdi:trophy",
     )
@@ -416,6 +438,8 @@ def discovery_payload(topics: Topics, device_name: str, dashboard_url: str = "")
         stat_cla="measurement",
         stat_t=topics.progress,
         val_tpl="{{ (value_json.week_backward_s / 60) | round(1) }}",
+        json_attr_t=topics.progress,
+        json_attr_tpl=_attributes({"week": "week"}, progress_walker=True),
     )
     # -- the physio's goals (core/progress.py): adherence, progression, weeks at goal
     add(
@@ -432,7 +456,8 @@ def discovery_payload(topics: Topics, device_name: str, dashboard_url: str = "")
                 "week": "week",
                 "prescribed": "week_prescribed",
                 "sessions_clock_not_set": "week_clock_not_set",
-            }
+            },
+            progress_walker=True,
         ),
         ic="mdi:calendar-check",
     )
@@ -447,7 +472,9 @@ def discovery_payload(topics: Topics, device_name: str, dashboard_url: str = "")
         stat_t=topics.progress,
         val_tpl="{{ (value_json.week_longest_backward_s / 60) | round(1) }}",
         json_attr_t=topics.progress,
-        json_attr_tpl=_attributes({"week": "week", "goal_backward_s": "goal_backward_s"}),
+        json_attr_tpl=_attributes(
+            {"week": "week", "goal_backward_s": "goal_backward_s"}, progress_walker=True
+        ),
         ic="mdi:timer-sand",
     )
     add(
@@ -458,7 +485,7 @@ def discovery_payload(topics: Topics, device_name: str, dashboard_url: str = "")
         val_tpl="{{ value_json.get('weeks_at_goal') }}",
         stat_cla="measurement",
         json_attr_t=topics.progress,
-        json_attr_tpl=_attributes({"milestone_weeks": "milestone_weeks"}),
+        json_attr_tpl=_attributes({"milestone_weeks": "milestone_weeks"}, progress_walker=True),
         ic="mdi:flag-checkered",
     )
     # -- balance and gait (docs/gait.md: what they are, and what change is more than noise)
