@@ -693,6 +693,25 @@ def _device_rules(components: Mapping[str, Component]) -> None:
 # --------------------------------------------------------------- what HA does with messages
 
 
+NON_NUMERIC_DEVICE_CLASSES = frozenset({"date", "enum", "timestamp"})
+"""core sensor/const.py NON_NUMERIC_DEVICE_CLASSES."""
+
+
+def numeric_state_expected(config: Mapping[str, Any]) -> bool:
+    """A sensor whose state must be a number (core sensor/__init__.py
+    ``_numeric_state_expected``): a numeric device class, or a state class, a unit or a
+    display precision without a non-numeric device class. Anything else is refused with a
+    ValueError when Home Assistant writes the state, and the entity keeps its old value."""
+    device_class = config.get("device_class")
+    if device_class in NON_NUMERIC_DEVICE_CLASSES:
+        return False
+    if any(
+        k in config for k in ("state_class", "unit_of_measurement", "suggested_display_precision")
+    ):
+        return True
+    return device_class is not None
+
+
 def render(template: str, payload: str | bytes) -> str:
     """A value template's output for ``payload``, as Home Assistant renders it."""
     text = payload.decode() if isinstance(payload, bytes) else payload
@@ -799,6 +818,14 @@ class HomeAssistant:
             if value == PAYLOAD_NONE:
                 self.states[key] = None
                 return
+            if numeric_state_expected(config):
+                if value == "":
+                    return  # "Ignore empty state" (core mqtt/sensor.py)
+                try:
+                    float(value)
+                except ValueError:
+                    # core sensor/__init__.py SensorEntity.state raises: no state is written
+                    raise DiscoveryError(f"{key}: {value!r} is not numeric") from None
             if "options" in config and value not in config["options"]:
                 raise DiscoveryError(f"{key}: {value!r} is not one of {config['options']}")
             if len(value) > MAX_STATE_LENGTH:

@@ -452,6 +452,31 @@ def test_every_progress_sensor_says_whose_week_it_shows() -> None:
         ), suffix
 
 
+def test_every_entity_of_the_device_has_its_own_name() -> None:
+    """Home Assistant lists a device's entities by name (the device's name before it): two
+    called "Self-test", a button and a problem sensor, read as one thing on the device page
+    and in the entity picker."""
+    ha = home_assistant()
+    assert ha.device is not None
+    names = [c.config["name"] for c in ha.device.components.values() if "name" in c.config]
+    assert len(names) == len(set(names)), sorted(n for n in names if names.count(n) > 1)
+    assert ha.component("_self_test_result").config["name"] == "Self-test result"
+
+
+def test_a_numeric_sensor_fed_text_is_refused_as_home_assistant_does() -> None:
+    """The checker's model: a sensor with a state class, a unit or a display precision must
+    get a number (core sensor/__init__.py); empty is ignored, ``None`` is unknown."""
+    ha = home_assistant()
+    telemetry = payloads.telemetry_payload(DEVICE, 3, DeviceHealth())
+    config = ha.component("_outbox").config
+    config["value_template"] = "{{ value_json.wall_time }}"
+    with pytest.raises(DiscoveryError, match="not numeric"):
+        ha.receive(TOPICS.telemetry, telemetry.encode())
+    config["value_template"] = "{{ '' }}"
+    ha.receive(TOPICS.telemetry, telemetry.encode())
+    assert ha.state("_outbox") is None  # ignored: still unknown
+
+
 def test_an_empty_discovery_message_removes_the_device() -> None:
     ha = home_assistant()
     ha.receive(TOPICS.state, payloads.state_payload(DEVICE, "ARMED", "armed").encode())

@@ -14,7 +14,7 @@ who announced it (``o``) and its components (``cmps``):
   closed, reset, test) and two **device triggers** (fall, no recovery) from
   the event stream, so a fall shows up in the automation editor;
 * buttons: **Acknowledge** (closes the open incident everywhere), **Silence**,
-  **Self-test** (its verdict is the **Self-test** problem sensor, from the
+  **Self-test** (its verdict is the **Self-test result** problem sensor, from the
   command replies) and **Test alarm**;
 * **Guided session**, **Sessions at goal this week** and **Backward walking
   this week** from the retained ``progress`` topic, and from it too **Latest
@@ -372,7 +372,9 @@ def discovery_payload(topics: Topics, device_name: str, dashboard_url: str = "")
     add(
         "self_test_result",
         "binary_sensor",
-        "Self-test",
+        # not "Self-test" as the button is: two "Self-test" rows on one device page, one a
+        # button and one "Problem", read as the same thing
+        "Self-test result",
         dev_cla="problem",
         stat_t=topics.reply,
         # Replies to other commands render nothing, which Home Assistant ignores.
