@@ -10,10 +10,15 @@ payloads of every kind through them. The round trip over a real broker is in
 from __future__ import annotations
 
 import copy
+import datetime as dt
 import json
+import re
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
+import jinja2
+import jinja2.sandbox
 import pytest
 
 from core.gait_trends import METRICS
@@ -475,6 +480,42 @@ def test_a_numeric_sensor_fed_text_is_refused_as_home_assistant_does() -> None:
     config["value_template"] = "{{ '' }}"
     ha.receive(TOPICS.telemetry, telemetry.encode())
     assert ha.state("_outbox") is None  # ignored: still unknown
+
+
+def _docs_fall_automation() -> tuple[str, str]:
+    """The message and tag templates of docs/mqtt.md's "page the caregiver" automation."""
+    text = (Path(__file__).resolve().parents[1] / "docs" / "mqtt.md").read_text()
+    block = text[text.index("alias: RetroGuard fall - page the caregiver") :]
+    block = block[: block.index("```")]
+    lines = block.splitlines()
+    start = next(i for i, line in enumerate(lines) if line.strip() == "message: >-")
+    indent = len(lines[start + 1]) - len(lines[start + 1].lstrip())
+    folded = []
+    for line in lines[start + 1 :]:
+        if len(line) - len(line.lstrip()) < indent:
+            break
+        folded.append(line.strip())
+    tag = re.search(r'tag: "(.*)"', block)
+    assert tag is not None
+    return " ".join(folded), tag.group(1)
+
+
+def test_the_documented_fall_automation_renders_for_every_real_fall() -> None:
+    """docs/mqtt.md's example reads the device trigger's ``payload_json``; the device leaves
+    ``wall_unsynced`` out when false (and ``incident`` when none), and Home Assistant logs a
+    template warning for every attribute that is not there, on every page of a fall. The
+    templates read them with ``.get`` and render, strictly, against real fall events."""
+    message_template, tag_template = _docs_fall_automation()
+    env = jinja2.sandbox.ImmutableSandboxedEnvironment(undefined=jinja2.StrictUndefined)
+    now = dt.datetime(2026, 3, 2, 10, 0, 5, tzinfo=dt.UTC)
+    for payload, clock_not_set in (
+        (event(EventType.FALL, incident=INCIDENT), False),
+        (event(EventType.FALL, incident=INCIDENT, wall_unsynced=True), True),
+    ):
+        trigger = {"payload": payload.decode(), "payload_json": json.loads(payload)}
+        message = env.from_string(message_template).render(trigger=trigger, now=lambda: now)
+        assert ("the treadmill clock was not set" in message) is clock_not_set, message
+        assert env.from_string(tag_template).render(trigger=trigger) == INCIDENT
 
 
 def test_an_empty_discovery_message_removes_the_device() -> None:
