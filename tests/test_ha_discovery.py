@@ -518,6 +518,30 @@ def test_the_documented_fall_automation_renders_for_every_real_fall() -> None:
         assert env.from_string(tag_template).render(trigger=trigger) == INCIDENT
 
 
+def test_without_telemetry_no_entity_waits_on_the_telemetry_topic() -> None:
+    """``mqtt.telemetry_interval_s = 0`` sends no telemetry at all: Outbox depth and Storage
+    fault were announced anyway and stayed "unknown" for ever (a storage fault sensor that
+    never turns on). They are announced only when telemetry is sent."""
+    with_telemetry = HomeAssistant()
+    with_telemetry.receive(TOPIC, discovery_payload(TOPICS, "Treadmill 1").encode())
+    assert with_telemetry.device is not None
+    on_telemetry = {
+        key.removeprefix(f"retroguard_{DEVICE}_")
+        for key, c in with_telemetry.device.components.items()
+        if c.config.get("state_topic") == TOPICS.telemetry
+    }
+    assert on_telemetry == {"outbox", "storage"}
+    without = HomeAssistant()
+    without.receive(TOPIC, discovery_payload(TOPICS, "Treadmill 1", telemetry=False).encode())
+    assert without.device is not None
+    assert not [
+        key
+        for key, c in without.device.components.items()
+        if TOPICS.telemetry in (c.config.get("state_topic"), c.config.get("json_attributes_topic"))
+    ]
+    assert len(without.device.components) == len(with_telemetry.device.components) - 2
+
+
 def test_an_empty_discovery_message_removes_the_device() -> None:
     ha = home_assistant()
     ha.receive(TOPICS.state, payloads.state_payload(DEVICE, "ARMED", "armed").encode())

@@ -227,6 +227,35 @@ def test_discovery_false_removes_the_device_from_home_assistant(
     assert retained_now(mosquitto, ["homeassistant/#"]) == []
 
 
+@pytest.mark.parametrize("interval_s", [0.0, 60.0])
+def test_the_telemetry_entities_are_announced_only_when_telemetry_is_sent(
+    mosquitto: Mosquitto, tmp_path: Path, interval_s: float
+) -> None:
+    """``mqtt.telemetry_interval_s = 0``: the device sends no telemetry, so Outbox depth and
+    Storage fault would stay unknown for ever; the reporter's announcement leaves them out."""
+    reporter = MqttReporter(
+        config_for(mosquitto, telemetry_interval_s=interval_s),
+        device_id=DEVICE,
+        device_name="Treadmill 1",
+        database=tmp_path / "device.db",
+    )
+    ha = HomeAssistant()
+    with subscriber(mosquitto, ["homeassistant/#"]) as sub:
+        reporter.start()
+        try:
+            assert sub.wait(lambda: sub.on(CONFIG_TOPIC))
+            follow(ha, sub, 0)
+        finally:
+            reporter.close()
+    assert ha.device is not None
+    on_telemetry = [
+        key
+        for key, c in ha.device.components.items()
+        if c.config.get("state_topic") == TOPICS.telemetry
+    ]
+    assert len(on_telemetry) == (2 if interval_s > 0 else 0)
+
+
 def test_retroguard_ha_remove_clears_a_gone_device(
     mosquitto: Mosquitto, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -70,7 +70,12 @@ def run(args: argparse.Namespace) -> int:
         return 2
     topics = Topics(config.mqtt.topic_prefix, config.device.id)
     if args.action == "show":
-        message = discovery_payload(topics, config.device.name, config.mqtt.dashboard_url)
+        message = discovery_payload(
+            topics,
+            config.device.name,
+            config.mqtt.dashboard_url,
+            telemetry=config.mqtt.telemetry_interval_s > 0,
+        )
         print(f"# {discovery_topic(config.mqtt.discovery_prefix, config.device.id)} (retained)")
         print(json.dumps(json.loads(message), indent=2, sort_keys=True))
         return 0

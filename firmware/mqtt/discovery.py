@@ -22,7 +22,7 @@ who announced it (``o``) and its components (``cmps``):
   minimal detectable change as an attribute (``docs/gait.md``);
 * the last event, the outbox depth and a **Storage fault** (on while the
   device's disk refuses writes: alerts are kept in memory and no new walk can
-  be armed).
+  be armed) — these two from telemetry, so only when the device sends it.
 
 Availability is the device's retained ``online``/``offline``, so Home
 Assistant greys entities out when the Last Will fires. The message is
@@ -41,7 +41,7 @@ payloads.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any, get_args
 
 from core.gait_trends import METRICS, Metric
@@ -202,8 +202,16 @@ EVENT_TEMPLATE = (
 for the types it knows, and nothing — which it ignores — for the others."""
 
 
-def discovery_payload(topics: Topics, device_name: str, dashboard_url: str = "") -> str:
-    """The retained device-based discovery message for this device."""
+def discovery_payload(
+    topics: Topics, device_name: str, dashboard_url: str = "", *, telemetry: bool = True
+) -> str:
+    """The retained device-based discovery message for this device.
+
+    ``telemetry``: the device publishes telemetry (``mqtt.telemetry_interval_s`` > 0). Without
+    it nothing ever reaches the telemetry topic, so **Outbox depth** and **Storage fault**
+    would stay "unknown" for ever — a storage fault sensor that never says anything reads as
+    "no fault" on a dashboard; they are left out (a storage fault still reaches Home
+    Assistant as a ``fault`` event: the **Safety event** entity and the **Incident**)."""
     uid = f"retroguard_{topics.device_id}"
     device: dict[str, Any] = {
         "ids": [uid],
@@ -517,7 +525,27 @@ def discovery_payload(topics: Topics, device_name: str, dashboard_url: str = "")
         json_attr_tpl=_step_cv_attributes(),
         ic="mdi:shoe-print",
     )
-    # -- diagnostics
+    if telemetry:
+        _telemetry_components(add, topics)
+    return payloads.dumps(
+        {
+            "dev": device,
+            "o": {"name": "retroguard", "sw": SW_VERSION, "url": ORIGIN_URL},
+            "avty": [
+                {
+                    "t": topics.availability,
+                    "pl_avail": payloads.ONLINE,
+                    "pl_not_avail": payloads.OFFLINE,
+                }
+            ],
+            "qos": 1,
+            "cmps": components,
+        }
+    )
+
+
+def _telemetry_components(add: Callable[..., None], topics: Topics) -> None:
+    """The diagnostics read from the (unretained) telemetry topic."""
     add(
         "outbox",
         "sensor",
@@ -536,19 +564,4 @@ def discovery_payload(topics: Topics, device_name: str, dashboard_url: str = "")
         # on while the device's disk refuses writes: alerts are kept in memory, no new walk arms
         val_tpl="{{ 'OFF' if value_json.storage_ok | default(true) else 'ON' }}",
         ent_cat="diagnostic",
-    )
-    return payloads.dumps(
-        {
-            "dev": device,
-            "o": {"name": "retroguard", "sw": SW_VERSION, "url": ORIGIN_URL},
-            "avty": [
-                {
-                    "t": topics.availability,
-                    "pl_avail": payloads.ONLINE,
-                    "pl_not_avail": payloads.OFFLINE,
-                }
-            ],
-            "qos": 1,
-            "cmps": components,
-        }
     )

@@ -1294,7 +1294,12 @@ class MqttReporter:
         self._withdrawn = not self.config.discovery
         self._client.publish(
             discovery_topic(self.config.discovery_prefix, self.device_id),
-            discovery_payload(self.topics, self.device_name, self.config.dashboard_url)
+            discovery_payload(
+                self.topics,
+                self.device_name,
+                self.config.dashboard_url,
+                telemetry=self.config.telemetry_interval_s > 0,
+            )
             if self.config.discovery
             else REMOVE_PAYLOAD,
             qos=1,
