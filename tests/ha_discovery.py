@@ -712,10 +712,28 @@ def numeric_state_expected(config: Mapping[str, Any]) -> bool:
     return device_class is not None
 
 
-def render(template: str, payload: str | bytes) -> str:
+STATE_UNKNOWN = "unknown"
+"""core const.py: the state of an entity that has none."""
+
+
+@dataclass(frozen=True)
+class This:
+    """``this`` in an entity's MQTT templates: its state as Home Assistant holds it while the
+    message is handled (core mqtt/models.py MqttValueTemplate; helpers/template.py
+    TemplateStateFromEntityId: ``unknown`` before the first). The state is written once all
+    of a message's callbacks ran, so the value and the attributes template both see the
+    state from before the message."""
+
+    state: str = STATE_UNKNOWN
+    attributes: Mapping[str, Any] = field(default_factory=dict)
+
+
+def render(template: str, payload: str | bytes, this: This | None = None) -> str:
     """A value template's output for ``payload``, as Home Assistant renders it."""
     text = payload.decode() if isinstance(payload, bytes) else payload
     variables: dict[str, Any] = {"value": text}
+    if this is not None:  # an entity's template (a device trigger's has no ``this``)
+        variables["this"] = this
     with contextlib.suppress(ValueError):  # not JSON: templates see only ``value``
         variables["value_json"] = json.loads(text)
     return _compile(template, "template").render(variables).strip()
@@ -775,6 +793,8 @@ class HomeAssistant:
 
     def _deliver(self, component: Component, topic: str, payload: bytes, retain: bool) -> None:
         config, key = component.config, component.key
+        state = self.states.get(key)
+        this = This(STATE_UNKNOWN if state is None else state, dict(self.attributes.get(key, {})))
         for entry in config.get("availability", []):
             if entry["topic"] == topic:
                 text = payload.decode()
@@ -789,7 +809,7 @@ class HomeAssistant:
                     self.triggered.append((config["type"], config["subtype"]))
             return
         if config.get("json_attributes_topic") == topic:
-            attrs = json.loads(render(config["json_attributes_template"], payload))
+            attrs = json.loads(render(config["json_attributes_template"], payload, this))
             if not isinstance(attrs, dict):
                 raise DiscoveryError(f"{key}: attributes template gave {attrs!r}")
             dropped = set(attrs) & (
@@ -803,7 +823,7 @@ class HomeAssistant:
         if config.get("state_topic") != topic:
             return
         value = (
-            render(config["value_template"], payload)
+            render(config["value_template"], payload, this)
             if "value_template" in config
             else (payload.decode())
         )

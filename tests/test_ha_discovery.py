@@ -542,6 +542,34 @@ def test_without_telemetry_no_entity_waits_on_the_telemetry_topic() -> None:
     assert len(without.device.components) == len(with_telemetry.device.components) - 2
 
 
+def test_the_last_event_is_not_overwritten_by_the_imu_window_after_a_trip() -> None:
+    """The device sends a ``window`` event (the IMU around a trip) 10 s after every trip: the
+    Last event sensor showed "window" after every stumble and fall, with the window's
+    attributes. It keeps the event it showed, attributes and all; Safety event ignores
+    windows too."""
+    ha = home_assistant()
+    ha.receive(TOPICS.event, event(EventType.STUMBLE, incident=INCIDENT))
+    ha.receive(TOPICS.event, event(EventType.FALL, incident=INCIDENT, walker="anna"))
+    shown = dict(ha.attributes[ha.component("_last_event").key])
+    fall_id = shown["id"]
+    window = event(
+        EventType.WINDOW,
+        severity=Severity.INFO,
+        incident=INCIDENT,
+        of=fall_id,
+        reason="IMU -10.0 .. +5.0 s around the fall",
+    )
+    ha.receive(TOPICS.event, window)
+    assert ha.state("_last_event") == "fall"
+    assert ha.attributes[ha.component("_last_event").key] == shown
+    assert shown["walker"] == "anna" and shown["safety_state"] == "TRIPPED"
+    assert [t for _, t, _ in ha.events] == ["trip", "fall"]
+    fresh = home_assistant()  # a window first (Home Assistant started after the trip)
+    fresh.receive(TOPICS.event, window)
+    assert fresh.state("_last_event") == "unknown"
+    assert set(fresh.attributes[fresh.component("_last_event").key].values()) == {None}
+
+
 def test_an_empty_discovery_message_removes_the_device() -> None:
     ha = home_assistant()
     ha.receive(TOPICS.state, payloads.state_payload(DEVICE, "ARMED", "armed").encode())

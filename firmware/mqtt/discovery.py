@@ -181,6 +181,40 @@ def _step_cv_attributes() -> str:
     )
 
 
+LAST_EVENT_FIELDS: Mapping[str, str] = {
+    "id": "id",
+    "seq": "seq",
+    "incident": "incident",
+    "severity": "severity",
+    "reason": "reason",
+    # not "state": Home Assistant silently drops a json attribute of that name
+    # (core mqtt/entity.py MQTT_ATTRIBUTES_BLOCKED)
+    "safety_state": "state",
+    "time": "wall_time",
+}
+"""The Last event sensor's attributes from the event (besides ``walker`` and
+``clock_not_set``)."""
+
+
+def _keeping_on_window(fields: Mapping[str, str]) -> str:
+    """The Last event's attributes: the event's, except for a ``window`` event, which keeps
+    the ones shown. A window is the IMU data around a trip, sent 10 s after it: shown as the
+    last event, every trip and fall ended as "Last event: window" on a caregiver's
+    dashboard, its attributes those of the data, not of the fall. ``this`` is the entity as
+    Home Assistant holds it (core mqtt/models.py MqttValueTemplate)."""
+    names = [*fields, "walker", "clock_not_set"]
+    kept = ", ".join(f"{_jinja(n)}: this.attributes.get({_jinja(n)})" for n in names)
+    return (
+        "{% if value_json.type == "
+        + _jinja(EventType.WINDOW.value)
+        + " %}{{ {"
+        + kept
+        + "} | tojson }}{% else %}"
+        + _attributes(fields, walker=True, clock_flag=CLOCK_NOT_SET_ATTRIBUTE)
+        + "{% endif %}"
+    )
+
+
 def _metric(key: str) -> Metric:
     return next(m for m in METRICS if m.key == key)
 
@@ -324,23 +358,11 @@ def discovery_payload(
         "sensor",
         "Last event",
         stat_t=topics.event,
-        val_tpl="{{ value_json.type }}",
+        val_tpl="{{ this.state if value_json.type == "
+        + _jinja(EventType.WINDOW.value)
+        + " else value_json.type }}",
         json_attr_t=topics.event,
-        json_attr_tpl=_attributes(
-            {
-                "id": "id",
-                "seq": "seq",
-                "incident": "incident",
-                "severity": "severity",
-                "reason": "reason",
-                # not "state": Home Assistant silently drops a json attribute of that name
-                # (core mqtt/entity.py MQTT_ATTRIBUTES_BLOCKED)
-                "safety_state": "state",
-                "time": "wall_time",
-            },
-            walker=True,
-            clock_flag=CLOCK_NOT_SET_ATTRIBUTE,
-        ),
+        json_attr_tpl=_keeping_on_window(LAST_EVENT_FIELDS),
         ic="mdi:history",
     )
     # -- buttons: nothing here can arm (docs/mqtt.md, "Commands")
