@@ -12,7 +12,8 @@ progress page (its stored rows), so the week and goal rule is written once:
   Monday 00:30 in Berlin counts in Monday's week, not in the Sunday's week it is in UTC;
 * a session is *at goal* when its longest straight backward stretch reached 10 minutes
   (``GOAL_BACKWARD_MIN``, with one second of slack for the plan clock);
-* a week's goal is met with ``GOAL_SESSIONS_PER_WEEK`` (3) sessions at goal: that week is
+* a week's goal is met with ``GOAL_SESSIONS_PER_WEEK`` (3) sessions at goal on different
+  days (:func:`days_at_goal`): that week is
   a *week at goal*, and ``MILESTONE_WEEKS`` (4) of them (in any order: a missed week delays
   the milestone, it does not reset it) are the level after which the clinicians expect a
   difference in balance and joint strength (:func:`milestone`).
@@ -20,12 +21,17 @@ progress page (its stored rows), so the week and goal rule is written once:
 The physio reads a week on two separate axes, so a walker on the 2/2 plan sees the
 plan counted before they can hold 10 minutes:
 
-* **adherence**: sessions *done* (the plan walked through: :func:`done`) against the
+* **adherence**: sessions *done* (the plan walked through: :func:`done`), a day counting
+  once (:func:`days_done`), against the
   sessions prescribed that week: the ``sessions_per_week`` of the progression stage in
   force at the week's end (:func:`prescribed_in`; the device's retained progress message
   says the same for the week under way), ``PRESCRIBED_SESSIONS_PER_WEEK`` (3) before any
   progression; the 2/2 plan followed three times is 3 of 3 even though no session is at
   goal;
+* a day counts once toward adherence and toward the goal: a walk interrupted (a trip, a
+  pause that ran out, a monitor restart) and restarted the same day is one walk, the way a
+  physio counts it, not two sessions; nor do two walks on one day make up a missed day
+  ("three times a week" is three days of walking);
 * **progression**: the week's longest continuous backward stretch against the goal's
   10 minutes.
 """
@@ -56,6 +62,9 @@ __all__ = [
     "SessionProgress",
     "WeekProgress",
     "at_goal",
+    "day_of",
+    "days_at_goal",
+    "days_done",
     "describe_week",
     "done",
     "every_week",
@@ -151,18 +160,42 @@ def done(session: SessionProgress) -> bool:
     )
 
 
+def day_of(session: SessionProgress, zone: dt.tzinfo) -> dt.date:
+    """The calendar day ``session`` started on, in ``zone`` (the walker's)."""
+    return started_utc(session).astimezone(zone).date()
+
+
+def days_done(sessions: Iterable[SessionProgress], zone: dt.tzinfo) -> int:
+    """Days (in ``zone``) on which a session was :func:`done`: adherence's count.
+
+    A day counts once. A walk interrupted — a trip the walker did not re-arm from within
+    ``session.max_pause_s``, a monitor restart — and walked again from the start the same
+    day is two records but one walk, and a physio counts one walk once; nor do two walks on
+    one day stand for two of the prescription's days ("three times a week")."""
+    return len({day_of(s, zone) for s in sessions if done(s)})
+
+
+def days_at_goal(sessions: Iterable[SessionProgress], zone: dt.tzinfo) -> int:
+    """Days (in ``zone``) with a session :func:`at_goal`, a day counting once (as
+    :func:`days_done`): an interrupted walk whose 10-minute block was walked before the trip,
+    restarted and walked again, is one session at goal toward the week at goal, not two."""
+    return len({day_of(s, zone) for s in sessions if at_goal(s)})
+
+
 @dataclass(frozen=True, slots=True)
 class WeekProgress:
     week: str
     """ISO week, "2025-W07"."""
     sessions: int
     at_goal: int
-    """Sessions whose longest straight backward stretch reached the goal's 10 minutes."""
+    """Days with a session whose longest straight backward stretch reached the goal's 10
+    minutes (:func:`days_at_goal`: a day counts once)."""
     backward_s: float
     longest_backward_s: float
     """Progression: the week's longest continuous backward stretch."""
     done: int = 0
-    """Adherence: sessions that walked their plan through."""
+    """Adherence: days with a session that walked its plan through (:func:`days_done`: a day
+    counts once)."""
     prescribed: int = PRESCRIBED_SESSIONS_PER_WEEK
     """Adherence: sessions the prescription asks for this week."""
 
@@ -217,7 +250,8 @@ def weekly_progress(
     prescribed: Mapping[str, int] | None = None,
 ) -> list[WeekProgress]:
     """Sessions grouped by ISO week in ``zone``, oldest week first (weeks without sessions are
-    absent); each week's adherence against :func:`prescribed_in` of ``prescribed`` (weeks to
+    absent; ``sessions`` counts records, ``done`` and ``at_goal`` days: :func:`days_done`);
+    each week's adherence against :func:`prescribed_in` of ``prescribed`` (weeks to
     the sessions the progression prescribed in them; none: 3 every week)."""
     weeks: dict[str, list[SessionProgress]] = {}
     for s in sessions:
@@ -226,10 +260,10 @@ def weekly_progress(
         WeekProgress(
             week=week,
             sessions=len(rows),
-            at_goal=sum(1 for s in rows if at_goal(s)),
+            at_goal=days_at_goal(rows, zone),
             backward_s=sum(float(s.backward_s) for s in rows),
             longest_backward_s=max(float(s.longest_backward_s) for s in rows),
-            done=sum(1 for s in rows if done(s)),
+            done=days_done(rows, zone),
             prescribed=prescribed_in(week, prescribed or {}),
         )
         for week, rows in sorted(weeks.items())

@@ -3,7 +3,9 @@
 A stage is done when, in ``stage.weeks`` different weeks since it began, the
 walker completed ``stage.sessions_per_week`` sessions of the stage's plan
 (completed as adherence counts it, :func:`core.progress.done`: the plan
-walked through; a session stopped early or ended by a trip does not count).
+walked through; a session stopped early or ended by a trip does not count; and
+as :func:`core.progress.days_done` counts them, a day once: a walk interrupted
+and walked again the same day does not count twice toward the stage).
 Weeks are ISO weeks in the walker's zone, as the weekly goal's
 (:mod:`core.progress`). The last stage is never "done": the walker stays there.
 The rule only decides; the device applies it (``firmware.storage.progressions``)
@@ -13,7 +15,6 @@ and a physio's hold stops it.
 from __future__ import annotations
 
 import datetime as dt
-from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass
 
@@ -38,14 +39,15 @@ class StageSession:
 def weeks_done(
     stage: Stage, since_wall: str, sessions: Iterable[StageSession], zone: dt.tzinfo
 ) -> int:
-    """Weeks since ``since_wall`` in which the stage's prescribed sessions were completed."""
+    """Weeks since ``since_wall`` in which the stage's prescribed sessions were completed, on
+    that many different days (a day counts once, as adherence counts it)."""
     since = utc_of(since_wall).replace(microsecond=0)  # sessions keep whole seconds
-    per_week: Counter[str] = Counter()
+    per_week: dict[str, set[dt.date]] = {}
     for s in sessions:
         started = utc_of(s.started_wall)
         if done(s) and s.plan == stage.plan.name and started >= since:
-            per_week[week_of(started, zone)] += 1
-    return sum(1 for n in per_week.values() if n >= stage.sessions_per_week)
+            per_week.setdefault(week_of(started, zone), set()).add(started.astimezone(zone).date())
+    return sum(1 for days in per_week.values() if len(days) >= stage.sessions_per_week)
 
 
 def stage_done(

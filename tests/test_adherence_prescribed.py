@@ -157,7 +157,8 @@ def test_the_dashboard_and_the_report_count_against_what_the_device_prescribes(
         device.online()
         for weeks_ago, count in ((2, 3), (1, 2), (0, 1)):
             for n in range(count):
-                started = monday - dt.timedelta(weeks=weeks_ago) + dt.timedelta(minutes=40 * n)
+                # a day each: a day counts once (core.progress.days_done)
+                started = monday - dt.timedelta(weeks=weeks_ago) + dt.timedelta(days=n)
                 device.session(_walked(device_id, started))
         # the device said last week's stage prescribed 2, and this week's (advanced) 4
         device.publish("progress", _progress(device_id, last_week, 2, 2), retain=True)

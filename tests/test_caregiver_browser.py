@@ -483,7 +483,9 @@ def test_progress_page_sessions_weekly_goal_and_chart(
     device.online()
     year, week, _ = dt.datetime.now(dt.UTC).isocalendar()
     monday = dt.datetime.combine(dt.date.fromisocalendar(year, week, 1), dt.time(), dt.UTC)
-    sessions = [  # three weeks ago to this week, the backward blocks growing toward 10 minutes
+    # three weeks ago to this week, the backward blocks growing toward 10 minutes; this week's
+    # on different days (a day counts once: core.progress.days_done)
+    sessions = [
         session_record("treadmill-1", monday - dt.timedelta(days=20), backward_min=6,
                        longest_min=3, plan="progression-week-2"),
         session_record("treadmill-1", monday - dt.timedelta(days=12), backward_min=8,
@@ -492,9 +494,9 @@ def test_progress_page_sessions_weekly_goal_and_chart(
                        longest_min=10),
         session_record("treadmill-1", monday + dt.timedelta(minutes=1), backward_min=10,
                        longest_min=10),
-        session_record("treadmill-1", monday + dt.timedelta(minutes=2), backward_min=7,
+        session_record("treadmill-1", monday + dt.timedelta(days=1), backward_min=7,
                        longest_min=7, status="stopped", trips=1),
-        session_record("treadmill-1", monday + dt.timedelta(minutes=3), backward_min=12,
+        session_record("treadmill-1", monday + dt.timedelta(days=2), backward_min=12,
                        longest_min=10),
     ]  # fmt: skip
     for record in sessions:
@@ -534,7 +536,7 @@ def test_progress_page_sessions_weekly_goal_and_chart(
     assert width > 0 and height > 0 and bar > 500 and red > 100, (width, height, bar, red)
 
     # a session ending now reaches the open page without a reload by hand
-    device.session(session_record("treadmill-1", monday + dt.timedelta(minutes=4),
+    device.session(session_record("treadmill-1", monday + dt.timedelta(days=3),
                                   backward_min=10, longest_min=10))  # fmt: skip
     expect(page.locator("#goal")).to_contain_text("3 of 3 sessions")
     expect(page.locator("#goal")).to_contain_text("goal met")

@@ -659,7 +659,9 @@ def test_a_progression_advances_on_the_device_after_the_session_that_completes_i
 ) -> None:
     short = Plan("short", (Interval.of_seconds("backward", 20.0),))
     longer = Plan("longer", (Interval.of_seconds("backward", 40.0),))
-    progression = Progression("test", (Stage(short, weeks=1, sessions_per_week=2), Stage(longer)))
+    # Once a week for two weeks: a day counts once (core.progress.days_done), so the test's
+    # first session is moved back a week once stored (a test run walks within one day).
+    progression = Progression("test", (Stage(short, weeks=2, sessions_per_week=1), Stage(longer)))
     rig = make_rig(tmp_path, mqtt=config_for(mosquitto))
     assert rig.courier.reporter is not None
     assert rig.courier.reporter.wait_until(lambda s: s.ready, WAIT)
@@ -676,16 +678,20 @@ def test_a_progression_advances_on_the_device_after_the_session_that_completes_i
     assert reply["ok"] and reply["result"]["stage"] == 1 and reply["result"]["plan"] == "short"
     assert pump_link_until(rig.app.link, lambda: rig.app.link._new_plan is not None)
     rig.run_for(0.05)
-    for n in range(2):  # the stage's two prescribed sessions, completed (same week: a test run)
+    for n in range(2):  # the stage's two prescribed sessions, completed
         runner.request("start")
         rig.run_for(25.0)
         assert runner.state is SessionState.FINISHED
         assert runner.finished[-1].plan == "short" and runner.finished[-1].status == "completed"
         if n == 0:
             assert rig.app.link.flush(WAIT)
-            assert rig.courier.db.read(current_progression) is not None
             stage = rig.courier.db.read(current_progression)
-            assert stage is not None and stage.stage == 0  # one of two: not yet
+            assert stage is not None and stage.stage == 0  # one of two weeks: not yet
+            deadline = time.monotonic() + WAIT  # a bound against hangs, not a timing
+            while not rig.courier.db.read(_ended_on_disk):  # its final record, then moved
+                assert time.monotonic() < deadline, "the first session's end not stored"
+                rig.run_for(0.02)
+            rig.courier.db.write(_a_week_earlier)
     # The final record reaches the courier, which advances and hands the next plan over.
     # The loop keeps running meanwhile: a measurement thread still busy when the session ended
     # (a loaded machine) has the runner send its final record from a later iteration.
@@ -700,6 +706,31 @@ def test_a_progression_advances_on_the_device_after_the_session_that_completes_i
     assert state is not None and state.stage == 1 and state.changed == "advanced"
     assert rig.hardware.history == relay_before and rig.state == "ARMED"
     detach_session(rig.app, runner)
+
+
+def _ended_on_disk(conn: sqlite3.Connection) -> bool:
+    return bool(
+        conn.execute("SELECT count(*) FROM sessions WHERE status != 'running'").fetchone()[0]
+    )
+
+
+def _a_week_earlier(conn: sqlite3.Connection) -> None:
+    """The stored sessions and the progression's stage start, a week (and a day) earlier: the
+    sessions so far walked last week."""
+
+    def earlier(wall: str, days: int) -> str:
+        moment = dt.datetime.fromisoformat(wall) - dt.timedelta(days=days)
+        return moment.isoformat(timespec="milliseconds")
+
+    for session_id, wall in conn.execute("SELECT id, started_wall FROM sessions").fetchall():
+        conn.execute(
+            "UPDATE sessions SET started_wall = ? WHERE id = ?", (earlier(wall, 7), session_id)
+        )
+    for row_id, wall in conn.execute("SELECT id, stage_started_wall FROM progressions").fetchall():
+        conn.execute(
+            "UPDATE progressions SET stage_started_wall = ? WHERE id = ?",
+            (earlier(wall, 8), row_id),
+        )
 
 
 def test_the_cli_sets_holds_and_steps_back_a_progression(

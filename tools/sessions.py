@@ -351,7 +351,8 @@ def print_sessions(
     weeks = weekly_progress((s.record for s in sessions), zone, prescribed)
     reached = milestone(weeks)
     out.write(
-        "Adherence: sessions done (plan walked through) of those prescribed (the progression "
+        "Adherence: sessions done (plan walked through; a day counts once) of those "
+        "prescribed (the progression "
         f"stage's count that week, else {PRESCRIBED_SESSIONS_PER_WEEK}). "
         f"Progression: the longest backward stretch against {GOAL_BACKWARD_MIN:g} "
         f"min. Weeks at goal: {reached.weeks_at_goal} of {MILESTONE_WEEKS}"

@@ -1,0 +1,120 @@
+"""How a physio counts the walker's week, and what moves a progression on: one walk is counted
+once, a week counts toward one stage only, and a clear to the stage's own plan holds nothing.
+
+Real device databases (SQLite files) throughout; the surfaces are the ones the physio reads:
+``retroguard sessions``, the session's end summary, the retained ``progress`` message, and the
+progression's own rule (:func:`firmware.storage.progressions.advance_if_done`).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import msgspec
+import pytest
+
+from core.plan_presets import PRESETS
+from core.progress import weekly_progress
+from core.protocol.messages import ProgressMessage, SessionRecord
+from core.protocol.payloads import decode_as
+from core.protocol.plan import Progression, Stage
+from core.protocol.topics import Topics
+from firmware.mqtt.status import RetainedStatus
+from firmware.session.summary import week_line
+from firmware.storage.database import connect
+from firmware.storage.progressions import (
+    advance_if_done,
+    start_progression,
+)
+from firmware.storage.sessions import save_session
+from launcher.cli import main
+from tests.caregiver_support import session_record
+
+DEVICE = "tm-1"
+BERLIN = ZoneInfo("Europe/Berlin")
+MONDAY = dt.datetime(2026, 3, 2, 8, 0, tzinfo=dt.UTC)  # 09:00 in Berlin, ISO week 2026-W10
+TWO_TWO = PRESETS["alternate-2-2"]
+WEEK_2 = PRESETS["progression-week-2"]
+
+
+def _walk(
+    started: dt.datetime, *, plan: str = TWO_TWO.name, ten: bool = False, until_min: float = 30
+) -> SessionRecord:
+    """A session of ``plan`` (30 min); ``ten``: with a 10-minute backward block walked;
+    ``until_min`` < 30: interrupted then (a trip not re-armed from in time: abandoned)."""
+    record = session_record(
+        DEVICE, started, backward_min=12 if ten else 14, longest_min=10 if ten else 2, plan=plan
+    )
+    if until_min < 30:
+        record = msgspec.structs.replace(record, status="abandoned", done_s=until_min * 60)
+    return record
+
+
+def test_a_walk_interrupted_and_walked_again_the_same_day_counts_once(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Monday: the walker walked the 10-minute block, tripped at minute 25 and did not re-arm
+    in time (abandoned), then walked the plan again from the start. Tuesday: the plan once.
+    Wednesday: the plan through, then the monitor restarted and the walker walked it again.
+    Three days walked, one of them twice over: a physio counts 3 sessions done, 2 at goal, not
+    a week at goal. Before, one walk counted as two: 4 done of 3 and 3 at goal, a week at goal
+    toward the four-week milestone with two days' walks at that level."""
+    monkeypatch.setenv("TZ", "UTC")
+    db = tmp_path / "device.db"
+    conn = connect(db)
+    records = [
+        _walk(MONDAY, ten=True, until_min=25),
+        _walk(MONDAY + dt.timedelta(minutes=50), ten=True),
+        _walk(MONDAY + dt.timedelta(days=1), ten=True),
+        _walk(MONDAY + dt.timedelta(days=2)),
+        _walk(MONDAY + dt.timedelta(days=2, minutes=45)),
+    ]
+    for record in records:
+        save_session(conn, record)
+    conn.close()
+    (week,) = weekly_progress(records, dt.UTC)
+    assert (week.sessions, week.done, week.at_goal, week.goal_met) == (5, 3, 2, False)
+    # retroguard sessions
+    assert main(["sessions", "--db", str(db)]) == 0
+    out = capsys.readouterr().out
+    row = next(line.split() for line in out.splitlines() if line.startswith("2026-W10"))
+    assert row[1:3] == ["5", "2"] and row[5:] == ["3/3", "no"]
+    assert "Weeks at goal: 0 of 4." in out
+    # the session's end summary
+    assert week_line(records[-1], records, {}, dt.UTC).startswith(
+        "Week 2026-W10: 3 of 3 prescribed sessions done; longest backward stretch 10.0 of "
+        "10 min; 2 of 3 sessions at goal. Weeks at goal: 0 of 4."
+    )
+    # the retained progress (Home Assistant)
+    now = MONDAY + dt.timedelta(days=3)
+    status = RetainedStatus(db, Topics("retroguard", DEVICE), now=lambda: now, zone=dt.UTC)
+    retained = status.progress()
+    status.close()
+    assert retained is not None
+    message = decode_as(ProgressMessage, retained.payload.encode())
+    assert (message.week_sessions, message.week_done, message.week_at_goal) == (5, 3, 2)
+    assert message.weeks_at_goal == 0
+
+
+def test_a_stage_does_not_advance_on_a_walk_counted_twice(tmp_path: Path) -> None:
+    """Three completed sessions a week move a one-week stage on; a walk interrupted and walked
+    again the same day is one of them, not two (before: Monday twice and Tuesday advanced it)."""
+    progression = Progression(
+        "custom", (Stage(TWO_TWO, weeks=1, sessions_per_week=3), Stage(WEEK_2, weeks=1))
+    )
+    conn = connect(tmp_path / "device.db")
+    with conn:
+        start_progression(conn, progression, stage=0, by="Jo", wall="2026-03-01T12:00:00+00:00")
+        for record in (
+            _walk(MONDAY),
+            _walk(MONDAY + dt.timedelta(minutes=45)),  # the monitor restarted: walked again
+            _walk(MONDAY + dt.timedelta(days=1)),
+        ):
+            save_session(conn, record)
+        assert advance_if_done(conn, dt.UTC, "2026-03-03T09:00:00+00:00") is None
+        save_session(conn, _walk(MONDAY + dt.timedelta(days=3)))  # a third day
+        advanced = advance_if_done(conn, dt.UTC, "2026-03-05T09:00:00+00:00")
+    assert advanced is not None and advanced.stage == 1
+    conn.close()
