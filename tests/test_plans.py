@@ -581,7 +581,8 @@ def test_a_progression_advances_when_the_week_s_prescribed_sessions_are_done_and
         change_progression(conn, "release", by="Jo", wall="2026-11-13T10:10:00+00:00")
         advanced = advance_if_done(conn, zone, "2026-11-13T10:20:00+00:00")
     assert advanced is not None and advanced.stage == 1 and advanced.changed == "advanced"
-    assert advanced.stage_started_wall == "2026-11-13T10:20:00+00:00"  # the clock's, when set
+    # the next stage counts from the Monday after the week that completed this one
+    assert advanced.stage_started_wall == "2026-11-16T00:00:00.000+00:00"
     now = current_plan(conn)
     assert now is not None and now.plan is not None and now.plan.name == "progression-week-2"
     # The new stage counts only its own sessions, from its start.
@@ -623,7 +624,8 @@ def test_a_stage_completed_before_ntp_set_the_clock_starts_after_the_sessions_th
     with conn:
         advanced = advance_if_done(conn, dt.UTC, saved)
     assert advanced is not None and advanced.stage == 1
-    assert advanced.stage_started_wall == "2026-11-11T09:00:01.000+00:00"
+    # the Monday after the week the sessions completed it in, not the clock's time
+    assert advanced.stage_started_wall == "2026-11-16T00:00:00.000+00:00"
     with conn:
         _completed(conn, plan.name, "2026-11-12T09:00:00+00:00")  # the new stage's first
         assert advance_if_done(conn, dt.UTC, "2026-11-12T10:00:00+00:00") is None

@@ -26,6 +26,8 @@ from firmware.session.summary import week_line
 from firmware.storage.database import connect
 from firmware.storage.progressions import (
     advance_if_done,
+    current_progression,
+    prescribed_by_week,
     start_progression,
 )
 from firmware.storage.sessions import save_session
@@ -118,3 +120,51 @@ def test_a_stage_does_not_advance_on_a_walk_counted_twice(tmp_path: Path) -> Non
         advanced = advance_if_done(conn, dt.UTC, "2026-03-05T09:00:00+00:00")
     assert advanced is not None and advanced.stage == 1
     conn.close()
+
+
+def test_two_one_week_stages_do_not_pass_within_one_iso_week(tmp_path: Path) -> None:
+    """One-week stages, three sessions a week: the walker did the week's three by Wednesday
+    (the stage advanced) and three more of the next stage's plan by Saturday. That is one week
+    of the prescription, not two stages of "a week each": before, the second stage advanced
+    on Saturday, both within 2026-W10. The week that completed a stage is that stage's; the
+    next one counts from the Monday after (in the walker's zone), its plan in force at once."""
+    progression = Progression(
+        "custom",
+        (
+            Stage(TWO_TWO, weeks=1, sessions_per_week=3),
+            Stage(TWO_TWO, weeks=1, sessions_per_week=3),
+            Stage(WEEK_2, weeks=1, sessions_per_week=3),
+        ),
+    )
+    db = tmp_path / "device.db"
+    conn = connect(db)
+    with conn:
+        start_progression(conn, progression, stage=0, by="Jo", wall="2026-03-01T12:00:00+00:00")
+    for day in (0, 1, 2):  # Monday to Wednesday of 2026-W10
+        with conn:
+            save_session(conn, _walk(MONDAY + dt.timedelta(days=day)))
+            advanced = advance_if_done(conn, BERLIN, f"2026-03-0{2 + day}T09:00:00+00:00")
+    assert advanced is not None and advanced.stage == 1
+    # the next stage counts from Monday 00:00 in Berlin (Sunday 23:00 UTC)
+    assert advanced.stage_started_wall == "2026-03-08T23:00:00.000+00:00"
+    for day in (3, 4, 5):  # Thursday to Saturday: the new stage's plan, the same week
+        with conn:
+            save_session(conn, _walk(MONDAY + dt.timedelta(days=day)))
+            assert advance_if_done(conn, BERLIN, f"2026-03-0{2 + day}T09:00:00+00:00") is None
+    state = current_progression(conn)
+    assert state is not None and state.stage == 1
+    for day in (7, 8, 9):  # Monday to Wednesday of 2026-W11: the stage's own week
+        with conn:
+            save_session(conn, _walk(MONDAY + dt.timedelta(days=day)))
+            advanced = advance_if_done(conn, BERLIN, f"2026-03-{2 + day:02d}T09:00:00+00:00")
+    assert advanced is not None and advanced.stage == 2
+    # adherence: W10 is counted against the least in force (3), every session done in it
+    known = prescribed_by_week(conn, BERLIN)
+    conn.close()
+    weeks = weekly_progress(
+        [_walk(MONDAY + dt.timedelta(days=d)) for d in (0, 1, 2, 3, 4, 5, 7, 8, 9)], BERLIN, known
+    )
+    assert [(w.week, w.done, w.prescribed) for w in weeks] == [
+        ("2026-W10", 6, 3),
+        ("2026-W11", 3, 3),
+    ]

@@ -26,7 +26,13 @@ from typing import Literal
 
 import msgspec
 
-from core.progress import PRESCRIBED_SESSIONS_PER_WEEK, prescribed_weeks, utc_of, week_of
+from core.progress import (
+    PRESCRIBED_SESSIONS_PER_WEEK,
+    prescribed_weeks,
+    utc_of,
+    week_of,
+    week_start,
+)
 from core.progression import StageSession, stage_done
 from core.protocol.messages import ProgressionHeld
 from core.protocol.plan import Plan, Progression
@@ -298,14 +304,23 @@ def held_message(hand: HandPlan) -> ProgressionHeld | None:
     )
 
 
-def _after_sessions(wall: str, started: Sequence[str]) -> str:
-    """When a stage that ``started`` sessions completed is over: ``wall``, the time now, or
-    if the wall clock reads earlier than one of them, a second after the newest.
+def _next_stage_start(wall: str, started: Sequence[str], zone: dt.tzinfo) -> str:
+    """When the stage after one that ``started`` sessions completed begins counting: the
+    Monday (00:00 in ``zone``) after the week of the newest of them, or ``wall``, the time
+    now, if that is later (a session that began on Sunday night and ended on Monday).
 
-    A Pi without a battery-backed clock reads the time of its last shutdown until NTP sets
-    it (docs/sessions.md, "Wall clock"): a stage completed then would start days early, and
-    the sessions that completed the old stage would count again toward the new one, which
-    could then advance at the next session, a stage skipped."""
+    The week that completed a stage is that stage's week: a walker who did the week's three
+    sessions by Wednesday and three more by Saturday walked one week of the prescription,
+    not two stages of "a week each", and two one-week stages passed within one ISO week
+    before (the next stage counted from the clock's time). The stage's plan is in force from
+    the next session all the same (the walker walks it the rest of the week, and adherence
+    counts those sessions as always); only its count starts with the next week, so a week
+    counts toward one stage only.
+
+    Never the clock's time when it reads earlier than the sessions: a Pi without a
+    battery-backed clock reads the time of its last shutdown until NTP sets it
+    (docs/sessions.md, "Wall clock"), and a stage that started days early would count the
+    old stage's sessions again and could advance at the next session, a stage skipped."""
     moments = []
     for text in started:
         try:
@@ -314,20 +329,22 @@ def _after_sessions(wall: str, started: Sequence[str]) -> str:
             continue
     if not moments:
         return wall
-    newest = max(moments)
+    monday = week_start(week_of(max(moments), zone)) + dt.timedelta(weeks=1)
+    next_week = dt.datetime.combine(monday, dt.time(), zone).astimezone(dt.UTC)
     try:
-        if utc_of(wall) > newest:
+        if utc_of(wall) > next_week:
             return wall
-    except ValueError:  # not a time (no caller gives one): kept as given
-        return wall
-    return (newest + dt.timedelta(seconds=1)).isoformat(timespec="milliseconds")
+    except ValueError:  # not a time (no caller gives one): the rule's own start
+        pass
+    return next_week.isoformat(timespec="milliseconds")
 
 
 def advance_if_done(
     conn: sqlite3.Connection, zone: dt.tzinfo, wall: str, *, walker: str = DEFAULT_WALKER_ID
 ) -> ProgressionState | None:
     """After ``walker``'s session: move to the next stage if this one's prescribed sessions
-    (theirs) are done.
+    (theirs) are done; the next stage counts from the week after
+    (:func:`_next_stage_start`).
 
     Returns the new state when it advanced (its plan is assigned), else None:
     no progression, held, at the last stage, or not done yet.
@@ -351,7 +368,7 @@ def advance_if_done(
         conn,
         state.progression,
         state.stage + 1,
-        stage_started_wall=_after_sessions(wall, [s.started_wall for s in sessions]),
+        stage_started_wall=_next_stage_start(wall, [s.started_wall for s in sessions], zone),
         held=False,
         by="progression",
         change="advanced",
