@@ -25,6 +25,7 @@ from firmware.mqtt.status import RetainedStatus
 from firmware.session.summary import week_line
 from firmware.storage.database import connect
 from firmware.storage.progressions import (
+    HAND_PLAN_HOLD,
     advance_if_done,
     current_progression,
     prescribed_by_week,
@@ -168,3 +169,34 @@ def test_two_one_week_stages_do_not_pass_within_one_iso_week(tmp_path: Path) -> 
         ("2026-W10", 6, 3),
         ("2026-W11", 3, 3),
     ]
+
+
+def test_a_clear_to_a_config_plan_that_is_the_stage_s_own_holds_nothing(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``retroguard plan clear`` brings back the config's ``session.plan``: when that is the
+    progression stage's own plan (alternate-2-2, the first stage of toward-10-minutes, and the
+    config's default), the walker walks the stage's plan and the progression can move on, so
+    nothing is held. Before, it held the progression all the same, and it stalled until a
+    physio released it."""
+    config = tmp_path / "config.toml"
+    config.write_text('[session]\nplan = "alternate-2-2"\n')
+    db = str(tmp_path / "device.db")
+    base = ["plan", "-c", str(config), "--db", db]
+    assert main([*base, "progression", "set", "toward-10-minutes", "--stage", "1"]) == 0
+    capsys.readouterr()
+    assert main([*base, "clear", "--by", "Jo"]) == 0
+    assert "held" not in capsys.readouterr().out
+    conn = connect(db)
+    state = current_progression(conn)
+    conn.close()
+    assert state is not None and not state.held and state.changed == "assigned"
+    # a config plan that is not the stage's still holds it, as before
+    config.write_text('[session]\nplan = "progression-week-4"\n')
+    assert main([*base, "clear", "--by", "Jo"]) == 0
+    assert "is now held" in capsys.readouterr().out
+    conn = connect(db)
+    state = current_progression(conn)
+    conn.close()
+    assert state is not None and state.held
+    assert state.changed == HAND_PLAN_HOLD

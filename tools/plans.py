@@ -103,6 +103,17 @@ def read_plan(reference: str) -> Plan:
     return load_plan_file(Path.cwd() / reference)
 
 
+def _config_plan(config: Any) -> Plan | None:
+    """The config's ``session.plan`` (what ``plan clear`` brings back), None when it cannot be
+    read here (a clear then holds a running progression, as any other plan would)."""
+    from firmware.session.plan import resolve_plan
+
+    try:
+        return resolve_plan(config.session.plan)
+    except (ConfigError, OSError):
+        return None
+
+
 def print_plan(plan: Plan, out: TextIO) -> None:
     out.write(f"{plan.describe()}\n")
     for n, i in enumerate(plan.intervals, 1):
@@ -162,8 +173,9 @@ def run_plan(args: argparse.Namespace) -> int:
         try:
             with conn:  # a progression the walker is on is held by it, and said so below
                 hand = set_plan_by_hand(
-                    conn, plan, by=by, via="cli", wall=wall_now(), walker=walker
-                )
+                    conn, plan, by=by, via="cli", wall=wall_now(), walker=walker,
+                    config_plan=_config_plan(config) if plan is None else None,
+                )  # fmt: skip
         finally:
             conn.close()
         what = f"{plan.describe()}" if plan is not None else f"the config's ({config.session.plan})"

@@ -262,6 +262,7 @@ def set_plan_by_hand(
     wall: str,
     request_id: str | None = None,
     walker: str = DEFAULT_WALKER_ID,
+    config_plan: Plan | None = None,
 ) -> HandPlan:
     """Assign ``walker`` a plan by hand (None: the config's ``session.plan``), holding their
     progression if one runs, in the caller's transaction.
@@ -272,11 +273,15 @@ def set_plan_by_hand(
     progression is held, by the same person, and the caller says so; a release puts the
     stage's plan back (:func:`change_progression`). A plan equal to the stage's holds nothing,
     but a progression held already is reported (it stays held: the physio is told).
+    ``config_plan``: the plan ``None`` stands for (the config's ``session.plan``, when the
+    caller could read it): a clear to a config plan that is the stage's own holds nothing
+    either, where before it held the progression for a plan it walks anyway.
     Nothing is started: the plan applies from the walker's next session start."""
     state = current_progression(conn, walker)
     held: ProgressionState | None = None
     newly = False
-    if state is not None and (state.held or plan != state.progression.stages[state.stage].plan):
+    walked = plan if plan is not None else config_plan
+    if state is not None and (state.held or walked != state.progression.stages[state.stage].plan):
         held, newly = state, not state.held
         if newly:
             held = _record(
