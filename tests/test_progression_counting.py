@@ -200,3 +200,45 @@ def test_a_clear_to_a_config_plan_that_is_the_stage_s_own_holds_nothing(
     conn.close()
     assert state is not None and state.held
     assert state.changed == HAND_PLAN_HOLD
+
+
+def test_a_held_progression_prescribes_its_stage_s_count_on_every_surface(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A hold stops the advance, not the prescription: a plan set by hand (which holds the
+    progression) changes what the walker walks, and a plan says nothing of how often, so the
+    week still counts against the stage's ``sessions_per_week`` (here 2, not the default 3),
+    its sessions of the hand-set plan done as any plan's. ``retroguard sessions``, the
+    session's end summary and the retained progress say the same."""
+    monkeypatch.setenv("TZ", "UTC")
+    twice = Progression("twice a week", (Stage(TWO_TWO, sessions_per_week=2), Stage(WEEK_2)))
+    db = tmp_path / "device.db"
+    conn = connect(db)
+    with conn:
+        start_progression(conn, twice, stage=0, by="Jo", wall="2026-02-20T12:00:00+00:00")
+    conn.close()
+    assert main(["plan", "--db", str(db), "set", "progression-week-4", "--by", "Jo"]) == 0
+    assert "is now held" in capsys.readouterr().out
+    records = [_walk(MONDAY + dt.timedelta(days=d), plan="progression-week-4") for d in (0, 2, 3)]
+    conn = connect(db)
+    for record in records:
+        save_session(conn, record)
+    known = prescribed_by_week(conn, dt.UTC)
+    state = current_progression(conn)
+    conn.close()
+    assert state is not None and state.held and state.stage == 0
+    assert main(["sessions", "--db", str(db)]) == 0
+    row = next(
+        line.split() for line in capsys.readouterr().out.splitlines() if line.startswith("2026-W10")
+    )
+    assert row[5:] == ["3/2", "no"]
+    assert week_line(records[-1], records, known, dt.UTC).startswith(
+        "Week 2026-W10: 3 of 2 prescribed sessions done;"
+    )
+    now = MONDAY + dt.timedelta(days=4)
+    status = RetainedStatus(db, Topics("retroguard", DEVICE), now=lambda: now, zone=dt.UTC)
+    retained = status.progress()
+    status.close()
+    assert retained is not None
+    message = decode_as(ProgressMessage, retained.payload.encode())
+    assert (message.week_done, message.week_prescribed) == (3, 2)
