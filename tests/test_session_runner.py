@@ -1206,3 +1206,135 @@ def test_one_minute_left_falling_on_a_resume_cue_plays_once_it_ends(tmp_path: Pa
     assert (last.cue, last.played) == (Cue.ONE_MINUTE, True)
     assert heard.said[-1] == "One minute left in the session."
     detach_session(rig.app, runner)
+
+
+TURN_WORDS = "Slow the belt and hold the rail before you turn."
+HELP_WORDS = "Help called. Your caregivers are being told."
+
+
+def test_a_turn_cue_cut_short_by_a_call_for_help_is_beeped_again_never_once_stale(
+    tmp_path: Path,
+) -> None:
+    """The forward interval's cue had started (one long beep, 0.7 s) when the walker's call
+    for help (``help_sent``, priority 70) cut it short after 0.2 s: the refused-cue retry never
+    saw it (it had played), so a walker without a voice heard a blip and the help beeps, and
+    never the turn. It is beeped again once the help pattern ends; its words, queued as it
+    started, play in full and are not said a second time. A cue cut short by a trip is
+    never played again: re-arming resumes with the resume cue, as always."""
+    detector = TripAt(1e9)
+    rig = make_rig(tmp_path, detector=detector)
+    rig.run_for(1.0)
+    rig.press_reset()
+    heard = _Heard()
+    runner = attach_session(rig.app, SHORT, record=False, speaker=heard)
+    runner.request("start")
+    rig.run_for(1.0)
+    s = runner.session
+    assert s is not None and runner.state is SessionState.RUNNING
+    buzzer = rig.app.gpio.buzzer
+    rig.run_for(29.7 - s.plan_t)
+    _call_for_help(rig)  # help_sent 0.5 s from now, at 30.2 s of plan
+    rig.run_for(0.6)
+    assert buzzer.pattern == "help_sent" and s.current == 1
+    cut = runner.cues[-1]
+    assert (cut.cue, cut.played, cut.late) == (Cue.FORWARD, True, False)
+    assert cut.spoken.startswith(TURN_WORDS)
+    rig.run_for(31.6 - s.plan_t)  # help_sent (1.24 s) ended at 31.44 s of plan
+    assert buzzer.pattern == "cue_forward"
+    again = runner.cues[-1]
+    assert (again.cue, again.played, again.late, again.replayed) == (Cue.FORWARD, True, True, True)
+    assert (again.interval, again.spoken) == (1, "")
+    assert heard.said[-2:] == [cut.spoken, HELP_WORDS]  # the turn's words once
+    rig.run_for(5.0)
+    assert [c.cue for c in runner.cues].count(Cue.FORWARD) == 2  # once cut, once again
+
+    # The rest's cue (two long beeps, 1.5 s) cut short by a stumble: stale at once.
+    rig.run_for(50.2 - s.plan_t)
+    assert buzzer.pattern == "cue_rest"
+    cues = len(runner.cues)
+    detector.t = rig.clock.monotonic()
+    rig.run_for(5.0)
+    assert rig.state == "TRIPPED" and runner.state is SessionState.PAUSED
+    assert buzzer.pattern == "alarm"
+    rig.press_reset()  # ends the alarm and re-arms
+    assert rig.state == "ARMED"
+    rig.run_for(5.0)
+    assert [(c.cue, c.resumed, c.late) for c in list(runner.cues)[cues:]] == [
+        (Cue.REST, True, False)
+    ]
+    detach_session(rig.app, runner)
+
+
+REFUSED_HOLD = "Not armed. Press and hold reset until the chirp."
+STAND_STILL = "Stand still, feet together, look ahead."
+CHECK_DONE = "Balance check done. You may move."
+
+
+def _let_go_too_soon(rig: Rig) -> float:
+    """A reset press let go before the chirp: ``refused`` (1.5 s) plays 0.81 s from now, once
+    its sequence has closed; returns when it starts."""
+    now = rig.clock.monotonic()
+    rig.button.press_at(now, now + 0.2)
+    return now + 0.81
+
+
+def test_the_balance_checks_cues_refused_or_cut_short_play_once_the_buzzer_is_free(
+    tmp_path: Path,
+) -> None:
+    """The standing balance check's cues, in STANDBY, meet the controller's ``refused`` beeps
+    (a reset press let go too soon, priority 60): "stand still" refused as the check begins
+    is played, with its words, once the buzzer is free; "balance check done" cut short is
+    beeped again (its words once); a check cue never outlives the check's step: the walker
+    arming during it ends the check, and its cue is not played after."""
+    rig = make_rig(tmp_path)
+    rig.run_for(1.0)
+    heard = _Heard()
+    runner = attach_session(rig.app, SHORT, record=False, speaker=heard)
+    buzzer = rig.app.gpio.buzzer
+    assert rig.state == "STANDBY" and runner.config.balance_check
+    refused_at = _let_go_too_soon(rig)
+    rig.run_for(refused_at + 0.2 - rig.clock.monotonic())
+    assert buzzer.pattern == "refused"
+    runner.request("start")
+    rig.run_for(0.05)
+    assert runner.state is SessionState.BALANCE
+    assert [(c.cue, c.played) for c in runner.cues] == [(Cue.BALANCE, False)]
+    rig.run_for(refused_at + 1.6 - rig.clock.monotonic())  # refused ended at 1.5 s
+    assert buzzer.pattern == "sway_start"
+    late = runner.cues[-1]
+    assert (late.cue, late.played, late.late, late.replayed) == (Cue.BALANCE, True, True, False)
+    assert heard.said == [REFUSED_HOLD, STAND_STILL]
+
+    check = runner._check
+    assert check is not None
+    # The check ends 35 s after it began: "balance check done" (0.77 s), cut 0.3 s in.
+    rig.run_for(check.ends - 0.81 + 0.3 - rig.clock.monotonic())
+    refused_at = _let_go_too_soon(rig)
+    rig.run_for(0.81 + 0.1)
+    assert runner.state is SessionState.PAUSED and buzzer.pattern == "refused"
+    done = runner.cues[-1]
+    assert (done.cue, done.played, done.spoken) == (Cue.BALANCE_DONE, True, CHECK_DONE)
+    rig.run_for(refused_at + 1.6 - rig.clock.monotonic())
+    assert buzzer.pattern == "sway_done"
+    again = runner.cues[-1]
+    assert (again.cue, again.late, again.replayed, again.spoken) == (
+        Cue.BALANCE_DONE,
+        True,
+        True,
+        "",
+    )
+    assert heard.said[-2:] == [CHECK_DONE, REFUSED_HOLD]
+    runner.request("stop")
+    rig.run_for(2.0)
+
+    # A new session's check: the walker arms (reset held to the chirp) as "stand still"
+    # sounds. The chirp cuts it; the check is over, and its cue is not played again.
+    runner.request("start")
+    rig.run_for(0.2)
+    assert runner.state is SessionState.BALANCE and buzzer.pattern == "sway_start"
+    cues = len(runner.cues)
+    rig.press_reset()
+    assert rig.state == "ARMED" and runner.state is SessionState.RUNNING
+    rig.run_for(3.0)
+    assert [c.cue for c in list(runner.cues)[cues:]] == [Cue.BACKWARD]
+    detach_session(rig.app, runner)

@@ -88,7 +88,9 @@ def format_cue(runner: SessionRunner, index: int) -> str:
     interval = runner.plan.intervals[min(cue.interval, len(runner.plan.intervals) - 1)]
     where = f"interval {cue.interval + 1}/{len(runner.plan.intervals)} ({interval.speed})"
     sound = PATTERN[cue.cue] if cue.played else "refused: another pattern is sounding"
-    if cue.late:
+    if cue.replayed:
+        sound += " (again: cut short by another pattern)"
+    elif cue.late:
         sound += " (late: refused when due)"
     return (
         f"  [{int(plan_t // 60):2d}:{int(plan_t % 60):02d}] cue {cue.cue.value:10} "
@@ -99,6 +101,8 @@ def format_cue(runner: SessionRunner, index: int) -> str:
 def format_spoken(runner: SessionRunner, index: int) -> str:
     """The spoken prompt of a cue: played on a board with audio, printed here."""
     cue = runner.cues[index]
+    if cue.replayed:
+        return f"{'':10}(its words were said as it started)"
     return f'{"":10}says "{cue.spoken}"'
 
 

@@ -77,6 +77,7 @@ All methods run on the real-time thread except :meth:`SessionRunner.request`
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import itertools
 import logging
@@ -135,7 +136,7 @@ from firmware.session.gestures import Gesture, GestureKind, GestureRecognizer
 from firmware.session.plan import Plan
 from firmware.session.steps import StepCounts, StepDetector
 from firmware.session.voice import Prompts
-from hal.buzzer_patterns import walker_pattern_name
+from hal.buzzer_patterns import get_pattern, walker_pattern_name
 from hal.interfaces import Buzzer, PressEdges
 
 if TYPE_CHECKING:
@@ -347,10 +348,11 @@ class _Check:
 
 @dataclass(frozen=True, slots=True)
 class _Retry:
-    """A cue the buzzer refused when it was due (another pattern held the output), to play as
-    soon as the buzzer is free — while the situation it was asked in still holds
-    (:meth:`SessionRunner._stale`): the same session, session state, interval and safety
-    state, and for "one minute left" until :attr:`until_plan_t`."""
+    """A cue the buzzer refused when it was due (another pattern held the output), or cut short
+    after it started, to play as soon as the buzzer is free — while the situation it was asked
+    in still holds (:meth:`SessionRunner._stale`): the same session, session state, interval,
+    balance-check step, safety state and count of pauses, and for "one minute left" until
+    :attr:`until_plan_t`."""
 
     cue: Cue
     resumed: bool
@@ -360,6 +362,33 @@ class _Retry:
     interval: int
     until_plan_t: float
     """Plan time from which it is no longer worth saying (``inf``: never by time)."""
+    pauses: int = 0
+    """The session's pauses when it was due: any pause since (a trip, a fault, the walker's)
+    makes it stale, even once the session runs in the same interval again (the resume cue
+    says what holds then)."""
+    check: int | None = None
+    """The balance check's step (0 eyes open, 1 eyes closed; None: no check under way)."""
+    words: bool = True
+    """Queue its words when played: False for a cue cut short after it started, whose words
+    were queued then (the speaker does not stop for the buzzer: they are heard in full, and
+    are not said twice)."""
+
+
+@dataclass(frozen=True, slots=True)
+class _Sounding:
+    """A cue the runner started on the buzzer, until its pattern's end: the buzzer playing
+    another pattern before then cut it short (none: stopped, or played out)
+    (:meth:`SessionRunner._watch_cue`)."""
+
+    retry: _Retry
+    """How to play it again (its words not again)."""
+    pattern: str
+    ends: float
+    """Monotonic time its pattern ends, played out."""
+
+
+CUT_SLACK_S = 0.005
+"""A cue's pattern found silent this close to its end played out (the loop's period is 5 ms)."""
 
 
 RETRY_KIND: dict[Cue, str] = {
@@ -373,8 +402,9 @@ RETRY_KIND: dict[Cue, str] = {
     Cue.BALANCE_EYES_CLOSED: "balance",
     Cue.BALANCE_DONE: "balance",
 }
-"""A newer cue replaces a refused one of its kind still waiting to be played: an interval's cue
-the one of the interval before, the eyes-closed cue the eyes-open one."""
+"""A newer cue replaces a refused (or cut) one of its kind still waiting to be played: an
+interval's cue the one of the interval before, the eyes-closed cue the eyes-open one. Every
+kind is played again after it was cut short, while it holds (:meth:`SessionRunner._stale`)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -397,7 +427,10 @@ class CueRecord:
     the walker carries on the way they were going."""
     late: bool = False
     """Refused when due (a record with ``played`` False before it) and played once the buzzer
-    was free."""
+    was free, or cut short after it started and played again."""
+    replayed: bool = False
+    """Played again after it was cut short by a higher-priority pattern (a played record of it
+    before): its beeps only, its words having been queued as it started."""
 
     @property
     def text(self) -> str:
@@ -581,8 +614,10 @@ class SessionRunner:
         self._paused_at = 0.0
         self._pending_cue: tuple[float, Cue] | None = None
         self._retries: dict[str, _Retry] = {}
-        """Cues the buzzer refused when due, by :data:`RETRY_KIND`, oldest first: each is played
-        once the buzzer is free, unless stale by then (:meth:`_retry_cues`)."""
+        """Cues the buzzer refused when due, or cut short, by :data:`RETRY_KIND`, oldest first:
+        each is played once the buzzer is free, unless stale by then (:meth:`_retry_cues`)."""
+        self._sounding: _Sounding | None = None
+        """The cue last started on the buzzer, until its pattern ends (:meth:`_watch_cue`)."""
         self._seen_transitions = False
         self._last_detection: Detection | None = None
         self._trip: _Trip | None = None
@@ -722,6 +757,8 @@ class SessionRunner:
                 reply.put_nowait((ok, message))
         if self.session is not None and self.state is not SessionState.FINISHED:
             self._advance(now)
+        if self._sounding is not None:  # the usual tick: one identity test
+            self._watch_cue(now)
         if self._retries:  # the usual tick: one truth test
             self._retry_cues(now)
         self._tell_session_walker()
@@ -743,6 +780,8 @@ class SessionRunner:
             self._last_transition = transitions[-1]
         self._seen_transitions = True
         self._last_detection = safety.last_detection
+        if self._sounding is not None:  # the end of the session's cue, until it plays out
+            self._watch_cue(now)  # cut short and still due: the next tick is a full one
         self._take_new_plan()
         self._take_roster()
         if self._speaker is not None:
@@ -1297,40 +1336,79 @@ class SessionRunner:
             s.warned.add(s.current)
             self._cue(Cue.ONE_MINUTE, now)
 
-    def _cue(self, cue: Cue, now: float, *, resumed: bool = False, late: bool = False) -> None:
+    def _cue(
+        self,
+        cue: Cue,
+        now: float,
+        *,
+        resumed: bool = False,
+        late: bool = False,
+        words: bool = True,
+    ) -> None:
         """Play ``cue`` and queue its prompt; ``resumed``: the current interval's cue as the
-        session resumes it (it says to carry on, never to turn); ``late``: a retry.
+        session resumes it (it says to carry on, never to turn); ``late``: a retry; ``words``
+        False: its beeps only (a replay of a cue cut short, whose words were queued).
 
         Refused by the buzzer (a higher-priority pattern holds it: a call for help's beeps,
         a resume cue under "one minute left"), the cue is kept, replacing an older one of its
         kind, and played with its words once the buzzer is free (:meth:`_retry_cues`): the
-        walker walks backward blind, and a cue never heard was a turn never made."""
+        walker walks backward blind, and a cue never heard was a turn never made. Played, it
+        is watched until its pattern ends (:meth:`_watch_cue`): cut short by another pattern,
+        its beeps are played again once the buzzer is free, on the same terms."""
         s = self.session
+        if self._sounding is not None:
+            self._watch_cue(now)  # a cue of ours still sounding, before this one may cut it
+        pattern = PATTERN[cue]
         playing: str | None = None
+        before: str | None = None
         try:
-            self._buzzer.play(PATTERN[cue], now)
+            before = self._buzzer.pattern
+            self._buzzer.play(pattern, now)
             playing = self._buzzer.pattern
-            played = playing == PATTERN[cue]
+            played = playing == pattern
         except Exception:  # a buzzer problem must not stop the session (nor the loop)
             log.exception("cue %s failed", cue.value)
             played = False  # and not kept: a broken buzzer would fail it every iteration
         kind = RETRY_KIND[cue]
         self._retries.pop(kind, None)  # a newer cue of its kind replaces a waiting one
         index = s.current if s else 0
+        until = math.inf
+        if cue is Cue.ONE_MINUTE and s is not None:
+            end = self.plan.starts()[index] + self.plan.intervals[index].duration_s
+            until = end - ONE_MINUTE_WORTH_S
+        retry = _Retry(
+            cue,
+            resumed,
+            s,
+            self.state,
+            self._safety.state,
+            index,
+            until,
+            s.pauses if s is not None else 0,
+            self._check.index if self._check is not None else None,
+            words,
+        )
         if not played and playing is not None:
-            until = math.inf
-            if cue is Cue.ONE_MINUTE and s is not None:
-                end = self.plan.starts()[index] + self.plan.intervals[index].duration_s
-                until = end - ONE_MINUTE_WORTH_S
-            self._retries[kind] = _Retry(
-                cue, resumed, s, self.state, self._safety.state, index, until
-            )
+            self._retries[kind] = retry
             log.info("cue %s refused (%s playing): played once it ends", cue.value, playing)
+        elif played and before != pattern:  # newly started (not one already sounding)
+            cut, self._sounding = (
+                self._sounding,
+                _Sounding(
+                    dataclasses.replace(retry, words=False),
+                    pattern,
+                    now + get_pattern(pattern).period,
+                ),
+            )
+            if cut is not None and before == cut.pattern:
+                self._cut_short(cut)  # one of ours, cut by this cue
         if resumed:
             left = self.plan.duration_s - (s.plan_t if s else 0.0)
             prompts: tuple[str, ...] = self.prompts.resume(self.plan, index, left)
         else:
             prompts = (self.prompts.for_cue(cue, self.plan, index),)
+        if not words:
+            prompts = ()
         spoken = " ".join(prompts)
         record = CueRecord(
             cue,
@@ -1342,6 +1420,7 @@ class SessionRunner:
             turn=turns_at(self.plan, index),
             resumed=resumed,
             late=late and played,
+            replayed=late and played and not words,
         )
         self.cues.append(record)
         log.info("cue %s: %s", cue.value, record.text)
@@ -1350,10 +1429,47 @@ class SessionRunner:
                 self._speaker.say(prompt)  # a put: the speaker's own thread plays them in turn
                 self._cue_words.append(prompt)
 
+    def _watch_cue(self, now: float) -> None:
+        """The cue last started (:attr:`_sounding`): forgotten once its pattern has played out
+        (or was stopped: a caregiver's ``silence`` is not undone); found cut short — the
+        buzzer plays another pattern before its end — it is kept to play again
+        (:meth:`_cut_short`). One comparison a tick while it sounds."""
+        sounding = self._sounding
+        assert sounding is not None
+        playing = self._buzzer.pattern
+        if playing == sounding.pattern:
+            if now >= sounding.ends:
+                self._sounding = None  # played out (the buzzer clears it at its next update)
+            return
+        self._sounding = None
+        if playing is not None and now < sounding.ends - CUT_SLACK_S:
+            self._cut_short(sounding)
+        # Silent before its end: stopped (a caregiver's ``silence``), played out, never cut.
+
+    def _cut_short(self, sounding: _Sounding) -> None:
+        """A cue cut short by a higher-priority pattern (a call for help's beeps, a caregiver's
+        answer, a refused reset press, a cue of the runner's own): its beeps are played again
+        once the buzzer is free, unless stale by then (:meth:`_stale`: a trip, a fault, a pause,
+        the next interval or check step, a session ended or started) or a newer cue of its
+        kind is waiting. Its words were queued as it started and are not said again."""
+        retry = sounding.retry
+        kind = RETRY_KIND[retry.cue]
+        if self._stale(retry) or kind in self._retries:
+            log.info(
+                "cue %s cut short by %s: not played again", retry.cue.value, self._buzzer.pattern
+            )
+            return
+        self._retries[kind] = retry
+        log.info(
+            "cue %s cut short by %s: played again once it ends",
+            retry.cue.value,
+            self._buzzer.pattern,
+        )
+
     def _retry_cues(self, now: float) -> None:
-        """The refused cues (:meth:`_cue`): each stale one is dropped, and once the buzzer is
-        free the oldest is played. A few comparisons and at most one cue an iteration: no
-        wait, no lock, no I/O (the prompt is a put to the speaker's thread)."""
+        """The refused or cut cues (:meth:`_cue`): each stale one is dropped, and once the
+        buzzer is free the oldest is played. A few comparisons and at most one cue an
+        iteration: no wait, no lock, no I/O (the prompt is a put to the speaker's thread)."""
         for kind, retry in tuple(self._retries.items()):  # a handful at most, while any wait
             if self._stale(retry):
                 del self._retries[kind]
@@ -1361,22 +1477,29 @@ class SessionRunner:
         if not self._retries or self._buzzer.pattern is not None:
             return
         retry = next(iter(self._retries.values()))
-        self._cue(retry.cue, now, resumed=retry.resumed, late=True)  # a refusal keeps it anew
+        # A refusal keeps it anew.
+        self._cue(retry.cue, now, resumed=retry.resumed, late=True, words=retry.words)
 
     def _stale(self, retry: _Retry) -> bool:
-        """Whether a refused cue no longer holds: the session, its state, the interval or the
-        safety state changed since it was asked (the next interval's cue replaces it, a trip
-        or a pause makes it false, a new session is another's), or it is "one minute left"
-        with less than :data:`ONE_MINUTE_WORTH_S` to go. The end of a session holds until
-        something else happens."""
+        """Whether a refused (or cut) cue no longer holds: the session, its state, the
+        interval, the balance check's step, the safety state or the count of pauses changed
+        since it was asked (the next interval's cue replaces it, a trip or a pause makes it
+        false, a new session is another's), or it is "one minute left" with less than
+        :data:`ONE_MINUTE_WORTH_S` to go. The end of a session holds until something else
+        happens."""
         s = self.session
         if (
             s is not retry.session
             or self.state is not retry.state
             or self._safety.state is not retry.safety
+            or (self._check.index if self._check is not None else None) != retry.check
         ):
             return True
-        return s is not None and (s.current != retry.interval or s.plan_t >= retry.until_plan_t)
+        return s is not None and (
+            s.current != retry.interval
+            or s.pauses != retry.pauses
+            or s.plan_t >= retry.until_plan_t
+        )
 
     def _finish(self, now: float, trigger: SessionTrigger) -> None:
         s = self.session
