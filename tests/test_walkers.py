@@ -335,6 +335,71 @@ def test_without_a_voice_the_walker_s_number_is_beeped(tmp_path: Path) -> None:
     assert rig.state == "STANDBY" and rig.hardware.history == []
 
 
+def _let_go_too_soon(rig: Rig) -> float:
+    """A reset press let go before the chirp: the controller's ``refused`` (1.5 s, priority 60)
+    plays once its sequence has closed, 0.81 s from now; returns when it starts."""
+    now = rig.clock.monotonic()
+    rig.button.press_at(now, now + 0.2)
+    return now + 0.81
+
+
+def _beeped(rig: Rig, runner: SessionRunner, seconds: float) -> list[str]:
+    """The buzzer's patterns, each time it changes, over ``seconds`` of the loop."""
+    seen: list[str] = []
+    for _ in range(round(seconds / 0.01)):  # loop seconds, not a timing
+        rig.run_for(0.01)
+        pattern = rig.app.gpio.buzzer.pattern
+        if pattern is not None and (not seen or seen[-1] != pattern):
+            seen.append(pattern)
+    return seen
+
+
+@pytest.mark.usefixtures(close_rigs.__name__)
+def test_without_a_voice_a_walker_s_number_refused_or_cut_short_is_beeped_once_free(
+    tmp_path: Path,
+) -> None:
+    """Without a voice the number's beeps (priority 28) are the walker's only answer. Made
+    while the controller's ``refused`` sounded (a reset press let go too soon, 60), they were
+    refused and never beeped: the walker could not tell whose session came next. They are
+    beeped once the buzzer is free; cut short by a call for help, again after it; never once
+    a session is under way (another answer then)."""
+    rig, runner = _rig_with_walkers(tmp_path, None)
+    buzzer = rig.app.gpio.buzzer
+    refused_at = _let_go_too_soon(rig)
+    rig.run_for(0.9)  # that press's sequence is closed: the double press is one of its own
+    _double_press(rig)
+    _until_chosen(rig, runner, 1)
+    assert buzzer.pattern == "refused"
+    (choice,) = runner.walker_choices
+    assert (choice.walker, choice.pattern, choice.played) == (ANNA, "walker_2", False)
+    rig.run_for(refused_at + 1.55 - rig.clock.monotonic())  # refused lasts 1.5 s
+    assert buzzer.pattern == "walker_2"
+    assert _beeped(rig, runner, 3.0) == ["walker_2"]  # once, to its end
+
+    # The next choice's beeps (walker_3, 1.23 s) cut short by a call for help (three presses).
+    _double_press(rig)
+    _until_chosen(rig, runner, 2)
+    assert buzzer.pattern == "walker_3"
+    now = rig.clock.monotonic()
+    for k in range(3):
+        rig.button.press_at(now + 0.25 * k, now + 0.25 * k + 0.1)
+    assert _beeped(rig, runner, 4.0) == ["walker_3", "help_sent", "walker_3"]
+    assert runner.walker == BEN and rig.state == "STANDBY"
+
+    # Refused again, and a session started before the buzzer is free: the number is stale.
+    _let_go_too_soon(rig)
+    rig.run_for(0.9)
+    _double_press(rig)
+    _until_chosen(rig, runner, 3)
+    assert buzzer.pattern == "refused" and not runner.walker_choices[-1].played
+    runner.request("start")
+    rig.run_for(0.05)
+    assert runner.state is SessionState.BALANCE
+    assert _beeped(rig, runner, 3.0) == ["refused", "sway_start"]
+    assert rig.state == "STANDBY" and rig.hardware.history == []
+    detach_session(rig.app, runner)
+
+
 @pytest.mark.usefixtures(close_rigs.__name__)
 def test_the_other_patterns_choose_no_walker_and_the_choice_cannot_arm(tmp_path: Path) -> None:
     heard = Heard()

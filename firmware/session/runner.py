@@ -448,6 +448,22 @@ class WalkerChoice:
     spoken: str
     """The sentence queued to the speaker ("" with no speaker: the beep pattern played)."""
     pattern: str
+    played: bool = True
+    """The buzzer took the pattern at once; False: refused (a higher-priority pattern was
+    sounding), played once the buzzer is free (:meth:`SessionRunner._watch_walker_beep`)."""
+
+
+@dataclass(slots=True)
+class _WalkerBeep:
+    """A walker's number beeped (no voice), from the choice until its pattern has played out:
+    refused or cut short by a higher-priority pattern, it is played again once the buzzer is
+    free, while the choice holds (:meth:`SessionRunner._watch_walker_beep`)."""
+
+    choice: WalkerChoice
+    since: float
+    """The safety controller's ``since`` at the choice: the STANDBY it was made in."""
+    ends: float | None
+    """Monotonic time its pattern ends, played out; None: waiting for the buzzer."""
 
 
 @dataclass(slots=True)
@@ -618,6 +634,8 @@ class SessionRunner:
         each is played once the buzzer is free, unless stale by then (:meth:`_retry_cues`)."""
         self._sounding: _Sounding | None = None
         """The cue last started on the buzzer, until its pattern ends (:meth:`_watch_cue`)."""
+        self._walker_beep: _WalkerBeep | None = None
+        """The walker's number beeped (no voice) until it has played out."""
         self._seen_transitions = False
         self._last_detection: Detection | None = None
         self._trip: _Trip | None = None
@@ -759,6 +777,8 @@ class SessionRunner:
             self._advance(now)
         if self._sounding is not None:  # the usual tick: one identity test
             self._watch_cue(now)
+        if self._walker_beep is not None:
+            self._watch_walker_beep(now)
         if self._retries:  # the usual tick: one truth test
             self._retry_cues(now)
         self._tell_session_walker()
@@ -782,6 +802,8 @@ class SessionRunner:
         self._last_detection = safety.last_detection
         if self._sounding is not None:  # the end of the session's cue, until it plays out
             self._watch_cue(now)  # cut short and still due: the next tick is a full one
+        if self._walker_beep is not None:
+            self._watch_walker_beep(now)
         self._take_new_plan()
         self._take_roster()
         if self._speaker is not None:
@@ -880,17 +902,83 @@ class SessionRunner:
             spoken = self.prompts.walker(walker.name)
             self._speaker.say(spoken)
             pattern = "chirp"
+        playing: str | None = None
         try:
             self._buzzer.play(pattern, now)
+            playing = self._buzzer.pattern
         except Exception:  # a buzzer problem must not stop the loop
             log.exception("walker pattern %s failed", pattern)
-        self.walker_choices.append(WalkerChoice(walker, now, position + 1, spoken, pattern))
+        choice = WalkerChoice(walker, now, position + 1, spoken, pattern, playing == pattern)
+        self.walker_choices.append(choice)
+        self._walker_beep = None  # a newer choice replaces the number still to be beeped
+        if self._speaker is None and playing is not None:
+            # The number is the only answer without a voice (the chirp's words are said
+            # whatever the buzzer does): refused, or cut short later, it is beeped again.
+            ends = now + get_pattern(pattern).period if choice.played else None
+            self._walker_beep = _WalkerBeep(choice, self._safety.since, ends)
+            if not choice.played:
+                log.info(
+                    "walker pattern %s refused (%s playing): played once it ends", pattern, playing
+                )
         log.info("walker %d/%d chosen with the button: %s", position + 1, len(walkers), walker.name)
         if self._walker_chosen is not None:
             try:
                 self._walker_chosen(walker.id)
             except Exception:
                 log.exception("the walker chosen could not be handed to the courier")
+
+    def _watch_walker_beep(self, now: float) -> None:
+        """The walker's number (:attr:`_walker_beep`) until it has played out: beeped once the
+        buzzer is free if it was refused, again if it was cut short (another pattern before
+        its end; not a stop: a caregiver's ``silence``); dropped once stale — another walker
+        chosen, the roster no longer has them at that number, the monitor left that STANDBY
+        (arming: the walk's chirp; a fault), or a session under way. A few comparisons a
+        tick while it waits: no wait, no I/O."""
+        beep = self._walker_beep
+        assert beep is not None
+        if not self._walker_beep_choice_holds(beep):
+            self._walker_beep = None
+            log.info("walker pattern %s dropped: stale", beep.choice.pattern)
+            return
+        pattern = beep.choice.pattern
+        playing = self._buzzer.pattern
+        if beep.ends is None:
+            if playing is not None:
+                return  # the buzzer still busy
+            try:
+                self._buzzer.play(pattern, now)
+                playing = self._buzzer.pattern
+            except Exception:  # a buzzer problem must not stop the loop
+                log.exception("walker pattern %s failed", pattern)
+                self._walker_beep = None
+                return
+            if playing == pattern:
+                beep.ends = now + get_pattern(pattern).period
+                log.info("walker pattern %s played late", pattern)
+            return
+        if playing == pattern:
+            if now >= beep.ends:
+                self._walker_beep = None  # played out
+            return
+        if playing is None or now >= beep.ends - CUT_SLACK_S:
+            self._walker_beep = None  # played out, or stopped (a caregiver's ``silence``)
+            return
+        beep.ends = None  # cut short: beeped again once the buzzer is free
+        log.info("walker pattern %s cut short by %s: played again once it ends", pattern, playing)
+
+    def _walker_beep_choice_holds(self, beep: _WalkerBeep) -> bool:
+        """The beeped number still names the walker chosen, in the STANDBY it was chosen in."""
+        choice = beep.choice
+        safety = self._safety
+        walkers = self.walkers
+        return (
+            self.walker == choice.walker
+            and choice.position <= len(walkers)
+            and walkers[choice.position - 1] == choice.walker
+            and safety.state is SafetyState.STANDBY
+            and safety.since == beep.since
+            and not self.under_way
+        )
 
     def _tell_not_worn(self) -> None:
         """Say why the belt will not arm (or stopped) when the sensor shows no body.
