@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 
+from core.clock import SimClock
 from core.errors import ConfigError
 from firmware.detection.base import Detection
 from firmware.safety import LET_GO_REASON, NOT_UPRIGHT_REASON, SafetyState, Transition
@@ -35,6 +36,8 @@ from firmware.session.voice import (
     voice_wanted,
 )
 from hal.buzzer_patterns import PATTERNS
+from hal.gpio import GpioBuzzer
+from sim.pins import ClockedMockFactory
 
 needs_espeak = pytest.mark.skipif(
     shutil.which("espeak-ng") is None, reason="espeak-ng is not installed"
@@ -1018,3 +1021,128 @@ def test_a_trip_withdraws_a_refused_cue_still_waiting_and_safety_prompts_win() -
         (Cue.BACKWARD, True, False)
     ]
     assert heard.said[-2].startswith("Resume walking backward. Interval 3 of 15.")
+
+
+class _OnTheBuzzer:
+    """A runner on the real buzzer (:class:`hal.gpio.GpioBuzzer` on a clocked mock pin) and a
+    simulated clock, ticked as the loop does: the buzzer told the time, then the runner."""
+
+    def __init__(self, plan: Plan) -> None:
+        self.clock = SimClock(0.0)
+        self.factory = ClockedMockFactory(self.clock)
+        self.buzzer = GpioBuzzer(18, self.factory)
+        self.heard = Heard()
+        self.runner = SessionRunner(
+            plan, safety=Armed(), buzzer=self.buzzer, device_id="t", speaker=self.heard
+        )
+        self.tick(1.0)
+        self.runner.start(1.0)
+
+    @property
+    def t(self) -> float:
+        return self.clock.monotonic()
+
+    def tick(self, t: float) -> None:
+        self.clock.advance(t - self.clock.monotonic())
+        self.buzzer.update(t)
+        self.runner.tick(t)
+
+    def run_to_plan(self, plan_t: float, step: float = 0.25) -> None:
+        s = self.runner.session
+        assert s is not None
+        while s.plan_t < plan_t - 1e-9 and self.runner.state is SessionState.RUNNING:
+            self.tick(self.t + step)
+
+    def run_for(self, seconds: float, step: float = 0.05) -> None:
+        end = self.t + seconds
+        while self.t < end - 1e-9:
+            self.tick(min(end, self.t + step))
+
+    def close(self) -> None:
+        self.buzzer.close()
+        self.factory.close()
+
+
+TURN_FORWARD = f"{TURN} Interval 2 of 2. Walk forward for 1 minute 30 seconds. Last interval."
+RESUME_BACKWARD = "Resume walking backward. Interval 1 of 2."
+
+
+def _paused_and_resumed(rig: _OnTheBuzzer, at_plan_t: float) -> None:
+    """The walker pauses at ``at_plan_t`` and resumes 2 s later: the resume cue is due 1 s on."""
+    rig.run_to_plan(at_plan_t)
+    rig.runner.request("pause")
+    rig.run_for(2.0)
+    assert rig.runner.state is SessionState.PAUSED
+    rig.runner.request("resume")
+    rig.tick(rig.t + 0.01)
+    assert rig.runner.state is SessionState.RUNNING
+
+
+def test_a_resume_cue_due_as_its_interval_ends_gives_way_to_the_turn() -> None:
+    """Resumed just under a second before the interval's end, the resume cue fell due on the
+    same tick as the next interval's: "resume walking backward" played, then at once "turn
+    around and walk forward", the beeps of the first cut by the second and its words said in
+    full before the turn's. Only the turn plays now. Resumed a little earlier, the resume cue
+    plays, and its words still queued or playing as the interval ends are withdrawn: what the
+    walker hears last is the turn, alone."""
+    plan = Plan(
+        "two", (Interval.of_seconds("backward", 120.0), Interval.of_seconds("forward", 90.0))
+    )
+    rig = _OnTheBuzzer(plan)
+    try:
+        _paused_and_resumed(rig, 119.2)  # resume at 119.2 s of plan, its cue due 1 s later
+        cues = len(rig.runner.cues)
+        said = len(rig.heard.said)
+        rig.tick(rig.t + 1.0)  # a slow iteration: the cue due and the interval over at once
+        assert [(c.cue, c.resumed) for c in list(rig.runner.cues)[cues:]] == [(Cue.FORWARD, False)]
+        assert rig.heard.said[said:] == [TURN_FORWARD]
+        assert rig.buzzer.pattern == "cue_forward"
+    finally:
+        rig.close()
+
+    rig = _OnTheBuzzer(plan)
+    try:
+        _paused_and_resumed(rig, 118.0)
+        rig.run_for(1.05)  # the resume cue: its two prompts queued, about 4 s of speech
+        assert rig.heard.said[-2:] == [RESUME_BACKWARD, "2 minutes to go."]
+        rig.run_to_plan(120.0)  # under a second later the interval ends, the words not said out
+        assert rig.heard.said[-1] == TURN_FORWARD
+        assert rig.heard.withdrawn[-2:] == [RESUME_BACKWARD, "2 minutes to go."]
+    finally:
+        rig.close()
+
+
+def test_an_interval_end_and_one_minute_left_due_at_once_are_heard_turn_first() -> None:
+    """A slow iteration (or a compressed demo) can bring the interval's end and the next
+    interval's "one minute left" due on the same tick (a last interval of 61 s warns 1 s in).
+    The walker hears the turn first, beeps and words; "one minute left" is refused by the
+    turn's beeps (priority 30 over 25) and played, beeps and words, as soon as they end,
+    still worth saying (60 s left), once."""
+    plan = Plan(
+        "two", (Interval.of_seconds("backward", 120.0), Interval.of_seconds("forward", 61.0))
+    )
+    rig = _OnTheBuzzer(plan)
+    try:
+        rig.run_to_plan(119.0)
+        cues = len(rig.runner.cues)
+        rig.tick(rig.t + 2.5)  # 121.5 s of plan: the interval over, one minute left due
+        due = rig.t
+        assert [(c.cue, c.played) for c in list(rig.runner.cues)[cues:]] == [
+            (Cue.FORWARD, True),
+            (Cue.ONE_MINUTE, False),
+        ]
+        rig.run_for(3.0, step=0.01)
+        late = rig.runner.cues[-1]
+        assert (late.cue, late.played, late.late, late.replayed) == (
+            Cue.ONE_MINUTE,
+            True,
+            True,
+            False,
+        )
+        forward_ends = due + PATTERNS["cue_forward"].period
+        assert forward_ends <= late.t < forward_ends + 0.011
+        turn = f"{TURN} Interval 2 of 2. Walk forward for 1 minute 1 seconds. Last interval."
+        assert rig.heard.said[-2:] == [turn, "One minute left in the session."]
+        assert [c.cue for c in rig.runner.cues].count(Cue.ONE_MINUTE) == 2  # refused, played
+    finally:
+        rig.close()

@@ -653,8 +653,9 @@ class SessionRunner:
         the pattern starts."""
         self._told_trip: float | None = None
         self._cue_words: deque[str] = deque(maxlen=4)
-        """The session cues' sentences queued since the last pause: a trip or a fault withdraws
-        them (:meth:`_pause`), so no "walk backward for 2 minutes" plays over a stopped belt."""
+        """The session cues' sentences queued since the last pause or interval: a trip or a
+        fault withdraws them (:meth:`_pause`), so no "walk backward for 2 minutes" plays over a
+        stopped belt, and so does the next interval (:meth:`_advance`)."""
         self._trip_words_out = False
         """The trip's words were queued and the walker has not left TRIPPED since: leaving
         withdraws them, so the cue of a resumed interval does not wait ~10 s behind them."""
@@ -1348,12 +1349,11 @@ class SessionRunner:
         self._pending_cue = None
         if trigger is SessionTrigger.DISARMED:
             self._retries.clear()  # the safety prompts win: no cue waits to play over them
-        if trigger is SessionTrigger.DISARMED and self._speaker is not None:
+        if trigger is SessionTrigger.DISARMED:
             # A turn, just as the interval's prompt begins (about 8 s of it), is a likely
             # moment for a stumble: the prompt went on over the alarm, telling a walker on a
             # stopped belt to walk on, and kept the trip's own words waiting behind it.
-            for words in self._cue_words:
-                self._speaker.withdraw(words)
+            self._withdraw_cue_words()
         self._cue_words.clear()
         log.info("session %s", self.pause_reason)
         self._emit(final=False)
@@ -1388,9 +1388,6 @@ class SessionRunner:
         interval.walking_s += delta.walking_s
         s.plan_t += elapsed
         interval.done_s += elapsed
-        if self._pending_cue is not None and now >= self._pending_cue[0]:
-            self._cue(self._pending_cue[1], now, resumed=True)
-            self._pending_cue = None
         starts = self.plan.starts()
         while True:
             end = starts[s.current] + self.plan.intervals[s.current].duration_s
@@ -1405,11 +1402,31 @@ class SessionRunner:
                 return
             s.current += 1
             s.intervals[s.current].done_s += over
+            # The interval over, what was said of it no longer holds: its resume cue still to
+            # come is dropped, and its words still queued or playing ("Resume walking
+            # backward", "walk backward for 2 minutes") are withdrawn, so the turn's words
+            # come at once and alone (before, the walker heard "resume walking backward" and
+            # then "turn around and walk forward").
             self._pending_cue = None
+            self._withdraw_cue_words()
             self._cue(cue_for(self.plan.intervals[s.current].direction), now)
             self._measure_interval(s)
             self._emit(final=False)
+        # The resume cue once the interval it resumes is known to go on (after the loop: due
+        # in the tick its interval ended, it would say to carry on, then the turn).
+        if self._pending_cue is not None and now >= self._pending_cue[0]:
+            self._cue(self._pending_cue[1], now, resumed=True)
+            self._pending_cue = None
         self._maybe_warn(s, now, starts)
+
+    def _withdraw_cue_words(self) -> None:
+        """The session cues' words queued since the last pause or interval no longer hold:
+        the speaker drops them if still queued, cuts short the one playing (a put and a
+        signal: :meth:`firmware.session.voice.PromptPlayer.withdraw` never blocks)."""
+        if self._speaker is not None:
+            for words in self._cue_words:
+                self._speaker.withdraw(words)
+        self._cue_words.clear()
 
     def _maybe_warn(self, s: _Session, now: float, starts: list[float]) -> None:
         if not self.config.one_minute_warning or s.current in s.warned:
