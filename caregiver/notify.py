@@ -5,7 +5,10 @@ ingest transaction; this worker sends the due ones. A failure (service down,
 bad credentials, no network) is logged at WARNING with the contact's name — never
 the URL, which may hold a password — and retried after ``retry_s``, doubling,
 up to ``max_attempts``; then it is logged at ERROR and given up. The dashboard
-keeps showing the alert either way. Ingestion never waits on any of this.
+keeps showing the alert either way. Ingestion never waits on any of this. A send that
+has not ended :data:`SEND_DEADLINE_S` after it began is abandoned as a failed attempt
+(logged at ERROR), so one contact whose lookup or server hangs delays neither the other
+contacts nor the next round's pages.
 
 Each message goes with its urgency (chosen where it was worded): Apprise's type
 and the service's own priority, :mod:`caregiver.priority`.
@@ -19,11 +22,12 @@ from __future__ import annotations
 
 import functools
 import logging
+import queue
 import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterable
-from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from caregiver import notify_http
@@ -62,6 +66,24 @@ the contact or the URL it was queued for (removed, renamed, or the URL edited)."
 MAX_PARALLEL = 4
 """Contacts a round sends to at once (:meth:`Notifier.deliver_due`): a thread each
 while it sends, for the round only; a household has a few contacts."""
+SEND_DEADLINE_S = 20.0
+"""How long a round waits for one send before abandoning it (a failed attempt, retried).
+A failing service ends sooner by its own timeouts (4 s to connect, 4 s to answer, 4 s to
+look up the name of an ntfy or JSON server; several topics or addresses add up); Apprise's
+name lookups, and a server that trickles its answer a byte at a time, have no bound but
+this one."""
+
+
+@dataclass(frozen=True)
+class _Sending:
+    """One send in flight: whose, which row, and when the round stops waiting for it
+    (monotonic)."""
+
+    token: int
+    contact: int
+    target: Target
+    note: PendingNotification
+    deadline: float
 
 
 def apprise_send(url: str, title: str, body: str, urgency: Urgency = Urgency.NORMAL) -> bool:
@@ -128,11 +150,23 @@ class Notifier:
         clock: Callable[[], float] = time.time,
         send: Sender = send_notification,
         may_send: Callable[[], bool] = lambda: True,
+        monotonic: Callable[[], float] = time.monotonic,
+        send_deadline_s: float = SEND_DEADLINE_S,
     ) -> None:
         self.store = store
         self.config = config
         self.clock = clock
         self.send = send
+        self.monotonic = monotonic
+        """For the sends' deadlines (the wall ``clock`` is for due times)."""
+        self.send_deadline_s = send_deadline_s
+        self._results: queue.SimpleQueue[tuple[int, str]] = queue.SimpleQueue()
+        """``(token, error)`` of each send as it ends ("" delivered), from its thread."""
+        self._tokens = 0
+        self._abandoned: dict[int, _Sending] = {}
+        """Sends abandoned at their deadline whose threads have not ended."""
+        self.abandoned = 0
+        """Sends abandoned since start (each also counted in :attr:`failed`)."""
         self.may_send = may_send
         """False while another instance holds the escalation lease (:mod:`caregiver.lease`):
         that instance sends, so that nobody is paged twice."""
@@ -159,8 +193,17 @@ class Notifier:
         still_due`); different contacts are sent to at once, up to :data:`MAX_PARALLEL`.
         Before, the round sent everything in turn, so a contact whose server did not answer
         (or whose name did not resolve: 10-40 s a message) held every other contact's fall
-        page behind it. The sending runs on the pool; every row is read and marked here, on
-        the caller's thread, as each send ends."""
+        page behind it. The sending runs on threads of its own; every row is read and marked
+        here, on the caller's thread, as each send ends.
+
+        A send still running :attr:`send_deadline_s` after it began is abandoned
+        (:meth:`_abandon`): a failed attempt, retried on the usual schedule, and the round
+        goes on. Before, the round waited for every send, and the next round (a new fall's
+        pages, the next escalation tier, every retry) waited for the slowest: Apprise's name
+        lookups and a server that trickles its answer have no bound of their own, and the
+        notifier process was killed after 120 s only to send the same row, hang again and
+        never count the attempt."""
+        self._collect_late()
         if not self.may_send():
             return 0
         now = self.clock()
@@ -194,26 +237,115 @@ class Notifier:
         delivered = 0
         workers = min(MAX_PARALLEL, len(lanes))
         idle = deque(lanes)  # contacts with nothing in flight: the earliest message's first
-        running: dict[Future[str], tuple[int, Target, PendingNotification]] = {}
-        with ThreadPoolExecutor(workers, thread_name_prefix="notify-send") as pool:
-            while idle or running:
-                while idle and len(running) < workers:
-                    contact = idle.popleft()
-                    taken = take(contact)
-                    if taken is not None:
-                        target, note = taken
-                        sending = pool.submit(self._attempt, target.url, note)
-                        running[sending] = (contact, target, note)
-                if not running:
-                    break
-                done, _ = wait(running, return_when=FIRST_COMPLETED)
-                for future in done:
-                    contact, target, note = running.pop(future)
-                    if self._record(note, future.result(), now, target.url_index):
-                        delivered += 1
-                    if lanes[contact]:
-                        idle.append(contact)  # after the contacts still waiting for a first
+        running: dict[int, _Sending] = {}
+        while idle or running:
+            while idle and len(running) < workers:
+                contact = idle.popleft()
+                taken = self._take_unless_stuck(contact, take)
+                if taken is not None:
+                    target, note = taken
+                    sending = self._start(contact, target, note)
+                    running[sending.token] = sending
+            if not running:
+                break
+            wait_s = max(0.0, min(s.deadline for s in running.values()) - self.monotonic())
+            try:
+                token, error = self._results.get(timeout=wait_s)
+            except queue.Empty:
+                at = self.monotonic()
+                for overdue in [s for s in running.values() if s.deadline <= at]:
+                    del running[overdue.token]
+                    self._abandon(overdue, now)
+                    lanes[overdue.contact].clear()  # the rest wait for the next round
+                continue
+            ended = running.pop(token, None)
+            if ended is None:
+                self._late(token, error)  # a send abandoned before ended now
+                continue
+            if self._record(ended.note, error, now, ended.target.url_index):
+                delivered += 1
+            if lanes[ended.contact]:
+                idle.append(ended.contact)  # after the contacts still waiting for a first
         return delivered
+
+    def _take_unless_stuck(
+        self,
+        contact: int,
+        take: Callable[[int], tuple[Target, PendingNotification] | None],
+    ) -> tuple[Target, PendingNotification] | None:
+        """The contact's next message, unless a send to it abandoned earlier still hangs:
+        then one more would most likely hang the same way and cost the round another
+        deadline, so its messages wait (still due) for a round after that send ends."""
+        if any(s.contact == contact for s in self._abandoned.values()):
+            return None
+        return take(contact)
+
+    def _start(self, contact: int, target: Target, note: PendingNotification) -> _Sending:
+        """Send on a daemon thread of its own (one that hangs must not keep the notifier
+        process from exiting, as a thread pool's would); its result comes back on
+        :attr:`_results`."""
+        self._tokens += 1
+        sending = _Sending(
+            self._tokens, contact, target, note, self.monotonic() + self.send_deadline_s
+        )
+
+        def run() -> None:
+            self._results.put((sending.token, self._attempt(target.url, note)))
+
+        threading.Thread(target=run, name="notify-send", daemon=True).start()
+        return sending
+
+    def _abandon(self, sending: _Sending, now: float) -> None:
+        """Count the send that overran its deadline as a failed attempt (retried, or given up
+        after ``max_attempts``, as any failure), logged at ERROR: the phone services are not
+        answering. Its thread cannot be stopped; it is remembered until it ends."""
+        self.abandoned += 1
+        self._abandoned[sending.token] = sending
+        log.error(
+            "sending to %s (url #%d) did not end within %.0f s: abandoned (the page may not "
+            "have reached them; their messages wait until that send ends)",
+            sending.note.contact,
+            sending.target.url_index + 1,
+            self.send_deadline_s,
+        )
+        self._record(
+            sending.note,
+            f"no answer within {self.send_deadline_s:g} s (the send was abandoned)",
+            now,
+            sending.target.url_index,
+        )
+
+    def _collect_late(self) -> None:
+        """Take the results of abandoned sends that have ended since."""
+        while self._abandoned:
+            try:
+                token, error = self._results.get_nowait()
+            except queue.Empty:
+                return
+            self._late(token, error)
+
+    def _late(self, token: int, error: str) -> None:
+        """An abandoned send ended. Delivered after all: its row, if still waiting for the
+        retry, is marked sent (no second page); else there is nothing more to do."""
+        sending = self._abandoned.pop(token, None)
+        if sending is None:
+            return
+        note = sending.note
+        if error:
+            log.info("the abandoned send to %s ended: %s", note.contact, error)
+        elif self.store.still_due(note.id):
+            self.store.notification_sent(note.id, note.attempts + 1)
+            self.sent += 1
+            log.info(
+                "notified %s after all (the abandoned send ended): %s", note.contact, note.title
+            )
+        else:
+            log.info("the abandoned send to %s was delivered after all", note.contact)
+
+    @property
+    def hanging(self) -> int:
+        """Abandoned sends whose threads have not ended yet."""
+        return len(self._abandoned)
 
     def _attempt(self, url: str, note: PendingNotification) -> str:
         """Send one message (on a pool thread): "" when delivered, else why not."""

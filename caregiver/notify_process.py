@@ -94,8 +94,10 @@ MAX_PAUSE_S = 30.0
 STEADY_S = 60.0
 """A child that lived this long died by accident, not of a fault in starting: restart at once."""
 STUCK_S = 120.0
-"""A child silent this long (no round finished: a send or the database hangs) is killed and
-replaced; Apprise's own network timeouts are far shorter, and the row is sent again."""
+"""A child silent this long (no round finished: the database hangs) is killed and replaced,
+and the row is sent again. A hanging send does not get here: the round abandons it at
+:data:`caregiver.notify.SEND_DEADLINE_S` (before that bound, a lookup that never answered
+held the round until this kill, and the next child sent the same row into the same hang)."""
 NICENESS = 5
 """How much lower than the service's the child's CPU priority is (``os.nice``). Its work is
 downstream of ingest: a notification is due only once its alert is stored. During a burst

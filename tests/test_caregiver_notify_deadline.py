@@ -1,0 +1,319 @@
+"""A send that hangs is abandoned at the round's deadline: other contacts, the next round's
+pages and the retry schedule go on, and the hang is logged and counted.
+
+Everything is on 127.0.0.1. A hanging name lookup is the system's ``getaddrinfo`` replaced
+for one name (``stuck.test``), which Apprise's ``requests`` calls with no timeout; a hanging
+server takes the connection and never answers. The notifier's deadline runs on a clock of
+the test's own that jumps past it once the hang has begun and the other contact's page has
+arrived, so nothing waits for real time and nothing is timed.
+"""
+
+from __future__ import annotations
+
+import http.server
+import logging
+import queue
+import socket
+import sqlite3
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from caregiver import notify_http
+from caregiver.config import (
+    CaregiverConfig,
+    CaregiverMqttConfig,
+    Contact,
+    EscalationConfig,
+    ServerConfig,
+)
+from caregiver.notify import SEND_DEADLINE_S, Notifier, warm_up
+from caregiver.outbox import open_outbox, url_key
+from caregiver.storage import Store, Urgency
+from tests.caregiver_support import WAIT
+
+
+@dataclass
+class Receiver:
+    """An HTTP server that answers each request 200, but only once ``gate`` is set (the
+    test sets it when the other contact's send has begun to hang)."""
+
+    port: int = 0
+    gate: threading.Event = field(default_factory=threading.Event)
+    arrived: queue.Queue[str] = field(default_factory=queue.Queue)
+    """The path of each request as it arrives."""
+
+
+@pytest.fixture
+def receiver() -> Iterator[Receiver]:
+    record = Receiver()
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def do_POST(self) -> None:
+            self.rfile.read(int(self.headers.get("content-length", "0")))
+            record.arrived.put(self.path)
+            record.gate.wait(WAIT)
+            self.send_response(200)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    record.port = httpd.server_address[1]
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    yield record
+    record.gate.set()
+    httpd.shutdown()
+    httpd.server_close()
+
+
+class Hang:
+    """Where contact c0's send hangs: ``began`` is set when it has, ``release`` ends it."""
+
+    def __init__(self) -> None:
+        self.began = threading.Event()
+        self.release = threading.Event()
+
+
+@pytest.fixture
+def stuck_lookup(monkeypatch: pytest.MonkeyPatch) -> Iterator[Hang]:
+    """The system's lookup, except that ``stuck.test`` hangs until released (then is
+    127.0.0.1): a resolver that does not answer, which no socket timeout bounds."""
+    hang = Hang()
+    real = socket.getaddrinfo
+
+    def getaddrinfo(host: Any, port: Any, *args: Any, **kwargs: Any) -> Any:
+        if host == "stuck.test":
+            hang.began.set()
+            hang.release.wait(WAIT * 2)
+            host = "127.0.0.1"
+        return real(host, port, *args, **kwargs)
+
+    monkeypatch.setattr(socket, "getaddrinfo", getaddrinfo)
+    yield hang
+    hang.release.set()
+
+
+@pytest.fixture
+def silent_server() -> Iterator[tuple[int, Hang]]:
+    """A server that takes each connection and never answers (until released: closed)."""
+    hang = Hang()
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(8)
+    taken: list[socket.socket] = []
+
+    def accept() -> None:
+        while True:
+            try:
+                conn, _ = listener.accept()
+            except OSError:
+                return
+            taken.append(conn)
+            hang.began.set()
+
+    threading.Thread(target=accept, daemon=True).start()
+    yield int(listener.getsockname()[1]), hang
+    hang.release.set()
+    listener.close()
+    for conn in taken:
+        conn.close()
+
+
+class JumpingClock:
+    """Monotonic time that stands still until the hang has begun and the other contact's
+    page has arrived, then is far past any deadline."""
+
+    def __init__(self, *ready: threading.Event) -> None:
+        self.ready = ready
+
+    def __call__(self) -> float:
+        return 1e6 if all(e.is_set() for e in self.ready) else 0.0
+
+
+def _contacts(db: Path, *urls: str) -> CaregiverConfig:
+    return CaregiverConfig(
+        server=ServerConfig(database=str(db), public_url="http://dash.example"),
+        mqtt=CaregiverMqttConfig(host="127.0.0.1", port=1),
+        escalation=EscalationConfig(retry_s=10, max_attempts=3),
+        contacts=tuple(Contact(name=f"c{i}", urls=(u,)) for i, u in enumerate(urls)),
+    )
+
+
+def _queue(store: Store, contact: int, url: str, title: str, at: float) -> None:
+    with store.transaction() as tx:
+        alert = tx.page_alert("fall", "treadmill-1", None, at, at + 300.0)
+        tx.queue_notification(
+            alert,
+            f"c{contact}",
+            contact,
+            0,
+            title,
+            "body",
+            at,
+            urgency=Urgency.CRITICAL,
+            contact_key=f"c{contact}",
+            url_key=url_key(url),
+        )
+
+
+def _rows(db: Path) -> list[tuple[str, str, int, float, str | None]]:
+    with sqlite3.connect(db) as conn:
+        rows = conn.execute(
+            "SELECT contact, status, attempts, next_at, last_error FROM notifications ORDER BY id"
+        )
+        return [tuple(r) for r in rows]
+
+
+def _round(notifier: Notifier) -> int:
+    """One ``deliver_due`` on a thread of its own, waited for at most ``WAIT`` (a round that
+    waits for the hanging send fails the test instead of hanging it)."""
+    delivered: list[int] = []
+    thread = threading.Thread(target=lambda: delivered.append(notifier.deliver_due()))
+    thread.start()
+    thread.join(WAIT)
+    assert not thread.is_alive(), "the round waited for the hanging send"
+    return delivered[0]
+
+
+def _join_senders() -> None:
+    """Wait for every send thread to end (the released hang's included)."""
+    for thread in threading.enumerate():
+        if thread.name == "notify-send":
+            thread.join(WAIT)
+
+
+@pytest.mark.parametrize("where", ["apprise lookup", "silent server"])
+def test_a_send_that_hangs_is_abandoned_and_the_others_and_the_next_round_page_on_time(
+    where: str,
+    request: pytest.FixtureRequest,
+    receiver: Receiver,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Contact c0's send hangs: through Apprise (``xml://``) on a name lookup that does not
+    answer — Apprise's own timeouts cover the connection and the answer, not the lookup —
+    or on a server that never answers with the stdlib sender's timeouts set out of reach
+    (as a server that trickles its answer keeps them from firing). c1's fall page is
+    delivered in the same round; the round ends at the deadline with c0's page a failed
+    attempt, retried on the schedule and logged at ERROR naming the contact; the next round
+    (here c1's reminder, as the next escalation step) is delivered while c0's send still
+    hangs. Before, the round, and every page after it, waited for the hang to end (in the
+    notifier process: 120 s, then the process was killed and the same row hung again,
+    its attempt never counted)."""
+    monkeypatch.setattr(notify_http, "TIMEOUT_S", WAIT * 3)  # c1's send waits on the gate
+    if where == "apprise lookup":
+        hang = request.getfixturevalue("stuck_lookup")
+        stuck_url = f"xml://stuck.test:{receiver.port}/late"
+        warm_up([stuck_url])  # Apprise's import is not part of the hang
+    else:
+        port, hang = request.getfixturevalue("silent_server")
+        stuck_url = f"json://127.0.0.1:{port}/late"
+    db = tmp_path / "c.db"
+    store = Store(str(db))
+    outbox = open_outbox(str(db))
+    other_url = f"json://127.0.0.1:{receiver.port}/other"
+    clock = [1000.0]
+    page_arrived = threading.Event()
+    notifier = Notifier(
+        outbox,
+        _contacts(db, stuck_url, other_url),
+        lambda: clock[0],
+        monotonic=JumpingClock(hang.began, page_arrived),
+    )
+    _queue(store, 0, stuck_url, "FALL", 1000.0)  # c0's page is queued, and started, first
+    _queue(store, 1, other_url, "FALL", 1000.0)
+
+    def hold_until_hanging() -> None:
+        assert receiver.arrived.get(timeout=WAIT) == "/other"
+        hang.began.wait(WAIT)  # c1's page is answered only once c0's send hangs
+        page_arrived.set()
+        receiver.gate.set()
+
+    holder = threading.Thread(target=hold_until_hanging)
+    holder.start()
+    with caplog.at_level(logging.ERROR, logger="caregiver.notify"):
+        assert _round(notifier) == 1
+    holder.join(WAIT)
+    why = f"no answer within {SEND_DEADLINE_S:g} s (the send was abandoned)"
+    assert _rows(db) == [
+        ("c0", "pending", 1, 1010.0, why),
+        ("c1", "sent", 1, 1000.0, None),
+    ]
+    assert any("sending to c0 (url #1) did not end" in r.getMessage() for r in caplog.records)
+    assert (notifier.abandoned, notifier.hanging, notifier.failed) == (1, 1, 1)
+
+    # the next escalation step, and c0's retry, come due while c0's send still hangs
+    clock[0] = 1010.0
+    _queue(store, 1, other_url, "REMINDER", 1010.0)
+    assert _round(notifier) == 1
+    assert receiver.arrived.get(timeout=WAIT) == "/other"
+    assert [r[:3] for r in _rows(db)] == [
+        ("c0", "pending", 1),  # not sent again while the first send hangs
+        ("c1", "sent", 1),
+        ("c1", "sent", 1),
+    ]
+    assert not hang.release.is_set()
+    outbox.close()
+    store.close()
+
+
+def test_an_abandoned_send_that_ends_delivered_is_marked_sent_not_paged_again(
+    receiver: Receiver,
+    stuck_lookup: Hang,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The lookup answers after the deadline and Apprise delivers the page: the row, still
+    waiting for its retry, is marked sent at the next round, so the contact is not paged a
+    second time; the contact's messages go again. (c1's page, answered once c0's lookup
+    hangs, is what ends the first round's wait; the clock then says the deadline passed.)"""
+    monkeypatch.setattr(notify_http, "TIMEOUT_S", WAIT * 3)
+    stuck_url = f"xml://stuck.test:{receiver.port}/late"
+    other_url = f"json://127.0.0.1:{receiver.port}/other"
+    warm_up([stuck_url])
+    db = tmp_path / "c.db"
+    store = Store(str(db))
+    outbox = open_outbox(str(db))
+    clock = [1000.0]
+    page_arrived = threading.Event()
+    notifier = Notifier(
+        outbox,
+        _contacts(db, stuck_url, other_url),
+        lambda: clock[0],
+        monotonic=JumpingClock(stuck_lookup.began, page_arrived),
+    )
+    _queue(store, 0, stuck_url, "FALL", 1000.0)
+    _queue(store, 1, other_url, "FALL", 1000.0)
+
+    def hold_until_hanging() -> None:
+        assert receiver.arrived.get(timeout=WAIT) == "/other"
+        stuck_lookup.began.wait(WAIT)
+        page_arrived.set()
+        receiver.gate.set()
+
+    holder = threading.Thread(target=hold_until_hanging)
+    holder.start()
+    assert _round(notifier) == 1
+    holder.join(WAIT)
+    assert [r[:3] for r in _rows(db)] == [("c0", "pending", 1), ("c1", "sent", 1)]
+    stuck_lookup.release.set()
+    assert receiver.arrived.get(timeout=WAIT) == "/late"
+    _join_senders()
+    _queue(store, 0, stuck_url, "REMINDER", 1000.0)
+    assert _round(notifier) == 1  # the reminder; the page was marked sent, not sent again
+    assert [r[:3] for r in _rows(db)] == [("c0", "sent", 1), ("c1", "sent", 1), ("c0", "sent", 1)]
+    assert receiver.arrived.get(timeout=WAIT) == "/late"
+    assert receiver.arrived.empty()
+    assert (notifier.hanging, notifier.sent) == (0, 3)
+    outbox.close()
+    store.close()
