@@ -40,6 +40,12 @@ class Health(msgspec.Struct, frozen=True):
     """While not receiving: seconds since it stopped (monotonic clock)."""
     storing: bool = True
     """The service's database takes what ingest commits (a full disk, a failed sync: not)."""
+    notify_hanging: int = 0
+    """Phone notifications whose send was abandoned at its deadline and still hangs
+    (:data:`caregiver.notify.SEND_DEADLINE_S`): a contact's phone service, or its name's
+    lookup, does not answer at all, and that contact's pages are not going out (the
+    service's log names the contact). It leaves :attr:`alive` and :attr:`receiving` alone:
+    restarting the service would not make the phone service answer."""
 
     @property
     def reaching(self) -> bool:
@@ -57,12 +63,25 @@ class Health(msgspec.Struct, frozen=True):
 
 
 def health_of(
-    problems: tuple[str, ...], link: BrokerLink, now_mono: float, *, storing: bool
+    problems: tuple[str, ...],
+    link: BrokerLink,
+    now_mono: float,
+    *,
+    storing: bool,
+    notify_hanging: int = 0,
 ) -> Health:
-    """The health of an instance whose parts report ``problems``, whose link is ``link`` and
-    whose database takes writes or not (``storing``)."""
+    """The health of an instance whose parts report ``problems``, whose link is ``link``,
+    whose database takes writes or not (``storing``) and whose notifier has
+    ``notify_hanging`` abandoned sends still hanging."""
     if isinstance(link, Connected):
-        return Health(not problems, problems, True, state_word(link), storing=storing)
+        return Health(
+            not problems,
+            problems,
+            True,
+            state_word(link),
+            storing=storing,
+            notify_hanging=notify_hanging,
+        )
     return Health(
         not problems,
         problems,
@@ -71,4 +90,5 @@ def health_of(
         link.problem.value,
         round(link.down_for(now_mono), 1),
         storing,
+        notify_hanging,
     )

@@ -73,6 +73,11 @@ class Delivered(msgspec.Struct, tag="delivered", frozen=True):
 
     sent: int
     failed: int
+    abandoned: int = 0
+    """Sends abandoned at :data:`caregiver.notify.SEND_DEADLINE_S` (each also in ``failed``)."""
+    hanging: int = 0
+    """Of those, the ones whose threads still hang now: a contact's lookup or server is not
+    answering at all."""
 
 
 class Ready(msgspec.Struct, tag="ready", frozen=True):
@@ -130,6 +135,10 @@ class NotifierProcess:
         self.sent = 0
         """Notifications delivered, over every child this service started."""
         self.failed = 0
+        self.abandoned = 0
+        """Sends abandoned at their deadline, over every child (each also in :attr:`failed`)."""
+        self.hanging = 0
+        """The current child's abandoned sends still hanging (a killed child's die with it)."""
         self.restarts = 0
         self.plugins: tuple[str, ...] = ()
         """The Apprise plugins the current child loaded (it says so when ready)."""
@@ -199,6 +208,7 @@ class NotifierProcess:
         with self._lock:
             self._process = process
             self._counted = Delivered(0, 0)
+            self.hanging = 0
             self._heard_at = time.monotonic()  # its first round comes after Apprise loads
         begin = Begin(self.config, self.instance, logging.getLogger().getEffectiveLevel())
         self._send(process, msgspec.structs.replace(begin, poll_s=self.poll_s))
@@ -247,6 +257,8 @@ class NotifierProcess:
                         self._heard_at = time.monotonic()
                         self.sent += message.sent - self._counted.sent
                         self.failed += message.failed - self._counted.failed
+                        self.abandoned += message.abandoned - self._counted.abandoned
+                        self.hanging = message.hanging
                         self._counted = message
         self._wake.set()  # the pipe closed: the child is gone, the supervisor restarts it
 
@@ -342,7 +354,7 @@ def _child(out: IO[bytes]) -> int:
 
     warm_up(contact_urls(first.config))
     threading.Thread(target=listen, name="notify-listen", daemon=True).start()
-    counted = (-1, -1)
+    counted = (-1, -1, -1, -1)
     woken = True  # the first round sends whatever a dead predecessor left due
     while not stop.is_set():
         if not woken:
@@ -354,8 +366,8 @@ def _child(out: IO[bytes]) -> int:
             notifier.deliver_due()
         except Exception:
             log.exception("notifier round failed")
-        first_round = counted == (-1, -1)
-        counted = (notifier.sent, notifier.failed)
+        first_round = counted == (-1, -1, -1, -1)
+        counted = (notifier.sent, notifier.failed, notifier.abandoned, notifier.hanging)
         report(Delivered(*counted))  # every round: the service knows it is not stuck
         if first_round:
             report(Ready(loaded_plugins(), "apprise" in sys.modules))

@@ -472,7 +472,14 @@ class CaregiverService:
             self.ingestor.link.state,
             time.monotonic(),
             storing=self.ingestor.storage_fault is None,
+            notify_hanging=self.notifier_hanging(),
         )
+
+    def notifier_hanging(self) -> int:
+        """Sends abandoned at their deadline that still hang now (:mod:`caregiver.notify`):
+        some contact's phone service does not answer at all, and the log names whom."""
+        process = self.notifier_process
+        return self.notifier.hanging + (process.hanging if process else 0)
 
     def status(self) -> dict[str, Any]:
         process = self.notifier_process
@@ -482,6 +489,8 @@ class CaregiverService:
             "duplicates": self.ingestor.duplicates,
             "notified": self.notifier.sent + (process.sent if process else 0),
             "notify_failures": self.notifier.failed + (process.failed if process else 0),
+            "notify_abandoned": self.notifier.abandoned + (process.abandoned if process else 0),
+            "notify_hanging": self.notifier_hanging(),
             "broker": status_of(
                 self.ingestor.link.state,
                 broker_address(self.config.mqtt.host, self.config.mqtt.port),

@@ -278,6 +278,7 @@ def test_healthz_says_without_a_login_whether_the_service_works_and_whether_fall
                     "broker_problem": None,
                     "down_s": None,
                     "storing": True,
+                    "notify_hanging": 0,
                 },
             )
             assert _health(f"{cg.url}/healthz/receiving")[0] == 200

@@ -12,15 +12,18 @@ from __future__ import annotations
 
 import http.server
 import logging
+import os
 import queue
 import socket
 import sqlite3
+import subprocess
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import msgspec
 import pytest
 
 from caregiver import notify_http
@@ -32,9 +35,11 @@ from caregiver.config import (
     ServerConfig,
 )
 from caregiver.notify import SEND_DEADLINE_S, Notifier, warm_up
+from caregiver.notify_process import Delivered, NotifierProcess
 from caregiver.outbox import open_outbox, url_key
 from caregiver.storage import Store, Urgency
-from tests.caregiver_support import WAIT
+from tests.caregiver_support import WAIT, make_config, running_service
+from tools.broker import Mosquitto
 
 
 @dataclass
@@ -317,3 +322,67 @@ def test_an_abandoned_send_that_ends_delivered_is_marked_sent_not_paged_again(
     assert (notifier.hanging, notifier.sent) == (0, 3)
     outbox.close()
     store.close()
+
+
+def test_a_hanging_send_is_on_healthz_and_in_the_status_until_it_ends(
+    mosquitto: Mosquitto,
+    receiver: Receiver,
+    stuck_lookup: Hang,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Staff watching ``/healthz`` (or the service's status) see that a contact's pages are
+    not going out: ``notify_hanging`` counts the abandoned sends still hanging, and the
+    status the sends abandoned so far; the instance stays alive (a restart would not make
+    the phone service answer). Before, nothing but the notifier process's kill at 120 s
+    ("finished no round", no contact named) said so."""
+    monkeypatch.setattr(notify_http, "TIMEOUT_S", WAIT * 3)
+    stuck_url = f"xml://stuck.test:{receiver.port}/late"
+    other_url = f"json://127.0.0.1:{receiver.port}/other"
+    warm_up([stuck_url])
+    contacts = (Contact("c0", (stuck_url,)), Contact("c1", (other_url,)))
+    page_arrived = threading.Event()
+    with running_service(
+        make_config(mosquitto, tmp_path, contacts=contacts), web=False, background=False
+    ) as service:
+        service.notifier.monotonic = JumpingClock(stuck_lookup.began, page_arrived)
+        now = service.notifier.clock()
+        _queue(service.store, 0, stuck_url, "FALL", now)
+        _queue(service.store, 1, other_url, "FALL", now)
+
+        def hold_until_hanging() -> None:
+            assert receiver.arrived.get(timeout=WAIT) == "/other"
+            stuck_lookup.began.wait(WAIT)
+            page_arrived.set()
+            receiver.gate.set()
+
+        holder = threading.Thread(target=hold_until_hanging)
+        holder.start()
+        assert _round(service.notifier) == 1
+        holder.join(WAIT)
+        health = service.health()
+        assert health.notify_hanging == 1 and health.alive
+        status = service.status()
+        assert (status["notify_hanging"], status["notify_abandoned"]) == (1, 1)
+
+        stuck_lookup.release.set()  # the lookup answers, Apprise delivers late
+        assert receiver.arrived.get(timeout=WAIT) == "/late"
+        _join_senders()
+        service.notifier.deliver_due()  # takes the late result
+        assert service.health().notify_hanging == 0
+        assert service.status()["notify_abandoned"] == 1
+
+
+def test_the_notifier_process_reports_its_abandoned_and_hanging_sends() -> None:
+    """The child's counters reach the service over its real pipe: sends abandoned add up
+    over the child's reports, the hanging ones are the child's latest word."""
+    process = NotifierProcess(_contacts(Path("unused.db")), "instance")
+    read_fd, write_fd = os.pipe()
+    child = subprocess.Popen(["true"])
+    child.wait()
+    process._process = child
+    with os.fdopen(write_fd, "wb") as pipe:
+        for report in (Delivered(1, 1, 1, 1), Delivered(1, 2, 2, 1), Delivered(2, 2, 2, 0)):
+            pipe.write(msgspec.json.encode(report) + b"\n")
+    process._read(child, os.fdopen(read_fd, "rb"))
+    assert (process.sent, process.failed, process.abandoned, process.hanging) == (2, 2, 2, 0)
