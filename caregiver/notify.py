@@ -222,11 +222,16 @@ class Notifier:
         first = True
 
         def take(contact: int) -> tuple[Target, PendingNotification] | None:
-            """The contact's next message still due, and where it goes."""
+            """The contact's next message still due, and where it goes. Not one to a URL
+            whose send abandoned earlier still hangs: another would most likely hang the
+            same way and cost the round another deadline, so it stays due for a round after
+            that send ends (the contact's other URLs are sent to meanwhile)."""
             nonlocal first
             lane = lanes[contact]
             while lane:
                 target, note = lane.popleft()
+                if target.url in self._hanging_urls():
+                    continue
                 if first or self.store.still_due(note.id):
                     first = False  # (the round's first was read as due just now)
                     return target, note
@@ -241,7 +246,7 @@ class Notifier:
         while idle or running:
             while idle and len(running) < workers:
                 contact = idle.popleft()
-                taken = self._take_unless_stuck(contact, take)
+                taken = take(contact)
                 if taken is not None:
                     target, note = taken
                     sending = self._start(contact, target, note)
@@ -255,8 +260,9 @@ class Notifier:
                 at = self.monotonic()
                 for overdue in [s for s in running.values() if s.deadline <= at]:
                     del running[overdue.token]
-                    self._abandon(overdue, now)
-                    lanes[overdue.contact].clear()  # the rest wait for the next round
+                    self._abandon(overdue, now)  # (its URL's other messages then wait)
+                    if lanes[overdue.contact]:
+                        idle.append(overdue.contact)
                 continue
             ended = running.pop(token, None)
             if ended is None:
@@ -268,17 +274,8 @@ class Notifier:
                 idle.append(ended.contact)  # after the contacts still waiting for a first
         return delivered
 
-    def _take_unless_stuck(
-        self,
-        contact: int,
-        take: Callable[[int], tuple[Target, PendingNotification] | None],
-    ) -> tuple[Target, PendingNotification] | None:
-        """The contact's next message, unless a send to it abandoned earlier still hangs:
-        then one more would most likely hang the same way and cost the round another
-        deadline, so its messages wait (still due) for a round after that send ends."""
-        if any(s.contact == contact for s in self._abandoned.values()):
-            return None
-        return take(contact)
+    def _hanging_urls(self) -> set[str]:
+        return {s.target.url for s in self._abandoned.values()}
 
     def _start(self, contact: int, target: Target, note: PendingNotification) -> _Sending:
         """Send on a daemon thread of its own (one that hangs must not keep the notifier
@@ -303,7 +300,7 @@ class Notifier:
         self._abandoned[sending.token] = sending
         log.error(
             "sending to %s (url #%d) did not end within %.0f s: abandoned (the page may not "
-            "have reached them; their messages wait until that send ends)",
+            "have reached them; that URL's messages wait until the send ends)",
             sending.note.contact,
             sending.target.url_index + 1,
             self.send_deadline_s,
