@@ -121,6 +121,26 @@ def test_the_turn_is_said_only_before_a_change_of_walking_direction(prompts: Pro
     assert said[4].endswith("Walk forward for 45 seconds. Last interval.")
 
 
+@pytest.mark.parametrize(
+    ("seconds", "said"),
+    [
+        (1.0, "1 second"),
+        (59.0, "59 seconds"),
+        (60.0, "1 minute"),
+        (61.0, "1 minute 1 second"),
+        (62.0, "1 minute 2 seconds"),
+        (120.0, "2 minutes"),
+        (181.0, "3 minutes 1 second"),
+        (195.0, "3 minutes 15 seconds"),
+    ],
+)
+def test_a_length_is_said_in_the_singular_where_english_says_it(
+    prompts: Prompts, seconds: float, said: str
+) -> None:
+    """One second is "1 second" (the prompts said "1 minute 1 seconds")."""
+    assert prompts.length(seconds) == said
+
+
 def test_every_sentence_of_a_plan_is_known_before_the_walk(prompts: Prompts) -> None:
     plan = resolve_plan("alternate-2-2")
     ahead = prompts.all_for_plan(plan)
@@ -1141,7 +1161,7 @@ def test_an_interval_end_and_one_minute_left_due_at_once_are_heard_turn_first() 
         )
         forward_ends = due + PATTERNS["cue_forward"].period
         assert forward_ends <= late.t < forward_ends + 0.011
-        turn = f"{TURN} Interval 2 of 2. Walk forward for 1 minute 1 seconds. Last interval."
+        turn = f"{TURN} Interval 2 of 2. Walk forward for 1 minute 1 second. Last interval."
         assert rig.heard.said[-2:] == [turn, "One minute left in the session."]
         assert [c.cue for c in rig.runner.cues].count(Cue.ONE_MINUTE) == 2  # refused, played
     finally:

@@ -123,7 +123,12 @@ class DurationWords:
     minutes: str = ""
     minute_seconds: str = ""
     minutes_seconds: str = ""
+    minute_second: str = ""
+    minutes_second: str = ""
     seconds: str = ""
+    second: str = ""
+    """The singular forms are their own templates ("1 minute 1 second"): a language's plural
+    is not always a suffix, and English said "1 minute 1 seconds" with one template."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -194,14 +199,20 @@ class Prompts:
         words = self.file.durations
         total = round(seconds)
         n, s = divmod(total, 60)
+        if n == 1 and s == 1:
+            return words.minute_second.format(n=n, s=s)
         if n == 1 and s:
             return words.minute_seconds.format(n=n, s=s)
+        if n and s == 1:
+            return words.minutes_second.format(n=n, s=s)
         if n and s:
             return words.minutes_seconds.format(n=n, s=s)
         if n == 1:
             return words.minute.format(n=n, s=s)
         if n:
             return words.minutes.format(n=n, s=s)
+        if s == 1:
+            return words.second.format(n=n, s=s)
         return words.seconds.format(n=n, s=s)
 
     def interval(self, plan: Plan, index: int) -> str:
