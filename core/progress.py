@@ -31,7 +31,9 @@ plan counted before they can hold 10 minutes:
 * a day counts once toward adherence and toward the goal: a walk interrupted (a trip, a
   pause that ran out, a monitor restart) and restarted the same day is one walk, the way a
   physio counts it, not two sessions; nor do two walks on one day make up a missed day
-  ("three times a week" is three days of walking);
+  ("three times a week" is three days of walking). Only a prescription of more than seven
+  sessions a week (``sessions_per_week`` goes to 14: twice a day) counts two a day toward
+  adherence and its stage (:func:`per_day`), which one a day could never complete;
 * **progression**: the week's longest continuous backward stretch against the goal's
   10 minutes.
 """
@@ -39,6 +41,7 @@ plan counted before they can hold 10 minutes:
 from __future__ import annotations
 
 import datetime as dt
+from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Protocol
@@ -69,6 +72,7 @@ __all__ = [
     "done",
     "every_week",
     "milestone",
+    "per_day",
     "prescribed_in",
     "started_utc",
     "utc_of",
@@ -165,14 +169,30 @@ def day_of(session: SessionProgress, zone: dt.tzinfo) -> dt.date:
     return started_utc(session).astimezone(zone).date()
 
 
-def days_done(sessions: Iterable[SessionProgress], zone: dt.tzinfo) -> int:
-    """Days (in ``zone``) on which a session was :func:`done`: adherence's count.
+def per_day(prescribed: int) -> int:
+    """How many done sessions of one day count toward ``prescribed`` a week: one, unless the
+    prescription asks for more than a day each (``sessions_per_week`` goes up to 14, twice a
+    day), when it is as many as seven days need (8-14: two)."""
+    return max(1, -(-prescribed // 7))
 
-    A day counts once. A walk interrupted — a trip the walker did not re-arm from within
-    ``session.max_pause_s``, a monitor restart — and walked again from the start the same
-    day is two records but one walk, and a physio counts one walk once; nor do two walks on
-    one day stand for two of the prescription's days ("three times a week")."""
-    return len({day_of(s, zone) for s in sessions if done(s)})
+
+def days_done(
+    sessions: Iterable[SessionProgress],
+    zone: dt.tzinfo,
+    prescribed: int = PRESCRIBED_SESSIONS_PER_WEEK,
+) -> int:
+    """Sessions :func:`done`, counting at most :func:`per_day` of them a day (in ``zone``):
+    adherence's count.
+
+    A day counts once while the prescription asks for a session a day or fewer. A walk
+    interrupted — a trip the walker did not re-arm from within ``session.max_pause_s``, a
+    monitor restart — and walked again from the start the same day is two records but one
+    walk, and a physio counts one walk once; nor do two walks on one day stand for two of the
+    prescription's days ("three times a week"). A prescription of more than seven a week
+    (twice a day) counts two a day: one a day could never complete it."""
+    counts = Counter(day_of(s, zone) for s in sessions if done(s))
+    cap = per_day(prescribed)
+    return sum(min(cap, n) for n in counts.values())
 
 
 def days_at_goal(sessions: Iterable[SessionProgress], zone: dt.tzinfo) -> int:
@@ -263,7 +283,7 @@ def weekly_progress(
             at_goal=days_at_goal(rows, zone),
             backward_s=sum(float(s.backward_s) for s in rows),
             longest_backward_s=max(float(s.longest_backward_s) for s in rows),
-            done=days_done(rows, zone),
+            done=days_done(rows, zone, prescribed_in(week, prescribed or {})),
             prescribed=prescribed_in(week, prescribed or {}),
         )
         for week, rows in sorted(weeks.items())

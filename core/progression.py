@@ -15,10 +15,11 @@ and a physio's hold stops it.
 from __future__ import annotations
 
 import datetime as dt
+from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from core.progress import done, utc_of, week_of
+from core.progress import done, per_day, utc_of, week_of
 from core.protocol.plan import Stage
 
 
@@ -39,15 +40,23 @@ class StageSession:
 def weeks_done(
     stage: Stage, since_wall: str, sessions: Iterable[StageSession], zone: dt.tzinfo
 ) -> int:
-    """Weeks since ``since_wall`` in which the stage's prescribed sessions were completed, on
-    that many different days (a day counts once, as adherence counts it)."""
+    """Weeks since ``since_wall`` in which the stage's prescribed sessions were completed,
+    counting at most :func:`core.progress.per_day` of them a day, as adherence counts them
+    (one a day, unless the stage asks for more than seven a week)."""
     since = utc_of(since_wall).replace(microsecond=0)  # sessions keep whole seconds
-    per_week: dict[str, set[dt.date]] = {}
+    cap = per_day(stage.sessions_per_week)
+    per_week: dict[str, Counter[dt.date]] = {}
     for s in sessions:
         started = utc_of(s.started_wall)
         if done(s) and s.plan == stage.plan.name and started >= since:
-            per_week.setdefault(week_of(started, zone), set()).add(started.astimezone(zone).date())
-    return sum(1 for days in per_week.values() if len(days) >= stage.sessions_per_week)
+            per_week.setdefault(week_of(started, zone), Counter())[
+                started.astimezone(zone).date()
+            ] += 1
+    return sum(
+        1
+        for days in per_week.values()
+        if sum(min(cap, n) for n in days.values()) >= stage.sessions_per_week
+    )
 
 
 def stage_done(

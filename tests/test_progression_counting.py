@@ -123,6 +123,39 @@ def test_a_stage_does_not_advance_on_a_walk_counted_twice(tmp_path: Path) -> Non
     conn.close()
 
 
+def test_a_twice_a_day_prescription_counts_two_walks_a_day_and_can_be_completed(
+    tmp_path: Path,
+) -> None:
+    """A stage may prescribe up to 14 sessions a week (twice a day). Counting a day once,
+    such a week could never be completed: the progression stalled for good and adherence read
+    7 of 14 at best. Two walks a day count toward it; a third that day still does not."""
+    progression = Progression(
+        "custom", (Stage(TWO_TWO, weeks=1, sessions_per_week=14), Stage(WEEK_2, weeks=1))
+    )
+    conn = connect(tmp_path / "device.db")
+    walks = [
+        _walk(MONDAY + dt.timedelta(days=day, hours=hours))
+        for day in range(7)
+        for hours in ((0, 8, 10) if day == 0 else (0, 8))
+    ]
+    with conn:
+        start_progression(conn, progression, stage=0, by="Jo", wall="2026-03-01T12:00:00+00:00")
+        for record in walks[:-1]:
+            save_session(conn, record)
+        assert advance_if_done(conn, dt.UTC, "2026-03-08T19:00:00+00:00") is None
+        known = prescribed_by_week(conn, dt.UTC)
+        save_session(conn, walks[-1])
+        advanced = advance_if_done(conn, dt.UTC, "2026-03-08T19:00:00+00:00")
+    conn.close()
+    assert advanced is not None and advanced.stage == 1
+    # adherence before the last walk: Monday's third walk does not count, so 13 of 14
+    (week,) = weekly_progress(walks[:-1], dt.UTC, known)
+    assert (week.sessions, week.done, week.prescribed) == (14, 13, 14)
+    # three a week: the same walks count a day once
+    (week,) = weekly_progress(walks, dt.UTC)
+    assert (week.done, week.prescribed) == (7, 3)
+
+
 def test_two_one_week_stages_do_not_pass_within_one_iso_week(tmp_path: Path) -> None:
     """One-week stages, three sessions a week: the walker did the week's three by Wednesday
     (the stage advanced) and three more of the next stage's plan by Saturday. That is one week

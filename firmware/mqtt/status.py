@@ -246,7 +246,7 @@ def progress_message(
         week_longest_backward_s=round(max((s.longest_backward_s for s in this_week), default=0), 1),
         goal_sessions=GOAL_SESSIONS_PER_WEEK,
         goal_backward_s=GOAL_BACKWARD_MIN * 60,
-        week_done=days_done(this_week, zone),
+        week_done=days_done(this_week, zone, prescribed),
         week_prescribed=prescribed,
         weeks_at_goal=reached.weeks_at_goal,
         milestone_weeks=reached.needed,
