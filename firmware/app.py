@@ -37,9 +37,10 @@ from firmware.preflight import BENCH_WARNING, WORN_CHECK_OFF_WARNING
 from firmware.safety import SafetyController, SensorLimits
 from firmware.status_light import StatusLight
 from firmware.watchdog import ServiceWatchdog
+from hal.buzzer_patterns import is_safety_signal
 from hal.gpio_factory import GpioDevices, open_gpio
 from hal.imu_factory import open_imu
-from hal.interfaces import Imu
+from hal.interfaces import Buzzer, Imu
 
 if TYPE_CHECKING:
     from firmware.storage.events import StoredEvent
@@ -271,8 +272,8 @@ def build_app(
         if not link.requests_arrived:  # the usual iteration: one int looked at
             return
         link.requests_arrived = 0
-        if link.take_silence():
-            buzzer.stop()
+        if link.take_silence():  # taken whatever sounds: a silence is never kept for later
+            silence_alarm(buzzer)
         if link.take_chirp():  # a test alarm: below every safety pattern, never cuts one
             buzzer.play("chirp", monitor.clock.monotonic())
         for incident in link.take_closed_incidents():
@@ -294,6 +295,29 @@ def build_app(
         supervisor=CourierSupervisor(link, courier) if courier is not None else None,
         status_light=light,
     )
+
+
+def silence_alarm(buzzer: Buzzer) -> str | None:
+    """A caregiver's ``silence`` (MQTT ``cmd/silence``), on the loop: stop the alarm or safety
+    signal sounding (:func:`~hal.buzzer_patterns.is_safety_signal`) and return its name; with
+    none sounding, change nothing and return None.
+
+    A caregiver silences an alarm: the fall or stumble alarm, the fault alarm, a call for
+    help's or a refused press's beeps. A guided session's cue sounding when no alarm is
+    (the turn's beeps to a walker walking backward, blind) is the walker's, and the runner
+    does not play a stopped cue again: ``buzzer.stop()`` on every silence took it from them.
+    The request is consumed either way (the caller took it), so a silence that reaches the
+    loop with no alarm sounding cannot silence a later trip's alarm. It only stops the
+    buzzer: it never arms, plays nothing, and touches no relay. One property read and a
+    log line; no wait."""
+    playing = buzzer.pattern
+    if not is_safety_signal(playing):
+        if playing is not None:
+            log.info("caregiver's silence: no alarm sounding; %s left playing", playing)
+        return None
+    buzzer.stop()
+    log.info("caregiver's silence: %s stopped", playing)
+    return playing
 
 
 class HealthReports:

@@ -152,6 +152,28 @@ class Pattern:
         return out
 
 
+SAFETY_PRIORITY = 50
+"""The lowest priority of a safety signal (``fault`` .. ``alarm``, the ``50`` to ``100`` bands
+above): what a caregiver's ``silence`` stops. Below it are the walker's own sounds — a
+guided session's cues, the balance check's, the walker number, the chirp — which a
+silence leaves alone (:func:`is_safety_signal`)."""
+
+
+def is_safety_signal(name: str | None) -> bool:
+    """Whether the pattern named ``name`` (a buzzer's :attr:`pattern`; None: silent) is an
+    alarm or safety signal a caregiver may silence, rather than a cue the walker needs.
+
+    A caregiver's ``silence`` means "stop that alarm": the fall or stumble alarm, the fault
+    alarm, a call for help's beeps, a not-worn or refused answer. A cue sounding when no
+    alarm is ("slow the belt and hold the rail before you turn", to a walker walking
+    backward who cannot see the screen) is not what they heard, and cut, it is not played
+    again. An unknown name is treated as a safety signal: silenced, as before."""
+    if name is None:
+        return False
+    pattern = PATTERNS.get(name)
+    return pattern is None or pattern.priority >= SAFETY_PRIORITY
+
+
 MAX_WALKER_BEEPS = 8
 """The walker profiles the button can beep (``walker_1`` .. ``walker_8``)."""
 

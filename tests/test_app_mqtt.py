@@ -16,7 +16,11 @@ import pytest
 
 from core.clock import SimClock
 from core.protocol.commands import COMMANDS
+from firmware.session.cues import Cue
+from firmware.session.plan import Interval, Plan
+from firmware.session.runner import SessionState, attach_session, detach_session
 from firmware.storage.outbox import outbox_depth
+from hal.buzzer_patterns import get_pattern
 from launcher.demo import demo_config, run_session
 from tests.app_support import Rig, TripAt, close_rigs, make_rig, pump_link_until
 from tests.mqtt_helpers import WAIT, Subscriber, config_for, validate
@@ -25,6 +29,11 @@ from tools.broker import Mosquitto
 pytestmark = pytest.mark.usefixtures(close_rigs.__name__)
 
 DEVICE = "treadmill-1"
+
+_PLAN = Plan(
+    "silence", (Interval.of_seconds("backward", 30.0), Interval.of_seconds("forward", 30.0))
+)
+"""A guided session whose first cue ("walk backward") sounds as it starts."""
 
 
 def tripped_rig(tmp_path: Path, broker: Mosquitto, **mqtt: Any) -> Rig:
@@ -203,3 +212,82 @@ def test_a_test_alarm_chirps_the_device_and_reaches_every_consumer(
     rig.run_for(0.05)  # the loop picks the chirp up from the link
     assert rig.app.gpio.buzzer.pattern == "chirp"
     assert rig.state == "TRIPPED" and not rig.hardware.contact_closed()  # and arms nothing
+
+
+class _Heard:
+    """A speaker that keeps what it was asked to say (the session's cue words)."""
+
+    def __init__(self) -> None:
+        self.said: list[str] = []
+
+    def say(self, text: str) -> None:
+        self.said.append(text)
+
+    def withdraw(self, text: str) -> None: ...
+
+    def close(self) -> None: ...
+
+
+def _silence_over_mqtt(rig: Rig, broker: Mosquitto, request_id: str) -> dict[str, Any]:
+    """A caregiver's ``silence`` through the real broker and courier, answered, and handed to
+    the loop's link (the loop takes it at its next iteration); the reply."""
+    link = rig.app.link
+    sub = Subscriber(broker, [f"retroguard/{DEVICE}/reply"])
+    try:
+        sub.client.publish(f"retroguard/{DEVICE}/cmd/silence", f'{{"id":"{request_id}"}}', qos=1)
+        assert sub.wait(lambda: len(sub.on("/reply")) >= 1)
+        reply = validate("reply", sub.on("/reply")[0].payload)
+    finally:
+        sub.close()
+    assert pump_link_until(link, lambda: link.silence_requests > 0)
+    return reply
+
+
+def test_a_silence_with_no_alarm_sounding_leaves_the_walkers_cue_and_a_later_alarm(
+    tmp_path: Path, mosquitto: Mosquitto
+) -> None:
+    """A caregiver's ``silence`` is for an alarm. Sent while no alarm sounds but a guided
+    session's cue does (here the session's first, "walk backward"; the same holds for "slow
+    the belt and hold the rail before you turn"), it stopped the cue — and the runner does not
+    play a stopped cue again, so a walker walking backward, who cannot see a screen, lost it.
+    Now the cue plays out, and the silence is used up: the trip that follows sounds its alarm
+    in full until a second silence, which stops it as before. Nothing arms."""
+    rig = make_rig(tmp_path, detector=TripAt(8.0), mqtt=config_for(mosquitto))
+    reporter = rig.courier.reporter
+    assert reporter is not None and reporter.wait_until(lambda s: s.ready, WAIT)
+    rig.run_for(1.0)
+    rig.press_reset()
+    assert rig.state == "ARMED"
+    config = rig.app.config
+    rig.app.config = dataclasses.replace(
+        config, session=dataclasses.replace(config.session, balance_check=False)
+    )
+    heard = _Heard()
+    runner = attach_session(rig.app, _PLAN, record=False, speaker=heard)
+    runner.request("start")
+    rig.run_for(0.05)
+    buzzer = rig.app.gpio.buzzer
+    assert buzzer.pattern == "cue_backward" and [c.cue for c in runner.cues] == [Cue.BACKWARD]
+    cue_ends = rig.clock.monotonic() - 0.05 + get_pattern("cue_backward").period
+
+    reply = _silence_over_mqtt(rig, mosquitto, "s1")
+    assert reply["ok"] and reply["result"] == {"silence": "requested"}
+    rig.run_for(0.05)  # the loop takes the request: no alarm sounds, the cue goes on
+    assert buzzer.pattern == "cue_backward"
+    assert rig.app.link.silence_requests == 0  # used up, not kept for a later alarm
+    rig.run_for(cue_ends - rig.clock.monotonic() + 0.05)
+    assert buzzer.pattern is None  # played out in full, once
+    assert [c.cue for c in runner.cues] == [Cue.BACKWARD]
+    assert rig.state == "ARMED" and runner.state is SessionState.RUNNING
+
+    rig.run_for(8.0 - rig.clock.monotonic() + 1.0)  # the trip: its alarm is not pre-silenced
+    assert rig.state == "TRIPPED" and buzzer.pattern == "alarm"
+    rig.run_for(2.0)
+    assert buzzer.pattern == "alarm"
+
+    _silence_over_mqtt(rig, mosquitto, "s2")
+    rig.run_for(0.05)  # a silence during an alarm stops it, as always
+    assert buzzer.pattern is None
+    assert rig.state == "TRIPPED" and not rig.hardware.contact_closed()
+    assert not rig.app.gpio.relay.holding
+    detach_session(rig.app, runner)

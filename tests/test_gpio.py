@@ -18,6 +18,7 @@ from gpiozero import Device
 from gpiozero.pins.mock import MockFactory
 
 from core.clock import SimClock
+from firmware.app import silence_alarm
 from hal.buzzer_patterns import PATTERNS
 from hal.config import GpioConfig, PinConfig
 from hal.errors import HalError
@@ -465,6 +466,38 @@ def test_alarm_not_replaced_by_chirp(factory: ClockedMockFactory, clock: SimCloc
     assert pin.level is True  # alarm's phase: on from 0.2 to 0.3
     buzzer.play("chirp", clock.monotonic(), force=True)
     assert buzzer.pattern == "chirp"
+    buzzer.close()
+
+
+_CAREGIVER_SILENCES = {
+    "alarm",
+    "fault",
+    "not_worn",
+    "refused",
+    "help_sent",
+    "help_answered",
+}
+"""The alarms and safety signals a caregiver's ``silence`` stops; every other pattern (the
+walker's cues, the balance check's, the walker number, the chirp) it leaves playing."""
+
+
+@pytest.mark.parametrize("name", sorted(PATTERNS))
+def test_a_caregivers_silence_stops_alarms_and_leaves_the_walkers_cues(
+    factory: ClockedMockFactory, clock: SimClock, name: str
+) -> None:
+    """What the loop does with a caregiver's ``silence`` (:func:`firmware.app.silence_alarm`),
+    pattern by pattern on the buzzer's pin: an alarm or safety signal is stopped and the pin
+    goes low; a cue, which the session runner does not play again once stopped, plays on."""
+    buzzer = GpioBuzzer(BUZZER, factory)
+    pin = factory.observed_pin(BUZZER)
+    buzzer.play(name, at(clock, T0))
+    assert buzzer.pattern == name and pin.level is True  # every pattern opens with a beep
+    stopped = silence_alarm(buzzer)
+    if name in _CAREGIVER_SILENCES:
+        assert stopped == name and buzzer.pattern is None and pin.level is False
+    else:
+        assert stopped is None and buzzer.pattern == name and pin.level is True
+    assert silence_alarm(buzzer) is None  # nothing (more) to silence: nothing changes
     buzzer.close()
 
 

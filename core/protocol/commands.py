@@ -70,7 +70,8 @@ class Ack:
 
 @dataclass(frozen=True, slots=True)
 class Silence:
-    """Ask the monitor to stop the buzzer's current pattern."""
+    """Ask the monitor to stop the alarm sounding (an alarm or safety signal; a guided
+    session's cue sounding when no alarm is plays on)."""
 
 
 @dataclass(frozen=True, slots=True)

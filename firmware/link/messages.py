@@ -121,7 +121,8 @@ class StorageHealth(msgspec.Struct, tag="storage"):
 
 
 class SilenceBuzzer(msgspec.Struct, tag="silence"):
-    """A caregiver asked for silence (MQTT ``silence``): stop the buzzer's pattern."""
+    """A caregiver asked for silence (MQTT ``silence``): stop the alarm sounding, if one is
+    (:func:`firmware.app.silence_alarm`; a walker's cue plays on)."""
 
 
 class Chirp(msgspec.Struct, tag="chirp"):

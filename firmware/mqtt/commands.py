@@ -3,7 +3,8 @@
 The safety argument is structural. A :class:`CommandHandler` is built from a
 :class:`CommandTarget` and nothing else, and that interface has no verb that
 could hold the relay or arm the controller: silencing is a request flag the
-real-time loop applies (it only ever calls ``buzzer.stop()``), acknowledging
+real-time loop applies (it only ever stops an alarm sounding:
+:func:`firmware.app.silence_alarm`), acknowledging
 is bookkeeping in the database (closing an incident stores and publishes a
 ``closed`` event; the belt stays stopped), the self-test only reads, and ping
 only answers. So no payload, however crafted, can start the treadmill — the code
@@ -46,7 +47,8 @@ class CommandTarget(Protocol):
     """Everything a network command may touch — deliberately nothing that can arm."""
 
     def request_silence(self) -> None:
-        """Ask the real-time loop to silence the buzzer at its next iteration; never blocks."""
+        """Ask the real-time loop to stop the alarm sounding at its next iteration (a walker's
+        cue is left playing: :func:`firmware.app.silence_alarm`); never blocks."""
         ...
 
     def acknowledge(self, ack: Ack) -> Mapping[str, Any]:
@@ -77,9 +79,10 @@ class CommandTarget(Protocol):
 class SilenceRequest:
     """A flag set from the network side and taken by the real-time loop.
 
-    A counter with one writer (the MQTT publisher thread) and one reader (the
-    real-time loop) needs no lock under the GIL, so the loop never waits on
-    network code. In the loop: ``if silence.take(): buzzer.stop()``.
+        A counter with one writer (the MQTT publisher thread) and one reader (the
+        real-time loop) needs no lock under the GIL, so the loop never waits on
+        network code. In the loop: ``if silence.take(): silence_alarm(buzzer)``
+    (:func:`firmware.app.silence_alarm`: the alarm, never a cue).
     """
 
     def __init__(self, on_request: Callable[[], object] | None = None) -> None:

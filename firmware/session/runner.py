@@ -931,7 +931,8 @@ class SessionRunner:
     def _watch_walker_beep(self, now: float) -> None:
         """The walker's number (:attr:`_walker_beep`) until it has played out: beeped once the
         buzzer is free if it was refused, again if it was cut short (another pattern before
-        its end; not a stop: a caregiver's ``silence``); dropped once stale — another walker
+        its end; not a stop by the controller — a caregiver's ``silence`` stops alarms only);
+        dropped once stale — another walker
         chosen, the roster no longer has them at that number, the monitor left that STANDBY
         (arming: the walk's chirp; a fault), or a session under way. A few comparisons a
         tick while it waits: no wait, no I/O."""
@@ -962,7 +963,8 @@ class SessionRunner:
                 self._walker_beep = None  # played out
             return
         if playing is None or now >= beep.ends - CUT_SLACK_S:
-            self._walker_beep = None  # played out, or stopped (a caregiver's ``silence``)
+            self._walker_beep = None  # played out, or stopped (a caregiver's ``silence`` is
+            # for alarms and leaves it playing: firmware.app.silence_alarm)
             return
         beep.ends = None  # cut short: beeped again once the buzzer is free
         log.info("walker pattern %s cut short by %s: played again once it ends", pattern, playing)
@@ -1536,7 +1538,8 @@ class SessionRunner:
 
     def _watch_cue(self, now: float) -> None:
         """The cue last started (:attr:`_sounding`): forgotten once its pattern has played out
-        (or was stopped: a caregiver's ``silence`` is not undone); found cut short — the
+        (or was stopped — a caregiver's ``silence`` no longer stops a cue:
+        :func:`firmware.app.silence_alarm`); found cut short — the
         buzzer plays another pattern before its end — it is kept to play again
         (:meth:`_cut_short`). One comparison a tick while it sounds."""
         sounding = self._sounding
@@ -1549,7 +1552,8 @@ class SessionRunner:
         self._sounding = None
         if playing is not None and now < sounding.ends - CUT_SLACK_S:
             self._cut_short(sounding)
-        # Silent before its end: stopped (a caregiver's ``silence``), played out, never cut.
+        # Silent before its end: stopped (never by a caregiver's ``silence``: alarms only),
+        # played out, never cut.
 
     def _cut_short(self, sounding: _Sounding) -> None:
         """A cue cut short by a higher-priority pattern (a call for help's beeps, a caregiver's
