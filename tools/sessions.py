@@ -27,7 +27,7 @@ from core.progress import (
 from core.protocol.messages import BalanceFigures, GaitFigures, SessionRecord
 from core.zones import system_zone, zone_name
 from firmware.session.summary import figures_line, week_line
-from firmware.storage.sessions import StoredSession, load_sessions
+from firmware.storage.sessions import INTERRUPTED_NOTE, StoredSession, load_sessions
 from tools.device_db import database_problem
 
 ACTIONS = ("start", "pause", "resume", "stop", "status", "demo")
@@ -37,6 +37,13 @@ UNSYNCED_NOTE = (
     "its start time, and the week it counts in, may be wrong."
 )
 """Marks a session recorded with ``wall_unsynced`` (docs/sessions.md, "Wall clock")."""
+INTERRUPTED_MARK = "^"
+INTERRUPTED_TABLE_NOTE = (
+    f"{INTERRUPTED_MARK} {INTERRUPTED_NOTE}; the next start closed it with what its last "
+    "record shows (completed: every interval walked)."
+)
+"""Marks a session a restart closed (``interrupted``: docs/sessions.md, "A monitor stopped
+mid-session")."""
 
 
 def add_parser(sub: Any) -> None:
@@ -335,7 +342,7 @@ def print_sessions(
         started = started_utc(r).astimezone(zone)
         out.write(
             f"{started:%Y-%m-%d %H:%M}{UNSYNCED_MARK if r.wall_unsynced else ' '} "
-            f"{r.plan[:20]:20} {r.status:9} "
+            f"{r.plan[:20]:20} {r.status:9}{INTERRUPTED_MARK if r.interrupted else ' '}"
             f"{_minutes(r.done_s)}  {_minutes(r.backward_s)}  "
             f"{_minutes(r.longest_backward_s):>7}  {r.steps:5d}  "
             f"{r.cadence_spm:7.1f}  {r.trips:5d}  {r.stumbles:8d}  {r.fall_count:5d}  "
@@ -343,6 +350,8 @@ def print_sessions(
         )
     if any(s.record.wall_unsynced for s in sessions):
         out.write(UNSYNCED_NOTE + "\n")
+    if any(s.record.interrupted for s in sessions):
+        out.write(INTERRUPTED_TABLE_NOTE + "\n")
     print_measures(sessions, out, zone, intervals=intervals)
     out.write(
         f"\nWeekly progress (goal: {GOAL_BACKWARD_MIN:g} straight minutes backward, "

@@ -545,6 +545,13 @@ class SessionFigures(Struct, kw_only=True, omit_defaults=True, frozen=True):
     without a battery-backed clock boots with the time of its last shutdown). A clock set
     during the session is not this: the device corrects the times by the step
     (docs/sessions.md, "Wall clock"). Absent: synchronised (and every older release)."""
+    interrupted: bool = False
+    """The monitor stopped (a power cut, a crash, a kill) before it recorded the session's
+    end: the next start closed it with what its last stored record proves
+    (:func:`firmware.storage.sessions.close_left_running`) — ``completed`` when every interval
+    was walked, else ``stopped`` — and ``ended_wall`` is that record's time (start, plan time
+    and pauses), not the restart's. Absent: the device recorded the end itself (and every
+    older release)."""
 
     @property
     def fall_count(self) -> int:

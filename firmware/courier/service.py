@@ -68,6 +68,7 @@ from firmware.storage.retention import (
     incremental_vacuum_enabled,
 )
 from firmware.storage.runs import begin_run, end_run, mark_reported, unreported_unclean_runs
+from firmware.storage.sessions import close_left_running
 from firmware.storage.status import sessions_started_since
 from firmware.storage.walkers import roster, roster_revision, select_walker
 
@@ -553,13 +554,31 @@ class Courier:
                     self.state,
                 )
 
-            def record(conn: sqlite3.Connection) -> None:
+            def record(conn: sqlite3.Connection) -> list[SessionRecord]:
                 mark_reported(conn, [run.id for run in earlier])
-                begin_run(conn, monitor, started)
+                if not begin_run(conn, monitor, started):
+                    return []  # a courier restarted within the run: its session may be under way
+                # A new run: no session of it has started, so one still running is a previous
+                # run's, whose end a power cut, crash or kill kept from being recorded.
+                return close_left_running(conn, self.sessions.summary_for)
 
-            self.db.write(record)
+            closed = self.db.write(record)
         except Exception:
             log.exception("the run log could not be updated")
+            return
+        self._sessions_closed(closed)
+
+    def _sessions_closed(self, closed: list[SessionRecord]) -> None:
+        """Sessions a previous run left running, closed at this run's start: told as any
+        session's end (the journal's summary line, the retained progress, the progression)."""
+        if not closed:
+            return
+        self.sessions.queued(len(closed) if self.reporter is not None else 0)
+        if self.reporter is not None:
+            self.reporter.sessions_changed()
+        for record in closed:
+            self._advance_progression(record.walker.id)
+            self._log_session_end(record)
 
     def _end_run(self, *, clean: bool) -> None:
         if self.run_name is None:

@@ -54,7 +54,7 @@ class SessionArchive:
 
     def save(self, record: SessionRecord, final: bool) -> bool:
         """Store ``record`` (and with ``final`` queue its summary); False if it could not be."""
-        summary = _summary(record, self._topic) if final else None
+        summary = self.summary_for(record) if final else None
         try:
             queued = self._db.write(
                 lambda conn: write_session(conn, record, summary), key=session_key(record)
@@ -67,6 +67,19 @@ class SessionArchive:
             if self._on_queued is not None:
                 self._on_queued()
         return True
+
+    def summary_for(self, record: SessionRecord) -> SummaryToQueue | None:
+        """The summary to queue with an ended ``record`` (none without a broker)."""
+        return _summary(record, self._topic)
+
+    def queued(self, count: int) -> None:
+        """``count`` summaries were queued in a caller's transaction (a session left running
+        closed at a new run's start): counted, and the publisher woken, as :meth:`save` does."""
+        if count <= 0:
+            return
+        self.published += count
+        if self._on_queued is not None:
+            self._on_queued()
 
     def close(self) -> None:
         if self._owned:

@@ -15,12 +15,17 @@ from collections.abc import Iterable, Mapping
 
 from core.progress import describe_week, milestone, started_utc, week_of, weekly_progress
 from core.protocol.messages import SessionRecord
+from firmware.storage.sessions import INTERRUPTED_NOTE
 
 
 def figures_line(record: SessionRecord) -> str:
-    """The session's own figures: how it ended, plan and backward minutes, steps, trips."""
+    """The session's own figures: how it ended (and that its end was not recorded, when a
+    restart closed it), plan and backward minutes, steps, trips."""
+    how: str = record.status
+    if record.interrupted:
+        how += f" ({INTERRUPTED_NOTE}; closed at the next start)"
     return (
-        f"Session {record.status}: {record.done_s / 60:.0f} plan minutes, "
+        f"Session {how}: {record.done_s / 60:.0f} plan minutes, "
         f"{record.backward_s / 60:.0f} backward; measured {record.steps} steps in "
         f"{record.walking_s:.0f} s of walking ({record.cadence_spm:.0f} steps/min), "
         f"{trips_words(record)}."

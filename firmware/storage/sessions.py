@@ -29,6 +29,7 @@ from pathlib import Path
 
 import msgspec
 
+from core.progress import done
 from core.protocol.messages import SessionRecord
 from core.protocol.payloads import encode
 from firmware.storage.database import connect, transaction
@@ -158,6 +159,68 @@ def write_session(
         )
         queued = True
     return queued
+
+
+INTERRUPTED_NOTE = "its end not recorded: the monitor stopped (power cut, crash or kill)"
+"""How every surface says a session was closed by the next start (:func:`close_left_running`)."""
+
+
+def close_left_running(
+    conn: sqlite3.Connection,
+    summary_for: Callable[[SessionRecord], SummaryToQueue | None] = lambda _: None,
+) -> list[SessionRecord]:
+    """Close every session a previous run of the monitor left ``running``, inside the
+    caller's transaction; the records as closed, oldest first.
+
+    A monitor stopped by a power cut, a crash or a kill never writes a session's last
+    record, so the session stayed ``running`` for ever: never done, never summarised,
+    shown under way on every surface. Only a new run may call this (the courier, when the
+    monitor's hello names a run the log does not know yet): no session of it has started,
+    so every one still ``running`` is a previous run's. Each is closed with what its last
+    stored record proves — a physio credits what was walked, no more: ``completed`` when
+    it walked every interval (:func:`core.progress.done`, to the plan clock's second),
+    else ``stopped``; ``interrupted`` says its end was not recorded; ``ended_wall`` is the
+    time of that record (start, plan time and pauses), not the restart's, which may be
+    days later. Its summary (``summary_for``) is queued as any ended session's. A row
+    whose body is not a record is logged and left as it is.
+    """
+    rows = conn.execute(
+        "SELECT id, body FROM sessions WHERE status = 'running' ORDER BY started_wall, rowid"
+    ).fetchall()
+    closed: list[SessionRecord] = []
+    for session_id, body in rows:
+        try:
+            record = _decode_record(body)
+        except msgspec.DecodeError as exc:
+            log.warning("session %s left running is not a readable record: %s", session_id, exc)
+            continue
+        walked = done(msgspec.structs.replace(record, status="completed"))  # the one rule
+        try:
+            ended = dt.datetime.fromisoformat(record.started_wall) + dt.timedelta(
+                seconds=record.done_s + record.paused_s
+            )
+            ended_wall = ended.isoformat(timespec="seconds")
+        except ValueError:
+            ended_wall = record.started_wall
+        record = msgspec.structs.replace(
+            record,
+            status="completed" if walked else "stopped",
+            ended_wall=ended_wall,
+            interrupted=True,
+        )
+        write_session(conn, record, summary_for(record))
+        log.warning(
+            "session %s of %s (started %s) closed as %s, %s; %.0f of %.0f plan minutes walked",
+            record.id,
+            record.walker.name,
+            record.started_wall,
+            record.status,
+            INTERRUPTED_NOTE,
+            record.done_s / 60,
+            record.planned_s / 60,
+        )
+        closed.append(record)
+    return closed
 
 
 @dataclass(frozen=True, slots=True)
