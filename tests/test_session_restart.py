@@ -235,4 +235,6 @@ def test_the_closed_session_is_summarised_and_the_progress_says_so(
     assert body["id"] == walked.id
     assert body["status"] == "completed"
     assert body["interrupted"] is True
-    assert json.loads(progress.payload)["week_done"] == 1
+    retained = json.loads(progress.payload)
+    assert retained["week_done"] == 1
+    assert retained["session_interrupted"] is True  # Home Assistant's session attribute

@@ -688,6 +688,10 @@ class ProgressMessage(Struct, kw_only=True, omit_defaults=True):
     synchronised (its ``wall_unsynced``): its date, and the week it counts in, may be wrong
     (docs/sessions.md, "Wall clock"). Absent before the first session and from older
     releases."""
+    session_interrupted: bool | None = None
+    """True when the newest session's end was not recorded (the monitor stopped: a power cut,
+    a crash, a kill) and the next start closed it with what its records proved (the record's
+    ``interrupted``, docs/sessions.md). Absent otherwise, and from older releases."""
     week_clock_not_set: Count | None = None
     """Of this week's sessions, those recorded with the clock not set: the week's figures may
     hold sessions of another week, or miss some (absent from older releases)."""

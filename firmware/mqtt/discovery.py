@@ -431,6 +431,7 @@ def discovery_payload(
                 "done_s": "done_s",
                 "backward_s": "backward_s",
                 "clock_not_set": "clock_not_set",
+                "interrupted": "session_interrupted",
             },
             progress_walker=True,
         ),

@@ -258,6 +258,7 @@ def progress_message(
         done_s=None if latest is None else latest.done_s,
         backward_s=None if latest is None else latest.backward_s,
         clock_not_set=None if latest is None else latest.wall_unsynced,
+        session_interrupted=True if latest is not None and latest.interrupted else None,
         week_clock_not_set=sum(1 for s in this_week if s.wall_unsynced),
         sway_rms_ap_ms2=None if sway is None else sway[1].rms_ap_ms2,
         sway_rms_ml_ms2=None if sway is None else sway[1].rms_ml_ms2,
