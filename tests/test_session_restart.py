@@ -238,3 +238,62 @@ def test_the_closed_session_is_summarised_and_the_progress_says_so(
     retained = json.loads(progress.payload)
     assert retained["week_done"] == 1
     assert retained["session_interrupted"] is True  # Home Assistant's session attribute
+
+
+def test_an_end_stored_before_its_final_record_is_summarised_at_the_next_start(
+    tmp_path: Path, mosquitto: Mosquitto
+) -> None:
+    """The runner stores a plan's end at once and its final record (the summary's) once the
+    last interval's gait figures are in, up to 30 s later: a walker who switches the treadmill
+    and the Pi off at the end loses the final record. The session is done on the device, but
+    its summary was never queued: the caregiver's adherence never saw it."""
+    config = make_config(tmp_path, config_for(mosquitto))
+    db = Path(config.storage.database)
+    now = dt.datetime.now(UTC).replace(microsecond=0) - dt.timedelta(hours=1)
+    walked = session_record(config.device.id, now, backward_min=12, longest_min=10)
+    archive = SessionArchive(db, summary_topic="retroguard/x/session")
+    assert archive.save(walked, final=False)  # the end; the final record never comes
+    archive.close()
+    assert config.mqtt is not None
+    prefix = f"{config.mqtt.topic_prefix}/{config.device.id}"
+    with subscriber(mosquitto, [f"{prefix}/session"]) as sub:
+        link = CourierLink(time.monotonic)
+        started = dt.datetime.now(UTC).isoformat(timespec="milliseconds")
+        link.hello(messages.encode(messages.Hello(config, os.getpid(), started)))
+        supervisor = CourierSupervisor(link, ProcessCourier)
+        supervisor.start()
+        try:
+            assert pump_link_until(link, lambda: bool(sub.on("/session")))
+        finally:
+            link.goodbye("test over")
+            link.close()
+            supervisor.stop(WAIT)
+    (summary,) = sub.on("/session")
+    body = json.loads(summary.payload)
+    assert body["id"] == walked.id
+    assert body["status"] == "completed"
+    assert "interrupted" not in body  # its end was recorded
+    assert only_session(db) == walked
+
+
+@pytest.mark.parametrize("topic", [None, "retroguard/x/session"])
+def test_a_final_record_that_comes_leaves_nothing_due(tmp_path: Path, topic: str | None) -> None:
+    """The end stored, then its final record as usual: summarised once (with a broker), and
+    nothing left for the next start to finish."""
+    db = tmp_path / "device.db"
+    walked = session_record("tm-run", dt.datetime(2026, 12, 1, 9, tzinfo=UTC), backward_min=12,
+                            longest_min=10)  # fmt: skip
+    archive = SessionArchive(db, summary_topic=topic)
+    assert archive.save(walked, final=False)
+    assert archive.save(walked, final=True)
+    archive.close()
+    conn = sqlite3.connect(db)
+    try:
+        assert conn.execute("SELECT published FROM sessions").fetchall() == [
+            (0 if topic is None else 1,)
+        ]
+        assert conn.execute("SELECT count(*) FROM outbox").fetchone() == (
+            0 if topic is None else 1,
+        )
+    finally:
+        conn.close()

@@ -57,7 +57,10 @@ class SessionArchive:
         summary = self.summary_for(record) if final else None
         try:
             queued = self._db.write(
-                lambda conn: write_session(conn, record, summary), key=session_key(record)
+                lambda conn: write_session(
+                    conn, record, summary, final_due=record.ended and not final
+                ),
+                key=session_key(record),
             )
         except Exception:
             log.exception("session %s could not be stored", record.id)

@@ -9,8 +9,9 @@ beside the events.
 (:class:`firmware.session.record.SessionArchive`), never on the loop. The
 last save of a finished session also queues its MQTT summary with the
 outbox's :func:`~firmware.storage.outbox.queue_message` *in the same
-transaction*, once per session and amendment (``published``: 0 before, then 1 +
-the ``amended`` of the record last queued): a summary is never stored without
+transaction*, once per session and amendment (``published``: 0 before, -1 while an
+ended session's final record is due (:data:`FINAL_DUE`), then 1 + the ``amended`` of the
+record last queued): a summary is never stored without
 being queued nor queued twice, and the outbox delivers it like an alert (QoS 1,
 deleted on PUBACK, never dropped by the bound). A record amended after its
 session ended (an event of its trip's incident that came later) is queued again
@@ -63,12 +64,22 @@ def save_session(
         return write_session(conn, record, summary)
 
 
+FINAL_DUE = -1
+"""``published`` of an ended session whose final record is still due: the runner stores the
+end at once and its final record (the summary's) once the last interval's gait figures are in
+(up to ``FINAL_WAIT_S``). A monitor stopped in between never sends it; the next run's start
+finishes it (:func:`close_left_running`)."""
+
+
 def write_session(
     conn: sqlite3.Connection,
     record: SessionRecord,
     summary: SummaryToQueue | None = None,
+    *,
+    final_due: bool = False,
 ) -> bool:
-    """:func:`save_session` inside the caller's transaction."""
+    """:func:`save_session` inside the caller's transaction. ``final_due``: ``record`` has
+    ended but its final record (with the summary) is still to come (:data:`FINAL_DUE`)."""
     queued = False
     before = conn.execute(
         "SELECT published, status, CASE WHEN json_valid(body)"
@@ -142,6 +153,13 @@ def write_session(
         ],
     )
     published = 0 if before is None else int(before[0])
+    if final_due and record.ended and published == 0:
+        conn.execute("UPDATE sessions SET published = ? WHERE id = ?", (FINAL_DUE, record.id))
+        return False
+    if published == FINAL_DUE and not final_due and summary is None and record.ended:
+        # The final record, with no broker to queue it for: nothing is due any more.
+        conn.execute("UPDATE sessions SET published = 0 WHERE id = ?", (record.id,))
+        return False
     if summary is not None and record.ended and published <= record.amended:
         # An amended record's summary replaces the one of the session still queued (the
         # caregiver keeps one row per session id, and the newest counts).
@@ -183,6 +201,11 @@ def close_left_running(
     time of that record (start, plan time and pauses), not the restart's, which may be
     days later. Its summary (``summary_for``) is queued as any ended session's. A row
     whose body is not a record is logged and left as it is.
+
+    A session whose end was stored but whose final record was not (:data:`FINAL_DUE`: the
+    monitor stopped while the runner waited for the last gait figures) is finished the same
+    way — its summary queued, without those figures — and returned with the others; it is
+    not ``interrupted``: its end was recorded.
     """
     rows = conn.execute(
         "SELECT id, body FROM sessions WHERE status = 'running' ORDER BY started_wall, rowid"
@@ -218,6 +241,29 @@ def close_left_running(
             INTERRUPTED_NOTE,
             record.done_s / 60,
             record.planned_s / 60,
+        )
+        closed.append(record)
+    due = conn.execute(
+        "SELECT id, body FROM sessions WHERE published = ? AND status != 'running'"
+        " ORDER BY started_wall, rowid",
+        (FINAL_DUE,),
+    ).fetchall()
+    for session_id, body in due:
+        try:
+            record = _decode_record(body)
+        except msgspec.DecodeError as exc:
+            log.warning(
+                "session %s, its summary due, is not a readable record: %s", session_id, exc
+            )
+            continue
+        write_session(conn, record, summary_for(record))
+        log.warning(
+            "session %s of %s (started %s) ended %s but the monitor stopped before its last "
+            "record: finished now, without its last interval's gait figures",
+            record.id,
+            record.walker.name,
+            record.started_wall,
+            record.status,
         )
         closed.append(record)
     return closed
