@@ -89,6 +89,23 @@ class Explodes:
         pass
 
 
+@dataclasses.dataclass
+class Heard:
+    """A speaker (the session's voice) that keeps what it was asked to say and to withdraw:
+    the words a walker would hear, without espeak-ng or a sound card."""
+
+    said: list[str] = dataclasses.field(default_factory=list)
+    withdrawn: list[str] = dataclasses.field(default_factory=list)
+
+    def say(self, text: str) -> None:
+        self.said.append(text)
+
+    def withdraw(self, text: str) -> None:
+        self.withdrawn.append(text)
+
+    def close(self) -> None: ...
+
+
 def make_config(
     tmp_path: Path,
     mqtt: MqttConfig | None = None,

@@ -22,7 +22,7 @@ from firmware.session.runner import SessionState, attach_session, detach_session
 from firmware.storage.outbox import outbox_depth
 from hal.buzzer_patterns import get_pattern
 from launcher.demo import demo_config, run_session
-from tests.app_support import Rig, TripAt, close_rigs, make_rig, pump_link_until
+from tests.app_support import Heard, Rig, TripAt, close_rigs, make_rig, pump_link_until
 from tests.mqtt_helpers import WAIT, Subscriber, config_for, validate
 from tools.broker import Mosquitto
 
@@ -214,20 +214,6 @@ def test_a_test_alarm_chirps_the_device_and_reaches_every_consumer(
     assert rig.state == "TRIPPED" and not rig.hardware.contact_closed()  # and arms nothing
 
 
-class _Heard:
-    """A speaker that keeps what it was asked to say (the session's cue words)."""
-
-    def __init__(self) -> None:
-        self.said: list[str] = []
-
-    def say(self, text: str) -> None:
-        self.said.append(text)
-
-    def withdraw(self, text: str) -> None: ...
-
-    def close(self) -> None: ...
-
-
 def _silence_over_mqtt(rig: Rig, broker: Mosquitto, request_id: str) -> dict[str, Any]:
     """A caregiver's ``silence`` through the real broker and courier, answered, and handed to
     the loop's link (the loop takes it at its next iteration); the reply."""
@@ -262,7 +248,7 @@ def test_a_silence_with_no_alarm_sounding_leaves_the_walkers_cue_and_a_later_ala
     rig.app.config = dataclasses.replace(
         config, session=dataclasses.replace(config.session, balance_check=False)
     )
-    heard = _Heard()
+    heard = Heard()
     runner = attach_session(rig.app, _PLAN, record=False, speaker=heard)
     runner.request("start")
     rig.run_for(0.05)

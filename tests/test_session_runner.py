@@ -37,6 +37,7 @@ from hal.interfaces import PressEdges
 from launcher.cli import main
 from sim import scenarios
 from tests.app_support import (  # noqa: F401 - fixture
+    Heard,
     Rig,
     TripAt,
     armed_rig,
@@ -1056,28 +1057,14 @@ def test_adjacent_backward_intervals_are_one_straight_stretch(tmp_path: Path) ->
     detach_session(rig.app, runner)
 
 
-class _Heard:
-    """A speaker that keeps what it was asked to say."""
-
-    def __init__(self) -> None:
-        self.said: list[str] = []
-
-    def say(self, text: str) -> None:
-        self.said.append(text)
-
-    def withdraw(self, text: str) -> None: ...
-
-    def close(self) -> None: ...
-
-
-def _walking(tmp_path: Path, trip_at: float) -> tuple[Rig, SessionRunner, _Heard]:
+def _walking(tmp_path: Path, trip_at: float) -> tuple[Rig, SessionRunner, Heard]:
     """Armed at 1 s, the :data:`SHORT` session started and walked 2 s (a voice heard), the
     detector tripping at ``trip_at``."""
     rig = make_rig(tmp_path, detector=TripAt(trip_at))
     rig.run_for(1.0)
     rig.press_reset()
     rig.run_for(1.0)
-    heard = _Heard()
+    heard = Heard()
     runner = attach_session(rig.app, SHORT, record=False, speaker=heard)
     runner.request("start")
     rig.run_for(2.0)
@@ -1119,7 +1106,7 @@ def test_a_reset_press_let_go_too_soon_is_said_how_to_arm(tmp_path: Path) -> Non
     beeps), and with a voice the walker hears to hold reset until the chirp."""
     rig = make_rig(tmp_path)
     rig.run_for(1.0)
-    heard = _Heard()
+    heard = Heard()
     runner = attach_session(rig.app, SHORT, record=False, speaker=heard)
     now = rig.clock.monotonic()
     rig.button.press_at(now, now + 0.2)
@@ -1225,7 +1212,7 @@ def test_a_turn_cue_cut_short_by_a_call_for_help_is_beeped_again_never_once_stal
     rig = make_rig(tmp_path, detector=detector)
     rig.run_for(1.0)
     rig.press_reset()
-    heard = _Heard()
+    heard = Heard()
     runner = attach_session(rig.app, SHORT, record=False, speaker=heard)
     runner.request("start")
     rig.run_for(1.0)
@@ -1288,7 +1275,7 @@ def test_the_balance_checks_cues_refused_or_cut_short_play_once_the_buzzer_is_fr
     arming during it ends the check, and its cue is not played after."""
     rig = make_rig(tmp_path)
     rig.run_for(1.0)
-    heard = _Heard()
+    heard = Heard()
     runner = attach_session(rig.app, SHORT, record=False, speaker=heard)
     buzzer = rig.app.gpio.buzzer
     assert rig.state == "STANDBY" and runner.config.balance_check

@@ -12,7 +12,7 @@ import shutil
 import sys
 import wave
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -38,6 +38,7 @@ from firmware.session.voice import (
 from hal.buzzer_patterns import PATTERNS
 from hal.gpio import GpioBuzzer
 from sim.pins import ClockedMockFactory
+from tests.app_support import Heard
 
 needs_espeak = pytest.mark.skipif(
     shutil.which("espeak-ng") is None, reason="espeak-ng is not installed"
@@ -353,20 +354,6 @@ class QuietBuzzer:
 
     def stop(self) -> None:
         self.pattern = None
-
-    def close(self) -> None: ...
-
-
-@dataclass
-class Heard:
-    said: list[str] = field(default_factory=list)
-    withdrawn: list[str] = field(default_factory=list)
-
-    def say(self, text: str) -> None:
-        self.said.append(text)
-
-    def withdraw(self, text: str) -> None:
-        self.withdrawn.append(text)
 
     def close(self) -> None: ...
 

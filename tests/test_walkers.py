@@ -52,7 +52,7 @@ from firmware.storage.walkers import (
     select_walker,
     walker_names,
 )
-from tests.app_support import Rig, close_rigs, make_rig, pump_link_until
+from tests.app_support import Heard, Rig, close_rigs, make_rig, pump_link_until
 from tests.caregiver_support import session_record
 from tests.mqtt_helpers import schema
 from tests.storage_support import database_at_version
@@ -220,22 +220,6 @@ def test_a_walker_added_to_a_database_named_on_the_command_line_keeps_its_prompt
 
 ANNA = Walker("anna", "Anna")
 BEN = Walker("ben", "Ben")
-
-
-class Heard:
-    """A speaker that remembers what it was asked to say."""
-
-    def __init__(self) -> None:
-        self.said: list[str] = []
-
-    def say(self, text: str) -> None:
-        self.said.append(text)
-
-    def withdraw(self, text: str) -> None:
-        pass
-
-    def close(self) -> None:
-        pass
 
 
 def _registered(tmp_path: Path) -> None:
