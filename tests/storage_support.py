@@ -97,6 +97,18 @@ def _read_only(conn: sqlite3.Connection) -> None:
     conn.execute("PRAGMA query_only = 1")
 
 
+def break_the_sessions_table(path: Path) -> None:
+    """Overwrite the root page of ``sessions`` (a table the queue does not touch): the file
+    fails its check at open, and its queue can still be read."""
+    conn = sqlite3.connect(path)
+    (page_size,) = conn.execute("PRAGMA page_size").fetchone()
+    (root,) = conn.execute("SELECT rootpage FROM sqlite_master WHERE name = 'sessions'").fetchone()
+    conn.close()
+    with path.open("r+b") as f:
+        f.seek(page_size * (root - 1))
+        f.write(b"\xff" * page_size)
+
+
 def alert(device_id: str = "tm-1", t: float = 1.0, kind: EventType = EventType.FALL) -> Event:
     """An alert bigger than a page, so that on a full disk it never fits in a page's free room."""
     return Event.now(kind, device_id, t, "TRIPPED", f"{kind.value} at {t:.1f} " + "." * 5000)

@@ -26,7 +26,7 @@ from firmware.storage.outbox import Outbox
 from firmware.storage.runs import begin_run, find_run
 from firmware.storage.sessions import load_sessions, write_session
 from sim.recordings import fall_recording
-from tests.storage_support import DAMAGE, FillableDisk, alert, damage
+from tests.storage_support import DAMAGE, FillableDisk, alert, break_the_sessions_table, damage
 from tests.test_session_record_format import RECORD
 
 TOPICS = Topics("retroguard", "tm-1")
@@ -138,18 +138,6 @@ def test_a_damaged_file_is_moved_aside_and_a_new_one_started(tmp_path: Path, kin
         assert [s.event.id for s in reopened.events()][carried:] == [fall.id]
 
 
-def _break_the_sessions_table(path: Path) -> None:
-    """Overwrite the root page of ``sessions`` (a table the queue does not touch): the file
-    fails its check at open, and its queue can still be read."""
-    conn = sqlite3.connect(path)
-    (page_size,) = conn.execute("PRAGMA page_size").fetchone()
-    (root,) = conn.execute("SELECT rootpage FROM sqlite_master WHERE name = 'sessions'").fetchone()
-    conn.close()
-    with path.open("r+b") as f:
-        f.seek(page_size * (root - 1))
-        f.write(b"\xff" * page_size)
-
-
 def test_the_queue_of_a_damaged_file_is_carried_into_the_new_one(tmp_path: Path) -> None:
     """A fall stored just before a power cut that damaged the file: the broker had it, the
     caregiver had not confirmed it, and another alert was not even published yet. Both are
@@ -166,7 +154,7 @@ def test_the_queue_of_a_damaged_file_is_carried_into_the_new_one(tmp_path: Path)
     assert outbox.receipted([delivered.id]) == 1
     before = outbox.fetch_after(0, 10)
     outbox.close()
-    _break_the_sessions_table(path)
+    break_the_sessions_table(path)
     damaged = path.read_bytes()
 
     db = FallbackDatabase(path, stamp=lambda: "20261201T210003Z")
@@ -203,7 +191,7 @@ def test_a_damaged_file_on_a_disk_that_refuses_a_new_one_still_publishes_its_que
     outbox.enqueue_event(fall)
     before = outbox.fetch_after(0, 10)
     outbox.close()
-    _break_the_sessions_table(path)
+    break_the_sessions_table(path)
     disk.go_read_only()
 
     db = FallbackDatabase(path)
@@ -676,7 +664,7 @@ def test_a_queue_salvaged_at_the_retry_reaches_the_file_though_memory_never_held
     during = alert(t=100.0, kind=EventType.NO_RECOVERY)
     outbox.enqueue_event(during)
     assert db.in_memory and [r.id for r in outbox.fetch_after(0, 100)] == [41]  # none copied
-    _break_the_sessions_table(path)
+    break_the_sessions_table(path)
     assert not db.recover(now=True)  # moved aside, its queue salvaged; no new file yet
     # The FAULT and the journal say no new file was created (before: "a new one started").
     assert len(heard.replaced) == 1
@@ -710,7 +698,7 @@ def test_a_queue_salvaged_at_the_retry_does_not_bring_back_what_memory_delivered
     outbox.enqueue_event(alert(t=10.0))
     assert db.in_memory and [r.id for r in outbox.fetch_after(0, 10)] == [1, 2, 3, 4]
     outbox.settle([1, 4])  # delivered from memory: gone
-    _break_the_sessions_table(path)
+    break_the_sessions_table(path)
     assert not db.recover(now=True)
     disk.free()
     assert db.recover(now=True)
@@ -731,7 +719,7 @@ def test_a_salvaged_queue_memory_cannot_hold_at_start_reaches_the_file_later(
     outbox.settle([1])
     outbox.close()
     before = file_rows(path, "SELECT id, message_id, awaiting_receipt FROM outbox ORDER BY id")
-    _break_the_sessions_table(path)
+    break_the_sessions_table(path)
     disk.go_read_only()
 
     db = FallbackDatabase(path, memory_limit_bytes=256 * 1024)
@@ -761,7 +749,7 @@ def test_a_salvaged_queue_not_carried_before_a_stop_is_carried_at_the_next_start
     outbox.settle([1])  # the broker has the first: it waits for a receipt
     outbox.close()
     before = file_rows(path, "SELECT id, message_id, awaiting_receipt FROM outbox ORDER BY id")
-    _break_the_sessions_table(path)
+    break_the_sessions_table(path)
     disk.go_read_only()
 
     db = FallbackDatabase(path)

@@ -20,21 +20,9 @@ from firmware.storage.damage import UNCARRIED
 from firmware.storage.database import connect
 from firmware.storage.fallback import FallbackDatabase
 from firmware.storage.outbox import Outbox
-from tests.storage_support import FillableDisk, alert
+from tests.storage_support import FillableDisk, alert, break_the_sessions_table
 
 TOPICS = Topics("retroguard", "tm-1")
-
-
-def _break_the_sessions_table(path: Path) -> None:
-    """Overwrite the root page of ``sessions`` (the queue does not touch it): the file fails
-    its check at open, and its queue can still be read."""
-    conn = sqlite3.connect(path)
-    (page_size,) = conn.execute("PRAGMA page_size").fetchone()
-    (root,) = conn.execute("SELECT rootpage FROM sqlite_master WHERE name = 'sessions'").fetchone()
-    conn.close()
-    with path.open("r+b") as f:
-        f.seek(page_size * (root - 1))
-        f.write(b"\xff" * page_size)
 
 
 def _queued_ids(path: Path) -> list[str]:
@@ -54,7 +42,7 @@ def test_a_salvaged_queue_memory_could_not_take_reaches_the_file_without_its_mar
     for event in alerts:
         outbox.enqueue_event(event)
     outbox.close()
-    _break_the_sessions_table(path)
+    break_the_sessions_table(path)
     disk.go_read_only()
     empty = connect(":memory:")
     schema_bytes = int(empty.execute("PRAGMA page_count").fetchone()[0]) * 4096
