@@ -241,13 +241,22 @@
   // The fleet's cards in the order the server renders them (caregiver.story.URGENCY): red,
   // then amber, then the rest, in name order within each. In the document, not only on
   // screen (the stylesheet's order): a screen reader and the Tab key follow the document.
+  // Except a card this page just acknowledged: it keeps its place (ranked as it was, red),
+  // showing "acknowledged by ..." where the caregiver tapped. Sent to the bottom, it took
+  // that confirmation out of sight and slid the next red card's Acknowledge button under
+  // the thumb: a second tap closed another treadmill's fall or call for help unread.
+  // Until the page is loaded again (the server's order then). On screen too: the stylesheet
+  // orders by level (.kept-in-place ranks as red there).
   var URGENCY = { danger: 0, warn: 1 };
+  var keptInPlace = new Set();
   function urgentFirst(fleet) {
     var cards = Array.prototype.slice.call(fleet.querySelectorAll(":scope > .card"));
     function rank(card) {
+      if (keptInPlace.has(card.dataset.device)) return 0;
       var r = URGENCY[card.dataset.level];
       return r === undefined ? 2 : r;
     }
+    cards.forEach(function (card) { card.classList.toggle("kept-in-place", keptInPlace.has(card.dataset.device)); });
     var sorted = cards.slice().sort(function (a, b) {
       return rank(a) - rank(b) || (a.dataset.device < b.dataset.device ? -1 : a.dataset.device > b.dataset.device ? 1 : 0);
     });
@@ -549,6 +558,20 @@
     if (!notice) return;
     notice.textContent = text || "";
     notice.hidden = !text;
+    notice.classList.remove("ack-done");
+    notice.style.minHeight = "";
+  }
+  function cardName(card) {
+    var name = card && card.querySelector("h2");
+    return name ? name.textContent.trim() : "the treadmill";
+  }
+  // The card whose top was at ``top`` (viewport px) is put back there: the notice grows by
+  // what the page moved up (CSSOM, not a style attribute: the CSP allows it).
+  function keepPlace(card, top) {
+    if (!card || !notice) return;
+    var now = document.getElementById(card.id);  // the feed may have replaced it meanwhile
+    var moved = now ? top - now.getBoundingClientRect().top : 0;
+    if (moved > 0) notice.style.minHeight = (notice.offsetHeight + moved) + "px";
   }
   document.addEventListener("submit", function (ev) {
     var form = ev.target;
@@ -560,6 +583,8 @@
       if (i.name !== "csrf") said.append(i.name, i.value);
     });
     button.disabled = true; button.textContent = "Sending\u2026";
+    var card = form.closest(".card");
+    if (card) keptInPlace.add(card.dataset.device);  // before the feed turns it (urgentFirst)
     fetch(form.action, { method: "POST", body: said, credentials: "same-origin",
                          headers: { "X-CSRF-Token": csrf, "Accept": "application/json" } })
       .then(function (r) {
@@ -571,10 +596,21 @@
         if (!r.ok) throw new Error("HTTP " + r.status);
         return r.json().then(function (answer) {
           // closed; "message" when the treadmill is told only once the connection is back
-          showNotice(answer.message || "");
+          if (form.id === "ack-form") {
+            showNotice(answer.message || "");
+            silence();
+            reload(answer.location || location.pathname);
+            return;
+          }
+          // A card's: said at the top, where the alarm was, and nothing moves under the
+          // thumb. Hiding the alarm banner pulled the page up by its height (some 240 px on
+          // a phone) and put the next red card's Acknowledge button where this one was.
+          var top = card ? card.getBoundingClientRect().top : 0;
+          showNotice(answer.message || "Acknowledged: the alert on " + cardName(card) + " is closed.");
+          notice.classList.toggle("ack-done", !answer.message);
           silence();
-          if (form.id === "ack-form") reload(answer.location || location.pathname);
-          else button.textContent = "Acknowledged";
+          keepPlace(card, top);
+          button.textContent = "Acknowledged";
         });
       })
       .catch(function (err) { button.disabled = false; button.textContent = "Acknowledge (failed: " + err.message + ")"; });

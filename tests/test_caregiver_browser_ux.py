@@ -1,0 +1,321 @@
+"""The dashboard as its people read it, in Debian's headless Chromium against the real service.
+
+A family caregiver on a phone (360 px) must understand an alert at a glance and close it
+once; a physio reads the walker's progress and plan at a desk (1280 px). Each test looks
+at what a person sees: visible text, element sizes, no sideways scrolling. Screenshots go
+to $RETROGUARD_SCREENSHOTS when set (to look at them), else the test's directory.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import msgspec
+import pytest
+
+from caregiver.headless import CHROMIUM, launch_chromium
+from caregiver.service import CaregiverService
+from core.protocol.messages import PlanStored, ProgressionHeld
+from core.protocol.payloads import reply_payload
+from tests.caregiver_support import (
+    PASSWORD,
+    WAIT,
+    SimDevice,
+    make_config,
+    physio_month,
+    running_service,
+)
+from tools.broker import Mosquitto
+
+pytestmark = pytest.mark.skipif(
+    not CHROMIUM.exists(),
+    reason="Debian chromium not installed (apt-get install -y chromium); "
+    "Playwright's own browser download cannot work here",
+)
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    sync_api = pytest.importorskip("playwright.sync_api")
+    with sync_api.sync_playwright() as pw:
+        b = launch_chromium(pw)
+        sync_api.expect.set_options(timeout=int(WAIT * 1000))  # a safety net, not a timing
+        try:
+            yield b
+        finally:
+            b.close()
+
+
+@pytest.fixture
+def service(mosquitto: Mosquitto, tmp_path: Path, caregiver_db: str) -> Iterator[CaregiverService]:
+    with running_service(make_config(mosquitto, tmp_path, database=caregiver_db)) as s:
+        yield s
+
+
+def _shots(tmp_path: Path) -> Path:
+    chosen = os.environ.get("RETROGUARD_SCREENSHOTS")
+    folder = Path(chosen) if chosen else tmp_path
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
+def _page(browser: Any, service: CaregiverService, width: int) -> Any:
+    from playwright.sync_api import expect
+
+    context = browser.new_context(viewport={"width": width, "height": 800}, has_touch=width < 600)
+    context.set_default_timeout(WAIT * 1000)
+    page = context.new_page()
+    page.goto(service.url + "/login")
+    page.fill("#username", "ann")
+    page.fill("#password", PASSWORD)
+    page.click("button[type=submit]")
+    expect(page.locator("h1")).to_have_text("Treadmills")
+    expect(page.locator("body")).to_have_attribute("data-live", "1")
+    return page
+
+
+def _help(device: SimDevice) -> dict[str, Any]:
+    device.set_state("TRIPPED", "help button pressed")
+    return device.event(
+        "help", severity="critical", state="TRIPPED", reason="help button pressed",
+        incident=uuid.uuid4().hex,
+    )  # fmt: skip
+
+
+def _unsynced_fall(device: SimDevice) -> dict[str, Any]:
+    device.set_state("TRIPPED", "fall: impact 3.2 g then lying")
+    return device.event(
+        "fall", severity="critical", state="TRIPPED", reason="impact 3.2 g then lying",
+        incident=uuid.uuid4().hex, wall_unsynced=True,
+    )  # fmt: skip
+
+
+def _scene(service: CaregiverService, mosquitto: Mosquitto) -> list[SimDevice]:
+    """Three treadmills: a fall with its recording, a call for help, a fall from a device
+    whose clock was not set; a month of sessions on the first."""
+    devices = [SimDevice(mosquitto, f"treadmill-{n}") for n in (1, 2, 3)]
+    for d in devices:
+        d.online()
+    year, week, _ = dt.datetime.now(dt.UTC).isocalendar()
+    monday = dt.datetime.combine(dt.date.fromisocalendar(year, week, 1), dt.time(), dt.UTC)
+    sessions = physio_month("treadmill-1", monday - dt.timedelta(weeks=3))
+    for record in sessions:
+        devices[0].session(record)
+    devices[0].incident_fall()
+    _help(devices[1])
+    _unsynced_fall(devices[2])
+    store = service.store
+    assert service.ingestor.wait_for(
+        lambda: (
+            store.walk_session_count() == len(sessions)
+            and all(store.open_incidents(d.device_id) for d in devices)
+        ),
+        WAIT,
+    )
+    return devices
+
+
+@pytest.mark.parametrize("width", [1280, 360])
+def test_screenshots_of_every_page_a_caregiver_and_a_physio_read(
+    browser: Any, service: CaregiverService, mosquitto: Mosquitto, tmp_path: Path, width: int
+) -> None:
+    """Live view with three open incidents, an incident's page, acknowledging, progress,
+    the plan page with a held progression, the health answer: each page fits the screen."""
+    from playwright.sync_api import expect
+
+    shots = _shots(tmp_path)
+    devices = _scene(service, mosquitto)
+    page = _page(browser, service, width)
+    expect(page.locator("#incidents li.incident")).to_have_count(3)
+    assert page.evaluate("document.documentElement.scrollWidth") <= width
+    page.screenshot(path=str(shots / f"live-{width}.png"), full_page=True)
+    page.screenshot(path=str(shots / f"live-top-{width}.png"))
+
+    page.locator("#card-treadmill-1 .headline a").click()
+    expect(page.locator("#plots")).to_have_attribute("data-rendered", "1")
+    assert page.evaluate("document.documentElement.scrollWidth") <= width
+    page.screenshot(path=str(shots / f"event-fall-{width}.png"), full_page=True)
+    page.go_back()
+    page.locator("#card-treadmill-3 .headline a").click()
+    expect(page.locator("h1")).to_contain_text("FALL")
+    page.screenshot(path=str(shots / f"event-unsynced-{width}.png"), full_page=True)
+    page.go_back()
+
+    card = page.locator("#card-treadmill-1")
+    card.locator(".ack-form button").click()
+    expect(card).to_have_attribute("data-level", "idle")
+    page.screenshot(path=str(shots / f"acked-{width}.png"), full_page=True)
+    page.screenshot(path=str(shots / f"acked-top-{width}.png"))
+
+    page.goto(service.url + "/devices/treadmill-2")
+    page.screenshot(path=str(shots / f"device-help-{width}.png"), full_page=True)
+
+    page.goto(service.url + "/devices/treadmill-1/progress")
+    expect(page.locator("#trends")).to_have_attribute("data-rendered", "7")
+    assert page.evaluate("document.documentElement.scrollWidth") <= width
+    page.screenshot(path=str(shots / f"progress-{width}.png"), full_page=True)
+
+    page.goto(service.url + "/devices/treadmill-1/plan")
+    _held_answer(page, devices[0])
+    assert page.evaluate("document.documentElement.scrollWidth") <= width
+    page.screenshot(path=str(shots / f"plan-{width}.png"), full_page=True)
+
+    page.goto(service.url + "/healthz")
+    page.screenshot(path=str(shots / f"healthz-{width}.png"), full_page=True)
+    json.loads(page.locator("body").inner_text())
+    page.context.close()
+    for d in devices:
+        d.close()
+
+
+AT_POINT = """([x, y]) => { const e = document.elementFromPoint(x, y);
+    const card = e && e.closest('.card');
+    return {button: !!(e && e.closest('.ack-form')), card: card ? card.dataset.device : null}; }"""
+"""What a second tap at (x, y) would land on: an Acknowledge button or not, in which card."""
+
+
+def test_on_a_phone_an_acknowledged_card_stays_under_the_thumb_saying_so(
+    browser: Any, service: CaregiverService, mosquitto: Mosquitto, tmp_path: Path
+) -> None:
+    """Dad fell and treadmill-2's walker called for help. Ann taps Acknowledge on Dad's card:
+    the card stays where she tapped and says it is acknowledged by her. It used to drop to the
+    bottom at once (the red cards first), out of sight, and treadmill-2's Acknowledge button
+    slid under her thumb: a second tap closed the call for help she had not read."""
+    from playwright.sync_api import expect
+
+    dad, other = SimDevice(mosquitto, "treadmill-1"), SimDevice(mosquitto, "treadmill-2")
+    dad.online()
+    other.online()
+    dad.incident_fall()
+    _help(other)
+    assert service.ingestor.wait_for(
+        lambda: all(service.store.open_incidents(d) for d in ("treadmill-1", "treadmill-2")),
+        WAIT,
+    )
+    page = _page(browser, service, 360)
+    cards = page.locator("#fleet > .card")
+    expect(cards.first).to_have_attribute("data-device", "treadmill-1")
+    button = cards.first.locator(".ack-form button")
+    button.scroll_into_view_if_needed()
+    box = button.bounding_box()
+    assert box is not None
+    tap = [box["x"] + box["width"] / 2, box["y"] + box["height"] / 2]
+    button.tap()
+    dad.wait_command("ack")
+    card = page.locator("#card-treadmill-1")
+    expect(card).to_have_attribute("data-level", "idle")
+    expect(card.locator(".headline a")).to_have_text("Fall — acknowledged by ann on the dashboard")
+    expect(cards.first).to_have_attribute("data-device", "treadmill-1")
+    expect(card.locator(".headline")).to_be_in_viewport()
+    # on screen as well as in the document (the stylesheet orders the cards by level)
+    mine, theirs = card.bounding_box(), page.locator("#card-treadmill-2").bounding_box()
+    assert mine is not None and theirs is not None and mine["y"] < theirs["y"], (mine, theirs)
+    expect(page.locator("#ack-notice")).to_have_text(
+        "Acknowledged: the alert on Dad's treadmill is closed."
+    )
+    expect(page.locator("#alarm-banner")).to_be_hidden()
+    under = page.evaluate(AT_POINT, tap)  # a second tap lands on no Acknowledge button
+    assert under["button"] is False, under
+    expect(page.locator("#card-treadmill-2")).to_have_attribute("data-level", "danger")
+    page.screenshot(path=str(_shots(tmp_path) / "acked-in-place-360.png"))
+    page.context.close()
+    dad.close()
+    other.close()
+
+
+SMALL_TARGETS = """min => Array.from(document.querySelectorAll(
+    'button, a.btn, select, input:not([type=hidden]), summary, .card .links a'))
+    .filter(e => e.offsetParent !== null || e.getClientRects().length)
+    .map(e => [e.id || e.textContent.trim().slice(0, 30) || e.name, e.getBoundingClientRect()])
+    .filter(([, r]) => r.width > 0 && r.height < min)
+    .map(([name, r]) => `${name}: ${Math.round(r.width)}x${Math.round(r.height)}`)"""
+"""The buttons, selects, inputs and disclosure toggles on the page less than ``min`` px tall."""
+TAP_PX = 44
+"""The smallest target a finger hits reliably (WCAG 2.5.5, Apple's and Android's guides)."""
+
+
+def test_on_a_phone_every_button_and_field_is_big_enough_to_tap(
+    browser: Any, service: CaregiverService, mosquitto: Mosquitto
+) -> None:
+    """At 360 px: the header's Enable alarm sound and Log out (34 px tall), a card's Walking
+    progress link right above its Acknowledge button, the progress page's walker select and
+    Show button, the plan page's fields (19 to 21 px) were too small for a finger; every
+    control on the caregiver's and the physio's pages is 44 px tall now."""
+    from playwright.sync_api import expect
+
+    devices = _scene(service, mosquitto)
+    page = _page(browser, service, 360)
+    small: dict[str, list[str]] = {}
+    for path in (
+        "/",
+        "/devices/treadmill-2",
+        "/devices/treadmill-1/progress",
+        "/devices/treadmill-1/plan",
+    ):
+        page.goto(service.url + path)
+        expect(page.locator("body")).to_have_attribute("data-live", "1")
+        found = page.evaluate(SMALL_TARGETS, TAP_PX)
+        if found:
+            small[path] = found
+    assert small == {}, small
+    page.context.close()
+    for d in devices:
+        d.close()
+
+
+ANSWER_FITS = """() => { const cell = document.querySelector('#plan-answers tr.just-sent .answer');
+    const wrap = cell.closest('.table-wrap'), r = cell.getBoundingClientRect();
+    return {left: r.left, right: r.right, width: r.width,
+            hidden: wrap.scrollWidth - wrap.clientWidth}; }"""
+"""Where the newest answer's cell sits, and how much of its table hides past the scroll box."""
+
+
+def _held_answer(page: Any, device: SimDevice) -> None:
+    """The physio sends a preset; the treadmill answers it holds the walker's progression."""
+    from playwright.sync_api import expect
+
+    page.select_option("#preset", "alternate-2-2")
+    page.click("#plan-form button[type=submit]")
+    command = device.wait_command("plan")
+    held = ProgressionHeld(progression="toward-10-minutes", stage=3, stages=9, plan="p3")
+    result = msgspec.structs.asdict(
+        PlanStored(
+            plan="alternate-2-2", revision=3, intervals=15, minutes=30.0,
+            backward_minutes=14.0, applies="at the next session start", progression_held=held,
+        )
+    )  # fmt: skip
+    device.publish("reply", reply_payload(device.device_id, "plan", command["id"], True, result))
+    expect(page.locator("#plan-answers tr.just-sent")).to_have_attribute("data-state", "accepted")
+
+
+def test_on_a_phone_the_treadmill_s_answer_to_a_plan_reads_whole(
+    browser: Any, service: CaregiverService, mosquitto: Mosquitto, tmp_path: Path
+) -> None:
+    """The answer that says the walker's progression is now held is the one a physio must
+    read. At 360 px the table's four columns left it some 70 px, one word a line, cut off at
+    the scroll box's edge ("accepte", "alternat"); each row is a block now, the answer full
+    width and nothing hidden sideways."""
+    from playwright.sync_api import expect
+
+    device = SimDevice(mosquitto, "treadmill-1")
+    device.online()
+    assert service.ingestor.wait_for(lambda: service.store.device("treadmill-1") is not None)
+    page = _page(browser, service, 360)
+    page.goto(service.url + "/devices/treadmill-1/plan")
+    _held_answer(page, device)
+    answer = page.locator("#plan-answers tr.just-sent .answer")
+    expect(answer).to_contain_text("progression toward-10-minutes at stage 3 of 9 is now held")
+    fit = page.evaluate(ANSWER_FITS)
+    assert fit["hidden"] <= 0 and fit["left"] >= 0 and fit["right"] <= 360, fit
+    assert fit["width"] >= 250, fit  # the screen's width less the panel's, not a sliver
+    assert page.evaluate("document.documentElement.scrollWidth") <= 360
+    answer.scroll_into_view_if_needed()
+    page.screenshot(path=str(_shots(tmp_path) / "plan-answer-360.png"))
+    page.context.close()
+    device.close()
