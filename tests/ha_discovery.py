@@ -27,7 +27,8 @@ this module checks at each step:
    the origin needs a name (MQTT_ORIGIN_INFO_SCHEMA);
 5. each component needs a ``platform`` of SUPPORTED_COMPONENTS and, for an
    entity platform, a ``unique_id`` (core mqtt/schemas.py
-   ``check_unique_id``, mqtt/const.py ENTITY_PLATFORMS);
+   ``check_unique_id``, mqtt/const.py ENTITY_PLATFORMS); a component with
+   only its platform is a removal and nothing else is checked;
 6. shared options are copied into each component that does not set them
    (core mqtt/discovery.py ``_merge_common_device_options``, SHARED_OPTIONS);
 7. each platform's DISCOVERY_SCHEMA checks the component: required keys and
@@ -525,6 +526,8 @@ class Component:
     key: str
     platform: str
     config: dict[str, Any]
+    removed: bool = False
+    """Sent with only its platform: Home Assistant's way of removing one component."""
 
 
 @dataclass
@@ -624,7 +627,13 @@ def parse_device_discovery(
         platform = config.get("platform")
         if platform not in SUPPORTED_COMPONENTS:
             raise DiscoveryError(f"{where}: platform {platform!r} is not supported")
-        if platform in ENTITY_PLATFORMS and len(config) > 1 and "unique_id" not in config:
+        if len(config) == 1:
+            # Only the platform: Home Assistant removes the component (its entity goes) and
+            # checks nothing more (core mqtt/discovery.py, device discovery; mqtt/schemas.py
+            # ``check_unique_id`` exempts it). Kept here so nothing receives on it.
+            components[key] = Component(key, platform, config, removed=True)
+            continue
+        if platform in ENTITY_PLATFORMS and "unique_id" not in config:
             raise DiscoveryError(f"{where}: an entity in a device discovery needs a unique_id")
         for option in SHARED_OPTIONS:
             if option in data and option not in config:
@@ -793,6 +802,8 @@ class HomeAssistant:
 
     def _deliver(self, component: Component, topic: str, payload: bytes, retain: bool) -> None:
         config, key = component.config, component.key
+        if component.removed:
+            return
         state = self.states.get(key)
         this = This(STATE_UNKNOWN if state is None else state, dict(self.attributes.get(key, {})))
         for entry in config.get("availability", []):

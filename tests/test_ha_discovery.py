@@ -32,8 +32,10 @@ from core.protocol.messages import (
     EventMessage,
     IncidentMessage,
     ProgressMessage,
+    ReplyMessage,
+    self_test_outcome,
 )
-from core.protocol.topics import Topics, discovery_topic
+from core.protocol.topics import TopicKind, Topics, discovery_topic
 from core.protocol.walker import DEFAULT_WALKER, Walker
 from firmware.mqtt.discovery import HA_EVENT_TYPES, discovery_payload
 from tests.ha_discovery import DiscoveryError, HomeAssistant, parse_device_discovery
@@ -116,6 +118,7 @@ def test_the_discovery_message_meets_home_assistants_rules(dashboard_url: str) -
         "binary_sensor": {"fall", "fault", "self_test_result", "storage"},
         "sensor": {
             "state",
+            "self_test_outcome",
             "incident",
             "last_event",
             "session",
@@ -139,6 +142,10 @@ def test_the_discovery_message_meets_home_assistants_rules(dashboard_url: str) -
     assert components["fault"]["device_class"] == "problem"
     assert components["state"]["device_class"] == "enum"
     assert components["state"]["options"] == ["STARTING", "STANDBY", "ARMED", "TRIPPED", "FAULT"]
+    assert components["self_test_outcome"]["device_class"] == "enum"
+    assert components["self_test_outcome"]["options"] == ["passed", "failed", "refused"]
+    # the problem sensor it replaced: only its platform, which removes it from Home Assistant
+    assert components["self_test_result"] == {"platform": "binary_sensor"}
     assert components["event"]["event_types"] == [
         "trip", "fall", "no_recovery", "help", "fault", "ok", "closed", "reset", "test",
     ]  # fmt: skip
@@ -321,19 +328,63 @@ def test_the_device_triggers_fire_on_a_fall_and_on_no_recovery_only() -> None:
 
 def test_the_self_test_button_shows_its_verdict() -> None:
     ha = home_assistant()
+    key = ha.component("_self_test_outcome").key
     passed = {"passed": True, "checks": {"imu": {"ok": True, "detail": "fine"}}}
-    failed = {"passed": False, "checks": {"imu": {"ok": False, "detail": "no samples"}}}
-    steps = [
-        (payloads.reply_payload(DEVICE, "self_test", None, True, passed), "off"),
-        (payloads.reply_payload(DEVICE, "ping", "p1", True, {"pong": True}), "off"),
-        (payloads.reply_payload(DEVICE, "self_test", None, True, failed), "on"),
-        (payloads.reply_payload(DEVICE, "ack", None, False, error="no open incident"), "on"),
-        (payloads.reply_payload(DEVICE, "self_test", None, False, error="busy"), "on"),
-        (payloads.reply_payload(DEVICE, "self_test", None, True, passed), "off"),
+    failed = {
+        "passed": False,
+        "checks": {
+            "imu": {"ok": False, "detail": "no samples"},
+            "broker": {"ok": True, "detail": "connected"},
+            "storage": {"ok": False, "detail": "disk full"},
+        },
+    }
+    retained = "retained command ignored: commands are one-off"
+    none = {"failed_checks": [], "failures": None, "refused_because": None}
+    steps: list[tuple[str, str, dict[str, Any]]] = [
+        (payloads.reply_payload(DEVICE, "self_test", "t1", True, passed), "passed", none),
+        (payloads.reply_payload(DEVICE, "ping", "p1", True, {"pong": True}), "passed", none),
+        (
+            payloads.reply_payload(DEVICE, "self_test", "t2", True, failed),
+            "failed",
+            {
+                "failed_checks": ["imu", "storage"],
+                "failures": "imu: no samples; storage: disk full",
+                "refused_because": None,
+            },
+        ),
+        (
+            payloads.reply_payload(DEVICE, "ack", None, False, error="no open incident"),
+            "failed",
+            {"failed_checks": ["imu", "storage"]},
+        ),
+        # refused unrun: not a device problem, and it says why
+        (
+            payloads.reply_payload(DEVICE, "self_test", None, False, error=retained),
+            "refused",
+            {"failed_checks": [], "failures": None, "refused_because": retained},
+        ),
+        (payloads.reply_payload(DEVICE, "self_test", "t3", True, passed), "passed", none),
     ]
-    for reply, verdict in steps:
+    for reply, verdict, attributes in steps:
         ha.receive(TOPICS.reply, reply.encode())
-        assert ha.state("_self_test_result") == verdict
+        assert ha.state("_self_test_outcome") == verdict
+        shown = ha.attributes[key]
+        assert {k: shown[k] for k in attributes} == attributes
+        message = payloads.decode(TopicKind.REPLY, reply.encode())
+        assert isinstance(message, ReplyMessage)
+        if message.command == "self_test":  # the same words as the typed reply's
+            outcome, words = self_test_outcome(message)
+            assert outcome == verdict
+            if verdict == "failed":
+                assert words == shown["failures"]
+            elif verdict == "refused":
+                assert words == shown["refused_because"]
+
+
+def test_a_self_test_answer_before_any_self_test_leaves_the_result_unknown() -> None:
+    ha = home_assistant()
+    ha.receive(TOPICS.reply, payloads.reply_payload(DEVICE, "ping", "p", True, {}).encode())
+    assert ha.state("_self_test_outcome") is None
 
 
 def test_the_session_sensors_follow_the_retained_progress() -> None:
@@ -465,7 +516,7 @@ def test_every_entity_of_the_device_has_its_own_name() -> None:
     assert ha.device is not None
     names = [c.config["name"] for c in ha.device.components.values() if "name" in c.config]
     assert len(names) == len(set(names)), sorted(n for n in names if names.count(n) > 1)
-    assert ha.component("_self_test_result").config["name"] == "Self-test result"
+    assert ha.component("_self_test_outcome").config["name"] == "Self-test result"
 
 
 def test_a_numeric_sensor_fed_text_is_refused_as_home_assistant_does() -> None:

@@ -170,7 +170,7 @@ def test_home_assistant_round_trip(mosquitto: Mosquitto, device: Any, tmp_path: 
         assert calls.test_alarm_by == ["home-assistant"]
         assert reply_to(sub, "self_test")[0].ok
         seen = follow(ha, sub, seen)
-        assert ha.state("_self_test_result") == "off"  # passed: no problem
+        assert ha.state("_self_test_outcome") == "passed"
 
         # That press closed the incident on the device, which says so: a ``closed`` event,
         # and the retained incident (what Home Assistant's Fall sensor reads) no longer open.
@@ -198,6 +198,69 @@ def test_home_assistant_round_trip(mosquitto: Mosquitto, device: Any, tmp_path: 
         assert sub.wait(lambda: b'"session":"running"' in sub.on("/progress")[-1].payload)
         seen = follow(ha, sub, seen)
         assert ha.state("_session") == "running"
+
+
+def test_the_self_test_result_names_failed_checks_and_shows_a_refusal_as_refused(
+    mosquitto: Mosquitto, tmp_path: Path
+) -> None:
+    """The Self-test result said "Problem" for a self-test the device refused unrun (a
+    retained command: nothing was checked) and never said which check failed. Now: the
+    button's press runs it and the failed checks are named; a retained self-test command is
+    refused, shown as refused with why, and the device is not called faulty for it."""
+    checks = {
+        "imu": {"ok": False, "detail": "no samples for 2.0 s"},
+        "sensor-worn": {"ok": True, "detail": "worn"},
+    }
+
+    def device() -> MqttReporter:
+        return MqttReporter(
+            config_for(mosquitto),
+            device_id=DEVICE,
+            device_name="Treadmill 1",
+            database=tmp_path / "device.db",
+            self_test=lambda: checks,
+        )
+
+    ha = HomeAssistant(retained_topics=RETAINED)
+    command = TOPICS.command("self_test")
+    reporter = device()
+    try:
+        with subscriber(mosquitto, ["homeassistant/#", "retroguard/tm1/#"]) as sub:
+            reporter.start()
+            assert sub.wait(lambda: sub.on(CONFIG_TOPIC))
+            assert reporter.wait_until(lambda s: s.ready, WAIT)
+            seen = follow(ha, sub, 0)
+            key = ha.component("_self_test_outcome").key
+
+            sub.client.publish(*ha.press("_self_test"), qos=1)
+            (ran,) = reply_to(sub, "self_test")
+            assert ran.ok and ran.result is not None and ran.result["passed"] is False
+            seen = follow(ha, sub, seen)
+            assert ha.state("_self_test_outcome") == "failed"
+            shown = ha.attributes[key]
+            assert shown["failed_checks"] == ["imu"]
+            assert shown["failures"] == "imu: no samples for 2.0 s"
+            assert shown["refused_because"] is None
+
+            # A self-test command left retained on the broker: the device, starting again,
+            # is handed it at subscribe and refuses it unrun.
+            reporter.close()
+            sub.client.publish(command, "{}", qos=1, retain=True).wait_for_publish(WAIT)
+            reporter = device()
+            reporter.start()
+            refused = reply_to(sub, "self_test", 2)[1]
+            assert not refused.ok and refused.error is not None
+            assert "retained" in refused.error
+            follow(ha, sub, seen)
+            assert ha.state("_self_test_outcome") == "refused"
+            shown = ha.attributes[key]
+            assert shown["refused_because"] == refused.error
+            assert shown["failed_checks"] == [] and shown["failures"] is None
+    finally:
+        reporter.close()
+        with subscriber(mosquitto, [command]) as cleaner:
+            cleaner.client.publish(command, b"", qos=1, retain=True).wait_for_publish(WAIT)
+    assert retained_now(mosquitto, [command]) == []
 
 
 def test_discovery_false_removes_the_device_from_home_assistant(

@@ -248,11 +248,65 @@ class ReplyMessage(Struct, kw_only=True, omit_defaults=True):
     wall_time: WallTime
     result: dict[str, Any] | None = None
     """ok replies: ping {pong}; silence {silence: requested}; ack {event_id, acknowledged,
-    already, by}; self_test {passed, checks}; plan :class:`PlanStored` (``progression_held``:
+    already, by}; self_test :class:`SelfTestResult`; plan :class:`PlanStored` (``progression_held``:
     the walker's progression, held by this plan set by hand); progression
     :class:`ProgressionStored` (``plan_restored``: a release that put the stage's plan back)."""
     error: str | None = None
     """Refused commands: why. Nothing was changed."""
+
+
+class SelfTestCheck(Struct, kw_only=True):
+    """One line of a self-test: did it pass, and what it read, in words."""
+
+    ok: bool
+    detail: str = ""
+
+
+class SelfTestResult(Struct, kw_only=True):
+    """The ``result`` of a ``self_test`` that ran: the verdict and every check by name.
+
+    A self-test only reads (firmware/mqtt/commands.py); ``passed`` is all checks ok."""
+
+    passed: bool
+    checks: dict[str, SelfTestCheck] = field(default_factory=dict)
+
+    def failed(self) -> list[str]:
+        """The names of the checks that failed, in the device's order."""
+        return [name for name, check in self.checks.items() if not check.ok]
+
+    def failure_words(self) -> str:
+        """The failed checks as a caregiver or technician reads them (``name: what it read``,
+        ``; `` between); Home Assistant's ``failures`` attribute is built the same way
+        (firmware/mqtt/discovery.py)."""
+        return "; ".join(
+            f"{name}: {check.detail}" if check.detail else name
+            for name, check in self.checks.items()
+            if not check.ok
+        )
+
+
+SelfTestOutcome = Literal["passed", "failed", "refused"]
+"""A self-test reply in one word: it ran and passed, it ran and a check failed (the device
+has a problem), or it was refused unrun (a retained or malformed command: nothing was
+checked, nothing is known to be wrong)."""
+SELF_TEST_OUTCOMES: tuple[SelfTestOutcome, ...] = ("passed", "failed", "refused")
+
+
+def self_test_outcome(reply: ReplyMessage) -> tuple[SelfTestOutcome, str]:
+    """A ``self_test`` reply's outcome and its words: the failed checks, or why it was refused.
+
+    A refusal is not a device problem: the command was not run (``error`` says why). A reply
+    whose result cannot be read is shown as failed, naming that: the device could not say it
+    is well."""
+    if not reply.ok:
+        return "refused", reply.error or "refused"
+    try:
+        result = msgspec.convert(reply.result, SelfTestResult)
+    except msgspec.ValidationError as exc:
+        return "failed", f"the self-test answer was not understood: {exc}"
+    if result.passed:
+        return "passed", "all checks passed"
+    return "failed", result.failure_words() or "failed (no check named)"
 
 
 def _whose(walker: str) -> str:

@@ -14,8 +14,9 @@ who announced it (``o``) and its components (``cmps``):
   closed, reset, test) and two **device triggers** (fall, no recovery) from
   the event stream, so a fall shows up in the automation editor;
 * buttons: **Acknowledge** (closes the open incident everywhere), **Silence**,
-  **Self-test** (its verdict is the **Self-test result** problem sensor, from the
-  command replies) and **Test alarm**;
+  **Self-test** (its verdict is the **Self-test result** enum sensor, from the
+  command replies: passed, failed — the failed checks named in its attributes — or
+  refused, with why) and **Test alarm**;
 * **Guided session**, **Sessions at goal this week** and **Backward walking
   this week** from the retained ``progress`` topic, and from it too **Latest
   sway (balance check)** and **Latest step-time variability**, each with its
@@ -48,7 +49,12 @@ from core.gait_trends import METRICS, Metric
 from core.protocol import payloads
 from core.protocol.commands import LATEST, Ack, CommandName, TestAlarm, encode_command
 from core.protocol.events import EventType
-from core.protocol.messages import DeviceState, IncidentSeverity, SessionState
+from core.protocol.messages import (
+    SELF_TEST_OUTCOMES,
+    DeviceState,
+    IncidentSeverity,
+    SessionState,
+)
 from core.protocol.topics import Topics
 from core.protocol.walker import DEFAULT_WALKER, DEFAULT_WALKER_ID
 
@@ -213,6 +219,52 @@ def _keeping_on_window(fields: Mapping[str, str]) -> str:
         + _attributes(fields, walker=True, clock_flag=CLOCK_NOT_SET_ATTRIBUTE)
         + "{% endif %}"
     )
+
+
+_SELF_TEST = "value_json.command == " + _jinja(CommandName.SELF_TEST.value)
+SELF_TEST_STATE = (
+    "{% if not ("
+    + _SELF_TEST
+    + ") %}{{ this.state if this.state in "
+    + _jinja(list(SELF_TEST_OUTCOMES))
+    + " else 'None' }}"
+    "{% elif not value_json.ok %}refused"
+    "{% elif value_json.result.passed %}passed{% else %}failed{% endif %}"
+)
+"""The Self-test result's state from ``/reply``: ``refused`` when the device refused the
+command unrun (a retained command, a bad payload: nothing was checked, so it is not shown as a
+problem), else ``passed`` or ``failed`` (:func:`core.protocol.messages.self_test_outcome`).
+Replies to other commands keep the state shown (unknown until the first self-test)."""
+
+_FAILED_CHECKS = (
+    "{% set ns = namespace(names=[], words=[]) %}"
+    "{% if " + _SELF_TEST + " and value_json.ok %}"
+    "{% for name, check in (value_json.result.checks or {}).items() if not check.ok %}"
+    "{% set ns.names = ns.names + [name] %}"
+    "{% set ns.words = ns.words + [name ~ ': ' ~ check.detail if check.detail else name] %}"
+    "{% endfor %}{% endif %}"
+)
+SELF_TEST_ATTRIBUTE_NAMES = ("failed_checks", "failures", "refused_because", "request_id")
+SELF_TEST_ATTRIBUTES = (
+    _FAILED_CHECKS
+    + "{% if "
+    + _SELF_TEST
+    + " %}{{ {"
+    + '"failed_checks": ns.names, '
+    + "\"failures\": ns.words | join('; ') if ns.words else none, "
+    + '"refused_because": none if value_json.ok else value_json.error, '
+    + '"request_id": value_json.request_id'
+    + "} | tojson }}{% else %}{{ {"
+    + ", ".join(f"{_jinja(n)}: this.attributes.get({_jinja(n)})" for n in SELF_TEST_ATTRIBUTE_NAMES)
+    + "} | tojson }}{% endif %}"
+)
+"""The Self-test result's attributes: ``failed_checks`` (the names), ``failures`` (each
+failed check and what it read, as :meth:`core.protocol.messages.SelfTestResult.failure_words`
+says it), ``refused_because`` (a refusal's reason) and ``request_id``. Replies to other
+commands keep the ones shown."""
+
+RETIRED_SELF_TEST_RESULT = "self_test_result"
+"""The key of the binary problem sensor the enum sensor replaced; sent as a removal."""
 
 
 def _metric(key: str) -> Metric:
@@ -400,18 +452,24 @@ def discovery_payload(
         ic="mdi:stethoscope",
     )
     add(
-        "self_test_result",
-        "binary_sensor",
-        # not "Self-test" as the button is: two "Self-test" rows on one device page, one a
-        # button and one "Problem", read as the same thing
+        "self_test_outcome",
+        "sensor",
+        # not "Self-test" as the button is: two "Self-test" rows on one device page read as
+        # the same thing
         "Self-test result",
-        dev_cla="problem",
+        dev_cla="enum",
+        ops=list(SELF_TEST_OUTCOMES),
         stat_t=topics.reply,
-        # Replies to other commands render nothing, which Home Assistant ignores.
-        val_tpl="{% if value_json.command == 'self_test' %}"
-        "{{ 'OFF' if value_json.ok and value_json.result.passed else 'ON' }}{% endif %}",
+        val_tpl=SELF_TEST_STATE,
+        json_attr_t=topics.reply,
+        json_attr_tpl=SELF_TEST_ATTRIBUTES,
         ent_cat="diagnostic",
+        ic="mdi:stethoscope",
     )
+    # The problem sensor it replaces (it said "Problem" for a refused self-test, and not
+    # which check failed): only its platform, which is how Home Assistant removes one
+    # component of a device (its entity goes; docs/mqtt.md).
+    components[f"{uid}_{RETIRED_SELF_TEST_RESULT}"] = {"p": "binary_sensor"}
     # -- guided sessions
     add(
         "session",

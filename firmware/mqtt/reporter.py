@@ -55,6 +55,8 @@ from core.protocol.messages import (
     ProgressionStored,
     ProtocolError,
     ReceiptMessage,
+    SelfTestCheck,
+    SelfTestResult,
 )
 from core.protocol.topics import Topics, discovery_topic, ha_status_topic
 from firmware.config import MqttConfig
@@ -510,24 +512,29 @@ class _DefaultTarget:
         return result
 
     def self_test(self) -> Mapping[str, Any]:
-        checks: dict[str, dict[str, Any]] = {}
+        """Read-only checks as a :class:`~core.protocol.messages.SelfTestResult` (the typed
+        reply every consumer reads: Home Assistant's failed checks, ``retroguard watch``)."""
+        checks: dict[str, SelfTestCheck] = {}
         try:
             depth = self._outbox.depth()
-            checks["database"] = {"ok": True, "detail": f"outbox holds {depth} rows"}
+            checks["database"] = SelfTestCheck(ok=True, detail=f"outbox holds {depth} rows")
         except Exception as exc:
-            checks["database"] = {"ok": False, "detail": f"{type(exc).__name__}: {exc}"}
+            checks["database"] = SelfTestCheck(ok=False, detail=f"{type(exc).__name__}: {exc}")
         status = self._status()
-        checks["broker"] = {"ok": status.connected, "detail": "connected"}
+        checks["broker"] = SelfTestCheck(
+            ok=status.connected, detail="connected" if status.connected else "not connected"
+        )
         if self._self_test is not None:
             try:
                 for name, check in self._self_test().items():
-                    checks[str(name)] = {
-                        "ok": bool(check.get("ok")),
-                        "detail": str(check.get("detail", "")),
-                    }
+                    checks[str(name)] = SelfTestCheck(
+                        ok=bool(check.get("ok")), detail=str(check.get("detail", ""))
+                    )
             except Exception as exc:
-                checks["device"] = {"ok": False, "detail": f"self-test failed: {exc}"}
-        return {"passed": all(c["ok"] for c in checks.values()), "checks": checks}
+                checks["device"] = SelfTestCheck(ok=False, detail=f"self-test failed: {exc}")
+        result = SelfTestResult(passed=all(c.ok for c in checks.values()), checks=checks)
+        built: dict[str, Any] = msgspec.to_builtins(result)
+        return built
 
 
 class MqttReporter:
