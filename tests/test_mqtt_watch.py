@@ -176,6 +176,36 @@ def test_format_handles_garbage() -> None:
     assert format_message("retroguard/tm1/event", b"[1]") is None
 
 
+def test_watch_names_a_failed_self_test_and_does_not_call_a_refused_one_a_problem() -> None:
+    """A self-test reply is always ``ok`` when it ran, passed or not: the line said "ok" for a
+    failed one. It names the failed checks; a refused one (not run) says so and why."""
+    topic = "retroguard/tm1/reply"
+    failed = {
+        "passed": False,
+        "checks": {
+            "imu": {"ok": False, "detail": "no samples for 2 s"},
+            "broker": {"ok": True, "detail": "connected"},
+        },
+    }
+    line = format_message(
+        topic, payloads.reply_payload("tm1", "self_test", "t1", True, failed).encode()
+    )
+    assert line is not None and line.endswith("<- self_test (t1) FAILED: imu: no samples for 2 s")
+    passed = {"passed": True, "checks": {"broker": {"ok": True, "detail": "connected"}}}
+    line = format_message(
+        topic, payloads.reply_payload("tm1", "self_test", "t2", True, passed).encode()
+    )
+    assert line is not None and line.endswith("<- self_test (t2) passed")
+    refused = payloads.reply_payload(
+        "tm1", "self_test", None, False, error="retained command"
+    ).encode()
+    line = format_message(topic, refused)
+    assert line is not None
+    assert line.endswith(
+        "<- self_test (None) REFUSED (not run, no device problem): retained command"
+    )
+
+
 def test_watch_shows_times_in_the_local_zone_with_its_name() -> None:
     """The device sends UTC; the person at the terminal reads local time (a Berlin winter
     afternoon here), said as such; what is not a time is shown as sent."""

@@ -31,6 +31,7 @@ from paho.mqtt.reasoncodes import ReasonCode
 
 from core.errors import ConfigError
 from core.mqttlink import MqttSetupError, make_client
+from core.protocol.commands import CommandName
 from core.protocol.events import Severity
 from core.protocol.messages import (
     EventMessage,
@@ -40,6 +41,7 @@ from core.protocol.messages import (
     ProtocolError,
     ReplyMessage,
     StateMessage,
+    self_test_outcome,
 )
 from core.protocol.payloads import decode, decode_as
 from core.protocol.topics import BadTopic, TopicKind, Topics, parse_topic
@@ -179,6 +181,13 @@ def format_message(topic: str, payload: bytes, prefix: str = DEFAULT_PREFIX) -> 
             return f"{_when(wall):<28} {device:<14} -> {state.value}: {reason}{unset}"
         case ReplyMessage(command=command, request_id=request_id, ok=ok, error=error):
             verdict = "ok" if ok else f"REFUSED: {error}"
+            if command == CommandName.SELF_TEST:
+                # a self-test that ran and failed is a device problem, which "ok" hid; one
+                # refused unrun (a retained command) is not, and says why
+                outcome, words = self_test_outcome(message)
+                verdict = {"passed": "passed", "failed": f"FAILED: {words}"}.get(
+                    outcome, f"REFUSED (not run, no device problem): {words}"
+                )
             return (
                 f"{_when(message.wall_time):<28} {device:<14} <- {command} ({request_id}) {verdict}"
             )
