@@ -468,7 +468,9 @@ def discovery_payload(
     )
     # The problem sensor it replaces (it said "Problem" for a refused self-test, and not
     # which check failed): only its platform, which is how Home Assistant removes one
-    # component of a device (its entity goes; docs/mqtt.md).
+    # component of a device (its entity goes; docs/mqtt.md). Home Assistant core,
+    # components/mqtt/discovery.py: a device component whose config is empty once its
+    # platform is popped "is assumed to remove the existing config".
     components[f"{uid}_{RETIRED_SELF_TEST_RESULT}"] = {"p": "binary_sensor"}
     # -- guided sessions
     add(
