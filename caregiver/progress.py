@@ -132,7 +132,30 @@ def parse_summary(data: Mapping[str, Any], device_id: str) -> tuple[WalkSession 
         no_recovery=counts["no_recovery"],
         amended=counts["amended"],
         wall_unsynced=int(data.get("wall_unsynced") is True),
+        interrupted=int(data.get("interrupted") is True),
     ), ""
+
+
+STATUS_WORDS = {
+    "completed": "Completed",
+    "stopped": "Stopped before the end",
+    "abandoned": "Ended after a long pause",
+    "running": "Still running",
+}
+"""How each session status reads on the dashboard: the physio reads words, not the protocol's
+enum (:data:`core.protocol.messages.RecordStatus`)."""
+RESTARTED = "the treadmill restarted before the end was recorded"
+"""Said after the status of an ``interrupted`` session: the monitor stopped (power cut, crash,
+kill) before recording the end, and the next start closed the session with what its records
+prove (docs/sessions.md "A monitor stopped mid-session")."""
+
+
+def status_words(session: WalkSession) -> str:
+    """ "Completed", "Stopped before the end — the treadmill restarted before the end was
+    recorded": how the session ended, in plain words (a status this release does not know:
+    "Ended"; the raw word stays in the row's ``data-status`` for support)."""
+    said = STATUS_WORDS.get(session.status, "Ended")
+    return f"{said} \u2014 {RESTARTED}" if session.interrupted else said
 
 
 def _week_label(week: str) -> str:
@@ -193,6 +216,7 @@ def progress_view(
         "weeks": list(reversed(every_week(weeks.values(), current, prescribed))) if weeks else [],
         "at_goal": {s.id: at_goal(s) for s in sessions},
         "done": {s.id: done(s) for s in sessions},
+        "status_words": {s.id: status_words(s) for s in sessions},
         "chart": {
             "labels": labels,
             "backward_min": minutes,

@@ -64,6 +64,12 @@ class WalkSession:
     wall_unsynced: int = 0
     """1 when the device's clock was never synchronised (NTP) while the session was recorded
     (the summary's ``wall_unsynced``): its date, and the week it counts in, may be wrong."""
+    interrupted: int = 0
+    """1 when the monitor stopped (a power cut, a crash, a kill) before it recorded the
+    session's end and its next start closed the session with what its records prove (the
+    summary's ``interrupted``, docs/sessions.md "A monitor stopped mid-session"): the status
+    is what was walked, ``ended_wall`` the last record's time. A physio reads a "completed"
+    or "stopped" session differently when the treadmill restarted before its end."""
 
 
 WALK_FIELDS = tuple(f.name for f in fields(WalkSession))

@@ -379,6 +379,15 @@ MIGRATIONS: tuple[Migration, ...] = (
             "ALTER TABLE incidents ADD COLUMN opened_unsynced INTEGER NOT NULL DEFAULT 0",
         ),
     ),
+    Migration(
+        19,
+        "each guided session's restart flag: the monitor stopped (power cut, crash, kill) "
+        "before it recorded the session's end and the next start closed it with what its "
+        "records prove (the summary's interrupted), so the progress page says the treadmill "
+        "restarted before the end was recorded; sessions stored before: 0 (not interrupted, "
+        "as read before this column)",
+        ("ALTER TABLE walk_sessions ADD COLUMN interrupted INTEGER NOT NULL DEFAULT 0",),
+    ),
 )
 """Every schema change in order; ``MIGRATIONS[i]`` takes a database from version i to i + 1."""
 
