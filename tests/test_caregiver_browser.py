@@ -901,6 +901,23 @@ def test_times_show_in_the_browsers_zone_and_the_service_zone_without_script(
             cell.get_attribute("title") or ""
         )
 
+        # a 12-hour language reads the 24-hour clock the service says everywhere
+        # (caregiver/localtime.py), not "01:13:14 AM"
+        american = browser.new_context(timezone_id="America/New_York", locale="en-US")
+        american.set_default_timeout(WAIT * 1000)
+        us_page = american.new_page()
+        us_page.goto(service.url + "/login")
+        us_page.fill("#username", "ann")
+        us_page.fill("#password", PASSWORD)
+        us_page.click("button[type=submit]")
+        expect(us_page.locator("body")).to_have_attribute("data-live", "1")
+        us_page.goto(f"{service.url}/devices/treadmill-1/progress")
+        us_cell = us_page.locator('#sessions [data-label="Date"] time')
+        expect(us_cell).to_have_attribute("data-local", "1")
+        us_text = us_cell.text_content() or ""
+        assert f"{local:%H:%M}" in us_text and not re.search(r"\b[AP]M\b", us_text), us_text
+        american.close()
+
         # without JavaScript the service's zone is what a person reads, with its name
         plain = browser.new_context(java_script_enabled=False)
         plain.add_cookies(context.cookies())

@@ -2,12 +2,15 @@
 // zone, kept as the tooltip) is shown in this browser's own zone and language.
 (function () {
   "use strict";
-  // Short where it can be: the year only when it is not this one.
+  // Short where it can be: the year only when it is not this one. The 24-hour clock, as the
+  // server's text and notifications say it (caregiver/localtime.py, "14:05:12"): a 12-hour
+  // language with "2-digit" hours read "01:13:14 AM".
+  var clock = { hour: "2-digit", minute: "2-digit", hourCycle: "h23" };
   var formats = {
-    datetime: { day: "numeric", month: "short", hour: "2-digit", minute: "2-digit", second: "2-digit" },
-    minute: { weekday: "short", day: "numeric", month: "short", hour: "2-digit", minute: "2-digit" },
+    datetime: Object.assign({ day: "numeric", month: "short", second: "2-digit" }, clock),
+    minute: Object.assign({ weekday: "short", day: "numeric", month: "short" }, clock),
     date: { weekday: "short", day: "numeric", month: "short" },
-    time: { hour: "2-digit", minute: "2-digit", second: "2-digit" }
+    time: Object.assign({ second: "2-digit" }, clock)
   };
   var made = {}, thisYear = new Date().getFullYear();
   function formatter(name, moment) {  // making one costs far more than using it: one per kind
