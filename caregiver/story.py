@@ -461,13 +461,19 @@ class EventDetails:
     event: StoredEvent
     title: str
     figures: list[Detail]
+    belt: str = ""
+    """What the treadmill was doing, in the card's words ("Belt stopped, waiting for a
+    reset at the machine"); the monitor's state name (``TRIPPED``) is shown beside it."""
 
 
 def details(events: Sequence[StoredEvent]) -> list[EventDetails]:
     """Each event's figures with their units (from the key's suffix)."""
     return [
         EventDetails(
-            e, _STEP.get(e.type, e.type.replace("_", " ").capitalize()), figures(e.figures)
+            e,
+            _STEP.get(e.type, e.type.replace("_", " ").capitalize()),
+            figures(e.figures),
+            _BELT.get(e.state, e.state),
         )
         for e in events
         if e.type != "window"

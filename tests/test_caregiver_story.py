@@ -195,6 +195,7 @@ def test_the_timeline_and_the_details_carry_units_and_skip_the_recording() -> No
     events = [_event("stumble", {"tilt_rate_dps": 130.0, "impulse_gs": 0.3}), _event("window")]
     assert [s.text for s in story.steps(events, None)] == ["Stumble: the monitor stopped the belt"]
     (group,) = story.details(events)
+    assert group.belt == "Belt stopped, waiting for a reset at the machine"  # not "TRIPPED"
     assert [(d.key, d.value, d.unit) for d in group.figures] == [
         ("tilt rate", 130.0, "°/s"),
         ("impulse", 0.3, "g·s"),
