@@ -51,6 +51,12 @@ def words(moment: dt.datetime, zone: dt.tzinfo, *, seconds: bool = True) -> str:
     return f"{text} {name}" if name else text
 
 
+def day_words(day: dt.date) -> str:
+    """A date as the rest of the service writes it: "5 Mar 2026" (no leading zero, as
+    :func:`words`; ``%d`` wrote "05 Mar 2026" in the PDF report)."""
+    return f"{day.day} {day:%b %Y}"
+
+
 def iso_utc(value: str | float | None) -> str:
     """The moment as ISO 8601 in UTC ("2026-03-01T13:05:12.250Z"), for ``<time datetime>``."""
     moment = moment_of(value)

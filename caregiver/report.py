@@ -22,6 +22,7 @@ import io
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 
+from caregiver.localtime import day_words
 from caregiver.progress import HISTORY_SESSIONS
 from caregiver.storage import Incident, Store, WalkSession
 from caregiver.trends import SessionMeasures, Trend, measures_of, trends, week_label
@@ -91,7 +92,7 @@ class Report:
             return "no sessions yet"
         first, last = self.weeks[0].progress.week, self.weeks[-1].progress.week
         end = week_start(last) + dt.timedelta(days=6)
-        return f"{week_start(first):%d %b %Y} to {end:%d %b %Y}"
+        return f"{day_words(week_start(first))} to {day_words(end)}"
 
 
 def make_report(

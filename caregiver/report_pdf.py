@@ -26,6 +26,7 @@ from fpdf.bidi import BidiParagraph
 from fpdf.enums import TextDirection, XPos, YPos
 from fpdf.fonts import TTFFont
 
+from caregiver.localtime import day_words
 from caregiver.report import Report, ReportWeek
 from caregiver.story import closed_how, incident_kind
 from core.progress import GOAL_BACKWARD_MIN, GOAL_SESSIONS_PER_WEEK, MILESTONE_WEEKS
@@ -262,7 +263,8 @@ def _bars(
 
 def _when(report: Report, timestamp: float) -> str:
     zone = report.generated.tzinfo or dt.UTC
-    return f"{dt.datetime.fromtimestamp(timestamp, zone):%d %b %Y %H:%M}"
+    moment = dt.datetime.fromtimestamp(timestamp, zone)
+    return f"{day_words(moment)} {moment:%H:%M}"
 
 
 def report_pdf(report: Report) -> bytes:
@@ -274,7 +276,7 @@ def report_pdf(report: Report) -> bytes:
         f"Device {report.device_id}"
         f"{'' if report.walker_id == 'default' else f', walker profile {report.walker_id}'}. "
         f"Weeks {report.period} (ISO weeks, {report.zone}). "
-        f"Made {report.generated:%d %b %Y %H:%M}.",
+        f"Made {day_words(report.generated)} {report.generated:%H:%M}.",
         8.5,
     )
     page.line(
