@@ -216,8 +216,10 @@ def test_on_a_phone_an_acknowledged_card_stays_under_the_thumb_saying_so(
     # on screen as well as in the document (the stylesheet orders the cards by level)
     mine, theirs = card.bounding_box(), page.locator("#card-treadmill-2").bounding_box()
     assert mine is not None and theirs is not None and mine["y"] < theirs["y"], (mine, theirs)
-    expect(page.locator("#ack-notice")).to_have_text(
-        "Acknowledged: the alert on Dad's treadmill is closed."
+    expect(page.locator("#ack-notice")).to_have_text(  # and treadmill-2's call is still open
+        "Acknowledged: the alert on Dad's treadmill is closed.\n"
+        "Still open: HELP requested on treadmill-2 Silence",
+        use_inner_text=True,
     )
     expect(page.locator("#alarm-banner")).to_be_hidden()
     under = page.evaluate(AT_POINT, tap)  # a second tap lands on no Acknowledge button
@@ -319,3 +321,99 @@ def test_on_a_phone_the_treadmill_s_answer_to_a_plan_reads_whole(
     page.screenshot(path=str(_shots(tmp_path) / "plan-answer-360.png"))
     page.context.close()
     device.close()
+
+
+UNDER_TAP = """([x, y]) => { const e = document.elementFromPoint(x, y);
+    return {ack: !!(e && e.closest('.ack-form')),
+            link: !!(e && e.closest('#ack-notice a, #ack-notice button')),
+            what: e ? e.tagName + ' ' + (e.textContent || '').trim().slice(0, 40) : null}; }"""
+"""What a second tap at (x, y) would land on: an Acknowledge button, a link or button of the
+notice (what is still open), or what else."""
+
+
+def _three_open(service: CaregiverService, mosquitto: Mosquitto) -> list[SimDevice]:
+    """Dad fell (treadmill-1), treadmill-2's walker called for help, treadmill-3's fell."""
+    devices = [SimDevice(mosquitto, f"treadmill-{n}") for n in (1, 2, 3)]
+    for d in devices:
+        d.online()
+    devices[0].incident_fall()
+    _help(devices[1])
+    devices[2].incident_fall()
+    assert service.ingestor.wait_for(
+        lambda: all(service.store.open_incidents(d.device_id) for d in devices), WAIT
+    )
+    return devices
+
+
+def _tap_ack(page: Any, device_id: str, width: int) -> list[float]:
+    """Acknowledge ``device_id``'s card as a person does (a tap on a phone, a click at a
+    desk); the point it was pressed at."""
+    button = page.locator(f"#card-{device_id} .ack-form button")
+    button.scroll_into_view_if_needed()
+    box = button.bounding_box()
+    assert box is not None
+    if width < 600:
+        button.tap()
+    else:
+        button.click()
+    return [box["x"] + box["width"] / 2, box["y"] + box["height"] / 2]
+
+
+@pytest.mark.parametrize("width", [360, 1280])
+def test_acknowledging_one_card_still_says_which_alerts_are_open(
+    browser: Any, service: CaregiverService, mosquitto: Mosquitto, tmp_path: Path, width: int
+) -> None:
+    """Three alerts open; Ann acknowledges Dad's. The notice that takes the alarm banner's
+    place says Dad's is closed and, in red, what is still open (a link to each), and the
+    tab's title still warns: it used to say only "closed" in green, the banner with the
+    other two treadmills' fall and call for help gone with it. Nothing a second tap at the
+    same point would hit acknowledges or opens anything. A new alert after that shows in
+    the banner and joins the list; with none left, the green confirmation alone."""
+    from playwright.sync_api import expect
+
+    shots = _shots(tmp_path)
+    devices = _three_open(service, mosquitto)
+    page = _page(browser, service, width)
+    expect(page.locator("#alarm-banner")).to_be_visible()
+    notice = page.locator("#ack-notice")
+    tap = _tap_ack(page, "treadmill-1", width)
+    devices[0].wait_command("ack")
+    expect(page.locator("#card-treadmill-1")).to_have_attribute("data-level", "idle")
+    expect(notice).to_have_text(  # as a person reads it (innerText: line by line)
+        "Acknowledged: the alert on Dad's treadmill is closed.\n"
+        "Still open: FALL on treadmill-3, HELP requested on treadmill-2 Silence",
+        use_inner_text=True,
+    )
+    expect(notice.locator(".still-open a")).to_have_count(2)
+    expect(notice.locator(".still-open")).to_be_in_viewport()
+    expect(page).to_have_title(
+        "\u26a0 Still open: FALL on treadmill-3, HELP requested on treadmill-2"
+    )
+    under = page.evaluate(UNDER_TAP, tap)
+    assert under["ack"] is False and under["link"] is False, under
+    assert page.evaluate("document.documentElement.scrollWidth") <= width
+    page.screenshot(path=str(shots / f"acked-still-open-{width}.png"))
+
+    # a new alert after the acknowledgement: shown, not swallowed by the notice
+    devices[0].incident_fall()
+    banner = page.locator("#alarm-banner")
+    expect(banner).to_be_visible()
+    expect(page.locator("#alarm-text")).to_have_text("FALL on Dad's treadmill")
+    expect(notice.locator(".still-open a")).to_have_count(3)
+    expect(notice.locator(".still-open")).to_contain_text("FALL on Dad's treadmill")
+    assert page.evaluate("document.documentElement.scrollWidth") <= width
+    page.screenshot(path=str(shots / f"acked-then-new-alert-{width}.png"))
+
+    # all closed: the green confirmation alone, the alarm over
+    for device_id in ("treadmill-1", "treadmill-2", "treadmill-3"):
+        _tap_ack(page, device_id, width)
+        expect(page.locator(f"#card-{device_id}")).to_have_attribute("data-level", "idle")
+    expect(notice).to_have_text("Acknowledged: the alert on treadmill-3 is closed.")
+    expect(notice.locator(".still-open")).to_have_count(0)
+    expect(banner).to_be_hidden()
+    expect(page).to_have_title("RetroGuard caregiver")
+    page.evaluate("window.scrollTo(0, 0)")
+    page.screenshot(path=str(shots / f"acked-all-{width}.png"))
+    page.context.close()
+    for d in devices:
+        d.close()

@@ -119,6 +119,7 @@
     if (alarmTimer) clearInterval(alarmTimer);
     alarmTimer = setInterval(beep, 2000);
     showAlarmSound();
+    refreshStillOpen();
   }
   // Whether the alarm can be heard, said plainly on the banner: the sound is off in this
   // browser, or on and waiting for a tap (a page opened without one — a wall tablet's browser
@@ -547,6 +548,7 @@
     });
     incidents.forEach(onIncident);
     Object.keys(cards).forEach(function (id) { onDevice(cards[id]); });
+    if (Object.keys(cards).length) refreshStillOpen();  // one acknowledged elsewhere leaves the list
   }
 
   // Acknowledge without leaving the page (the form also works without JavaScript). The form
@@ -558,7 +560,7 @@
     if (!notice) return;
     notice.textContent = text || "";
     notice.hidden = !text;
-    notice.classList.remove("ack-done");
+    notice.classList.remove("ack-done", "ack-more");
     notice.style.minHeight = "";
   }
   function cardName(card) {
@@ -572,6 +574,61 @@
     var now = document.getElementById(card.id);  // the feed may have replaced it meanwhile
     var moved = now ? top - now.getBoundingClientRect().top : 0;
     if (moved > 0) notice.style.minHeight = (notice.offsetHeight + moved) + "px";
+  }
+  // After a card's acknowledgement, the alerts still open (the service's list, without the
+  // incident just closed): acknowledging one card hid the whole alarm banner and its beeping,
+  // other treadmills' falls and calls for help with it, and the notice said only "closed" in
+  // green: a family caregiver read that as all handled. ``[]`` when the list cannot be had
+  // (the page's feed alarms again for what it brings).
+  function stillOpen(closed) {
+    return fetch("/api/alarms", { credentials: "same-origin", headers: { "Accept": "application/json" } })
+      .then(function (r) { return r.ok ? r.json() : { alarms: [] }; })
+      .then(function (found) {
+        return (found.alarms || []).filter(function (a) { return a.incident !== closed; });
+      }, function () { return []; });
+  }
+  // The notice says what is still open, each a link to its alert, in the alarm's red; the
+  // tab's title and the beeping go on for them (Silence in the notice stops the sound, as
+  // the banner's did). None open: the green confirmation alone. Links and Silence sit in the
+  // notice at the top, above the card the finger is on: a second tap lands on neither.
+  var quietened = new Set();  // the alerts silenced from the notice
+  // ``listOnly``: the banner shows an alarm (a new one), which keeps the title and beeping.
+  function showStillOpen(open, listOnly) {
+    if (!notice) return;
+    var old = notice.querySelector(".still-open");
+    if (old) old.remove();
+    notice.classList.toggle("ack-more", open.length > 0);
+    if (!open.length) { if (!listOnly) silence(); return; }
+    var links = [];
+    open.forEach(function (a, i) {
+      if (i) links.push(", ");
+      links.push(node("a", { href: a.link, "class": "still-open-link" }, [a.text]));
+    });
+    var quiet = node("button", { type: "button", "class": "btn btn-plain still-open-silence" }, ["Silence"]);
+    quiet.addEventListener("click", function () {
+      open.forEach(function (a) { quietened.add(a.event); });
+      silence(true); quiet.remove();
+    });
+    var loud = open.some(function (a) { return !quietened.has(a.event); });
+    notice.appendChild(node("span", { "class": "still-open" }, [
+      node("span", { "class": "still-open-lead" }, ["Still open: "])].concat(links, loud ? [" ", quiet] : [])));
+    if (!loud || listOnly) return;  // silenced here: said, not sounded again at the next card's change
+    // the alarm goes on for what is open: the tab's title and the beeping, not the banner
+    // (the notice is in its place)
+    showing = open.map(function (a) { return a.event; });
+    document.title = "\u26A0 Still open: " + open.map(function (a) { return a.text; }).join(", ");
+    if (alarmTimer) clearInterval(alarmTimer);
+    alarmTimer = setInterval(beep, 2000);
+  }
+  // A new alarm after the acknowledgement shows in the banner as any; the notice's list is
+  // asked again so it names it too (its height kept: nothing under the finger moves up).
+  function refreshStillOpen() {
+    if (!notice || notice.hidden || !notice.classList.contains("ack-done")) return;
+    stillOpen("").then(function (open) {
+      if (notice.hidden) return;
+      notice.style.minHeight = notice.offsetHeight + "px";
+      showStillOpen(open, !banner.hidden);  // the banner's alarm leads the title and beeping
+    });
   }
   document.addEventListener("submit", function (ev) {
     var form = ev.target;
@@ -605,12 +662,18 @@
           // A card's: said at the top, where the alarm was, and nothing moves under the
           // thumb. Hiding the alarm banner pulled the page up by its height (some 240 px on
           // a phone) and put the next red card's Acknowledge button where this one was.
-          var top = card ? card.getBoundingClientRect().top : 0;
-          showNotice(answer.message || "Acknowledged: the alert on " + cardName(card) + " is closed.");
-          notice.classList.toggle("ack-done", !answer.message);
-          silence();
-          keepPlace(card, top);
+          // What else is open is asked first (the service's list, /api/alarms), so the banner
+          // gives way to the whole notice at once: one move, made up for (keepPlace).
           button.textContent = "Acknowledged";
+          var closed = form.querySelector('input[name="incident"]');
+          return stillOpen(closed ? closed.value : "").then(function (open) {
+            var top = card ? card.getBoundingClientRect().top : 0;
+            showNotice(answer.message || "Acknowledged: the alert on " + cardName(card) + " is closed.");
+            notice.classList.toggle("ack-done", !answer.message);
+            silence();
+            if (!answer.message) showStillOpen(open);
+            keepPlace(card, top);
+          });
         });
       })
       .catch(function (err) { button.disabled = false; button.textContent = "Acknowledge (failed: " + err.message + ")"; });
