@@ -59,6 +59,10 @@ class ReportWeek:
     clock_not_set: int = 0
     """Sessions of the week recorded while the treadmill's clock was never synchronised
     (``wall_unsynced``): they may belong to another week."""
+    closed_by_restart: int = 0
+    """Sessions of the week the device closed at its next start (``interrupted``): the
+    monitor stopped (power cut, crash, kill) before it recorded their end, so their figures
+    are what was recorded until then (docs/sessions.md, "A monitor stopped mid-session")."""
 
     @property
     def label(self) -> str:
@@ -113,21 +117,24 @@ def make_report(
     by_week = {w.week: w for w in weekly_progress(sessions, zone, prescribed)}
     trips: dict[str, list[int]] = {}
     for s in sessions:
-        counts = trips.setdefault(week_of(utc_of(s.started_wall), zone), [0, 0, 0, 0, 0])
+        counts = trips.setdefault(week_of(utc_of(s.started_wall), zone), [0, 0, 0, 0, 0, 0])
         counts[0] += s.trips
         counts[1] += s.stumbles
         counts[2] += s.falls
         counts[3] += s.no_recovery
         counts[4] += 1 if s.wall_unsynced else 0
+        counts[5] += 1 if s.interrupted else 0
     opened: dict[str, int] = {}
     for i in incidents:
         week = week_of(dt.datetime.fromtimestamp(i.opened_at, dt.UTC), zone)
         opened[week] = opened.get(week, 0) + 1
     weeks: list[ReportWeek] = []
     for progress in every_week(by_week.values(), week_of(generated, zone), prescribed):
-        t, st, falls, no_recovery, unset = trips.get(progress.week, [0, 0, 0, 0, 0])
+        t, st, falls, no_recovery, unset, restart = trips.get(progress.week, [0] * 6)
         weeks.append(
-            ReportWeek(progress, t, st, opened.get(progress.week, 0), falls, no_recovery, unset)
+            ReportWeek(
+                progress, t, st, opened.get(progress.week, 0), falls, no_recovery, unset, restart
+            )
         )
     return Report(
         device_id=device_id,
@@ -210,10 +217,16 @@ def _cell(value: float | None, digits: int = 3) -> str:
     return "" if value is None else f"{value:.{digits}g}"
 
 
+RESTART_COLUMN = "sessions_closed_by_restart (monitor stopped before recording the end)"
+"""The CSV's column of :attr:`ReportWeek.closed_by_restart`."""
+
+
 def report_csv(report: Report) -> str:
     """One row a week (oldest first): a table a spreadsheet opens as it is. The balance and
     gait columns are the week's median (empty: not measured that week); their noise (MDC95)
-    is in the header, so no change is read without it."""
+    is in the header, so no change is read without it. The sessions closed by a restart
+    (:attr:`ReportWeek.closed_by_restart`) are the last column, after the trends: it came
+    later, and a sheet that reads the columns before it by position still reads them."""
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
     trend_columns = [
@@ -238,6 +251,7 @@ def report_csv(report: Report) -> str:
             "incidents",
             "sessions_clock_not_set (their week may be wrong)",
             *trend_columns,
+            RESTART_COLUMN,
         ]
     )
     medians = [{w.week: w.median for w in t.weeks} for t in report.trends]
@@ -261,6 +275,7 @@ def report_csv(report: Report) -> str:
                 w.incidents,
                 w.clock_not_set,
                 *(_cell(m.get(p.week)) for m in medians),
+                w.closed_by_restart,
             ]
         )
     return out.getvalue()

@@ -345,7 +345,7 @@ def report_pdf(report: Report) -> bytes:
     rows = [
         [
             f"{w.label} ({w.progress.week})",
-            f"{w.progress.sessions}{CLOCK_MARK if w.clock_not_set else ''}",
+            f"{w.progress.sessions}{_marks(w)}",
             f"{w.progress.done}/{w.progress.prescribed}",
             str(w.progress.at_goal),
             "yes" if w.progress.goal_met else "no",
@@ -412,6 +412,8 @@ def report_pdf(report: Report) -> bytes:
     about = page.text(about_figures(report))
     if any(w.clock_not_set for w in weeks[-TABLE_WEEKS:]):
         about += " " + page.text(CLOCK_NOTE)
+    if any(w.closed_by_restart for w in weeks[-TABLE_WEEKS:]):
+        about += " " + page.text(RESTART_NOTE)
     notice = page.notice()  # after every text above went through page.text
     if notice:
         if page.family == FONT_NAME:  # (no font at all was said once, in _add_font)
@@ -445,6 +447,23 @@ CLOCK_NOTE = (
     f"{CLOCK_MARK} The treadmill's clock was not set (no network time) during some of the "
     "week's sessions: they may belong to another week."
 )
+RESTART_MARK = "**"
+"""Marks a week's sessions in the table when the treadmill's next start closed some of them
+(:attr:`ReportWeek.closed_by_restart`): without it a physio could not tell them from
+sessions the walker ended. ASCII, so the Helvetica fallback shows it too."""
+RESTART_NOTE = (
+    f"{RESTART_MARK} The treadmill restarted before the end of some of the week's sessions "
+    "was recorded (a power cut or the monitor stopped): they were closed at its next start "
+    "with what was recorded until then, done only if every interval was walked."
+)
+
+
+def _marks(week: ReportWeek) -> str:
+    """The marks after a week's sessions in the table ("3*", "3**", "3* **"), each explained
+    in the footnote, which says only those some shown week has."""
+    marks = [CLOCK_MARK] if week.clock_not_set else []
+    marks += [RESTART_MARK] if week.closed_by_restart else []
+    return " ".join(marks)
 
 
 def about_figures(report: Report) -> str:

@@ -18,9 +18,9 @@ from pypdf import PdfReader
 
 import caregiver.report_pdf as report_pdf_module
 from caregiver.progress import parse_summary
-from caregiver.report import make_report, report_csv, report_for
+from caregiver.report import RESTART_COLUMN, make_report, report_csv, report_for
 from caregiver.report_pdf import TABLE_WEEKS, report_pdf
-from caregiver.storage import Incident, Store
+from caregiver.storage import Incident, Store, WalkSession
 from caregiver.trends import measures_of, trends
 from core.gait_trends import METRICS
 from core.progress import week_of
@@ -141,6 +141,64 @@ def test_the_pdf_marks_the_weeks_with_sessions_recorded_with_the_clock_not_set(
     assert f"({weeks[0].progress.week}) 3 " in text
 
 
+def restarted_month(database: str) -> list[WalkSession]:
+    """:func:`physio_month`'s sessions as stored, two of the second week's and one of the
+    fourth closed by the device's next start (``interrupted``), the first of them also
+    recorded with the clock not set."""
+    store = Store(database)
+    for n, record in enumerate(physio_month(DEVICE, MONDAY)):
+        if n in (3, 4, 10):
+            record = msgspec.structs.replace(record, interrupted=True, wall_unsynced=n == 3)
+        row, problem = parse_summary(received(record), DEVICE)
+        assert row is not None, problem
+        store.record_walk_session(row, session_payload(record), NOW)
+    sessions = store.walk_sessions(DEVICE)
+    store.close()
+    return sessions
+
+
+def test_the_csv_counts_each_week_s_sessions_closed_by_a_restart(tmp_path: Path) -> None:
+    """A session the treadmill's next start closed (the monitor stopped before recording its
+    end) holds what was recorded until then: the patient's file says how many of each week's
+    were, in a column after every other (a sheet reading the others by position still does)."""
+    sessions = restarted_month(str(tmp_path / "caregiver.db"))
+    report = make_report(DEVICE, "Anna", sessions, measures_of([]), [], dt.UTC, NOW)
+    table = report_csv(report)
+    header = next(csv.reader(io.StringIO(table)))
+    assert header[-1] == RESTART_COLUMN
+    rows = list(csv.DictReader(io.StringIO(table)))
+    assert [(r["week"], r[RESTART_COLUMN]) for r in rows] == [
+        ("2026-W10", "0"), ("2026-W11", "2"), ("2026-W12", "0"), ("2026-W13", "1"),
+    ]  # fmt: skip
+    clock = "sessions_clock_not_set (their week may be wrong)"
+    assert [r[clock] for r in rows] == ["0", "1", "0", "0"]
+    # without such sessions the column is there, every week 0
+    plain = make_report(DEVICE, "Anna", [dataclasses.replace(s, interrupted=0)
+                                         for s in sessions], [], [], dt.UTC, NOW)  # fmt: skip
+    assert {r[RESTART_COLUMN] for r in csv.DictReader(io.StringIO(report_csv(plain)))} == {"0"}
+
+
+def test_the_pdf_marks_the_weeks_with_sessions_closed_by_a_restart(tmp_path: Path) -> None:
+    """The weekly table marks the weeks some of whose sessions the next start closed, and the
+    footnote says in plain words what that means; a report without such a week is unchanged
+    (no mark, no note)."""
+    sessions = restarted_month(str(tmp_path / "caregiver.db"))
+    report = make_report(DEVICE, "Anna", sessions, [], [], dt.UTC, NOW)
+    text = " ".join(PdfReader(io.BytesIO(report_pdf(report))).pages[0].extract_text().split())
+    assert (
+        "** The treadmill restarted before the end of some of the week's sessions was recorded "
+        "(a power cut or the monitor stopped): they were closed at its next start" in text
+    )
+    assert "(2026-W11) 3* ** " in text  # the clock not set too: both marks
+    assert "(2026-W13) 3** " in text
+    assert "(2026-W12) 3 " in text and "(2026-W10) 3 " in text
+    plain = make_report(DEVICE, "Anna", [dataclasses.replace(s, interrupted=0)
+                                         for s in sessions], [], [], dt.UTC, NOW)  # fmt: skip
+    text = " ".join(PdfReader(io.BytesIO(report_pdf(plain))).pages[0].extract_text().split())
+    assert "restarted" not in text and "**" not in text
+    assert "(2026-W11) 3* " in text and "(2026-W13) 3 " in text
+
+
 def test_the_pdf_is_one_page_with_the_table_adherence_longest_stretch_and_incidents(
     tmp_path: Path,
 ) -> None:
@@ -202,8 +260,8 @@ def test_the_pdf_s_footnote_stays_clear_of_a_full_page(
     store.close()
     full = dataclasses.replace(
         report,
-        weeks=[  # and every week with a session recorded with the clock not set
-            dataclasses.replace(w, clock_not_set=1)
+        weeks=[  # and every week with sessions recorded with the clock not set, and closed
+            dataclasses.replace(w, clock_not_set=1, closed_by_restart=1)  # by a restart
             for w in (report.weeks * TABLE_WEEKS)[:TABLE_WEEKS]
         ],
         trends=(report.trends * len(METRICS))[: len(METRICS)],
@@ -222,6 +280,7 @@ def test_the_pdf_s_footnote_stays_clear_of_a_full_page(
     said = " ".join(" ".join(t for _, _, t in reversed(footnote)).split())  # top down
     assert "The CSV report has every week." in said
     assert "* The treadmill's clock was not set" in said
+    assert "** The treadmill restarted before the end" in said
     assert ("Characters shown as ?" in said) == (font == "missing")
     top_of_footnote = footnote[-1][0] + footnote[-1][1]  # its first line's cap height and more
     lowest_above = min(y for y, _, _ in above)
