@@ -11,6 +11,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
+import re
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -401,6 +402,16 @@ def test_acknowledging_one_card_still_says_which_alerts_are_open(
     expect(page.locator("#alarm-text")).to_have_text("FALL on Dad's treadmill")
     expect(notice.locator(".still-open a")).to_have_count(3)
     expect(notice.locator(".still-open")).to_contain_text("FALL on Dad's treadmill")
+    # ... and the green line no longer says "the alert on Dad's treadmill is closed" beside
+    # Dad's new fall (read as a contradiction): the EARLIER one, acknowledged at its time
+    expect(notice).to_have_text(
+        re.compile(
+            r"^Acknowledged at \d\d:\d\d: the earlier alert on Dad's treadmill is closed\.\n"
+            r"Still open: FALL on Dad's treadmill, FALL on treadmill-3, "
+            r"HELP requested on treadmill-2 Silence$"
+        ),
+        use_inner_text=True,
+    )
     assert page.evaluate("document.documentElement.scrollWidth") <= width
     page.screenshot(path=str(shots / f"acked-then-new-alert-{width}.png"))
 

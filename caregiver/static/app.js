@@ -592,11 +592,26 @@
   // the banner's did). None open: the green confirmation alone. Links and Silence sit in the
   // notice at the top, above the card the finger is on: a second tap lands on neither.
   var quietened = new Set();  // the alerts silenced from the notice
+  // The card acknowledged here last: its device, name and the moment (this browser's clock).
+  var acked = null;
+  var clockFormat = new Intl.DateTimeFormat(undefined, { hour: "2-digit", minute: "2-digit", hourCycle: "h23" });
+  // The green line. A new alert on the treadmill just acknowledged (Dad's falls again) is in
+  // the banner and the list, and "the alert on Dad's treadmill is closed" beside it read as a
+  // contradiction: the line then says it was the EARLIER alert, acknowledged at what time.
+  function ackLine(newer) {
+    if (!newer) return ["Acknowledged: the alert on " + acked.name + " is closed."];
+    return ["Acknowledged at ", node("time", { datetime: acked.at.toISOString() }, [clockFormat.format(acked.at)]),
+            ": the earlier alert on " + acked.name + " is closed."];
+  }
   // ``listOnly``: the banner shows an alarm (a new one), which keeps the title and beeping.
   function showStillOpen(open, listOnly) {
     if (!notice) return;
     var old = notice.querySelector(".still-open");
     if (old) old.remove();
+    if (acked && notice.classList.contains("ack-done")) {  // worded for what is open now
+      var newer = open.some(function (a) { return a.device_id === acked.device; });
+      notice.replaceChildren.apply(notice, ackLine(newer));
+    }
     notice.classList.toggle("ack-more", open.length > 0);
     if (!open.length) { if (!listOnly) silence(); return; }
     var links = [];
@@ -668,7 +683,8 @@
           var closed = form.querySelector('input[name="incident"]');
           return stillOpen(closed ? closed.value : "").then(function (open) {
             var top = card ? card.getBoundingClientRect().top : 0;
-            showNotice(answer.message || "Acknowledged: the alert on " + cardName(card) + " is closed.");
+            acked = { device: card ? card.dataset.device : "", name: cardName(card), at: new Date() };
+            showNotice(answer.message || ackLine(false)[0]);
             notice.classList.toggle("ack-done", !answer.message);
             silence();
             if (!answer.message) showStillOpen(open);
