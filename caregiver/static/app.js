@@ -610,7 +610,8 @@
     if (old) old.remove();
     if (acked && notice.classList.contains("ack-done")) {  // worded for what is open now
       var newer = open.some(function (a) { return a.device_id === acked.device; });
-      notice.replaceChildren.apply(notice, ackLine(newer));
+      notice.textContent = "";  // (not replaceChildren: Safari before 14 lacks it)
+      ackLine(newer).forEach(function (c) { notice.append(c); });
     }
     notice.classList.toggle("ack-more", open.length > 0);
     if (!open.length) { if (!listOnly) silence(); return; }
