@@ -15,6 +15,10 @@ PostgreSQL run is skipped with the reason when the server programs are absent;
 
 ``disk``: the courier's disk, made fillable on command
 (:class:`tests.storage_support.FillableDisk`).
+
+``browser``: Debian's headless Chromium under Playwright, once per test module
+(:mod:`tests.browser_support`, loaded as a plugin so the dashboard's browser test files
+share one fixture).
 """
 
 from __future__ import annotations
@@ -31,6 +35,8 @@ from tests.storage_support import FillableDisk
 from tools import broker
 from tools.broker import Mosquitto, mosquitto_available
 from tools.pgcluster import PostgresCluster, postgres_available
+
+pytest_plugins = ("tests.browser_support",)
 
 ENGINES = ("sqlite", "postgresql")
 

@@ -23,9 +23,9 @@ import pytest
 
 from caregiver import story
 from caregiver.broker_link import Connected, NeverConnected, Problem
-from caregiver.headless import CHROMIUM, launch_chromium
 from caregiver.service import CaregiverService
 from caregiver.storage import Role
+from tests.browser_support import NEEDS_CHROMIUM
 from tests.caregiver_support import (
     PASSWORD,
     WAIT,
@@ -38,25 +38,7 @@ from tests.caregiver_support import (
 )
 from tools.broker import Mosquitto, mosquitto_available
 
-pytestmark = pytest.mark.skipif(
-    not CHROMIUM.exists(),
-    reason="Debian chromium not installed (apt-get install -y chromium); "
-    "Playwright's own browser download cannot work here",
-)
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    sync_api = pytest.importorskip("playwright.sync_api")
-    with sync_api.sync_playwright() as pw:
-        b = launch_chromium(pw)
-        # Playwright's 5 s default is too tight for a loaded 2-core CI machine; WAIT is a
-        # safety net against hangs, not a timing assertion.
-        sync_api.expect.set_options(timeout=int(WAIT * 1000))
-        try:
-            yield b
-        finally:
-            b.close()
+pytestmark = NEEDS_CHROMIUM
 
 
 @pytest.fixture

@@ -20,10 +20,10 @@ from typing import Any
 import msgspec
 import pytest
 
-from caregiver.headless import CHROMIUM, launch_chromium
 from caregiver.service import CaregiverService
 from core.protocol.messages import PlanStored, ProgressionHeld
 from core.protocol.payloads import reply_payload
+from tests.browser_support import NEEDS_CHROMIUM
 from tests.caregiver_support import (
     PASSWORD,
     WAIT,
@@ -34,23 +34,7 @@ from tests.caregiver_support import (
 )
 from tools.broker import Mosquitto
 
-pytestmark = pytest.mark.skipif(
-    not CHROMIUM.exists(),
-    reason="Debian chromium not installed (apt-get install -y chromium); "
-    "Playwright's own browser download cannot work here",
-)
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    sync_api = pytest.importorskip("playwright.sync_api")
-    with sync_api.sync_playwright() as pw:
-        b = launch_chromium(pw)
-        sync_api.expect.set_options(timeout=int(WAIT * 1000))  # a safety net, not a timing
-        try:
-            yield b
-        finally:
-            b.close()
+pytestmark = NEEDS_CHROMIUM
 
 
 @pytest.fixture
