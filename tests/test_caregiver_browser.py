@@ -54,10 +54,15 @@ def _login(
     width: int = 1024,
     init_script: str = "",
     has_touch: bool = False,
+    **options: Any,
 ) -> Any:
+    """Ann logged in, the live feed open; ``options`` go to the browser context (a time zone,
+    a language)."""
     from playwright.sync_api import expect
 
-    context = browser.new_context(viewport={"width": width, "height": 800}, has_touch=has_touch)
+    context = browser.new_context(
+        viewport={"width": width, "height": 800}, has_touch=has_touch, **options
+    )
     context.set_default_timeout(WAIT * 1000)
     page = context.new_page()
     if init_script:
@@ -850,14 +855,8 @@ def test_times_show_in_the_browsers_zone_and_the_service_zone_without_script(
         device.session(session_record("treadmill-1", started, backward_min=10, longest_min=10))
         store = service.store
         assert service.ingestor.wait_for(lambda: store.walk_session_count() == 1)
-        context = browser.new_context(timezone_id="America/New_York", locale="en-GB")
-        context.set_default_timeout(WAIT * 1000)
-        page = context.new_page()
-        page.goto(service.url + "/login")
-        page.fill("#username", "ann")
-        page.fill("#password", PASSWORD)
-        page.click("button[type=submit]")
-        expect(page.locator("body")).to_have_attribute("data-live", "1")
+        page = _login(browser, service, timezone_id="America/New_York", locale="en-GB")
+        context = page.context
 
         moment = dt.datetime.fromisoformat(event["wall_time"])
         new_york, berlin = (moment.astimezone(ZoneInfo(z)) for z in ("America/New_York",
@@ -885,20 +884,13 @@ def test_times_show_in_the_browsers_zone_and_the_service_zone_without_script(
 
         # a 12-hour language reads the 24-hour clock the service says everywhere
         # (caregiver/localtime.py), not "01:13:14 AM"
-        american = browser.new_context(timezone_id="America/New_York", locale="en-US")
-        american.set_default_timeout(WAIT * 1000)
-        us_page = american.new_page()
-        us_page.goto(service.url + "/login")
-        us_page.fill("#username", "ann")
-        us_page.fill("#password", PASSWORD)
-        us_page.click("button[type=submit]")
-        expect(us_page.locator("body")).to_have_attribute("data-live", "1")
+        us_page = _login(browser, service, timezone_id="America/New_York", locale="en-US")
         us_page.goto(f"{service.url}/devices/treadmill-1/progress")
         us_cell = us_page.locator('#sessions [data-label="Date"] time')
         expect(us_cell).to_have_attribute("data-local", "1")
         us_text = us_cell.text_content() or ""
         assert f"{local:%H:%M}" in us_text and not re.search(r"\b[AP]M\b", us_text), us_text
-        american.close()
+        us_page.context.close()
 
         # without JavaScript the service's zone is what a person reads, with its name
         plain = browser.new_context(java_script_enabled=False)
