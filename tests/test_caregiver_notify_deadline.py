@@ -216,6 +216,20 @@ def _round(notifier: Notifier) -> int:
     return delivered[0]
 
 
+def _answer_once_hanging(receiver: Receiver, hang: Hang) -> threading.Thread:
+    """Started: c1's page (``/other``) is answered only once c0's send hangs, so the round
+    has one send delivered and one overdue at its deadline. Join it after the round."""
+
+    def hold() -> None:
+        assert receiver.arrived.get(timeout=WAIT) == "/other"
+        hang.began.wait(WAIT)
+        receiver.gate.set()
+
+    holder = threading.Thread(target=hold)
+    holder.start()
+    return holder
+
+
 def _join_senders() -> None:
     """Wait for every send thread to end (the released hang's included)."""
     for thread in threading.enumerate():
@@ -265,13 +279,7 @@ def test_a_send_that_hangs_is_abandoned_and_the_others_and_the_next_round_page_o
     _queue(store, 0, stuck_url, "FALL", 1000.0)  # c0's page is queued, and started, first
     _queue(store, 1, other_url, "FALL", 1000.0)
 
-    def hold_until_hanging() -> None:
-        assert receiver.arrived.get(timeout=WAIT) == "/other"
-        hang.began.wait(WAIT)  # c1's page is answered only once c0's send hangs
-        receiver.gate.set()
-
-    holder = threading.Thread(target=hold_until_hanging)
-    holder.start()
+    holder = _answer_once_hanging(receiver, hang)
     with caplog.at_level(logging.INFO, logger="caregiver.notify"):
         assert _round(notifier) == 1
     holder.join(WAIT)
@@ -325,13 +333,7 @@ def test_a_contact_s_other_url_is_paged_while_one_of_its_urls_hangs(
     _queue(store, 0, backup_url, "FALL", 1000.0, url_index=1)
     _queue(store, 1, other_url, "FALL", 1000.0)
 
-    def hold_until_hanging() -> None:
-        assert receiver.arrived.get(timeout=WAIT) == "/other"
-        stuck_lookup.began.wait(WAIT)
-        receiver.gate.set()
-
-    holder = threading.Thread(target=hold_until_hanging)
-    holder.start()
+    holder = _answer_once_hanging(receiver, stuck_lookup)
     assert _round(notifier) == 2
     holder.join(WAIT)
     assert receiver.arrived.get(timeout=WAIT) == "/backup"
@@ -379,13 +381,7 @@ def test_an_abandoned_send_that_ends_delivered_is_marked_sent_not_paged_again(
     _queue(store, 0, stuck_url, "FALL", 1000.0)
     _queue(store, 1, other_url, "FALL", 1000.0)
 
-    def hold_until_hanging() -> None:
-        assert receiver.arrived.get(timeout=WAIT) == "/other"
-        stuck_lookup.began.wait(WAIT)
-        receiver.gate.set()
-
-    holder = threading.Thread(target=hold_until_hanging)
-    holder.start()
+    holder = _answer_once_hanging(receiver, stuck_lookup)
     assert _round(notifier) == 1
     holder.join(WAIT)
     assert [r[:3] for r in _rows(db)] == [("c0", "pending", 1), ("c1", "sent", 1)]
@@ -428,13 +424,7 @@ def test_a_hanging_send_is_on_healthz_and_in_the_status_until_it_ends(
         _queue(service.store, 0, stuck_url, "FALL", now)
         _queue(service.store, 1, other_url, "FALL", now)
 
-        def hold_until_hanging() -> None:
-            assert receiver.arrived.get(timeout=WAIT) == "/other"
-            stuck_lookup.began.wait(WAIT)
-            receiver.gate.set()
-
-        holder = threading.Thread(target=hold_until_hanging)
-        holder.start()
+        holder = _answer_once_hanging(receiver, stuck_lookup)
         assert _round(service.notifier) == 1
         holder.join(WAIT)
         health = service.health()
