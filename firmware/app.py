@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING
 from core.clock import Clock, RealClock, SimClock
 from core.logsetup import logging_off_this_thread
 from core.mounting import Mounting, up_vector
-from core.protocol.messages import DeviceHealth, DeviceState
+from core.protocol.messages import DeviceHealth, DeviceState, SilenceResult
 from core.protocol.payloads import wall_now
 from core.wallclock import WallClock, WallStamper
 from firmware.config import Config
@@ -34,7 +34,7 @@ from firmware.link.supervisor import CourierSupervisor, ProcessCourier, SpawnCou
 from firmware.monitor import Monitor
 from firmware.pacing import open_pacing
 from firmware.preflight import BENCH_WARNING, WORN_CHECK_OFF_WARNING
-from firmware.safety import SafetyController, SensorLimits
+from firmware.safety import SafetyController, SensorLimits, SoundingAlarm
 from firmware.status_light import StatusLight
 from firmware.watchdog import ServiceWatchdog
 from hal.buzzer_patterns import is_safety_signal
@@ -272,8 +272,11 @@ def build_app(
         if not link.requests_arrived:  # the usual iteration: one int looked at
             return
         link.requests_arrived = 0
-        if link.take_silence():  # taken whatever sounds: a silence is never kept for later
-            silence_alarm(buzzer)
+        for asked in link.take_silences():  # taken whatever sounds: never kept for later
+            result = silence_alarm(
+                buzzer, controller.sounding, event_id=asked.event_id, incident=asked.incident
+            )
+            link.answer_silence(asked.request_id, result)  # queued for the courier: no wait
         if link.take_chirp():  # a test alarm: below every safety pattern, never cuts one
             buzzer.play("chirp", monitor.clock.monotonic())
         for incident in link.take_closed_incidents():
@@ -297,27 +300,59 @@ def build_app(
     )
 
 
-def silence_alarm(buzzer: Buzzer) -> str | None:
+def silence_alarm(
+    buzzer: Buzzer,
+    sounding: SoundingAlarm | None = None,
+    *,
+    event_id: str | None = None,
+    incident: str | None = None,
+) -> SilenceResult:
     """A caregiver's ``silence`` (MQTT ``cmd/silence``), on the loop: stop the alarm or safety
-    signal sounding (:func:`~hal.buzzer_patterns.is_safety_signal`) and return its name; with
-    none sounding, change nothing and return None.
+    signal sounding (:func:`~hal.buzzer_patterns.is_safety_signal`) if it is the one the
+    silence names, and say what it came to (the command's reply).
 
-    A caregiver silences an alarm: the fall or stumble alarm, the fault alarm, a call for
-    help's or a refused press's beeps. A guided session's cue sounding when no alarm is
-    (the turn's beeps to a walker walking backward, blind) is the walker's, and the runner
-    does not play a stopped cue again: ``buzzer.stop()`` on every silence took it from them.
-    The request is consumed either way (the caller took it), so a silence that reaches the
-    loop with no alarm sounding cannot silence a later trip's alarm. It only stops the
-    buzzer: it never arms, plays nothing, and touches no relay. One property read and a
-    log line; no wait."""
+    ``sounding``: what the controller's pattern sounds for
+    (:attr:`firmware.safety.SafetyController.sounding`). ``event_id`` / ``incident``: the
+    alarm the caregiver pressed Silence for; each one given must match the alarm sounding, or
+    it is kept (``not_that_alarm``). A silence that reached the device late — a slow network,
+    a sender's client that queued it while offline — used to stop whatever sounded then: a
+    second fall after the walker re-armed, which no caregiver had seen, lost the buzzer that
+    calls people nearby. Blank (neither named: Home Assistant's static button, older
+    clients): the alarm sounding, as before.
+
+    A guided session's cue sounding when no alarm is (the turn's beeps to a walker walking
+    backward, blind) is the walker's, and the runner does not play a stopped cue again: it
+    is left playing (``cue_left_playing``). The request is consumed either way (the caller
+    took it), so a silence that reaches the loop with no alarm sounding cannot silence a
+    later trip's alarm. It only stops the buzzer: it never arms, plays nothing, and touches
+    no relay. Two property reads and a log line; no wait."""
     playing = buzzer.pattern
     if not is_safety_signal(playing):
         if playing is not None:
             log.info("caregiver's silence: no alarm sounding; %s left playing", playing)
-        return None
+            return SilenceResult(silence="cue_left_playing", pattern=playing)
+        return SilenceResult(silence="nothing_sounding")
+    owner = sounding if sounding is not None and sounding.pattern == playing else None
+    event = owner.event if owner is not None else None
+    owned_by = owner.incident if owner is not None else None
+    if (event_id is not None and event_id != event) or (
+        incident is not None and incident != owned_by
+    ):
+        log.warning(
+            "caregiver's silence for event %s incident %s: %s sounding is another alarm "
+            "(event %s, incident %s): kept",
+            event_id,
+            incident,
+            playing,
+            event,
+            owned_by,
+        )
+        return SilenceResult(
+            silence="not_that_alarm", pattern=playing, event_id=event, incident=owned_by
+        )
     buzzer.stop()
     log.info("caregiver's silence: %s stopped", playing)
-    return playing
+    return SilenceResult(silence="stopped", pattern=playing, event_id=event, incident=owned_by)
 
 
 class HealthReports:

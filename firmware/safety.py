@@ -76,6 +76,18 @@ from hal.interfaces import Buzzer, Relay
 log = logging.getLogger(__name__)
 
 
+@dataclass(frozen=True, slots=True)
+class SoundingAlarm:
+    """A safety pattern the controller played, and what it belongs to: the event it sounded
+    for (a trip's, a fault's, a call for help's) and the incident. A caregiver's ``silence``
+    naming an event or incident stops the alarm only when they match
+    (:func:`firmware.app.silence_alarm`), so a late silence never stops a newer alarm."""
+
+    pattern: str
+    event: str | None
+    incident: str | None
+
+
 class SafetyState(StrEnum):
     STARTING = "STARTING"
     STANDBY = "STANDBY"
@@ -338,11 +350,33 @@ class SafetyController:
         """Incidents the walker asked for help in, until a caregiver answers (closes) one."""
         self._said_not_worn = False
         """STANDBY's reason says "sensor not worn" (so it is said once, and taken back once)."""
+        self._sounded: SoundingAlarm | None = None
+        """The last safety pattern this controller started, with its event and incident."""
+        self._last_help_event: str | None = None
 
     @property
     def incident(self) -> str | None:
         """The incident open now (from the first trip or fault until the walker re-arms)."""
         return self._incident
+
+    @property
+    def sounding(self) -> SoundingAlarm | None:
+        """The safety pattern the buzzer is playing, with the event and incident it sounded
+        for; None when the buzzer plays none of this controller's (silent, a cue, a chirp, or
+        the pattern ended). One property read and a comparison: for the loop."""
+        sounded = self._sounded
+        if sounded is None or self._buzzer.pattern != sounded.pattern:
+            return None
+        return sounded
+
+    def _sound(
+        self, pattern: str, now: float, event: str | None = None, incident: str | None = None
+    ) -> None:
+        """Play a safety pattern and, when the buzzer took it (a lower one never cuts a higher
+        one), note what it sounds for (:attr:`sounding`)."""
+        self._buzzer.play(pattern, now)
+        if self._buzzer.pattern == pattern:
+            self._sounded = SoundingAlarm(pattern, event, incident)
 
     # ----------------------------------------------------------------- inputs
 
@@ -541,23 +575,25 @@ class SafetyController:
         are already being paged).
         """
         self._buzzer.stop()
-        self._buzzer.play("help_sent", now)
         last = self._last_help_at
         if last is not None and pressed_at - last < HELP_REPEAT_S:
             log.info("help asked again (%s): already sent %.1f s ago", source, pressed_at - last)
+            repeated = self._help_incidents[-1] if self._help_incidents else self._incident
+            self._sound("help_sent", now, self._last_help_event, repeated)
             return
         self._last_help_at = pressed_at
         incident = self._incident if self._incident is not None else uuid.uuid4().hex
         self._help_incidents.append(incident)
         log.warning("help requested with %s in %s", source, self.state.value)
-        self._emit(
-            self._event(
-                EventType.HELP,
-                now,
-                f"the walker asked for help with {source}",
-                incident=incident,
-            )
+        event = self._event(
+            EventType.HELP,
+            now,
+            f"the walker asked for help with {source}",
+            incident=incident,
         )
+        self._last_help_event = event.id
+        self._sound("help_sent", now, event.id, incident)
+        self._emit(event)
 
     def carry_on_incident(self, incident: str) -> bool:
         """The record says ``incident`` is still open from before this monitor started: it is
@@ -584,7 +620,7 @@ class SafetyController:
         if incident in self._help_incidents:
             self._help_incidents.remove(incident)
             log.info("help answered: a caregiver closed incident %s", incident)
-            self._buzzer.play("help_answered", now)
+            self._sound("help_answered", now, None, incident)
 
     def on_contact(self, closed: bool, now: float) -> None:
         """The relay's contact, read back once per loop iteration, against what was asked.
@@ -705,7 +741,7 @@ class SafetyController:
         self.reason = reason
         log.warning("reset refused in %s: %s", self.state.value, reason)
         self._buzzer.stop()
-        self._buzzer.play(pattern, now)
+        self._sound(pattern, now, None, self._incident)
         if self._on_state is not None:
             self._on_state(self.state.value, reason)
 
@@ -885,8 +921,6 @@ class SafetyController:
             self._open_incident()
             reason = f"{detection.kind.value}: {detection.reason}"
             self._enter(SafetyState.TRIPPED, Detected(detection.kind), reason, now)
-        if tripping or detection.kind is DetectionKind.NO_RECOVERY:
-            self._buzzer.play("alarm", now)
         event = self._event(
             _DETECTION_EVENTS[detection.kind],
             now,
@@ -894,6 +928,8 @@ class SafetyController:
             figures=detection.figures,
             incident=self._incident,
         )
+        if tripping or detection.kind is DetectionKind.NO_RECOVERY:
+            self._sound("alarm", now, event.id, self._incident)
         self._emit(event)
         if tripping:
             self._record_around(event, detection, now)
@@ -976,15 +1012,14 @@ class SafetyController:
 
     def _announce_fault(self, reason: str, now: float) -> None:
         self._open_incident()
-        self._buzzer.play("fault", now)
-        self._emit(
-            self._event(
-                EventType.FAULT,
-                now,
-                reason,
-                incident=self._incident,
-            )
+        event = self._event(
+            EventType.FAULT,
+            now,
+            reason,
+            incident=self._incident,
         )
+        self._sound("fault", now, event.id, self._incident)
+        self._emit(event)
 
     def _enter(self, state: SafetyState, cause: Cause, reason: str, now: float) -> bool:
         """Go to ``state`` if :data:`SAFETY_TRANSITIONS` allows it; True if it did."""

@@ -74,6 +74,23 @@ class TripAt:
         self.fired_at = None
 
 
+class TripsAt:
+    """A detector that decides 'stumble' on the first sample at or after each of ``times``
+    (a second trip after the walker re-armed, say)."""
+
+    def __init__(self, *times: float) -> None:
+        self.times = list(times)
+
+    def update(self, sample: ImuSample) -> Sequence[Detection]:
+        if self.times and sample.t >= self.times[0]:
+            self.times.pop(0)
+            return (Detection(DetectionKind.STUMBLE, sample.t, "test trip", {"tilt_deg": 40.0}),)
+        return NO_DETECTIONS
+
+    def reset(self) -> None:
+        pass
+
+
 class Explodes:
     """A detector with a bug that shows after ``t`` seconds."""
 

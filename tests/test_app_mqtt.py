@@ -16,13 +16,22 @@ import pytest
 
 from core.clock import SimClock
 from core.protocol.commands import COMMANDS
+from core.protocol.events import EventType
 from firmware.session.cues import Cue
 from firmware.session.plan import Interval, Plan
 from firmware.session.runner import SessionState, attach_session, detach_session
 from firmware.storage.outbox import outbox_depth
 from hal.buzzer_patterns import get_pattern
 from launcher.demo import demo_config, run_session
-from tests.app_support import Heard, Rig, TripAt, close_rigs, make_rig, pump_link_until
+from tests.app_support import (
+    Heard,
+    Rig,
+    TripAt,
+    TripsAt,
+    close_rigs,
+    make_rig,
+    pump_link_until,
+)
 from tests.mqtt_helpers import WAIT, Subscriber, config_for, validate
 from tools.broker import Mosquitto
 
@@ -119,13 +128,9 @@ def test_silence_command_stops_the_alarm_but_not_the_trip(
     assert rig.app.gpio.buzzer.pattern == "alarm"
     assert rig.courier.reporter is not None
     assert rig.courier.reporter.wait_until(lambda s: s.ready, WAIT)
-    sub = Subscriber(mosquitto, [f"retroguard/{DEVICE}/reply"])
-    try:
-        sub.client.publish(f"retroguard/{DEVICE}/cmd/silence", b'{"id":"s1"}', qos=1)
-        assert sub.wait(lambda: len(sub.on("/reply")) >= 1)
-    finally:
-        sub.close()
-    rig.run_for(0.05)
+    reply = _silence_over_mqtt(rig, mosquitto, "s1")
+    assert reply["ok"] and reply["result"]["silence"] == "stopped"
+    assert reply["result"]["pattern"] == "alarm"
     assert rig.app.gpio.buzzer.pattern is None
     assert rig.state == "TRIPPED" and not rig.hardware.contact_closed()
 
@@ -214,18 +219,26 @@ def test_a_test_alarm_chirps_the_device_and_reaches_every_consumer(
     assert rig.state == "TRIPPED" and not rig.hardware.contact_closed()  # and arms nothing
 
 
-def _silence_over_mqtt(rig: Rig, broker: Mosquitto, request_id: str) -> dict[str, Any]:
-    """A caregiver's ``silence`` through the real broker and courier, answered, and handed to
-    the loop's link (the loop takes it at its next iteration); the reply."""
+def _silence_over_mqtt(
+    rig: Rig, broker: Mosquitto, request_id: str, **named: str
+) -> dict[str, Any]:
+    """A caregiver's ``silence`` (``named``: ``event_id`` / ``incident``) through the real
+    broker and courier to the loop's link; the loop takes it at its next iteration and its
+    answer is the reply, which this returns."""
     link = rig.app.link
     sub = Subscriber(broker, [f"retroguard/{DEVICE}/reply"])
     try:
-        sub.client.publish(f"retroguard/{DEVICE}/cmd/silence", f'{{"id":"{request_id}"}}', qos=1)
+        payload = json.dumps({"id": request_id, **named})
+        sub.client.publish(f"retroguard/{DEVICE}/cmd/silence", payload, qos=1)
+        assert pump_link_until(link, lambda: link.silence_requests > 0)
+        assert not sub.on("/reply")  # no reply before the loop has looked at the buzzer
+        rig.run_for(0.02)  # the loop takes it and answers (through the courier)
+        assert link.silence_requests == 0
         assert sub.wait(lambda: len(sub.on("/reply")) >= 1)
         reply = validate("reply", sub.on("/reply")[0].payload)
     finally:
         sub.close()
-    assert pump_link_until(link, lambda: link.silence_requests > 0)
+    assert reply["request_id"] == request_id
     return reply
 
 
@@ -257,8 +270,11 @@ def test_a_silence_with_no_alarm_sounding_leaves_the_walkers_cue_and_a_later_ala
     cue_ends = rig.clock.monotonic() - 0.05 + get_pattern("cue_backward").period
 
     reply = _silence_over_mqtt(rig, mosquitto, "s1")
-    assert reply["ok"] and reply["result"] == {"silence": "requested"}
-    rig.run_for(0.05)  # the loop takes the request: no alarm sounds, the cue goes on
+    assert reply["ok"] and reply["result"] == {
+        "silence": "cue_left_playing",
+        "pattern": "cue_backward",
+    }
+    rig.run_for(0.03)  # no alarm sounds, the cue goes on
     assert buzzer.pattern == "cue_backward"
     assert rig.app.link.silence_requests == 0  # used up, not kept for a later alarm
     rig.run_for(cue_ends - rig.clock.monotonic() + 0.05)
@@ -271,9 +287,94 @@ def test_a_silence_with_no_alarm_sounding_leaves_the_walkers_cue_and_a_later_ala
     rig.run_for(2.0)
     assert buzzer.pattern == "alarm"
 
-    _silence_over_mqtt(rig, mosquitto, "s2")
-    rig.run_for(0.05)  # a silence during an alarm stops it, as always
-    assert buzzer.pattern is None
+    assert _silence_over_mqtt(rig, mosquitto, "s2")["result"]["silence"] == "stopped"
+    assert buzzer.pattern is None  # a silence during an alarm stops it, as always
     assert rig.state == "TRIPPED" and not rig.hardware.contact_closed()
     assert not rig.app.gpio.relay.holding
     detach_session(rig.app, runner)
+
+
+def test_a_late_silence_for_an_old_alarm_leaves_a_newer_one_sounding(
+    tmp_path: Path, mosquitto: Mosquitto
+) -> None:
+    """A caregiver silences the alarm of a first trip, but the silence reaches the device late:
+    meanwhile the walker re-armed at the machine and tripped again. It used to stop whatever
+    sounded — the second trip's alarm, which no caregiver had seen, and the buzzer calling
+    people nearby went quiet. Now a silence naming the first trip's event (or its incident)
+    keeps the newer alarm sounding and the reply says so, naming the alarm kept; one naming
+    the newer event stops it. Nothing arms."""
+    rig = make_rig(tmp_path, detector=TripsAt(3.0, 6.0), mqtt=config_for(mosquitto))
+    reporter = rig.courier.reporter
+    assert reporter is not None and reporter.wait_until(lambda s: s.ready, WAIT)
+    buzzer = rig.app.gpio.buzzer
+    rig.run_for(1.0)
+    rig.press_reset()
+    rig.run_for(3.0 - rig.clock.monotonic() + 0.5)
+    assert rig.state == "TRIPPED" and buzzer.pattern == "alarm"
+    (first,) = [e.event for e in rig.app.stored_events() if e.event.type is EventType.STUMBLE]
+    rig.run_for(1.0)
+    rig.press_reset()  # the walker is up and walks again: the first incident is over
+    assert rig.state == "ARMED"
+    rig.run_for(6.0 - rig.clock.monotonic() + 0.5)
+    assert rig.state == "TRIPPED" and buzzer.pattern == "alarm"
+    trips = [e.event for e in rig.app.stored_events() if e.event.type is EventType.STUMBLE]
+    second = trips[-1]
+    assert second.id != first.id and second.incident != first.incident
+
+    for n, named in enumerate(({"event_id": first.id}, {"incident": first.incident or ""})):
+        reply = _silence_over_mqtt(rig, mosquitto, f"late-{n}", **named)
+        assert reply["ok"] and reply["result"] == {
+            "silence": "not_that_alarm",
+            "pattern": "alarm",
+            "event_id": second.id,
+            "incident": second.incident,
+        }
+        assert buzzer.pattern == "alarm"  # the newer alarm calls on
+    rig.run_for(1.0)
+    assert buzzer.pattern == "alarm"
+
+    reply = _silence_over_mqtt(rig, mosquitto, "now", event_id=second.id)
+    assert reply["ok"] and reply["result"] == {
+        "silence": "stopped",
+        "pattern": "alarm",
+        "event_id": second.id,
+        "incident": second.incident,
+    }
+    assert buzzer.pattern is None
+    reply = _silence_over_mqtt(rig, mosquitto, "again", event_id=second.id)
+    assert reply["result"] == {"silence": "nothing_sounding"}
+    assert rig.state == "TRIPPED" and not rig.hardware.contact_closed()
+    assert not rig.app.gpio.relay.holding
+
+
+def test_a_silence_naming_a_malformed_alarm_is_refused_naming_the_field(
+    tmp_path: Path, mosquitto: Mosquitto
+) -> None:
+    """A silence whose event id or incident cannot be read is refused with the field named,
+    and the alarm sounds on (nothing reaches the loop)."""
+    rig = tripped_rig(tmp_path, mosquitto)
+    assert rig.courier.reporter is not None
+    assert rig.courier.reporter.wait_until(lambda s: s.ready, WAIT)
+    sub = Subscriber(mosquitto, [f"retroguard/{DEVICE}/reply"])
+    bad = [
+        b'{"id":"b1","event_id":12}',
+        b'{"id":"b2","event_id":"latest"}',
+        b'{"id":"b3","incident":"XYZ"}',
+        b'{"id":"b4","alarm":"all"}',
+    ]
+    try:
+        for payload in bad:
+            sub.client.publish(f"retroguard/{DEVICE}/cmd/silence", payload, qos=1)
+        assert sub.wait(lambda: len(sub.on("/reply")) >= len(bad))
+        replies = {
+            r["request_id"]: r for r in (validate("reply", m.payload) for m in sub.on("/reply"))
+        }
+    finally:
+        sub.close()
+    assert not any(r["ok"] for r in replies.values())
+    assert replies["b1"]["error"].startswith("event_id")
+    assert replies["b2"]["error"].startswith("event_id")
+    assert replies["b3"]["error"].startswith("incident")
+    assert "alarm" in replies["b4"]["error"]
+    rig.run_for(0.05)
+    assert rig.app.link.silence_requests == 0 and rig.app.gpio.buzzer.pattern == "alarm"

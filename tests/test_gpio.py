@@ -18,6 +18,7 @@ from gpiozero import Device
 from gpiozero.pins.mock import MockFactory
 
 from core.clock import SimClock
+from core.protocol.messages import SilenceResult
 from firmware.app import silence_alarm
 from hal.buzzer_patterns import PATTERNS
 from hal.config import GpioConfig, PinConfig
@@ -492,12 +493,15 @@ def test_a_caregivers_silence_stops_alarms_and_leaves_the_walkers_cues(
     pin = factory.observed_pin(BUZZER)
     buzzer.play(name, at(clock, T0))
     assert buzzer.pattern == name and pin.level is True  # every pattern opens with a beep
-    stopped = silence_alarm(buzzer)
+    said = silence_alarm(buzzer)
     if name in _CAREGIVER_SILENCES:
-        assert stopped == name and buzzer.pattern is None and pin.level is False
+        assert said == SilenceResult(silence="stopped", pattern=name)
+        assert buzzer.pattern is None and pin.level is False
+        assert silence_alarm(buzzer) == SilenceResult(silence="nothing_sounding")
     else:
-        assert stopped is None and buzzer.pattern == name and pin.level is True
-    assert silence_alarm(buzzer) is None  # nothing (more) to silence: nothing changes
+        assert said == SilenceResult(silence="cue_left_playing", pattern=name)
+        assert buzzer.pattern == name and pin.level is True
+        assert silence_alarm(buzzer) == said  # nothing (more) to silence: nothing changes
     buzzer.close()
 
 

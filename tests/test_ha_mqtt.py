@@ -22,8 +22,9 @@ from typing import Any
 
 import pytest
 
+from core.protocol.commands import Silence
 from core.protocol.events import Event, EventType
-from core.protocol.messages import ReplyMessage
+from core.protocol.messages import ReplyMessage, SilenceResult
 from core.protocol.payloads import decode_as
 from core.protocol.topics import Topics, discovery_topic
 from firmware.mqtt import MqttReporter
@@ -50,8 +51,13 @@ class Callbacks:
 
     def __init__(self) -> None:
         self.silenced = threading.Event()
+        self.silences: list[tuple[Silence, str | None]] = []
         self.test_alarm_by: list[str] = []
         self.test_alarm = threading.Event()
+
+    def on_silence(self, silence: Silence, request_id: str | None) -> None:
+        self.silences.append((silence, request_id))
+        self.silenced.set()
 
     def on_test_alarm(self, by: str) -> None:
         self.test_alarm_by.append(by)
@@ -66,7 +72,7 @@ def device(mosquitto: Mosquitto, tmp_path: Path) -> Iterator[tuple[MqttReporter,
         device_id=DEVICE,
         device_name="Treadmill 1",
         database=tmp_path / "device.db",
-        on_silence=calls.silenced.set,
+        on_silence=calls.on_silence,
         on_test_alarm=calls.on_test_alarm,
     )
     yield reporter, calls
@@ -165,7 +171,11 @@ def test_home_assistant_round_trip(mosquitto: Mosquitto, device: Any, tmp_path: 
         assert ack.result["by"] == "home-assistant"
         assert ack.result["event_id"] == the_fall.id  # "latest": the newest open alert
         assert reporter.outbox.acknowledged_by(the_fall.id) == "home-assistant"
-        assert reply_to(sub, "silence")[0].ok and calls.silenced.wait(WAIT)
+        # Home Assistant's static button names no alarm: whatever sounds; the loop answers
+        assert calls.silenced.wait(WAIT) and calls.silences[0][0] == Silence()
+        reporter.answer_silence(calls.silences[0][1], SilenceResult(silence="nothing_sounding"))
+        (silenced,) = reply_to(sub, "silence")
+        assert silenced.ok and silenced.result == {"silence": "nothing_sounding"}
         assert reply_to(sub, "test_alarm")[0].ok and calls.test_alarm.wait(WAIT)
         assert calls.test_alarm_by == ["home-assistant"]
         assert reply_to(sub, "self_test")[0].ok

@@ -297,10 +297,12 @@ def test_a_caregiver_silence_reaches_the_loop_once() -> None:
     loop_end, courier_end = socket.socketpair()
     link.attach(loop_end)
     channel = LoopChannel(courier_end)
-    channel.send(messages.SilenceBuzzer())
-    channel.send(messages.SilenceBuzzer())
+    channel.send(messages.SilenceBuzzer("s1"))
+    channel.send(messages.SilenceBuzzer("s2", event_id="e" * 32))
     assert pump_until(link, lambda: link.silence_requests == 2)
-    assert link.take_silence() and not link.take_silence()
+    taken = link.take_silences()
+    assert [(s.request_id, s.event_id) for s in taken] == [("s1", None), ("s2", "e" * 32)]
+    assert link.take_silences() == []  # each once
     channel.close()
 
 

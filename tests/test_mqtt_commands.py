@@ -23,6 +23,7 @@ from core.protocol.commands import (
     AssignPlan,
     AssignProgression,
     ChangeProgression,
+    Silence,
     encode_command,
 )
 from core.protocol.events import Event
@@ -63,8 +64,9 @@ class Target:
     def __init__(self) -> None:
         self.calls: list[tuple[str, Any]] = []
 
-    def request_silence(self) -> None:
-        self.calls.append(("silence", None))
+    def request_silence(self, silence: Silence, request_id: str | None) -> bool:
+        self.calls.append(("silence", silence))
+        return True  # the loop answers later
 
     def acknowledge(self, ack: Ack) -> Mapping[str, Any]:
         event_id, by = ack.event_id, ack.by
@@ -96,7 +98,8 @@ def test_valid_commands_reach_only_their_target_verb() -> None:
     target = Target()
     handler = CommandHandler(target)
     assert handler.handle("ping", b"").result == {"pong": True}
-    assert handler.handle("silence", b'{"id":"s1"}').request_id == "s1"
+    silenced = handler.handle("silence", b'{"id":"s1"}')
+    assert silenced.request_id == "s1" and silenced.ok and silenced.later  # the loop replies
     reply = handler.handle("ack", json.dumps({"event_id": "a" * 32, "by": "Ann"}).encode())
     assert reply.ok and reply.result["event_id"] == "a" * 32
     missing = handler.handle("ack", b"{}")

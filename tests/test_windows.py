@@ -41,6 +41,10 @@ class Relay:
 
 
 class Buzzer:
+    """A silent buzzer: it plays nothing (its :attr:`pattern` stays None, as the interface's)."""
+
+    pattern: str | None = None
+
     def play(self, pattern: str, now: float) -> None:
         pass
 

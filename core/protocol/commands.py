@@ -71,7 +71,16 @@ class Ack:
 @dataclass(frozen=True, slots=True)
 class Silence:
     """Ask the monitor to stop the alarm sounding (an alarm or safety signal; a guided
-    session's cue sounding when no alarm is plays on)."""
+    session's cue sounding when no alarm is plays on).
+
+    ``event_id`` / ``incident`` name the alarm the caregiver heard or saw: the loop stops the
+    alarm sounding only if it belongs to that event (and/or that incident), so a silence that
+    reaches the device late never stops a newer alarm nobody has seen — a second fall after
+    the walker re-armed, say (:func:`firmware.app.silence_alarm`). Neither (Home Assistant's
+    static button, older clients): whatever alarm is sounding, as before."""
+
+    event_id: str | None = None
+    incident: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -204,8 +213,16 @@ def parse_command(name: str, payload: bytes) -> CommandRequest:
             _only(data, set(), request_id)
             command = Ping()
         case CommandName.SILENCE:
-            _only(data, set(), request_id)
-            command = Silence()
+            _only(data, {"event_id", "incident"}, request_id)
+            silenced_event = data.get("event_id")
+            if silenced_event is not None and not is_event_id(silenced_event):
+                raise CommandRefused(
+                    "event_id must be a 32-hex-digit event id (the alarm's event)", request_id
+                )
+            silenced_incident = data.get("incident")
+            if silenced_incident is not None and not is_event_id(silenced_incident):
+                raise CommandRefused("incident must be a 32-hex-digit incident id", request_id)
+            command = Silence(silenced_event, silenced_incident)
         case CommandName.SELF_TEST:
             _only(data, set(), request_id)
             command = SelfTest()
@@ -326,6 +343,11 @@ def encode_command(command: Command, request_id: str | None = None) -> str:
             data["incident"] = command.incident
         if command.via is not None:
             data["via"] = command.via
+    elif isinstance(command, Silence):
+        if command.event_id is not None:
+            data["event_id"] = command.event_id
+        if command.incident is not None:
+            data["incident"] = command.incident
     elif isinstance(command, TestAlarm):
         data["by"] = command.by
     elif isinstance(command, AssignPlan):

@@ -247,12 +247,40 @@ class ReplyMessage(Struct, kw_only=True, omit_defaults=True):
     ok: bool
     wall_time: WallTime
     result: dict[str, Any] | None = None
-    """ok replies: ping {pong}; silence {silence: requested}; ack {event_id, acknowledged,
-    already, by}; self_test :class:`SelfTestResult`; plan :class:`PlanStored` (``progression_held``:
-    the walker's progression, held by this plan set by hand); progression
-    :class:`ProgressionStored` (``plan_restored``: a release that put the stage's plan back)."""
+    """ok replies: ping {pong}; silence :class:`SilenceResult` (what the loop did); ack
+    {event_id, acknowledged, already, by}; self_test :class:`SelfTestResult`; plan
+    :class:`PlanStored` (``progression_held``: the walker's progression, held by this plan set
+    by hand); progression :class:`ProgressionStored` (``plan_restored``: a release that put
+    the stage's plan back)."""
     error: str | None = None
     """Refused commands: why. Nothing was changed."""
+
+
+SilenceOutcome = Literal["stopped", "nothing_sounding", "not_that_alarm", "cue_left_playing"]
+"""What a caregiver's ``silence`` came to, decided by the monitor loop: the alarm it named (or,
+blank, the one sounding) was stopped; no alarm was sounding; another alarm than the one it
+named is sounding and was kept (a newer fall the caregiver has not seen); or no alarm was
+sounding and a walker's cue was left playing."""
+SILENCE_OUTCOMES: tuple[SilenceOutcome, ...] = (
+    "stopped",
+    "nothing_sounding",
+    "not_that_alarm",
+    "cue_left_playing",
+)
+
+
+class SilenceResult(Struct, kw_only=True, omit_defaults=True):
+    """The ``result`` of a ``silence``: the loop's answer, sent once it has looked at the
+    buzzer (firmware/app.py ``silence_alarm``).
+
+    ``pattern``, ``event_id`` and ``incident`` describe what was sounding: the alarm stopped,
+    the one kept (``not_that_alarm``) or the cue left playing; absent when nothing sounded or
+    the sound belongs to no event (a refused press's beeps)."""
+
+    silence: SilenceOutcome
+    pattern: str | None = None
+    event_id: str | None = None
+    incident: str | None = None
 
 
 class SelfTestCheck(Struct, kw_only=True):

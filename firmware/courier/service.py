@@ -143,7 +143,9 @@ class Courier:
                 device_id=config.device.id,
                 device_name=config.device.name,
                 database=self.db,
-                on_silence=lambda: self.channel.send(messages.SilenceBuzzer()),
+                on_silence=lambda silence, request_id: self.channel.send(
+                    messages.SilenceBuzzer(request_id, silence.event_id, silence.incident)
+                ),
                 on_test_alarm=self._test_alarm,
                 on_plan=self._plan_changed,
                 on_incident_closed=lambda incident: self.channel.send(
@@ -240,6 +242,9 @@ class Courier:
                 self._end_run(clean=True)
             case messages.WalkerChosen(walker=walker):
                 self._walker_chosen(walker)
+            case messages.SilenceAnswered(request_id=request_id, result=result):
+                if self.reporter is not None:  # the silence's reply: what the loop did
+                    self.reporter.answer_silence(request_id, result)
             case messages.Hello():
                 log.warning("a second hello from the monitor ignored")
 

@@ -29,7 +29,7 @@ from dataclasses import dataclass
 import msgspec
 
 from core.protocol.events import PROTECTED_TYPES, Event
-from core.protocol.messages import DeviceHealth, SessionRecord
+from core.protocol.messages import DeviceHealth, SessionRecord, SilenceResult
 from core.protocol.plan import Plan
 from firmware.link import messages
 from firmware.link.framing import FrameError, FrameReader, FrameWriter
@@ -110,7 +110,9 @@ class CourierLink:
         self.dropped = 0
         """Informational events dropped by the pending bound."""
         self.attaches = 0
-        self.silence_requests = 0
+        self._silences: list[messages.SilenceBuzzer] = []
+        """Caregivers' silences not yet taken by the loop (at most the messages one poll
+        reads: the loop takes them all at its next iteration)."""
         self.chirp_requests = 0
         self.requests_arrived = 0
         """Bumped with every request for the loop (silence, chirp, an incident closed or still
@@ -362,12 +364,24 @@ class CourierLink:
         found, self._open_incident = self._open_incident, None
         return found
 
-    def take_silence(self) -> bool:
-        """True once per batch of caregiver silence requests since the last call."""
-        if self.silence_requests:
-            self.silence_requests = 0
-            return True
-        return False
+    @property
+    def silence_requests(self) -> int:
+        """Caregivers' silences waiting for the loop."""
+        return len(self._silences)
+
+    def take_silences(self) -> list[messages.SilenceBuzzer]:
+        """Caregivers' silences since the last call, oldest first (each to be answered with
+        :meth:`answer_silence`). Never blocks."""
+        if not self._silences:
+            return []
+        taken, self._silences = self._silences, []
+        return taken
+
+    def answer_silence(self, request_id: str | None, result: SilenceResult) -> None:
+        """Tell the courier what a silence came to (it replies to the caregiver). Queued like
+        every message to the courier, never waited for; lost with a courier that goes away
+        meanwhile (its reply with it: the caregiver's client sees none and may ask again)."""
+        self._writer.put(messages.encode(messages.SilenceAnswered(result, request_id)))
 
     # ---------------------------------------------------------------- inside
 
@@ -494,7 +508,7 @@ class CourierLink:
                     self._resend_pending()
                 self.storage_ok, self.storage_detail = ok, detail
             case messages.SilenceBuzzer():
-                self.silence_requests += 1
+                self._silences.append(message)
                 self.requests_arrived += 1
             case messages.Chirp():
                 self.chirp_requests += 1

@@ -11,7 +11,7 @@ from __future__ import annotations
 import msgspec
 
 from core.protocol.events import Event
-from core.protocol.messages import DeviceHealth, SessionRecord
+from core.protocol.messages import DeviceHealth, SessionRecord, SilenceResult
 from core.protocol.plan import Plan
 from core.protocol.walker import DEFAULT_WALKER_ID, Walker
 from firmware.config import Config
@@ -95,8 +95,24 @@ class WalkerChosen(msgspec.Struct, tag="walker_chosen"):
     walker: str
 
 
+class SilenceAnswered(msgspec.Struct, tag="silenced", omit_defaults=True):
+    """What the loop did with a caregiver's :class:`SilenceBuzzer`: the courier sends it as the
+    ``silence`` command's reply (the loop never waits for the courier; the reply waits for
+    the loop)."""
+
+    result: SilenceResult
+    request_id: str | None = None
+
+
 ToCourier = (
-    Hello | EventRecord | StateReport | HealthReport | SessionReport | Goodbye | WalkerChosen
+    Hello
+    | EventRecord
+    | StateReport
+    | HealthReport
+    | SessionReport
+    | Goodbye
+    | WalkerChosen
+    | SilenceAnswered
 )
 
 # ------------------------------------------------------------ courier -> loop
@@ -120,9 +136,17 @@ class StorageHealth(msgspec.Struct, tag="storage"):
     detail: str
 
 
-class SilenceBuzzer(msgspec.Struct, tag="silence"):
+class SilenceBuzzer(msgspec.Struct, tag="silence", omit_defaults=True):
     """A caregiver asked for silence (MQTT ``silence``): stop the alarm sounding, if one is
-    (:func:`firmware.app.silence_alarm`; a walker's cue plays on)."""
+    and it is the one named (:func:`firmware.app.silence_alarm`; a walker's cue plays on).
+    The loop answers each with :class:`SilenceAnswered`."""
+
+    request_id: str | None = None
+    """The command's request id, echoed in the reply."""
+    event_id: str | None = None
+    """The alarm's event the caregiver silenced (None: not named)."""
+    incident: str | None = None
+    """The alarm's incident the caregiver silenced (None: not named)."""
 
 
 class Chirp(msgspec.Struct, tag="chirp"):

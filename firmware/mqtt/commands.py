@@ -46,9 +46,12 @@ class CommandError(Exception):
 class CommandTarget(Protocol):
     """Everything a network command may touch — deliberately nothing that can arm."""
 
-    def request_silence(self) -> None:
-        """Ask the real-time loop to stop the alarm sounding at its next iteration (a walker's
-        cue is left playing: :func:`firmware.app.silence_alarm`); never blocks."""
+    def request_silence(self, silence: Silence, request_id: str | None) -> bool:
+        """Ask the real-time loop to stop the alarm sounding at its next iteration, if it is
+        the one ``silence`` names (a walker's cue is left playing:
+        :func:`firmware.app.silence_alarm`); never blocks. True: the loop will answer, and
+        the reply is sent then (:meth:`firmware.mqtt.reporter.MqttReporter.answer_silence`);
+        False: no loop to answer (the reply says only "requested")."""
         ...
 
     def acknowledge(self, ack: Ack) -> Mapping[str, Any]:
@@ -76,24 +79,32 @@ class CommandTarget(Protocol):
         ...
 
 
-class SilenceRequest:
-    """A flag set from the network side and taken by the real-time loop.
+_BLANK = Silence()
+"""A silence naming no alarm: whatever alarm sounds."""
 
-        A counter with one writer (the MQTT publisher thread) and one reader (the
-        real-time loop) needs no lock under the GIL, so the loop never waits on
-        network code. In the loop: ``if silence.take(): silence_alarm(buzzer)``
-    (:func:`firmware.app.silence_alarm`: the alarm, never a cue).
+
+class SilenceRequest:
+    """A flag set from the network side, and the way a silence reaches the loop.
+
+    ``on_request`` hands each silence on (the courier sends it over the link; the loop
+    answers it, and the answer is the reply). Without one the flag alone is kept: a counter
+    with one writer (the MQTT publisher thread) and one reader needs no lock under the GIL.
     """
 
-    def __init__(self, on_request: Callable[[], object] | None = None) -> None:
+    def __init__(self, on_request: Callable[[Silence, str | None], object] | None = None) -> None:
         self._requested = 0
         self._taken = 0
         self._on_request = on_request
 
-    def request(self) -> None:
+    def request(self, silence: Silence = _BLANK, request_id: str | None = None) -> bool:
+        """Count it and hand it on; True when it was handed on (an answer will come).
+        :class:`CommandError` when ``on_request`` says it could not be (returns False)."""
         self._requested += 1
-        if self._on_request is not None:
-            self._on_request()
+        if self._on_request is None:
+            return False
+        if self._on_request(silence, request_id) is False:  # the link refused it: no answer
+            raise CommandError("the monitor loop cannot be reached: nothing was silenced")
+        return True
 
     def take(self) -> bool:
         """True once per batch of requests since the last call."""
@@ -147,6 +158,9 @@ class Reply:
     ok: bool
     result: Mapping[str, Any] = field(default_factory=dict)
     error: str | None = None
+    later: bool = False
+    """Accepted, and answered later by someone else: a ``silence`` handed to the loop, whose
+    answer is the reply (:meth:`firmware.mqtt.reporter.MqttReporter.answer_silence`)."""
 
 
 class CommandHandler:
@@ -161,6 +175,9 @@ class CommandHandler:
             request = parse_command(name, payload)
             request_id = request.request_id
             result = self._run(request.command, request_id)
+            if result is None:
+                log.info("MQTT command %s handed to the loop (request %s)", name, request_id)
+                return Reply(name, request_id, True, later=True)
         except (CommandRefused, CommandError) as exc:
             if isinstance(exc, CommandRefused):
                 request_id = exc.request_id
@@ -174,12 +191,14 @@ class CommandHandler:
         log.info("MQTT command %s done (request %s)", name, request_id)
         return Reply(name, request_id, True, result=result)
 
-    def _run(self, command: Command, request_id: str | None) -> Mapping[str, Any]:
+    def _run(self, command: Command, request_id: str | None) -> Mapping[str, Any] | None:
+        """The reply's result; None when another answers later (a silence the loop decides)."""
         match command:
             case Ping():
                 return {"pong": True}
             case Silence():
-                self._target.request_silence()
+                if self._target.request_silence(command, request_id):
+                    return None
                 return {"silence": "requested"}
             case SelfTest():
                 return dict(self._target.self_test())

@@ -46,7 +46,15 @@ from paho.mqtt.reasoncodes import ReasonCode
 
 from core.mqttlink import MqttSetupError, make_client
 from core.protocol import payloads
-from core.protocol.commands import LATEST, Ack, AssignPlan, AssignProgression, ChangeProgression
+from core.protocol.commands import (
+    LATEST,
+    Ack,
+    AssignPlan,
+    AssignProgression,
+    ChangeProgression,
+    CommandName,
+    Silence,
+)
 from core.protocol.events import Event, EventType
 from core.protocol.ids import check_device_id
 from core.protocol.messages import (
@@ -57,6 +65,7 @@ from core.protocol.messages import (
     ReceiptMessage,
     SelfTestCheck,
     SelfTestResult,
+    SilenceResult,
 )
 from core.protocol.topics import Topics, discovery_topic, ha_status_topic
 from firmware.config import MqttConfig
@@ -264,6 +273,14 @@ class _CommandArrived:
 
 
 @dataclass(frozen=True, slots=True)
+class _SilenceAnswered:
+    """The loop said what a caregiver's silence came to: the command's reply."""
+
+    request_id: str | None
+    result: SilenceResult
+
+
+@dataclass(frozen=True, slots=True)
 class _ReceiptArrived:
     """A consumer says it committed some of our alerts (paho thread)."""
 
@@ -305,6 +322,7 @@ _Token = (
     | _HomeAssistantOnline
     | _CommandArrived
     | _ReceiptArrived
+    | _SilenceAnswered
     | _Poke
     | _TelemetryDue
     | _Tick
@@ -465,8 +483,8 @@ class _DefaultTarget:
         )
         return msgspec.structs.asdict(stored)
 
-    def request_silence(self) -> None:
-        self._silence.request()
+    def request_silence(self, silence: Silence, request_id: str | None) -> bool:
+        return self._silence.request(silence, request_id)
 
     def acknowledge(self, ack: Ack) -> Mapping[str, Any]:
         """Close the incident (once: a ``closed`` event stored and queued), or say who did."""
@@ -559,7 +577,7 @@ class MqttReporter:
         telemetry: TelemetryProvider | None = None,
         self_test: SelfTestProvider | None = None,
         command_target: CommandTarget | None = None,
-        on_silence: Callable[[], object] | None = None,
+        on_silence: Callable[[Silence, str | None], object] | None = None,
         on_test_alarm: Callable[[str], object] | None = None,
         on_plan: Callable[[], object] | None = None,
         clock: Callable[[], float] = time.monotonic,
@@ -579,7 +597,8 @@ class MqttReporter:
             database, self.topics, max_rows=config.outbox_max_rows, receipts=config.alert_receipts
         )
         self.silence = SilenceRequest(on_request=on_silence)
-        """Set by the ``silence`` command; ``on_silence`` carries it to the monitor loop."""
+        """Set by the ``silence`` command; ``on_silence`` carries it to the monitor loop, whose
+        answer comes back through :meth:`answer_silence` and is the reply."""
         self._wake: queue.SimpleQueue[_Token] = queue.SimpleQueue()
         self.sink = _ReporterSink(self.outbox, self._on_queued, self._on_incident_event)
         """EventSink for the courier: stores *and* queues (use instead of StoreSink)."""
@@ -1116,6 +1135,9 @@ class MqttReporter:
                     )
                 case _ReceiptArrived(payload=payload):
                     self._guarded("receipt", lambda: self._take_receipt(payload))
+                case _SilenceAnswered(request_id=silenced, result=result):
+                    answer = Reply(CommandName.SILENCE, silenced, True, msgspec.to_builtins(result))
+                    self._guarded("silence reply", functools.partial(self._publish_reply, answer))
                 case _TelemetryDue():
                     self._telemetry_due = True
                 case _Stop():
@@ -1313,12 +1335,21 @@ class MqttReporter:
             retain=True,
         )
 
+    def answer_silence(self, request_id: str | None, result: SilenceResult) -> None:
+        """The loop's answer to a ``silence`` (any thread; non-blocking): published as the
+        command's reply by the publisher thread."""
+        self._wake.put_nowait(_SilenceAnswered(request_id, result))
+
     def _run_command(self, name: str, payload: bytes, retained: bool = False) -> None:
         if retained:
             reply = retained_command_reply(self.topics.command(name), name)
         else:
             reply = self._commands.handle(name, payload)
         self._update(commands=self._box.status.commands + 1)
+        if not reply.later:  # a silence: replied when the loop answers (answer_silence)
+            self._publish_reply(reply)
+
+    def _publish_reply(self, reply: Reply) -> None:
         if self._client is not None:
             self._client.publish(
                 self.topics.reply,

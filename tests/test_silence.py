@@ -1,0 +1,196 @@
+"""A caregiver's ``silence`` decided on the loop: only the alarm it names, and what it did.
+
+Real parts: the GPIO buzzer on gpiozero's mock pins, the whole monitor on a simulated clock
+with its courier on a thread (no broker: the loop's answer is read off the link, where the
+courier would take it). The MQTT path is in ``tests/test_app_mqtt.py``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from core.clock import SimClock
+from core.protocol.commands import CommandRefused, Silence, encode_command, parse_command
+from core.protocol.events import Event, EventType
+from core.protocol.messages import SilenceOutcome, SilenceResult
+from firmware.app import silence_alarm
+from firmware.link import messages
+from firmware.safety import SoundingAlarm
+from hal.gpio import GpioBuzzer
+from sim.pins import ClockedMockFactory
+from tests.app_support import Rig, TripsAt, close_rigs, make_rig
+
+pytestmark = pytest.mark.usefixtures(close_rigs.__name__)
+
+BUZZER = 18
+E1, E2 = "1" * 32, "2" * 32
+I1, I2 = "a" * 32, "b" * 32
+
+
+@pytest.fixture
+def buzzer() -> Iterator[GpioBuzzer]:
+    clock = SimClock(10.0)
+    factory = ClockedMockFactory(clock)
+    buzzer = GpioBuzzer(BUZZER, factory)
+    buzzer.play("alarm", clock.monotonic())
+    yield buzzer
+    buzzer.close()
+    factory.close()
+
+
+NEWER = SoundingAlarm("alarm", E2, I2)
+"""The alarm sounding: a second trip (event E2, incident I2) after the first (E1, I1)."""
+
+
+@pytest.mark.parametrize(
+    ("named", "outcome"),
+    [
+        ({}, "stopped"),  # blank: whatever alarm sounds, as before
+        ({"event_id": E2}, "stopped"),
+        ({"incident": I2}, "stopped"),
+        ({"event_id": E2, "incident": I2}, "stopped"),
+        ({"event_id": E1}, "not_that_alarm"),  # late, for the first trip
+        ({"incident": I1}, "not_that_alarm"),
+        ({"event_id": E2, "incident": I1}, "not_that_alarm"),  # every field named must match
+        ({"event_id": E1, "incident": I2}, "not_that_alarm"),  # an older event of the incident
+    ],
+    ids=str,
+)
+def test_a_named_silence_stops_only_the_alarm_it_names(
+    buzzer: GpioBuzzer, named: dict[str, str], outcome: SilenceOutcome
+) -> None:
+    said = silence_alarm(buzzer, NEWER, **named)
+    assert said == SilenceResult(silence=outcome, pattern="alarm", event_id=E2, incident=I2)
+    assert buzzer.pattern == (None if outcome == "stopped" else "alarm")
+
+
+def test_a_named_silence_keeps_an_alarm_it_cannot_tell_the_owner_of(buzzer: GpioBuzzer) -> None:
+    """An alarm sounding that the controller did not note (or noted for another pattern) is
+    not the one named: kept, and said so; a blank silence stops it as before."""
+    for sounding in (None, SoundingAlarm("fault", E1, I1)):
+        said = silence_alarm(buzzer, sounding, event_id=E1)
+        assert said == SilenceResult(silence="not_that_alarm", pattern="alarm")
+        assert buzzer.pattern == "alarm"
+    assert silence_alarm(buzzer, None) == SilenceResult(silence="stopped", pattern="alarm")
+    assert silence_alarm(buzzer, NEWER, event_id=E2) == SilenceResult(silence="nothing_sounding")
+
+
+def test_a_named_silence_leaves_a_cue_playing_and_says_so(buzzer: GpioBuzzer) -> None:
+    buzzer.stop()
+    buzzer.play("cue_forward", 11.0)
+    said = silence_alarm(buzzer, NEWER, event_id=E2)
+    assert said == SilenceResult(silence="cue_left_playing", pattern="cue_forward")
+    assert buzzer.pattern == "cue_forward"
+
+
+# ------------------------------------------------------------- parsing the command
+
+
+@pytest.mark.parametrize(
+    ("payload", "field"),
+    [
+        (b'{"event_id": 12}', "event_id"),
+        (b'{"event_id": "latest"}', "event_id"),
+        (b'{"event_id": "' + b"A" * 32 + b'"}', "event_id"),
+        (b'{"event_id": "' + b"1" * 32 + b'\\n"}', "event_id"),
+        (b'{"event_id": null, "incident": ["x"]}', "incident"),
+        (b'{"incident": "abc"}', "incident"),
+        (b'{"incident": true}', "incident"),
+        (b'{"alarm": "alarm"}', "unknown field(s): alarm"),
+    ],
+)
+def test_a_silence_naming_a_malformed_alarm_is_refused_naming_the_field(
+    payload: bytes, field: str
+) -> None:
+    with pytest.raises(CommandRefused) as refused:
+        parse_command("silence", payload)
+    assert str(refused.value).startswith(field)
+
+
+def test_a_silence_round_trips_what_it_names() -> None:
+    for silence in (Silence(), Silence(E1), Silence(incident=I1), Silence(E1, I1)):
+        parsed = parse_command("silence", encode_command(silence, "r1").encode())
+        assert parsed.command == silence and parsed.request_id == "r1"
+    assert parse_command("silence", b"").command == Silence()  # Home Assistant's button
+
+
+# ------------------------------------------------------------- the loop, whole
+
+
+def _stumbles(rig: Rig) -> list[Event]:
+    return [s.event for s in rig.app.stored_events() if s.event.type is EventType.STUMBLE]
+
+
+def test_the_loop_stops_only_the_alarm_of_the_trip_named_and_answers_each_silence(
+    tmp_path: Path,
+) -> None:
+    """The second trip after the walker re-armed sounds its alarm; a silence for the first
+    trip, taken by the loop, keeps it and answers so; one for the second stops it. The
+    controller knows which event its alarm sounds for (:attr:`SafetyController.sounding`)."""
+    rig = make_rig(tmp_path, detector=TripsAt(3.0, 6.0))
+    controller, buzzer = rig.app.controller, rig.app.gpio.buzzer
+    rig.run_for(1.0)
+    rig.press_reset()
+    rig.run_for(2.5)
+    (first,) = _stumbles(rig)
+    assert controller.sounding == SoundingAlarm("alarm", first.id, first.incident)
+    rig.run_for(1.0)
+    rig.press_reset()  # up again: the first incident is over
+    assert controller.sounding is None  # the chirp is no alarm of the controller's
+    rig.run_for(6.5 - rig.clock.monotonic())
+    second = _stumbles(rig)[-1]
+    assert second.id != first.id
+    assert controller.sounding == SoundingAlarm("alarm", second.id, second.incident)
+
+    heard: list[SilenceResult] = []
+    sent: list[messages.SilenceAnswered] = []
+    link = rig.app.link
+    real_answer = link.answer_silence
+
+    def answer(request_id: str | None, result: SilenceResult) -> None:
+        sent.append(messages.SilenceAnswered(result, request_id))
+        heard.append(result)
+        real_answer(request_id, result)
+
+    link.answer_silence = answer  # type: ignore[method-assign]
+    link._apply(messages.SilenceBuzzer("late", event_id=first.id))  # as the courier's arrive
+    link._apply(messages.SilenceBuzzer("old-incident", incident=first.incident))
+    rig.run_for(0.02)
+    assert buzzer.pattern == "alarm" and [s.request_id for s in sent] == ["late", "old-incident"]
+    kept = SilenceResult(
+        silence="not_that_alarm", pattern="alarm", event_id=second.id, incident=second.incident
+    )
+    assert heard == [kept, kept]
+    link._apply(messages.SilenceBuzzer("now", event_id=second.id))
+    link._apply(messages.SilenceBuzzer("twice", event_id=second.id))
+    rig.run_for(0.02)
+    assert buzzer.pattern is None and controller.sounding is None
+    assert heard[2:] == [
+        SilenceResult(
+            silence="stopped", pattern="alarm", event_id=second.id, incident=second.incident
+        ),
+        SilenceResult(silence="nothing_sounding"),
+    ]
+    assert rig.state == "TRIPPED" and not rig.app.gpio.relay.holding  # nothing armed
+
+
+def test_help_sounds_for_its_own_event_in_the_trips_incident(tmp_path: Path) -> None:
+    """A call for help after a trip sounds ``help_sent`` for the help event (the incident the
+    trip's): a silence naming the trip's event, sent before the call, no longer fits it."""
+    rig = make_rig(tmp_path, detector=TripsAt(3.0))
+    controller = rig.app.controller
+    rig.run_for(1.0)
+    rig.press_reset()
+    rig.run_for(2.5)
+    (trip,) = _stumbles(rig)
+    controller.on_help("the help button", rig.clock.monotonic(), rig.clock.monotonic())
+    (help_event,) = [s.event for s in rig.app.stored_events() if s.event.type is EventType.HELP]
+    assert help_event.incident == trip.incident
+    assert controller.sounding == SoundingAlarm("help_sent", help_event.id, trip.incident)
+    said = silence_alarm(rig.app.gpio.buzzer, controller.sounding, event_id=trip.id)
+    assert said.silence == "not_that_alarm" and rig.app.gpio.buzzer.pattern == "help_sent"
+    said = silence_alarm(rig.app.gpio.buzzer, controller.sounding, incident=trip.incident)
+    assert said.silence == "stopped"
