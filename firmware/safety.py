@@ -352,7 +352,9 @@ class SafetyController:
         """STANDBY's reason says "sensor not worn" (so it is said once, and taken back once)."""
         self._sounded: SoundingAlarm | None = None
         """The last safety pattern this controller started, with its event and incident."""
-        self._last_help_event: str | None = None
+        self._last_help: tuple[str, str] | None = None
+        """The last call for help sent: its event and incident (a repeat within
+        :data:`HELP_REPEAT_S` sounds for them again, sending nothing)."""
 
     @property
     def incident(self) -> str | None:
@@ -578,8 +580,8 @@ class SafetyController:
         last = self._last_help_at
         if last is not None and pressed_at - last < HELP_REPEAT_S:
             log.info("help asked again (%s): already sent %.1f s ago", source, pressed_at - last)
-            repeated = self._help_incidents[-1] if self._help_incidents else self._incident
-            self._sound("help_sent", now, self._last_help_event, repeated)
+            sent = self._last_help
+            self._sound("help_sent", now, *(sent if sent is not None else (None, None)))
             return
         self._last_help_at = pressed_at
         incident = self._incident if self._incident is not None else uuid.uuid4().hex
@@ -591,7 +593,7 @@ class SafetyController:
             f"the walker asked for help with {source}",
             incident=incident,
         )
-        self._last_help_event = event.id
+        self._last_help = (event.id, incident)
         self._sound("help_sent", now, event.id, incident)
         self._emit(event)
 

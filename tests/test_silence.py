@@ -194,3 +194,7 @@ def test_help_sounds_for_its_own_event_in_the_trips_incident(tmp_path: Path) -> 
     assert said.silence == "not_that_alarm" and rig.app.gpio.buzzer.pattern == "help_sent"
     said = silence_alarm(rig.app.gpio.buzzer, controller.sounding, incident=trip.incident)
     assert said.silence == "stopped"
+    # asked again at once: not sent again, and it sounds for the help already sent
+    now = rig.clock.monotonic()
+    controller.on_help("the help button", now + 0.1, now + 0.1)
+    assert controller.sounding == SoundingAlarm("help_sent", help_event.id, trip.incident)
