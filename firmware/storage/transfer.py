@@ -72,6 +72,9 @@ SESSION_COLUMNS = (
     "stumbles",
     "body",
     "published",
+    "walker",
+    "falls",
+    "no_recovery",
 )
 INTERVAL_COLUMNS = (
     "session_id",
@@ -85,6 +88,8 @@ INTERVAL_COLUMNS = (
     "cadence_spm",
     "trips",
     "stumbles",
+    "falls",
+    "no_recovery",
 )
 RUN_COLUMNS = ("id", "monitor", "started_wall", "ended_wall", "clean", "reported")
 PLAN_COLUMNS = ("id", "plan", "assigned_by", "via", "request_id", "assigned_wall")
