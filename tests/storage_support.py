@@ -100,9 +100,14 @@ def _read_only(conn: sqlite3.Connection) -> None:
 def break_the_sessions_table(path: Path) -> None:
     """Overwrite the root page of ``sessions`` (a table the queue does not touch): the file
     fails its check at open, and its queue can still be read."""
+    break_the_root_page(path, "sessions")
+
+
+def break_the_root_page(path: Path, name: str) -> None:
+    """Overwrite the root page of table or index ``name``: the file fails its check at open."""
     conn = sqlite3.connect(path)
     (page_size,) = conn.execute("PRAGMA page_size").fetchone()
-    (root,) = conn.execute("SELECT rootpage FROM sqlite_master WHERE name = 'sessions'").fetchone()
+    (root,) = conn.execute("SELECT rootpage FROM sqlite_master WHERE name = ?", (name,)).fetchone()
     conn.close()
     with path.open("r+b") as f:
         f.seek(page_size * (root - 1))

@@ -11,7 +11,10 @@ a simulated rig.
 from __future__ import annotations
 
 import datetime as dt
+import json
+import os
 import sqlite3
+import time
 from pathlib import Path
 
 import msgspec
@@ -19,13 +22,19 @@ import pytest
 
 from core.protocol.messages import SessionRecord
 from core.protocol.walker import Walker
+from firmware.link import messages
+from firmware.link.endpoint import CourierLink
+from firmware.link.supervisor import CourierSupervisor, ThreadCourier
 from firmware.session.record import SessionArchive
+from firmware.storage.database import connect, transaction
 from firmware.storage.fallback import FallbackDatabase
-from firmware.storage.sessions import load_sessions
-from tests.app_support import close_rigs
+from firmware.storage.sessions import FINAL_DUE, close_left_running, load_sessions
+from tests.app_support import close_rigs, make_config, pump_link_until
 from tests.caregiver_support import session_record
-from tests.storage_support import FillableDisk
+from tests.mqtt_helpers import WAIT, config_for, subscriber
+from tests.storage_support import FillableDisk, break_the_root_page
 from tests.test_storage_faults import MonitorProcess, monitors  # noqa: F401 - fixture
+from tools.broker import Mosquitto
 
 pytestmark = pytest.mark.usefixtures(close_rigs.__name__)
 
@@ -59,6 +68,61 @@ def on_file(path: Path) -> FallbackDatabase:
 # ------------------------------------------------------------ memory and back
 
 
+def test_an_end_stored_in_memory_keeps_its_final_record_due_on_the_file(
+    tmp_path: Path, disk: FillableDisk
+) -> None:
+    """The session started on the file; the disk went read-only; its end was stored in memory
+    (final record due); the disk came back. Before, the merge kept the higher ``published``,
+    the file's 0 over memory's -1: a monitor stopped before the final record left the session
+    ended and never summarised."""
+    path = tmp_path / "device.db"
+    db = on_file(path)
+    archive = SessionArchive(db, summary_topic=TOPIC)
+    record = ended()
+    assert archive.save(running(record), final=False)
+    disk.go_read_only()
+    assert archive.save(record, final=False)  # the end; its final record waits for gait figures
+    assert db.in_memory
+    disk.free()
+    assert db.recover(now=True)
+    archive.close()
+    db.close()
+    assert rows(path, "SELECT status, published FROM sessions") == [("completed", FINAL_DUE)]
+
+    with transaction(connect(path)) as conn:  # the next start finishes it, once
+        finished = close_left_running(conn, archive.summary_for)
+        again = close_left_running(conn, archive.summary_for)
+    assert [r.id for r in finished] == [record.id] and again == []
+    assert rows(path, "SELECT count(*) FROM outbox WHERE message_id = ?", record.id) == [(1,)]
+
+
+def test_a_final_record_handed_over_again_in_memory_is_not_summarised_twice(
+    tmp_path: Path, disk: FillableDisk
+) -> None:
+    """Its summary queued (and delivered) from the file; the same final record again while the
+    disk refuses writes (the loop hands a record over again when the courier that stored it
+    died before confirming). Memory knew nothing of the session and queued its summary
+    again."""
+    path = tmp_path / "device.db"
+    db = on_file(path)
+    archive = SessionArchive(db, summary_topic=TOPIC)
+    record = ended()
+    assert archive.save(record, final=True)
+    db.write(lambda conn: conn.execute("DELETE FROM outbox"))  # the broker took it
+    disk.go_read_only()
+    db.probe()
+    assert db.in_memory
+    assert archive.save(record, final=True)
+    assert archive.published == 1
+    assert db.read(lambda conn: conn.execute("SELECT count(*) FROM outbox").fetchone()) == (0,)
+    disk.free()
+    assert db.recover(now=True)
+    archive.close()
+    db.close()
+    assert rows(path, "SELECT published FROM sessions") == [(1,)]
+    assert rows(path, "SELECT count(*) FROM outbox") == [(0,)]
+
+
 def test_a_session_stored_in_memory_keeps_its_walker_and_falls_on_the_file(
     tmp_path: Path, disk: FillableDisk
 ) -> None:
@@ -84,3 +148,87 @@ def test_a_session_stored_in_memory_keeps_its_walker_and_falls_on_the_file(
     db.close()
     assert rows(path, "SELECT walker, falls, no_recovery FROM sessions") == [("ann", 1, 1)]
     assert [s.record.id for s in load_sessions(path, walker="ann")] == [record.id]
+
+
+# --------------------------------------------------- a start on an unwritable file
+
+
+def test_a_session_left_running_is_closed_once_by_a_start_on_a_read_only_disk(
+    tmp_path: Path,
+    mosquitto: Mosquitto,
+    disk: FillableDisk,
+    monitors: list[MonitorProcess],  # noqa: F811 - fixture
+) -> None:
+    """A power cut left a session running; the next start finds the disk read-only (the courier
+    runs from memory). Before, memory knew no session: nobody closed it while the disk
+    refused writes, nor once it took them again. Now it is closed at the start, summarised
+    as interrupted, and the closing lands on the file when it takes writes: a later start
+    leaves it as it is."""
+    config = make_config(tmp_path, config_for(mosquitto))
+    db = Path(config.storage.database)
+    now = dt.datetime.now(UTC).replace(microsecond=0) - dt.timedelta(hours=1)
+    left = msgspec.structs.replace(
+        session_record(config.device.id, now, backward_min=2, longest_min=2, status="running"),
+        ended_wall=None,
+        done_s=300.0,
+    )
+    archive = SessionArchive(db)
+    assert archive.save(left, final=False)
+    archive.close()
+    assert config.mqtt is not None
+    prefix = f"{config.mqtt.topic_prefix}/{config.device.id}"
+    disk.go_read_only()
+    with subscriber(mosquitto, [f"{prefix}/session"]) as sub:
+        link = CourierLink(time.monotonic)
+        started = dt.datetime.now(UTC).isoformat(timespec="milliseconds")
+        link.hello(messages.encode(messages.Hello(config, os.getpid(), started)))
+        supervisor = CourierSupervisor(link, ThreadCourier)
+        supervisor.start()
+        try:
+            assert pump_link_until(link, lambda: link.storage_ok is False)
+            assert pump_link_until(link, lambda: bool(sub.on("/session")))
+            disk.free()
+            assert pump_link_until(link, lambda: link.storage_ok is True)  # the retry's merge
+        finally:
+            link.goodbye("test over")
+            link.close()
+            supervisor.stop(WAIT)
+    # One summary queued, once: the publisher sends the outbox again from its start when it
+    # moves between memory and the file (QoS 1; the caregiver keeps one row per session id).
+    (payload,) = {m.payload for m in sub.on("/session")}
+    body = json.loads(payload)
+    assert (body["id"], body["status"], body["interrupted"]) == (left.id, "stopped", True)
+    (stored,) = load_sessions(db)
+    closed = stored.record
+    assert closed.status == "stopped" and closed.interrupted
+    assert rows(db, "SELECT published FROM sessions") == [(1,)]
+    summaries = "SELECT id, payload FROM outbox WHERE message_id = ?"
+    queued = rows(db, summaries, left.id)  # the one from memory, unless the broker took it
+    assert len(queued) <= 1
+
+    again = MonitorProcess(db)  # the next start, on the file: nothing left to close
+    monitors.append(again)
+    again.stop()
+    assert [s.record for s in load_sessions(db)] == [closed]
+    assert rows(db, summaries, left.id) == queued
+
+
+def test_a_session_left_running_in_a_damaged_file_is_carried_into_the_new_one_and_closed(
+    tmp_path: Path,
+) -> None:
+    """A power cut left a session running, and the file damaged (an index of the event log):
+    the file is moved aside and a new one started with its queue. Before, the session stayed
+    in the moved-aside file, running for ever, never closed nor summarised."""
+    path = tmp_path / "device.db"
+    left = running(ended())
+    archive = SessionArchive(path)
+    assert archive.save(left, final=False)
+    archive.close()
+    break_the_root_page(path, "events_device_seq")
+    db = FallbackDatabase(path)
+    found = db.open()
+    assert found.moved is not None and found.fault is None
+    (carried,) = db.write(lambda conn: close_left_running(conn))
+    db.close()
+    assert carried.id == left.id and carried.interrupted
+    assert [s.record for s in load_sessions(path)] == [carried]

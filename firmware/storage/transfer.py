@@ -6,8 +6,8 @@ its id, receipt state and event (so queued alerts are still sent and
 receipts still land) and that event's recording (its payload is built from
 both), the incidents still open and those of the events copied (so a
 caregiver can still close them), the walker profiles and their changes
-(the button still chooses, an incident names the chosen walker), and the
-last runs; and it sets the
+(the button still chooses, an incident names the chosen walker), the
+last runs, and the sessions a record may still come for (:func:`seed_sessions`); and it sets the
 numbering so rows made in memory get ids after the file's. Row ids then mean
 the same message in both databases.
 
@@ -23,9 +23,13 @@ the plan does not change with the disk).
 
 from __future__ import annotations
 
+import logging
 import sqlite3
 
 from firmware.storage.database import transaction
+from firmware.storage.sessions import FINAL_DUE
+
+log = logging.getLogger(__name__)
 
 EVENT_COLUMNS = (
     "seq", "id", "device_id", "type", "severity", "wall_time", "body", "incident", "walker",
@@ -113,6 +117,9 @@ chooses among them there and an incident opened there names the chosen walker; e
 made there comes back."""
 RUNS_KEPT = 16
 """Runs copied into memory: enough to find the last unclean one."""
+SESSIONS_KEPT = 16
+"""Ended sessions copied into memory besides those running or with a final record due: the
+newest, which a late amendment or a record handed over again may still be about."""
 
 Row = tuple[object, ...]
 
@@ -188,7 +195,49 @@ def seed(memory: sqlite3.Connection, disk: sqlite3.Connection) -> frozenset[int]
         memory.executemany(_insert("event_acks", ACK_COLUMNS), acks)
         memory.executemany(_insert("outbox", OUTBOX_COLUMNS), outbox)
         memory.executemany(_insert("runs", RUN_COLUMNS), reversed(runs))
+    seed_sessions(memory, disk)
     return frozenset(int(str(row[0])) for row in outbox)
+
+
+def seed_sessions(memory: sqlite3.Connection, disk: sqlite3.Connection) -> int:
+    """Copy the sessions a record may still come for, with their intervals; how many.
+
+    Those still ``running`` (this run's under way, or a previous run's left so by a power cut:
+    a new run's start closes them in memory, :func:`~firmware.storage.sessions.close_left_running`,
+    and the closing reaches the file with the rest), those whose final record is due
+    (:data:`~firmware.storage.sessions.FINAL_DUE`) and the newest :data:`SESSIONS_KEPT`. Without
+    them a record written in memory found no row: it took a summary already queued for one never
+    queued (published twice) and a start that ran in memory closed nothing.
+
+    Best effort, after the queue: a sessions table the file cannot read (damage) or memory
+    cannot hold leaves them in the file, where the next start that can read it closes them;
+    the queue is seeded all the same.
+    """
+    chosen = (
+        "SELECT id FROM sessions WHERE status = 'running' OR published = ?"
+        " UNION SELECT id FROM (SELECT id FROM sessions ORDER BY started_wall DESC LIMIT ?)"
+    )
+    try:
+        rows = disk.execute(
+            f"SELECT {_names(SESSION_COLUMNS)} FROM sessions WHERE id IN ({chosen})",
+            (FINAL_DUE, SESSIONS_KEPT),
+        ).fetchall()
+        intervals = disk.execute(
+            f"SELECT {_names(INTERVAL_COLUMNS)} FROM session_intervals"
+            f" WHERE session_id IN ({chosen}) ORDER BY session_id, idx",
+            (FINAL_DUE, SESSIONS_KEPT),
+        ).fetchall()
+    except sqlite3.DatabaseError as exc:
+        log.error("storage: the sessions could not be read to copy into memory: %s", exc)
+        return 0
+    try:
+        with transaction(memory):
+            memory.executemany(_insert("sessions", SESSION_COLUMNS), rows)
+            memory.executemany(_insert("session_intervals", INTERVAL_COLUMNS), intervals)
+    except sqlite3.Error as exc:
+        log.error("storage: the sessions could not be copied into memory: %s", exc)
+        return 0
+    return len(rows)
 
 
 def merge(memory: sqlite3.Connection, disk: sqlite3.Connection, copied: frozenset[int]) -> None:
@@ -297,12 +346,21 @@ def _merge_incidents(memory: sqlite3.Connection, disk: sqlite3.Connection) -> No
 
 
 def _merge_sessions(memory: sqlite3.Connection, disk: sqlite3.Connection) -> None:
+    """Sessions memory knows, with their intervals: memory's record is the newer.
+
+    ``published``: a summary queued on either side stays queued (the higher amendment wins);
+    else memory's word, which saw everything since the switch. Before, the higher number won,
+    and an end stored in memory (:data:`~firmware.storage.sessions.FINAL_DUE`, -1) over the
+    file's running row (0) came back as 0: its final record never summarised if the monitor
+    stopped before it came.
+    """
     updates = ", ".join(
         f"{c} = excluded.{c}" for c in SESSION_COLUMNS if c not in ("id", "published")
     )
+    queued = "MAX(sessions.published, excluded.published)"
     disk.executemany(
         f"{_insert('sessions', SESSION_COLUMNS)} ON CONFLICT (id) DO UPDATE SET {updates},"
-        " published = MAX(sessions.published, excluded.published)",
+        f" published = CASE WHEN {queued} >= 1 THEN {queued} ELSE excluded.published END",
         memory.execute(f"SELECT {_names(SESSION_COLUMNS)} FROM sessions").fetchall(),
     )
     for (session_id,) in memory.execute("SELECT id FROM sessions").fetchall():
