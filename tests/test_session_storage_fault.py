@@ -25,11 +25,13 @@ from core.protocol.walker import Walker
 from firmware.link import messages
 from firmware.link.endpoint import CourierLink
 from firmware.link.supervisor import CourierSupervisor, ThreadCourier
+from firmware.session.plan import Interval, Plan
 from firmware.session.record import SessionArchive
+from firmware.session.runner import attach_session, detach_session
 from firmware.storage.database import connect, transaction
 from firmware.storage.fallback import FallbackDatabase
 from firmware.storage.sessions import FINAL_DUE, close_left_running, load_sessions
-from tests.app_support import close_rigs, make_config, pump_link_until
+from tests.app_support import TripAt, armed_rig, close_rigs, make_config, pump_link_until
 from tests.caregiver_support import session_record
 from tests.mqtt_helpers import WAIT, config_for, subscriber
 from tests.storage_support import FillableDisk, break_the_root_page
@@ -211,6 +213,36 @@ def test_a_session_left_running_is_closed_once_by_a_start_on_a_read_only_disk(
     again.stop()
     assert [s.record for s in load_sessions(db)] == [closed]
     assert rows(db, summaries, left.id) == queued
+
+
+# ------------------------------------------------------------- a trip's figures
+
+PLAN = Plan("short", (Interval.of_seconds("backward", 30.0), Interval.of_seconds("forward", 20.0)))
+
+
+def test_a_trip_during_the_walkers_pause_is_handed_over_at_once(tmp_path: Path) -> None:
+    """The walker paused the session (the belt still armed) and tripped: the trip was counted
+    but no record went to the courier until the next interval's end or the session's end,
+    minutes later perhaps; a power cut meanwhile lost it from the session's figures, though
+    its event was stored."""
+    rig = armed_rig(tmp_path, detector=TripAt(8.0))
+    handed: list[SessionRecord] = []
+    rig.app.link.submit_session = lambda record, final: handed.append(record)  # type: ignore[method-assign]
+    runner = attach_session(rig.app, PLAN, speaker=None)
+    try:
+        runner.request("start")
+        rig.run_for(3.0)
+        runner.request("pause")
+        rig.run_for(2.0)
+        assert handed[-1].status == "running" and handed[-1].trips == 0
+        before = len(handed)
+        rig.run_for(6.0)  # the trip at 8 s, during the pause
+        assert rig.state == "TRIPPED"
+        assert len(handed) == before + 1
+        assert (handed[-1].trips, handed[-1].stumbles) == (1, 1)
+        assert handed[-1].intervals[0].trips == 1
+    finally:
+        detach_session(rig.app, runner)
 
 
 def test_a_session_left_running_in_a_damaged_file_is_carried_into_the_new_one_and_closed(

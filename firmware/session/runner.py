@@ -1227,6 +1227,7 @@ class SessionRunner:
         s = self.session
         if s is not None and self.state in (SessionState.RUNNING, SessionState.PAUSED):
             interval = s.intervals[min(s.current, len(s.intervals) - 1)]
+            counted = False
             for transition in reversed(new):
                 match transition.cause:
                     case Detected(kind=kind):  # a trip: the only way into TRIPPED
@@ -1236,6 +1237,14 @@ class SessionRunner:
                         else:
                             interval.falls += 1
                         self._trip = _Trip(s, interval, kind, self._safety.incident)
+                        counted = True
+            if counted and self.state is SessionState.PAUSED:
+                # A trip while the walker's pause kept the belt armed: no pause follows to
+                # hand the record over (a running session's does, below), and it waited for
+                # the next interval's end, minutes perhaps; a power cut meanwhile lost the
+                # trip from the session's figures though its event was stored. Handed over
+                # now, right behind the trip's event.
+                self._emit(final=False)
         if self._trip is not None:
             self._follow_trip(detection if new_detection else None)
         state = self._safety.state
