@@ -79,13 +79,11 @@ class CourierLink:
         clock: Callable[[], float],
         *,
         max_pending_bytes: int = MAX_PENDING_BYTES,
-        on_silence: Callable[[], None] | None = None,
         real_clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._clock = clock
         self._real = real_clock
         self._max_pending = max_pending_bytes
-        self._on_silence = on_silence
         self._sock: socket.socket | None = None
         self._incoming_sock: socket.socket | None = None
         self._readable: select.poll | None = None
