@@ -70,6 +70,7 @@ from caregiver.plan_answers import answer_of
 from caregiver.progress import parse_summary
 from caregiver.receipts import DurableReceipts
 from caregiver.seen import newest_alert
+from caregiver.self_test import checks_of
 from caregiver.storage import NewEvent, StorageFault, Store, StoredEvent
 from core.mqttlink import make_client
 from core.protocol.commands import LATEST, Ack, CommandName, encode_command
@@ -84,6 +85,7 @@ from core.protocol.messages import (
     StateMessage,
     TelemetryMessage,
     WalkersMessage,
+    self_test_outcome,
 )
 from core.protocol.payloads import decode, decode_availability, encode, receipt_payloads
 from core.protocol.topics import (
@@ -635,6 +637,18 @@ class Ingestor:
             # the plan page shows it (caregiver.plan_answers); not a change the live feed shows
             self.store.command_answered(
                 device_id, reply.request_id, reply.ok, answer_of(reply), self.clock()
+            )
+        elif reply.command == CommandName.SELF_TEST and reply.request_id is not None:
+            # the device page's "Check this treadmill" (caregiver.self_test): only the answer
+            # to the newest check asked from here is kept; Home Assistant's own change nothing
+            outcome, reason = self_test_outcome(reply)
+            self.store.self_test_answered(
+                device_id,
+                reply.request_id,
+                outcome,
+                reason if outcome == "refused" else "",
+                checks_of(reply),
+                self.clock(),
             )
 
     # --------------------------------------------------------------- MQTT

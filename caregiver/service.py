@@ -51,7 +51,14 @@ from caregiver.seen import Acknowledged, Seen
 from caregiver.storage import Listener, SentCommand, StorageFault, Store
 from caregiver.web import create_app
 from core import sdnotify
-from core.protocol.commands import LATEST, AssignPlan, Command, TestAlarm, command_name
+from core.protocol.commands import (
+    LATEST,
+    AssignPlan,
+    Command,
+    SelfTest,
+    TestAlarm,
+    command_name,
+)
 from core.protocol.ids import is_event_id
 from core.protocol.plan import Plan
 from core.protocol.walker import DEFAULT_WALKER_ID
@@ -255,6 +262,19 @@ class CaregiverService:
         """Ask the device for a test alarm (it chirps and publishes a ``test`` event, which
         pages every contact as a TEST); the command's request id."""
         return self.commands.send(device_id, TestAlarm(by[:64] or "caregiver"))
+
+    def self_test(self, device_id: str, by: str) -> str:
+        """Ask the device for its self-test (read-only there: it never arms or touches the
+        relay); the command's request id. Recorded as asked first (a prompt reply must find
+        its row: ingest keeps only the answer to the newest check asked), undone when it
+        cannot be published; the device page words the answer (:mod:`caregiver.self_test`)."""
+        request_id = new_request_id()
+        self.store.self_test_asked(device_id, request_id, by[:64] or "caregiver", self.clock())
+        try:
+            return self.commands.send(device_id, SelfTest(), request_id)
+        except RuntimeError:
+            self.store.self_test_unsent(device_id, request_id)
+            raise
 
     def assign_plan(
         self, device_id: str, plan: Plan, by: str, walker: str = DEFAULT_WALKER_ID

@@ -1,4 +1,4 @@
-"""Commands a caregiver sends a device from its page: a test alarm.
+"""Commands a caregiver sends a device from its page: a test alarm, and a self-test.
 
 ``POST /devices/<id>/test-alarm`` (CSRF, and only for a device this caregiver
 may see) publishes the device's ``test_alarm`` command: the device chirps its
@@ -9,6 +9,15 @@ what the caregiver can expect (:data:`OUTCOMES`, one wording for both): a device
 that is offline is not sent anything (its command would wait in the broker and
 chirp whenever it came back), and a service without contacts says that no phone
 will ring.
+
+``POST /devices/<id>/self-test`` (the same checks) publishes the device's
+``self_test`` command — read-only on the device, it never arms or touches the
+relay — recorded as asked; ingest stores the answer, and the page shows it
+(:mod:`caregiver.self_test`). ``GET /devices/<id>/self-test`` is the page's
+script asking how it stands (JSON: the state and the result's HTML), every few
+seconds while it waits; a check unanswered for
+:data:`caregiver.self_test.ANSWER_TIMEOUT_S` says so there. No request waits for
+the device.
 """
 
 from __future__ import annotations
@@ -20,6 +29,7 @@ from starlette.routing import BaseRoute, Route
 
 from caregiver.auth import Session
 from caregiver.routes.site import Site
+from caregiver.self_test import view_of
 
 OUTCOMES: dict[str, str] = {
     "sent": "Test alarm sent: listen for the chirp, and check that every phone got the TEST "
@@ -31,10 +41,18 @@ OUTCOMES: dict[str, str] = {
 }
 """What a test alarm's request came to, by the key the device page is redirected with."""
 
+SELF_TEST_OUTCOMES: dict[str, str] = {
+    "sent": "Checking the treadmill: its answer shows below in a few seconds.",
+    "offline": "The treadmill is offline, so it cannot be checked: nothing was sent. Try "
+    "again when it is back online.",
+}
+"""What a self-test's request came to, by the key the device page is redirected with."""
+
 
 def routes(site: Site) -> list[BaseRoute]:
     backend = site.backend
     site.templates.env.globals["test_alarm_outcomes"] = OUTCOMES  # device.html says it too
+    site.templates.env.globals["self_test_outcomes"] = SELF_TEST_OUTCOMES
 
     @site.authed
     async def test_alarm(request: Request) -> Response:
@@ -63,4 +81,50 @@ def routes(site: Site) -> list[BaseRoute]:
             )
         return RedirectResponse(f"/devices/{device_id}?test_alarm={outcome}", status_code=303)
 
-    return [Route("/devices/{device_id}/test-alarm", test_alarm, methods=["POST"])]
+    def self_test_html(device_id: str) -> tuple[str, str]:
+        """The device's self-test as of now: its state and the page's result fragment."""
+        checked = view_of(backend.store.self_test(device_id), backend.clock())
+        return checked.state, site.fragment("_self_test.html", st=checked)
+
+    @site.authed
+    async def self_test(request: Request) -> Response:
+        session: Session = request.state.session
+        device_id = request.path_params["device_id"]
+        device = (
+            await run_in_threadpool(backend.store.device, device_id)
+            if site.may_see(request, device_id)
+            else None
+        )
+        if device is None:
+            return site.not_found("device")
+        if request.method == "GET":
+            state, html = await run_in_threadpool(self_test_html, device_id)
+            return JSONResponse({"state": state, "html": html})
+        wants_json = "application/json" in request.headers.get("accept", "")
+        if device["availability"] == "offline":  # as the test alarm: it would wait for ever
+            if wants_json:
+                return JSONResponse({"ok": False, "message": SELF_TEST_OUTCOMES["offline"]}, 409)
+            return RedirectResponse(
+                f"/devices/{device_id}?self_test=offline#self-test", status_code=303
+            )
+        try:
+            request_id = await run_in_threadpool(backend.self_test, device_id, session.username)
+        except RuntimeError as exc:
+            return PlainTextResponse(f"could not ask for the self-test: {exc}", 503)
+        if wants_json:
+            state, html = await run_in_threadpool(self_test_html, device_id)
+            return JSONResponse(
+                {
+                    "ok": True,
+                    "request_id": request_id,
+                    "message": SELF_TEST_OUTCOMES["sent"],
+                    "state": state,
+                    "html": html,
+                }
+            )
+        return RedirectResponse(f"/devices/{device_id}?self_test=sent#self-test", status_code=303)
+
+    return [
+        Route("/devices/{device_id}/test-alarm", test_alarm, methods=["POST"]),
+        Route("/devices/{device_id}/self-test", self_test, methods=["GET", "POST"]),
+    ]

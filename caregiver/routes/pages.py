@@ -14,6 +14,8 @@ from caregiver import plot, seen, story, walkers
 from caregiver.auth import Session
 from caregiver.routes.api import event_plot_series
 from caregiver.routes.site import Site
+from caregiver.self_test import SelfTestView
+from caregiver.self_test import view_of as self_test_view
 from caregiver.storage import Device, Store, StoredEvent
 
 
@@ -91,21 +93,24 @@ def routes(site: Site) -> list[BaseRoute]:
 
     def device_data(
         device_id: str,
-    ) -> tuple[Device | None, list[StoredEvent], dict[str, str | None]]:
+    ) -> tuple[Device | None, list[StoredEvent], dict[str, str | None], SelfTestView]:
         device = store.device(device_id)
+        checked = self_test_view(store.self_test(device_id), site.backend.clock())
         if device is None:
-            return None, [], {}
-        return device, store.events_for(device_id), cards_who([device])
+            return None, [], {}, checked
+        return device, store.events_for(device_id), cards_who([device]), checked
 
     @site.authed
     async def device_page(request: Request) -> Response:
         device_id = request.path_params["device_id"]
         if not site.may_see(request, device_id):
             return site.not_found("device")
-        device, events, who = await run_in_threadpool(device_data, device_id)
+        device, events, who, checked = await run_in_threadpool(device_data, device_id)
         if device is None:
             return site.not_found("device")
-        return site.render(request, "device.html", device=device, events=events, who=who)
+        return site.render(
+            request, "device.html", device=device, events=events, who=who, self_test=checked
+        )
 
     @site.authed
     async def event_page(request: Request) -> Response:

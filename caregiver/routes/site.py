@@ -110,6 +110,10 @@ class Backend(Protocol):
         """Send the device's test_alarm command (not on the loop); its request id.
         :class:`RuntimeError` when the service has no broker connection."""
 
+    def self_test(self, device_id: str, by: str) -> str:
+        """Send the device's self_test command, recorded as asked (not on the loop); its
+        request id. :class:`RuntimeError` when the service has no broker connection."""
+
     def assign_plan(self, device_id: str, plan: Plan, by: str, walker: str = "default") -> str:
         """Send the device's plan command (for ``walker``; not on the loop); its request id.
         :class:`RuntimeError` when the service has no broker connection."""

@@ -714,6 +714,44 @@
       .then(function () { button.disabled = false; });
   });
 
+  // A self-test only reads (the belt is not touched): no question first. The answer is the
+  // service's words (caregiver/self_test.py), asked for every 1.5 s while it waits; the
+  // service says "no answer" after its own time limit, which ends the asking.
+  var checkForm = document.getElementById("self-test-form");
+  var checkResult = document.getElementById("self-test-result"), checkTimer = null;
+  function showCheck(html) {
+    checkResult.innerHTML = html;
+    if (window.retroguardLocalTime) window.retroguardLocalTime(checkResult);
+  }
+  function waitForCheck() {
+    var shown = checkResult.querySelector("[data-state]");
+    clearTimeout(checkTimer);  // one asking at a time, however often the button is pressed
+    if (!shown || shown.dataset.state !== "pending") return;
+    checkTimer = setTimeout(function () {
+      fetch(checkResult.dataset.url, { headers: { "Accept": "application/json" }, credentials: "same-origin" })
+        .then(function (r) { if (!r.ok) throw new Error("HTTP " + r.status); return r.json(); })
+        .then(function (answer) { showCheck(answer.html); })
+        .catch(function () {})  // asked again below: a page whose service restarts catches up
+        .then(waitForCheck);
+    }, 1500);
+  }
+  if (checkForm && checkResult) {
+    checkForm.addEventListener("submit", function (ev) {
+      ev.preventDefault();
+      var button = checkForm.querySelector("button"), note = document.getElementById("self-test-status");
+      button.disabled = true;
+      fetch(checkForm.action, { method: "POST", headers: { "X-CSRF-Token": csrf, "Accept": "application/json" }, credentials: "same-origin" })
+        .then(function (r) {
+          if (r.status === 409) return r.json().then(function (answer) { note.textContent = answer.message; });
+          if (!r.ok) throw new Error("HTTP " + r.status);
+          return r.json().then(function (answer) { note.textContent = answer.message; showCheck(answer.html); waitForCheck(); });
+        })
+        .catch(function (err) { note.textContent = "The treadmill could not be asked (" + err.message + ")."; })
+        .then(function () { button.disabled = false; });
+    });
+    waitForCheck();  // a page opened while a check waits
+  }
+
   fillCsrf(document);
   updateSince();
   setInterval(updateSince, 15000);

@@ -298,6 +298,38 @@ class SentCommand:
     ``plan.intervals[1].minutes: ...``)."""
 
 
+SelfTestOutcome = Literal["passed", "failed", "refused"]
+"""A self-test's answer in one word (:data:`core.protocol.messages.SelfTestOutcome`)."""
+
+
+@dataclass(frozen=True, slots=True)
+class SelfTestRecord:
+    """A device's newest self-test asked for from the dashboard, and its newest answer.
+
+    One row a device: a new check replaces the request but keeps the answer before it until
+    its own comes, so the page can say "checking..." and still show the last result."""
+
+    device_id: str
+    request_id: str
+    """The newest check asked for."""
+    asked_by: str
+    asked_at: float
+    answered_request_id: str | None = None
+    """The check the answer below is to (None: never answered); ``request_id`` unanswered
+    while they differ."""
+    answered_at: float | None = None
+    outcome: SelfTestOutcome | None = None
+    reason: str = ""
+    """refused: why it was not run (nothing is known to be wrong); else empty."""
+    checks: tuple[tuple[str, bool, str], ...] = ()
+    """Each check the device ran, ``(name, ok, what it read)``, in the device's order."""
+
+    @property
+    def pending(self) -> bool:
+        """The newest check asked for has no answer (yet, or at all)."""
+        return self.answered_request_id != self.request_id
+
+
 @dataclass(frozen=True, slots=True)
 class Incident:
     """One bad moment on a belt: its events, worst severity, and who closed it, how, when."""

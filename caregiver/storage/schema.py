@@ -388,6 +388,25 @@ MIGRATIONS: tuple[Migration, ...] = (
         "as read before this column)",
         ("ALTER TABLE walk_sessions ADD COLUMN interrupted INTEGER NOT NULL DEFAULT 0",),
     ),
+    Migration(
+        20,
+        "each treadmill's newest self-test asked for from the dashboard and its newest answer "
+        "(passed, failed with the checks that failed, or refused unrun), shown on its page; "
+        "one row a device, none before its first check",
+        (
+            """CREATE TABLE self_tests (
+    device_id TEXT PRIMARY KEY,
+    request_id TEXT NOT NULL,      -- the newest check asked for
+    asked_by TEXT NOT NULL,
+    asked_at REAL NOT NULL,
+    answered_request_id TEXT,      -- the check the answer is to (request_id: answered)
+    answered_at REAL,
+    outcome TEXT CHECK (outcome IN ('passed', 'failed', 'refused')),
+    reason TEXT NOT NULL DEFAULT '',  -- refused: why it was not run
+    checks TEXT NOT NULL DEFAULT '[]'  -- JSON [[name, ok, detail], ...], the device's order
+)""",
+        ),
+    ),
 )
 """Every schema change in order; ``MIGRATIONS[i]`` takes a database from version i to i + 1."""
 

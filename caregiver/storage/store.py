@@ -54,6 +54,8 @@ from caregiver.storage.records import (
     NewEvent,
     PendingNotification,
     Role,
+    SelfTestOutcome,
+    SelfTestRecord,
     SentCommand,
     StoredEvent,
     Urgency,
@@ -792,6 +794,84 @@ class Transaction:
             )
             for r in rows
         ]
+
+    # ------------------------------------------------------------ self-tests
+
+    def self_test_asked(self, device_id: str, request_id: str, by: str, now: float) -> None:
+        """Record a self-test about to be published; the answer before it is kept."""
+        self._db.execute(
+            "INSERT INTO self_tests (device_id, request_id, asked_by, asked_at) "
+            "VALUES (?, ?, ?, ?) ON CONFLICT (device_id) DO UPDATE SET "
+            "request_id = excluded.request_id, asked_by = excluded.asked_by, "
+            "asked_at = excluded.asked_at",
+            (device_id, request_id, by, now),
+        )
+
+    def self_test_unsent(self, device_id: str, request_id: str) -> None:
+        """A self-test that could not be published: the row is as if it was never asked for
+        (the answer before it stays; a device never checked has no row again)."""
+        self._db.execute(
+            "DELETE FROM self_tests WHERE device_id = ? AND request_id = ? "
+            "AND answered_request_id IS NULL",
+            (device_id, request_id),
+        )
+        self._db.execute(
+            "UPDATE self_tests SET request_id = answered_request_id "
+            "WHERE device_id = ? AND request_id = ?",
+            (device_id, request_id),
+        )
+
+    def self_test_answered(
+        self,
+        device_id: str,
+        request_id: str,
+        outcome: SelfTestOutcome,
+        reason: str,
+        checks: Sequence[tuple[str, bool, str]],
+        now: float,
+    ) -> bool:
+        """The device's answer to the newest self-test asked for it; True when it was (an
+        answer to an older one, or to another sender's, changes nothing)."""
+        cursor = self._db.execute(
+            "UPDATE self_tests SET answered_request_id = request_id, answered_at = ?, "
+            "outcome = ?, reason = ?, checks = ? WHERE device_id = ? AND request_id = ?",
+            (
+                now,
+                outcome,
+                reason,
+                json.dumps([list(c) for c in checks]),
+                device_id,
+                request_id,
+            ),
+        )
+        return cursor.rowcount > 0
+
+    def self_test(self, device_id: str) -> SelfTestRecord | None:
+        row = self._db.execute(
+            "SELECT request_id, asked_by, asked_at, answered_request_id, answered_at, outcome, "
+            "reason, checks FROM self_tests WHERE device_id = ?",
+            (device_id,),
+        ).fetchone()
+        if row is None:
+            return None
+        outcome = row[5]
+        return SelfTestRecord(
+            device_id=device_id,
+            request_id=str(row[0]),
+            asked_by=str(row[1]),
+            asked_at=float(row[2]),
+            answered_request_id=None if row[3] is None else str(row[3]),
+            answered_at=None if row[4] is None else float(row[4]),
+            outcome="passed"
+            if outcome == "passed"
+            else "failed"
+            if outcome == "failed"
+            else "refused"
+            if outcome == "refused"
+            else None,
+            reason=str(row[6] or ""),
+            checks=tuple((str(n), bool(ok), str(d)) for n, ok, d in json.loads(row[7] or "[]")),
+        )
 
     # ------------------------------------------------- prescribed sessions
 
@@ -1991,6 +2071,33 @@ class Store:
         """The plan and progression commands sent to the device, newest first."""
         with self._statement() as ops:
             return ops.sent_commands(device_id, limit)
+
+    # ------------------------------------------------------------ self-tests
+
+    def self_test_asked(self, device_id: str, request_id: str, by: str, now: float) -> None:
+        with self._statement() as ops:
+            ops.self_test_asked(device_id, request_id, by, now)
+
+    def self_test_unsent(self, device_id: str, request_id: str) -> None:
+        with self.transaction() as tx:
+            tx.self_test_unsent(device_id, request_id)
+
+    def self_test_answered(
+        self,
+        device_id: str,
+        request_id: str,
+        outcome: SelfTestOutcome,
+        reason: str,
+        checks: Sequence[tuple[str, bool, str]],
+        now: float,
+    ) -> bool:
+        with self._statement() as ops:
+            return ops.self_test_answered(device_id, request_id, outcome, reason, checks, now)
+
+    def self_test(self, device_id: str) -> SelfTestRecord | None:
+        """The device's newest self-test asked for from the dashboard, with its newest answer
+        (None: never asked)."""
+        return self._read(lambda ops: ops.self_test(device_id))
 
     # ------------------------------------------------- prescribed sessions
 
