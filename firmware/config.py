@@ -153,7 +153,8 @@ class MqttConfig:
     most this long for what it missed."""
     command_rate_per_s: float = 20.0
     """Commands (ack, silence, self_test, ping) handled per second on average; a flood beyond
-    it, and beyond command_burst at once, is dropped unanswered where it arrives. From 0.1 (a
+    it, and beyond command_burst at once, is dropped where it arrives (a few a second of
+    the dropped ones are answered with a refusal, the rest not at all). From 0.1 (a
     caregiver's silence or ack waits at most 10 s) to 100 (more is a flood, not people)."""
     command_burst: int = 40
     """Commands handled at once before command_rate_per_s applies: 1 to 1000."""

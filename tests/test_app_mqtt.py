@@ -17,6 +17,7 @@ import pytest
 from core.clock import SimClock
 from core.protocol.commands import COMMANDS
 from core.protocol.events import EventType
+from firmware.mqtt.commands import FLOOD_REFUSAL
 from firmware.session.cues import Cue
 from firmware.session.plan import Interval, Plan
 from firmware.session.runner import SessionState, attach_session, detach_session
@@ -179,14 +180,24 @@ def test_a_command_flood_is_dropped_where_it_arrives(tmp_path: Path, mosquitto: 
         sub.client.publish(
             f"retroguard/{DEVICE}/cmd/ping", b'{"id":"last"}', qos=1
         ).wait_for_publish(WAIT)
+
         # A drop happens in the device, where this subscriber hears nothing: if the last
         # command was dropped, only polling sees it (waiting on replies alone ran out WAIT).
-        assert sub.wait(
-            lambda: reporter._budget.dropped + len(sub.on("/reply")) >= 301, poll_s=0.05
-        )
-        answered = len(sub.on("/reply"))
+        def ran() -> list[Any]:
+            return [m for m in sub.on("/reply") if json.loads(m.payload)["ok"]]
+
+        def refused() -> list[Any]:
+            return [m for m in sub.on("/reply") if not json.loads(m.payload)["ok"]]
+
+        assert sub.wait(lambda: reporter._budget.dropped + len(ran()) >= 301, poll_s=0.05)
+        answered = len(ran())
         assert 10 <= answered < 100  # the burst, plus what a second of refill allows
         assert reporter._budget.dropped == 301 - answered
+        # a few of the dropped ones are refused (said, not run), on a budget of their own:
+        # the flood is not answered by a flood of replies
+        assert sub.wait(lambda: len(refused()) == reporter._refusals.taken, poll_s=0.05)
+        assert 1 <= reporter._refusals.taken < 100  # as the runs: the burst, and a trickle
+        assert all(json.loads(m.payload)["error"] == FLOOD_REFUSAL for m in refused())
     finally:
         sub.close()
     assert rig.state == "TRIPPED" and not rig.hardware.contact_closed()

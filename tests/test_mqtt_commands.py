@@ -27,12 +27,19 @@ from core.protocol.commands import (
     encode_command,
 )
 from core.protocol.events import Event
-from core.protocol.messages import DeviceHealth, DeviceState
+from core.protocol.messages import DeviceHealth, DeviceState, ReplyMessage, self_test_outcome
 from core.samples import ImuSample
 from firmware.config import SafetyConfig
 from firmware.detection.base import Detection, DetectionKind
 from firmware.mqtt import COMMANDS, MqttReporter
-from firmware.mqtt.commands import CommandError, CommandHandler, SilenceRequest
+from firmware.mqtt.commands import (
+    FLOOD_REFUSAL,
+    CommandBudget,
+    CommandError,
+    CommandHandler,
+    SilenceRequest,
+    dropped_reply,
+)
 from firmware.safety import SafetyController, SafetyState, SensorLimits
 from tests.mqtt_helpers import WAIT, config_for, subscriber, validate
 from tools.broker import Mosquitto
@@ -317,6 +324,42 @@ def test_every_command_and_garbage_over_mqtt_leave_safety_unchanged(
     assert not relay.holding and relay.holds == holds_before
     assert len(controller.transitions) == transitions_before
     assert tripped.buzzer.stops >= 1 and tripped.buzzer.pattern is None
+
+
+def test_a_self_test_dropped_by_the_flood_limit_is_refused_and_so_are_only_a_few(
+    mosquitto: Mosquitto, reporter: MqttReporter, tripped: Rig
+) -> None:
+    """A self-test the flood limit dropped got no reply at all: the dashboard asking for it
+    could only say "no answer" (the device looked off line). Now a dropped command is
+    refused, naming the limit and echoing its id — a few a second at most, so a flood of
+    commands is not answered by a flood of replies."""
+    # budgets on a stopped clock: one command runs, two dropped ones are refused, no more
+    reporter._budget = CommandBudget(lambda: 0.0, 1.0, 1.0)
+    reporter._refusals = CommandBudget(lambda: 0.0, 1.0, 2.0)
+    holds_before = tripped.relay.holds
+    with subscriber(mosquitto, ["retroguard/tm1/reply"]) as sub:
+        for request_id in ("st-1", "st-2", "st-3", "st-4"):
+            sub.client.publish("retroguard/tm1/cmd/self_test", f'{{"id":"{request_id}"}}', qos=1)
+        sub.client.publish("retroguard/tm1/cmd/self_test", b"not json", qos=1)
+        # the last two dropped unanswered: decided where they arrived, before these counts
+        assert sub.wait(lambda: reporter._refusals.dropped == 2 and len(sub.messages) == 3)
+        replies = {r["request_id"]: r for r in (validate("reply", m.payload) for m in sub.messages)}
+    assert sorted(replies) == ["st-1", "st-2", "st-3"]
+    assert replies["st-1"]["ok"] and "checks" in replies["st-1"]["result"]
+    for refused in (replies["st-2"], replies["st-3"]):
+        assert refused["ok"] is False and refused["command"] == "self_test"
+        assert refused["error"] == FLOOD_REFUSAL
+        assert self_test_outcome(ReplyMessage(**refused)) == ("refused", FLOOD_REFUSAL)
+    assert reporter._budget.dropped == 4
+    assert not tripped.relay.holding and tripped.relay.holds == holds_before
+
+
+def test_a_dropped_command_s_refusal_echoes_only_a_well_formed_id() -> None:
+    assert dropped_reply("ping", b'{"id":"p-1"}').request_id == "p-1"
+    for payload in (b"", b"[1]", b'{"id": 5}', b'{"id":"' + b"x" * 200 + b'"}', b"\xff"):
+        reply = dropped_reply("ping", payload)
+        assert reply.request_id is None and not reply.ok and reply.error == FLOOD_REFUSAL
+    assert dropped_reply("x" * 100, b"{}").command == "x" * 64
 
 
 def test_ack_records_latest_alert_and_self_test_reports(

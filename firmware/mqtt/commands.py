@@ -17,6 +17,7 @@ command gets an error reply and changes nothing.
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -35,6 +36,7 @@ from core.protocol.commands import (
     TestAlarm,
     parse_command,
 )
+from core.protocol.ids import is_request_id
 
 log = logging.getLogger(__name__)
 
@@ -122,8 +124,9 @@ class CommandBudget:
     broker) could send thousands a second; each would be parsed, answered and
     logged. The budget takes ``mqtt.command_rate_per_s`` on average and a burst of
     ``mqtt.command_burst`` (:class:`firmware.config.MqttConfig`); the rest are dropped
-    unanswered and counted, so the courier's work stays bounded whatever arrives (the
-    real-time loop is in another process either way).
+    and counted, so the courier's work stays bounded whatever arrives (the real-time loop
+    is in another process either way). A second budget answers a few of the dropped ones
+    with a refusal (:func:`dropped_reply`), so a caller is told instead of waiting.
     """
 
     def __init__(
@@ -138,6 +141,7 @@ class CommandBudget:
         self._tokens = burst
         self._at = clock()
         self.dropped = 0
+        self.taken = 0
 
     def take(self) -> bool:
         """True if a command may be run now (one token spent)."""
@@ -146,9 +150,22 @@ class CommandBudget:
         self._at = now
         if self._tokens >= 1.0:
             self._tokens -= 1.0
+            self.taken += 1
             return True
         self.dropped += 1
         return False
+
+
+FLOOD_REFUSALS_PER_S = 1.0
+"""Commands dropped by :class:`CommandBudget` that are still answered (refused), a second on
+average: a caller (the dashboard's self-test, a physio's plan) hears why nothing happened
+instead of waiting for ever, and a flood cannot turn into a flood of replies."""
+FLOOD_REFUSAL_BURST = 3.0
+"""Dropped commands answered at once before :data:`FLOOD_REFUSALS_PER_S` applies."""
+FLOOD_REFUSAL = (
+    "not run: the device is receiving more commands than it handles (mqtt.command_rate_per_s); "
+    "nothing was done, send it again in a moment"
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -161,6 +178,20 @@ class Reply:
     later: bool = False
     """Accepted, and answered later by someone else: a ``silence`` handed to the loop, whose
     answer is the reply (:meth:`firmware.mqtt.reporter.MqttReporter.answer_silence`)."""
+
+
+def dropped_reply(name: str, payload: bytes) -> Reply:
+    """The refusal of a command dropped by the flood limit: not run, and it says so, echoing
+    the request id when the payload names a well-formed one (nothing else of it is read).
+    Sent for at most :data:`FLOOD_REFUSALS_PER_S` of the dropped ones (the caller's budget)."""
+    request_id: str | None = None
+    try:
+        data = json.loads(payload)
+    except (ValueError, RecursionError):
+        data = None
+    if isinstance(data, dict) and is_request_id(raw := data.get("id")):
+        request_id = raw
+    return Reply(name[:64], request_id, False, error=FLOOD_REFUSAL)
 
 
 class CommandHandler:

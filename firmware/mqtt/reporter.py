@@ -70,12 +70,15 @@ from core.protocol.messages import (
 from core.protocol.topics import Topics, discovery_topic, ha_status_topic
 from firmware.config import MqttConfig
 from firmware.mqtt.commands import (
+    FLOOD_REFUSAL_BURST,
+    FLOOD_REFUSALS_PER_S,
     CommandBudget,
     CommandError,
     CommandHandler,
     CommandTarget,
     Reply,
     SilenceRequest,
+    dropped_reply,
 )
 from firmware.mqtt.discovery import REMOVE_PAYLOAD, discovery_payload
 from firmware.mqtt.status import Retained, RetainedStatus
@@ -281,6 +284,14 @@ class _SilenceAnswered:
 
 
 @dataclass(frozen=True, slots=True)
+class _CommandDropped:
+    """A command the flood limit dropped, to be refused (paho thread; a few a second)."""
+
+    name: str
+    payload: bytes
+
+
+@dataclass(frozen=True, slots=True)
 class _ReceiptArrived:
     """A consumer says it committed some of our alerts (paho thread)."""
 
@@ -321,6 +332,7 @@ _Token = (
     | _Down
     | _HomeAssistantOnline
     | _CommandArrived
+    | _CommandDropped
     | _ReceiptArrived
     | _SilenceAnswered
     | _Poke
@@ -642,6 +654,9 @@ class MqttReporter:
         self._poke_sent = 0
         self._budget = CommandBudget(clock, config.command_rate_per_s, config.command_burst)
         """Spent on the paho thread, where commands arrive: a flood never reaches the queue."""
+        self._refusals = CommandBudget(clock, FLOOD_REFUSALS_PER_S, FLOOD_REFUSAL_BURST)
+        """The dropped commands still answered (refused): a caller waiting on a reply, such as
+        the dashboard's self-test, hears why nothing happened; a flood gets a trickle."""
         self._republish_due = False
         """Send again everything not confirmed: refused rows and receipt-waiting ones (a
         reconnect, an outbox that moved, or the receipt timer)."""
@@ -925,6 +940,8 @@ class MqttReporter:
             return
         name = self.topics.command_name(message.topic)
         if name is not None and not self._budget.take():
+            if self._refusals.take():  # a few are answered, not run; the rest unanswered
+                self._wake.put_nowait(_CommandDropped(name, bytes(message.payload)))
             if self._budget.dropped % 1000 == 1:
                 log.warning("MQTT command flood: %d commands dropped so far", self._budget.dropped)
             return
@@ -1132,6 +1149,10 @@ class MqttReporter:
                 case _CommandArrived(name=name, payload=payload, retained=retained):
                     self._guarded(
                         f"command {name}", lambda: self._run_command(name, payload, retained)
+                    )
+                case _CommandDropped(name=name, payload=payload):
+                    self._guarded(
+                        f"command {name}", lambda: self._publish_reply(dropped_reply(name, payload))
                     )
                 case _ReceiptArrived(payload=payload):
                     self._guarded("receipt", lambda: self._take_receipt(payload))
