@@ -142,6 +142,7 @@ class SelfTestView:
                 return ": every check is fine."
             case "refused":
                 reason = record.reason if record is not None else ""
+                reason = reason.removeprefix("not run: ")  # the lead says it (a flood's refusal)
                 return (
                     f": {reason or 'no reason given'}. Nothing is known to be wrong; "
                     "try again in a moment."

@@ -25,6 +25,7 @@ from caregiver import story
 from caregiver.broker_link import Connected, NeverConnected, Problem
 from caregiver.service import CaregiverService
 from caregiver.storage import Role
+from core.protocol.payloads import reply_payload
 from tests.browser_support import NEEDS_CHROMIUM
 from tests.caregiver_support import (
     PASSWORD,
@@ -952,6 +953,124 @@ def test_alarm_sound_is_remembered_and_a_test_alarm_reaches_the_device(
     expect(page.locator("#test-alarm-status")).to_contain_text("nothing was sent")
     assert len(questions) == 2
     page.context.close()
+    device.close()
+
+
+def test_check_this_treadmill_says_which_checks_failed_then_that_it_passed_at_1280_and_360(
+    browser: Any, service: CaregiverService, mosquitto: Mosquitto, tmp_path: Path
+) -> None:
+    """The device page's self-test against the firmware's own MQTT reporter: pressed, it says
+    it is checking, then which checks failed and what they read (plain names, the ids in
+    small print); on a phone the button is a 44 px tap target and nothing runs off the
+    screen. Screenshots go to $RETROGUARD_SCREENSHOTS (to look at them)."""
+    from playwright.sync_api import expect
+
+    from firmware.mqtt import MqttReporter
+    from tests.mqtt_helpers import config_for
+
+    checks: dict[str, dict[str, Any]] = {
+        "imu": {"ok": False, "detail": "no samples for 2.0 s"},
+        "relay-contact": {"ok": False, "detail": "welded: reads closed in TRIPPED"},
+        "imu-pacing": {"ok": True, "detail": "on time"},
+    }
+    device = MqttReporter(
+        config_for(mosquitto),
+        device_id="treadmill-1",
+        device_name="Dad's treadmill",
+        database=tmp_path / "device.db",
+        self_test=lambda: checks,
+    )
+    device.start()
+    shots = _screenshot_dir(tmp_path)
+    try:
+        assert device.wait_until(lambda s: s.ready, WAIT)
+        assert service.ingestor.wait_for(
+            lambda: (service.store.device("treadmill-1") or {}).get("availability") == "online"
+        )
+        page = _login(browser, service, width=1280)
+        page.goto(service.url + "/devices/treadmill-1")
+        result = page.locator("#self-test-result")
+        expect(result).to_contain_text("Not checked yet")
+        page.click("#self-test-form button")
+        expect(result).to_contain_text("2 checks failed at")
+        expect(page.locator("#self-test-status")).to_have_text("")  # the result says it all
+        expect(result.locator("li")).to_have_count(2)
+        expect(result.locator("li").first).to_contain_text("Motion sensor — no samples for 2.0 s")
+        expect(result.locator("li").nth(1)).to_contain_text(
+            "Relay contact (the belt's stop switch) — welded: reads closed in TRIPPED"
+        )
+        expect(result.locator(".check-id").first).to_have_text("(imu)")
+        page.locator("#self-test").screenshot(path=str(shots / "self-test-failed-1280.png"))
+        page.screenshot(path=str(shots / "device-page-1280.png"), full_page=True)
+        page.context.close()
+
+        for check in checks.values():  # repaired: the next check passes
+            check["ok"] = True
+        phone = _login(browser, service, width=360)
+        phone.goto(service.url + "/devices/treadmill-1")
+        result = phone.locator("#self-test-result")
+        expect(result).to_contain_text("2 checks failed at")  # the last answer, from the server
+        phone.screenshot(path=str(shots / "device-page-failed-360.png"), full_page=True)
+        button = phone.locator("#self-test-form button")
+        box = button.bounding_box()
+        assert box is not None and box["height"] >= 44 and box["width"] >= 44
+        button.click()
+        expect(result).to_contain_text("Passed at")
+        expect(result).to_contain_text("every check is fine")
+        expect(result.locator("li")).to_have_count(0)
+        assert phone.evaluate("document.documentElement.scrollWidth") <= 360
+        right = phone.evaluate(
+            "() => Math.max(...[...document.querySelectorAll('#self-test *')]"
+            ".map(e => e.getBoundingClientRect().right))"
+        )
+        assert right <= 360
+        phone.screenshot(path=str(shots / "device-page-passed-360.png"), full_page=True)
+        phone.context.close()
+    finally:
+        device.close()
+
+
+def test_a_check_waiting_for_its_answer_says_so_and_the_answer_replaces_it_unreloaded(
+    browser: Any, service: CaregiverService, mosquitto: Mosquitto, tmp_path: Path
+) -> None:
+    """The page asks the service how the check stands while it waits; a late answer shows
+    without a reload, and the answer before it stays in view meanwhile."""
+    from playwright.sync_api import expect
+
+    device = SimDevice(mosquitto, "treadmill-1")  # answers nothing until told to
+    device.online()
+    shots = _screenshot_dir(tmp_path)
+    phone = _login(browser, service, width=360)
+    phone.goto(service.url + "/devices/treadmill-1")
+    result = phone.locator("#self-test-result")
+    expect(result).to_contain_text("Not checked yet")
+
+    def answer(ok: bool, **reply: Any) -> None:
+        with device.got_command:
+            assert device.got_command.wait_for(
+                lambda: sum(n == "self_test" for n, _ in device.commands) == len(answered) + 1,
+                WAIT,
+            )
+        request_id = [p for n, p in device.commands if n == "self_test"][-1]["id"]
+        answered.append(request_id)
+        device.publish("reply", reply_payload("treadmill-1", "self_test", request_id, ok, **reply))
+
+    answered: list[str] = []
+    phone.click("#self-test-form button")
+    expect(result).to_contain_text("Checking the treadmill… asked at")
+    answer(True, result={"passed": True, "checks": {"imu": {"ok": True, "detail": "ok"}}})
+    expect(result).to_contain_text("Passed at")  # the page's own asking, no reload
+    phone.click("#self-test-form button")
+    expect(result).to_contain_text("Checking the treadmill… asked at")
+    expect(result.locator(".self-test-last")).to_contain_text("Last result: Passed at")
+    phone.screenshot(path=str(shots / "device-page-checking-360.png"), full_page=True)
+    answer(False, error="not run: the device is receiving more commands than it handles")
+    expect(result).to_contain_text("Not run at")
+    expect(result).to_contain_text("Nothing is known to be wrong")
+    expect(result.locator(".self-test-last")).to_have_count(0)
+    assert phone.evaluate("document.documentElement.scrollWidth") <= 360
+    phone.screenshot(path=str(shots / "device-page-refused-360.png"), full_page=True)
+    phone.context.close()
     device.close()
 
 

@@ -23,6 +23,7 @@ from caregiver.service import CaregiverService
 from caregiver.storage import SCHEMA_VERSION, Store
 from core.protocol.payloads import reply_payload
 from firmware.mqtt import MqttReporter
+from firmware.mqtt.commands import FLOOD_REFUSAL
 from tests.caregiver_db import execute, store_at_schema
 from tests.caregiver_support import (
     WAIT,
@@ -147,6 +148,10 @@ def test_the_words_say_what_failed_why_it_was_not_run_and_when_nobody_answered()
         store.self_test_answered(DEVICE, "cg-2", "refused", "too many commands", [], 201.0)
         refused = view_of(store.self_test(DEVICE), 202.0)
         assert refused.text.startswith("Not run at: too many commands. Nothing is known")
+        store.self_test_asked(DEVICE, "cg-f", "ann", 250.0)
+        store.self_test_answered(DEVICE, "cg-f", "refused", FLOOD_REFUSAL, [], 251.0)
+        flood = view_of(store.self_test(DEVICE), 252.0).text
+        assert flood.startswith("Not run at: the device is receiving more commands than")
         store.self_test_asked(DEVICE, "cg-3", "ann", 300.0)
         store.self_test_answered(DEVICE, "cg-3", "passed", "", [("imu", True, "ok")], 301.0)
         assert view_of(store.self_test(DEVICE), 302.0).text == "Passed at: every check is fine."

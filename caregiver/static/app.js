@@ -744,7 +744,8 @@
         .then(function (r) {
           if (r.status === 409) return r.json().then(function (answer) { note.textContent = answer.message; });
           if (!r.ok) throw new Error("HTTP " + r.status);
-          return r.json().then(function (answer) { note.textContent = answer.message; showCheck(answer.html); waitForCheck(); });
+          // the result itself says "Checking the treadmill…" until the answer replaces it
+          return r.json().then(function (answer) { note.textContent = ""; showCheck(answer.html); waitForCheck(); });
         })
         .catch(function (err) { note.textContent = "The treadmill could not be asked (" + err.message + ")."; })
         .then(function () { button.disabled = false; });
