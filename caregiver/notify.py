@@ -152,6 +152,7 @@ class Notifier:
         may_send: Callable[[], bool] = lambda: True,
         monotonic: Callable[[], float] = time.monotonic,
         send_deadline_s: float = SEND_DEADLINE_S,
+        progress: Callable[[], None] = lambda: None,
     ) -> None:
         self.store = store
         self.config = config
@@ -160,6 +161,10 @@ class Notifier:
         self.monotonic = monotonic
         """For the sends' deadlines (the wall ``clock`` is for due times)."""
         self.send_deadline_s = send_deadline_s
+        self.progress = progress
+        """Called on the round's thread as each send ends or is abandoned (its row marked):
+        the notifier process reports its counters then (:mod:`caregiver.notify_process`), so
+        its supervisor sees it working through a long round, not only when a round ends."""
         self._results: queue.SimpleQueue[tuple[int, str]] = queue.SimpleQueue()
         """``(token, error)`` of each send as it ends ("" delivered), from its thread."""
         self._tokens = 0
@@ -196,6 +201,13 @@ class Notifier:
         page behind it. The sending runs on threads of its own; every row is read and marked
         here, on the caller's thread, as each send ends.
 
+        Each attempt is counted in its row as the send begins (:meth:`Outbox.
+        claim_notification`), and :attr:`progress` is called as each send ends or is
+        abandoned: the notifier process's supervisor kills a child that reports nothing for
+        120 s, and before, it reported only when a round ended, so a round of merely slow
+        sends (one contact's queue of seven pages to a service taking 19 s each) was killed
+        as stuck, and the sends in flight were sent again by its successor, uncounted.
+
         A send still running :attr:`send_deadline_s` after it began is abandoned
         (:meth:`_abandon`): a failed attempt, retried on the usual schedule, and the round
         goes on. Before, the round waited for every send, and the next round (a new fall's
@@ -219,21 +231,28 @@ class Notifier:
             lanes.setdefault(target.contact, deque()).append((target, note))
         if not lanes:
             return 0
-        first = True
+        max_attempts = self.config.escalation.max_attempts
 
         def take(contact: int) -> tuple[Target, PendingNotification] | None:
-            """The contact's next message still due, and where it goes. Not one to a URL
-            whose send abandoned earlier still hangs: another would most likely hang the
-            same way and cost the round another deadline, so it stays due for a round after
-            that send ends (the contact's other URLs are sent to meanwhile)."""
-            nonlocal first
+            """The contact's next message still due, and where it goes, its attempt counted
+            in the row before the send begins (:meth:`Outbox.claim_notification`).
+
+            Not one to a URL whose send abandoned earlier still hangs: another would most
+            likely hang the same way and cost the round another deadline, so it stays due for
+            a round after that send ends (the contact's other URLs are sent to meanwhile).
+            One whose count already reached ``max_attempts`` is given up unsent: the last
+            of them began and never ended, so the notifier was stopped mid-send (killed as
+            stuck, or crashed) — before, an attempt cut short so was never counted and every
+            successor sent the row again."""
             lane = lanes[contact]
             while lane:
                 target, note = lane.popleft()
                 if target.url in self._hanging_urls():
                     continue
-                if first or self.store.still_due(note.id):
-                    first = False  # (the round's first was read as due just now)
+                if note.attempts >= max_attempts:
+                    self._give_up_unfinished(note, now, target.url_index)
+                    continue
+                if self.store.claim_notification(note.id, note.attempts + 1):
                     return target, note
                 # dropped while this round sent the ones before it: its alert was answered
                 # (Transaction.close_alert), and a reminder now would come after the answer
@@ -261,6 +280,7 @@ class Notifier:
                 for overdue in [s for s in running.values() if s.deadline <= at]:
                     del running[overdue.token]
                     self._abandon(overdue, now)  # (its URL's other messages then wait)
+                    self.progress()
                     if lanes[overdue.contact]:
                         idle.append(overdue.contact)
                 continue
@@ -270,9 +290,29 @@ class Notifier:
                 continue
             if self._record(ended.note, error, now, ended.target.url_index):
                 delivered += 1
+            self.progress()
             if lanes[ended.contact]:
                 idle.append(ended.contact)  # after the contacts still waiting for a first
         return delivered
+
+    def _give_up_unfinished(self, note: PendingNotification, now: float, url_index: int) -> None:
+        """Give up ``note`` unsent: its count of attempts (each counted as it began) reached
+        ``max_attempts`` and the last has no result, so the notifier process was stopped
+        while sending it. A message whose send wedges the whole process would
+        otherwise have each successor killed on it in turn."""
+        error = (
+            f"attempt {note.attempts} began and never ended: the notifier process was "
+            "stopped while sending it (killed as stuck, or crashed)"
+        )
+        self.failed += 1
+        log.error(
+            "giving up notifying %s (url #%d) after %d attempts: %s",
+            note.contact,
+            url_index + 1,
+            note.attempts,
+            error,
+        )
+        self.store.give_up_notification(note.id, note.attempts, error, now)
 
     def _hanging_urls(self) -> set[str]:
         return {s.target.url for s in self._abandoned.values()}
@@ -320,6 +360,7 @@ class Notifier:
             except queue.Empty:
                 return
             self._late(token, error)
+            self.progress()
 
     def _late(self, token: int, error: str) -> None:
         """An abandoned send ended. Delivered after all: its row, if still waiting for the

@@ -69,7 +69,8 @@ class Stop(msgspec.Struct, tag="stop", frozen=True):
 
 
 class Delivered(msgspec.Struct, tag="delivered", frozen=True):
-    """The child's counters since it started, after every round: its heartbeat too."""
+    """The child's counters since it started, after every round and as each send ends or is
+    abandoned: its heartbeat too (:data:`STUCK_S`)."""
 
     sent: int
     failed: int
@@ -99,10 +100,14 @@ MAX_PAUSE_S = 30.0
 STEADY_S = 60.0
 """A child that lived this long died by accident, not of a fault in starting: restart at once."""
 STUCK_S = 120.0
-"""A child silent this long (no round finished: the database hangs) is killed and replaced,
-and the row is sent again. A hanging send does not get here: the round abandons it at
-:data:`caregiver.notify.SEND_DEADLINE_S` (before that bound, a lookup that never answered
-held the round until this kill, and the next child sent the same row into the same hang)."""
+"""A child silent this long (no send ended or abandoned, no round finished: the database
+hangs, or the process is wedged) is killed and replaced; the rows it was sending have their
+attempt counted already (:meth:`caregiver.outbox.Outbox.claim_notification`), so they are
+retried on the usual schedule and given up after ``max_attempts``. Slow sends do not get
+here: each ends or is abandoned within :data:`caregiver.notify.SEND_DEADLINE_S`, and the
+child reports as each does. Before, it reported only when a round ended, so a round of slow
+sends (a contact's queue of seven pages to a service taking 19 s each: 133 s) was killed
+here, its sends in flight uncounted and sent again by the successor."""
 NICENESS = 5
 """How much lower than the service's the child's CPU priority is (``os.nice``). Its work is
 downstream of ingest: a notification is due only once its alert is stored. During a burst
@@ -130,7 +135,7 @@ class NotifierProcess:
         self.poll_s = poll_s
         self.stuck_s = stuck_s
         self.killed_stuck = 0
-        """Children killed because they stopped finishing rounds."""
+        """Children killed because they stopped reporting (no send ended, no round)."""
         self._heard_at = time.monotonic()
         self.sent = 0
         """Notifications delivered, over every child this service started."""
@@ -274,7 +279,8 @@ class NotifierProcess:
             assert process is not None
             if process.poll() is None and time.monotonic() - self._heard_at > self.stuck_s:
                 log.error(
-                    "the notifier process %d finished no round in %.0f s: killing it",
+                    "the notifier process %d reported no send ended and no round finished in "
+                    "%.0f s: killing it",
                     process.pid,
                     self.stuck_s,
                 )
@@ -336,7 +342,16 @@ def _child(out: IO[bytes]) -> int:
         except Exception:  # StorageFault, sqlite3.Error: unsure who holds it, so not now
             return False
 
-    notifier = Notifier(store, first.config, may_send=may_send)
+    def report(message: FromNotifier) -> None:
+        out.write(msgspec.json.encode(message) + b"\n")
+        out.flush()
+
+    def progress() -> None:
+        """As each send ends or is abandoned, mid-round: the service's supervisor hears the
+        child working (:data:`STUCK_S`), however many slow sends its round holds."""
+        report(Delivered(notifier.sent, notifier.failed, notifier.abandoned, notifier.hanging))
+
+    notifier = Notifier(store, first.config, may_send=may_send, progress=progress)
     stop = threading.Event()
 
     def listen() -> None:
@@ -347,10 +362,6 @@ def _child(out: IO[bytes]) -> int:
             notifier.wake()
         stop.set()  # Stop, or the service closed our stdin (it exited)
         notifier.wake()
-
-    def report(message: FromNotifier) -> None:
-        out.write(msgspec.json.encode(message) + b"\n")
-        out.flush()
 
     warm_up(contact_urls(first.config))
     threading.Thread(target=listen, name="notify-listen", daemon=True).start()

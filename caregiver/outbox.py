@@ -1,8 +1,8 @@
 """The notifications table as the notifier process uses it, without the rest of the store.
 
-The notifier process reads what is due, marks it sent, due again later, given up or
-dropped, and checks who holds the escalation lease and whether a row taken is still due: seven
-statements. On a SQLite file it
+The notifier process reads what is due, counts an attempt as it begins, marks it sent, due again
+later, given up or dropped, and checks who holds the escalation lease and whether a row taken
+is still due: eight statements. On a SQLite file it
 runs them on a connection of its own (:class:`SqliteOutbox`) instead of importing the
 whole store (:mod:`caregiver.storage` and the protocol modules it brings, ~6 MB of the
 notifier's private memory: issue 14 item 9); on PostgreSQL it opens the store as before.
@@ -177,6 +177,7 @@ GIVE_UP = (
 )
 DROP = "UPDATE notifications SET status = 'failed', last_error = ? WHERE id = ?"
 STILL_DUE = "SELECT 1 FROM notifications WHERE id = ? AND status = 'pending'"
+CLAIM = "UPDATE notifications SET attempts = ? WHERE id = ? AND status = 'pending'"
 LEASE_HOLDER = "SELECT holder FROM leases WHERE name = ? AND expires_at >= ?"
 
 
@@ -211,6 +212,13 @@ class Outbox(Protocol):
     ) -> None: ...
     def drop_notification(self, notification_id: int, reason: str) -> None: ...
     def still_due(self, notification_id: int) -> bool: ...
+    def claim_notification(self, notification_id: int, attempts: int) -> bool:
+        """Count the attempt about to begin (``attempts``, the row's count with it) before
+        the send starts, if the row is still due; whether it is. A notifier killed or crashed
+        mid-send so leaves the attempt counted: before, the row came back as if untried, and
+        a send that wedged the notifier was tried again by every successor, never given up."""
+        ...
+
     def lease_holder(self, name: str, now: float) -> str | None: ...
     def close(self) -> None: ...
 
@@ -267,6 +275,10 @@ class SqliteOutbox:
     def still_due(self, notification_id: int) -> bool:
         with self._lock:
             return self._db.execute(STILL_DUE, (notification_id,)).fetchone() is not None
+
+    def claim_notification(self, notification_id: int, attempts: int) -> bool:
+        with self._lock:
+            return self._db.execute(CLAIM, (attempts, notification_id)).rowcount > 0
 
     def lease_holder(self, name: str, now: float) -> str | None:
         with self._lock:

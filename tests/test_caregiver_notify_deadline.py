@@ -6,6 +6,10 @@ for one name (``stuck.test``), which Apprise's ``requests`` calls with no timeou
 server takes the connection and never answers. The notifier's deadline runs on a clock of
 the test's own that jumps past it once the hang has begun and the other contact's page has
 arrived, so nothing waits for real time and nothing is timed.
+
+So that slow sends never get the notifier process killed as stuck, it reports as each send
+ends (checked in its pipe as the next page reaches the server), and so that one killed
+mid-send has its attempt counted, each attempt is counted as it begins.
 """
 
 from __future__ import annotations
@@ -15,11 +19,14 @@ import http.server
 import logging
 import os
 import queue
+import select
 import socket
 import sqlite3
 import subprocess
+import sys
 import threading
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -36,8 +43,8 @@ from caregiver.config import (
     ServerConfig,
 )
 from caregiver.notify import SEND_DEADLINE_S, Notifier, warm_up
-from caregiver.notify_process import Delivered, NotifierProcess
-from caregiver.outbox import open_outbox, url_key
+from caregiver.notify_process import Begin, Delivered, FromNotifier, NotifierProcess, Ready
+from caregiver.outbox import ESCALATION, open_outbox, url_key
 from caregiver.storage import Store, Urgency
 from tests.caregiver_support import WAIT, make_config, running_service
 from tools.broker import Mosquitto
@@ -453,3 +460,143 @@ def test_the_notifier_process_reports_its_abandoned_and_hanging_sends() -> None:
             pipe.write(msgspec.json.encode(report) + b"\n")
     process._read(child, os.fdopen(read_fd, "rb"))
     assert (process.sent, process.failed, process.abandoned, process.hanging) == (2, 2, 2, 0)
+
+
+@dataclass
+class Looking:
+    """An HTTP server that answers each request 200 at once, after putting on ``looked``
+    what ``look`` returns as it arrives (the test's look at what the sender did before)."""
+
+    port: int = 0
+    look: Callable[[], object] = lambda: None
+    looked: queue.Queue[object] = field(default_factory=queue.Queue)
+
+
+@pytest.fixture
+def looking() -> Iterator[Looking]:
+    record = Looking()
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def do_POST(self) -> None:
+            self.rfile.read(int(self.headers.get("content-length", "0")))
+            record.looked.put(record.look())
+            self.send_response(200)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    record.port = httpd.server_address[1]
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    yield record
+    httpd.shutdown()
+    httpd.server_close()
+
+
+def _reports(fd: int) -> list[Delivered | Ready]:
+    """What the child has written to its pipe so far, read without waiting (nothing: [])."""
+    decoder = msgspec.json.Decoder(FromNotifier)
+    data = b""
+    while select.select([fd], [], [], 0)[0]:
+        chunk = os.read(fd, 65536)
+        if not chunk:
+            break
+        data += chunk
+    return [decoder.decode(line) for line in data.splitlines()]
+
+
+def test_the_notifier_process_reports_each_send_as_it_ends_not_only_at_the_round_s_end(
+    looking: Looking, tmp_path: Path
+) -> None:
+    """The service's supervisor kills a child it has not heard from in ``STUCK_S`` (120 s),
+    and the child reported only when a round ended: a round holding one contact's queue of
+    seven pages to a service answering in 19 s each (under the 20 s deadline, so none is
+    abandoned) lasts 133 s and was killed as stuck, its send in flight uncounted and sent
+    again by its successor. Now the child reports as each send ends, before it begins the
+    next: here three pages in one round, and as each reaches the service the report of the
+    one before it is already in the pipe (before, nothing was until the round ended)."""
+    db = tmp_path / "c.db"
+    store = Store(str(db))
+    store.hold_lease(ESCALATION, "instance", time.time(), time.time() + 1e6)
+    url = f"json://127.0.0.1:{looking.port}/ann"
+    for title in ("FALL 1", "FALL 2", "FALL 3"):
+        _queue(store, 0, url, title, 1000.0)
+    read_fd, write_fd = os.pipe()
+    looking.look = lambda: _reports(read_fd)
+    child = subprocess.Popen(
+        [sys.executable, "-m", "caregiver.notify_process", str(write_fd)],
+        stdin=subprocess.PIPE,
+        pass_fds=(write_fd,),
+    )
+    os.close(write_fd)
+    try:
+        assert child.stdin is not None
+        begin = Begin(_contacts(db, url), "instance", logging.WARNING, poll_s=WAIT * 10)
+        child.stdin.write(msgspec.json.encode(begin) + b"\n")
+        child.stdin.flush()
+        assert [looking.looked.get(timeout=WAIT) for _ in range(3)] == [
+            [],
+            [Delivered(1, 0)],
+            [Delivered(2, 0)],
+        ]
+        with os.fdopen(read_fd, "rb", closefd=False) as pipe:
+            assert msgspec.json.decode(pipe.readline(), type=FromNotifier) == Delivered(3, 0)
+        assert [r[:3] for r in _rows(db)] == [("c0", "sent", 1)] * 3
+    finally:
+        assert child.stdin is not None
+        child.stdin.close()
+        child.wait(WAIT)
+        os.close(read_fd)
+        store.close()
+
+
+def test_a_send_cut_short_by_the_notifier_s_death_counts_as_an_attempt(tmp_path: Path) -> None:
+    """A notifier process wedged mid-send is killed by its supervisor (``STUCK_S``): the row
+    it was sending has its attempt counted already, as the send began, so each successor that
+    is killed on it in turn counts one more, and the one that finds ``max_attempts`` (3 here)
+    begun gives it up, logged, without sending it again. Before, the kill left the row as if
+    never tried, and a message whose send wedged the notifier was sent by every successor
+    for ever. Each "process" here is a notifier with its own connection whose round is left
+    hanging in its send, as a killed one is."""
+    db = tmp_path / "c.db"
+    store = Store(str(db))
+    url = "json://push.example/ann"
+    config = _contacts(db, url)
+    began: queue.Queue[str] = queue.Queue()
+    wedged = threading.Event()
+
+    def send(url: str, title: str, body: str, urgency: Urgency) -> bool:
+        began.put(title)
+        return not wedged.wait(WAIT)  # until the test ends: a send that never ends
+
+    _queue(store, 0, url, "FALL", 1000.0)
+    rounds: list[threading.Thread] = []
+    outboxes = []
+    try:
+        for attempt in (1, 2, 3):
+            outboxes.append(open_outbox(str(db)))
+            notifier = Notifier(outboxes[-1], config, lambda: 1000.0, send, monotonic=lambda: 0.0)
+            rounds.append(threading.Thread(target=notifier.deliver_due, daemon=True))
+            rounds[-1].start()
+            assert began.get(timeout=WAIT) == "FALL"
+            assert _rows(db) == [("c0", "pending", attempt, 1000.0, None)]  # killed here
+        outboxes.append(open_outbox(str(db)))
+        successor = Notifier(outboxes[-1], config, lambda: 1000.0, send)
+        assert _round(successor) == 0
+        why = (
+            "attempt 3 began and never ended: the notifier process was stopped while sending "
+            "it (killed as stuck, or crashed)"
+        )
+        assert _rows(db) == [("c0", "failed", 3, 1000.0, why)]
+        assert began.empty() and successor.failed == 1
+    finally:
+        wedged.set()
+        for thread in rounds:
+            thread.join(WAIT)
+        for outbox in outboxes:
+            outbox.close()
+        store.close()

@@ -1356,6 +1356,11 @@ class Transaction:
         """Still pending: not dropped since it was read as due (its alert closed meanwhile)."""
         return self._db.execute(outbox.STILL_DUE, (notification_id,)).fetchone() is not None
 
+    def claim_notification(self, notification_id: int, attempts: int) -> bool:
+        """:meth:`caregiver.outbox.Outbox.claim_notification`: the attempt counted as it
+        begins, if the row is still due."""
+        return self._db.execute(outbox.CLAIM, (attempts, notification_id)).rowcount > 0
+
     def drop_notifications_unaddressed(
         self, contacts: Sequence[Contact], reason: str
     ) -> list[PendingNotification]:
@@ -2146,6 +2151,10 @@ class Store:
 
     def still_due(self, notification_id: int) -> bool:
         return self._read(lambda ops: ops.still_due(notification_id))
+
+    def claim_notification(self, notification_id: int, attempts: int) -> bool:
+        with self._statement() as ops:
+            return ops.claim_notification(notification_id, attempts)
 
     def drop_notifications_unaddressed(
         self, contacts: Sequence[Contact], reason: str
