@@ -240,6 +240,11 @@ class Notifier:
             Not one to a URL whose send abandoned earlier still hangs: another would most
             likely hang the same way and cost the round another deadline, so it stays due for
             a round after that send ends (the contact's other URLs are sent to meanwhile).
+            The URL as written, whoever's message it is: a contact sharing it with another
+            (or one URL in two escalation tiers) pages the same service, account and
+            recipients, so their message waits too; a URL differing in anything (another
+            token, topic, number) is sent to as usual.
+
             One whose count already reached ``max_attempts`` is given up unsent: the last
             of them began and never ended, so the notifier was stopped mid-send (killed as
             stuck, or crashed) — before, an attempt cut short so was never counted and every

@@ -600,3 +600,80 @@ def test_a_send_cut_short_by_the_notifier_s_death_counts_as_an_attempt(tmp_path:
         for outbox in outboxes:
             outbox.close()
         store.close()
+
+
+def test_a_url_two_contacts_share_waits_for_its_hanging_send_another_token_does_not(
+    c1_notified: threading.Event, tmp_path: Path
+) -> None:
+    """Contacts c0 and c2 share one URL (a family's topic; or one person in two escalation
+    tiers); its send for c0 hangs and is abandoned. c2's message to it then waits, unsent and
+    uncounted, until that send ends: the URL is the whole address — service, server,
+    account, token, recipients — so c2's message would go exactly where c0's is stuck, hang
+    the same way and leave a second thread behind. c3's URL on the same service with its own
+    token is another address and is sent as usual. When the hang ends (delivered after all),
+    c0's row is marked sent and c2's message goes. Each send ending or abandoned is reported
+    (the notifier process's heartbeat)."""
+    shared = "json://push.example/family-topic"
+    own_token = "json://push.example/carol-topic"
+    healthy = "json://other.example/bob"
+    hang = Hang()
+    delivered: queue.Queue[tuple[str, str]] = queue.Queue()
+
+    def send(url: str, title: str, body: str, urgency: Urgency) -> bool:
+        if url == shared and not hang.release.is_set():
+            hang.began.set()
+            hang.release.wait(WAIT)
+        elif url == healthy:
+            hang.began.wait(WAIT)  # c1 answered once c0's send hangs (JumpingClock)
+        delivered.put((url, title))
+        return True
+
+    db = tmp_path / "c.db"
+    store = Store(str(db))
+    outbox = open_outbox(str(db))
+    progress: list[int] = []
+    notifier = Notifier(
+        outbox,
+        _contacts(db, shared, healthy, shared, own_token),
+        lambda: 1000.0,
+        send,
+        monotonic=JumpingClock(c1_notified),
+        progress=lambda: progress.append(notifier.hanging),
+    )
+    try:
+        _queue(store, 0, shared, "FALL", 1000.0)
+        _queue(store, 1, healthy, "FALL", 1000.0)
+        assert _round(notifier) == 1
+        assert progress == [0, 1]  # c1's send ended, then c0's was abandoned
+        assert delivered.get_nowait() == (healthy, "FALL")
+
+        _queue(store, 2, shared, "FALL", 1000.0)
+        _queue(store, 3, own_token, "FALL", 1000.0)
+        assert _round(notifier) == 1
+        assert delivered.get_nowait() == (own_token, "FALL")
+        assert delivered.empty()
+        assert [r[:3] for r in _rows(db)] == [
+            ("c0", "pending", 1),
+            ("c1", "sent", 1),
+            ("c2", "pending", 0),  # waits: not a second send into the same hang
+            ("c3", "sent", 1),
+        ]
+        assert (notifier.hanging, notifier.abandoned) == (1, 1)
+
+        hang.release.set()
+        assert delivered.get(timeout=WAIT) == (shared, "FALL")  # c0's, late
+        _join_senders()
+        assert _round(notifier) == 1
+        assert delivered.get_nowait() == (shared, "FALL")  # c2's
+        assert [r[:3] for r in _rows(db)] == [
+            ("c0", "sent", 1),
+            ("c1", "sent", 1),
+            ("c2", "sent", 1),
+            ("c3", "sent", 1),
+        ]
+        assert notifier.hanging == 0
+    finally:
+        hang.release.set()
+        _join_senders()
+        outbox.close()
+        store.close()
