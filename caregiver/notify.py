@@ -74,6 +74,10 @@ name lookups, and a server that trickles its answer a byte at a time, have no bo
 this one."""
 
 
+_WOKEN = 0
+"""The token :meth:`Notifier.wake` puts on the results' queue (sends' tokens count from 1)."""
+
+
 @dataclass(frozen=True)
 class _Sending:
     """One send in flight: whose, which row, and when the round stops waiting for it
@@ -182,7 +186,10 @@ class Notifier:
         self.failed = 0
 
     def wake(self) -> None:
+        """Messages were queued: a round under way takes them in at once (:data:`_WOKEN` on
+        :attr:`_results`), else the next round starts now."""
         self._wake.set()
+        self._results.put((_WOKEN, ""))
 
     def woken(self, timeout: float) -> bool:
         """Wait up to ``timeout`` for :meth:`wake`; whether it came (and take it)."""
@@ -195,7 +202,11 @@ class Notifier:
 
         One contact's messages go one after another, in the order they were queued (so a
         message dropped while the ones before it were sent is skipped, :meth:`Outbox.
-        still_due`); different contacts are sent to at once, up to :data:`MAX_PARALLEL`.
+        claim_notification`); different contacts are sent to at once, up to
+        :data:`MAX_PARALLEL`. Messages queued while the round runs (:meth:`wake`) join it
+        at once, behind their contact's earlier ones: a round of one contact's slow queue
+        (seven pages at 19 s each) no longer holds another contact's new fall page until it
+        ends.
         Before, the round sent everything in turn, so a contact whose server did not answer
         (or whose name did not resolve: 10-40 s a message) held every other contact's fall
         page behind it. The sending runs on threads of its own; every row is read and marked
@@ -220,15 +231,28 @@ class Notifier:
             return 0
         now = self.clock()
         lanes: dict[int, deque[tuple[Target, PendingNotification]]] = {}
-        for note in self.store.notifications_due(now):
-            # by the contact's name and the URL's key, wherever the config has them now:
-            # before, by their places, so a reordered config paged someone else
-            target = addressee(self.config.contacts, note)
-            if target is None:
-                self.store.drop_notification(note.id, GONE)
-                log_gone(note)
-                continue
-            lanes.setdefault(target.contact, deque()).append((target, note))
+        seen: set[int] = set()  # the rows this round has taken into its lanes
+
+        def read_due() -> list[int]:
+            """Add the rows due now that this round has not taken yet to their contacts'
+            lanes; the contacts that got some."""
+            got: list[int] = []
+            for note in self.store.notifications_due(now):
+                if note.id in seen:
+                    continue  # in flight, or already in a lane, this round
+                seen.add(note.id)
+                # by the contact's name and the URL's key, wherever the config has them now:
+                # before, by their places, so a reordered config paged someone else
+                target = addressee(self.config.contacts, note)
+                if target is None:
+                    self.store.drop_notification(note.id, GONE)
+                    log_gone(note)
+                    continue
+                lanes.setdefault(target.contact, deque()).append((target, note))
+                got.append(target.contact)
+            return got
+
+        read_due()
         if not lanes:
             return 0
         max_attempts = self.config.escalation.max_attempts
@@ -280,6 +304,14 @@ class Notifier:
             wait_s = max(0.0, min(s.deadline for s in running.values()) - self.monotonic())
             try:
                 token, error = self._results.get(timeout=wait_s)
+                if token == _WOKEN:  # messages queued since the round began: in with them
+                    now = self.clock()
+                    busy = {s.contact for s in running.values()} | set(idle)
+                    for contact in dict.fromkeys(read_due()):
+                        if contact not in busy:
+                            idle.append(contact)
+                    workers = min(MAX_PARALLEL, len(lanes))
+                    continue
             except queue.Empty:
                 at = self.monotonic()
                 for overdue in [s for s in running.values() if s.deadline <= at]:
@@ -358,14 +390,16 @@ class Notifier:
         )
 
     def _collect_late(self) -> None:
-        """Take the results of abandoned sends that have ended since."""
-        while self._abandoned:
+        """Take the results of abandoned sends that have ended since (and the wakes that
+        came between rounds: the round about to start reads everything due anyway)."""
+        while True:
             try:
                 token, error = self._results.get_nowait()
             except queue.Empty:
                 return
-            self._late(token, error)
-            self.progress()
+            if token != _WOKEN:
+                self._late(token, error)
+                self.progress()
 
     def _late(self, token: int, error: str) -> None:
         """An abandoned send ended. Delivered after all: its row, if still waiting for the

@@ -677,3 +677,54 @@ def test_a_url_two_contacts_share_waits_for_its_hanging_send_another_token_does_
         _join_senders()
         outbox.close()
         store.close()
+
+
+def test_a_page_queued_during_a_round_of_another_contact_s_slow_sends_goes_at_once(
+    tmp_path: Path,
+) -> None:
+    """c0's round holds two pages to a slow service (each answered only when the test says,
+    as one answering in 19 s would, within the deadline). c1's fall page is queued while the
+    first is being sent and the notifier woken, as the service does: it joins the round and
+    is delivered while c0's send is still under way. Before, it waited for the round's end:
+    however many slow pages c0's queue held (seven at 19 s: 133 s), and with the child no
+    longer killed as stuck mid-round, for ever longer."""
+    slow = "json://slow.example/ann"
+    fast = "json://fast.example/bob"
+    answer = threading.Semaphore(0)
+    sending: queue.Queue[tuple[str, str]] = queue.Queue()
+    delivered: queue.Queue[tuple[str, str]] = queue.Queue()
+
+    def send(url: str, title: str, body: str, urgency: Urgency) -> bool:
+        sending.put((url, title))
+        if url == slow:
+            assert answer.acquire(timeout=WAIT)
+        delivered.put((url, title))
+        return True
+
+    db = tmp_path / "c.db"
+    store = Store(str(db))
+    outbox = open_outbox(str(db))
+    config = _contacts(db, slow, fast)
+    notifier = Notifier(outbox, config, lambda: 1000.0, send, monotonic=lambda: 0.0)
+    _queue(store, 0, slow, "FALL 1", 1000.0)
+    _queue(store, 0, slow, "FALL 2", 1000.0)
+    result: list[int] = []
+    round_ = threading.Thread(target=lambda: result.append(notifier.deliver_due()))
+    round_.start()
+    try:
+        assert sending.get(timeout=WAIT) == (slow, "FALL 1")
+        _queue(store, 1, fast, "FALL", 1000.0)
+        notifier.wake()
+        assert delivered.get(timeout=WAIT) == (fast, "FALL")  # c0's first still sending
+        assert [r[:3] for r in _rows(db)] == [
+            ("c0", "pending", 1),
+            ("c0", "pending", 0),
+            ("c1", "sent", 1),
+        ]
+    finally:
+        answer.release(2)
+        round_.join(WAIT)
+    assert result == [3]
+    assert [r[:3] for r in _rows(db)] == [("c0", "sent", 1), ("c0", "sent", 1), ("c1", "sent", 1)]
+    outbox.close()
+    store.close()
