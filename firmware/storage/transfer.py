@@ -5,10 +5,12 @@ run log need while the file cannot be written: every queued outbox row with
 its id, receipt state and event (so queued alerts are still sent and
 receipts still land) and that event's recording (its payload is built from
 both), the incidents still open and those of the events copied (so a
-caregiver can still close them), the walker profiles and their changes
-(the button still chooses, an incident names the chosen walker), the
-last runs, and the sessions a record may still come for (:func:`seed_sessions`); and it sets the
-numbering so rows made in memory get ids after the file's. Row ids then mean
+caregiver can still close them), the last runs, then, each as far as it can,
+the walker profiles, their changes and every walker's plan and progression in
+force (:func:`seed_walkers`: the button still chooses, an incident names the
+chosen walker, a session starts with its walker's plan) and the sessions a
+record may still come for (:func:`seed_sessions`); and it sets the numbering
+so rows made in memory get ids after the file's. Row ids then mean
 the same message in both databases.
 
 :func:`merge` writes what memory holds back into the file, in the caller's
@@ -17,8 +19,9 @@ outbox as memory has it (rows copied at the switch and delivered since are
 deleted, the rest updated with their receipt state, new ones inserted with
 their ids), recordings, incidents (a closing made in memory is kept),
 acknowledgements, sessions, runs, walker choices, and the plans and progressions a physio
-assigned meanwhile (the one in force when memory took over is copied in, so
-the plan does not change with the disk).
+assigned meanwhile, each with its walker (each walker's in force when memory took over is
+copied in, so no walker's plan changes with the disk).
+:data:`TRANSFERRED` names every table and the columns copied: all of them.
 """
 
 from __future__ import annotations
@@ -96,7 +99,7 @@ INTERVAL_COLUMNS = (
     "no_recovery",
 )
 RUN_COLUMNS = ("id", "monitor", "started_wall", "ended_wall", "clean", "reported")
-PLAN_COLUMNS = ("id", "plan", "assigned_by", "via", "request_id", "assigned_wall")
+PLAN_COLUMNS = ("id", "plan", "assigned_by", "via", "request_id", "assigned_wall", "walker")
 PROGRESSION_COLUMNS = (
     "id",
     "progression",
@@ -106,15 +109,37 @@ PROGRESSION_COLUMNS = (
     "changed_by",
     "change",
     "changed_wall",
+    "walker",
 )
 ASSIGNMENTS = (("plans", PLAN_COLUMNS), ("progressions", PROGRESSION_COLUMNS))
-"""The physio's plan and progression: the newest row of each goes to memory (the one in force),
-and every row made there comes back."""
+"""The physio's plans and progressions: each walker's newest row of each goes to memory (the
+one in force for them, a progression with its stage and hold), and every row made there comes
+back, with its walker. Before, only the single newest row went, whoever's it was (the other
+walkers' sessions ran the config's plan while in memory), and neither carried its walker (a
+plan assigned to one walker in memory came back as the default walker's)."""
 WALKER_COLUMNS = ("id", "name", "position", "added_wall", "removed_wall")
 WALKER_CHANGE_COLUMNS = ("id", "walker", "change", "changed_by", "via", "changed_wall")
 """The walker profiles and their changes (a handful of rows): all go to memory, so the button
 chooses among them there and an incident opened there names the chosen walker; every change
 made there comes back."""
+TRANSFERRED: dict[str, tuple[str, ...]] = {
+    "events": EVENT_COLUMNS,
+    "recordings": RECORDING_COLUMNS,
+    "incidents": INCIDENT_COLUMNS,
+    "outbox": OUTBOX_COLUMNS,
+    "event_acks": ACK_COLUMNS,
+    "sessions": SESSION_COLUMNS,
+    "session_intervals": INTERVAL_COLUMNS,
+    "runs": RUN_COLUMNS,
+    "plans": PLAN_COLUMNS,
+    "progressions": PROGRESSION_COLUMNS,
+    "walkers": WALKER_COLUMNS,
+    "walker_changes": WALKER_CHANGE_COLUMNS,
+}
+"""Every table of the schema with the columns the move to memory and back copies: all of its
+columns. A column left out reaches the other side as its default (plans, progressions and
+sessions came back as the default walker's); tests/test_storage_transfer_walkers.py fails
+when a migration adds a table or a column this does not name."""
 RUNS_KEPT = 16
 """Runs copied into memory: enough to find the last unclean one."""
 SESSIONS_KEPT = 16
@@ -170,33 +195,58 @@ def seed(memory: sqlite3.Connection, disk: sqlite3.Connection) -> frozenset[int]
     runs = disk.execute(
         f"SELECT {_names(RUN_COLUMNS)} FROM runs ORDER BY id DESC LIMIT ?", (RUNS_KEPT,)
     ).fetchall()
-    in_force = {
-        table: disk.execute(
-            f"SELECT {_names(columns)} FROM {table} ORDER BY id DESC LIMIT 1"
-        ).fetchall()
-        for table, columns in ASSIGNMENTS
-    }
-    walkers = disk.execute(f"SELECT {_names(WALKER_COLUMNS)} FROM walkers").fetchall()
-    walker_changes = disk.execute(
-        f"SELECT {_names(WALKER_CHANGE_COLUMNS)} FROM walker_changes ORDER BY id"
-    ).fetchall()
     with transaction(memory):
-        for table, columns in ASSIGNMENTS:
-            memory.executemany(_insert(table, columns), in_force[table])
-        memory.executemany(  # the default walker is there already: migration 5 made it
-            f"INSERT OR REPLACE INTO walkers ({_names(WALKER_COLUMNS)})"
-            f" VALUES ({_marks(WALKER_COLUMNS)})",
-            walkers,
-        )
-        memory.executemany(_insert("walker_changes", WALKER_CHANGE_COLUMNS), walker_changes)
         memory.executemany(_insert("events", EVENT_COLUMNS), events)
         memory.executemany(_insert("recordings", RECORDING_COLUMNS), recordings)
         memory.executemany(_insert("incidents", INCIDENT_COLUMNS), incidents)
         memory.executemany(_insert("event_acks", ACK_COLUMNS), acks)
         memory.executemany(_insert("outbox", OUTBOX_COLUMNS), outbox)
         memory.executemany(_insert("runs", RUN_COLUMNS), reversed(runs))
+    seed_walkers(memory, disk)
     seed_sessions(memory, disk)
     return frozenset(int(str(row[0])) for row in outbox)
+
+
+def seed_walkers(memory: sqlite3.Connection, disk: sqlite3.Connection) -> bool:
+    """Copy the walker profiles and their changes, and each walker's plan and progression in
+    force (their newest row of each, :data:`ASSIGNMENTS`); whether they were copied.
+
+    Every walker's, not the single newest row: on a treadmill several walk, and a session one
+    of them started while in memory would run the config's plan, and a progression's stage
+    moved on there would start from nothing. Best effort, after the queue, like
+    :func:`seed_sessions`: a plans table the file cannot read (damage) or memory cannot hold
+    leaves memory with the default walker and the config's plan, and the alerts are copied all
+    the same (before, such damage lost the whole queue salvaged from the file).
+    """
+    try:
+        in_force = {
+            table: disk.execute(
+                f"SELECT {_names(columns)} FROM {table}"
+                f" WHERE id IN (SELECT max(id) FROM {table} GROUP BY walker) ORDER BY id"
+            ).fetchall()
+            for table, columns in ASSIGNMENTS
+        }
+        walkers = disk.execute(f"SELECT {_names(WALKER_COLUMNS)} FROM walkers").fetchall()
+        walker_changes = disk.execute(
+            f"SELECT {_names(WALKER_CHANGE_COLUMNS)} FROM walker_changes ORDER BY id"
+        ).fetchall()
+    except sqlite3.DatabaseError as exc:
+        log.error("storage: the walkers and their plans could not be read into memory: %s", exc)
+        return False
+    try:
+        with transaction(memory):
+            for table, columns in ASSIGNMENTS:
+                memory.executemany(_insert(table, columns), in_force[table])
+            memory.executemany(  # the default walker is there already: migration 5 made it
+                f"INSERT OR REPLACE INTO walkers ({_names(WALKER_COLUMNS)})"
+                f" VALUES ({_marks(WALKER_COLUMNS)})",
+                walkers,
+            )
+            memory.executemany(_insert("walker_changes", WALKER_CHANGE_COLUMNS), walker_changes)
+    except sqlite3.Error as exc:
+        log.error("storage: the walkers and their plans could not be copied into memory: %s", exc)
+        return False
+    return True
 
 
 def seed_sessions(memory: sqlite3.Connection, disk: sqlite3.Connection) -> int:

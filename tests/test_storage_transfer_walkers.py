@@ -1,0 +1,204 @@
+"""Every walker's records survive the move to memory and back: profiles, choices, and each
+walker's plan and progression in force, with their walker, once.
+
+Real SQLite files: the courier's connections made read-only or full with SQLite's own pragmas
+(tests/storage_support.py), a damaged file by overwriting a table's root page; a "CLI" writing
+the file meanwhile is a plain connection of its own, as ``retroguard plan set`` and
+``retroguard walker`` open one.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from core.plan_presets import PRESETS, PROGRESSIONS
+from core.protocol.plan import Plan
+from core.protocol.topics import Topics
+from core.protocol.walker import DEFAULT_WALKER_ID
+from firmware.storage.database import connect, transaction
+from firmware.storage.fallback import FallbackDatabase
+from firmware.storage.outbox import Outbox
+from firmware.storage.plans import assign_plan, current_plans
+from firmware.storage.progressions import (
+    ProgressionState,
+    change_progression,
+    current_progression,
+    start_progression,
+)
+from firmware.storage.schema import migrate
+from firmware.storage.transfer import TRANSFERRED
+from firmware.storage.walkers import add_walker, roster
+from tests.storage_support import FillableDisk, alert, break_the_root_page
+
+TOWARD = PROGRESSIONS["toward-10-minutes"]
+WEEK_1, WEEK_2, WEEK_3 = (PRESETS[f"progression-week-{w}"] for w in (1, 2, 3))
+ALTERNATE = PRESETS["alternate-2-2"]
+
+
+@contextmanager
+def cli(path: Path) -> Iterator[sqlite3.Connection]:
+    """A connection of its own to the file, one transaction, as a ``retroguard`` command."""
+    conn = connect(path)
+    try:
+        with transaction(conn):
+            yield conn
+    finally:
+        conn.close()
+
+
+def count(path: Path, table: str) -> int:
+    conn = sqlite3.connect(path)
+    try:
+        (n,) = conn.execute(f"SELECT count(*) FROM {table}").fetchone()
+        return int(n)
+    finally:
+        conn.close()
+
+
+def on_file(path: Path) -> FallbackDatabase:
+    db = FallbackDatabase(path)
+    assert db.open().fault is None
+    return db
+
+
+def shared_treadmill(path: Path) -> None:
+    """Ann and Bob walk here besides the default walker; each has a plan in force, Ann a
+    progression at its second stage, held by her physio, and the default walker's plan is the
+    newest row of all."""
+    with cli(path) as conn:
+        add_walker(conn, "Ann", walker_id="ann", by="admin", wall="w0")
+        add_walker(conn, "Bob", walker_id="bob", by="admin", wall="w0")
+        start_progression(conn, TOWARD, stage=1, by="Jo", wall="w1", walker="ann")
+        change_progression(conn, "hold", by="Jo", wall="w2", walker="ann")
+        assign_plan(conn, ALTERNATE, by="Jo", via="mqtt", assigned_wall="w3", walker="bob")
+        assign_plan(conn, WEEK_1, by="Jo", via="cli", assigned_wall="w4")
+
+
+def plans_of(conn: sqlite3.Connection) -> dict[str, Plan | None]:
+    return {walker: a.plan for walker, a in current_plans(conn).items()}
+
+
+def stage_of(state: ProgressionState | None) -> tuple[str, int, bool] | None:
+    return None if state is None else (state.progression.name, state.stage, state.held)
+
+
+SHARED_PLANS = {"ann": WEEK_2, "bob": ALTERNATE, DEFAULT_WALKER_ID: WEEK_1}
+
+
+# ---------------------------------------------------------------- the audit
+
+
+def test_the_transfer_copies_every_column_of_every_table_the_migrations_make() -> None:
+    """A column the transfer does not name reaches the other side as its default: plans and
+    progressions lacked ``walker`` (added by migration 5), sessions their walker and falls
+    (migrations 5 and 7). A migration that adds a table or a column fails here until the
+    transfer copies it (firmware/storage/transfer.py, TRANSFERRED)."""
+    conn = connect(":memory:")
+    migrate(conn, "reference")
+    tables = {
+        str(name)
+        for (name,) in conn.execute(
+            "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'"
+        )
+    }
+    assert set(TRANSFERRED) == tables
+    for table, columns in TRANSFERRED.items():
+        schema = [str(row[1]) for row in conn.execute(f"PRAGMA table_info({table})")]
+        assert len(set(columns)) == len(columns), table
+        assert sorted(columns) == sorted(schema), table
+    conn.close()
+
+
+# ------------------------------------------------------- memory and back
+
+
+def test_a_plan_and_progression_assigned_to_a_walker_in_memory_reach_the_file_as_theirs(
+    tmp_path: Path, disk: FillableDisk
+) -> None:
+    """The disk went read-only; the physio assigned Bob a plan and a progression, and held it.
+    Before, both came back to the file as the default walker's: Bob's prescription was applied
+    to the default walker at the next session start and Bob kept his old plan."""
+    path = tmp_path / "device.db"
+    shared_treadmill(path)
+    before = {t: count(path, t) for t in ("plans", "progressions")}
+    db = on_file(path)
+    disk.go_read_only()
+    db.probe()
+    assert db.in_memory
+    db.write(lambda c: start_progression(c, TOWARD, stage=2, by="Jo", wall="w5", walker="bob"))
+    db.write(lambda c: change_progression(c, "hold", by="Jo", wall="w6", walker="bob"))
+    disk.free()
+    assert db.recover(now=True)
+    db.close()
+
+    conn = connect(path)
+    assert plans_of(conn) == {**SHARED_PLANS, "bob": WEEK_3}
+    assert stage_of(current_progression(conn, "bob")) == (TOWARD.name, 2, True)
+    assert stage_of(current_progression(conn, "ann")) == (TOWARD.name, 1, True)
+    assert current_progression(conn) is None  # the default walker was never given one
+    # once: the rows copied into memory are not written again, those made there are, once
+    assert count(path, "plans") == before["plans"] + 1
+    assert count(path, "progressions") == before["progressions"] + 2
+    conn.close()
+
+
+def test_every_walker_s_plan_and_progression_in_force_is_in_memory(
+    tmp_path: Path, disk: FillableDisk
+) -> None:
+    """Before, memory took the single newest plan row and progression row, whoever's they were
+    (and as the default walker's): Ann and Bob had none there, and a session either started
+    while the disk refused writes ran the config's plan; Ann's held stage was gone."""
+    path = tmp_path / "device.db"
+    shared_treadmill(path)
+    before = {t: count(path, t) for t in ("plans", "progressions", "walker_changes")}
+    db = on_file(path)
+    disk.go_read_only()
+    db.probe()
+    assert db.in_memory
+    assert db.read(plans_of) == SHARED_PLANS
+    assert stage_of(db.read(lambda c: current_progression(c, "ann"))) == (TOWARD.name, 1, True)
+    assert db.read(lambda c: current_progression(c, "bob")) is None
+    assert [w.id for w in db.read(roster).walkers] == [DEFAULT_WALKER_ID, "ann", "bob"]
+    disk.free()
+    assert db.recover(now=True)
+    db.close()
+    assert {t: count(path, t) for t in before} == before  # nothing came back twice
+
+
+def test_a_damaged_file_s_replacement_keeps_every_walker_s_plan_and_progression(
+    tmp_path: Path,
+) -> None:
+    """A damaged file is moved aside and its readable records carried into a new one through
+    memory (:func:`firmware.storage.damage.salvage`): before, only the newest plan went, as the
+    default walker's, and every other walker lost their prescription."""
+    path = tmp_path / "device.db"
+    shared_treadmill(path)
+    break_the_root_page(path, "sessions")
+    db = FallbackDatabase(path)
+    opened = db.open()
+    assert opened.moved is not None and opened.fault is None
+    assert db.read(plans_of) == SHARED_PLANS
+    assert stage_of(db.read(lambda c: current_progression(c, "ann"))) == (TOWARD.name, 1, True)
+    assert [w.id for w in db.read(roster).walkers] == [DEFAULT_WALKER_ID, "ann", "bob"]
+    db.close()
+    assert count(path, "plans") == 3 and count(path, "progressions") == 1
+
+
+def test_a_damaged_plans_table_does_not_keep_the_queue_from_the_new_file(tmp_path: Path) -> None:
+    """The walkers and their plans are copied after the queue and apart from it: before, a
+    plans table the damaged file could not give failed the whole salvage, and its queued alert
+    stayed only in the file moved aside."""
+    path = tmp_path / "device.db"
+    shared_treadmill(path)
+    outbox = Outbox(path, Topics("retroguard", "tm-1"))
+    outbox.enqueue_event(alert())
+    outbox.close()
+    break_the_root_page(path, "plans")
+    db = FallbackDatabase(path)
+    opened = db.open()
+    assert opened.moved is not None and opened.moved.carried == 1
+    assert db.read(lambda c: c.execute("SELECT count(*) FROM outbox").fetchone()) == (1,)
+    db.close()
