@@ -14,6 +14,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+import pytest
+
 from core.plan_presets import PRESETS, PROGRESSIONS
 from core.protocol.plan import Plan
 from core.protocol.topics import Topics
@@ -21,7 +23,13 @@ from core.protocol.walker import DEFAULT_WALKER_ID
 from firmware.storage.database import connect, transaction
 from firmware.storage.fallback import FallbackDatabase
 from firmware.storage.outbox import Outbox
-from firmware.storage.plans import assign_plan, current_plans
+from firmware.storage.plans import (
+    assign_plan,
+    current_plan,
+    current_plans,
+    current_revision,
+    plan_history,
+)
 from firmware.storage.progressions import (
     ProgressionState,
     change_progression,
@@ -30,7 +38,13 @@ from firmware.storage.progressions import (
 )
 from firmware.storage.schema import migrate
 from firmware.storage.transfer import TRANSFERRED
-from firmware.storage.walkers import add_walker, roster
+from firmware.storage.walkers import (
+    add_walker,
+    remove_walker,
+    roster,
+    select_walker,
+    selected_walker,
+)
 from tests.storage_support import FillableDisk, alert, break_the_root_page
 
 TOWARD = PROGRESSIONS["toward-10-minutes"]
@@ -202,3 +216,61 @@ def test_a_damaged_plans_table_does_not_keep_the_queue_from_the_new_file(tmp_pat
     assert opened.moved is not None and opened.moved.carried == 1
     assert db.read(lambda c: c.execute("SELECT count(*) FROM outbox").fetchone()) == (1,)
     db.close()
+
+
+# ---------------------------------------------- the file written meanwhile
+
+
+@pytest.fixture
+def full(tmp_path: Path, disk: FillableDisk) -> FallbackDatabase:
+    """The courier runs from memory: an alert bigger than a page found the file full. A small
+    row still fits the file's free room, as ``retroguard plan set`` or ``walker`` write it."""
+    path = tmp_path / "device.db"
+    shared_treadmill(path)
+    db = on_file(path)
+    disk.fill()
+    Outbox(db, Topics("retroguard", "tm-1")).enqueue_event(alert())
+    assert db.in_memory
+    disk.free()
+    return db
+
+
+def test_a_plan_assigned_in_memory_is_kept_when_the_cli_took_its_id_on_the_file(
+    full: FallbackDatabase,
+) -> None:
+    """The physio gave Bob a plan over MQTT (memory); ``retroguard plan set`` gave Ann one on
+    the file meanwhile, under the same row id. Before, the merge ignored memory's row as one
+    the file had already: Bob's plan was lost without a word."""
+    full.write(
+        lambda c: assign_plan(c, WEEK_3, by="Jo", via="mqtt", assigned_wall="w5", walker="bob")
+    )
+    with cli(full.path) as conn:
+        assign_plan(conn, WEEK_1, by="Al", via="cli", assigned_wall="w5", walker="ann")
+    assert full.recover(now=True)
+    conn = connect(full.path)
+    assert plans_of(conn) == {**SHARED_PLANS, "ann": WEEK_1, "bob": WEEK_3}
+    assert [a.assigned_wall for a in plan_history(conn, walker="bob")] == ["w5", "w3"]
+    plan = current_plan(conn, "bob")  # numbered after the CLI's: the courier forwards it
+    assert plan is not None and plan.revision == current_revision(conn)
+    conn.close()
+    full.close()
+
+
+def test_a_walker_removed_on_the_file_stays_removed_and_a_choice_in_memory_stays(
+    full: FallbackDatabase,
+) -> None:
+    """``retroguard walker remove bob`` wrote the file while the courier ran from memory, where
+    the button chose Ann. Before, the merge wrote memory's stale copy of Bob's profile over the
+    file's (Bob back on the button's cycle, removed in his history) and dropped Ann's choice,
+    whose row id the removal had taken."""
+    full.write(lambda c: select_walker(c, "ann", by="walker", via="button", wall="w5"))
+    with cli(full.path) as conn:
+        remove_walker(conn, "bob", by="admin", wall="w5")
+    assert full.recover(now=True)
+    conn = connect(full.path)
+    assert [w.id for w in roster(conn).walkers] == [DEFAULT_WALKER_ID, "ann"]
+    assert selected_walker(conn).id == "ann"
+    changes = conn.execute("SELECT walker, change FROM walker_changes ORDER BY id").fetchall()
+    assert changes[-2:] == [("bob", "removed"), ("ann", "selected")]
+    conn.close()
+    full.close()

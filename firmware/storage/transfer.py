@@ -19,8 +19,8 @@ outbox as memory has it (rows copied at the switch and delivered since are
 deleted, the rest updated with their receipt state, new ones inserted with
 their ids), recordings, incidents (a closing made in memory is kept),
 acknowledgements, sessions, runs, walker choices, and the plans and progressions a physio
-assigned meanwhile, each with its walker (each walker's in force when memory took over is
-copied in, so no walker's plan changes with the disk).
+assigned meanwhile, each with its walker and once (:func:`_merge_history`; each walker's in
+force when memory took over is copied in, so no walker's plan changes with the disk).
 :data:`TRANSFERRED` names every table and the columns copied: all of them.
 """
 
@@ -121,7 +121,8 @@ WALKER_COLUMNS = ("id", "name", "position", "added_wall", "removed_wall")
 WALKER_CHANGE_COLUMNS = ("id", "walker", "change", "changed_by", "via", "changed_wall")
 """The walker profiles and their changes (a handful of rows): all go to memory, so the button
 chooses among them there and an incident opened there names the chosen walker; every change
-made there comes back."""
+made there comes back. The profiles themselves come back only where the file lacks them (a
+damaged file's replacement): only ``retroguard walker`` changes them, and on the file."""
 TRANSFERRED: dict[str, tuple[str, ...]] = {
     "events": EVENT_COLUMNS,
     "recordings": RECORDING_COLUMNS,
@@ -310,17 +311,13 @@ def merge(memory: sqlite3.Connection, disk: sqlite3.Connection, copied: frozense
     _merge_outbox(memory, disk, copied, seqs)
     _merge_sessions(memory, disk)
     _merge_runs(memory, disk)
-    for table, columns in (*ASSIGNMENTS, ("walker_changes", WALKER_CHANGE_COLUMNS)):
-        # ids made in memory follow the file's (continue_numbering)
-        disk.executemany(
-            f"INSERT OR IGNORE INTO {table} ({_names(columns)}) VALUES ({_marks(columns)})",
-            memory.execute(f"SELECT {_names(columns)} FROM {table} ORDER BY id").fetchall(),
-        )
-    updates = ", ".join(f"{c} = excluded.{c}" for c in WALKER_COLUMNS[1:])
-    disk.executemany(
-        f"{_insert('walkers', WALKER_COLUMNS)} ON CONFLICT (id) DO UPDATE SET {updates}",
+    disk.executemany(  # the file's word on a profile: see WALKER_CHANGE_COLUMNS
+        f"INSERT OR IGNORE INTO walkers ({_names(WALKER_COLUMNS)})"
+        f" VALUES ({_marks(WALKER_COLUMNS)})",
         memory.execute(f"SELECT {_names(WALKER_COLUMNS)} FROM walkers").fetchall(),
     )
+    for table, columns in (*ASSIGNMENTS, ("walker_changes", WALKER_CHANGE_COLUMNS)):
+        _merge_history(memory, disk, table, columns)
 
 
 def carry(queue: sqlite3.Connection, disk: sqlite3.Connection) -> None:
@@ -383,6 +380,27 @@ def _merge_outbox(
             )
         else:  # the id is taken by another message: a new id
             disk.execute(_insert("outbox", without_id), values[1:])
+
+
+def _merge_history(
+    memory: sqlite3.Connection, disk: sqlite3.Connection, table: str, columns: tuple[str, ...]
+) -> None:
+    """Rows of a history (never rewritten, newest by id in force) that memory holds: each once.
+
+    A row the file has under its id (copied to memory at the switch, or carried already) is
+    left as it is. One whose id the file gave another row meanwhile (``retroguard plan set`` or
+    ``retroguard walker`` write the file directly, and a small row can fit a full disk's free
+    room) gets a new id, after the file's: before, ``INSERT OR IGNORE`` dropped it, and a
+    physio's plan or a walker's choice made in memory was lost without a word.
+    """
+    for row in memory.execute(f"SELECT {_names(columns)} FROM {table} ORDER BY id").fetchall():
+        found = disk.execute(
+            f"SELECT {_names(columns)} FROM {table} WHERE id = ?", (row[0],)
+        ).fetchone()
+        if found is None:  # ids made in memory follow the file's (continue_numbering)
+            disk.execute(_insert(table, columns), row)
+        elif tuple(found) != tuple(row):
+            disk.execute(_insert(table, columns[1:]), row[1:])
 
 
 def _merge_incidents(memory: sqlite3.Connection, disk: sqlite3.Connection) -> None:
