@@ -274,3 +274,27 @@ def test_a_walker_removed_on_the_file_stays_removed_and_a_choice_in_memory_stays
     assert changes[-2:] == [("bob", "removed"), ("ann", "selected")]
     conn.close()
     full.close()
+
+
+def test_a_plan_carried_from_a_damaged_file_does_not_displace_one_assigned_since(
+    tmp_path: Path, disk: FillableDisk
+) -> None:
+    """A damaged file was moved aside while the disk refused a new one (its queue marked to be
+    carried); the monitor stopped; ``retroguard plan set`` then made the new file and gave Ann
+    a plan, under the row id Ann's old plan had. The next start carries the old file's records
+    in: Ann's old plan, older than the new file, stays behind the one assigned since, and the
+    others' plans come in."""
+    path = tmp_path / "device.db"
+    shared_treadmill(path)
+    break_the_root_page(path, "sessions")
+    disk.go_read_only()
+    db = FallbackDatabase(path)
+    opened = db.open()
+    assert opened.moved is not None and opened.fault is not None
+    db.close()
+    disk.free()
+    with cli(path) as conn:
+        assign_plan(conn, WEEK_3, by="Al", via="cli", assigned_wall="w9", walker="ann")
+    db = on_file(path)
+    assert db.read(plans_of) == {**SHARED_PLANS, "ann": WEEK_3}
+    db.close()

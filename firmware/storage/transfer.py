@@ -163,11 +163,32 @@ def _insert(table: str, columns: tuple[str, ...]) -> str:
 
 
 def continue_numbering(memory: sqlite3.Connection, disk: sqlite3.Connection) -> None:
-    """New rows in memory get ids after the file's, so ids stay unique when they go back."""
+    """New rows in memory get ids after the file's, so ids stay unique when they go back.
+
+    The file's numbering is kept aside too (``temp.copied_up_to``, outside the schema): rows
+    up to it were copied from the file, rows after it made in memory (:func:`_merge_history`).
+    """
     sequences = disk.execute("SELECT name, seq FROM sqlite_sequence").fetchall()
     with transaction(memory):
         memory.execute("DELETE FROM sqlite_sequence")
         memory.executemany("INSERT INTO sqlite_sequence (name, seq) VALUES (?, ?)", sequences)
+        memory.execute(
+            "CREATE TEMP TABLE IF NOT EXISTS copied_up_to (name TEXT PRIMARY KEY, seq INTEGER)"
+        )
+        memory.execute("DELETE FROM temp.copied_up_to")
+        memory.executemany("INSERT INTO temp.copied_up_to (name, seq) VALUES (?, ?)", sequences)
+
+
+def _copied_up_to(memory: sqlite3.Connection, table: str) -> int | None:
+    """The last id of ``table`` copied from the file into ``memory`` (those after it were made
+    there); None when unknown (the file's numbering could not be read: every row a copy)."""
+    try:
+        row = memory.execute(
+            "SELECT seq FROM temp.copied_up_to WHERE name = ?", (table,)
+        ).fetchone()
+    except sqlite3.OperationalError:  # no such table: continue_numbering never ran
+        return None
+    return 0 if row is None else int(row[0])
 
 
 def seed(memory: sqlite3.Connection, disk: sqlite3.Connection) -> frozenset[int]:
@@ -388,18 +409,26 @@ def _merge_history(
     """Rows of a history (never rewritten, newest by id in force) that memory holds: each once.
 
     A row the file has under its id (copied to memory at the switch, or carried already) is
-    left as it is. One whose id the file gave another row meanwhile (``retroguard plan set`` or
-    ``retroguard walker`` write the file directly, and a small row can fit a full disk's free
-    room) gets a new id, after the file's: before, ``INSERT OR IGNORE`` dropped it, and a
-    physio's plan or a walker's choice made in memory was lost without a word.
+    left as it is, and one it lacks is inserted with its id. A row made in memory whose id the
+    file gave another row meanwhile (``retroguard plan set`` or ``retroguard walker`` write the
+    file directly, and a small row can fit a full disk's free room) gets a new id, after the
+    file's: before, ``INSERT OR IGNORE`` dropped it, and a physio's plan or a walker's choice
+    made in memory was lost without a word. A row copied from a file (a damaged file's queue
+    carried into a new one the CLI wrote meanwhile) is older than the file's row under its id:
+    it is left out, never put in force over it.
     """
+    copied_up_to = _copied_up_to(memory, table)
     for row in memory.execute(f"SELECT {_names(columns)} FROM {table} ORDER BY id").fetchall():
         found = disk.execute(
             f"SELECT {_names(columns)} FROM {table} WHERE id = ?", (row[0],)
         ).fetchone()
         if found is None:  # ids made in memory follow the file's (continue_numbering)
             disk.execute(_insert(table, columns), row)
-        elif tuple(found) != tuple(row):
+        elif (
+            tuple(found) != tuple(row)
+            and copied_up_to is not None
+            and int(str(row[0])) > copied_up_to  # made in memory
+        ):
             disk.execute(_insert(table, columns[1:]), row[1:])
 
 
