@@ -1,7 +1,8 @@
 """Every walker's records survive the move to memory and back: profiles, choices, and each
 walker's plan and progression in force, with their walker, once.
 
-Real SQLite files: the courier's connections made read-only or full with SQLite's own pragmas
+Real SQLite files (and the real courier on a thread, with a real Mosquitto, for a start on a
+read-only disk): the courier's connections made read-only or full with SQLite's own pragmas
 (tests/storage_support.py), a damaged file by overwriting a table's root page; a "CLI" writing
 the file meanwhile is a plain connection of its own, as ``retroguard plan set`` and
 ``retroguard walker`` open one.
@@ -9,7 +10,10 @@ the file meanwhile is a plain connection of its own, as ``retroguard plan set`` 
 
 from __future__ import annotations
 
+import datetime as dt
+import os
 import sqlite3
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -20,6 +24,9 @@ from core.plan_presets import PRESETS, PROGRESSIONS
 from core.protocol.plan import Plan
 from core.protocol.topics import Topics
 from core.protocol.walker import DEFAULT_WALKER_ID
+from firmware.link import messages
+from firmware.link.endpoint import CourierLink
+from firmware.link.supervisor import CourierSupervisor, ThreadCourier
 from firmware.storage.database import connect, transaction
 from firmware.storage.fallback import FallbackDatabase
 from firmware.storage.outbox import Outbox
@@ -45,7 +52,10 @@ from firmware.storage.walkers import (
     select_walker,
     selected_walker,
 )
+from tests.app_support import make_config, pump_link_until
+from tests.mqtt_helpers import WAIT, config_for
 from tests.storage_support import FillableDisk, alert, break_the_root_page
+from tools.broker import Mosquitto
 
 TOWARD = PROGRESSIONS["toward-10-minutes"]
 WEEK_1, WEEK_2, WEEK_3 = (PRESETS[f"progression-week-{w}"] for w in (1, 2, 3))
@@ -100,6 +110,39 @@ def stage_of(state: ProgressionState | None) -> tuple[str, int, bool] | None:
 
 
 SHARED_PLANS = {"ann": WEEK_2, "bob": ALTERNATE, DEFAULT_WALKER_ID: WEEK_1}
+
+
+# --------------------------------------------- a start on an unwritable file
+
+
+def test_a_monitor_started_on_a_read_only_disk_hands_the_loop_every_walker_s_plan(
+    tmp_path: Path, mosquitto: Mosquitto, disk: FillableDisk
+) -> None:
+    """The monitor starts on a read-only card: the courier runs from memory and hands the loop
+    the plans in force, from which each walker's next session starts. Before, memory held only
+    the newest plan row, as the default walker's: the loop was told the default walker's plan
+    alone, and Ann's and Bob's sessions walked the config's plan."""
+    config = make_config(tmp_path, config_for(mosquitto))
+    shared_treadmill(Path(config.storage.database))
+    disk.go_read_only()
+    link = CourierLink(time.monotonic)
+    started = dt.datetime.now(dt.UTC).isoformat(timespec="milliseconds")
+    link.hello(messages.encode(messages.Hello(config, os.getpid(), started)))
+    supervisor = CourierSupervisor(link, ThreadCourier)
+    supervisor.start()
+    told: dict[str, Plan | None] = {}
+
+    def every_walker_told() -> bool:
+        told.update(link.take_plan() or {})
+        return link.storage_ok is False and set(told) == set(SHARED_PLANS)
+
+    try:
+        assert pump_link_until(link, every_walker_told), told
+    finally:
+        link.goodbye("test over")
+        link.close()
+        supervisor.stop(WAIT)
+    assert told == SHARED_PLANS
 
 
 # ---------------------------------------------------------------- the audit
