@@ -76,6 +76,7 @@ from core.mqttlink import make_client
 from core.protocol.commands import LATEST, Ack, CommandName, encode_command
 from core.protocol.messages import (
     Availability,
+    CaregiverPresence,
     EventMessage,
     IncidentMessage,
     ProgressMessage,
@@ -87,7 +88,13 @@ from core.protocol.messages import (
     WalkersMessage,
     self_test_outcome,
 )
-from core.protocol.payloads import decode, decode_availability, encode, receipt_payloads
+from core.protocol.payloads import (
+    caregiver_status_payload,
+    decode,
+    decode_availability,
+    encode,
+    receipt_payloads,
+)
 from core.protocol.topics import (
     CONSUMED_KINDS,
     RETAINED_KINDS,
@@ -95,6 +102,7 @@ from core.protocol.topics import (
     TopicKind,
     Topics,
     all_devices,
+    caregiver_status_topic,
     parse_topic,
     shared,
 )
@@ -102,6 +110,8 @@ from core.protocol.walker import DEFAULT_WALKER
 
 log = logging.getLogger(__name__)
 
+PRESENCE_WAIT_S = 2.0
+"""How long a clean stop waits for the broker to take its ``offline`` (as the device's own)."""
 RECEIVE_MAXIMUM = 100
 """Unacknowledged messages the broker may send at once (MQTT 5): while the database
 fails, at most this many wait in memory and the rest stay with the broker."""
@@ -190,6 +200,9 @@ class Ingestor:
         self.on_change = on_change
         self.clock = clock
         self.prefix = config.mqtt.topic_prefix
+        self.presence_topic = caregiver_status_topic(self.prefix)
+        """Where the service says it is there (retained ``online``) or not (``offline``: a clean
+        stop, or its Last Will)."""
         self.subscriptions = [
             *subscriptions(self.prefix, config.mqtt.shared_group),
             progress_subscription(self.prefix),
@@ -656,7 +669,15 @@ class Ingestor:
     def start(self) -> None:
         share_property_tables()  # paho's MQTT 5 tables once, not once per message received
         cfg = self.config.mqtt
-        client = make_client(cfg.link(), cfg.client_id, manual_ack=True)
+        # The Last Will says "offline" for us when the connection ends without our DISCONNECT
+        # (a crash, a power cut, a lost network): devices then tell the walker, Home Assistant
+        # and their self-test that a fall would page nobody (docs/mqtt.md, "Caregiver presence").
+        client = make_client(
+            cfg.link(),
+            cfg.client_id,
+            manual_ack=True,
+            will=(self.presence_topic, self._presence(CaregiverPresence.OFFLINE, stamped=False)),
+        )
         client.reconnect_delay_set(1, 30)
         client.on_connect = self._on_connect
         client.on_connect_fail = self._on_connect_fail
@@ -698,9 +719,27 @@ class Ingestor:
             self._durable_receipts.stop()
             self._durable_receipts = None
         if self.client is not None:
-            self.client.disconnect()
+            self._say_offline(self.client)
+            self.client.disconnect()  # a clean DISCONNECT: the broker drops the Last Will
             self.client.loop_stop()
             self.client = None
+
+    def _presence(self, state: CaregiverPresence, *, stamped: bool = True) -> str:
+        return caregiver_status_payload(state, self.config.mqtt.client_id, stamped=stamped)
+
+    def _say_offline(self, client: mqtt.Client) -> None:
+        """A clean stop says ``offline`` itself (retained) before its DISCONNECT, which
+        discards the Last Will: else a stopped service would read online for ever. Waited for
+        briefly, and only while connected (a broker that is gone would only make stop wait)."""
+        if not self.connected.is_set():
+            return
+        try:
+            info = client.publish(
+                self.presence_topic, self._presence(CaregiverPresence.OFFLINE), qos=1, retain=True
+            )
+            info.wait_for_publish(timeout=PRESENCE_WAIT_S)
+        except (RuntimeError, ValueError) as exc:
+            log.warning("could not announce the caregiver service offline: %s", exc)
 
     def _on_connect(
         self,
@@ -771,6 +810,10 @@ class Ingestor:
         # way round a waiter woken in between read "never_connected, connecting".
         self.link.subscribed()
         self.connected.set()
+        # Only now does every device's alert reach us: devices read this as "a fall pages".
+        client.publish(
+            self.presence_topic, self._presence(CaregiverPresence.ONLINE), qos=1, retain=True
+        )
 
     def _on_disconnect(
         self,

@@ -35,6 +35,8 @@ from core.protocol.events import (
 from core.protocol.ids import check_device_id, is_device_id, is_event_id
 from core.protocol.messages import (
     JSON_MESSAGES,
+    CaregiverLinkMessage,
+    CaregiverStatusMessage,
     DeviceHealth,
     DeviceState,
     EventMessage,
@@ -66,6 +68,7 @@ from core.protocol.topics import (
     TopicKind,
     Topics,
     all_devices,
+    caregiver_status_topic,
     parse_topic,
 )
 from core.samples import ImuSample
@@ -222,6 +225,7 @@ _TYPED = {
     "incident": IncidentMessage,
     "progress": ProgressMessage,
     "walkers": WalkersMessage,
+    "caregiver": CaregiverLinkMessage,
 }
 
 
@@ -258,6 +262,18 @@ def test_the_documented_schema_agrees_with_the_type(kind: str) -> None:
         node = _resolve(node, defs)
         if "pattern" in node:
             assert documented["properties"][name].get("pattern") == node["pattern"], name
+
+
+def test_the_caregiver_status_schema_agrees_with_its_type() -> None:
+    """The service's presence is no device topic (no kind of its own), so not in the table."""
+    generated = msgspec.json.schema(CaregiverStatusMessage)
+    defs = generated["$defs"]
+    typed = _resolve(generated, defs)
+    documented = doc_schema("caregiver_status")
+    assert set(documented["required"]) == set(typed["required"]) == {"schema", "state", "by"}
+    assert set(typed["properties"]) <= set(documented["properties"])
+    assert _enums(documented, {})["state"] == _enums(typed, defs)["state"]
+    assert parse_topic("retroguard", caregiver_status_topic("retroguard")) is None
 
 
 def test_the_session_intervals_schema_agrees_with_its_type() -> None:

@@ -816,6 +816,63 @@ class WalkersMessage(Struct, kw_only=True):
             raise ValueError(f"walkers: the walker id {twice[0]!r} is listed twice")
 
 
+class CaregiverPresence(StrEnum):
+    """Whether the caregiver service (the one thing that pages a caregiver) is there."""
+
+    ONLINE = "online"
+    """Connected and subscribed to every device: an alert reaches it and can page someone."""
+    OFFLINE = "offline"
+    """Stopped cleanly, or its Last Will: it crashed or lost the network. Alerts wait on the
+    device (kept until received) and page nobody meanwhile."""
+
+
+class CaregiverStatusMessage(Struct, kw_only=True, omit_defaults=True):
+    """``<prefix>/caregiver/status`` (retained, QoS 1): the caregiver service announces itself.
+
+    ``online`` once its subscriptions are confirmed; ``offline`` when it stops, and as its MQTT
+    5 Last Will, which the broker publishes when the service's connection ends without a
+    DISCONNECT (a crash, a power cut, a lost network). Not a device topic: devices subscribe
+    to it (docs/mqtt/mosquitto.acl) and say what they hear on their own ``caregiver`` topic.
+    """
+
+    schema: SchemaVersion
+    state: CaregiverPresence
+    by: Annotated[str, Meta(min_length=1, max_length=65535)]
+    """The service's MQTT client id (which instance said it)."""
+    wall_time: WallTime | None = None
+    """When it said it. Absent from the Last Will: the broker sends that when the link is lost,
+    and nobody stamps it (the device then says when it heard it)."""
+
+
+CaregiverSeen = Literal["online", "offline", "unknown"]
+"""What a device knows of the caregiver service: ``unknown`` before it heard anything (no
+service ever announced itself on this broker, or the device is not connected to it)."""
+
+
+class CaregiverLinkMessage(Struct, kw_only=True, omit_defaults=True):
+    """``<prefix>/<device>/caregiver`` (retained): what the device hears of the caregiver
+    service, and how long its oldest alert has waited for the service's receipt.
+
+    Published on every connect and whenever either changes; Home Assistant's **Caregiver
+    service** connectivity sensor and **Oldest unreceived alert** read it. While the device
+    itself is offline its availability greys them out: it cannot tell then."""
+
+    schema: SchemaVersion
+    device_id: DeviceId
+    wall_time: WallTime
+    state: CaregiverSeen
+    expected: bool
+    """A caregiver service is expected (``mqtt.caregiver_expected``): the self-test fails and
+    the walker is told while it is not online."""
+    since: WallTime | None = None
+    """When it went ``state`` (the service's own time when it said so, else when the device
+    heard it); absent while ``unknown``."""
+    awaiting: Count = 0
+    """Alerts the broker has and the caregiver service has not yet confirmed (receipts)."""
+    oldest_awaiting: WallTime | None = None
+    """When the oldest of those was queued on the device; absent when none waits."""
+
+
 JSON_MESSAGES: dict[str, type[Struct]] = {
     "event": EventMessage,
     "state": StateMessage,
@@ -826,5 +883,6 @@ JSON_MESSAGES: dict[str, type[Struct]] = {
     "incident": IncidentMessage,
     "progress": ProgressMessage,
     "walkers": WalkersMessage,
+    "caregiver": CaregiverLinkMessage,
 }
 """Topic kind -> payload type, for the JSON-encoded kinds (availability is plain text)."""

@@ -24,6 +24,8 @@ from core.protocol.messages import (
     RECEIPT_MAX_IDS,
     SCHEMA_VERSION,
     Availability,
+    CaregiverPresence,
+    CaregiverStatusMessage,
     DeviceHealth,
     DeviceState,
     EventMessage,
@@ -190,6 +192,16 @@ def telemetry_payload(device_id: str, outbox_depth: int, health: DeviceHealth) -
             bus_errors=health.bus_errors,
             belt_enabled=health.belt_enabled,
             storage_ok=health.storage_ok,
+        )
+    )
+
+
+def caregiver_status_payload(state: CaregiverPresence, by: str, *, stamped: bool = True) -> str:
+    """The caregiver service's presence message; ``stamped=False`` for its Last Will, which
+    the broker sends later (its time would be the connect's, not the loss's)."""
+    return encode(
+        CaregiverStatusMessage(
+            schema=SCHEMA_VERSION, state=state, by=by, wall_time=wall_now() if stamped else None
         )
     )
 

@@ -45,6 +45,10 @@ class TopicKind(StrEnum):
     """Retained: the treadmill's walker profiles (``retroguard walker``), so the dashboard can
     offer a plan to a walker who has not walked yet. Information only: walkers are added,
     removed and chosen at the treadmill, never from the network."""
+    CAREGIVER = "caregiver"
+    """Retained: what the device hears of the caregiver service (online, offline, unknown) and
+    the age of its oldest alert still waiting for the service's receipt
+    (:class:`core.protocol.messages.CaregiverLinkMessage`)."""
 
 
 CONSUMED_KINDS = (
@@ -119,6 +123,10 @@ class Topics:
         return self.of(TopicKind.WALKERS)
 
     @property
+    def caregiver(self) -> str:
+        return self.of(TopicKind.CAREGIVER)
+
+    @property
     def command_filter(self) -> str:
         return f"{self.base}/cmd/+"
 
@@ -142,6 +150,17 @@ class Topics:
         if parsed is None or parsed.device_id != self.device_id:
             return None
         return parsed.command
+
+
+CAREGIVER_LEVEL = "caregiver"
+"""The second level of the caregiver service's own topics: the service's account name in the
+documented ACL, which no device id may be."""
+
+
+def caregiver_status_topic(prefix: str) -> str:
+    """``<prefix>/caregiver/status``: the caregiver service's retained presence
+    (:class:`core.protocol.messages.CaregiverStatusMessage`), with its Last Will."""
+    return f"{prefix}/{CAREGIVER_LEVEL}/status"
 
 
 def all_devices(prefix: str, kind: TopicKind) -> str:
