@@ -140,6 +140,12 @@ class MqttConfig:
     service) publishes a receipt after committing it, republishing it after every reconnect and
     every receipt_retry_s until then. false: a broker PUBACK is enough - only for installations
     with no caregiver service (Home Assistant alone), where nothing sends receipts."""
+    caregiver_expected: bool | None = None
+    """A caregiver service is expected on this broker (it announces itself on
+    <topic_prefix>/caregiver/status): while it is not online the self-test fails, Home
+    Assistant's Caregiver service sensor is off and the walker hears at arming that caregivers
+    will not be called. Unset: expected when alert_receipts is on (receipts come only from a
+    caregiver service); false: Home Assistant alone. The belt never waits for it."""
     receipt_retry_s: float = 60.0
     """How soon alerts still waiting for a receipt are published again after a (re)connect
     or a consumer's receipt; each round that brings no receipt doubles the wait, up to
@@ -166,6 +172,13 @@ class MqttConfig:
     """The caregiver dashboard's address (http:// or https://), Home Assistant's link from the
     device to it ("" = none). With discovery = false the device removes itself from Home
     Assistant at its next connect."""
+
+    def expects_caregiver(self) -> bool:
+        """Whether a caregiver service is expected: ``caregiver_expected``, else (unset) with
+        alert receipts on; never without a broker."""
+        if not self.host:
+            return False
+        return self.alert_receipts if self.caregiver_expected is None else self.caregiver_expected
 
     def link(self) -> BrokerLink:
         """The connection settings, for :func:`core.mqttlink.make_client`."""
@@ -577,6 +590,11 @@ def _cross_checks(config: Config, problems: list[str]) -> None:
             f"shorter than mqtt.receipt_retry_s ({config.mqtt.receipt_retry_s:g} s): it is the "
             "longest wait between republications, the first being receipt_retry_s (equal: no "
             "backoff)"
+        )
+    if config.mqtt.caregiver_expected and not config.mqtt.host:
+        problems.append(
+            "mqtt.caregiver_expected: true, but mqtt.host is empty: without a broker the device "
+            "cannot hear a caregiver service (set mqtt.host, or remove mqtt.caregiver_expected)"
         )
     if not config.mqtt.username:
         for key in ("password_file", "password"):

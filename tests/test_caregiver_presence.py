@@ -9,6 +9,9 @@ its self-test fails in words while a service is expected and not online.
 
 from __future__ import annotations
 
+import dataclasses
+import json
+import socket
 from pathlib import Path
 
 import pytest
@@ -16,15 +19,29 @@ import pytest
 from core.protocol.messages import CaregiverPresence, CaregiverStatusMessage
 from core.protocol.payloads import decode_as
 from core.protocol.topics import caregiver_status_topic
+from firmware.config import ConfigError, parse_config
+from firmware.mqtt import MqttReporter
+from firmware.mqtt.caregiver import NOBODY_PAGED
 from tests.caregiver_support import make_config as caregiver_config
 from tests.caregiver_support import running_service
-from tests.mqtt_helpers import Subscriber, validate
+from tests.mqtt_helpers import WAIT, Subscriber, config_for, fall, validate
 from tools.broker import Mosquitto, mosquitto_available
 
 pytestmark = pytest.mark.skipif(not mosquitto_available(), reason="mosquitto not installed")
 
 DEVICE = "treadmill-1"
 PRESENCE = caregiver_status_topic("retroguard")
+
+
+def _crash(service_ingestor: object) -> None:
+    """What a crash or a pulled network cable does to the service's link: the connection ends
+    with no DISCONNECT (paho's thread stopped first, so nothing more is sent)."""
+    ingestor = service_ingestor
+    client = ingestor.client  # type: ignore[attr-defined]
+    client.loop_stop()
+    client.socket().shutdown(socket.SHUT_RDWR)
+    ingestor.client = None  # type: ignore[attr-defined]  # stop() has nothing left to close
+    ingestor.connected.clear()  # type: ignore[attr-defined]
 
 
 def _presence(sub: Subscriber) -> list[CaregiverStatusMessage]:
@@ -49,3 +66,126 @@ def test_the_service_says_online_when_subscribed_and_offline_when_it_stops(
     assert late.on("/caregiver/status")[-1].retain
     assert _presence(late)[-1].state == CaregiverPresence.OFFLINE
     late.close()
+
+
+def test_a_device_hears_the_service_and_its_last_will_and_its_self_test_says_so(
+    mosquitto: Mosquitto, tmp_path: Path
+) -> None:
+    device = MqttReporter(
+        config_for(mosquitto), device_id=DEVICE, device_name="T", database=tmp_path / "d.db"
+    )
+    device.start()
+    sub = Subscriber(mosquitto, [f"retroguard/{DEVICE}/caregiver"])
+    try:
+        assert device.wait_until(lambda s: s.ready, WAIT)
+        assert device.status.caregiver.expected  # alert receipts on: a service is expected
+        check = device.commands.handle("self_test", b"{}").result["checks"]["caregiver"]
+        assert not check["ok"] and "no caregiver service has announced itself" in check["detail"]
+        with running_service(caregiver_config(mosquitto, tmp_path), web=False) as service:
+            assert device.wait_until(lambda s: s.caregiver.state == "online", WAIT)
+            result = device.commands.handle("self_test", b"{}").result
+            assert result["checks"]["caregiver"]["ok"]
+            assert result["checks"]["caregiver"]["detail"].startswith(
+                "the caregiver service is online since "
+            )
+            device.sink.handle(fall(DEVICE))  # received: nothing left waiting
+            assert device.wait_until(lambda s: s.depth == 0, WAIT)
+            _crash(service.ingestor)
+            # the broker publishes the Last Will: the device reads offline
+            assert device.wait_until(lambda s: s.caregiver.state == "offline", WAIT)
+            device.sink.handle(fall(DEVICE, 2.0))  # now nobody receipts it
+            assert device.wait_until(lambda s: s.caregiver.awaiting == 1, WAIT)
+            result = device.commands.handle("self_test", b"{}").result
+            assert not result["passed"]
+            detail = result["checks"]["caregiver"]["detail"]
+            assert detail.startswith("the caregiver service is offline since ")
+            assert f": {NOBODY_PAGED}" in detail and "1 alert wait for it" in detail
+        # what the device says on its retained caregiver topic (Home Assistant reads it)
+        assert sub.wait(
+            lambda: any(json.loads(m.payload)["state"] == "offline" for m in sub.on("/caregiver"))
+        )
+        last = validate("caregiver", sub.on("/caregiver")[-1].payload)
+        assert last["state"] == "offline" and last["expected"] is True
+        assert last["awaiting"] == 1 and "oldest_awaiting" in last
+    finally:
+        sub.close()
+        device.close()
+
+
+def test_without_a_caregiver_service_expected_the_self_test_does_not_ask(
+    mosquitto: Mosquitto, tmp_path: Path
+) -> None:
+    """Home Assistant alone (no receipts): a service that is not there is no failure."""
+    device = MqttReporter(
+        config_for(mosquitto, alert_receipts=False),
+        device_id=DEVICE,
+        device_name="T",
+        database=tmp_path / "d.db",
+    )
+    device.start()
+    try:
+        assert device.wait_until(lambda s: s.ready, WAIT)
+        result = device.commands.handle("self_test", b"{}").result
+        assert "caregiver" not in result["checks"] and result["passed"]
+    finally:
+        device.close()
+
+
+def test_caregiver_expected_is_derived_and_refused_without_a_broker() -> None:
+    assert parse_config({"mqtt": {"host": "b"}}).mqtt.expects_caregiver()
+    assert not parse_config(
+        {"mqtt": {"host": "b", "alert_receipts": False}}
+    ).mqtt.expects_caregiver()
+    assert parse_config(
+        {"mqtt": {"host": "b", "alert_receipts": False, "caregiver_expected": True}}
+    ).mqtt.expects_caregiver()
+    assert not parse_config({}).mqtt.expects_caregiver()  # no broker: nothing to expect
+    with pytest.raises(
+        ConfigError, match=r"mqtt\.caregiver_expected: true, but mqtt\.host is empty"
+    ):
+        parse_config({"mqtt": {"caregiver_expected": True}})
+    with pytest.raises(ConfigError, match="caregiver_expected"):
+        parse_config({"mqtt": {"host": "b", "caregiver_expected": "yes"}})
+
+
+ACL = (Path(__file__).resolve().parent.parent / "docs" / "mqtt" / "mosquitto.acl").read_text()
+
+
+def test_the_documented_acl_carries_the_presence_to_the_device_and_home_assistant(
+    tmp_path: Path,
+) -> None:
+    """Under the documented ACL each account may do its part: the caregiver account says it,
+    a device account hears it and says what it hears, Home Assistant's account reads that;
+    a clean stop reads offline too."""
+    users = {DEVICE: "dev1-pw", "caregiver": "carer-pw", "homeassistant": "ha-pw"}
+    broker = Mosquitto(users=users, acl=ACL).start()
+    try:
+        device = MqttReporter(
+            dataclasses.replace(config_for(broker), username=DEVICE, password="dev1-pw"),
+            device_id=DEVICE,
+            device_name="T",
+            database=tmp_path / "d.db",
+        )
+        device.start()
+        ha = Subscriber(
+            broker, [f"retroguard/{DEVICE}/caregiver"], username="homeassistant", password="ha-pw"
+        )
+        config = caregiver_config(broker, tmp_path / "care")
+        config = dataclasses.replace(
+            config,
+            mqtt=dataclasses.replace(config.mqtt, username="caregiver", password="carer-pw"),
+        )
+        with running_service(config, web=False):
+            assert device.wait_until(lambda s: s.caregiver.state == "online", WAIT)
+            assert ha.wait(lambda: _heard(ha) == "online")
+        assert device.wait_until(lambda s: s.caregiver.state == "offline", WAIT)
+        assert ha.wait(lambda: _heard(ha) == "offline")
+        ha.close()
+        device.close()
+    finally:
+        broker.cleanup()
+
+
+def _heard(sub: Subscriber) -> str | None:
+    seen = sub.on("/caregiver")
+    return str(json.loads(seen[-1].payload)["state"]) if seen else None

@@ -27,6 +27,7 @@ from core.protocol.commands import LATEST, Ack, SelfTest, Silence, parse_command
 from core.protocol.events import EventType, Severity
 from core.protocol.messages import (
     SCHEMA_VERSION,
+    CaregiverLinkMessage,
     DeviceHealth,
     DeviceState,
     EventMessage,
@@ -115,8 +116,9 @@ def test_the_discovery_message_meets_home_assistants_rules(dashboard_url: str) -
     for key, component in device.components.items():
         by_platform.setdefault(component.platform, set()).add(key.removeprefix("retroguard_tm-1_"))
     assert by_platform == {
-        "binary_sensor": {"fall", "fault", "self_test_result", "storage"},
+        "binary_sensor": {"fall", "fault", "self_test_result", "storage", "caregiver"},
         "sensor": {
+            "unreceived",
             "state",
             "self_test_outcome",
             "incident",
@@ -140,6 +142,8 @@ def test_the_discovery_message_meets_home_assistants_rules(dashboard_url: str) -
     }
     assert components["fall"]["device_class"] == "safety"
     assert components["fault"]["device_class"] == "problem"
+    assert components["caregiver"]["device_class"] == "connectivity"
+    assert components["unreceived"]["device_class"] == "timestamp"
     assert components["state"]["device_class"] == "enum"
     assert components["state"]["options"] == ["STARTING", "STANDBY", "ARMED", "TRIPPED", "FAULT"]
     assert components["self_test_outcome"]["device_class"] == "enum"
@@ -567,6 +571,57 @@ def test_the_documented_fall_automation_renders_for_every_real_fall() -> None:
         message = env.from_string(message_template).render(trigger=trigger, now=lambda: now)
         assert ("the treadmill clock was not set" in message) is clock_not_set, message
         assert env.from_string(tag_template).render(trigger=trigger) == INCIDENT
+
+
+def caregiver_link(**fields: Any) -> bytes:
+    values: dict[str, Any] = {
+        "schema": SCHEMA_VERSION,
+        "device_id": DEVICE,
+        "wall_time": "2026-03-02T14:05:00.000+00:00",
+        "state": "online",
+        "expected": True,
+        "since": "2026-03-02T14:03:00.000+00:00",
+    }
+    values.update(fields)
+    return payloads.encode(CaregiverLinkMessage(**values)).encode()
+
+
+@pytest.mark.parametrize(
+    ("retained", "connected", "oldest"),
+    [
+        (caregiver_link(), "on", None),
+        (caregiver_link(state="unknown", since=None), "off", None),
+        (
+            caregiver_link(
+                state="offline", awaiting=2, oldest_awaiting="2026-03-02T14:04:00.000+00:00"
+            ),
+            "off",
+            "2026-03-02T14:04:00.000+00:00",
+        ),
+    ],
+)
+def test_the_caregiver_service_sensor_follows_what_the_device_hears(
+    retained: bytes, connected: str, oldest: str | None
+) -> None:
+    """Caregiver service is a connectivity sensor: on while the device hears the caregiver
+    service online; the oldest unreceived alert is a timestamp (unknown when none waits)."""
+    ha = home_assistant()
+    ha.receive(TOPICS.caregiver, retained, retain=True)
+    assert ha.state("_caregiver") == connected
+    assert ha.state("_unreceived") == oldest
+    attributes = ha.attributes[ha.component("_caregiver").key]
+    assert attributes["since"] == json.loads(retained).get("since")
+    ha.receive(TOPICS.availability, b"offline")  # the device cannot tell then: greyed out
+    assert not ha.is_available("_caregiver") and not ha.is_available("_unreceived")
+
+
+def test_without_a_caregiver_service_its_sensors_are_removed() -> None:
+    device = parse_device_discovery(TOPIC, discovery_payload(TOPICS, "Tm", caregiver=False))
+    components = {
+        k.removeprefix("retroguard_tm-1_"): c.config for k, c in device.components.items()
+    }
+    assert components["caregiver"] == {"platform": "binary_sensor"}
+    assert components["unreceived"] == {"platform": "sensor"}
 
 
 def test_without_telemetry_no_entity_waits_on_the_telemetry_topic() -> None:

@@ -68,7 +68,8 @@ class Callbacks:
 def device(mosquitto: Mosquitto, tmp_path: Path) -> Iterator[tuple[MqttReporter, Callbacks]]:
     calls = Callbacks()
     reporter = MqttReporter(
-        config_for(mosquitto, dashboard_url=DASHBOARD),
+        # no caregiver service on this broker, and none expected: the self-test may pass
+        config_for(mosquitto, dashboard_url=DASHBOARD, caregiver_expected=False),
         device_id=DEVICE,
         device_name="Treadmill 1",
         database=tmp_path / "device.db",
@@ -224,7 +225,7 @@ def test_the_self_test_result_names_failed_checks_and_shows_a_refusal_as_refused
 
     def device() -> MqttReporter:
         return MqttReporter(
-            config_for(mosquitto),
+            config_for(mosquitto, caregiver_expected=False),  # the imu check alone fails
             device_id=DEVICE,
             device_name="Treadmill 1",
             database=tmp_path / "device.db",
@@ -340,7 +341,7 @@ def test_retroguard_ha_remove_clears_a_gone_device(
     )
     topics = ["homeassistant/#", "retroguard/tm1/#"]
     everything = {CONFIG_TOPIC, TOPICS.availability, TOPICS.state, TOPICS.incident}
-    everything |= {TOPICS.progress, TOPICS.walkers}
+    everything |= {TOPICS.progress, TOPICS.walkers, TOPICS.caregiver}
     with subscriber(mosquitto, topics) as sub:
         gone.start()
         gone.sink.handle(fall(DEVICE))

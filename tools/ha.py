@@ -75,6 +75,7 @@ def run(args: argparse.Namespace) -> int:
             config.device.name,
             config.mqtt.dashboard_url,
             telemetry=config.mqtt.telemetry_interval_s > 0,
+            caregiver=config.mqtt.expects_caregiver(),
         )
         print(f"# {discovery_topic(config.mqtt.discovery_prefix, config.device.id)} (retained)")
         print(json.dumps(json.loads(message), indent=2, sort_keys=True))
@@ -88,7 +89,7 @@ def retained_to_clear(config: Config, *, everything: bool) -> list[str]:
     cleared = [discovery_topic(config.mqtt.discovery_prefix, config.device.id)]
     if everything:
         cleared += [topics.availability, topics.state, topics.incident, topics.progress]
-        cleared.append(topics.walkers)
+        cleared += [topics.walkers, topics.caregiver]
     return cleared
 
 

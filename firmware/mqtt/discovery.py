@@ -289,7 +289,12 @@ for the types it knows, and nothing — which it ignores — for the others."""
 
 
 def discovery_payload(
-    topics: Topics, device_name: str, dashboard_url: str = "", *, telemetry: bool = True
+    topics: Topics,
+    device_name: str,
+    dashboard_url: str = "",
+    *,
+    telemetry: bool = True,
+    caregiver: bool = True,
 ) -> str:
     """The retained device-based discovery message for this device.
 
@@ -297,7 +302,12 @@ def discovery_payload(
     it nothing ever reaches the telemetry topic, so **Outbox depth** and **Storage fault**
     would stay "unknown" for ever — a storage fault sensor that never says anything reads as
     "no fault" on a dashboard; they are left out (a storage fault still reaches Home
-    Assistant as a ``fault`` event: the **Safety event** entity and the **Incident**)."""
+    Assistant as a ``fault`` event: the **Safety event** entity and the **Incident**).
+
+    ``caregiver``: a caregiver service is expected (``mqtt.caregiver_expected``): **Caregiver
+    service** (connectivity) and **Oldest unreceived alert** (timestamp) from the retained
+    ``caregiver`` topic. Without one they are removed (an installation with Home Assistant
+    alone would otherwise show a service "disconnected" for ever)."""
     uid = f"retroguard_{topics.device_id}"
     device: dict[str, Any] = {
         "ids": [uid],
@@ -608,6 +618,11 @@ def discovery_payload(
         json_attr_tpl=_step_cv_attributes(),
         ic="mdi:shoe-print",
     )
+    if caregiver:
+        _caregiver_components(add, topics)
+    else:  # removed, should an earlier message have announced them
+        for key, platform in CAREGIVER_COMPONENTS.items():
+            components[f"{uid}_{key}"] = {"p": platform}
     if telemetry:
         _telemetry_components(add, topics)
     return payloads.dumps(
@@ -624,6 +639,37 @@ def discovery_payload(
             "qos": 1,
             "cmps": components,
         }
+    )
+
+
+CAREGIVER_COMPONENTS = {"caregiver": "binary_sensor", "unreceived": "sensor"}
+"""The components read from the device's ``caregiver`` topic, and their platforms."""
+
+
+def _caregiver_components(add: Callable[..., None], topics: Topics) -> None:
+    """Whether the caregiver service is there (what the device hears of it), and since when the
+    oldest alert waits for its receipt: a fall while it is off pages nobody."""
+    add(
+        "caregiver",
+        "binary_sensor",
+        "Caregiver service",
+        dev_cla="connectivity",
+        stat_t=topics.caregiver,
+        val_tpl="{{ 'ON' if value_json.state == 'online' else 'OFF' }}",
+        json_attr_t=topics.caregiver,
+        json_attr_tpl=_attributes(
+            {"heard": "state", "since": "since", "alerts_awaiting": "awaiting"}
+        ),
+        ic="mdi:account-heart",
+    )
+    add(
+        "unreceived",
+        "sensor",
+        "Oldest unreceived alert",
+        dev_cla="timestamp",
+        stat_t=topics.caregiver,
+        val_tpl="{{ value_json.get('oldest_awaiting') }}",
+        ic="mdi:email-alert",
     )
 
 

@@ -33,7 +33,7 @@ import sqlite3
 import threading
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -67,8 +67,14 @@ from core.protocol.messages import (
     SelfTestResult,
     SilenceResult,
 )
-from core.protocol.topics import Topics, discovery_topic, ha_status_topic
+from core.protocol.topics import (
+    Topics,
+    caregiver_status_topic,
+    discovery_topic,
+    ha_status_topic,
+)
 from firmware.config import MqttConfig
+from firmware.mqtt.caregiver import CaregiverView, CaregiverWatch, self_test_check
 from firmware.mqtt.commands import (
     FLOOD_REFUSAL_BURST,
     FLOOD_REFUSALS_PER_S,
@@ -177,6 +183,9 @@ class ReporterStatus:
     """Commands answered since start (valid or not)."""
     pokes: int = 0
     """Wake-ups from :meth:`MqttReporter.wait_drained` handled; makes its wait see fresh figures."""
+    caregiver: CaregiverView = field(default_factory=CaregiverView)
+    """What the device hears of the caregiver service, and its oldest alert awaiting a receipt
+    (:mod:`firmware.mqtt.caregiver`): the retained ``caregiver`` topic and the self-test."""
     device_state: str | None = None
     """The safety state the loop last reported (the state a ``closed`` event carries); None
     before the first report (then the newest stored event's state is used)."""
@@ -299,6 +308,13 @@ class _ReceiptArrived:
 
 
 @dataclass(frozen=True, slots=True)
+class _CaregiverHeard:
+    """A message on the caregiver service's presence topic (paho thread)."""
+
+    payload: bytes
+
+
+@dataclass(frozen=True, slots=True)
 class _Poke:
     """A waiter in :meth:`MqttReporter.wait_drained` wants fresh figures."""
 
@@ -334,6 +350,7 @@ _Token = (
     | _CommandArrived
     | _CommandDropped
     | _ReceiptArrived
+    | _CaregiverHeard
     | _SilenceAnswered
     | _Poke
     | _TelemetryDue
@@ -554,6 +571,8 @@ class _DefaultTarget:
         checks["broker"] = SelfTestCheck(
             ok=status.connected, detail="connected" if status.connected else "not connected"
         )
+        if status.caregiver.expected:  # the one thing that pages a caregiver after a fall
+            checks["caregiver"] = self_test_check(status.caregiver, status.connected)
         if self._self_test is not None:
             try:
                 for name, check in self._self_test().items():
@@ -689,6 +708,11 @@ class MqttReporter:
         self._retained_pause = RETRY_FIRST_S
         self._withdrawn = False
         """``discovery = false``: the empty discovery message went out (once per start)."""
+        self._caregiver = CaregiverWatch(config.expects_caregiver())
+        self._caregiver_topic = caregiver_status_topic(config.topic_prefix)
+        self._caregiver_sent: CaregiverView | None = None
+        """What the retained ``caregiver`` topic says since the last connect (None: not yet)."""
+        self._box.update(caregiver=self._caregiver.view(0, None))
 
     # ------------------------------------------------------------ public API
 
@@ -877,7 +901,7 @@ class MqttReporter:
             return
         self._generation += 1
         client.publish(self.topics.availability, payloads.ONLINE, qos=1, retain=True)
-        subs = [(self.topics.command_filter, 1)]
+        subs = [(self.topics.command_filter, 1), (self._caregiver_topic, 1)]
         if self.config.alert_receipts:
             subs.append((self.topics.receipt, 1))
         if self.config.discovery:
@@ -937,6 +961,9 @@ class MqttReporter:
             return
         if message.topic == self.topics.receipt:
             self._wake.put_nowait(_ReceiptArrived(bytes(message.payload)))
+            return
+        if message.topic == self._caregiver_topic:
+            self._wake.put_nowait(_CaregiverHeard(bytes(message.payload)))
             return
         name = self.topics.command_name(message.topic)
         if name is not None and not self._budget.take():
@@ -1047,11 +1074,30 @@ class MqttReporter:
             self._queue_telemetry()
         self._telemetry_due = False
         self._pump()
+        awaiting = self.outbox.awaiting_count() if self.config.alert_receipts else 0
+        caregiver = self._caregiver.view(
+            awaiting, self.outbox.oldest_awaiting_wall() if awaiting else None
+        )
+        self._publish_caregiver(caregiver)
         self._update(
             depth=self.outbox.depth(),
-            awaiting=self.outbox.awaiting_count() if self.config.alert_receipts else 0,
+            awaiting=awaiting,
+            caregiver=caregiver,
             pokes=self._pokes,  # with the figures it asked for, never before them
         )
+
+    def _publish_caregiver(self, view: CaregiverView) -> None:
+        """The retained ``caregiver`` topic, when what it says changed (or after a connect)."""
+        client = self._client
+        if client is None or not self._ready or view == self._caregiver_sent:
+            return
+        client.publish(
+            self.topics.caregiver,
+            payloads.encode(view.message(self.device_id)),
+            qos=1,
+            retain=True,
+        )
+        self._caregiver_sent = view
 
     def _follow_outbox(self) -> None:
         """The outbox moved between the file and memory: publish it again from the start.
@@ -1131,10 +1177,15 @@ class MqttReporter:
                         self._restart_backoff()  # then soon again
                         self._retained.forget()  # nor these retained ones
                         self._incident_due = self._progress_due = self._walkers_due = True
+                        self._caregiver_sent = None
                         if self.config.discovery or not self._withdrawn:
                             self._publish_discovery()
                 case _Down():
                     self._ready = False
+                    self._caregiver.lost()  # cannot tell until we hear it again
+                    self._caregiver_sent = None
+                case _CaregiverHeard(payload=payload):
+                    self._caregiver.heard(payload)
                 case _HomeAssistantOnline():
                     if self._ready and self.config.discovery:
                         self._publish_discovery()
@@ -1349,6 +1400,7 @@ class MqttReporter:
                 self.device_name,
                 self.config.dashboard_url,
                 telemetry=self.config.telemetry_interval_s > 0,
+                caregiver=self.config.expects_caregiver(),
             )
             if self.config.discovery
             else REMOVE_PAYLOAD,

@@ -336,6 +336,16 @@ class Outbox:
     def depth(self) -> int:
         return self._count("SELECT COUNT(*) FROM outbox")
 
+    def oldest_awaiting_wall(self) -> str | None:
+        """When the oldest row still awaiting a consumer's receipt was queued (its wall time,
+        for people: how long the caregiver service has not confirmed an alert), or None."""
+        row = self._db.read(
+            lambda conn: conn.execute(
+                "SELECT queued_wall FROM outbox WHERE awaiting_receipt = 1 ORDER BY id LIMIT 1"
+            ).fetchone()
+        )
+        return None if row is None or row[0] is None else str(row[0])
+
     def _count(self, query: str) -> int:
         (count,) = self._db.read(lambda conn: conn.execute(query).fetchone())
         return int(count)

@@ -1,0 +1,148 @@
+"""What the device hears of the caregiver service, and what it says about it.
+
+Why: the caregiver service is the one thing that pages a caregiver after a fall. When it is
+down the device keeps every alert (kept until received) but the walker, Home Assistant and the
+self-test all looked healthy while a fall would have paged nobody. The service announces
+itself on ``<prefix>/caregiver/status`` (retained ``online`` / ``offline``, and ``offline`` as
+its MQTT 5 Last Will: :class:`core.protocol.messages.CaregiverStatusMessage`); the reporter
+(in the courier process, never the real-time loop) subscribes and keeps a
+:class:`CaregiverWatch` on its publisher thread. It publishes what it hears on the device's
+retained ``caregiver`` topic, and the self-test fails in words while a service is expected
+and not online.
+
+Times here are wall times, for people to read ("offline since 14:03"); nothing is timed by
+them.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from dataclasses import dataclass
+
+from core.protocol import payloads
+from core.protocol.messages import (
+    SCHEMA_VERSION,
+    CaregiverLinkMessage,
+    CaregiverPresence,
+    CaregiverSeen,
+    CaregiverStatusMessage,
+    ProtocolError,
+    SelfTestCheck,
+)
+
+log = logging.getLogger(__name__)
+
+NOBODY_PAGED = "a fall would stop the belt but page nobody"
+"""The consequence, in the words the self-test and the log use."""
+
+
+@dataclass(frozen=True, slots=True)
+class CaregiverView:
+    """The device's view of the caregiver service (what its ``caregiver`` topic says)."""
+
+    state: CaregiverSeen = "unknown"
+    since: str | None = None
+    """Wall time it went ``state`` (None while unknown)."""
+    expected: bool = False
+    awaiting: int = 0
+    """Alerts waiting for the service's receipt."""
+    oldest_awaiting: str | None = None
+    """Wall time the oldest of them was queued."""
+
+    def message(self, device_id: str) -> CaregiverLinkMessage:
+        return CaregiverLinkMessage(
+            schema=SCHEMA_VERSION,
+            device_id=device_id,
+            wall_time=payloads.wall_now(),
+            state=self.state,
+            expected=self.expected,
+            since=self.since,
+            awaiting=self.awaiting,
+            oldest_awaiting=self.oldest_awaiting,
+        )
+
+
+class CaregiverWatch:
+    """The presence the device last heard; used on the reporter's publisher thread only."""
+
+    def __init__(self, expected: bool) -> None:
+        self.expected = expected
+        self._state: CaregiverSeen = "unknown"
+        self._since: str | None = None
+        self._last: tuple[CaregiverPresence, str] | None = None
+        """The last presence heard and since when, kept across the device's own outages: the
+        retained message heard again at the next subscribe is not a new change."""
+
+    def heard(self, payload: bytes) -> bool:
+        """A message on the presence topic (retained at subscribe, or live). False: not one
+        (logged, ignored; an empty payload, a cleared retained message, says nothing)."""
+        if not payload:
+            return False
+        try:
+            message = payloads.decode_as(CaregiverStatusMessage, payload)
+        except ProtocolError as exc:
+            log.warning("caregiver presence ignored: %s", exc)
+            return False
+        last = self._last
+        if last is not None and last[0] == message.state:
+            since = last[1]  # the same state again (a resubscribe): it has not changed since
+        else:
+            since = message.wall_time or payloads.wall_now()
+        if self._last is None or self._last[0] != message.state:
+            log.log(
+                logging.INFO if message.state == CaregiverPresence.ONLINE else logging.WARNING,
+                "the caregiver service (%s) is %s%s",
+                message.by,
+                message.state.value,
+                "" if message.state == CaregiverPresence.ONLINE else f": {NOBODY_PAGED}",
+            )
+        self._last = (message.state, since)
+        self._state = "online" if message.state == CaregiverPresence.ONLINE else "offline"
+        self._since = since
+        return True
+
+    def lost(self) -> None:
+        """Our connection to the broker dropped: we cannot tell until we hear again."""
+        self._state, self._since = "unknown", None
+
+    def view(self, awaiting: int, oldest_awaiting: str | None) -> CaregiverView:
+        return CaregiverView(
+            self._state, self._since, self.expected, awaiting, oldest_awaiting if awaiting else None
+        )
+
+
+def self_test_check(view: CaregiverView, connected: bool) -> SelfTestCheck:
+    """The self-test's ``caregiver`` line: fails, in plain words, while the service is not
+    online (only asked where one is expected)."""
+    waiting = ""
+    if view.awaiting:
+        waiting = (
+            f"; {view.awaiting} alert{'s' if view.awaiting != 1 else ''} wait for it, the oldest "
+            f"since {clock_time(view.oldest_awaiting)}"
+        )
+    if view.state == "online":
+        return SelfTestCheck(
+            ok=True,
+            detail=f"the caregiver service is online since {clock_time(view.since)}{waiting}",
+        )
+    if view.state == "offline":
+        detail = f"the caregiver service is offline since {clock_time(view.since)}: {NOBODY_PAGED}"
+    elif not connected:
+        detail = (
+            "cannot tell whether the caregiver service is there: not connected to the broker; "
+            f"{NOBODY_PAGED}"
+        )
+    else:
+        detail = f"no caregiver service has announced itself on the broker: {NOBODY_PAGED}"
+    return SelfTestCheck(ok=False, detail=detail + waiting)
+
+
+def clock_time(wall: str | None) -> str:
+    """``14:03`` in the device's local time, for an ISO wall time (``?`` if none)."""
+    if not wall:
+        return "?"
+    try:
+        return dt.datetime.fromisoformat(wall).astimezone().strftime("%H:%M")
+    except ValueError:
+        return wall[:32]
