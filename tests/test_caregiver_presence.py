@@ -22,6 +22,9 @@ from core.protocol.topics import caregiver_status_topic
 from firmware.config import ConfigError, parse_config
 from firmware.mqtt import MqttReporter
 from firmware.mqtt.caregiver import NOBODY_PAGED
+from firmware.session.plan import resolve_plan
+from firmware.session.runner import attach_session, detach_session
+from tests.app_support import Heard, TripAt, make_rig, pump_link_until
 from tests.caregiver_support import make_config as caregiver_config
 from tests.caregiver_support import running_service
 from tests.mqtt_helpers import WAIT, Subscriber, config_for, fall, validate
@@ -189,3 +192,37 @@ def test_the_documented_acl_carries_the_presence_to_the_device_and_home_assistan
 def _heard(sub: Subscriber) -> str | None:
     seen = sub.on("/caregiver")
     return str(json.loads(seen[-1].payload)["state"]) if seen else None
+
+
+NO_CAREGIVER = "The belt is armed, but caregivers will not be called: the alert service is offline."
+
+
+def test_the_walker_hears_at_arming_that_caregivers_will_not_be_called_and_arms_anyway(
+    mosquitto: Mosquitto, tmp_path: Path
+) -> None:
+    """Nothing told the walker that a fall would page nobody. Now, at each arming while a
+    caregiver service is expected and not online, the words are queued — and the arming is
+    neither delayed nor refused: the relay closes as before."""
+    rig = make_rig(tmp_path, detector=TripAt(6.0), mqtt=config_for(mosquitto))
+    link = rig.app.link
+    reporter = rig.courier.reporter
+    assert reporter is not None and reporter.wait_until(lambda s: s.ready, WAIT)
+    heard = Heard()
+    runner = attach_session(rig.app, resolve_plan("alternate-2-2"), record=False, speaker=heard)
+    assert pump_link_until(link, lambda: link.caregivers_away)  # none has announced itself
+    with running_service(caregiver_config(mosquitto, tmp_path / "care"), web=False) as service:
+        assert pump_link_until(link, lambda: not link.caregivers_away)  # heard online
+        rig.run_for(1.0)
+        rig.press_reset()
+        assert rig.state == "ARMED" and rig.hardware.contact_closed()
+        rig.run_for(0.5)
+        assert NO_CAREGIVER not in heard.said  # online: nothing to say
+        _crash(service.ingestor)  # its Last Will: offline
+        assert pump_link_until(link, lambda: link.caregivers_away)
+        rig.run_for(6.0 - rig.clock.monotonic() + 0.5)  # the trip opens the relay
+        assert rig.state == "TRIPPED" and not rig.hardware.contact_closed()
+        rig.press_reset()  # the walker re-arms: at once, as always
+        assert rig.state == "ARMED" and rig.hardware.contact_closed()
+        rig.run_for(0.5)
+        assert heard.said.count(NO_CAREGIVER) == 1
+    detach_session(rig.app, runner)

@@ -514,6 +514,38 @@ def test_after_a_trip_the_walker_is_told_what_to_do_once_the_alarm_ends() -> Non
     assert TRIPPED_PROMPT in runner.prompts.all_for_plan(runner.plan)  # rendered ahead
 
 
+def test_each_arming_without_a_caregiver_service_is_said_once_and_only_words() -> None:
+    """The courier's word (through the link) is looked at once an arming: the words are
+    queued while no caregiver service is there, not while it is, and the runner plays no
+    pattern for it (the buzzer is the safety controller's)."""
+    away = [True]
+    heard, buzzer = Heard(), QuietBuzzer()
+    safety = Armed(SafetyState.STANDBY)
+    runner = SessionRunner(
+        resolve_plan("alternate-2-2"),
+        safety=safety,
+        buzzer=buzzer,
+        device_id="t",
+        speaker=heard,
+        caregivers_away=lambda: away[0],
+    )
+    runner.tick(1.0)
+    assert heard.said == []  # not armed: nothing to say
+    safety.state, safety.since = SafetyState.ARMED, 2.0
+    for t in (2.0, 2.5, 3.0):
+        runner.tick(t)
+    words = runner.prompts.file.prompts.no_caregiver
+    assert words and heard.said == [words]
+    safety.state, safety.since = SafetyState.TRIPPED, 4.0
+    runner.tick(4.0)
+    away[0] = False  # the service came back before the walker re-armed
+    safety.state, safety.since = SafetyState.ARMED, 5.0
+    runner.tick(5.0)
+    assert heard.said.count(words) == 1
+    assert buzzer.pattern is None and not runner.cues
+    assert words in runner.prompts.all_for_plan(runner.plan)  # rendered ahead
+
+
 def test_re_arming_withdraws_the_trip_words_so_the_resumed_cue_is_not_kept_waiting() -> None:
     """The trip's words last about 10 s; a walker who re-armed during them had the resumed
     interval's cue queued behind the rest. Leaving TRIPPED withdraws them (the player drops
@@ -663,13 +695,13 @@ def test_the_prompts_command_renders_the_plan_into_the_cache(
     config.write_text('[storage]\ndatabase = "events.db"\n[session]\nplan = "alternate-2-2"\n')
     assert main(["prompts", "-c", str(config)]) == 0
     first = capsys.readouterr().out
-    assert first.startswith("alternate-2-2 in English (voice en, 150 words/min): 75 prompts (75 ")
-    assert len(list((tmp_path / "prompts").glob("*.wav"))) == 75
+    assert first.startswith("alternate-2-2 in English (voice en, 150 words/min): 76 prompts (76 ")
+    assert len(list((tmp_path / "prompts").glob("*.wav"))) == 76
     assert main(["prompts", "-c", str(config), "--list"]) == 0
     again = capsys.readouterr().out.splitlines()
-    assert "75 prompts (0 rendered" in again[0]
+    assert "76 prompts (0 rendered" in again[0]
     assert again[1].endswith("Interval 1 of 15. Walk backward for 2 minutes. 30 minutes to go.")
-    assert len(again) == 76
+    assert len(again) == 77
 
 
 # ------------------------------------------------------------------ pruning the cache

@@ -423,10 +423,14 @@ class Courier:
 
     def _alive(self) -> bool:
         status = self.reporter.status if self.reporter is not None else None
+        caregiver = status.caregiver if status is not None else None
         return self.channel.send(
             messages.CourierAlive(
                 broker_connected=bool(status and status.connected),
                 outbox_depth=status.depth if status is not None else 0,
+                caregivers_away=caregiver is not None
+                and caregiver.expected
+                and caregiver.state != "online",
             )
         )
 

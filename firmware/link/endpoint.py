@@ -105,6 +105,9 @@ class CourierLink:
         self.storage_detail = "waiting for the courier"
         self.broker_connected = False
         self.outbox_depth = 0
+        self.caregivers_away = False
+        """The courier's last word: a caregiver service is expected and not online (read by
+        the session runner at arming, one attribute; never by the safety controller)."""
         self.dropped = 0
         """Informational events dropped by the pending bound."""
         self.attaches = 0
@@ -517,8 +520,11 @@ class CourierLink:
             case messages.OpenIncident(incident=incident):
                 self._open_incident = incident
                 self.requests_arrived += 1
-            case messages.CourierAlive(broker_connected=connected, outbox_depth=depth):
+            case messages.CourierAlive(
+                broker_connected=connected, outbox_depth=depth, caregivers_away=away
+            ):
                 self.broker_connected, self.outbox_depth = connected, depth
+                self.caregivers_away = away
             case messages.PlanAssigned(revision=revision, plan=plan, by=by, walker=walker):
                 if revision != self._plan_revisions.get(walker):
                     self._plan_revisions[walker] = revision

@@ -174,6 +174,10 @@ class CourierAlive(msgspec.Struct, tag="alive"):
 
     broker_connected: bool
     outbox_depth: int
+    caregivers_away: bool = False
+    """A caregiver service is expected and the courier does not hear it online (offline, its
+    Last Will, or the broker out of reach): a fall would stop the belt but page nobody. The
+    session runner tells the walker at arming; nothing else in the loop reads it."""
 
 
 class PlanAssigned(msgspec.Struct, tag="plan"):

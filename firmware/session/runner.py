@@ -565,6 +565,7 @@ class SessionRunner:
         walker_chosen: Callable[[str], None] | None = None,
         session_walker: Callable[[str | None], None] | None = None,
         wall: WallClock | None = None,
+        caregivers_away: Callable[[], bool] | None = None,
     ) -> None:
         if not time_scale > 0:
             raise ValueError("time_scale must be positive")
@@ -652,6 +653,11 @@ class SessionRunner:
         """The buzzer's pattern at the last look: a help pattern's prompt is said once, as
         the pattern starts."""
         self._told_trip: float | None = None
+        self._caregivers_away = caregivers_away
+        """Whether a caregiver service is expected and not there (the courier's word, through
+        the link: one attribute read); None: nobody to ask (no courier, no broker)."""
+        self._told_arming: float | None = None
+        """The arming (its ARMED state's ``since``) the caregiver service was last looked at."""
         self._cue_words: deque[str] = deque(maxlen=4)
         """The session cues' sentences queued since the last pause or interval: a trip or a
         fault withdraws them (:meth:`_pause`), so no "walk backward for 2 minutes" plays over a
@@ -789,6 +795,7 @@ class SessionRunner:
         self._tell_not_worn()
         self._tell_help()
         self._tell_trip()
+        self._tell_no_caregiver()
         self._last_now = now
 
     def _idle_tick(self, now: float) -> None:
@@ -811,6 +818,7 @@ class SessionRunner:
             self._tell_not_worn()
             self._tell_help()
             self._tell_trip()
+            self._tell_no_caregiver()
         self._last_now = now
 
     def _take_new_plan(self) -> None:
@@ -1036,6 +1044,27 @@ class SessionRunner:
             return
         self._speaker.say(spoken)
         log.info("said: %s", spoken)
+
+    def _tell_no_caregiver(self) -> None:
+        """At each arming, when a caregiver service is expected and not there, say that
+        caregivers will not be called (``no_caregiver``).
+
+        The caregiver service is the one thing that pages a caregiver after a fall; while it is
+        down the belt still stops on a fall, and the walker should know that nobody would come.
+        Words only, queued once an arming: arming is never delayed or refused for it (the belt's
+        safety does not depend on the network), and nothing here reaches the relay or the
+        buzzer. On the loop thread: one state comparison a tick, and at an arming one attribute
+        read the link's reader thread set (:attr:`CourierLink.caregivers_away`)."""
+        if self._speaker is None or self._caregivers_away is None:
+            return
+        safety = self._safety
+        if safety.state is not SafetyState.ARMED or safety.since == self._told_arming:
+            return  # the usual tick
+        self._told_arming = safety.since
+        if self._caregivers_away():
+            spoken = self.prompts.file.prompts.no_caregiver
+            self._speaker.say(spoken)
+            log.info("said: %s", spoken)
 
     def _tell_trip(self) -> None:
         """After a trip, once the buzzer is quiet, say what the walker can do: re-arm (press
@@ -1952,6 +1981,7 @@ def attach_session(
         walker_chosen=app.link.choose_walker,
         session_walker=app.link.session_walker_is,
         wall=wall,
+        caregivers_away=lambda: app.link.caregivers_away,
     )
     if control_socket is not None:
         from firmware.session.control import ControlServer, default_socket_path

@@ -113,6 +113,8 @@ class PromptTexts:
     test: str = ""
     walker: str = ""
     """The walker profile the button chose: {name}."""
+    no_caregiver: str = ""
+    """Armed while a caregiver service is expected and not there: nobody would be paged."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -295,6 +297,7 @@ class Prompts:
             texts.help_sent,
             texts.help_answered,
             texts.tripped,
+            texts.no_caregiver,
         ]
         return list(dict.fromkeys(sentences))
 
