@@ -77,6 +77,7 @@ from core.protocol.commands import LATEST, Ack, CommandName, encode_command
 from core.protocol.messages import (
     Availability,
     CaregiverPresence,
+    CaregiverStatusMessage,
     EventMessage,
     IncidentMessage,
     ProgressMessage,
@@ -91,6 +92,7 @@ from core.protocol.messages import (
 from core.protocol.payloads import (
     caregiver_status_payload,
     decode,
+    decode_as,
     decode_availability,
     encode,
     receipt_payloads,
@@ -201,6 +203,8 @@ class Ingestor:
         self.clock = clock
         self.prefix = config.mqtt.topic_prefix
         self.presence_topic = caregiver_status_topic(self.prefix)
+        self._presence_mid: int | None = None
+        """The presence subscription's SUBACK is answered apart from the device streams'."""
         """Where the service says it is there (retained ``online``) or not (``offline``: a clean
         stop, or its Last Will)."""
         self.subscriptions = [
@@ -762,6 +766,26 @@ class Ingestor:
             "resumed" if flags.session_present else "new",
         )
         client.subscribe([(topic_filter, 1) for topic_filter in self.subscriptions])
+        # Apart from the device streams: a broker whose ACL predates it refuses only this one,
+        # and the service still receives every alert (it is said, not shown as an outage).
+        _, self._presence_mid = client.subscribe(self.presence_topic, 1)
+
+    def _presence_heard(self, client: mqtt.Client, message: mqtt.MQTTMessage) -> None:
+        """Another instance said ``offline`` on the one presence topic (its clean stop, or its
+        Last Will) while this one is subscribed: it says ``online`` again, so the treadmills do
+        not read "nobody is paged" while it still receives every alert. Its own word (its Last
+        Will queued in its own session while it was down) is not an answer. Paho's thread;
+        acknowledged here, as nothing is stored."""
+        client.ack(message.mid, message.qos)
+        try:
+            said = decode_as(CaregiverStatusMessage, bytes(message.payload))
+        except ProtocolError:
+            return  # an empty retained message (cleared) or not ours: nothing to answer
+        mine = said.by == self.config.mqtt.client_id
+        if said.state == CaregiverPresence.OFFLINE and not mine and self.connected.is_set():
+            client.publish(
+                self.presence_topic, self._presence(CaregiverPresence.ONLINE), qos=1, retain=True
+            )
 
     def _on_connect_fail(self, client: mqtt.Client, userdata: Any) -> None:
         # Nothing was said while paho retried a broker that never answered (a wrong [mqtt]
@@ -787,6 +811,14 @@ class Ingestor:
         reason_codes: list[ReasonCode],
         properties: Properties | None,
     ) -> None:
+        if mid == self._presence_mid:
+            if any(rc.is_failure for rc in reason_codes):
+                log.warning(
+                    "the broker refused the subscription to %s (check its ACL): another "
+                    "instance's crash may read as this service offline on the treadmills",
+                    self.presence_topic,
+                )
+            return
         refused = [
             topic_filter
             for topic_filter, rc in zip(self.subscriptions, reason_codes, strict=False)
@@ -829,6 +861,9 @@ class Ingestor:
             log.warning("lost the broker connection: %s (reconnecting)", reason_code)
 
     def _on_message(self, client: mqtt.Client, userdata: Any, message: mqtt.MQTTMessage) -> None:
+        if message.topic == self.presence_topic:
+            self._presence_heard(client, message)
+            return
         with self._queued:  # the ingest thread stores it (paho's thread goes on reading)
             self._queue.append(message)
             self._queued.notify()

@@ -71,6 +71,35 @@ def test_the_service_says_online_when_subscribed_and_offline_when_it_stops(
     late.close()
 
 
+def test_with_two_instances_one_crashing_leaves_the_other_saying_online(
+    mosquitto: Mosquitto, tmp_path: Path
+) -> None:
+    """Instances share the one presence topic: the Last Will of one that crashed said
+    "offline" while the other still received every alert. The one still there says "online"
+    again; its own stop then reads offline."""
+    sub = Subscriber(mosquitto, [PRESENCE])
+    first = caregiver_config(mosquitto, tmp_path / "a", client_id="caregiver-a")
+    second = caregiver_config(mosquitto, tmp_path / "b", client_id="caregiver-b")
+    with running_service(second, web=False), running_service(first, web=False) as crashing:
+        assert sub.wait(lambda: any(p.by == "caregiver-a" for p in _presence(sub)))
+        _crash(crashing.ingestor)
+        assert sub.wait(
+            lambda: (
+                _after_will(_presence(sub), "caregiver-a")
+                == [(CaregiverPresence.ONLINE, "caregiver-b")]
+            )
+        )
+    assert sub.wait(lambda: _presence(sub)[-1].state == CaregiverPresence.OFFLINE)
+    assert _presence(sub)[-1].by == "caregiver-b"
+    sub.close()
+
+
+def _after_will(said: list[CaregiverStatusMessage], crashed: str) -> list[tuple[str, str]]:
+    """What was said after ``crashed``'s Last Will (offline, unstamped), or [] before it."""
+    wills = [i for i, p in enumerate(said) if p.by == crashed and p.wall_time is None]
+    return [(p.state, p.by) for p in said[wills[0] + 1 :]] if wills else []
+
+
 def test_a_device_hears_the_service_and_its_last_will_and_its_self_test_says_so(
     mosquitto: Mosquitto, tmp_path: Path
 ) -> None:
