@@ -17,11 +17,11 @@ from pathlib import Path
 import pytest
 
 from core.protocol.messages import CaregiverPresence, CaregiverStatusMessage
-from core.protocol.payloads import decode_as
+from core.protocol.payloads import caregiver_status_payload, decode_as
 from core.protocol.topics import caregiver_status_topic
 from firmware.config import ConfigError, parse_config
 from firmware.mqtt import MqttReporter
-from firmware.mqtt.caregiver import NOBODY_PAGED
+from firmware.mqtt.caregiver import NOBODY_PAGED, CaregiverWatch, self_test_check
 from firmware.session.plan import resolve_plan
 from firmware.session.runner import attach_session, detach_session
 from tests.app_support import Heard, TripAt, make_rig, pump_link_until
@@ -255,3 +255,27 @@ def test_the_walker_hears_at_arming_that_caregivers_will_not_be_called_and_arms_
         rig.run_for(0.5)
         assert heard.said.count(NO_CAREGIVER) == 1
     detach_session(rig.app, runner)
+
+
+def test_a_last_will_found_retained_says_no_time_it_does_not_know() -> None:
+    """A Last Will carries no time. Heard live it is "since now"; found retained when the
+    device subscribes it happened some time before, and the words do not invent a time (they
+    said the device's own start). The same state heard again keeps its time; what is not a
+    presence message changes nothing."""
+    will = caregiver_status_payload(CaregiverPresence.OFFLINE, "cg", stamped=False).encode()
+    found = CaregiverWatch(expected=True)
+    assert found.heard(will, retained=True)
+    view = found.view(0, None)
+    assert view.state == "offline" and view.since is None
+    detail = self_test_check(view, connected=True).detail
+    assert detail == f"the caregiver service is offline: {NOBODY_PAGED}"
+    live = CaregiverWatch(expected=True)
+    assert live.heard(will) and live.view(0, None).since is not None
+    since = live.view(0, None).since
+    live.lost()  # the device's own link dropped: it cannot tell
+    assert live.view(0, None).state == "unknown"
+    assert live.heard(will, retained=True)  # heard again at the next subscribe
+    assert live.view(0, None).since == since
+    for garbage in (b"", b"{", b'{"schema":1,"state":"maybe","by":"cg"}'):
+        assert not live.heard(garbage)
+    assert live.view(0, None).state == "offline"

@@ -866,7 +866,8 @@ class CaregiverLinkMessage(Struct, kw_only=True, omit_defaults=True):
     the walker is told while it is not online."""
     since: WallTime | None = None
     """When it went ``state`` (the service's own time when it said so, else when the device
-    heard it); absent while ``unknown``."""
+    heard it); absent while ``unknown``, and for a Last Will found retained at subscribe (some
+    time before: a Last Will carries no time)."""
     awaiting: Count = 0
     """Alerts the broker has and the caregiver service has not yet confirmed (receipts)."""
     oldest_awaiting: WallTime | None = None

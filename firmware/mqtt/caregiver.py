@@ -70,13 +70,15 @@ class CaregiverWatch:
         self.expected = expected
         self._state: CaregiverSeen = "unknown"
         self._since: str | None = None
-        self._last: tuple[CaregiverPresence, str] | None = None
+        self._last: tuple[CaregiverPresence, str | None] | None = None
         """The last presence heard and since when, kept across the device's own outages: the
         retained message heard again at the next subscribe is not a new change."""
 
-    def heard(self, payload: bytes) -> bool:
-        """A message on the presence topic (retained at subscribe, or live). False: not one
-        (logged, ignored; an empty payload, a cleared retained message, says nothing)."""
+    def heard(self, payload: bytes, retained: bool = False) -> bool:
+        """A message on the presence topic, ``retained`` (handed over at subscribe) or live.
+        False: not one (logged, ignored; an empty payload, a cleared retained message, says
+        nothing). A Last Will carries no time: heard live, it is since now; retained, since
+        some time before we subscribed (unknown, None)."""
         if not payload:
             return False
         try:
@@ -88,7 +90,7 @@ class CaregiverWatch:
         if last is not None and last[0] == message.state:
             since = last[1]  # the same state again (a resubscribe): it has not changed since
         else:
-            since = message.wall_time or payloads.wall_now()
+            since = message.wall_time or (None if retained else payloads.wall_now())
         if self._last is None or self._last[0] != message.state:
             log.log(
                 logging.INFO if message.state == CaregiverPresence.ONLINE else logging.WARNING,
@@ -127,7 +129,8 @@ def self_test_check(view: CaregiverView, connected: bool) -> SelfTestCheck:
             detail=f"the caregiver service is online since {clock_time(view.since)}{waiting}",
         )
     if view.state == "offline":
-        detail = f"the caregiver service is offline since {clock_time(view.since)}: {NOBODY_PAGED}"
+        since = f" since {clock_time(view.since)}" if view.since else ""
+        detail = f"the caregiver service is offline{since}: {NOBODY_PAGED}"
     elif not connected:
         detail = (
             "cannot tell whether the caregiver service is there: not connected to the broker; "

@@ -312,6 +312,8 @@ class _CaregiverHeard:
     """A message on the caregiver service's presence topic (paho thread)."""
 
     payload: bytes
+    retained: bool = False
+    """Handed over at subscribe (it was said before we listened)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -963,7 +965,7 @@ class MqttReporter:
             self._wake.put_nowait(_ReceiptArrived(bytes(message.payload)))
             return
         if message.topic == self._caregiver_topic:
-            self._wake.put_nowait(_CaregiverHeard(bytes(message.payload)))
+            self._wake.put_nowait(_CaregiverHeard(bytes(message.payload), bool(message.retain)))
             return
         name = self.topics.command_name(message.topic)
         if name is not None and not self._budget.take():
@@ -1184,8 +1186,8 @@ class MqttReporter:
                     self._ready = False
                     self._caregiver.lost()  # cannot tell until we hear it again
                     self._caregiver_sent = None
-                case _CaregiverHeard(payload=payload):
-                    self._caregiver.heard(payload)
+                case _CaregiverHeard(payload=payload, retained=retained):
+                    self._caregiver.heard(payload, retained)
                 case _HomeAssistantOnline():
                     if self._ready and self.config.discovery:
                         self._publish_discovery()
