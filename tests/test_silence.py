@@ -7,7 +7,7 @@ courier would take it). The MQTT path is in ``tests/test_app_mqtt.py``.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import pytest
@@ -16,12 +16,14 @@ from core.clock import SimClock
 from core.protocol.commands import CommandRefused, Silence, encode_command, parse_command
 from core.protocol.events import Event, EventType
 from core.protocol.messages import SilenceOutcome, SilenceResult
+from core.samples import ImuSample
 from firmware.app import silence_alarm
+from firmware.detection.base import NO_DETECTIONS, Detection, DetectionKind
 from firmware.link import messages
 from firmware.safety import SoundingAlarm
 from hal.gpio import GpioBuzzer
 from sim.pins import ClockedMockFactory
-from tests.app_support import Rig, TripsAt, close_rigs, make_rig
+from tests.app_support import Explodes, Rig, TripsAt, armed_rig, close_rigs, make_rig
 
 pytestmark = pytest.mark.usefixtures(close_rigs.__name__)
 
@@ -198,3 +200,108 @@ def test_help_sounds_for_its_own_event_in_the_trips_incident(tmp_path: Path) -> 
     now = rig.clock.monotonic()
     controller.on_help("the help button", now + 0.1, now + 0.1)
     assert controller.sounding == SoundingAlarm("help_sent", help_event.id, trip.incident)
+
+
+def test_a_help_answer_drowned_by_a_newer_alarm_leaves_that_alarm_silenceable_by_name(
+    tmp_path: Path,
+) -> None:
+    """The walker asked for help in the first trip, re-armed, and tripped again. A caregiver
+    closing the first incident meanwhile plays ``help_answered`` under the second trip's
+    alarm (lower: the buzzer keeps the alarm). The controller must still know the alarm's
+    owner: noting the drowned pattern instead left :attr:`sounding` empty, and the
+    dashboard's Silence for the second trip's alarm (naming its event) kept it sounding."""
+    rig = make_rig(tmp_path, detector=TripsAt(3.0, 6.0))
+    controller, buzzer = rig.app.controller, rig.app.gpio.buzzer
+    rig.run_for(1.0)
+    rig.press_reset()
+    rig.run_for(2.5)
+    (first,) = _stumbles(rig)
+    now = rig.clock.monotonic()
+    controller.on_help("the help button", now, now)
+    rig.run_for(1.0)
+    rig.press_reset()
+    rig.run_for(6.5 - rig.clock.monotonic())
+    second = _stumbles(rig)[-1]
+    assert second.incident != first.incident
+    assert first.incident is not None
+    controller.on_incident_closed(first.incident, rig.clock.monotonic())
+    assert buzzer.pattern == "alarm"  # the answer's beeps never cut the alarm
+    assert controller.sounding == SoundingAlarm("alarm", second.id, second.incident)
+    said = silence_alarm(buzzer, controller.sounding, event_id=second.id)
+    assert said.silence == "stopped" and buzzer.pattern is None
+
+
+def test_help_answered_and_a_refused_press_sound_for_their_incident(tmp_path: Path) -> None:
+    """``help_answered`` and a refused press's beeps are safety signals a caregiver may
+    silence: they belong to no event but to the incident (the one answered; the one open),
+    so a silence naming that incident stops them, and one naming another keeps them."""
+    rig = make_rig(tmp_path, detector=TripsAt(3.0))
+    controller, buzzer = rig.app.controller, rig.app.gpio.buzzer
+    rig.run_for(1.0)
+    rig.press_reset()
+    rig.run_for(2.5)
+    (trip,) = _stumbles(rig)
+    assert trip.incident is not None
+    # a press let go before the chirp, in TRIPPED: refused, with the trip's incident open
+    now = rig.clock.monotonic()
+    rig.button.press_at(now, now + 0.002)
+    rig.run_for(1.0)
+    assert buzzer.pattern == "refused" and rig.state == "TRIPPED"
+    assert controller.sounding == SoundingAlarm("refused", None, trip.incident)
+    assert silence_alarm(buzzer, controller.sounding, incident=I1).silence == "not_that_alarm"
+    said = silence_alarm(buzzer, controller.sounding, incident=trip.incident)
+    assert said == SilenceResult(silence="stopped", pattern="refused", incident=trip.incident)
+    # help, then a caregiver answers it: the answer's beeps are the incident's
+    now = rig.clock.monotonic()
+    controller.on_help("the help button", now, now)
+    controller.on_incident_closed(trip.incident, rig.clock.monotonic())
+    assert buzzer.pattern == "help_answered"
+    assert controller.sounding == SoundingAlarm("help_answered", None, trip.incident)
+    said = silence_alarm(buzzer, controller.sounding, incident=trip.incident)
+    assert said.silence == "stopped" and buzzer.pattern is None
+
+
+class _StaysDown:
+    """A detector that decides a stumble at ``t``, then no recovery a second later."""
+
+    def __init__(self, t: float) -> None:
+        self.found = [(t, DetectionKind.STUMBLE), (t + 1.0, DetectionKind.NO_RECOVERY)]
+
+    def update(self, sample: ImuSample) -> Sequence[Detection]:
+        if self.found and sample.t >= self.found[0][0]:
+            _, kind = self.found.pop(0)
+            return (Detection(kind, sample.t, "test", {}),)
+        return NO_DETECTIONS
+
+    def reset(self) -> None:
+        pass
+
+
+def test_no_recovery_sounds_the_alarm_again_for_its_own_event(tmp_path: Path) -> None:
+    """The walker is still down after a trip whose alarm a caregiver silenced: the no-recovery
+    detection sounds the alarm again (people nearby must come), for the no-recovery event, so
+    a late silence naming the trip's event does not stop it."""
+    rig = armed_rig(tmp_path, detector=_StaysDown(3.0))
+    controller, buzzer = rig.app.controller, rig.app.gpio.buzzer
+    rig.run_for(3.1 - rig.clock.monotonic())
+    (trip,) = _stumbles(rig)
+    assert silence_alarm(buzzer, controller.sounding, event_id=trip.id).silence == "stopped"
+    rig.run_for(1.5)
+    (down,) = [s.event for s in rig.app.stored_events() if s.event.type is EventType.NO_RECOVERY]
+    assert buzzer.pattern == "alarm"
+    assert controller.sounding == SoundingAlarm("alarm", down.id, trip.incident)
+    late = silence_alarm(buzzer, controller.sounding, event_id=trip.id)
+    assert late.silence == "not_that_alarm" and buzzer.pattern == "alarm"
+
+
+def test_a_fault_s_alarm_sounds_for_its_fault_event_and_incident(tmp_path: Path) -> None:
+    rig = armed_rig(tmp_path, detector=Explodes(3.0))
+    controller, buzzer = rig.app.controller, rig.app.gpio.buzzer
+    rig.run_for(2.5)
+    assert rig.state == "FAULT"
+    (fault,) = [s.event for s in rig.app.stored_events() if s.event.type is EventType.FAULT]
+    assert fault.incident is not None
+    assert buzzer.pattern == "fault"
+    assert controller.sounding == SoundingAlarm("fault", fault.id, fault.incident)
+    said = silence_alarm(buzzer, controller.sounding, event_id=fault.id, incident=fault.incident)
+    assert said.silence == "stopped" and buzzer.pattern is None
