@@ -356,7 +356,8 @@ def test_a_self_test_dropped_by_the_flood_limit_is_refused_and_so_are_only_a_few
 
 def test_a_dropped_command_s_refusal_echoes_only_a_well_formed_id() -> None:
     assert dropped_reply("ping", b'{"id":"p-1"}').request_id == "p-1"
-    for payload in (b"", b"[1]", b'{"id": 5}', b'{"id":"' + b"x" * 200 + b'"}', b"\xff"):
+    nested = b'{"id": ' + b"[" * 100_000  # too deep for json: RecursionError, not ValueError
+    for payload in (b"", b"[1]", b'{"id": 5}', b'{"id":"' + b"x" * 200 + b'"}', b"\xff", nested):
         reply = dropped_reply("ping", payload)
         assert reply.request_id is None and not reply.ok and reply.error == FLOOD_REFUSAL
     assert dropped_reply("x" * 100, b"{}").command == "x" * 64
