@@ -18,9 +18,10 @@ from typing import Any
 
 import pytest
 
+from caregiver.commands import NotConnected
 from caregiver.self_test import ANSWER_TIMEOUT_S, view_of
 from caregiver.service import CaregiverService
-from caregiver.storage import SCHEMA_VERSION, Store
+from caregiver.storage import SCHEMA_VERSION, SelfTestRecord, Store
 from core.protocol.payloads import reply_payload
 from firmware.mqtt import MqttReporter
 from firmware.mqtt.commands import FLOOD_REFUSAL
@@ -163,6 +164,58 @@ def test_the_words_say_what_failed_why_it_was_not_run_and_when_nobody_answered()
         store.close()
 
 
+def test_no_answer_after_30_s_names_when_it_was_asked_and_keeps_the_last_result() -> None:
+    """30 s without an answer (the page's promise, docs/caregiver.md) says so, with the time
+    the unanswered check was asked (not the last answer's), and still shows that answer."""
+    store = Store(":memory:")
+    try:
+        store.self_test_asked(DEVICE, "cg-1", "ann", 100.0)
+        store.self_test_answered(DEVICE, "cg-1", "passed", "", [("imu", True, "ok")], 101.0)
+        store.self_test_asked(DEVICE, "cg-2", "ann", 200.0)
+        record = store.self_test(DEVICE)
+        assert view_of(record, 229.9).state == "pending"
+        unanswered = view_of(record, 230.0)
+        assert unanswered.state == "no answer" and unanswered.at == 200.0
+        assert unanswered.text.startswith(
+            "No answer from the treadmill to the check asked at (nothing for 30 s)"
+        )
+        last = unanswered.last
+        assert last is not None and (last.state, last.at) == ("passed", 101.0)
+    finally:
+        store.close()
+
+
+def test_an_answer_without_an_outcome_reads_as_failed_never_passed() -> None:
+    """A row answered but with no outcome the page knows (a value this version cannot read)
+    says the answer could not be read: never "Passed"."""
+    record = SelfTestRecord(DEVICE, "cg-1", "ann", 1.0, "cg-1", 2.0, None)
+    view = view_of(record, 3.0)
+    assert view.state == "failed"
+    assert view.text == "Failed at: the treadmill's answer could not be read."
+
+
+def test_a_check_that_cannot_be_published_leaves_no_check_waiting(
+    mosquitto: Mosquitto, tmp_path: Path, caregiver_db: str
+) -> None:
+    """No broker connection (ingest not started, or down): the request fails, and the page
+    does not say "Checking..." for a command never sent; the last answer is still the one
+    shown, not waiting."""
+    config = make_config(mosquitto, tmp_path, database=caregiver_db)
+    service = CaregiverService(config, clock=FakeClock())
+    try:
+        with pytest.raises(NotConnected):
+            service.self_test(DEVICE, "ann")
+        assert service.store.self_test(DEVICE) is None
+        service.store.self_test_asked(DEVICE, "cg-1", "ann", 1.0)
+        service.store.self_test_answered(DEVICE, "cg-1", "passed", "", [], 2.0)
+        with pytest.raises(NotConnected):
+            service.self_test(DEVICE, "bob")
+        kept = service.store.self_test(DEVICE)
+        assert kept is not None and not kept.pending and kept.request_id == "cg-1"
+    finally:
+        service.stop()
+
+
 # ------------------------------------------------------------------- the route
 
 
@@ -298,6 +351,7 @@ def test_the_device_answers_over_the_broker_and_the_page_says_which_checks_faile
         stored = service.store.self_test(DEVICE)
         assert stored is not None and stored.answered_request_id == request_id
         assert stored.outcome == "failed"
+        assert stored.reason == ""  # only a refusal's why is kept: the checks say the rest
         _, _, page = ann.request("GET", f"/devices/{DEVICE}")
         said = _text(page)
         assert "2 checks failed at" in said
