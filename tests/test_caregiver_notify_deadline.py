@@ -728,3 +728,60 @@ def test_a_page_queued_during_a_round_of_another_contact_s_slow_sends_goes_at_on
     assert [r[:3] for r in _rows(db)] == [("c0", "sent", 1), ("c0", "sent", 1), ("c1", "sent", 1)]
     outbox.close()
     store.close()
+
+
+def test_a_wake_mid_round_takes_only_new_rows_due_now_and_keeps_one_contact_one_at_a_time(
+    tmp_path: Path,
+) -> None:
+    """The wake that joins a round (:meth:`Notifier.wake`) reads the rows due *now* (the wall
+    clock moved on since the round began: the pages queued meanwhile are due at the later
+    time) and only those the round has not taken: c0's first page, in flight when the wake
+    came, fails and is retried later on the usual schedule, never sent again in this round.
+    c0's new page waits behind its first (one contact's pages one after another, in order)
+    while c1's goes at once."""
+    slow = "json://slow.example/ann"
+    fast = "json://fast.example/bob"
+    answer = threading.Semaphore(0)
+    sending: queue.Queue[tuple[str, str]] = queue.Queue()
+
+    def send(url: str, title: str, body: str, urgency: Urgency) -> bool:
+        sending.put((url, title))
+        if url == slow:
+            assert answer.acquire(timeout=WAIT)
+            return title != "FALL 1"  # the first attempt fails: retried in 10 s
+        return True
+
+    db = tmp_path / "c.db"
+    store = Store(str(db))
+    outbox = open_outbox(str(db))
+    wall = [1000.0]
+    notifier = Notifier(
+        outbox, _contacts(db, slow, fast), lambda: wall[0], send, monotonic=lambda: 0.0
+    )
+    _queue(store, 0, slow, "FALL 1", 1000.0)
+    result: list[int] = []
+    round_ = threading.Thread(target=lambda: result.append(notifier.deliver_due()))
+    round_.start()
+    try:
+        assert sending.get(timeout=WAIT) == (slow, "FALL 1")
+        wall[0] = 1005.0
+        _queue(store, 0, slow, "FALL 2", 1005.0)
+        _queue(store, 1, fast, "FALL", 1005.0)
+        notifier.wake()
+        assert sending.get(timeout=WAIT) == (fast, "FALL")
+        # c0's second is not begun (nor counted) while its first is still being sent
+        # (c1's row is claimed, and is marked sent whenever its send ends: not looked at)
+        assert [r[:3] for r in _rows(db)][:2] == [("c0", "pending", 1), ("c0", "pending", 0)]
+    finally:
+        answer.release(2)
+        round_.join(WAIT)
+    assert result == [2]
+    assert sending.get_nowait() == (slow, "FALL 2")
+    assert sending.empty()  # FALL 1 was not sent a second time in the round
+    assert [r[:3] for r in _rows(db)] == [
+        ("c0", "pending", 1),
+        ("c0", "sent", 1),
+        ("c1", "sent", 1),
+    ]
+    outbox.close()
+    store.close()
