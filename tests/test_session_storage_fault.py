@@ -30,7 +30,9 @@ from firmware.session.record import SessionArchive
 from firmware.session.runner import attach_session, detach_session
 from firmware.storage.database import connect, transaction
 from firmware.storage.fallback import FallbackDatabase
+from firmware.storage.schema import migrate
 from firmware.storage.sessions import FINAL_DUE, close_left_running, load_sessions
+from firmware.storage.transfer import SESSIONS_KEPT, merge, seed_sessions
 from tests.app_support import TripAt, armed_rig, close_rigs, make_config, pump_link_until
 from tests.caregiver_support import session_record
 from tests.mqtt_helpers import WAIT, config_for, subscriber
@@ -264,3 +266,84 @@ def test_a_session_left_running_in_a_damaged_file_is_carried_into_the_new_one_an
     db.close()
     assert carried.id == left.id and carried.interrupted
     assert [s.record for s in load_sessions(path)] == [carried]
+
+
+def test_memory_gets_the_sessions_a_record_may_come_for_however_many_ended_since(
+    tmp_path: Path,
+) -> None:
+    """:func:`seed_sessions` copies those running and those whose final record is due, even
+    with more than ``SESSIONS_KEPT`` ended after them, and of the rest the newest (a late
+    amendment is about a recent one), not the oldest."""
+    disk = connect(str(tmp_path / "device.db"))
+    memory = connect(":memory:")
+    migrate(disk, "tm-1")
+    migrate(memory, "tm-1")
+    start = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
+
+    def session(n: int, status: str, published: int) -> tuple[object, ...]:
+        started = (start + dt.timedelta(days=n)).isoformat()
+        return (f"s{n:02d}", "tm-1", "{}", status, started, 0, 0, 0, 0, 0, 0, 0, 0, "{}", published)
+
+    with transaction(disk):
+        disk.executemany(
+            "INSERT INTO sessions (id, device_id, plan, status, started_wall, planned_s, done_s,"
+            " backward_s, longest_backward_s, steps, walking_s, trips, stumbles, body, published)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            [session(0, "running", 0), session(1, "ended", FINAL_DUE)]
+            + [session(n, "ended", 1) for n in range(2, 2 + SESSIONS_KEPT + 4)],
+        )
+        disk.executemany(
+            "INSERT INTO session_intervals (session_id, idx, direction, speed, planned_s,"
+            " done_s, steps, walking_s, cadence_spm, trips, stumbles)"
+            " VALUES (?, ?, 'backward', 'slow', 60, 60, 50, 60, 50, 0, 0)",
+            [("s00", 0), ("s00", 1), ("s21", 0)],
+        )
+    assert seed_sessions(memory, disk) == SESSIONS_KEPT + 2
+    copied = {str(i) for (i,) in memory.execute("SELECT id FROM sessions")}
+    newest = {f"s{n:02d}" for n in range(6, 2 + SESSIONS_KEPT + 4)}
+    assert copied == {"s00", "s01"} | newest
+    # their intervals with them: the merge back writes memory's intervals over the file's
+    intervals = "SELECT session_id, idx FROM session_intervals ORDER BY session_id, idx"
+    assert memory.execute(intervals).fetchall() == [("s00", 0), ("s00", 1), ("s21", 0)]
+    with transaction(disk):
+        merge(memory, disk, frozenset())
+    assert disk.execute(intervals).fetchall() == [("s00", 0), ("s00", 1), ("s21", 0)]
+    disk.close()
+    memory.close()
+
+
+@pytest.mark.parametrize(
+    ("on_file", "in_memory", "merged"),
+    [
+        (2, 1, 2),
+        (1, 2, 2),
+        (0, 1, 1),
+        (1, 0, 1),
+        (1, FINAL_DUE, 1),  # queued on the file: not due again
+        (0, FINAL_DUE, FINAL_DUE),  # an end stored in memory: its final record still due
+    ],
+)
+def test_the_merge_back_keeps_the_higher_amendment_queued(
+    tmp_path: Path, on_file: int, in_memory: int, merged: int
+) -> None:
+    """``published`` is the amendment whose summary is queued, plus one: the merge keeps the
+    higher of a queued one on either side, so a summary queued is never queued again (a
+    lower number would let the same amendment's record queue it a second time); with none
+    queued, memory's word (an end stored there, its final record due)."""
+    disk = connect(str(tmp_path / "device.db"))
+    memory = connect(":memory:")
+    for conn, published in ((disk, on_file), (memory, in_memory)):
+        migrate(conn, "tm-1")
+        with transaction(conn):
+            conn.execute(
+                "INSERT INTO sessions (id, device_id, plan, status, started_wall, planned_s,"
+                " done_s, backward_s, longest_backward_s, steps, walking_s, trips, stumbles,"
+                " body, published) VALUES ('s1', 'tm-1', '{}', 'ended',"
+                " '2026-01-01T00:00:00+00:00', 0, 0, 0, 0, 0, 0, 0, 0, '{}', ?)",
+                (published,),
+            )
+    with transaction(disk):
+        merge(memory, disk, frozenset())
+    assert disk.execute("SELECT published FROM sessions").fetchall() == [(merged,)]
+    disk.close()
+    memory.close()
