@@ -341,3 +341,78 @@ def test_a_plan_carried_from_a_damaged_file_does_not_displace_one_assigned_since
     db = on_file(path)
     assert db.read(plans_of) == {**SHARED_PLANS, "ann": WEEK_3}
     db.close()
+
+
+def test_the_damaged_file_s_newest_plan_row_stays_behind_the_new_file_s_under_its_id(
+    tmp_path: Path, disk: FillableDisk
+) -> None:
+    """As above, with the new file's plans reaching the old file's last id (the default
+    walker's plan, the newest row copied): that row is a copy too, older than the new file's
+    under its id, and stays behind it; only rows after the old file's numbering were made in
+    memory."""
+    path = tmp_path / "device.db"
+    shared_treadmill(path)
+    break_the_root_page(path, "sessions")
+    disk.go_read_only()
+    db = FallbackDatabase(path)
+    opened = db.open()
+    assert opened.moved is not None and opened.fault is not None
+    db.close()
+    disk.free()
+    with cli(path) as conn:
+        for walker in ("ann", "bob", DEFAULT_WALKER_ID):
+            assign_plan(conn, WEEK_3, by="Al", via="cli", assigned_wall="w9", walker=walker)
+    db = on_file(path)
+    assert db.read(plans_of) == {"ann": WEEK_3, "bob": WEEK_3, DEFAULT_WALKER_ID: WEEK_3}
+    db.close()
+
+
+def test_a_plan_made_in_memory_is_kept_when_the_file_had_none_and_the_cli_took_its_id(
+    tmp_path: Path, disk: FillableDisk
+) -> None:
+    """A treadmill whose file never had a plan (no numbering for the table there) went to
+    memory; the physio gave Bob a plan over MQTT there and ``retroguard plan set`` gave Ann
+    one on the file, both as row 1. Memory's row was made there (every row after the file's
+    numbering, none): it comes back under a new id, not left out as a copy."""
+    path = tmp_path / "device.db"
+    with cli(path) as conn:
+        add_walker(conn, "Ann", walker_id="ann", by="admin", wall="w0")
+        add_walker(conn, "Bob", walker_id="bob", by="admin", wall="w0")
+    db = on_file(path)
+    disk.fill()
+    Outbox(db, Topics("retroguard", "tm-1")).enqueue_event(alert())
+    assert db.in_memory
+    disk.free()
+    db.write(
+        lambda c: assign_plan(c, WEEK_3, by="Jo", via="mqtt", assigned_wall="w5", walker="bob")
+    )
+    with cli(path) as conn:
+        assign_plan(conn, WEEK_1, by="Al", via="cli", assigned_wall="w5", walker="ann")
+    assert db.recover(now=True)
+    db.close()
+    conn = connect(path)
+    assert plans_of(conn) == {"ann": WEEK_1, "bob": WEEK_3}
+    conn.close()
+
+
+def test_a_plan_carried_from_a_file_whose_numbering_is_lost_stays_behind_the_new_file_s(
+    tmp_path: Path, disk: FillableDisk
+) -> None:
+    """As above, with the damaged file's numbering unreadable too: which rows were copied is
+    unknown, so every row carried is taken for a copy, and Ann's old plan stays behind the
+    one the CLI gave her on the new file under its id (never put in force over it)."""
+    path = tmp_path / "device.db"
+    shared_treadmill(path)
+    break_the_root_page(path, "sessions")
+    break_the_root_page(path, "sqlite_sequence")
+    disk.go_read_only()
+    db = FallbackDatabase(path)
+    opened = db.open()
+    assert opened.moved is not None and opened.fault is not None
+    db.close()
+    disk.free()
+    with cli(path) as conn:
+        assign_plan(conn, WEEK_3, by="Al", via="cli", assigned_wall="w9", walker="ann")
+    db = on_file(path)
+    assert db.read(plans_of) == {**SHARED_PLANS, "ann": WEEK_3}
+    db.close()
