@@ -279,3 +279,30 @@ def test_a_last_will_found_retained_says_no_time_it_does_not_know() -> None:
     for garbage in (b"", b"{", b'{"schema":1,"state":"maybe","by":"cg"}'):
         assert not live.heard(garbage)
     assert live.view(0, None).state == "offline"
+
+
+def test_nothing_heard_yet_just_after_start_is_not_said_as_nobody_there() -> None:
+    """The walker who arms as soon as the monitor starts was told "caregivers will not be
+    called" while the service was online: the device had simply not heard its retained
+    presence yet (state unknown counted as away). Now unknown counts only once settled: 2 s
+    after our subscription took (the retained presence comes right behind it), or 10 s
+    without one (a broker out of reach); offline counts at once, online never."""
+    now = [100.0]
+    watch = CaregiverWatch(expected=True, clock=lambda: now[0])
+    assert not watch.view(0, None).away(now[0])  # just started: nothing could be heard
+    watch.subscribed()
+    now[0] += 1.0
+    assert not watch.view(0, None).away(now[0])  # its retained presence may be on its way
+    now[0] += 1.0
+    assert watch.view(0, None).away(now[0])  # subscribed 2 s and nobody announced itself
+    online = caregiver_status_payload(CaregiverPresence.ONLINE, "care-1").encode()
+    assert watch.heard(online, retained=True)
+    assert not watch.view(0, None).away(now[0])
+    watch.lost()  # the broker dropped: cannot tell, not yet said
+    assert not watch.view(0, None).away(now[0])
+    now[0] += 10.0
+    assert watch.view(0, None).away(now[0])  # out of reach 10 s: nobody can be paged
+    watch.subscribed()
+    assert watch.heard(caregiver_status_payload(CaregiverPresence.OFFLINE, "care-1").encode())
+    assert watch.view(0, None).away(now[0])  # offline: at once
+    assert not CaregiverWatch(expected=False).view(0, None).away(now[0])  # none expected

@@ -428,9 +428,9 @@ class Courier:
             messages.CourierAlive(
                 broker_connected=bool(status and status.connected),
                 outbox_depth=status.depth if status is not None else 0,
-                caregivers_away=caregiver is not None
-                and caregiver.expected
-                and caregiver.state != "online",
+                # Not while nothing could be heard yet (just started): the walker who arms
+                # at once must not hear "caregivers will not be called" with them online.
+                caregivers_away=caregiver is not None and caregiver.away(time.monotonic()),
             )
         )
 

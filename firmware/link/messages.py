@@ -176,7 +176,8 @@ class CourierAlive(msgspec.Struct, tag="alive"):
     outbox_depth: int
     caregivers_away: bool = False
     """A caregiver service is expected and the courier does not hear it online (offline, its
-    Last Will, or the broker out of reach): a fall would stop the belt but page nobody. The
+    Last Will, or nothing heard once it could have been: 2 s after subscribing, 10 s out of
+    the broker's reach; not just after a start): a fall would stop the belt but page nobody. The
     session runner tells the walker at arming; nothing else in the loop reads it."""
 
 

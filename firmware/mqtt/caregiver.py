@@ -18,7 +18,10 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-from dataclasses import dataclass
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
 
 from core.protocol import payloads
 from core.protocol.messages import (
@@ -36,6 +39,13 @@ log = logging.getLogger(__name__)
 NOBODY_PAGED = "a fall would stop the belt but page nobody"
 """The consequence, in the words the self-test and the log use."""
 
+RETAINED_SETTLE_S = 2.0
+"""After our subscribe, how long the service's retained presence has to arrive before
+"nothing heard" is taken as "nobody there" (it comes right behind the subscription)."""
+UNHEARD_GRACE_S = 10.0
+"""How long "nothing heard" (just started, or the broker just dropped) is not yet taken as
+"nobody there" when we are not subscribed: a broker out of reach for longer is."""
+
 
 @dataclass(frozen=True, slots=True)
 class CaregiverView:
@@ -49,6 +59,23 @@ class CaregiverView:
     """Alerts waiting for the service's receipt."""
     oldest_awaiting: str | None = None
     """Wall time the oldest of them was queued."""
+    settles_at: float | None = field(default=None, compare=False)
+    """Monotonic time from which an ``unknown`` state is taken as nobody there (None: at once).
+    Not part of what the topic says (not compared: it never republishes it)."""
+
+    def away(self, now: float) -> bool:
+        """A service is expected and, as far as we can tell at monotonic ``now``, not there: a
+        fall would page nobody (what the walker is told at arming).
+
+        ``unknown`` counts only once settled: just after the device starts (or reconnects)
+        nothing has been heard yet because nothing could be, and telling the walker that
+        "caregivers will not be called" while the service is online teaches them to ignore
+        it. Offline counts at once."""
+        if not self.expected or self.state == "online":
+            return False
+        if self.state == "offline":
+            return True
+        return self.settles_at is None or now >= self.settles_at
 
     def message(self, device_id: str) -> CaregiverLinkMessage:
         return CaregiverLinkMessage(
@@ -66,10 +93,15 @@ class CaregiverView:
 class CaregiverWatch:
     """The presence the device last heard; used on the reporter's publisher thread only."""
 
-    def __init__(self, expected: bool) -> None:
+    def __init__(self, expected: bool, clock: Callable[[], float] = time.monotonic) -> None:
         self.expected = expected
+        self._clock = clock
         self._state: CaregiverSeen = "unknown"
         self._since: str | None = None
+        self._unknown_at = clock()
+        """Monotonic time we last could not tell (start, or the broker dropped)."""
+        self._subscribed_at: float | None = None
+        """Monotonic time our subscription to the presence topic last took (None: not now)."""
         self._last: tuple[CaregiverPresence, str | None] | None = None
         """The last presence heard and since when, kept across the device's own outages: the
         retained message heard again at the next subscribe is not a new change."""
@@ -104,13 +136,29 @@ class CaregiverWatch:
         self._since = since
         return True
 
+    def subscribed(self) -> None:
+        """Our subscription took: a retained presence, if any, is on its way."""
+        self._subscribed_at = self._clock()
+
     def lost(self) -> None:
         """Our connection to the broker dropped: we cannot tell until we hear again."""
         self._state, self._since = "unknown", None
+        self._unknown_at, self._subscribed_at = self._clock(), None
 
     def view(self, awaiting: int, oldest_awaiting: str | None) -> CaregiverView:
+        settles_at = None
+        if self._state == "unknown":
+            heard_by = math.inf
+            if self._subscribed_at is not None:
+                heard_by = self._subscribed_at + RETAINED_SETTLE_S
+            settles_at = min(self._unknown_at + UNHEARD_GRACE_S, heard_by)
         return CaregiverView(
-            self._state, self._since, self.expected, awaiting, oldest_awaiting if awaiting else None
+            self._state,
+            self._since,
+            self.expected,
+            awaiting,
+            oldest_awaiting if awaiting else None,
+            settles_at,
         )
 
 

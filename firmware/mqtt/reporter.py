@@ -1180,6 +1180,7 @@ class MqttReporter:
                         self._retained.forget()  # nor these retained ones
                         self._incident_due = self._progress_due = self._walkers_due = True
                         self._caregiver_sent = None
+                        self._caregiver.subscribed()  # its retained presence comes next
                         if self.config.discovery or not self._withdrawn:
                             self._publish_discovery()
                 case _Down():
