@@ -859,6 +859,10 @@ def test_health_says_whether_the_belt_is_enabled(tmp_path: Path) -> None:
     health, checks = _health(rig)
     assert health.belt_enabled is False
     assert checks["relay-contact"] == (True, "reads open in STANDBY, as it should")
+    # the loop's line in words, not the LoopStats(iterations=…) repr a caregiver saw
+    ok, loop = checks["loop"]
+    assert ok and loop.startswith("the monitor loop has run ") and "LoopStats" not in loop
+    assert loop.endswith("(0 reads found none, 0 failed)")
     rig.press_reset()
     health, checks = _health(rig)
     assert health.belt_enabled is True and health.state == DeviceState.ARMED
