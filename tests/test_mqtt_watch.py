@@ -206,6 +206,34 @@ def test_watch_names_a_failed_self_test_and_does_not_call_a_refused_one_a_proble
     )
 
 
+def test_watch_says_what_the_loop_did_with_a_silence() -> None:
+    """Every silence the device took read "ok", even one whose alarm was kept (another alarm,
+    a newer fall, was sounding) or that found nothing sounding. It says which now."""
+    topic = "retroguard/tm1/reply"
+    fall_id, stumble_id, incident = "5316f9de" + "0" * 24, "ed253c7a" + "0" * 24, "26cf97f2" * 4
+
+    def line(result: dict[str, str]) -> str:
+        text = format_message(
+            topic, payloads.reply_payload("tm1", "silence", "s1", True, result).encode()
+        )
+        assert text is not None
+        return text.split("<- silence (s1) ")[1]
+
+    kept = {"silence": "not_that_alarm", "pattern": "alarm", "event_id": fall_id}
+    assert line(kept | {"incident": incident}) == (
+        "KEPT: the alarm sounding is another alarm (event 5316f9de, incident 26cf97f2), "
+        "not the one named: see it before silencing it"
+    )
+    stopped = {"silence": "stopped", "pattern": "alarm", "event_id": stumble_id}
+    assert line(stopped) == "alarm stopped (event ed253c7a)"
+    assert line({"silence": "nothing_sounding"}) == "nothing was sounding"
+    assert line({"silence": "cue_left_playing", "pattern": "cue_backward"}) == (
+        "no alarm sounding: the walker's cue (cue_backward) plays on"
+    )
+    refused = payloads.reply_payload("tm1", "silence", "s1", False, error="event_id must be")
+    assert format_message(topic, refused.encode()).endswith("REFUSED: event_id must be")  # type: ignore[union-attr]
+
+
 def test_watch_shows_times_in_the_local_zone_with_its_name() -> None:
     """The device sends UTC; the person at the terminal reads local time (a Berlin winter
     afternoon here), said as such; what is not a time is shown as sent."""

@@ -40,6 +40,7 @@ from core.protocol.messages import (
     NotJson,
     ProtocolError,
     ReplyMessage,
+    SilenceResult,
     StateMessage,
     self_test_outcome,
 )
@@ -151,6 +152,37 @@ def _settings(args: argparse.Namespace) -> MqttConfig:
     return config
 
 
+def silence_words(result: object) -> str:
+    """What the monitor loop did with a caregiver's silence, in words (the reply's ``result``,
+    :class:`~core.protocol.messages.SilenceResult`).
+
+    Before, every silence the device took read "ok", even one whose alarm the loop **kept**
+    because another alarm (a newer fall nobody has seen) was sounding, and one that found
+    nothing sounding: the caregiver thought the alarm they named was stopped."""
+    try:
+        answer = msgspec.convert(result, SilenceResult)
+    except (msgspec.ValidationError, TypeError):
+        return f"ok (what the loop did is unreadable: {str(result)[:60]!r})"
+    named = ", ".join(
+        f"{label} {value[:8]}"
+        for label, value in (("event", answer.event_id), ("incident", answer.incident))
+        if value
+    )
+    about = f" ({named})" if named else ""
+    match answer.silence:
+        case "stopped":
+            return f"{answer.pattern or 'alarm'} stopped{about}"
+        case "not_that_alarm":
+            return (
+                f"KEPT: the {answer.pattern or 'alarm'} sounding is another alarm{about}, "
+                "not the one named: see it before silencing it"
+            )
+        case "cue_left_playing":
+            return f"no alarm sounding: the walker's cue ({answer.pattern}) plays on"
+        case _:
+            return "nothing was sounding"
+
+
 def format_message(topic: str, payload: bytes, prefix: str = DEFAULT_PREFIX) -> str | None:
     """One display line for a message, or None for a message not worth a line."""
     try:
@@ -188,6 +220,8 @@ def format_message(topic: str, payload: bytes, prefix: str = DEFAULT_PREFIX) -> 
                 verdict = {"passed": "passed", "failed": f"FAILED: {words}"}.get(
                     outcome, f"REFUSED (not run, no device problem): {words}"
                 )
+            elif command == CommandName.SILENCE and ok:
+                verdict = silence_words(message.result)
             return (
                 f"{_when(message.wall_time):<28} {device:<14} <- {command} ({request_id}) {verdict}"
             )
