@@ -331,6 +331,7 @@ def silence_alarm(
         if playing is not None:
             log.info("caregiver's silence: no alarm sounding; %s left playing", playing)
             return SilenceResult(silence="cue_left_playing", pattern=playing)
+        log.info("caregiver's silence: nothing was sounding")
         return SilenceResult(silence="nothing_sounding")
     owner = sounding if sounding is not None and sounding.pattern == playing else None
     event = owner.event if owner is not None else None
@@ -339,13 +340,10 @@ def silence_alarm(
         incident is not None and incident != owned_by
     ):
         log.warning(
-            "caregiver's silence for event %s incident %s: %s sounding is another alarm "
-            "(event %s, incident %s): kept",
-            event_id,
-            incident,
+            "caregiver's silence for %s: the %s sounding is another alarm (%s): kept",
+            _naming(event_id, incident),
             playing,
-            event,
-            owned_by,
+            _naming(event, owned_by),
         )
         return SilenceResult(
             silence="not_that_alarm", pattern=playing, event_id=event, incident=owned_by
@@ -353,6 +351,15 @@ def silence_alarm(
     buzzer.stop()
     log.info("caregiver's silence: %s stopped", playing)
     return SilenceResult(silence="stopped", pattern=playing, event_id=event, incident=owned_by)
+
+
+def _naming(event: str | None, incident: str | None) -> str:
+    """``event …, incident …`` for the log, naming only what is known (it read "incident
+    None" for a silence that named an event alone)."""
+    named = [
+        f"{label} {value}" for label, value in (("event", event), ("incident", incident)) if value
+    ]
+    return ", ".join(named) or "no event"
 
 
 class HealthReports:

@@ -6,6 +6,7 @@ pin histories carry simulated times, nothing sleeps, nothing is timed.
 
 from __future__ import annotations
 
+import logging
 import os
 import sys
 import threading
@@ -20,6 +21,7 @@ from gpiozero.pins.mock import MockFactory
 from core.clock import SimClock
 from core.protocol.messages import SilenceResult
 from firmware.app import silence_alarm
+from firmware.safety import SoundingAlarm
 from hal.buzzer_patterns import PATTERNS
 from hal.config import GpioConfig, PinConfig
 from hal.errors import HalError
@@ -502,6 +504,27 @@ def test_a_caregivers_silence_stops_alarms_and_leaves_the_walkers_cues(
         assert said == SilenceResult(silence="cue_left_playing", pattern=name)
         assert buzzer.pattern == name and pin.level is True
         assert silence_alarm(buzzer) == said  # nothing (more) to silence: nothing changes
+    buzzer.close()
+
+
+def test_a_silence_for_another_alarm_is_logged_in_words(
+    factory: ClockedMockFactory, clock: SimClock, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The demo's log read "caregiver's silence for event ed25… incident None: alarm sounding
+    is another alarm (…): kept": a Python None for the incident it did not name."""
+    buzzer = GpioBuzzer(BUZZER, factory)
+    buzzer.play("alarm", at(clock, T0))
+    fall = SoundingAlarm("alarm", "f" * 32, "c" * 32)
+    with caplog.at_level(logging.INFO, logger="firmware.app"):
+        said = silence_alarm(buzzer, fall, event_id="e" * 32)
+    assert said == SilenceResult(
+        silence="not_that_alarm", pattern="alarm", event_id="f" * 32, incident="c" * 32
+    )
+    assert caplog.messages[-1] == (
+        f"caregiver's silence for event {'e' * 32}: the alarm sounding is another alarm "
+        f"(event {'f' * 32}, incident {'c' * 32}): kept"
+    )
+    assert buzzer.pattern == "alarm"  # kept
     buzzer.close()
 
 
