@@ -46,7 +46,7 @@ class RetentionSweeper:
             routine_before=before(r.routine_events_days),
             now=now,
         )
-        log.info("retention sweep: %s", pruned)
+        log.info("retention sweep: %s", pruned.words())
         return pruned
 
     def tick(self) -> Pruned | None:

@@ -16,7 +16,7 @@ import pytest
 
 from caregiver.config import RetentionConfig, parse_config
 from caregiver.retention import RetentionSweeper
-from caregiver.storage import NewEvent, Store
+from caregiver.storage import NewEvent, Pruned, Store
 from core.errors import ConfigError
 from sim.recordings import fall_recording
 from tests.caregiver_support import fall_window
@@ -147,7 +147,10 @@ def test_the_sweeper_runs_at_start_then_every_sweep_hours_and_survives_a_fault(
     sweeper = RetentionSweeper(
         store, RetentionConfig(sweep_hours=6), clock=lambda: T0, monotonic=lambda: ticks[0]
     )
-    assert sweeper.tick() is not None  # at start
+    with caplog.at_level(logging.INFO, logger="caregiver.retention"):
+        assert sweeper.tick() is not None  # at start
+    # in words, not the Pruned(recordings=0, ...) repr it logged at every start
+    assert caplog.messages == ["retention sweep: nothing old enough to remove"]
     ticks[0] += 6 * 3600 - 1
     assert sweeper.tick() is None
     ticks[0] += 1
@@ -157,6 +160,15 @@ def test_the_sweeper_runs_at_start_then_every_sweep_hours_and_survives_a_fault(
     with caplog.at_level(logging.ERROR, logger="caregiver.retention"):
         assert sweeper.tick() is None
     assert "retention sweep failed" in caplog.text
+
+
+def test_a_sweep_says_what_it_removed_in_words() -> None:
+    pruned = Pruned(
+        recordings=2, windows=0, notifications=5, routine_events=0, login_sessions=1, pages_freed=9
+    )
+    assert pruned.words() == (
+        "removed 2 recordings, 5 notifications, 1 expired logins; 9 database pages freed"
+    )
 
 
 def test_retention_config_refuses_negative_ages() -> None:

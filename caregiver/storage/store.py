@@ -1578,6 +1578,24 @@ class Pruned:
     login_sessions: int
     pages_freed: int
 
+    def words(self) -> str:
+        """For the log, in words (it printed the dataclass's repr, ``Pruned(recordings=0,
+        …)``, at every start)."""
+        parts = [
+            f"{count} {what}"
+            for count, what in (
+                (self.recordings, "recordings"),
+                (self.windows, "older monitors' IMU windows"),
+                (self.notifications, "notifications"),
+                (self.routine_events, "routine events"),
+                (self.login_sessions, "expired logins"),
+            )
+            if count
+        ]
+        if not parts:
+            return "nothing old enough to remove"
+        return f"removed {', '.join(parts)}; {self.pages_freed} database pages freed"
+
 
 class Store:
     """The caregiver database: opened (and migrated) once, shared by every thread.
