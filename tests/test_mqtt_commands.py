@@ -327,7 +327,7 @@ def test_every_command_and_garbage_over_mqtt_leave_safety_unchanged(
 
 
 def test_a_self_test_dropped_by_the_flood_limit_is_refused_and_so_are_only_a_few(
-    mosquitto: Mosquitto, reporter: MqttReporter, tripped: Rig
+    mosquitto: Mosquitto, reporter: MqttReporter, tripped: Rig, caplog: pytest.LogCaptureFixture
 ) -> None:
     """A self-test the flood limit dropped got no reply at all: the dashboard asking for it
     could only say "no answer" (the device looked off line). Now a dropped command is
@@ -352,6 +352,13 @@ def test_a_self_test_dropped_by_the_flood_limit_is_refused_and_so_are_only_a_few
         assert self_test_outcome(ReplyMessage(**refused)) == ("refused", FLOOD_REFUSAL)
     assert reporter._budget.dropped == 4
     assert not tripped.relay.holding and tripped.relay.holds == holds_before
+    # the log says what happened and what limits it, once (it read "1 commands dropped so far")
+    floods = [m for m in caplog.messages if "dropped so far" in m]
+    assert floods == [
+        "MQTT commands arrive faster than mqtt.command_rate_per_s and mqtt.command_burst "
+        "allow: 1 dropped so far, not run (a few answered with a refusal); something is "
+        "flooding the device's cmd/ topics (logged again every 1000)"
+    ]
 
 
 def test_a_dropped_command_s_refusal_echoes_only_a_well_formed_id() -> None:

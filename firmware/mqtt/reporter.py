@@ -972,7 +972,13 @@ class MqttReporter:
             if self._refusals.take():  # a few are answered, not run; the rest unanswered
                 self._wake.put_nowait(_CommandDropped(name, bytes(message.payload)))
             if self._budget.dropped % 1000 == 1:
-                log.warning("MQTT command flood: %d commands dropped so far", self._budget.dropped)
+                log.warning(  # words a reader can act on (it said "1 commands dropped so far")
+                    "MQTT commands arrive faster than mqtt.command_rate_per_s and "
+                    "mqtt.command_burst allow: %d dropped so far, not run (a few answered with a "
+                    "refusal); something is flooding the device's cmd/ topics (logged again "
+                    "every 1000)",
+                    self._budget.dropped,
+                )
             return
         if name is not None:
             # a live publish reaches a subscriber without the flag (MQTT 5, no "retain as
