@@ -188,7 +188,9 @@ def test_every_page_says_while_the_caregiver_database_refuses_writes(
         assert not health.reaching and health.status == "not storing"
         with service.store._lock:  # space again
             service.store._db.execute("PRAGMA max_page_count = 1073741823")
-        assert device.wait_until(lambda s: s.depth == 0, WAIT)
+        # on figures read after this call (the status from before the five were handed over
+        # said ``depth == 0`` too)
+        assert device.wait_received(WAIT)
         assert service.ingestor.wait_for(lambda: service.ingestor.storage_fault is None)
         assert not service.hub.broker.down
         assert service.health().reaching
