@@ -693,6 +693,7 @@ def test_a_page_queued_during_a_round_of_another_contact_s_slow_sends_goes_at_on
     answer = threading.Semaphore(0)
     sending: queue.Queue[tuple[str, str]] = queue.Queue()
     delivered: queue.Queue[tuple[str, str]] = queue.Queue()
+    recorded: queue.Queue[None] = queue.Queue()  # the notifier's progress: a send's row marked
 
     def send(url: str, title: str, body: str, urgency: Urgency) -> bool:
         sending.put((url, title))
@@ -705,7 +706,14 @@ def test_a_page_queued_during_a_round_of_another_contact_s_slow_sends_goes_at_on
     store = Store(str(db))
     outbox = open_outbox(str(db))
     config = _contacts(db, slow, fast)
-    notifier = Notifier(outbox, config, lambda: 1000.0, send, monotonic=lambda: 0.0)
+    notifier = Notifier(
+        outbox,
+        config,
+        lambda: 1000.0,
+        send,
+        monotonic=lambda: 0.0,
+        progress=lambda: recorded.put(None),
+    )
     _queue(store, 0, slow, "FALL 1", 1000.0)
     _queue(store, 0, slow, "FALL 2", 1000.0)
     result: list[int] = []
@@ -716,6 +724,7 @@ def test_a_page_queued_during_a_round_of_another_contact_s_slow_sends_goes_at_on
         _queue(store, 1, fast, "FALL", 1000.0)
         notifier.wake()
         assert delivered.get(timeout=WAIT) == (fast, "FALL")  # c0's first still sending
+        recorded.get(timeout=WAIT)  # its row marked (after the send returned: not before)
         assert [r[:3] for r in _rows(db)] == [
             ("c0", "pending", 1),
             ("c0", "pending", 0),
