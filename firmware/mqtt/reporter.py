@@ -849,7 +849,13 @@ class MqttReporter:
         return self._commands
 
     def wait_until(self, predicate: Callable[[ReporterStatus], bool], timeout: float) -> bool:
-        """Block (not for the real-time thread) until ``predicate(status)`` holds."""
+        """Block (not for the real-time thread) until ``predicate(status)`` holds.
+
+        On the status as it stands: figures such as ``depth`` change only at the publisher's
+        next pass, so a predicate the status from before the caller's last hand-over already
+        satisfies holds at once. To wait for what a hand-over caused, use
+        :meth:`wait_drained` or :meth:`wait_received`, which wait on figures read after the
+        call."""
         box = self._box
         with box.cond:
             return box.cond.wait_for(lambda: predicate(box.status), timeout)
