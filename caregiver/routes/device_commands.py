@@ -30,6 +30,7 @@ from starlette.routing import BaseRoute, Route
 from caregiver.auth import Session
 from caregiver.routes.site import Site
 from caregiver.self_test import view_of
+from caregiver.storage.records import Device
 
 OUTCOMES: dict[str, str] = {
     "sent": "Test alarm sent: listen for the chirp, and check that every phone got the TEST "
@@ -54,15 +55,18 @@ def routes(site: Site) -> list[BaseRoute]:
     site.templates.env.globals["test_alarm_outcomes"] = OUTCOMES  # device.html says it too
     site.templates.env.globals["self_test_outcomes"] = SELF_TEST_OUTCOMES
 
+    async def visible_device(request: Request, device_id: str) -> Device | None:
+        """The device's row when this caregiver may see it, else None (answered as not found:
+        a device of another account is not told apart from one that does not exist)."""
+        if not site.may_see(request, device_id):
+            return None
+        return await run_in_threadpool(backend.store.device, device_id)
+
     @site.authed
     async def test_alarm(request: Request) -> Response:
         session: Session = request.state.session
         device_id = request.path_params["device_id"]
-        device = (
-            await run_in_threadpool(backend.store.device, device_id)
-            if site.may_see(request, device_id)
-            else None
-        )
+        device = await visible_device(request, device_id)
         if device is None:
             return site.not_found("device")
         wants_json = "application/json" in request.headers.get("accept", "")
@@ -90,11 +94,7 @@ def routes(site: Site) -> list[BaseRoute]:
     async def self_test(request: Request) -> Response:
         session: Session = request.state.session
         device_id = request.path_params["device_id"]
-        device = (
-            await run_in_threadpool(backend.store.device, device_id)
-            if site.may_see(request, device_id)
-            else None
-        )
+        device = await visible_device(request, device_id)
         if device is None:
             return site.not_found("device")
         if request.method == "GET":
