@@ -319,6 +319,22 @@ def test_a_walker_removed_on_the_file_stays_removed_and_a_choice_in_memory_stays
     full.close()
 
 
+def _moved_aside_then_stopped(path: Path, disk: FillableDisk, *also_broken: str) -> None:
+    """The shared treadmill's file damaged (its sessions table, and ``also_broken``), moved
+    aside at a start while the disk refused a new file (its queue marked to be carried), the
+    monitor stopped, the disk free again: the next start carries the old file's records in."""
+    shared_treadmill(path)
+    break_the_root_page(path, "sessions")
+    for table in also_broken:
+        break_the_root_page(path, table)
+    disk.go_read_only()
+    db = FallbackDatabase(path)
+    opened = db.open()
+    assert opened.moved is not None and opened.fault is not None
+    db.close()
+    disk.free()
+
+
 def test_a_plan_carried_from_a_damaged_file_does_not_displace_one_assigned_since(
     tmp_path: Path, disk: FillableDisk
 ) -> None:
@@ -328,14 +344,7 @@ def test_a_plan_carried_from_a_damaged_file_does_not_displace_one_assigned_since
     in: Ann's old plan, older than the new file, stays behind the one assigned since, and the
     others' plans come in."""
     path = tmp_path / "device.db"
-    shared_treadmill(path)
-    break_the_root_page(path, "sessions")
-    disk.go_read_only()
-    db = FallbackDatabase(path)
-    opened = db.open()
-    assert opened.moved is not None and opened.fault is not None
-    db.close()
-    disk.free()
+    _moved_aside_then_stopped(path, disk)
     with cli(path) as conn:
         assign_plan(conn, WEEK_3, by="Al", via="cli", assigned_wall="w9", walker="ann")
     db = on_file(path)
@@ -351,14 +360,7 @@ def test_the_damaged_file_s_newest_plan_row_stays_behind_the_new_file_s_under_it
     under its id, and stays behind it; only rows after the old file's numbering were made in
     memory."""
     path = tmp_path / "device.db"
-    shared_treadmill(path)
-    break_the_root_page(path, "sessions")
-    disk.go_read_only()
-    db = FallbackDatabase(path)
-    opened = db.open()
-    assert opened.moved is not None and opened.fault is not None
-    db.close()
-    disk.free()
+    _moved_aside_then_stopped(path, disk)
     with cli(path) as conn:
         for walker in ("ann", "bob", DEFAULT_WALKER_ID):
             assign_plan(conn, WEEK_3, by="Al", via="cli", assigned_wall="w9", walker=walker)
@@ -402,15 +404,7 @@ def test_a_plan_carried_from_a_file_whose_numbering_is_lost_stays_behind_the_new
     unknown, so every row carried is taken for a copy, and Ann's old plan stays behind the
     one the CLI gave her on the new file under its id (never put in force over it)."""
     path = tmp_path / "device.db"
-    shared_treadmill(path)
-    break_the_root_page(path, "sessions")
-    break_the_root_page(path, "sqlite_sequence")
-    disk.go_read_only()
-    db = FallbackDatabase(path)
-    opened = db.open()
-    assert opened.moved is not None and opened.fault is not None
-    db.close()
-    disk.free()
+    _moved_aside_then_stopped(path, disk, "sqlite_sequence")
     with cli(path) as conn:
         assign_plan(conn, WEEK_3, by="Al", via="cli", assigned_wall="w9", walker="ann")
     db = on_file(path)
