@@ -47,7 +47,7 @@ from sim.backends import SimulatedGpio, simulated_hardware
 from sim.relay_hardware import SimulatedButton
 from tools.broker import BrokerError, Mosquitto, mosquitto_available
 from tools.demo_speed import at_speed
-from tools.session_demo import CuePrinter
+from tools.session_demo import CuePrinter, PrintedSpeaker
 
 if TYPE_CHECKING:
     from caregiver.demo import DemoCaregiverProcess
@@ -130,8 +130,14 @@ def run_session(
     assert button is not None and hardware is not None, "the demo needs simulated GPIO"
     app.monitor.on_iteration.append(lambda monitor: _discard(button.poll()))
     app.monitor.on_iteration.append(_RearmAfterFault(button, clock))
-    runner = attach_session(app, time_scale=GUIDED_TIME_SCALE, wall=wall) if guided else None
-    if runner is not None:
+    # The rig has no sound card: its speaker prints what a board with one would say (the
+    # cues' prompts, and the words-only ones: after a trip, a call for help, a refused press).
+    runner: SessionRunner | None = None
+    if guided:
+        speaker = PrintedSpeaker(
+            clock, rate_wpm=config.session.speech_rate_wpm, time_scale=GUIDED_TIME_SCALE
+        )
+        runner = attach_session(app, time_scale=GUIDED_TIME_SCALE, wall=wall, speaker=speaker)
         app.monitor.on_iteration.append(_StartWhenArmed(runner))
     try:
         app.start_scripted()  # its reset presses are scripted

@@ -4,9 +4,10 @@
 or :func:`attach_demo_printer`): the walker arms with the reset button, the
 session starts, the plan runs ``time_scale`` times faster than real time (60:
 the 30-minute ``alternate-2-2`` plan in 30 s), each cue is printed with the
-plan time and the buzzer pattern it played, then the sentence the spoken prompt
-says (played on a board with audio; printed here), and every change of the
-status LED with what it means; the session's record and the walker's week are
+plan time and the buzzer pattern it played, every sentence the runner says
+(:class:`PrintedSpeaker`: played on a board with a speaker, printed here — the
+cues' prompts and the words-only ones, such as what to do after a trip), and every
+change of the status LED with what it means; the session's record and the walker's week are
 printed at the end, as ``retroguard session stop`` prints them
 (:func:`tools.sessions.print_session_end`).
 ``--balance`` starts the session in STANDBY, so it opens with the standing
@@ -17,9 +18,12 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import math
 import sys
 import tempfile
 import threading
+from collections import deque
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TextIO
 
@@ -99,22 +103,161 @@ def format_cue(runner: SessionRunner, index: int) -> str:
 
 
 def format_spoken(runner: SessionRunner, index: int) -> str:
-    """The spoken prompt of a cue: played on a board with audio, printed here."""
+    """The spoken prompt of a cue, from its record: for a runner with no
+    :class:`PrintedSpeaker` (whose own lines say what was said, cue or not)."""
     cue = runner.cues[index]
     if cue.replayed:
-        return f"{'':10}(its words were said as it started)"
-    return f'{"":10}says "{cue.spoken}"'
+        return REPLAYED_NOTE
+    return format_said(cue.spoken)
+
+
+def format_said(text: str) -> str:
+    return f'{"":10}says "{text}"'
+
+
+REPLAYED_NOTE = f"{'':10}(its words were said as it started)"
+"""Under a cue played again after it was cut short: its beeps only (docs/sessions.md)."""
 
 
 def format_light(t: float, name: str, since: float) -> str:
     return f"  (loop {t - since:5.1f} s) LED {name:13} {LOOKS[name]}"
 
 
+SPOKEN_MAX = 4096
+"""What a :class:`PrintedSpeaker` keeps for its printer (prompts, withdrawals); past that the
+oldest go: only when nothing prints them (a walk with no printer)."""
+HORIZON_SLACK_S = 0.1
+"""Loop seconds the printer stays behind the clock when it plays the speaker's queue: a
+prompt or a withdrawal the loop timed just before the printer read the clock, and had not
+handed over yet, is still taken in its place (one thread switch, at up to 20x speed)."""
+
+
+@dataclass(frozen=True, slots=True)
+class _Said:
+    t: float
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class _Withdrawn:
+    t: float
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class _Closed:
+    t: float
+
+
+class PrintedSpeaker:
+    """The demos' speaker: prints what a board with a speaker would say (a
+    :class:`~firmware.session.cues.Speaker`).
+
+    The simulated rig has no sound card (``session.voice = "auto"`` gives it no player), and
+    a runner with no speaker keeps every words-only prompt to itself — what to do after a
+    trip, that help was called, why a reset press was refused, that caregivers will not be
+    called — so the demos never showed them. With this one the runner says them as on a
+    board with a speaker, and :class:`CuePrinter` prints them on its own thread, in time
+    order with the cues and the LED. :meth:`say`, :meth:`withdraw` and :meth:`close` run on
+    the loop thread: a read of the loop's clock and a deque append, no I/O, no wait.
+
+    What is printed is what a :class:`firmware.session.voice.PromptPlayer` would begin to
+    play, on the loop's clock, whenever the printer's thread gets to it: one prompt at a
+    time, each as long as its words at ``rate_wpm`` (``session.speech_rate_wpm``) compressed
+    ``time_scale`` times like the demo's plan, the next when it ends. A prompt withdrawn
+    before it would begin (still queued) is never printed, as the player drops it; one
+    withdrawn while it would play is printed — the player cuts it short, the walker has heard
+    it begin — and the next begins at once. Said again after a withdrawal, it is printed.
+    ``close`` drops what is still queued, as the player's does. Judged on the loop's clock, not
+    on when the printer's thread wakes, so a demo on a simulated clock (running far faster
+    than the printer polls) prints what the same walk at real speed prints.
+    """
+
+    def __init__(self, clock: Clock, *, rate_wpm: float = 150.0, time_scale: float = 1.0) -> None:
+        if not rate_wpm > 0 or not time_scale > 0:
+            raise ValueError("rate_wpm and time_scale must be positive")
+        self._clock = clock
+        self._word_s = 60.0 / rate_wpm / time_scale
+        self._closed = False
+        self._spoken: deque[_Said | _Withdrawn | _Closed] = deque(maxlen=SPOKEN_MAX)
+        """What the loop asked, in its order and on its clock: appended by the loop, taken by
+        the printer (one deque operation each, atomic: no lock)."""
+        # The printer's side: the speaker's queue played out in loop time.
+        self._queued: deque[_Said] = deque()
+        self._playing: str | None = None
+        self._free_at = -math.inf
+        """Loop time the prompt playing ends (or ended)."""
+
+    def say(self, text: str) -> None:
+        """Queue ``text`` to be printed. Never blocks: safe on the real-time thread."""
+        if self._closed:
+            return
+        self._spoken.append(_Said(self._clock.monotonic(), text))
+
+    def withdraw(self, text: str) -> None:
+        """``text``, asked for so far, no longer holds: not printed if it would not have begun
+        yet. Never blocks: safe on the real-time thread."""
+        self._spoken.append(_Withdrawn(self._clock.monotonic(), text))
+
+    def close(self) -> None:
+        """Say nothing more; what would not have begun by now is dropped (the player's
+        ``close``)."""
+        if not self._closed:
+            self._closed = True
+            self._spoken.append(_Closed(self._clock.monotonic()))
+
+    def speech_s(self, text: str) -> float:
+        """How long ``text`` would play, in loop seconds."""
+        return len(text.split()) * self._word_s
+
+    def horizon(self) -> float:
+        """Loop time up to which the loop has said all it will: the clock, less
+        :data:`HORIZON_SLACK_S`."""
+        return self._clock.monotonic() - HORIZON_SLACK_S
+
+    def heard(self, until: float) -> list[tuple[float, str]]:
+        """The prompts that would have begun before ``until`` (loop time: :meth:`horizon`;
+        ``math.inf``: all, the last drain), each with the loop time it begins, oldest first;
+        each once. The printer's thread only."""
+        began: list[tuple[float, str]] = []
+        spoken = self._spoken
+        while spoken and spoken[0].t < until:
+            event = spoken.popleft()
+            self._play(event.t, began)  # what began before it: a withdrawal as one begins wins
+            if isinstance(event, _Said):
+                self._queued.append(event)
+            elif isinstance(event, _Withdrawn):
+                # every prompt queued was said before it: all of its text are withdrawn
+                self._queued = deque(q for q in self._queued if q.text != event.text)
+                if self._playing == event.text and self._free_at > event.t:
+                    self._free_at = event.t  # cut short: the next begins now
+            else:
+                self._queued.clear()
+                self._free_at = min(self._free_at, event.t)
+        self._play(until, began)
+        return began
+
+    def _play(self, until: float, began: list[tuple[float, str]]) -> None:
+        """Begin, one after another, the queued prompts whose turn comes before ``until``."""
+        while self._queued:
+            start = max(self._free_at, self._queued[0].t)
+            if start >= until:
+                return
+            said = self._queued.popleft()
+            began.append((start, said.text))
+            self._playing = said.text
+            self._free_at = start + self.speech_s(said.text)
+
+
 class CuePrinter:
-    """Prints each new cue, what it says, and the status LED's changes, from its own thread:
+    """Prints each new cue, what is said, and the status LED's changes, from its own thread:
     terminal output never runs on the loop thread.
 
-    The LED's brief interval flicker is not printed (each cue line stands for it)."""
+    What is said: with a :class:`PrintedSpeaker` as the runner's speaker, every sentence it
+    was asked to say (the one source of the words: a cue's prompt is printed once, as said;
+    a cue the buzzer refused says nothing until it plays); with none, each cue's prompt
+    from its record. The LED's brief interval flicker is not printed (each cue line stands
+    for it)."""
 
     def __init__(
         self,
@@ -127,9 +270,13 @@ class CuePrinter:
         self._out = out
         self._poll_s = poll_s
         self._light = light
+        speaker = runner.speaker
+        self._speaker = speaker if isinstance(speaker, PrintedSpeaker) else None
         self._lit = 0
         self._since: float | None = None
         self._printed = 0
+        self._held: list[tuple[float, str]] = []
+        """Lines not printed yet: later than the speaker's horizon (:meth:`drain`)."""
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="session-cues", daemon=True)
 
@@ -141,14 +288,26 @@ class CuePrinter:
         while not self._stop.wait(self._poll_s):
             self.drain()
 
-    def drain(self) -> None:
-        lines: list[tuple[float, str]] = []
+    def drain(self, *, final: bool = False) -> None:
+        """Print what is new, in time order; ``final``: the walk is over, everything left.
+
+        With a :class:`PrintedSpeaker`, lines are printed only up to its
+        :meth:`~PrintedSpeaker.horizon`, the later ones held for the next drain: a cue's
+        words follow its line, before the LED's change a moment later."""
+        speaker = self._speaker
+        until = speaker.horizon() if speaker is not None and not final else math.inf
+        lines = self._held
         cues = self._runner.cues
         while self._printed < len(cues):
             t = cues[self._printed].t
             lines.append((t, format_cue(self._runner, self._printed)))
-            lines.append((t, format_spoken(self._runner, self._printed)))
+            if self._speaker is None:
+                lines.append((t, format_spoken(self._runner, self._printed)))
+            elif cues[self._printed].replayed:
+                lines.append((t, REPLAYED_NOTE))
             self._printed += 1
+        if speaker is not None:  # after the cues: said as they played, or later
+            lines.extend((t, format_said(text)) for t, text in speaker.heard(until))
         shown = list(self._light.shown) if self._light is not None else []
         while self._lit < len(shown):
             t, name = shown[self._lit]
@@ -157,20 +316,24 @@ class CuePrinter:
                 self._since = t
             if name != "interval_change":
                 lines.append((t, format_light(t, name, self._since)))
-        for _, line in sorted(lines, key=lambda item: item[0]):
+        lines.sort(key=lambda item: item[0])  # stable: a cue's line before its words
+        ready = next((n for n, (t, _) in enumerate(lines) if t >= until), len(lines))
+        for _, line in lines[:ready]:
             self._out.write(line + "\n")
+        del lines[:ready]
         self._out.flush()
 
     def stop(self) -> None:
         self._stop.set()
         self._thread.join(timeout=2.0)
-        self.drain()
+        self.drain(final=True)
 
 
 def attach_demo_printer(
     runner: SessionRunner, out: TextIO | None = None, light: StatusLight | None = None
 ) -> CuePrinter:
-    """For the lead's README demo: print this runner's cues (and the LED) as they play."""
+    """Print this runner's cues (and the LED) as they play, and what it says when its speaker
+    is a :class:`PrintedSpeaker`."""
     return CuePrinter(runner, out or sys.stdout, light=light).start()
 
 
@@ -229,11 +392,15 @@ def run_guided_demo(
         button, hardware = sim.gpio.button_sim, sim.gpio.hardware
         assert button is not None and hardware is not None, "the demo needs simulated GPIO"
         app.monitor.on_iteration.append(lambda monitor: _discard(button.poll()))
+        # The rig has no sound card: the speaker prints what a board with one would say.
         runner = attach_session(
             app,
             the_plan,
             time_scale=time_scale,
             wall=wall,
+            speaker=PrintedSpeaker(
+                clock, rate_wpm=config.session.speech_rate_wpm, time_scale=time_scale
+            ),
         )
         out.write(
             f"Guided session demo: {the_plan.describe()}, {time_scale:g}x compressed "
