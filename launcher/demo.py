@@ -61,6 +61,15 @@ PRESS_S = 0.6
 """How long a finger holds the reset button: past the chirp (firmware.presses.ARM_HOLD_S)."""
 RESET_AFTER_STUMBLE_S = 4.0
 """Into the pause after the stumble, the walker presses reset to carry on."""
+LET_GO_AFTER_STUMBLE_S = 1.0
+"""Into the pause after the stumble, the walker first presses reset and lets go before the
+chirp (:data:`LET_GO_PRESS_S`): a common slip. The press ends the alarm and is refused
+("Not armed. Press and hold reset until the chirp."); with the alarm over, the walker is
+told how to re-arm or call for help, as every walker after a trip is once the buzzer is quiet
+(:meth:`firmware.session.runner.SessionRunner._tell_trip`). Without it the alarm sounded
+until the arming press, and the demo never showed those words."""
+LET_GO_PRESS_S = 0.2
+"""Let go before the chirp (firmware.presses.ARM_HOLD_S): a reset press that cannot arm."""
 REARM_AFTER_FAULT_S = 4.0
 """After a fault has cleared (back in STANDBY), the helper presses reset this much later:
 the sensor-worn check measures the body afresh after a fault (1 s settling and a 3 s block,
@@ -150,6 +159,8 @@ def run_session(
     pause = session.span("reset_pause")
     for at in (ARM_AT_S, pause.start + RESET_AFTER_STUMBLE_S):
         button.press_at(start + at, start + at + PRESS_S)
+    let_go = start + pause.start + LET_GO_AFTER_STUMBLE_S
+    button.press_at(let_go, let_go + LET_GO_PRESS_S)
     if on_started is not None:
         on_started(app, session, runner)
     try:
@@ -495,7 +506,8 @@ def _run_and_report(
 
     out.write(
         f"Guided session: {config.session.plan} at {GUIDED_TIME_SCALE:g}x "
-        "(its cues are printed as the buzzer plays them; a trip pauses it).\n"
+        "(its cues are printed as the buzzer plays them, with what a speaker would say; "
+        "a trip pauses it).\n"
     )
     # Real-time like the unit (CPUSchedulingPriority=20) where the OS allows it: at 4x speed
     # a busy machine would otherwise stall the loop past the relay's hold time.

@@ -499,3 +499,46 @@ def test_a_session_stop_that_raises_still_closes_the_demo(tmp_path: Path) -> Non
     assert supervisor.current.wait(0.0)  # the courier has finished
     kinds = [s.event.type for s in app.stored_events()]
     assert kinds[-1] is EventType.STOP
+
+
+def test_the_demo_prints_every_prompt_the_walker_hears_each_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The demo's speaker prints what a board with a speaker says: the cues' words, each once
+    (not a line from the cue's record as well), and the words-only prompts a runner without a
+    speaker never said — after the first trip, the walker lets go of reset too soon: why it
+    did not arm, then, the alarm over, how to re-arm or call for help."""
+    import io
+
+    walks: list[DemoResult] = []
+
+    def walk(*args: Any, **kwargs: Any) -> DemoResult:
+        walks.append(run_session(*args, **kwargs))
+        return walks[-1]
+
+    monkeypatch.setattr(demo_command, "run_session", walk)
+    out = io.StringIO()
+    code = demo_command.run_demo(
+        database=tmp_path / "d.db", live=False, out=out, broker_ok=False, clock=SimClock()
+    )
+    assert code == 0
+    (result,) = walks
+    runner = result.runner
+    assert runner is not None
+    texts = runner.prompts.file.prompts
+    lines = [line.strip() for line in out.getvalue().splitlines()]
+    said = [line.removeprefix('says "')[:-1] for line in lines if line.startswith('says "')]
+    assert said.count(texts.refused_hold) == 1 and said.count(texts.tripped) == 1
+    assert said.index(texts.tripped) == said.index(texts.refused_hold) + 1
+    # In their place: after the trip's LED, before the re-armed session's resume cue.
+    at = lines.index(f'says "{texts.tripped}"')
+    assert any(" LED tripped " in line for line in lines[:at])
+    assert "cue backward   Resume walking backward." in " ".join(lines[at:])
+    # Every cue's words once, in order: nothing else was said.
+    cue_words = [c.spoken for c in runner.cues if c.played and c.spoken]
+    assert len(cue_words) >= 10
+    others = [s for s in said if s not in (texts.refused_hold, texts.tripped)]
+    assert " ".join(others) == " ".join(cue_words)
+    for c in runner.cues:
+        if c.played and c.spoken and not c.resumed:
+            assert said.count(c.spoken) == 1, c.spoken
