@@ -295,6 +295,19 @@ class Mosquitto:
             proc.wait()
         self._proc = None
 
+    def pause(self) -> None:
+        """SIGSTOP: the kernel still accepts connections on its port, and the broker answers
+        none until :meth:`resume` (a broker hung, or slow to answer a connection)."""
+        proc = self._proc
+        if proc is not None and proc.poll() is None:
+            proc.send_signal(signal.SIGSTOP)
+
+    def resume(self) -> None:
+        """SIGCONT after :meth:`pause`: it answers what waited meanwhile."""
+        proc = self._proc
+        if proc is not None and proc.poll() is None:
+            proc.send_signal(signal.SIGCONT)
+
     def reload_acl(self, acl: str) -> None:
         """Replace the ACL and have the running broker read it again (SIGHUP), as an operator
         who fixed it would: connected clients stay connected."""
