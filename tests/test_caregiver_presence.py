@@ -12,6 +12,8 @@ from __future__ import annotations
 import dataclasses
 import json
 import socket
+import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -20,16 +22,22 @@ import pytest
 from core.protocol.messages import CaregiverPresence, CaregiverStatusMessage
 from core.protocol.payloads import caregiver_status_payload, decode_as
 from core.protocol.topics import caregiver_status_topic
-from firmware.config import ConfigError, parse_config
-from firmware.mqtt import MqttReporter
-from firmware.mqtt.caregiver import NOBODY_PAGED, CaregiverWatch, self_test_check
+from firmware.config import ConfigError, MqttConfig, parse_config
+from firmware.mqtt import MqttReporter, caregiver
+from firmware.mqtt.caregiver import (
+    NOBODY_PAGED,
+    RETAINED_SETTLE_S,
+    UNHEARD_GRACE_S,
+    CaregiverWatch,
+    self_test_check,
+)
 from firmware.session.plan import resolve_plan
 from firmware.session.runner import attach_session, detach_session
-from tests.app_support import Heard, TripAt, make_rig, pump_link_until
+from tests.app_support import Heard, Rig, TripAt, make_rig, pump_link_until
 from tests.caregiver_support import make_config as caregiver_config
 from tests.caregiver_support import running_service
 from tests.mqtt_helpers import WAIT, Subscriber, config_for, fall, validate
-from tools.broker import Mosquitto, mosquitto_available
+from tools.broker import Mosquitto, free_port, mosquitto_available
 
 pytestmark = pytest.mark.skipif(not mosquitto_available(), reason="mosquitto not installed")
 
@@ -284,7 +292,7 @@ def test_a_last_will_found_retained_says_no_time_it_does_not_know() -> None:
     live = CaregiverWatch(expected=True)
     assert live.heard(will) and live.view(0, None).since is not None
     since = live.view(0, None).since
-    live.lost()  # the device's own link dropped: it cannot tell
+    live.unreachable()  # the device's own link dropped: it cannot tell
     assert live.view(0, None).state == "unknown"
     assert live.heard(will, retained=True)  # heard again at the next subscribe
     assert live.view(0, None).since == since
@@ -298,23 +306,191 @@ def test_nothing_heard_yet_just_after_start_is_not_said_as_nobody_there() -> Non
     called" while the service was online: the device had simply not heard its retained
     presence yet (state unknown counted as away). Now unknown counts only once settled: 2 s
     after our subscription took (the retained presence comes right behind it), or 10 s
-    without one (a broker out of reach); offline counts at once, online never."""
+    into a connection that has not answered; offline counts at once, online never. Until
+    then it is undecided (the runner looks again)."""
     now = [100.0]
     watch = CaregiverWatch(expected=True, clock=lambda: now[0])
-    assert not watch.view(0, None).away(now[0])  # just started: nothing could be heard
+    view = watch.view(0, None)
+    assert not view.away(now[0]) and view.undecided(now[0])  # the first attempt under way
+    watch.connected()
     watch.subscribed()
     now[0] += 1.0
     assert not watch.view(0, None).away(now[0])  # its retained presence may be on its way
     now[0] += 1.0
-    assert watch.view(0, None).away(now[0])  # subscribed 2 s and nobody announced itself
+    view = watch.view(0, None)
+    assert view.away(now[0]) and not view.undecided(now[0])  # subscribed 2 s, nobody there
     online = caregiver_status_payload(CaregiverPresence.ONLINE, "care-1").encode()
     assert watch.heard(online, retained=True)
-    assert not watch.view(0, None).away(now[0])
-    watch.lost()  # the broker dropped: cannot tell, not yet said
-    assert not watch.view(0, None).away(now[0])
-    now[0] += 10.0
-    assert watch.view(0, None).away(now[0])  # out of reach 10 s: nobody can be paged
-    watch.subscribed()
+    view = watch.view(0, None)
+    assert not view.away(now[0]) and not view.undecided(now[0])
     assert watch.heard(caregiver_status_payload(CaregiverPresence.OFFLINE, "care-1").encode())
     assert watch.view(0, None).away(now[0])  # offline: at once
     assert not CaregiverWatch(expected=False).view(0, None).away(now[0])  # none expected
+
+
+def test_a_broker_out_of_reach_is_nobody_there_at_once_and_a_connect_brings_the_grace_back() -> (
+    None
+):
+    """With the broker out of reach at the start (refused, a name that does not resolve),
+    an arming in the first 10 s was not told: nothing heard counted as "not yet". But a
+    failed attempt (or a dropped link) is known: nobody can be paged until the device
+    connects again, so it is away at once. A connection made brings the grace back (its
+    retained presence is on its way), and an attempt under way that has not failed is not
+    away (a healthy broker answers it in a moment)."""
+    now = [100.0]
+    watch = CaregiverWatch(expected=True, clock=lambda: now[0])
+    watch.unreachable()  # the first attempt failed, at once
+    view = watch.view(0, None)
+    assert view.state == "unknown" and view.away(now[0]) and not view.undecided(now[0])
+    now[0] += 30.0  # retries under way: still out of reach until one connects
+    assert watch.view(0, None).away(now[0])
+    watch.connected()
+    view = watch.view(0, None)
+    assert not view.away(now[0]) and view.undecided(now[0])  # connected: its presence may come
+    watch.subscribed()
+    now[0] += RETAINED_SETTLE_S - 0.5
+    assert not watch.view(0, None).away(now[0])
+    assert watch.heard(caregiver_status_payload(CaregiverPresence.ONLINE, "care-1").encode())
+    assert not watch.view(0, None).away(now[0])
+    watch.unreachable()  # the link dropped: away at once, not 10 s later
+    assert watch.view(0, None).away(now[0])
+    watch.connected()  # connected again, nothing heard yet, not subscribed
+    now[0] += UNHEARD_GRACE_S - 0.5
+    assert watch.view(0, None).undecided(now[0])
+    now[0] += 1.0  # connected 10 s and no subscription took: nobody there
+    assert watch.view(0, None).away(now[0])
+    quiet = CaregiverWatch(expected=False, clock=lambda: now[0])
+    quiet.unreachable()  # none expected: nothing to say, nothing undecided
+    assert not quiet.view(0, None).away(now[0]) and not quiet.view(0, None).undecided(now[0])
+
+
+def _run_until(rig: Rig, done: Callable[[], bool]) -> bool:
+    """Run the loop on its simulated clock until ``done()`` (the courier answers over a real
+    socket, polled every iteration); real time bounds it, as a net against hangs."""
+    deadline = time.monotonic() + WAIT
+    while time.monotonic() < deadline:
+        rig.run_for(0.05)
+        if done():
+            return True
+    return False
+
+
+def test_an_arming_with_the_broker_out_of_reach_is_told_without_waiting_for_the_grace(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With the broker out of reach at the start (nothing listens on its port), an arming in
+    the first 10 s was told nothing: "nothing heard yet" waited out the grace meant for a
+    device whose retained presence is on its way. A refused connection is known: nobody can be
+    paged, alerts wait in the outbox. The grace is made endless here, so only that can say so;
+    the arming itself is neither delayed nor refused."""
+    monkeypatch.setattr(caregiver, "UNHEARD_GRACE_S", 1e9)
+    mqtt = MqttConfig(
+        host="127.0.0.1",
+        port=free_port(),  # nothing listens there
+        reconnect_min_s=0.05,
+        reconnect_max_s=0.5,
+        telemetry_interval_s=0.0,
+    )
+    rig = make_rig(tmp_path, mqtt=mqtt)
+    heard = Heard()
+    runner = attach_session(rig.app, resolve_plan("alternate-2-2"), record=False, speaker=heard)
+    rig.run_for(1.0)
+    rig.press_reset()
+    assert rig.state == "ARMED" and rig.hardware.contact_closed()  # at once, as always
+    assert _run_until(rig, lambda: NO_CAREGIVER in heard.said)
+    assert heard.said.count(NO_CAREGIVER) == 1  # once an arming
+    reporter = rig.courier.reporter
+    assert reporter is not None
+    status = reporter.status
+    assert status.connects == 0 and status.caregiver.state == "unknown"
+    # the self-test says the same (in words), and nothing goes out for Home Assistant
+    check = self_test_check(status.caregiver, status.connected)
+    assert not check.ok and "not connected to the broker" in check.detail
+    detach_session(rig.app, runner)
+
+
+def _armed_while_connecting(
+    mosquitto: Mosquitto, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> tuple[Rig, Heard]:
+    """A monitor started while its broker does not answer yet (paused: the connection is
+    accepted, its CONNACK not sent), armed at once: its first connection attempt is under way,
+    neither answered nor failed, so the link cannot say yet. The graces are made endless: only
+    what the device hears once the broker answers decides, however loaded the machine."""
+    monkeypatch.setattr(caregiver, "UNHEARD_GRACE_S", 1e9)
+    monkeypatch.setattr(caregiver, "RETAINED_SETTLE_S", 1e9)
+    mosquitto.pause()
+    try:
+        rig = make_rig(tmp_path, mqtt=config_for(mosquitto))
+        heard = Heard()
+        attach_session(rig.app, resolve_plan("alternate-2-2"), record=False, speaker=heard)
+        rig.run_for(1.0)  # the monitor's start-up (simulated time: a moment of real time)
+        rig.press_reset()  # the walker arms as soon as it is ready
+        assert rig.state == "ARMED" and rig.hardware.contact_closed()  # never delayed
+        rig.run_for(0.5)
+        assert rig.app.link.caregivers_undecided and not rig.app.link.caregivers_away
+        assert NO_CAREGIVER not in heard.said  # not yet: nothing could be heard
+    finally:
+        mosquitto.resume()
+    return rig, heard
+
+
+def test_an_arming_during_a_normal_start_with_the_service_online_is_not_told(
+    mosquitto: Mosquitto, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The false warning the grace is for: the service is online, the monitor starts and the
+    walker arms while the device is still connecting. The runner looks again until the
+    device can say, and says nothing: the service is heard online."""
+    sub = Subscriber(mosquitto, [PRESENCE])
+    with running_service(caregiver_config(mosquitto, tmp_path / "care"), web=False):
+        assert sub.wait(lambda: bool(_presence(sub)))  # its retained "online" is on the broker
+        rig, heard = _armed_while_connecting(mosquitto, tmp_path, monkeypatch)
+        link = rig.app.link
+        assert _run_until(rig, lambda: not link.caregivers_undecided)
+        rig.run_for(0.5)  # the ticks after it was decided
+        assert not link.caregivers_away
+        reporter = rig.courier.reporter
+        assert reporter is not None and reporter.status.caregiver.state == "online"
+        assert NO_CAREGIVER not in heard.said
+    sub.close()
+
+
+def test_an_arming_while_connecting_is_told_once_the_service_is_heard_offline(
+    mosquitto: Mosquitto, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """What an arming during the first connection attempt hears: nothing then (it may well
+    succeed, and the service be online), and the words as soon as the device can say that
+    nobody would be paged — here the service's retained "offline" (it stopped cleanly before
+    the monitor started), heard once the broker answers. Once, during that same arming."""
+    with running_service(caregiver_config(mosquitto, tmp_path / "care"), web=False):
+        pass  # its clean stop leaves "offline" retained
+    rig, heard = _armed_while_connecting(mosquitto, tmp_path, monkeypatch)
+    assert _run_until(rig, lambda: NO_CAREGIVER in heard.said)
+    assert rig.state == "ARMED"  # the same arming
+    rig.run_for(1.0)
+    assert heard.said.count(NO_CAREGIVER) == 1
+
+
+def test_a_device_whose_broker_drops_hears_nobody_there_at_once_and_online_again_after(
+    mosquitto: Mosquitto, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The broker going away (a restart, a pulled cable on its side) is known at once: nothing
+    reaches the service until the device connects again. Back, the retained presence is heard
+    again and the device reads online (the grace is endless here: only those can decide)."""
+    monkeypatch.setattr(caregiver, "UNHEARD_GRACE_S", 1e9)
+    device = MqttReporter(
+        config_for(mosquitto), device_id=DEVICE, device_name="T", database=tmp_path / "d.db"
+    )
+    device.start()
+    try:
+        with running_service(caregiver_config(mosquitto, tmp_path / "care"), web=False):
+            assert device.wait_until(lambda s: s.caregiver.state == "online", WAIT)
+            mosquitto.stop()
+            assert device.wait_until(
+                lambda s: not s.connected and s.caregiver.away(time.monotonic()), WAIT
+            )
+            assert not device.status.caregiver.undecided(time.monotonic())
+            mosquitto.start()
+            assert device.wait_until(lambda s: s.caregiver.state == "online", WAIT)
+            assert not device.status.caregiver.away(time.monotonic())
+    finally:
+        device.close()

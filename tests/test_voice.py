@@ -546,6 +546,50 @@ def test_each_arming_without_a_caregiver_service_is_said_once_and_only_words() -
     assert words in runner.prompts.all_for_plan(runner.plan)  # rendered ahead
 
 
+def test_an_arming_the_courier_cannot_say_about_yet_is_told_once_it_can() -> None:
+    """An arming while the courier cannot say yet (its broker connection under way) is told
+    nothing then; the runner looks again each tick of that arming, and says the words once
+    the courier says away — or nothing, once it says the service is there. A trip ends the
+    looking; the next arming is looked at afresh."""
+    away, undecided = [False], [True]
+    heard, buzzer = Heard(), QuietBuzzer()
+    safety = Armed(SafetyState.STANDBY)
+    runner = SessionRunner(
+        resolve_plan("alternate-2-2"),
+        safety=safety,
+        buzzer=buzzer,
+        device_id="t",
+        speaker=heard,
+        caregivers_away=lambda: away[0],
+        caregivers_undecided=lambda: undecided[0],
+    )
+    words = runner.prompts.file.prompts.no_caregiver
+    safety.state, safety.since = SafetyState.ARMED, 2.0
+    runner.tick(2.0)
+    runner.tick(2.5)
+    assert heard.said == []  # cannot say yet: nothing said
+    away[0], undecided[0] = True, False  # the connection attempt failed
+    runner.tick(3.0)
+    runner.tick(3.5)
+    assert heard.said == [words]  # said once, in that same arming
+    safety.state, safety.since = SafetyState.TRIPPED, 4.0
+    runner.tick(4.0)
+    away[0], undecided[0] = False, True  # connecting again
+    safety.state, safety.since = SafetyState.ARMED, 5.0
+    runner.tick(5.0)
+    undecided[0] = False  # heard online: nothing to say
+    runner.tick(5.5)
+    away[0] = True  # the service went away later in that arming: said at the next one
+    runner.tick(6.0)
+    assert heard.said.count(words) == 1  # (the trip's own words were said meanwhile)
+    safety.state, safety.since = SafetyState.TRIPPED, 7.0
+    runner.tick(7.0)
+    safety.state, safety.since = SafetyState.ARMED, 8.0
+    runner.tick(8.0)
+    assert heard.said.count(words) == 2 and heard.said[-1] == words
+    assert buzzer.pattern is None and not runner.cues
+
+
 def test_re_arming_withdraws_the_trip_words_so_the_resumed_cue_is_not_kept_waiting() -> None:
     """The trip's words last about 10 s; a walker who re-armed during them had the resumed
     interval's cue queued behind the rest. Leaving TRIPPED withdraws them (the player drops

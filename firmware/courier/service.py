@@ -424,13 +424,16 @@ class Courier:
     def _alive(self) -> bool:
         status = self.reporter.status if self.reporter is not None else None
         caregiver = status.caregiver if status is not None else None
+        now = time.monotonic()
         return self.channel.send(
             messages.CourierAlive(
                 broker_connected=bool(status and status.connected),
                 outbox_depth=status.depth if status is not None else 0,
-                # Not while nothing could be heard yet (just started): the walker who arms
-                # at once must not hear "caregivers will not be called" with them online.
-                caregivers_away=caregiver is not None and caregiver.away(time.monotonic()),
+                # Not while nothing could be heard yet (a connection under way): the walker
+                # who arms at once must not hear "caregivers will not be called" with them
+                # online. At once when the broker is out of reach (CaregiverView.away).
+                caregivers_away=caregiver is not None and caregiver.away(now),
+                caregivers_undecided=caregiver is not None and caregiver.undecided(now),
             )
         )
 

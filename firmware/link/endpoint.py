@@ -108,6 +108,10 @@ class CourierLink:
         self.caregivers_away = False
         """The courier's last word: a caregiver service is expected and not online (read by
         the session runner at arming, one attribute; never by the safety controller)."""
+        self.caregivers_undecided = True
+        """The courier's last word: whether the service is there cannot be said yet (its
+        connection under way; True until a courier first speaks: nothing is known then).
+        The session runner looks again while an arming's answer was undecided."""
         self.dropped = 0
         """Informational events dropped by the pending bound."""
         self.attaches = 0
@@ -521,10 +525,13 @@ class CourierLink:
                 self._open_incident = incident
                 self.requests_arrived += 1
             case messages.CourierAlive(
-                broker_connected=connected, outbox_depth=depth, caregivers_away=away
+                broker_connected=connected,
+                outbox_depth=depth,
+                caregivers_away=away,
+                caregivers_undecided=undecided,
             ):
                 self.broker_connected, self.outbox_depth = connected, depth
-                self.caregivers_away = away
+                self.caregivers_away, self.caregivers_undecided = away, undecided
             case messages.PlanAssigned(revision=revision, plan=plan, by=by, walker=walker):
                 if revision != self._plan_revisions.get(walker):
                     self._plan_revisions[walker] = revision

@@ -176,9 +176,15 @@ class CourierAlive(msgspec.Struct, tag="alive"):
     outbox_depth: int
     caregivers_away: bool = False
     """A caregiver service is expected and the courier does not hear it online (offline, its
-    Last Will, or nothing heard once it could have been: 2 s after subscribing, 10 s out of
-    the broker's reach; not just after a start): a fall would stop the belt but page nobody. The
-    session runner tells the walker at arming; nothing else in the loop reads it."""
+    Last Will, the broker out of reach — an attempt to connect failed or the link dropped —,
+    or nothing heard once it could have been: 2 s after subscribing, 10 s into a connection
+    attempt that has not answered): a fall would stop the belt but page nobody. The session
+    runner tells the walker at arming; nothing else in the loop reads it."""
+    caregivers_undecided: bool = False
+    """Neither away nor online yet: a service is expected and nothing could be heard so far
+    (the first connection attempt under way, or connected and its retained presence not yet
+    in; at most :data:`~firmware.mqtt.caregiver.UNHEARD_GRACE_S`). An arming meanwhile is
+    told once it is decided, if away."""
 
 
 class PlanAssigned(msgspec.Struct, tag="plan"):

@@ -43,8 +43,11 @@ RETAINED_SETTLE_S = 2.0
 """After our subscribe, how long the service's retained presence has to arrive before
 "nothing heard" is taken as "nobody there" (it comes right behind the subscription)."""
 UNHEARD_GRACE_S = 10.0
-"""How long "nothing heard" (just started, or the broker just dropped) is not yet taken as
-"nobody there" when we are not subscribed: a broker out of reach for longer is."""
+"""How long "nothing heard" is not yet taken as "nobody there" while a connection is being
+made or has just been made (the first attempt still under way, or connected and not yet
+subscribed): an attempt that hangs this long (an unanswered SYN, a slow resolver) is. A
+connection attempt that failed, or one that dropped, counts at once
+(:meth:`CaregiverWatch.unreachable`)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,22 +63,37 @@ class CaregiverView:
     oldest_awaiting: str | None = None
     """Wall time the oldest of them was queued."""
     settles_at: float | None = field(default=None, compare=False)
-    """Monotonic time from which an ``unknown`` state is taken as nobody there (None: at once).
+    """Monotonic time from which an ``unknown`` state is taken as nobody there (None: at once,
+    the broker is out of reach).
     Not part of what the topic says (not compared: it never republishes it)."""
 
     def away(self, now: float) -> bool:
         """A service is expected and, as far as we can tell at monotonic ``now``, not there: a
         fall would page nobody (what the walker is told at arming).
 
-        ``unknown`` counts only once settled: just after the device starts (or reconnects)
-        nothing has been heard yet because nothing could be, and telling the walker that
-        "caregivers will not be called" while the service is online teaches them to ignore
-        it. Offline counts at once."""
+        ``unknown`` counts only once settled: while the device is connecting, or connected
+        and its subscription's retained presence not yet in, nothing has been heard because
+        nothing could be, and telling the walker that "caregivers will not be called" while
+        the service is online teaches them to ignore it. Offline counts at once, and so does
+        a broker the device knows it cannot reach (``settles_at`` None: a failed attempt, a
+        dropped link): nobody can be paged until it connects again, whatever the service."""
         if not self.expected or self.state == "online":
             return False
         if self.state == "offline":
             return True
         return self.settles_at is None or now >= self.settles_at
+
+    def undecided(self, now: float) -> bool:
+        """A service is expected and the device cannot say yet whether it is there (``unknown``
+        and not settled at ``now``): neither :meth:`away` nor online. An arming now is told
+        later, once this is decided (the session runner looks again while it lasts, at most
+        :data:`UNHEARD_GRACE_S`)."""
+        return (
+            self.expected
+            and self.state == "unknown"
+            and self.settles_at is not None
+            and now < self.settles_at
+        )
 
     def message(self, device_id: str) -> CaregiverLinkMessage:
         return CaregiverLinkMessage(
@@ -99,7 +117,11 @@ class CaregiverWatch:
         self._state: CaregiverSeen = "unknown"
         self._since: str | None = None
         self._unknown_at = clock()
-        """Monotonic time we last could not tell (start, or the broker dropped)."""
+        """Monotonic time from which we may hear it (the start, or the last connect)."""
+        self._unreachable = False
+        """The last attempt to reach the broker failed, or the link dropped, and no connection
+        has been made since: nobody can be paged now (False at the start: the first attempt
+        is under way, and a healthy broker answers it in a moment)."""
         self._subscribed_at: float | None = None
         """Monotonic time our subscription to the presence topic last took (None: not now)."""
         self._last: tuple[CaregiverPresence, str | None] | None = None
@@ -140,14 +162,23 @@ class CaregiverWatch:
         """Our subscription took: a retained presence, if any, is on its way."""
         self._subscribed_at = self._clock()
 
-    def lost(self) -> None:
-        """Our connection to the broker dropped: we cannot tell until we hear again."""
+    def connected(self) -> None:
+        """The broker accepted our connection: the presence can be heard from now (the
+        subscription follows), so "nothing heard" has its grace again."""
+        self._unreachable = False
+        self._unknown_at = self._clock()
+
+    def unreachable(self) -> None:
+        """An attempt to connect failed (refused, a name that does not resolve, TLS, the broker
+        refused our CONNECT) or our connection dropped: we cannot tell what the service says,
+        and we know that nothing reaches it now (alerts wait in the outbox): away at once, not
+        after the grace, until a connection is made again."""
         self._state, self._since = "unknown", None
-        self._unknown_at, self._subscribed_at = self._clock(), None
+        self._unreachable, self._subscribed_at = True, None
 
     def view(self, awaiting: int, oldest_awaiting: str | None) -> CaregiverView:
         settles_at = None
-        if self._state == "unknown":
+        if self._state == "unknown" and not self._unreachable:
             heard_by = math.inf
             if self._subscribed_at is not None:
                 heard_by = self._subscribed_at + RETAINED_SETTLE_S

@@ -271,6 +271,17 @@ class _Down:
 
 
 @dataclass(frozen=True, slots=True)
+class _Up:
+    """The broker accepted our connection (CONNACK success; paho thread)."""
+
+
+@dataclass(frozen=True, slots=True)
+class _Unreachable:
+    """An attempt to connect failed (paho thread): the broker refused the TCP connection or our
+    CONNECT, the name did not resolve, TLS failed."""
+
+
+@dataclass(frozen=True, slots=True)
 class _HomeAssistantOnline:
     """Home Assistant (re)started: announce the device again."""
 
@@ -348,6 +359,8 @@ _Token = (
     | _StateChange
     | _Subscribed
     | _Down
+    | _Up
+    | _Unreachable
     | _HomeAssistantOnline
     | _CommandArrived
     | _CommandDropped
@@ -906,7 +919,9 @@ class MqttReporter:
                 f"broker {self.config.host}:{self.config.port} refused the connection: "
                 f"{reason_code}{hint}; events stay queued"
             )
+            self._wake.put_nowait(_Unreachable())
             return
+        self._wake.put_nowait(_Up())  # before the subscription's token: the grace starts here
         self._generation += 1
         client.publish(self.topics.availability, payloads.ONLINE, qos=1, retain=True)
         subs = [(self.topics.command_filter, 1), (self._caregiver_topic, 1)]
@@ -920,6 +935,7 @@ class MqttReporter:
         log.info("MQTT connected to %s:%d", self.config.host, self.config.port)
 
     def _on_connect_fail(self, client: mqtt.Client, userdata: Any) -> None:
+        self._wake.put_nowait(_Unreachable())
         self._set_error(
             f"cannot reach broker {self.config.host}:{self.config.port} "
             "(refused, unreachable or TLS failure); retrying, events stay queued"
@@ -1197,8 +1213,12 @@ class MqttReporter:
                             self._publish_discovery()
                 case _Down():
                     self._ready = False
-                    self._caregiver.lost()  # cannot tell until we hear it again
+                    self._caregiver.unreachable()  # nobody can be paged until we connect again
                     self._caregiver_sent = None
+                case _Unreachable():
+                    self._caregiver.unreachable()  # alerts wait in the outbox meanwhile
+                case _Up():
+                    self._caregiver.connected()  # its presence can be heard from now
                 case _CaregiverHeard(payload=payload, retained=retained):
                     self._caregiver.heard(payload, retained)
                 case _HomeAssistantOnline():

@@ -566,6 +566,7 @@ class SessionRunner:
         session_walker: Callable[[str | None], None] | None = None,
         wall: WallClock | None = None,
         caregivers_away: Callable[[], bool] | None = None,
+        caregivers_undecided: Callable[[], bool] | None = None,
     ) -> None:
         if not time_scale > 0:
             raise ValueError("time_scale must be positive")
@@ -656,8 +657,13 @@ class SessionRunner:
         self._caregivers_away = caregivers_away
         """Whether a caregiver service is expected and not there (the courier's word, through
         the link: one attribute read); None: nobody to ask (no courier, no broker)."""
+        self._caregivers_undecided = caregivers_undecided
+        """Whether the courier cannot say yet (its broker connection under way); None: never."""
         self._told_arming: float | None = None
         """The arming (its ARMED state's ``since``) the caregiver service was last looked at."""
+        self._arming_undecided = False
+        """At that arming the courier could not say yet: looked at again each tick of it
+        until it can (at most the courier's grace, ten seconds or so)."""
         self._cue_words: deque[str] = deque(maxlen=4)
         """The session cues' sentences queued since the last pause or interval: a trip or a
         fault withdraws them (:meth:`_pause`), so no "walk backward for 2 minutes" plays over a
@@ -1054,17 +1060,29 @@ class SessionRunner:
         Words only, queued once an arming: arming is never delayed or refused for it (the belt's
         safety does not depend on the network), and nothing here reaches the relay or the
         buzzer. On the loop thread: one state comparison a tick, and at an arming one attribute
-        read the link's reader thread set (:attr:`CourierLink.caregivers_away`)."""
+        read the link's reader thread set (:attr:`CourierLink.caregivers_away`).
+
+        An arming while the courier cannot say yet (:attr:`CourierLink.caregivers_undecided`:
+        the broker connection just started, its first attempt neither answered nor failed) is
+        told nothing then, and looked at again each tick of that arming until it can: the
+        words come once the attempt fails (or the service's retained ``offline`` arrives),
+        and never when it is heard online — a normal start says nothing."""
         if self._speaker is None or self._caregivers_away is None:
             return
         safety = self._safety
-        if safety.state is not SafetyState.ARMED or safety.since == self._told_arming:
+        if safety.state is not SafetyState.ARMED:
+            return  # the usual tick
+        if safety.since == self._told_arming and not self._arming_undecided:
             return  # the usual tick
         self._told_arming = safety.since
         if self._caregivers_away():
+            self._arming_undecided = False
             spoken = self.prompts.file.prompts.no_caregiver
             self._speaker.say(spoken)
             log.info("said: %s", spoken)
+        else:
+            undecided = self._caregivers_undecided
+            self._arming_undecided = undecided is not None and undecided()
 
     def _tell_trip(self) -> None:
         """After a trip, once the buzzer is quiet, say what the walker can do: re-arm (press
@@ -1982,6 +2000,7 @@ def attach_session(
         session_walker=app.link.session_walker_is,
         wall=wall,
         caregivers_away=lambda: app.link.caregivers_away,
+        caregivers_undecided=lambda: app.link.caregivers_undecided,
     )
     if control_socket is not None:
         from firmware.session.control import ControlServer, default_socket_path
