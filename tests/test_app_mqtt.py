@@ -260,6 +260,39 @@ def _silence_over_mqtt(
     return reply
 
 
+def test_a_silence_is_replied_to_by_the_courier_that_replaces_the_one_that_took_it(
+    tmp_path: Path, mosquitto: Mosquitto
+) -> None:
+    """The courier that took a caregiver's ``silence`` went away (a crash, a hang) before the
+    loop answered: the loop still stopped the alarm, but its answer was dropped with that
+    courier and no reply ever came. Now the next courier gets the loop's recent answers and
+    publishes the reply, under the command's request id."""
+    rig = tripped_rig(tmp_path, mosquitto)
+    assert rig.app.gpio.buzzer.pattern == "alarm"
+    assert rig.courier.reporter is not None
+    assert rig.courier.reporter.wait_until(lambda s: s.ready, WAIT)
+    link, supervisor = rig.app.link, rig.app.supervisor
+    assert supervisor is not None and supervisor.current is not None
+    sub = Subscriber(mosquitto, [f"retroguard/{DEVICE}/reply"])
+    try:
+        sub.client.publish(f"retroguard/{DEVICE}/cmd/silence", json.dumps({"id": "s1"}), qos=1)
+        assert pump_link_until(link, lambda: link.silence_requests > 0)
+        supervisor.current.kill()  # the courier that took it is gone before the loop answers
+        rig.run_for(0.02)  # the loop takes it, stops the alarm and answers: no courier now
+        assert link.silence_requests == 0 and rig.app.gpio.buzzer.pattern is None
+        deadline = time.monotonic() + WAIT  # a bound against hangs, not a timing
+        while not sub.on("/reply"):  # the loop runs on while the next courier starts
+            assert time.monotonic() < deadline, "no reply to the silence"
+            rig.run_for(0.02)
+        reply = validate("reply", sub.on("/reply")[0].payload)
+    finally:
+        sub.close()
+    assert supervisor.starts == 2  # from the courier that replaced it
+    assert reply["request_id"] == "s1" and reply["ok"]
+    assert reply["result"]["silence"] == "stopped" and reply["result"]["pattern"] == "alarm"
+    assert rig.state == "TRIPPED" and not rig.hardware.contact_closed()  # and arms nothing
+
+
 def test_a_silence_with_no_alarm_sounding_leaves_the_walkers_cue_and_a_later_alarm(
     tmp_path: Path, mosquitto: Mosquitto
 ) -> None:

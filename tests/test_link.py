@@ -21,12 +21,14 @@ import msgspec
 import pytest
 
 from core.protocol.events import Event, EventType
+from core.protocol.messages import SilenceResult
 from firmware.config import Config, StorageConfig
 from firmware.courier.channel import LoopChannel
 from firmware.link import messages
 from firmware.link.endpoint import (
     COURIER_SILENT_S,
     COURIER_START_SILENT_S,
+    SILENCE_ANSWER_KEEP_S,
     STARTUP_GRACE_S,
     CourierLink,
 )
@@ -490,6 +492,41 @@ def test_a_courier_that_replaces_one_mid_session_is_told_the_unfinished_session(
     reports = [m for m in after if isinstance(m, messages.SessionReport)]
     assert [(r.record.status, r.final) for r in reports] == [("completed", True)]  # not on disk
     third_courier.close()
+    link.close()
+
+
+def test_a_silence_answered_while_its_courier_is_replaced_is_handed_to_the_next() -> None:
+    """A caregiver's silence reached the loop through a courier that died before the loop's
+    answer went out (queued unsent, dropped with its socket; or sent into the dead one): the
+    reply was lost, and the caregiver's client waited for it in vain. Now the loop's recent
+    answers go to the courier that replaces it, under their request ids, after its hello; an
+    answer older than SILENCE_ANSWER_KEEP_S is not (its caller has given up)."""
+    real = Clock()
+    link = CourierLink(time.monotonic, real_clock=real)
+    link.hello(messages.encode(messages.Hello(Config(), os.getpid())))
+    first, first_courier = socket.socketpair()
+    link.attach(first)
+    channel = LoopChannel(first_courier)
+    channel.send(messages.SilenceBuzzer("old"))
+    assert pump_until(link, lambda: link.silence_requests == 1)
+    (asked,) = link.take_silences()
+    link.answer_silence(asked.request_id, SilenceResult(silence="nothing_sounding"))
+    real.now += SILENCE_ANSWER_KEEP_S + 1.0
+    channel.send(messages.SilenceBuzzer("s1"))
+    assert pump_until(link, lambda: link.silence_requests == 1)
+    (asked,) = link.take_silences()
+    channel.close()  # the courier dies before the loop answers
+    assert pump_until(link, lambda: not link.connected)
+    stopped = SilenceResult(silence="stopped", pattern="alarm")
+    link.answer_silence(asked.request_id, stopped)  # queued, with no courier to take it
+
+    second, second_courier = socket.socketpair()
+    link.attach(second)
+    told = _frames_to_courier(second_courier, link)
+    assert isinstance(told[0], messages.Hello)
+    answers = [m for m in told if isinstance(m, messages.SilenceAnswered)]
+    assert [(a.request_id, a.result) for a in answers] == [("s1", stopped)]
+    second_courier.close()
     link.close()
 
 

@@ -55,6 +55,12 @@ ever send it again before a new courier or the end of the run. The courier store
 a repeat costs a lookup."""
 RESEND_PER_POLL = 16
 """Unconfirmed records handed over again in one loop iteration at most."""
+SILENCE_ANSWER_KEEP_S = 60.0
+"""How long (real time) the loop keeps its answer to a caregiver's silence for a courier that
+replaces the one it was meant for: the reply is the silence command's, and a caller waiting
+longer than this has given up on it."""
+SILENCE_ANSWERS_KEPT = 16
+"""Answers kept at most (the command budget lets a few silences through a second)."""
 COURIER_START_SILENT_S = 60.0
 """How long a new courier may take to say its first word before it is presumed hung: it
 starts a Python process, opens (perhaps upgrades) the database and connects, niced below
@@ -118,6 +124,9 @@ class CourierLink:
         self._silences: list[messages.SilenceBuzzer] = []
         """Caregivers' silences not yet taken by the loop (at most the messages one poll
         reads: the loop takes them all at its next iteration)."""
+        self._silence_answers: deque[tuple[float, bytes]] = deque(maxlen=SILENCE_ANSWERS_KEPT)
+        """The loop's recent answers to silences (real time, frame): a courier attached within
+        :data:`SILENCE_ANSWER_KEEP_S` gets them again (see :meth:`answer_silence`)."""
         self.chirp_requests = 0
         self.requests_arrived = 0
         """Bumped with every request for the loop (silence, chirp, an incident closed or still
@@ -384,9 +393,18 @@ class CourierLink:
 
     def answer_silence(self, request_id: str | None, result: SilenceResult) -> None:
         """Tell the courier what a silence came to (it replies to the caregiver). Queued like
-        every message to the courier, never waited for; lost with a courier that goes away
-        meanwhile (its reply with it: the caregiver's client sees none and may ask again)."""
-        self._writer.put(messages.encode(messages.SilenceAnswered(result, request_id)))
+        every message to the courier, never waited for.
+
+        Kept a while too: the courier that took the command may be replaced before it has
+        replied (it crashed or hung between the command and the loop's answer; the answer
+        then sat unsent in the queue a new courier starts without, or went down with it).
+        A courier attached within :data:`SILENCE_ANSWER_KEEP_S` gets the recent answers
+        after its hello and publishes them, each under its request id — again, if the one
+        before had already replied: a caller may see the same reply twice (as QoS 1 allows
+        anyway), never none."""
+        payload = messages.encode(messages.SilenceAnswered(result, request_id))
+        self._silence_answers.append((self._real(), payload))
+        self._writer.put(payload)
 
     # ---------------------------------------------------------------- inside
 
@@ -413,6 +431,10 @@ class CourierLink:
         if self._unconfirmed_choice is not None:  # the old courier may have lost it unsent
             self._choices_sent = 1
             self._writer.put(messages.encode(messages.WalkerChosen(self._unconfirmed_choice)))
+        recent = now - SILENCE_ANSWER_KEEP_S
+        for answered_at, answer in self._silence_answers:  # the old one may not have replied
+            if answered_at >= recent:
+                self._writer.put(answer)
 
     def _resend_pending(self) -> None:
         """Storage is back: hand over again what is still not on disk (the courier stores by id).

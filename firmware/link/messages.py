@@ -98,7 +98,8 @@ class WalkerChosen(msgspec.Struct, tag="walker_chosen"):
 class SilenceAnswered(msgspec.Struct, tag="silenced", omit_defaults=True):
     """What the loop did with a caregiver's :class:`SilenceBuzzer`: the courier sends it as the
     ``silence`` command's reply (the loop never waits for the courier; the reply waits for
-    the loop)."""
+    the loop). A courier that replaces the one that took the command gets it again
+    (:meth:`~firmware.link.endpoint.CourierLink.answer_silence`)."""
 
     result: SilenceResult
     request_id: str | None = None
