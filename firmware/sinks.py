@@ -11,11 +11,12 @@ not cost a stored fall.
 from __future__ import annotations
 
 import logging
+import sqlite3
 from collections.abc import Callable
 from typing import ClassVar, Protocol
 
 from core.protocol.events import Event, Severity
-from firmware.storage.events import EventStore
+from firmware.storage.events import EventStore, insert_event
 from firmware.storage.outbox import Outbox
 
 log = logging.getLogger(__name__)
@@ -29,9 +30,21 @@ class EventSink(Protocol):
 
 class StoringSink(Protocol):
     """The courier's first sink, which persists the event: told also whose session is under
-    way, so the incident the event opens is that walker's (None: no session under way)."""
+    way, so the incident the event opens is that walker's (None: no session under way).
+
+    :meth:`handle` commits the event on its own; :meth:`store_in` then :meth:`stored` are the
+    same in two halves, for the courier to commit it in one transaction with what arrived
+    with it (a trip's event and the session record with the trip counted)."""
 
     def handle(self, event: Event, walker: str | None = None) -> None: ...
+
+    def store_in(self, conn: sqlite3.Connection, event: Event, walker: str | None = None) -> None:
+        """The event's writes, inside the caller's transaction (on the courier's database)."""
+        ...
+
+    def stored(self, event: Event) -> None:
+        """After the caller's transaction committed :meth:`store_in`'s writes (wakes, no disk)."""
+        ...
 
 
 class LogSink:
@@ -66,6 +79,12 @@ class StoreSink:
     def handle(self, event: Event, walker: str | None = None) -> None:
         self.store.append(event, walker)
 
+    def store_in(self, conn: sqlite3.Connection, event: Event, walker: str | None = None) -> None:
+        insert_event(conn, event, walker)
+
+    def stored(self, event: Event) -> None:
+        pass
+
 
 class OutboxSink:
     """Stores each event and queues it for MQTT in one transaction.
@@ -81,5 +100,11 @@ class OutboxSink:
 
     def handle(self, event: Event, walker: str | None = None) -> None:
         self.outbox.enqueue_event(event, walker)
+        self.stored(event)
+
+    def store_in(self, conn: sqlite3.Connection, event: Event, walker: str | None = None) -> None:
+        self.outbox.enqueue_event_in(conn, event, walker)
+
+    def stored(self, event: Event) -> None:
         if self._on_queued is not None:
             self._on_queued()

@@ -77,6 +77,34 @@ class FillableDisk:
             self._trouble = None
 
 
+class PowerCuts:
+    """A power cut at every transaction boundary of the connections the courier's database
+    opens to its file (:meth:`connect` replaces ``firmware.storage.fallback.connect``): as each
+    ``BEGIN IMMEDIATE`` and ``COMMIT`` starts, ``kept(path)`` reads on a connection of its own
+    what the file would keep if the power went then — what is committed, since
+    ``synchronous=FULL`` makes a commit durable and a cut keeps nothing uncommitted."""
+
+    def __init__(self, kept: Callable[[Path], object]) -> None:
+        self._kept = kept
+        self.cuts: list[object] = []
+        """What each cut kept, in order."""
+        self.errors: list[BaseException] = []
+        """Failures of ``kept`` (SQLite swallows a trace callback's exceptions)."""
+
+    def connect(self, path: str | Path) -> sqlite3.Connection:
+        conn = database.connect(path)
+        conn.set_trace_callback(lambda sql: self._cut(Path(path), sql))
+        return conn
+
+    def _cut(self, path: Path, sql: str) -> None:
+        if sql not in ("BEGIN IMMEDIATE", "COMMIT"):
+            return
+        try:
+            self.cuts.append(self._kept(path))
+        except BaseException as exc:
+            self.errors.append(exc)
+
+
 def wait_for(condition: Callable[[], bool], timeout: float = 20.0) -> bool:
     """Poll ``condition`` until it holds (True) or ``timeout`` has passed (False): a bound
     against hangs, not a timing; the condition decides."""

@@ -169,3 +169,59 @@ def test_a_final_session_record_the_store_refused_is_not_confirmed(tmp_path: Pat
         refuse.close()
         courier.finish()
         loop_end.close()
+
+
+def test_a_drain_stored_in_memory_is_confirmed_only_once_the_disk_takes_it(
+    tmp_path: Path, disk: FillableDisk
+) -> None:
+    """An event and a final session record read in one drain are committed in one transaction;
+    on a disk that refuses writes that transaction goes to memory, and both are held there:
+    neither is confirmed to the loop until the file has them. Mutant this catches: the
+    drain's records not marked held (only a lone write's key was), so the loop forgot an
+    alert and a session kept in memory only."""
+    courier, loop_end = _courier(tmp_path)
+    try:
+        disk.go_read_only()
+        fall = alert(courier.config.device.id)
+        key = messages.session_key(RECORD)
+        courier.apply_drain(
+            [messages.EventRecord(fall), messages.SessionReport(RECORD, final=True)]
+        )
+        assert courier.db.in_memory
+        assert {fall.id, key}.isdisjoint(_confirmed(_received(loop_end)))
+        disk.free()
+        assert courier.db.recover(now=True)
+        assert {fall.id, key} <= set(_confirmed(_received(loop_end)))
+        assert fall.id in _on_disk(tmp_path / "events.db")
+        courier.apply(messages.Goodbye("test over"))
+    finally:
+        courier.finish()
+        loop_end.close()
+
+
+def test_a_session_record_refused_in_a_drain_does_not_cost_the_event_read_with_it(
+    tmp_path: Path,
+) -> None:
+    """The drain's records share a transaction, each in a savepoint: a record the store
+    refuses (not the disk's fault: a constraint, a store out of memory) is rolled back alone
+    and not confirmed; the alert read with it is stored and confirmed."""
+    courier, loop_end = _courier(tmp_path)
+    refuse = sqlite3.connect(tmp_path / "events.db")
+    try:
+        refuse.execute(
+            "CREATE TRIGGER refuse_sessions BEFORE INSERT ON sessions"
+            " BEGIN SELECT RAISE(ABORT, 'refused, as a store that runs out of memory'); END"
+        )
+        refuse.commit()
+        fall = alert(courier.config.device.id)
+        courier.apply_drain(
+            [messages.EventRecord(fall), messages.SessionReport(RECORD, final=True)]
+        )
+        confirmed = _confirmed(_received(loop_end))
+        assert fall.id in confirmed and messages.session_key(RECORD) not in confirmed
+        assert fall.id in _on_disk(tmp_path / "events.db")
+        courier.apply(messages.Goodbye("test over"))
+    finally:
+        refuse.close()
+        courier.finish()
+        loop_end.close()

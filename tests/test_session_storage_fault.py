@@ -27,7 +27,7 @@ from firmware.link.endpoint import CourierLink
 from firmware.link.supervisor import CourierSupervisor, ThreadCourier
 from firmware.session.plan import Interval, Plan
 from firmware.session.record import SessionArchive
-from firmware.session.runner import attach_session, detach_session
+from firmware.session.runner import SessionState, attach_session, detach_session
 from firmware.storage.database import connect, transaction
 from firmware.storage.fallback import FallbackDatabase
 from firmware.storage.schema import migrate
@@ -36,7 +36,7 @@ from firmware.storage.transfer import SESSIONS_KEPT, merge, seed_sessions
 from tests.app_support import TripAt, armed_rig, close_rigs, make_config, pump_link_until
 from tests.caregiver_support import session_record
 from tests.mqtt_helpers import WAIT, config_for, subscriber
-from tests.storage_support import FillableDisk, break_the_root_page
+from tests.storage_support import FillableDisk, PowerCuts, break_the_root_page
 from tests.test_storage_faults import MonitorProcess, monitors  # noqa: F401 - fixture
 from tools.broker import Mosquitto
 
@@ -245,6 +245,45 @@ def test_a_trip_during_the_walkers_pause_is_handed_over_at_once(tmp_path: Path) 
         assert handed[-1].intervals[0].trips == 1
     finally:
         detach_session(rig.app, runner)
+
+
+def _trip_kept(path: Path) -> tuple[int, int]:
+    """(stumble events, the session's trips) as the file holds them (0 trips: no session)."""
+    conn = sqlite3.connect(path)
+    try:
+        (stumbles,) = conn.execute("SELECT count(*) FROM events WHERE type = 'stumble'").fetchone()
+        (trips,) = conn.execute("SELECT coalesce(max(trips), 0) FROM sessions").fetchone()
+        return int(stumbles), int(trips)
+    finally:
+        conn.close()
+
+
+def test_a_power_cut_keeps_a_trips_event_and_its_count_in_the_session_together(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A trip pauses a running session and hands its record (the trip counted) over right
+    behind the trip's event. The courier committed the two one after the other: a power cut
+    between the commits kept the event (the alert) and lost the trip from the session's
+    figures. Now the loop sends them in one piece and the courier commits them in one
+    transaction: a cut at any transaction boundary keeps both or neither."""
+    cuts = PowerCuts(_trip_kept)
+    monkeypatch.setattr("firmware.storage.fallback.connect", cuts.connect)
+    rig = armed_rig(tmp_path, detector=TripAt(8.0))
+    link = rig.app.link
+    runner = attach_session(rig.app, PLAN, speaker=None)
+    try:
+        runner.request("start")
+        rig.run_for(6.0)
+        # Everything before the trip is stored (the session's first row among it).
+        assert pump_link_until(link, lambda: link.pending == 0 and not len(link._writer))
+        rig.run_for(3.0)  # the trip at 8 s pauses the running session
+        assert rig.state == "TRIPPED" and runner.state is SessionState.PAUSED
+        assert pump_link_until(link, lambda: _trip_kept(tmp_path / "events.db") == (1, 1))
+    finally:
+        detach_session(rig.app, runner)
+    assert cuts.errors == []
+    assert (0, 0) in cuts.cuts  # cuts before the trip, and the file after it holds both
+    assert set(cuts.cuts) <= {(0, 0), (1, 1)}, f"a cut kept the trip's event alone: {cuts.cuts}"
 
 
 def test_a_session_left_running_in_a_damaged_file_is_carried_into_the_new_one_and_closed(

@@ -6,6 +6,7 @@ import logging
 import select
 import socket
 import threading
+from collections import deque
 from collections.abc import Iterator
 
 import msgspec
@@ -17,6 +18,11 @@ log = logging.getLogger(__name__)
 
 SEND_TIMEOUT_S = 5.0
 """A loop that takes nothing for this long is gone (or hung: its hardware has dropped the relay)."""
+READ_CHUNK = 65536
+DRAIN_BYTES = 1024 * 1024
+"""Bytes one drain takes at most (:meth:`LoopChannel.drains`): the courier commits a drain's
+records in one transaction, so a loop that hands over faster than it stores still gets its
+records confirmed in bounded bites."""
 
 
 class LoopChannel:
@@ -34,6 +40,8 @@ class LoopChannel:
         self._read_over = False
         self._send_failure: OSError | None = None
         self._incoming = self._read()
+        self._left: deque[link_messages.ToCourier] = deque()
+        """Messages of a drain read and not yet taken (:meth:`messages` takes one at a time)."""
 
     def send(self, message: link_messages.ToLoop) -> bool:
         """Send one message; False (and the channel closed) when the loop is gone."""
@@ -67,40 +75,81 @@ class LoopChannel:
     def messages(self) -> Iterator[link_messages.ToCourier]:
         """The loop's messages in order, until it closes the link (or garbles it).
 
-        One stream for the channel's life: a caller that stops after the first
-        message and asks again later misses nothing that already arrived.
+        One stream for the channel's life, shared with :meth:`drains`: a caller that stops
+        after the first message and asks again later misses nothing that already arrived.
         """
-        return self._incoming
+        while True:
+            if not self._left:
+                drain = next(self._incoming, None)
+                if drain is None:
+                    return
+                self._left.extend(drain)
+            yield self._left.popleft()
 
-    def _read(self) -> Iterator[link_messages.ToCourier]:
-        """The loop's messages; a send that failed meanwhile is told of at the end, when it is
-        known whether the loop said goodbye first (the goodbye may still wait in the socket
-        when a send finds the link closed)."""
+    def drains(self) -> Iterator[list[link_messages.ToCourier]]:
+        """The loop's messages in order, a drain at a time: what had arrived when the courier
+        looked, never waiting for more (at most :data:`DRAIN_BYTES`).
+
+        The courier commits a drain's events and session records in one transaction: the
+        loop sends what one iteration handed over in one piece, so a trip's event and the
+        session record with the trip counted, handed over together, are on disk together
+        (docs/sessions.md, "A trip in the last moments"). A drain never waits for what has not
+        arrived: an alert is stored as soon as it is read.
+        """
+        while True:
+            if self._left:
+                drain = list(self._left)
+                self._left.clear()
+            else:
+                taken = next(self._incoming, None)
+                if taken is None:
+                    return
+                drain = taken
+            yield drain
+
+    def _read(self) -> Iterator[list[link_messages.ToCourier]]:
+        """The loop's messages, a drain at a time; a send that failed meanwhile is told of at
+        the end, when it is known whether the loop said goodbye first (the goodbye may still
+        wait in the socket when a send finds the link closed)."""
         reader = FrameReader()
         try:
             while True:
                 if self.closed.is_set() and not self._arrived():
                     break
                 try:
-                    data = self._sock.recv(65536)
+                    data = self._sock.recv(READ_CHUNK)
                 except TimeoutError:
                     continue
                 except OSError as exc:  # a reset: the loop closed with our last words unread
-                    if self._goodbye:
-                        log.debug("the monitor closed the link after its goodbye: %s", exc)
-                    else:
-                        log.info("monitor link closed: %s", exc)
+                    self._link_reset(exc)
                     break
-                if not data:
-                    break
-                try:
-                    for payload in reader.feed(data):
-                        message = link_messages.decode_for_courier(payload)
-                        if isinstance(message, link_messages.Goodbye):
-                            self._goodbye = True
-                        yield message
-                except (FrameError, msgspec.DecodeError) as exc:
-                    log.error("the monitor sent something that is not a link message: %s", exc)
+                drain: list[link_messages.ToCourier] = []
+                taken = len(data)
+                over = not data
+                while data:
+                    try:
+                        for payload in reader.feed(data):
+                            message = link_messages.decode_for_courier(payload)
+                            if isinstance(message, link_messages.Goodbye):
+                                self._goodbye = True
+                            drain.append(message)
+                    except (FrameError, msgspec.DecodeError) as exc:
+                        log.error("the monitor sent something that is not a link message: %s", exc)
+                        over = True
+                        break
+                    if taken >= DRAIN_BYTES or not self._arrived():
+                        break  # what had arrived is taken: never wait for more
+                    try:
+                        data = self._sock.recv(READ_CHUNK)
+                    except OSError as exc:
+                        self._link_reset(exc)
+                        over = True
+                        break
+                    taken += len(data)
+                    over = not data
+                if drain:
+                    yield drain
+                if over:
                     break
         finally:
             with self._end_lock:
@@ -109,6 +158,12 @@ class LoopChannel:
             self.closed.set()
             if failure is not None:
                 self._loop_gone(failure)
+
+    def _link_reset(self, exc: OSError) -> None:
+        if self._goodbye:
+            log.debug("the monitor closed the link after its goodbye: %s", exc)
+        else:
+            log.info("monitor link closed: %s", exc)
 
     def _arrived(self) -> bool:
         """Whether bytes (or the end of the stream) wait in the socket now, without waiting.

@@ -11,9 +11,11 @@ session records through :mod:`firmware.link`; the courier stores each event
 it through the MQTT outbox.
 
 Threads here: the main thread reads the loop's messages and applies them in
-order; the MQTT reporter has its own (paho's and its publisher); a small
-heartbeat thread tells the loop once a second that the courier is alive, and
-tries the disk again while records are kept in memory.
+order, what it read at once (a drain) with its events and session records in one
+transaction (a trip's event and the session record counting it: both or neither); the
+MQTT reporter has its own (paho's and its publisher); a small heartbeat thread tells the
+loop once a second that the courier is alive, and tries the disk again while records are
+kept in memory.
 
 Storage faults never stop the courier (:mod:`firmware.storage.fallback`): a
 damaged database is moved aside and a new one started; a disk that refuses
@@ -40,6 +42,7 @@ import sqlite3
 import threading
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import msgspec
@@ -59,6 +62,7 @@ from firmware.storage import incidents
 from firmware.storage.damage import MovedAside
 from firmware.storage.events import CHOSEN_WALKER, EventStore
 from firmware.storage.fallback import FallbackDatabase
+from firmware.storage.faults import trouble
 from firmware.storage.plans import current_plans, current_revision
 from firmware.storage.progressions import advance_if_done, prescribed_by_week
 from firmware.storage.retention import (
@@ -85,6 +89,23 @@ DRAIN_TIMEOUT_S = 2.0
 in the outbox for the next start."""
 PERSISTED_BATCH = 256
 """Ids per :class:`~firmware.link.messages.Persisted`: the loop forgets them in small bites."""
+
+
+_STORED = (messages.EventRecord, messages.SessionReport)
+"""What the courier writes for the loop: a drain's are committed in one transaction."""
+_TOGETHER = (*_STORED, messages.StateReport, messages.HealthReport, messages.SilenceAnswered)
+"""What may sit between them in a drain without closing the transaction (no writes of its
+own: applied after the commit, in order)."""
+
+
+@dataclass(frozen=True, slots=True)
+class _Stored:
+    """What one record's writes in a drain's transaction came to."""
+
+    key: str
+    ok: bool
+    queued: bool = False
+    """A session summary was queued with it (the publisher is woken after the commit)."""
 
 
 def _readable(wall: str) -> str:
@@ -199,18 +220,37 @@ class Courier:
         self.forward_roster()  # after the plans: the loop prepares the prompts of both at once
         self._heartbeat.start()
         try:
-            for message in self.channel.messages():
-                self.apply(message)
+            for drain in self.channel.drains():
+                self.apply_drain(drain)
         finally:
             self.finish()
 
+    def apply_drain(self, drain: Sequence[messages.ToCourier]) -> None:
+        """Apply what the courier read at once from the link, in order: its events and session
+        records (and the state and health reports between them) as one transaction.
+
+        Why: a trip hands the session's record, the trip counted, to the courier right
+        behind the trip's event, and the loop sends an iteration's messages in one piece; a
+        commit each left a power cut between the two keeping the event and losing the trip
+        from the session's figures. Nothing waits for what has not arrived: a drain is what
+        was there when the courier looked (docs/sessions.md, "A trip in the last moments").
+        A message that does its own writes (a walker chosen, the goodbye) closes the run
+        before it, so the database sees everything in the loop's order.
+        """
+        together: list[messages.ToCourier] = []
+        for message in drain:
+            if isinstance(message, _TOGETHER):
+                together.append(message)
+                continue
+            self._apply_together(together)
+            together = []
+            self.apply(message)
+        self._apply_together(together)
+
     def apply(self, message: messages.ToCourier) -> None:
         match message:
-            case messages.EventRecord(event=event, walker=walker):
-                if walker is not None and not is_walker_id(walker):
-                    log.warning("event %s: walker %r is not a walker id; ignored", event.id, walker)
-                    walker = None
-                self._persist(event, walker)
+            case messages.EventRecord(event=event):
+                self._persist(event, self._walker_of(message))
             case messages.StateReport(state=state, reason=reason) as report:
                 self.state = state
                 if self.reporter is not None:
@@ -223,18 +263,7 @@ class Courier:
                 self.checks = {n: {"ok": c.ok, "detail": c.detail} for n, c in checks.items()}
                 self._alive()  # an answer per report: the loop hears us on its own clock
             case messages.SessionReport(record=record, final=final):
-                saved = self.sessions.save(record, final)
-                if not record.amended:  # an amendment is of a session that ended before
-                    self.session_walker = None if record.ended else record.walker.id
-                    if self.reporter is not None:  # the progress is the session's walker's
-                        self.reporter.session_walker_is(self.session_walker)
-                if saved and self.reporter is not None:
-                    self.reporter.sessions_changed()  # the retained progress follows at once
-                if saved and final:
-                    self._confirm([messages.session_key(record)])
-                    if not record.amended:  # its end moved the progression on already
-                        self._advance_progression(record.walker.id)
-                        self._log_session_end(record)
+                self._session_saved(record, final, self.sessions.save(record, final))
             case messages.Goodbye(reason=reason, await_receipts_s=await_receipts_s):
                 log.info("monitor stopping: %s", reason)
                 self.clean_stop = True
@@ -248,6 +277,97 @@ class Courier:
             case messages.Hello():
                 log.warning("a second hello from the monitor ignored")
 
+    @staticmethod
+    def _walker_of(message: messages.EventRecord) -> str | None:
+        walker = message.walker
+        if walker is not None and not is_walker_id(walker):
+            log.warning("event %s: walker %r is not a walker id; ignored", message.event.id, walker)
+            return None
+        return walker
+
+    def _session_saved(self, record: SessionRecord, final: bool, saved: bool) -> None:
+        """After a session record was stored (``saved``) or not: whose session is under way,
+        the retained progress, and at a final record the loop's confirmation, the progression
+        and the journal's summary line."""
+        if not record.amended:  # an amendment is of a session that ended before
+            self.session_walker = None if record.ended else record.walker.id
+            if self.reporter is not None:  # the progress is the session's walker's
+                self.reporter.session_walker_is(self.session_walker)
+        if saved and self.reporter is not None:
+            self.reporter.sessions_changed()  # the retained progress follows at once
+        if saved and final:
+            self._confirm([messages.session_key(record)])
+            if not record.amended:  # its end moved the progression on already
+                self._advance_progression(record.walker.id)
+                self._log_session_end(record)
+
+    def _apply_together(self, run: Sequence[messages.ToCourier]) -> None:
+        """``run``'s events and session records committed in one transaction, then every
+        message's follow-up in order; one such record alone goes the usual way. Each record
+        is written inside a savepoint: one that fails (not for the disk's sake: a constraint,
+        a bug) is rolled back alone, logged and not confirmed, as it would have been on its
+        own. A disk that fails moves the whole drain to memory (its records held there, not
+        confirmed); should even that fail, every message is applied on its own after all."""
+        if sum(isinstance(m, _STORED) for m in run) < 2:
+            for message in run:
+                self.apply(message)
+            return
+        try:
+            stored = self.db.write(
+                lambda conn: self._store_together(conn, run),
+                keys=lambda done: [d.key for d in done.values() if d.ok],
+            )
+        except Exception:
+            log.exception("storage: %d records could not be stored together; one by one", len(run))
+            for message in run:
+                self.apply(message)
+            return
+        for n, message in enumerate(run):
+            match message:
+                case messages.EventRecord(event=event):
+                    if stored[n].ok:
+                        self._storing.stored(event)
+                        self._after_stored(event)
+                case messages.SessionReport(record=record, final=final):
+                    if stored[n].ok:
+                        self.sessions.written(stored[n].queued)
+                    self._session_saved(record, final, stored[n].ok)
+                case _:
+                    self.apply(message)
+
+    def _store_together(
+        self, conn: sqlite3.Connection, run: Sequence[messages.ToCourier]
+    ) -> dict[int, _Stored]:
+        """:meth:`_apply_together`'s transaction (run again in memory if the file fails it):
+        by position in ``run``, what each record's writes came to."""
+        done: dict[int, _Stored] = {}
+        for n, message in enumerate(run):
+            if not isinstance(message, _STORED):
+                continue
+            conn.execute("SAVEPOINT hand_over")
+            try:
+                if isinstance(message, messages.EventRecord):
+                    key = message.event.id
+                    self._storing.store_in(conn, message.event, self._walker_of(message))
+                    queued = False
+                else:
+                    key = messages.session_key(message.record)
+                    queued = self.sessions.write(conn, message.record, message.final)
+            except Exception as exc:
+                if trouble(exc) is not None or not conn.in_transaction:
+                    raise  # the disk's, or SQLite rolled everything back: the drain fails
+                conn.execute("ROLLBACK TO hand_over")
+                conn.execute("RELEASE hand_over")
+                if isinstance(message, messages.EventRecord):
+                    log.exception("storing event %s failed", message.event.id)
+                else:
+                    log.exception("session %s could not be stored", message.record.id)
+                done[n] = _Stored(key, ok=False)
+                continue
+            conn.execute("RELEASE hand_over")
+            done[n] = _Stored(key, ok=True, queued=queued)
+        return done
+
     def _persist(self, event: Event, walker: str | None = None) -> None:
         """Store ``event`` (``walker``: whose session is under way), then the other sinks."""
         try:
@@ -255,6 +375,10 @@ class Courier:
         except Exception:
             log.exception("storing event %s failed", event.id)
             return  # not stored: the loop keeps it and sends it again
+        self._after_stored(event)
+
+    def _after_stored(self, event: Event) -> None:
+        """``event`` is committed: the other sinks, then the loop hears it is on disk."""
         for sink in self._sinks:
             try:
                 sink.handle(event)

@@ -389,8 +389,8 @@ class _ReporterSink(OutboxSink):
         super().__init__(outbox, on_queued=on_queued)
         self._on_incident = on_incident
 
-    def handle(self, event: Event, walker: str | None = None) -> None:
-        super().handle(event, walker)
+    def stored(self, event: Event) -> None:
+        super().stored(event)
         if event.type in INCIDENT_EVENT_TYPES:
             self._on_incident()
 

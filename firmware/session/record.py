@@ -15,6 +15,7 @@ trip) is written and queued again, replacing the summary still queued.
 from __future__ import annotations
 
 import logging
+import sqlite3
 from collections.abc import Callable
 from pathlib import Path
 
@@ -54,22 +55,28 @@ class SessionArchive:
 
     def save(self, record: SessionRecord, final: bool) -> bool:
         """Store ``record`` (and with ``final`` queue its summary); False if it could not be."""
-        summary = self.summary_for(record) if final else None
         try:
             queued = self._db.write(
-                lambda conn: write_session(
-                    conn, record, summary, final_due=record.ended and not final
-                ),
-                key=session_key(record),
+                lambda conn: self.write(conn, record, final), key=session_key(record)
             )
         except Exception:
             log.exception("session %s could not be stored", record.id)
             return False
-        if queued:
-            self.published += 1
-            if self._on_queued is not None:
-                self._on_queued()
+        self.written(queued)
         return True
+
+    def write(self, conn: sqlite3.Connection, record: SessionRecord, final: bool) -> bool:
+        """:meth:`save`'s writes inside the caller's transaction (the courier commits a record
+        with the trip's event that came with it); whether a summary was queued, for
+        :meth:`written` once the transaction committed."""
+        summary = self.summary_for(record) if final else None
+        return write_session(conn, record, summary, final_due=record.ended and not final)
+
+    def written(self, queued: bool) -> None:
+        """A record :meth:`write` wrote is committed: a summary it queued is counted and the
+        publisher woken."""
+        if queued:
+            self.queued(1)
 
     def summary_for(self, record: SessionRecord) -> SummaryToQueue | None:
         """The summary to queue with an ended ``record`` (none without a broker)."""

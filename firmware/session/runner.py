@@ -2019,7 +2019,12 @@ def attach_session(
                 [f"session.control_socket: cannot listen on {path}: {reason}"]
             ) from None
         runner.control = control
-    app.monitor.on_iteration.append(runner)
+    hooks = app.monitor.on_iteration
+    # Before the link's poll: a record the runner hands over goes out in the same iteration,
+    # in one piece with the event that caused it (a trip's: one transaction at the courier,
+    # docs/sessions.md "A trip in the last moments"); after it, it went an iteration later.
+    at = hooks.index(app.link.poll) if app.link.poll in hooks else len(hooks)
+    hooks.insert(at, runner)
     if app.status_light is not None:
         app.status_light.interval_now = runner.interval_now
         app.status_light.flash_s = app.status_light.FLASH_S / time_scale

@@ -50,7 +50,7 @@ import logging
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -228,8 +228,17 @@ class FallbackDatabase:
     def read(self, work: Callable[[sqlite3.Connection], T]) -> T:
         return self._run(work, write=False, key=None)
 
-    def write(self, work: Callable[[sqlite3.Connection], T], *, key: str | None = None) -> T:
-        return self._run(work, write=True, key=key)
+    def write(
+        self,
+        work: Callable[[sqlite3.Connection], T],
+        *,
+        key: str | None = None,
+        keys: Callable[[T], Iterable[str]] | None = None,
+    ) -> T:
+        """``key`` as :meth:`Database.write`; ``keys``: the records the result says ``work``
+        wrote (several in one transaction: the courier's drain), held in memory like ``key``'s
+        when memory took them."""
+        return self._run(work, write=True, key=key, keys=keys)
 
     def probe(self) -> None:
         """Prove the file still takes a write (rolled back); if it does not, go to memory now.
@@ -246,12 +255,13 @@ class FallbackDatabase:
         *,
         write: bool,
         key: str | None,
+        keys: Callable[[T], Iterable[str]] | None = None,
         verb: str = "",
     ) -> T:
         with self._gate.shared():
             generation = self._generation
             try:
-                return self._attempt(work, write=write, key=key)
+                return self._attempt(work, write=write, key=key, keys=keys)
             except Exception as exc:
                 if self._memory is not None or trouble(exc) is None:
                     raise
@@ -264,13 +274,18 @@ class FallbackDatabase:
                 self._to_memory(self._disk_conn_for_copy(), why)
         try:
             with self._gate.shared():
-                return self._attempt(work, write=write, key=key)
+                return self._attempt(work, write=write, key=key, keys=keys)
         finally:
             if lost and self.listener is not None:
                 self.listener.storage_lost(why)
 
     def _attempt(
-        self, work: Callable[[sqlite3.Connection], T], *, write: bool, key: str | None
+        self,
+        work: Callable[[sqlite3.Connection], T],
+        *,
+        write: bool,
+        key: str | None,
+        keys: Callable[[T], Iterable[str]] | None = None,
     ) -> T:
         """``work`` on the current database; call with the gate shared."""
         memory = self._memory
@@ -285,9 +300,12 @@ class FallbackDatabase:
                 return work(memory)
             with transaction(memory):
                 result = work(memory)
-            if key is not None:
+            held = [key] if key is not None else []
+            if keys is not None:
+                held += keys(result)
+            if held:
                 with self._held_lock:
-                    self._held.add(key)
+                    self._held.update(held)
             return result
 
     def _disk_conn(self) -> sqlite3.Connection:

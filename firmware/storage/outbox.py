@@ -186,24 +186,28 @@ class Outbox:
         walker of the session under way, whose incident the event opens (None: none).
         """
 
-        def work(conn: sqlite3.Connection) -> int:
-            before = conn.total_changes
-            seq = insert_event(conn, event, walker)
-            if conn.total_changes != before:  # a new event, not a repeat
-                priority = PRIORITY_PROTECTED if event.type in PROTECTED_TYPES else PRIORITY_INFO
-                queue_message(
-                    conn,
-                    MessageKind.EVENT,
-                    priority,
-                    self.topics.event,
-                    BUILT_FROM_EVENT,
-                    event_seq=seq,
-                    message_id=event.id,
-                )
-                self._enforce_bound(conn)
-            return seq
+        return self._db.write(lambda conn: self.enqueue_event_in(conn, event, walker), key=event.id)
 
-        return self._db.write(work, key=event.id)
+    def enqueue_event_in(
+        self, conn: sqlite3.Connection, event: Event, walker: str | None = None
+    ) -> int:
+        """:meth:`enqueue_event` inside the caller's transaction (the courier commits a trip's
+        event with the session record that counts it)."""
+        before = conn.total_changes
+        seq = insert_event(conn, event, walker)
+        if conn.total_changes != before:  # a new event, not a repeat
+            priority = PRIORITY_PROTECTED if event.type in PROTECTED_TYPES else PRIORITY_INFO
+            queue_message(
+                conn,
+                MessageKind.EVENT,
+                priority,
+                self.topics.event,
+                BUILT_FROM_EVENT,
+                event_seq=seq,
+                message_id=event.id,
+            )
+            self._enforce_bound(conn)
+        return seq
 
     def enqueue_telemetry(self, payload: str) -> None:
         def work(conn: sqlite3.Connection) -> None:
