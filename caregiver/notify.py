@@ -206,7 +206,11 @@ class Notifier:
         :data:`MAX_PARALLEL`. Messages queued while the round runs (:meth:`wake`) join it
         at once, behind their contact's earlier ones: a round of one contact's slow queue
         (seven pages at 19 s each) no longer holds another contact's new fall page until it
-        ends.
+        ends. So do rows that come due by time while it runs (a retry after a failed send,
+        including one of this round's own): the round waits for its sends' results no longer
+        than until the next row comes due (:meth:`Outbox.next_notification_at`) and then
+        reads what is due. Before, only a wake joined a round, and a retry of Bob's page
+        waited for the end of a round of Ann's slow sends.
         Before, the round sent everything in turn, so a contact whose server did not answer
         (or whose name did not resolve: 10-40 s a message) held every other contact's fall
         page behind it. The sending runs on threads of its own; every row is read and marked
@@ -248,7 +252,12 @@ class Notifier:
                     self.store.drop_notification(note.id, GONE)
                     log_gone(note)
                     continue
-                lanes.setdefault(target.contact, deque()).append((target, note))
+                lane = lanes.setdefault(target.contact, deque())
+                if lane and lane[-1][1].id > note.id:  # a retry come due: in queued order
+                    lane.append((target, note))
+                    lanes[target.contact] = deque(sorted(lane, key=lambda t: t[1].id))
+                else:
+                    lane.append((target, note))
                 got.append(target.contact)
             return got
 
@@ -277,6 +286,7 @@ class Notifier:
             while lane:
                 target, note = lane.popleft()
                 if target.url in self._hanging_urls():
+                    seen.discard(note.id)  # read again once that send ends (:func:`join`)
                     continue
                 if note.attempts >= max_attempts:
                     self._give_up_unfinished(note, now, target.url_index)
@@ -291,6 +301,18 @@ class Notifier:
         workers = min(MAX_PARALLEL, len(lanes))
         idle = deque(lanes)  # contacts with nothing in flight: the earliest message's first
         running: dict[int, _Sending] = {}
+
+        def join() -> None:
+            """Rows due now that the round has not taken (queued since it began, or come due
+            by time: a retry) join it, behind their contact's earlier ones."""
+            nonlocal now, workers
+            now = self.clock()
+            busy = {s.contact for s in running.values()} | set(idle)
+            for contact in dict.fromkeys(read_due()):
+                if contact not in busy:
+                    idle.append(contact)
+            workers = min(MAX_PARALLEL, len(lanes))
+
         while idle or running:
             while idle and len(running) < workers:
                 contact = idle.popleft()
@@ -302,30 +324,32 @@ class Notifier:
             if not running:
                 break
             wait_s = max(0.0, min(s.deadline for s in running.values()) - self.monotonic())
+            due = self.store.next_notification_at(now)
+            if due is not None:  # a row comes due by time (a retry): the round wakes for it
+                wait_s = min(wait_s, max(0.0, due - self.clock()))
             try:
                 token, error = self._results.get(timeout=wait_s)
                 if token == _WOKEN:  # messages queued since the round began: in with them
-                    now = self.clock()
-                    busy = {s.contact for s in running.values()} | set(idle)
-                    for contact in dict.fromkeys(read_due()):
-                        if contact not in busy:
-                            idle.append(contact)
-                    workers = min(MAX_PARALLEL, len(lanes))
+                    join()
                     continue
             except queue.Empty:
                 at = self.monotonic()
                 for overdue in [s for s in running.values() if s.deadline <= at]:
                     del running[overdue.token]
-                    self._abandon(overdue, now)  # (its URL's other messages then wait)
+                    seen.discard(overdue.note.id)  # its retry may come due in this round
+                    self._abandon(overdue, self.clock())  # (its URL's other messages then wait)
                     self.progress()
                     if lanes[overdue.contact]:
                         idle.append(overdue.contact)
+                join()  # and the rows that came due meanwhile
                 continue
             ended = running.pop(token, None)
             if ended is None:
-                self._late(token, error)  # a send abandoned before ended now
+                if self._late(token, error):  # a send abandoned before ended now
+                    join()  # the rows that waited for its URL
                 continue
-            if self._record(ended.note, error, now, ended.target.url_index):
+            seen.discard(ended.note.id)  # retried: it joins again when due (:func:`join`)
+            if self._record(ended.note, error, self.clock(), ended.target.url_index):
                 delivered += 1
             self.progress()
             if lanes[ended.contact]:
@@ -401,12 +425,13 @@ class Notifier:
                 self._late(token, error)
                 self.progress()
 
-    def _late(self, token: int, error: str) -> None:
+    def _late(self, token: int, error: str) -> bool:
         """An abandoned send ended. Delivered after all: its row, if still waiting for the
-        retry, is marked sent (no second page); else there is nothing more to do."""
+        retry, is marked sent (no second page); else there is nothing more to do. Whether it
+        was one (its URL is free again)."""
         sending = self._abandoned.pop(token, None)
         if sending is None:
-            return
+            return False
         note = sending.note
         if error:
             log.info("the abandoned send to %s ended: %s", note.contact, error)
@@ -418,6 +443,7 @@ class Notifier:
             )
         else:
             log.info("the abandoned send to %s was delivered after all", note.contact)
+        return True
 
     @property
     def hanging(self) -> int:

@@ -177,8 +177,16 @@ GIVE_UP = (
 )
 DROP = "UPDATE notifications SET status = 'failed', last_error = ? WHERE id = ?"
 STILL_DUE = "SELECT 1 FROM notifications WHERE id = ? AND status = 'pending'"
+NEXT_DUE = "SELECT min(next_at) FROM notifications WHERE status = 'pending' AND next_at > ?"
 CLAIM = "UPDATE notifications SET attempts = ? WHERE id = ? AND status = 'pending'"
 LEASE_HOLDER = "SELECT holder FROM leases WHERE name = ? AND expires_at >= ?"
+
+
+def next_due_from(row: tuple[object, ...] | None) -> float | None:
+    """:data:`NEXT_DUE`'s answer as a time (None: no row waits)."""
+    if row is None or row[0] is None:
+        return None
+    return float(row[0])  # type: ignore[arg-type]
 
 
 def due_from(rows: list[tuple[object, ...]]) -> list[PendingNotification]:
@@ -203,6 +211,11 @@ class Outbox(Protocol):
     """What the notifier needs of a store (:class:`caregiver.storage.Store` has it all)."""
 
     def notifications_due(self, now: float) -> list[PendingNotification]: ...
+    def next_notification_at(self, after: float) -> float | None:
+        """When the earliest row not due at ``after`` comes due (a retry's next attempt);
+        None when none waits. A round under way wakes for it (:meth:`Notifier.deliver_due`)."""
+        ...
+
     def notification_sent(self, notification_id: int, attempts: int) -> None: ...
     def retry_notification(
         self, notification_id: int, attempts: int, next_at: float, error: str
@@ -251,6 +264,10 @@ class SqliteOutbox:
     def notifications_due(self, now: float) -> list[PendingNotification]:
         with self._lock:
             return due_from(self._db.execute(DUE, (now,)).fetchall())
+
+    def next_notification_at(self, after: float) -> float | None:
+        with self._lock:
+            return next_due_from(self._db.execute(NEXT_DUE, (after,)).fetchone())
 
     def notification_sent(self, notification_id: int, attempts: int) -> None:
         with self._lock:

@@ -794,3 +794,165 @@ def test_a_wake_mid_round_takes_only_new_rows_due_now_and_keeps_one_contact_one_
     ]
     outbox.close()
     store.close()
+
+
+@dataclass
+class Holding:
+    """An HTTP server on 127.0.0.1: ``/slow`` is answered 200 only once ``release`` is set
+    (a phone service taking its time, within the deadline); ``/fast`` answers the next of
+    ``fast`` (then 200)."""
+
+    port: int = 0
+    release: threading.Event = field(default_factory=threading.Event)
+    fast: list[int] = field(default_factory=list)
+    arrived: queue.Queue[str] = field(default_factory=queue.Queue)
+    """The path of each request as it arrives."""
+
+
+@pytest.fixture
+def holding() -> Iterator[Holding]:
+    record = Holding()
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def do_POST(self) -> None:
+            self.rfile.read(int(self.headers.get("content-length", "0")))
+            record.arrived.put(self.path)
+            status = 200
+            if self.path == "/slow":
+                record.release.wait(WAIT * 2)
+            elif record.fast:
+                status = record.fast.pop(0)
+            self.send_response(status)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    record.port = httpd.server_address[1]
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    yield record
+    record.release.set()
+    httpd.shutdown()
+    httpd.server_close()
+
+
+def test_a_retry_that_comes_due_mid_round_is_sent_before_the_round_s_slow_send_ends(
+    tmp_path: Path, holding: Holding, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """c0's fall page goes to a slow service (held by the server until the test releases it);
+    c1's fails at once (500) and is due again 10 s later. The round wakes when it is due and
+    sends it while c0's send is still under way. Before, only rows queued during a round
+    joined it (the service wakes the notifier); one due by time alone waited for the round's
+    end, however long slow services made it: a retry of Bob's page behind Ann's slow ones.
+
+    The wall clock is the test's: it reads 1000 until the notifier's progress says c1's
+    failed attempt is marked (its retry due at 1010), then 1010; nothing waits for real
+    time, and no wake is sent."""
+    monkeypatch.setattr(notify_http, "TIMEOUT_S", WAIT * 2)  # the held request is not timed out
+    slow = f"json://127.0.0.1:{holding.port}/slow"
+    fast = f"json://127.0.0.1:{holding.port}/fast"
+    holding.fast[:] = [500]
+    marked: queue.Queue[None] = queue.Queue()  # the notifier's progress: a send's row marked
+    progressed: list[None] = []
+
+    def progress() -> None:
+        progressed.append(None)
+        marked.put(None)
+
+    db = tmp_path / "c.db"
+    store = Store(str(db))
+    outbox = open_outbox(str(db))
+    notifier = Notifier(
+        outbox,
+        _contacts(db, slow, fast),
+        lambda: 1010.0 if progressed else 1000.0,
+        monotonic=lambda: 0.0,  # no send reaches its deadline
+        progress=progress,
+    )
+    _queue(store, 0, slow, "FALL", 1000.0)
+    _queue(store, 1, fast, "FALL", 1000.0)
+    result: list[int] = []
+    round_ = threading.Thread(target=lambda: result.append(notifier.deliver_due()))
+    round_.start()
+    try:
+        assert {holding.arrived.get(timeout=WAIT) for _ in range(2)} == {"/slow", "/fast"}
+        assert holding.arrived.get(timeout=WAIT) == "/fast"  # the retry, c0's still held
+        marked.get(timeout=WAIT)  # c1's failed attempt
+        marked.get(timeout=WAIT)  # c1's retry, marked sent
+        assert not holding.release.is_set() and round_.is_alive()
+        assert [r[:3] for r in _rows(db)] == [("c0", "pending", 1), ("c1", "sent", 2)]
+    finally:
+        holding.release.set()
+        round_.join(WAIT)
+    assert result == [2]
+    assert [r[:3] for r in _rows(db)] == [("c0", "sent", 1), ("c1", "sent", 2)]
+    outbox.close()
+    store.close()
+
+
+def test_a_retry_that_joins_the_round_keeps_its_place_in_its_contact_s_queue(
+    tmp_path: Path,
+) -> None:
+    """c0's three pages: the first fails (due again at 1010), the second is slow, the third
+    waits behind it. The first's retry comes due while the second is being sent and joins the
+    round in the order the pages were queued: first, then third — as the next round would
+    have sent them (by id), never the third before the first."""
+    url = "json://ann.example/x"
+    answer = threading.Semaphore(0)
+    sent: list[str] = []
+    tried: set[str] = set()
+    progressed: list[None] = []
+
+    def send(url: str, title: str, body: str, urgency: Urgency) -> bool:
+        sent.append(title)
+        if title == "P2":
+            assert answer.acquire(timeout=WAIT)
+        if title == "P1" and title not in tried:
+            tried.add(title)
+            return False
+        return True
+
+    db = tmp_path / "c.db"
+    store = Store(str(db))
+    outbox = open_outbox(str(db))
+    joined = threading.Event()  # the round has read P1's retry (its query at 1010)
+
+    class Watched:
+        """The round's outbox, which says when P1's retry has been read as due."""
+
+        def __getattr__(self, name: str) -> Any:
+            return getattr(outbox, name)
+
+        def notifications_due(self, now: float) -> Any:
+            due = outbox.notifications_due(now)
+            if now >= 1010.0 and any(n.title == "P1" for n in due):
+                joined.set()
+            return due
+
+    notifier = Notifier(
+        Watched(),  # type: ignore[arg-type]
+        _contacts(db, url),
+        lambda: 1010.0 if progressed else 1000.0,
+        send,
+        monotonic=lambda: 0.0,
+        progress=lambda: progressed.append(None),
+    )
+    for title in ("P1", "P2", "P3"):
+        _queue(store, 0, url, title, 1000.0)
+    result: list[int] = []
+    round_ = threading.Thread(target=lambda: result.append(notifier.deliver_due()))
+    round_.start()
+    try:
+        assert joined.wait(WAIT)  # P2 is still being sent
+        assert sent == ["P1", "P2"]
+    finally:
+        answer.release()
+        round_.join(WAIT)
+    assert result == [3]
+    assert sent == ["P1", "P2", "P1", "P3"]
+    outbox.close()
+    store.close()

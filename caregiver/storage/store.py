@@ -1335,6 +1335,9 @@ class Transaction:
     def notifications_due(self, now: float) -> list[PendingNotification]:
         return outbox.due_from(self._db.execute(outbox.DUE, (now,)).fetchall())
 
+    def next_notification_at(self, after: float) -> float | None:
+        return outbox.next_due_from(self._db.execute(outbox.NEXT_DUE, (after,)).fetchone())
+
     def notification_sent(self, notification_id: int, attempts: int) -> None:
         self._db.execute(outbox.SENT, (attempts, notification_id))
 
@@ -2146,6 +2149,9 @@ class Store:
 
     def notifications_due(self, now: float) -> list[PendingNotification]:
         return self._read(lambda ops: ops.notifications_due(now))
+
+    def next_notification_at(self, after: float) -> float | None:
+        return self._read(lambda ops: ops.next_notification_at(after))
 
     def notification_sent(self, notification_id: int, attempts: int) -> None:
         with self._statement() as ops:
