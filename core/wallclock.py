@@ -69,7 +69,10 @@ class _Timex(ctypes.Structure):
 class SystemWallClock:
     """The host's wall clock; synchronised as ``timedatectl``'s ``NTPSynchronized`` says it:
     ``adjtimex`` (modes 0: only reads, no privilege, never blocks) without ``STA_UNSYNC``.
-    Where ``adjtimex`` cannot be called (not Linux), systemd-timesyncd's flag file."""
+    Where ``adjtimex`` cannot be called, systemd-timesyncd's flag file: not Linux, or
+    refused — the monitor's unit (``ProtectClock=yes``, ``SystemCallFilter=~@privileged``)
+    denies the whole ``@clock`` group with EPERM, reads included, so on an installed Pi every
+    event was stamped "clock not set" however well NTP had set the clock."""
 
     def __init__(self) -> None:
         self._adjtimex: Callable[[Any], int] | None
@@ -89,7 +92,7 @@ class SystemWallClock:
             return TIMESYNC_FLAG.exists()
         tx = _Timex()
         if self._adjtimex(ctypes.byref(tx)) < 0:
-            return False
+            return TIMESYNC_FLAG.exists()
         return not tx.status & _STA_UNSYNC and tx.maxerror < _MAXERROR_LIMIT_US
 
 
