@@ -2,9 +2,9 @@
 # Install RetroGuard as a systemd service on Raspberry Pi OS Bookworm (Pi 3, 4, 5, Zero 2 W).
 #
 #   sudo ./scripts/install-pi.sh              install or upgrade (safe to run again)
-#   sudo ./scripts/install-pi.sh --uninstall  remove the service and /opt/retroguard
-#                                             (keeps config and event store; --purge removes them
-#                                             and the user too)
+#   sudo ./scripts/install-pi.sh --uninstall  remove the service (and the caregivers' unit, if
+#                                             installed) and /opt/retroguard (keeps config and
+#                                             databases; --purge removes them and the user too)
 #   ./scripts/install-pi.sh --dry-run [...]   print the steps, change nothing (no root needed)
 #   --no-start                                enable the unit but do not (re)start it now
 #   --no-hardware-watchdog                    leave systemd's RuntimeWatchdogSec alone
@@ -18,6 +18,7 @@
 set -euo pipefail
 
 SERVICE=retroguard
+CAREGIVER_SERVICE=retroguard-caregiver
 SVC_USER=retroguard
 # The paths can be moved for testing; the unit file names the defaults.
 PREFIX=${RETROGUARD_PREFIX:-/opt/retroguard}
@@ -129,7 +130,7 @@ check_platform() {
 # caregiver_wanted: 0 when the caregivers' service is to run on this Pi too (--caregiver, or its
 # unit already installed: an upgrade must not leave it without its packages), else 1.
 caregiver_wanted() {
-    [ "$caregiver" -eq 1 ] || [ -e "$UNIT_DIR/retroguard-caregiver.service" ]
+    [ "$caregiver" -eq 1 ] || [ -e "$UNIT_DIR/$CAREGIVER_SERVICE.service" ]
 }
 
 install_packages() {
@@ -275,14 +276,19 @@ install_unit() {
 }
 
 uninstall() {
-    step "Stop and disable $SERVICE.service"
-    if [ -e "$UNIT_DIR/$SERVICE.service" ]; then
-        run systemctl disable --now "$SERVICE.service"
-        run rm -f "$UNIT_DIR/$SERVICE.service"
-        run systemctl daemon-reload
-    else
-        note "not installed"
-    fi
+    # The caregivers' unit too, when it was installed here (docs/caregiver.md): it runs from
+    # the venv removed below, and left enabled it would fail and restart every 2 s, forever.
+    local unit
+    for unit in "$SERVICE.service" "$CAREGIVER_SERVICE.service"; do
+        step "Stop and disable $unit"
+        if [ -e "$UNIT_DIR/$unit" ]; then
+            run systemctl disable --now "$unit"
+            run rm -f "$UNIT_DIR/$unit"
+            run systemctl daemon-reload
+        else
+            note "not installed"
+        fi
+    done
     step "Remove the hardware watchdog setting ($WATCHDOG_DROPIN)"
     if [ -e "$WATCHDOG_DROPIN" ]; then
         run rm -f "$WATCHDOG_DROPIN"

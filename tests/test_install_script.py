@@ -155,6 +155,25 @@ def test_dry_run_uninstall(tmp_path: Path) -> None:
     assert (tmp_path / "opt").exists()
 
 
+def test_uninstall_also_removes_the_caregivers_unit_that_runs_from_the_venv(
+    tmp_path: Path,
+) -> None:
+    """The caregivers' unit (docs/caregiver.md) runs /opt/retroguard/venv too: left enabled
+    after the venv is gone, it fails and restarts every RestartSec, forever."""
+    (tmp_path / "opt").mkdir()
+    units = tmp_path / "units"
+    units.mkdir()
+    (units / "retroguard.service").write_text("")
+    (units / "retroguard-caregiver.service").write_text("")
+    out = run_script("--dry-run", "--uninstall", env_dirs=tmp_path).stdout
+    assert "+ systemctl disable --now retroguard-caregiver.service" in out
+    assert f"+ rm -f {units}/retroguard-caregiver.service" in out
+    assert out.index("retroguard-caregiver.service") < out.index(f"+ rm -rf {tmp_path}/opt")
+    (units / "retroguard-caregiver.service").unlink()  # a monitor-only Pi: nothing to stop
+    out = run_script("--dry-run", "--uninstall", env_dirs=tmp_path).stdout
+    assert "disable --now retroguard-caregiver.service" not in out
+
+
 def test_bad_options_exit_2(tmp_path: Path) -> None:
     assert run_script("--frobnicate", env_dirs=tmp_path).returncode == 2
     assert run_script("--purge", env_dirs=tmp_path).returncode == 2
