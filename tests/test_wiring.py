@@ -82,6 +82,19 @@ def test_bad_source_is_rejected() -> None:
         diagram.validate(source)
 
 
+def test_every_terminal_of_the_diagram_is_wired() -> None:
+    """A terminal drawn with no wire reads as "leave it open": the help button's COM was,
+    while the guide (section 6) wires S2 to GND."""
+    source = diagram.load_source()
+    gnd = next(p for p in source["pin"] if p.get("name") == "GND")
+    assert "help.COM" in gnd["to"]
+    source["pin"] = [dict(p) for p in source["pin"]]
+    gnd = next(p for p in source["pin"] if p.get("name") == "GND")
+    gnd["to"] = [ref for ref in gnd["to"] if ref != "help.COM"]
+    with pytest.raises(diagram.SourceError, match=r"terminal help\.COM is connected to nothing"):
+        diagram.validate(source)
+
+
 def test_heartbeat_hold_time_matches_the_guide() -> None:
     """The guide's hold time (≈ 50 ms) is the one the simulation models by default."""
     assert GpioConfig().heartbeat_hold_s == pytest.approx(0.05)

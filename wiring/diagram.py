@@ -85,6 +85,13 @@ def validate(source: dict[str, Any]) -> None:
         for ref in (link["from"], link["to"]):
             if ref not in terminals:
                 raise SourceError(f"link: no terminal {ref}")
+    # A terminal drawn with nothing on it reads as "leave it open" (the help button's COM
+    # once was, while the guide wires it to GND).
+    connected = {ref for pin in source["pin"] for ref in pin["to"]} | {
+        ref for link in source.get("link", []) for ref in (link["from"], link["to"])
+    }
+    for ref in sorted(terminals - connected):
+        raise SourceError(f"terminal {ref} is connected to nothing")
 
 
 def pins_by_config(source: dict[str, Any]) -> dict[str, int]:
