@@ -125,7 +125,7 @@ class GpioConfig:
     keeps the relay held (every start, doctor and the dashboard then say so)."""
     help_button_wired: bool = False
     """Whether a dedicated help button is wired to gpio.pins.help_button (wiring/README.md,
-    section 7). Without it, three quick presses of the reset button ask for help (docs/safety.md,
+    section 6). Without it, three quick presses of the reset button ask for help (docs/safety.md,
     "Button press patterns")."""
     relay_sense_wired: bool = True
     """Whether the relay's contact is read back on gpio.pins.relay_sense (wiring/README.md,

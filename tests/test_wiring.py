@@ -95,6 +95,40 @@ def test_every_terminal_of_the_diagram_is_wired() -> None:
         diagram.validate(source)
 
 
+def guide_sections() -> dict[int, str]:
+    """``{N: text}`` of each numbered ``## N.`` section of wiring/README.md."""
+    parts = re.split(r"^## (\d+)\. ", (WIRING / "README.md").read_text(), flags=re.M)
+    return {int(number): text for number, text in zip(parts[1::2], parts[2::2], strict=True)}
+
+
+def test_the_config_s_references_to_the_guide_name_the_right_section() -> None:
+    """The commented config a technician edits (``retroguard config --example``, written by
+    scripts/install-pi.sh) points into the guide: each key that names a section of it must be
+    named in that section (help_button_wired pointed at section 7, the coil drivers)."""
+    from tools.config_example import example_config_text
+
+    sections = guide_sections()
+    comment: list[str] = []
+    checked = []
+    for line in example_config_text().splitlines():
+        if line.startswith("#"):
+            comment.append(line.lstrip("# "))
+            continue
+        key = line.partition("=")[0].strip()
+        text = " ".join(comment)
+        comment = []
+        for number in re.findall(r"wiring/README\.md, section (\d+)", text):
+            checked.append(key)
+            assert key in sections[int(number)], f"{key}: section {number} does not name it"
+    assert {"help_button_wired", "relay_sense_wired", "pacing"} <= set(checked)
+
+
+def test_the_static_drive_section_says_it_needs_bench_rig() -> None:
+    """Without gpio.bench_rig = true a static drive is refused at start (firmware/preflight.py):
+    a technician following section 10 alone got a monitor that would not start."""
+    assert "gpio.bench_rig = true" in guide_sections()[10]
+
+
 def test_heartbeat_hold_time_matches_the_guide() -> None:
     """The guide's hold time (≈ 50 ms) is the one the simulation models by default."""
     assert GpioConfig().heartbeat_hold_s == pytest.approx(0.05)
