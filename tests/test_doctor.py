@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import io
+import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -631,3 +632,23 @@ def test_an_int_line_that_loses_pulses_is_a_marginal_wire(
     if verdict != "PASS":
         assert f"pulses lost: {edges} rising edge(s) on GPIO4 for 100 samples in 0.5 s" in text
         assert "a marginal wire" in text and "header pin 7" in text
+
+
+def test_every_check_has_its_row_in_the_deployment_guide() -> None:
+    """docs/deployment.md, section 6, says what each line's PASS and FAIL mean; the
+    troubleshooting table sends a technician to "the doctor's audio line" there. The
+    help-button, config and audio lines had no row."""
+    from tools.diagnostics import audio_checks, gpio_checks, imu_checks, system_checks
+
+    names = {
+        audio_checks.AUDIO,
+        *(gpio_checks.FACTORY, gpio_checks.BUTTON, gpio_checks.HEARTBEAT, gpio_checks.SENSE),
+        gpio_checks.HELP_BUTTON,
+        *(imu_checks.BUS, imu_checks.IDENTITY, imu_checks.RATE, imu_checks.FIFO),
+        int_checks.INT,
+        *(system_checks.BROKER, system_checks.STORE, system_checks.CLOCK),
+        system_checks.CONFIG,
+    }
+    guide = (Path(__file__).resolve().parent.parent / "docs" / "deployment.md").read_text()
+    rows = set(re.findall(r"^\| `([a-z0-9-]+)`", guide, flags=re.M))
+    assert names - rows == set()
