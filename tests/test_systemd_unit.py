@@ -80,6 +80,33 @@ def test_the_unit_lets_the_loop_s_helpers_take_real_time_priority_back() -> None
     assert {"sched_setscheduler", "setpriority"} <= allowed_after, filters
 
 
+def test_everything_the_monitor_writes_by_default_is_writable_under_the_unit(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """``ProtectSystem=strict`` leaves the unit's own directories writable and nothing else
+    (no ``ReadWritePaths=``): the event store and the rendered prompts must be in its
+    ``StateDirectory``, the session socket and lgpio's FIFO in its ``RuntimeDirectory``."""
+    from firmware.config import Config
+    from firmware.session.runner import prompt_cache_dir
+
+    d = directives(UNIT.read_text())
+    single = {key: values[-1] for key, values in d.items()}
+    assert "ReadWritePaths" not in d
+    state = Path("/var/lib") / single["StateDirectory"]
+    runtime = Path("/run") / single["RuntimeDirectory"]
+    assert Path(single["WorkingDirectory"]) == state
+    config = Config()
+    assert Path(config.storage.database).parent == state
+    assert prompt_cache_dir(config).parent == state
+    assert f"LG_WD={runtime}" in d["Environment"]
+    from firmware.session.control import default_socket_path
+
+    monkeypatch.setenv("RUNTIME_DIRECTORY", str(runtime))  # as systemd sets it
+    assert default_socket_path().parent == runtime
+    monkeypatch.delenv("RUNTIME_DIRECTORY")  # `retroguard session ...` from a shell
+    assert default_socket_path().parent == runtime
+
+
 def test_exec_stop_post_names_a_real_subcommand() -> None:
     from tools import safe_outputs
 
