@@ -273,6 +273,13 @@ install_unit() {
     fi
     note "(re)starting: the stop relay opens now; press reset on the treadmill to arm"
     run systemctl restart "$SERVICE.service"
+    # The caregivers' service runs from the venv just upgraded: left running, it would mix
+    # the old code in memory with the new modules and templates it loads later. Alerts wait
+    # at the broker (its persistent session) while it restarts.
+    if [ -e "$UNIT_DIR/$CAREGIVER_SERVICE.service" ]; then
+        note "restarting $CAREGIVER_SERVICE.service if it runs (its code was upgraded)"
+        run systemctl try-restart "$CAREGIVER_SERVICE.service"
+    fi
 }
 
 uninstall() {

@@ -125,6 +125,10 @@ def test_the_caregiver_service_s_packages_are_installed_when_it_runs_here(
     assert f"Install RetroGuard[pi,caregiver] into {tmp_path / 'opt'}/venv" in out
     assert re.search(r"pip install --quiet --upgrade .* \S*\\\[pi\\,caregiver\\\]", out)
     assert "alsa-utils fonts-liberation2 fonts-dejavu-core" in out
+    # A running caregivers' service is restarted on the code just installed (only if its
+    # unit is here: --caregiver alone installs packages, not the unit).
+    restarted = "+ systemctl try-restart retroguard-caregiver.service" in out
+    assert restarted == (how == "its unit installed")
 
 
 def test_dry_run_keeps_an_existing_config_and_honours_options(tmp_path: Path) -> None:
