@@ -129,6 +129,18 @@ def test_the_static_drive_section_says_it_needs_bench_rig() -> None:
     assert "gpio.bench_rig = true" in guide_sections()[10]
 
 
+def test_the_guide_says_what_a_reset_let_go_before_the_chirp_does() -> None:
+    """Such a press is refused, no fault (firmware/safety.py; tests/test_safety.py has the
+    behaviour): section 6 used to say the latch stayed open and the monitor faulted, as it
+    did before the refusal, so a technician expected a FAULT and heard the refusal instead."""
+    from firmware.presses import ARM_HOLD_S
+    from firmware.safety import LET_GO_REASON
+
+    section = " ".join(guide_sections()[6].split())
+    assert f'"{LET_GO_REASON}"' in section
+    assert f"{ARM_HOLD_S:g} s" in section
+
+
 def test_heartbeat_hold_time_matches_the_guide() -> None:
     """The guide's hold time (≈ 50 ms) is the one the simulation models by default."""
     assert GpioConfig().heartbeat_hold_s == pytest.approx(0.05)
