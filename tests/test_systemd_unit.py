@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import shutil
 import subprocess
 import sys
@@ -59,6 +60,23 @@ def test_unit_has_the_required_settings() -> None:
     # the loop is scheduled first; the courier it forks is not (benchmarks/flood.py)
     assert single["CPUSchedulingPolicy"] == "fifo"
     assert single["CPUSchedulingResetOnFork"] == "yes"
+
+
+def test_a_stop_leaves_time_for_the_records_of_the_last_moments() -> None:
+    """``TimeoutStopSec`` covers the longest a clean stop may wait, added up from the code's
+    own bounds: after the relay is released, the session's records (its measurements settled,
+    then the link flushed: :func:`detach_session`'s timeout each), then ``App.close``'s flush
+    to the courier's disk and the courier's exit. At 5 s a slow SD card had the records of the
+    last moments killed before they were on disk."""
+    from firmware import app
+    from firmware.session.runner import detach_session
+
+    detach = inspect.signature(detach_session).parameters["timeout"].default
+    drain = inspect.signature(app.App.close).parameters["drain_timeout"].default
+    worst = 2 * detach + (drain + app.LINK_FLUSH_S) + (drain + app.COURIER_EXIT_S)
+    timeout = directives(UNIT.read_text())["TimeoutStopSec"][-1]
+    assert timeout.endswith("s")
+    assert float(timeout[:-1]) >= worst + 10.0  # slack: the journal, the GPIO, the interpreter
 
 
 def test_the_unit_lets_the_loop_s_helpers_take_real_time_priority_back() -> None:
