@@ -12,21 +12,22 @@ from __future__ import annotations
 
 import datetime as dt
 
+from core.progress import in_wall_range, utc_of
+
 __all__ = ["iso_of", "iso_utc", "moment_of", "readable", "words"]
 
 
 def moment_of(value: str | float | None) -> dt.datetime | None:
     """An ISO 8601 time (naive: UTC) or epoch seconds as an aware UTC datetime; None for
-    nothing or something unreadable."""
+    nothing or something unreadable, or outside the years a wall time is read in
+    (:data:`core.progress.WALL_FIRST`: one within a day of the calendar's ends cannot be
+    shown in every zone, and the text as received is shown instead)."""
     if value is None or value == "":
         return None
     try:
         if isinstance(value, str):
-            moment = dt.datetime.fromisoformat(value)
-            if moment.tzinfo is None:
-                moment = moment.replace(tzinfo=dt.UTC)
-            return moment.astimezone(dt.UTC)
-        return dt.datetime.fromtimestamp(float(value), dt.UTC)
+            return utc_of(value)
+        return in_wall_range(dt.datetime.fromtimestamp(float(value), dt.UTC))
     except (ValueError, OverflowError, OSError):
         return None
 

@@ -61,6 +61,8 @@ __all__ = [
     "GOAL_SESSIONS_PER_WEEK",
     "MILESTONE_WEEKS",
     "PRESCRIBED_SESSIONS_PER_WEEK",
+    "WALL_END",
+    "WALL_FIRST",
     "Milestone",
     "SessionProgress",
     "WeekProgress",
@@ -71,6 +73,7 @@ __all__ = [
     "describe_week",
     "done",
     "every_week",
+    "in_wall_range",
     "milestone",
     "per_day",
     "prescribed_in",
@@ -120,13 +123,38 @@ class SessionProgress(Protocol):
         ...
 
 
+WALL_FIRST = dt.datetime(2, 1, 1, tzinfo=dt.UTC)
+WALL_END = dt.datetime(9999, 1, 1, tzinfo=dt.UTC)
+"""A wall time is read only from year 2 up to (not into) year 9999, UTC: Python's calendar
+ends at years 1 and 9999, and a moment within a day of either end cannot be shown in every
+time zone (``astimezone`` raises :class:`OverflowError`), nor its ISO week's Sunday be named.
+"0001-01-01T00:00:00" in an event from a device stopped the caregiver service's page text in
+any zone west of UTC: the fall was refused, unstored and unpaged (tests/test_fuzz_protocol.py).
+No clock says such a time; it is refused as not one."""
+
+
 def utc_of(wall: str) -> dt.datetime:
     """An ISO 8601 wall-clock time as an aware UTC datetime (naive times are taken as UTC);
-    :class:`ValueError` when it is not one."""
+    :class:`ValueError` when it is not one, or outside :data:`WALL_FIRST` to :data:`WALL_END`."""
     moment = dt.datetime.fromisoformat(wall)
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=dt.UTC)
-    return moment.astimezone(dt.UTC)
+    try:
+        moment = moment.astimezone(dt.UTC)
+    except OverflowError:  # "0001-01-01T00:00:00+14:00" is in year 0
+        raise ValueError(f"wall time {wall[:40]!r} is outside the calendar") from None
+    return in_wall_range(moment)
+
+
+def in_wall_range(moment: dt.datetime) -> dt.datetime:
+    """``moment`` (aware) if it lies from :data:`WALL_FIRST` up to :data:`WALL_END`, else
+    :class:`ValueError`."""
+    if not WALL_FIRST <= moment < WALL_END:
+        raise ValueError(
+            f"{moment.isoformat()} is outside the years {WALL_FIRST.year} to "
+            f"{WALL_END.year - 1} a wall time is read in (no clock says it)"
+        )
+    return moment
 
 
 def started_utc(session: SessionProgress) -> dt.datetime:

@@ -31,6 +31,7 @@ from paho.mqtt.reasoncodes import ReasonCode
 
 from core.errors import ConfigError
 from core.mqttlink import MqttSetupError, make_client
+from core.progress import utc_of
 from core.protocol.commands import CommandName
 from core.protocol.events import Severity
 from core.protocol.messages import (
@@ -231,12 +232,10 @@ def format_message(topic: str, payload: bytes, prefix: str = DEFAULT_PREFIX) -> 
 def _when(wall_time: str, zone: dt.tzinfo | None = None) -> str:
     """A device's UTC wall time as the person at this terminal reads it: in ``zone`` (default
     the system's), with the zone's name; the text as sent if it is not a time."""
-    try:
-        moment = dt.datetime.fromisoformat(wall_time)
+    try:  # utc_of: a time at the calendar's ends (no clock's) is shown as sent, not a crash
+        moment = utc_of(wall_time)
     except ValueError:
         return wall_time[:23]
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=dt.UTC)
     local = moment.astimezone(zone if zone is not None else system_zone())
     millis = local.microsecond // 1000
     return f"{local:%Y-%m-%d %H:%M:%S}.{millis:03d} {local.tzname() or ''}".rstrip()

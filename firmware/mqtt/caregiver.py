@@ -16,13 +16,13 @@ them.
 
 from __future__ import annotations
 
-import datetime as dt
 import logging
 import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from core.progress import utc_of
 from core.protocol import payloads
 from core.protocol.messages import (
     SCHEMA_VERSION,
@@ -224,7 +224,7 @@ def clock_time(wall: str | None) -> str:
     """``14:03`` in the device's local time, for an ISO wall time (``?`` if none)."""
     if not wall:
         return "?"
-    try:
-        return dt.datetime.fromisoformat(wall).astimezone().strftime("%H:%M")
+    try:  # utc_of: "0001-01-01T00:00:00+14:00" (the network's) is refused, not a crash
+        return utc_of(wall).astimezone().strftime("%H:%M")
     except ValueError:
         return wall[:32]
