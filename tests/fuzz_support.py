@@ -62,7 +62,16 @@ wall_times = st.one_of(
         st.sampled_from(ZONES),
         st.sampled_from(("auto", "seconds", "milliseconds")),
     ),
-    st.sampled_from(("0001-01-01T00:00:00", "9999-12-31T23:59:59", "2026-W10", "9999-12-31")),
+    st.sampled_from(
+        (
+            "0001-01-01T00:00:00",
+            "0001-01-01T00:00:00+14:00",
+            "9999-12-31T23:59:59",
+            "9999-12-31T23:59:59-12:00",
+            "2026-W10",
+            "9999-12-31",
+        )
+    ),
 )
 """ISO 8601 times anywhere in the calendar, its ends too, naive or at any offset."""
 

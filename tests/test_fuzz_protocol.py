@@ -96,7 +96,20 @@ def test_mutated_commands_get_a_reply_never_an_internal_error(
 
 
 @fuzz(60)
-@given(mutated({"schema": 1, "state": "online", "by": "svc", "wall_time": EDGES[0]}))
+@given(
+    st.builds(
+        lambda presence, wall_time: {**presence, "wall_time": wall_time},
+        st.fixed_dictionaries(
+            {
+                "schema": st.just(1),
+                "state": st.sampled_from(("online", "offline")),
+                "by": st.just("svc"),
+            }
+        ),
+        wall_times,
+    )
+    | mutated({"schema": 1, "state": "online", "by": "svc", "wall_time": EDGES[0]})
+)
 def test_any_caregiver_presence_is_heard_or_ignored_and_the_self_test_says_it(
     presence: Any,
 ) -> None:
