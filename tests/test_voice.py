@@ -19,9 +19,10 @@ import pytest
 
 from core.clock import SimClock
 from core.errors import ConfigError
+from core.protocol.walker import Walker
 from firmware.detection.base import Detection
 from firmware.safety import LET_GO_REASON, NOT_UPRIGHT_REASON, SafetyState, Transition
-from firmware.session.cues import Cue, wav_figures
+from firmware.session.cues import PATTERN, Cue, wav_figures
 from firmware.session.plan import Interval, Plan, resolve_plan
 from firmware.session.runner import SessionRunner, SessionState
 from firmware.session.voice import (
@@ -35,7 +36,7 @@ from firmware.session.voice import (
     sound_cards,
     voice_wanted,
 )
-from hal.buzzer_patterns import PATTERNS
+from hal.buzzer_patterns import PATTERNS, walker_pattern_name
 from hal.gpio import GpioBuzzer
 from sim.pins import ClockedMockFactory
 from tests.app_support import Heard
@@ -287,10 +288,178 @@ def test_voice_is_on_by_default_where_audio_exists() -> None:
 
 def test_open_player_gives_beeps_on_a_board_without_audio(tmp_path: Path) -> None:
     plan = resolve_plan("alternate-2-2")
+    no_engine = SoundOutput(espeak=False, aplay=True, cards=())
     player, prompts = open_player(
-        "auto", "en", 150, tmp_path, plan, real_hardware=True, sound=SILENT
+        "auto", "en", 150, tmp_path, plan, real_hardware=True, sound=no_engine
     )
     assert player is None and prompts.interval(plan, 0).startswith("Interval 1 of 15.")
+    player, _ = open_player("auto", "en", 150, tmp_path, plan, real_hardware=False, sound=SOUND)
+    assert player is None  # the simulated rig prints its prompts
+
+
+USB_CARD = " 1 [Device         ]: USB-Audio - USB Audio Device\n"
+SHORT = Plan(
+    "short",
+    (
+        Interval.of_seconds("backward", 60.0),
+        Interval.of_seconds("forward", 60.0),
+        Interval.of_seconds("backward", 60.0),
+    ),
+)
+
+
+def _watched_player(tmp_path: Path, cards: Path, prompts: Prompts) -> tuple[PromptPlayer, Path]:
+    """``open_player`` as the monitor calls it with voice "auto" on the real board, espeak-ng
+    and aplay there, the cards read from ``cards`` (absent: none yet); the plan's prompts are
+    in the cache already (no speech engine needed) and the timer never fires by itself
+    (:meth:`PromptPlayer.recheck` reads the cards when the test says)."""
+    cache = PromptCache(tmp_path / "prompts", "en", 150)
+    for text in prompts.all_for_plan(SHORT):
+        fake_wav(cache.path_for(text))
+    log = tmp_path / "played.log"
+    log.touch()
+    player, _ = open_player(
+        "auto",
+        "en",
+        150,
+        cache.directory,
+        SHORT,
+        real_hardware=True,
+        sound=SoundOutput(espeak=True, aplay=True, cards=tuple(sound_cards(cards))),
+        command=recorder(log),
+        cards=lambda: sound_cards(cards),
+        probe_every_s=1e6,
+    )
+    assert player is not None
+    return player, log
+
+
+def _seen(player: PromptPlayer) -> None:
+    """Once this returns, the worker has done everything asked of it before (its queue is
+    first in, first out) and read the cards."""
+    assert player.recheck().wait(WAIT), "the player's worker did not answer"
+
+
+def test_a_sound_card_that_appears_later_turns_the_spoken_prompts_on(
+    tmp_path: Path, prompts: Prompts, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The monitor starts early at boot; a USB speaker enumerates later, or is plugged in or
+    out while it runs: the voice follows the card, no restart."""
+    caplog.set_level("INFO", "firmware.session.voice")
+    cards = tmp_path / "cards"  # absent: no card listed yet
+    player, log = _watched_player(tmp_path, cards, prompts)
+    first, second = prompts.interval(SHORT, 0), prompts.interval(SHORT, 1)
+    try:
+        assert not player.audible
+        assert "cues are beeps until a sound card appears" in caplog.text
+        player.say(first)  # asked for as the card went: nothing to play it on
+        _seen(player)
+        assert log.read_text() == "" and not player.audible
+        cards.write_text(USB_CARD)
+        _seen(player)
+        assert player.audible
+        assert "spoken prompts on: sound card 1 [Device" in caplog.text
+        player.say(second)
+        _seen(player)
+        assert log.read_text().splitlines() == [str(player.cache.path_for(second))]
+        cards.write_text("--- no soundcards ---\n")
+        _seen(player)
+        assert not player.audible and "spoken prompts off: no sound card any more" in caplog.text
+    finally:
+        drain(player)
+    assert caplog.text.count("spoken prompts on: sound card") == 1
+
+
+def test_an_unplugged_speaker_is_noticed_at_its_first_failed_prompt(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """aplay fails once the USB speaker is gone: the cards are read at once, not at the next
+    timer, so the walker's cues are beeps from the runner's next tick."""
+    cards = tmp_path / "cards"
+    cards.write_text(USB_CARD)
+    cache = PromptCache(tmp_path / "prompts")
+    fake_wav(cache.path_for("a"))
+    player = PromptPlayer(
+        cache, command=["false"], cards=lambda: sound_cards(cards), probe_every_s=1e6
+    )
+    assert player.audible
+    cards.write_text("")  # unplugged
+    player.say("a")
+    drain(player)  # no card read but the one after the failure
+    assert player.failures == 1 and not player.audible
+    assert "spoken prompts off: no sound card any more" in caplog.text
+
+
+@dataclass
+class Press:
+    """A reset button whose edges the test hands over (:class:`hal.interfaces.PressEdges`)."""
+
+    edges: list[tuple[float, bool]]
+
+    def take_edges(self) -> list[tuple[float, bool]]:
+        edges, self.edges = self.edges, []
+        return edges
+
+
+def _double_press(runner: SessionRunner, button: Press, t: float) -> float:
+    """A double press in STANDBY, ticked until the recogniser has decided; the clock after."""
+    button.edges = [(t, True), (t + 0.1, False), (t + 0.3, True), (t + 0.4, False)]
+    for _ in range(12):
+        t += 0.25
+        runner.tick(t)
+    return t
+
+
+def test_the_walker_gets_beeps_or_words_for_every_cue_as_the_card_comes_and_goes(
+    tmp_path: Path, prompts: Prompts
+) -> None:
+    cards = tmp_path / "cards"
+    player, log = _watched_player(tmp_path, cards, prompts)
+    buzzer = QuietBuzzer()
+    safety = Armed(SafetyState.STANDBY, since=0.0)
+    button = Press([])
+    runner = SessionRunner(
+        SHORT,
+        safety=safety,
+        buzzer=buzzer,
+        device_id="t",
+        button=button,
+        speaker=player,
+        prompts=prompts,
+    )
+    runner.walkers = (Walker("anna", "Anna"), Walker("ben", "Ben"))
+    runner.walker = runner.walkers[0]
+    try:
+        # No card: the walker's number is beeped (no chirp, no words).
+        t = _double_press(runner, button, 1.0)
+        assert [c.pattern for c in runner.walker_choices] == [walker_pattern_name(2)]
+        assert runner.walker_choices[-1].spoken == ""
+        safety.state, safety.since = SafetyState.ARMED, t
+        runner.start(t)
+        runner.tick(t + 0.25)
+        _seen(player)
+        assert runner.cues[-1].played and buzzer.pattern == PATTERN[Cue.BACKWARD]
+        assert log.read_text() == ""  # the beeps were the cue
+
+        # A USB speaker enumerates: the next interval's cue is spoken too.
+        cards.write_text(USB_CARD)
+        _seen(player)
+        t = _tick_to(runner, 60.0, t + 0.25)
+        assert runner.cues[-1].cue is Cue.FORWARD and runner.cues[-1].played
+        _seen(player)
+        assert log.read_text().splitlines() == [
+            str(player.cache.path_for(prompts.interval(SHORT, 1)))
+        ]
+
+        # Unplugged: beeps again, and nothing more for the player.
+        cards.write_text("")
+        _seen(player)
+        t = _tick_to(runner, 120.0, t)
+        assert runner.cues[-1].cue is Cue.BACKWARD and runner.cues[-1].played
+        _seen(player)
+        assert len(log.read_text().splitlines()) == 1
+    finally:
+        drain(player)
 
 
 @needs_espeak

@@ -139,6 +139,15 @@ class Speaker(Protocol):
 
 
 @runtime_checkable
+class MayGoQuiet(Protocol):
+    """A speaker that can be unheard for a while: a sound card absent, or unplugged
+    (:class:`firmware.session.voice.PromptPlayer` with ``session.voice = "auto"``). While
+    ``audible`` is False the runner beeps every cue as it does with no speaker."""
+
+    audible: bool
+
+
+@runtime_checkable
 class PreparesPrompts(Protocol):
     """A speaker that renders a plan's prompts ahead and forgets those no plan in use needs."""
 

@@ -126,6 +126,7 @@ from firmware.session.cues import (
     PATTERN,
     TEXT,
     Cue,
+    MayGoQuiet,
     PreparesPrompts,
     Speaker,
     cue_for,
@@ -607,7 +608,16 @@ class SessionRunner:
         self._record = record
         self._wall = wall if wall is not None else SystemWallClock()
         """The wall clock the record's times are read from (only those: timing is monotonic)."""
+        self._voice = speaker
+        """The speaker given, heard or not (it renders the plans' prompts either way)."""
+        self._audible = speaker if isinstance(speaker, MayGoQuiet) else None
+        """The speaker again when it can go quiet (a player that watches the sound cards):
+        :attr:`_speaker` follows its ``audible`` once a tick."""
         self._speaker = speaker
+        """The speaker while it can be heard, else None: then every cue is beeps only (the
+        walker's number, not a chirp). Set once a tick on this thread (:meth:`tick`), so one
+        tick's checks all see the same answer while the player's thread changes its mind."""
+        self._follow_voice()
         self.prompts = prompts or Prompts.for_language(self.config.language)
         """The spoken prompts' sentences (the interval, the time left, the turn, the end)."""
         self._gestures = GestureRecognizer(
@@ -735,6 +745,13 @@ class SessionRunner:
         """The ``on_iteration`` hook."""
         self.tick(monitor.clock.monotonic(), monitor.last_batch)
 
+    def _follow_voice(self) -> None:
+        """Words while the speaker can be heard, beeps while it cannot: one attribute read a
+        tick (the player's thread reads the sound cards, never this one)."""
+        audible = self._audible
+        if audible is not None:
+            self._speaker = audible if audible.audible else None
+
     def tick(self, now: float, batch: Sequence[Any] = ()) -> None:
         """One loop iteration: measure, listen, follow the safety state, advance the plan.
 
@@ -750,6 +767,9 @@ class SessionRunner:
         told the walker. Those take :meth:`_idle_tick`, which does what this method would do
         then (the safety log's bookkeeping, plans and roster from the link, the not-worn
         prompt) with one look at each input rather than a call into each part."""
+        audible = self._audible
+        if audible is not None:  # words while the speaker can be heard: one attribute read
+            self._speaker = audible if audible.audible else None
         state = self.state
         if (
             (
@@ -853,13 +873,14 @@ class SessionRunner:
     def _prepare_prompts(self) -> None:
         """Have the speaker render what the plans in use can say, and the walkers' names, and
         prune the rest (a put: its thread renders and prunes)."""
-        if isinstance(self._speaker, PreparesPrompts):
+        voice = self._voice  # heard or not yet: a speaker plugged in later speaks at once
+        if isinstance(voice, PreparesPrompts):
             plans = (self.plan, *self._walker_plans.values(), *self._pending_plans.values())
             if len(self.walkers) == 1:
-                self._speaker.prepare(plans)  # one walker: the button has nobody to name
+                voice.prepare(plans)  # one walker: the button has nobody to name
                 return
             names = tuple(self.prompts.walker(w.name) for w in self.walkers)
-            self._speaker.prepare(plans, names)
+            voice.prepare(plans, names)
 
     def _plan_of(self, walker: str) -> Plan:
         return self._walker_plans.get(walker, self.configured_plan)

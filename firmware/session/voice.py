@@ -29,6 +29,10 @@ Three parts, each with one job:
 Voice is on by default where audio exists (``session.voice = "auto"``: on the
 real GPIO backend, with ``espeak-ng``, ``aplay`` and a sound card); the
 simulated rig (demo, tests) prints its prompts instead; ``"off"`` keeps beeps.
+With "auto" the player watches the sound cards (:attr:`PromptPlayer.audible`): a USB
+speaker enumerates after the monitor's early start, or is unplugged mid-session, and
+the cues follow — spoken while a card is listed, beeps only (the walker's number, not a
+chirp) while none is — without a restart.
 """
 
 from __future__ import annotations
@@ -65,6 +69,9 @@ PLAY_COMMAND: tuple[str, ...] = (APLAY, "-q")
 PLAY_TIMEOUT_S = 60.0
 RENDER_TIMEOUT_S = 30.0
 SOUND_CARDS = Path("/proc/asound/cards")
+CARD_PROBE_S = 5.0
+"""How often a player with ``session.voice = "auto"`` reads :data:`SOUND_CARDS` again (on its
+own thread): a USB speaker plugged in (or enumerating late at boot) speaks within this."""
 
 CACHE_MAX_BYTES = 48 * 1024 * 1024
 """The prompt cache's bound before the plans are known (about seven plans' prompts)."""
@@ -421,6 +428,13 @@ class _Prepare:
     """Sentences to render and keep besides the plans' (the walker profiles' names)."""
 
 
+@dataclass(frozen=True, slots=True)
+class _Recheck:
+    """Read the sound cards now (:meth:`PromptPlayer.recheck`); ``done`` is set once read."""
+
+    done: threading.Event
+
+
 @dataclass(slots=True)
 class _Preparing:
     """A :class:`_Prepare` under way: the prompts still to render, one per turn of the worker
@@ -439,6 +453,11 @@ class PromptPlayer:
     A prompt not rendered ahead is rendered on the worker when asked for. A new plan's
     prompts (:meth:`prepare`) are rendered one at a time while nothing is asked for: a
     plan sent mid-session never holds up that session's cues.
+
+    With ``cards`` (``session.voice = "auto"``) the worker also reads the sound cards every
+    ``probe_every_s`` and after a prompt fails to play: :attr:`audible` follows whether one is
+    listed, so the runner speaks once a USB speaker appears and beeps once it is gone. The
+    prompts are rendered either way, so a speaker plugged in later speaks at once.
     """
 
     def __init__(
@@ -448,8 +467,18 @@ class PromptPlayer:
         command: Sequence[str] = PLAY_COMMAND,
         prerender: Sequence[str] = (),
         texts_for: Callable[[Plan], Sequence[str]] | None = None,
+        cards: Callable[[], Sequence[str]] | None = None,
+        audible: bool = True,
+        probe_every_s: float = CARD_PROBE_S,
     ) -> None:
         self.cache = cache
+        self.audible = audible
+        """Whether prompts can be heard now: a sound card is listed (always True without
+        ``cards``). Written by the worker only; the loop reads it (one attribute, atomic under
+        the GIL) and beeps in place of words while it is False."""
+        self._cards = cards
+        self._probe_every_s = probe_every_s
+        self._next_probe = time.monotonic() + probe_every_s
         self._texts_for = texts_for
         """A plan's sentences (:meth:`Prompts.all_for_plan`), for :meth:`prepare`."""
         self.command = tuple(command)
@@ -461,7 +490,8 @@ class PromptPlayer:
         """What the last pruning of the cache did."""
         self.failures = 0
         self._prerender = tuple(prerender)
-        self._queue: queue.SimpleQueue[tuple[int, str] | _Prepare | None] = queue.SimpleQueue()
+        self._queue: queue.SimpleQueue[tuple[int, str] | _Prepare | _Recheck | None]
+        self._queue = queue.SimpleQueue()
         self._stopping = threading.Event()
         self._said = 0
         """How many prompts :meth:`say` has queued: each is queued with its number. Written
@@ -504,6 +534,13 @@ class PromptPlayer:
         rendered prompt is deleted, on the worker. Never blocks: safe on the real-time thread."""
         self._queue.put_nowait(_Prepare(tuple(plans), tuple(extra)))
 
+    def recheck(self) -> threading.Event:
+        """Read the sound cards on the worker now, as its timer would (tests, to need no
+        sleep); the event is set once they were read. Never blocks."""
+        done = threading.Event()
+        self._queue.put_nowait(_Recheck(done))
+        return done
+
     def close(self, timeout: float = 2.0, *, drain: bool = False) -> None:
         """Stop the worker, waiting at most ``timeout``.
 
@@ -531,8 +568,13 @@ class PromptPlayer:
                 self._failed("rendering the spoken prompts failed", exc)
         preparing: _Preparing | None = None
         while True:
+            if self._cards is not None and time.monotonic() >= self._next_probe:
+                self._probe()
             if preparing is None:
-                item = self._queue.get()
+                try:
+                    item = self._queue.get(timeout=self._until_probe())
+                except queue.Empty:
+                    continue  # time to read the sound cards again
             else:
                 try:
                     item = self._queue.get_nowait()
@@ -548,9 +590,14 @@ class PromptPlayer:
             if isinstance(item, _Prepare):
                 preparing = self._preparing(item.plans, item.extra)  # a newer one supersedes it
                 continue
-            number, text = item
-            if self._was_withdrawn(number, text):
+            if isinstance(item, _Recheck):
+                if self._cards is not None:
+                    self._probe()
+                item.done.set()
                 continue
+            number, text = item
+            if self._was_withdrawn(number, text) or not self.audible:
+                continue  # not audible: asked for as the card went; the runner beeps from now
             try:
                 self._play(self.cache.render(text), number, text)
                 if not self._stopping.is_set() and not self._was_withdrawn(number, text):
@@ -558,6 +605,27 @@ class PromptPlayer:
             except (OSError, subprocess.SubprocessError) as exc:
                 if not self._was_withdrawn(number, text):
                     self._failed("a spoken prompt failed (buzzer cues go on)", exc)
+                if self._cards is not None:
+                    self._probe()  # an unplugged speaker: beeps from the next tick, not in 5 s
+
+    def _until_probe(self) -> float | None:
+        """How long the worker may wait for work before reading the sound cards (None: no
+        watch, wait for work)."""
+        if self._cards is None:
+            return None
+        return max(0.0, self._next_probe - time.monotonic())
+
+    def _probe(self) -> None:
+        """Read the sound cards (one small procfs file, on the worker) and follow them:
+        :attr:`audible` turns on when one is listed and off when none is, logged once each."""
+        assert self._cards is not None
+        self._next_probe = time.monotonic() + self._probe_every_s
+        cards = self._cards()
+        if cards and not self.audible:
+            log.info("spoken prompts on: sound card %s appeared", cards[0])
+        elif not cards and self.audible:
+            log.warning("spoken prompts off: no sound card any more; cues are beeps")
+        self.audible = bool(cards)
 
     def _was_withdrawn(self, number: int, text: str) -> bool:
         return self._withdrawn.get(text, 0) >= number
@@ -669,7 +737,7 @@ def on_path(command: str) -> str | None:
 
 def probe_sound(
     which: Callable[[str], str | None] = on_path,
-    cards: Callable[[], list[str]] = sound_cards,
+    cards: Callable[[], Sequence[str]] = sound_cards,
 ) -> SoundOutput:
     return SoundOutput(which(ESPEAK) is not None, which(APLAY) is not None, tuple(cards()))
 
@@ -697,16 +765,28 @@ def open_player(
     real_hardware: bool,
     sound: SoundOutput | None = None,
     command: Sequence[str] = PLAY_COMMAND,
+    cards: Callable[[], Sequence[str]] = sound_cards,
+    probe_every_s: float = CARD_PROBE_S,
 ) -> tuple[PromptPlayer | None, Prompts]:
     """The prompt player the config asks for on this machine (None: beeps only), and the
-    prompts' sentences (the session's log and the demo print them either way)."""
+    prompts' sentences (the session's log and the demo print them either way).
+
+    With "auto" on the real board, espeak-ng and aplay there, the player is made whether or
+    not a sound card is listed yet, and watches ``cards`` (:attr:`PromptPlayer.audible`): the
+    monitor starts early at boot, before a USB speaker has enumerated, and a speaker can be
+    plugged in or out while it runs."""
     prompts = Prompts.for_language(language)
-    sound = sound or probe_sound()
-    if not voice_wanted(voice, real_hardware=real_hardware, sound=sound):
+    sound = sound or probe_sound(cards=cards)
+    watch = voice == VOICE_AUTO and real_hardware and sound.espeak and sound.aplay
+    if not watch and not voice_wanted(voice, real_hardware=real_hardware, sound=sound):
         if voice == VOICE_AUTO and real_hardware:
             log.info("spoken prompts off: %s; cues are beeps", sound.missing())
         return None, prompts
-    if not sound.ok:
+    if watch and not sound.ok:
+        log.info(
+            "spoken prompts off: %s; cues are beeps until a sound card appears", sound.missing()
+        )
+    elif not sound.ok:
         log.warning("session.voice = %r but %s: cues are beeps", voice, sound.missing())
         if not sound.espeak:
             return None, prompts
@@ -717,5 +797,8 @@ def open_player(
         command=command,
         prerender=prompts.all_for_plan(plan),
         texts_for=prompts.all_for_plan,
+        cards=cards if watch else None,
+        audible=sound.ok or not watch,
+        probe_every_s=probe_every_s,
     )
     return player, prompts
