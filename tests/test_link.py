@@ -29,12 +29,18 @@ from firmware.link.endpoint import (
     COURIER_SILENT_S,
     COURIER_START_SILENT_S,
     SILENCE_ANSWER_KEEP_S,
+    SILENCE_ANSWERS_KEPT,
     STARTUP_GRACE_S,
     CourierLink,
 )
 from firmware.link.framing import FrameError, FrameReader, FrameWriter, frame
 from firmware.link.supervisor import CourierSupervisor, ProcessCourier, ThreadCourier
+from firmware.safety import SafetyState
+from firmware.session.plan import resolve_plan
+from firmware.session.runner import SessionRunner
 from firmware.storage.events import EventStore
+from tests.app_support import Heard
+from tests.test_voice import Armed, QuietBuzzer
 
 WAIT = 30.0
 """Upper bound for any wait on another thread or process: a net against hangs, not a timing."""
@@ -527,6 +533,86 @@ def test_a_silence_answered_while_its_courier_is_replaced_is_handed_to_the_next(
     answers = [m for m in told if isinstance(m, messages.SilenceAnswered)]
     assert [(a.request_id, a.result) for a in answers] == [("s1", stopped)]
     second_courier.close()
+    link.close()
+
+
+def _answers_handed_to_a_replacing_courier(asked: list[str], after_s: float) -> list[str]:
+    """The request ids of the silence answers a new courier gets, attached ``after_s`` (real
+    time) after the loop answered ``asked``, all taken by a courier that then died."""
+    real = Clock()
+    link = CourierLink(time.monotonic, real_clock=real)
+    link.hello(messages.encode(messages.Hello(Config(), os.getpid())))
+    first, first_courier = socket.socketpair()
+    link.attach(first)
+    channel = LoopChannel(first_courier)
+    taken: list[messages.SilenceBuzzer] = []
+    for request_id in asked:
+        channel.send(messages.SilenceBuzzer(request_id))
+        assert pump_until(link, lambda: link.silence_requests == 1)
+        taken += link.take_silences()
+    assert [t.request_id for t in taken] == asked
+    channel.close()  # the courier dies before the loop answers
+    assert pump_until(link, lambda: not link.connected)
+    result = SilenceResult(silence="stopped", pattern="alarm")
+    for silence in taken:
+        link.answer_silence(silence.request_id, result)
+    real.now += after_s
+    second, second_courier = socket.socketpair()
+    link.attach(second)
+    told = _frames_to_courier(second_courier, link)
+    answers = [m for m in told if isinstance(m, messages.SilenceAnswered)]
+    assert all(a.result == result for a in answers)
+    second_courier.close()
+    link.close()
+    return [a.request_id or "" for a in answers]
+
+
+def test_a_replacing_courier_gets_every_recent_answer_up_to_the_keep_each_once() -> None:
+    """Silences answered while no courier is there to reply (the one that took them died):
+    several callers (two caregivers' phones and Home Assistant) each get their reply from the
+    next courier, attached exactly SILENCE_ANSWER_KEEP_S later (still within it), each once,
+    oldest first; past SILENCE_ANSWERS_KEPT only the latest (a bound, not every one ever).
+    Those of more than a minute ago are not handed over (docs/mqtt.md: the answers of the
+    last 60 s; their callers have given up)."""
+    callers = ["phone-1", "phone-2", "home-assistant"]
+    assert _answers_handed_to_a_replacing_courier(callers, SILENCE_ANSWER_KEEP_S) == callers
+    assert _answers_handed_to_a_replacing_courier(callers, 61.0) == []
+    many = [f"s{n}" for n in range(SILENCE_ANSWERS_KEPT + 2)]
+    kept = _answers_handed_to_a_replacing_courier(many, 0.0)
+    assert kept == many[-SILENCE_ANSWERS_KEPT:]
+
+
+def test_an_arming_before_the_courier_first_speaks_is_told_once_it_says_nobody_is_there() -> None:
+    """Until a courier first speaks nothing is known about the caregiver service (the
+    courier is still starting: a Python process, its database, its broker connection), so
+    the link says undecided, not "there": the runner looks again each tick of an arming made
+    meanwhile, and says the words once the courier says that nobody would be paged."""
+    link = CourierLink(time.monotonic)
+    heard = Heard()
+    safety = Armed(SafetyState.ARMED, since=1.0)
+    runner = SessionRunner(
+        resolve_plan("alternate-2-2"),
+        safety=safety,
+        buzzer=QuietBuzzer(),
+        device_id="t",
+        speaker=heard,
+        caregivers_away=lambda: link.caregivers_away,
+        caregivers_undecided=lambda: link.caregivers_undecided,
+    )
+    runner.tick(1.0)  # armed with no courier heard yet: nothing known, nothing said
+    assert heard.said == []
+    loop_end, courier_end = socket.socketpair()
+    link.attach(loop_end)
+    channel = LoopChannel(courier_end)
+    channel.send(
+        messages.CourierAlive(
+            broker_connected=False, outbox_depth=0, caregivers_away=True, caregivers_undecided=False
+        )
+    )
+    assert pump_until(link, lambda: link.caregivers_away)
+    runner.tick(1.5)  # the same arming
+    assert heard.said == [runner.prompts.file.prompts.no_caregiver]
+    channel.close()
     link.close()
 
 
