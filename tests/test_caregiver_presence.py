@@ -494,3 +494,101 @@ def test_a_device_whose_broker_drops_hears_nobody_there_at_once_and_online_again
             assert not device.status.caregiver.away(time.monotonic())
     finally:
         device.close()
+
+
+def test_a_dropped_link_reads_nobody_there_at_once_not_only_when_a_retry_fails(
+    mosquitto: Mosquitto, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The service heard online, then the broker goes away: the drop itself tells the device
+    that nothing reaches the service, so it stops reading "online" at once — not only when a
+    later attempt to reconnect fails (the first retry here waits a minute, past this test).
+    The presence is a retained "online" with no Last Will behind it: nothing but the drop can
+    change what the device reads."""
+    monkeypatch.setattr(caregiver, "UNHEARD_GRACE_S", 1e9)
+    announcer = Subscriber(mosquitto, [PRESENCE])
+    online = caregiver_status_payload(CaregiverPresence.ONLINE, "care-1")
+    announcer.client.publish(PRESENCE, online, qos=1, retain=True).wait_for_publish(WAIT)
+    announcer.close()
+    slow_retry = config_for(mosquitto, reconnect_min_s=60.0, reconnect_max_s=60.0)
+    device = MqttReporter(slow_retry, device_id=DEVICE, device_name="T", database=tmp_path / "d.db")
+    device.start()
+    try:
+        assert device.wait_until(lambda s: s.caregiver.state == "online", WAIT)
+        mosquitto.stop()
+        assert device.wait_until(lambda s: s.caregiver.away(time.monotonic()), WAIT)
+        assert device.status.caregiver.state == "unknown" and not device.status.connected
+        assert device.status.connects == 1  # no retry has been made
+    finally:
+        device.close()
+
+
+def test_a_broker_found_after_failed_attempts_brings_the_grace_back(
+    mosquitto: Mosquitto, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Attempts to reach the broker failed (it was not running yet): nobody there at once.
+    The broker comes up and the device connects: until the service's retained presence could
+    have arrived, it cannot say (undecided, not away: its presence is on its way). The graces
+    are made endless, so only the connection itself can bring the device out of "away"."""
+    monkeypatch.setattr(caregiver, "UNHEARD_GRACE_S", 1e9)
+    monkeypatch.setattr(caregiver, "RETAINED_SETTLE_S", 1e9)
+    mosquitto.stop()
+    device = MqttReporter(
+        config_for(mosquitto), device_id=DEVICE, device_name="T", database=tmp_path / "d.db"
+    )
+    device.start()
+    try:
+        assert device.wait_until(lambda s: s.caregiver.away(time.monotonic()), WAIT)
+        assert device.status.connects == 0
+        mosquitto.start()
+        assert device.wait_until(
+            lambda s: s.connects == 1 and s.caregiver.undecided(time.monotonic()), WAIT
+        )
+        assert not device.status.caregiver.away(time.monotonic())
+    finally:
+        device.close()
+
+
+def test_with_no_service_expected_nothing_is_ever_undecided() -> None:
+    """Undecided is "a service is expected and whether it is there cannot be said yet": with
+    none expected there is nothing to decide, from the start (the first attempt under way)
+    as after a connect, so the session runner has nothing to look at again."""
+    now = [100.0]
+    watch = CaregiverWatch(expected=False, clock=lambda: now[0])
+    assert not watch.view(0, None).undecided(now[0])  # just started
+    watch.connected()
+    watch.subscribed()
+    assert not watch.view(0, None).undecided(now[0])
+
+
+def test_a_monitor_with_no_broker_is_not_undecided_once_its_courier_speaks(
+    tmp_path: Path,
+) -> None:
+    """With no broker configured there is no caregiver service to wait for: once its courier
+    has spoken, the link says neither away nor undecided (only before that, when nothing is
+    known yet)."""
+    rig = make_rig(tmp_path)
+    link = rig.app.link
+    assert pump_link_until(link, lambda: not link.caregivers_undecided)
+    assert not link.caregivers_away
+
+
+def test_a_broker_that_refuses_our_credentials_is_nobody_there_at_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The broker answers, and refuses our CONNECT (a wrong password): nothing reaches the
+    service until that is fixed, so the device says so at once, not after the grace (made
+    endless here)."""
+    monkeypatch.setattr(caregiver, "UNHEARD_GRACE_S", 1e9)
+    broker = Mosquitto(users={DEVICE: "right"}).start()
+    try:
+        wrong = config_for(broker, username=DEVICE, password="wrong", caregiver_expected=True)
+        device = MqttReporter(wrong, device_id=DEVICE, device_name="T", database=tmp_path / "d.db")
+        device.start()
+        try:
+            assert device.wait_until(lambda s: s.caregiver.away(time.monotonic()), WAIT)
+            status = device.status
+            assert status.connects == 0 and "refused" in (status.last_error or "")
+        finally:
+            device.close()
+    finally:
+        broker.cleanup()
