@@ -715,6 +715,32 @@ def test_each_arming_without_a_caregiver_service_is_said_once_and_only_words() -
     assert words in runner.prompts.all_for_plan(runner.plan)  # rendered ahead
 
 
+def test_a_service_gone_during_an_arming_is_told_at_the_next_with_no_undecided_to_ask() -> None:
+    """A runner given the courier's away and no way to ask whether it is undecided (None:
+    never) looks once an arming: a service that goes away later in that arming is said at
+    the next arming, not in the middle of the walk."""
+    away = [False]
+    heard = Heard()
+    safety = Armed(SafetyState.ARMED, since=2.0)
+    runner = SessionRunner(
+        resolve_plan("alternate-2-2"),
+        safety=safety,
+        buzzer=QuietBuzzer(),
+        device_id="t",
+        speaker=heard,
+        caregivers_away=lambda: away[0],
+    )
+    runner.tick(2.0)
+    away[0] = True  # the service went away during this arming
+    runner.tick(2.5)
+    assert heard.said == []
+    safety.state, safety.since = SafetyState.TRIPPED, 3.0
+    runner.tick(3.0)
+    safety.state, safety.since = SafetyState.ARMED, 4.0
+    runner.tick(4.0)
+    assert heard.said.count(runner.prompts.file.prompts.no_caregiver) == 1
+
+
 def test_an_arming_the_courier_cannot_say_about_yet_is_told_once_it_can() -> None:
     """An arming while the courier cannot say yet (its broker connection under way) is told
     nothing then; the runner looks again each tick of that arming, and says the words once
