@@ -5,15 +5,24 @@ prompts")."""
 from __future__ import annotations
 
 import io
+import math
+
+import pytest
 
 from core.clock import SimClock
+from firmware.safety import SafetyState
 from firmware.session.plan import resolve_plan
 from firmware.session.runner import SessionRunner, SessionState
+from firmware.status_light import StatusLight
+from hal.gpio import GpioStatusLed
+from sim.pins import ClockedMockFactory
+from tests.test_status_light import LED_PIN
 from tests.test_voice import Armed, QuietBuzzer
-from tools.session_demo import CuePrinter, PrintedSpeaker
+from tools.session_demo import CuePrinter, PrintedSpeaker, format_cue
 
 TRIPPED = "The belt is stopped. Press and hold reset until the chirp."
 RESUME = "Resume walking backward."
+HELP = "Help called. Your caregivers are being told."
 
 
 def _printing(clock: SimClock) -> tuple[PrintedSpeaker, SessionRunner, CuePrinter, io.StringIO]:
@@ -83,3 +92,156 @@ def test_the_printer_prints_what_the_runner_says_through_its_thread_at_stop() ->
     assert lines[0].startswith("  [ 0:00] cue backward")
     (cue,) = runner.cues
     assert _said(out) == [cue.spoken] and lines[1] == f'{"":10}says "{cue.spoken}"'
+
+
+def test_close_drops_what_has_not_begun_and_nothing_said_after_it_is_printed() -> None:
+    """As the prompt player's ``close``: the prompt playing was heard to begin (printed), the
+    one queued behind it never plays, and nothing said after the close is printed."""
+    clock = SimClock()
+    speaker, _, printer, out = _printing(clock)
+    speaker.say(TRIPPED)  # about 4 s of speech
+    speaker.say(RESUME)  # queued behind it
+    clock.advance(1.0)
+    speaker.close()
+    speaker.say(RESUME)  # after the close: not said
+    clock.advance(10.0)
+    printer.drain(final=True)
+    assert _said(out) == [TRIPPED]
+
+
+def test_a_prompt_begins_when_the_one_before_ends_at_the_speech_rate_and_time_scale() -> None:
+    """Each prompt lasts its words at ``rate_wpm``, compressed ``time_scale`` times like the
+    demo's plan: at 150 words a minute eleven words take 4.4 s, 0.44 s at 10x; the next begins
+    then."""
+    clock = SimClock()
+    speaker = PrintedSpeaker(clock, rate_wpm=150.0, time_scale=10.0)
+    speaker.say(TRIPPED)  # eleven words
+    speaker.say(RESUME)
+    assert speaker.heard(math.inf) == [(0.0, TRIPPED), (pytest.approx(0.44), RESUME)]
+
+
+def test_a_prompt_cut_short_lets_the_next_begin_at_once_and_no_other_withdrawal_does() -> None:
+    """Withdrawing the prompt playing cuts it short: the one queued behind begins at once.
+    Withdrawing another prompt (not playing) leaves the one playing to finish."""
+    clock = SimClock()
+    speaker = PrintedSpeaker(clock)  # 150 words a minute: TRIPPED lasts 4.4 s
+    speaker.say(TRIPPED)
+    speaker.say(RESUME)
+    clock.advance(1.0)
+    speaker.withdraw(TRIPPED)
+    assert speaker.heard(math.inf) == [(0.0, TRIPPED), (1.0, RESUME)]
+
+    clock.advance(10.0)  # 11.0: quiet again
+    speaker.say(TRIPPED)
+    clock.advance(1.0)
+    speaker.withdraw(RESUME)  # not playing: TRIPPED plays on
+    speaker.say(RESUME)
+    assert speaker.heard(math.inf) == [(11.0, TRIPPED), (pytest.approx(15.4), RESUME)]
+
+
+def test_a_speaker_refuses_a_rate_or_time_scale_that_is_not_positive() -> None:
+    for rate, scale in ((0.0, 1.0), (150.0, 0.0), (-1.0, 1.0), (math.nan, 1.0)):
+        with pytest.raises(ValueError, match="must be positive"):
+            PrintedSpeaker(SimClock(), rate_wpm=rate, time_scale=scale)
+
+
+def test_the_printer_at_stop_prints_what_was_said_in_the_last_moment() -> None:
+    """The drains while the walk goes on hold back the last HORIZON_SLACK_S (the loop may
+    still hand over something timed in it); the one at stop prints everything left."""
+    clock = SimClock()
+    _, runner, printer, out = _printing(clock)
+    runner.start(clock.monotonic())  # its first cue and words, at the very end of the walk
+    printer.start()
+    printer.stop()
+    (cue,) = runner.cues
+    lines = out.getvalue().splitlines()
+    assert lines[0].startswith("  [ 0:00] cue backward") and _said(out) == [cue.spoken]
+
+
+def test_the_printer_prints_lines_in_time_order_across_drains() -> None:
+    """A drain prints only what is older than the speaker's horizon (the clock less
+    HORIZON_SLACK_S) and holds the rest: an LED change just before a drain waits for the
+    words said before it, which have not begun by the horizon yet; and an LED change the loop
+    timed just before the printer read the clock, handed over after that drain, still comes
+    before words said after it."""
+    clock = SimClock()
+    safety = Armed(SafetyState.ARMED)
+    factory = ClockedMockFactory(clock)
+    led = GpioStatusLed(LED_PIN, factory)
+    light = StatusLight(led, safety)
+    speaker, runner, _, out = _printing(clock)
+    printer = CuePrinter(runner, out, light=light)
+    try:
+        clock.advance(1.0)
+        light.tick(1.0)  # armed
+        clock.advance(0.92)
+        speaker.say(TRIPPED)  # at 1.92
+        clock.advance(0.03)
+        safety.state, safety.reason = SafetyState.TRIPPED, "stumble detected"
+        light.tick(1.95)
+        clock.advance(0.05)
+        printer.drain()  # at 2.0: the horizon is 1.9
+        clock.advance(5.0)
+        speaker.say(RESUME)  # at 7.0, after the trip's words ended
+        clock.advance(0.05)
+        printer.drain()  # at 7.05: the horizon is 6.95
+        safety.state, safety.reason = SafetyState.ARMED, "armed by local reset from TRIPPED"
+        light.tick(6.99)  # timed before that drain read the clock, handed over after it
+        clock.advance(1.0)
+        printer.drain()
+    finally:
+        led.close()
+        factory.close()
+    lines = [line.strip() for line in out.getvalue().splitlines()]
+    kinds = [line.split()[4] if line.startswith("(loop") else line for line in lines]
+    assert kinds == [
+        "armed",
+        f'says "{TRIPPED}"',
+        "tripped",
+        "armed",
+        f'says "{RESUME}"',
+    ]
+
+
+@pytest.mark.parametrize("printed_speaker", [True, False], ids=["printed-speaker", "no-speaker"])
+def test_a_cue_played_again_after_it_was_cut_short_shows_its_words_once(
+    printed_speaker: bool,
+) -> None:
+    """A cue cut short by a call for help's beeps is beeped again once they end; its words
+    were queued as it first started and are not said again. The printer shows the same walk
+    whether the runner has a PrintedSpeaker (the words as said) or none (each cue's words from
+    its record): the cue's line and its words, then the replay's line and that its words were
+    said as it started. (With a speaker the runner also says that help was called.)"""
+    clock = SimClock()
+    buzzer = QuietBuzzer()
+    runner = SessionRunner(
+        resolve_plan("alternate-2-2"),
+        safety=Armed(),
+        buzzer=buzzer,
+        device_id="t",
+        speaker=PrintedSpeaker(clock) if printed_speaker else None,
+    )
+    out = io.StringIO()
+    printer = CuePrinter(runner, out)
+    runner.start(clock.monotonic())
+    buzzer.pattern = "help_sent"  # the walker's call for help cuts the cue short
+    for _ in range(3):
+        clock.advance(0.1)
+        runner.tick(clock.monotonic())
+    buzzer.pattern = None  # its beeps ended: the cue is beeped again
+    for _ in range(3):
+        clock.advance(0.1)
+        runner.tick(clock.monotonic())
+    clock.advance(10.0)
+    printer.drain(final=True)
+    first, again = runner.cues
+    assert again.replayed and not first.replayed
+    lines = [line.strip() for line in out.getvalue().splitlines()]
+    help_words = f'says "{HELP}"'  # the runner's own words for help_sent, said to a speaker
+    assert lines.count(help_words) == (1 if printed_speaker else 0)
+    assert [line for line in lines if line != help_words] == [
+        format_cue(runner, 0).strip(),
+        f'says "{first.spoken}"',
+        format_cue(runner, 1).strip(),
+        "(its words were said as it started)",
+    ]
