@@ -17,7 +17,7 @@ from core.clock import SimClock
 from core.protocol.events import EventType
 from core.samples import ImuSample
 from core.wallclock import SystemWallClock, WallClock
-from firmware.app import App, build_app
+from firmware.app import SIMULATED_COURIER_START_S, App, build_app
 from firmware.config import Config, MqttConfig, SafetyConfig, StorageConfig
 from firmware.courier.service import Courier
 from firmware.detection.base import NO_DETECTIONS, Detection, DetectionKind, Detector
@@ -273,8 +273,12 @@ def make_rig(
     rig = Rig(app, clock, sim)
     _open_rigs.append(rig)
     # The courier has opened the database and said how storage is: a reset press is judged
-    # on what it said, not on how fast a thread started.
-    assert pump_link_until(app.link, lambda: app.link.storage_ok is not None)
+    # on what it said, not on how fast a thread started. The app's own net for a starting
+    # courier, not WAIT: in a full suite beside a mutation run, a courier's first word once took
+    # over 30 s (load average 6.6).
+    assert pump_link_until(
+        app.link, lambda: app.link.storage_ok is not None, timeout=SIMULATED_COURIER_START_S
+    )
     return rig
 
 
