@@ -12,12 +12,14 @@ from pathlib import Path
 
 import pytest
 
+from core.protocol.topics import Topics
 from firmware.config import Config, MqttConfig, StorageConfig
 from firmware.courier import channel as channel_module
 from firmware.courier.channel import LoopChannel
 from firmware.courier.service import Courier
 from firmware.link import messages
 from firmware.link.framing import MAX_IOV, FrameReader, FrameWriter, frame
+from firmware.storage.outbox import Outbox
 from tests.storage_support import FillableDisk, PowerCuts, alert
 from tests.test_courier_held_records import _confirmed, _courier, _on_disk, _received
 from tests.test_session_record_format import RECORD
@@ -65,6 +67,36 @@ def test_a_record_refused_half_way_in_a_drain_leaves_nothing_of_itself_on_disk(
             "SELECT count(*) FROM session_intervals WHERE session_id = ?", (RECORD.id,)
         ).fetchone()[0]
         assert intervals == len(RECORD.intervals)
+        courier.apply(messages.Goodbye("test over"))
+    finally:
+        refuse.close()
+        courier.finish()
+        loop_end.close()
+
+
+def test_a_drain_whose_whole_transaction_sqlite_rolled_back_is_stored_record_by_record(
+    tmp_path: Path,
+) -> None:
+    """A record whose refusal makes SQLite roll back the drain's whole transaction (a trigger's
+    ``RAISE(ROLLBACK)``; no savepoint is left to return to) fails the drain, and its records
+    are then applied one by one: the alert read with the refused session record is stored and
+    confirmed. Mutant that survived: the failed drain dropped, so the alert waited in the
+    loop for its next hand-over, and met the same refusal beside the same record."""
+    courier, loop_end = _courier(tmp_path)
+    refuse = sqlite3.connect(tmp_path / "events.db")
+    try:
+        refuse.execute(
+            "CREATE TRIGGER refuse_sessions BEFORE INSERT ON sessions"
+            " BEGIN SELECT RAISE(ROLLBACK, 'refused, and the transaction with it'); END"
+        )
+        refuse.commit()
+        fall = alert(courier.config.device.id)
+        courier.apply_drain(
+            [messages.EventRecord(fall), messages.SessionReport(RECORD, final=True)]
+        )
+        confirmed = _confirmed(_received(loop_end))
+        assert fall.id in confirmed and messages.session_key(RECORD) not in confirmed
+        assert fall.id in _on_disk(tmp_path / "events.db")
         courier.apply(messages.Goodbye("test over"))
     finally:
         refuse.close()
@@ -329,3 +361,83 @@ def test_many_small_frames_queued_at_once_are_sent_without_error() -> None:
     assert got == payloads
     loop_end.close()
     other.close()
+
+
+def test_send_some_sends_no_more_than_its_budget() -> None:
+    """The budget bounds one call's bytes (the loop's iteration pays for no more), however
+    many frames are queued and however much the kernel would take; the rest stays queued,
+    whole, and goes out in later calls. Mutant that survived: the budget applied only to
+    the count of frames offered, not to their bytes, so one call sent every queued frame."""
+    loop_end, other = socket.socketpair()
+    loop_end.setblocking(False)
+    writer = FrameWriter()
+    payloads = [bytes([i]) * 10000 for i in range(3)]
+    for payload in payloads:
+        writer.put(payload)
+    total = sum(4 + len(p) for p in payloads)
+    sent = writer.send_some(loop_end, budget=7000)
+    assert 0 < sent <= 7000 and writer.queued_bytes == total - sent
+    while writer.queued_bytes:
+        assert writer.send_some(loop_end, budget=7000) <= 7000
+    reader = FrameReader()
+    got: list[bytes] = []
+    while len(got) < len(payloads):
+        got += list(reader.feed(other.recv(1 << 16)))
+    assert got == payloads
+    loop_end.close()
+    other.close()
+
+
+class _ReadBetweenSends:
+    """The loop's end of the link, with the courier reading everything that has arrived
+    after each of the writer's system calls: the worst interleaving a courier on its own
+    thread can have, made deterministic."""
+
+    def __init__(self) -> None:
+        self.loop_end, self.courier_end = socket.socketpair()
+        self.loop_end.setblocking(False)
+        self.courier_end.setblocking(False)
+        self.reads: list[bytes] = []
+
+    def sendmsg(self, buffers: list[memoryview]) -> int:
+        n = self.loop_end.sendmsg(buffers)
+        self.reads.append(self.courier_end.recv(1 << 20))
+        return n
+
+    def close(self) -> None:
+        self.loop_end.close()
+        self.courier_end.close()
+
+
+def test_an_iteration_s_frames_reach_a_courier_reading_at_any_moment_in_one_piece() -> None:
+    """What one iteration queued (a trip's event and the session record counting it) leaves
+    in one system call, so a courier reading at any moment reads both at once and commits
+    them in one transaction. Mutant that survived: a ``sendmsg`` a frame (the bound of
+    buffers per call one), which a courier reading between the calls splits in two."""
+    link = _ReadBetweenSends()
+    writer = FrameWriter()
+    for payload in (b"the trip's event", b"the session record counting it"):
+        writer.put(payload)
+    writer.send_some(link)  # type: ignore[arg-type]
+    assert list(FrameReader().feed(link.reads[0])) == [
+        b"the trip's event",
+        b"the session record counting it",
+    ]
+    link.close()
+
+
+def test_an_alert_handed_over_again_is_queued_once(tmp_path: Path) -> None:
+    """The loop hands an alert over again when it missed the confirmation (a courier killed
+    between its commit and its word): it is stored once and queued for MQTT once, in the
+    drain's transaction as on its own. Mutant that survived: the repeat queued again, so
+    every caregiver got the fall twice."""
+    outbox = Outbox(tmp_path / "events.db", Topics("retroguard", "tm-1"))
+    try:
+        fall = alert()
+        outbox.enqueue_event(fall)
+        outbox.enqueue_event(fall)
+        outbox.database.write(lambda conn: outbox.enqueue_event_in(conn, fall))
+        rows = outbox.fetch_after(0, 10)
+        assert [row.topic for row in rows] == [outbox.topics.event]
+    finally:
+        outbox.close()
