@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from core.protocol.events import EventType
 from core.protocol.topics import Topics
 from firmware.config import Config, MqttConfig, StorageConfig
 from firmware.courier import channel as channel_module
@@ -19,6 +20,7 @@ from firmware.courier.channel import LoopChannel
 from firmware.courier.service import Courier
 from firmware.link import messages
 from firmware.link.framing import MAX_IOV, FrameReader, FrameWriter, frame
+from firmware.sinks import OutboxSink
 from firmware.storage.outbox import Outbox
 from tests.storage_support import FillableDisk, PowerCuts, alert
 from tests.test_courier_held_records import _confirmed, _courier, _on_disk, _received
@@ -439,5 +441,24 @@ def test_an_alert_handed_over_again_is_queued_once(tmp_path: Path) -> None:
         outbox.database.write(lambda conn: outbox.enqueue_event_in(conn, fall))
         rows = outbox.fetch_after(0, 10)
         assert [row.topic for row in rows] == [outbox.topics.event]
+    finally:
+        outbox.close()
+
+
+def test_the_outbox_sink_wakes_the_publisher_for_every_alert_it_queues(tmp_path: Path) -> None:
+    """The storing sink wakes the publisher once an alert is committed, whether it committed
+    it itself or the courier's drain did (:meth:`OutboxSink.stored`): the alert goes out at
+    once, not at the publisher's next timer. Mutant that survived: the wake dropped (a fall
+    hid it: the incident's own wake publishes the queue too; any other alert waited)."""
+    outbox = Outbox(tmp_path / "events.db", Topics("retroguard", "tm-1"))
+    wakes: list[None] = []
+    sink = OutboxSink(outbox, on_queued=lambda: wakes.append(None))
+    try:
+        sink.handle(alert(t=1.0, kind=EventType.STUMBLE))
+        assert len(wakes) == 1
+        event = alert(t=2.0, kind=EventType.STUMBLE)
+        outbox.database.write(lambda conn: sink.store_in(conn, event))
+        sink.stored(event)
+        assert len(wakes) == 2
     finally:
         outbox.close()
