@@ -386,3 +386,33 @@ def test_the_merge_back_keeps_the_higher_amendment_queued(
     assert disk.execute("SELECT published FROM sessions").fetchall() == [(merged,)]
     disk.close()
     memory.close()
+
+
+def test_the_trip_s_session_record_leaves_in_the_iteration_of_the_trip(tmp_path: Path) -> None:
+    """The runner's hook runs before the link's poll: the session record it hands over at a
+    trip is sent in the trip's iteration, in one piece with the trip's event, and nothing of
+    the trip is still queued in the link when the iteration ends (a hook after every other
+    records it). The power-cut test above only notices otherwise when the courier happens to
+    read between the two iterations. Mutant that survived: the runner appended after the
+    link's poll, so the record went an iteration later, in a transaction of its own."""
+    rig = armed_rig(tmp_path, detector=TripAt(8.0))
+    link = rig.app.link
+    runner = attach_session(rig.app, PLAN, speaker=None)
+    queued_at_pause: list[int] = []
+
+    def after_every_other(_: object) -> None:
+        if runner.state is SessionState.PAUSED and not queued_at_pause:
+            queued_at_pause.append(len(link._writer))
+
+    rig.app.monitor.on_iteration.append(after_every_other)
+    try:
+        runner.request("start")
+        rig.run_for(6.0)
+        assert pump_link_until(link, lambda: link.pending == 0 and not len(link._writer))
+        rig.run_for(3.0)  # the trip at 8 s pauses the running session
+        assert rig.state == "TRIPPED" and runner.state is SessionState.PAUSED
+        assert queued_at_pause == [0]
+        assert pump_link_until(link, lambda: _trip_kept(tmp_path / "events.db") == (1, 1))
+    finally:
+        rig.app.monitor.on_iteration.remove(after_every_other)
+        detach_session(rig.app, runner)
