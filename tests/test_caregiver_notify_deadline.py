@@ -956,3 +956,32 @@ def test_a_retry_that_joins_the_round_keeps_its_place_in_its_contact_s_queue(
     assert sent == ["P1", "P2", "P1", "P3"]
     outbox.close()
     store.close()
+
+
+def test_a_failed_send_s_retry_is_scheduled_from_when_it_failed_not_from_the_round_s_start(
+    tmp_path: Path,
+) -> None:
+    """A send that fails after a long wait (a slow service answering 500) is retried the
+    escalation's ``retry_s`` after its failure, not after the round began: from the round's
+    start, the wait already spent ate the pause, and the retry went at once. The wall clock
+    is the test's: 1000 as the round begins, 1100 once the send has begun (it "took" 100 s).
+    Mutant that survived: the failure recorded with the round's start time."""
+    url = "json://ann.example/x"
+    clock = [1000.0]
+
+    def send(url: str, title: str, body: str, urgency: Urgency) -> bool:
+        clock[0] = 1100.0
+        return False
+
+    db = tmp_path / "c.db"
+    store = Store(str(db))
+    outbox = open_outbox(str(db))
+    config = _contacts(db, url)
+    notifier = Notifier(outbox, config, lambda: clock[0], send, monotonic=lambda: 0.0)
+    _queue(store, 0, url, "P1", 1000.0)
+    assert notifier.deliver_due() == 0
+    ((contact, status, attempts, next_at, _),) = _rows(db)
+    assert (contact, status, attempts) == ("c0", "pending", 1)
+    assert next_at == 1100.0 + config.escalation.retry_s
+    outbox.close()
+    store.close()
