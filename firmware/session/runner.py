@@ -767,9 +767,7 @@ class SessionRunner:
         told the walker. Those take :meth:`_idle_tick`, which does what this method would do
         then (the safety log's bookkeeping, plans and roster from the link, the not-worn
         prompt) with one look at each input rather than a call into each part."""
-        audible = self._audible
-        if audible is not None:  # words while the speaker can be heard: one attribute read
-            self._speaker = audible if audible.audible else None
+        self._follow_voice()
         state = self.state
         if (
             (
