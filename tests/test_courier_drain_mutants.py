@@ -23,7 +23,13 @@ from firmware.link.framing import MAX_IOV, FrameReader, FrameWriter, frame
 from firmware.sinks import OutboxSink
 from firmware.storage.outbox import Outbox
 from tests.storage_support import FillableDisk, PowerCuts, alert
-from tests.test_courier_held_records import _confirmed, _courier, _on_disk, _received
+from tests.test_courier_held_records import (
+    _confirmed,
+    _courier,
+    _drain_held_in_memory_until_the_disk_takes_it,
+    _on_disk,
+    _received,
+)
 from tests.test_session_record_format import RECORD
 
 
@@ -188,24 +194,7 @@ def test_a_drain_the_full_disk_refuses_half_way_goes_to_memory_whole(
     them. Mutant that survived: the disk's error taken as one record's refusal (rolled back
     to its savepoint, the drain committed without it), so the courier stayed on a full disk,
     the alert stored nowhere and the loop not told storage was failing."""
-    courier, loop_end = _courier(tmp_path)
-    try:
-        disk.fill()
-        fall = alert(courier.config.device.id)
-        key = messages.session_key(RECORD)
-        courier.apply_drain(
-            [messages.EventRecord(fall), messages.SessionReport(RECORD, final=True)]
-        )
-        assert courier.db.in_memory
-        assert {fall.id, key}.isdisjoint(_confirmed(_received(loop_end)))
-        disk.free()
-        assert courier.db.recover(now=True)
-        assert {fall.id, key} <= set(_confirmed(_received(loop_end)))
-        assert fall.id in _on_disk(tmp_path / "events.db")
-        courier.apply(messages.Goodbye("test over"))
-    finally:
-        courier.finish()
-        loop_end.close()
+    _drain_held_in_memory_until_the_disk_takes_it(tmp_path, disk, disk.fill)
 
 
 def test_a_state_report_between_a_trip_s_event_and_its_session_record_keeps_them_together(

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import socket
 import sqlite3
+from collections.abc import Callable
 from pathlib import Path
 
 from core.protocol.topics import Topics
@@ -62,6 +63,32 @@ def _courier(tmp_path: Path) -> tuple[Courier, socket.socket]:
     loop_end, courier_end = socket.socketpair()
     config = Config(storage=StorageConfig(database=str(tmp_path / "events.db")))
     return Courier(config, LoopChannel(courier_end)), loop_end
+
+
+def _drain_held_in_memory_until_the_disk_takes_it(
+    tmp_path: Path, disk: FillableDisk, fail: Callable[[], None]
+) -> None:
+    """A fall and a final session record in one drain, the disk failed by ``fail``: the
+    courier is in memory with neither confirmed to the loop; once the disk is free again and
+    the courier recovers, both are confirmed and the fall is in the file."""
+    courier, loop_end = _courier(tmp_path)
+    try:
+        fail()
+        fall = alert(courier.config.device.id)
+        key = messages.session_key(RECORD)
+        courier.apply_drain(
+            [messages.EventRecord(fall), messages.SessionReport(RECORD, final=True)]
+        )
+        assert courier.db.in_memory
+        assert {fall.id, key}.isdisjoint(_confirmed(_received(loop_end)))
+        disk.free()
+        assert courier.db.recover(now=True)
+        assert {fall.id, key} <= set(_confirmed(_received(loop_end)))
+        assert fall.id in _on_disk(tmp_path / "events.db")
+        courier.apply(messages.Goodbye("test over"))
+    finally:
+        courier.finish()
+        loop_end.close()
 
 
 def test_every_alert_kept_in_memory_is_confirmed_to_the_loop_when_the_disk_takes_it(
@@ -179,24 +206,7 @@ def test_a_drain_stored_in_memory_is_confirmed_only_once_the_disk_takes_it(
     neither is confirmed to the loop until the file has them. Mutant this catches: the
     drain's records not marked held (only a lone write's key was), so the loop forgot an
     alert and a session kept in memory only."""
-    courier, loop_end = _courier(tmp_path)
-    try:
-        disk.go_read_only()
-        fall = alert(courier.config.device.id)
-        key = messages.session_key(RECORD)
-        courier.apply_drain(
-            [messages.EventRecord(fall), messages.SessionReport(RECORD, final=True)]
-        )
-        assert courier.db.in_memory
-        assert {fall.id, key}.isdisjoint(_confirmed(_received(loop_end)))
-        disk.free()
-        assert courier.db.recover(now=True)
-        assert {fall.id, key} <= set(_confirmed(_received(loop_end)))
-        assert fall.id in _on_disk(tmp_path / "events.db")
-        courier.apply(messages.Goodbye("test over"))
-    finally:
-        courier.finish()
-        loop_end.close()
+    _drain_held_in_memory_until_the_disk_takes_it(tmp_path, disk, disk.go_read_only)
 
 
 def test_a_session_record_refused_in_a_drain_does_not_cost_the_event_read_with_it(
