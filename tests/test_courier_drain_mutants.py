@@ -29,6 +29,7 @@ from tests.test_courier_held_records import (
     _drain_held_in_memory_until_the_disk_takes_it,
     _on_disk,
     _received,
+    _session_refused_beside_an_alert,
 )
 from tests.test_session_record_format import RECORD
 
@@ -90,26 +91,9 @@ def test_a_drain_whose_whole_transaction_sqlite_rolled_back_is_stored_record_by_
     are then applied one by one: the alert read with the refused session record is stored and
     confirmed. Mutant that survived: the failed drain dropped, so the alert waited in the
     loop for its next hand-over, and met the same refusal beside the same record."""
-    courier, loop_end = _courier(tmp_path)
-    refuse = sqlite3.connect(tmp_path / "events.db")
-    try:
-        refuse.execute(
-            "CREATE TRIGGER refuse_sessions BEFORE INSERT ON sessions"
-            " BEGIN SELECT RAISE(ROLLBACK, 'refused, and the transaction with it'); END"
-        )
-        refuse.commit()
-        fall = alert(courier.config.device.id)
-        courier.apply_drain(
-            [messages.EventRecord(fall), messages.SessionReport(RECORD, final=True)]
-        )
-        confirmed = _confirmed(_received(loop_end))
-        assert fall.id in confirmed and messages.session_key(RECORD) not in confirmed
-        assert fall.id in _on_disk(tmp_path / "events.db")
-        courier.apply(messages.Goodbye("test over"))
-    finally:
-        refuse.close()
-        courier.finish()
-        loop_end.close()
+    _session_refused_beside_an_alert(
+        tmp_path, "RAISE(ROLLBACK, 'refused, and the transaction with it')"
+    )
 
 
 def test_an_alert_the_store_refused_in_a_drain_is_not_confirmed_and_the_session_is(

@@ -65,6 +65,32 @@ def _courier(tmp_path: Path) -> tuple[Courier, socket.socket]:
     return Courier(config, LoopChannel(courier_end)), loop_end
 
 
+def _session_refused_beside_an_alert(tmp_path: Path, raise_clause: str) -> None:
+    """A fall and a final session record in one drain, the store refusing the session's row
+    with ``raise_clause`` (a trigger's ``RAISE(...)``): the fall is stored and confirmed to the
+    loop, the session is not confirmed."""
+    courier, loop_end = _courier(tmp_path)
+    refuse = sqlite3.connect(tmp_path / "events.db")
+    try:
+        refuse.execute(
+            "CREATE TRIGGER refuse_sessions BEFORE INSERT ON sessions"
+            f" BEGIN SELECT {raise_clause}; END"
+        )
+        refuse.commit()
+        fall = alert(courier.config.device.id)
+        courier.apply_drain(
+            [messages.EventRecord(fall), messages.SessionReport(RECORD, final=True)]
+        )
+        confirmed = _confirmed(_received(loop_end))
+        assert fall.id in confirmed and messages.session_key(RECORD) not in confirmed
+        assert fall.id in _on_disk(tmp_path / "events.db")
+        courier.apply(messages.Goodbye("test over"))
+    finally:
+        refuse.close()
+        courier.finish()
+        loop_end.close()
+
+
 def _drain_held_in_memory_until_the_disk_takes_it(
     tmp_path: Path, disk: FillableDisk, fail: Callable[[], None]
 ) -> None:
@@ -215,23 +241,6 @@ def test_a_session_record_refused_in_a_drain_does_not_cost_the_event_read_with_i
     """The drain's records share a transaction, each in a savepoint: a record the store
     refuses (not the disk's fault: a constraint, a store out of memory) is rolled back alone
     and not confirmed; the alert read with it is stored and confirmed."""
-    courier, loop_end = _courier(tmp_path)
-    refuse = sqlite3.connect(tmp_path / "events.db")
-    try:
-        refuse.execute(
-            "CREATE TRIGGER refuse_sessions BEFORE INSERT ON sessions"
-            " BEGIN SELECT RAISE(ABORT, 'refused, as a store that runs out of memory'); END"
-        )
-        refuse.commit()
-        fall = alert(courier.config.device.id)
-        courier.apply_drain(
-            [messages.EventRecord(fall), messages.SessionReport(RECORD, final=True)]
-        )
-        confirmed = _confirmed(_received(loop_end))
-        assert fall.id in confirmed and messages.session_key(RECORD) not in confirmed
-        assert fall.id in _on_disk(tmp_path / "events.db")
-        courier.apply(messages.Goodbye("test over"))
-    finally:
-        refuse.close()
-        courier.finish()
-        loop_end.close()
+    _session_refused_beside_an_alert(
+        tmp_path, "RAISE(ABORT, 'refused, as a store that runs out of memory')"
+    )
