@@ -472,15 +472,11 @@ def monitor_child(config_path: str, out_path: str) -> int:
         for name in ("read_byte_data", "write_byte_data", "read_i2c_block_data", "i2c_rdwr"):
             setattr(bus, name, timed("bus", getattr(bus, name)))
         # The loop's own hooks (the courier link, its requests, the status LED, the health
-        # reports, the systemd watchdog) in one timed call, then the session runner.
-        assert hooks[-1] is runner
-        own_hooks = hooks[:-1]
-
-        def loop_hooks(monitor: Monitor) -> None:
-            for hook in own_hooks:
-                hook(monitor)
-
-        hooks[:] = [timed("hooks", loop_hooks), timed("session", runner)]
+        # reports, the systemd watchdog) each timed as "hooks", the session runner as
+        # "session", in the order the app set them (the runner goes before the link's poll).
+        hooks[:] = [
+            timed("session", hook) if hook is runner else timed("hooks", hook) for hook in hooks
+        ]
         # The wait for the wake and the read after it; the driver's read on its own (the
         # bus under it is timed apart, so the driver's own Python is what is left of it).
         paced = getattr(app.monitor, "pacing", None)  # none: a tree that only polls

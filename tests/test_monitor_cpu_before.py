@@ -70,3 +70,21 @@ def test_monitor_cpu_runs_before_and_after_against_an_older_tree(
         assert before["pacing_check"] != no_interrupt
     for result in (before, after):  # the table's rows come out of both
         assert bench.rows(result)["paced by"] == result["pacing"]
+
+
+def test_the_breakdown_times_the_session_runner_apart_from_the_loops_own_hooks() -> None:
+    """``--breakdown`` wraps every hook, wherever the app put the session runner (it goes
+    before the link's poll): each wake calls the runner once, timed as the session's, and the
+    link, LED, health and watchdog hooks as the loop's."""
+    results = benchmark().measure(["interrupt:2"], 0.5, False, None, True)
+    result = results["interrupt:2"]
+    start, end = result["marks"]["start"], result["marks"]["end"]
+    calls = {
+        part: end["timed_calls"][part] - start["timed_calls"][part] for part in end["timed_calls"]
+    }
+    wakes = end["iterations"] - start["iterations"]
+    assert wakes > 0
+    assert calls["session"] == wakes
+    assert calls["hooks"] >= 4 * wakes  # the link's poll, its requests, the LED, the health
+    assert end["session_cpu_s"] > start["session_cpu_s"]
+    assert end["hooks_cpu_s"] > start["hooks_cpu_s"]
