@@ -250,8 +250,11 @@ def card(device: Device, now: float, who: str | None = None) -> CardStory:
         if incident["status"] == "open" or now - ended <= RECENT_S:
             shown = headline(incident, f"/events/{incident['first_event_id']}", who)
     other_alerts = device["open_alerts"] > 0 and not (shown is not None and shown.open)
-    if shown is None and other_alerts:
-        # an alert outside any incident: the monitor went offline while armed
+    if other_alerts:
+        # an alert outside any incident: the monitor went offline while armed. It outranks
+        # an incident that ended in the last twelve hours: "Fall — acknowledged by ann" over
+        # a grey card with an Acknowledge button hid what that button closes, and that the
+        # treadmill stopped reporting while it could run.
         what = "Monitor went offline while armed" if offline else "Alert"
         shown = Headline(
             f"{what} — not acknowledged",

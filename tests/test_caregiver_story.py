@@ -141,6 +141,20 @@ def test_gone_offline_while_armed_is_an_alert_to_acknowledge() -> None:
     assert s.level == "offline" and s.can_acknowledge
 
 
+def test_gone_offline_while_armed_outranks_a_fall_acknowledged_an_hour_ago() -> None:
+    """Dad fell, Ann acknowledged, he re-armed and walked on; then the treadmill stopped
+    reporting while armed. The card said "Fall — acknowledged by ann" above an Acknowledge
+    button that closes something it did not name: the offline alert is its headline."""
+    acked = _incident(
+        "fall", "closed", closed_at=NOW - 3600, closed_by="ann", closed_via="dashboard"
+    )
+    s = story.card(_device("ARMED", availability="offline", incident=acked, open_alerts=1), NOW)
+    assert s.headline is not None
+    assert s.headline.text == "Monitor went offline while armed — not acknowledged"
+    assert s.headline.open and s.can_acknowledge
+    assert s.belt == "Last known: monitor armed: the belt can run"
+
+
 def test_an_open_stumble_or_fault_is_amber_and_a_fault_says_why() -> None:
     assert story.card(_device("TRIPPED", incident=_incident("stumble")), NOW).level == "warn"
     s = story.card(_device("FAULT", reason="IMU stale 0.6 s"), NOW)
