@@ -46,7 +46,7 @@ from caregiver.outbox import contact_id, url_key
 from caregiver.priority import urgency_of
 from caregiver.seen import Acknowledged, Seen, StillOpen, newer_alerts, newest_first
 from caregiver.storage import OPEN_STATUSES, Alert, Store, StoredEvent, Transaction, Urgency
-from caregiver.story import CLOCK_NOT_SET, belt, event_words
+from caregiver.story import CLOCK_NOT_SET, belt, closed_earlier, event_words
 from caregiver.walkers import who
 from core.protocol.events import INCIDENT_TYPES, EventType, reopens, worse
 from core.protocol.messages import EventMessage
@@ -442,6 +442,9 @@ class Alerting:
         ):
             raise ValueError(f"incident: no incident {target} on this device")
         refused = False
+        earlier = ""
+        if incident is not None and not incident.open:  # closed first by someone else
+            earlier = closed_earlier(incident.closed_by, incident.closed_via, by)
         if incident is not None and incident.open:
             events = tx.incident_events(incident.id)
             if not events:  # a monitor from before incidents: the alert is its own incident
@@ -483,7 +486,8 @@ class Alerting:
             elif event is None:
                 link = f"/events/{alert.event_id}" if alert.event_id else f"/devices/{device_id}"
                 still.append(StillOpen(alert.kind, link))
-        return Acknowledged(closed, closed_alerts, still), list(dict.fromkeys(acked))
+        done = Acknowledged(closed, closed_alerts, still, earlier=earlier)
+        return done, list(dict.fromkeys(acked))
 
     def _acknowledge_alert(self, tx: Transaction, device_id: str, alert: Alert, by: str) -> None:
         """An alert outside any incident (offline while armed, or from before incidents)

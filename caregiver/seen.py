@@ -139,6 +139,10 @@ class Acknowledged:
     """Alerts outside incidents closed (ids)."""
     still_open: list[StillOpen] = field(default_factory=list)
     said: bool = True
+    earlier: str = ""
+    """The incident the page showed was closed before this acknowledgement arrived (another
+    caregiver's at the same moment, the walker's I'm OK): who closed it and how
+    (:func:`caregiver.story.closed_earlier`), for the page to say instead of "Acknowledged"."""
     waiting: bool = False
     """Closed here while the service had no broker link: the device's ``ack`` waits for the
     broker (:meth:`caregiver.service.CaregiverService.acknowledge_seen`), and the answer
@@ -160,6 +164,8 @@ class Acknowledged:
             "outcome": self.outcome,
             "acknowledged": self.closed,
         }
+        if self.earlier:
+            answer["earlier"] = self.earlier
         if self.outcome != "done":
             answer["still_open"] = [
                 {"what": s.what, "kind": s.kind, "incident": s.incident, "link": s.link}

@@ -240,6 +240,15 @@ def closed_how(by: str | None, via: str | None) -> str:
     return f"acknowledged by {who} {where}".rstrip()
 
 
+def closed_earlier(by: str | None, via: str | None, me: str) -> str:
+    """What ``me``'s acknowledgement of an incident someone closed first is told: who did and
+    how. Two caregivers pressing at once both read "Acknowledged: the alert is closed" (the
+    second closed nothing), so neither knew the other was answering the fall."""
+    if via == "walker":
+        return "The walker had already pressed I'm OK"
+    return f"Already {closed_how('you' if by == me else by, via)}"
+
+
 def card(device: Device, now: float, who: str | None = None) -> CardStory:
     """``who``: the walker of the card's incident to name (:func:`headline`)."""
     incident = device["incident"]

@@ -12,6 +12,7 @@ import datetime as dt
 import json
 import os
 import re
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -21,6 +22,7 @@ import msgspec
 import pytest
 
 from caregiver.service import CaregiverService
+from caregiver.storage import Role
 from core.protocol.messages import PlanStored, ProgressionHeld
 from core.protocol.payloads import reply_payload
 from tests.browser_support import NEEDS_CHROMIUM
@@ -50,14 +52,14 @@ def _shots(tmp_path: Path) -> Path:
     return folder
 
 
-def _page(browser: Any, service: CaregiverService, width: int) -> Any:
+def _page(browser: Any, service: CaregiverService, width: int, user: str = "ann") -> Any:
     from playwright.sync_api import expect
 
     context = browser.new_context(viewport={"width": width, "height": 800}, has_touch=width < 600)
     context.set_default_timeout(WAIT * 1000)
     page = context.new_page()
     page.goto(service.url + "/login")
-    page.fill("#username", "ann")
+    page.fill("#username", user)
     page.fill("#password", PASSWORD)
     page.click("button[type=submit]")
     expect(page.locator("h1")).to_have_text("Treadmills")
@@ -412,3 +414,67 @@ def test_acknowledging_one_card_still_says_which_alerts_are_open(
     page.context.close()
     for d in devices:
         d.close()
+
+
+def test_two_caregivers_acknowledge_a_fall_at_once_and_the_second_reads_who_answered(
+    browser: Any, service: CaregiverService, mosquitto: Mosquitto, tmp_path: Path
+) -> None:
+    """Dad fell. Ann (on her phone) and Bob (at the care home's desk) press Acknowledge at
+    the same moment: Ann's closes the fall and tells the treadmill once; Bob's closes
+    nothing, and his page says Ann had already answered it (it said "Acknowledged", so each
+    thought they were the one answering). An hour's walk later the treadmill stops
+    reporting while armed: its card says so, not "Fall — acknowledged by ann" above an
+    Acknowledge button that named nothing, and one press closes that alert."""
+    from playwright.sync_api import expect
+
+    shots = _shots(tmp_path)
+    service.accounts.add_user("bob", PASSWORD, Role.CAREGIVER)
+    dad = SimDevice(mosquitto, "treadmill-1")
+    dad.online()
+    dad.incident_fall()
+    assert service.ingestor.wait_for(lambda: service.store.open_incidents("treadmill-1"), WAIT)
+    ann, bob = _page(browser, service, 360), _page(browser, service, 1280, "bob")
+    held: list[Any] = []  # Bob's press, held until Ann's has closed the fall
+    bob.route("**/devices/treadmill-1/ack", lambda route: held.append(route))
+    bob.locator("#card-treadmill-1 .ack-form button").click()
+    expect(bob.locator("#card-treadmill-1 .ack-form button")).to_have_text("Sending\u2026")
+    deadline = time.monotonic() + WAIT
+    while not held and time.monotonic() < deadline:  # Playwright hands the route over
+        bob.wait_for_timeout(50)
+    _tap_ack(ann, "treadmill-1", 360)
+    expect(ann.locator("#ack-notice")).to_have_text(
+        "Acknowledged: the alert on Dad's treadmill is closed."
+    )
+    assert len(held) == 1
+    held[0].continue_()
+    bob_notice = bob.locator("#ack-notice")
+    expect(bob_notice).to_have_text(
+        "Already acknowledged by ann on the dashboard: the alert on Dad's treadmill is closed."
+    )
+    for page in (ann, bob):
+        expect(page.locator("#card-treadmill-1 .headline a")).to_have_text(
+            "Fall — acknowledged by ann on the dashboard"
+        )
+        expect(page.locator("#card-treadmill-1 .ack-form")).to_have_count(0)
+    bob.screenshot(path=str(shots / "acked-by-the-other-1280.png"))
+    service.test_alarm("treadmill-1", "ann")  # a command after both answers: a barrier
+    dad.wait_command("test_alarm")
+    assert [name for name, _ in dad.commands].count("ack") == 1, dad.commands
+
+    dad.reset()
+    dad.online()  # re-armed; an hour later it stops reporting while the belt may run
+    dad.offline()
+    card = ann.locator("#card-treadmill-1")
+    expect(card.locator(".headline a")).to_have_text(
+        "Monitor went offline while armed — not acknowledged"
+    )
+    expect(card.locator(".belt")).to_have_text("Last known: monitor armed: the belt can run")
+    assert ann.evaluate("document.documentElement.scrollWidth") <= 360
+    ann.screenshot(path=str(shots / "offline-after-a-fall-360.png"))
+    _tap_ack(ann, "treadmill-1", 360)
+    expect(card.locator(".ack-form")).to_have_count(0)
+    device = service.store.device("treadmill-1")
+    assert device is not None and device["open_alerts"] == 0  # its reminders stopped
+    ann.context.close()
+    bob.context.close()
+    dad.close()

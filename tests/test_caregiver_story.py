@@ -155,6 +155,16 @@ def test_gone_offline_while_armed_outranks_a_fall_acknowledged_an_hour_ago() -> 
     assert s.belt == "Last known: monitor armed: the belt can run"
 
 
+def test_an_acknowledgement_too_late_names_who_closed_it_first() -> None:
+    assert story.closed_earlier("ann", "dashboard", "bob") == (
+        "Already acknowledged by ann on the dashboard"
+    )
+    assert story.closed_earlier("bob", "notification", "bob") == (
+        "Already acknowledged by you from a notification"
+    )
+    assert story.closed_earlier(None, "walker", "bob") == "The walker had already pressed I'm OK"
+
+
 def test_an_open_stumble_or_fault_is_amber_and_a_fault_says_why() -> None:
     assert story.card(_device("TRIPPED", incident=_incident("stumble")), NOW).level == "warn"
     s = story.card(_device("FAULT", reason="IMU stale 0.6 s"), NOW)

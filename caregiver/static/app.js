@@ -599,7 +599,8 @@
   // the banner and the list, and "the alert on Dad's treadmill is closed" beside it read as a
   // contradiction: the line then says it was the EARLIER alert, acknowledged at what time.
   function ackLine(newer) {
-    if (!newer) return ["Acknowledged: the alert on " + acked.name + " is closed."];
+    // someone closed it first (two caregivers at once): who, so each knows who is answering
+    if (!newer) return [(acked.earlier || "Acknowledged") + ": the alert on " + acked.name + " is closed."];
     return ["Acknowledged at ", node("time", { datetime: acked.at.toISOString() }, [clockFormat.format(acked.at)]),
             ": the earlier alert on " + acked.name + " is closed."];
   }
@@ -684,7 +685,8 @@
           var closed = form.querySelector('input[name="incident"]');
           return stillOpen(closed ? closed.value : "").then(function (open) {
             var top = card ? card.getBoundingClientRect().top : 0;
-            acked = { device: card ? card.dataset.device : "", name: cardName(card), at: new Date() };
+            acked = { device: card ? card.dataset.device : "", name: cardName(card), at: new Date(),
+                      earlier: answer.earlier || "" };
             showNotice(answer.message || ackLine(false)[0]);
             notice.classList.toggle("ack-done", !answer.message);
             silence();
