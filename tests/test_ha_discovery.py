@@ -38,7 +38,13 @@ from core.protocol.messages import (
 )
 from core.protocol.topics import TopicKind, Topics, discovery_topic
 from core.protocol.walker import DEFAULT_WALKER, Walker
-from firmware.mqtt.discovery import HA_EVENT_TYPES, discovery_payload
+from firmware.mqtt.discovery import (
+    HA_EVENT_TYPES,
+    INCIDENT_WORDS,
+    SAFETY_STATE_WORDS,
+    SELF_TEST_WORDS,
+    discovery_payload,
+)
 from tests.ha_discovery import DiscoveryError, HomeAssistant, parse_device_discovery
 
 DEVICE = "tm-1"
@@ -145,9 +151,18 @@ def test_the_discovery_message_meets_home_assistants_rules(dashboard_url: str) -
     assert components["caregiver"]["device_class"] == "connectivity"
     assert components["unreceived"]["device_class"] == "timestamp"
     assert components["state"]["device_class"] == "enum"
-    assert components["state"]["options"] == ["STARTING", "STANDBY", "ARMED", "TRIPPED", "FAULT"]
+    assert components["state"]["options"] == [
+        "Starting (belt stopped)", "Standby (belt stopped)", "Armed (belt can run)",
+        "Tripped (belt stopped)", "Fault (belt stopped)",
+    ]  # fmt: skip
     assert components["self_test_outcome"]["device_class"] == "enum"
-    assert components["self_test_outcome"]["options"] == ["passed", "failed", "refused"]
+    assert components["self_test_outcome"]["options"] == ["Passed", "Failed", "Not run (refused)"]
+    # Home Assistant shows an MQTT enum sensor's state as it is (no translations): words a
+    # family member reads on a tile, not the wire's no_recovery or STANDBY
+    for name, config in components.items():
+        for option in config.get("options", []):
+            assert re.fullmatch(r"[A-Z][a-z]+(?:[ ,]+\(?[a-z]+\)?)*", option), (name, option)
+            assert option != "None", (name, option)  # the MQTT sensor reads "None" as unknown
     # the problem sensor it replaced: only its platform, which removes it from Home Assistant
     assert components["self_test_result"] == {"platform": "binary_sensor"}
     assert components["event"]["event_types"] == [
@@ -261,7 +276,8 @@ def test_the_safety_state_and_the_fault_follow_the_retained_state() -> None:
     ha = home_assistant()
     for state in DeviceState:
         ha.receive(TOPICS.state, payloads.state_payload(DEVICE, state, f"now {state}").encode())
-        assert ha.state("_state") == state.value
+        shown = ha.attributes[ha.component("_state").key]
+        assert (ha.state("_state"), shown["code"]) == (SAFETY_STATE_WORDS[state.value], state.value)
         assert ha.state("_fault") == ("on" if state is DeviceState.FAULT else "off")
         assert ha.attributes[ha.component("_fault").key]["reason"] == f"now {state}"
 
@@ -288,7 +304,8 @@ def test_the_fall_sensor_and_the_incident_follow_the_retained_incident(
     ha = home_assistant()
     ha.receive(TOPICS.incident, retained, retain=True)
     assert ha.state("_fall") == fall
-    assert ha.state("_incident") == open_incident
+    assert ha.state("_incident") == INCIDENT_WORDS[open_incident]
+    assert ha.attributes[ha.component("_incident").key]["code"] == open_incident
     attributes = ha.attributes[ha.component("_fall").key]
     assert attributes["incident"] == json.loads(retained).get("incident")
     assert attributes["closed_by"] == json.loads(retained).get("closed_by")
@@ -371,9 +388,10 @@ def test_the_self_test_button_shows_its_verdict() -> None:
     ]
     for reply, verdict, attributes in steps:
         ha.receive(TOPICS.reply, reply.encode())
-        assert ha.state("_self_test_outcome") == verdict
+        assert ha.state("_self_test_outcome") == SELF_TEST_WORDS[verdict]
         shown = ha.attributes[key]
         assert {k: shown[k] for k in attributes} == attributes
+        assert shown["code"] == verdict
         message = payloads.decode(TopicKind.REPLY, reply.encode())
         assert isinstance(message, ReplyMessage)
         if message.command == "self_test":  # the same words as the typed reply's
@@ -394,7 +412,8 @@ def test_a_self_test_answer_before_any_self_test_leaves_the_result_unknown() -> 
 def test_the_session_sensors_follow_the_retained_progress() -> None:
     ha = home_assistant()
     ha.receive(TOPICS.progress, progress(), retain=True)
-    assert ha.state("_session") == "none"
+    assert ha.state("_session") == "No session yet"
+    assert ha.attributes[ha.component("_session").key]["code"] == "none"
     assert ha.state("_week_at_goal") == "0"
     assert ha.state("_week_backward") == "0.0"
     ha.receive(
@@ -412,7 +431,7 @@ def test_the_session_sensors_follow_the_retained_progress() -> None:
             backward_s=300.0,
         ),
     )
-    assert ha.state("_session") == "running"
+    assert ha.state("_session") == "Running"
     assert ha.state("_week_at_goal") == "2"
     assert ha.state("_week_backward") == "30.5"
     week = ha.attributes[ha.component("_week_at_goal").key]

@@ -145,19 +145,20 @@ def test_home_assistant_round_trip(mosquitto: Mosquitto, device: Any, tmp_path: 
         seen = follow(ha, sub, seen)
         # The device appears with its link to the dashboard, and what happened is on it.
         assert ha.device is not None and ha.device.device["configuration_url"] == DASHBOARD
-        assert ha.state("_fall") == "on" and ha.state("_incident") == "fall"
+        assert ha.state("_fall") == "on" and ha.state("_incident") == "Fall"
         assert ha.attributes[ha.component("_fall").key]["incident"] == INCIDENT
-        assert ha.state("_state") == "TRIPPED" and ha.state("_fault") == "off"
+        assert ha.state("_state") == "Tripped (belt stopped)" and ha.state("_fault") == "off"
         assert [t for _, t, _ in ha.events] == ["trip", "fall"]
         assert ha.triggered == [("fall", "walker")]
-        assert ha.state("_session") == "none" and ha.is_available("_state")
+        assert ha.state("_session") == "No session yet" and ha.is_available("_state")
 
         # Home Assistant restarts: everything it shows comes back from retained messages.
         restarted = HomeAssistant()
         topics = ["homeassistant/#", "retroguard/tm1/#"]
         restarted.receive_all((t, p, True) for t, p in retained_now(mosquitto, topics))
-        assert restarted.state("_fall") == "on" and restarted.state("_incident") == "fall"
-        assert restarted.state("_state") == "TRIPPED" and restarted.state("_session") == "none"
+        assert restarted.state("_fall") == "on" and restarted.state("_incident") == "Fall"
+        assert restarted.state("_state") == "Tripped (belt stopped)"
+        assert restarted.state("_session") == "No session yet"
         assert restarted.is_available("_state") and not restarted.events
         # ... and when it announces itself, the device announces itself again.
         configs = len(sub.on(CONFIG_TOPIC))
@@ -181,14 +182,14 @@ def test_home_assistant_round_trip(mosquitto: Mosquitto, device: Any, tmp_path: 
         assert calls.test_alarm_by == ["home-assistant"]
         assert reply_to(sub, "self_test")[0].ok
         seen = follow(ha, sub, seen)
-        assert ha.state("_self_test_outcome") == "passed"
+        assert ha.state("_self_test_outcome") == "Passed"
 
         # That press closed the incident on the device, which says so: a ``closed`` event,
         # and the retained incident (what Home Assistant's Fall sensor reads) no longer open.
         assert sub.wait(lambda: closed_incident(sub.on("/incident")) is not None)
         assert sub.wait(lambda: any(b'"closed"' in m.payload for m in sub.on("/event")))
         seen = follow(ha, sub, seen)
-        assert ha.state("_fall") == "off" and ha.state("_incident") == "none"
+        assert ha.state("_fall") == "off" and ha.state("_incident") == "No incident"
         assert [t for _, t, _ in ha.events][-1] == "closed"
         # A Home Assistant that starts now reads the same from the retained message alone.
         (retained,) = retained_now(mosquitto, [TOPICS.incident])
@@ -197,7 +198,7 @@ def test_home_assistant_round_trip(mosquitto: Mosquitto, device: Any, tmp_path: 
         assert incident["closed_by"] == "home-assistant"
         fresh = HomeAssistant()
         fresh.receive_all((t, p, True) for t, p in retained_now(mosquitto, topics))
-        assert fresh.state("_fall") == "off" and fresh.state("_incident") == "none"
+        assert fresh.state("_fall") == "off" and fresh.state("_incident") == "No incident"
 
         # A guided session starts: the progress follows the session log.
         conn = connect(tmp_path / "device.db")
@@ -208,7 +209,7 @@ def test_home_assistant_round_trip(mosquitto: Mosquitto, device: Any, tmp_path: 
         reporter.sessions_changed()
         assert sub.wait(lambda: b'"session":"running"' in sub.on("/progress")[-1].payload)
         seen = follow(ha, sub, seen)
-        assert ha.state("_session") == "running"
+        assert ha.state("_session") == "Running"
 
 
 def test_the_self_test_result_names_failed_checks_and_shows_a_refusal_as_refused(
@@ -247,7 +248,7 @@ def test_the_self_test_result_names_failed_checks_and_shows_a_refusal_as_refused
             (ran,) = reply_to(sub, "self_test")
             assert ran.ok and ran.result is not None and ran.result["passed"] is False
             seen = follow(ha, sub, seen)
-            assert ha.state("_self_test_outcome") == "failed"
+            assert ha.state("_self_test_outcome") == "Failed"
             shown = ha.attributes[key]
             assert shown["failed_checks"] == ["imu"]
             assert shown["failures"] == "imu: no samples for 2.0 s"
@@ -263,7 +264,7 @@ def test_the_self_test_result_names_failed_checks_and_shows_a_refusal_as_refused
             assert not refused.ok and refused.error is not None
             assert "retained" in refused.error
             follow(ha, sub, seen)
-            assert ha.state("_self_test_outcome") == "refused"
+            assert ha.state("_self_test_outcome") == "Not run (refused)"
             shown = ha.attributes[key]
             assert shown["refused_because"] == refused.error
             assert shown["failed_checks"] == [] and shown["failures"] is None

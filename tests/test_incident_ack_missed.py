@@ -180,7 +180,7 @@ def test_a_close_made_while_the_monitor_was_offline_reaches_it_when_it_comes_bac
         after = cg.store.incident(FIRST)
         assert after is not None and (after.closed_by, after.closed_via) == ("Ann", "dashboard")
         ha.receive_all((m.topic, m.payload, m.retain) for m in sub.messages)
-    assert ha.state("_fall") == "off" and ha.state("_incident") == "none"
+    assert ha.state("_fall") == "off" and ha.state("_incident") == "No incident"
 
 
 def test_a_late_close_never_closes_a_fall_its_sender_had_not_seen(

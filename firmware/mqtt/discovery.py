@@ -4,9 +4,10 @@ One retained message on ``homeassistant/device/<id>/config`` describes the
 device (``dev``, with the caregiver dashboard as its configuration link),
 who announced it (``o``) and its components (``cmps``):
 
-* **Fall** (binary sensor, ``safety``) and **Incident** (enum: none, stumble,
-  fall, ...) from the retained ``incident`` topic, so both are right after a
-  Home Assistant restart — and they stay on while the device is offline: a
+* **Fall** (binary sensor, ``safety``) and **Incident** (enum: No incident,
+  Stumble, Fall, ...; every enum sensor shows words, its wire word in ``code``)
+  from the retained ``incident`` topic, so both are right after a Home Assistant
+  restart — and they stay on while the device is offline: a
   fall nobody closed is still a fall when the Pi loses power;
 * **Fault** (binary sensor, ``problem``) and **Safety state** (enum sensor)
   from the retained ``state`` topic;
@@ -42,7 +43,7 @@ payloads.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any, get_args
 
 from core.gait_trends import METRICS, Metric
@@ -108,6 +109,51 @@ def _jinja(value: object) -> str:
     return json.dumps(value)
 
 
+INCIDENT_WORDS: Mapping[str, str] = {
+    "none": "No incident",
+    "stumble": "Stumble",
+    "fall": "Fall",
+    "no_recovery": "Fall, not getting up",
+    "help": "Help requested",
+    "fault": "Fault",
+}
+SAFETY_STATE_WORDS: Mapping[str, str] = {
+    "STARTING": "Starting (belt stopped)",
+    "STANDBY": "Standby (belt stopped)",
+    "ARMED": "Armed (belt can run)",
+    "TRIPPED": "Tripped (belt stopped)",
+    "FAULT": "Fault (belt stopped)",
+}
+SELF_TEST_WORDS: Mapping[str, str] = {
+    "passed": "Passed",
+    "failed": "Failed",
+    "refused": "Not run (refused)",
+}
+SESSION_WORDS: Mapping[str, str] = {
+    "none": "No session yet",
+    "running": "Running",
+    "completed": "Completed",
+    "stopped": "Stopped early",
+    "abandoned": "Abandoned (paused too long)",
+}
+"""What the enum sensors show for each wire word. Home Assistant shows an MQTT enum sensor's
+state as it is (an MQTT entity has no translations), so its options were the wire words a
+family member read on a tile: ``no_recovery``, ``STANDBY``, ``refused``. The options are these
+words; the wire word stays in the ``code`` attribute for automations. None is ``"None"``:
+Home Assistant's MQTT sensor reads that payload as unknown."""
+
+
+def _options(words: Mapping[str, str], values: Iterable[str]) -> list[str]:
+    """The enum options for ``values`` (the protocol's, in its order): a KeyError here, at
+    every announcement and in every discovery test, when the protocol gains a word."""
+    return [words[v] for v in values]
+
+
+def _readable(words: Mapping[str, str], expression: str) -> str:
+    """A Jinja expression: the readable words of the wire word ``expression``."""
+    return f"{_jinja(dict(words))}[{expression}]"
+
+
 WALKER_ATTRIBUTE = (
     f"value_json.get('walker', {_jinja(DEFAULT_WALKER_ID)}) if value_json.get('incident')"
     " else value_json.get('walker')"
@@ -145,13 +191,15 @@ def _attributes(
     walker: bool = False,
     clock_flag: str | None = None,
     progress_walker: bool = False,
+    code: str | None = None,
 ) -> str:
     """A ``json_attributes_template`` making ``{name: value_json.get(key)}`` of ``fields``
     (and, with ``walker``, a ``walker`` attribute: :data:`WALKER_ATTRIBUTE`; with
     ``clock_flag``, a ``clock_not_set`` attribute of that Jinja expression: an event's
     :data:`CLOCK_NOT_SET_ATTRIBUTE`, an incident's :data:`OPENED_CLOCK_NOT_SET_ATTRIBUTE`;
     with ``progress_walker``, the ``progress`` message's walker:
-    :data:`PROGRESS_WALKER_ATTRIBUTES`)."""
+    :data:`PROGRESS_WALKER_ATTRIBUTES`; with ``code``, a ``code`` attribute of that Jinja
+    expression: an enum sensor's wire word)."""
     pairs = [f"{_jinja(name)}: value_json.get({_jinja(k)})" for name, k in fields.items()]
     if walker:
         pairs.append(f"{_jinja('walker')}: {WALKER_ATTRIBUTE}")
@@ -159,6 +207,8 @@ def _attributes(
         pairs.extend(f"{_jinja(n)}: {e}" for n, e in PROGRESS_WALKER_ATTRIBUTES.items())
     if clock_flag is not None:
         pairs.append(f"{_jinja('clock_not_set')}: {clock_flag}")
+    if code is not None:
+        pairs.append(f"{_jinja('code')}: {code}")
     return "{{ {" + ", ".join(pairs) + "} | tojson }}"
 
 
@@ -222,19 +272,22 @@ def _keeping_on_window(fields: Mapping[str, str]) -> str:
 
 
 _SELF_TEST = "value_json.command == " + _jinja(CommandName.SELF_TEST.value)
+_SELF_TEST_OUTCOME = (
+    "('refused' if not value_json.ok else 'passed' if value_json.result.passed else 'failed')"
+)
+"""A self-test reply's wire outcome (:func:`core.protocol.messages.self_test_outcome`)."""
 SELF_TEST_STATE = (
     "{% if not ("
     + _SELF_TEST
     + ") %}{{ this.state if this.state in "
-    + _jinja(list(SELF_TEST_OUTCOMES))
+    + _jinja(_options(SELF_TEST_WORDS, SELF_TEST_OUTCOMES))
     + " else 'None' }}"
-    "{% elif not value_json.ok %}refused"
-    "{% elif value_json.result.passed %}passed{% else %}failed{% endif %}"
+    "{% else %}{{ " + _readable(SELF_TEST_WORDS, _SELF_TEST_OUTCOME) + " }}{% endif %}"
 )
-"""The Self-test result's state from ``/reply``: ``refused`` when the device refused the
-command unrun (a retained command, a bad payload: nothing was checked, so it is not shown as a
-problem), else ``passed`` or ``failed`` (:func:`core.protocol.messages.self_test_outcome`).
-Replies to other commands keep the state shown (unknown until the first self-test)."""
+"""The Self-test result's state from ``/reply``: "Not run (refused)" when the device refused
+the command unrun (a retained command, a bad payload: nothing was checked, so it is not shown
+as a problem), else "Passed" or "Failed" (:data:`SELF_TEST_WORDS`). Replies to other commands
+keep the state shown (unknown until the first self-test)."""
 
 _FAILED_CHECKS = (
     "{% set ns = namespace(names=[], words=[]) %}"
@@ -244,7 +297,7 @@ _FAILED_CHECKS = (
     "{% set ns.words = ns.words + [name ~ ': ' ~ check.detail if check.detail else name] %}"
     "{% endfor %}{% endif %}"
 )
-SELF_TEST_ATTRIBUTE_NAMES = ("failed_checks", "failures", "refused_because", "request_id")
+SELF_TEST_ATTRIBUTE_NAMES = ("failed_checks", "failures", "refused_because", "request_id", "code")
 SELF_TEST_ATTRIBUTES = (
     _FAILED_CHECKS
     + "{% if "
@@ -253,15 +306,20 @@ SELF_TEST_ATTRIBUTES = (
     + '"failed_checks": ns.names, '
     + "\"failures\": ns.words | join('; ') if ns.words else none, "
     + '"refused_because": none if value_json.ok else value_json.error, '
-    + '"request_id": value_json.request_id'
+    + '"request_id": value_json.request_id, '
+    + '"code": '
+    + _SELF_TEST_OUTCOME
     + "} | tojson }}{% else %}{{ {"
     + ", ".join(f"{_jinja(n)}: this.attributes.get({_jinja(n)})" for n in SELF_TEST_ATTRIBUTE_NAMES)
     + "} | tojson }}{% endif %}"
 )
 """The Self-test result's attributes: ``failed_checks`` (the names), ``failures`` (each
 failed check and what it read, as :meth:`core.protocol.messages.SelfTestResult.failure_words`
-says it), ``refused_because`` (a refusal's reason) and ``request_id``. Replies to other
-commands keep the ones shown."""
+says it), ``refused_because`` (a refusal's reason), ``request_id`` and ``code`` (the wire
+outcome: ``passed``, ``failed``, ``refused``). Replies to other commands keep the ones shown."""
+
+_INCIDENT_CODE = "(value_json.severity if value_json.open else 'none')"
+"""The Incident sensor's wire word: the open incident's severity, else ``none``."""
 
 RETIRED_SELF_TEST_RESULT = "self_test_result"
 """The key of the binary problem sensor the enum sensor replaced; sent as a removal."""
@@ -356,14 +414,15 @@ def discovery_payload(
         "sensor",
         "Incident",
         dev_cla="enum",
-        ops=["none", *get_args(IncidentSeverity)],
+        ops=_options(INCIDENT_WORDS, ["none", *get_args(IncidentSeverity)]),
         stat_t=topics.incident,
-        val_tpl="{{ value_json.severity if value_json.open else 'none' }}",
+        val_tpl="{{ " + _readable(INCIDENT_WORDS, _INCIDENT_CODE) + " }}",
         json_attr_t=topics.incident,
         json_attr_tpl=_attributes(
             {"incident": "incident", "opened": "opened_wall", "closed_by": "closed_by"},
             walker=True,
             clock_flag=OPENED_CLOCK_NOT_SET_ATTRIBUTE,
+            code=_INCIDENT_CODE,
         ),
         ic="mdi:alert-octagon",
         **always,
@@ -386,12 +445,14 @@ def discovery_payload(
         "sensor",
         "Safety state",
         dev_cla="enum",
-        ops=[s.value for s in DeviceState],
+        ops=_options(SAFETY_STATE_WORDS, [s.value for s in DeviceState]),
         stat_t=topics.state,
-        val_tpl="{{ value_json.state }}",
+        val_tpl="{{ " + _readable(SAFETY_STATE_WORDS, "value_json.state") + " }}",
         json_attr_t=topics.state,
         json_attr_tpl=_attributes(
-            {"reason": "reason", "since": "wall_time"}, clock_flag=CLOCK_NOT_SET_ATTRIBUTE
+            {"reason": "reason", "since": "wall_time"},
+            clock_flag=CLOCK_NOT_SET_ATTRIBUTE,
+            code="value_json.state",
         ),
         ic="mdi:shield-check",
     )
@@ -468,7 +529,7 @@ def discovery_payload(
         # the same thing
         "Self-test result",
         dev_cla="enum",
-        ops=list(SELF_TEST_OUTCOMES),
+        ops=_options(SELF_TEST_WORDS, SELF_TEST_OUTCOMES),
         stat_t=topics.reply,
         val_tpl=SELF_TEST_STATE,
         json_attr_t=topics.reply,
@@ -488,9 +549,9 @@ def discovery_payload(
         "sensor",
         "Guided session",
         dev_cla="enum",
-        ops=list(get_args(SessionState)),
+        ops=_options(SESSION_WORDS, get_args(SessionState)),
         stat_t=topics.progress,
-        val_tpl="{{ value_json.session }}",
+        val_tpl="{{ " + _readable(SESSION_WORDS, "value_json.session") + " }}",
         json_attr_t=topics.progress,
         json_attr_tpl=_attributes(
             {
@@ -504,6 +565,7 @@ def discovery_payload(
                 "interrupted": "session_interrupted",
             },
             progress_walker=True,
+            code="value_json.session",
         ),
         ic="mdi:walk",
     )
