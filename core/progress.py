@@ -41,6 +41,7 @@ plan counted before they can hold 10 minutes:
 from __future__ import annotations
 
 import datetime as dt
+import re
 from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -67,6 +68,7 @@ __all__ = [
     "SessionProgress",
     "WeekProgress",
     "at_goal",
+    "check_week",
     "day_of",
     "days_at_goal",
     "days_done",
@@ -170,9 +172,28 @@ def week_of(moment: dt.datetime, zone: dt.tzinfo) -> str:
     return f"{year}-W{week:02d}"
 
 
+def check_week(week: str) -> str:
+    """``week`` if it names an ISO week ("2025-W07"), else :class:`ValueError` saying why in
+    the physio's terms. A year has weeks W01 to W52, or W53 in a long year (2026: its January
+    1st is a Thursday); "2026-W00" and "2026-W54" name no week, and "2025-W53" none either.
+    Before, the wire's pattern took any two digits: a device's progress message for "W00"
+    was stored as a week's prescription, and "2026-W60" sorted after every week of 2026, so
+    2027's first weeks read their sessions prescribed from it, not from December's."""
+    parts = re.fullmatch(r"([0-9]{4})-W([0-9]{2})", week)
+    if parts is None:
+        raise ValueError(f"{week[:40]!r} is not an ISO week: write it as YYYY-Www, e.g. 2026-W49")
+    year, number = parts.groups()
+    last = dt.date(int(year), 12, 28).isocalendar()[1] if year != "0000" else 0
+    if not 1 <= int(number) <= last:
+        weeks = f"weeks W01 to W{last}" if last else "no weeks (there is no year 0)"
+        raise ValueError(f"{week!r} is not an ISO week: {year} has {weeks}")
+    return week
+
+
 def week_start(week: str) -> dt.date:
-    """The Monday of ``week`` ("2025-W07")."""
-    year, _, number = week.partition("-W")
+    """The Monday of ``week`` ("2025-W07"); :class:`ValueError` naming it when it is no ISO week
+    (:func:`check_week`)."""
+    year, _, number = check_week(week).partition("-W")
     return dt.date.fromisocalendar(int(year), int(number), 1)
 
 

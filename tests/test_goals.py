@@ -20,6 +20,7 @@ from core.progress import (
     done,
     milestone,
     week_of,
+    week_start,
     weekly_progress,
 )
 from core.protocol.messages import ProgressMessage, SessionRecord
@@ -220,3 +221,47 @@ def test_the_sessions_command_lists_the_missed_week_up_to_this_one(
         week_of(monday, dt.UTC),
     ]
     assert rows[1][1:] == ["0", "0", "0.0", "0.0", "0/3", "no"]
+
+
+@pytest.mark.parametrize(
+    ("week", "why"),
+    [
+        ("2026-W00", "regex"),
+        ("2026-W54", "regex"),
+        ("2026-W99", "regex"),
+        ("2025-W53", "2025 has weeks W01 to W52"),  # a short year: no 53rd week
+    ],
+)
+def test_a_progress_message_for_a_week_no_calendar_has_is_refused_naming_the_week(
+    week: str, why: str
+) -> None:
+    """A device's retained ``progress`` names its week; the caregiver stores the week's
+    prescription under it. "W00", "W54" and up, and W53 of a 52-week year name no week: they
+    are refused where the message is read, the field named, and the wire's schema refuses the
+    first three as well. Before, any two digits passed: "2026-W60" was stored and, sorting
+    after every real week of 2026, set the sessions prescribed in 2027's first weeks."""
+    good = {
+        "schema": 1, "device_id": DEVICE, "wall_time": "2026-12-06T10:00:00+00:00",
+        "session": "none", "week": "2026-W53", "week_sessions": 0, "week_at_goal": 0,
+        "week_backward_s": 0.0, "week_longest_backward_s": 0.0, "goal_sessions": 3,
+        "goal_backward_s": 600.0, "week_prescribed": 3,
+    }  # fmt: skip
+    assert decode_as(ProgressMessage, json.dumps(good).encode()).week == "2026-W53"  # a long year
+    with pytest.raises(ValueError, match=r"week") as refused:
+        decode_as(ProgressMessage, json.dumps({**good, "week": week}).encode())
+    assert why in str(refused.value)
+    if why == "regex":
+        with pytest.raises(jsonschema.ValidationError):
+            jsonschema.validate({**good, "week": week}, schema("progress"))
+
+
+def test_week_start_names_a_week_no_calendar_has() -> None:
+    assert week_start("2026-W53") == dt.date(2026, 12, 28)
+    for week, words in (
+        ("2026-W00", "'2026-W00' is not an ISO week: 2026 has weeks W01 to W53"),
+        ("2026-W54", "'2026-W54' is not an ISO week: 2026 has weeks W01 to W53"),
+        ("2026-49", "'2026-49' is not an ISO week: write it as YYYY-Www, e.g. 2026-W49"),
+    ):
+        with pytest.raises(ValueError) as refused:
+            week_start(week)
+        assert str(refused.value) == words

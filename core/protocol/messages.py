@@ -25,6 +25,7 @@ from typing import Annotated, Any, Literal
 import msgspec
 from msgspec import Meta, Struct, field, structs
 
+from core.progress import check_week
 from core.protocol.events import EventType, Severity
 from core.protocol.ids import DEVICE_ID_PATTERN, EVENT_ID_PATTERN
 from core.protocol.walker import DEFAULT_WALKER, MAX_WALKERS, Walker, WalkerId
@@ -723,7 +724,9 @@ class IncidentMessage(Struct, kw_only=True, omit_defaults=True):
 
 SessionState = Literal["none", "running", "completed", "stopped", "abandoned"]
 """The newest guided session's status, or ``none`` before the first."""
-IsoWeek = Annotated[str, Meta(pattern=r"^[0-9]{4}-W[0-9]{2}$(?!\n)")]
+IsoWeek = Annotated[str, Meta(pattern=r"^[0-9]{4}-W(0[1-9]|[1-4][0-9]|5[0-3])$(?!\n)")]
+"""An ISO week, "2026-W49": W01 to W53 (a year without a 53rd week is refused by the message
+that carries it, :func:`core.progress.check_week`)."""
 
 
 class ProgressMessage(Struct, kw_only=True, omit_defaults=True):
@@ -789,6 +792,14 @@ class ProgressMessage(Struct, kw_only=True, omit_defaults=True):
     walker: Walker | None = None
     """Whose week this is: the walker of the guided session under way, else the walker chosen
     for the next session (absent from older releases: the device's one walker)."""
+
+    def __post_init__(self) -> None:
+        # The pattern takes W53 of any year; "2025-W53" is no week (2025 has 52), and stored
+        # as one it would carry its count into 2026's weeks.
+        try:
+            check_week(self.week)
+        except ValueError as exc:
+            raise ValueError(f"week: {exc}") from None
 
 
 class WalkersMessage(Struct, kw_only=True):
