@@ -182,6 +182,7 @@ def _report(args: argparse.Namespace, store: Any, config: Any) -> int:
     from caregiver.report import report_csv, report_for
     from caregiver.storage import redacted
     from caregiver.walkers import offered
+    from core.progress import WeekSpanTooLong
     from core.protocol.walker import DEFAULT_WALKER_ID
 
     name = "retroguard caregiver report"
@@ -212,7 +213,11 @@ def _report(args: argparse.Namespace, store: Any, config: Any) -> int:
     # dashboard and before walker profiles.
     default = chosen == DEFAULT_WALKER_ID
     walker = config.devices.get(args.device, args.device) if default else names[chosen]
-    report = report_for(store, args.device, walker, config.zone, time.time(), chosen)
+    try:
+        report = report_for(store, args.device, walker, config.zone, time.time(), chosen)
+    except WeekSpanTooLong as exc:  # a session dated by a wrong clock: no file of 100k rows
+        print(f"{name}: no report of {args.device} ({walker}): {exc}", file=sys.stderr)
+        return 2
     if args.pdf is not None:
         try:
             from caregiver.report_pdf import report_pdf

@@ -18,7 +18,7 @@ from __future__ import annotations
 import datetime as dt
 import math
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from typing import Any
 
 import msgspec
@@ -29,6 +29,7 @@ from core.progress import (
     GOAL_SESSIONS_PER_WEEK,
     MILESTONE_WEEKS,
     WeekProgress,
+    WeekSpanTooLong,
     at_goal,
     done,
     every_week,
@@ -164,6 +165,22 @@ def _week_label(week: str) -> str:
     return f"{monday.day} {monday:%b}"
 
 
+def _listed(
+    weeks: Collection[WeekProgress], current: str, prescribed: Mapping[str, int] | None
+) -> list[WeekProgress]:
+    """The page's weeks, newest first: every week from the first session's to this one (a
+    missed week listed, 0 done, not skipped); none without sessions (the page says "no
+    sessions yet"). Sessions spanning more than :data:`core.progress.MAX_WEEKS` (one dated by a
+    wrong clock) list their own weeks alone: the page still shows, and the report says why it
+    cannot be made, where before every week since that date was made on each look."""
+    if not weeks:
+        return []
+    try:
+        return list(reversed(every_week(weeks, current, prescribed)))
+    except WeekSpanTooLong:
+        return sorted(weeks, key=lambda w: w.week, reverse=True)
+
+
 def progress_view(
     sessions: Sequence[WalkSession],
     now: float,
@@ -213,7 +230,7 @@ def progress_view(
         "zone": zone_name(zone),
         # newest first, every week from the first session's to this one: a missed week is
         # listed, 0 done, not skipped (none without sessions: the page says "no sessions yet")
-        "weeks": list(reversed(every_week(weeks.values(), current, prescribed))) if weeks else [],
+        "weeks": _listed(list(weeks.values()), current, prescribed),
         "at_goal": {s.id: at_goal(s) for s in sessions},
         "done": {s.id: done(s) for s in sessions},
         "status_words": {s.id: status_words(s) for s in sessions},

@@ -60,6 +60,7 @@ MILESTONE_WEEKS = 4
 __all__ = [
     "GOAL_BACKWARD_MIN",
     "GOAL_SESSIONS_PER_WEEK",
+    "MAX_WEEKS",
     "MILESTONE_WEEKS",
     "PRESCRIBED_SESSIONS_PER_WEEK",
     "WALL_END",
@@ -67,6 +68,7 @@ __all__ = [
     "Milestone",
     "SessionProgress",
     "WeekProgress",
+    "WeekSpanTooLong",
     "at_goal",
     "check_week",
     "day_of",
@@ -169,7 +171,7 @@ def week_of(moment: dt.datetime, zone: dt.tzinfo) -> str:
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=dt.UTC)
     year, week, _ = moment.astimezone(zone).isocalendar()
-    return f"{year}-W{week:02d}"
+    return f"{year:04d}-W{week:02d}"
 
 
 def check_week(week: str) -> str:
@@ -299,7 +301,7 @@ def prescribed_weeks(changes: Iterable[tuple[str, int]]) -> dict[str, int]:
         known[week] = min(known.get(week, in_force), count)
         in_force = count
         year, number, _ = (week_start(week) + dt.timedelta(weeks=1)).isocalendar()
-        known[f"{year}-W{number:02d}"] = in_force
+        known[f"{year:04d}-W{number:02d}"] = in_force
     return known
 
 
@@ -339,20 +341,44 @@ def weekly_progress(
     ]
 
 
+MAX_WEEKS = 520
+"""The most weeks :func:`every_week` fills in: ten years, longer than any course of therapy
+(the caregiver keeps a walker's newest 10,000 sessions: years at twice a day)."""
+
+
+class WeekSpanTooLong(ValueError):
+    """The weeks to list span more than :data:`MAX_WEEKS`: a session dated by a clock that was
+    wrong (the calendar's first years, or far ahead), never a course of therapy."""
+
+
 def every_week(
     weeks: Iterable[WeekProgress], current: str, prescribed: Mapping[str, int] | None = None
 ) -> list[WeekProgress]:
     """``weeks`` (:func:`weekly_progress`) with the weeks between them filled in, oldest first,
     from the first to ``current`` ("2026-W49", the week under way; or the last, if later): a
     week without a session is there with 0 done of its prescribed (:func:`prescribed_in`), so a
-    missed week reads as one, never as a gap the eye skips. No weeks: ``current`` alone."""
+    missed week reads as one, never as a gap the eye skips. No weeks: ``current`` alone.
+
+    :class:`WeekSpanTooLong`, before any week is made, when that is more than
+    :data:`MAX_WEEKS`: a session stamped "0002-01-07" (a wall time is read from year 2) made
+    a report of 105,655 weekly rows before (5.5 MB of CSV, 1.7 s of the service's time for
+    every download, 1.3 s for every look at the progress page)."""
     known = {w.week: w for w in weeks}
     day = week_start(min([*known, current]))
     last = week_start(max([*known, current]))
+    span = (last - day).days // 7 + 1
+    if span > MAX_WEEKS:
+        # the end away from the week under way is the one a wrong clock dated
+        far = min(known) if week_start(current) - day > last - week_start(current) else max(known)
+        raise WeekSpanTooLong(
+            f"the weeks from {min([*known, current])} to {max([*known, current])} are {span} "
+            f"weeks, more than the {MAX_WEEKS} (ten years) a week-by-week table lists: a "
+            f"session dated in {far} was recorded with the treadmill's clock wrong"
+        )
     out: list[WeekProgress] = []
     while day <= last:
         year, number, _ = day.isocalendar()
-        key = f"{year}-W{number:02d}"
+        key = f"{year:04d}-W{number:02d}"
         empty = WeekProgress(key, 0, 0, 0.0, 0.0, prescribed=prescribed_in(key, prescribed or {}))
         out.append(known.get(key, empty))
         day += dt.timedelta(weeks=1)

@@ -17,13 +17,13 @@ import pytest
 from pypdf import PdfReader
 
 import caregiver.report_pdf as report_pdf_module
-from caregiver.progress import parse_summary
+from caregiver.progress import parse_summary, progress_view
 from caregiver.report import RESTART_COLUMN, make_report, report_csv, report_for
 from caregiver.report_pdf import TABLE_WEEKS, report_pdf
 from caregiver.storage import Incident, Store, WalkSession
 from caregiver.trends import measures_of, trends
 from core.gait_trends import METRICS
-from core.progress import week_of
+from core.progress import MAX_WEEKS, WeekSpanTooLong, week_of
 from core.zones import system_zone
 from firmware.session.record import session_payload
 from launcher.cli import main
@@ -444,3 +444,46 @@ def test_a_session_dated_after_the_report_is_in_it_not_dropped(tmp_path: Path) -
     report = make_report(DEVICE, "Anna", [ahead, *sessions], [], [], dt.UTC, NOW)
     assert report.sessions == len(sessions) + 1
     assert [w.progress.week for w in report.weeks][-2:] == ["2026-W13", "2026-W14"]
+
+
+@pytest.mark.parametrize("dated", ["0002-01-07T09:00:00+00:00", "9998-06-01T09:00:00+00:00"])
+def test_a_session_dated_by_a_wrong_clock_is_said_not_made_into_a_century_of_weeks(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], dated: str
+) -> None:
+    """A wall time is read from year 2 to 9998: a session a wrong clock stamped in year 2 made
+    a report of 105,655 weekly rows (5.5 MB of CSV, every download and every look at the
+    progress page working through them). The report refuses, naming the week and the
+    limit (the CLI exits 2, no file written); the progress page still shows the weeks that
+    have sessions; ``every_week`` refuses before making a week."""
+    database = tmp_path / "caregiver.db"
+    store = stored(str(database))
+    record = msgspec.structs.replace(
+        physio_month(DEVICE, MONDAY)[0], id="e" * 32, started_wall=dated
+    )
+    odd, problem = parse_summary(received(record), DEVICE)
+    assert odd is not None, problem
+    store.record_walk_session(odd, session_payload(record), NOW)
+    sessions = store.walk_sessions(DEVICE)
+    store.close()
+    week = week_of(dt.datetime.fromisoformat(dated), dt.UTC)
+    with pytest.raises(WeekSpanTooLong, match=f"a session dated in {week} was recorded"):
+        make_report(DEVICE, "Anna", sessions, [], [], dt.UTC, NOW)
+    view = progress_view(sessions, NOW, dt.UTC)
+    assert week in [w.week for w in view["weeks"]]
+    assert len(view["weeks"]) == 5  # the four weeks walked and the odd one, none filled in
+
+    config = tmp_path / "caregiver.toml"
+    config.write_text(f'[server]\ndatabase = "{database}"\n')
+    table = tmp_path / "r.csv"
+    assert main(["caregiver", "report", "-c", str(config), DEVICE, "--csv", str(table)]) == 2
+    err = capsys.readouterr().err
+    assert f"no report of {DEVICE} ({DEVICE}): the weeks from " in err
+    assert f"more than the {MAX_WEEKS} (ten years) a week-by-week table lists" in err
+    assert not table.exists()
+    # the week before the limit is still a report, every week in it
+    back = dt.datetime.fromtimestamp(NOW, dt.UTC) - dt.timedelta(weeks=MAX_WEEKS - 1)
+    early = dataclasses.replace(odd, started_wall=back.isoformat())
+    others = [s for s in sessions if s.id != odd.id]
+    assert (
+        len(make_report(DEVICE, "Anna", [early, *others], [], [], dt.UTC, NOW).weeks) == MAX_WEEKS
+    )

@@ -257,6 +257,9 @@ def test_a_progress_message_for_a_week_no_calendar_has_is_refused_naming_the_wee
 
 def test_week_start_names_a_week_no_calendar_has() -> None:
     assert week_start("2026-W53") == dt.date(2026, 12, 28)
+    # an early year's week is written with four digits, as the wire's pattern has it
+    assert week_of(dt.datetime(2, 1, 7, tzinfo=dt.UTC), dt.UTC) == "0002-W02"
+    assert week_start("0002-W02") == dt.date(2, 1, 7)
     for week, words in (
         ("2026-W00", "'2026-W00' is not an ISO week: 2026 has weeks W01 to W53"),
         ("2026-W54", "'2026-W54' is not an ISO week: 2026 has weeks W01 to W53"),
@@ -265,3 +268,23 @@ def test_week_start_names_a_week_no_calendar_has() -> None:
         with pytest.raises(ValueError) as refused:
             week_start(week)
         assert str(refused.value) == words
+
+
+def test_retroguard_sessions_lists_only_the_walked_weeks_when_a_wrong_clock_dated_one() -> None:
+    """A session stamped in year 2 made the weekly table 105,655 rows, one a week since then.
+    The table lists the weeks with sessions and says why the others are not there."""
+    sessions = [
+        StoredSession(r)
+        for r in (
+            ten_straight(dt.datetime(2, 1, 7, 9, tzinfo=dt.UTC)),
+            ten_straight(MONDAY),
+            two_two(MONDAY + dt.timedelta(weeks=2)),
+        )
+    ]
+    out = io.StringIO()
+    print_sessions(sessions, out, dt.UTC, now=MONDAY + dt.timedelta(weeks=3))
+    text = out.getvalue()
+    rows = [line.split()[0] for line in text.splitlines() if line[:4].isdigit() and "-W" in line]
+    assert rows == ["0002-W02", "2026-W10", "2026-W12"]
+    assert "(Only the weeks with sessions: the weeks from 0002-W02 to 2026-W13 are" in text
+    assert "a session dated in 0002-W02 was recorded with the treadmill's clock wrong.)" in text

@@ -18,6 +18,7 @@ from core.progress import (
     GOAL_SESSIONS_PER_WEEK,
     MILESTONE_WEEKS,
     PRESCRIBED_SESSIONS_PER_WEEK,
+    WeekSpanTooLong,
     every_week,
     milestone,
     started_utc,
@@ -369,7 +370,12 @@ def print_sessions(
     )
     out.write("week        sessions  at goal  min backward  longest  done  goal met\n")
     current = week_of(now if now is not None else dt.datetime.now(dt.UTC), zone)
-    for w in every_week(weeks, current, prescribed):
+    try:
+        listed = every_week(weeks, current, prescribed)
+    except WeekSpanTooLong as exc:  # a wrong clock's date: its weeks alone, and why
+        out.write(f"(Only the weeks with sessions: {exc}.)\n")
+        listed = weeks
+    for w in listed:
         out.write(
             f"{w.week:10}  {w.sessions:8d}  {w.at_goal:7d}  {w.backward_s / 60:12.1f}  "
             f"{w.longest_backward_s / 60:7.1f}  {w.done:>2d}/{w.prescribed:<2d} "

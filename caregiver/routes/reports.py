@@ -1,6 +1,8 @@
 """The physio's report on one walker of one device, as CSV and as a one-page PDF (downloads;
 ``?walker=`` a walker id of the device's roster or sessions, default: the one who walked last;
-another id answers 404 "no walker ... on ...", never another walker's report).
+another id answers 404 "no walker ... on ...", never another walker's report). Sessions
+spanning more than ten years of weeks (a wrong clock's date: :data:`core.progress.MAX_WEEKS`)
+answer 422 saying which week, not a file of a row for every week since year 2.
 
 The figures are :func:`caregiver.report.report_for`'s; the PDF library (fpdf2, the
 ``caregiver`` extra) is imported on the first PDF asked for, so a service installed
@@ -19,6 +21,7 @@ from starlette.routing import BaseRoute, Route
 from caregiver.report import Report, file_name, report_csv, report_for
 from caregiver.routes.site import Site
 from caregiver.walkers import UnknownWalker, offered
+from core.progress import WeekSpanTooLong
 from core.protocol.walker import DEFAULT_WALKER
 
 log = logging.getLogger(__name__)
@@ -75,6 +78,8 @@ def routes(site: Site) -> list[BaseRoute]:
             )
         except UnknownWalker as exc:
             return PlainTextResponse(str(exc), status_code=404)
+        except WeekSpanTooLong as exc:  # a session dated by a wrong clock: said, not made
+            return PlainTextResponse(f"No report: {exc}.", status_code=422)
         return site.not_found("device") if report is None else report
 
     @site.authed
