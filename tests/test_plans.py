@@ -579,9 +579,12 @@ def test_a_progression_advances_when_the_week_s_prescribed_sessions_are_done_and
     assert held.held and held.stage == 0
     with conn:
         assert advance_if_done(conn, zone, "2026-11-13T10:00:00+00:00") is None
-        change_progression(conn, "release", by="Jo", wall="2026-11-13T10:10:00+00:00")
-        advanced = advance_if_done(conn, zone, "2026-11-13T10:20:00+00:00")
-    assert advanced is not None and advanced.stage == 1 and advanced.changed == "advanced"
+        # the week's three were done while it was held: the release moves it on at once
+        advanced = change_progression(
+            conn, "release", by="Jo", wall="2026-11-13T10:10:00+00:00", zone=zone
+        )
+        assert advance_if_done(conn, zone, "2026-11-13T10:20:00+00:00") is None
+    assert advanced.stage == 1 and advanced.changed == "advanced" and advanced.advanced_on_release
     # the next stage counts from the Monday after the week that completed this one
     assert advanced.stage_started_wall == "2026-11-16T00:00:00.000+00:00"
     now = current_plan(conn)

@@ -27,6 +27,7 @@ from firmware.storage.database import connect
 from firmware.storage.progressions import (
     HAND_PLAN_HOLD,
     advance_if_done,
+    change_progression,
     current_progression,
     prescribed_by_week,
     start_progression,
@@ -275,3 +276,74 @@ def test_a_held_progression_prescribes_its_stage_s_count_on_every_surface(
     assert retained is not None
     message = decode_as(ProgressMessage, retained.payload.encode())
     assert (message.week_done, message.week_prescribed) == (3, 2)
+
+
+def _held_and_walked(db: Path) -> None:
+    """A one-week stage held on Sunday, then walked Monday to Wednesday of 2026-W10."""
+    progression = Progression(
+        "custom", (Stage(TWO_TWO, weeks=1, sessions_per_week=3), Stage(WEEK_2, weeks=1))
+    )
+    conn = connect(db)
+    with conn:
+        start_progression(conn, progression, stage=0, by="Jo", wall="2026-03-01T10:00:00+00:00")
+        change_progression(conn, "hold", by="Jo", wall="2026-03-01T11:00:00+00:00")
+        for day in (0, 1, 2):
+            save_session(conn, _walk(MONDAY + dt.timedelta(days=day)))
+            assert advance_if_done(conn, BERLIN, f"2026-03-0{2 + day}T09:00:00+00:00") is None
+    conn.close()
+
+
+def test_a_release_moves_on_at_once_when_the_stage_was_done_while_held(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The physio held the progression on Sunday; the walker walked the stage's plan Monday to
+    Wednesday of 2026-W10 anyway (a hold stops the advance, not the count). Released on
+    Thursday, the walker moves on at once: the next stage's plan from the next session, its
+    count from the Monday after (in Berlin). Before, the release only unheld: the walker
+    walked the old stage's plan once more, and only that session's end moved them on."""
+    db = tmp_path / "device.db"
+    _held_and_walked(db)
+    conn = connect(db)
+    with conn:
+        released = change_progression(
+            conn, "release", by="Jo", wall="2026-03-05T09:00:00+00:00", zone=BERLIN
+        )
+    changes = [c for (c,) in conn.execute("SELECT change FROM progressions ORDER BY id")]
+    (plan,) = conn.execute("SELECT plan FROM plans ORDER BY id DESC LIMIT 1").fetchone()
+    conn.close()
+    assert (released.stage, released.held, released.advanced_on_release) == (1, False, True)
+    assert released.stage_started_wall == "2026-03-08T23:00:00.000+00:00"  # Monday 00:00 Berlin
+    assert changes == ["assigned", "held", "released", "advanced"]
+    assert msgspec.json.decode(plan)["name"] == WEEK_2.name  # not the old stage's put back
+
+    # the CLI says so (released now, long after that week: the stage counts from now)
+    monkeypatch.setenv("TZ", "Europe/Berlin")
+    again = tmp_path / "again.db"
+    _held_and_walked(again)
+    assert main(["plan", "--db", str(again), "progression", "release", "--by", "Jo"]) == 0
+    out = capsys.readouterr().out
+    assert "Progression custom: stage 2 of 2, since " in out
+    assert "(advanced by progression)" in out
+    assert "Released, and advanced: the stage's sessions were done while it was held." in out
+    assert "is in force again" not in out
+
+
+def test_a_release_of_a_stage_not_done_only_releases(tmp_path: Path) -> None:
+    progression = Progression(
+        "custom", (Stage(TWO_TWO, weeks=1, sessions_per_week=3), Stage(WEEK_2, weeks=1))
+    )
+    conn = connect(tmp_path / "device.db")
+    with conn:
+        start_progression(conn, progression, stage=0, by="Jo", wall="2026-03-01T10:00:00+00:00")
+        change_progression(conn, "hold", by="Jo", wall="2026-03-01T11:00:00+00:00")
+        for day in (0, 1):  # two of the three
+            save_session(conn, _walk(MONDAY + dt.timedelta(days=day)))
+        released = change_progression(
+            conn, "release", by="Jo", wall="2026-03-05T09:00:00+00:00", zone=BERLIN
+        )
+    conn.close()
+    assert (released.stage, released.changed, released.advanced_on_release) == (
+        0,
+        "released",
+        False,
+    )

@@ -338,6 +338,7 @@ def run_progression(
     (:func:`progression_argument`) before the database was opened."""
     from firmware.storage.database import connect
     from firmware.storage.progressions import (
+        RELEASED_ADVANCED,
         ProgressionUnchanged,
         change_progression,
         current_progression,
@@ -386,6 +387,8 @@ def run_progression(
                 )
                 return 2
         print_progression(state, out)
+        if state.advanced_on_release:
+            out.write(f"{RELEASED_ADVANCED.capitalize()}.\n")
         if state.plan_restored:
             out.write(f"{restored_words(state.progression.stages[state.stage].plan.name)}\n")
         out.write("A running monitor uses the stage's plan from the next session start.\n")

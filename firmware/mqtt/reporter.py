@@ -93,6 +93,7 @@ from firmware.storage.database import Database
 from firmware.storage.incidents import Shown
 from firmware.storage.outbox import Outbox
 from firmware.storage.progressions import (
+    RELEASED_ADVANCED,
     HandPlan,
     ProgressionState,
     ProgressionUnchanged,
@@ -516,7 +517,7 @@ class _DefaultTarget:
             self._on_plan()
         stored = ProgressionStored(
             progression=state.progression.name,
-            change=state.changed,
+            change=RELEASED_ADVANCED if state.advanced_on_release else state.changed,
             stage=state.stage + 1,
             stages=len(state.progression.stages),
             plan=state.progression.stages[state.stage].plan.name,

@@ -37,10 +37,15 @@ from core.progression import StageSession, stage_done
 from core.protocol.messages import ProgressionHeld
 from core.protocol.plan import Plan, Progression
 from core.protocol.walker import DEFAULT_WALKER_ID
+from core.zones import system_zone
 from firmware.storage.plans import assign_plan, current_plan
 
 HAND_PLAN_HOLD = "held: a plan was set by hand"
 """The ``change`` of the row a plan set by hand writes when it holds a running progression."""
+
+
+RELEASED_ADVANCED = "released, and advanced: the stage's sessions were done while it was held"
+"""What a release that moved the walker on at once says it did (the CLI, the device's reply)."""
 
 
 class ProgressionUnchanged(ValueError):
@@ -63,6 +68,9 @@ class ProgressionState:
     :data:`HAND_PLAN_HOLD`."""
     plan_restored: bool = False
     """A release that assigned the stage's plan again (another was in force); not stored."""
+    advanced_on_release: bool = False
+    """A release that found the stage's sessions done while it was held, so the rule moved the
+    walker on at once (this row is that advance); not stored."""
 
     @property
     def last(self) -> bool:
@@ -196,9 +204,13 @@ def change_progression(
     by: str,
     wall: str,
     walker: str = DEFAULT_WALKER_ID,
+    zone: dt.tzinfo | None = None,
 ) -> ProgressionState:
     """``hold``, ``release`` or ``step_back``; :class:`LookupError` without a progression,
-    :class:`ProgressionUnchanged` when the action would change nothing (nothing recorded)."""
+    :class:`ProgressionUnchanged` when the action would change nothing (nothing recorded).
+    A release of a stage whose sessions were done while it was held advances it at once
+    (weeks in ``zone``, default the system's, as the courier's rule counts them after a
+    session: :func:`advance_if_done`)."""
     state = current_progression(conn, walker)
     if state is None:
         if walker != DEFAULT_WALKER_ID:
@@ -217,14 +229,27 @@ def change_progression(
             held=True, by=by, change="held", wall=wall, plan_too=False, walker=walker,
         )  # fmt: skip
     if action == "release":
+        # The stage's sessions may have been done while it was held (the hold stops the
+        # advance, not the count): the rule moves the walker on now, as it would have after
+        # the last of them. Before, it waited for the next session to end, so the walker
+        # walked the old stage's plan once more, a session late, and that session's week
+        # could count toward neither stage.
+        zone = zone if zone is not None else system_zone()
+        done_already = not state.last and _done(conn, state, zone, walker) is not None
         # A plan set by hand may be in force (it held the progression): the stage's plan goes
         # back, or the walker would keep walking that plan and the progression stall again.
         now = current_plan(conn, walker)
-        restore = now is None or now.plan != state.progression.stages[state.stage].plan
+        restore = not done_already and (
+            now is None or now.plan != state.progression.stages[state.stage].plan
+        )
         released = _record(
             conn, state.progression, state.stage, stage_started_wall=state.stage_started_wall,
             held=False, by=by, change="released", wall=wall, plan_too=restore, walker=walker,
         )  # fmt: skip
+        if done_already:
+            advanced = advance_if_done(conn, zone, wall, walker=walker)
+            if advanced is not None:
+                return replace(advanced, advanced_on_release=True)
         return replace(released, plan_restored=restore)
     if action == "step_back":
         if state.stage == 0:
@@ -357,17 +382,8 @@ def advance_if_done(
     state = current_progression(conn, walker)
     if state is None or state.held or state.last:
         return None
-    rows = conn.execute(
-        "SELECT started_wall, plan, status, planned_s, done_s, backward_s, longest_backward_s"
-        " FROM sessions WHERE started_wall >= ? AND walker = ?",
-        (state.stage_started_wall[:19], walker),
-    ).fetchall()
-    sessions = [
-        StageSession(str(row[0]), str(row[1]), str(row[2]), *(float(x) for x in row[3:]))
-        for row in rows
-    ]
-    stage = state.progression.stages[state.stage]
-    if not stage_done(stage, state.stage_started_wall, sessions, zone):
+    sessions = _done(conn, state, zone, walker)
+    if sessions is None:
         return None
     return _record(
         conn,
@@ -381,3 +397,21 @@ def advance_if_done(
         plan_too=True,
         walker=walker,
     )
+
+
+def _done(
+    conn: sqlite3.Connection, state: ProgressionState, zone: dt.tzinfo, walker: str
+) -> list[StageSession] | None:
+    """The sessions since ``state``'s stage began when they complete it
+    (:func:`core.progression.stage_done`), else None."""
+    rows = conn.execute(
+        "SELECT started_wall, plan, status, planned_s, done_s, backward_s, longest_backward_s"
+        " FROM sessions WHERE started_wall >= ? AND walker = ?",
+        (state.stage_started_wall[:19], walker),
+    ).fetchall()
+    sessions = [
+        StageSession(str(row[0]), str(row[1]), str(row[2]), *(float(x) for x in row[3:]))
+        for row in rows
+    ]
+    stage = state.progression.stages[state.stage]
+    return sessions if stage_done(stage, state.stage_started_wall, sessions, zone) else None
