@@ -469,7 +469,7 @@ def test_a_plan_sent_from_the_dashboard_reaches_the_device_and_applies_at_the_ne
         status, _, refused = web.request(
             "POST", f"/devices/{DEVICE}/plan", form("A", ("3", "x", ""))
         )
-        assert status == 400 and "intervals[1].minutes: expected `float`, got `str`" in refused
+        assert status == 400 and "intervals[1].minutes: &#39;x&#39; is not a number" in refused
         no_token = form("A", ("3", "2", ""))[1:]
         assert web.request("POST", f"/devices/{DEVICE}/plan", no_token)[0] == 403
         status, headers, _ = web.request(
@@ -518,7 +518,10 @@ def test_a_refused_dashboard_plan_names_the_form_row_the_physio_sees() -> None:
         fields += [("direction", direction), ("minutes", minutes), ("speed", speed)]
     with pytest.raises(PlanInvalid) as refused:
         plan_from_form(FormData(fields))
-    assert refused.value.problems == ["row 3: intervals[1].minutes: expected `float`, got `str`"]
+    assert refused.value.problems == [  # every problem at once: the next row's too
+        "row 3: intervals[1].minutes: 'x' is not a number of minutes (such as 2 or 2.5)",
+        "row 4: intervals[2].minutes: an interval lasts at least 10 s (0.17 min), not 6 s",
+    ]
     fields[fields.index(("minutes", "x"))] = ("minutes", "3")
     with pytest.raises(PlanInvalid) as refused:
         plan_from_form(FormData(fields))
@@ -528,6 +531,32 @@ def test_a_refused_dashboard_plan_names_the_form_row_the_physio_sees() -> None:
     with pytest.raises(PlanInvalid) as refused:  # no interval named: as the contract says it
         plan_from_form(FormData([("preset", ""), ("name", "Anna")]))
     assert refused.value.problems[0].startswith("intervals: ")
+
+
+def test_the_dashboard_plan_form_takes_a_decimal_comma_and_says_a_blank_name_plainly() -> None:
+    """The minutes field opens a phone's decimal keypad, which in a German or French locale
+    types "2,5": it was refused as "expected `float`, got `str`". A blank name was refused as
+    "name: expected `str` of length >= 1", alone, the rows' own problems unsaid until it was
+    filled in. Every problem is said at once, in words."""
+    from starlette.datastructures import FormData
+
+    from caregiver.routes.plans import plan_from_form
+
+    def form(name: str, *minutes: str) -> FormData:
+        fields = [("preset", ""), ("name", name)]
+        for m in minutes:
+            fields += [("direction", "backward"), ("minutes", m), ("speed", "")]
+        return FormData(fields)
+
+    plan = plan_from_form(form("Anna", "2,5", " ,5", "3"))
+    assert [i.minutes for i in plan.intervals] == [2.5, 0.5, 3.0]
+    with pytest.raises(PlanInvalid) as refused:
+        plan_from_form(form("", "2 min", "0,1"))
+    assert refused.value.problems == [
+        "name: give the plan a name, such as 'Anna, week 3'",
+        "row 1: intervals[0].minutes: '2 min' is not a number of minutes (such as 2 or 2.5)",
+        "row 2: intervals[1].minutes: an interval lasts at least 10 s (0.17 min), not 6 s",
+    ]
 
 
 # ---------------------------------------------------------------- progression

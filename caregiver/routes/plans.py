@@ -15,7 +15,6 @@ start; it never starts, stops or restarts anything (docs/sessions.md).
 
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
 import re
 from dataclasses import dataclass
@@ -74,6 +73,7 @@ def plan_from_form(form: FormData) -> Plan:
         return PRESETS[preset]
     intervals: list[dict[str, Any]] = []
     rows: list[int] = []  # the form's row (from 1, as the page numbers them) of each kept
+    not_numbers: list[str] = []
     for row, (direction, minutes, speed) in enumerate(
         zip(
             form.getlist("direction"),
@@ -87,18 +87,46 @@ def plan_from_form(form: FormData) -> Plan:
         if not text:
             continue
         rows.append(row)
-        value: Any = text  # not a number: the contract names the field and what it expected
-        with contextlib.suppress(ValueError):
-            value = float(text)
+        value = _minutes(text)
+        if value is None:
+            not_numbers.append(
+                f"row {row}: intervals[{len(intervals)}].minutes: {text[:20]!r} is not a number "
+                "of minutes (such as 2 or 2.5)"
+            )
+            value = 1.0  # the other rows are still checked, so every problem is said at once
         interval = {"direction": str(direction), "minutes": value}
         if str(speed).strip():
             interval["speed"] = str(speed).strip()
         intervals.append(interval)
     name = str(form.get("name") or "").strip()
+    problems = [] if name else [f"name: give the plan a name, such as {_NAME_EXAMPLE!r}"]
+    problems += not_numbers
     try:
-        return plan_from_builtins({"name": name, "intervals": intervals})
+        plan = plan_from_builtins({"name": name or _NAME_EXAMPLE, "intervals": intervals})
     except PlanInvalid as exc:
-        raise PlanInvalid([_with_row(p, rows) for p in exc.problems]) from None
+        problems += [_with_row(p, rows) for p in exc.problems]
+    if problems:
+        raise PlanInvalid(problems)
+    return plan
+
+
+_NAME_EXAMPLE = "Anna, week 3"
+"""The form's placeholder, and the example a blank name's problem gives."""
+
+_DECIMAL_COMMA = re.compile(r"\s*[0-9]*,[0-9]+\s*")
+
+
+def _minutes(text: str) -> float | None:
+    """A minutes cell as a number, None when it is none. A decimal comma is a decimal point:
+    the field's ``inputmode="decimal"`` keypad on a phone in a German or French locale types
+    "2,5", which was refused as "expected `float`, got `str`" (and a plan's minutes never
+    run to thousands, so "1,000" is no thousands separator)."""
+    if _DECIMAL_COMMA.fullmatch(text):
+        text = text.replace(",", ".")
+    try:
+        return float(text)
+    except ValueError:
+        return None
 
 
 _INTERVAL = re.compile(r"^intervals\[(?P<n>[0-9]+)\]")
