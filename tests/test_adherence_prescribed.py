@@ -199,3 +199,24 @@ def test_the_dashboard_and_the_report_count_against_what_the_device_prescribes(
         device.publish("progress", _progress(device_id, this_week, 2, 1), retain=True)
         assert ingestor.wait_for(lambda: store.prescribed_weeks(device_id)[this_week] == 2)
         device.close()
+
+
+def test_a_stored_week_no_calendar_has_does_not_set_the_next_year_s_count(
+    caregiver_db: str,
+) -> None:
+    """A prescription stored under "2026-W60" before the progress message refused such a week
+    sorted after every week of 2026: 2027's first weeks, with no message of their own yet,
+    read 14 prescribed from it, not December's 3. It is read as no week."""
+    from caregiver.storage import Store
+    from core.progress import prescribed_in
+
+    store = Store(caregiver_db)
+    try:
+        for walker in ("default", "ann"):
+            store.set_prescribed("tm-1", "2026-W52", 3, walker)
+            store.set_prescribed("tm-1", "2026-W60", 14, walker)
+            known = store.prescribed_weeks("tm-1", walker)
+            assert known == {"2026-W52": 3}
+            assert prescribed_in("2027-W01", known) == 3
+    finally:
+        store.close()

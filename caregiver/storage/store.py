@@ -63,6 +63,7 @@ from caregiver.storage.records import (
     WalkSession,
 )
 from caregiver.storage.schema import SchemaUpgrade, migrate
+from core.progress import check_week
 from core.protocol.commands import CommandName
 from core.protocol.events import INCIDENT_TYPES
 from core.protocol.walker import DEFAULT_WALKER
@@ -188,6 +189,15 @@ _KEEP_NEWER_LAST_EVENT = (
 
 _NEW_LAST_EVENT = "last_event_id = excluded.last_event_id"
 """A batch's newest event of a device whose sequence the batch started again."""
+
+
+def _a_week(week: str) -> bool:
+    """True when ``week`` names an ISO week (:func:`core.progress.check_week`)."""
+    try:
+        check_week(week)
+    except ValueError:
+        return False
+    return True
 
 
 def _resent(kept: int, event: int) -> bool:
@@ -921,7 +931,9 @@ class Transaction:
             rows = self._db.execute(
                 "SELECT week, sessions FROM prescribed_weeks WHERE device_id = ?", (device_id,)
             ).fetchall()
-        return {str(r[0]): int(r[1]) for r in rows}
+        # A week no calendar has ("2026-W60"), stored before the progress message refused
+        # one, would sort after December's and set the count of the next year's first weeks.
+        return {str(r[0]): int(r[1]) for r in rows if _a_week(str(r[0]))}
 
     # ------------------------------------------------------------- alerts
 
