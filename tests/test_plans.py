@@ -230,6 +230,46 @@ def test_a_walking_interval_at_no_speed_is_refused_wherever_the_plan_comes_from(
     conn.close()
 
 
+@pytest.mark.parametrize(
+    ("direction", "speed"),
+    [("backward", "5 mph"), ("backward", "05 mph"), ("forward", "7 km/h"), ("backward", "2 m/s")],
+)
+def test_a_walking_interval_faster_than_walking_is_refused(
+    direction: str, speed: str, tmp_path: Path
+) -> None:
+    """ "5 mph" for 0.5 on a backward interval is the mirror of "0 mph": a typing mistake the
+    walker is shown as the prescription, running backward on the belt. Refused wherever the
+    plan comes from (the one rule), naming the field; a walking speed, a note without a unit
+    (km/h or mph?) and one in words are taken as written, and a plan stored before stays."""
+    data = {
+        "name": "x",
+        "intervals": [
+            {"direction": "rest", "minutes": 1},
+            {"direction": direction, "minutes": 2, "speed": speed},
+        ],
+    }
+    with pytest.raises(PlanInvalid) as err:
+        plan_from_builtins(data)
+    assert err.value.problems == [
+        f"intervals[1].speed: a {direction} interval at {speed!r} is faster than walking (over "
+        "4 mph, 6.4 km/h); give the speed the walker walks at (such as '0.5 mph')"
+    ]
+    command = json.loads(encode_command(AssignPlan(ANNA, by="physio Jo"), "p1"))
+    command["plan"] = data
+    with pytest.raises(CommandRefused, match=r"^plan\.intervals\[1\]\.speed: .* faster than"):
+        parse_command("plan", json.dumps(command).encode())
+    for fine in ("4 mph", "6 km/h", "1.5 m/s", "5", "brisk"):
+        walk = {"direction": direction, "minutes": 2, "speed": fine}
+        plan_from_builtins({**data, "intervals": [data["intervals"][0], walk]})
+    before = Plan("x", (Interval("rest", 1.0), Interval(direction, 2.0, speed)))  # type: ignore[arg-type]
+    conn = connect(tmp_path / "device.db")
+    with conn:
+        assign_plan(conn, before, by="physio Jo", via="cli", assigned_wall="2026-01-05T09:00:00Z")
+    in_force = current_plan(conn)
+    assert in_force is not None and in_force.plan == before
+    conn.close()
+
+
 def test_the_plan_command_round_trips_and_names_the_field_when_refused() -> None:
     command = AssignPlan(ANNA, by="physio Jo")
     payload = encode_command(command, "p1")

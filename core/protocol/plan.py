@@ -118,8 +118,17 @@ class PlanInvalid(ValueError):
 
 
 _SPEED_NUMBER = re.compile(
-    r"\s*(?P<value>[+-]?(?:\d+(?:\.\d*)?|\.\d+))\s*(?:mph|km/h|kmh|kph|m/s)?\s*", re.IGNORECASE
+    r"\s*(?P<value>[+-]?(?:\d+(?:\.\d*)?|\.\d+))\s*(?P<unit>mph|km/h|kmh|kph|m/s)?\s*",
+    re.IGNORECASE,
 )
+
+MAX_WALKING_MPH = 4.0
+"""The fastest walking speed note a walking interval may have (6.4 km/h, 1.8 m/s): brisk
+forward walking; backward walking on a treadmill in therapy is 0.5 to 2 mph. Above it the
+note is a typing mistake ("5 mph" for 0.5) shown to the walker as the prescription."""
+
+_MPH_PER = {"mph": 1.0, "km/h": 1 / 1.609344, "kmh": 1 / 1.609344, "kph": 1 / 1.609344,
+            "m/s": 3600 / 1609.344}  # fmt: skip
 
 
 def _no_speed(note: str) -> bool:
@@ -128,6 +137,15 @@ def _no_speed(note: str) -> bool:
     note in words ("slow") is the physio's to write."""
     match = _SPEED_NUMBER.fullmatch(note)
     return match is not None and float(match["value"]) <= 0
+
+
+def _too_fast(note: str) -> bool:
+    """True for a speed note with a unit that is faster than walking (:data:`MAX_WALKING_MPH`);
+    a number without a unit may be km/h or mph, so it is taken as written."""
+    match = _SPEED_NUMBER.fullmatch(note)
+    if match is None or match["unit"] is None:
+        return False
+    return float(match["value"]) * _MPH_PER[match["unit"].lower()] > MAX_WALKING_MPH + 1e-9
 
 
 def plan_problems(plan: Plan, *, stored: bool = False) -> list[str]:
@@ -152,6 +170,13 @@ def plan_problems(plan: Plan, *, stored: bool = False) -> list[str]:
                 f"intervals[{n}].speed: a {interval.direction} interval at "
                 f"{interval.speed.strip()!r} does not move the belt; give its speed (such as "
                 f"{DEFAULT_SPEED!r}), or make the interval a rest"
+            )
+        elif interval.walking and not stored and _too_fast(interval.speed):
+            problems.append(
+                f"intervals[{n}].speed: a {interval.direction} interval at "
+                f"{interval.speed.strip()!r} is faster than walking (over "
+                f"{MAX_WALKING_MPH:g} mph, {MAX_WALKING_MPH * 1.609344:.1f} km/h); give the "
+                f"speed the walker walks at (such as {DEFAULT_SPEED!r})"
             )
     if not any(i.walking for i in plan.intervals):
         problems.append("intervals: the plan has no walking interval (all are rest)")
