@@ -220,3 +220,34 @@ def test_a_stored_week_no_calendar_has_does_not_set_the_next_year_s_count(
             assert prescribed_in("2027-W01", known) == 3
     finally:
         store.close()
+
+
+def test_the_report_download_says_why_a_wrong_clock_s_century_of_weeks_is_not_made(
+    mosquitto: Mosquitto, tmp_path: Path, caregiver_db: str
+) -> None:
+    """The dashboard's downloads answer 422 naming the week a wrong clock dated a session in
+    (year 2), not 105,655 weekly rows; the progress page still shows the walked weeks."""
+    from caregiver.progress import parse_summary
+    from firmware.session.record import session_payload
+    from tests.caregiver_support import received
+
+    device_id = "treadmill-1"
+    config = make_config(mosquitto, tmp_path, database=caregiver_db)
+    with running_service(config, background=False) as service:
+        now = dt.datetime.fromtimestamp(service.clock(), dt.UTC)
+        for started in (now - dt.timedelta(days=1), dt.datetime(2, 1, 7, 9, tzinfo=dt.UTC)):
+            record = _walked(device_id, started)
+            row, problem = parse_summary(received(record), device_id)
+            assert row is not None, problem
+            service.store.record_walk_session(row, session_payload(record), service.clock())
+        web = Http(service.port)
+        assert web.login() == 303
+        for kind in ("csv", "pdf"):
+            status, _, body = web.request("GET", f"/devices/{device_id}/report.{kind}")
+            assert status == 422, kind
+            assert body.startswith("No report: the weeks from 0002-W02 to ")
+            assert (
+                "a session dated in 0002-W02 was recorded with the treadmill's clock wrong" in body
+            )
+        status, _, page = web.request("GET", f"/devices/{device_id}/progress")
+        assert status == 200 and 'data-week="0002-W02"' in page
