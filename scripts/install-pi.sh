@@ -3,8 +3,9 @@
 #
 #   sudo ./scripts/install-pi.sh              install or upgrade (safe to run again)
 #   sudo ./scripts/install-pi.sh --uninstall  remove the service (and the caregivers' unit, if
-#                                             installed) and /opt/retroguard (keeps config and
-#                                             databases; --purge removes them and the user too)
+#                                             installed), its watchdog and i2c-dev boot settings
+#                                             and /opt/retroguard (keeps config and databases;
+#                                             --purge removes them and the user too)
 #   ./scripts/install-pi.sh --dry-run [...]   print the steps, change nothing (no root needed)
 #   --no-start                                enable the unit but do not (re)start it now
 #   --no-hardware-watchdog                    leave systemd's RuntimeWatchdogSec alone
@@ -25,10 +26,13 @@ PREFIX=${RETROGUARD_PREFIX:-/opt/retroguard}
 ETC_DIR=${RETROGUARD_ETC:-/etc/retroguard}
 UNIT_DIR=${RETROGUARD_UNIT_DIR:-/etc/systemd/system}
 SYSTEM_CONF_DIR=${RETROGUARD_SYSTEM_CONF_DIR:-/etc/systemd/system.conf.d}
+MODULES_LOAD_DIR=${RETROGUARD_MODULES_LOAD_DIR:-/etc/modules-load.d}
 STATE_DIR=/var/lib/retroguard
 VENV=$PREFIX/venv
 CONFIG=$ETC_DIR/config.toml
 WATCHDOG_DROPIN=$SYSTEM_CONF_DIR/60-retroguard-watchdog.conf
+# i2c-dev (the /dev/i2c-* nodes) at every boot: systemd-modules-load reads this folder.
+I2C_MODULES_CONF=$MODULES_LOAD_DIR/retroguard-i2c.conf
 # The Pi's BCM2835 watchdog accepts at most about 15 s.
 HW_WATCHDOG_SEC=10s
 # espeak-ng renders the spoken prompts to WAV; alsa-utils' aplay plays them (docs/sessions.md).
@@ -46,7 +50,7 @@ start=1
 hw_watchdog=1
 caregiver=0
 
-usage() { sed -n '2,17p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '2,18p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; }
 
 parse_args() {
     local arg
@@ -152,7 +156,7 @@ install_packages() {
 }
 
 enable_i2c() {
-    step "Enable I2C (raspi-config nonint do_i2c 0) and load i2c-dev"
+    step "Enable I2C (raspi-config nonint do_i2c 0) and load i2c-dev, now and at every boot"
     if ! command -v raspi-config >/dev/null 2>&1; then
         note "warning: raspi-config not found; enable I2C by hand (dtparam=i2c_arm=on in /boot/firmware/config.txt)"
     elif [ "$(raspi-config nonint get_i2c 2>/dev/null || echo 1)" = 0 ]; then
@@ -161,6 +165,15 @@ enable_i2c() {
         run raspi-config nonint do_i2c 0
         note "I2C enabled: if /dev/i2c-1 does not appear, reboot once"
     fi
+    # A modprobe lasts until the next boot. raspi-config also adds i2c-dev to /etc/modules,
+    # but without it (another image, I2C enabled by hand) the sensor was gone after a reboot:
+    # systemd-modules-load loads what this file names at every boot (--uninstall removes it).
+    run install -d -m 0755 "$MODULES_LOAD_DIR"
+    write_file "$I2C_MODULES_CONF" 0644 root:root <<EOF
+# Written by RetroGuard's install-pi.sh: the I2C device nodes (/dev/i2c-*) for the
+# MPU-6050, at every boot. See docs/deployment.md.
+i2c-dev
+EOF
     if [ -e /dev/i2c-1 ]; then
         note "/dev/i2c-1 present"
     else
@@ -300,6 +313,13 @@ uninstall() {
     if [ -e "$WATCHDOG_DROPIN" ]; then
         run rm -f "$WATCHDOG_DROPIN"
         run systemctl daemon-reexec
+    else
+        note "not present"
+    fi
+    step "Remove the i2c-dev boot setting ($I2C_MODULES_CONF)"
+    if [ -e "$I2C_MODULES_CONF" ]; then
+        # The module stays loaded until the next boot; raspi-config's I2C setting stays.
+        run rm -f "$I2C_MODULES_CONF"
     else
         note "not present"
     fi

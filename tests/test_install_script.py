@@ -30,6 +30,7 @@ def run_script(*args: str, env_dirs: Path) -> subprocess.CompletedProcess[str]:
         RETROGUARD_ETC=str(env_dirs / "etc"),
         RETROGUARD_UNIT_DIR=str(env_dirs / "units"),
         RETROGUARD_SYSTEM_CONF_DIR=str(env_dirs / "system.conf.d"),
+        RETROGUARD_MODULES_LOAD_DIR=str(env_dirs / "modules-load.d"),
     )
     return subprocess.run(
         ["bash", str(SCRIPT), *args], capture_output=True, text=True, env=env, check=False
@@ -87,6 +88,8 @@ def test_dry_run_lists_every_install_step_and_changes_nothing(tmp_path: Path) ->
     )
     assert f"+ write {etc}/config.toml (mode 0640, root:retroguard)" in out
     assert "RuntimeWatchdogSec=10s" in out
+    # i2c-dev at every boot, not only until the next one (a modprobe alone).
+    assert f"+ write {tmp_path}/modules-load.d/retroguard-i2c.conf (mode 0644, root:root)" in out
     assert f"+ install -m 0644 {ROOT}/systemd/retroguard.service {tmp_path}/units/" in out
     assert "+ systemctl enable retroguard.service" in out
     assert "+ systemctl restart retroguard.service" in out
@@ -149,6 +152,7 @@ def test_dry_run_uninstall(tmp_path: Path) -> None:
     out = result.stdout
     assert "+ systemctl disable --now retroguard.service" in out
     assert f"+ rm -rf {tmp_path}/opt" in out
+    assert "retroguard-i2c.conf)\n    not present" in out  # the install did not write it
     assert "kept: " in out and "--purge" in out
     assert "userdel" not in out
     purge = run_script("--dry-run", "--uninstall", "--purge", env_dirs=tmp_path).stdout
@@ -207,3 +211,43 @@ def test_written_config_selects_real_hardware_and_validates(tmp_path: Path) -> N
         (a, b) for a, b in zip(example.splitlines(), converted.splitlines(), strict=True) if a != b
     ]
     assert len(changed) == 3, changed
+
+
+def test_i2c_dev_is_loaded_at_every_boot_and_uninstall_removes_the_setting(
+    tmp_path: Path,
+) -> None:
+    """Without raspi-config (which also lists i2c-dev in /etc/modules), ``modprobe i2c-dev``
+    alone lasted until the next boot: after a reboot /dev/i2c-1 was gone and the monitor
+    never became ready. The installer names the module in modules-load.d, which
+    systemd-modules-load reads at every boot, and --uninstall removes what it wrote."""
+    if shutil.which("raspi-config") is not None:
+        pytest.skip("raspi-config is installed here: the step would enable I2C for real")
+    if os.geteuid() != 0:
+        pytest.skip("the step writes its file root-owned, as on the Pi: needs root")
+    stubs = tmp_path / "bin"
+    stubs.mkdir()
+    modprobe = stubs / "modprobe"
+    modprobe.write_text(f'#!/bin/sh\necho "$*" >>{tmp_path}/modprobe.log\n')
+    modprobe.chmod(0o755)
+    env = dict(os.environ, PATH=f"{stubs}:{os.environ['PATH']}")
+    modules = tmp_path / "modules-load.d"
+    env["RETROGUARD_MODULES_LOAD_DIR"] = str(modules)
+    subprocess.run(
+        ["bash", "-c", f"source {SCRIPT} && enable_i2c"], env=env, check=True, capture_output=True
+    )
+    conf = modules / "retroguard-i2c.conf"
+    # modules-load.d(5): one module name a line; '#' and ';' begin comments.
+    names = [
+        line.strip()
+        for line in conf.read_text().splitlines()
+        if line.strip() and not line.lstrip().startswith(("#", ";"))
+    ]
+    assert names == ["i2c-dev"]
+    assert conf.stat().st_mode & 0o777 == 0o644
+    if not Path("/dev/i2c-1").exists():  # and loaded now, for this boot
+        assert (tmp_path / "modprobe.log").read_text() == "i2c-dev\n"
+    again = run_script("--uninstall", env_dirs=tmp_path)  # everything else is absent: no-ops
+    assert again.returncode == 0, again.stderr
+    assert f"rm -f {conf}" not in again.stdout  # not a dry run: done, not printed
+    assert not conf.exists()
+    assert list(modules.iterdir()) == []
