@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import dataclasses
 import importlib.util
+import os
 import re
+import subprocess
 import sys
+import textwrap
 from pathlib import Path
 from types import ModuleType
 
@@ -145,3 +148,63 @@ def test_heartbeat_hold_time_matches_the_guide() -> None:
     """The guide's hold time (≈ 50 ms) is the one the simulation models by default."""
     assert GpioConfig().heartbeat_hold_s == pytest.approx(0.05)
     assert "gpio.heartbeat_hold_s = 0.05" in (WIRING / "README.md").read_text()
+
+
+STUB_LGPIO = """
+import os
+# lgpio 0.2: importing it opens its notification FIFO, "%s/.lgd-nfy%d" in lguGetWorkDir():
+# getenv("LG_WD"), else getcwd() (lgNotify.c, lgUtil.c).
+_fifo = os.path.join(os.environ.get("LG_WD") or os.getcwd(), ".lgd-nfy0")
+os.mkfifo(_fifo)
+with open(os.environ["STUB_LOG"], "a") as log:
+    log.write(_fifo + "\\n")
+"""
+STUB_GPIOZERO = """
+class DigitalOutputDevice:
+    toggles = 0
+
+    def __init__(self, pin, initial_value=False, pin_factory=None):
+        pass
+
+    def toggle(self):
+        DigitalOutputDevice.toggles += 1
+        if DigitalOutputDevice.toggles == 3:
+            raise KeyboardInterrupt  # the technician's Ctrl-C
+"""
+
+
+def test_the_heartbeat_test_script_leaves_no_lgpio_fifo_behind(tmp_path: Path) -> None:
+    """Section 5's multimeter script, run as the guide says, with lgpio and gpiozero stood in
+    for (the stand-in lgpio makes its FIFO where the real one does): before, every run left a
+    root-owned ``.lgd-nfy0`` in the folder it was run from."""
+    section = guide_sections()[5]
+    match = re.search(r"python - <<'EOF'\n(.*?)\n *EOF\n", section, flags=re.S)
+    assert match is not None, "section 5 no longer runs its script through a here-document"
+    script = textwrap.dedent(match.group(1))
+    stubs = tmp_path / "stubs"
+    (stubs / "gpiozero" / "pins").mkdir(parents=True)
+    (stubs / "lgpio.py").write_text(STUB_LGPIO)
+    (stubs / "gpiozero" / "__init__.py").write_text(STUB_GPIOZERO)
+    (stubs / "gpiozero" / "pins" / "__init__.py").write_text("")
+    (stubs / "gpiozero" / "pins" / "lgpio.py").write_text(
+        "import lgpio\n\n\nclass LGPIOFactory:\n    pass\n"
+    )
+    here = tmp_path / "here"  # where the technician runs it
+    here.mkdir()
+    log = tmp_path / "fifos.log"
+    env = {k: v for k, v in os.environ.items() if k != "LG_WD"}
+    env.update(PYTHONPATH=str(stubs), STUB_LOG=str(log))
+    result = subprocess.run(
+        [sys.executable, "-"],
+        input=script,
+        cwd=here,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert "KeyboardInterrupt" in result.stderr, result.stderr  # it ran until the Ctrl-C
+    fifos = log.read_text().splitlines()
+    assert len(fifos) == 1  # lgpio was imported once, and made its FIFO
+    assert list(here.iterdir()) == []
+    assert not Path(fifos[0]).exists() and not Path(fifos[0]).parent.exists()
