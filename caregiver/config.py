@@ -33,6 +33,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from core.errors import ConfigError
 from core.protocol.topics import share_group_problem, text_problem, topic_level_problem
+from core.writable import written_path_problem
 
 if TYPE_CHECKING:  # the notifier process decodes a config, never connects or reads TOML
     from core.mqttlink import BrokerLink
@@ -338,7 +339,18 @@ def load_config(path: str | Path) -> CaregiverConfig:
     data = tomlschema.read_toml(path)
     config = parse_config(data, str(path))
     db = Path(config.server.database)
-    if engine_of(config.server.database) == "sqlite" and not db.is_absolute():
+    if engine_of(config.server.database) != "sqlite":
+        return config
+    if not db.is_absolute():
         server = dataclasses.replace(config.server, database=str(path.parent / db))
         config = dataclasses.replace(config, server=server)
+    # /etc/retroguard/caregiver.toml's "caregiver.db" is /etc/retroguard/caregiver.db, which
+    # the unit can never write, whoever runs this check (core/writable.py).
+    problem = written_path_problem(
+        "server.database",
+        config.server.database,
+        "name a file in the state directory, e.g. /var/lib/retroguard/caregiver.db",
+    )
+    if problem is not None:
+        raise ConfigError([f"{path}: {problem}"])
     return config

@@ -85,7 +85,8 @@ class SafetyConfig:
 @dataclass(frozen=True, slots=True)
 class StorageConfig:
     database: str = "/var/lib/retroguard/retroguard.db"
-    """SQLite event store (WAL). Relative paths are relative to the config file."""
+    """SQLite event store (WAL). A relative path is relative to the config file's folder; never
+    under /etc (refused: the service cannot write there): keep it in /var/lib/retroguard."""
     keep_telemetry_days: float = 7.0
     """Telemetry the broker never took is dropped after this many days (0: kept until sent)."""
     keep_windows_days: float = 365.0
@@ -626,8 +627,14 @@ def parse_config(data: Mapping[str, Any], source: str = "<config>") -> Config:
 def load_config(path: str | Path) -> Config:
     """Read and validate a TOML config file.
 
-    A relative ``storage.database`` is resolved against the file's directory,
-    so a config works the same from any working directory.
+    A relative path (``storage.database``, the MQTT files, a plan file,
+    ``session.prompt_cache``, ``session.control_socket``) is resolved against
+    the file's directory, so a config works the same from any working
+    directory: the monitor under its unit (working directory
+    /var/lib/retroguard) and ``retroguard session`` typed anywhere find the
+    same socket. For /etc/retroguard/config.toml that is /etc/retroguard,
+    which the service cannot write: the preflight refuses the written ones
+    there (:mod:`core.writable`).
     """
     path = Path(path)
     data = tomlschema.read_toml(path)
@@ -647,8 +654,12 @@ def load_config(path: str | Path) -> Config:
     if plan.endswith(PLAN_FILE_SUFFIXES) and not Path(plan).is_absolute():
         session = dataclasses.replace(config.session, plan=str(path.parent / plan))
         config = dataclasses.replace(config, session=session)
-    cache = config.session.prompt_cache
-    if cache and not Path(cache).is_absolute():
-        session = dataclasses.replace(config.session, prompt_cache=str(path.parent / cache))
+    session_paths: dict[str, Any] = {
+        key: str(path.parent / value)
+        for key in ("prompt_cache", "control_socket")
+        if (value := getattr(config.session, key)) and not Path(value).is_absolute()
+    }
+    if session_paths:
+        session = dataclasses.replace(config.session, **session_paths)
         config = dataclasses.replace(config, session=session)
     return config

@@ -23,6 +23,7 @@ from pathlib import Path
 from core.errors import ConfigError
 from core.mounting import Mounting, up_vector
 from core.protocol.topics import text_problem, topic_level_problem
+from core.writable import written_path_problem
 from firmware.config import Config
 from firmware.session.voice import on_path
 
@@ -127,6 +128,14 @@ def _session(config: Config, result: Preflight) -> None:
         result.problems.extend(exc.problems)
     if config.session.control_socket:
         _control_socket(config.session.control_socket, result)
+    if config.session.prompt_cache and (
+        problem := written_path_problem(
+            "session.prompt_cache",
+            config.session.prompt_cache,
+            'leave it "" (prompts/ beside the event store) or name a folder in /var/lib/retroguard',
+        )
+    ):
+        result.problems.append(problem)
     voice = config.session.voice
     if voice not in ("", "off", "auto") and on_path("espeak-ng") is None:
         # An explicit voice is a promise; "auto" falls back to beeps by design (the doctor
@@ -149,6 +158,10 @@ def _control_socket(path: str, result: Preflight) -> None:
             f"{key}: {len(os.fsencode(path))} bytes long: a Unix socket's path may have at most "
             f"{SOCKET_PATH_MAX}"
         )
+    elif problem := written_path_problem(
+        key, path, 'leave it "" (session.sock in the runtime directory, /run/retroguard)'
+    ):
+        result.problems.append(problem)
     else:
         folder = Path(path).parent
         while not folder.exists() and folder != folder.parent:
@@ -193,6 +206,15 @@ def _storage(config: Config, result: Preflight) -> None:
         return
     if "\0" in str(database):
         result.problems.append(f"storage.database: {str(database)!r} holds a NUL character")
+        return
+    problem = written_path_problem(
+        "storage.database",
+        database,
+        "name a file in the state directory, e.g. /var/lib/retroguard/retroguard.db",
+    )
+    if problem is not None:
+        # Whoever runs the check: root may write /etc, the service never can.
+        result.problems.append(problem)
         return
     if is_dir:
         # SQLite cannot open a directory: the monitor would start in a storage FAULT.

@@ -136,3 +136,21 @@ def test_an_unreachable_postgresql_is_a_clear_error_not_a_traceback(
     err = capsys.readouterr().err
     assert "retroguard caregiver: caregiver database:" in err
     assert "secret" not in err
+
+
+def test_a_database_in_a_folder_the_service_can_never_write_is_refused(tmp_path: Path) -> None:
+    """/etc/retroguard/caregiver.toml with `database = "caregiver.db"` named
+    /etc/retroguard/caregiver.db, which the unit's ProtectSystem= keeps read-only: refused
+    whoever loads it (root may write /etc; the service never can)."""
+    config = tmp_path / "caregiver.toml"
+    config.write_text('[server]\ndatabase = "/etc/retroguard/caregiver.db"\n')
+    with pytest.raises(ConfigError) as refused:
+        load_config(config)
+    (problem,) = refused.value.problems
+    assert problem.startswith(
+        f"{config}: server.database: /etc/retroguard/caregiver.db is in /etc, which the service "
+        "can never write"
+    )
+    assert problem.endswith("e.g. /var/lib/retroguard/caregiver.db")
+    config.write_text('[server]\ndatabase = "caregiver.db"\n')  # beside a config it may write
+    assert load_config(config).server.database == str(tmp_path / "caregiver.db")

@@ -258,3 +258,77 @@ def test_a_device_id_home_assistant_cannot_discover_is_a_warning_not_a_refusal(
     assert not [w for w in preflight(quiet).warnings if "device.id:" in w]
     plain = dataclasses.replace(dotted, device=dataclasses.replace(dotted.device, id="tm-1"))
     assert not [w for w in preflight(plain).warnings if "device.id:" in w]
+
+
+WRITTEN_IN_SYSTEM_FOLDERS = {
+    "an event store in /etc": (
+        '[storage]\ndatabase = "/etc/retroguard/events.db"\n',
+        "storage.database: /etc/retroguard/events.db is in /etc, which the service can never write",
+    ),
+    "a prompt cache in /usr": (
+        '[session]\nprompt_cache = "/usr/share/retroguard/prompts"\n',
+        "session.prompt_cache: /usr/share/retroguard/prompts is in /usr",
+    ),
+    "a control socket in /etc": (
+        '[session]\ncontrol_socket = "/etc/retroguard/session.sock"\n',
+        "session.control_socket: /etc/retroguard/session.sock is in /etc",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", sorted(WRITTEN_IN_SYSTEM_FOLDERS))
+def test_a_path_the_service_writes_in_a_read_only_system_folder_is_refused_by_check_and_run(
+    tmp_path: Path, case: str
+) -> None:
+    """The unit's ProtectSystem= makes /etc and /usr read-only whoever owns them; the check,
+    run as root (who may write /etc), passed such a config, and the monitor then started in a
+    storage FAULT (or without its session socket) and could never arm. The check is asked
+    first: a check that lets it through fails here before `run` is started with it."""
+    path = tmp_path / "config.toml"
+    extra, words = WRITTEN_IN_SYSTEM_FOLDERS[case]
+    path.write_text(extra if extra.startswith("[storage]") else BASE + extra)
+    check = retroguard("config", "--check", str(path))
+    assert check.returncode == 2 and words in check.stderr, check.stderr
+    _refused_alike(path, words)
+
+
+def test_a_relative_path_beside_a_config_in_etc_is_refused_by_check_and_run(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The installed config is /etc/retroguard/config.toml, so a relative `storage.database`
+    (or prompt cache, or control socket: every relative path is the config file's folder's)
+    was /etc/retroguard/events.db: a file the service can never write, and `config --check`
+    said nothing. Here tmp_path/etc stands for /etc (the check asks core.writable)."""
+    import core.writable
+    from launcher.cli import main
+
+    etc = tmp_path / "etc"
+    monkeypatch.setattr(core.writable, "READ_ONLY_SYSTEM_DIRS", (str(etc),))
+    folder = etc / "retroguard"
+    folder.mkdir(parents=True)
+    path = folder / "config.toml"
+    path.write_text('[storage]\ndatabase = "events.db"\n')
+    assert main(["config", "--check", str(path)]) == 2
+    check = capsys.readouterr().err
+    assert f"{path}: storage.database: {folder}/events.db is in {etc}, which the service" in check
+    assert "a relative path is relative to the config file's folder" in check
+    assert main(["run", "-c", str(path)]) == 2  # before anything is opened
+    assert check in capsys.readouterr().err
+    assert list(folder.iterdir()) == [path]
+    # In a folder the service may write (a temporary one here, /var/lib/retroguard on the Pi),
+    # the same relative name is fine: the demo and the tests keep their files beside the config.
+    elsewhere = tmp_path / "var" / "config.toml"
+    elsewhere.parent.mkdir()
+    elsewhere.write_text('[storage]\ndatabase = "events.db"\n')
+    assert main(["config", "--check", str(elsewhere)]) == 0
+
+
+def test_a_relative_control_socket_is_the_config_folder_s_from_any_working_directory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """It was left relative to the working directory: the monitor, under its unit, listened in
+    /var/lib/retroguard, and `retroguard session` typed in a home directory looked there."""
+    path = tmp_path / "config.toml"
+    path.write_text(BASE + '[session]\ncontrol_socket = "session.sock"\n')
+    monkeypatch.chdir("/")
+    assert load_config(path).session.control_socket == str(tmp_path / "session.sock")

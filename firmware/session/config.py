@@ -28,7 +28,7 @@ class SessionConfig:
     """Language of the spoken prompts: firmware/session/prompts/<language>.toml."""
     prompt_cache: str = ""
     """Directory of the prompts rendered to WAV ("" = prompts/ beside the event store; relative
-    to this file)."""
+    to this file's folder; never under /etc: refused, the service cannot write there)."""
     speech_rate_wpm: int = 150
     """Speaking rate of the spoken prompts (words per minute): 80 to 450, espeak-ng's range
     (slower is spoken at 80 all the same; faster is time-compressed past what a walker on a
@@ -57,4 +57,5 @@ class SessionConfig:
     (docs/gait.md); false: steps and cadence only."""
     control_socket: str = ""
     """Unix socket of `retroguard session start|pause|stop` ("" = session.sock in the runtime
-    directory: $RUNTIME_DIRECTORY, else /run/retroguard)."""
+    directory: $RUNTIME_DIRECTORY, else /run/retroguard; relative to this file's folder; never
+    under /etc: refused, the service cannot write there)."""
