@@ -3,6 +3,11 @@
 from __future__ import annotations
 
 import io
+import os
+import shutil
+import socket
+import sys
+import tempfile
 import threading
 from pathlib import Path
 
@@ -158,6 +163,80 @@ def test_session_command_without_a_monitor(
 ) -> None:
     assert main(["session", "start", "--socket", str(tmp_path / "nobody.sock")]) == 1
     assert "no monitor is listening" in capsys.readouterr().err
+
+
+NOBODY = 65534
+
+
+def _as_another_user(argv: list[str], closed: Path, mode: int) -> tuple[int, str]:
+    """``main(argv)``'s exit status and standard error as a user who may not open ``closed``:
+    as root, in a child process that became ``nobody``, with ``closed`` root's at ``mode`` (as
+    the installed files are); otherwise ``closed`` is shut to this user too (mode 0). The
+    child runs on the modules already imported: nobody may not read this interpreter's."""
+    closed.chmod(mode if os.geteuid() == 0 else 0)
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - the child's coverage is not collected
+        status = 99
+        try:
+            os.close(read)
+            if os.geteuid() == 0:
+                os.setgroups([])
+                os.setgid(NOBODY)
+                os.setuid(NOBODY)
+            sys.stderr = os.fdopen(write, "w")
+            status = main(argv)
+        except BaseException as exc:  # shown in the test's failure, not lost with the child
+            print(f"the child failed: {exc!r}", file=sys.stderr)
+        finally:
+            sys.stderr.flush()
+            os._exit(status)
+    os.close(write)
+    with os.fdopen(read) as child_err:
+        err = child_err.read()
+    _, wait_status = os.waitpid(pid, 0)
+    closed.chmod(0o700)
+    return os.waitstatus_to_exitcode(wait_status), err
+
+
+def test_session_command_as_another_user_says_who_may_run_it(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """The runtime directory is the service user's, mode 0750, and the installed config root's
+    and its group's, 0640: a technician's `retroguard session status` read "permission
+    denied on /run/retroguard/session.sock" (or on the config), and nothing said that only
+    root or the service's user may, nor how to run it."""
+    tmp_path = Path(tempfile.mkdtemp())  # pytest's is its user's alone, 0700
+    tmp_path.chmod(0o755)  # nobody may look in, as in /run and /etc
+    run = tmp_path / "run"
+    run.mkdir()
+    sock = run / "session.sock"
+    listening = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    listening.bind(str(sock))
+    listening.listen(1)
+    config = tmp_path / "config.toml"
+    config.write_text(f'[session]\ncontrol_socket = "{sock}"\n')
+    try:
+        # The same code paths once as this user, so the child has them imported.
+        assert main(["session", "status", "--socket", str(tmp_path / "none.sock")]) == 1
+        assert main(["sessions", "-c", str(tmp_path / "none.toml")]) == 2
+        capsys.readouterr()
+        status, err = _as_another_user(["session", "status", "-c", str(config)], run, 0o750)
+        assert status == 1, err
+        assert err == (
+            f"retroguard session: permission denied on {sock}: only root and the service's "
+            "user, retroguard, may reach the monitor's control socket (its runtime directory "
+            "is mode 0750): sudo /opt/retroguard/venv/bin/retroguard session status\n"
+        )
+        status, err = _as_another_user(["session", "status", "-c", str(config)], config, 0o640)
+        assert status == 2, err
+        assert err == (
+            f"{config}: permission denied\n(only root and the service's user, retroguard, may "
+            "read the monitor's config: run the command with sudo)\n"
+        )
+    finally:
+        listening.close()
+        shutil.rmtree(tmp_path)
 
 
 def test_guided_demo_with_the_balance_check_prints_its_figures(tmp_path: Path) -> None:

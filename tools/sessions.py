@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import os
 import sys
 import time
 from collections.abc import Mapping, Sequence
@@ -110,13 +111,36 @@ def add_parser(sub: Any) -> None:
     p.set_defaults(func=run_sessions)
 
 
+INSTALLED_COMMAND = "/opt/retroguard/venv/bin/retroguard"
+"""The command as scripts/install-pi.sh installs it (its venv's ``bin`` is not on ``PATH``)."""
+SERVICE_USER = "retroguard"
+"""The monitor's user: its config is root:retroguard 0640 (install-pi.sh), its state and runtime
+directories retroguard's, 0750 (systemd/retroguard.service). Nobody else may use them."""
+
+
 def _config(path: Path | None) -> Any:
+    """The config at ``path``, else the installed one when it is there, else the defaults. One
+    this user may not read (the installed one is root:retroguard 0640) is refused saying how
+    to run the command instead, not with "permission denied" alone."""
+    from core.errors import ConfigError
     from firmware.config import Config, load_config
 
-    if path is not None:
+    if path is None:
+        path = Path("/etc/retroguard/config.toml")
+        if not path.exists():
+            return Config()
+    try:
         return load_config(path)
-    default = Path("/etc/retroguard/config.toml")
-    return load_config(default) if default.exists() else Config()
+    except ConfigError as exc:
+        if os.path.exists(path) and not os.access(path, os.R_OK):
+            raise ConfigError(
+                [
+                    *exc.problems,
+                    f"(only root and the service's user, {SERVICE_USER}, may read the "
+                    "monitor's config: run the command with sudo)",
+                ]
+            ) from None
+        raise
 
 
 def run_session_command(args: argparse.Namespace) -> int:
@@ -142,7 +166,12 @@ def run_session_command(args: argparse.Namespace) -> int:
         )
         return 1
     except PermissionError:
-        print(f"retroguard session: permission denied on {socket_path}", file=sys.stderr)
+        print(
+            f"retroguard session: permission denied on {socket_path}: only root and the "
+            f"service's user, {SERVICE_USER}, may reach the monitor's control socket (its "
+            f"runtime directory is mode 0750): sudo {INSTALLED_COMMAND} session {args.action}",
+            file=sys.stderr,
+        )
         return 1
     print(message)
     if ok and args.action == "stop":
