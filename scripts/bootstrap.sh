@@ -41,6 +41,9 @@ for source in pyproject.toml constraints.txt setup.py firmware/detection/retro.p
 done
 if [ ! -e "$stamp" ] || [ -n "$stale" ]; then
     .venv/bin/python -m pip install -q --upgrade pip >&2
-    .venv/bin/python -m pip install -q -c constraints.txt -e ".[dev]" >&2
+    # -c does not reach the isolated build environment (mypyc, setup.py): --build-constraint
+    # pins the mypy the detector is compiled with to the locked one too.
+    .venv/bin/python -m pip install -q -c constraints.txt --build-constraint constraints.txt \
+        -e ".[dev]" >&2
     touch "$stamp"
 fi

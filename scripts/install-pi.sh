@@ -221,8 +221,11 @@ install_venv() {
     run "$VENV/bin/python" -m pip install --quiet --upgrade pip
     # The versions the test suite ran with (constraints.txt, scripts/lock.sh): without them
     # a Pi got whatever newest release the bounds in pyproject.toml allow, untested. lgpio
-    # and RPi.GPIO (the pi extra) are not in it: the tests run on simulated pins.
-    run "$VENV/bin/python" -m pip install --quiet --upgrade -c "$root/constraints.txt" "${root}[$extras]"
+    # and RPi.GPIO (the pi extra) are not in it: the tests run on simulated pins. -c does not
+    # reach the isolated build environment, where mypyc compiles the detector: the same file
+    # as --build-constraint pins the mypy it is built with (pip 25.3 or later, upgraded above).
+    run "$VENV/bin/python" -m pip install --quiet --upgrade -c "$root/constraints.txt" \
+        --build-constraint "$root/constraints.txt" "${root}[$extras]"
     # The unit's Documentation= and the wiring guide, next to the code that matches them.
     run rm -rf "$PREFIX/docs" "$PREFIX/wiring"
     run cp -r "$root/docs" "$root/wiring" "$PREFIX/"

@@ -13,6 +13,7 @@ import re
 import shutil
 import subprocess
 import sys
+import tomllib
 from pathlib import Path
 
 import pytest
@@ -82,9 +83,12 @@ def test_dry_run_lists_every_install_step_and_changes_nothing(tmp_path: Path) ->
     assert f"Install RetroGuard[pi] into {opt}/venv" in out
     assert "caregiver" not in out and "fonts-" not in out
     assert f"+ python3 -m venv {opt}/venv" in out
-    constraints = re.escape(f"-c {ROOT}/constraints.txt")  # the versions the tests ran with
+    lock = re.escape(f"{ROOT}/constraints.txt")  # the versions the tests ran with, also in
+    # the isolated build environment, where mypyc compiles the detector (-c does not reach it)
     assert re.search(
-        rf"pip install --quiet --upgrade {constraints} {re.escape(str(ROOT))}\\\[pi\\\]", out
+        rf"pip install --quiet --upgrade -c {lock} --build-constraint {lock} "
+        rf"{re.escape(str(ROOT))}\\\[pi\\\]",
+        out,
     )
     assert f"+ write {etc}/config.toml (mode 0640, root:retroguard)" in out
     assert "RuntimeWatchdogSec=10s" in out
@@ -251,3 +255,24 @@ def test_i2c_dev_is_loaded_at_every_boot_and_uninstall_removes_the_setting(
     assert f"rm -f {conf}" not in again.stdout  # not a dry run: done, not printed
     assert not conf.exists()
     assert list(modules.iterdir()) == []
+
+
+def test_the_detector_is_compiled_with_the_locked_mypy_and_never_a_next_major() -> None:
+    """pip builds the package in an isolated environment that `-c constraints.txt` does not
+    reach (pip 25.3 on: only --build-constraint does), so mypyc, which compiles the detector,
+    came in at the newest release [build-system] allowed, any major: the installers pass the
+    lock as build constraints too, and the build requirement is bounded like the dev extra's,
+    at a major that still admits the locked version (a bound below it would break bootstrap)."""
+    pyproject = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    (build,) = [r for r in pyproject["build-system"]["requires"] if r.startswith("mypy")]
+    (dev,) = [
+        r for r in pyproject["project"]["optional-dependencies"]["dev"] if r.startswith("mypy")
+    ]
+    assert build == dev  # the type check and the compiler: one mypy
+    bound = re.fullmatch(r"mypy>=[\d.]+,<(\d+)", build)
+    assert bound is not None, build
+    (locked,) = re.findall(r"^mypy==(\d+)\.", (ROOT / "constraints.txt").read_text(), re.M)
+    assert int(locked) < int(bound.group(1))
+    bootstrap = (ROOT / "scripts" / "bootstrap.sh").read_text().replace("\\\n", " ")
+    (install,) = [line for line in bootstrap.splitlines() if "pip install" in line and "-e" in line]
+    assert re.search(r"-c constraints\.txt +--build-constraint constraints\.txt", install)
