@@ -154,7 +154,7 @@ def test_plan_and_walker_say_when_the_database_is_not_theirs_to_open(
         assert capsys.readouterr().err == (
             f"retroguard {command[0]}: {database}: cannot open: unable to open database file "
             "(the monitor's database belongs to its user: run the command as that user, e.g. "
-            "sudo -u retroguard retroguard ..., or as root)\n"
+            "sudo -u retroguard /opt/retroguard/venv/bin/retroguard ..., or as root)\n"
         )
 
 

@@ -33,6 +33,13 @@ from pathlib import Path
 
 from core.dbfile import database_file_problem
 
+INSTALLED_COMMAND = "/opt/retroguard/venv/bin/retroguard"
+"""The command as scripts/install-pi.sh installs it (its venv's ``bin`` is not on ``PATH``, nor
+on sudo's)."""
+SERVICE_USER = "retroguard"
+"""The monitor's user: its config is root:retroguard 0640 (install-pi.sh), its state and runtime
+directories retroguard's, 0750 (systemd/retroguard.service). Nobody else may use them."""
+
 
 def add_common_options(
     parser: argparse.ArgumentParser,
@@ -132,7 +139,7 @@ def _cannot(command: str, database: Path, exc: Exception) -> int:
     )
     hint = (
         " (the monitor's database belongs to its user: run the command as that user, e.g. "
-        "sudo -u retroguard retroguard ..., or as root)"
+        f"sudo -u {SERVICE_USER} {INSTALLED_COMMAND} ..., or as root)"
         if denied
         else ""
     )

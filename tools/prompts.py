@@ -9,7 +9,8 @@ it took and how much WAV they take. It then deletes every other rendered
 prompt (older plans', another voice's or rate's: about 6.6 MiB a plan) and
 says how much it freed. ``--list`` prints each sentence with its length and
 file size. Run it as the service user, so the cache is the
-service's (``sudo -u retroguard retroguard prompts -c /etc/retroguard/config.toml``).
+service's (``sudo -u retroguard /opt/retroguard/venv/bin/retroguard prompts -c
+/etc/retroguard/config.toml``).
 """
 
 from __future__ import annotations

@@ -30,7 +30,7 @@ from core.protocol.messages import BalanceFigures, GaitFigures, SessionRecord
 from core.zones import system_zone, zone_name
 from firmware.session.summary import figures_line, week_line
 from firmware.storage.sessions import INTERRUPTED_NOTE, StoredSession, load_sessions
-from tools.device_db import database_problem
+from tools.device_db import INSTALLED_COMMAND, SERVICE_USER, database_problem
 
 ACTIONS = ("start", "pause", "resume", "stop", "status", "demo")
 UNSYNCED_MARK = "*"
@@ -109,13 +109,6 @@ def add_parser(sub: Any) -> None:
         "--intervals", action="store_true", help="also the gait measured in every interval"
     )
     p.set_defaults(func=run_sessions)
-
-
-INSTALLED_COMMAND = "/opt/retroguard/venv/bin/retroguard"
-"""The command as scripts/install-pi.sh installs it (its venv's ``bin`` is not on ``PATH``)."""
-SERVICE_USER = "retroguard"
-"""The monitor's user: its config is root:retroguard 0640 (install-pi.sh), its state and runtime
-directories retroguard's, 0750 (systemd/retroguard.service). Nobody else may use them."""
 
 
 def _config(path: Path | None) -> Any:
