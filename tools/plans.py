@@ -307,7 +307,7 @@ def read_progression(reference: str) -> Progression:
         )
     data = read_json(path, "progression file", MAX_PROGRESSION_FILE_BYTES)
     try:
-        return progression_from_builtins(data)
+        return progression_from_builtins(data, presets=PRESETS)
     except PlanInvalid as exc:
         raise ConfigError([f"{reference}: {p}" for p in exc.problems]) from None
 

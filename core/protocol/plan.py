@@ -24,6 +24,7 @@ whose ``problems`` read ``intervals[2].minutes: ...``.
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from typing import Annotated, Any, get_args
 
 import msgspec
@@ -272,10 +273,48 @@ class Progression(Struct, frozen=True, forbid_unknown_fields=True):
     stages: Annotated[tuple[Stage, ...], Meta(min_length=1, max_length=MAX_STAGES)]
 
 
-def progression_from_builtins(data: Any, prefix: str = "") -> Progression:
-    """A checked :class:`Progression`; :class:`PlanInvalid` naming the field otherwise."""
+def _stage_presets(
+    data: dict[str, Any], presets: Mapping[str, Plan], prefix: str
+) -> dict[str, Any]:
+    """``data`` with each stage's ``plan`` given as a preset's name replaced by that preset's
+    plan (its wire form): a physio's progression file says ``"plan": "progression-week-4"``
+    rather than copy the preset's intervals, and the stage's plan is then the preset itself, so
+    a walker who is given the preset by hand is on the stage's plan. A name that is no preset
+    is :class:`PlanInvalid` naming the stage and the presets."""
+    stages = data.get("stages")
+    if not isinstance(stages, list):
+        return data
+    problems: list[str] = []
+    resolved: list[Any] = []
+    for n, stage in enumerate(stages):
+        name = stage.get("plan") if isinstance(stage, dict) else None
+        if not isinstance(name, str):
+            resolved.append(stage)
+        elif name in presets:
+            resolved.append({**stage, "plan": plan_to_builtins(presets[name])})
+        else:
+            problems.append(
+                f"{prefix}stages[{n}].plan: no preset plan is named {name!r}: name one of "
+                f"{', '.join(presets)}, or give the plan itself (name and intervals)"
+            )
+    if problems:
+        raise PlanInvalid(problems)
+    return {**data, "stages": resolved}
+
+
+def progression_from_builtins(
+    data: Any, prefix: str = "", *, presets: Mapping[str, Plan] | None = None
+) -> Progression:
+    """A checked :class:`Progression`; :class:`PlanInvalid` naming the field otherwise.
+
+    ``presets``: a stage's ``plan`` may be a name among them (a progression file,
+    ``retroguard plan progression set FILE``). Without it (the wire: ``cmd/progression``,
+    the stored row) every stage carries its plan whole, so what a device stores and
+    publishes never depends on which presets its software knows."""
     if not isinstance(data, dict):
         raise PlanInvalid([f"{prefix.rstrip('.') or 'progression'}: must be an object"])
+    if presets is not None:
+        data = _stage_presets(data, presets, prefix)
     try:
         progression = msgspec.convert(data, Progression)
     except msgspec.ValidationError as exc:
