@@ -56,6 +56,6 @@ class SessionConfig:
     """Measure gait per interval and the balance check's sway on a background thread
     (docs/gait.md); false: steps and cadence only."""
     control_socket: str = ""
-    """Unix socket of `retroguard session start|pause|stop` ("" = session.sock in the runtime
-    directory: $RUNTIME_DIRECTORY, else /run/retroguard; relative to this file's folder; never
-    under /etc: refused, the service cannot write there)."""
+    """Unix socket of `retroguard session start|pause|resume|stop|status` ("" = session.sock
+    in the runtime directory: $RUNTIME_DIRECTORY, else /run/retroguard; relative to this file's
+    folder; never under /etc: refused, the service cannot write there)."""
