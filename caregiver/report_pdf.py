@@ -32,6 +32,10 @@ from caregiver.story import closed_how, incident_kind
 from core.progress import GOAL_BACKWARD_MIN, GOAL_SESSIONS_PER_WEEK, MILESTONE_WEEKS
 
 log = logging.getLogger(__name__)
+# fontTools, which fpdf2 subsets the embedded fonts with, logs every table of every subset at
+# INFO: about 100 lines a PDF, in the terminal of `retroguard caregiver report --pdf` and in the
+# service's journal for each download. Its warnings and errors still show.
+logging.getLogger("fontTools").setLevel(logging.WARNING)
 
 TABLE_WEEKS = 12
 CHART_WEEKS = 12

@@ -309,6 +309,11 @@ def test_the_cli_writes_both_reports_from_the_services_database(
         str(table),
     ]
     assert main(args) == 0
+    # what the command says: where it wrote, not fontTools' ~100 INFO lines of its subsetting
+    # per PDF (each download's in the service's journal too)
+    err = capsys.readouterr().err
+    assert "fontTools" not in err
+    assert f"PDF report of {DEVICE} written to {pdf}" in err
     assert "RetroGuard walking report: Anna" in PdfReader(pdf).pages[0].extract_text()
     assert table.read_text().splitlines()[0].startswith("week,week_starts,sessions,sessions_done")
     assert main(["caregiver", "report", "-c", str(config), "nobody"]) == 2
