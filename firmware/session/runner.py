@@ -1967,7 +1967,7 @@ def attach_session(
     sessions go, through the courier, to the app's SQLite database (table ``sessions``) and, when
     MQTT is configured, through the outbox as ``.../session`` summaries. With
     ``control_socket`` (a path; "" = the config's or the runtime directory's)
-    ``retroguard session start|pause|stop`` can reach the runner. With
+    ``retroguard session start|pause|resume|stop|status`` can reach the runner. With
     ``session.measure_gait`` a measurement thread computes gait and sway
     (:mod:`firmware.gait.worker`; ``gait_backlog_s``: seconds of samples it may
     fall behind before blocks are dropped). Call
