@@ -25,7 +25,9 @@ def test_the_caregiver_config_in_docs_caregiver_md_loads_as_written(tmp_path: Pa
         8080,
         True,
     )
-    assert Path(config.server.database) == tmp_path / "caregiver.db"  # relative to the file
+    # The service's state directory, as installed: a relative name would land beside the file,
+    # in /etc/retroguard, which the service may not write (refused at load).
+    assert config.server.database == "/var/lib/retroguard/caregiver.db"
     assert (config.mqtt.port, config.mqtt.tls, config.mqtt.username) == (8883, True, "caregiver")
     assert [c.name for c in config.contacts] == ["Ann", "Clinic desk"]
     assert config.devices == {"treadmill-1": "Dad's treadmill"}
