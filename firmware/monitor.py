@@ -143,11 +143,14 @@ class Monitor:
             if edges or not self._patterns.idle:
                 self.press_edges.publish(edges)
                 now = self.clock.monotonic()
-                armable = controller.state in (SafetyState.STANDBY, SafetyState.TRIPPED)
-                for outcome in self._patterns.feed(edges, now, armable=armable):
+                state = controller.state
+                armable = state in (SafetyState.STANDBY, SafetyState.TRIPPED)
+                for outcome in self._patterns.feed(
+                    edges, now, armable=armable, double_is_sessions=state is SafetyState.STANDBY
+                ):
                     match outcome:
-                        case ResetPress(pressed_at=pressed_at, held=held):
-                            controller.on_button(pressed_at, now, held=held)
+                        case ResetPress(pressed_at=pressed_at, held=held, presses=presses):
+                            controller.on_button(pressed_at, now, held=held, presses=presses)
                         case HelpPattern(first_press=first):
                             controller.on_help(HelpSource.RESET_BUTTON, first, now)
         if self.help_button is not None:

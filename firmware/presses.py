@@ -13,6 +13,17 @@ pattern). Presses come in *sequences*: each press of a sequence starts within
   (``gap_s`` after the release), marked not held, so the controller refuses it
   and says "hold reset until the chirp". Only a held reset press can arm, and
   only the controller decides whether it does.
+* **Two presses** in STANDBY or TRIPPED — a quick tap, then a press held for
+  the chirp, or a double press outside the session's use of it — are the
+  walker trying to arm: reported as a reset press not held (``presses=2``), so
+  the controller refuses it, ends the alarm and says "press once and hold".
+  Never one that can arm: the second press of a sequence is never a reset
+  press, since it may be the second of a call for help. The tapped-then-held
+  one is reported once the second press has been held for the chirp, while
+  still down, so the walker holding for a chirp hears the refusal instead; a
+  double press of two presses let go before the chirp, once its sequence is
+  over — and in STANDBY not at all: there it is the session's (the next walker
+  profile, docs/safety.md).
 * **Help** — three presses of one sequence within :data:`HELP_WINDOW_S`
   (the first let go before the chirp), in any state. Reported when the third
   press goes down, so the walker hears "sent" at once.
@@ -85,6 +96,9 @@ class ResetPress:
     held: bool = True
     """Still down when reported (held until the chirp). False for a lone press let go
     sooner: it cannot close the latch, so the controller refuses it rather than arm."""
+    presses: int = 1
+    """2: the sequence's two presses (a tap then a hold, or a double press where it is not
+    the session's); never held, the controller refuses it and says to press once."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,6 +134,8 @@ class ResetButtonPatterns:
         self._consumed = False
         """The press down now was reported as a reset press: it ends its sequence."""
         self._helped = False
+        self._answered = False
+        """The sequence's second press was reported (held for the chirp): not again at its end."""
 
     @property
     def idle(self) -> bool:
@@ -127,26 +143,34 @@ class ResetButtonPatterns:
         return self._down_at is None and not self._downs
 
     def feed(
-        self, edges: Sequence[tuple[float, bool]], now: float, *, armable: bool
+        self,
+        edges: Sequence[tuple[float, bool]],
+        now: float,
+        *,
+        armable: bool,
+        double_is_sessions: bool = False,
     ) -> list[PressOutcome]:
         """The edges since the last call (oldest first); what they completed by ``now``.
 
         ``armable``: the controller is in STANDBY or TRIPPED, where a first press
-        held until the chirp is reported as a reset press while still down.
-        Elsewhere a held press is not one; a lone press let go before the chirp is
-        reported as a reset press in any state once its sequence is over, and the
-        controller ignores it outside STANDBY and TRIPPED.
+        held until the chirp is reported as a reset press while still down, and
+        two presses as a reset press not held (``presses=2``). Elsewhere a held press
+        is not one; a lone press let go before the chirp is reported as a reset press
+        in any state once its sequence is over, and the controller ignores it outside
+        STANDBY and TRIPPED. ``double_is_sessions``: a double press of two presses let
+        go before the chirp is the session's here (STANDBY: the walker profile), not
+        reported.
         """
         if not edges and self.idle:
             return []  # the usual iteration: nothing pressed, nothing pending
         out: list[PressOutcome] = []
         for t, pressed in edges:
-            self._settle(t, armable, out)
+            self._settle(t, armable, double_is_sessions, out)
             if pressed:
                 self._press(t, out)
             else:
                 self._release(t)
-        self._settle(now, armable, out)
+        self._settle(now, armable, double_is_sessions, out)
         return out
 
     def _press(self, t: float, out: list[PressOutcome]) -> None:
@@ -172,25 +196,42 @@ class ResetButtonPatterns:
             self._consumed = False
             self._end_sequence()
 
-    def _settle(self, now: float, armable: bool, out: list[PressOutcome]) -> None:
-        """A first press held long enough; a sequence whose pause has run out."""
+    def _settle(
+        self, now: float, armable: bool, double_is_sessions: bool, out: list[PressOutcome]
+    ) -> None:
+        """A first press held long enough; a second press held as long; a sequence whose
+        pause has run out."""
         down = self._down_at
+        downs = self._downs
         if down is not None:
-            first = len(self._downs) == 1
-            if first and armable and not self._consumed and now - down >= self.arm_hold_s:
+            if not armable or self._consumed or now - down < self.arm_hold_s:
+                return
+            if len(downs) == 1:
                 self._consumed = True
                 out.append(ResetPress(down))
+            elif len(downs) == 2 and not self._answered:
+                # A tap, then a press held for the chirp: it never arms (a second press may be
+                # a call for help's), and it used to say nothing at all, the alarm sounding on
+                # under a walker who held and waited. Refused now, while still held; the
+                # sequence goes on, so a third press still calls for help.
+                self._answered = True
+                out.append(ResetPress(downs[0], held=False, presses=2))
             return
-        if not self._downs or now - self._last_up <= self.gap_s:
+        if not downs or now - self._last_up <= self.gap_s:
             return
-        if len(self._downs) == 1:
+        if len(downs) == 1:
             # A lone press let go before the chirp: the walker's reset press, too short.
-            out.append(ResetPress(self._downs[0], held=False))
+            out.append(ResetPress(downs[0], held=False))
+        elif len(downs) == 2 and armable and not self._answered and not double_is_sessions:
+            # Two quick presses where they choose no walker (TRIPPED): refused as one press
+            # let go too soon is, not passed over in silence with the alarm sounding on.
+            out.append(ResetPress(downs[0], held=False, presses=2))
         self._end_sequence()
 
     def _end_sequence(self) -> None:
         self._downs.clear()
         self._helped = False
+        self._answered = False
 
 
 class EdgeFeed:

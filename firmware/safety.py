@@ -120,6 +120,12 @@ NOT_UPRIGHT_REASON = (
 LET_GO_REASON = "not armed: reset was let go before the chirp; press and hold reset until the chirp"
 """Why a reset press let go before the chirp was refused (:meth:`SafetyController.on_button`)."""
 
+PRESSED_TWICE_REASON = (
+    "not armed: reset was pressed twice; press reset once and hold it until the chirp"
+)
+"""Why two presses in STANDBY or TRIPPED were refused (a tap then a hold, a double press that
+chooses no walker): the second press of a sequence never arms (:mod:`firmware.presses`)."""
+
 
 class FaultKind(StrEnum):
     """Why the controller went to FAULT."""
@@ -488,7 +494,9 @@ class SafetyController:
         else:
             self._fault(FaultKind.IMU_ERROR, f"IMU error: {error}", now)
 
-    def on_button(self, pressed_at: float, now: float, *, held: bool = True) -> None:
+    def on_button(
+        self, pressed_at: float, now: float, *, held: bool = True, presses: int = 1
+    ) -> None:
         """A local reset press: arm when allowed, otherwise say why not.
 
         ``held``: the button was still down when the press was reported (held until the
@@ -497,6 +505,7 @@ class SafetyController:
         latch open — a FAULT 0.1 s later where the contact is read back, and where it is not
         (``gpio.relay_sense_wired = false``) an ARMED state that the next press of the
         button, the first of a call for help say, completed by closing the latch.
+        ``presses``: 2 for two presses (never held): refused, said as pressed twice.
         """
         # The transition table itself says where a reset may arm from (STANDBY, TRIPPED):
         # what follows sends the recorded windows and the walker's "I'm OK" before _enter,
@@ -515,7 +524,7 @@ class SafetyController:
             log.warning("reset ignored: IMU not healthy long enough")
             return
         if not held:
-            self._refuse_arming(LET_GO_REASON, now)
+            self._refuse_arming(LET_GO_REASON if presses == 1 else PRESSED_TWICE_REASON, now)
             return
         posture = self._posture
         if posture is not None and posture.lying:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -57,13 +58,16 @@ class Pins:
         self.outcomes: list[tuple[float, PressOutcome, bool]] = []
         """(when, what, was the finger still down then)."""
 
-    def run(self, seconds: float, armable: bool = True) -> None:
+    def run(self, seconds: float, armable: bool = True, standby: bool = False) -> None:
+        """``standby``: a double press is the session's here (the loop's STANDBY)."""
         end = self.clock.monotonic() + seconds
         while self.clock.monotonic() < end - 1e-9:
             self.clock.advance(STEP)
             self.finger.poll()
             now = self.clock.monotonic()
-            for outcome in self.patterns.feed(self.button.take_edges(), now, armable=armable):
+            edges = self.button.take_edges()
+            found = self.patterns.feed(edges, now, armable=armable, double_is_sessions=standby)
+            for outcome in found:
                 self.outcomes.append((now, outcome, self.finger.is_down))
 
     def taps(self, *spans: tuple[float, float]) -> None:
@@ -138,12 +142,53 @@ def test_contact_bounce_does_not_make_one_press_three(pins: Pins) -> None:
 
 def test_a_double_press_and_four_slow_presses_are_neither(pins: Pins) -> None:
     pins.taps((0.0, 0.15), (0.35, 0.5))
-    pins.run(2.0)
+    pins.run(2.0, standby=True)  # the session's (the next walker): nothing for the loop
     assert pins.what() == []
     # Presses 1.1 s apart (each let go for more than the gap): separate lone presses, no help.
     pins.taps((0.0, 0.2), (1.1, 1.3), (2.2, 2.4))
     pins.run(4.0, armable=False)
     assert [type(o) for o in pins.what()] == [ResetPress, ResetPress, ResetPress]
+
+
+def approx(t: float) -> Any:
+    """A time as the loop sees it: the finger and the recogniser are polled every STEP."""
+    return pytest.approx(t, abs=2 * STEP)
+
+
+def test_two_presses_where_they_choose_no_walker_are_a_refused_reset_press(pins: Pins) -> None:
+    """TRIPPED: a double press, and a tap then a press held for the chirp, used to be nothing at
+    all — the alarm sounding on, no refusal, no words, under a walker holding for a chirp that
+    never came. Each is a reset press now, never held (the controller refuses it), reported
+    once: the double press when its sequence is over, the tapped-then-held one while still held
+    at the chirp's time. STANDBY: a tap then a hold too (the session takes only a double press
+    of presses let go before the chirp); ARMED: nothing."""
+    pins.taps((0.0, 0.15), (0.35, 0.5))
+    pins.run(2.0)
+    assert pins.outcomes == [(approx(T0 + 1.1), ResetPress(approx(T0), False, 2), False)]
+    for standby in (False, True):
+        pins.outcomes.clear()
+        start = pins.clock.monotonic()
+        pins.taps((0.0, 0.15), (0.35, 1.5))
+        pins.run(3.0, standby=standby)
+        assert pins.outcomes == [
+            (approx(start + 0.75), ResetPress(approx(start), False, 2), True)  # still held
+        ]
+    pins.outcomes.clear()
+    pins.taps((0.0, 0.15), (0.35, 1.5))
+    pins.taps((2.5, 2.65), (2.85, 3.0))
+    pins.run(5.0, armable=False)
+    assert pins.what() == []
+
+
+def test_a_call_for_help_with_its_second_press_held_is_still_help(pins: Pins) -> None:
+    """The tapped-then-held refusal does not end the sequence: a third press still calls for
+    help, and the sequence reports nothing more."""
+    pins.taps((0.0, 0.1), (0.3, 0.8), (1.1, 1.2))
+    pins.run(3.0)
+    assert pins.what() == [
+        ResetPress(approx(T0), False, 2),
+        HelpPattern(approx(T0), approx(T0 + 1.1)),
+    ]
 
 
 def test_in_armed_a_long_first_press_is_no_reset_press_and_help_still_works(pins: Pins) -> None:

@@ -1116,6 +1116,44 @@ def test_a_reset_press_let_go_too_soon_is_said_how_to_arm(tmp_path: Path) -> Non
     detach_session(rig.app, runner)
 
 
+def test_two_presses_after_a_trip_end_the_alarm_and_say_to_press_once_and_hold(
+    tmp_path: Path,
+) -> None:
+    """TRIPPED, the alarm sounding: a double press did nothing — no beep, no word, the alarm on
+    — and a quick tap then a press held for the chirp held on in silence (a second press never
+    arms: it may be a call for help's). Both are refused now, as a lone press let go too soon
+    is: the alarm ends, the ``refused`` beeps, "press reset once and hold it until the chirp";
+    the tapped-then-held one while still held. The relay never closes."""
+    rig, runner, heard = _walking(tmp_path, trip_at=5.0)
+    rig.run_for(5.5 - rig.clock.monotonic())
+    assert rig.state == "TRIPPED" and rig.app.gpio.buzzer.pattern == "alarm"
+    texts = runner.prompts.file.prompts
+    closes = len(rig.hardware.history)
+    now = rig.clock.monotonic()
+    rig.button.press_at(now, now + 0.15)
+    rig.button.press_at(now + 0.35, now + 0.5)
+    rig.run_for(0.5 + 0.6 + 0.05)
+    assert rig.state == "TRIPPED" and rig.app.gpio.buzzer.pattern == "refused"
+    assert heard.said[-1] == texts.refused_twice
+    assert "once" in texts.refused_twice and texts.refused_twice in runner.prompts.all_for_plan(
+        SHORT
+    )
+    rig.run_for(5.0)  # the refusal played out: the after-trip words
+    assert rig.app.gpio.buzzer.pattern is None and heard.said[-1] == texts.tripped
+    spoken = len(heard.said)
+    now = rig.clock.monotonic()
+    rig.button.press_at(now, now + 0.15)
+    rig.button.press_at(now + 0.35, now + 3.0)
+    rig.run_for(0.35 + 0.4 + 0.05)
+    assert rig.button.is_down and rig.app.gpio.buzzer.pattern == "refused"
+    assert heard.said[spoken:] == [texts.refused_twice]
+    rig.run_for(3.0)
+    assert heard.said[spoken:] == [texts.refused_twice]  # once a sequence
+    assert rig.state == "TRIPPED" and len(rig.hardware.history) == closes
+    assert not rig.hardware.contact_closed()
+    detach_session(rig.app, runner)
+
+
 def test_re_arming_during_the_walkers_own_pause_says_it_is_still_paused(tmp_path: Path) -> None:
     """The walker paused (a double press), then stumbled; re-arming leaves the session paused,
     as the pause was theirs. The walker heard only the chirp and waited for a resume cue that

@@ -119,7 +119,14 @@ from firmware.gait.worker import (
     Measurements,
 )
 from firmware.presses import ARM_HOLD_S, EdgeFeed
-from firmware.safety import LET_GO_REASON, NOT_UPRIGHT_REASON, Detected, SafetyState, Transition
+from firmware.safety import (
+    LET_GO_REASON,
+    NOT_UPRIGHT_REASON,
+    PRESSED_TWICE_REASON,
+    Detected,
+    SafetyState,
+    Transition,
+)
 from firmware.session.config import SessionConfig
 from firmware.session.control import stopped_message
 from firmware.session.cues import (
@@ -1061,6 +1068,8 @@ class SessionRunner:
             reason = self._safety.reason
             if reason == LET_GO_REASON:
                 spoken = texts.refused_hold
+            elif reason == PRESSED_TWICE_REASON:
+                spoken = texts.refused_twice
             elif reason == NOT_UPRIGHT_REASON:
                 spoken = texts.refused_lying
             else:

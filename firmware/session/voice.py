@@ -107,6 +107,8 @@ class PromptTexts:
     not_worn: str = ""
     refused_hold: str = ""
     """A reset press let go before the chirp was refused."""
+    refused_twice: str = ""
+    """Two presses in STANDBY or TRIPPED were refused (a tap then a hold, a double press)."""
     refused_lying: str = ""
     """A reset press was refused: the sensor reads the walker lying."""
     refused: str = ""
@@ -299,6 +301,7 @@ class Prompts:
             texts.balance_done,
             texts.not_worn,
             texts.refused_hold,
+            texts.refused_twice,
             texts.refused_lying,
             texts.refused,
             texts.help_sent,
