@@ -120,6 +120,15 @@ NOT_UPRIGHT_REASON = (
 LET_GO_REASON = "not armed: reset was let go before the chirp; press and hold reset until the chirp"
 """Why a reset press let go before the chirp was refused (:meth:`SafetyController.on_button`)."""
 
+STILL_MEASURING_REASON = (
+    f"{SENSOR_NOT_WORN}: still measuring the body signal (a few seconds after a start or a "
+    "fault); press reset again"
+)
+"""Why a reset press in the first seconds after a start or a fault was refused: the sensor-worn
+check has no verdict yet (:attr:`WornCheck.ready`). Not that the sensor is off: the walker
+wearing it hears the ``refused`` beeps and, with a voice, to wait and press again — it used to
+be the ``not_worn`` beeps and "The sensor is not on your body. Clip it on your belt"."""
+
 PRESSED_TWICE_REASON = (
     "not armed: reset was pressed twice; press reset once and hold it until the chirp"
 )
@@ -356,6 +365,10 @@ class SafetyController:
         """Incidents the walker asked for help in, until a caregiver answers (closes) one."""
         self._said_not_worn = False
         """STANDBY's reason says "sensor not worn" (so it is said once, and taken back once)."""
+        self._said_measuring = False
+        """STANDBY's reason is a refused press's "still measuring": the first verdict replaces it
+        (it stayed, the LED showing ``not_worn`` and the dashboard "sensor not worn", under a
+        walker wearing the sensor, until the next press)."""
         self._sounded: SoundingAlarm | None = None
         """The last safety pattern this controller started, with its event and incident."""
         self._last_help: tuple[str, str] | None = None
@@ -534,8 +547,13 @@ class SafetyController:
             return
         # Judged on the last block and on the last 2 s (WornCheck.worn_now): the last block
         # alone let a press arm up to two blocks after the sensor fell off or was put down.
-        if self._worn is not None and not self._worn.worn_now:
-            self._refuse_arming(self._not_worn_reason(self._worn), now, pattern="not_worn")
+        worn = self._worn
+        if worn is not None and not worn.worn_now:
+            if not worn.ready:  # no verdict yet: nothing says the sensor is off
+                self._refuse_arming(STILL_MEASURING_REASON, now)
+                self._said_measuring = True
+            else:
+                self._refuse_arming(self._not_worn_reason(worn), now, pattern="not_worn")
             return
         refusal = self._arm_gate(now) if self._arm_gate is not None else None
         if refusal is not None:
@@ -708,21 +726,19 @@ class SafetyController:
                 return False
             return True
         if state is SafetyState.STANDBY and worn.ready:
-            if not worn.worn and not self._said_not_worn:
-                self._said_not_worn = True
+            measuring = self._said_measuring
+            if not worn.worn and (measuring or not self._said_not_worn):
+                self._said_not_worn, self._said_measuring = True, False
                 self._say(self._not_worn_reason(worn))
-            elif worn.worn and self._said_not_worn:
-                self._said_not_worn = False
+            elif worn.worn and (measuring or self._said_not_worn):
+                self._said_not_worn, self._said_measuring = False, False
                 self._say("IMU healthy; sensor worn; press reset to arm")
         return True
 
     @staticmethod
     def _not_worn_reason(worn: WornCheck) -> str:
         if not worn.ready:
-            return (
-                f"{SENSOR_NOT_WORN}: still measuring the body signal (a few seconds after a start "
-                "or a fault); press reset again"
-            )
+            return STILL_MEASURING_REASON
         if worn.worn:  # the last block showed a body, the last seconds do not
             return (
                 f"{SENSOR_NOT_WORN}: no body movement in the last {worn.recent_s:g} s "
@@ -1069,6 +1085,7 @@ class SafetyController:
     ) -> None:
         self._started = True
         self._said_not_worn = False
+        self._said_measuring = False
         if state is SafetyState.ARMED:
             self._closed_since_armed = False
             self._stall_s = None

@@ -12,7 +12,9 @@ stops it.
 Precedence (first match wins):
 
 1. a reason that starts "sensor not worn" outside ARMED (a refused arming in
-   STANDBY, the FAULT of a sensor that fell off): ``not_worn``;
+   STANDBY, the FAULT of a sensor that fell off): ``not_worn`` — but a press refused
+   because the check is still measuring (the first seconds after a start or a fault, the
+   sensor perhaps worn) shows ``starting``, as its words say to wait;
 2. FAULT: ``fault``; TRIPPED: ``tripped``; STARTING: ``starting``; STANDBY: ``standby``;
 3. ARMED: for 3 s after a session interval began ``interval_change``, then the
    interval's pattern (``walk_backward``, ``walk_forward``, ``rest``); without a
@@ -27,7 +29,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Protocol
 
 from core.protocol.messages import SENSOR_NOT_WORN, Direction
-from firmware.safety import SafetyState
+from firmware.safety import STILL_MEASURING_REASON, SafetyState
 from hal.buzzer_patterns import Pattern
 from hal.led_patterns import LED_PATTERNS
 
@@ -80,7 +82,7 @@ def safety_pattern(state: SafetyState, reason: str) -> str | None:
     if state is SafetyState.ARMED:
         return None
     if reason.startswith(SENSOR_NOT_WORN):
-        return "not_worn"
+        return "starting" if reason == STILL_MEASURING_REASON else "not_worn"
     return _STATE_PATTERN.get(state)
 
 

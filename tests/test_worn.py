@@ -23,12 +23,13 @@ from firmware.config import SafetyConfig
 from firmware.detection.base import Detection
 from firmware.detection.worn import WornCheck
 from firmware.safety import Faulted, FaultKind, SafetyController, SafetyState, SensorLimits
+from firmware.session.runner import attach_session, detach_session
 from hal.errors import ImuError
 from hal.gpio import GpioBuzzer, GpioRelay
 from sim import scenarios as sc
 from sim.pins import ClockedMockFactory
 from sim.trace_motion import TraceMotion, sample_motion
-from tests.app_support import Rig, close_rigs, make_rig
+from tests.app_support import Heard, Rig, close_rigs, make_rig
 from tests.mqtt_helpers import Subscriber, config_for
 from tests.sisfall_support import ROOT, sisfall_dir
 from tools.broker import Mosquitto
@@ -462,6 +463,36 @@ def test_a_press_before_the_body_is_measured_is_refused_and_a_later_one_arms(
     rig.run_for(READY_S)
     rig.press_reset()
     assert rig.state == "ARMED"
+
+
+def test_a_press_before_the_body_is_measured_is_said_to_wait_not_to_clip_the_sensor_on(
+    tmp_path: Path,
+) -> None:
+    """The first seconds after a start (or a fault) the check has no verdict. A walker wearing
+    the sensor who pressed then heard the ``not_worn`` beeps and "The sensor is not on your
+    body. Clip it on your belt", and went to fix a sensor that was clipped on. Now: the
+    ``refused`` beeps and, with a voice, to wait a few seconds and press again. The LED, which
+    showed ``not_worn`` from then on, shows ``starting`` until the first verdict; that verdict
+    takes the reason back (it stayed "sensor not worn: still measuring", on the LED and the
+    dashboard, until the next press)."""
+    rig = worn_rig(tmp_path, sc.scenario(sc.Standing(60.0)))
+    heard = Heard()
+    runner = attach_session(rig.app, record=False, speaker=heard)
+    rig.run_for(1.0)
+    rig.press_reset()
+    assert rig.state == "STANDBY" and rig.app.gpio.buzzer.pattern == "refused"
+    rig.run_for(0.2)
+    texts = runner.prompts.file.prompts
+    assert heard.said == [texts.refused_measuring]
+    assert "still checking the sensor" in texts.refused_measuring
+    assert texts.not_worn not in heard.said
+    assert rig.app.status_light.pattern == "starting"
+    rig.run_for(READY_S)
+    assert rig.app.controller.reason == "IMU healthy; sensor worn; press reset to arm"
+    assert rig.app.status_light.pattern == "standby"
+    rig.press_reset()
+    assert rig.state == "ARMED"
+    detach_session(rig.app, runner)
 
 
 def test_putting_the_sensor_on_lets_the_walker_arm(tmp_path: Path) -> None:

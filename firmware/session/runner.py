@@ -123,6 +123,7 @@ from firmware.safety import (
     LET_GO_REASON,
     NOT_UPRIGHT_REASON,
     PRESSED_TWICE_REASON,
+    STILL_MEASURING_REASON,
     Detected,
     SafetyState,
     Transition,
@@ -1070,6 +1071,8 @@ class SessionRunner:
                 spoken = texts.refused_hold
             elif reason == PRESSED_TWICE_REASON:
                 spoken = texts.refused_twice
+            elif reason == STILL_MEASURING_REASON:
+                spoken = texts.refused_measuring
             elif reason == NOT_UPRIGHT_REASON:
                 spoken = texts.refused_lying
             else:

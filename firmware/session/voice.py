@@ -109,6 +109,9 @@ class PromptTexts:
     """A reset press let go before the chirp was refused."""
     refused_twice: str = ""
     """Two presses in STANDBY or TRIPPED were refused (a tap then a hold, a double press)."""
+    refused_measuring: str = ""
+    """A reset press in the first seconds after a start or a fault was refused: the sensor-worn
+    check has no verdict yet (not that the sensor is off)."""
     refused_lying: str = ""
     """A reset press was refused: the sensor reads the walker lying."""
     refused: str = ""
@@ -302,6 +305,7 @@ class Prompts:
             texts.not_worn,
             texts.refused_hold,
             texts.refused_twice,
+            texts.refused_measuring,
             texts.refused_lying,
             texts.refused,
             texts.help_sent,
