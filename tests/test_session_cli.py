@@ -44,7 +44,9 @@ def test_guided_demo_prints_the_spoken_prompts_and_the_status_led(tmp_path: Path
         'says "Slow the belt and hold the rail before you turn. Interval 2 of 15. '
         'Walk forward for 2 minutes. 28 minutes to go."'
     )
-    assert says[-1] == 'says "Session done. Well walked."'
+    assert (
+        says[-1] == 'says "Session done. Slow the belt to a stop, holding the rail. Well walked."'
+    )
     assert len(says) == 17  # one per cue
     led = [line.split(" LED ")[1].split()[0] for line in lines if " LED " in line]
     assert led[:4] == ["starting", "standby", "armed", "walk_backward"]

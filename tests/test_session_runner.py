@@ -706,7 +706,7 @@ def test_resuming_after_a_trip_says_to_resume_not_to_turn(tmp_path: Path) -> Non
     assert runner.cues[0].text == "Walk backward."
     rig.run_for(20.0)
     after = [(c.text, "turn" in c.spoken) for c in runner.cues if c.interval > 1]
-    assert after == [("Stop walking and rest.", False), ("Walk backward.", False)]
+    assert after == [("Stop the belt, then rest.", False), ("Walk backward.", False)]
     detach_session(rig.app, runner)
 
 

@@ -22,7 +22,7 @@ from core.errors import ConfigError
 from core.protocol.walker import Walker
 from firmware.detection.base import Detection
 from firmware.safety import LET_GO_REASON, NOT_UPRIGHT_REASON, SafetyState, Transition
-from firmware.session.cues import PATTERN, Cue, wav_figures
+from firmware.session.cues import PATTERN, TEXT, Cue, wav_figures
 from firmware.session.plan import Interval, Plan, resolve_plan
 from firmware.session.runner import SessionRunner, SessionState
 from firmware.session.voice import (
@@ -99,9 +99,35 @@ def test_interval_prompts_say_number_length_time_left_and_the_turn(prompts: Prom
     )
     last = prompts.interval(plan, 14)
     assert last.endswith("Interval 15 of 15. Walk forward for 2 minutes. Last interval.")
-    assert prompts.for_cue(Cue.DONE, plan, 14) == "Session done. Well walked."
+    assert (
+        prompts.for_cue(Cue.DONE, plan, 14)
+        == "Session done. Slow the belt to a stop, holding the rail. Well walked."
+    )
     assert prompts.for_cue(Cue.ONE_MINUTE, plan, 3) == "One minute left."
     assert prompts.for_cue(Cue.ONE_MINUTE, plan, 14) == "One minute left in the session."
+
+
+def test_a_rest_and_the_sessions_end_say_to_stop_the_belt_first(prompts: Prompts) -> None:
+    """A rest interval and the session's end come while ARMED, the belt still running (the
+    monitor never sets its speed). The rest said "Stop walking and rest": a walker on a moving
+    belt who does is carried to its end. Now each says to slow the belt to a stop, holding the
+    rail, before resting; nothing the session can say tells the walker to stop walking."""
+    plan = Plan(
+        "custom",
+        (
+            Interval.of_seconds("backward", 120.0),
+            Interval.of_seconds("rest", 60.0),
+            Interval.of_seconds("backward", 120.0),
+        ),
+    )
+    rest = prompts.interval(plan, 1)
+    done = prompts.for_cue(Cue.DONE, plan, 2)
+    for words in (rest, done):
+        assert "Slow the belt to a stop, holding the rail" in words
+    assert rest.index("Slow the belt to a stop") < rest.index("rest for 1 minute")
+    assert "belt" in TEXT[Cue.REST]
+    said = [*prompts.all_for_plan(plan), *TEXT.values()]
+    assert not [s for s in said if "stop walking" in s.lower()]
 
 
 def test_the_turn_is_said_only_before_a_change_of_walking_direction(prompts: Prompts) -> None:
@@ -119,7 +145,7 @@ def test_the_turn_is_said_only_before_a_change_of_walking_direction(prompts: Pro
     assert [s.startswith(TURN) for s in said] == [False, False, True, False, False]
     assert "Walk forward for 1 minute 30 seconds. 6 minutes 15 seconds to go." in said[0]
     assert "Walk backward for 2 minutes 30 seconds." in said[2]
-    assert "Stop walking and rest for 30 seconds." in said[3]
+    assert "Slow the belt to a stop, holding the rail, then rest for 30 seconds." in said[3]
     assert said[4].endswith("Walk forward for 45 seconds. Last interval.")
 
 
@@ -549,7 +575,7 @@ def test_a_session_speaks_interval_time_left_turn_and_end() -> None:
         f"{TURN} Interval 2 of 3. Walk forward for 1 minute. 3 minutes to go.",
         f"{TURN} Interval 3 of 3. Walk backward for 2 minutes. Last interval.",
         "One minute left in the session.",
-        "Session done. Well walked.",
+        "Session done. Slow the belt to a stop, holding the rail. Well walked.",
     ]
     assert [c.spoken for c in runner.cues] == heard.said
 
@@ -1252,7 +1278,7 @@ def test_a_cue_refused_when_due_plays_when_the_buzzer_is_free_unless_stale() -> 
     buzzer.stop()
     runner.tick(t + 0.25)
     assert (runner.cues[-1].cue, runner.cues[-1].late) == (Cue.DONE, True)
-    assert heard.said[-1] == "Session done. Well walked."
+    assert heard.said[-1] == "Session done. Slow the belt to a stop, holding the rail. Well walked."
     runner.tick(t + 0.5)
     assert [c.cue for c in runner.cues if c.late] == [Cue.ONE_MINUTE, Cue.FORWARD, Cue.DONE]
 

@@ -5,7 +5,8 @@
   resumes the interval after a trip or a pause)
 * turn forward: ``cue_forward``, one long beep (0.7 s); "Turn around and walk forward."
   (the same variants)
-* rest: ``cue_rest``, two long beeps; "Stop walking and rest."
+* rest: ``cue_rest``, two long beeps; "Stop the belt, then rest." (the belt still runs: never
+  "stop walking" on it)
 * one minute left: ``cue_one_minute``, two medium beeps; "One minute left."
 * session done: ``cue_done``, long, short, long; "Session done. Well walked."
 * paused by the walker (a double press while running): ``chirp``, "Session paused." (spoken:
@@ -76,7 +77,7 @@ PATTERN: dict[Cue, str] = {
 TEXT: dict[Cue, str] = {
     Cue.BACKWARD: "Turn around and walk backward.",
     Cue.FORWARD: "Turn around and walk forward.",
-    Cue.REST: "Stop walking and rest.",
+    Cue.REST: "Stop the belt, then rest.",
     Cue.ONE_MINUTE: "One minute left.",
     Cue.DONE: "Session done. Well walked.",
     Cue.PAUSED: "Session paused.",
