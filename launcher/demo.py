@@ -27,8 +27,9 @@ from typing import TYPE_CHECKING, TextIO, cast
 from core.clock import Clock, RealClock
 from core.dbfile import database_file_problem
 from core.demo_limits import speed_problem
+from core.logsetup import logging_off_this_thread
 from core.protocol.events import ALERT_TYPES, EventType
-from core.realtime import realtime_section
+from core.realtime import LoopHelperThread, realtime_section
 from core.wallclock import FakeWallClock
 from firmware.app import App, CourierNotStarted, build_app, favour_realtime_thread
 from firmware.config import Config, StorageConfig
@@ -270,8 +271,10 @@ class LiveStatus:
 
     def start(self, app: App, session: scenarios.Sequence, runner: SessionRunner | None) -> None:
         start = app.clock.monotonic()
-        self._thread = threading.Thread(
-            target=self._run, args=(app, session, runner, start), name="demo-status", daemon=True
+        # One real-time step below the loop (it is made on the loop's thread): at normal
+        # priority it could be preempted holding the GIL the loop waits for (core.realtime).
+        self._thread = LoopHelperThread(
+            lambda: self._run(app, session, runner, start), "demo-status"
         )
         self._thread.start()
 
@@ -510,10 +513,15 @@ def _run_and_report(
         "a trip pauses it).\n"
     )
     # Real-time like the unit (CPUSchedulingPriority=20) where the OS allows it: at 4x speed
-    # a busy machine would otherwise stall the loop past the relay's hold time.
+    # a busy machine would otherwise stall the loop past the relay's hold time. The loop's log
+    # records are only queued, as `retroguard run` has them (core.logsetup): written on the
+    # loop thread, each one was a write to stderr (a terminal or a pipe that can stall) in the
+    # middle of the loop. The writer is made inside the real-time section, so it runs one step
+    # below the loop, as every other thread of this process.
     with (
         realtime_section(DEMO_LOOP_PRIORITY, "the demo's monitor loop"),
         logging_above(live, terminal) if live is not None else contextlib.nullcontext(),
+        logging_off_this_thread(),
     ):
         try:
             result = run_session(

@@ -30,7 +30,8 @@ from typing import TextIO
 from core.clock import Clock, RealClock
 from core.demo_limits import scale_problem, speed_problem
 from core.errors import ConfigError
-from core.realtime import realtime_section
+from core.logsetup import logging_off_this_thread
+from core.realtime import LoopHelperThread, realtime_section
 from core.wallclock import FakeWallClock
 from firmware.app import CourierNotStarted, build_app
 from firmware.config import Config, StorageConfig
@@ -278,7 +279,10 @@ class CuePrinter:
         self._held: list[tuple[float, str]] = []
         """Lines not printed yet: later than the speaker's horizon (:meth:`drain`)."""
         self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="session-cues", daemon=True)
+        # One real-time step below the loop when made on the loop's thread (core.realtime): at
+        # normal priority a busy host preempted it while it held the GIL, and the loop waited
+        # (a 175 ms wait for the GIL, traced in `retroguard demo`: the relay's latch dropped).
+        self._thread = LoopHelperThread(self._run, "session-cues")
 
     def start(self) -> CuePrinter:
         self._thread.start()
@@ -370,7 +374,17 @@ def run_guided_demo(
             for problem in exc.problems:
                 print(f"retroguard session demo: --plan: {problem}", file=sys.stderr)
             return 2
-    with tempfile.TemporaryDirectory(prefix="retroguard-session-demo-") as tmp:
+    # Real-time from before anything is built: every thread of the monitor's process (the
+    # simulated chip's clock, the gait meter, the courier's supervisor, the cue printer, the
+    # log writer) takes the policy of the thread that makes it, so made here they run at or one
+    # step below the loop. Made before the section, they ran at normal priority, and a busy
+    # host could preempt one holding the GIL while the loop waited for it (core.realtime).
+    # The loop's log records are only queued, as `retroguard run` has them (core.logsetup).
+    with (
+        tempfile.TemporaryDirectory(prefix="retroguard-session-demo-") as tmp,
+        realtime_section(DEMO_LOOP_PRIORITY, "the session demo's monitor loop"),
+        logging_off_this_thread(),
+    ):
         db = database or Path(tmp) / "events.db"
         # The hold time and debounce in the host's real milliseconds, as `retroguard demo`
         # has them: at --speed 10 a 6 ms hiccup of a busy host was a 60 ms hang to the
@@ -420,15 +434,14 @@ def run_guided_demo(
         printer = CuePrinter(runner, out, light=app.status_light).start()
         unfinished = ""
         try:
-            with realtime_section(DEMO_LOOP_PRIORITY, "the session demo's monitor loop"):
-                if balance:  # in STANDBY: the session opens with the balance check
-                    _run_until_standby(app.monitor, until=start + ARM_AT_S)
-                    runner.request("start")
-                app.monitor.run(until=start + arm_at + PRESS_S + 0.2)
-                if not balance:
-                    runner.request("start")
-                end = start + arm_at + 1.0 + the_plan.duration_s / time_scale + 1.5
-                app.monitor.run(until=end)
+            if balance:  # in STANDBY: the session opens with the balance check
+                _run_until_standby(app.monitor, until=start + ARM_AT_S)
+                runner.request("start")
+            app.monitor.run(until=start + arm_at + PRESS_S + 0.2)
+            if not balance:
+                runner.request("start")
+            end = start + arm_at + 1.0 + the_plan.duration_s / time_scale + 1.5
+            app.monitor.run(until=end)
         finally:
             # The monitor has stopped: a session still under way ends here (stopped), so its
             # record is final and nothing says it is running.
