@@ -154,6 +154,11 @@ def test_pin_used_twice_is_an_error(tmp_path: Path) -> None:
             "safety.contact_debounce_s: must be between 0.03 s",
         ),
         ("[safety]\ncontact_debounce_s = 5\n", "longer leaves a welded contact unreported"),
+        # One quiet block (a walker standing unusually still) must not stop the belt.
+        (
+            "[safety]\nworn_block_s = 3\nnot_worn_trip_s = 5.9\n",
+            "safety.not_worn_trip_s: 5.9 s must be at least two blocks",
+        ),
         ("[gpio.pins]\nrelay_sense = 27\n", r"GPIO27 is used twice \(relay_sense, reset_button"),
         # A time so long it switches a protection off, or makes a retry never come.
         ("[safety]\nfrozen_after_s = 1e300\n", "safety.frozen_after_s: must be in \\(0, 2] s"),

@@ -198,6 +198,52 @@ def test_a_threshold_of_zero_or_less_is_refused(threshold: float) -> None:
         WornCheck(200.0, threshold_dps=threshold)
 
 
+def test_the_last_seconds_are_read_as_a_block_is_about_their_own_mean() -> None:
+    """What a reset press is judged on is a block's measure over a shorter window: a window as
+    long as a block reads exactly what the block read when it closes, even on a gyro whose bias
+    drifts (the drift of the window's mean is no body, there as in a block)."""
+    check = WornCheck(200.0, threshold_dps=THRESHOLD, block_s=2.0, recent_s=2.0)
+    drifting = [s._replace(gx=s.gx + 0.5 * s.t) for s in swaying(0.0, 12.0)]
+    compared = 0
+    for sample in drifting:
+        check.update(sample)
+        if check.ready and check.blocks > compared + 1:
+            compared += 1
+            assert check.recent_dps == pytest.approx(check.rotation_dps, rel=1e-6)
+    assert compared >= 4
+
+
+def test_with_blocks_shorter_than_the_last_seconds_a_press_arms_once_the_check_is_ready() -> None:
+    """The last-seconds window is never longer than a block (``safety.worn_block_s`` of 1 s
+    here): a walker worn and swaying arms as soon as the first block is measured, not a
+    window later."""
+    check = WornCheck(200.0, threshold_dps=THRESHOLD, block_s=1.0, settle_s=1.0)
+    assert check.recent_s == 1.0
+    check.update_batch(swaying(0.0, 2.0))
+    assert check.ready and check.worn
+    assert check.worn_now
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        {"sample_rate_hz": 0.0},
+        {"block_s": 0.0},
+        {"settle_s": 0.0},
+        {"settle_s": -1.0},
+        {"recent_s": 0.0},
+    ],
+)
+def test_a_rate_block_settling_or_recent_time_of_zero_or_less_is_refused(
+    bad: dict[str, float],
+) -> None:
+    """Each would measure something other than what the docs say (a settling of one step, a
+    window of two): refused with the reason, not run quietly."""
+    args: dict[str, float] = {"sample_rate_hz": 200.0, "threshold_dps": THRESHOLD} | bad
+    with pytest.raises(ValueError, match="positive"):
+        WornCheck(**args)  # type: ignore[arg-type]
+
+
 # ------------------------------------------------------------ the real recordings
 
 
@@ -599,6 +645,11 @@ def test_a_press_after_a_fall_that_threw_the_sensor_off_is_refused(tmp_path: Pat
     assert rig.state == "TRIPPED" and not rig.hardware.contact_closed()
     assert rig.app.controller.reason.startswith("sensor not worn: no body movement in the last 2 s")
     assert [closed for _, closed in rig.hardware.history].count(True) == closes  # never closed
+    # The sensor lies still for longer than ``not_worn_trip_s``: the belt was already stopped
+    # by the fall, and the fall is what the caregivers are told, not a "monitor fault".
+    rig.run_for(2 * SAFETY.not_worn_trip_s)
+    assert rig.state == "TRIPPED"
+    assert all(x.state is not SafetyState.FAULT for x in rig.app.controller.transitions)
 
 
 def test_the_self_test_says_what_the_check_reads(tmp_path: Path) -> None:
