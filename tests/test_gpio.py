@@ -829,3 +829,27 @@ def test_the_data_ready_wakeup_keeps_an_events_contract() -> None:
     assert wakeup.wait(10.0) is True  # returns as soon as the other thread sets it
     setter.join()
     assert wakeup.is_set()
+
+
+def test_heartbeat_edges_are_written_from_the_level_last_written_never_read_back(
+    factory: ClockedMockFactory, clock: SimClock
+) -> None:
+    """Each edge inverts the level this object last wrote: reading the pin back (a system
+    call on a Pi) at every hold, 200 times a second, was half the cost of a hold. Only after a
+    write that failed is the pin read (test_heartbeat_edge_after_a_failed_release_...)."""
+    relay = GpioRelay(RELAY, factory, "heartbeat", enable_pin=ENABLE)
+    pin = factory.observed_pin(RELAY)
+    reads: list[float] = []
+    pin.set_read_hook(lambda: reads.append(clock.monotonic()))
+    pin.clear_states()
+    for i in range(10):
+        at(clock, T0 + 0.005 * (i + 1))
+        relay.hold()
+    relay.release()
+    for i in range(10):
+        at(clock, T0 + 0.1 + 0.005 * (i + 1))
+        relay.hold()
+    assert len(pin.transitions) == 20  # ten edges (back to released: no release edge), ten
+    assert reads == []
+    pin.set_read_hook(None)
+    relay.close()

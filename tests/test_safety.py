@@ -921,3 +921,67 @@ def test_a_welded_contact_read_only_at_gaps_longer_than_the_debounce_is_named(
     assert said is not None, controller.reason
     assert int(said[1]) >= DEBOUNCE * 1000 and int(said[2]) >= gap * 1000
     assert rig.app.stored_events()[-1].event.reason == controller.reason
+
+
+def test_a_stall_the_latch_rode_out_does_not_explain_a_later_drop(tmp_path: Path) -> None:
+    """The loop stalled for longer than the hold time while the walker still held reset (the
+    button bypasses the latch: the contact re-closed at the next edge). A minute later the
+    relay lets go on its own: the reason must send the technician to its supply and wiring,
+    not to a loop stall that the contact showed did no harm."""
+    rig = make_rig(tmp_path)
+    rig.run_for(1.0)
+    now = rig.clock.monotonic()
+    rig.button.press_at(now, now + 2.0)
+    while rig.state != "ARMED" and rig.clock.monotonic() < now + 1.5:
+        rig.run_for(0.01)
+    assert rig.state == "ARMED" and rig.clock.monotonic() < now + 1.5
+    rig.clock.advance(4 * rig.hardware.hold_s)  # type: ignore[attr-defined]
+    rig.run_for(1.0)  # the button let go; the contact is closed again
+    assert rig.state == "ARMED" and rig.hardware.contact_closed()
+    rig.run_for(60.0)
+    rig.hardware.drop_latch()
+    rig.run_for(0.5)
+    fault = rig.app.controller.transitions[-1]
+    assert fault.cause == Faulted(FaultKind.CONTACT_OPEN_WHILE_ARMED)
+    assert "no loop stall" in fault.reason and "stalled" not in fault.reason, fault.reason
+
+
+def test_a_latch_that_does_not_close_after_a_re_arming_is_not_called_a_stall(
+    tmp_path: Path,
+) -> None:
+    """A first walk armed and closed, tripped, and the re-arming's latch does not close: the
+    reason is the re-arming's (hold reset until the chirp, the latch and coil wiring), not a
+    loop stall measured from the first walk's last edge, nor a contact that "opened"."""
+    detector = TripAt(3.0)
+    rig = armed_rig(tmp_path, detector=detector)
+    rig.run_for(2.5)
+    assert rig.state == "TRIPPED"
+    rig.run_for(5.0)
+    now = rig.clock.monotonic()
+    rig.app.controller.on_button(now, now)  # the press, but no finger on the button
+    rig.run_for(0.3)
+    controller = rig.app.controller
+    armed, fault = controller.transitions[-2], controller.transitions[-1]
+    assert armed.cause == LocalReset() and armed.source is SafetyState.TRIPPED
+    assert fault.cause == Faulted(FaultKind.CONTACT_OPEN_WHILE_ARMED)
+    assert fault.reason.startswith("relay did not close after the reset"), fault.reason
+
+
+def test_stopping_the_monitor_releases_the_relay_before_anything_else(tmp_path: Path) -> None:
+    """The belt stops the moment the monitor does, before the recordings are encoded and
+    sent (no recording is ever encoded while the relay is held)."""
+    rig = armed_rig(tmp_path)
+    relay = rig.app.gpio.relay
+    assert relay.holding
+    held_while_sending: list[bool] = []
+    controller = rig.app.controller
+    send = controller._send_windows
+
+    def sending(*args: object, **kwargs: object) -> None:
+        held_while_sending.append(relay.holding)
+        send(*args, **kwargs)  # type: ignore[arg-type]
+
+    controller._send_windows = sending  # type: ignore[method-assign]
+    controller.stop(rig.clock.monotonic())
+    assert not relay.holding
+    assert held_while_sending == [False]
