@@ -359,3 +359,23 @@ def test_a_closed_incidents_page_says_when_it_was_closed_not_when_it_began(
     shown_at = datetime.fromisoformat(stamp.group(1).replace("Z", "+00:00")).timestamp()
     assert abs(shown_at - closed.closed_at) < 1.0
     assert f'data-since="{closed.closed_at}"' in when.group(1)
+
+
+def test_a_stumble_joining_after_the_card_was_shown_keeps_the_incident_open(
+    service: CaregiverService, device: SimDevice, ann: Http
+) -> None:
+    """A stumble pages unless the walker resets in time (``page_unless_reset``): one that
+    joined the incident after the card showed its fault is news the click did not see, so
+    the incident stays open, as for a fall."""
+    incident = uuid.uuid4().hex
+    fault = _event(device, service, "fault", incident)
+    shown = _shown(ann, CARD, f"{CARD}/ack")
+    assert (shown["incident"], shown["seen"]) == (incident, fault["id"])
+    _event(device, service, "stumble", incident)
+
+    status, _, body = ann.request("POST", f"{CARD}/ack", shown, headers=JSON)
+
+    assert status == 409
+    assert [s["kind"] for s in json.loads(body)["still_open"]] == ["stumble"]
+    still = service.store.incident(incident)
+    assert still is not None and still.open

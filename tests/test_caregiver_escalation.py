@@ -454,3 +454,97 @@ def test_a_reminder_in_the_notifiers_round_when_the_ack_comes_is_not_sent_after_
         device.close()
     finally:
         service.stop()
+
+
+def test_past_the_last_contact_everyone_is_reminded_until_an_ack_then_no_one(
+    mosquitto: Mosquitto, tmp_path: Path, receiver: Receiver, caregiver_db: str
+) -> None:
+    """The whole schedule of a fall nobody answers (resends 1, every 5 min): Ann, Ann again,
+    Bob, Bob again, then both at every timeout, never a round with no one paged, until Bob
+    acknowledges; then both hear it and nothing more is sent, however long the clock runs."""
+    service, clock = _service(mosquitto, tmp_path, _ann_and_bob(receiver), caregiver_db)
+    try:
+        device = SimDevice(mosquitto, "treadmill-1")
+        device.online()
+        fall = device.fall()
+        assert service.ingestor.wait_for(lambda: service.store.event(fall["id"]) is not None)
+        assert service.notifier.deliver_due() == 1
+        rounds = [[(m["path"], m["message"].split(",")[0]) for m in receiver.messages]]
+        for _ in range(5):
+            clock.advance(300)
+            assert service.alerting.tick() == 1
+            before = len(receiver.messages)
+            service.notifier.deliver_due()
+            rounds.append(
+                sorted((m["path"], m["message"].split(",")[0]) for m in receiver.messages[before:])
+            )
+        assert [[path for path, _ in sent] for sent in rounds] == [
+            ["/ann"],
+            ["/ann"],
+            ["/bob"],
+            ["/bob"],
+            ["/ann", "/bob"],
+            ["/ann", "/bob"],
+        ]
+        assert [sent[0][1].split(" ")[0] for sent in rounds[1:]] == [
+            "REMINDER",
+            "ESCALATED",
+            "REMINDER",
+            "STILL",
+            "STILL",
+        ]
+        service.acknowledge("treadmill-1", fall["id"], "bob")
+        before = len(receiver.messages)
+        assert service.notifier.deliver_due() == 2
+        assert sorted(_titles(receiver)[before:]) == [
+            ("/ann", "RetroGuard: acknowledged"),
+            ("/bob", "RetroGuard: acknowledged"),
+        ]
+        for _ in range(3):
+            clock.advance(300)
+            assert service.alerting.tick() == 0
+        assert service.notifier.deliver_due() == 0
+        assert len(receiver.messages) == before + 2
+        device.close()
+    finally:
+        service.stop()
+
+
+def test_a_fall_after_the_escalation_is_told_at_once_to_everyone_already_paged(
+    mosquitto: Mosquitto, tmp_path: Path, receiver: Receiver, caregiver_db: str
+) -> None:
+    """A monitor fault paged Ann, reminded her, then escalated to Bob; the incident then
+    became a fall. Ann, who was told of a fault only, hears "FALL" at once as Bob does, and
+    the next reminder is a whole timeout after the fall, not when the fault's was due."""
+    service, clock = _service(mosquitto, tmp_path, _ann_and_bob(receiver), caregiver_db)
+    try:
+        device = SimDevice(mosquitto, "treadmill-1")
+        device.online()
+        incident = "9f" * 16
+        fault = device.event(
+            "fault", severity="warning", state="FAULT", reason="IMU silent", incident=incident
+        )
+        assert service.ingestor.wait_for(lambda: service.store.event(fault["id"]) is not None)
+        assert service.notifier.deliver_due() == 1
+        for _ in range(2):
+            clock.advance(300)
+            assert service.alerting.tick() == 1
+            assert service.notifier.deliver_due() == 1
+        assert [path for path, _ in _titles(receiver)] == ["/ann", "/ann", "/bob"]
+        clock.advance(200)
+        fall = device.event(
+            "fall", severity="critical", state="FAULT", reason="impact 3.2 g", incident=incident
+        )
+        assert service.ingestor.wait_for(lambda: service.store.event(fall["id"]) is not None)
+        assert service.notifier.deliver_due() == 2
+        assert sorted(_titles(receiver)[3:]) == [
+            ("/ann", "RetroGuard: FALL"),
+            ("/bob", "RetroGuard: FALL"),
+        ]
+        clock.advance(299)
+        assert service.alerting.tick() == 0
+        clock.advance(1)
+        assert service.alerting.tick() == 1
+        device.close()
+    finally:
+        service.stop()

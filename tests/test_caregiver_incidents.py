@@ -280,3 +280,109 @@ def test_a_test_alarm_reaches_every_contact_as_a_test(
         assert service.store.open_incidents(DEVICE) == []  # a test is no incident
     finally:
         service.stop()
+
+
+def test_a_held_stumble_that_becomes_a_held_kind_stays_held_for_the_walkers_reset(
+    mosquitto: Mosquitto, tmp_path: Path, receiver: Receiver, caregiver_db: str
+) -> None:
+    """With faults also held for the walker's reset (``policy.fault = "page_unless_reset"``),
+    a stumble that becomes a fault pages no one at once: the walker still has the grace to
+    press reset, and only when it runs out is the fault paged."""
+    service, clock = _fake_clock_service(
+        mosquitto,
+        tmp_path,
+        receiver,
+        database=caregiver_db,
+        fault="page_unless_reset",
+        reset_grace_s=30.0,
+    )
+    try:
+        device = SimDevice(mosquitto, DEVICE)
+        device.online()
+        incident = _incident()
+        trip = device.event(
+            "stumble",
+            severity="warning",
+            state="TRIPPED",
+            reason="trunk rotated",
+            incident=incident,
+        )
+        assert _stored(service, trip["id"])
+        fault = device.event(
+            "fault", severity="warning", state="FAULT", reason="IMU silent", incident=incident
+        )
+        assert _stored(service, fault["id"])
+        assert service.notifier.deliver_due() == 0
+        clock.advance(29)
+        assert service.alerting.tick() == 0
+        assert receiver.messages == []
+        clock.advance(1)
+        assert service.alerting.tick() == 1
+        assert service.notifier.deliver_due() == 1
+        assert receiver.messages[0]["title"].startswith("RetroGuard: Monitor fault")
+        device.close()
+    finally:
+        service.stop()
+
+
+def test_a_milder_event_joining_a_paged_fall_neither_pages_again_nor_renames_the_alert(
+    mosquitto: Mosquitto, tmp_path: Path, receiver: Receiver, caregiver_db: str
+) -> None:
+    """A fall paged Ann; the monitor then faulted in the same incident. Nobody is paged again
+    (no second "FALL", no "Monitor fault" for a fall), and the alert still pages as a fall."""
+    service, _ = _fake_clock_service(mosquitto, tmp_path, receiver, database=caregiver_db)
+    try:
+        device = SimDevice(mosquitto, DEVICE)
+        device.online()
+        incident = _incident()
+        fall = device.event(
+            "fall", severity="critical", state="TRIPPED", reason="impact", incident=incident
+        )
+        assert _stored(service, fall["id"])
+        assert service.notifier.deliver_due() == 1
+        fault = device.event(
+            "fault", severity="warning", state="FAULT", reason="IMU silent", incident=incident
+        )
+        assert _stored(service, fault["id"])
+        assert service.notifier.deliver_due() == 0
+        (alert,) = service.alerting.alerts(DEVICE)
+        assert (alert.kind, alert.status, alert.event_id) == ("fall", "paging", fall["id"])
+        assert _paths(receiver) == ["/ann"]
+        device.close()
+    finally:
+        service.stop()
+
+
+def test_a_milder_event_arriving_after_the_ack_does_not_open_the_incident_again(
+    mosquitto: Mosquitto, tmp_path: Path, receiver: Receiver, caregiver_db: str
+) -> None:
+    """The fall was acknowledged; the stumble that began it arrives late (the monitor's
+    outbox catching up). It joins the closed incident: nobody is paged, now or after the
+    walker's grace, and the incident stays closed."""
+    service, clock = _fake_clock_service(
+        mosquitto, tmp_path, receiver, database=caregiver_db, reset_grace_s=30.0
+    )
+    try:
+        device = SimDevice(mosquitto, DEVICE)
+        device.online()
+        incident = _incident()
+        fall = device.event(
+            "fall", severity="critical", state="TRIPPED", reason="impact", incident=incident
+        )
+        assert _stored(service, fall["id"])
+        service.acknowledge(DEVICE, fall["id"], "bob")
+        service.notifier.deliver_due()
+        sent = len(receiver.messages)
+        late = device.event(
+            "stumble", severity="warning", state="TRIPPED", reason="trunk", incident=incident
+        )
+        assert _stored(service, late["id"])
+        clock.advance(60)
+        assert service.alerting.tick() == 0
+        assert service.notifier.deliver_due() == 0
+        assert len(receiver.messages) == sent
+        stored = service.store.incident(incident)
+        assert stored is not None and not stored.open
+        device.close()
+    finally:
+        service.stop()

@@ -676,6 +676,16 @@ def test_a_stumble_reset_in_time_is_logged_not_paged_and_one_not_reset_pages(
         service.notifier.deliver_due()
         assert _paths(receiver) == ["/ann"]
         assert receiver.messages[0]["title"] == "RetroGuard: Stumble - Dad's treadmill"
+        # Paging from the grace's end: its reminder a whole ack_timeout later, not at once.
+        clock.advance(1)
+        assert service.alerting.tick() == 0
+        clock.advance(298)
+        assert service.alerting.tick() == 0
+        clock.advance(1)
+        assert service.alerting.tick() == 1
+        service.notifier.deliver_due()
+        assert _paths(receiver) == ["/ann", "/ann"]
+        assert receiver.messages[1]["message"].startswith("REMINDER")
         device.close()
     finally:
         service.stop()
@@ -708,6 +718,11 @@ def test_offline_while_armed_pages_and_back_online_follows_up(
         # the alert's time is the service's clock, here a fake one)
         went = readable(clock.now, service.config.zone)
         assert f"it stopped reporting at {went} while armed." in receiver.messages[1]["message"]
+        # back online, the alert is over: no reminder that it went offline, ever
+        clock.advance(3 * 300)
+        assert service.alerting.tick() == 0
+        assert service.notifier.deliver_due() == 0
+        assert len(receiver.messages) == 2
         device.close()
         idle.close()
     finally:
