@@ -548,3 +548,35 @@ def test_a_fall_after_the_escalation_is_told_at_once_to_everyone_already_paged(
         device.close()
     finally:
         service.stop()
+
+
+def test_a_held_stumble_paged_at_its_graces_end_reminds_whom_it_reached_after_a_reorder(
+    mosquitto: Mosquitto, tmp_path: Path, receiver: Receiver, caregiver_db: str
+) -> None:
+    """A stumble not reset within the grace paged Ann (first of Ann, Bob, Cleo); the service
+    restarted with Bob put first. The reminder goes to Ann, whom the page reached, as it does
+    for a fall paged at once (not to whoever holds her old place)."""
+    cleo = Contact(name="Cleo", urls=(receiver.url("cleo"),))
+    ann, bob = _ann_and_bob(receiver)
+    service, clock = _service(mosquitto, tmp_path, (ann, bob, cleo), caregiver_db)
+    try:
+        device = SimDevice(mosquitto, "treadmill-1")
+        device.online()
+        stumble = device.stumble()
+        assert service.ingestor.wait_for(lambda: service.store.event(stumble["id"]) is not None)
+        clock.advance(service.config.policy.reset_grace_s)
+        assert service.alerting.tick() == 1
+        assert service.notifier.deliver_due() == 1
+        device.close()
+    finally:
+        service.stop()
+    later = clock.now
+    service, clock = _service(mosquitto, tmp_path, (bob, ann, cleo), caregiver_db)
+    try:
+        clock.now = later + 300
+        assert service.alerting.tick() == 1
+        assert service.notifier.deliver_due() == 1
+        said = [(m["path"], m["message"].split(" ")[0]) for m in receiver.messages]
+        assert said[1] == ("/ann", "REMINDER,")
+    finally:
+        service.stop()
