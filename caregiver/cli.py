@@ -15,11 +15,15 @@
   several walkers' sessions, and never silently the one who walked last; ``--pdf`` and
   ``--csv`` naming one file, or the service's database, are refused (exit 2) before anything
   is opened.
+
+Run as root, ``add-user`` gives a database it creates to the
+owner of its folder (:func:`core.writable.created_as_folder_owner`): the service's user.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime as dt
 import getpass
 import sys
@@ -149,20 +153,27 @@ def _run(args: argparse.Namespace) -> int:
     if args.caregiver_command not in (None, "serve"):  # None: no subcommand, i.e. serve
         from caregiver.auth import Accounts
         from caregiver.storage import Store, redacted
+        from core.writable import created_as_folder_owner
 
         password = None
         if args.caregiver_command == "add-user":  # a bad name or file: no database touched
             password = _new_account(args)
             if password is None:
                 return 2
-        store = Store(config.server.database)
-        try:
-            if args.caregiver_command == "report":
-                return _report(args, store, config)
-            database = redacted(config.server.database)
-            return _account_command(args, Accounts(store), database, password)
-        finally:
-            store.close()
+        # add-user run as root on a fresh install: the service's database, not root's
+        with (
+            created_as_folder_owner(database)
+            if engine_of(database) == "sqlite"
+            else contextlib.nullcontext()
+        ):
+            store = Store(config.server.database)
+            try:
+                if args.caregiver_command == "report":
+                    return _report(args, store, config)
+                database = redacted(config.server.database)
+                return _account_command(args, Accounts(store), database, password)
+            finally:
+                store.close()
     if args.port is not None:
         config = dataclasses.replace(
             config, server=dataclasses.replace(config.server, port=args.port)

@@ -12,8 +12,12 @@ What every such command does alike, so they cannot drift apart:
   (:func:`firmware.storage.database.connect`, which owns the schema and its migrations),
   ``plan show`` and ``walker list`` included, and say so on standard error, naming the file,
   so a mistyped ``--db`` is seen (:func:`open_device_database`). The monitor opens the same
-  file later as it would its own; systemd's ``StateDirectory=`` gives the service's user a
-  file created by root;
+  file later as it would its own. Run as root (the commands are documented for root or the
+  service's user), the new file and any folder made for it are given to the owner of the
+  folder they are made in, the service's user in its state directory
+  (:func:`core.writable.created_as_folder_owner`): root's, the service could not write its own
+  store at its next start (a storage fault, no arming), and ``StateDirectory=`` does not mend a
+  root file in a directory that is the service's already;
 * ``sessions``, which only reads what sessions recorded, never creates the database: a
   mistyped ``--db``, or no config on a machine where the monitor never ran, would otherwise
   leave an empty database behind and report "nothing recorded" from it as if that were the
@@ -32,6 +36,7 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 
 from core.dbfile import database_file_problem
+from core.writable import created_as_folder_owner
 
 INSTALLED_COMMAND = "/opt/retroguard/venv/bin/retroguard"
 """The command as scripts/install-pi.sh installs it (its venv's ``bin`` is not on ``PATH``, nor
@@ -104,7 +109,8 @@ def open_device_database(database: Path, command: str) -> int | None:
 
     A file that is not a database is refused (2: :func:`core.dbfile.database_file_problem`).
     One not there yet (the monitor has not started with it) is created and migrated to the
-    current schema as the monitor's first start does, and the command says so. One this user
+    current schema as the monitor's first start does, given to the folder's owner when run as
+    root, and the command says so. One this user
     may not open or create (the monitor's state directory belongs to its user) is refused with
     a sentence, not a traceback (1). A database written by a newer release raises
     :class:`~firmware.storage.errors.SchemaError`, which the CLI refuses as for every command.
@@ -120,7 +126,8 @@ def open_device_database(database: Path, command: str) -> int | None:
         print(f"{command}: {problem}", file=sys.stderr)
         return 2
     try:
-        connect(database).close()
+        with created_as_folder_owner(database):
+            connect(database).close()
     except (OSError, sqlite3.Error) as exc:  # a directory or file this user may not write
         return _cannot(command, database, exc)
     if created:

@@ -8,9 +8,10 @@ and prints what it did: how many prompts, how many were rendered now, how long
 it took and how much WAV they take. It then deletes every other rendered
 prompt (older plans', another voice's or rate's: about 6.6 MiB a plan) and
 says how much it freed. ``--list`` prints each sentence with its length and
-file size. Run it as the service user, so the cache is the
-service's (``sudo -u retroguard /opt/retroguard/venv/bin/retroguard prompts -c
-/etc/retroguard/config.toml``).
+file size. Run it as the service user (``sudo -u retroguard
+/opt/retroguard/venv/bin/retroguard prompts -c /etc/retroguard/config.toml``) or as root: what
+root renders into the service's state directory is given to the directory's owner
+(:func:`core.writable.created_as_folder_owner`), so the service can still add and prune prompts.
 """
 
 from __future__ import annotations
@@ -42,6 +43,7 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
 def run(args: argparse.Namespace) -> int:
     import subprocess
 
+    from core.writable import created_as_folder_owner
     from firmware.config import Config, load_config
     from firmware.session.cues import ESPEAK, wav_figures
     from firmware.session.plan import resolve_plan
@@ -59,7 +61,8 @@ def run(args: argparse.Namespace) -> int:
     plans = [resolve_plan(session.plan), *_assigned_plan(Path(config.storage.database))]
     texts = list(dict.fromkeys(t for plan in plans for t in prompts.all_for_plan(plan)))
     try:
-        figures = cache.render_all(texts)
+        with created_as_folder_owner(cache.directory, companions=(), contents=True):
+            figures = cache.render_all(texts)  # as root: the service's, which adds and prunes
     except (OSError, subprocess.SubprocessError) as exc:
         print(f"retroguard prompts: {ESPEAK} failed: {exc}", file=sys.stderr)
         return 1

@@ -138,6 +138,7 @@ def render_name_prompt(config: Any, name: str) -> str:
     """Render "Walker: <name>." into the prompt cache now; a line saying what happened."""
     import subprocess
 
+    from core.writable import created_as_folder_owner
     from firmware.session.cues import ESPEAK
     from firmware.session.runner import prompt_cache_dir
     from firmware.session.voice import VOICE_AUTO, VOICE_OFF, PromptCache, Prompts
@@ -152,7 +153,8 @@ def render_name_prompt(config: Any, name: str) -> str:
     cache = PromptCache(prompt_cache_dir(config), voice, session.speech_rate_wpm)
     text = prompts.walker(name)
     try:
-        path = cache.render(text)
+        with created_as_folder_owner(cache.directory, companions=(), contents=True):
+            path = cache.render(text)  # as root: the service's, which adds and prunes there
     except (OSError, subprocess.SubprocessError) as exc:
         return f"The name prompt could not be rendered ({exc}): it is tried again when spoken.\n"
     return f"Name prompt rendered: {text!r} ({path}).\n"

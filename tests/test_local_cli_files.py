@@ -1,0 +1,224 @@
+"""The files the local commands create: run as root (as they are
+documented to be, beside the service's user) on the service's state directory, what they create
+is the service's.
+
+The state directory is stood in for by a temporary folder given to ``nobody`` (as
+/var/lib/retroguard is ``retroguard``'s), and "the service can write its store" is checked by a
+child process that became ``nobody`` and writes to it.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sqlite3
+import sys
+import tempfile
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from firmware.storage.database import connect
+from launcher.cli import main
+
+NOBODY = 65534
+"""``nobody``:``nogroup`` on Debian: a real unprivileged user, standing in for ``retroguard``."""
+
+as_root = pytest.mark.skipif(
+    os.geteuid() != 0,
+    reason="giving a file to another user needs root: run the tests as root to check what a "
+    "command run with sudo leaves in the service's state directory",
+)
+
+
+@pytest.fixture
+def state_dir() -> Iterator[Path]:
+    """A folder owned by ``nobody``, mode 0750, as systemd's ``StateDirectory=`` leaves
+    /var/lib/retroguard to the service's user; its parent is 0755 so nobody may reach it
+    (pytest's own temporary folders are root's alone, 0700)."""
+    top = Path(tempfile.mkdtemp())
+    top.chmod(0o755)
+    state = top / "retroguard"
+    state.mkdir(mode=0o750)
+    os.chown(state, NOBODY, NOBODY)
+    try:
+        yield state
+    finally:
+        shutil.rmtree(top)
+
+
+def _as_service_user(write: Callable[[], None]) -> tuple[int, str]:
+    """Whether ``nobody`` (the service) can ``write`` (its store): in a child that became
+    ``nobody``, on the modules already imported (nobody may not read this interpreter's). The
+    exit status (0: written) and what it said."""
+    read, write_end = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - the child's coverage is not collected
+        status = 99
+        try:
+            os.close(read)
+            os.setgroups([])
+            os.setgid(NOBODY)
+            os.setuid(NOBODY)
+            sys.stderr = os.fdopen(write_end, "w")
+            write()
+            status = 0
+        except BaseException as exc:
+            print(f"the service could not write it: {exc!r}", file=sys.stderr)
+            status = 1
+        finally:
+            sys.stderr.flush()
+            os._exit(status)
+    os.close(write_end)
+    with os.fdopen(read) as child_err:
+        err = child_err.read()
+    _, wait_status = os.waitpid(pid, 0)
+    return os.waitstatus_to_exitcode(wait_status), err
+
+
+def _monitor_writes(database: Path) -> Callable[[], None]:
+    """The monitor's write: opened with :func:`connect` (its schema checked, WAL), a table
+    made and a row committed."""
+
+    def write() -> None:
+        conn = connect(database)
+        try:
+            conn.execute("CREATE TABLE IF NOT EXISTS probe (x INTEGER)")
+            conn.execute("INSERT INTO probe VALUES (1)")
+        finally:
+            conn.close()
+
+    return write
+
+
+def _root_owned(folder: Path) -> list[str]:
+    """Everything under ``folder`` that is root's, relative to it."""
+    return sorted(str(p.relative_to(folder)) for p in folder.rglob("*") if p.lstat().st_uid == 0)
+
+
+@as_root
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["walker", "list"],
+        ["plan", "show"],
+        ["walker", "add", "Anna B"],
+        ["plan", "set", "progression-week-1"],
+    ],
+)
+@pytest.mark.parametrize("where", ["retroguard.db", "data/retroguard.db"])
+def test_a_database_root_creates_in_the_state_directory_is_the_services(
+    command: list[str],
+    where: str,
+    state_dir: Path,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """A physio's `sudo retroguard walker add` on a fresh install created retroguard.db root's
+    in the service's state directory: the monitor could read it but not write it (SQLite opens
+    it read-only), a storage fault at its next start and no arming. systemd does not mend it
+    (StateDirectory= chowns the tree only when the directory itself is not the user's). The
+    database, a folder made for it, and anything SQLite leaves beside it, are the folder
+    owner's, and the service writes it."""
+    database = state_dir / where
+    config = tmp_path / "config.toml"
+    config.write_text(f'[session]\nvoice = "off"\n[storage]\ndatabase = "{database}"\n')
+    assert main([*command, "-c", str(config)]) == 0, capsys.readouterr().err
+    assert "created it" in capsys.readouterr().err
+    assert _root_owned(state_dir) == []
+    st = database.stat()
+    assert (st.st_uid, st.st_gid) == (NOBODY, NOBODY)
+    status, err = _as_service_user(_monitor_writes(database))
+    assert status == 0, err
+    assert main(["walker", "list", "-c", str(config)]) == 0  # root again, on the service's file
+    assert _root_owned(state_dir) == []
+
+
+@as_root
+def test_a_root_command_on_the_services_database_leaves_nothing_root_s_beside_it(
+    state_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The database is there (WAL mode) and the monitor is stopped: a root command opening it
+    makes its -wal and -shm. SQLite gives them the database file's owner when run as root
+    (its Unix VFS), so they never block the service, while the command runs or if it is
+    killed before it removes them; what makes a root file there is root creating the database
+    itself (the test above)."""
+    database = state_dir / "retroguard.db"
+    connect(database).close()
+    for path in state_dir.iterdir():
+        os.chown(path, NOBODY, NOBODY)
+    held = connect(database)  # a root command's connection, open: its -wal and -shm are there
+    try:
+        assert main(["walker", "add", "Ben", "--db", str(database)]) == 0
+        assert main(["sessions", "--db", str(database)]) == 0
+        beside = {p.name: p.stat().st_uid for p in state_dir.iterdir()}
+        assert {"retroguard.db", "retroguard.db-wal", "retroguard.db-shm"} <= set(beside)
+        assert set(beside.values()) == {NOBODY}, beside  # and prompts/, the name's
+        status, err = _as_service_user(_monitor_writes(database))  # the monitor starting meanwhile
+        assert status == 0, err
+    finally:
+        held.close()
+    capsys.readouterr()
+
+
+@as_root
+@pytest.mark.skipif(shutil.which("espeak-ng") is None, reason="espeak-ng is not installed")
+@pytest.mark.parametrize("command", [["walker", "add", "Anna B"], ["prompts"]])
+def test_prompts_root_renders_into_the_state_directory_are_the_services(
+    command: list[str], state_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`sudo retroguard walker add` renders the name prompt, `sudo retroguard prompts` a
+    plan's, into prompts/ beside the database: made by root, the folder was root's, and the
+    monitor could neither render a new plan's prompts into it nor prune it. They are the
+    state directory owner's."""
+    database = state_dir / "retroguard.db"
+    config = tmp_path / "config.toml"
+    config.write_text(
+        f'[session]\nplan = "progression-week-1"\n[storage]\ndatabase = "{database}"\n'
+    )
+    assert main([*command, "-c", str(config)]) == 0, capsys.readouterr().err
+    out = capsys.readouterr().out
+    assert "rendered" in out
+    wavs = list((state_dir / "prompts").glob("*.wav"))
+    assert wavs
+    assert _root_owned(state_dir) == []
+
+
+def test_a_command_as_another_user_changes_no_owner(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Not root (or root in its own folder): a created database is the creator's, as always;
+    nothing is given away."""
+    database = tmp_path / "state" / "retroguard.db"
+    assert main(["walker", "list", "--db", str(database)]) == 0
+    capsys.readouterr()
+    assert database.stat().st_uid == os.geteuid()
+    assert database.parent.stat().st_uid == os.geteuid()
+
+
+@as_root
+def test_caregiver_add_user_as_root_creates_the_services_database(
+    state_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`sudo retroguard caregiver add-user` before the caregiver service's first start: its
+    database is the state directory owner's, which the service (the same user, the same
+    /var/lib/retroguard) writes."""
+    database = state_dir / "caregiver.db"
+    config = tmp_path / "caregiver.toml"
+    config.write_text(f'[server]\ndatabase = "{database}"\n')
+    password = tmp_path / "pw"
+    password.write_text("correct horse battery\n")
+    argv = ["caregiver", "add-user", "anna", "--password-file", str(password), "-c", str(config)]
+    assert main(argv) == 0, capsys.readouterr().err
+    assert _root_owned(state_dir) == []
+    assert database.stat().st_uid == NOBODY
+
+    def write() -> None:  # the caregiver service's write: a transaction committed
+        conn = sqlite3.connect(database)
+        conn.execute("CREATE TABLE probe (x INTEGER)")
+        conn.commit()
+        conn.close()
+
+    status, err = _as_service_user(write)
+    assert status == 0, err
