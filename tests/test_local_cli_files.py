@@ -1,10 +1,13 @@
-"""The files the local commands create: run as root (as they are
+"""The files the local commands create, and where they refuse to: run as root (as they are
 documented to be, beside the service's user) on the service's state directory, what they create
-is the service's.
+is the service's; a read-only command creates nothing; a database the service could never write
+(in /etc, /usr, /boot, /efi) is refused as ``config --check`` refuses it.
 
 The state directory is stood in for by a temporary folder given to ``nobody`` (as
 /var/lib/retroguard is ``retroguard``'s), and "the service can write its store" is checked by a
-child process that became ``nobody`` and writes to it.
+child process that became ``nobody`` and writes to it. The real /etc and /var/lib are never
+touched: the commands that would write there without the check find a ``connect`` that fails
+the test instead of creating anything.
 """
 
 from __future__ import annotations
@@ -195,6 +198,92 @@ def test_a_command_as_another_user_changes_no_owner(
     capsys.readouterr()
     assert database.stat().st_uid == os.geteuid()
     assert database.parent.stat().st_uid == os.geteuid()
+
+
+@pytest.fixture
+def no_database_is_made(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A command that would open (and so create) a database fails the test instead: the paths
+    these tests name are in the real /etc and /usr, which no test may touch."""
+    import firmware.storage.database
+    from firmware.session import voice
+
+    def refused(*args: object, **kwargs: object) -> None:
+        pytest.fail(f"a database or prompt was opened: {args}")
+
+    monkeypatch.setattr(firmware.storage.database, "connect", refused)
+    monkeypatch.setattr(voice.PromptCache, "render", refused)
+
+
+@pytest.mark.usefixtures("no_database_is_made")
+@pytest.mark.parametrize(
+    "command",
+    [["walker", "list"], ["walker", "add", "Anna"], ["plan", "show"], ["sessions"]],
+)
+@pytest.mark.parametrize(
+    ("database", "folder"),
+    [("/etc/retroguard/retroguard.db", "/etc"), ("/usr/lib/retroguard/events.db", "/usr")],
+)
+def test_a_database_the_service_can_never_write_is_refused(
+    command: list[str],
+    database: str,
+    folder: str,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """A relative storage.database resolves in /etc/retroguard; `config --check` and `run`
+    refuse it there (core/writable.py), but `walker` and `plan` run as root created the
+    database in /etc (root may write it; the service never can, ProtectSystem=strict), and
+    `sessions` read one there as the device's. Each refuses it the same way, by the name it
+    was given (--db or the config's key), and makes nothing."""
+    instead = "name a file in the state directory, e.g. /var/lib/retroguard/retroguard.db"
+    assert main([*command, "--db", database]) == 2
+    assert capsys.readouterr().err == (
+        f"retroguard {command[0]}: --db: {database} is in {folder}, which the service can never "
+        f"write (its unit's ProtectSystem= makes {folder} read-only, whoever owns it; a "
+        f"relative path is relative to the config file's folder): {instead}\n"
+    )
+    config = tmp_path / "config.toml"
+    config.write_text(f'[storage]\ndatabase = "{database}"\n')
+    assert main([*command, "-c", str(config)]) == 2
+    assert capsys.readouterr().err.startswith(
+        f"retroguard {command[0]}: storage.database: {database} is in {folder}, which the "
+        "service can never write"
+    )
+
+
+@pytest.mark.usefixtures("no_database_is_made")
+def test_walker_add_refuses_a_prompt_cache_the_service_can_never_write(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`walker add` renders the name prompt into session.prompt_cache: in /etc, refused as
+    `config --check` refuses it, before the database is opened."""
+    config = tmp_path / "config.toml"
+    config.write_text(
+        '[session]\nprompt_cache = "/etc/retroguard/prompts"\n'
+        f'[storage]\ndatabase = "{tmp_path / "retroguard.db"}"\n'
+    )
+    assert main(["walker", "add", "Anna", "-c", str(config)]) == 2
+    assert capsys.readouterr().err.startswith(
+        "retroguard walker: session.prompt_cache: /etc/retroguard/prompts is in /etc, which "
+        "the service can never write"
+    )
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["config.toml"]
+
+
+def test_session_stop_names_a_database_in_etc_instead_of_reading_it(tmp_path: Path) -> None:
+    """`session stop`'s summary reads the database as `sessions` does, and refuses it alike."""
+    import io
+
+    from tools.sessions import _print_stopped
+
+    out = io.StringIO()
+    config = tmp_path / "config.toml"
+    config.write_text("")
+    _print_stopped("s1", Path("/etc/retroguard/retroguard.db"), config, out)
+    assert out.getvalue().startswith(
+        "No session summary: --db: /etc/retroguard/retroguard.db is in /etc, which the service "
+        "can never write"
+    )
 
 
 @as_root

@@ -18,6 +18,10 @@ What every such command does alike, so they cannot drift apart:
   (:func:`core.writable.created_as_folder_owner`): root's, the service could not write its own
   store at its next start (a storage fault, no arming), and ``StateDirectory=`` does not mend a
   root file in a directory that is the service's already;
+* a database in a folder the service can never write (``/etc``, ``/usr``, ``/boot``, ``/efi``:
+  :mod:`core.writable`) is refused by every command, as ``config --check`` and ``run`` refuse
+  it: whoever runs the command (root may write ``/etc``), it is not the device's database, and
+  SQLite would write its ``-wal`` and ``-shm`` beside it, a read included;
 * ``sessions``, which only reads what sessions recorded, never creates the database: a
   mistyped ``--db``, or no config on a machine where the monitor never ran, would otherwise
   leave an empty database behind and report "nothing recorded" from it as if that were the
@@ -36,7 +40,7 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 
 from core.dbfile import database_file_problem
-from core.writable import created_as_folder_owner
+from core.writable import created_as_folder_owner, written_path_problem
 
 INSTALLED_COMMAND = "/opt/retroguard/venv/bin/retroguard"
 """The command as scripts/install-pi.sh installs it (its venv's ``bin`` is not on ``PATH``, nor
@@ -72,11 +76,33 @@ def add_common_options(
             extra(target, default)
 
 
-def database_problem(database: Path, *, reads_only: bool) -> str | None:
+DATABASE_INSTEAD = "name a file in the state directory, e.g. /var/lib/retroguard/retroguard.db"
+"""What to give instead of a database in a read-only system folder (as ``config --check``)."""
+
+
+def database_key(db_option: Path | None) -> str:
+    """How a problem names the database: by ``--db`` when it was given, else by the config's
+    key."""
+    return "storage.database" if db_option is None else "--db"
+
+
+def system_dir_problem(database: Path, key: str) -> str | None:
+    """``key: ...`` when ``database`` is in a folder the service can never write
+    (:func:`core.writable.written_path_problem`), else None."""
+    return written_path_problem(key, database, DATABASE_INSTEAD)
+
+
+def database_problem(
+    database: Path, *, reads_only: bool, key: str = "storage.database"
+) -> str | None:
     """Why the command cannot use ``database`` (None when it can), named, so a mistyped path
-    is seen for what it is: a read-only command's database does not exist, or the file is not
-    a database at all (a directory, a PDF: :func:`core.dbfile.database_file_problem`; SQLite
+    is seen for what it is: it is in a folder the service can never write (``key`` names where
+    it came from), a read-only command's database does not exist, or the file is not a
+    database at all (a directory, a PDF: :func:`core.dbfile.database_file_problem`; SQLite
     would answer it with a traceback). Nothing is created or changed."""
+    system = system_dir_problem(database, key)
+    if system is not None:
+        return system
     if not database.exists():
         if not reads_only:
             return None
@@ -103,20 +129,25 @@ def _log_problem(database: Path) -> str | None:
     )
 
 
-def open_device_database(database: Path, command: str) -> int | None:
+def open_device_database(database: Path, command: str, key: str = "storage.database") -> int | None:
     """Make ``database`` ready for a setup command (``plan``, ``walker``); None when it is, else
     the exit status, having said why on standard error after ``command``'s name.
 
-    A file that is not a database is refused (2: :func:`core.dbfile.database_file_problem`).
-    One not there yet (the monitor has not started with it) is created and migrated to the
-    current schema as the monitor's first start does, given to the folder's owner when run as
-    root, and the command says so. One this user
+    A database in a folder the service can never write (``key`` names where it came from), or
+    a file that is not a database, is refused (2: :func:`system_dir_problem`,
+    :func:`core.dbfile.database_file_problem`). One not there yet (the monitor has not started
+    with it) is created and migrated to the current schema as the monitor's first start does,
+    given to the folder's owner when run as root, and the command says so. One this user
     may not open or create (the monitor's state directory belongs to its user) is refused with
     a sentence, not a traceback (1). A database written by a newer release raises
     :class:`~firmware.storage.errors.SchemaError`, which the CLI refuses as for every command.
     """
     from firmware.storage.database import connect
 
+    system = system_dir_problem(database, key)
+    if system is not None:
+        print(f"{command}: {system}", file=sys.stderr)
+        return 2
     try:
         created = not database.exists()
         problem = database_file_problem(database) or _log_problem(database)

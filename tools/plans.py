@@ -32,7 +32,7 @@ from core.protocol.plan import (
 from core.protocol.walker import DEFAULT_WALKER_ID
 from core.tomlschema import read_json
 from core.zones import system_zone, zone_name
-from tools.device_db import add_common_options, open_device_database
+from tools.device_db import add_common_options, database_key, open_device_database
 
 
 def add_parser(sub: Any) -> None:
@@ -148,7 +148,9 @@ def run_plan(args: argparse.Namespace) -> int:
         if refusal is not None:
             print(refusal, file=sys.stderr)
             return 2
-    refused = open_device_database(database, "retroguard plan")  # created on a fresh install
+    refused = open_device_database(  # created on a fresh install
+        database, "retroguard plan", database_key(args.db)
+    )
     if refused is not None:
         return refused
     from firmware.storage.database import connect

@@ -30,7 +30,7 @@ from core.protocol.messages import BalanceFigures, GaitFigures, SessionRecord
 from core.zones import system_zone, zone_name
 from firmware.session.summary import figures_line, week_line
 from firmware.storage.sessions import INTERRUPTED_NOTE, StoredSession, load_sessions
-from tools.device_db import INSTALLED_COMMAND, SERVICE_USER, database_problem
+from tools.device_db import INSTALLED_COMMAND, SERVICE_USER, database_key, database_problem
 
 ACTIONS = ("start", "pause", "resume", "stop", "status", "demo")
 UNSYNCED_MARK = "*"
@@ -199,9 +199,10 @@ def _print_stopped(
     except (ConfigError, OSError) as exc:
         out.write(f"No session summary: the config could not be read ({exc}).\n")
         return
+    key = database_key(database)
     if database is None:
         database = Path(config.storage.database)
-    problem = database_problem(database, reads_only=True)
+    problem = database_problem(database, reads_only=True, key=key)
     if problem is not None:
         out.write(f"No session summary: {problem}.\n")
         return
@@ -254,7 +255,7 @@ def run_sessions(args: argparse.Namespace) -> int:
     database = args.db
     if database is None:
         database = Path(_config(args.config).storage.database)
-    problem = database_problem(database, reads_only=True)
+    problem = database_problem(database, reads_only=True, key=database_key(args.db))
     if problem is not None:
         print(f"retroguard sessions: {problem}", file=sys.stderr)
         return 2

@@ -26,7 +26,7 @@ from typing import Any, TextIO
 
 from core.protocol.payloads import wall_now
 from core.protocol.walker import WalkerInvalid
-from tools.device_db import add_common_options, open_device_database
+from tools.device_db import add_common_options, database_key, open_device_database
 
 
 def add_parser(sub: Any) -> None:
@@ -71,7 +71,14 @@ def run_walker(args: argparse.Namespace) -> int:
         config = dataclasses.replace(
             config, storage=dataclasses.replace(config.storage, database=str(args.db))
         )
-    refused = open_device_database(database, "retroguard walker")  # created on a fresh install
+    if args.action == "add":  # before the database: a refused cache creates nothing
+        problem = prompt_cache_problem(config)
+        if problem is not None:
+            print(f"retroguard walker: {problem}", file=sys.stderr)
+            return 2
+    refused = open_device_database(  # created on a fresh install
+        database, "retroguard walker", database_key(args.db)
+    )
     if refused is not None:
         return refused
     out = sys.stdout
@@ -132,6 +139,22 @@ def print_roster(current: Any, out: TextIO) -> None:
     for n, walker in enumerate(current.walkers, 1):
         mark = "*" if walker.id == current.selected.id else " "
         out.write(f"  {mark} {n}. {walker.id:20} {walker.name}\n")
+
+
+def prompt_cache_problem(config: Any) -> str | None:
+    """Why ``add`` may not render the name prompt into the prompt cache (None: it may): the
+    cache is in a folder the service can never write, refused as ``config --check`` refuses
+    ``session.prompt_cache`` there (a cache beside a database there is refused with it)."""
+    from core.writable import written_path_problem
+    from firmware.session.runner import prompt_cache_dir
+
+    if not config.session.prompt_cache:
+        return None
+    return written_path_problem(
+        "session.prompt_cache",
+        prompt_cache_dir(config),
+        'leave it "" (prompts/ beside the event store) or name a folder in /var/lib/retroguard',
+    )
 
 
 def render_name_prompt(config: Any, name: str) -> str:
