@@ -16,7 +16,8 @@
   ``--csv`` naming one file, or the service's database, are refused (exit 2) before anything
   is opened.
 
-Run as root, ``add-user`` gives a database it creates to the
+Only ``add-user`` (and the service) create the database; the others refuse one that is not
+there (:func:`_no_database`). Run as root, ``add-user`` gives a database it creates to the
 owner of its folder (:func:`core.writable.created_as_folder_owner`): the service's user.
 """
 
@@ -39,6 +40,9 @@ if TYPE_CHECKING:  # imported when a command runs: `retroguard --help` stays qui
     from caregiver.storage import Account
 
 DEFAULT_CONFIG = Path("/etc/retroguard/caregiver.toml")
+READS_EXISTING = ("users", "remove-user", "set-role", "limit-user", "report")
+"""The commands that only read or change what the database holds: they refuse a database that
+is not there instead of creating it (only the service and ``add-user`` create it)."""
 ROLES = ("caregiver", "physio")
 """The values of :class:`caregiver.storage.Role` (not imported here: ``--help`` stays quick)."""
 
@@ -150,6 +154,11 @@ def _run(args: argparse.Namespace) -> int:
         if clash is not None:
             print(f"retroguard caregiver report: {clash}", file=sys.stderr)
             return 2
+    if args.caregiver_command in READS_EXISTING:
+        missing = _no_database(database)
+        if missing is not None:
+            print(f"retroguard caregiver {args.caregiver_command}: {missing}", file=sys.stderr)
+            return 2
     if args.caregiver_command not in (None, "serve"):  # None: no subcommand, i.e. serve
         from caregiver.auth import Accounts
         from caregiver.storage import Store, redacted
@@ -182,6 +191,22 @@ def _run(args: argparse.Namespace) -> int:
 
     CaregiverService(config).serve_forever()
     return 0
+
+
+def _no_database(database: str) -> str | None:
+    """Why a command of :data:`READS_EXISTING` has nothing to work on: its SQLite database is
+    not there (None: it is, or it is a PostgreSQL server's). Said, not made: opening it would
+    create an empty database (and its folder: /var/lib/retroguard on a machine where the
+    service never ran, or under a mistyped -c) and answer "no accounts" from it as if that
+    were the service's (``retroguard sessions`` refuses alike)."""
+    from caregiver.storage import engine_of
+
+    if engine_of(database) != "sqlite" or Path(database).exists():
+        return None
+    return (
+        f"{database}: no such database (the caregiver service creates it on its first start, "
+        "add-user with the first account; give the service's config with -c)"
+    )
 
 
 def _report(args: argparse.Namespace, store: Any, config: Any) -> int:

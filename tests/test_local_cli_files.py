@@ -286,6 +286,71 @@ def test_session_stop_names_a_database_in_etc_instead_of_reading_it(tmp_path: Pa
     )
 
 
+CAREGIVER_READS = [
+    ["users"],
+    ["remove-user", "anna"],
+    ["set-role", "anna", "physio"],
+    ["limit-user", "anna", "--all"],
+    ["report", "dev1"],
+]
+
+
+@pytest.mark.parametrize("command", CAREGIVER_READS)
+def test_caregiver_commands_on_no_database_say_so_and_create_nothing(
+    command: list[str],
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """`retroguard caregiver users` without -c where /etc/retroguard/caregiver.toml is missing
+    (a machine where the service never ran, or the caregiver service is on another host)
+    created /var/lib/retroguard/caregiver.db and its folder, and listed "no accounts" from it.
+    A command that only reads or changes what is there refuses a database that is not, naming
+    it (exit 2), as `retroguard sessions` does; so does one named by a config. The defaults
+    are pointed into the test's folder: the real /etc and /var/lib are never looked at."""
+    import caregiver.cli
+    import caregiver.config
+
+    database = tmp_path / "var" / "lib" / "retroguard" / "caregiver.db"
+    missing = tmp_path / "etc" / "caregiver.toml"
+    real = caregiver.config.CaregiverConfig
+    monkeypatch.setattr(caregiver.cli, "DEFAULT_CONFIG", missing)
+    monkeypatch.setattr(
+        caregiver.config,
+        "CaregiverConfig",
+        lambda: real(server=caregiver.config.ServerConfig(database=str(database))),
+    )
+    assert main(["caregiver", *command]) == 2
+    err = capsys.readouterr().err
+    assert err.splitlines() == [
+        f"retroguard caregiver: {missing} not found; using built-in defaults",
+        f"retroguard caregiver {command[0]}: {database}: no such database (the caregiver "
+        "service creates it on its first start, add-user with the first account; give the "
+        "service's config with -c)",
+    ]
+    assert not (tmp_path / "var").exists()
+    monkeypatch.undo()  # the built-in defaults back, for the config read next
+    config = tmp_path / "caregiver.toml"
+    config.write_text('[server]\ndatabase = "typo.db"\n')
+    assert main(["caregiver", *command, "-c", str(config)]) == 2
+    assert f"{tmp_path / 'typo.db'}: no such database" in capsys.readouterr().err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["caregiver.toml"]
+
+
+def test_caregiver_add_user_still_creates_the_database(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """add-user makes the first account, so it creates the database; then users lists it."""
+    config = tmp_path / "caregiver.toml"
+    config.write_text(f'[server]\ndatabase = "{tmp_path / "state" / "caregiver.db"}"\n')
+    password = tmp_path / "pw"
+    password.write_text("correct horse battery\n")
+    argv = ["caregiver", "add-user", "anna", "--password-file", str(password), "-c", str(config)]
+    assert main(argv) == 0, capsys.readouterr().err
+    assert main(["caregiver", "users", "-c", str(config)]) == 0
+    assert "anna" in capsys.readouterr().out
+
+
 @as_root
 def test_caregiver_add_user_as_root_creates_the_services_database(
     state_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
