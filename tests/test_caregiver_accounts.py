@@ -53,8 +53,13 @@ def test_accounts_are_listed_limited_and_removed_from_the_command_line(
 ) -> None:
     secret = tmp_path / "pw"
     secret.write_text(PASSWORD + "\n")
-    assert _cli(tmp_path, "users", database=caregiver_db) == 0
-    assert "no caregiver accounts yet" in capsys.readouterr().out
+    if caregiver_db.startswith("postgresql"):  # a server's database, already there, empty
+        assert _cli(tmp_path, "users", database=caregiver_db) == 0
+        assert "no caregiver accounts yet" in capsys.readouterr().out
+    else:  # a listing makes no SQLite file: the service or add-user does
+        assert _cli(tmp_path, "users", database=caregiver_db) == 2
+        assert "no such database" in capsys.readouterr().err
+        assert not Path(caregiver_db).exists()
     assert _cli(tmp_path, "add-user", "ann", "--password-file", str(secret)) == 0
     argv = ["add-user", "bob", "--password-file", str(secret), "--device", "treadmill-2"]
     assert _cli(tmp_path, *argv, "--device", "clinic-3") == 0

@@ -56,13 +56,24 @@ def _policy_of(native_id: int) -> SchedulingPolicy:
 class PrintedBy(io.StringIO):
     """The demo's ``out``: notes the scheduling policy of each thread that printed a line,
     and, while the walk runs (a line printed off the loop's thread), that of every thread the
-    demo started beside the loop."""
+    demo started beside the loop: the last seen of each thread, by its id. A helper thread
+    starts at normal priority (the loop's policy is reset on fork, threads included) and takes
+    its own in the first line of its run: a look in between saw it SCHED_OTHER once, under
+    load, which says nothing of how it runs."""
 
     def __init__(self, loop: int) -> None:
         super().__init__()
         self.loop = loop
         self.policies: dict[int, SchedulingPolicy | None] = {}
-        self.threads: dict[str, set[SchedulingPolicy]] = {}
+        self.seen: dict[tuple[str, int], SchedulingPolicy] = {}
+
+    @property
+    def threads(self) -> dict[str, set[SchedulingPolicy]]:
+        """Each thread name's policies, one per thread of that name (the last seen)."""
+        named: dict[str, set[SchedulingPolicy]] = {}
+        for (name, _), policy in self.seen.items():
+            named.setdefault(name, set()).add(policy)
+        return named
 
     def write(self, text: str) -> int:
         self.policies.setdefault(threading.get_ident(), SchedulingPolicy.of_this_thread())
@@ -70,8 +81,7 @@ class PrintedBy(io.StringIO):
             for thread in threading.enumerate():
                 if thread.name in MONITOR_THREADS and thread.native_id is not None:
                     with contextlib.suppress(OSError):  # it ended meanwhile
-                        policy = _policy_of(thread.native_id)
-                        self.threads.setdefault(thread.name, set()).add(policy)
+                        self.seen[thread.name, thread.native_id] = _policy_of(thread.native_id)
         return super().write(text)
 
 
