@@ -15,7 +15,6 @@ from __future__ import annotations
 import os
 import shutil
 import sqlite3
-import sys
 import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -24,8 +23,8 @@ import pytest
 
 from firmware.storage.database import connect
 from launcher.cli import main
+from tests.user_support import NOBODY, as_nobody
 
-NOBODY = 65534
 """``nobody``:``nogroup`` on Debian: a real unprivileged user, standing in for ``retroguard``."""
 
 as_root = pytest.mark.skipif(
@@ -52,32 +51,14 @@ def state_dir() -> Iterator[Path]:
 
 
 def _as_service_user(write: Callable[[], None]) -> tuple[int, str]:
-    """Whether ``nobody`` (the service) can ``write`` (its store): in a child that became
-    ``nobody``, on the modules already imported (nobody may not read this interpreter's). The
-    exit status (0: written) and what it said."""
-    read, write_end = os.pipe()
-    pid = os.fork()
-    if pid == 0:  # pragma: no cover - the child's coverage is not collected
-        status = 99
-        try:
-            os.close(read)
-            os.setgroups([])
-            os.setgid(NOBODY)
-            os.setuid(NOBODY)
-            sys.stderr = os.fdopen(write_end, "w")
-            write()
-            status = 0
-        except BaseException as exc:
-            print(f"the service could not write it: {exc!r}", file=sys.stderr)
-            status = 1
-        finally:
-            sys.stderr.flush()
-            os._exit(status)
-    os.close(write_end)
-    with os.fdopen(read) as child_err:
-        err = child_err.read()
-    _, wait_status = os.waitpid(pid, 0)
-    return os.waitstatus_to_exitcode(wait_status), err
+    """Whether ``nobody`` (the service) can ``write`` (its store): the exit status (0:
+    written) and what it said."""
+
+    def work() -> int:
+        write()
+        return 0
+
+    return as_nobody(work)
 
 
 def _monitor_writes(database: Path) -> Callable[[], None]:

@@ -6,7 +6,6 @@ import io
 import os
 import shutil
 import socket
-import sys
 import tempfile
 import threading
 from pathlib import Path
@@ -17,6 +16,7 @@ from core.clock import SimClock
 from firmware.storage.database import connect
 from firmware.storage.sessions import load_sessions
 from launcher.cli import main
+from tests.user_support import as_nobody
 from tools.session_demo import run_guided_demo
 
 
@@ -167,38 +167,16 @@ def test_session_command_without_a_monitor(
     assert "no monitor is listening" in capsys.readouterr().err
 
 
-NOBODY = 65534
-
-
 def _as_another_user(argv: list[str], closed: Path, mode: int) -> tuple[int, str]:
     """``main(argv)``'s exit status and standard error as a user who may not open ``closed``:
-    as root, in a child process that became ``nobody``, with ``closed`` root's at ``mode`` (as
-    the installed files are); otherwise ``closed`` is shut to this user too (mode 0). The
-    child runs on the modules already imported: nobody may not read this interpreter's."""
-    closed.chmod(mode if os.geteuid() == 0 else 0)
-    read, write = os.pipe()
-    pid = os.fork()
-    if pid == 0:  # pragma: no cover - the child's coverage is not collected
-        status = 99
-        try:
-            os.close(read)
-            if os.geteuid() == 0:
-                os.setgroups([])
-                os.setgid(NOBODY)
-                os.setuid(NOBODY)
-            sys.stderr = os.fdopen(write, "w")
-            status = main(argv)
-        except BaseException as exc:  # shown in the test's failure, not lost with the child
-            print(f"the child failed: {exc!r}", file=sys.stderr)
-        finally:
-            sys.stderr.flush()
-            os._exit(status)
-    os.close(write)
-    with os.fdopen(read) as child_err:
-        err = child_err.read()
-    _, wait_status = os.waitpid(pid, 0)
-    closed.chmod(0o700)
-    return os.waitstatus_to_exitcode(wait_status), err
+    as root, ``nobody`` with ``closed`` root's at ``mode`` (as the installed files are);
+    otherwise ``closed`` is shut to this user too (mode 0)."""
+    root = os.geteuid() == 0
+    closed.chmod(mode if root else 0)
+    try:
+        return as_nobody(lambda: main(argv), drop=root)
+    finally:
+        closed.chmod(0o700)
 
 
 def test_session_command_as_another_user_says_who_may_run_it(
