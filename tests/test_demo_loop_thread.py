@@ -66,6 +66,9 @@ class PrintedBy(io.StringIO):
         self.loop = loop
         self.policies: dict[int, SchedulingPolicy | None] = {}
         self.seen: dict[tuple[str, int], SchedulingPolicy] = {}
+        self.before = {thread.ident for thread in threading.enumerate()}
+        """Threads already running when the demo was given this output: another test's (a
+        gait meter left running on the same pytest worker), not the demo's."""
 
     @property
     def threads(self) -> dict[str, set[SchedulingPolicy]]:
@@ -79,7 +82,11 @@ class PrintedBy(io.StringIO):
         self.policies.setdefault(threading.get_ident(), SchedulingPolicy.of_this_thread())
         if threading.get_ident() != self.loop:
             for thread in threading.enumerate():
-                if thread.name in MONITOR_THREADS and thread.native_id is not None:
+                if (
+                    thread.name in MONITOR_THREADS
+                    and thread.native_id is not None
+                    and thread.ident not in self.before
+                ):
                     with contextlib.suppress(OSError):  # it ended meanwhile
                         self.seen[thread.name, thread.native_id] = _policy_of(thread.native_id)
         return super().write(text)
