@@ -78,6 +78,11 @@ class Monitor:
         self._patterns = ResetButtonPatterns(gap_s=press_gap_s)
         self.press_edges = EdgeFeed()
         """The reset button's edges, passed on after the loop read them (the session's)."""
+        self.chooses_walker: Callable[[], bool] | None = None
+        """Whether a double press in STANDBY is the session runner's now (it chooses the next
+        walker while no session is under way); None or False: nobody's, so the controller
+        refuses it as two presses ("press once and hold") rather than nobody answering it.
+        Asked on this thread, only while a press sequence is open in STANDBY."""
         self.controller = controller
         self.clock = clock
         self.read_timeout_s = read_timeout_s
@@ -145,8 +150,10 @@ class Monitor:
                 now = self.clock.monotonic()
                 state = controller.state
                 armable = state in (SafetyState.STANDBY, SafetyState.TRIPPED)
+                chooses = self.chooses_walker
+                walkers = state is SafetyState.STANDBY and chooses is not None and chooses()
                 for outcome in self._patterns.feed(
-                    edges, now, armable=armable, double_is_sessions=state is SafetyState.STANDBY
+                    edges, now, armable=armable, double_is_sessions=walkers
                 ):
                     match outcome:
                         case ResetPress(pressed_at=pressed_at, held=held, presses=presses):

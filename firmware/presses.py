@@ -22,8 +22,8 @@ pattern). Presses come in *sequences*: each press of a sequence starts within
   one is reported once the second press has been held for the chirp, while
   still down, so the walker holding for a chirp hears the refusal instead; a
   double press of two presses let go before the chirp, once its sequence is
-  over — and in STANDBY not at all: there it is the session's (the next walker
-  profile, docs/safety.md).
+  over — and in STANDBY not at all while it is the session's (the next walker
+  profile while no session is under way, docs/safety.md).
 * **Help** — three presses of one sequence within :data:`HELP_WINDOW_S`
   (the first let go before the chirp), in any state. Reported when the third
   press goes down, so the walker hears "sent" at once.
@@ -157,9 +157,9 @@ class ResetButtonPatterns:
         two presses as a reset press not held (``presses=2``). Elsewhere a held press
         is not one; a lone press let go before the chirp is reported as a reset press
         in any state once its sequence is over, and the controller ignores it outside
-        STANDBY and TRIPPED. ``double_is_sessions``: a double press of two presses let
-        go before the chirp is the session's here (STANDBY: the walker profile), not
-        reported.
+        STANDBY and TRIPPED. ``double_is_sessions``: a double
+        press of two presses let go before the chirp is the session's here (STANDBY with
+        no session under way: the walker profile), not reported.
         """
         if not edges and self.idle:
             return []  # the usual iteration: nothing pressed, nothing pending
@@ -223,8 +223,9 @@ class ResetButtonPatterns:
             # A lone press let go before the chirp: the walker's reset press, too short.
             out.append(ResetPress(downs[0], held=False))
         elif len(downs) == 2 and armable and not self._answered and not double_is_sessions:
-            # Two quick presses where they choose no walker (TRIPPED): refused as one press
-            # let go too soon is, not passed over in silence with the alarm sounding on.
+            # Two quick presses where they choose no walker (TRIPPED, STANDBY with a session
+            # under way): refused as one press let go too soon is, not passed over in
+            # silence with the alarm sounding on.
             out.append(ResetPress(downs[0], held=False, presses=2))
         self._end_sequence()
 

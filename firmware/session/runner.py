@@ -895,6 +895,14 @@ class SessionRunner:
     def under_way(self) -> bool:
         return self.state in (SessionState.RUNNING, SessionState.PAUSED, SessionState.BALANCE)
 
+    def chooses_walker(self) -> bool:
+        """A double press in STANDBY is this runner's now: it chooses the next walker, which
+        it does only with no session under way (:attr:`Monitor.chooses_walker` asks). With
+        one under way — waiting to arm, the balance check — the walker profile cannot change,
+        and the controller refuses the double press as two presses, "press once and hold":
+        it was nobody's, and a walker who cannot see heard nothing at all."""
+        return not self.under_way
+
     # ------------------------------------------------------------------ walkers
 
     def _take_roster(self) -> None:
@@ -1265,8 +1273,8 @@ class SessionRunner:
             and gesture.longest_s < ARM_HOLD_S
         ):
             # Made wholly in STANDBY, no press held to the chirp: never a reset press.
-            if self.under_way:
-                log.info("double press in standby ignored: a session is under way")
+            if self.under_way:  # the controller refuses it (Monitor.chooses_walker)
+                log.info("double press in standby: no walker chosen, a session is under way")
             else:
                 self._cycle_walker(now)
             return
@@ -2050,6 +2058,7 @@ def attach_session(
                 [f"session.control_socket: cannot listen on {path}: {reason}"]
             ) from None
         runner.control = control
+    app.monitor.chooses_walker = runner.chooses_walker
     hooks = app.monitor.on_iteration
     # Before the link's poll: a record the runner hands over goes out in the same iteration,
     # in one piece with the event that caused it (a trip's: one transaction at the courier,
@@ -2079,6 +2088,8 @@ def detach_session(app: App, runner: SessionRunner, timeout: float = 5.0) -> Non
     """
     if runner in app.monitor.on_iteration:
         app.monitor.on_iteration.remove(runner)
+    if app.monitor.chooses_walker == runner.chooses_walker:
+        app.monitor.chooses_walker = None
     app.link.session_walker_is(None)  # no session of this runner's is under way any more
     if app.status_light is not None:
         app.status_light.interval_now = None
