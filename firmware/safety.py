@@ -381,6 +381,13 @@ class SafetyController:
         return self._incident
 
     @property
+    def help_waiting(self) -> bool:
+        """The walker called for help in the incident open now and no caregiver has answered
+        (closed it) yet: what the after-trip words say instead of how to call for help."""
+        incident = self._incident
+        return incident is not None and incident in self._help_incidents
+
+    @property
     def sounding(self) -> SoundingAlarm | None:
         """The safety pattern the buzzer is playing, with the event and incident it sounded
         for; None when the buzzer plays none of this controller's (silent, a cue, a chirp, or

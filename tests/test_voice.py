@@ -536,6 +536,7 @@ class Armed:
     reason: str = "armed by local reset from STANDBY"
     last_detection: Detection | None = None
     incident: str | None = None
+    help_waiting: bool = False
 
 
 @dataclass
@@ -960,13 +961,13 @@ def test_the_prompts_command_renders_the_plan_into_the_cache(
     config.write_text('[storage]\ndatabase = "events.db"\n[session]\nplan = "alternate-2-2"\n')
     assert main(["prompts", "-c", str(config)]) == 0
     first = capsys.readouterr().out
-    assert first.startswith("alternate-2-2 in English (voice en, 150 words/min): 78 prompts (78 ")
-    assert len(list((tmp_path / "prompts").glob("*.wav"))) == 78
+    assert first.startswith("alternate-2-2 in English (voice en, 150 words/min): 79 prompts (79 ")
+    assert len(list((tmp_path / "prompts").glob("*.wav"))) == 79
     assert main(["prompts", "-c", str(config), "--list"]) == 0
     again = capsys.readouterr().out.splitlines()
-    assert "78 prompts (0 rendered" in again[0]
+    assert "79 prompts (0 rendered" in again[0]
     assert again[1].endswith("Interval 1 of 15. Walk backward for 2 minutes. 30 minutes to go.")
-    assert len(again) == 79
+    assert len(again) == 80
 
 
 # ------------------------------------------------------------------ pruning the cache

@@ -303,6 +303,11 @@ class SafetyView(Protocol):
         """The incident open now: from a trip (or fault) until the walker re-arms."""
         ...
 
+    @property
+    def help_waiting(self) -> bool:
+        """The walker called for help in the incident open now; no caregiver answered yet."""
+        ...
+
 
 @dataclass(slots=True)
 class IntervalLog:
@@ -686,9 +691,10 @@ class SessionRunner:
         """The session cues' sentences queued since the last pause or interval: a trip or a
         fault withdraws them (:meth:`_pause`), so no "walk backward for 2 minutes" plays over a
         stopped belt, and so does the next interval (:meth:`_advance`)."""
-        self._trip_words_out = False
-        """The trip's words were queued and the walker has not left TRIPPED since: leaving
-        withdraws them, so the cue of a resumed interval does not wait ~10 s behind them."""
+        self._trip_words_out: str | None = None
+        """The trip's words queued (the sentence said) while the walker has not left TRIPPED
+        since: leaving withdraws them, so the cue of a resumed interval does not wait ~10 s
+        behind them."""
         """The trip (its TRIPPED state's ``since``) the walker was told what to do after: the
         trip prompt is said once a trip."""
         self._gesturing = False
@@ -1139,9 +1145,10 @@ class SessionRunner:
             return
         safety = self._safety
         if safety.state is not SafetyState.TRIPPED:
-            if self._trip_words_out:  # re-armed (or faulted) while they may still be playing
-                self._trip_words_out = False
-                self._speaker.withdraw(self.prompts.file.prompts.tripped)
+            said = self._trip_words_out
+            if said is not None:  # re-armed (or faulted) while they may still be playing
+                self._trip_words_out = None
+                self._speaker.withdraw(said)
             return  # the usual tick: not tripped
         if self._buzzer.pattern is not None:
             return  # the alarm still sounding
@@ -1149,9 +1156,12 @@ class SessionRunner:
         if since == self._told_trip:
             return
         self._told_trip = since
-        spoken = self.prompts.file.prompts.tripped
+        texts = self.prompts.file.prompts
+        # Help called in this incident and not answered yet: "help has been called", not how
+        # to call it — the walker who just did would take it that their call was not heard.
+        spoken = texts.tripped_help_called if safety.help_waiting else texts.tripped
         self._speaker.say(spoken)
-        self._trip_words_out = True
+        self._trip_words_out = spoken
         log.info("said: %s", spoken)
 
     def start(self, now: float) -> tuple[bool, str]:

@@ -122,6 +122,9 @@ class PromptTexts:
     """A caregiver closed the incident the walker called for help in."""
     tripped: str = ""
     """The belt stopped after a trip and the alarm is over: how to re-arm or call for help."""
+    tripped_help_called: str = ""
+    """The same once the walker called for help in that trip, until a caregiver answers:
+    that help was called, not how to call it."""
     test: str = ""
     walker: str = ""
     """The walker profile the button chose: {name}."""
@@ -311,6 +314,7 @@ class Prompts:
             texts.help_sent,
             texts.help_answered,
             texts.tripped,
+            texts.tripped_help_called,
             texts.no_caregiver,
         ]
         return list(dict.fromkeys(sentences))
