@@ -149,11 +149,13 @@ class Monitor:
                 self.press_edges.publish(edges)
                 now = self.clock.monotonic()
                 state = controller.state
-                armable = state in (SafetyState.STANDBY, SafetyState.TRIPPED)
+                # FAULT too: nothing arms there (the table has no edge), but a press is
+                # answered, with the fault's refusal, as it is where it could arm.
+                answered = state in (SafetyState.STANDBY, SafetyState.TRIPPED, SafetyState.FAULT)
                 chooses = self.chooses_walker
                 walkers = state is SafetyState.STANDBY and chooses is not None and chooses()
                 for outcome in self._patterns.feed(
-                    edges, now, armable=armable, double_is_sessions=walkers
+                    edges, now, armable=answered, double_is_sessions=walkers
                 ):
                     match outcome:
                         case ResetPress(pressed_at=pressed_at, held=held, presses=presses):

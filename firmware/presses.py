@@ -5,16 +5,17 @@ confused (docs/safety.md, "Button press patterns", has the one table of every
 pattern). Presses come in *sequences*: each press of a sequence starts within
 ``gap_s`` of letting go of the one before.
 
-* **Reset press** — the first press of a sequence, in STANDBY or TRIPPED,
-  held for :data:`ARM_HOLD_S` ("press and hold until the chirp"). It is
+* **Reset press** — the first press of a sequence, in STANDBY or TRIPPED (or
+  FAULT, where the controller only refuses it, saying why), held for
+  :data:`ARM_HOLD_S` ("press and hold until the chirp"). It is
   reported while the button is still down, because the hardware latch closes
   only while the button is held as the heartbeat edges begin (wiring/README.md,
   section 6). A lone press let go sooner is reported once its sequence is over
   (``gap_s`` after the release), marked not held, so the controller refuses it
   and says "hold reset until the chirp". Only a held reset press can arm, and
   only the controller decides whether it does.
-* **Two presses** in STANDBY or TRIPPED — a quick tap, then a press held for
-  the chirp, or a double press outside the session's use of it — are the
+* **Two presses** in STANDBY, TRIPPED or FAULT — a quick tap, then a press held
+  for the chirp, or a double press outside the session's use of it — are the
   walker trying to arm: reported as a reset press not held (``presses=2``), so
   the controller refuses it, ends the alarm and says "press once and hold".
   Never one that can arm: the second press of a sequence is never a reset
@@ -152,12 +153,13 @@ class ResetButtonPatterns:
     ) -> list[PressOutcome]:
         """The edges since the last call (oldest first); what they completed by ``now``.
 
-        ``armable``: the controller is in STANDBY or TRIPPED, where a first press
+        ``armable``: the controller answers a reset press here — STANDBY and TRIPPED,
+        where it may arm, and FAULT, where it refuses it saying why — so a first press
         held until the chirp is reported as a reset press while still down, and
-        two presses as a reset press not held (``presses=2``). Elsewhere a held press
-        is not one; a lone press let go before the chirp is reported as a reset press
-        in any state once its sequence is over, and the controller ignores it outside
-        STANDBY and TRIPPED. ``double_is_sessions``: a double
+        two presses as a reset press not held (``presses=2``). Elsewhere (ARMED: a long
+        press is the session's) a held press is not one; a lone press let go before the
+        chirp is reported as a reset press in any state once its sequence is over, and
+        the controller ignores it in ARMED and STARTING. ``double_is_sessions``: a double
         press of two presses let go before the chirp is the session's here (STANDBY with
         no session under way: the walker profile), not reported.
         """
@@ -223,8 +225,8 @@ class ResetButtonPatterns:
             # A lone press let go before the chirp: the walker's reset press, too short.
             out.append(ResetPress(downs[0], held=False))
         elif len(downs) == 2 and armable and not self._answered and not double_is_sessions:
-            # Two quick presses where they choose no walker (TRIPPED, STANDBY with a session
-            # under way): refused as one press let go too soon is, not passed over in
+            # Two quick presses where they choose no walker (TRIPPED, FAULT, STANDBY with a
+            # session under way): refused as one press let go too soon is, not passed over in
             # silence with the alarm sounding on.
             out.append(ResetPress(downs[0], held=False, presses=2))
         self._end_sequence()

@@ -168,6 +168,37 @@ class FaultKind(StrEnum):
     a welded contact, a wiring fault, or a cut sense wire. FAULT while it lasts."""
 
 
+class FaultClass(StrEnum):
+    """What a fault means to the walker at the belt: the words a reset press in FAULT gets
+    (:attr:`SafetyController.fault_class`; docs/safety.md, "Button press patterns")."""
+
+    SENSOR = "sensor"
+    """The sensor, its bus or its data cannot be trusted: the belt cannot run."""
+    NOT_WORN = "not worn"
+    """The sensor shows no body: clip it on."""
+    CONTACT = "contact"
+    """The relay's contact disagrees with what was asked: it may not stop the belt."""
+    MONITOR = "monitor"
+    """The monitor's own code failed (the detector, the loop, its table)."""
+
+
+FAULT_CLASSES: Mapping[FaultKind, FaultClass] = {
+    FaultKind.IMU_SILENT: FaultClass.SENSOR,
+    FaultKind.IMU_ERROR: FaultClass.SENSOR,
+    FaultKind.FIFO_OVERFLOW: FaultClass.SENSOR,
+    FaultKind.OUT_OF_RANGE: FaultClass.SENSOR,
+    FaultKind.FROZEN_DATA: FaultClass.SENSOR,
+    FaultKind.TIMESTAMPS_NOT_INCREASING: FaultClass.SENSOR,
+    FaultKind.DETECTOR_ERROR: FaultClass.MONITOR,
+    FaultKind.LOOP_CRASH: FaultClass.MONITOR,
+    FaultKind.FORBIDDEN_TRANSITION: FaultClass.MONITOR,
+    FaultKind.CONTACT_OPEN_WHILE_ARMED: FaultClass.CONTACT,
+    FaultKind.NOT_WORN: FaultClass.NOT_WORN,
+    FaultKind.CONTACT_CLOSED_WHILE_RELEASED: FaultClass.CONTACT,
+}
+"""Every :class:`FaultKind`'s class (a test keeps it whole)."""
+
+
 @dataclass(frozen=True, slots=True)
 class Started:
     trigger: ClassVar[Trigger] = Trigger.START
@@ -363,6 +394,8 @@ class SafetyController:
         self._last_help_at: float | None = None
         self._help_incidents: deque[str] = deque(maxlen=8)
         """Incidents the walker asked for help in, until a caregiver answers (closes) one."""
+        self._fault_kind: FaultKind | None = None
+        """The fault that holds the controller in FAULT (the latest announced); None elsewhere."""
         self._said_not_worn = False
         """STANDBY's reason says "sensor not worn" (so it is said once, and taken back once)."""
         self._said_measuring = False
@@ -379,6 +412,15 @@ class SafetyController:
     def incident(self) -> str | None:
         """The incident open now (from the first trip or fault until the walker re-arms)."""
         return self._incident
+
+    @property
+    def fault_class(self) -> FaultClass | None:
+        """What the fault that holds the controller in FAULT means to the walker; None
+        outside FAULT. One attribute read: the session runner's words for a refused press."""
+        kind = self._fault_kind
+        if kind is None or self.state is not SafetyState.FAULT:
+            return None
+        return FAULT_CLASSES[kind]
 
     @property
     def help_waiting(self) -> bool:
@@ -527,6 +569,9 @@ class SafetyController:
         button, the first of a call for help say, completed by closing the latch.
         ``presses``: 2 for two presses (never held): refused, said as pressed twice.
         """
+        if self.state is SafetyState.FAULT and pressed_at > self.since:
+            self._refuse_in_fault(now)
+            return
         # The transition table itself says where a reset may arm from (STANDBY, TRIPPED):
         # what follows sends the recorded windows and the walker's "I'm OK" before _enter,
         # so a guard of its own that drifted from the table would let those go out for an
@@ -779,6 +824,23 @@ class SafetyController:
         if self._on_state is not None:
             self._on_state(self.state.value, reason)
 
+    def _refuse_in_fault(self, now: float) -> None:
+        """A press in FAULT: the ``refused`` beeps, and nothing else.
+
+        It used to be logged only: the walker on a stopped belt pressed and heard nothing
+        (or the fault's slow beeps going on), with no way to tell the press was taken. The
+        beeps say "no"; the session runner, with a voice, says why in the words of the
+        fault's class (:attr:`fault_class`) and how to call for help. The fault's reason
+        stays the state's reason (the dashboard's, the LED's): only the press is answered.
+        The press ends the alarm (a trip's, sounding on into the fault) and the fault's
+        beeps, as a refused press ends the alarm elsewhere (:meth:`_refuse_arming`), so the
+        refusal is heard; the fault itself, its event and its incident stay. No transition:
+        FAULT has no edge to ARMED.
+        """
+        log.warning("reset refused in FAULT: %s", self.reason)
+        self._buzzer.stop()
+        self._sound("refused", now, None, self._incident)
+
     def fail(self, reason: str, now: float) -> None:
         """An exception escaped the monitor loop: release and go to FAULT."""
         self._fault(FaultKind.LOOP_CRASH, reason, now)
@@ -888,6 +950,7 @@ class SafetyController:
             return
         self._relay.release()
         self._distrust_the_data()
+        self._fault_kind = kind
         self.reason = reason
         log.error("still FAULT: %s", reason)
         if self._on_state is not None:
@@ -1093,6 +1156,7 @@ class SafetyController:
         self._started = True
         self._said_not_worn = False
         self._said_measuring = False
+        self._fault_kind = cause.kind if isinstance(cause, Faulted) else None
         if state is SafetyState.ARMED:
             self._closed_since_armed = False
             self._stall_s = None

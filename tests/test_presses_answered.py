@@ -1,8 +1,8 @@
 """Presses that used to get no answer at all: a blind walker presses and must hear something.
 
 On the monitor's own loop (simulated MPU-6050, gpiozero mock pins, the session runner with a
-voice that keeps what it was asked to say): the after-trip words once help was called, a
-double press in STANDBY while a session is under way. None of them arms.
+voice that keeps what it was asked to say): a press in FAULT, the after-trip words once help
+was called, a double press in STANDBY while a session is under way. None of them arms.
 """
 
 from __future__ import annotations
@@ -12,9 +12,13 @@ from pathlib import Path
 
 import pytest
 
+from core.protocol.events import EventType
+from firmware.safety import FAULT_CLASSES, FaultClass, FaultKind
 from firmware.session.plan import Interval, Plan
 from firmware.session.runner import SessionRunner, SessionState, attach_session, detach_session
 from tests.app_support import (
+    Explodes,
+    Frozen,
     Heard,
     Rig,
     TripAt,
@@ -38,6 +42,11 @@ def _voiced(rig: Rig, *, balance_check: bool = False) -> tuple[SessionRunner, He
     return attach_session(rig.app, PLAN, record=False, speaker=heard), heard
 
 
+def _press(rig: Rig, hold: float = 0.15) -> None:
+    now = rig.clock.monotonic()
+    rig.button.press_at(now, now + hold)
+
+
 def _double_press(rig: Rig) -> None:
     now = rig.clock.monotonic()
     rig.button.press_at(now, now + 0.15)
@@ -48,6 +57,105 @@ def _call_for_help(rig: Rig) -> None:
     now = rig.clock.monotonic()
     for n in range(3):
         rig.button.press_at(now + 0.25 * n, now + 0.25 * n + 0.1)
+
+
+def test_every_fault_kind_has_a_class_the_walker_is_told() -> None:
+    assert set(FAULT_CLASSES) == set(FaultKind)
+    assert set(FAULT_CLASSES.values()) == set(FaultClass)
+
+
+def _in_fault(tmp_path: Path, fault: FaultClass) -> Rig:
+    """A rig in FAULT of ``fault``'s class, the alarm or the fault's beeps over."""
+    if fault is FaultClass.SENSOR:
+        rig = make_rig(tmp_path, motion=Frozen())  # stuck on one reading since power-on
+        rig.run_for(1.0)
+    elif fault is FaultClass.MONITOR:
+        rig = make_rig(tmp_path, detector=Explodes(1.0))  # raises at every sample from 1 s
+        rig.run_for(1.5)
+    else:
+        rig = make_rig(tmp_path)
+        rig.run_for(1.0)
+        rig.hardware.weld_contact()  # closed while released: the belt may run on
+        rig.run_for(0.5)
+    assert rig.state == "FAULT"
+    assert rig.app.controller.fault_class is fault
+    return rig
+
+
+@pytest.mark.parametrize(
+    ("fault", "words"),
+    [
+        (FaultClass.SENSOR, "fault_sensor"),
+        (FaultClass.MONITOR, "fault_monitor"),
+        (FaultClass.CONTACT, "fault_contact"),
+    ],
+)
+def test_a_press_in_fault_is_refused_with_what_is_wrong(
+    tmp_path: Path, fault: FaultClass, words: str
+) -> None:
+    """FAULT, the belt stopped: a reset press was logged and nothing more, the walker heard
+    nothing (or the fault's slow beeps going on) and could not tell the press was taken. Now
+    every press is refused — the ``refused`` beeps, and with a voice what is wrong in the
+    fault class's words and how to call for help — whatever it was: let go at once, held for
+    the chirp (refused at the chirp, while still held), pressed twice. The fault's reason
+    stays (the dashboard's), nothing arms, nothing closes the relay."""
+    rig = _in_fault(tmp_path, fault)
+    runner, heard = _voiced(rig)
+    controller = rig.app.controller
+    buzzer = rig.app.gpio.buzzer
+    texts = runner.prompts.file.prompts
+    spoken = getattr(texts, words)
+    assert (
+        spoken and "three times quickly" in spoken and spoken in runner.prompts.all_for_plan(PLAN)
+    )
+    reason, transitions = controller.reason, len(controller.transitions)
+    history = list(rig.hardware.history)
+
+    _press(rig)  # let go before the chirp: answered once its sequence is over
+    rig.run_for(0.15 + 0.6 + 0.05)
+    assert buzzer.pattern == "refused" and heard.said[-1:] == [spoken]
+    rig.run_for(REFUSED_S)
+
+    said = len(heard.said)
+    _press(rig, hold=2.0)  # held for the chirp: answered at the chirp, still held
+    rig.run_for(0.4 + 0.05)
+    assert rig.button.is_down and buzzer.pattern == "refused"
+    assert heard.said[said:] == [spoken]
+    rig.run_for(1.6 + 0.6 + REFUSED_S)
+    assert heard.said[said:] == [spoken]  # once: the release is not a second press
+
+    said = len(heard.said)
+    _double_press(rig)
+    rig.run_for(0.5 + 0.6 + 0.05)
+    assert buzzer.pattern == "refused" and heard.said[said:] == [spoken]
+
+    assert rig.state == "FAULT" and controller.reason == reason
+    assert len(controller.transitions) == transitions
+    assert not rig.app.gpio.relay.holding
+    assert rig.hardware.history == history
+    detach_session(rig.app, runner)
+
+
+def test_help_works_in_fault_and_its_press_is_no_refusal(tmp_path: Path) -> None:
+    """Three quick presses in FAULT call for help, as anywhere: ``help_sent`` and its words,
+    the ``help`` event; not a refused press."""
+    rig = _in_fault(tmp_path, FaultClass.SENSOR)
+    runner, heard = _voiced(rig)
+    texts = runner.prompts.file.prompts
+    _call_for_help(rig)
+    rig.run_for(0.6)
+    assert rig.app.gpio.buzzer.pattern == "help_sent"
+    rig.run_for(2.0)
+    assert heard.said == [texts.help_sent]
+    assert EventType.HELP in rig.events() and rig.state == "FAULT"
+    detach_session(rig.app, runner)
+
+
+def test_without_a_voice_a_press_in_fault_still_beeps_refused(tmp_path: Path) -> None:
+    rig = _in_fault(tmp_path, FaultClass.MONITOR)
+    _press(rig)
+    rig.run_for(0.15 + 0.6 + 0.05)
+    assert rig.app.gpio.buzzer.pattern == "refused" and rig.state == "FAULT"
 
 
 def _tripped_with_alarm(tmp_path: Path) -> tuple[Rig, SessionRunner, Heard]:

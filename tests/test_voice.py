@@ -21,7 +21,13 @@ from core.clock import SimClock
 from core.errors import ConfigError
 from core.protocol.walker import Walker
 from firmware.detection.base import Detection
-from firmware.safety import LET_GO_REASON, NOT_UPRIGHT_REASON, SafetyState, Transition
+from firmware.safety import (
+    LET_GO_REASON,
+    NOT_UPRIGHT_REASON,
+    FaultClass,
+    SafetyState,
+    Transition,
+)
 from firmware.session.cues import PATTERN, TEXT, Cue, wav_figures
 from firmware.session.plan import Interval, Plan, resolve_plan
 from firmware.session.runner import SessionRunner, SessionState
@@ -537,6 +543,7 @@ class Armed:
     last_detection: Detection | None = None
     incident: str | None = None
     help_waiting: bool = False
+    fault_class: FaultClass | None = None
 
 
 @dataclass
@@ -961,13 +968,13 @@ def test_the_prompts_command_renders_the_plan_into_the_cache(
     config.write_text('[storage]\ndatabase = "events.db"\n[session]\nplan = "alternate-2-2"\n')
     assert main(["prompts", "-c", str(config)]) == 0
     first = capsys.readouterr().out
-    assert first.startswith("alternate-2-2 in English (voice en, 150 words/min): 79 prompts (79 ")
-    assert len(list((tmp_path / "prompts").glob("*.wav"))) == 79
+    assert first.startswith("alternate-2-2 in English (voice en, 150 words/min): 82 prompts (82 ")
+    assert len(list((tmp_path / "prompts").glob("*.wav"))) == 82
     assert main(["prompts", "-c", str(config), "--list"]) == 0
     again = capsys.readouterr().out.splitlines()
-    assert "79 prompts (0 rendered" in again[0]
+    assert "82 prompts (0 rendered" in again[0]
     assert again[1].endswith("Interval 1 of 15. Walk backward for 2 minutes. 30 minutes to go.")
-    assert len(again) == 80
+    assert len(again) == 83
 
 
 # ------------------------------------------------------------------ pruning the cache

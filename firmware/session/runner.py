@@ -125,6 +125,7 @@ from firmware.safety import (
     PRESSED_TWICE_REASON,
     STILL_MEASURING_REASON,
     Detected,
+    FaultClass,
     SafetyState,
     Transition,
 )
@@ -301,6 +302,11 @@ class SafetyView(Protocol):
     @property
     def incident(self) -> str | None:
         """The incident open now: from a trip (or fault) until the walker re-arms."""
+        ...
+
+    @property
+    def fault_class(self) -> FaultClass | None:
+        """What the fault holding it in FAULT means to the walker; None outside FAULT."""
         ...
 
     @property
@@ -1081,7 +1087,10 @@ class SessionRunner:
             # A reset press that did not arm: the beeps say "no", not why, and the commonest
             # why — let go before the chirp — is one the walker can put right at once.
             reason = self._safety.reason
-            if reason == LET_GO_REASON:
+            fault = self._safety.fault_class
+            if fault is not None:  # FAULT: what is wrong, whatever the press was
+                spoken = self._fault_words(fault)
+            elif reason == LET_GO_REASON:
                 spoken = texts.refused_hold
             elif reason == PRESSED_TWICE_REASON:
                 spoken = texts.refused_twice
@@ -1095,6 +1104,19 @@ class SessionRunner:
             return
         self._speaker.say(spoken)
         log.info("said: %s", spoken)
+
+    def _fault_words(self, fault: FaultClass) -> str:
+        """Why a press in FAULT did not arm, in the fault class's words, and what to do."""
+        texts = self.prompts.file.prompts
+        match fault:
+            case FaultClass.SENSOR:
+                return texts.fault_sensor
+            case FaultClass.NOT_WORN:
+                return texts.not_worn
+            case FaultClass.CONTACT:
+                return texts.fault_contact
+            case FaultClass.MONITOR:
+                return texts.fault_monitor
 
     def _tell_no_caregiver(self) -> None:
         """At each arming, when a caregiver service is expected and not there, say that

@@ -116,6 +116,13 @@ class PromptTexts:
     """A reset press was refused: the sensor reads the walker lying."""
     refused: str = ""
     """A reset press was refused for another reason (alerts cannot be stored)."""
+    fault_sensor: str = ""
+    """A press in FAULT, the sensor's (lost, silent, frozen, impossible data): the belt cannot
+    run, how to call for help."""
+    fault_contact: str = ""
+    """A press in FAULT, the relay's (its contact disagrees): it may not stop the belt."""
+    fault_monitor: str = ""
+    """A press in FAULT, the monitor's own (a detector error, a bug): how to call for help."""
     help_sent: str = ""
     """The walker's call for help went out (three quick presses, or the help button)."""
     help_answered: str = ""
@@ -311,6 +318,9 @@ class Prompts:
             texts.refused_measuring,
             texts.refused_lying,
             texts.refused,
+            texts.fault_sensor,
+            texts.fault_contact,
+            texts.fault_monitor,
             texts.help_sent,
             texts.help_answered,
             texts.tripped,
