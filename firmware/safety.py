@@ -396,6 +396,11 @@ class SafetyController:
         """Incidents the walker asked for help in, until a caregiver answers (closes) one."""
         self._fault_kind: FaultKind | None = None
         """The fault that holds the controller in FAULT (the latest announced); None elsewhere."""
+        self._fault_sound: SoundingAlarm | None = None
+        """The last fault's beeps (its event, its incident): what a contact fault sounds again
+        once a refused press's beeps are over."""
+        self._beep_fault_again = False
+        """A press was refused in a contact fault: its beeps come back after the refusal's."""
         self._said_not_worn = False
         """STANDBY's reason says "sensor not worn" (so it is said once, and taken back once)."""
         self._said_measuring = False
@@ -518,8 +523,13 @@ class SafetyController:
         if self._healthy_since is None:
             self._healthy_since = now
         recovering = self.state in (SafetyState.STARTING, SafetyState.FAULT)
-        if recovering and self._contact_fault is None and self._healthy_long_enough(now):
-            self._enter(SafetyState.STANDBY, ImuHealthy(), "IMU healthy; press reset to arm", now)
+        if recovering:
+            if self._beep_fault_again and self._buzzer.pattern is None:
+                self._sound_fault_again(now)
+            if self._contact_fault is None and self._healthy_long_enough(now):
+                self._enter(
+                    SafetyState.STANDBY, ImuHealthy(), "IMU healthy; press reset to arm", now
+                )
         if self.state is SafetyState.ARMED:
             self._hold(now)
         self._buzzer.update(now)
@@ -840,6 +850,18 @@ class SafetyController:
         log.warning("reset refused in FAULT: %s", self.reason)
         self._buzzer.stop()
         self._sound("refused", now, None, self._incident)
+        # A contact fault may leave the belt running with a contact the monitor cannot open
+        # (welded): its beeps are the warning a walker without a voice has, so they come back
+        # once the refusal's are over (:meth:`on_samples`), not silenced by the press.
+        self._beep_fault_again = self.fault_class is FaultClass.CONTACT
+
+    def _sound_fault_again(self, now: float) -> None:
+        """The contact fault's beeps again, for its event and incident (a refused press's are
+        over)."""
+        self._beep_fault_again = False
+        sound = self._fault_sound
+        if sound is not None:
+            self._sound(sound.pattern, now, sound.event, sound.incident)
 
     def fail(self, reason: str, now: float) -> None:
         """An exception escaped the monitor loop: release and go to FAULT."""
@@ -1116,6 +1138,7 @@ class SafetyController:
             incident=self._incident,
         )
         self._sound("fault", now, event.id, self._incident)
+        self._fault_sound = SoundingAlarm("fault", event.id, self._incident)
         self._emit(event)
 
     def _enter(self, state: SafetyState, cause: Cause, reason: str, now: float) -> bool:
@@ -1156,6 +1179,7 @@ class SafetyController:
         self._started = True
         self._said_not_worn = False
         self._said_measuring = False
+        self._beep_fault_again = False
         self._fault_kind = cause.kind if isinstance(cause, Faulted) else None
         if state is SafetyState.ARMED:
             self._closed_since_armed = False

@@ -136,6 +136,32 @@ def test_a_press_in_fault_is_refused_with_what_is_wrong(
     detach_session(rig.app, runner)
 
 
+@pytest.mark.parametrize(
+    ("fault", "after"), [(FaultClass.CONTACT, "fault"), (FaultClass.SENSOR, None)]
+)
+def test_a_contact_faults_beeps_come_back_after_a_refused_press(
+    tmp_path: Path, fault: FaultClass, after: str | None
+) -> None:
+    """A welded contact may leave the belt running with nothing the monitor can open: its
+    fault beeps are the warning a walker without a voice has. A refused press plays its own
+    beeps, then the fault's come back, for the fault's event; a sensor fault (the belt
+    stopped) stays quiet after the refusal, the press having been answered."""
+    rig = _in_fault(tmp_path, fault)
+    buzzer = rig.app.gpio.buzzer
+    controller = rig.app.controller
+    _press(rig)
+    rig.run_for(0.15 + 0.6 + 0.05)
+    assert buzzer.pattern == "refused"
+    rig.run_for(REFUSED_S + 0.1)
+    assert buzzer.pattern == after
+    if after is not None:
+        sounding = controller.sounding
+        assert sounding is not None and sounding.pattern == "fault"
+        faults = [s.event for s in rig.app.stored_events() if s.event.type is EventType.FAULT]
+        assert sounding.event == faults[-1].id
+    assert rig.state == "FAULT" and not rig.app.gpio.relay.holding
+
+
 def test_help_works_in_fault_and_its_press_is_no_refusal(tmp_path: Path) -> None:
     """Three quick presses in FAULT call for help, as anywhere: ``help_sent`` and its words,
     the ``help`` event; not a refused press."""
