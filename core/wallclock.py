@@ -9,18 +9,28 @@ a home without network may never set it. A :class:`WallClock` says the time, the
 the wall clock from the monotonic clock (which moves only when the wall clock is *stepped*,
 so a session can correct the wall times it recorded before the step), and whether the
 kernel considers the clock synchronised. See docs/sessions.md, "Wall clock".
+
+The safety loop's thread never asks the host whether its clock is synchronised: under the
+monitor's unit that is a file's ``stat`` (:class:`SystemWallClock`), and a filesystem call
+may wait behind a lock of the kernel's. :class:`SyncWatch` asks on a thread of its own and
+the loop reads its last answer.
 """
 
 from __future__ import annotations
 
 import ctypes
 import datetime as dt
+import logging
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, NamedTuple, Protocol
 
 from core.clock import Clock
+from core.realtime import LoopHelperThread
+
+log = logging.getLogger(__name__)
 
 STEP_S = 2.0
 """A change of wall minus monotonic larger than this is a step of the wall clock (NTP
@@ -35,8 +45,9 @@ _MAXERROR_LIMIT_US = 16_000_000
 
 
 class WallClock(Protocol):
-    """The wall clock, for the times people read. Each call is a clock read or one
-    non-blocking system call: no disk, network or lock, so the loop may call it."""
+    """The wall clock, for the times people read. :meth:`now` and :meth:`offset` are clock
+    reads (vDSO: no system call); :meth:`synchronized` of the host's clock is a system call
+    or a file's ``stat`` (:class:`SystemWallClock`), so the loop's is a :class:`SyncWatch`."""
 
     def now(self) -> dt.datetime:
         """The wall time now (UTC, aware)."""
@@ -72,7 +83,11 @@ class SystemWallClock:
     Where ``adjtimex`` cannot be called, systemd-timesyncd's flag file: not Linux, or
     refused — the monitor's unit (``ProtectClock=yes``, ``SystemCallFilter=~@privileged``)
     denies the whole ``@clock`` group with EPERM, reads included, so on an installed Pi every
-    event was stamped "clock not set" however well NTP had set the clock."""
+    event was stamped "clock not set" however well NTP had set the clock.
+
+    :meth:`synchronized` is a system call, and under the unit a ``stat`` of ``/run`` (no
+    disk, but a filesystem call that can wait behind a kernel lock): never on the safety
+    loop's thread, which reads it through a :class:`SyncWatch`."""
 
     def __init__(self) -> None:
         self._adjtimex: Callable[[Any], int] | None
@@ -120,12 +135,107 @@ class FakeWallClock:
         self.synced = synced
 
 
+SYNC_REFRESH_S = 1.0
+"""How often :class:`SyncWatch`'s thread asks the host whether its clock is synchronised."""
+SYNC_FIRST_READ_S = 2.0
+"""How long :meth:`SyncWatch.start` waits for its thread's first answer, before the loop runs:
+the monitor's start event is stamped with it (not "clock not set" on a Pi NTP set long ago).
+An answer that takes longer leaves the first stamps "not set": the safe side."""
+
+
+class _SyncReading(NamedTuple):
+    synced: bool
+    offset: float
+    """Wall minus monotonic seconds as it was read: a step since makes it stale."""
+
+
+class SyncWatch:
+    """The host's wall clock for the safety loop: :meth:`now` and :meth:`offset` read the
+    clocks on the caller's thread (vDSO, no system call); "synchronised" is asked of
+    ``source`` (default :class:`SystemWallClock`: ``adjtimex``, or under the unit a ``stat``
+    of systemd-timesyncd's flag file) every ``every_s`` on a thread of its own, and
+    :meth:`synchronized` returns its last answer: one attribute read, no system call.
+
+    Under the unit ``adjtimex`` is refused and the answer is a file's ``stat`` in ``/run``:
+    no disk, but a filesystem call that can wait behind a lock of the kernel's (safety rule
+    3: not on the loop's thread). The thread is a :class:`~core.realtime.LoopHelperThread`
+    (made on the loop's thread, one step below it: at normal priority, preempted holding
+    the GIL, it could stall the loop); it holds no GIL while it waits in the call.
+
+    What "synchronised" means is unchanged: what the kernel, or timesyncd, said at most
+    ``every_s`` ago, and never across a step. An answer read before the wall clock was
+    stepped (NTP's first setting, ``date -s``: wall minus monotonic moved more than
+    :data:`STEP_S`) says "not synchronised" until the thread has read again after it. Until
+    its first answer (or after :meth:`stop`, the last one stands), not synchronised."""
+
+    def __init__(self, source: WallClock | None = None, *, every_s: float = SYNC_REFRESH_S) -> None:
+        self._source: WallClock = source if source is not None else SystemWallClock()
+        self._every_s = every_s
+        self._reading: _SyncReading | None = None
+        """Replaced whole by the thread, read whole by the loop: no lock needed."""
+        self._stop = threading.Event()
+        self._read = threading.Event()
+        self._failing = False
+        self._thread: LoopHelperThread | None = None
+
+    def now(self) -> dt.datetime:
+        return self._source.now()
+
+    def offset(self) -> float:
+        return self._source.offset()
+
+    def synchronized(self) -> bool:
+        reading = self._reading
+        if reading is None or not reading.synced:
+            return False
+        return abs(self._source.offset() - reading.offset) <= STEP_S
+
+    def start(self, first_read_s: float = SYNC_FIRST_READ_S) -> bool:
+        """Start the thread, made on the loop's (its priority: one step below the loop's),
+        and wait up to ``first_read_s`` for its first answer; True once it has one."""
+        if self._thread is None:
+            self._thread = LoopHelperThread(self._run, "retroguard-clock")
+            self._thread.start()
+        return self._read.wait(first_read_s)
+
+    def stop(self, timeout: float = 5.0) -> None:
+        """End the thread (its last answer stands)."""
+        self._stop.set()
+        if self._thread is not None and self._thread.ident is not None:
+            self._thread.join(timeout)
+
+    def _run(self) -> None:
+        while True:
+            self.read_now()
+            if self._stop.wait(self._every_s):
+                return
+
+    def read_now(self) -> None:
+        """Ask ``source`` once (the thread's work; tests call it to step it by hand).
+        Synchronised first, then the offset: a clock synchronised by then has made its step,
+        and the offset kept is the one after it. A failed read (a ``stat`` refused) is "not
+        synchronised", logged once until a read succeeds again."""
+        try:
+            synced = self._source.synchronized()
+        except Exception:
+            if not self._failing:
+                log.exception("cannot tell whether the wall clock is synchronised: taken as not")
+            self._failing = True
+            synced = False
+        else:
+            self._failing = False
+        self._reading = _SyncReading(synced, self._source.offset())
+        self._read.set()
+
+
 SYNC_VALID_S = 5.0
 """How long :class:`WallStamper` trusts its last read of "synchronised" while the clock has
 not been stepped. NTP's first setting of a wrong clock is a step, which ends the trust at
 once; one that slews a nearly right clock into sync is read at most this late, the stamp
 saying "not set" meanwhile (the caregiver then shows when it received the event: the safe
-side)."""
+side). The loop reads a :class:`SyncWatch`, whose answer may itself be up to
+:data:`SYNC_REFRESH_S` old and never predates a step: "synchronised" seen at most 6 s late,
+and after NTP's first step "not set" for at most this long (the safe side again)."""
 
 
 class WallStamp(NamedTuple):
@@ -142,12 +252,14 @@ class WallStamper:
     last shutdown until NTP sets the clock, and a caregiver must not read that as when it
     happened.
 
-    The safety loop stamps its events (rarely: state changes, detections, presses), and must
-    not gain a system call per event burst: "synchronised" (one ``adjtimex``) is read at most
-    once per ``valid_s`` of ``monotonic``, and again at once when the clock was stepped (wall
-    minus monotonic moved more than :data:`STEP_S`: NTP's first sync, ``date -s``, which also
-    marks the kernel's clock unsynchronised). Each stamp otherwise reads two clocks (vDSO, no
-    system call). One per thread: it keeps its last read unlocked."""
+    The safety loop stamps its events (rarely: state changes, detections, presses); "synchronised"
+    is read at most once per ``valid_s`` of ``monotonic``, and again at once when the clock was
+    stepped (wall minus monotonic moved more than :data:`STEP_S`: NTP's first sync, ``date -s``,
+    which also marks the kernel's clock unsynchronised). Each stamp otherwise reads two clocks
+    (vDSO, no system call). The loop's stamper reads a :class:`SyncWatch` (the monitor's,
+    :func:`firmware.app.build_app`), so even that read is no system call on its thread: the
+    host's clock itself (the default) is for stampers off the loop. One per thread: it keeps
+    its last read unlocked."""
 
     def __init__(
         self,

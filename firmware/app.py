@@ -24,7 +24,7 @@ from core.logsetup import logging_off_this_thread
 from core.mounting import Mounting, up_vector
 from core.protocol.messages import DeviceHealth, DeviceState, SilenceResult
 from core.protocol.payloads import wall_now
-from core.wallclock import WallClock, WallStamper
+from core.wallclock import SyncWatch, WallClock, WallStamper
 from firmware.config import Config
 from firmware.detection.base import Detector
 from firmware.detection.factory import build_detector
@@ -65,19 +65,33 @@ class App:
     """Keeps a courier running; None when the app was built without one (tests of the loop)."""
     status_light: StatusLight | None = None
     """Drives the status LED from the loop (sessions tell it which interval runs)."""
+    wall: WallClock | None = None
+    """The wall clock the loop stamps with (a guided session's records too: attach_session):
+    the one given to :func:`build_app`, else :attr:`sync_watch`."""
+    sync_watch: SyncWatch | None = None
+    """The host's wall clock, its "synchronised" read off the loop's thread (started and
+    stopped with the app); None when build_app was given a wall clock (tests, demos)."""
     closed: bool = field(default=False, init=False)
     """:meth:`close` has run: a second call returns at once (it would otherwise wait out
     its whole flush on a link that is already closed)."""
 
     def start(self, *, courier_wait_s: float = 0.0, courier_required: bool = False) -> None:
-        """Start the courier, then the loop's IMU.
+        """Start the wall clock's watch and the courier, then the loop's IMU.
 
         ``courier_wait_s``: first wait up to that long for the courier to say how its storage
         is (:meth:`start_scripted`). The wait comes before the IMU starts, so its FIFO does
         not fill meanwhile. If the courier has said nothing by then the monitor starts anyway
         (it refuses arming until the courier speaks), or, with ``courier_required``, raises
         :class:`CourierNotStarted` and starts nothing.
+
+        The watch's thread is made here, on the loop's thread (one step below its priority),
+        and its first answer awaited before the start event is stamped with it.
         """
+        if self.sync_watch is not None and not self.sync_watch.start():
+            log.warning(
+                "whether the wall clock is synchronised is not known yet: "
+                "the first events say it is not"
+            )
         if self.supervisor is not None:
             self.supervisor.start()
             if courier_wait_s > 0 and not self.link.await_storage_report(courier_wait_s):
@@ -123,6 +137,8 @@ class App:
             return
         with contextlib.ExitStack() as steps:  # run last-registered first: so, in reverse
             steps.callback(self.gpio.close)
+            if self.sync_watch is not None:
+                steps.callback(self.sync_watch.stop)
             if self.supervisor is not None:
                 steps.callback(
                     self.supervisor.stop, drain_timeout + await_receipts_s + COURIER_EXIT_S
@@ -208,7 +224,8 @@ def build_app(
     the courier runs: a child process (``retroguard run``, the demo), a thread
     (:class:`~firmware.link.supervisor.ThreadCourier`, fast tests) or not at
     all (None: records wait in the link). ``wall``: the wall clock events are stamped with,
-    and whether it was synchronised (default the host's; tests and the demo pass a
+    and whether it was synchronised (default the host's, watched off the loop's thread:
+    :class:`~core.wallclock.SyncWatch`; tests and the demo pass a
     :class:`~core.wallclock.FakeWallClock`).
     """
     # No database here: the courier opens it, and whatever state it is in (damaged, from a
@@ -228,6 +245,11 @@ def build_app(
     if detector is None:
         up = up_vector(Mounting.parse(config.imu.mounting))
         detector = build_detector(config.detector, imu.sample_rate_hz, up=up)
+    # The host's wall clock, its "synchronised" asked by a thread of its own: under the unit
+    # that is a file's stat (adjtimex refused), a filesystem call not made on the loop's thread.
+    sync_watch = SyncWatch() if wall is None else None
+    if sync_watch is not None:
+        wall = sync_watch
     # the loop's wall stamper, on its thread: its events' times and its state changes' (the
     # retained state message's wall_time and whether the clock was set)
     stamper = WallStamper(wall, clock.monotonic)
@@ -297,6 +319,8 @@ def build_app(
         link=link,
         supervisor=CourierSupervisor(link, courier) if courier is not None else None,
         status_light=light,
+        wall=wall,
+        sync_watch=sync_watch,
     )
 
 

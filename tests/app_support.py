@@ -250,11 +250,14 @@ def make_rig(
     worn_check: bool = False,
     safety: SafetyConfig | None = None,
     wall: Callable[[SimClock], WallClock] | None = None,
+    host_wall: bool = False,
     **gpio: Any,
 ) -> Rig:
     """``wall``: the wall clock the events are stamped with, made on the rig's clock
     (default: this host's, said synchronised whatever its NTP, so a test's events do not
-    depend on the machine it runs on)."""
+    depend on the machine it runs on). ``host_wall``: none given, as ``retroguard run``
+    has it (the host's, its "synchronised" read by the app's
+    :class:`~core.wallclock.SyncWatch`)."""
     clock = SimClock()
     config = make_config(tmp_path, mqtt, imu, worn_check=worn_check, safety=safety, **gpio)
     sim = simulated_hardware(
@@ -267,7 +270,7 @@ def make_rig(
         gpio=sim.gpio,
         detector=detector,
         courier=courier,
-        wall=wall(clock) if wall is not None else SyncedHostClock(),
+        wall=None if host_wall else wall(clock) if wall is not None else SyncedHostClock(),
     )
     app.start()
     rig = Rig(app, clock, sim)

@@ -1915,8 +1915,10 @@ class SessionRunner:
         time of the last shutdown as its start (days off after a weekend, so its ISO week is
         wrong). The step NTP makes shows as a change of wall minus monotonic: the times read
         before it move by it. Read at each record (an interval's end, a pause, the end), not
-        each tick: a clock read and one non-blocking ``adjtimex``, no disk. Synchronised is
-        read first: a clock synchronised by then has made its step, which the offset sees.
+        each tick: clock reads, and on the monitor "synchronised" as its
+        :class:`~core.wallclock.SyncWatch` last read it (no system call on the loop's thread).
+        Synchronised is read first: a clock synchronised by then has made its step, which the
+        offset sees.
         """
         synced = self._wall.synchronized()
         offset = self._wall.offset()
@@ -2022,9 +2024,11 @@ def attach_session(
     ``retroguard session start|pause|resume|stop|status`` can reach the runner. With
     ``session.measure_gait`` a measurement thread computes gait and sway
     (:mod:`firmware.gait.worker`; ``gait_backlog_s``: seconds of samples it may
-    fall behind before blocks are dropped). Call
-    :func:`detach_session` (before ``app.close``, which flushes the records to the courier)
-    when done. Nothing here can arm: see the module docstring.
+    fall behind before blocks are dropped). ``wall``: the wall clock the records' times
+    are read from, default the app's (:attr:`App.wall`: the host's, its "synchronised" read
+    off the loop's thread, which runs the runner; the runner's own default would ask on
+    it). Call :func:`detach_session` (before ``app.close``, which flushes the records to the
+    courier) when done. Nothing here can arm: see the module docstring.
     """
     from firmware.session.plan import resolve_plan
 
@@ -2069,7 +2073,7 @@ def attach_session(
         new_roster=app.link.take_roster,
         walker_chosen=app.link.choose_walker,
         session_walker=app.link.session_walker_is,
-        wall=wall,
+        wall=wall if wall is not None else app.wall,
         caregivers_away=lambda: app.link.caregivers_away,
         caregivers_undecided=lambda: app.link.caregivers_undecided,
     )
