@@ -53,9 +53,10 @@ class SchedulingPolicy:
     def realtime(self) -> bool:
         return self.policy in (os.SCHED_FIFO, os.SCHED_RR)
 
-    def apply(self, what: str) -> bool:
+    def apply(self, what: str, *, refused: int = logging.WARNING) -> bool:
         """Give the *calling thread* this policy (reset on fork, as the unit's); True if it
-        now has it. Nothing to do for a normal policy; a refusal is logged, never raised."""
+        now has it. Nothing to do for a normal policy; a refusal is logged (at ``refused``),
+        never raised."""
         if not self.realtime:
             return False
         try:
@@ -63,7 +64,7 @@ class SchedulingPolicy:
                 0, self.policy | os.SCHED_RESET_ON_FORK, os.sched_param(self.priority)
             )
         except (AttributeError, OSError) as exc:
-            log.warning("%s stays at normal priority: %s", what, exc)
+            log.log(refused, "%s stays at normal priority: %s", what, exc)
             return False
         return True
 
@@ -77,15 +78,30 @@ class LoopHelperThread(threading.Thread):
     socket). Created from the loop's thread, it adopts that thread's real-time policy
     one step lower; under a normal policy (tests, a bench without the unit) it is a
     plain thread.
+
+    ``beside``: the policy of the loop it runs beside, for a thread that must be made
+    before the loop's real-time section (:func:`realtime_section`) and outlive it (the
+    demo's stderr relay: its children write there from before the loop starts until after
+    it ends); it runs one step below that policy from its start. A refusal is logged at
+    DEBUG only: the loop's own section has said so as a warning.
     """
 
-    def __init__(self, target: Callable[[], object], name: str) -> None:
+    def __init__(
+        self,
+        target: Callable[[], object],
+        name: str,
+        *,
+        beside: SchedulingPolicy | None = None,
+    ) -> None:
         super().__init__(target=target, name=name, daemon=True)
-        self._policy = SchedulingPolicy.of_this_thread()
+        self._given = beside is not None
+        self._policy = beside if beside is not None else SchedulingPolicy.of_this_thread()
 
     def run(self) -> None:
         if self._policy is not None:
-            self._policy.below().apply(self.name)
+            self._policy.below().apply(
+                self.name, refused=logging.DEBUG if self._given else logging.WARNING
+            )
         super().run()
 
 

@@ -14,6 +14,7 @@ import contextlib
 import dataclasses
 import datetime as dt
 import logging
+import os
 import shutil
 import socket
 import sys
@@ -29,7 +30,7 @@ from core.dbfile import database_file_problem
 from core.demo_limits import speed_problem
 from core.logsetup import logging_off_this_thread
 from core.protocol.events import ALERT_TYPES, EventType
-from core.realtime import LoopHelperThread, realtime_section
+from core.realtime import LoopHelperThread, SchedulingPolicy, realtime_section
 from core.wallclock import FakeWallClock
 from firmware.app import App, CourierNotStarted, build_app, favour_realtime_thread
 from firmware.config import Config, StorageConfig
@@ -347,7 +348,10 @@ def run_demo(
     with contextlib.ExitStack() as stack:
         line = LiveLine(out)
         # Registered first, so undone last: the children (courier, dashboard) are gone by then.
-        terminal = stack.enter_context(stderr_above(line)) if live else sys.stderr
+        # Its relay thread runs beside the loop, one step below it, from before its
+        # real-time section (the children start first) to after it.
+        relay_beside = SchedulingPolicy(os.SCHED_FIFO, DEMO_LOOP_PRIORITY)
+        terminal = stack.enter_context(stderr_above(line, relay_beside)) if live else sys.stderr
         where = ""
         if database is None:
             folder = Path(tempfile.mkdtemp(prefix="retroguard-demo-"))

@@ -10,7 +10,7 @@ a log file gets whole lines only.
 The demo's other processes (the courier, the dashboard) log to the same terminal through the
 stderr they inherit, which no handler of this process sees: :func:`stderr_above` makes file
 descriptor 2 a pipe for as long as the live line is up, and a thread writes each line that
-comes through it above the status line.
+comes through it above the status line (one step below the demo's real-time loop).
 """
 
 from __future__ import annotations
@@ -23,6 +23,8 @@ import sys
 import threading
 from collections.abc import Iterator
 from typing import TextIO
+
+from core.realtime import LoopHelperThread, SchedulingPolicy
 
 ERASE = "\r\x1b[K"
 """Back to the start of the line and erase it."""
@@ -127,11 +129,17 @@ RELAY_JOIN_S = 2.0
 
 
 @contextlib.contextmanager
-def stderr_above(line: LiveLine) -> Iterator[TextIO]:
+def stderr_above(line: LiveLine, loop: SchedulingPolicy | None = None) -> Iterator[TextIO]:
     """While inside, whatever this process and the processes it starts write to file
     descriptor 2 goes above ``line``, line by line; yields the terminal's stderr (for this
     process's own log records, written at once: :func:`logging_above`). Off a terminal it
-    changes nothing and yields ``sys.stderr``."""
+    changes nothing and yields ``sys.stderr``.
+
+    ``loop``: the policy the process's real-time loop will run at, inside this (the demo's
+    ``SCHED_FIFO`` 20): the relay thread, made before that loop's real-time section and
+    outliving it, runs one step below it throughout
+    (:class:`~core.realtime.LoopHelperThread`). At normal priority, preempted by a busy
+    host while it held the GIL, it could keep the loop waiting past the relay's hold time."""
     if not line.tty:
         yield sys.stderr
         return
@@ -141,9 +149,7 @@ def stderr_above(line: LiveLine) -> Iterator[TextIO]:
     read_end, write_end = os.pipe()
     os.dup2(write_end, 2)  # inheritable: the children started from now on write here too
     os.close(write_end)
-    relay = threading.Thread(
-        target=_relay, args=(read_end, line, terminal), name="demo-stderr", daemon=True
-    )
+    relay = LoopHelperThread(lambda: _relay(read_end, line, terminal), "demo-stderr", beside=loop)
     relay.start()
     try:
         yield terminal

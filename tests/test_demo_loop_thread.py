@@ -44,6 +44,10 @@ MONITOR_THREADS = frozenset(
 )
 """The threads the demos start in the monitor's process beside the loop (on a simulated clock
 the chip's samples are made by the loop's clock waits: no sample-clock thread)."""
+LIVE_LINE_THREADS = frozenset({"demo-stderr", "demo-status"})
+"""And with the live status line: the relay of what the demo's processes write to stderr
+(made before the loop's real-time section: its children start first) and the status line's
+redraws."""
 
 
 def _policy_of(native_id: int) -> SchedulingPolicy:
@@ -83,13 +87,20 @@ class PrintedBy(io.StringIO):
         if threading.get_ident() != self.loop:
             for thread in threading.enumerate():
                 if (
-                    thread.name in MONITOR_THREADS
+                    thread.name in MONITOR_THREADS | LIVE_LINE_THREADS
                     and thread.native_id is not None
                     and thread.ident not in self.before
                 ):
                     with contextlib.suppress(OSError):  # it ended meanwhile
                         self.seen[thread.name, thread.native_id] = _policy_of(thread.native_id)
         return super().write(text)
+
+
+class Terminal(PrintedBy):
+    """The same, saying it is a terminal: the demo draws its live status line on it."""
+
+    def isatty(self) -> bool:
+        return True
 
 
 @pytest.fixture
@@ -176,3 +187,20 @@ def test_the_session_demo_loop_only_queues_its_records_and_every_thread_runs_bel
         stderr, loop, "state ARMED: armed by local reset from STANDBY"
     )
     _threads_run_real_time_beside_the_loop(out, *MONITOR_THREADS)
+
+
+def test_with_the_live_line_its_stderr_relay_and_status_line_run_below_the_loop_too(
+    tmp_path: Path, stderr: WhoWrites
+) -> None:
+    """The relay of what the demo's processes write to stderr is made before the real-time
+    section (its children start first) and outlives it: made at normal priority, as it was,
+    it relayed the courier's log lines beside the SCHED_FIFO loop (the 175 ms stall above).
+    It writes above the status line (erasing it, on ``out``), so it is among the printers."""
+    from launcher.demo import run_demo
+
+    loop = threading.get_ident()
+    out = Terminal(loop)
+    code = run_demo(database=tmp_path / "d.db", out=out, broker_ok=False, clock=SimClock())
+    assert code == 0
+    assert "demo-stderr" in out.threads, "the relay was not running while the walk printed"
+    _threads_run_real_time_beside_the_loop(out, *MONITOR_THREADS, *LIVE_LINE_THREADS)

@@ -89,3 +89,21 @@ def test_the_demo_loop_runs_at_the_units_priority() -> None:
 
     unit = (Path(__file__).resolve().parent.parent / "systemd" / "retroguard.service").read_text()
     assert f"CPUSchedulingPriority={DEMO_LOOP_PRIORITY}" in unit.splitlines()
+
+
+def test_a_helper_made_before_the_loops_realtime_section_runs_below_the_loop_it_is_given() -> None:
+    """The demo's stderr relay is made on a thread at normal priority (before the loop's
+    real-time section, which it outlives): given the loop's policy, it runs one step below."""
+    seen: list[SchedulingPolicy | None] = []
+    helper = LoopHelperThread(
+        lambda: seen.append(SchedulingPolicy.of_this_thread()),
+        "t",
+        beside=SchedulingPolicy(os.SCHED_FIFO, 20),
+    )
+    helper.start()
+    helper.join()
+    policy = seen[0]
+    assert policy is not None
+    if not policy.realtime:
+        pytest.skip("this host does not allow SCHED_FIFO")
+    assert policy == SchedulingPolicy(os.SCHED_FIFO, 19)
