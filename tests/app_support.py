@@ -23,6 +23,7 @@ from firmware.courier.service import Courier
 from firmware.detection.base import NO_DETECTIONS, Detection, DetectionKind, Detector
 from firmware.link.endpoint import CourierLink
 from firmware.link.supervisor import SpawnCourier, ThreadCourier
+from firmware.session.runner import SessionRunner, detach_session
 from hal.config import ImuConfig
 from sim.backends import SimulatedHardware, simulated_hardware
 from sim.motion import Vector6
@@ -224,11 +225,20 @@ _open_rigs: list[Rig] = []
 
 
 def close_open_rigs() -> None:
-    """Close every rig made so far (relay released, event worker joined)."""
+    """Close every rig made so far (relay released, event worker joined).
+
+    A session still attached is detached first: ``app.close()`` knows nothing of the runner's
+    threads (its gait meter, voice, control socket), and a test that ends without
+    :func:`detach_session` (a failure, or nothing left to check) left its ``retroguard-gait``
+    thread running on the pytest worker, where a later test counted it as its own."""
     while _open_rigs:
         rig = _open_rigs.pop()
+        app = rig.app
+        for runner in [h for h in app.monitor.on_iteration if isinstance(h, SessionRunner)]:
+            with contextlib.suppress(Exception):
+                detach_session(app, runner)
         with contextlib.suppress(Exception):  # a test may have closed it already
-            rig.app.close()
+            app.close()
 
 
 @pytest.fixture

@@ -33,7 +33,7 @@ from firmware.mqtt.caregiver import (
 )
 from firmware.session.plan import resolve_plan
 from firmware.session.runner import attach_session, detach_session
-from tests.app_support import Heard, Rig, TripAt, make_rig, pump_link_until
+from tests.app_support import Heard, Rig, TripAt, close_rigs, make_rig, pump_link_until
 from tests.caregiver_support import make_config as caregiver_config
 from tests.caregiver_support import running_service
 from tests.mqtt_helpers import WAIT, Subscriber, config_for, fall, validate
@@ -375,6 +375,7 @@ def _run_until(rig: Rig, done: Callable[[], bool]) -> bool:
     return False
 
 
+@pytest.mark.usefixtures(close_rigs.__name__)
 def test_an_arming_with_the_broker_out_of_reach_is_told_without_waiting_for_the_grace(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -560,6 +561,7 @@ def test_with_no_service_expected_nothing_is_ever_undecided() -> None:
     assert not watch.view(0, None).undecided(now[0])
 
 
+@pytest.mark.usefixtures(close_rigs.__name__)
 def test_a_monitor_with_no_broker_is_not_undecided_once_its_courier_speaks(
     tmp_path: Path,
 ) -> None:

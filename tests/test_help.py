@@ -317,6 +317,7 @@ def _armed(rig: Rig) -> Rig:
     return rig
 
 
+@pytest.mark.usefixtures(close_rigs.__name__)
 def test_help_while_armed_keeps_the_relay_held_and_the_state_armed(tmp_path: Path) -> None:
     rig = _armed(make_rig(tmp_path))
     history = list(rig.hardware.history)
@@ -335,6 +336,7 @@ def test_help_while_armed_keeps_the_relay_held_and_the_state_armed(tmp_path: Pat
     assert help_event.reason == ("the walker asked for help with three presses of the reset button")
 
 
+@pytest.mark.usefixtures(close_rigs.__name__)
 def test_help_while_tripped_joins_the_trip_incident_and_never_arms(tmp_path: Path) -> None:
     rig = _armed(make_rig(tmp_path, detector=TripAt(4.0)))
     rig.run_for(2.0)
@@ -349,6 +351,7 @@ def test_help_while_tripped_joins_the_trip_incident_and_never_arms(tmp_path: Pat
     assert len(_events(rig, EventType.RESET)) == 1  # the first arming only
 
 
+@pytest.mark.usefixtures(close_rigs.__name__)
 def test_no_press_pattern_and_no_help_button_press_arms(tmp_path: Path) -> None:
     rig = make_rig(tmp_path, help_button_wired=True)
     rig.run_for(1.5)
@@ -376,6 +379,7 @@ def test_no_press_pattern_and_no_help_button_press_arms(tmp_path: Path) -> None:
     assert rig.state == "ARMED" and rig.hardware.contact_closed()
 
 
+@pytest.mark.usefixtures(close_rigs.__name__)
 def test_the_help_button_asks_for_help_in_any_state(tmp_path: Path) -> None:
     rig = _armed(make_rig(tmp_path, help_button_wired=True))
     finger = rig.help_button
@@ -444,6 +448,7 @@ def _loop_until(rig: Rig, done: Callable[[], bool]) -> bool:
     return False
 
 
+@pytest.mark.usefixtures(close_rigs.__name__)
 def test_an_answer_to_an_incident_without_help_is_silent(tmp_path: Path) -> None:
     rig = _armed(make_rig(tmp_path, detector=TripAt(4.0)))
     rig.run_for(2.0)
