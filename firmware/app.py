@@ -551,8 +551,12 @@ def run_forever(config: Config) -> int:
                 log.info("signal %d: stopping", received[0])
             watchdog.stopping("stopping: relay released")
             try:
-                runner.stop(app.clock.monotonic())
-                detach_session(app, runner)
+                try:
+                    runner.stop(app.clock.monotonic())
+                finally:
+                    # A raising stop used to skip this: the gait thread, the voice and the
+                    # control socket (its file too) were left behind.
+                    detach_session(app, runner)
             finally:
                 app.close()
     return 0

@@ -176,8 +176,12 @@ def run_session(
         app.gpio.relay.release()
         try:
             if runner is not None:
-                runner.stop(clock.monotonic())  # the loop has returned: this thread owns it now
-                detach_session(app, runner)
+                try:
+                    runner.stop(clock.monotonic())  # the loop has returned: this thread owns it
+                finally:
+                    # Whatever the stop did: a raising stop skipped the detach, and the gait
+                    # meter's thread, the voice and the control socket outlived the demo.
+                    detach_session(app, runner)
         finally:
             app.close(drain_timeout=10.0, await_receipts_s=await_receipts_s)
     return DemoResult(

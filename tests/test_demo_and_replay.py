@@ -19,12 +19,14 @@ from core.clock import Clock, SimClock
 from core.protocol.events import EventType
 from firmware.app import App
 from firmware.config import Config, GpioConfig, SafetyConfig
+from firmware.gait.worker import Measurements
 from firmware.link.supervisor import ProcessCourier
 from firmware.monitor import Monitor
 from firmware.safety import SafetyState
 from launcher.cli import main
 from launcher.demo import DemoResult, demo_config, run_session
 from sim import scenarios
+from tests.app_support import WAIT
 
 PERIOD = 1 / 200
 
@@ -483,9 +485,11 @@ def test_a_session_stop_that_raises_still_closes_the_demo(tmp_path: Path) -> Non
     the stop event never reached it (as `retroguard run` did before b114a4e)."""
     built: list[App] = []
     holding_at_stop: list[bool] = []
+    gait: list[Measurements | None] = []
 
     def break_the_stop(app: App, walk: object, runner: Any) -> None:
         built.append(app)
+        gait.append(runner.measurements)
 
         def stop(now: float) -> tuple[bool, str]:
             holding_at_stop.append(app.gpio.relay.holding)
@@ -503,6 +507,12 @@ def test_a_session_stop_that_raises_still_closes_the_demo(tmp_path: Path) -> Non
     assert supervisor.current.wait(0.0)  # the courier has finished
     kinds = [s.event.type for s in app.stored_events()]
     assert kinds[-1] is EventType.STOP
+    # The session was detached all the same: its gait meter's thread ends (it was left running
+    # on the test's process, where a later test counted it as its own).
+    (measurements,) = gait
+    assert measurements is not None
+    measurements._thread.join(WAIT)  # a bound, not a timing: a thread never told to end stays
+    assert not measurements._thread.is_alive()
 
 
 def test_the_demo_prints_every_prompt_the_walker_hears_each_once(

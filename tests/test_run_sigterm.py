@@ -144,3 +144,6 @@ def test_a_session_stop_that_raises_still_releases_first_and_closes(tmp_path: Pa
     assert "bug in the session's stop" in err, err
     assert proc.returncode != 0, err  # the error is not swallowed
     assert "reason=monitor stopped" in err, err  # closed all the same: its event stored
+    # and the session detached all the same: its control socket closed and removed (a raising
+    # stop skipped the detach, leaving the socket, the voice and the gait thread behind)
+    assert not (tmp_path / "session.sock").exists(), err

@@ -445,13 +445,17 @@ def run_guided_demo(
         finally:
             # The monitor has stopped: a session still under way ends here (stopped), so its
             # record is final and nothing says it is running.
-            if runner.under_way:
-                unfinished = runner.pause_reason or f"session {runner.state.value.lower()}"
-                runner.stop(clock.monotonic())  # the loop has returned: this thread owns it
-            printer.stop()
-            detach_session(app, runner)
-            history = hardware.history
-            app.close()
+            try:
+                if runner.under_way:
+                    unfinished = runner.pause_reason or f"session {runner.state.value.lower()}"
+                    runner.stop(clock.monotonic())  # the loop has returned: this thread owns it
+            finally:
+                # Whatever the stop did: a raising stop used to leave the cue printer and the
+                # gait meter's thread running, and the app open.
+                printer.stop()
+                detach_session(app, runner)
+                history = hardware.history
+                app.close()
         sessions = load_sessions(db)
         if not sessions:
             out.write("DEMO FAILED: no session was stored.\n")
