@@ -7,6 +7,7 @@ import concurrent.futures
 import dataclasses
 import math
 import sqlite3
+import threading
 import tokenize
 from collections.abc import Sequence
 from pathlib import Path
@@ -37,6 +38,7 @@ from hal.interfaces import PressEdges
 from launcher.cli import main
 from sim import scenarios
 from tests.app_support import (  # noqa: F401 - fixture
+    WAIT,
     Heard,
     Rig,
     TripAt,
@@ -346,6 +348,38 @@ def test_a_control_socket_that_cannot_be_made_is_a_clear_error(tmp_path: Path) -
         attach_session(rig.app, SHORT, record=False, control_socket=str(path))
     (problem,) = err.value.problems
     assert problem.startswith(f"session.control_socket: cannot listen on {path}: ")
+
+
+SESSION_THREADS = frozenset({"retroguard-gait", "retroguard-session-control", "retroguard-prompts"})
+"""The threads a session may start beside the loop (the app's own, such as the courier's
+heartbeat, may start meanwhile: they end with app.close(), not here)."""
+
+
+def _threads_started_by(attach: Any) -> tuple[Any, list[threading.Thread]]:
+    before = set(threading.enumerate())
+    result = attach()
+    return result, [
+        t for t in threading.enumerate() if t not in before and t.name in SESSION_THREADS
+    ]
+
+
+def test_a_detached_session_leaves_none_of_its_threads_running(tmp_path: Path) -> None:
+    """What a session starts beside the loop (its gait meter, its control socket, its voice)
+    ends with detach_session: app.close() knows nothing of them. A gait meter left running on
+    a pytest worker was once counted by a later test as its own."""
+    rig = armed_rig(tmp_path)
+    runner, started = _threads_started_by(
+        lambda: attach_session(rig.app, SHORT, control_socket=str(tmp_path / "session.sock"))
+    )
+    assert {t.name for t in started} >= {"retroguard-gait", "retroguard-session-control"}
+    runner.request("start")
+    rig.run_for(1.5)  # a block of samples handed to the gait meter
+    runner.request("stop")
+    rig.run_for(0.1)
+    detach_session(rig.app, runner)
+    for thread in started:
+        thread.join(WAIT)  # a bound, not a timing: a thread never told to end stays
+    assert [t.name for t in started if t.is_alive()] == []
 
 
 def test_local_cli_socket_controls_the_session(tmp_path: Path) -> None:
