@@ -763,6 +763,15 @@ class SafetyController:
         return self._contact.longest_settled_s
 
     @property
+    def measuring(self) -> bool:
+        """The sensor-worn check is on and has no verdict yet (the first 4 s after a start or
+        a fault): a press now is refused as still measuring. An attribute read and a
+        comparison, for the status LED, which shows ``starting`` meanwhile, not STANDBY's
+        "press reset to arm" (:mod:`firmware.status_light`)."""
+        worn = self._worn
+        return worn is not None and not worn.ready
+
+    @property
     def worn(self) -> WornCheck | None:
         """The sensor-worn check (read-only for reports); None when it is switched off."""
         return self._worn

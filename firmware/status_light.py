@@ -15,7 +15,10 @@ Precedence (first match wins):
    STANDBY, the FAULT of a sensor that fell off): ``not_worn`` — but a press refused
    because the check is still measuring (the first seconds after a start or a fault, the
    sensor perhaps worn) shows ``starting``, as its words say to wait;
-2. FAULT: ``fault``; TRIPPED: ``tripped``; STARTING: ``starting``; STANDBY: ``standby``;
+2. FAULT: ``fault``; TRIPPED: ``tripped``; STARTING: ``starting``; STANDBY: ``standby``,
+   but ``starting`` while the sensor-worn check has no verdict yet (``measuring``: the
+   first 4 s after a start or a fault, when a press is refused as still measuring; the
+   ``standby`` "press reset to arm" showed from 0.5 s after a start);
 3. ARMED: for 3 s after a session interval began ``interval_change``, then the
    interval's pattern (``walk_backward``, ``walk_forward``, ``rest``); without a
    running session ``armed`` (steady).
@@ -68,6 +71,11 @@ class SafetyView(Protocol):
     @property
     def reason(self) -> str: ...
 
+    @property
+    def measuring(self) -> bool:
+        """The sensor-worn check has no verdict yet (read in STANDBY only)."""
+        ...
+
 
 _STATE_PATTERN: dict[SafetyState, str] = {
     SafetyState.FAULT: "fault",
@@ -77,12 +85,15 @@ _STATE_PATTERN: dict[SafetyState, str] = {
 }
 
 
-def safety_pattern(state: SafetyState, reason: str) -> str | None:
-    """The pattern the safety state alone asks for; None in ARMED (the session decides)."""
+def safety_pattern(state: SafetyState, reason: str, measuring: bool = False) -> str | None:
+    """The pattern the safety state alone asks for; None in ARMED (the session decides).
+    ``measuring``: the sensor-worn check has no verdict yet (STANDBY shows ``starting``)."""
     if state is SafetyState.ARMED:
         return None
     if reason.startswith(SENSOR_NOT_WORN):
         return "starting" if reason == STILL_MEASURING_REASON else "not_worn"
+    if measuring and state is SafetyState.STANDBY:
+        return "starting"
     return _STATE_PATTERN.get(state)
 
 
@@ -125,7 +136,12 @@ class StatusLight:
         if interval is not None and interval != self._interval:
             self._flash_until = now + self.flash_s
         self._interval = interval
-        by_safety = safety_pattern(self._safety.state, self._safety.reason)
+        safety = self._safety
+        state = safety.state
+        # ``measuring`` read in STANDBY only: one more read there, none in ARMED.
+        by_safety = safety_pattern(
+            state, safety.reason, state is SafetyState.STANDBY and safety.measuring
+        )
         if by_safety is not None:
             return by_safety
         if interval is None:

@@ -10,7 +10,7 @@ a glance from the treadmill:
 =================  ==========================================  ===========================
 name               looks like                                  shown when
 =================  ==========================================  ===========================
-``starting``       even 1 Hz blink                             the monitor is starting
+``starting``       even 1 Hz blink                             starting, or checking the sensor
 ``standby``        one short flash every 2 s                   STANDBY: press reset to arm
 ``not_worn``       three short flashes every 2 s               the sensor shows no body
 ``armed``          steady on                                   ARMED (no session running)

@@ -41,6 +41,7 @@ LAG = STEP_S + STEP
 class FakeSafety:
     state: SafetyState = SafetyState.STANDBY
     reason: str = "IMU healthy; press reset to arm"
+    measuring: bool = False
 
 
 @pytest.fixture
@@ -272,3 +273,28 @@ def test_a_sensor_not_worn_shows_on_the_led(tmp_path: Path) -> None:
     since = next(t for t, n in light.shown if n == "not_worn")
     rig.run_for(4.0)
     assert_shows(pin, "not_worn", since, rig.clock.monotonic())
+
+
+@pytest.mark.usefixtures("close_rigs")
+def test_the_led_says_starting_until_the_worn_check_can_arm(tmp_path: Path) -> None:
+    """STANDBY comes 0.5 s after a start, but the sensor-worn check has no verdict until about
+    4 s (its settling second and one block): a press before then is refused as still
+    measuring. The LED showed STANDBY's "press reset to arm" from 0.5 s; it shows
+    ``starting`` until the check is ready, then ``standby``, and a press then arms."""
+    rig = make_rig(tmp_path, motion=sc.scenario(sc.Standing(60.0)), worn_check=True)
+    light = rig.app.status_light
+    controller = rig.app.controller
+    assert light is not None
+    rig.run_for(1.0)
+    assert rig.state == "STANDBY" and controller.measuring
+    assert light.pattern == "starting"
+    ready = controller.worn
+    assert ready is not None
+    while not ready.ready:  # the check's first verdict, on the loop's own clock
+        rig.run_for(0.05)
+    rig.run_for(0.1)
+    assert not controller.measuring and light.pattern == "standby"
+    standby_at = next(t for t, n in light.shown if n == "standby")
+    assert [n for t, n in light.shown if t < standby_at] == ["starting"]
+    rig.press_reset()
+    assert rig.state == "ARMED" and light.pattern == "armed"

@@ -544,6 +544,7 @@ class Armed:
     incident: str | None = None
     help_waiting: bool = False
     fault_class: FaultClass | None = None
+    measuring: bool = False
 
 
 @dataclass
