@@ -149,9 +149,10 @@ class Monitor:
                 self.press_edges.publish(edges)
                 now = self.clock.monotonic()
                 state = controller.state
-                # FAULT too: nothing arms there (the table has no edge), but a press is
-                # answered, with the fault's refusal, as it is where it could arm.
-                answered = state in (SafetyState.STANDBY, SafetyState.TRIPPED, SafetyState.FAULT)
+                # FAULT and STARTING too: nothing arms there (the table has no edge), but a
+                # press is answered, refused, as it is where it could arm (a press held for
+                # the chirp in STARTING heard nothing while held, and nothing after).
+                answered = state is not SafetyState.ARMED
                 chooses = self.chooses_walker
                 walkers = state is SafetyState.STANDBY and chooses is not None and chooses()
                 for outcome in self._patterns.feed(

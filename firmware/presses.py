@@ -6,7 +6,7 @@ pattern). Presses come in *sequences*: each press of a sequence starts within
 ``gap_s`` of letting go of the one before.
 
 * **Reset press** — the first press of a sequence, in STANDBY or TRIPPED (or
-  FAULT, where the controller only refuses it, saying why), held for
+  FAULT and STARTING, where the controller only refuses it, saying why), held for
   :data:`ARM_HOLD_S` ("press and hold until the chirp"). It is
   reported while the button is still down, because the hardware latch closes
   only while the button is held as the heartbeat edges begin (wiring/README.md,
@@ -14,8 +14,8 @@ pattern). Presses come in *sequences*: each press of a sequence starts within
   (``gap_s`` after the release), marked not held, so the controller refuses it
   and says "hold reset until the chirp". Only a held reset press can arm, and
   only the controller decides whether it does.
-* **Two presses** in STANDBY, TRIPPED or FAULT — a quick tap, then a press held
-  for the chirp, or a double press outside the session's use of it — are the
+* **Two presses** in any state but ARMED — a quick tap, then a press held for
+  the chirp, or a double press outside the session's use of it — are the
   walker trying to arm: reported as a reset press not held (``presses=2``), so
   the controller refuses it, ends the alarm and says "press once and hold".
   Never one that can arm: the second press of a sequence is never a reset
@@ -154,12 +154,12 @@ class ResetButtonPatterns:
         """The edges since the last call (oldest first); what they completed by ``now``.
 
         ``armable``: the controller answers a reset press here — STANDBY and TRIPPED,
-        where it may arm, and FAULT, where it refuses it saying why — so a first press
-        held until the chirp is reported as a reset press while still down, and
-        two presses as a reset press not held (``presses=2``). Elsewhere (ARMED: a long
+        where it may arm, and FAULT and STARTING, where it refuses it saying why — so a
+        first press held until the chirp is reported as a reset press while still down,
+        and two presses as a reset press not held (``presses=2``). Elsewhere (ARMED: a long
         press is the session's) a held press is not one; a lone press let go before the
         chirp is reported as a reset press in any state once its sequence is over, and
-        the controller ignores it in ARMED and STARTING. ``double_is_sessions``: a double
+        the controller ignores it in ARMED. ``double_is_sessions``: a double
         press of two presses let go before the chirp is the session's here (STANDBY with
         no session under way: the walker profile), not reported.
         """

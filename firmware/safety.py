@@ -129,6 +129,16 @@ check has no verdict yet (:attr:`WornCheck.ready`). Not that the sensor is off: 
 wearing it hears the ``refused`` beeps and, with a voice, to wait and press again — it used to
 be the ``not_worn`` beeps and "The sensor is not on your body. Clip it on your belt"."""
 
+NOT_READY_REASON = (
+    "not armed: the sensor's data has not been healthy long enough yet (the first second or "
+    "so after a start, or a break in the data); wait a few seconds, then press and hold reset"
+)
+"""Why a reset press was refused before the IMU data had been healthy for
+``healthy_before_arm_s``: in STARTING, in STANDBY or TRIPPED after a break in the data, and in
+STANDBY for a press that went down before STANDBY began (in STARTING or FAULT, its report
+later). Such a press used to be logged only: the walker heard nothing. Now the ``refused``
+beeps and, with a voice, the still-measuring words: wait, then press again."""
+
 PRESSED_TWICE_REASON = (
     "not armed: reset was pressed twice; press reset once and hold it until the chirp"
 )
@@ -582,6 +592,10 @@ class SafetyController:
         if self.state is SafetyState.FAULT and pressed_at > self.since:
             self._refuse_in_fault(now)
             return
+        if self.state is SafetyState.STARTING and pressed_at > self.since:
+            # Nothing can arm yet (the table has no edge): answered, not passed over in silence.
+            self._refuse_not_ready(now)
+            return
         # The transition table itself says where a reset may arm from (STANDBY, TRIPPED):
         # what follows sends the recorded windows and the walker's "I'm OK" before _enter,
         # so a guard of its own that drifted from the table would let those go out for an
@@ -593,10 +607,16 @@ class SafetyController:
             # Pressed before this state began — before the trip, or while nothing could be
             # armed (STARTING, FAULT) and held into STANDBY: not a reset. A button held (or
             # jammed) through a fault used to arm the belt the moment the IMU recovered.
-            log.warning("reset ignored: pressed before %s began; press again", self.state)
+            if self.state is SafetyState.STANDBY:
+                # Went down in STARTING or FAULT and reported now (let go, once its sequence
+                # was over; or held for the chirp across the change): refused, not silent. A
+                # press from before a trip stays silent: the alarm sounds on.
+                self._refuse_not_ready(now)
+            else:
+                log.warning("reset ignored: pressed before %s began; press again", self.state)
             return
         if not self._healthy_long_enough(now):
-            log.warning("reset ignored: IMU not healthy long enough")
+            self._refuse_not_ready(now)
             return
         if not held:
             self._refuse_arming(LET_GO_REASON if presses == 1 else PRESSED_TWICE_REASON, now)
@@ -842,6 +862,19 @@ class SafetyController:
         self._sound(pattern, now, None, self._incident)
         if self._on_state is not None:
             self._on_state(self.state.value, reason)
+
+    def _refuse_not_ready(self, now: float) -> None:
+        """A press before the IMU data was healthy long enough (:data:`NOT_READY_REASON`).
+
+        It used to be logged only ("IMU not healthy long enough"): a walker pressing in the
+        first second after a start heard nothing. Refused as any press that cannot arm (the
+        ``refused`` beeps; with a voice, to wait and press again). In STANDBY while the worn
+        check still measures, its first verdict replaces the reason, as it replaces
+        "still measuring" (:meth:`_body_still_there`)."""
+        self._refuse_arming(NOT_READY_REASON, now)
+        if self.state is SafetyState.STANDBY:
+            worn = self._worn
+            self._said_measuring = worn is not None and not worn.ready
 
     def _refuse_in_fault(self, now: float) -> None:
         """A press in FAULT: the ``refused`` beeps, and nothing else.

@@ -2,7 +2,8 @@
 
 On the monitor's own loop (simulated MPU-6050, gpiozero mock pins, the session runner with a
 voice that keeps what it was asked to say): a press in FAULT, the after-trip words once help
-was called, a double press in STANDBY while a session is under way. None of them arms.
+was called, a double press in STANDBY while a session is under way, a press before the IMU data
+was healthy long enough (STARTING; STANDBY or TRIPPED after a break). None of them arms.
 """
 
 from __future__ import annotations
@@ -13,14 +14,17 @@ from pathlib import Path
 import pytest
 
 from core.protocol.events import EventType
-from firmware.safety import FAULT_CLASSES, FaultClass, FaultKind
+from firmware.config import SafetyConfig
+from firmware.safety import FAULT_CLASSES, NOT_READY_REASON, FaultClass, FaultKind
 from firmware.session.plan import Interval, Plan
 from firmware.session.runner import SessionRunner, SessionState, attach_session, detach_session
+from sim import scenarios as sc
 from tests.app_support import (
     Explodes,
     Frozen,
     Heard,
     Rig,
+    Standing,
     TripAt,
     close_rigs,
     make_rig,
@@ -277,3 +281,113 @@ def test_with_no_session_a_double_press_in_standby_still_chooses_the_walker(
     _double_press(rig)
     rig.run_for(0.5 + 0.6 + 0.05)
     assert rig.app.gpio.buzzer.pattern == "refused" and rig.state == "STANDBY"
+
+
+# ------------------------------------------------- before the data was healthy long enough
+
+
+@pytest.mark.parametrize("hold", [2.0, 0.15], ids=["held-for-the-chirp", "let-go-at-once"])
+def test_a_press_while_starting_is_refused_and_told_to_wait(tmp_path: Path, hold: float) -> None:
+    """STARTING, the first half second after a start (the IMU not yet healthy long enough):
+    a press was logged and nothing more — no beep, no words — whether held for the chirp or
+    let go. Now it is refused: the ``refused`` beeps and, with a voice, to wait a few seconds
+    and press again. Held, it is refused at the chirp, still in STARTING; let go at once, its
+    report comes once its sequence is over, after STANDBY began, and is refused there. It
+    never arms, and a press afterwards does."""
+    rig = make_rig(tmp_path)
+    runner, heard = _voiced(rig)
+    texts = runner.prompts.file.prompts
+    buzzer = rig.app.gpio.buzzer
+    rig.run_for(0.05)
+    assert rig.state == "STARTING"
+    _press(rig, hold=hold)
+    if hold > 0.4:
+        rig.run_for(0.4 + 0.02)
+        assert rig.state == "STARTING" and rig.button.is_down
+    else:
+        rig.run_for(hold + 0.6 + 0.05)
+        assert rig.state == "STANDBY"
+    assert buzzer.pattern == "refused"
+    assert rig.app.controller.reason == NOT_READY_REASON
+    rig.run_for(0.05)
+    assert heard.said == [texts.refused_measuring]
+    rig.run_for(hold + 0.6 + REFUSED_S)
+    assert heard.said == [texts.refused_measuring]  # once: the release is not a second press
+    assert rig.state == "STANDBY" and rig.hardware.history == []
+    rig.press_reset()
+    assert rig.state == "ARMED"
+    detach_session(rig.app, runner)
+
+
+def test_a_refusal_to_wait_is_taken_back_by_the_worn_checks_first_verdict(
+    tmp_path: Path,
+) -> None:
+    """With the sensor-worn check on, a press from STARTING refused in STANDBY (its report
+    came once its sequence was over) says to wait, while the check still measures; its first
+    verdict replaces that reason, as it replaces "still measuring", and the LED goes from
+    ``starting`` to ``standby``: the dashboard does not keep "not armed" until the next
+    press."""
+    rig = make_rig(tmp_path, motion=sc.scenario(sc.Standing(60.0)), worn_check=True)
+    controller = rig.app.controller
+    light = rig.app.status_light
+    assert light is not None
+    rig.run_for(0.05)
+    _press(rig)
+    rig.run_for(0.15 + 0.6 + 0.05)
+    assert rig.state == "STANDBY" and controller.reason == NOT_READY_REASON
+    assert rig.app.gpio.buzzer.pattern == "refused" and light.pattern == "starting"
+    while controller.measuring:
+        rig.run_for(0.05)
+    rig.run_for(0.1)
+    assert controller.reason == "IMU healthy; sensor worn; press reset to arm"
+    assert light.pattern == "standby" and rig.hardware.history == []
+
+
+class StuckFrom:
+    """Standing, then stuck on one reading from ``t`` (the run of identical readings)."""
+
+    duration = 1e9
+
+    def __init__(self, t: float) -> None:
+        self._t = t
+        self._standing = Standing()
+        self._stuck = Frozen()
+
+    def at(self, t: float) -> tuple[float, ...]:
+        return self._stuck.at(t) if t >= self._t else self._standing.at(t)
+
+
+@pytest.mark.parametrize("state", ["STANDBY", "TRIPPED"])
+def test_a_press_while_the_data_is_not_healthy_long_enough_is_refused(
+    tmp_path: Path, state: str
+) -> None:
+    """STANDBY or TRIPPED while the IMU data has not been healthy for ``healthy_before_arm_s``
+    (here a sensor stuck on one reading for longer than that, before its ``frozen_after_s``
+    FAULT): a held press was logged ("IMU not healthy long enough") and answered by nothing.
+    Now the ``refused`` beeps and the words to wait; nothing arms."""
+    safety = SafetyConfig(worn_check=False, frozen_after_s=2.0)
+    assert safety.healthy_before_arm_s < 1.0
+    if state == "STANDBY":
+        stuck_at = 1.0
+        rig = make_rig(tmp_path, motion=StuckFrom(stuck_at), safety=safety)
+    else:
+        stuck_at = 2.5
+        rig = make_rig(tmp_path, motion=StuckFrom(stuck_at), safety=safety, detector=TripAt(2.0))
+        rig.run_for(1.0)
+        rig.press_reset()
+    runner, heard = _voiced(rig)
+    texts = runner.prompts.file.prompts
+    rig.run_for(stuck_at + 0.7 - rig.clock.monotonic())  # stuck for longer than 0.5 s
+    assert rig.state == state
+    history = list(rig.hardware.history)
+    said = len(heard.said)
+    _press(rig, hold=1.0)
+    rig.run_for(0.4 + 0.05)
+    assert rig.state == state and rig.button.is_down
+    assert rig.app.gpio.buzzer.pattern == "refused"
+    assert rig.app.controller.reason == NOT_READY_REASON
+    assert heard.said[said:] == [texts.refused_measuring]
+    assert not rig.app.gpio.relay.holding and rig.hardware.history == history
+    rig.run_for(2.0)
+    assert rig.state == "FAULT"  # the stuck sensor's own fault, as before
+    detach_session(rig.app, runner)

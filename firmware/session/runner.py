@@ -121,6 +121,7 @@ from firmware.gait.worker import (
 from firmware.presses import ARM_HOLD_S, EdgeFeed
 from firmware.safety import (
     LET_GO_REASON,
+    NOT_READY_REASON,
     NOT_UPRIGHT_REASON,
     PRESSED_TWICE_REASON,
     STILL_MEASURING_REASON,
@@ -1094,8 +1095,8 @@ class SessionRunner:
                 spoken = texts.refused_hold
             elif reason == PRESSED_TWICE_REASON:
                 spoken = texts.refused_twice
-            elif reason == STILL_MEASURING_REASON:
-                spoken = texts.refused_measuring
+            elif reason in (STILL_MEASURING_REASON, NOT_READY_REASON):
+                spoken = texts.refused_measuring  # wait a few seconds, then press again
             elif reason == NOT_UPRIGHT_REASON:
                 spoken = texts.refused_lying
             else:
