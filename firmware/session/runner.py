@@ -684,6 +684,8 @@ class SessionRunner:
         """The buzzer's pattern at the last look: a help pattern's prompt is said once, as
         the pattern starts."""
         self._told_trip: float | None = None
+        """The trip (its TRIPPED state's ``since``) the walker was told what to do after: the
+        trip prompt is said once a trip."""
         self._caregivers_away = caregivers_away
         """Whether a caregiver service is expected and not there (the courier's word, through
         the link: one attribute read); None: nobody to ask (no courier, no broker)."""
@@ -702,8 +704,6 @@ class SessionRunner:
         """The trip's words queued (the sentence said) while the walker has not left TRIPPED
         since: leaving withdraws them, so the cue of a resumed interval does not wait ~10 s
         behind them."""
-        """The trip (its TRIPPED state's ``since``) the walker was told what to do after: the
-        trip prompt is said once a trip."""
         self._gesturing = False
         """A press held or a pattern open at the last look (:attr:`GestureRecognizer.idle`):
         the gestures are fed again even without an edge."""
