@@ -6,12 +6,13 @@ from __future__ import annotations
 import concurrent.futures
 import dataclasses
 import math
+import queue
 import sqlite3
 import threading
 import tokenize
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import pytest
 
@@ -395,13 +396,10 @@ def test_local_cli_socket_controls_the_session(tmp_path: Path) -> None:
                 ("resume", SessionState.RUNNING),
                 ("stop", SessionState.FINISHED),
             ):
-                future = pool.submit(send_command, server.path, command)
-                # the loop answers at its next iteration; pumped until the reply came (the
-                # server always replies: on a busy machine a bound on iterations ran out before
-                # the request reached the loop, and the server's wait then timed out)
-                while not future.done():
-                    rig.run_for(0.01)
-                ok, message = future.result()
+                future = _taken_by_the_loop(
+                    rig, runner, pool, lambda c=command: send_command(server.path, c)
+                )
+                ok, message = future.result(WAIT)
                 assert ok, message
                 assert runner.state is state
             future = pool.submit(send_command, server.path, "arm")
@@ -820,14 +818,42 @@ def _two_a_week_since_a_week_ago(db: Path, plan: Plan) -> None:
     conn.close()
 
 
+T = TypeVar("T")
+
+
+def _taken_by_the_loop(
+    rig: Rig, runner: SessionRunner, pool: concurrent.futures.Executor, ask: Callable[[], T]
+) -> concurrent.futures.Future[T]:
+    """``ask()``, a client of the control socket, on ``pool``'s thread (the CLI is another
+    process on a device); the loop runs once its request has reached the runner, one iteration's
+    worth, which takes it and answers. The loop's clock stands while the request is on its way:
+    pumped meanwhile, a loaded machine's second of socket round trip was 50 simulated seconds,
+    and a 30 s plan ended before its "stop" arrived ("no session to stop")."""
+    queued = threading.Event()
+    request = runner.request
+
+    def noted(command: str, reply: queue.SimpleQueue[tuple[bool, str]] | None = None) -> None:
+        request(command, reply)
+        queued.set()
+
+    runner.request = noted  # type: ignore[method-assign]
+    try:
+        future = pool.submit(ask)
+        while not (queued.wait(0.05) or future.done()):  # a refusal never reaches the runner
+            pass
+        if queued.is_set():
+            rig.run_for(0.01)  # the runner takes every queued request at each tick
+    finally:
+        del runner.request
+    return future
+
+
 def _stop_from_the_cli(rig: Rig, runner: SessionRunner, command: list[str]) -> int:
-    """``retroguard session stop`` on another thread (the CLI is another process on a device):
-    the loop runs until it has taken the stop, then the link alone is pumped (the loop's clock
-    stands) until the CLI returns: the courier stores the record meanwhile."""
+    """``retroguard session stop`` from the CLI: the loop takes the stop, then the link alone
+    is pumped (the loop's clock stands) until the CLI returns: the courier stores the record
+    meanwhile."""
     with concurrent.futures.ThreadPoolExecutor(1) as pool:
-        future = pool.submit(main, command)
-        while not (future.done() or runner.state is SessionState.FINISHED):
-            rig.run_for(0.01)
+        future = _taken_by_the_loop(rig, runner, pool, lambda: main(command))
         assert pump_link_until(rig.app.link, future.done)
         return future.result()
 
