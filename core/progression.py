@@ -6,6 +6,11 @@ walker completed ``stage.sessions_per_week`` sessions of the stage's plan
 walked through; a session stopped early or ended by a trip does not count; and
 as :func:`core.progress.days_done` counts them, a day once: a walk interrupted
 and walked again the same day does not count twice toward the stage).
+A session walked the stage's plan when it walked its intervals (:func:`plan_walk`: each
+interval's direction, length and speed note, as the session record keeps them), whatever
+the plan was called: before, the rule matched the plan's *name*, so a plan set by hand under
+the stage plan's name with other intervals counted toward the stage (a release then advanced
+the walker over a stage never walked), and a renamed copy of the stage's plan did not.
 Weeks are ISO weeks in the walker's zone, as the weekly goal's
 (:mod:`core.progress`). The last stage is never "done": the walker stays there.
 The rule only decides; the device applies it (``firmware.storage.progressions``)
@@ -20,7 +25,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from core.progress import done, per_day, utc_of, week_of
-from core.protocol.plan import Stage
+from core.protocol.plan import IntervalWalk, Stage, plan_walk
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,37 +34,67 @@ class StageSession:
 
     started_wall: str
     plan: str
-    """The plan's name, as the session record keeps it."""
+    """The plan's name, as the session record keeps it (not what the rule matches: a label)."""
     status: str
     planned_s: float
     done_s: float
     backward_s: float
     longest_backward_s: float
+    walk: tuple[IntervalWalk, ...] = ()
+    """The intervals it walked (:func:`plan_walk`'s terms), in order: what the rule matches."""
+
+
+def _weeks_met(
+    stage: Stage, since_wall: str, sessions: Iterable[StageSession], zone: dt.tzinfo
+) -> list[str]:
+    """The weeks since ``since_wall`` in which the stage's prescribed sessions were completed,
+    oldest first, counting at most :func:`core.progress.per_day` of them a day, as adherence
+    counts them (one a day, unless the stage asks for more than seven a week). A session whose
+    start cannot be read (a damaged row) counts toward nothing."""
+    since = utc_of(since_wall).replace(microsecond=0)  # sessions keep whole seconds
+    cap = per_day(stage.sessions_per_week)
+    walk = plan_walk(stage.plan)
+    per_week: dict[str, Counter[dt.date]] = {}
+    for s in sessions:
+        if not (done(s) and s.walk == walk):
+            continue
+        try:
+            started = utc_of(s.started_wall)
+        except ValueError:
+            continue
+        if started >= since:
+            per_week.setdefault(week_of(started, zone), Counter())[
+                started.astimezone(zone).date()
+            ] += 1
+    return sorted(
+        week
+        for week, days in per_week.items()
+        if sum(min(cap, n) for n in days.values()) >= stage.sessions_per_week
+    )
 
 
 def weeks_done(
     stage: Stage, since_wall: str, sessions: Iterable[StageSession], zone: dt.tzinfo
 ) -> int:
-    """Weeks since ``since_wall`` in which the stage's prescribed sessions were completed,
-    counting at most :func:`core.progress.per_day` of them a day, as adherence counts them
-    (one a day, unless the stage asks for more than seven a week)."""
-    since = utc_of(since_wall).replace(microsecond=0)  # sessions keep whole seconds
-    cap = per_day(stage.sessions_per_week)
-    per_week: dict[str, Counter[dt.date]] = {}
-    for s in sessions:
-        started = utc_of(s.started_wall)
-        if done(s) and s.plan == stage.plan.name and started >= since:
-            per_week.setdefault(week_of(started, zone), Counter())[
-                started.astimezone(zone).date()
-            ] += 1
-    return sum(
-        1
-        for days in per_week.values()
-        if sum(min(cap, n) for n in days.values()) >= stage.sessions_per_week
-    )
+    """Weeks since ``since_wall`` in which the stage's prescribed sessions were completed."""
+    return len(_weeks_met(stage, since_wall, sessions, zone))
+
+
+def completed_in(
+    stage: Stage, since_wall: str, sessions: Iterable[StageSession], zone: dt.tzinfo
+) -> str | None:
+    """The ISO week ("2026-W10", in ``zone``) in which the stage was completed: the
+    ``stage.weeks``-th week that met its count; None while it is not done.
+
+    The next stage counts from the Monday after it (``firmware.storage.progressions``): not
+    after the newest session since the stage began, which may be a later week's stopped
+    walk, another plan's or one dated by a clock set wrong, and put the next stage's start a
+    week or more late, its sessions counted toward nothing."""
+    met = _weeks_met(stage, since_wall, sessions, zone)
+    return met[stage.weeks - 1] if len(met) >= stage.weeks else None
 
 
 def stage_done(
     stage: Stage, since_wall: str, sessions: Iterable[StageSession], zone: dt.tzinfo
 ) -> bool:
-    return weeks_done(stage, since_wall, sessions, zone) >= stage.weeks
+    return completed_in(stage, since_wall, sessions, zone) is not None

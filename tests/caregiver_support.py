@@ -42,6 +42,7 @@ from core.protocol.messages import (
     SessionRecord,
 )
 from core.protocol.payloads import reply_payload
+from core.protocol.plan import Plan
 from sim.recordings import FALL_FIGURES, fall_recording
 from tools.broker import Mosquitto
 
@@ -97,6 +98,28 @@ def fall_window(rate_hz: float = 100.0, seconds: float = 3.0) -> dict[str, Any]:
             ]
         )
     return {"columns": ["dt", "ax", "ay", "az", "gx", "gy", "gz"], "rows": rows}
+
+
+def walked(record: SessionRecord, plan: Plan) -> SessionRecord:
+    """``record`` as a session of ``plan`` walked through keeps it: the plan's name and its
+    intervals (direction, length, speed), what a progression's stage matches a session by
+    (:func:`core.protocol.plan.plan_walk`); the figures are ``record``'s."""
+    intervals = [
+        IntervalSummary(
+            index=n,
+            direction=i.direction,
+            speed=i.speed,
+            planned_s=round(i.duration_s, 1),
+            done_s=round(i.duration_s, 1),
+            steps=0,
+            walking_s=0.0,
+            cadence_spm=0.0,
+            trips=0,
+            stumbles=0,
+        )
+        for n, i in enumerate(plan.intervals)
+    ]
+    return msgspec.structs.replace(record, plan=plan.name, intervals=intervals)
 
 
 def session_record(

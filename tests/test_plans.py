@@ -605,12 +605,22 @@ def test_the_dashboard_plan_form_takes_a_decimal_comma_and_says_a_blank_name_pla
 def _completed(
     conn: sqlite3.Connection, plan: str, started: str, status: str = "completed"
 ) -> None:
-    """A session row as the session archive writes it (only what the rule reads matters)."""
+    """A session row of the preset ``plan`` as the session archive writes it (only what the
+    rule reads matters: the figures and the intervals walked)."""
+    session_id = f"{plan}-{started}"
     conn.execute(
         "INSERT INTO sessions (id, device_id, plan, status, started_wall, ended_wall, planned_s,"
         " done_s, backward_s, longest_backward_s, steps, walking_s, trips, stumbles, body)"
         " VALUES (?, 'tm', ?, ?, ?, NULL, 1800, ?, 1, 1, 0, 0, 0, 0, '{}')",
-        (f"{plan}-{started}", plan, status, started, 1800.0 if status == "completed" else 600.0),
+        (session_id, plan, status, started, 1800.0 if status == "completed" else 600.0),
+    )
+    conn.executemany(
+        "INSERT INTO session_intervals (session_id, idx, direction, speed, planned_s, done_s,"
+        " steps, walking_s, cadence_spm, trips, stumbles) VALUES (?, ?, ?, ?, ?, ?, 0, 0, 0, 0, 0)",
+        [
+            (session_id, n, i.direction, i.speed, round(i.duration_s, 1), round(i.duration_s, 1))
+            for n, i in enumerate(PRESETS[plan].intervals)
+        ],
     )
 
 

@@ -9,6 +9,8 @@ progression's own rule (:func:`firmware.storage.progressions.advance_if_done`).
 from __future__ import annotations
 
 import datetime as dt
+import json
+import sqlite3
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -17,30 +19,37 @@ import pytest
 
 from core.plan_presets import PRESETS
 from core.progress import weekly_progress
+from core.protocol.commands import CommandRefused, parse_command
 from core.protocol.messages import ProgressMessage, SessionRecord
 from core.protocol.payloads import decode_as
-from core.protocol.plan import Progression, Stage
+from core.protocol.plan import Interval, Plan, Progression, Stage, plan_to_builtins
 from core.protocol.topics import Topics
 from firmware.mqtt.status import RetainedStatus
+from firmware.session.runner import attach_session, detach_session
 from firmware.session.summary import week_line
 from firmware.storage.database import connect
+from firmware.storage.plans import current_plan
 from firmware.storage.progressions import (
     HAND_PLAN_HOLD,
     advance_if_done,
     change_progression,
     current_progression,
     prescribed_by_week,
+    set_plan_by_hand,
     start_progression,
 )
-from firmware.storage.sessions import save_session
+from firmware.storage.sessions import load_sessions, save_session
 from launcher.cli import main
-from tests.caregiver_support import session_record
+from sim import scenarios
+from tests.app_support import armed_rig, close_rigs  # noqa: F401 - fixture
+from tests.caregiver_support import session_record, walked
 
 DEVICE = "tm-1"
 BERLIN = ZoneInfo("Europe/Berlin")
 MONDAY = dt.datetime(2026, 3, 2, 8, 0, tzinfo=dt.UTC)  # 09:00 in Berlin, ISO week 2026-W10
 TWO_TWO = PRESETS["alternate-2-2"]
 WEEK_2 = PRESETS["progression-week-2"]
+WEEK_3 = PRESETS["progression-week-3"]
 
 
 def _walk(
@@ -48,8 +57,11 @@ def _walk(
 ) -> SessionRecord:
     """A session of ``plan`` (30 min); ``ten``: with a 10-minute backward block walked;
     ``until_min`` < 30: interrupted then (a trip not re-armed from in time: abandoned)."""
-    record = session_record(
-        DEVICE, started, backward_min=12 if ten else 14, longest_min=10 if ten else 2, plan=plan
+    record = walked(
+        session_record(
+            DEVICE, started, backward_min=12 if ten else 14, longest_min=10 if ten else 2
+        ),
+        PRESETS[plan],
     )
     if until_min < 30:
         record = msgspec.structs.replace(record, status="abandoned", done_s=until_min * 60)
@@ -347,3 +359,217 @@ def test_a_release_of_a_stage_not_done_only_releases(tmp_path: Path) -> None:
         "released",
         False,
     )
+
+
+# ------------------------------------------- which sessions are the stage's, and when next
+
+
+def _three_days(conn: sqlite3.Connection, plan: Plan, first: dt.datetime) -> None:
+    """``plan`` walked through on three days from ``first``, stored as the runner stores it."""
+    for day in (0, 1, 2):
+        save_session(conn, walked(_walk(first + dt.timedelta(days=day)), plan))
+
+
+def test_a_plan_set_by_hand_under_the_stage_plan_s_name_does_not_count_toward_the_stage(
+    tmp_path: Path,
+) -> None:
+    """The stage's plan is "Anna" (the 2/2 intervals); the physio set by hand another plan
+    also called "Anna" (3-minute blocks), which held the progression, and the walker walked it
+    three times. Those sessions are not the stage's: the release puts the stage's plan back and
+    the walker stays on the stage. Before, the rule matched sessions by the plan's name: the
+    release said the stage's sessions were done while it was held and moved the walker on over
+    a stage they never walked."""
+    anna = Plan("Anna", TWO_TWO.intervals)
+    other_anna = Plan("Anna", PRESETS["progression-week-2"].intervals)
+    progression = Progression("custom", (Stage(anna), Stage(WEEK_2)))
+    conn = connect(tmp_path / "device.db")
+    with conn:
+        start_progression(conn, progression, stage=0, by="Jo", wall="2026-03-01T10:00:00+00:00")
+        hand = set_plan_by_hand(
+            conn, other_anna, by="Jo", via="cli", wall="2026-03-01T11:00:00+00:00"
+        )
+    assert hand.newly_held
+    with conn:
+        _three_days(conn, other_anna, MONDAY)
+        released = change_progression(
+            conn, "release", by="Jo", wall="2026-03-05T09:00:00+00:00", zone=BERLIN
+        )
+    assert (released.stage, released.advanced_on_release, released.plan_restored) == (
+        0,
+        False,
+        True,
+    )
+    now = current_plan(conn)
+    assert now is not None and now.plan == anna
+    # the stage's own plan, three days the next week, moves the walker on
+    with conn:
+        _three_days(conn, anna, MONDAY + dt.timedelta(weeks=1))
+        advanced = advance_if_done(conn, BERLIN, "2026-03-11T09:00:00+00:00")
+    conn.close()
+    assert advanced is not None and advanced.stage == 1
+
+
+def test_a_renamed_copy_of_the_stage_s_plan_is_the_stage_s_plan(tmp_path: Path) -> None:
+    """A physio renamed the stage's custom plan ("Anna wk1" to "Anna, week 1", the same rows):
+    the walker walks the same prescription, so nothing is held and its sessions count toward
+    the stage. Before, the rename held the progression, and its sessions (another name) would
+    not have counted even once released."""
+    anna = Plan("Anna wk1", TWO_TWO.intervals)
+    renamed = Plan("Anna, week 1", TWO_TWO.intervals)
+    progression = Progression("custom", (Stage(anna), Stage(WEEK_2)))
+    conn = connect(tmp_path / "device.db")
+    with conn:
+        start_progression(conn, progression, stage=0, by="Jo", wall="2026-03-01T10:00:00+00:00")
+        hand = set_plan_by_hand(conn, renamed, by="Jo", via="cli", wall="2026-03-01T11:00:00+00:00")
+    assert hand.held is None
+    with conn:
+        _three_days(conn, renamed, MONDAY)
+        advanced = advance_if_done(conn, BERLIN, "2026-03-04T09:00:00+00:00")
+    conn.close()
+    assert advanced is not None and advanced.stage == 1
+
+
+@pytest.mark.usefixtures("close_rigs")
+def test_a_session_recorded_by_the_runner_is_matched_to_its_stage_by_its_intervals(
+    tmp_path: Path,
+) -> None:
+    """The rule matches the intervals a session record keeps to the stage plan's
+    (:func:`core.protocol.plan.plan_walk`): a real runner's record of a plan with lengths that
+    are no whole seconds (0.55 min, 1/3 min) and its own speed notes, walked on three days,
+    completes the stage."""
+    plan = Plan(
+        "odd lengths",
+        (
+            Interval("forward", 0.55, "0.6 mph"),
+            Interval("backward", 1 / 3, "0.4 mph"),
+            Interval("rest", 0.2),
+        ),
+    )
+    motion = scenarios.Sequence(
+        [scenarios.Standing(3.0), scenarios.Walking(200.0, 0.6, "backward", step_hz=1.5)], seed=3
+    )
+    rig = armed_rig(tmp_path, motion=motion)
+    runner = attach_session(rig.app, plan)
+    try:
+        rig.run_for(2.0)
+        runner.request("start")
+        rig.run_for(plan.duration_s + 5.0)
+    finally:
+        detach_session(rig.app, runner)
+    (stored,) = load_sessions(rig.app.config.storage.database)
+    assert stored.record.status == "completed"
+    conn = connect(rig.app.config.storage.database)
+    with conn:
+        start_progression(
+            conn,
+            Progression("custom", (Stage(plan), Stage(WEEK_2))),
+            stage=0,
+            by="Jo",
+            wall="2026-03-01T10:00:00+00:00",
+        )
+        for day in (0, 1, 2):
+            started = (MONDAY + dt.timedelta(days=day)).isoformat(timespec="seconds")
+            save_session(
+                conn,
+                msgspec.structs.replace(stored.record, id=f"{day:032x}", started_wall=started),
+            )
+        advanced = advance_if_done(conn, BERLIN, "2026-03-04T09:00:00+00:00")
+    conn.close()
+    assert advanced is not None and advanced.stage == 1
+
+
+def test_a_progression_with_two_plans_under_one_name_is_refused_naming_the_stage(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Two stages whose plans share a name but not their intervals: the session log and the
+    reports could not tell which stage a session walked (and a device of an earlier release,
+    matching by name, would count one stage's sessions toward the other). Refused from a
+    file (exit 2, nothing stored) and on the wire (``cmd/progression``), naming the stage;
+    the same plan in two stages is fine."""
+    data = {
+        "name": "anna-spring",
+        "stages": [
+            {"plan": plan_to_builtins(Plan("Anna", TWO_TWO.intervals)), "weeks": 2},
+            {"plan": "progression-week-3"},
+            {"plan": plan_to_builtins(Plan("Anna", WEEK_2.intervals))},
+        ],
+    }
+    path = tmp_path / "anna.json"
+    path.write_text(json.dumps(data), encoding="utf-8")
+    db = tmp_path / "device.db"
+    assert main(["plan", "--db", str(db), "progression", "set", str(path), "--stage", "1"]) == 2
+    said = capsys.readouterr().err
+    assert (
+        "stages[2].plan.name: stage 3's plan is named 'Anna', as stage 1's is, with other "
+        "intervals: give each stage's plan a name of its own"
+    ) in said
+    if db.exists():
+        conn = connect(db)
+        assert current_progression(conn) is None
+        conn.close()
+    week_3 = plan_to_builtins(WEEK_3)
+    stages = [{**s, "plan": week_3} if isinstance(s["plan"], str) else s for s in data["stages"]]
+    wire = {**data, "stages": stages}
+    payload = json.dumps({"by": "Jo", "progression": wire, "stage": 0}).encode()
+    with pytest.raises(CommandRefused, match=r"progression\.stages\[2\]\.plan\.name: stage 3's"):
+        parse_command("progression", payload)
+    # the same plan twice (name and intervals) is one plan in two stages
+    same = {**data, "stages": [data["stages"][0], data["stages"][0]]}
+    path.write_text(json.dumps(same), encoding="utf-8")
+    assert main(["plan", "--db", str(db), "progression", "set", str(path), "--stage", "1"]) == 0
+
+
+def test_a_release_counts_the_next_stage_from_the_week_that_completed_this_one(
+    tmp_path: Path,
+) -> None:
+    """The walker did the held stage's three in 2026-W10, then on Monday of W11 walked a few
+    minutes and stopped; the physio released on Tuesday. The stage was completed in W10, so
+    the next one counts from the release (later than W11's Monday), and the walker's
+    Wednesday to Friday of the new stage's plan move them on. Before, the next stage counted
+    from the Monday after the *newest* session since the stage began (the stopped walk's
+    week): from W12, and that week's three walks counted toward nothing."""
+    progression = Progression("custom", (Stage(TWO_TWO), Stage(WEEK_2), Stage(WEEK_3)))
+    conn = connect(tmp_path / "device.db")
+    with conn:
+        start_progression(conn, progression, stage=0, by="Jo", wall="2026-03-01T10:00:00+00:00")
+        change_progression(conn, "hold", by="Jo", wall="2026-03-01T11:00:00+00:00")
+        _three_days(conn, TWO_TWO, MONDAY)
+        save_session(conn, walked(_walk(MONDAY + dt.timedelta(weeks=1), until_min=5), TWO_TWO))
+        released = change_progression(
+            conn, "release", by="Jo", wall="2026-03-10T09:00:00+00:00", zone=BERLIN
+        )
+    assert (released.stage, released.advanced_on_release) == (1, True)
+    assert released.stage_started_wall == "2026-03-10T09:00:00+00:00"
+    with conn:
+        _three_days(conn, WEEK_2, MONDAY + dt.timedelta(weeks=1, days=2))
+        advanced = advance_if_done(conn, BERLIN, "2026-03-13T10:00:00+00:00")
+    conn.close()
+    assert advanced is not None and advanced.stage == 2
+
+
+def test_a_stage_completed_the_week_daylight_saving_begins_counts_the_next_from_monday_00_00(
+    tmp_path: Path,
+) -> None:
+    """Berlin moves to summer time on Sunday 29 March 2026 (2026-W13). A stage completed that
+    week counts the next from Monday 30 March 00:00 CEST (Sunday 22:00 UTC): a session at
+    00:30 on that Monday (22:30 UTC, still Sunday in UTC) is the new stage's, one at 23:30
+    on the Sunday is not. (A guard: counted right before this change too.)"""
+    progression = Progression("custom", (Stage(TWO_TWO), Stage(WEEK_2), Stage(WEEK_3)))
+    w13 = dt.datetime(2026, 3, 24, 8, 0, tzinfo=dt.UTC)  # Tuesday of 2026-W13
+    conn = connect(tmp_path / "device.db")
+    with conn:
+        start_progression(conn, progression, stage=0, by="Jo", wall="2026-03-22T10:00:00+00:00")
+        _three_days(conn, TWO_TWO, w13)
+        advanced = advance_if_done(conn, BERLIN, "2026-03-26T10:00:00+00:00")
+    assert advanced is not None and advanced.stage == 1
+    assert advanced.stage_started_wall == "2026-03-29T22:00:00.000+00:00"
+    sunday_night = dt.datetime(2026, 3, 29, 21, 30, tzinfo=dt.UTC)  # 23:30 CEST
+    monday_0030 = dt.datetime(2026, 3, 29, 22, 30, tzinfo=dt.UTC)  # 00:30 CEST, 2026-W14
+    with conn:
+        for started in (sunday_night, *(monday_0030 + dt.timedelta(days=d) for d in (1, 2))):
+            save_session(conn, walked(_walk(started), WEEK_2))  # Sunday, then Tuesday, Wednesday
+        assert advance_if_done(conn, BERLIN, "2026-04-01T10:00:00+00:00") is None  # 2 in W14
+        save_session(conn, walked(_walk(monday_0030), WEEK_2))
+        advanced = advance_if_done(conn, BERLIN, "2026-04-01T11:00:00+00:00")
+    conn.close()
+    assert advanced is not None and advanced.stage == 2

@@ -53,7 +53,7 @@ from firmware.storage.walkers import (
     walker_names,
 )
 from tests.app_support import Heard, Rig, close_rigs, make_rig, pump_link_until
-from tests.caregiver_support import session_record
+from tests.caregiver_support import session_record, walked
 from tests.mqtt_helpers import schema
 from tests.storage_support import database_at_version
 from tools.broker import Mosquitto
@@ -642,14 +642,14 @@ def test_a_progression_advances_on_its_own_walker_s_sessions_only(tmp_path: Path
         assert current_plan(conn) is None and current_plan(conn, "anna") is not None
         for day in (0, 1):  # the default walker's completed sessions count nothing for Anna
             rec = session_record("tm-1", MONDAY + dt.timedelta(days=day), backward_min=14,
-                                 longest_min=2, plan=short.name)  # fmt: skip
-            save_session(conn, rec)
+                                 longest_min=2)  # fmt: skip
+            save_session(conn, walked(rec, short))
         with transaction(conn):
             assert advance_if_done(conn, dt.UTC, "w2", walker="anna") is None
         for day in (0, 1):
             rec = session_record("tm-1", MONDAY + dt.timedelta(days=day, hours=2),
-                                 backward_min=14, longest_min=2, plan=short.name)  # fmt: skip
-            save_session(conn, _of(rec, ANNA))
+                                 backward_min=14, longest_min=2)  # fmt: skip
+            save_session(conn, _of(walked(rec, short), ANNA))
         with transaction(conn):
             state = advance_if_done(conn, dt.UTC, "w3", walker="anna")
         assert state is not None and state.stage == 1

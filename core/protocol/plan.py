@@ -110,6 +110,25 @@ class Plan(Struct, frozen=True, forbid_unknown_fields=True):
         )
 
 
+IntervalWalk = tuple[str, float, str]
+"""One interval as a session record keeps it: direction, planned seconds (to a tenth), speed."""
+
+
+def plan_walk(plan: Plan) -> tuple[IntervalWalk, ...]:
+    """What walking ``plan`` means, as its session records keep it
+    (:class:`core.protocol.messages.IntervalSummary`: direction, ``planned_s`` to a tenth of a
+    second, speed note): the plan's content without its name, which is a label a physio may
+    change. Two plans with the same walk are the same prescription."""
+    return tuple((i.direction, round(i.duration_s, 1), i.speed) for i in plan.intervals)
+
+
+def same_walk(a: Plan | None, b: Plan | None) -> bool:
+    """``a`` and ``b`` prescribe the same walk (:func:`plan_walk`), whatever their names."""
+    if a is None or b is None:
+        return a is b
+    return plan_walk(a) == plan_walk(b)
+
+
 class PlanInvalid(ValueError):
     """A plan that breaks the contract; ``problems`` name each field (``intervals[1].minutes``)."""
 
@@ -324,9 +343,32 @@ def progression_from_builtins(
         for n, stage in enumerate(progression.stages)
         for p in plan_problems(stage.plan)
     ]
+    problems += _same_names(progression, prefix)
     if problems:
         raise PlanInvalid(problems)
     return progression
+
+
+def _same_names(progression: Progression, prefix: str) -> list[str]:
+    """A problem for each stage whose plan has an earlier stage's plan's name but other
+    intervals. The session log, the dashboard and the reports know a session's plan by its
+    name, so two plans under one name make "which stage did the walker walk" unreadable; and a
+    device of an earlier release, whose rule matched a session to a stage by the plan's name
+    (this one matches its intervals: :func:`plan_walk`), would count one stage's sessions
+    toward the other, skipping or stalling it. The same plan in two stages is fine."""
+    problems: list[str] = []
+    first: dict[str, int] = {}
+    for n, stage in enumerate(progression.stages):
+        name = stage.plan.name
+        if name not in first:
+            first[name] = n
+        elif plan_walk(progression.stages[first[name]].plan) != plan_walk(stage.plan):
+            problems.append(
+                f"{prefix}stages[{n}].plan.name: stage {n + 1}'s plan is named {name!r}, as "
+                f"stage {first[name] + 1}'s is, with other intervals: give each stage's plan "
+                "a name of its own"
+            )
+    return problems
 
 
 def progression_to_builtins(progression: Progression) -> dict[str, Any]:

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import datetime as dt
 import sqlite3
-from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import Literal
 
@@ -33,9 +32,9 @@ from core.progress import (
     week_of,
     week_start,
 )
-from core.progression import StageSession, stage_done
+from core.progression import StageSession, completed_in
 from core.protocol.messages import ProgressionHeld
-from core.protocol.plan import Plan, Progression
+from core.protocol.plan import Plan, Progression, same_walk
 from core.protocol.walker import DEFAULT_WALKER_ID
 from core.zones import system_zone
 from firmware.storage.plans import assign_plan, current_plan
@@ -240,7 +239,7 @@ def change_progression(
         # back, or the walker would keep walking that plan and the progression stall again.
         now = current_plan(conn, walker)
         restore = not done_already and (
-            now is None or now.plan != state.progression.stages[state.stage].plan
+            now is None or not same_walk(now.plan, state.progression.stages[state.stage].plan)
         )
         released = _record(
             conn, state.progression, state.stage, stage_started_wall=state.stage_started_wall,
@@ -306,7 +305,9 @@ def set_plan_by_hand(
     held: ProgressionState | None = None
     newly = False
     walked = plan if plan is not None else config_plan
-    if state is not None and (state.held or walked != state.progression.stages[state.stage].plan):
+    if state is not None and (
+        state.held or not same_walk(walked, state.progression.stages[state.stage].plan)
+    ):
         held, newly = state, not state.held
         if newly:
             held = _record(
@@ -334,10 +335,10 @@ def held_message(hand: HandPlan) -> ProgressionHeld | None:
     )
 
 
-def _next_stage_start(wall: str, started: Sequence[str], zone: dt.tzinfo) -> str:
-    """When the stage after one that ``started`` sessions completed begins counting: the
-    Monday (00:00 in ``zone``) after the week of the newest of them, or ``wall``, the time
-    now, if that is later (a session that began on Sunday night and ended on Monday).
+def _next_stage_start(wall: str, completed: str, zone: dt.tzinfo) -> str:
+    """When the stage after one ``completed`` in that week ("2026-W10") begins counting: the
+    Monday (00:00 in ``zone``) after it, or ``wall``, the time now, if that is later (a
+    release of a held stage weeks after its sessions were done).
 
     The week that completed a stage is that stage's week: a walker who did the week's three
     sessions by Wednesday and three more by Saturday walked one week of the prescription,
@@ -347,19 +348,18 @@ def _next_stage_start(wall: str, started: Sequence[str], zone: dt.tzinfo) -> str
     counts those sessions as always); only its count starts with the next week, so a week
     counts toward one stage only.
 
+    The week is the one whose sessions completed the stage (:func:`core.progression.
+    completed_in`), not the newest session's since the stage began: a stopped walk or another
+    plan's in a later week, or a session dated ahead by a clock set wrong, put the next
+    stage's start a week (or more) after that session's week, and the walker's sessions until
+    then counted toward nothing (a release on Tuesday after a Monday walk: the next stage
+    counted only from the Monday after).
+
     Never the clock's time when it reads earlier than the sessions: a Pi without a
     battery-backed clock reads the time of its last shutdown until NTP sets it
     (docs/sessions.md, "Wall clock"), and a stage that started days early would count the
     old stage's sessions again and could advance at the next session, a stage skipped."""
-    moments = []
-    for text in started:
-        try:
-            moments.append(utc_of(text))
-        except ValueError:  # a damaged row: the rule that read it skipped it too
-            continue
-    if not moments:
-        return wall
-    monday = week_start(week_of(max(moments), zone)) + dt.timedelta(weeks=1)
+    monday = week_start(completed) + dt.timedelta(weeks=1)
     next_week = dt.datetime.combine(monday, dt.time(), zone).astimezone(dt.UTC)
     try:
         if utc_of(wall) > next_week:
@@ -382,14 +382,14 @@ def advance_if_done(
     state = current_progression(conn, walker)
     if state is None or state.held or state.last:
         return None
-    sessions = _done(conn, state, zone, walker)
-    if sessions is None:
+    week = _done(conn, state, zone, walker)
+    if week is None:
         return None
     return _record(
         conn,
         state.progression,
         state.stage + 1,
-        stage_started_wall=_next_stage_start(wall, [s.started_wall for s in sessions], zone),
+        stage_started_wall=_next_stage_start(wall, week, zone),
         held=False,
         by="progression",
         change="advanced",
@@ -401,17 +401,39 @@ def advance_if_done(
 
 def _done(
     conn: sqlite3.Connection, state: ProgressionState, zone: dt.tzinfo, walker: str
-) -> list[StageSession] | None:
-    """The sessions since ``state``'s stage began when they complete it
-    (:func:`core.progression.stage_done`), else None."""
+) -> str | None:
+    """The week in which ``walker``'s sessions completed ``state``'s stage
+    (:func:`core.progression.completed_in`), else None.
+
+    Every one of their sessions is read and the rule alone says which count (from the
+    stage's start, in ``zone``'s weeks), each with the intervals it walked
+    (``session_intervals``): the rule matches a session to the stage by them, not by the
+    plan's name. A few hundred rows a walker, once after each of their sessions."""
     rows = conn.execute(
-        "SELECT started_wall, plan, status, planned_s, done_s, backward_s, longest_backward_s"
-        " FROM sessions WHERE started_wall >= ? AND walker = ?",
-        (state.stage_started_wall[:19], walker),
+        "SELECT id, started_wall, plan, status, planned_s, done_s, backward_s,"
+        " longest_backward_s FROM sessions WHERE walker = ?",
+        (walker,),
     ).fetchall()
+    walks: dict[str, list[tuple[str, float, str]]] = {}
+    for session_id, direction, planned, speed in conn.execute(
+        "SELECT session_id, direction, planned_s, speed FROM session_intervals"
+        " WHERE session_id IN (SELECT id FROM sessions WHERE walker = ?)"
+        " ORDER BY session_id, idx",
+        (walker,),
+    ):
+        walks.setdefault(str(session_id), []).append((str(direction), float(planned), str(speed)))
     sessions = [
-        StageSession(str(row[0]), str(row[1]), str(row[2]), *(float(x) for x in row[3:]))
-        for row in rows
+        StageSession(
+            started_wall=str(started),
+            plan=str(plan),
+            status=str(status),
+            planned_s=float(planned),
+            done_s=float(done_s),
+            backward_s=float(backward),
+            longest_backward_s=float(longest),
+            walk=tuple(walks.get(str(session_id), ())),
+        )
+        for session_id, started, plan, status, planned, done_s, backward, longest in rows
     ]
     stage = state.progression.stages[state.stage]
-    return sessions if stage_done(stage, state.stage_started_wall, sessions, zone) else None
+    return completed_in(stage, state.stage_started_wall, sessions, zone)
