@@ -245,12 +245,14 @@ def _report(args: argparse.Namespace, store: Any, config: Any) -> int:
         known = ", ".join(names)
         print(f"{name}: no walker {chosen!r} on {args.device} ({known})", file=sys.stderr)
         return 2
-    # The default walker (a treadmill with one walker) is named after the device, as on the
-    # dashboard and before walker profiles.
-    default = chosen == DEFAULT_WALKER_ID
-    walker = config.devices.get(args.device, args.device) if default else names[chosen]
+    # The default walker of a treadmill with one walker is named after the device, as on the
+    # dashboard and before walker profiles; of a shared one, as the walker they are.
+    alone = chosen == DEFAULT_WALKER_ID and len(walkers) == 1
+    walker = config.devices.get(args.device, args.device) if alone else names[chosen]
     try:
-        report = report_for(store, args.device, walker, config.zone, time.time(), chosen)
+        report = report_for(
+            store, args.device, walker, config.zone, time.time(), chosen, shared=len(walkers) > 1
+        )
     except WeekSpanTooLong as exc:  # a session dated by a wrong clock: no file of 100k rows
         print(f"{name}: no report of {args.device} ({walker}): {exc}", file=sys.stderr)
         return 2

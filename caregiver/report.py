@@ -85,6 +85,10 @@ class Report:
     """Newest first."""
     walker_id: str = DEFAULT_WALKER.id
     """The walker profile's id ("default" on a device with one walker)."""
+    shared: bool = False
+    """The device has other walkers: the report is one of theirs, and says whose even for the
+    default walker (its file name and the PDF name the profile), as the dashboard names the
+    default walker of a shared treadmill (:func:`caregiver.walkers.named`)."""
 
     @property
     def sessions(self) -> int:
@@ -155,9 +159,12 @@ def report_for(
     zone: dt.tzinfo,
     now: float,
     walker_id: str | None = None,
+    *,
+    shared: bool = False,
 ) -> Report:
     """The report of one device (``walker_id``'s sessions, when given) from the store (its
-    named reads only); ``walker`` is the name it is about."""
+    named reads only); ``walker`` is the name it is about; ``shared``: the device has other
+    walkers (:attr:`Report.shared`)."""
     sessions = store.walk_sessions(device_id, HISTORY_SESSIONS, walker_id)
     incidents = store.incidents_for(device_id, INCIDENT_LIMIT)
     if walker_id is not None:
@@ -174,7 +181,7 @@ def report_for(
         now,
         store.prescribed_weeks(device_id, walker_id or DEFAULT_WALKER.id),
     )
-    return replace(report, walker_id=walker_id or DEFAULT_WALKER.id)
+    return replace(report, walker_id=walker_id or DEFAULT_WALKER.id, shared=shared)
 
 
 def walker_incidents(
@@ -282,8 +289,11 @@ def report_csv(report: Report) -> str:
 
 
 def file_name(report: Report, extension: str) -> str:
-    """ "retroguard-treadmill-1-2026-12-02.pdf": safe in a Content-Disposition header."""
+    """ "retroguard-treadmill-1-2026-12-02.pdf": safe in a Content-Disposition header. The
+    walker's id follows the device's for any walker of a shared treadmill, the default one
+    too: "retroguard-tm-2-2026-12-02.csv" read as the whole treadmill's report when it held
+    only the sessions walked with no profile chosen."""
     safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in report.device_id)
-    if report.walker_id != DEFAULT_WALKER.id:
+    if report.walker_id != DEFAULT_WALKER.id or report.shared:
         safe += f"-{report.walker_id}"  # a walker id is safe: [a-z0-9_-]
     return f"retroguard-{safe}-{report.generated:%Y-%m-%d}.{extension}"

@@ -276,9 +276,10 @@ def report_pdf(report: Report) -> bytes:
     page = _Page()
     pdf = page.pdf
     page.line(f"RetroGuard walking report: {report.walker}", 16, "B", 8)
+    profile = report.walker_id != "default" or report.shared  # whose, on a shared treadmill
     page.line(
         f"Device {report.device_id}"
-        f"{'' if report.walker_id == 'default' else f', walker profile {report.walker_id}'}. "
+        f"{f', walker profile {report.walker_id}' if profile else ''}. "
         f"Weeks {report.period} (ISO weeks, {report.zone}). "
         f"Made {day_words(report.generated)} {report.generated:%H:%M}.",
         8.5,

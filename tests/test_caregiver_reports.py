@@ -377,6 +377,13 @@ def test_the_cli_asks_which_walker_when_a_treadmill_has_several(
     )
     assert main([*base, "--walker", "default"]) == 0
     assert len(list(csv.DictReader(io.StringIO(capsys.readouterr().out)))) >= 4
+    # the default walker of a shared treadmill is named as a walker, not as the treadmill
+    # (before: "RetroGuard walking report: treadmill-1", read as all its walkers' report)
+    assert main([*base, "--walker", "default", "--pdf", str(pdf)]) == 0
+    text = PdfReader(pdf).pages[0].extract_text()
+    assert "RetroGuard walking report: Default walker" in text
+    assert "walker profile default" in text
+    pdf.unlink()
     # One walker on the roster: theirs, without --walker, named as the dashboard names them.
     store = Store(str(tmp_path / "caregiver.db"))
     store.set_device_walkers("treadmill-2", [("anna", "Anna")])

@@ -121,7 +121,9 @@ def test_the_progress_page_and_the_reports_are_one_walker_s(
         assert sum(int(w["sessions"]) for w in anna_weeks) == 2
         assert sum(int(w["incidents"]) for w in anna_weeks) == 1
         _, headers, default_csv = web.request("GET", f"/devices/{DEVICE}/report.csv?walker=default")
-        assert f'filename="retroguard-{DEVICE}-2' in headers["content-disposition"]
+        # On a shared treadmill the default walker is one of its walkers: the file says so
+        # (before: "retroguard-<device>-<date>.csv", the whole treadmill's report by its name).
+        assert f'filename="retroguard-{DEVICE}-default-2' in headers["content-disposition"]
         default_weeks = _weeks(default_csv)
         assert sum(int(w["sessions"]) for w in default_weeks) == 2
         assert sum(int(w["incidents"]) for w in default_weeks) == 0  # not during theirs
@@ -131,6 +133,14 @@ def test_the_progress_page_and_the_reports_are_one_walker_s(
         text = PdfReader(io.BytesIO(pdf)).pages[0].extract_text()
         assert "RetroGuard walking report: Anna" in text
         assert "walker profile anna" in text
+        status, headers, pdf = web.download("GET", f"/devices/{DEVICE}/report.pdf?walker=default")
+        assert status == 200
+        assert f'filename="retroguard-{DEVICE}-default-2' in headers["content-disposition"]
+        text = PdfReader(io.BytesIO(pdf)).pages[0].extract_text()
+        # before: "RetroGuard walking report: Dad's treadmill", no profile: read as the
+        # treadmill's report, it held only the sessions walked with no profile chosen
+        assert "RetroGuard walking report: Default walker" in text
+        assert "walker profile default" in text
 
 
 def test_a_physio_sends_a_plan_for_one_walker_from_the_plan_page(

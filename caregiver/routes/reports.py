@@ -45,15 +45,19 @@ def routes(site: Site) -> list[BaseRoute]:
         store = backend.store
         if store.device(device_id) is None:
             return None
-        walker, name = offered(store, device_id).pick(asked)  # the roster's, sessions or not
+        walkers = offered(store, device_id)  # the roster's, sessions or not
+        walker, name = walkers.pick(asked)
+        # A device with one walker: the report is about it, by its name (as before profiles);
+        # on a shared treadmill the default walker is one of its walkers, named as such.
+        alone = walker == DEFAULT_WALKER.id and len(walkers.walkers) == 1
         return report_for(
             store,
             device_id,
-            # A device with one walker: the report is about it, by its name (as before profiles).
-            backend.device_name(device_id) if walker == DEFAULT_WALKER.id else name,
+            backend.device_name(device_id) if alone else name,
             backend.config.zone,
             backend.clock(),
             walker,
+            shared=len(walkers.walkers) > 1,
         )
 
     def download(body: bytes, media_type: str, name: str) -> Response:
