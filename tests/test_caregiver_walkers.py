@@ -143,6 +143,41 @@ def test_the_progress_page_and_the_reports_are_one_walker_s(
         assert "walker profile default" in text
 
 
+def test_the_plan_page_names_the_default_walker_of_a_shared_treadmill(
+    mosquitto: Mosquitto, tmp_path: Path
+) -> None:
+    """On a treadmill Anna shares, the latest session was walked with no profile chosen: the
+    plan page says whose it was and to whom the week's sessions are prescribed — "Default
+    walker", as the progress page and the reports name them. Before: "The latest session
+    walked the plan ... prescribed to the walker", and a physio prescribing for one of several
+    walkers could not tell whose figures those were. With one walker it says "the walker"."""
+    now = dt.datetime.now(dt.UTC)
+    with running_service(make_config(mosquitto, tmp_path), background=False) as cg:
+        device = SimDevice(mosquitto, DEVICE)
+        try:
+            record = session_record(DEVICE, now - dt.timedelta(hours=2), backward_min=4,
+                                    longest_min=2)  # fmt: skip
+            device.session(record)
+            assert cg.ingestor.wait_for(lambda: cg.ingestor.sessions_stored >= 1, WAIT)
+            web = Http(cg.port)
+            assert web.login() == 303
+            _, _, page = web.request("GET", f"/devices/{DEVICE}/plan")
+            assert "The latest session walked the plan <strong>" in page  # one walker
+            assert "prescribed to the walker (by the stage of the walker's own" in page
+            record = session_record(DEVICE, now - dt.timedelta(hours=3), backward_min=4,
+                                    longest_min=2)  # fmt: skip
+            device.session(_of(record, ANNA))  # Anna walked before: the treadmill is shared
+            later = session_record(DEVICE, now - dt.timedelta(hours=1), backward_min=4,
+                                   longest_min=2)  # fmt: skip
+            device.session(later)
+            assert cg.ingestor.wait_for(lambda: cg.ingestor.sessions_stored >= 3, WAIT)
+        finally:
+            device.close()
+        _, _, page = web.request("GET", f"/devices/{DEVICE}/plan")
+        assert "The latest session (Default walker) walked the plan <strong>" in page
+        assert "prescribed to Default walker (by the stage of Default walker's own" in page
+
+
 def test_a_physio_sends_a_plan_for_one_walker_from_the_plan_page(
     mosquitto: Mosquitto, tmp_path: Path
 ) -> None:

@@ -29,7 +29,7 @@ from starlette.routing import BaseRoute, Route
 from caregiver.auth import Session
 from caregiver.plan_answers import CommandView, view_of
 from caregiver.routes.site import Site
-from caregiver.walkers import for_plans
+from caregiver.walkers import for_plans, who
 from core.plan_presets import PRESETS, PROGRESSIONS
 from core.progress import prescribed_in, week_of
 from core.protocol.commands import (
@@ -54,8 +54,9 @@ class InForce:
     prescribed: int
     """Sessions prescribed this week to :attr:`walker`, by their own progression's stage."""
     walker: str | None
-    """Whom the two are about: the name of the walker of the latest session; None for the
-    default walker (a treadmill with one walker, or no session yet): "the walker"."""
+    """Whom the two are about: the name of the walker of the latest session, the default
+    walker's too on a shared treadmill; None for the default walker of a treadmill with one
+    walker, or no session yet: "the walker"."""
 
 
 def plan_from_form(form: FormData) -> Plan:
@@ -195,7 +196,9 @@ def routes(site: Site) -> list[BaseRoute]:
         latest = backend.store.walk_sessions(device_id, 1)
         walker = latest[0].walker if latest else DEFAULT_WALKER_ID  # their prescription
         prescribed = prescribed_in(week, backend.store.prescribed_weeks(device_id, walker))
-        name = latest[0].walker_name if latest and walker != DEFAULT_WALKER_ID else None
+        # named as the dashboard names a walker (caregiver.walkers.named): the default walker
+        # too on a shared treadmill, where "prescribed to the walker" said nobody's name
+        name = who(backend.store, device_id, walker) if latest else None
         return InForce(latest[0].plan if latest else None, prescribed, name)
 
     def may_prescribe(request: Request) -> bool:
