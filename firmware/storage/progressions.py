@@ -405,21 +405,26 @@ def _done(
     """The week in which ``walker``'s sessions completed ``state``'s stage
     (:func:`core.progression.completed_in`), else None.
 
-    Every one of their sessions is read and the rule alone says which count (from the
-    stage's start, in ``zone``'s weeks), each with the intervals it walked
-    (``session_intervals``): the rule matches a session to the stage by them, not by the
-    plan's name. A few hundred rows a walker, once after each of their sessions."""
+    Their sessions are read from two days before the stage's start on (the text of a UTC
+    time, as every stored time is: a margin wider than any zone's offset, so the SQL never
+    decides; the rule alone says which count, as moments, in ``zone``'s weeks), each with the
+    intervals it walked (``session_intervals``): the rule matches a session to the stage by
+    them, not by the plan's name."""
+    try:
+        earliest = (utc_of(state.stage_started_wall) - dt.timedelta(days=2)).isoformat()[:19]
+    except ValueError:  # a damaged row: every session, the rule reads each
+        earliest = ""
     rows = conn.execute(
         "SELECT id, started_wall, plan, status, planned_s, done_s, backward_s,"
-        " longest_backward_s FROM sessions WHERE walker = ?",
-        (walker,),
+        " longest_backward_s FROM sessions WHERE walker = ? AND started_wall >= ?",
+        (walker, earliest),
     ).fetchall()
     walks: dict[str, list[tuple[str, float, str]]] = {}
     for session_id, direction, planned, speed in conn.execute(
         "SELECT session_id, direction, planned_s, speed FROM session_intervals"
-        " WHERE session_id IN (SELECT id FROM sessions WHERE walker = ?)"
+        " WHERE session_id IN (SELECT id FROM sessions WHERE walker = ? AND started_wall >= ?)"
         " ORDER BY session_id, idx",
-        (walker,),
+        (walker, earliest),
     ):
         walks.setdefault(str(session_id), []).append((str(direction), float(planned), str(speed)))
     sessions = [
