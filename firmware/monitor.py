@@ -154,9 +154,16 @@ class Monitor:
                 # the chirp in STARTING heard nothing while held, and nothing after).
                 answered = state is not SafetyState.ARMED
                 chooses = self.chooses_walker
-                walkers = state is SafetyState.STANDBY and chooses is not None and chooses()
+                # A double press chooses the walker only if begun in STANDBY: one made in
+                # STARTING and over after it heard nothing (the session ignores a press from
+                # before STANDBY), so it is reported and refused as not ready.
+                walkers = (
+                    controller.since
+                    if state is SafetyState.STANDBY and chooses is not None and chooses()
+                    else None
+                )
                 for outcome in self._patterns.feed(
-                    edges, now, armable=answered, double_is_sessions=walkers
+                    edges, now, armable=answered, sessions_double_after=walkers
                 ):
                     match outcome:
                         case ResetPress(pressed_at=pressed_at, held=held, presses=presses):

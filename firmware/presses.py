@@ -24,7 +24,10 @@ pattern). Presses come in *sequences*: each press of a sequence starts within
   still down, so the walker holding for a chirp hears the refusal instead; a
   double press of two presses let go before the chirp, once its sequence is
   over — and in STANDBY not at all while it is the session's (the next walker
-  profile while no session is under way, docs/safety.md).
+  profile while no session is under way, docs/safety.md), which it is only if
+  its first press went down in STANDBY: one begun in STARTING or FAULT is
+  reported, and refused as not ready (it used to be taken for the session's,
+  which saw a press from before STANDBY and ignored it: nothing answered).
 * **Help** — three presses of one sequence within :data:`HELP_WINDOW_S`
   (the first let go before the chirp), in any state. Reported when the third
   press goes down, so the walker hears "sent" at once.
@@ -149,7 +152,7 @@ class ResetButtonPatterns:
         now: float,
         *,
         armable: bool,
-        double_is_sessions: bool = False,
+        sessions_double_after: float | None = None,
     ) -> list[PressOutcome]:
         """The edges since the last call (oldest first); what they completed by ``now``.
 
@@ -159,20 +162,23 @@ class ResetButtonPatterns:
         and two presses as a reset press not held (``presses=2``). Elsewhere (ARMED: a long
         press is the session's) a held press is not one; a lone press let go before the
         chirp is reported as a reset press in any state once its sequence is over, and
-        the controller ignores it in ARMED. ``double_is_sessions``: a double
-        press of two presses let go before the chirp is the session's here (STANDBY with
-        no session under way: the walker profile), not reported.
+        the controller ignores it in ARMED. ``sessions_double_after``: a double
+        press of two presses let go before the chirp whose first press went down after
+        this time is the session's (STANDBY's start, with no session under way: the walker
+        profile), not reported; None: none is. One begun earlier (in STARTING, in FAULT)
+        is reported, as the session ignores a press from before STANDBY: the controller
+        refuses it, not ready.
         """
         if not edges and self.idle:
             return []  # the usual iteration: nothing pressed, nothing pending
         out: list[PressOutcome] = []
         for t, pressed in edges:
-            self._settle(t, armable, double_is_sessions, out)
+            self._settle(t, armable, sessions_double_after, out)
             if pressed:
                 self._press(t, out)
             else:
                 self._release(t)
-        self._settle(now, armable, double_is_sessions, out)
+        self._settle(now, armable, sessions_double_after, out)
         return out
 
     def _press(self, t: float, out: list[PressOutcome]) -> None:
@@ -199,7 +205,11 @@ class ResetButtonPatterns:
             self._end_sequence()
 
     def _settle(
-        self, now: float, armable: bool, double_is_sessions: bool, out: list[PressOutcome]
+        self,
+        now: float,
+        armable: bool,
+        sessions_double_after: float | None,
+        out: list[PressOutcome],
     ) -> None:
         """A first press held long enough; a second press held as long; a sequence whose
         pause has run out."""
@@ -224,10 +234,15 @@ class ResetButtonPatterns:
         if len(downs) == 1:
             # A lone press let go before the chirp: the walker's reset press, too short.
             out.append(ResetPress(downs[0], held=False))
-        elif len(downs) == 2 and armable and not self._answered and not double_is_sessions:
-            # Two quick presses where they choose no walker (TRIPPED, FAULT, STANDBY with a
-            # session under way): refused as one press let go too soon is, not passed over in
-            # silence with the alarm sounding on.
+        elif (
+            len(downs) == 2
+            and armable
+            and not self._answered
+            and (sessions_double_after is None or downs[0] <= sessions_double_after)
+        ):
+            # Two quick presses where they choose no walker (TRIPPED, FAULT, STARTING, STANDBY
+            # with a session under way, or begun before STANDBY did): refused as one press let
+            # go too soon is, not passed over in silence with the alarm sounding on.
             out.append(ResetPress(downs[0], held=False, presses=2))
         self._end_sequence()
 

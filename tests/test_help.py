@@ -66,7 +66,8 @@ class Pins:
             self.finger.poll()
             now = self.clock.monotonic()
             edges = self.button.take_edges()
-            found = self.patterns.feed(edges, now, armable=armable, double_is_sessions=standby)
+            after = float("-inf") if standby else None  # STANDBY from long before
+            found = self.patterns.feed(edges, now, armable=armable, sessions_double_after=after)
             for outcome in found:
                 self.outcomes.append((now, outcome, self.finger.is_down))
 

@@ -26,9 +26,9 @@ def test_the_patterns_are_asked_only_while_a_press_is_under_way(tmp_path: Path) 
     fed: list[float] = []
     feed = monitor._patterns.feed
 
-    def counted(edges: Any, now: float, *, armable: bool, double_is_sessions: bool) -> Any:
+    def counted(edges: Any, now: float, *, armable: bool, sessions_double_after: Any) -> Any:
         fed.append(now)
-        return feed(edges, now, armable=armable, double_is_sessions=double_is_sessions)
+        return feed(edges, now, armable=armable, sessions_double_after=sessions_double_after)
 
     monitor._patterns.feed = counted  # type: ignore[method-assign]
     rig.run_for(1.0)

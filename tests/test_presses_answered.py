@@ -319,6 +319,44 @@ def test_a_press_while_starting_is_refused_and_told_to_wait(tmp_path: Path, hold
     detach_session(rig.app, runner)
 
 
+@pytest.mark.parametrize("session", [False, True], ids=["no-session", "session-waiting"])
+def test_a_double_press_made_while_starting_is_refused_and_chooses_nobody(
+    tmp_path: Path, session: bool
+) -> None:
+    """Both presses of a double press in STARTING (the first half second after a start): its
+    sequence is over in STANDBY. With no session under way it was left to the session as a
+    walker choice, and the session ignores a press from before STANDBY: no beep, no words, no
+    walker — the one press that still got no answer. Now only a double press begun in STANDBY
+    is the session's; this one is refused as a single press in STARTING is (the ``refused``
+    beeps, the words to wait), chooses no walker and arms nothing; a held press later arms."""
+    rig = make_rig(tmp_path)
+    runner, heard = _voiced(rig)
+    texts = runner.prompts.file.prompts
+    walker = runner.walker
+    if session:
+        runner.request("start")
+    rig.run_for(0.02)
+    assert rig.state == "STARTING"
+    now = rig.clock.monotonic()
+    rig.button.press_at(now, now + 0.1)
+    rig.button.press_at(now + 0.3, now + 0.4)
+    rig.run_for(0.4 + 0.01)
+    assert rig.state == "STARTING"  # both presses went down and up in STARTING
+    rig.run_for(0.6 + 0.05)
+    assert rig.state == "STANDBY"
+    assert rig.app.gpio.buzzer.pattern == "refused"
+    assert rig.app.controller.reason == NOT_READY_REASON
+    rig.run_for(0.05)
+    assert heard.said == [texts.refused_measuring]
+    assert not runner.walker_choices and runner.walker == walker
+    rig.run_for(REFUSED_S)
+    assert heard.said == [texts.refused_measuring]
+    assert rig.hardware.history == [] and not rig.app.gpio.relay.holding
+    rig.press_reset()
+    assert rig.state == "ARMED"
+    detach_session(rig.app, runner)
+
+
 def test_a_refusal_to_wait_is_taken_back_by_the_worn_checks_first_verdict(
     tmp_path: Path,
 ) -> None:
