@@ -3,72 +3,120 @@
 The same :class:`~hal.buzzer_patterns.Pattern` timeline as the buzzer (so tests
 compare a pin's history with :meth:`Pattern.edges`), but a separate vocabulary:
 the LED shows a *state*, for as long as it lasts, where the buzzer plays
-*events*. All patterns repeat every 2 s (except ``interval_change``, a 3 s
-flash) and differ in rhythm, not only in speed, so they can be told apart at
-a glance from the treadmill:
+*events*. The patterns differ in rhythm, not only in speed, so they can be told
+apart at a glance from the treadmill; the slow ones repeat every 2 s.
 
-=================  ==========================================  ===========================
-name               looks like                                  shown when
-=================  ==========================================  ===========================
-``starting``       even 1 Hz blink                             starting, or checking the sensor
-``standby``        one short flash every 2 s                   STANDBY: press reset to arm
-``not_worn``       three short flashes every 2 s               the sensor shows no body
-``armed``          steady on                                   ARMED (no session running)
-``walk_backward``  on, two short dark blips every 2 s          ARMED, backward interval
-``walk_forward``   on, one short dark blip every 2 s           ARMED, forward interval
-``rest``           slow blink, 1 s on 1 s off                  ARMED, rest interval
-``interval_change`` on, dark blips three times a second, 3 s    a session interval began
-``tripped``        fast 5 Hz flashing (the buzzer's alarm)     TRIPPED: a fall was caught
-``fault``          double flash every 2 s                      FAULT: the monitor cannot watch
-=================  ==========================================  ===========================
+One table, :data:`LEDS`: each pattern with what it looks like and what it means,
+in words. :data:`LED_PATTERNS` (what the LED drives) and :data:`LOOKS` (what the
+demo prints) are read from it, so the words cannot be those of another pattern;
+a test reads each ``looks`` against its pattern's timeline (the flashes and dark
+blips it counts, its rate, its period) and against the Status LED table of
+docs/sessions.md, the one the walker's and the wiring docs point to. (The words
+and the docs once said "even 1 Hz blink: starting" while the same blink also
+showed STANDBY with the sensor-worn check still measuring: wait, a press is refused.)
 
-Dark-blip patterns keep the LED mostly lit while armed, so "lit" always means
-"the belt is protected"; every other state is mostly dark.
+Dark-blip patterns keep the LED mostly lit while armed, so "lit" means "the belt
+is protected"; every other state but ``rest`` is mostly dark.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 from types import MappingProxyType
 
 from hal.buzzer_patterns import Pattern
 
-LED_PATTERNS: Mapping[str, Pattern] = MappingProxyType(
+
+@dataclass(frozen=True, slots=True)
+class LedPattern:
+    """One status-LED pattern, with its words."""
+
+    pattern: Pattern
+    looks: str
+    """What the LED does, in the few words a test reads against :attr:`pattern`'s timeline
+    (``tests/test_led_patterns.py``): "steady on", "even 1 Hz blink", "one short flash every
+    2 s", "on, two short dark blips every 2 s"..."""
+    means: str
+    """What the walker (or a technician) should take from it."""
+
+    def __str__(self) -> str:
+        return f"{self.looks}: {self.means}"
+
+
+LEDS: Mapping[str, LedPattern] = MappingProxyType(
     {
-        p.name: p
-        for p in (
-            Pattern("starting", ((0.5, 0.5),), repeat=True, priority=0),
-            Pattern("standby", ((0.1, 1.9),), repeat=True, priority=0),
-            Pattern(
-                "not_worn", ((0.15, 0.15), (0.15, 0.15), (0.15, 1.25)), repeat=True, priority=0
+        led.pattern.name: led
+        for led in (
+            LedPattern(
+                Pattern("starting", ((0.5, 0.5),), repeat=True, priority=0),
+                "even 1 Hz blink",
+                # Not only STARTING: STANDBY while the sensor-worn check has no verdict, and a
+                # press refused as still measuring (firmware/status_light.py).
+                "starting, or still checking the sensor: wait, then press reset",
             ),
-            Pattern("armed", ((2.0, 0.0),), repeat=True, priority=0),
-            Pattern("walk_backward", ((1.6, 0.1), (0.1, 0.2)), repeat=True, priority=0),
-            Pattern("walk_forward", ((1.8, 0.2),), repeat=True, priority=0),
-            Pattern("rest", ((1.0, 1.0),), repeat=True, priority=0),
+            LedPattern(
+                Pattern("standby", ((0.1, 1.9),), repeat=True, priority=0),
+                "one short flash every 2 s",
+                "press reset to arm",
+            ),
+            LedPattern(
+                Pattern(
+                    "not_worn",
+                    ((0.15, 0.15), (0.15, 0.15), (0.15, 1.25)),
+                    repeat=True,
+                    priority=0,
+                ),
+                "three short flashes every 2 s",
+                "the sensor shows no body",
+            ),
+            LedPattern(
+                Pattern("armed", ((2.0, 0.0),), repeat=True, priority=0),
+                "steady on",
+                "the belt is protected",
+            ),
+            LedPattern(
+                Pattern("walk_backward", ((1.6, 0.1), (0.1, 0.2)), repeat=True, priority=0),
+                "on, two short dark blips every 2 s",
+                "walk backward",
+            ),
+            LedPattern(
+                Pattern("walk_forward", ((1.8, 0.2),), repeat=True, priority=0),
+                "on, one short dark blip every 2 s",
+                "walk forward",
+            ),
+            LedPattern(
+                Pattern("rest", ((1.0, 1.0),), repeat=True, priority=0),
+                "slow blink, 1 s on, 1 s off",
+                "rest",
+            ),
             # Lit with a dark blip three times a second: mostly lit, as every ARMED pattern is.
             # It was the 5 Hz 0.1/0.1 flashing of ``tripped``: for 3 s after every interval
             # change the LED said "tripped, the belt stopped" to anyone looking at it.
-            Pattern("interval_change", ((0.2, 0.1),) * 10, repeat=False, priority=0),
-            Pattern("tripped", ((0.1, 0.1),), repeat=True, priority=0),
-            Pattern("fault", ((0.2, 0.2), (0.2, 1.4)), repeat=True, priority=0),
+            LedPattern(
+                Pattern("interval_change", ((0.2, 0.1),) * 10, repeat=False, priority=0),
+                "on, a short dark blip every 0.3 s, for 3 s",
+                "a new interval",
+            ),
+            LedPattern(
+                Pattern("tripped", ((0.1, 0.1),), repeat=True, priority=0),
+                "fast 5 Hz flashing",
+                "tripped, the belt stopped",
+            ),
+            LedPattern(
+                Pattern("fault", ((0.2, 0.2), (0.2, 1.4)), repeat=True, priority=0),
+                "double flash every 2 s",
+                "fault, the monitor cannot watch",
+            ),
         )
     }
 )
+"""Every pattern the status LED shows, by name, with its words."""
+
+LED_PATTERNS: Mapping[str, Pattern] = MappingProxyType(
+    {name: led.pattern for name, led in LEDS.items()}
+)
 """Every pattern the status LED shows, by name."""
 
-LOOKS: Mapping[str, str] = MappingProxyType(
-    {
-        "starting": "even 1 Hz blink: starting",
-        "standby": "one short flash every 2 s: press reset to arm",
-        "not_worn": "three short flashes every 2 s: the sensor is not worn",
-        "armed": "steady on: the belt is protected",
-        "walk_backward": "on, two dark blips every 2 s: walk backward",
-        "walk_forward": "on, one dark blip every 2 s: walk forward",
-        "rest": "slow blink: rest",
-        "interval_change": "on, three dark blips a second: a new interval",
-        "tripped": "fast flashing: tripped, the belt stopped",
-        "fault": "double flash every 2 s: fault, the monitor cannot watch",
-    }
-)
+LOOKS: Mapping[str, str] = MappingProxyType({name: str(led) for name, led in LEDS.items()})
 """What each pattern looks like and means, in words (the demo prints these)."""

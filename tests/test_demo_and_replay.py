@@ -437,7 +437,7 @@ def test_the_demo_off_a_terminal_prints_its_cues_led_and_spoken_prompts_as_plain
     # Armed with the session waiting: the walk's look at once (the session's hook runs before
     # the light's since it hands its records over before the link's poll; the armed look was
     # shown for that one iteration before).
-    assert re.search(r"\(loop +[0-9.]+ s\) LED walk_backward +on, two dark blips", printed)
+    assert re.search(r"\(loop +[0-9.]+ s\) LED walk_backward +on, two short dark blips", printed)
     assert "LED armed" not in printed
     assert re.search(r"\[ 0:00\] cue backward +Walk backward\. +buzzer cue_backward", printed)
     assert 'says "Interval 1 of 15. Walk backward for 2 minutes. 30 minutes to go."' in printed
