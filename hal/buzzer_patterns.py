@@ -14,7 +14,8 @@ higher-priority one that is still playing, see :class:`PatternPlayer`):
   (:mod:`firmware.session.cues`): ``cue_backward`` (three short beeps: turn
   and walk backward), ``cue_forward`` (one long beep: turn and walk forward),
   ``cue_rest`` (two long beeps: stop walking and rest), ``cue_one_minute``
-  (two medium beeps: one minute left) and ``cue_done`` (long-short-long:
+  (two medium beeps: one minute left), ``cue_turn_ahead`` (two pairs of short
+  beeps: a turn is coming, slow the belt and hold the rail) and ``cue_done`` (long-short-long:
   session done), and the balance check's ``sway_start`` (short-short-long:
   stand still, feet together), ``sway_eyes_closed`` (three medium beeps)
   and ``sway_done`` (long-short), and ``walker_1`` .. ``walker_8`` (a long
@@ -212,6 +213,15 @@ PATTERNS: Mapping[str, Pattern] = MappingProxyType(
             Pattern("cue_rest", ((0.6, 0.3), (0.6, 0.0)), repeat=False, priority=30),
             # Two medium beeps: "one minute left".
             Pattern("cue_one_minute", ((0.25, 0.25), (0.25, 0.0)), repeat=False, priority=25),
+            # Two pairs of short beeps: "a turn is coming: slow the belt, hold the rail"
+            # (TURN_AHEAD_S before an interval that turns the walker round). Below the turn
+            # cues (30), as "one minute left" is: the turn itself always wins.
+            Pattern(
+                "cue_turn_ahead",
+                ((0.12, 0.12), (0.12, 0.5), (0.12, 0.12), (0.12, 0.0)),
+                repeat=False,
+                priority=25,
+            ),
             # Long-short-long: "session done".
             Pattern("cue_done", ((0.6, 0.2), (0.15, 0.2), (0.6, 0.0)), repeat=False, priority=35),
             # The standing balance check before a session (priority 20-49 too; named

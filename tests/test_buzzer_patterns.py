@@ -35,6 +35,7 @@ def test_walking_cues_sit_in_their_band_below_fault_and_alarm() -> None:
         "cue_forward",
         "cue_rest",
         "cue_one_minute",
+        "cue_turn_ahead",
         "cue_done",
     }
     for cue in cues:
@@ -48,7 +49,7 @@ def test_walking_cues_sit_in_their_band_below_fault_and_alarm() -> None:
 def test_a_cue_never_masks_the_alarm() -> None:
     player = PatternPlayer()
     assert player.play(PATTERNS["alarm"], 0.0)
-    for cue in ("cue_backward", "cue_forward", "cue_rest", "cue_one_minute", "cue_done"):
+    for cue in (p for p in PATTERNS if p.startswith("cue_")):
         assert not player.play(PATTERNS[cue], 0.05)
         assert player.pattern is PATTERNS["alarm"]
     # The alarm replaces a cue that is playing.

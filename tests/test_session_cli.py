@@ -27,10 +27,12 @@ def test_guided_demo_prints_the_cues_in_order(tmp_path: Path) -> None:
     text = out.getvalue()
     lines = [line for line in text.splitlines() if "] cue " in line]
     assert lines[0].startswith("  [ 0:00] cue backward")
-    assert lines[1].startswith("  [ 2:00] cue forward")
+    assert lines[1].startswith("  [ 1:45] cue turn_ahead")  # 15 s before each turn
+    assert lines[2].startswith("  [ 2:00] cue forward")
+    assert lines[-3].startswith("  [28:00] cue forward")  # forward again: no turn, no warning
     assert lines[-2].startswith("  [29:00] cue one_minute")
     assert lines[-1].startswith("  [30:00] cue done")
-    assert len(lines) == 17
+    assert len(lines) == 17 + 13  # 15 intervals, one minute left, done; 13 turns
     assert "Session completed: 30 plan minutes, 14 backward" in text
 
 
@@ -40,14 +42,15 @@ def test_guided_demo_prints_the_spoken_prompts_and_the_status_led(tmp_path: Path
     lines = out.getvalue().splitlines()
     says = [line.strip() for line in lines if line.strip().startswith("says ")]
     assert says[0] == 'says "Interval 1 of 15. Walk backward for 2 minutes. 30 minutes to go."'
-    assert says[1] == (
+    assert says[1] == 'says "Get ready to turn. Slow the belt and hold the rail."'
+    assert says[2] == (
         'says "Slow the belt and hold the rail before you turn. Interval 2 of 15. '
         'Walk forward for 2 minutes. 28 minutes to go."'
     )
     assert (
         says[-1] == 'says "Session done. Slow the belt to a stop, holding the rail. Well walked."'
     )
-    assert len(says) == 17  # one per cue
+    assert len(says) == 17 + 13  # one per cue
     led = [line.split(" LED ")[1].split()[0] for line in lines if " LED " in line]
     assert led[:4] == ["starting", "standby", "armed", "walk_backward"]
     assert led[4:6] == ["walk_forward", "walk_backward"]

@@ -60,7 +60,8 @@ SHORT = Plan(
         Interval.of_seconds("backward", 150.0),
     ),
 )
-"""Cues expected: backward 0, forward 30, rest 50, backward 60, one minute left 150, done 210."""
+"""Cues expected: backward 0, get ready to turn 15, forward 30, rest 50, backward 60, one minute
+left 150, done 210."""
 
 
 def _cues(runner: SessionRunner) -> list[tuple[Cue, float]]:
@@ -81,6 +82,7 @@ def test_cues_fire_in_order_at_the_planned_times(tmp_path: Path) -> None:
     assert runner.state is SessionState.FINISHED
     expected = [
         (Cue.BACKWARD, 0.0),
+        (Cue.TURN_AHEAD, 15.0),
         (Cue.FORWARD, 30.0),
         (Cue.REST, 50.0),
         (Cue.BACKWARD, 60.0),
@@ -115,9 +117,19 @@ def test_preset_cues_on_a_compressed_clock(tmp_path: Path) -> None:
     rig.run_for(31.0)
     got = _cues(runner)
     kinds = [c for c, _ in got]
-    assert kinds == [Cue.BACKWARD, Cue.FORWARD] * 7 + [Cue.FORWARD, Cue.ONE_MINUTE, Cue.DONE]
+    ahead = [Cue.TURN_AHEAD]
+    assert kinds == [Cue.BACKWARD, *ahead, Cue.FORWARD, *ahead] * 6 + [
+        Cue.BACKWARD,
+        *ahead,
+        Cue.FORWARD,
+        Cue.FORWARD,
+        Cue.ONE_MINUTE,
+        Cue.DONE,
+    ]
     times = [t for _, t in got]
-    want = [120.0 * n for n in range(15)] + [1740.0, 1800.0]
+    want = sorted(
+        [120.0 * n for n in range(15)] + [120.0 * n + 105.0 for n in range(13)] + [1740.0, 1800.0]
+    )
     for t, w in zip(times, want, strict=True):
         assert w <= t + 1e-6 <= w + 60 * 0.02
     detach_session(rig.app, runner)
@@ -147,9 +159,12 @@ def test_a_trip_pauses_and_rearming_resumes(tmp_path: Path) -> None:
     rig.run_for(0.05)
     assert runner.state is SessionState.RUNNING
     rig.run_for(2.0)
-    # The current interval's cue is repeated after the arming chirp.
-    assert runner.cues[-1].cue is Cue.BACKWARD
-    assert runner.cues[-1].plan_t == pytest.approx(plan_t + 1.0, abs=0.1)
+    # The current interval's cue is repeated after the arming chirp; 8 s before the turn,
+    # "get ready to turn" is said again once its beeps are over.
+    resumed, ahead = [c for c in runner.cues if c.played][-2:]
+    assert resumed.cue is Cue.BACKWARD and resumed.resumed
+    assert resumed.plan_t == pytest.approx(plan_t + 1.0, abs=0.1)
+    assert (ahead.cue, ahead.late) == (Cue.TURN_AHEAD, True)
     rig.run_for(200.0)
     assert runner.state is SessionState.FINISHED
     record = runner.finished[-1]
@@ -1129,6 +1144,43 @@ def _walking(tmp_path: Path, trip_at: float) -> tuple[Rig, SessionRunner, Heard]
     runner.request("start")
     rig.run_for(2.0)
     return rig, runner, heard
+
+
+def test_a_trip_after_get_ready_to_turn_is_told_it_again_once_resumed(tmp_path: Path) -> None:
+    """:data:`SHORT` turns at 30 s: "get ready to turn" at 15 s. A trip at 22 s: the alarm, and
+    nothing of the session said while tripped. The walker re-arms 8 s before the turn, having
+    stood up on a stopped belt: the resume cue says where they are, then "get ready to turn"
+    again (once its beeps are over), then the turn, 15 s of walking after the warning."""
+    rig, runner, heard = _walking(tmp_path, trip_at=2.0 + 22.0)
+    ahead = "Get ready to turn. Slow the belt and hold the rail."
+    rig.run_for(2.0 + 16.0 - rig.clock.monotonic())
+    assert heard.said[-1] == ahead and runner.cues[-1].cue is Cue.TURN_AHEAD
+    rig.run_for(2.0 + 22.5 - rig.clock.monotonic())
+    assert rig.state == "TRIPPED" and rig.app.gpio.buzzer.pattern == "alarm"
+    assert runner.session is not None
+    tripped_at = runner.session.plan_t
+    assert 15.0 + 5.0 < tripped_at < 30.0 - 5.0  # after the warning, some seconds before the turn
+    said = len(heard.said)
+    rig.run_for(20.0)  # the alarm sounds on, the plan clock stands still
+    assert heard.said[said:] == [] and runner.session.plan_t == tripped_at
+    rig.press_reset()
+    rig.run_for(3.0)
+    assert heard.said[said:] == [
+        "Resume walking backward. Interval 1 of 4.",
+        "4 minutes to go.",
+        ahead,
+    ]
+    again = runner.cues[-1]
+    assert (again.cue, again.interval, again.played) == (Cue.TURN_AHEAD, 0, True)
+    rig.run_for(6.0)
+    turn = runner.cues[-1]
+    assert (turn.cue, turn.interval, turn.turn) == (Cue.FORWARD, 1, True)
+    assert heard.said[said + 3 :] == [turn.spoken]
+    # Said twice: once before the trip, once after (refused under the resume cue's beeps at
+    # first, played once they were over: a late record).
+    assert [c.cue for c in runner.cues if c.played].count(Cue.TURN_AHEAD) == 2
+    assert again.late
+    detach_session(rig.app, runner)
 
 
 def test_the_walkers_pause_is_answered_with_a_chirp_and_how_to_go_on(tmp_path: Path) -> None:

@@ -51,6 +51,8 @@ needs_espeak = pytest.mark.skipif(
     shutil.which("espeak-ng") is None, reason="espeak-ng is not installed"
 )
 TURN = "Slow the belt and hold the rail before you turn."
+AHEAD = "Get ready to turn. Slow the belt and hold the rail."
+"""Said 15 s (plan time) before an interval that turns the walker round."""
 
 
 @pytest.fixture(scope="module")
@@ -581,12 +583,59 @@ def test_a_session_speaks_interval_time_left_turn_and_end() -> None:
     assert heard.said == [
         "Interval 1 of 3. Walk backward for 3 minutes. 6 minutes to go.",
         "One minute left.",
+        AHEAD,
         f"{TURN} Interval 2 of 3. Walk forward for 1 minute. 3 minutes to go.",
+        AHEAD,
         f"{TURN} Interval 3 of 3. Walk backward for 2 minutes. Last interval.",
         "One minute left in the session.",
         "Session done. Slow the belt to a stop, holding the rail. Well walked.",
     ]
     assert [c.spoken for c in runner.cues] == heard.said
+
+
+def test_the_walker_is_told_to_get_ready_15_s_before_each_turn_and_only_then() -> None:
+    """The turn's own words ("Slow the belt and hold the rail before you turn") and its beeps
+    came only as the turn was due: a walker going by the beeps turned on a belt still running,
+    and getting ready took time from the turn. Now 15 s (plan time) before every interval that
+    turns the walker round: ``cue_turn_ahead`` and "Get ready to turn. Slow the belt and hold
+    the rail." Not before a rest (no turn: its cue says to stop the belt), nor before an
+    interval going the same way, nor in an interval under 30 s (its own words still playing)."""
+    plan = Plan(
+        "turns",
+        (
+            Interval.of_seconds("backward", 60.0),  # then a turn: warned at 45
+            Interval.of_seconds("forward", 45.0),  # then a rest: no turn
+            Interval.of_seconds("rest", 30.0),  # then backward: no turn after a rest
+            Interval.of_seconds("backward", 40.0),  # then the same way: no turn
+            Interval.of_seconds("backward", 40.0),  # then a turn: warned at 200
+            Interval.of_seconds("forward", 20.0),  # then a turn, but under 30 s: not warned
+            Interval.of_seconds("backward", 30.0),
+        ),
+    )
+    heard = Heard()
+    buzzer = QuietBuzzer()
+    runner = SessionRunner(plan, safety=Armed(), buzzer=buzzer, device_id="t", speaker=heard)
+    runner.start(1.0)
+    t = 1.0
+    while runner.state is SessionState.RUNNING:
+        t += 0.25
+        buzzer.stop()  # each cue played out: none refused or late
+        runner.tick(t)
+    ahead = [c for c in runner.cues if c.cue is Cue.TURN_AHEAD]
+    assert [(c.interval, c.plan_t) for c in ahead] == [
+        (0, pytest.approx(45.0, abs=0.25)),
+        (4, pytest.approx(200.0, abs=0.25)),
+    ]
+    assert all(c.played and c.spoken == AHEAD for c in ahead)
+    turns = [c for c in runner.cues if c.turn and c.cue in (Cue.BACKWARD, Cue.FORWARD)]
+    assert [c.interval for c in turns] == [1, 5, 6]
+    for warned in ahead:  # the next cue is its turn, 15 s later, and says to turn
+        after = runner.cues[runner.cues.index(warned) + 1]
+        assert after.interval == warned.interval + 1 and after.turn
+        assert after.plan_t - warned.plan_t == pytest.approx(15.0, abs=0.25)
+        assert after.spoken.startswith(TURN)
+    assert heard.said.count(AHEAD) == 2
+    assert AHEAD in runner.prompts.all_for_plan(plan)  # rendered ahead, as every prompt
 
 
 def test_a_refused_arming_or_a_sensor_that_fell_off_is_said_once() -> None:
@@ -969,13 +1018,13 @@ def test_the_prompts_command_renders_the_plan_into_the_cache(
     config.write_text('[storage]\ndatabase = "events.db"\n[session]\nplan = "alternate-2-2"\n')
     assert main(["prompts", "-c", str(config)]) == 0
     first = capsys.readouterr().out
-    assert first.startswith("alternate-2-2 in English (voice en, 150 words/min): 82 prompts (82 ")
-    assert len(list((tmp_path / "prompts").glob("*.wav"))) == 82
+    assert first.startswith("alternate-2-2 in English (voice en, 150 words/min): 83 prompts (83 ")
+    assert len(list((tmp_path / "prompts").glob("*.wav"))) == 83
     assert main(["prompts", "-c", str(config), "--list"]) == 0
     again = capsys.readouterr().out.splitlines()
-    assert "82 prompts (0 rendered" in again[0]
+    assert "83 prompts (0 rendered" in again[0]
     assert again[1].endswith("Interval 1 of 15. Walk backward for 2 minutes. 30 minutes to go.")
-    assert len(again) == 83
+    assert len(again) == 84
 
 
 # ------------------------------------------------------------------ pruning the cache

@@ -8,6 +8,9 @@
 * rest: ``cue_rest``, two long beeps; "Stop the belt, then rest." (the belt still runs: never
   "stop walking" on it)
 * one minute left: ``cue_one_minute``, two medium beeps; "One minute left."
+* a turn ahead: ``cue_turn_ahead``, two pairs of short beeps, some seconds before an interval
+  that turns the walker round; "Get ready to turn." (spoken: slow the belt and hold the rail),
+  so the belt is slow and a hand on the rail when the turn cue comes
 * session done: ``cue_done``, long, short, long; "Session done. Well walked."
 * paused by the walker (a double press while running): ``chirp``, "Session paused." (spoken:
   how to go on); without it the walker's pause was the one press pattern with no answer
@@ -54,6 +57,7 @@ class Cue(StrEnum):
     FORWARD = "forward"
     REST = "rest"
     ONE_MINUTE = "one_minute"
+    TURN_AHEAD = "turn_ahead"
     DONE = "done"
     PAUSED = "paused"
     BALANCE = "balance"
@@ -66,6 +70,7 @@ PATTERN: dict[Cue, str] = {
     Cue.FORWARD: "cue_forward",
     Cue.REST: "cue_rest",
     Cue.ONE_MINUTE: "cue_one_minute",
+    Cue.TURN_AHEAD: "cue_turn_ahead",
     Cue.DONE: "cue_done",
     Cue.PAUSED: "chirp",
     Cue.BALANCE: "sway_start",
@@ -79,6 +84,7 @@ TEXT: dict[Cue, str] = {
     Cue.FORWARD: "Turn around and walk forward.",
     Cue.REST: "Stop the belt, then rest.",
     Cue.ONE_MINUTE: "One minute left.",
+    Cue.TURN_AHEAD: "Get ready to turn.",
     Cue.DONE: "Session done. Well walked.",
     Cue.PAUSED: "Session paused.",
     Cue.BALANCE: "Stand still, feet together, look ahead.",

@@ -164,6 +164,17 @@ ONE_MINUTE_WORTH_S = 40.0
 """A "one minute left" refused when due (the buzzer busy) is still played while at least this
 much of its interval is left: later, it says something the walker would take to be false."""
 WARN_INTERVALS_LONGER_THAN_S = 120.0
+TURN_AHEAD_S = 15.0
+"""Plan seconds before an interval that turns the walker round (backward <-> forward) at which
+they are told to get ready: slow the belt and hold the rail. The turn's own words ("Slow the
+belt and hold the rail before you turn") came only as the turn was due, its beeps at once, so
+a walker going by the beeps turned on a belt still running, and the time to get ready was
+taken from the turn. 15 s: the prompt is some 4 s of speech at 150 words a minute; reaching
+the rail and bringing a belt at 0.5 mph (0.22 m/s) down takes a few seconds more; an older
+walker with sore knees, walking backward blind, needs a margin on top."""
+TURN_AHEAD_WORTH_S = 5.0
+"""A "get ready to turn" refused when due (the buzzer busy) is still played while at least
+this much of its interval is left; later, the turn's own cue says it."""
 RESUME_CUE_DELAY_S = 1.0
 """After re-arming, the interval's cue waits this long so the arming chirp is heard first."""
 BALANCE_SETTLE_S = 5.0
@@ -417,6 +428,7 @@ RETRY_KIND: dict[Cue, str] = {
     Cue.FORWARD: "interval",
     Cue.REST: "interval",
     Cue.ONE_MINUTE: "one_minute",
+    Cue.TURN_AHEAD: "turn_ahead",
     Cue.DONE: "done",
     Cue.PAUSED: "paused",
     Cue.BALANCE: "balance",
@@ -501,6 +513,9 @@ class _Session:
     pauses: int = 0
     current: int = 0
     warned: set[int] = field(default_factory=set)
+    turn_warned: dict[int, int] = field(default_factory=dict)
+    """Intervals whose walker was told to get ready for the turn that ends them, with the count
+    of pauses then: a trip (or a pause) since, and the walker who re-armed is told again."""
     ever_ran: bool = False
     balance: dict[int, BalanceFigures] = field(default_factory=dict)
     """Balance checks by index (0 eyes open, 1 eyes closed), as measured so far."""
@@ -1548,6 +1563,7 @@ class SessionRunner:
             self._cue(self._pending_cue[1], now, resumed=True)
             self._pending_cue = None
         self._maybe_warn(s, now, starts)
+        self._maybe_warn_turn(s, now, starts)
 
     def _withdraw_cue_words(self) -> None:
         """The session cues' words queued since the last pause or interval no longer hold:
@@ -1570,6 +1586,25 @@ class SessionRunner:
         if warn and end - s.plan_t <= ONE_MINUTE_S and interval.duration_s > ONE_MINUTE_S:
             s.warned.add(s.current)
             self._cue(Cue.ONE_MINUTE, now)
+
+    def _maybe_warn_turn(self, s: _Session, now: float, starts: list[float]) -> None:
+        """:data:`TURN_AHEAD_S` before an interval that turns the walker round: get ready, slow
+        the belt, hold the rail (:attr:`Cue.TURN_AHEAD`). Once an interval, and once more after
+        a pause (a trip) in those seconds, once the resume cue has said where the walker is
+        (never before it: "get ready to turn", then "resume walking backward"). Not in an
+        interval shorter than twice the lead (its own cue's words would still be playing), nor
+        before a rest (the rest's cue says to stop the belt: no turn, :func:`turns_at`)."""
+        index = s.current
+        if s.turn_warned.get(index) == s.pauses or self._pending_cue is not None:
+            return
+        if not turns_at(self.plan, index + 1):
+            return
+        interval = self.plan.intervals[index]
+        if interval.duration_s < 2 * TURN_AHEAD_S:
+            return
+        if starts[index] + interval.duration_s - s.plan_t <= TURN_AHEAD_S:
+            s.turn_warned[index] = s.pauses
+            self._cue(Cue.TURN_AHEAD, now)
 
     def _cue(
         self,
@@ -1608,9 +1643,10 @@ class SessionRunner:
         self._retries.pop(kind, None)  # a newer cue of its kind replaces a waiting one
         index = s.current if s else 0
         until = math.inf
-        if cue is Cue.ONE_MINUTE and s is not None:
+        if cue in (Cue.ONE_MINUTE, Cue.TURN_AHEAD) and s is not None:
             end = self.plan.starts()[index] + self.plan.intervals[index].duration_s
-            until = end - ONE_MINUTE_WORTH_S
+            worth = ONE_MINUTE_WORTH_S if cue is Cue.ONE_MINUTE else TURN_AHEAD_WORTH_S
+            until = end - worth
         retry = _Retry(
             cue,
             resumed,

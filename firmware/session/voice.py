@@ -90,6 +90,9 @@ class PromptTexts:
     forward: str = ""
     rest: str = ""
     turn: str = ""
+    turn_ahead: str = ""
+    """Some seconds before an interval that turns the walker round: slow the belt, hold the
+    rail (the runner's ``TURN_AHEAD_S``)."""
     resume_backward: str = ""
     resume_forward: str = ""
     resume_rest: str = ""
@@ -307,6 +310,7 @@ class Prompts:
         sentences += [
             texts.one_minute,
             texts.one_minute_session,
+            texts.turn_ahead,
             texts.done,
             texts.paused,
             texts.balance,
