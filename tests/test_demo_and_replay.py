@@ -547,7 +547,7 @@ def test_the_demo_prints_every_prompt_the_walker_hears_each_once(
     # In their place: after the trip's LED, before the re-armed session's resume cue.
     at = lines.index(f'says "{texts.tripped}"')
     assert any(" LED tripped " in line for line in lines[:at])
-    assert "cue backward   Resume walking backward." in " ".join(lines[at:])
+    assert "cue backward   Start the belt, walk backward." in " ".join(lines[at:])
     # Every cue's words once, in order: nothing else was said.
     cue_words = [c.spoken for c in runner.cues if c.played and c.spoken]
     assert len(cue_words) >= 10

@@ -718,11 +718,17 @@ def test_a_stumble_confirmed_as_a_fall_counts_as_a_fall(
     assert logged.split()[-4:] == ["1", "0", "1", "1"]
 
 
-def test_resuming_after_a_trip_says_to_resume_not_to_turn(tmp_path: Path) -> None:
+def test_resuming_after_a_trip_says_to_start_the_belt_then_walk_on_not_to_turn(
+    tmp_path: Path,
+) -> None:
     """A trip in the forward interval that followed a backward one: the interval's own cue
     told the walker to turn; re-arming resumes the same interval, and its cue says to carry
-    on forward, with the time left, and nothing about turning. The sentence is one of those
-    rendered ahead for the plan."""
+    on forward, with the time left, and nothing about turning. The trip's relay stopped the
+    belt, and the treadmill waits for its own start button: the cue says to start the belt
+    slowly, holding the rail, then walk ("Resume walking forward" told a walker on a stopped
+    belt to walk on; going backward, to step towards its end). The walker's own pause while
+    armed leaves the belt as the walker left it: "Resume walking forward". The sentences are
+    among those rendered ahead for the plan."""
     rig = make_rig(tmp_path, detector=TripAt(40.0))
     rig.run_for(1.0)
     rig.press_reset()
@@ -741,14 +747,24 @@ def test_resuming_after_a_trip_says_to_resume_not_to_turn(tmp_path: Path) -> Non
     assert runner.state is SessionState.RUNNING
     resumed = runner.cues[-1]
     assert (resumed.cue, resumed.interval, resumed.resumed) == (Cue.FORWARD, 1, True)
-    assert resumed.text == "Resume walking forward."
+    assert resumed.belt_stopped and resumed.text == "Start the belt, walk forward."
     left_min = math.ceil((SHORT.duration_s - resumed.plan_t) / 60)
     assert resumed.plan_t == pytest.approx(plan_t + 1.0, abs=0.1)
-    assert resumed.spoken == f"Resume walking forward. Interval 2 of 4. {left_min} minutes to go."
+    restart = "Start the belt slowly, holding the rail, then walk forward. Interval 2 of 4."
+    assert resumed.spoken == f"{restart} {left_min} minutes to go."
     assert "turn" not in resumed.spoken
     rendered = runner.prompts.all_for_plan(SHORT)
+    assert restart in rendered and f"{left_min} minutes to go." in rendered
+    # The walker's own pause, armed throughout: the belt is as they left it.
+    runner.request("pause")
+    rig.run_for(2.0)
+    runner.request("resume")
+    rig.run_for(1.5)
+    again = runner.cues[-1]
+    assert (again.cue, again.resumed, again.belt_stopped) == (Cue.FORWARD, True, False)
+    assert again.text == "Resume walking forward."
+    assert again.spoken.startswith("Resume walking forward. Interval 2 of 4.")
     assert "Resume walking forward. Interval 2 of 4." in rendered
-    assert f"{left_min} minutes to go." in rendered
     # The first interval's cue has no turn; nor has a rest, or a backward one after a rest.
     assert runner.cues[0].text == "Walk backward."
     rig.run_for(20.0)
@@ -1166,7 +1182,7 @@ def test_a_trip_after_get_ready_to_turn_is_told_it_again_once_resumed(tmp_path: 
     rig.press_reset()
     rig.run_for(3.0)
     assert heard.said[said:] == [
-        "Resume walking backward. Interval 1 of 4.",
+        "Start the belt slowly, holding the rail, then walk backward. Interval 1 of 4.",
         "4 minutes to go.",
         ahead,
     ]

@@ -53,6 +53,8 @@ needs_espeak = pytest.mark.skipif(
 TURN = "Slow the belt and hold the rail before you turn."
 AHEAD = "Get ready to turn. Slow the belt and hold the rail."
 """Said 15 s (plan time) before an interval that turns the walker round."""
+RESTART_BACKWARD = "Start the belt slowly, holding the rail, then walk backward."
+"""A backward interval resumed after a trip: the relay stopped the belt."""
 
 
 @pytest.fixture(scope="module")
@@ -1018,13 +1020,13 @@ def test_the_prompts_command_renders_the_plan_into_the_cache(
     config.write_text('[storage]\ndatabase = "events.db"\n[session]\nplan = "alternate-2-2"\n')
     assert main(["prompts", "-c", str(config)]) == 0
     first = capsys.readouterr().out
-    assert first.startswith("alternate-2-2 in English (voice en, 150 words/min): 83 prompts (83 ")
-    assert len(list((tmp_path / "prompts").glob("*.wav"))) == 83
+    assert first.startswith("alternate-2-2 in English (voice en, 150 words/min): 98 prompts (98 ")
+    assert len(list((tmp_path / "prompts").glob("*.wav"))) == 98
     assert main(["prompts", "-c", str(config), "--list"]) == 0
     again = capsys.readouterr().out.splitlines()
-    assert "83 prompts (0 rendered" in again[0]
+    assert "98 prompts (0 rendered" in again[0]
     assert again[1].endswith("Interval 1 of 15. Walk backward for 2 minutes. 30 minutes to go.")
-    assert len(again) == 84
+    assert len(again) == 99
 
 
 # ------------------------------------------------------------------ pruning the cache
@@ -1248,7 +1250,7 @@ def test_a_trip_withdraws_the_interval_prompt_still_playing() -> None:
     safety.state, safety.since = SafetyState.ARMED, 4.0
     for t in (4.0, 4.5, 5.0, 5.5):
         runner.tick(t)
-    assert heard.said[-2].startswith("Resume walking backward. Interval 1 of 15.")
+    assert heard.said[-2].startswith(f"{RESTART_BACKWARD} Interval 1 of 15.")
     assert heard.withdrawn == [first, TRIPPED_PROMPT]  # re-armed: the trip's words withdrawn
 
 
@@ -1382,7 +1384,7 @@ def test_a_trip_withdraws_a_refused_cue_still_waiting_and_safety_prompts_win() -
     assert [(c.cue, c.resumed, c.late) for c in list(runner.cues)[cues:]] == [
         (Cue.BACKWARD, True, False)
     ]
-    assert heard.said[-2].startswith("Resume walking backward. Interval 3 of 15.")
+    assert heard.said[-2].startswith(f"{RESTART_BACKWARD} Interval 3 of 15.")
 
 
 class _OnTheBuzzer:

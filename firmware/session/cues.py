@@ -108,10 +108,21 @@ RESUME_TEXT: dict[Cue, str] = {
 """The interval's cue repeated when the session resumes it (after re-arming or the walker's
 pause): the walker faces the way they were going, so nothing says to turn."""
 
+RESTART_TEXT: dict[Cue, str] = {
+    Cue.BACKWARD: "Start the belt, walk backward.",
+    Cue.FORWARD: "Start the belt, walk forward.",
+}
+"""The same with the belt stopped since the pause began (a trip, a fault: the relay stopped it,
+and the treadmill waits for its own start button)."""
 
-def cue_text(cue: Cue, *, turn: bool = True, resumed: bool = False) -> str:
-    """The short text of ``cue``: as it resumes an interval, starts one without a turn, or
-    (the rest) :data:`TEXT`."""
+
+def cue_text(
+    cue: Cue, *, turn: bool = True, resumed: bool = False, belt_stopped: bool = False
+) -> str:
+    """The short text of ``cue``: as it resumes an interval (on a belt stopped since, or not),
+    starts one without a turn, or (the rest) :data:`TEXT`."""
+    if resumed and belt_stopped and cue in RESTART_TEXT:
+        return RESTART_TEXT[cue]
     if resumed and cue in RESUME_TEXT:
         return RESUME_TEXT[cue]
     if not turn and cue in STRAIGHT_TEXT:

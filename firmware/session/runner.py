@@ -388,6 +388,7 @@ class _Retry:
 
     cue: Cue
     resumed: bool
+    belt_stopped: bool
     session: _Session | None
     state: SessionState
     safety: SafetyState
@@ -458,6 +459,9 @@ class CueRecord:
     resumed: bool = False
     """The interval's cue repeated as the session resumes it (after re-arming or a pause):
     the walker carries on the way they were going."""
+    belt_stopped: bool = False
+    """A resume cue with the belt stopped since the pause began (a trip, a fault): it says to
+    start the belt, holding the rail, then walk."""
     late: bool = False
     """Refused when due (a record with ``played`` False before it) and played once the buzzer
     was free, or cut short after it started and played again."""
@@ -467,7 +471,9 @@ class CueRecord:
 
     @property
     def text(self) -> str:
-        return cue_text(self.cue, turn=self.turn, resumed=self.resumed)
+        return cue_text(
+            self.cue, turn=self.turn, resumed=self.resumed, belt_stopped=self.belt_stopped
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -676,6 +682,9 @@ class SessionRunner:
         self._last_transition: Transition | None = None
         self._paused_at = 0.0
         self._pending_cue: tuple[float, Cue] | None = None
+        self._belt_stopped = False
+        """The session resumed (its resume cue pending) after the monitor left ARMED during
+        the pause: the relay stopped the belt, and the treadmill waits for its start button."""
         self._retries: dict[str, _Retry] = {}
         """Cues the buzzer refused when due, or cut short, by :data:`RETRY_KIND`, oldest first:
         each is played once the buzzer is free, unless stale by then (:meth:`_retry_cues`)."""
@@ -1479,6 +1488,9 @@ class SessionRunner:
             log.info("session running: interval 1/%d %s", len(s.intervals), interval.direction)
         else:
             self._pending_cue = (now + RESUME_CUE_DELAY_S, cue)
+            # ARMED again since the pause began: the relay was released meanwhile (a trip, a
+            # fault; ARMED is entered only from another state), so the belt stands still.
+            self._belt_stopped = was_paused and self._safety.since > self._paused_at
             log.info("session resumed in interval %d %s", s.current + 1, interval.direction)
 
     def _pause(self, now: float, trigger: SessionTrigger, cause: PauseCause) -> None:
@@ -1560,7 +1572,7 @@ class SessionRunner:
         # The resume cue once the interval it resumes is known to go on (after the loop: due
         # in the tick its interval ended, it would say to carry on, then the turn).
         if self._pending_cue is not None and now >= self._pending_cue[0]:
-            self._cue(self._pending_cue[1], now, resumed=True)
+            self._cue(self._pending_cue[1], now, resumed=True, belt_stopped=self._belt_stopped)
             self._pending_cue = None
         self._maybe_warn(s, now, starts)
         self._maybe_warn_turn(s, now, starts)
@@ -1612,11 +1624,13 @@ class SessionRunner:
         now: float,
         *,
         resumed: bool = False,
+        belt_stopped: bool = False,
         late: bool = False,
         words: bool = True,
     ) -> None:
         """Play ``cue`` and queue its prompt; ``resumed``: the current interval's cue as the
-        session resumes it (it says to carry on, never to turn); ``late``: a retry; ``words``
+        session resumes it (it says to carry on, never to turn), ``belt_stopped`` on a belt
+        stopped since the pause began (to start it first); ``late``: a retry; ``words``
         False: its beeps only (a replay of a cue cut short, whose words were queued).
 
         Refused by the buzzer (a higher-priority pattern holds it: a call for help's beeps,
@@ -1650,6 +1664,7 @@ class SessionRunner:
         retry = _Retry(
             cue,
             resumed,
+            belt_stopped,
             s,
             self.state,
             self._safety.state,
@@ -1675,7 +1690,9 @@ class SessionRunner:
                 self._cut_short(cut)  # one of ours, cut by this cue
         if resumed:
             left = self.plan.duration_s - (s.plan_t if s else 0.0)
-            prompts: tuple[str, ...] = self.prompts.resume(self.plan, index, left)
+            prompts: tuple[str, ...] = self.prompts.resume(
+                self.plan, index, left, belt_stopped=belt_stopped
+            )
         else:
             prompts = (self.prompts.for_cue(cue, self.plan, index),)
         if not words:
@@ -1690,6 +1707,7 @@ class SessionRunner:
             spoken=spoken,
             turn=turns_at(self.plan, index),
             resumed=resumed,
+            belt_stopped=resumed and belt_stopped,
             late=late and played,
             replayed=late and played and not words,
         )
@@ -1751,7 +1769,14 @@ class SessionRunner:
             return
         retry = next(iter(self._retries.values()))
         # A refusal keeps it anew.
-        self._cue(retry.cue, now, resumed=retry.resumed, late=True, words=retry.words)
+        self._cue(
+            retry.cue,
+            now,
+            resumed=retry.resumed,
+            belt_stopped=retry.belt_stopped,
+            late=True,
+            words=retry.words,
+        )
 
     def _stale(self, retry: _Retry) -> bool:
         """Whether a refused (or cut) cue no longer holds: the session, its state, the

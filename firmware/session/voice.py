@@ -97,6 +97,10 @@ class PromptTexts:
     resume_forward: str = ""
     resume_rest: str = ""
     """The interval resumed after a trip or a pause: {number} of {count}, no turn."""
+    restart_backward: str = ""
+    restart_forward: str = ""
+    """The interval resumed with the belt stopped (the monitor left ARMED since the pause began:
+    a trip, a fault): start the belt, holding the rail, then walk; {number} of {count}."""
     left: str = ""
     last: str = ""
     one_minute: str = ""
@@ -263,16 +267,22 @@ class Prompts:
             parts.append(texts.last)
         return " ".join(parts)
 
-    def resume(self, plan: Plan, index: int, left_s: float) -> tuple[str, str]:
+    def resume(
+        self, plan: Plan, index: int, left_s: float, *, belt_stopped: bool = False
+    ) -> tuple[str, str]:
         """What the walker hears as the session resumes interval ``index`` with ``left_s``
         seconds of the plan to go, as two prompts played one after the other: to carry on
         the way they were going (no turn) in the interval, then the time left in whole
         minutes, rounded up (or "Last interval."). Two, so that every one is rendered
-        ahead with few files (:meth:`resume_all`): one a plan's interval, one a minute."""
+        ahead with few files (:meth:`resume_all`): one a plan's interval, one a minute.
+        ``belt_stopped``: the relay stopped the belt since (a trip, a fault) and the
+        treadmill waits for its start button: to start it, holding the rail, then walk."""
         texts = self.file.prompts
         intervals = plan.intervals
         index = min(index, len(intervals) - 1)
-        template = getattr(texts, f"resume_{intervals[index].direction}")
+        direction = intervals[index].direction
+        kind = "restart" if belt_stopped and direction != "rest" else "resume"
+        template = getattr(texts, f"{kind}_{direction}")
         head = template.format(number=index + 1, count=len(intervals))
         if index + 1 >= len(intervals):
             return head, texts.last
@@ -282,11 +292,15 @@ class Prompts:
     def resume_all(self, plan: Plan) -> list[str]:
         """Every prompt :meth:`resume` can say in a session of ``plan``: each interval's,
         and the time left in each whole minute up to the plan's length."""
-        sentences = [self.resume(plan, i, 0.0)[0] for i in range(len(plan.intervals))]
+        sentences = [
+            self.resume(plan, i, 0.0, belt_stopped=stopped)[0]
+            for i in range(len(plan.intervals))
+            for stopped in (False, True)
+        ]
         longest = max(1, math.ceil(plan.duration_s / 60.0 - 1e-9))
         sentences += [self.file.prompts.left.format(left=self.length(m * 60.0))
                       for m in range(1, longest + 1)]  # fmt: skip
-        return [*sentences, self.file.prompts.last]
+        return list(dict.fromkeys([*sentences, self.file.prompts.last]))
 
     def for_cue(self, cue: Cue, plan: Plan, index: int) -> str:
         """The sentence for ``cue`` played in interval ``index`` of ``plan``."""
