@@ -92,6 +92,22 @@ class TripsAt:
         pass
 
 
+class TripOnDemand:
+    """A detector that decides 'fall' on the next sample once ``trip`` is set (then clears it)."""
+
+    def __init__(self) -> None:
+        self.trip = False
+
+    def update(self, sample: ImuSample) -> Sequence[Detection]:
+        if self.trip:
+            self.trip = False
+            return [Detection(DetectionKind.FALL, sample.t, "test fall", {"peak_g": 3.0})]
+        return NO_DETECTIONS
+
+    def reset(self) -> None:
+        self.trip = False
+
+
 class Explodes:
     """A detector with a bug that shows after ``t`` seconds."""
 

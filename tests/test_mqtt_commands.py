@@ -11,7 +11,7 @@ from __future__ import annotations
 import gc
 import json
 import types
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -30,7 +30,6 @@ from core.protocol.events import Event
 from core.protocol.messages import DeviceHealth, DeviceState, ReplyMessage, self_test_outcome
 from core.samples import ImuSample
 from firmware.config import SafetyConfig
-from firmware.detection.base import Detection, DetectionKind
 from firmware.mqtt import COMMANDS, MqttReporter
 from firmware.mqtt.commands import (
     FLOOD_REFUSAL,
@@ -41,6 +40,7 @@ from firmware.mqtt.commands import (
     dropped_reply,
 )
 from firmware.safety import SafetyController, SafetyState, SensorLimits
+from tests.app_support import TripOnDemand
 from tests.mqtt_helpers import WAIT, config_for, subscriber, validate
 from tools.broker import Mosquitto
 
@@ -182,20 +182,6 @@ class FakeBuzzer:
 
     def close(self) -> None:
         pass
-
-
-class TripOnDemand:
-    def __init__(self) -> None:
-        self.trip = False
-
-    def update(self, sample: ImuSample) -> Sequence[Detection]:
-        if self.trip:
-            self.trip = False
-            return [Detection(DetectionKind.FALL, sample.t, "test fall", {"peak_g": 3.0})]
-        return ()
-
-    def reset(self) -> None:
-        self.trip = False
 
 
 class Rig:
