@@ -9,11 +9,16 @@ from typing import Any
 import jsonschema
 import msgspec
 import pytest
+from referencing import Registry, Resource
 
+from core.plan_presets import PRESETS, PROGRESSIONS
 from core.protocol.commands import (
     COMMANDS,
     LATEST,
     Ack,
+    AssignPlan,
+    AssignProgression,
+    ChangeProgression,
     CommandName,
     CommandRefused,
     Ping,
@@ -350,6 +355,57 @@ def test_commands_round_trip_and_the_home_assistant_payload_is_unchanged() -> No
         == set(COMMANDS)
         == {"ack", "silence", "self_test", "ping", "test_alarm", "plan", "progression"}
     )
+
+
+def _command_schema(name: str) -> jsonschema.Draft202012Validator:
+    """The documented rules of one command (``$defs/<name>``), its references resolved."""
+    schemas = [doc_schema(kind) for kind in ("command", "plan", "progression")]
+    registry: Registry[Any] = Registry().with_resources(
+        (schema["$id"], Resource.from_contents(schema)) for schema in schemas
+    )
+    return jsonschema.Draft202012Validator(
+        {"$ref": f"{schemas[0]['$id']}#/$defs/{name}"}, registry=registry
+    )
+
+
+def test_each_command_s_schema_takes_the_fields_the_device_takes() -> None:
+    """``$defs/<name>`` lists exactly the fields the device's parser takes for that command
+    (another is refused as unknown), so the schema can say what the one shared list of fields
+    cannot: a silence's ``event_id`` is never ``latest`` (the device refuses it: a remote
+    silence must name an alarm someone saw, or none)."""
+    documented = doc_schema("command")
+    assert set(documented["$defs"]) == set(COMMANDS)
+    for name, rules in documented["$defs"].items():
+        assert set(rules["properties"]) <= set(documented["properties"])
+        for field in documented["properties"]:
+            try:
+                parse_command(name, json.dumps({field: None}).encode())
+                unknown = False
+            except CommandRefused as refused:
+                unknown = str(refused).startswith("unknown field")
+            assert unknown == (field not in rules["properties"]), (name, field)
+    walker_plan = AssignPlan(PRESETS["alternate-2-2"], "physio", "anna")
+    progression = AssignProgression(PROGRESSIONS["toward-10-minutes"], 1, "physio")
+    for command in (
+        Ack(),
+        Ack("0123456789abcdef0123456789abcdef", "ann", via="dashboard"),
+        Silence(),
+        Silence("0123456789abcdef0123456789abcdef", "fedcba9876543210fedcba9876543210"),
+        SelfTest(),
+        Ping(),
+        TestAlarm("ann"),
+        walker_plan,
+        progression,
+        ChangeProgression("hold", "physio"),
+    ):
+        _command_schema(command_name(command)).validate(json.loads(encode_command(command, "r")))
+    latest = {"id": "s1", "event_id": LATEST}
+    assert not _command_schema("silence").is_valid(latest)
+    with pytest.raises(CommandRefused, match="event_id must be a 32-hex-digit event id"):
+        parse_command("silence", json.dumps(latest).encode())
+    _command_schema("ack").validate(latest)
+    assert not _command_schema("progression").is_valid({"action": "hold", "stage": 1})
+    assert not _command_schema("plan").is_valid({"id": "p"})
 
 
 @pytest.mark.parametrize(
