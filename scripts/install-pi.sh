@@ -12,6 +12,10 @@
 #   --caregiver                               also install what the caregivers' service needs
 #                                             (the 'caregiver' extra and the PDF's fonts), to run
 #                                             it on this Pi too; implied once its unit is installed
+#   --broker                                  also run Mosquitto on this Pi (loopback only) with
+#                                             the documented accounts and ACL: the device, the
+#                                             caregiver service and Home Assistant each publish
+#                                             and read only their own topics (docs/mqtt.md)
 #
 # Every step checks first and only does what is missing, so a second run changes nothing
 # except the code in the venv and the unit file. Existing config is never overwritten.
@@ -39,6 +43,17 @@ HW_WATCHDOG_SEC=10s
 APT_PACKAGES=(python3-venv python3-dev gcc i2c-tools espeak-ng alsa-utils)
 # The caregivers' service's PDF report embeds these fonts (docs/caregiver.md, "Reports").
 CAREGIVER_APT_PACKAGES=(fonts-liberation2 fonts-dejavu-core)
+# --broker: Mosquitto and its files (docs/mqtt.md, "Mosquitto ACL"); movable for testing.
+BROKER_APT_PACKAGES=(mosquitto mosquitto-clients)
+MOSQUITTO_DIR=${RETROGUARD_MOSQUITTO_DIR:-/etc/mosquitto}
+BROKER_PORT=${RETROGUARD_BROKER_PORT:-1883}
+BROKER_CONF=$MOSQUITTO_DIR/conf.d/retroguard.conf
+BROKER_ACL=$MOSQUITTO_DIR/retroguard.acl
+BROKER_PASSWD=$MOSQUITTO_DIR/retroguard.passwd
+# Each account's password, its first line (the config's mqtt.password_file names the device's).
+DEVICE_MQTT_PASSWORD=$ETC_DIR/mqtt-password
+CAREGIVER_MQTT_PASSWORD=$ETC_DIR/caregiver-mqtt-password
+HOMEASSISTANT_MQTT_PASSWORD=$ETC_DIR/homeassistant-mqtt-password
 # gpio and i2c for the pins and the sensor, audio for /dev/snd (the spoken prompts).
 SVC_GROUPS=(gpio i2c audio)
 
@@ -49,8 +64,9 @@ purge=0
 start=1
 hw_watchdog=1
 caregiver=0
+broker=0
 
-usage() { sed -n '2,18p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '2,22p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; }
 
 parse_args() {
     local arg
@@ -62,6 +78,7 @@ parse_args() {
             --no-start) start=0 ;;
             --no-hardware-watchdog) hw_watchdog=0 ;;
             --caregiver) caregiver=1 ;;
+            --broker) broker=1 ;;
             -h | --help) usage; exit 0 ;;
             *) echo "install-pi.sh: unknown option $arg" >&2; usage >&2; exit 2 ;;
         esac
@@ -141,6 +158,9 @@ install_packages() {
     local packages=("${APT_PACKAGES[@]}")
     if caregiver_wanted; then
         packages+=("${CAREGIVER_APT_PACKAGES[@]}")
+    fi
+    if [ "$broker" -eq 1 ]; then
+        packages+=("${BROKER_APT_PACKAGES[@]}")
     fi
     step "Install Debian packages: ${packages[*]}"
     local missing=() pkg
@@ -244,7 +264,8 @@ install_config() {
         printf '    + %s config --check %s\n' "$VENV/bin/retroguard" "$CONFIG"
         return
     fi
-    "$VENV/bin/retroguard" config --example | hardware_config | write_file "$CONFIG" 0640 "root:$SVC_USER"
+    "$VENV/bin/retroguard" config --example | hardware_config | broker_config |
+        write_file "$CONFIG" 0640 "root:$SVC_USER"
     if ! grep -q '^backend = "mpu6050"' "$CONFIG" || ! grep -q '^backend = "gpiozero"' "$CONFIG"; then
         echo "install-pi.sh: could not set the hardware backends in $CONFIG; edit it by hand" >&2
         exit 1
@@ -258,6 +279,106 @@ hardware_config() {
     sed -e '/^\[imu\]/,/^\[/ s/^backend = .*/backend = "mpu6050"/' \
         -e '/^\[gpio\]/,/^\[/ s/^backend = .*/backend = "gpiozero"/' \
         -e '/^\[gpio\]/,/^\[/ s/^pin_factory = .*/pin_factory = "lgpio"/'
+}
+
+# broker_config: with --broker, the config (stdin) connects to the local broker with the device's
+# account (its user name is the device id; a new config has the example's id).
+broker_config() {
+    if [ "$broker" -eq 0 ]; then
+        cat
+        return
+    fi
+    local device
+    device=$(config_device_id)
+    sed -e '/^\[mqtt\]/,/^\[/ s/^host = .*/host = "127.0.0.1"/' \
+        -e "/^\\[mqtt\\]/,/^\\[/ s/^port = .*/port = $BROKER_PORT/" \
+        -e "/^\\[mqtt\\]/,/^\\[/ s/^username = .*/username = \"$device\"/" \
+        -e "/^\\[mqtt\\]/,/^\\[/ s|^password_file = .*|password_file = \"$DEVICE_MQTT_PASSWORD\"|"
+}
+
+# config_device_id: device.id of the config (the example's before one is written).
+config_device_id() {
+    local id=""
+    if [ -r "$CONFIG" ]; then
+        id=$(sed -n '/^\[device\]/,/^\[/ s/^id = "\(.*\)"$/\1/p' "$CONFIG" | head -n 1)
+    fi
+    echo "${id:-treadmill-1}"
+}
+
+# new_password: 32 random characters that need no quoting anywhere.
+new_password() {
+    head -c 48 /dev/urandom | base64 | tr -d '/+=\n' | head -c 32
+}
+
+# broker_account NAME PASSWORD_FILE OWNER:GROUP: NAME's login in the broker's password file,
+# its password in PASSWORD_FILE (both kept when both exist: a second run changes nothing).
+broker_account() {
+    local name=$1 secret_file=$2 owner=$3 password plain
+    if [ -s "$secret_file" ] && grep -q "^$name:" "$BROKER_PASSWD" 2>/dev/null; then
+        note "account '$name' exists (password in $secret_file)"
+        return
+    fi
+    if [ "$dry_run" -eq 1 ]; then
+        printf '    + account %s: password to %s (%s), hashed into %s\n' \
+            "$name" "$secret_file" "$owner" "$BROKER_PASSWD"
+        return
+    fi
+    if [ -s "$secret_file" ]; then
+        password=$(head -n 1 "$secret_file")
+    else
+        password=$(new_password)
+        printf '%s\n' "$password" | write_file "$secret_file" 0640 "$owner"
+    fi
+    # Hashed from a private file, never on a command line (which every local user can read).
+    plain=$(mktemp)
+    printf '%s:%s\n' "$name" "$password" >"$plain"
+    mosquitto_passwd -U "$plain"
+    touch "$BROKER_PASSWD"
+    { grep -v "^$name:" "$BROKER_PASSWD" || true; cat "$plain"; } | write_file "$BROKER_PASSWD" 0640 root:mosquitto
+    rm -f "$plain"
+    note "account '$name': password in $secret_file"
+}
+
+# install_broker: with --broker, Mosquitto with the documented accounts and ACL, on loopback.
+install_broker() {
+    [ "$broker" -eq 1 ] || return 0
+    local device
+    device=$(config_device_id)
+    step "Mosquitto on 127.0.0.1:$BROKER_PORT: accounts $device, caregiver and homeassistant, the documented ACL"
+    case $device in
+        caregiver | homeassistant)
+            echo "install-pi.sh: device.id '$device' is another account's name; choose another" >&2
+            exit 1
+            ;;
+    esac
+    run install -d -m 0755 "$MOSQUITTO_DIR" "$MOSQUITTO_DIR/conf.d"
+    write_file "$BROKER_ACL" 0640 root:mosquitto <"$root/docs/mqtt/mosquitto.acl"
+    broker_account "$device" "$DEVICE_MQTT_PASSWORD" "root:$SVC_USER"
+    broker_account caregiver "$CAREGIVER_MQTT_PASSWORD" "root:$SVC_USER"
+    broker_account homeassistant "$HOMEASSISTANT_MQTT_PASSWORD" root:root
+    write_file "$BROKER_CONF" 0644 root:root <<EOF
+# Written by RetroGuard's install-pi.sh --broker, again at every run. No login, no access;
+# each account publishes and reads only what the ACL gives it (docs/mqtt.md, "Mosquitto
+# ACL"): a device its own topics, the caregiver service its presence, commands and
+# receipts, Home Assistant its buttons. Accounts: $BROKER_PASSWD.
+per_listener_settings false
+allow_anonymous false
+password_file $BROKER_PASSWD
+acl_file $BROKER_ACL
+# a client's id is its user name: no account can take over another's session
+use_username_as_clientid true
+# queued alerts and retained state survive a broker crash (persistence: Debian's default)
+autosave_interval 1
+# This Pi only. For Home Assistant or a caregiver service on another machine add a TLS
+# listener (docs/mqtt.md, "Security"): passwords must not cross a network in clear.
+listener $BROKER_PORT 127.0.0.1
+EOF
+    if [ -r "$CONFIG" ] && ! grep -q "^username = \"$device\"" "$CONFIG"; then
+        note "warning: $CONFIG does not log in as '$device': set [mqtt] host = \"127.0.0.1\", port = $BROKER_PORT, username = \"$device\", password_file = \"$DEVICE_MQTT_PASSWORD\""
+    fi
+    note "caregiver service: [mqtt] username = \"caregiver\", password_file = \"$CAREGIVER_MQTT_PASSWORD\""
+    run systemctl enable mosquitto
+    run systemctl restart mosquitto
 }
 
 install_hw_watchdog() {
@@ -362,6 +483,7 @@ main() {
     create_user
     install_venv
     install_config
+    install_broker
     install_hw_watchdog
     install_unit
     step "Done: check with 'systemctl status $SERVICE' and 'journalctl -u $SERVICE -f'"

@@ -217,6 +217,50 @@ def test_written_config_selects_real_hardware_and_validates(tmp_path: Path) -> N
     assert len(changed) == 3, changed
 
 
+def test_broker_option_installs_mosquitto_with_the_documented_acl_and_the_config_logs_in(
+    tmp_path: Path,
+) -> None:
+    """``--broker``: Mosquitto's packages, its step (after the config: the device's account is
+    named by device.id), nothing written in a dry run; a new config logs in to it as the device
+    and validates. The broker itself, run with what the step writes:
+    ``tests/test_mqtt_security.py``."""
+    result = run_script("--dry-run", "--broker", env_dirs=tmp_path)
+    assert result.returncode == 0, result.stderr
+    out = result.stdout
+    assert "alsa-utils mosquitto mosquitto-clients" in out
+    names = [s.split(" ")[0] for s in steps(out)]
+    assert names.index("Mosquitto") == names.index("Write") + 1
+    assert "accounts treadmill-1, caregiver and homeassistant" in out
+    assert f"+ account caregiver: password to {tmp_path}/etc/caregiver-mqtt-password" in out
+    assert "retroguard.acl" in out and "+ systemctl restart mosquitto" in out
+    assert list(tmp_path.iterdir()) == []
+    assert "Mosquitto" not in run_script("--dry-run", env_dirs=tmp_path).stdout
+
+    example = subprocess.run(
+        [sys.executable, "-m", "launcher.cli", "config", "--example"],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=ROOT,
+    ).stdout
+    password = tmp_path / "etc" / "mqtt-password"
+    converted = subprocess.run(
+        ["bash", "-c", f"source {SCRIPT} && broker=1 && hardware_config | broker_config"],
+        input=example,
+        capture_output=True,
+        text=True,
+        check=True,
+        env=dict(os.environ, RETROGUARD_ETC=str(tmp_path / "etc"), RETROGUARD_BROKER_PORT="1884"),
+    ).stdout
+    password.parent.mkdir()
+    password.write_text("pw\n")
+    path = tmp_path / "config.toml"
+    path.write_text(converted)
+    mqtt = load_config(path).mqtt
+    assert (mqtt.host, mqtt.port, mqtt.username) == ("127.0.0.1", 1884, "treadmill-1")
+    assert mqtt.password_file == str(password)
+
+
 def test_i2c_dev_is_loaded_at_every_boot_and_uninstall_removes_the_setting(
     tmp_path: Path,
 ) -> None:

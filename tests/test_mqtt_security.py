@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import logging
+import os
+import shutil
 import subprocess
+import tempfile
 import threading
 from pathlib import Path
 from typing import Any
@@ -14,7 +17,7 @@ from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
 
 from firmware.mqtt import MqttReporter
 from tests.mqtt_helpers import WAIT, config_for, fall, subscriber
-from tools.broker import Mosquitto, TlsFiles, mosquitto_available
+from tools.broker import Mosquitto, TlsFiles, free_port, mosquitto_available
 
 ACL = (Path(__file__).resolve().parent.parent / "docs" / "mqtt" / "mosquitto.acl").read_text()
 SECRET = "s3cret-Pa55-do-not-log"
@@ -254,3 +257,115 @@ def test_acl_lets_a_device_publish_its_retained_status_and_discovery_and_no_one_
         finally:
             device.close()
             carer.close()
+
+
+# ------------------------------------------------------- the broker install-pi.sh sets up
+
+INSTALLER = Path(__file__).resolve().parent.parent / "scripts" / "install-pi.sh"
+
+
+def _install_broker(etc: Path, mosquitto_dir: Path, port: int) -> str:
+    """install-pi.sh's broker step (``--broker``) into these folders: systemctl left out, the
+    device's password file owned by root (no service user here)."""
+    env = dict(
+        os.environ,
+        RETROGUARD_ETC=str(etc),
+        RETROGUARD_MOSQUITTO_DIR=str(mosquitto_dir),
+        RETROGUARD_BROKER_PORT=str(port),
+    )
+    script = f"source {INSTALLER}; SVC_USER=root; systemctl() {{ :; }}; broker=1; install_broker"
+    done = subprocess.run(
+        ["bash", "-c", script], env=env, capture_output=True, text=True, check=False
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    return done.stdout
+
+
+def _login(broker: Mosquitto, user: str | None, password: str | None) -> Any:
+    """The broker's answer to a CONNECT as ``user`` (None: anonymous)."""
+    answered = threading.Event()
+    codes: list[Any] = []
+
+    def on_connect(client: Any, userdata: Any, flags: Any, rc: Any, props: Any) -> None:
+        codes.append(rc)
+        answered.set()
+
+    client = mqtt.Client(CallbackAPIVersion.VERSION2, protocol=MQTTProtocolVersion.MQTTv5)
+    if user is not None:
+        client.username_pw_set(user, password)
+    client.on_connect = on_connect
+    client.connect(broker.host, broker.port)
+    client.loop_start()
+    try:
+        assert answered.wait(WAIT)
+    finally:
+        client.disconnect()
+        client.loop_stop()
+    return codes[0]
+
+
+@pytest.mark.skipif(
+    os.geteuid() != 0 or shutil.which("mosquitto_passwd") is None,
+    reason="needs root (the files are the mosquitto user's) and mosquitto_passwd",
+)
+def test_the_installed_broker_applies_the_documented_acl_to_every_account(tmp_path: Path) -> None:
+    """``install-pi.sh --broker`` installs the ACL the tests load, with an account for the
+    device, the caregiver service and Home Assistant: a client of the wrong identity is refused
+    — no login without a password, no presence said by anyone but the caregiver service, no
+    event by anyone but its device. A second run changes nothing."""
+    etc = tmp_path / "etc"
+    etc.mkdir()
+    (etc / "config.toml").write_text('[device]\nid = "tm1"\n')
+    mosquitto_dir = Path(tempfile.mkdtemp(prefix="retroguard-etc-mosquitto-"))
+    mosquitto_dir.chmod(0o755)  # the broker drops to its own user, which must reach the files
+    port = free_port()
+    broker = Mosquitto(
+        port=port,
+        # Debian's /etc/mosquitto/mosquitto.conf, in short: what install-pi.sh adds is conf.d's
+        config=f"persistence false\nlog_dest stderr\ninclude_dir {mosquitto_dir}/conf.d\n",
+    )
+    try:
+        out = _install_broker(etc, mosquitto_dir, port)
+        assert "Mosquitto on 127.0.0.1" in out
+        assert (mosquitto_dir / "retroguard.acl").read_text() == ACL
+        passwords = {
+            user: (etc / name).read_text().splitlines()[0]
+            for user, name in (
+                ("tm1", "mqtt-password"),
+                ("caregiver", "caregiver-mqtt-password"),
+                ("homeassistant", "homeassistant-mqtt-password"),
+            )
+        }
+        assert len(set(passwords.values())) == 3 and all(len(p) == 32 for p in passwords.values())
+        hashed = (mosquitto_dir / "retroguard.passwd").read_text()
+        assert not any(p in hashed for p in passwords.values())
+        broker.start()
+
+        assert _login(broker, None, None).is_failure  # anonymous
+        assert _login(broker, "tm1", passwords["caregiver"]).is_failure  # another's password
+        assert not _login(broker, "tm1", passwords["tm1"]).is_failure
+
+        device = RawClient(broker, "tm1", passwords["tm1"])
+        carer = RawClient(broker, "caregiver", passwords["caregiver"])
+        ha = RawClient(broker, "homeassistant", passwords["homeassistant"])
+        try:
+            presence = "retroguard/caregiver/status"
+            assert device.publish(presence, '{"state":"online"}').is_failure
+            assert ha.publish(presence, '{"state":"online"}').is_failure
+            assert not carer.publish(presence, '{"state":"online"}').is_failure
+            assert device.publish("retroguard/tm2/event", "forged by tm1").is_failure
+            assert carer.publish("retroguard/tm1/event", "forged by carer").is_failure
+            assert ha.publish("retroguard/tm1/state", "forged by ha").is_failure
+            assert not device.publish("retroguard/tm1/event", "genuine").is_failure
+            assert not carer.publish("retroguard/tm1/cmd/ping", "{}").is_failure
+        finally:
+            for client in (device, carer, ha):
+                client.close()
+
+        again = _install_broker(etc, mosquitto_dir, port)
+        assert "account 'tm1' exists" in again
+        assert (mosquitto_dir / "retroguard.passwd").read_text() == hashed
+        assert (etc / "mqtt-password").read_text().splitlines()[0] == passwords["tm1"]
+    finally:
+        broker.cleanup()
+        shutil.rmtree(mosquitto_dir, ignore_errors=True)

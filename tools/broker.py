@@ -107,7 +107,8 @@ class Mosquitto:
     retained messages and persistent sessions across :meth:`stop` /
     :meth:`start` and a crash, saved every second (``autosave_interval 1``),
     like a real deployment; ``persistence=False`` models a broker that lost
-    its database.
+    its database. ``config`` replaces all of that with a whole configuration of one's own,
+    used as it is (its listener on ``port``): a broker as an installer set it up.
     """
 
     def __init__(
@@ -121,6 +122,7 @@ class Mosquitto:
         persistence: bool = True,
         extra_config: str = "",
         workdir: Path | None = None,
+        config: str | None = None,
     ) -> None:
         self.host = host
         self._fixed_port = port is not None
@@ -130,6 +132,7 @@ class Mosquitto:
         self._tls = tls
         self._persistence = persistence
         self._extra = extra_config
+        self._config = config
         self._own_dir = workdir is None
         self.workdir = workdir or Path(tempfile.mkdtemp(prefix="retroguard-mosquitto-"))
         self.workdir.chmod(0o755)
@@ -161,6 +164,11 @@ class Mosquitto:
 
     def _prepare(self) -> None:
         if self._prepared:
+            return
+        if self._config is not None:
+            self.config_file.write_text(self._config)
+            self.config_file.chmod(0o644)
+            self._prepared = True
             return
         lines = [
             f"listener {self.port} {self.host}",
