@@ -209,7 +209,7 @@ def _client(broker: Mosquitto, client_id: str, user: str, password: str) -> mqtt
 
 def test_no_account_can_take_over_another_clients_session(tmp_path: Path) -> None:
     users = {DEVICE: "dev1-pw", "treadmill-2": "dev2-pw", "caregiver": "carer-pw"}
-    users["homeassistant"] = "ha-pw"  # asks the victim for a reply (not the caregiver's id)
+    users["homeassistant"] = "ha-pw"  # asks the victim for a self-test (not the caregiver's id)
     broker = Mosquitto(users=users, acl=ACL).start()
     try:
         victim = MqttReporter(
@@ -245,7 +245,9 @@ def test_no_account_can_take_over_another_clients_session(tmp_path: Path) -> Non
         with subscriber(
             broker, ["retroguard/treadmill-2/reply"], username="homeassistant", password="ha-pw"
         ) as ha:
-            ha.client.publish("retroguard/treadmill-2/cmd/ping", b'{"id":"still-there"}', qos=1)
+            ha.client.publish(
+                "retroguard/treadmill-2/cmd/self_test", b'{"id":"still-there"}', qos=1
+            )
             assert ha.wait(lambda: bool(ha.messages))
         assert victim.status.connects == 1  # never kicked off
         with running_service(config, web=False) as service:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import shutil
@@ -15,7 +16,10 @@ import paho.mqtt.client as mqtt
 import pytest
 from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
 
+from core.protocol.commands import COMMANDS, CommandName
+from core.protocol.topics import Topics
 from firmware.mqtt import MqttReporter
+from firmware.mqtt.discovery import discovery_payload
 from tests.mqtt_helpers import WAIT, config_for, fall, subscriber
 from tools.broker import Mosquitto, TlsFiles, free_port, mosquitto_available
 
@@ -369,3 +373,33 @@ def test_the_installed_broker_applies_the_documented_acl_to_every_account(tmp_pa
     finally:
         broker.cleanup()
         shutil.rmtree(mosquitto_dir, ignore_errors=True)
+
+
+def test_home_assistant_may_press_its_buttons_and_send_no_other_command(
+    secured: Mosquitto,
+) -> None:
+    """The ``homeassistant`` account writes the commands of the buttons its discovery message
+    announces and no other: a plan or a progression is a physio's, through the caregiver
+    service. A button added to the discovery without its ACL line fails here."""
+    topics = Topics("retroguard", "tm1")
+    components = json.loads(discovery_payload(topics, "T1"))["cmps"].values()
+    pressed = {c["cmd_t"] for c in components if "cmd_t" in c}
+    allowed = {
+        line.split()[-1].replace("+", "tm1")
+        for line in ACL.split("user homeassistant", 1)[1].splitlines()
+        if line.startswith("topic write retroguard/")
+    }
+    assert pressed == allowed
+    ha = RawClient(secured, "homeassistant", "ha-pw")
+    carer = RawClient(secured, "caregiver", "carer-pw")
+    try:
+        for name in COMMANDS:
+            refused = ha.publish(topics.command(name), "{}").is_failure
+            assert refused == (topics.command(name) not in pressed), name
+            assert not carer.publish(topics.command(name), "{}").is_failure
+        assert {CommandName.PLAN, CommandName.PROGRESSION} <= {
+            CommandName(n) for n in COMMANDS if topics.command(n) not in pressed
+        }
+    finally:
+        ha.close()
+        carer.close()
