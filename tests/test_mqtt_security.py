@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import os
@@ -20,6 +21,8 @@ from core.protocol.commands import COMMANDS, CommandName
 from core.protocol.topics import Topics
 from firmware.mqtt import MqttReporter
 from firmware.mqtt.discovery import discovery_payload
+from tests.caregiver_support import SimDevice, running_service
+from tests.caregiver_support import make_config as caregiver_config
 from tests.mqtt_helpers import WAIT, config_for, fall, subscriber
 from tools.broker import Mosquitto, TlsFiles, free_port, mosquitto_available
 
@@ -403,3 +406,25 @@ def test_home_assistant_may_press_its_buttons_and_send_no_other_command(
     finally:
         ha.close()
         carer.close()
+
+
+def test_no_account_forges_a_device_under_its_own_name(secured: Mosquitto, tmp_path: Path) -> None:
+    """The ACL's per-device patterns apply to every account, so the broker lets Home Assistant
+    publish a fall on ``retroguard/homeassistant/event``; the caregiver service refuses that
+    topic (no device may be named after an account) and pages for nothing."""
+    config = caregiver_config(secured, tmp_path)
+    config = dataclasses.replace(
+        config, mqtt=dataclasses.replace(config.mqtt, username="caregiver", password="carer-pw")
+    )
+    with running_service(config, web=False) as service:
+        forger = SimDevice(secured, "homeassistant", username="homeassistant", password="ha-pw")
+        try:
+            forger.fall()  # taken by the broker: its pattern gives the account this topic
+            ingestor, store = service.ingestor, service.store
+            assert ingestor.wait_for(
+                lambda: ingestor.rejected >= 1 or store.device("homeassistant") is not None
+            )
+            assert store.device("homeassistant") is None
+            assert store.events_for("homeassistant") == []
+        finally:
+            forger.close()

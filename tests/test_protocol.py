@@ -145,6 +145,18 @@ def test_a_device_topic_with_a_bad_device_id_is_refused() -> None:
         check_device_id("tm#1")
 
 
+@pytest.mark.parametrize("account", ["caregiver", "homeassistant"])
+def test_no_device_is_named_after_a_broker_account(account: str) -> None:
+    """The documented ACL's per-device patterns apply to every account: a device named like
+    one would be a device that account may publish for."""
+    assert not is_device_id(account) and is_device_id(account.capitalize())
+    with pytest.raises(ValueError, match="is a broker account"):
+        check_device_id(account)
+    with pytest.raises(BadTopic, match="not a device id"):
+        parse_topic("retroguard", f"retroguard/{account}/event")
+    assert parse_topic("retroguard", caregiver_status_topic("retroguard")) is None
+
+
 # --------------------------------------------------------------- payloads
 
 

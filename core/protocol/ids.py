@@ -20,13 +20,25 @@ documented schemas refuse) and ``"tm1\n"`` as a device id (a topic level with a 
 ``(?!\n)`` refuses it and means nothing to the JSON schemas' (ECMA-262) ``$``, so both read
 the same pattern (as :data:`core.protocol.walker.WALKER_ID_PATTERN`)."""
 
+ACCOUNT_NAMES = frozenset({"caregiver", "homeassistant"})
+"""The broker accounts of the documented ACL (docs/mqtt/mosquitto.acl) that are not devices.
+Its per-device patterns (``pattern write retroguard/%u/event`` ...) apply to every account,
+so a "device" of one of these names is one whose events, state and incidents that account may
+publish: Home Assistant (or the caregiver service) forging a treadmill's falls, which the
+caregiver service would page for. No device may be so named, and a consumer takes no device
+topic under these names (:func:`core.protocol.topics.parse_topic` refuses it)."""
+
 _DEVICE_ID = re.compile(DEVICE_ID_PATTERN)
 _EVENT_ID = re.compile(EVENT_ID_PATTERN)
 _REQUEST_ID = re.compile(REQUEST_ID_PATTERN)
 
 
 def is_device_id(value: object) -> bool:
-    return isinstance(value, str) and _DEVICE_ID.match(value) is not None
+    return (
+        isinstance(value, str)
+        and _DEVICE_ID.match(value) is not None
+        and value not in ACCOUNT_NAMES
+    )
 
 
 def is_event_id(value: object) -> bool:
@@ -39,7 +51,14 @@ def is_request_id(value: object) -> bool:
 
 
 def check_device_id(device_id: str) -> str:
-    """Return ``device_id`` if it can be one topic level (and an HA object id), else raise."""
+    """Return ``device_id`` if it can be one topic level (and an HA object id) and is no
+    broker account's name (:data:`ACCOUNT_NAMES`), else raise."""
+    if device_id in ACCOUNT_NAMES:
+        raise ValueError(
+            f"device id {device_id!r} is a broker account of the documented ACL, not a device "
+            '(docs/mqtt.md, "Mosquitto ACL"): that account could publish this device\'s '
+            "events; choose another id"
+        )
     if not is_device_id(device_id):
         raise ValueError(
             f"device id {device_id!r} cannot be used in MQTT topics: use 1-64 letters, digits, "
