@@ -6,11 +6,11 @@ Every kind of message the device reads from the network is listed here with what
 real-time loop (:data:`LOOP_MESSAGE_EFFECTS`): a new command or link message nobody classified
 fails :func:`test_every_network_input_and_loop_message_is_classified`. Each network input is
 then sent over a real Mosquitto to the whole monitor (simulated hardware, its courier on a
-thread) while it is STARTING, in STANDBY — where one press would arm — and TRIPPED: valid,
-replayed, retained (handed over again at the device's subscribe), out of order (naming what
-the device does not have), malformed and oversized. The relay's contact never closes, the
-state stays, and afterwards the local reset button still arms: the rig could arm, the
-network did not.
+thread) while it is STARTING, in STANDBY — where one press would arm —, TRIPPED and in
+FAULT: valid, replayed, retained (handed over again at the device's subscribe), out of order
+(naming what the device does not have), malformed and oversized. The relay's contact never
+closes, the state stays, and afterwards the local reset button still arms: the rig could
+arm, the network did not.
 """
 
 from __future__ import annotations
@@ -252,6 +252,21 @@ def test_no_network_message_arms_in_any_state(
         assert not rig.app.gpio.relay.holding
 
         # Not vacuous: the local button still arms it.
+        rig.press_reset()
+        assert rig.state == "ARMED" and rig.hardware.contact_closed()
+
+        # FAULT: the sensor's bus cut, the belt stopped until the data is healthy again.
+        rig.sim_imu.bus.disconnect()
+        rig.run_for(0.5)
+        assert rig.state == "FAULT" and not rig.hardware.contact_closed()
+        stopped_at = len(rig.hardware.history)
+        transitions = len(rig.app.controller.transitions)
+        _send_all(rig, publisher, topic, live, len(publisher.on("/reply")))
+        assert rig.state == "FAULT" and _never_closed_since(rig, stopped_at)
+        assert len(rig.app.controller.transitions) == transitions
+        rig.sim_imu.bus.reconnect()
+        rig.run_for(1.5)
+        assert rig.state == "STANDBY" and _never_closed_since(rig, stopped_at)
         rig.press_reset()
         assert rig.state == "ARMED" and rig.hardware.contact_closed()
         if retained:  # leave the broker clean
