@@ -365,13 +365,15 @@ per_listener_settings false
 allow_anonymous false
 password_file $BROKER_PASSWD
 acl_file $BROKER_ACL
-# a client's id is its user name: no account can take over another's session
-use_username_as_clientid true
 # queued alerts and retained state survive a broker crash (persistence: Debian's default)
 autosave_interval 1
 # This Pi only. For Home Assistant or a caregiver service on another machine add a TLS
 # listener (docs/mqtt.md, "Security"): passwords must not cross a network in clear.
 listener $BROKER_PORT 127.0.0.1
+# (a listener's own setting, so after its line: before any, it would open a second listener on
+# every address, port 1883, for it alone) a client's id is its user name: no account can take
+# over another's session
+use_username_as_clientid true
 EOF
     if [ -r "$CONFIG" ] && ! grep -q "^username = \"$device\"" "$CONFIG"; then
         note "warning: $CONFIG does not log in as '$device': set [mqtt] host = \"127.0.0.1\", port = $BROKER_PORT, username = \"$device\", password_file = \"$DEVICE_MQTT_PASSWORD\""

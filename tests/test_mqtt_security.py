@@ -6,6 +6,7 @@ import dataclasses
 import json
 import logging
 import os
+import re
 import shutil
 import subprocess
 import tempfile
@@ -288,7 +289,7 @@ def _install_broker(etc: Path, mosquitto_dir: Path, port: int) -> str:
     return done.stdout
 
 
-def _login(broker: Mosquitto, user: str | None, password: str | None) -> Any:
+def _login(broker: Mosquitto, user: str | None, password: str | None, client_id: str = "") -> Any:
     """The broker's answer to a CONNECT as ``user`` (None: anonymous)."""
     answered = threading.Event()
     codes: list[Any] = []
@@ -297,7 +298,9 @@ def _login(broker: Mosquitto, user: str | None, password: str | None) -> Any:
         codes.append(rc)
         answered.set()
 
-    client = mqtt.Client(CallbackAPIVersion.VERSION2, protocol=MQTTProtocolVersion.MQTTv5)
+    client = mqtt.Client(
+        CallbackAPIVersion.VERSION2, client_id=client_id, protocol=MQTTProtocolVersion.MQTTv5
+    )
     if user is not None:
         client.username_pw_set(user, password)
     client.on_connect = on_connect
@@ -355,7 +358,11 @@ def test_the_installed_broker_applies_the_documented_acl_to_every_account(tmp_pa
         device = RawClient(broker, "tm1", passwords["tm1"])
         carer = RawClient(broker, "caregiver", passwords["caregiver"])
         ha = RawClient(broker, "homeassistant", passwords["homeassistant"])
+        kicked = threading.Event()
+        carer.client.on_disconnect = lambda *args: kicked.set()
         try:
+            # the device's account connecting under the caregiver's client id takes nothing
+            assert not _login(broker, "tm1", passwords["tm1"], client_id="raw-caregiver").is_failure
             presence = "retroguard/caregiver/status"
             assert device.publish(presence, '{"state":"online"}').is_failure
             assert ha.publish(presence, '{"state":"online"}').is_failure
@@ -365,9 +372,13 @@ def test_the_installed_broker_applies_the_documented_acl_to_every_account(tmp_pa
             assert ha.publish("retroguard/tm1/state", "forged by ha").is_failure
             assert not device.publish("retroguard/tm1/event", "genuine").is_failure
             assert not carer.publish("retroguard/tm1/cmd/ping", "{}").is_failure
+            assert not kicked.is_set()  # its session was never taken over
         finally:
             for client in (device, carer, ha):
                 client.close()
+        # one listener, the one installed: no other address or port is open
+        opened = re.findall(r"Opening \S+ listen socket on port (\d+)", broker.log())
+        assert opened == [str(port)], opened
 
         again = _install_broker(etc, mosquitto_dir, port)
         assert "account 'tm1' exists" in again
