@@ -372,6 +372,11 @@ def test_the_installed_broker_applies_the_documented_acl_to_every_account(tmp_pa
             assert ha.publish("retroguard/tm1/state", "forged by ha").is_failure
             assert not device.publish("retroguard/tm1/event", "genuine").is_failure
             assert not carer.publish("retroguard/tm1/cmd/ping", "{}").is_failure
+            # a receipt makes the device forget an alert: only the caregiver service's counts
+            receipt = '{"schema":1,"ids":["' + "a" * 32 + '"],"by":"x"}'
+            assert device.publish("retroguard/tm1/receipt", receipt).is_failure
+            assert ha.publish("retroguard/tm1/receipt", receipt).is_failure
+            assert not carer.publish("retroguard/tm1/receipt", receipt).is_failure
             assert not kicked.is_set()  # its session was never taken over
         finally:
             for client in (device, carer, ha):
