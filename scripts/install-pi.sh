@@ -484,8 +484,10 @@ main() {
     enable_i2c
     create_user
     install_venv
-    install_config
+    # the broker's accounts first: a new config names the device's password file, which its
+    # check reads
     install_broker
+    install_config
     install_hw_watchdog
     install_unit
     step "Done: check with 'systemctl status $SERVICE' and 'journalctl -u $SERVICE -f'"

@@ -19,6 +19,7 @@ from pathlib import Path
 import pytest
 
 from firmware.config import load_config
+from launcher.cli import main as cli_main
 
 ROOT = Path(__file__).resolve().parent.parent
 SCRIPT = ROOT / "scripts" / "install-pi.sh"
@@ -220,16 +221,18 @@ def test_written_config_selects_real_hardware_and_validates(tmp_path: Path) -> N
 def test_broker_option_installs_mosquitto_with_the_documented_acl_and_the_config_logs_in(
     tmp_path: Path,
 ) -> None:
-    """``--broker``: Mosquitto's packages, its step (after the config: the device's account is
-    named by device.id), nothing written in a dry run; a new config logs in to it as the device
-    and validates. The broker itself, run with what the step writes:
+    """``--broker``: Mosquitto's packages, its step (before the config's, whose check reads the
+    password file the step writes), nothing written in a dry run; a new config logs in to it as
+    the device (the example's id, the account the step made) and validates — not before its
+    password file is there. The broker itself, run with what the step writes:
     ``tests/test_mqtt_security.py``."""
     result = run_script("--dry-run", "--broker", env_dirs=tmp_path)
     assert result.returncode == 0, result.stderr
     out = result.stdout
     assert "alsa-utils mosquitto mosquitto-clients" in out
     names = [s.split(" ")[0] for s in steps(out)]
-    assert names.index("Mosquitto") == names.index("Write") + 1
+    # before the config: a new one names the device's password file, which its check reads
+    assert names.index("Mosquitto") == names.index("Write") - 1
     assert "accounts treadmill-1, caregiver and homeassistant" in out
     assert f"+ account caregiver: password to {tmp_path}/etc/caregiver-mqtt-password" in out
     assert "retroguard.acl" in out and "+ systemctl restart mosquitto" in out
@@ -252,10 +255,12 @@ def test_broker_option_installs_mosquitto_with_the_documented_acl_and_the_config
         check=True,
         env=dict(os.environ, RETROGUARD_ETC=str(tmp_path / "etc"), RETROGUARD_BROKER_PORT="1884"),
     ).stdout
-    password.parent.mkdir()
-    password.write_text("pw\n")
     path = tmp_path / "config.toml"
     path.write_text(converted)
+    assert cli_main(["config", "--check", str(path)]) == 2  # the installer's check, at step 6
+    password.parent.mkdir()
+    password.write_text("pw\n")
+    assert cli_main(["config", "--check", str(path)]) == 0
     mqtt = load_config(path).mqtt
     assert (mqtt.host, mqtt.port, mqtt.username) == ("127.0.0.1", 1884, "treadmill-1")
     assert mqtt.password_file == str(password)
