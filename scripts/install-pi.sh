@@ -314,7 +314,7 @@ new_password() {
 # its password in PASSWORD_FILE (both kept when both exist: a second run changes nothing).
 broker_account() {
     local name=$1 secret_file=$2 owner=$3 password plain
-    if [ -s "$secret_file" ] && grep -q "^$name:" "$BROKER_PASSWD" 2>/dev/null; then
+    if [ -s "$secret_file" ] && cut -d: -f1 "$BROKER_PASSWD" 2>/dev/null | grep -qxF -- "$name"; then
         note "account '$name' exists (password in $secret_file)"
         return
     fi
@@ -334,7 +334,9 @@ broker_account() {
     printf '%s:%s\n' "$name" "$password" >"$plain"
     mosquitto_passwd -U "$plain"
     touch "$BROKER_PASSWD"
-    { grep -v "^$name:" "$BROKER_PASSWD" || true; cat "$plain"; } | write_file "$BROKER_PASSWD" 0640 root:mosquitto
+    # the others' lines as they are (a device id may hold '.': no pattern matching)
+    { awk -F: -v name="$name" '$1 != name' "$BROKER_PASSWD"; cat "$plain"; } |
+        write_file "$BROKER_PASSWD" 0640 root:mosquitto
     rm -f "$plain"
     note "account '$name': password in $secret_file"
 }
