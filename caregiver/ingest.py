@@ -88,6 +88,7 @@ from core.protocol.messages import (
     TelemetryMessage,
     WalkersMessage,
     self_test_outcome,
+    worn_said,
 )
 from core.protocol.payloads import (
     caregiver_status_payload,
@@ -501,8 +502,9 @@ class Ingestor:
             case EventMessage() as message:
                 event = received.event or _new_event(device_id, message, payload)
                 self._event(device_id, message, event, now)
-            case StateMessage(state=state, reason=reason, wall_time=wall_time):
-                self.store.set_state(device_id, state.value, reason, wall_time, now)
+            case StateMessage(state=state, reason=reason, wall_time=wall_time, worn=worn):
+                said = worn_said(worn, reason)  # an older release's: from the reason's prefix
+                self.store.set_state(device_id, state.value, reason, wall_time, now, said)
                 self._changed(DeviceChanged(device_id))
             case TelemetryMessage() as message:
                 self.store.set_telemetry(device_id, msgspec.to_builtins(message), now)

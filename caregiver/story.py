@@ -22,7 +22,7 @@ from dataclasses import dataclass
 
 from caregiver.plot import AfterTheTrip
 from caregiver.storage import CardIncident, Device, Incident, StoredEvent
-from core.protocol.messages import SENSOR_NOT_WORN
+from core.protocol.messages import WornSaid, worn_said
 
 RECENT_S = 12 * 3600.0
 """How long a closed incident stays the card's headline."""
@@ -275,7 +275,7 @@ def card(device: Device, now: float, who: str | None = None) -> CardStory:
     return CardStory(
         level=_level(device, shown, offline),
         headline=shown,
-        belt=belt(device["state"], device["state_reason"], offline),
+        belt=belt(device["state"], device["state_reason"], offline, device["state_worn"]),
         offline=offline,
         last_seen=device["last_seen"],
         can_acknowledge=device["open_alerts"] > 0 or (shown is not None and shown.open),
@@ -296,12 +296,19 @@ def card_seen(device: Device) -> CardSeen:
     )
 
 
-def belt(state: str, reason: str, offline: bool) -> str:
+def belt(state: str, reason: str, offline: bool, worn: str | None = None) -> str:
+    """The card's line on the belt. ``worn``: what the reason says of the sensor-worn check
+    (the device's ``state_worn``); None: read from the reason (an event's, which has no such
+    field). Typed, because a press refused while the check still measures begins "sensor not
+    worn" too: the card said the sensor was not worn of one clipped on and just starting."""
     text = _BELT.get(state, state or "No report from the monitor yet")
+    said = worn_said(None, reason) if worn is None else WornSaid(worn) if worn else None
     if state == "FAULT" and reason:
         text = f"{text}: {reason}"
-    elif reason.startswith(SENSOR_NOT_WORN):
+    elif said is WornSaid.NOT_WORN:
         text = "Belt stopped: the sensor is not worn - it must be clipped on the walker's belt"
+    elif said is WornSaid.MEASURING:
+        text = "Belt stopped: starting, checking the sensor is worn (a few seconds)"
     return f"Last known: {text[0].lower()}{text[1:]}" if offline and state else text
 
 

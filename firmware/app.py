@@ -265,7 +265,9 @@ def build_app(
         ),
         sample_rate_hz=imu.sample_rate_hz,
         device_id=config.device.id,
-        on_state=lambda state, reason: link.report_state(state, reason, *_stamp(stamper)),
+        on_state=lambda state, reason, worn: link.report_state(
+            state, reason, *_stamp(stamper), worn=worn
+        ),
         start_reason="monitor started"
         + (f"; {BENCH_WARNING}" if config.gpio.relay_drive == "static" else "")
         + ("" if config.safety.worn_check else f"; {WORN_CHECK_OFF_WARNING}"),

@@ -54,7 +54,7 @@ from enum import StrEnum
 from typing import ClassVar
 
 from core.protocol.events import Event, EventType
-from core.protocol.messages import SENSOR_NOT_WORN, ImuRecording
+from core.protocol.messages import SENSOR_NOT_WORN, STILL_MEASURING, ImuRecording, WornSaid
 from core.samples import ImuSample
 from core.wallclock import WallStamper
 from firmware.config import SafetyConfig
@@ -121,8 +121,7 @@ LET_GO_REASON = "not armed: reset was let go before the chirp; press and hold re
 """Why a reset press let go before the chirp was refused (:meth:`SafetyController.on_button`)."""
 
 STILL_MEASURING_REASON = (
-    f"{SENSOR_NOT_WORN}: still measuring the body signal (a few seconds after a start or a "
-    "fault); press reset again"
+    f"{STILL_MEASURING} the body signal (a few seconds after a start or a fault); press reset again"
 )
 """Why a reset press in the first seconds after a start or a fault was refused: the sensor-worn
 check has no verdict yet (:attr:`WornCheck.ready`). Not that the sensor is off: the walker
@@ -207,6 +206,11 @@ FAULT_CLASSES: Mapping[FaultKind, FaultClass] = {
     FaultKind.CONTACT_CLOSED_WHILE_RELEASED: FaultClass.CONTACT,
 }
 """Every :class:`FaultKind`'s class (a test keeps it whole)."""
+
+
+def _worn_of(kind: FaultKind) -> WornSaid | None:
+    """What a FAULT's reason says of the sensor-worn check (:attr:`SafetyController.worn_said`)."""
+    return WornSaid.NOT_WORN if kind is FaultKind.NOT_WORN else None
 
 
 @dataclass(frozen=True, slots=True)
@@ -336,7 +340,7 @@ class SafetyController:
         limits: SensorLimits,
         sample_rate_hz: float,
         device_id: str,
-        on_state: Callable[[str, str], None] | None = None,
+        on_state: Callable[[str, str, WornSaid | None], None] | None = None,
         start_reason: str = "monitor started",
         heartbeat_hold_s: float | None = None,
         edge_clock: Callable[[], float] | None = None,
@@ -373,6 +377,9 @@ class SafetyController:
         self._incident: str | None = None
         self.state = SafetyState.STARTING
         self.reason = "starting"
+        self.worn_said: WornSaid | None = None
+        """What :attr:`reason` says of the sensor-worn check, typed (the state message's
+        ``worn``): a dashboard tells "still measuring" from "not worn" without the words."""
         self.since = 0.0
         self.transitions: deque[Transition] = deque(maxlen=256)
         self._started = False
@@ -632,10 +639,11 @@ class SafetyController:
         worn = self._worn
         if worn is not None and not worn.worn_now:
             if not worn.ready:  # no verdict yet: nothing says the sensor is off
-                self._refuse_arming(STILL_MEASURING_REASON, now)
+                self._refuse_arming(STILL_MEASURING_REASON, now, worn=WornSaid.MEASURING)
                 self._said_measuring = True
             else:
-                self._refuse_arming(self._not_worn_reason(worn), now, pattern="not_worn")
+                reason = self._not_worn_reason(worn)
+                self._refuse_arming(reason, now, pattern="not_worn", worn=WornSaid.NOT_WORN)
             return
         refusal = self._arm_gate(now) if self._arm_gate is not None else None
         if refusal is not None:
@@ -820,7 +828,7 @@ class SafetyController:
             measuring = self._said_measuring
             if not worn.worn and (measuring or not self._said_not_worn):
                 self._said_not_worn, self._said_measuring = True, False
-                self._say(self._not_worn_reason(worn))
+                self._say(self._not_worn_reason(worn), WornSaid.NOT_WORN)
             elif worn.worn and (measuring or self._said_not_worn):
                 self._said_not_worn, self._said_measuring = False, False
                 self._say("IMU healthy; sensor worn; press reset to arm")
@@ -842,26 +850,31 @@ class SafetyController:
             "the treadmill, then press reset"
         )
 
-    def _say(self, reason: str) -> None:
-        """A new reason for the current state, without a transition (dashboard, MQTT, logs)."""
-        self.reason = reason
+    def _say(self, reason: str, worn: WornSaid | None = None) -> None:
+        """A new reason for the current state, without a transition (dashboard, MQTT, logs);
+        ``worn``: what it says of the sensor-worn check (:attr:`worn_said`)."""
+        self.reason, self.worn_said = reason, worn
         log.info("still %s: %s", self.state.value, reason)
-        if self._on_state is not None:
-            self._on_state(self.state.value, reason)
+        self._report_state()
 
-    def _refuse_arming(self, reason: str, now: float, pattern: str = "refused") -> None:
+    def _report_state(self) -> None:
+        if self._on_state is not None:
+            self._on_state(self.state.value, self.reason, self.worn_said)
+
+    def _refuse_arming(
+        self, reason: str, now: float, pattern: str = "refused", worn: WornSaid | None = None
+    ) -> None:
         """Stay where we are (no transition), say why, and sound the refusal.
 
         The press was the walker's: it ends the alarm as arming would, so the
         refusal is heard. Only a new walk is refused; nothing here touches a
         walk already ARMED (the gate is asked on a reset press, never while armed).
         """
-        self.reason = reason
+        self.reason, self.worn_said = reason, worn
         log.warning("reset refused in %s: %s", self.state.value, reason)
         self._buzzer.stop()
         self._sound(pattern, now, None, self._incident)
-        if self._on_state is not None:
-            self._on_state(self.state.value, reason)
+        self._report_state()
 
     def _refuse_not_ready(self, now: float) -> None:
         """A press before the IMU data was healthy long enough (:data:`NOT_READY_REASON`).
@@ -1015,10 +1028,9 @@ class SafetyController:
         self._relay.release()
         self._distrust_the_data()
         self._fault_kind = kind
-        self.reason = reason
+        self.reason, self.worn_said = reason, _worn_of(kind)
         log.error("still FAULT: %s", reason)
-        if self._on_state is not None:
-            self._on_state(self.state.value, reason)
+        self._report_state()
         self._announce_fault(reason, now)
 
     def _check(self, sample: ImuSample) -> _Problem | None:
@@ -1229,8 +1241,8 @@ class SafetyController:
             self._last_hold_at = None
         self.state = state
         self.reason = reason
+        self.worn_said = _worn_of(cause.kind) if isinstance(cause, Faulted) else None
         self.since = now
         self.transitions.append(Transition(state, reason, now, cause, source))
         log.info("state %s: %s", state.value, reason)
-        if self._on_state is not None:
-            self._on_state(state.value, reason)
+        self._report_state()

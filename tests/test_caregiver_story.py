@@ -38,12 +38,14 @@ def _device(
     incident: CardIncident | None = None,
     open_alerts: int = 0,
     reason: str = "",
+    worn: str = "",
 ) -> Device:
     return {
         "device_id": "t1",
         "availability": availability,
         "state": state,
         "state_reason": reason,
+        "state_worn": worn,
         "state_time": "",
         "last_seen": NOW - 300,
         "telemetry": {},

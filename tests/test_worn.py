@@ -17,6 +17,7 @@ import pytest
 
 from caregiver.story import belt
 from core.clock import SimClock
+from core.protocol.messages import WornSaid
 from core.samples import ImuSample
 from firmware.app import HealthReports
 from firmware.config import SafetyConfig
@@ -329,7 +330,7 @@ class Controller:
         self.factory = ClockedMockFactory(self.clock)
         self.relay = GpioRelay(17, self.factory, "heartbeat")
         self.buzzer = GpioBuzzer(18, self.factory)
-        self.said: list[tuple[str, str]] = []
+        self.said: list[tuple[str, str, WornSaid | None]] = []
         self.safety = SafetyController(
             relay=self.relay,
             buzzer=self.buzzer,
@@ -339,7 +340,7 @@ class Controller:
             limits=SensorLimits(accel_g=8.0, gyro_dps=1000.0),
             sample_rate_hz=200.0,
             device_id="tm-test",
-            on_state=lambda state, reason: self.said.append((state, reason)),
+            on_state=lambda state, reason, worn: self.said.append((state, reason, worn)),
         )
         self.samples = sample_motion(motion, 200.0)
         self.next = 0
@@ -378,12 +379,12 @@ def test_standby_says_not_worn_and_worn_once_each_time_it_changes(
     c = Controller(motion)
     controllers.append(c)
     c.run_until(40.0)
-    said = [reason.split(":")[0] for _, reason in c.said[1:]]
+    said = [(reason.split(":")[0], worn) for _, reason, worn in c.said[1:]]
     assert said == [
-        "IMU healthy; press reset to arm",  # before the check is ready
-        "sensor not worn",
-        "IMU healthy; sensor worn; press reset to arm",
-        "sensor not worn",
+        ("IMU healthy; press reset to arm", None),  # before the check is ready
+        ("sensor not worn", WornSaid.NOT_WORN),
+        ("IMU healthy; sensor worn; press reset to arm", None),
+        ("sensor not worn", WornSaid.NOT_WORN),
     ]
 
 
@@ -416,6 +417,7 @@ def test_after_a_fault_arming_waits_for_the_body_to_be_measured_again(
     c.press()
     assert c.safety.state is SafetyState.STANDBY
     assert c.safety.reason.startswith("sensor not worn: still measuring")
+    assert c.said[-1][2] is WornSaid.MEASURING  # typed: not "not worn" on a dashboard
     assert not c.relay.holding
     c.run_until(faulted_at + READY_S + 0.5)
     c.press()
@@ -455,6 +457,7 @@ def test_on_a_slow_sensor_clock_one_quiet_block_does_not_trip_but_a_removal_does
     assert c.safety.state is not SafetyState.ARMED and not c.relay.holding
     fault = next(x for x in c.safety.transitions if x.state is SafetyState.FAULT)
     assert fault.cause == Faulted(FaultKind.NOT_WORN)
+    assert ("FAULT", fault.reason, WornSaid.NOT_WORN) in c.said
     assert fault.t - (ARM_AT + 1.0) * slow <= SAFETY.not_worn_trip_s + 2 * SAFETY.worn_block_s
 
 

@@ -124,6 +124,9 @@ class Device(TypedDict):
     availability: str
     state: str
     state_reason: str
+    state_worn: str
+    """What ``state_reason`` says of the sensor-worn check: a :class:`WornSaid` value, or ''
+    for neither (the state message's ``worn``, :func:`~core.protocol.messages.worn_said`)."""
     state_time: str
     last_seen: float | None
     telemetry: dict[str, Any]

@@ -407,6 +407,20 @@ MIGRATIONS: tuple[Migration, ...] = (
 )""",
         ),
     ),
+    Migration(
+        21,
+        "each treadmill's state says, typed, what its reason says of the sensor-worn check "
+        "(the state message's worn: not_worn, measuring, or '' for neither), so the card tells "
+        "a press refused while the check still measures from a sensor off the body (both "
+        "reasons begin 'sensor not worn'); states stored before: read from their reason's "
+        "prefix, as a message from a release before the field is",
+        (
+            "ALTER TABLE devices ADD COLUMN state_worn TEXT NOT NULL DEFAULT ''",
+            "UPDATE devices SET state_worn = CASE "
+            "WHEN state_reason LIKE 'sensor not worn: still measuring%' THEN 'measuring' "
+            "WHEN state_reason LIKE 'sensor not worn%' THEN 'not_worn' ELSE '' END",
+        ),
+    ),
 )
 """Every schema change in order; ``MIGRATIONS[i]`` takes a database from version i to i + 1."""
 

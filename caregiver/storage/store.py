@@ -66,6 +66,7 @@ from caregiver.storage.schema import SchemaUpgrade, migrate
 from core.progress import check_week
 from core.protocol.commands import CommandName
 from core.protocol.events import INCIDENT_TYPES
+from core.protocol.messages import WornSaid
 from core.protocol.walker import DEFAULT_WALKER
 
 if TYPE_CHECKING:
@@ -164,7 +165,7 @@ _DEVICE_SELECT = (
     "i.id, i.severity, i.status, i.opened_at, i.first_event_id, i.last_event_at, i.closed_at, "
     f"i.closed_by, i.closed_via, {_answered('i')}, {_newest_alert('i')}, "
     "(SELECT MAX(a.id) FROM alerts a WHERE a.device_id = d.device_id AND a.incident IS NULL "
-    f"AND a.status IN {_OPEN}), i.walker, {_told('i')} FROM devices d "
+    f"AND a.status IN {_OPEN}), i.walker, {_told('i')}, d.state_worn FROM devices d "
     "LEFT JOIN events e ON e.id = d.last_event_id "
     # the card's incident: the open one if there is one, else the one that ended last
     "LEFT JOIN incidents i ON i.id = (SELECT id FROM incidents WHERE device_id = d.device_id "
@@ -348,15 +349,23 @@ class Transaction:
         return DeviceStatus(before, state)
 
     def set_state(
-        self, device_id: str, state: str, reason: str, wall_time: str, now: float
+        self,
+        device_id: str,
+        state: str,
+        reason: str,
+        wall_time: str,
+        now: float,
+        worn: WornSaid | None = None,
     ) -> None:
-        """One statement (no transaction around it needed: one round trip on PostgreSQL)."""
+        """One statement (no transaction around it needed: one round trip on PostgreSQL).
+        ``worn``: what the reason says of the sensor-worn check (:func:`worn_said`)."""
         self._db.execute(
-            "INSERT INTO devices (device_id, last_seen, state, state_reason, state_time) "
-            "VALUES (?, ?, ?, ?, ?) ON CONFLICT (device_id) DO UPDATE SET "
+            "INSERT INTO devices (device_id, last_seen, state, state_reason, state_worn, "
+            "state_time) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (device_id) DO UPDATE SET "
             "last_seen = excluded.last_seen, state = excluded.state, "
-            "state_reason = excluded.state_reason, state_time = excluded.state_time",
-            (device_id, now, state, reason, wall_time),
+            "state_reason = excluded.state_reason, state_worn = excluded.state_worn, "
+            "state_time = excluded.state_time",
+            (device_id, now, state, reason, "" if worn is None else worn.value, wall_time),
         )
 
     def set_telemetry(self, device_id: str, telemetry: Mapping[str, Any], now: float) -> None:
@@ -1953,10 +1962,16 @@ class Store:
     # ------------------------------------------------------------ devices
 
     def set_state(
-        self, device_id: str, state: str, reason: str, wall_time: str, now: float
+        self,
+        device_id: str,
+        state: str,
+        reason: str,
+        wall_time: str,
+        now: float,
+        worn: WornSaid | None = None,
     ) -> None:
         with self._statement() as ops:
-            ops.set_state(device_id, state, reason, wall_time, now)
+            ops.set_state(device_id, state, reason, wall_time, now, worn)
 
     def set_telemetry(self, device_id: str, telemetry: Mapping[str, Any], now: float) -> None:
         with self._statement() as ops:
@@ -2275,6 +2290,7 @@ def _device(r: tuple[Any, ...]) -> Device:
         "availability": r[1],
         "state": r[2],
         "state_reason": r[3],
+        "state_worn": r[28],
         "state_time": r[4],
         "last_seen": r[5],
         "telemetry": dict(telemetry),

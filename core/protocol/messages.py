@@ -171,7 +171,37 @@ class EventMessage(Struct, kw_only=True, omit_defaults=True):
 SENSOR_NOT_WORN = "sensor not worn"
 """How a state's ``reason`` begins when the belt sensor shows no body (docs/safety.md,
 "Sensor-worn check"): STANDBY or TRIPPED that cannot be armed, or the FAULT of a sensor that
-stopped being worn while ARMED. Dashboards show such a reason whatever the state."""
+stopped being worn while ARMED. Dashboards show such a reason whatever the state. A reason
+that begins :data:`STILL_MEASURING` begins so too, but says no such thing: read
+:attr:`StateMessage.worn` (:func:`worn_said`)."""
+
+STILL_MEASURING = f"{SENSOR_NOT_WORN}: still measuring"
+"""How the reason of a reset press refused before the sensor-worn check's first verdict
+begins (the first seconds after a start or a fault): the sensor may well be on the body. It
+keeps the ``sensor not worn`` prefix every release has sent; the typed
+:attr:`StateMessage.worn` tells the two apart, and this prefix does for releases before it."""
+
+
+class WornSaid(StrEnum):
+    """What a state's reason says of the sensor-worn check (:attr:`StateMessage.worn`)."""
+
+    NOT_WORN = "not_worn"
+    """The sensor shows no body: it cannot arm, or it stopped an armed walk (a FAULT)."""
+    MEASURING = "measuring"
+    """A press was refused because the check has no verdict yet: nothing says it is off."""
+
+
+def worn_said(worn: WornSaid | None, reason: str) -> WornSaid | None:
+    """What a state message says of the sensor-worn check: its ``worn`` field, else, from a
+    release before the field, its reason's prefix (the still-measuring refusal's first, as
+    both begin :data:`SENSOR_NOT_WORN`). None: the reason is about something else."""
+    if worn is not None:
+        return worn
+    if reason.startswith(STILL_MEASURING):
+        return WornSaid.MEASURING
+    if reason.startswith(SENSOR_NOT_WORN):
+        return WornSaid.NOT_WORN
+    return None
 
 
 class StateMessage(Struct, kw_only=True, omit_defaults=True):
@@ -187,6 +217,12 @@ class StateMessage(Struct, kw_only=True, omit_defaults=True):
     """The device's wall clock was not synchronised (NTP) when it stamped ``wall_time``, which
     may be hours or days off (a Pi after a power cut), as an event's ``wall_unsynced``.
     Absent: synchronised (and every older release)."""
+    worn: WornSaid | None = None
+    """What ``reason`` says of the sensor-worn check, typed, so a dashboard need not read the
+    words: ``not_worn`` (the sensor shows no body) or ``measuring`` (a press refused before
+    the check's first verdict; the reason begins ``sensor not worn`` even so, for older
+    consumers). Absent: neither — or a release before the field (:func:`worn_said` reads its
+    reason's prefix)."""
 
 
 class DeviceHealth(Struct, kw_only=True, omit_defaults=True):

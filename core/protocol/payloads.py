@@ -38,6 +38,7 @@ from core.protocol.messages import (
     SessionSummary,
     StateMessage,
     TelemetryMessage,
+    WornSaid,
 )
 from core.protocol.topics import TopicKind
 from core.protocol.walker import DEFAULT_WALKER_ID
@@ -164,6 +165,7 @@ def state_payload(
     wall_time: str | None = None,
     *,
     wall_unsynced: bool = False,
+    worn: WornSaid | None = None,
 ) -> str:
     return encode(
         StateMessage(
@@ -173,6 +175,7 @@ def state_payload(
             reason=reason,
             wall_time=wall_time or wall_now(),
             wall_unsynced=wall_unsynced,
+            worn=worn,
         )
     )
 

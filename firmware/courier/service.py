@@ -256,7 +256,11 @@ class Courier:
                 if self.reporter is not None:
                     # the loop's stamp: when the state changed, and whether its clock was set
                     self.reporter.publish_state(
-                        state, reason, report.wall_time, wall_unsynced=report.wall_unsynced
+                        state,
+                        reason,
+                        report.wall_time,
+                        wall_unsynced=report.wall_unsynced,
+                        worn=report.worn,
                     )
             case messages.HealthReport(health=health, checks=checks):
                 self.health = health

@@ -29,7 +29,7 @@ from dataclasses import dataclass
 import msgspec
 
 from core.protocol.events import PROTECTED_TYPES, Event
-from core.protocol.messages import DeviceHealth, SessionRecord, SilenceResult
+from core.protocol.messages import DeviceHealth, SessionRecord, SilenceResult, WornSaid
 from core.protocol.plan import Plan
 from firmware.link import messages
 from firmware.link.framing import FrameError, FrameReader, FrameWriter
@@ -174,9 +174,16 @@ class CourierLink:
         self.submit(event)
 
     def report_state(
-        self, state: str, reason: str, wall_time: str, wall_unsynced: bool = False
+        self,
+        state: str,
+        reason: str,
+        wall_time: str,
+        wall_unsynced: bool = False,
+        *,
+        worn: WornSaid | None = None,
     ) -> None:
-        payload = messages.encode(messages.StateReport(state, reason, wall_time, wall_unsynced))
+        report = messages.StateReport(state, reason, wall_time, wall_unsynced, worn)
+        payload = messages.encode(report)
         self._last_state = payload
         self._writer.put(payload)
 

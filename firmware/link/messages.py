@@ -11,7 +11,7 @@ from __future__ import annotations
 import msgspec
 
 from core.protocol.events import Event
-from core.protocol.messages import DeviceHealth, SessionRecord, SilenceResult
+from core.protocol.messages import DeviceHealth, SessionRecord, SilenceResult, WornSaid
 from core.protocol.plan import Plan
 from core.protocol.walker import DEFAULT_WALKER_ID, Walker
 from firmware.config import Config
@@ -48,6 +48,8 @@ class StateReport(msgspec.Struct, tag="state"):
     wall_unsynced: bool = False
     """The loop's wall clock was not synchronised as it stamped ``wall_time`` (its
     :class:`~core.wallclock.WallStamper`, the one its events are stamped with)."""
+    worn: WornSaid | None = None
+    """What ``reason`` says of the sensor-worn check (the state message's ``worn``)."""
 
 
 class Check(msgspec.Struct):

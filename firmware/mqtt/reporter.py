@@ -66,6 +66,7 @@ from core.protocol.messages import (
     SelfTestCheck,
     SelfTestResult,
     SilenceResult,
+    WornSaid,
 )
 from core.protocol.topics import (
     Topics,
@@ -257,6 +258,7 @@ class _StateChange:
     reason: str
     wall_time: str
     wall_unsynced: bool = False
+    worn: WornSaid | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -681,7 +683,7 @@ class MqttReporter:
         self._pokes = 0  # the last wait_drained poke handled (shown once the figures are fresh)
         self._generation = 0
         self._sub_mid: int | None = None
-        self._state: tuple[str, str, str, bool] | None = None
+        self._state: _StateChange | None = None
         self._state_dirty = False
         self._ready = False
         self._logged_error: str | None = None
@@ -844,14 +846,15 @@ class MqttReporter:
         wall_time: str | None = None,
         *,
         wall_unsynced: bool = False,
+        worn: WornSaid | None = None,
     ) -> None:
         """Report the safety state (retained). Non-blocking: safe on the real-time thread.
 
         ``wall_time``: when it changed (default: now); ``wall_unsynced``: the clock that stamped
         it was not set (the message's ``wall_unsynced``: Home Assistant's ``since`` may be days
-        off)."""
+        off); ``worn``: what ``reason`` says of the sensor-worn check (the message's ``worn``)."""
         wall = wall_time if wall_time is not None else payloads.wall_now()
-        self._wake.put_nowait(_StateChange(str(state), reason, wall, wall_unsynced))
+        self._wake.put_nowait(_StateChange(str(state), reason, wall, wall_unsynced, worn))
 
     @property
     def status(self) -> ReporterStatus:
@@ -1196,8 +1199,8 @@ class MqttReporter:
                     else:
                         self._refused.discard(row)  # taken at last
                         self._to_settle.append(row)
-                case _StateChange(state=state, reason=why, wall_time=wall, wall_unsynced=unset):
-                    self._state = (state, why, wall, unset)
+                case _StateChange(state=state) as change:
+                    self._state = change
                     self._state_dirty = True
                     self._update(device_state=state)
                 case _Subscribed(generation=generation):
@@ -1270,13 +1273,16 @@ class MqttReporter:
         if client is None or not self._ready:
             return
         if self._state_dirty and self._state is not None:
-            state, reason, wall, unset = self._state
-            client.publish(
-                self.topics.state,
-                payloads.state_payload(self.device_id, state, reason, wall, wall_unsynced=unset),
-                qos=1,
-                retain=True,
+            told = self._state
+            payload = payloads.state_payload(
+                self.device_id,
+                told.state,
+                told.reason,
+                told.wall_time,
+                wall_unsynced=told.wall_unsynced,
+                worn=told.worn,
             )
+            client.publish(self.topics.state, payload, qos=1, retain=True)
             self._state_dirty = False
         if self._republish_due or self._refused_due:
             self._republish(client)
