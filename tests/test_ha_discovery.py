@@ -41,6 +41,7 @@ from core.protocol.walker import DEFAULT_WALKER, Walker
 from firmware.mqtt.discovery import (
     HA_EVENT_TYPES,
     INCIDENT_WORDS,
+    LAST_EVENT_WORDS,
     SAFETY_STATE_WORDS,
     SELF_TEST_WORDS,
     discovery_payload,
@@ -230,7 +231,7 @@ def _drop(suffix: str, key: str) -> Callable[[dict[str, Any]], None]:
         (_set("_outbox", "stat_tp", "x"), "Additional properties"),
         (_set("_state", "unit_of_meas", "x"), "options cannot go with"),
         (_drop("_state", "ops"), "enum needs options"),
-        (_set("_last_event", "ops", ["a"]), "options need device_class enum"),
+        (_drop("_last_event", "dev_cla"), "options need device_class enum"),
         (_set("_state", "ops", []), "empty options"),
         (_set("_fall", "dev_cla", "fall"), "is not one of"),
         (_set("_state", "stat_cla", "measurement"), "options cannot go with"),
@@ -482,11 +483,27 @@ def test_the_balance_and_gait_sensors_show_the_latest_measure_with_its_noise() -
 def test_the_last_event_and_the_outbox_keep_working() -> None:
     ha = home_assistant()
     ha.receive(TOPICS.event, event(EventType.FALL, incident=INCIDENT))
-    assert ha.state("_last_event") == "fall"
+    assert ha.state("_last_event") == "Fall"
     assert ha.attributes[ha.component("_last_event").key]["incident"] == INCIDENT
     health = payloads.telemetry_payload(DEVICE, 7, DeviceHealth())
     ha.receive(TOPICS.telemetry, health.encode())
     assert ha.state("_outbox") == "7"
+
+
+@pytest.mark.parametrize("kind", [t for t in EventType if t is not EventType.WINDOW])
+def test_the_last_event_shows_words_and_keeps_the_wire_type_for_automations(
+    kind: EventType,
+) -> None:
+    """The Last event sensor showed the wire's type (``stumble``, ``no_recovery``) on a
+    family member's tile while every enum sensor beside it showed words: it is an enum sensor
+    of words now, the type in its ``code`` attribute, as theirs."""
+    ha = home_assistant()
+    ha.receive(TOPICS.event, event(kind, incident=INCIDENT))
+    shown = ha.state("_last_event")
+    assert shown == LAST_EVENT_WORDS[kind.value] and shown != kind.value
+    assert "_" not in shown
+    assert ha.attributes[ha.component("_last_event").key]["code"] == kind.value
+    assert shown in ha.component("_last_event").config["options"]
 
 
 def test_the_last_event_shows_the_safety_state_under_a_name_home_assistant_keeps() -> None:
@@ -685,13 +702,14 @@ def test_the_last_event_is_not_overwritten_by_the_imu_window_after_a_trip() -> N
         reason="IMU -10.0 .. +5.0 s around the fall",
     )
     ha.receive(TOPICS.event, window)
-    assert ha.state("_last_event") == "fall"
+    assert ha.state("_last_event") == "Fall"
     assert ha.attributes[ha.component("_last_event").key] == shown
     assert shown["walker"] == "anna" and shown["safety_state"] == "TRIPPED"
+    assert shown["code"] == "fall"
     assert [t for _, t, _ in ha.events] == ["trip", "fall"]
     fresh = home_assistant()  # a window first (Home Assistant started after the trip)
     fresh.receive(TOPICS.event, window)
-    assert fresh.state("_last_event") == "unknown"
+    assert fresh.state("_last_event") is None  # unknown
     assert set(fresh.attributes[fresh.component("_last_event").key].values()) == {None}
 
 

@@ -22,9 +22,10 @@ who announced it (``o``) and its components (``cmps``):
   this week** from the retained ``progress`` topic, and from it too **Latest
   sway (balance check)** and **Latest step-time variability**, each with its
   minimal detectable change as an attribute (``docs/gait.md``);
-* the last event, the outbox depth and a **Storage fault** (on while the
-  device's disk refuses writes: alerts are kept in memory and no new walk can
-  be armed) — these two from telemetry, so only when the device sends it.
+* the **Last event** (an enum sensor too: words, the wire type in ``code``),
+  the outbox depth and a **Storage fault** (on while the device's disk refuses
+  writes: alerts are kept in memory and no new walk can be armed) — these two
+  from telemetry, so only when the device sends it.
 
 Availability is the device's retained ``online``/``offline``, so Home
 Assistant greys entities out when the Last Will fires. The message is
@@ -136,6 +137,23 @@ SESSION_WORDS: Mapping[str, str] = {
     "stopped": "Stopped early",
     "abandoned": "Abandoned (paused too long)",
 }
+LAST_EVENT_WORDS: Mapping[str, str] = {
+    EventType.STUMBLE.value: "Stumble (belt stopped)",
+    EventType.FALL.value: "Fall",
+    EventType.NO_RECOVERY.value: "Fall, not getting up",
+    EventType.FAULT.value: "Fault",
+    EventType.RESET.value: "Armed again at the machine",
+    EventType.START.value: "Monitor started",
+    EventType.STOP.value: "Monitor stopped",
+    EventType.OK.value: "Walker okay (armed again)",
+    EventType.CLOSED.value: "Closed by a caregiver",
+    EventType.TEST.value: "Test alarm",
+    EventType.HELP.value: "Help requested",
+}
+"""The Last event sensor's words: every event type but ``window`` (the IMU around a trip,
+which keeps the event shown: :func:`_keeping_on_window`)."""
+SHOWN_EVENT_TYPES = [t.value for t in EventType if t is not EventType.WINDOW]
+"""The event types the Last event sensor shows, in the protocol's order."""
 """What the enum sensors show for each wire word. Home Assistant shows an MQTT enum sensor's
 state as it is (an MQTT entity has no translations), so its options were the wire words a
 family member read on a tile: ``no_recovery``, ``STANDBY``, ``refused``. The options are these
@@ -258,7 +276,7 @@ def _keeping_on_window(fields: Mapping[str, str]) -> str:
     last event, every trip and fall ended as "Last event: window" on a caregiver's
     dashboard, its attributes those of the data, not of the fall. ``this`` is the entity as
     Home Assistant holds it (core mqtt/models.py MqttValueTemplate)."""
-    names = [*fields, "walker", "clock_not_set"]
+    names = [*fields, "walker", "clock_not_set", "code"]
     kept = ", ".join(f"{_jinja(n)}: this.attributes.get({_jinja(n)})" for n in names)
     return (
         "{% if value_json.type == "
@@ -266,10 +284,26 @@ def _keeping_on_window(fields: Mapping[str, str]) -> str:
         + " %}{{ {"
         + kept
         + "} | tojson }}{% else %}"
-        + _attributes(fields, walker=True, clock_flag=CLOCK_NOT_SET_ATTRIBUTE)
+        + _attributes(
+            fields, walker=True, clock_flag=CLOCK_NOT_SET_ATTRIBUTE, code="value_json.type"
+        )
         + "{% endif %}"
     )
 
+
+LAST_EVENT_STATE = (
+    "{% if value_json.type == "
+    + _jinja(EventType.WINDOW.value)
+    + " %}{{ this.state if this.state in "
+    + _jinja(_options(LAST_EVENT_WORDS, SHOWN_EVENT_TYPES))
+    + " else 'None' }}{% else %}{{ "
+    + _jinja(dict(LAST_EVENT_WORDS))
+    + ".get(value_json.type, 'None') }}{% endif %}"
+)
+"""The Last event sensor's state: the newest event in words (:data:`LAST_EVENT_WORDS`; its
+wire type in the ``code`` attribute), as every enum sensor shows. It showed the wire's
+``stumble`` or ``no_recovery`` to a family member. A ``window`` keeps the words
+shown (unknown when none is)."""
 
 _SELF_TEST = "value_json.command == " + _jinja(CommandName.SELF_TEST.value)
 _SELF_TEST_OUTCOME = (
@@ -480,10 +514,10 @@ def discovery_payload(
         "last_event",
         "sensor",
         "Last event",
+        dev_cla="enum",
+        ops=_options(LAST_EVENT_WORDS, SHOWN_EVENT_TYPES),
         stat_t=topics.event,
-        val_tpl="{{ this.state if value_json.type == "
-        + _jinja(EventType.WINDOW.value)
-        + " else value_json.type }}",
+        val_tpl=LAST_EVENT_STATE,
         json_attr_t=topics.event,
         json_attr_tpl=_keeping_on_window(LAST_EVENT_FIELDS),
         ic="mdi:history",
