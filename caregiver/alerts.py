@@ -486,7 +486,13 @@ class Alerting:
             elif event is None:
                 link = f"/events/{alert.event_id}" if alert.event_id else f"/devices/{device_id}"
                 still.append(StillOpen(alert.kind, link))
-        done = Acknowledged(closed, closed_alerts, still, earlier=earlier)
+        done = Acknowledged(
+            closed,
+            closed_alerts,
+            still,
+            earlier=earlier,
+            earlier_incident=incident.id if earlier and incident is not None else "",
+        )
         return done, list(dict.fromkeys(acked))
 
     def _acknowledge_alert(self, tx: Transaction, device_id: str, alert: Alert, by: str) -> None:

@@ -25,7 +25,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from urllib.parse import urlencode
 
-from caregiver.storage import StoredEvent
+from caregiver.storage import Incident, StoredEvent
+from caregiver.story import closed_earlier
 from core.protocol.events import INCIDENT_TYPES
 
 ALERT_EVENTS = frozenset(t.value for t in INCIDENT_TYPES)
@@ -143,6 +144,9 @@ class Acknowledged:
     """The incident the page showed was closed before this acknowledgement arrived (another
     caregiver's at the same moment, the walker's I'm OK): who closed it and how
     (:func:`caregiver.story.closed_earlier`), for the page to say instead of "Acknowledged"."""
+    earlier_incident: str = ""
+    """That incident's id: a plain form post is sent back with it (``earlier=``), and the page
+    reads who closed it from the store, never from the address (:func:`earlier_notice`)."""
     waiting: bool = False
     """Closed here while the service had no broker link: the device's ``ack`` waits for the
     broker (:meth:`caregiver.service.CaregiverService.acknowledge_seen`), and the answer
@@ -181,14 +185,17 @@ class Acknowledged:
 
     @property
     def noticed(self) -> bool:
-        """Whether the page needs a notice (a plain form post is sent back with one)."""
-        return self.outcome != "done" or self.waiting
+        """Whether the page needs a notice (a plain form post is sent back with one): also
+        when someone closed the incident first, which the page's script says from the JSON
+        answer and a page without scripts said nothing of."""
+        return self.outcome != "done" or self.waiting or bool(self.earlier_incident)
 
     def query(self) -> str:
         """The notice's address part for the page a plain form post is sent back to."""
         kinds = list(dict.fromkeys(s.kind for s in self.still_open))[:_NOTICE_KINDS]
         waiting = [("device", "waiting")] if self.waiting else []
-        return urlencode([("ack", self.outcome), *waiting, *(("open", k) for k in kinds)])
+        earlier = [("earlier", self.earlier_incident)] if self.earlier_incident else []
+        return urlencode([("ack", self.outcome), *waiting, *earlier, *(("open", k) for k in kinds)])
 
 
 WAITING = "the treadmill will be told when the connection is back."
@@ -225,10 +232,24 @@ def _still_open_words(outcome: str, kinds: Sequence[str]) -> str:
     return f"Acknowledged what you saw. {said}" if outcome == "partial" else said
 
 
-def notice(query: Mapping[str, str], kinds: Sequence[str]) -> str:
+def notice(query: Mapping[str, str], kinds: Sequence[str], earlier: str = "") -> str:
     """The notice a page shows after a plain form post was sent back to it (its address:
     ``ack`` the outcome, ``device=waiting`` when the device is not yet told, ``open`` each
-    kind left open; kinds not known here are left out)."""
+    kind left open; kinds not known here are left out). ``earlier``: who had closed the
+    incident first, in words (:func:`earlier_notice`), said before the rest."""
     outcome = query.get("ack", "")
     known = [k for k in kinds if k in _STILL_OPEN][:_NOTICE_KINDS]
-    return message(outcome, known, query.get("device") == "waiting")
+    said = message(outcome, known, query.get("device") == "waiting")
+    return f"{earlier} {said}".strip() if outcome else ""
+
+
+def earlier_notice(incident: Incident | None, me: str, name: str) -> str:
+    """What a page without scripts says after ``me``'s acknowledgement came second (its
+    address's ``earlier``): "Already acknowledged by ann on the dashboard: the alert on Dad's
+    treadmill is closed.", as the page's script says it. From the stored incident — who
+    closed it, as it stands — so an address cannot put words in the page; nothing for an
+    incident that is not closed (reopened since) or not found."""
+    if incident is None or incident.open:
+        return ""
+    said = closed_earlier(incident.closed_by, incident.closed_via, me)
+    return f"{said}: the alert on {name} is closed."

@@ -23,7 +23,9 @@ import pytest
 
 from caregiver.config import EscalationConfig
 from caregiver.service import CaregiverService
+from caregiver.storage import Role
 from tests.caregiver_support import (
+    PASSWORD,
     FakeClock,
     Http,
     Receiver,
@@ -379,3 +381,52 @@ def test_a_stumble_joining_after_the_card_was_shown_keeps_the_incident_open(
     assert [s["kind"] for s in json.loads(body)["still_open"]] == ["stumble"]
     still = service.store.incident(incident)
     assert still is not None and still.open
+
+
+def test_a_plain_form_acknowledgement_that_came_second_says_who_had_answered(
+    service: CaregiverService, device: SimDevice, ann: Http
+) -> None:
+    """No script (an old phone, JavaScript off): Ann and Bob both have the card of Dad's fall
+    and press Acknowledge; Ann's closes it. Bob's closes nothing and sends the device nothing,
+    and the page it is sent back to said nothing either — his phone's script says "Already
+    acknowledged by ann" — so he thought he was the one answering. Now it says who was, from
+    the stored incident: an address naming an open incident, or another device's that Bob may
+    not see, says nothing."""
+    service.accounts.add_user("bob", PASSWORD, Role.CAREGIVER)
+    bob = Http(service.port)
+    assert bob.login("bob") == 303
+    fall = device.incident_fall()
+    _stored(service, fall["window"])
+    ann_form, bob_form = _shown(ann, "/", f"{CARD}/ack"), _shown(bob, "/", f"{CARD}/ack")
+    status, headers, _ = ann.request("POST", f"{CARD}/ack", ann_form)
+    assert (status, headers["location"]) == (303, CARD)  # closed it: no notice
+    status, headers, _ = bob.request("POST", f"{CARD}/ack", bob_form)
+
+    assert status == 303
+    assert headers["location"] == f"{CARD}?ack=done&earlier={fall['incident']}"
+    _, _, page = bob.request("GET", headers["location"])
+    name = service.device_name(DEVICE)
+    assert (
+        '<p id="ack-notice" class="ack-notice ack-done" role="alert">Already acknowledged by '
+        f"ann on the dashboard: the alert on {name} is closed.</p>" in page.replace("&#39;", "'")
+    )
+    service.test_alarm(DEVICE, "ann")  # a command after both answers: a barrier
+    device.wait_command("test_alarm")
+    assert [n for n, _ in device.commands].count("ack") == 1  # Bob's sent the device nothing
+    # Ann pressing again (a second tab) reads that she had
+    status, headers, _ = ann.request("POST", f"{CARD}/ack", ann_form)
+    _, _, page = ann.request("GET", headers["location"])
+    assert "Already acknowledged by you on the dashboard" in page
+    # the words come from the store, never from the address
+    second = device.incident_fall()
+    _stored(service, second["window"])
+    hidden = '<p id="ack-notice" class="ack-notice ack-done" role="alert" hidden></p>'
+    for forged in (second["incident"], "0" * 32, "%3Cb%3Ex%3C%2Fb%3E"):
+        _, _, page = bob.request("GET", f"{CARD}?ack=done&earlier={forged}")
+        assert hidden in page, forged
+    service.accounts.add_user("carol", PASSWORD, Role.CAREGIVER)
+    service.accounts.limit("carol", ["treadmill-2"])  # she may not see Dad's treadmill
+    carol = Http(service.port)
+    assert carol.login("carol") == 303
+    _, _, page = carol.request("GET", f"/?ack=done&earlier={fall['incident']}")
+    assert hidden in page and "Already acknowledged" not in page

@@ -37,7 +37,7 @@ from caregiver.feed import Moment
 from caregiver.health import Health
 from caregiver.hub import Hub
 from caregiver.localtime import iso_of, moment_of, words
-from caregiver.seen import Acknowledged, Seen, notice
+from caregiver.seen import Acknowledged, Seen, earlier_notice, notice
 from caregiver.storage import Store
 from core.protocol.commands import Command
 from core.protocol.plan import Plan
@@ -248,9 +248,21 @@ class Site:
                 request.state.alarmed = await run_in_threadpool(
                     open_alarms, self.backend.store, session
                 )
+                earlier = request.query_params.get("earlier")
+                if earlier:  # sent back after an acknowledgement someone else's came before
+                    request.state.earlier = await run_in_threadpool(self._earlier, session, earlier)
             return await handler(request)
 
         return wrapper
+
+    def _earlier(self, session: Session, incident_id: str) -> str:
+        """Who closed ``incident_id`` before ``session``'s caregiver, in words, as stored (a
+        device this caregiver may not see: nothing, as if it did not exist)."""
+        incident = self.backend.store.incident(incident_id)
+        if incident is None or not session.may_see(incident.device_id):
+            return ""
+        name = self.backend.device_name(incident.device_id)
+        return earlier_notice(incident, session.username, name)
 
     @staticmethod
     def may_see(request: Request, device_id: str) -> bool:
@@ -283,7 +295,10 @@ class Site:
         context.setdefault("broker", self.backend.hub.broker)
         # an acknowledgement sent back here (a plain form post) says what it left open
         query = request.query_params
-        context.setdefault("ack_notice", notice(query, query.getlist("open")))
+        earlier: str = getattr(request.state, "earlier", "")
+        context.setdefault("ack_notice", notice(query, query.getlist("open"), earlier))
+        # green, as the page's script shows it: all it was asked closed and the device told
+        context.setdefault("ack_done", query.get("ack") == "done" and "device" not in query)
         return self.templates.TemplateResponse(request, name, context, status_code=status_code)
 
     def fragment(self, name: str, **context: Any) -> str:
