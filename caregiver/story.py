@@ -319,12 +319,16 @@ orders the cards the same way on screen, and the live feed keeps the page in it.
 
 
 def _level(device: Device, shown: Headline | None, offline: bool) -> str:
+    """The colour follows what is open, then the monitor's state: an open alert on a monitor
+    that is offline keeps its colour, its card says offline in words. "Monitor went offline
+    while armed — not acknowledged", an alert that pages, was grey as a quiet offline
+    treadmill and sorted among the quiet cards: at a glance, nothing to do."""
     if shown is not None and shown.open and shown.urgent:
         return "danger"
-    if offline:
-        return "offline"
     if shown is not None and shown.open:
         return "warn"
+    if offline:
+        return "offline"
     if device["state"] == "FAULT":
         return "warn"
     if device["state"] == "ARMED":

@@ -140,7 +140,11 @@ def test_gone_offline_while_armed_is_an_alert_to_acknowledge() -> None:
     s = story.card(_device("ARMED", availability="offline", open_alerts=1), NOW)
     assert s.headline is not None
     assert s.headline.text == "Monitor went offline while armed — not acknowledged"
-    assert s.level == "offline" and s.can_acknowledge
+    # amber, as any open alert that is not a fall or a call for help: it pages, and was grey
+    # as a quiet offline treadmill (the words say offline)
+    assert s.level == "warn" and s.can_acknowledge and s.offline
+    stumble = _device("TRIPPED", availability="offline", incident=_incident("stumble"))
+    assert story.card(stumble, NOW).level == "warn"  # an open stumble, offline: still amber
 
 
 def test_gone_offline_while_armed_outranks_a_fall_acknowledged_an_hour_ago() -> None:
