@@ -909,6 +909,12 @@ def test_times_show_in_the_browsers_zone_and_the_service_zone_without_script(
         assert f"{berlin:%H:%M:%S} {berlin.tzname()}" in (
             raw.locator(".when time").first.text_content() or ""
         )
+        # and it says the page will not sound or update; no "Enable alarm sound" that did
+        # nothing (the page's script shows it: the tests that press it)
+        expect(raw.locator(".noscript-notice")).to_contain_text("does not sound alarms")
+        expect(raw.locator("#enable-alerts")).to_be_hidden()
+        expect(page.locator(".noscript-notice")).to_be_hidden()
+        expect(page.locator("#enable-alerts")).to_be_visible()
         plain.close()
         context.close()
         device.close()

@@ -162,6 +162,7 @@
   // at the first click or key press anywhere, and the button says so until then.
   var SOUND_KEY = "retroguard.alarmSound";
   var enable = document.getElementById("enable-alerts");
+  if (enable) enable.hidden = false;  // the page renders it hidden: no script, no sound
   function remembered() {
     try { return localStorage.getItem(SOUND_KEY) === "on"; } catch (e) { return false; }
   }
