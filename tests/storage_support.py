@@ -13,6 +13,9 @@ way it does on a real disk in trouble:
   ``SQLITE_READONLY`` (``PRAGMA query_only``), as when the kernel remounts a
   failing SD card read-only.
 
+Both fail a write at the statement that needs the page; :func:`files_capped_at` fails it
+at the ``COMMIT``, where a WAL database writes (in a child process only).
+
 :meth:`~FillableDisk.free` undoes both for connections opened from then on
 (the courier opens new ones when it tries the disk again).
 
@@ -25,12 +28,14 @@ from __future__ import annotations
 import contextlib
 import os
 import random
+import resource
 import select
 import shutil
+import signal
 import sqlite3
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from core.protocol.events import Event, EventType
@@ -103,6 +108,24 @@ class PowerCuts:
             self.cuts.append(self._kept(path))
         except BaseException as exc:
             self.errors.append(exc)
+
+
+@contextlib.contextmanager
+def files_capped_at(size: int) -> Iterator[None]:
+    """Until the block ends no file of this process grows past ``size`` bytes: the kernel
+    refuses the write (``RLIMIT_FSIZE``, ``EFBIG``; ``SIGXFSZ`` ignored) as a full disk refuses
+    one. A WAL database writes a transaction's pages to its log only at ``COMMIT``, so capped
+    at the log's size the statements run and the commit fails ("disk I/O error": SQLite
+    reports ``EFBIG`` so, ``ENOSPC`` as full). The limit is the whole process's: use it only
+    in a child process of the test, never in pytest's own."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
+    previous = signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+    resource.setrlimit(resource.RLIMIT_FSIZE, (size, hard))
+    try:
+        yield
+    finally:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))
+        signal.signal(signal.SIGXFSZ, previous)
 
 
 def wait_for(condition: Callable[[], bool], timeout: float = 20.0) -> bool:

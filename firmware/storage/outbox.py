@@ -15,7 +15,10 @@ its recording) when it is published, so a trip's IMU is stored once
 Bound: ``max_rows``. When an insert takes the outbox over it, the oldest
 telemetry goes first, then the oldest informational events (start, stop,
 reset). Fall, stumble, no-recovery and fault events are never dropped: the
-bound is exceeded (and logged) rather than lose one.
+bound is exceeded (and logged) rather than lose one. A drop is counted and
+logged only once its transaction has committed: one a full disk refused
+dropped nothing, and one run again in memory
+(:mod:`firmware.storage.fallback`) dropped once.
 
 Each thread gets its own connection to the file (WAL lets the publisher read
 while the courier's main thread writes); nothing here ever runs on the
@@ -27,6 +30,7 @@ from __future__ import annotations
 
 import logging
 import sqlite3
+import threading
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from enum import StrEnum
@@ -115,6 +119,23 @@ def _row(row: tuple[object, ...]) -> OutboxRow:
 
 
 @dataclass(frozen=True, slots=True)
+class _Bounded:
+    """What the bound did in one transaction, told (counted and logged) only once that
+    transaction has committed: a transaction rolled back (a full disk refusing the commit)
+    dropped nothing, and one the courier's database runs again in memory after the file
+    refused it must not count its drops twice."""
+
+    dropped: tuple[tuple[str, int], ...]
+    """(label, rows) for each priority it dropped rows of, in the order dropped."""
+    held: int
+    """Rows the outbox holds after the drops."""
+
+    @property
+    def total(self) -> int:
+        return sum(n for _, n in self.dropped)
+
+
+@dataclass(frozen=True, slots=True)
 class Acknowledged:
     """What an ``ack`` did (the command's reply)."""
 
@@ -159,7 +180,11 @@ class Outbox:
         self.max_rows = max_rows
         self.receipts = receipts
         self.dropped = 0
-        """Rows dropped by the bound since this object was made."""
+        """Rows dropped by the bound since this object was made (committed drops only)."""
+        self._told = threading.Lock()
+        self._uncommitted: dict[str, _Bounded] = {}
+        """By event id: what the bound did in a caller's transaction
+        (:meth:`enqueue_event_in`) not yet known to be committed (:meth:`committed`)."""
         self._db, self._owned = as_database(database)
 
     @property
@@ -185,45 +210,75 @@ class Outbox:
         Idempotent by event id: a second call stores and queues nothing new. ``walker``: the
         walker of the session under way, whose incident the event opens (None: none).
         """
-
-        return self._db.write(lambda conn: self.enqueue_event_in(conn, event, walker), key=event.id)
+        seq, bounded = self._db.write(
+            lambda conn: self._enqueue_event(conn, event, walker), key=event.id
+        )
+        with self._told:
+            self._uncommitted.pop(event.id, None)  # an earlier try rolled back
+        self._tell(bounded)
+        return seq
 
     def enqueue_event_in(
         self, conn: sqlite3.Connection, event: Event, walker: str | None = None
     ) -> int:
         """:meth:`enqueue_event` inside the caller's transaction (the courier commits a trip's
-        event with the session record that counts it)."""
-        before = conn.total_changes
-        seq = insert_event(conn, event, walker)
-        if conn.total_changes != before:  # a new event, not a repeat
-            priority = PRIORITY_PROTECTED if event.type in PROTECTED_TYPES else PRIORITY_INFO
-            queue_message(
-                conn,
-                MessageKind.EVENT,
-                priority,
-                self.topics.event,
-                BUILT_FROM_EVENT,
-                event_seq=seq,
-                message_id=event.id,
-            )
-            self._enforce_bound(conn)
+        event with the session record that counts it).
+
+        What the bound dropped to make room is told (counted, logged) when the caller says
+        the transaction committed (:meth:`committed`); until then it may yet be rolled back.
+        The event is handed over again until it is stored, so a try that rolled back leaves
+        nothing behind for long: the next one's word replaces it."""
+        seq, bounded = self._enqueue_event(conn, event, walker)
+        with self._told:
+            if bounded is None:
+                self._uncommitted.pop(event.id, None)
+            else:
+                self._uncommitted[event.id] = bounded
         return seq
 
+    def committed(self, event_id: str) -> None:
+        """The caller's transaction that ran :meth:`enqueue_event_in` for ``event_id`` has
+        committed: what the bound dropped in it is counted and logged now."""
+        with self._told:
+            bounded = self._uncommitted.pop(event_id, None)
+        self._tell(bounded)
+
+    def _enqueue_event(
+        self, conn: sqlite3.Connection, event: Event, walker: str | None
+    ) -> tuple[int, _Bounded | None]:
+        before = conn.total_changes
+        seq = insert_event(conn, event, walker)
+        if conn.total_changes == before:  # a repeat, not a new event
+            return seq, None
+        priority = PRIORITY_PROTECTED if event.type in PROTECTED_TYPES else PRIORITY_INFO
+        queue_message(
+            conn,
+            MessageKind.EVENT,
+            priority,
+            self.topics.event,
+            BUILT_FROM_EVENT,
+            event_seq=seq,
+            message_id=event.id,
+        )
+        return seq, self._enforce_bound(conn)
+
     def enqueue_telemetry(self, payload: str) -> None:
-        def work(conn: sqlite3.Connection) -> None:
+        def work(conn: sqlite3.Connection) -> _Bounded | None:
             queue_message(
                 conn, MessageKind.TELEMETRY, PRIORITY_TELEMETRY, self.topics.telemetry, payload
             )
-            self._enforce_bound(conn)
+            return self._enforce_bound(conn)
 
-        self._db.write(work)
+        self._tell(self._db.write(work))
 
-    def _enforce_bound(self, conn: sqlite3.Connection) -> None:
+    def _enforce_bound(self, conn: sqlite3.Connection) -> _Bounded | None:
+        """Drop what the bound allows, inside the caller's transaction; what it did, for
+        :meth:`_tell` once that transaction has committed (None: within the bound)."""
         (count,) = conn.execute("SELECT COUNT(*) FROM outbox").fetchone()
         excess = int(count) - self.max_rows
         if excess <= 0:
-            return
-        dropped: dict[str, int] = {}
+            return None
+        dropped: list[tuple[str, int]] = []
         for priority, label in ((PRIORITY_TELEMETRY, "telemetry"), (PRIORITY_INFO, "info event")):
             if excess <= 0:
                 break
@@ -233,22 +288,29 @@ class Outbox:
                 (priority, excess),
             )
             if cur.rowcount > 0:
-                dropped[label] = cur.rowcount
+                dropped.append((label, cur.rowcount))
                 excess -= cur.rowcount
-        total = sum(dropped.values())
-        self.dropped += total
-        if total:
+        return _Bounded(tuple(dropped), int(count) - sum(n for _, n in dropped))
+
+    def _tell(self, bounded: _Bounded | None) -> None:
+        """Count and log what the bound did in a transaction that has committed."""
+        if bounded is None:
+            return
+        if bounded.total:
+            with self._told:
+                self.dropped += bounded.total
+                so_far = self.dropped
             log.warning(
                 "MQTT outbox over its bound of %d rows: dropped the oldest %s (%d dropped so far)",
                 self.max_rows,
-                ", ".join(f"{n} {label}" for label, n in dropped.items()),
-                self.dropped,
+                ", ".join(f"{n} {label}" for label, n in bounded.dropped),
+                so_far,
             )
-        if excess > 0:
+        if bounded.held > self.max_rows:
             log.warning(
                 "MQTT outbox holds %d rows, over its bound of %d, and all are alerts or faults: "
                 "keeping them (alerts are never dropped)",
-                count - total,
+                bounded.held,
                 self.max_rows,
             )
 
