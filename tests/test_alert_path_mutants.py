@@ -7,6 +7,7 @@ reporter's clock in the test's hands (as :mod:`tests.test_mqtt_republish`).
 from __future__ import annotations
 
 import dataclasses
+import datetime as dt
 import functools
 from collections.abc import Iterator
 from pathlib import Path
@@ -14,11 +15,18 @@ from pathlib import Path
 import pytest
 
 from core.protocol.events import Event, EventType
+from core.protocol.payloads import receipt_payload
 from core.protocol.topics import Topics
+from firmware.config import MqttConfig
 from firmware.mqtt import MqttReporter, ReporterStatus
+from firmware.session.record import SessionArchive
 from firmware.storage.database import FileDatabase
+from firmware.storage.events import EventStore
+from firmware.storage.fallback import DISK_RETRY_S, FallbackDatabase
 from firmware.storage.outbox import PRIORITY_PROTECTED, MessageKind, Outbox, queue_message
+from tests.caregiver_support import session_record
 from tests.mqtt_helpers import WAIT, config_for, fall
+from tests.storage_support import FillableDisk, alert, wait_for
 from tests.test_mqtt_receipts import ACL, WITHOUT_EVENTS
 from tests.test_mqtt_republish import BASE_S, Clock, rounds_in
 from tools.broker import Mosquitto, mosquitto_available
@@ -156,3 +164,140 @@ def test_an_alert_refused_then_taken_backs_off_as_any_alert_waiting_for_its_rece
         device.close()
     finally:
         broker.cleanup()
+
+
+@pytest.mark.skipif(not mosquitto_available(), reason="mosquitto not installed")
+def test_rows_in_flight_when_the_outbox_moves_to_memory_are_sent_again_and_leave(
+    mosquitto: Mosquitto, tmp_path: Path, disk: FillableDisk
+) -> None:
+    """The broker has not acknowledged three alerts (it is stopped) when the disk fills and
+    the outbox moves to memory: the publisher starts the outbox over, so they are published
+    again from memory and leave once the broker takes them; the broker's answers to the first
+    copies, whose message ids the move forgot, do not matter. Mutant that survived: the cursor
+    not set back at the move, so the three were never fetched again and stayed queued for
+    good (settled by nothing)."""
+    db = FallbackDatabase(tmp_path / "events.db")
+    assert db.open().fault is None
+    config = dataclasses.replace(config_for(mosquitto), alert_receipts=False)
+    device = MqttReporter(config, device_id="treadmill-1", device_name="T", database=db)
+    device.start()
+    try:
+        assert device.wait_until(lambda s: s.ready, WAIT)
+        mosquitto.pause()
+        for i in range(3):
+            device.sink.handle(alert("treadmill-1", float(i)))
+        assert wait_for(lambda: len(device._inflight) == 3)  # handed to paho, unanswered
+        disk.fill()
+        device.sink.handle(alert("treadmill-1", 10.0))  # needs a page the file cannot give
+        assert db.in_memory
+        mosquitto.resume()
+        assert device.wait_drained(WAIT)
+        assert device.status.depth == 0
+    finally:
+        mosquitto.resume()
+        device.close()
+        db.close()
+
+
+def test_a_retry_the_disk_refused_waits_its_interval_before_the_next(
+    tmp_path: Path, disk: FillableDisk
+) -> None:
+    """While the records are in memory the file is tried every :data:`DISK_RETRY_S`, counted
+    from the last try, a failed one too: a disk that refused at one try is not tried at every
+    call after it (the courier calls once a second). Mutant that survived: a failed try not
+    putting the next one off, so the file was opened, checked and probed at every call."""
+    clock = Clock()
+    db = FallbackDatabase(tmp_path / "events.db", clock=clock)
+    assert db.open().fault is None
+    EventStore(db).append(alert("tm-1"))
+    disk.fill()
+    EventStore(db).append(alert("tm-1", 2.0))
+    assert db.in_memory
+    clock.now += DISK_RETRY_S
+    assert not db.recover()  # due: tried, and the disk is still full
+    disk.free()
+    clock.now += DISK_RETRY_S - 0.1
+    assert not db.recover()  # the next try is not due yet
+    clock.now += 0.2
+    assert db.recover()
+    db.close()
+
+
+def test_an_alert_acknowledged_again_says_it_was_already(tmp_path: Path) -> None:
+    """An alert outside any incident, acknowledged twice (a caregiver's ack held up on the way
+    and sent again): the second answer says it was already acknowledged, and by whom the
+    first was stands. Mutant that survived: every ack answered as new."""
+    outbox = _outbox(tmp_path)
+    alert_ = Event.now(EventType.FALL, DEVICE, 1.0, "TRIPPED", "fall")
+    outbox.enqueue_event(alert_)
+    assert outbox.acknowledge(alert_.id, "Ann") == (alert_.id, True)
+    assert outbox.acknowledge(alert_.id, "Bob") == (alert_.id, False)
+    assert outbox.acknowledged_by(alert_.id) == "Ann"
+    outbox.close()
+
+
+def test_the_caregiver_has_not_confirmed_since_the_oldest_alert_waiting(tmp_path: Path) -> None:
+    """How long the caregiver service has not confirmed an alert is told from the oldest one
+    waiting for its receipt, not the newest. Mutant that survived: the newest's time, so a
+    service that stopped confirming hours ago looked as if it had a minute ago."""
+    outbox = _outbox(tmp_path)
+    for i in range(3):
+        outbox.enqueue_event(Event.now(EventType.FALL, DEVICE, float(i), "TRIPPED", "fall"))
+    rows = outbox.fetch_after(0, 10)
+    walls = ["2026-12-06T01:00:00.000+00:00", "2026-12-06T02:00:00.000+00:00"]
+    outbox.database.write(
+        lambda conn: conn.executemany(
+            "UPDATE outbox SET queued_wall = ? WHERE id = ?",
+            [(walls[0], rows[1].id), (walls[1], rows[2].id)],
+        )
+    )
+    outbox.settle([rows[1].id, rows[2].id])  # the first is not the broker's yet
+    assert outbox.oldest_awaiting_wall() == walls[0]
+    outbox.close()
+
+
+def test_a_receipt_for_a_session_whose_summary_was_not_sent_yet_keeps_it(
+    tmp_path: Path,
+) -> None:
+    """The publisher hands the receipt the newest row it has sent: a receipt naming a session
+    whose (amended) summary it has not sent yet is for an earlier copy, and the summary
+    stays queued. The reporter is made, not started (nothing is sent; the receipt is taken
+    as the publisher thread takes it). Mutant that survived: the publisher passing no such
+    bound, so the amended summary left unsent."""
+    device = MqttReporter(
+        MqttConfig(host="127.0.0.1"),
+        device_id="treadmill-1",
+        device_name="T",
+        database=tmp_path / "d.db",
+    )
+    try:
+        archive = SessionArchive(device.outbox.database, summary_topic=device.topics.session)
+        record = session_record(
+            "treadmill-1", dt.datetime.now(dt.UTC), backward_min=12, longest_min=10
+        )
+        assert archive.save(record, final=True)
+        assert device.outbox.depth() == 1
+        device._take_receipt(receipt_payload([record.id], "caregiver").encode())
+        assert device.outbox.depth() == 1 and device.receipted == 0
+    finally:
+        device.close()
+
+
+@pytest.mark.skipif(not mosquitto_available(), reason="mosquitto not installed")
+def test_a_copy_still_in_flight_is_not_sent_again_at_the_next_round(
+    mosquitto: Mosquitto, device: MqttReporter, clock: Clock
+) -> None:
+    """An alert waits for its receipt; the broker stops answering after the first round's copy
+    (no PUBACK): the next round leaves that copy to paho (which sends it again itself on a
+    reconnect) instead of adding another. Mutant that survived: every round sent a new copy
+    of a row still in flight."""
+    device.sink.handle(fall("treadmill-1"))
+    assert device.wait_until(lambda s: s.awaiting == 1, WAIT)
+    mosquitto.pause()
+    try:
+        for wait_s in (BASE_S, 2 * BASE_S, 4 * BASE_S):
+            clock.now += wait_s
+            assert device.wait_drained(WAIT)
+        assert device.status.republished == 1
+    finally:
+        mosquitto.resume()
