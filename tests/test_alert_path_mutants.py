@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import functools
+import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -26,7 +27,7 @@ from firmware.storage.fallback import DISK_RETRY_S, FallbackDatabase
 from firmware.storage.outbox import PRIORITY_PROTECTED, MessageKind, Outbox, queue_message
 from tests.caregiver_support import session_record
 from tests.mqtt_helpers import WAIT, config_for, fall
-from tests.storage_support import FillableDisk, alert, wait_for
+from tests.storage_support import FillableDisk, alert, break_the_sessions_table, wait_for
 from tests.test_mqtt_receipts import ACL, WITHOUT_EVENTS
 from tests.test_mqtt_republish import BASE_S, Clock, rounds_in
 from tools.broker import Mosquitto, mosquitto_available
@@ -301,3 +302,68 @@ def test_a_copy_still_in_flight_is_not_sent_again_at_the_next_round(
         assert device.status.republished == 1
     finally:
         mosquitto.resume()
+
+
+def _queued_ids(path: Path) -> set[str]:
+    conn = sqlite3.connect(path)
+    try:
+        return {str(m) for (m,) in conn.execute("SELECT message_id FROM outbox")}
+    finally:
+        conn.close()
+
+
+def test_a_salvaged_queue_the_new_file_would_not_take_is_carried_at_the_next_opening(
+    tmp_path: Path, disk: FillableDisk
+) -> None:
+    """A damaged file is moved aside and a new one started, which takes the probe but not the
+    queue salvaged from the old one (the disk is full past a page or two): the moved-aside file
+    is marked, and the next opening with room carries its alerts in. Mutant that survived: the
+    mark not made when carrying failed, so those alerts stayed in the moved-aside file only."""
+    path = tmp_path / "events.db"
+    outbox = Outbox(path, Topics("retroguard", DEVICE))
+    alerts = [alert(DEVICE, float(i)) for i in range(3)]
+    for event in alerts:
+        outbox.enqueue_event(event)
+    outbox.close()
+    break_the_sessions_table(path)
+    disk.fill()  # every connection from now on: no page beyond those its file has
+    db = FallbackDatabase(path)
+    opened = db.open()
+    assert opened.moved is not None and opened.fault is None and opened.moved.carried == 0
+    db.close()
+    assert not {a.id for a in alerts} & _queued_ids(path)  # not in the new file yet
+    disk.free()
+    db = FallbackDatabase(path)
+    assert db.open().moved is None
+    db.close()
+    assert {a.id for a in alerts} <= _queued_ids(path)
+
+
+def test_a_row_the_file_gave_another_message_meanwhile_keeps_both_at_the_merge(
+    tmp_path: Path, disk: FillableDisk
+) -> None:
+    """While the courier's records were in memory something else wrote to the file (its
+    numbering went on there too): at the merge, an alert queued in memory whose outbox id the
+    file has given to another message gets a new id; both are queued. Mutant that survived:
+    the merge taking any row of that id for the same message, so the alert was never written
+    to the file (the other row only had its receipt state set)."""
+    path = tmp_path / "events.db"
+    db = FallbackDatabase(path)
+    assert db.open().fault is None
+    outbox = Outbox(db, Topics("retroguard", DEVICE))
+    outbox.enqueue_telemetry('{"t":0}')
+    disk.fill()
+    fall_ = alert(DEVICE, 1.0)
+    outbox.enqueue_event(fall_)
+    assert db.in_memory
+    (memory_row,) = [r for r in outbox.fetch_after(0, 10) if fall_.id in r.payload]
+    other = Outbox(path, Topics("retroguard", DEVICE))  # another writer, not the courier's
+    other.enqueue_telemetry('{"t":1}')
+    assert [r.id for r in other.fetch_after(0, 10)][-1] == memory_row.id  # the same id
+    other.close()
+    disk.free()
+    assert db.recover(now=True)
+    payloads = [r.payload for r in outbox.fetch_after(0, 10)]
+    assert '{"t":1}' in payloads and any(fall_.id in p for p in payloads)
+    assert fall_.id in _queued_ids(path)
+    db.close()
