@@ -9,6 +9,8 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import functools
+import select
+import socket
 import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,6 +21,10 @@ from core.protocol.events import Event, EventType
 from core.protocol.payloads import receipt_payload
 from core.protocol.topics import Topics
 from firmware.config import MqttConfig
+from firmware.courier.channel import LoopChannel
+from firmware.link import messages as link_messages
+from firmware.link.endpoint import UNCONFIRMED_RESEND_S, CourierLink
+from firmware.link.framing import FrameReader
 from firmware.mqtt import MqttReporter, ReporterStatus
 from firmware.session.record import SessionArchive
 from firmware.storage.database import FileDatabase
@@ -367,3 +373,81 @@ def test_a_row_the_file_gave_another_message_meanwhile_keeps_both_at_the_merge(
     assert '{"t":1}' in payloads and any(fall_.id in p for p in payloads)
     assert fall_.id in _queued_ids(path)
     db.close()
+
+
+class _Still:
+    """A clock that moves only when the test moves it (the link's real-time clock)."""
+
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def _arrived(courier_end: socket.socket, reader: FrameReader) -> list[str]:
+    """Ids of the events the loop's last poll handed over (a socket pair: what the poll sent
+    is there to read once it returns)."""
+    ids: list[str] = []
+    while select.select([courier_end], [], [], 0)[0]:
+        for payload in reader.feed(courier_end.recv(1 << 16)):
+            message = link_messages.decode_for_courier(payload)
+            if isinstance(message, link_messages.EventRecord):
+                ids.append(message.event.id)
+    return ids
+
+
+def _link_with_courier(
+    clock: _Still, storage_ok: bool
+) -> tuple[CourierLink, LoopChannel, socket.socket, FrameReader, list[Event]]:
+    """A link whose courier has said whether its storage works and has been handed three
+    alerts, none confirmed."""
+    link = CourierLink(clock, real_clock=clock)
+    loop_end, courier_end = socket.socketpair()
+    link.attach(loop_end)
+    channel = LoopChannel(courier_end)
+    channel.send(link_messages.StorageHealth(storage_ok, "as the test says"))
+    tries = 600  # a net against hangs (30 s): the word is in the socket already
+    while link.storage_ok is not storage_ok and tries:
+        link.poll()
+        select.select([loop_end], [], [], 0.05)
+        tries -= 1
+    assert link.storage_ok is storage_ok
+    alerts = [Event.now(EventType.FALL, DEVICE, float(i), "TRIPPED", "fall") for i in range(3)]
+    for event in alerts:
+        link.submit(event)
+    reader = FrameReader()
+    link.poll()
+    assert _arrived(courier_end, reader) == [e.id for e in alerts]
+    return link, channel, courier_end, reader, alerts
+
+
+def test_every_record_left_unconfirmed_is_handed_over_again_in_one_poll() -> None:
+    """Three alerts the courier (its storage working) never confirmed are all handed over
+    again once :data:`UNCONFIRMED_RESEND_S` has passed, in one loop iteration, oldest first.
+    Mutant that survived: the one handed over again not moved to the end of the line, so the
+    oldest went again and the others never did."""
+    clock = _Still()
+    link, channel, courier_end, reader, alerts = _link_with_courier(clock, storage_ok=True)
+    clock.now += UNCONFIRMED_RESEND_S
+    link.poll()
+    assert _arrived(courier_end, reader) == [e.id for e in alerts]
+    link.poll()
+    assert _arrived(courier_end, reader) == []  # each waits its time again
+    channel.close()
+    link.close()
+
+
+def test_records_are_not_handed_over_again_while_the_courier_says_storage_fails() -> None:
+    """While the courier says its storage fails it holds what it can in memory and says so;
+    the loop keeps its records and hands them over again when storage comes back, not every
+    :data:`UNCONFIRMED_RESEND_S` meanwhile. Mutant that survived: the periodic hand-over
+    running whatever the courier said."""
+    clock = _Still()
+    link, channel, courier_end, reader, _alerts = _link_with_courier(clock, storage_ok=False)
+    clock.now += UNCONFIRMED_RESEND_S
+    link.poll()
+    assert _arrived(courier_end, reader) == []
+    assert link.pending == 3
+    channel.close()
+    link.close()
