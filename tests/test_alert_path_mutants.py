@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 
+from caregiver.storage import NewEvent
 from core.protocol.events import Event, EventType
 from core.protocol.payloads import receipt_payload
 from core.protocol.topics import Topics
@@ -34,6 +35,9 @@ from firmware.storage.outbox import PRIORITY_PROTECTED, MessageKind, Outbox, que
 from tests.caregiver_support import session_record
 from tests.mqtt_helpers import WAIT, config_for, fall
 from tests.storage_support import FillableDisk, alert, break_the_sessions_table, wait_for
+from tests.test_caregiver_ingest_batch import DEVICE as CARE_DEVICE
+from tests.test_caregiver_ingest_batch import _event, _id
+from tests.test_caregiver_ingest_failed_handling import MARKER, _receipted, _receipts
 from tests.test_mqtt_receipts import ACL, WITHOUT_EVENTS
 from tests.test_mqtt_republish import BASE_S, Clock, rounds_in
 from tools.broker import Mosquitto, mosquitto_available
@@ -451,3 +455,69 @@ def test_records_are_not_handed_over_again_while_the_courier_says_storage_fails(
     assert link.pending == 3
     channel.close()
     link.close()
+
+
+def test_a_record_handed_over_again_is_counted_once_against_the_bound() -> None:
+    """The loop keeps each unconfirmed record once, whatever hands it over again: its bytes are
+    counted once, so an informational event beside it is not shed while the two fit the bound.
+    Mutant that survived: a record remembered again counted again (the bound reached early,
+    the information dropped)."""
+    start = Event.now(EventType.START, DEVICE, 0.0, "STARTING", "monitor started")
+    fall_ = Event.now(EventType.FALL, DEVICE, 1.0, "TRIPPED", "fall")
+    sizes = [len(link_messages.encode(link_messages.EventRecord(e, None))) for e in (start, fall_)]
+    link = CourierLink(_Still(), max_pending_bytes=sum(sizes) + sizes[1] // 2)
+    link.submit(start)
+    link.submit(fall_)
+    link.submit(fall_)  # again (a repeat): still one record
+    assert link.pending == 2 and link.dropped == 0
+    link.close()
+
+
+def test_a_resent_event_the_caregiver_has_is_receipted_again(
+    tmp_path: Path, mosquitto: Mosquitto
+) -> None:
+    """A device sends an event again when no receipt reached it (the first was lost): the
+    service has it already (a duplicate, not stored twice) and receipts it again, or the
+    device would keep it and send it for ever. Mutant that survived: only a new event
+    receipted."""
+    event = _event(1, "fall")
+    with _receipted(tmp_path, str(tmp_path / "c.db"), mosquitto) as (service, sub):
+        assert service.ingestor.handle_batch([event])
+        assert _receipts(service, sub) == [[_id(event)]]  # sent (and lost on the way, say)
+        assert service.ingestor.handle_batch([event])  # so the device sends it again
+        assert _receipts(service, sub) == [[_id(event)], [_id(event)]]
+        assert [e.id for e in service.store.events_for(CARE_DEVICE) if e.reason != MARKER] == [
+            _id(event)
+        ]
+
+
+@pytest.mark.parametrize("before", [1, 0], ids=["after-a-receipt", "first-of-its-device"])
+def test_a_message_failing_in_the_batch_stored_again_sends_no_receipt(
+    tmp_path: Path, mosquitto: Mosquitto, monkeypatch: pytest.MonkeyPatch, before: int
+) -> None:
+    """A batch is stored again, each message under a savepoint, after one message's handling
+    failed; a second one fails there after its receipt was queued: it is undone whole, its
+    receipt too, whether the batch had queued a receipt for its device before it (``before``)
+    or not. Mutants that survived: the receipts queued after the undo point left in place,
+    and a device's receipts made by the failed message alone left in place; either way the
+    device would forget an event the service does not have."""
+    import caregiver.ingest as ingest
+
+    kept = [_event(1, "fall")] if before else []
+    first, second = _event(2, "fall"), _event(3, "fall")
+    failing = {_id(first), _id(second)}
+    real = ingest._as_stored
+
+    def buggy(event: NewEvent, now: float) -> object:
+        if event.id in failing:
+            failing.discard(event.id)  # each fails once: the first in the first attempt
+            raise KeyError("a bug after the receipt was queued")
+        return real(event, now)
+
+    with _receipted(tmp_path, str(tmp_path / "c.db"), mosquitto) as (service, sub):
+        monkeypatch.setattr(ingest, "_as_stored", buggy)
+        assert service.ingestor.handle_batch([*kept, first, second])
+        monkeypatch.setattr(ingest, "_as_stored", real)
+        assert not failing  # both failed
+        assert service.store.event(_id(second)) is None
+        assert _receipts(service, sub) == ([[_id(kept[0])]] if kept else [])
