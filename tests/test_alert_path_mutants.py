@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 
 from caregiver.storage import NewEvent
+from caregiver.storage.faults import StorageFault
 from core.protocol.events import Event, EventType
 from core.protocol.payloads import receipt_payload
 from core.protocol.topics import Topics
@@ -28,6 +29,7 @@ from firmware.link.endpoint import UNCONFIRMED_RESEND_S, CourierLink
 from firmware.link.framing import FrameReader
 from firmware.mqtt import MqttReporter, ReporterStatus
 from firmware.session.record import SessionArchive
+from firmware.session.record import session_payload as firmware_session_payload
 from firmware.storage.database import FileDatabase
 from firmware.storage.events import EventStore
 from firmware.storage.fallback import DISK_RETRY_S, FallbackDatabase
@@ -521,3 +523,84 @@ def test_a_message_failing_in_the_batch_stored_again_sends_no_receipt(
         assert not failing  # both failed
         assert service.store.event(_id(second)) is None
         assert _receipts(service, sub) == ([[_id(kept[0])]] if kept else [])
+
+
+def test_a_held_message_stays_held_while_the_database_still_refuses_it(
+    tmp_path: Path, mosquitto: Mosquitto, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An event arrives while the caregiver's database refuses writes (read-only): it is held,
+    not acknowledged to the broker, and each retry that the database still refuses keeps it
+    held; once the database takes it, it is stored and receipted. Mutants that survived: a
+    retry's failure ignored (the message let go, acknowledged to the broker unstored), the
+    refusal taken for a fault of the message's own data (let go the same way), and the held
+    batch acknowledged to the broker all the same."""
+    monkeypatch.setattr("caregiver.ingest.HELD_RETRY_S", 0.05)
+    event = _event(1, "fall")
+    with _receipted(tmp_path, str(tmp_path / "c.db"), mosquitto) as (service, sub):
+        ingestor = service.ingestor
+        tries: list[bool] = []
+        handle = ingestor.handle
+
+        def counted(topic: str, payload: bytes) -> bool:
+            done = handle(topic, payload)
+            tries.append(done)
+            return done
+
+        monkeypatch.setattr(ingestor, "handle", counted)
+        client = ingestor.client
+        assert client is not None
+        acked: list[int] = []
+        ack = client.ack
+
+        def recorded(mid: int, qos: int) -> None:
+            acked.append(mid)
+            ack(mid, qos)
+
+        monkeypatch.setattr(client, "ack", recorded)
+        with service.store._lock:  # refuses every write, as a disk remounted read-only does
+            service.store._db.execute("PRAGMA query_only = 1")
+        sub.client.publish(event[0], event[1], qos=1)
+        assert ingestor.wait_for(lambda: ingestor.held == 1 and len(tries) >= 3)
+        assert not any(tries) and ingestor.held == 1 and ingestor.storage_fault is not None
+        held = ingestor._held[0].mid
+        assert held not in acked  # the broker keeps it meanwhile
+        assert service.store.event(_id(event)) is None
+        with service.store._lock:  # writable again
+            service.store._db.execute("PRAGMA query_only = 0")
+        assert ingestor.wait_for(lambda: ingestor.held == 0)
+        assert service.store.event(_id(event)) is not None
+        assert acked.count(held) == 1  # acknowledged to the broker once, once stored
+        assert _receipts(service, sub) == [[_id(event)]]
+
+
+def test_a_session_summary_is_receipted_once_stored(tmp_path: Path, mosquitto: Mosquitto) -> None:
+    """A guided session's summary is kept on the device until a receipt names it, as an
+    alert is. Mutant that survived: the summary stored and never receipted (the device
+    sending it again for ever)."""
+    record = session_record(CARE_DEVICE, dt.datetime.now(dt.UTC), backward_min=12, longest_min=10)
+    summary = (f"retroguard/{CARE_DEVICE}/session", firmware_session_payload(record).encode())
+    with _receipted(tmp_path, str(tmp_path / "c.db"), mosquitto) as (service, sub):
+        assert service.ingestor.handle_batch([summary])
+        assert _receipts(service, sub) == [[record.id]]
+
+
+def test_a_failed_sync_before_receipts_is_shown_as_the_database_s_fault(
+    tmp_path: Path, mosquitto: Mosquitto, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The batch committed but the sync its receipts wait for failed: no receipt goes, and the
+    service says its database is failing (the banner every page shows) until a batch stores
+    again. Mutant that survived: only the journal said it."""
+    told: list[str | None] = []
+    with _receipted(tmp_path, str(tmp_path / "c.db"), mosquitto) as (service, _sub):
+        ingestor = service.ingestor
+        monkeypatch.setattr(ingestor, "_on_storage", told.append)
+
+        def failing() -> None:
+            raise StorageFault("caregiver database: syncing its log to disk: EIO")
+
+        durable = ingestor._durable_receipts
+        assert durable is not None
+        monkeypatch.setattr(durable, "_sync", failing)
+        assert ingestor.handle_batch([_event(1, "fall")])
+        assert wait_for(lambda: told != [])
+        assert told[0] is not None and "EIO" in told[0]
