@@ -110,6 +110,7 @@ from core.protocol.topics import (
     shared,
 )
 from core.protocol.walker import DEFAULT_WALKER
+from core.zones import named_zone
 
 log = logging.getLogger(__name__)
 
@@ -513,14 +514,17 @@ class Ingestor:
                 self._reply(device_id, message)
             case SessionSummary() as message:
                 self._session(device_id, message, payload, now)
-            case ProgressMessage(week=week, week_prescribed=prescribed, walker=walker) if (
-                prescribed is not None
-            ):
-                # the week's count in the device's zone, of the walker it is about (the one
-                # walking, else the one chosen for the next session); one row a week, changed
-                # when the stage is
-                who = DEFAULT_WALKER.id if walker is None else walker.id
-                self.store.set_prescribed(device_id, week, prescribed, who)
+            case ProgressMessage(week=week, week_prescribed=prescribed, walker=walker) as sent:
+                if sent.zone is not None and _known_zone(sent.zone):
+                    # the zone its weeks are counted in: the pages count the walkers' weeks in
+                    # it too (caregiver.walkers.weeks_zone), as its progression does
+                    self.store.set_device_zone(device_id, sent.zone, now)
+                if prescribed is not None:
+                    # the week's count in the device's zone, of the walker it is about (the
+                    # one walking, else the one chosen for the next session); one row a week,
+                    # changed when the stage is
+                    who = DEFAULT_WALKER.id if walker is None else walker.id
+                    self.store.set_prescribed(device_id, week, prescribed, who)
             case WalkersMessage(walkers=walkers):
                 # what the plan page offers; it adds, removes or chooses nobody on the device
                 self.store.set_device_walkers(device_id, [(w.id, w.name) for w in walkers])
@@ -1015,6 +1019,21 @@ def subscriptions(prefix: str, shared_group: str = "") -> list[str]:
         else all_devices(prefix, kind)
         for kind in CONSUMED_KINDS
     ]
+
+
+def _known_zone(name: str) -> bool:
+    """True when this machine's time-zone data knows ``name``: one it does not (a newer zone
+    than its tzdata) is not stored, and the pages count in the service's zone, as before."""
+    try:
+        named_zone(name)
+    except ValueError:
+        log.warning(
+            "a device counts its weeks in %r, a time zone this machine does not know; "
+            "its walkers' weeks are counted in [server] timezone",
+            name,
+        )
+        return False
+    return True
 
 
 def progress_subscription(prefix: str) -> str:

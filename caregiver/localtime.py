@@ -1,8 +1,9 @@
 """Times as people read them: in a zone, with the zone said, from what the service stores.
 
 The service stores and sends UTC (ISO 8601 wall times from the devices, epoch
-seconds of its own). A person reads local time: notifications and the weekly
-progress in ``[server] timezone`` (:attr:`caregiver.config.CaregiverConfig.zone`),
+seconds of its own). A person reads local time: notifications in ``[server] timezone``
+(:attr:`caregiver.config.CaregiverConfig.zone`), a walker's weeks in their treadmill's zone
+(:func:`caregiver.walkers.weeks_zone`),
 the dashboard in each browser's own zone — the pages carry the UTC moment in
 ``<time datetime>`` and ``static/time.js`` rewrites the text, which is
 :func:`readable` in the service's zone until then (or without JavaScript).

@@ -26,6 +26,7 @@ from caregiver.localtime import day_words
 from caregiver.progress import HISTORY_SESSIONS
 from caregiver.storage import Incident, Store, WalkSession
 from caregiver.trends import SessionMeasures, Trend, measures_of, trends, week_label
+from caregiver.walkers import weeks_zone
 from core.progress import (
     GOAL_BACKWARD_MIN,
     GOAL_SESSIONS_PER_WEEK,
@@ -164,7 +165,9 @@ def report_for(
 ) -> Report:
     """The report of one device (``walker_id``'s sessions, when given) from the store (its
     named reads only); ``walker`` is the name it is about; ``shared``: the device has other
-    walkers (:attr:`Report.shared`)."""
+    walkers (:attr:`Report.shared`). Weeks are the walker's: in the treadmill's zone when it
+    named one, else in ``zone`` (``[server] timezone``: :func:`caregiver.walkers.weeks_zone`)."""
+    zone = weeks_zone(store, device_id, zone)
     sessions = store.walk_sessions(device_id, HISTORY_SESSIONS, walker_id)
     incidents = store.incidents_for(device_id, INCIDENT_LIMIT)
     if walker_id is not None:

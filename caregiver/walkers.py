@@ -8,12 +8,14 @@ published) is offered too, so no stored session becomes unreachable."""
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
 from caregiver.storage import Store
 from core.protocol.walker import DEFAULT_WALKER, DEFAULT_WALKER_ID
+from core.zones import named_zone
 
 
 class UnknownWalker(LookupError):
@@ -101,3 +103,22 @@ def who(store: Store | _Walkers, device_id: str, walker: str | None) -> str | No
     if walker is None:
         return None
     return named(walker, offered(store, device_id).walkers)
+
+
+def weeks_zone(store: Store, device_id: str, fallback: dt.tzinfo) -> dt.tzinfo:
+    """The zone a walker of ``device_id`` lives their weeks in: the treadmill's, as its progress
+    message names it (:attr:`core.protocol.messages.ProgressMessage.zone`), else ``fallback``
+    (``[server] timezone``: a device of an older release, or one not heard yet).
+
+    Adherence, the weeks at goal, the weekly table, the reports' weeks and the plan page's
+    week are counted in it, as the device counts the progression's stages and the weeks of
+    its progress message: with the service's own zone, a service in UTC and a treadmill in
+    New York put a Sunday 23:30 walk in the next week while the progression counted it in
+    its own, and the physio read a week short where the stage had advanced."""
+    name = store.device_zone(device_id)
+    if not name:
+        return fallback
+    try:
+        return named_zone(name)
+    except ValueError:  # stored by a service whose time-zone data knew it
+        return fallback

@@ -7,7 +7,8 @@ Pure functions over sessions (anything with the summary's ``started_wall``,
 progress page (its stored rows), so the week and goal rule is written once:
 
 * a session's week is the ISO week of its ``started_wall`` in the walker's time zone
-  ("2025-W07"): the caller gives the zone (the caregiver service its configured one,
+  ("2025-W07"): the caller gives the zone (the caregiver service the device's, as its
+  progress message names it, else its configured one,
   ``retroguard sessions`` the device's, :func:`core.zones.system_zone`), so a session on
   Monday 00:30 in Berlin counts in Monday's week, not in the Sunday's week it is in UTC;
 * a session is *at goal* when its longest straight backward stretch reached 10 minutes

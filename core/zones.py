@@ -16,7 +16,7 @@ import os
 from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-__all__ = ["LOCALTIME", "named_zone", "system_zone", "zone_name"]
+__all__ = ["LOCALTIME", "named_zone", "system_zone", "zone_key", "zone_name"]
 
 LOCALTIME = Path("/etc/localtime")
 
@@ -74,3 +74,14 @@ def zone_name(zone: dt.tzinfo) -> str:
     if isinstance(key, str) and key != "localtime":
         return key
     return dt.datetime.now(zone).tzname() or "UTC"
+
+
+def zone_key(zone: dt.tzinfo) -> str | None:
+    """The IANA name another machine can read ``zone`` back by ("Europe/Berlin"), or None
+    when it has none: a zone read from the bytes of an ``/etc/localtime`` that is no link
+    ("localtime"), or a fixed offset. Sent, never :func:`zone_name`'s fallback ("CET" now,
+    "CEST" in summer: the abbreviation is no zone with daylight-saving rules)."""
+    key = getattr(zone, "key", None)
+    if zone is dt.UTC:
+        return "UTC"
+    return key if isinstance(key, str) and key != "localtime" else None

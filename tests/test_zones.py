@@ -12,7 +12,7 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from core.progress import week_of, weekly_progress
-from core.zones import named_zone, system_zone, zone_name
+from core.zones import named_zone, system_zone, zone_key, zone_name
 from firmware.storage.sessions import StoredSession
 from tests.caregiver_support import session_record
 from tools.sessions import print_sessions
@@ -58,6 +58,10 @@ def test_the_system_zone_is_tz_else_what_etc_localtime_names_or_holds(
     copy = tmp_path / "copied"  # some images copy the file instead of linking it
     shutil.copyfile(ZONEINFO / "Europe" / "Berlin", copy)
     zone = system_zone(copy)
+    # a copy has rules but no name another machine can read it back by: none is sent (its
+    # abbreviation, "CET" in winter and "CEST" in summer, is no zone with those rules)
+    assert zone_key(zone) is None and zone_key(system_zone(link)) == "Europe/Berlin"
+    assert zone_key(dt.UTC) == "UTC" and zone_key(dt.timezone(dt.timedelta(hours=1))) is None
     assert dt.datetime(2025, 7, 1, 12, tzinfo=zone).utcoffset() == dt.timedelta(hours=2)
     assert dt.datetime(2025, 1, 1, 12, tzinfo=zone).utcoffset() == dt.timedelta(hours=1)
     assert system_zone(tmp_path / "none") is dt.UTC

@@ -29,7 +29,7 @@ from starlette.routing import BaseRoute, Route
 from caregiver.auth import Session
 from caregiver.plan_answers import CommandView, view_of
 from caregiver.routes.site import Site
-from caregiver.walkers import for_plans, who
+from caregiver.walkers import for_plans, weeks_zone, who
 from core.plan_presets import PRESETS, PROGRESSIONS
 from core.progress import prescribed_in, week_of
 from core.protocol.commands import (
@@ -191,7 +191,7 @@ def routes(site: Site) -> list[BaseRoute]:
         """The plan of the device's latest session, and the sessions prescribed this week to
         its walker (as the device's progress message said for them:
         :func:`core.progress.prescribed_in`; progressions are per walker)."""
-        zone = backend.config.zone
+        zone = weeks_zone(backend.store, device_id, backend.config.zone)  # the device's week
         week = week_of(dt.datetime.fromtimestamp(backend.clock(), zone), zone)
         latest = backend.store.walk_sessions(device_id, 1)
         walker = latest[0].walker if latest else DEFAULT_WALKER_ID  # their prescription

@@ -9,6 +9,7 @@ a walker the device does not have answers 404 "no walker ... on ...", not anothe
 
 from __future__ import annotations
 
+import datetime as dt
 from dataclasses import dataclass
 from urllib.parse import urlencode
 
@@ -21,7 +22,7 @@ from caregiver.progress import HISTORY_SESSIONS, TABLE_SESSIONS, progress_view
 from caregiver.routes.site import Site
 from caregiver.storage import Device, WalkSession
 from caregiver.trends import Trend, measures_of, trends, trends_json
-from caregiver.walkers import UnknownWalker, offered
+from caregiver.walkers import UnknownWalker, offered, weeks_zone
 from core.zones import zone_name
 
 
@@ -36,6 +37,8 @@ class Shown:
     """Every walker of the device, ``(id, name)`` (:func:`caregiver.walkers.offered`)."""
     sessions: list[WalkSession]
     prescribed: dict[str, int]
+    zone: dt.tzinfo
+    """The walker's weeks' zone: the treadmill's (:func:`caregiver.walkers.weeks_zone`)."""
 
 
 def routes(site: Site) -> list[BaseRoute]:
@@ -63,11 +66,14 @@ def routes(site: Site) -> list[BaseRoute]:
             walkers,
             store.walk_sessions(device_id, HISTORY_SESSIONS, walker),
             store.prescribed_weeks(device_id, walker),
+            weeks_zone(store, device_id, backend.config.zone),
         )
 
-    def trends_of(device_id: str, walker: str) -> list[Trend]:
+    def trends_of(device_id: str, walker: str) -> tuple[list[Trend], dt.tzinfo]:
+        """The walker's weekly trends, weeks in the treadmill's zone, and that zone."""
         payloads = store.walk_session_payloads(device_id, HISTORY_SESSIONS, walker)
-        return trends(measures_of(payloads), backend.config.zone)
+        zone = weeks_zone(store, device_id, backend.config.zone)
+        return trends(measures_of(payloads), zone), zone
 
     @site.authed
     async def progress_page(request: Request) -> Response:
@@ -81,8 +87,8 @@ def routes(site: Site) -> list[BaseRoute]:
             return PlainTextResponse(str(exc), status_code=404)
         if shown is None:
             return site.not_found("device")
-        view = progress_view(shown.sessions, backend.clock(), backend.config.zone, shown.prescribed)
-        found = await run_in_threadpool(trends_of, device_id, shown.walker)
+        view = progress_view(shown.sessions, backend.clock(), shown.zone, shown.prescribed)
+        found, _ = await run_in_threadpool(trends_of, device_id, shown.walker)
         return site.render(
             request,
             "progress.html",
@@ -110,7 +116,7 @@ def routes(site: Site) -> list[BaseRoute]:
             return JSONResponse({"error": str(exc)}, status_code=404)
         if shown is None:
             return JSONResponse({"error": "no such device"}, status_code=404)
-        view = progress_view(shown.sessions, backend.clock(), backend.config.zone, shown.prescribed)
+        view = progress_view(shown.sessions, backend.clock(), shown.zone, shown.prescribed)
         return JSONResponse(view["chart"])
 
     @site.authed
@@ -129,8 +135,8 @@ def routes(site: Site) -> list[BaseRoute]:
             )
         except UnknownWalker as exc:
             return JSONResponse({"error": str(exc)}, status_code=404)
-        found = await run_in_threadpool(trends_of, device_id, walker)
-        return JSONResponse({"zone": zone_name(backend.config.zone), "trends": trends_json(found)})
+        found, zone = await run_in_threadpool(trends_of, device_id, walker)
+        return JSONResponse({"zone": zone_name(zone), "trends": trends_json(found)})
 
     return [
         Route("/devices/{device_id}/progress", progress_page, methods=["GET"]),

@@ -421,6 +421,14 @@ MIGRATIONS: tuple[Migration, ...] = (
             "WHEN state_reason LIKE 'sensor not worn%' THEN 'not_worn' ELSE '' END",
         ),
     ),
+    Migration(
+        22,
+        "each treadmill's time zone as its progress message names it (the zone its weeks and "
+        "its progression's weeks are counted in): the dashboard counts a walker's weeks in it, "
+        "not in [server] timezone; devices heard before, or whose zone has no name: '' (the "
+        "service's zone, as before)",
+        ("ALTER TABLE devices ADD COLUMN zone TEXT NOT NULL DEFAULT ''",),
+    ),
 )
 """Every schema change in order; ``MIGRATIONS[i]`` takes a database from version i to i + 1."""
 

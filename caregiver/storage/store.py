@@ -742,6 +742,24 @@ class Transaction:
         )
         return True
 
+    def set_device_zone(self, device_id: str, zone: str, now: float) -> bool:
+        """The IANA zone the device counts its weeks in, as its progress message names it;
+        True when it changed."""
+        row = self._db.execute("SELECT zone FROM devices WHERE device_id = ?", (device_id,))
+        before = row.fetchone()
+        if before is not None and str(before[0]) == zone:
+            return False
+        self._touch(device_id, now)
+        self._db.execute("UPDATE devices SET zone = ? WHERE device_id = ?", (zone, device_id))
+        return True
+
+    def device_zone(self, device_id: str) -> str:
+        """:meth:`set_device_zone`'s zone; '' when the device never named one."""
+        row = self._db.execute(
+            "SELECT zone FROM devices WHERE device_id = ?", (device_id,)
+        ).fetchone()
+        return "" if row is None else str(row[0])
+
     def device_walkers(self, device_id: str) -> list[tuple[str, str]]:
         rows = self._db.execute(
             "SELECT walker, name FROM device_walkers WHERE device_id = ? ORDER BY position, walker",
@@ -2098,6 +2116,17 @@ class Store:
         they changed."""
         with self.transaction() as tx:
             return tx.set_device_walkers(device_id, walkers)
+
+    def set_device_zone(self, device_id: str, zone: str, now: float) -> bool:
+        """Store the IANA zone the device counts its weeks in (its retained ``progress``
+        message's ``zone``); True when it changed."""
+        with self.transaction() as tx:
+            return tx.set_device_zone(device_id, zone, now)
+
+    def device_zone(self, device_id: str) -> str:
+        """The IANA zone the device last said it counts its weeks in; '' when it never did
+        (an older release, or a zone with no name)."""
+        return self._read(lambda ops: ops.device_zone(device_id))
 
     def device_walkers(self, device_id: str) -> list[tuple[str, str]]:
         """The device's walker profiles as it last published them, ``(id, name)`` in the

@@ -765,6 +765,13 @@ IsoWeek = Annotated[str, Meta(pattern=r"^[0-9]{4}-W(0[1-9]|[1-4][0-9]|5[0-3])$(?
 that carries it, :func:`core.progress.check_week`)."""
 
 
+ZoneKey = Annotated[
+    str, Meta(max_length=64, pattern=r"^[A-Za-z0-9_+\-]+(/[A-Za-z0-9_+\-]+)*$(?!\n)")
+]
+"""An IANA time zone's name, "Europe/Berlin" (a consumer that does not know it counts in its
+own zone: :func:`core.zones.named_zone`)."""
+
+
 class ProgressMessage(Struct, kw_only=True, omit_defaults=True):
     """``<prefix>/<device>/progress`` (retained): the guided session now, and this week.
 
@@ -828,6 +835,10 @@ class ProgressMessage(Struct, kw_only=True, omit_defaults=True):
     walker: Walker | None = None
     """Whose week this is: the walker of the guided session under way, else the walker chosen
     for the next session (absent from older releases: the device's one walker)."""
+    zone: ZoneKey | None = None
+    """The IANA time zone ``week`` is counted in: the treadmill's (its system zone), whose
+    weeks its progression advances by, so a dashboard elsewhere counts the walker's weeks in it
+    too (absent from older releases, and from a device whose zone has no IANA name)."""
 
     def __post_init__(self) -> None:
         # The pattern takes W53 of any year; "2025-W53" is no week (2025 has 52), and stored

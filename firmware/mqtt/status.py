@@ -53,7 +53,7 @@ from core.protocol.messages import (
 )
 from core.protocol.topics import Topics
 from core.protocol.walker import DEFAULT_WALKER_ID, Walker
-from core.zones import system_zone
+from core.zones import system_zone, zone_key
 from firmware.storage.database import Database, as_database
 from firmware.storage.incidents import Shown
 from firmware.storage.progressions import prescribed_by_week
@@ -266,6 +266,7 @@ def progress_message(
         step_time_cv_pct=None if gait is None else gait[1],
         gait_wall=None if gait is None else gait[0].started_wall,
         walker=walker,
+        zone=zone_key(zone),  # the dashboard counts this walker's weeks as the device does
     )
 
 
