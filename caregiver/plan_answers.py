@@ -57,6 +57,15 @@ def summary_of(command: Command) -> str:
             return type(command).__name__
 
 
+def walker_of(command: Command) -> str | None:
+    """Whose plan or progression ``command`` is (None: a command about no walker)."""
+    match command:
+        case AssignPlan(walker=w) | AssignProgression(walker=w) | ChangeProgression(walker=w):
+            return w
+        case _:
+            return None
+
+
 def sent_by(command: Command) -> str:
     """Who the command says sent it (the caregiver's user name)."""
     match command:

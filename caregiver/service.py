@@ -45,7 +45,7 @@ from caregiver.liveness import Liveness, SystemdPinger
 from caregiver.memory import compact_malloc
 from caregiver.notify import GONE, Notifier, Sender, log_gone, send_notification
 from caregiver.notify_process import NotifierProcess
-from caregiver.plan_answers import KEPT_PER_DEVICE, sent_by, summary_of
+from caregiver.plan_answers import KEPT_PER_DEVICE, sent_by, summary_of, walker_of
 from caregiver.retention import RetentionSweeper
 from caregiver.seen import Acknowledged, Seen
 from caregiver.storage import Listener, SentCommand, StorageFault, Store
@@ -296,6 +296,7 @@ class CaregiverService:
                 summary=summary_of(command),
                 sent_by=sent_by(command),
                 sent_at=self.clock(),
+                walker=walker_of(command),
             ),
             KEPT_PER_DEVICE,
         )

@@ -145,3 +145,53 @@ def test_the_physio_s_plan_page_fits_the_screen(
     assert stages.count() >= 2
     assert page.problems == []
     device.close()
+
+
+@pytest.mark.parametrize("width", [1280, 360])
+def test_the_physio_chooses_the_walker_whose_plan_is_shown_without_scripts(
+    browser: Any, service: CaregiverService, mosquitto: Mosquitto, width: int
+) -> None:
+    """On a treadmill Bob walked last, the physio picks Anna in the page's walker select and
+    presses Show (a plain GET form: it works with JavaScript off): "in force" is Anna's plan,
+    prescription, progression and sessions, and every form below is for her. The page fits a
+    phone's width and a desktop's (screenshots in /tmp, looked at)."""
+    from playwright.sync_api import expect
+
+    from tests.caregiver_support import Http
+    from tests.plan_walkers_support import shared_treadmill
+
+    device = SimDevice(mosquitto, DEVICE)
+    try:
+        web = Http(service.port)
+        assert web.login() == 303
+        shared_treadmill(service, device, web)
+    finally:
+        device.close()
+    context = browser.new_context(
+        viewport={"width": width, "height": 900}, java_script_enabled=False
+    )
+    context.set_default_timeout(WAIT * 1000)
+    page = context.new_page()
+    page.goto(service.url + "/login")
+    page.fill("#username", "ann")
+    page.fill("#password", PASSWORD)
+    page.click("button[type=submit]")
+    expect(page.locator("h1")).to_have_text("Treadmills")
+    page.goto(f"{service.url}/devices/{DEVICE}/plan")
+    expect(page.locator("#plan-in-force h2")).to_have_text("In force for Bob")
+    page.select_option("#walker", "anna")
+    page.click("#walker-select button[type=submit]")
+    expect(page.locator("#plan-in-force h2")).to_have_text("In force for Anna")
+    assert page.url.endswith("/plan?walker=anna")
+    expect(page.locator("#in-force-plan strong")).to_have_text("alternate-2-2")
+    expect(page.locator("#in-force-prescribed strong")).to_have_text("2")
+    expect(page.locator("#in-force-progression strong")).to_have_text(
+        "progression toward-10-minutes: assigned, stage 1 of 9"
+    )
+    expect(page.locator("#in-force-sessions tbody tr")).to_have_count(2)
+    for select in ("#plan-walker", "#progression-walker", "#change-walker"):
+        expect(page.locator(select)).to_have_value("anna")
+    assert page.evaluate("document.documentElement.scrollWidth") <= width
+    assert page.evaluate(CONTROLS_RIGHT_EDGE) <= width
+    page.screenshot(path=f"/tmp/plan-walker-{width}.png", full_page=True)
+    context.close()

@@ -162,7 +162,7 @@ def test_the_plan_page_names_the_default_walker_of_a_shared_treadmill(
             web = Http(cg.port)
             assert web.login() == 303
             _, _, page = web.request("GET", f"/devices/{DEVICE}/plan")
-            assert "The latest session walked the plan <strong>" in page  # one walker
+            assert "The walker's latest session (" in page  # one walker
             assert "prescribed to the walker (by the stage of the walker's own" in page
             record = session_record(DEVICE, now - dt.timedelta(hours=3), backward_min=4,
                                     longest_min=2)  # fmt: skip
@@ -174,7 +174,7 @@ def test_the_plan_page_names_the_default_walker_of_a_shared_treadmill(
         finally:
             device.close()
         _, _, page = web.request("GET", f"/devices/{DEVICE}/plan")
-        assert "The latest session (Default walker) walked the plan <strong>" in page
+        assert "Default walker's latest session (" in page
         assert "prescribed to Default walker (by the stage of Default walker's own" in page
 
 
@@ -200,10 +200,10 @@ def test_a_physio_sends_a_plan_for_one_walker_from_the_plan_page(
             web = Http(cg.port)
             assert web.login() == 303
             _, _, page = web.request("GET", f"/devices/{DEVICE}/plan")
-            assert '<option value="anna">Anna</option>' in page  # offered in the walker field
-            # What is in force is said of the walker who walked last: progressions are per
-            # walker (no "the treadmill's progression").
-            assert "The latest session (Anna) walked the plan <strong>" in page
+            # offered in the walker selects, chosen: without ?walker= the page is about the
+            # walker who walked last (progressions are per walker: no "the treadmill's")
+            assert '<option value="anna" selected>Anna</option>' in page
+            assert "Anna's latest session (" in page
             assert "prescribed to Anna (by the stage of Anna's own progression;" in page
             assert "treadmill's progression" not in page
             token = re.search(r'name="csrf" value="([^"]+)"', page)
@@ -415,3 +415,62 @@ def test_a_walker_with_over_500_sessions_keeps_their_first_weeks(
         assert weeks[0]["sessions"] == "3"
         assert weeks[0]["week_at_goal (3 sessions at goal)"] == "yes"
         assert sum(int(w["sessions"]) for w in weeks) == 503
+
+
+def test_the_plan_page_shows_the_chosen_walker_s_plan_stage_and_sessions(
+    mosquitto: Mosquitto, tmp_path: Path
+) -> None:
+    """A physio prescribing for Anna on a treadmill Bob walked last: ``?walker=anna`` (the
+    page's walker select, a plain GET form) shows Anna's latest plan, her prescription, her
+    progression as the treadmill answered it and her sessions, and the forms send for her.
+    Before, "in force" was always the last session's walker's: Bob's plan and four sessions a
+    week, whoever the physio was prescribing for. Showing sends nothing to the treadmill."""
+    from tests.mqtt_helpers import Subscriber
+    from tests.plan_walkers_support import shared_treadmill
+
+    with running_service(make_config(mosquitto, tmp_path), background=False) as cg:
+        device = SimDevice(mosquitto, DEVICE)
+        web = Http(cg.port)
+        assert web.login() == 303
+        try:
+            shared_treadmill(cg, device, web)
+        finally:
+            device.close()
+        sub = Subscriber(mosquitto, [f"retroguard/{DEVICE}/cmd/#"])
+        try:
+            _, _, page = web.request("GET", f"/devices/{DEVICE}/plan?walker=anna")
+            assert "<h2>In force for Anna</h2>" in page
+            assert "Anna's latest session (" in page and "<strong>alternate-2-2</strong>" in page
+            assert "<strong>2</strong> sessions are prescribed to Anna" in page
+            assert "<strong>progression toward-10-minutes: assigned, stage 1 of 9</strong>" in page
+            rows = page.split('id="in-force-sessions"')[1].split("</table>")[0]
+            assert rows.count("<tr data-session=") == 2 and "progression-week-3" not in rows
+            # every walker select (the page's and the three forms') has Anna chosen
+            assert page.count('<option value="anna" selected>Anna</option>') == 4
+            assert 'href="/devices/treadmill-1/progress?walker=anna"' in page
+            # no choice: the walker who walked last, Bob, and no progression of his answered
+            _, _, page = web.request("GET", f"/devices/{DEVICE}/plan")
+            assert "<h2>In force for Bob</h2>" in page
+            assert "<strong>progression-week-3</strong>" in page
+            assert "<strong>4</strong> sessions are prescribed to Bob" in page
+            assert "No progression sent to Bob from this dashboard has been answered" in page
+            assert page.count('<option value="bob" selected>Bob</option>') == 4
+            # the default walker of a shared treadmill is someone, with no sessions yet
+            _, _, page = web.request("GET", f"/devices/{DEVICE}/plan?walker=default")
+            assert "Default walker: no sessions yet." in page
+            assert "<strong>3</strong> sessions are prescribed to Default walker" in page
+            status, _, said = web.request("GET", f"/devices/{DEVICE}/plan?walker=zed")
+            assert (status, said) == (404, "no walker 'zed' on treadmill-1")
+            # a caregiver reads the same, read-only
+            cg.accounts.add_user("bob-carer", "another good password")
+            carer = Http(cg.port)
+            assert carer.login("bob-carer", "another good password") == 303
+            _, _, page = carer.request("GET", f"/devices/{DEVICE}/plan?walker=anna")
+            assert "<h2>In force for Anna</h2>" in page and 'id="plan-form"' not in page
+            # a marker published after the pages: the only command that reached the treadmill's
+            # topics is it (the pages sent nothing; rule 2: a plan never reaches the relay)
+            sub.client.publish(f"retroguard/{DEVICE}/cmd/marker", b"{}", qos=1)
+            assert sub.wait(lambda: len(sub.on("/cmd/marker")) == 1)
+            assert [m.topic for m in sub.messages] == [f"retroguard/{DEVICE}/cmd/marker"]
+        finally:
+            sub.close()

@@ -19,6 +19,7 @@ import datetime as dt
 import re
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlencode
 
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import FormData
@@ -28,8 +29,10 @@ from starlette.routing import BaseRoute, Route
 
 from caregiver.auth import Session
 from caregiver.plan_answers import CommandView, view_of
+from caregiver.progress import status_words
 from caregiver.routes.site import Site
-from caregiver.walkers import for_plans, weeks_zone, who
+from caregiver.storage import WalkSession
+from caregiver.walkers import UnknownWalker, for_plans, named, offered, weeks_zone
 from core.plan_presets import PRESETS, PROGRESSIONS
 from core.progress import prescribed_in, week_of
 from core.protocol.commands import (
@@ -45,18 +48,43 @@ FORM_ROWS = 16
 """Interval rows the custom form offers (a plan may hold more: send it with the CLI)."""
 
 
+LAST_SESSIONS = 5
+"""The chosen walker's newest sessions the plan page lists (their progress page has them all)."""
+
+
 @dataclass(frozen=True, slots=True)
 class InForce:
-    """What the plan page says is in force for everyone who may see it."""
+    """What the plan page says is in force for the walker chosen (``?walker=``, else the one
+    who walked last): a physio prescribing for one of five walkers of a treadmill reads that
+    walker's plan, stage and sessions, not whoever walked the treadmill last."""
 
-    latest_plan: str | None
-    """The plan the device's latest session walked (None: no session yet)."""
+    walker: str
+    """The walker's id: the forms' walker select has them chosen."""
+    name: str
+    """Their name as the selector offers it."""
+    who: str | None
+    """How the sentences name them (:func:`caregiver.walkers.named`): None for the default
+    walker of a treadmill with one walker ("the walker"), the default walker's name too on a
+    shared one."""
+    walkers: list[tuple[str, str]]
+    """Every walker of the device, ``(id, name)``, the one who walked last first: the page's
+    walker selector (:func:`caregiver.walkers.offered`)."""
+    sessions: list[WalkSession]
+    """Their newest :data:`LAST_SESSIONS` sessions, newest first."""
     prescribed: int
-    """Sessions prescribed this week to :attr:`walker`, by their own progression's stage."""
-    walker: str | None
-    """Whom the two are about: the name of the walker of the latest session, the default
-    walker's too on a shared treadmill; None for the default walker of a treadmill with one
-    walker, or no session yet: "the walker"."""
+    """Sessions prescribed to them this week (the treadmill's week), by their own progression's
+    stage as the device's progress message said it; 3 without one."""
+    progression: CommandView | None
+    """Their newest progression command the treadmill accepted (assign, hold, release, step
+    back): its answer says the stage then; the treadmill moves it on by itself."""
+    plan_since: CommandView | None
+    """A plan set by hand for them, accepted after that progression answer (it holds the
+    progression: its answer says so), else None."""
+
+    @property
+    def latest_plan(self) -> str | None:
+        """The plan their latest session walked (None: no session yet)."""
+        return self.sessions[0].plan if self.sessions else None
 
 
 def plan_from_form(form: FormData) -> Plan:
@@ -187,26 +215,72 @@ def routes(site: Site) -> list[BaseRoute]:
         now = backend.clock()
         return [view_of(c, now) for c in backend.store.sent_commands(device_id)]
 
-    def in_force(device_id: str) -> InForce:
-        """The plan of the device's latest session, and the sessions prescribed this week to
-        its walker (as the device's progress message said for them:
-        :func:`core.progress.prescribed_in`; progressions are per walker)."""
-        zone = weeks_zone(backend.store, device_id, backend.config.zone)  # the device's week
+    def in_force(device_id: str, asked: str | None, sent: list[CommandView]) -> InForce:
+        """What is in force for the walker ``asked`` (else the one who walked last): their
+        latest sessions, the sessions prescribed to them this week (as the device's progress
+        message said for them: :func:`core.progress.prescribed_in`; progressions are per
+        walker) and their progression as the treadmill last answered; :class:`UnknownWalker`
+        for a walker the device does not have."""
+        store = backend.store
+        walkers = offered(store, device_id)
+        walker, name = walkers.pick(asked)
+        zone = weeks_zone(store, device_id, backend.config.zone)  # the device's week
         week = week_of(dt.datetime.fromtimestamp(backend.clock(), zone), zone)
-        latest = backend.store.walk_sessions(device_id, 1)
-        walker = latest[0].walker if latest else DEFAULT_WALKER_ID  # their prescription
-        prescribed = prescribed_in(week, backend.store.prescribed_weeks(device_id, walker))
-        # named as the dashboard names a walker (caregiver.walkers.named): the default walker
-        # too on a shared treadmill, where "prescribed to the walker" said nobody's name
-        name = who(backend.store, device_id, walker) if latest else None
-        return InForce(latest[0].plan if latest else None, prescribed, name)
+        prescribed = prescribed_in(week, store.prescribed_weeks(device_id, walker))
+        theirs = [c for c in sent if c.sent.walker == walker and c.state == "accepted"]
+        progression = next((c for c in theirs if c.sent.command == "progression"), None)
+        plan_since = next(
+            (
+                c
+                for c in theirs
+                if c.sent.command == "plan"
+                and progression is not None
+                and c.sent.sent_at > progression.sent.sent_at
+            ),
+            None,
+        )
+        return InForce(
+            walker,
+            name,
+            # named as the dashboard names a walker: the default walker too on a shared
+            # treadmill, where "prescribed to the walker" said nobody's name
+            named(walker, walkers.walkers),
+            walkers.walkers,
+            store.walk_sessions(device_id, LAST_SESSIONS, walker),
+            prescribed,
+            progression,
+            plan_since,
+        )
 
     def may_prescribe(request: Request) -> bool:
         session: Session = request.state.session
         return session.may_prescribe
 
-    async def page(request: Request, device_id: str, status: int = 200, **context: Any) -> Response:
+    async def page(
+        request: Request,
+        device_id: str,
+        status: int = 200,
+        walker: str | None = None,
+        **context: Any,
+    ) -> Response:
+        """The plan page for ``walker`` (else ``?walker=``, else the one who walked last);
+        404 naming them for a walker the device does not have."""
         context.setdefault("form", {})
+        sent = await run_in_threadpool(answers, device_id)
+        just_sent = request.query_params.get("sent")
+        # after a send (?sent=<request id>), the walker it was for: their plan in force
+        asked = (
+            walker
+            or request.query_params.get("walker")
+            or next((c.sent.walker for c in sent if c.sent.request_id == just_sent), None)
+        )
+        try:
+            shown = await run_in_threadpool(in_force, device_id, asked, sent)
+        except UnknownWalker as exc:
+            if walker is None:  # a link's ?walker=: not another walker's plan in their place
+                return PlainTextResponse(str(exc), status_code=404)
+            # a refused form's walker the device does not have: its problems are what to show
+            shown = await run_in_threadpool(in_force, device_id, None, sent)
         return site.render(
             request,
             "plan.html",
@@ -219,9 +293,11 @@ def routes(site: Site) -> list[BaseRoute]:
             default_speed=DEFAULT_SPEED,
             sent=request.query_params.get("sent"),
             may_prescribe=may_prescribe(request),
-            answers=await run_in_threadpool(answers, device_id),
+            answers=sent,
             walkers=await run_in_threadpool(for_plans, backend.store, device_id),
-            in_force=await run_in_threadpool(in_force, device_id),
+            in_force=shown,
+            status_words={s.id: status_words(s) for s in shown.sessions},
+            walker_query="?" + urlencode({"walker": shown.walker}),
             **context,
         )
 
@@ -263,10 +339,13 @@ def routes(site: Site) -> list[BaseRoute]:
             return allowed
         device_id, form = allowed
         try:
-            plan = plan_from_form(form)
             walker = walker_from_form(form)
         except PlanInvalid as exc:
             return await page(request, device_id, 400, problems=exc.problems, form=form)
+        try:
+            plan = plan_from_form(form)
+        except PlanInvalid as exc:  # shown again for the walker it was for
+            return await page(request, device_id, 400, walker, problems=exc.problems, form=form)
         try:
             request_id = await run_in_threadpool(
                 backend.assign_plan, device_id, plan, session.username, walker

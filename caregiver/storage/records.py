@@ -299,6 +299,9 @@ class SentCommand:
     answer: str | None = None
     """accepted: what the device did; refused: why (naming the field, e.g.
     ``plan.intervals[1].minutes: ...``)."""
+    walker: str | None = None
+    """Whose plan or progression it was (a walker id); None for a command sent before the
+    service kept it (schema 22)."""
 
 
 SelfTestOutcome = Literal["passed", "failed", "refused"]

@@ -429,6 +429,13 @@ MIGRATIONS: tuple[Migration, ...] = (
         "service's zone, as before)",
         ("ALTER TABLE devices ADD COLUMN zone TEXT NOT NULL DEFAULT ''",),
     ),
+    Migration(
+        23,
+        "each plan or progression command's walker: the plan page shows the walker a physio "
+        "chose their progression as the treadmill last answered it; commands sent before: "
+        "NULL (whose is unknown: they are listed, never shown as a walker's progression)",
+        ("ALTER TABLE device_commands ADD COLUMN walker TEXT",),
+    ),
 )
 """Every schema change in order; ``MIGRATIONS[i]`` takes a database from version i to i + 1."""
 

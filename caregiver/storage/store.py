@@ -773,7 +773,7 @@ class Transaction:
         """Record a command about to be published (pending); keep the device's newest ``keep``."""
         self._db.execute(
             "INSERT INTO device_commands (request_id, device_id, command, summary, sent_by, "
-            "sent_at, status) VALUES (?, ?, ?, ?, ?, ?, 'pending')",
+            "sent_at, status, walker) VALUES (?, ?, ?, ?, ?, ?, 'pending', ?)",
             (
                 command.request_id,
                 command.device_id,
@@ -781,6 +781,7 @@ class Transaction:
                 command.summary,
                 command.sent_by,
                 command.sent_at,
+                command.walker,
             ),
         )
         self._db.execute(
@@ -809,7 +810,7 @@ class Transaction:
     def sent_commands(self, device_id: str, limit: int) -> list[SentCommand]:
         rows = self._db.execute(
             "SELECT request_id, device_id, command, summary, sent_by, sent_at, status, "
-            "answered_at, answer FROM device_commands WHERE device_id = ? "
+            "answered_at, answer, walker FROM device_commands WHERE device_id = ? "
             "ORDER BY sent_at DESC, request_id LIMIT ?",
             (device_id, limit),
         ).fetchall()
@@ -828,6 +829,7 @@ class Transaction:
                 else "pending",
                 answered_at=None if r[7] is None else float(r[7]),
                 answer=None if r[8] is None else str(r[8]),
+                walker=None if r[9] is None else str(r[9]),
             )
             for r in rows
         ]
