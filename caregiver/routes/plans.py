@@ -1,16 +1,18 @@
 """A physio's plan for a device: a form on the dashboard that publishes the ``plan`` command.
 
-``GET /devices/<id>/plan`` shows the plans and progressions sent to the device
-with the device's answer to each (pending, accepted, refused with the reason
-naming the field, or no answer: :mod:`caregiver.plan_answers`; the page's
-script follows a pending one through ``GET /api/devices/<id>/plan-commands``)
-and, to a physio, the presets and a custom plan's rows (direction, minutes,
-speed note). ``POST`` (CSRF, only for a device this caregiver may see, and only
-by a physio: a caregiver's is refused with 403) checks the plan with the wire
-contract's own rules (:func:`core.protocol.plan.plan_from_builtins`: a bad one
-is shown again with the problem naming the field, and nothing is sent) and
-publishes it. The device stores it and uses it from the walker's next session
-start; it never starts, stops or restarts anything (docs/sessions.md).
+``GET /devices/<id>/plan`` is one walker's (``?walker=``, the page's walker select; else the
+walker who walked last): what is in force for them (their latest plan, this week's
+prescription, their progression as the treadmill last answered, their last sessions), and
+the plans and progressions sent to the device with the device's answer to each (pending,
+accepted, refused with the reason naming the field, or no answer:
+:mod:`caregiver.plan_answers`; the page's script follows a pending one through ``GET
+/api/devices/<id>/plan-commands``) and, to a physio, the presets and a custom plan's rows
+(direction, minutes, speed note). ``POST`` (CSRF, only for a device this caregiver may see,
+and only by a physio: a caregiver's is refused with 403) checks the plan with the wire
+contract's own rules (:func:`core.protocol.plan.plan_from_builtins`: a bad one is shown
+again with the problem naming the field, and nothing is sent) and publishes it. The device
+stores it and uses it from the walker's next session start; it never starts, stops or
+restarts anything (docs/sessions.md).
 """
 
 from __future__ import annotations
@@ -364,7 +366,9 @@ def routes(site: Site) -> list[BaseRoute]:
         try:
             command = progression_command_from_form(form, session.username[:64] or "caregiver")
         except PlanInvalid as exc:
-            return await page(request, device_id, 400, problems=exc.problems)
+            asked = str(form.get("walker") or "").strip()  # shown again for that walker
+            walker = asked if is_walker_id(asked) else None
+            return await page(request, device_id, 400, walker, problems=exc.problems)
         try:
             request_id = await run_in_threadpool(backend.send_command, device_id, command)
         except RuntimeError as exc:
