@@ -133,7 +133,8 @@ class MqttConfig:
     """Outbox messages sent but not yet acknowledged (PUBACK) at any time."""
     outbox_max_rows: int = 10000
     """Outbox bound. When full, the oldest telemetry is dropped first, then the oldest start/stop/
-    reset events; fall, stumble, no-recovery and fault events are never dropped (logged)."""
+    reset events; alerts (help too), faults, ok/closed/window/test events and session summaries
+    are never dropped: the bound is exceeded instead (logged)."""
     telemetry_interval_s: float = 60.0
     """Seconds between telemetry messages (sample rate, IMU health, outbox depth); 0 = none."""
     alert_receipts: bool = True

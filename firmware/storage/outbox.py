@@ -14,8 +14,10 @@ its recording) when it is published, so a trip's IMU is stored once
 
 Bound: ``max_rows``. When an insert takes the outbox over it, the oldest
 telemetry goes first, then the oldest informational events (start, stop,
-reset). Fall, stumble, no-recovery and fault events are never dropped: the
-bound is exceeded (and logged) rather than lose one. A drop is counted and
+reset). Alerts (stumble, fall, no-recovery, help), faults, the events that close
+or explain an incident (ok, closed, window), test alarms and session summaries
+are never dropped (:data:`~core.protocol.events.PROTECTED_TYPES`): the bound is
+exceeded (and logged) rather than lose one. A drop is counted and
 logged only once its transaction has committed: one a full disk refused
 dropped nothing, and one run again in memory
 (:mod:`firmware.storage.fallback`) dropped once.
@@ -51,7 +53,7 @@ PRIORITY_TELEMETRY = 0
 PRIORITY_INFO = 1
 """start / stop / reset: dropped only when no telemetry is left to drop."""
 PRIORITY_PROTECTED = 2
-"""fall / stumble / no-recovery / fault: never dropped."""
+"""Alerts, faults, ok / closed / window / test events, session summaries: never dropped."""
 
 
 class MessageKind(StrEnum):
