@@ -65,9 +65,10 @@ class ServerConfig:
     login_window_s: float = 300.0
     """Failed logins are forgotten after this."""
     timezone: str = ""
-    """IANA time zone ("Europe/Berlin") for the times notifications and the progress page state
-    and the weeks sessions count in; "" = the system's. The dashboard shows times in each
-    browser's own zone."""
+    """IANA time zone ("Europe/Berlin") for the times notifications and the pages state, and
+    the weeks of a device that names no zone of its own (a walker's weeks are their
+    treadmill's: :func:`caregiver.walkers.weeks_zone`); "" = the system's. The dashboard shows
+    times in each browser's own zone."""
     trusted_proxies: tuple[str, ...] = ()
     """Addresses of reverse proxies whose X-Forwarded-For header is believed (e.g. ["127.0.0.1"]
     behind nginx on the same machine). Empty: the header is ignored, so a client cannot pick

@@ -137,6 +137,11 @@ SESSION_WORDS: Mapping[str, str] = {
     "stopped": "Stopped early",
     "abandoned": "Abandoned (paused too long)",
 }
+"""What the enum sensors show for each wire word. Home Assistant shows an MQTT enum sensor's
+state as it is (an MQTT entity has no translations), so its options were the wire words a
+family member read on a tile: ``no_recovery``, ``STANDBY``, ``refused``. The options are these
+words; the wire word stays in the ``code`` attribute for automations. None is ``"None"``:
+Home Assistant's MQTT sensor reads that payload as unknown."""
 LAST_EVENT_WORDS: Mapping[str, str] = {
     EventType.STUMBLE.value: "Stumble (belt stopped)",
     EventType.FALL.value: "Fall",
@@ -154,11 +159,6 @@ LAST_EVENT_WORDS: Mapping[str, str] = {
 which keeps the event shown: :func:`_keeping_on_window`)."""
 SHOWN_EVENT_TYPES = [t.value for t in EventType if t is not EventType.WINDOW]
 """The event types the Last event sensor shows, in the protocol's order."""
-"""What the enum sensors show for each wire word. Home Assistant shows an MQTT enum sensor's
-state as it is (an MQTT entity has no translations), so its options were the wire words a
-family member read on a tile: ``no_recovery``, ``STANDBY``, ``refused``. The options are these
-words; the wire word stays in the ``code`` attribute for automations. None is ``"None"``:
-Home Assistant's MQTT sensor reads that payload as unknown."""
 
 
 def _options(words: Mapping[str, str], values: Iterable[str]) -> list[str]:
