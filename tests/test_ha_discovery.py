@@ -34,6 +34,7 @@ from core.protocol.messages import (
     IncidentMessage,
     ProgressMessage,
     ReplyMessage,
+    WornSaid,
     self_test_outcome,
 )
 from core.protocol.topics import TopicKind, Topics, discovery_topic
@@ -44,8 +45,10 @@ from firmware.mqtt.discovery import (
     LAST_EVENT_WORDS,
     SAFETY_STATE_WORDS,
     SELF_TEST_WORDS,
+    WORN_WORDS,
     discovery_payload,
 )
+from firmware.safety import STILL_MEASURING_REASON
 from tests.ha_discovery import DiscoveryError, HomeAssistant, parse_device_discovery
 
 DEVICE = "tm-1"
@@ -281,6 +284,48 @@ def test_the_safety_state_and_the_fault_follow_the_retained_state() -> None:
         assert (ha.state("_state"), shown["code"]) == (SAFETY_STATE_WORDS[state.value], state.value)
         assert ha.state("_fault") == ("on" if state is DeviceState.FAULT else "off")
         assert ha.attributes[ha.component("_fault").key]["reason"] == f"now {state}"
+
+
+@pytest.mark.parametrize(
+    ("state", "reason", "worn", "shown"),
+    [
+        (DeviceState.STANDBY, "sensor not worn: no body signal", WornSaid.NOT_WORN, "Not worn"),
+        (DeviceState.FAULT, "sensor not worn while armed", WornSaid.NOT_WORN, "Not worn"),
+        (DeviceState.STANDBY, STILL_MEASURING_REASON, WornSaid.MEASURING, "Still measuring"),
+        (DeviceState.ARMED, "armed at the machine", None, None),
+    ],
+)
+def test_the_safety_state_says_in_words_whether_the_sensor_is_not_worn_or_still_measuring(
+    state: DeviceState, reason: str, worn: WornSaid | None, shown: str | None
+) -> None:
+    """Both reasons begin "sensor not worn" (a press refused while the check still measures
+    keeps the prefix for older consumers): the ``worn`` attribute, from the state message's
+    typed ``worn``, is what lets an automation page "not worn" and not a walker whose sensor
+    is clipped on and being checked. It follows the retained state: gone once it says
+    neither."""
+    ha = home_assistant()
+    ha.receive(
+        TOPICS.state,
+        payloads.state_payload(DEVICE, state, reason, worn=worn).encode(),
+        retain=True,
+    )
+    attributes = ha.attributes[ha.component("_state").key]
+    assert attributes["worn"] == shown
+    assert attributes["reason"] == reason  # the words as sent beside it
+    assert set(WORN_WORDS) == {w.value for w in WornSaid}
+
+
+def test_the_safety_event_keeps_the_state_attribute_home_assistant_keeps_on_events() -> None:
+    """Unlike a ``json_attributes_template``'s (core mqtt/entity.py MQTT_ATTRIBUTES_BLOCKED,
+    hence the Last event's ``safety_state``), an MQTT event's attributes are the rendered
+    object's keys but ``event_type``, unfiltered (core mqtt/event.py ``_event_received`` hands
+    them to ``_trigger_event``): the Safety event's ``state`` reaches automations as it is,
+    and keeps its name for the automations that read it."""
+    ha = home_assistant()
+    ha.receive(TOPICS.event, event(EventType.FALL, incident=INCIDENT))
+    _, event_type, attributes = ha.events[-1]
+    assert (event_type, attributes["state"]) == ("fall", "TRIPPED")
+    assert "safety_state" not in attributes
 
 
 @pytest.mark.parametrize(

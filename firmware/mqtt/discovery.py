@@ -56,6 +56,7 @@ from core.protocol.messages import (
     DeviceState,
     IncidentSeverity,
     SessionState,
+    WornSaid,
 )
 from core.protocol.topics import Topics
 from core.protocol.walker import DEFAULT_WALKER, DEFAULT_WALKER_ID
@@ -125,6 +126,14 @@ SAFETY_STATE_WORDS: Mapping[str, str] = {
     "TRIPPED": "Tripped (belt stopped)",
     "FAULT": "Fault (belt stopped)",
 }
+WORN_WORDS: Mapping[str, str] = {
+    WornSaid.NOT_WORN.value: "Not worn",
+    WornSaid.MEASURING.value: "Still measuring",
+}
+"""The Safety state sensor's ``worn`` attribute, in words, from the state message's typed
+``worn``: both reasons begin "sensor not worn" (a press refused while the check is still
+measuring keeps that prefix for older consumers), so an automation reading the reason paged
+"not worn" for a sensor clipped on and being checked. None: the reason says neither."""
 SELF_TEST_WORDS: Mapping[str, str] = {
     "passed": "Passed",
     "failed": "Failed",
@@ -187,6 +196,14 @@ days off — an automation or a card shows when Home Assistant received it inste
 ``state`` message's flag has the same key (its ``since``)."""
 
 
+WORN_ATTRIBUTE = (
+    _jinja({w.value: WORN_WORDS[w.value] for w in WornSaid}) + ".get(value_json.get('worn'))"
+)
+"""The Safety state's ``worn``, as a Jinja expression: the state message's ``worn`` in words
+(:data:`WORN_WORDS`; a KeyError at import when :class:`WornSaid` gains a word), none when
+absent (the reason is about something else)."""
+
+
 PROGRESS_WALKER_ATTRIBUTES = {
     "walker": f"value_json.get('walker', {{}}).get('id', {_jinja(DEFAULT_WALKER.id)})",
     "walker_name": f"value_json.get('walker', {{}}).get('name', {_jinja(DEFAULT_WALKER.name)})",
@@ -210,6 +227,7 @@ def _attributes(
     clock_flag: str | None = None,
     progress_walker: bool = False,
     code: str | None = None,
+    expressions: Mapping[str, str] | None = None,
 ) -> str:
     """A ``json_attributes_template`` making ``{name: value_json.get(key)}`` of ``fields``
     (and, with ``walker``, a ``walker`` attribute: :data:`WALKER_ATTRIBUTE`; with
@@ -217,7 +235,8 @@ def _attributes(
     :data:`CLOCK_NOT_SET_ATTRIBUTE`, an incident's :data:`OPENED_CLOCK_NOT_SET_ATTRIBUTE`;
     with ``progress_walker``, the ``progress`` message's walker:
     :data:`PROGRESS_WALKER_ATTRIBUTES`; with ``code``, a ``code`` attribute of that Jinja
-    expression: an enum sensor's wire word)."""
+    expression: an enum sensor's wire word; ``expressions``: further attributes, each name's
+    value a Jinja expression, such as :data:`WORN_ATTRIBUTE`)."""
     pairs = [f"{_jinja(name)}: value_json.get({_jinja(k)})" for name, k in fields.items()]
     if walker:
         pairs.append(f"{_jinja('walker')}: {WALKER_ATTRIBUTE}")
@@ -227,6 +246,7 @@ def _attributes(
         pairs.append(f"{_jinja('clock_not_set')}: {clock_flag}")
     if code is not None:
         pairs.append(f"{_jinja('code')}: {code}")
+    pairs.extend(f"{_jinja(n)}: {e}" for n, e in (expressions or {}).items())
     return "{{ {" + ", ".join(pairs) + "} | tojson }}"
 
 
@@ -377,7 +397,13 @@ EVENT_TEMPLATE = (
     + "} | tojson }}{% endif %}"
 )
 """The event entity's template: the JSON Home Assistant expects (``event_type`` plus attributes)
-for the types it knows, and nothing — which it ignores — for the others."""
+for the types it knows, and nothing — which it ignores — for the others. Its ``state`` stays
+``state`` (the Last event sensor's is ``safety_state``): Home Assistant's MQTT event takes
+the rendered object's keys but ``event_type`` as the event's attributes as they are (core
+mqtt/event.py ``_event_received``: ``self._trigger_event(event_type, event_attributes)``,
+which event/__init__.py ``state_attributes`` merges in), while MQTT_ATTRIBUTES_BLOCKED
+filters only a ``json_attributes_topic``'s (mqtt/entity.py ``MqttAttributesMixin``), which
+the event entity has none of. Renaming it would only break automations that read it."""
 
 
 def discovery_payload(
@@ -487,6 +513,7 @@ def discovery_payload(
             {"reason": "reason", "since": "wall_time"},
             clock_flag=CLOCK_NOT_SET_ATTRIBUTE,
             code="value_json.state",
+            expressions={"worn": WORN_ATTRIBUTE},
         ),
         ic="mdi:shield-check",
     )
