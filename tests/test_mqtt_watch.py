@@ -19,13 +19,14 @@ from core.errors import ConfigError
 from core.protocol import payloads
 from core.protocol.commands import LATEST, Ack, encode_command
 from core.protocol.events import Event, EventType
-from core.protocol.messages import IncidentMessage
+from core.protocol.messages import IncidentMessage, WornSaid
 from core.protocol.topics import Topics
 from firmware.mqtt import MqttReporter
+from firmware.safety import STILL_MEASURING_REASON
 from sim.recordings import fall_recording
 from tests.mqtt_helpers import WAIT, config_for, fall, info, subscriber
 from tools.broker import Mosquitto, mosquitto_available
-from tools.watch import _settings, format_message, incident_line
+from tools.watch import WORN_WORDS, _settings, format_message, incident_line
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -385,6 +386,54 @@ def test_watch_marks_the_times_the_device_stamped_with_its_clock_not_set(
         (ok,) = [line for line in lines if " OK " in line]
         assert ok.rstrip().endswith(f"id={'cd' * 16} (clock not set)")
         assert "clock not set" not in lines[-1]
+    finally:
+        proc.kill()
+        proc.wait()
+        reporter.close()
+
+
+def test_the_state_line_says_whether_the_sensor_is_not_worn_or_still_measuring() -> None:
+    """Both reasons begin "sensor not worn"; the line says which the state message's ``worn``
+    means (a release before the field: its reason's prefix), and nothing of it otherwise."""
+    topic = Topics("retroguard", "tm1").state
+    wall = "2026-03-01T13:05:12.250+00:00"
+
+    def line(reason: str, worn: WornSaid | None = None) -> str:
+        text = format_message(
+            topic, payloads.state_payload("tm1", "STANDBY", reason, wall, worn=worn).encode()
+        )
+        assert text is not None
+        return text
+
+    measuring = line(STILL_MEASURING_REASON, WornSaid.MEASURING)
+    assert measuring.endswith(f"{STILL_MEASURING_REASON} [{WORN_WORDS[WornSaid.MEASURING]}]")
+    assert "NOT WORN" not in measuring
+    off = line("sensor not worn: no body signal", WornSaid.NOT_WORN)
+    assert off.endswith(f"[{WORN_WORDS[WornSaid.NOT_WORN]}]")
+    assert line(STILL_MEASURING_REASON) == measuring  # an older release: its reason's prefix
+    assert "[" not in line("press reset to arm")
+
+
+def test_watch_says_the_sensor_is_still_being_checked_not_that_it_is_off(
+    mosquitto: Mosquitto, tmp_path: Path
+) -> None:
+    """The device's retained state of a press refused while the sensor-worn check measures
+    reaches a watch started after it with the check's word, not a sensor said to be off."""
+    reporter = MqttReporter(
+        config_for(mosquitto), device_id="tm1", device_name="T1", database=tmp_path / "w.db"
+    )
+    reporter.start()
+    reporter.publish_state("STANDBY", STILL_MEASURING_REASON, worn=WornSaid.MEASURING)
+    assert reporter.wait_drained(WAIT)
+    proc = _watch("--port", str(mosquitto.port))
+    try:
+        assert proc.stdout is not None
+        out = _lines(proc.stdout)
+        assert out.get(timeout=WAIT).startswith("watching ")
+        state = out.get(timeout=WAIT)
+        while "-> STANDBY" not in state:
+            state = out.get(timeout=WAIT)
+        assert state.rstrip().endswith(f"[{WORN_WORDS[WornSaid.MEASURING]}]")
     finally:
         proc.kill()
         proc.wait()

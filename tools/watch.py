@@ -43,7 +43,9 @@ from core.protocol.messages import (
     ReplyMessage,
     SilenceResult,
     StateMessage,
+    WornSaid,
     self_test_outcome,
+    worn_said,
 )
 from core.protocol.payloads import decode, decode_as
 from core.protocol.topics import BadTopic, TopicKind, Topics, parse_topic
@@ -61,6 +63,14 @@ CLOCK_NOT_SET = "clock not set"
 """Marks a time the device stamped before NTP set its clock (the message's ``wall_unsynced``,
 an incident's ``opened_unsynced``): a Pi after a power cut stamps the time of its last
 shutdown, hours or days off, and a caregiver must not read it as when it happened."""
+WORN_WORDS = {
+    WornSaid.NOT_WORN: "the sensor is NOT WORN",
+    WornSaid.MEASURING: "still checking the sensor is worn: it may well be",
+}
+"""What a state line adds of the sensor-worn check (the state message's ``worn``; a release
+before it: its reason's prefix, :func:`~core.protocol.messages.worn_said`). Both reasons begin
+"sensor not worn": a press refused while the check still measures read as a sensor off the
+body, to a caregiver watching a walker with it clipped on."""
 _SEVERITY_MARK = {Severity.CRITICAL: "!!", Severity.WARNING: "! ", Severity.INFO: "  "}
 DEFAULT_PREFIX = MqttConfig().topic_prefix
 
@@ -210,8 +220,10 @@ def format_message(topic: str, payload: bytes, prefix: str = DEFAULT_PREFIX) -> 
         case IncidentMessage():
             return incident_line(device, message)
         case StateMessage(state=state, reason=reason, wall_time=wall):
+            said = worn_said(message.worn, reason)
+            worn = f" [{WORN_WORDS[said]}]" if said is not None else ""
             unset = f" ({CLOCK_NOT_SET})" if message.wall_unsynced else ""
-            return f"{_when(wall):<28} {device:<14} -> {state.value}: {reason}{unset}"
+            return f"{_when(wall):<28} {device:<14} -> {state.value}: {reason}{worn}{unset}"
         case ReplyMessage(command=command, request_id=request_id, ok=ok, error=error):
             verdict = "ok" if ok else f"REFUSED: {error}"
             if command == CommandName.SELF_TEST:
