@@ -348,7 +348,7 @@ install_broker() {
     device=$(config_device_id)
     step "Mosquitto on 127.0.0.1:$BROKER_PORT: accounts $device, caregiver and homeassistant, the documented ACL"
     case $device in
-        caregiver | homeassistant)
+        caregiver | caregiver-* | homeassistant)
             echo "install-pi.sh: device.id '$device' is another account's name; choose another" >&2
             exit 1
             ;;

@@ -176,6 +176,8 @@ def test_pin_used_twice_is_an_error(tmp_path: Path) -> None:
         ('[device]\nid = "t\\u0000"\n', "device.id: device id 't.x00' cannot be used"),
         ('[device]\nid = "my treadmill"\n', "device.id: device id 'my treadmill' cannot be used"),
         ('[device]\nid = ""\n', "device.id: device id '' cannot be used"),
+        # another account's name: the ACL's per-device patterns would let it forge the device
+        ('[device]\nid = "caregiver-b"\n', "device.id: device id 'caregiver-b' is a broker acc"),
     ],
 )
 def test_bad_values(tmp_path: Path, text: str, expected: str) -> None:

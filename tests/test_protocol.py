@@ -145,7 +145,7 @@ def test_a_device_topic_with_a_bad_device_id_is_refused() -> None:
         check_device_id("tm#1")
 
 
-@pytest.mark.parametrize("account", ["caregiver", "homeassistant"])
+@pytest.mark.parametrize("account", ["caregiver", "homeassistant", "caregiver-a", "caregiver-b2"])
 def test_no_device_is_named_after_a_broker_account(account: str) -> None:
     """The documented ACL's per-device patterns apply to every account: a device named like
     one would be a device that account may publish for."""

@@ -28,6 +28,20 @@ publish: Home Assistant (or the caregiver service) forging a treadmill's falls, 
 caregiver service would page for. No device may be so named, and a consumer takes no device
 topic under these names (:func:`core.protocol.topics.parse_topic` refuses it)."""
 
+CAREGIVER_INSTANCE_PREFIX = "caregiver-"
+"""Each of a provider's caregiver service instances logs in with an account of its own,
+``caregiver-a``, ``caregiver-b``, ... (docs/provider.md): the documented broker makes a
+client's id its user name, so instances sharing the ``caregiver`` account would take each
+other's session over and over. Those accounts are not devices either, for the reason of
+:data:`ACCOUNT_NAMES`."""
+
+
+def is_account_name(value: str) -> bool:
+    """Whether ``value`` is (or may be) the name of a broker account that is not a device:
+    :data:`ACCOUNT_NAMES`, or a caregiver instance's (:data:`CAREGIVER_INSTANCE_PREFIX`)."""
+    return value in ACCOUNT_NAMES or value.startswith(CAREGIVER_INSTANCE_PREFIX)
+
+
 _DEVICE_ID = re.compile(DEVICE_ID_PATTERN)
 _EVENT_ID = re.compile(EVENT_ID_PATTERN)
 _REQUEST_ID = re.compile(REQUEST_ID_PATTERN)
@@ -37,7 +51,7 @@ def is_device_id(value: object) -> bool:
     return (
         isinstance(value, str)
         and _DEVICE_ID.match(value) is not None
-        and value not in ACCOUNT_NAMES
+        and not is_account_name(value)
     )
 
 
@@ -52,11 +66,12 @@ def is_request_id(value: object) -> bool:
 
 def check_device_id(device_id: str) -> str:
     """Return ``device_id`` if it can be one topic level (and an HA object id) and is no
-    broker account's name (:data:`ACCOUNT_NAMES`), else raise."""
-    if device_id in ACCOUNT_NAMES:
+    broker account's name (:func:`is_account_name`), else raise."""
+    if is_account_name(device_id):
         raise ValueError(
             f"device id {device_id!r} is a broker account of the documented ACL, not a device "
-            '(docs/mqtt.md, "Mosquitto ACL"): that account could publish this device\'s '
+            "(caregiver, caregiver-<name> for a caregiver service instance, homeassistant: "
+            'docs/mqtt.md, "Mosquitto ACL"): that account could publish this device\'s '
             "events; choose another id"
         )
     if not is_device_id(device_id):
