@@ -80,7 +80,9 @@ class CaregiverMqttConfig:
     host: str = "127.0.0.1"
     port: int = 1883
     username: str = ""
-    """Broker account ("caregiver" in the documented ACL)."""
+    """Broker account ("caregiver" in the documented ACL; each of several instances its own,
+    "caregiver-a", ...: the documented broker makes the client id the user name, so two
+    instances on one account would take each other's session over, docs/provider.md)."""
     password: str = field(default="", repr=False)
     password_file: str = ""
     tls: bool = False
@@ -95,7 +97,7 @@ class CaregiverMqttConfig:
     """How long the broker keeps the session and its queued events after a disconnect."""
     keepalive_s: int = 30
     shared_group: str = ""
-    """Several instances of the service (each its own ``client_id``, all on one
+    """Several instances of the service (each its own account and ``client_id``, all on one
     ``postgresql://`` database) share the device streams through MQTT 5 shared subscriptions
     (``$share/<group>/...``) when they name the same group here: the broker hands each event,
     session summary, reply and telemetry message to one of them. Availability and state are

@@ -7,9 +7,11 @@ from __future__ import annotations
 import dataclasses
 import http.client
 import json
+import textwrap
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -37,9 +39,23 @@ from tools.pgcluster import PostgresCluster
 GROUP = "caregivers"
 
 
-def _instance(mosquitto: Mosquitto, tmp_path: Path, database: str, name: str) -> CaregiverConfig:
-    config = make_config(mosquitto, tmp_path / name, database=database, client_id=f"care-{name}")
-    return dataclasses.replace(config, mqtt=dataclasses.replace(config.mqtt, shared_group=GROUP))
+def _instance(
+    mosquitto: Mosquitto,
+    tmp_path: Path,
+    database: str,
+    name: str,
+    *,
+    client_id: str = "",
+    username: str = "",
+    password: str = "",
+) -> CaregiverConfig:
+    config = make_config(
+        mosquitto, tmp_path / name, database=database, client_id=client_id or f"care-{name}"
+    )
+    mqtt = dataclasses.replace(
+        config.mqtt, shared_group=GROUP, username=username, password=password
+    )
+    return dataclasses.replace(config, mqtt=mqtt)
 
 
 def _until(predicate: Callable[[], bool]) -> bool:
@@ -299,3 +315,101 @@ def test_the_documented_acl_lets_a_caregiver_account_share_the_event_stream() ->
             device.close()
     finally:
         broker.cleanup()
+
+
+ACL = (Path(__file__).resolve().parent.parent / "docs/mqtt/mosquitto.acl").read_text()
+TAKEN_OVER = "already connected, closing old connection"
+"""Mosquitto's log line when a client connects with the id of one that is connected."""
+
+
+def _user_blocks(text: str) -> dict[str, list[str]]:
+    """Each ``user`` block of ACL text: its rule lines, by account."""
+    blocks: dict[str, list[str]] = {}
+    rules: list[str] = []
+    for line in (line.strip() for line in text.splitlines()):
+        if line.startswith("user "):
+            rules = blocks.setdefault(line.removeprefix("user "), [])
+        elif line.startswith("topic "):
+            rules.append(line)
+    return blocks
+
+
+def _acl_with_instance_accounts() -> str:
+    """The documented ACL with the instances' ``user`` blocks docs/provider.md says to append,
+    as it writes them; each with the rules of the ACL's ``caregiver`` block, as it says."""
+    doc = (Path(__file__).resolve().parent.parent / "docs/provider.md").read_text()
+    start = doc.index("  ```\n  user caregiver-a\n") + len("  ```\n")
+    appended = textwrap.dedent(doc[start : doc.index("  ```\n", start)])
+    instances = _user_blocks(appended)
+    assert set(instances) == {"caregiver-a", "caregiver-b"}
+    for rules in instances.values():
+        assert rules == _user_blocks(ACL)["caregiver"]
+    return ACL + "\n" + appended
+
+
+@contextmanager
+def _run_two_instances(
+    tmp_path: Path,
+    postgres_cluster: PostgresCluster,
+    accounts: tuple[str, str],
+    acl: str,
+    client_ids: tuple[str, str] | None = None,
+) -> Iterator[tuple[Mosquitto, CaregiverService, CaregiverService, SimDevice]]:
+    """Two instances in one shared group on a broker configured as docs/mqtt.md documents
+    (``use_username_as_clientid``, a password file, the ACL), each logging in as its account
+    with its client id set as docs/provider.md says (its account name) unless ``client_ids``."""
+    users = {name: f"pw-{name}" for name in accounts} | {"treadmill-1": "pw-d"}
+    broker = Mosquitto(users=users, acl=acl)
+    broker.start()
+    url = postgres_cluster.new_database()
+    configs = [
+        _instance(broker, tmp_path, url, part, client_id=cid, username=name, password=users[name])
+        for part, name, cid in zip("ab", accounts, client_ids or accounts, strict=True)
+    ]
+    device = SimDevice(broker, "treadmill-1", username="treadmill-1", password="pw-d")
+    try:
+        with (
+            running_service(configs[0], web=False, background=False) as a,
+            running_service(configs[1], web=False, background=False) as b,
+        ):
+            yield broker, a, b, device
+    finally:
+        device.close()
+        broker.cleanup()
+
+
+def test_instances_with_accounts_of_their_own_stay_connected_on_the_documented_broker(
+    tmp_path: Path, postgres_cluster: PostgresCluster
+) -> None:
+    """docs/provider.md: each instance its own account (``caregiver-a``, ``caregiver-b``),
+    its client id its account name, a ``user`` block each in the ACL. On the documented
+    broker a client's id is its user name, so this is what keeps them apart."""
+    accounts = ("caregiver-a", "caregiver-b")
+    with _run_two_instances(
+        tmp_path, postgres_cluster, accounts, _acl_with_instance_accounts()
+    ) as (broker, a, b, device):
+        sent = [device.fall() for _ in range(20)]
+
+        def stored() -> int:
+            return a.ingestor.events_stored + b.ingestor.events_stored
+
+        assert _until(lambda: stored() >= 20), stored()
+        assert _until(lambda: a.store.event_count() == 20), a.store.event_count()
+        assert {e.id for e in a.store.events_for("treadmill-1", 100)} == {e["id"] for e in sent}
+        assert a.ingestor.duplicates + b.ingestor.duplicates == 0
+        # the group shared the stream, and neither instance's session was taken over
+        assert a.ingestor.events_stored > 0 and b.ingestor.events_stored > 0
+        assert a.ingestor.connected.is_set() and b.ingestor.connected.is_set()
+        assert TAKEN_OVER not in broker.log()
+
+
+def test_instances_sharing_the_caregiver_account_take_each_others_session_over(
+    tmp_path: Path, postgres_cluster: PostgresCluster
+) -> None:
+    """Why: the guidance before (distinct client ids, all on the one ``caregiver`` account)
+    on the documented broker gives both the client id ``caregiver``. Each connection closes
+    the other's, and each then reconnects and closes the other's again, for ever."""
+    accounts, client_ids = ("caregiver", "caregiver"), ("caregiver-1", "caregiver-2")
+    with _run_two_instances(tmp_path, postgres_cluster, accounts, ACL, client_ids) as run:
+        broker = run[0]
+        assert _until(lambda: broker.log().count(TAKEN_OVER) >= 3), broker.log()
