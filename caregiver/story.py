@@ -47,6 +47,9 @@ _ALARM_TITLE = {
     "fall": "FALL",
     "no_recovery": "NOT GETTING UP after a fall",
     "help": "HELP requested",
+    "stumble": "Stumble not reset",
+    "fault": "Monitor fault",
+    "offline": "Monitor went offline while armed",
 }
 _VIA = {
     "dashboard": "on the dashboard",

@@ -416,6 +416,70 @@ def test_acknowledging_one_card_still_says_which_alerts_are_open(
         d.close()
 
 
+def test_a_monitor_gone_offline_while_armed_is_still_open_after_acknowledging_a_fall(
+    browser: Any, service: CaregiverService, mosquitto: Mosquitto, tmp_path: Path
+) -> None:
+    """Dad fell, treadmill-2's walker called for help, treadmill-3's monitor went offline
+    while armed (which pages the contacts too). Ann, on her phone, acknowledges Dad's fall:
+    the notice said "Still open: HELP requested on treadmill-2" and nothing of treadmill-3;
+    once she answered the call for help too it said all was closed, in green, while the
+    offline alert still paged. Every alert that pages is listed, in its own words: the call
+    for help in red (beeping, with Silence), the offline monitor in amber (no sound)."""
+    from playwright.sync_api import expect
+
+    shots = _shots(tmp_path)
+    devices = [SimDevice(mosquitto, f"treadmill-{n}") for n in (1, 2, 3)]
+    for d in devices:
+        d.online()
+    devices[0].incident_fall()
+    _help(devices[1])
+    devices[2].offline()
+    assert service.ingestor.wait_for(
+        lambda: (
+            all(service.store.open_incidents(d.device_id) for d in devices[:2])
+            and any(a.status == "paging" for a in service.store.alerts("treadmill-3"))
+        ),
+        WAIT,
+    )
+    page = _page(browser, service, 360)
+    notice = page.locator("#ack-notice")
+    offline = "Monitor went offline while armed on treadmill-3"
+    _tap_ack(page, "treadmill-1", 360)
+    expect(notice).to_have_text(
+        "Acknowledged: the alert on Dad's treadmill is closed.\n"
+        f"Still open: HELP requested on treadmill-2, {offline} Silence",
+        use_inner_text=True,
+    )
+    expect(page).to_have_title(f"\u26a0 Still open: HELP requested on treadmill-2, {offline}")
+    links = notice.locator(".still-open a")
+    expect(links.nth(0)).not_to_have_class(re.compile("still-open-warn"))
+    expect(links.nth(1)).to_have_class(re.compile("still-open-warn"))  # amber, not red
+    expect(links.nth(1)).to_have_css("color", "rgb(138, 75, 0)")
+    expect(links.nth(1)).to_have_attribute("href", "/devices/treadmill-3")
+    page.screenshot(path=str(shots / "acked-fall-offline-still-open-360.png"))
+
+    # the call for help answered: the offline alert is still open, said in amber, unsounded
+    _tap_ack(page, "treadmill-2", 360)
+    expect(notice).to_have_text(
+        f"Acknowledged: the alert on treadmill-2 is closed.\nStill open: {offline}",
+        use_inner_text=True,
+    )
+    expect(notice).to_have_class(re.compile(r"\back-warn\b"))
+    expect(notice.locator(".still-open-silence")).to_have_count(0)
+    expect(page).to_have_title(f"\u26a0 Still open: {offline}")
+    assert page.evaluate("document.documentElement.scrollWidth") <= 360
+    page.screenshot(path=str(shots / "acked-help-offline-still-open-360.png"))
+
+    # and its own card's Acknowledge closes it: all answered, the green line alone
+    _tap_ack(page, "treadmill-3", 360)
+    expect(notice).to_have_text("Acknowledged: the alert on treadmill-3 is closed.")
+    expect(notice.locator(".still-open")).to_have_count(0)
+    expect(page).to_have_title("RetroGuard caregiver")
+    page.context.close()
+    for d in devices:
+        d.close()
+
+
 def test_two_caregivers_acknowledge_a_fall_at_once_and_the_second_reads_who_answered(
     browser: Any, service: CaregiverService, mosquitto: Mosquitto, tmp_path: Path
 ) -> None:

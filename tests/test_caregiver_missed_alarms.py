@@ -60,6 +60,12 @@ def _alarms(client: Http) -> list[dict[str, Any]]:
     return alarms
 
 
+def _sounded(client: Http) -> list[dict[str, Any]]:
+    """What a page whose feed broke alarms for: the urgent ones (a fault, an offline monitor
+    is listed too, amber, as still open, and sounds nothing)."""
+    return [a for a in _alarms(client) if a["urgent"]]
+
+
 def _alarmed(client: Http) -> list[str]:
     """What a page rendered now knows of (its ``data-alarmed``)."""
     ids: list[str] = json.loads(
@@ -121,6 +127,7 @@ def test_open_critical_incidents_of_the_caregiver_s_devices_only_newest_first(
                 "text": f"{text} on {name}",  # as the live feed words the event's alarm
                 "link": f"/events/{ids['trip']['id']}",
                 "event": event,
+                "urgent": True,
             }
 
         found = _alarms(ann)
@@ -146,6 +153,54 @@ def test_open_critical_incidents_of_the_caregiver_s_devices_only_newest_first(
         assert status == 401
     finally:
         for device in (dad, mine, third):
+            device.close()
+
+
+def test_an_alert_that_pages_without_a_fall_is_listed_too_at_its_urgency(
+    service: CaregiverService, mosquitto: Mosquitto
+) -> None:
+    """Dad's treadmill called for help; Mum's monitor went offline while armed, which pages
+    the contacts too. The page's "Still open" (after acknowledging something else) is the
+    service's list: it said "HELP requested on Dad's treadmill" alone, and a caregiver
+    thought Mum's treadmill quiet. Each is named in its own words, the call for help urgent
+    (red, beeping), the monitor gone offline not (amber); a stumble held for the walker's
+    "I'm OK" pages nobody yet and is not listed. Acknowledging the offline alert ends it."""
+    dad, mum, third = (SimDevice(mosquitto, f"treadmill-{n}") for n in (1, 2, 3))
+    try:
+        for device in (dad, mum, third):
+            device.online()
+        helped = dad.event("help", severity="critical", state="ARMED", reason="help button")
+        _stored(service, helped)
+        stumble = third.stumble()  # held for the walker's reset: paging nobody yet
+        _stored(service, stumble)
+        mum.offline()
+
+        def offline_alert() -> list[Any]:
+            return [a for a in service.store.alerts("treadmill-2") if a.status == "paging"]
+
+        assert service.ingestor.wait_for(offline_alert, WAIT)
+        (alert,) = offline_alert()
+        ann = Http(service.port)
+        assert ann.login() == 303
+        found = _alarms(ann)
+        assert [(a["device_id"], a["text"], a["urgent"]) for a in found] == [
+            ("treadmill-1", "HELP requested on Dad's treadmill", True),
+            ("treadmill-2", "Monitor went offline while armed on treadmill-2", False),
+        ]
+        offline = found[1]
+        assert offline["incident"] == ""  # an alert outside incidents
+        assert offline["link"] == "/devices/treadmill-2"
+        assert offline["event"] == f"alert-{alert.id}"  # what the page remembers it by
+        status, _, _ = ann.request("GET", offline["link"])
+        assert status == 200
+        # a page's first render alarms (beeps) for the call for help only, as before
+        assert _alarmed(ann) == [helped["id"]]
+
+        status, _, body = ann.acknowledge("/", "/devices/treadmill-2/ack")
+        assert status in (200, 303), body
+        assert [a["device_id"] for a in _alarms(ann)] == ["treadmill-1"]
+    finally:
+        for device in (dad, mum, third):
             device.close()
 
 
@@ -344,7 +399,11 @@ def test_an_acknowledged_fall_reopened_by_a_fault_is_not_missed_again(
         _stored(service, fault)
         incident = service.store.incident(ids["incident"])
         assert incident is not None and incident.open  # reopened by the fault
-        assert _alarms(ann) == []
+        assert _sounded(ann) == []
+        # the fault pages: still open, in its own words, amber
+        assert [(a["text"], a["urgent"]) for a in _alarms(ann)] == [
+            ("Monitor fault on Dad's treadmill", False)
+        ]
     finally:
         dad.close()
 
@@ -404,7 +463,7 @@ def test_a_fall_closed_without_the_dashboard_and_reopened_by_a_fault_is_not_miss
         _stored(service, fault)
         reopened = service.store.incident(incident)
         assert reopened is not None and reopened.open  # reopened by the fault
-        assert _alarms(ann) == [] and _alarmed(ann) == []
+        assert _sounded(ann) == [] and _alarmed(ann) == []
         news = dad.event(  # after the close: the caregivers have not heard of this one
             "help", severity="critical", state="FAULT", reason="help pressed", incident=incident
         )

@@ -466,7 +466,9 @@
         if (!found) return;
         // newest first: the oldest alarms first, so the banner ends on the newest
         found.alarms.slice().reverse().forEach(function (a) {
-          if (heard.has(a.event)) return;
+          // an alert that pages without a fall (offline while armed): listed as still open
+          // after an acknowledgement, never the banner's alarm (the live feed raises none)
+          if (a.urgent === false || heard.has(a.event)) return;
           heard.add(a.event);
           caughtUp(a.device_id, a.device_name, a.text, a.link, a.event, a.incident);  // worded as the live alarm
         });
@@ -585,7 +587,8 @@
     return fetch("/api/alarms", { credentials: "same-origin", headers: { "Accept": "application/json" } })
       .then(function (r) { return r.ok ? r.json() : { alarms: [] }; })
       .then(function (found) {
-        return (found.alarms || []).filter(function (a) { return a.incident !== closed; });
+        // (an alert outside incidents has none: "" is no incident, never one closed)
+        return (found.alarms || []).filter(function (a) { return !closed || a.incident !== closed; });
       }, function () { return []; });
   }
   // The notice says what is still open, each a link to its alert, in the alarm's red; the
@@ -615,26 +618,35 @@
       notice.textContent = "";  // (not replaceChildren: Safari before 14 lacks it)
       ackLine(newer).forEach(function (c) { notice.append(c); });
     }
-    notice.classList.toggle("ack-more", open.length > 0);
+    // Every alert that pages is listed, each at its urgency: a fall, no recovery or call for
+    // help in red (and beeping), one without (offline while armed, a stumble not reset, a
+    // fault) in amber — "Still open: HELP" left out the treadmill gone offline, paging too.
+    var urgent = open.filter(function (a) { return a.urgent !== false; });
+    notice.classList.toggle("ack-more", urgent.length > 0);
+    notice.classList.toggle("ack-warn", open.length > 0 && !urgent.length);
     if (!open.length) { if (!listOnly) silence(); return; }
     var links = [];
     open.forEach(function (a, i) {
       if (i) links.push(", ");
-      links.push(node("a", { href: a.link, "class": "still-open-link" }, [a.text]));
+      var level = a.urgent === false ? " still-open-warn" : "";
+      links.push(node("a", { href: a.link, "class": "still-open-link" + level }, [a.text]));
     });
     var quiet = node("button", { type: "button", "class": "btn btn-plain still-open-silence" }, ["Silence"]);
     quiet.addEventListener("click", function () {
-      open.forEach(function (a) { quietened.add(a.event); });
+      urgent.forEach(function (a) { quietened.add(a.event); });
       silence(true); quiet.remove();
     });
-    var loud = open.some(function (a) { return !quietened.has(a.event); });
-    notice.appendChild(node("span", { "class": "still-open" }, [
+    var loud = urgent.some(function (a) { return !quietened.has(a.event); });
+    notice.appendChild(node("span", { "class": "still-open" + (urgent.length ? "" : " still-open-warn") }, [
       node("span", { "class": "still-open-lead" }, ["Still open: "])].concat(links, loud ? [" ", quiet] : [])));
-    if (!loud || listOnly) return;  // silenced here: said, not sounded again at the next card's change
-    // the alarm goes on for what is open: the tab's title and the beeping, not the banner
-    // (the notice is in its place)
-    showing = open.map(function (a) { return a.event; });
+    if (listOnly) return;  // the banner's alarm leads the title and beeping
+    if (urgent.length && !loud) return;  // silenced here: said, not sounded again
+    // the tab's title names what is open (the notice is in the banner's place), so a
+    // glance at the tab never reads "all answered" while an alert pages
     document.title = "\u26A0 Still open: " + open.map(function (a) { return a.text; }).join(", ");
+    if (!loud) return;  // only amber: said, not sounded
+    // the alarm goes on for what is open and urgent: the beeping, not the banner
+    showing = urgent.map(function (a) { return a.event; });
     if (alarmTimer) clearInterval(alarmTimer);
     alarmTimer = setInterval(beep, 2000);
   }

@@ -1240,6 +1240,24 @@ class Transaction:
         ).fetchall()
         return [_alert(r) for r in rows]
 
+    def paging_alerts(self, devices: Collection[str] | None, limit: int) -> list[Alert]:
+        """Alerts paging now (of ``devices`` only, unless None), newest first, at most
+        ``limit``: what the dashboard's "Still open" lists beside the open critical incidents
+        (a monitor gone offline while armed, a stumble not reset in time, a fault)."""
+        if devices is not None and not devices:
+            return []
+        where = "status = 'paging'"
+        args: list[object] = []
+        if devices is not None:
+            where += f" AND device_id IN ({_marks(list(devices))})"
+            args += list(devices)
+        rows = self._db.execute(
+            f"SELECT {_ALERT_COLUMNS} FROM alerts WHERE {where} "
+            "ORDER BY created_at DESC, id DESC LIMIT ?",
+            (*args, limit),
+        ).fetchall()
+        return [_alert(r) for r in rows]
+
     def open_alerts_due(self, now: float) -> list[Alert]:
         """Open alerts whose next look is due (held past their grace, paging past a timeout).
 
@@ -2063,6 +2081,10 @@ class Store:
         incidents with a critical event, newest first, each with its newest critical event's
         id (no times: the page compares ids it rendered and heard, whatever the clocks)."""
         return self._read(lambda ops: ops.open_critical(devices, limit))
+
+    def paging_alerts(self, devices: Collection[str] | None = None, limit: int = 50) -> list[Alert]:
+        """The alerts paging now, newest first (:meth:`Transaction.paging_alerts`)."""
+        return self._read(lambda ops: ops.paging_alerts(devices, limit))
 
     def open_incidents(self, device_id: str) -> list[Incident]:
         return self._read(lambda ops: ops.open_incidents(device_id))
