@@ -958,14 +958,38 @@ def test_alarm_sound_is_remembered_and_a_test_alarm_reaches_the_device(
     expect(page.locator("#test-alarm-status")).to_contain_text("Test alarm sent")
     expect(page.locator("#test-alarm-status")).to_contain_text("no phone will be notified")
 
-    # the treadmill goes offline: the page's script says nothing was sent
+    # the treadmill goes offline: neither command is offered, the reason said in words
+    # (they were, and a press was answered "nothing was sent"); a post is still refused
     device.offline()
     assert service.ingestor.wait_for(
         lambda: (service.store.device("treadmill-1") or {}).get("availability") == "offline"
     )
-    page.click("#test-alarm-form button")
-    expect(page.locator("#test-alarm-status")).to_contain_text("nothing was sent")
-    assert len(questions) == 2
+    for name, words in (
+        ("test-alarm", "a test alarm cannot"),
+        ("self-test", "it cannot be checked"),
+    ):
+        expect(page.locator(f"#{name}-form button")).to_be_disabled()
+        why = page.locator(f"#{name}-offline")
+        expect(why).to_be_visible()
+        expect(why).to_contain_text(f"the treadmill is offline, so {words}")
+    page.reload()  # as rendered, not only as the live feed turned it
+    expect(page.locator("#test-alarm-form button")).to_be_disabled()
+    expect(page.locator("#self-test-offline")).to_be_visible()
+    refused = page.evaluate(
+        """async () => {
+            const csrf = document.querySelector('#test-alarm-form input[name=csrf]').value;
+            const r = await fetch('/devices/treadmill-1/test-alarm', {method: 'POST',
+                headers: {'X-CSRF-Token': csrf, 'Accept': 'application/json'}});
+            return [r.status, (await r.json()).message];
+        }"""
+    )
+    assert refused[0] == 409 and "nothing was sent" in refused[1], refused
+    assert [n for n, _ in device.commands].count("test_alarm") == 1
+    assert len(questions) == 1
+    device.online()  # back: offered again
+    expect(page.locator("#test-alarm-form button")).to_be_enabled()
+    expect(page.locator("#test-alarm-offline")).to_be_hidden()
+    expect(page.locator("#self-test-form button")).to_be_enabled()
     page.context.close()
     device.close()
 

@@ -239,6 +239,22 @@
       fleet.appendChild(el);
     }
     if (fleet && fleet.dataset.page === "fleet") urgentFirst(fleet);
+    reachable(msg.device_id, !!msg.card.offline);
+  }
+  // The device page's commands (test alarm, self-test) cannot reach an offline treadmill:
+  // disabled, the reason said beside them, and back when it is online (the service refuses
+  // them too; they used to be offered, pressed, and answered "nothing was sent").
+  function offlineNow(name) {  // the treadmill went offline while the request was out
+    var why = document.getElementById(name + "-offline");
+    return !!why && !why.hidden;
+  }
+  function reachable(id, offline) {
+    ["test-alarm", "self-test"].forEach(function (name) {
+      var form = document.getElementById(name + "-form"), why = document.getElementById(name + "-offline");
+      if (!form || !why || form.getAttribute("action") !== "/devices/" + id + "/" + name) return;
+      form.querySelector("button").disabled = offline;
+      why.hidden = !offline;
+    });
   }
   // The fleet's cards in the order the server renders them (caregiver.story.URGENCY): red,
   // then amber, then the rest, in name order within each. In the document, not only on
@@ -726,7 +742,7 @@
         return r.json().then(function (answer) { note.textContent = answer.message; });
       })
       .catch(function (err) { note.textContent = "The test alarm could not be sent (" + err.message + ")."; })
-      .then(function () { button.disabled = false; });
+      .then(function () { button.disabled = offlineNow("test-alarm"); });
   });
 
   // A self-test only reads (the belt is not touched): no question first. The answer is the
@@ -763,7 +779,7 @@
           return r.json().then(function (answer) { note.textContent = ""; showCheck(answer.html); waitForCheck(); });
         })
         .catch(function (err) { note.textContent = "The treadmill could not be asked (" + err.message + ")."; })
-        .then(function () { button.disabled = false; });
+        .then(function () { button.disabled = offlineNow("self-test"); });
     });
     waitForCheck();  // a page opened while a check waits
   }
