@@ -15,8 +15,12 @@ docs/sessions.md, the one the walker's and the wiring docs point to. (The words
 and the docs once said "even 1 Hz blink: starting" while the same blink also
 showed STANDBY with the sensor-worn check still measuring: wait, a press is refused.)
 
-Dark-blip patterns keep the LED mostly lit while armed, so "lit" means "the belt
-is protected"; every other state but ``rest`` is mostly dark.
+"Lit" means "the belt is protected": every pattern shown while ARMED is lit at least two
+thirds of the time (steady, or broken by dark blips or, for ``rest``, one longer dark gap),
+every other at most half. No two patterns are alike to a glance: not the same rhythm with
+flashes and gaps within a factor 2 of each other, nor the same share lit at a period at most
+twice the other's (tests/test_led_patterns.py). ``rest`` was an even 1 s on, 1 s off blink:
+half dark during a rest, and ``starting``'s blink at half speed.
 """
 
 from __future__ import annotations
@@ -36,7 +40,7 @@ class LedPattern:
     looks: str
     """What the LED does, in the few words a test reads against :attr:`pattern`'s timeline
     (``tests/test_led_patterns.py``): "steady on", "even 1 Hz blink", "one short flash every
-    2 s", "on, two short dark blips every 2 s"..."""
+    2 s", "on, two short dark blips every 2 s", "on, dark 0.6 s every 2 s"..."""
     means: str
     """What the walker (or a technician) should take from it."""
 
@@ -85,10 +89,13 @@ LEDS: Mapping[str, LedPattern] = MappingProxyType(
                 "on, one short dark blip every 2 s",
                 "walk forward",
             ),
+            # Lit, as ARMED is during a rest, with a dark gap three times a forward blip's.
+            # It was an even 1 s on, 1 s off blink: half dark, the ``starting`` blink at half
+            # speed, where "lit" is the walker's sign that the belt is protected.
             LedPattern(
-                Pattern("rest", ((1.0, 1.0),), repeat=True, priority=0),
-                "slow blink, 1 s on, 1 s off",
-                "rest",
+                Pattern("rest", ((1.4, 0.6),), repeat=True, priority=0),
+                "on, dark 0.6 s every 2 s",
+                "rest, the belt is protected",
             ),
             # Lit with a dark blip three times a second: mostly lit, as every ARMED pattern is.
             # It was the 5 Hz 0.1/0.1 flashing of ``tripped``: for 3 s after every interval
