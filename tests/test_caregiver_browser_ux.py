@@ -480,6 +480,57 @@ def test_a_monitor_gone_offline_while_armed_is_still_open_after_acknowledging_a_
         d.close()
 
 
+def test_the_live_feed_raises_the_amber_notice_when_a_monitor_goes_offline_while_armed(
+    browser: Any, service: CaregiverService, mosquitto: Mosquitto, tmp_path: Path
+) -> None:
+    """Ann has the dashboard open on her phone; treadmill-3's monitor goes offline while
+    armed, which pages the contacts. The live feed raised nothing: the card turned amber,
+    seen only if she looked. The notice says it in amber, in /api/alarms' words with its
+    link, and so does the tab's title; no beeping, no Silence, no red banner. Her
+    acknowledgement closes it: the green line alone, the title back."""
+    from playwright.sync_api import expect
+
+    shots = _shots(tmp_path)
+    device = SimDevice(mosquitto, "treadmill-3")
+    device.online()
+    assert service.ingestor.wait_for(
+        lambda: (service.store.device("treadmill-3") or {}).get("state") == "ARMED", WAIT
+    )
+    page = _page(browser, service, 360)
+    notice = page.locator("#ack-notice")
+    expect(page.locator("#card-treadmill-3")).to_have_attribute("data-level", "ok")
+    expect(notice).to_be_hidden()
+
+    device.offline()
+    offline = "Monitor went offline while armed on treadmill-3"
+    expect(notice).to_be_visible()
+    expect(notice).to_have_text(f"Still open: {offline}", use_inner_text=True)
+    expect(notice).to_have_class(re.compile(r"\back-warn\b"))
+    link = notice.locator(".still-open a")
+    expect(link).to_have_css("color", "rgb(138, 75, 0)")  # amber, not red
+    expect(link).to_have_attribute("href", "/devices/treadmill-3")
+    expect(notice.locator(".still-open-silence")).to_have_count(0)
+    expect(page).to_have_title(f"\u26a0 Still open: {offline}")
+    expect(page.locator("#alarm-banner")).to_be_hidden()  # no beeping: the banner's
+    assert page.evaluate("document.documentElement.scrollWidth") <= 360
+    page.screenshot(path=str(shots / "live-offline-while-armed-360.png"))
+
+    # as a page load says it (/api/alarms asked once rendered with the amber card)
+    again = page.context.new_page()
+    again.goto(service.url + "/")
+    expect(again.locator("#ack-notice")).to_have_text(f"Still open: {offline}", use_inner_text=True)
+    expect(again).to_have_title(f"\u26a0 Still open: {offline}")
+    again.close()
+
+    _tap_ack(page, "treadmill-3", 360)
+    expect(notice).to_have_text("Acknowledged: the alert on treadmill-3 is closed.")
+    expect(notice).not_to_have_class(re.compile(r"\back-warn\b"))
+    expect(notice.locator(".still-open")).to_have_count(0)
+    expect(page).to_have_title("RetroGuard caregiver")
+    page.context.close()
+    device.close()
+
+
 def test_two_caregivers_acknowledge_a_fall_at_once_and_the_second_reads_who_answered(
     browser: Any, service: CaregiverService, mosquitto: Mosquitto, tmp_path: Path
 ) -> None:

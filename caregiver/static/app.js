@@ -489,6 +489,7 @@
           caughtUp(a.device_id, a.device_name, a.text, a.link, a.event, a.incident);  // worded as the live alarm
         });
         schedule();
+        showWarnings(found.alarms);  // the amber ones: the notice, as the live feed raises it
       }, function () { setTimeout(missedAlarms, 2000); });  // the feed is open: try again
   }
   // The stream's first message says where the changes stood when it opened: the same as
@@ -568,6 +569,9 @@
     incidents.forEach(onIncident);
     Object.keys(cards).forEach(function (id) { onDevice(cards[id]); });
     if (Object.keys(cards).length) refreshStillOpen();  // one acknowledged elsewhere leaves the list
+    // a card turned amber (a monitor gone offline while armed pages): the amber notice; or
+    // the notice shows one and a card changed (acknowledged elsewhere, back online)
+    if (Object.keys(cards).some(function (id) { return cards[id].level === "warn"; }) || warning()) askWarnings();
   }
 
   // Acknowledge without leaving the page (the form also works without JavaScript). The form
@@ -579,7 +583,7 @@
     if (!notice) return;
     notice.textContent = text || "";
     notice.hidden = !text;
-    notice.classList.remove("ack-done", "ack-more");
+    notice.classList.remove("ack-done", "ack-more", "ack-warn", "live-warn");
     notice.style.minHeight = "";
   }
   function cardName(card) {
@@ -674,6 +678,43 @@
       if (notice.hidden) return;
       notice.style.minHeight = notice.offsetHeight + "px";
       showStillOpen(open, !banner.hidden);  // the banner's alarm leads the title and beeping
+    });
+  }
+  // An alert that pages without a fall, a call for help or no recovery (a monitor gone
+  // offline while armed, a stumble not reset, a fault): the live feed raised nothing for it,
+  // and a caregiver with the dashboard open saw only an amber card, if they looked. The
+  // notice says it in amber, as /api/alarms words it ("Still open: Monitor went offline
+  // while armed on treadmill-3", a link to it) and so does the tab's title; no beeping and
+  // no Silence (those are the urgent alarm's), and it goes when nothing amber pages any more
+  // (acknowledged here or elsewhere, the monitor back). Never over an acknowledgement's or
+  // another answer's notice: that one lists what is still open itself (refreshStillOpen).
+  function warning() { return !!notice && !notice.hidden && notice.classList.contains("live-warn"); }
+  function showWarnings(alarms) {
+    if (!notice || (!notice.hidden && !warning())) return;
+    var amber = alarms.filter(function (a) { return a.urgent === false; });
+    if (!amber.length) {
+      if (!warning()) return;
+      notice.hidden = true;
+      notice.classList.remove("live-warn", "ack-warn");
+      var said = notice.querySelector(".still-open");
+      if (said) said.remove();
+      if (banner.hidden) document.title = "RetroGuard caregiver";  // the banner's title stays
+      return;
+    }
+    notice.textContent = "";
+    notice.hidden = false;
+    notice.classList.add("live-warn");
+    showStillOpen(amber, !banner.hidden);  // the banner's alarm leads the title
+  }
+  // One question at a time; changes meanwhile ask once more when it is answered.
+  var warningsAsked = false, warningsAgain = false;
+  function askWarnings() {
+    if (warningsAsked) { warningsAgain = true; return; }
+    warningsAsked = true;
+    stillOpen("").then(function (open) {
+      warningsAsked = false;
+      showWarnings(open);
+      if (warningsAgain) { warningsAgain = false; askWarnings(); }
     });
   }
   document.addEventListener("submit", function (ev) {
@@ -789,5 +830,7 @@
   setInterval(updateSince, 15000);
   // a page opened afresh with an open critical incident nobody answered alarms at once
   if (rendered.some(function (id) { return !heard.has(id); })) missedAlarms();
+  // one rendered with an amber card says what pages in the notice, as the live feed would
+  else if (document.querySelector('.card[data-level="warn"]')) askWarnings();
   connect();
 })();
