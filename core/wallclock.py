@@ -44,6 +44,40 @@ _MAXERROR_LIMIT_US = 16_000_000
 """As systemd's ``ntp_synced()``: a maximum error of 16 s or more is not synchronised."""
 
 
+BOOT_ID = Path("/proc/sys/kernel/random/boot_id")
+"""Linux's id of this boot: wall minus monotonic read in another boot says nothing (the
+monotonic clock starts again at each boot)."""
+
+
+def boot_id() -> str:
+    """This boot's id ("" where the kernel has none to say: then no stored offset is
+    compared, as across a reboot)."""
+    try:
+        return BOOT_ID.read_text().strip()
+    except OSError:
+        return ""
+
+
+def after_step(wall: str, offset_then: float, offset_now: float, *, timespec: str) -> str:
+    """``wall``, read when wall minus monotonic was ``offset_then``, as the clock whose offset
+    is now ``offset_now`` reads that moment: moved by the step between them, unchanged within
+    :data:`STEP_S` (a running clock's slew, not a step).
+
+    The one correction of a wall time read before a step (NTP's first setting of a Pi with no
+    battery-backed clock, ``date -s``): a session's start and end
+    (:mod:`firmware.session.runner`) and a progression's stage start
+    (:mod:`firmware.storage.progressions`, which keeps the offset and :func:`boot_id` with it).
+    A time that is not a time is returned as it is."""
+    step = offset_now - offset_then
+    if abs(step) <= STEP_S:
+        return wall
+    try:
+        moved = dt.datetime.fromisoformat(wall) + dt.timedelta(seconds=step)
+    except ValueError:
+        return wall
+    return moved.isoformat(timespec=timespec)
+
+
 class WallClock(Protocol):
     """The wall clock, for the times people read. :meth:`now` and :meth:`offset` are clock
     reads (vDSO: no system call); :meth:`synchronized` of the host's clock is a system call

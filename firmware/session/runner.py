@@ -106,7 +106,7 @@ from core.protocol.messages import (
     SessionStatus,
 )
 from core.protocol.walker import DEFAULT_WALKER, DEFAULT_WALKER_ID, Walker
-from core.wallclock import STEP_S, SystemWallClock, WallClock
+from core.wallclock import STEP_S, SystemWallClock, WallClock, after_step
 from firmware.detection.base import Detection, DetectionKind
 from firmware.fsm import TransitionTable
 from firmware.gait import figures as gait_figures
@@ -574,10 +574,6 @@ class _Trip:
 
 def _wall_text(t: dt.datetime) -> str:
     return t.isoformat(timespec="seconds")
-
-
-def _shifted(wall: str, seconds: float) -> str:
-    return _wall_text(dt.datetime.fromisoformat(wall) + dt.timedelta(seconds=seconds))
 
 
 class SessionRunner:
@@ -1986,7 +1982,7 @@ class SessionRunner:
         offset = self._wall.offset()
         step = offset - s.wall_offset
         if abs(step) > STEP_S:
-            s.started_wall = _shifted(s.started_wall, step)
+            s.started_wall = after_step(s.started_wall, s.wall_offset, offset, timespec="seconds")
             s.wall_offset = offset
             log.warning(
                 "the wall clock was set by %+.0f s during session %s: its start is now %s",
@@ -1996,7 +1992,7 @@ class SessionRunner:
             )
         if s.ended_wall is not None and abs(offset - s.ended_offset) > STEP_S:
             # Its own offset: an end read after the step is right already.
-            s.ended_wall = _shifted(s.ended_wall, offset - s.ended_offset)
+            s.ended_wall = after_step(s.ended_wall, s.ended_offset, offset, timespec="seconds")
             s.ended_offset = offset
         s.wall_synced = s.wall_synced or synced
 
