@@ -14,6 +14,16 @@ A plan set by hand (``cmd/plan``, ``retroguard plan set|clear``) for a walker
 whose progression runs holds it (:func:`set_plan_by_hand`): the rule counts
 only sessions of the stage's plan, so it would otherwise stall unseen. A
 release puts the stage's plan back when another is in force.
+
+A row keeps, with its stage start, the wall clock's offset from the monotonic clock and the
+boot it was read in (migration 8): a Pi has no battery-backed clock, so a progression
+assigned before NTP's first sync is stamped with whatever the clock read (a day, a year
+ahead), and the step NTP makes moves the sessions' times (:mod:`firmware.session.runner`)
+but not a stored start. Read in the same boot after a step, the start moves by it
+(:func:`core.wallclock.after_step`, the sessions' one correction): before, a start left a
+year ahead counted every session as "before the stage", and the walker never advanced. In
+another boot the offset says nothing (the monotonic clock starts again) and the start is
+kept as it was stored, as rows from before migration 8 are.
 """
 
 from __future__ import annotations
@@ -36,6 +46,7 @@ from core.progression import StageSession, completed_in
 from core.protocol.messages import ProgressionHeld
 from core.protocol.plan import Plan, Progression, same_walk
 from core.protocol.walker import DEFAULT_WALKER_ID
+from core.wallclock import SystemWallClock, WallClock, after_step, boot_id
 from core.zones import system_zone
 from firmware.storage.plans import assign_plan, current_plan
 
@@ -76,17 +87,28 @@ class ProgressionState:
         return self.stage >= len(self.progression.stages) - 1
 
 
+def _wall_clock(clock: WallClock | None) -> WallClock:
+    return clock if clock is not None else SystemWallClock()
+
+
 def current_progression(
-    conn: sqlite3.Connection, walker: str = DEFAULT_WALKER_ID
+    conn: sqlite3.Connection, walker: str = DEFAULT_WALKER_ID, *, clock: WallClock | None = None
 ) -> ProgressionState | None:
+    """``walker``'s progression in force, its stage start as ``clock`` (default the host's)
+    reads that moment now: moved by any step of the clock since it was stored in this boot."""
     row = conn.execute(
-        "SELECT id, progression, stage, stage_started_wall, held, changed_by, change"
+        "SELECT id, progression, stage, stage_started_wall, held, changed_by, change,"
+        " stage_started_offset, stage_started_boot"
         " FROM progressions WHERE walker = ? ORDER BY id DESC LIMIT 1",
         (walker,),
     ).fetchone()
     if row is None or row[1] is None:
         return None
-    revision, text, stage, started, held, by, change = row
+    revision, text, stage, started, held, by, change, offset, boot = row
+    if offset is not None and boot and boot == boot_id():
+        started = after_step(
+            str(started), float(offset), _wall_clock(clock).offset(), timespec="milliseconds"
+        )
     try:
         progression = msgspec.json.decode(str(text), type=Progression)
     except msgspec.MsgspecError:
@@ -143,10 +165,14 @@ def _record(
     wall: str,
     plan_too: bool,
     walker: str,
+    clock: WallClock | None,
 ) -> ProgressionState:
+    """``stage_started_wall`` is a time as ``clock`` reads it now (the caller's ``wall``, or a
+    start :func:`current_progression` corrected): its offset and this boot go with it."""
     cursor = conn.execute(
         "INSERT INTO progressions (progression, stage, stage_started_wall, held, changed_by,"
-        " change, changed_wall, walker) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        " change, changed_wall, walker, stage_started_offset, stage_started_boot)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         (
             msgspec.json.encode(progression).decode(),
             stage,
@@ -156,6 +182,8 @@ def _record(
             change,
             wall,
             walker,
+            _wall_clock(clock).offset(),
+            boot_id() or None,
         ),
     )
     if plan_too:
@@ -180,8 +208,10 @@ def start_progression(
     by: str,
     wall: str,
     walker: str = DEFAULT_WALKER_ID,
+    clock: WallClock | None = None,
 ) -> ProgressionState:
-    """Assign ``walker`` a progression at ``stage``; its plan is assigned with it."""
+    """Assign ``walker`` a progression at ``stage``; its plan is assigned with it. ``wall``
+    is ``clock``'s time now (default the host's clock: the offset stored with the start)."""
     return _record(
         conn,
         progression,
@@ -193,6 +223,7 @@ def start_progression(
         wall=wall,
         plan_too=True,
         walker=walker,
+        clock=clock,
     )
 
 
@@ -204,13 +235,14 @@ def change_progression(
     wall: str,
     walker: str = DEFAULT_WALKER_ID,
     zone: dt.tzinfo | None = None,
+    clock: WallClock | None = None,
 ) -> ProgressionState:
     """``hold``, ``release`` or ``step_back``; :class:`LookupError` without a progression,
     :class:`ProgressionUnchanged` when the action would change nothing (nothing recorded).
     A release of a stage whose sessions were done while it was held advances it at once
     (weeks in ``zone``, default the system's, as the courier's rule counts them after a
     session: :func:`advance_if_done`)."""
-    state = current_progression(conn, walker)
+    state = current_progression(conn, walker, clock=clock)
     if state is None:
         if walker != DEFAULT_WALKER_ID:
             raise LookupError(f"no progression is assigned to walker {walker} on this device")
@@ -226,6 +258,7 @@ def change_progression(
         return _record(
             conn, state.progression, state.stage, stage_started_wall=state.stage_started_wall,
             held=True, by=by, change="held", wall=wall, plan_too=False, walker=walker,
+            clock=clock,
         )  # fmt: skip
     if action == "release":
         # The stage's sessions may have been done while it was held (the hold stops the
@@ -244,9 +277,10 @@ def change_progression(
         released = _record(
             conn, state.progression, state.stage, stage_started_wall=state.stage_started_wall,
             held=False, by=by, change="released", wall=wall, plan_too=restore, walker=walker,
+            clock=clock,
         )  # fmt: skip
         if done_already:
-            advanced = advance_if_done(conn, zone, wall, walker=walker)
+            advanced = advance_if_done(conn, zone, wall, walker=walker, clock=clock)
             if advanced is not None:
                 return replace(advanced, advanced_on_release=True)
         return replace(released, plan_restored=restore)
@@ -260,6 +294,7 @@ def change_progression(
         return _record(
             conn, state.progression, state.stage - 1, stage_started_wall=wall,
             held=state.held, by=by, change="stepped back", wall=wall, plan_too=True, walker=walker,
+            clock=clock,
         )  # fmt: skip
     raise ValueError(f"unknown progression action {action!r}")
 
@@ -287,6 +322,7 @@ def set_plan_by_hand(
     request_id: str | None = None,
     walker: str = DEFAULT_WALKER_ID,
     config_plan: Plan | None = None,
+    clock: WallClock | None = None,
 ) -> HandPlan:
     """Assign ``walker`` a plan by hand (None: the config's ``session.plan``), holding their
     progression if one runs, in the caller's transaction.
@@ -301,7 +337,7 @@ def set_plan_by_hand(
     caller could read it): a clear to a config plan that is the stage's own holds nothing
     either, where before it held the progression for a plan it walks anyway.
     Nothing is started: the plan applies from the walker's next session start."""
-    state = current_progression(conn, walker)
+    state = current_progression(conn, walker, clock=clock)
     held: ProgressionState | None = None
     newly = False
     walked = plan if plan is not None else config_plan
@@ -314,6 +350,7 @@ def set_plan_by_hand(
                 conn, state.progression, state.stage,
                 stage_started_wall=state.stage_started_wall, held=True, by=by,
                 change=HAND_PLAN_HOLD, wall=wall, plan_too=False, walker=walker,
+                clock=clock,
             )  # fmt: skip
     revision = assign_plan(
         conn, plan, by=by, via=via, assigned_wall=wall, request_id=request_id, walker=walker
@@ -370,7 +407,12 @@ def _next_stage_start(wall: str, completed: str, zone: dt.tzinfo) -> str:
 
 
 def advance_if_done(
-    conn: sqlite3.Connection, zone: dt.tzinfo, wall: str, *, walker: str = DEFAULT_WALKER_ID
+    conn: sqlite3.Connection,
+    zone: dt.tzinfo,
+    wall: str,
+    *,
+    walker: str = DEFAULT_WALKER_ID,
+    clock: WallClock | None = None,
 ) -> ProgressionState | None:
     """After ``walker``'s session: move to the next stage if this one's prescribed sessions
     (theirs) are done; the next stage counts from the week after
@@ -379,7 +421,7 @@ def advance_if_done(
     Returns the new state when it advanced (its plan is assigned), else None:
     no progression, held, at the last stage, or not done yet.
     """
-    state = current_progression(conn, walker)
+    state = current_progression(conn, walker, clock=clock)
     if state is None or state.held or state.last:
         return None
     week = _done(conn, state, zone, walker)
@@ -396,6 +438,7 @@ def advance_if_done(
         wall=wall,
         plan_too=True,
         walker=walker,
+        clock=clock,
     )
 
 

@@ -260,6 +260,17 @@ MIGRATIONS: tuple[Migration, ...] = (
             "UPDATE session_intervals SET falls = trips - stumbles",
         ),
     ),
+    Migration(
+        8,
+        "a progression's stage start keeps the wall clock's offset from the monotonic clock "
+        "and the boot it was read in (firmware/storage/progressions.py), so a start read "
+        "before NTP stepped the clock is corrected as a session's times are; rows recorded "
+        "before: NULL, kept as they are",
+        (
+            "ALTER TABLE progressions ADD COLUMN stage_started_offset REAL",
+            "ALTER TABLE progressions ADD COLUMN stage_started_boot TEXT",
+        ),
+    ),
 )
 
 SCHEMA_VERSION = MIGRATIONS[-1].version

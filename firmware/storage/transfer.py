@@ -110,6 +110,8 @@ PROGRESSION_COLUMNS = (
     "change",
     "changed_wall",
     "walker",
+    "stage_started_offset",
+    "stage_started_boot",
 )
 ASSIGNMENTS = (("plans", PLAN_COLUMNS), ("progressions", PROGRESSION_COLUMNS))
 """The physio's plans and progressions: each walker's newest row of each goes to memory (the

@@ -1,0 +1,158 @@
+"""A progression assigned while the Pi's wall clock was wrong (no battery-backed clock: ahead,
+before NTP's first sync) has its stage start corrected by the step, as a session's times are:
+its weeks count from the true Monday, and the sessions walked after it count toward it.
+
+Before, the start kept the time the wrong clock read: a day ahead, the walker's first day did
+not count; a year ahead, no session counted and the walker never advanced. Real device
+databases (SQLite files); the simulated wall clock the session tests use
+(:class:`core.wallclock.FakeWallClock`), stepped as NTP steps it.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+
+import pytest
+
+from core.clock import SimClock
+from core.plan_presets import PRESETS
+from core.protocol.plan import Progression, Stage
+from core.wallclock import FakeWallClock
+from firmware.storage.database import connect
+from firmware.storage.progressions import (
+    advance_if_done,
+    change_progression,
+    current_progression,
+    start_progression,
+)
+from firmware.storage.sessions import save_session
+from tests.caregiver_support import session_record, walked
+
+DEVICE = "tm-1"
+TWO_TWO = PRESETS["alternate-2-2"]
+WEEK_2 = PRESETS["progression-week-2"]
+ASSIGNED = dt.datetime(2026, 3, 2, 7, 0, tzinfo=dt.UTC)
+"""The physio assigns the progression on Monday morning (ISO week 2026-W10), truly."""
+DAY = dt.timedelta(days=1).total_seconds()
+YEAR = dt.timedelta(days=365).total_seconds()
+
+
+def _progression() -> Progression:
+    return Progression(
+        "custom", (Stage(TWO_TWO, weeks=1, sessions_per_week=3), Stage(WEEK_2, weeks=1))
+    )
+
+
+def _text(t: dt.datetime) -> str:
+    return t.isoformat(timespec="milliseconds")
+
+
+def _walk_three_days(conn_path: Path, first: dt.datetime) -> None:
+    conn = connect(conn_path)
+    with conn:
+        for day in range(3):
+            save_session(
+                conn,
+                walked(
+                    session_record(
+                        DEVICE, first + dt.timedelta(days=day), backward_min=14, longest_min=2
+                    ),
+                    TWO_TWO,
+                ),
+            )
+    conn.close()
+
+
+@pytest.mark.parametrize("ahead", [DAY, YEAR], ids=["a day ahead", "a year ahead"])
+def test_a_progression_assigned_before_ntp_set_the_clock_counts_from_its_true_start(
+    tmp_path: Path, ahead: float
+) -> None:
+    """The clock reads ``ahead`` of the truth when the physio assigns the progression; NTP
+    steps it back; the walker walks the stage's three sessions Monday to Wednesday (their
+    times right: the clock is set). The stage's start is the true Monday morning, and the
+    third session moves the walker on (before: never, a year ahead; a day ahead, Monday's
+    walk did not count and Wednesday's did not complete the week)."""
+    clock = SimClock()
+    wall = FakeWallClock(clock, ASSIGNED + dt.timedelta(seconds=ahead), synced=False)
+    db = tmp_path / "device.db"
+    conn = connect(db)
+    with conn:
+        assigned = start_progression(
+            conn, _progression(), stage=0, by="Jo", wall=_text(wall.now()), clock=wall
+        )
+    assert assigned.stage_started_wall == _text(ASSIGNED + dt.timedelta(seconds=ahead))
+    clock.advance(600.0)
+    wall.step(-ahead)  # NTP's first sync
+    state = current_progression(conn, clock=wall)
+    assert state is not None
+    assert state.stage_started_wall == _text(ASSIGNED)  # the true start, read after the step
+    conn.close()
+    _walk_three_days(db, ASSIGNED + dt.timedelta(hours=2))
+    clock.advance(2 * DAY + 3 * 3600.0)
+    conn = connect(db)
+    with conn:
+        advanced = advance_if_done(conn, dt.UTC, _text(wall.now()), clock=wall)
+    conn.close()
+    assert advanced is not None and advanced.stage == 1
+
+
+def test_a_start_corrected_once_stays_corrected_through_a_hold_and_a_release(
+    tmp_path: Path,
+) -> None:
+    """A hold after the step stores the corrected start with the clock's offset now: read
+    again, it is not moved a second time (nor by the release), and the stage still
+    completes on the walker's three days."""
+    clock = SimClock()
+    wall = FakeWallClock(clock, ASSIGNED + dt.timedelta(seconds=YEAR), synced=False)
+    db = tmp_path / "device.db"
+    conn = connect(db)
+    with conn:
+        start_progression(
+            conn, _progression(), stage=0, by="Jo", wall=_text(wall.now()), clock=wall
+        )
+    clock.advance(60.0)
+    wall.step(-YEAR)
+    clock.advance(60.0)
+    with conn:
+        held = change_progression(conn, "hold", by="Jo", wall=_text(wall.now()), clock=wall)
+    assert held.stage_started_wall == _text(ASSIGNED)
+    clock.advance(60.0)
+    with conn:
+        released = change_progression(
+            conn, "release", by="Jo", wall=_text(wall.now()), clock=wall, zone=dt.UTC
+        )
+    assert released.stage_started_wall == _text(ASSIGNED)
+    again = current_progression(conn, clock=wall)
+    assert again is not None and again.stage_started_wall == _text(ASSIGNED)
+    conn.close()
+    _walk_three_days(db, ASSIGNED + dt.timedelta(hours=2))
+    clock.advance(3 * DAY)
+    conn = connect(db)
+    with conn:
+        advanced = advance_if_done(conn, dt.UTC, _text(wall.now()), clock=wall)
+    conn.close()
+    assert advanced is not None and advanced.stage == 1
+
+
+def test_a_start_from_another_boot_is_kept_as_stored(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The monotonic clock starts again at each boot, so an offset read in another boot
+    says nothing about a step: the start is kept as it was stored (what every row from before
+    the offset was kept reads as too), never moved by the difference of two boots' clocks."""
+    boot = tmp_path / "boot_id"
+    boot.write_text("first-boot\n")
+    monkeypatch.setattr("core.wallclock.BOOT_ID", boot)
+    clock = SimClock()
+    wall = FakeWallClock(clock, ASSIGNED, synced=True)
+    conn = connect(tmp_path / "device.db")
+    with conn:
+        start_progression(
+            conn, _progression(), stage=0, by="Jo", wall=_text(wall.now()), clock=wall
+        )
+    boot.write_text("second-boot\n")
+    rebooted = FakeWallClock(SimClock(), ASSIGNED + dt.timedelta(days=3), synced=True)
+    state = current_progression(conn, clock=rebooted)
+    conn.close()
+    assert state is not None and state.stage_started_wall == _text(ASSIGNED)
