@@ -325,3 +325,25 @@ def test_the_detector_is_compiled_with_the_locked_mypy_and_never_a_next_major() 
     bootstrap = (ROOT / "scripts" / "bootstrap.sh").read_text().replace("\\\n", " ")
     (install,) = [line for line in bootstrap.splitlines() if "pip install" in line and "-e" in line]
     assert re.search(r"-c constraints\.txt +--build-constraint constraints\.txt", install)
+
+
+@pytest.mark.parametrize(
+    "device", ["caregiver", "caregiver-2", "caregiver-ward-b", "homeassistant"]
+)
+def test_broker_refuses_a_device_named_as_another_account(tmp_path: Path, device: str) -> None:
+    """The ACL's per-device patterns apply to every account: a device named ``caregiver``,
+    ``homeassistant`` or ``caregiver-<anything>`` (a caregiver service instance's account,
+    docs/provider.md) would share its account or let that account forge the device's events."""
+    etc = tmp_path / "etc"
+    etc.mkdir()
+    (etc / "config.toml").write_text(f'[device]\nid = "{device}"\n')
+    result = run_script("--dry-run", "--broker", env_dirs=tmp_path)
+    assert result.returncode == 1, result.stdout
+    assert f"device.id '{device}' is another account's name" in result.stderr
+    assert "Write " not in result.stdout  # stopped at the broker's step, before the config's
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["etc"]
+    # a name that only starts like one is a device's
+    (etc / "config.toml").write_text('[device]\nid = "caregivers-room"\n')
+    result = run_script("--dry-run", "--broker", env_dirs=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "accounts caregivers-room, caregiver and homeassistant" in result.stdout
