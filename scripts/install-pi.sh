@@ -353,7 +353,8 @@ install_broker() {
             exit 1
             ;;
     esac
-    run install -d -m 0755 "$MOSQUITTO_DIR" "$MOSQUITTO_DIR/conf.d"
+    # the password files go in ETC_DIR, which install_config (after this step) would make
+    run install -d -m 0755 "$ETC_DIR" "$MOSQUITTO_DIR" "$MOSQUITTO_DIR/conf.d"
     write_file "$BROKER_ACL" 0640 root:mosquitto <"$root/docs/mqtt/mosquitto.acl"
     broker_account "$device" "$DEVICE_MQTT_PASSWORD" "root:$SVC_USER"
     broker_account caregiver "$CAREGIVER_MQTT_PASSWORD" "root:$SVC_USER"

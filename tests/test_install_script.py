@@ -347,3 +347,23 @@ def test_broker_refuses_a_device_named_as_another_account(tmp_path: Path, device
     result = run_script("--dry-run", "--broker", env_dirs=tmp_path)
     assert result.returncode == 0, result.stderr
     assert "accounts caregivers-room, caregiver and homeassistant" in result.stdout
+
+
+def test_broker_step_on_a_fresh_pi_makes_the_config_folder(tmp_path: Path) -> None:
+    """The broker's step runs before the config's (which made /etc/retroguard): on a Pi with
+    no /etc/retroguard yet, writing the first password file failed and the install stopped.
+    (tests/test_mqtt_security.py made the folder before running the step.)"""
+    if shutil.which("mosquitto_passwd") is None:
+        pytest.skip("mosquitto_passwd not installed (Debian package 'mosquitto')")
+    if os.geteuid() != 0:
+        pytest.skip("the step writes its files root:mosquitto, as on the Pi: needs root")
+    etc = tmp_path / "etc"
+    env = dict(os.environ, RETROGUARD_ETC=str(etc), RETROGUARD_MOSQUITTO_DIR=str(tmp_path / "m"))
+    script = f"source {SCRIPT}; SVC_USER=root; systemctl() {{ :; }}; broker=1; install_broker"
+    done = subprocess.run(
+        ["bash", "-c", script], env=env, capture_output=True, text=True, check=False
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert (etc / "mqtt-password").read_text().strip()
+    plan = run_script("--dry-run", "--broker", env_dirs=tmp_path / "planned").stdout
+    assert f"+ install -d -m 0755 {tmp_path}/planned/etc " in plan
