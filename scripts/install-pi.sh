@@ -5,7 +5,8 @@
 #   sudo ./scripts/install-pi.sh --uninstall  remove the service (and the caregivers' unit, if
 #                                             installed), its watchdog and i2c-dev boot settings
 #                                             and /opt/retroguard (keeps config and databases;
-#                                             --purge removes them and the user too)
+#                                             --purge removes them, the user, the groups and
+#                                             the broker setup this script made too)
 #   ./scripts/install-pi.sh --dry-run [...]   print the steps, change nothing (no root needed)
 #   --no-start                                enable the unit but do not (re)start it now
 #   --no-hardware-watchdog                    leave systemd's RuntimeWatchdogSec alone
@@ -31,7 +32,7 @@ ETC_DIR=${RETROGUARD_ETC:-/etc/retroguard}
 UNIT_DIR=${RETROGUARD_UNIT_DIR:-/etc/systemd/system}
 SYSTEM_CONF_DIR=${RETROGUARD_SYSTEM_CONF_DIR:-/etc/systemd/system.conf.d}
 MODULES_LOAD_DIR=${RETROGUARD_MODULES_LOAD_DIR:-/etc/modules-load.d}
-STATE_DIR=/var/lib/retroguard
+STATE_DIR=${RETROGUARD_STATE_DIR:-/var/lib/retroguard}
 VENV=$PREFIX/venv
 CONFIG=$ETC_DIR/config.toml
 WATCHDOG_DROPIN=$SYSTEM_CONF_DIR/60-retroguard-watchdog.conf
@@ -56,6 +57,10 @@ CAREGIVER_MQTT_PASSWORD=$ETC_DIR/caregiver-mqtt-password
 HOMEASSISTANT_MQTT_PASSWORD=$ETC_DIR/homeassistant-mqtt-password
 # gpio and i2c for the pins and the sensor, audio for /dev/snd (the spoken prompts).
 SVC_GROUPS=(gpio i2c audio)
+# The groups of SVC_GROUPS this script had to create (one a line): --purge removes only these.
+CREATED_GROUPS=$ETC_DIR/installer-created-groups
+# The first line of every broker config this script writes: --purge removes only such a one.
+BROKER_MARKER="# Written by RetroGuard's install-pi.sh --broker"
 
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 dry_run=0
@@ -66,7 +71,7 @@ hw_watchdog=1
 caregiver=0
 broker=0
 
-usage() { sed -n '2,22p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '2,23p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; }
 
 parse_args() {
     local arg
@@ -208,6 +213,7 @@ create_user() {
         if ! getent group "$group" >/dev/null; then
             note "group '$group' missing (not Raspberry Pi OS?): creating it"
             run groupadd --system "$group"
+            record_created_group "$group"
         fi
     done
     if id "$SVC_USER" >/dev/null 2>&1; then
@@ -223,6 +229,21 @@ create_user() {
             run usermod -aG "$group" "$SVC_USER"
         fi
     done
+}
+
+# record_created_group GROUP: note in CREATED_GROUPS that this script made GROUP, so that
+# --purge removes it (and never a group the system or someone else made).
+record_created_group() {
+    local group=$1
+    if grep -qxF -- "$group" "$CREATED_GROUPS" 2>/dev/null; then
+        return
+    fi
+    if [ "$dry_run" -eq 1 ]; then
+        printf '    + record %s in %s\n' "$group" "$CREATED_GROUPS"
+        return
+    fi
+    install -d -m 0755 "$ETC_DIR"
+    printf '%s\n' "$group" >>"$CREATED_GROUPS"
 }
 
 install_venv() {
@@ -360,7 +381,7 @@ install_broker() {
     broker_account caregiver "$CAREGIVER_MQTT_PASSWORD" "root:$SVC_USER"
     broker_account homeassistant "$HOMEASSISTANT_MQTT_PASSWORD" root:root
     write_file "$BROKER_CONF" 0644 root:root <<EOF
-# Written by RetroGuard's install-pi.sh --broker, again at every run. No login, no access;
+$BROKER_MARKER, again at every run. No login, no access;
 # each account publishes and reads only what the ACL gives it (docs/mqtt.md, "Mosquitto
 # ACL"): a device its own topics, the caregiver service its presence, commands and
 # receipts, Home Assistant its buttons. Accounts: $BROKER_PASSWD.
@@ -461,15 +482,92 @@ uninstall() {
     if [ "$purge" -eq 0 ]; then
         step "Keep config, event store and user"
         note "kept: $ETC_DIR, $STATE_DIR and user '$SVC_USER' (--uninstall --purge removes them)"
+        if broker_conf_ours; then
+            note "kept: the broker setup of --broker ($BROKER_CONF, $BROKER_ACL, $BROKER_PASSWD) and Mosquitto running (--uninstall --purge removes them)"
+        fi
         return
     fi
-    step "Purge config, event store and user"
+    purge_broker
+    step "Purge config, event store, user and the groups this script created"
+    # read before the folder that holds the record goes
+    local created=() group
+    if [ -r "$CREATED_GROUPS" ]; then
+        mapfile -t created <"$CREATED_GROUPS"
+    fi
     run rm -rf "$ETC_DIR" "$STATE_DIR"
     if id "$SVC_USER" >/dev/null 2>&1; then
         run userdel "$SVC_USER"
     else
         note "user '$SVC_USER' not present"
     fi
+    for group in "${SVC_GROUPS[@]}"; do
+        purge_group "$group" "${created[@]}"
+    done
+}
+
+# broker_conf_ours: 0 when BROKER_CONF exists and this script wrote it (its first line).
+broker_conf_ours() {
+    [ -f "$BROKER_CONF" ] && head -n 1 "$BROKER_CONF" | grep -qF -- "$BROKER_MARKER"
+}
+
+# mosquitto_other_listener: 0 when a Mosquitto config other than ours opens a listener (or
+# sets the default one's port). With none, Mosquitto 2 falls back to its local-only mode:
+# anonymous logins on loopback port 1883.
+mosquitto_other_listener() {
+    local file
+    for file in "$MOSQUITTO_DIR/mosquitto.conf" "$MOSQUITTO_DIR"/conf.d/*.conf; do
+        if [ ! -f "$file" ] || [ "$file" = "$BROKER_CONF" ]; then
+            continue
+        fi
+        if grep -qE '^[[:space:]]*(listener|port)[[:space:]]' "$file"; then
+            return 0
+        fi
+    done
+    return 1
+}
+
+# purge_broker: remove what --broker wrote into Mosquitto's folder (its config, ACL and
+# password file; the password files in ETC_DIR go with it below), only when the config there is
+# the one it wrote. The mosquitto packages stay: Debian's, maybe in use before RetroGuard.
+purge_broker() {
+    step "Remove the broker setup of --broker ($BROKER_CONF, $BROKER_ACL, $BROKER_PASSWD)"
+    if [ ! -e "$BROKER_CONF" ]; then
+        note "not present"
+        return
+    fi
+    if ! broker_conf_ours; then
+        note "kept: $BROKER_CONF was not written by this script (no '$BROKER_MARKER' line); $BROKER_ACL and $BROKER_PASSWD kept with it"
+        return
+    fi
+    run rm -f "$BROKER_CONF" "$BROKER_ACL" "$BROKER_PASSWD"
+    if mosquitto_other_listener; then
+        note "Mosquitto has another listener: restarted (if it runs) without RetroGuard's accounts"
+        run systemctl try-restart mosquitto
+    else
+        note "ours was Mosquitto's only listener: stopped and disabled (restarted, it would accept anonymous logins on 127.0.0.1:1883); the package stays (apt purge mosquitto removes it)"
+        run systemctl disable --now mosquitto
+    fi
+}
+
+# purge_group GROUP CREATED...: remove GROUP if this script created it (named in CREATED) and
+# no one but the service user is in it (as a member or as their primary group); else say why not.
+purge_group() {
+    local group=$1 entry gid members user
+    shift
+    entry=$(getent group "$group" || true)
+    [ -n "$entry" ] || return 0
+    if ! printf '%s\n' "$@" | grep -qxF -- "$group"; then
+        note "kept group '$group': not created by this script"
+        return
+    fi
+    gid=$(cut -d: -f3 <<<"$entry")
+    members=$(cut -d: -f4 <<<"$entry" | tr ',' '\n' | grep -vxF -- "$SVC_USER" | paste -sd, - || true)
+    user=$(getent passwd | awk -F: -v gid="$gid" -v svc="$SVC_USER" '$4 == gid && $1 != svc { print $1 }' | paste -sd, - || true)
+    if [ -n "$members$user" ]; then
+        note "kept group '$group' (created by this script): still has members ${members:+$members}${members:+${user:+,}}${user:+$user}"
+        return
+    fi
+    run groupdel "$group"
 }
 
 main() {

@@ -25,7 +25,9 @@ ROOT = Path(__file__).resolve().parent.parent
 SCRIPT = ROOT / "scripts" / "install-pi.sh"
 
 
-def run_script(*args: str, env_dirs: Path) -> subprocess.CompletedProcess[str]:
+def run_script(
+    *args: str, env_dirs: Path, extra_env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
     env = dict(os.environ)
     env.update(
         RETROGUARD_PREFIX=str(env_dirs / "opt"),
@@ -33,7 +35,10 @@ def run_script(*args: str, env_dirs: Path) -> subprocess.CompletedProcess[str]:
         RETROGUARD_UNIT_DIR=str(env_dirs / "units"),
         RETROGUARD_SYSTEM_CONF_DIR=str(env_dirs / "system.conf.d"),
         RETROGUARD_MODULES_LOAD_DIR=str(env_dirs / "modules-load.d"),
+        RETROGUARD_MOSQUITTO_DIR=str(env_dirs / "mosquitto"),
+        RETROGUARD_STATE_DIR=str(env_dirs / "state"),
     )
+    env.update(extra_env or {})
     return subprocess.run(
         ["bash", str(SCRIPT), *args], capture_output=True, text=True, env=env, check=False
     )
@@ -161,7 +166,7 @@ def test_dry_run_uninstall(tmp_path: Path) -> None:
     assert "kept: " in out and "--purge" in out
     assert "userdel" not in out
     purge = run_script("--dry-run", "--uninstall", "--purge", env_dirs=tmp_path).stdout
-    assert f"+ rm -rf {tmp_path}/etc /var/lib/retroguard" in purge
+    assert f"+ rm -rf {tmp_path}/etc {tmp_path}/state" in purge
     assert (tmp_path / "opt").exists()
 
 
@@ -367,3 +372,158 @@ def test_broker_step_on_a_fresh_pi_makes_the_config_folder(tmp_path: Path) -> No
     assert (etc / "mqtt-password").read_text().strip()
     plan = run_script("--dry-run", "--broker", env_dirs=tmp_path / "planned").stdout
     assert f"+ install -d -m 0755 {tmp_path}/planned/etc " in plan
+
+
+def _stubs(tmp_path: Path, groups: str, passwd: str = "") -> dict[str, str]:
+    """PATH with logging stand-ins for what the uninstall changes outside its folders
+    (systemctl, userdel, groupdel) and a getent reading these group and passwd lines."""
+    bin_dir, fake = tmp_path / "bin", tmp_path / "fake"
+    bin_dir.mkdir()
+    fake.mkdir()
+    (fake / "group").write_text(groups)
+    (fake / "passwd").write_text(passwd)
+    log = tmp_path / "calls.log"
+    for name in ("systemctl", "userdel", "groupdel"):
+        (bin_dir / name).write_text(f'#!/bin/sh\necho "{name} $*" >>{log}\n')
+    (bin_dir / "getent").write_text(
+        f'#!/bin/sh\ndb=$1; shift\nif [ $# -eq 0 ]; then cat {fake}/"$db"; '
+        f'else grep "^$1:" {fake}/"$db"; fi\n'
+    )
+    for stub in bin_dir.iterdir():
+        stub.chmod(0o755)
+    return {"PATH": f"{bin_dir}:{os.environ['PATH']}"}
+
+
+def _calls(tmp_path: Path) -> list[str]:
+    log = tmp_path / "calls.log"
+    return log.read_text().splitlines() if log.exists() else []
+
+
+def _install_broker_files(tmp_path: Path) -> Path:
+    """What ``--broker`` writes (its own step, real mosquitto_passwd) into tmp_path's folders."""
+    if shutil.which("mosquitto_passwd") is None:
+        pytest.skip("mosquitto_passwd not installed (Debian package 'mosquitto')")
+    if os.geteuid() != 0:
+        pytest.skip("the step writes its files root:mosquitto, as on the Pi: needs root")
+    mosquitto = tmp_path / "mosquitto"
+    env = dict(
+        os.environ,
+        RETROGUARD_ETC=str(tmp_path / "etc"),
+        RETROGUARD_MOSQUITTO_DIR=str(mosquitto),
+    )
+    script = f"source {SCRIPT}; SVC_USER=root; systemctl() {{ :; }}; broker=1; install_broker"
+    done = subprocess.run(
+        ["bash", "-c", script], env=env, capture_output=True, text=True, check=False
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    return mosquitto
+
+
+def _purge(tmp_path: Path, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    """``--uninstall --purge`` for real, in tmp_path's folders: only after its dry run shows that
+    every folder it would remove is there (a script not honouring an override, as before
+    RETROGUARD_STATE_DIR, would remove this machine's /var/lib/retroguard)."""
+    plan = run_script("--dry-run", "--uninstall", "--purge", env_dirs=tmp_path, extra_env=env)
+    removed = re.findall(r"^    \+ rm -r?f (.*)$", plan.stdout, flags=re.M)
+    assert removed, plan.stdout
+    for line in removed:
+        for target in line.split(" "):
+            assert Path(target).is_relative_to(tmp_path), plan.stdout
+    return run_script("--uninstall", "--purge", env_dirs=tmp_path, extra_env=env)
+
+
+@pytest.mark.parametrize("other_listener", [False, True])
+def test_purge_removes_exactly_the_broker_setup_the_installer_wrote(
+    tmp_path: Path, other_listener: bool
+) -> None:
+    """``--uninstall --purge`` left Mosquitto's conf.d/retroguard.conf, the ACL and the accounts
+    (and so a broker still taking the device's login). It removes those three and the password
+    files, never the package's own config nor another's, and stops Mosquitto when ours was its
+    only listener (else it would fall back to anonymous logins on loopback) or restarts it
+    without our accounts when another listener remains."""
+    mosquitto = _install_broker_files(tmp_path)
+    etc = tmp_path / "etc"
+    ours = {"conf.d/retroguard.conf", "retroguard.acl", "retroguard.passwd"}
+    assert {str(p.relative_to(mosquitto)) for p in mosquitto.rglob("*") if p.is_file()} == ours
+    assert {p.name for p in etc.iterdir()} == {
+        "mqtt-password",
+        "caregiver-mqtt-password",
+        "homeassistant-mqtt-password",
+    }
+    debian = "pid_file /run/mosquitto/mosquitto.pid\ninclude_dir /etc/mosquitto/conf.d\n"
+    (mosquitto / "mosquitto.conf").write_text(debian)
+    other = "listener 8883\n" if other_listener else "# someone's notes\nlog_type all\n"
+    (mosquitto / "conf.d" / "site.conf").write_text(other)
+    env = _stubs(tmp_path, groups="")
+
+    kept = run_script("--uninstall", env_dirs=tmp_path, extra_env=env)  # no purge: all kept
+    assert kept.returncode == 0, kept.stderr
+    assert "kept: the broker setup of --broker" in kept.stdout
+    assert {str(p.relative_to(mosquitto)) for p in mosquitto.rglob("*") if p.is_file()} == ours | {
+        "mosquitto.conf",
+        "conf.d/site.conf",
+    }
+    assert len(list(etc.iterdir())) == 3 and _calls(tmp_path) == []
+
+    plan = run_script("--dry-run", "--uninstall", "--purge", env_dirs=tmp_path, extra_env=env)
+    assert f"+ rm -f {mosquitto}/conf.d/retroguard.conf {mosquitto}/retroguard.acl" in plan.stdout
+    assert (mosquitto / "retroguard.acl").exists() and _calls(tmp_path) == []
+
+    purged = _purge(tmp_path, env)
+    assert purged.returncode == 0, purged.stdout + purged.stderr
+    left = {str(p.relative_to(mosquitto)) for p in mosquitto.rglob("*") if p.is_file()}
+    assert left == {"mosquitto.conf", "conf.d/site.conf"}
+    assert (mosquitto / "mosquitto.conf").read_text() == debian
+    assert not etc.exists()  # the three passwords with the config
+    if other_listener:
+        assert _calls(tmp_path) == ["systemctl try-restart mosquitto"]
+    else:
+        assert _calls(tmp_path) == ["systemctl disable --now mosquitto"]
+        assert "ours was Mosquitto's only listener: stopped and disabled" in purged.stdout
+
+
+def test_purge_keeps_a_broker_config_the_installer_did_not_write(tmp_path: Path) -> None:
+    conf_d = tmp_path / "mosquitto" / "conf.d"
+    conf_d.mkdir(parents=True)
+    mine = "# my own broker, named like RetroGuard's\nlistener 1883\n"
+    (conf_d / "retroguard.conf").write_text(mine)
+    (tmp_path / "mosquitto" / "retroguard.acl").write_text("user admin\ntopic #\n")
+    env = _stubs(tmp_path, groups="")
+    out = _purge(tmp_path, env)
+    assert out.returncode == 0, out.stderr
+    assert "was not written by this script" in out.stdout
+    assert (conf_d / "retroguard.conf").read_text() == mine
+    assert (tmp_path / "mosquitto" / "retroguard.acl").exists()
+    assert not any("mosquitto" in call for call in _calls(tmp_path))
+
+
+def test_purge_removes_only_the_groups_the_installer_created_and_no_one_else_uses(
+    tmp_path: Path,
+) -> None:
+    """``create_user`` makes gpio, i2c or audio only when the system lacks it (not Raspberry Pi
+    OS) and records that; --purge removes such a group once only the service user was in it,
+    never one the system had, nor one that someone else has joined since (as a member or as
+    their primary group)."""
+    etc = tmp_path / "etc"
+    # the install's record, as its dry run shows it would be kept
+    stub_env = _stubs(tmp_path, groups="audio:x:29:pi\n")
+    plan = run_script("--dry-run", env_dirs=tmp_path, extra_env=stub_env)
+    assert f"+ groupadd --system gpio\n    + record gpio in {etc}/installer-created-groups" in (
+        plan.stdout
+    )
+    assert "record audio" not in plan.stdout
+    shutil.rmtree(tmp_path / "bin")
+    shutil.rmtree(tmp_path / "fake")
+
+    etc.mkdir()
+    (etc / "installer-created-groups").write_text("gpio\ni2c\nspi\n")
+    env = _stubs(
+        tmp_path,
+        groups="gpio:x:997:retroguard\ni2c:x:998:retroguard,alice\naudio:x:29:retroguard\n",
+        passwd="bob:x:1001:998::/home/bob:/bin/sh\n",
+    )
+    out = _purge(tmp_path, env)
+    assert out.returncode == 0, out.stderr
+    assert [c for c in _calls(tmp_path) if c.startswith("groupdel")] == ["groupdel gpio"]
+    assert "kept group 'i2c' (created by this script): still has members alice,bob" in out.stdout
+    assert "kept group 'audio': not created by this script" in out.stdout
