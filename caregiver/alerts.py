@@ -81,6 +81,7 @@ class Alerting:
         wake_notifier: Callable[[], None] = lambda: None,
         may_escalate: Callable[[], bool] = lambda: True,
         monotonic: Clock | None = None,
+        started_paging: Callable[[str], None] = lambda device_id: None,
     ) -> None:
         self.store = store
         self.config = config
@@ -93,6 +94,10 @@ class Alerting:
         self.wake_notifier = wake_notifier
         self.may_escalate = may_escalate
         """False while another instance holds the escalation lease (:mod:`caregiver.lease`)."""
+        self.started_paging = started_paging
+        """After :meth:`tick`'s commit, each device one of whose held alerts (a stumble not
+        reset within the grace) started paging: the dashboard's live feed says it at once, as
+        it says every other card change (it said it only at the next change or page load)."""
         if not config.contacts:
             log.warning("no [[contacts]] configured: alerts are shown on the dashboard only")
 
@@ -524,13 +529,18 @@ class Alerting:
         if self._offset is not None and abs(offset - self._offset) >= CLOCK_STEP_S:
             step = offset - self._offset
         acted = 0
+        paging: dict[str, None] = {}
         with self.store.transaction() as tx:
             if step:
                 tx.shift_timers(step)
             for alert in tx.open_alerts_due(now):
+                if alert.status == "held":  # the grace ran out: it pages from now on
+                    paging[alert.device_id] = None
                 self._escalate(tx, alert, now)
                 acted += 1
         self._offset = offset  # after the commit: a failed shift is tried again
+        for device_id in paging:  # committed: the dashboards may read it
+            self.started_paging(device_id)
         if step:
             log.warning(
                 "the wall clock was stepped %+.0f s: escalation and retry timers moved with it",

@@ -117,6 +117,7 @@ class CaregiverService:
             # the wall clock's steps are measured against the time since boot; a fake wall
             # clock given alone (tests driving the timers) is its own: no step is ever measured
             monotonic=clock if clock is not time.time and monotonic is None else monotonic,
+            started_paging=lambda device_id: self._changed(DeviceChanged(device_id)),
         )
         self.accounts = Accounts(self.store)
         self.limiter = LoginThrottle(config.server.login_attempts, config.server.login_window_s)

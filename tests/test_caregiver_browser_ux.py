@@ -29,6 +29,7 @@ from tests.browser_support import NEEDS_CHROMIUM
 from tests.caregiver_support import (
     PASSWORD,
     WAIT,
+    FakeClock,
     SimDevice,
     make_config,
     physio_month,
@@ -531,6 +532,38 @@ def test_the_live_feed_raises_the_amber_notice_when_a_monitor_goes_offline_while
     expect(again).to_have_title("RetroGuard caregiver")
     page.context.close()
     device.close()
+
+
+def test_the_live_feed_raises_the_amber_notice_when_a_stumbles_grace_runs_out(
+    browser: Any, mosquitto: Mosquitto, tmp_path: Path, caregiver_db: str
+) -> None:
+    """Treadmill-3's walker stumbles and does not reset it: the alert is held for the grace,
+    then the escalation tick starts paging the contacts. Ann's open dashboard said nothing of
+    it (no card changed: the feed was not told) until the next change or a reload. The tick
+    announces the card, and the notice names the stumble in amber at once, the title too."""
+    from playwright.sync_api import expect
+
+    clock = FakeClock(dt.datetime.now(dt.UTC).timestamp())
+    config = make_config(mosquitto, tmp_path, database=caregiver_db)
+    with running_service(config, background=False, clock=clock) as service:
+        device = SimDevice(mosquitto, "treadmill-3")
+        device.online()
+        stumble = device.stumble()
+        assert service.ingestor.wait_for(lambda: service.store.event(stumble["id"]) is not None)
+        page = _page(browser, service, 360)
+        notice = page.locator("#ack-notice")
+        expect(page.locator("#card-treadmill-3")).to_have_attribute("data-level", "warn")
+        expect(notice).to_be_hidden()  # held: nobody is paged yet, nothing is still open
+
+        clock.advance(service.config.policy.reset_grace_s)
+        assert service.alerting.tick() == 1  # the grace ran out: it pages now
+        said = "Stumble not reset on treadmill-3"
+        expect(notice).to_have_text(f"Still open: {said}", use_inner_text=True)
+        expect(notice).to_have_class(re.compile(r"\back-warn\b"))
+        expect(page).to_have_title(f"\u26a0 Still open: {said}")
+        expect(page.locator("#alarm-banner")).to_be_hidden()
+        page.context.close()
+        device.close()
 
 
 def test_two_caregivers_acknowledge_a_fall_at_once_and_the_second_reads_who_answered(
