@@ -566,6 +566,49 @@ def test_the_live_feed_raises_the_amber_notice_when_a_stumbles_grace_runs_out(
         device.close()
 
 
+def test_silencing_a_fall_keeps_the_title_warning_for_an_amber_alert_still_paging(
+    browser: Any, service: CaregiverService, mosquitto: Mosquitto
+) -> None:
+    """Dad falls: the red banner beeps. Then treadmill-3's monitor goes offline while armed
+    (the amber notice says it under the banner). Ann presses Silence: the beeping and the
+    banner go, but the offline alert still pages, and the tab's title read "RetroGuard
+    caregiver" as if all was answered. It keeps warning for it."""
+    from playwright.sync_api import expect
+
+    dad, three = SimDevice(mosquitto, "treadmill-1"), SimDevice(mosquitto, "treadmill-3")
+    for d in (dad, three):
+        d.online()
+    assert service.ingestor.wait_for(
+        lambda: (service.store.device("treadmill-3") or {}).get("state") == "ARMED", WAIT
+    )
+    page = _page(browser, service, 1280)
+    # the page's questions to /api/alarms still unanswered (one answered late re-words it)
+    page.evaluate(
+        """() => { const f = window.fetch; window.__asking = 0;
+        window.fetch = (...a) => { window.__asking++;
+          return f(...a).finally(() => { window.__asking--; }); }; }"""
+    )
+    notice, banner = page.locator("#ack-notice"), page.locator("#alarm-banner")
+    dad.incident_fall()
+    expect(banner).to_be_visible()
+    expect(page).to_have_title("\u26a0 FALL on Dad's treadmill")
+
+    three.offline()
+    offline = "Monitor went offline while armed on treadmill-3"
+    expect(notice).to_have_text(f"Still open: {offline}", use_inner_text=True)
+    expect(page.locator("#card-treadmill-3")).to_have_attribute("data-level", "warn")
+    page.wait_for_function("window.__asking === 0")
+    expect(page).to_have_title("\u26a0 FALL on Dad's treadmill")  # the banner's leads
+
+    page.click("#alarm-silence")
+    expect(banner).to_be_hidden()
+    expect(page).to_have_title(f"\u26a0 Still open: {offline}")
+    expect(notice).to_have_text(f"Still open: {offline}", use_inner_text=True)
+    page.context.close()
+    for d in (dad, three):
+        d.close()
+
+
 def test_two_caregivers_acknowledge_a_fall_at_once_and_the_second_reads_who_answered(
     browser: Any, service: CaregiverService, mosquitto: Mosquitto, tmp_path: Path
 ) -> None:

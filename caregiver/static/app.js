@@ -152,8 +152,16 @@
     document.getElementById("alarm-more").textContent = "";
     if (alarmTimer) clearInterval(alarmTimer);
     alarmTimer = null;
-    document.title = "RetroGuard caregiver";
+    document.title = stillWarning() || "RetroGuard caregiver";
     showAlarmSound();
+  }
+  // The title while the notice lists amber alerts (offline while armed, a stumble not reset,
+  // a fault): Silence stops the red alarm's sound, not the warning for what still pages —
+  // the title read "RetroGuard caregiver", all answered at a glance, while one paged.
+  function stillWarning() {
+    var amber = notice && !notice.hidden ? notice.querySelectorAll("a.still-open-warn") : [];
+    if (!amber.length) return "";
+    return "\u26A0 Still open: " + Array.prototype.map.call(amber, function (a) { return a.textContent; }).join(", ");
   }
   document.getElementById("alarm-silence").addEventListener("click", function () { silence(true); });
 
