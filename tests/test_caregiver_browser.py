@@ -248,9 +248,10 @@ def test_an_alert_that_came_after_the_page_was_shown_is_not_acknowledged_unseen(
     )
     page.locator("#ack-form button").click()
     expect(page).to_have_url(f"{shown}?ack=refused&open=no_recovery")
-    expect(notice).to_have_text(
+    expect(notice).to_have_text(  # and every alert still paging, as the script's list
         "A new alert arrived before your click: FALL — not getting up — it is still open. "
-        "Look at it, then acknowledge."
+        "Look at it, then acknowledge. Still open: NOT GETTING UP after a fall on Dad's treadmill",
+        use_inner_text=True,
     )
     expect(page.locator("ol.steps li").last).to_contain_text("Not getting up")
     incident = service.store.incident(ids["incident"])

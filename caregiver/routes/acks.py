@@ -16,7 +16,7 @@ from starlette.responses import JSONResponse, PlainTextResponse, RedirectRespons
 from starlette.routing import BaseRoute, Route
 
 from caregiver.auth import Session
-from caregiver.routes.site import Site
+from caregiver.routes.site import Site, missed_alarms
 from caregiver.seen import Acknowledged, Seen, seen_from
 
 
@@ -43,7 +43,15 @@ def routes(site: Site) -> list[BaseRoute]:
         except RuntimeError as exc:
             return PlainTextResponse(f"could not send the acknowledgement: {exc}", 503)
         back = f"{page}?{done.query()}" if done.noticed else page
-        if "application/json" in request.headers.get("accept", ""):
+        if not done.noticed and not _wants_json(request):
+            # nothing to say of this one, but a page without scripts says what else pages
+            # (another treadmill's fall, a monitor offline while armed), as the script does
+            others = await run_in_threadpool(
+                missed_alarms, store, request.state.session, backend.device_name
+            )
+            if others:
+                back = f"{page}?ack=done"
+        if _wants_json(request):
             answer = done.as_json()
             if done.outcome == "done":  # closed, perhaps not yet told to the device
                 return JSONResponse({**answer, "location": back} if done.waiting else answer)
@@ -70,3 +78,8 @@ def routes(site: Site) -> list[BaseRoute]:
         Route("/devices/{device_id}/ack", ack_device, methods=["POST"]),
         Route("/events/{event_id}/ack", ack_event, methods=["POST"]),
     ]
+
+
+def _wants_json(request: Request) -> bool:
+    """The page's script posted it (a plain form post is sent back to the page)."""
+    return "application/json" in request.headers.get("accept", "")

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any, Protocol
 from urllib.parse import quote
 
+import msgspec
 from markupsafe import Markup, escape
 from starlette.authentication import (
     AuthCredentials,
@@ -30,15 +31,16 @@ from starlette.requests import HTTPConnection, Request
 from starlette.responses import PlainTextResponse, RedirectResponse, Response
 from starlette.templating import Jinja2Templates
 
-from caregiver import story
+from caregiver import story, walkers
 from caregiver.auth import Accounts, LoginThrottle, Session, same_token
 from caregiver.config import CaregiverConfig
 from caregiver.feed import Moment
 from caregiver.health import Health
 from caregiver.hub import Hub
 from caregiver.localtime import iso_of, moment_of, words
+from caregiver.priority import urgency_of
 from caregiver.seen import Acknowledged, Seen, earlier_notice, notice
-from caregiver.storage import Store
+from caregiver.storage import Store, Urgency
 from core.protocol.commands import Command
 from core.protocol.plan import Plan
 
@@ -68,6 +70,82 @@ def open_alarms(store: Store, session: Session) -> list[str]:
     script reloaded knows what the page before it alarmed for, and alarms only for the rest
     (``static/app.js``)."""
     return [event for _, event in store.open_critical(session.devices, OPEN_ALARMS_SHOWN)]
+
+
+class MissedAlarm(msgspec.Struct, frozen=True):
+    """An open incident with a critical event (``/api/alarms``): its :attr:`text` is worded
+    as the live feed's alarm for that event (:func:`caregiver.story.alarm`), so a fall
+    reads the same whether the page heard it or caught up on it. The page alarms for it
+    unless it rendered or heard :attr:`event` already."""
+
+    device_id: str
+    device_name: str
+    incident: str
+    text: str
+    link: str
+    event: str
+    """Its newest critical event's id; for an alert without a critical event, its own event's
+    id, or ``alert-<id>`` for one without an event (offline while armed): what the page
+    remembers it heard by."""
+    urgent: bool = True
+    """A fall, no recovery or call for help (the alarm's red); False for an alert that pages
+    without one — offline while armed, a stumble not reset, a fault (amber: listed as still
+    open, in the notice's amber, never the banner's beeping)."""
+
+
+def missed_alarms(store: Store, session: Session, name: Callable[[str], str]) -> list[MissedAlarm]:
+    """The open (unacknowledged) incidents with a critical event, of the devices ``session``
+    may see, newest first: a page whose feed broke alarms for those whose newest critical
+    event it has not rendered nor heard. Then the other alerts paging now (offline while
+    armed, a stumble not reset, a fault; not urgent), each once, newest first: the "Still
+    open" notice lists every alert that pages, and said "Still open: HELP" while a monitor
+    gone offline paged too. No times: each instance's clock, the events' arrival times and a
+    page's bearings need not agree."""
+    found = store.open_critical(session.devices, OPEN_ALARMS)
+    events = store.events_by_id([event for _, event in found]) if found else {}
+    alarms = []
+    for incident, event in found:
+        stored = events.get(event)
+        kind = stored.type if stored is not None else incident.severity
+        device_name = name(incident.device_id)
+        alarms.append(
+            MissedAlarm(
+                incident.device_id,
+                device_name,
+                incident.id,
+                story.alarm(
+                    kind, device_name, walkers.who(store, incident.device_id, incident.walker)
+                ),
+                f"/events/{incident.first_event_id}",
+                event,
+            )
+        )
+    # What else pages (issue: "Still open: HELP" while an offline-while-armed alert paged too)
+    listed = {incident.id for incident, _ in found}
+    for alert in store.paging_alerts(session.devices, OPEN_ALARMS):
+        if alert.incident is not None and alert.incident in listed:
+            continue
+        if alert.incident is not None:
+            listed.add(alert.incident)
+        device_name = name(alert.device_id)
+        # the alert's incident's first event is its page (an older alert: its own event)
+        link = (
+            f"/events/{alert.event_id}"
+            if alert.event_id
+            else f"/devices/{quote(alert.device_id, safe='')}"
+        )
+        alarms.append(
+            MissedAlarm(
+                alert.device_id,
+                device_name,
+                alert.incident or "",
+                story.alarm(alert.kind, device_name),
+                link,
+                alert.event_id or f"alert-{alert.id}",
+                urgent=urgency_of(alert.kind) is Urgency.CRITICAL,
+            )
+        )
+    return alarms
 
 
 class Backend(Protocol):
@@ -248,6 +326,10 @@ class Site:
                 request.state.alarmed = await run_in_threadpool(
                     open_alarms, self.backend.store, session
                 )
+                if "ack" in request.query_params:  # sent back after an acknowledgement
+                    request.state.still_open = await run_in_threadpool(
+                        missed_alarms, self.backend.store, session, self.backend.device_name
+                    )
                 earlier = request.query_params.get("earlier")
                 if earlier:  # sent back after an acknowledgement someone else's came before
                     request.state.earlier = await run_in_threadpool(self._earlier, session, earlier)
@@ -299,6 +381,10 @@ class Site:
         context.setdefault("ack_notice", notice(query, query.getlist("open"), earlier))
         # green, as the page's script shows it: all it was asked closed and the device told
         context.setdefault("ack_done", query.get("ack") == "done" and "device" not in query)
+        # and every alert still paging that the caregiver may see, as the script lists it
+        # (/api/alarms): a page without scripts named only this device's
+        still_open: list[MissedAlarm] = getattr(request.state, "still_open", [])
+        context.setdefault("still_open", still_open)
         return self.templates.TemplateResponse(request, name, context, status_code=status_code)
 
     def fragment(self, name: str, **context: Any) -> str:
