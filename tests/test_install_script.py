@@ -194,8 +194,9 @@ def test_bad_options_exit_2(tmp_path: Path) -> None:
     assert run_script("--purge", env_dirs=tmp_path).returncode == 2
 
 
-def test_written_config_selects_real_hardware_and_validates(tmp_path: Path) -> None:
-    """The sed in hardware_config() applied to the real example config."""
+def _example_config_through(pipeline: str, env: dict[str, str] | None = None) -> tuple[str, str]:
+    """``retroguard config --example``, and what the installer's ``pipeline`` of its own shell
+    functions (sourced from the script) makes of it, as install_config() writes it."""
     example = subprocess.run(
         [sys.executable, "-m", "launcher.cli", "config", "--example"],
         capture_output=True,
@@ -204,12 +205,19 @@ def test_written_config_selects_real_hardware_and_validates(tmp_path: Path) -> N
         cwd=ROOT,
     ).stdout
     converted = subprocess.run(
-        ["bash", "-c", f"source {SCRIPT} && hardware_config"],
+        ["bash", "-c", f"source {SCRIPT} && {pipeline}"],
         input=example,
         capture_output=True,
         text=True,
         check=True,
+        env=env,
     ).stdout
+    return example, converted
+
+
+def test_written_config_selects_real_hardware_and_validates(tmp_path: Path) -> None:
+    """The sed in hardware_config() applied to the real example config."""
+    example, converted = _example_config_through("hardware_config")
     path = tmp_path / "config.toml"
     path.write_text(converted)
     config = load_config(path)
@@ -244,22 +252,11 @@ def test_broker_option_installs_mosquitto_with_the_documented_acl_and_the_config
     assert list(tmp_path.iterdir()) == []
     assert "Mosquitto" not in run_script("--dry-run", env_dirs=tmp_path).stdout
 
-    example = subprocess.run(
-        [sys.executable, "-m", "launcher.cli", "config", "--example"],
-        capture_output=True,
-        text=True,
-        check=True,
-        cwd=ROOT,
-    ).stdout
     password = tmp_path / "etc" / "mqtt-password"
-    converted = subprocess.run(
-        ["bash", "-c", f"source {SCRIPT} && broker=1 && hardware_config | broker_config"],
-        input=example,
-        capture_output=True,
-        text=True,
-        check=True,
+    _, converted = _example_config_through(
+        "broker=1 && hardware_config | broker_config",
         env=dict(os.environ, RETROGUARD_ETC=str(tmp_path / "etc"), RETROGUARD_BROKER_PORT="1884"),
-    ).stdout
+    )
     path = tmp_path / "config.toml"
     path.write_text(converted)
     assert cli_main(["config", "--check", str(path)]) == 2  # the installer's check, at step 6
