@@ -108,17 +108,7 @@ class CaregiverMqttConfig:
         """The connection settings, for :func:`core.mqttlink.make_client`."""
         from core.mqttlink import BrokerLink
 
-        return BrokerLink(
-            host=self.host,
-            port=self.port,
-            username=self.username,
-            password=self.password,
-            password_file=self.password_file,
-            tls=self.tls,
-            ca_file=self.ca_file,
-            cert_file=self.cert_file,
-            key_file=self.key_file,
-        )
+        return BrokerLink.of(self)
 
 
 @dataclass(frozen=True, slots=True)
@@ -304,6 +294,7 @@ _CHECKS: dict[str, typing.Callable[[Any], str | None]] = {
 def parse_config(data: Mapping[str, Any], source: str = "<config>") -> CaregiverConfig:
     """Validate a parsed TOML mapping; raise :class:`ConfigError` listing every problem."""
     from core import tomlschema
+    from core.mqttlink import password_without_user
 
     problems: list[str] = []
     config = tomlschema.build(CaregiverConfig, data, problems, _CHECKS)
@@ -319,14 +310,7 @@ def parse_config(data: Mapping[str, Any], source: str = "<config>") -> Caregiver
                     "name: give each contact its own (queued messages are addressed by it, so "
                     "that reordering the list does not page someone else)"
                 )
-        if not config.mqtt.username:
-            for key in ("password_file", "password"):
-                if getattr(config.mqtt, key):
-                    problems.append(
-                        f"mqtt.{key}: set, but mqtt.username is empty: a password is sent "
-                        "only with a user name, so it would be ignored (set mqtt.username, or "
-                        f"remove mqtt.{key})"
-                    )
+        problems.extend(password_without_user(config.mqtt))
     if problems:
         raise ConfigError([f"{source}: {p}" for p in problems])
     assert isinstance(config, CaregiverConfig)

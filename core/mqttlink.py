@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 if TYPE_CHECKING:
     import paho.mqtt.client as mqtt
@@ -49,6 +49,58 @@ class BrokerLink:
     ca_file: str = ""
     cert_file: str = ""
     key_file: str = ""
+
+    @classmethod
+    def of(cls, section: LinkSettings) -> BrokerLink:
+        """The link a config section names in this class's own keys (the monitor's and the
+        caregiver's ``[mqtt]``): one place that copies them, so a new key reaches both."""
+        return cls(
+            host=section.host,
+            port=section.port,
+            username=section.username,
+            password=section.password,
+            password_file=section.password_file,
+            tls=section.tls,
+            ca_file=section.ca_file,
+            cert_file=section.cert_file,
+            key_file=section.key_file,
+        )
+
+
+class LinkSettings(Protocol):
+    """A config section with :class:`BrokerLink`'s keys (read-only: the sections are frozen)."""
+
+    @property
+    def host(self) -> str: ...
+    @property
+    def port(self) -> int: ...
+    @property
+    def username(self) -> str: ...
+    @property
+    def password(self) -> str: ...
+    @property
+    def password_file(self) -> str: ...
+    @property
+    def tls(self) -> bool: ...
+    @property
+    def ca_file(self) -> str: ...
+    @property
+    def cert_file(self) -> str: ...
+    @property
+    def key_file(self) -> str: ...
+
+
+def password_without_user(section: LinkSettings) -> list[str]:
+    """A config's ``mqtt.password`` or ``mqtt.password_file`` set without ``mqtt.username``:
+    paho sends a password only with a user name, so it would be ignored without a word."""
+    if section.username:
+        return []
+    return [
+        f"mqtt.{key}: set, but mqtt.username is empty: a password is sent only with a user "
+        f"name, so it would be ignored (set mqtt.username, or remove mqtt.{key})"
+        for key in ("password_file", "password")
+        if getattr(section, key)
+    ]
 
 
 def read_password(link: BrokerLink) -> str | None:

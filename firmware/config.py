@@ -19,7 +19,7 @@ from typing import Any, Literal
 from core import tomlschema
 from core.errors import ConfigError
 from core.mounting import Mounting, MountingError
-from core.mqttlink import BrokerLink, keepalive_problem
+from core.mqttlink import BrokerLink, keepalive_problem, password_without_user
 from core.protocol.ids import check_device_id
 from core.tomlschema import Check
 from firmware.detection.config import DetectorConfig
@@ -184,17 +184,7 @@ class MqttConfig:
 
     def link(self) -> BrokerLink:
         """The connection settings, for :func:`core.mqttlink.make_client`."""
-        return BrokerLink(
-            host=self.host,
-            port=self.port,
-            username=self.username,
-            password=self.password,
-            password_file=self.password_file,
-            tls=self.tls,
-            ca_file=self.ca_file,
-            cert_file=self.cert_file,
-            key_file=self.key_file,
-        )
+        return BrokerLink.of(self)
 
 
 @dataclass(frozen=True, slots=True)
@@ -598,14 +588,7 @@ def _cross_checks(config: Config, problems: list[str]) -> None:
             "mqtt.caregiver_expected: true, but mqtt.host is empty: without a broker the device "
             "cannot hear a caregiver service (set mqtt.host, or remove mqtt.caregiver_expected)"
         )
-    if not config.mqtt.username:
-        for key in ("password_file", "password"):
-            if getattr(config.mqtt, key):
-                problems.append(
-                    f"mqtt.{key}: set, but mqtt.username is empty: a password is sent only "
-                    f"with a user name, so it would be ignored (set mqtt.username, or remove "
-                    f"mqtt.{key})"
-                )
+    problems.extend(password_without_user(config.mqtt))
     if config.safety.sample_timeout_s < 2.0 / config.imu.sample_rate_hz:
         problems.append(
             "safety.sample_timeout_s: must be at least two sample periods "
