@@ -231,19 +231,7 @@ class CourierLink:
 
         Only while the loop is not running (it polls on the caller's thread).
         """
-        deadline = time.monotonic() + timeout
-        while True:
-            self.poll()
-            if self.storage_ok is not None:
-                return True
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                return False
-            sock = self._sock
-            if sock is not None:
-                select.select([sock], [], [], min(remaining, 0.05))
-            else:
-                time.sleep(min(remaining, 0.01))
+        return self._pump_until(lambda: self.storage_ok is not None, timeout, writing=False)
 
     def flush(self, timeout: float, *, on_disk: bool = True) -> bool:
         """Pump until everything handed over is sent and on disk; False on timeout.
@@ -254,18 +242,30 @@ class CourierLink:
         For shutdown, tests and the demo: call it only while the loop is not
         running (it polls on the caller's thread).
         """
+
+        def sent() -> bool:
+            settled = not self._pending or not on_disk
+            return settled and not len(self._writer) and self._sock is not None
+
+        return self._pump_until(sent, timeout, writing=True)
+
+    def _pump_until(self, done: Callable[[], bool], timeout: float, *, writing: bool) -> bool:
+        """Poll until ``done()``; False when ``timeout`` passes first. Between polls it waits on
+        the courier's socket (readable, and with ``writing`` writable while bytes wait to go
+        out), or briefly while there is none. Only while the loop is not running: it polls on
+        the caller's thread (:meth:`await_storage_report`, :meth:`flush`)."""
         deadline = time.monotonic() + timeout
         while True:
             self.poll()
-            settled = not self._pending or not on_disk
-            if settled and not len(self._writer) and self._sock is not None:
+            if done():
                 return True
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 return False
             sock = self._sock
             if sock is not None:
-                select.select([sock], [sock] if len(self._writer) else [], [], min(remaining, 0.05))
+                sending = [sock] if writing and len(self._writer) else []
+                select.select([sock], sending, [], min(remaining, 0.05))
             else:
                 time.sleep(min(remaining, 0.01))
 
