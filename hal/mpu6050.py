@@ -766,12 +766,7 @@ class Mpu6050:
             why = f"FIFO count {count} (full)"
         else:
             why = f"FIFO count {count} is not a whole number of {self._frame_bytes}-byte frames"
-        self._fifo_needs_reset = True
-        self._timestamps.reset()
-        try:
-            self._reset_fifo()
-        except ImuBusError:
-            self.bus_errors += 1  # _poll resets the FIFO on the next call
+        self._restart_fifo()
         raise ImuFifoOverflowError(
             f"{self._where()}: FIFO overflow ({why}); at least {lost} samples lost, FIFO reset. "
             f"It holds {self._capacity_frames * self._period * 1000:.0f} ms at "
@@ -779,15 +774,21 @@ class Mpu6050:
             samples_lost_at_least=lost,
         )
 
-    def _discard_corrupt(self, problem: str, frames: int) -> None:
-        """Drop a burst that failed the plausibility check, reset the FIFO to re-align, raise."""
-        self.corruptions += 1
+    def _restart_fifo(self) -> None:
+        """Reset the FIFO after frames that cannot be trusted (an overflow, a corrupt burst),
+        before raising about them. A reset the bus refuses is counted and left to the next
+        :meth:`_poll`, which resets the FIFO first."""
         self._fifo_needs_reset = True
         self._timestamps.reset()
         try:
             self._reset_fifo()
         except ImuBusError:
-            self.bus_errors += 1  # _poll resets the FIFO on the next call
+            self.bus_errors += 1
+
+    def _discard_corrupt(self, problem: str, frames: int) -> None:
+        """Drop a burst that failed the plausibility check, reset the FIFO to re-align, raise."""
+        self.corruptions += 1
+        self._restart_fifo()
         raise ImuCorruptDataError(
             f"{self._where()}: corrupted FIFO data ({problem}); {frames} samples discarded, "
             "FIFO reset. Repeated, this is interference or a flaky belt cable.",
