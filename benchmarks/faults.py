@@ -103,7 +103,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from core.protocol.events import PROTECTED_TYPES  # noqa: E402
-from tools.broker import BrokerError  # noqa: E402
+from tools.broker import BrokerError, stop_process  # noqa: E402
 
 if TYPE_CHECKING:
     from caregiver.storage import Store
@@ -524,12 +524,7 @@ class MonitorProcess:
             return
         if proc.poll() is None:
             proc.send_signal(signal.SIGCONT)
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(timeout)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+        stop_process(proc, timeout)
         self.proc = None
 
 
@@ -589,13 +584,8 @@ class CaregiverProcess:
         return killed
 
     def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(20)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        if self.proc is not None:
+            stop_process(self.proc, 20)
         self.proc = None
 
     def events(self) -> list[Received]:

@@ -83,6 +83,20 @@ def free_port(host: str = "127.0.0.1") -> int:
         return int(sock.getsockname()[1])
 
 
+def stop_process(proc: subprocess.Popen[bytes], timeout: float) -> None:
+    """Ask a process still running to stop (SIGTERM), as its service manager would, so it saves
+    what it keeps; SIGKILL when it has not exited within ``timeout`` s. Returns once it is gone.
+    Mosquitto here, and the processes a benchmark starts (benchmarks/faults.py)."""
+    if proc.poll() is not None:
+        return
+    proc.send_signal(signal.SIGTERM)
+    try:
+        proc.wait(timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
 def mosquitto_available() -> bool:
     return shutil.which("mosquitto") is not None or Path("/usr/sbin/mosquitto").exists()
 
@@ -284,13 +298,7 @@ class Mosquitto:
         proc = self._proc
         if proc is None:
             return
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(timeout)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+        stop_process(proc, timeout)
         self._proc = None
 
     def kill(self) -> None:
