@@ -318,13 +318,22 @@ def parse_config(data: Mapping[str, Any], source: str = "<config>") -> Caregiver
 
 
 def load_config(path: str | Path) -> CaregiverConfig:
-    """Read and validate a caregiver TOML file (a relative database is next to the file)."""
+    """Read and validate a caregiver TOML file.
+
+    A relative SQLite database and relative ``[mqtt]`` files (password, CA, certificate, key)
+    are next to the file, as in the monitor's config: the unit runs in the state directory, so
+    ``password_file = "caregiver-mqtt-password"`` beside /etc/retroguard/caregiver.toml would
+    otherwise be looked for in /var/lib/retroguard."""
     from caregiver.storage.engines import engine_of
     from core import tomlschema
+    from core.mqttlink import files_beside
 
     path = Path(path)
     data = tomlschema.read_toml(path)
     config = parse_config(data, str(path))
+    mqtt_files = files_beside(config.mqtt, path.parent)
+    if mqtt_files:
+        config = dataclasses.replace(config, mqtt=dataclasses.replace(config.mqtt, **mqtt_files))
     db = Path(config.server.database)
     if engine_of(config.server.database) != "sqlite":
         return config

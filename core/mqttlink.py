@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
     import paho.mqtt.client as mqtt
@@ -101,6 +101,23 @@ def password_without_user(section: LinkSettings) -> list[str]:
         for key in ("password_file", "password")
         if getattr(section, key)
     ]
+
+
+LINK_FILES = ("password_file", "ca_file", "cert_file", "key_file")
+"""The ``[mqtt]`` keys that name files: read relative to the config file's folder."""
+
+
+def files_beside(section: LinkSettings, folder: Path) -> dict[str, Any]:
+    """The section's relative file names (:data:`LINK_FILES`) made paths in ``folder``.
+
+    Both configs resolve them against their own file's folder, so a config reads the same
+    files from any working directory (the unit's is the state directory): a ``dataclasses.
+    replace`` of the section with what this returns (``Any``: its other fields' types)."""
+    return {
+        key: str(folder / value)
+        for key in LINK_FILES
+        if (value := getattr(section, key)) and not Path(value).is_absolute()
+    }
 
 
 def read_password(link: BrokerLink) -> str | None:

@@ -19,7 +19,7 @@ from typing import Any, Literal
 from core import tomlschema
 from core.errors import ConfigError
 from core.mounting import Mounting, MountingError
-from core.mqttlink import BrokerLink, keepalive_problem, password_without_user
+from core.mqttlink import BrokerLink, files_beside, keepalive_problem, password_without_user
 from core.protocol.ids import check_device_id
 from core.tomlschema import Check
 from firmware.detection.config import DetectorConfig
@@ -627,11 +627,7 @@ def load_config(path: str | Path) -> Config:
     if not db.is_absolute():
         storage = dataclasses.replace(config.storage, database=str(path.parent / db))
         config = dataclasses.replace(config, storage=storage)
-    mqtt_files: dict[str, Any] = {
-        key: str(path.parent / value)
-        for key in ("password_file", "ca_file", "cert_file", "key_file")
-        if (value := getattr(config.mqtt, key)) and not Path(value).is_absolute()
-    }
+    mqtt_files = files_beside(config.mqtt, path.parent)
     if mqtt_files:
         config = dataclasses.replace(config, mqtt=dataclasses.replace(config.mqtt, **mqtt_files))
     plan = config.session.plan

@@ -284,6 +284,25 @@ def test_config_refuses_two_contacts_of_one_name(tmp_path: Path) -> None:
     assert [c.name for c in load_config(toml).contacts] == ["Ann", "", "", "Bo"]
 
 
+@pytest.mark.parametrize("database", ["caregiver.db", "postgresql://svc@localhost/care"])
+def test_relative_mqtt_files_are_beside_the_config_file(tmp_path: Path, database: str) -> None:
+    """As in the monitor's config: the unit runs in the state directory, so a password file
+    named beside /etc/retroguard/caregiver.toml must not be looked for there (with either
+    database engine: PostgreSQL's config returned before the files were resolved)."""
+    toml = tmp_path / "etc" / "c.toml"
+    toml.parent.mkdir()
+    toml.write_text(
+        f'[server]\ndatabase = "{database}"\n'
+        '[mqtt]\nusername = "caregiver"\npassword_file = "caregiver-mqtt-password"\n'
+        'tls = true\nca_file = "certs/ca.pem"\ncert_file = "/abs/client.pem"\n'
+    )
+    mqtt = load_config(toml).mqtt
+    assert mqtt.password_file == str(tmp_path / "etc" / "caregiver-mqtt-password")
+    assert mqtt.ca_file == str(tmp_path / "etc" / "certs" / "ca.pem")
+    assert mqtt.cert_file == "/abs/client.pem"
+    assert mqtt.key_file == ""
+
+
 # ------------------------------------------------------------ access control
 
 
