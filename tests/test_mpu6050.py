@@ -278,6 +278,24 @@ def test_overflow_is_raised_never_silent_and_reads_resume() -> None:
     assert_grid(after + rig.read(), 1 / 1000)
 
 
+def test_an_overflow_whose_fifo_reset_the_bus_refuses_is_counted_and_reset_next_read() -> None:
+    """The reset after an overflow fails on the bus: counted as a bus error (the health
+    figures see a sick bus), never a second exception hiding the overflow, and the next
+    read resets the FIFO before it trusts a frame, so no stale or misaligned sample comes out."""
+    rig = make_rig(ImuConfig(sample_rate_hz=1000, dlpf_hz=94))
+    before = rig.read()
+    rig.clock.advance(2.0)
+    rig.bus.inject_errors(1, errno=errno.EIO, kind="write_byte_data", register=reg.USER_CTRL)
+    with pytest.raises(ImuFifoOverflowError):
+        rig.read()
+    assert rig.imu.bus_errors == 1
+    assert rig.imu.overflows == 1
+    after = rig.read()
+    assert after, "reads work again once the bus takes the reset"
+    assert after[0].t - before[-1].t > 1.9
+    assert rig.clock.monotonic() - after[-1].t < 2e-3  # fresh data, not the stale FIFO
+
+
 def test_overflow_is_caught_from_the_count_when_the_flag_is_missed() -> None:
     rig = make_rig()
     rig.bus.write_byte_data(ADDRESS, reg.INT_ENABLE, 0)  # no FIFO_OFLOW_INT any more
