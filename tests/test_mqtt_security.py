@@ -267,6 +267,34 @@ def test_acl_lets_a_device_publish_its_retained_status_and_discovery_and_no_one_
             carer.close()
 
 
+def test_acl_lets_a_device_publish_each_walker_s_stage_for_the_caregiver_only(
+    secured: Mosquitto,
+) -> None:
+    """``stage/<walker>``: its device publishes it, no other device does; the caregiver
+    service reads it, Home Assistant does not (a physio's matter, as the walkers list)."""
+    stage = "retroguard/+/stage/+"
+    with (
+        subscriber(secured, [stage], username="caregiver", password="carer-pw") as carer_sub,
+        subscriber(secured, [stage, "retroguard/+/progress"], username="homeassistant",
+                   password="ha-pw") as ha,
+    ):  # fmt: skip
+        device = RawClient(secured, "tm1", SECRET)
+        other = RawClient(secured, "tm2", "other-device")
+        try:
+            assert other.publish("retroguard/tm1/stage/bob", "forged by tm2").is_failure
+            assert not device.publish("retroguard/tm1/stage/bob", "genuine stage").is_failure
+            assert not device.publish("retroguard/tm1/progress", "genuine progress").is_failure
+            assert carer_sub.wait(lambda: bool(carer_sub.messages))
+            assert [m.payload for m in carer_sub.messages] == [b"genuine stage"]
+            # One client's messages arrive in order: the progress here means the stage before
+            # it would have been too.
+            assert ha.wait(lambda: any(m.payload == b"genuine progress" for m in ha.messages))
+            assert [m.payload for m in ha.messages] == [b"genuine progress"]
+        finally:
+            device.close()
+            other.close()
+
+
 # ------------------------------------------------------- the broker install-pi.sh sets up
 
 INSTALLER = Path(__file__).resolve().parent.parent / "scripts" / "install-pi.sh"

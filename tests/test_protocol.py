@@ -53,6 +53,7 @@ from core.protocol.messages import (
     ReceiptMessage,
     ReplyMessage,
     SessionSummary,
+    StageMessage,
     StateMessage,
     TelemetryMessage,
     WalkersMessage,
@@ -243,6 +244,7 @@ _TYPED = {
     "progress": ProgressMessage,
     "walkers": WalkersMessage,
     "caregiver": CaregiverLinkMessage,
+    "stage": StageMessage,
 }
 
 

@@ -849,6 +849,76 @@ class ProgressMessage(Struct, kw_only=True, omit_defaults=True):
             raise ValueError(f"week: {exc}") from None
 
 
+StageStatus = Literal["running", "held", "complete"]
+"""Where a progression stands: moving on by itself (``running``, also after a release), held
+by a physio (or by a plan set by hand), or ``complete``: at its last stage with that stage's
+prescription done (the walker stays there; nothing moves on any more)."""
+MAX_STAGE_NUMBER = 64
+"""Far above any progression's stages (:data:`core.protocol.plan.MAX_STAGES`)."""
+
+
+class StageMessage(Struct, kw_only=True, omit_defaults=True):
+    """``<prefix>/<device>/stage/<walker>`` (retained): one walker's progression on the device.
+
+    The device's word on where each walker is on the progression a physio assigned: the
+    ``progress`` message is only the walker chosen at the treadmill (or walking), and a
+    command's reply only what the stage was when it was answered, so a stage the device moved
+    on by itself (an advance after a session) reached a consumer only through the chosen
+    walker's ``week_prescribed``. Published by the device, computed from its own database
+    (the progression's rows and the walker's sessions), whenever it may have changed: a
+    progression assigned, held, released, stepped back or advanced, a session counted, a
+    reconnect, and at start for every walker with a progression. Information only: nothing a
+    consumer makes of it reaches the device (docs/safety.md, rule 2).
+    """
+
+    schema: SchemaVersion
+    device_id: DeviceId
+    walker: Walker
+    """Whose progression it is (the topic's last level is their id)."""
+    wall_time: WallTime
+    """When the device computed it."""
+    progression: Annotated[str, Meta(min_length=1, max_length=80)]
+    stage: Annotated[int, Meta(ge=1, le=MAX_STAGE_NUMBER)]
+    """The stage in force, 1-based as people count stages (``cmd/progression``'s replies too)."""
+    stages: Annotated[int, Meta(ge=1, le=MAX_STAGE_NUMBER)]
+    stage_name: Annotated[str, Meta(min_length=1, max_length=80)]
+    """The stage's plan's name: what the walker walks from their next session."""
+    stage_started_wall: WallTime
+    """When the stage began counting (sessions before it count toward the stage before), as
+    the device's clock reads that moment now: moved by an NTP step since it was stored in the
+    same boot (:func:`core.wallclock.after_step`), as the rule that advances it reads it."""
+    status: StageStatus
+    held: bool
+    """A physio holds it (or a plan set by hand does): it does not move on by itself."""
+    change: Annotated[str, Meta(min_length=1, max_length=64)]
+    """What the device's newest record of it says happened: assigned, advanced, held,
+    released, stepped back, or "held: a plan was set by hand"."""
+    changed_wall: WallTime
+    """When that happened."""
+    sessions_per_week: Annotated[int, Meta(ge=1, le=INT64_MAX)]
+    """The stage's prescribed sessions a week: what adherence counts this walker's week
+    against."""
+    stage_weeks: Annotated[int, Meta(ge=1, le=INT64_MAX)]
+    """Weeks meeting ``sessions_per_week`` that complete the stage."""
+    weeks_done: Count
+    """Weeks since the stage began that met its count (toward ``stage_weeks``)."""
+    week: IsoWeek
+    """The week ``week_done`` counts, in the treadmill's zone (``zone``)."""
+    week_done: Count
+    """This week's sessions that count toward the stage (completed sessions of its plan since
+    it began, a day once: :func:`core.progression.week_counts`)."""
+    zone: ZoneKey | None = None
+    """The IANA zone the weeks are counted in (absent when the device's has no IANA name)."""
+
+    def __post_init__(self) -> None:
+        try:
+            check_week(self.week)
+        except ValueError as exc:
+            raise ValueError(f"week: {exc}") from None
+        if self.stage > self.stages:
+            raise ValueError(f"stage: {self.stage} is past the last of {self.stages} stages")
+
+
 class WalkersMessage(Struct, kw_only=True):
     """``<prefix>/<device>/walkers`` (retained): the treadmill's walker profiles, button order.
 
@@ -943,5 +1013,6 @@ JSON_MESSAGES: dict[str, type[Struct]] = {
     "progress": ProgressMessage,
     "walkers": WalkersMessage,
     "caregiver": CaregiverLinkMessage,
+    "stage": StageMessage,
 }
 """Topic kind -> payload type, for the JSON-encoded kinds (availability is plain text)."""

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 from core.protocol.ids import is_device_id
+from core.protocol.walker import is_walker_id
 
 
 class TopicKind(StrEnum):
@@ -49,6 +50,9 @@ class TopicKind(StrEnum):
     """Retained: what the device hears of the caregiver service (online, offline, unknown) and
     the age of its oldest alert still waiting for the service's receipt
     (:class:`core.protocol.messages.CaregiverLinkMessage`)."""
+    STAGE = "stage"
+    """``<base>/stage/<walker>``, retained, one per walker with a progression: where they are
+    on it (:class:`core.protocol.messages.StageMessage`). Information only."""
 
 
 CONSUMED_KINDS = (
@@ -69,11 +73,13 @@ so consumers sharing the stream subscribe to these each on their own."""
 
 @dataclass(frozen=True, slots=True)
 class DeviceTopic:
-    """A parsed topic: which device, which kind, and the command name for ``cmd`` topics."""
+    """A parsed topic: which device, which kind, the command name for ``cmd`` topics and the
+    walker for ``stage`` topics."""
 
     device_id: str
     kind: TopicKind
     command: str | None = None
+    walker: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,6 +132,10 @@ class Topics:
     def caregiver(self) -> str:
         return self.of(TopicKind.CAREGIVER)
 
+    def stage(self, walker: str) -> str:
+        """``<base>/stage/<walker>``: ``walker``'s progression (a walker id: one topic level)."""
+        return f"{self.of(TopicKind.STAGE)}/{walker}"
+
     @property
     def command_filter(self) -> str:
         return f"{self.base}/cmd/+"
@@ -164,7 +174,10 @@ def caregiver_status_topic(prefix: str) -> str:
 
 
 def all_devices(prefix: str, kind: TopicKind) -> str:
-    """Subscription filter for one kind of message from every device."""
+    """Subscription filter for one kind of message from every device (every walker's, for
+    ``stage``)."""
+    if kind is TopicKind.STAGE:
+        return f"{prefix}/+/{kind.value}/+"
     return f"{prefix}/+/{kind.value}"
 
 
@@ -210,24 +223,32 @@ def parse_topic(prefix: str, topic: str) -> DeviceTopic | None:
     """Which device and kind ``topic`` is about; None when it is not a RetroGuard device topic.
 
     Raises :class:`BadTopic` for ``<prefix>/<id>/<kind>`` with an ``<id>`` that
-    cannot be a device id: the shape is ours, the sender is broken (or hostile).
+    cannot be a device id, and for ``<prefix>/<id>/stage/<walker>`` with a ``<walker>`` that
+    cannot be a walker id: the shape is ours, the sender is broken (or hostile).
     """
     parts = topic.split("/")
     if len(parts) < 3 or parts[0] != prefix:
         return None
     device_id, rest = parts[1], parts[2:]
+    walker = None
     if len(rest) == 2 and rest[0] == TopicKind.COMMAND.value:
         kind, command = TopicKind.COMMAND, rest[1]
+    elif len(rest) == 2 and rest[0] == TopicKind.STAGE.value:
+        kind, command, walker = TopicKind.STAGE, None, rest[1]
     elif len(rest) == 1 and rest[0] in _PLAIN_KINDS:
         kind, command = TopicKind(rest[0]), None
     else:
         return None
     if not is_device_id(device_id):
         raise BadTopic(f"{topic}: {device_id!r} is not a device id")
-    return DeviceTopic(device_id, kind, command)
+    if walker is not None and not is_walker_id(walker):
+        raise BadTopic(f"{topic}: {walker!r} is not a walker id")
+    return DeviceTopic(device_id, kind, command, walker)
 
 
-_PLAIN_KINDS = frozenset(k.value for k in TopicKind if k is not TopicKind.COMMAND)
+_PLAIN_KINDS = frozenset(
+    k.value for k in TopicKind if k not in (TopicKind.COMMAND, TopicKind.STAGE)
+)
 
 
 def discovery_topic(discovery_prefix: str, device_id: str) -> str:
