@@ -44,13 +44,14 @@ class StageSession:
     """The intervals it walked (:func:`plan_walk`'s terms), in order: what the rule matches."""
 
 
-def _weeks_met(
+def week_counts(
     stage: Stage, since_wall: str, sessions: Iterable[StageSession], zone: dt.tzinfo
-) -> list[str]:
-    """The weeks since ``since_wall`` in which the stage's prescribed sessions were completed,
-    oldest first, counting at most :func:`core.progress.per_day` of them a day, as adherence
-    counts them (one a day, unless the stage asks for more than seven a week). A session whose
-    start cannot be read (a damaged row) counts toward nothing."""
+) -> dict[str, int]:
+    """Week ("2026-W49", in ``zone``) -> the sessions since ``since_wall`` that count toward
+    the stage in it: completed sessions of its plan, at most :func:`core.progress.per_day` of
+    them a day, as adherence counts them (one a day, unless the stage asks for more than seven
+    a week). A session whose start cannot be read (a damaged row) counts toward nothing. The
+    device's retained ``stage`` message says the current week's (``week_done``)."""
     since = utc_of(since_wall).replace(microsecond=0)  # sessions keep whole seconds
     cap = per_day(stage.sessions_per_week)
     walk = plan_walk(stage.plan)
@@ -66,11 +67,16 @@ def _weeks_met(
             per_week.setdefault(week_of(started, zone), Counter())[
                 started.astimezone(zone).date()
             ] += 1
-    return sorted(
-        week
-        for week, days in per_week.items()
-        if sum(min(cap, n) for n in days.values()) >= stage.sessions_per_week
-    )
+    return {week: sum(min(cap, n) for n in days.values()) for week, days in per_week.items()}
+
+
+def _weeks_met(
+    stage: Stage, since_wall: str, sessions: Iterable[StageSession], zone: dt.tzinfo
+) -> list[str]:
+    """The weeks since ``since_wall`` in which the stage's prescribed sessions were completed
+    (:func:`week_counts` reached ``stage.sessions_per_week``), oldest first."""
+    counts = week_counts(stage, since_wall, sessions, zone)
+    return sorted(week for week, n in counts.items() if n >= stage.sessions_per_week)
 
 
 def weeks_done(

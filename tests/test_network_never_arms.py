@@ -2,7 +2,8 @@
 commands included.
 
 Every kind of message the device reads from the network is listed here with what it may do
-(:data:`COMMAND_EFFECTS`, :data:`DEVICE_READS`), and so is every message the courier hands the
+(:data:`COMMAND_EFFECTS`, :data:`DEVICE_READS`; its own topics others could write too,
+:data:`DEVICE_WRITES_ONLY`), and so is every message the courier hands the
 real-time loop (:data:`LOOP_MESSAGE_EFFECTS`): a new command or link message nobody classified
 fails :func:`test_every_network_input_and_loop_message_is_classified`. Each network input is
 then sent over a real Mosquitto to the whole monitor (simulated hardware, its courier on a
@@ -61,6 +62,14 @@ DEVICE_READS: dict[str, str] = {
 }
 """What the device subscribes to besides ``cmd/+``."""
 
+DEVICE_WRITES_ONLY: dict[str, str] = {
+    "stage": "a walker's progression (stage/<walker>, retained): the device publishes it from "
+    "its own records and never reads it back; a forged one, advancing a walker or saying the "
+    "belt may run, reaches only consumers (the caregiver service shows it), never the loop",
+}
+"""The device's own topics a network client could write too (the ACL stops a broker that
+enforces it): sent below like the inputs, so one the device started reading would be covered."""
+
 LOOP_MESSAGE_EFFECTS: dict[type, str] = {
     messages.Persisted: "records on disk: the loop forgets them",
     messages.StorageHealth: "alerts cannot be stored: refuses arming (never arms)",
@@ -84,7 +93,7 @@ def test_every_network_input_and_loop_message_is_classified() -> None:
     assert {command_name(t.__new__(t)) for t in typing.get_args(Command)} == set(CommandName)
     assert set(_variants_by_input()) == {c.value for c in CommandName} | set(DEVICE_READS) | {
         "unknown"
-    }
+    } | set(DEVICE_WRITES_ONLY)
 
 
 UNKNOWN_IDS = ("9" * 32, "8" * 32)
@@ -159,6 +168,15 @@ def _variants_by_input() -> dict[str, tuple[str, list[bytes], list[bytes]]]:
         json.dumps({"schema": 1, "state": s, "by": "spoof"}).encode() for s in ("online", "offline")
     ]
     variants["caregiver_status"] = ("../caregiver/status", [*status, *GARBAGE], status[:1])
+    forged_stage = json.dumps({
+        "schema": 1, "device_id": DEVICE, "walker": {"id": "bob", "name": "Bob"},
+        "wall_time": "2026-03-02T09:00:00.000+00:00", "progression": "forged", "stage": 2,
+        "stages": 2, "stage_name": "arm now", "stage_started_wall": "2026-03-02T09:00:00+00:00",
+        "status": "complete", "held": False, "change": "advanced", "sessions_per_week": 3,
+        "changed_wall": "2026-03-02T09:00:00+00:00", "stage_weeks": 1, "weeks_done": 1,
+        "week": "2026-W10", "week_done": 3, "state": "ARMED", "relay": "hold",
+    }).encode()  # fmt: skip
+    variants["stage"] = ("stage/bob", [forged_stage, b"", *GARBAGE], [forged_stage])
     variants["homeassistant_status"] = (
         "../../homeassistant/status",
         [b"online", b"offline", *GARBAGE],

@@ -417,10 +417,13 @@ class _DefaultTarget:
         on_closed: Callable[[str], object] | None = None,
         on_incident: Callable[[], object] | None = None,
         shown: Callable[[], Shown] | None = None,
+        on_stored: Callable[[], object] | None = None,
     ) -> None:
         """``on_closed``: told the incident a caregiver has just closed (the walker who asked
         for help hears it). ``on_incident``: told when an ack stored a ``closed`` event, so the
         retained ``incident`` is recomputed (the event is stored here, not through the sink).
+        ``on_stored``: told when a plan or progression was stored, so the retained ``progress``
+        and the walker's ``stage`` are recomputed (with or without a courier's ``on_plan``).
         ``shown``: what the retained ``incident`` message last showed, the incident an ack
         naming none (``"latest"``: Home Assistant's button) closes."""
         self._silence = silence
@@ -428,6 +431,7 @@ class _DefaultTarget:
         self._on_plan = on_plan
         self._on_closed = on_closed
         self._on_incident = on_incident
+        self._on_stored = on_stored
         self._outbox = outbox
         self._status = status
         self._self_test = self_test
@@ -474,8 +478,7 @@ class _DefaultTarget:
             command.by,
             revision,
         )
-        if self._on_plan is not None:
-            self._on_plan()
+        self._stored()
         stored = PlanStored(
             plan=plan.name,
             revision=revision,
@@ -515,8 +518,7 @@ class _DefaultTarget:
         except (LookupError, ProgressionUnchanged) as exc:  # nothing written: the reply says why
             raise CommandError(str(exc)) from None
         log.info("progression %r: %s by %s", state.progression.name, state.changed, state.by)
-        if self._on_plan is not None:
-            self._on_plan()
+        self._stored()
         stored = ProgressionStored(
             progression=state.progression.name,
             change=RELEASED_ADVANCED if state.advanced_on_release else state.changed,
@@ -529,6 +531,14 @@ class _DefaultTarget:
             plan_restored=state.plan_restored,
         )
         return msgspec.structs.asdict(stored)
+
+    def _stored(self) -> None:
+        """A plan or progression was stored: the courier hears of it (the loop takes the plan),
+        and the publisher recomputes the retained topics it shows in."""
+        if self._on_plan is not None:
+            self._on_plan()
+        if self._on_stored is not None:
+            self._on_stored()
 
     def request_silence(self, silence: Silence, request_id: str | None) -> bool:
         return self._silence.request(silence, request_id)
@@ -655,8 +665,8 @@ class MqttReporter:
         self._clock = clock
         self._box = _StatusBox()
         self._retained = RetainedStatus(database, self.topics)
-        """The retained ``incident``, ``progress`` and ``walkers`` topics, computed from the
-        database."""
+        """The retained ``incident``, ``progress``, ``walkers`` and ``stage/<walker>`` topics,
+        computed from the database."""
         self._default_target = _DefaultTarget(
             self.silence,
             self.outbox,
@@ -670,6 +680,7 @@ class MqttReporter:
             # safety controller): nothing a command reaches can arm
             on_incident=functools.partial(self._wake.put_nowait, _IncidentEvent()),
             shown=self._retained.shown_incident,  # read-only, on the publisher thread
+            on_stored=functools.partial(self._wake.put_nowait, _SessionsChanged()),
         )
         self._commands = CommandHandler(command_target or self._default_target)
         self._client: mqtt.Client | None = None
@@ -719,6 +730,10 @@ class MqttReporter:
         self._incident_due = True
         self._progress_due = True
         self._walkers_due = True
+        self._stages_due = True
+        """The walkers' retained ``stage`` topics: due whenever the progress is (a session, a
+        plan or progression stored, a reconnect, the periodic refresh) and when the walkers
+        changed (a removed walker's topic is cleared)."""
         self._next_progress = clock() + PROGRESS_REFRESH_S
         self._logged_status_error = False
         self._retained_retry_at: float | None = None
@@ -1075,6 +1090,7 @@ class MqttReporter:
                 if self._clock() >= self._next_progress:
                     self._next_progress = self._clock() + PROGRESS_REFRESH_S
                     self._progress_due = True
+                    self._stages_due = True  # a new week's count starts at midnight
                 retained_retry = self._retained_retry_at
                 if retained_retry is not None and self._clock() >= retained_retry:
                     self._retained_retry_at = None  # this pass tries them; a failure sets it anew
@@ -1211,6 +1227,7 @@ class MqttReporter:
                         self._restart_backoff()  # then soon again
                         self._retained.forget()  # nor these retained ones
                         self._incident_due = self._progress_due = self._walkers_due = True
+                        self._stages_due = True
                         self._caregiver_sent = None
                         self._caregiver.subscribed()  # its retained presence comes next
                         if self.config.discovery or not self._withdrawn:
@@ -1230,8 +1247,10 @@ class MqttReporter:
                         self._publish_discovery()
                 case _SessionsChanged():
                     self._progress_due = True
+                    self._stages_due = True  # a session counted, or a progression stored
                 case _WalkersChanged():
                     self._walkers_due = True
+                    self._stages_due = True
                 case _SessionWalker(walker=walker):
                     if walker != self._retained.session_walker:
                         self._retained.session_walker = walker
@@ -1308,24 +1327,42 @@ class MqttReporter:
             self._cursor = row.id
 
     def _publish_retained(self, client: mqtt.Client) -> None:
-        """The retained ``incident``, ``progress`` and ``walkers``, when what they say may have
-        changed: each computed and handed to the client on its own, so one that cannot be read
-        now (a busy database) costs the others nothing. A topic stops being due only once the
-        client has its message (or it says what the broker has); one that failed stays due and
-        is tried again after a growing pause (:data:`RETRY_FIRST_S` up to :data:`RETRY_MAX_S`),
-        whatever else wakes the publisher meanwhile."""
+        """The retained ``incident``, ``progress``, ``walkers`` and walkers' ``stage``, when
+        what they say may have changed: each computed and handed to the client on its own, so
+        one that cannot be read now (a busy database) costs the others nothing. A topic stops
+        being due only once the client has its message (or it says what the broker has); one
+        that failed stays due and is tried again after a growing pause (:data:`RETRY_FIRST_S`
+        up to :data:`RETRY_MAX_S`), whatever else wakes the publisher meanwhile."""
         if self._incident_due:
             self._incident_due = not self._publish_status(client, self._retained.incident)
         if self._progress_due:
             self._progress_due = not self._publish_status(client, self._retained.progress)
         if self._walkers_due:
             self._walkers_due = not self._publish_status(client, self._retained.walkers)
-        if self._incident_due or self._progress_due or self._walkers_due:
+        if self._stages_due:
+            self._stages_due = not self._publish_stages(client)
+        if self._incident_due or self._progress_due or self._walkers_due or self._stages_due:
             self._retained_retry_at = self._clock() + self._retained_pause
             self._retained_pause = min(RETRY_MAX_S, self._retained_pause * 2)
         else:
             self._retained_retry_at, self._retained_pause = None, RETRY_FIRST_S
             self._logged_status_error = False
+
+    def _publish_stages(self, client: mqtt.Client) -> bool:
+        """Every walker's retained ``stage`` that changed, handed to the client; False: some
+        are still owed (the database could not be read, or the client did not take one)."""
+        try:
+            messages = self._retained.stages()
+        except Exception:
+            self._status_failed()
+            return False
+        return all([self._hand_over(client, message) for message in messages])
+
+    def _status_failed(self) -> None:
+        # A database that cannot be read now: the events still go out; try again later.
+        if not self._logged_status_error:
+            log.exception("MQTT: a retained status message could not be computed")
+            self._logged_status_error = True
 
     def _publish_status(self, client: mqtt.Client, compute: Callable[[], Retained | None]) -> bool:
         """Compute one retained status message and hand it to the client; False: it is still
@@ -1333,13 +1370,14 @@ class MqttReporter:
         try:
             message = compute()
         except Exception:
-            # A database that cannot be read now: the events still go out; try again later.
-            if not self._logged_status_error:
-                log.exception("MQTT: a retained status message could not be computed")
-                self._logged_status_error = True
+            self._status_failed()
             return False
         if message is None:
             return True  # says what the broker has
+        return self._hand_over(client, message)
+
+    def _hand_over(self, client: mqtt.Client, message: Retained) -> bool:
+        """Give one retained message to the client (QoS 1); False: it did not take it."""
         try:
             info = client.publish(message.topic, message.payload, qos=1, retain=True)
         except ValueError as exc:  # e.g. over the broker's size limit

@@ -41,6 +41,7 @@ from core.progress import (
     week_start,
     weekly_progress,
 )
+from core.progression import StageSession, completed_in, week_counts
 from core.protocol import payloads
 from core.protocol.events import INCIDENT_TYPES, EventType, reopens, worse
 from core.protocol.messages import (
@@ -49,6 +50,8 @@ from core.protocol.messages import (
     IncidentSeverity,
     ProgressMessage,
     SessionRecord,
+    StageMessage,
+    StageStatus,
     WalkersMessage,
 )
 from core.protocol.topics import Topics
@@ -56,7 +59,13 @@ from core.protocol.walker import DEFAULT_WALKER_ID, Walker
 from core.zones import system_zone, zone_key
 from firmware.storage.database import Database, as_database
 from firmware.storage.incidents import Shown
-from firmware.storage.progressions import prescribed_by_week
+from firmware.storage.progressions import (
+    ProgressionState,
+    current_progression,
+    prescribed_by_week,
+    progression_walkers,
+    stage_sessions,
+)
 from firmware.storage.runs import first_run_wall
 from firmware.storage.status import (
     IncidentEventRow,
@@ -270,6 +279,49 @@ def progress_message(
     )
 
 
+def stage_message(
+    device_id: str,
+    walker: Walker,
+    state: ProgressionState,
+    sessions: Sequence[StageSession],
+    now: dt.datetime,
+    zone: dt.tzinfo,
+) -> StageMessage:
+    """The ``stage`` message of ``walker``'s progression ``state``: ``sessions`` are theirs
+    as the rule reads them (:func:`firmware.storage.progressions.stage_sessions`); this week
+    and the weeks done are counted as the rule that advances it counts them."""
+    stage = state.progression.stages[state.stage]
+    counts = week_counts(stage, state.stage_started_wall, sessions, zone)
+    week = week_of(now, zone)
+    met = sum(1 for n in counts.values() if n >= stage.sessions_per_week)
+    status: StageStatus = "running"
+    if state.held:
+        status = "held"
+    elif state.last and completed_in(stage, state.stage_started_wall, sessions, zone):
+        status = "complete"
+    return StageMessage(
+        schema=SCHEMA_VERSION,
+        device_id=device_id,
+        walker=walker,
+        wall_time=now.astimezone(dt.UTC).isoformat(timespec="milliseconds"),
+        progression=state.progression.name,
+        stage=state.stage + 1,
+        stages=len(state.progression.stages),
+        stage_name=stage.plan.name,
+        stage_started_wall=state.stage_started_wall,
+        status=status,
+        held=state.held,
+        change=state.changed[:64],
+        changed_wall=state.changed_wall or state.stage_started_wall,
+        sessions_per_week=stage.sessions_per_week,
+        stage_weeks=stage.weeks,
+        weeks_done=met,
+        week=week,
+        week_done=counts.get(week, 0),
+        zone=zone_key(zone),
+    )
+
+
 @dataclass(frozen=True, slots=True)
 class Retained:
     """One retained message to publish; once the client has it, tell
@@ -454,6 +506,49 @@ class RetainedStatus:
         )
         payload = payloads.encode(message)
         return self._if_changed(self._topics.walkers, payload, payload)
+
+    def stages(self) -> list[Retained]:
+        """The ``stage`` message of every walker with a progression (a walker removed since:
+        an empty retained payload, which clears their topic on the broker), those that changed
+        since the client last took them. Computed from the rows, as ``progress`` is, so what a
+        command, a session's end or ``retroguard progression`` stored is what goes out."""
+        device = self._topics.device_id
+        now = self._now()
+
+        def read(
+            conn: sqlite3.Connection,
+        ) -> tuple[list[tuple[Walker, ProgressionState, list[StageSession]]], list[str]]:
+            names = walker_names(conn)
+            active = {w.id for w in active_walkers(conn)}
+            found, gone = [], []
+            for walker in progression_walkers(conn):
+                state = current_progression(conn, walker)
+                if walker not in active or state is None:
+                    gone.append(walker)
+                    continue
+                found.append(
+                    (
+                        Walker(walker, names.get(walker, walker)),
+                        state,
+                        stage_sessions(conn, state, walker),
+                    )
+                )
+            return found, gone
+
+        found, gone = self._read(read)
+        due: list[Retained] = []
+        for walker, state, sessions in found:
+            message = stage_message(device, walker, state, sessions, now, self._zone)
+            view = payloads.encode(msgspec.structs.replace(message, wall_time=""))
+            topic = self._topics.stage(walker.id)
+            said = self._if_changed(topic, view, payloads.encode(message))
+            if said is not None:
+                due.append(said)
+        for removed in gone:
+            said = self._if_changed(self._topics.stage(removed), "", "")
+            if said is not None:
+                due.append(said)
+        return due
 
     def _if_changed(self, topic: str, view: str, payload: str) -> Retained | None:
         if self._said.get(topic) == view:

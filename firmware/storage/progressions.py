@@ -81,6 +81,8 @@ class ProgressionState:
     advanced_on_release: bool = False
     """A release that found the stage's sessions done while it was held, so the rule moved the
     walker on at once (this row is that advance); not stored."""
+    changed_wall: str = ""
+    """When this row was recorded (the retained ``stage`` message's ``changed_wall``)."""
 
     @property
     def last(self) -> bool:
@@ -98,13 +100,13 @@ def current_progression(
     reads that moment now: moved by any step of the clock since it was stored in this boot."""
     row = conn.execute(
         "SELECT id, progression, stage, stage_started_wall, held, changed_by, change,"
-        " stage_started_offset, stage_started_boot"
+        " stage_started_offset, stage_started_boot, changed_wall"
         " FROM progressions WHERE walker = ? ORDER BY id DESC LIMIT 1",
         (walker,),
     ).fetchone()
     if row is None or row[1] is None:
         return None
-    revision, text, stage, started, held, by, change, offset, boot = row
+    revision, text, stage, started, held, by, change, offset, boot, changed_wall = row
     if offset is not None and boot and boot == boot_id():
         started = after_step(
             str(started), float(offset), _wall_clock(clock).offset(), timespec="milliseconds"
@@ -121,6 +123,7 @@ def current_progression(
         bool(held),
         str(by),
         str(change),
+        changed_wall=str(changed_wall),
     )
 
 
@@ -196,7 +199,14 @@ def _record(
             walker=walker,
         )
     return ProgressionState(
-        int(cursor.lastrowid or 0), progression, stage, stage_started_wall, held, by, change
+        int(cursor.lastrowid or 0),
+        progression,
+        stage,
+        stage_started_wall,
+        held,
+        by,
+        change,
+        changed_wall=wall,
     )
 
 
@@ -446,7 +456,22 @@ def _done(
     conn: sqlite3.Connection, state: ProgressionState, zone: dt.tzinfo, walker: str
 ) -> str | None:
     """The week in which ``walker``'s sessions completed ``state``'s stage
-    (:func:`core.progression.completed_in`), else None.
+    (:func:`core.progression.completed_in`), else None."""
+    stage = state.progression.stages[state.stage]
+    return completed_in(stage, state.stage_started_wall, stage_sessions(conn, state, walker), zone)
+
+
+def progression_walkers(conn: sqlite3.Connection) -> list[str]:
+    """Every walker who was ever assigned a progression on this device, by id: the retained
+    ``stage`` topics are theirs (:mod:`firmware.mqtt.status`)."""
+    return [str(w) for (w,) in conn.execute("SELECT DISTINCT walker FROM progressions ORDER BY 1")]
+
+
+def stage_sessions(
+    conn: sqlite3.Connection, state: ProgressionState, walker: str
+) -> list[StageSession]:
+    """``walker``'s sessions the rule reads for ``state``'s stage (:func:`_done`, and the
+    retained ``stage`` message's week count).
 
     Their sessions are read from two days before the stage's start on (the text of a UTC
     time, as every stored time is: a margin wider than any zone's offset, so the SQL never
@@ -483,5 +508,4 @@ def _done(
         )
         for session_id, started, plan, status, planned, done_s, backward, longest in rows
     ]
-    stage = state.progression.stages[state.stage]
-    return completed_in(stage, state.stage_started_wall, sessions, zone)
+    return sessions

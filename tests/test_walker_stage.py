@@ -1,0 +1,212 @@
+"""Each walker's progression, retained on ``<prefix>/<device>/stage/<walker>``: computed by the
+device from its own database (real SQLite) for every walker with one, not only the walker
+chosen at the treadmill, and published by its reporter over a real Mosquitto."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from pathlib import Path
+
+import jsonschema
+import msgspec
+import pytest
+
+from core.plan_presets import PRESETS
+from core.protocol.commands import AssignProgression, ChangeProgression, encode_command
+from core.protocol.messages import StageMessage
+from core.protocol.payloads import decode_as
+from core.protocol.plan import Progression, Stage
+from core.protocol.topics import BadTopic, DeviceTopic, TopicKind, Topics, all_devices, parse_topic
+from core.protocol.walker import Walker
+from firmware.mqtt import MqttReporter
+from firmware.mqtt.status import Retained, RetainedStatus
+from firmware.storage.database import connect, transaction
+from firmware.storage.progressions import advance_if_done, change_progression, start_progression
+from firmware.storage.sessions import save_session
+from firmware.storage.walkers import add_walker, remove_walker
+from tests.caregiver_support import session_record, walked
+from tests.mqtt_helpers import WAIT, Subscriber, config_for, schema, validate
+from tools.broker import Mosquitto
+
+DEVICE = "treadmill-1"
+ANNA = Walker("anna", "Anna")
+BOB = Walker("bob", "Bob")
+MONDAY = dt.datetime(2026, 3, 2, 9, 0, tzinfo=dt.UTC)
+SHORT = PRESETS["alternate-2-2"]
+TWO_STAGES = Progression("two", (Stage(SHORT, 1, 2), Stage(PRESETS["progression-week-2"], 1, 4)))
+
+
+def _registered(db: Path) -> None:
+    conn = connect(db)
+    try:
+        with transaction(conn):
+            add_walker(conn, "Anna", walker_id="anna", by="Jo", wall="w1")
+            add_walker(conn, "Bob", walker_id="bob", by="Jo", wall="w2")
+    finally:
+        conn.close()
+
+
+def _walk(db: Path, walker: Walker, started: dt.datetime) -> None:
+    """A completed session of the first stage's plan, by ``walker``."""
+    record = walked(session_record(DEVICE, started, backward_min=14, longest_min=2), SHORT)
+    conn = connect(db)
+    try:
+        save_session(conn, msgspec.structs.replace(record, walker=walker))
+    finally:
+        conn.close()
+
+
+def _decoded(retained: list[Retained], status: RetainedStatus) -> dict[str, StageMessage]:
+    """Walker id -> the message, each checked against the documented schema and taken."""
+    found = {}
+    for message in retained:
+        jsonschema.validate(json.loads(message.payload), schema("stage"))
+        stage = decode_as(StageMessage, message.payload.encode())
+        assert message.topic == f"retroguard/{DEVICE}/stage/{stage.walker.id}"
+        found[stage.walker.id] = stage
+        status.published(message)
+    return found
+
+
+def test_the_stage_topic_is_one_level_per_walker_and_a_bad_walker_is_refused() -> None:
+    topics = Topics("retroguard", DEVICE)
+    assert topics.stage("bob") == "retroguard/treadmill-1/stage/bob"
+    assert parse_topic("retroguard", topics.stage("bob")) == DeviceTopic(
+        DEVICE, TopicKind.STAGE, walker="bob"
+    )
+    assert all_devices("retroguard", TopicKind.STAGE) == "retroguard/+/stage/+"
+    assert parse_topic("retroguard", "retroguard/treadmill-1/stage") is None
+    with pytest.raises(BadTopic, match="not a walker id"):
+        parse_topic("retroguard", "retroguard/treadmill-1/stage/Bob Smith")
+
+
+def test_every_walker_with_a_progression_has_a_stage_that_follows_each_change(
+    tmp_path: Path,
+) -> None:
+    """The default walker stays chosen throughout: Anna's and Bob's stages are theirs all the
+    same (assignment, a session counted, a hold, an advance); one that did not change is not
+    sent again; a removed walker's topic is cleared."""
+    db = tmp_path / "device.db"
+    _registered(db)
+    conn = connect(db)
+    with transaction(conn):
+        for walker in ("anna", "bob"):
+            start_progression(conn, TWO_STAGES, stage=0, by="Jo", walker=walker,
+                              wall="2026-03-02T08:00:00.000+00:00")  # fmt: skip
+    conn.close()
+    now = MONDAY + dt.timedelta(hours=8)
+    status = RetainedStatus(db, Topics("retroguard", DEVICE), now=lambda: now, zone=dt.UTC)
+    try:
+        first = _decoded(status.stages(), status)
+        assert set(first) == {"anna", "bob"}  # the default walker has none
+        bob = first["bob"]
+        assert (bob.walker, bob.progression, bob.stage, bob.stages) == (BOB, "two", 1, 2)
+        assert (bob.stage_name, bob.status, bob.held, bob.change) == (
+            SHORT.name,
+            "running",
+            False,
+            "assigned",
+        )
+        assert (bob.sessions_per_week, bob.stage_weeks, bob.weeks_done) == (2, 1, 0)
+        assert (bob.week, bob.week_done, bob.zone) == ("2026-W10", 0, "UTC")
+        assert bob.stage_started_wall == "2026-03-02T08:00:00.000+00:00"
+        assert status.stages() == []  # nothing changed: nothing to send again
+
+        _walk(db, BOB, MONDAY)  # a session counted for Bob, who is not chosen
+        counted = _decoded(status.stages(), status)
+        assert set(counted) == {"bob"} and counted["bob"].week_done == 1
+
+        conn = connect(db)
+        with transaction(conn):
+            change_progression(conn, "hold", by="Jo", wall="2026-03-02T12:00:00.000+00:00",
+                               walker="anna")  # fmt: skip
+        conn.close()
+        held = _decoded(status.stages(), status)["anna"]
+        assert (held.status, held.held, held.change) == ("held", True, "held")
+        assert held.changed_wall == "2026-03-02T12:00:00.000+00:00"
+
+        _walk(db, BOB, MONDAY + dt.timedelta(days=1))
+        conn = connect(db)
+        with transaction(conn):  # as the courier does after Bob's session
+            assert advance_if_done(conn, dt.UTC, "2026-03-03T10:00:00.000+00:00", walker="bob")
+        conn.close()
+        advanced = _decoded(status.stages(), status)["bob"]
+        assert (advanced.stage, advanced.stage_name, advanced.change) == (
+            2,
+            "progression-week-2",
+            "advanced",
+        )
+        assert (advanced.sessions_per_week, advanced.week_done) == (4, 0)
+        assert advanced.stage_started_wall == "2026-03-09T00:00:00.000+00:00"  # next Monday
+
+        conn = connect(db)
+        with transaction(conn):
+            remove_walker(conn, "anna", by="Jo", wall="w3")
+        conn.close()
+        cleared = status.stages()
+        assert [(m.topic, m.payload) for m in cleared] == [(f"retroguard/{DEVICE}/stage/anna", "")]
+    finally:
+        status.close()
+
+
+def test_a_last_stage_whose_prescription_is_done_is_complete(tmp_path: Path) -> None:
+    db = tmp_path / "device.db"
+    _registered(db)
+    conn = connect(db)
+    with transaction(conn):
+        start_progression(conn, Progression("one", (Stage(SHORT, 1, 1),)), stage=0, by="Jo",
+                          walker="anna", wall="2026-03-02T08:00:00.000+00:00")  # fmt: skip
+    conn.close()
+    now = MONDAY + dt.timedelta(hours=8)
+    status = RetainedStatus(db, Topics("retroguard", DEVICE), now=lambda: now, zone=dt.UTC)
+    try:
+        assert _decoded(status.stages(), status)["anna"].status == "running"
+        _walk(db, ANNA, MONDAY)
+        done = _decoded(status.stages(), status)["anna"]
+        assert (done.status, done.weeks_done, done.week_done) == ("complete", 1, 1)
+    finally:
+        status.close()
+
+
+def _stage_of(sub: Subscriber, walker: str) -> list[dict[str, object]]:
+    return [validate("stage", m.payload) for m in sub.on(f"/stage/{walker}") if m.payload]
+
+
+def test_the_reporter_publishes_each_walker_s_stage_retained_and_a_command_updates_it(
+    tmp_path: Path, mosquitto: Mosquitto
+) -> None:
+    """Real Mosquitto: a progression assigned to Bob over ``cmd/progression`` (the default
+    walker chosen) goes out on ``stage/bob`` at once, without a courier; a consumer that
+    subscribes later gets it retained; a hold follows."""
+    db = tmp_path / "device.db"
+    _registered(db)
+    reporter = MqttReporter(
+        config_for(mosquitto, discovery=False), device_id=DEVICE, device_name="T1", database=db
+    )
+    reporter.start()
+    sub = Subscriber(mosquitto, [f"retroguard/{DEVICE}/#"])
+    try:
+        assert reporter.wait_until(lambda s: s.ready, WAIT)
+        assign = encode_command(AssignProgression(TWO_STAGES, 0, "Jo", "bob"), "p1")
+        sub.client.publish(f"retroguard/{DEVICE}/cmd/progression", assign, qos=1)
+        assert sub.wait(lambda: bool(_stage_of(sub, "bob")))
+        told = _stage_of(sub, "bob")[-1]
+        assert (told["walker"], told["stage"], told["change"]) == (
+            {"id": "bob", "name": "Bob"},
+            1,
+            "assigned",
+        )
+        late = Subscriber(mosquitto, [f"retroguard/{DEVICE}/stage/+"])
+        try:
+            assert late.wait(lambda: bool(_stage_of(late, "bob")))
+            assert late.on("/stage/bob")[0].retain
+        finally:
+            late.close()
+        hold = encode_command(ChangeProgression("hold", "Jo", "bob"), "p2")
+        sub.client.publish(f"retroguard/{DEVICE}/cmd/progression", hold, qos=1)
+        assert sub.wait(lambda: any(s["status"] == "held" for s in _stage_of(sub, "bob")))
+        assert not sub.on("/stage/anna")  # Anna has no progression: no topic
+    finally:
+        sub.close()
+        reporter.close()
