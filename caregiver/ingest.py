@@ -84,6 +84,7 @@ from core.protocol.messages import (
     ProtocolError,
     ReplyMessage,
     SessionSummary,
+    StageMessage,
     StateMessage,
     TelemetryMessage,
     WalkersMessage,
@@ -138,12 +139,28 @@ ms with 100 (a batch's events reach the browsers together, at its commit)."""
 HELD_RETRY_S = 2.0
 _ANSWERED = (CommandName.PLAN, CommandName.PROGRESSION)
 """Commands whose replies are recorded for the plan page."""
-INGESTED_KINDS = (*CONSUMED_KINDS, TopicKind.PROGRESS, TopicKind.WALKERS, TopicKind.INCIDENT)
+INGESTED_KINDS = (
+    *CONSUMED_KINDS,
+    TopicKind.PROGRESS,
+    TopicKind.WALKERS,
+    TopicKind.INCIDENT,
+    TopicKind.STAGE,
+)
 """What the service reads: every consumed kind, the retained progress message for the
 sessions a week the progression of the device's walker prescribes (adherence counts against
 them; kept per walker), the
-retained walkers message, the walkers the plan page offers, and the retained incident message,
-to send a close again to a device that missed it (:meth:`Ingestor._device_missed_close`)."""
+retained walkers message, the walkers the plan page offers, the retained incident message,
+to send a close again to a device that missed it (:meth:`Ingestor._device_missed_close`), and
+each walker's retained stage message, their progression as the device keeps it (the plan and
+progress pages show it; it also gives the sessions a week every walker's stage prescribes,
+where the progress message gives only the chosen walker's)."""
+
+
+class _StageCleared(msgspec.Struct, frozen=True):
+    """An empty retained payload on ``stage/<walker>``: the device cleared that walker's
+    topic (the walker was removed at the treadmill)."""
+
+    walker: str
 
 
 @dataclass(slots=True)
@@ -214,6 +231,7 @@ class Ingestor:
             progress_subscription(self.prefix),
             walkers_subscription(self.prefix),
             incident_subscription(self.prefix),
+            stage_subscription(self.prefix),
         ]
         self.messages = 0
         self._count = _Counts()
@@ -482,6 +500,8 @@ class Ingestor:
             return None
         device_id, kind = parsed.device_id, parsed.kind
         now = self.clock()
+        if kind is TopicKind.STAGE and parsed.walker is not None and not payload:
+            return _Received(topic, device_id, _StageCleared(parsed.walker), payload, now, None)
         try:
             body: Availability | msgspec.Struct = (
                 decode_availability(payload)
@@ -490,6 +510,17 @@ class Ingestor:
             )
         except ProtocolError as exc:
             log.warning("%s: %s; ignored", topic, exc)
+            self._count.rejected += 1
+            return None
+        if isinstance(body, StageMessage) and (
+            body.walker.id != parsed.walker or body.device_id != device_id
+        ):
+            log.warning(
+                "%s: the message is walker %r of %r, not the topic's; ignored",
+                topic,
+                body.walker.id,
+                body.device_id,
+            )
             self._count.rejected += 1
             return None
         event = _new_event(device_id, body, payload) if isinstance(body, EventMessage) else None
@@ -525,6 +556,16 @@ class Ingestor:
                     # changed when the stage is
                     who = DEFAULT_WALKER.id if walker is None else walker.id
                     self.store.set_prescribed(device_id, week, prescribed, who)
+            case StageMessage() as stage:
+                # every walker's progression, whoever is chosen at the treadmill: the plan and
+                # progress pages show it, and the week's count its stage prescribes is theirs
+                # (adherence counts against it) as a progress message about them would say
+                if self.store.set_walker_stage(device_id, stage, payload, now):
+                    self.store.set_prescribed(
+                        device_id, stage.week, stage.sessions_per_week, stage.walker.id
+                    )
+            case _StageCleared(walker=walker):
+                self.store.forget_walker_stage(device_id, walker)
             case WalkersMessage(walkers=walkers):
                 # what the plan page offers; it adds, removes or chooses nobody on the device
                 self.store.set_device_walkers(device_id, [(w.id, w.name) for w in walkers])
@@ -1054,6 +1095,12 @@ def walkers_subscription(prefix: str) -> str:
     """The devices' retained walker profiles, for the plan page: a plain subscription on every
     instance, like the progress (every instance writes the same rows)."""
     return all_devices(prefix, TopicKind.WALKERS)
+
+
+def stage_subscription(prefix: str) -> str:
+    """Every walker's retained stage of every device (``<prefix>/+/stage/+``): a plain
+    subscription on every instance, like the progress (every instance writes the same row)."""
+    return all_devices(prefix, TopicKind.STAGE)
 
 
 def _iso_now() -> str:

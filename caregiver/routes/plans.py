@@ -2,7 +2,9 @@
 
 ``GET /devices/<id>/plan`` is one walker's (``?walker=``, the page's walker select; else the
 walker who walked last): what is in force for them (their latest plan, this week's
-prescription, their progression as the treadmill last answered, their last sessions), and
+prescription, their progression as the device publishes it — its retained ``stage/<walker>``,
+which a stage the device moved on by itself reaches too — else as the treadmill last answered
+a command, their last sessions), and
 the plans and progressions sent to the device with the device's answer to each (pending,
 accepted, refused with the reason naming the field, or no answer:
 :mod:`caregiver.plan_answers`; the page's script follows a pending one through ``GET
@@ -43,6 +45,7 @@ from core.protocol.commands import (
     ChangeProgression,
     Command,
 )
+from core.protocol.messages import StageMessage
 from core.protocol.plan import DEFAULT_SPEED, DIRECTIONS, Plan, PlanInvalid, plan_from_builtins
 from core.protocol.walker import DEFAULT_WALKER_ID, is_walker_id
 
@@ -75,7 +78,12 @@ class InForce:
     """Their newest :data:`LAST_SESSIONS` sessions, newest first."""
     prescribed: int
     """Sessions prescribed to them this week (the treadmill's week), by their own progression's
-    stage as the device's progress message said it; 3 without one."""
+    stage as the device said it (its stage message for them, else its progress message); 3
+    without one."""
+    stage: StageMessage | None
+    """Their progression as the treadmill keeps it (its retained ``stage/<walker>``): the stage
+    it moved on to by itself too. None: no progression, or a device that does not send it (the
+    page then says the treadmill's last answer, :attr:`progression`)."""
     progression: CommandView | None
     """Their newest progression command the treadmill accepted (assign, hold, release, step
     back): its answer says the stage then; the treadmill moves it on by itself."""
@@ -219,10 +227,10 @@ def routes(site: Site) -> list[BaseRoute]:
 
     def in_force(device_id: str, asked: str | None, sent: list[CommandView]) -> InForce:
         """What is in force for the walker ``asked`` (else the one who walked last): their
-        latest sessions, the sessions prescribed to them this week (as the device's progress
-        message said for them: :func:`core.progress.prescribed_in`; progressions are per
-        walker) and their progression as the treadmill last answered; :class:`UnknownWalker`
-        for a walker the device does not have."""
+        latest sessions, the sessions prescribed to them this week (as the device's stage or
+        progress message said for them: :func:`core.progress.prescribed_in`; progressions are
+        per walker), their progression as the device publishes it and as the treadmill last
+        answered; :class:`UnknownWalker` for a walker the device does not have."""
         store = backend.store
         walkers = offered(store, device_id)
         walker, name = walkers.pick(asked)
@@ -250,6 +258,7 @@ def routes(site: Site) -> list[BaseRoute]:
             walkers.walkers,
             store.walk_sessions(device_id, LAST_SESSIONS, walker),
             prescribed,
+            store.walker_stage(device_id, walker),
             progression,
             plan_since,
         )

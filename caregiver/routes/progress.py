@@ -23,6 +23,7 @@ from caregiver.routes.site import Site
 from caregiver.storage import Device, WalkSession
 from caregiver.trends import Trend, measures_of, trends, trends_json
 from caregiver.walkers import UnknownWalker, offered, weeks_zone
+from core.protocol.messages import StageMessage
 from core.zones import zone_name
 
 
@@ -39,6 +40,9 @@ class Shown:
     prescribed: dict[str, int]
     zone: dt.tzinfo
     """The walker's weeks' zone: the treadmill's (:func:`caregiver.walkers.weeks_zone`)."""
+    stage: StageMessage | None = None
+    """Their progression as the treadmill keeps it (its retained ``stage/<walker>``; None: no
+    progression, or a device that does not send it)."""
 
 
 def routes(site: Site) -> list[BaseRoute]:
@@ -53,8 +57,8 @@ def routes(site: Site) -> list[BaseRoute]:
         return *walkers.pick(asked), walkers.walkers
 
     def sessions_of(device_id: str, asked: str | None) -> Shown | None:
-        """The device, the walker shown, their sessions and the sessions their progression
-        prescribed by week."""
+        """The device, the walker shown, their sessions, the sessions their progression
+        prescribed by week and their progression as the device publishes it."""
         device = store.device(device_id)
         if device is None:
             return None
@@ -67,6 +71,7 @@ def routes(site: Site) -> list[BaseRoute]:
             store.walk_sessions(device_id, HISTORY_SESSIONS, walker),
             store.prescribed_weeks(device_id, walker),
             weeks_zone(store, device_id, backend.config.zone),
+            store.walker_stage(device_id, walker),
         )
 
     def trends_of(device_id: str, walker: str) -> tuple[list[Trend], dt.tzinfo]:
@@ -99,6 +104,7 @@ def routes(site: Site) -> list[BaseRoute]:
             walker_name=shown.walker_name,
             walkers=shown.walkers,
             walker_query="?" + urlencode({"walker": shown.walker}),
+            stage=shown.stage,
             **view,
         )
 

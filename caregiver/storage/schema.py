@@ -436,6 +436,25 @@ MIGRATIONS: tuple[Migration, ...] = (
         "NULL (whose is unknown: they are listed, never shown as a walker's progression)",
         ("ALTER TABLE device_commands ADD COLUMN walker TEXT",),
     ),
+    Migration(
+        24,
+        "each walker's progression as the device publishes it (retained stage/<walker>): the "
+        "plan and progress pages show every walker's stage and prescribed sessions from the "
+        "device's word, not from the answer to the last command sent from here (a stage the "
+        "device moved on by itself for a walker not chosen at the treadmill was not seen); "
+        "none before a device's first (older devices never send one: the pages say what they "
+        "said before)",
+        (
+            """CREATE TABLE walker_stages (   -- the device's word; one row a walker
+    device_id TEXT NOT NULL,
+    walker TEXT NOT NULL,
+    message TEXT NOT NULL,         -- the stage message as received (JSON)
+    wall_time TEXT NOT NULL,       -- when the device computed it
+    received_at REAL NOT NULL,
+    PRIMARY KEY (device_id, walker)
+)""",
+        ),
+    ),
 )
 """Every schema change in order; ``MIGRATIONS[i]`` takes a database from version i to i + 1."""
 

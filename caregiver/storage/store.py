@@ -66,7 +66,8 @@ from caregiver.storage.schema import SchemaUpgrade, migrate
 from core.progress import check_week
 from core.protocol.commands import CommandName
 from core.protocol.events import INCIDENT_TYPES
-from core.protocol.messages import WornSaid
+from core.protocol.messages import ProtocolError, StageMessage, WornSaid
+from core.protocol.payloads import decode_as
 from core.protocol.walker import DEFAULT_WALKER
 
 if TYPE_CHECKING:
@@ -766,6 +767,54 @@ class Transaction:
             (device_id,),
         ).fetchall()
         return [(str(w), str(n)) for w, n in rows]
+
+    # ------------------------------------------------- walkers' progressions
+
+    def set_walker_stage(
+        self, device_id: str, stage: StageMessage, message: bytes, now: float
+    ) -> bool:
+        """``stage``, the device's retained word on one walker's progression (``message``, its
+        payload, is what is kept); True when it says something new. A redelivery (a reconnect
+        hands the retained copy over again) changes nothing; an older one than stored (by the
+        device's ``wall_time``) neither. Every instance writes the same row (one upsert)."""
+        walker = stage.walker.id
+        row = self._db.execute(
+            "SELECT message, wall_time FROM walker_stages WHERE device_id = ? AND walker = ?",
+            (device_id, walker),
+        ).fetchone()
+        text = message.decode()
+        if row is not None and (str(row[0]) == text or str(row[1]) > stage.wall_time):
+            return False
+        self._db.execute(
+            "INSERT INTO walker_stages (device_id, walker, message, wall_time, received_at)"
+            " VALUES (?, ?, ?, ?, ?) ON CONFLICT (device_id, walker) DO UPDATE SET"
+            " message = excluded.message, wall_time = excluded.wall_time,"
+            " received_at = excluded.received_at",
+            (device_id, walker, text, stage.wall_time, now),
+        )
+        return True
+
+    def forget_walker_stage(self, device_id: str, walker: str) -> bool:
+        """The device cleared ``walker``'s stage (removed at the treadmill); True when one was
+        kept."""
+        cursor = self._db.execute(
+            "DELETE FROM walker_stages WHERE device_id = ? AND walker = ?", (device_id, walker)
+        )
+        return bool(cursor.rowcount)
+
+    def walker_stage(self, device_id: str, walker: str) -> StageMessage | None:
+        """``walker``'s progression as the device last published it; None when it never did
+        (no progression, or a release before the message) or what is kept is unreadable."""
+        row = self._db.execute(
+            "SELECT message FROM walker_stages WHERE device_id = ? AND walker = ?",
+            (device_id, walker),
+        ).fetchone()
+        if row is None:
+            return None
+        try:
+            return decode_as(StageMessage, str(row[0]).encode())
+        except ProtocolError:
+            return None
 
     # ------------------------------------------- plan commands and answers
 
@@ -2156,6 +2205,24 @@ class Store:
         """The device's walker profiles as it last published them, ``(id, name)`` in the
         button's order (none before its first message)."""
         return self._read(lambda ops: ops.device_walkers(device_id))
+
+    def set_walker_stage(
+        self, device_id: str, stage: StageMessage, message: bytes, now: float
+    ) -> bool:
+        """Store one walker's progression as the device published it (its retained ``stage``
+        message, ``message`` its payload); True when it says something new."""
+        with self.transaction() as tx:
+            return tx.set_walker_stage(device_id, stage, message, now)
+
+    def forget_walker_stage(self, device_id: str, walker: str) -> bool:
+        """The device cleared ``walker``'s stage topic (removed at the treadmill)."""
+        with self.transaction() as tx:
+            return tx.forget_walker_stage(device_id, walker)
+
+    def walker_stage(self, device_id: str, walker: str) -> StageMessage | None:
+        """``walker``'s progression as the device last published it (None: it never did: no
+        progression, or an older device that does not send it)."""
+        return self._read(lambda ops: ops.walker_stage(device_id, walker))
 
     # ------------------------------------------- plan commands and answers
 

@@ -1,0 +1,171 @@
+"""The caregiver service learns each walker's progression from the device's retained
+``stage/<walker>`` (a real device reporter on a real SQLite file, a real Mosquitto, the
+service's own SQLite): the plan and progress pages show a stage the device moved on by itself
+for a walker who is not the one chosen at the treadmill."""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+
+import msgspec
+
+from caregiver.storage import Store
+from core.plan_presets import PRESETS
+from core.progress import week_of, week_start
+from core.protocol import payloads
+from core.protocol.messages import StageMessage
+from core.protocol.plan import Progression, Stage
+from core.protocol.walker import Walker
+from core.zones import system_zone
+from firmware.mqtt import MqttReporter
+from firmware.storage.database import connect, transaction
+from firmware.storage.progressions import advance_if_done, start_progression
+from firmware.storage.sessions import save_session
+from firmware.storage.walkers import add_walker, remove_walker, selected_walker
+from tests.caregiver_support import (
+    WAIT,
+    Http,
+    make_config,
+    running_service,
+    session_record,
+    walked,
+)
+from tests.mqtt_helpers import Subscriber, config_for
+from tools.broker import Mosquitto
+
+DEVICE = "treadmill-1"
+BOB = Walker("bob", "Bob")
+SHORT = PRESETS["alternate-2-2"]
+TWO_STAGES = Progression("two", (Stage(SHORT, 1, 2), Stage(PRESETS["progression-week-2"], 1, 4)))
+
+
+def _device_db(path: Path, now: dt.datetime) -> None:
+    """Anna and Bob on the treadmill, the default walker chosen; Bob's progression assigned
+    three weeks ago (stage 1: two sessions of alternate-2-2 in a week)."""
+    conn = connect(path)
+    try:
+        with transaction(conn):
+            add_walker(conn, "Anna", walker_id="anna", by="Jo", wall="w1")
+            add_walker(conn, "Bob", walker_id="bob", by="Jo", wall="w2")
+            start_progression(conn, TWO_STAGES, stage=0, by="Jo", walker="bob",
+                              wall=(now - dt.timedelta(days=21)).isoformat())  # fmt: skip
+        assert selected_walker(conn).id == "default"
+    finally:
+        conn.close()
+
+
+def _bob_walks_last_week_and_advances(path: Path, now: dt.datetime) -> None:
+    """Two completed sessions of Bob's stage last week (Tuesday and Wednesday, midday UTC: the
+    same week in any zone), then the courier's rule after his session."""
+    zone = system_zone()
+    monday = week_start(week_of(now, zone)) - dt.timedelta(weeks=1)
+    conn = connect(path)
+    try:
+        for day in (1, 2):
+            started = dt.datetime.combine(monday, dt.time(12), dt.UTC) + dt.timedelta(days=day)
+            record = walked(session_record(DEVICE, started, backward_min=14, longest_min=2), SHORT)
+            save_session(conn, msgspec.structs.replace(record, walker=BOB))
+        with transaction(conn):
+            state = advance_if_done(conn, zone, now.isoformat(), walker="bob")
+        assert state is not None and state.stage == 1
+    finally:
+        conn.close()
+
+
+def _stage(store: Store, walker: str) -> int | None:
+    shown = store.walker_stage(DEVICE, walker)
+    return None if shown is None else shown.stage
+
+
+def test_a_stage_the_device_moved_on_for_a_walker_not_chosen_reaches_the_plan_page(
+    mosquitto: Mosquitto, tmp_path: Path
+) -> None:
+    """Bob is not the walker chosen at the treadmill (the device's progress message is the
+    default walker's), and no command was sent from the dashboard: his stage, the device's
+    advance after his sessions and his prescription reach the plan and progress pages from
+    his retained stage message; his removal at the treadmill forgets it. Before, the page knew
+    a stage only from a command's answer ("No progression sent to Bob ... answered") and
+    prescribed him 3. The service sends the device nothing for it."""
+    now = dt.datetime.now(dt.UTC)
+    db = tmp_path / "device.db"
+    _device_db(db, now)
+    reporter = MqttReporter(
+        config_for(mosquitto, discovery=False), device_id=DEVICE, device_name="T1", database=db
+    )
+    commands = Subscriber(mosquitto, [f"retroguard/{DEVICE}/cmd/#"])
+    reporter.start()
+    try:
+        assert reporter.wait_until(lambda s: s.ready, WAIT)
+        with running_service(make_config(mosquitto, tmp_path), background=False) as cg:
+            web = Http(cg.port)
+            assert web.login() == 303
+            store = cg.store
+            assert cg.ingestor.wait_for(
+                lambda: _stage(store, "bob") == 1 and len(store.device_walkers(DEVICE)) == 3,
+                WAIT,
+            )
+            _, _, page = web.request("GET", f"/devices/{DEVICE}/plan?walker=bob")
+            assert "<strong>stage 1 of 2</strong> (alternate-2-2)" in page
+            assert "<strong>2</strong> sessions are prescribed to Bob" in page
+
+            _bob_walks_last_week_and_advances(db, now)
+            reporter.sessions_changed()  # as the courier does after a session and an advance
+            assert cg.ingestor.wait_for(lambda: _stage(store, "bob") == 2, WAIT)
+            _, _, page = web.request("GET", f"/devices/{DEVICE}/plan?walker=bob")
+            shown = page.split('id="in-force-progression"')[1].split("</p>")[0]
+            assert 'data-source="device"' in shown and 'data-status="running"' in shown
+            assert "<strong>stage 2 of 2</strong> (progression-week-2)" in shown
+            assert "This week 0 of 4 sessions toward the stage" in shown
+            assert "Last change: advanced" in shown
+            assert "<strong>4</strong> sessions are prescribed to Bob" in page
+            _, _, page = web.request("GET", f"/devices/{DEVICE}/progress?walker=bob")
+            assert 'id="walker-stage" data-stage="2"' in page
+            assert "<strong>0 of 4</strong> prescribed sessions done" in page
+            # a stage whose walker is not its topic's (a broken or forged sender) is refused
+            told = store.walker_stage(DEVICE, "bob")
+            assert told is not None
+            rejected = cg.ingestor.rejected
+            assert cg.ingestor.handle(
+                f"retroguard/{DEVICE}/stage/anna", payloads.encode(told).encode()
+            )
+            assert (
+                cg.ingestor.rejected == rejected + 1 and store.walker_stage(DEVICE, "anna") is None
+            )
+            # Anna has no progression: nothing is said for her but what was said before
+            _, _, page = web.request("GET", f"/devices/{DEVICE}/plan?walker=anna")
+            assert 'data-source="device"' not in page and 'id="walker-stage"' not in page
+
+            conn = connect(db)
+            with transaction(conn):
+                remove_walker(conn, "bob", by="Jo", wall="w3")
+            conn.close()
+            reporter.walkers_changed()  # as `retroguard walker remove` does through the courier
+            assert cg.ingestor.wait_for(lambda: store.walker_stage(DEVICE, "bob") is None, WAIT)
+        assert not commands.messages  # the service sent the treadmill nothing for any of it
+    finally:
+        commands.close()
+        reporter.close()
+
+
+def test_a_stage_redelivered_or_older_changes_nothing_and_a_cleared_one_is_forgotten(
+    tmp_path: Path,
+) -> None:
+    store = Store(tmp_path / "caregiver.db")
+    try:
+        newer = StageMessage(
+            schema=1, device_id=DEVICE, walker=BOB, wall_time="2026-03-03T10:00:00.000+00:00",
+            progression="two", stage=2, stages=2, stage_name="progression-week-2",
+            stage_started_wall="2026-03-09T00:00:00.000+00:00", status="running", held=False,
+            change="advanced", changed_wall="2026-03-03T10:00:00.000+00:00",
+            sessions_per_week=4, stage_weeks=1, weeks_done=0, week="2026-W10", week_done=0,
+        )  # fmt: skip
+        older = msgspec.structs.replace(newer, wall_time="2026-03-02T10:00:00.000+00:00", stage=1)
+        text = payloads.encode(newer).encode()
+        assert store.set_walker_stage(DEVICE, newer, text, 1.0)
+        assert not store.set_walker_stage(DEVICE, newer, text, 2.0)  # a redelivery
+        assert not store.set_walker_stage(DEVICE, older, payloads.encode(older).encode(), 3.0)
+        assert _stage(store, "bob") == 2
+        assert store.forget_walker_stage(DEVICE, "bob") and _stage(store, "bob") is None
+    finally:
+        store.close()
