@@ -210,3 +210,37 @@ def test_the_reporter_publishes_each_walker_s_stage_retained_and_a_command_updat
     finally:
         sub.close()
         reporter.close()
+
+
+def test_a_stage_assigned_before_ntp_set_the_clock_says_its_true_start_after_the_step(
+    tmp_path: Path,
+) -> None:
+    """The clock read a year ahead when Bob's progression was assigned; after NTP's step the
+    stage message says the true start (as the rule that advances him reads it,
+    :func:`core.wallclock.after_step`), and his sessions since count toward the week."""
+    from core.clock import SimClock
+    from core.wallclock import FakeWallClock
+
+    year = dt.timedelta(days=365).total_seconds()
+    clock = SimClock()
+    wall = FakeWallClock(clock, MONDAY + dt.timedelta(seconds=year), synced=False)
+    db = tmp_path / "device.db"
+    _registered(db)
+    conn = connect(db)
+    assigned = wall.now().isoformat(timespec="milliseconds")
+    with transaction(conn):
+        start_progression(conn, TWO_STAGES, stage=0, by="Jo", walker="bob", wall=assigned,
+                          clock=wall)  # fmt: skip
+    conn.close()
+    clock.advance(600.0)
+    wall.step(-year)  # NTP's first sync
+    _walk(db, BOB, MONDAY + dt.timedelta(hours=2))
+    status = RetainedStatus(
+        db, Topics("retroguard", DEVICE), now=wall.now, zone=dt.UTC, wall_clock=wall
+    )
+    try:
+        bob = _decoded(status.stages(), status)["bob"]
+        assert bob.stage_started_wall == MONDAY.isoformat(timespec="milliseconds")
+        assert (bob.week, bob.week_done) == ("2026-W10", 1)
+    finally:
+        status.close()

@@ -56,6 +56,7 @@ from core.protocol.messages import (
 )
 from core.protocol.topics import Topics
 from core.protocol.walker import DEFAULT_WALKER_ID, Walker
+from core.wallclock import WallClock
 from core.zones import system_zone, zone_key
 from firmware.storage.database import Database, as_database
 from firmware.storage.incidents import Shown
@@ -354,8 +355,13 @@ class RetainedStatus:
         *,
         now: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.UTC),
         zone: dt.tzinfo | None = None,
+        wall_clock: WallClock | None = None,
     ) -> None:
         self._database = database
+        self._wall_clock = wall_clock
+        """Reads a stage's start as the rule does: moved by a step of this clock since it was
+        stored in this boot (:func:`firmware.storage.progressions.current_progression`;
+        default the host's)."""
         self._zone = zone if zone is not None else system_zone()
         """Weeks are counted in it (default: the system's zone)."""
         self._db: Database | None = None
@@ -522,7 +528,7 @@ class RetainedStatus:
             active = {w.id for w in active_walkers(conn)}
             found, gone = [], []
             for walker in progression_walkers(conn):
-                state = current_progression(conn, walker)
+                state = current_progression(conn, walker, clock=self._wall_clock)
                 if walker not in active or state is None:
                     gone.append(walker)
                     continue
