@@ -244,3 +244,31 @@ def test_a_stage_assigned_before_ntp_set_the_clock_says_its_true_start_after_the
         assert (bob.week, bob.week_done) == ("2026-W10", 1)
     finally:
         status.close()
+
+
+def test_a_session_stored_again_when_it_ends_is_counted_at_once(tmp_path: Path) -> None:
+    """The stage is computed again only when the walker's sessions changed: a session stored
+    while it runs, then again completed (the same id, the same row), counts on the second."""
+    db = tmp_path / "device.db"
+    _registered(db)
+    conn = connect(db)
+    with transaction(conn):
+        start_progression(conn, TWO_STAGES, stage=0, by="Jo", walker="bob",
+                          wall="2026-03-02T08:00:00.000+00:00")  # fmt: skip
+    conn.close()
+    now = MONDAY + dt.timedelta(hours=8)
+    status = RetainedStatus(db, Topics("retroguard", DEVICE), now=lambda: now, zone=dt.UTC)
+    done = walked(session_record(DEVICE, MONDAY, backward_min=14, longest_min=2), SHORT)
+    running = msgspec.structs.replace(done, status="running", ended_wall=None, walker=BOB)
+    try:
+        conn = connect(db)
+        save_session(conn, running)
+        conn.close()
+        assert _decoded(status.stages(), status)["bob"].week_done == 0
+        assert status.stages() == []
+        conn = connect(db)
+        save_session(conn, msgspec.structs.replace(done, walker=BOB))
+        conn.close()
+        assert _decoded(status.stages(), status)["bob"].week_done == 1
+    finally:
+        status.close()

@@ -65,6 +65,7 @@ from firmware.storage.progressions import (
     current_progression,
     prescribed_by_week,
     progression_walkers,
+    sessions_marks,
     stage_sessions,
 )
 from firmware.storage.runs import first_run_wall
@@ -380,6 +381,9 @@ class RetainedStatus:
         self._generation: int | None = None
         self._milestone: tuple[object, Milestone] | None = None
         """The weeks at goal and the newest session (and database) they were counted for."""
+        self._stages: dict[str, tuple[object, StageMessage]] = {}
+        """Walker -> the stage message last computed for them and what it was computed from
+        (:meth:`stages` reads their sessions again only when that changed)."""
         self.session_walker: str | None = None
         """The walker of the guided session under way (None: none), as the courier last heard
         from the loop: while one is, the progress is theirs — that session and their week —
@@ -521,30 +525,35 @@ class RetainedStatus:
         device = self._topics.device_id
         now = self._now()
 
-        def read(
-            conn: sqlite3.Connection,
-        ) -> tuple[list[tuple[Walker, ProgressionState, list[StageSession]]], list[str]]:
+        week = week_of(now, self._zone)
+        generation = self._opened().generation
+
+        def read(conn: sqlite3.Connection) -> tuple[list[StageMessage], list[str]]:
             names = walker_names(conn)
             active = {w.id for w in active_walkers(conn)}
             found, gone = [], []
+            marks = sessions_marks(conn)
             for walker in progression_walkers(conn):
                 state = current_progression(conn, walker, clock=self._wall_clock)
                 if walker not in active or state is None:
                     gone.append(walker)
                     continue
-                found.append(
-                    (
-                        Walker(walker, names.get(walker, walker)),
-                        state,
-                        stage_sessions(conn, state, walker),
-                    )
-                )
+                who = Walker(walker, names.get(walker, walker))
+                key = (generation, who, state, week, marks.get(walker))
+                cached = self._stages.get(walker)
+                if cached is None or cached[0] != key:  # else: it would say the same
+                    sessions = stage_sessions(conn, state, walker)
+                    message = stage_message(device, who, state, sessions, now, self._zone)
+                    self._stages[walker] = cached = key, message
+                found.append(cached[1])
             return found, gone
 
         found, gone = self._read(read)
+        stamped = now.astimezone(dt.UTC).isoformat(timespec="milliseconds")
         due: list[Retained] = []
-        for walker, state, sessions in found:
-            message = stage_message(device, walker, state, sessions, now, self._zone)
+        for message in found:
+            message = msgspec.structs.replace(message, wall_time=stamped)
+            walker = message.walker
             view = payloads.encode(msgspec.structs.replace(message, wall_time=""))
             topic = self._topics.stage(walker.id)
             said = self._if_changed(topic, view, payloads.encode(message))
