@@ -106,6 +106,5 @@ class OutboxSink:
         self.outbox.enqueue_event_in(conn, event, walker)
 
     def stored(self, event: Event) -> None:
-        self.outbox.committed(event.id)  # what the bound dropped for it, if store_in ran
         if self._on_queued is not None:
             self._on_queued()

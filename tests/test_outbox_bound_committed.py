@@ -26,6 +26,7 @@ import pytest
 from core.protocol.events import EventType
 from core.protocol.topics import Topics
 from firmware.sinks import OutboxSink
+from firmware.storage.database import connect
 from firmware.storage.fallback import FallbackDatabase
 from firmware.storage.faults import describe
 from firmware.storage.outbox import Outbox
@@ -140,12 +141,13 @@ def test_a_drop_the_file_refused_and_memory_took_is_told_once(tmp_path: Path) ->
     ]
 
 
-def test_a_drop_in_a_caller_s_transaction_is_told_when_the_caller_says_it_committed(
+def test_a_drop_in_a_caller_s_transaction_is_told_when_that_transaction_commits(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     """:meth:`Outbox.enqueue_event_in` runs in the courier's drain transaction: a drain that
-    rolls back dropped nothing; the event handed over again and committed (the sink's
-    ``stored``) is told once, its drop counted once."""
+    rolls back dropped nothing; the event handed over again is told once its transaction
+    commits, by the commit itself: not inside the transaction, and with no word from the
+    caller (before, the caller's ``committed(event_id)`` told it, whenever it was called)."""
     outbox = Outbox(tmp_path / "o.db", TOPICS, max_rows=2)
     sink = OutboxSink(outbox)
     outbox.enqueue_telemetry('{"t":1}')
@@ -156,18 +158,47 @@ def test_a_drop_in_a_caller_s_transaction_is_told_when_the_caller_says_it_commit
         sink.store_in(conn, alert)
         raise RuntimeError("the drain failed after the event")
 
+    inside: list[int] = []
+
+    def committing(conn: sqlite3.Connection) -> None:
+        sink.store_in(conn, alert)
+        inside.append(outbox.dropped)  # dropped in the transaction, not committed yet
+
     with caplog.at_level(logging.WARNING, logger="firmware.storage.outbox"):
         with pytest.raises(RuntimeError):
             outbox.database.write(rolled_back)
         assert outbox.dropped == 0 and "dropped" not in caplog.text
         assert outbox.depth() == 2
-        outbox.database.write(lambda conn: sink.store_in(conn, alert))
-        assert outbox.dropped == 0  # committed, but not told yet: the caller says when
+        outbox.database.write(committing)
+        assert inside == [0]
+        assert outbox.dropped == 1  # told by the commit
         sink.stored(alert)
-        sink.stored(alert)  # told once
+        sink.stored(alert)  # the sink's word after the commit tells nothing more
     assert outbox.dropped == 1
     assert caplog.text.count("dropped the oldest 1 telemetry (1 dropped so far)") == 1
     assert [r.topic.rsplit("/", 1)[1] for r in outbox.fetch_after(0, 10)] == ["event", "event"]
+    outbox.close()
+
+
+def test_an_event_queued_outside_a_transaction_is_refused_before_any_write(
+    tmp_path: Path,
+) -> None:
+    """Misuse is loud: on a connection with no :func:`transaction` open (autocommit, or a
+    ``BEGIN`` of the caller's own, which nothing would tell the outbox had committed),
+    :meth:`Outbox.enqueue_event_in` raises before it writes anything."""
+    outbox = Outbox(tmp_path / "o.db", TOPICS, max_rows=1)
+    outbox.enqueue_telemetry('{"t":1}')
+    conn = connect(tmp_path / "o.db")
+    try:
+        with pytest.raises(RuntimeError, match="outside a transaction"):
+            outbox.enqueue_event_in(conn, fall("tm1"))
+        conn.execute("BEGIN IMMEDIATE")
+        with pytest.raises(RuntimeError, match="outside a transaction"):
+            outbox.enqueue_event_in(conn, fall("tm1"))
+        conn.execute("COMMIT")
+    finally:
+        conn.close()
+    assert outbox.depth() == 1 and outbox.dropped == 0  # nothing written, nothing dropped
     outbox.close()
 
 

@@ -16,6 +16,7 @@ writes, memory while it does not).
 
 from __future__ import annotations
 
+import logging
 import sqlite3
 import threading
 from collections.abc import Callable, Iterator
@@ -26,6 +27,8 @@ from typing import Protocol, TypeVar
 from firmware.storage.schema import check_known, migrate
 
 T = TypeVar("T")
+
+log = logging.getLogger(__name__)
 
 
 def connect(path: str | Path) -> sqlite3.Connection:
@@ -56,6 +59,11 @@ def connect(path: str | Path) -> sqlite3.Connection:
     return conn
 
 
+_open = threading.local()
+"""This thread's open :func:`transaction` blocks: ``pending``, by connection, the actions
+:func:`after_commit` registered in each."""
+
+
 @contextmanager
 def transaction(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
     """``BEGIN IMMEDIATE`` … ``COMMIT``; ``ROLLBACK`` if anything (the commit too) fails.
@@ -65,8 +73,13 @@ def transaction(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
     SQLite may already have rolled back by itself (a full disk, an I/O error):
     then there is nothing to roll back, and the error that caused it is the
     one raised, never a "no transaction is active" in its place.
+
+    What :func:`after_commit` registered inside runs once the ``COMMIT`` has returned, and
+    never if it rolled back.
     """
-    conn.execute("BEGIN IMMEDIATE")
+    pending: dict[int, list[Callable[[], None]]] = _open.__dict__.setdefault("pending", {})
+    conn.execute("BEGIN IMMEDIATE")  # fails on a connection already in a transaction
+    actions = pending[id(conn)] = []
     try:
         yield conn
         conn.execute("COMMIT")
@@ -75,6 +88,43 @@ def transaction(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
             with suppress(sqlite3.Error):
                 conn.execute("ROLLBACK")
         raise
+    finally:
+        del pending[id(conn)]
+    for action in actions:
+        try:
+            action()
+        except Exception:  # committed is committed: a failing follow-up must not say otherwise
+            log.exception("an action after a commit failed")
+
+
+def after_commit(conn: sqlite3.Connection, action: Callable[[], None]) -> None:
+    """Run ``action`` once the :func:`transaction` open on ``conn`` (on this thread) commits;
+    drop it if that transaction rolls back.
+
+    Why: a writer that runs inside a caller's transaction (the outbox in the courier's
+    drain) must tell what it did only once it is committed, and must not trust the caller
+    to say when: a transaction the disk refused, or one run again in memory, would tell it
+    wrongly or twice. ``action`` runs on the committing thread while the database may still
+    be held: no SQL, no disk, no wait. Outside such a transaction (a connection in
+    autocommit, a ``BEGIN`` of the caller's own): ``RuntimeError``, at once.
+    """
+    _actions(conn).append(action)
+
+
+def require_transaction(conn: sqlite3.Connection) -> None:
+    """``RuntimeError`` unless a :func:`transaction` is open on ``conn`` on this thread (a
+    writer that will use :func:`after_commit` checks before its first write)."""
+    _actions(conn)
+
+
+def _actions(conn: sqlite3.Connection) -> list[Callable[[], None]]:
+    pending: dict[int, list[Callable[[], None]]] = getattr(_open, "pending", {})
+    actions = pending.get(id(conn))
+    if actions is None:
+        raise RuntimeError(
+            "outside a transaction(): nothing would say when (or whether) this commits"
+        )
+    return actions
 
 
 class Database(Protocol):

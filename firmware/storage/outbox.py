@@ -18,8 +18,9 @@ reset). Alerts (stumble, fall, no-recovery, help), faults, the events that close
 or explain an incident (ok, closed, window), test alarms and session summaries
 are never dropped (:data:`~core.protocol.events.PROTECTED_TYPES`): the bound is
 exceeded (and logged) rather than lose one. A drop is counted and
-logged only once its transaction has committed: one a full disk refused
-dropped nothing, and one run again in memory
+logged only once its transaction has committed
+(:func:`~firmware.storage.database.after_commit`, whoever opened it): one a full
+disk refused dropped nothing, and one run again in memory
 (:mod:`firmware.storage.fallback`) dropped once.
 
 Each thread gets its own connection to the file (WAL lets the publisher read
@@ -43,7 +44,13 @@ from core.protocol.commands import Ack
 from core.protocol.events import ALERT_TYPES, PROTECTED_TYPES, Event
 from core.protocol.topics import Topics
 from firmware.storage import incidents
-from firmware.storage.database import Database, as_database, connect
+from firmware.storage.database import (
+    Database,
+    after_commit,
+    as_database,
+    connect,
+    require_transaction,
+)
 from firmware.storage.events import event_from_row, insert_event
 
 log = logging.getLogger(__name__)
@@ -184,9 +191,6 @@ class Outbox:
         self.dropped = 0
         """Rows dropped by the bound since this object was made (committed drops only)."""
         self._told = threading.Lock()
-        self._uncommitted: dict[str, _Bounded] = {}
-        """By event id: what the bound did in a caller's transaction
-        (:meth:`enqueue_event_in`) not yet known to be committed (:meth:`committed`)."""
         self._db, self._owned = as_database(database)
 
     @property
@@ -212,13 +216,7 @@ class Outbox:
         Idempotent by event id: a second call stores and queues nothing new. ``walker``: the
         walker of the session under way, whose incident the event opens (None: none).
         """
-        seq, bounded = self._db.write(
-            lambda conn: self._enqueue_event(conn, event, walker), key=event.id
-        )
-        with self._told:
-            self._uncommitted.pop(event.id, None)  # an earlier try rolled back
-        self._tell(bounded)
-        return seq
+        return self._db.write(lambda conn: self._enqueue_event(conn, event, walker), key=event.id)
 
     def enqueue_event_in(
         self, conn: sqlite3.Connection, event: Event, walker: str | None = None
@@ -226,32 +224,20 @@ class Outbox:
         """:meth:`enqueue_event` inside the caller's transaction (the courier commits a trip's
         event with the session record that counts it).
 
-        What the bound dropped to make room is told (counted, logged) when the caller says
-        the transaction committed (:meth:`committed`); until then it may yet be rolled back.
-        The event is handed over again until it is stored, so a try that rolled back leaves
-        nothing behind for long: the next one's word replaces it."""
-        seq, bounded = self._enqueue_event(conn, event, walker)
-        with self._told:
-            if bounded is None:
-                self._uncommitted.pop(event.id, None)
-            else:
-                self._uncommitted[event.id] = bounded
-        return seq
+        ``conn`` must be in a :func:`~firmware.storage.database.transaction` (a
+        :meth:`Database.write`'s): what the bound dropped to make room is told (counted,
+        logged) when that transaction commits, and never if it rolls back — the caller is
+        not trusted to say when (before, it called ``committed(event_id)`` after its commit,
+        and a call before the commit, or after a rollback, counted drops that never
+        happened). Outside one: ``RuntimeError`` before anything is written."""
+        return self._enqueue_event(conn, event, walker)
 
-    def committed(self, event_id: str) -> None:
-        """The caller's transaction that ran :meth:`enqueue_event_in` for ``event_id`` has
-        committed: what the bound dropped in it is counted and logged now."""
-        with self._told:
-            bounded = self._uncommitted.pop(event_id, None)
-        self._tell(bounded)
-
-    def _enqueue_event(
-        self, conn: sqlite3.Connection, event: Event, walker: str | None
-    ) -> tuple[int, _Bounded | None]:
+    def _enqueue_event(self, conn: sqlite3.Connection, event: Event, walker: str | None) -> int:
+        require_transaction(conn)  # the bound's drops are told at its commit
         before = conn.total_changes
         seq = insert_event(conn, event, walker)
         if conn.total_changes == before:  # a repeat, not a new event
-            return seq, None
+            return seq
         priority = PRIORITY_PROTECTED if event.type in PROTECTED_TYPES else PRIORITY_INFO
         queue_message(
             conn,
@@ -262,24 +248,25 @@ class Outbox:
             event_seq=seq,
             message_id=event.id,
         )
-        return seq, self._enforce_bound(conn)
+        self._enforce_bound(conn)
+        return seq
 
     def enqueue_telemetry(self, payload: str) -> None:
-        def work(conn: sqlite3.Connection) -> _Bounded | None:
+        def work(conn: sqlite3.Connection) -> None:
             queue_message(
                 conn, MessageKind.TELEMETRY, PRIORITY_TELEMETRY, self.topics.telemetry, payload
             )
-            return self._enforce_bound(conn)
+            self._enforce_bound(conn)
 
-        self._tell(self._db.write(work))
+        self._db.write(work)
 
-    def _enforce_bound(self, conn: sqlite3.Connection) -> _Bounded | None:
-        """Drop what the bound allows, inside the caller's transaction; what it did, for
-        :meth:`_tell` once that transaction has committed (None: within the bound)."""
+    def _enforce_bound(self, conn: sqlite3.Connection) -> None:
+        """Drop what the bound allows, inside the caller's transaction; what it did is told
+        (:meth:`_tell`) once that transaction has committed."""
         (count,) = conn.execute("SELECT COUNT(*) FROM outbox").fetchone()
         excess = int(count) - self.max_rows
         if excess <= 0:
-            return None
+            return
         dropped: list[tuple[str, int]] = []
         for priority, label in ((PRIORITY_TELEMETRY, "telemetry"), (PRIORITY_INFO, "info event")):
             if excess <= 0:
@@ -292,12 +279,11 @@ class Outbox:
             if cur.rowcount > 0:
                 dropped.append((label, cur.rowcount))
                 excess -= cur.rowcount
-        return _Bounded(tuple(dropped), int(count) - sum(n for _, n in dropped))
+        bounded = _Bounded(tuple(dropped), int(count) - sum(n for _, n in dropped))
+        after_commit(conn, lambda: self._tell(bounded))
 
-    def _tell(self, bounded: _Bounded | None) -> None:
+    def _tell(self, bounded: _Bounded) -> None:
         """Count and log what the bound did in a transaction that has committed."""
-        if bounded is None:
-            return
         if bounded.total:
             with self._told:
                 self.dropped += bounded.total
