@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import shutil
 import sqlite3
-from collections.abc import Sequence
+import threading
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -20,7 +22,7 @@ from core.protocol.topics import Topics
 from firmware.storage.damage import UNCARRIED, MovedAside, move_aside, moved_aside_files
 from firmware.storage.database import FileDatabase, connect, transaction
 from firmware.storage.events import EventStore
-from firmware.storage.fallback import DISK_RETRY_S, FallbackDatabase
+from firmware.storage.fallback import DISK_RETRY_S, FallbackDatabase, _Gate
 from firmware.storage.faults import Trouble, trouble
 from firmware.storage.outbox import Outbox
 from firmware.storage.runs import begin_run, find_run
@@ -30,6 +32,8 @@ from tests.storage_support import DAMAGE, FillableDisk, alert, break_the_session
 from tests.test_session_record_format import RECORD
 
 TOPICS = Topics("retroguard", "tm-1")
+WAIT = 20.0
+"""A bound against hangs, never a timing."""
 RECORDING = fall_recording()
 
 
@@ -40,15 +44,19 @@ class Heard:
         self.lost: list[str] = []
         self.replaced: list[MovedAside] = []
         self.back: list[tuple[list[str], str]] = []
+        self.order: list[str] = []
+        """"lost" and "back", in the order heard."""
 
     def storage_lost(self, why: str) -> None:
         self.lost.append(why)
+        self.order.append("lost")
 
     def storage_replaced(self, moved: MovedAside) -> None:
         self.replaced.append(moved)
 
     def storage_back(self, now_on_disk: Sequence[str], detail: str) -> None:
         self.back.append((list(now_on_disk), detail))
+        self.order.append("back")
 
 
 class Clock:
@@ -777,3 +785,72 @@ def test_a_salvaged_queue_not_carried_before_a_stop_is_carried_at_the_next_start
     third.open()
     third.close()
     assert file_rows(path, "SELECT id FROM outbox") == []  # not carried a second time
+
+
+class _PausingGate(_Gate):
+    """The database's gate, which stops ``paused`` when it comes back for the gate after
+    moving the records to memory (holding nothing), until ``go`` is set."""
+
+    def __init__(self, paused: threading.Thread) -> None:
+        super().__init__()
+        self.paused_thread = paused
+        self.moved = False
+        self.waiting = threading.Event()
+        self.go = threading.Event()
+
+    @contextmanager
+    def shared(self) -> Iterator[None]:
+        if threading.current_thread() is self.paused_thread and self.moved:
+            self.waiting.set()
+            assert self.go.wait(WAIT), "the test never let the writer go on"
+        with super().shared():
+            yield
+
+    @contextmanager
+    def exclusive(self) -> Iterator[None]:
+        with super().exclusive():
+            yield
+        if threading.current_thread() is self.paused_thread:
+            self.moved = True
+
+
+def test_a_recovery_between_a_move_and_its_report_is_told_after_the_loss(
+    tmp_path: Path, disk: FillableDisk
+) -> None:
+    """The thread whose write the full disk refused moves the records to memory, then runs
+    its write again there and only then reports the loss. A recovery in between (the retry
+    fell due, or the courier's last try at its stop) told the return first, and the late
+    loss began a second episode for the listener — the courier's FAULT event and arming
+    refused — with the records already on disk and no return ever to follow. Driven
+    step by step: the writer is held, holding nothing, between its move and its work."""
+    heard = Heard()
+    path = tmp_path / "events.db"
+    db = opened(path, heard)
+    store = EventStore(db)
+    fall = alert()
+    failed: list[BaseException] = []
+
+    def write() -> None:
+        try:
+            store.append(fall)
+        except BaseException as exc:
+            failed.append(exc)
+
+    writer = threading.Thread(target=write, name="writer", daemon=True)
+    gate = db._gate = _PausingGate(writer)
+    disk.fill()
+    writer.start()
+    assert gate.waiting.wait(WAIT)  # moved to memory; its write not yet run again
+    assert db.in_memory and db.episodes == 1
+    disk.free()
+    assert db.recover(now=True)  # the file takes writes again before the writer goes on
+    assert heard.order == ["lost", "back"]  # the loss told before its return, by the recovery
+    gate.go.set()
+    writer.join(WAIT)
+    assert not writer.is_alive() and failed == []
+    assert heard.order == ["lost", "back"]  # and not again by the writer: one episode, ended
+    assert db.episodes == 1 and not db.in_memory and db.fault is None
+    assert heard.lost and "full" in heard.lost[0]
+    with EventStore(path) as on_disk:  # the write ran again on the file, after the return
+        assert [s.event.id for s in on_disk.events()] == [fall.id]
+    db.close()

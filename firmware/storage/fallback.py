@@ -169,6 +169,11 @@ class FallbackDatabase:
         self._held_lock = threading.Lock()
         self._retry_at = 0.0
         self._generation = 0
+        self._telling = threading.RLock()
+        """Held while the listener hears a loss or a return: each episode's loss is told
+        before its return (re-entrant: a listener's own write may start an episode)."""
+        self._untold_loss: str | None = None
+        """Why the current episode began, until the listener has heard it (:meth:`_tell_loss`)."""
         self.fault: str | None = None
         """Why records are in memory now; None while the file takes them."""
         self.episodes = 0
@@ -272,11 +277,24 @@ class FallbackDatabase:
             lost = self._generation == generation and self._memory is None
             if lost:
                 self._to_memory(self._disk_conn_for_copy(), why)
+                self._untold_loss = why
         try:
             with self._gate.shared():
                 return self._attempt(work, write=write, key=key, keys=keys)
         finally:
-            if lost and self.listener is not None:
+            if lost:
+                self._tell_loss()
+
+    def _tell_loss(self) -> None:
+        """The listener hears the episode that began, once, by whichever thread comes first:
+        the one that moved to memory, once its work ran again, or :meth:`recover` before it
+        says the file is back. Why: the mover told it after its work ran again, and a
+        recovery in between (a retry due, or the courier's last try at its stop) told the
+        return first; the late loss then began a second episode for the listener with
+        nothing in memory — a FAULT event and arming refused, with no return ever to follow."""
+        with self._telling:
+            why, self._untold_loss = self._untold_loss, None
+            if why is not None and self.listener is not None:
                 self.listener.storage_lost(why)
 
     def _attempt(
@@ -436,8 +454,10 @@ class FallbackDatabase:
         if salvaged:
             detail += f" and the queues of {salvaged} damaged files moved aside carried into it"
         log.info("storage recovered: %s (it had failed: %s)", detail, why)
-        if self.listener is not None:
-            self.listener.storage_back(now_on_disk, detail)
+        with self._telling:
+            self._tell_loss()  # not told yet by the thread that moved: before the return
+            if self.listener is not None:
+                self.listener.storage_back(now_on_disk, detail)
         return True
 
     def _close_salvaged(self) -> int:
