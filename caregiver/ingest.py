@@ -477,6 +477,12 @@ class Ingestor:
             log.info("the caregiver database works again")
             self._on_storage(None)
             self.storage_fault = None
+            self._wake_waiters()  # after :meth:`handle`'s count, which woke them before this
+
+    def _wake_waiters(self) -> None:
+        """:meth:`wait_for`'s callers look again (at what changed outside a count)."""
+        with self._cond:
+            self._cond.notify_all()
 
     def _counters(self) -> _Counts:
         return dataclasses.replace(self._count)
@@ -682,6 +688,8 @@ class Ingestor:
             log.error("%s: receipts held back until it works again", exc)
             self._on_storage(str(exc))
         self.storage_fault = str(exc)
+        # On the receipts' thread, after every count: nothing else would wake a wait for it.
+        self._wake_waiters()
 
     def _publish_receipt(self, device_id: str, ids: list[str]) -> None:
         client = self.client

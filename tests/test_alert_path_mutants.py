@@ -12,6 +12,8 @@ import functools
 import select
 import socket
 import sqlite3
+import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -600,7 +602,24 @@ def test_a_failed_sync_before_receipts_is_shown_as_the_database_s_fault(
 
         durable = ingestor._durable_receipts
         assert durable is not None
-        monkeypatch.setattr(durable, "_sync", failing)
+        go = threading.Event()
+
+        def failing_when_waited_for() -> None:  # fails once the test is in wait_for
+            assert go.wait(WAIT), "wait_for never looked"
+            failing()
+
+        bound = time.monotonic() + WAIT
+
+        def failed() -> bool:
+            if not go.is_set():  # wait_for's first look: the sync fails while it waits
+                go.set()
+                return False
+            # seen when woken, not at the look wait_for takes once its bound has run out
+            return ingestor.storage_fault is not None and time.monotonic() < bound
+
+        monkeypatch.setattr(durable, "_sync", failing_when_waited_for)
         assert ingestor.handle_batch([_event(1, "fall")])
-        assert wait_for(lambda: told != [])
+        # woken by the held receipts themselves (nothing else happens to wake it: before, it
+        # slept through its bound, and this test polled)
+        assert ingestor.wait_for(failed, WAIT)
         assert told[0] is not None and "EIO" in told[0]
