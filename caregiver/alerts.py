@@ -48,6 +48,7 @@ from caregiver.seen import Acknowledged, Seen, StillOpen, newer_alerts, newest_f
 from caregiver.storage import OPEN_STATUSES, Alert, Store, StoredEvent, Transaction, Urgency
 from caregiver.story import CLOCK_NOT_SET, belt, closed_earlier, event_words
 from caregiver.walkers import who
+from core.clock import WallSteps, since_boot
 from core.protocol.events import INCIDENT_TYPES, EventType, reopens, worse
 from core.protocol.messages import EventMessage
 from core.protocol.walker import DEFAULT_WALKER_ID
@@ -89,8 +90,8 @@ class Alerting:
         self.monotonic = monotonic if monotonic is not None else since_boot
         """What :meth:`tick` measures a step of ``clock`` against: by default the time since
         boot, suspended time included (:func:`since_boot`)."""
-        self._offset: float | None = None
-        """``clock`` minus ``monotonic`` at the last tick that held the lease (None: none)."""
+        self._steps = WallSteps(clock, self.monotonic)
+        """``clock`` against ``monotonic`` at the last tick that held the lease."""
         self.wake_notifier = wake_notifier
         self.may_escalate = may_escalate
         """False while another instance holds the escalation lease (:mod:`caregiver.lease`)."""
@@ -521,13 +522,9 @@ class Alerting:
         Returns how many alerts were acted on. The service calls this every second; of several
         instances on one database, only the escalation lease's holder acts."""
         if not self.may_escalate():
-            self._offset = None  # the holder's timers: a step seen here is not ours to apply
+            self._steps.forget()  # the holder's timers: a step seen here is not ours to apply
             return 0
-        now = self.clock()
-        offset = now - self.monotonic()
-        step = 0.0
-        if self._offset is not None and abs(offset - self._offset) >= CLOCK_STEP_S:
-            step = offset - self._offset
+        now, offset, step = self._steps.look()
         acted = 0
         paging: dict[str, None] = {}
         with self.store.transaction() as tx:
@@ -538,12 +535,12 @@ class Alerting:
                     paging[alert.device_id] = None
                 self._escalate(tx, alert, now)
                 acted += 1
-        self._offset = offset  # after the commit: a failed shift is tried again
+        self._steps.adopt(offset)  # after the commit: a failed shift is tried again
         for device_id in paging:  # committed: the dashboards may read it
             self.started_paging(device_id)
         if step:
             log.warning(
-                "the wall clock was stepped %+.0f s: escalation and retry timers moved with it",
+                "the wall clock was stepped %+.0f s: escalation timers moved with it",
                 step,
             )
         if acted or step:
@@ -687,28 +684,6 @@ class Alerting:
 
     def alerts(self, device_id: str | None = None) -> list[Alert]:
         return self.store.alerts(device_id)
-
-
-def since_boot() -> float:
-    """Seconds since boot, counting the time the machine was suspended (Linux's
-    ``CLOCK_BOOTTIME``; the monotonic clock elsewhere).
-
-    What a step of the wall clock is measured against. The monotonic clock stops while the
-    machine sleeps (a laptop serving a household, a VM paused) and the wall clock does not,
-    so against it a sleep of an hour read as the wall clock stepped an hour forward, and the
-    timers due during the sleep were moved an hour on instead of going out on waking."""
-    return time.clock_gettime(_BOOT_CLOCK)
-
-
-_BOOT_CLOCK = getattr(time, "CLOCK_BOOTTIME", time.CLOCK_MONOTONIC)
-
-CLOCK_STEP_S = 2.0
-"""A change this large of the wall clock against the monotonic one between two ticks (a
-second apart) is a step — NTP correcting a wrong clock, ``date -s`` — not its slewing (at
-most 0.5 ms a second). The timers are deadlines on the wall clock, stored so that they
-survive a restart and are shared by several instances; :meth:`Alerting.tick` moves them by
-a step, so a clock stepped back an hour does not hold every reminder for an hour, nor one
-stepped forward send them all at once."""
 
 
 def _subject(whose: str | None, name: str) -> str:

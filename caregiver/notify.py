@@ -34,6 +34,7 @@ from caregiver import notify_http
 from caregiver.apprise_plugins import load_plugins
 from caregiver.outbox import Outbox, PendingNotification, Target, Urgency, addressee
 from caregiver.priority import notify_type, prioritised
+from core.clock import WallSteps, since_boot
 
 if TYPE_CHECKING:  # the notifier process imports neither the config's checks nor Apprise
     import apprise
@@ -157,10 +158,17 @@ class Notifier:
         monotonic: Callable[[], float] = time.monotonic,
         send_deadline_s: float = SEND_DEADLINE_S,
         progress: Callable[[], None] = lambda: None,
+        boot: Callable[[], float] | None = None,
     ) -> None:
         self.store = store
         self.config = config
         self.clock = clock
+        """The wall clock: the rows' due times are wall times (shared by the instances on one
+        database, kept across restarts), read through :meth:`_now`, never directly."""
+        if boot is None:  # a fake wall clock given alone (tests driving it) is its own
+            boot = since_boot if clock is time.time else clock
+        self._steps = WallSteps(clock, boot)
+        """Steps of ``clock`` measured against ``boot`` (the time since boot): :meth:`_now`."""
         self.send = send
         self.monotonic = monotonic
         """For the sends' deadlines (the wall ``clock`` is for due times)."""
@@ -232,8 +240,9 @@ class Notifier:
         never count the attempt."""
         self._collect_late()
         if not self.may_send():
+            self._steps.forget()  # the holder's notifier keeps the due times meanwhile
             return 0
-        now = self.clock()
+        now = self._now()
         lanes: dict[int, deque[tuple[Target, PendingNotification]]] = {}
         seen: set[int] = set()  # the rows this round has taken into its lanes
 
@@ -306,7 +315,7 @@ class Notifier:
             """Rows due now that the round has not taken (queued since it began, or come due
             by time: a retry) join it, behind their contact's earlier ones."""
             nonlocal now, workers
-            now = self.clock()
+            now = self._now()
             busy = {s.contact for s in running.values()} | set(idle)
             for contact in dict.fromkeys(read_due()):
                 if contact not in busy:
@@ -326,7 +335,7 @@ class Notifier:
             wait_s = max(0.0, min(s.deadline for s in running.values()) - self.monotonic())
             due = self.store.next_notification_at(now)
             if due is not None:  # a row comes due by time (a retry): the round wakes for it
-                wait_s = min(wait_s, max(0.0, due - self.clock()))
+                wait_s = min(wait_s, max(0.0, due - self._now()))
             try:
                 token, error = self._results.get(timeout=wait_s)
                 if token == _WOKEN:  # messages queued since the round began: in with them
@@ -337,7 +346,7 @@ class Notifier:
                 for overdue in [s for s in running.values() if s.deadline <= at]:
                     del running[overdue.token]
                     seen.discard(overdue.note.id)  # its retry may come due in this round
-                    self._abandon(overdue, self.clock())  # (its URL's other messages then wait)
+                    self._abandon(overdue, self._now())  # (its URL's other messages then wait)
                     self.progress()
                     if lanes[overdue.contact]:
                         idle.append(overdue.contact)
@@ -349,12 +358,33 @@ class Notifier:
                     join()  # the rows that waited for its URL
                 continue
             seen.discard(ended.note.id)  # retried: it joins again when due (:func:`join`)
-            if self._record(ended.note, error, self.clock(), ended.target.url_index):
+            if self._record(ended.note, error, self._now(), ended.target.url_index):
                 delivered += 1
             self.progress()
             if lanes[ended.contact]:
                 idle.append(ended.contact)  # after the contacts still waiting for a first
         return delivered
+
+    def _now(self) -> float:
+        """The wall clock, for the rows' due times, with every step of it measured since the
+        last look applied to them first (:data:`caregiver.outbox.SHIFT`).
+
+        Why here and not only in the escalation ticker, which moved them before: the ticker
+        looks once a second, from the service; this round read and wrote due times in
+        between. A retry recorded after a step and before the ticker's look was written in
+        the stepped clock and then moved by the step again — stepped forward an hour, a
+        failed fall page waited an hour more for its retry; back, it was tried again at
+        once — and a round that read what was due before the ticker's look sent every retry
+        due within the step at once. The notifier writes the retries' due times, so it keeps
+        them: it measures the step before each read and write, on this one thread."""
+        now, offset, step = self._steps.look()
+        if step:
+            self.store.shift_notifications(step)
+            log.warning(
+                "the wall clock was stepped %+.0f s: notification retries moved with it", step
+            )
+        self._steps.adopt(offset)  # after the shift: one that failed is tried at the next look
+        return now
 
     def _give_up_unfinished(self, note: PendingNotification, now: float, url_index: int) -> None:
         """Give up ``note`` unsent: its count of attempts (each counted as it began) reached

@@ -179,6 +179,13 @@ DROP = "UPDATE notifications SET status = 'failed', last_error = ? WHERE id = ?"
 STILL_DUE = "SELECT 1 FROM notifications WHERE id = ? AND status = 'pending'"
 NEXT_DUE = "SELECT min(next_at) FROM notifications WHERE status = 'pending' AND next_at > ?"
 CLAIM = "UPDATE notifications SET attempts = ? WHERE id = ? AND status = 'pending'"
+SHIFT = (
+    "UPDATE notifications SET next_at = next_at + ? WHERE status = 'pending'"
+    " AND (attempts > 0 OR ? < 0)"
+)
+"""A step of the wall clock (seconds, and again) moves every retry's due time with it; a
+message never tried (due from when it was queued) only back: forward it is due either way,
+and one queued after the step, in its frame, would wait the step out."""
 LEASE_HOLDER = "SELECT holder FROM leases WHERE name = ? AND expires_at >= ?"
 
 
@@ -225,6 +232,11 @@ class Outbox(Protocol):
     ) -> None: ...
     def drop_notification(self, notification_id: int, reason: str) -> None: ...
     def still_due(self, notification_id: int) -> bool: ...
+    def shift_notifications(self, seconds: float) -> None:
+        """The wall clock was stepped by ``seconds`` (:data:`SHIFT`; the notifier measured
+        it, :class:`caregiver.notify.Notifier`)."""
+        ...
+
     def claim_notification(self, notification_id: int, attempts: int) -> bool:
         """Count the attempt about to begin (``attempts``, the row's count with it) before
         the send starts, if the row is still due; whether it is. A notifier killed or crashed
@@ -292,6 +304,10 @@ class SqliteOutbox:
     def still_due(self, notification_id: int) -> bool:
         with self._lock:
             return self._db.execute(STILL_DUE, (notification_id,)).fetchone() is not None
+
+    def shift_notifications(self, seconds: float) -> None:
+        with self._lock:
+            self._db.execute(SHIFT, (seconds, seconds))
 
     def claim_notification(self, notification_id: int, attempts: int) -> bool:
         with self._lock:

@@ -102,7 +102,17 @@ class CaregiverService:
                 "[mqtt] shared_group is set but the database is a SQLite file: the instances "
                 "of a group need one postgresql:// database to share (docs/provider.md)"
             )
-        self.notifier = Notifier(self.store, config, clock, send, may_send=self.lease.held)
+        # the wall clock's steps are measured against the time since boot; a fake wall
+        # clock given alone (tests driving the timers) is its own: no step is ever measured
+        boot = clock if clock is not time.time and monotonic is None else monotonic
+        self.notifier = Notifier(
+            self.store,
+            config,
+            clock,
+            send,
+            may_send=self.lease.held,
+            boot=boot,
+        )
         """Sends due notifications in this process: what tests on a fake clock drive, and the
         background sender when ``send`` is not Apprise's."""
         self.notifier_process: NotifierProcess | None = None
@@ -114,9 +124,7 @@ class CaregiverService:
             clock,
             self._wake_notifier,
             may_escalate=self.lease.held,
-            # the wall clock's steps are measured against the time since boot; a fake wall
-            # clock given alone (tests driving the timers) is its own: no step is ever measured
-            monotonic=clock if clock is not time.time and monotonic is None else monotonic,
+            monotonic=boot,
             started_paging=lambda device_id: self._changed(DeviceChanged(device_id)),
         )
         self.accounts = Accounts(self.store)

@@ -136,3 +136,55 @@ class SimClock:
                 when, _, action = heapq.heappop(self._timers)
                 self._now = max(self._now, when)
             action()
+
+
+def since_boot() -> float:
+    """Seconds since boot, counting the time the machine was suspended (Linux's
+    ``CLOCK_BOOTTIME``; the monotonic clock elsewhere).
+
+    What a step of the wall clock is measured against (:class:`WallSteps`). The monotonic
+    clock stops while the machine sleeps (a laptop serving a household, a VM paused) and the
+    wall clock does not, so against it a sleep of an hour read as the wall clock stepped an
+    hour forward, and the timers due during the sleep were moved an hour on instead of going
+    out on waking."""
+    return time.clock_gettime(_BOOT_CLOCK)
+
+
+_BOOT_CLOCK = getattr(time, "CLOCK_BOOTTIME", time.CLOCK_MONOTONIC)
+
+CLOCK_STEP_S = 2.0
+"""A change this large of the wall clock against the time since boot between two looks (a
+second or so apart) is a step — NTP correcting a wrong clock, ``date -s`` — not its slewing
+(at most 0.5 ms a second)."""
+
+
+class WallSteps:
+    """Measures steps of a wall clock against a clock that does not step (:func:`since_boot`).
+
+    For deadlines that must be wall times (stored, shared by processes or machines, read after
+    a restart): whoever keeps them moves them by each step it measures, so a clock stepped
+    back an hour holds nothing for an hour more, and one stepped forward fires nothing early.
+    """
+
+    def __init__(self, wall: Callable[[], float], boot: Callable[[], float] = since_boot) -> None:
+        self.wall = wall
+        self.boot = boot
+        self._offset: float | None = None
+
+    def look(self) -> tuple[float, float, float]:
+        """``(now, offset, step)``: the wall time, the wall clock minus ``boot``, and the step
+        since the offset last adopted (0.0 below :data:`CLOCK_STEP_S`, or with none adopted).
+        Call :meth:`adopt` with ``offset`` once the step has been applied."""
+        now = self.wall()
+        offset = now - self.boot()
+        if self._offset is None or abs(offset - self._offset) < CLOCK_STEP_S:
+            return now, offset, 0.0
+        return now, offset, offset - self._offset
+
+    def adopt(self, offset: float) -> None:
+        """``offset`` (from :meth:`look`) is the frame the deadlines are in now."""
+        self._offset = offset
+
+    def forget(self) -> None:
+        """Someone else keeps the deadlines meanwhile: a step seen next is not ours to apply."""
+        self._offset = None

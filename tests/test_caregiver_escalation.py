@@ -14,12 +14,12 @@ from pathlib import Path
 
 import pytest
 
-from caregiver.alerts import since_boot
 from caregiver.config import Contact, EscalationConfig
 from caregiver.localtime import readable
 from caregiver.notify import send_notification
 from caregiver.service import CaregiverService
 from caregiver.storage import Urgency
+from core.clock import since_boot
 from tests.caregiver_support import WAIT, FakeClock, Receiver, SimDevice, make_config
 from tools.broker import Mosquitto
 
@@ -364,6 +364,65 @@ def test_escalation_timers_keep_their_length_across_a_step_of_the_wall_clock(
         (escalated,) = (m["message"] for m in receiver.messages if m["path"] == "/bob")
         assert reminded.startswith("REMINDER, not acknowledged after 5 min: ")
         assert escalated.startswith("ESCALATED, nobody acknowledged within 10 min: ")
+        device.close()
+    finally:
+        service.stop()
+
+
+def test_a_retry_recorded_before_the_ticker_sees_a_step_waits_its_delay_not_the_step(
+    mosquitto: Mosquitto, tmp_path: Path, receiver: Receiver, caregiver_db: str
+) -> None:
+    """The notifier's round can come between a step of the wall clock and the ticker's next
+    look (a second apart, in two processes). Before, the ticker alone moved the retries: a
+    page that failed in that round had its retry written in the stepped clock, then moved by
+    the step again — stepped forward an hour, the fall page's next try waited an hour more;
+    back an hour, it was tried again at once — and a round before the ticker's look sent
+    every retry due within the step at once. Now the notifier measures the step itself and
+    moves the retries before it reads or writes one."""
+    wall, steady = FakeClock(), FakeClock(5_000.0)
+    config = make_config(
+        mosquitto,
+        tmp_path,
+        database=caregiver_db,
+        contacts=(Contact(name="Ann", urls=(receiver.url("ann"),)),),
+        escalation=EscalationConfig(ack_timeout_s=3000, resends=1, retry_s=10, max_attempts=6),
+    )
+    service = CaregiverService(config, clock=wall, monotonic=steady)
+    service.start(web=False, background=False)
+    try:
+        assert service.ingestor.connected.wait(WAIT)
+        device = SimDevice(mosquitto, "treadmill-1")
+        device.online()
+        receiver.fail_next = 3
+        fall = device.fall()
+        assert service.ingestor.wait_for(lambda: service.store.event(fall["id"]) is not None)
+        assert service.notifier.deliver_due() == 0  # 500: retried in 10 s
+        assert service.alerting.tick() == 0
+
+        wall.advance(3600)  # stepped forward an hour, then the round before the ticker's look
+        assert service.notifier.deliver_due() == 0
+        assert receiver.fail_next == 2  # not tried: due 10 s after the failure, not at once
+        wall.advance(10)
+        steady.advance(10)
+        assert service.notifier.deliver_due() == 0  # the retry, 10 s on; 500 again: 20 s
+        assert receiver.fail_next == 1
+        assert service.alerting.tick() == 0  # the ticker sees the step now
+        wall.advance(20)
+        steady.advance(20)
+        assert service.notifier.deliver_due() == 0  # the retry 20 s on, not an hour: 500
+        assert receiver.fail_next == 0  # (retried in 40 s)
+
+        wall.advance(-3600)  # stepped back an hour, the round before the ticker's look
+        assert service.notifier.deliver_due() == 0
+        assert service.alerting.tick() == 0
+        wall.advance(39)
+        steady.advance(39)
+        assert service.notifier.deliver_due() == 0  # not tried again at once
+        assert receiver.messages == []
+        wall.advance(1)
+        steady.advance(1)
+        assert service.notifier.deliver_due() == 1  # 40 s after the failure
+        assert [m["path"] for m in receiver.messages] == ["/ann"]
         device.close()
     finally:
         service.stop()

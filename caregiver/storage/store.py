@@ -1331,18 +1331,17 @@ class Transaction:
 
     def shift_timers(self, seconds: float) -> None:
         """The wall clock was stepped by ``seconds`` (:meth:`caregiver.alerts.Alerting.tick`
-        measured it): every open alert's next look and every queued notification's next
-        attempt move with it, so each still comes after the time it was set for; an open
-        alert's opening too, so that its reminders say how long it has been open ("after 5
-        min", not "after -55 min"). Rare (a step), so it takes no device rows first: on
-        PostgreSQL a deadlock with a batch fails the tick, which shifts at the next one."""
+        measured it): every open alert's next look moves with it, so each still comes after
+        the time it was set for; an open alert's opening too, so that its reminders say how
+        long it has been open ("after 5 min", not "after -55 min"). Rare (a step), so it
+        takes no device rows first: on PostgreSQL a deadlock with a batch fails the tick,
+        which shifts at the next one. The notifications' retries are the notifier's to move
+        (:meth:`Store.shift_notifications`): it writes them, and measures the step itself
+        before each read and write, so none is written in the stepped clock and moved again."""
         self._db.execute(
             f"UPDATE alerts SET next_at = next_at + ?, created_at = created_at + ? "
             f"WHERE status IN {_OPEN} AND next_at IS NOT NULL",
             (seconds, seconds),
-        )
-        self._db.execute(
-            "UPDATE notifications SET next_at = next_at + ? WHERE status = 'pending'", (seconds,)
         )
 
     def start_paging(self, alert_id: int, next_at: float) -> None:
@@ -1453,6 +1452,9 @@ class Transaction:
         self, notification_id: int, attempts: int, next_at: float, error: str
     ) -> None:
         self._db.execute(outbox.RETRY, (attempts, next_at, error, notification_id))
+
+    def shift_notifications(self, seconds: float) -> None:
+        self._db.execute(outbox.SHIFT, (seconds, seconds))
 
     def give_up_notification(
         self, notification_id: int, attempts: int, error: str, now: float
@@ -2309,6 +2311,11 @@ class Store:
     ) -> None:
         with self._statement() as ops:
             ops.retry_notification(notification_id, attempts, next_at, error)
+
+    def shift_notifications(self, seconds: float) -> None:
+        """:data:`caregiver.outbox.SHIFT`: the notifier measured a step of the wall clock."""
+        with self._statement() as ops:
+            ops.shift_notifications(seconds)
 
     def give_up_notification(
         self, notification_id: int, attempts: int, error: str, now: float
