@@ -46,7 +46,7 @@ from caregiver.outbox import contact_id, url_key
 from caregiver.priority import urgency_of
 from caregiver.seen import Acknowledged, Seen, StillOpen, newer_alerts, newest_first
 from caregiver.storage import OPEN_STATUSES, Alert, Store, StoredEvent, Transaction, Urgency
-from caregiver.story import CLOCK_NOT_SET, belt, closed_earlier, event_words
+from caregiver.story import CLOCK_NOT_SET, belt, closed_earlier, device_link, event_words
 from caregiver.walkers import who
 from core.clock import WallSteps, since_boot
 from core.protocol.events import INCIDENT_TYPES, EventType, reopens, worse
@@ -145,7 +145,7 @@ class Alerting:
         label = name if name == device else f"{name} ({device})"
         body = (
             f"{what}: {label} stopped reporting at {self._when(wall_time)} while armed. "
-            f"Check on the walker. Dashboard: {self.config.base_url}/devices/{device}"
+            f"Check on the walker. Dashboard: {self.config.base_url}{device_link(device)}"
         )
         return f"RetroGuard: {what} - {name}", body
 
@@ -295,7 +295,7 @@ class Alerting:
                 alert,
                 f"RetroGuard: I'm OK - {_subject(whose, name)}",
                 f"I'm OK: {whose or 'the walker'} on {name} pressed reset after the {what}. "
-                f"No further reminders. Details: {self.config.base_url}/devices/{device_id}",
+                f"No further reminders. Details: {self.config.base_url}{device_link(device_id)}",
             )
             return
         self._close(tx, alert, "acknowledged", f"{by} ({via})")
@@ -406,7 +406,7 @@ class Alerting:
                 f"RetroGuard: I'm OK - {_subject(whose, name)}",
                 f"I'm OK: {whose or 'the walker'} on {name} pressed reset at {when} after the "
                 f"{_WHAT.get(alert.kind, alert.kind).lower()}. No further reminders. "
-                f"Details: {self.config.base_url}/devices/{device}",
+                f"Details: {self.config.base_url}{device_link(device)}",
             )
 
     def pages(self, kind: str) -> bool:
@@ -490,7 +490,7 @@ class Alerting:
                 if alert.event_id:
                     acked.append(alert.event_id)
             elif event is None:
-                link = f"/events/{alert.event_id}" if alert.event_id else f"/devices/{device_id}"
+                link = f"/events/{alert.event_id}" if alert.event_id else device_link(device_id)
                 still.append(StillOpen(alert.kind, link))
         done = Acknowledged(
             closed,

@@ -19,6 +19,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from urllib.parse import quote
 
 from caregiver.plot import AfterTheTrip
 from caregiver.storage import CardIncident, Device, Incident, StoredEvent
@@ -26,6 +27,16 @@ from core.protocol.messages import WornSaid, worn_said
 
 RECENT_S = 12 * 3600.0
 """How long a closed incident stays the card's headline."""
+
+
+def device_link(device_id: str, tail: str = "") -> str:
+    """A device's page (``tail``: one under it, "/progress"), its id percent-escaped as one
+    path segment. :mod:`core.protocol.ids` keeps ``?``, ``#``, ``/`` and spaces out of a device
+    id today, so this changes nothing for one stored now; a link is built the same way
+    wherever it is built, so a wider id rule (or a row written past the checks) cannot turn
+    an id into another address, a query or a fragment."""
+    return f"/devices/{quote(device_id, safe='')}{tail}"
+
 
 _OPEN_TITLE = {
     "fall": "FALL",
@@ -271,7 +282,7 @@ def card(device: Device, now: float, who: str | None = None) -> CardStory:
         shown = Headline(
             f"{what} — not acknowledged",
             device["last_seen"] or now,
-            f"/devices/{device['device_id']}",
+            device_link(device["device_id"]),
             False,
             True,
         )

@@ -468,3 +468,39 @@ def test_a_page_without_scripts_says_every_alert_still_open_after_an_acknowledge
         assert "hidden" not in notice.split(">")[0]
     finally:
         other.close()
+
+
+def test_a_card_of_a_device_id_with_the_widest_characters_links_and_acknowledges(
+    service: CaregiverService, ann: Http, mosquitto: Mosquitto
+) -> None:
+    """A device id with every kind of character ``core.protocol.ids`` allows (letters of both
+    cases, digits, ``_``, ``.``, ``-``): its card's links, escaped as every link to a device
+    is (``caregiver.story.device_link``), still reach its pages, and its Acknowledge closes
+    the offline alert its headline names."""
+    widest = "aZ09_.-z"
+    other = SimDevice(mosquitto, widest)
+    try:
+        other.online()
+        assert service.ingestor.wait_for(
+            lambda: (service.store.device(widest) or {}).get("state") == "ARMED"
+        )
+        other.offline()
+        assert service.ingestor.wait_for(
+            lambda: any(a.status == "paging" for a in service.store.alerts(widest))
+        )
+        _, _, fleet = ann.request("GET", "/")
+        card = fleet[fleet.index(f'data-device="{widest}"') :]
+        card = card[: card.index("</article>")]
+        links = set(re.findall(r'(?:href|action)="(/devices/[^"]*)"', card))
+        assert links == {
+            f"/devices/{widest}",
+            f"/devices/{widest}/progress",
+            f"/devices/{widest}/ack",
+        }
+        for link in links - {f"/devices/{widest}/ack"}:
+            assert ann.request("GET", link)[0] == 200, link
+        status, headers, _ = ann.acknowledge("/", f"/devices/{widest}/ack")
+        assert (status, headers["location"]) == (303, f"/devices/{widest}")
+        assert not any(a.status == "paging" for a in service.store.alerts(widest))
+    finally:
+        other.close()

@@ -277,3 +277,19 @@ def test_a_fall_answered_then_reopened_by_a_fault_is_not_an_emergency_again() ->
     assert told.headline.text == "New alert after the fall was answered — not acknowledged"
     assert told.level == "warn" and told.can_acknowledge
     assert story.card(_device("TRIPPED", incident=_incident("fall")), NOW).level == "danger"
+
+
+def test_a_card_link_escapes_the_device_id_as_one_path_segment() -> None:
+    """The card's headline link was ``/devices/<id>`` as stored; every other link to a device
+    is escaped. ``core.protocol.ids`` keeps an id to ``[A-Za-z0-9_.-]``, which needs no
+    escaping and stays as it is; an id past that rule (a row written past the checks, a wider
+    rule some day) must not become another address, a query or a fragment."""
+    widest = "aZ09_.-z"
+    s = story.card(
+        {**_device("ARMED", availability="offline", open_alerts=1), "device_id": widest}, NOW
+    )
+    assert s.headline is not None and s.headline.link == f"/devices/{widest}"
+    odd = {**_device("ARMED", availability="offline", open_alerts=1), "device_id": 'a/b?c#d "e'}
+    s = story.card(odd, NOW)
+    assert s.headline is not None and s.headline.link == "/devices/a%2Fb%3Fc%23d%20%22e"
+    assert story.device_link("a/b", "/progress") == "/devices/a%2Fb/progress"

@@ -18,6 +18,7 @@ from starlette.routing import BaseRoute, Route
 from caregiver.auth import Session
 from caregiver.routes.site import Site, missed_alarms
 from caregiver.seen import Acknowledged, Seen, seen_from
+from caregiver.story import device_link
 
 
 def routes(site: Site) -> list[BaseRoute]:
@@ -72,7 +73,7 @@ def routes(site: Site) -> list[BaseRoute]:
             await run_in_threadpool(store.device, device_id) is None
         ):
             return site.not_found("device")
-        return await acknowledge(request, device_id, f"/devices/{device_id}")
+        return await acknowledge(request, device_id, device_link(device_id))
 
     return [
         Route("/devices/{device_id}/ack", ack_device, methods=["POST"]),

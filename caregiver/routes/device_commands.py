@@ -31,6 +31,7 @@ from caregiver.auth import Session
 from caregiver.routes.site import Site
 from caregiver.self_test import view_of
 from caregiver.storage.records import Device
+from caregiver.story import device_link
 
 OUTCOMES: dict[str, str] = {
     "sent": "Test alarm sent: listen for the chirp, and check that every phone got the TEST "
@@ -73,7 +74,7 @@ def routes(site: Site) -> list[BaseRoute]:
         if device["availability"] == "offline":  # "unknown": never said; it may well hear
             if wants_json:
                 return JSONResponse({"ok": False, "message": OUTCOMES["offline"]}, 409)
-            return RedirectResponse(f"/devices/{device_id}?test_alarm=offline", status_code=303)
+            return RedirectResponse(f"{device_link(device_id)}?test_alarm=offline", status_code=303)
         try:
             request_id = await run_in_threadpool(backend.test_alarm, device_id, session.username)
         except RuntimeError as exc:
@@ -83,7 +84,7 @@ def routes(site: Site) -> list[BaseRoute]:
             return JSONResponse(
                 {"ok": True, "request_id": request_id, "message": OUTCOMES[outcome]}
             )
-        return RedirectResponse(f"/devices/{device_id}?test_alarm={outcome}", status_code=303)
+        return RedirectResponse(f"{device_link(device_id)}?test_alarm={outcome}", status_code=303)
 
     def self_test_html(device_id: str) -> tuple[str, str]:
         """The device's self-test as of now: its state and the page's result fragment."""
@@ -105,7 +106,7 @@ def routes(site: Site) -> list[BaseRoute]:
             if wants_json:
                 return JSONResponse({"ok": False, "message": SELF_TEST_OUTCOMES["offline"]}, 409)
             return RedirectResponse(
-                f"/devices/{device_id}?self_test=offline#self-test", status_code=303
+                f"{device_link(device_id)}?self_test=offline#self-test", status_code=303
             )
         try:
             request_id = await run_in_threadpool(backend.self_test, device_id, session.username)
@@ -122,7 +123,9 @@ def routes(site: Site) -> list[BaseRoute]:
                     "html": html,
                 }
             )
-        return RedirectResponse(f"/devices/{device_id}?self_test=sent#self-test", status_code=303)
+        return RedirectResponse(
+            f"{device_link(device_id)}?self_test=sent#self-test", status_code=303
+        )
 
     return [
         Route("/devices/{device_id}/test-alarm", test_alarm, methods=["POST"]),

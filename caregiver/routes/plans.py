@@ -36,6 +36,7 @@ from caregiver.plan_answers import CommandView, view_of
 from caregiver.progress import status_words
 from caregiver.routes.site import Site
 from caregiver.storage import WalkSession
+from caregiver.story import device_link
 from caregiver.walkers import UnknownWalker, for_plans, named, offered, weeks_zone
 from core.plan_presets import PRESETS, PROGRESSIONS
 from core.progress import prescribed_in, week_of
@@ -363,7 +364,9 @@ def routes(site: Site) -> list[BaseRoute]:
             )
         except RuntimeError as exc:
             return PlainTextResponse(f"could not send the plan: {exc}", 503)
-        return RedirectResponse(f"/devices/{device_id}/plan?sent={request_id}", status_code=303)
+        return RedirectResponse(
+            f"{device_link(device_id, '/plan')}?sent={request_id}", status_code=303
+        )
 
     @site.authed
     async def progression_post(request: Request) -> Response:
@@ -382,7 +385,9 @@ def routes(site: Site) -> list[BaseRoute]:
             request_id = await run_in_threadpool(backend.send_command, device_id, command)
         except RuntimeError as exc:
             return PlainTextResponse(f"could not send the progression: {exc}", 503)
-        return RedirectResponse(f"/devices/{device_id}/plan?sent={request_id}", status_code=303)
+        return RedirectResponse(
+            f"{device_link(device_id, '/plan')}?sent={request_id}", status_code=303
+        )
 
     return [
         Route("/devices/{device_id}/plan", plan_page, methods=["GET"]),

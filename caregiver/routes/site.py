@@ -129,11 +129,7 @@ def missed_alarms(store: Store, session: Session, name: Callable[[str], str]) ->
             listed.add(alert.incident)
         device_name = name(alert.device_id)
         # the alert's incident's first event is its page (an older alert: its own event)
-        link = (
-            f"/events/{alert.event_id}"
-            if alert.event_id
-            else f"/devices/{quote(alert.device_id, safe='')}"
-        )
+        link = f"/events/{alert.event_id}" if alert.event_id else story.device_link(alert.device_id)
         alarms.append(
             MissedAlarm(
                 alert.device_id,
@@ -253,6 +249,7 @@ class Site:
         # feed renders a card and a row per event).
         self.templates.env.auto_reload = False
         self.templates.env.globals["device_name"] = backend.device_name
+        self.templates.env.globals["device_link"] = story.device_link
         self.templates.env.filters["when"] = self.time_element
         # who: the walker its incident names (the page's ``who``, read off the event loop)
         self.templates.env.globals["card_story"] = lambda d, who=None: story.card(

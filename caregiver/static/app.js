@@ -54,19 +54,19 @@
     var seen = c.offline ? node("p", { "class": "seen" }, ["Monitor offline"].concat(
       c.last_seen ? [" \u2014 last seen ", timeEl(c.last_seen_at), " ", since(c.last_seen)] : [])) : null;
     // the Acknowledge says what this card shows (caregiver/seen.py): current with each card
-    var ack = c.can_acknowledge ? node("form", { method: "post", action: "/devices/" + id + "/ack", "class": "ack-form" }, [
+    var ack = c.can_acknowledge ? node("form", { method: "post", action: "/devices/" + encodeURIComponent(id) + "/ack", "class": "ack-form" }, [
       node("input", { type: "hidden", name: "csrf", value: csrf }),
       node("input", { type: "hidden", name: "incident", value: c.seen.incident }),
       node("input", { type: "hidden", name: "seen", value: c.seen.seen }),
       node("input", { type: "hidden", name: "alerts", value: c.seen.alerts }),
       node("button", { type: "submit", "class": "btn btn-big btn-ack" }, ["Acknowledge"])]) : null;
     return finish(node("article", { "class": "card level-" + c.level, id: "card-" + id, "data-device": id, "data-level": c.level }, [
-      node("h2", {}, [node("a", { href: "/devices/" + id }, [c.name])]),
+      node("h2", {}, [node("a", { href: "/devices/" + encodeURIComponent(id) }, [c.name])]),
       h ? node("p", { "class": "headline" + (h.open ? " headline-open" : "") },
         [node("a", { href: h.link }, [h.text]), " ", since(h.since)]) : null,
       node("p", { "class": "belt" }, [c.belt]),
       seen,
-      node("p", { "class": "links" }, [node("a", { href: "/devices/" + id + "/progress" }, ["Walking progress"])]),
+      node("p", { "class": "links" }, [node("a", { href: "/devices/" + encodeURIComponent(id) + "/progress" }, ["Walking progress"])]),
       ack]));
   }
   function renderEvent(e, deviceName) {
@@ -259,7 +259,7 @@
   function reachable(id, offline) {
     ["test-alarm", "self-test"].forEach(function (name) {
       var form = document.getElementById(name + "-form"), why = document.getElementById(name + "-offline");
-      if (!form || !why || form.getAttribute("action") !== "/devices/" + id + "/" + name) return;
+      if (!form || !why || form.getAttribute("action") !== "/devices/" + encodeURIComponent(id) + "/" + name) return;
       form.querySelector("button").disabled = offline;
       why.hidden = !offline;
     });
