@@ -313,6 +313,27 @@ def test_the_safety_state_says_in_words_whether_the_sensor_is_not_worn_or_still_
     assert attributes["worn"] == shown
     assert attributes["reason"] == reason  # the words as sent beside it
     assert set(WORN_WORDS) == {w.value for w in WornSaid}
+    # the Fault sensor says it of the fault it is on for, and only then
+    fault = ha.attributes[ha.component("_fault").key]
+    assert fault["worn"] == (shown if state is DeviceState.FAULT else None)
+
+
+def test_the_fault_says_whether_the_sensor_fell_off_or_the_monitor_failed() -> None:
+    """An automation on the Fault sensor tells "clip the sensor back on" from "the monitor
+    needs someone" by its ``worn``: "Not worn" for the sensor-worn check's fault, none for
+    any other, as the Safety state's ``worn`` says (it had only the reason's prefix)."""
+    ha = home_assistant()
+    for reason, worn, shown in (
+        ("sensor not worn: no body movement for 6 s", WornSaid.NOT_WORN, "Not worn"),
+        ("IMU stale 0.6 s", None, None),
+    ):
+        ha.receive(
+            TOPICS.state,
+            payloads.state_payload(DEVICE, DeviceState.FAULT, reason, worn=worn).encode(),
+            retain=True,
+        )
+        assert ha.state("_fault") == "on"
+        assert ha.attributes[ha.component("_fault").key]["worn"] == shown, reason
 
 
 def test_the_safety_event_keeps_the_state_attribute_home_assistant_keeps_on_events() -> None:

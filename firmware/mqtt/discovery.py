@@ -204,6 +204,15 @@ WORN_ATTRIBUTE = (
 absent (the reason is about something else)."""
 
 
+FAULT_WORN_ATTRIBUTE = f"({WORN_ATTRIBUTE}) if value_json.state == 'FAULT' else none"
+"""The Fault sensor's ``worn``: "Not worn" while it is on because the belt sensor stopped
+showing a body (it fell off, or was left on the console: clip it back on and press reset),
+none for any other fault (the IMU lost, a stuck relay: the monitor needs someone) and while
+it is off. An automation on the Fault told the two apart only by the reason's "sensor not
+worn" prefix, which docs/mqtt.md tells it not to read (the Safety state's ``worn`` says the
+same, with the refused presses of STANDBY too)."""
+
+
 PROGRESS_WALKER_ATTRIBUTES = {
     "walker": f"value_json.get('walker', {{}}).get('id', {_jinja(DEFAULT_WALKER.id)})",
     "walker_name": f"value_json.get('walker', {{}}).get('name', {_jinja(DEFAULT_WALKER.name)})",
@@ -497,7 +506,9 @@ def discovery_payload(
         val_tpl="{{ 'ON' if value_json.state == 'FAULT' else 'OFF' }}",
         json_attr_t=topics.state,
         json_attr_tpl=_attributes(
-            {"reason": "reason", "since": "wall_time"}, clock_flag=CLOCK_NOT_SET_ATTRIBUTE
+            {"reason": "reason", "since": "wall_time"},
+            clock_flag=CLOCK_NOT_SET_ATTRIBUTE,
+            expressions={"worn": FAULT_WORN_ATTRIBUTE},
         ),
     )
     add(
