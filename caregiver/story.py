@@ -190,6 +190,16 @@ def alarm(kind: str, device_name: str, who: str | None = None) -> str:
     return f"{title} — {who}, on {device_name}" if who else f"{title} on {device_name}"
 
 
+def held_alarm(kind: str, device_name: str, pages_at: str) -> str:
+    """What the "Still open" notice says of an alert held for the walker's own reset (a
+    stumble within ``policy.reset_grace_s``): open, not yet paging anyone, and when it will
+    ("Stumble on Dad's treadmill — waiting for the walker to reset, pages at 14:05:30 CET";
+    ``pages_at`` in the service's zone). It was listed nowhere: the card was amber and the
+    notice named nothing until the grace ran out."""
+    title = _OPEN_TITLE.get(kind, kind.replace("_", " ").capitalize())
+    return f"{title} on {device_name} — waiting for the walker to reset, pages at {pages_at}"
+
+
 _ROW_TITLE = {
     "no_recovery": "NOT GETTING UP",
     "ok": "I'M OK",

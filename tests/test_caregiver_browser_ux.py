@@ -540,7 +540,9 @@ def test_the_live_feed_raises_the_amber_notice_when_a_stumbles_grace_runs_out(
     """Treadmill-3's walker stumbles and does not reset it: the alert is held for the grace,
     then the escalation tick starts paging the contacts. Ann's open dashboard said nothing of
     it (no card changed: the feed was not told) until the next change or a reload. The tick
-    announces the card, and the notice names the stumble in amber at once, the title too."""
+    announces the card, and the notice names the stumble in amber at once, the title too.
+    While held, the notice said nothing at all beside the amber card: it now says the
+    stumble waits for the walker's reset and when it pages, in amber, never beeping."""
     from playwright.sync_api import expect
 
     clock = FakeClock(dt.datetime.now(dt.UTC).timestamp())
@@ -553,7 +555,17 @@ def test_the_live_feed_raises_the_amber_notice_when_a_stumbles_grace_runs_out(
         page = _page(browser, service, 360)
         notice = page.locator("#ack-notice")
         expect(page.locator("#card-treadmill-3")).to_have_attribute("data-level", "warn")
-        expect(notice).to_be_hidden()  # held: nobody is paged yet, nothing is still open
+        (held,) = service.store.alerts("treadmill-3")
+        assert held.next_at is not None
+        at = dt.datetime.fromtimestamp(held.next_at, dt.UTC).strftime("%H:%M:%S UTC")
+        waiting = f"Stumble on treadmill-3 — waiting for the walker to reset, pages at {at}"
+        # held: nobody is paged yet, but it is open and pages unanswered; said, not sounded
+        expect(notice).to_have_text(f"Still open: {waiting}", use_inner_text=True)
+        expect(notice).to_have_class(re.compile(r"\back-warn\b"))
+        expect(notice.locator(".still-open a")).to_have_css("color", "rgb(138, 75, 0)")
+        expect(notice.locator(".still-open-silence")).to_have_count(0)
+        expect(page.locator("#alarm-banner")).to_be_hidden()
+        page.screenshot(path=str(_shots(tmp_path) / "held-stumble-360.png"))
 
         clock.advance(service.config.policy.reset_grace_s)
         assert service.alerting.tick() == 1  # the grace ran out: it pages now

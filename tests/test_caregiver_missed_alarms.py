@@ -16,6 +16,7 @@ import json
 import re
 import time
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -128,9 +129,17 @@ def test_open_critical_incidents_of_the_caregiver_s_devices_only_newest_first(
                 "link": f"/events/{ids['trip']['id']}",
                 "event": event,
                 "urgent": True,
+                "paging": True,
             }
 
         found = _alarms(ann)
+        held = found.pop()  # the stumble, listed last: held for the walker's reset
+        assert (held["device_id"], held["event"], held["urgent"], held["paging"]) == (
+            "treadmill-3",
+            stumble["id"],
+            False,
+            False,
+        )
         assert found == [
             alarm(
                 "treadmill-1", "Dad's treadmill", shown, again["id"], "NOT GETTING UP after a fall"
@@ -145,7 +154,7 @@ def test_open_critical_incidents_of_the_caregiver_s_devices_only_newest_first(
             missed["fall"]["id"],
         ]
         assert _alarmed(ann) == [a["event"] for a in found]  # a page rendered now: none
-        assert [a["device_id"] for a in _alarms(bob)] == ["treadmill-2"]
+        assert [a["device_id"] for a in _alarms(bob)] == ["treadmill-2"]  # his devices only
         assert _alarmed(bob) == [theirs["fall"]["id"]]
 
         anybody = Http(service.port)
@@ -157,14 +166,17 @@ def test_open_critical_incidents_of_the_caregiver_s_devices_only_newest_first(
 
 
 def test_an_alert_that_pages_without_a_fall_is_listed_too_at_its_urgency(
-    service: CaregiverService, mosquitto: Mosquitto
+    service: CaregiverService, mosquitto: Mosquitto, clock: FakeClock
 ) -> None:
     """Dad's treadmill called for help; Mum's monitor went offline while armed, which pages
     the contacts too. The page's "Still open" (after acknowledging something else) is the
     service's list: it said "HELP requested on Dad's treadmill" alone, and a caregiver
     thought Mum's treadmill quiet. Each is named in its own words, the call for help urgent
-    (red, beeping), the monitor gone offline not (amber); a stumble held for the walker's
-    "I'm OK" pages nobody yet and is not listed. Acknowledging the offline alert ends it."""
+    (red, beeping), the monitor gone offline not (amber). A stumble held for the walker's
+    "I'm OK" pages nobody yet: it was listed nowhere, though its card was amber and it pages
+    unanswered; it is listed last, never urgent, saying it waits for the walker's reset and
+    when it will page (the service's zone), and named as any once its grace runs out.
+    Acknowledging the offline alert ends it."""
     dad, mum, third = (SimDevice(mosquitto, f"treadmill-{n}") for n in (1, 2, 3))
     try:
         for device in (dad, mum, third):
@@ -182,11 +194,21 @@ def test_an_alert_that_pages_without_a_fall_is_listed_too_at_its_urgency(
         (alert,) = offline_alert()
         ann = Http(service.port)
         assert ann.login() == 303
+        (held,) = service.store.alerts("treadmill-3")
+        assert held.status == "held" and held.next_at is not None
+        pages_at = datetime.fromtimestamp(held.next_at, UTC).strftime("%H:%M:%S UTC")
         found = _alarms(ann)
-        assert [(a["device_id"], a["text"], a["urgent"]) for a in found] == [
-            ("treadmill-1", "HELP requested on Dad's treadmill", True),
-            ("treadmill-2", "Monitor went offline while armed on treadmill-2", False),
+        assert [(a["device_id"], a["text"], a["urgent"], a["paging"]) for a in found] == [
+            ("treadmill-1", "HELP requested on Dad's treadmill", True, True),
+            ("treadmill-2", "Monitor went offline while armed on treadmill-2", False, True),
+            (
+                "treadmill-3",
+                f"Stumble on treadmill-3 — waiting for the walker to reset, pages at {pages_at}",
+                False,
+                False,
+            ),
         ]
+        assert found[2]["link"] == f"/events/{stumble['id']}"
         offline = found[1]
         assert offline["incident"] == ""  # an alert outside incidents
         assert offline["link"] == "/devices/treadmill-2"
@@ -196,9 +218,20 @@ def test_an_alert_that_pages_without_a_fall_is_listed_too_at_its_urgency(
         # a page's first render alarms (beeps) for the call for help only, as before
         assert _alarmed(ann) == [helped["id"]]
 
-        status, _, body = ann.acknowledge("/", "/devices/treadmill-2/ack")
+        status, headers, body = ann.acknowledge("/", "/devices/treadmill-2/ack")
         assert status in (200, 303), body
-        assert [a["device_id"] for a in _alarms(ann)] == ["treadmill-1"]
+        assert [a["device_id"] for a in _alarms(ann)] == ["treadmill-1", "treadmill-3"]
+        # the page a plain form post is sent back to lists it too, in amber
+        _, _, page = ann.request("GET", headers["location"])
+        assert (
+            f'<a href="/events/{stumble["id"]}" class="still-open-link still-open-warn">'
+            f"Stumble on treadmill-3 — waiting for the walker to reset, pages at {pages_at}</a>"
+        ) in page
+        clock.advance(held.next_at - clock() + 1)
+        assert service.alerting.tick() == 1  # the grace ran out: it pages now
+        assert [(a["text"], a["urgent"], a["paging"]) for a in _alarms(ann)][1:] == [
+            ("Stumble not reset on treadmill-3", False, True)
+        ]
     finally:
         for device in (dad, mum, third):
             device.close()

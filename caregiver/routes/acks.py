@@ -48,7 +48,11 @@ def routes(site: Site) -> list[BaseRoute]:
             # nothing to say of this one, but a page without scripts says what else pages
             # (another treadmill's fall, a monitor offline while armed), as the script does
             others = await run_in_threadpool(
-                missed_alarms, store, request.state.session, backend.device_name
+                missed_alarms,
+                store,
+                request.state.session,
+                backend.device_name,
+                backend.config.zone,
             )
             if others:
                 back = f"{page}?ack=done"

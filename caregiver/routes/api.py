@@ -62,7 +62,9 @@ def routes(site: Site) -> list[BaseRoute]:
         """What :func:`missed_alarms` finds (``static/app.js`` asks once its feed is back
         after a break)."""
         session: Session = request.state.session
-        found = await run_in_threadpool(missed_alarms, store, session, site.backend.device_name)
+        found = await run_in_threadpool(
+            missed_alarms, store, session, site.backend.device_name, site.backend.config.zone
+        )
         return Response(
             msgspec.json.encode({"alarms": found}),
             media_type="application/json",

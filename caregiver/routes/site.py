@@ -13,6 +13,7 @@ it did not exist.
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any, Protocol
@@ -91,16 +92,23 @@ class MissedAlarm(msgspec.Struct, frozen=True):
     """A fall, no recovery or call for help (the alarm's red); False for an alert that pages
     without one — offline while armed, a stumble not reset, a fault (amber: listed as still
     open, in the notice's amber, never the banner's beeping)."""
+    paging: bool = True
+    """False for an alert not yet paging: a stumble held for the walker's own reset, whose
+    :attr:`text` says when it will page (never urgent)."""
 
 
-def missed_alarms(store: Store, session: Session, name: Callable[[str], str]) -> list[MissedAlarm]:
+def missed_alarms(
+    store: Store, session: Session, name: Callable[[str], str], zone: dt.tzinfo
+) -> list[MissedAlarm]:
     """The open (unacknowledged) incidents with a critical event, of the devices ``session``
     may see, newest first: a page whose feed broke alarms for those whose newest critical
     event it has not rendered nor heard. Then the other alerts paging now (offline while
     armed, a stumble not reset, a fault; not urgent), each once, newest first: the "Still
     open" notice lists every alert that pages, and said "Still open: HELP" while a monitor
-    gone offline paged too. No times: each instance's clock, the events' arrival times and a
-    page's bearings need not agree."""
+    gone offline paged too. Last the stumbles held for the walker's own reset, not yet
+    paging, saying when they will (in ``zone``): a stumble within its grace was listed
+    nowhere, though its card was amber and it would page unanswered. No times otherwise:
+    each instance's clock, the events' arrival times and a page's bearings need not agree."""
     found = store.open_critical(session.devices, OPEN_ALARMS)
     events = store.events_by_id([event for _, event in found]) if found else {}
     alarms = []
@@ -122,7 +130,9 @@ def missed_alarms(store: Store, session: Session, name: Callable[[str], str]) ->
         )
     # What else pages (issue: "Still open: HELP" while an offline-while-armed alert paged too)
     listed = {incident.id for incident, _ in found}
-    for alert in store.paging_alerts(session.devices, OPEN_ALARMS):
+    others = store.paging_alerts(session.devices, OPEN_ALARMS, held=True)
+    # paging first, then those still waiting for the walker's reset (each newest first)
+    for alert in sorted(others, key=lambda a: a.status == "held"):
         if alert.incident is not None and alert.incident in listed:
             continue
         if alert.incident is not None:
@@ -130,15 +140,23 @@ def missed_alarms(store: Store, session: Session, name: Callable[[str], str]) ->
         device_name = name(alert.device_id)
         # the alert's incident's first event is its page (an older alert: its own event)
         link = f"/events/{alert.event_id}" if alert.event_id else story.device_link(alert.device_id)
+        held = alert.status == "held"
+        if held:
+            moment = moment_of(alert.next_at)
+            at = words(moment, zone).split(", ")[-1] if moment is not None else "soon"
+            text = story.held_alarm(alert.kind, device_name, at)
+        else:
+            text = story.alarm(alert.kind, device_name)
         alarms.append(
             MissedAlarm(
                 alert.device_id,
                 device_name,
                 alert.incident or "",
-                story.alarm(alert.kind, device_name),
+                text,
                 link,
                 alert.event_id or f"alert-{alert.id}",
-                urgent=urgency_of(alert.kind) is Urgency.CRITICAL,
+                urgent=not held and urgency_of(alert.kind) is Urgency.CRITICAL,
+                paging=not held,
             )
         )
     return alarms
@@ -325,7 +343,11 @@ class Site:
                 )
                 if "ack" in request.query_params:  # sent back after an acknowledgement
                     request.state.still_open = await run_in_threadpool(
-                        missed_alarms, self.backend.store, session, self.backend.device_name
+                        missed_alarms,
+                        self.backend.store,
+                        session,
+                        self.backend.device_name,
+                        self.backend.config.zone,
                     )
                 earlier = request.query_params.get("earlier")
                 if earlier:  # sent back after an acknowledgement someone else's came before

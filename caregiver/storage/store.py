@@ -1289,13 +1289,17 @@ class Transaction:
         ).fetchall()
         return [_alert(r) for r in rows]
 
-    def paging_alerts(self, devices: Collection[str] | None, limit: int) -> list[Alert]:
+    def paging_alerts(
+        self, devices: Collection[str] | None, limit: int, held: bool = False
+    ) -> list[Alert]:
         """Alerts paging now (of ``devices`` only, unless None), newest first, at most
         ``limit``: what the dashboard's "Still open" lists beside the open critical incidents
-        (a monitor gone offline while armed, a stumble not reset in time, a fault)."""
+        (a monitor gone offline while armed, a stumble not reset in time, a fault). ``held``:
+        with the alerts not yet paging, held for the walker's reset (a stumble within its
+        grace: it was listed nowhere a caregiver looks)."""
         if devices is not None and not devices:
             return []
-        where = "status = 'paging'"
+        where = "status IN ('paging', 'held')" if held else "status = 'paging'"
         args: list[object] = []
         if devices is not None:
             where += f" AND device_id IN ({_marks(list(devices))})"
@@ -2133,9 +2137,11 @@ class Store:
         id (no times: the page compares ids it rendered and heard, whatever the clocks)."""
         return self._read(lambda ops: ops.open_critical(devices, limit))
 
-    def paging_alerts(self, devices: Collection[str] | None = None, limit: int = 50) -> list[Alert]:
+    def paging_alerts(
+        self, devices: Collection[str] | None = None, limit: int = 50, held: bool = False
+    ) -> list[Alert]:
         """The alerts paging now, newest first (:meth:`Transaction.paging_alerts`)."""
-        return self._read(lambda ops: ops.paging_alerts(devices, limit))
+        return self._read(lambda ops: ops.paging_alerts(devices, limit, held))
 
     def open_incidents(self, device_id: str) -> list[Incident]:
         return self._read(lambda ops: ops.open_incidents(device_id))
