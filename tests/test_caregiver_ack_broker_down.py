@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import re
 from collections.abc import Iterator
 from contextlib import ExitStack
 from pathlib import Path
@@ -117,13 +118,15 @@ def test_an_ack_while_the_broker_is_down_closes_the_alert_now_and_the_monitor_on
             assert said["ok"] is True and said["acknowledged"] == [FIRST]
             assert said["device"] == "waiting"
             assert said["message"] == WAITING_WORDS
-            assert said["location"] == f"{page}?ack=done&device=waiting"
+            assert said["location"] == f"{page}?ack=done&device=waiting&at={int(clock())}"
         else:
             status, headers, answer = ann.request("POST", f"{page}/ack", shown)
             assert status == 303, answer
-            assert headers["location"] == f"{page}?ack=done&device=waiting"
+            assert headers["location"] == f"{page}?ack=done&device=waiting&at={int(clock())}"
             _, _, noticed = ann.request("GET", headers["location"])
-            assert f'role="alert">{WAITING_WORDS}</p>' in noticed
+            assert re.search(
+                f'role="alert">At [0-9:]+ UTC: {re.escape(WAITING_WORDS)}</p>', noticed
+            )
         incident = cg.store.incident(FIRST)
         assert incident is not None and not incident.open
         assert (incident.closed_by, incident.closed_via) == ("ann", "dashboard")

@@ -22,6 +22,7 @@ from typing import Any
 import pytest
 
 from caregiver.config import EscalationConfig
+from caregiver.routes.site import ACK_NOTICE_S
 from caregiver.service import CaregiverService
 from caregiver.storage import Role
 from tests.caregiver_support import (
@@ -43,6 +44,11 @@ DEVICE = "treadmill-1"
 CARD = f"/devices/{DEVICE}"
 JSON = {"accept": "application/json"}
 TIMEOUT = 300.0
+AT = f"at={int(FakeClock().now)}"
+"""The moment an acknowledgement's address names (the fake clock's start: no test here moves
+it before acknowledging)."""
+WHEN = "At 22:13:20 UTC: "
+"""How its notice begins (that moment in the service's zone)."""
 
 
 @pytest.fixture
@@ -148,7 +154,7 @@ def test_a_call_for_help_after_the_card_was_shown_stays_open_and_pages_while_the
         ],
         "message": "Acknowledged what you saw. A new alert arrived before your click: HELP "
         "requested — it is still open. Look at it, then acknowledge.",
-        "location": f"{CARD}?ack=partial&open=help",
+        "location": f"{CARD}?ack=partial&open=help&{AT}",
     }
     closed = service.store.incident(fall["incident"])
     assert closed is not None and not closed.open
@@ -192,11 +198,11 @@ def test_a_second_fall_in_the_incident_after_the_card_was_shown_keeps_it_open(
     status, headers, _ = ann.request("POST", f"{CARD}/ack", shown)
 
     assert status == 303
-    assert headers["location"] == f"{CARD}?ack=refused&open=fall"
+    assert headers["location"] == f"{CARD}?ack=refused&open=fall&{AT}"
     _, _, page = ann.request("GET", headers["location"])
     assert (
-        '<p id="ack-notice" class="ack-notice ack-more" role="alert">A new alert arrived before '
-        "your click: FALL — it is still open. Look at it, then acknowledge. "
+        f'<p id="ack-notice" class="ack-notice ack-more" role="alert">{WHEN}A new alert arrived '
+        "before your click: FALL — it is still open. Look at it, then acknowledge. "
         '<span class="still-open"><span class="still-open-lead">Still open: </span>'
         f'<a href="/events/{fall["trip"]["id"]}" class="still-open-link">'
         "FALL on Dad&#39;s treadmill</a>"
@@ -246,7 +252,7 @@ def test_the_event_pages_acknowledge_is_refused_when_a_newer_alert_joined_its_in
         ],
         "message": "A new alert arrived before your click: FALL — not getting up — it is "
         "still open. Look at it, then acknowledge.",
-        "location": f"{page}?ack=refused&open=no_recovery",
+        "location": f"{page}?ack=refused&open=no_recovery&{AT}",
     }
     incident = service.store.incident(fall["incident"])
     assert incident is not None and incident.open
@@ -313,7 +319,7 @@ def test_an_acknowledge_that_does_not_say_what_was_shown_closes_nothing(
     answer = json.loads(body)
     assert (answer["outcome"], answer["acknowledged"], answer["message"]) == ("unsaid", [], words)
     status, headers, _ = ann.request("POST", f"{page}/ack", csrf)
-    assert (status, headers["location"]) == (303, f"{page}?ack=unsaid")
+    assert (status, headers["location"]) == (303, f"{page}?ack=unsaid&{AT}")
     _, _, shown = ann.request("GET", headers["location"])
     assert words in shown
     assert _paging(service) == {fall["incident"]}
@@ -407,12 +413,12 @@ def test_a_plain_form_acknowledgement_that_came_second_says_who_had_answered(
     status, headers, _ = bob.request("POST", f"{CARD}/ack", bob_form)
 
     assert status == 303
-    assert headers["location"] == f"{CARD}?ack=done&earlier={fall['incident']}"
+    assert headers["location"] == f"{CARD}?ack=done&earlier={fall['incident']}&{AT}"
     _, _, page = bob.request("GET", headers["location"])
     name = service.device_name(DEVICE)
     assert (
-        '<p id="ack-notice" class="ack-notice ack-done" role="alert">Already acknowledged by '
-        f"ann on the dashboard: the alert on {name} is closed.</p>" in page.replace("&#39;", "'")
+        f'<p id="ack-notice" class="ack-notice ack-done" role="alert">{WHEN}Already acknowledged '
+        f"by ann on the dashboard: the alert on {name} is closed.</p>" in page.replace("&#39;", "'")
     )
     service.test_alarm(DEVICE, "ann")  # a command after both answers: a barrier
     device.wait_command("test_alarm")
@@ -426,7 +432,7 @@ def test_a_plain_form_acknowledgement_that_came_second_says_who_had_answered(
     _stored(service, second["window"])
     hidden = '<p id="ack-notice" class="ack-notice ack-done" role="alert" hidden></p>'
     for forged in (second["incident"], "0" * 32, "%3Cb%3Ex%3C%2Fb%3E"):
-        _, _, page = bob.request("GET", f"{CARD}?ack=done&earlier={forged}")
+        _, _, page = bob.request("GET", f"{CARD}?ack=done&earlier={forged}&{AT}")
         # only what the store says is open (the second fall), nothing of the address
         assert '<p id="ack-notice" class="ack-notice ack-done ack-more" role="alert"><span' in page
         assert "Already acknowledged" not in page and "<b>x" not in page, forged
@@ -434,7 +440,7 @@ def test_a_plain_form_acknowledgement_that_came_second_says_who_had_answered(
     service.accounts.limit("carol", ["treadmill-2"])  # she may not see Dad's treadmill
     carol = Http(service.port)
     assert carol.login("carol") == 303
-    _, _, page = carol.request("GET", f"/?ack=done&earlier={fall['incident']}")
+    _, _, page = carol.request("GET", f"/?ack=done&earlier={fall['incident']}&{AT}")
     assert hidden in page and "Already acknowledged" not in page
 
 
@@ -454,7 +460,7 @@ def test_a_page_without_scripts_says_every_alert_still_open_after_an_acknowledge
 
         status, headers, _ = ann.acknowledge(CARD, f"{CARD}/ack")
 
-        assert (status, headers["location"]) == (303, f"{CARD}?ack=done")
+        assert (status, headers["location"]) == (303, f"{CARD}?ack=done&{AT}")
         _, _, page = ann.request("GET", headers["location"])
         notice = page[
             page.index('<p id="ack-notice"') : page.index("</p>", page.index("ack-notice"))
@@ -504,3 +510,32 @@ def test_a_card_of_a_device_id_with_the_widest_characters_links_and_acknowledges
         assert not any(a.status == "paging" for a in service.store.alerts(widest))
     finally:
         other.close()
+
+
+def test_an_acknowledgement_s_address_reloaded_or_bookmarked_later_says_nothing_as_new(
+    service: CaregiverService, device: SimDevice, ann: Http, clock: FakeClock
+) -> None:
+    """Ann (no script) acknowledges Dad's fall; a second fall came before her click, so the
+    page she is sent back to says so. That address, reloaded an hour later or opened from a
+    bookmark, said "A new alert arrived before your click" again as if new (and an older
+    ``ack=done`` page the green confirmation). Now the notice says when it was answered, and
+    after ``ACK_NOTICE_S`` the address is the plain page; a GET never acknowledges again."""
+    fall = device.incident_fall()
+    _stored(service, fall["window"])
+    shown = _shown(ann, CARD, f"{CARD}/ack")
+    _event(device, service, "fall", fall["incident"])
+    status, headers, _ = ann.request("POST", f"{CARD}/ack", shown)
+    assert (status, headers["location"]) == (303, f"{CARD}?ack=refused&open=fall&{AT}")
+    said = f"{WHEN}A new alert arrived before your click: FALL"
+
+    _, _, page = ann.request("GET", headers["location"])
+    assert said in page  # at once: said, with when
+    clock.advance(ACK_NOTICE_S - 1)
+    _, _, page = ann.request("GET", headers["location"])
+    assert said in page  # a reload just after: the same words, the same moment
+    clock.advance(2)
+    for address in (headers["location"], f"{CARD}?ack=refused&open=fall"):  # later; no ``at``
+        _, _, page = ann.request("GET", address)
+        assert "A new alert arrived" not in page, address
+        assert '<p id="ack-notice" class="ack-notice" role="alert" hidden></p>' in page
+    assert _paging(service) == {fall["incident"]}  # and nothing was acknowledged by a GET

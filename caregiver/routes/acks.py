@@ -43,7 +43,10 @@ def routes(site: Site) -> list[BaseRoute]:
             return PlainTextResponse(f"could not read the acknowledgement: {exc}", 400)
         except RuntimeError as exc:
             return PlainTextResponse(f"could not send the acknowledgement: {exc}", 503)
-        back = f"{page}?{done.query()}" if done.noticed else page
+        # the moment it was answered: the page says it with the notice, and an address
+        # reloaded or bookmarked later says nothing (caregiver.routes.site.ACK_NOTICE_S)
+        at = f"at={int(backend.clock())}"
+        back = f"{page}?{done.query()}&{at}" if done.noticed else page
         if not done.noticed and not _wants_json(request):
             # nothing to say of this one, but a page without scripts says what else pages
             # (another treadmill's fall, a monitor offline while armed), as the script does
@@ -55,7 +58,7 @@ def routes(site: Site) -> list[BaseRoute]:
                 backend.config.zone,
             )
             if others:
-                back = f"{page}?ack=done"
+                back = f"{page}?ack=done&{at}"
         if _wants_json(request):
             answer = done.as_json()
             if done.outcome == "done":  # closed, perhaps not yet told to the device

@@ -14,7 +14,8 @@ it did not exist.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Awaitable, Callable
+import math
+from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
 from typing import Any, Protocol
 from urllib.parse import quote
@@ -56,6 +57,29 @@ OPEN_ALARMS = 50
 """Open critical incidents ``/api/alarms`` names at most (the newest). Counted by incidents,
 so one incident's many critical events (a device flapping) never hide another device's
 fall."""
+
+
+ACK_NOTICE_S = 600.0
+"""How long the address a plain form post is sent back to after an acknowledgement (its
+``ack=`` and ``at=``, the moment it was answered) still says what that acknowledgement did,
+with the moment in front ("At 14:05:12 UTC: Acknowledged — the treadmill will be told ...").
+A reload said it again as if new, and a bookmark of it days later did too ("A new alert
+arrived before your click"); an address without ``at`` (an older one) says nothing. Nothing
+is acknowledged again either way: only a POST does that. The page's script takes the
+notice's part off the address once shown (``static/app.js``), so its reload is the plain
+page."""
+
+
+def ack_moment(query: Mapping[str, str], now: float) -> float | None:
+    """The acknowledgement an address names (its ``at``) when it still speaks for it (within
+    :data:`ACK_NOTICE_S` of ``now``, not ahead of it beyond a clock's second); else None."""
+    if "ack" not in query:
+        return None
+    try:
+        at = float(query.get("at", ""))
+    except ValueError:
+        return None
+    return at if math.isfinite(at) and -1.0 <= now - at <= ACK_NOTICE_S else None
 
 
 OPEN_ALARMS_SHOWN = 1000
@@ -341,7 +365,9 @@ class Site:
                 request.state.alarmed = await run_in_threadpool(
                     open_alarms, self.backend.store, session
                 )
-                if "ack" in request.query_params:  # sent back after an acknowledgement
+                at = ack_moment(request.query_params, self.backend.clock())
+                request.state.ack_at = at
+                if at is not None:  # sent back after an acknowledgement, just now
                     request.state.still_open = await run_in_threadpool(
                         missed_alarms,
                         self.backend.store,
@@ -350,7 +376,8 @@ class Site:
                         self.backend.config.zone,
                     )
                 earlier = request.query_params.get("earlier")
-                if earlier:  # sent back after an acknowledgement someone else's came before
+                # sent back after an acknowledgement someone else's came before
+                if earlier and at is not None:
                     request.state.earlier = await run_in_threadpool(self._earlier, session, earlier)
             return await handler(request)
 
@@ -395,11 +422,17 @@ class Site:
         # the banner while the service cannot hear the devices (caregiver/broker_link.py)
         context.setdefault("broker", self.backend.hub.broker)
         # an acknowledgement sent back here (a plain form post) says what it left open
+        # (just now: an address reloaded or bookmarked later says nothing, ACK_NOTICE_S)
         query = request.query_params
+        at: float | None = getattr(request.state, "ack_at", None)
         earlier: str = getattr(request.state, "earlier", "")
-        context.setdefault("ack_notice", notice(query, query.getlist("open"), earlier))
+        said = notice(query, query.getlist("open"), earlier) if at is not None else ""
+        moment = self.moment(at, "time") if said else None
+        context.setdefault("ack_notice", f"At {moment.text}: {said}" if moment else said)
         # green, as the page's script shows it: all it was asked closed and the device told
-        context.setdefault("ack_done", query.get("ack") == "done" and "device" not in query)
+        context.setdefault(
+            "ack_done", at is not None and query.get("ack") == "done" and "device" not in query
+        )
         # and every alert still paging that the caregiver may see, as the script lists it
         # (/api/alarms): a page without scripts named only this device's
         still_open: list[MissedAlarm] = getattr(request.state, "still_open", [])

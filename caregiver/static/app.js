@@ -587,6 +587,17 @@
   // answer (409) says so: the notice shows it, an event's page shows itself again with it
   // (its form is current then), a card is kept current by the feed.
   var notice = document.getElementById("ack-notice");
+  // The address an acknowledgement sent this page to (?ack=...&at=...) said its notice; the
+  // notice is on the page now, so the address loses that part: a reload or a bookmark is
+  // the plain page, not the notice again as if new (the service stops saying it after
+  // ACK_NOTICE_S anyway, caregiver/routes/site.py).
+  (function forgetAckAddress() {
+    var params = new URLSearchParams(location.search);
+    if (!params.has("ack") || !window.history || !history.replaceState) return;
+    ["ack", "at", "device", "earlier", "open"].forEach(function (k) { params.delete(k); });
+    var rest = params.toString();
+    history.replaceState(history.state, "", location.pathname + (rest ? "?" + rest : "") + location.hash);
+  })();
   function showNotice(text) {
     if (!notice) return;
     notice.textContent = text || "";
