@@ -162,6 +162,51 @@ def test_screenshots_of_every_page_a_caregiver_and_a_physio_read(
         d.close()
 
 
+def test_a_second_caregiver_s_alarm_stops_saying_who_answered_when_another_acknowledges(
+    browser: Any, service: CaregiverService, mosquitto: Mosquitto, tmp_path: Path
+) -> None:
+    """Dad fell; Ann and Bob both have the dashboard open on their phones. Ann acknowledges
+    on hers. Bob's card turned to "acknowledged by ann", but his red banner went on: "FALL on
+    Dad's treadmill", beeping, with Silence and Open, so he read the fall as unanswered (or
+    silenced it as his to answer). Now his banner gives way to a green notice saying who
+    answered, in its room (his card does not move under his thumb), and the title is plain."""
+    from playwright.sync_api import expect
+
+    service.accounts.add_user("bob", PASSWORD, Role.CAREGIVER)
+    dad = SimDevice(mosquitto, "treadmill-1")
+    dad.online()
+    ann, bob = _page(browser, service, 360), _page(browser, service, 360, "bob")
+    dad.incident_fall()
+    for page in (ann, bob):
+        expect(page.locator("#alarm-text")).to_have_text("FALL on Dad's treadmill")
+    card = bob.locator("#card-treadmill-1")
+    before = card.bounding_box()
+
+    ann.locator("#card-treadmill-1 .ack-form button").tap()
+    dad.wait_command("ack")
+
+    # the card's words as they stood (the treadmill's confirmation may come a moment later)
+    said = re.compile(
+        r"^Dad's treadmill: Fall — acknowledged by ann on the dashboard"
+        r"( — not yet confirmed by the treadmill)?\. The alarm has stopped\.$"
+    )
+    expect(bob.locator("#ack-notice")).to_have_text(said)
+    expect(bob.locator("#ack-notice")).to_have_class(re.compile(r"\back-done\b"))
+    expect(bob.locator("#alarm-banner")).to_be_hidden()
+    expect(bob).to_have_title("RetroGuard caregiver")
+    after = card.bounding_box()
+    assert before is not None and after is not None
+    assert abs(after["y"] - before["y"]) < 2, (before, after)  # nothing moved under the thumb
+    bob.screenshot(path=str(_shots(tmp_path) / "answered-elsewhere-360.png"))
+    # a new alarm after that is raised as any
+    dad.incident_fall()
+    expect(bob.locator("#alarm-banner")).to_be_visible()
+    expect(bob.locator("#alarm-text")).to_have_text("FALL on Dad's treadmill")
+    for page in (ann, bob):
+        page.context.close()
+    dad.close()
+
+
 AT_POINT = """([x, y]) => { const e = document.elementFromPoint(x, y);
     const card = e && e.closest('.card');
     return {button: !!(e && e.closest('.ack-form')), card: card ? card.dataset.device : null}; }"""

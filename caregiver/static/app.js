@@ -314,8 +314,10 @@
   // change once, to the newest. Each change of the title costs the browser's own process a
   // redraw: one a fall in a burst of 170 cost it more CPU than the service spent storing them.
   var alarmed = [], pendingAlarms = new Map();
+  var alarmedFor = new Map();  // each alarm's event: its device, name and incident
   function raiseAlarm(device, name, text, link, event, incident) {
     showing.push(event);
+    alarmedFor.set(event, { device: device, name: name, incident: incident });
     if (!alarmed.length) {
       alarmed.push(name);
       showAlarm(text, link, [], incident);
@@ -577,6 +579,7 @@
     incidents.forEach(onIncident);
     Object.keys(cards).forEach(function (id) { onDevice(cards[id]); });
     if (Object.keys(cards).length) refreshStillOpen();  // one acknowledged elsewhere leaves the list
+    if (Object.keys(cards).length && !banner.hidden) answeredElsewhere();
     // a card turned amber (a monitor gone offline while armed pages): the amber notice; or
     // the notice shows one and a card changed (acknowledged elsewhere, back online)
     if (Object.keys(cards).some(function (id) { return cards[id].level === "warn"; }) || warning()) askWarnings();
@@ -724,6 +727,44 @@
     notice.hidden = false;
     notice.classList.add("live-warn");
     showStillOpen(amber, !banner.hidden);  // the banner's alarm leads the title
+  }
+  // The alarm answered by someone else (another caregiver's phone, a notification's link,
+  // Home Assistant, the walker's I'm OK): a second caregiver's page went on showing the red
+  // banner "FALL on Dad's treadmill" and beeping, Silence and Open, above a card that said
+  // "acknowledged by ann" — read as still unanswered, or silenced as if it were his to
+  // answer. Once nothing the banner alarms for is open (the service's list), the banner
+  // gives way to a green notice saying who answered (the card's words), in its room: the
+  // card under the thumb stays where it was (keepPlace). What else pages is listed under it.
+  function answeredElsewhere() {
+    var was = showing.slice();
+    if (!was.length || !notice) return;
+    stillOpen("").then(function (open) {
+      if (banner.hidden || showing.length !== was.length) return;  // changed meanwhile
+      var events = new Set(), incidents = new Set();
+      open.forEach(function (a) {
+        if (a.urgent === false) return;
+        events.add(a.event);
+        if (a.incident) incidents.add(a.incident);
+      });
+      var left = was.some(function (e) {
+        var a = alarmedFor.get(e);
+        return events.has(e) || !a || !a.incident || incidents.has(a.incident);
+      });
+      if (left) return;
+      var last = alarmedFor.get(was[was.length - 1]);
+      var card = document.getElementById("card-" + last.device);
+      var top = card ? card.getBoundingClientRect().top : 0;
+      var said = card ? card.querySelector(".headline a") : null;
+      var height = banner.offsetHeight;
+      silence();
+      showNotice(said && !card.querySelector(".headline-open")
+        ? last.name + ": " + said.textContent + ". The alarm has stopped."
+        : "The alert on " + last.name + " was answered. The alarm has stopped.");
+      notice.classList.add("ack-done");
+      showStillOpen(open);  // what else pages, at its urgency (the title names amber ones)
+      if (card) keepPlace(card, top);
+      else notice.style.minHeight = Math.max(notice.offsetHeight, height) + "px";
+    });
   }
   // One question at a time; changes meanwhile ask once more when it is answered.
   var warningsAsked = false, warningsAgain = false;
