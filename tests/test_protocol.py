@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -37,7 +38,7 @@ from core.protocol.events import (
     EventType,
     Severity,
 )
-from core.protocol.ids import check_device_id, is_device_id, is_event_id
+from core.protocol.ids import DEVICE_ID_PATTERN, check_device_id, is_device_id, is_event_id
 from core.protocol.messages import (
     JSON_MESSAGES,
     CaregiverLinkMessage,
@@ -144,6 +145,21 @@ def test_a_device_topic_with_a_bad_device_id_is_refused() -> None:
     assert not is_device_id("a/b") and not is_device_id("") and is_device_id("tm_1.a-b")
     with pytest.raises(ValueError, match="cannot be used in MQTT topics"):
         check_device_id("tm#1")
+
+
+@pytest.mark.parametrize("dots", [".", ".."])
+def test_dot_segments_are_no_device_id(dots: str) -> None:
+    """A device id is one segment of the dashboard's addresses: a browser resolves
+    ``/devices/..`` to ``/`` (and ``%2E%2E`` as well), so no device may be so named; the
+    documented schemas agree (their pattern is the type's)."""
+    assert not is_device_id(dots) and is_device_id(dots + "a") and is_device_id("a" + dots)
+    assert is_device_id("...")
+    with pytest.raises(ValueError, match=re.escape("not '.' or '..' alone")):
+        check_device_id(dots)
+    with pytest.raises(BadTopic, match="not a device id"):
+        parse_topic("retroguard", f"retroguard/{dots}/event")
+    schema = json.loads((SCHEMA_DIR / "event.schema.json").read_text())
+    assert schema["properties"]["device_id"]["pattern"] == DEVICE_ID_PATTERN
 
 
 @pytest.mark.parametrize("account", ["caregiver", "homeassistant", "caregiver-a", "caregiver-b2"])

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 
-DEVICE_ID_PATTERN = r"^[A-Za-z0-9_.-]{1,64}$(?!\n)"
+DEVICE_ID_PATTERN = r"^(?!\.\.?$)[A-Za-z0-9_.-]{1,64}$(?!\n)"
 EVENT_ID_BODY = r"[0-9a-f]{32}"
 EVENT_ID_PATTERN = rf"^{EVENT_ID_BODY}$(?!\n)"
 REQUEST_ID_PATTERN = r"^[\x21-\x7e]{1,64}$(?!\n)"
@@ -18,7 +18,10 @@ r"""Each ends ``$(?!\n)``: Python's ``$`` also matches before a final newline, s
 ``"<32 hex digits>\n"`` passed as an event id, ``"r1\n"`` as a request id (which the
 documented schemas refuse) and ``"tm1\n"`` as a device id (a topic level with a newline);
 ``(?!\n)`` refuses it and means nothing to the JSON schemas' (ECMA-262) ``$``, so both read
-the same pattern (as :data:`core.protocol.walker.WALKER_ID_PATTERN`)."""
+the same pattern (as :data:`core.protocol.walker.WALKER_ID_PATTERN`). A device id is also
+one segment of the dashboard's addresses (``/devices/<id>``), where ``.`` and ``..`` are dot
+segments a browser resolves away (escaping does not help: ``%2E%2E`` is one too), so the
+pattern's lookahead refuses both."""
 
 ACCOUNT_NAMES = frozenset({"caregiver", "homeassistant"})
 """The broker accounts of the documented ACL (docs/mqtt/mosquitto.acl) that are not devices.
@@ -77,6 +80,6 @@ def check_device_id(device_id: str) -> str:
     if not is_device_id(device_id):
         raise ValueError(
             f"device id {device_id!r} cannot be used in MQTT topics: use 1-64 letters, digits, "
-            "'_', '.' or '-' (no '/', '+', '#' or spaces)"
+            "'_', '.' or '-' (no '/', '+', '#' or spaces; not '.' or '..' alone)"
         )
     return device_id
