@@ -36,6 +36,7 @@ escalation by moving a fake clock and calling :meth:`Alerting.tick`.
 from __future__ import annotations
 
 import logging
+import secrets
 import time
 from collections.abc import Callable, Mapping
 from typing import NamedTuple
@@ -45,7 +46,15 @@ from caregiver.localtime import readable
 from caregiver.outbox import contact_id, url_key
 from caregiver.priority import urgency_of
 from caregiver.seen import Acknowledged, Seen, StillOpen, newer_alerts, newest_first
-from caregiver.storage import OPEN_STATUSES, Alert, Store, StoredEvent, Transaction, Urgency
+from caregiver.storage import (
+    OPEN_STATUSES,
+    Alert,
+    ClockFrame,
+    Store,
+    StoredEvent,
+    Transaction,
+    Urgency,
+)
 from caregiver.story import CLOCK_NOT_SET, belt, closed_earlier, device_link, event_words
 from caregiver.walkers import who
 from core.clock import WallSteps, since_boot
@@ -83,6 +92,7 @@ class Alerting:
         may_escalate: Callable[[], bool] = lambda: True,
         monotonic: Clock | None = None,
         started_paging: Callable[[str], None] = lambda device_id: None,
+        instance: str | None = None,
     ) -> None:
         self.store = store
         self.config = config
@@ -92,6 +102,9 @@ class Alerting:
         boot, suspended time included (:func:`since_boot`)."""
         self._steps = WallSteps(clock, self.monotonic)
         """``clock`` against ``monotonic`` at the last tick that held the lease."""
+        self.instance = instance if instance is not None else secrets.token_hex(8)
+        """Who measures the frames this process writes timers in (:meth:`_now`): the
+        service's instance among those sharing a database."""
         self.wake_notifier = wake_notifier
         self.may_escalate = may_escalate
         """False while another instance holds the escalation lease (:mod:`caregiver.lease`)."""
@@ -153,7 +166,7 @@ class Alerting:
 
     def on_event(self, tx: Transaction, device_id: str, event: EventMessage) -> None:
         """A newly stored event of ``device_id`` (inside the ingest transaction)."""
-        now = self.clock()
+        now, frame = self._now()
         match event.type:
             case EventType.OK:
                 self._close_incident(
@@ -174,12 +187,24 @@ class Alerting:
             case EventType.RESET:
                 self._walker_reset(tx, device_id, event.wall_time, now)  # a device from before
             case EventType.TEST:
-                self._test(tx, device_id, event, now)
+                self._test(tx, device_id, event, now, frame)
             case kind if kind in INCIDENT_TYPES:
-                self._incident_event(tx, device_id, event, now)
+                self._incident_event(tx, device_id, event, now, frame)
+
+    def _now(self) -> tuple[float, ClockFrame]:
+        """The wall clock now, and the frame it is in: what a timer written with it is stored
+        with (:class:`~caregiver.storage.ClockFrame`), so that the ticker moves it by the steps
+        of the clock after this look, never by one before it (:meth:`tick`)."""
+        now = self.clock()
+        return now, ClockFrame(self.instance, now - self.monotonic())
 
     def _incident_event(
-        self, tx: Transaction, device_id: str, event: EventMessage, now: float
+        self,
+        tx: Transaction,
+        device_id: str,
+        event: EventMessage,
+        now: float,
+        frame: ClockFrame,
     ) -> None:
         incident_id = event.incident or event.id  # before incidents: each alert its own
         kind = event.type.value
@@ -212,20 +237,22 @@ class Alerting:
                 opens_for,
                 wall_unsynced=event.wall_unsynced,
             )
-            self._open(tx, kind, device_id, event.id, self._action(kind), now, text, incident_id)
+            action = self._action(kind)
+            self._open(tx, kind, device_id, event.id, action, now, frame, text, incident_id)
             return
         if incident.open:
             if not worse(kind, incident.severity):
                 tx.touch_incident(incident_id, now)
                 return
             tx.worsen_incident(incident_id, kind, now)
-            self._worsen(tx, device_id, incident_id, kind, event.id, now, text)
+            self._worsen(tx, device_id, incident_id, kind, event.id, now, frame, text)
             return
         if incident.closed_severity is not None and reopens(kind, incident.closed_severity):
             # closed as a stumble, now a fall; or a call for help, a fault after it was closed
             severity = kind if worse(kind, incident.severity) else incident.severity
             tx.reopen_incident(incident_id, severity, now)
-            self._open(tx, kind, device_id, event.id, self._action(kind), now, text, incident_id)
+            action = self._action(kind)
+            self._open(tx, kind, device_id, event.id, action, now, frame, text, incident_id)
             return
         tx.touch_incident(incident_id, now)
 
@@ -241,6 +268,7 @@ class Alerting:
         kind: str,
         event_id: str,
         now: float,
+        frame: ClockFrame,
         text: Callable[[], tuple[str, str]],
     ) -> None:
         """The incident got worse: its alert now speaks of the worse event, and pages if the
@@ -248,7 +276,7 @@ class Alerting:
         alert = tx.open_alert_of(incident_id)
         action = self._action(kind)
         if alert is None:  # the milder alert was only logged: a new one, by the worse policy
-            self._open(tx, kind, device_id, event_id, action, now, text, incident_id)
+            self._open(tx, kind, device_id, event_id, action, now, frame, text, incident_id)
             return
         tx.worsen_alert(alert.id, kind, event_id)
         if action != "page":
@@ -256,10 +284,10 @@ class Alerting:
         timeout = self.config.escalation.ack_timeout_s
         title, body = text()
         if alert.status == "held":
-            tx.start_paging(alert.id, now + timeout)
+            tx.start_paging(alert.id, now + timeout, frame)
             self._page(tx, alert.id, [0], title, body, now, urgency_of(kind), reached=0)
         else:  # already paging: whoever was told hears it is worse now, at once
-            tx.reschedule_alert(alert.id, alert.contact, alert.sends, now + timeout)
+            tx.reschedule_alert(alert.id, alert.contact, alert.sends, now + timeout, frame)
             targets = sorted({*self._paged(alert), self._reached(alert)})
             self._page(tx, alert.id, targets, title, body, now, urgency_of(kind))
 
@@ -306,10 +334,12 @@ class Alerting:
             f"{by} acknowledged the {what}{_of(whose)} on {name} ({via}). No further reminders.",
         )
 
-    def _test(self, tx: Transaction, device_id: str, event: EventMessage, now: float) -> None:
+    def _test(
+        self, tx: Transaction, device_id: str, event: EventMessage, now: float, frame: ClockFrame
+    ) -> None:
         """A test alarm reached us from the device: tell every contact, as a test."""
         name = self.device_name(device_id)
-        alert_id = tx.page_alert("test", device_id, event.id, now, now)
+        alert_id = tx.page_alert("test", device_id, event.id, now, now, frame=frame)
         tx.close_alert(alert_id, "logged", "test alarm", now)
         self._page(
             tx,
@@ -324,7 +354,7 @@ class Alerting:
 
     def on_offline(self, tx: Transaction, device_id: str, wall_time: str) -> None:
         """The device went offline while its last state was ARMED."""
-        now = self.clock()
+        now, frame = self._now()
         if tx.open_alerts(device_id, ("offline",)):
             return
         self._open(
@@ -334,6 +364,7 @@ class Alerting:
             None,
             self.config.policy.offline_while_armed,
             now,
+            frame,
             lambda: self._offline_text(device_id, wall_time),
         )
 
@@ -360,19 +391,20 @@ class Alerting:
         event_id: str | None,
         action: str,
         now: float,
+        frame: ClockFrame,
         text: Callable[[], tuple[str, str]],
         incident: str | None = None,
     ) -> None:
+        """``now``: the wall clock in ``frame`` (:meth:`_now`), which the timers are written in."""
         if action == "log":
             tx.log_alert(kind, device_id, event_id, now, incident)
             return
         if action == "page_unless_reset":
             grace = now + self.config.policy.reset_grace_s
-            tx.hold_alert(kind, device_id, event_id, now, grace, incident)
+            tx.hold_alert(kind, device_id, event_id, now, grace, incident, frame=frame)
             return
-        alert_id = tx.page_alert(
-            kind, device_id, event_id, now, now + self.config.escalation.ack_timeout_s, incident
-        )
+        next_at = now + self.config.escalation.ack_timeout_s
+        alert_id = tx.page_alert(kind, device_id, event_id, now, next_at, incident, frame=frame)
         # the page's words only for someone to page (without contacts: the dashboard only)
         title, body = text() if self.config.contacts else ("", "")
         self._page(tx, alert_id, [0], title, body, now, urgency_of(kind), reached=0)
@@ -525,15 +557,15 @@ class Alerting:
             self._steps.forget()  # the holder's timers: a step seen here is not ours to apply
             return 0
         now, offset, step = self._steps.look()
+        frame = ClockFrame(self.instance, offset)
         acted = 0
         paging: dict[str, None] = {}
         with self.store.transaction() as tx:
-            if step:
-                tx.shift_timers(step)
+            tx.shift_timers(frame, step)  # by each timer's own frame: see Transaction's
             for alert in tx.open_alerts_due(now):
                 if alert.status == "held":  # the grace ran out: it pages from now on
                     paging[alert.device_id] = None
-                self._escalate(tx, alert, now)
+                self._escalate(tx, alert, now, frame)
                 acted += 1
         self._steps.adopt(offset)  # after the commit: a failed shift is tried again
         for device_id in paging:  # committed: the dashboards may read it
@@ -547,14 +579,14 @@ class Alerting:
             self.wake_notifier()
         return acted
 
-    def _escalate(self, tx: Transaction, alert: Alert, now: float) -> None:
+    def _escalate(self, tx: Transaction, alert: Alert, now: float, frame: ClockFrame) -> None:
         if alert.kind == "offline":  # said when, as the first page did (not a blank)
             title, body = self._offline_text(alert.device_id, alert.created_at)
         else:
             title, body = self._event_text(alert.device_id, alert.kind, self._told(tx, alert))
         timeout = self.config.escalation.ack_timeout_s
         if alert.status == "held":  # the grace ran out without a reset: page
-            tx.start_paging(alert.id, now + timeout)
+            tx.start_paging(alert.id, now + timeout, frame)
             self._page(tx, alert.id, [0], title, body, now, urgency_of(alert.kind), reached=0)
             return
         contacts = len(self.config.contacts)
@@ -574,7 +606,7 @@ class Alerting:
             sends += 1
             targets = list(range(contacts))
             prefix = f"STILL NOT ACKNOWLEDGED after {minutes:.0f} min: "
-        tx.reschedule_alert(alert.id, contact, sends, now + timeout)
+        tx.reschedule_alert(alert.id, contact, sends, now + timeout, frame)
         reached = contact if contact < contacts else None  # one removed: still past the end
         self._page(
             tx,

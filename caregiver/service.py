@@ -126,6 +126,7 @@ class CaregiverService:
             may_escalate=self.lease.held,
             monotonic=boot,
             started_paging=lambda device_id: self._changed(DeviceChanged(device_id)),
+            instance=self.instance,
         )
         self.accounts = Accounts(self.store)
         self.limiter = LoginThrottle(config.server.login_attempts, config.server.login_window_s)

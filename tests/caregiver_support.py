@@ -32,7 +32,7 @@ from caregiver.config import (
     ServerConfig,
 )
 from caregiver.service import CaregiverService
-from caregiver.storage import NewEvent, Role
+from caregiver.storage import ClockFrame, NewEvent, Role
 from core.protocol.messages import (
     BalanceFigures,
     Direction,
@@ -572,6 +572,11 @@ def ack_fields(page: str, action: str) -> dict[str, str]:
     assert form is not None, f"no Acknowledge form posting to {action}"
     fields = re.findall(r'<input type="hidden" name="([^"]+)" value="([^"]*)">', form.group(1))
     return {name: html.unescape(value) for name, value in fields}
+
+
+BY_HAND = ClockFrame("tests", 0.0)
+"""The frame of alerts a test writes by hand (no instance measures it: a step the ticker
+measures moves them, as one from before a restart)."""
 
 
 class FakeClock:

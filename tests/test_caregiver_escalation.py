@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import threading
 import time
+import uuid
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -425,6 +427,145 @@ def test_a_retry_recorded_before_the_ticker_sees_a_step_waits_its_delay_not_the_
         assert [m["path"] for m in receiver.messages] == ["/ann"]
         device.close()
     finally:
+        service.stop()
+
+
+def _stepped_service(
+    mosquitto: Mosquitto,
+    tmp_path: Path,
+    receiver: Receiver,
+    database: str,
+    clocks: tuple[FakeClock, FakeClock] | None = None,
+) -> tuple[CaregiverService, FakeClock, Callable[[float], None]]:
+    """A service on a fake wall clock and a fake time since boot (``clocks``, else new
+    ones), started; and ``later(s)``: ``s`` seconds pass (both clocks run on; ``wall.advance``
+    alone is a step)."""
+    wall, boot = clocks or (FakeClock(), FakeClock(5_000.0))
+    config = make_config(
+        mosquitto,
+        tmp_path,
+        database=database,
+        contacts=(Contact(name="Ann", urls=(receiver.url("ann"),)),),
+        escalation=EscalationConfig(ack_timeout_s=300, resends=9, retry_s=10, max_attempts=6),
+    )
+    service = CaregiverService(config, clock=wall, monotonic=boot)
+    service.start(web=False, background=False)
+    assert service.ingestor.connected.wait(WAIT)
+
+    def later(seconds: float) -> None:
+        wall.advance(seconds)
+        boot.advance(seconds)
+
+    return service, wall, later
+
+
+@pytest.mark.parametrize("step", [3600.0, -3600.0], ids=["forward", "back"])
+def test_a_timer_written_between_a_step_and_the_tickers_look_is_not_moved_by_it(
+    mosquitto: Mosquitto, tmp_path: Path, receiver: Receiver, caregiver_db: str, step: float
+) -> None:
+    """Ingest stores alerts between a step of the wall clock and the ticker's next look (a
+    second apart): their grace and reminder are written in the stepped clock. Before, the
+    ticker moved them by the step too: stepped forward an hour, the stumble paged and the
+    fall was reminded an hour late; back an hour, both at once. Each timer now carries the
+    measure of the clock it was written in, and moves only by the steps since: those written
+    before the step move, those written after do not."""
+    service, wall, later = _stepped_service(mosquitto, tmp_path, receiver, caregiver_db)
+    devices = [SimDevice(mosquitto, f"treadmill-{n}") for n in (1, 2, 3)]
+    try:
+        for device in devices:
+            device.online()
+        before = devices[0].fall()  # t = 0: reminded at 300
+        assert service.ingestor.wait_for(lambda: service.store.event(before["id"]) is not None)
+        assert service.notifier.deliver_due() == 1  # its page
+        assert service.alerting.tick() == 0
+        later(100)
+        wall.advance(step)  # t = 100, stepped; then ingest, before the ticker's look
+        stumble, after = devices[1].stumble(), devices[2].fall()  # paged at 130, reminded at 400
+        assert service.ingestor.wait_for(
+            lambda: all(service.store.event(e["id"]) is not None for e in (stumble, after))
+        )
+        assert service.alerting.tick() == 0  # the step, seen: nothing due at once
+        for elapsed, due in ((29, 0), (1, 1), (169, 0), (1, 1), (99, 0), (1, 1)):
+            later(elapsed)  # 129, 130 (the stumble pages), 299, 300, 399, 400
+            assert service.alerting.tick() == due
+        kinds = [(a.device_id, a.kind, a.sends) for a in service.alerting.alerts()]
+        assert sorted(kinds) == [
+            ("treadmill-1", "fall", 2),
+            ("treadmill-2", "stumble", 1),
+            ("treadmill-3", "fall", 2),
+        ]
+        assert service.notifier.deliver_due() == 4  # two pages, two reminders
+        said = [m["message"].split(": ")[0] for m in receiver.messages]
+        assert said.count("REMINDER, not acknowledged after 5 min") == 2  # not 65, nor -55
+    finally:
+        for device in devices:
+            device.close()
+        service.stop()
+
+
+def test_an_alert_worsened_between_a_step_and_the_tickers_look_keeps_its_age(
+    mosquitto: Mosquitto, tmp_path: Path, receiver: Receiver, caregiver_db: str
+) -> None:
+    """A held stumble stored before a step, its fall after it (before the ticker's look): the
+    fall pages at once and is reminded 300 s on, "after 5 min" since the alert opened, not an
+    hour early or late (its opening, written before the step, is moved with it; its reminder,
+    written after, is not)."""
+    service, wall, later = _stepped_service(mosquitto, tmp_path, receiver, caregiver_db)
+    device = SimDevice(mosquitto, "treadmill-1")
+    try:
+        device.online()
+        incident = uuid.uuid4().hex
+        trip = device.event(
+            "stumble", severity="warning", state="TRIPPED", reason="trip", incident=incident
+        )
+        assert service.ingestor.wait_for(lambda: service.store.event(trip["id"]) is not None)
+        assert service.alerting.tick() == 0
+        later(10)
+        wall.advance(3600)
+        fall = device.event(
+            "fall", severity="critical", state="TRIPPED", reason="lying", incident=incident
+        )
+        assert service.ingestor.wait_for(lambda: service.store.event(fall["id"]) is not None)
+        assert service.alerting.tick() == 0
+        later(299)
+        assert service.alerting.tick() == 0
+        later(1)
+        assert service.alerting.tick() == 1
+        assert service.notifier.deliver_due() == 2
+        reminder = receiver.messages[-1]["message"]
+        assert reminder.startswith("REMINDER, not acknowledged after 5 min: "), reminder
+    finally:
+        device.close()
+        service.stop()
+
+
+def test_a_timer_from_before_a_restart_moves_by_a_step_measured_after_it(
+    mosquitto: Mosquitto, tmp_path: Path, receiver: Receiver, caregiver_db: str
+) -> None:
+    """An alert stored by the service before it restarted (or by another instance, or before
+    its frame was stored) is in a clock this process never measured: a step its ticker
+    measures later moves it, as every timer moved before, and the reminder keeps its 300 s."""
+    clocks = FakeClock(), FakeClock(5_000.0)
+    service, wall, later = _stepped_service(mosquitto, tmp_path, receiver, caregiver_db, clocks)
+    device = SimDevice(mosquitto, "treadmill-1")
+    try:
+        device.online()
+        fall = device.fall()
+        assert service.ingestor.wait_for(lambda: service.store.event(fall["id"]) is not None)
+    finally:
+        service.stop()
+    service, wall, later = _stepped_service(mosquitto, tmp_path, receiver, caregiver_db, clocks)
+    try:
+        later(10)
+        assert service.alerting.tick() == 0
+        wall.advance(3600)
+        assert service.alerting.tick() == 0  # moved by the step, not due at once
+        later(289)
+        assert service.alerting.tick() == 0
+        later(1)
+        assert service.alerting.tick() == 1  # 300 s after the fall
+    finally:
+        device.close()
         service.stop()
 
 

@@ -46,7 +46,7 @@ from caregiver.notify import SEND_DEADLINE_S, Notifier, warm_up
 from caregiver.notify_process import Begin, Delivered, FromNotifier, NotifierProcess, Ready
 from caregiver.outbox import ESCALATION, open_outbox, url_key
 from caregiver.storage import Store, Urgency
-from tests.caregiver_support import WAIT, make_config, running_service
+from tests.caregiver_support import BY_HAND, WAIT, make_config, running_service
 from tools.broker import Mosquitto
 
 
@@ -189,7 +189,7 @@ def _contacts(db: Path, *urls: str) -> CaregiverConfig:
 
 def _queue(store: Store, contact: int, url: str, title: str, at: float, url_index: int = 0) -> None:
     with store.transaction() as tx:
-        alert = tx.page_alert("fall", "treadmill-1", None, at, at + 300.0)
+        alert = tx.page_alert("fall", "treadmill-1", None, at, at + 300.0, frame=BY_HAND)
         tx.queue_notification(
             alert,
             f"c{contact}",

@@ -35,7 +35,7 @@ from caregiver.config import (
 from caregiver.notify import Notifier, Sender, apprise_send, send_notification
 from caregiver.outbox import SqliteOutbox, open_outbox, url_key
 from caregiver.storage import Store, Urgency
-from tests.caregiver_support import WAIT
+from tests.caregiver_support import BY_HAND, WAIT
 
 TRANSPORT = {"accept-encoding", "connection"}
 
@@ -295,7 +295,7 @@ def test_a_failed_message_is_kept_retried_and_given_up_as_before(
     notifier = Notifier(outbox, _config(f"json://127.0.0.1:{port}/ann", db), lambda: clock[0], send)
     with store.transaction() as tx:
         for _ in range(2):
-            alert = tx.page_alert("fall", "treadmill-1", None, 1.0, 301.0)
+            alert = tx.page_alert("fall", "treadmill-1", None, 1.0, 301.0, frame=BY_HAND)
             tx.queue_notification(
                 alert,
                 "Ann",
@@ -382,7 +382,7 @@ def test_a_name_lookup_that_hangs_is_a_failed_attempt_within_the_timeout(
     notifier = Notifier(outbox, _contacts(db, url), lambda: clock[0])
     with store.transaction() as tx:
         for _ in range(2):
-            alert = tx.page_alert("fall", "treadmill-1", None, 1.0, 301.0)
+            alert = tx.page_alert("fall", "treadmill-1", None, 1.0, 301.0, frame=BY_HAND)
             tx.queue_notification(
                 alert,
                 "c0",
@@ -422,7 +422,7 @@ def test_a_contact_whose_name_hangs_does_not_hold_up_the_others_pages(
     urls = (f"json://slow.test:{server.port}/ann", f"json://fast.test:{server.port}/bob")
     notifier = Notifier(outbox, _contacts(db, *urls), lambda: 1000.0)
     with store.transaction() as tx:
-        alert = tx.page_alert("fall", "treadmill-1", None, 1.0, 301.0)
+        alert = tx.page_alert("fall", "treadmill-1", None, 1.0, 301.0, frame=BY_HAND)
         for index in (0, 1):  # the first contact's page is queued (and read) first
             tx.queue_notification(
                 alert,

@@ -17,6 +17,7 @@ import pytest
 
 from caregiver.storage import SCHEMA_VERSION, NewEvent, SchemaError, StorageFault, Store, schema
 from tests.caregiver_db import execute
+from tests.caregiver_support import BY_HAND
 from tools.pgcluster import PostgresCluster
 
 WAIT = 20.0
@@ -484,7 +485,7 @@ def test_escalation_waits_for_a_batch_of_the_devices_it_escalates(
     due: list[list[int]] = []
     with a.transaction() as tx:
         assert tx.record_event(_event("a1" * 16), 1000.0)
-        alert_id = tx.page_alert("fall", "treadmill-1", "a1" * 16, 1000.0, 1300.0)
+        alert_id = tx.page_alert("fall", "treadmill-1", "a1" * 16, 1000.0, 1300.0, frame=BY_HAND)
 
     def escalate() -> None:
         with b.transaction() as tx:

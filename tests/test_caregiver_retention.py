@@ -19,7 +19,7 @@ from caregiver.retention import RetentionSweeper
 from caregiver.storage import NewEvent, Pruned, Store
 from core.errors import ConfigError
 from sim.recordings import fall_recording
-from tests.caregiver_support import fall_window
+from tests.caregiver_support import BY_HAND, fall_window
 
 DAY = 86400.0
 T0 = 1_800_000_000.0
@@ -55,7 +55,9 @@ def _fill(store: Store, n: int, at: float) -> None:
             tx.record_event(_event(f"win{i:04d}", "window", "info", incident), at)
             tx.store_recording(f"trip{i:04d}", f"win{i:04d}", blob)
             tx.open_incident(incident, "treadmill-1", "stumble", f"trip{i:04d}", "w", at)
-            alert = tx.page_alert("stumble", "treadmill-1", f"trip{i:04d}", at, at, incident)
+            alert = tx.page_alert(
+                "stumble", "treadmill-1", f"trip{i:04d}", at, at, incident, frame=BY_HAND
+            )
             tx.queue_notification(
                 alert, "Ann", 0, 0, "t", "b" * 200, at, contact_key="Ann", url_key="a"
             )

@@ -30,6 +30,7 @@ from caregiver.service import CaregiverService
 from caregiver.storage import Urgency
 from core.errors import ConfigError
 from tests.caregiver_support import (
+    BY_HAND,
     PASSWORD,
     WAIT,
     FakeClock,
@@ -829,7 +830,7 @@ def test_each_message_goes_with_its_apprise_type_and_the_services_priority(
         store = service.store
         for urgency in (Urgency.CRITICAL, Urgency.NORMAL, Urgency.TEST):
             with store.transaction() as tx:
-                alert = tx.page_alert("fall", "treadmill-1", None, 1.0, 301.0)
+                alert = tx.page_alert("fall", "treadmill-1", None, 1.0, 301.0, frame=BY_HAND)
                 for url_index in range(3):
                     tx.queue_notification(
                         alert,

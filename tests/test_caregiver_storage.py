@@ -32,7 +32,7 @@ from caregiver.storage import SCHEMA_VERSION, SchemaError, Store, Urgency, schem
 from caregiver.storage.schema import MIGRATIONS
 from launcher.cli import main
 from tests.caregiver_db import execute, store_at_schema
-from tests.caregiver_support import FakeClock, Http, Receiver, make_config, new_event
+from tests.caregiver_support import BY_HAND, FakeClock, Http, Receiver, make_config, new_event
 from tools.broker import Mosquitto
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -213,7 +213,7 @@ def test_a_transaction_that_raises_stores_nothing(caregiver_db: str) -> None:
     try:
         with pytest.raises(RuntimeError), store.transaction() as tx:
             assert tx.record_event(event, 1.0)
-            tx.page_alert("fall", "treadmill-1", event.id, 1.0, 301.0)
+            tx.page_alert("fall", "treadmill-1", event.id, 1.0, 301.0, frame=BY_HAND)
             raise RuntimeError("the alert bookkeeping failed")
         assert store.event(event.id) is None
         assert store.alerts() == []

@@ -455,6 +455,19 @@ MIGRATIONS: tuple[Migration, ...] = (
 )""",
         ),
     ),
+    Migration(
+        25,
+        "each open alert's timers say the wall clock they were written in (the instance that "
+        "measured it and its wall-minus-boot offset then): a step of the clock moves a timer "
+        "by the steps since it was written, not one written in the second between the step "
+        "and the escalation ticker's look, already in the new clock (stepped forward an hour, "
+        "a stumble's grace or a fall's reminder came an hour late); alerts stored before: "
+        "NULL, moved by the ticker's measured step as before",
+        (
+            "ALTER TABLE alerts ADD COLUMN frame_of TEXT",
+            "ALTER TABLE alerts ADD COLUMN frame_offset REAL",
+        ),
+    ),
 )
 """Every schema change in order; ``MIGRATIONS[i]`` takes a database from version i to i + 1."""
 

@@ -47,6 +47,7 @@ from caregiver.storage.records import (
     WALK_FIELDS,
     Account,
     Alert,
+    ClockFrame,
     Device,
     DeviceStatus,
     Incident,
@@ -63,6 +64,7 @@ from caregiver.storage.records import (
     WalkSession,
 )
 from caregiver.storage.schema import SchemaUpgrade, migrate
+from core.clock import CLOCK_STEP_S
 from core.progress import check_week
 from core.protocol.commands import CommandName
 from core.protocol.events import INCIDENT_TYPES
@@ -96,18 +98,33 @@ _NEW_INCIDENT_COLUMNS = (
 )  # fmt: skip
 """What an incident is opened with (the rest: NULL until it closes)."""
 _ALERT_HEAD = (("kind", "TEXT"), ("device_id", "TEXT"), ("event_id", "TEXT"), ("status", "TEXT"))
+_FRAME = (("frame_of", "TEXT"), ("frame_offset", "REAL"))
+"""The wall clock an alert's timers are in (:class:`ClockFrame`, schema 25)."""
 _PAGING_ALERT_COLUMNS = (
     ("id", "INTEGER"), *_ALERT_HEAD, ("created_at", "REAL"), ("next_at", "REAL"),
-    ("sends", "INTEGER"), ("incident", "TEXT"),
+    ("sends", "INTEGER"), ("incident", "TEXT"), *_FRAME,
 )  # fmt: skip
 _HELD_ALERT_COLUMNS = (
-    *_ALERT_HEAD, ("created_at", "REAL"), ("next_at", "REAL"), ("incident", "TEXT"),
+    *_ALERT_HEAD, ("created_at", "REAL"), ("next_at", "REAL"), ("incident", "TEXT"), *_FRAME,
 )  # fmt: skip
 _LOGGED_ALERT_COLUMNS = (
     *_ALERT_HEAD, ("created_at", "REAL"), ("closed_by", "TEXT"), ("closed_at", "REAL"),
     ("incident", "TEXT"),
 )  # fmt: skip
 _OPEN = "(" + ", ".join(f"'{status}'" for status in OPEN_STATUSES) + ")"
+_INTO_FRAME = (
+    "created_at = created_at + CASE WHEN frame_of = ? AND abs(? - frame_offset) >= ? "
+    "THEN ? - frame_offset ELSE 0 END, frame_of = ?, frame_offset = ?"
+)
+"""An open alert's timers rewritten in a :class:`ClockFrame`: its opening, written in the
+frame it had, is first moved by the steps since (measured by the same instance) as
+:meth:`Transaction.shift_timers` would have, so that its reminders still say how long it has
+been open. Parameters: :func:`_into_frame`."""
+
+
+def _into_frame(frame: ClockFrame) -> tuple[object, ...]:
+    """:data:`_INTO_FRAME`'s parameters."""
+    return (frame.of, frame.offset, CLOCK_STEP_S, frame.offset, frame.of, frame.offset)
 
 
 _NEWEST_CRITICAL = "e.seq DESC NULLS LAST, e.received_at DESC, e.id DESC"
@@ -1042,15 +1059,18 @@ class Transaction:
         now: float,
         until: float,
         incident: str | None = None,
+        *,
+        frame: ClockFrame,
     ) -> None:
-        """An alert that pages at ``until`` unless the walker resets first."""
-        row = (kind, device_id, event_id, "held", now, until, incident)
+        """An alert that pages at ``until`` unless the walker resets first; ``now`` and
+        ``until`` are wall times in ``frame``."""
+        row = (kind, device_id, event_id, "held", now, until, incident, frame.of, frame.offset)
         if self._prepared is not None:  # a batch's: with its others, in one statement
             self._db.defer("alerts", _HELD_ALERT_COLUMNS, row)
             return
         self._db.execute(
             "INSERT INTO alerts (kind, device_id, event_id, status, created_at, next_at, "
-            "incident) VALUES (?, ?, ?, ?, ?, ?, ?)",
+            "incident, frame_of, frame_offset) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
             row,
         )
 
@@ -1062,20 +1082,23 @@ class Transaction:
         now: float,
         next_at: float,
         incident: str | None = None,
+        *,
+        frame: ClockFrame,
     ) -> int:
         """An alert paging its first contact now (one send); returns its id (in a batch, one
         it reserved: nothing to wait for, and inserted with the batch's others in one
-        statement)."""
+        statement). ``now`` and ``next_at`` are wall times in ``frame``."""
         reserved = self._prepared.alert_ids if self._prepared is not None else None
         if reserved:
             alert_id = reserved.popleft()
             row = (alert_id, kind, device_id, event_id, "paging", now, next_at, 1, incident)
-            self._db.defer("alerts", _PAGING_ALERT_COLUMNS, row)
+            self._db.defer("alerts", _PAGING_ALERT_COLUMNS, (*row, frame.of, frame.offset))
             return alert_id
         (alert_id,) = self._db.execute(
             "INSERT INTO alerts (kind, device_id, event_id, status, created_at, next_at, sends, "
-            "incident) VALUES (?, ?, ?, 'paging', ?, ?, 1, ?) RETURNING id",
-            (kind, device_id, event_id, now, next_at, incident),
+            "incident, frame_of, frame_offset) VALUES (?, ?, ?, 'paging', ?, ?, 1, ?, ?, ?) "
+            "RETURNING id",
+            (kind, device_id, event_id, now, next_at, incident, frame.of, frame.offset),
         ).fetchone()
         return int(alert_id)
 
@@ -1333,32 +1356,57 @@ class Transaction:
         ).fetchall()
         return [_alert(r) for r in rows]
 
-    def shift_timers(self, seconds: float) -> None:
-        """The wall clock was stepped by ``seconds`` (:meth:`caregiver.alerts.Alerting.tick`
-        measured it): every open alert's next look moves with it, so each still comes after
-        the time it was set for; an open alert's opening too, so that its reminders say how
-        long it has been open ("after 5 min", not "after -55 min"). Rare (a step), so it
-        takes no device rows first: on PostgreSQL a deadlock with a batch fails the tick,
-        which shifts at the next one. The notifications' retries are the notifier's to move
-        (:meth:`Store.shift_notifications`): it writes them, and measures the step itself
-        before each read and write, so none is written in the stepped clock and moved again."""
+    def shift_timers(self, frame: ClockFrame, step: float) -> None:
+        """Bring every open alert's timers into ``frame``, the wall clock now as the escalation
+        ticker measured it (:meth:`caregiver.alerts.Alerting.tick`), so each still comes after
+        the time it was set for; an open alert's opening moves too, so that its reminders say
+        how long it has been open ("after 5 min", not "after -55 min").
+
+        A timer written by this instance (``frame.of``) moves by the difference of its frame's
+        offset and ``frame``'s: the steps since it was written, however many, and none before.
+        Before schema 25 every timer moved by the ticker's measured ``step``, and one ingest
+        wrote between the step and the ticker's look, already in the new clock, moved too:
+        stepped forward an hour, a stumble's grace or a fall's reminder came an hour late;
+        back, at once. A timer whose clock this instance cannot measure (another instance's
+        on PostgreSQL, one from before a restart or before schema 25) moves by ``step`` as
+        before, and is in ``frame`` from then on; that is exact when it was written before
+        the step (on PostgreSQL the instances' clocks must agree: docs/provider.md).
+
+        Run at every tick: the first statement writes nothing unless a step came since a row
+        was written (rare), so it takes no device rows first: on PostgreSQL a deadlock with a
+        batch fails the tick, which shifts at the next one. The notifications' retries are
+        the notifier's to move (:meth:`Store.shift_notifications`)."""
         self._db.execute(
-            f"UPDATE alerts SET next_at = next_at + ?, created_at = created_at + ? "
-            f"WHERE status IN {_OPEN} AND next_at IS NOT NULL",
-            (seconds, seconds),
+            f"UPDATE alerts SET next_at = next_at + (? - frame_offset), "
+            f"created_at = created_at + (? - frame_offset), frame_offset = ? "
+            f"WHERE status IN {_OPEN} AND next_at IS NOT NULL AND frame_of = ? "
+            f"AND abs(? - frame_offset) >= ?",
+            (frame.offset, frame.offset, frame.offset, frame.of, frame.offset, CLOCK_STEP_S),
+        )
+        if step:
+            self._db.execute(
+                f"UPDATE alerts SET next_at = next_at + ?, created_at = created_at + ?, "
+                f"frame_of = ?, frame_offset = ? WHERE status IN {_OPEN} "
+                f"AND next_at IS NOT NULL AND (frame_of IS NULL OR frame_of <> ?)",
+                (step, step, frame.of, frame.offset, frame.of),
+            )
+
+    def start_paging(self, alert_id: int, next_at: float, frame: ClockFrame) -> None:
+        """A held alert's grace ran out: it pages its first contact (one send); ``next_at`` is
+        a wall time in ``frame``."""
+        self._db.execute(
+            f"UPDATE alerts SET status = 'paging', sends = 1, contact = 0, next_at = ?, "
+            f"{_INTO_FRAME} WHERE id = ?",
+            (next_at, *_into_frame(frame), alert_id),
         )
 
-    def start_paging(self, alert_id: int, next_at: float) -> None:
-        """A held alert's grace ran out: it pages its first contact (one send)."""
+    def reschedule_alert(
+        self, alert_id: int, contact: int, sends: int, next_at: float, frame: ClockFrame
+    ) -> None:
+        """``next_at``: a wall time in ``frame``."""
         self._db.execute(
-            "UPDATE alerts SET status = 'paging', sends = 1, contact = 0, next_at = ? WHERE id = ?",
-            (next_at, alert_id),
-        )
-
-    def reschedule_alert(self, alert_id: int, contact: int, sends: int, next_at: float) -> None:
-        self._db.execute(
-            "UPDATE alerts SET contact = ?, sends = ?, next_at = ? WHERE id = ?",
-            (contact, sends, next_at, alert_id),
+            f"UPDATE alerts SET contact = ?, sends = ?, next_at = ?, {_INTO_FRAME} WHERE id = ?",
+            (contact, sends, next_at, *_into_frame(frame), alert_id),
         )
 
     def close_alert(self, alert_id: int, status: str, by: str, now: float) -> None:
