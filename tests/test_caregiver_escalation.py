@@ -16,12 +16,14 @@ from pathlib import Path
 
 import pytest
 
-from caregiver.config import Contact, EscalationConfig
+from caregiver.alerts import Alerting
+from caregiver.config import CaregiverConfig, Contact, EscalationConfig, ServerConfig
 from caregiver.localtime import readable
 from caregiver.notify import send_notification
 from caregiver.service import CaregiverService
-from caregiver.storage import Urgency
+from caregiver.storage import Store, Urgency
 from core.clock import since_boot
+from tests.caregiver_db import execute, store_at_schema
 from tests.caregiver_support import WAIT, FakeClock, Receiver, SimDevice, make_config
 from tools.broker import Mosquitto
 
@@ -567,6 +569,37 @@ def test_a_timer_from_before_a_restart_moves_by_a_step_measured_after_it(
     finally:
         device.close()
         service.stop()
+
+
+def test_an_alert_stored_before_schema_25_moves_by_the_tickers_measured_step(
+    caregiver_db: str,
+) -> None:
+    """An open alert from a release before the timers' frames were stored (NULL) is moved
+    by the step the ticker measures, as before, and its reminder keeps its 300 s."""
+    with store_at_schema(caregiver_db, 24):
+        pass
+    execute(
+        caregiver_db,
+        "INSERT INTO alerts (kind, device_id, status, created_at, next_at, sends) "
+        "VALUES ('fall', 'treadmill-1', 'paging', 1000.0, 1300.0, 1)",
+    )
+    store = Store(caregiver_db)
+    try:
+        wall, boot = FakeClock(1100.0), FakeClock(5_000.0)
+        config = CaregiverConfig(server=ServerConfig(database=caregiver_db))
+        alerting = Alerting(store, config, clock=wall, monotonic=boot)
+        assert alerting.tick() == 0
+        wall.advance(-3600)
+        assert alerting.tick() == 0
+        wall.advance(199)
+        boot.advance(199)
+        assert alerting.tick() == 0
+        wall.advance(1)
+        boot.advance(1)
+        assert alerting.tick() == 1  # 300 s after it was stored, not an hour on
+        assert execute(caregiver_db, "SELECT frame_of FROM alerts") == [(alerting.instance,)]
+    finally:
+        store.close()
 
 
 def test_a_machine_that_slept_sends_the_timers_due_in_its_sleep_on_waking(
