@@ -1,13 +1,19 @@
 """The config a doc shows is one the program takes: docs/caregiver.md's ``caregiver.toml``
 loads as written, with the values it says (a key renamed or a bound tightened would make the
-documented file refused at the service's start)."""
+documented file refused at the service's start); and docs/mqtt.md's topic table, schema list
+and account list, the schemas' device id and docs/mqtt/mosquitto.acl name every topic kind of
+core.protocol.topics as the code has them (a kind added without its row, schema or ACL line
+fails here)."""
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 
 from caregiver.config import load_config
+from core.protocol.ids import DEVICE_ID_PATTERN
+from core.protocol.topics import TopicKind
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -31,3 +37,78 @@ def test_the_caregiver_config_in_docs_caregiver_md_loads_as_written(tmp_path: Pa
     assert (config.mqtt.port, config.mqtt.tls, config.mqtt.username) == (8883, True, "caregiver")
     assert [c.name for c in config.contacts] == ["Ann", "Clinic desk"]
     assert config.devices == {"treadmill-1": "Dad's treadmill"}
+
+
+MQTT_DOC = (ROOT / "docs" / "mqtt.md").read_text(encoding="utf-8")
+SCHEMA_DIR = ROOT / "docs" / "mqtt" / "schemas"
+ACL = (ROOT / "docs" / "mqtt" / "mosquitto.acl").read_text(encoding="utf-8")
+
+# The topic kinds with a level after the kind: its name in docs and the ACL's wildcard.
+_SUBTOPIC = {TopicKind.COMMAND: ("<name>", "+"), TopicKind.STAGE: ("<walker>", "+")}
+# What a device publishes: every kind but what is sent to it.
+_DEVICE_PUBLISHES = [k for k in TopicKind if k not in (TopicKind.COMMAND, TopicKind.RECEIPT)]
+
+
+def _level(kind: TopicKind, *, acl: bool) -> str:
+    if kind in _SUBTOPIC:
+        return f"{kind.value}/{_SUBTOPIC[kind][1 if acl else 0]}"
+    return kind.value
+
+
+def test_the_topic_table_in_docs_mqtt_md_has_a_row_for_every_topic_kind() -> None:
+    """A kind added to core.protocol.topics without its row leaves a technician a topic the
+    reference does not name (stage/<walker> is the newest)."""
+    missing = [
+        kind.value
+        for kind in TopicKind
+        if f"| `<prefix>/<id>/{_level(kind, acl=False)}` |" not in MQTT_DOC
+    ]
+    assert missing == []
+
+
+def test_every_schema_file_is_named_in_docs_mqtt_md_and_every_named_one_exists() -> None:
+    named = set(re.findall(r"([a-z_]+\.schema\.json)", MQTT_DOC))
+    files = {path.name for path in SCHEMA_DIR.glob("*.schema.json")}
+    assert files - named == set(), "a schema docs/mqtt.md does not name"
+    assert named - files == set(), "docs/mqtt.md names a schema that is not there"
+
+
+def test_every_schema_s_device_id_is_the_protocol_s_pattern() -> None:
+    """The type and the documented schemas refuse the same ids ('.' and '..' among them)."""
+    for path in sorted(SCHEMA_DIR.glob("*.schema.json")):
+        properties = json.loads(path.read_text(encoding="utf-8")).get("properties", {})
+        if "device_id" in properties:
+            assert properties["device_id"]["pattern"] == DEVICE_ID_PATTERN, path.name
+
+
+def _acl_rules(heading: str) -> set[str]:
+    """The rule lines of the ACL's ``user`` block ``heading``, or its ``pattern`` lines for
+    ``heading`` None."""
+    rules: set[str] = set()
+    user: str | None = None
+    for line in (line.strip() for line in ACL.splitlines()):
+        if line.startswith("user "):
+            user = line.removeprefix("user ")
+        elif line.startswith(("topic ", "pattern ")) and user == heading:
+            rules.add(line)
+    return rules
+
+
+def test_the_acl_lets_each_account_what_docs_mqtt_md_says_for_every_topic_kind() -> None:
+    """docs/mqtt/mosquitto.acl (what the installer puts in place) against the topic kinds: a
+    device writes each kind it publishes, the caregiver reads them all but the device's view
+    of it, Home Assistant what the caregiver reads but walkers and stages, plus caregiver; and
+    docs/mqtt.md's account list names each of the device's."""
+    device = {f"pattern write retroguard/%u/{_level(k, acl=True)}" for k in _DEVICE_PUBLISHES}
+    assert device <= _acl_rules(None)
+    caregiver_reads = [k for k in _DEVICE_PUBLISHES if k is not TopicKind.CAREGIVER]
+    reads = {f"topic read retroguard/+/{_level(k, acl=True)}" for k in caregiver_reads}
+    assert reads <= _acl_rules("caregiver")
+    assert {r for r in _acl_rules("caregiver") if r.startswith("topic read ")} == reads
+    ha_kinds = [k for k in _DEVICE_PUBLISHES if k not in (TopicKind.WALKERS, TopicKind.STAGE)]
+    ha_reads = {f"topic read retroguard/+/{_level(k, acl=True)}" for k in ha_kinds}
+    ha_reads.add("topic read homeassistant/#")
+    assert {r for r in _acl_rules("homeassistant") if r.startswith("topic read ")} == ha_reads
+    bullet = MQTT_DOC.split("* each **device** account", 1)[1].split("\n* ", 1)[0]
+    said = set(re.findall(r"`([a-z_/+]+)`", bullet.split("read only its", 1)[0]))
+    assert {_level(k, acl=True) for k in _DEVICE_PUBLISHES} <= said
