@@ -13,7 +13,8 @@ from pathlib import Path
 
 from caregiver.config import load_config
 from core.protocol.ids import DEVICE_ID_PATTERN
-from core.protocol.topics import TopicKind
+from core.protocol.topics import TopicKind, Topics
+from firmware.mqtt.discovery import discovery_payload
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -112,3 +113,15 @@ def test_the_acl_lets_each_account_what_docs_mqtt_md_says_for_every_topic_kind()
     bullet = MQTT_DOC.split("* each **device** account", 1)[1].split("\n* ", 1)[0]
     said = set(re.findall(r"`([a-z_/+]+)`", bullet.split("read only its", 1)[0]))
     assert {_level(k, acl=True) for k in _DEVICE_PUBLISHES} <= said
+
+
+def test_every_home_assistant_entity_is_named_in_docs_mqtt_md() -> None:
+    """Each named entity of the discovery message (all announced: telemetry and a caregiver
+    service expected) is in docs/mqtt.md's Home Assistant section in bold, as its table and
+    notes name them, and the section names no entity the device does not announce."""
+    payload = json.loads(discovery_payload(Topics("retroguard", "tm-1"), "Tm", "https://x/"))
+    names = {c["name"] for c in payload["cmps"].values() if c.get("name")}
+    section = MQTT_DOC.split("## Home Assistant", 1)[1].split("\n## ", 1)[0]
+    table = section.split("| Entity | Kind | From | Shows |", 1)[1].split("\n\n", 1)[0]
+    assert names - set(re.findall(r"\*\*([^*]+)\*\*", section)) == set()
+    assert set(re.findall(r"^\| \*\*([^*]+)\*\*", table, re.MULTILINE)) <= names
