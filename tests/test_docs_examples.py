@@ -82,16 +82,16 @@ def test_every_schema_s_device_id_is_the_protocol_s_pattern() -> None:
             assert properties["device_id"]["pattern"] == DEVICE_ID_PATTERN, path.name
 
 
-def _acl_rules(heading: str) -> set[str]:
-    """The rule lines of the ACL's ``user`` block ``heading``, or its ``pattern`` lines for
-    ``heading`` None."""
-    rules: set[str] = set()
+def _acl_rules(heading: str | None, text: str = ACL) -> list[str]:
+    """The rule lines of ACL ``text``'s ``user`` block ``heading``, or its ``pattern`` lines
+    for ``heading`` None."""
+    rules: list[str] = []
     user: str | None = None
-    for line in (line.strip() for line in ACL.splitlines()):
+    for line in (line.strip() for line in text.splitlines()):
         if line.startswith("user "):
             user = line.removeprefix("user ")
         elif line.startswith(("topic ", "pattern ")) and user == heading:
-            rules.add(line)
+            rules.append(line)
     return rules
 
 
@@ -101,10 +101,9 @@ def test_the_acl_lets_each_account_what_docs_mqtt_md_says_for_every_topic_kind()
     of it, Home Assistant what the caregiver reads but walkers and stages, plus caregiver; and
     docs/mqtt.md's account list names each of the device's."""
     device = {f"pattern write retroguard/%u/{_level(k, acl=True)}" for k in _DEVICE_PUBLISHES}
-    assert device <= _acl_rules(None)
+    assert device <= set(_acl_rules(None))
     caregiver_reads = [k for k in _DEVICE_PUBLISHES if k is not TopicKind.CAREGIVER]
     reads = {f"topic read retroguard/+/{_level(k, acl=True)}" for k in caregiver_reads}
-    assert reads <= _acl_rules("caregiver")
     assert {r for r in _acl_rules("caregiver") if r.startswith("topic read ")} == reads
     ha_kinds = [k for k in _DEVICE_PUBLISHES if k not in (TopicKind.WALKERS, TopicKind.STAGE)]
     ha_reads = {f"topic read retroguard/+/{_level(k, acl=True)}" for k in ha_kinds}
@@ -125,3 +124,14 @@ def test_every_home_assistant_entity_is_named_in_docs_mqtt_md() -> None:
     table = section.split("| Entity | Kind | From | Shows |", 1)[1].split("\n\n", 1)[0]
     assert names - set(re.findall(r"\*\*([^*]+)\*\*", section)) == set()
     assert set(re.findall(r"^\| \*\*([^*]+)\*\*", table, re.MULTILINE)) <= names
+
+
+def test_docs_provider_md_gives_each_instance_the_acl_s_caregiver_rules() -> None:
+    """The ``user caregiver-a``/``caregiver-b`` blocks docs/provider.md says to append are the
+    ACL's ``caregiver`` block line for line (tests/test_caregiver_instances.py loads them on a
+    broker too, but only where PostgreSQL is installed)."""
+    doc = (ROOT / "docs" / "provider.md").read_text(encoding="utf-8")
+    start = doc.index("  ```\n  user caregiver-a\n") + len("  ```\n")
+    appended = doc[start : doc.index("  ```\n", start)]
+    for account in ("caregiver-a", "caregiver-b"):
+        assert _acl_rules(account, appended) == _acl_rules("caregiver"), account
