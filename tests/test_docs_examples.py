@@ -82,12 +82,12 @@ def test_every_schema_s_device_id_is_the_protocol_s_pattern() -> None:
             assert properties["device_id"]["pattern"] == DEVICE_ID_PATTERN, path.name
 
 
-def _acl_rules(heading: str | None, text: str = ACL) -> list[str]:
-    """The rule lines of ACL ``text``'s ``user`` block ``heading``, or its ``pattern`` lines
-    for ``heading`` None."""
+def _acl_rules(heading: str | None, text: str | None = None) -> list[str]:
+    """The rule lines of ACL ``text``'s (the documented ACL's) ``user`` block ``heading``, or
+    its ``pattern`` lines for ``heading`` None."""
     rules: list[str] = []
     user: str | None = None
-    for line in (line.strip() for line in text.splitlines()):
+    for line in (line.strip() for line in (ACL if text is None else text).splitlines()):
         if line.startswith("user "):
             user = line.removeprefix("user ")
         elif line.startswith(("topic ", "pattern ")) and user == heading:
