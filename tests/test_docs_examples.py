@@ -12,6 +12,7 @@ import re
 from pathlib import Path
 
 from caregiver.config import load_config
+from core.protocol.commands import COMMANDS
 from core.protocol.ids import DEVICE_ID_PATTERN
 from core.protocol.topics import TopicKind, Topics
 from firmware.mqtt.discovery import discovery_payload
@@ -135,3 +136,15 @@ def test_docs_provider_md_gives_each_instance_the_acl_s_caregiver_rules() -> Non
     appended = doc[start : doc.index("  ```\n", start)]
     for account in ("caregiver-a", "caregiver-b"):
         assert _acl_rules(account, appended) == _acl_rules("caregiver"), account
+
+
+def test_every_command_has_a_row_in_docs_mqtt_md_and_a_name_in_its_schema() -> None:
+    """A command the device takes (core.protocol.commands) is in the Commands table and the
+    schema's title, and neither names one it does not take."""
+    section = MQTT_DOC.split("## Commands", 1)[1].split("\n## ", 1)[0]
+    rows = set(re.findall(r"^\| `([a-z_]+)` \|", section, re.MULTILINE))
+    assert rows == set(COMMANDS)
+    title = json.loads((SCHEMA_DIR / "command.schema.json").read_text(encoding="utf-8"))["title"]
+    listed = re.search(r"name one of ([a-z_, ]+)\)", title)
+    assert listed is not None, "command.schema.json's title lost its list of names"
+    assert set(listed.group(1).split(", ")) == set(COMMANDS)
