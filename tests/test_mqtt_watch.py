@@ -438,3 +438,49 @@ def test_watch_says_the_sensor_is_still_being_checked_not_that_it_is_off(
         proc.kill()
         proc.wait()
         reporter.close()
+
+
+def test_the_documented_watch_account_watches_on_the_documented_broker(tmp_path: Path) -> None:
+    """docs/mqtt.md, "Watching from a terminal": on a broker whose client ids are user names, a
+    watch logs in with an account of its own (logging in as ``caregiver`` would take the
+    service's session over); the ``user`` block the page gives, appended to the documented ACL,
+    lets it see what it watches, and its example's user name is that block's."""
+    doc = (REPO / "docs" / "mqtt.md").read_text(encoding="utf-8")
+    section = doc.split("## Watching from a terminal", 1)[1].split("\n## ", 1)[0]
+    username = section.split("--username ", 1)[1].split()[0]
+    block = section.split(f"```\nuser {username}\n", 1)[1].split("```", 1)[0]
+    assert username.startswith("caregiver-") and block.strip()
+    acl = (REPO / "docs" / "mqtt" / "mosquitto.acl").read_text(encoding="utf-8")
+    secret = tmp_path / "watch-pw"
+    secret.write_text("pw-w\n", encoding="utf-8")
+    if not mosquitto_available():
+        pytest.skip("mosquitto not installed")
+    broker = Mosquitto(
+        users={"tm1": "pw-d", username: "pw-w"}, acl=f"{acl}\nuser {username}\n{block}"
+    )
+    broker.start()
+    reporter: MqttReporter | None = None
+    proc = _watch(
+        "--port", str(broker.port), "--username", username, "--password-file", str(secret),
+        "--count", "2",
+    )  # fmt: skip
+    try:
+        assert proc.stdout is not None
+        assert proc.stdout.readline().startswith("watching ")
+        config = config_for(broker, username="tm1", password="pw-d")
+        reporter = MqttReporter(
+            config, device_id="tm1", device_name="T1", database=tmp_path / "w.db"
+        )
+        reporter.start()
+        reporter.publish_state("TRIPPED", "fall: impact then lying")
+        reporter.sink.handle(fall("tm1"))
+        reporter.sink.handle(info("tm1", EventType.RESET))
+        out, err = proc.communicate(timeout=WAIT)
+    finally:
+        proc.kill()
+        if reporter is not None:
+            reporter.close()
+        broker.stop()
+    assert proc.returncode == 0, err
+    assert "FALL" in out and "RESET" in out
+    assert "-> TRIPPED: fall: impact then lying" in out
