@@ -171,6 +171,33 @@ def test_a_password_file_without_a_user_name_is_refused(tmp_path: Path) -> None:
     assert _settings(named).username == "ann"
 
 
+def test_a_watch_never_logs_in_with_the_monitors_own_account(tmp_path: Path) -> None:
+    """``--config`` is for the broker's address: with the device's [mqtt] account the watch
+    would take the monitor's session over (a client's id is its user name on the documented
+    broker), so its account is never inherited, and naming it is refused with the reason."""
+    config = tmp_path / "config.toml"
+    config.write_text(
+        '[device]\nid = "tm-7"\n[mqtt]\nhost = "broker.lan"\nport = 8883\ntls = true\n'
+        'username = "tm-7"\npassword_file = "/etc/retroguard/mqtt-password"\n'
+        'topic_prefix = "clinic"\n'
+    )
+    parser = _watch_parser()
+    settings = _settings(parser.parse_args(["watch", "--config", str(config)]))
+    assert (settings.host, settings.port, settings.tls) == ("broker.lan", 8883, True)
+    assert settings.topic_prefix == "clinic"
+    assert (settings.username, settings.password_file, settings.password) == ("", "", "")
+    own = parser.parse_args(["watch", "--config", str(config), "--username", "tm-7"])
+    with pytest.raises(ConfigError, match="the monitor's own broker account") as refused:
+        _settings(own)
+    assert "caregiver-watch" in str(refused.value)
+    password = tmp_path / "pw"
+    password.write_text("secret\n")
+    watcher = ["--username", "caregiver-watch", "--password-file", str(password)]
+    other = parser.parse_args(["watch", "--config", str(config), *watcher])
+    settings = _settings(other)
+    assert (settings.username, settings.password_file) == ("caregiver-watch", str(password))
+
+
 def test_format_handles_garbage() -> None:
     assert format_message("retroguard/tm1/event", b"\xff not json").startswith(" ")  # type: ignore[union-attr]
     assert format_message("retroguard", b"{}") is None

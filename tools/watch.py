@@ -101,10 +101,14 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         description="Subscribe to RetroGuard devices on an MQTT broker and print their "
         "availability, state changes, events and command replies.",
     )
-    parser.add_argument("--config", help="read [mqtt] from this config file")
+    parser.add_argument(
+        "--config",
+        help="read the broker's address, TLS and topic prefix from this config's [mqtt] "
+        "(not its account: the monitor's own)",
+    )
     parser.add_argument("--host", help="broker host (default: [mqtt] host, else 127.0.0.1)")
     parser.add_argument("--port", type=tcp_port, help="broker port (default: [mqtt] port)")
-    parser.add_argument("--username", help="broker user (default: [mqtt] username)")
+    parser.add_argument("--username", help="broker user (default: none)")
     parser.add_argument(
         "--password-file", help="file whose first line is the password (never on the command line)"
     )
@@ -129,12 +133,30 @@ def tcp_port(text: str) -> int:
     return port
 
 
+def _monitor_account(config: str, username: str) -> str:
+    return (
+        f"retroguard watch: --username {username} is the monitor's own broker account "
+        f"({config}'s [mqtt] username): on the documented broker a client's id is its user "
+        "name, so this watch would take the monitor's session over (the treadmill would "
+        "show offline). Log in with an account of its own, e.g. --username caregiver-watch "
+        '(docs/mqtt.md, "retroguard watch")'
+    )
+
+
 def _settings(args: argparse.Namespace) -> MqttConfig:
+    """The broker settings: ``--config``'s ``[mqtt]`` section for the address, TLS and topic
+    prefix (its account is the monitor's, never taken), the options over it."""
     config = MqttConfig()
     if args.config:
         from firmware.config import load_config
 
-        config = load_config(args.config).mqtt
+        device = load_config(args.config).mqtt
+        if device.username and args.username == device.username:
+            raise ConfigError([_monitor_account(args.config, device.username)])
+        # The broker's address, TLS and prefix, never the monitor's own account: on the
+        # documented broker a client's id is its user name (docs/mqtt.md), so a watch logged
+        # in as the device would take the monitor's session over.
+        config = dataclasses.replace(device, username="", password="", password_file="")
     changes: dict[str, Any] = {"client_id": ""}
     for attr, key in (
         ("host", "host"),
@@ -154,8 +176,8 @@ def _settings(args: argparse.Namespace) -> MqttConfig:
     if config.password_file and not config.username:
         raise ConfigError(
             [
-                "retroguard watch: --password-file needs --username (or [mqtt] username): a "
-                "password is sent only with a user name"
+                "retroguard watch: --password-file needs --username: a password is sent only "
+                "with a user name"
             ]
         )
     if not config.host:
