@@ -1,0 +1,111 @@
+"""The safety controller's fault paths: decisions that hand mutation (mut24) found no test
+noticing.
+
+Each test runs the real loop, driver and relay model on a simulated clock (as
+:mod:`tests.test_safety`) and asserts what the walker or a technician would see: the relay's
+contact, the state, the FAULT and its words, the events stored.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from core.protocol.events import EventType
+from core.samples import ImuSample
+from firmware.config import SafetyConfig
+from firmware.safety import Faulted, FaultKind, SafetyState
+from hal.config import ImuConfig
+from hal.errors import ImuBusError
+from tests.app_support import PERIOD, armed_rig, close_rigs
+
+pytestmark = pytest.mark.usefixtures(close_rigs.__name__)
+
+TIMEOUT_S = SafetyConfig().sample_timeout_s
+
+
+def test_a_pause_in_the_data_shorter_than_the_timeout_keeps_a_walk_armed(tmp_path: Path) -> None:
+    """Silence is counted from the last good sample, not from when the state began: a walk
+    armed for seconds whose sensor pauses for less than ``sample_timeout_s`` (reads that come
+    back empty) goes on, relay held, no FAULT. Counted from the arming, the first empty read
+    of any walk longer than the timeout stopped the belt (mutant: ``now - self.since``)."""
+    rig = armed_rig(tmp_path, relay_drive="static")
+    assert rig.sim_imu is not None
+    rig.run_for(2.0)
+    empty_before = rig.app.monitor.stats.empty_reads
+    rig.sim_imu.chip.stalled = True
+    rig.run_for(TIMEOUT_S * 0.6)
+    assert rig.app.monitor.stats.empty_reads > empty_before  # the pause was seen
+    rig.sim_imu.chip.stalled = False
+    rig.run_for(1.0)
+    assert rig.state == "ARMED" and rig.hardware.contact_closed()
+    assert EventType.FAULT not in rig.events()
+
+
+def test_an_empty_batch_is_a_read_that_returned_nothing(tmp_path: Path) -> None:
+    """``on_samples`` given no samples counts the silence as ``on_idle`` does: past the
+    timeout it is IMU silent — relay released, FAULT with its words and its event — never
+    a batch that passed every check (mutant: returned without looking at the time)."""
+    rig = armed_rig(tmp_path, relay_drive="static")
+    controller = rig.app.controller
+    later = rig.clock.monotonic() + 3 * TIMEOUT_S
+    controller.on_samples([], later)
+    assert controller.state is SafetyState.FAULT
+    assert controller.transitions[-1].cause == Faulted(FaultKind.IMU_SILENT)
+    assert controller.reason.startswith("no IMU sample for ")
+    assert not rig.hardware.contact_closed()
+    assert rig.events()[-1] is EventType.FAULT
+
+
+def test_bus_errors_wait_for_the_timeout_then_fault_as_imu_silent(tmp_path: Path) -> None:
+    """A bus error that reaches the controller (an IMU whose driver does not retry it) is
+    counted for the health report and judged as a read that returned nothing: within the
+    timeout the walk goes on; past it, IMU silent — relay released, FAULT with its words
+    (mutants: the error not counted; the silence never looked at, the relay left held until
+    the driver gave up on its own)."""
+    rig = armed_rig(tmp_path, relay_drive="static")
+    controller = rig.app.controller
+    before = controller.bus_errors
+    now = rig.clock.monotonic()
+    controller.on_imu_error(ImuBusError("i2c NACK (errno 121)"), now + TIMEOUT_S / 4)
+    assert controller.bus_errors == before + 1
+    assert rig.state == "ARMED" and rig.hardware.contact_closed()
+    controller.on_imu_error(ImuBusError("i2c NACK (errno 121)"), now + 3 * TIMEOUT_S)
+    assert controller.bus_errors == before + 2
+    assert rig.state == "FAULT"
+    assert controller.transitions[-1].cause == Faulted(FaultKind.IMU_SILENT)
+    assert controller.reason.startswith("no IMU sample for ")
+    assert not rig.hardware.contact_closed()
+    assert rig.events()[-1] is EventType.FAULT
+
+
+GOOD = (0.0, 0.0, 1.0, 0.1, 0.2, 0.3)
+
+
+@pytest.mark.parametrize("axis", range(6), ids=["ax", "ay", "az", "gx", "gy", "gz"])
+@pytest.mark.parametrize("sign", [1.0, -1.0], ids=["positive", "negative"])
+def test_full_scale_is_a_reading_and_half_as_much_again_is_garbage(
+    tmp_path: Path, axis: int, sign: float
+) -> None:
+    """A saturated axis (a fall's impact, a hard turn) is a reading: the walk goes on and
+    the detector decides. Beyond full scale the driver cannot have produced it (a wrong
+    scale, a corrupt frame): out-of-range FAULT, relay released, its words. The existing
+    test's values are far beyond (100 g, 10000 deg/s); a check loosened to twice the range
+    let 1.5 times full scale through (mutant: ``gz <= limit_g * 2``)."""
+    rig = armed_rig(tmp_path, relay_drive="static")
+    controller = rig.app.controller
+    imu = ImuConfig()
+    full = float(imu.accel_range_g if axis < 3 else imu.gyro_range_dps)
+    now = rig.clock.monotonic()
+    saturated = list(GOOD)
+    saturated[axis] = sign * full
+    controller.on_samples([ImuSample(now + PERIOD, *saturated)], now)
+    assert rig.state == "ARMED" and rig.hardware.contact_closed()
+    beyond = list(GOOD)
+    beyond[axis] = sign * full * 1.5
+    controller.on_samples([ImuSample(now + 2 * PERIOD, *beyond)], now + PERIOD)
+    assert rig.state == "FAULT" and not rig.hardware.contact_closed()
+    assert controller.transitions[-1].cause == Faulted(FaultKind.OUT_OF_RANGE)
+    assert controller.reason.startswith("IMU data out of range: ")
+    assert rig.events()[-1] is EventType.FAULT
