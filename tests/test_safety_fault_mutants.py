@@ -8,6 +8,7 @@ contact, the state, the FAULT and its words, the events stored.
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import pytest
@@ -108,4 +109,27 @@ def test_full_scale_is_a_reading_and_half_as_much_again_is_garbage(
     assert rig.state == "FAULT" and not rig.hardware.contact_closed()
     assert controller.transitions[-1].cause == Faulted(FaultKind.OUT_OF_RANGE)
     assert controller.reason.startswith("IMU data out of range: ")
+    assert rig.events()[-1] is EventType.FAULT
+
+
+def test_frozen_data_faults_once_one_reading_has_lasted_frozen_after_s(tmp_path: Path) -> None:
+    """The run of identical readings is timed from the first of them: the sample that
+    completes ``frozen_after_s`` of one reading faults (frozen data, relay released, the
+    run's length in the words), the one before it does not. Timed from the second reading
+    of the run, or faulting only past the bound, a stuck sensor kept the belt one sample
+    longer (mutants: ``_frozen_since = sample.t``; ``>`` for ``>=``). Timestamps a power of
+    two apart, so the sums are exact."""
+    rig = armed_rig(tmp_path, relay_drive="static")
+    controller = rig.app.controller
+    period = 1 / 256
+    runs = round(SafetyConfig().frozen_after_s / period)  # 64 periods: 0.25 s
+    start = float(math.ceil(rig.clock.monotonic()))  # a whole second: start + k/256 is exact
+    stuck = (0.01, -0.02, 0.98, 0.3, -0.1, 0.2)  # a reading the rig's motion never gives
+    for i in range(runs + 1):  # the first reading, then ``runs`` periods of it
+        t = start + (i + 1) * period
+        assert rig.state == "ARMED", f"faulted after {i} repeats"
+        controller.on_samples([ImuSample(t, *stuck)], t)
+    assert rig.state == "FAULT" and not rig.hardware.contact_closed()
+    assert controller.transitions[-1].cause == Faulted(FaultKind.FROZEN_DATA)
+    assert controller.reason == "IMU data frozen for 0.25 s"
     assert rig.events()[-1] is EventType.FAULT
