@@ -133,3 +133,23 @@ def test_frozen_data_faults_once_one_reading_has_lasted_frozen_after_s(tmp_path:
     assert controller.transitions[-1].cause == Faulted(FaultKind.FROZEN_DATA)
     assert controller.reason == "IMU data frozen for 0.25 s"
     assert rig.events()[-1] is EventType.FAULT
+
+
+@pytest.mark.parametrize("axis", range(6), ids=["ax", "ay", "az", "gx", "gy", "gz"])
+def test_a_reading_that_changes_on_one_axis_only_is_not_frozen(tmp_path: Path, axis: int) -> None:
+    """Frozen means all six axes repeated: a sensor whose other five axes hold one value
+    (saturated, or a walker standing very still) while one still moves is live, and the walk
+    goes on, relay held, for twice ``frozen_after_s`` of it (mutant: the comparison leaving
+    out ``ax`` faulted such a walk as frozen data)."""
+    rig = armed_rig(tmp_path, relay_drive="static")
+    controller = rig.app.controller
+    period = 1 / 256
+    start = float(math.ceil(rig.clock.monotonic()))
+    still = [0.01, -0.02, 0.98, 0.3, -0.1, 0.2]
+    for i in range(2 * round(SafetyConfig().frozen_after_s / period)):
+        t = start + (i + 1) * period
+        values = list(still)
+        values[axis] += 0.001 * (i % 2)
+        controller.on_samples([ImuSample(t, *values)], t)
+    assert rig.state == "ARMED" and rig.hardware.contact_closed()
+    assert EventType.FAULT not in rig.events()
