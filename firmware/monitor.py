@@ -33,7 +33,7 @@ from firmware.presses import (
     ResetButtonPatterns,
     ResetPress,
 )
-from firmware.safety import RESTART_MAY_CURE, Faulted, SafetyController, SafetyState
+from firmware.safety import RESTART_MAY_CURE, SafetyController, SafetyState
 from hal.errors import ImuError
 from hal.interfaces import Button, Imu, PressEdges, Relay, RelaySense
 
@@ -200,12 +200,13 @@ class Monitor:
 
     @property
     def restart_may_cure(self) -> bool:
-        """In FAULT for a reason a fresh process may cure (a wedged sensor or bus)."""
+        """In FAULT for a reason a fresh process may cure (a wedged sensor or bus), and for
+        none it cannot: the fault holding FAULT now, not the one that entered it (a contact
+        found welded while already in FAULT for a silent sensor has no transition), and no
+        contact disagreement beside it, which a restart would only find again (its FAULT
+        and alert sent twice)."""
         controller = self.controller
-        if controller.state is not SafetyState.FAULT or not controller.transitions:
-            return False
-        cause = controller.transitions[-1].cause
-        return isinstance(cause, Faulted) and cause.kind in RESTART_MAY_CURE
+        return controller.fault_kind in RESTART_MAY_CURE and controller.contact_fault is None
 
     @property
     def healthy(self) -> bool:

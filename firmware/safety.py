@@ -436,6 +436,12 @@ class SafetyController:
         return self._incident
 
     @property
+    def fault_kind(self) -> FaultKind | None:
+        """The fault that holds the controller in FAULT now (the newest: one found while
+        already in FAULT replaces it, with no transition); None outside FAULT."""
+        return self._fault_kind if self.state is SafetyState.FAULT else None
+
+    @property
     def fault_class(self) -> FaultClass | None:
         """What the fault that holds the controller in FAULT means to the walker; None
         outside FAULT. One attribute read: the session runner's words for a refused press."""

@@ -321,6 +321,32 @@ def test_a_fault_a_restart_cannot_cure_keeps_the_pings(
     assert "WATCHDOG=1" not in flat(received(sock))
 
 
+def test_a_contact_welded_while_already_faulted_keeps_the_pings(
+    systemd_socket: tuple[socket.socket, str],
+) -> None:
+    """The sensor wedges (a restart may cure that), then the contact is found closed while the
+    relay is released, in FAULT already (no transition): a restart would find the welded
+    contact again and send its FAULT and alert twice, so the pings go on. It read the cause
+    of the last transition, the sensor's, and withheld them."""
+    sock, path = systemd_socket
+    rig = Rig()
+    watchdog = ServiceWatchdog.from_env({"NOTIFY_SOCKET": path, "WATCHDOG_USEC": "2000000"})
+    rig.monitor.on_iteration.append(watchdog)
+    rig.steps(60)
+    rig.imu.broken = True
+    rig.steps(50)
+    assert rig.state is SafetyState.FAULT and rig.monitor.restart_may_cure
+    for _ in range(25):  # 0.5 s of a closed contact, the relay released
+        rig.controller.on_contact(True, rig.clock.monotonic())
+        rig.steps(1)
+    assert rig.controller.contact_fault is FaultKind.CONTACT_CLOSED_WHILE_RELEASED
+    assert rig.controller.fault_kind is FaultKind.CONTACT_CLOSED_WHILE_RELEASED
+    assert rig.state is SafetyState.FAULT and not rig.monitor.restart_may_cure
+    received(sock)
+    rig.steps(100)  # 2 s
+    assert flat(received(sock)).count("WATCHDOG=1") >= 3  # alive and reporting: no restart
+
+
 def test_without_watchdog_usec_ready_and_status_only(
     systemd_socket: tuple[socket.socket, str],
 ) -> None:
