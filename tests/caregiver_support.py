@@ -434,6 +434,19 @@ class SimDevice:
         self.client.loop_stop()
 
 
+def wait_all_stored(service: CaregiverService, *devices: SimDevice) -> None:
+    """Wait until ``service`` has stored every event ``devices`` published (a fresh service,
+    only these devices sending events) and told the pages of it: ingest shows its counts only
+    after a batch's changes went to the live feed (:meth:`Ingestor._count_messages`). Waiting
+    for an open incident instead held at the trip, the first of a fall's three events: on a
+    loaded machine the fall and its recording came in a later batch, after the test had
+    opened its pages, and the card the feed then sent replaced the one pressed."""
+    sent = sum(d.seq for d in devices)
+    assert service.ingestor.wait_for(lambda: service.ingestor.events_stored >= sent, WAIT), (
+        f"{service.ingestor.events_stored} of the {sent} events sent were stored"
+    )
+
+
 class Receiver:
     """A local HTTP endpoint for Apprise's json:// target (stdlib http.server in a thread)."""
 

@@ -34,6 +34,7 @@ from tests.caregiver_support import (
     make_config,
     physio_month,
     running_service,
+    wait_all_stored,
 )
 from tools.broker import Mosquitto
 
@@ -98,13 +99,9 @@ def _scene(service: CaregiverService, mosquitto: Mosquitto) -> list[SimDevice]:
     devices[0].incident_fall()
     _help(devices[1])
     _unsynced_fall(devices[2])
-    store = service.store
+    wait_all_stored(service, *devices)
     assert service.ingestor.wait_for(
-        lambda: (
-            store.walk_session_count() == len(sessions)
-            and all(store.open_incidents(d.device_id) for d in devices)
-        ),
-        WAIT,
+        lambda: service.store.walk_session_count() == len(sessions), WAIT
     )
     return devices
 
@@ -227,10 +224,7 @@ def test_on_a_phone_an_acknowledged_card_stays_under_the_thumb_saying_so(
     other.online()
     dad.incident_fall()
     _help(other)
-    assert service.ingestor.wait_for(
-        lambda: all(service.store.open_incidents(d) for d in ("treadmill-1", "treadmill-2")),
-        WAIT,
-    )
+    wait_all_stored(service, dad, other)
     page = _page(browser, service, 360)
     cards = page.locator("#fleet > .card")
     expect(cards.first).to_have_attribute("data-device", "treadmill-1")
@@ -372,9 +366,7 @@ def _three_open(service: CaregiverService, mosquitto: Mosquitto) -> list[SimDevi
     devices[0].incident_fall()
     _help(devices[1])
     devices[2].incident_fall()
-    assert service.ingestor.wait_for(
-        lambda: all(service.store.open_incidents(d.device_id) for d in devices), WAIT
-    )
+    wait_all_stored(service, *devices)
     return devices
 
 
@@ -480,12 +472,9 @@ def test_a_monitor_gone_offline_while_armed_is_still_open_after_acknowledging_a_
     devices[0].incident_fall()
     _help(devices[1])
     devices[2].offline()
+    wait_all_stored(service, *devices)
     assert service.ingestor.wait_for(
-        lambda: (
-            all(service.store.open_incidents(d.device_id) for d in devices[:2])
-            and any(a.status == "paging" for a in service.store.alerts("treadmill-3"))
-        ),
-        WAIT,
+        lambda: any(a.status == "paging" for a in service.store.alerts("treadmill-3")), WAIT
     )
     page = _page(browser, service, 360)
     notice = page.locator("#ack-notice")
@@ -681,8 +670,8 @@ def test_two_caregivers_acknowledge_a_fall_at_once_and_the_second_reads_who_answ
     service.accounts.add_user("bob", PASSWORD, Role.CAREGIVER)
     dad = SimDevice(mosquitto, "treadmill-1")
     dad.online()
-    dad.incident_fall()
-    assert service.ingestor.wait_for(lambda: service.store.open_incidents("treadmill-1"), WAIT)
+    dad.incident_fall()  # its trip opens the incident: the fall and recording too, then pages
+    wait_all_stored(service, dad)
     ann, bob = _page(browser, service, 360), _page(browser, service, 1280, "bob")
     held: list[Any] = []  # Bob's press, held until Ann's has closed the fall
     bob.route("**/devices/treadmill-1/ack", lambda route: held.append(route))
@@ -691,6 +680,7 @@ def test_two_caregivers_acknowledge_a_fall_at_once_and_the_second_reads_who_answ
     deadline = time.monotonic() + WAIT
     while not held and time.monotonic() < deadline:  # Playwright hands the route over
         bob.wait_for_timeout(50)
+    assert held, "Bob's press never reached the route that holds it"
     _tap_ack(ann, "treadmill-1", 360)
     expect(ann.locator("#ack-notice")).to_have_text(
         "Acknowledged: the alert on Dad's treadmill is closed."
