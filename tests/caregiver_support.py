@@ -264,6 +264,8 @@ class SimDevice:
     password: str = ""
     answers_acks: bool = True
     """Reply ``ok`` to each ``ack`` command, as a monitor does."""
+    sent: int = 0
+    """Messages published to the broker (:func:`wait_all_handled` counts them in)."""
 
     def __post_init__(self) -> None:
         self.client = mqtt.Client(
@@ -296,6 +298,7 @@ class SimDevice:
             # told); published as is, never waited for on paho's thread
             result = {"acknowledged": command.get("incident"), "already": False}
             payload = reply_payload(self.device_id, "ack", command.get("id"), True, result)
+            self.sent += 1
             self.client.publish(self.topic("reply"), payload, qos=1)
 
     def wait_command(self, name: str) -> dict[str, Any]:
@@ -306,6 +309,7 @@ class SimDevice:
             return next(p for n, p in self.commands if n == name)
 
     def publish(self, kind: str, payload: str, retain: bool = False) -> None:
+        self.sent += 1
         info = self.client.publish(self.topic(kind), payload, qos=1, retain=retain)
         info.wait_for_publish(WAIT)
 
@@ -434,16 +438,17 @@ class SimDevice:
         self.client.loop_stop()
 
 
-def wait_all_stored(service: CaregiverService, *devices: SimDevice) -> None:
-    """Wait until ``service`` has stored every event ``devices`` published (a fresh service,
-    only these devices sending events) and told the pages of it: ingest shows its counts only
-    after a batch's changes went to the live feed (:meth:`Ingestor._count_messages`). Waiting
-    for an open incident instead held at the trip, the first of a fall's three events: on a
+def wait_all_handled(service: CaregiverService, *devices: SimDevice) -> None:
+    """Wait until ``service`` has handled every message ``devices`` published (its broker and
+    service fresh, no other publisher) and told the pages of it: ingest counts a batch's
+    messages only after its changes went to the live feed (:meth:`Ingestor._count_messages`).
+    A page opened after this shows all of it and its feed brings nothing older. Waiting for
+    an open incident instead held at the trip, the first of a fall's three events: on a
     loaded machine the fall and its recording came in a later batch, after the test had
     opened its pages, and the card the feed then sent replaced the one pressed."""
-    sent = sum(d.seq for d in devices)
-    assert service.ingestor.wait_for(lambda: service.ingestor.events_stored >= sent, WAIT), (
-        f"{service.ingestor.events_stored} of the {sent} events sent were stored"
+    sent = sum(d.sent for d in devices)
+    assert service.ingestor.wait_for(lambda: service.ingestor.messages >= sent, WAIT), (
+        f"{service.ingestor.messages} of the {sent} messages sent were handled"
     )
 
 

@@ -36,6 +36,7 @@ from tests.caregiver_support import (
     physio_month,
     running_service,
     session_record,
+    wait_all_handled,
 )
 from tools.broker import Mosquitto, mosquitto_available
 
@@ -1598,7 +1599,7 @@ def test_a_page_whose_feed_opens_with_nothing_changed_does_not_fetch_itself_agai
 
     device = SimDevice(mosquitto, "treadmill-1")
     device.online()
-    assert service.ingestor.wait_for(lambda: service.store.device("treadmill-1") is not None)
+    wait_all_handled(service, device)  # its state too, not only its first word: no change after
     page = _login(browser, service)
     fetched: list[str] = []
     page.on("request", lambda r: fetched.append(r.url) if r.resource_type == "fetch" else None)

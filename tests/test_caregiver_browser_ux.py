@@ -34,7 +34,7 @@ from tests.caregiver_support import (
     make_config,
     physio_month,
     running_service,
-    wait_all_stored,
+    wait_all_handled,
 )
 from tools.broker import Mosquitto
 
@@ -99,7 +99,7 @@ def _scene(service: CaregiverService, mosquitto: Mosquitto) -> list[SimDevice]:
     devices[0].incident_fall()
     _help(devices[1])
     _unsynced_fall(devices[2])
-    wait_all_stored(service, *devices)
+    wait_all_handled(service, *devices)
     assert service.ingestor.wait_for(
         lambda: service.store.walk_session_count() == len(sessions), WAIT
     )
@@ -224,7 +224,7 @@ def test_on_a_phone_an_acknowledged_card_stays_under_the_thumb_saying_so(
     other.online()
     dad.incident_fall()
     _help(other)
-    wait_all_stored(service, dad, other)
+    wait_all_handled(service, dad, other)
     page = _page(browser, service, 360)
     cards = page.locator("#fleet > .card")
     expect(cards.first).to_have_attribute("data-device", "treadmill-1")
@@ -366,7 +366,7 @@ def _three_open(service: CaregiverService, mosquitto: Mosquitto) -> list[SimDevi
     devices[0].incident_fall()
     _help(devices[1])
     devices[2].incident_fall()
-    wait_all_stored(service, *devices)
+    wait_all_handled(service, *devices)
     return devices
 
 
@@ -472,7 +472,7 @@ def test_a_monitor_gone_offline_while_armed_is_still_open_after_acknowledging_a_
     devices[0].incident_fall()
     _help(devices[1])
     devices[2].offline()
-    wait_all_stored(service, *devices)
+    wait_all_handled(service, *devices)
     assert service.ingestor.wait_for(
         lambda: any(a.status == "paging" for a in service.store.alerts("treadmill-3")), WAIT
     )
@@ -671,7 +671,7 @@ def test_two_caregivers_acknowledge_a_fall_at_once_and_the_second_reads_who_answ
     dad = SimDevice(mosquitto, "treadmill-1")
     dad.online()
     dad.incident_fall()  # its trip opens the incident: the fall and recording too, then pages
-    wait_all_stored(service, dad)
+    wait_all_handled(service, dad)
     ann, bob = _page(browser, service, 360), _page(browser, service, 1280, "bob")
     held: list[Any] = []  # Bob's press, held until Ann's has closed the fall
     bob.route("**/devices/treadmill-1/ack", lambda route: held.append(route))
