@@ -55,7 +55,14 @@ from caregiver.storage import (
     Transaction,
     Urgency,
 )
-from caregiver.story import CLOCK_NOT_SET, belt, closed_earlier, device_link, event_words
+from caregiver.story import (
+    CLOCK_NOT_SET,
+    belt,
+    closed_earlier,
+    closed_how,
+    device_link,
+    event_words,
+)
 from caregiver.walkers import who
 from core.clock import WallSteps, since_boot
 from core.protocol.events import INCIDENT_TYPES, EventType, reopens, worse
@@ -331,7 +338,10 @@ class Alerting:
             tx,
             alert,
             f"RetroGuard: acknowledged - {_subject(whose, name)}",
-            f"{by} acknowledged the {what}{_of(whose)} on {name} ({via}). No further reminders.",
+            # Passive, naming who answered: the acknowledger's own contact (if any) gets it
+            # too — a contact is a name in the config, an account a login, and nothing ties
+            # one to the other — so "ann acknowledged" read oddly on Ann's phone.
+            f"The {what}{_of(whose)} on {name} was {closed_how(by, via)}. No further reminders.",
         )
 
     def _test(
@@ -543,8 +553,8 @@ class Alerting:
             tx,
             alert,
             f"RetroGuard: acknowledged - {_subject(whose, name)}",
-            f"{by} acknowledged the {_WHAT.get(alert.kind, alert.kind).lower()} alert"
-            f"{_of(whose)} on {name}. No further reminders.",
+            f"The {_WHAT.get(alert.kind, alert.kind).lower()} alert{_of(whose)} on {name} was "
+            f"acknowledged by {by}. No further reminders.",
         )
 
     # --------------------------------------------------------- escalation

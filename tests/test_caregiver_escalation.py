@@ -315,7 +315,7 @@ def test_an_alert_escalating_when_the_contacts_are_reordered_goes_on_from_whom_i
         assert service.notifier.deliver_due() == 2
         said = [(m["path"], m["message"].split(" ")[0]) for m in receiver.messages]
         assert said[:3] == [("/ann", "FALL"), ("/ann", "REMINDER,"), ("/cleo", "ESCALATED,")]
-        assert sorted(said[3:]) == [("/ann", "bob"), ("/cleo", "bob")]
+        assert sorted(said[3:]) == [("/ann", "The"), ("/cleo", "The")]
     finally:
         service.stop()
 
@@ -738,6 +738,38 @@ def test_past_the_last_contact_everyone_is_reminded_until_an_ack_then_no_one(
             assert service.alerting.tick() == 0
         assert service.notifier.deliver_due() == 0
         assert len(receiver.messages) == before + 2
+        device.close()
+    finally:
+        service.stop()
+
+
+def test_the_acknowledged_follow_up_reads_right_on_the_acknowledgers_phone_too(
+    mosquitto: Mosquitto, tmp_path: Path, receiver: Receiver, caregiver_db: str
+) -> None:
+    """Ann and Bob were both paged; Bob (account "bob") answered on the dashboard. No
+    account is tied to a contact (docs/caregiver.md), so both phones get the follow-up, in
+    words that read right on Bob's own: before, his phone said "bob acknowledged the fall"."""
+    service, clock = _service(mosquitto, tmp_path, _ann_and_bob(receiver), caregiver_db)
+    try:
+        device = SimDevice(mosquitto, "treadmill-1")
+        device.online()
+        fall = device.fall()
+        assert service.ingestor.wait_for(lambda: service.store.event(fall["id"]) is not None)
+        assert service.notifier.deliver_due() == 1
+        for _ in range(2):  # Ann's reminder, then Bob's page
+            clock.advance(300)
+            assert service.alerting.tick() == 1
+            service.notifier.deliver_due()
+        assert [m["path"] for m in receiver.messages] == ["/ann", "/ann", "/bob"]
+        service.acknowledge("treadmill-1", fall["id"], "bob")
+        before = len(receiver.messages)
+        assert service.notifier.deliver_due() == 2
+        told = sorted((m["path"], m["message"]) for m in receiver.messages[before:])
+        words = (
+            "The fall on Dad's treadmill was acknowledged by bob on the dashboard. "
+            "No further reminders."
+        )
+        assert told == [("/ann", words), ("/bob", words)]
         device.close()
     finally:
         service.stop()

@@ -629,7 +629,7 @@ def test_escalation_resends_then_moves_to_the_next_contact_until_acknowledged(
         service.notifier.deliver_due()  # both paged contacts hear who answered
         follow = receiver.messages[3:]
         assert sorted(m["path"] for m in follow) == ["/ann", "/bob"]
-        assert all("bob acknowledged" in m["message"] for m in follow)
+        assert all("was acknowledged by bob on the dashboard" in m["message"] for m in follow)
 
         clock.advance(3600)
         assert service.alerting.tick() == 0  # escalation stopped

@@ -172,7 +172,7 @@ def test_the_follow_ups_name_the_walker_the_page_named(
         answered = receiver.messages[-1]
         assert answered["title"] == "RetroGuard: acknowledged - Anna B., Dad's treadmill"
         assert answered["message"] == (
-            "Ann acknowledged the fall of Anna B. on Dad's treadmill (dashboard). "
+            "The fall of Anna B. on Dad's treadmill was acknowledged by Ann on the dashboard. "
             "No further reminders."
         )
 
