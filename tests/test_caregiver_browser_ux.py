@@ -217,6 +217,41 @@ def test_a_second_caregiver_s_alarm_stops_saying_who_answered_when_another_ackno
     dad.close()
 
 
+def test_a_banner_of_several_alarms_names_one_still_open_when_the_named_one_is_answered(
+    browser: Any, service: CaregiverService, mosquitto: Mosquitto
+) -> None:
+    """Dad fell, then Mum called for help; Bob's banner sounds for both and names the newest,
+    Mum's. Ann answered Mum's on her phone. Bob's banner rightly went on sounding (Dad's fall
+    is open) but still said "HELP requested on treadmill-2": now it names Dad's fall, the
+    open one, and its Open link goes to it."""
+    from playwright.sync_api import expect
+
+    service.accounts.add_user("bob", PASSWORD, Role.CAREGIVER)
+    dad, mum = SimDevice(mosquitto, "treadmill-1"), SimDevice(mosquitto, "treadmill-2")
+    dad.online()
+    mum.online()
+    ann, bob = _page(browser, service, 1280), _page(browser, service, 1280, "bob")
+    fall = dad.incident_fall()
+    expect(bob.locator("#alarm-text")).to_have_text("FALL on Dad's treadmill")
+    _help(mum)
+    expect(bob.locator("#alarm-text")).to_have_text("HELP requested on treadmill-2")
+
+    expect(ann.locator("#card-treadmill-2 .ack-form button")).to_be_visible()
+    ann.locator("#card-treadmill-2 .ack-form button").click()
+    mum.wait_command("ack")
+    expect(bob.locator("#card-treadmill-2")).to_have_attribute("data-level", "idle")
+
+    expect(bob.locator("#alarm-text")).to_have_text("FALL on Dad's treadmill")
+    expect(bob.locator("#alarm-more")).to_have_text("")
+    expect(bob.locator("#alarm-banner")).to_be_visible()  # Dad's fall still sounds
+    expect(bob).to_have_title("\u26a0 FALL on Dad's treadmill")
+    expect(bob.locator("#alarm-link")).to_have_attribute("href", f"/events/{fall['fall']['id']}")
+    for page in (ann, bob):
+        page.context.close()
+    dad.close()
+    mum.close()
+
+
 AT_POINT = """([x, y]) => { const e = document.elementFromPoint(x, y);
     const card = e && e.closest('.card');
     return {button: !!(e && e.closest('.ack-form')), card: card ? card.dataset.device : null}; }"""

@@ -107,19 +107,25 @@
   // the other devices alarmed with it).
   // On the event page of the incident it alarms for, "Open" would open the page already
   // open: it is hidden there (``incident``: the alarm's; a page's is on its event-detail).
+  var named = "";  // the incident the banner names (its text and Open)
   function showAlarm(text, link, more, incident) {
-    document.getElementById("alarm-text").textContent = text;
-    document.getElementById("alarm-more").textContent = more.length ? "+" + more.length + " more: " + more.join(", ") : "";
-    var open = document.getElementById("alarm-link"), here = document.querySelector(".event-detail[data-incident]");
-    open.setAttribute("href", link);
-    open.hidden = !!(here && incident && here.dataset.incident === incident);
+    nameAlarm(text, link, more, incident);
     banner.hidden = false;
-    document.title = "\u26A0 " + text + (more.length ? " (+" + more.length + " more)" : "");
     beep();
     if (alarmTimer) clearInterval(alarmTimer);
     alarmTimer = setInterval(beep, 2000);
     showAlarmSound();
     refreshStillOpen();
+  }
+  // The banner's words, link and the tab's title, without sounding anything.
+  function nameAlarm(text, link, more, incident) {
+    named = incident || "";
+    document.getElementById("alarm-text").textContent = text;
+    document.getElementById("alarm-more").textContent = more.length ? "+" + more.length + " more: " + more.join(", ") : "";
+    var open = document.getElementById("alarm-link"), here = document.querySelector(".event-detail[data-incident]");
+    open.setAttribute("href", link);
+    open.hidden = !!(here && incident && here.dataset.incident === incident);
+    document.title = "\u26A0 " + text + (more.length ? " (+" + more.length + " more)" : "");
   }
   // Whether the alarm can be heard, said plainly on the banner: the sound is off in this
   // browser, or on and waiting for a tap (a page opened without one — a wall tablet's browser
@@ -317,7 +323,7 @@
   var alarmedFor = new Map();  // each alarm's event: its device, name and incident
   function raiseAlarm(device, name, text, link, event, incident) {
     showing.push(event);
-    alarmedFor.set(event, { device: device, name: name, incident: incident });
+    alarmedFor.set(event, { device: device, name: name, incident: incident, text: text, link: link });
     if (!alarmed.length) {
       alarmed.push(name);
       showAlarm(text, link, [], incident);
@@ -750,7 +756,7 @@
         var a = alarmedFor.get(e);
         return events.has(e) || !a || !a.incident || incidents.has(a.incident);
       });
-      if (left) return;
+      if (left) { renameOpen(was, events, incidents); return; }
       var last = alarmedFor.get(was[was.length - 1]);
       var card = document.getElementById("card-" + last.device);
       var top = card ? card.getBoundingClientRect().top : 0;
@@ -765,6 +771,24 @@
       if (card) keepPlace(card, top);
       else notice.style.minHeight = Math.max(notice.offsetHeight, height) + "px";
     });
+  }
+  // Some of the banner's alarms answered elsewhere, another still open: it goes on sounding,
+  // but named the answered one first ("FALL on Mum's treadmill, +1 more") while Dad's call
+  // for help was what paged. The newest still open is named (the banner's own order), the
+  // others still open after "+N more"; the beeping goes on as it was.
+  function renameOpen(was, events, incidents) {
+    var open = was.filter(function (e) {
+      var a = alarmedFor.get(e);
+      return events.has(e) || !!(a && a.incident && incidents.has(a.incident));
+    });
+    if (!open.length || (named && (incidents.has(named) || events.has(named)))) return;
+    var first = alarmedFor.get(open[open.length - 1]), names = [];
+    if (!first || !first.text) return;
+    open.forEach(function (e) {
+      var a = alarmedFor.get(e);
+      if (a && a.name !== first.name && names.indexOf(a.name) < 0) names.push(a.name);
+    });
+    nameAlarm(first.text, first.link, names, first.incident);
   }
   // One question at a time; changes meanwhile ask once more when it is answered.
   var warningsAsked = false, warningsAgain = false;
