@@ -110,8 +110,9 @@ class Alerting:
         self._steps = WallSteps(clock, self.monotonic)
         """``clock`` against ``monotonic`` at the last tick that held the lease."""
         self.instance = instance if instance is not None else secrets.token_hex(8)
-        """Who measures the frames this process writes timers in (:meth:`_now`): the
-        service's instance among those sharing a database."""
+        """Whose clock the frames this process writes timers in are measured against
+        (:meth:`_now`): the service gives its machine's boot (one clock for every process and
+        restart in it), else its instance among those sharing a database."""
         self.wake_notifier = wake_notifier
         self.may_escalate = may_escalate
         """False while another instance holds the escalation lease (:mod:`caregiver.lease`)."""

@@ -62,6 +62,7 @@ from core.protocol.commands import (
 from core.protocol.ids import is_event_id
 from core.protocol.plan import Plan
 from core.protocol.walker import DEFAULT_WALKER_ID
+from core.wallclock import boot_id
 
 log = logging.getLogger(__name__)
 
@@ -89,7 +90,10 @@ class CaregiverService:
         clock: Callable[[], float] = time.time,
         send: Sender = send_notification,
         monotonic: Callable[[], float] | None = None,
+        boot: str | None = None,
     ) -> None:
+        """``boot``: which machine's boot ``monotonic`` counts from, when it is given (tests
+        restarting a service on one fake boot clock); the system's own is Linux's boot id."""
         self.config = config
         self.clock = clock
         self.store = Store(config.server.database)
@@ -104,14 +108,20 @@ class CaregiverService:
             )
         # the wall clock's steps are measured against the time since boot; a fake wall
         # clock given alone (tests driving the timers) is its own: no step is ever measured
-        boot = clock if clock is not time.time and monotonic is None else monotonic
+        boot_clock = clock if clock is not time.time and monotonic is None else monotonic
+        # the alerts' timers are stored in the clock frame of the time since boot they were
+        # measured against: one per boot of the machine (every process and restart in it
+        # reads the same CLOCK_BOOTTIME), so a step while the service was stopped is measured
+        # too; without a boot id (not Linux, a fake clock), this process's instance
+        machine = boot if boot is not None else boot_id() if boot_clock is None else ""
+        frame_of = f"boot:{machine}" if machine else self.instance
         self.notifier = Notifier(
             self.store,
             config,
             clock,
             send,
             may_send=self.lease.held,
-            boot=boot,
+            boot=boot_clock,
         )
         """Sends due notifications in this process: what tests on a fake clock drive, and the
         background sender when ``send`` is not Apprise's."""
@@ -124,9 +134,9 @@ class CaregiverService:
             clock,
             self._wake_notifier,
             may_escalate=self.lease.held,
-            monotonic=boot,
+            monotonic=boot_clock,
             started_paging=lambda device_id: self._changed(DeviceChanged(device_id)),
-            instance=self.instance,
+            instance=frame_of,
         )
         self.accounts = Accounts(self.store)
         self.limiter = LoginThrottle(config.server.login_attempts, config.server.login_window_s)

@@ -438,11 +438,12 @@ def _stepped_service(
     receiver: Receiver,
     database: str,
     clocks: tuple[FakeClock, FakeClock] | None = None,
+    boot: str | None = None,
 ) -> tuple[CaregiverService, FakeClock, Callable[[float], None]]:
     """A service on a fake wall clock and a fake time since boot (``clocks``, else new
     ones), started; and ``later(s)``: ``s`` seconds pass (both clocks run on; ``wall.advance``
     alone is a step)."""
-    wall, boot = clocks or (FakeClock(), FakeClock(5_000.0))
+    wall, since = clocks or (FakeClock(), FakeClock(5_000.0))
     config = make_config(
         mosquitto,
         tmp_path,
@@ -450,13 +451,13 @@ def _stepped_service(
         contacts=(Contact(name="Ann", urls=(receiver.url("ann"),)),),
         escalation=EscalationConfig(ack_timeout_s=300, resends=9, retry_s=10, max_attempts=6),
     )
-    service = CaregiverService(config, clock=wall, monotonic=boot)
+    service = CaregiverService(config, clock=wall, monotonic=since, boot=boot)
     service.start(web=False, background=False)
     assert service.ingestor.connected.wait(WAIT)
 
     def later(seconds: float) -> None:
         wall.advance(seconds)
-        boot.advance(seconds)
+        since.advance(seconds)
 
     return service, wall, later
 
@@ -563,6 +564,40 @@ def test_a_timer_from_before_a_restart_moves_by_a_step_measured_after_it(
         wall.advance(3600)
         assert service.alerting.tick() == 0  # moved by the step, not due at once
         later(289)
+        assert service.alerting.tick() == 0
+        later(1)
+        assert service.alerting.tick() == 1  # 300 s after the fall
+    finally:
+        device.close()
+        service.stop()
+
+
+def test_a_step_while_the_service_was_stopped_moves_the_timers_it_wrote_in_that_boot(
+    mosquitto: Mosquitto, tmp_path: Path, receiver: Receiver, caregiver_db: str
+) -> None:
+    """The wall clock stepped an hour forward while the service was stopped (NTP's first
+    setting as it restarted): its timers are in the frame of the machine's boot, which the
+    restarted service reads too, so they move by the step and the reminder keeps its 300 s.
+    Before, they were in the stopped instance's frame, which no one measured: the step was
+    never seen and the fall's reminder went out at once, 300 s early in the new clock."""
+    clocks = FakeClock(), FakeClock(5_000.0)
+    service, wall, later = _stepped_service(
+        mosquitto, tmp_path, receiver, caregiver_db, clocks, boot="machine-1"
+    )
+    device = SimDevice(mosquitto, "treadmill-1")
+    try:
+        device.online()
+        fall = device.fall()
+        assert service.ingestor.wait_for(lambda: service.store.event(fall["id"]) is not None)
+    finally:
+        service.stop()
+    wall.advance(3600)  # while stopped
+    service, wall, later = _stepped_service(
+        mosquitto, tmp_path, receiver, caregiver_db, clocks, boot="machine-1"
+    )
+    try:
+        assert service.alerting.tick() == 0  # moved by the step, not due at once
+        later(299)
         assert service.alerting.tick() == 0
         later(1)
         assert service.alerting.tick() == 1  # 300 s after the fall
