@@ -64,6 +64,7 @@ from caregiver.broker_link import BrokerLink, LinkWatch, Problem
 from caregiver.changes import Change, DeviceChanged, EventStored, SessionStored
 from caregiver.commands import new_request_id
 from caregiver.config import CaregiverConfig
+from caregiver.localtime import moment_of
 from caregiver.paho_tables import share_property_tables
 from caregiver.paho_wakes import Wakeups, coalesce_wakeups
 from caregiver.plan_answers import answer_of
@@ -527,6 +528,12 @@ class Ingestor:
                 body.walker.id,
                 body.device_id,
             )
+            self._count.rejected += 1
+            return None
+        if isinstance(body, StageMessage) and moment_of(body.wall_time) is None:
+            # it orders the walker's stages (the store keeps the latest): one stamped with no
+            # time would be kept over, or block, every stage the device sends after it
+            log.warning("%s: wall_time %r is no time; ignored", topic, body.wall_time[:40])
             self._count.rejected += 1
             return None
         event = _new_event(device_id, body, payload) if isinstance(body, EventMessage) else None

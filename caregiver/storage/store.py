@@ -65,7 +65,7 @@ from caregiver.storage.records import (
 )
 from caregiver.storage.schema import SchemaUpgrade, migrate
 from core.clock import CLOCK_STEP_S
-from core.progress import check_week
+from core.progress import check_week, utc_of
 from core.protocol.commands import CommandName
 from core.protocol.events import INCIDENT_TYPES
 from core.protocol.messages import ProtocolError, StageMessage, WornSaid
@@ -298,6 +298,20 @@ def _event_row(event: NewEvent, now: float) -> tuple[object, ...]:
         event.incident,
         int(event.wall_unsynced),
     )
+
+
+def _kept_is_newer(kept: str, stage: StageMessage) -> bool:
+    """The kept stage's ``wall_time`` (``kept``) is a later moment than ``stage``'s: compared
+    as moments, not as text (text sorts "x" after every year, and an offset's hour apart). A
+    kept time that is no time (kept before ingest refused such a stage) is older than any."""
+    try:
+        kept_at = utc_of(kept)
+    except ValueError:
+        return False
+    try:
+        return kept_at > utc_of(stage.wall_time)
+    except ValueError:
+        return True  # ingest refuses such a stage; a stored one is not replaced by it
 
 
 @dataclass(slots=True)
@@ -800,7 +814,7 @@ class Transaction:
             (device_id, walker),
         ).fetchone()
         text = message.decode()
-        if row is not None and (str(row[0]) == text or str(row[1]) > stage.wall_time):
+        if row is not None and (str(row[0]) == text or _kept_is_newer(str(row[1]), stage)):
             return False
         self._db.execute(
             "INSERT INTO walker_stages (device_id, walker, message, wall_time, received_at)"
