@@ -6,11 +6,13 @@ JSON, the valid message mutated field by field, its numbers and times at and pas
 (stage 0, a stage past the last, negative counts, NaN and infinities, the calendar's ends),
 oversized, empty (the device's clear), and topics whose walker is no walker id or not the
 payload's. They go through the service's real ingest (:meth:`Ingestor.handle`, as a message
-from the broker is handled) and the pages are fetched over HTTP from the running service.
+from the broker is handled) and the pages are fetched over HTTP from the running service;
+``retroguard watch``'s message handler is fed each too.
 """
 
 from __future__ import annotations
 
+import io
 import json
 import math
 from collections.abc import Iterator
@@ -18,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import msgspec
+import paho.mqtt.client as mqtt
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -28,10 +31,11 @@ from core.progress import utc_of
 from core.protocol import payloads
 from core.protocol.messages import SCHEMA_VERSION, StageMessage, WalkersMessage
 from core.protocol.walker import DEFAULT_WALKER, Walker
+from firmware.config import MqttConfig
 from tests.caregiver_support import Http, make_config, running_service
 from tests.fuzz_support import as_json, fuzz, json_values, logged_errors, mutated, wall_times
 from tools.broker import Mosquitto, mosquitto_available
-from tools.watch import format_message
+from tools.watch import Watcher, format_message
 
 DEVICE = "treadmill-1"
 BOB = Walker("bob", "Bob")
@@ -45,6 +49,9 @@ VALID = StageMessage(
     zone="Europe/Berlin",
 )  # fmt: skip
 VALID_FIELDS: dict[str, Any] = json.loads(payloads.encode(VALID))
+
+WATCH = Watcher(MqttConfig(host="127.0.0.1", port=1), "+", 0, False, out=io.StringIO())
+"""``retroguard watch``, never connected: its message handler is fed what the service is."""
 
 TOPIC_WALKERS = ("bob", "anna", "default", "", "Bob", "b b", "../bob", "x" * 33, "+", "\u00e9")
 """Topic levels for the walker: his, another walker's, and no walker id at all."""
@@ -143,6 +150,9 @@ def test_any_stage_message_is_stored_valid_or_refused_and_the_pages_still_render
         for walker, payload in batch:
             assert ingestor.handle(_topic(walker), payload)
             assert isinstance(format_message(_topic(walker), payload), str | None)
+            received = mqtt.MQTTMessage(topic=_topic(walker).encode())
+            received.payload = payload
+            WATCH._on_message(None, None, received)  # type: ignore[arg-type]  # as paho calls it
     assert errors == []
     assert ingestor.storage_fault is None and ingestor.held == 0
     for walker in ("bob", "anna"):

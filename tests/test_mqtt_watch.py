@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import datetime as dt
+import io
 import os
 import queue
 import socket
@@ -13,6 +15,8 @@ import threading
 from pathlib import Path
 from typing import IO
 
+import msgspec
+import paho.mqtt.client as mqtt
 import pytest
 
 from core.errors import ConfigError
@@ -21,12 +25,15 @@ from core.protocol.commands import LATEST, Ack, encode_command
 from core.protocol.events import Event, EventType
 from core.protocol.messages import IncidentMessage, WornSaid
 from core.protocol.topics import Topics
+from firmware.config import MqttConfig
 from firmware.mqtt import MqttReporter
 from firmware.safety import STILL_MEASURING_REASON
 from sim.recordings import fall_recording
 from tests.mqtt_helpers import WAIT, config_for, fall, info, subscriber
+from tests.test_caregiver_walker_stage import _device_db
+from tests.test_fuzz_stage import VALID as STAGE_EXAMPLE
 from tools.broker import Mosquitto, mosquitto_available
-from tools.watch import WORN_WORDS, _settings, format_message, incident_line
+from tools.watch import WORN_WORDS, Watcher, _settings, format_message, incident_line
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -511,3 +518,75 @@ def test_the_documented_watch_account_watches_on_the_documented_broker(tmp_path:
     assert proc.returncode == 0, err
     assert "FALL" in out and "RESET" in out
     assert "-> TRIPPED: fall: impact then lying" in out
+
+
+def _received(topic: str, payload: bytes) -> mqtt.MQTTMessage:
+    message = mqtt.MQTTMessage(topic=topic.encode())
+    message.payload = payload
+    return message
+
+
+def test_watch_says_each_walker_s_stage_once_per_change_and_survives_garbage() -> None:
+    """The retained ``stage/<walker>`` (republished at least every minute with a new
+    ``wall_time``): one line when the walker's progression changes, none for a repeat, a
+    readable line for the device's clear, and garbage, a forged walker or a bad topic is a
+    line saying so or nothing, never a crash of the watch's network thread."""
+    out = io.StringIO()
+    watcher = Watcher(MqttConfig(host="127.0.0.1", port=1), "+", 0, False, out=out)
+    assert "retroguard/+/stage/+" in watcher.topics
+    topic = "retroguard/treadmill-1/stage/bob"
+    stage = STAGE_EXAMPLE
+    later = msgspec.structs.replace(stage, wall_time="2026-03-03T10:01:00.000+00:00")
+    advanced = msgspec.structs.replace(
+        later, stage=2, stage_name="progression-week-2", change="advanced", week_done=0
+    )
+    for sent in (stage, later, advanced):
+        watcher._on_message(None, None, _received(topic, payloads.encode(sent).encode()))  # type: ignore[arg-type]
+    for bad_topic, garbage in (
+        (topic, b"\xff{not json"),
+        (topic, b'{"schema": 1}'),
+        (topic, b"[]"),
+        ("retroguard/treadmill-1/stage/anna", payloads.encode(stage).encode()),  # bob's, on anna's
+        ("retroguard/treadmill-1/stage/B B", payloads.encode(stage).encode()),
+        ("retroguard/treadmill-1/stage/", b""),
+        ("retroguard/treadmill-1/stage/anna", b""),  # nothing said of anna: nothing to clear
+    ):
+        watcher._on_message(None, None, _received(bad_topic, garbage))  # type: ignore[arg-type]
+    watcher._on_message(None, None, _received(topic, b""))  # type: ignore[arg-type]
+    lines = out.getvalue().splitlines()
+    assert len(lines) == 4, lines
+    first, moved, unreadable, cleared = lines
+    assert (
+        "treadmill-1" in first
+        and "** bob: two stage 1 of 2 (alternate-2-2), running: assigned" in first
+    )
+    assert "this week 0 of 2, 0 of 1 weeks done" in first
+    assert "** bob: two stage 2 of 2 (progression-week-2), running: advanced" in moved
+    assert "?? unreadable stage of bob" in unreadable
+    assert "** bob: no progression kept (walker removed)" in cleared
+
+
+def test_watch_shows_a_walker_s_stage_the_device_publishes(
+    mosquitto: Mosquitto, tmp_path: Path
+) -> None:
+    """Over the real broker, from the device's own database: Bob's progression (assigned at
+    the treadmill) reaches a watch started after it, retained, as one line."""
+    db = tmp_path / "device.db"
+    _device_db(db, dt.datetime.now(dt.UTC))
+    reporter = MqttReporter(
+        config_for(mosquitto, discovery=False), device_id="tm1", device_name="T1", database=db
+    )
+    reporter.start()
+    proc = _watch("--port", str(mosquitto.port))
+    try:
+        assert proc.stdout is not None
+        out = _lines(proc.stdout)
+        assert out.get(timeout=WAIT).startswith("watching ")
+        line = out.get(timeout=WAIT)
+        while "** bob:" not in line:
+            line = out.get(timeout=WAIT)
+        assert "tm1" in line and "two stage 1 of 2 (alternate-2-2), running: assigned" in line
+    finally:
+        proc.kill()
+        proc.wait()
+        reporter.close()

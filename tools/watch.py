@@ -42,6 +42,7 @@ from core.protocol.messages import (
     ProtocolError,
     ReplyMessage,
     SilenceResult,
+    StageMessage,
     StateMessage,
     WornSaid,
     self_test_outcome,
@@ -263,6 +264,17 @@ def format_message(topic: str, payload: bytes, prefix: str = DEFAULT_PREFIX) -> 
     return None
 
 
+def stage_line(device: str, stage: StageMessage) -> str:
+    """One walker's progression as the device keeps it, in a physio's words."""
+    held = " (held)" if stage.held and stage.status != "held" else ""
+    return (
+        f"{_when(stage.changed_wall):<28} {device:<14} ** {stage.walker.id}: "
+        f"{stage.progression} stage {stage.stage} of {stage.stages} ({stage.stage_name}), "
+        f"{stage.status}{held}: {stage.change}; this week {stage.week_done} of "
+        f"{stage.sessions_per_week}, {stage.weeks_done} of {stage.stage_weeks} weeks done"
+    )
+
+
 def _when(wall_time: str, zone: dt.tzinfo | None = None) -> str:
     """A device's UTC wall time as the person at this terminal reads it: in ``zone`` (default
     the system's), with the zone's name; the text as sent if it is not a time."""
@@ -344,8 +356,13 @@ class Watcher:
             topics.of(TopicKind.EVENT),
             topics.of(TopicKind.INCIDENT),
             topics.of(TopicKind.REPLY),
+            topics.stage("+"),
         ]
         self.seen: set[str] = set()
+        self._stage_said: dict[tuple[str, str], tuple[object, ...]] = {}
+        """Per device and walker, what their stage line last said: the device publishes the
+        retained stage again at least every minute (a new ``wall_time``), and only a change
+        is news."""
         self._incident_said: dict[str, tuple[object, ...]] = {}
         """Per device, what its incident line last said: the device sends the retained message
         again on every connect, and a repeat is not news."""
@@ -445,6 +462,8 @@ class Watcher:
             line: str | None = f"{message.topic} {payload.decode('utf-8', errors='replace')}"
         elif message.topic.endswith("/" + TopicKind.INCIDENT.value):
             line = self._incident(message.topic, payload)
+        elif f"/{TopicKind.STAGE.value}/" in message.topic:
+            line = self._stage(message.topic, payload)
         else:
             line = format_message(message.topic, payload, self.config.topic_prefix)
             if is_event:
@@ -490,6 +509,35 @@ class Watcher:
         if message.incident is not None and not message.open:
             seen = self._incident_events.pop((device, message.incident), [])
         return incident_line(device, message, seen)
+
+    def _stage(self, topic: str, payload: bytes) -> str | None:
+        """A walker's stage line when it says something new (None: a repeat, or not a stage
+        message: a valid one about another walker than its topic's is shown as nothing)."""
+        try:
+            parsed = parse_topic(self.config.topic_prefix, topic)
+        except BadTopic:
+            return None
+        if parsed is None or parsed.kind is not TopicKind.STAGE or parsed.walker is None:
+            return None
+        device, walker = parsed.device_id, parsed.walker
+        if not payload:  # the device cleared it: the walker was removed at the treadmill
+            if self._stage_said.pop((device, walker), None) is None:
+                return None
+            return f"{'':28} {device:<14} ** {walker}: no progression kept (walker removed)"
+        try:
+            message = decode_as(StageMessage, payload)
+        except NotJson:
+            text = payload.decode("utf-8", errors="replace")
+            return f"{'':28} {device:<14} ?? unreadable stage of {walker}: {text[:60]!r}"
+        except ProtocolError:
+            return None
+        if message.walker.id != walker or message.device_id != device:
+            return None
+        said = msgspec.structs.astuple(message)[4:]  # what it says, not when it was computed
+        if self._stage_said.get((device, walker)) == said:
+            return None
+        self._stage_said[(device, walker)] = said
+        return stage_line(device, message)
 
     def run(self) -> int:
         self.client.connect_async(self.config.host, self.config.port, keepalive=30)
