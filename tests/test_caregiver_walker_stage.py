@@ -11,18 +11,16 @@ from pathlib import Path
 import msgspec
 
 from caregiver.storage import Store
-from core.plan_presets import PRESETS
 from core.progress import week_of, week_start
 from core.protocol import payloads
 from core.protocol.messages import StageMessage
-from core.protocol.plan import Progression, Stage
 from core.protocol.walker import Walker
 from core.zones import system_zone
 from firmware.mqtt import MqttReporter
 from firmware.storage.database import connect, transaction
-from firmware.storage.progressions import advance_if_done, start_progression
+from firmware.storage.progressions import advance_if_done
 from firmware.storage.sessions import save_session
-from firmware.storage.walkers import add_walker, remove_walker, selected_walker
+from firmware.storage.walkers import remove_walker
 from tests.caregiver_support import (
     WAIT,
     Http,
@@ -32,27 +30,11 @@ from tests.caregiver_support import (
     walked,
 )
 from tests.mqtt_helpers import Subscriber, config_for
+from tests.stage_support import SHORT, anna_and_bob_on_stage_one
 from tools.broker import Mosquitto
 
 DEVICE = "treadmill-1"
 BOB = Walker("bob", "Bob")
-SHORT = PRESETS["alternate-2-2"]
-TWO_STAGES = Progression("two", (Stage(SHORT, 1, 2), Stage(PRESETS["progression-week-2"], 1, 4)))
-
-
-def _device_db(path: Path, now: dt.datetime) -> None:
-    """Anna and Bob on the treadmill, the default walker chosen; Bob's progression assigned
-    three weeks ago (stage 1: two sessions of alternate-2-2 in a week)."""
-    conn = connect(path)
-    try:
-        with transaction(conn):
-            add_walker(conn, "Anna", walker_id="anna", by="Jo", wall="w1")
-            add_walker(conn, "Bob", walker_id="bob", by="Jo", wall="w2")
-            start_progression(conn, TWO_STAGES, stage=0, by="Jo", walker="bob",
-                              wall=(now - dt.timedelta(days=21)).isoformat())  # fmt: skip
-        assert selected_walker(conn).id == "default"
-    finally:
-        conn.close()
 
 
 def _bob_walks_last_week_and_advances(path: Path, now: dt.datetime) -> None:
@@ -89,7 +71,7 @@ def test_a_stage_the_device_moved_on_for_a_walker_not_chosen_reaches_the_plan_pa
     prescribed him 3. The service sends the device nothing for it."""
     now = dt.datetime.now(dt.UTC)
     db = tmp_path / "device.db"
-    _device_db(db, now)
+    anna_and_bob_on_stage_one(db, now)
     reporter = MqttReporter(
         config_for(mosquitto, discovery=False), device_id=DEVICE, device_name="T1", database=db
     )

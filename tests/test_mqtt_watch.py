@@ -30,7 +30,7 @@ from firmware.mqtt import MqttReporter
 from firmware.safety import STILL_MEASURING_REASON
 from sim.recordings import fall_recording
 from tests.mqtt_helpers import WAIT, config_for, fall, info, subscriber
-from tests.test_caregiver_walker_stage import _device_db
+from tests.stage_support import anna_and_bob_on_stage_one
 from tests.test_fuzz_stage import VALID as STAGE_EXAMPLE
 from tools.broker import Mosquitto, mosquitto_available
 from tools.watch import WORN_WORDS, Watcher, _settings, format_message, incident_line
@@ -572,7 +572,7 @@ def test_watch_shows_a_walker_s_stage_the_device_publishes(
     """Over the real broker, from the device's own database: Bob's progression (assigned at
     the treadmill) reaches a watch started after it, retained, as one line."""
     db = tmp_path / "device.db"
-    _device_db(db, dt.datetime.now(dt.UTC))
+    anna_and_bob_on_stage_one(db, dt.datetime.now(dt.UTC))
     reporter = MqttReporter(
         config_for(mosquitto, discovery=False), device_id="tm1", device_name="T1", database=db
     )
