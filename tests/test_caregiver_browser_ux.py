@@ -771,3 +771,65 @@ def test_two_caregivers_acknowledge_a_fall_at_once_and_the_second_reads_who_answ
     ann.context.close()
     bob.context.close()
     dad.close()
+
+
+# Where the first card's Acknowledge is at DOMContentLoaded (its box, the banner's state):
+# a fleet page loaded with falls open showed the red banner only once it had asked for its
+# alarms, pushing the cards down under a finger about to press (flaky24: _alarm_shown).
+_AT_LOAD = """
+document.addEventListener("DOMContentLoaded", function () {
+  var button = document.querySelector("#card-treadmill-1 .ack-form button");
+  var banner = document.getElementById("alarm-banner");
+  window.__atLoad = { box: button ? button.getBoundingClientRect().toJSON() : null,
+                      banner: banner ? !banner.hidden : null };
+});
+"""
+
+
+@pytest.mark.parametrize("width", [1280, 360])
+def test_the_fleet_page_loaded_with_falls_open_does_not_move_under_the_finger(
+    browser: Any, service: CaregiverService, mosquitto: Mosquitto, width: int
+) -> None:
+    """The banner is there from the first paint, worded as the script words it once it has
+    the alarms: the Acknowledge under the thumb stays put; the tab silenced: none at all."""
+    from playwright.sync_api import expect
+
+    shots = Path("/tmp/cls24")
+    shots.mkdir(exist_ok=True)
+    devices = _three_open(service, mosquitto)
+    page = _page(browser, service, width)
+    page.context.add_init_script(_AT_LOAD)
+    banner = page.locator("#alarm-banner")
+    button = page.locator("#card-treadmill-1 .ack-form button")
+
+    def loaded() -> dict[str, Any]:
+        with page.expect_response(lambda r: r.url.endswith("/api/alarms")):
+            page.goto(service.url + "/")
+        # the alarms asked and shown: the banner's final words ("+2 more"), the title's warning
+        expect(page.locator("body")).to_have_attribute("data-live", "1")
+        expect(banner).to_be_visible()
+        expect(page.locator("#alarm-more")).to_contain_text("+2 more")
+        expect(page).to_have_title(re.compile("^\u26a0"))
+        at_load: dict[str, Any] = page.evaluate("window.__atLoad")
+        return at_load
+
+    at_load = loaded()
+    page.screenshot(path=str(shots / f"fleet-loaded-{width}.png"))
+    assert at_load["box"] == button.evaluate("b => b.getBoundingClientRect().toJSON()")
+    assert at_load["banner"] is True
+    assert page.evaluate("document.documentElement.scrollWidth") <= width
+
+    # silenced in this tab: the next page renders the banner, the script hides it at once
+    page.locator("#alarm-silence").click()
+    expect(banner).to_be_hidden()
+    page.goto(service.url + "/")
+    expect(page.locator("body")).to_have_attribute("data-live", "1")
+    expect(button).to_be_visible()
+    at_load = page.evaluate("window.__atLoad")
+    assert at_load["banner"] is False
+    expect(banner).to_be_hidden()
+    assert at_load["box"] == button.evaluate("b => b.getBoundingClientRect().toJSON()")
+    page.screenshot(path=str(shots / f"fleet-silenced-{width}.png"))
+    page.context.close()
+    for d in devices:
+        d.close()
