@@ -1896,6 +1896,8 @@ def test_acknowledging_one_fall_does_not_keep_another_from_alarming_on_the_next_
     assert incident is not None and not incident.open
     page.goto(service.url + "/devices/treadmill-2")
     expect(page.locator("#alarm-text")).to_have_text("FALL on treadmill-2")
+    # the banner is rendered with the page: its alarm is raised once the page has asked
+    page.wait_for_function("() => window.__notes.length > 0")
     assert page.evaluate("window.__notes") == ["FALL on treadmill-2"]
     page.context.close()
     dad.close()
