@@ -1197,6 +1197,15 @@ _NOTIFICATIONS = """(() => {
 })()"""
 
 
+def _notes(page: Any, count: int) -> list[str]:
+    """The notifications ``page`` raised, once it raised ``count``: a page loaded (or
+    reloaded to catch up) with falls open shows the banner as rendered, and raises the alarm
+    (notification, title) only once it has asked what it missed."""
+    page.wait_for_function("n => (window.__notes || []).length >= n", arg=count)
+    notes: list[str] = page.evaluate("window.__notes")
+    return notes
+
+
 def _critical(n: int, kind: str, batch: int = 0) -> dict[str, Any]:
     """A critical event of treadmill ``n`` as the feed sends it (its id is new in each
     ``batch``: a page alarms once for an event)."""
@@ -1483,7 +1492,7 @@ def test_a_fall_missed_while_the_feed_was_broken_alarms_on_every_page(
     page.unroute("**/stream")
 
     expect(page.locator("#alarm-text")).to_have_text("FALL on Dad's treadmill")
-    assert page.evaluate("window.__notes") == ["FALL on Dad's treadmill"]
+    assert _notes(page, 1) == ["FALL on Dad's treadmill"]
     assert page.url == service.url + paths[where]
     page.context.close()
     device.close()
@@ -1582,7 +1591,7 @@ def test_a_fall_heard_live_does_not_alarm_again_when_the_feed_comes_back(
     page.unroute("**/stream")
 
     expect(page.locator("#alarm-text")).to_have_text("FALL on treadmill-2")
-    assert page.evaluate("window.__notes") == ["FALL on treadmill-2"]
+    assert _notes(page, 1) == ["FALL on treadmill-2"]
     page.context.close()
     device.close()
     other.close()
@@ -1667,7 +1676,7 @@ def test_a_missed_fall_alarms_whatever_time_it_arrived_at(
         page.unroute("**/stream")
 
         expect(page.locator("#alarm-text")).to_have_text("FALL on Dad's treadmill")
-        assert page.evaluate("window.__notes") == ["FALL on Dad's treadmill"]
+        assert _notes(page, 1) == ["FALL on Dad's treadmill"]
         page.context.close()
         device.close()
 
@@ -1747,8 +1756,8 @@ def test_a_fall_reads_the_same_heard_live_or_caught_up_on(
     expect(live.locator("#alarm-text")).to_have_text(words)
     missed.unroute("**/stream")
     expect(missed.locator("#alarm-text")).to_have_text(words)
-    assert live.evaluate("window.__notes") == ["FALL on Dad's treadmill", words]
-    assert missed.evaluate("window.__notes") == [words]
+    assert _notes(live, 2) == ["FALL on Dad's treadmill", words]
+    assert _notes(missed, 1) == [words]
     assert live.title() == missed.title() == f"\u26a0 {words}"
     live.context.close()
     missed.context.close()
@@ -1806,7 +1815,9 @@ def test_a_dashboard_opened_after_a_fall_alarms_at_once_and_once(
     page = _login(browser, service, init_script=_NOTIFICATIONS)
     expect(page.locator("#alarm-text")).to_have_text("FALL on Dad's treadmill")
     expect(page.locator("#alarm-sound")).to_have_text(re.compile("Alarm sound is off"))
-    assert page.title().startswith("\u26a0 FALL on Dad's treadmill")
+    # the banner is rendered with the page; the alarm (title, notification) once it asked
+    expect(page).to_have_title(re.compile("^\u26a0 FALL on Dad's treadmill"))
+    page.wait_for_function("() => (window.__notes || []).length >= 1")
     assert page.evaluate("window.__notes") == ["FALL on Dad's treadmill"]
 
     _break_the_feed(page, service)
@@ -1823,6 +1834,7 @@ def test_a_dashboard_opened_after_a_fall_alarms_at_once_and_once(
     progress.add_init_script(_NOTIFICATIONS)
     progress.goto(service.url + "/devices/treadmill-1/progress")
     expect(progress.locator("#alarm-text")).to_have_text("FALL on treadmill-2")
+    progress.wait_for_function("() => (window.__notes || []).length >= 2")
     notes = progress.evaluate("window.__notes")
     assert sorted(notes) == ["FALL on Dad's treadmill", "FALL on treadmill-2"]
     asked = progress.expect_response(lambda r: r.url.endswith("/api/alarms"))
@@ -1866,7 +1878,7 @@ def test_a_silenced_alarm_is_not_raised_again_in_the_tab_but_is_in_a_new_one(
     # oldest first, so the banner ends on the newest, "+1 more" naming the other
     expect(elsewhere.locator("#alarm-text")).to_have_text("FALL on treadmill-2")
     expect(elsewhere.locator("#alarm-more")).to_have_text("+1 more: Dad's treadmill")
-    assert sorted(elsewhere.evaluate("window.__notes")) == [
+    assert sorted(_notes(elsewhere, 2)) == [
         "FALL on Dad's treadmill",
         "FALL on treadmill-2",
     ]
