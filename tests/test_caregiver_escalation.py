@@ -320,6 +320,43 @@ def test_an_alert_escalating_when_the_contacts_are_reordered_goes_on_from_whom_i
         service.stop()
 
 
+def _stepped_service(
+    mosquitto: Mosquitto,
+    tmp_path: Path,
+    receiver: Receiver,
+    database: str,
+    clocks: tuple[FakeClock, FakeClock] | None = None,
+    boot: str | None = None,
+    *,
+    contacts: tuple[Contact, ...] | None = None,
+    ack_timeout_s: float = 300,
+    resends: int = 9,
+) -> tuple[CaregiverService, FakeClock, Callable[[float], None]]:
+    """A service on a fake wall clock and a fake time since boot (``clocks``, else new
+    ones), paging ``contacts`` (else Ann), started; and ``later(s)``: ``s`` seconds pass (both
+    clocks run on; ``wall.advance`` alone is a step)."""
+    wall, since = clocks or (FakeClock(), FakeClock(5_000.0))
+    escalation = EscalationConfig(
+        ack_timeout_s=ack_timeout_s, resends=resends, retry_s=10, max_attempts=6
+    )
+    config = make_config(
+        mosquitto,
+        tmp_path,
+        database=database,
+        contacts=contacts or (Contact(name="Ann", urls=(receiver.url("ann"),)),),
+        escalation=escalation,
+    )
+    service = CaregiverService(config, clock=wall, monotonic=since, boot=boot)
+    service.start(web=False, background=False)
+    assert service.ingestor.connected.wait(WAIT)
+
+    def later(seconds: float) -> None:
+        wall.advance(seconds)
+        since.advance(seconds)
+
+    return service, wall, later
+
+
 def test_escalation_timers_keep_their_length_across_a_step_of_the_wall_clock(
     mosquitto: Mosquitto, tmp_path: Path, receiver: Receiver, caregiver_db: str
 ) -> None:
@@ -328,18 +365,10 @@ def test_escalation_timers_keep_their_length_across_a_step_of_the_wall_clock(
     clock that ran ahead, an administrator's ``date -s``) held every reminder, escalation and
     retry for an hour more; one stepped forward sent them all at once. The ticker now measures
     the step against the monotonic clock and moves the timers by it."""
-    wall, steady = FakeClock(), FakeClock(5_000.0)
-    config = make_config(
-        mosquitto,
-        tmp_path,
-        database=caregiver_db,
-        contacts=_ann_and_bob(receiver),
-        escalation=EscalationConfig(ack_timeout_s=300, resends=1, retry_s=10, max_attempts=6),
+    service, wall, later = _stepped_service(
+        mosquitto, tmp_path, receiver, caregiver_db, contacts=_ann_and_bob(receiver), resends=1
     )
-    service = CaregiverService(config, clock=wall, monotonic=steady)
-    service.start(web=False, background=False)
     try:
-        assert service.ingestor.connected.wait(WAIT)
         device = SimDevice(mosquitto, "treadmill-1")
         device.online()
         receiver.fail_next = 1
@@ -350,17 +379,14 @@ def test_escalation_timers_keep_their_length_across_a_step_of_the_wall_clock(
 
         wall.advance(-3600)  # stepped back an hour; no time passed
         assert service.alerting.tick() == 0
-        wall.advance(10)
-        steady.advance(10)
+        later(10)
         assert service.notifier.deliver_due() == 1  # the retry, 10 s after the failure
-        wall.advance(290)
-        steady.advance(290)
+        later(290)
         assert service.alerting.tick() == 1  # the reminder, 300 s after the page
 
         wall.advance(3600)  # stepped forward an hour; no time passed
         assert service.alerting.tick() == 0  # not the next step at once
-        wall.advance(300)
-        steady.advance(300)
+        later(300)
         assert service.alerting.tick() == 1  # Bob, 300 s after the reminder
         service.notifier.deliver_due()  # Ann's reminder and Bob's page: one round, any order
         assert sorted(m["path"] for m in receiver.messages) == ["/ann", "/ann", "/bob"]
@@ -383,18 +409,10 @@ def test_a_retry_recorded_before_the_ticker_sees_a_step_waits_its_delay_not_the_
     back an hour, it was tried again at once — and a round before the ticker's look sent
     every retry due within the step at once. Now the notifier measures the step itself and
     moves the retries before it reads or writes one."""
-    wall, steady = FakeClock(), FakeClock(5_000.0)
-    config = make_config(
-        mosquitto,
-        tmp_path,
-        database=caregiver_db,
-        contacts=(Contact(name="Ann", urls=(receiver.url("ann"),)),),
-        escalation=EscalationConfig(ack_timeout_s=3000, resends=1, retry_s=10, max_attempts=6),
+    service, wall, later = _stepped_service(
+        mosquitto, tmp_path, receiver, caregiver_db, ack_timeout_s=3000, resends=1
     )
-    service = CaregiverService(config, clock=wall, monotonic=steady)
-    service.start(web=False, background=False)
     try:
-        assert service.ingestor.connected.wait(WAIT)
         device = SimDevice(mosquitto, "treadmill-1")
         device.online()
         receiver.fail_next = 3
@@ -406,60 +424,26 @@ def test_a_retry_recorded_before_the_ticker_sees_a_step_waits_its_delay_not_the_
         wall.advance(3600)  # stepped forward an hour, then the round before the ticker's look
         assert service.notifier.deliver_due() == 0
         assert receiver.fail_next == 2  # not tried: due 10 s after the failure, not at once
-        wall.advance(10)
-        steady.advance(10)
+        later(10)
         assert service.notifier.deliver_due() == 0  # the retry, 10 s on; 500 again: 20 s
         assert receiver.fail_next == 1
         assert service.alerting.tick() == 0  # the ticker sees the step now
-        wall.advance(20)
-        steady.advance(20)
+        later(20)
         assert service.notifier.deliver_due() == 0  # the retry 20 s on, not an hour: 500
         assert receiver.fail_next == 0  # (retried in 40 s)
 
         wall.advance(-3600)  # stepped back an hour, the round before the ticker's look
         assert service.notifier.deliver_due() == 0
         assert service.alerting.tick() == 0
-        wall.advance(39)
-        steady.advance(39)
+        later(39)
         assert service.notifier.deliver_due() == 0  # not tried again at once
         assert receiver.messages == []
-        wall.advance(1)
-        steady.advance(1)
+        later(1)
         assert service.notifier.deliver_due() == 1  # 40 s after the failure
         assert [m["path"] for m in receiver.messages] == ["/ann"]
         device.close()
     finally:
         service.stop()
-
-
-def _stepped_service(
-    mosquitto: Mosquitto,
-    tmp_path: Path,
-    receiver: Receiver,
-    database: str,
-    clocks: tuple[FakeClock, FakeClock] | None = None,
-    boot: str | None = None,
-) -> tuple[CaregiverService, FakeClock, Callable[[float], None]]:
-    """A service on a fake wall clock and a fake time since boot (``clocks``, else new
-    ones), started; and ``later(s)``: ``s`` seconds pass (both clocks run on; ``wall.advance``
-    alone is a step)."""
-    wall, since = clocks or (FakeClock(), FakeClock(5_000.0))
-    config = make_config(
-        mosquitto,
-        tmp_path,
-        database=database,
-        contacts=(Contact(name="Ann", urls=(receiver.url("ann"),)),),
-        escalation=EscalationConfig(ack_timeout_s=300, resends=9, retry_s=10, max_attempts=6),
-    )
-    service = CaregiverService(config, clock=wall, monotonic=since, boot=boot)
-    service.start(web=False, background=False)
-    assert service.ingestor.connected.wait(WAIT)
-
-    def later(seconds: float) -> None:
-        wall.advance(seconds)
-        since.advance(seconds)
-
-    return service, wall, later
 
 
 @pytest.mark.parametrize("step", [3600.0, -3600.0], ids=["forward", "back"])
