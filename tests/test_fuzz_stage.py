@@ -29,25 +29,17 @@ from caregiver.service import CaregiverService
 from caregiver.storage import Store
 from core.progress import utc_of
 from core.protocol import payloads
-from core.protocol.messages import SCHEMA_VERSION, StageMessage, WalkersMessage
+from core.protocol.messages import SCHEMA_VERSION, WalkersMessage
 from core.protocol.walker import DEFAULT_WALKER, Walker
 from firmware.config import MqttConfig
 from tests.caregiver_support import Http, make_config, running_service
 from tests.fuzz_support import as_json, fuzz, json_values, logged_errors, mutated, wall_times
+from tests.stage_support import BOB, DEVICE, STAGE_EXAMPLE
 from tools.broker import Mosquitto, mosquitto_available
 from tools.watch import Watcher, format_message
 
-DEVICE = "treadmill-1"
-BOB = Walker("bob", "Bob")
 ANNA = Walker("anna", "Anna")
-VALID = StageMessage(
-    schema=SCHEMA_VERSION, device_id=DEVICE, walker=BOB, wall_time="2026-03-03T10:00:00.000+00:00",
-    progression="two", stage=1, stages=2, stage_name="alternate-2-2",
-    stage_started_wall="2026-03-02T00:00:00.000+00:00", status="running", held=False,
-    change="assigned", changed_wall="2026-03-02T00:00:00.000+00:00",
-    sessions_per_week=2, stage_weeks=1, weeks_done=0, week="2026-W10", week_done=0,
-    zone="Europe/Berlin",
-)  # fmt: skip
+VALID = STAGE_EXAMPLE
 VALID_FIELDS: dict[str, Any] = json.loads(payloads.encode(VALID))
 
 WATCH = Watcher(MqttConfig(host="127.0.0.1", port=1), "+", 0, False, out=io.StringIO())

@@ -30,8 +30,7 @@ from firmware.mqtt import MqttReporter
 from firmware.safety import STILL_MEASURING_REASON
 from sim.recordings import fall_recording
 from tests.mqtt_helpers import WAIT, config_for, fall, info, subscriber
-from tests.stage_support import anna_and_bob_on_stage_one
-from tests.test_fuzz_stage import VALID as STAGE_EXAMPLE
+from tests.stage_support import STAGE_EXAMPLE, anna_and_bob_on_stage_one
 from tools.broker import Mosquitto, mosquitto_available
 from tools.watch import WORN_WORDS, Watcher, _settings, format_message, incident_line
 
@@ -203,6 +202,22 @@ def test_a_watch_never_logs_in_with_the_monitors_own_account(tmp_path: Path) -> 
     other = parser.parse_args(["watch", "--config", str(config), *watcher])
     settings = _settings(other)
     assert (settings.username, settings.password_file) == ("caregiver-watch", str(password))
+
+
+def test_every_line_has_the_device_in_one_column() -> None:
+    """The time column is 28 wide on a line with a time; the availability line and an
+    unreadable payload's have none and were padded 24, so their device stood 4 columns left
+    of every other line's."""
+    stamped = format_message(
+        "retroguard/tm1/event", payloads.event_payload(fall("tm1"), 1).encode()
+    )
+    lines = [
+        stamped,
+        format_message("retroguard/tm1/availability", b"online"),
+        format_message("retroguard/tm1/event", b"\xff not json"),
+    ]
+    assert all(line is not None for line in lines), lines
+    assert {line.index(" tm1 ") for line in lines if line is not None} == {28}, lines
 
 
 def test_format_handles_garbage() -> None:

@@ -227,14 +227,14 @@ def format_message(topic: str, payload: bytes, prefix: str = DEFAULT_PREFIX) -> 
         return None
     device, kind = parsed.device_id, parsed.kind
     if kind is TopicKind.AVAILABILITY:
-        return f"{'':24} {device:<14} {'--':2} {payload.decode('utf-8', 'replace').upper()}"
+        return f"{'':28} {device:<14} {'--':2} {payload.decode('utf-8', 'replace').upper()}"
     if kind not in (TopicKind.EVENT, TopicKind.STATE, TopicKind.REPLY, TopicKind.INCIDENT):
         return None
     try:
         message = decode(kind, payload)
     except NotJson:
         text = payload.decode("utf-8", errors="replace")
-        return f"{'':24} {device:<14} ?? unreadable {kind.value}: {text[:60]!r}"
+        return f"{'':28} {device:<14} ?? unreadable {kind.value}: {text[:60]!r}"
     except InvalidMessage:
         return None
     match message:
