@@ -501,6 +501,7 @@ class CaregiverService:
         if self._socket is not None:
             self._socket.close()
             self._socket = None
+        self.lease.release()
         self.store.close()
 
     def health(self) -> Health:

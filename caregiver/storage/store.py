@@ -1628,6 +1628,9 @@ class Transaction:
         ).fetchone()
         return row is not None
 
+    def release_lease(self, name: str, holder: str) -> None:
+        self._db.execute("DELETE FROM leases WHERE name = ? AND holder = ?", (name, holder))
+
     def lease_holder(self, name: str, now: float) -> str | None:
         row = self._db.execute(outbox.LEASE_HOLDER, (name, now)).fetchone()
         return str(row[0]) if row else None
@@ -2413,6 +2416,11 @@ class Store:
     def hold_lease(self, name: str, holder: str, now: float, until: float) -> bool:
         with self._statement() as ops:
             return ops.hold_lease(name, holder, now, until)
+
+    def release_lease(self, name: str, holder: str) -> None:
+        """Give up ``holder``'s lease ``name``, if it has it (:meth:`.Lease.release`)."""
+        with self._statement() as ops:
+            ops.release_lease(name, holder)
 
     def lease_holder(self, name: str, now: float) -> str | None:
         return self._read(lambda ops: ops.lease_holder(name, now))
