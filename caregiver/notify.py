@@ -34,7 +34,9 @@ from caregiver import notify_http
 from caregiver.apprise_plugins import load_plugins
 from caregiver.outbox import Outbox, PendingNotification, Target, Urgency, addressee
 from caregiver.priority import notify_type, prioritised
+from caregiver.storage.records import ClockFrame
 from core.clock import WallSteps, since_boot
+from core.wallclock import boot_id
 
 if TYPE_CHECKING:  # the notifier process imports neither the config's checks nor Apprise
     import apprise
@@ -159,7 +161,12 @@ class Notifier:
         send_deadline_s: float = SEND_DEADLINE_S,
         progress: Callable[[], None] = lambda: None,
         boot: Callable[[], float] | None = None,
+        frame_of: str | None = None,
     ) -> None:
+        """``frame_of``: the name of ``boot``'s clock frame, which the retries' due times are
+        stored in (:class:`~caregiver.storage.ClockFrame`; the service's, as its alerts'
+        timers are); by default this machine's boot with the system's clocks, else this
+        notifier's own."""
         self.store = store
         self.config = config
         self.clock = clock
@@ -169,6 +176,12 @@ class Notifier:
             boot = since_boot if clock is time.time else clock
         self._steps = WallSteps(clock, boot)
         """Steps of ``clock`` measured against ``boot`` (the time since boot): :meth:`_now`."""
+        if frame_of is None:
+            machine = boot_id() if boot is since_boot else ""
+            frame_of = f"boot:{machine}" if machine else f"notifier:{id(self):x}:{time.time()}"
+        self._frame = ClockFrame(frame_of, 0.0)
+        """The clock frame at the last look (:meth:`_now`): the retries' due times are
+        written in it."""
         self.send = send
         self.monotonic = monotonic
         """For the sends' deadlines (the wall ``clock`` is for due times)."""
@@ -377,9 +390,16 @@ class Notifier:
         once — and a round that read what was due before the ticker's look sent every retry
         due within the step at once. The notifier writes the retries' due times, so it keeps
         them: it measures the step before each read and write, on this one thread."""
+        first = not self._steps.adopted
         now, offset, step = self._steps.look()
+        self._frame = ClockFrame(self._frame.of, offset)
+        if step or first:
+            # the first look (of this process, or since it held the lease) brings the retries
+            # written in this boot before it, a restart ago, into the clock now: the time
+            # since boot ran on while the service was stopped, so a step meanwhile is exact
+            # (:data:`caregiver.outbox.SHIFT_FRAMED`); before schema 26 it was never seen
+            self.store.shift_notifications(self._frame, step)
         if step:
-            self.store.shift_notifications(step)
             log.warning(
                 "the wall clock was stepped %+.0f s: notification retries moved with it", step
             )
@@ -520,7 +540,7 @@ class Notifier:
                 error,
                 delay,
             )
-            self.store.retry_notification(note.id, attempts, now + delay, error)
+            self.store.retry_notification(note.id, attempts, now + delay, error, self._frame)
         return False
 
     # -------------------------------------------------------------- thread

@@ -21,8 +21,11 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import TYPE_CHECKING, NamedTuple, Protocol
 
+from core.clock import CLOCK_STEP_S
+
 if TYPE_CHECKING:
     from caregiver.config import Contact
+    from caregiver.storage.records import ClockFrame
 
 __all__ = [
     "ESCALATION",
@@ -169,8 +172,10 @@ PENDING = f"SELECT {COLUMNS} FROM notifications WHERE status = 'pending' ORDER B
 SENT = "UPDATE notifications SET status = 'sent', attempts = ? WHERE id = ?"
 RETRY = (
     "UPDATE notifications SET status = 'pending', attempts = ?, next_at = ?, "
-    "last_error = ? WHERE id = ?"
+    "last_error = ?, frame_of = ?, frame_offset = ? WHERE id = ?"
 )
+"""A retry's due time is written with its :class:`~caregiver.storage.ClockFrame` (schema 26),
+as an alert's timers are: :data:`SHIFT_FRAMED`."""
 GIVE_UP = (
     "UPDATE notifications SET status = 'failed', attempts = ?, next_at = ?, "
     "last_error = ? WHERE id = ?"
@@ -179,13 +184,35 @@ DROP = "UPDATE notifications SET status = 'failed', last_error = ? WHERE id = ?"
 STILL_DUE = "SELECT 1 FROM notifications WHERE id = ? AND status = 'pending'"
 NEXT_DUE = "SELECT min(next_at) FROM notifications WHERE status = 'pending' AND next_at > ?"
 CLAIM = "UPDATE notifications SET attempts = ? WHERE id = ? AND status = 'pending'"
+SHIFT_FRAMED = (
+    "UPDATE notifications SET next_at = next_at + (? - frame_offset), frame_offset = ? "
+    "WHERE status = 'pending' AND frame_of = ? AND abs(? - frame_offset) >= ?"
+)
+"""The retries written in the notifier's clock frame (its machine's boot) move by the steps
+since each was written, however many and whenever: one made while the service was stopped
+included, as the time since boot runs on across a restart. Parameters: the frame's offset
+twice, its name, the offset, :data:`core.clock.CLOCK_STEP_S`."""
 SHIFT = (
     "UPDATE notifications SET next_at = next_at + ? WHERE status = 'pending'"
-    " AND (attempts > 0 OR ? < 0)"
+    " AND (attempts > 0 OR ? < 0) AND (frame_of IS NULL OR frame_of <> ?)"
 )
-"""A step of the wall clock (seconds, and again) moves every retry's due time with it; a
-message never tried (due from when it was queued) only back: forward it is due either way,
-and one queued after the step, in its frame, would wait the step out."""
+"""A step of the wall clock (seconds, and again) moves every other retry's due time with it
+(written in another boot, on another machine, or before schema 26: the notifier can measure
+only the steps it sees); a message never tried (due from when it was queued, no frame) only
+back: forward it is due either way, and one queued after the step, in its frame, would wait
+the step out. Parameters: the step twice, the notifier's frame's name."""
+
+
+def shift_statements(frame: ClockFrame, step: float) -> list[tuple[str, tuple[object, ...]]]:
+    """:data:`SHIFT_FRAMED` and, with a measured ``step``, :data:`SHIFT`, with their
+    parameters (:meth:`Outbox.shift_notifications`)."""
+    framed = (frame.offset, frame.offset, frame.of, frame.offset, CLOCK_STEP_S)
+    statements: list[tuple[str, tuple[object, ...]]] = [(SHIFT_FRAMED, framed)]
+    if step:
+        statements.append((SHIFT, (step, step, frame.of)))
+    return statements
+
+
 LEASE_HOLDER = "SELECT holder FROM leases WHERE name = ? AND expires_at >= ?"
 
 
@@ -225,16 +252,20 @@ class Outbox(Protocol):
 
     def notification_sent(self, notification_id: int, attempts: int) -> None: ...
     def retry_notification(
-        self, notification_id: int, attempts: int, next_at: float, error: str
-    ) -> None: ...
+        self, notification_id: int, attempts: int, next_at: float, error: str, frame: ClockFrame
+    ) -> None:
+        """``next_at``: a wall time in ``frame`` (:data:`RETRY`)."""
+        ...
+
     def give_up_notification(
         self, notification_id: int, attempts: int, error: str, now: float
     ) -> None: ...
     def drop_notification(self, notification_id: int, reason: str) -> None: ...
     def still_due(self, notification_id: int) -> bool: ...
-    def shift_notifications(self, seconds: float) -> None:
-        """The wall clock was stepped by ``seconds`` (:data:`SHIFT`; the notifier measured
-        it, :class:`caregiver.notify.Notifier`)."""
+    def shift_notifications(self, frame: ClockFrame, step: float) -> None:
+        """Bring the retries into ``frame``, the wall clock now: those written in its boot by
+        the steps since (:data:`SHIFT_FRAMED`), the others by the ``step`` the notifier
+        measured (:data:`SHIFT`; :class:`caregiver.notify.Notifier`)."""
         ...
 
     def claim_notification(self, notification_id: int, attempts: int) -> bool:
@@ -286,10 +317,12 @@ class SqliteOutbox:
             self._db.execute(SENT, (attempts, notification_id))
 
     def retry_notification(
-        self, notification_id: int, attempts: int, next_at: float, error: str
+        self, notification_id: int, attempts: int, next_at: float, error: str, frame: ClockFrame
     ) -> None:
         with self._lock:
-            self._db.execute(RETRY, (attempts, next_at, error, notification_id))
+            self._db.execute(
+                RETRY, (attempts, next_at, error, frame.of, frame.offset, notification_id)
+            )
 
     def give_up_notification(
         self, notification_id: int, attempts: int, error: str, now: float
@@ -305,9 +338,10 @@ class SqliteOutbox:
         with self._lock:
             return self._db.execute(STILL_DUE, (notification_id,)).fetchone() is not None
 
-    def shift_notifications(self, seconds: float) -> None:
+    def shift_notifications(self, frame: ClockFrame, step: float) -> None:
         with self._lock:
-            self._db.execute(SHIFT, (seconds, seconds))
+            for statement, parameters in shift_statements(frame, step):
+                self._db.execute(statement, parameters)
 
     def claim_notification(self, notification_id: int, attempts: int) -> bool:
         with self._lock:

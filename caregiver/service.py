@@ -122,6 +122,7 @@ class CaregiverService:
             send,
             may_send=self.lease.held,
             boot=boot_clock,
+            frame_of=frame_of,  # the retries' due times are in the alerts' timers' frame
         )
         """Sends due notifications in this process: what tests on a fake clock drive, and the
         background sender when ``send`` is not Apprise's."""

@@ -185,6 +185,11 @@ class WallSteps:
         """``offset`` (from :meth:`look`) is the frame the deadlines are in now."""
         self._offset = offset
 
+    @property
+    def adopted(self) -> bool:
+        """Whether an offset is adopted: a step can be measured at the next :meth:`look`."""
+        return self._offset is not None
+
     def forget(self) -> None:
         """Someone else keeps the deadlines meanwhile: a step seen next is not ours to apply."""
         self._offset = None

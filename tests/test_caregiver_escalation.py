@@ -590,6 +590,47 @@ def test_a_step_while_the_service_was_stopped_moves_the_timers_it_wrote_in_that_
         service.stop()
 
 
+@pytest.mark.parametrize("step", [3600.0, -3600.0], ids=["forward", "back"])
+def test_a_retry_written_before_a_restart_keeps_its_delay_across_a_step_while_stopped(
+    mosquitto: Mosquitto, tmp_path: Path, receiver: Receiver, caregiver_db: str, step: float
+) -> None:
+    """A fall page failed (retry in 10 s), the service stopped, the wall clock was stepped an
+    hour while it was (NTP's first setting as it restarted) and it restarted in the same boot:
+    the retry's due time is stored in the boot's clock frame (schema 26), which the restarted
+    notifier reads too, so it comes 10 s after the failure. Before, the notifier measured
+    steps only from its own first look: stepped forward, the retry went out at once; back, an
+    hour late."""
+    clocks = FakeClock(), FakeClock(5_000.0)
+    service, wall, later = _stepped_service(
+        mosquitto, tmp_path, receiver, caregiver_db, clocks, "machine-1", ack_timeout_s=3000
+    )
+    device = SimDevice(mosquitto, "treadmill-1")
+    try:
+        device.online()
+        receiver.fail_next = 1
+        fall = device.fall()
+        assert service.ingestor.wait_for(lambda: service.store.event(fall["id"]) is not None)
+        assert service.notifier.deliver_due() == 0  # 500: retried in 10 s
+        assert receiver.fail_next == 0
+    finally:
+        service.stop()
+    wall.advance(step)  # while stopped
+    service, wall, later = _stepped_service(
+        mosquitto, tmp_path, receiver, caregiver_db, clocks, "machine-1", ack_timeout_s=3000
+    )
+    try:
+        assert service.notifier.deliver_due() == 0  # not at once
+        later(9)
+        assert service.notifier.deliver_due() == 0
+        assert receiver.messages == []
+        later(1)
+        assert service.notifier.deliver_due() == 1  # 10 s after the failure, not an hour on
+        assert len(receiver.messages) == 1
+    finally:
+        device.close()
+        service.stop()
+
+
 def test_an_alert_stored_before_schema_25_moves_by_the_tickers_measured_step(
     caregiver_db: str,
 ) -> None:

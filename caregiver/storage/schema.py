@@ -468,6 +468,19 @@ MIGRATIONS: tuple[Migration, ...] = (
             "ALTER TABLE alerts ADD COLUMN frame_offset REAL",
         ),
     ),
+    Migration(
+        26,
+        "each notification's retry says the wall clock it was written in, as an alert's timers "
+        "do (schema 25: the machine's boot and its wall-minus-boot offset then): a step of the "
+        "clock while the service was stopped moves a retry written before it in the same boot "
+        "(before, the notifier measured steps only from its own first look: the retry of a "
+        "failed page came at once or an hour late after a restart across an hour's step); "
+        "rows stored before: NULL, moved by the notifier's measured step as before",
+        (
+            "ALTER TABLE notifications ADD COLUMN frame_of TEXT",
+            "ALTER TABLE notifications ADD COLUMN frame_offset REAL",
+        ),
+    ),
 )
 """Every schema change in order; ``MIGRATIONS[i]`` takes a database from version i to i + 1."""
 

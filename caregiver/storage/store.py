@@ -1515,12 +1515,15 @@ class Transaction:
         self._db.execute(outbox.SENT, (attempts, notification_id))
 
     def retry_notification(
-        self, notification_id: int, attempts: int, next_at: float, error: str
+        self, notification_id: int, attempts: int, next_at: float, error: str, frame: ClockFrame
     ) -> None:
-        self._db.execute(outbox.RETRY, (attempts, next_at, error, notification_id))
+        self._db.execute(
+            outbox.RETRY, (attempts, next_at, error, frame.of, frame.offset, notification_id)
+        )
 
-    def shift_notifications(self, seconds: float) -> None:
-        self._db.execute(outbox.SHIFT, (seconds, seconds))
+    def shift_notifications(self, frame: ClockFrame, step: float) -> None:
+        for statement, parameters in outbox.shift_statements(frame, step):
+            self._db.execute(statement, parameters)
 
     def give_up_notification(
         self, notification_id: int, attempts: int, error: str, now: float
@@ -2378,15 +2381,15 @@ class Store:
             ops.notification_sent(notification_id, attempts)
 
     def retry_notification(
-        self, notification_id: int, attempts: int, next_at: float, error: str
+        self, notification_id: int, attempts: int, next_at: float, error: str, frame: ClockFrame
     ) -> None:
         with self._statement() as ops:
-            ops.retry_notification(notification_id, attempts, next_at, error)
+            ops.retry_notification(notification_id, attempts, next_at, error, frame)
 
-    def shift_notifications(self, seconds: float) -> None:
-        """:data:`caregiver.outbox.SHIFT`: the notifier measured a step of the wall clock."""
+    def shift_notifications(self, frame: ClockFrame, step: float) -> None:
+        """:meth:`caregiver.outbox.Outbox.shift_notifications`."""
         with self._statement() as ops:
-            ops.shift_notifications(seconds)
+            ops.shift_notifications(frame, step)
 
     def give_up_notification(
         self, notification_id: int, attempts: int, error: str, now: float
