@@ -6,6 +6,7 @@ import contextlib
 import dataclasses
 import random
 import select
+import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
@@ -23,6 +24,7 @@ from firmware.courier.service import Courier
 from firmware.detection.base import NO_DETECTIONS, Detection, DetectionKind, Detector
 from firmware.link.endpoint import CourierLink
 from firmware.link.supervisor import SpawnCourier, ThreadCourier
+from firmware.monitor import Monitor
 from firmware.session.runner import SessionRunner, detach_session
 from hal.config import ImuConfig
 from sim.backends import SimulatedHardware, simulated_hardware
@@ -166,6 +168,48 @@ def make_config(
     )
 
 
+STALLED_ITERATIONS = 10_000
+"""Loop iterations in a row that leave the simulated clock where it was before a run is
+called stuck. A working loop waits (for a pulse, a poll period, a read timeout) in nearly
+every iteration, and only the simulated clock's sleeps move it: an iteration that waits for
+nothing never reaches ``until``, and without this bound the test would loop until pytest's
+timeout (mutation review, session 24: P13, P16, P20 in firmware/pacing.py)."""
+
+
+def run_monitor(monitor: Monitor, clock: SimClock, seconds: float) -> None:
+    """Run ``monitor`` for ``seconds`` of simulated time, failing fast if the time stops.
+
+    ``Monitor.run(until=...)`` loops until the clock gets there, which on a
+    :class:`SimClock` happens only if the loop waits; a loop that spins without waiting
+    (polling with no timeout, waiting on a closed line, an edge target already reached) is
+    stopped after :data:`STALLED_ITERATIONS` iterations at the same instant and reported as
+    an assertion naming the instant and the pacing, in seconds rather than pytest's timeout."""
+    stop = threading.Event()
+    last = [clock.monotonic(), 0]
+
+    def watch(monitor: Monitor) -> None:
+        now = clock.monotonic()
+        if now != last[0]:
+            last[0], last[1] = now, 0
+            return
+        last[1] += 1
+        if last[1] >= STALLED_ITERATIONS:
+            stop.set()
+
+    monitor.on_iteration.append(watch)
+    try:
+        monitor.run(stop=stop, until=clock.monotonic() + seconds)
+    finally:
+        monitor.on_iteration.remove(watch)
+    if stop.is_set():
+        raise AssertionError(
+            f"the monitor loop stalled: {STALLED_ITERATIONS} iterations in a row at simulated "
+            f"t={last[0]:.6f} s without the clock advancing (pacing mode "
+            f"{monitor.pacing.mode!r}, {type(monitor.pacing).__name__}): an iteration that "
+            "never waits, so the run would never reach its end"
+        )
+
+
 class Rig:
     """The app on a SimClock, with a finger on the button and a way to run the loop."""
 
@@ -193,7 +237,8 @@ class Rig:
         return self.app.controller.state.value
 
     def run_for(self, seconds: float) -> None:
-        self.app.monitor.run(until=self.clock.monotonic() + seconds)
+        """Run the loop for ``seconds`` of simulated time (:func:`run_monitor`: bounded)."""
+        run_monitor(self.app.monitor, self.clock, seconds)
 
     def press_reset(self, hold: float = 0.5) -> None:
         """A person presses reset now and lets go ``hold`` seconds later (past the chirp)."""

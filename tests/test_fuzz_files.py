@@ -26,6 +26,7 @@ from firmware.preflight import check_or_raise
 from firmware.session.plan import parse_plan
 from firmware.session.runner import attach_session, detach_session
 from sim.backends import simulated_hardware
+from tests.app_support import run_monitor
 from tests.fuzz_support import as_json, fuzz, scalars
 from tools.config_example import example_config_text
 from tools.replay import replay
@@ -118,7 +119,7 @@ def test_what_the_check_accepts_the_monitor_runs_and_it_refuses_by_key(
     try:
         runner = attach_session(app, control_socket=None, record=False)
         app.start()
-        app.monitor.run(until=clock.monotonic() + 0.5)
+        run_monitor(app.monitor, clock, 0.5)
         detach_session(app, runner)
         assert app.controller.state.value in ("STARTING", "STANDBY"), app.controller.transitions
     finally:

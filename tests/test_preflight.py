@@ -22,6 +22,7 @@ from firmware.detection.config import DetectorConfig
 from firmware.link.supervisor import ThreadCourier
 from firmware.preflight import BENCH_WARNING, preflight
 from sim.backends import simulated_hardware
+from tests.app_support import run_monitor
 
 BASE = """
 [storage]
@@ -204,7 +205,7 @@ def test_a_bench_rig_may_drive_the_relay_statically_and_says_so_everywhere(
     sim = simulated_hardware(config.imu, config.gpio, clock)
     app = build_app(config, clock, imu=sim.imu_rig.imu, gpio=sim.gpio, courier=ThreadCourier)
     app.start()
-    app.monitor.run(until=clock.monotonic() + 0.2)
+    run_monitor(app.monitor, clock, 0.2)
     app.close()
     start = app.stored_events()[0].event
     assert BENCH_WARNING in start.reason  # the dashboard and Home Assistant show the start
@@ -242,7 +243,7 @@ def test_what_the_check_accepts_the_monitor_runs(
     sim = simulated_hardware(config.imu, config.gpio, clock)
     app = build_app(config, clock, imu=sim.imu_rig.imu, gpio=sim.gpio, courier=ThreadCourier)
     app.start()
-    app.monitor.run(until=clock.monotonic() + 1.0)
+    run_monitor(app.monitor, clock, 1.0)
     app.close()
     assert app.controller.state.value in ("STANDBY", "STARTING")  # running, not crashed
 
