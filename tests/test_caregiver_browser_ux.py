@@ -833,3 +833,64 @@ def test_the_fleet_page_loaded_with_falls_open_does_not_move_under_the_finger(
     page.context.close()
     for d in devices:
         d.close()
+
+
+# Where treadmill-3's Acknowledge is at DOMContentLoaded, and whether the amber notice shows
+# then: a fleet page loaded with an amber card showed the "Still open" notice only once it
+# had asked for its alarms, pushing the cards down under a finger about to press.
+_AMBER_AT_LOAD = """
+document.addEventListener("DOMContentLoaded", function () {
+  var button = document.querySelector("#card-treadmill-3 .ack-form button");
+  var notice = document.getElementById("ack-notice");
+  window.__atLoad = { box: button ? button.getBoundingClientRect().toJSON() : null,
+                      notice: notice ? !notice.hidden : null };
+});
+"""
+
+
+@pytest.mark.parametrize("width", [1280, 360])
+def test_the_fleet_page_loaded_with_a_monitor_offline_while_armed_does_not_move(
+    browser: Any, service: CaregiverService, mosquitto: Mosquitto, width: int
+) -> None:
+    """Treadmill-3's monitor went offline while armed (amber: it pages, no beeping). The
+    fleet page loaded then has the amber notice from the first paint, worded as the script
+    words it once it has the alarms: the card's Acknowledge under the thumb stays put."""
+    from playwright.sync_api import expect
+
+    device = SimDevice(mosquitto, "treadmill-3")
+    device.online()
+    assert service.ingestor.wait_for(
+        lambda: (service.store.device("treadmill-3") or {}).get("state") == "ARMED", WAIT
+    )
+    device.offline()
+    assert service.ingestor.wait_for(
+        lambda: any(a.status == "paging" for a in service.store.alerts("treadmill-3")), WAIT
+    )
+    page = _page(browser, service, width)
+    page.context.add_init_script(_AMBER_AT_LOAD)
+    notice = page.locator("#ack-notice")
+    button = page.locator("#card-treadmill-3 .ack-form button")
+    offline = "Monitor went offline while armed on treadmill-3"
+    with page.expect_response(lambda r: r.url.endswith("/api/alarms")):
+        page.goto(service.url + "/")
+    # the alarms asked and said: the notice's words, the title's warning (set once asked)
+    expect(page.locator("body")).to_have_attribute("data-live", "1")
+    expect(page).to_have_title(f"\u26a0 Still open: {offline}")
+    expect(notice).to_have_text(f"Still open: {offline}", use_inner_text=True)
+    expect(notice).to_have_class(re.compile(r"\back-warn\b"))
+    expect(notice.locator(".still-open-silence")).to_have_count(0)
+    expect(page.locator("#alarm-banner")).to_be_hidden()
+    at_load: dict[str, Any] = page.evaluate("window.__atLoad")
+    assert at_load["notice"] is True
+    assert at_load["box"] == button.evaluate("b => b.getBoundingClientRect().toJSON()")
+    assert page.evaluate("document.documentElement.scrollWidth") <= width
+
+    # acknowledged: the next page renders no notice, and none shows after load either
+    _tap_ack(page, "treadmill-3", width)
+    expect(notice).to_have_text("Acknowledged: the alert on treadmill-3 is closed.")
+    page.goto(service.url + "/")
+    expect(page.locator("body")).to_have_attribute("data-live", "1")
+    assert page.evaluate("window.__atLoad")["notice"] is False
+    expect(notice).to_be_hidden()
+    page.context.close()
+    device.close()
