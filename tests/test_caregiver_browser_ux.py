@@ -894,3 +894,50 @@ def test_the_fleet_page_loaded_with_a_monitor_offline_while_armed_does_not_move(
     expect(notice).to_be_hidden()
     page.context.close()
     device.close()
+
+
+def test_the_banner_s_more_names_every_alarm_still_sounding_not_only_its_batch(
+    browser: Any, service: CaregiverService, mosquitto: Mosquitto
+) -> None:
+    """Dad falls; a few seconds later treadmill-2's walker falls too. Both sound, but the
+    banner named only the newest, with no "+1 more": "+N more" counted only the alarms that
+    came in the same batch. It names every other alarm still sounding, live and on load; a
+    silenced one is not sounding, and is not counted."""
+    from playwright.sync_api import expect
+
+    devices = [SimDevice(mosquitto, f"treadmill-{n}") for n in (1, 2, 3)]
+    for d in devices:
+        d.online()
+    page = _page(browser, service, 1280)
+    text, more = page.locator("#alarm-text"), page.locator("#alarm-more")
+    devices[0].incident_fall()
+    expect(text).to_have_text("FALL on Dad's treadmill")
+    expect(more).to_have_text("")
+    # Dad's fall is all in and the page has redrawn his card (a batch of the feed after the
+    # alarm's): treadmill-2's fall comes in a batch of its own
+    wait_all_handled(service, devices[0])
+    expect(page.locator("#card-treadmill-1")).to_have_attribute("data-level", "danger")
+    devices[1].incident_fall()
+    expect(text).to_have_text("FALL on treadmill-2")
+    expect(more).to_have_text("+1 more: Dad's treadmill")
+    expect(page).to_have_title("\u26a0 FALL on treadmill-2 (+1 more)")
+    wait_all_handled(service, devices[0], devices[1])
+
+    # as a page loaded now says it (rendered so, and kept by the script once it asked)
+    again = page.context.new_page()
+    again.goto(service.url + "/")
+    expect(again.locator("body")).to_have_attribute("data-live", "1")
+    expect(again.locator("#alarm-text")).to_have_text("FALL on treadmill-2")
+    expect(again.locator("#alarm-more")).to_have_text("+1 more: Dad's treadmill")
+    again.close()
+
+    # silenced: those no longer sound, and a new fall is named alone
+    page.click("#alarm-silence")
+    expect(page.locator("#alarm-banner")).to_be_hidden()
+    devices[2].incident_fall()
+    expect(text).to_have_text("FALL on treadmill-3")
+    expect(page.locator("#alarm-banner")).to_be_visible()
+    expect(more).to_have_text("")
+    page.context.close()
+    for d in devices:
+        d.close()
