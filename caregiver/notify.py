@@ -32,9 +32,8 @@ from typing import TYPE_CHECKING
 
 from caregiver import notify_http
 from caregiver.apprise_plugins import load_plugins
-from caregiver.outbox import Outbox, PendingNotification, Target, Urgency, addressee
+from caregiver.outbox import ClockFrame, Outbox, PendingNotification, Target, Urgency, addressee
 from caregiver.priority import notify_type, prioritised
-from caregiver.storage.records import ClockFrame
 from core.clock import WallSteps, since_boot
 from core.wallclock import boot_id
 

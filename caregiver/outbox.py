@@ -25,7 +25,6 @@ from core.clock import CLOCK_STEP_S
 
 if TYPE_CHECKING:
     from caregiver.config import Contact
-    from caregiver.storage.records import ClockFrame
 
 __all__ = [
     "ESCALATION",
@@ -201,6 +200,21 @@ SHIFT = (
 only the steps it sees); a message never tried (due from when it was queued, no frame) only
 back: forward it is due either way, and one queued after the step, in its frame, would wait
 the step out. Parameters: the step twice, the notifier's frame's name."""
+
+
+@dataclass(frozen=True, slots=True)
+class ClockFrame:
+    """The wall clock an alert's timers were written in: by whom, and where its wall time then
+    stood against the time since boot (wall minus boot, seconds; :class:`core.clock.WallSteps`).
+
+    Stored with the timers (schema 25) so that a step of that clock moves each timer by the
+    steps since it was written, and never by one before: written in the second between a step
+    and the escalation ticker's look, it is already in the new clock."""
+
+    of: str
+    """The instance that measured it (:attr:`caregiver.service.CaregiverService.instance`):
+    another instance's offset, or one from before a restart, is against another boot."""
+    offset: float
 
 
 def shift_statements(frame: ClockFrame, step: float) -> list[tuple[str, tuple[object, ...]]]:

@@ -10,6 +10,7 @@ from dataclasses import dataclass, fields
 from enum import StrEnum
 from typing import Any, Literal, TypedDict
 
+from caregiver.outbox import ClockFrame as ClockFrame  # the notifier's too
 from caregiver.outbox import PendingNotification as PendingNotification  # the notifier's
 from caregiver.outbox import Urgency as Urgency
 from core.protocol.commands import CommandName
@@ -205,21 +206,6 @@ class StoredEvent:
             "acked_by": self.acked_by,
             "acked_at": self.acked_at,
         }
-
-
-@dataclass(frozen=True, slots=True)
-class ClockFrame:
-    """The wall clock an alert's timers were written in: by whom, and where its wall time then
-    stood against the time since boot (wall minus boot, seconds; :class:`core.clock.WallSteps`).
-
-    Stored with the timers (schema 25) so that a step of that clock moves each timer by the
-    steps since it was written, and never by one before: written in the second between a step
-    and the escalation ticker's look, it is already in the new clock."""
-
-    of: str
-    """The instance that measured it (:attr:`caregiver.service.CaregiverService.instance`):
-    another instance's offset, or one from before a restart, is against another boot."""
-    offset: float
 
 
 @dataclass(frozen=True, slots=True)
