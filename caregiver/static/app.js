@@ -326,7 +326,7 @@
     alarmedFor.set(event, { device: device, name: name, incident: incident, text: text, link: link });
     if (!alarmed.length) {
       alarmed.push(name);
-      showAlarm(text, link, soundingBut(name), incident);
+      showAlarm(text, link, [], incident);
       notify(text, link);
       return;
     }
@@ -351,19 +351,7 @@
     if (!newest) return;
     waiting.forEach(function (a) { notify(a.text, a.link); });
     waiting.forEach(function (a) { if (names.indexOf(a.name) < 0) names.push(a.name); });
-    soundingBut(newest.name).forEach(function (n) { if (names.indexOf(n) < 0) names.push(n); });
     showAlarm(newest.text, newest.link, names.filter(function (n) { return n !== newest.name; }), newest.incident);
-  }
-  // The devices whose alarms still sound (raised, not silenced nor answered: ``showing``)
-  // other than ``name``'s: "+N more" counted only the alarms of the same batch, and two falls
-  // a few seconds apart both sounded while the banner named only the newest.
-  function soundingBut(name) {
-    var names = [];
-    showing.forEach(function (e) {
-      var a = alarmedFor.get(e);
-      if (a && a.name !== name && names.indexOf(a.name) < 0) names.push(a.name);
-    });
-    return names;
   }
 
   function onIncident(msg) {
