@@ -411,7 +411,6 @@ class Site:
                         self.backend.device_name,
                         self.backend.config.zone,
                     )
-                    request.state.open_now = open_now
                     request.state.banner = alarm_banner(open_now)
                     if at is not None:
                         request.state.still_open = open_now
@@ -422,25 +421,6 @@ class Site:
             return await handler(request)
 
         return wrapper
-
-    async def amber_rendered(self, request: Request) -> None:
-        """A page rendering an amber card renders the amber "Still open" notice with it, as
-        ``static/app.js`` words it once it has asked ``/api/alarms`` (``showWarnings``):
-        shown only after load, it pushed the cards down under a finger about to press. The
-        alarms the page already asked (open falls, an acknowledgement) are used as they are;
-        otherwise they are asked here, once."""
-        if not hasattr(request.state, "session") or hasattr(request.state, "open_now"):
-            return
-        if request.method != "GET" or "text/html" not in request.headers.get("accept", ""):
-            return
-        session: Session = request.state.session
-        request.state.open_now = await run_in_threadpool(
-            missed_alarms,
-            self.backend.store,
-            session,
-            self.backend.device_name,
-            self.backend.config.zone,
-        )
 
     def _earlier(self, session: Session, incident_id: str) -> str:
         """Who closed ``incident_id`` before ``session``'s caregiver, in words, as stored (a
@@ -497,17 +477,7 @@ class Site:
         # and every alert still paging that the caregiver may see, as the script lists it
         # (/api/alarms): a page without scripts named only this device's
         still_open: list[MissedAlarm] = getattr(request.state, "still_open", [])
-        # else the amber alerts paging, on a page with an amber card (amber_rendered): the
-        # notice as the script shows it (live-warn), in place from the first paint; hidden
-        # without scripts (base.html), which never showed it
-        live_warn = False
-        if not still_open and not said:
-            open_now: list[MissedAlarm] = getattr(request.state, "open_now", [])
-            amber = [a for a in open_now if not a.urgent]
-            if amber and getattr(request.state, "amber", False):
-                still_open, live_warn = amber, True
         context.setdefault("still_open", still_open)
-        context.setdefault("live_warn", live_warn)
         return self.templates.TemplateResponse(request, name, context, status_code=status_code)
 
     def fragment(self, name: str, **context: Any) -> str:
