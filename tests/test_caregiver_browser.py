@@ -1784,9 +1784,7 @@ _TELL_ALARM_SHOWN = """(() => {
     let told = false;
     new MutationObserver(() => {
         const banner = document.getElementById("alarm-banner");
-        // raised: the banner (rendered shown with the falls open: app.js keeps it) and the
-        // title's warning, which the alarm sets as it goes up and beeps
-        if (told || !banner || banner.hidden || !document.title.startsWith("\u26a0")) return;
+        if (told || !banner || banner.hidden) return;
         told = true;
         console.log("alarm shown: " + JSON.stringify({
             text: document.getElementById("alarm-text").textContent,

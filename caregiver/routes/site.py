@@ -121,38 +121,6 @@ class MissedAlarm(msgspec.Struct, frozen=True):
     :attr:`text` says when it will page (never urgent)."""
 
 
-class AlarmBanner(msgspec.Struct, frozen=True):
-    """The red banner a page rendered with open falls shows, worded as ``static/app.js``
-    words it once it has asked ``/api/alarms`` (``missedAlarms``: each device's alarm once,
-    the banner ending on the newest, "+N more" naming the other devices)."""
-
-    text: str
-    link: str
-    incident: str
-    more: str
-
-
-def alarm_banner(alarms: list[MissedAlarm]) -> AlarmBanner | None:
-    """The banner for ``alarms`` (:func:`missed_alarms`' order, newest first) as the page's
-    script ends up showing it, or None when nothing urgent is open. Rendered so, the banner
-    is in place from the first paint: the script keeps it, or hides it at once when the tab
-    silenced those alarms (the page does not shift under a finger after load)."""
-    firsts: dict[str, MissedAlarm] = {}
-    for alarm in reversed(alarms):  # the script's order: the oldest first, once a device
-        if alarm.urgent and alarm.device_id not in firsts:
-            firsts[alarm.device_id] = alarm
-    if not firsts:
-        return None
-    shown = list(firsts.values())
-    newest = shown[-1]
-    names: list[str] = []
-    for alarm in shown:
-        if alarm.device_name != newest.device_name and alarm.device_name not in names:
-            names.append(alarm.device_name)
-    more = f"+{len(names)} more: {', '.join(names)}" if names else ""
-    return AlarmBanner(newest.text, newest.link, newest.incident, more)
-
-
 def missed_alarms(
     store: Store, session: Session, name: Callable[[str], str], zone: dt.tzinfo
 ) -> list[MissedAlarm]:
@@ -399,21 +367,14 @@ class Site:
                 )
                 at = ack_moment(request.query_params, self.backend.clock())
                 request.state.ack_at = at
-                if request.state.alarmed or at is not None:
-                    # what /api/alarms would answer now: the banner a page with open falls
-                    # renders (the script only keeps it: shown after load, it pushed the
-                    # cards down under a finger about to press Acknowledge), and, sent back
-                    # after an acknowledgement just now, what it left open
-                    open_now = await run_in_threadpool(
+                if at is not None:  # sent back after an acknowledgement, just now
+                    request.state.still_open = await run_in_threadpool(
                         missed_alarms,
                         self.backend.store,
                         session,
                         self.backend.device_name,
                         self.backend.config.zone,
                     )
-                    request.state.banner = alarm_banner(open_now)
-                    if at is not None:
-                        request.state.still_open = open_now
                 earlier = request.query_params.get("earlier")
                 # sent back after an acknowledgement someone else's came before
                 if earlier and at is not None:
@@ -458,8 +419,6 @@ class Site:
         # critical incidents' newest critical events it shows (a fresh page alarms for them)
         context.setdefault("changes", getattr(request.state, "changes", ""))
         context.setdefault("alarmed", getattr(request.state, "alarmed", []))
-        # the alarm banner as the script will show it (none: rendered hidden, as ever)
-        context.setdefault("banner", getattr(request.state, "banner", None))
         # the banner while the service cannot hear the devices (caregiver/broker_link.py)
         context.setdefault("broker", self.backend.hub.broker)
         # an acknowledgement sent back here (a plain form post) says what it left open

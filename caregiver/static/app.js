@@ -482,7 +482,6 @@
   }
   // One catching up alarms once a device (its newest open incident's critical event).
   var caught = {};
-  var early = false;  // the banner shows as rendered, until the page's alarms are asked
   function caughtUp(device, name, text, link, event, incident) {
     if (caught[device]) return;
     caught[device] = true;
@@ -496,7 +495,7 @@
         return r.json();
       })
       .then(function (found) {
-        if (!found) { if (early) silence(); early = false; return; }
+        if (!found) return;
         // newest first: the oldest alarms first, so the banner ends on the newest
         found.alarms.slice().reverse().forEach(function (a) {
           // an alert that pages without a fall (offline while armed): listed as still open
@@ -505,9 +504,6 @@
           heard.add(a.event);
           caughtUp(a.device_id, a.device_name, a.text, a.link, a.event, a.incident);  // worded as the live alarm
         });
-        // the banner rendered for falls answered since: nothing to keep it for
-        if (early && !showing.length) silence();
-        early = false;
         schedule();
         showWarnings(found.alarms);  // the amber ones: the notice, as the live feed raises it
       }, function () { setTimeout(missedAlarms, 2000); });  // the feed is open: try again
@@ -916,21 +912,6 @@
   fillCsrf(document);
   updateSince();
   setInterval(updateSince, 15000);
-  // The banner rendered with the falls open then (data-rendered, as missedAlarms words it):
-  // in place from the first paint, so nothing under a finger moves when the alarms come; kept
-  // while this page alarms for them, hidden at once (before the first paint) when this tab
-  // silenced them or the page before a reload alarmed for them.
-  if (banner.dataset.rendered) {
-    delete banner.dataset.rendered;
-    if (!banner.hidden && rendered.some(function (id) { return !heard.has(id); })) {
-      early = true;
-      var here = document.querySelector(".event-detail[data-incident]");
-      document.getElementById("alarm-link").hidden = !!(here && here.dataset.incident === banner.dataset.incident);
-      showAlarmSound();
-    } else {
-      banner.hidden = true;
-    }
-  }
   // a page opened afresh with an open critical incident nobody answered alarms at once
   if (rendered.some(function (id) { return !heard.has(id); })) missedAlarms();
   // one rendered with an amber card says what pages in the notice, as the live feed would
