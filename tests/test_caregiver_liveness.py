@@ -179,6 +179,7 @@ def test_a_hung_escalation_ticker_or_dashboard_stops_the_real_service_s_pings(
         on_loop()
         pinger.round()
         assert heard(systemd) == ["STATUS=serving; every part is turning", "WATCHDOG=1"]
+        on_loop()  # that round's beat ran now, not after the clock moves on below
 
         # The dashboard's event loop blocked: its beat is posted but never runs.
         unblock = threading.Event()
