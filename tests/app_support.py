@@ -254,12 +254,16 @@ class Rig:
         """The in-process courier serving this rig (it runs on a thread here)."""
         supervisor = self.app.supervisor
         assert supervisor is not None
-        for _ in range(2000):  # the supervisor starts it at once; a bound, not a timing
+        deadline = time.monotonic() + WAIT
+        idle = threading.Event()  # never set: a bounded wait between looks at the supervisor
+        while time.monotonic() < deadline:
             handle = supervisor.current
-            if isinstance(handle, ThreadCourier) and handle.ready.wait(0.01):
+            if not isinstance(handle, ThreadCourier):
+                idle.wait(0.01)
+            elif handle.ready.wait(0.01):
                 assert handle.courier is not None
                 return handle.courier
-        raise AssertionError("no courier started")
+        raise AssertionError(f"no courier started in {WAIT:.0f} s")
 
 
 def pump_link_until(link: CourierLink, done: Any, timeout: float = WAIT) -> bool:
