@@ -20,12 +20,14 @@ from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
 
 from core.protocol.commands import COMMANDS, CommandName
 from core.protocol.topics import Topics
+from firmware.config import MqttConfig
 from firmware.mqtt import MqttReporter
 from firmware.mqtt.discovery import discovery_payload
 from tests.caregiver_support import SimDevice, running_service
 from tests.caregiver_support import make_config as caregiver_config
 from tests.mqtt_helpers import WAIT, config_for, fall, subscriber
 from tools.broker import Mosquitto, TlsFiles, free_port, mosquitto_available
+from tools.watch import Watcher
 
 ACL = (Path(__file__).resolve().parent.parent / "docs" / "mqtt" / "mosquitto.acl").read_text()
 SECRET = "s3cret-Pa55-do-not-log"
@@ -41,6 +43,7 @@ def secured() -> Any:
             "tm2": "other-device",
             "caregiver": "carer-pw",
             "homeassistant": "ha-pw",
+            "caregiver-watch": "watch-pw",
         },
         acl=ACL,
     ).start()
@@ -293,6 +296,47 @@ def test_acl_lets_a_device_publish_each_walker_s_stage_for_the_caregiver_only(
         finally:
             device.close()
             other.close()
+
+
+def test_the_watch_account_reads_what_retroguard_watch_shows_and_writes_nothing(
+    secured: Mosquitto,
+) -> None:
+    """``caregiver-watch`` (the terminal's ``retroguard watch``, and the one the demo prints):
+    its ACL block reads exactly the topics the watch subscribes to — a topic the watch shows
+    that the ACL forgets is silently never delivered (as the stage topic once was) — and it
+    may publish nothing: no command, receipt or presence, no device's topic."""
+    watched = Watcher(MqttConfig(host="127.0.0.1", port=1), "+", 0, False).topics
+    reads = {
+        line.removeprefix("topic read ")
+        for line in ACL.split("user caregiver-watch\n", 1)[1].split("\n\n", 1)[0].splitlines()
+        if line.startswith("topic read ")
+    }
+    assert reads == set(watched)
+    kinds = ["availability", "state", "event", "incident", "reply", "stage/bob", "telemetry",
+             "session", "progress", "walkers", "caregiver"]  # fmt: skip
+    # One connection per account (use_username_as_clientid): its publishing first, then its
+    # reading.
+    watcher = RawClient(secured, "caregiver-watch", "watch-pw")
+    try:
+        for topic in ("retroguard/tm1/cmd/ping", "retroguard/tm1/receipt",
+                      "retroguard/caregiver/status", "retroguard/tm1/event"):  # fmt: skip
+            assert watcher.publish(topic, "{}").is_failure, topic
+    finally:
+        watcher.close()
+    everything = ["retroguard/#"]
+    with subscriber(secured, everything, username="caregiver-watch", password="watch-pw") as w:
+        device = RawClient(secured, "tm1", SECRET)
+        try:
+            for kind in kinds:
+                assert not device.publish(f"retroguard/tm1/{kind}", kind).is_failure, kind
+            assert not device.publish("retroguard/tm1/event", "last").is_failure
+            # One client's messages arrive in order: once "last" is here, every one the watch
+            # may read before it is too.
+            assert w.wait(lambda: any(m.payload == b"last" for m in w.messages))
+        finally:
+            device.close()
+    got = [m.payload.decode() for m in w.messages]
+    assert got == ["availability", "state", "event", "incident", "reply", "stage/bob", "last"]
 
 
 # ------------------------------------------------------- the broker install-pi.sh sets up

@@ -492,21 +492,20 @@ def test_watch_says_the_sensor_is_still_being_checked_not_that_it_is_off(
 def test_the_documented_watch_account_watches_on_the_documented_broker(tmp_path: Path) -> None:
     """docs/mqtt.md, "Watching from a terminal": on a broker whose client ids are user names, a
     watch logs in with an account of its own (logging in as ``caregiver`` would take the
-    service's session over); the ``user`` block the page gives, appended to the documented ACL,
-    lets it see what it watches, and its example's user name is that block's."""
+    service's session over); the ``user`` block the page gives is the documented ACL's, which
+    lets it see what it watches as it is, and its example's user name is that block's."""
     doc = (REPO / "docs" / "mqtt.md").read_text(encoding="utf-8")
     section = doc.split("## Watching from a terminal", 1)[1].split("\n## ", 1)[0]
     username = section.split("--username ", 1)[1].split()[0]
     block = section.split(f"```\nuser {username}\n", 1)[1].split("```", 1)[0]
     assert username.startswith("caregiver-") and block.strip()
     acl = (REPO / "docs" / "mqtt" / "mosquitto.acl").read_text(encoding="utf-8")
+    assert f"\nuser {username}\n{block}" in acl + "\n"
     secret = tmp_path / "watch-pw"
     secret.write_text("pw-w\n", encoding="utf-8")
     if not mosquitto_available():
         pytest.skip("mosquitto not installed")
-    broker = Mosquitto(
-        users={"tm1": "pw-d", username: "pw-w"}, acl=f"{acl}\nuser {username}\n{block}"
-    )
+    broker = Mosquitto(users={"tm1": "pw-d", username: "pw-w"}, acl=acl)
     broker.start()
     reporter: MqttReporter | None = None
     proc = _watch(
