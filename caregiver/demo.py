@@ -35,10 +35,19 @@ class DemoCaregiver:
         self.service.stop()
 
 
-def start_demo_caregiver(broker_host: str, broker_port: int, workdir: Path) -> DemoCaregiver:
+def start_demo_caregiver(
+    broker_host: str,
+    broker_port: int,
+    workdir: Path,
+    *,
+    username: str = "",
+    password_file: str = "",
+) -> DemoCaregiver:
     """Start the dashboard (uvicorn in a thread) against the demo's broker, with a demo login.
 
     No contacts are configured, so alerts show on the dashboard and nobody is paged.
+    ``username`` / ``password_file``: its broker account, as an installed service's
+    ``[mqtt]`` names it (``retroguard demo``'s broker has the installed one's accounts).
     """
     workdir.mkdir(parents=True, exist_ok=True)
     config = CaregiverConfig(
@@ -46,6 +55,8 @@ def start_demo_caregiver(broker_host: str, broker_port: int, workdir: Path) -> D
         mqtt=CaregiverMqttConfig(
             host=broker_host,
             port=broker_port,
+            username=username,
+            password_file=password_file,
             client_id="retroguard-caregiver-demo-" + secrets.token_hex(4),
             session_expiry_s=0,
         ),
@@ -118,8 +129,11 @@ def spawn_demo_caregiver(
     *,
     start_timeout: float = 60.0,
     log_level: int = logging.INFO,
+    username: str = "",
+    password_file: str = "",
 ) -> DemoCaregiverProcess:
-    """Start the demo caregiver service in a fresh (spawned, not forked) process.
+    """Start the demo caregiver service in a fresh (spawned, not forked) process, logged in to
+    the broker as ``username`` with ``password_file`` (:func:`start_demo_caregiver`).
 
     Spawned, so the child holds none of the parent's threads, locks or sockets.
     Raises RuntimeError if it fails or does not answer within ``start_timeout``.
@@ -128,7 +142,15 @@ def spawn_demo_caregiver(
     parent_end, child_end = context.Pipe()
     process = context.Process(
         target=_serve,
-        args=(child_end, broker_host, broker_port, str(workdir), log_level),
+        args=(
+            child_end,
+            broker_host,
+            broker_port,
+            str(workdir),
+            log_level,
+            username,
+            password_file,
+        ),
         name="retroguard-caregiver-demo",
         daemon=True,
     )
@@ -148,11 +170,21 @@ def spawn_demo_caregiver(
     raise RuntimeError(f"the caregiver service did not start within {start_timeout:g} s")
 
 
-def _serve(conn: Connection, host: str, port: int, workdir: str, log_level: int) -> None:
+def _serve(
+    conn: Connection,
+    host: str,
+    port: int,
+    workdir: str,
+    log_level: int,
+    username: str = "",
+    password_file: str = "",
+) -> None:
     """The child's whole life: start, say so, wait for the word to stop (or the parent's end)."""
     setup_logging(logging.getLevelName(log_level).lower())
     try:
-        demo = start_demo_caregiver(host, port, Path(workdir))
+        demo = start_demo_caregiver(
+            host, port, Path(workdir), username=username, password_file=password_file
+        )
     except Exception as exc:  # reported to the parent, which prints it and runs on without
         conn.send(DemoFailed(f"{type(exc).__name__}: {exc}"))
         return
