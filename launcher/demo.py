@@ -15,8 +15,10 @@ import dataclasses
 import datetime as dt
 import logging
 import os
+import secrets
 import shutil
 import socket
+import subprocess
 import sys
 import tempfile
 import threading
@@ -30,6 +32,7 @@ from core.dbfile import database_file_problem
 from core.demo_limits import speed_problem
 from core.logsetup import logging_off_this_thread
 from core.protocol.events import ALERT_TYPES, EventType
+from core.protocol.ids import CAREGIVER_INSTANCE_PREFIX, check_device_id
 from core.realtime import LoopHelperThread, SchedulingPolicy, realtime_section
 from core.wallclock import FakeWallClock
 from firmware.app import App, CourierNotStarted, build_app, favour_realtime_thread
@@ -77,6 +80,14 @@ REARM_AFTER_FAULT_S = 4.0
 the sensor-worn check measures the body afresh after a fault (1 s settling and a 3 s block,
 from the fault; STANDBY comes 0.5 s after it)."""
 DEFAULT_MQTT_PORT = 1883
+BROKER_ACL = Path(__file__).resolve().parent.parent / "docs" / "mqtt" / "mosquitto.acl"
+"""The demo broker's ACL: the very file ``scripts/install-pi.sh --broker`` installs on a Pi,
+read as it is, so a topic the product uses that the ACL forgets fails the demo too."""
+CAREGIVER_ACCOUNT = "caregiver"
+"""The caregiver service's broker account (:data:`core.protocol.ids.ACCOUNT_NAMES`)."""
+WATCH_ACCOUNT = f"{CAREGIVER_INSTANCE_PREFIX}watch"
+"""The account of the ``retroguard watch`` the demo prints (docs/mqtt.md, "Watching from a
+terminal"; its block is the ACL's)."""
 DEMO_LOOP_PRIORITY = 20
 """The unit's ``CPUSchedulingPriority`` (systemd/retroguard.service)."""
 GUIDED_TIME_SCALE = 30.0
@@ -374,20 +385,27 @@ def run_demo(
             f"Event store: {database}{where}\n"
         )
         dashboard: DemoCaregiverProcess | None = None
-        broker = _start_broker(out) if broker_ok else None
-        if broker is not None:
-            stack.callback(broker.cleanup)
-            config = dataclasses.replace(
-                config, mqtt=dataclasses.replace(config.mqtt, host=broker.host, port=broker.port)
-            )
-            port_arg = "" if broker.port == DEFAULT_MQTT_PORT else f" --port {broker.port}"
-            out.write(
-                f"MQTT broker: Mosquitto on {broker.host}:{broker.port}. "
-                f"Watch the events arrive: .venv/bin/retroguard watch{port_arg}\n"
-            )
-            dashboard = _start_dashboard(broker, database.parent, out)
-            if dashboard is not None:
-                stack.callback(dashboard.stop)
+        if broker_ok:
+            # Its own folder (0700), whatever --db or --keep: the passwords live as long as
+            # the broker, and are removed after it and every component that reads them.
+            secret = Path(tempfile.mkdtemp(prefix="retroguard-demo-accounts-"))
+            stack.callback(shutil.rmtree, secret, ignore_errors=True)
+            accounts = make_accounts(secret, config.device.id)
+            broker = _start_broker(out, accounts)
+            if broker is not None:
+                stack.callback(broker.cleanup)
+                config = _reporting_to(config, broker, accounts)
+                port_arg = "" if broker.port == DEFAULT_MQTT_PORT else f" --port {broker.port}"
+                out.write(
+                    f"MQTT broker: Mosquitto on {broker.host}:{broker.port}, set up as on a Pi: "
+                    f"no anonymous login, an account each ({', '.join(accounts.passwords)}), "
+                    "the documented ACL (docs/mqtt/mosquitto.acl).\n"
+                    f"Watch the events arrive: .venv/bin/retroguard watch{port_arg} --username "
+                    f"{WATCH_ACCOUNT} --password-file {accounts.password_file(WATCH_ACCOUNT)}\n"
+                )
+                dashboard = _start_dashboard(broker, database.parent, out, accounts)
+                if dashboard is not None:
+                    stack.callback(dashboard.stop)
         out.write("\n")
         clock = clock or RealClock(speed)
         code = _run_and_report(
@@ -409,8 +427,24 @@ def run_demo(
         return code
 
 
-def _start_dashboard(broker: Mosquitto, workdir: Path, out: TextIO) -> DemoCaregiverProcess | None:
-    """The caregivers' side of the story: the dashboard, subscribed to the demo's broker.
+def _reporting_to(config: Config, broker: Mosquitto, accounts: DemoAccounts) -> Config:
+    """``config`` reporting to the demo's broker with the device's account: the ``[mqtt]``
+    host, port, ``username`` and ``password_file`` docs/deployment.md has an installer set."""
+    mqtt = dataclasses.replace(
+        config.mqtt,
+        host=broker.host,
+        port=broker.port,
+        username=accounts.device,
+        password_file=str(accounts.password_file(accounts.device)),
+    )
+    return dataclasses.replace(config, mqtt=mqtt)
+
+
+def _start_dashboard(
+    broker: Mosquitto, workdir: Path, out: TextIO, accounts: DemoAccounts
+) -> DemoCaregiverProcess | None:
+    """The caregivers' side of the story: the dashboard, subscribed to the demo's broker with
+    the caregiver service's account.
 
     In its own process, as installed: its CPU never competes with the loop for the GIL.
     """
@@ -419,7 +453,12 @@ def _start_dashboard(broker: Mosquitto, workdir: Path, out: TextIO) -> DemoCareg
 
         level = logging.getLogger().getEffectiveLevel()
         dashboard = spawn_demo_caregiver(
-            broker.host, broker.port, workdir / "caregiver", log_level=level
+            broker.host,
+            broker.port,
+            workdir / "caregiver",
+            log_level=level,
+            username=CAREGIVER_ACCOUNT,
+            password_file=str(accounts.password_file(CAREGIVER_ACCOUNT)),
         )
     except ModuleNotFoundError as exc:  # a monitor-only install: the demo runs without it
         advice = missing_extra(exc) or f"{type(exc).__name__}: {exc}"
@@ -435,19 +474,60 @@ def _start_dashboard(broker: Mosquitto, workdir: Path, out: TextIO) -> DemoCareg
     return dashboard
 
 
-def _start_broker(out: TextIO) -> Mosquitto | None:
-    """A local Mosquitto: on port 1883 when free, so ``retroguard watch`` needs no flags."""
+@dataclass(frozen=True)
+class DemoAccounts:
+    """The demo broker's accounts, as ``install-pi.sh --broker`` makes a Pi's: one per
+    simulated device (its id), the caregiver service's, and the terminal watch's. Each
+    password is random, made for this run, in a file of its own (0600) in ``folder``, which
+    a component's ``[mqtt] password_file`` names, as docs/deployment.md has an installer do."""
+
+    folder: Path
+    device: str
+    passwords: dict[str, str]
+
+    def password_file(self, account: str) -> Path:
+        return self.folder / f"{account}.password"
+
+
+def make_accounts(folder: Path, device: str) -> DemoAccounts:
+    """A random password for each account (32 characters, as the installer's), each written
+    to its own file readable by this user only. ``device`` must be a device id, never an
+    account's name (:func:`core.protocol.ids.check_device_id`)."""
+    passwords: dict[str, str] = {}
+    for account in (check_device_id(device), CAREGIVER_ACCOUNT, WATCH_ACCOUNT):
+        password = secrets.token_hex(16)
+        path = folder / f"{account}.password"
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(password + "\n")
+        passwords[account] = password
+    return DemoAccounts(folder, device, passwords)
+
+
+def _start_broker(out: TextIO, accounts: DemoAccounts) -> Mosquitto | None:
+    """A local Mosquitto as a Pi's: no anonymous login, ``accounts`` only, a client's id its
+    user name and the documented ACL (:data:`BROKER_ACL`); on port 1883 when free."""
     if not mosquitto_available():
         out.write(
             "MQTT: mosquitto is not installed (scripts/demo.sh installs it); not reporting.\n"
         )
         return None
+    try:
+        acl = BROKER_ACL.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:  # an installed package has no docs/
+        out.write(f"MQTT: cannot read the broker's ACL {BROKER_ACL} ({exc}); not reporting.\n")
+        return None
     port = DEFAULT_MQTT_PORT if _port_free(DEFAULT_MQTT_PORT) else None
     # A caregiver dashboard that is slow to start must not lose the first events.
-    broker = Mosquitto(port=port, extra_config="max_queued_messages 10000\n")
+    broker = Mosquitto(
+        port=port,
+        users=accounts.passwords,
+        acl=acl,
+        extra_config="max_queued_messages 10000\n",
+    )
     try:
         broker.start()
-    except BrokerError as exc:
+    except (BrokerError, OSError, subprocess.CalledProcessError) as exc:
         out.write(f"MQTT: could not start Mosquitto ({exc}); not reporting.\n")
         broker.cleanup()
         return None

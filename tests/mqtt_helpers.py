@@ -168,3 +168,29 @@ def subscriber(broker: Mosquitto, topics: list[str], **kwargs: Any) -> Iterator[
         yield sub
     finally:
         sub.close()
+
+
+def login(broker: Mosquitto, user: str | None, password: str | None, client_id: str = "") -> Any:
+    """The broker's answer (a CONNACK reason code) to a CONNECT as ``user`` (None:
+    anonymous)."""
+    answered = threading.Event()
+    codes: list[Any] = []
+
+    def on_connect(client: Any, userdata: Any, flags: Any, rc: Any, props: Any) -> None:
+        codes.append(rc)
+        answered.set()
+
+    client = mqtt.Client(
+        CallbackAPIVersion.VERSION2, client_id=client_id, protocol=MQTTProtocolVersion.MQTTv5
+    )
+    if user is not None:
+        client.username_pw_set(user, password)
+    client.on_connect = on_connect
+    client.connect(broker.host, broker.port)
+    client.loop_start()
+    try:
+        assert answered.wait(WAIT)
+    finally:
+        client.disconnect()
+        client.loop_stop()
+    return codes[0]

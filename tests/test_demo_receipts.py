@@ -8,38 +8,82 @@ receipts is on them arriving (bounded as a safety net), never on time passing.
 from __future__ import annotations
 
 import io
+import stat
 from pathlib import Path
+from typing import Any, TextIO
 
 import pytest
 
+from caregiver.storage import Store
 from core.clock import SimClock
 from core.protocol.events import EventType
 from core.protocol.payloads import receipt_payload
+from firmware.config import MqttConfig
 from firmware.mqtt import MqttReporter
 from firmware.storage.outbox import OutboxDepth, outbox_depth
 from launcher import demo
-from tests.mqtt_helpers import WAIT, Subscriber, config_for, fall, info
+from tests.mqtt_helpers import WAIT, Subscriber, config_for, fall, info, login
 from tools.broker import Mosquitto, mosquitto_available
+from tools.watch import Watcher
 
 pytestmark = pytest.mark.skipif(not mosquitto_available(), reason="mosquitto not installed")
 
 DEVICE = "treadmill-1"
+ACL = Path(__file__).resolve().parent.parent / "docs" / "mqtt" / "mosquitto.acl"
 
 
-def test_the_demo_ends_with_every_alert_confirmed_by_the_caregiver_service(
+def test_the_demo_on_a_pi_s_broker_ends_with_every_alert_confirmed_by_the_caregiver_service(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The quick start's happy path: the walk's last alerts (the fall's window, the
     no-recovery, the session's summary) are published as it ends; the demo's shutdown waits
     for the caregiver service's receipts instead of stopping the courier 2 s later, and
-    says so. Once, it reported an alert the service had not confirmed yet."""
+    says so. Once, it reported an alert the service had not confirmed yet.
+
+    Its broker is set up as ``install-pi.sh --broker`` sets up a Pi's: no anonymous login, an
+    account each (passwords in 0600 files), and the ACL the installer installs, read as it is.
+    So a topic the product uses that the ACL forgets fails here too: the device's outbox keeps
+    a publish the broker refuses, the receipts cross the ACL both ways, the caregiver
+    service's card shows what it may read, and the watch the demo prints sees what it shows.
+    Before, the demo's broker was anonymous and let every client publish and read anything."""
     monkeypatch.setattr(demo, "_port_free", lambda port: False)  # a free port, not 1883
     monkeypatch.setattr(demo, "RECEIPTS_WAIT_S", WAIT)  # a safety net on a loaded host
+    seen: dict[str, Any] = {}
+    watchers: list[Subscriber] = []
+    start_broker = demo._start_broker
+
+    def started(out: TextIO, accounts: demo.DemoAccounts) -> Mosquitto | None:
+        broker = start_broker(out, accounts)
+        assert broker is not None
+        seen["anonymous"] = login(broker, None, None)
+        seen["config"] = broker.config_file.read_text()
+        seen["acl"] = (broker.workdir / "acl").read_text()
+        seen["modes"] = {
+            name: stat.S_IMODE(accounts.password_file(name).stat().st_mode)
+            for name in accounts.passwords
+        }
+        # The watch the demo prints, logged in as it says: its account, its password file.
+        secret = accounts.password_file(demo.WATCH_ACCOUNT).read_text().splitlines()[0]
+        topics = Watcher(MqttConfig(), "+", 0, False).topics
+        watchers.append(Subscriber(broker, topics, username=demo.WATCH_ACCOUNT, password=secret))
+        return broker
+
+    monkeypatch.setattr(demo, "_start_broker", started)
     out = io.StringIO()
     database = tmp_path / "d.db"
-    code = demo.run_demo(database=database, live=False, out=out, clock=SimClock())
+    try:
+        code = demo.run_demo(database=database, live=False, out=out, clock=SimClock())
+    finally:
+        for watcher in watchers:
+            watcher.close()
     printed = out.getvalue()
     assert code == 0, printed
+    assert seen["anonymous"].is_failure  # refused while the demo ran
+    config = seen["config"].splitlines()
+    assert "allow_anonymous false" in config and "use_username_as_clientid true" in config
+    assert any(line.startswith("acl_file ") for line in config)
+    assert seen["acl"] == ACL.read_text()
+    assert seen["modes"] == {DEVICE: 0o600, "caregiver": 0o600, demo.WATCH_ACCOUNT: 0o600}
     assert "Caregiver dashboard: http" in printed  # the service ran
     assert (
         "MQTT: all 4 alerts confirmed by the caregiver service, and every other message "
@@ -47,6 +91,21 @@ def test_the_demo_ends_with_every_alert_confirmed_by_the_caregiver_service(
     )
     assert outbox_depth(database) == OutboxDepth(0, 0)
     assert "\nEnded in TRIPPED with the relay released.\n" in printed
+    # What the caregiver service read of the device: its card as the dashboard shows it.
+    store = Store(tmp_path / "caregiver" / "caregiver.db")
+    try:
+        card = store.device(DEVICE)
+        walkers = store.device_walkers(DEVICE)  # the retained walkers message
+        prescribed = store.prescribed_weeks(DEVICE)  # the retained progress message
+        sessions = store.walkers(DEVICE)  # the session's summary
+    finally:
+        store.close()
+    assert card is not None
+    assert (card["state"], card["availability"]) == ("TRIPPED", "offline")
+    assert card["incident"] is not None and walkers and prescribed and sessions
+    (watcher,) = watchers
+    kinds = {m.topic.removeprefix(f"retroguard/{DEVICE}/") for m in watcher.messages}
+    assert {"availability", "state", "event", "incident"} <= kinds
 
 
 def test_the_demo_says_what_the_outbox_keeps_when_receipts_are_missing() -> None:

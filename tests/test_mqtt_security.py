@@ -25,7 +25,7 @@ from firmware.mqtt import MqttReporter
 from firmware.mqtt.discovery import discovery_payload
 from tests.caregiver_support import SimDevice, running_service
 from tests.caregiver_support import make_config as caregiver_config
-from tests.mqtt_helpers import WAIT, config_for, fall, subscriber
+from tests.mqtt_helpers import WAIT, config_for, fall, login, subscriber
 from tools.broker import Mosquitto, TlsFiles, free_port, mosquitto_available
 from tools.watch import Watcher
 
@@ -361,31 +361,6 @@ def _install_broker(etc: Path, mosquitto_dir: Path, port: int) -> str:
     return done.stdout
 
 
-def _login(broker: Mosquitto, user: str | None, password: str | None, client_id: str = "") -> Any:
-    """The broker's answer to a CONNECT as ``user`` (None: anonymous)."""
-    answered = threading.Event()
-    codes: list[Any] = []
-
-    def on_connect(client: Any, userdata: Any, flags: Any, rc: Any, props: Any) -> None:
-        codes.append(rc)
-        answered.set()
-
-    client = mqtt.Client(
-        CallbackAPIVersion.VERSION2, client_id=client_id, protocol=MQTTProtocolVersion.MQTTv5
-    )
-    if user is not None:
-        client.username_pw_set(user, password)
-    client.on_connect = on_connect
-    client.connect(broker.host, broker.port)
-    client.loop_start()
-    try:
-        assert answered.wait(WAIT)
-    finally:
-        client.disconnect()
-        client.loop_stop()
-    return codes[0]
-
-
 @pytest.mark.skipif(
     os.geteuid() != 0 or shutil.which("mosquitto_passwd") is None,
     reason="needs root (the files are the mosquitto user's) and mosquitto_passwd",
@@ -423,9 +398,9 @@ def test_the_installed_broker_applies_the_documented_acl_to_every_account(tmp_pa
         assert not any(p in hashed for p in passwords.values())
         broker.start()
 
-        assert _login(broker, None, None).is_failure  # anonymous
-        assert _login(broker, "tm1", passwords["caregiver"]).is_failure  # another's password
-        assert not _login(broker, "tm1", passwords["tm1"]).is_failure
+        assert login(broker, None, None).is_failure  # anonymous
+        assert login(broker, "tm1", passwords["caregiver"]).is_failure  # another's password
+        assert not login(broker, "tm1", passwords["tm1"]).is_failure
 
         device = RawClient(broker, "tm1", passwords["tm1"])
         carer = RawClient(broker, "caregiver", passwords["caregiver"])
@@ -434,7 +409,7 @@ def test_the_installed_broker_applies_the_documented_acl_to_every_account(tmp_pa
         carer.client.on_disconnect = lambda *args: kicked.set()
         try:
             # the device's account connecting under the caregiver's client id takes nothing
-            assert not _login(broker, "tm1", passwords["tm1"], client_id="raw-caregiver").is_failure
+            assert not login(broker, "tm1", passwords["tm1"], client_id="raw-caregiver").is_failure
             presence = "retroguard/caregiver/status"
             assert device.publish(presence, '{"state":"online"}').is_failure
             assert ha.publish(presence, '{"state":"online"}').is_failure
