@@ -338,7 +338,7 @@ def _child(out: IO[bytes]) -> int:
     def may_send() -> bool:
         """While the service holds the escalation lease (checked, never renewed here)."""
         try:
-            return store.lease_holder(ESCALATION, time.time()) == first.instance
+            return store.lease_holder(ESCALATION) == first.instance
         except Exception:  # StorageFault, sqlite3.Error: unsure who holds it, so not now
             return False
 

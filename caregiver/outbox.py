@@ -227,7 +227,12 @@ def shift_statements(frame: ClockFrame, step: float) -> list[tuple[str, tuple[ob
     return statements
 
 
-LEASE_HOLDER = "SELECT holder FROM leases WHERE name = ? AND expires_at >= ?"
+LEASE_HOLDER = "SELECT holder FROM leases WHERE name = ?"
+"""Who holds a lease, as its row says: no wall time decides (schema 27). The holder's service
+renews it every second; another instance takes it over once it has seen the renewals stand
+still for the lease's length (:class:`caregiver.lease.Lease`), and the row then names that
+one. Before, a row whose ``expires_at`` had passed held for nobody: after a step of the wall
+clock forward the notifier stopped sending until the next renewal."""
 
 
 def next_due_from(row: tuple[object, ...] | None) -> float | None:
@@ -289,7 +294,7 @@ class Outbox(Protocol):
         a send that wedged the notifier was tried again by every successor, never given up."""
         ...
 
-    def lease_holder(self, name: str, now: float) -> str | None: ...
+    def lease_holder(self, name: str) -> str | None: ...
     def close(self) -> None: ...
 
 
@@ -361,9 +366,9 @@ class SqliteOutbox:
         with self._lock:
             return self._db.execute(CLAIM, (attempts, notification_id)).rowcount > 0
 
-    def lease_holder(self, name: str, now: float) -> str | None:
+    def lease_holder(self, name: str) -> str | None:
         with self._lock:
-            row = self._db.execute(LEASE_HOLDER, (name, now)).fetchone()
+            row = self._db.execute(LEASE_HOLDER, (name,)).fetchone()
         return str(row[0]) if row else None
 
     def close(self) -> None:

@@ -100,7 +100,6 @@ class CaregiverService:
         self.instance = secrets.token_hex(8)
         """This process among the instances sharing a database (its own changes come back)."""
         self.listener: Listener | None = None
-        self.lease = Lease(self.store, self.instance, clock)
         if config.mqtt.shared_group and not self.store.shared:
             log.warning(
                 "[mqtt] shared_group is set but the database is a SQLite file: the instances "
@@ -114,6 +113,13 @@ class CaregiverService:
         # reads the same CLOCK_BOOTTIME), so a step while the service was stopped is measured
         # too; without a boot id (not Linux, a fake clock), this process's instance
         machine = boot if boot is not None else boot_id() if boot_clock is None else ""
+        # a take-over of the lease is timed on a clock that never steps (the fake one, in tests)
+        self.lease = Lease(
+            self.store,
+            self.instance,
+            clock,
+            monotonic=boot_clock if boot_clock is not None else time.monotonic,
+        )
         frame_of = f"boot:{machine}" if machine else self.instance
         self.notifier = Notifier(
             self.store,

@@ -18,6 +18,7 @@ import pytest
 
 from caregiver.alerts import Alerting
 from caregiver.config import CaregiverConfig, Contact, EscalationConfig, ServerConfig
+from caregiver.lease import ESCALATION, LEASE_TTL_S, Lease
 from caregiver.localtime import readable
 from caregiver.notify import send_notification
 from caregiver.service import CaregiverService
@@ -554,6 +555,78 @@ def test_a_timer_from_before_a_restart_moves_by_a_step_measured_after_it(
     finally:
         device.close()
         service.stop()
+
+
+def test_a_holder_lost_without_a_clean_stop_is_taken_over_a_lease_later_despite_a_step_back(
+    mosquitto: Mosquitto, tmp_path: Path, receiver: Receiver, caregiver_db: str
+) -> None:
+    """Instance A holds the escalation lease and is lost without a clean stop (killed, its
+    machine gone: the lease is never released); NTP then sets the wall clock back an hour,
+    and a fall reaches instance B (another instance, or the service restarted after the
+    crash). B sees A's renewals stand still for the lease's 10 s on its own monotonic clock,
+    takes the lease over and pages Ann. Before, the lease ran until a wall time, A's last
+    renewal plus 10 s, which the step put an hour off: nobody paged Ann for an hour."""
+    wall = FakeClock()
+    a, _, _ = _stepped_service(
+        mosquitto, tmp_path, receiver, caregiver_db, (wall, FakeClock(5_000.0)), "machine-1"
+    )
+    b: CaregiverService | None = None
+    device = SimDevice(mosquitto, "treadmill-1")
+    try:
+        assert a.alerting.tick() == 0 and a.notifier.deliver_due() == 0  # held, renewed
+        assert a.store.lease_holder(ESCALATION) == a.instance
+        a.ingestor.stop()  # A is lost: its broker session ends, its lease stays in the row
+        wall.advance(-3600)  # NTP sets the clock back an hour
+        b, _, later = _stepped_service(
+            mosquitto, tmp_path, receiver, caregiver_db, (wall, FakeClock(9_000.0)), "machine-2"
+        )
+        device.online()
+        fall = device.fall()
+        assert b.ingestor.wait_for(lambda: b is not None and b.store.event(fall["id"]) is not None)
+        assert b.notifier.deliver_due() == 0 and b.alerting.tick() == 0  # A's, as far as B knows
+        later(LEASE_TTL_S - 1)
+        assert b.notifier.deliver_due() == 0 and b.alerting.tick() == 0
+        assert receiver.messages == []
+        later(1)  # A's renewals have stood still for the lease's length on B's clock
+        assert b.notifier.deliver_due() == 1
+        assert _titles(receiver) == [("/ann", "RetroGuard: FALL")]
+        assert b.store.lease_holder(ESCALATION) == b.instance
+    finally:
+        device.close()
+        if b is not None:
+            b.stop()
+        a.stop()  # B's lease now: A's stop releases nothing
+
+
+def test_a_renewed_lease_is_never_taken_over_whatever_the_instances_wall_clocks_say(
+    caregiver_db: str,
+) -> None:
+    """B's wall clock runs an hour ahead of A's (the instances' clocks need not agree): while
+    A renews, B never takes the lease; once A stops renewing, B takes it a lease's length of
+    B's monotonic clock later, not sooner. Before, B took a live holder's lease at once, its
+    wall time being past A's expires_at, and both paged."""
+    store = Store(caregiver_db)
+    wall_a, wall_b = FakeClock(), FakeClock(FakeClock().now + 3600)
+    mono_a, mono_b = FakeClock(100.0), FakeClock(7_000.0)
+    a = Lease(store, "a", wall_a, monotonic=mono_a)
+    b = Lease(store, "b", wall_b, monotonic=mono_b)
+    try:
+        assert a.held() and not b.held()
+        for _ in range(3 * int(LEASE_TTL_S)):  # a second at a time, A renewing, B looking
+            for clock in (wall_a, wall_b, mono_a, mono_b):
+                clock.advance(1)
+            assert a.held()
+            assert not b.held()
+        wall_b.advance(-7200)  # and B's wall clock stepped back: nothing changes either
+        for _ in range(int(LEASE_TTL_S) - 1):  # A is lost: its renewals stand still
+            mono_b.advance(1)
+            assert not b.held()
+        mono_b.advance(1)
+        assert b.held()
+        assert not a.held()  # A back: B holds it now
+        assert store.lease_holder(ESCALATION) == "b"
+    finally:
+        store.close()
 
 
 def test_a_step_while_the_service_was_stopped_moves_the_timers_it_wrote_in_that_boot(

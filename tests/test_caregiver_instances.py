@@ -20,7 +20,7 @@ import pytest
 from caregiver.config import CaregiverConfig, Contact, EscalationConfig, parse_config
 from caregiver.ingest import subscriptions
 from caregiver.service import CaregiverService
-from caregiver.storage import Store
+from caregiver.storage import LeaseSeen, Store
 from core.errors import ConfigError
 from core.protocol.topics import TopicKind, all_devices, shared
 from tests.caregiver_support import (
@@ -225,17 +225,31 @@ def test_a_caregiver_on_instance_b_sees_live_what_instance_a_ingested_and_stays_
             stream.close()
 
 
-def test_a_lease_is_held_by_one_instance_until_it_runs_out(caregiver_db: str) -> None:
+def test_a_lease_is_taken_over_only_from_the_holder_and_count_seen_standing_still(
+    caregiver_db: str,
+) -> None:
+    """The database decides in one conditional statement (schema 27): a renewal counts, and
+    another instance takes the lease over only naming the holder and count it saw stand still;
+    a renewal since, or another quicker to take over, leaves it where it is. The wall time
+    written (``until``) decides nothing."""
     store = Store(caregiver_db)
     try:
-        assert store.hold_lease("escalation", "a", 100.0, 110.0)
-        assert not store.hold_lease("escalation", "b", 105.0, 115.0)  # a's runs to 110
-        assert store.hold_lease("escalation", "a", 109.0, 119.0)  # a renews
-        assert not store.hold_lease("escalation", "b", 118.0, 128.0)
-        assert store.lease_holder("escalation", 118.0) == "a"
-        assert store.hold_lease("escalation", "b", 119.5, 129.5)  # a stopped renewing
-        assert not store.hold_lease("escalation", "a", 120.0, 130.0)
-        assert store.lease_holder("escalation", 120.0) == "b"
+        assert store.hold_lease("escalation", "a", None, 110.0) == LeaseSeen("a", 1)
+        assert store.hold_lease("escalation", "b", None, 1e12) == LeaseSeen("a", 1)  # a's
+        assert store.hold_lease("escalation", "a", None, 0.0) == LeaseSeen("a", 2)  # a renews
+        assert store.lease_holder("escalation") == "a"
+        # b saw ("a", 1) stand still; a has renewed since: nothing taken
+        assert store.hold_lease("escalation", "b", LeaseSeen("a", 1), 0.0) == LeaseSeen("a", 2)
+        assert store.hold_lease("escalation", "b", LeaseSeen("a", 2), 0.0) == LeaseSeen("b", 3)
+        assert store.lease_holder("escalation") == "b"
+        # c saw a's count stand still too, but b took it over first
+        assert store.hold_lease("escalation", "c", LeaseSeen("a", 2), 0.0) == LeaseSeen("b", 3)
+        assert store.hold_lease("escalation", "a", None, 1e12) == LeaseSeen("b", 3)  # a is back
+        store.release_lease("escalation", "a")  # not a's: nothing
+        assert store.lease_holder("escalation") == "b"
+        store.release_lease("escalation", "b")  # a clean stop
+        assert store.lease_holder("escalation") is None
+        assert store.hold_lease("escalation", "c", None, 0.0) == LeaseSeen("c", 1)
     finally:
         store.close()
 
@@ -276,7 +290,7 @@ def test_two_instances_page_once_and_escalation_goes_on_when_its_holder_is_lost(
             return ticks, sent
 
         assert rounds() == (0, 1)  # the fall paged Ann once
-        assert a.store.lease_holder("escalation", clock()) == a.instance
+        assert a.store.lease_holder("escalation") == a.instance
         clock.advance(300)
         assert rounds() == (1, 1)  # one reminder to Ann, from A
         assert [m["path"] for m in receiver.messages] == ["/ann", "/ann"]

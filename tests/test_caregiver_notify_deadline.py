@@ -521,7 +521,7 @@ def test_the_notifier_process_reports_each_send_as_it_ends_not_only_at_the_round
     one before it is already in the pipe (before, nothing was until the round ended)."""
     db = tmp_path / "c.db"
     store = Store(str(db))
-    store.hold_lease(ESCALATION, "instance", time.time(), time.time() + 1e6)
+    store.hold_lease(ESCALATION, "instance", None, time.time() + 10)
     url = f"json://127.0.0.1:{looking.port}/ann"
     for title in ("FALL 1", "FALL 2", "FALL 3"):
         _queue(store, 0, url, title, 1000.0)

@@ -279,6 +279,17 @@ class Account:
     role: Role = Role.CAREGIVER
 
 
+@dataclass(frozen=True, slots=True)
+class LeaseSeen:
+    """A lease as one look at its row found it: who holds it and how often it has been
+    renewed (taken or renewed: the count only grows while its row lives). What an instance
+    that does not hold it watches: unchanged for the lease's length on its own monotonic
+    clock, the holder has stopped renewing (:class:`caregiver.lease.Lease`)."""
+
+    holder: str
+    renewals: int
+
+
 CommandStatus = Literal["pending", "accepted", "refused"]
 """A sent command's answer so far (one pending too long is shown as "no answer")."""
 

@@ -481,6 +481,16 @@ MIGRATIONS: tuple[Migration, ...] = (
             "ALTER TABLE notifications ADD COLUMN frame_offset REAL",
         ),
     ),
+    Migration(
+        27,
+        "each lease counts its renewals: another instance takes a lease over once it has seen "
+        "the count stand still for the lease's length on its own monotonic clock, not when the "
+        "wall time in expires_at has passed (a holder that died without a clean stop kept the "
+        "lease for an hour more after NTP stepped the clock back an hour, and nobody was "
+        "paged meanwhile); expires_at is still written, for people and for an instance of an "
+        "earlier release during a rolling upgrade; leases held before: 0",
+        ("ALTER TABLE leases ADD COLUMN renewals INTEGER NOT NULL DEFAULT 0",),
+    ),
 )
 """Every schema change in order; ``MIGRATIONS[i]`` takes a database from version i to i + 1."""
 

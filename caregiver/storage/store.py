@@ -51,6 +51,7 @@ from caregiver.storage.records import (
     Device,
     DeviceStatus,
     Incident,
+    LeaseSeen,
     LoginSession,
     NewEvent,
     PendingNotification,
@@ -1617,25 +1618,44 @@ class Transaction:
 
     # -------------------------------------------------------------- leases
 
-    def hold_lease(self, name: str, holder: str, now: float, until: float) -> bool:
-        """Take the lease ``name`` for ``holder`` until ``until``, or renew it: True when
-        ``holder`` has it now; False while another holder's lease runs (past ``now``).
-        Two instances asking at once: the database's row lock makes one of them wait and
-        then see the other's lease."""
+    def hold_lease(
+        self, name: str, holder: str, take_over: LeaseSeen | None, until: float
+    ) -> LeaseSeen | None:
+        """Take or renew the lease ``name`` for ``holder``, counting one renewal; the row as it
+        is after (None: nobody holds it). ``holder`` has it when the row names it.
+
+        It is taken when nobody holds it, or over from ``take_over``: the holder and count the
+        caller saw stand still for the lease's length on its own monotonic clock
+        (:class:`caregiver.lease.Lease`), and only while the row still says so, in the one
+        conditional statement: a renewal that came meanwhile, or another instance that took it
+        over first, leaves it as it is, and the caller sees who holds it now. No wall time
+        decides: ``until`` (the wall clock plus the lease's length) is written to ``expires_at``
+        for people reading the row, and for an instance of a release before schema 27 during a
+        rolling upgrade, which still goes by it. Before, the lease was taken over once
+        ``expires_at`` had passed, and a holder that died without a clean stop kept it for an
+        hour more after NTP set the clock back an hour: nobody was paged meanwhile."""
+        seen_holder, seen_renewals = (
+            (take_over.holder, take_over.renewals) if take_over is not None else ("", -1)
+        )
         row = self._db.execute(
-            "INSERT INTO leases (name, holder, expires_at) VALUES (?, ?, ?) "
+            "INSERT INTO leases (name, holder, expires_at, renewals) VALUES (?, ?, ?, 1) "
             "ON CONFLICT (name) DO UPDATE SET holder = excluded.holder, "
-            "expires_at = excluded.expires_at "
-            "WHERE leases.holder = excluded.holder OR leases.expires_at < ? RETURNING holder",
-            (name, holder, until, now),
+            "expires_at = excluded.expires_at, renewals = leases.renewals + 1 "
+            "WHERE leases.holder = excluded.holder "
+            "OR (leases.holder = ? AND leases.renewals = ?) RETURNING holder, renewals",
+            (name, holder, until, seen_holder, seen_renewals),
         ).fetchone()
-        return row is not None
+        if row is None:  # another holds it: whom, and how far its renewals have counted
+            row = self._db.execute(
+                "SELECT holder, renewals FROM leases WHERE name = ?", (name,)
+            ).fetchone()
+        return None if row is None else LeaseSeen(str(row[0]), int(row[1]))
 
     def release_lease(self, name: str, holder: str) -> None:
         self._db.execute("DELETE FROM leases WHERE name = ? AND holder = ?", (name, holder))
 
-    def lease_holder(self, name: str, now: float) -> str | None:
-        row = self._db.execute(outbox.LEASE_HOLDER, (name, now)).fetchone()
+    def lease_holder(self, name: str) -> str | None:
+        row = self._db.execute(outbox.LEASE_HOLDER, (name,)).fetchone()
         return str(row[0]) if row else None
 
     def _user_devices(self, username: str) -> frozenset[str] | None:
@@ -2416,17 +2436,22 @@ class Store:
 
     # -------------------------------------------------------------- leases
 
-    def hold_lease(self, name: str, holder: str, now: float, until: float) -> bool:
+    def hold_lease(
+        self, name: str, holder: str, take_over: LeaseSeen | None, until: float
+    ) -> LeaseSeen | None:
+        """:meth:`Transaction.hold_lease`."""
         with self._statement() as ops:
-            return ops.hold_lease(name, holder, now, until)
+            return ops.hold_lease(name, holder, take_over, until)
 
     def release_lease(self, name: str, holder: str) -> None:
         """Give up ``holder``'s lease ``name``, if it has it (:meth:`.Lease.release`)."""
         with self._statement() as ops:
             ops.release_lease(name, holder)
 
-    def lease_holder(self, name: str, now: float) -> str | None:
-        return self._read(lambda ops: ops.lease_holder(name, now))
+    def lease_holder(self, name: str) -> str | None:
+        """Who holds the lease ``name`` (None: nobody), as its row says: the notifier process
+        sends while it names the service (:mod:`caregiver.notify_process`)."""
+        return self._read(lambda ops: ops.lease_holder(name))
 
     # ------------------------------------------------- users and logins
 
