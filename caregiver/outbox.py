@@ -166,7 +166,17 @@ def addressee(contacts: Sequence[Contact], note: PendingNotification) -> Target 
 COLUMNS = (
     "id, contact, contact_index, url_index, title, body, attempts, urgency, contact_key, url_key"
 )
-DUE = f"SELECT {COLUMNS} FROM notifications WHERE status = 'pending' AND next_at <= ? ORDER BY id"
+DUE = (
+    f"SELECT {COLUMNS} FROM notifications WHERE status = 'pending' "
+    "AND (next_at <= ? OR frame_of IS NULL) ORDER BY id"
+)
+"""What is due now: a retry whose time has come, and every row without a clock frame, whatever
+its time says. A row gets its frame when a failed attempt writes its retry (:data:`RETRY`);
+one without is a message never tried, due from the moment it was queued (or one whose attempt
+began and never ended, or a retry from before schema 26). Its time is the queuing instance's
+wall clock then, which no one could move by a step they did not see: queued before a stop
+and stepped back an hour while stopped, it waited the hour out; queued by an instance whose
+clock ran ahead of the holder's, it waited the difference."""
 PENDING = f"SELECT {COLUMNS} FROM notifications WHERE status = 'pending' ORDER BY id"
 SENT = "UPDATE notifications SET status = 'sent', attempts = ? WHERE id = ?"
 RETRY = (
@@ -181,7 +191,11 @@ GIVE_UP = (
 )
 DROP = "UPDATE notifications SET status = 'failed', last_error = ? WHERE id = ?"
 STILL_DUE = "SELECT 1 FROM notifications WHERE id = ? AND status = 'pending'"
-NEXT_DUE = "SELECT min(next_at) FROM notifications WHERE status = 'pending' AND next_at > ?"
+NEXT_DUE = (
+    "SELECT min(next_at) FROM notifications WHERE status = 'pending' AND next_at > ? "
+    "AND frame_of IS NOT NULL"
+)
+"""When the next retry comes due (a row without a frame is due already: :data:`DUE`)."""
 CLAIM = "UPDATE notifications SET attempts = ? WHERE id = ? AND status = 'pending'"
 SHIFT_FRAMED = (
     "UPDATE notifications SET next_at = next_at + (? - frame_offset), frame_offset = ? "
@@ -193,13 +207,12 @@ included, as the time since boot runs on across a restart. Parameters: the frame
 twice, its name, the offset, :data:`core.clock.CLOCK_STEP_S`."""
 SHIFT = (
     "UPDATE notifications SET next_at = next_at + ? WHERE status = 'pending'"
-    " AND (attempts > 0 OR ? < 0) AND (frame_of IS NULL OR frame_of <> ?)"
+    " AND frame_of IS NOT NULL AND frame_of <> ?"
 )
-"""A step of the wall clock (seconds, and again) moves every other retry's due time with it
-(written in another boot, on another machine, or before schema 26: the notifier can measure
-only the steps it sees); a message never tried (due from when it was queued, no frame) only
-back: forward it is due either way, and one queued after the step, in its frame, would wait
-the step out. Parameters: the step twice, the notifier's frame's name."""
+"""A step of the wall clock (seconds) moves every other retry's due time with it (written in
+another boot or on another machine: the notifier can measure only the steps it sees). A row
+without a frame is due whatever its time says (:data:`DUE`), so it is not moved. Parameters:
+the step, the notifier's frame's name."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -223,7 +236,7 @@ def shift_statements(frame: ClockFrame, step: float) -> list[tuple[str, tuple[ob
     framed = (frame.offset, frame.offset, frame.of, frame.offset, CLOCK_STEP_S)
     statements: list[tuple[str, tuple[object, ...]]] = [(SHIFT_FRAMED, framed)]
     if step:
-        statements.append((SHIFT, (step, step, frame.of)))
+        statements.append((SHIFT, (step, frame.of)))
     return statements
 
 

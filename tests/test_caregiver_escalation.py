@@ -21,11 +21,19 @@ from caregiver.config import CaregiverConfig, Contact, EscalationConfig, ServerC
 from caregiver.lease import ESCALATION, LEASE_TTL_S, Lease
 from caregiver.localtime import readable
 from caregiver.notify import send_notification
+from caregiver.outbox import url_key
 from caregiver.service import CaregiverService
 from caregiver.storage import Store, Urgency
 from core.clock import since_boot
 from tests.caregiver_db import execute, store_at_schema
-from tests.caregiver_support import WAIT, FakeClock, Receiver, SimDevice, make_config
+from tests.caregiver_support import (
+    BY_HAND,
+    WAIT,
+    FakeClock,
+    Receiver,
+    SimDevice,
+    make_config,
+)
 from tools.broker import Mosquitto
 
 
@@ -627,6 +635,74 @@ def test_a_renewed_lease_is_never_taken_over_whatever_the_instances_wall_clocks_
         assert store.lease_holder(ESCALATION) == "b"
     finally:
         store.close()
+
+
+@pytest.mark.parametrize("step", [-3600.0, 3600.0], ids=["back", "forward"])
+def test_a_page_queued_and_never_tried_before_a_stop_goes_out_at_once_after_a_step(
+    mosquitto: Mosquitto, tmp_path: Path, receiver: Receiver, caregiver_db: str, step: float
+) -> None:
+    """A fall was stored and its page queued, and the service stopped before the notifier
+    tried it; NTP stepped the clock an hour while it was stopped, and it restarted: the page
+    goes out at the first round. Before, its due time was the moment it was queued, in the old
+    clock, with no frame to move it by: stepped back, it waited the hour out (forward it was
+    due anyway)."""
+    clocks = FakeClock(), FakeClock(5_000.0)
+    service, wall, _ = _stepped_service(
+        mosquitto, tmp_path, receiver, caregiver_db, clocks, "machine-1"
+    )
+    device = SimDevice(mosquitto, "treadmill-1")
+    try:
+        device.online()
+        fall = device.fall()
+        assert service.ingestor.wait_for(lambda: service.store.event(fall["id"]) is not None)
+    finally:
+        service.stop()  # the page queued, never tried
+    wall.advance(step)  # while stopped
+    service, wall, _ = _stepped_service(
+        mosquitto, tmp_path, receiver, caregiver_db, clocks, "machine-1"
+    )
+    try:
+        assert service.notifier.deliver_due() == 1
+        assert _titles(receiver) == [("/ann", "RetroGuard: FALL")]
+    finally:
+        device.close()
+        service.stop()
+
+
+def test_a_page_queued_by_an_instance_whose_clock_runs_ahead_goes_out_at_once(
+    mosquitto: Mosquitto, tmp_path: Path, receiver: Receiver, caregiver_db: str
+) -> None:
+    """On PostgreSQL another instance's ingest queues the pages of the falls it stores, due
+    at its wall clock's now; the lease's holder sends them. That clock an hour ahead of the
+    holder's (NTP not yet synchronised there), the fall page still goes out at the holder's
+    next round, while a retry written in a frame waits its time. Before, a page was due at its
+    time in the queuing instance's clock: it waited the hour out."""
+    service, wall, later = _stepped_service(mosquitto, tmp_path, receiver, caregiver_db)
+    ahead = wall() + 3600
+    try:
+        with service.store.transaction() as tx:  # as the instance an hour ahead queues it
+            alert = tx.page_alert("fall", "treadmill-1", None, ahead, ahead + 300, frame=BY_HAND)
+            for title in ("RetroGuard: FALL", "RetroGuard: retry"):
+                tx.queue_notification(
+                    alert,
+                    "Ann",
+                    0,
+                    0,
+                    title,
+                    "body",
+                    ahead,
+                    contact_key="Ann",
+                    url_key=url_key(receiver.url("ann")),
+                    urgency=Urgency.CRITICAL,
+                )
+        retry = service.store.notifications_due(ahead)[1]
+        service.store.retry_notification(retry.id, 1, wall() + 10, "500", BY_HAND)
+        assert service.notifier.deliver_due() == 1
+        assert [m["title"] for m in receiver.messages] == ["RetroGuard: FALL"]
+        later(10)
+        assert service.notifier.deliver_due() == 1  # the retry, at its time
+    finally:
+        service.stop()
 
 
 def test_a_step_while_the_service_was_stopped_moves_the_timers_it_wrote_in_that_boot(
