@@ -573,6 +573,13 @@ class Alerting:
         paging: dict[str, None] = {}
         with self.store.transaction() as tx:
             tx.shift_timers(frame, step)  # by each timer's own frame: see Transaction's
+            # none written more than its interval ahead: one is in a clock ahead of this one
+            bounded = tx.bound_timers(
+                now,
+                self.config.policy.reset_grace_s,
+                self.config.escalation.ack_timeout_s,
+                frame,
+            )
             for alert in tx.open_alerts_due(now):
                 if alert.status == "held":  # the grace ran out: it pages from now on
                     paging[alert.device_id] = None
@@ -585,6 +592,13 @@ class Alerting:
             log.warning(
                 "the wall clock was stepped %+.0f s: escalation timers moved with it",
                 step,
+            )
+        if bounded:
+            log.warning(
+                "%d escalation timer(s) lay further ahead than their interval, written in a wall "
+                "clock ahead of this one (another instance's, or before a step): brought to "
+                "their interval from now (are the instances' clocks synchronised?)",
+                bounded,
             )
         if acted or step:
             self.wake_notifier()

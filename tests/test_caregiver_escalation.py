@@ -16,14 +16,14 @@ from pathlib import Path
 
 import pytest
 
-from caregiver.alerts import Alerting
+from caregiver.alerts import ALERT_TYPES, Alerting
 from caregiver.config import CaregiverConfig, Contact, EscalationConfig, ServerConfig
 from caregiver.lease import ESCALATION, LEASE_TTL_S, Lease
 from caregiver.localtime import readable
 from caregiver.notify import send_notification
 from caregiver.outbox import url_key
 from caregiver.service import CaregiverService
-from caregiver.storage import Store, Urgency
+from caregiver.storage import ClockFrame, Store, Urgency
 from core.clock import since_boot
 from tests.caregiver_db import execute, store_at_schema
 from tests.caregiver_support import (
@@ -703,6 +703,90 @@ def test_a_page_queued_by_an_instance_whose_clock_runs_ahead_goes_out_at_once(
         assert service.notifier.deliver_due() == 1  # the retry, at its time
     finally:
         service.stop()
+
+
+def test_a_reminder_written_by_an_instance_whose_clock_runs_ahead_comes_on_the_holders_time(
+    mosquitto: Mosquitto, tmp_path: Path, receiver: Receiver, caregiver_db: str
+) -> None:
+    """Only the escalation lease's holder measures steps, of its own clock; another instance's
+    ingest writes an alert's timers in its own wall clock. That clock an hour ahead of the
+    holder's (not yet synchronised), the fall still pages at once, and its reminder comes 300 s
+    after it by the holder's clock, saying 5 min: the holder brings a timer further ahead than
+    its whole interval back to it (Transaction.bound_timers). Before, the reminder and the
+    escalation came an hour late."""
+    holder, wall, later = _stepped_service(
+        mosquitto, tmp_path, receiver, caregiver_db, (FakeClock(), FakeClock(5_000.0)), "m-1"
+    )
+    ahead: CaregiverService | None = None
+    device = SimDevice(mosquitto, "treadmill-1")
+    try:
+        assert holder.alerting.tick() == 0  # it holds the lease
+        holder.ingestor.stop()  # the broker hands the fall to the other instance
+        clocks = FakeClock(wall() + 3600), FakeClock(9_000.0)
+        ahead, _, _ = _stepped_service(mosquitto, tmp_path, receiver, caregiver_db, clocks, "m-2")
+        device.online()
+        fall = device.fall()
+        assert ahead.ingestor.wait_for(
+            lambda: ahead is not None and ahead.store.event(fall["id"]) is not None
+        )
+        assert holder.notifier.deliver_due() == 1  # the fall page, at once
+        assert holder.alerting.tick() == 0
+        later(299)
+        assert holder.alerting.tick() == 0
+        later(1)
+        assert holder.alerting.tick() == 1  # 300 s after the fall, not an hour more
+        assert holder.notifier.deliver_due() == 1
+        assert _titles(receiver) == [("/ann", "RetroGuard: FALL")] * 2
+        assert receiver.messages[1]["message"].startswith("REMINDER, not acknowledged after 5 min")
+    finally:
+        device.close()
+        if ahead is not None:
+            ahead.stop()
+        holder.stop()
+
+
+def test_only_timers_further_ahead_than_their_interval_are_brought_back_to_it(
+    caregiver_db: str,
+) -> None:
+    """Transaction.bound_timers: a held stumble's grace (30 s) and a paging alert's timeout
+    (300 s) written an hour ahead come to their interval from now, their openings by as much
+    and in the ticker's frame; timers within their interval (a step's size of leeway: one
+    ingest wrote since the tick's look) and closed alerts stay as they were."""
+    now = 1_700_000_000.0
+    ticker = ClockFrame("boot:holder", 42.0)
+    store = Store(caregiver_db)
+    try:
+        with store.transaction() as tx:
+            ahead = now + 3600
+            tx.hold_alert("stumble", "held-ahead", None, ahead, ahead + 30, frame=BY_HAND)
+            tx.page_alert("fall", "paging-ahead", None, ahead, ahead + 300, frame=BY_HAND)
+            tx.hold_alert("stumble", "held-now", None, now + 1, now + 31, frame=BY_HAND)
+            tx.page_alert("fall", "paging-now", None, now + 1, now + 301, frame=BY_HAND)
+            closed = tx.page_alert("fall", "closed", None, ahead, ahead + 300, frame=BY_HAND)
+            tx.close_alert(closed, "acknowledged", "ann", now)
+        with store.transaction() as tx:
+            assert tx.bound_timers(now, 30.0, 300.0, ticker) == 2
+            assert tx.bound_timers(now, 30.0, 300.0, ticker) == 0  # nothing more to do
+            timers = {
+                device: [(a.created_at, a.next_at) for a in tx.open_alerts(device, ALERT_TYPES)]
+                for device in ("held-ahead", "paging-ahead", "held-now", "paging-now")
+            }
+        assert timers == {
+            "held-ahead": [(now, now + 30)],
+            "paging-ahead": [(now, now + 300)],
+            "held-now": [(now + 1, now + 31)],
+            "paging-now": [(now + 1, now + 301)],
+        }
+        frames = execute(caregiver_db, "SELECT device_id, frame_of FROM alerts ORDER BY id")
+        assert frames == [
+            ("held-ahead", "boot:holder"),
+            ("paging-ahead", "boot:holder"),
+            ("held-now", "tests"),
+            ("paging-now", "tests"),
+            ("closed", "tests"),
+        ]
+    finally:
+        store.close()
 
 
 def test_a_step_while_the_service_was_stopped_moves_the_timers_it_wrote_in_that_boot(

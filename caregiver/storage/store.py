@@ -1406,6 +1406,39 @@ class Transaction:
                 (step, step, frame.of, frame.offset, frame.of),
             )
 
+    def bound_timers(self, now: float, grace_s: float, timeout_s: float, frame: ClockFrame) -> int:
+        """Bring every open alert's timer that lies further ahead than its whole interval (a
+        held stumble's ``grace_s``, a paging alert's ``timeout_s``) back to that interval from
+        ``now``, its opening by as much, into ``frame`` (the escalation ticker's clock); how
+        many. No timer is ever written further ahead (:class:`caregiver.alerts.Alerting`), so
+        such a one was written in a wall clock ahead of this one, or moved by a step of this
+        clock after it was already in the new one, and would come late by as much: on
+        PostgreSQL only the escalation lease's holder measures steps, of its own clock, so a
+        timer another machine's ingest wrote while its clock ran ahead of the holder's (not
+        yet synchronised: an hour ahead, a fall's reminder and escalation came an hour late),
+        or in the minutes between a step there and the same step on the holder's machine (then
+        moved by the holder's step again), is brought to come within one interval of the
+        holder's look. Run at every tick, after :meth:`shift_timers`; it writes nothing unless
+        such a timer is there. A timer written in a clock behind is not told from one due and
+        comes early (docs/caregiver.md, *Timers and the clock*)."""
+        limit = "(CASE status WHEN 'held' THEN ? ELSE ? END)"
+        cursor = self._db.execute(
+            f"UPDATE alerts SET created_at = created_at + (? + {limit} - next_at), "
+            f"next_at = ? + {limit}, frame_of = ?, frame_offset = ? "
+            # one range of the alerts_open index a status: nothing is read between steps
+            "WHERE (status = 'held' AND next_at > ?) OR (status = 'paging' AND next_at > ?)",
+            (
+                *(now, grace_s, timeout_s),
+                *(now, grace_s, timeout_s),
+                frame.of,
+                frame.offset,
+                # past a step's size: not one ingest wrote in the moment since the tick's look
+                now + CLOCK_STEP_S + grace_s,
+                now + CLOCK_STEP_S + timeout_s,
+            ),
+        )
+        return max(0, cursor.rowcount)
+
     def start_paging(self, alert_id: int, next_at: float, frame: ClockFrame) -> None:
         """A held alert's grace ran out: it pages its first contact (one send); ``next_at`` is
         a wall time in ``frame``."""
