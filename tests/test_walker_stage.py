@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import socket
+import threading
 from pathlib import Path
 
 import jsonschema
@@ -19,7 +21,13 @@ from core.protocol.payloads import decode_as
 from core.protocol.plan import Progression, Stage
 from core.protocol.topics import BadTopic, DeviceTopic, TopicKind, Topics, all_devices, parse_topic
 from core.protocol.walker import Walker
+from firmware.config import Config, DeviceConfig, StorageConfig
+from firmware.courier.channel import LoopChannel
+from firmware.courier.service import Courier
+from firmware.link import messages
+from firmware.link.framing import frame
 from firmware.mqtt import MqttReporter
+from firmware.mqtt import reporter as reporter_module
 from firmware.mqtt.status import Retained, RetainedStatus
 from firmware.storage.database import connect, transaction
 from firmware.storage.progressions import advance_if_done, change_progression, start_progression
@@ -210,6 +218,58 @@ def test_the_reporter_publishes_each_walker_s_stage_retained_and_a_command_updat
     finally:
         sub.close()
         reporter.close()
+
+
+def test_a_hold_typed_at_the_device_reaches_the_stage_topic_without_the_minute_refresh(
+    tmp_path: Path, mosquitto: Mosquitto, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Real Mosquitto, a real courier on a real SQLite file: ``retroguard plan progression
+    hold`` writes the database from another connection (the CLI is another process); the
+    courier's heartbeat notices the new progression row and the publisher sends Bob's stage,
+    held, at once. The minute's refresh is pushed an hour away, so only that wake can send it
+    (without it, the held stage waited up to a minute)."""
+    from launcher.cli import main
+
+    monkeypatch.setattr(reporter_module, "PROGRESS_REFRESH_S", 3600.0)
+    db = tmp_path / "device.db"
+    _registered(db)
+    conn = connect(db)
+    try:
+        with transaction(conn):
+            start_progression(
+                conn,
+                TWO_STAGES,
+                stage=0,
+                by="Jo",
+                wall="2026-03-02T08:00:00.000+00:00",
+                walker="bob",
+            )
+    finally:
+        conn.close()
+    config = Config(
+        device=DeviceConfig(id=DEVICE, name="T1"),
+        storage=StorageConfig(database=str(db)),
+        mqtt=config_for(mosquitto, discovery=False),
+    )
+    loop_end, courier_end = socket.socketpair()
+    courier = Courier(config, LoopChannel(courier_end))
+    sub = Subscriber(mosquitto, [f"retroguard/{DEVICE}/stage/+"])
+    serving = threading.Thread(target=courier.run, name="test-courier", daemon=True)
+    serving.start()
+    try:
+        assert sub.wait(lambda: any(s["status"] == "running" for s in _stage_of(sub, "bob")))
+        hold = ["plan", "--db", str(db), "progression", "hold", "--walker", "bob", "--by", "Jo"]
+        assert main(hold) == 0
+        assert sub.wait(lambda: any(s["status"] == "held" for s in _stage_of(sub, "bob")))
+        told = _stage_of(sub, "bob")[-1]
+        assert (told["held"], told["change"], told["stage"]) == (True, "held", 1)
+    finally:
+        loop_end.sendall(frame(messages.encode(messages.Goodbye("test over"))))
+        loop_end.shutdown(socket.SHUT_WR)  # the loop is gone: the courier drains and closes
+        serving.join(WAIT)
+        loop_end.close()
+        sub.close()
+    assert not serving.is_alive()
 
 
 def test_a_stage_assigned_before_ntp_set_the_clock_says_its_true_start_after_the_step(

@@ -64,7 +64,11 @@ from firmware.storage.events import CHOSEN_WALKER, EventStore
 from firmware.storage.fallback import FallbackDatabase
 from firmware.storage.faults import trouble
 from firmware.storage.plans import current_plans, current_revision
-from firmware.storage.progressions import advance_if_done, prescribed_by_week
+from firmware.storage.progressions import (
+    advance_if_done,
+    prescribed_by_week,
+    progression_revision,
+)
 from firmware.storage.retention import (
     Retention,
     RetentionPolicy,
@@ -198,6 +202,8 @@ class Courier:
         """The plan revision the loop was last told (0: none yet, or none stored)."""
         self._roster_sent = -1
         """The walker roster's revision the loop was last told (-1: none yet)."""
+        self._progressions_seen = -1
+        """The newest progression row the publisher was woken for (-1: none yet)."""
         self._choices = 0
         """Walker choices from the button stored (or refused) by this courier: the roster says
         how many, so the loop can tell an older selection from its latest choice."""
@@ -515,6 +521,24 @@ class Courier:
             self.reporter.sessions_changed()  # the retained progress is the chosen walker's
             self.reporter.walkers_changed()  # and the retained walkers, if one was added
 
+    def follow_progressions(self) -> None:
+        """Wake the publisher when a progression row was stored since the last look (the
+        heartbeat's thread; cheap when none was: the newest row's id). ``retroguard plan
+        progression`` writes the database directly, from another process, so a hold or a
+        release typed at the device reached the walker's retained ``stage`` only at the
+        publisher's minute refresh; a command's own change wakes it already (a second wake
+        finds nothing changed, and sends nothing). Nothing is sent to the loop here."""
+        if self.reporter is None:
+            return
+        try:
+            revision = self.db.read(progression_revision)
+        except Exception:
+            log.exception("storage: the progressions could not be read")
+            return
+        if revision != self._progressions_seen:
+            self._progressions_seen = revision
+            self.reporter.sessions_changed()
+
     def _walker_chosen(self, walker: str) -> None:
         """The button chose a walker: store it (a removed one meanwhile: the roster says so)."""
         try:
@@ -577,6 +601,7 @@ class Courier:
                 self.retention.tick()
                 self.forward_plan()  # `retroguard plan set` writes the database directly
                 self.forward_roster()  # and `retroguard walker` too
+                self.follow_progressions()  # and `retroguard plan progression` too
             except Exception:
                 log.exception("storage: probing, trying the disk again or retention failed")
             if not self._alive():

@@ -461,6 +461,13 @@ def _done(
     return completed_in(stage, state.stage_started_wall, stage_sessions(conn, state, walker), zone)
 
 
+def progression_revision(conn: sqlite3.Connection) -> int:
+    """The newest progression row's id (0: none yet): what the courier polls, cheaply, to hear
+    of a change ``retroguard plan progression`` wrote from another process."""
+    (revision,) = conn.execute("SELECT coalesce(max(id), 0) FROM progressions").fetchone()
+    return int(revision)
+
+
 def progression_walkers(conn: sqlite3.Connection) -> list[str]:
     """Every walker who was ever assigned a progression on this device, by id: the retained
     ``stage`` topics are theirs (:mod:`firmware.mqtt.status`)."""
