@@ -207,7 +207,7 @@ def test_opening_an_up_to_date_file_again_changes_nothing(tmp_path: Path) -> Non
 
 def test_the_first_open_reports_the_migration_it_applied(tmp_path: Path) -> None:
     conn = sqlite3.connect(old_copy(tmp_path), isolation_level=None)
-    assert migrate(conn, "device.db") == (1, 2, 3, 4, 5, 6, 7, 8)
+    assert migrate(conn, "device.db") == (1, 2, 3, 4, 5, 6, 7, 8, 9)
     assert migrate(conn, "device.db") == ()
     conn.close()
 
@@ -307,5 +307,59 @@ def test_version_7_counts_the_falls_of_the_sessions_recorded_before(tmp_path: Pa
         assert conn.execute("SELECT falls, no_recovery FROM session_intervals").fetchall() == [
             (2, 0)
         ]
+    finally:
+        conn.close()
+
+
+def test_version_9_finds_a_walker_s_stage_sessions_by_walker_and_start(tmp_path: Path) -> None:
+    """A database of version 8 opened by this release gains the index on (walker,
+    started_wall), and every read of ``sessions`` the stage makes for one walker
+    (:func:`firmware.storage.progressions.stage_sessions`, the retained stage's and the
+    rule's) searches it, as SQLite plans them (``EXPLAIN QUERY PLAN`` of the statements it
+    ran): before, each scanned every session of every walker."""
+    from core.plan_presets import PROGRESSIONS
+    from firmware.storage.database import transaction
+    from firmware.storage.progressions import stage_sessions, start_progression
+    from tests.storage_support import database_at_version
+
+    db = tmp_path / "device.db"
+    old = database_at_version(db, 8)
+    for n, walker in enumerate(("anna", "bob") * 3):
+        old.execute(
+            "INSERT INTO sessions (id, device_id, plan, status, started_wall, planned_s, done_s,"
+            " backward_s, longest_backward_s, steps, walking_s, trips, stumbles, body, walker)"
+            f" VALUES ('s{n}', 'tm', 'p', 'completed', '2026-11-3{n % 2}T10:0{n}:00+00:00',"
+            " 1, 1, 1, 1, 0, 0, 0, 0, '{}', ?)",
+            (walker,),
+        )
+    old.close()
+    conn = connect(db)
+    try:
+        assert schema_version(conn) == SCHEMA_VERSION
+        with transaction(conn):
+            state = start_progression(
+                conn,
+                PROGRESSIONS["toward-10-minutes"],
+                stage=0,
+                by="Jo",
+                wall="2026-11-30T09:00:00.000+00:00",
+                walker="bob",
+            )
+        ran: list[str] = []
+        conn.set_trace_callback(ran.append)
+        try:
+            assert len(stage_sessions(conn, state, "bob")) == 3  # Bob's three, Anna's none
+        finally:
+            conn.set_trace_callback(None)
+        reads = [sql for sql in ran if re.search(r"\bFROM sessions\b", sql)]
+        assert len(reads) == 2  # the sessions, and their intervals' sessions
+        for sql in reads:
+            plan = [str(row[3]) for row in conn.execute(f"EXPLAIN QUERY PLAN {sql}")]
+            on_sessions = [step for step in plan if re.match(r"(SCAN|SEARCH) sessions\b", step)]
+            assert on_sessions, plan
+            assert all(
+                step.startswith("SEARCH sessions USING INDEX sessions_walker (walker=? AND")
+                for step in on_sessions
+            ), plan
     finally:
         conn.close()

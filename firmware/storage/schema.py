@@ -214,7 +214,8 @@ MIGRATIONS: tuple[Migration, ...] = (
         "walker's)",
         (
             # WITHOUT ROWID and no index on sessions.walker: a handful of walkers, a device's
-            # sessions are few; each page counts in the in-memory fallback's bound.
+            # sessions are few; each page counts in the in-memory fallback's bound. (Migration
+            # 9 adds one: every walker's retained stage reads their sessions each time.)
             """CREATE TABLE walkers (
     id TEXT PRIMARY KEY,
     name TEXT NOT NULL,
@@ -270,6 +271,15 @@ MIGRATIONS: tuple[Migration, ...] = (
             "ALTER TABLE progressions ADD COLUMN stage_started_offset REAL",
             "ALTER TABLE progressions ADD COLUMN stage_started_boot TEXT",
         ),
+    ),
+    Migration(
+        9,
+        "sessions are found by walker and start (firmware/storage/progressions.py, "
+        "stage_sessions): the retained stage of every walker with a progression and the "
+        "progression's rule read one walker's sessions since their stage began, which the "
+        "(device_id, started_wall) index cannot serve (the device is not in the query), so "
+        "each read scanned every session of every walker",
+        ("CREATE INDEX sessions_walker ON sessions (walker, started_wall)",),
     ),
 )
 
