@@ -51,7 +51,16 @@ class SessionStored:
     session_id: str
 
 
-Change = DeviceChanged | EventStored | SessionStored
+@dataclass(frozen=True, slots=True)
+class StageChanged:
+    """A walker's progression as the device keeps it (its retained ``stage/<walker>``) changed
+    or was cleared: the plan page shows it again in place, their progress page reloads."""
+
+    device_id: str
+    walker: str
+
+
+Change = DeviceChanged | EventStored | SessionStored | StageChanged
 
 
 def encode(change: Change, origin: str) -> str:
@@ -69,6 +78,8 @@ def encode(change: Change, origin: str) -> str:
             text = _encoder.encode({**fields, "row": change.row}).decode()
             if len(text) <= ROW_LIMIT and carried_size(text) <= ROW_LIMIT:  # cheap test first
                 return text
+    elif isinstance(change, StageChanged):
+        fields.update(kind="stage", walker=change.walker)
     else:
         fields.update(kind="session", session_id=change.session_id)
     return _encoder.encode(fields).decode()
@@ -95,6 +106,8 @@ def decode(text: str) -> tuple[str, Change] | None:
             return origin, EventStored(device_id, event_id, _row(fields, device_id, event_id))
         if kind == "session":
             return origin, SessionStored(device_id, fields["session_id"])
+        if kind == "stage":
+            return origin, StageChanged(device_id, fields["walker"])
     except (ValueError, KeyError, TypeError):
         pass
     return None

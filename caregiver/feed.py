@@ -132,6 +132,15 @@ class SessionMessage(msgspec.Struct, frozen=True, tag_field="kind", tag="session
     session_id: str
 
 
+class StageChangedMessage(msgspec.Struct, frozen=True, tag_field="kind", tag="stage"):
+    """A walker's progression as the device keeps it changed (or was cleared): the device's
+    plan page showing that walker fetches its "in force" section again in place (a form being
+    filled in is left alone), and their progress page reloads itself."""
+
+    device_id: str
+    walker: str
+
+
 class BrokerMessage(
     msgspec.Struct, frozen=True, tag_field="kind", tag="broker", omit_defaults=True
 ):
@@ -156,7 +165,7 @@ class HelloMessage(msgspec.Struct, frozen=True, tag_field="kind", tag="hello"):
     broker: BrokerMessage | None = None
 
 
-FeedMessage = DeviceMessage | EventMessage | IncidentMessage | SessionMessage
+FeedMessage = DeviceMessage | EventMessage | IncidentMessage | SessionMessage | StageChangedMessage
 
 
 def broker_message(

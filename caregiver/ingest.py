@@ -61,7 +61,7 @@ from paho.mqtt.reasoncodes import ReasonCode
 
 from caregiver.alerts import Alerting
 from caregiver.broker_link import BrokerLink, LinkWatch, Problem
-from caregiver.changes import Change, DeviceChanged, EventStored, SessionStored
+from caregiver.changes import Change, DeviceChanged, EventStored, SessionStored, StageChanged
 from caregiver.commands import new_request_id
 from caregiver.config import CaregiverConfig
 from caregiver.localtime import moment_of
@@ -577,8 +577,10 @@ class Ingestor:
                     self.store.set_prescribed(
                         device_id, stage.week, stage.sessions_per_week, stage.walker.id
                     )
+                    self._changed(StageChanged(device_id, stage.walker.id))
             case _StageCleared(walker=walker):
-                self.store.forget_walker_stage(device_id, walker)
+                if self.store.forget_walker_stage(device_id, walker):
+                    self._changed(StageChanged(device_id, walker))
             case WalkersMessage(walkers=walkers):
                 # what the plan page offers; it adds, removes or chooses nobody on the device
                 self.store.set_device_walkers(device_id, [(w.id, w.name) for w in walkers])

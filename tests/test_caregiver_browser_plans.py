@@ -195,3 +195,72 @@ def test_the_physio_chooses_the_walker_whose_plan_is_shown_without_scripts(
     assert page.evaluate(CONTROLS_RIGHT_EDGE) <= width
     page.screenshot(path=f"/tmp/plan-walker-{width}.png", full_page=True)
     context.close()
+
+
+def test_the_plan_and_progress_pages_follow_the_stage_the_treadmill_sends(
+    browser: Any, service: CaregiverService, mosquitto: Mosquitto
+) -> None:
+    """Bob's progression as the treadmill keeps it (its retained ``stage/bob``) changes while
+    his pages are open (a hold typed at the treadmill): the plan page's "in force" says held
+    without a reload, and the plan the physio was choosing in the form below is still chosen;
+    his progress page reloads itself and says released. Before, both said what they were
+    rendered with until reloaded by hand."""
+    import datetime as dt
+
+    from playwright.sync_api import expect
+
+    from core.protocol.messages import SCHEMA_VERSION, WalkersMessage
+    from core.protocol.payloads import encode
+    from core.protocol.walker import Walker
+    from tests.stage_support import STAGE_EXAMPLE
+
+    device = SimDevice(mosquitto, DEVICE)
+    now = dt.datetime.now(dt.UTC)
+    roster = [Walker("default", "Default walker"), Walker("anna", "Anna"), Walker("bob", "Bob")]
+    walkers = WalkersMessage(
+        schema=SCHEMA_VERSION, device_id=DEVICE, wall_time=now.isoformat(), walkers=roster
+    )
+    device.publish("walkers", encode(walkers))
+
+    def stage(walker: Walker, minutes: int, held: bool) -> None:
+        said = msgspec.structs.replace(
+            STAGE_EXAMPLE,
+            device_id=DEVICE,
+            walker=walker,
+            wall_time=(now + dt.timedelta(minutes=minutes)).isoformat(timespec="milliseconds"),
+            status="held" if held else "running",
+            held=held,
+            change="held" if held else "assigned",
+        )
+        device.publish(f"stage/{walker.id}", encode(said), retain=True)
+
+    try:
+        device.online()
+        stage(roster[2], 0, held=False)
+        assert service.ingestor.wait_for(
+            lambda: service.store.walker_stage(DEVICE, "bob") is not None
+        )
+        page = _page(browser, service, "ann", PASSWORD)
+        page.goto(f"{service.url}/devices/{DEVICE}/plan?walker=bob")
+        shown = page.locator("#in-force-progression")
+        expect(shown).to_have_attribute("data-status", "running")
+        expect(page.locator("body")).to_have_attribute("data-live", "1")
+        page.select_option("#preset", "alternate-2-2")
+        page.evaluate("window.notReloaded = true")
+        stage(roster[1], 1, held=True)  # Anna's: not this page's walker
+        stage(roster[2], 2, held=True)
+        expect(shown).to_have_attribute("data-status", "held")
+        expect(shown).to_contain_text("held (it does not move on by itself")
+        assert page.evaluate("window.notReloaded === true")  # in place, not a reload
+        expect(page.locator("#preset")).to_have_value("alternate-2-2")  # the form as it was
+        assert page.problems == []
+
+        page.goto(f"{service.url}/devices/{DEVICE}/progress?walker=bob")
+        shown = page.locator("#walker-stage")
+        expect(shown).to_have_attribute("data-status", "held")
+        expect(page.locator("body")).to_have_attribute("data-live", "1")
+        stage(roster[2], 3, held=False)  # released at the treadmill
+        expect(shown).to_have_attribute("data-status", "running")
+        assert page.problems == []
+    finally:
+        device.close()

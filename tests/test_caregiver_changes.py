@@ -11,6 +11,8 @@ from caregiver.changes import (
     ROW_LIMIT,
     DeviceChanged,
     EventStored,
+    SessionStored,
+    StageChanged,
     carried_size,
     decode,
     encode,
@@ -86,3 +88,12 @@ def test_a_row_json_cannot_say_whole_is_left_for_the_others_to_read() -> None:
     assert decoded is not None
     change = decoded[1]
     assert isinstance(change, EventStored) and change.event_id == "e-1" and change.row is None
+
+
+def test_a_walker_s_stage_changed_reaches_the_other_instances_naming_the_walker() -> None:
+    """An instance that stored a device's stage message tells the others which walker's it was:
+    their browsers' plan and progress pages of that walker follow it (before, a stage change
+    was no change at all, and read as a session's it would name no walker)."""
+    for change in (StageChanged("tm-1", "bob"), SessionStored("tm-1", "s-1")):
+        decoded = decode(encode(change, "instance-a"))
+        assert decoded == ("instance-a", change)

@@ -21,7 +21,7 @@ from starlette.routing import BaseRoute, Route
 from caregiver import feed, story, walkers
 from caregiver.auth import Session
 from caregiver.broker_link import BrokerLink, Connected, broker_address
-from caregiver.changes import Change, DeviceChanged, EventStored, SessionStored
+from caregiver.changes import Change, DeviceChanged, EventStored, SessionStored, StageChanged
 from caregiver.routes.site import Site
 from caregiver.storage import Device, Incident, Store, StoredEvent
 
@@ -210,6 +210,8 @@ class LiveFeed:
                     out.append(feed.IncidentMessage(change.device_id, incident.id, row))
             elif isinstance(change, SessionStored):  # the progress page reloads itself
                 out.append(feed.SessionMessage(change.device_id, change.session_id))
+            elif isinstance(change, StageChanged):  # the plan and progress pages follow
+                out.append(feed.StageChangedMessage(change.device_id, change.walker))
             elif isinstance(change, EventStored):
                 event = change.row or seen.events.get(change.event_id)
                 if event is None:

@@ -389,13 +389,28 @@
     if (progress && progress.dataset.device === msg.device_id) reload();
   }
 
+  // A walker's progression as the treadmill keeps it changed (a hold typed at the treadmill,
+  // a stage it moved on by itself: caregiver/feed.py, "stage"): their progress page reloads,
+  // as for a session; the plan page showing them takes its "in force" section afresh
+  // (resync: the forms, perhaps half filled in, are left as they are). Before, either page
+  // said the old stage until reloaded by hand.
+  function onStage(msg) {
+    var progress = document.getElementById("progress");
+    if (progress) {
+      if (progress.dataset.device === msg.device_id && progress.dataset.walker === msg.walker) reload();
+      return;
+    }
+    var inForce = document.getElementById("plan-in-force");
+    if (inForce && inForce.dataset.device === msg.device_id && inForce.dataset.walker === msg.walker) resync();
+  }
+
   // A feed that broke (the network, a restart, or the service dropped this page for not
   // reading fast enough) missed what changed meanwhile: once it is back the page fetches
   // itself and takes the live parts from there, and every page (not only the fleet's) asks
   // the service for the critical events it missed and alarms for them (onHello).
   // What alarms is the service's to say (missedAlarms), not a card's colour: a card is red
   // again when a fault reopens an incident whose fall somebody already answered.
-  var LIVE_PARTS = ["fleet", "incidents", "timeline"], resyncing = false;
+  var LIVE_PARTS = ["fleet", "incidents", "timeline", "plan-in-force"], resyncing = false;
   // Only the newest fetch may write the page (an older one answering late would undo it); a
   // fetch that fails is tried again in a moment, not left until the feed breaks again.
   var resyncs = 0;
@@ -580,6 +595,7 @@
       if (msg.kind === "device") cards[msg.device_id] = msg;
       else if (msg.kind === "event") onEvent(msg);
       else if (msg.kind === "session") onSession(msg);
+      else if (msg.kind === "stage") onStage(msg);
       else if (msg.kind === "incident") incidents.set(msg.incident, msg);  // its latest line
     });
     incidents.forEach(onIncident);
