@@ -72,7 +72,7 @@ from caregiver.progress import parse_summary
 from caregiver.receipts import DurableReceipts
 from caregiver.seen import newest_alert
 from caregiver.self_test import checks_of
-from caregiver.storage import NewEvent, StorageFault, Store, StoredEvent
+from caregiver.storage import STAGE_AHEAD_S, NewEvent, StorageFault, Store, StoredEvent
 from core.mqttlink import make_client
 from core.protocol.commands import LATEST, Ack, CommandName, encode_command
 from core.protocol.messages import (
@@ -530,12 +530,25 @@ class Ingestor:
             )
             self._count.rejected += 1
             return None
-        if isinstance(body, StageMessage) and moment_of(body.wall_time) is None:
-            # it orders the walker's stages (the store keeps the latest): one stamped with no
-            # time would be kept over, or block, every stage the device sends after it
-            log.warning("%s: wall_time %r is no time; ignored", topic, body.wall_time[:40])
-            self._count.rejected += 1
-            return None
+        if isinstance(body, StageMessage):
+            stamped = moment_of(body.wall_time)
+            if stamped is None:
+                # it orders the walker's stages (the store keeps the latest): one stamped with
+                # no time would be kept over, or block, every stage the device sends after it
+                log.warning("%s: wall_time %r is no time; ignored", topic, body.wall_time[:40])
+                self._count.rejected += 1
+                return None
+            ahead = stamped.timestamp() - now
+            if ahead > STAGE_AHEAD_S:
+                # what it says is the device's word and is kept; its time orders nothing
+                # (caregiver.storage.store.STAGE_AHEAD_S): the device's next stage replaces it
+                log.warning(
+                    "%s: stamped %s, %.0f min ahead of this service's clock: the device's "
+                    "clock is wrong; kept until the device's next stage, whatever its time",
+                    topic,
+                    body.wall_time[:40],
+                    ahead / 60,
+                )
         event = _new_event(device_id, body, payload) if isinstance(body, EventMessage) else None
         return _Received(topic, device_id, body, payload, now, event)
 

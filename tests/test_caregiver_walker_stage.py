@@ -6,12 +6,14 @@ for a walker who is not the one chosen at the treadmill."""
 from __future__ import annotations
 
 import datetime as dt
+import logging
 from pathlib import Path
 
 import msgspec
+import pytest
 
 from caregiver.storage import Store
-from core.progress import week_of, week_start
+from core.progress import utc_of, week_of, week_start
 from core.protocol import payloads
 from core.protocol.messages import StageMessage
 from core.protocol.walker import Walker
@@ -144,10 +146,53 @@ def test_a_stage_redelivered_or_older_changes_nothing_and_a_cleared_one_is_forgo
         )  # fmt: skip
         older = msgspec.structs.replace(newer, wall_time="2026-03-02T10:00:00.000+00:00", stage=1)
         text = payloads.encode(newer).encode()
-        assert store.set_walker_stage(DEVICE, newer, text, 1.0)
-        assert not store.set_walker_stage(DEVICE, newer, text, 2.0)  # a redelivery
-        assert not store.set_walker_stage(DEVICE, older, payloads.encode(older).encode(), 3.0)
+        arrived = utc_of(newer.wall_time).timestamp()  # received as the device stamped it
+        assert store.set_walker_stage(DEVICE, newer, text, arrived + 1)
+        assert not store.set_walker_stage(DEVICE, newer, text, arrived + 2)  # a redelivery
+        older_text = payloads.encode(older).encode()
+        assert not store.set_walker_stage(DEVICE, older, older_text, arrived + 3)
         assert _stage(store, "bob") == 2
         assert store.forget_walker_stage(DEVICE, "bob") and _stage(store, "bob") is None
     finally:
         store.close()
+
+
+def test_a_stage_stamped_by_a_clock_far_ahead_gives_way_to_the_device_s_next(
+    mosquitto: Mosquitto, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The device's clock jumped a year ahead, sent Bob's stage (held), and came back: the
+    held stage is shown (it is the device's word) and logged as stamped ahead, and the next
+    stage the device sends, stamped at the true time, replaces it. Before, the year-ahead
+    one was newest by the device's time until Bob's topic was cleared, and the page said held
+    long after the release. A stage stamped a few minutes ahead still orders those after it."""
+    from tests.stage_support import STAGE_EXAMPLE
+
+    now = dt.datetime.now(dt.UTC)
+    topic = f"retroguard/{DEVICE}/stage/bob"
+
+    def sent(at: dt.datetime, stage: int, held: bool) -> bytes:
+        return payloads.encode(
+            msgspec.structs.replace(
+                STAGE_EXAMPLE,
+                wall_time=at.isoformat(timespec="milliseconds"),
+                stage=stage,
+                status="held" if held else "running",
+                held=held,
+            )
+        ).encode()
+
+    with running_service(make_config(mosquitto, tmp_path), background=False) as cg:
+        store, ingestor = cg.store, cg.ingestor
+        with caplog.at_level(logging.WARNING, logger="caregiver.ingest"):
+            assert ingestor.handle(topic, sent(now + dt.timedelta(days=365), 2, held=True))
+        shown = store.walker_stage(DEVICE, "bob")
+        assert shown is not None and (shown.stage, shown.held) == (2, True)
+        assert "min ahead of this service's clock: the device's clock is wrong" in caplog.text
+        assert ingestor.handle(topic, sent(now, 2, held=False))  # released, the clock back
+        shown = store.walker_stage(DEVICE, "bob")
+        assert shown is not None and (shown.stage, shown.held) == (2, False)
+        # a clock a few minutes fast is a clock: what it stamped still orders what follows
+        assert ingestor.handle(topic, sent(now + dt.timedelta(minutes=5), 1, held=False))
+        assert ingestor.handle(topic, sent(now + dt.timedelta(minutes=4), 2, held=True))
+        shown = store.walker_stage(DEVICE, "bob")
+        assert shown is not None and (shown.stage, shown.held) == (1, False)

@@ -195,17 +195,22 @@ def test_a_kept_stage_with_no_time_gives_way_to_the_next(tmp_path: Path) -> None
     """A row kept before such a stage was refused (its time is no time) is replaced by the
     device's next stage, not held against it; times are compared as moments, not as text."""
     store = Store(tmp_path / "caregiver.db")
+    arrived = utc_of(VALID.wall_time).timestamp()  # received as the device stamped it
     try:
         odd = msgspec.structs.replace(VALID, wall_time="x", stage=2)
-        assert store.set_walker_stage(DEVICE, odd, payloads.encode(odd).encode(), 1.0)
-        assert store.set_walker_stage(DEVICE, VALID, payloads.encode(VALID).encode(), 2.0)
+        assert store.set_walker_stage(DEVICE, odd, payloads.encode(odd).encode(), arrived + 1)
+        assert store.set_walker_stage(DEVICE, VALID, payloads.encode(VALID).encode(), arrived + 2)
         assert store.walker_stage(DEVICE, "bob") == VALID
         # 10:00 UTC written an hour east, then 10:30 UTC: later, though its text sorts before
         east = msgspec.structs.replace(VALID, wall_time="2026-03-03T11:00:00.000+01:00", stage=2)
-        assert store.set_walker_stage(DEVICE, east, payloads.encode(east).encode(), 3.0)
+        assert store.set_walker_stage(DEVICE, east, payloads.encode(east).encode(), arrived + 3)
         later = msgspec.structs.replace(VALID, wall_time="2026-03-03T10:30:00.000+00:00", stage=2)
-        assert store.set_walker_stage(DEVICE, later, payloads.encode(later).encode(), 4.0)
-        assert not store.set_walker_stage(DEVICE, VALID, payloads.encode(VALID).encode(), 5.0)
+        assert store.set_walker_stage(
+            DEVICE, later, payloads.encode(later).encode(), arrived + 1800
+        )
+        assert not store.set_walker_stage(
+            DEVICE, VALID, payloads.encode(VALID).encode(), arrived + 1805
+        )
         assert store.walker_stage(DEVICE, "bob") == later
     finally:
         store.close()

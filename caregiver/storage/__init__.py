@@ -35,11 +35,12 @@ from caregiver.storage.records import (
     WalkSession,
 )
 from caregiver.storage.schema import SCHEMA_VERSION, SchemaError, SchemaUpgrade
-from caregiver.storage.store import Pruned, Store, Transaction
+from caregiver.storage.store import STAGE_AHEAD_S, Pruned, Store, Transaction
 
 __all__ = [
     "OPEN_STATUSES",
     "SCHEMA_VERSION",
+    "STAGE_AHEAD_S",
     "WALK_FIELDS",
     "Account",
     "Alert",

@@ -301,13 +301,27 @@ def _event_row(event: NewEvent, now: float) -> tuple[object, ...]:
     )
 
 
-def _kept_is_newer(kept: str, stage: StageMessage) -> bool:
-    """The kept stage's ``wall_time`` (``kept``) is a later moment than ``stage``'s: compared
-    as moments, not as text (text sorts "x" after every year, and an offset's hour apart). A
-    kept time that is no time (kept before ingest refused such a stage) is older than any."""
+STAGE_AHEAD_S = 600.0
+"""How far ahead of this service's clock, when it arrived, a device may have stamped a walker's
+stage and still order the stages that follow it. One stamped further ahead (a device whose
+clock jumped to a far-future time, or was set so by hand) orders nothing: the next stage the
+device sends replaces it, whatever its time. Before, it was kept over every stage the device
+sent once its clock came back, until the walker's topic was cleared; the page said a stage the
+device had left. Clocks that agree within it keep their order between near-simultaneous
+arrivals (several instances taking a shared stream)."""
+
+
+def _kept_is_newer(kept: str, received_at: float, stage: StageMessage) -> bool:
+    """The kept stage's ``wall_time`` (``kept``, received at ``received_at`` by this service's
+    clock) is a later moment than ``stage``'s: compared as moments, not as text (text sorts "x"
+    after every year, and an offset's hour apart). A kept time that is no time (kept before
+    ingest refused such a stage) is older than any, and so is one stamped more than
+    :data:`STAGE_AHEAD_S` ahead of when it was received (a device clock that ran ahead)."""
     try:
         kept_at = utc_of(kept)
     except ValueError:
+        return False
+    if kept_at.timestamp() > received_at + STAGE_AHEAD_S:
         return False
     try:
         return kept_at > utc_of(stage.wall_time)
@@ -806,16 +820,21 @@ class Transaction:
         self, device_id: str, stage: StageMessage, message: bytes, now: float
     ) -> bool:
         """``stage``, the device's retained word on one walker's progression (``message``, its
-        payload, is what is kept); True when it says something new. A redelivery (a reconnect
-        hands the retained copy over again) changes nothing; an older one than stored (by the
-        device's ``wall_time``) neither. Every instance writes the same row (one upsert)."""
+        payload, is what is kept; ``now``, when it was received); True when it says something
+        new. A redelivery (a reconnect hands the retained copy over again) changes nothing; an
+        older one than stored (by the device's ``wall_time``) neither, unless the stored one was
+        stamped beyond :data:`STAGE_AHEAD_S` ahead of its arrival. Every instance writes the
+        same row (one upsert)."""
         walker = stage.walker.id
         row = self._db.execute(
-            "SELECT message, wall_time FROM walker_stages WHERE device_id = ? AND walker = ?",
+            "SELECT message, wall_time, received_at FROM walker_stages"
+            " WHERE device_id = ? AND walker = ?",
             (device_id, walker),
         ).fetchone()
         text = message.decode()
-        if row is not None and (str(row[0]) == text or _kept_is_newer(str(row[1]), stage)):
+        if row is not None and (
+            str(row[0]) == text or _kept_is_newer(str(row[1]), float(row[2]), stage)
+        ):
             return False
         self._db.execute(
             "INSERT INTO walker_stages (device_id, walker, message, wall_time, received_at)"
