@@ -440,7 +440,15 @@ class Watcher:
     ) -> None:
         refused = [t for t, rc in zip(self.topics, reason_codes, strict=False) if rc.is_failure]
         if refused:
-            print(f"retroguard watch: not allowed to read {', '.join(refused)}", file=sys.stderr)
+            # An ACL written before a release added a topic to the watch (stage/<walker>) lets
+            # it read the rest: it watches them, and says what the account's block lacks.
+            self._say(
+                f"not allowed to read {', '.join(refused)}: the broker's ACL does not give "
+                f"this account {'it' if len(refused) == 1 else 'them'} (add "
+                + "; ".join(f"'topic read {t}'" for t in refused)
+                + ' to its user block and reload Mosquitto: docs/mqtt.md, "Watching from a '
+                'terminal"); watching the rest'
+            )
         print(
             f"watching {', '.join(self.topics)} on {self.config.host}:{self.config.port}",
             file=self.out,
