@@ -539,7 +539,7 @@ class Ingestor:
                 self._count.rejected += 1
                 return None
             ahead = stamped.timestamp() - now
-            if ahead > STAGE_AHEAD_S:
+            if ahead > STAGE_AHEAD_S and not body.wall_unsynced:  # flagged: not news
                 # what it says is the device's word and is kept; its time orders nothing
                 # (caregiver.storage.store.STAGE_AHEAD_S): the device's next stage replaces it
                 log.warning(

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import socket
+import threading
 from pathlib import Path
 
 import msgspec
@@ -55,6 +57,12 @@ def _bob_walks_last_week_and_advances(path: Path, now: dt.datetime) -> None:
         assert state is not None and state.stage == 1
     finally:
         conn.close()
+
+
+def _said(stage: StageMessage) -> tuple[object, ...]:
+    """What a stage says of the walker's progression (not when, nor this week's count)."""
+    return (stage.stage, stage.status, stage.held, stage.change, stage.changed_wall,
+            stage.stage_started_wall, stage.weeks_done)  # fmt: skip
 
 
 def _stage(store: Store, walker: str) -> int | None:
@@ -196,3 +204,108 @@ def test_a_stage_stamped_by_a_clock_far_ahead_gives_way_to_the_device_s_next(
         assert ingestor.handle(topic, sent(now + dt.timedelta(minutes=4), 2, held=True))
         shown = store.walker_stage(DEVICE, "bob")
         assert shown is not None and (shown.stage, shown.held) == (1, False)
+
+
+def test_a_stage_computed_before_ntp_set_the_clock_is_shown_and_sent_again_once_it_is(
+    mosquitto: Mosquitto, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The service holds Bob's stage as the device sent it (running, stamped at the true
+    time); Bob's stage was then held while the broker was out of reach, and the power was
+    cut. The device comes back with its clock unset, an hour behind (the time it saved
+    before the cut: no battery-backed clock). A real courier (its wall clock injected) sends
+    the held stage flagged ``wall_unsynced``: the service takes it by arrival and the plan
+    page says held. Before, it was dropped as an hour older than the kept one, and the device, which
+    sends a stage again only when it changes, never sent it again: the page said running
+    until Bob's next change. NTP's step then makes the courier send the same stage again,
+    unflagged and stamped with the true time, within the heartbeat's second (the minute's
+    refresh pushed an hour away): nothing about Bob changed."""
+    from core.clock import SimClock
+    from core.protocol.topics import Topics
+    from core.wallclock import FakeWallClock
+    from firmware.config import Config, DeviceConfig, StorageConfig
+    from firmware.courier.channel import LoopChannel
+    from firmware.courier.service import Courier
+    from firmware.link import messages
+    from firmware.link.framing import frame
+    from firmware.mqtt import reporter as reporter_module
+    from firmware.mqtt.status import RetainedStatus
+    from firmware.storage.progressions import change_progression
+
+    monkeypatch.setattr(reporter_module, "PROGRESS_REFRESH_S", 3600.0)
+    now = dt.datetime.now(dt.UTC)
+    true_now = now.isoformat(timespec="milliseconds")
+    db = tmp_path / "device.db"
+    anna_and_bob_on_stage_one(db, now)
+    topic = f"retroguard/{DEVICE}/stage/bob"
+    synced = FakeWallClock(SimClock(), now)
+    before_cut = RetainedStatus(db, Topics("retroguard", DEVICE), now=synced.now, wall_clock=synced)
+    try:
+        (running,) = before_cut.stages()
+    finally:
+        before_cut.close()
+    conn = connect(db)
+    with transaction(conn):  # held while the broker was out of reach, then the power cut
+        change_progression(conn, "hold", by="Jo", walker="bob", wall=true_now)
+        conn.execute("UPDATE progressions SET stage_started_boot = 'the boot before the cut'")
+    conn.close()
+    hour = 3600.0
+
+    class Watched(FakeWallClock):
+        """Says when the courier's heartbeat has looked twice (its first beat is done)."""
+
+        beats = 0
+        looked = threading.Event()
+
+        def synchronized(self) -> bool:
+            if threading.current_thread().name == "retroguard-courier-heartbeat":
+                self.beats += 1
+                if self.beats >= 2:
+                    self.looked.set()
+            return super().synchronized()
+
+    wall = Watched(SimClock(), now - dt.timedelta(seconds=hour), synced=False)
+    config = Config(
+        device=DeviceConfig(id=DEVICE, name="T1"),
+        storage=StorageConfig(database=str(db)),
+        mqtt=config_for(mosquitto, discovery=False),
+    )
+
+    def shown() -> StageMessage | None:
+        return cg.store.walker_stage(DEVICE, "bob")
+
+    loop_end, courier_end = socket.socketpair()
+    with running_service(make_config(mosquitto, tmp_path), background=False) as cg:
+        web = Http(cg.port)
+        assert web.login() == 303
+        assert cg.ingestor.handle(topic, running.payload.encode())  # from before the cut
+        kept = shown()
+        assert kept is not None and not kept.held and kept.wall_time == true_now
+        courier = Courier(config, LoopChannel(courier_end), wall_clock=wall)
+        serving = threading.Thread(target=courier.run, name="test-courier", daemon=True)
+        serving.start()
+        try:
+            assert cg.ingestor.wait_for(lambda: (s := shown()) is not None and s.held, WAIT)
+            flagged = shown()
+            assert flagged is not None and flagged.wall_unsynced
+            assert utc_of(flagged.wall_time) < utc_of(true_now)  # the unset clock's hour
+            _, _, page = web.request("GET", f"/devices/{DEVICE}/plan?walker=bob")
+            assert 'data-status="held"' in page.split('id="in-force-progression"')[1]
+
+            # the start's wakes are spent (the heartbeat's first beat, then a publisher pass
+            # after it): only the clock's synchronisation can send the stage again now
+            assert wall.looked.wait(WAIT)
+            assert courier.reporter is not None and courier.reporter.wait_drained(WAIT)
+            wall.step(hour)  # NTP's first setting: synchronised, the true time
+            assert cg.ingestor.wait_for(
+                lambda: (s := shown()) is not None and not s.wall_unsynced, WAIT
+            )
+            again = shown()
+            assert again is not None and again.wall_time == true_now
+            # the same stage (the week aside: an hour back may be last week's)
+            assert _said(again) == _said(flagged)
+        finally:
+            loop_end.sendall(frame(messages.encode(messages.Goodbye("test over"))))
+            loop_end.shutdown(socket.SHUT_WR)  # the loop is gone: the courier drains and closes
+            serving.join(WAIT)
+            loop_end.close()
+    assert not serving.is_alive()

@@ -316,7 +316,17 @@ def _kept_is_newer(kept: str, received_at: float, stage: StageMessage) -> bool:
     clock) is a later moment than ``stage``'s: compared as moments, not as text (text sorts "x"
     after every year, and an offset's hour apart). A kept time that is no time (kept before
     ingest refused such a stage) is older than any, and so is one stamped more than
-    :data:`STAGE_AHEAD_S` ahead of when it was received (a device clock that ran ahead)."""
+    :data:`STAGE_AHEAD_S` ahead of when it was received (a device clock that ran ahead).
+
+    A stage the device flagged ``wall_unsynced`` (computed before NTP set its clock: a Pi after
+    a power cut reads the time of its last shutdown) is the device's newest by arrival: its
+    time orders nothing, neither against the kept one (it replaces it) nor, kept, against the
+    next (kept with no time: :meth:`Transaction.set_walker_stage`). Before, a stage computed
+    just after a reboot was stamped up to hours behind the one kept from before it and was
+    dropped as older, and the device, which sends a stage again only when it changes, never
+    sent it again: the pages said the stage from before the reboot until the next change."""
+    if stage.wall_unsynced:
+        return False
     try:
         kept_at = utc_of(kept)
     except ValueError:
@@ -841,7 +851,8 @@ class Transaction:
             " VALUES (?, ?, ?, ?, ?) ON CONFLICT (device_id, walker) DO UPDATE SET"
             " message = excluded.message, wall_time = excluded.wall_time,"
             " received_at = excluded.received_at",
-            (device_id, walker, text, stage.wall_time, now),
+            # a time the device's unset clock said orders nothing: kept as no time
+            (device_id, walker, text, "" if stage.wall_unsynced else stage.wall_time, now),
         )
         return True
 

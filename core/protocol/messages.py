@@ -909,6 +909,13 @@ class StageMessage(Struct, kw_only=True, omit_defaults=True):
     it began, a day once: :func:`core.progression.week_counts`)."""
     zone: ZoneKey | None = None
     """The IANA zone the weeks are counted in (absent when the device's has no IANA name)."""
+    wall_unsynced: bool = False
+    """The device's wall clock was not synchronised (NTP) as it computed this: ``wall_time``,
+    and ``week``, may be hours or days off (a Pi after a power cut reads the time of its last
+    shutdown), so ``wall_time`` orders nothing: a consumer takes such a stage as the device's
+    newest by arrival. The device publishes the stage again, unflagged and stamped with the
+    true time, once its clock is synchronised, whether or not the stage changed. Absent:
+    synchronised (and every older release)."""
 
     def __post_init__(self) -> None:
         try:

@@ -51,6 +51,7 @@ from core.protocol.events import Event, EventType
 from core.protocol.messages import DeviceHealth, SessionRecord
 from core.protocol.payloads import wall_now
 from core.protocol.walker import WalkerInvalid, is_walker_id
+from core.wallclock import SystemWallClock, WallClock
 from core.zones import system_zone
 from firmware.config import Config
 from firmware.courier.channel import SEND_TIMEOUT_S, LoopChannel
@@ -136,10 +137,16 @@ class Courier:
         clock: Callable[[], float] = time.monotonic,
         monitor_pid: int = 0,
         monitor_started: str = "",
+        wall_clock: WallClock | None = None,
     ) -> None:
         self.config = config
         self.channel = channel
         self.clock = clock
+        self.wall_clock: WallClock = wall_clock if wall_clock is not None else SystemWallClock()
+        """The wall clock the retained status is stamped with (default the host's); the
+        heartbeat follows whether it is synchronised (:meth:`follow_wall_clock`)."""
+        self._wall_synced: bool | None = None
+        """What the heartbeat last read of it (None: not yet)."""
         self.health = DeviceHealth()
         self.checks: dict[str, dict[str, object]] = {}
         self.clean_stop = False
@@ -176,6 +183,7 @@ class Courier:
                 on_incident_closed=lambda incident: self.channel.send(
                     messages.IncidentClosed(incident)
                 ),
+                wall_clock=self.wall_clock,
             )
             self.reporter.set_providers(telemetry=self._telemetry, self_test=self._self_test)
             persist = self.reporter.sink  # stores and queues in one transaction
@@ -539,6 +547,24 @@ class Courier:
             self._progressions_seen = revision
             self.reporter.sessions_changed()
 
+    def follow_wall_clock(self) -> None:
+        """Wake the publisher when the wall clock became synchronised since the last look, or
+        stopped being (the heartbeat's thread: one ``adjtimex``, or under the monitor's unit a
+        ``stat`` in ``/run``; never the loop's). A walker's retained ``stage`` computed before
+        NTP set the clock after boot went out flagged ``wall_unsynced`` with the unset clock's
+        time; the publisher sends a stage again only when what it says changes, so without
+        this wake it went out again, stamped with the true time, only at the minute's refresh.
+        Nothing is sent to the loop here."""
+        if self.reporter is None:
+            return
+        try:
+            synced = self.wall_clock.synchronized()
+        except Exception:
+            synced = False  # as the retained status reads a failed read: not synchronised
+        if synced != self._wall_synced:
+            self._wall_synced = synced
+            self.reporter.wall_clock_changed()
+
     def _walker_chosen(self, walker: str) -> None:
         """The button chose a walker: store it (a removed one meanwhile: the roster says so)."""
         try:
@@ -602,6 +628,7 @@ class Courier:
                 self.forward_plan()  # `retroguard plan set` writes the database directly
                 self.forward_roster()  # and `retroguard walker` too
                 self.follow_progressions()  # and `retroguard plan progression` too
+                self.follow_wall_clock()  # NTP's first setting: the stages, unflagged
             except Exception:
                 log.exception("storage: probing, trying the disk again or retention failed")
             if not self._alive():

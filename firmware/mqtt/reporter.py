@@ -74,6 +74,7 @@ from core.protocol.topics import (
     discovery_topic,
     ha_status_topic,
 )
+from core.wallclock import WallClock
 from firmware.config import MqttConfig
 from firmware.mqtt.caregiver import CaregiverView, CaregiverWatch, self_test_check
 from firmware.mqtt.commands import (
@@ -242,6 +243,11 @@ class _WalkersChanged:
 
 
 @dataclass(frozen=True, slots=True)
+class _WallClockChanged:
+    """The wall clock became synchronised, or stopped being (the courier's heartbeat)."""
+
+
+@dataclass(frozen=True, slots=True)
 class _Acked:
     """The broker answered a publish (paho thread)."""
 
@@ -357,6 +363,7 @@ _Token = (
     | _IncidentEvent
     | _SessionsChanged
     | _WalkersChanged
+    | _WallClockChanged
     | _SessionWalker
     | _Acked
     | _StateChange
@@ -641,6 +648,7 @@ class MqttReporter:
         on_plan: Callable[[], object] | None = None,
         clock: Callable[[], float] = time.monotonic,
         on_incident_closed: Callable[[str], object] | None = None,
+        wall_clock: WallClock | None = None,
     ) -> None:
         try:
             check_device_id(device_id)
@@ -664,9 +672,15 @@ class MqttReporter:
         self._telemetry = telemetry
         self._clock = clock
         self._box = _StatusBox()
-        self._retained = RetainedStatus(database, self.topics)
+        if wall_clock is None:
+            self._retained = RetainedStatus(database, self.topics)
+        else:
+            self._retained = RetainedStatus(
+                database, self.topics, now=wall_clock.now, wall_clock=wall_clock
+            )
         """The retained ``incident``, ``progress``, ``walkers`` and ``stage/<walker>`` topics,
-        computed from the database."""
+        computed from the database; ``wall_clock`` (default the host's) stamps them and says
+        whether it is synchronised (a stage computed before it was is flagged)."""
         self._default_target = _DefaultTarget(
             self.silence,
             self.outbox,
@@ -841,6 +855,15 @@ class MqttReporter:
         """The walker of the guided session under way (None: none ended it, or none runs):
         the retained progress is theirs until it ends. Non-blocking."""
         self._wake.put_nowait(_SessionWalker(walker))
+
+    def wall_clock_changed(self) -> None:
+        """The wall clock became synchronised (NTP's first setting after boot), or stopped
+        being: recompute the walkers' retained ``stage`` (flagged ``wall_unsynced`` while it
+        was not) and the ``progress`` (its week is the clock's). Non-blocking. A stage is
+        otherwise sent again only when what it says changes, so one computed before the
+        clock was set kept its unset clock's time, which the caregiver service cannot order
+        by, until the walker's next change."""
+        self._wake.put_nowait(_WallClockChanged())
 
     def walkers_changed(self) -> None:
         """The walker profiles may have changed (``retroguard walker``): recompute the retained
@@ -1250,6 +1273,9 @@ class MqttReporter:
                     self._stages_due = True  # a session counted, or a progression stored
                 case _WalkersChanged():
                     self._walkers_due = True
+                    self._stages_due = True
+                case _WallClockChanged():
+                    self._progress_due = True
                     self._stages_due = True
                 case _SessionWalker(walker=walker):
                     if walker != self._retained.session_walker:

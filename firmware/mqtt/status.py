@@ -56,7 +56,7 @@ from core.protocol.messages import (
 )
 from core.protocol.topics import Topics
 from core.protocol.walker import DEFAULT_WALKER_ID, Walker
-from core.wallclock import WallClock
+from core.wallclock import SystemWallClock, WallClock
 from core.zones import system_zone, zone_key
 from firmware.storage.database import Database, as_database
 from firmware.storage.incidents import Shown
@@ -550,9 +550,12 @@ class RetainedStatus:
 
         found, gone = self._read(read)
         stamped = now.astimezone(dt.UTC).isoformat(timespec="milliseconds")
+        unsynced = not self._synchronized()
         due: list[Retained] = []
         for message in found:
-            message = msgspec.structs.replace(message, wall_time=stamped)
+            # the flag is part of what it says: the first computation once the clock is
+            # synchronised differs, and goes out stamped with the true time
+            message = msgspec.structs.replace(message, wall_time=stamped, wall_unsynced=unsynced)
             walker = message.walker
             view = payloads.encode(msgspec.structs.replace(message, wall_time=""))
             topic = self._topics.stage(walker.id)
@@ -564,6 +567,18 @@ class RetainedStatus:
             if said is not None:
                 due.append(said)
         return due
+
+    def _synchronized(self) -> bool:
+        """Whether the wall clock the stages are stamped with is synchronised (the host's: an
+        ``adjtimex``, or under the monitor's unit a ``stat`` in ``/run``; on the publisher
+        thread, never the loop's). A read that fails is "not synchronised", the safe side: the
+        stage goes out flagged and again once a read says synchronised."""
+        if self._wall_clock is None:
+            self._wall_clock = SystemWallClock()
+        try:
+            return self._wall_clock.synchronized()
+        except Exception:
+            return False
 
     def _if_changed(self, topic: str, view: str, payload: str) -> Retained | None:
         if self._said.get(topic) == view:
