@@ -17,6 +17,11 @@
 #                                             the documented accounts and ACL: the device, the
 #                                             caregiver service and Home Assistant each publish
 #                                             and read only their own topics (docs/mqtt.md)
+#   --caregiver-instance=caregiver-NAME       with --broker: the caregiver service instance's
+#                                             account (docs/provider.md) gets the caregiver
+#                                             block's ACL rules; remembered in
+#                                             /etc/retroguard/caregiver-instances (one a line),
+#                                             so every later run writes its block again
 #
 # Every step checks first and only does what is missing, so a second run changes nothing
 # except the code in the venv and the unit file. Existing config is never overwritten.
@@ -55,6 +60,10 @@ BROKER_PASSWD=$MOSQUITTO_DIR/retroguard.passwd
 DEVICE_MQTT_PASSWORD=$ETC_DIR/mqtt-password
 CAREGIVER_MQTT_PASSWORD=$ETC_DIR/caregiver-mqtt-password
 HOMEASSISTANT_MQTT_PASSWORD=$ETC_DIR/homeassistant-mqtt-password
+# The caregiver service instances' accounts (docs/provider.md), one a line: the ACL, which
+# --broker writes again from docs/mqtt/mosquitto.acl at every run (Mosquitto's acl_file is one
+# file: it cannot include another), gets a block for each, the caregiver block's rules.
+CAREGIVER_INSTANCES=$ETC_DIR/caregiver-instances
 # gpio and i2c for the pins and the sensor, audio for /dev/snd (the spoken prompts).
 SVC_GROUPS=(gpio i2c audio)
 # The groups of SVC_GROUPS this script had to create (one a line): --purge removes only these.
@@ -70,8 +79,9 @@ start=1
 hw_watchdog=1
 caregiver=0
 broker=0
+new_instances=()
 
-usage() { sed -n '2,23p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '2,28p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; }
 
 parse_args() {
     local arg
@@ -84,12 +94,17 @@ parse_args() {
             --no-hardware-watchdog) hw_watchdog=0 ;;
             --caregiver) caregiver=1 ;;
             --broker) broker=1 ;;
+            --caregiver-instance=*) new_instances+=("${arg#--caregiver-instance=}") ;;
             -h | --help) usage; exit 0 ;;
             *) echo "install-pi.sh: unknown option $arg" >&2; usage >&2; exit 2 ;;
         esac
     done
     if [ "$purge" -eq 1 ] && [ "$action" != uninstall ]; then
         echo "install-pi.sh: --purge only goes with --uninstall" >&2
+        exit 2
+    fi
+    if [ "${#new_instances[@]}" -gt 0 ] && { [ "$broker" -eq 0 ] || [ "$action" != install ]; }; then
+        echo "install-pi.sh: --caregiver-instance only goes with --broker" >&2
         exit 2
     fi
 }
@@ -362,10 +377,49 @@ broker_account() {
     note "account '$name': password in $secret_file"
 }
 
+# caregiver_instances: the instances' account names, one a line: CAREGIVER_INSTANCES' (blank
+# lines and '#' comments left out), then each --caregiver-instance not among them. Exits 1
+# naming a name that is not an instance's account.
+caregiver_instances() {
+    local name names=()
+    if [ -r "$CAREGIVER_INSTANCES" ]; then
+        while IFS= read -r name; do
+            name=${name%%#*}
+            name=${name//[[:space:]]/}
+            [ -n "$name" ] && names+=("$name")
+        done <"$CAREGIVER_INSTANCES"
+    fi
+    names+=("${new_instances[@]}")
+    for name in "${names[@]}"; do
+        # caregiver-watch is the read-only watch's account: the caregiver's rules would let it
+        # send commands
+        if ! [[ $name =~ ^caregiver-[a-z0-9][a-z0-9_-]{0,31}$ ]] || [ "$name" = caregiver-watch ]; then
+            echo "install-pi.sh: caregiver instance '$name' (in $CAREGIVER_INSTANCES or --caregiver-instance) is not an instance's account: caregiver-<name>, lowercase letters, digits, '-' and '_', not caregiver-watch (docs/provider.md)" >&2
+            exit 1
+        fi
+    done
+    printf '%s\n' "${names[@]}" | awk 'NF && !seen[$0]++'
+}
+
+# broker_acl INSTANCES...: the documented ACL, then a user block for each instance with the
+# caregiver block's rule lines as the documented ACL has them.
+broker_acl() {
+    local acl=$root/docs/mqtt/mosquitto.acl name
+    cat "$acl"
+    [ $# -gt 0 ] || return 0
+    printf '\n# --- caregiver service instances (docs/provider.md): written by install-pi.sh --broker\n'
+    printf '# from %s, each with the caregiver block'"'"'s rules ---\n' "$CAREGIVER_INSTANCES"
+    for name in "$@"; do
+        printf 'user %s\n' "$name"
+        awk '/^user /{ mine = ($0 == "user caregiver") } mine && /^topic /' "$acl"
+        printf '\n'
+    done
+}
+
 # install_broker: with --broker, Mosquitto with the documented accounts and ACL, on loopback.
 install_broker() {
     [ "$broker" -eq 1 ] || return 0
-    local device
+    local device instances listed
     device=$(config_device_id)
     step "Mosquitto on 127.0.0.1:$BROKER_PORT: accounts $device, caregiver and homeassistant, the documented ACL"
     case $device in
@@ -374,9 +428,25 @@ install_broker() {
             exit 1
             ;;
     esac
+    listed=$(caregiver_instances) || exit 1
+    mapfile -t instances <<<"$listed"
+    [ -n "$listed" ] || instances=()
     # the password files go in ETC_DIR, which install_config (after this step) would make
     run install -d -m 0755 "$ETC_DIR" "$MOSQUITTO_DIR" "$MOSQUITTO_DIR/conf.d"
-    write_file "$BROKER_ACL" 0640 root:mosquitto <"$root/docs/mqtt/mosquitto.acl"
+    if [ "${#new_instances[@]}" -gt 0 ]; then
+        # remembered: the next run (an upgrade) writes their blocks again
+        { if [ -r "$CAREGIVER_INSTANCES" ]; then cat "$CAREGIVER_INSTANCES"; else
+            echo "# Caregiver service instances' broker accounts (docs/provider.md), one a line:"
+            echo "# install-pi.sh --broker gives each the caregiver block's ACL rules at every run."
+        fi
+        for name in "${new_instances[@]}"; do
+            grep -qxF -- "$name" "$CAREGIVER_INSTANCES" 2>/dev/null || echo "$name"
+        done; } | write_file "$CAREGIVER_INSTANCES" 0644 root:root
+    fi
+    if [ "${#instances[@]}" -gt 0 ]; then
+        note "caregiver instances (${CAREGIVER_INSTANCES}): ${instances[*]}; their passwords are yours to set (mosquitto_passwd $BROKER_PASSWD NAME)"
+    fi
+    broker_acl "${instances[@]}" | write_file "$BROKER_ACL" 0640 root:mosquitto
     broker_account "$device" "$DEVICE_MQTT_PASSWORD" "root:$SVC_USER"
     broker_account caregiver "$CAREGIVER_MQTT_PASSWORD" "root:$SVC_USER"
     broker_account homeassistant "$HOMEASSISTANT_MQTT_PASSWORD" root:root

@@ -416,6 +416,89 @@ def _install_broker_files(tmp_path: Path) -> Path:
     return mosquitto
 
 
+def _user_blocks(acl: str) -> dict[str, list[str]]:
+    """Each ``user`` block of ACL text: its ``topic`` lines, by account."""
+    blocks: dict[str, list[str]] = {}
+    rules: list[str] = []
+    for line in acl.splitlines():
+        if line.startswith("user "):
+            rules = blocks.setdefault(line.removeprefix("user "), [])
+        elif line.startswith("topic "):
+            rules.append(line)
+    return blocks
+
+
+def test_broker_writes_the_caregiver_instances_blocks_again_at_every_run(tmp_path: Path) -> None:
+    """``--broker`` writes the ACL again from docs/mqtt/mosquitto.acl at every run (Mosquitto's
+    ``acl_file`` cannot include another file), so the ``user caregiver-a``/``caregiver-b``
+    blocks docs/provider.md had the operator append were gone after each upgrade and those
+    instances lost the stream. ``--caregiver-instance=caregiver-a`` names an instance once: it
+    is remembered in /etc/retroguard/caregiver-instances (which the operator may edit), and
+    every run, the upgrade's without the option too, writes each listed instance a block with
+    the caregiver block's rules. A name that is not an instance's account is refused before
+    anything is written: the watch's read-only account would be given the caregiver's
+    commands."""
+    plan = run_script(
+        "--dry-run", "--broker", "--caregiver-instance=caregiver-a", env_dirs=tmp_path
+    )
+    assert plan.returncode == 0, plan.stderr
+    assert f"+ write {tmp_path}/etc/caregiver-instances (mode 0644, root:root)" in plan.stdout
+    assert "caregiver instances (" in plan.stdout and "): caregiver-a;" in plan.stdout
+    assert list(tmp_path.iterdir()) == []
+    for name in ("caregiver-watch", "caregiver", "nurse-a", "caregiver-A", "caregiver-a b"):
+        refused = run_script(
+            "--dry-run", "--broker", f"--caregiver-instance={name}", env_dirs=tmp_path
+        )
+        assert refused.returncode == 1, (name, refused.stdout)
+        assert f"caregiver instance '{name}'" in refused.stderr, name
+        assert (
+            "Mosquitto on" in refused.stdout
+            and "+ write" not in refused.stdout.split("Mosquitto on")[1]
+        )
+    alone = run_script("--dry-run", "--caregiver-instance=caregiver-a", env_dirs=tmp_path)
+    assert alone.returncode == 2 and "only goes with --broker" in alone.stderr
+
+    if shutil.which("mosquitto_passwd") is None:
+        pytest.skip("mosquitto_passwd not installed (Debian package 'mosquitto')")
+    if os.geteuid() != 0:
+        pytest.skip("the step writes its files root:mosquitto, as on the Pi: needs root")
+    mosquitto, etc = tmp_path / "mosquitto", tmp_path / "etc"
+    env = dict(os.environ, RETROGUARD_ETC=str(etc), RETROGUARD_MOSQUITTO_DIR=str(mosquitto))
+
+    def broker_step(*options: str) -> str:
+        script = (
+            f"source {SCRIPT}; SVC_USER=root; systemctl() {{ :; }}; "
+            f"parse_args --broker {' '.join(options)}; install_broker"
+        )
+        done = subprocess.run(
+            ["bash", "-c", script], env=env, capture_output=True, text=True, check=False
+        )
+        assert done.returncode == 0, done.stdout + done.stderr
+        return (mosquitto / "retroguard.acl").read_text()
+
+    documented = (ROOT / "docs" / "mqtt" / "mosquitto.acl").read_text()
+    caregiver = _user_blocks(documented)["caregiver"]
+    first = broker_step("--caregiver-instance=caregiver-a", "--caregiver-instance=caregiver-b")
+    assert first.startswith(documented)
+    blocks = _user_blocks(first)
+    assert blocks["caregiver-a"] == blocks["caregiver-b"] == caregiver
+    assert blocks["caregiver"] == caregiver and blocks["caregiver-watch"] != caregiver
+    listed = (etc / "caregiver-instances").read_text()
+    assert listed.splitlines()[-2:] == ["caregiver-a", "caregiver-b"]
+    assert broker_step() == first  # the upgrade: no option, the blocks all the same
+    assert broker_step("--caregiver-instance=caregiver-a") == first  # named again: once
+    assert (etc / "caregiver-instances").read_text() == listed
+    # the list is the operator's to edit too
+    (etc / "caregiver-instances").write_text(listed + "caregiver-ward-c  # the ward's own\n")
+    third = _user_blocks(broker_step())
+    assert [a for a in third if a.startswith("caregiver-") and a != "caregiver-watch"] == [
+        "caregiver-a",
+        "caregiver-b",
+        "caregiver-ward-c",
+    ]
+    assert third["caregiver-ward-c"] == caregiver
+
+
 def _purge(tmp_path: Path, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
     """``--uninstall --purge`` for real, in tmp_path's folders: only after its dry run shows that
     every folder it would remove is there (a script not honouring an override, as before

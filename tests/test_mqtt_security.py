@@ -441,6 +441,60 @@ def test_the_installed_broker_applies_the_documented_acl_to_every_account(tmp_pa
         shutil.rmtree(mosquitto_dir, ignore_errors=True)
 
 
+@pytest.mark.skipif(
+    os.geteuid() != 0 or shutil.which("mosquitto_passwd") is None,
+    reason="needs root (the files are the mosquitto user's) and mosquitto_passwd",
+)
+def test_a_caregiver_instance_listed_for_the_installer_keeps_its_access_after_an_upgrade(
+    tmp_path: Path,
+) -> None:
+    """docs/provider.md's instances on the broker ``install-pi.sh --broker`` set up: an
+    instance listed in /etc/retroguard/caregiver-instances, its password set by the operator,
+    still reads the device's events and sends commands and its presence after the next run of
+    the installer (an upgrade, which writes the ACL again), and forges no device. Before, that
+    run wrote the documented ACL alone: the broker took the instance's login and gave it
+    nothing."""
+    etc = tmp_path / "etc"
+    etc.mkdir()
+    (etc / "config.toml").write_text('[device]\nid = "tm1"\n')
+    (etc / "caregiver-instances").write_text("caregiver-a\n")
+    mosquitto_dir = Path(tempfile.mkdtemp(prefix="retroguard-etc-mosquitto-"))
+    mosquitto_dir.chmod(0o755)  # the broker drops to its own user, which must reach the files
+    port = free_port()
+    broker = Mosquitto(
+        port=port,
+        config=f"persistence false\nlog_dest stderr\ninclude_dir {mosquitto_dir}/conf.d\n",
+    )
+    try:
+        _install_broker(etc, mosquitto_dir, port)
+        passwd = mosquitto_dir / "retroguard.passwd"
+        subprocess.run(["mosquitto_passwd", "-b", str(passwd), "caregiver-a", "a-pw"], check=True)
+        out = _install_broker(etc, mosquitto_dir, port)  # the upgrade
+        assert "caregiver instances (" in out and "): caregiver-a;" in out
+        assert "caregiver-a:" in passwd.read_text()  # the operator's login is kept
+        broker.start()
+        device_pw = (etc / "mqtt-password").read_text().splitlines()[0]
+        device = RawClient(broker, "tm1", device_pw)
+        try:
+            with subscriber(
+                broker, ["retroguard/+/event"], username="caregiver-a", password="a-pw"
+            ) as sub:
+                assert not device.publish("retroguard/tm1/event", "genuine").is_failure
+                assert sub.wait(lambda: any(m.payload == b"genuine" for m in sub.messages))
+        finally:
+            device.close()
+        instance = RawClient(broker, "caregiver-a", "a-pw")
+        try:
+            assert not instance.publish("retroguard/tm1/cmd/ping", "{}").is_failure
+            assert not instance.publish("retroguard/caregiver/status", "{}").is_failure
+            assert instance.publish("retroguard/tm1/event", "forged").is_failure
+        finally:
+            instance.close()
+    finally:
+        broker.cleanup()
+        shutil.rmtree(mosquitto_dir, ignore_errors=True)
+
+
 def test_home_assistant_may_press_its_buttons_and_send_no_other_command(
     secured: Mosquitto,
 ) -> None:
