@@ -39,6 +39,7 @@ from tools.broker import Mosquitto
 
 DEVICE = "treadmill-1"
 BOB = Walker("bob", "Bob")
+NOON = "2026-03-03T12:00:00.000+00:00"
 
 
 def _bob_walks_last_week_and_advances(path: Path, now: dt.datetime) -> None:
@@ -161,6 +162,32 @@ def test_a_stage_redelivered_or_older_changes_nothing_and_a_cleared_one_is_forgo
         assert not store.set_walker_stage(DEVICE, older, older_text, arrived + 3)
         assert _stage(store, "bob") == 2
         assert store.forget_walker_stage(DEVICE, "bob") and _stage(store, "bob") is None
+    finally:
+        store.close()
+
+
+def test_a_stage_flagged_as_stamped_by_an_unset_clock_is_taken_by_arrival(tmp_path: Path) -> None:
+    """A stage the device computed before NTP set its clock (``wall_unsynced``) replaces the
+    kept one however far behind its time, and its time orders nothing once kept: the next
+    stage replaces it whatever its time. Unflagged stages still keep their order."""
+    store = Store(tmp_path / "caregiver.db")
+    try:
+        from tests.stage_support import STAGE_EXAMPLE
+
+        def stored(stage: int, at: str, unsynced: bool = False) -> bool:
+            message = msgspec.structs.replace(
+                STAGE_EXAMPLE, stage=stage, wall_time=at, wall_unsynced=unsynced
+            )
+            text = payloads.encode(message).encode()
+            return store.set_walker_stage(DEVICE, message, text, utc_of(NOON).timestamp())
+
+        assert stored(1, NOON)
+        assert not stored(2, "2026-03-03T11:00:00.000+00:00")  # older: the kept one stays
+        assert stored(2, "2026-03-03T11:00:00.000+00:00", unsynced=True)  # by arrival
+        assert _stage(store, "bob") == 2
+        assert not stored(2, "2026-03-03T11:00:00.000+00:00", unsynced=True)  # a redelivery
+        assert stored(1, "2026-03-03T10:00:00.000+00:00")  # kept with no time: replaced
+        assert _stage(store, "bob") == 1
     finally:
         store.close()
 

@@ -332,3 +332,38 @@ def test_a_session_stored_again_when_it_ends_is_counted_at_once(tmp_path: Path) 
         assert _decoded(status.stages(), status)["bob"].week_done == 1
     finally:
         status.close()
+
+
+def test_a_stage_computed_before_the_clock_is_synchronised_is_flagged_and_computed_again(
+    tmp_path: Path,
+) -> None:
+    """A stage computed while the wall clock is not synchronised says so (``wall_unsynced``);
+    computed again unchanged it is not sent again, but once the clock is synchronised it is,
+    unflagged, though nothing about the walker changed (the flag is part of what it says).
+    Synchronised, the flag is absent from the payload, as an older release sent it."""
+    from core.clock import SimClock
+    from core.wallclock import FakeWallClock
+
+    db = tmp_path / "device.db"
+    _registered(db)
+    conn = connect(db)
+    with transaction(conn):
+        start_progression(conn, TWO_STAGES, stage=0, by="Jo", walker="bob",
+                          wall="2026-03-02T08:00:00.000+00:00")  # fmt: skip
+    conn.close()
+    wall = FakeWallClock(SimClock(), MONDAY + dt.timedelta(hours=8), synced=False)
+    status = RetainedStatus(
+        db, Topics("retroguard", DEVICE), now=wall.now, zone=dt.UTC, wall_clock=wall
+    )
+    try:
+        flagged = _decoded(status.stages(), status)["bob"]
+        assert flagged.wall_unsynced
+        assert status.stages() == []  # the same again: nothing to send
+        wall.synced = True  # NTP's first setting
+        (again,) = status.stages()
+        assert '"wall_unsynced"' not in again.payload
+        told = _decoded([again], status)["bob"]
+        assert msgspec.structs.replace(told, wall_unsynced=True) == flagged
+        assert status.stages() == []
+    finally:
+        status.close()
