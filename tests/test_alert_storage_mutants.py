@@ -1,0 +1,142 @@
+"""Rule 4 (nothing is lost) where hand mutation (mut25) of the outbox, the courier's fallback
+database and the damaged-file handling found no test noticing.
+
+Each test names the mutant it kills. Real SQLite files; the disk's faults are the ones
+:mod:`tests.storage_support` makes SQLite raise for real.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+from pathlib import Path
+
+import pytest
+
+from core.protocol.events import Event, EventType
+from core.protocol.topics import Topics
+from firmware.storage.fallback import FallbackDatabase
+from firmware.storage.outbox import Outbox, OutboxDepth, outbox_depth
+from tests.mqtt_helpers import info
+from tests.storage_support import FillableDisk, alert
+
+DEVICE = "tm-1"
+TOPICS = Topics("retroguard", DEVICE)
+
+
+def _fault(t: float = 1.0) -> Event:
+    return Event.now(EventType.FAULT, DEVICE, t, "FAULT", "IMU silent")
+
+
+def test_a_fault_event_is_never_dropped_by_the_bound_and_waits_for_a_receipt(
+    tmp_path: Path,
+) -> None:
+    """A FAULT (and an ok / closed / window / test event) is protected like an alert: the bound
+    drops start and stop events rather than it, and with receipts the broker's PUBACK only
+    marks it awaiting the caregiver's receipt. Mutant that survived: the priority decided by
+    ``ALERT_TYPES`` instead of ``PROTECTED_TYPES``, so a fault was queued as an informational
+    event — dropped by the bound under a burst of start/stop events, and forgotten at the
+    PUBACK before the caregiver service had committed it."""
+    outbox = Outbox(tmp_path / "o.db", TOPICS, max_rows=2, receipts=True)
+    fault = _fault()
+    outbox.enqueue_event(fault)
+    outbox.enqueue_event(info(DEVICE, EventType.START, 2.0))
+    outbox.enqueue_event(info(DEVICE, EventType.STOP, 3.0))  # 3 rows > 2: one must go
+    kept = [r.payload for r in outbox.fetch_after(0, 10)]
+    assert len(kept) == 2 and fault.id in kept[0], "the fault was dropped by the bound"
+    outbox.settle(r.id for r in outbox.fetch_after(0, 10))  # the broker has both
+    waiting = outbox.awaiting_receipt(10)
+    assert [fault.id in r.payload for r in waiting] == [True], "the fault left at the PUBACK"
+    assert outbox.receipted([fault.id]) == 1 and outbox.depth() == 0
+    outbox.close()
+
+
+def test_the_outbox_log_counts_every_drop_so_far(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The warning a technician reads says how many messages the bound has dropped since the
+    monitor started, not only the last batch. Mutant that survived: ``dropped = total``
+    instead of ``+=``, so the count reset at every drop."""
+    outbox = Outbox(tmp_path / "o.db", TOPICS, max_rows=1)
+    with caplog.at_level(logging.WARNING, logger="firmware.storage.outbox"):
+        for i in range(3):
+            outbox.enqueue_telemetry(f'{{"t":{i}}}')
+    assert outbox.dropped == 2
+    assert "(1 dropped so far)" in caplog.text and "(2 dropped so far)" in caplog.text
+    outbox.close()
+
+
+def test_an_event_joining_an_incident_names_the_incident_s_walker(tmp_path: Path) -> None:
+    """A call for help joining an incident Ann's session opened is published as Ann's, though
+    Bob's session was under way when it came (the caregiver files the incident under the
+    walker who fell). Mutant that survived: ``coalesce(e.walker, i.walker)`` in the outbox's
+    query, so the event named the session's walker and the incident was told under two."""
+    outbox = Outbox(tmp_path / "o.db", TOPICS)
+    opened = dataclasses.replace(alert(DEVICE, 1.0), incident="inc-1")
+    joined = dataclasses.replace(alert(DEVICE, 2.0, EventType.HELP), incident="inc-1")
+    outbox.enqueue_event(opened, walker="ann")
+    outbox.enqueue_event(joined, walker="bob")
+    published = [json.loads(r.payload) for r in outbox.fetch_after(0, 10)]
+    assert [(m["id"], m.get("walker")) for m in published] == [
+        (opened.id, "ann"),
+        (joined.id, "ann"),
+    ]
+    outbox.close()
+
+
+def test_ack_latest_takes_the_newest_alert_not_acknowledged_yet_then_the_one_before(
+    tmp_path: Path,
+) -> None:
+    """``ack latest`` for alerts outside any incident (stored before incidents) acknowledges
+    the newest one still unacknowledged: sent again, it takes the one before, and with none
+    left it says so. Mutants that survived: the newest alert whether acknowledged or not (the
+    older fall stayed unacknowledged for ever, each ``latest`` answered "already"), and the
+    oldest first (``ORDER BY seq`` without ``DESC``)."""
+    outbox = Outbox(tmp_path / "o.db", TOPICS)
+    older, newer = alert(DEVICE, 1.0), alert(DEVICE, 2.0)
+    outbox.enqueue_event(older)
+    outbox.enqueue_event(newer)
+    assert outbox.acknowledge("latest", "Ann") == (newer.id, True)
+    assert outbox.acknowledge("latest", "Ann") == (older.id, True)
+    with pytest.raises(LookupError, match="no unacknowledged alert"):
+        outbox.acknowledge("latest", "Ann")
+    outbox.close()
+
+
+def test_the_outbox_depth_tells_unsent_rows_from_rows_awaiting_a_receipt(tmp_path: Path) -> None:
+    """What ``doctor`` and the demo read: rows the broker has not acknowledged, and apart
+    from them rows the broker has that wait for the caregiver's receipt. Mutant that
+    survived: ``unsent`` counting the rows awaiting a receipt too, so an alert the broker had
+    looked as if it had never left the device."""
+    path = tmp_path / "o.db"
+    outbox = Outbox(path, TOPICS, receipts=True)
+    for t in (1.0, 2.0):
+        outbox.enqueue_event(alert(DEVICE, t))
+    outbox.settle([outbox.fetch_after(0, 10)[0].id])
+    assert outbox_depth(path) == OutboxDepth(unsent=1, awaiting_receipt=1)
+    outbox.close()
+
+
+def test_the_outbox_generation_changes_at_each_move_so_the_publisher_starts_over(
+    tmp_path: Path, disk: FillableDisk
+) -> None:
+    """The publisher starts over from id 0, forgetting what it had in flight, when the
+    outbox's generation changes (:meth:`MqttReporter._follow_outbox`): at the move to memory
+    and at the move back. The merge may give an alert queued in memory a new id (the file gave
+    its id to another message meanwhile): a PUBACK for the old id, in flight across the
+    return, would then settle the other message, and a cursor past the new id would skip the
+    alert. Mutant that survived: the return left the generation as it was in memory."""
+    path = tmp_path / "events.db"
+    db = FallbackDatabase(path)
+    assert db.open().fault is None
+    outbox = Outbox(db, TOPICS)
+    on_file = outbox.generation
+    disk.fill()
+    outbox.enqueue_event(alert(DEVICE, 1.0))
+    assert db.in_memory
+    in_memory = outbox.generation
+    disk.free()
+    assert db.recover(now=True)
+    assert len({on_file, in_memory, outbox.generation}) == 3
+    db.close()
