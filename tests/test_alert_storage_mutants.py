@@ -16,6 +16,7 @@ import pytest
 
 from core.protocol.events import Event, EventType
 from core.protocol.topics import Topics
+from firmware.storage.damage import move_aside
 from firmware.storage.fallback import FallbackDatabase
 from firmware.storage.outbox import Outbox, OutboxDepth, outbox_depth
 from tests.mqtt_helpers import info
@@ -140,3 +141,26 @@ def test_the_outbox_generation_changes_at_each_move_so_the_publisher_starts_over
     assert db.recover(now=True)
     assert len({on_file, in_memory, outbox.generation}) == 3
     db.close()
+
+
+def test_no_damaged_file_moved_aside_in_the_same_second_overwrites_another(
+    tmp_path: Path,
+) -> None:
+    """Three damaged files moved aside in the same second each keep their own name with their
+    log, and a log already under the first name (its database deleted by hand) is not
+    overwritten either: a moved-aside file is the only copy of what it held (its queue may
+    still be marked to be carried). Mutants that survived: the name tried once more only
+    (``if`` for ``while``: the third file replaced the second), and only the database's own
+    name checked (the new log replaced the one left there)."""
+    path = tmp_path / "events.db"
+    stamp = "20261201T210003Z"
+    Path(f"{path}.damaged-{stamp}-wal").write_bytes(b"left there")
+    moved = []
+    for n in range(3):
+        path.write_bytes(b"main %d" % n)
+        Path(f"{path}-wal").write_bytes(b"wal %d" % n)
+        moved.append(move_aside(path, stamp))
+    assert Path(f"{path}.damaged-{stamp}-wal").read_bytes() == b"left there"
+    assert [(m.read_bytes(), Path(f"{m}-wal").read_bytes()) for m in moved] == [
+        (b"main %d" % n, b"wal %d" % n) for n in range(3)
+    ]

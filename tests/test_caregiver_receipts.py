@@ -118,3 +118,32 @@ def test_stopping_sends_what_was_submitted_after_a_last_sync(disk: _Disk) -> Non
     receipts.stop(WAIT)
     with disk.lock:
         assert disk.log == [("sync", 1), ("publish", {"t1": ["a"]})]
+
+
+def test_a_sync_that_fails_with_a_bug_sends_none_of_its_receipts(disk: _Disk) -> None:
+    """A sync that fails other than as a storage fault (a bug) is no proof either: its
+    receipts are held (their devices send the events again), the thread goes on, and the next
+    batch is receipted after a sync that works. Mutant that survived (mut25): the ``return``
+    after logging the bug dropped, so receipts went out for events the disk had not
+    confirmed — and a device that deleted them then lost them with a power cut."""
+    buggy = [True]
+
+    def sync() -> None:
+        if buggy:  # the first sync only
+            buggy.clear()
+            disk.entered.release()
+            raise RuntimeError("a bug in the sync")
+        disk.sync()
+
+    receipts = DurableReceipts(sync, disk.publish, disk.on_fault)
+    try:
+        receipts.submit({"t1": ["a"]})
+        assert disk.entered.acquire(timeout=WAIT)  # the buggy sync ran
+        receipts.submit({"t1": ["b"]})
+        disk.release.release()
+        disk.wait_published(1)
+        with disk.lock:
+            assert disk.log == [("sync", 1), ("publish", {"t1": ["b"]})]
+    finally:
+        disk.release.release()
+        receipts.stop()
