@@ -10,17 +10,23 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
+import sqlite3
+import struct
 from pathlib import Path
 
 import pytest
 
 from core.protocol.events import Event, EventType
 from core.protocol.topics import Topics
-from firmware.storage.damage import move_aside
+from firmware.storage.damage import WAL_MAGIC, move_aside, wal_damage
 from firmware.storage.fallback import FallbackDatabase
 from firmware.storage.outbox import Outbox, OutboxDepth, outbox_depth
 from tests.mqtt_helpers import info
 from tests.storage_support import FillableDisk, alert
+from tests.test_caregiver_ingest_batch import _event, _id
+from tests.test_caregiver_ingest_failed_handling import _receipted, _receipts
+from tests.test_storage_fallback import _cut_power, _flip, _queued_alerts, file_rows
+from tools.broker import Mosquitto, mosquitto_available
 
 DEVICE = "tm-1"
 TOPICS = Topics("retroguard", DEVICE)
@@ -164,3 +170,82 @@ def test_no_damaged_file_moved_aside_in_the_same_second_overwrites_another(
     assert [(m.read_bytes(), Path(f"{m}-wal").read_bytes()) for m in moved] == [
         (b"main %d" % n, b"wal %d" % n) for n in range(3)
     ]
+
+
+@pytest.mark.skipif(not mosquitto_available(), reason="mosquitto not installed")
+def test_a_batch_whose_commit_fails_sends_no_receipt(
+    tmp_path: Path, mosquitto: Mosquitto, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The caregiver service stores two falls in one batch and SQLite refuses the commit (a
+    full disk: ``SQLITE_FULL`` from ``COMMIT``): no receipt goes out — the device keeps both
+    and sends them again — and once the commit works they are receipted, once. Mutant that
+    survived: the receipts the batch had gathered published on the refusal too, so the device
+    forgot two falls the service never stored."""
+    first, second = _event(1, "fall"), _event(2, "fall")
+    with _receipted(tmp_path, str(tmp_path / "c.db"), mosquitto) as (service, sub):
+        db = service.store._db
+        real_commit = db.commit
+        refusals = [sqlite3.OperationalError("database or disk is full")]
+
+        def commit() -> None:
+            if refusals:
+                raise refusals.pop()
+            real_commit()
+
+        monkeypatch.setattr(db, "commit", commit)
+        assert not service.ingestor.handle_batch([first, second])
+        assert service.ingestor.storage_fault is not None
+        assert service.store.event(_id(first)) is None
+        assert service.ingestor.handle_batch([first, second])  # handed over again: stored
+        assert _receipts(service, sub) == [[_id(first), _id(second)]]
+
+
+def test_a_log_frame_whose_salt_is_damaged_is_reported_with_the_commits_after_it(
+    tmp_path: Path,
+) -> None:
+    """A frame inside the write-ahead log whose header's salt is garbled: SQLite stops
+    replaying there, and the commits after it — queued alerts among them — would be gone
+    without a word. It is damage like a wrong checksum: the file is moved aside, the reason
+    names the frame, and the queue as far as it can be read comes along. Mutant that
+    survived: a frame of other salts taken for the end of the log (an older log's frames
+    left after a restart), so the commits after it were dropped silently."""
+    outbox = _queued_alerts(tmp_path, before_checkpoint=2, after=3)
+    path = _cut_power(tmp_path / "events.db", tmp_path / "cut")
+    outbox.close()
+    (page_size,) = file_rows(tmp_path / "events.db", "PRAGMA page_size")[0]
+    frame = 24 + int(str(page_size))
+    last_frame = (Path(f"{path}-wal").stat().st_size - 32) // frame - 1
+    _flip(Path(f"{path}-wal"), 32 + frame * (last_frame - 1) + 8)  # its first salt
+
+    db = FallbackDatabase(path)
+    found = db.open()
+
+    assert found.moved is not None
+    assert f"frame {last_frame} is damaged and commits of the same log follow it" in (
+        found.moved.why
+    )
+    assert found.moved.carried >= 2  # the checkpointed alerts at least
+    db.close()
+
+
+def test_a_log_torn_while_its_header_was_written_is_not_damage(tmp_path: Path) -> None:
+    """A log whose header is not a log's is damage only when a frame follows it; a power cut
+    while the first frame's header was written leaves 24 bytes and no page: nothing was
+    committed there, and the sound database beside it stays where it is. Mutant that
+    survived: those 24 bytes taken for a frame (``>=``), so a sound file was moved aside; and
+    a header torn one byte short read as a whole one (``struct.error``: the monitor did not
+    start)."""
+    path = tmp_path / "events.db"
+    Outbox(path, TOPICS).close()
+    wal = Path(f"{path}-wal")
+    header = struct.pack(">6I", WAL_MAGIC[0], 3007000, 4096, 0, 1, 2)  # a log's, to its salts
+    wal.write_bytes(header + b"\x03" * 7)  # its checksum torn
+    assert wal_damage(path) is None
+    wal.write_bytes(b"\x01" * 32 + b"\x02" * 24)
+    assert wal_damage(path) is None
+    db = FallbackDatabase(path)
+    found = db.open()
+    db.close()
+    assert found.moved is None and found.fault is None
+    wal.write_bytes(b"\x01" * 32 + b"\x02" * 25)
+    assert wal_damage(path) == "its header is not a write-ahead log's"
