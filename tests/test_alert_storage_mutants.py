@@ -249,3 +249,25 @@ def test_a_log_torn_while_its_header_was_written_is_not_damage(tmp_path: Path) -
     assert found.moved is None and found.fault is None
     wal.write_bytes(b"\x01" * 32 + b"\x02" * 25)
     assert wal_damage(path) == "its header is not a write-ahead log's"
+
+
+def test_rows_the_broker_refused_come_back_oldest_first(tmp_path: Path) -> None:
+    """The publisher sends again the rows the broker refused as far as its in-flight window
+    has room (``refused[:room]``), from :meth:`Outbox.fetch_ids`: the oldest alert goes first,
+    whatever order the ids were kept in, and a row a receipt took meanwhile is left out.
+    Mutant that survived: newest first, so with more refused than room the oldest fall
+    waited behind every later one, round after round."""
+    outbox = Outbox(tmp_path / "o.db", TOPICS, receipts=True)
+    falls = [alert(DEVICE, float(t)) for t in range(4)]
+    for event in falls:
+        outbox.enqueue_event(event)
+    ids = [r.id for r in outbox.fetch_after(0, 10)]
+    outbox.settle([ids[1]])
+    assert outbox.receipted([falls[1].id]) == 1
+    rows = outbox.fetch_ids(reversed(ids))
+    assert [next(e.id for e in falls if e.id in r.payload) for r in rows] == [
+        falls[0].id,
+        falls[2].id,
+        falls[3].id,
+    ]
+    outbox.close()
