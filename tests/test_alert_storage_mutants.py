@@ -7,6 +7,7 @@ Each test names the mutant it kills. Real SQLite files; the disk's faults are th
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import logging
@@ -25,7 +26,7 @@ from tests.mqtt_helpers import info
 from tests.storage_support import FillableDisk, alert
 from tests.test_caregiver_ingest_batch import _event, _id
 from tests.test_caregiver_ingest_failed_handling import _receipted, _receipts
-from tests.test_storage_fallback import _cut_power, _flip, _queued_alerts, file_rows
+from tests.test_storage_fallback import Heard, _cut_power, _flip, _queued_alerts, file_rows
 from tools.broker import Mosquitto, mosquitto_available
 
 DEVICE = "tm-1"
@@ -271,3 +272,43 @@ def test_rows_the_broker_refused_come_back_oldest_first(tmp_path: Path) -> None:
         falls[3].id,
     ]
     outbox.close()
+
+
+def test_a_write_the_file_failed_before_another_thread_s_episode_ended_goes_to_the_file(
+    tmp_path: Path, disk: FillableDisk, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two threads write while the disk fills: the publisher's write fails on the file, and
+    before it can move the records to memory another thread's write has done so and the disk
+    has been freed and the records moved back. The publisher's write then goes to the file as
+    it is now: no second episode — no second FAULT, no arming refused for five seconds with a
+    disk that works. Mutant that survived: the move decided by ``memory is None`` alone,
+    without the generation the failed attempt saw, so it moved to memory again.
+
+    The other thread's episode is run at the one moment it matters, between the failed
+    attempt and the mover's gate (the gate's ``exclusive`` wrapped, once)."""
+    heard = Heard()
+    db = FallbackDatabase(tmp_path / "events.db", listener=heard)
+    assert db.open().fault is None
+    outbox = Outbox(db, TOPICS)
+    exclusive = db._gate.exclusive
+    episode: list[bool] = []
+
+    def meanwhile() -> contextlib.AbstractContextManager[None]:
+        if not episode:  # the publisher's failed write is on its way to the gate
+            episode.append(True)
+            outbox.enqueue_event(alert(DEVICE, 2.0))  # another write fails too: it moves
+            assert db.in_memory
+            disk.free()
+            assert db.recover(now=True)  # and back, before the publisher gets the gate
+        return exclusive()
+
+    monkeypatch.setattr(db._gate, "exclusive", meanwhile)
+    disk.fill()
+    first = alert(DEVICE, 1.0)
+    outbox.enqueue_event(first)
+    assert episode and not db.in_memory and db.episodes == 1
+    assert heard.order == ["lost", "back"]
+    db.close()
+    assert first.id in {
+        str(row[0]) for row in file_rows(tmp_path / "events.db", "SELECT id FROM events")
+    }
