@@ -14,11 +14,13 @@ import logging
 import sqlite3
 import struct
 from pathlib import Path
+from typing import BinaryIO
 
 import pytest
 
 from core.protocol.events import Event, EventType
 from core.protocol.topics import Topics
+from firmware.storage import damage as damage_module
 from firmware.storage.damage import WAL_MAGIC, move_aside, wal_damage
 from firmware.storage.fallback import FallbackDatabase
 from firmware.storage.outbox import Outbox, OutboxDepth, outbox_depth
@@ -312,3 +314,33 @@ def test_a_write_the_file_failed_before_another_thread_s_episode_ended_goes_to_t
     assert first.id in {
         str(row[0]) for row in file_rows(tmp_path / "events.db", "SELECT id FROM events")
     }
+
+
+def test_a_log_restarted_while_it_was_read_is_not_taken_for_damage(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Another process (``retroguard plan set``) may write the database while the courier
+    opens it, and its write may restart the log under the reader: frames read half from the
+    old log and half from the new look broken. A log whose header changed while it was read
+    is therefore not judged (the file is sound; its writer is using it). Mutant that
+    survived: the second look at the header dropped, so such a read moved a sound database
+    aside from under the process writing it."""
+    path = tmp_path / "events.db"
+    outbox = _queued_alerts(tmp_path, before_checkpoint=2, after=3)
+    path = _cut_power(path, tmp_path / "cut")
+    outbox.close()
+    (page_size,) = file_rows(tmp_path / "events.db", "PRAGMA page_size")[0]
+    frame = 24 + int(str(page_size))
+    wal = Path(f"{path}-wal")
+    last_frame = (wal.stat().st_size - 32) // frame - 1
+    _flip(wal, 32 + frame * (last_frame - 1) + 24 + 100)
+    assert wal_damage(path) is not None  # read alone, the log is damaged
+    judged = damage_module._wal_problem
+
+    def restarted_meanwhile(f: BinaryIO) -> str | None:
+        problem = judged(f)
+        _flip(wal, 16)  # the writer restarted the log: new salts in its header
+        return problem
+
+    monkeypatch.setattr(damage_module, "_wal_problem", restarted_meanwhile)
+    assert wal_damage(path) is None
