@@ -21,11 +21,11 @@ import pytest
 from core.protocol.events import Event, EventType
 from core.protocol.topics import Topics
 from firmware.storage import damage as damage_module
-from firmware.storage.damage import WAL_MAGIC, move_aside, wal_damage
+from firmware.storage.damage import UNCARRIED, WAL_MAGIC, move_aside, wal_damage
 from firmware.storage.fallback import FallbackDatabase
 from firmware.storage.outbox import Outbox, OutboxDepth, outbox_depth
 from tests.mqtt_helpers import info
-from tests.storage_support import FillableDisk, alert
+from tests.storage_support import FillableDisk, alert, break_the_sessions_table, damage
 from tests.test_caregiver_ingest_batch import _event, _id
 from tests.test_caregiver_ingest_failed_handling import _receipted, _receipts
 from tests.test_storage_fallback import Heard, _cut_power, _flip, _queued_alerts, file_rows
@@ -344,3 +344,37 @@ def test_a_log_restarted_while_it_was_read_is_not_taken_for_damage(
 
     monkeypatch.setattr(damage_module, "_wal_problem", restarted_meanwhile)
     assert wal_damage(path) is None
+
+
+def test_a_queue_left_to_carry_comes_along_when_the_next_start_finds_the_file_damaged_again(
+    tmp_path: Path, disk: FillableDisk
+) -> None:
+    """A damaged file was moved aside while the disk refused a new one, and the monitor
+    stopped before it took writes: its queued alerts wait in the moved-aside file, marked to
+    be carried. The next start finds the database damaged again (another power cut) and
+    starts a new file: those alerts are carried into it there and then, and sent. Mutant that
+    survived: only a start that found the file sound carried them, so they waited, unsent,
+    for yet another start."""
+    path = tmp_path / "events.db"
+    outbox = Outbox(path, TOPICS, max_rows=100, receipts=True)
+    falls = [alert(DEVICE, float(t)) for t in range(2)]
+    for event in falls:
+        outbox.enqueue_event(event)
+    outbox.close()
+    break_the_sessions_table(path)
+    disk.go_read_only()
+    db = FallbackDatabase(path)
+    first = db.open()
+    assert first.moved is not None and db.in_memory
+    db.close()  # stopped before the disk took writes
+    assert Path(f"{first.moved.moved_to}{UNCARRIED}").exists()
+
+    disk.free()
+    damage("random bytes", path)
+    again = FallbackDatabase(path)
+    second = again.open()
+    assert second.moved is not None and not again.in_memory
+    queued = Outbox(again, TOPICS, max_rows=100).fetch_after(0, 10)
+    assert [any(e.id in r.payload for r in queued) for e in falls] == [True, True]
+    assert not Path(f"{first.moved.moved_to}{UNCARRIED}").exists()
+    again.close()
