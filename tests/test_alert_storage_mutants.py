@@ -191,7 +191,8 @@ def test_a_batch_whose_commit_fails_sends_no_receipt(
         refusals = [sqlite3.OperationalError("database or disk is full")]
 
         def commit() -> None:
-            if refusals:
+            if refusals:  # as SQLite answers a full disk at COMMIT: rolled back, and an error
+                db.execute("ROLLBACK")
                 raise refusals.pop()
             real_commit()
 
@@ -378,3 +379,31 @@ def test_a_queue_left_to_carry_comes_along_when_the_next_start_finds_the_file_da
     assert [any(e.id in r.payload for r in queued) for e in falls] == [True, True]
     assert not Path(f"{first.moved.moved_to}{UNCARRIED}").exists()
     again.close()
+
+
+@pytest.mark.skipif(not mosquitto_available(), reason="mosquitto not installed")
+def test_a_held_event_stored_alone_is_receipted_only_after_its_commit(
+    tmp_path: Path, mosquitto: Mosquitto, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A message held while the database failed is tried again alone (:meth:`Ingestor.handle`,
+    the retry thread's way); if SQLite refuses that commit too, no receipt goes out — the
+    device keeps the fall — and the try that commits sends it, once. Mutant that survived:
+    the receipt sent from inside the event's transaction, which outside a batch publishes at
+    once, before the commit it vouches for."""
+    fall_ = _event(1, "fall")
+    with _receipted(tmp_path, str(tmp_path / "c.db"), mosquitto) as (service, sub):
+        db = service.store._db
+        real_commit = db.commit
+        refusals = [sqlite3.OperationalError("database or disk is full")]
+
+        def commit() -> None:
+            if refusals:  # as SQLite answers a full disk at COMMIT: rolled back, and an error
+                db.execute("ROLLBACK")
+                raise refusals.pop()
+            real_commit()
+
+        monkeypatch.setattr(db, "commit", commit)
+        assert not service.ingestor.handle(*fall_)
+        assert not refusals and service.store.event(_id(fall_)) is None
+        assert service.ingestor.handle(*fall_), service.ingestor.storage_fault
+        assert _receipts(service, sub) == [[_id(fall_)]]
