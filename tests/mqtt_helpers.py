@@ -73,6 +73,8 @@ class Message:
     topic: str
     payload: bytes
     retain: bool
+    qos: int = 1
+    """As delivered: the lower of the publisher's QoS and the subscription's (1)."""
 
 
 class Subscriber:
@@ -121,7 +123,9 @@ class Subscriber:
 
     def _on_message(self, client: mqtt.Client, userdata: Any, msg: mqtt.MQTTMessage) -> None:
         with self._cond:
-            self.messages.append(Message(msg.topic, bytes(msg.payload), bool(msg.retain)))
+            self.messages.append(
+                Message(msg.topic, bytes(msg.payload), bool(msg.retain), int(msg.qos))
+            )
             self._cond.notify_all()
 
     def wait(

@@ -407,3 +407,15 @@ def test_a_held_event_stored_alone_is_receipted_only_after_its_commit(
         assert not refusals and service.store.event(_id(fall_)) is None
         assert service.ingestor.handle(*fall_), service.ingestor.storage_fault
         assert _receipts(service, sub) == [[_id(fall_)]]
+
+
+@pytest.mark.skipif(not mosquitto_available(), reason="mosquitto not installed")
+def test_receipts_go_out_at_qos_1(tmp_path: Path, mosquitto: Mosquitto) -> None:
+    """A receipt is what lets a device forget an alert: it goes out at QoS 1, so a receipt the
+    link drops is sent again by the client rather than lost (each lost one costs a resend of
+    the alert, and with many devices a burst of them). Mutant that survived: QoS 0."""
+    fall_ = _event(1, "fall")
+    with _receipted(tmp_path, str(tmp_path / "c.db"), mosquitto) as (service, sub):
+        assert service.ingestor.handle_batch([fall_])
+        assert sub.wait(lambda: any(_id(fall_) in m.payload.decode() for m in sub.messages))
+        assert {m.qos for m in sub.on("/receipt")} == {1}
