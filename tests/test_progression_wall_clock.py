@@ -11,6 +11,8 @@ databases (SQLite files); the simulated wall clock the session tests use
 from __future__ import annotations
 
 import datetime as dt
+import sqlite3
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -21,9 +23,11 @@ from core.protocol.plan import Progression, Stage
 from core.wallclock import FakeWallClock
 from firmware.storage.database import connect
 from firmware.storage.progressions import (
+    ProgressionState,
     advance_if_done,
     change_progression,
     current_progression,
+    set_plan_by_hand,
     start_progression,
 )
 from firmware.storage.sessions import save_session
@@ -153,6 +157,101 @@ def test_a_start_from_another_boot_is_kept_as_stored(
         )
     boot.write_text("second-boot\n")
     rebooted = FakeWallClock(SimClock(), ASSIGNED + dt.timedelta(days=3), synced=True)
+    state = current_progression(conn, clock=rebooted)
+    conn.close()
+    assert state is not None and state.stage_started_wall == _text(ASSIGNED)
+
+
+def _hold(conn: sqlite3.Connection, wall: FakeWallClock) -> ProgressionState | None:
+    return change_progression(conn, "hold", by="Jo", wall=_text(wall.now()), clock=wall)
+
+
+def _hold_by_hand(conn: sqlite3.Connection, wall: FakeWallClock) -> ProgressionState | None:
+    """A plan set by hand (``retroguard plan set``, ``cmd/plan``) holds the progression."""
+    hand = set_plan_by_hand(conn, WEEK_2, by="Jo", via="cli", wall=_text(wall.now()), clock=wall)
+    return hand.held
+
+
+def _release(conn: sqlite3.Connection, wall: FakeWallClock) -> ProgressionState | None:
+    return change_progression(
+        conn, "release", by="Jo", wall=_text(wall.now()), clock=wall, zone=dt.UTC
+    )
+
+
+Change = Callable[[sqlite3.Connection, FakeWallClock], ProgressionState | None]
+
+
+@pytest.mark.parametrize("frame", ["another boot", "before migration 8"])
+@pytest.mark.parametrize(
+    ("before", "change"),
+    [(None, _hold), (None, _hold_by_hand), (_hold, _release)],
+    ids=["hold", "hold by a plan set by hand", "release"],
+)
+def test_a_hold_or_release_before_ntp_s_step_keeps_a_start_the_step_does_not_move(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    frame: str,
+    before: Change | None,
+    change: Change,
+) -> None:
+    """The stage began in an earlier boot, at its true time (or in a row from before the
+    offset was kept: read as stored). After a reboot, before NTP sets the clock (a day
+    behind), the physio holds (or releases) the progression: the start is not changed, so
+    the new row keeps the start's own offset and boot, and NTP's step of three days does not
+    move it. Before, the row took the wrong clock's offset and boot, and the step "corrected"
+    the right start three days later (the physio saw 5 March; the stage's weeks were
+    counted from it)."""
+    boot = tmp_path / "boot_id"
+    boot.write_text("first-boot\n")
+    monkeypatch.setattr("core.wallclock.BOOT_ID", boot)
+    start = ASSIGNED + dt.timedelta(hours=1)
+    wall = FakeWallClock(SimClock(), start, synced=True)
+    conn = connect(tmp_path / "device.db")
+    with conn:
+        start_progression(
+            conn, _progression(), stage=0, by="Jo", wall=_text(wall.now()), clock=wall
+        )
+        if before is not None:
+            before(conn, wall)
+        if frame == "before migration 8":
+            conn.execute(
+                "UPDATE progressions SET stage_started_offset = NULL, stage_started_boot = NULL"
+            )
+    boot.write_text("second-boot\n")
+    clock = SimClock()
+    rebooted = FakeWallClock(clock, start + dt.timedelta(days=1), synced=False)  # truly day 2
+    with conn:
+        changed = change(conn, rebooted)
+    assert changed is not None and changed.stage_started_wall == _text(start)
+    clock.advance(60.0)
+    rebooted.step(3 * DAY)  # NTP's first sync
+    state = current_progression(conn, clock=rebooted)
+    conn.close()
+    assert state is not None and state.stage_started_wall == _text(start)
+
+
+def test_a_start_corrected_in_this_boot_stays_corrected_after_a_reboot(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A hold after the step stores the start as corrected, with the offset after the step:
+    read in the next boot (where no offset can be compared) it is the true start, not the
+    one the wrong clock read at the assignment."""
+    boot = tmp_path / "boot_id"
+    boot.write_text("first-boot\n")
+    monkeypatch.setattr("core.wallclock.BOOT_ID", boot)
+    clock = SimClock()
+    wall = FakeWallClock(clock, ASSIGNED + dt.timedelta(seconds=DAY), synced=False)
+    conn = connect(tmp_path / "device.db")
+    with conn:
+        start_progression(
+            conn, _progression(), stage=0, by="Jo", wall=_text(wall.now()), clock=wall
+        )
+    clock.advance(60.0)
+    wall.step(-DAY)
+    with conn:
+        _hold(conn, wall)
+    boot.write_text("second-boot\n")
+    rebooted = FakeWallClock(SimClock(), ASSIGNED + dt.timedelta(days=2), synced=True)
     state = current_progression(conn, clock=rebooted)
     conn.close()
     assert state is not None and state.stage_started_wall == _text(ASSIGNED)

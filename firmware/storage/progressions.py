@@ -23,7 +23,10 @@ but not a stored start. Read in the same boot after a step, the start moves by i
 (:func:`core.wallclock.after_step`, the sessions' one correction): before, a start left a
 year ahead counted every session as "before the stage", and the walker never advanced. In
 another boot the offset says nothing (the monotonic clock starts again) and the start is
-kept as it was stored, as rows from before migration 8 are.
+kept as it was stored, as rows from before migration 8 are. A row that keeps the start (a
+hold, a release, a plan set by hand holding it) keeps its offset and boot too
+(:attr:`ProgressionState.started_frame`): stamped with the clock's offset now, a start from an
+earlier boot was moved by the NTP step that followed the hold, though it was right.
 """
 
 from __future__ import annotations
@@ -65,6 +68,11 @@ class ProgressionUnchanged(ValueError):
     progression's history lists only changes."""
 
 
+StartFrame = tuple[float | None, str | None]
+"""A stage start's wall-clock offset and boot (``stage_started_offset``, ``stage_started_boot``):
+(None, None) for a start no step corrects (a row from before migration 8)."""
+
+
 @dataclass(frozen=True, slots=True)
 class ProgressionState:
     revision: int
@@ -83,6 +91,9 @@ class ProgressionState:
     walker on at once (this row is that advance); not stored."""
     changed_wall: str = ""
     """When this row was recorded (the retained ``stage`` message's ``changed_wall``)."""
+    started_frame: StartFrame = (None, None)
+    """The wall clock's offset and the boot :attr:`stage_started_wall` is read in: a row
+    that keeps the start (a hold, a release) stores it with them (:func:`_record`)."""
 
     @property
     def last(self) -> bool:
@@ -107,10 +118,12 @@ def current_progression(
     if row is None or row[1] is None:
         return None
     revision, text, stage, started, held, by, change, offset, boot, changed_wall = row
+    frame: StartFrame = (None if offset is None else float(offset), str(boot) if boot else None)
     if offset is not None and boot and boot == boot_id():
-        started = after_step(
-            str(started), float(offset), _wall_clock(clock).offset(), timespec="milliseconds"
-        )
+        now = _wall_clock(clock).offset()
+        moved = after_step(str(started), float(offset), now, timespec="milliseconds")
+        if moved != started:  # a step since: the time as the clock reads it now, its offset
+            started, frame = moved, (now, str(boot))
     try:
         progression = msgspec.json.decode(str(text), type=Progression)
     except msgspec.MsgspecError:
@@ -124,6 +137,7 @@ def current_progression(
         str(by),
         str(change),
         changed_wall=str(changed_wall),
+        started_frame=frame,
     )
 
 
@@ -169,9 +183,20 @@ def _record(
     plan_too: bool,
     walker: str,
     clock: WallClock | None,
+    kept_from: ProgressionState | None = None,
 ) -> ProgressionState:
-    """``stage_started_wall`` is a time as ``clock`` reads it now (the caller's ``wall``, or a
-    start :func:`current_progression` corrected): its offset and this boot go with it."""
+    """``stage_started_wall`` is a time as ``clock`` reads it now (the caller's ``wall``, a
+    stage's next start): its offset and this boot go with it. ``kept_from``: the row in force,
+    whose start this row keeps (a hold, a release), stored with that start's own offset and
+    boot (:attr:`ProgressionState.started_frame`). Stamped with this boot's offset, a start
+    from an earlier boot (right, or a row from before migration 8) kept by a hold before NTP's
+    step was then moved by the step: a day-behind clock stepped three days moved a right
+    2 March start to 5 March, and the stage's weeks counted from it."""
+    frame: StartFrame = (
+        kept_from.started_frame
+        if kept_from is not None
+        else (_wall_clock(clock).offset(), boot_id() or None)
+    )
     cursor = conn.execute(
         "INSERT INTO progressions (progression, stage, stage_started_wall, held, changed_by,"
         " change, changed_wall, walker, stage_started_offset, stage_started_boot)"
@@ -185,8 +210,7 @@ def _record(
             change,
             wall,
             walker,
-            _wall_clock(clock).offset(),
-            boot_id() or None,
+            *frame,
         ),
     )
     if plan_too:
@@ -207,6 +231,7 @@ def _record(
         by,
         change,
         changed_wall=wall,
+        started_frame=frame,
     )
 
 
@@ -268,7 +293,7 @@ def change_progression(
         return _record(
             conn, state.progression, state.stage, stage_started_wall=state.stage_started_wall,
             held=True, by=by, change="held", wall=wall, plan_too=False, walker=walker,
-            clock=clock,
+            clock=clock, kept_from=state,
         )  # fmt: skip
     if action == "release":
         # The stage's sessions may have been done while it was held (the hold stops the
@@ -287,7 +312,7 @@ def change_progression(
         released = _record(
             conn, state.progression, state.stage, stage_started_wall=state.stage_started_wall,
             held=False, by=by, change="released", wall=wall, plan_too=restore, walker=walker,
-            clock=clock,
+            clock=clock, kept_from=state,
         )  # fmt: skip
         if done_already:
             advanced = advance_if_done(conn, zone, wall, walker=walker, clock=clock)
@@ -360,7 +385,7 @@ def set_plan_by_hand(
                 conn, state.progression, state.stage,
                 stage_started_wall=state.stage_started_wall, held=True, by=by,
                 change=HAND_PLAN_HOLD, wall=wall, plan_too=False, walker=walker,
-                clock=clock,
+                clock=clock, kept_from=state,
             )  # fmt: skip
     revision = assign_plan(
         conn, plan, by=by, via=via, assigned_wall=wall, request_id=request_id, walker=walker
