@@ -15,6 +15,7 @@ import sqlite3
 from collections.abc import Callable
 from pathlib import Path
 
+import msgspec
 import pytest
 
 from core.clock import SimClock
@@ -52,19 +53,19 @@ def _text(t: dt.datetime) -> str:
     return t.isoformat(timespec="milliseconds")
 
 
-def _walk_three_days(conn_path: Path, first: dt.datetime) -> None:
+def _walk_three_days(conn_path: Path, first: dt.datetime, *, unsynced: bool = False) -> None:
+    """Three sessions of the first stage's plan, a day apart; ``unsynced``: recorded with the
+    clock not synchronised (the record's ``wall_unsynced``)."""
     conn = connect(conn_path)
     with conn:
         for day in range(3):
-            save_session(
-                conn,
-                walked(
-                    session_record(
-                        DEVICE, first + dt.timedelta(days=day), backward_min=14, longest_min=2
-                    ),
-                    TWO_TWO,
+            record = walked(
+                session_record(
+                    DEVICE, first + dt.timedelta(days=day), backward_min=14, longest_min=2
                 ),
+                TWO_TWO,
             )
+            save_session(conn, msgspec.structs.replace(record, wall_unsynced=unsynced))
     conn.close()
 
 
@@ -255,3 +256,73 @@ def test_a_start_corrected_in_this_boot_stays_corrected_after_a_reboot(
     state = current_progression(conn, clock=rebooted)
     conn.close()
     assert state is not None and state.stage_started_wall == _text(ASSIGNED)
+
+
+def test_a_release_before_ntp_s_step_advances_from_a_monday_the_step_does_not_move(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The walker did the held stage's three sessions in week 10, the clock set. After a
+    reboot, before NTP sets the clock (three days behind: it reads Saturday, truly Tuesday of
+    week 11), the physio releases it: the walker moves on, the next stage counting from the
+    Monday after week 10, a date of the sessions' calendar, not a reading of the wrong clock,
+    so NTP's step does not move it. Before, it was stored with the wrong clock's offset, and
+    the step made it Thursday: the walker's Tuesday and Wednesday counted toward nothing."""
+    boot = tmp_path / "boot_id"
+    boot.write_text("first-boot\n")
+    monkeypatch.setattr("core.wallclock.BOOT_ID", boot)
+    wall = FakeWallClock(SimClock(), ASSIGNED, synced=True)
+    db = tmp_path / "device.db"
+    conn = connect(db)
+    with conn:
+        start_progression(
+            conn, _progression(), stage=0, by="Jo", wall=_text(wall.now()), clock=wall
+        )
+        _hold(conn, wall)
+    conn.close()
+    _walk_three_days(db, ASSIGNED + dt.timedelta(hours=2))
+    boot.write_text("second-boot\n")
+    clock = SimClock()
+    truly = dt.datetime(2026, 3, 10, 8, 0, tzinfo=dt.UTC)
+    rebooted = FakeWallClock(clock, truly - dt.timedelta(days=3), synced=False)
+    conn = connect(db)
+    with conn:
+        released = _release(conn, rebooted)
+    monday = _text(dt.datetime(2026, 3, 9, tzinfo=dt.UTC))
+    assert released is not None and released.advanced_on_release and released.stage == 1
+    assert released.stage_started_wall == monday
+    clock.advance(60.0)
+    rebooted.step(3 * DAY)  # NTP's first sync
+    state = current_progression(conn, clock=rebooted)
+    conn.close()
+    assert state is not None and state.stage_started_wall == monday
+
+
+def test_an_advance_from_sessions_walked_with_the_clock_a_year_ahead_is_corrected_by_the_step(
+    tmp_path: Path,
+) -> None:
+    """Sessions walked with the clock not set are as wrong as it, and so is the Monday after
+    their week: the next stage's start keeps the clock's offset, and NTP's step moves it back
+    with the clock (left a year ahead, no session would count toward it for a year)."""
+    clock = SimClock()
+    ahead = ASSIGNED + dt.timedelta(seconds=YEAR)  # Tuesday 2 March 2027
+    wall = FakeWallClock(clock, ahead, synced=False)
+    db = tmp_path / "device.db"
+    conn = connect(db)
+    with conn:
+        start_progression(
+            conn, _progression(), stage=0, by="Jo", wall=_text(wall.now()), clock=wall
+        )
+    conn.close()
+    _walk_three_days(db, ahead + dt.timedelta(hours=2), unsynced=True)
+    clock.advance(2 * DAY + 3 * 3600.0)
+    conn = connect(db)
+    with conn:
+        advanced = advance_if_done(conn, dt.UTC, _text(wall.now()), clock=wall)
+    monday = dt.datetime(2027, 3, 8, tzinfo=dt.UTC)
+    assert advanced is not None and advanced.stage_started_wall == _text(monday)
+    clock.advance(60.0)
+    wall.step(-YEAR)
+    state = current_progression(conn, clock=wall)
+    conn.close()
+    assert state is not None
+    assert state.stage_started_wall == _text(monday - dt.timedelta(seconds=YEAR))

@@ -26,7 +26,9 @@ another boot the offset says nothing (the monotonic clock starts again) and the 
 kept as it was stored, as rows from before migration 8 are. A row that keeps the start (a
 hold, a release, a plan set by hand holding it) keeps its offset and boot too
 (:attr:`ProgressionState.started_frame`): stamped with the clock's offset now, a start from an
-earlier boot was moved by the NTP step that followed the hold, though it was right.
+earlier boot was moved by the NTP step that followed the hold, though it was right. An
+advance's start on the Monday after the sessions' week is a date of their calendar: no step
+moves it when they were walked with the clock set (:func:`advance_if_done`).
 """
 
 from __future__ import annotations
@@ -71,6 +73,10 @@ class ProgressionUnchanged(ValueError):
 StartFrame = tuple[float | None, str | None]
 """A stage start's wall-clock offset and boot (``stage_started_offset``, ``stage_started_boot``):
 (None, None) for a start no step corrects (a row from before migration 8)."""
+
+NO_STEP: StartFrame = (None, None)
+"""The frame of a start that is no clock's reading to correct: a time the sessions' calendar
+gives (:func:`advance_if_done`), or a row from before migration 8."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -183,20 +189,17 @@ def _record(
     plan_too: bool,
     walker: str,
     clock: WallClock | None,
-    kept_from: ProgressionState | None = None,
+    frame: StartFrame | None = None,
 ) -> ProgressionState:
     """``stage_started_wall`` is a time as ``clock`` reads it now (the caller's ``wall``, a
-    stage's next start): its offset and this boot go with it. ``kept_from``: the row in force,
-    whose start this row keeps (a hold, a release), stored with that start's own offset and
-    boot (:attr:`ProgressionState.started_frame`). Stamped with this boot's offset, a start
-    from an earlier boot (right, or a row from before migration 8) kept by a hold before NTP's
-    step was then moved by the step: a day-behind clock stepped three days moved a right
-    2 March start to 5 March, and the stage's weeks counted from it."""
-    frame: StartFrame = (
-        kept_from.started_frame
-        if kept_from is not None
-        else (_wall_clock(clock).offset(), boot_id() or None)
-    )
+    stage's next start): its offset and this boot go with it, unless ``frame`` says the
+    offset and boot it was read in: a row that keeps the start in force (a hold, a release)
+    passes that start's (:attr:`ProgressionState.started_frame`). Stamped with this boot's
+    offset, a start from an earlier boot (right, or a row from before migration 8) kept by a
+    hold before NTP's step was then moved by the step: a day-behind clock stepped three days
+    moved a right 2 March start to 5 March, and the stage's weeks counted from it."""
+    if frame is None:
+        frame = (_wall_clock(clock).offset(), boot_id() or None)
     cursor = conn.execute(
         "INSERT INTO progressions (progression, stage, stage_started_wall, held, changed_by,"
         " change, changed_wall, walker, stage_started_offset, stage_started_boot)"
@@ -293,7 +296,7 @@ def change_progression(
         return _record(
             conn, state.progression, state.stage, stage_started_wall=state.stage_started_wall,
             held=True, by=by, change="held", wall=wall, plan_too=False, walker=walker,
-            clock=clock, kept_from=state,
+            clock=clock, frame=state.started_frame,
         )  # fmt: skip
     if action == "release":
         # The stage's sessions may have been done while it was held (the hold stops the
@@ -312,7 +315,7 @@ def change_progression(
         released = _record(
             conn, state.progression, state.stage, stage_started_wall=state.stage_started_wall,
             held=False, by=by, change="released", wall=wall, plan_too=restore, walker=walker,
-            clock=clock, kept_from=state,
+            clock=clock, frame=state.started_frame,
         )  # fmt: skip
         if done_already:
             advanced = advance_if_done(conn, zone, wall, walker=walker, clock=clock)
@@ -385,7 +388,7 @@ def set_plan_by_hand(
                 conn, state.progression, state.stage,
                 stage_started_wall=state.stage_started_wall, held=True, by=by,
                 change=HAND_PLAN_HOLD, wall=wall, plan_too=False, walker=walker,
-                clock=clock, kept_from=state,
+                clock=clock, frame=state.started_frame,
             )  # fmt: skip
     revision = assign_plan(
         conn, plan, by=by, via=via, assigned_wall=wall, request_id=request_id, walker=walker
@@ -462,11 +465,12 @@ def advance_if_done(
     week = _done(conn, state, zone, walker)
     if week is None:
         return None
+    start = _next_stage_start(wall, week, zone)
     return _record(
         conn,
         state.progression,
         state.stage + 1,
-        stage_started_wall=_next_stage_start(wall, week, zone),
+        stage_started_wall=start,
         held=False,
         by="progression",
         change="advanced",
@@ -474,7 +478,28 @@ def advance_if_done(
         plan_too=True,
         walker=walker,
         clock=clock,
+        # The Monday after the sessions' week is their calendar's, not the clock's now: true
+        # when the clock was synchronised as each was walked (a release after a reboot, before
+        # NTP, of a stage done in an earlier boot), and no step may move it (stamped with the
+        # clock's offset now, a step of three days made the Monday a Thursday, and the walker's
+        # sessions until then counted toward nothing). Walked with the clock not set, they are
+        # as wrong as it: the offset now goes with it, and the step corrects it (a year
+        # ahead would strand the stage).
+        frame=(NO_STEP if start != wall and not _week_unsynced(conn, walker, week, zone) else None),
     )
+
+
+def _week_unsynced(conn: sqlite3.Connection, walker: str, week: str, zone: dt.tzinfo) -> bool:
+    """Whether any of ``walker``'s sessions in ``week`` (in ``zone``) was walked with the clock
+    not synchronised (its record's ``wall_unsynced``): its time, and so the week, may be off."""
+    monday = dt.datetime.combine(week_start(week), dt.time(), zone).astimezone(dt.UTC)
+    after = monday + dt.timedelta(weeks=1)
+    row = conn.execute(
+        "SELECT 1 FROM sessions WHERE walker = ? AND started_wall >= ? AND started_wall < ?"
+        " AND json_valid(body) AND json_extract(body, '$.wall_unsynced') LIMIT 1",
+        (walker, monday.isoformat()[:19], after.isoformat()[:19]),
+    ).fetchone()
+    return row is not None
 
 
 def _done(
