@@ -1928,7 +1928,7 @@ def test_a_fresh_page_s_alarm_sounds_if_it_may_else_says_it_waits_for_a_tap(
     device.incident_fall()
     page = _login(browser, service, init_script=_BEEPS + ";" + _SOUND_ON)
     expect(page.locator("#alarm-text")).to_have_text("FALL on Dad's treadmill")
-    page.wait_for_function("window.__beeps.includes('running')")
+    page.wait_for_function("() => window.__beeps.includes('running')")
     expect(page.locator("#alarm-sound")).to_have_text("")
 
     untouched = page.context.new_page()
@@ -1945,7 +1945,7 @@ def test_a_fresh_page_s_alarm_sounds_if_it_may_else_says_it_waits_for_a_tap(
     note = untouched.locator("#alarm-sound")
     untouched.locator("h1").click()
     expect(note).to_have_text("")
-    untouched.wait_for_function("window.__beeps.includes('running')")
+    untouched.wait_for_function("() => window.__beeps.includes('running')")
     expect(untouched.locator("#enable-alerts")).to_have_attribute("data-sound", "on")
     page.context.close()
     device.close()

@@ -695,7 +695,7 @@ def test_silencing_a_fall_keeps_the_title_warning_for_an_amber_alert_still_pagin
     offline = "Monitor went offline while armed on treadmill-3"
     expect(notice).to_have_text(f"Still open: {offline}", use_inner_text=True)
     expect(page.locator("#card-treadmill-3")).to_have_attribute("data-level", "warn")
-    page.wait_for_function("window.__asking === 0")
+    page.wait_for_function("() => window.__asking === 0")
     expect(page).to_have_title("\u26a0 FALL on Dad's treadmill")  # the banner's leads
 
     page.click("#alarm-silence")
