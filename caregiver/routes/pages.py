@@ -80,6 +80,9 @@ def routes(site: Site) -> list[BaseRoute]:
                     known[i.device_id] = walkers.offered(store, i.device_id).walkers
                 incidents_who[i.id] = walkers.named(i.walker, known[i.device_id])
         return {
+            "amber": any(
+                story.card(d, now, who.get(d["device_id"])).level == "warn" for d in devices
+            ),
             "devices": devices,
             "incidents": incidents,
             "who": who,
@@ -89,6 +92,10 @@ def routes(site: Site) -> list[BaseRoute]:
     @site.authed
     async def fleet(request: Request) -> Response:
         page = await run_in_threadpool(fleet_data, request.state.session)
+        # an amber card: the amber notice is rendered with it (Site.amber_rendered)
+        request.state.amber = page.pop("amber")
+        if request.state.amber:
+            await site.amber_rendered(request)
         return site.render(request, "fleet.html", **page)
 
     def device_data(
@@ -108,6 +115,11 @@ def routes(site: Site) -> list[BaseRoute]:
         device, events, who, checked = await run_in_threadpool(device_data, device_id)
         if device is None:
             return site.not_found("device")
+        # an amber card: the amber notice is rendered with it (Site.amber_rendered)
+        card = story.card(device, site.backend.clock(), who.get(device_id))
+        request.state.amber = card.level == "warn"
+        if request.state.amber:
+            await site.amber_rendered(request)
         return site.render(
             request, "device.html", device=device, events=events, who=who, self_test=checked
         )

@@ -121,6 +121,47 @@ class MissedAlarm(msgspec.Struct, frozen=True):
     :attr:`text` says when it will page (never urgent)."""
 
 
+class AlarmBanner(msgspec.Struct, frozen=True):
+    """The red banner a page rendered with open falls shows, worded as ``static/app.js``
+    words it once it has asked ``/api/alarms`` (``missedAlarms``: each device's alarm once,
+    the banner ending on the newest, "+N more" naming the other devices)."""
+
+    text: str
+    link: str
+    incident: str
+    more: str
+    alarms: list[dict[str, str]]
+    """Each device's alarm it names, as the script raises it (its event, device's name,
+    words, link and incident; oldest first): the script words the banner at once for those
+    its tab has not silenced, when it silenced some (the words rendered named those too)."""
+
+
+def alarm_banner(alarms: list[MissedAlarm]) -> AlarmBanner | None:
+    """The banner for ``alarms`` (:func:`missed_alarms`' order, newest first) as the page's
+    script ends up showing it, or None when nothing urgent is open. Rendered so, the banner
+    is in place from the first paint: the script keeps it, or hides it at once when the tab
+    silenced those alarms (the page does not shift under a finger after load)."""
+    firsts: dict[str, MissedAlarm] = {}
+    for alarm in reversed(alarms):  # the script's order: the oldest first, once a device
+        if alarm.urgent and alarm.device_id not in firsts:
+            firsts[alarm.device_id] = alarm
+    if not firsts:
+        return None
+    shown = list(firsts.values())
+    newest = shown[-1]
+    names: list[str] = []
+    for alarm in shown:
+        if alarm.device_name != newest.device_name and alarm.device_name not in names:
+            names.append(alarm.device_name)
+    more = f"+{len(names)} more: {', '.join(names)}" if names else ""
+    each = [
+        {"event": a.event, "name": a.device_name, "text": a.text, "link": a.link,
+         "incident": a.incident}
+        for a in shown
+    ]  # fmt: skip
+    return AlarmBanner(newest.text, newest.link, newest.incident, more, each)
+
+
 def missed_alarms(
     store: Store, session: Session, name: Callable[[str], str], zone: dt.tzinfo
 ) -> list[MissedAlarm]:
@@ -367,14 +408,22 @@ class Site:
                 )
                 at = ack_moment(request.query_params, self.backend.clock())
                 request.state.ack_at = at
-                if at is not None:  # sent back after an acknowledgement, just now
-                    request.state.still_open = await run_in_threadpool(
+                if request.state.alarmed or at is not None:
+                    # what /api/alarms would answer now: the banner a page with open falls
+                    # renders (the script only keeps it: shown after load, it pushed the
+                    # cards down under a finger about to press Acknowledge), and, sent back
+                    # after an acknowledgement just now, what it left open
+                    open_now = await run_in_threadpool(
                         missed_alarms,
                         self.backend.store,
                         session,
                         self.backend.device_name,
                         self.backend.config.zone,
                     )
+                    request.state.open_now = open_now
+                    request.state.banner = alarm_banner(open_now)
+                    if at is not None:
+                        request.state.still_open = open_now
                 earlier = request.query_params.get("earlier")
                 # sent back after an acknowledgement someone else's came before
                 if earlier and at is not None:
@@ -382,6 +431,25 @@ class Site:
             return await handler(request)
 
         return wrapper
+
+    async def amber_rendered(self, request: Request) -> None:
+        """A page rendering an amber card renders the amber "Still open" notice with it, as
+        ``static/app.js`` words it once it has asked ``/api/alarms`` (``showWarnings``):
+        shown only after load, it pushed the cards down under a finger about to press. The
+        alarms the page already asked (open falls, an acknowledgement) are used as they are;
+        otherwise they are asked here, once."""
+        if not hasattr(request.state, "session") or hasattr(request.state, "open_now"):
+            return
+        if request.method != "GET" or "text/html" not in request.headers.get("accept", ""):
+            return
+        session: Session = request.state.session
+        request.state.open_now = await run_in_threadpool(
+            missed_alarms,
+            self.backend.store,
+            session,
+            self.backend.device_name,
+            self.backend.config.zone,
+        )
 
     def _earlier(self, session: Session, incident_id: str) -> str:
         """Who closed ``incident_id`` before ``session``'s caregiver, in words, as stored (a
@@ -419,6 +487,8 @@ class Site:
         # critical incidents' newest critical events it shows (a fresh page alarms for them)
         context.setdefault("changes", getattr(request.state, "changes", ""))
         context.setdefault("alarmed", getattr(request.state, "alarmed", []))
+        # the alarm banner as the script will show it (none: rendered hidden, as ever)
+        context.setdefault("banner", getattr(request.state, "banner", None))
         # the banner while the service cannot hear the devices (caregiver/broker_link.py)
         context.setdefault("broker", self.backend.hub.broker)
         # an acknowledgement sent back here (a plain form post) says what it left open
@@ -436,7 +506,19 @@ class Site:
         # and every alert still paging that the caregiver may see, as the script lists it
         # (/api/alarms): a page without scripts named only this device's
         still_open: list[MissedAlarm] = getattr(request.state, "still_open", [])
+        # else the amber alerts paging, on a page whose script shows them once it has asked
+        # /api/alarms: one with an amber card (amber_rendered), or rendered with open falls
+        # (it asks at once: an event's page has no card, and showed the notice after load):
+        # the notice as the script shows it (live-warn), in place from the first paint;
+        # hidden without scripts (static/public/noscript.css), which never showed it
+        live_warn = False
+        if not still_open and not said:
+            open_now: list[MissedAlarm] = getattr(request.state, "open_now", [])
+            amber = [a for a in open_now if not a.urgent]
+            if amber:
+                still_open, live_warn = amber, True
         context.setdefault("still_open", still_open)
+        context.setdefault("live_warn", live_warn)
         return self.templates.TemplateResponse(request, name, context, status_code=status_code)
 
     def fragment(self, name: str, **context: Any) -> str:

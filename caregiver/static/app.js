@@ -152,7 +152,14 @@
   // alarms again. An acknowledgement hides the banner too, but remembers nothing: what it
   // closed is no longer open, and another device's fall shown with it ("+1 more") still is.
   function silence(remember) {
-    if (remember === true) silenced(showing);
+    if (remember === true) {
+      // and the banner's as rendered, before the page asked for them (early): heard, so the
+      // answer does not raise them again, and remembered by the tab as those it raised
+      var quiet = showing.concat(early);
+      quiet.forEach(function (id) { heard.add(id); });
+      silenced(quiet);
+    }
+    early = [];
     showing = [];
     banner.hidden = true;
     document.getElementById("alarm-more").textContent = "";
@@ -321,12 +328,15 @@
   // redraw: one a fall in a burst of 170 cost it more CPU than the service spent storing them.
   var alarmed = [], pendingAlarms = new Map();
   var alarmedFor = new Map();  // each alarm's event: its device, name and incident
-  function raiseAlarm(device, name, text, link, event, incident) {
+  function sounds(device, name, text, link, event, incident) {  // raised: it sounds until answered
     showing.push(event);
     alarmedFor.set(event, { device: device, name: name, incident: incident, text: text, link: link });
+  }
+  function raiseAlarm(device, name, text, link, event, incident) {
+    sounds(device, name, text, link, event, incident);
     if (!alarmed.length) {
       alarmed.push(name);
-      showAlarm(text, link, [], incident);
+      showAlarm(text, link, soundingBut(name), incident);
       notify(text, link);
       return;
     }
@@ -351,7 +361,19 @@
     if (!newest) return;
     waiting.forEach(function (a) { notify(a.text, a.link); });
     waiting.forEach(function (a) { if (names.indexOf(a.name) < 0) names.push(a.name); });
+    soundingBut(newest.name).forEach(function (n) { if (names.indexOf(n) < 0) names.push(n); });
     showAlarm(newest.text, newest.link, names.filter(function (n) { return n !== newest.name; }), newest.incident);
+  }
+  // The devices whose alarms still sound (raised, not silenced nor answered: ``showing``)
+  // other than ``name``'s: "+N more" counted only the alarms of the same batch, and two falls
+  // a few seconds apart both sounded while the banner named only the newest.
+  function soundingBut(name) {
+    var names = [];
+    showing.forEach(function (e) {
+      var a = alarmedFor.get(e);
+      if (a && a.name !== name && names.indexOf(a.name) < 0) names.push(a.name);
+    });
+    return names;
   }
 
   function onIncident(msg) {
@@ -497,10 +519,34 @@
   }
   // One catching up alarms once a device (its newest open incident's critical event).
   var caught = {};
-  function caughtUp(device, name, text, link, event, incident) {
-    if (caught[device]) return;
-    caught[device] = true;
-    raiseAlarm(device, name, text, link, event, incident);
+  // The alarms of the banner rendered with the page (their events, from data-alarmed), shown
+  // until the page has asked for its alarms: a Silence pressed then silences them, as one
+  // pressed after (it silenced nothing, and the answer raised the alarm again).
+  var early = [];
+  // What one catching up found, raised together: each device's notification, then the
+  // banner and the title once, on the newest, "+N more" naming every other alarm sounding.
+  // Raised one by one, the banner showed the oldest alone until the next batch named the
+  // newest (50 ms): a line shorter without its "+N more", it pulled the cards up under a
+  // finger and pushed them back (59 px on a phone). With an alarm of the feed's batch under
+  // way they join that batch, as the feed's do.
+  function raiseCaughtUp(found) {
+    if (!found.length) return;
+    if (alarmed.length) {
+      found.forEach(function (a) { raiseAlarm(a.device_id, a.device_name, a.text, a.link, a.event, a.incident); });
+      return;
+    }
+    found.forEach(function (a) {
+      sounds(a.device_id, a.device_name, a.text, a.link, a.event, a.incident);
+      if (alarmed.indexOf(a.device_name) < 0) alarmed.push(a.device_name);
+      notify(a.text, a.link);
+    });
+    var newest = found[found.length - 1];
+    showAlarm(newest.text, newest.link, soundingBut(newest.device_name), newest.incident);
+  }
+  // The page has its catching up's answer (body[data-caught-up]: how many it had): what it
+  // raised, and did not, is settled (the tests wait for it, as for data-live).
+  function caughtUpDone() {
+    body.dataset.caughtUp = String((parseInt(body.dataset.caughtUp || "0", 10) || 0) + 1);
   }
   function missedAlarms() {
     fetch("/api/alarms", { credentials: "same-origin", headers: { "Accept": "application/json" } })
@@ -510,15 +556,23 @@
         return r.json();
       })
       .then(function (found) {
-        if (!found) return;
+        if (!found) { if (early.length) silence(); caughtUpDone(); return; }
         // newest first: the oldest alarms first, so the banner ends on the newest
+        var raise = [];
         found.alarms.slice().reverse().forEach(function (a) {
           // an alert that pages without a fall (offline while armed): listed as still open
           // after an acknowledgement, never the banner's alarm (the live feed raises none)
           if (a.urgent === false || heard.has(a.event)) return;
           heard.add(a.event);
-          caughtUp(a.device_id, a.device_name, a.text, a.link, a.event, a.incident);  // worded as the live alarm
+          if (caught[a.device_id]) return;
+          caught[a.device_id] = true;
+          raise.push(a);  // worded as the live alarm
         });
+        raiseCaughtUp(raise);
+        // the banner rendered for falls answered since: nothing to keep it for
+        if (early.length && !showing.length) silence();
+        early = [];
+        caughtUpDone();
         schedule();
         showWarnings(found.alarms);  // the amber ones: the notice, as the live feed raises it
       }, function () { setTimeout(missedAlarms, 2000); });  // the feed is open: try again
@@ -925,12 +979,46 @@
     waitForCheck();  // a page opened while a check waits
   }
 
+  // The rendered banner's words when this tab silenced some of its alarms (the words named
+  // them): those of the others, as the answer will raise them (the newest, "+N more" the
+  // other devices), before the first paint. Kept as rendered, the answer then took "+1 more:
+  // Dad's treadmill" off a phone's banner, a line, and the cards moved up under a finger.
+  function wordRendered() {
+    var all = [];
+    try { all = JSON.parse(banner.dataset.alarms || "[]"); } catch (e) { /* as rendered */ }
+    var left = all.filter(function (a) { return !heard.has(a.event); });
+    if (!left.length || left.length === all.length) return;
+    var newest = left[left.length - 1], names = [];
+    left.forEach(function (a) { if (a.name !== newest.name && names.indexOf(a.name) < 0) names.push(a.name); });
+    document.getElementById("alarm-text").textContent = newest.text;
+    document.getElementById("alarm-more").textContent = names.length ? "+" + names.length + " more: " + names.join(", ") : "";
+    document.getElementById("alarm-link").setAttribute("href", newest.link);
+    banner.dataset.incident = newest.incident;
+  }
   fillCsrf(document);
   updateSince();
   setInterval(updateSince, 15000);
+  // The banner rendered with the falls open then (data-rendered, as missedAlarms words it):
+  // in place from the first paint, so nothing under a finger moves when the alarms come; kept
+  // while this page alarms for them, hidden at once (before the first paint) when this tab
+  // silenced them or the page before a reload alarmed for them.
+  if (banner.dataset.rendered) {
+    delete banner.dataset.rendered;
+    var unheard = rendered.filter(function (id) { return !heard.has(id); });
+    if (!banner.hidden && unheard.length) {
+      early = unheard;
+      wordRendered();
+      var here = document.querySelector(".event-detail[data-incident]");
+      document.getElementById("alarm-link").hidden = !!(here && here.dataset.incident === banner.dataset.incident);
+      showAlarmSound();
+    } else {
+      banner.hidden = true;
+    }
+  }
   // a page opened afresh with an open critical incident nobody answered alarms at once
   if (rendered.some(function (id) { return !heard.has(id); })) missedAlarms();
   // one rendered with an amber card says what pages in the notice, as the live feed would
-  else if (document.querySelector('.card[data-level="warn"]')) askWarnings();
+  // (or rendered with the amber notice: kept current from the service's list)
+  else if (document.querySelector('.card[data-level="warn"]') || warning()) askWarnings();
   connect();
 })();
