@@ -546,34 +546,46 @@ def _watch_block(acl: str) -> list[str]:
 
 
 def _watch_the_stage(acl: str, tmp_path: Path, name: str) -> tuple[list[str], str]:
-    """A broker with ``acl``, Bob's stage published by his device (tm1), and a watch logged in
-    as ``caregiver-watch`` until it has shown a state the device sent after it subscribed:
-    its stdout lines and its stderr."""
+    """A broker with ``acl``, Bob's stage published by his device (tm1) and kept by the
+    broker, and a watch logged in as ``caregiver-watch`` until it has shown a state the device
+    sent after it subscribed: its stdout lines and its stderr.
+
+    The watch starts only once the broker holds the stage (the caregiver service's account
+    has read it): a reporter slower to connect than the watch to subscribe would otherwise
+    send the state first (its publisher sends the state before the retained topics), and the
+    watch would stop before the stage came, mended ACL or not."""
     db = tmp_path / f"{name}.db"
     anna_and_bob_on_stage_one(db, dt.datetime.now(dt.UTC))
     secret = tmp_path / f"{name}-pw"
     secret.write_text("pw-w\n", encoding="utf-8")
-    broker = Mosquitto(users={"tm1": "pw-d", WATCH_ACCOUNT: "pw-w"}, acl=acl)
+    users = {"tm1": "pw-d", WATCH_ACCOUNT: "pw-w", "caregiver": "pw-c"}
+    broker = Mosquitto(users=users, acl=acl)
     broker.start()
     config = config_for(broker, username="tm1", password="pw-d", discovery=False)
     reporter = MqttReporter(config, device_id="tm1", device_name="T1", database=db)
     reporter.start()
-    proc = _watch(
-        "--port", str(broker.port), "--username", WATCH_ACCOUNT, "--password-file", str(secret)
-    )  # fmt: skip
     shown: list[str] = []
+    err = ""
     try:
-        assert proc.stdout is not None
-        out = _lines(proc.stdout)
-        shown.append(out.get(timeout=WAIT))
-        assert shown[0].startswith("watching ")
-        reporter.publish_state("TRIPPED", "fall: impact then lying")
-        while "-> TRIPPED" not in shown[-1]:
+        stage = ["retroguard/tm1/stage/bob"]
+        with subscriber(broker, stage, username="caregiver", password="pw-c") as service:
+            assert service.wait(lambda: any(m.payload for m in service.messages))
+        proc = _watch(
+            "--port", str(broker.port), "--username", WATCH_ACCOUNT, "--password-file", str(secret)
+        )  # fmt: skip
+        try:
+            assert proc.stdout is not None
+            out = _lines(proc.stdout)
             shown.append(out.get(timeout=WAIT))
-        # the retained stage comes on the subscription, before what the device sends after it
+            assert shown[0].startswith("watching ")
+            reporter.publish_state("TRIPPED", "fall: impact then lying")
+            while "-> TRIPPED" not in shown[-1]:
+                shown.append(out.get(timeout=WAIT))
+            # the retained stage comes on the subscription, before what the device sends after
+        finally:
+            proc.kill()
+            _, err = proc.communicate(timeout=WAIT)
     finally:
-        proc.kill()
-        _, err = proc.communicate(timeout=WAIT)
         reporter.close()
         broker.stop()
     return shown, err
