@@ -14,15 +14,18 @@ from typing import Any, TextIO
 
 import pytest
 
+from caregiver.demo import DemoCaregiverProcess
 from caregiver.storage import Store
 from core.clock import SimClock
 from core.protocol.events import EventType
-from core.protocol.payloads import receipt_payload
+from core.protocol.payloads import OFFLINE, receipt_payload
 from firmware.config import MqttConfig
 from firmware.mqtt import MqttReporter
 from firmware.storage.outbox import OutboxDepth, outbox_depth
 from launcher import demo
+from tests.caregiver_db import execute
 from tests.mqtt_helpers import WAIT, Subscriber, config_for, fall, info, login
+from tests.storage_support import wait_for
 from tools.broker import Mosquitto, mosquitto_available
 from tools.watch import Watcher
 
@@ -30,6 +33,7 @@ pytestmark = pytest.mark.skipif(not mosquitto_available(), reason="mosquitto not
 
 DEVICE = "treadmill-1"
 ACL = Path(__file__).resolve().parent.parent / "docs" / "mqtt" / "mosquitto.acl"
+SAID_OFFLINE = "SELECT availability FROM devices WHERE device_id = ?"
 
 
 def test_the_demo_on_a_pi_s_broker_ends_with_every_alert_confirmed_by_the_caregiver_service(
@@ -69,6 +73,36 @@ def test_the_demo_on_a_pi_s_broker_ends_with_every_alert_confirmed_by_the_caregi
         return broker
 
     monkeypatch.setattr(demo, "_start_broker", started)
+    start_dashboard = demo._start_dashboard
+
+    def dashboard(
+        broker: Mosquitto, workdir: Path, out: TextIO, accounts: demo.DemoAccounts
+    ) -> DemoCaregiverProcess | None:
+        service = start_dashboard(broker, workdir, out, accounts)
+        assert service is not None
+        stop = service.stop
+
+        def stop_once_the_device_s_last_word_is_in(timeout: float = 10.0) -> None:
+            """The device's last message (its ``offline``, sent as the courier closed) is
+            read by the watch and stored by the service before the demo stops the service
+            and the broker: one client's messages arrive in order, so everything the device
+            sent is in both then. The demo waits for the alerts' receipts only; the card's
+            last topics could still be on their way to the service as it stopped."""
+            (watcher,) = watchers
+            offline = f"retroguard/{DEVICE}/availability", OFFLINE.encode()
+            seen["watched"] = watcher.wait(
+                lambda: offline in {(m.topic, m.payload) for m in watcher.messages}
+            )
+            seen["stored"] = wait_for(
+                lambda: execute(str(service_db), SAID_OFFLINE, (DEVICE,)) == [(OFFLINE,)], WAIT
+            )
+            stop(timeout)
+
+        monkeypatch.setattr(service, "stop", stop_once_the_device_s_last_word_is_in)
+        return service
+
+    monkeypatch.setattr(demo, "_start_dashboard", dashboard)
+    service_db = tmp_path / "caregiver" / "caregiver.db"
     out = io.StringIO()
     database = tmp_path / "d.db"
     try:
@@ -78,6 +112,7 @@ def test_the_demo_on_a_pi_s_broker_ends_with_every_alert_confirmed_by_the_caregi
             watcher.close()
     printed = out.getvalue()
     assert code == 0, printed
+    assert seen["watched"] and seen["stored"], "the device's offline never reached them"
     assert seen["anonymous"].is_failure  # refused while the demo ran
     config = seen["config"].splitlines()
     assert "allow_anonymous false" in config and "use_username_as_clientid true" in config
@@ -92,7 +127,7 @@ def test_the_demo_on_a_pi_s_broker_ends_with_every_alert_confirmed_by_the_caregi
     assert outbox_depth(database) == OutboxDepth(0, 0)
     assert "\nEnded in TRIPPED with the relay released.\n" in printed
     # What the caregiver service read of the device: its card as the dashboard shows it.
-    store = Store(tmp_path / "caregiver" / "caregiver.db")
+    store = Store(service_db)
     try:
         card = store.device(DEVICE)
         walkers = store.device_walkers(DEVICE)  # the retained walkers message
