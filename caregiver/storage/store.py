@@ -2011,10 +2011,11 @@ class Store:
     def transaction(self) -> Iterator[Transaction]:
         """Operations that commit together (rolled back if the block raises). Keep the block
         short and free of I/O: every other thread waits for it. A database failure is a
-        :class:`StorageFault`. Inside :meth:`batch` it is a savepoint: rolled back alone if
-        the block raises, committed with the batch. Inside a batch's :meth:`message` it is part
-        of the message: if the block raises, the whole message is undone (its savepoint is the
-        message's: one statement fewer each way, a round trip's CPU each on PostgreSQL)."""
+        :class:`StorageFault` (a failed commit too, rolled back). Inside :meth:`batch` it is a
+        savepoint: rolled back alone if the block raises, committed with the batch. Inside a
+        batch's :meth:`message` it is part of the message: if the block raises, the whole
+        message is undone (its savepoint is the message's: one statement fewer each way, a
+        round trip's CPU each on PostgreSQL)."""
         with self._lock, _as_storage_fault(self._db), self._written():
             if self._in_message:
                 try:
@@ -2037,11 +2038,15 @@ class Store:
             self._db.begin()
             try:
                 yield Transaction(self._db)
+                # In the try: a COMMIT can fail and leave the transaction open (SQLite, unless
+                # it rolled back itself); left so, every later BEGIN on this one connection
+                # failed ("within a transaction") until a restart. Rolled back, the failure is
+                # this transaction's StorageFault alone. (PostgreSQL ends it itself.)
+                self._db.commit()
             except BaseException:
-                with contextlib.suppress(*self._db.errors):
+                with contextlib.suppress(*self._db.errors):  # already ended: the first error
                     self._db.rollback()
                 raise
-            self._db.commit()
 
     def sync_committed(self) -> None:
         """Every commit that returned before this call is on disk once it returns: the second
