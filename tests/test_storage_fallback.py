@@ -20,7 +20,7 @@ from core.protocol.commands import Ack
 from core.protocol.events import Event, EventType
 from core.protocol.topics import Topics
 from firmware.storage.damage import UNCARRIED, MovedAside, move_aside, moved_aside_files
-from firmware.storage.database import FileDatabase, connect, transaction
+from firmware.storage.database import FileDatabase, after_commit, connect, transaction
 from firmware.storage.events import EventStore
 from firmware.storage.fallback import DISK_RETRY_S, FallbackDatabase, _Gate
 from firmware.storage.faults import Trouble, trouble
@@ -111,6 +111,31 @@ def test_a_transaction_the_disk_rolled_back_raises_the_disk_error(tmp_path: Path
     with pytest.raises(sqlite3.OperationalError, match="disk is full"), transaction(conn):
         conn.executemany("INSERT INTO runs (monitor, started_wall) VALUES (?, ?)", rows)
     assert not conn.in_transaction
+    conn.close()
+
+
+def test_a_commit_that_fails_leaving_the_transaction_open_is_rolled_back(tmp_path: Path) -> None:
+    """A failed COMMIT that SQLite did not roll back itself (a busy one, a deferred constraint;
+    here SQLite refuses it through its authorizer) is rolled back: left open, the connection's
+    next BEGIN failed "within a transaction" and the courier stored nothing more."""
+    conn = connect(tmp_path / "events.db")
+    told: list[str] = []
+
+    def refuse_commit(action: int, arg1: str | None, *_: str | None) -> int:
+        refused = action == sqlite3.SQLITE_TRANSACTION and arg1 == "COMMIT"
+        return sqlite3.SQLITE_DENY if refused else sqlite3.SQLITE_OK
+
+    conn.set_authorizer(refuse_commit)
+    with pytest.raises(sqlite3.DatabaseError, match="not authorized"), transaction(conn):
+        conn.execute("INSERT INTO runs (monitor, started_wall) VALUES ('refused', 'now')")
+        after_commit(conn, lambda: told.append("refused"))
+    conn.set_authorizer(None)
+    assert not conn.in_transaction and told == []
+    with transaction(conn):
+        conn.execute("INSERT INTO runs (monitor, started_wall) VALUES ('kept', 'now')")
+        after_commit(conn, lambda: told.append("kept"))
+    assert told == ["kept"]
+    assert conn.execute("SELECT monitor FROM runs").fetchall() == [("kept",)]
     conn.close()
 
 
