@@ -281,6 +281,10 @@ class Ingestor:
         message, and should hand it over again later.
         """
         counters = self._counters()
+        # Its receipts go out as a batch's do (after a sync): a duplicate commits nothing, and
+        # the batch that stored its event may have committed without one (SQLite).
+        receipts: dict[str, list[str]] = {}
+        self._local.receipts = receipts
         try:
             self._store_one(topic, payload)
         except StorageFault as exc:
@@ -292,6 +296,9 @@ class Ingestor:
             self._restore(counters)
             self._count.rejected += 1
             self._count_messages(1)
+        finally:
+            del self._local.receipts
+            self._send_receipts(receipts)  # what committed before a failure is told too
         self._works()
         return True
 
@@ -337,11 +344,7 @@ class Ingestor:
                 if hasattr(self._local, name):
                     delattr(self._local, name)
         self._works()
-        durable = self._durable_receipts
-        if durable is not None:  # once the batch is on disk (it committed without a sync)
-            durable.submit(receipts)
-        else:
-            self._publish_receipts(receipts)
+        self._send_receipts(receipts)
         woken = False
         for action in later:
             if action == self.alerting.wake_notifier:  # once a batch: it reads every due row
@@ -696,6 +699,15 @@ class Ingestor:
             self._after_commit(lambda: self._publish_receipt(device_id, [message_id]))
         elif message_id not in (ids := receipts.setdefault(device_id, [])):
             ids.append(message_id)
+
+    def _send_receipts(self, receipts: Mapping[str, list[str]]) -> None:
+        """Receipts for what has committed: once it is on disk (a batch commits without a sync
+        when :class:`DurableReceipts` runs: its thread syncs, then publishes), else now."""
+        durable = self._durable_receipts
+        if durable is not None:
+            durable.submit(receipts)
+        else:
+            self._publish_receipts(receipts)
 
     def _publish_receipts(self, receipts: Mapping[str, list[str]]) -> None:
         """One receipt a device, not one an event; paho woken once for them all."""

@@ -16,6 +16,7 @@ deferred constraint trigger fails it for real.
 from __future__ import annotations
 
 import sqlite3
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -24,6 +25,7 @@ from caregiver.service import CaregiverService
 from caregiver.storage import engine_of
 from caregiver.storage.engines import SqliteDatabase
 from tests.caregiver_db import execute
+from tests.mqtt_helpers import WAIT
 from tests.test_caregiver_ingest_batch import DEVICE, _event, _id
 from tests.test_caregiver_ingest_failed_handling import _receipted, _receipts
 from tools.broker import Mosquitto
@@ -86,5 +88,38 @@ def test_a_failed_commit_is_reported_undone_and_the_next_message_is_stored(
         assert sorted(a.event_id or "" for a in store.alerts(DEVICE)) == sorted(
             [_id(refused), _id(fall)]
         )
-        # no receipt for the failed commit: one each, once stored
-        assert sorted(_receipts(service, sub)) == sorted([[_id(fall)], [_id(refused)]])
+        # no receipt for the failed commit: each id receipted once, once stored (receipts
+        # synced together share a message)
+        receipted = [i for receipt in _receipts(service, sub) for i in receipt]
+        assert sorted(receipted) == sorted([_id(fall), _id(refused)])
+
+
+def test_a_retried_duplicate_is_receipted_only_once_its_batch_is_on_disk(
+    tmp_path: Path, caregiver_db: str, mosquitto: Mosquitto
+) -> None:
+    """The held messages' retry (``handle``) stores one message with a synced commit, but a
+    duplicate commits nothing: its receipt vouches for the batch that stored the event, and
+    that batch committed without a sync on SQLite (its receipts wait for one). Sent at once, the
+    retry's receipt could let the device delete an event a power cut then took back; it waits
+    for the same sync as the batch's."""
+    with _receipted(tmp_path, caregiver_db, mosquitto) as (service, sub):
+        ingestor = service.ingestor
+        durable = ingestor._durable_receipts
+        assert durable is not None
+        real_sync, release = durable._sync, threading.Event()
+
+        def held_sync() -> None:  # the sync starts only when the test says
+            assert release.wait(WAIT)
+            real_sync()
+
+        durable._sync = held_sync
+        fall = _event(1, "fall")
+        try:
+            assert ingestor.handle_batch([fall])  # committed, its receipt waits for the sync
+            assert ingestor.handle(*fall)  # the same event again, retried alone: a duplicate
+            assert ingestor.duplicates == 1
+            assert ingestor.receipts_sent == 0  # nothing vouched for before the sync
+        finally:
+            release.set()
+        assert sub.wait(lambda: any(_id(fall) in m.payload.decode() for m in sub.messages))
+        assert durable.syncs >= 1
