@@ -29,6 +29,7 @@ from caregiver.outbox import addressee, open_outbox, url_key
 from caregiver.progress import progress_view
 from caregiver.service import CaregiverService
 from caregiver.storage import SCHEMA_VERSION, SchemaError, Store, Urgency, schema
+from caregiver.storage.engines import SqliteDatabase
 from caregiver.storage.schema import MIGRATIONS
 from launcher.cli import main
 from tests.caregiver_db import execute, store_at_schema
@@ -202,6 +203,36 @@ def test_a_failing_migration_leaves_the_database_as_it_was(
     assert user_version(old_copy) == 0  # not even version 1: one transaction for all of them
     assert dump(old_copy) == before
     assert schema_text(old_copy) == schema_text(OLD_DB)
+
+
+def test_a_migration_whose_commit_fails_is_rolled_back_and_its_error_reported(
+    tmp_path: Path,
+) -> None:
+    """A COMMIT that fails leaves SQLite's transaction open (as a busy one would): the upgrade
+    is rolled back on the connection, not left half-applied and open, and the commit's own
+    error is the one raised. SQLite refuses the COMMIT itself, on a real file, through its
+    authorizer on the migrating connection (as tests/test_caregiver_commit_failure.py does for
+    the store's transactions). Store closes its connection after a failed migration, so this
+    is the migration's own connection, as ``migrate`` leaves it."""
+    path = tmp_path / "caregiver.db"
+    db = SqliteDatabase(path)
+    try:
+
+        def refuse(action: int, arg1: str | None, *_: str | None) -> int:
+            refused = action == sqlite3.SQLITE_TRANSACTION and arg1 == "COMMIT"
+            return sqlite3.SQLITE_DENY if refused else sqlite3.SQLITE_OK
+
+        db._db.set_authorizer(refuse)
+        with pytest.raises(sqlite3.DatabaseError, match="not authorized"):
+            schema.migrate(db)
+        db._db.set_authorizer(None)
+        assert not db._db.in_transaction  # rolled back, not left open
+        assert db.schema_version() == 0 and db.columns() == {}  # this connection sees nothing
+        # the same connection upgrades the file once the commit can succeed
+        assert schema.migrate(db) == schema.SchemaUpgrade(0, SCHEMA_VERSION)
+    finally:
+        db.close()
+    assert user_version(path) == SCHEMA_VERSION
 
 
 # ----------------------------------------------------------------- transactions

@@ -22,6 +22,7 @@ the file lacks (all of it, for a new file).
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from dataclasses import dataclass
 
@@ -517,10 +518,15 @@ def migrate(db: Database) -> SchemaUpgrade:
             _apply(db, migration, name)
         if before != SCHEMA_VERSION:
             db.set_schema_version(SCHEMA_VERSION)
+        # In the try: a COMMIT can fail and leave the transaction open (SQLite, unless it
+        # rolled back itself), the upgrade half-applied on this connection; rolled back, the
+        # file is as it was and the commit's error is the one reported. (PostgreSQL ends it
+        # itself.)
+        db.commit()
     except BaseException:
-        db.rollback()
+        with contextlib.suppress(*db.errors):  # already ended: the first error is reported
+            db.rollback()
         raise
-    db.commit()
     if before != SCHEMA_VERSION:
         log.info("%s: caregiver database schema %d -> %d", name, before, SCHEMA_VERSION)
     return SchemaUpgrade(before, SCHEMA_VERSION)
