@@ -16,30 +16,19 @@ import signal
 import subprocess
 import sys
 import threading
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from tests.caregiver_db import execute
 from tests.caregiver_support import WAIT, SimDevice, make_config, running_service
+from tests.storage_support import wait_for
 from tools.broker import Mosquitto
 from tools.pgcluster import PostgresCluster
 
 GROUP = "caregivers"
 BURST = 120
-
-
-def _until(predicate: Callable[[], bool], timeout: float = WAIT) -> bool:
-    """Wait for state other processes reach (bounded; the predicate decides)."""
-    deadline = time.monotonic() + timeout
-    pause = threading.Event()
-    while not predicate():
-        if time.monotonic() > deadline:
-            return False
-        pause.wait(0.05)
-    return True
 
 
 def _stored(url: str) -> int:
@@ -127,12 +116,12 @@ def test_an_instance_killed_during_a_burst_loses_nothing_and_duplicates_nothing(
     device = SimDevice(mosquitto, "treadmill-1")
     device.online()
     sent = _burst(device, BURST)
-    assert _until(lambda: _stored(url) >= BURST // 4)
+    assert wait_for(lambda: _stored(url) >= BURST // 4)
     a.kill()  # mid-burst: some of its messages are taken but not acknowledged
     sent += _burst(device, BURST)
     instances.append(Instance(a_file))  # back, as systemd restarts it: the same session
     assert instances[-1].wait_log("subscribed to every device"), instances[-1].lines
-    assert _until(lambda: _stored(url) >= len(sent), 60), (_stored(url), len(sent))
+    assert wait_for(lambda: _stored(url) >= len(sent), 60), (_stored(url), len(sent))
     rows = execute(url, "SELECT id FROM events")
     assert sorted(r[0] for r in rows) == sorted(sent)  # every one, once
     device.close()
@@ -157,13 +146,13 @@ def test_a_database_restart_during_ingest_loses_nothing(
         device = SimDevice(mosquitto, "treadmill-1")
         device.online()
         sent = _burst(device, BURST // 2)
-        assert _until(lambda: _stored(url) >= BURST // 4)
+        assert wait_for(lambda: _stored(url) >= BURST // 4)
         postgres_cluster.stop("fast")
         sent += _burst(device, BURST // 2)  # the broker takes them; the database is down
-        assert _until(lambda: a.ingestor.storage_fault is not None
+        assert wait_for(lambda: a.ingestor.storage_fault is not None
                       or b.ingestor.storage_fault is not None)  # fmt: skip
         postgres_cluster.start()
-        assert _until(lambda: _stored(url) >= len(sent), 60), (_stored(url), len(sent))
+        assert wait_for(lambda: _stored(url) >= len(sent), 60), (_stored(url), len(sent))
         assert sorted(r[0] for r in execute(url, "SELECT id FROM events")) == sorted(sent)
 
         def counted() -> int:  # each instance's count moves after its batch commits
@@ -175,7 +164,7 @@ def test_a_database_restart_during_ingest_loses_nothing(
         # A commit the server took while the connection died under its answer ("cannot exit
         # pipeline mode while busy") is not counted by the instance that sent it: it cannot know
         # the rows are in, keeps the messages unacknowledged, and meets them again as duplicates.
-        assert _until(lambda: counted() + redelivered() >= len(sent)), (
+        assert wait_for(lambda: counted() + redelivered() >= len(sent)), (
             counted(),
             redelivered(),
             len(sent),

@@ -8,9 +8,7 @@ import dataclasses
 import http.client
 import json
 import textwrap
-import threading
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -33,6 +31,7 @@ from tests.caregiver_support import (
     running_service,
 )
 from tests.mqtt_helpers import subscriber
+from tests.storage_support import wait_for
 from tools.broker import Mosquitto
 from tools.pgcluster import PostgresCluster
 
@@ -56,17 +55,6 @@ def _instance(
         config.mqtt, shared_group=GROUP, username=username, password=password
     )
     return dataclasses.replace(config, mqtt=mqtt)
-
-
-def _until(predicate: Callable[[], bool]) -> bool:
-    """Wait for state that two instances' threads reach (bounded; the predicate decides)."""
-    deadline = time.monotonic() + WAIT
-    pause = threading.Event()
-    while not predicate():
-        if time.monotonic() > deadline:
-            return False
-        pause.wait(0.02)
-    return True
 
 
 def test_shared_subscriptions_leave_the_retained_status_to_every_instance() -> None:
@@ -124,10 +112,10 @@ def test_two_instances_share_the_stream_and_store_each_event_once(
         def duplicates() -> int:
             return sum(s.ingestor.duplicates for s in instances)
 
-        assert _until(lambda: stored() + duplicates() == 26), (stored(), duplicates())
+        assert wait_for(lambda: stored() + duplicates() == 26), (stored(), duplicates())
         assert (stored(), duplicates()) == (20, 6)
         # The counters move as each batch is handled; its commit follows.
-        assert _until(lambda: a.store.event_count() == 20), a.store.event_count()
+        assert wait_for(lambda: a.store.event_count() == 20), a.store.event_count()
         assert {e.id for e in a.store.events_for("treadmill-1", 100)} == {e["id"] for e in sent}
         # the broker shared the stream: each instance stored some of it
         assert a.ingestor.events_stored > 0 and b.ingestor.events_stored > 0
@@ -201,7 +189,7 @@ def test_a_caregiver_on_instance_b_sees_live_what_instance_a_ingested_and_stays_
 
         b.store.events_by_id = spied  # type: ignore[method-assign]
         try:
-            assert _until(lambda: b.hub.clients == 1)
+            assert wait_for(lambda: b.hub.clients == 1)
             device = SimDevice(mosquitto, "treadmill-1")
             device.online()
             fall = device.fall()
@@ -281,7 +269,7 @@ def test_two_instances_page_once_and_escalation_goes_on_when_its_holder_is_lost(
         device = SimDevice(mosquitto, "treadmill-1")
         device.online()
         fall = device.fall()
-        assert _until(lambda: a.store.event(fall["id"]) is not None)
+        assert wait_for(lambda: a.store.event(fall["id"]) is not None)
 
         def rounds() -> tuple[int, int]:
             """One escalation tick and one delivery round on each instance, A first."""
@@ -407,8 +395,8 @@ def test_instances_with_accounts_of_their_own_stay_connected_on_the_documented_b
         def stored() -> int:
             return a.ingestor.events_stored + b.ingestor.events_stored
 
-        assert _until(lambda: stored() >= 20), stored()
-        assert _until(lambda: a.store.event_count() == 20), a.store.event_count()
+        assert wait_for(lambda: stored() >= 20), stored()
+        assert wait_for(lambda: a.store.event_count() == 20), a.store.event_count()
         assert {e.id for e in a.store.events_for("treadmill-1", 100)} == {e["id"] for e in sent}
         assert a.ingestor.duplicates + b.ingestor.duplicates == 0
         # the group shared the stream, and neither instance's session was taken over
@@ -426,4 +414,4 @@ def test_instances_sharing_the_caregiver_account_take_each_others_session_over(
     accounts, client_ids = ("caregiver", "caregiver"), ("caregiver-1", "caregiver-2")
     with _run_two_instances(tmp_path, postgres_cluster, accounts, ACL, client_ids) as run:
         broker = run[0]
-        assert _until(lambda: broker.log().count(TAKEN_OVER) >= 3), broker.log()
+        assert wait_for(lambda: broker.log().count(TAKEN_OVER) >= 3), broker.log()
