@@ -26,6 +26,7 @@ from firmware.mqtt.discovery import discovery_payload
 from tests.caregiver_support import SimDevice, running_service
 from tests.caregiver_support import make_config as caregiver_config
 from tests.mqtt_helpers import WAIT, config_for, fall, login, subscriber
+from tests.storage_support import wait_for
 from tools.broker import Mosquitto, TlsFiles, free_port, mosquitto_available
 from tools.watch import Watcher
 
@@ -398,18 +399,39 @@ def test_the_installed_broker_applies_the_documented_acl_to_every_account(tmp_pa
         assert not any(p in hashed for p in passwords.values())
         broker.start()
 
+        def tm1_in_and_out(client_id: str = "") -> bool:
+            """tm1 logs in (under ``client_id``) and out; True once the broker has seen it go
+            (no other client leaves meanwhile): the broker names every client after its
+            account (``use_username_as_clientid``), so a later connection as tm1 would
+            otherwise take over this one's session."""
+
+            def left() -> int:
+                return len(re.findall(r"Client \S+ disconnected\.", broker.log()))
+
+            gone = left()
+            refused = login(broker, "tm1", passwords["tm1"], client_id=client_id).is_failure
+            return not refused and wait_for(lambda: left() > gone)
+
         assert login(broker, None, None).is_failure  # anonymous
         assert login(broker, "tm1", passwords["caregiver"]).is_failure  # another's password
-        assert not login(broker, "tm1", passwords["tm1"]).is_failure
+        assert tm1_in_and_out()
 
-        device = RawClient(broker, "tm1", passwords["tm1"])
+        # one client an account at a time (a second connection of one account takes the first
+        # one's session over; paho reconnects it, and the verdicts below were a reconnect's)
         carer = RawClient(broker, "caregiver", passwords["caregiver"])
         ha = RawClient(broker, "homeassistant", passwords["homeassistant"])
+        clients = [carer, ha]
         kicked = threading.Event()
-        carer.client.on_disconnect = lambda *args: kicked.set()
+        for client in clients:
+            client.client.on_disconnect = lambda *args: kicked.set()
         try:
             # the device's account connecting under the caregiver's client id takes nothing
-            assert not login(broker, "tm1", passwords["tm1"], client_id="raw-caregiver").is_failure
+            # from the caregiver's session (its id is tm1); the device's own client connects
+            # only after it has gone, so it takes nothing from the device's either
+            assert tm1_in_and_out(client_id="raw-caregiver")
+            device = RawClient(broker, "tm1", passwords["tm1"])
+            device.client.on_disconnect = lambda *args: kicked.set()
+            clients.append(device)
             presence = "retroguard/caregiver/status"
             assert device.publish(presence, '{"state":"online"}').is_failure
             assert ha.publish(presence, '{"state":"online"}').is_failure
@@ -424,9 +446,10 @@ def test_the_installed_broker_applies_the_documented_acl_to_every_account(tmp_pa
             assert device.publish("retroguard/tm1/receipt", receipt).is_failure
             assert ha.publish("retroguard/tm1/receipt", receipt).is_failure
             assert not carer.publish("retroguard/tm1/receipt", receipt).is_failure
-            assert not kicked.is_set()  # its session was never taken over
+            assert not kicked.is_set()  # no session was taken over
+            assert "already connected, closing old connection" not in broker.log()
         finally:
-            for client in (device, carer, ha):
+            for client in clients:
                 client.close()
         # one listener, the one installed: no other address or port is open
         opened = re.findall(r"Opening \S+ listen socket on port (\d+)", broker.log())
