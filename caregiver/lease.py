@@ -13,12 +13,15 @@ instance that does not hold the lease notes, on its own monotonic clock, when it
 the holder and count it sees now; seen unchanged for ``ttl_s``, it takes the lease over with
 one conditional UPDATE naming that holder and count (:meth:`caregiver.storage.Transaction.
 hold_lease`): the database is the one arbiter, and a renewal that came meanwhile, or another
-instance quicker to take over, leaves the lease where it is. The instances' clocks need not
-agree, and a step of any wall clock moves nothing: before, the lease ran until a wall time
-(``expires_at``), and a holder that died without a clean stop kept it for the step on top of
-``ttl_s`` after NTP set the clock back (an hour: nobody paged, nothing escalated, for an
-hour). A lost renewal costs at most one ``ttl_s`` of escalation delay, never an alert: the
-rows wait.
+instance quicker to take over, leaves the lease where it is. What is watched is the row's
+holder, count and ``expires_at`` together: a holder of a release before schema 27 (a rolling
+upgrade) renews by writing ``expires_at`` only, and its live lease must not be taken over
+either (``expires_at`` is compared only with what was read of it, never with a clock). The
+instances' clocks need not agree, and a step of any wall clock moves nothing: before, the
+lease ran until a wall time (``expires_at``), and a holder that died without a clean stop
+kept it for the step on top of ``ttl_s`` after NTP set the clock back (an hour: nobody
+paged, nothing escalated, for an hour). A lost renewal costs at most one ``ttl_s`` of
+escalation delay, never an alert: the rows wait.
 
 Why this is safe against two holders: the holder acts right after a renewal that counted
 (the tick or round in hand), and a contender's ``ttl_s`` starts only when it has seen that

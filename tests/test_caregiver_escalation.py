@@ -637,6 +637,56 @@ def test_a_renewed_lease_is_never_taken_over_whatever_the_instances_wall_clocks_
         store.close()
 
 
+OLD_RELEASE_RENEWAL = (
+    "INSERT INTO leases (name, holder, expires_at) VALUES (?, ?, ?) "
+    "ON CONFLICT (name) DO UPDATE SET holder = excluded.holder, "
+    "expires_at = excluded.expires_at "
+    "WHERE leases.holder = excluded.holder OR leases.expires_at < ? RETURNING holder"
+)
+"""A renewal as a release before schema 27 makes it (``Transaction.hold_lease`` then): by the
+wall time in ``expires_at``; it never counts in ``renewals``."""
+
+
+def test_a_live_holder_of_an_earlier_release_keeps_the_lease_during_a_rolling_upgrade(
+    caregiver_db: str,
+) -> None:
+    """During a rolling upgrade an instance of a release before schema 27 may hold the lease:
+    it renews every second by writing ``expires_at`` and never counts a renewal. B (this
+    release) sees its renewals all the same (the row changes), so it never takes a live
+    holder's lease, and takes it over a lease's length of its monotonic clock after the
+    renewals stop; the old instance then sees B's lease run (the ``expires_at`` B writes).
+    Before, B watched only the holder and count, which an old holder never moves: B took the
+    live lease 10 s after it first looked, and both escalated and sent that round."""
+    store = Store(caregiver_db)
+    wall, mono_b = FakeClock(), FakeClock(7_000.0)
+    b = Lease(store, "b", wall, monotonic=mono_b)
+
+    def old_renews() -> bool:
+        now = wall.now
+        row = execute(caregiver_db, OLD_RELEASE_RENEWAL, (ESCALATION, "old", now + 10, now))
+        return row == [("old",)]
+
+    try:
+        assert old_renews() and not b.held()
+        for _ in range(3 * int(LEASE_TTL_S)):  # a second at a time, the old holder renewing
+            wall.advance(1)
+            mono_b.advance(1)
+            assert old_renews()
+            assert not b.held()
+        assert store.lease_holder(ESCALATION) == "old"
+        for _ in range(int(LEASE_TTL_S) - 1):  # the old instance is stopped for its upgrade
+            wall.advance(1)
+            mono_b.advance(1)
+            assert not b.held()
+        wall.advance(1)
+        mono_b.advance(1)
+        assert b.held()
+        assert not old_renews()  # B's lease runs, by the old release's rule too
+        assert store.lease_holder(ESCALATION) == "b"
+    finally:
+        store.close()
+
+
 @pytest.mark.parametrize("step", [-3600.0, 3600.0], ids=["back", "forward"])
 def test_a_page_queued_and_never_tried_before_a_stop_goes_out_at_once_after_a_step(
     mosquitto: Mosquitto, tmp_path: Path, receiver: Receiver, caregiver_db: str, step: float

@@ -222,22 +222,27 @@ def test_a_lease_is_taken_over_only_from_the_holder_and_count_seen_standing_stil
     written (``until``) decides nothing."""
     store = Store(caregiver_db)
     try:
-        assert store.hold_lease("escalation", "a", None, 110.0) == LeaseSeen("a", 1)
-        assert store.hold_lease("escalation", "b", None, 1e12) == LeaseSeen("a", 1)  # a's
-        assert store.hold_lease("escalation", "a", None, 0.0) == LeaseSeen("a", 2)  # a renews
+        assert store.hold_lease("escalation", "a", None, 110.0) == LeaseSeen("a", 1, 110.0)
+        a1 = LeaseSeen("a", 1, 110.0)
+        assert store.hold_lease("escalation", "b", None, 1e12) == a1  # a's
+        a2 = LeaseSeen("a", 2, 120.0)
+        assert store.hold_lease("escalation", "a", None, 120.0) == a2  # a renews
         assert store.lease_holder("escalation") == "a"
-        # b saw ("a", 1) stand still; a has renewed since: nothing taken
-        assert store.hold_lease("escalation", "b", LeaseSeen("a", 1), 0.0) == LeaseSeen("a", 2)
-        assert store.hold_lease("escalation", "b", LeaseSeen("a", 2), 0.0) == LeaseSeen("b", 3)
+        # b saw a1 stand still; a has renewed since: nothing taken
+        assert store.hold_lease("escalation", "b", a1, 0.0) == a2
+        # nor with an expires_at a has not written (a renewal of an earlier release's)
+        assert store.hold_lease("escalation", "b", LeaseSeen("a", 2, 110.0), 0.0) == a2
+        b3 = LeaseSeen("b", 3, 5.0)
+        assert store.hold_lease("escalation", "b", a2, 5.0) == b3
         assert store.lease_holder("escalation") == "b"
         # c saw a's count stand still too, but b took it over first
-        assert store.hold_lease("escalation", "c", LeaseSeen("a", 2), 0.0) == LeaseSeen("b", 3)
-        assert store.hold_lease("escalation", "a", None, 1e12) == LeaseSeen("b", 3)  # a is back
+        assert store.hold_lease("escalation", "c", a2, 0.0) == b3
+        assert store.hold_lease("escalation", "a", None, 1e12) == b3  # a is back
         store.release_lease("escalation", "a")  # not a's: nothing
         assert store.lease_holder("escalation") == "b"
         store.release_lease("escalation", "b")  # a clean stop
         assert store.lease_holder("escalation") is None
-        assert store.hold_lease("escalation", "c", None, 0.0) == LeaseSeen("c", 1)
+        assert store.hold_lease("escalation", "c", None, 0.0) == LeaseSeen("c", 1, 0.0)
     finally:
         store.close()
 

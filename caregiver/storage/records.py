@@ -281,13 +281,20 @@ class Account:
 
 @dataclass(frozen=True, slots=True)
 class LeaseSeen:
-    """A lease as one look at its row found it: who holds it and how often it has been
-    renewed (taken or renewed: the count only grows while its row lives). What an instance
-    that does not hold it watches: unchanged for the lease's length on its own monotonic
-    clock, the holder has stopped renewing (:class:`caregiver.lease.Lease`)."""
+    """A lease as one look at its row found it: who holds it, how often it has been renewed
+    (taken or renewed: the count only grows while its row lives) and the wall time its last
+    renewal wrote. What an instance that does not hold it watches: unchanged for the lease's
+    length on its own monotonic clock, the holder has stopped renewing
+    (:class:`caregiver.lease.Lease`).
+
+    ``expires_at`` is watched for a change only, never compared with a clock: a holder of a
+    release before schema 27 (a rolling upgrade) renews by writing it and never counts, and
+    watched by holder and count alone its live lease was taken over 10 s after the first look,
+    both instances escalating and sending that round."""
 
     holder: str
     renewals: int
+    expires_at: float
 
 
 CommandStatus = Literal["pending", "accepted", "refused"]
