@@ -264,3 +264,78 @@ def test_the_plan_and_progress_pages_follow_the_stage_the_treadmill_sends(
         assert page.problems == []
     finally:
         device.close()
+
+
+@pytest.mark.parametrize("sent_back", ["plan", "progression"])
+def test_a_form_sent_back_with_its_problems_still_follows_its_walker_s_stage(
+    browser: Any, service: CaregiverService, mosquitto: Mosquitto, sent_back: str
+) -> None:
+    """The physio sends Bob's plan (or progression) with a mistake: the page comes back with
+    the problem, the form as typed, at the URL the form was posted to. Bob's stage then
+    changes at the treadmill: the page's "in force" says it, still for Bob, and the form
+    being corrected stays as it was. Before, the page fetched its own URL to take the section
+    afresh: ``/progression`` has no page to GET (405), and it asked again every 2 s for as
+    long as it stayed open, its live updates held back meanwhile; ``/plan`` without
+    ``?walker=`` is the page of the walker who walked last, whose section replaced Bob's."""
+    import datetime as dt
+
+    from playwright.sync_api import expect
+
+    from core.protocol.messages import SCHEMA_VERSION, WalkersMessage
+    from core.protocol.payloads import encode
+    from core.protocol.walker import Walker
+    from tests.stage_support import STAGE_EXAMPLE
+
+    device = SimDevice(mosquitto, DEVICE)
+    now = dt.datetime.now(dt.UTC)
+    roster = [Walker("default", "Default walker"), Walker("bob", "Bob")]
+    walkers = WalkersMessage(
+        schema=SCHEMA_VERSION, device_id=DEVICE, wall_time=now.isoformat(), walkers=roster
+    )
+    device.publish("walkers", encode(walkers))
+
+    def stage(minutes: int, held: bool) -> None:
+        said = msgspec.structs.replace(
+            STAGE_EXAMPLE,
+            device_id=DEVICE,
+            walker=roster[1],
+            wall_time=(now + dt.timedelta(minutes=minutes)).isoformat(timespec="milliseconds"),
+            status="held" if held else "running",
+            held=held,
+            change="held" if held else "assigned",
+        )
+        device.publish("stage/bob", encode(said), retain=True)
+
+    try:
+        device.online()
+        stage(0, held=False)
+        assert service.ingestor.wait_for(
+            lambda: service.store.walker_stage(DEVICE, "bob") is not None
+        )
+        page = _page(browser, service, "ann", PASSWORD)
+        page.goto(f"{service.url}/devices/{DEVICE}/plan?walker=bob")
+        expect(page.locator("#in-force-progression")).to_have_attribute("data-status", "running")
+        if sent_back == "plan":
+            page.fill("input[name=minutes] >> nth=0", "not a number")
+            page.click("#plan-form button[type=submit]")
+            typed = page.locator("input[name=minutes] >> nth=0")
+        else:
+            page.fill("#progression-stage", "99")
+            page.click("#progression-form button[type=submit]")
+            typed = page.locator("#progression-stage")
+        expect(page.locator("#plan-in-force")).to_have_attribute("data-walker", "bob")
+        assert page.url.endswith(f"/devices/{DEVICE}/{sent_back}")  # the POST's answer
+        expect(page.locator("body")).to_have_attribute("data-live", "1")
+        typed.fill("still typing")
+        page.evaluate("window.notReloaded = true")
+        stage(1, held=True)  # a hold typed at the treadmill
+        shown = page.locator("#in-force-progression")
+        expect(shown).to_have_attribute("data-status", "held")
+        expect(page.locator("#plan-in-force")).to_have_attribute("data-walker", "bob")
+        assert page.evaluate("window.notReloaded === true")
+        expect(typed).to_have_value("still typing")
+        # the browser logs the POST's own answer (400) as a resource that failed; nothing else
+        assert [p for p in page.problems if "status of 400" not in p] == []
+        assert len(page.problems) <= 1
+    finally:
+        device.close()

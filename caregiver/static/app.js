@@ -436,15 +436,24 @@
   // Only the newest fetch may write the page (an older one answering late would undo it); a
   // fetch that fails is tried again in a moment, not left until the feed breaks again.
   var resyncs = 0;
+  // Where the live parts are taken from: the page's own address, unless a part names its page.
+  // The plan page sent back by a POST with the form's problems is at the form's address:
+  // /progression has no page to GET (it was asked for every 2 s, the feed's changes held back
+  // meanwhile), and /plan without ?walker= is another walker's page; its section names the
+  // walker's plan page (data-resync-from).
+  function pageOf() {
+    var named = document.querySelector("[data-resync-from]");
+    return named ? new URL(named.dataset.resyncFrom, location.href).href : location.href;
+  }
   function resync() {
     if (document.getElementById("progress")) { reload(); return; }
     if (!LIVE_PARTS.some(function (id) { return document.getElementById(id); })) return;
     resyncing = true;
-    var mine = ++resyncs;
-    fetch(location.href, { credentials: "same-origin", headers: { "Accept": "text/html" } })
+    var mine = ++resyncs, href = pageOf();
+    fetch(href, { credentials: "same-origin", headers: { "Accept": "text/html" } })
       .then(function (r) {
         if (mine !== resyncs) return;
-        if (r.redirected || r.status === 401 || r.status === 404) { reload(); return; }  // e.g. logged out meanwhile
+        if (r.redirected || r.status === 401 || r.status === 404) { reload(href); return; }  // e.g. logged out meanwhile
         if (!r.ok) throw new Error("HTTP " + r.status);  // e.g. its database down: again in a moment
         return r.text().then(function (html) {
           if (mine !== resyncs) return;
