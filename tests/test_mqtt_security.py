@@ -27,7 +27,7 @@ from tests.caregiver_support import SimDevice, running_service
 from tests.caregiver_support import make_config as caregiver_config
 from tests.mqtt_helpers import WAIT, config_for, fall, login, subscriber
 from tests.storage_support import wait_for
-from tools.broker import Mosquitto, TlsFiles, free_port, mosquitto_available
+from tools.broker import BrokerError, Mosquitto, TlsFiles, free_port, mosquitto_available
 from tools.watch import Watcher
 
 ACL = (Path(__file__).resolve().parent.parent / "docs" / "mqtt" / "mosquitto.acl").read_text()
@@ -568,3 +568,46 @@ def test_no_account_forges_a_device_under_its_own_name(secured: Mosquitto, tmp_p
             assert store.events_for("homeassistant") == []
         finally:
             forger.close()
+
+
+def test_a_broker_s_passwords_are_never_on_a_command_line(monkeypatch: pytest.MonkeyPatch) -> None:
+    """``retroguard demo`` runs its broker with an account each (tools.broker.Mosquitto): the
+    passwords are hashed from a private file, never passed on a command line, which every
+    local user can read (/proc/<pid>/cmdline), as scripts/install-pi.sh hashes them; and the
+    accounts log in with them. Before, each was handed to ``mosquitto_passwd -b`` as an
+    argument."""
+    lines: list[list[str]] = []
+    real_run, real_popen = subprocess.run, subprocess.Popen
+
+    def run(args: Any, *rest: Any, **kwargs: Any) -> Any:
+        lines.append([str(a) for a in args])
+        return real_run(args, *rest, **kwargs)
+
+    class Popen(real_popen):  # type: ignore[misc,valid-type]
+        def __init__(self, args: Any, *rest: Any, **kwargs: Any) -> None:
+            lines.append([str(a) for a in args])
+            super().__init__(args, *rest, **kwargs)
+
+    monkeypatch.setattr(subprocess, "run", run)
+    monkeypatch.setattr(subprocess, "Popen", Popen)
+    users = {"tm1": SECRET, "caregiver": "carer-pw"}
+    broker = Mosquitto(users=users, acl=ACL).start()
+    try:
+        assert any("mosquitto" in Path(line[0]).name for line in lines)  # the spy saw them
+        for line in lines:
+            for password in users.values():
+                assert not any(password in arg for arg in line), line
+        passwd = broker.workdir / "passwd"
+        assert not any(p in passwd.read_text() for p in users.values())  # hashed
+        for user, password in users.items():
+            assert login(broker, user, password, client_id=user) == 0
+        assert login(broker, "tm1", "carer-pw", client_id="tm1") != 0
+    finally:
+        broker.cleanup()
+    # one the hashing would cut short at its ':' is refused, saying why
+    refused = Mosquitto(users={"tm1": "a:b"})
+    try:
+        with pytest.raises(BrokerError, match="':'"):
+            refused.start()
+    finally:
+        refused.cleanup()

@@ -114,7 +114,8 @@ class Mosquitto:
     """One local Mosquitto process on 127.0.0.1 (a free port unless given).
 
     ``users`` (name → password) switches anonymous access off and writes a
-    password file with ``mosquitto_passwd``, and — as the documented broker
+    password file with ``mosquitto_passwd -U`` (hashed from a private file: no password on a
+    command line; none may hold ':'), and — as the documented broker
     does — makes every client's id its user name (``use_username_as_clientid``),
     so one account cannot take over another's session; ``acl`` is the text of
     an ACL file; ``tls`` adds TLS on the same port; ``persistence`` keeps
@@ -203,14 +204,22 @@ class Mosquitto:
             lines.append("persistence false")
         if self._users:
             passwd = self.workdir / "passwd"
-            passwd.write_text("")
             tool = _executable("mosquitto_passwd")
-            for name, password in self._users.items():
-                subprocess.run(
-                    [tool, "-b", str(passwd), name, password],
-                    check=True,
-                    capture_output=True,
-                )
+            # Hashed in place from plain "name:password" lines in a file only this user can
+            # read (mosquitto_passwd -U), as scripts/install-pi.sh does: never a password on
+            # a command line, which every local user can read (retroguard demo's accounts
+            # were handed to mosquitto_passwd -b so).
+            passwd.unlink(missing_ok=True)
+            fd = os.open(passwd, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "w", encoding="utf-8") as plain:
+                for name, password in self._users.items():
+                    # -U reads a line up to its second ':' (a password "a:b" would be "a")
+                    if any(c in name + password for c in ":\r\n"):
+                        raise BrokerError(
+                            f"account {name!r}: a name or password with ':' or a line break"
+                        )
+                    plain.write(f"{name}:{password}\n")
+            subprocess.run([tool, "-U", str(passwd)], check=True, capture_output=True)
             passwd.chmod(0o644)
             self._give_to_broker_user(passwd)
             lines += [
