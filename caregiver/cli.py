@@ -135,7 +135,7 @@ def run(args: argparse.Namespace) -> int:
         return 2
     except StorageFault as exc:  # e.g. the PostgreSQL server refused or is unreachable
         print(f"retroguard caregiver: {exc}", file=sys.stderr)
-        return 1
+        return 2 if exc.lasting else 1  # 2: a damaged file; the unit does not restart for it
 
 
 def _run(args: argparse.Namespace) -> int:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -13,6 +14,7 @@ from core.errors import ConfigError
 from launcher.cli import main
 from tests.caregiver_db import execute
 from tools.broker import free_port
+from tools.pgcluster import PostgresCluster
 
 
 def test_add_user_stores_a_hash_that_verifies(
@@ -134,7 +136,9 @@ def test_an_unreachable_postgresql_is_a_clear_error_not_a_traceback(
     argv = ["caregiver", "add-user", "ann", "--password-file", str(secret), "-c", str(config)]
     assert main(argv) == 1
     err = capsys.readouterr().err
-    assert "retroguard caregiver: caregiver database:" in err
+    (line,) = err.strip().splitlines()  # psycopg's message spans lines: one here
+    assert line.startswith("retroguard caregiver: caregiver database postgresql://care:***@")
+    assert "Check that the PostgreSQL server is running" in line
     assert "secret" not in err
 
 
@@ -154,3 +158,146 @@ def test_a_database_in_a_folder_the_service_can_never_write_is_refused(tmp_path:
     assert problem.endswith("e.g. /var/lib/retroguard/caregiver.db")
     config.write_text('[server]\ndatabase = "caregiver.db"\n')  # beside a config it may write
     assert load_config(config).server.database == str(tmp_path / "caregiver.db")
+
+
+def _damaged(kind: str, database: Path, tmp_path: Path) -> None:
+    """``database`` made as ``kind`` says, from a real caregiver database with an account."""
+    if kind == "not SQLite":
+        database.write_bytes(bytes(range(256)) * 32)
+        return
+    good = tmp_path / "good.db"
+    Accounts(store := Store(good)).add_user("ann", "correct horse battery")
+    store.close()  # its last connection checkpoints the WAL into the file
+    if kind == "truncated":
+        data = good.read_bytes()
+        database.write_bytes(data[: len(data) // 2])
+    elif kind == "newer schema":
+        good.rename(database)
+        execute(str(database), "PRAGMA user_version = 999")
+    else:  # pragma: no cover
+        raise AssertionError(kind)
+
+
+OPEN_COMMANDS = [
+    pytest.param([], id="serve"),
+    pytest.param(["users"], id="users"),
+    pytest.param(["add-user", "bob", "--password-file", "{pw}"], id="add-user"),
+    pytest.param(["report", "dev1"], id="report"),
+]
+
+
+@pytest.mark.parametrize("command", OPEN_COMMANDS)
+@pytest.mark.parametrize(
+    ("kind", "says"),
+    [
+        ("not SQLite", "not a RetroGuard database (not an SQLite database file at all)"),
+        ("truncated", "cannot open it: database disk image is malformed. The file is damaged"),
+        ("newer schema", "the caregiver database is at schema version 999, newer than this"),
+    ],
+)
+def test_a_database_the_service_cannot_open_is_one_line_naming_it_and_exit_2(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], command: list[str], kind: str, says: str
+) -> None:
+    """Every command that opens the caregiver database, on a file that is not SQLite, a
+    damaged one and one from a later release: one line on stderr naming the file, what is
+    wrong and what to do, exit status 2 (the unit's RestartPreventExitStatus: no restart
+    loop), no traceback. Before, a truncated file said "caregiver database: database disk
+    image is malformed", naming no file and no remedy, with exit status 1 (restarted every
+    2 s)."""
+    database = tmp_path / "caregiver.db"
+    _damaged(kind, database, tmp_path)
+    config = tmp_path / "caregiver.toml"
+    config.write_text(f'[server]\ndatabase = "{database}"\n')
+    secret = tmp_path / "pw"
+    secret.write_text("correct horse battery\n")
+    argv = ["caregiver", "-c", str(config), *(a.format(pw=secret) for a in command)]
+    capsys.readouterr()
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    (line,) = err.strip().splitlines()
+    assert str(database) in line and says in line
+    assert "Traceback" not in err
+
+
+def test_a_database_locked_past_the_busy_timeout_is_one_line_and_retried(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Another process (here another connection) holding the file's write lock past SQLite's
+    busy timeout: ``sqlite3.OperationalError: database is locked`` came out of migrate() as a
+    traceback. Now one line naming the file and what to do, exit status 1: a lock passes, so
+    systemd restarts the service (not in RestartPreventExitStatus)."""
+    import sqlite3
+
+    database = tmp_path / "caregiver.db"
+    Store(database).close()
+    config = tmp_path / "caregiver.toml"
+    config.write_text(f'[server]\ndatabase = "{database}"\n')
+    holder = sqlite3.connect(database, isolation_level=None)
+    try:
+        holder.execute("BEGIN EXCLUSIVE")
+        capsys.readouterr()
+        assert main(["caregiver", "-c", str(config), "users"]) == 1
+    finally:
+        holder.close()
+    err = capsys.readouterr().err
+    (line,) = err.strip().splitlines()
+    assert line.startswith(f"retroguard caregiver: caregiver database {database}: cannot open it:")
+    assert "database is locked. Another process holds it locked" in line
+    assert main(["caregiver", "-c", str(config), "users"]) == 0  # the lock gone: it opens
+
+
+def test_a_database_whose_folder_cannot_be_made_is_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The folder cannot be made (a file is in its place; as root this stands in for a folder
+    the service's user may not write, which root always may): one line naming the database
+    and what to check, exit status 1."""
+    (tmp_path / "state").write_text("")
+    database = tmp_path / "state" / "caregiver.db"
+    config = tmp_path / "caregiver.toml"
+    config.write_text(f'[server]\ndatabase = "{database}"\n')
+    secret = tmp_path / "pw"
+    secret.write_text("correct horse battery\n")
+    argv = ["caregiver", "-c", str(config), "add-user", "ann", "--password-file", str(secret)]
+    capsys.readouterr()
+    assert main(argv) == 1
+    (line,) = capsys.readouterr().err.strip().splitlines()
+    assert f"caregiver database {database}: cannot open it: cannot make its directory" in line
+    assert "may write the folder and the file" in line
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root writes a folder whatever its mode")
+def test_a_database_in_a_folder_this_user_cannot_write_is_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    folder = tmp_path / "state"
+    folder.mkdir(mode=0o555)
+    database = folder / "caregiver.db"
+    config = tmp_path / "caregiver.toml"
+    config.write_text(f'[server]\ndatabase = "{database}"\n')
+    secret = tmp_path / "pw"
+    secret.write_text("correct horse battery\n")
+    argv = ["caregiver", "-c", str(config), "add-user", "ann", "--password-file", str(secret)]
+    capsys.readouterr()
+    assert main(argv) == 1
+    (line,) = capsys.readouterr().err.strip().splitlines()
+    assert f"caregiver database {database}: cannot open it: unable to open database file" in line
+
+
+def test_a_postgresql_login_refused_is_one_line_without_the_password(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], postgres_cluster: PostgresCluster
+) -> None:
+    """A role the server does not know (the cluster trusts its one local user, so a wrong
+    password would pass): one line naming the URL (password hidden), the server's reason and
+    what to check; psycopg's message spans lines. Exit 1: a server's accounts can be fixed
+    while the service retries."""
+    url = f"postgresql://nobody:secret@{postgres_cluster.host}:{postgres_cluster.port}/postgres"
+    config = tmp_path / "caregiver.toml"
+    config.write_text(f'[server]\ndatabase = "{url}"\n')
+    capsys.readouterr()
+    assert main(["caregiver", "-c", str(config), "users"]) == 1
+    err = capsys.readouterr().err
+    (line,) = err.strip().splitlines()
+    assert "secret" not in line
+    assert "nobody:***@" in line and 'role "nobody" does not exist' in line
+    assert "Check that the PostgreSQL server is running" in line

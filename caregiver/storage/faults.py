@@ -14,8 +14,14 @@ class StorageFault(Exception):
     brought it (PostgreSQL's pipeline reports an error at its next sync), so the batch is
     held like any fault; a message stored alone that meets it would meet it on every try,
     and ingest lets it go instead of holding every message behind it.
+
+    ``lasting``: opening the database found what no restart cures (a damaged file, not an
+    SQLite file): a person must act. The command line exits 2 for it, as for a config or
+    schema error, and the unit's ``RestartPreventExitStatus=2`` stops systemd restarting the
+    service every 2 s to say it again; a server down or a file locked exits 1 and is retried.
     """
 
-    def __init__(self, message: str, *, refused_data: bool = False) -> None:
+    def __init__(self, message: str, *, refused_data: bool = False, lasting: bool = False) -> None:
         super().__init__(message)
         self.refused_data = refused_data
+        self.lasting = lasting

@@ -19,6 +19,7 @@ import contextlib
 import json
 import logging
 import math
+import sqlite3
 import sys
 import threading
 from collections import deque
@@ -40,6 +41,7 @@ from caregiver.storage.engines import (
     SqliteDatabase,
     SqliteReads,
     open_database,
+    redacted,
 )
 from caregiver.storage.faults import StorageFault
 from caregiver.storage.records import (
@@ -1888,7 +1890,7 @@ class Store:
         wrote, so they stay on the writing connection)."""
         self._reads: PooledReads | SqliteReads | None = None
         self._checkpointer: SqliteCheckpointer | None = None
-        with _as_storage_fault():
+        with _opening(self.location):
             self._db = open_database(database)
         self.engine = self._db.engine
         self.name = self._db.name
@@ -1907,7 +1909,7 @@ class Store:
         self._spoilt = False
         """A message of the open batch failed without a savepoint: it must not commit."""
         try:
-            with self._lock:
+            with self._lock, _opening(self.location):
                 if isinstance(self._db, SqliteDatabase):
                     self._prepare_sqlite(self._db)
                 self.schema: SchemaUpgrade = migrate(self._db)
@@ -1915,12 +1917,19 @@ class Store:
             self._db.close()
             raise
         if isinstance(self._db, PostgresDatabase):
-            self._announcer = Announcer(self._db.url)
-            self._reads = PooledReads(self._db.url, self.READ_CONNECTIONS)
+            try:
+                with _opening(self.location):
+                    self._announcer = Announcer(self._db.url)
+                    self._reads = PooledReads(self._db.url, self.READ_CONNECTIONS)
+            except BaseException:
+                if self._announcer is not None:
+                    self._announcer.stop()
+                self._db.close()
+                raise
         elif isinstance(self._db, SqliteDatabase) and self._db.name != ":memory:":
             # a second connection to a database in memory would be another database
             try:
-                with _as_storage_fault(self._db):
+                with _opening(self.location):
                     self._reads = SqliteReads(self._db.name)
                     self._checkpointer = SqliteCheckpointer(self._db.name)
                     self._db.leave_checkpoints()
@@ -2685,6 +2694,61 @@ def _as_storage_fault(db: Database | None = None) -> Iterator[None]:
         yield
     except errors as exc:
         raise StorageFault(f"caregiver database: {exc}", refused_data=_refused_data(exc)) from exc
+
+
+@contextmanager
+def _opening(location: str) -> Iterator[None]:
+    """The driver's error while the store opens its database (connecting, preparing the
+    file, migrating, its other connections), as a :class:`StorageFault` of one line that
+    names the database, says what is wrong and what to do: it is what a person starting the
+    service or a command sees (before, a locked file came out as a raw ``sqlite3``
+    traceback, a damaged one as "database disk image is malformed" naming no file)."""
+    try:
+        yield
+    except _any_engine_errors() as exc:
+        reason = "; ".join(line.strip() for line in str(exc).splitlines() if line.strip())
+        advice, lasting = _opening_advice(exc)
+        raise StorageFault(
+            f"caregiver database {redacted(location)}: cannot open it: {reason}. {advice}",
+            lasting=lasting,
+        ) from exc
+
+
+_SQLITE_DAMAGED = ("SQLITE_CORRUPT", "SQLITE_NOTADB")
+_SQLITE_BUSY = ("SQLITE_BUSY", "SQLITE_LOCKED")
+_SQLITE_ACCESS = ("SQLITE_CANTOPEN", "SQLITE_READONLY", "SQLITE_PERM", "SQLITE_AUTH")
+
+
+def _opening_advice(exc: BaseException) -> tuple[str, bool]:
+    """What to do about ``exc`` met opening the database, and whether a restart cannot cure
+    it (see :attr:`StorageFault.lasting`). By SQLite's primary result code (its extended
+    codes, e.g. SQLITE_CORRUPT_VTAB, begin with the primary's name)."""
+    if isinstance(exc, sqlite3.Error):
+        code = getattr(exc, "sqlite_errorname", None) or ""
+        if code.startswith(_SQLITE_DAMAGED):
+            return (
+                "The file is damaged: stop the service, move the file aside (with its -wal "
+                "and -shm files) and restore a backup, or start afresh with a new file",
+                True,
+            )
+        if code.startswith(_SQLITE_BUSY):
+            return (
+                "Another process holds it locked past the busy timeout (a second caregiver "
+                "service, a backup or an sqlite3 shell on it): stop that one and start again",
+                False,
+            )
+        if code.startswith(_SQLITE_ACCESS) or "cannot make its directory" in str(exc):
+            return (
+                "Check that its folder exists and that the service's user may write the "
+                "folder and the file (the unit's StateDirectory=, /var/lib/retroguard)",
+                False,
+            )
+        return "Check the file, its folder and the disk", False
+    return (
+        "Check that the PostgreSQL server is running and reachable, and the URL's user, "
+        "password and database name ([server] database)",
+        False,
+    )
 
 
 def _refused_data(exc: BaseException) -> bool:
