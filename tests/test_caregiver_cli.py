@@ -301,3 +301,33 @@ def test_a_postgresql_login_refused_is_one_line_without_the_password(
     assert "secret" not in line
     assert "nobody:***@" in line and 'role "nobody" does not exist' in line
     assert "Check that the PostgreSQL server is running" in line
+
+
+def test_a_disk_full_during_the_upgrade_is_retried_not_a_schema_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The disk full while the migrations run (SQLite's page limit stands in for the disk):
+    before, a SchemaError ("upgrading ... failed"), exit 2, which the unit no longer restarts
+    for, though the next start may find room. Now the store's StorageFault naming the file,
+    exit 1, and the file is left unversioned, as it was."""
+    import caregiver.storage.engines
+    from caregiver.storage.engines import SqliteDatabase
+
+    real = SqliteDatabase.prepare_file
+
+    def small_disk(self: SqliteDatabase) -> None:
+        real(self)
+        self.execute("PRAGMA max_page_count = 2")
+
+    monkeypatch.setattr(caregiver.storage.engines.SqliteDatabase, "prepare_file", small_disk)
+    database = tmp_path / "caregiver.db"
+    config = tmp_path / "caregiver.toml"
+    config.write_text(f'[server]\ndatabase = "{database}"\n')
+    secret = tmp_path / "pw"
+    secret.write_text("correct horse battery\n")
+    argv = ["caregiver", "-c", str(config), "add-user", "ann", "--password-file", str(secret)]
+    capsys.readouterr()
+    assert main(argv) == 1
+    (line,) = capsys.readouterr().err.strip().splitlines()
+    assert f"caregiver database {database}: cannot open it: database or disk is full." in line
+    assert execute(str(database), "PRAGMA user_version") == [(0,)]

@@ -24,6 +24,7 @@ import os
 import queue
 import re
 import sqlite3
+import sys
 import threading
 import urllib.parse
 from collections.abc import Callable, Iterator, Sequence
@@ -892,6 +893,22 @@ class Listener:
     def stop(self) -> None:
         self._stop.set()
         self._thread.join(5)
+
+
+_SQLITE_PASSING = ("SQLITE_FULL", "SQLITE_IOERR", "SQLITE_BUSY", "SQLITE_LOCKED", "SQLITE_NOMEM")
+"""SQLite's result codes (extended ones begin with their primary's name) for a failure of the
+disk, the memory or a lock, not of the statement: trying again later may succeed."""
+
+
+def passing(exc: BaseException) -> bool:
+    """``exc`` (a driver's error) is the database's state, which a retry or a restart may find
+    gone (a disk full, an I/O error, a lock, a connection lost), not a statement the database
+    refuses: a failed migration reports it as it is (the service exits 1 and is restarted),
+    not as a :class:`~caregiver.storage.schema.SchemaError` (exit 2, not restarted)."""
+    if isinstance(exc, sqlite3.Error):
+        return (getattr(exc, "sqlite_errorname", None) or "").startswith(_SQLITE_PASSING)
+    psycopg_module = sys.modules.get("psycopg")
+    return psycopg_module is not None and isinstance(exc, psycopg_module.OperationalError)
 
 
 def open_database(target: str | Path) -> Database:

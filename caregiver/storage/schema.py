@@ -26,7 +26,7 @@ import contextlib
 import logging
 from dataclasses import dataclass
 
-from caregiver.storage.engines import Database, SqliteDatabase
+from caregiver.storage.engines import Database, SqliteDatabase, passing
 
 log = logging.getLogger(__name__)
 
@@ -537,6 +537,8 @@ def _apply(db: Database, migration: Migration, name: str) -> None:
         for statement in migration.statements:
             db.execute(db.ddl(statement))
     except db.errors as exc:
+        if passing(exc):  # the disk or the connection, not the upgrade: the store's StorageFault
+            raise
         raise SchemaError(
             f"{name}: upgrading the caregiver database to schema version {migration.version} "
             f"({migration.why}) failed: {exc}. The database is unchanged."
