@@ -377,6 +377,20 @@ broker_account() {
     note "account '$name': password in $secret_file"
 }
 
+# refuse_cut_secrets FILE...: exits 1 naming a password file kept from before (an operator's)
+# whose first line holds a ':': mosquitto_passwd -U cuts a password at its ':', so the account
+# would take only what stands before it, and the service reading the whole line would be
+# refused its login with no word of why.
+refuse_cut_secrets() {
+    local file
+    for file in "$@"; do
+        if [ -s "$file" ] && head -n 1 "$file" | grep -q ':'; then
+            echo "install-pi.sh: the password in $file holds a ':', which Mosquitto's password file cannot keep (mosquitto_passwd cuts it there); write one without ':' (or empty the file for a new one) and run again" >&2
+            exit 1
+        fi
+    done
+}
+
 # caregiver_instances: the instances' account names, one a line: CAREGIVER_INSTANCES' (blank
 # lines and '#' comments left out), then each --caregiver-instance not among them. Exits 1
 # naming a name that is not an instance's account.
@@ -428,6 +442,7 @@ install_broker() {
             exit 1
             ;;
     esac
+    refuse_cut_secrets "$DEVICE_MQTT_PASSWORD" "$CAREGIVER_MQTT_PASSWORD" "$HOMEASSISTANT_MQTT_PASSWORD"
     listed=$(caregiver_instances) || exit 1
     mapfile -t instances <<<"$listed"
     [ -n "$listed" ] || instances=()

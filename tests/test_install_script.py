@@ -371,6 +371,42 @@ def test_broker_step_on_a_fresh_pi_makes_the_config_folder(tmp_path: Path) -> No
     assert f"+ install -d -m 0755 {tmp_path}/planned/etc " in plan
 
 
+def test_broker_refuses_a_kept_password_holding_a_colon_before_writing_anything(
+    tmp_path: Path,
+) -> None:
+    """A password file kept from before (an operator's own) is hashed with ``mosquitto_passwd
+    -U``, which cuts a password at its ':': the account took only the part before it, while the
+    service, reading the whole line, was refused its login with no word of why. Refused, naming
+    the file, before the broker's files are touched; dry run and real run alike."""
+    etc = tmp_path / "etc"
+    etc.mkdir()
+    (etc / "config.toml").write_text('[device]\nid = "treadmill-1"\n')
+    (etc / "caregiver-mqtt-password").write_text("carer:pw\n")
+    planned = run_script("--dry-run", "--broker", env_dirs=tmp_path)
+    assert planned.returncode == 1, planned.stdout
+    refusal = f"the password in {etc}/caregiver-mqtt-password holds a ':'"
+    assert refusal in planned.stderr
+    assert "+ account" not in planned.stdout
+    env = dict(os.environ, RETROGUARD_ETC=str(etc), RETROGUARD_MOSQUITTO_DIR=str(tmp_path / "m"))
+    script = f"source {SCRIPT}; SVC_USER=root; systemctl() {{ :; }}; broker=1; install_broker"
+    done = subprocess.run(
+        ["bash", "-c", script], env=env, capture_output=True, text=True, check=False
+    )
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert refusal in done.stderr
+    assert not (tmp_path / "m").exists()
+    assert not (etc / "mqtt-password").exists()
+    # without the ':' the same files install
+    (etc / "caregiver-mqtt-password").write_text("carer-pw\n")
+    if shutil.which("mosquitto_passwd") is None or os.geteuid() != 0:
+        return  # the real step writes root:mosquitto files with the real tool
+    done = subprocess.run(
+        ["bash", "-c", script], env=env, capture_output=True, text=True, check=False
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "caregiver:" in (tmp_path / "m" / "retroguard.passwd").read_text()
+
+
 def _stubs(tmp_path: Path, groups: str, passwd: str = "") -> dict[str, str]:
     """PATH with logging stand-ins for what the uninstall changes outside its folders
     (systemctl, userdel, groupdel) and a getent reading these group and passwd lines."""
