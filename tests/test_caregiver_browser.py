@@ -38,6 +38,7 @@ from tests.caregiver_support import (
     session_record,
     wait_all_handled,
 )
+from tests.storage_support import wait_for
 from tools.broker import Mosquitto, mosquitto_available
 
 pytestmark = NEEDS_CHROMIUM
@@ -1833,11 +1834,16 @@ def test_a_dashboard_opened_after_a_fall_alarms_at_once_and_once(
     # the progress page, opened afresh, alarms; its own reload (a session ended) does not
     progress = page.context.new_page()
     progress.add_init_script(_NOTIFICATIONS)
+    streams = service.hub.clients
     progress.goto(service.url + "/devices/treadmill-1/progress")
     expect(progress.locator("#alarm-text")).to_have_text("FALL on treadmill-2")
     progress.wait_for_function("() => (window.__notes || []).length >= 2")
     notes = progress.evaluate("window.__notes")
     assert sorted(notes) == ["FALL on Dad's treadmill", "FALL on treadmill-2"]
+    # its stream is in (the page asked for its alarms at load, not once it heard the feed):
+    # a session stored before would move its hello's marker instead, which a progress page
+    # takes for what it was rendered with
+    assert wait_for(lambda: service.hub.clients > streams)
     asked = progress.expect_response(lambda r: r.url.endswith("/api/alarms"))
     with asked, progress.expect_navigation():
         device.session(
