@@ -246,14 +246,9 @@ def test_a_database_locked_past_the_busy_timeout_is_one_line_and_retried(
     assert main(["caregiver", "-c", str(config), "users"]) == 0  # the lock gone: it opens
 
 
-def test_a_database_whose_folder_cannot_be_made_is_one_line(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
-    """The folder cannot be made (a file is in its place; as root this stands in for a folder
-    the service's user may not write, which root always may): one line naming the database
-    and what to check, exit status 1."""
-    (tmp_path / "state").write_text("")
-    database = tmp_path / "state" / "caregiver.db"
+def _add_user_fails(tmp_path: Path, database: Path, capsys: pytest.CaptureFixture[str]) -> str:
+    """``caregiver add-user`` on a config naming ``database``: exit status 1 (a storage fault
+    systemd may retry) and the one line it says on stderr."""
     config = tmp_path / "caregiver.toml"
     config.write_text(f'[server]\ndatabase = "{database}"\n')
     secret = tmp_path / "pw"
@@ -262,6 +257,18 @@ def test_a_database_whose_folder_cannot_be_made_is_one_line(
     capsys.readouterr()
     assert main(argv) == 1
     (line,) = capsys.readouterr().err.strip().splitlines()
+    return line
+
+
+def test_a_database_whose_folder_cannot_be_made_is_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The folder cannot be made (a file is in its place; as root this stands in for a folder
+    the service's user may not write, which root always may): one line naming the database
+    and what to check, exit status 1."""
+    (tmp_path / "state").write_text("")
+    database = tmp_path / "state" / "caregiver.db"
+    line = _add_user_fails(tmp_path, database, capsys)
     assert f"caregiver database {database}: cannot open it: cannot make its directory" in line
     assert "may write the folder and the file" in line
 
@@ -273,14 +280,7 @@ def test_a_database_in_a_folder_this_user_cannot_write_is_one_line(
     folder = tmp_path / "state"
     folder.mkdir(mode=0o555)
     database = folder / "caregiver.db"
-    config = tmp_path / "caregiver.toml"
-    config.write_text(f'[server]\ndatabase = "{database}"\n')
-    secret = tmp_path / "pw"
-    secret.write_text("correct horse battery\n")
-    argv = ["caregiver", "-c", str(config), "add-user", "ann", "--password-file", str(secret)]
-    capsys.readouterr()
-    assert main(argv) == 1
-    (line,) = capsys.readouterr().err.strip().splitlines()
+    line = _add_user_fails(tmp_path, database, capsys)
     assert f"caregiver database {database}: cannot open it: unable to open database file" in line
 
 
@@ -321,13 +321,6 @@ def test_a_disk_full_during_the_upgrade_is_retried_not_a_schema_error(
 
     monkeypatch.setattr(caregiver.storage.engines.SqliteDatabase, "prepare_file", small_disk)
     database = tmp_path / "caregiver.db"
-    config = tmp_path / "caregiver.toml"
-    config.write_text(f'[server]\ndatabase = "{database}"\n')
-    secret = tmp_path / "pw"
-    secret.write_text("correct horse battery\n")
-    argv = ["caregiver", "-c", str(config), "add-user", "ann", "--password-file", str(secret)]
-    capsys.readouterr()
-    assert main(argv) == 1
-    (line,) = capsys.readouterr().err.strip().splitlines()
+    line = _add_user_fails(tmp_path, database, capsys)
     assert f"caregiver database {database}: cannot open it: database or disk is full." in line
     assert execute(str(database), "PRAGMA user_version") == [(0,)]
