@@ -120,8 +120,6 @@ class Alerting:
         """After :meth:`tick`'s commit, each device one of whose held alerts (a stumble not
         reset within the grace) started paging: the dashboard's live feed says it at once, as
         it says every other card change (it said it only at the next change or page load)."""
-        if not config.contacts:
-            log.warning("no [[contacts]] configured: alerts are shown on the dashboard only")
 
     # ----------------------------------------------------------- naming
 

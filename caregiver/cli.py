@@ -6,6 +6,8 @@
   no device has reported from yet is kept with a warning (it may come online later);
 * ``set-role NAME caregiver|physio``: only a physio sets plans and progressions;
 * ``users``: list the accounts, their roles, the devices each may see and its open logins;
+* ``config --check [FILE]``: the config checked as the service's start checks it
+  (:mod:`caregiver.preflight`, which the start calls too), opening and writing nothing;
 * ``remove-user NAME``: delete an account and end its logins at once;
 * ``limit-user NAME (DEVICE ... | --all)``: which devices an account sees;
 * ``report DEVICE [--csv FILE] [--pdf FILE] [--walker ID]``: the physio's report on one
@@ -27,17 +29,20 @@ import argparse
 import contextlib
 import datetime as dt
 import getpass
+import logging
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from core.cliargs import output_file, same_file
-from core.dbfile import database_file_problem
 
 if TYPE_CHECKING:  # imported when a command runs: `retroguard --help` stays quick
     from caregiver.auth import Accounts
+    from caregiver.preflight import Checked
     from caregiver.storage import Account
+
+log = logging.getLogger(__name__)
 
 DEFAULT_CONFIG = Path("/etc/retroguard/caregiver.toml")
 READS_EXISTING = ("users", "remove-user", "set-role", "limit-user", "report")
@@ -90,6 +95,24 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     role.add_argument("username")
     role.add_argument("role", choices=ROLES)
     command("users", "list the caregiver accounts, their roles and the devices each may see")
+    check = command(
+        "config", "check the config as the service's start does (no database, no broker opened)"
+    )
+    check.description = (
+        "--check [FILE] checks the service's config as its start checks it, before it opens "
+        "the database or reaches the broker: what the start refuses is refused here, with the "
+        "same lines and exit status 2; 'FILE: OK' and any warnings otherwise. Nothing is "
+        "opened, connected to or written."
+    )
+    check.add_argument(
+        "--check",
+        nargs="?",
+        type=Path,
+        const=True,  # --check alone: -c's file (a str const would be made a Path, ".")
+        default=None,
+        metavar="FILE",
+        help=f"validate FILE (default: -c's, else {DEFAULT_CONFIG})",
+    )
     remove = command("remove-user", "delete a caregiver account and end its logins")
     remove.add_argument("username")
     limit = command("limit-user", "let an account see only some devices (or --all)")
@@ -125,6 +148,27 @@ def _config(path: Path) -> Any:
     return load_config(path)
 
 
+def _checked(path: Path) -> Checked:
+    """The config the service's start takes, checked as :func:`caregiver.preflight.preflight`
+    checks it: ``config --check`` and the start both call this, so they cannot drift."""
+    from caregiver.preflight import preflight
+
+    return preflight(_config(path), str(path))
+
+
+def _check_config(args: argparse.Namespace) -> int:
+    """``config --check [FILE]``: the monitor's ``retroguard config --check`` for this
+    service (:func:`launcher.cli.cmd_config`: its words, its exit status)."""
+    if args.check is None:
+        print("retroguard caregiver config: give --check [FILE]", file=sys.stderr)
+        return 2
+    path = args.config if args.check is True else args.check
+    for warning in _checked(path).warnings:
+        print(f"warning: {warning}", file=sys.stderr)
+    print(f"{path}: OK")
+    return 0
+
+
 def run(args: argparse.Namespace) -> int:
     from caregiver.storage import SchemaError, StorageFault
 
@@ -141,14 +185,24 @@ def run(args: argparse.Namespace) -> int:
 def _run(args: argparse.Namespace) -> int:
     import dataclasses
 
+    from caregiver.preflight import database_refusal
     from caregiver.storage import engine_of
 
-    config = _config(args.config)
+    if args.caregiver_command == "config":
+        return _check_config(args)
+    serve = args.caregiver_command in (None, "serve")  # None: no subcommand, i.e. serve
+    if serve:  # the check's checks, the check's lines
+        checked = _checked(args.config)
+        for warning in checked.warnings:
+            log.warning("%s", warning)
+        config = checked.config
+    else:
+        config = _config(args.config)
+        refusal = database_refusal(config)
+        if refusal is not None:  # before SQLite: it would answer a traceback
+            print(refusal, file=sys.stderr)
+            return 2
     database = config.server.database
-    problem = database_file_problem(database) if engine_of(database) == "sqlite" else None
-    if problem is not None:  # before SQLite: it would answer a traceback, for serve and all
-        print(f"retroguard caregiver: [server] database: {problem}", file=sys.stderr)
-        return 2
     if args.caregiver_command == "report":  # before the database is opened or created
         clash = _report_clash(args, database if engine_of(database) == "sqlite" else None)
         if clash is not None:
@@ -159,7 +213,7 @@ def _run(args: argparse.Namespace) -> int:
         if missing is not None:
             print(f"retroguard caregiver {args.caregiver_command}: {missing}", file=sys.stderr)
             return 2
-    if args.caregiver_command not in (None, "serve"):  # None: no subcommand, i.e. serve
+    if not serve:
         from caregiver.auth import Accounts
         from caregiver.storage import Store, redacted
         from core.writable import created_as_folder_owner

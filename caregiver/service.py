@@ -100,11 +100,6 @@ class CaregiverService:
         self.instance = secrets.token_hex(8)
         """This process among the instances sharing a database (its own changes come back)."""
         self.listener: Listener | None = None
-        if config.mqtt.shared_group and not self.store.shared:
-            log.warning(
-                "[mqtt] shared_group is set but the database is a SQLite file: the instances "
-                "of a group need one postgresql:// database to share (docs/provider.md)"
-            )
         # the wall clock's steps are measured against the time since boot; a fake wall
         # clock given alone (tests driving the timers) is its own: no step is ever measured
         boot_clock = clock if clock is not time.time and monotonic is None else monotonic

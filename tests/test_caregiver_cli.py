@@ -207,7 +207,9 @@ def test_a_database_the_service_cannot_open_is_one_line_naming_it_and_exit_2(
     database = tmp_path / "caregiver.db"
     _damaged(kind, database, tmp_path)
     config = tmp_path / "caregiver.toml"
-    config.write_text(f'[server]\ndatabase = "{database}"\n')
+    config.write_text(  # a contact: serve's start warns of none, before it opens the database
+        f'[server]\ndatabase = "{database}"\n[[contacts]]\nurls = ["ntfy://ntfy.sh/t"]\n'
+    )
     secret = tmp_path / "pw"
     secret.write_text("correct horse battery\n")
     argv = ["caregiver", "-c", str(config), *(a.format(pw=secret) for a in command)]
