@@ -35,7 +35,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from core.cliargs import output_file, same_file
+from core.cliargs import output_file, same_file, tcp_port
 
 if TYPE_CHECKING:  # imported when a command runs: `retroguard --help` stays quick
     from caregiver.auth import Accounts
@@ -62,7 +62,7 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     parser.add_argument(
         "-c", "--config", type=Path, default=DEFAULT_CONFIG, help=f"TOML (default {DEFAULT_CONFIG})"
     )
-    parser.add_argument("--port", type=int, default=None, help="override [server] port")
+    parser.add_argument("--port", type=tcp_port, default=None, help="override [server] port")
     parser.set_defaults(func=run, caregiver_command="serve")
     sub = parser.add_subparsers(dest="caregiver_command", metavar="SUBCOMMAND")
 

@@ -26,6 +26,19 @@ def finite_float(text: str) -> float:
     return value
 
 
+def tcp_port(text: str) -> int:
+    """A TCP port to connect to or listen on, 1-65535: ``type=int`` took ``70000`` and ``0``,
+    and the service that was handed one failed only when it bound or connected, after it had
+    opened (or made) its database, with a traceback."""
+    try:
+        port = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a TCP port (1-65535), not {text!r}") from None
+    if not 1 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"must be a TCP port (1-65535), not {port}")
+    return port
+
+
 def output_file(text: str) -> Path:
     """A file to write: not a directory, in a directory that exists and may be written (the
     write itself may still fail, e.g. on a full disk: the command says so then)."""

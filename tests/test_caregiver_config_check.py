@@ -287,3 +287,26 @@ def test_the_check_prints_the_warnings_the_start_logs(
     logged = [line.partition(" WARNING ")[2] for line in capsys.readouterr().err.splitlines()]
     assert logged == [f"caregiver.cli: {w}" for w in warnings]
     assert len(reached) == 1
+
+
+@pytest.mark.parametrize(("port", "shown"), [("99999", "99999"), ("0", "0"), ("http", "'http'")])
+def test_a_port_override_that_is_no_tcp_port_is_refused_before_anything_is_made(
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    reached: list[CaregiverConfig],
+    port: str,
+    shown: str,
+) -> None:
+    """``--port`` is the command line's, not the config's, so the check cannot see it: argparse
+    refuses it, naming the option. Before, ``type=int`` took 99999, and the service created
+    its database and then died binding it, with a traceback (exit 1, restarted every 2 s)."""
+    config = _good(tmp_path, free_port())
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as refused:
+        main(["caregiver", "-c", str(config), "--port", port])
+    assert refused.value.code == 2
+    assert f"argument --port: must be a TCP port (1-65535), not {shown}" in capsys.readouterr().err
+    assert reached == []
+    assert not (tmp_path / "state").exists()
+    assert main(["caregiver", "-c", str(config), "--port", "8081"]) == 0
+    assert [c.server.port for c in reached] == [8081]

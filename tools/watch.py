@@ -29,6 +29,7 @@ import paho.mqtt.client as mqtt
 from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 
+from core.cliargs import tcp_port
 from core.errors import ConfigError
 from core.mqttlink import MqttSetupError, make_client
 from core.progress import utc_of
@@ -121,17 +122,6 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     parser.add_argument("--json", action="store_true", help="print raw JSON payloads")
     parser.set_defaults(func=run)
     return parser
-
-
-def tcp_port(text: str) -> int:
-    """``--port``: a TCP port, 1-65535 (argparse names the option when this refuses)."""
-    try:
-        port = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"must be a TCP port (1-65535), not {text!r}") from None
-    if not 1 <= port <= 65535:
-        raise argparse.ArgumentTypeError(f"must be a TCP port (1-65535), not {port}")
-    return port
 
 
 def _monitor_account(config: str, username: str) -> str:
