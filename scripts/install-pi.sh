@@ -16,7 +16,9 @@
 #   --broker                                  also run Mosquitto on this Pi (loopback only) with
 #                                             the documented accounts and ACL: the device, the
 #                                             caregiver service and Home Assistant each publish
-#                                             and read only their own topics (docs/mqtt.md)
+#                                             and read only their own topics, a terminal's
+#                                             'retroguard watch' (caregiver-watch) only reads
+#                                             (docs/mqtt.md)
 #   --caregiver-instance=caregiver-NAME       with --broker: the caregiver service instance's
 #                                             account (docs/provider.md) gets the caregiver
 #                                             block's ACL rules; remembered in
@@ -60,6 +62,8 @@ BROKER_PASSWD=$MOSQUITTO_DIR/retroguard.passwd
 DEVICE_MQTT_PASSWORD=$ETC_DIR/mqtt-password
 CAREGIVER_MQTT_PASSWORD=$ETC_DIR/caregiver-mqtt-password
 HOMEASSISTANT_MQTT_PASSWORD=$ETC_DIR/homeassistant-mqtt-password
+# a terminal's `retroguard watch --username caregiver-watch --password-file` (read-only account)
+WATCH_MQTT_PASSWORD=$ETC_DIR/caregiver-watch-mqtt-password
 # The caregiver service instances' accounts (docs/provider.md), one a line: the ACL, which
 # --broker writes again from docs/mqtt/mosquitto.acl at every run (Mosquitto's acl_file is one
 # file: it cannot include another), gets a block for each, the caregiver block's rules.
@@ -81,7 +85,7 @@ caregiver=0
 broker=0
 new_instances=()
 
-usage() { sed -n '2,28p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '2,30p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; }
 
 parse_args() {
     local arg
@@ -346,24 +350,30 @@ new_password() {
     head -c 48 /dev/urandom | base64 | tr -d '/+=\n' | head -c 32
 }
 
-# broker_account NAME PASSWORD_FILE OWNER:GROUP: NAME's login in the broker's password file,
-# its password in PASSWORD_FILE (both kept when both exist: a second run changes nothing).
+# has_login NAME: 0 when the broker's password file has a line for NAME.
+has_login() {
+    cut -d: -f1 "$BROKER_PASSWD" 2>/dev/null | grep -qxF -- "$1"
+}
+
+# broker_account NAME PASSWORD_FILE OWNER:GROUP [MODE]: NAME's login in the broker's password
+# file, its password in PASSWORD_FILE, made MODE (0640: its service reads it through the group)
+# (both kept when both exist: a second run changes nothing).
 broker_account() {
-    local name=$1 secret_file=$2 owner=$3 password plain
-    if [ -s "$secret_file" ] && cut -d: -f1 "$BROKER_PASSWD" 2>/dev/null | grep -qxF -- "$name"; then
+    local name=$1 secret_file=$2 owner=$3 mode=${4:-0640} password plain
+    if [ -s "$secret_file" ] && has_login "$name"; then
         note "account '$name' exists (password in $secret_file)"
         return
     fi
     if [ "$dry_run" -eq 1 ]; then
-        printf '    + account %s: password to %s (%s), hashed into %s\n' \
-            "$name" "$secret_file" "$owner" "$BROKER_PASSWD"
+        printf '    + account %s: password to %s (mode %s, %s), hashed into %s\n' \
+            "$name" "$secret_file" "$mode" "$owner" "$BROKER_PASSWD"
         return
     fi
     if [ -s "$secret_file" ]; then
         password=$(head -n 1 "$secret_file")
     else
         password=$(new_password)
-        printf '%s\n' "$password" | write_file "$secret_file" 0640 "$owner"
+        printf '%s\n' "$password" | write_file "$secret_file" "$mode" "$owner"
     fi
     # Hashed from a private file, never on a command line (which every local user can read).
     plain=$(mktemp)
@@ -375,6 +385,19 @@ broker_account() {
         write_file "$BROKER_PASSWD" 0640 root:mosquitto
     rm -f "$plain"
     note "account '$name': password in $secret_file"
+}
+
+# watch_account: caregiver-watch's login, for a terminal's `retroguard watch` (read-only: the
+# ACL's block), its password root's alone (0600): no service reads it, a person runs the watch
+# with sudo. A login an operator gave the account by hand (mosquitto_passwd, as docs/mqtt.md
+# said before the installer made one) is kept while PASSWORD_FILE is missing: a new password
+# would lock out the watch that uses theirs.
+watch_account() {
+    if [ ! -s "$WATCH_MQTT_PASSWORD" ] && has_login caregiver-watch; then
+        note "account 'caregiver-watch' has a password set by hand: kept (to have this script keep it in $WATCH_MQTT_PASSWORD, write it there, mode 0600, and run again)"
+        return
+    fi
+    broker_account caregiver-watch "$WATCH_MQTT_PASSWORD" root:root 0600
 }
 
 # refuse_cut_secrets FILE...: exits 1 naming a password file kept from before (an operator's)
@@ -435,14 +458,15 @@ install_broker() {
     [ "$broker" -eq 1 ] || return 0
     local device instances listed
     device=$(config_device_id)
-    step "Mosquitto on 127.0.0.1:$BROKER_PORT: accounts $device, caregiver and homeassistant, the documented ACL"
+    step "Mosquitto on 127.0.0.1:$BROKER_PORT: accounts $device, caregiver, homeassistant and caregiver-watch, the documented ACL"
     case $device in
         caregiver | caregiver-* | homeassistant)
             echo "install-pi.sh: device.id '$device' is another account's name; choose another" >&2
             exit 1
             ;;
     esac
-    refuse_cut_secrets "$DEVICE_MQTT_PASSWORD" "$CAREGIVER_MQTT_PASSWORD" "$HOMEASSISTANT_MQTT_PASSWORD"
+    refuse_cut_secrets "$DEVICE_MQTT_PASSWORD" "$CAREGIVER_MQTT_PASSWORD" \
+        "$HOMEASSISTANT_MQTT_PASSWORD" "$WATCH_MQTT_PASSWORD"
     listed=$(caregiver_instances) || exit 1
     mapfile -t instances <<<"$listed"
     [ -n "$listed" ] || instances=()
@@ -465,11 +489,12 @@ install_broker() {
     broker_account "$device" "$DEVICE_MQTT_PASSWORD" "root:$SVC_USER"
     broker_account caregiver "$CAREGIVER_MQTT_PASSWORD" "root:$SVC_USER"
     broker_account homeassistant "$HOMEASSISTANT_MQTT_PASSWORD" root:root
+    watch_account
     write_file "$BROKER_CONF" 0644 root:root <<EOF
 $BROKER_MARKER, again at every run. No login, no access;
 # each account publishes and reads only what the ACL gives it (docs/mqtt.md, "Mosquitto
 # ACL"): a device its own topics, the caregiver service its presence, commands and
-# receipts, Home Assistant its buttons. Accounts: $BROKER_PASSWD.
+# receipts, Home Assistant its buttons; caregiver-watch only reads. Accounts: $BROKER_PASSWD.
 per_listener_settings false
 allow_anonymous false
 password_file $BROKER_PASSWD
@@ -488,6 +513,7 @@ EOF
         note "warning: $CONFIG does not log in as '$device': set [mqtt] host = \"127.0.0.1\", port = $BROKER_PORT, username = \"$device\", password_file = \"$DEVICE_MQTT_PASSWORD\""
     fi
     note "caregiver service: [mqtt] username = \"caregiver\", password_file = \"$CAREGIVER_MQTT_PASSWORD\""
+    note "watch: sudo $VENV/bin/retroguard watch --config $CONFIG --username caregiver-watch --password-file $WATCH_MQTT_PASSWORD"
     run systemctl enable mosquitto
     run systemctl restart mosquitto
 }

@@ -246,8 +246,12 @@ def test_broker_option_installs_mosquitto_with_the_documented_acl_and_the_config
     names = [s.split(" ")[0] for s in steps(out)]
     # before the config: a new one names the device's password file, which its check reads
     assert names.index("Mosquitto") == names.index("Write") - 1
-    assert "accounts treadmill-1, caregiver and homeassistant" in out
+    assert "accounts treadmill-1, caregiver, homeassistant and caregiver-watch" in out
     assert f"+ account caregiver: password to {tmp_path}/etc/caregiver-mqtt-password" in out
+    # the terminal's read-only watch: root's alone, and the command that uses it
+    watch_pw = f"{tmp_path}/etc/caregiver-watch-mqtt-password"
+    assert f"+ account caregiver-watch: password to {watch_pw} (mode 0600, root:root)" in out
+    assert f"--username caregiver-watch --password-file {watch_pw}" in out
     assert "retroguard.acl" in out and "+ systemctl restart mosquitto" in out
     assert list(tmp_path.iterdir()) == []
     assert "Mosquitto" not in run_script("--dry-run", env_dirs=tmp_path).stdout
@@ -348,7 +352,7 @@ def test_broker_refuses_a_device_named_as_another_account(tmp_path: Path, device
     (etc / "config.toml").write_text('[device]\nid = "caregivers-room"\n')
     result = run_script("--dry-run", "--broker", env_dirs=tmp_path)
     assert result.returncode == 0, result.stderr
-    assert "accounts caregivers-room, caregiver and homeassistant" in result.stdout
+    assert "accounts caregivers-room, caregiver, homeassistant and caregiver-watch" in result.stdout
 
 
 def test_broker_step_on_a_fresh_pi_makes_the_config_folder(tmp_path: Path) -> None:
@@ -405,6 +409,60 @@ def test_broker_refuses_a_kept_password_holding_a_colon_before_writing_anything(
     )
     assert done.returncode == 0, done.stdout + done.stderr
     assert "caregiver:" in (tmp_path / "m" / "retroguard.passwd").read_text()
+
+
+def test_broker_gives_the_watch_an_account_whose_password_only_root_reads(tmp_path: Path) -> None:
+    """The ACL has a ``caregiver-watch`` block (a terminal's ``retroguard watch``), but the step
+    made no such account: the operator had to run mosquitto_passwd by hand. It makes one as it
+    makes the others (a random password, hashed from a file, never printed), in
+    /etc/retroguard/caregiver-watch-mqtt-password, 0600 root:root (no service reads it: a person
+    runs the watch with sudo), kept by the next run; a login given by hand before is kept, not
+    replaced by a password its user does not know. The broker taking it:
+    ``tests/test_mqtt_security.py``."""
+    etc = tmp_path / "etc"
+    etc.mkdir()
+    (etc / "config.toml").write_text('[device]\nid = "treadmill-1"\n')
+    watch_pw = etc / "caregiver-watch-mqtt-password"
+    watch_pw.write_text("watch:pw\n")  # cut at its ':' by mosquitto_passwd: refused, named
+    planned = run_script("--dry-run", "--broker", env_dirs=tmp_path)
+    assert planned.returncode == 1 and f"the password in {watch_pw} holds a ':'" in planned.stderr
+    watch_pw.unlink()
+    if shutil.which("mosquitto_passwd") is None:
+        pytest.skip("mosquitto_passwd not installed (Debian package 'mosquitto')")
+    if os.geteuid() != 0:
+        pytest.skip("the step writes its files root:mosquitto, as on the Pi: needs root")
+    mosquitto = tmp_path / "m"
+    env = dict(os.environ, RETROGUARD_ETC=str(etc), RETROGUARD_MOSQUITTO_DIR=str(mosquitto))
+    script = f"source {SCRIPT}; SVC_USER=root; systemctl() {{ :; }}; broker=1; install_broker"
+
+    def broker_step() -> str:
+        done = subprocess.run(
+            ["bash", "-c", script], env=env, capture_output=True, text=True, check=False
+        )
+        assert done.returncode == 0, done.stdout + done.stderr
+        return done.stdout + done.stderr
+
+    out = broker_step()
+    password = watch_pw.read_text()
+    assert re.fullmatch(r"[A-Za-z0-9]{32}\n", password)
+    info = watch_pw.stat()
+    assert (info.st_mode & 0o777, info.st_uid, info.st_gid) == (0o600, 0, 0)
+    assert "account 'caregiver-watch': password in " + str(watch_pw) in out
+    assert password.strip() not in out  # never printed
+    passwd = mosquitto / "retroguard.passwd"
+    hashed = passwd.read_text()
+    (line,) = [x for x in hashed.splitlines() if x.startswith("caregiver-watch:")]
+    assert password.strip() not in line  # hashed
+    again = broker_step()
+    assert "account 'caregiver-watch' exists" in again
+    assert (watch_pw.read_text(), passwd.read_text()) == (password, hashed)
+    # an operator's own login, from before the installer made one: kept, no file written
+    watch_pw.unlink()
+    subprocess.run(["mosquitto_passwd", "-b", str(passwd), "caregiver-watch", "mine"], check=True)
+    by_hand = passwd.read_text()
+    kept = broker_step()
+    assert "account 'caregiver-watch' has a password set by hand: kept" in kept
+    assert passwd.read_text() == by_hand and not watch_pw.exists()
 
 
 def _stubs(tmp_path: Path, groups: str, passwd: str = "") -> dict[str, str]:
@@ -565,6 +623,7 @@ def test_purge_removes_exactly_the_broker_setup_the_installer_wrote(
         "mqtt-password",
         "caregiver-mqtt-password",
         "homeassistant-mqtt-password",
+        "caregiver-watch-mqtt-password",
     }
     debian = "pid_file /run/mosquitto/mosquitto.pid\ninclude_dir /etc/mosquitto/conf.d\n"
     (mosquitto / "mosquitto.conf").write_text(debian)
@@ -579,7 +638,7 @@ def test_purge_removes_exactly_the_broker_setup_the_installer_wrote(
         "mosquitto.conf",
         "conf.d/site.conf",
     }
-    assert len(list(etc.iterdir())) == 3 and _calls(tmp_path) == []
+    assert len(list(etc.iterdir())) == 4 and _calls(tmp_path) == []
 
     plan = run_script("--dry-run", "--uninstall", "--purge", env_dirs=tmp_path, extra_env=env)
     assert f"+ rm -f {mosquitto}/conf.d/retroguard.conf {mosquitto}/retroguard.acl" in plan.stdout
@@ -590,7 +649,7 @@ def test_purge_removes_exactly_the_broker_setup_the_installer_wrote(
     left = {str(p.relative_to(mosquitto)) for p in mosquitto.rglob("*") if p.is_file()}
     assert left == {"mosquitto.conf", "conf.d/site.conf"}
     assert (mosquitto / "mosquitto.conf").read_text() == debian
-    assert not etc.exists()  # the three passwords with the config
+    assert not etc.exists()  # the four passwords with the config
     if other_listener:
         assert _calls(tmp_path) == ["systemctl try-restart mosquitto"]
     else:

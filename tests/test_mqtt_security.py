@@ -9,6 +9,7 @@ import os
 import re
 import shutil
 import subprocess
+import sys
 import tempfile
 import threading
 from pathlib import Path
@@ -514,6 +515,93 @@ def test_a_caregiver_instance_listed_for_the_installer_keeps_its_access_after_an
         finally:
             instance.close()
     finally:
+        broker.cleanup()
+        shutil.rmtree(mosquitto_dir, ignore_errors=True)
+
+
+@pytest.mark.skipif(
+    os.geteuid() != 0 or shutil.which("mosquitto_passwd") is None,
+    reason="needs root (the files are the mosquitto user's) and mosquitto_passwd",
+)
+def test_the_installed_broker_lets_the_watch_in_to_read_what_it_shows_and_write_nothing(
+    tmp_path: Path,
+) -> None:
+    """``install-pi.sh --broker`` makes the ``caregiver-watch`` account its ACL has a block for
+    (before, it had no password until an operator gave it one by hand): the watch command the
+    step prints, run as printed, logs in with the password file it names and shows a fall; the
+    account reads nothing the watch does not show and publishes nothing."""
+    etc = tmp_path / "etc"
+    etc.mkdir()
+    mosquitto_dir = Path(tempfile.mkdtemp(prefix="retroguard-etc-mosquitto-"))
+    mosquitto_dir.chmod(0o755)  # the broker drops to its own user, which must reach the files
+    port = free_port()
+    config = etc / "config.toml"  # the monitor's, as install-pi.sh --broker writes its [mqtt]
+    config.write_text(
+        f'[device]\nid = "tm1"\n\n[mqtt]\nhost = "127.0.0.1"\nport = {port}\n'
+        f'username = "tm1"\npassword_file = "{etc}/mqtt-password"\n'
+    )
+    broker = Mosquitto(
+        port=port,
+        config=f"persistence false\nlog_dest stderr\ninclude_dir {mosquitto_dir}/conf.d\n",
+    )
+    reporter: MqttReporter | None = None
+    try:
+        out = _install_broker(etc, mosquitto_dir, port)
+        secret = etc / "caregiver-watch-mqtt-password"
+        (printed,) = [line for line in out.splitlines() if "retroguard watch " in line]
+        args = printed.split("retroguard watch ", 1)[1].split()
+        login_args = ["--username", "caregiver-watch", "--password-file", str(secret)]
+        assert args == ["--config", str(config), *login_args]
+        password = secret.read_text().splitlines()[0]
+        device_pw = (etc / "mqtt-password").read_text().splitlines()[0]
+        broker.start()
+        assert login(broker, "caregiver-watch", device_pw).is_failure  # its own password only
+        watcher = RawClient(broker, "caregiver-watch", password)
+        try:
+            for topic in ("retroguard/tm1/cmd/ping", "retroguard/tm1/receipt",
+                          "retroguard/caregiver/status", "retroguard/tm1/event"):  # fmt: skip
+                assert watcher.publish(topic, "{}").is_failure, topic
+        finally:
+            watcher.close()
+        with subscriber(
+            broker, ["retroguard/#"], username="caregiver-watch", password=password
+        ) as w:
+            device = RawClient(broker, "tm1", device_pw)
+            try:
+                for kind in ("telemetry", "session", "progress", "walkers", "caregiver", "state"):
+                    assert not device.publish(f"retroguard/tm1/{kind}", kind).is_failure, kind
+                # one client's messages arrive in order: the state here means the others before
+                # it would have been too
+                assert w.wait(lambda: any(m.payload == b"state" for m in w.messages))
+            finally:
+                device.close()
+        assert [m.payload for m in w.messages] == [b"state"]
+        # the command as printed (the venv's retroguard: python -m tools.watch here)
+        watch = subprocess.Popen(
+            [sys.executable, "-m", "tools.watch", *args, "--count", "1"],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            cwd=INSTALLER.parent.parent,
+            env=dict(os.environ, PYTHONPATH=str(INSTALLER.parent.parent)),
+        )
+        try:
+            assert watch.stdout is not None
+            assert watch.stdout.readline().startswith("watching ")  # logged in and subscribed
+            link = config_for(broker, username="tm1", password=device_pw, discovery=False)
+            reporter = MqttReporter(
+                link, device_id="tm1", device_name="T1", database=tmp_path / "d.db"
+            )
+            reporter.start()
+            reporter.sink.handle(fall("tm1"))
+            shown, err = watch.communicate(timeout=WAIT)
+        finally:
+            watch.kill()
+        assert watch.returncode == 0, err
+        assert "FALL" in shown
+    finally:
+        if reporter is not None:
+            reporter.close()
         broker.cleanup()
         shutil.rmtree(mosquitto_dir, ignore_errors=True)
 

@@ -112,7 +112,9 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     parser.add_argument("--port", type=tcp_port, help="broker port (default: [mqtt] port)")
     parser.add_argument("--username", help="broker user (default: none)")
     parser.add_argument(
-        "--password-file", help="file whose first line is the password (never on the command line)"
+        "--password-file",
+        help="file whose first line is the password (never on the command line); install-pi.sh "
+        "--broker makes /etc/retroguard/caregiver-watch-mqtt-password for caregiver-watch",
     )
     parser.add_argument("--tls", action="store_true", default=None, help="connect with TLS")
     parser.add_argument("--ca-file", help="CA certificate (PEM) for TLS")
