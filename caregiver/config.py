@@ -92,7 +92,8 @@ class CaregiverMqttConfig:
     topic_prefix: str = "retroguard"
     client_id: str = "retroguard-caregiver"
     """Fixed client id: the broker keeps this session (and queues QoS 1 events) while the service
-    is down. Two services must not share it."""
+    is down. Two services must not share it. The documented broker (``use_username_as_clientid``)
+    ignores it and keeps the session under ``username``: see :attr:`identity`."""
     session_expiry_s: int = 7 * 24 * 3600
     """How long the broker keeps the session and its queued events after a disconnect."""
     keepalive_s: int = 30
@@ -103,6 +104,19 @@ class CaregiverMqttConfig:
     session summary, reply and telemetry message to one of them. Availability and state are
     retained, and every instance subscribes to them itself. "" (the default): one instance
     takes everything (docs/provider.md)."""
+
+    @property
+    def identity(self) -> str:
+        """Who this service says it is: the ``by`` of its presence (``<prefix>/caregiver/status``,
+        its Last Will included). Its account when it logs in with one, else
+        its ``client_id``: on the documented broker (``use_username_as_clientid``) the client id
+        the broker gives it *is* its user name, whatever ``client_id`` says, so the presence
+        names what the broker's log and a device's log name. And instances on accounts of their
+        own are told apart even when they keep one ``client_id`` (the default): an instance
+        takes a presence saying its own name for its own Last Will and leaves it unanswered
+        (``caregiver.ingest``), so another instance's crash read as nobody paging while it
+        still received every alert."""
+        return self.username or self.client_id
 
     def link(self) -> BrokerLink:
         """The connection settings, for :func:`core.mqttlink.make_client`."""

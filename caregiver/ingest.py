@@ -818,7 +818,7 @@ class Ingestor:
             self.client = None
 
     def _presence(self, state: CaregiverPresence, *, stamped: bool = True) -> str:
-        return caregiver_status_payload(state, self.config.mqtt.client_id, stamped=stamped)
+        return caregiver_status_payload(state, self.config.mqtt.identity, stamped=stamped)
 
     def _say_offline(self, client: mqtt.Client) -> None:
         """A clean stop says ``offline`` itself (retained) before its DISCONNECT, which
@@ -870,7 +870,7 @@ class Ingestor:
             said = decode_as(CaregiverStatusMessage, bytes(message.payload))
         except ProtocolError:
             return  # an empty retained message (cleared) or not ours: nothing to answer
-        mine = said.by == self.config.mqtt.client_id
+        mine = said.by == self.config.mqtt.identity
         if said.state == CaregiverPresence.OFFLINE and not mine and self.connected.is_set():
             client.publish(
                 self.presence_topic, self._presence(CaregiverPresence.ONLINE), qos=1, retain=True

@@ -103,6 +103,46 @@ def test_with_two_instances_one_crashing_leaves_the_other_saying_online(
     sub.close()
 
 
+def test_on_the_documented_broker_the_presence_names_the_account_the_broker_knows_it_by(
+    tmp_path: Path,
+) -> None:
+    """With ``use_username_as_clientid`` the broker gives an instance its user name as client id,
+    whatever its ``client_id``: the presence said the configured id (``retroguard-caregiver``,
+    the default) while the broker and the device's log knew ``caregiver``. And instances on
+    accounts of their own that kept the one default ``client_id`` each took the other's Last
+    Will for their own: the one still there left it unanswered, and every treadmill read
+    "nobody is paged" while it received every alert. The presence names the account."""
+    acl_path = Path(__file__).resolve().parent.parent / "docs" / "mqtt" / "mosquitto.acl"
+    acl = acl_path.read_text()
+    rules = acl.split("\nuser caregiver\n", 1)[1].split("\n\n", 1)[0]
+    instances = "".join(f"\nuser {name}\n{rules}\n" for name in ("caregiver-a", "caregiver-b"))
+    users = {"caregiver-a": "pw-a", "caregiver-b": "pw-b", DEVICE: "pw-d"}
+    broker = Mosquitto(users=users, acl=acl + instances).start()
+    sub = Subscriber(broker, [PRESENCE], username=DEVICE, password="pw-d")
+    try:
+        configs = []
+        for name in ("caregiver-a", "caregiver-b"):
+            config = caregiver_config(broker, tmp_path / name, client_id="retroguard-caregiver")
+            mqtt = dataclasses.replace(config.mqtt, username=name, password=users[name])
+            configs.append(dataclasses.replace(config, mqtt=mqtt))
+        with running_service(configs[1], web=False), running_service(configs[0], web=False) as a:
+            assert sub.wait(lambda: any(p.by == "caregiver-a" for p in _presence(sub)))
+            assert "retroguard-caregiver" not in {p.by for p in _presence(sub)}
+            assert "New client connected" in broker.log() and " as caregiver-a " in broker.log()
+            _crash(a.ingestor)
+            assert sub.wait(
+                lambda: (
+                    _after_will(_presence(sub), "caregiver-a")
+                    == [(CaregiverPresence.ONLINE, "caregiver-b")]
+                )
+            )
+        assert sub.wait(lambda: _presence(sub)[-1].state == CaregiverPresence.OFFLINE)
+        assert _presence(sub)[-1].by == "caregiver-b"
+    finally:
+        sub.close()
+        broker.cleanup()
+
+
 def _after_will(said: list[CaregiverStatusMessage], crashed: str) -> list[tuple[str, str]]:
     """What was said after ``crashed``'s Last Will (offline, unstamped), or [] before it."""
     wills = [i for i, p in enumerate(said) if p.by == crashed and p.wall_time is None]

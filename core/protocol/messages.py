@@ -973,7 +973,9 @@ class CaregiverStatusMessage(Struct, kw_only=True, omit_defaults=True):
     schema: SchemaVersion
     state: CaregiverPresence
     by: Annotated[str, Meta(min_length=1, max_length=65535)]
-    """The service's MQTT client id (which instance said it)."""
+    """Which instance said it: its broker account (the user name it logs in with), else its
+    MQTT client id. On the documented broker (``use_username_as_clientid``) the account is the
+    client id the broker gives it, whatever the service's ``client_id`` setting says."""
     wall_time: WallTime | None = None
     """When it said it. Absent from the Last Will: the broker sends that when the link is lost,
     and nobody stamps it (the device then says when it heard it)."""
