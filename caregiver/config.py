@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 from core.errors import ConfigError
+from core.protocol.messages import RECEIPT_BY_MAX
 from core.protocol.topics import share_group_problem, text_problem, topic_level_problem
 from core.writable import written_path_problem
 
@@ -108,7 +109,7 @@ class CaregiverMqttConfig:
     @property
     def identity(self) -> str:
         """Who this service says it is: the ``by`` of its presence (``<prefix>/caregiver/status``,
-        its Last Will included). Its account when it logs in with one, else
+        its Last Will included) and of its receipts. Its account when it logs in with one, else
         its ``client_id``: on the documented broker (``use_username_as_clientid``) the client id
         the broker gives it *is* its user name, whatever ``client_id`` says, so the presence
         names what the broker's log and a device's log name. And instances on accounts of their
@@ -270,6 +271,19 @@ def _session_expiry(value: Any) -> str | None:
 def _client_id(value: Any) -> str | None:
     if not value.strip():
         return "must not be empty: the broker keeps the service's session under it"
+    return _name_problem(value)
+
+
+def _name_problem(value: Any) -> str | None:
+    """The service's name on the broker (its account, else its client id) signs every receipt
+    it sends (:attr:`CaregiverMqttConfig.identity`): a device refuses a receipt whose name is
+    longer than :data:`RECEIPT_BY_MAX`, and with it the ids it names, so every alert would
+    have been sent again and again and never let go of."""
+    if len(value) > RECEIPT_BY_MAX:
+        return (
+            f"at most {RECEIPT_BY_MAX} characters, not {len(value)}: the devices refuse "
+            "receipts signed with a longer name"
+        )
     return text_problem(value)
 
 
@@ -289,7 +303,7 @@ _CHECKS: dict[str, typing.Callable[[Any], str | None]] = {
     "mqtt.keepalive_s": _keepalive,
     "mqtt.topic_prefix": topic_level_problem,
     "mqtt.client_id": _client_id,
-    "mqtt.username": text_problem,
+    "mqtt.username": _name_problem,
     "mqtt.shared_group": _share_group,
     "policy.fall": _must_page,
     "policy.no_recovery": _must_page,

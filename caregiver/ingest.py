@@ -730,7 +730,7 @@ class Ingestor:
         if client is None:
             return
         topic = Topics(self.prefix, device_id).receipt
-        for payload in receipt_payloads(ids, self.config.mqtt.client_id or "caregiver"):
+        for payload in receipt_payloads(ids, self.config.mqtt.identity):
             client.publish(topic, payload, qos=1)
             self.receipts_sent += 1
 

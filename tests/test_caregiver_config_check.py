@@ -87,6 +87,17 @@ BAD = [
         id="contact without URL",
     ),
     pytest.param(
+        {"mqtt": f'username = "{"c" * 65}"'},
+        "{c}: mqtt.username: at most 64 characters, not 65: the devices refuse receipts "
+        "signed with a longer name",
+        id="account name longer than a receipt's",
+    ),
+    pytest.param(
+        {"mqtt": f'client_id = "{"c" * 65}"'},
+        "{c}: mqtt.client_id: at most 64 characters, not 65",
+        id="client id longer than a receipt's",
+    ),
+    pytest.param(
         {"mqtt": 'password_file = "pw"'},
         "{c}: mqtt.password_file: set, but mqtt.username is empty: a password is sent only "
         "with a user name, so it would be ignored (set mqtt.username, or remove "

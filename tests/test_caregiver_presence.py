@@ -19,9 +19,9 @@ from typing import Any
 
 import pytest
 
-from core.protocol.messages import CaregiverPresence, CaregiverStatusMessage
-from core.protocol.payloads import caregiver_status_payload, decode_as
-from core.protocol.topics import caregiver_status_topic
+from core.protocol.messages import CaregiverPresence, CaregiverStatusMessage, ReceiptMessage
+from core.protocol.payloads import caregiver_status_payload, decode_as, event_payload
+from core.protocol.topics import Topics, caregiver_status_topic
 from firmware.config import ConfigError, MqttConfig, parse_config
 from firmware.mqtt import MqttReporter, caregiver
 from firmware.mqtt.caregiver import (
@@ -111,14 +111,17 @@ def test_on_the_documented_broker_the_presence_names_the_account_the_broker_know
     the default) while the broker and the device's log knew ``caregiver``. And instances on
     accounts of their own that kept the one default ``client_id`` each took the other's Last
     Will for their own: the one still there left it unanswered, and every treadmill read
-    "nobody is paged" while it received every alert. The presence names the account."""
+    "nobody is paged" while it received every alert. The presence names the account, and so
+    do the receipts: they said the configured ``client_id`` (a device refuses a receipt whose
+    name is longer than 64 characters, which the config now refuses for both names)."""
     acl_path = Path(__file__).resolve().parent.parent / "docs" / "mqtt" / "mosquitto.acl"
     acl = acl_path.read_text()
     rules = acl.split("\nuser caregiver\n", 1)[1].split("\n\n", 1)[0]
     instances = "".join(f"\nuser {name}\n{rules}\n" for name in ("caregiver-a", "caregiver-b"))
     users = {"caregiver-a": "pw-a", "caregiver-b": "pw-b", DEVICE: "pw-d"}
     broker = Mosquitto(users=users, acl=acl + instances).start()
-    sub = Subscriber(broker, [PRESENCE], username=DEVICE, password="pw-d")
+    receipts = Topics("retroguard", DEVICE).receipt
+    sub = Subscriber(broker, [PRESENCE, receipts], username=DEVICE, password="pw-d")
     try:
         configs = []
         for name in ("caregiver-a", "caregiver-b"):
@@ -129,6 +132,12 @@ def test_on_the_documented_broker_the_presence_names_the_account_the_broker_know
             assert sub.wait(lambda: any(p.by == "caregiver-a" for p in _presence(sub)))
             assert "retroguard-caregiver" not in {p.by for p in _presence(sub)}
             assert "New client connected" in broker.log() and " as caregiver-a " in broker.log()
+            event = fall(DEVICE)
+            sub.client.publish(Topics("retroguard", DEVICE).event, event_payload(event, 1), qos=1)
+            assert sub.wait(lambda: len(sub.on("/receipt")) >= 2)  # each instance stores it
+            signed = [decode_as(ReceiptMessage, m.payload) for m in sub.on("/receipt")]
+            assert {r.by for r in signed} == {"caregiver-a", "caregiver-b"}
+            assert all(r.ids == [event.id] for r in signed)
             _crash(a.ingestor)
             assert sub.wait(
                 lambda: (

@@ -195,7 +195,10 @@ def test_a_watch_never_logs_in_with_the_monitors_own_account(tmp_path: Path) -> 
     own = parser.parse_args(["watch", "--config", str(config), "--username", "tm-7"])
     with pytest.raises(ConfigError, match="the monitor's own broker account") as refused:
         _settings(own)
-    assert "caregiver-watch" in str(refused.value)
+    assert (
+        "--username caregiver-watch --password-file /etc/retroguard/caregiver-watch-mqtt-password"
+        in str(refused.value)
+    )
     password = tmp_path / "pw"
     password.write_text("secret\n")
     watcher = ["--username", "caregiver-watch", "--password-file", str(password)]

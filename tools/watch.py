@@ -132,7 +132,8 @@ def _monitor_account(config: str, username: str) -> str:
         f"({config}'s [mqtt] username): on the documented broker a client's id is its user "
         "name, so this watch would take the monitor's session over (the treadmill would "
         "show offline). Log in with an account of its own, e.g. --username caregiver-watch "
-        '(docs/mqtt.md, "retroguard watch")'
+        "--password-file /etc/retroguard/caregiver-watch-mqtt-password (made by install-pi.sh "
+        '--broker; docs/mqtt.md, "retroguard watch")'
     )
 
 

@@ -464,6 +464,10 @@ def restored_words(plan: str) -> str:
 
 RECEIPT_MAX_IDS = 1000
 """The most ids one receipt may name (a longer list goes as several receipts)."""
+RECEIPT_BY_MAX = 64
+"""The longest consumer name a receipt carries (its ``by``): a device refuses a longer one, and
+with it every id the receipt names, so the caregiver's config refuses an account or client id
+longer than this (``caregiver.config``)."""
 
 
 class ReceiptMessage(Struct, kw_only=True):
@@ -481,7 +485,7 @@ class ReceiptMessage(Struct, kw_only=True):
     schema: SchemaVersion
     ids: Annotated[list[EventId], Meta(min_length=1, max_length=RECEIPT_MAX_IDS)]
     """Event and session ids committed by the consumer."""
-    by: Annotated[str, Meta(min_length=1, max_length=64)]
+    by: Annotated[str, Meta(min_length=1, max_length=RECEIPT_BY_MAX)]
     """Who committed them (the consumer's name), for the device's log."""
 
 
