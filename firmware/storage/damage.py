@@ -32,6 +32,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
+from core import sqlite_check
 from firmware.storage import database
 from firmware.storage.events import probe_write
 from firmware.storage.faults import Trouble, describe, trouble
@@ -107,10 +108,9 @@ def utc_stamp() -> str:
 
 
 def quick_check(conn: sqlite3.Connection) -> str | None:
-    """None when ``PRAGMA quick_check`` finds the file sound; otherwise its first findings."""
-    rows = conn.execute("PRAGMA quick_check(3)").fetchall()
-    findings = [line for row in rows for line in str(row[0]).splitlines() if line.strip()]
-    return None if findings == ["ok"] else "; ".join(findings)
+    """None when ``PRAGMA quick_check`` finds the file sound; otherwise its first findings
+    (the whole file, unbounded: the device's database is small, :mod:`core.sqlite_check`)."""
+    return sqlite_check.quick_check(conn).findings
 
 
 def move_aside(path: Path, stamp: str) -> Path:
