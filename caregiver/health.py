@@ -40,6 +40,10 @@ class Health(msgspec.Struct, frozen=True):
     """While not receiving: seconds since it stopped (monotonic clock)."""
     storing: bool = True
     """The service's database takes what ingest commits (a full disk, a failed sync: not)."""
+    database_damaged: bool = False
+    """The service's SQLite file is damaged (a statement met a damaged page): not
+    :attr:`storing` until a person replaces it (the log and the dashboard's banner, behind
+    the login, name the file and what to do; not here, which needs no login)."""
     notify_hanging: int = 0
     """Phone notifications whose send was abandoned at its deadline and still hangs
     (:data:`caregiver.notify.SEND_DEADLINE_S`): a contact's phone service, or its name's
@@ -54,11 +58,14 @@ class Health(msgspec.Struct, frozen=True):
 
     @property
     def status(self) -> str:
-        """Words for people: ``ok``, ``not alive``, ``not receiving`` or ``not storing``."""
+        """Words for people: ``ok``, ``not alive``, ``not receiving``, ``database damaged``
+        or ``not storing``."""
         if not self.alive:
             return "not alive"
         if not self.receiving:
             return "not receiving"
+        if self.database_damaged:
+            return "database damaged"
         return "ok" if self.storing else "not storing"
 
 
@@ -69,10 +76,11 @@ def health_of(
     *,
     storing: bool,
     notify_hanging: int = 0,
+    damaged: bool = False,
 ) -> Health:
     """The health of an instance whose parts report ``problems``, whose link is ``link``,
-    whose database takes writes or not (``storing``) and whose notifier has
-    ``notify_hanging`` abandoned sends still hanging."""
+    whose database takes writes or not (``storing``; ``damaged``: its file is) and whose
+    notifier has ``notify_hanging`` abandoned sends still hanging."""
     if isinstance(link, Connected):
         return Health(
             not problems,
@@ -80,6 +88,7 @@ def health_of(
             True,
             state_word(link),
             storing=storing,
+            database_damaged=damaged,
             notify_hanging=notify_hanging,
         )
     return Health(
@@ -90,5 +99,6 @@ def health_of(
         link.problem.value,
         round(link.down_for(now_mono), 1),
         storing,
+        damaged,
         notify_hanging,
     )

@@ -477,7 +477,10 @@ class Ingestor:
             self._cond.notify_all()
 
     def _works(self) -> None:
-        if self.storage_fault is not None:
+        # A damaged file does not heal: a commit that missed its damaged pages leaves the
+        # fault said (before, the log said "works again" and the banner went, until the next
+        # alert met the damaged page: every few seconds, as held messages were retried).
+        if self.storage_fault is not None and self.store.damage is None:
             log.info("the caregiver database works again")
             self._on_storage(None)
             self.storage_fault = None

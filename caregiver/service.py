@@ -169,6 +169,7 @@ class CaregiverService:
             "storing what the broker sent", STORING_WITHIN_S
         ).working
         self.liveness.thread("the MQTT ingest thread", lambda: self.ingestor.ingest_thread)
+        self.store.on_damaged = self._damaged
 
     # ------------------------------------------------------------ changes
 
@@ -179,14 +180,23 @@ class CaregiverService:
         if self.store.shared:
             self.store.announce(encode(change, self.instance))
 
+    def _damaged(self, damage: str) -> None:
+        """A statement met a damaged page of the database file (any thread: ingest, a page, the
+        retention sweep): the log and every page's banner say it from then on, whatever
+        commits meanwhile (:meth:`_storage_changed`)."""
+        log.error("%s", damage)
+        self._feed.storage(damage)
+
     def _link_changed(self, link: BrokerLink) -> None:
         """Ingest's link to the broker changed (paho's thread): every page's banner says it."""
         self._feed.broker(link)
 
     def _storage_changed(self, fault: str | None) -> None:
         """Ingest's database started refusing (``fault``) or works again (None; ingest's
-        thread, or the receipts' sync): every page's banner says it."""
-        self._feed.storage(fault)
+        thread, or the receipts' sync): every page's banner says it. A damaged file
+        (:attr:`Store.damage`) is said until the service stops, whatever commits meanwhile:
+        the next alert that reaches a damaged page is not stored."""
+        self._feed.storage(fault or self.store.damage)
 
     def _heard(self, message: str) -> None:
         """Another instance committed a change: this instance's browsers see it too."""
@@ -515,8 +525,9 @@ class CaregiverService:
             problems,
             self.ingestor.link.state,
             time.monotonic(),
-            storing=self.ingestor.storage_fault is None,
+            storing=self.ingestor.storage_fault is None and self.store.damage is None,
             notify_hanging=self.notifier_hanging(),
+            damaged=self.store.damage is not None,
         )
 
     def notifier_hanging(self) -> int:

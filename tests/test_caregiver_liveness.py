@@ -279,6 +279,7 @@ def test_healthz_says_without_a_login_whether_the_service_works_and_whether_fall
                     "broker_problem": None,
                     "down_s": None,
                     "storing": True,
+                    "database_damaged": False,
                     "notify_hanging": 0,
                 },
             )

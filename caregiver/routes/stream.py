@@ -98,7 +98,10 @@ class LiveFeed:
         broker link is up the banner says that instead — nothing a device sends is stored,
         shown or paged meanwhile (it waits with the broker and on the devices)."""
         with self._banner_lock:
-            self._storage = None if fault is None else (fault, time.time())
+            if fault is None:
+                self._storage = None
+            elif self._storage is None or self._storage[0] != fault:  # said again: same since
+                self._storage = (fault, time.time())
             self._say_banner()
 
     def _say_banner(self) -> None:

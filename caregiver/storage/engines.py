@@ -31,6 +31,8 @@ from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, Protocol, TypeVar
 
+from core.sqlite_check import Checked, quick_check
+
 log = logging.getLogger(__name__)
 
 
@@ -429,6 +431,11 @@ class SqliteDatabase(Database):
         (pages,) = self._db.execute("PRAGMA page_count").fetchone()
         (size,) = self._db.execute("PRAGMA page_size").fetchone()
         return int(pages) * int(size)
+
+    def quick_check(self, within_s: float) -> Checked:
+        """``PRAGMA quick_check`` of the file, stopped after ``within_s`` seconds
+        (:func:`core.sqlite_check.quick_check`; a damaged page may raise instead)."""
+        return quick_check(self._db, within_s=within_s)
 
     def prepare_file(self) -> None:
         """WAL, and pages freed by the retention sweep able to go back to the disk: a new file

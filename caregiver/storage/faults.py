@@ -15,10 +15,13 @@ class StorageFault(Exception):
     held like any fault; a message stored alone that meets it would meet it on every try,
     and ingest lets it go instead of holding every message behind it.
 
-    ``lasting``: opening the database found what no restart cures (a damaged file, not an
-    SQLite file): a person must act. The command line exits 2 for it, as for a config or
-    schema error, and the unit's ``RestartPreventExitStatus=2`` stops systemd restarting the
-    service every 2 s to say it again; a server down or a file locked exits 1 and is retried.
+    ``lasting``: what no restart cures (a damaged file, not an SQLite file), found opening
+    the database or met by a statement later (a damaged page past what the check at open
+    read, or one that broke since): a person must act. The command line exits 2 for it, as
+    for a config or schema error, and the unit's ``RestartPreventExitStatus=2`` stops systemd
+    restarting the service every 2 s to say it again; a server down or a file locked exits 1
+    and is retried. A running service that meets it stays up and says it
+    (:attr:`~caregiver.storage.Store.damage`).
     """
 
     def __init__(self, message: str, *, refused_data: bool = False, lasting: bool = False) -> None:
