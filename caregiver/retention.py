@@ -58,8 +58,12 @@ class RetentionSweeper:
         self._next = t + self.retention.sweep_hours * 3600.0
         try:
             return self.sweep()
-        except StorageFault:
-            log.exception(
-                "retention sweep failed; the next one is in %.0f h", self.retention.sweep_hours
+        except StorageFault as fault:
+            # The fault says what is wrong in words (a damaged file names itself and what to
+            # do): a traceback of the storage package's internals said nothing more.
+            log.error(
+                "retention sweep failed: %s; the next one is in %.0f h",
+                fault,
+                self.retention.sweep_hours,
             )
             return None
