@@ -165,6 +165,40 @@ itself, with no callback thread — can save more than about a fifth; capture to
 grew from 3.0 to 4.9 ms mean. Not built. The same day, the tree of the stop before
 (8d51817) and this one side by side: 4.44 and 4.29 % (0.97; load 0.9), where nearly the
 same code read 1.9-2.2 % on 2026-12-03 (above): the machine moved, not the code.
+
+Figures (issue 15, where the loop's Python goes, sampled, 2026-12-06). py-spy 0.4.3, kept out
+of the project (``pip install --target /tmp/pyspy py-spy``), on the ``interrupt:2`` child of a
+``--seconds 150`` run: ``chrt -f 30 py-spy record --pid PID --rate 1000 --idle --threads
+--format raw --nonblocking --duration 130``. At normal priority on the loaded machine it fell
+10 s behind and took some 30 samples a second instead of 1000; its idle test took the loop's
+lock wait for work, so the wait's frames were dropped afterwards, not by ``--idle=false``.
+Of 128 090 loop-thread samples, 1 905 (1.5 %) were outside the wait for the wake: the compiled
+detector's ``update`` 12 % of them, this benchmark's timing wrappers and latency probe 20 %,
+the simulation (fake bus, chip, relay and pin models) 14 %, and the firmware's and HAL's own
+Python the other 53 %, spread over dozens of lines, none above 3.6 %: the hook calls
+(``hook(self)``: each hook an instance's ``__call__``) 3.6, the courier link's ``poll(0)``
+system call 2.6 (and its caller 1.4), the contact read and its clock 1.9 + 1.2, the call to
+the controller 1.6, the detector-failure check 1.4, the session runner's tick 1.3, the worn
+check 1.3, the state test 0.9, the pacing's wait and read 0.8 + 0.9, each of the rest 0.8 or
+less. The edge's dispatch (76 samples on the chip's clock thread under gpiozero's
+``_call_when_changed``): 56 of them the ``WeakMethod`` gpiozero keeps a bound method as, which
+builds the method anew at every edge. Load 4-13 while sampling.
+
+Two cuts from that list, behaviour-neutral, were measured and not kept (a ratio below 1 in
+both runs was the rule; branch ``cpu26-rejected``): the edge callback handed to gpiozero as a
+``functools.partial`` (kept by a plain weak reference, called in C): firmware estimate 3.27
+→ 3.11 % (0.95, load 8.0) and 3.17 → 3.20 % (1.01, load 11.9), the other column order 3.86
+→ 3.66 % (0.95, load 13.6), its edge line lower in all three (0.83-0.88 times), one pulse
+through the mock pin 1.60-1.66 → 1.41-1.43 µs of CPU; and ``WindowRecorder.add_batch``'s
+one-call path for a pair that starts half way through a row (the phase an odd first batch
+leaves for good; the sampled run had it): 2.80 → 2.66 % (0.95, load 10.3) and 2.43 → 2.48 %
+(1.02, load 5.6), the call alone 1.82 → 1.60 µs a misaligned wake and 0.07 µs slower an
+aligned one. The same tree against itself (A/A, load 11.3): 3.00 and 3.98 %, 1.33 times: at
+this machine's load a side-by-side run does not resolve what is left (cuts of a few tenths
+of a µs a wake, a few hundredths of a per cent of a core). So the estimate at idle stays
+where it was, 2.1-2.6 % (main under load 5-13 here: 2.43-3.27 %): 2 % is not reached by
+trimming the loop's Python; what is left in one piece is the detector, the kernel's wake
+and the link's one ``poll`` a wake.
 """
 
 from __future__ import annotations
