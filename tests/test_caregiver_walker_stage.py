@@ -192,6 +192,33 @@ def test_a_stage_flagged_as_stamped_by_an_unset_clock_is_taken_by_arrival(tmp_pa
         store.close()
 
 
+def test_a_stage_s_unset_clock_flag_is_kept_with_it(caregiver_db: str) -> None:
+    """The ``wall_unsynced`` flag is read back with the stage on both engines (it is kept in
+    the stored message): the plan and progress pages mark the stage's dates from it, "the
+    treadmill's clock was not set". The same stage sent again once the clock is set replaces
+    it, unflagged. A reopened store reads what the first wrote."""
+    from tests.stage_support import STAGE_EXAMPLE
+
+    flagged = msgspec.structs.replace(STAGE_EXAMPLE, held=True, status="held", wall_unsynced=True)
+    synced = msgspec.structs.replace(flagged, wall_time=NOON, wall_unsynced=False)
+    arrived = utc_of(NOON).timestamp()
+    store = Store(caregiver_db)
+    try:
+        text = payloads.encode(flagged).encode()
+        assert store.set_walker_stage(DEVICE, flagged, text, arrived)
+    finally:
+        store.close()
+    store = Store(caregiver_db)
+    try:
+        kept = store.walker_stage(DEVICE, "bob")
+        assert kept is not None and kept.wall_unsynced and kept.held
+        assert store.set_walker_stage(DEVICE, synced, payloads.encode(synced).encode(), arrived)
+        kept = store.walker_stage(DEVICE, "bob")
+        assert kept is not None and not kept.wall_unsynced and kept.held
+    finally:
+        store.close()
+
+
 def test_a_stage_stamped_by_a_clock_far_ahead_gives_way_to_the_device_s_next(
     mosquitto: Mosquitto, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
