@@ -13,6 +13,7 @@ import csv
 import datetime as dt
 import io
 import json
+import math
 import os
 import re
 from collections.abc import Iterator
@@ -2014,3 +2015,67 @@ def test_a_fresh_page_s_alarm_sounds_at_once_at_the_first_tap_on_a_touch_screen(
     assert sound["beeps"] == shown["beeps"] + ["running"] * len(shown["beeps"]), sound
     page.context.close()
     device.close()
+
+
+HEADER_TEXT = """() => [...document.querySelectorAll(
+    'header.top .brand, header.top nav .btn, main h1')].map(e => {
+        const r = e.getBoundingClientRect();
+        return {what: e.id || e.className || e.tagName, x: r.x, y: r.y, h: r.height}; })"""
+"""Where the header's words (the brand, its buttons) and the page's heading under it are."""
+
+ONE_ROW = """() => { const h = document.querySelector('header.top'), cs = getComputedStyle(h);
+    const line = document.querySelector('.brand-line').getBoundingClientRect();
+    const nav = h.querySelector('nav').getBoundingClientRect();
+    return {need: parseFloat(cs.paddingLeft) + line.width + parseFloat(cs.columnGap)
+                  + nav.width + parseFloat(cs.paddingRight),
+            one_row: nav.top < line.bottom}; }"""
+"""The header's width on one row (the brand's line beside the buttons), and whether it is."""
+
+
+@pytest.mark.parametrize("width", [1280, 360, "just-fits"])
+def test_the_live_badge_appearing_moves_nothing_in_the_header(
+    browser: Any, service: CaregiverService, width: int | str
+) -> None:
+    """The page is in place before its live feed opens (the stream's request held back by
+    the browser), then the feed opens and the badge by the brand says "live": the brand, the
+    header's buttons and the heading under it are where they were, at 1280 and 360 px and at
+    the width where the brand and the buttons just fit one row (a tablet, a long name on Log
+    out). Before, the badge took no room until it had words: on a row just wide enough, its
+    "live" pushed the buttons onto a second row and the page down (the header's text moved 7-8
+    px where the line grew in other fonts)."""
+    from playwright.sync_api import expect
+
+    held: list[Any] = []
+
+    def hold(route: Any) -> None:  # answered below, once the page has been measured
+        held.append(route)
+
+    def before_the_feed(at: int) -> Any:
+        page.set_viewport_size({"width": at, "height": 800})
+        page.reload()
+        expect(page.locator("h1")).to_have_text("Treadmills")
+        expect(page.locator("#enable-alerts")).to_be_visible()  # the script ran: no feed yet
+        assert not page.evaluate("() => document.body.dataset.live"), "the feed opened"
+        return page.evaluate(HEADER_TEXT)
+
+    page = _login(browser, service, width=width if isinstance(width, int) else 1280)
+    page.route("**/stream", hold)
+    at = width if isinstance(width, int) else 1280
+    before = before_the_feed(at)
+    if not isinstance(width, int):  # the narrowest width with the header on one row
+        for _ in range(4):  # the phone's styles (<= 480 px) make it narrower: settle
+            row = page.evaluate(ONE_ROW)
+            at = math.ceil(row["need"]) + 2
+            before = before_the_feed(at)
+        assert page.evaluate(ONE_ROW)["one_row"], (at, page.evaluate(ONE_ROW))
+    assert held, "the page asked for no stream"
+    held[-1].continue_()
+    expect(page.locator("body")).to_have_attribute("data-live", "1")
+    expect(page.locator("#live-status")).to_have_text("live")
+    after = page.evaluate(HEADER_TEXT)
+    assert len(after) == len(before) >= 3
+    moved = [(b, a) for b, a in zip(before, after, strict=True) if b != a]
+    assert not moved, (at, moved)
+    page.screenshot(path=f"/tmp/header-live-{width}.png", clip={
+        "x": 0, "y": 0, "width": at, "height": 200})  # fmt: skip
+    page.context.close()
