@@ -1107,3 +1107,74 @@ def test_the_banner_s_more_names_every_alarm_still_sounding_not_only_its_batch(
     page.context.close()
     for d in devices:
         d.close()
+
+
+@pytest.mark.parametrize("width", [1280, 360])
+def test_a_treadmill_with_two_open_alarms_is_named_by_its_newest_and_counts_both(
+    browser: Any, service: CaregiverService, mosquitto: Mosquitto, width: int
+) -> None:
+    """Dad falls twice (two incidents, neither acknowledged); treadmill-2's walker calls for
+    help, then falls. The banner names treadmill-2's fall, the newest, and "+3 more" counts
+    the others: "2 on Dad's treadmill" (a link to his treadmill's page, which lists both)
+    and "1 earlier on treadmill-2" (a link to the call for help) — live, and on a page loaded
+    now (rendered so, the first card's Acknowledge never moving). Before, a page loaded now
+    named each treadmill by its oldest alarm, "HELP requested on treadmill-2, +1 more: Dad's
+    treadmill": treadmill-2's fall and Dad's second were neither named nor counted, and
+    reachable from no banner; live, "+N more" counted treadmills, not alarms."""
+    from playwright.sync_api import expect
+
+    devices = [SimDevice(mosquitto, f"treadmill-{n}") for n in (1, 2)]
+    for d in devices:
+        d.online()
+    page = _page(browser, service, width)
+    text, more = page.locator("#alarm-text"), page.locator("#alarm-more")
+    devices[0].incident_fall()
+    expect(text).to_have_text("FALL on Dad's treadmill")
+    wait_all_handled(service, devices[0])
+    devices[0].incident_fall()  # again: a second incident
+    wait_all_handled(service, devices[0])
+    expect(more).to_have_text("+1 more: 1 earlier on Dad's treadmill")
+    helped = _help(devices[1])
+    expect(text).to_have_text("HELP requested on treadmill-2")
+    wait_all_handled(service, *devices)
+    fell = devices[1].incident_fall()
+    wait_all_handled(service, *devices)
+    said = "+3 more: 2 on Dad's treadmill, 1 earlier on treadmill-2"
+    expect(text).to_have_text("FALL on treadmill-2")  # live: the newest
+    expect(more).to_have_text(said)
+    expect(page).to_have_title("\u26a0 FALL on treadmill-2 (+3 more)")
+
+    def opens(incident: dict[str, Any]) -> re.Pattern[str]:
+        """A link to the incident's page: its trip's or its fall's (the live alarm's link is
+        its first event's, the one a page is rendered with its critical event's)."""
+        return re.compile(f"^/events/({incident['trip']['id']}|{incident['fall']['id']})$")
+
+    def reachable(at: Any) -> None:
+        links = at.locator("#alarm-more a")
+        expect(links).to_have_count(2)
+        expect(links.nth(0)).to_have_attribute("href", "/devices/treadmill-1")  # both there
+        expect(links.nth(1)).to_have_attribute("href", f"/events/{helped['id']}")
+        expect(at.locator("#alarm-link")).to_have_attribute("href", opens(fell))
+
+    reachable(page)
+
+    # a page loaded now: rendered with the same words, kept by the script once it asked
+    again = page.context.new_page()
+    again.add_init_script(_NOTHING_MOVES)
+    again.goto(service.url + "/")
+    _caught_up(again)
+    expect(again.locator("#alarm-banner")).to_be_visible()
+    expect(again.locator("#alarm-text")).to_have_text("FALL on treadmill-2")
+    expect(again.locator("#alarm-more")).to_have_text(said)
+    expect(again).to_have_title("\u26a0 FALL on treadmill-2 (+3 more)")
+    reachable(again)
+    assert _unmoved(again)["banner"] is True
+    assert again.evaluate("document.documentElement.scrollWidth") <= width
+    _SHOTS.mkdir(exist_ok=True)
+    again.screenshot(path=str(_SHOTS / f"banner-two-on-one-{width}.png"))
+    # the earlier call for help is one tap away
+    again.locator("#alarm-more a", has_text="1 earlier on treadmill-2").click()
+    expect(again).to_have_url(f"{service.url}/events/{helped['id']}")
+    page.context.close()
+    for d in devices:
+        d.close()

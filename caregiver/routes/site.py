@@ -121,45 +121,77 @@ class MissedAlarm(msgspec.Struct, frozen=True):
     :attr:`text` says when it will page (never urgent)."""
 
 
+class MoreAlarm(msgspec.Struct, frozen=True):
+    """One place "+N more" names: another treadmill's alarm, or several ("2 on Dad's
+    treadmill"), or the named treadmill's earlier ones ("1 earlier on treadmill-2"); its
+    link opens the alarm (one) or the treadmill's page (several, listed there)."""
+
+    text: str
+    link: str
+
+
 class AlarmBanner(msgspec.Struct, frozen=True):
     """The red banner a page rendered with open falls shows, worded as ``static/app.js``
-    words it once it has asked ``/api/alarms`` (``missedAlarms``: each device's alarm once,
-    the banner ending on the newest, "+N more" naming the other devices)."""
+    words it once it has asked ``/api/alarms`` (``missedAlarms``: every open alarm raised,
+    the banner naming the newest, "+N more" counting the others: ``moreOf``)."""
 
     text: str
     link: str
     incident: str
-    more: str
+    more: int
+    """How many other open alarms (incidents) it sounds for: "+N more"."""
+    more_at: list[MoreAlarm]
+    """Where they are, each a link (:func:`more_of`)."""
     alarms: list[dict[str, str]]
-    """Each device's alarm it names, as the script raises it (its event, device's name,
+    """Every alarm it sounds for, as the script raises it (its event, device, device's name,
     words, link and incident; oldest first): the script words the banner at once for those
     its tab has not silenced, when it silenced some (the words rendered named those too)."""
 
 
+def more_of(alarms: list[MissedAlarm], named: MissedAlarm) -> tuple[int, list[MoreAlarm]]:
+    """ "+N more" beside ``named`` for the other ``alarms`` (oldest first, one an incident),
+    as ``static/app.js`` (``moreOf``) says it: how many, and where each is — each other
+    treadmill once (its alarm's link; "2 on Dad's treadmill" and its page for several), then
+    ``named``'s treadmill's earlier ones ("1 earlier on treadmill-2"). A treadmill with
+    several open incidents was named by its oldest, the others neither counted nor reachable
+    from the banner."""
+    groups: dict[str, list[MissedAlarm]] = {}
+    mine = named.incident or named.event  # a device from before incidents: its event
+    for alarm in alarms:
+        if (alarm.incident or alarm.event) != mine:
+            groups.setdefault(alarm.device_id, []).append(alarm)
+    places: list[MoreAlarm] = []
+    own: MoreAlarm | None = None
+    for device_id, each in groups.items():
+        last = each[-1]
+        link = last.link if len(each) == 1 else story.device_link(device_id)
+        if device_id == named.device_id:
+            own = MoreAlarm(f"{len(each)} earlier on {last.device_name}", link)
+            continue
+        text = last.device_name if len(each) == 1 else f"{len(each)} on {last.device_name}"
+        places.append(MoreAlarm(text, link))
+    if own is not None:
+        places.append(own)
+    return sum(len(each) for each in groups.values()), places
+
+
 def alarm_banner(alarms: list[MissedAlarm]) -> AlarmBanner | None:
-    """The banner for ``alarms`` (:func:`missed_alarms`' order, newest first) as the page's
-    script ends up showing it, or None when nothing urgent is open. Rendered so, the banner
-    is in place from the first paint: the script keeps it, or hides it at once when the tab
+    """The banner for ``alarms`` (:func:`missed_alarms`' order, newest first, one an open
+    incident) as the page's script ends up showing it, or None when nothing urgent is open:
+    the newest named, "+N more" every other (:func:`more_of`). Rendered so, the banner is in
+    place from the first paint: the script keeps it, or hides it at once when the tab
     silenced those alarms (the page does not shift under a finger after load)."""
-    firsts: dict[str, MissedAlarm] = {}
-    for alarm in reversed(alarms):  # the script's order: the oldest first, once a device
-        if alarm.urgent and alarm.device_id not in firsts:
-            firsts[alarm.device_id] = alarm
-    if not firsts:
+    shown = [alarm for alarm in reversed(alarms) if alarm.urgent]  # the script's: oldest first
+    if not shown:
         return None
-    shown = list(firsts.values())
     newest = shown[-1]
-    names: list[str] = []
-    for alarm in shown:
-        if alarm.device_name != newest.device_name and alarm.device_name not in names:
-            names.append(alarm.device_name)
-    more = f"+{len(names)} more: {', '.join(names)}" if names else ""
+    more, places = more_of(shown, newest)
     each = [
-        {"event": a.event, "name": a.device_name, "text": a.text, "link": a.link,
-         "incident": a.incident}
+        {"event": a.event, "device": a.device_id, "name": a.device_name, "text": a.text,
+         "link": a.link, "incident": a.incident}
         for a in shown
     ]  # fmt: skip
-    return AlarmBanner(newest.text, newest.link, newest.incident, more, each)
+    return AlarmBanner(newest.text, newest.link, newest.incident, more, places, each)
 
 
 def missed_alarms(

@@ -103,8 +103,8 @@
       o.connect(g); g.connect(audio.destination); o.start(t + dt); o.stop(t + dt + 0.3);
     });
   }
-  // The banner, the tab's title and the beeping: one at a time, the newest ("+N more" names
-  // the other devices alarmed with it).
+  // The banner, the tab's title and the beeping: one at a time, the newest ("+N more" counts
+  // the other alarms sounding with it, each reachable from it: moreOf).
   // On the event page of the incident it alarms for, "Open" would open the page already
   // open: it is hidden there (``incident``: the alarm's; a page's is on its event-detail).
   var named = "";  // the incident the banner names (its text and Open)
@@ -121,11 +121,52 @@
   function nameAlarm(text, link, more, incident) {
     named = incident || "";
     document.getElementById("alarm-text").textContent = text;
-    document.getElementById("alarm-more").textContent = more.length ? "+" + more.length + " more: " + more.join(", ") : "";
+    setMore(more);
     var open = document.getElementById("alarm-link"), here = document.querySelector(".event-detail[data-incident]");
     open.setAttribute("href", link);
     open.hidden = !!(here && incident && here.dataset.incident === incident);
-    document.title = "\u26A0 " + text + (more.length ? " (+" + more.length + " more)" : "");
+    document.title = "\u26A0 " + text + (more.count ? " (+" + more.count + " more)" : "");
+  }
+  // "+N more": every other open alarm the banner sounds for, one an incident (a fall and its
+  // no recovery are one), and where each is, a link: another treadmill's (its newest alarm;
+  // "2 on Dad's treadmill", its page, for two), then the named treadmill's own earlier ones
+  // ("1 earlier on treadmill-2"). A treadmill with several open incidents was named by its
+  // oldest, and its others were neither counted nor reachable from the banner.
+  // ``alarms``: {event, device, name, link, incident}, oldest first; ``named``: the banner's.
+  // caregiver/routes/site.py words the banner rendered with the page the same way.
+  function alarmKey(a) { return a.alone ? "device " + a.device : a.incident || a.event; }
+  function moreOf(alarms, named) {
+    var byIncident = new Map(), mine = alarmKey(named);
+    alarms.forEach(function (a) {  // an incident's newest event, where its first came
+      var key = alarmKey(a);
+      if (key !== mine) byIncident.set(key, a);
+    });
+    var groups = new Map();
+    byIncident.forEach(function (a) {
+      if (!groups.has(a.device)) groups.set(a.device, []);
+      groups.get(a.device).push(a);
+    });
+    var entries = [], own = null;
+    groups.forEach(function (list, device) {
+      var one = list.length === 1, a = list[list.length - 1];
+      var entry = { link: one ? a.link : "/devices/" + encodeURIComponent(device) };
+      if (device === named.device) { entry.text = list.length + " earlier on " + a.name; own = entry; return; }
+      entry.text = one ? a.name : list.length + " on " + a.name;
+      entries.push(entry);
+    });
+    if (own) entries.push(own);
+    return { count: byIncident.size, entries: entries };
+  }
+  var NO_MORE = { count: 0, entries: [] };
+  function setMore(more) {
+    var box = document.getElementById("alarm-more");
+    box.textContent = "";
+    if (!more.count) return;
+    box.appendChild(document.createTextNode("+" + more.count + " more: "));
+    more.entries.forEach(function (m, i) {
+      if (i) box.appendChild(document.createTextNode(", "));
+      box.appendChild(node("a", { href: m.link, "class": "alarm-more-link" }, [m.text]));
+    });
   }
   // Whether the alarm can be heard, said plainly on the banner: the sound is off in this
   // browser, or on and waiting for a tap (a page opened without one — a wall tablet's browser
@@ -162,7 +203,7 @@
     early = [];
     showing = [];
     banner.hidden = true;
-    document.getElementById("alarm-more").textContent = "";
+    setMore(NO_MORE);
     if (alarmTimer) clearInterval(alarmTimer);
     alarmTimer = null;
     document.title = stillWarning() || "RetroGuard caregiver";
@@ -328,20 +369,22 @@
   // redraw: one a fall in a burst of 170 cost it more CPU than the service spent storing them.
   var alarmed = [], pendingAlarms = new Map();
   var alarmedFor = new Map();  // each alarm's event: its device, name and incident
-  function sounds(device, name, text, link, event, incident) {  // raised: it sounds until answered
+  // ``alone``: the event names no incident (a device from before incidents): its
+  // treadmill's critical events are one alarm for "+N more", as they were
+  function sounds(device, name, text, link, event, incident, alone) {  // raised: it sounds until answered
     showing.push(event);
-    alarmedFor.set(event, { device: device, name: name, incident: incident, text: text, link: link });
+    alarmedFor.set(event, { event: event, device: device, name: name, incident: incident, text: text, link: link, alone: !!alone });
   }
-  function raiseAlarm(device, name, text, link, event, incident) {
-    sounds(device, name, text, link, event, incident);
+  function raiseAlarm(device, name, text, link, event, incident, alone) {
+    sounds(device, name, text, link, event, incident, alone);
     if (!alarmed.length) {
       alarmed.push(name);
-      showAlarm(text, link, soundingBut(name), incident);
+      showAlarm(text, link, soundingMore(event), incident);
       notify(text, link);
       return;
     }
     pendingAlarms.delete(device);  // its newest, in the order they came
-    pendingAlarms.set(device, { name: name, text: text, link: link, incident: incident });
+    pendingAlarms.set(device, { name: name, text: text, link: link, incident: incident, event: event });
   }
   function alarmFor(msg) {
     var e = msg.event;
@@ -352,28 +395,24 @@
     if (!text || e.acked_by || heard.has(e.id)) return;  // once; not its ack
     heard.add(e.id);
     // its incident (a device from before incidents: the event is its own)
-    raiseAlarm(e.device_id, msg.device_name, text, "/events/" + e.id, e.id, e.incident || e.id);
+    raiseAlarm(e.device_id, msg.device_name, text, "/events/" + e.id, e.id, e.incident || e.id, !e.incident);
   }
   function raisePendingAlarms() {
     var waiting = Array.from(pendingAlarms.values()), newest = waiting[waiting.length - 1];
-    var names = alarmed;
     alarmed = []; pendingAlarms = new Map();
     if (!newest) return;
     waiting.forEach(function (a) { notify(a.text, a.link); });
-    waiting.forEach(function (a) { if (names.indexOf(a.name) < 0) names.push(a.name); });
-    soundingBut(newest.name).forEach(function (n) { if (names.indexOf(n) < 0) names.push(n); });
-    showAlarm(newest.text, newest.link, names.filter(function (n) { return n !== newest.name; }), newest.incident);
+    showAlarm(newest.text, newest.link, soundingMore(newest.event), newest.incident);
   }
-  // The devices whose alarms still sound (raised, not silenced nor answered: ``showing``)
-  // other than ``name``'s: "+N more" counted only the alarms of the same batch, and two falls
-  // a few seconds apart both sounded while the banner named only the newest.
-  function soundingBut(name) {
-    var names = [];
-    showing.forEach(function (e) {
-      var a = alarmedFor.get(e);
-      if (a && a.name !== name && names.indexOf(a.name) < 0) names.push(a.name);
-    });
-    return names;
+  // The alarms still sounding (raised, not silenced nor answered: ``showing``) other than
+  // ``event``'s: "+N more" counted only the alarms of the same batch, and two falls a few
+  // seconds apart both sounded while the banner named only the newest.
+  function soundingMore(event) {
+    var named = alarmedFor.get(event);
+    if (!named) return NO_MORE;
+    var alarms = [];
+    showing.forEach(function (e) { var a = alarmedFor.get(e); if (a) alarms.push(a); });
+    return moreOf(alarms, named);
   }
 
   function onIncident(msg) {
@@ -526,8 +565,6 @@
       if (to === location.href) location.reload(); else location.assign(to);
     }, function () { setTimeout(function () { tryReload(to); }, 2000); });
   }
-  // One catching up alarms once a device (its newest open incident's critical event).
-  var caught = {};
   // The alarms of the banner rendered with the page (their events, from data-alarmed), shown
   // until the page has asked for its alarms: a Silence pressed then silences them, as one
   // pressed after (it silenced nothing, and the answer raised the alarm again).
@@ -544,13 +581,16 @@
       found.forEach(function (a) { raiseAlarm(a.device_id, a.device_name, a.text, a.link, a.event, a.incident); });
       return;
     }
+    var newestOf = new Map();  // one notification a device, its newest, as the feed's batch
     found.forEach(function (a) {
       sounds(a.device_id, a.device_name, a.text, a.link, a.event, a.incident);
       if (alarmed.indexOf(a.device_name) < 0) alarmed.push(a.device_name);
-      notify(a.text, a.link);
+      newestOf.delete(a.device_id);
+      newestOf.set(a.device_id, a);
     });
+    newestOf.forEach(function (a) { notify(a.text, a.link); });
     var newest = found[found.length - 1];
-    showAlarm(newest.text, newest.link, soundingBut(newest.device_name), newest.incident);
+    showAlarm(newest.text, newest.link, soundingMore(newest.event), newest.incident);
   }
   // The page has its catching up's answer (body[data-caught-up]: how many it had): what it
   // raised, and did not, is settled (the tests wait for it, as for data-live).
@@ -573,8 +613,8 @@
           // after an acknowledgement, never the banner's alarm (the live feed raises none)
           if (a.urgent === false || heard.has(a.event)) return;
           heard.add(a.event);
-          if (caught[a.device_id]) return;
-          caught[a.device_id] = true;
+          // every open incident, a device's several too: the banner names the newest and
+          // counts the others ("+N more"); it named a device's oldest and hid the rest
           raise.push(a);  // worded as the live alarm
         });
         raiseCaughtUp(raise);
@@ -598,7 +638,6 @@
     var progress = !!document.getElementById("progress");
     lost = false; owed = false;
     if (!ask) return;
-    caught = {};
     if (refetch && progress && !first) { reload(); return; }  // it asks once reloaded
     missedAlarms();
     if (refetch && !progress) resync();
@@ -861,13 +900,10 @@
       return events.has(e) || !!(a && a.incident && incidents.has(a.incident));
     });
     if (!open.length || (named && (incidents.has(named) || events.has(named)))) return;
-    var first = alarmedFor.get(open[open.length - 1]), names = [];
+    var first = alarmedFor.get(open[open.length - 1]), alarms = [];
     if (!first || !first.text) return;
-    open.forEach(function (e) {
-      var a = alarmedFor.get(e);
-      if (a && a.name !== first.name && names.indexOf(a.name) < 0) names.push(a.name);
-    });
-    nameAlarm(first.text, first.link, names, first.incident);
+    open.forEach(function (e) { var a = alarmedFor.get(e); if (a) alarms.push(a); });
+    nameAlarm(first.text, first.link, moreOf(alarms, first), first.incident);
   }
   // One question at a time; changes meanwhile ask once more when it is answered.
   var warningsAsked = false, warningsAgain = false;
@@ -997,10 +1033,9 @@
     try { all = JSON.parse(banner.dataset.alarms || "[]"); } catch (e) { /* as rendered */ }
     var left = all.filter(function (a) { return !heard.has(a.event); });
     if (!left.length || left.length === all.length) return;
-    var newest = left[left.length - 1], names = [];
-    left.forEach(function (a) { if (a.name !== newest.name && names.indexOf(a.name) < 0) names.push(a.name); });
+    var newest = left[left.length - 1];
     document.getElementById("alarm-text").textContent = newest.text;
-    document.getElementById("alarm-more").textContent = names.length ? "+" + names.length + " more: " + names.join(", ") : "";
+    setMore(moreOf(left, newest));
     document.getElementById("alarm-link").setAttribute("href", newest.link);
     banner.dataset.incident = newest.incident;
   }
