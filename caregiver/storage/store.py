@@ -2760,8 +2760,8 @@ def _one_line(exc: BaseException) -> str:
 QUICK_CHECK_WITHIN_S = 5.0
 """How long opening a SQLite file may spend checking it for damage (:meth:`Store._check_sqlite`):
 a year of 8 treadmills (12 MB) took 0.2 s from disk, ten years (120 MB) 2 s (x86; a Pi's SD
-card is slower). Past it the check stops and the log says only part was checked; systemd
-waits 90 s for the service to start."""
+card is slower). Past it the check stops and the log says only part was checked; the unit's
+TimeoutStartSec is 60 s."""
 
 
 @contextmanager
