@@ -21,10 +21,13 @@ def database_file_problem(path: str | Path) -> str | None:
     which SQLite starts as a new database, or it does not exist yet: the caller decides
     whether it may be created). The problem is a sentence naming the file."""
     path = Path(path)
-    if not path.exists():
-        return None
-    if path.is_dir():
-        return f"{path}: a directory, not a database file"
+    try:  # Path.exists() raises for a folder above it this user may not enter (EACCES)
+        if not path.exists():
+            return None
+        if path.is_dir():
+            return f"{path}: a directory, not a database file"
+    except OSError as exc:
+        return f"{path}: cannot reach: {exc.strerror or exc}"
     try:
         with path.open("rb") as fh:
             header = fh.read(len(SQLITE_HEADER))
