@@ -142,7 +142,11 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
 def _config(path: Path) -> Any:
     from caregiver.config import CaregiverConfig, load_config
 
-    if not path.exists() and path == DEFAULT_CONFIG:
+    try:
+        missing = path == DEFAULT_CONFIG and not path.exists()
+    except OSError:  # a folder above it this user may not enter (EACCES): the loader says so
+        missing = False
+    if missing:
         print(f"retroguard caregiver: {path} not found; using built-in defaults", file=sys.stderr)
         return CaregiverConfig()
     return load_config(path)

@@ -1,4 +1,4 @@
-"""A database in a folder the user may not enter: one clear line, exit 2, not a traceback.
+"""A database or config in a folder the user may not enter: one clear line, exit 2, no traceback.
 
 ``Path.exists()`` raises ``PermissionError`` (EACCES) for it, and
 :func:`core.dbfile.database_file_problem` asked it first: ``retroguard caregiver config
@@ -60,3 +60,13 @@ def test_a_database_in_a_folder_the_user_may_not_enter_is_one_line(
     assert done.stderr.strip().splitlines()[-1] == (
         f"retroguard caregiver: [server] database: {database}: cannot reach: Permission denied"
     )
+
+
+def test_a_config_in_a_folder_the_user_may_not_enter_is_one_line(locked_folder: Path) -> None:
+    """Before: ``Path.exists()`` on ``-c``'s file raised, a traceback and exit 1; now the
+    loader's line, as the monitor's ``config --check`` says it."""
+    config = locked_folder / "caregiver.toml"
+    done = _as_a_user_who_may_not_enter(["caregiver", "config", "--check", str(config)])
+    assert "Traceback" not in done.stderr, done.stderr
+    assert done.returncode == 2
+    assert done.stderr.strip().splitlines()[-1].endswith(f"{config}: permission denied")
