@@ -45,6 +45,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import logging
+import math
 import threading
 import time
 from collections import deque
@@ -138,6 +139,18 @@ alerts over two instances (benchmarks/caregiver_fleet.py, in alternated pairs, l
 0.7 / 0.5 s); from its ingest to the stream an event took p50 40-80 ms with 16 or 50, 120-200
 ms with 100 (a batch's events reach the browsers together, at its commit)."""
 HELD_RETRY_S = 2.0
+PRESENCE_EVERY_S = 5.0
+"""A change of what the presence says about storing goes out at most this often: a fault
+that comes and goes (a lock, a disk at its limit, each retry of the held messages every
+:data:`HELD_RETRY_S`) would otherwise flap every treadmill's self-test, Home Assistant
+sensor and log. A change within it is said at its end, as things then stand: the latest
+state is never lost, only a flap that came and went between two."""
+STORING_DAMAGED = "database damaged"
+"""The presence's ``fault`` while the database file is damaged (until a restart on a sound
+file: :attr:`~caregiver.storage.Store.damage`)."""
+STORING_REFUSED = "cannot write its database"
+"""The presence's ``fault`` while the database refuses for any other reason (a full disk, a
+lock, PostgreSQL down or refusing: the log and /healthz say which)."""
 _ANSWERED = (CommandName.PLAN, CommandName.PROGRESSION)
 """Commands whose replies are recorded for the plan page."""
 INGESTED_KINDS = (
@@ -271,6 +284,13 @@ class Ingestor:
         """Messages in one batch at most (a batch costs more on PostgreSQL)."""
         self._wakes = Wakeups(None)
         """The ingest thread's receipts and acknowledgements wake paho's thread once a batch."""
+        self._presence_lock = threading.Lock()
+        self._fault_said: str | None = None
+        """The ``fault`` our last ``online`` said (None: storing)."""
+        self._presence_said_at = -math.inf
+        """Monotonic time our last ``online`` went out (:data:`PRESENCE_EVERY_S`)."""
+        self._presence_timer: threading.Timer | None = None
+        """Says the storing change that came too soon after the last, at the interval's end."""
 
     # --------------------------------------------------------- processing
 
@@ -472,6 +492,7 @@ class Ingestor:
             log.error("%s: messages stay with the broker until it works again", exc)
             self._on_storage(str(exc))  # the banner first: then the fault is visible here
         self.storage_fault = str(exc)
+        self.storing_changed()
         with self._cond:
             self._shown = self._counters()
             self._cond.notify_all()
@@ -484,6 +505,7 @@ class Ingestor:
             log.info("the caregiver database works again")
             self._on_storage(None)
             self.storage_fault = None
+            self.storing_changed()
             self._wake_waiters()  # after :meth:`handle`'s count, which woke them before this
 
     def _wake_waiters(self) -> None:
@@ -725,6 +747,7 @@ class Ingestor:
             log.error("%s: receipts held back until it works again", exc)
             self._on_storage(str(exc))
         self.storage_fault = str(exc)
+        self.storing_changed()
         # On the receipts' thread, after every count: nothing else would wake a wait for it.
         self._wake_waiters()
 
@@ -814,6 +837,10 @@ class Ingestor:
         if self._durable_receipts is not None:  # the last batch's receipts, after a sync
             self._durable_receipts.stop()
             self._durable_receipts = None
+        with self._presence_lock:
+            if self._presence_timer is not None:  # offline follows: nothing left to say
+                self._presence_timer.cancel()
+                self._presence_timer = None
         if self.client is not None:
             self._say_offline(self.client)
             self.client.disconnect()  # a clean DISCONNECT: the broker drops the Last Will
@@ -822,6 +849,53 @@ class Ingestor:
 
     def _presence(self, state: CaregiverPresence, *, stamped: bool = True) -> str:
         return caregiver_status_payload(state, self.config.mqtt.identity, stamped=stamped)
+
+    def _storing_words(self) -> str | None:
+        """Why this instance cannot store what it receives now, in the presence's words (None:
+        it can). A damaged file is said until the service stops, whatever commits meanwhile:
+        the next alert that reaches a damaged page is not stored."""
+        if self.store.damage is not None:
+            return STORING_DAMAGED
+        return None if self.storage_fault is None else STORING_REFUSED
+
+    def _say_online(self, client: mqtt.Client) -> None:
+        """``online`` (retained), saying whether it stores what it receives now: a service
+        that stores nothing pages nobody (an alert not stored is neither receipted nor
+        escalated), and the treadmills must not read it as there."""
+        with self._presence_lock:
+            fault = self._storing_words()
+            payload = caregiver_status_payload(
+                CaregiverPresence.ONLINE, self.config.mqtt.identity, fault=fault
+            )
+            self._fault_said, self._presence_said_at = fault, time.monotonic()
+            client.publish(self.presence_topic, payload, qos=1, retain=True)
+
+    def storing_changed(self) -> None:
+        """The database started refusing, works again, or its file was found damaged (any
+        thread: ingest's, the receipts' sync, a page's): the presence says it, at most once a
+        :data:`PRESENCE_EVERY_S` (a change within it at the interval's end, as things then
+        stand). Only while subscribed: the ``online`` that follows the subscriptions says it
+        then."""
+        with self._presence_lock:
+            if self._presence_timer is not None or self._storing_words() == self._fault_said:
+                return
+            wait = self._presence_said_at + PRESENCE_EVERY_S - time.monotonic()
+            if wait > 0:
+                timer = threading.Timer(wait, self._say_storing)
+                timer.daemon = True
+                self._presence_timer = timer
+                timer.start()
+                return
+        self._say_storing()
+
+    def _say_storing(self) -> None:
+        with self._presence_lock:
+            self._presence_timer = None
+            unchanged = self._storing_words() == self._fault_said  # it came and went
+        client = self.client
+        if unchanged or client is None or not self.connected.is_set():
+            return
+        self._say_online(client)
 
     def _say_offline(self, client: mqtt.Client) -> None:
         """A clean stop says ``offline`` itself (retained) before its DISCONNECT, which
@@ -875,9 +949,7 @@ class Ingestor:
             return  # an empty retained message (cleared) or not ours: nothing to answer
         mine = said.by == self.config.mqtt.identity
         if said.state == CaregiverPresence.OFFLINE and not mine and self.connected.is_set():
-            client.publish(
-                self.presence_topic, self._presence(CaregiverPresence.ONLINE), qos=1, retain=True
-            )
+            self._say_online(client)
 
     def _on_connect_fail(self, client: mqtt.Client, userdata: Any) -> None:
         # Nothing was said while paho retried a broker that never answered (a wrong [mqtt]
@@ -934,10 +1006,9 @@ class Ingestor:
         # way round a waiter woken in between read "never_connected, connecting".
         self.link.subscribed()
         self.connected.set()
-        # Only now does every device's alert reach us: devices read this as "a fall pages".
-        client.publish(
-            self.presence_topic, self._presence(CaregiverPresence.ONLINE), qos=1, retain=True
-        )
+        # Only now does every device's alert reach us: devices read this as "a fall pages"
+        # (unless it says it cannot store them).
+        self._say_online(client)
 
     def _on_disconnect(
         self,

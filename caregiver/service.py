@@ -183,9 +183,11 @@ class CaregiverService:
     def _damaged(self, damage: str) -> None:
         """A statement met a damaged page of the database file (any thread: ingest, a page, the
         retention sweep): the log and every page's banner say it from then on, whatever
-        commits meanwhile (:meth:`_storage_changed`)."""
+        commits meanwhile (:meth:`_storage_changed`), and so does the presence the treadmills
+        hear (``storing`` false: what it does not store pages nobody)."""
         log.error("%s", damage)
         self._feed.storage(damage)
+        self.ingestor.storing_changed()
 
     def _link_changed(self, link: BrokerLink) -> None:
         """Ingest's link to the broker changed (paho's thread): every page's banner says it."""

@@ -32,8 +32,10 @@ from pathlib import Path
 import pytest
 
 from caregiver.config import CaregiverConfig, CaregiverMqttConfig, ServerConfig
+from caregiver.ingest import STORING_DAMAGED
 from caregiver.service import CaregiverService
 from caregiver.storage import store as store_module
+from core.protocol.messages import CaregiverPresence
 from launcher.cli import main
 from tests.caregiver_support import (
     WAIT,
@@ -43,6 +45,7 @@ from tests.caregiver_support import (
     session_record,
 )
 from tests.mqtt_helpers import subscriber
+from tests.test_caregiver_presence import PRESENCE, _presence
 from tools.broker import Mosquitto
 
 DEVICES = [f"treadmill-{n}" for n in range(1, 9)]
@@ -272,7 +275,7 @@ def test_an_alert_met_by_damage_in_use_is_held_not_receipted_and_the_fault_named
     config = make_config(mosquitto, tmp_path, database=str(database))
     caplog.set_level(logging.INFO, "caregiver")
     with (
-        subscriber(mosquitto, ["retroguard/+/receipt"]) as receipts,
+        subscriber(mosquitto, ["retroguard/+/receipt", PRESENCE]) as receipts,
         running_service(config) as service,
     ):
         device = SimDevice(mosquitto, "treadmill-1")
@@ -304,5 +307,11 @@ def test_an_alert_met_by_damage_in_use_is_held_not_receipted_and_the_fault_named
         assert ingestor.receipts_sent == 0
         ids = {fall[name]["id"] for name in ("trip", "fall", "window")}
         assert not any(i in m.payload.decode() for m in receipts.messages for i in ids)
+        # the treadmills hear it: online, but storing nothing (nobody is paged)
+        assert receipts.wait(
+            lambda: bool(_presence(receipts)) and not _presence(receipts)[-1].storing
+        )
+        said = _presence(receipts)[-1]
+        assert said.state == CaregiverPresence.ONLINE and said.fault == STORING_DAMAGED
     assert database.exists()  # kept where it is: a person decides what replaces it
     assert not [p for p in tmp_path.iterdir() if "damaged" in p.name]

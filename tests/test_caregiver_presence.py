@@ -292,7 +292,10 @@ def _heard(sub: Subscriber) -> str | None:
     return str(json.loads(seen[-1].payload)["state"]) if seen else None
 
 
-NO_CAREGIVER = "The belt is armed, but caregivers will not be called: the alert service is offline."
+NO_CAREGIVER = (
+    "The belt is armed, but caregivers will not be called: the alert service is offline or "
+    "cannot store alerts."
+)
 
 
 def test_the_walker_hears_at_arming_that_caregivers_will_not_be_called_and_arms_anyway(

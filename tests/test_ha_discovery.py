@@ -700,6 +700,13 @@ def caregiver_link(**fields: Any) -> bytes:
             "off",
             "2026-03-02T14:04:00.000+00:00",
         ),
+        (  # online, but it stores nothing: nobody is paged, off as while it is away
+            caregiver_link(
+                storing=False, fault="database damaged", fault_since="2026-03-02T14:04:00+00:00"
+            ),
+            "off",
+            None,
+        ),
     ],
 )
 def test_the_caregiver_service_sensor_follows_what_the_device_hears(
@@ -713,6 +720,8 @@ def test_the_caregiver_service_sensor_follows_what_the_device_hears(
     assert ha.state("_unreceived") == oldest
     attributes = ha.attributes[ha.component("_caregiver").key]
     assert attributes["since"] == json.loads(retained).get("since")
+    assert attributes["cannot_store"] == json.loads(retained).get("fault")
+    assert attributes["cannot_store_since"] == json.loads(retained).get("fault_since")
     ha.receive(TOPICS.availability, b"offline")  # the device cannot tell then: greyed out
     assert not ha.is_available("_caregiver") and not ha.is_available("_unreceived")
 

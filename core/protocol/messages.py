@@ -965,6 +965,11 @@ class CaregiverPresence(StrEnum):
     device (kept until received) and page nobody meanwhile."""
 
 
+STORING_FAULT_MAX = 200
+"""The caregiver presence's ``fault`` words at most (the service says a few; a device repeats
+them on its own ``caregiver`` topic)."""
+
+
 class CaregiverStatusMessage(Struct, kw_only=True, omit_defaults=True):
     """``<prefix>/caregiver/status`` (retained, QoS 1): the caregiver service announces itself.
 
@@ -983,6 +988,15 @@ class CaregiverStatusMessage(Struct, kw_only=True, omit_defaults=True):
     wall_time: WallTime | None = None
     """When it said it. Absent from the Last Will: the broker sends that when the link is lost,
     and nobody stamps it (the device then says when it heard it)."""
+    storing: bool = True
+    """It can store what it receives now. False while its database refuses (damaged, a full
+    disk, PostgreSQL down): it is ``online`` and receives every alert, but stores none, and an
+    alert it has not stored pages nobody (they wait with the broker, not receipted). Said
+    again whenever it changes. Absent (true) in the normal case: a device from before this
+    field ignores it (the type does not forbid unknown fields) and reads ``online``."""
+    fault: Annotated[str, Meta(min_length=1, max_length=STORING_FAULT_MAX)] | None = None
+    """Why it cannot store, in a few plain words (``database damaged``, ``cannot write its
+    database``); absent while :attr:`storing`."""
 
 
 CaregiverSeen = Literal["online", "offline", "unknown"]
@@ -1013,6 +1027,13 @@ class CaregiverLinkMessage(Struct, kw_only=True, omit_defaults=True):
     """Alerts the broker has and the caregiver service has not yet confirmed (receipts)."""
     oldest_awaiting: WallTime | None = None
     """When the oldest of those was queued on the device; absent when none waits."""
+    storing: bool = True
+    """The service says it can store what it receives (its presence's ``storing``). False while
+    ``online`` and its database refuses: nobody is paged, as while it is offline."""
+    fault: Annotated[str, Meta(min_length=1, max_length=STORING_FAULT_MAX)] | None = None
+    """Why it cannot store, in the service's words; absent while :attr:`storing`."""
+    fault_since: WallTime | None = None
+    """When it stopped storing (the service's time when it said so); absent while storing."""
 
 
 JSON_MESSAGES: dict[str, type[Struct]] = {

@@ -199,12 +199,20 @@ def telemetry_payload(device_id: str, outbox_depth: int, health: DeviceHealth) -
     )
 
 
-def caregiver_status_payload(state: CaregiverPresence, by: str, *, stamped: bool = True) -> str:
+def caregiver_status_payload(
+    state: CaregiverPresence, by: str, *, stamped: bool = True, fault: str | None = None
+) -> str:
     """The caregiver service's presence message; ``stamped=False`` for its Last Will, which
-    the broker sends later (its time would be the connect's, not the loss's)."""
+    the broker sends later (its time would be the connect's, not the loss's). ``fault``: why
+    it cannot store what it receives now (``storing`` false); None while it can."""
     return encode(
         CaregiverStatusMessage(
-            schema=SCHEMA_VERSION, state=state, by=by, wall_time=wall_now() if stamped else None
+            schema=SCHEMA_VERSION,
+            state=state,
+            by=by,
+            wall_time=wall_now() if stamped else None,
+            storing=fault is None,
+            fault=fault,
         )
     )
 

@@ -8,7 +8,9 @@ its MQTT 5 Last Will: :class:`core.protocol.messages.CaregiverStatusMessage`); t
 (in the courier process, never the real-time loop) subscribes and keeps a
 :class:`CaregiverWatch` on its publisher thread. It publishes what it hears on the device's
 retained ``caregiver`` topic, and the self-test fails in words while a service is expected
-and not online.
+and not online. A service that is online but cannot store what it receives (its presence's
+``storing`` false: a damaged database, a full disk) pages nobody either: it counts as away
+(the self-test, the walker at arming, Home Assistant), in its own words.
 
 Times here are wall times, for people to read ("offline since 14:03"); nothing is timed by
 them.
@@ -62,6 +64,11 @@ class CaregiverView:
     """Alerts waiting for the service's receipt."""
     oldest_awaiting: str | None = None
     """Wall time the oldest of them was queued."""
+    fault: str | None = None
+    """While ``online``: why the service says it cannot store what it receives (None: it can).
+    An alert it does not store is neither receipted nor escalated: nobody is paged."""
+    fault_since: str | None = None
+    """Wall time it stopped storing (None while it stores, or not known)."""
     settles_at: float | None = field(default=None, compare=False)
     """Monotonic time from which an ``unknown`` state is taken as nobody there (None: at once,
     the broker is out of reach).
@@ -77,8 +84,10 @@ class CaregiverView:
         the service is online teaches them to ignore it. Offline counts at once, and so does
         a broker the device knows it cannot reach (``settles_at`` None: a failed attempt, a
         dropped link): nobody can be paged until it connects again, whatever the service."""
-        if not self.expected or self.state == "online":
+        if not self.expected:
             return False
+        if self.state == "online":
+            return self.fault is not None  # there, but what it does not store pages nobody
         if self.state == "offline":
             return True
         return self.settles_at is None or now >= self.settles_at
@@ -105,6 +114,9 @@ class CaregiverView:
             since=self.since,
             awaiting=self.awaiting,
             oldest_awaiting=self.oldest_awaiting,
+            storing=self.fault is None,
+            fault=self.fault,
+            fault_since=self.fault_since,
         )
 
 
@@ -127,6 +139,9 @@ class CaregiverWatch:
         self._last: tuple[CaregiverPresence, str | None] | None = None
         """The last presence heard and since when, kept across the device's own outages: the
         retained message heard again at the next subscribe is not a new change."""
+        self._fault: tuple[str, str | None] | None = None
+        """While the service says it is online and cannot store: why, and since when (kept
+        like :attr:`_last`: the same fault heard again has not changed since)."""
 
     def heard(self, payload: bytes, retained: bool = False) -> bool:
         """A message on the presence topic, ``retained`` (handed over at subscribe) or live.
@@ -156,7 +171,31 @@ class CaregiverWatch:
         self._last = (message.state, since)
         self._state = "online" if message.state == CaregiverPresence.ONLINE else "offline"
         self._since = since
+        self._heard_storing(message, retained)
         return True
+
+    def _heard_storing(self, message: CaregiverStatusMessage, retained: bool) -> None:
+        """Whether the service, online, says it cannot store (an older service never says it:
+        storing). Offline says nothing of it (it is away anyway)."""
+        fault = None
+        if message.state == CaregiverPresence.ONLINE and not message.storing:
+            fault = message.fault or "cannot store"
+        last = self._fault
+        if fault is None:
+            if last is not None:
+                log.info("the caregiver service (%s) stores what it receives again", message.by)
+            self._fault = None
+            return
+        if last is not None and last[0] == fault:
+            return  # the same fault again (a resubscribe): it has not changed since
+        since = message.wall_time or (None if retained else payloads.wall_now())
+        log.warning(
+            "the caregiver service (%s) is online but cannot store alerts (%s): %s",
+            message.by,
+            fault,
+            NOBODY_PAGED,
+        )
+        self._fault = (fault, since)
 
     def subscribed(self) -> None:
         """Our subscription took: a retained presence, if any, is on its way."""
@@ -189,18 +228,30 @@ class CaregiverWatch:
             self.expected,
             awaiting,
             oldest_awaiting if awaiting else None,
+            self._fault[0] if self._state == "online" and self._fault is not None else None,
+            self._fault[1] if self._state == "online" and self._fault is not None else None,
             settles_at,
         )
 
 
 def self_test_check(view: CaregiverView, connected: bool) -> SelfTestCheck:
     """The self-test's ``caregiver`` line: fails, in plain words, while the service is not
-    online (only asked where one is expected)."""
+    online, or online and unable to store what it receives (only asked where one is
+    expected)."""
     waiting = ""
     if view.awaiting:
         waiting = (
             f"; {view.awaiting} alert{'s' if view.awaiting != 1 else ''} wait for it, the oldest "
             f"since {clock_time(view.oldest_awaiting)}"
+        )
+    if view.state == "online" and view.fault is not None:
+        since = f" since {clock_time(view.fault_since)}" if view.fault_since else ""
+        return SelfTestCheck(
+            ok=False,
+            detail=(
+                f"the caregiver service is online but cannot store alerts ({view.fault}){since}: "
+                f"{NOBODY_PAGED}{waiting}"
+            ),
         )
     if view.state == "online":
         return SelfTestCheck(

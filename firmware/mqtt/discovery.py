@@ -782,17 +782,28 @@ CAREGIVER_COMPONENTS = {"caregiver": "binary_sensor", "unreceived": "sensor"}
 
 def _caregiver_components(add: Callable[..., None], topics: Topics) -> None:
     """Whether the caregiver service is there (what the device hears of it), and since when the
-    oldest alert waits for its receipt: a fall while it is off pages nobody."""
+    oldest alert waits for its receipt: a fall while it is off pages nobody. Online but unable
+    to store what it receives (``storing`` false) pages nobody either: off too, its words in
+    the ``cannot_store`` attribute (a device from before the field never sends it: on)."""
     add(
         "caregiver",
         "binary_sensor",
         "Caregiver service",
         dev_cla="connectivity",
         stat_t=topics.caregiver,
-        val_tpl="{{ 'ON' if value_json.state == 'online' else 'OFF' }}",
+        val_tpl=(
+            "{{ 'ON' if value_json.state == 'online' and value_json.storing | default(true) "
+            "else 'OFF' }}"
+        ),
         json_attr_t=topics.caregiver,
         json_attr_tpl=_attributes(
-            {"heard": "state", "since": "since", "alerts_awaiting": "awaiting"}
+            {
+                "heard": "state",
+                "since": "since",
+                "alerts_awaiting": "awaiting",
+                "cannot_store": "fault",
+                "cannot_store_since": "fault_since",
+            }
         ),
         ic="mdi:account-heart",
     )
