@@ -37,6 +37,7 @@ from caregiver.broker_link import BrokerLink, Connected, broker_address, status_
 from caregiver.changes import Change, DeviceChanged, EventStored, decode, encode
 from caregiver.commands import CommandSender, new_request_id
 from caregiver.config import CaregiverConfig
+from caregiver.fault_once import FaultOnce
 from caregiver.health import Health, health_of
 from caregiver.hub import Hub
 from caregiver.ingest import Ingestor
@@ -378,32 +379,39 @@ class CaregiverService:
 
     def _tick_loop(self) -> None:
         sweeper = RetentionSweeper(self.store, self.config.retention, self.clock)
-        checkpoint_failed = False
+        # The WAL into the database file here rather than in ingest's commits
+        # (:meth:`Store.checkpoint`); a failure is said once until a checkpoint works again (the
+        # next commit that crosses the backstop checkpoints anyway, and the fault shows there).
+        checkpoint = FaultOnce(
+            log,
+            "could not copy the write-ahead log into the database",
+            "the write-ahead log is copied into the database again",
+        )
+        escalation = self.escalation_faults()
         while True:
             self._ticker_beat.beat()
             sweeper.tick()
-            checkpoint_failed = self._checkpoint(checkpoint_failed)
+            checkpoint.run(self.store.checkpoint)
             if self._stop.wait(1.0):
                 return
-            try:
-                self.alerting.tick()
-            except Exception:
-                log.exception("escalation tick failed")
+            self.escalation_tick(escalation)
 
-    def _checkpoint(self, failed_before: bool) -> bool:
-        """The WAL into the database file, here rather than in ingest's commits
-        (:meth:`Store.checkpoint`); whether it failed. A failure is a storage fault, logged
-        once until a checkpoint works again (the next commit that crosses the backstop
-        checkpoints anyway, and the fault shows there too)."""
+    def escalation_faults(self) -> FaultOnce:
+        """How the ticker says that the escalation tick cannot use the database."""
+        return FaultOnce(
+            log,
+            "escalation is held (no reminder, no step to the next contact) while the database "
+            "refuses it",
+            "escalation runs again: the database takes it",
+        )
+
+    def escalation_tick(self, faults: FaultOnce) -> None:
+        """One escalation tick: a storage fault said once until a tick works again; any other
+        error (a bug) logged with its traceback every time, and the ticker goes on."""
         try:
-            self.store.checkpoint()
-        except StorageFault as exc:
-            if not failed_before:
-                log.warning("could not copy the write-ahead log into the database: %s", exc)
-            return True
-        if failed_before:
-            log.info("the write-ahead log is copied into the database again")
-        return False
+            faults.run(self.alerting.tick)
+        except Exception:
+            log.exception("escalation tick failed")
 
     def _bind(self, port: int) -> socket.socket:
         sock = socket.socket(socket.AF_INET6 if ":" in self.config.server.host else socket.AF_INET)
