@@ -7,10 +7,11 @@ Every kind of message the device reads from the network is listed here with what
 real-time loop (:data:`LOOP_MESSAGE_EFFECTS`): a new command or link message nobody classified
 fails :func:`test_every_network_input_and_loop_message_is_classified`. Each network input is
 then sent over a real Mosquitto to the whole monitor (simulated hardware, its courier on a
-thread) while it is STARTING, in STANDBY — where one press would arm —, TRIPPED and in
-FAULT: valid, replayed, retained (handed over again at the device's subscribe), out of order
-(naming what the device does not have), malformed and oversized. The relay's contact never
-closes, the state stays, and afterwards the local reset button still arms: the rig could
+thread, a guided session's runner attached: what a plan or a roster reaches) while it is
+STARTING, in STANDBY — where one press would arm —, TRIPPED and in FAULT: valid, replayed,
+retained (handed over again at the device's subscribe), out of order (naming what the device
+does not have), malformed and oversized. The relay's contact never closes, the state stays,
+and afterwards the local reset button still arms: the rig could
 arm, the network did not.
 """
 
@@ -36,7 +37,8 @@ from core.protocol.commands import (
     encode_command,
 )
 from firmware.link import messages
-from tests.app_support import Rig, TripOnDemand, close_rigs, make_rig
+from firmware.session.runner import attach_session
+from tests.app_support import Heard, Rig, TripOnDemand, close_rigs, make_rig
 from tests.mqtt_helpers import WAIT, Subscriber, config_for
 from tools.broker import Mosquitto
 
@@ -239,6 +241,9 @@ def test_no_network_message_arms_in_any_state(
             detector=detector,
             mqtt=config_for(mosquitto, command_burst=1000, caregiver_expected=True),
         )
+        # The guided session's runner takes the plans and rosters the courier hands the loop:
+        # attached, so a path from a plan to an arming would be taken here.
+        attach_session(rig.app, record=False, speaker=Heard())
         assert rig.state == "STARTING"
         reporter = rig.courier.reporter
         assert reporter is not None and reporter.wait_until(lambda s: s.ready, WAIT)
