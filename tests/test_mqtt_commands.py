@@ -115,6 +115,26 @@ def test_valid_commands_reach_only_their_target_verb() -> None:
     assert [c[0] for c in target.calls] == ["silence", "ack", "ack", "self_test"]
 
 
+class Broken(Target):
+    """A target with a bug: its self-test raises."""
+
+    def self_test(self) -> Mapping[str, Any]:
+        raise RuntimeError("a bug in the health checks")
+
+
+def test_a_target_that_raises_is_an_internal_error_reply_never_an_exception() -> None:
+    """A bug in a target's verb is answered, ``internal error`` and the exception's type, with
+    the request's id, and the next command is run: the exception never leaves ``handle``
+    (rule 6: a clear error). Left to the publisher thread's guard, it was logged and no reply
+    went out: the caregiver's dashboard waited for an answer that never came (mutant:
+    ``except Exception`` narrowed)."""
+    handler = CommandHandler(Broken())
+    reply = handler.handle("self_test", b'{"id":"t1"}')
+    assert not reply.ok and reply.request_id == "t1"
+    assert reply.error == "internal error: RuntimeError"
+    assert handler.handle("ping", b"").result == {"pong": True}
+
+
 def test_a_plan_reaches_only_the_plan_verb_and_a_bad_one_nothing() -> None:
     target = Target()
     handler = CommandHandler(target)
