@@ -18,6 +18,7 @@ import pytest
 from core.protocol.events import EventType
 from core.samples import ImuSample
 from firmware.config import SafetyConfig
+from firmware.link import messages
 from firmware.presses import PATTERN_GAP_S
 from firmware.safety import NOT_READY_REASON
 from tests.app_support import Rig, TripOnDemand, armed_rig, close_rigs
@@ -131,3 +132,40 @@ def test_a_reading_repeated_for_the_whole_healthy_time_is_not_healthy(
     else:
         assert rig.state == "TRIPPED" and controller.reason == NOT_READY_REASON
         assert not rig.app.gpio.relay.holding
+
+
+def test_an_open_incident_handed_to_the_loop_arms_nothing(tmp_path: Path) -> None:
+    """The courier tells the loop of an incident its record holds open when it starts (a
+    monitor restarted after a crash or a power cut, the walker maybe still on the floor):
+    bookkeeping only, re-arming closes it (``test_device_incidents``). A courier restarted
+    under a run with an incident of its own, TRIPPED or in STANDBY after a fault, changes
+    nothing at all: no transition, the belt stopped until the reset button. The restart test
+    could not notice an arming there: the message reaches a monitor that starts with it
+    while still STARTING, where no press arms (mutant: an arming after
+    ``carry_on_incident`` in the loop's hook)."""
+    detector = TripOnDemand()
+    rig = armed_rig(tmp_path, detector=detector, relay_drive="static")
+    controller = rig.app.controller
+    detector.trip = True
+    rig.run_for(0.1)
+    assert rig.state == "TRIPPED"
+    own = controller.incident
+    transitions = len(controller.transitions)
+    rig.courier.channel.send(messages.OpenIncident("a" * 32))
+    rig.run_for(0.5)
+    assert rig.state == "TRIPPED" and controller.incident == own
+    assert len(controller.transitions) == transitions
+    assert not rig.hardware.contact_closed()
+
+    rig.press_reset()  # the walker re-arms: the trip's incident is over
+    assert rig.state == "ARMED" and controller.incident is None
+    rig.sim_imu.bus.disconnect()  # a FAULT, then STANDBY once the sensor is back
+    rig.run_for(0.5)
+    rig.sim_imu.bus.reconnect()
+    rig.run_for(1.5)
+    assert rig.state == "STANDBY" and not rig.hardware.contact_closed()
+    transitions = len(controller.transitions)
+    rig.courier.channel.send(messages.OpenIncident("b" * 32))
+    rig.run_for(0.5)
+    assert rig.state == "STANDBY" and len(controller.transitions) == transitions
+    assert not rig.hardware.contact_closed()
