@@ -135,6 +135,14 @@ def test_a_target_that_raises_is_an_internal_error_reply_never_an_exception() ->
     assert handler.handle("ping", b"").result == {"pong": True}
 
 
+def test_the_reply_to_a_refused_command_names_it_in_64_characters_at_most() -> None:
+    """Anyone who may write the device's commands picks the name (the topic's last level, up
+    to 64 kB): a refusal names what it refused in 64 characters at most, so a flood of long
+    names is not echoed back whole into every reply (mutant: ``name[:64]`` dropped)."""
+    reply = CommandHandler(Target()).handle("arm" * 1000, b"{}")
+    assert not reply.ok and reply.command == ("arm" * 1000)[:64]
+
+
 def test_a_plan_reaches_only_the_plan_verb_and_a_bad_one_nothing() -> None:
     target = Target()
     handler = CommandHandler(target)
