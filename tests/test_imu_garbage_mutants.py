@@ -9,6 +9,7 @@ sample the chip did not measure.
 
 from __future__ import annotations
 
+import errno
 import random
 
 import pytest
@@ -20,7 +21,7 @@ from hal.errors import ImuCorruptDataError, ImuFifoOverflowError
 from hal.mpu6050 import Mpu6050
 from sim.i2c_bus import FakeI2cBus
 from sim.mpu6050_sim import SimulatedMpu6050
-from tests.mpu_support import ADDRESS, ConstantMotion, HookClock, RampMotion, make_rig
+from tests.mpu_support import ADDRESS, ConstantMotion, HookClock, RampMotion, Rig, make_rig
 
 PERIOD = 1 / 200
 
@@ -155,6 +156,18 @@ def _fifteen(raw: bytes, rng: random.Random) -> bytes:
     return bytes((0x00, 0x0F))
 
 
+def _older_frame_waiting() -> Rig:
+    """A chip streaming into one-pulse reads, then two samples and one pulse told: the next
+    one-pulse read pops the older frame, not the snapshot, and counts the FIFO for the rest."""
+    rig = make_rig(motion=RampMotion())
+    rig.clock.advance(PERIOD / 2)  # reads fall between the chip's samples, never on one
+    for _ in range(3):  # one-pulse reads (the first after start counts)
+        rig.clock.advance(PERIOD)
+        rig.imu.read_signalled(1)
+    rig.clock.advance(2 * PERIOD)
+    return rig
+
+
 def test_a_garbage_count_after_a_one_pulse_pop_is_corrupt_data_never_a_crash() -> None:
     """A one-pulse read whose popped frame is not the snapshot counts the FIFO and reads the
     rest (:meth:`Mpu6050._read_rest`). A count damaged on the wire to bytes that are not
@@ -164,12 +177,7 @@ def test_a_garbage_count_after_a_one_pulse_pop_is_corrupt_data_never_a_crash() -
     ``struct.error`` out of the driver — a crash of the monitor loop, not an IMU fault
     (mutant: ``count % frame_bytes`` dropped from that check; the fuzz test seldom draws a
     pulse read that pops an older frame)."""
-    rig = make_rig(motion=RampMotion())
-    rig.clock.advance(0.0025)  # reads fall between the chip's samples, never on one
-    for _ in range(3):  # one-pulse reads (the first after start counts)
-        rig.clock.advance(PERIOD)
-        rig.imu.read_signalled(1)
-    rig.clock.advance(2 * PERIOD)  # two samples, one pulse told: the pop is the older one
+    rig = _older_frame_waiting()
     rig.bus.inject_garbage(1, register=reg.FIFO_COUNTH, corrupt=_fifteen)
     with pytest.raises(ImuCorruptDataError):
         rig.imu.read_signalled(1)
@@ -191,3 +199,21 @@ def test_a_die_temperature_outside_the_sensors_range_is_refused_from_the_first_b
     rig.clock.advance(0.05)
     with pytest.raises(ImuCorruptDataError, match=r"outside the sensor's -40\.\.85 °C"):
         rig.imu.read_batch(0.0)
+
+
+def test_a_bus_error_after_a_one_pulse_pop_is_reported_as_a_gap() -> None:
+    """The popped frame is out of the FIFO when the count for the rest fails on the bus:
+    that frame cannot be vouched for, so the read is retried as any bus error and the next
+    read resets the FIFO and reports the gap (:class:`ImuFifoOverflowError`, a FAULT in the
+    monitor) — data gaps are always reported. Without the reset flagged, the gap's words
+    were kept and never raised, and the stream went on a sample short, unreported (mutant:
+    ``_fifo_needs_reset`` not set in ``_read_rest``'s error path; the same path of the
+    counted read's follow-up is tested in ``test_fifo_plausibility``)."""
+    rig = _older_frame_waiting()
+    rig.bus.inject_errors(1, errno.EIO, register=reg.FIFO_COUNTH)
+    assert rig.imu.read_signalled(1) == []  # retried within the budget: nothing this read
+    assert rig.imu.bus_errors == 1
+    with pytest.raises(ImuFifoOverflowError, match="while checking a FIFO frame"):
+        rig.imu.read_batch(0.0)
+    rig.clock.advance(PERIOD)
+    assert rig.imu.read_batch(0.02)
