@@ -418,8 +418,11 @@ def run_demo(
             caregiver=dashboard is not None,
         )
         if dashboard is not None and keep_open:
+            # The login again: printed before the walk, it is hundreds of lines up by now.
             out.write(
-                f"\nThe dashboard stays up at {dashboard.url} — press Enter (or Ctrl-C) to stop.\n"
+                f"\nThe dashboard stays up at {dashboard.url} "
+                f"(log in as {dashboard.username} / {dashboard.password})"
+                " — press Enter (or Ctrl-C) to stop.\n"
             )
             out.flush()
             with contextlib.suppress(EOFError, KeyboardInterrupt):

@@ -8,6 +8,7 @@ receipts is on them arriving (bounded as a safety net), never on time passing.
 from __future__ import annotations
 
 import io
+import re
 import stat
 from pathlib import Path
 from typing import Any, TextIO
@@ -102,11 +103,14 @@ def test_the_demo_on_a_pi_s_broker_ends_with_every_alert_confirmed_by_the_caregi
         return service
 
     monkeypatch.setattr(demo, "_start_dashboard", dashboard)
+    monkeypatch.setattr("sys.stdin", io.StringIO("\n"))  # Enter, once the walk is over
     service_db = tmp_path / "caregiver" / "caregiver.db"
     out = io.StringIO()
     database = tmp_path / "d.db"
     try:
-        code = demo.run_demo(database=database, live=False, out=out, clock=SimClock())
+        code = demo.run_demo(
+            database=database, live=False, out=out, clock=SimClock(), keep_open=True
+        )
     finally:
         for watcher in watchers:
             watcher.close()
@@ -120,6 +124,12 @@ def test_the_demo_on_a_pi_s_broker_ends_with_every_alert_confirmed_by_the_caregi
     assert seen["acl"] == ACL.read_text()
     assert seen["modes"] == {DEVICE: 0o600, "caregiver": 0o600, demo.WATCH_ACCOUNT: 0o600}
     assert "Caregiver dashboard: http" in printed  # the service ran
+    # The closing line, where a first-time user's eyes are, says how to log in: the
+    # dashboard's line is hundreds of lines up by then.
+    login_words = re.search(r"Caregiver dashboard: (\S+)  (\(log in as \S+ / \S+\))", printed)
+    assert login_words is not None, printed
+    url, login_as = login_words.groups()
+    assert f"The dashboard stays up at {url} {login_as} — press Enter" in printed
     assert (
         "MQTT: all 4 alerts confirmed by the caregiver service, and every other message "
         "delivered.\n" in printed
