@@ -10,6 +10,7 @@ nor a full caregiver disk can lose one.
 from __future__ import annotations
 
 import dataclasses
+import logging
 import sqlite3
 import threading
 from collections.abc import Iterator
@@ -26,6 +27,7 @@ from firmware.mqtt import MqttReporter
 from tests.caregiver_support import make_config as caregiver_config
 from tests.caregiver_support import running_service
 from tests.mqtt_helpers import WAIT, Subscriber, config_for, fall, info, subscriber
+from tests.storage_support import wait_for
 from tools.broker import Mosquitto, mosquitto_available
 
 pytestmark = pytest.mark.skipif(not mosquitto_available(), reason="mosquitto not installed")
@@ -53,8 +55,11 @@ def device(mosquitto: Mosquitto, tmp_path: Path) -> Iterator[MqttReporter]:
 
 
 def test_an_alert_is_kept_and_sent_again_until_a_receipt_names_it(
-    mosquitto: Mosquitto, device: MqttReporter
+    mosquitto: Mosquitto, device: MqttReporter, caplog: pytest.LogCaptureFixture
 ) -> None:
+    """And the log says so in words a person reads: the demo's terminal printed "caregiver
+    confirmed 1 messages" for every alert."""
+    caplog.set_level(logging.INFO, logger="firmware.mqtt.reporter")
     sub = Subscriber(mosquitto, [f"retroguard/{DEVICE}/event"])
     alert, start = fall(DEVICE), info(DEVICE, EventType.START)
     device.sink.handle(start)
@@ -69,6 +74,8 @@ def test_an_alert_is_kept_and_sent_again_until_a_receipt_names_it(
     )
     assert device.wait_until(lambda s: s.depth == 0, WAIT)
     assert device.receipted == 1
+    said = "caregiver confirmed 1 message (1 left the outbox)"
+    assert wait_for(lambda: said in caplog.messages, WAIT), caplog.messages
     sub.close()
 
 

@@ -1427,8 +1427,13 @@ class MqttReporter:
         self.receipted += forgotten
         # A consumer is alive: what it has not confirmed goes again soon, not after the backoff.
         self._restart_backoff(sooner_only=True)
+        confirmed = len(receipt.ids)
         log.info(
-            "%s confirmed %d messages (%d left the outbox)", receipt.by, len(receipt.ids), forgotten
+            "%s confirmed %d %s (%d left the outbox)",
+            receipt.by,
+            confirmed,
+            "message" if confirmed == 1 else "messages",
+            forgotten,
         )
 
     def _restart_backoff(self, *, sooner_only: bool = False) -> None:
