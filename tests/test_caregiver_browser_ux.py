@@ -130,6 +130,9 @@ def test_screenshots_of_every_page_a_caregiver_and_a_physio_read(
     page = _page(browser, service, width)
     expect(page.locator("#incidents li.incident")).to_have_count(3)
     assert page.evaluate("document.documentElement.scrollWidth") <= width
+    # The caregiver's words: alerts, never the code's "incident" (the list was headed
+    # "Recent incidents").
+    assert "incident" not in page.locator("body").inner_text().lower()
     page.screenshot(path=str(shots / f"live-{width}.png"), full_page=True)
     page.screenshot(path=str(shots / f"live-top-{width}.png"))
 
