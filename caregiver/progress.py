@@ -219,6 +219,7 @@ def progress_view(
         done_counts.append(week.done if week else 0)
         longest.append(round(week.longest_backward_s / 60, 1) if week else 0.0)
         day += dt.timedelta(weeks=1)
+    listed = _listed(list(weeks.values()), current, prescribed)
     return {
         "goal_minutes": GOAL_BACKWARD_MIN,
         "goal_sessions": GOAL_SESSIONS_PER_WEEK,
@@ -230,7 +231,10 @@ def progress_view(
         "zone": zone_name(zone),
         # newest first, every week from the first session's to this one: a missed week is
         # listed, 0 done, not skipped (none without sessions: the page says "no sessions yet")
-        "weeks": _listed(list(weeks.values()), current, prescribed),
+        "weeks": listed,
+        # each listed week as the chart's axis and the headline name it ("Week of 30 Nov"),
+        # not by its ISO key ("2026-W49"), which no physio reads as a date
+        "week_labels": {w.week: _week_label(w.week) for w in listed},
         "at_goal": {s.id: at_goal(s) for s in sessions},
         "done": {s.id: done(s) for s in sessions},
         "status_words": {s.id: status_words(s) for s in sessions},

@@ -532,6 +532,8 @@ def test_progress_page_sessions_weekly_goal_and_chart(
     expect(tripped.locator('[data-label="Plan"]')).to_have_text("progression-week-3")
     expect(page.locator("#weeks li")).to_have_count(4)
     expect(page.locator("#weeks li").first).to_contain_text("3 sessions, 2 of 3 at goal")
+    # named as the chart's axis and the headline name it, not "2026-W49"
+    expect(page.locator("#weeks li strong").first).to_have_text(f"Week of {monday.day} {monday:%b}")
     expect(page.locator("#progress-chart")).to_have_attribute("data-rendered", "1")
     width, height, bar, red = page.evaluate(PAINT, "#progress-chart canvas")
     assert width > 0 and height > 0 and bar > 500 and red > 100, (width, height, bar, red)
