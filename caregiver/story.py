@@ -193,11 +193,15 @@ def alarm(kind: str, device_name: str, who: str | None = None) -> str:
 def held_alarm(kind: str, device_name: str, pages_at: str) -> str:
     """What the "Still open" notice says of an alert held for the walker's own reset (a
     stumble within ``policy.reset_grace_s``): open, not yet paging anyone, and when it will
-    ("Stumble on Dad's treadmill — waiting for the walker to reset, pages at 14:05:30 CET";
+    ("Stumble on Dad's treadmill — waiting for the walker to reset; caregivers are alerted at
+    14:05:30 CET if not": a caregiver read "pages at" as jargon;
     ``pages_at`` in the service's zone). It was listed nowhere: the card was amber and the
     notice named nothing until the grace ran out."""
     title = _OPEN_TITLE.get(kind, kind.replace("_", " ").capitalize())
-    return f"{title} on {device_name} — waiting for the walker to reset, pages at {pages_at}"
+    return (
+        f"{title} on {device_name} — waiting for the walker to reset; "
+        f"caregivers are alerted at {pages_at} if not"
+    )
 
 
 _ROW_TITLE = {

@@ -647,7 +647,10 @@ def test_the_live_feed_raises_the_amber_notice_when_a_stumbles_grace_runs_out(
         (held,) = service.store.alerts("treadmill-3")
         assert held.next_at is not None
         at = dt.datetime.fromtimestamp(held.next_at, dt.UTC).strftime("%H:%M:%S UTC")
-        waiting = f"Stumble on treadmill-3 — waiting for the walker to reset, pages at {at}"
+        waiting = (
+            "Stumble on treadmill-3 — waiting for the walker to reset; "
+            f"caregivers are alerted at {at} if not"
+        )
         # held: nobody is paged yet, but it is open and pages unanswered; said, not sounded
         expect(notice).to_have_text(f"Still open: {waiting}", use_inner_text=True)
         expect(notice).to_have_class(re.compile(r"\back-warn\b"))

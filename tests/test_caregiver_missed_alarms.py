@@ -203,7 +203,8 @@ def test_an_alert_that_pages_without_a_fall_is_listed_too_at_its_urgency(
             ("treadmill-2", "Monitor went offline while armed on treadmill-2", False, True),
             (
                 "treadmill-3",
-                f"Stumble on treadmill-3 — waiting for the walker to reset, pages at {pages_at}",
+                "Stumble on treadmill-3 — waiting for the walker to reset; "
+                f"caregivers are alerted at {pages_at} if not",
                 False,
                 False,
             ),
@@ -225,7 +226,8 @@ def test_an_alert_that_pages_without_a_fall_is_listed_too_at_its_urgency(
         _, _, page = ann.request("GET", headers["location"])
         assert (
             f'<a href="/events/{stumble["id"]}" class="still-open-link still-open-warn">'
-            f"Stumble on treadmill-3 — waiting for the walker to reset, pages at {pages_at}</a>"
+            "Stumble on treadmill-3 — waiting for the walker to reset; "
+            f"caregivers are alerted at {pages_at} if not</a>"
         ) in page
         clock.advance(held.next_at - clock() + 1)
         assert service.alerting.tick() == 1  # the grace ran out: it pages now
