@@ -71,7 +71,7 @@ LET_GO_AFTER_STUMBLE_S = 1.0
 chirp (:data:`LET_GO_PRESS_S`): a common slip. The press ends the alarm and is refused
 ("Not armed. Press and hold reset until the chirp."); with the alarm over, the walker is
 told how to re-arm or call for help, as every walker after a trip is once the buzzer is quiet
-(:meth:`firmware.session.runner.SessionRunner._tell_trip`). Without it the alarm sounded
+(:meth:`firmware.session.safety_words.SafetyWords._trip`). Without it the alarm sounded
 until the arming press, and the demo never showed those words."""
 LET_GO_PRESS_S = 0.2
 """Let go before the chirp (firmware.presses.ARM_HOLD_S): a reset press that cannot arm."""

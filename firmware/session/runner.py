@@ -90,12 +90,11 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal, Protocol
+from typing import TYPE_CHECKING, Any, Literal
 
 from core.errors import ConfigError
 from core.mounting import Mounting
 from core.protocol.messages import (
-    SENSOR_NOT_WORN,
     BalanceCondition,
     BalanceFigures,
     Direction,
@@ -120,13 +119,7 @@ from firmware.gait.worker import (
 )
 from firmware.presses import ARM_HOLD_S, EdgeFeed
 from firmware.safety import (
-    LET_GO_REASON,
-    NOT_READY_REASON,
-    NOT_UPRIGHT_REASON,
-    PRESSED_TWICE_REASON,
-    STILL_MEASURING_REASON,
     Detected,
-    FaultClass,
     SafetyState,
     Transition,
 )
@@ -145,6 +138,8 @@ from firmware.session.cues import (
 )
 from firmware.session.gestures import Gesture, GestureKind, GestureRecognizer
 from firmware.session.plan import Plan
+from firmware.session.safety_view import SafetyView
+from firmware.session.safety_words import SafetyWords
 from firmware.session.steps import StepCounts, StepDetector
 from firmware.session.voice import Prompts
 from hal.buzzer_patterns import get_pattern, walker_pattern_name
@@ -288,43 +283,6 @@ SESSION_TRANSITIONS: TransitionTable[SessionState, SessionTrigger] = TransitionT
     }
 )
 """The only transitions the runner makes; it starts IDLE."""
-
-
-class SafetyView(Protocol):
-    """What the runner may know of the safety controller: read-only, no relay, no buzzer."""
-
-    @property
-    def state(self) -> SafetyState: ...
-
-    @property
-    def since(self) -> float: ...
-
-    @property
-    def transitions(self) -> Sequence[Transition]: ...
-
-    @property
-    def reason(self) -> str: ...
-
-    @property
-    def last_detection(self) -> Detection | None:
-        """The newest detection, also one while TRIPPED (a fall confirmed after the stumble
-        that tripped, a no-recovery): a new object each time."""
-        ...
-
-    @property
-    def incident(self) -> str | None:
-        """The incident open now: from a trip (or fault) until the walker re-arms."""
-        ...
-
-    @property
-    def fault_class(self) -> FaultClass | None:
-        """What the fault holding it in FAULT means to the walker; None outside FAULT."""
-        ...
-
-    @property
-    def help_waiting(self) -> bool:
-        """The walker called for help in the incident open now; no caregiver answered yet."""
-        ...
 
 
 @dataclass(slots=True)
@@ -699,31 +657,14 @@ class SessionRunner:
         self._check: _Check | None = None
         self._final_due: float | None = None
         """Real (monotonic) time until which the final record waits for figures."""
-        self._told_not_worn = False
-        self._buzzer_seen: str | None = None
-        """The buzzer's pattern at the last look: a help pattern's prompt is said once, as
-        the pattern starts."""
-        self._told_trip: float | None = None
-        """The trip (its TRIPPED state's ``since``) the walker was told what to do after: the
-        trip prompt is said once a trip."""
-        self._caregivers_away = caregivers_away
-        """Whether a caregiver service is expected and not there (the courier's word, through
-        the link: one attribute read); None: nobody to ask (no courier, no broker)."""
-        self._caregivers_undecided = caregivers_undecided
-        """Whether the courier cannot say yet (its broker connection under way); None: never."""
-        self._told_arming: float | None = None
-        """The arming (its ARMED state's ``since``) the caregiver service was last looked at."""
-        self._arming_undecided = False
-        """At that arming the courier could not say yet: looked at again each tick of it
-        until it can (at most the courier's grace, ten seconds or so)."""
+        self._safety_words = SafetyWords(
+            safety, buzzer, self.prompts, caregivers_away, caregivers_undecided
+        )
+        """The spoken safety prompts (not worn, help, refused, trip, no caregiver)."""
         self._cue_words: deque[str] = deque(maxlen=4)
         """The session cues' sentences queued since the last pause or interval: a trip or a
         fault withdraws them (:meth:`_pause`), so no "walk backward for 2 minutes" plays over a
         stopped belt, and so does the next interval (:meth:`_advance`)."""
-        self._trip_words_out: str | None = None
-        """The trip's words queued (the sentence said) while the walker has not left TRIPPED
-        since: leaving withdraws them, so the cue of a resumed interval does not wait ~10 s
-        behind them."""
         self._gesturing = False
         """A press held or a pattern open at the last look (:attr:`GestureRecognizer.idle`):
         the gestures are fed again even without an edge."""
@@ -857,10 +798,7 @@ class SessionRunner:
         self._collect()
         self._take_new_plan()  # first: the roster's prompt preparation then keeps its prompts
         self._take_roster()
-        self._tell_not_worn()
-        self._tell_help()
-        self._tell_trip()
-        self._tell_no_caregiver()
+        self._safety_words.tell(self._speaker)
         self._last_now = now
 
     def _idle_tick(self, now: float) -> None:
@@ -880,10 +818,7 @@ class SessionRunner:
         self._take_new_plan()
         self._take_roster()
         if self._speaker is not None:
-            self._tell_not_worn()
-            self._tell_help()
-            self._tell_trip()
-            self._tell_no_caregiver()
+            self._safety_words.tell(self._speaker)
         self._last_now = now
 
     def _take_new_plan(self) -> None:
@@ -1064,148 +999,6 @@ class SessionRunner:
             and safety.since == beep.since
             and not self.under_way
         )
-
-    def _tell_not_worn(self) -> None:
-        """Say why the belt will not arm (or stopped) when the sensor shows no body.
-
-        Only when the safety controller has just signalled it to the walker — a refused reset
-        press (its ``not_worn`` buzzer pattern) or the FAULT of a sensor that fell off — not
-        while the sensor merely lies on the console with nobody there."""
-        if self._speaker is None:
-            return
-        safety = self._safety
-        signalled = safety.reason.startswith(SENSOR_NOT_WORN) and (
-            self._buzzer.pattern == "not_worn" or safety.state is SafetyState.FAULT
-        )
-        if signalled and not self._told_not_worn:
-            self._speaker.say(self.prompts.file.prompts.not_worn)
-            log.info("said: %s", self.prompts.file.prompts.not_worn)
-        self._told_not_worn = signalled
-
-    def _tell_help(self) -> None:
-        """Say what the help patterns mean as they start: that the call for help went out
-        (``help_sent``), and that a caregiver answered it (``help_answered``); and why a
-        reset press was refused (``refused``: let go before the chirp, lying, or else).
-
-        The walker who pressed three times, perhaps on the floor, hears only beeps
-        otherwise — two groups of four, or a long beep and three quick ones — patterns
-        nobody remembers under stress: the words tell them that help was called and, later,
-        that someone has answered. Watched on the buzzer, as the not-worn prompt is (the
-        runner sees the safety controller read-only), so a call repeated after its pattern
-        ended is confirmed again in words."""
-        if self._speaker is None:
-            return
-        pattern = self._buzzer.pattern
-        if pattern == self._buzzer_seen:
-            return  # the usual tick: one comparison
-        self._buzzer_seen = pattern
-        texts = self.prompts.file.prompts
-        if pattern == "help_sent":
-            spoken = texts.help_sent
-        elif pattern == "help_answered":
-            spoken = texts.help_answered
-        elif pattern == "refused":
-            # A reset press that did not arm: the beeps say "no", not why, and the commonest
-            # why — let go before the chirp — is one the walker can put right at once.
-            reason = self._safety.reason
-            fault = self._safety.fault_class
-            if fault is not None:  # FAULT: what is wrong, whatever the press was
-                spoken = self._fault_words(fault)
-            elif reason == LET_GO_REASON:
-                spoken = texts.refused_hold
-            elif reason == PRESSED_TWICE_REASON:
-                spoken = texts.refused_twice
-            elif reason in (STILL_MEASURING_REASON, NOT_READY_REASON):
-                spoken = texts.refused_measuring  # wait a few seconds, then press again
-            elif reason == NOT_UPRIGHT_REASON:
-                spoken = texts.refused_lying
-            else:
-                spoken = texts.refused
-        else:
-            return
-        self._speaker.say(spoken)
-        log.info("said: %s", spoken)
-
-    def _fault_words(self, fault: FaultClass) -> str:
-        """Why a press in FAULT did not arm, in the fault class's words, and what to do."""
-        texts = self.prompts.file.prompts
-        match fault:
-            case FaultClass.SENSOR:
-                return texts.fault_sensor
-            case FaultClass.NOT_WORN:
-                return texts.not_worn
-            case FaultClass.CONTACT:
-                return texts.fault_contact
-            case FaultClass.MONITOR:
-                return texts.fault_monitor
-
-    def _tell_no_caregiver(self) -> None:
-        """At each arming, when a caregiver service is expected and not there, say that
-        caregivers will not be called (``no_caregiver``).
-
-        The caregiver service is the one thing that pages a caregiver after a fall; while it is
-        down the belt still stops on a fall, and the walker should know that nobody would come.
-        Words only, queued once an arming: arming is never delayed or refused for it (the belt's
-        safety does not depend on the network), and nothing here reaches the relay or the
-        buzzer. On the loop thread: one state comparison a tick, and at an arming one attribute
-        read the link's reader thread set (:attr:`CourierLink.caregivers_away`).
-
-        An arming while the courier cannot say yet (:attr:`CourierLink.caregivers_undecided`:
-        the broker connection just started, its first attempt neither answered nor failed) is
-        told nothing then, and looked at again each tick of that arming until it can: the
-        words come once the attempt fails (or the service's retained ``offline`` arrives),
-        and never when it is heard online — a normal start says nothing."""
-        if self._speaker is None or self._caregivers_away is None:
-            return
-        safety = self._safety
-        if safety.state is not SafetyState.ARMED:
-            return  # the usual tick
-        if safety.since == self._told_arming and not self._arming_undecided:
-            return  # the usual tick
-        self._told_arming = safety.since
-        if self._caregivers_away():
-            self._arming_undecided = False
-            spoken = self.prompts.file.prompts.no_caregiver
-            self._speaker.say(spoken)
-            log.info("said: %s", spoken)
-        else:
-            undecided = self._caregivers_undecided
-            self._arming_undecided = undecided is not None and undecided()
-
-    def _tell_trip(self) -> None:
-        """After a trip, once the buzzer is quiet, say what the walker can do: re-arm (press
-        and hold reset until the chirp) or call for help (three quick presses).
-
-        The alarm beeps until a press or a caregiver's silence ends it, and then nothing
-        tells a walker who has just stumbled or fallen how to go on; the words name the
-        button's own press patterns (docs/safety.md). Said once a trip (a trip is its
-        TRIPPED state's ``since``), and only while the buzzer plays nothing — not over the
-        alarm, nor over a ``help_sent``, ``refused`` or ``not_worn`` pattern, whose own
-        words (:meth:`_tell_help`, :meth:`_tell_not_worn`) are queued first. A walker who
-        re-arms while the alarm still sounds is told nothing. It only reads the safety
-        controller and the buzzer, and only queues a sentence: no relay, no pattern."""
-        if self._speaker is None:
-            return
-        safety = self._safety
-        if safety.state is not SafetyState.TRIPPED:
-            said = self._trip_words_out
-            if said is not None:  # re-armed (or faulted) while they may still be playing
-                self._trip_words_out = None
-                self._speaker.withdraw(said)
-            return  # the usual tick: not tripped
-        if self._buzzer.pattern is not None:
-            return  # the alarm still sounding
-        since = safety.since
-        if since == self._told_trip:
-            return
-        self._told_trip = since
-        texts = self.prompts.file.prompts
-        # Help called in this incident and not answered yet: "help has been called", not how
-        # to call it — the walker who just did would take it that their call was not heard.
-        spoken = texts.tripped_help_called if safety.help_waiting else texts.tripped
-        self._speaker.say(spoken)
-        self._trip_words_out = spoken
-        log.info("said: %s", spoken)
 
     def start(self, now: float) -> tuple[bool, str]:
         if self.state in (SessionState.RUNNING, SessionState.PAUSED, SessionState.BALANCE):
