@@ -109,7 +109,7 @@ class SessionProgress(Protocol):
     @property
     def longest_backward_s(self) -> float:
         """The longest straight stretch backward (no pause in it; the runner's
-        :func:`~firmware.session.runner.longest_backward_stretch`)."""
+        :func:`~firmware.session.recording.longest_backward_stretch`)."""
         ...
 
     @property

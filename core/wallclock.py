@@ -65,7 +65,7 @@ def after_step(wall: str, offset_then: float, offset_now: float, *, timespec: st
 
     The one correction of a wall time read before a step (NTP's first setting of a Pi with no
     battery-backed clock, ``date -s``): a session's start and end
-    (:mod:`firmware.session.runner`) and a progression's stage start
+    (:func:`firmware.session.recording.follow_wall_clock`) and a progression's stage start
     (:mod:`firmware.storage.progressions`, which keeps the offset and :func:`boot_id` with it).
     A time that is not a time is returned as it is."""
     step = offset_now - offset_then

@@ -78,8 +78,6 @@ All methods run on the real-time thread except :meth:`SessionRunner.request`
 from __future__ import annotations
 
 import dataclasses
-import datetime as dt
-import itertools
 import logging
 import math
 import queue
@@ -87,7 +85,7 @@ import time
 import uuid
 from collections import deque
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
@@ -98,14 +96,11 @@ from core.protocol.messages import (
     BalanceCondition,
     BalanceFigures,
     Direction,
-    GaitFigures,
-    IntervalSummary,
-    RecordStatus,
     SessionRecord,
     SessionStatus,
 )
 from core.protocol.walker import DEFAULT_WALKER, DEFAULT_WALKER_ID, Walker
-from core.wallclock import STEP_S, SystemWallClock, WallClock, after_step
+from core.wallclock import SystemWallClock, WallClock
 from firmware.detection.base import Detection, DetectionKind
 from firmware.fsm import TransitionTable
 from firmware.gait import figures as gait_figures
@@ -138,6 +133,14 @@ from firmware.session.cues import (
 )
 from firmware.session.gestures import Gesture, GestureKind, GestureRecognizer
 from firmware.session.plan import Plan
+from firmware.session.recording import (
+    CountedTrip,
+    IntervalLog,
+    SessionTally,
+    follow_wall_clock,
+    session_record,
+    wall_text,
+)
 from firmware.session.safety_view import SafetyView
 from firmware.session.safety_words import SafetyWords
 from firmware.session.steps import StepCounts, StepDetector
@@ -286,46 +289,6 @@ SESSION_TRANSITIONS: TransitionTable[SessionState, SessionTrigger] = TransitionT
 
 
 @dataclass(slots=True)
-class IntervalLog:
-    """One planned interval and what was measured in it (while the session ran)."""
-
-    index: int
-    direction: Direction
-    speed: str
-    planned_s: float
-    done_s: float = 0.0
-    steps: int = 0
-    walking_s: float = 0.0
-    trips: int = 0
-    stumbles: int = 0
-    falls: int = 0
-    no_recovery: int = 0
-    gait: GaitFigures | None = None
-
-    @property
-    def cadence_spm(self) -> float:
-        return StepCounts(self.steps, self.walking_s).cadence_spm
-
-    def summary(self) -> IntervalSummary:
-        """The interval as the session record keeps it (seconds to a tenth)."""
-        return IntervalSummary(
-            index=self.index,
-            direction=self.direction,
-            speed=self.speed,
-            planned_s=round(self.planned_s, 1),
-            done_s=round(self.done_s, 1),
-            steps=self.steps,
-            walking_s=round(self.walking_s, 1),
-            cadence_spm=round(self.cadence_spm, 1),
-            trips=self.trips,
-            stumbles=self.stumbles,
-            gait=self.gait,
-            falls=self.falls,
-            no_recovery=self.no_recovery,
-        )
-
-
-@dataclass(slots=True)
 class _Check:
     """The balance check in progress: which condition, when its cue played, when it ends."""
 
@@ -347,7 +310,7 @@ class _Retry:
     cue: Cue
     resumed: bool
     belt_stopped: bool
-    session: _Session | None
+    session: SessionTally | None
     state: SessionState
     safety: SafetyState
     interval: int
@@ -463,77 +426,6 @@ class _WalkerBeep:
     """Monotonic time its pattern ends, played out; None: waiting for the buzzer."""
 
 
-@dataclass(slots=True)
-class _Session:
-    id: str
-    plan: Plan
-    started_wall: str
-    started_t: float
-    intervals: list[IntervalLog]
-    status: RecordStatus = "running"
-    ended_wall: str | None = None
-    plan_t: float = 0.0
-    paused_s: float = 0.0
-    pauses: int = 0
-    current: int = 0
-    warned: set[int] = field(default_factory=set)
-    turn_warned: dict[int, int] = field(default_factory=dict)
-    """Intervals whose walker was told to get ready for the turn that ends them, with the count
-    of pauses then: a trip (or a pause) since, and the walker who re-armed is told again."""
-    ever_ran: bool = False
-    balance: dict[int, BalanceFigures] = field(default_factory=dict)
-    """Balance checks by index (0 eyes open, 1 eyes closed), as measured so far."""
-    moved_in_check: set[int] = field(default_factory=set)
-    """Checks during which the step counter counted steps: their figures are not sway."""
-    walker: Walker = DEFAULT_WALKER
-    amended: int = 0
-    """Times the record changed after the session ended (:meth:`SessionRunner._amend`)."""
-    breaks: list[float] = field(default_factory=list)
-    """Plan times at which the session paused (a trip, a fault, the walker's pause): a
-    backward stretch is straight only between two of them (:func:`longest_backward_stretch`)."""
-    wall_offset: float = 0.0
-    """The wall clock's offset from the monotonic clock when the wall times were last
-    right (:meth:`SessionRunner._follow_wall_clock`): a change is a step of the wall clock."""
-    ended_offset: float = 0.0
-    """The same for ``ended_wall``, read later (perhaps after a step)."""
-    wall_synced: bool = False
-    """The wall clock was seen synchronised at the start or at a record since."""
-
-
-@dataclass(slots=True)
-class _Trip:
-    """A trip counted in a session's interval, while its incident is open (until the walker
-    re-arms): what the detector decides later in that incident is credited to it, also once
-    the session has ended."""
-
-    session: _Session
-    interval: IntervalLog
-    kind: DetectionKind
-    incident: str | None
-    """The safety controller's incident the trip opened."""
-    no_recovery: bool = False
-
-    def credit(self, kind: DetectionKind) -> bool:
-        """A detection in the trip's incident: a fall confirmed after a stumble makes the trip
-        a fall (not a stumble any more); a no-recovery is noted once. True when it changed the
-        counts."""
-        if kind is DetectionKind.FALL and self.kind is DetectionKind.STUMBLE:
-            self.interval.stumbles -= 1
-            self.interval.falls += 1
-            self.kind = DetectionKind.FALL
-            log.info("the trip's stumble was confirmed as a fall")
-            return True
-        if kind is DetectionKind.NO_RECOVERY and not self.no_recovery:
-            self.no_recovery = True
-            self.interval.no_recovery += 1
-            return True
-        return False
-
-
-def _wall_text(t: dt.datetime) -> str:
-    return t.isoformat(timespec="seconds")
-
-
 class SessionRunner:
     """A guided session on the monitor loop. Add it to ``monitor.on_iteration``.
 
@@ -583,7 +475,7 @@ class SessionRunner:
         """Told the walker of the session under way whenever it changes (None: none under
         way): the events the loop records meanwhile name them (the link stamps them)."""
         self._told_walker: str | None = None
-        self._told_session: _Session | None = None
+        self._told_session: SessionTally | None = None
         self._told_state: SessionState | None = None
         self.walkers: tuple[Walker, ...] = (DEFAULT_WALKER,)
         """The walker profiles in button order (from the device database, via the courier)."""
@@ -624,7 +516,7 @@ class SessionRunner:
         """Why the session is PAUSED (None otherwise): decisions read this."""
         self.pause_reason = ""
         """The same in words, for the CLI's status and the log."""
-        self.session: _Session | None = None
+        self.session: SessionTally | None = None
         self.cues: deque[CueRecord] = deque(maxlen=512)
         """Every cue played (or refused), newest last: the demo prints these."""
         self.finished: deque[SessionRecord] = deque(maxlen=16)
@@ -648,7 +540,7 @@ class SessionRunner:
         """The walker's number beeped (no voice) until it has played out."""
         self._seen_transitions = False
         self._last_detection: Detection | None = None
-        self._trip: _Trip | None = None
+        self._trip: CountedTrip | None = None
         """The newest trip counted in a session while its incident is open, whether or not
         that session is still under way (one incident at most is open: a trip needs ARMED,
         and re-arming ends the incident)."""
@@ -1014,10 +906,10 @@ class SessionRunner:
             IntervalLog(n, i.direction, i.speed, i.duration_s)
             for n, i in enumerate(self.plan.intervals)
         ]
-        self.session = _Session(
+        self.session = SessionTally(
             id=uuid.uuid4().hex,
             plan=self.plan,
-            started_wall=_wall_text(self._wall.now()),
+            started_wall=wall_text(self._wall.now()),
             started_t=now,
             intervals=intervals,
             walker=walker,
@@ -1168,7 +1060,7 @@ class SessionRunner:
                             interval.stumbles += 1
                         else:
                             interval.falls += 1
-                        self._trip = _Trip(s, interval, kind, self._safety.incident)
+                        self._trip = CountedTrip(s, interval, kind, self._safety.incident)
                         counted = True
             if counted and self.state is SessionState.PAUSED:
                 # A trip while the walker's pause kept the belt armed: no pause follows to
@@ -1211,7 +1103,7 @@ class SessionRunner:
         if detection is not None and trip.credit(detection.kind):
             self._amend(trip.session)
 
-    def _amend(self, s: _Session) -> None:
+    def _amend(self, s: SessionTally) -> None:
         """``s``'s counts changed in its trip's incident: its record goes to the courier again
         (a put, as every record). A record of an ended session says it was amended and is final
         again, so the stored summary is replaced and published again; one whose final record
@@ -1375,7 +1267,7 @@ class SessionRunner:
                 self._speaker.withdraw(words)
         self._cue_words.clear()
 
-    def _maybe_warn(self, s: _Session, now: float, starts: list[float]) -> None:
+    def _maybe_warn(self, s: SessionTally, now: float, starts: list[float]) -> None:
         if not self.config.one_minute_warning or s.current in s.warned:
             return
         interval = self.plan.intervals[s.current]
@@ -1388,7 +1280,7 @@ class SessionRunner:
             s.warned.add(s.current)
             self._cue(Cue.ONE_MINUTE, now)
 
-    def _maybe_warn_turn(self, s: _Session, now: float, starts: list[float]) -> None:
+    def _maybe_warn_turn(self, s: SessionTally, now: float, starts: list[float]) -> None:
         """:data:`TURN_AHEAD_S` before an interval that turns the walker round: get ready, slow
         the belt, hold the rail (:attr:`Cue.TURN_AHEAD`). Once an interval, and once more after
         a pause (a trip) in those seconds, once the resume cue has said where the walker is
@@ -1598,7 +1490,7 @@ class SessionRunner:
             s.paused_s += now - self._paused_at
         status = _FINISH_STATUS[trigger]
         s.status = status
-        s.ended_wall = _wall_text(self._wall.now())
+        s.ended_wall = wall_text(self._wall.now())
         s.ended_offset = self._wall.offset()
         self._set_pause_cause(None)
         self._pending_cue = None
@@ -1686,7 +1578,7 @@ class SessionRunner:
         ):
             m.feed(batch)
 
-    def _measure_interval(self, s: _Session) -> None:
+    def _measure_interval(self, s: SessionTally) -> None:
         """The measurement job follows the current interval (none for a rest)."""
         m = self.measurements
         if m is None:
@@ -1744,12 +1636,12 @@ class SessionRunner:
             self._final_due = 0.0
         self._collect()
 
-    def _emit(self, *, final: bool, session: _Session | None = None) -> SessionRecord | None:
+    def _emit(self, *, final: bool, session: SessionTally | None = None) -> SessionRecord | None:
         """Hand ``session``'s record (by default the current session's) to the courier."""
         s = session if session is not None else self.session
         if s is None:
             return None
-        self._follow_wall_clock(s)
+        follow_wall_clock(s, self._wall)
         record = session_record(s, self.device_id)
         if self._record is not None:
             try:
@@ -1757,102 +1649,6 @@ class SessionRunner:
             except Exception:
                 log.exception("session record could not be queued")
         return record
-
-    def _follow_wall_clock(self, s: _Session) -> None:
-        """Correct ``s``'s wall times by any step of the wall clock since they were read, and
-        note whether it was ever synchronised.
-
-        Without a battery-backed clock, a session started before NTP set the clock has the
-        time of the last shutdown as its start (days off after a weekend, so its ISO week is
-        wrong). The step NTP makes shows as a change of wall minus monotonic: the times read
-        before it move by it. Read at each record (an interval's end, a pause, the end), not
-        each tick: clock reads, and on the monitor "synchronised" as its
-        :class:`~core.wallclock.SyncWatch` last read it (no system call on the loop's thread).
-        Synchronised is read first: a clock synchronised by then has made its step, which the
-        offset sees.
-        """
-        synced = self._wall.synchronized()
-        offset = self._wall.offset()
-        step = offset - s.wall_offset
-        if abs(step) > STEP_S:
-            s.started_wall = after_step(s.started_wall, s.wall_offset, offset, timespec="seconds")
-            s.wall_offset = offset
-            log.warning(
-                "the wall clock was set by %+.0f s during session %s: its start is now %s",
-                step,
-                s.id,
-                s.started_wall,
-            )
-        if s.ended_wall is not None and abs(offset - s.ended_offset) > STEP_S:
-            # Its own offset: an end read after the step is right already.
-            s.ended_wall = after_step(s.ended_wall, s.ended_offset, offset, timespec="seconds")
-            s.ended_offset = offset
-        s.wall_synced = s.wall_synced or synced
-
-
-def longest_backward_stretch(s: _Session) -> float:
-    """The session's longest straight stretch backward, in plan seconds: what the goal's "10
-    straight minutes" reads (:func:`core.progress.at_goal`). Consecutive backward intervals
-    (a speed change within the block) are one stretch; a pause (a trip, a fault, the walker's)
-    ends it, so a 10-minute block broken by a trip is two shorter stretches, not 10 minutes."""
-    runs: list[tuple[float, float]] = []  # plan-time spans of consecutive backward intervals
-    start: float | None = None
-    length = 0.0
-    for at, interval in zip(s.plan.starts(), s.intervals, strict=True):
-        if interval.direction == "backward":
-            if start is None:
-                start, length = at, 0.0
-            length += interval.done_s
-        elif start is not None:
-            runs.append((start, start + length))
-            start = None
-    if start is not None:
-        runs.append((start, start + length))
-    longest = 0.0
-    for a, b in runs:
-        cuts = sorted({a, b, *(t for t in s.breaks if a < t < b)})
-        longest = max([longest, *(y - x for x, y in itertools.pairwise(cuts))])
-    return longest
-
-
-def session_record(s: _Session, device_id: str) -> SessionRecord:
-    """The session as stored and published (its summary: docs/mqtt/schemas/session.schema.json)."""
-    intervals = [i.summary() for i in s.intervals]
-    backward_gait = [i.gait for i in s.intervals if i.direction == "backward" and i.gait]
-    forward_gait = [i.gait for i in s.intervals if i.direction == "forward" and i.gait]
-    # Seconds are floats even when a plan has no backward interval (the link decodes them so).
-    backward = [i.done_s for i in s.intervals if i.direction == "backward"]
-    steps = sum(i.steps for i in s.intervals)
-    walking_s = sum(i.walking_s for i in s.intervals)
-    return SessionRecord(
-        id=s.id,
-        device_id=device_id,
-        plan=s.plan.name,
-        status=s.status,
-        started_wall=s.started_wall,
-        ended_wall=s.ended_wall,
-        planned_s=round(s.plan.duration_s, 1),
-        planned_backward_s=round(float(s.plan.backward_s), 1),
-        done_s=round(s.plan_t, 1),
-        backward_s=round(sum(backward, 0.0), 1),
-        longest_backward_s=round(longest_backward_stretch(s), 1),
-        paused_s=round(s.paused_s, 1),
-        pauses=s.pauses,
-        steps=steps,
-        walking_s=round(walking_s, 1),
-        cadence_spm=round(StepCounts(steps, walking_s).cadence_spm, 1),
-        trips=sum(i.trips for i in s.intervals),
-        stumbles=sum(i.stumbles for i in s.intervals),
-        falls=sum(i.falls for i in s.intervals),
-        no_recovery=sum(i.no_recovery for i in s.intervals),
-        intervals=intervals,
-        balance=[s.balance[k] for k in sorted(s.balance)],
-        gait_backward=gait_figures.pool(backward_gait),
-        gait_forward=gait_figures.pool(forward_gait),
-        walker=s.walker,
-        amended=s.amended,
-        wall_unsynced=not s.wall_synced,
-    )
 
 
 def attach_session(

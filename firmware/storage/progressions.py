@@ -18,7 +18,7 @@ release puts the stage's plan back when another is in force.
 A row keeps, with its stage start, the wall clock's offset from the monotonic clock and the
 boot it was read in (migration 8): a Pi has no battery-backed clock, so a progression
 assigned before NTP's first sync is stamped with whatever the clock read (a day, a year
-ahead), and the step NTP makes moves the sessions' times (:mod:`firmware.session.runner`)
+ahead), and the step NTP makes moves the sessions' times (:mod:`firmware.session.recording`)
 but not a stored start. Read in the same boot after a step, the start moves by it
 (:func:`core.wallclock.after_step`, the sessions' one correction): before, a start left a
 year ahead counted every session as "before the stage", and the walker never advanced. In
