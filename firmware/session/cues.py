@@ -51,6 +51,10 @@ from core.protocol.plan import Plan
 
 log = logging.getLogger(__name__)
 
+CUT_SLACK_S = 0.005
+"""A pattern found silent this close to its end played out (the loop's period is 5 ms): a
+cue, or a walker's number, silent earlier was stopped or cut short."""
+
 
 class Cue(StrEnum):
     BACKWARD = "backward"

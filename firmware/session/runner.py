@@ -99,7 +99,7 @@ from core.protocol.messages import (
     SessionRecord,
     SessionStatus,
 )
-from core.protocol.walker import DEFAULT_WALKER, DEFAULT_WALKER_ID, Walker
+from core.protocol.walker import DEFAULT_WALKER_ID, Walker
 from core.wallclock import SystemWallClock, WallClock
 from firmware.detection.base import Detection, DetectionKind
 from firmware.fsm import TransitionTable
@@ -121,6 +121,7 @@ from firmware.safety import (
 from firmware.session.config import SessionConfig
 from firmware.session.control import stopped_message
 from firmware.session.cues import (
+    CUT_SLACK_S,
     PATTERN,
     TEXT,
     Cue,
@@ -145,7 +146,8 @@ from firmware.session.safety_view import SafetyView
 from firmware.session.safety_words import SafetyWords
 from firmware.session.steps import StepCounts, StepDetector
 from firmware.session.voice import Prompts
-from hal.buzzer_patterns import get_pattern, walker_pattern_name
+from firmware.session.walker_choice import WalkerChoice, WalkerChooser
+from hal.buzzer_patterns import get_pattern
 from hal.interfaces import Buzzer, PressEdges
 
 if TYPE_CHECKING:
@@ -341,10 +343,6 @@ class _Sounding:
     """Monotonic time its pattern ends, played out."""
 
 
-CUT_SLACK_S = 0.005
-"""A cue's pattern found silent this close to its end played out (the loop's period is 5 ms)."""
-
-
 RETRY_KIND: dict[Cue, str] = {
     Cue.BACKWARD: "interval",
     Cue.FORWARD: "interval",
@@ -397,35 +395,6 @@ class CueRecord:
         )
 
 
-@dataclass(frozen=True, slots=True)
-class WalkerChoice:
-    """A walker profile chosen with the button (a double press in STANDBY)."""
-
-    walker: Walker
-    t: float
-    position: int
-    """1-based, in button order."""
-    spoken: str
-    """The sentence queued to the speaker ("" with no speaker: the beep pattern played)."""
-    pattern: str
-    played: bool = True
-    """The buzzer took the pattern at once; False: refused (a higher-priority pattern was
-    sounding), played once the buzzer is free (:meth:`SessionRunner._watch_walker_beep`)."""
-
-
-@dataclass(slots=True)
-class _WalkerBeep:
-    """A walker's number beeped (no voice), from the choice until its pattern has played out:
-    refused or cut short by a higher-priority pattern, it is played again once the buzzer is
-    free, while the choice holds (:meth:`SessionRunner._watch_walker_beep`)."""
-
-    choice: WalkerChoice
-    since: float
-    """The safety controller's ``since`` at the choice: the STANDBY it was made in."""
-    ends: float | None
-    """Monotonic time its pattern ends, played out; None: waiting for the buzzer."""
-
-
 class SessionRunner:
     """A guided session on the monitor loop. Add it to ``monitor.on_iteration``.
 
@@ -469,20 +438,12 @@ class SessionRunner:
         self._walker_plans: dict[str, Plan] = {}
         """The plan each walker's sessions use (absent: the config's)."""
         self._new_plans = new_plans
-        self._new_roster = new_roster
-        self._walker_chosen = walker_chosen
         self._session_walker = session_walker
         """Told the walker of the session under way whenever it changes (None: none under
         way): the events the loop records meanwhile name them (the link stamps them)."""
         self._told_walker: str | None = None
         self._told_session: SessionTally | None = None
         self._told_state: SessionState | None = None
-        self.walkers: tuple[Walker, ...] = (DEFAULT_WALKER,)
-        """The walker profiles in button order (from the device database, via the courier)."""
-        self.walker: Walker = DEFAULT_WALKER
-        """The walker of the next session (of the one under way: ``session.walker``)."""
-        self.walker_choices: deque[WalkerChoice] = deque(maxlen=64)
-        """Profiles chosen with the button, newest last (the demo prints these)."""
         self.time_scale = time_scale
         """Plan seconds per loop second: 1 for real sessions; the demo compresses time."""
         self.control: ControlServer | None = None
@@ -536,8 +497,6 @@ class SessionRunner:
         each is played once the buzzer is free, unless stale by then (:meth:`_retry_cues`)."""
         self._sounding: _Sounding | None = None
         """The cue last started on the buzzer, until its pattern ends (:meth:`_watch_cue`)."""
-        self._walker_beep: _WalkerBeep | None = None
-        """The walker's number beeped (no voice) until it has played out."""
         self._seen_transitions = False
         self._last_detection: Detection | None = None
         self._trip: CountedTrip | None = None
@@ -549,6 +508,8 @@ class SessionRunner:
         self._check: _Check | None = None
         self._final_due: float | None = None
         """Real (monotonic) time until which the final record waits for figures."""
+        self._chooser = WalkerChooser(safety, buzzer, self.prompts, new_roster, walker_chosen)
+        """The walker profiles, and the next session's walker chosen with the button."""
         self._safety_words = SafetyWords(
             safety, buzzer, self.prompts, caregivers_away, caregivers_undecided
         )
@@ -682,14 +643,16 @@ class SessionRunner:
             self._advance(now)
         if self._sounding is not None:  # the usual tick: one identity test
             self._watch_cue(now)
-        if self._walker_beep is not None:
-            self._watch_walker_beep(now)
+        chooser = self._chooser
+        if chooser.beep is not None:
+            chooser.watch_beep(now, self.under_way)
         if self._retries:  # the usual tick: one truth test
             self._retry_cues(now)
         self._tell_session_walker()
         self._collect()
         self._take_new_plan()  # first: the roster's prompt preparation then keeps its prompts
-        self._take_roster()
+        if chooser.take_roster():
+            self._prepare_prompts()  # the names are rendered (and kept) before anyone cycles
         self._safety_words.tell(self._speaker)
         self._last_now = now
 
@@ -705,10 +668,12 @@ class SessionRunner:
         self._last_detection = safety.last_detection
         if self._sounding is not None:  # the end of the session's cue, until it plays out
             self._watch_cue(now)  # cut short and still due: the next tick is a full one
-        if self._walker_beep is not None:
-            self._watch_walker_beep(now)
+        chooser = self._chooser
+        if chooser.beep is not None:
+            chooser.watch_beep(now, self.under_way)
         self._take_new_plan()
-        self._take_roster()
+        if chooser.take_roster():
+            self._prepare_prompts()  # the names are rendered (and kept) before anyone cycles
         if self._speaker is not None:
             self._safety_words.tell(self._speaker)
         self._last_now = now
@@ -765,24 +730,33 @@ class SessionRunner:
 
     # ------------------------------------------------------------------ walkers
 
-    def _take_roster(self) -> None:
-        if self._new_roster is None:
-            return
-        new = self._new_roster()
-        if new is None:
-            return
-        roster, current = new
-        self.walkers = tuple(roster.walkers) or (DEFAULT_WALKER,)
-        if not current and self.walker in self.walkers:
-            # The courier has not stored the walker's latest press yet: its selection is older.
-            self._prepare_prompts()
-            return
-        if roster.selected != self.walker:
-            log.info(
-                "walker of the next session: %s (%s)", roster.selected.name, roster.selected.id
-            )
-        self.walker = roster.selected
-        self._prepare_prompts()  # the names are rendered (and kept) before anyone cycles
+    @property
+    def walkers(self) -> tuple[Walker, ...]:
+        """The walker profiles in button order (from the device database, via the courier)."""
+        return self._chooser.walkers
+
+    @walkers.setter
+    def walkers(self, walkers: tuple[Walker, ...]) -> None:
+        self._chooser.walkers = walkers
+
+    @property
+    def walker(self) -> Walker:
+        """The walker of the next session (of the one under way: ``session.walker``)."""
+        return self._chooser.walker
+
+    @walker.setter
+    def walker(self, walker: Walker) -> None:
+        self._chooser.walker = walker
+
+    @property
+    def walker_choices(self) -> deque[WalkerChoice]:
+        """Profiles chosen with the button, newest last (the demo prints these)."""
+        return self._chooser.choices
+
+    def _cycle_walker(self, now: float) -> None:
+        """A double press in STANDBY, no session under way: the next walker profile
+        (:meth:`WalkerChooser.cycle`)."""
+        self._chooser.cycle(now, self._speaker)
 
     def _tell_session_walker(self) -> None:
         """Tell the link whose session is under way when that changes: the walker fixed at its
@@ -796,101 +770,6 @@ class SessionRunner:
             return
         self._told_walker = walker
         self._session_walker(walker)
-
-    def _cycle_walker(self, now: float) -> None:
-        """A double press in STANDBY, no session under way: the next walker profile, said by
-        name (or beeped: its number). It only chooses whose next session it is; it cannot arm
-        (the runner has no way to the relay) and it starts nothing."""
-        walkers = self.walkers
-        index = next((n for n, w in enumerate(walkers) if w.id == self.walker.id), -1)
-        position = (index + 1) % len(walkers)
-        walker = walkers[position]
-        self.walker = walker
-        spoken = ""
-        pattern = walker_pattern_name(position + 1)
-        if self._speaker is not None:
-            spoken = self.prompts.walker(walker.name)
-            self._speaker.say(spoken)
-            pattern = "chirp"
-        playing: str | None = None
-        try:
-            self._buzzer.play(pattern, now)
-            playing = self._buzzer.pattern
-        except Exception:  # a buzzer problem must not stop the loop
-            log.exception("walker pattern %s failed", pattern)
-        choice = WalkerChoice(walker, now, position + 1, spoken, pattern, playing == pattern)
-        self.walker_choices.append(choice)
-        self._walker_beep = None  # a newer choice replaces the number still to be beeped
-        if self._speaker is None and playing is not None:
-            # The number is the only answer without a voice (the chirp's words are said
-            # whatever the buzzer does): refused, or cut short later, it is beeped again.
-            ends = now + get_pattern(pattern).period if choice.played else None
-            self._walker_beep = _WalkerBeep(choice, self._safety.since, ends)
-            if not choice.played:
-                log.info(
-                    "walker pattern %s refused (%s playing): played once it ends", pattern, playing
-                )
-        log.info("walker %d/%d chosen with the button: %s", position + 1, len(walkers), walker.name)
-        if self._walker_chosen is not None:
-            try:
-                self._walker_chosen(walker.id)
-            except Exception:
-                log.exception("the walker chosen could not be handed to the courier")
-
-    def _watch_walker_beep(self, now: float) -> None:
-        """The walker's number (:attr:`_walker_beep`) until it has played out: beeped once the
-        buzzer is free if it was refused, again if it was cut short (another pattern before
-        its end; not a stop by the controller — a caregiver's ``silence`` stops alarms only);
-        dropped once stale — another walker
-        chosen, the roster no longer has them at that number, the monitor left that STANDBY
-        (arming: the walk's chirp; a fault), or a session under way. A few comparisons a
-        tick while it waits: no wait, no I/O."""
-        beep = self._walker_beep
-        assert beep is not None
-        if not self._walker_beep_choice_holds(beep):
-            self._walker_beep = None
-            log.info("walker pattern %s dropped: stale", beep.choice.pattern)
-            return
-        pattern = beep.choice.pattern
-        playing = self._buzzer.pattern
-        if beep.ends is None:
-            if playing is not None:
-                return  # the buzzer still busy
-            try:
-                self._buzzer.play(pattern, now)
-                playing = self._buzzer.pattern
-            except Exception:  # a buzzer problem must not stop the loop
-                log.exception("walker pattern %s failed", pattern)
-                self._walker_beep = None
-                return
-            if playing == pattern:
-                beep.ends = now + get_pattern(pattern).period
-                log.info("walker pattern %s played late", pattern)
-            return
-        if playing == pattern:
-            if now >= beep.ends:
-                self._walker_beep = None  # played out
-            return
-        if playing is None or now >= beep.ends - CUT_SLACK_S:
-            self._walker_beep = None  # played out, or stopped (a caregiver's ``silence`` is
-            # for alarms and leaves it playing: firmware.app.silence_alarm)
-            return
-        beep.ends = None  # cut short: beeped again once the buzzer is free
-        log.info("walker pattern %s cut short by %s: played again once it ends", pattern, playing)
-
-    def _walker_beep_choice_holds(self, beep: _WalkerBeep) -> bool:
-        """The beeped number still names the walker chosen, in the STANDBY it was chosen in."""
-        choice = beep.choice
-        safety = self._safety
-        walkers = self.walkers
-        return (
-            self.walker == choice.walker
-            and choice.position <= len(walkers)
-            and walkers[choice.position - 1] == choice.walker
-            and safety.state is SafetyState.STANDBY
-            and safety.since == beep.since
-            and not self.under_way
-        )
 
     def start(self, now: float) -> tuple[bool, str]:
         if self.state in (SessionState.RUNNING, SessionState.PAUSED, SessionState.BALANCE):
