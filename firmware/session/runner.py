@@ -86,9 +86,8 @@ import uuid
 from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from enum import StrEnum
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any
 
 from core.errors import ConfigError
 from core.mounting import Mounting
@@ -102,7 +101,6 @@ from core.protocol.messages import (
 from core.protocol.walker import DEFAULT_WALKER_ID, Walker
 from core.wallclock import SystemWallClock, WallClock
 from firmware.detection.base import Detection, DetectionKind
-from firmware.fsm import TransitionTable
 from firmware.gait import figures as gait_figures
 from firmware.gait.worker import (
     MAX_BACKLOG_S,
@@ -144,6 +142,14 @@ from firmware.session.recording import (
 )
 from firmware.session.safety_view import SafetyView
 from firmware.session.safety_words import SafetyWords
+from firmware.session.states import (
+    SESSION_TRANSITIONS,
+    WALKER_CAUSES,
+    PauseCause,
+    SessionState,
+    SessionTrigger,
+    WalkerCause,
+)
 from firmware.session.steps import StepCounts, StepDetector
 from firmware.session.voice import Prompts
 from firmware.session.walker_choice import WalkerChoice, WalkerChooser
@@ -158,6 +164,26 @@ if TYPE_CHECKING:
     from firmware.session.control import ControlServer
 
 log = logging.getLogger(__name__)
+
+__all__ = [  # the runner's interface, also what moved to its parts and is still taken from here
+    "BALANCE_MEASURE_S",
+    "BALANCE_SETTLE_S",
+    "SESSION_TRANSITIONS",
+    "WALKER_CAUSES",
+    "CueRecord",
+    "IntervalLog",
+    "PauseCause",
+    "SafetyView",
+    "SessionRunner",
+    "SessionState",
+    "SessionTrigger",
+    "WalkerCause",
+    "WalkerChoice",
+    "attach_session",
+    "detach_session",
+    "prompt_cache_dir",
+    "session_record",
+]
 
 ONE_MINUTE_S = 60.0
 ONE_MINUTE_WORTH_S = 40.0
@@ -186,63 +212,6 @@ FINAL_WAIT_S = 30.0
 of its last interval from the measurement thread."""
 
 
-class SessionState(StrEnum):
-    IDLE = "IDLE"
-    BALANCE = "BALANCE"
-    """The standing balance check before the walk: only while the monitor is in STANDBY."""
-    RUNNING = "RUNNING"
-    PAUSED = "PAUSED"
-    FINISHED = "FINISHED"
-
-
-class SessionTrigger(StrEnum):
-    """What may move the session from one state to another: the table's edge labels."""
-
-    START_ARMED = "start (armed)"
-    START_NOT_ARMED = "start (not armed)"
-    """Starting never arms: the session waits, paused, for the walker to arm."""
-    START_BALANCE = "start (standby, balance check)"
-    """Started in STANDBY with ``session.balance_check``: the check comes first."""
-    CHECK_DONE = "check done"
-    """The balance check's 30 s (twice with the eyes-closed variant) are over: the session
-    waits for the walker to arm."""
-    ARMED_DURING_CHECK = "armed during the check"
-    """The walker armed (the reset button) before the check ended: it is cut short, and the
-    walk begins. The check never measures while armed."""
-    PAUSE = "pause"
-    """The walker's pause; over a pause of another cause it makes that pause the walker's."""
-    RESUME_ARMED = "resume (armed)"
-    RESUME_NOT_ARMED = "resume (not armed)"
-    """The walker's resume while the monitor is not ARMED: resumes once armed."""
-    DISARMED = "trip or fault"
-    """The safety controller left ARMED."""
-    REARMED = "re-armed"
-    """The controller is ARMED again and the pause was not the walker's."""
-    PLAN_ENDS = "plan ends"
-    STOP = "stop"
-    MAX_PAUSE = "max pause"
-    """PAUSED for ``session.max_pause_s``: the session is abandoned."""
-
-
-class PauseCause(StrEnum):
-    """Why a session is paused."""
-
-    WAITING_FOR_ARMING = "waiting for arming"
-    """Started (or resumed) while the monitor was not ARMED."""
-    TRIP = "trip"
-    """The controller tripped (a stumble or a fall)."""
-    FAULT = "fault"
-    """The controller left ARMED other than by a trip: by its table, to FAULT."""
-    BUTTON = "button"
-    """The walker's double press."""
-    CLI = "cli"
-    """A local command (``retroguard session pause``, or any caller of :meth:`request`)."""
-
-
-WalkerCause = Literal[PauseCause.BUTTON, PauseCause.CLI]
-WALKER_CAUSES = frozenset({PauseCause.BUTTON, PauseCause.CLI})
-"""Pauses that stay until the walker resumes: re-arming does not end them."""
-
 _PAUSE_TEXT = {
     PauseCause.WAITING_FOR_ARMING: "waiting for arming: press the reset button to arm",
     PauseCause.TRIP: "paused by a trip: re-arm with the reset button to resume",
@@ -256,38 +225,6 @@ _FINISH_STATUS: dict[SessionTrigger, SessionStatus] = {
     SessionTrigger.MAX_PAUSE: "abandoned",
 }
 """The record's ``status`` for each way a session ends."""
-
-_St = SessionState
-_Tr = SessionTrigger
-SESSION_TRANSITIONS: TransitionTable[SessionState, SessionTrigger] = TransitionTable(
-    {
-        _St.IDLE: {
-            _St.RUNNING: _Tr.START_ARMED,
-            _St.PAUSED: _Tr.START_NOT_ARMED,
-            _St.BALANCE: _Tr.START_BALANCE,
-        },
-        _St.BALANCE: {
-            _St.PAUSED: (_Tr.CHECK_DONE, _Tr.PAUSE, _Tr.DISARMED),
-            _St.RUNNING: _Tr.ARMED_DURING_CHECK,
-            _St.FINISHED: _Tr.STOP,
-        },
-        _St.RUNNING: {
-            _St.PAUSED: (_Tr.PAUSE, _Tr.DISARMED),
-            _St.FINISHED: (_Tr.PLAN_ENDS, _Tr.STOP),
-        },
-        _St.PAUSED: {
-            _St.PAUSED: (_Tr.PAUSE, _Tr.RESUME_NOT_ARMED),
-            _St.RUNNING: (_Tr.RESUME_ARMED, _Tr.REARMED),
-            _St.FINISHED: (_Tr.STOP, _Tr.MAX_PAUSE),
-        },
-        _St.FINISHED: {
-            _St.RUNNING: _Tr.START_ARMED,
-            _St.PAUSED: _Tr.START_NOT_ARMED,
-            _St.BALANCE: _Tr.START_BALANCE,
-        },
-    }
-)
-"""The only transitions the runner makes; it starts IDLE."""
 
 
 @dataclass(slots=True)
