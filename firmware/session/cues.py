@@ -23,10 +23,10 @@ above the arming chirp, below ``fault`` (50) and ``alarm`` (100), so a trip's
 alarm always wins — a cue asked for while the alarm sounds is refused, and
 the alarm cuts a cue short. A cue refused by a pattern that is not a trip's (a call for
 help's beeps, a resume cue under "one minute left") is played once the buzzer is free,
-unless stale by then (:meth:`firmware.session.runner.SessionRunner._retry_cues`; the
+unless stale by then (:meth:`firmware.session.cue_player.CuePlayer.retry`; the
 rules in docs/sessions.md, "Cues"); one cut short after it started is beeped again on the
 same terms, its words (queued as it started) not said twice
-(:meth:`firmware.session.runner.SessionRunner._watch_cue`).
+(:meth:`firmware.session.cue_player.CuePlayer.watch`).
 
 Spoken prompts (:mod:`firmware.session.voice`) say more than these short texts:
 the interval's number and length, the time left, and "slow the belt and hold

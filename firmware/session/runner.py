@@ -77,9 +77,7 @@ All methods run on the real-time thread except :meth:`SessionRunner.request`
 
 from __future__ import annotations
 
-import dataclasses
 import logging
-import math
 import queue
 import time
 import uuid
@@ -118,16 +116,14 @@ from firmware.safety import (
 )
 from firmware.session.config import SessionConfig
 from firmware.session.control import stopped_message
+from firmware.session.cue_player import CuePlayer, CueRecord, CueScene
 from firmware.session.cues import (
-    CUT_SLACK_S,
-    PATTERN,
     TEXT,
     Cue,
     MayGoQuiet,
     PreparesPrompts,
     Speaker,
     cue_for,
-    cue_text,
     turns_at,
 )
 from firmware.session.gestures import Gesture, GestureKind, GestureRecognizer
@@ -153,7 +149,6 @@ from firmware.session.states import (
 from firmware.session.steps import StepCounts, StepDetector
 from firmware.session.voice import Prompts
 from firmware.session.walker_choice import WalkerChoice, WalkerChooser
-from hal.buzzer_patterns import get_pattern
 from hal.interfaces import Buzzer, PressEdges
 
 if TYPE_CHECKING:
@@ -186,9 +181,6 @@ __all__ = [  # the runner's interface, also what moved to its parts and is still
 ]
 
 ONE_MINUTE_S = 60.0
-ONE_MINUTE_WORTH_S = 40.0
-"""A "one minute left" refused when due (the buzzer busy) is still played while at least this
-much of its interval is left: later, it says something the walker would take to be false."""
 WARN_INTERVALS_LONGER_THAN_S = 120.0
 TURN_AHEAD_S = 15.0
 """Plan seconds before an interval that turns the walker round (backward <-> forward) at which
@@ -198,9 +190,6 @@ a walker going by the beeps turned on a belt still running, and the time to get 
 taken from the turn. 15 s: the prompt is some 4 s of speech at 150 words a minute; reaching
 the rail and bringing a belt at 0.5 mph (0.22 m/s) down takes a few seconds more; an older
 walker with sore knees, walking backward blind, needs a margin on top."""
-TURN_AHEAD_WORTH_S = 5.0
-"""A "get ready to turn" refused when due (the buzzer busy) is still played while at least
-this much of its interval is left; later, the turn's own cue says it."""
 RESUME_CUE_DELAY_S = 1.0
 """After re-arming, the interval's cue waits this long so the arming chirp is heard first."""
 BALANCE_SETTLE_S = 5.0
@@ -236,100 +225,6 @@ class _Check:
     started: float
     ends: float
     steps_before: int
-
-
-@dataclass(frozen=True, slots=True)
-class _Retry:
-    """A cue the buzzer refused when it was due (another pattern held the output), or cut short
-    after it started, to play as soon as the buzzer is free — while the situation it was asked
-    in still holds (:meth:`SessionRunner._stale`): the same session, session state, interval,
-    balance-check step, safety state and count of pauses, and for "one minute left" until
-    :attr:`until_plan_t`."""
-
-    cue: Cue
-    resumed: bool
-    belt_stopped: bool
-    session: SessionTally | None
-    state: SessionState
-    safety: SafetyState
-    interval: int
-    until_plan_t: float
-    """Plan time from which it is no longer worth saying (``inf``: never by time)."""
-    pauses: int = 0
-    """The session's pauses when it was due: any pause since (a trip, a fault, the walker's)
-    makes it stale, even once the session runs in the same interval again (the resume cue
-    says what holds then)."""
-    check: int | None = None
-    """The balance check's step (0 eyes open, 1 eyes closed; None: no check under way)."""
-    words: bool = True
-    """Queue its words when played: False for a cue cut short after it started, whose words
-    were queued then (the speaker does not stop for the buzzer: they are heard in full, and
-    are not said twice)."""
-
-
-@dataclass(frozen=True, slots=True)
-class _Sounding:
-    """A cue the runner started on the buzzer, until its pattern's end: the buzzer playing
-    another pattern before then cut it short (none: stopped, or played out)
-    (:meth:`SessionRunner._watch_cue`)."""
-
-    retry: _Retry
-    """How to play it again (its words not again)."""
-    pattern: str
-    ends: float
-    """Monotonic time its pattern ends, played out."""
-
-
-RETRY_KIND: dict[Cue, str] = {
-    Cue.BACKWARD: "interval",
-    Cue.FORWARD: "interval",
-    Cue.REST: "interval",
-    Cue.ONE_MINUTE: "one_minute",
-    Cue.TURN_AHEAD: "turn_ahead",
-    Cue.DONE: "done",
-    Cue.PAUSED: "paused",
-    Cue.BALANCE: "balance",
-    Cue.BALANCE_EYES_CLOSED: "balance",
-    Cue.BALANCE_DONE: "balance",
-}
-"""A newer cue replaces a refused (or cut) one of its kind still waiting to be played: an
-interval's cue the one of the interval before, the eyes-closed cue the eyes-open one. Every
-kind is played again after it was cut short, while it holds (:meth:`SessionRunner._stale`)."""
-
-
-@dataclass(frozen=True, slots=True)
-class CueRecord:
-    cue: Cue
-    t: float
-    """Monotonic time it was played."""
-    plan_t: float
-    """Plan time (seconds of the plan done) when it was played."""
-    interval: int
-    played: bool
-    """False when the buzzer refused it (a higher-priority pattern was sounding)."""
-    spoken: str = ""
-    """The sentence of the spoken prompt (:mod:`.voice`): queued to the speaker when there is
-    one and the cue played; the demo prints it either way."""
-    turn: bool = True
-    """An interval's cue: the walker turns round for it (backward <-> forward)."""
-    resumed: bool = False
-    """The interval's cue repeated as the session resumes it (after re-arming or a pause):
-    the walker carries on the way they were going."""
-    belt_stopped: bool = False
-    """A resume cue with the belt stopped since the pause began (a trip, a fault): it says to
-    start the belt, holding the rail, then walk."""
-    late: bool = False
-    """Refused when due (a record with ``played`` False before it) and played once the buzzer
-    was free, or cut short after it started and played again."""
-    replayed: bool = False
-    """Played again after it was cut short by a higher-priority pattern (a played record of it
-    before): its beeps only, its words having been queued as it started."""
-
-    @property
-    def text(self) -> str:
-        return cue_text(
-            self.cue, turn=self.turn, resumed=self.resumed, belt_stopped=self.belt_stopped
-        )
 
 
 class SessionRunner:
@@ -415,8 +310,6 @@ class SessionRunner:
         self.pause_reason = ""
         """The same in words, for the CLI's status and the log."""
         self.session: SessionTally | None = None
-        self.cues: deque[CueRecord] = deque(maxlen=512)
-        """Every cue played (or refused), newest last: the demo prints these."""
         self.finished: deque[SessionRecord] = deque(maxlen=16)
         """Final records of the sessions finished since start, newest last."""
         self._requests: queue.SimpleQueue[tuple[str, queue.SimpleQueue[tuple[bool, str]] | None]]
@@ -429,11 +322,6 @@ class SessionRunner:
         self._belt_stopped = False
         """The session resumed (its resume cue pending) after the monitor left ARMED during
         the pause: the relay stopped the belt, and the treadmill waits for its start button."""
-        self._retries: dict[str, _Retry] = {}
-        """Cues the buzzer refused when due, or cut short, by :data:`RETRY_KIND`, oldest first:
-        each is played once the buzzer is free, unless stale by then (:meth:`_retry_cues`)."""
-        self._sounding: _Sounding | None = None
-        """The cue last started on the buzzer, until its pattern ends (:meth:`_watch_cue`)."""
         self._seen_transitions = False
         self._last_detection: Detection | None = None
         self._trip: CountedTrip | None = None
@@ -445,16 +333,14 @@ class SessionRunner:
         self._check: _Check | None = None
         self._final_due: float | None = None
         """Real (monotonic) time until which the final record waits for figures."""
+        self._player = CuePlayer(buzzer, self.prompts, self._cue_scene)
+        """The session's cues on the buzzer and the speaker, played again while they hold."""
         self._chooser = WalkerChooser(safety, buzzer, self.prompts, new_roster, walker_chosen)
         """The walker profiles, and the next session's walker chosen with the button."""
         self._safety_words = SafetyWords(
             safety, buzzer, self.prompts, caregivers_away, caregivers_undecided
         )
         """The spoken safety prompts (not worn, help, refused, trip, no caregiver)."""
-        self._cue_words: deque[str] = deque(maxlen=4)
-        """The session cues' sentences queued since the last pause or interval: a trip or a
-        fault withdraws them (:meth:`_pause`), so no "walk backward for 2 minutes" plays over a
-        stopped belt, and so does the next interval (:meth:`_advance`)."""
         self._gesturing = False
         """A press held or a pattern open at the last look (:attr:`GestureRecognizer.idle`):
         the gestures are fed again even without an edge."""
@@ -552,7 +438,7 @@ class SessionRunner:
             and self.session is self._told_session
             and state is self._told_state
             and self._final_due is None
-            and not self._retries
+            and not self._player.retries
             and (self._edge_backlog is not None and not self._edge_backlog)
             and (self._answers is None or self._answers.empty())
         ):
@@ -578,13 +464,14 @@ class SessionRunner:
                 reply.put_nowait((ok, message))
         if self.session is not None and self.state is not SessionState.FINISHED:
             self._advance(now)
-        if self._sounding is not None:  # the usual tick: one identity test
-            self._watch_cue(now)
+        player = self._player
+        if player.sounding is not None:  # the usual tick: one identity test
+            player.watch(now)
         chooser = self._chooser
         if chooser.beep is not None:
             chooser.watch_beep(now, self.under_way)
-        if self._retries:  # the usual tick: one truth test
-            self._retry_cues(now)
+        if player.retries:  # the usual tick: one truth test
+            player.retry(now, self._speaker)
         self._tell_session_walker()
         self._collect()
         self._take_new_plan()  # first: the roster's prompt preparation then keeps its prompts
@@ -603,8 +490,9 @@ class SessionRunner:
             self._last_transition = transitions[-1]
         self._seen_transitions = True
         self._last_detection = safety.last_detection
-        if self._sounding is not None:  # the end of the session's cue, until it plays out
-            self._watch_cue(now)  # cut short and still due: the next tick is a full one
+        player = self._player
+        if player.sounding is not None:  # the end of the session's cue, until it plays out
+            player.watch(now)  # cut short and still due: the next tick is a full one
         chooser = self._chooser
         if chooser.beep is not None:
             chooser.watch_beep(now, self.under_way)
@@ -664,6 +552,25 @@ class SessionRunner:
         and the controller refuses the double press as two presses, "press once and hold":
         it was nobody's, and a walker who cannot see heard nothing at all."""
         return not self.under_way
+
+    # --------------------------------------------------------------------- cues
+
+    @property
+    def cues(self) -> deque[CueRecord]:
+        """Every cue played (or refused), newest last: the demo prints these."""
+        return self._player.cues
+
+    def _cue_scene(self) -> CueScene:
+        """Where the session is, for a cue asked now and for judging one waiting
+        (:class:`CuePlayer` asks when it plays, or finds a cue cut short or waiting)."""
+        check = self._check
+        return CueScene(
+            self.session,
+            self.state,
+            self._safety.state,
+            check.index if check is not None else None,
+            self.plan,
+        )
 
     # ------------------------------------------------------------------ walkers
 
@@ -1002,13 +909,13 @@ class SessionRunner:
         self._set_pause_cause(cause)
         self._pending_cue = None
         if trigger is SessionTrigger.DISARMED:
-            self._retries.clear()  # the safety prompts win: no cue waits to play over them
+            self._player.drop_retries()  # the safety prompts win: no cue waits over them
         if trigger is SessionTrigger.DISARMED:
             # A turn, just as the interval's prompt begins (about 8 s of it), is a likely
             # moment for a stumble: the prompt went on over the alarm, telling a walker on a
             # stopped belt to walk on, and kept the trip's own words waiting behind it.
-            self._withdraw_cue_words()
-        self._cue_words.clear()
+            self._player.withdraw_words(self._speaker)
+        self._player.forget_words()
         log.info("session %s", self.pause_reason)
         self._emit(final=False)
 
@@ -1062,7 +969,7 @@ class SessionRunner:
             # come at once and alone (before, the walker heard "resume walking backward" and
             # then "turn around and walk forward").
             self._pending_cue = None
-            self._withdraw_cue_words()
+            self._player.withdraw_words(self._speaker)
             self._cue(cue_for(self.plan.intervals[s.current].direction), now)
             self._measure_interval(s)
             self._emit(final=False)
@@ -1073,15 +980,6 @@ class SessionRunner:
             self._pending_cue = None
         self._maybe_warn(s, now, starts)
         self._maybe_warn_turn(s, now, starts)
-
-    def _withdraw_cue_words(self) -> None:
-        """The session cues' words queued since the last pause or interval no longer hold:
-        the speaker drops them if still queued, cuts short the one playing (a put and a
-        signal: :meth:`firmware.session.voice.PromptPlayer.withdraw` never blocks)."""
-        if self._speaker is not None:
-            for words in self._cue_words:
-                self._speaker.withdraw(words)
-        self._cue_words.clear()
 
     def _maybe_warn(self, s: SessionTally, now: float, starts: list[float]) -> None:
         if not self.config.one_minute_warning or s.current in s.warned:
@@ -1116,185 +1014,10 @@ class SessionRunner:
             self._cue(Cue.TURN_AHEAD, now)
 
     def _cue(
-        self,
-        cue: Cue,
-        now: float,
-        *,
-        resumed: bool = False,
-        belt_stopped: bool = False,
-        late: bool = False,
-        words: bool = True,
+        self, cue: Cue, now: float, *, resumed: bool = False, belt_stopped: bool = False
     ) -> None:
-        """Play ``cue`` and queue its prompt; ``resumed``: the current interval's cue as the
-        session resumes it (it says to carry on, never to turn), ``belt_stopped`` on a belt
-        stopped since the pause began (to start it first); ``late``: a retry; ``words``
-        False: its beeps only (a replay of a cue cut short, whose words were queued).
-
-        Refused by the buzzer (a higher-priority pattern holds it: a call for help's beeps,
-        a resume cue under "one minute left"), the cue is kept, replacing an older one of its
-        kind, and played with its words once the buzzer is free (:meth:`_retry_cues`): the
-        walker walks backward blind, and a cue never heard was a turn never made. Played, it
-        is watched until its pattern ends (:meth:`_watch_cue`): cut short by another pattern,
-        its beeps are played again once the buzzer is free, on the same terms."""
-        s = self.session
-        if self._sounding is not None:
-            self._watch_cue(now)  # a cue of ours still sounding, before this one may cut it
-        pattern = PATTERN[cue]
-        playing: str | None = None
-        before: str | None = None
-        try:
-            before = self._buzzer.pattern
-            self._buzzer.play(pattern, now)
-            playing = self._buzzer.pattern
-            played = playing == pattern
-        except Exception:  # a buzzer problem must not stop the session (nor the loop)
-            log.exception("cue %s failed", cue.value)
-            played = False  # and not kept: a broken buzzer would fail it every iteration
-        kind = RETRY_KIND[cue]
-        self._retries.pop(kind, None)  # a newer cue of its kind replaces a waiting one
-        index = s.current if s else 0
-        until = math.inf
-        if cue in (Cue.ONE_MINUTE, Cue.TURN_AHEAD) and s is not None:
-            end = self.plan.starts()[index] + self.plan.intervals[index].duration_s
-            worth = ONE_MINUTE_WORTH_S if cue is Cue.ONE_MINUTE else TURN_AHEAD_WORTH_S
-            until = end - worth
-        retry = _Retry(
-            cue,
-            resumed,
-            belt_stopped,
-            s,
-            self.state,
-            self._safety.state,
-            index,
-            until,
-            s.pauses if s is not None else 0,
-            self._check.index if self._check is not None else None,
-            words,
-        )
-        if not played and playing is not None:
-            self._retries[kind] = retry
-            log.info("cue %s refused (%s playing): played once it ends", cue.value, playing)
-        elif played and before != pattern:  # newly started (not one already sounding)
-            cut, self._sounding = (
-                self._sounding,
-                _Sounding(
-                    dataclasses.replace(retry, words=False),
-                    pattern,
-                    now + get_pattern(pattern).period,
-                ),
-            )
-            if cut is not None and before == cut.pattern:
-                self._cut_short(cut)  # one of ours, cut by this cue
-        if resumed:
-            left = self.plan.duration_s - (s.plan_t if s else 0.0)
-            prompts: tuple[str, ...] = self.prompts.resume(
-                self.plan, index, left, belt_stopped=belt_stopped
-            )
-        else:
-            prompts = (self.prompts.for_cue(cue, self.plan, index),)
-        if not words:
-            prompts = ()
-        spoken = " ".join(prompts)
-        record = CueRecord(
-            cue,
-            now,
-            s.plan_t if s else 0.0,
-            index,
-            played=played,
-            spoken=spoken,
-            turn=turns_at(self.plan, index),
-            resumed=resumed,
-            belt_stopped=resumed and belt_stopped,
-            late=late and played,
-            replayed=late and played and not words,
-        )
-        self.cues.append(record)
-        log.info("cue %s: %s", cue.value, record.text)
-        if self._speaker is not None and played:
-            for prompt in prompts:
-                self._speaker.say(prompt)  # a put: the speaker's own thread plays them in turn
-                self._cue_words.append(prompt)
-
-    def _watch_cue(self, now: float) -> None:
-        """The cue last started (:attr:`_sounding`): forgotten once its pattern has played out
-        (or was stopped — a caregiver's ``silence`` no longer stops a cue:
-        :func:`firmware.app.silence_alarm`); found cut short — the
-        buzzer plays another pattern before its end — it is kept to play again
-        (:meth:`_cut_short`). One comparison a tick while it sounds."""
-        sounding = self._sounding
-        assert sounding is not None
-        playing = self._buzzer.pattern
-        if playing == sounding.pattern:
-            if now >= sounding.ends:
-                self._sounding = None  # played out (the buzzer clears it at its next update)
-            return
-        self._sounding = None
-        if playing is not None and now < sounding.ends - CUT_SLACK_S:
-            self._cut_short(sounding)
-        # Silent before its end: stopped (never by a caregiver's ``silence``: alarms only),
-        # played out, never cut.
-
-    def _cut_short(self, sounding: _Sounding) -> None:
-        """A cue cut short by a higher-priority pattern (a call for help's beeps, a caregiver's
-        answer, a refused reset press, a cue of the runner's own): its beeps are played again
-        once the buzzer is free, unless stale by then (:meth:`_stale`: a trip, a fault, a pause,
-        the next interval or check step, a session ended or started) or a newer cue of its
-        kind is waiting. Its words were queued as it started and are not said again."""
-        retry = sounding.retry
-        kind = RETRY_KIND[retry.cue]
-        if self._stale(retry) or kind in self._retries:
-            log.info(
-                "cue %s cut short by %s: not played again", retry.cue.value, self._buzzer.pattern
-            )
-            return
-        self._retries[kind] = retry
-        log.info(
-            "cue %s cut short by %s: played again once it ends",
-            retry.cue.value,
-            self._buzzer.pattern,
-        )
-
-    def _retry_cues(self, now: float) -> None:
-        """The refused or cut cues (:meth:`_cue`): each stale one is dropped, and once the
-        buzzer is free the oldest is played. A few comparisons and at most one cue an
-        iteration: no wait, no lock, no I/O (the prompt is a put to the speaker's thread)."""
-        for kind, retry in tuple(self._retries.items()):  # a handful at most, while any wait
-            if self._stale(retry):
-                del self._retries[kind]
-                log.info("refused cue %s dropped: stale", retry.cue.value)
-        if not self._retries or self._buzzer.pattern is not None:
-            return
-        retry = next(iter(self._retries.values()))
-        # A refusal keeps it anew.
-        self._cue(
-            retry.cue,
-            now,
-            resumed=retry.resumed,
-            belt_stopped=retry.belt_stopped,
-            late=True,
-            words=retry.words,
-        )
-
-    def _stale(self, retry: _Retry) -> bool:
-        """Whether a refused (or cut) cue no longer holds: the session, its state, the
-        interval, the balance check's step, the safety state or the count of pauses changed
-        since it was asked (the next interval's cue replaces it, a trip or a pause makes it
-        false, a new session is another's), or it is "one minute left" with less than
-        :data:`ONE_MINUTE_WORTH_S` to go. The end of a session holds until something else
-        happens."""
-        s = self.session
-        if (
-            s is not retry.session
-            or self.state is not retry.state
-            or self._safety.state is not retry.safety
-            or (self._check.index if self._check is not None else None) != retry.check
-        ):
-            return True
-        return s is not None and (
-            s.current != retry.interval
-            or s.pauses != retry.pauses
-            or s.plan_t >= retry.until_plan_t
-        )
+        """Play ``cue`` and queue its prompt (:meth:`CuePlayer.play`)."""
+        self._player.play(cue, now, self._speaker, resumed=resumed, belt_stopped=belt_stopped)
 
     def _finish(self, now: float, trigger: SessionTrigger) -> None:
         s = self.session
