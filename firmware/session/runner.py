@@ -83,14 +83,12 @@ import time
 import uuid
 from collections import deque
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from core.errors import ConfigError
 from core.mounting import Mounting
 from core.protocol.messages import (
-    BalanceCondition,
     BalanceFigures,
     Direction,
     SessionRecord,
@@ -99,10 +97,8 @@ from core.protocol.messages import (
 from core.protocol.walker import DEFAULT_WALKER_ID, Walker
 from core.wallclock import SystemWallClock, WallClock
 from firmware.detection.base import Detection, DetectionKind
-from firmware.gait import figures as gait_figures
 from firmware.gait.worker import (
     MAX_BACKLOG_S,
-    BalanceJob,
     BalanceResult,
     GaitJob,
     GaitResult,
@@ -113,6 +109,12 @@ from firmware.safety import (
     Detected,
     SafetyState,
     Transition,
+)
+from firmware.session.balance_check import (
+    BALANCE_MEASURE_S,
+    BALANCE_SETTLE_S,
+    BalanceCheck,
+    CheckStep,
 )
 from firmware.session.config import SessionConfig
 from firmware.session.control import stopped_message
@@ -192,10 +194,6 @@ the rail and bringing a belt at 0.5 mph (0.22 m/s) down takes a few seconds more
 walker with sore knees, walking backward blind, needs a margin on top."""
 RESUME_CUE_DELAY_S = 1.0
 """After re-arming, the interval's cue waits this long so the arming chirp is heard first."""
-BALANCE_SETTLE_S = 5.0
-"""After the balance check's cue, seconds for the walker to settle (and the prompt to end)."""
-BALANCE_MEASURE_S = 30.0
-"""Seconds of standing measured per condition (Mancini et al. 2012: 30 s)."""
 FINAL_WAIT_S = 30.0
 """A finished session's last record waits at most this long (real time) for the figures
 of its last interval from the measurement thread."""
@@ -214,17 +212,6 @@ _FINISH_STATUS: dict[SessionTrigger, SessionStatus] = {
     SessionTrigger.MAX_PAUSE: "abandoned",
 }
 """The record's ``status`` for each way a session ends."""
-
-
-@dataclass(slots=True)
-class _Check:
-    """The balance check in progress: which condition, when its cue played, when it ends."""
-
-    index: int
-    condition: BalanceCondition
-    started: float
-    ends: float
-    steps_before: int
 
 
 class SessionRunner:
@@ -330,7 +317,8 @@ class SessionRunner:
         and re-arming ends the incident)."""
         self.measurements = measurements
         """The gait and sway measurement thread's loop-side end (None: not measured)."""
-        self._check: _Check | None = None
+        self._balance = BalanceCheck(measurements)
+        """The standing balance check's step under way and its measurement job."""
         self._final_due: float | None = None
         """Real (monotonic) time until which the final record waits for figures."""
         self._player = CuePlayer(buzzer, self.prompts, self._cue_scene)
@@ -1060,21 +1048,15 @@ class SessionRunner:
 
     # ------------------------------------------------- balance and gait
 
+    @property
+    def _check(self) -> CheckStep | None:
+        """The balance check's step under way (None: none)."""
+        return self._balance.step
+
     def _begin_check(self, now: float, index: int) -> None:
         s = self.session
         assert s is not None
-        condition: BalanceCondition = "eyes open" if index == 0 else "eyes closed"
-        self._check = _Check(
-            index,
-            condition,
-            now,
-            now + BALANCE_SETTLE_S + BALANCE_MEASURE_S,
-            self.steps.steps,
-        )
-        self._cue(Cue.BALANCE if index == 0 else Cue.BALANCE_EYES_CLOSED, now)
-        if self.measurements is not None:
-            self.measurements.begin(BalanceJob(s.id, index, condition, BALANCE_SETTLE_S))
-        log.info("balance check (%s) for %.0f s", condition, BALANCE_MEASURE_S)
+        self._cue(self._balance.begin(now, index, s, self.steps.steps), now)
 
     def _advance_check(self, now: float) -> None:
         check = self._check
@@ -1089,22 +1071,7 @@ class SessionRunner:
 
     def _end_check(self, now: float, *, complete: bool) -> None:
         """The check in progress ends: measured to its end, or cut short (no figures)."""
-        check, self._check = self._check, None
-        s = self.session
-        if check is None or s is None:
-            return
-        if self.steps.steps > check.steps_before:
-            s.moved_in_check.add(check.index)
-        m = self.measurements
-        if complete:
-            if m is not None:
-                m.end()
-            return
-        measured = max(0.0, now - check.started - BALANCE_SETTLE_S)
-        s.balance[check.index] = gait_figures.interrupted(check.condition, measured)
-        if m is not None:
-            m.end(discard=True)
-        log.info("balance check (%s) interrupted after %.0f s", check.condition, measured)
+        self._balance.end(now, self.session, self.steps.steps, complete=complete)
 
     def _measure(self, batch: Sequence[Any]) -> None:
         """Hand this iteration's samples to the measurement thread (references, no copy of
