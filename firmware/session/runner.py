@@ -89,7 +89,6 @@ from typing import TYPE_CHECKING, Any
 from core.errors import ConfigError
 from core.mounting import Mounting
 from core.protocol.messages import (
-    BalanceFigures,
     Direction,
     SessionRecord,
     SessionStatus,
@@ -99,9 +98,6 @@ from core.wallclock import SystemWallClock, WallClock
 from firmware.detection.base import Detection, DetectionKind
 from firmware.gait.worker import (
     MAX_BACKLOG_S,
-    BalanceResult,
-    GaitJob,
-    GaitResult,
     Measurements,
 )
 from firmware.presses import ARM_HOLD_S, EdgeFeed
@@ -129,6 +125,7 @@ from firmware.session.cues import (
     turns_at,
 )
 from firmware.session.gestures import Gesture, GestureKind, GestureRecognizer
+from firmware.session.measuring import feed_samples, follow_interval, take_figures
 from firmware.session.plan import Plan
 from firmware.session.recording import (
     CountedTrip,
@@ -1077,25 +1074,14 @@ class SessionRunner:
         """Hand this iteration's samples to the measurement thread (references, no copy of
         the data): a balance check's only while the monitor is in STANDBY."""
         m = self.measurements
-        if m is None or m.job is None or not batch:
-            return
-        if self.state is SessionState.RUNNING or (
-            self.state is SessionState.BALANCE and self._safety.state is SafetyState.STANDBY
-        ):
-            m.feed(batch)
+        if m is not None:
+            feed_samples(m, batch, self.state, self._safety.state)
 
     def _measure_interval(self, s: SessionTally) -> None:
         """The measurement job follows the current interval (none for a rest)."""
         m = self.measurements
-        if m is None:
-            return
-        job = m.job
-        if self.plan.intervals[s.current].direction == "rest":
-            if job is not None:
-                m.end()
-            return
-        if not (isinstance(job, GaitJob) and job.session == s.id and job.interval == s.current):
-            m.begin(GaitJob(s.id, s.current))
+        if m is not None:
+            follow_interval(m, s, self.plan)
 
     def _collect(self) -> None:
         """Figures from the measurement thread into the session; the deferred last record."""
@@ -1103,23 +1089,7 @@ class SessionRunner:
         if m is None:
             return
         idle = not m.busy  # before take(): every answer of the work done is then in the queue
-        s = self.session
-        changed = False
-        for result in m.take():
-            if s is None or result.session != s.id:
-                continue
-            if isinstance(result, GaitResult):
-                if 0 <= result.interval < len(s.intervals):
-                    s.intervals[result.interval].gait = result.figures
-                    changed = True
-            elif isinstance(result, BalanceResult):
-                figures = result.figures
-                if result.index in s.moved_in_check and figures.status == "measured":
-                    figures = BalanceFigures(
-                        condition=figures.condition, status="moved", duration_s=figures.duration_s
-                    )
-                s.balance[result.index] = figures
-                changed = True
+        changed = take_figures(m, self.session)
         if self._final_due is not None:
             if idle or time.monotonic() >= self._final_due:
                 if not idle:
