@@ -10,7 +10,9 @@ pauses the session and re-arming resumes it. See ``docs/sessions.md``.
 Modules: :mod:`.plan` (plans, presets, validation), :mod:`.cues` (buzzer
 cues, spoken prompts), :mod:`.steps` (streaming step detector),
 :mod:`.gestures` (button press patterns), :mod:`.runner` (the session state
-machine and :func:`~firmware.session.runner.attach_session`), :mod:`.record`
+machine, the loop hook) and its parts (:mod:`.states`, :mod:`.cue_player`,
+:mod:`.safety_words`, :mod:`.walker_choice`, :mod:`.balance_check`, :mod:`.measuring`,
+:mod:`.recording`, :mod:`.attach`: docs/sessions.md, "The runner's parts"), :mod:`.record`
 (SQLite log, MQTT summary), :mod:`.control` (local Unix-socket control),
 :mod:`.cli` (``retroguard session`` and ``retroguard sessions``),
 :mod:`.demo` (a time-compressed guided session).

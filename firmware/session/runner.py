@@ -73,6 +73,15 @@ waits for its last interval's figures (at most :data:`FINAL_WAIT_S`).
 
 All methods run on the real-time thread except :meth:`SessionRunner.request`
 (any thread: a non-blocking put) and :meth:`SessionRunner.snapshot` (reads).
+
+The runner decides *when*; its parts, which it owns and calls on the same thread, do the
+rest: :class:`~firmware.session.cue_player.CuePlayer` (cues, played again while they hold),
+:class:`~firmware.session.safety_words.SafetyWords` (the spoken safety prompts),
+:class:`~firmware.session.walker_choice.WalkerChooser` (the next walker, by the button),
+:class:`~firmware.session.balance_check.BalanceCheck` (the standing check's steps),
+:mod:`.measuring` (the measurement thread's samples and figures), :mod:`.recording` (the
+session's tally and its record); :mod:`.states` holds the table above, :mod:`.attach` the
+wiring (docs/sessions.md, "The runner's parts").
 """
 
 from __future__ import annotations
