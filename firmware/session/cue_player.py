@@ -335,7 +335,7 @@ class CuePlayer:
         )
 
     def retry(self, now: float, speaker: Speaker | None) -> None:
-        """The refused or cut cues (:meth:`_cue`): each stale one is dropped, and once the
+        """The refused or cut cues (:meth:`play`): each stale one is dropped, and once the
         buzzer is free the oldest is played. A few comparisons and at most one cue an
         iteration: no wait, no lock, no I/O (the prompt is a put to the speaker's thread)."""
         scene = self._scene()

@@ -64,7 +64,8 @@ class PauseCause(StrEnum):
     BUTTON = "button"
     """The walker's double press."""
     CLI = "cli"
-    """A local command (``retroguard session pause``, or any caller of :meth:`request`)."""
+    """A local command (``retroguard session pause``, or any caller of the runner's
+    :meth:`~firmware.session.runner.SessionRunner.request`)."""
 
 
 WalkerCause = Literal[PauseCause.BUTTON, PauseCause.CLI]
