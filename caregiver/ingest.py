@@ -569,7 +569,7 @@ class Ingestor:
             ahead = stamped.timestamp() - now
             if ahead > STAGE_AHEAD_S and not body.wall_unsynced:  # flagged: not news
                 # what it says is the device's word and is kept; its time orders nothing
-                # (caregiver.storage.store.STAGE_AHEAD_S): the device's next stage replaces it
+                # (caregiver.storage.sql.STAGE_AHEAD_S): the device's next stage replaces it
                 log.warning(
                     "%s: stamped %s, %.0f min ahead of this service's clock: the device's "
                     "clock is wrong; kept until the device's next stage, whatever its time",

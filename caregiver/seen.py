@@ -15,7 +15,7 @@ of what was shown (a page from before this, a script) closes nothing and is
 answered the same way ("unsaid").
 
 "Newest" is the order the store picks an incident's newest critical event by
-(``_NEWEST_CRITICAL`` in :mod:`caregiver.storage.store`): the device's sequence,
+(``_NEWEST_CRITICAL`` in :mod:`caregiver.storage.sql`): the device's sequence,
 then arrival, then id. Nothing here reads the database.
 """
 

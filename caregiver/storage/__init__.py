@@ -35,7 +35,9 @@ from caregiver.storage.records import (
     WalkSession,
 )
 from caregiver.storage.schema import SCHEMA_VERSION, SchemaError, SchemaUpgrade
-from caregiver.storage.store import STAGE_AHEAD_S, Pruned, Store, Transaction
+from caregiver.storage.sql import STAGE_AHEAD_S
+from caregiver.storage.store import Store, Transaction
+from caregiver.storage.tx_retention import Pruned
 
 __all__ = [
     "OPEN_STATUSES",
