@@ -36,6 +36,7 @@ from core.progress import (
     milestone,
     prescribed_in,
     utc_of,
+    week_label,
     week_of,
     week_start,
     weekly_progress,
@@ -159,12 +160,6 @@ def status_words(session: WalkSession) -> str:
     return f"{said} \u2014 {RESTARTED}" if session.interrupted else said
 
 
-def _week_label(week: str) -> str:
-    """ "2025-W07" → "17 Feb" (the week's Monday)."""
-    monday = week_start(week)
-    return f"{monday.day} {monday:%b}"
-
-
 def _listed(
     weeks: Collection[WeekProgress], current: str, prescribed: Mapping[str, int] | None
 ) -> list[WeekProgress]:
@@ -213,7 +208,7 @@ def progress_view(
     while day <= week_start(current):
         key = week_of(dt.datetime.combine(day, dt.time(12), zone), zone)
         week = weeks.get(key)
-        labels.append(_week_label(key))
+        labels.append(week_label(key))
         minutes.append(round(week.backward_s / 60, 1) if week else 0.0)
         at_goal_counts.append(week.at_goal if week else 0)
         done_counts.append(week.done if week else 0)
@@ -227,14 +222,14 @@ def progress_view(
         "milestone": milestone(weeks.values()),
         "milestone_weeks": MILESTONE_WEEKS,
         "this_week": this_week,
-        "week_label": _week_label(current),
+        "week_label": week_label(current),
         "zone": zone_name(zone),
         # newest first, every week from the first session's to this one: a missed week is
         # listed, 0 done, not skipped (none without sessions: the page says "no sessions yet")
         "weeks": listed,
         # each listed week as the chart's axis and the headline name it ("Week of 30 Nov"),
         # not by its ISO key ("2026-W49"), which no physio reads as a date
-        "week_labels": {w.week: _week_label(w.week) for w in listed},
+        "week_labels": {w.week: week_label(w.week) for w in listed},
         "at_goal": {s.id: at_goal(s) for s in sessions},
         "done": {s.id: done(s) for s in sessions},
         "status_words": {s.id: status_words(s) for s in sessions},

@@ -25,7 +25,7 @@ from dataclasses import dataclass, replace
 from caregiver.localtime import day_words
 from caregiver.progress import HISTORY_SESSIONS
 from caregiver.storage import Incident, Store, WalkSession
-from caregiver.trends import SessionMeasures, Trend, measures_of, trends, week_label
+from caregiver.trends import SessionMeasures, Trend, measures_of, trends
 from caregiver.walkers import weeks_zone
 from core.progress import (
     GOAL_BACKWARD_MIN,
@@ -35,6 +35,7 @@ from core.progress import (
     every_week,
     milestone,
     utc_of,
+    week_label,
     week_of,
     week_start,
     weekly_progress,

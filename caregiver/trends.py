@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 import msgspec
 
 from core.gait_trends import METRICS, Change, Metric, WeekValue, change, weekly
-from core.progress import week_start
+from core.progress import week_label
 from core.protocol.messages import BalanceFigures, GaitFigures
 
 log = logging.getLogger(__name__)
@@ -74,12 +74,6 @@ class Trend:
             f"Week of {week_label(c.from_week)} to week of {week_label(c.to_week)}: "
             f"{c.delta:+.3g}{unit}, noise (MDC95) {c.mdc95:.3g}{unit}: {c.verdict}"
         )
-
-
-def week_label(week: str) -> str:
-    """ "2025-W07" -> "10 Feb" (the week's Monday)."""
-    monday = week_start(week)
-    return f"{monday.day} {monday:%b}"
 
 
 def trends(measures: Sequence[SessionMeasures], zone: dt.tzinfo) -> list[Trend]:

@@ -200,6 +200,13 @@ def week_start(week: str) -> dt.date:
     return dt.date.fromisocalendar(int(year), int(number), 1)
 
 
+def week_label(week: str) -> str:
+    """ "2025-W07" -> "10 Feb": a week as people name it, by its Monday (an ISO week number is
+    read by no one), the same on every page, chart and report."""
+    monday = week_start(week)
+    return f"{monday.day} {monday:%b}"
+
+
 def at_goal(session: SessionProgress) -> bool:
     """True when the session's longest straight backward stretch reached the goal's 10 minutes."""
     return session.longest_backward_s >= GOAL_BACKWARD_MIN * 60 - _SLACK_S
