@@ -169,6 +169,25 @@ class FakeWallClock:
         self.synced = synced
 
 
+class SaidWallClock(SystemWallClock):
+    """The host's wall clock, "synchronised" as the monitor said at its hello
+    (:class:`firmware.link.messages.Hello`'s ``wall_synced``) rather than as the host says.
+
+    Only a monitor built to say it does (:func:`firmware.app.build_app`'s
+    ``courier_wall_synced``: the demo, whose loop stamps from a simulated clock marked set):
+    its courier then judges the clock as its loop does, and a caregiver's acknowledgement in
+    the demo is no longer flagged "clock not set" beside the loop's events that are not (a
+    container without network time). ``retroguard run`` says nothing, and its courier asks
+    the host; the hello crosses the local socket between the two processes, never the network."""
+
+    def __init__(self, synced: bool) -> None:
+        super().__init__()
+        self._said = synced
+
+    def synchronized(self) -> bool:
+        return self._said
+
+
 SYNC_REFRESH_S = 1.0
 """How often :class:`SyncWatch`'s thread asks the host whether its clock is synchronised."""
 SYNC_FIRST_READ_S = 2.0

@@ -215,6 +215,7 @@ def build_app(
     detector: Detector | None = None,
     courier: SpawnCourier | None = ProcessCourier,
     wall: WallClock | None = None,
+    courier_wall_synced: bool | None = None,
 ) -> App:
     """Build the whole monitor.
 
@@ -226,7 +227,11 @@ def build_app(
     all (None: records wait in the link). ``wall``: the wall clock events are stamped with,
     and whether it was synchronised (default the host's, watched off the loop's thread:
     :class:`~core.wallclock.SyncWatch`; tests and the demo pass a
-    :class:`~core.wallclock.FakeWallClock`).
+    :class:`~core.wallclock.FakeWallClock`). ``courier_wall_synced``: what the courier's own
+    events (a caregiver's ``closed``, its faults) and retained stages say of the clock instead
+    of asking the host (:class:`~core.wallclock.SaidWallClock`): the demo passes its simulated
+    clock's "set", so its courier judges as its loop does in a container without network
+    time. None (``retroguard run``): the courier asks the host, as the loop does.
     """
     # No database here: the courier opens it, and whatever state it is in (damaged, from a
     # newer release, on a full disk) the monitor starts and protects the walker.
@@ -241,7 +246,8 @@ def build_app(
         )
     buzzer = gpio.buzzer
     link = CourierLink(clock.monotonic)
-    link.hello(messages.encode(messages.Hello(config, os.getpid(), wall_now())))
+    hello = messages.Hello(config, os.getpid(), wall_now(), wall_synced=courier_wall_synced)
+    link.hello(messages.encode(hello))
     if detector is None:
         up = up_vector(Mounting.parse(config.imu.mounting))
         detector = build_detector(config.detector, imu.sample_rate_hz, up=up)

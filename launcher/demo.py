@@ -37,6 +37,7 @@ from core.realtime import LoopHelperThread, SchedulingPolicy, realtime_section
 from core.wallclock import FakeWallClock
 from firmware.app import App, CourierNotStarted, build_app, favour_realtime_thread
 from firmware.config import Config, StorageConfig
+from firmware.link.supervisor import ProcessCourier, SpawnCourier
 from firmware.monitor import Monitor
 from firmware.safety import SafetyState
 from firmware.session.runner import SessionRunner, attach_session, detach_session
@@ -48,7 +49,7 @@ from firmware.storage.sessions import load_sessions
 from launcher.extras import missing_extra
 from launcher.live_line import LinesAbove, LiveLine, logging_above, stderr_above
 from sim import scenarios
-from sim.backends import SimulatedGpio, simulated_hardware
+from sim.backends import SimulatedGpio, SimulatedHardware, simulated_hardware
 from sim.relay_hardware import SimulatedButton
 from tools.broker import BrokerError, Mosquitto, mosquitto_available
 from tools.demo_speed import at_speed
@@ -146,7 +147,7 @@ def run_session(
     session = session or scenarios.demo_session()
     sim = simulated_hardware(config.imu, config.gpio, clock, session)
     wall = _demo_wall(clock)  # the events' and the session's: one clock, synchronised
-    app = build_app(config, clock, imu=sim.imu_rig.imu, gpio=sim.gpio, wall=wall)
+    app = demo_app(config, clock, sim, wall)
     button = sim.gpio.button_sim
     hardware = sim.gpio.hardware
     assert button is not None and hardware is not None, "the demo needs simulated GPIO"
@@ -642,6 +643,33 @@ def _run_and_report(
         out.write("DEMO FAILED: expected the fall to trip the relay and leave it released.\n")
         return 1
     return 0
+
+
+def demo_app(
+    config: Config,
+    clock: Clock,
+    sim: SimulatedHardware,
+    wall: FakeWallClock | None = None,
+    *,
+    courier: SpawnCourier | None = ProcessCourier,
+) -> App:
+    """The demo's monitor on ``sim``: its events on ``wall`` (the session's too, which
+    :func:`run_session` attaches on it; default the demo's, marked set: :func:`_demo_wall`),
+    and its courier (``courier``: a child process, as ``retroguard run``; tests pass a thread)
+    judging that clock as the loop does. Before, the courier asked the host, and in a
+    container without network time every caregiver's acknowledgement (a ``closed`` event the
+    courier stamps) said "the treadmill's clock was not set" beside the loop's events that
+    did not."""
+    wall = wall if wall is not None else _demo_wall(clock)
+    return build_app(
+        config,
+        clock,
+        imu=sim.imu_rig.imu,
+        gpio=sim.gpio,
+        courier=courier,
+        wall=wall,
+        courier_wall_synced=wall.synchronized(),
+    )
 
 
 def _demo_wall(clock: Clock) -> FakeWallClock:

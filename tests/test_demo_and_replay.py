@@ -263,7 +263,7 @@ def test_a_demo_on_a_simulated_clock_waits_for_a_slow_courier(
     built: list[App] = []
 
     def build(config: Config, on: Clock, **kwargs: Any) -> App:
-        app = firmware_app.build_app(config, on, courier=held.spawn, **kwargs)
+        app = firmware_app.build_app(config, on, **{**kwargs, "courier": held.spawn})
         link = app.link
         poll, await_report = link.poll, link.await_storage_report
 
@@ -334,7 +334,7 @@ def test_a_demo_on_a_simulated_clock_never_walks_without_a_courier(
     built: list[App] = []
 
     def build(config: Config, on: Clock, **kwargs: Any) -> App:
-        built.append(firmware_app.build_app(config, on, courier=_SilentCourier, **kwargs))
+        built.append(firmware_app.build_app(config, on, **{**kwargs, "courier": _SilentCourier}))
         return built[-1]
 
     monkeypatch.setattr(demo_command, "build_app", build)

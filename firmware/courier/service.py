@@ -51,7 +51,7 @@ from core.protocol.events import Event, EventType
 from core.protocol.messages import DeviceHealth, SessionRecord
 from core.protocol.payloads import wall_now
 from core.protocol.walker import WalkerInvalid, is_walker_id
-from core.wallclock import SystemWallClock, WallClock
+from core.wallclock import SaidWallClock, SystemWallClock, WallClock, WallStamper
 from core.zones import system_zone
 from firmware.config import Config
 from firmware.courier.channel import SEND_TIMEOUT_S, LoopChannel
@@ -423,6 +423,7 @@ class Courier:
                 self.clock(),
                 self.state,
                 f"test alarm sent by {by}: if this reached you, alerts from this treadmill do",
+                wall=WallStamper(self.wall_clock),
             ),
             self._walker_now(),
         )
@@ -726,7 +727,14 @@ class Courier:
     def _raise_fault(self, reason: str, state: str) -> None:
         """Store and publish a FAULT the courier itself saw (the loop's state is unchanged)."""
         self._persist_quietly(
-            Event.now(EventType.FAULT, self.config.device.id, self.clock(), state, reason)
+            Event.now(
+                EventType.FAULT,
+                self.config.device.id,
+                self.clock(),
+                state,
+                reason,
+                wall=WallStamper(self.wall_clock),
+            )
         )
 
     # ------------------------------------------------------------------- runs
@@ -797,6 +805,7 @@ class Courier:
                     "FAULT",
                     "the monitor stopped without shutting down (crash, kill or hang): events of "
                     "its last moments may be missing",
+                    wall=WallStamper(self.wall_clock),
                 )
             )
             self._end_run(clean=False)
@@ -865,6 +874,7 @@ def serve(
         channel,
         monitor_pid=first.monitor_pid,
         monitor_started=first.started_wall,
+        wall_clock=None if first.wall_synced is None else SaidWallClock(first.wall_synced),
     )
     if on_ready is not None:
         on_ready(courier)

@@ -27,6 +27,12 @@ class Hello(msgspec.Struct, tag="hello"):
     started_wall: str = ""
     """When the monitor started (ISO 8601 UTC): with the pid it names the run, so a courier
     restarted within one run does not count a new run."""
+    wall_synced: bool | None = None
+    """Whether the monitor's wall clock is synchronised, said only by a monitor built to say
+    it (the demo, whose loop's clock is a simulated one marked set): the courier stamps its
+    own events (a caregiver's ``closed``, its faults) with the same judgement
+    (:class:`~core.wallclock.SaidWallClock`). None (every installed monitor): the courier
+    asks the host, as the loop does."""
 
 
 class EventRecord(msgspec.Struct, tag="event", omit_defaults=True):

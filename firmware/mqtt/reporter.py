@@ -74,7 +74,7 @@ from core.protocol.topics import (
     discovery_topic,
     ha_status_topic,
 )
-from core.wallclock import WallClock
+from core.wallclock import WallClock, WallStamper
 from firmware.config import MqttConfig
 from firmware.mqtt.caregiver import CaregiverView, CaregiverWatch, self_test_check
 from firmware.mqtt.commands import (
@@ -425,8 +425,11 @@ class _DefaultTarget:
         on_incident: Callable[[], object] | None = None,
         shown: Callable[[], Shown] | None = None,
         on_stored: Callable[[], object] | None = None,
+        wall_clock: WallClock | None = None,
     ) -> None:
-        """``on_closed``: told the incident a caregiver has just closed (the walker who asked
+        """``wall_clock``: stamps the ``closed`` event (default the host's, read then; the
+        courier's, which in the demo judges "synchronised" as the demo's loop does).
+        ``on_closed``: told the incident a caregiver has just closed (the walker who asked
         for help hears it). ``on_incident``: told when an ack stored a ``closed`` event, so the
         retained ``incident`` is recomputed (the event is stored here, not through the sink).
         ``on_stored``: told when a plan or progression was stored, so the retained ``progress``
@@ -444,6 +447,7 @@ class _DefaultTarget:
         self._self_test = self_test
         self._test_alarm = test_alarm
         self._clock = clock
+        self._wall_clock = wall_clock
 
     def test_alarm(self, by: str) -> Mapping[str, Any]:
         if self._test_alarm is None:
@@ -566,6 +570,7 @@ class _DefaultTarget:
                 incident=incident,
                 by=by,
                 via=via,
+                wall=None if self._wall_clock is None else WallStamper(self._wall_clock),
             )
 
         shown = None
@@ -695,6 +700,7 @@ class MqttReporter:
             on_incident=functools.partial(self._wake.put_nowait, _IncidentEvent()),
             shown=self._retained.shown_incident,  # read-only, on the publisher thread
             on_stored=functools.partial(self._wake.put_nowait, _SessionsChanged()),
+            wall_clock=wall_clock,
         )
         self._commands = CommandHandler(command_target or self._default_target)
         self._client: mqtt.Client | None = None
