@@ -23,6 +23,7 @@ from typing import Any
 
 import msgspec
 
+from caregiver.localtime import zone_said
 from caregiver.storage import WalkSession
 from core.progress import (
     GOAL_BACKWARD_MIN,
@@ -42,7 +43,6 @@ from core.progress import (
     weekly_progress,
 )
 from core.protocol.walker import DEFAULT_WALKER, Walker
-from core.zones import zone_name
 
 _SESSION_ID = re.compile(r"^[0-9a-f]{32}$")
 _NUMBERS = (
@@ -223,7 +223,7 @@ def progress_view(
         "milestone_weeks": MILESTONE_WEEKS,
         "this_week": this_week,
         "week_label": week_label(current),
-        "zone": zone_name(zone),
+        "zone": zone_said(zone, today),  # as the banner says it: "UTC", "CET"
         # newest first, every week from the first session's to this one: a missed week is
         # listed, 0 done, not skipped (none without sessions: the page says "no sessions yet")
         "weeks": listed,

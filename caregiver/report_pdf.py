@@ -26,7 +26,7 @@ from fpdf.bidi import BidiParagraph
 from fpdf.enums import TextDirection, XPos, YPos
 from fpdf.fonts import TTFFont
 
-from caregiver.localtime import day_words
+from caregiver.localtime import day_words, zone_said
 from caregiver.report import Report, ReportWeek
 from caregiver.story import closed_how, incident_kind
 from core.progress import GOAL_BACKWARD_MIN, GOAL_SESSIONS_PER_WEEK, MILESTONE_WEEKS
@@ -266,9 +266,16 @@ def _bars(
 
 
 def _when(report: Report, timestamp: float) -> str:
+    """ "6 Dec 2026 10:47 UTC": in the report's zone, named as the banner names it (an
+    incident in summer says "CEST" in a report made in winter)."""
     zone = report.generated.tzinfo or dt.UTC
     moment = dt.datetime.fromtimestamp(timestamp, zone)
-    return f"{day_words(moment)} {moment:%H:%M}"
+    return f"{day_words(moment)} {moment:%H:%M} {zone_said(zone, moment)}"
+
+
+def _zone(report: Report) -> str:
+    """The report's zone as a person knows it ("UTC", "CET"), not its IANA key ("Etc/UTC")."""
+    return zone_said(report.generated.tzinfo or dt.UTC, report.generated)
 
 
 def report_pdf(report: Report) -> bytes:
@@ -280,8 +287,8 @@ def report_pdf(report: Report) -> bytes:
     page.line(
         f"Device {report.device_id}"
         f"{f', walker profile {report.walker_id}' if profile else ''}. "
-        f"Weeks {report.period} (ISO weeks, {report.zone}). "
-        f"Made {day_words(report.generated)} {report.generated:%H:%M}.",
+        f"Weeks {report.period} (ISO weeks, {_zone(report)}). "
+        f"Made {_when(report, report.generated.timestamp())}.",
         8.5,
     )
     page.line(
@@ -410,7 +417,7 @@ def report_pdf(report: Report) -> bytes:
             ]
             for i in report.incidents[:INCIDENT_ROWS]
         ]
-        page.table(["Opened", "Worst", "Status"], i_rows, [40, 30, _WIDTH - 70])
+        page.table(["Opened", "Worst", "Status"], i_rows, [44, 30, _WIDTH - 74])
     else:
         page.line("No incident recorded.")
     page.font(_ABOUT_PT[0])
@@ -479,7 +486,7 @@ def about_figures(report: Report) -> str:
     :mod:`core.gait_trends` (docs/gait.md, "What change is meaningful")."""
     return (
         "Measures of walking and standing from the belt sensor, not a diagnosis and not a "
-        f"fall-risk score. Weeks run Monday to Sunday ({report.zone} time). A session is "
+        f"fall-risk score. Weeks run Monday to Sunday ({_zone(report)} time). A session is "
         f"done when its plan was walked through, and at goal when its longest continuous "
         f"backward stretch reached {GOAL_BACKWARD_MIN:g} min; a week is at goal with "
         f"{GOAL_SESSIONS_PER_WEEK} sessions at goal, and {MILESTONE_WEEKS} weeks at goal, "

@@ -893,10 +893,20 @@ def test_times_show_in_the_browsers_zone_and_the_service_zone_without_script(
         ).replace("+00:00", "Z")
         text, title = when.text_content() or "", when.get_attribute("title") or ""
         assert f"{new_york:%H:%M:%S}" in text and f"{new_york.day} {new_york:%b}" in text
+        # and names the browser's zone, as the banner and the service's text name theirs
+        # (before: "6 Dec, 05:46:30", no zone)
+        said = page.evaluate(
+            """iso => new Intl.DateTimeFormat(undefined, {timeZoneName: "short"})
+                .formatToParts(new Date(iso)).find(p => p.type === "timeZoneName").value""",
+            moment.isoformat(),
+        )
+        assert said and text.endswith(said), (text, said)
         assert f"{berlin:%H:%M:%S} {berlin.tzname()}" in title  # the service's own text
 
         page.goto(f"{service.url}/devices/treadmill-1/progress")
-        expect(page.locator("#goal")).to_contain_text("(Europe/Berlin)")
+        # the weeks' zone as the banner names it ("CET"), not its IANA key ("Europe/Berlin")
+        berlin_now = dt.datetime.now(ZoneInfo("Europe/Berlin")).tzname() or ""
+        expect(page.locator("#goal")).to_contain_text(f"({berlin_now})")
         cell = page.locator('#sessions [data-label="Date"] time')
         expect(cell).to_have_attribute("data-local", "1")
         local = started.astimezone(ZoneInfo("America/New_York"))

@@ -232,7 +232,11 @@ def test_the_pdf_is_one_page_with_the_table_adherence_longest_stretch_and_incide
     assert "no_recovery" not in text and "(walker)" not in text
     # the footnote says what the figures mean, for a patient's file: no source paths
     about = " ".join(text.split())
-    assert "not a diagnosis" in about and "Weeks run Monday to Sunday (Europe/Berlin" in about
+    assert "not a diagnosis" in about and "Weeks run Monday to Sunday (CET time)" in about
+    # the zone named as the banner names it, and the time it was made says its zone
+    assert "(ISO weeks, CET)" in about and "Made 28 Mar 2026 10:00 CET." in about
+    assert "11 Mar 2026 10:00 CET" in about  # an incident's opening
+    assert "Europe/Berlin" not in about
     assert "at goal when its longest continuous backward stretch reached 10 min" in about
     assert "with 3 sessions at goal, and 4 weeks at goal" in about
     assert "the median of its sessions with its 95 % band" in about

@@ -4,8 +4,9 @@
   "use strict";
   // Short where it can be: the year only when it is not this one. The 24-hour clock, as the
   // server's text and notifications say it (caregiver/localtime.py, "14:05:12"): a 12-hour
-  // language with "2-digit" hours read "01:13:14 AM".
-  var clock = { hour: "2-digit", minute: "2-digit", hourCycle: "h23" };
+  // language with "2-digit" hours read "01:13:14 AM". A time names its zone ("UTC", "CET"),
+  // as the server's text and the banner do: "Dec 6, 10:46:30" said none.
+  var clock = { hour: "2-digit", minute: "2-digit", hourCycle: "h23", timeZoneName: "short" };
   var formats = {
     datetime: Object.assign({ day: "numeric", month: "short", second: "2-digit" }, clock),
     minute: Object.assign({ weekday: "short", day: "numeric", month: "short" }, clock),
