@@ -375,6 +375,23 @@ def test_a_self_test_dropped_by_the_flood_limit_is_refused_and_so_are_only_a_few
     ]
 
 
+def test_the_command_budget_takes_its_burst_at_once_then_only_whole_tokens_at_its_rate() -> None:
+    """The flood limit is ``command_burst`` at once and ``command_rate_per_s`` after it: a
+    fraction of a token runs nothing (mutant: ``tokens > 0`` ran a command on half a token),
+    and a long quiet spell saves up no more than the burst (mutant: no cap let a flood after
+    an idle hour all through)."""
+    now = [0.0]
+    budget = CommandBudget(lambda: now[0], rate_per_s=2.0, burst=3.0)
+    assert [budget.take() for _ in range(4)] == [True, True, True, False]
+    now[0] = 0.25  # half a token earned
+    assert not budget.take()
+    now[0] = 0.5  # a whole one
+    assert budget.take() and not budget.take()
+    now[0] = 3600.0  # an idle hour: the burst again, no more
+    assert [budget.take() for _ in range(4)] == [True, True, True, False]
+    assert (budget.taken, budget.dropped) == (7, 4)
+
+
 def test_a_dropped_command_s_refusal_echoes_only_a_well_formed_id() -> None:
     assert dropped_reply("ping", b'{"id":"p-1"}').request_id == "p-1"
     nested = b'{"id": ' + b"[" * 100_000  # too deep for json: RecursionError, not ValueError
