@@ -199,6 +199,23 @@ def test_a_pop_that_finds_the_fifo_empty_is_dropped_and_the_sample_read_after_it
     assert_grid(stream, PERIOD)
 
 
+def test_an_empty_pop_whose_count_for_the_rest_is_garbage_is_corrupt_data_never_a_crash() -> None:
+    """The pop finds the FIFO empty (dropped, as above) and the count for the rest is
+    damaged on the wire to bytes that are not whole frames, so it is refused: no frame is
+    left after DATA_RDY. That is corrupt data, named, and the stream goes on after it; the
+    check of an empty burst took ``min()`` of no temperatures and raised ``ValueError`` out
+    of the driver, a crash of the monitor loop (mutant (mut26b): the ``frames == 0`` check
+    in the one-pulse read dropped)."""
+    rig = lagging_rig(25.0, gyro_slope=0.0, keep_samples=50)
+    for _ in range(3):
+        read_after_next_sample(rig, PERIOD / 2)
+    rig.bus.inject_garbage(register=reg.FIFO_COUNTH, corrupt=lambda _data, _rng: b"\x00\x0f")
+    with pytest.raises(ImuCorruptDataError, match="no FIFO frame could be read"):
+        read_after_next_sample(rig, 0.00005)
+    assert rig.imu.empty_reads == 1 and rig.imu.corruptions == 1
+    assert len(read_after_next_sample(rig, PERIOD / 2)) == 1
+
+
 def test_an_empty_pop_that_could_be_a_sample_is_a_reported_gap() -> None:
     """At 36.53 °C TEMP_OUT is 0, so fourteen 0x00 bytes could be a true sample (all seven
     words zero): the driver cannot tell, so it neither delivers nor silently drops the frame."""
