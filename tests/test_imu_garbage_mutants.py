@@ -217,3 +217,39 @@ def test_a_bus_error_after_a_one_pulse_pop_is_reported_as_a_gap() -> None:
         rig.imu.read_batch(0.0)
     rig.clock.advance(PERIOD)
     assert rig.imu.read_batch(0.02)
+
+
+class GarblesTheCountAfterAStall(StallsBeforeTheStatusRead):
+    """As :class:`StallsBeforeTheStatusRead`, and the FIFO count read after that stall (the
+    counted read's follow-up for the frames the chip took meanwhile) comes back as 15."""
+
+    def read_i2c_block_data(
+        self, i2c_addr: int, register: int, length: int, force: bool | None = None
+    ) -> list[int]:
+        if register == reg.INT_STATUS and self.stall_s is not None:
+            self.inject_garbage(register=reg.FIFO_COUNTH, corrupt=_fifteen)
+        return super().read_i2c_block_data(i2c_addr, register, length, force)
+
+
+def test_a_garbage_count_when_reading_on_to_the_snapshot_is_corrupt_data() -> None:
+    """The chip samples between the FIFO count and the data registers' snapshot, so the
+    driver counts again and reads on to the snapshot (:meth:`Mpu6050._read_on`). A count
+    damaged on the wire to bytes that are not whole frames cannot say where the frames
+    start: the read-on is refused and the burst, its snapshot not found, thrown away as
+    corrupt data (a named error), as the counted read and the one-pulse read's rest do
+    with such a count. Read as it said, a frame was popped on a count the driver knew to be
+    wrong (mutant (mut26b): ``count % frame_bytes`` dropped from the read-on's check)."""
+    clock = HookClock()
+    chip = SimulatedMpu6050(RampMotion(), clock, seed=1)  # each sample differs from the last
+    bus = GarblesTheCountAfterAStall(chip, clock)
+    imu = Mpu6050(bus, ImuConfig(pacing="poll"), clock)
+    imu.start()
+    clock.advance(0.05)
+    assert imu.read_batch(0.0)
+    clock.advance(0.05)
+    bus.stall_s = PERIOD  # one sample more in the snapshot than in the count
+    with pytest.raises(ImuCorruptDataError, match="newest sample differs from the last FIFO frame"):
+        imu.read_batch(0.0)
+    assert (imu.corruptions, imu.follow_ups) == (1, 1) and bus.pending_faults == 0
+    clock.advance(0.05)
+    assert imu.read_batch(0.0)
