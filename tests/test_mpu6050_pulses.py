@@ -243,6 +243,35 @@ def test_a_true_frame_damaged_into_one_repeated_byte_is_a_gap_not_an_empty_read(
     assert rig.imu.empty_reads == 0
 
 
+def test_the_last_byte_read_before_a_fifo_reset_does_not_make_a_damaged_frame_an_empty_read() -> (
+    None
+):
+    """The driver forgets the FIFO's last byte when it resets the FIFO: what an empty FIFO
+    repeats after FIFO_RESET is the chip's business. Two frames behind a pulse after an
+    overflow's reset, and a stuck line turns the first into fourteen copies of the byte last
+    read before the reset: kept, so a reported gap (as above). Remembered, that frame passed
+    for an empty read and was dropped, and the true sample was lost unreported (mutant
+    (mut26b): ``_empty_fifo_byte`` not cleared in ``_reset_fifo``)."""
+    rig = between_samples(make_rig(motion=RampMotion(), keep_samples=400))
+    steady(rig)
+    last: list[int] = []
+    rig.bus.inject_garbage(
+        register=reg.FIFO_R_W, corrupt=lambda data, _: last.append(data[-1]) or data
+    )
+    rig.clock.advance(PERIOD)
+    assert len(rig.imu.read_signalled(1)) == 1 and len(last) == 1
+    rig.clock.advance(0.5)  # more than the FIFO holds
+    with pytest.raises(ImuFifoOverflowError):
+        rig.imu.read_signalled(1)
+    assert rig.imu.read_signalled(1) == []  # counted at once: nothing since the reset
+    rig.clock.advance(2 * PERIOD)
+    stuck = bytes(last) * reg.FIFO_FRAME_BYTES_WITH_TEMP
+    rig.bus.inject_garbage(register=reg.FIFO_R_W, corrupt=lambda data, _: stuck)
+    with pytest.raises(ImuCorruptDataError, match="one byte repeated"):
+        rig.imu.read_signalled(1)
+    assert rig.imu.empty_reads == 0
+
+
 @pytest.mark.parametrize("paced", [True, False], ids=["pulses", "polled"])
 def test_with_the_fifo_write_trailing_data_ready_no_sample_is_made_up_lost_or_repeated(
     paced: bool,
