@@ -13,7 +13,7 @@ import pytest
 from core.errors import ConfigError
 from core.samples import ImuSample
 from firmware.session.cues import TEXT, Cue, render_wav, wav_figures
-from firmware.session.gestures import GestureKind, GestureRecognizer
+from firmware.session.gestures import SHORT_PRESS_S, GestureKind, GestureRecognizer
 from firmware.session.plan import PRESETS, load_plan_file, progression_week, resolve_plan
 from firmware.session.steps import StepDetector
 from sim import scenarios
@@ -399,6 +399,52 @@ def test_press_patterns() -> None:
     assert _kinds([(1.0, 2.0), (2.2, 2.3)], 4.0) == []  # a medium press spoils it
     assert _kinds([(1.0, 4.0)], 5.0) == [(GestureKind.LONG, 1.0)]  # fires once, while held
     assert _kinds([(1.0, 1.2), (1.4, 4.0)], 5.0) == [(GestureKind.LONG, 1.4)]
+
+
+def _at_once(
+    edges: list[tuple[float, bool]], now: float, *, double_gap_s: float = 0.6
+) -> list[tuple[GestureKind, float, float]]:
+    """The gestures of ``edges`` fed in one call, looked at ``now``."""
+    rec = GestureRecognizer(double_gap_s=double_gap_s, long_press_s=2.0)
+    return [(g.kind, g.first_press, g.at) for g in rec.feed(edges, now)]
+
+
+def test_each_limit_of_a_double_press_counts_when_met_exactly() -> None:
+    """A press held exactly :data:`SHORT_PRESS_S` is short, and a second press exactly
+    ``double_gap_s`` after letting go of the first still makes the pair (mutants: ``<`` for
+    ``<=`` in either survived; the times are exact in binary)."""
+    held_short = [(0.0, True), (SHORT_PRESS_S, False), (1.0, True), (1.1, False)]
+    assert _at_once(held_short, 3.0) == [(GestureKind.DOUBLE, 0.0, 3.0)]
+    gap_met = [(0.0, True), (0.25, False), (0.75, True), (1.0, False)]
+    assert _at_once(gap_met, 3.0, double_gap_s=0.5) == [(GestureKind.DOUBLE, 0.0, 3.0)]
+
+
+def test_a_medium_press_spoils_the_two_short_presses_after_it() -> None:
+    """A press between short and long ignores the whole pattern, also when two short presses
+    follow it (mutant: the double press checked without the spoilt flag survived: the only
+    spoilt pattern tested had one short press)."""
+    assert _kinds([(1.0, 2.0), (2.2, 2.3), (2.5, 2.6)], 5.0) == []
+
+
+def test_a_double_press_reports_its_longer_press_whichever_it_was() -> None:
+    """The session runner tells a double press from a reset press sequence by its longer
+    press (mutant: the first press's hold only survived)."""
+    rec = GestureRecognizer(double_gap_s=0.6, long_press_s=2.0)
+    (double,) = rec.feed([(1.0, True), (1.1, False), (1.3, True), (1.8, False)], 3.0)
+    assert double.kind is GestureKind.DOUBLE and double.longest_s == pytest.approx(0.5)
+
+
+def test_a_long_press_ends_the_short_presses_before_it() -> None:
+    """Two short presses run straight into a long press are that long press alone (mutant:
+    the strokes kept when the long press fired while held survived: they became a double
+    press after the long one was let go)."""
+    assert _kinds([(1.0, 1.1), (1.3, 1.4), (1.6, 4.0)], 6.0) == [(GestureKind.LONG, 1.6)]
+
+
+def test_a_second_press_edge_without_a_release_keeps_the_first_press() -> None:
+    """A missed release edge: the press is timed from when it first went down (mutant:
+    timing it from the second edge survived, and the stop came half a second late)."""
+    assert _at_once([(1.0, True), (1.5, True)], 3.0) == [(GestureKind.LONG, 1.0, 3.0)]
 
 
 # ----------------------------------------------------------------- speech
