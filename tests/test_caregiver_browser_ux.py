@@ -509,6 +509,75 @@ def test_acknowledging_one_card_still_says_which_alerts_are_open(
         d.close()
 
 
+@pytest.mark.parametrize("width", [360, 1280])
+def test_a_new_fall_after_an_acknowledged_one_is_acknowledged_from_the_banner_in_reach(
+    browser: Any, service: CaregiverService, mosquitto: Mosquitto, tmp_path: Path, width: int
+) -> None:
+    """Dad fell; Ann acknowledged it; Dad falls again. On a 740 px phone the new card's
+    Acknowledge sat at y=915, below the fold, under the red banner and the earlier alert's
+    green notice (two Silence buttons on screen). Now the banner takes the stale notice's
+    room (one Silence; nothing moves up) and carries its own Acknowledge for the alarm it
+    names, inside the screen without scrolling: one tap closes the new incident (the
+    treadmill gets one ack command for it), the card says so, and a second tap at the same
+    point lands on no Acknowledge and no link."""
+    from playwright.sync_api import expect
+
+    dad = SimDevice(mosquitto, "treadmill-1")
+    dad.online()
+    dad.incident_fall()
+    wait_all_handled(service, dad)
+    page = _page(browser, service, width)
+    page.set_viewport_size({"width": width, "height": 740})
+    _caught_up(page)
+    _tap_ack(page, "treadmill-1", width)
+    dad.wait_command("ack")
+    card = page.locator("#card-treadmill-1")
+    expect(card).to_have_attribute("data-level", "idle")
+    notice = page.locator("#ack-notice")
+    expect(notice).to_have_text("Acknowledged: the alert on Dad's treadmill is closed.")
+    top = card.evaluate("c => c.getBoundingClientRect().top")
+
+    again = dad.incident_fall()
+    expect(page.locator("#alarm-text")).to_have_text("FALL on Dad's treadmill")
+    expect(card.locator(".ack-form button")).to_be_visible()
+    expect(notice).to_be_hidden()  # stale: the banner is in its room
+    shown = card.evaluate("c => c.getBoundingClientRect().top")
+    assert shown >= top  # nothing moved up
+    expect(page.locator("button:visible", has_text="Silence")).to_have_count(1)
+    ack = page.locator("#alarm-ack")
+    expect(ack).to_be_visible()
+    box = ack.bounding_box()
+    assert box is not None
+    assert page.evaluate("window.scrollY") == 0
+    assert box["y"] >= 0 and box["y"] + box["height"] <= 740, box  # no scrolling
+    assert box["x"] >= 0 and box["x"] + box["width"] <= width, box
+    page.screenshot(path=str(_shots(tmp_path) / f"acked-then-new-fall-{width}.png"))
+
+    tap = [box["x"] + box["width"] / 2, box["y"] + box["height"] / 2]
+    if width < 600:
+        ack.tap()
+    else:
+        ack.click()
+    expect(card).to_have_attribute("data-level", "idle")
+    expect(card.locator(".headline a")).to_have_text("Fall — acknowledged by ann on the dashboard")
+    expect(page.locator("#alarm-banner")).to_be_hidden()
+    expect(notice).to_have_text("Acknowledged: the alert on Dad's treadmill is closed.")
+    # the banner gone, the notice in its room: the card stays where the finger saw it
+    assert abs(card.evaluate("c => c.getBoundingClientRect().top") - shown) < 1
+    under = page.evaluate(UNDER_TAP, tap)
+    assert under["ack"] is False and under["link"] is False, under
+    with dad.got_command:  # the command and the feed's card race each other: waited for
+        assert dad.got_command.wait_for(
+            lambda: any(n == "ack" and again["incident"] in json.dumps(c) for n, c in dad.commands),
+            WAIT,
+        ), dad.commands
+        acks = [c for n, c in dad.commands if n == "ack"]
+    assert len(acks) == 2, acks  # the earlier one's, then the new one's: once
+    page.screenshot(path=str(_shots(tmp_path) / f"acked-new-fall-from-banner-{width}.png"))
+    page.context.close()
+    dad.close()
+
+
 def test_a_monitor_gone_offline_while_armed_is_still_open_after_acknowledging_a_fall(
     browser: Any, service: CaregiverService, mosquitto: Mosquitto, tmp_path: Path
 ) -> None:

@@ -110,16 +110,64 @@
   var named = "";  // the incident the banner names (its text and Open)
   function showAlarm(text, link, more, incident) {
     nameAlarm(text, link, more, incident);
-    banner.hidden = false;
+    if (banner.hidden && staleNotice()) replaceNotice();
+    else banner.hidden = false;
     beep();
     if (alarmTimer) clearInterval(alarmTimer);
     alarmTimer = setInterval(beep, 2000);
     showAlarmSound();
     refreshStillOpen();
   }
+  // A new alarm after an acknowledgement (or an answer elsewhere): the green notice in the
+  // banner's room is stale, and the banner shown above it pushed the new alarm's card down
+  // by the banner's height (a phone's Acknowledge at y=915 of 740, under the red banner and
+  // the notice, two Silence buttons on screen). The banner takes the notice's room instead:
+  // the notice goes, and what followed it stays where it was (the banner's margin makes up
+  // a shorter banner; nothing moves up under the thumb). A notice listing alerts still open
+  // stays: it names what the banner may not (amber alerts, alarms silenced from it).
+  function staleNotice() {
+    return !!notice && !notice.hidden && notice.classList.contains("ack-done") &&
+      !notice.querySelector(".still-open");
+  }
+  function replaceNotice() {
+    var after = notice.nextElementSibling, top = after ? after.getBoundingClientRect().top : 0;
+    notice.hidden = true;
+    notice.style.minHeight = "";
+    banner.hidden = false;
+    var moved = after ? top - after.getBoundingClientRect().top : 0;
+    if (moved > 0) banner.style.marginBottom = moved + "px";
+  }
+  // The banner's own Acknowledge, for the alarm it names: the red banner stays at the top
+  // (sticky) while the card's button sat below the fold on a phone (y=915 of 740 after an
+  // earlier alert's acknowledgement). It submits the form of the card (or the event page)
+  // that shows that incident: the same route, CSRF and words of what the page showed, one
+  // tap closing it, the card then saying so. Its room is always in the banner (visibility,
+  // not display): shown or not, the banner's height, and the cards under it, never move.
+  var bannerAck = document.getElementById("alarm-ack");
+  function namedForm() {
+    if (!named) return null;
+    var here = document.querySelector(".event-detail[data-incident]");
+    if (here && here.dataset.incident === named) return document.getElementById("ack-form");
+    var forms = document.querySelectorAll(".ack-form");
+    for (var i = 0; i < forms.length; i++) {
+      var incident = forms[i].querySelector('input[name="incident"]');
+      if (incident && incident.value === named) return forms[i];
+    }
+    return null;
+  }
+  function showBannerAck() {
+    if (bannerAck) bannerAck.classList.toggle("alarm-ack-off", !namedForm());
+  }
+  if (bannerAck) bannerAck.addEventListener("click", function () {
+    var form = namedForm(), sent = form && form.querySelector("button");
+    if (!form || !sent || sent.disabled) return;  // sending already: one tap, one ack
+    if (form.requestSubmit) form.requestSubmit();
+    else form.dispatchEvent(new Event("submit", { bubbles: true, cancelable: true }));
+  });
   // The banner's words, link and the tab's title, without sounding anything.
   function nameAlarm(text, link, more, incident) {
     named = incident || "";
+    showBannerAck();
     document.getElementById("alarm-text").textContent = text;
     setMore(more);
     var open = document.getElementById("alarm-link"), here = document.querySelector(".event-detail[data-incident]");
@@ -203,6 +251,7 @@
     early = [];
     showing = [];
     banner.hidden = true;
+    banner.style.marginBottom = "";  // the room it kept for a notice it replaced
     setMore(NO_MORE);
     if (alarmTimer) clearInterval(alarmTimer);
     alarmTimer = null;
@@ -702,6 +751,7 @@
     });
     incidents.forEach(onIncident);
     Object.keys(cards).forEach(function (id) { onDevice(cards[id]); });
+    if (Object.keys(cards).length) showBannerAck();  // the named alarm's card has its form now
     if (Object.keys(cards).length) refreshStillOpen();  // one acknowledged elsewhere leaves the list
     if (Object.keys(cards).length && !banner.hidden) answeredElsewhere();
     // a card turned amber (a monitor gone offline while armed pages): the amber notice; or
@@ -953,7 +1003,10 @@
           button.textContent = "Acknowledged";
           var closed = form.querySelector('input[name="incident"]');
           return stillOpen(closed ? closed.value : "").then(function (open) {
-            var top = card ? card.getBoundingClientRect().top : 0;
+            // the card as it is now: the feed may have replaced it meanwhile (the tapped one,
+            // detached, measured 0 and the page moved up under the finger uncorrected)
+            var shown = card && document.getElementById(card.id);
+            var top = shown ? shown.getBoundingClientRect().top : 0;
             acked = { device: card ? card.dataset.device : "", name: cardName(card), at: new Date(),
                       earlier: answer.earlier || "" };
             showNotice(answer.message || ackLine(false)[0]);
@@ -1054,6 +1107,8 @@
       wordRendered();
       var here = document.querySelector(".event-detail[data-incident]");
       document.getElementById("alarm-link").hidden = !!(here && here.dataset.incident === banner.dataset.incident);
+      named = banner.dataset.incident || "";  // its Acknowledge closes that one
+      showBannerAck();
       showAlarmSound();
     } else {
       banner.hidden = true;
