@@ -193,6 +193,13 @@ def test_a_second_caregiver_s_alarm_stops_saying_who_answered_when_another_ackno
     wait_all_handled(service, dad)  # the recording too: a later card would replace Ann's
     for page in (ann, bob):
         expect(page.locator("#alarm-text")).to_have_text("FALL on Dad's treadmill")
+        # The banner sounds on the fall's row; the card follows (the feed sends cards once
+        # no row is queued, the page lays them out in its next batch): until then Ann's card
+        # still showed the trip, and her press closed only that ("A new alert arrived before
+        # your click: FALL", 409, no ack sent). Pressed once it shows the fall, as she would.
+        expect(page.locator("#card-treadmill-1 .headline a")).to_have_text(
+            "FALL — not acknowledged"
+        )
     # Looked up and measured in one evaluation: a locator's bounding_box() (or evaluate)
     # resolves the element first, and the feed's next card (the recording's) could replace it
     # in between, when a detached card reads no box (None, or a top of 0).
