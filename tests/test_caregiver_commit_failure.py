@@ -59,11 +59,18 @@ def _commit_refused(service: CaregiverService, database: str) -> Iterator[None]:
         refused = action == sqlite3.SQLITE_TRANSACTION and arg1 == "COMMIT"
         return sqlite3.SQLITE_DENY if refused else sqlite3.SQLITE_OK
 
-    db._db.set_authorizer(refuse)
+    # Under the store's own lock: sqlite3's set_authorizer waits for the connection's mutex
+    # holding the GIL, and a statement another thread (ingest) is preparing holds that mutex
+    # and calls the authorizer, which needs the GIL: the two waited on each other for ever
+    # (the fresh-clone CI of f497c00 hung here). The store's lock keeps every other thread
+    # off the connection while the authorizer changes.
+    with service.store._lock:
+        db._db.set_authorizer(refuse)
     try:
         yield
     finally:
-        db._db.set_authorizer(None)
+        with service.store._lock:
+            db._db.set_authorizer(None)
 
 
 def test_a_failed_commit_is_reported_undone_and_the_next_message_is_stored(
