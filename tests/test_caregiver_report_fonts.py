@@ -123,5 +123,5 @@ def test_dates_are_written_without_a_leading_zero_as_on_every_other_page() -> No
     fifth = dt.datetime(2026, 3, 5, 9, 0, tzinfo=dt.UTC).timestamp()
     pdf = PdfReader(io.BytesIO(report_pdf(make_report("tm-1", "Ann", [], [], [], dt.UTC, fifth))))
     text = " ".join(pdf.pages[0].extract_text().split())
-    assert "Made 5 Mar 2026 09:00." in text, text[:300]
+    assert "Made 5 Mar 2026 09:00 UTC." in text, text[:300]
     assert "05 Mar" not in text
