@@ -124,10 +124,19 @@
   // the notice, two Silence buttons on screen). The banner takes the notice's room instead:
   // the notice goes, and what followed it stays where it was (the banner's margin makes up
   // a shorter banner; nothing moves up under the thumb). A notice listing alerts still open
-  // stays: it names what the banner may not (amber alerts, alarms silenced from it).
+  // stays: it names what the banner may not (amber alerts, alarms silenced from it, the
+  // others open). One listing only the alarm the banner now names is stale too: the
+  // service's list, asked when a card changed, can name the new fall before the live feed
+  // brings its alarm, and the notice then said "Still open: FALL on Dad's treadmill", a
+  // second Silence, above the banner that said it again, the Acknowledge pushed down.
   function staleNotice() {
-    return !!notice && !notice.hidden && notice.classList.contains("ack-done") &&
-      !notice.querySelector(".still-open");
+    if (!notice || notice.hidden || !notice.classList.contains("ack-done")) return false;
+    return !notice.querySelector(".still-open") || (!!listed && listed.every(namedHere));
+  }
+  // The alert of the notice's list is the one the banner names (an alert outside incidents
+  // is named by its event), red and not silenced from the notice.
+  function namedHere(a) {
+    return a.urgent !== false && !quietened.has(a.event) && !!named && (a.incident || a.event) === named;
   }
   function replaceNotice() {
     var after = notice.nextElementSibling, top = after ? after.getBoundingClientRect().top : 0;
@@ -781,6 +790,7 @@
     notice.hidden = !text;
     notice.classList.remove("ack-done", "ack-more", "ack-warn", "live-warn");
     notice.style.minHeight = "";
+    listed = null;
   }
   function cardName(card) {
     var name = card && card.querySelector("h2");
@@ -812,6 +822,9 @@
   // the banner's did). None open: the green confirmation alone. Links and Silence sit in the
   // notice at the top, above the card the finger is on: a second tap lands on neither.
   var quietened = new Set();  // the alerts silenced from the notice
+  // The alerts the notice lists as still open (staleNotice); null: not listed by this page
+  // (a list the service rendered, after an acknowledgement without JavaScript, is kept).
+  var listed = null;
   // The card acknowledged here last: its device, name and the moment (this browser's clock).
   var acked = null;
   var clockFormat = new Intl.DateTimeFormat(undefined, { hour: "2-digit", minute: "2-digit", hourCycle: "h23" });
@@ -837,6 +850,7 @@
     // Every alert that pages is listed, each at its urgency: a fall, no recovery or call for
     // help in red (and beeping), one without (offline while armed, a stumble not reset, a
     // fault) in amber — "Still open: HELP" left out the treadmill gone offline, paging too.
+    listed = open;
     var urgent = open.filter(function (a) { return a.urgent !== false; });
     notice.classList.toggle("ack-more", urgent.length > 0);
     notice.classList.toggle("ack-warn", open.length > 0 && !urgent.length);
@@ -913,7 +927,12 @@
     var was = showing.slice();
     if (!was.length || !notice) return;
     stillOpen("").then(function (open) {
-      if (banner.hidden || showing.length !== was.length) return;  // changed meanwhile
+      // changed meanwhile: the list may be older than an alarm raised since. The counts
+      // alone compared equal when this page's own acknowledgement silenced the one asked
+      // about and a new fall then sounded: the stale answer silenced the new fall and said
+      // "The alarm has stopped."
+      var same = showing.length === was.length && was.every(function (e, i) { return showing[i] === e; });
+      if (banner.hidden || !same) return;
       var events = new Set(), incidents = new Set();
       open.forEach(function (a) {
         if (a.urgent === false) return;
