@@ -204,24 +204,71 @@ def held_alarm(kind: str, device_name: str, pages_at: str) -> str:
     )
 
 
-_ROW_TITLE = {
-    "no_recovery": "NOT GETTING UP",
-    "ok": "I'M OK",
-    "help": "HELP",
-    "test": "TEST ALARM",
+@dataclass(frozen=True, slots=True)
+class EventSaid:
+    """How the pages say one event type, the one place its words live."""
+
+    row: str
+    """The timeline row's label, what a caregiver would say of it ("Reset at the machine"):
+    the rows showed the type itself in capitals ("RESET", "CLOSED", "STOP")."""
+    step: str
+    """Its line in an incident's "What happened", its event page's heading and the title of
+    its details: a sentence ("Re-armed at the machine")."""
+
+
+EVENT_SAID: Mapping[str, EventSaid] = {
+    "stumble": EventSaid("Stumble — belt stopped", "Stumble: the monitor stopped the belt"),
+    "fall": EventSaid("Fall", "Fall confirmed"),
+    "no_recovery": EventSaid("Not getting up", "Not getting up: lying still after the fall"),
+    "help": EventSaid("Help requested", "The walker asked for help"),
+    "fault": EventSaid("Monitor fault", "Monitor fault"),
+    "ok": EventSaid("Walker pressed I'm OK", "The walker pressed I'm OK"),
+    "closed": EventSaid("Acknowledged", "Acknowledged"),
+    "reset": EventSaid("Reset at the machine", "Re-armed at the machine"),
+    "start": EventSaid("Monitor started", "Monitor started"),
+    "stop": EventSaid("Monitor stopped", "Monitor stopped"),
+    "test": EventSaid("Test alarm", "Test alarm"),
+    "window": EventSaid("Sensor recording", "The belt sensor's recording around the trip"),
 }
+"""Every event type of the protocol (:class:`core.protocol.events.EventType`) in words; a
+type a later monitor adds, not yet here, is said as itself in sentence case (:func:`said`)."""
+
+
+def said(kind: str) -> EventSaid:
+    """``kind``'s words (:data:`EVENT_SAID`), or the type itself in sentence case, never in
+    capitals: "new kind"'s row reads "New kind"."""
+    words = EVENT_SAID.get(kind)
+    if words is None:
+        plain = kind.replace("_", " ").capitalize()
+        return EventSaid(plain, plain)
+    return words
 
 
 def row_title(kind: str) -> str:
-    """A timeline row's label: the event's type as a caregiver says it ("NOT GETTING UP")."""
-    return _ROW_TITLE.get(kind, kind.replace("_", " ").upper())
+    """A timeline row's label: the event as a caregiver says it ("Reset at the machine")."""
+    return said(kind).row
 
 
 def row_text(event: StoredEvent) -> str:
     """A timeline row's words: a fall's impact and posture in plain words, with units
     (:func:`impact_words`), instead of the detector's figures ("impact 5.1 g (0.30 g s),
-    lying 83 deg"); other events as the monitor said them, with degrees written as degrees."""
-    return event_words(event.type, event.reason, event.figures)
+    lying 83 deg"); a caregiver's close as who closed it and where; other events as the
+    monitor said them, with degrees written as degrees, less what the row's label says
+    already ("monitor started" under "Monitor started")."""
+    if event.type == "closed" and (m := _CLOSED_BY.fullmatch(event.reason)):
+        how = closed_how(m["by"], m["via"]).removeprefix("acknowledged ")
+        return f"{how}: {m['rest']}" if m["rest"] else how
+    text = event_words(event.type, event.reason, event.figures)
+    label = row_title(event.type)
+    if text.casefold().startswith(label.casefold()):
+        return text[len(label) :].lstrip(" ;:,")
+    return text
+
+
+_CLOSED_BY = re.compile(r"closed by (?P<by>.+?) via (?P<via>[\w-]+)(?:: (?P<rest>.*))?", re.S)
+"""The monitor's reason for a caregiver's close (``firmware/mqtt/reporter.py``): "closed by
+ann via dashboard: the belt stays stopped until a reset at the machine", which the row says
+as "by ann on the dashboard: the belt stays ..." (:func:`closed_how`'s words)."""
 
 
 def event_words(kind: str, reason: str, figures: Mapping[str, float]) -> str:
@@ -366,19 +413,6 @@ def _level(device: Device, shown: Headline | None, offline: bool) -> str:
 
 # ------------------------------------------------------------------ events
 
-_STEP = {
-    "stumble": "Stumble: the monitor stopped the belt",
-    "fall": "Fall confirmed",
-    "no_recovery": "Not getting up: lying still after the fall",
-    "help": "The walker asked for help",
-    "fault": "Monitor fault",
-    "ok": "The walker pressed I'm OK",
-    "reset": "Re-armed at the machine",
-    "start": "Monitor started",
-    "stop": "Monitor stopped",
-    "test": "Test alarm",
-}
-
 
 @dataclass(frozen=True, slots=True)
 class Step:
@@ -424,7 +458,7 @@ def steps(events: Sequence[StoredEvent], incident: Incident | None) -> list[Step
         elif e.type == "closed":
             text = "Acknowledged"
         else:
-            text = _STEP.get(e.type, e.type.replace("_", " ").capitalize())
+            text = said(e.type).step
         if e.type == "fault" and e.reason:
             text = f"{text}: {e.reason}"
         out.append(Step(e.id, event_time(e), text, e.severity, e.wall_unsynced))
@@ -522,7 +556,7 @@ def details(events: Sequence[StoredEvent]) -> list[EventDetails]:
     return [
         EventDetails(
             e,
-            _STEP.get(e.type, e.type.replace("_", " ").capitalize()),
+            said(e.type).step,
             figures(e.figures),
             _BELT.get(e.state, e.state),
         )

@@ -1174,7 +1174,7 @@ def test_cards_and_rows_built_from_the_live_feed_match_the_servers_pages(
     expect(page.locator("body")).to_have_attribute("data-live", "1")
     event = device.event("fault", severity="warning", state="FAULT", reason="IMU lost")
     row = page.locator(f'#timeline [data-event="{event["id"]}"]')  # arrives by the feed
-    expect(row).to_contain_text("FAULT")
+    expect(row.locator(".etype")).to_have_text("Monitor fault")
     expect(row).to_contain_text("IMU lost")
     expect(row.locator("time")).to_have_attribute("data-local", "1")
     built = row.evaluate(_SHAPE)
@@ -1186,7 +1186,7 @@ def test_cards_and_rows_built_from_the_live_feed_match_the_servers_pages(
     # is the plot on the fall's page)
     ids = device.incident_fall()
     fall = page.locator(f'#timeline [data-event="{ids["fall"]["id"]}"]')
-    expect(fall.locator(".etype")).to_have_text("FALL")
+    expect(fall.locator(".etype")).to_have_text("Fall")
     expect(fall.locator(".ereason")).to_have_text(
         "impact firm (3.2 g; standing still is 1 g), 83° from upright — lying down"
     )

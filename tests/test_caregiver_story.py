@@ -10,6 +10,7 @@ import pytest
 from caregiver import story
 from caregiver.plot import AfterTheTrip
 from caregiver.storage import CardIncident, Device, StoredEvent
+from core.protocol.events import EventType
 
 NOW = 1_800_000_000.0
 
@@ -243,10 +244,9 @@ def test_an_alarm_is_worded_once_for_each_critical_event_type() -> None:
 
 def test_a_timeline_row_says_what_happened_in_plain_words() -> None:
     fall = _event("fall", {"impact_g": 5.1, "tilt_deg": 83.0, "impulse_gs": 0.3})
-    assert story.row_title("fall") == "FALL"
-    assert story.row_title("no_recovery") == "NOT GETTING UP"
-    assert story.row_title("ok") == "I'M OK"
-    assert story.row_title("new_kind") == "NEW KIND"  # a later monitor's type
+    assert story.row_title("fall") == "Fall"
+    assert story.row_title("no_recovery") == "Not getting up"
+    assert story.row_title("ok") == "Walker pressed I'm OK"
     assert story.row_text(fall) == (
         "impact hard (5.1 g; standing still is 1 g), 83° from upright — lying down"
     )
@@ -266,6 +266,42 @@ def test_a_timeline_row_says_what_happened_in_plain_words() -> None:
     fixed = _event("reset", {}, severity="info", reason="armed by local reset from FAULT")
     assert story.row_text(fixed) == "re-armed at the machine after a fault"
     assert not story.in_timeline("window") and story.in_timeline("fall")
+
+
+def test_a_timeline_row_is_labelled_as_a_person_says_it_never_by_the_type_in_capitals() -> None:
+    """The rows read "STOP", "CLOSED", "RESET": the protocol's type in capitals. Every type
+    the protocol has is worded, and one a later monitor adds is said in sentence case."""
+    labels = {t.value: story.row_title(t.value) for t in EventType}
+    assert labels["stop"] == "Monitor stopped"
+    assert labels["closed"] == "Acknowledged"
+    assert labels["reset"] == "Reset at the machine"
+    assert labels["stumble"] == "Stumble — belt stopped"
+    for kind, label in labels.items():
+        assert kind in story.EVENT_SAID, kind
+        assert label != label.upper(), (kind, label)
+        assert label[0].isupper() and label[1:] != label[1:].upper(), (kind, label)
+    assert story.row_title("new_kind") == "New kind"  # a later monitor's type
+    assert story.said("new_kind").step == "New kind"
+
+
+def test_a_caregiver_s_close_and_the_monitor_s_start_read_without_repeating_the_label() -> None:
+    closed = _event(
+        "closed", {}, severity="info",
+        reason="closed by ann via dashboard: the belt stays stopped until a reset at the machine",
+    )  # fmt: skip
+    assert story.row_text(closed) == (
+        "by ann on the dashboard: the belt stays stopped until a reset at the machine"
+    )
+    ha = _event("closed", {}, severity="info", reason="closed by bob via home-assistant")
+    assert story.row_text(ha) == "by bob from Home Assistant"
+    odd = _event("closed", {}, severity="info", reason="closed at the console")
+    assert story.row_text(odd) == "closed at the console"  # not the monitor's words: as said
+    started = _event("start", {}, severity="info", reason="monitor started")
+    assert story.row_text(started) == ""  # the label says it
+    bench = _event("start", {}, severity="info", reason="monitor started; relay on a bench")
+    assert story.row_text(bench) == "relay on a bench"
+    stopped = _event("stop", {}, severity="info", reason="monitor stopped")
+    assert story.row_text(stopped) == ""
 
 
 def test_a_fall_answered_then_reopened_by_a_fault_is_not_an_emergency_again() -> None:

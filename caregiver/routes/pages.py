@@ -42,7 +42,12 @@ def event_page_data(store: Store, event_id: str) -> dict[str, Any] | None:
             if incident
             else None
         ),
-        "step_text": story.steps([event], None)[0].text if event.type != "window" else "IMU",
+        # the recording's own page (no incident) is headed in words, not "IMU"
+        "step_text": (
+            story.steps([event], None)[0].text
+            if event.type != "window"
+            else story.said(event.type).step
+        ),
         "steps": story.steps(events, incident) if incident is not None else [],
         "facts": story.facts(event, events, after),
         "details": story.details(events),

@@ -1,0 +1,73 @@
+"""What a caregiver reads on a treadmill's page, in plain words: the timeline's rows labelled
+as a person says them ("Reset at the machine", "Acknowledged", "Monitor stopped"), never the
+protocol's event types in capitals ("RESET", "CLOSED", "STOP"), the same words in the page
+rendered and in the rows the live feed sends, and an event page's tab titled in words. Real
+service, real broker, real database; the JSON API keeps the types."""
+
+from __future__ import annotations
+
+import html
+import re
+from pathlib import Path
+
+from caregiver.feed import event_row
+from tests.caregiver_support import Http, SimDevice, make_config, running_service, wait_all_handled
+from tools.broker import Mosquitto
+
+DEVICE = "treadmill-1"
+
+
+def test_the_timeline_says_each_event_as_a_person_would_and_the_feed_says_it_alike(
+    mosquitto: Mosquitto, tmp_path: Path, caregiver_db: str
+) -> None:
+    config = make_config(mosquitto, tmp_path, database=caregiver_db)
+    with running_service(config, web=True, background=False) as service:
+        device = SimDevice(mosquitto, DEVICE)
+        device.online("STANDBY")
+        device.event("start", severity="info", state="STARTING", reason="monitor started")
+        ids = device.incident_fall()
+        device.event(
+            "closed", severity="info", state="TRIPPED", incident=ids["incident"],
+            reason="closed by ann via dashboard: the belt stays stopped until a reset at the "
+            "machine", by="ann", via="dashboard",
+        )  # fmt: skip
+        reset = device.reset()
+        device.event("test", severity="critical", state="ARMED", reason="test alarm")
+        device.event("stop", severity="info", state="ARMED", reason="monitor stopped")
+        wait_all_handled(service, device)
+        web = Http(service.port)
+        assert web.login() == 303
+        status, _, page = web.request("GET", f"/devices/{DEVICE}")
+        assert status == 200
+        rows = [
+            (html.unescape(m[1]), " ".join(html.unescape(m[2]).split()))
+            for m in re.finditer(
+                r'<strong class="etype">(.*?)</strong>.*?<span class="ereason">(.*?)</span>',
+                page,
+                re.S,
+            )
+        ]
+        assert rows == [  # newest first
+            ("Monitor stopped", ""),
+            ("Test alarm", ""),
+            ("Reset at the machine", "re-armed at the machine after the belt was stopped"),
+            (
+                "Acknowledged",
+                "by ann on the dashboard: the belt stays stopped until a reset at the machine",
+            ),
+            ("Fall", "impact firm (3.2 g; standing still is 1 g), 83° from upright — lying down"),
+            ("Stumble — belt stopped", "trunk rotated 40° in 0.3 s"),
+            ("Monitor started", ""),
+        ]
+        # the live feed's rows take the same words from the same place
+        stored = service.store.recent_events(
+            ["start", "stumble", "fall", "closed", "reset", "test", "stop"], limit=20
+        )
+        assert [(r.title, r.text) for r in (event_row(e, None) for e in stored)] == rows
+        # an event outside any incident: its tab is titled in words, not "reset on ..."
+        status, _, event_page = web.request("GET", f"/events/{reset['id']}")
+        assert status == 200
+        title = re.search(r"<title>(.*?)</title>", event_page, re.S)
+        assert title is not None
+        assert html.unescape(title[1]) == "Re-armed at the machine on Dad's treadmill - RetroGuard"
+        device.close()
