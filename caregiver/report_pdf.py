@@ -28,7 +28,7 @@ from fpdf.fonts import TTFFont
 
 from caregiver.localtime import day_words, zone_said
 from caregiver.report import Report, ReportWeek
-from caregiver.story import closed_how, incident_kind
+from caregiver.story import COUNTED, closed_how, incident_kind
 from core.progress import GOAL_BACKWARD_MIN, GOAL_SESSIONS_PER_WEEK, MILESTONE_WEEKS
 
 log = logging.getLogger(__name__)
@@ -335,8 +335,8 @@ def report_pdf(report: Report) -> bytes:
     page.line(
         f"Weeks at goal: {m.weeks_at_goal} of {m.needed}"
         + (" - the milestone is reached." if m.reached else ".")
-        + f" Incidents: {len(report.incidents)}"
-        + f" ({sum(1 for i in report.incidents if i.open)} open)."
+        + f" {COUNTED['incidents']} (falls, stumbles, calls for help, monitor faults): "
+        + f"{len(report.incidents)}, {sum(1 for i in report.incidents if i.open)} still open."
     )
 
     chart_weeks = weeks[-CHART_WEEKS:]
@@ -351,20 +351,24 @@ def report_pdf(report: Report) -> bytes:
     pdf.set_xy(_MARGIN, y + 46)
 
     page.heading(f"Week by week (newest {min(len(weeks), TABLE_WEEKS)} of {len(weeks)})")
-    header = ["Week of", "Sessions", "Done/presc.", "At goal", "Week at goal",
-              "Min back", "Longest min", "Trips", "Stumb./falls", "Incidents"]  # fmt: skip
-    widths: list[float] = [30, 15, 19, 14, 21, 16, 20, 13, 20, 16]
+    # Words, not abbreviations ("Done/presc.", "Stumb./falls"), each fitting its column in
+    # one line at 8 pt: the full page has no room for a header of two.
+    header = ["Week of", "Sessions", "Done", "At goal", "Week at goal", "Min backward",
+              "Longest (min)", COUNTED["trips"], COUNTED["stumbles"], COUNTED["falls"],
+              COUNTED["incidents"]]  # fmt: skip
+    widths: list[float] = [30, 15, 12, 13, 20, 21, 21, 16, 15, 10, 11]
     rows = [
         [
             f"{w.label} ({w.progress.week})",
             f"{w.progress.sessions}{_marks(w)}",
-            f"{w.progress.done}/{w.progress.prescribed}",
+            f"{w.progress.done} of {w.progress.prescribed}",
             str(w.progress.at_goal),
             "yes" if w.progress.goal_met else "no",
             f"{w.progress.backward_s / 60:.1f}",
             f"{w.progress.longest_backward_s / 60:.1f}",
             str(w.trips),
-            f"{w.stumbles}/{w.falls}",
+            str(w.stumbles),
+            str(w.falls),
             str(w.incidents),
         ]
         for w in reversed(weeks[-TABLE_WEEKS:])
@@ -406,20 +410,20 @@ def report_pdf(report: Report) -> bytes:
     else:
         page.line("No balance check or gait measured yet.")
 
-    page.heading(f"Incidents (newest {min(len(report.incidents), INCIDENT_ROWS)} of "
-                 f"{len(report.incidents)})")  # fmt: skip
+    page.heading(f"{COUNTED['incidents']} (newest {min(len(report.incidents), INCIDENT_ROWS)} "
+                 f"of {len(report.incidents)})")  # fmt: skip
     if report.incidents:
         i_rows = [
             [
                 _when(report, i.opened_at),
                 incident_kind(i.severity),
-                "open" if i.open else closed_how(i.closed_by, i.closed_via),
+                "still open" if i.open else closed_how(i.closed_by, i.closed_via),
             ]
             for i in report.incidents[:INCIDENT_ROWS]
         ]
-        page.table(["Opened", "Worst", "Status"], i_rows, [44, 30, _WIDTH - 74])
+        page.table(["When", "What happened", "How it ended"], i_rows, [44, 30, _WIDTH - 74])
     else:
-        page.line("No incident recorded.")
+        page.line("No alert recorded.")
     page.font(_ABOUT_PT[0])
     about = page.text(about_figures(report))
     if any(w.clock_not_set for w in weeks[-TABLE_WEEKS:]):

@@ -234,6 +234,19 @@ EVENT_SAID: Mapping[str, EventSaid] = {
 type a later monitor adds, not yet here, is said as itself in sentence case (:func:`said`)."""
 
 
+COUNTED: Mapping[str, str] = {
+    "trips": "Belt stops",
+    "stumbles": "Stumbles",
+    "falls": "Falls",
+    "incidents": "Alerts",
+}
+"""What the progress page's table and the PDF report call a session's or a week's counts, in
+one place: a "trip" is the monitor's word for stopping the belt (a reader took "Trips" beside
+"Stumbles" for tripping over), and an incident is what the dashboard lists as its "Recent
+alerts" (the PDF said "Incidents" and "Stumb./falls"). The CSV and the session summaries keep
+the protocol's names (trips, stumbles, falls, incidents)."""
+
+
 def said(kind: str) -> EventSaid:
     """``kind``'s words (:data:`EVENT_SAID`), or the type itself in sentence case, never in
     capitals: "new kind"'s row reads "New kind"."""

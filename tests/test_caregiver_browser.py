@@ -527,7 +527,7 @@ def test_progress_page_sessions_weekly_goal_and_chart(
     expect(newest.locator(".longest")).to_have_text("longest 10.0")
     expect(newest.locator(".badge")).to_have_text("\u2713 goal")
     tripped = page.locator(f'#sessions [data-session="{sessions[1].id}"]')
-    expect(tripped.locator('[data-label="Trips"]')).to_have_text("2")
+    expect(tripped.locator('[data-label="Belt stops"]')).to_have_text("2")
     expect(tripped.locator('[data-label="Stumbles"]')).to_have_text("1")
     expect(tripped.locator('[data-label="Plan"]')).to_have_text("progression-week-3")
     expect(page.locator("#weeks li")).to_have_count(4)
@@ -637,7 +637,7 @@ def test_progress_page_goals_trends_and_both_reports_at_1280_and_360(
     assert "RetroGuard walking report: Dad's treadmill" in text
     assert "Adherence: 11 of 12 prescribed sessions done over 4 weeks (92 %)" in text
     assert "Longest backward stretch: 10.0 of 10 min" in text
-    assert "Weeks at goal: 2 of 4." in text and "Incidents (newest 1 of 1)" in text
+    assert "Weeks at goal: 2 of 4." in text and "Alerts (newest 1 of 1)" in text
     assert "fall" in text and "improved" in text
 
     page.set_viewport_size({"width": 360, "height": 800})

@@ -6,12 +6,20 @@ service, real broker, real database; the JSON API keeps the types."""
 
 from __future__ import annotations
 
+import datetime as dt
 import html
 import re
 from pathlib import Path
 
 from caregiver.feed import event_row
-from tests.caregiver_support import Http, SimDevice, make_config, running_service, wait_all_handled
+from tests.caregiver_support import (
+    Http,
+    SimDevice,
+    make_config,
+    running_service,
+    session_record,
+    wait_all_handled,
+)
 from tools.broker import Mosquitto
 
 DEVICE = "treadmill-1"
@@ -70,4 +78,31 @@ def test_the_timeline_says_each_event_as_a_person_would_and_the_feed_says_it_ali
         title = re.search(r"<title>(.*?)</title>", event_page, re.S)
         assert title is not None
         assert html.unescape(title[1]) == "Re-armed at the machine on Dad's treadmill - RetroGuard"
+        device.close()
+
+
+def test_the_progress_page_counts_belt_stops_stumbles_and_falls_in_words(
+    mosquitto: Mosquitto, tmp_path: Path, caregiver_db: str
+) -> None:
+    """The sessions' table said "Trips" beside "Stumbles": the monitor's word for stopping the
+    belt, which a reader takes for tripping over. Its headers and the labels a phone shows
+    in each cell are the words the PDF report uses too."""
+    config = make_config(mosquitto, tmp_path, database=caregiver_db)
+    with running_service(config, web=True, background=False) as service:
+        device = SimDevice(mosquitto, DEVICE)
+        record = session_record(DEVICE, dt.datetime.now(dt.UTC), backward_min=6, longest_min=4,
+                                trips=2, stumbles=1)  # fmt: skip
+        device.session(record)
+        wait_all_handled(service, device)
+        web = Http(service.port)
+        assert web.login() == 303
+        status, _, page = web.request("GET", f"/devices/{DEVICE}/progress")
+        assert status == 200
+        table = re.search(r'<table id="sessions".*?</table>', page, re.S)
+        assert table is not None
+        headers = [html.unescape(h) for h in re.findall(r'<th scope="col">(.*?)</th>', table[0])]
+        assert headers[5:8] == ["Belt stops", "Stumbles", "Falls"]
+        cells = dict(re.findall(r'<td data-label="([^"]+)" class="num">(\d+)', table[0]))
+        assert cells["Belt stops"] == "2" and cells["Stumbles"] == "1" and cells["Falls"] == "1"
+        assert "Trips" not in page
         device.close()

@@ -244,6 +244,36 @@ def test_the_pdf_is_one_page_with_the_table_adherence_longest_stretch_and_incide
     assert ".py" not in about and "docs/" not in about and ".md" not in about
 
 
+def test_the_pdf_says_its_counts_and_alerts_in_words_not_abbreviations(tmp_path: Path) -> None:
+    """A physio read "Stumb./falls", "Done/presc.", "Trips" (the monitor's word for stopping
+    the belt) and "Incidents" (the dashboard says alerts): each in words that fit its column,
+    the stumbles and the falls each their own."""
+    store = stored(str(tmp_path / "caregiver.db"))
+    report = make_report(
+        DEVICE, "Anna", store.walk_sessions(DEVICE),
+        measures_of(store.walk_session_payloads(DEVICE)),
+        [
+            incident(MONDAY + dt.timedelta(days=2), "stumble", open_=False),
+            incident(MONDAY + dt.timedelta(weeks=1, days=2), "fall", open_=True),
+        ],
+        ZoneInfo("UTC"), NOW,
+    )  # fmt: skip
+    store.close()
+    pdf = PdfReader(io.BytesIO(report_pdf(report)))
+    assert len(pdf.pages) == 1
+    text = " ".join(pdf.pages[0].extract_text().split())
+    assert (
+        "Week of Sessions Done At goal Week at goal Min backward Longest (min) Belt stops "
+        "Stumbles Falls Alerts" in text
+    )
+    assert "9 Mar (2026-W11) 3 2 of 3 0 no 36.0 2.0 1 1 0 1" in text  # one stumble, no fall
+    assert "Alerts (falls, stumbles, calls for help, monitor faults): 2, 1 still open." in text
+    assert "Alerts (newest 2 of 2) When What happened How it ended" in text
+    assert "still open" in text and "acknowledged by ann on the dashboard" in text
+    for jargon in ("Incidents", "Stumb.", "presc.", "Trips", "Worst", "Opened", "Min back "):
+        assert jargon not in text, jargon
+
+
 @pytest.mark.parametrize("font", ["installed", "missing"])
 def test_the_pdf_s_footnote_stays_clear_of_a_full_page(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, font: str

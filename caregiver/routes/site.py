@@ -374,6 +374,7 @@ class Site:
         self.templates.env.globals["row_text"] = story.row_text
         self.templates.env.globals["in_timeline"] = story.in_timeline
         self.templates.env.globals["clock_not_set"] = story.CLOCK_NOT_SET
+        self.templates.env.globals["counted"] = story.COUNTED
         self.templates.env.globals["incident_headline"] = lambda i, who=None: story.headline(
             i, f"/events/{i.first_event_id}", who
         )
