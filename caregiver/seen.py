@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from urllib.parse import urlencode
 
 from caregiver.storage import Incident, StoredEvent
-from caregiver.story import closed_earlier
+from caregiver.story import OPEN_TITLE, closed_earlier
 from core.protocol.events import INCIDENT_TYPES
 
 ALERT_EVENTS = frozenset(t.value for t in INCIDENT_TYPES)
@@ -40,15 +40,9 @@ _SAID = ("incident", "seen", "alerts")
 OFFLINE = "offline"
 """The kind of an alert outside any incident: the monitor went offline while armed."""
 
-_STILL_OPEN = {
-    "fall": "FALL",
-    "no_recovery": "FALL — not getting up",
-    "help": "HELP requested",
-    "stumble": "Stumble",
-    "fault": "Monitor fault",
-    OFFLINE: "Monitor went offline while armed",
-}
-"""What a notice calls an alert left open (the card's words for an open incident)."""
+_STILL_OPEN = OPEN_TITLE
+"""What a notice calls an alert left open (the card's words for an open incident, and
+:data:`OFFLINE`'s)."""
 
 _NOTICE_KINDS = 8
 """Kinds a notice's address names at most."""

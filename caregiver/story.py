@@ -38,13 +38,16 @@ def device_link(device_id: str, tail: str = "") -> str:
     return f"/devices/{quote(device_id, safe='')}{tail}"
 
 
-_OPEN_TITLE = {
+OPEN_TITLE: Mapping[str, str] = {
     "fall": "FALL",
     "no_recovery": "FALL — not getting up",
     "help": "HELP requested",
     "stumble": "Stumble",
     "fault": "Monitor fault",
+    "offline": "Monitor went offline while armed",
 }
+"""An open alert's name: the card's headline, the "Still open" notice (``caregiver/seen.py``)
+and the held alarm's words; ``offline``: the alert outside any incident."""
 _CLOSED_TITLE = {
     "fall": "Fall",
     "no_recovery": "Fall, not getting up",
@@ -60,7 +63,7 @@ _ALARM_TITLE = {
     "help": "HELP requested",
     "stumble": "Stumble not reset",
     "fault": "Monitor fault",
-    "offline": "Monitor went offline while armed",
+    "offline": OPEN_TITLE["offline"],
 }
 _VIA = {
     "dashboard": "on the dashboard",
@@ -167,7 +170,7 @@ def headline(
             True,
         )
     if status == "open":
-        text = f"{_OPEN_TITLE.get(kind, kind.replace('_', ' '))}{named} — not acknowledged"
+        text = f"{OPEN_TITLE.get(kind, kind.replace('_', ' '))}{named} — not acknowledged"
         return Headline(text, opened, first_event_link, kind in _URGENT, True)
     title = _CLOSED_TITLE.get(kind, kind.replace("_", " ").capitalize())
     waiting = f" — {UNTOLD}" if untold else ""
@@ -197,7 +200,7 @@ def held_alarm(kind: str, device_name: str, pages_at: str) -> str:
     14:05:30 CET if not": a caregiver read "pages at" as jargon;
     ``pages_at`` in the service's zone). It was listed nowhere: the card was amber and the
     notice named nothing until the grace ran out."""
-    title = _OPEN_TITLE.get(kind, kind.replace("_", " ").capitalize())
+    title = OPEN_TITLE.get(kind, kind.replace("_", " ").capitalize())
     return (
         f"{title} on {device_name} — waiting for the walker to reset; "
         f"caregivers are alerted at {pages_at} if not"
@@ -352,7 +355,7 @@ def card(device: Device, now: float, who: str | None = None) -> CardStory:
         # an incident that ended in the last twelve hours: "Fall — acknowledged by ann" over
         # a grey card with an Acknowledge button hid what that button closes, and that the
         # treadmill stopped reporting while it could run.
-        what = "Monitor went offline while armed" if offline else "Alert"
+        what = OPEN_TITLE["offline"] if offline else "Alert"
         shown = Headline(
             f"{what} — not acknowledged",
             device["last_seen"] or now,
