@@ -23,8 +23,9 @@ whose ``problems`` read ``intervals[2].minutes: ...``.
 
 from __future__ import annotations
 
+import functools
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Annotated, Any, get_args
 
 import msgspec
@@ -127,6 +128,110 @@ def same_walk(a: Plan | None, b: Plan | None) -> bool:
     if a is None or b is None:
         return a is b
     return plan_walk(a) == plan_walk(b)
+
+
+TIMES = "\u00d7"
+"""The multiplication sign of a repeated run in :func:`plan_words` ("... \u00d7 7")."""
+WORDS_MAX_PARTS = 6
+"""The most parts (an interval, or a repeated run of them) :func:`plan_words` spells out; a
+plan that needs more says its first ones, how many stretches follow and its whole length."""
+
+
+def plan_words(plan: Plan | Sequence[IntervalWalk], per_week: int | None = None) -> str:
+    """What a plan prescribes, in a line a physio reads without opening it:
+    ``"2 min backward / 2 min forward \u00d7 7, 2 min forward; belt 0.5 mph; 3 times a week"``.
+
+    The one summary every place that shows a plan uses (the dashboard's plan and progress
+    pages, the report, ``retroguard plan`` and ``retroguard sessions``), from the plan's own
+    fields: ``plan`` is a :class:`Plan` or its walk (:func:`plan_walk`; a session record's
+    intervals give the same). Runs of intervals that repeat are said once with their count
+    (``\u00d7 7``); the belt speed note is said once when every walking interval has the same one
+    (the belt is set by hand at the console, so it is what the physio reads), beside each
+    interval when they differ, not at all when the notes are blank; a rest's note is no belt
+    speed. ``per_week``: the sessions a week prescribed (a progression stage's), said last.
+    An empty walk (a record without its intervals) is ""."""
+    walk = plan_walk(plan) if isinstance(plan, Plan) else tuple(plan)
+    # said to the second, so grouped to the second; a rest's note is no belt speed
+    said = tuple((d, float(round(s)), sp.strip() if d != "rest" else "") for d, s, sp in walk)
+    text = _walk_words(said)
+    if per_week is not None and text:
+        text = f"{text}; {times_a_week(per_week)}"
+    return text
+
+
+def times_a_week(sessions: int) -> str:
+    """``once a week``, ``twice a week``, ``3 times a week``: a prescription as said."""
+    times = {1: "once", 2: "twice"}.get(sessions, f"{sessions} times")
+    return f"{times} a week"
+
+
+def _duration_words(seconds: float) -> str:
+    """``2 min``, ``2.5 min``, ``45 s``, ``2 min 20 s``: seconds to the second."""
+    s = round(seconds)
+    if s < 60:
+        return f"{s} s"
+    if s % 30 == 0:
+        return f"{s / 60:g} min"
+    return f"{s // 60} min {s % 60} s"
+
+
+def _runs(walk: tuple[IntervalWalk, ...]) -> list[tuple[int, int]]:
+    """``walk`` as the fewest parts ``(unit length, count)`` in order, each ``count`` times a
+    run of ``unit length`` intervals; of as few parts, the one whose repeated runs start with
+    backward walking (warm-up, then "2 min backward / 2 min forward \u00d7 5", as physios
+    write it)."""
+    n = len(walk)
+    # best[i]: (parts, repeated runs not starting backward, -covered by runs) for walk[i:]
+    best: list[tuple[int, int, int]] = [(0, 0, 0)] * (n + 1)
+    choice: list[tuple[int, int]] = [(1, 1)] * (n + 1)
+    for i in range(n - 1, -1, -1):
+        parts, off, cover = best[i + 1]
+        best[i], choice[i] = (parts + 1, off, cover), (1, 1)
+        for length in range(1, (n - i) // 2 + 1):
+            unit = walk[i : i + length]
+            count = 1
+            while walk[i + count * length : i + (count + 1) * length] == unit:
+                count += 1
+            if count < 2:
+                continue
+            parts, off, cover = best[i + count * length]
+            cost = (parts + 1, off + (unit[0][0] != "backward"), cover - count * length)
+            if cost < best[i]:
+                best[i], choice[i] = cost, (length, count)
+    out: list[tuple[int, int]] = []
+    i = 0
+    while i < n:
+        out.append(choice[i])
+        i += choice[i][0] * choice[i][1]
+    return out
+
+
+@functools.lru_cache(maxsize=256)
+def _walk_words(walk: tuple[IntervalWalk, ...]) -> str:
+    """:func:`plan_words` without the week's sessions (cached: a page lists many sessions of
+    a few plans)."""
+    if not walk:
+        return ""
+    speeds = {speed for direction, _, speed in walk if direction != "rest"}
+    one_speed = next(iter(speeds)) if len(speeds) == 1 else None
+
+    def interval(direction: str, seconds: float, speed: str) -> str:
+        what = f"{_duration_words(seconds)} {direction}"
+        return f"{what} ({speed})" if speed and one_speed is None else what
+
+    parts: list[str] = []
+    i = 0
+    for length, count in _runs(walk):
+        unit = " / ".join(interval(*w) for w in walk[i : i + length])
+        parts.append(unit if count == 1 else f"{unit} {TIMES} {count}")
+        i += length * count
+    if len(parts) > WORDS_MAX_PARTS:
+        shown = parts[: WORDS_MAX_PARTS - 1]
+        rest = len(walk) - sum(length * count for length, count in _runs(walk)[: len(shown)])
+        total = _duration_words(sum(seconds for _, seconds, _ in walk))
+        parts = [*shown, f"then {rest} more stretch{'es' if rest != 1 else ''} ({total} in all)"]
+    text = ", ".join(parts)
+    return f"{text}; belt {one_speed}" if one_speed else text
 
 
 class PlanInvalid(ValueError):
