@@ -25,6 +25,7 @@ from core.protocol.commands import (
     TestAlarm,
 )
 from core.protocol.messages import PlanStored, ProgressionStored, ReplyMessage
+from core.protocol.plan import Plan, plan_words
 from core.protocol.walker import DEFAULT_WALKER_ID
 
 ANSWER_TIMEOUT_S = 30.0
@@ -41,15 +42,23 @@ def _for(walker: str) -> str:
     return "" if walker == DEFAULT_WALKER_ID else f", for walker {walker}"
 
 
+def _minutes(plan: Plan) -> str:
+    return f"{plan.duration_s / 60:g} min in all"
+
+
 def summary_of(command: Command) -> str:
-    """What was sent, in the words the plan page shows."""
+    """What was sent, in the words the plan page shows: a plan by its name and what it
+    prescribes (:func:`core.protocol.plan.plan_words`; stored with the command, so a row
+    sent before says what it said then)."""
     match command:
         case AssignPlan(plan=plan, walker=walker):
-            return f"plan {plan.describe()}{_for(walker)}"
+            return f"plan {plan.name}: {plan_words(plan)} ({_minutes(plan)}){_for(walker)}"
         case AssignProgression(progression=progression, stage=stage, walker=walker):
+            first = progression.stages[stage]
             return (
                 f"progression {progression.name}, from stage {stage + 1} of "
-                f"{len(progression.stages)} ({progression.stages[stage].plan.name}){_for(walker)}"
+                f"{len(progression.stages)} ({first.plan.name}: "
+                f"{plan_words(first.plan, first.sessions_per_week)}){_for(walker)}"
             )
         case ChangeProgression(action=action, walker=walker):
             return f"progression: {_ACTIONS.get(action, action)}{_for(walker)}"

@@ -18,13 +18,14 @@ from __future__ import annotations
 import datetime as dt
 import math
 import re
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from typing import Any
 
 import msgspec
 
 from caregiver.localtime import zone_said
 from caregiver.storage import WalkSession
+from core.plan_presets import PRESETS, PROGRESSIONS
 from core.progress import (
     GOAL_BACKWARD_MIN,
     GOAL_SESSIONS_PER_WEEK,
@@ -42,6 +43,8 @@ from core.progress import (
     week_start,
     weekly_progress,
 )
+from core.protocol.messages import StageMessage
+from core.protocol.plan import DIRECTIONS, IntervalWalk, plan_words
 from core.protocol.walker import DEFAULT_WALKER, Walker
 
 _SESSION_ID = re.compile(r"^[0-9a-f]{32}$")
@@ -136,6 +139,63 @@ def parse_summary(data: Mapping[str, Any], device_id: str) -> tuple[WalkSession 
         wall_unsynced=int(data.get("wall_unsynced") is True),
         interrupted=int(data.get("interrupted") is True),
     ), ""
+
+
+def walk_of(data: Mapping[str, Any]) -> tuple[IntervalWalk, ...]:
+    """The plan a stored session summary walked (:func:`core.protocol.plan.plan_walk`'s form:
+    each interval's direction, planned seconds and speed note), from its ``intervals``: the
+    caregiver keeps a session's plan by name only, and a name says nothing of what it
+    prescribes (a custom "Anna, week 3"). Loose, as :func:`parse_summary` is: a summary
+    without readable intervals (an older or foreign one) has none, ``()``."""
+    intervals = data.get("intervals")
+    if not isinstance(intervals, list):
+        return ()
+    walk: list[IntervalWalk] = []
+    for interval in intervals:
+        if not isinstance(interval, dict):
+            return ()
+        direction, planned, speed = (interval.get(k) for k in ("direction", "planned_s", "speed"))
+        if direction not in DIRECTIONS or not isinstance(speed, str):
+            return ()
+        if not (_number(planned) and isinstance(planned, int | float) and planned > 0):
+            return ()
+        walk.append((str(direction), float(planned), speed[:40]))
+    return tuple(walk)
+
+
+def session_walks(payloads: Iterable[str]) -> dict[str, tuple[IntervalWalk, ...]]:
+    """Session id -> the plan it walked (:func:`walk_of`), from the stored summaries
+    (``Store.walk_session_payloads``): the plan and progress pages' session rows say it in
+    words (:func:`core.protocol.plan.plan_words`) under the plan's name. A summary that is no
+    JSON object, or has no readable intervals, is left out (its row says the name alone)."""
+    out: dict[str, tuple[IntervalWalk, ...]] = {}
+    for payload in payloads:
+        try:
+            data = msgspec.json.decode(payload)
+        except msgspec.DecodeError:
+            continue
+        if isinstance(data, dict) and isinstance(data.get("id"), str):
+            walk = walk_of(data)
+            if walk:
+                out[data["id"]] = walk
+    return out
+
+
+def stage_words(stage: StageMessage) -> str:
+    """What the stage's plan prescribes, in words with the stage's sessions a week; "" when
+    this service cannot know it. The device's stage message names the stage's plan only: its
+    words are said for a stage of a preset progression (the progression's name, its number of
+    stages and the stage's plan's name all match) or a stage whose plan is a preset (a
+    progression file names presets by name: ``core.protocol.plan.progression_from_builtins``);
+    a custom stage's plan is never guessed at."""
+    preset = PROGRESSIONS.get(stage.progression)
+    if preset is not None and len(preset.stages) == stage.stages:
+        ours = preset.stages[stage.stage - 1]
+        if ours.plan.name == stage.stage_name:
+            return plan_words(ours.plan, stage.sessions_per_week)
+    if stage.stage_name in PRESETS:
+        return plan_words(PRESETS[stage.stage_name], stage.sessions_per_week)
+    return ""
 
 
 STATUS_WORDS = {

@@ -529,7 +529,11 @@ def test_progress_page_sessions_weekly_goal_and_chart(
     tripped = page.locator(f'#sessions [data-session="{sessions[1].id}"]')
     expect(tripped.locator('[data-label="Belt stops"]')).to_have_text("2")
     expect(tripped.locator('[data-label="Stumbles"]')).to_have_text("1")
-    expect(tripped.locator('[data-label="Plan"]')).to_have_text("progression-week-3")
+    # the plan's name, and under it what the session's intervals prescribed, in words
+    expect(tripped.locator('[data-label="Plan"]')).to_contain_text("progression-week-3")
+    expect(tripped.locator('[data-label="Plan"] .plan-words')).to_have_text(
+        "11 min forward, 4 min backward \u00d7 2, 11 min forward; belt 0.5 mph"
+    )
     expect(page.locator("#weeks li")).to_have_count(4)
     expect(page.locator("#weeks li").first).to_contain_text("3 sessions, 2 of 3 at goal")
     # named as the chart's axis and the headline name it, not "2026-W49"

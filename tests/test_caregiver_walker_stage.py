@@ -99,7 +99,9 @@ def test_a_stage_the_device_moved_on_for_a_walker_not_chosen_reaches_the_plan_pa
                 WAIT,
             )
             _, _, page = web.request("GET", f"/devices/{DEVICE}/plan?walker=bob")
-            assert "<strong>stage 1 of 2</strong> (alternate-2-2)" in page
+            # the stage's plan by its name and in words, with the stage's sessions a week
+            assert "<strong>stage 1 of 2</strong> (alternate-2-2: " in page
+            assert "2 min forward; belt 0.5 mph; twice a week</span>)" in page
             assert "<strong>2</strong> sessions are prescribed to Bob" in page
 
             _bob_walks_last_week_and_advances(db, now)
@@ -108,7 +110,8 @@ def test_a_stage_the_device_moved_on_for_a_walker_not_chosen_reaches_the_plan_pa
             _, _, page = web.request("GET", f"/devices/{DEVICE}/plan?walker=bob")
             shown = page.split('id="in-force-progression"')[1].split("</p>")[0]
             assert 'data-source="device"' in shown and 'data-status="running"' in shown
-            assert "<strong>stage 2 of 2</strong> (progression-week-2)" in shown
+            assert "<strong>stage 2 of 2</strong> (progression-week-2: " in shown
+            assert "; belt 0.5 mph; 4 times a week</span>)" in shown
             assert "This week 0 of 4 sessions toward the stage" in shown
             assert "Last change: advanced" in shown
             assert "<strong>4</strong> sessions are prescribed to Bob" in page

@@ -82,7 +82,9 @@ def test_a_refusal_names_the_field_and_an_unanswered_command_says_so(
     assert device.wait_command("plan")["id"] == refused_id
     (pending,) = _answers(web)
     assert pending["state"] == "pending" and pending["request_id"] == refused_id
-    assert pending["summary"].startswith("plan alternate-2-2: 30 min") and pending["by"] == "ann"
+    # what the plan prescribes, in words (core.protocol.plan.plan_words)
+    assert pending["summary"].startswith("plan alternate-2-2: 2 min backward / 2 min forward")
+    assert pending["summary"].endswith("; belt 0.5 mph (30 min in all)") and pending["by"] == "ann"
     # a device of another release refuses what this one accepts, naming the field
     problem = "plan.intervals[1].minutes: Expected `float` <= 30.0, got 40.0"
     # a reply that names this request from another device changes nothing (had it, the

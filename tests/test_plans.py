@@ -497,7 +497,8 @@ def test_a_plan_sent_from_the_dashboard_reaches_the_device_and_applies_at_the_ne
         assert f'href="/devices/{DEVICE}/plan"' in device_page
         _, _, page = web.request("GET", f"/devices/{DEVICE}/plan")
         token = re.search(r'name="csrf" value="([^"]+)"', page)
-        assert token and "alternate-2-2: 30 min" in page
+        # the presets say what they prescribe (core.protocol.plan.plan_words)
+        assert token and "alternate-2-2: 2 min backward / 2 min forward" in page
         rows = [("backward", "3", "0.4 mph"), ("forward", "2", ""), ("backward", "", "")]
 
         def form(name: str, minutes: tuple[str, ...]) -> list[tuple[str, str]]:

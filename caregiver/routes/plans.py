@@ -33,7 +33,7 @@ from starlette.routing import BaseRoute, Route
 
 from caregiver.auth import Session
 from caregiver.plan_answers import CommandView, view_of
-from caregiver.progress import status_words
+from caregiver.progress import session_walks, stage_words, status_words
 from caregiver.routes.site import Site
 from caregiver.storage import WalkSession
 from caregiver.story import device_link
@@ -47,7 +47,15 @@ from core.protocol.commands import (
     Command,
 )
 from core.protocol.messages import StageMessage
-from core.protocol.plan import DEFAULT_SPEED, DIRECTIONS, Plan, PlanInvalid, plan_from_builtins
+from core.protocol.plan import (
+    DEFAULT_SPEED,
+    DIRECTIONS,
+    IntervalWalk,
+    Plan,
+    PlanInvalid,
+    plan_from_builtins,
+    plan_words,
+)
 from core.protocol.walker import DEFAULT_WALKER_ID, is_walker_id
 
 FORM_ROWS = 16
@@ -91,11 +99,27 @@ class InForce:
     plan_since: CommandView | None
     """A plan set by hand for them, accepted after that progression answer (it holds the
     progression: its answer says so), else None."""
+    walks: dict[str, tuple[IntervalWalk, ...]]
+    """Session id -> the plan it walked (:func:`caregiver.progress.session_walks`): the rows
+    and "in force" say it in words beside its name."""
 
     @property
     def latest_plan(self) -> str | None:
         """The plan their latest session walked (None: no session yet)."""
         return self.sessions[0].plan if self.sessions else None
+
+    @property
+    def latest_words(self) -> str:
+        """What that plan prescribes, with this week's prescribed sessions ("" when its
+        summary had no intervals)."""
+        if not self.sessions:
+            return ""
+        return plan_words(self.walks.get(self.sessions[0].id, ()), self.prescribed)
+
+    @property
+    def stage_words(self) -> str:
+        """What the stage's plan prescribes ("" without a stage, or one not known here)."""
+        return stage_words(self.stage) if self.stage is not None else ""
 
 
 def plan_from_form(form: FormData) -> Plan:
@@ -262,6 +286,7 @@ def routes(site: Site) -> list[BaseRoute]:
             store.walker_stage(device_id, walker),
             progression,
             plan_since,
+            session_walks(store.walk_session_payloads(device_id, LAST_SESSIONS, walker)),
         )
 
     def may_prescribe(request: Request) -> bool:

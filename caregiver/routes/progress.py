@@ -18,12 +18,19 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from caregiver.progress import HISTORY_SESSIONS, TABLE_SESSIONS, progress_view
+from caregiver.progress import (
+    HISTORY_SESSIONS,
+    TABLE_SESSIONS,
+    progress_view,
+    session_walks,
+    stage_words,
+)
 from caregiver.routes.site import Site
 from caregiver.storage import Device, WalkSession
 from caregiver.trends import Trend, measures_of, trends, trends_json
 from caregiver.walkers import UnknownWalker, offered, weeks_zone
 from core.protocol.messages import StageMessage
+from core.protocol.plan import IntervalWalk
 from core.zones import zone_name
 
 
@@ -74,11 +81,15 @@ def routes(site: Site) -> list[BaseRoute]:
             store.walker_stage(device_id, walker),
         )
 
-    def trends_of(device_id: str, walker: str) -> tuple[list[Trend], dt.tzinfo]:
-        """The walker's weekly trends, weeks in the treadmill's zone, and that zone."""
+    def trends_of(
+        device_id: str, walker: str
+    ) -> tuple[list[Trend], dt.tzinfo, dict[str, tuple[IntervalWalk, ...]]]:
+        """The walker's weekly trends, weeks in the treadmill's zone, that zone, and the plan
+        each of the sessions the page lists walked (from the same stored summaries)."""
         payloads = store.walk_session_payloads(device_id, HISTORY_SESSIONS, walker)
         zone = weeks_zone(store, device_id, backend.config.zone)
-        return trends(measures_of(payloads), zone), zone
+        walks = session_walks(payloads[:TABLE_SESSIONS])  # newest first, as the table
+        return trends(measures_of(payloads), zone), zone, walks
 
     @site.authed
     async def progress_page(request: Request) -> Response:
@@ -93,7 +104,7 @@ def routes(site: Site) -> list[BaseRoute]:
         if shown is None:
             return site.not_found("device")
         view = progress_view(shown.sessions, backend.clock(), shown.zone, shown.prescribed)
-        found, _ = await run_in_threadpool(trends_of, device_id, shown.walker)
+        found, _, walks = await run_in_threadpool(trends_of, device_id, shown.walker)
         return site.render(
             request,
             "progress.html",
@@ -105,6 +116,8 @@ def routes(site: Site) -> list[BaseRoute]:
             walkers=shown.walkers,
             walker_query="?" + urlencode({"walker": shown.walker}),
             stage=shown.stage,
+            stage_words=stage_words(shown.stage) if shown.stage is not None else "",
+            walks=walks,
             **view,
         )
 
@@ -141,7 +154,7 @@ def routes(site: Site) -> list[BaseRoute]:
             )
         except UnknownWalker as exc:
             return JSONResponse({"error": str(exc)}, status_code=404)
-        found, zone = await run_in_threadpool(trends_of, device_id, walker)
+        found, zone, _ = await run_in_threadpool(trends_of, device_id, walker)
         return JSONResponse({"zone": zone_name(zone), "trends": trends_json(found)})
 
     return [

@@ -44,7 +44,7 @@ from caregiver.priority import urgency_of
 from caregiver.seen import Acknowledged, Seen, earlier_notice, notice
 from caregiver.storage import Store, Urgency
 from core.protocol.commands import Command
-from core.protocol.plan import Plan
+from core.protocol.plan import Plan, plan_words
 
 TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
 COOKIE = "rg_session"
@@ -375,6 +375,8 @@ class Site:
         self.templates.env.globals["in_timeline"] = story.in_timeline
         self.templates.env.globals["clock_not_set"] = story.CLOCK_NOT_SET
         self.templates.env.globals["counted"] = story.COUNTED
+        # a plan in words wherever one is shown (the plan and progress pages): one summary
+        self.templates.env.globals["plan_words"] = plan_words
         self.templates.env.globals["incident_headline"] = lambda i, who=None: story.headline(
             i, f"/events/{i.first_event_id}", who
         )
