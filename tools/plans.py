@@ -27,6 +27,8 @@ from core.protocol.plan import (
     Plan,
     PlanInvalid,
     Progression,
+    Stage,
+    plan_words,
     progression_from_builtins,
 )
 from core.protocol.walker import DEFAULT_WALKER_ID
@@ -115,18 +117,29 @@ def _config_plan(config: Any) -> Plan | None:
 
 
 def print_plan(plan: Plan, out: TextIO) -> None:
-    out.write(f"{plan.describe()}\n")
+    """The plan: its totals, what it prescribes in words (the dashboard's words, belt speed
+    included: :func:`core.protocol.plan.plan_words`), then each interval."""
+    out.write(f"{plan.describe()}\n  {plan_words(plan)}\n")
     for n, i in enumerate(plan.intervals, 1):
         out.write(f"  {n:2d}. {i.direction:8} {i.minutes:5g} min  {i.speed}\n")
+
+
+def _stage_line(stage: Stage) -> str:
+    """A progression's stage in a line: its plan's name and words with its sessions a week
+    (completed ones count), and for how many such weeks."""
+    weeks = f"{stage.weeks} week{'s' if stage.weeks != 1 else ''}"
+    return f"{stage.plan.name}: {plan_words(stage.plan, stage.sessions_per_week)}, for {weeks}"
 
 
 def run_plan(args: argparse.Namespace) -> int:
     out = sys.stdout
     if args.action == "presets":
         for preset in PRESETS.values():
-            out.write(f"{preset.describe()}\n")
+            out.write(f"{preset.describe()}\n  {plan_words(preset)}\n")
         for name, preset_progression in PROGRESSIONS.items():
             out.write(f"progression {name}: {len(preset_progression.stages)} stages\n")
+            for n, stage in enumerate(preset_progression.stages, 1):
+                out.write(f"  {n:2d}. {_stage_line(stage)}\n")
         return 0
     config = _config(args.config)
     plan: Plan | None = None
@@ -180,7 +193,11 @@ def run_plan(args: argparse.Namespace) -> int:
                 )  # fmt: skip
         finally:
             conn.close()
-        what = f"{plan.describe()}" if plan is not None else f"the config's ({config.session.plan})"
+        what = (
+            f"{plan.describe()}\n  {plan_words(plan)}"
+            if plan is not None
+            else f"the config's ({config.session.plan})"
+        )
         whose = "" if walker == DEFAULT_WALKER_ID else f" for walker {walker}"
         out.write(
             f"Plan {hand.revision} stored{whose}: {what}.\nA running monitor uses it from the "
@@ -232,6 +249,8 @@ def run_plan(args: argparse.Namespace) -> int:
             name = a.plan.name if a.plan is not None else "(the config's)"
             when = local_time(a.assigned_wall, zone)
             out.write(f"  {a.revision:3d}  {when}  {name}, by {a.by} via {a.via}\n")
+            if a.plan is not None:  # what it prescribed, under it
+                out.write(f"{'':7}{plan_words(a.plan)}\n")
     return 0
 
 
@@ -327,10 +346,7 @@ def print_progression(state: Any, out: TextIO, zone: dt.tzinfo | None = None) ->
     )
     for n, stage in enumerate(progression.stages):
         mark = "->" if n == state.stage else "  "
-        out.write(
-            f"  {mark} {n + 1:2d}. {stage.plan.describe()}; {stage.sessions_per_week} completed "
-            f"a week for {stage.weeks} week{'s' if stage.weeks != 1 else ''}\n"
-        )
+        out.write(f"  {mark} {n + 1:2d}. {_stage_line(stage)}\n")
 
 
 def run_progression(

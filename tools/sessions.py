@@ -27,6 +27,7 @@ from core.progress import (
     weekly_progress,
 )
 from core.protocol.messages import BalanceFigures, GaitFigures, SessionRecord
+from core.protocol.plan import plan_words
 from core.zones import system_zone, zone_name
 from firmware.session.summary import figures_line, week_line
 from firmware.storage.sessions import INTERRUPTED_NOTE, StoredSession, load_sessions
@@ -376,6 +377,7 @@ def print_sessions(
         out.write(UNSYNCED_NOTE + "\n")
     if any(s.record.interrupted for s in sessions):
         out.write(INTERRUPTED_TABLE_NOTE + "\n")
+    print_plans_walked(sessions, out)
     print_measures(sessions, out, zone, intervals=intervals)
     out.write(
         f"\nWeekly progress (goal: {GOAL_BACKWARD_MIN:g} straight minutes backward, "
@@ -404,6 +406,23 @@ def print_sessions(
             f"{w.longest_backward_s / 60:7.1f}  {w.done:>2d}/{w.prescribed:<2d} "
             f"{'yes' if w.goal_met else 'no'}\n"
         )
+
+
+def print_plans_walked(sessions: Sequence[StoredSession], out: TextIO) -> None:
+    """What each plan in the table prescribed, in words (the dashboard's:
+    :func:`core.protocol.plan.plan_words`), from the intervals the sessions kept: the table
+    has room for a plan's name only, and a name ("Anna, week 3") says nothing of it. A name
+    walked with other intervals (a plan changed under its name) is listed once for each."""
+    said: dict[tuple[str, str], None] = {}
+    for s in sessions:
+        walk = [(i.direction, i.planned_s, i.speed) for i in s.record.intervals]
+        words = plan_words(walk)
+        if words:
+            said.setdefault((s.record.plan, words), None)
+    if said:
+        out.write("Plans walked:\n")
+        for plan, words in said:
+            out.write(f"  {plan}: {words}\n")
 
 
 def _n(x: float | None, fmt: str) -> str:
