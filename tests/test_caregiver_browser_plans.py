@@ -153,8 +153,10 @@ def test_the_physio_chooses_the_walker_whose_plan_is_shown_without_scripts(
 ) -> None:
     """On a treadmill Bob walked last, the physio picks Anna in the page's walker select and
     presses Show (a plain GET form: it works with JavaScript off): "in force" is Anna's plan,
-    prescription, progression and sessions, and every form below is for her. The page fits a
-    phone's width and a desktop's (screenshots in /tmp, looked at)."""
+    prescription, progression and sessions, and every form below is for her (the page's one
+    walker picker: the forms had one each, and a form could be sent for another walker than
+    the one whose plan the physio was reading). The page fits a phone's width and a
+    desktop's (screenshots in /tmp, looked at)."""
     from playwright.sync_api import expect
 
     from tests.caregiver_support import Http
@@ -189,8 +191,16 @@ def test_the_physio_chooses_the_walker_whose_plan_is_shown_without_scripts(
         "progression toward-10-minutes: assigned, stage 1 of 9"
     )
     expect(page.locator("#in-force-sessions tbody tr")).to_have_count(2)
-    for select in ("#plan-walker", "#progression-walker", "#change-walker"):
-        expect(page.locator(select)).to_have_value("anna")
+    # one walker picker: every form is for the walker shown, and its button says so
+    expect(page.locator("main select[name=walker]")).to_have_count(1)
+    for form in ("#plan-form", "#progression-form", "#progression form.inline"):
+        expect(page.locator(f"{form} input[name=walker]")).to_have_value("anna")
+    expect(page.locator("#plan-form button[type=submit]")).to_have_text(
+        "Send the plan to the treadmill for Anna"
+    )
+    expect(page.locator("#progression-form button[type=submit]")).to_have_text(
+        "Assign the progression for Anna"
+    )
     assert page.evaluate("document.documentElement.scrollWidth") <= width
     assert page.evaluate(CONTROLS_RIGHT_EDGE) <= width
     page.screenshot(path=f"/tmp/plan-walker-{width}.png", full_page=True)

@@ -181,8 +181,8 @@ def test_the_plan_page_names_the_default_walker_of_a_shared_treadmill(
 def test_a_physio_sends_a_plan_for_one_walker_from_the_plan_page(
     mosquitto: Mosquitto, tmp_path: Path
 ) -> None:
-    """The plan form names the walker (a field, known walkers offered): the ``plan`` command
-    carries it; a walker id that cannot be one is refused naming the field, nothing sent."""
+    """The plan form names the walker (a field: the walker the page shows): the ``plan``
+    command carries it; a walker id that cannot be one is refused naming the field, nothing sent."""
     import re
 
     from tests.mqtt_helpers import Subscriber
@@ -445,8 +445,13 @@ def test_the_plan_page_shows_the_chosen_walker_s_plan_stage_and_sessions(
             assert "<strong>progression toward-10-minutes: assigned, stage 1 of 9</strong>" in page
             rows = page.split('id="in-force-sessions"')[1].split("</table>")[0]
             assert rows.count("<tr data-session=") == 2 and "progression-week-3" not in rows
-            # every walker select (the page's and the three forms') has Anna chosen
-            assert page.count('<option value="anna" selected>Anna</option>') == 4
+            # one walker picker, Anna chosen; every form is for her, and says so
+            assert page.count('<option value="anna" selected>Anna</option>') == 1
+            assert page.count('<input type="hidden" name="walker" value="anna">') == 3
+            assert page.count('<select name="walker"') == 0  # no form picks another walker
+            assert "Send the plan to the treadmill for Anna</button>" in page
+            assert "Assign the progression for Anna</button>" in page
+            assert "Anna's progression:</span>" in page
             assert 'href="/devices/treadmill-1/progress?walker=anna"' in page
             # no choice: the walker who walked last, Bob, and no progression of his answered
             _, _, page = web.request("GET", f"/devices/{DEVICE}/plan")
@@ -454,7 +459,8 @@ def test_the_plan_page_shows_the_chosen_walker_s_plan_stage_and_sessions(
             assert "<strong>progression-week-3</strong>" in page
             assert "<strong>4</strong> sessions are prescribed to Bob" in page
             assert "No progression sent to Bob from this dashboard has been answered" in page
-            assert page.count('<option value="bob" selected>Bob</option>') == 4
+            assert page.count('<option value="bob" selected>Bob</option>') == 1
+            assert page.count('<input type="hidden" name="walker" value="bob">') == 3
             # the default walker of a shared treadmill is someone, with no sessions yet
             _, _, page = web.request("GET", f"/devices/{DEVICE}/plan?walker=default")
             assert "Default walker: no sessions yet." in page
