@@ -23,7 +23,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 
 from caregiver.localtime import day_words
-from caregiver.progress import HISTORY_SESSIONS
+from caregiver.progress import HISTORY_SESSIONS, session_walks
 from caregiver.storage import Incident, Store, WalkSession
 from caregiver.trends import SessionMeasures, Trend, measures_of, trends
 from caregiver.walkers import weeks_zone
@@ -40,11 +40,39 @@ from core.progress import (
     week_start,
     weekly_progress,
 )
+from core.protocol.plan import IntervalWalk, plan_words
 from core.protocol.walker import DEFAULT_WALKER
 from core.zones import zone_name
 
 INCIDENT_LIMIT = 1000
 """The newest incidents a report reads (years of a walker's)."""
+REPORT_PLANS = 3
+"""The plans a report says in words, newest first (a page has room for a few lines)."""
+
+
+@dataclass(frozen=True, slots=True)
+class PlanWalked:
+    """A plan the walker walked, as the report says it: its name, what it prescribes in words
+    (:func:`core.protocol.plan.plan_words`, belt speed included) and its sessions."""
+
+    name: str
+    words: str
+    sessions: int
+
+
+def plans_walked(
+    sessions: Sequence[WalkSession], walks: Mapping[str, tuple[IntervalWalk, ...]]
+) -> tuple[PlanWalked, ...]:
+    """The plans of ``sessions`` (``walks``: each one's intervals, by session id:
+    :func:`caregiver.progress.session_walks`), newest first, at most :data:`REPORT_PLANS`:
+    one per name and walk (a plan changed under its name is two), with its sessions. A
+    session without its intervals (an older summary) is in none."""
+    found: dict[tuple[str, str], int] = {}
+    for s in sorted(sessions, key=lambda s: s.started_wall, reverse=True):
+        words = plan_words(walks.get(s.id, ()))
+        if words:
+            found[(s.plan, words)] = found.get((s.plan, words), 0) + 1
+    return tuple(PlanWalked(n, w, c) for (n, w), c in list(found.items())[:REPORT_PLANS])
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,6 +119,9 @@ class Report:
     """The device has other walkers: the report is one of theirs, and says whose even for the
     default walker (its file name and the PDF name the profile), as the dashboard names the
     default walker of a shared treadmill (:func:`caregiver.walkers.named`)."""
+    plans: tuple[PlanWalked, ...] = ()
+    """The plans walked, newest first, in words (:func:`plans_walked`): a name alone ("Anna,
+    week 3") says nothing in the patient's file of what was prescribed."""
 
     @property
     def sessions(self) -> int:
@@ -175,17 +206,23 @@ def report_for(
         incidents = walker_incidents(
             incidents, walker_id, sessions, several=len(store.walkers(device_id)) > 1
         )
+    payloads = store.walk_session_payloads(device_id, HISTORY_SESSIONS, walker_id)
     report = make_report(
         device_id,
         walker,
         sessions,
-        measures_of(store.walk_session_payloads(device_id, HISTORY_SESSIONS, walker_id)),
+        measures_of(payloads),
         incidents,
         zone,
         now,
         store.prescribed_weeks(device_id, walker_id or DEFAULT_WALKER.id),
     )
-    return replace(report, walker_id=walker_id or DEFAULT_WALKER.id, shared=shared)
+    return replace(
+        report,
+        walker_id=walker_id or DEFAULT_WALKER.id,
+        shared=shared,
+        plans=plans_walked(sessions, session_walks(payloads)),
+    )
 
 
 def walker_incidents(

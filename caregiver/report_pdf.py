@@ -297,6 +297,12 @@ def report_pdf(report: Report) -> bytes:
         f"and joint strength is expected after about {report.milestone.needed} weeks at goal.",
         8.5,
     )
+    for n, plan in enumerate(report.plans):  # what was walked, not only its name
+        page.line(
+            f"{'Plans walked (newest first): ' if n == 0 else ''}{plan.name} "
+            f"({plan.sessions} session{'s' if plan.sessions != 1 else ''}): {plan.words}.",
+            8.5,
+        )
     weeks = report.weeks
     page.heading("Summary")
     if report.sessions:

@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import datetime as dt
 import html
+import io
 from pathlib import Path
 
 import msgspec
+from pypdf import PdfReader
 
 from caregiver.progress import session_walks, walk_of
 from core.plan_presets import PRESETS
@@ -152,6 +154,15 @@ def test_the_plan_and_progress_pages_say_what_each_plan_prescribes(
             assert WEEK_3 in _rows(page, "sessions")
             assert f"(progression-week-3: {WEEK_3}; 4 times a week)" in _text(page, "walker-stage")
 
+            # the PDF report, for the patient's file: the plans walked, newest first, in words
+            status, _, pdf = web.download("GET", f"/devices/{DEVICE}/report.pdf?walker=anna")
+            assert status == 200
+            (only,) = PdfReader(io.BytesIO(pdf)).pages  # still one page
+            text = " ".join(only.extract_text().split())
+            said = text.split("Plans walked (newest first): ")[1]
+            assert said.startswith(f"Anna, week 3 (1 session): {ANNAS_WORDS}. ")
+            assert f"alternate-2-2 (2 sessions): {TWO_TWO}." in said
+
             # a stage whose plan this service cannot know is named, never guessed at
             unknown = msgspec.structs.replace(
                 stage, stage_name="Bob, custom", wall_time=dt.datetime.now(dt.UTC).isoformat()
@@ -191,3 +202,36 @@ def test_a_stored_summary_gives_its_plan_and_an_unreadable_one_none() -> None:
         [msgspec.json.encode(data).decode(), "not json", "[1]", msgspec.json.encode(older).decode()]
     )
     assert walks == {record.id: plan_walk(PRESETS["alternate-2-2"])}
+
+
+def test_the_report_says_the_newest_plans_once_per_name_and_walk() -> None:
+    """At most :data:`caregiver.report.REPORT_PLANS`, newest first, each with its sessions;
+    a plan changed under its name is two; a session without intervals is in none."""
+    from caregiver.progress import parse_summary
+    from caregiver.report import REPORT_PLANS, plans_walked
+
+    monday = dt.datetime(2026, 3, 2, 9, tzinfo=dt.UTC)
+    plans = [
+        Plan("Anna, week 3", (Interval("backward", 10, "0.5 mph"),)),
+        Plan("Anna, week 3", (Interval("backward", 12, "0.5 mph"),)),
+        PRESETS["alternate-2-2"],
+        PRESETS["progression-week-9"],
+    ]
+    records = [
+        walked(session_record(DEVICE, monday - dt.timedelta(days=d), backward_min=10,
+                              longest_min=10), plan)
+        for d, plan in enumerate([plans[0], plans[0], plans[1], plans[2], plans[3]])
+    ]  # fmt: skip
+    bare = msgspec.structs.replace(
+        session_record(DEVICE, monday + dt.timedelta(days=1), backward_min=1, longest_min=1),
+        intervals=[],
+    )
+    payloads = [msgspec.json.encode(r).decode() for r in (*records, bare)]
+    rows = [parse_summary(msgspec.json.decode(p), DEVICE)[0] for p in payloads]
+    said = plans_walked([r for r in rows if r is not None], session_walks(payloads))
+    assert len(said) == REPORT_PLANS == 3
+    assert [(p.name, p.sessions) for p in said] == [
+        ("Anna, week 3", 2), ("Anna, week 3", 1), ("alternate-2-2", 1)
+    ]  # fmt: skip
+    assert said[0].words == "10 min backward; belt 0.5 mph"
+    assert said[1].words == "12 min backward; belt 0.5 mph"
