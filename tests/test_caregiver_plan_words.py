@@ -191,16 +191,27 @@ def test_a_stored_summary_gives_its_plan_and_an_unreadable_one_none() -> None:
         session_record(DEVICE, dt.datetime(2026, 3, 2, 9, tzinfo=dt.UTC), backward_min=14,
                        longest_min=2), PRESETS["alternate-2-2"],
     )  # fmt: skip
-    data = msgspec.json.decode(msgspec.json.encode(record))
-    assert walk_of(data) == plan_walk(PRESETS["alternate-2-2"])
-    assert walk_of({}) == () and walk_of({"intervals": "no"}) == ()
-    assert walk_of({"intervals": [{"direction": "sideways", "planned_s": 60, "speed": ""}]}) == ()
-    assert walk_of({"intervals": [{"direction": "forward", "planned_s": -1, "speed": ""}]}) == ()
-    assert walk_of({"intervals": [{"direction": "forward", "planned_s": 60}]}) == ()
-    older = {k: v for k, v in data.items() if k != "intervals"} | {"id": "b" * 32}
-    walks = session_walks(
-        [msgspec.json.encode(data).decode(), "not json", "[1]", msgspec.json.encode(older).decode()]
-    )
+    payload = msgspec.json.encode(record).decode()
+    assert walk_of(payload) == (record.id, plan_walk(PRESETS["alternate-2-2"]))
+
+    def one(interval: object) -> str:
+        return msgspec.json.encode({"id": "b" * 32, "intervals": [interval]}).decode()
+
+    assert walk_of(one({"direction": "forward", "planned_s": 60, "speed": ""})) == (
+        "b" * 32, (("forward", 60.0, ""),)
+    )  # fmt: skip
+    for unreadable in (
+        "not json",
+        "[1]",
+        '{"id": "' + "b" * 32 + '"}',  # an older summary: no intervals
+        '{"id": "' + "b" * 32 + '", "intervals": "no"}',
+        one({"direction": "sideways", "planned_s": 60, "speed": ""}),
+        one({"direction": "forward", "planned_s": -1, "speed": ""}),
+        one({"direction": "forward", "planned_s": 60}),
+        one("no"),
+    ):
+        assert walk_of(unreadable) is None, unreadable
+    walks = session_walks([payload, "not json", one({"direction": "up"})])
     assert walks == {record.id: plan_walk(PRESETS["alternate-2-2"])}
 
 
