@@ -115,6 +115,13 @@ def test_the_longest_plans_are_said_in_a_line() -> None:
     assert words.startswith("1 min forward, 1 min 1 s backward, 1 min 2 s forward, ")
     assert words.endswith(f"then {60 - WORDS_MAX_PARTS + 1} more stretches (89.5 min in all)")
     assert len(words.split(", ")) == WORDS_MAX_PARTS
+    # a stored summary is read loosely: one of far more intervals than a plan may hold is said
+    # in a line, promptly (grouping takes the cube of the length), not grouped whole
+    endless = [("backward", 60.0, "0.5 mph"), ("forward", 60.0, "0.5 mph")] * 5_000
+    assert plan_words(endless) == (
+        f"1 min backward / 1 min forward {X} 30, then 9940 more stretches (10000 min in all); "
+        "belt 0.5 mph"
+    )
 
 
 _UNIT = re.compile(rf"^(?P<unit>.*?)(?: {X} (?P<count>[0-9]+))?$")

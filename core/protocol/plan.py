@@ -220,14 +220,17 @@ def _walk_words(walk: tuple[IntervalWalk, ...]) -> str:
         return f"{what} ({speed})" if speed and one_speed is None else what
 
     parts: list[str] = []
-    i = 0
-    for length, count in _runs(walk):
+    covered: list[int] = []  # intervals said by the parts so far
+    # grouped over a plan's most intervals: a stored summary is read loosely (the caregiver's),
+    # and grouping takes the cube of the length: 10 000 intervals would hold a page for minutes
+    for length, count in _runs(walk[:MAX_INTERVALS]):
+        i = covered[-1] if covered else 0
         unit = " / ".join(interval(*w) for w in walk[i : i + length])
         parts.append(unit if count == 1 else f"{unit} {TIMES} {count}")
-        i += length * count
-    if len(parts) > WORDS_MAX_PARTS:
-        shown = parts[: WORDS_MAX_PARTS - 1]
-        rest = len(walk) - sum(length * count for length, count in _runs(walk)[: len(shown)])
+        covered.append(i + length * count)
+    if len(parts) > WORDS_MAX_PARTS or len(walk) > covered[-1]:
+        shown = parts[: min(len(parts), WORDS_MAX_PARTS - 1)]
+        rest = len(walk) - covered[len(shown) - 1]
         total = _duration_words(sum(seconds for _, seconds, _ in walk))
         parts = [*shown, f"then {rest} more stretch{'es' if rest != 1 else ''} ({total} in all)"]
     text = ", ".join(parts)
