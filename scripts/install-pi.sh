@@ -357,9 +357,10 @@ has_login() {
 
 # broker_account NAME PASSWORD_FILE OWNER:GROUP [MODE]: NAME's login in the broker's password
 # file, its password in PASSWORD_FILE, made MODE (0640: its service reads it through the group)
-# (both kept when both exist: a second run changes nothing).
+# (both kept when both exist: a second run changes nothing but a kept file's mode and owner).
 broker_account() {
     local name=$1 secret_file=$2 owner=$3 mode=${4:-0640} password plain
+    secret_mode "$secret_file" "$mode" "$owner"
     if [ -s "$secret_file" ] && has_login "$name"; then
         note "account '$name' exists (password in $secret_file)"
         return
@@ -375,16 +376,38 @@ broker_account() {
         password=$(new_password)
         printf '%s\n' "$password" | write_file "$secret_file" "$mode" "$owner"
     fi
-    # Hashed from a private file, never on a command line (which every local user can read).
+    # Hashed from a private file, never on a command line (which every local user can read);
+    # the file goes however the step ends: a failed mosquitto_passwd (set -e) left the password
+    # in clear text in /tmp.
     plain=$(mktemp)
+    # shellcheck disable=SC2064  # expanded now: plain is this function's own
+    trap "rm -f -- $(printf '%q' "$plain")" EXIT
     printf '%s:%s\n' "$name" "$password" >"$plain"
-    mosquitto_passwd -U "$plain"
+    if ! mosquitto_passwd -U "$plain"; then
+        echo "install-pi.sh: mosquitto_passwd could not hash the password of account '$name' ($secret_file); $BROKER_PASSWD is unchanged" >&2
+        exit 1
+    fi
     touch "$BROKER_PASSWD"
     # the others' lines as they are (a device id may hold '.': no pattern matching)
     { awk -F: -v name="$name" '$1 != name' "$BROKER_PASSWD"; cat "$plain"; } |
         write_file "$BROKER_PASSWD" 0640 root:mosquitto
     rm -f "$plain"
+    trap - EXIT
     note "account '$name': password in $secret_file"
+}
+
+# secret_mode FILE MODE OWNER:GROUP: a password file kept from before (an operator's own, or one
+# an earlier release or a hand's chmod left otherwise) made MODE and OWNER:GROUP as the step
+# writes a new one: kept as it was, a caregiver-watch password someone wrote 0644 stayed
+# readable by every local user. Nothing to do when there is no file or it is already so.
+secret_mode() {
+    local file=$1 mode=$2 owner=$3 now
+    [ -e "$file" ] || return 0
+    now=$(stat -L -c '%04a %U:%G' -- "$file")
+    [ "$now" != "$mode $owner" ] || return 0
+    note "$file was ${now/ /, }: made $mode, $owner"
+    run chmod "$mode" "$file"
+    run chown "$owner" "$file"
 }
 
 # watch_account: caregiver-watch's login, for a terminal's `retroguard watch` (read-only: the

@@ -465,6 +465,89 @@ def test_broker_gives_the_watch_an_account_whose_password_only_root_reads(tmp_pa
     assert passwd.read_text() == by_hand and not watch_pw.exists()
 
 
+def _broker_step(tmp_path: Path, extra_env: dict[str, str] | None = None) -> tuple[int, str]:
+    """The ``--broker`` step alone (real mosquitto_passwd unless ``extra_env``'s PATH stands
+    in for it) on tmp_path's etc and m folders: its exit status and output."""
+    if shutil.which("mosquitto_passwd") is None:
+        pytest.skip("mosquitto_passwd not installed (Debian package 'mosquitto')")
+    if os.geteuid() != 0:
+        pytest.skip("the step writes its files root:mosquitto, as on the Pi: needs root")
+    env = dict(
+        os.environ,
+        RETROGUARD_ETC=str(tmp_path / "etc"),
+        RETROGUARD_MOSQUITTO_DIR=str(tmp_path / "m"),
+        **(extra_env or {}),
+    )
+    script = f"source {SCRIPT}; SVC_USER=root; systemctl() {{ :; }}; broker=1; install_broker"
+    done = subprocess.run(
+        ["bash", "-c", script], env=env, capture_output=True, text=True, check=False
+    )
+    return done.returncode, done.stdout + done.stderr
+
+
+def test_a_failed_mosquitto_passwd_leaves_no_password_in_clear_text(tmp_path: Path) -> None:
+    """Each account's password is hashed from a temporary file holding it in clear text: when
+    ``mosquitto_passwd`` failed, ``set -e`` ended the step there and the file stayed in /tmp.
+    It goes, and the step says which account it could not hash."""
+    temp = tmp_path / "tmp"
+    temp.mkdir()
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    failing = bin_dir / "mosquitto_passwd"
+    failing.write_text('#!/bin/sh\necho "Error: something went wrong" >&2\nexit 1\n')
+    failing.chmod(0o755)
+    path = {"PATH": f"{bin_dir}:{os.environ['PATH']}", "TMPDIR": str(temp)}
+    status, out = _broker_step(tmp_path, path)
+    assert status == 1, out
+    assert list(temp.iterdir()) == []
+    assert "mosquitto_passwd could not hash the password of account 'treadmill-1'" in out
+    assert not (tmp_path / "m" / "retroguard.passwd").exists()
+    # the next run, with a working mosquitto_passwd, hashes the password kept in the file
+    status, out = _broker_step(tmp_path, {"TMPDIR": str(temp)})
+    assert status == 0, out
+    assert list(temp.iterdir()) == []
+    assert "treadmill-1:" in (tmp_path / "m" / "retroguard.passwd").read_text()
+
+
+def test_a_kept_password_file_is_made_the_mode_and_owner_the_step_gives_a_new_one(
+    tmp_path: Path,
+) -> None:
+    """A password file from before (the operator's own, written by hand as the docs say for
+    caregiver-watch, or chmod-ed since) was kept with whatever mode and owner it had: a watch
+    password written 0644 stayed readable by every local user. Each is made what the step makes
+    a new one (caregiver-watch's 0600 root:root, the device's 0640 root:<its service>), its
+    password and the broker's accounts unchanged; the dry run says it would."""
+    status, out = _broker_step(tmp_path)
+    assert status == 0, out
+    etc = tmp_path / "etc"
+    watch_pw, device_pw = etc / "caregiver-watch-mqtt-password", etc / "mqtt-password"
+    passwords = {f: f.read_text() for f in (watch_pw, device_pw)}
+    hashed = (tmp_path / "m" / "retroguard.passwd").read_text()
+
+    def unmade() -> None:
+        watch_pw.chmod(0o644)
+        os.chown(watch_pw, 65534, 65534)
+        device_pw.chmod(0o604)
+
+    unmade()
+    status, out = _broker_step(tmp_path)
+    assert status == 0, out
+    for file, mode in ((watch_pw, 0o600), (device_pw, 0o640)):
+        info = file.stat()
+        assert (info.st_mode & 0o777, info.st_uid, info.st_gid) == (mode, 0, 0), file
+        assert file.read_text() == passwords[file]
+    assert f"{watch_pw} was 0644, " in out and ": made 0600, root:root" in out
+    assert (tmp_path / "m" / "retroguard.passwd").read_text() == hashed
+    again = _broker_step(tmp_path)[1]
+    assert " was 0" not in again  # as it should be: nothing to say
+    unmade()
+    planned = run_script("--dry-run", "--broker", env_dirs=tmp_path)
+    assert planned.returncode == 0, planned.stderr
+    assert f"+ chmod 0600 {watch_pw}\n" in planned.stdout
+    assert f"+ chown root:root {watch_pw}\n" in planned.stdout
+    assert watch_pw.stat().st_mode & 0o777 == 0o644  # a dry run changes nothing
+
+
 def _stubs(tmp_path: Path, groups: str, passwd: str = "") -> dict[str, str]:
     """PATH with logging stand-ins for what the uninstall changes outside its folders
     (systemctl, userdel, groupdel) and a getent reading these group and passwd lines."""
