@@ -14,8 +14,10 @@ from __future__ import annotations
 import datetime as dt
 
 from core.progress import in_wall_range, utc_of
-from core.zones import zone_name
+from core.zones import zone_said
 
+# zone_said lives in core.zones (the offline tools name zones as the pages do); kept here for
+# the service's modules that import it with the rest of this one
 __all__ = ["iso_of", "iso_utc", "moment_of", "readable", "words", "zone_said"]
 
 
@@ -52,15 +54,6 @@ def words(moment: dt.datetime, zone: dt.tzinfo, *, seconds: bool = True) -> str:
     )
     name = local.tzname()
     return f"{text} {name}" if name else text
-
-
-def zone_said(zone: dt.tzinfo, at: dt.datetime) -> str:
-    """The zone as :func:`words` names it at ``at`` ("UTC", "CET", "CEST"): what the banner
-    and notifications say, so every page and the PDF name it one way (before, the progress
-    page and the report said the IANA key, "Etc/UTC", beside the banner's "UTC"). For people
-    only: what machines read (the trends JSON, a treadmill's message) keeps the IANA name,
-    :func:`core.zones.zone_name`."""
-    return at.astimezone(zone).tzname() or zone_name(zone)
 
 
 def day_words(day: dt.date) -> str:

@@ -13,10 +13,19 @@ from __future__ import annotations
 import datetime as dt
 import functools
 import os
+from collections.abc import Iterable
 from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-__all__ = ["LOCALTIME", "named_zone", "system_zone", "zone_key", "zone_name"]
+__all__ = [
+    "LOCALTIME",
+    "named_zone",
+    "system_zone",
+    "zone_key",
+    "zone_name",
+    "zone_said",
+    "zones_said",
+]
 
 LOCALTIME = Path("/etc/localtime")
 
@@ -74,6 +83,25 @@ def zone_name(zone: dt.tzinfo) -> str:
     if isinstance(key, str) and key != "localtime":
         return key
     return dt.datetime.now(zone).tzname() or "UTC"
+
+
+def zone_said(zone: dt.tzinfo, at: dt.datetime) -> str:
+    """The zone as a clock in it named itself at ``at`` ("UTC", "CET", "CEST"), as the
+    caregiver's banner, notifications, pages and PDF (``caregiver.localtime.words``) and the
+    offline tools (``retroguard sessions``, ``plan show``) name it, one way everywhere
+    (before, the progress page, the report and the tools said the IANA key, "Etc/UTC", beside
+    the banner's "UTC"). For people only: what machines read (the trends JSON, a treadmill's
+    message) keeps the IANA name, :func:`zone_name`."""
+    return at.astimezone(zone).tzname() or zone_name(zone)
+
+
+def zones_said(zone: dt.tzinfo, moments: Iterable[dt.datetime]) -> str:
+    """:func:`zone_said` for a list of times, the header above them: each name the list's
+    times were in, earliest first ("CET", "CET/CEST" for a winter's and a summer's): one name
+    taken at one moment would call a summer session's time "CET". Now's name when there is
+    no time."""
+    said = dict.fromkeys(zone_said(zone, at) for at in sorted(moments))
+    return "/".join(said) or zone_said(zone, dt.datetime.now(dt.UTC))
 
 
 def zone_key(zone: dt.tzinfo) -> str | None:

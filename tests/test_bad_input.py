@@ -606,7 +606,8 @@ def test_a_refused_plan_command_creates_no_database(
 def test_plan_and_progression_show_print_local_times(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """As ``retroguard sessions`` does: in the system's zone, named, not the stored UTC text."""
+    """As ``retroguard sessions`` does: in the system's zone, named as its clock names it then
+    ("NZDT", as the dashboard would), not the stored UTC text."""
     monkeypatch.setenv("TZ", "Pacific/Auckland")  # UTC+13 on 2 March (daylight saving)
     db = tmp_path / "device.db"
     conn = connect(db)
@@ -630,12 +631,12 @@ def test_plan_and_progression_show_print_local_times(
         conn.close()
     assert main(["plan", "--db", str(db), "show"]) == 0
     shown = capsys.readouterr().out
-    assert "Times in Pacific/Auckland." in shown
+    assert "Times in NZDT." in shown
     assert "2026-03-02 22:00  alternate-2-2, by Jo via cli" in shown
     assert "T09:00" not in shown
     assert main(["plan", "--db", str(db), "progression", "show"]) == 0
     shown = capsys.readouterr().out
-    assert "since 2026-03-02 22:30 Pacific/Auckland (assigned by Jo)" in shown
+    assert "since 2026-03-02 22:30 NZDT (assigned by Jo)" in shown
     assert "T09:30" not in shown
 
 

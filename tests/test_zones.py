@@ -1,5 +1,5 @@
 """Local time: the system's zone with its daylight-saving rules, and weeks counted in a zone
-(core.zones, core.progress, ``retroguard sessions``)."""
+(core.zones, core.progress, ``retroguard sessions``, ``retroguard plan show``)."""
 
 from __future__ import annotations
 
@@ -11,9 +11,14 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
+from core.plan_presets import PRESETS, PROGRESSIONS
 from core.progress import week_of, weekly_progress
-from core.zones import named_zone, system_zone, zone_key, zone_name
+from core.zones import named_zone, system_zone, zone_key, zone_name, zone_said, zones_said
+from firmware.storage.database import connect
+from firmware.storage.plans import assign_plan
+from firmware.storage.progressions import start_progression
 from firmware.storage.sessions import StoredSession
+from launcher.cli import main
 from tests.caregiver_support import session_record
 from tools.sessions import print_sessions
 
@@ -77,7 +82,7 @@ def test_retroguard_sessions_prints_local_times_and_local_weeks() -> None:
     out = io.StringIO()
     print_sessions(stored, out, BERLIN, now=now)
     text = out.getvalue()
-    assert text.startswith("Times in Europe/Berlin.")
+    assert text.startswith("Times in CET.")
     assert "2025-11-24 00:30  progression-week-9" in text
     assert _sessions_in_week(text, "2025-W48") == 1  # Monday in Berlin
     out = io.StringIO()
@@ -91,3 +96,95 @@ def _sessions_in_week(text: str, week: str) -> int:
     """The weekly table's session count for ``week`` (its row's second column)."""
     (row,) = [line for line in text.splitlines() if line.startswith(f"{week} ")]
     return int(row.split()[1])
+
+
+WINTER = dt.datetime(2026, 1, 15, 9, 0, tzinfo=dt.UTC)  # 10:00 in Berlin, CET
+SUMMER = dt.datetime(2026, 7, 15, 9, 0, tzinfo=dt.UTC)  # 11:00 in Berlin, CEST
+
+
+def test_a_zone_is_said_as_its_clock_named_itself_then() -> None:
+    """Every page, the PDF and the offline tools name a zone as its clock does ("CET" in
+    winter, "CEST" in summer, "UTC"), never its IANA key; one function, in core (the tools may
+    not import the caregiver service), which the service's modules still import from
+    caregiver.localtime."""
+    from caregiver import localtime
+
+    assert (zone_said(BERLIN, WINTER), zone_said(BERLIN, SUMMER)) == ("CET", "CEST")
+    assert zone_said(ZoneInfo("Etc/UTC"), SUMMER) == zone_said(dt.UTC, WINTER) == "UTC"
+    assert localtime.zone_said is zone_said
+    assert zones_said(BERLIN, [WINTER]) == "CET"
+    assert zones_said(BERLIN, [SUMMER, WINTER, SUMMER]) == "CET/CEST"  # earliest first, once
+    assert zones_said(BERLIN, []) in ("CET", "CEST")  # now's
+
+
+@pytest.mark.parametrize(
+    ("moments", "said", "shown"),
+    [
+        ([WINTER], "CET", ["2026-01-15 10:00"]),
+        ([SUMMER], "CEST", ["2026-07-15 11:00"]),
+        ([WINTER, SUMMER], "CET/CEST", ["2026-01-15 10:00", "2026-07-15 11:00"]),
+    ],
+)
+def test_retroguard_sessions_names_the_zone_its_times_were_in(
+    moments: list[dt.datetime], said: str, shown: list[str]
+) -> None:
+    """``retroguard sessions`` said "Times in Europe/Berlin." where the dashboard says "CET":
+    it names the zone of the times it lists, a summer session's "CEST"."""
+    stored = [
+        StoredSession(session_record("t", m, backward_min=10, longest_min=10)) for m in moments
+    ]
+    out = io.StringIO()
+    print_sessions(stored, out, BERLIN, now=SUMMER)
+    text = out.getvalue()
+    assert text.splitlines()[0] == f"Times in {said}."
+    assert "Europe/Berlin" not in text
+    for time in shown:
+        assert f"{time}  progression-week-9" in text
+
+
+def test_plan_show_and_progression_show_name_the_zone_their_times_were_in(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``retroguard plan show`` said "Times in Europe/Berlin." and a progression's stage
+    "since 2026-07-15 11:30 Europe/Berlin": the zone as its clock named it then, the dashboard's
+    "CEST" in summer and "CET" in winter."""
+    monkeypatch.setenv("TZ", "Europe/Berlin")
+    for started, said in ((WINTER, "CET"), (SUMMER, "CEST")):
+        db = tmp_path / f"{said}.db"
+        conn = connect(db)
+        try:
+            with conn:
+                assign_plan(conn, PRESETS["alternate-2-2"], by="Jo", via="cli", assigned_wall="x")
+                assign_plan(
+                    conn,
+                    PRESETS["alternate-2-2"],
+                    by="Jo",
+                    via="cli",
+                    assigned_wall=started.isoformat(),
+                )
+                start_progression(
+                    conn,
+                    PROGRESSIONS["toward-10-minutes"],
+                    stage=0,
+                    by="Jo",
+                    wall=(started + dt.timedelta(minutes=30)).isoformat(),
+                )
+        finally:
+            conn.close()
+        assert main(["plan", "--db", str(db), "show"]) == 0
+        shown = capsys.readouterr().out
+        assert f"Times in {said}." in shown  # the unreadable "x" is shown as it is, unnamed
+        assert main(["plan", "--db", str(db), "progression", "show"]) == 0
+        local = started.astimezone(BERLIN) + dt.timedelta(minutes=30)
+        assert f"since {local:%Y-%m-%d %H:%M} {said} (assigned by Jo)" in capsys.readouterr().out
+    # a winter's and a summer's assignment
+    conn = connect(db)
+    try:
+        with conn:
+            assign_plan(
+                conn, PRESETS["alternate-2-2"], by="Jo", via="cli", assigned_wall=WINTER.isoformat()
+            )
+    finally:
+        conn.close()
+    assert main(["plan", "--db", str(db), "show"]) == 0
+    assert "Times in CET/CEST." in capsys.readouterr().out

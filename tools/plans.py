@@ -33,7 +33,7 @@ from core.protocol.plan import (
 )
 from core.protocol.walker import DEFAULT_WALKER_ID
 from core.tomlschema import read_json
-from core.zones import system_zone, zone_name
+from core.zones import system_zone, zone_said, zones_said
 from tools.device_db import add_common_options, database_key, open_device_database
 
 
@@ -221,7 +221,9 @@ def run_plan(args: argparse.Namespace) -> int:
     assignment = history[0] if history else None
     zone = system_zone()
     if history:
-        out.write(f"Times in {zone_name(zone)}.\n")
+        # named as the dashboard and the PDF name it ("CET", "CEST"), not its IANA key
+        moments = (m for a in history if (m := stored_moment(a.assigned_wall)) is not None)
+        out.write(f"Times in {zones_said(zone, moments)}.\n")
     if assignment is None or assignment.plan is None:
         from firmware.session.plan import resolve_plan
 
@@ -294,12 +296,19 @@ def progression_argument(args: argparse.Namespace) -> Progression | None:
     return progression
 
 
+def stored_moment(wall: str) -> dt.datetime | None:
+    """A stored UTC wall time read (aware, UTC); None when it is not a time."""
+    try:
+        return utc_of(wall)
+    except ValueError:
+        return None
+
+
 def local_time(wall: str, zone: dt.tzinfo) -> str:
     """A stored UTC wall time as ``retroguard sessions`` prints times: in ``zone`` (the
     system's, named once above), to the minute; the text as stored if it is not a time."""
-    try:
-        moment = utc_of(wall)
-    except ValueError:
+    moment = stored_moment(wall)
+    if moment is None:
         return wall
     return f"{moment.astimezone(zone):%Y-%m-%d %H:%M}"
 
@@ -339,9 +348,12 @@ def print_progression(state: Any, out: TextIO, zone: dt.tzinfo | None = None) ->
     progression = state.progression
     zone = zone if zone is not None else system_zone()
     since = local_time(state.stage_started_wall, zone)
+    started = stored_moment(state.stage_started_wall)
+    if started is not None:  # its zone then ("CEST" in summer), as the dashboard says it
+        since = f"{since} {zone_said(zone, started)}"
     out.write(
         f"Progression {progression.name}: stage {state.stage + 1} of {len(progression.stages)}"
-        f"{' (held)' if state.held else ''}, since {since} {zone_name(zone)} "
+        f"{' (held)' if state.held else ''}, since {since} "
         f"({state.changed} by {state.by})\n"
     )
     for n, stage in enumerate(progression.stages):

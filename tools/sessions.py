@@ -28,7 +28,7 @@ from core.progress import (
 )
 from core.protocol.messages import BalanceFigures, GaitFigures, SessionRecord
 from core.protocol.plan import plan_words
-from core.zones import system_zone, zone_name
+from core.zones import system_zone, zones_said
 from firmware.session.summary import figures_line, week_line
 from firmware.storage.sessions import INTERRUPTED_NOTE, StoredSession, load_sessions
 from tools.device_db import INSTALLED_COMMAND, SERVICE_USER, database_key, database_problem
@@ -357,7 +357,8 @@ def print_sessions(
         out.write("No guided sessions recorded yet.\n")
         return
     zone = zone if zone is not None else system_zone()
-    out.write(f"Times in {zone_name(zone)}.\n")
+    # named as the dashboard and the PDF name it ("CET", "CEST"), not its IANA key
+    out.write(f"Times in {zones_said(zone, (started_utc(s.record) for s in sessions))}.\n")
     out.write(
         "started           plan                 status     min  back  longest  steps  "
         "cadence  trips  stumbles  falls  no recovery\n"
