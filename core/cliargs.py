@@ -39,10 +39,28 @@ def tcp_port(text: str) -> int:
     return port
 
 
+def unreachable(path: str | Path) -> str | None:
+    """Why ``path`` cannot even be looked up, named ("x/y.db: cannot reach: Permission
+    denied": a folder above it this user may not enter, a symlink loop), or None when it can
+    (whether or not it exists). Python 3.11's ``Path.exists()`` and ``is_dir()`` answer False
+    only for a missing file and raise for the rest: the commands that asked them about a path a
+    person gave printed a traceback. Ask here first."""
+    try:
+        os.stat(path)
+    except (FileNotFoundError, NotADirectoryError):
+        return None
+    except OSError as exc:
+        return f"{path}: cannot reach: {exc.strerror or exc}"
+    return None
+
+
 def output_file(text: str) -> Path:
     """A file to write: not a directory, in a directory that exists and may be written (the
     write itself may still fail, e.g. on a full disk: the command says so then)."""
     path = Path(text)
+    problem = unreachable(path)
+    if problem is not None:
+        raise argparse.ArgumentTypeError(problem)
     if path.is_dir():
         raise argparse.ArgumentTypeError(f"{text}: a directory, not a file")
     parent = path.parent

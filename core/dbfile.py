@@ -12,6 +12,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from core.cliargs import unreachable
+
 SQLITE_HEADER = b"SQLite format 3\x00"
 """The first 16 bytes of every SQLite 3 database file (https://sqlite.org/fileformat.html)."""
 
@@ -21,13 +23,13 @@ def database_file_problem(path: str | Path) -> str | None:
     which SQLite starts as a new database, or it does not exist yet: the caller decides
     whether it may be created). The problem is a sentence naming the file."""
     path = Path(path)
-    try:  # Path.exists() raises for a folder above it this user may not enter (EACCES)
-        if not path.exists():
-            return None
-        if path.is_dir():
-            return f"{path}: a directory, not a database file"
-    except OSError as exc:
-        return f"{path}: cannot reach: {exc.strerror or exc}"
+    problem = unreachable(path)  # a folder above it this user may not enter (EACCES)
+    if problem is not None:
+        return problem
+    if not path.exists():
+        return None
+    if path.is_dir():
+        return f"{path}: a directory, not a database file"
     try:
         with path.open("rb") as fh:
             header = fh.read(len(SQLITE_HEADER))

@@ -20,6 +20,7 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from core.cliargs import unreachable
 from core.errors import ConfigError
 from core.mounting import Mounting, up_vector
 from core.protocol.topics import text_problem, topic_level_problem
@@ -162,6 +163,8 @@ def _control_socket(path: str, result: Preflight) -> None:
         key, path, 'leave it "" (session.sock in the runtime directory, /run/retroguard)'
     ):
         result.problems.append(problem)
+    elif reach := unreachable(Path(path).parent):  # exists() below would raise for it
+        result.problems.append(f"{key}: {reach}")
     else:
         folder = Path(path).parent
         while not folder.exists() and folder != folder.parent:

@@ -70,3 +70,140 @@ def test_a_config_in_a_folder_the_user_may_not_enter_is_one_line(locked_folder: 
     assert "Traceback" not in done.stderr, done.stderr
     assert done.returncode == 2
     assert done.stderr.strip().splitlines()[-1].endswith(f"{config}: permission denied")
+
+
+def _one_line(done: subprocess.CompletedProcess[str], status: int) -> str:
+    """The command's last line on standard error, having checked it ended so, not in a
+    traceback."""
+    assert "Traceback" not in done.stderr, done.stderr
+    assert done.returncode == status, done.stderr
+    return done.stderr.strip().splitlines()[-1]
+
+
+@pytest.mark.parametrize(
+    ("argv", "said"),
+    [
+        (["record", "{x}.trace"], "argument out: {x}.trace: cannot reach: Permission denied"),
+        (
+            ["evaluate", "{tmp}", "--json", "{x}.json"],
+            "argument --json: {x}.json: cannot reach: Permission denied",
+        ),
+        (
+            ["evaluate", "{tmp}", "--per-file", "{x}.csv"],
+            "argument --per-file: {x}.csv: cannot reach: Permission denied",
+        ),
+        (
+            ["evaluate-gait", "--json", "{x}.json"],
+            "argument --json: {x}.json: cannot reach: Permission denied",
+        ),
+        (
+            ["caregiver", "report", "t", "--pdf", "{x}.pdf"],
+            "argument --pdf: {x}.pdf: cannot reach: Permission denied",
+        ),
+        (["evaluate", "{x}"], "evaluate: {x}: cannot reach: Permission denied"),
+        (["evaluate", "{locked}"], "evaluate: {locked}: cannot read: Permission denied"),
+        (
+            ["evaluate-gait", "--sisfall", "{x}"],
+            "evaluate-gait: --sisfall {x}: cannot reach: Permission denied",
+        ),
+        (
+            ["evaluate-gait", "--kfall", "{locked}"],
+            "evaluate-gait: --kfall {locked}: cannot read: Permission denied",
+        ),
+        (
+            ["sessions", "--db", "{x}.db"],
+            "retroguard sessions: {x}.db: cannot reach: Permission denied",
+        ),
+        (
+            ["plan", "-c", "{config}", "progression", "set", "{x}.json"],
+            "retroguard plan: {x}.json: cannot reach: Permission denied",
+        ),
+    ],
+    ids=[
+        "record-out",
+        "evaluate-json",
+        "evaluate-per-file",
+        "evaluate-gait-json",
+        "caregiver-report-pdf",
+        "evaluate-path",
+        "evaluate-folder",
+        "evaluate-gait-sisfall",
+        "evaluate-gait-kfall-folder",
+        "sessions-db",
+        "plan-progression-file",
+    ],
+)
+def test_a_path_in_a_folder_the_user_may_not_enter_is_one_line_exit_2(
+    locked_folder: Path, tmp_path: Path, argv: list[str], said: str
+) -> None:
+    """Python 3.11's ``Path.exists()``/``is_dir()`` raise for a path under such a folder:
+    every command that asked them about a path a person gave (an output file's check, a
+    recording, a database, a progression file) ended in a traceback of ``pathlib``, exit 1.
+    A folder itself that cannot be read was "no recordings found in" it."""
+    config = tmp_path / "config.toml"
+    config.write_text(f'[storage]\ndatabase = "{tmp_path / "device.db"}"\n')
+    names = {"x": locked_folder / "x", "locked": locked_folder, "tmp": tmp_path}
+    done = _as_a_user_who_may_not_enter([a.format(config=config, **names) for a in argv])
+    assert _one_line(done, 2).endswith(said.format(**names))
+
+
+def test_a_device_database_in_a_folder_the_user_may_not_enter_is_one_line(
+    locked_folder: Path, tmp_path: Path
+) -> None:
+    """``plan show`` asked ``exists()`` of it first: a traceback. Now as ``walker`` says it
+    (exit 1, the database's user to run it as); ``sessions`` and ``prompts``, which only
+    read it, refuse it (2); the doctor's store check FAILs naming it."""
+    database = locked_folder / "device.db"
+    config = tmp_path / "config.toml"
+    config.write_text(f'[storage]\ndatabase = "{database}"\n')
+    for command in (["plan", "show"], ["walker", "list"]):
+        done = _as_a_user_who_may_not_enter([*command, "-c", str(config)])
+        line = _one_line(done, 1)
+        assert f"{database}: cannot open: Permission denied (the monitor's database" in line
+    done = _as_a_user_who_may_not_enter(["sessions", "-c", str(config)])
+    assert _one_line(done, 2) == f"retroguard sessions: {database}: cannot reach: Permission denied"
+    done = _as_a_user_who_may_not_enter(["prompts", "-c", str(config)])
+    assert _one_line(done, 2) == f"storage.database: {database}: cannot reach: Permission denied"
+    done = _as_a_user_who_may_not_enter(["doctor", "-c", str(config)])
+    assert "Traceback" not in done.stderr, done.stderr
+    (store,) = [line for line in done.stdout.splitlines() if " event-store " in line]
+    assert store.startswith("FAIL") and f"{database}: cannot reach: Permission denied" in store
+
+
+def test_a_control_socket_below_a_folder_the_user_may_not_enter_is_refused_by_the_check(
+    locked_folder: Path, tmp_path: Path
+) -> None:
+    """The check looked for the folder the socket would be made in with ``exists()``: for
+    one below a folder the user may not enter, ``config --check`` and ``run`` (and the
+    doctor) ended in a traceback."""
+    socket = locked_folder / "run" / "session.sock"
+    config = tmp_path / "config.toml"
+    config.write_text(f'[session]\ncontrol_socket = "{socket}"\n')
+    said = f"session.control_socket: {socket.parent}: cannot reach: Permission denied"
+    for command in (["config", "--check"], ["run", "-c"]):
+        done = _as_a_user_who_may_not_enter([*command, str(config)])
+        assert _one_line(done, 2) == f"{config}: {said}"
+
+
+def test_a_prompt_cache_the_user_cannot_write_is_named_not_blamed_on_espeak(
+    locked_folder: Path, tmp_path: Path
+) -> None:
+    """espeak-ng told to write into a folder it may not says nothing and exits 0: ``prompts``
+    then failed on the WAV never written, "espeak-ng failed: [Errno 2] No such file", and on a
+    cache it could not make "espeak-ng failed: [Errno 13]". It asks first, naming the cache
+    (2); below a folder it may not enter, the same."""
+    read_only = tmp_path / "read-only"
+    read_only.mkdir(mode=0o555)
+    for cache, said in (
+        (read_only / "prompts", f"{read_only}: cannot write in it (permission denied"),
+        (read_only, f"{read_only}: cannot write in it (permission denied"),
+        (locked_folder / "prompts", f"{locked_folder / 'prompts'}: cannot reach: Permission"),
+    ):
+        config = tmp_path / "config.toml"
+        config.write_text(
+            f'[storage]\ndatabase = "{tmp_path / "device.db"}"\n'
+            f'[session]\nprompt_cache = "{cache}"\n'
+        )
+        done = _as_a_user_who_may_not_enter(["prompts", "-c", str(config)])
+        assert _one_line(done, 2).startswith(f"retroguard prompts: session.prompt_cache: {said}")
+    assert list(read_only.iterdir()) == []

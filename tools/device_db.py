@@ -39,6 +39,7 @@ import sys
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
+from core.cliargs import unreachable
 from core.dbfile import database_file_problem
 from core.writable import created_as_folder_owner, written_path_problem
 
@@ -103,6 +104,9 @@ def database_problem(
     system = system_dir_problem(database, key)
     if system is not None:
         return system
+    reach = unreachable(database)
+    if reach is not None:
+        return reach
     if not database.exists():
         if not reads_only:
             return None

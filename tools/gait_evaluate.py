@@ -49,14 +49,14 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from core.cliargs import output_file
+from core.cliargs import output_file, unreachable
 from core.mounting import SISFALL_MOUNTING, UNKNOWN_MOUNTING, Mounting
 from core.samples import ImuSample
 from firmware.gait.balance import BalanceMeter, SwayMetrics
 from firmware.gait.frame import AxisLearner
 from firmware.gait.stream import Decimator
 from firmware.gait.walking import GaitMeasure, GaitMeter
-from tools.datasets import describe, discover, is_tuning_subject
+from tools.datasets import describe, discover, is_tuning_subject, unlisted
 from tools.datasets.kfall import KFALL_MOUNTING, KFALL_RATE_HZ, find_kfall, parse_name, read_kfall
 from tools.datasets.sisfall import SISFALL_RATE_HZ, read_sisfall
 
@@ -509,8 +509,15 @@ def run(args: argparse.Namespace) -> int:
     walks: list[Walk] = []
     stands: list[tuple[str, str, Path]] = []
     for option, root in (("--sisfall", args.sisfall), ("--kfall", args.kfall)):
+        reach = None if root is None else unreachable(root)
+        if reach is not None:
+            print(f"evaluate-gait: {option} {reach}", file=sys.stderr)
+            return 2
         if root is not None and not Path(root).is_dir():
             print(f"evaluate-gait: {option} {root}: not a directory", file=sys.stderr)
+            return 2
+        if root is not None and (why := unlisted(root)) is not None:
+            print(f"evaluate-gait: {option} {why}", file=sys.stderr)
             return 2
     if args.sisfall is not None:
         walks += sisfall_walks(Path(args.sisfall))

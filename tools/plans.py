@@ -18,6 +18,7 @@ import sys
 from pathlib import Path
 from typing import Any, TextIO
 
+from core.cliargs import unreachable
 from core.errors import ConfigError
 from core.plan_presets import PRESETS, PROGRESSIONS
 from core.progress import utc_of
@@ -156,7 +157,9 @@ def run_plan(args: argparse.Namespace) -> int:
         if progression is None:
             return 2
     database = args.db if args.db is not None else Path(config.storage.database)
-    if not database.exists():  # refusals a fresh database would give, without creating it
+    # refusals a fresh database would give, without creating it (one this user cannot reach:
+    # open_device_database says so, as for walker)
+    if unreachable(database) is None and not database.exists():
         refusal = _fresh_refusal(args)
         if refusal is not None:
             print(refusal, file=sys.stderr)
@@ -328,6 +331,9 @@ def read_progression(reference: str) -> Progression:
     if reference in PROGRESSIONS:
         return PROGRESSIONS[reference]
     path = Path(reference)
+    reach = unreachable(path)
+    if reach is not None:
+        raise ConfigError([reach])
     if not path.exists():
         raise ConfigError(
             [

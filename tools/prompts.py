@@ -17,9 +17,12 @@ root renders into the service's state directory is given to the directory's owne
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 from typing import Any
+
+from core.cliargs import unreachable
 
 DEFAULT_CONFIG = Path("/etc/retroguard/config.toml")
 
@@ -60,10 +63,23 @@ def run(args: argparse.Namespace) -> int:
     cache = PromptCache(prompt_cache_dir(config), voice, session.speech_rate_wpm)
     plans = [resolve_plan(session.plan), *_assigned_plan(Path(config.storage.database))]
     texts = list(dict.fromkeys(t for plan in plans for t in prompts.all_for_plan(plan)))
+    unwritable = _unwritable(cache.directory)
+    if unwritable is not None:
+        print(f"retroguard prompts: session.prompt_cache: {unwritable}", file=sys.stderr)
+        return 2
     try:
         with created_as_folder_owner(cache.directory, companions=(), contents=True):
             figures = cache.render_all(texts)  # as root: the service's, which adds and prunes
     except (OSError, subprocess.SubprocessError) as exc:
+        where = exc.filename if isinstance(exc, OSError) else None
+        if isinstance(exc, OSError) and where and Path(where).is_relative_to(cache.directory):
+            # the cache, not espeak-ng (a full disk): said so, not as espeak-ng's failure
+            print(
+                f"retroguard prompts: cannot write the prompt cache (session.prompt_cache): "
+                f"{where}: {exc.strerror}",
+                file=sys.stderr,
+            )
+            return 1
         print(f"retroguard prompts: {ESPEAK} failed: {exc}", file=sys.stderr)
         return 1
     names = " and ".join(dict.fromkeys([session.plan, *(p.name for p in plans[1:])]))
@@ -84,6 +100,27 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
+def _unwritable(directory: Path) -> str | None:
+    """Why this user cannot write the prompt cache ``directory`` (or make it), or None. Asked
+    before espeak-ng runs: told to write into a folder it may not, espeak-ng says nothing and
+    exits 0, and the command then failed on the WAV that was never written, blaming
+    espeak-ng ("No such file or directory")."""
+    reach = unreachable(directory)
+    if reach is not None:
+        return reach
+    folder = directory
+    while not folder.exists() and folder != folder.parent:  # the one it would be made in
+        folder = folder.parent
+    if not folder.is_dir():
+        return f"{folder} is not a directory, so {directory} cannot be made"
+    if not os.access(folder, os.W_OK | os.X_OK):
+        return (
+            f"{folder}: cannot write in it (permission denied: run the command as the "
+            "service's user, or as root)"
+        )
+    return None
+
+
 def _assigned_plan(database: Path) -> list[Any]:
     """The plan a physio assigned to this device (stored in the event store), if any."""
     from core.dbfile import database_file_problem
@@ -91,11 +128,11 @@ def _assigned_plan(database: Path) -> list[Any]:
     from firmware.storage.database import connect
     from firmware.storage.plans import current_plan
 
-    if not database.exists():
-        return []
-    problem = database_file_problem(database)
+    problem = database_file_problem(database)  # first: exists() raises for one unreachable
     if problem is not None:
         raise ConfigError([f"storage.database: {problem}"])
+    if not database.exists():
+        return []
     conn = connect(database)
     try:
         assigned = current_plan(conn)

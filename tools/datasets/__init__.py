@@ -11,6 +11,7 @@ Malformed input raises :class:`DatasetFormatError` naming the file and line.
 
 from __future__ import annotations
 
+import os
 import re
 import zlib
 from collections.abc import Iterator
@@ -188,6 +189,20 @@ def discover(root: str | Path) -> list[Path]:
         p for p in r.rglob("*") if p.is_file() and not p.name.startswith(".") and _is_recording(p)
     ]
     return sorted(found)
+
+
+def unlisted(root: str | Path) -> str | None:
+    """Why the folder ``root`` cannot be listed ("cannot read: Permission denied"), or None
+    (it can, or it is no folder). :func:`discover`'s ``rglob`` finds nothing in a folder this
+    user may not read and says nothing: the commands said "no recordings found in" it."""
+    r = Path(root)
+    if not r.is_dir():
+        return None
+    try:
+        with os.scandir(r):
+            return None
+    except OSError as exc:
+        return f"{r}: cannot read: {exc.strerror or exc}"
 
 
 def _is_recording(p: Path) -> bool:

@@ -37,6 +37,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from core.cliargs import unreachable
 from firmware.config import Config
 from firmware.storage.damage import moved_aside_files, quick_check, wal_damage
 from firmware.storage.database import connect
@@ -210,6 +211,14 @@ def check_store(config: Config) -> CheckResult:
     aside earlier: someone should look at them.
     """
     path = Path(config.storage.database)
+    reach = unreachable(path)
+    if reach is not None:
+        return failed(
+            STORE,
+            reach,
+            "check storage.database, and that its folders may be entered by the service user "
+            "(/var/lib/retroguard, the unit's StateDirectory); run the doctor as that user",
+        )
     existed = path.exists()
     new_dirs = _missing_parents(path)
     conn: sqlite3.Connection | None = None

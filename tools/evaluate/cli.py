@@ -17,12 +17,12 @@ from dataclasses import asdict, fields
 from pathlib import Path
 from typing import Any
 
-from core.cliargs import finite_float, output_file
+from core.cliargs import finite_float, output_file, unreachable
 from core.errors import ConfigError
 from firmware.detection import DetectorConfig
 from firmware.detection.factory import build_detector
 from hal.config import ImuConfig
-from tools.datasets import DatasetFormatError, describe, discover
+from tools.datasets import DatasetFormatError, describe, discover, unlisted
 from tools.datasets.resample import MAX_RATE_HZ, MIN_RATE_HZ
 from tools.datasets.sisfall import ACCELEROMETERS
 from tools.evaluate.figures import SPLITS, summarise
@@ -233,10 +233,17 @@ def run(args: argparse.Namespace) -> int:
         return 2
     paths: list[Path] = []
     for root in args.path:
+        reach = unreachable(root)
+        if reach is not None:
+            print(f"evaluate: {reach}", file=sys.stderr)
+            return 2
         if not root.exists():
             print(f"evaluate: {root}: no such file or directory", file=sys.stderr)
             return 2
         found = discover(root)
+        if not found and (why := unlisted(root)) is not None:
+            print(f"evaluate: {why}", file=sys.stderr)
+            return 2
         if not found:
             print(
                 f"evaluate: no recordings found in {root} (SisFall or KFall files, or traces)",
