@@ -179,10 +179,14 @@ def make_client(
                 continue
             try:
                 is_file = Path(value).is_file()
-            except OSError as exc:  # a name too long for the file system
+                if is_file:  # one this user may not read: OpenSSL's error names no file
+                    with open(value, "rb"):
+                        pass
+            except OSError as exc:  # a name too long, a folder above it not to be entered
                 raise MqttSetupError(f"mqtt.{key}: cannot read {value}: {exc.strerror}") from None
             if not is_file:
-                raise MqttSetupError(f"mqtt.{key}: no such file: {value}")
+                what = "a directory, not a file" if Path(value).is_dir() else "no such file"
+                raise MqttSetupError(f"mqtt.{key}: {what}: {value}")
         try:
             client.tls_set(
                 ca_certs=link.ca_file or None,

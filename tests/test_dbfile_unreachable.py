@@ -207,3 +207,20 @@ def test_a_prompt_cache_the_user_cannot_write_is_named_not_blamed_on_espeak(
         done = _as_a_user_who_may_not_enter(["prompts", "-c", str(config)])
         assert _one_line(done, 2).startswith(f"retroguard prompts: session.prompt_cache: {said}")
     assert list(read_only.iterdir()) == []
+
+
+def test_a_tls_file_that_cannot_be_read_or_is_a_folder_is_named(
+    locked_folder: Path, tmp_path: Path
+) -> None:
+    """A CA file the user may not read was "mqtt: TLS setup failed: [Errno 13] Permission
+    denied", naming no file; a folder was "no such file"."""
+    unreadable = tmp_path / "ca.pem"
+    unreadable.write_text("x\n")
+    unreadable.chmod(0)
+    for ca, said in (
+        (unreadable, f"mqtt.ca_file: cannot read {unreadable}: Permission denied"),
+        (tmp_path, f"mqtt.ca_file: a directory, not a file: {tmp_path}"),
+    ):
+        argv = ["watch", "--tls", "--ca-file", str(ca), "--port", "1", "--count", "1"]
+        done = _as_a_user_who_may_not_enter(argv)
+        assert _one_line(done, 2) == f"retroguard watch: {said}"
