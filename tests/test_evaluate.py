@@ -267,6 +267,21 @@ def test_a_path_without_recordings_is_an_error_naming_it(
     assert captured.out == ""
 
 
+def test_a_walk_of_one_sample_is_evaluated_not_divided_by_its_zero_hours(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A SisFall walking recording of one row (a file cut short) lasts 0 s: the walking and
+    jogging trips per hour divided by those 0 hours, a ZeroDivisionError traceback after the
+    whole evaluation. None per hour, as jogging's own figure says for no jogging."""
+    walk = tmp_path / "D01_SA01_R01.txt"
+    walk.write_text("0,-255,0,0,0,0,0,-980,0;\n")
+    out = tmp_path / "figures.json"
+    assert main([str(walk), "--json", str(out), "--no-progress"]) == 0
+    assert "walking/jogging trips" in capsys.readouterr().out
+    trip = json.loads(out.read_text())["trip"]
+    assert (trip["walking_jogging_hours"], trip["walking_jogging_trips_per_hour"]) == (0.0, None)
+
+
 def test_the_help_names_kfall_in_plain_words(capsys: pytest.CaptureFixture[str]) -> None:
     from launcher.cli import main
 

@@ -135,3 +135,33 @@ def test_the_command_says_what_is_missing(
     assert "not a directory" in capsys.readouterr().err
     assert retroguard(["evaluate-gait", "--kfall", str(tmp_path)]) == 2
     assert "no walking or standing recordings" in capsys.readouterr().err
+
+
+def test_recordings_that_cannot_be_read_or_measured_are_skipped_and_counted(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """One malformed file (a wrong header), or one too short to measure (its spectrum has no
+    bin in the step band; a stand no longer than its settling), ended the run in a traceback
+    of DatasetFormatError or NumPy's ValueError. Each is skipped and counted, as evaluate
+    skips one, naming the first; with none measured, that line and exit 2."""
+    monkeypatch.delenv("RETROGUARD_SISFALL", raising=False)
+    root = tmp_path / "KFall" / "sensor_data" / "SA06"
+    walk = SteppedWalking(step_times(40, 0.55, jitter_sd_s=0.01, seed=1, start_s=2.0), yaw_dps=0.0)
+    _write_kfall(root / "S06T06R01.csv", walk)
+    (root / "S06T06R02.csv").write_text("TimeStamp(s),Frame\n0.01,1\n")
+    _write_kfall(root / "S06T07R01.csv", SwayingStance(0.2, [Wave(0.05, 0.3)], []))
+    _write_kfall(root / "S06T01R01.csv", SwayingStance(2.0, [Wave(0.05, 0.3)], []))
+    out = tmp_path / "gait.json"
+    argv = ["evaluate-gait", "--kfall", str(tmp_path / "KFall"), "--no-progress"]
+    assert retroguard([*argv, "--json", str(out)]) == 0
+    err = capsys.readouterr().err
+    assert (
+        "evaluate-gait: 1 of 4 recordings measured (3 skipped; first: "
+        f"{root / 'S06T06R02.csv'}:1: not a KFall sensor file header: "
+    ) in err
+    assert json.loads(out.read_text())["steps"]["KFall T06 walk + turn"]["all"]["recordings"] == 1
+    (root / "S06T06R01.csv").unlink()
+    assert retroguard(argv) == 2
+    captured = capsys.readouterr()
+    assert captured.err.startswith("evaluate-gait: none of the 3 recordings measured (3 skipped")
+    assert len(captured.err.splitlines()) == 1 and captured.out == ""

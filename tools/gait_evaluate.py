@@ -56,7 +56,7 @@ from firmware.gait.balance import BalanceMeter, SwayMetrics
 from firmware.gait.frame import AxisLearner
 from firmware.gait.stream import Decimator
 from firmware.gait.walking import GaitMeasure, GaitMeter
-from tools.datasets import describe, discover, is_tuning_subject, unlisted
+from tools.datasets import DatasetFormatError, describe, discover, is_tuning_subject, unlisted
 from tools.datasets.kfall import KFALL_MOUNTING, KFALL_RATE_HZ, find_kfall, parse_name, read_kfall
 from tools.datasets.sisfall import SISFALL_RATE_HZ, read_sisfall
 
@@ -530,18 +530,39 @@ def run(args: argparse.Namespace) -> int:
     trials = Trials()
     rows: list[StepRow] = []
     total = len(walks) + len(stands)
+    # a recording that cannot be read (DatasetFormatError), or is too short to be measured (a
+    # ValueError: no spectrum bin in the step band, a stand no longer than its settling), is
+    # skipped and counted, as evaluate skips one: one such file ended the run in a traceback.
+    # Each raises before it adds to trials.
+    skipped: list[str] = []
     for i, walk in enumerate(walks, start=1):
         if not args.no_progress:
             print(f"\r{i}/{total} {walk.path.name:<24}", end="", file=sys.stderr, flush=True)
-        rows.append(evaluate_walk(walk, trials))
+        try:
+            rows.append(evaluate_walk(walk, trials))
+        except (OSError, ValueError) as exc:
+            skipped.append(_unmeasured(walk.path, exc))
     stand_group = "KFall T01 stand 30 s"
     whole: list[SwayMetrics] = []
     for j, (subject, _, path) in enumerate(stands, start=len(walks) + 1):
         if not args.no_progress:
             print(f"\r{j}/{total} {path.name:<24}", end="", file=sys.stderr, flush=True)
-        whole.append(evaluate_stance(subject, path, trials, stand_group))
+        try:
+            whole.append(evaluate_stance(subject, path, trials, stand_group))
+        except (OSError, ValueError) as exc:
+            skipped.append(_unmeasured(path, exc))
     if not args.no_progress:
         print(file=sys.stderr)
+    if skipped:
+        measured = total - len(skipped)
+        said = f"{measured} of {total}" if measured else f"none of the {total}"
+        print(
+            f"evaluate-gait: {said} recordings measured ({len(skipped)} skipped; first: "
+            f"{skipped[0]})",
+            file=sys.stderr,
+        )
+        if not measured:
+            return 2
     metrics = {g: GAIT_METRICS for g in trials.values} | {stand_group: SWAY_METRICS}
     kinds = {g: "each 100 s walk's two 50 s halves" for g in SISFALL_WALKS.values()}
     kinds |= {g: "five trials per subject" for g in KFALL_WALKS.values()}
@@ -562,6 +583,15 @@ def run(args: argparse.Namespace) -> int:
     if args.json is not None:
         args.json.write_text(json.dumps(doc, indent=2) + "\n")
     return 0
+
+
+def _unmeasured(path: Path, exc: Exception) -> str:
+    """Why a recording was skipped, naming it (a DatasetFormatError names it and its line)."""
+    if isinstance(exc, DatasetFormatError):
+        return str(exc)
+    if isinstance(exc, OSError):
+        return f"{path}: {exc.strerror or exc}"
+    return f"{path}: cannot be measured: {exc}"
 
 
 def main(argv: Sequence[str] | None = None) -> int:

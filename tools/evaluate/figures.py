@@ -117,7 +117,6 @@ def split_figures(results: Sequence[FileResult]) -> dict[str, Any]:
     walking_falls = _in(falls, Activity.WALKING_FALL)
     walking = _in(adls, Activity.WALKING)
     jogging = _in(adls, Activity.JOGGING)
-    gait = walking + jogging
     stumble = _in(adls, Activity.STUMBLE)
     lying = _in(adls, Activity.LYING_DOWN)
     other = _in(adls, Activity.STAIRS, Activity.LYING_DOWN, Activity.OTHER_ADL)
@@ -143,7 +142,10 @@ def split_figures(results: Sequence[FileResult]) -> dict[str, Any]:
             "walking_jogging_trips": walk_trips + jog_trips,
             "walking_jogging_hours": walk_hours + jog_hours,
             "walking_jogging_trips_per_hour": (
-                (walk_trips + jog_trips) / (walk_hours + jog_hours) if gait else None
+                # none for no time walked: a one-row recording lasts 0 s (a ZeroDivisionError)
+                (walk_trips + jog_trips) / (walk_hours + jog_hours)
+                if walk_hours + jog_hours
+                else None
             ),
             "walking_trips": walk_trips,
             "walking_recordings_tripped": sum(r.trips > 0 for r in walking),
