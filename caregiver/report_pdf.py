@@ -2,8 +2,8 @@
 
 Imported only when a PDF is asked for: fpdf2 is the ``caregiver`` extra's, and the
 service runs without it (the CSV needs nothing). The page holds the newest
-:data:`TABLE_WEEKS` weeks and :data:`INCIDENT_ROWS` incidents, so it is always one
-page; the CSV has every week.
+:data:`TABLE_WEEKS` weeks and at most :data:`INCIDENT_ROWS` incidents (as many as fit
+above the footnote), so it is always one page; the CSV has every week.
 
 The text is set in Liberation Sans, with DejaVu Sans for what it lacks, embedded as subsets
 of the glyphs the page uses (Debian's ``fonts-liberation2`` and ``fonts-dejavu-core``): a
@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import math
 import unicodedata
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -46,6 +47,11 @@ _GOAL = (176, 0, 0)
 _GREY = (110, 110, 110)
 _MARGIN = 14.0
 _WIDTH = 210.0 - 2 * _MARGIN
+_HEADING_MM = 8.0
+"""A heading's height with the space above it."""
+_HEADER_ROW_MM = 5.2
+_ROW_MM = 4.6
+"""A table's header row and each of its rows."""
 
 # The fonts are looked up at the fixed paths where Debian and Raspberry Pi OS install them,
 # not asked of fontconfig (``fc-match``): fc-match always answers with some font, a
@@ -194,8 +200,28 @@ class _Page:
         self.pdf.multi_cell(_WIDTH, height, self.text(text), new_x=XPos.LMARGIN, new_y=YPos.NEXT)
 
     def heading(self, text: str) -> None:
-        self.pdf.ln(1.5)
+        self.pdf.ln(_HEADING_MM - 6.5)
         self.line(text, 11.5, "B", 6.5)
+
+    def one_line(self, text: str) -> str:
+        """``text`` cut to one line of the page in the current font, ending "...", when it is
+        longer: a line whose length the page cannot bound (a custom plan's words, each
+        interval's belt speed said) takes no room the rest of the page needs."""
+        room = _WIDTH - 2 * self.pdf.c_margin
+
+        def fits(candidate: str) -> bool:
+            return self.pdf.get_string_width(self.text(candidate)) <= room
+
+        if fits(text):
+            return text
+        short, long = 0, len(text)  # the longest prefix that fits with "..." after it
+        while short < long:
+            middle = (short + long + 1) // 2
+            if fits(text[:middle].rstrip() + "..."):
+                short = middle
+            else:
+                long = middle - 1
+        return text[:short].rstrip(" ,;:") + "..."
 
     def table(
         self, header: Sequence[str], rows: Sequence[Sequence[str]], widths: Sequence[float]
@@ -204,13 +230,13 @@ class _Page:
         self.font(8, "B")
         pdf.set_fill_color(225, 230, 240)
         for text, w in zip(header, widths, strict=True):
-            pdf.cell(w, 5.2, self.text(text), border=1, align="C", fill=True)
-        pdf.ln(5.2)
+            pdf.cell(w, _HEADER_ROW_MM, self.text(text), border=1, align="C", fill=True)
+        pdf.ln(_HEADER_ROW_MM)
         self.font(8)
         for row in rows:
             for i, (text, w) in enumerate(zip(row, widths, strict=True)):
-                pdf.cell(w, 4.6, self.text(text), border=1, align="L" if i == 0 else "R")
-            pdf.ln(4.6)
+                pdf.cell(w, _ROW_MM, self.text(text), border=1, align="L" if i == 0 else "R")
+            pdf.ln(_ROW_MM)
 
 
 def _bars(
@@ -298,9 +324,12 @@ def report_pdf(report: Report) -> bytes:
         8.5,
     )
     for n, plan in enumerate(report.plans):  # what was walked, not only its name
+        page.font(8.5)  # (one_line measures in the line's font)
         page.line(
-            f"{'Plans walked (newest first): ' if n == 0 else ''}{plan.name} "
-            f"({plan.sessions} session{'s' if plan.sessions != 1 else ''}): {plan.words}.",
+            page.one_line(
+                f"{'Plans walked (newest first): ' if n == 0 else ''}{plan.name} "
+                f"({plan.sessions} session{'s' if plan.sessions != 1 else ''}): {plan.words}."
+            ),
             8.5,
         )
     weeks = report.weeks
@@ -416,45 +445,62 @@ def report_pdf(report: Report) -> bytes:
     else:
         page.line("No balance check or gait measured yet.")
 
-    page.heading(f"{COUNTED['incidents']} (newest {min(len(report.incidents), INCIDENT_ROWS)} "
-                 f"of {len(report.incidents)})")  # fmt: skip
-    if report.incidents:
-        i_rows = [
-            [
-                _when(report, i.opened_at),
-                incident_kind(i.severity),
-                "still open" if i.open else closed_how(i.closed_by, i.closed_via),
-            ]
-            for i in report.incidents[:INCIDENT_ROWS]
+    candidates = [
+        [
+            _when(report, i.opened_at),
+            incident_kind(i.severity),
+            "still open" if i.open else closed_how(i.closed_by, i.closed_via),
         ]
-        page.table(["When", "What happened", "How it ended"], i_rows, [44, 30, _WIDTH - 74])
-    else:
-        page.line("No alert recorded.")
+        for i in report.incidents[:INCIDENT_ROWS]
+    ]
+    page.font(8)  # the rows' characters noted before the footnote says which have no font
+    for cell in (c for row in candidates for c in row):
+        page.text(cell)
     page.font(_ABOUT_PT[0])
     about = page.text(about_figures(report))
     if any(w.clock_not_set for w in weeks[-TABLE_WEEKS:]):
         about += " " + page.text(CLOCK_NOTE)
     if any(w.closed_by_restart for w in weeks[-TABLE_WEEKS:]):
         about += " " + page.text(RESTART_NOTE)
-    notice = page.notice()  # after every text above went through page.text
+    notice = page.notice()  # after every text on the page went through page.text
     if notice:
         if page.family == FONT_NAME:  # (no font at all was said once, in _add_font)
             log.warning("PDF report of %s:%s", report.device_id, notice)
         about += page.text(notice)
+    # As many of the newest incidents as fit above the footnote at its smallest: the lines
+    # above vary (the plans walked, up to REPORT_PLANS), and the fullest page drew its last
+    # rows over the footnote (one page: no page break moves them).
+    rows_top = pdf.get_y() + _HEADING_MM + _HEADER_ROW_MM
+    fit = math.floor((_footnote_top(page, about, _ABOUT_PT[-1]) - 1 - rows_top) / _ROW_MM)
+    i_rows = candidates[: max(0, fit)]
+    page.heading(f"{COUNTED['incidents']} (newest {len(i_rows)} of {len(report.incidents)})")
+    if i_rows:
+        page.table(["When", "What happened", "How it ended"], i_rows, [44, 30, _WIDTH - 74])
+    elif report.incidents:
+        page.line("No room for their rows on this page: the dashboard lists them.")
+    else:
+        page.line("No alert recorded.")
     # The footnote sits on the bottom margin, clear of the fullest page at 7 pt; the line on
     # characters shown as "?" can make it one line too many there: then it is set smaller.
     end = pdf.get_y() + 1
     for size in _ABOUT_PT:
-        page.font(size)
-        height = _ABOUT_MM * size / _ABOUT_PT[0]
-        wrapped = pdf.multi_cell(_WIDTH, height, about, dry_run=True, output="LINES")
-        lines = len(wrapped) if isinstance(wrapped, list) else 1
-        if 297 - _MARGIN - lines * height >= end:
+        top = _footnote_top(page, about, size)
+        if top >= end:
             break
-    pdf.set_xy(_MARGIN, 297 - _MARGIN - lines * height)
+    height = _ABOUT_MM * size / _ABOUT_PT[0]
+    pdf.set_xy(_MARGIN, top)
     pdf.set_text_color(*_GREY)
     pdf.multi_cell(_WIDTH, height, about)
     return bytes(pdf.output())
+
+
+def _footnote_top(page: _Page, about: str, size: float) -> float:
+    """Where the footnote ``about`` starts (mm from the top) set at ``size`` pt on the bottom
+    margin; the page's font is left at ``size``."""
+    page.font(size)
+    height = _ABOUT_MM * size / _ABOUT_PT[0]
+    wrapped = page.pdf.multi_cell(_WIDTH, height, about, dry_run=True, output="LINES")
+    return 297 - _MARGIN - (len(wrapped) if isinstance(wrapped, list) else 1) * height
 
 
 _ABOUT_PT = (7.0, 6.5, 6.0)

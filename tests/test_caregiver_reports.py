@@ -9,6 +9,7 @@ import csv
 import dataclasses
 import datetime as dt
 import io
+import re
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -18,12 +19,20 @@ from pypdf import PdfReader
 
 import caregiver.report_pdf as report_pdf_module
 from caregiver.progress import parse_summary, progress_view
-from caregiver.report import RESTART_COLUMN, make_report, report_csv, report_for
+from caregiver.report import (
+    REPORT_PLANS,
+    RESTART_COLUMN,
+    PlanWalked,
+    make_report,
+    report_csv,
+    report_for,
+)
 from caregiver.report_pdf import TABLE_WEEKS, report_pdf
 from caregiver.storage import Incident, Store, WalkSession
 from caregiver.trends import measures_of, trends
 from core.gait_trends import METRICS
 from core.progress import MAX_WEEKS, WeekSpanTooLong, week_of
+from core.protocol.plan import plan_words
 from core.zones import system_zone
 from firmware.session.record import session_payload
 from launcher.cli import main
@@ -43,6 +52,13 @@ def incident(opened: dt.datetime, severity: str, *, open_: bool) -> Incident:
         closed_by=None if open_ else "ann", closed_via=None if open_ else "dashboard",
         closed_severity=None if open_ else severity,
     )  # fmt: skip
+
+
+WEEK_WORDS = "2 min forward, 3 min backward / 2 min forward \u00d7 4; belt 0.5 mph"
+LONG_WORDS = plan_words(  # a belt speed for each interval, said beside each
+    [("forward", 120.0, f"1.{n} km/h") if n % 2 else ("backward", 120.0, f"0.{n} km/h")
+     for n in range(1, 10)]
+)  # fmt: skip
 
 
 def stored(database: str) -> Store:
@@ -274,14 +290,18 @@ def test_the_pdf_says_its_counts_and_alerts_in_words_not_abbreviations(tmp_path:
         assert jargon not in text, jargon
 
 
+@pytest.mark.parametrize("plans", [0, REPORT_PLANS])
 @pytest.mark.parametrize("font", ["installed", "missing"])
 def test_the_pdf_s_footnote_stays_clear_of_a_full_page(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, font: str
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, font: str, plans: int
 ) -> None:
     """The footnote in words is six lines where the paths' was two: at its fullest (every
     week row, every trend, every incident row) the page must still end above it; so it must
     with the footnote's added line on a name shown with "?" (no font for it), which ran
-    into the last incident row (tests/test_caregiver_report_fonts.py has the rest of that)."""
+    into the last incident row (tests/test_caregiver_report_fonts.py has the rest of that),
+    and with the plans walked said above (their lines drew the last incident rows over the
+    footnote): the newest incidents that fit are listed, the heading saying how many, and a
+    plan too long for a line is cut to one."""
     if font == "missing":
         monkeypatch.setattr(report_pdf_module, "FONT_FILES", ({"": tmp_path / "none.ttf"},))
     store = stored(str(tmp_path / "caregiver.db"))
@@ -299,6 +319,10 @@ def test_the_pdf_s_footnote_stays_clear_of_a_full_page(
             for w in (report.weeks * TABLE_WEEKS)[:TABLE_WEEKS]
         ],
         trends=(report.trends * len(METRICS))[: len(METRICS)],
+        plans=tuple(
+            PlanWalked(f"Anna, week {n}", LONG_WORDS if n == 1 else WEEK_WORDS, 3)
+            for n in range(plans)
+        ),
     )
     page = PdfReader(io.BytesIO(report_pdf(full))).pages[0]
     lines: list[tuple[float, float, str]] = []  # baseline (pt from the bottom), size, text
@@ -321,6 +345,16 @@ def test_the_pdf_s_footnote_stays_clear_of_a_full_page(
     # the row above: its text's baseline sits 1/3 of its 4.6 mm cell above the cell's bottom
     assert lowest_above - 13.0 / 3 > top_of_footnote, (lowest_above, top_of_footnote)
     assert footnote[0][0] > 14 * 72 / 25.4 - 2  # its last line within the bottom margin
+    text = " ".join(page.extract_text().split())
+    listed = re.search(r"Alerts \(newest (\d) of 9\)", text)
+    assert listed is not None and 0 < int(listed[1]) <= 6
+    assert sum(t.strip() == "Fall" for _, _, t in above) == int(listed[1])  # as many drawn
+    assert int(listed[1]) == 6 or plans
+    for n in range(plans):  # each plan on its line, the long one cut
+        assert f"Anna, week {n} (3 sessions): " in text
+    if plans:
+        assert f"Anna, week 0 (3 sessions): {WEEK_WORDS}. Anna, week 1" in text
+        assert LONG_WORDS not in text and "Anna, week 1 (3 sessions): 2 min forward (1" in text
 
 
 def test_the_cli_writes_both_reports_from_the_services_database(
