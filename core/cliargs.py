@@ -44,13 +44,18 @@ def unreachable(path: str | Path) -> str | None:
     denied": a folder above it this user may not enter, a symlink loop), or None when it can
     (whether or not it exists). Python 3.11's ``Path.exists()`` and ``is_dir()`` answer False
     only for a missing file and raise for the rest: the commands that asked them about a path a
-    person gave printed a traceback. Ask here first."""
+    person gave printed a traceback. Ask here first. A name holding a NUL character (a config
+    file's ``"\\u0000"``) is none any file can have: ``os.stat`` raises ValueError for it, where
+    ``Path.exists()`` answered False."""
     try:
         os.stat(path)
     except (FileNotFoundError, NotADirectoryError):
         return None
     except OSError as exc:
         return f"{path}: cannot reach: {exc.strerror or exc}"
+    except ValueError:
+        shown = str(path).replace("\0", "\\0")
+        return f"{shown}: cannot reach: a file name cannot hold a NUL character (\\0)"
     return None
 
 

@@ -224,3 +224,36 @@ def test_a_tls_file_that_cannot_be_read_or_is_a_folder_is_named(
         argv = ["watch", "--tls", "--ca-file", str(ca), "--port", "1", "--count", "1"]
         done = _as_a_user_who_may_not_enter(argv)
         assert _one_line(done, 2) == f"retroguard watch: {said}"
+
+
+@pytest.mark.parametrize(
+    ("command", "said"),
+    [
+        (["sessions"], "retroguard sessions: "),
+        (["plan", "show"], "retroguard plan: "),
+        (["prompts"], "storage.database: "),
+        (["walker", "list"], "retroguard walker: "),
+    ],
+)
+def test_a_database_name_holding_a_nul_is_one_line(
+    tmp_path: Path, command: list[str], said: str
+) -> None:
+    """A config's ``"\\u0000"`` in a path: ``os.stat`` (core.cliargs.unreachable, asked first
+    since e9141a6) raises ValueError for it where ``Path.exists()`` answered False, and
+    ``retroguard sessions`` and ``prompts`` ended in a traceback (plan, walker and the doctor
+    already did)."""
+    config = tmp_path / "config.toml"
+    config.write_text(f'[storage]\ndatabase = "{tmp_path}/a\\u0000b.db"\n')
+    done = subprocess.run(
+        [sys.executable, "-m", "launcher.cli", *command, "--config", str(config)],
+        capture_output=True,
+        text=True,
+        env=dict(os.environ, PYTHONPATH=str(ROOT)),
+        timeout=120,
+        check=False,
+    )
+    assert "Traceback" not in done.stderr, done.stderr
+    assert done.returncode == 2
+    assert done.stderr.strip().splitlines() == [
+        f"{said}{tmp_path}/a\\0b.db: cannot reach: a file name cannot hold a NUL character (\\0)"
+    ]
