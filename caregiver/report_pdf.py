@@ -224,9 +224,17 @@ class _Page:
         return text[:short].rstrip(" ,;:") + "..."
 
     def table(
-        self, header: Sequence[str], rows: Sequence[Sequence[str]], widths: Sequence[float]
+        self,
+        header: Sequence[str],
+        rows: Sequence[Sequence[str]],
+        widths: Sequence[float],
+        align: str = "",
     ) -> None:
+        """``align``: a column's "L" or "R", one letter each; by default the first column's
+        words are set left and the rest, figures, right. A column of words set right ("Fall,
+        not getting up" over "Stumble") read as ragged figures."""
         pdf = self.pdf
+        align = align or "L" + "R" * (len(widths) - 1)
         self.font(8, "B")
         pdf.set_fill_color(225, 230, 240)
         for text, w in zip(header, widths, strict=True):
@@ -234,8 +242,8 @@ class _Page:
         pdf.ln(_HEADER_ROW_MM)
         self.font(8)
         for row in rows:
-            for i, (text, w) in enumerate(zip(row, widths, strict=True)):
-                pdf.cell(w, _ROW_MM, self.text(text), border=1, align="L" if i == 0 else "R")
+            for text, w, side in zip(row, widths, align, strict=True):
+                pdf.cell(w, _ROW_MM, self.text(text), border=1, align=side)
             pdf.ln(_ROW_MM)
 
 
@@ -441,6 +449,7 @@ def report_pdf(report: Report) -> bytes:
             ],
             t_rows,
             [44, 17, 27, 42, 16, 14, _WIDTH - 160],
+            "LLRRRRL",  # the unit and the reading are words
         )
     else:
         page.line("No balance check or gait measured yet.")
@@ -475,7 +484,7 @@ def report_pdf(report: Report) -> bytes:
     i_rows = candidates[: max(0, fit)]
     page.heading(f"{COUNTED['incidents']} (newest {len(i_rows)} of {len(report.incidents)})")
     if i_rows:
-        page.table(["When", "What happened", "How it ended"], i_rows, [44, 30, _WIDTH - 74])
+        page.table(["When", "What happened", "How it ended"], i_rows, [44, 30, _WIDTH - 74], "LLL")
     elif report.incidents:
         page.line("No room for their rows on this page: the dashboard lists them.")
     else:

@@ -290,6 +290,37 @@ def test_the_pdf_says_its_counts_and_alerts_in_words_not_abbreviations(tmp_path:
         assert jargon not in text, jargon
 
 
+def test_the_pdf_sets_a_column_of_words_from_its_left_edge(tmp_path: Path) -> None:
+    """The alerts' "What happened" and "How it ended" and the trends' "Reading" are words:
+    set right, as the figures are, "Stumble" under "Fall, not getting up" read as a ragged
+    column of numbers (a screenshot of the demo's report looked at)."""
+    store = stored(str(tmp_path / "caregiver.db"))
+    report = make_report(
+        DEVICE, "Anna", store.walk_sessions(DEVICE),
+        measures_of(store.walk_session_payloads(DEVICE)),
+        [
+            incident(MONDAY + dt.timedelta(days=2), "stumble", open_=False),
+            incident(MONDAY + dt.timedelta(weeks=1, days=2), "no_recovery", open_=True),
+        ],
+        ZoneInfo("UTC"), NOW,
+    )  # fmt: skip
+    store.close()
+    assert report.trends  # the trends' table is drawn too
+    page = PdfReader(io.BytesIO(report_pdf(report))).pages[0]
+    at: dict[str, float] = {}  # each cell's words: where they start, pt from the page's left
+    page.extract_text(
+        visitor_text=lambda text, cm, tm, font, size: at.setdefault(text.strip(), tm[4])
+    )  # fmt: skip
+    mm = 72 / 25.4
+    left = at["4 Mar 2026 09:00 UTC"]  # the first column's, as before
+    for words, column in (
+        ("Stumble", 44), ("Fall, not getting up", 44),
+        ("still open", 74), ("acknowledged by ann on the dashboard", 74),
+        ("within noise", 160),  # the trends' Reading
+    ):  # fmt: skip
+        assert abs(at[words] - (left + column * mm)) < 3, (words, at[words], left)
+
+
 @pytest.mark.parametrize("plans", [0, REPORT_PLANS])
 @pytest.mark.parametrize("font", ["installed", "missing"])
 def test_the_pdf_s_footnote_stays_clear_of_a_full_page(
