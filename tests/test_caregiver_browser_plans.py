@@ -143,6 +143,16 @@ def test_the_physio_s_plan_page_fits_the_screen(
     assert fit["widest"] + ARROW_PX <= fit["room"], fit
     stages = page.locator("#progression-stages ol.stages").first.locator("li")
     assert stages.count() >= 2
+    # the walker picker's sentence starts under its Show button, on the plan and the progress
+    # page: at 360 px it flowed on from the button, one word beside it and the rest under
+    for path in ("plan", "progress"):
+        if path == "progress":
+            page.goto(f"{service.url}/devices/{DEVICE}/progress")
+        expect(page.locator("#walker-select .hint")).to_be_visible()
+        button = page.locator("#walker-select button[type=submit]").bounding_box()
+        hint = page.locator("#walker-select .hint").bounding_box()
+        assert hint["y"] >= button["y"] + button["height"], (path, button, hint)
+        assert hint["x"] <= button["x"], (path, button, hint)  # from the picker's left
     assert page.problems == []
     device.close()
 
