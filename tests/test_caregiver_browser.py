@@ -458,7 +458,7 @@ def test_a_notifications_link_on_a_phone_shows_acknowledge_without_scrolling(
 
 BOXES = """(sel) => Array.from(document.querySelectorAll(sel), e => {
     const r = e.getBoundingClientRect();
-    return {x: r.x, width: r.width};
+    return {x: r.x, y: r.y, width: r.width, height: r.height};
 })"""
 """Every match's box read in one go: the dashboard re-renders its cards when the live feed
 (re)connects, and a locator's bounding_box between two renders can find the old node gone."""
@@ -559,6 +559,19 @@ def test_progress_page_sessions_weekly_goal_and_chart(
     assert bar > 200 and red > 50
     box = page.evaluate(BOXES, "#sessions tbody tr")[0]
     assert box["x"] >= 0 and box["x"] + box["width"] <= 360
+    # a value beside its note ("12.0 longest 10.0"), not the value mid-row and the note at
+    # the row's edge: the label, the value and the note were three items spread over a line
+    for value, note in zip(
+        page.evaluate(BOXES, "#sessions tbody tr .backward"),
+        page.evaluate(BOXES, "#sessions tbody tr .longest"),
+        strict=True,
+    ):
+        beside = abs(note["y"] - value["y"]) < value["height"] / 2
+        assert (
+            (note["x"] - (value["x"] + value["width"]) < 15)
+            if beside
+            else (note["y"] >= value["y"] + value["height"])
+        ), (value, note)
     page.context.close()
     device.close()
 
