@@ -23,6 +23,7 @@ import sys
 import tempfile
 import threading
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TextIO
@@ -46,7 +47,7 @@ from firmware.session.runner import (
     attach_session,
     detach_session,
 )
-from firmware.status_light import StatusLight
+from firmware.status_light import StatusLight, safety_pattern
 from firmware.storage.sessions import load_sessions
 from hal.led_patterns import LOOKS
 from sim import scenarios
@@ -55,7 +56,15 @@ from tools.demo_speed import at_speed
 from tools.sessions import describe_balance, describe_gait, print_session_end
 
 ARM_AT_S = 4.5
-"""The walker presses reset once the sensor-worn check has seen a body (1 s + a 3 s block)."""
+"""The walker presses reset once the sensor-worn check has seen a body (1 s + a 3 s block):
+the earliest press; a later one once the LED says "press reset to arm" (:data:`ARM_WAIT_S`)."""
+ARM_WAIT_S = 30.0
+"""Loop seconds past :data:`ARM_AT_S` the walker waits for the LED's "press reset to arm"
+(:func:`_ready_to_arm`) before pressing anyway. A busy host can start the loop late: at
+``--speed 10`` a 37 ms wait overflows the IMU's FIFO (365 ms at 200 Hz, a chip's size, not
+scaled by :func:`tools.demo_speed.at_speed`), the monitor recovers through a FAULT and the
+sensor-worn check starts again, so its verdict comes some seconds after 4.5 s. The walk
+lasts this much longer, so a late press still has the whole plan walked."""
 PRESS_S = 0.6
 """Held past the chirp (firmware.presses.ARM_HOLD_S): the latch closes while it is down."""
 DEMO_LOOP_PRIORITY = 20
@@ -70,15 +79,28 @@ def _run_until_standby(monitor: Monitor, until: float) -> None:
     arming and the walker never hears "Stand still". A fixed 0.5 s was not enough: at
     ``--speed 10`` the IMU is healthy long enough later than that, and the demo's
     ``--balance`` showed no balance check at all."""
-    standby = threading.Event()
+    _run_until(monitor, lambda m: m.controller.state is SafetyState.STANDBY, until)
+
+
+def _ready_to_arm(monitor: Monitor) -> bool:
+    """The status LED would say "press reset to arm" (STANDBY, the sensor-worn check has its
+    verdict): what a walker waits for before pressing. The LED's own rule
+    (:func:`firmware.status_light.safety_pattern`), read on the loop thread: attributes only."""
+    c = monitor.controller
+    return safety_pattern(c.state, c.reason, c.measuring) == "standby"
+
+
+def _run_until(monitor: Monitor, done: Callable[[Monitor], bool], until: float) -> None:
+    """Run the loop until ``done`` holds after an iteration (or ``until``)."""
+    reached = threading.Event()
 
     def look(m: Monitor) -> None:
-        if m.controller.state is SafetyState.STANDBY:
-            standby.set()
+        if done(m):
+            reached.set()
 
     monitor.on_iteration.append(look)
     try:
-        monitor.run(stop=standby, until=until)
+        monitor.run(stop=reached, until=until)
     finally:
         monitor.on_iteration.remove(look)
 
@@ -395,7 +417,10 @@ def run_guided_demo(
         walk_s = the_plan.duration_s / time_scale + 5.0
         arm_at = ARM_AT_S + (BALANCE_SETTLE_S + BALANCE_MEASURE_S + 1.0 if balance else 0.0)
         motion = scenarios.Sequence(
-            [scenarios.Standing(arm_at + 1.0), scenarios.Walking(walk_s, 0.6, "backward")],
+            [
+                scenarios.Standing(arm_at + 1.0),
+                scenarios.Walking(walk_s + ARM_WAIT_S, 0.6, "backward"),
+            ],
             seed=5,
             name="guided_session",
         )
@@ -430,17 +455,23 @@ def run_guided_demo(
             app.close(drain_timeout=0.0)  # no courier: nothing to drain
             raise
         start = clock.monotonic()
-        button.press_at(start + arm_at, start + arm_at + PRESS_S)
         printer = CuePrinter(runner, out, light=app.status_light).start()
         unfinished = ""
         try:
             if balance:  # in STANDBY: the session opens with the balance check
                 _run_until_standby(app.monitor, until=start + ARM_AT_S)
                 runner.request("start")
-            app.monitor.run(until=start + arm_at + PRESS_S + 0.2)
+            # The walker presses at ``arm_at``, or later once the LED says "press reset to
+            # arm": a press at a fixed time came, on a busy host, while the monitor was still
+            # checking the sensor after a FAULT at its start, and was refused (ARM_WAIT_S).
+            app.monitor.run(until=start + arm_at)
+            _run_until(app.monitor, _ready_to_arm, until=start + arm_at + ARM_WAIT_S)
+            pressed = clock.monotonic()
+            button.press_at(pressed, pressed + PRESS_S)
+            app.monitor.run(until=pressed + PRESS_S + 0.2)
             if not balance:
                 runner.request("start")
-            end = start + arm_at + 1.0 + the_plan.duration_s / time_scale + 1.5
+            end = pressed + 1.0 + the_plan.duration_s / time_scale + 1.5
             app.monitor.run(until=end)
         finally:
             # The monitor has stopped: a session still under way ends here (stopped), so its
