@@ -315,6 +315,27 @@ def test_the_session_demo_arms_when_the_monitor_is_ready_however_late_it_starts(
     assert "DEMO FAILED" not in text
 
 
+@pytest.mark.parametrize(
+    ("status", "history", "said"),
+    [
+        ("stopped", [], "the walker's reset press never armed the monitor"),
+        ("stopped", [(5.0, True), (9.5, False)], "the relay opened at 9.0 s of loop time"),
+        ("stopped", [(5.0, True)], "the session did not complete (recorded stopped)"),
+        ("completed", [(5.0, True)], None),
+    ],
+    ids=["never armed", "relay opened", "not completed", "passed"],
+)
+def test_a_failed_session_demo_says_which_way_it_failed(
+    status: str, history: list[tuple[float, bool]], said: str | None
+) -> None:
+    """A press refused under load (the relay never closed) read "the session did not complete
+    or the relay moved", as a relay fault would: each is now told apart."""
+    from tools.session_demo import _why_failed
+
+    why = _why_failed(status, history, start=0.5)
+    assert why is None if said is None else why is not None and why.startswith(said)
+
+
 def test_a_session_paused_when_the_monitor_stops_is_recorded_stopped(tmp_path: Path) -> None:
     out = io.StringIO()
     db = tmp_path / "demo.db"
@@ -327,3 +348,5 @@ def test_a_session_paused_when_the_monitor_stops_is_recorded_stopped(tmp_path: P
     ) in text
     assert "Session stopped: " in text
     assert load_sessions(db)[-1].record.status == "stopped"
+    # Which failure, not "did not complete or the relay moved": the hold-up at 8 s dropped it.
+    assert "DEMO FAILED: the relay opened at 8.0 s of loop time (the FAULT above).\n" in text

@@ -505,7 +505,24 @@ def run_guided_demo(
                 if i.gait is not None:
                     out.write(f"  interval {i.index + 1} {i.direction}: {describe_gait(i.gait)}\n")
         # The relay closed once, at arming, and the session never moved it.
-        ok = r.status == "completed" and [closed for _, closed in history] == [True]
-        if not ok:
-            out.write("DEMO FAILED: the session did not complete or the relay moved.\n")
-        return 0 if ok else 1
+        failed = _why_failed(r.status, history, start)
+        if failed is not None:
+            out.write(f"DEMO FAILED: {failed}.\n")
+        return 0 if failed is None else 1
+
+
+def _why_failed(status: str, history: list[tuple[float, bool]], start: float) -> str | None:
+    """What went wrong, first cause first; None when the session completed with the relay
+    closed once, at arming, and never moved. It said "the session did not complete or the
+    relay moved" for all three, and a press refused under load read as a relay fault."""
+    if not history:
+        return (
+            "the walker's reset press never armed the monitor (the relay never closed; "
+            "the refusal is above)"
+        )
+    opened = next((t for t, closed in history if not closed), None)
+    if opened is not None:
+        return f"the relay opened at {opened - start:.1f} s of loop time (the FAULT above)"
+    if status != "completed":
+        return f"the session did not complete (recorded {status})"
+    return None
