@@ -1478,6 +1478,43 @@ def test_what_changed_between_the_page_and_its_feed_opening_is_not_missed(
     device.close()
 
 
+def test_a_treadmill_back_online_between_the_page_and_its_feed_opening_can_be_tested_again(
+    browser: Any, service: CaregiverService, mosquitto: Mosquitto
+) -> None:
+    """The device page was rendered while the treadmill was offline (its test alarm and
+    self-test disabled, "the treadmill is offline" beside them); it came back before the
+    page's feed opened. The feed's first open brought the card up to date, but the commands
+    stayed disabled beside a card saying it was online, until the treadmill's next message
+    (under load the browser test of the test alarm failed on "expected to be enabled")."""
+    from playwright.sync_api import expect
+
+    device = _StoredAtOnce.online_at(mosquitto, service, "treadmill-1")
+    page = _login(browser, service)
+    page.goto(service.url + "/devices/treadmill-1")
+    expect(page.locator("body")).to_have_attribute("data-live", "1")
+    device.offline()
+    names = ("test-alarm", "self-test")
+    for name in names:  # the live feed said it
+        expect(page.locator(f"#{name}-form button")).to_be_disabled()
+    held: list[Any] = []
+    page.route("**/stream", lambda route: held.append(route))  # the reloaded page's feed waits
+    with page.expect_request(lambda r: r.url.endswith("/stream")):
+        page.reload()
+    for name in names:  # rendered offline
+        expect(page.locator(f"#{name}-form button")).to_be_disabled()
+        expect(page.locator(f"#{name}-offline")).to_be_visible()
+    device.online()  # stored after the page was rendered, before its feed opened
+    (stream,) = held
+    stream.continue_()
+    expect(page.locator("body")).to_have_attribute("data-live", "1")
+    expect(page.locator("#card-treadmill-1 p.seen")).to_have_count(0)  # "Monitor offline" gone
+    for name in names:
+        expect(page.locator(f"#{name}-form button")).to_be_enabled()
+        expect(page.locator(f"#{name}-offline")).to_be_hidden()
+    page.context.close()
+    device.close()
+
+
 _KEEP_THE_FEED = """(() => {
     const Native = window.EventSource;  // the page's live feed, kept where a test can reach it
     window.EventSource = function (url, options) {

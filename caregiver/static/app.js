@@ -368,12 +368,27 @@
     var why = document.getElementById(name + "-offline");
     return !!why && !why.hidden;
   }
+  var COMMANDS = ["test-alarm", "self-test"];
   function reachable(id, offline) {
-    ["test-alarm", "self-test"].forEach(function (name) {
-      var form = document.getElementById(name + "-form"), why = document.getElementById(name + "-offline");
-      if (!form || !why || form.getAttribute("action") !== "/devices/" + encodeURIComponent(id) + "/" + name) return;
-      form.querySelector("button").disabled = offline;
-      why.hidden = !offline;
+    COMMANDS.forEach(function (name) {
+      var form = document.getElementById(name + "-form");
+      if (form && form.getAttribute("action") === "/devices/" + encodeURIComponent(id) + "/" + name) offered(name, offline);
+    });
+  }
+  function offered(name, offline) {
+    var form = document.getElementById(name + "-form"), why = document.getElementById(name + "-offline");
+    if (!form || !why) return;
+    form.querySelector("button").disabled = offline;
+    why.hidden = !offline;
+  }
+  // A page brought up to date (resync) takes the commands' reachability from its fresh copy,
+  // as it takes the card beside them: the forms are not live parts (their handlers stay), so
+  // a treadmill back online between the render and the feed's opening left them disabled,
+  // "the treadmill is offline" beside a card saying it was online, until its next message.
+  function reachableAsRendered(fresh) {
+    COMMANDS.forEach(function (name) {
+      var told = fresh.getElementById(name + "-offline");
+      if (told) offered(name, !told.hidden);
     });
   }
   // The fleet's cards in the order the server renders them (caregiver.story.URGENCY): red,
@@ -559,6 +574,7 @@
             var old = document.getElementById(id), part = fresh.getElementById(id);
             if (old && part) old.replaceWith(finish(document.importNode(part, true)));
           });
+          reachableAsRendered(fresh);
         });
       })
       .then(function () {
